@@ -1,0 +1,3 @@
+"""Rapport: customer experience and loyalty for omnichannel retailers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Products, categories, stores with coordinates, prices."""

@@ -1,0 +1,80 @@
+"""Catalogue shapes on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from rapport.platform.schemas import ReadModel, StrictModel
+
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
+
+
+class ProductIn(StrictModel):
+    name: str = Field(min_length=1, max_length=300)
+    category_path: str = Field(
+        min_length=1, max_length=300, examples=["Wine/Red/Chianti"], description="'/'-separated."
+    )
+    brand: str | None = Field(default=None, max_length=120)
+    price_minor: int = Field(ge=0, description="Price in minor units (cents).")
+    cost_minor: int = Field(ge=0, description="Unit cost in minor units.")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])
+    country_of_origin: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    season: str | None = Field(default=None, max_length=20)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProductUpsert(ProductIn):
+    sku: str = Field(pattern=SKU_PATTERN)
+
+
+class ProductBulkIn(StrictModel):
+    products: list[ProductUpsert] = Field(min_length=1, max_length=1000)
+
+
+class ProductOut(ReadModel):
+    sku: str
+    name: str
+    category_path: str
+    brand: str | None
+    price_minor: int
+    cost_minor: int
+    currency: str
+    country_of_origin: str | None
+    season: str | None
+    attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class StoreIn(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    city: str = Field(min_length=1, max_length=120)
+    address: str = Field(min_length=1, max_length=300)
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    timezone: str = Field(default="UTC", max_length=60)
+    opening_hours: dict[str, Any] = Field(default_factory=dict)
+
+
+class StoreUpsert(StoreIn):
+    store_id: str = Field(pattern=SKU_PATTERN)
+
+
+class StoreOut(ReadModel):
+    store_id: str
+    name: str
+    city: str
+    address: str
+    country: str
+    latitude: float | None
+    longitude: float | None
+    timezone: str
+    opening_hours: dict[str, Any]
+
+
+class BulkResult(StrictModel):
+    upserted: int

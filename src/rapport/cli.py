@@ -1,0 +1,290 @@
+"""The ``rapport`` command line."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from rapport.platform import service as platform
+from rapport.platform.db import open_session
+from rapport.platform.errors import Problem
+from rapport.platform.settings import get_settings
+
+app = typer.Typer(help="Rapport: customer experience and loyalty for omnichannel retailers.")
+keys_app = typer.Typer(help="Create, list and revoke API keys.")
+admin_app = typer.Typer(help="Manage admin users of the admin pages.")
+import_app = typer.Typer(help="Import real data (transactions, catalogue, customers).")
+app.add_typer(keys_app, name="keys")
+app.add_typer(admin_app, name="admin")
+app.add_typer(import_app, name="import")
+console = Console()
+
+DEMO_ADMIN_EMAIL = "admin@example.com"
+DEMO_KEY_NAME = "demo key"
+
+
+def _fail(problem: Problem) -> typer.Exit:
+    console.print(f"[red]Error:[/red] {problem.detail}")
+    return typer.Exit(code=2)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+@app.command()
+def migrate(revision: Annotated[str, typer.Option(help="Target revision")] = "head") -> None:
+    """Bring the database schema up to date (safe to run any time)."""
+    from rapport.platform.migrations_runner import upgrade
+
+    url = get_settings().database_url
+    with console.status("Migrating database"):
+        upgrade(url, revision)
+    console.print(f"Database at [bold]{_safe_url(url)}[/bold] is at revision {revision}.")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def init(
+    demo: Annotated[
+        bool, typer.Option(help="Embedded demo: load the demo retailer, reset demo credentials")
+    ] = False,
+    demo_customers: Annotated[int, typer.Option(min=0)] = 2_000,
+    seed: Annotated[int, typer.Option()] = 42,
+    admin_email: Annotated[str, typer.Option()] = DEMO_ADMIN_EMAIL,
+) -> None:
+    """Migrate, create the first admin user and API key, and (with --demo) load demo data."""
+    migrate()
+    with open_session() as db:
+        password = platform.generate_password()
+        if platform.count_admin_users(db) == 0:
+            platform.create_admin_user(db, email=admin_email, password=password)
+            shown_password: str | None = password
+        elif demo:
+            platform.set_admin_password(db, email=admin_email, password=password)
+            shown_password = password
+        else:
+            shown_password = None
+        if demo:
+            for key in platform.list_api_keys(db):
+                if key.name == DEMO_KEY_NAME:
+                    platform.revoke_api_key(db, key_id=key.id)
+        issued = None
+        if demo or not platform.list_api_keys(db):
+            issued = platform.create_api_key(
+                db, name=DEMO_KEY_NAME if demo else "initial admin key", scopes=[platform.Scope.ADMIN]
+            )
+        if demo:
+            from rapport.customers.service import count_customers
+
+            if count_customers(db) == 0:
+                _load_demo(customers=demo_customers, seed=seed)
+    settings = get_settings()
+    base = f"http://{settings.bind_host}:{settings.bind_port}"
+    lines = [
+        ("Admin pages", f"{base}/admin"),
+        ("API docs", f"{base}/docs"),
+        ("Admin login", admin_email),
+    ]
+    if shown_password:
+        lines.append(("Admin password", shown_password))
+    if issued is not None:
+        lines.append(("API key (admin)", issued.secret))
+    console.rule("[bold]Rapport is ready")
+    for label, value in lines:
+        # Plain lines, never a table: a key must be copyable whole, whatever the terminal width.
+        console.print(f"{label + ':':<17} {value}", soft_wrap=True, highlight=False)
+    if issued is not None:
+        console.print("[dim]The key and password are shown only now; store them safely.[/dim]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+    worker: Annotated[
+        bool | None, typer.Option(help="Run the job worker in this process (default: on for SQLite)")
+    ] = None,
+) -> None:
+    """Serve the HTTP API and admin pages."""
+    import uvicorn
+
+    from rapport.main import create_app
+    from rapport.platform.db import get_engine
+    from rapport.platform.migrations_runner import pending_migrations
+
+    settings = get_settings()
+    with get_engine().connect() as connection:
+        pending = pending_migrations(connection)
+    if pending:
+        console.print(f"[red]{len(pending)} migration(s) pending.[/red] Run: rapport migrate")
+        raise typer.Exit(code=2)
+    application = create_app(settings, run_worker=worker)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        application,
+        host=host or settings.bind_host,
+        port=port or settings.bind_port,
+        proxy_headers=True,
+    )
+
+
+@app.command(name="worker")
+def run_worker(
+    once: Annotated[bool, typer.Option(help="Run what is due now, then exit")] = False,
+) -> None:
+    """Run background jobs (retries with backoff, scheduled jobs)."""
+    from rapport.platform.domains import load_tasks
+    from rapport.platform.jobs import Worker
+
+    load_tasks()
+    settings = get_settings()
+    job_worker = Worker(poll_seconds=settings.worker_poll_seconds)
+    if once:
+        ran = job_worker.tick()
+        console.print(f"Ran {ran} job(s).")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    console.print(f"Worker {job_worker.worker_id} running; Ctrl-C to stop.")
+    try:
+        job_worker.run_forever()
+    except KeyboardInterrupt:
+        job_worker.stop()
+
+
+def _load_demo(*, customers: int, seed: int) -> None:
+    from rapport.demo.generator import DemoRetailer
+    from rapport.demo.loader import load_demo
+
+    retailer = DemoRetailer(seed=seed, customers=customers)
+    with _progress() as progress, open_session() as db:
+        tasks = {
+            "stores": progress.add_task("Stores", total=None),
+            "products": progress.add_task("Products", total=None),
+            "customers": progress.add_task("Customers", total=customers),
+        }
+
+        def advance(step: str, count: int) -> None:
+            progress.advance(tasks[step], count)
+
+        summary = load_demo(db, retailer=retailer, progress=advance)
+    console.print(
+        f"Demo retailer (seed {seed}): {summary.stores} stores, {summary.products} products, "
+        f"{summary.customers} new customers."
+    )
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=1, help="How many customers to generate")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Same seed, same retailer")] = 42,
+) -> None:
+    """Generate the demo retailer and load it (streams; safe to re-run)."""
+    migrate()
+    _load_demo(customers=customers, seed=seed)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="What the key is for, e.g. 'Shop front-end'")],
+    scope: Annotated[
+        list[platform.Scope], typer.Option("--scope", "-s", help="Repeat for several scopes")
+    ],
+) -> None:
+    """Create an API key; its secret is printed once."""
+    with open_session() as db:
+        try:
+            issued = platform.create_api_key(db, name=name, scopes=scope)
+        except Problem as problem:
+            raise _fail(problem) from problem
+    console.print(f"Created key [bold]{issued.key.id}[/bold] ({', '.join(issued.key.scopes)}):")
+    console.print(issued.secret, soft_wrap=True, highlight=False)
+    console.print("[dim]This is the only time the key is shown.[/dim]")
+
+
+@keys_app.command("list")
+def keys_list(
+    all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys")] = False,
+) -> None:
+    """List API keys (never their secrets)."""
+    with open_session() as db:
+        keys = platform.list_api_keys(db, include_revoked=all_keys)
+    table = Table("id", "name", "prefix", "scopes", "created", "revoked")
+    for key in keys:
+        table.add_row(
+            key.id,
+            key.name,
+            key.key_prefix,
+            ", ".join(key.scopes),
+            key.created_at.strftime("%Y-%m-%d %H:%M"),
+            key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (keys list)")]) -> None:
+    """Revoke an API key at once."""
+    with open_session() as db:
+        try:
+            key = platform.revoke_api_key(db, key_id=key_id)
+        except Problem as problem:
+            raise _fail(problem) from problem
+    console.print(f"Revoked {key.id} ({key.name}).")
+
+
+@admin_app.command("create")
+def admin_create(
+    email: str,
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ],
+) -> None:
+    """Add an admin user."""
+    with open_session() as db:
+        try:
+            platform.create_admin_user(db, email=email, password=password)
+        except Problem as problem:
+            raise _fail(problem) from problem
+    console.print(f"Admin user {email} created.")
+
+
+@admin_app.command("set-password")
+def admin_set_password(
+    email: str,
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ],
+) -> None:
+    """Set a new password for an admin user."""
+    with open_session() as db:
+        try:
+            platform.set_admin_password(db, email=email, password=password)
+        except Problem as problem:
+            raise _fail(problem) from problem
+    console.print(f"Password for {email} changed.")
+
+
+@import_app.callback()
+def import_callback() -> None:
+    """Importers for real data; each capability adds its own (see docs/operator-guide.md)."""
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Customer profiles, identities, consent and privacy rights."""

@@ -1,0 +1,1 @@
+"""A deterministic generator of a realistic retailer's whole history, for demos and tests."""

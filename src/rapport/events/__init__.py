@@ -1,0 +1,1 @@
+"""The event log: every fact about a customer, in order of arrival."""

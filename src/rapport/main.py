@@ -1,0 +1,113 @@
+"""The ASGI application: API routers, admin pages, middleware and the embedded worker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from rapport import __version__
+from rapport.platform import admin as admin_shell
+from rapport.platform.api import ops_router
+from rapport.platform.domains import admin_pages, load_models, load_tasks, routers
+from rapport.platform.errors import install_problem_handlers, problem_response
+from rapport.platform.jobs import Worker
+from rapport.platform.middleware import BodySizeLimit, RequestMetrics
+from rapport.platform.settings import Settings, get_settings
+
+PACKAGE_STATIC = Path(__file__).parent / "platform" / "static"
+REPO_NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
+
+API_DESCRIPTION = """
+Rapport's HTTP API. Authenticate with an API key: `Authorization: Bearer rk_...` or
+`X-API-Key: rk_...`. Keys carry scopes (`ingest`, `read`, `write`, `admin`).
+Every error is RFC 9457 `application/problem+json` naming the offending field.
+"""
+
+
+def _vendor_dir(settings: Settings) -> Path | None:
+    for candidate in (settings.vendor_static_dir, REPO_NODE_MODULES):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
+    """Build the application. ``run_worker`` defaults to the embedded-mode setting."""
+    settings = settings or get_settings()
+    load_models()
+    load_tasks()
+    start_worker = settings.runs_embedded_worker if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = Worker(poll_seconds=settings.worker_poll_seconds) if start_worker else None
+        if worker is not None:
+            worker.start_thread()
+        app.state.worker = worker
+        yield
+        if worker is not None:
+            worker.stop()
+
+    app = FastAPI(
+        title="Rapport",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    install_problem_handlers(app)
+
+    app.include_router(ops_router)
+    for module in routers():
+        app.include_router(module.router)
+
+    app.include_router(admin_shell.router)
+    for module in admin_pages():
+        if module is admin_shell:
+            continue
+        admin_shell.add_nav(getattr(module, "NAV", []))
+        app.include_router(module.router)
+
+    @app.exception_handler(admin_shell.LoginRequired)
+    async def _login_required(request: Request, exc: admin_shell.LoginRequired) -> Response:
+        return RedirectResponse(f"/admin/login?next={exc.next_path}", status_code=303)
+
+    @app.exception_handler(admin_shell.CsrfFailed)
+    async def _csrf_failed(request: Request, exc: admin_shell.CsrfFailed) -> Response:
+        return problem_response(
+            status=403,
+            slug="csrf-failed",
+            title="Form expired",
+            detail="The form's security token is missing or stale; reload the page and try again.",
+            instance=request.url.path,
+            field="csrf_token",
+        )
+
+    @app.get("/", include_in_schema=False)
+    def _root() -> RedirectResponse:
+        return RedirectResponse("/admin", status_code=307)
+
+    vendor = _vendor_dir(settings)
+    if vendor is not None:
+        app.mount("/static/vendor", StaticFiles(directory=vendor), name="vendor")
+    app.mount("/static", StaticFiles(directory=PACKAGE_STATIC), name="static")
+
+    # Outermost first: metrics see every answer, including 413s from the size limit.
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.session_secret(),
+        session_cookie="rapport_admin",
+        max_age=settings.session_max_age_seconds,
+        same_site="strict",
+        https_only=settings.secure_cookies,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
+    return app

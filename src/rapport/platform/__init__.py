@@ -1,0 +1,1 @@
+"""Shared kernel: settings, storage, auth, errors, jobs, clock."""

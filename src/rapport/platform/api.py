@@ -1,0 +1,87 @@
+"""Operational endpoints (health, readiness, metrics) and API key management."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import field_validator
+from sqlalchemy import text
+
+from rapport.platform import service
+from rapport.platform.auth import AdminKey
+from rapport.platform.db import DbSession
+from rapport.platform.middleware import METRICS
+from rapport.platform.migrations_runner import pending_migrations
+from rapport.platform.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, Health
+
+ops_router = APIRouter(tags=["operations"])
+router = APIRouter(prefix="/v1/keys", tags=["api keys"])
+
+ScopeName = Literal["ingest", "read", "write", "admin"]
+
+
+class ApiKeyRequest(ApiKeyIn):
+    scopes: list[ScopeName]  # type: ignore[assignment]
+
+    @field_validator("scopes")
+    @classmethod
+    def _some_scope(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one scope: ingest, read, write or admin")
+        return value
+
+
+@ops_router.get("/healthz")
+def healthz() -> Health:
+    """Liveness: the process answers."""
+    return Health(status="ok")
+
+
+@ops_router.get("/readyz", responses={503: {"model": Health}})
+def readyz(db: DbSession, response: Response) -> Health:
+    """Readiness: the database answers and its schema is current."""
+    checks: dict[str, str] = {}
+    try:
+        db.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as error:  # any driver error means "not ready"
+        checks["database"] = f"unavailable: {type(error).__name__}"
+    else:
+        pending = pending_migrations(db.connection())
+        checks["migrations"] = "ok" if not pending else f"{len(pending)} pending: run rapport migrate"
+    ready = all(value == "ok" for value in checks.values())
+    if not ready:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return Health(status="ok" if ready else "unavailable", checks=checks)
+
+
+@ops_router.get("/metrics", response_class=Response)
+def metrics() -> Response:
+    """Prometheus metrics: request counts and latencies by route."""
+    return Response(generate_latest(METRICS), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_key(body: ApiKeyRequest, db: DbSession, _key: AdminKey) -> ApiKeyCreated:
+    """Create an API key. The secret is in this answer only."""
+    issued = service.create_api_key(
+        db, name=body.name, scopes=[service.Scope(scope) for scope in body.scopes]
+    )
+    return ApiKeyCreated(**ApiKeyOut.model_validate(issued.key).model_dump(), secret=issued.secret)
+
+
+@router.get("")
+def list_keys(db: DbSession, _key: AdminKey, include_revoked: bool = False) -> list[ApiKeyOut]:
+    """Keys (never their secrets)."""
+    return [
+        ApiKeyOut.model_validate(key)
+        for key in service.list_api_keys(db, include_revoked=include_revoked)
+    ]
+
+
+@router.delete("/{key_id}")
+def revoke_key(key_id: str, db: DbSession, _key: AdminKey) -> ApiKeyOut:
+    """Revoke a key; it is refused from the next request on."""
+    return ApiKeyOut.model_validate(service.revoke_api_key(db, key_id=key_id))

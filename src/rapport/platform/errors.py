@@ -1,0 +1,211 @@
+"""RFC 9457 problem details: every error the API returns has this one shape.
+
+Domain code raises :class:`Problem` subclasses; the handlers below turn them, FastAPI's
+validation errors and plain HTTP errors into ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://rapport.dev/problems/"
+
+
+class Problem(Exception):
+    """An error a client can act on. ``field`` names the offending input when there is one."""
+
+    status: int = 400
+    slug: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        errors: Sequence[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.errors = list(errors) if errors is not None else None
+        self.headers = headers
+        self.extra = extra
+
+
+class InvalidInput(Problem):
+    status, slug, title = 422, "validation-error", "Invalid input"
+
+
+class MalformedBody(Problem):
+    status, slug, title = 400, "malformed-body", "Malformed request body"
+
+
+class NotFound(Problem):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(Problem):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class Unauthorized(Problem):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+
+class Forbidden(Problem):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class PayloadTooLarge(Problem):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+_STATUS_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("validation-error", "Invalid input"),
+    429: ("too-many-requests", "Too many requests"),
+    500: ("internal-error", "Internal error"),
+}
+
+
+def problem_response(
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    field: str | None = None,
+    errors: Sequence[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    if field is not None:
+        body["field"] = field
+    if errors:
+        body["errors"] = list(errors)
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def field_error(loc: Sequence[str | int], message: str, code: str) -> dict[str, Any]:
+    """One entry of a problem's ``errors``: where (dotted field and JSON pointer) and why."""
+    location = str(loc[0]) if loc else "body"
+    path = [str(part) for part in loc[1:]] if location in {"body", "query", "path", "header"} else [
+        str(part) for part in loc
+    ]
+    return {
+        "field": ".".join(path) if path else location,
+        "location": location,
+        "pointer": "/" + "/".join(path),
+        "message": message,
+        "code": code,
+    }
+
+
+def _validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
+    raw_errors = exc.errors()
+    malformed = [e for e in raw_errors if e.get("type") == "json_invalid"]
+    if malformed:
+        ctx = malformed[0].get("ctx") or {}
+        reason = ctx.get("error", "invalid JSON")
+        return problem_response(
+            status=400,
+            slug=MalformedBody.slug,
+            title=MalformedBody.title,
+            detail=f"The request body is not valid JSON: {reason}",
+            instance=request.url.path,
+            field="body",
+        )
+    errors = []
+    for error in raw_errors:
+        loc = tuple(error.get("loc", ()))
+        message = str(error.get("msg", "invalid"))
+        if error.get("type") == "extra_forbidden":
+            message = "Unknown field; remove it or check its spelling"
+        errors.append(field_error(loc, message, str(error.get("type", "invalid"))))
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return problem_response(
+        status=422,
+        slug=InvalidInput.slug,
+        title=InvalidInput.title,
+        detail=f"{first['field']}: {first['message']}{more}",
+        instance=request.url.path,
+        field=first["field"],
+        errors=errors,
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error through problem+json."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(
+            status=exc.status,
+            slug=exc.slug,
+            title=exc.title,
+            detail=exc.detail,
+            instance=request.url.path,
+            field=exc.field,
+            errors=exc.errors,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_problem(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug, title = _STATUS_SLUGS.get(exc.status_code, ("error", "Error"))
+        return problem_response(
+            status=exc.status_code,
+            slug=slug,
+            title=title,
+            detail=str(exc.detail),
+            instance=request.url.path,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem_response(
+            status=500,
+            slug="internal-error",
+            title="Internal error",
+            detail="Something went wrong on our side; nothing was changed. The error is logged.",
+            instance=request.url.path,
+        )

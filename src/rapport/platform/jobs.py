@@ -1,0 +1,265 @@
+"""Background jobs: a table-backed queue, retries with exponential backoff, and schedules.
+
+Domains declare handlers next to their code (``<domain>/tasks.py``) with :func:`job` and
+periodic work with :func:`scheduled`. Handlers must be idempotent: a job can run again after a
+crash between its work and its completion mark.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from rapport.platform import clock
+from rapport.platform.db import open_session
+from rapport.platform.models import Job
+
+log = logging.getLogger(__name__)
+
+JobHandler = Callable[[Session, dict[str, Any]], None]
+
+BACKOFF_BASE = timedelta(seconds=10)
+BACKOFF_CAP = timedelta(hours=1)
+STALE_AFTER = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    kind: str
+    every: timedelta
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+_handlers: dict[str, JobHandler] = {}
+_schedules: dict[str, Schedule] = {}
+
+
+def job(kind: str) -> Callable[[JobHandler], JobHandler]:
+    """Register ``func`` as the handler for jobs of ``kind``."""
+
+    def register(func: JobHandler) -> JobHandler:
+        _handlers[kind] = func
+        return func
+
+    return register
+
+
+def scheduled(kind: str, *, every: timedelta, payload: dict[str, Any] | None = None) -> None:
+    """Run jobs of ``kind`` every ``every``, at most once per period across all workers."""
+    _schedules[kind] = Schedule(name=kind, kind=kind, every=every, payload=payload or {})
+
+
+def registered_schedules() -> list[Schedule]:
+    return list(_schedules.values())
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before retry number ``attempts``: 10 s, 20 s, 40 s … capped at an hour."""
+    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+
+
+def enqueue(
+    db: Session,
+    *,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    run_at: datetime | None = None,
+    dedupe_key: str | None = None,
+    max_attempts: int = 5,
+) -> Job:
+    """Add a job to the caller's transaction: it is queued only if that transaction commits."""
+    now = clock.now()
+    queued = Job(
+        kind=kind,
+        payload=payload or {},
+        status="queued",
+        dedupe_key=dedupe_key,
+        attempts=0,
+        max_attempts=max_attempts,
+        run_at=run_at or now,
+        created_at=now,
+    )
+    db.add(queued)
+    return queued
+
+
+def enqueue_schedules(db: Session) -> int:
+    """Queue each schedule's run for the current period unless some worker already did."""
+    now = clock.now()
+    added = 0
+    for schedule in _schedules.values():
+        period = int(now.timestamp() // schedule.every.total_seconds())
+        dedupe_key = f"schedule:{schedule.name}:{period}"
+        if db.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key)) is not None:
+            continue
+        try:
+            with db.begin_nested():
+                enqueue(db, kind=schedule.kind, payload=schedule.payload, dedupe_key=dedupe_key)
+            added += 1
+        except IntegrityError:
+            continue  # another worker queued this period first
+    db.commit()
+    return added
+
+
+def requeue_stale(db: Session) -> int:
+    """Jobs left 'running' by a worker that died go back to the queue."""
+    cutoff = clock.now() - STALE_AFTER
+    result = db.execute(
+        update(Job)
+        .where(Job.status == "running", Job.started_at < cutoff)
+        .values(status="queued", locked_by=None, run_at=clock.now())
+    )
+    db.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _claim(db: Session, worker_id: str) -> Job | None:
+    now = clock.now()
+    query = (
+        select(Job)
+        .where(Job.status == "queued", Job.run_at <= now)
+        .order_by(Job.run_at, Job.id)
+        .limit(1)
+    )
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    candidate = db.scalar(query)
+    if candidate is None:
+        db.rollback()
+        return None
+    # The status guard makes the claim safe even where SKIP LOCKED does not exist.
+    claimed = db.execute(
+        update(Job)
+        .where(Job.id == candidate.id, Job.status == "queued")
+        .values(
+            status="running",
+            attempts=Job.attempts + 1,
+            locked_by=worker_id,
+            started_at=now,
+        )
+    )
+    db.commit()
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        return None
+    db.refresh(candidate)
+    return candidate
+
+
+def run_one(*, worker_id: str, database_url: str | None = None) -> Job | None:
+    """Claim and run the next due job. Returns the job, or ``None`` when nothing is due."""
+    with open_session(database_url) as db:
+        claimed = _claim(db, worker_id)
+        if claimed is None:
+            return None
+        handler = _handlers.get(claimed.kind)
+        try:
+            if handler is None:
+                raise LookupError(f"no handler registered for job kind {claimed.kind!r}")
+            handler(db, dict(claimed.payload))
+        except Exception:
+            db.rollback()
+            error = traceback.format_exc(limit=5)
+            log.warning("job %s (%s) failed: %s", claimed.id, claimed.kind, error)
+            exhausted = claimed.attempts >= claimed.max_attempts
+            db.execute(
+                update(Job)
+                .where(Job.id == claimed.id)
+                .values(
+                    status="failed" if exhausted else "queued",
+                    run_at=clock.now() + backoff(claimed.attempts),
+                    last_error=error[-4000:],
+                    locked_by=None,
+                    finished_at=clock.now() if exhausted else None,
+                )
+            )
+            db.commit()
+        else:
+            db.execute(
+                update(Job)
+                .where(Job.id == claimed.id)
+                .values(status="done", finished_at=clock.now(), locked_by=None, last_error=None)
+            )
+            db.commit()
+        db.refresh(claimed)
+        return claimed
+
+
+def run_due(*, worker_id: str, database_url: str | None = None, limit: int = 1000) -> int:
+    """Run every job that is due now (up to ``limit``); used by tests and `rapport worker --once`."""
+    ran = 0
+    while ran < limit and run_one(worker_id=worker_id, database_url=database_url) is not None:
+        ran += 1
+    return ran
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+class Worker:
+    """The worker loop: tick schedules, recover stale jobs, run due jobs, sleep when idle."""
+
+    def __init__(
+        self, *, database_url: str | None = None, poll_seconds: float = 1.0, worker_id: str = ""
+    ) -> None:
+        self.database_url = database_url
+        self.poll_seconds = poll_seconds
+        self.worker_id = worker_id or default_worker_id()
+        self.stop_event = threading.Event()
+
+    def tick(self) -> int:
+        with open_session(self.database_url) as db:
+            enqueue_schedules(db)
+            requeue_stale(db)
+        return run_due(worker_id=self.worker_id, database_url=self.database_url, limit=100)
+
+    def run_forever(self) -> None:
+        log.info("worker %s started", self.worker_id)
+        while not self.stop_event.is_set():
+            try:
+                ran = self.tick()
+            except Exception:  # keep the loop alive through a database blip
+                log.exception("worker tick failed")
+                ran = 0
+            if ran == 0:
+                self.stop_event.wait(self.poll_seconds)
+        log.info("worker %s stopped", self.worker_id)
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="rapport-worker", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+@job("platform.prune_finished_jobs")
+def prune_finished_jobs(db: Session, payload: dict[str, Any]) -> None:
+    """Delete completed jobs older than ``keep_days`` (failed ones stay for inspection)."""
+    cutoff = clock.now() - timedelta(days=int(payload.get("keep_days", 7)))
+    db.execute(delete(Job).where(Job.status == "done", Job.finished_at < cutoff))
+    db.commit()
+
+
+scheduled("platform.prune_finished_jobs", every=timedelta(days=1), payload={"keep_days": 7})
+
+
+def job_counts(db: Session) -> dict[str, int]:
+    from sqlalchemy import func
+
+    rows = db.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+    return {status: int(count) for status, count in rows}

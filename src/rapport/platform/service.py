@@ -1,0 +1,163 @@
+"""Platform verbs: API keys and admin users. Each write owns its transaction."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rapport.platform import clock
+from rapport.platform.errors import Conflict, InvalidInput, NotFound
+from rapport.platform.ids import new_id
+from rapport.platform.models import AdminUser, ApiKey
+
+KEY_PREFIX = "rk"
+_password_hasher = PasswordHasher()  # argon2id with the library's current recommended cost
+
+
+class Scope(enum.StrEnum):
+    """What an API key may do. ``admin`` implies every other scope."""
+
+    INGEST = "ingest"  # tracking events from site, app and tills
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A freshly created key: ``secret`` is shown once and never stored."""
+
+    key: ApiKey
+    secret: str
+
+
+def _digest(secret: str) -> str:
+    # Keys carry 256 bits of randomness, so a fast digest is safe; passwords use argon2.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_key(db: Session, *, name: str, scopes: list[Scope]) -> IssuedKey:
+    """Create a key with the given scopes; the returned secret is the only copy."""
+    if not scopes:
+        raise InvalidInput("An API key needs at least one scope", field="scopes")
+    prefix = secrets.token_hex(6)
+    secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        id=new_id("key"),
+        name=name,
+        key_prefix=prefix,
+        key_hash=_digest(secret),
+        scopes=sorted({scope.value for scope in scopes}),
+        created_at=clock.now(),
+    )
+    db.add(key)
+    db.commit()
+    return IssuedKey(key=key, secret=secret)
+
+
+def list_api_keys(db: Session, *, include_revoked: bool = False) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.created_at)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return list(db.scalars(query))
+
+
+def revoke_api_key(db: Session, *, key_id: str) -> ApiKey:
+    """Revoke a key at once; requests using it are refused from now on."""
+    key = db.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"No API key {key_id!r}", field="key_id")
+    if key.revoked_at is None:
+        key.revoked_at = clock.now()
+        db.commit()
+    return key
+
+
+def authenticate_api_key(db: Session, *, secret: str) -> ApiKey | None:
+    """The active key matching ``secret``, or ``None``."""
+    parts = secret.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return None
+    key = db.scalar(select(ApiKey).where(ApiKey.key_prefix == parts[1]))
+    if key is None or key.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(key.key_hash, _digest(secret)):
+        return None
+    return key
+
+
+def key_allows(key: ApiKey, scope: Scope) -> bool:
+    return scope.value in key.scopes or Scope.ADMIN.value in key.scopes
+
+
+def _normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise InvalidInput("Enter an email address such as ops@example.com", field="email")
+    return email
+
+
+def create_admin_user(db: Session, *, email: str, password: str) -> AdminUser:
+    """Add a person who can sign in to the admin pages."""
+    email = _normalise_email(email)
+    if len(password) < 12:
+        raise InvalidInput("Use a password of at least 12 characters", field="password")
+    if db.scalar(select(AdminUser).where(AdminUser.email == email)) is not None:
+        raise Conflict(f"An admin user {email} already exists", field="email")
+    user = AdminUser(
+        id=new_id("adm"),
+        email=email,
+        password_hash=_password_hasher.hash(password),
+        created_at=clock.now(),
+    )
+    db.add(user)
+    db.commit()
+    return user
+
+
+def set_admin_password(db: Session, *, email: str, password: str) -> AdminUser:
+    if len(password) < 12:
+        raise InvalidInput("Use a password of at least 12 characters", field="password")
+    user = db.scalar(select(AdminUser).where(AdminUser.email == _normalise_email(email)))
+    if user is None:
+        raise NotFound(f"No admin user {email}", field="email")
+    user.password_hash = _password_hasher.hash(password)
+    db.commit()
+    return user
+
+
+def authenticate_admin(db: Session, *, email: str, password: str) -> AdminUser | None:
+    """The admin user if the password matches, else ``None``. Records the sign-in time."""
+    user = db.scalar(select(AdminUser).where(AdminUser.email == email.strip().lower()))
+    if user is None:
+        # Spend the same time as a real check so response times do not reveal which emails exist.
+        _password_hasher.hash(password)
+        return None
+    try:
+        _password_hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if _password_hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _password_hasher.hash(password)
+    user.last_login_at = clock.now()
+    db.commit()
+    return user
+
+
+def get_admin_user(db: Session, *, user_id: str) -> AdminUser | None:
+    return db.get(AdminUser, user_id)
+
+
+def count_admin_users(db: Session) -> int:
+    return db.scalar(select(func.count()).select_from(AdminUser)) or 0
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)

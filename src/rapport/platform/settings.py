@@ -1,0 +1,77 @@
+"""One typed settings object, read once from the environment (``RAPPORT_*``) and ``.env``."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure. See docs/operator-guide.md."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAPPORT_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_DATA_DIR / 'rapport.db'}",
+        description="SQLAlchemy URL; sqlite:///path for embedded, postgresql+psycopg://... for production.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs admin session cookies. Generated into var/secret_key when unset.",
+    )
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 8000
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Larger bodies get 413.")
+    embedded_worker: bool | None = Field(
+        default=None,
+        description="Run the job worker inside `rapport serve`. Default: on for SQLite, off otherwise.",
+    )
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    session_max_age_seconds: int = Field(default=8 * 3600, gt=0)
+    secure_cookies: bool = Field(
+        default=False, description="Mark admin cookies Secure; turn on behind HTTPS."
+    )
+    data_dir: Path = DEFAULT_DATA_DIR
+    vendor_static_dir: Path = Field(
+        default=Path("node_modules"),
+        description="Where npm installed the admin pages' JavaScript (htmx, chart.js).",
+    )
+
+    @field_validator("secret_key")
+    @classmethod
+    def _reject_placeholder_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() in {"changeme", "changethis", "secret"}:
+            raise ValueError("RAPPORT_SECRET_KEY is a placeholder; set a long random value")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def runs_embedded_worker(self) -> bool:
+        return self.is_sqlite if self.embedded_worker is None else self.embedded_worker
+
+    def session_secret(self) -> str:
+        """The cookie-signing secret, created once per data directory when not configured."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
