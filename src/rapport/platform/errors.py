@@ -196,6 +196,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             title=title,
             detail=str(exc.detail),
             instance=request.url.path,
+            field="body" if exc.status_code == 413 else None,
             headers=getattr(exc, "headers", None),
         )
 

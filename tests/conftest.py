@@ -1,0 +1,160 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases, migrated once per session, with a
+rollback per test; an app wired to the test's session; API keys per scope."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from rapport.main import create_app
+from rapport.platform import clock
+from rapport.platform import service as platform
+from rapport.platform.db import Base, create_db_engine, get_db
+from rapport.platform.domains import load_models
+from rapport.platform.migrations_runner import upgrade
+from rapport.platform.settings import Settings
+
+POSTGRES_URL_ENV = "RAPPORT_TEST_POSTGRES_URL"
+REQUIRE_POSTGRES_ENV = "RAPPORT_REQUIRE_POSTGRES"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+load_models()
+
+
+def _postgres_server_url() -> str | None:
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if url:
+        return url
+    if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+        pytest.fail(f"{POSTGRES_URL_ENV} is not set; run the suite with ./scripts/test.sh")
+    return None
+
+
+def _fresh_postgres_database(server_url: str) -> str:
+    """Create an empty database for this test session and return its URL."""
+    name = f"rapport_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres_database(server_url: str, url: str) -> None:
+    name = make_url(url).database
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def make_database_url(backend: str, tmp_path: Path) -> tuple[str, Callable[[], None]]:
+    """An empty database of ``backend`` and a function that removes it."""
+    if backend == "sqlite":
+        path = tmp_path / f"rapport-{uuid.uuid4().hex[:8]}.db"
+        return f"sqlite:///{path}", lambda: None
+    server_url = _postgres_server_url()
+    if server_url is None:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_ENV} (./scripts/test.sh sets it)")
+    url = _fresh_postgres_database(server_url)
+    return url, lambda: _drop_postgres_database(server_url, url)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def migrated_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database of ``backend`` migrated to head once per test session."""
+    url, remove = make_database_url(backend, tmp_path_factory.mktemp(backend))
+    upgrade(url)
+    yield url
+    remove()
+
+
+@pytest.fixture(scope="session")
+def engine(migrated_url: str) -> Iterator[Engine]:
+    engine = create_db_engine(migrated_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session whose commits become savepoints, all rolled back after the test."""
+    connection = engine.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def committed_url(migrated_url: str, engine: Engine) -> Iterator[str]:
+    """The migrated database for tests that need real commits across connections
+    (concurrency, background threads); every table is emptied afterwards."""
+    yield migrated_url
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture(autouse=True)
+def _real_clock() -> Iterator[None]:
+    yield
+    clock.reset_clock()
+
+
+@pytest.fixture
+def settings(migrated_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=migrated_url,
+        secret_key="test-secret-key-not-for-production",  # type: ignore[arg-type]
+        data_dir=tmp_path,
+        max_body_bytes=64 * 1024,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, db: Session) -> FastAPI:
+    application = create_app(settings, run_worker=False)
+    application.dependency_overrides[get_db] = lambda: db
+    return application
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def api_key(db: Session) -> Callable[..., str]:
+    """Make a key with the given scopes and return its secret."""
+
+    def make(*scopes: str) -> str:
+        issued = platform.create_api_key(
+            db, name=f"test {'+'.join(scopes)}", scopes=[platform.Scope(s) for s in scopes]
+        )
+        return issued.secret
+
+    return make
+
+
+def auth(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}

@@ -1,0 +1,162 @@
+"""API keys: each scope allowed and refused, revoked keys refused, secrets never stored."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.catalog import service as catalog
+from rapport.events import service as events
+from rapport.platform import service as platform
+from rapport.platform.models import ApiKey
+from tests.conftest import auth
+
+SCOPES = ("ingest", "read", "write", "admin")
+EVENT = {
+    "event_id": "evt-auth-1",
+    "type": "product_viewed",
+    "anonymous_id": "anon-1",
+    "channel": "web",
+    "occurred_at": datetime(2026, 1, 5, 12, 0, tzinfo=UTC).isoformat(),
+}
+PRODUCT = {
+    "name": "Chianti Classico",
+    "category_path": "Wine/Red",
+    "price_minor": 1200,
+    "cost_minor": 700,
+    "currency": "EUR",
+}
+
+# (label, required scope, method, path, body)
+ENDPOINTS: list[tuple[str, str, str, str, dict[str, Any] | None]] = [
+    ("track event", "ingest", "POST", "/v1/events", EVENT),
+    ("list products", "read", "GET", "/v1/products", None),
+    ("list stores", "read", "GET", "/v1/stores", None),
+    ("put product", "write", "PUT", "/v1/products/SKU-1", PRODUCT),
+    ("list keys", "admin", "GET", "/v1/keys", None),
+]
+
+
+def _side_effects(db: Session) -> tuple[int, int]:
+    return events.count_events(db), catalog.count_products(db)
+
+
+@pytest.mark.parametrize(("_case", "required", "method", "path", "body"), ENDPOINTS)
+@pytest.mark.parametrize("scope", SCOPES)
+def test_scope_allows_or_refuses(
+    client, api_key, db, _case, required, method, path, body, scope
+) -> None:
+    # given a key holding exactly one scope
+    secret = api_key(scope)
+    before = _side_effects(db)
+    # when it calls an endpoint
+    response = client.request(method, path, json=body, headers=auth(secret))
+    # then only the endpoint's own scope, or admin, gets through
+    if scope in (required, "admin"):
+        assert response.status_code in (200, 201)
+    else:
+        assert response.status_code == 403
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["required_scope"] == required
+        assert problem["field"] == "Authorization"
+        assert _side_effects(db) == before
+
+
+def test_missing_key_is_401_problem_with_challenge(client) -> None:
+    response = client.get("/v1/products")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Bearer" in response.headers["www-authenticate"]
+    assert response.json()["title"] == "Authentication required"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"Authorization": "Bearer rk_000000000000_nope"},
+        {"Authorization": "Bearer not-a-key"},
+        {"X-API-Key": "rk_abc"},
+        {"Authorization": "Basic !!!"},
+    ],
+)
+def test_unknown_key_is_401(client, header) -> None:
+    response = client.get("/v1/products", headers=header)
+    assert response.status_code == 401
+    assert response.json()["detail"] == "The API key is unknown or revoked" or response.json()[
+        "detail"
+    ].startswith("Send an API key")
+
+
+def test_key_with_right_prefix_but_wrong_secret_is_refused(client, api_key) -> None:
+    secret = api_key("read")
+    tampered = secret[:-4] + ("AAAA" if not secret.endswith("AAAA") else "BBBB")
+    assert client.get("/v1/products", headers=auth(tampered)).status_code == 401
+
+
+def test_revoked_key_is_refused(client, db, api_key) -> None:
+    # given a working key
+    secret = api_key("read")
+    assert client.get("/v1/products", headers=auth(secret)).status_code == 200
+    key = platform.authenticate_api_key(db, secret=secret)
+    assert key is not None
+    # when it is revoked
+    platform.revoke_api_key(db, key_id=key.id)
+    # then it is refused at once
+    response = client.get("/v1/products", headers=auth(secret))
+    assert response.status_code == 401
+    assert platform.authenticate_api_key(db, secret=secret) is None
+
+
+def test_key_headers_x_api_key_and_basic_auth_are_accepted(client, api_key) -> None:
+    secret = api_key("read")
+    basic = base64.b64encode(f"{secret}:".encode()).decode()
+    assert client.get("/v1/products", headers={"X-API-Key": secret}).status_code == 200
+    assert client.get("/v1/products", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+
+
+def test_keys_are_not_stored_in_clear(db) -> None:
+    # given a new key
+    issued = platform.create_api_key(db, name="shop", scopes=[platform.Scope.INGEST])
+    # then no column of the stored row holds the secret, or its random part
+    row = db.scalar(select(ApiKey).where(ApiKey.id == issued.key.id))
+    assert row is not None
+    random_part = issued.secret.split("_", 2)[2]
+    stored = " ".join(str(value) for value in row.__dict__.values())
+    assert random_part not in stored
+    assert issued.secret not in stored
+    assert len(row.key_hash) == 64
+    # and the key still authenticates
+    assert platform.authenticate_api_key(db, secret=issued.secret) == row
+
+
+def test_admin_creates_lists_and_revokes_keys_over_http(client, api_key) -> None:
+    admin = api_key("admin")
+    created = client.post(
+        "/v1/keys", json={"name": "till 7", "scopes": ["ingest"]}, headers=auth(admin)
+    )
+    assert created.status_code == 201
+    body = created.json()
+    assert body["scopes"] == ["ingest"]
+    assert body["secret"].startswith("rk_")
+    listed = client.get("/v1/keys", headers=auth(admin)).json()
+    assert [k["name"] for k in listed if k["id"] == body["id"]] == ["till 7"]
+    assert all("secret" not in k for k in listed)
+    revoked = client.delete(f"/v1/keys/{body['id']}", headers=auth(admin))
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+    event = {**EVENT, "event_id": "evt-after-revoke"}
+    assert client.post("/v1/events", json=event, headers=auth(body["secret"])).status_code == 401
+
+
+def test_key_request_with_unknown_scope_is_422(client, api_key) -> None:
+    response = client.post(
+        "/v1/keys", json={"name": "x", "scopes": ["superuser"]}, headers=auth(api_key("admin"))
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "scopes.0"

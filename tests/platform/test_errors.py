@@ -1,0 +1,114 @@
+"""Every bad request gets the right problem+json and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from rapport.catalog import service as catalog
+from tests.conftest import auth
+
+GOOD_PRODUCT = {
+    "name": "Corkscrew",
+    "category_path": "Kitchen/Tools",
+    "price_minor": 900,
+    "cost_minor": 300,
+    "currency": "EUR",
+}
+
+
+@pytest.fixture
+def writer(api_key) -> dict[str, str]:
+    return {**auth(api_key("write")), "Content-Type": "application/json"}
+
+
+def test_malformed_json_is_400(client, db, writer) -> None:
+    response = client.put("/v1/products/SKU-1", content=b'{"name": "Cork', headers=writer)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"].endswith("/malformed-body")
+    assert problem["field"] == "body"
+    assert problem["instance"] == "/v1/products/SKU-1"
+    assert catalog.count_products(db) == 0
+
+
+def test_wrong_type_is_422_naming_the_field(client, db, writer) -> None:
+    response = client.put(
+        "/v1/products/SKU-1", json={**GOOD_PRODUCT, "price_minor": "nine"}, headers=writer
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["status"] == 422
+    assert problem["field"] == "price_minor"
+    assert problem["errors"][0]["pointer"] == "/price_minor"
+    assert problem["errors"][0]["code"] == "int_parsing"
+    assert catalog.count_products(db) == 0
+
+
+def test_unknown_field_is_rejected_by_name(client, db, writer) -> None:
+    response = client.put(
+        "/v1/products/SKU-1", json={**GOOD_PRODUCT, "colour": "red"}, headers=writer
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["field"] == "colour"
+    assert problem["errors"][0]["code"] == "extra_forbidden"
+    assert catalog.count_products(db) == 0
+
+
+def test_nested_error_names_the_full_path(client, db, writer) -> None:
+    body = {"products": [{**GOOD_PRODUCT, "sku": "A1"}, {**GOOD_PRODUCT, "sku": "A2", "currency": "euro"}]}
+    response = client.post("/v1/products/bulk", json=body, headers=writer)
+    assert response.status_code == 422
+    assert response.json()["field"] == "products.1.currency"
+    # and the valid first product was not written either: a bulk call is all or nothing
+    assert catalog.count_products(db) == 0
+
+
+def test_missing_field_is_named(client, writer) -> None:
+    body = {k: v for k, v in GOOD_PRODUCT.items() if k != "currency"}
+    response = client.put("/v1/products/SKU-1", json=body, headers=writer)
+    assert response.status_code == 422
+    assert response.json()["field"] == "currency"
+    assert response.json()["errors"][0]["code"] == "missing"
+
+
+def test_declared_oversize_body_is_413(client, db, writer) -> None:
+    # the test app allows 64 KiB
+    body = {**GOOD_PRODUCT, "name": "x" * 70_000}
+    response = client.put("/v1/products/SKU-1", json=body, headers=writer)
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == "body"
+    assert catalog.count_products(db) == 0
+
+
+def test_streamed_oversize_body_without_length_is_413(client, db, writer) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"name": "'
+        for _ in range(20):
+            yield b"x" * 4096
+        yield b'"}'
+
+    response = client.put("/v1/products/SKU-1", content=chunks(), headers=writer)
+    assert response.status_code == 413
+    assert catalog.count_products(db) == 0
+
+
+def test_bad_path_parameter_is_422(client, writer) -> None:
+    response = client.put("/v1/products/bad sku!", json=GOOD_PRODUCT, headers=writer)
+    assert response.status_code == 422
+    assert response.json()["field"] == "sku"
+    assert response.json()["errors"][0]["location"] == "path"
+
+
+def test_unknown_route_is_404_problem(client) -> None:
+    response = client.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_missing_resource_is_404_naming_the_field(client, api_key) -> None:
+    response = client.get("/v1/products/NOPE", headers=auth(api_key("read")))
+    assert response.status_code == 404
+    assert response.json()["field"] == "sku"
