@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -92,6 +92,7 @@ def enqueue(
         created_at=now,
     )
     db.add(queued)
+    db.flush()  # assigns the id, still inside the caller's transaction
     return queued
 
 
@@ -158,43 +159,44 @@ def _claim(db: Session, worker_id: str) -> Job | None:
     return candidate
 
 
-def run_one(*, worker_id: str, database_url: str | None = None) -> Job | None:
-    """Claim and run the next due job. Returns the job, or ``None`` when nothing is due."""
+def run_one(*, worker_id: str, database_url: str | None = None) -> int | None:
+    """Claim and run the next due job. Returns its id, or ``None`` when nothing is due."""
     with open_session(database_url) as db:
         claimed = _claim(db, worker_id)
         if claimed is None:
             return None
-        handler = _handlers.get(claimed.kind)
+        # Plain values: the handler's rollback would expire the ORM object.
+        job_id, kind, payload = claimed.id, claimed.kind, dict(claimed.payload)
+        attempts, max_attempts = claimed.attempts, claimed.max_attempts
+        handler = _handlers.get(kind)
         try:
             if handler is None:
-                raise LookupError(f"no handler registered for job kind {claimed.kind!r}")
-            handler(db, dict(claimed.payload))
+                raise LookupError(f"no handler registered for job kind {kind!r}")
+            handler(db, payload)
         except Exception:
             db.rollback()
             error = traceback.format_exc(limit=5)
-            log.warning("job %s (%s) failed: %s", claimed.id, claimed.kind, error)
-            exhausted = claimed.attempts >= claimed.max_attempts
-            db.execute(
-                update(Job)
-                .where(Job.id == claimed.id)
-                .values(
-                    status="failed" if exhausted else "queued",
-                    run_at=clock.now() + backoff(claimed.attempts),
-                    last_error=error[-4000:],
-                    locked_by=None,
-                    finished_at=clock.now() if exhausted else None,
-                )
-            )
+            log.warning("job %s (%s) failed: %s", job_id, kind, error)
+            exhausted = attempts >= max_attempts
+            values: dict[str, Any] = {
+                "status": "failed" if exhausted else "queued",
+                "last_error": error[-4000:],
+                "locked_by": None,
+            }
+            if exhausted:
+                values["finished_at"] = clock.now()
+            else:
+                values["run_at"] = clock.now() + backoff(attempts)
+            db.execute(update(Job).where(Job.id == job_id).values(**values))
             db.commit()
         else:
             db.execute(
                 update(Job)
-                .where(Job.id == claimed.id)
+                .where(Job.id == job_id)
                 .values(status="done", finished_at=clock.now(), locked_by=None, last_error=None)
             )
             db.commit()
-        db.refresh(claimed)
-        return claimed
+        return job_id
 
 
 def run_due(*, worker_id: str, database_url: str | None = None, limit: int = 1000) -> int:
@@ -259,7 +261,5 @@ scheduled("platform.prune_finished_jobs", every=timedelta(days=1), payload={"kee
 
 
 def job_counts(db: Session) -> dict[str, int]:
-    from sqlalchemy import func
-
     rows = db.execute(select(Job.status, func.count()).group_by(Job.status)).all()
     return {status: int(count) for status, count in rows}

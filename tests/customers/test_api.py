@@ -1,0 +1,48 @@
+"""Customer endpoints."""
+
+from __future__ import annotations
+
+from rapport.customers import service as customers
+from tests.conftest import auth
+
+
+def test_create_and_read_customer_with_consents(client, api_key) -> None:
+    writer, reader = api_key("write"), api_key("read")
+    created = client.post(
+        "/v1/customers",
+        json={"external_id": "C-77", "email": "ana@example.com", "consents": {"analytics": True}},
+        headers=auth(writer),
+    )
+    assert created.status_code == 201
+    customer_id = created.json()["customer_id"]
+    got = client.get(f"/v1/customers/{customer_id}", headers=auth(reader)).json()
+    assert got["email"] == "ana@example.com"
+    assert [(c["purpose"], c["granted"]) for c in got["consents"]] == [("analytics", True)]
+
+
+def test_consent_put_and_unknown_purpose(client, api_key) -> None:
+    writer = api_key("write")
+    customer_id = client.post("/v1/customers", json={}, headers=auth(writer)).json()["customer_id"]
+    ok = client.put(
+        f"/v1/customers/{customer_id}/consents/location", json={"granted": True}, headers=auth(writer)
+    )
+    assert ok.status_code == 200
+    assert ok.json()["granted"] is True
+    bad = client.put(
+        f"/v1/customers/{customer_id}/consents/telepathy", json={"granted": True}, headers=auth(writer)
+    )
+    assert bad.status_code == 422
+    assert bad.json()["field"] == "purpose"
+
+
+def test_invalid_email_is_refused_and_nothing_stored(client, api_key, db) -> None:
+    response = client.post("/v1/customers", json={"email": "not-an-email"}, headers=auth(api_key("write")))
+    assert response.status_code == 422
+    assert response.json()["field"] == "email"
+    assert customers.count_customers(db) == 0
+
+
+def test_unknown_customer_is_404(client, api_key) -> None:
+    response = client.get("/v1/customers/cus_missing", headers=auth(api_key("read")))
+    assert response.status_code == 404
+    assert response.json()["field"] == "customer_id"

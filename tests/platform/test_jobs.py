@@ -1,0 +1,190 @@
+"""Background jobs: run once, retry with backoff, give up, schedules queued once per period."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.platform import clock, jobs
+from rapport.platform.db import open_session
+from rapport.platform.models import Job
+
+START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def frozen() -> clock.FrozenClock:
+    frozen_clock = clock.FrozenClock(START)
+    clock.set_clock(frozen_clock)
+    return frozen_clock
+
+
+@pytest.fixture
+def calls() -> list[dict[str, Any]]:
+    return []
+
+
+@pytest.fixture
+def handlers(calls: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+    """Test job kinds: one that records its payload, one that fails a given number of times."""
+    failures = {"left": 0}
+
+    @jobs.job("test.record")
+    def record(db: Session, payload: dict[str, Any]) -> None:
+        calls.append(payload)
+
+    @jobs.job("test.flaky")
+    def flaky(db: Session, payload: dict[str, Any]) -> None:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise RuntimeError("carrier API timed out")
+        calls.append(payload)
+
+    yield failures
+    jobs._handlers.pop("test.record", None)
+    jobs._handlers.pop("test.flaky", None)
+    jobs._schedules.pop("test.record", None)
+
+
+def _job(url: str, job_id: int) -> Job:
+    with open_session(url) as db:
+        found = db.get(Job, job_id)
+        assert found is not None
+        return found
+
+
+def test_queued_job_runs_once_and_is_marked_done(committed_url, handlers, calls, frozen) -> None:
+    # given a queued job, committed with its caller's transaction
+    with open_session(committed_url) as db:
+        queued = jobs.enqueue(db, kind="test.record", payload={"order": "O-1"})
+        db.commit()
+        job_id = queued.id
+    # when the worker runs what is due, twice
+    ran = jobs.run_due(worker_id="w1", database_url=committed_url)
+    again = jobs.run_due(worker_id="w1", database_url=committed_url)
+    # then the handler ran exactly once
+    assert (ran, again) == (1, 0)
+    assert calls == [{"order": "O-1"}]
+    done = _job(committed_url, job_id)
+    assert (done.status, done.attempts, done.finished_at) == ("done", 1, START)
+
+
+def test_job_enqueued_in_a_rolled_back_transaction_never_runs(committed_url, handlers, calls) -> None:
+    with open_session(committed_url) as db:
+        jobs.enqueue(db, kind="test.record", payload={"order": "O-2"})
+        db.rollback()
+    assert jobs.run_due(worker_id="w1", database_url=committed_url) == 0
+    assert calls == []
+
+
+def test_failing_job_retries_with_backoff_then_succeeds(committed_url, handlers, calls, frozen) -> None:
+    # given a job whose handler fails twice
+    handlers["left"] = 2
+    with open_session(committed_url) as db:
+        job_id = jobs.enqueue(db, kind="test.flaky", payload={"n": 1}).id
+        db.commit()
+    # when it first runs, it fails and waits 10 s
+    jobs.run_due(worker_id="w1", database_url=committed_url)
+    first = _job(committed_url, job_id)
+    assert (first.status, first.attempts) == ("queued", 1)
+    assert first.run_at == START + timedelta(seconds=10)
+    assert "carrier API timed out" in (first.last_error or "")
+    # and it does not run before its backoff has passed
+    assert jobs.run_due(worker_id="w1", database_url=committed_url) == 0
+    frozen.advance(timedelta(seconds=10))
+    jobs.run_due(worker_id="w1", database_url=committed_url)
+    second = _job(committed_url, job_id)
+    assert second.run_at == START + timedelta(seconds=10) + timedelta(seconds=20)
+    frozen.advance(timedelta(seconds=20))
+    jobs.run_due(worker_id="w1", database_url=committed_url)
+    # then the third attempt succeeds
+    third = _job(committed_url, job_id)
+    assert (third.status, third.attempts, third.last_error) == ("done", 3, None)
+    assert calls == [{"n": 1}]
+
+
+def test_job_gives_up_after_max_attempts(committed_url, handlers, calls, frozen) -> None:
+    handlers["left"] = 99
+    with open_session(committed_url) as db:
+        job_id = jobs.enqueue(db, kind="test.flaky", payload={}, max_attempts=3).id
+        db.commit()
+    for _ in range(5):
+        jobs.run_due(worker_id="w1", database_url=committed_url)
+        frozen.advance(timedelta(hours=1))
+    failed = _job(committed_url, job_id)
+    assert (failed.status, failed.attempts) == ("failed", 3)
+    assert calls == []
+
+
+def test_unknown_job_kind_fails_visibly(committed_url, frozen) -> None:
+    with open_session(committed_url) as db:
+        job_id = jobs.enqueue(db, kind="test.nobody-handles-this", max_attempts=1).id
+        db.commit()
+    jobs.run_due(worker_id="w1", database_url=committed_url)
+    failed = _job(committed_url, job_id)
+    assert failed.status == "failed"
+    assert "no handler registered" in (failed.last_error or "")
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [jobs.backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [10, 20, 40, 80]
+    assert jobs.backoff(30) == timedelta(hours=1)
+
+
+def test_schedule_is_queued_once_per_period_across_workers(committed_url, handlers, frozen) -> None:
+    # given a schedule every hour
+    jobs.scheduled("test.record", every=timedelta(hours=1), payload={"from": "schedule"})
+    # when two workers tick in the same hour
+    with open_session(committed_url) as first, open_session(committed_url) as second:
+        jobs.enqueue_schedules(first)
+        jobs.enqueue_schedules(second)
+    # then one job is queued for that hour; the next hour queues another
+    frozen.advance(timedelta(hours=1))
+    with open_session(committed_url) as db:
+        jobs.enqueue_schedules(db)
+        kinds = list(db.scalars(select(Job.dedupe_key).where(Job.kind == "test.record")))
+    assert len(kinds) == 2
+    assert len(set(kinds)) == 2
+
+
+def test_stale_running_job_is_requeued(committed_url, handlers, frozen, calls) -> None:
+    with open_session(committed_url) as db:
+        job_id = jobs.enqueue(db, kind="test.record", payload={"n": 7}).id
+        db.commit()
+        # a worker claims it and dies
+        claimed = jobs._claim(db, "dead-worker")
+        assert claimed is not None and claimed.id == job_id
+    frozen.advance(jobs.STALE_AFTER + timedelta(seconds=1))
+    with open_session(committed_url) as db:
+        assert jobs.requeue_stale(db) == 1
+    jobs.run_due(worker_id="w2", database_url=committed_url)
+    assert calls == [{"n": 7}]
+
+
+def test_concurrent_workers_never_run_a_job_twice(committed_url, handlers, calls) -> None:
+    # given 40 queued jobs
+    with open_session(committed_url) as db:
+        for n in range(40):
+            jobs.enqueue(db, kind="test.record", payload={"n": n})
+        db.commit()
+    # when four workers drain the queue at once
+    threads = [
+        threading.Thread(
+            target=jobs.run_due, kwargs={"worker_id": f"w{i}", "database_url": committed_url}
+        )
+        for i in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # then every job ran exactly once
+    assert sorted(call["n"] for call in calls) == list(range(40))
+    with open_session(committed_url) as db:
+        statuses = list(db.scalars(select(Job.status)))
+    assert statuses == ["done"] * 40
