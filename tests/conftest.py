@@ -4,11 +4,18 @@ rollback per test; an app wired to the test's session; API keys per scope."""
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
@@ -18,7 +25,7 @@ from sqlalchemy.orm import Session
 from rapport.main import create_app
 from rapport.platform import clock
 from rapport.platform import service as platform
-from rapport.platform.db import Base, create_db_engine, get_db
+from rapport.platform.db import Base, create_db_engine, get_db, open_session
 from rapport.platform.domains import load_models
 from rapport.platform.migrations_runner import upgrade
 from rapport.platform.settings import Settings
@@ -95,7 +102,9 @@ def db(engine: Engine) -> Iterator[Session]:
     """A session whose commits become savepoints, all rolled back after the test."""
     connection = engine.connect()
     outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     try:
         yield session
     finally:
@@ -158,3 +167,91 @@ def api_key(db: Session) -> Callable[..., str]:
 
 def auth(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
+
+
+# --- A real server and a real browser, for the admin pages --------------------------------
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    base_url: str
+    database_url: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """Rapport served by uvicorn on loopback, on its own migrated SQLite database."""
+    database_url = f"sqlite:///{tmp_path / 'live.db'}"
+    upgrade(database_url)
+    settings = Settings(
+        database_url=database_url,
+        secret_key="live-server-secret-for-tests",  # type: ignore[arg-type]
+        data_dir=tmp_path,
+    )
+    application = create_app(settings, run_worker=False)
+
+    def session_for_this_server() -> Iterator[Session]:
+        session = open_session(database_url)
+        try:
+            yield session
+        finally:
+            session.close()
+
+    application.dependency_overrides[get_db] = session_for_this_server
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline:
+            pytest.fail("the live server did not start within 15 s")
+        time.sleep(0.05)
+    yield LiveServer(base_url=f"http://127.0.0.1:{port}", database_url=database_url)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright (no downloaded browser)."""
+    executable = os.environ.get("RAPPORT_CHROMIUM") or shutil.which("chromium")
+    if executable is None:
+        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+            pytest.fail("chromium is not installed; ./scripts/test.sh installs it")
+        pytest.skip("admin page tests need Debian's chromium (./scripts/test.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    new_page = context.new_page()
+    new_page.set_default_timeout(10_000)
+    yield new_page
+    context.close()

@@ -88,7 +88,9 @@ def init(
         issued = None
         if demo or not platform.list_api_keys(db):
             issued = platform.create_api_key(
-                db, name=DEMO_KEY_NAME if demo else "initial admin key", scopes=[platform.Scope.ADMIN]
+                db,
+                name=DEMO_KEY_NAME if demo else "initial admin key",
+                scopes=[platform.Scope.ADMIN],
             )
         if demo:
             from rapport.customers.service import count_customers
@@ -119,7 +121,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
     worker: Annotated[
-        bool | None, typer.Option(help="Run the job worker in this process (default: on for SQLite)")
+        bool | None,
+        typer.Option(help="Run the job worker in this process (default: on for SQLite)"),
     ] = None,
 ) -> None:
     """Serve the HTTP API and admin pages."""
@@ -252,9 +255,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (keys l
 @admin_app.command("create")
 def admin_create(
     email: str,
-    password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
-    ],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
 ) -> None:
     """Add an admin user."""
     with open_session() as db:
@@ -268,9 +269,7 @@ def admin_create(
 @admin_app.command("set-password")
 def admin_set_password(
     email: str,
-    password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
-    ],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
 ) -> None:
     """Set a new password for an admin user."""
     with open_session() as db:

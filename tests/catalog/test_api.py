@@ -35,7 +35,9 @@ def test_bulk_upsert_and_paginate(client, api_key, db) -> None:
     page = client.get("/v1/products?limit=3", headers=auth(reader)).json()
     assert [p["sku"] for p in page["items"]] == ["W-000", "W-001", "W-002"]
     assert page["next_cursor"] == "W-002"
-    rest = client.get(f"/v1/products?limit=3&cursor={page['next_cursor']}", headers=auth(reader)).json()
+    rest = client.get(
+        f"/v1/products?limit=3&cursor={page['next_cursor']}", headers=auth(reader)
+    ).json()
     assert [p["sku"] for p in rest["items"]] == ["W-003", "W-004"]
     assert rest["next_cursor"] is None
 

@@ -24,19 +24,25 @@ def test_consent_put_and_unknown_purpose(client, api_key) -> None:
     writer = api_key("write")
     customer_id = client.post("/v1/customers", json={}, headers=auth(writer)).json()["customer_id"]
     ok = client.put(
-        f"/v1/customers/{customer_id}/consents/location", json={"granted": True}, headers=auth(writer)
+        f"/v1/customers/{customer_id}/consents/location",
+        json={"granted": True},
+        headers=auth(writer),
     )
     assert ok.status_code == 200
     assert ok.json()["granted"] is True
     bad = client.put(
-        f"/v1/customers/{customer_id}/consents/telepathy", json={"granted": True}, headers=auth(writer)
+        f"/v1/customers/{customer_id}/consents/telepathy",
+        json={"granted": True},
+        headers=auth(writer),
     )
     assert bad.status_code == 422
     assert bad.json()["field"] == "purpose"
 
 
 def test_invalid_email_is_refused_and_nothing_stored(client, api_key, db) -> None:
-    response = client.post("/v1/customers", json={"email": "not-an-email"}, headers=auth(api_key("write")))
+    response = client.post(
+        "/v1/customers", json={"email": "not-an-email"}, headers=auth(api_key("write"))
+    )
     assert response.status_code == 422
     assert response.json()["field"] == "email"
     assert customers.count_customers(db) == 0

@@ -22,17 +22,23 @@ def imported(n: int, *, consents: dict[str, bool] | None = None) -> ImportedCust
         home_city="London",
         home_latitude=51.5,
         home_longitude=-0.12,
-        consents=consents if consents is not None else {"analytics": True, "marketing_email": False},
+        consents=consents
+        if consents is not None
+        else {"analytics": True, "marketing_email": False},
     )
 
 
 def test_create_customer_logs_event_and_consents(db) -> None:
     customer = customers.create_customer(
         db,
-        customer=CustomerIn(external_id="X-1", email="ana@example.com", consents={"personalization": True}),
+        customer=CustomerIn(
+            external_id="X-1", email="ana@example.com", consents={"personalization": True}
+        ),
     )
     assert customers.has_consent(db, customer_id=customer.customer_id, purpose="personalization")
-    assert not customers.has_consent(db, customer_id=customer.customer_id, purpose="marketing_email")
+    assert not customers.has_consent(
+        db, customer_id=customer.customer_id, purpose="marketing_email"
+    )
     logged = db.scalars(select(Event).where(Event.customer_id == customer.customer_id)).all()
     assert [e.type for e in logged] == ["customer_created"]
 
@@ -46,11 +52,19 @@ def test_duplicate_external_id_is_a_conflict(db) -> None:
 
 
 def test_set_consent_changes_choice_and_logs_it(db) -> None:
-    customer = customers.create_customer(db, customer=CustomerIn(consents={"marketing_email": True}))
-    customers.set_consent(
-        db, customer_id=customer.customer_id, purpose="marketing_email", granted=False, source="preference_centre"
+    customer = customers.create_customer(
+        db, customer=CustomerIn(consents={"marketing_email": True})
     )
-    assert not customers.has_consent(db, customer_id=customer.customer_id, purpose="marketing_email")
+    customers.set_consent(
+        db,
+        customer_id=customer.customer_id,
+        purpose="marketing_email",
+        granted=False,
+        source="preference_centre",
+    )
+    assert not customers.has_consent(
+        db, customer_id=customer.customer_id, purpose="marketing_email"
+    )
     types = db.scalars(
         select(Event.type).where(Event.customer_id == customer.customer_id).order_by(Event.position)
     ).all()
@@ -60,9 +74,13 @@ def test_set_consent_changes_choice_and_logs_it(db) -> None:
 def test_unknown_purpose_and_customer_are_refused(db) -> None:
     customer = customers.create_customer(db, customer=CustomerIn())
     with pytest.raises(InvalidInput):
-        customers.set_consent(db, customer_id=customer.customer_id, purpose="telepathy", granted=True, source="x")
+        customers.set_consent(
+            db, customer_id=customer.customer_id, purpose="telepathy", granted=True, source="x"
+        )
     with pytest.raises(NotFound):
-        customers.set_consent(db, customer_id="cus_missing", purpose="analytics", granted=True, source="x")
+        customers.set_consent(
+            db, customer_id="cus_missing", purpose="analytics", granted=True, source="x"
+        )
 
 
 def test_import_is_idempotent(db) -> None:
@@ -72,4 +90,5 @@ def test_import_is_idempotent(db) -> None:
     assert customers.count_customers(db) == 5
     assert customers.consent_counts(db) == {"analytics": 5}
     found = customers.find_customer_by_external_id(db, external_id="C0000003")
-    assert found is not None and found.email == "person3@example.com"
+    assert found is not None
+    assert found.email == "person3@example.com"

@@ -36,13 +36,19 @@ def test_same_event_id_is_stored_once(client, api_key, db) -> None:
     assert events.count_events(db) == 1
     stored = events.get_event(db, event_id="evt-1")
     assert stored is not None
-    assert (stored.type, stored.channel, stored.properties) == ("product_viewed", "app", {"sku": "W-1"})
+    assert (stored.type, stored.channel, stored.properties) == (
+        "product_viewed",
+        "app",
+        {"sku": "W-1"},
+    )
 
 
 def test_event_far_in_the_future_is_refused(client, api_key, db) -> None:
     clock.set_clock(lambda: NOW)
     response = client.post(
-        "/v1/events", json=event(occurred_at=(NOW + timedelta(hours=2)).isoformat()), headers=auth(api_key("ingest"))
+        "/v1/events",
+        json=event(occurred_at=(NOW + timedelta(hours=2)).isoformat()),
+        headers=auth(api_key("ingest")),
     )
     assert response.status_code == 422
     assert response.json()["field"] == "occurred_at"
@@ -52,7 +58,9 @@ def test_event_far_in_the_future_is_refused(client, api_key, db) -> None:
 def test_late_event_is_accepted(client, api_key, db) -> None:
     clock.set_clock(lambda: NOW)
     response = client.post(
-        "/v1/events", json=event(occurred_at=(NOW - timedelta(days=30)).isoformat()), headers=auth(api_key("ingest"))
+        "/v1/events",
+        json=event(occurred_at=(NOW - timedelta(days=30)).isoformat()),
+        headers=auth(api_key("ingest")),
     )
     assert response.status_code == 201
 
@@ -61,7 +69,9 @@ def test_event_without_anyone_or_with_naive_time_is_refused(client, api_key, db)
     key = api_key("ingest")
     nobody = client.post("/v1/events", json=event(anonymous_id=None), headers=auth(key))
     assert nobody.status_code == 422
-    naive = client.post("/v1/events", json=event(occurred_at="2026-06-01T11:00:00"), headers=auth(key))
+    naive = client.post(
+        "/v1/events", json=event(occurred_at="2026-06-01T11:00:00"), headers=auth(key)
+    )
     assert naive.status_code == 422
     assert naive.json()["field"] == "occurred_at"
     assert events.count_events(db) == 0

@@ -31,7 +31,9 @@ def test_overview_redirects_to_login_when_signed_out(client) -> None:
 def test_login_without_csrf_token_is_refused(client, admin_user) -> None:
     client.get("/admin/login")
     response = client.post(
-        "/admin/login", data={"email": "ops@example.com", "password": PASSWORD}, follow_redirects=False
+        "/admin/login",
+        data={"email": "ops@example.com", "password": PASSWORD},
+        follow_redirects=False,
     )
     assert response.status_code == 403
     assert response.json()["field"] == "csrf_token"
@@ -53,7 +55,12 @@ def test_sign_in_shows_overview_and_sign_out_ends_session(client, admin_user) ->
     token = _csrf(client.get("/admin/login").text)
     response = client.post(
         "/admin/login",
-        data={"email": "ops@example.com", "password": PASSWORD, "csrf_token": token, "next": "/admin"},
+        data={
+            "email": "ops@example.com",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "/admin",
+        },
         follow_redirects=False,
     )
     assert response.status_code == 303
@@ -72,7 +79,12 @@ def test_next_parameter_cannot_redirect_off_site(client, admin_user) -> None:
     token = _csrf(client.get("/admin/login").text)
     response = client.post(
         "/admin/login",
-        data={"email": "ops@example.com", "password": PASSWORD, "csrf_token": token, "next": "https://evil.example"},
+        data={
+            "email": "ops@example.com",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "https://evil.example",
+        },
         follow_redirects=False,
     )
     assert response.headers["location"] == "/admin"

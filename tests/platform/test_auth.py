@@ -117,7 +117,9 @@ def test_key_headers_x_api_key_and_basic_auth_are_accepted(client, api_key) -> N
     secret = api_key("read")
     basic = base64.b64encode(f"{secret}:".encode()).decode()
     assert client.get("/v1/products", headers={"X-API-Key": secret}).status_code == 200
-    assert client.get("/v1/products", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+    assert (
+        client.get("/v1/products", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+    )
 
 
 def test_keys_are_not_stored_in_clear(db) -> None:

@@ -57,7 +57,12 @@ def test_unknown_field_is_rejected_by_name(client, db, writer) -> None:
 
 
 def test_nested_error_names_the_full_path(client, db, writer) -> None:
-    body = {"products": [{**GOOD_PRODUCT, "sku": "A1"}, {**GOOD_PRODUCT, "sku": "A2", "currency": "euro"}]}
+    body = {
+        "products": [
+            {**GOOD_PRODUCT, "sku": "A1"},
+            {**GOOD_PRODUCT, "sku": "A2", "currency": "euro"},
+        ]
+    }
     response = client.post("/v1/products/bulk", json=body, headers=writer)
     assert response.status_code == 422
     assert response.json()["field"] == "products.1.currency"

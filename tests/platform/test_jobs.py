@@ -74,7 +74,9 @@ def test_queued_job_runs_once_and_is_marked_done(committed_url, handlers, calls,
     assert (done.status, done.attempts, done.finished_at) == ("done", 1, START)
 
 
-def test_job_enqueued_in_a_rolled_back_transaction_never_runs(committed_url, handlers, calls) -> None:
+def test_job_enqueued_in_a_rolled_back_transaction_never_runs(
+    committed_url, handlers, calls
+) -> None:
     with open_session(committed_url) as db:
         jobs.enqueue(db, kind="test.record", payload={"order": "O-2"})
         db.rollback()
@@ -82,7 +84,9 @@ def test_job_enqueued_in_a_rolled_back_transaction_never_runs(committed_url, han
     assert calls == []
 
 
-def test_failing_job_retries_with_backoff_then_succeeds(committed_url, handlers, calls, frozen) -> None:
+def test_failing_job_retries_with_backoff_then_succeeds(
+    committed_url, handlers, calls, frozen
+) -> None:
     # given a job whose handler fails twice
     handlers["left"] = 2
     with open_session(committed_url) as db:
@@ -158,7 +162,8 @@ def test_stale_running_job_is_requeued(committed_url, handlers, frozen, calls) -
         db.commit()
         # a worker claims it and dies
         claimed = jobs._claim(db, "dead-worker")
-        assert claimed is not None and claimed.id == job_id
+        assert claimed is not None
+        assert claimed.id == job_id
     frozen.advance(jobs.STALE_AFTER + timedelta(seconds=1))
     with open_session(committed_url) as db:
         assert jobs.requeue_stale(db) == 1

@@ -17,9 +17,16 @@ def test_admin_password_is_stored_as_argon2id_hash(db) -> None:
 
 def test_admin_sign_in_accepts_right_password_only(db) -> None:
     platform.create_admin_user(db, email="ops@example.com", password="correct horse battery")
-    assert platform.authenticate_admin(db, email="ops@example.com", password="wrong password!") is None
-    assert platform.authenticate_admin(db, email="nobody@example.com", password="whatever123456") is None
-    user = platform.authenticate_admin(db, email=" OPS@example.com ", password="correct horse battery")
+    assert (
+        platform.authenticate_admin(db, email="ops@example.com", password="wrong password!") is None
+    )
+    assert (
+        platform.authenticate_admin(db, email="nobody@example.com", password="whatever123456")
+        is None
+    )
+    user = platform.authenticate_admin(
+        db, email=" OPS@example.com ", password="correct horse battery"
+    )
     assert user is not None
     assert user.last_login_at is not None
 
@@ -41,8 +48,14 @@ def test_duplicate_admin_email_is_a_conflict(db) -> None:
 def test_set_password_replaces_the_old_one(db) -> None:
     platform.create_admin_user(db, email="ops@example.com", password="correct horse battery")
     platform.set_admin_password(db, email="ops@example.com", password="a brand new passphrase")
-    assert platform.authenticate_admin(db, email="ops@example.com", password="correct horse battery") is None
-    assert platform.authenticate_admin(db, email="ops@example.com", password="a brand new passphrase") is not None
+    assert (
+        platform.authenticate_admin(db, email="ops@example.com", password="correct horse battery")
+        is None
+    )
+    assert (
+        platform.authenticate_admin(db, email="ops@example.com", password="a brand new passphrase")
+        is not None
+    )
 
 
 def test_key_needs_a_scope(db) -> None:
@@ -57,5 +70,8 @@ def test_revoked_keys_are_listed_only_on_request(db) -> None:
     gone = platform.create_api_key(db, name="gone", scopes=[platform.Scope.READ])
     platform.revoke_api_key(db, key_id=gone.key.id)
     assert [k.name for k in platform.list_api_keys(db)] == ["kept"]
-    assert sorted(k.name for k in platform.list_api_keys(db, include_revoked=True)) == ["gone", "kept"]
+    assert sorted(k.name for k in platform.list_api_keys(db, include_revoked=True)) == [
+        "gone",
+        "kept",
+    ]
     assert kept.key.revoked_at is None

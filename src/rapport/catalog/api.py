@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from rapport.catalog import service
 from rapport.catalog.schemas import (
+    SKU_PATTERN,
     BulkResult,
     ProductBulkIn,
     ProductIn,
@@ -17,7 +18,6 @@ from rapport.catalog.schemas import (
     StoreOut,
     StoreUpsert,
 )
-from rapport.catalog.schemas import SKU_PATTERN
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound

@@ -24,9 +24,7 @@ _STORE_FIELDS = [
 def upsert_products(db: Session, *, products: Sequence[ProductUpsert]) -> int:
     """Create or update products by SKU in one transaction. Returns how many were written."""
     now = clock.now()
-    rows = [
-        {**product.model_dump(), "created_at": now, "updated_at": now} for product in products
-    ]
+    rows = [{**product.model_dump(), "created_at": now, "updated_at": now} for product in products]
     upsert_rows(
         db,
         Product.__table__,
@@ -43,7 +41,11 @@ def upsert_stores(db: Session, *, stores: Sequence[StoreUpsert]) -> int:
     now = clock.now()
     rows = [{**store.model_dump(), "created_at": now, "updated_at": now} for store in stores]
     upsert_rows(
-        db, Store.__table__, rows, key_columns=["store_id"], update_columns=[*_STORE_FIELDS, "updated_at"]
+        db,
+        Store.__table__,
+        rows,
+        key_columns=["store_id"],
+        update_columns=[*_STORE_FIELDS, "updated_at"],
     )
     db.commit()
     return len(rows)

@@ -14,9 +14,7 @@ Purpose = Literal["analytics", "personalization", "marketing_email", "marketing_
 
 class CustomerIn(StrictModel):
     external_id: str | None = Field(default=None, min_length=1, max_length=100)
-    email: str | None = Field(
-        default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-    )
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     phone: str | None = Field(default=None, max_length=40, pattern=r"^\+?[0-9 ()\-]{5,40}$")
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=100)

@@ -189,6 +189,8 @@ def count_customers(db: Session) -> int:
 def consent_counts(db: Session) -> dict[str, int]:
     """How many customers have granted each purpose."""
     rows = db.execute(
-        select(Consent.purpose, func.count()).where(Consent.granted.is_(True)).group_by(Consent.purpose)
+        select(Consent.purpose, func.count())
+        .where(Consent.granted.is_(True))
+        .group_by(Consent.purpose)
     ).all()
     return {purpose: int(count) for purpose, count in rows}

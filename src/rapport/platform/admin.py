@@ -103,7 +103,9 @@ def render(
         "csrf_field": CSRF_FIELD,
         "path": request.url.path,
     }
-    return templates.TemplateResponse(request, name, {**base, **(context or {})}, status_code=status_code)
+    return templates.TemplateResponse(
+        request, name, {**base, **(context or {})}, status_code=status_code
+    )
 
 
 router = APIRouter(prefix="/admin", include_in_schema=False)

@@ -50,7 +50,9 @@ def readyz(db: DbSession, response: Response) -> Health:
         checks["database"] = f"unavailable: {type(error).__name__}"
     else:
         pending = pending_migrations(db.connection())
-        checks["migrations"] = "ok" if not pending else f"{len(pending)} pending: run rapport migrate"
+        checks["migrations"] = (
+            "ok" if not pending else f"{len(pending)} pending: run rapport migrate"
+        )
     ready = all(value == "ok" for value in checks.values())
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE

@@ -120,9 +120,11 @@ def problem_response(
 def field_error(loc: Sequence[str | int], message: str, code: str) -> dict[str, Any]:
     """One entry of a problem's ``errors``: where (dotted field and JSON pointer) and why."""
     location = str(loc[0]) if loc else "body"
-    path = [str(part) for part in loc[1:]] if location in {"body", "query", "path", "header"} else [
-        str(part) for part in loc
-    ]
+    path = (
+        [str(part) for part in loc[1:]]
+        if location in {"body", "query", "path", "header"}
+        else [str(part) for part in loc]
+    )
     return {
         "field": ".".join(path) if path else location,
         "location": location,

@@ -67,7 +67,7 @@ def registered_schedules() -> list[Schedule]:
 
 def backoff(attempts: int) -> timedelta:
     """Delay before retry number ``attempts``: 10 s, 20 s, 40 s … capped at an hour."""
-    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+    return min(BACKOFF_BASE * (1 << max(attempts - 1, 0)), BACKOFF_CAP)
 
 
 def enqueue(
@@ -200,7 +200,7 @@ def run_one(*, worker_id: str, database_url: str | None = None) -> int | None:
 
 
 def run_due(*, worker_id: str, database_url: str | None = None, limit: int = 1000) -> int:
-    """Run every job that is due now (up to ``limit``); used by tests and `rapport worker --once`."""
+    """Run every job due now (up to ``limit``); used by tests and ``rapport worker --once``."""
     ran = 0
     while ran < limit and run_one(worker_id=worker_id, database_url=database_url) is not None:
         ran += 1

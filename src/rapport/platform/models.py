@@ -43,9 +43,7 @@ class Job(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('queued', 'running', 'done', 'failed')", name="status_known"
-        ),
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status_known"),
         Index("ix_jobs_status_run_at", "status", "run_at"),
     )
 

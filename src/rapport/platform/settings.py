@@ -21,7 +21,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default=f"sqlite:///{DEFAULT_DATA_DIR / 'rapport.db'}",
-        description="SQLAlchemy URL; sqlite:///path for embedded, postgresql+psycopg://... for production.",
+        description="SQLAlchemy URL: sqlite:///path (embedded) or postgresql+psycopg://...",
     )
     secret_key: SecretStr | None = Field(
         default=None,
@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Larger bodies get 413.")
     embedded_worker: bool | None = Field(
         default=None,
-        description="Run the job worker inside `rapport serve`. Default: on for SQLite, off otherwise.",
+        description="Run the job worker inside `rapport serve` (default: only with SQLite).",
     )
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     session_max_age_seconds: int = Field(default=8 * 3600, gt=0)

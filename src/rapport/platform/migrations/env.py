@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from rapport.platform.db import Base, create_db_engine
 from rapport.platform.domains import load_models
 from rapport.platform.settings import get_settings
