@@ -255,3 +255,10 @@ def page(browser: Any) -> Iterator[Any]:
     new_page.set_default_timeout(10_000)
     yield new_page
     context.close()
+
+
+@pytest.fixture
+def api_schema(app: FastAPI) -> Any:
+    import schemathesis
+
+    return schemathesis.openapi.from_asgi("/openapi.json", app)

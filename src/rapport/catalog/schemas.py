@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from rapport.platform.schemas import ReadModel, StrictModel
+from rapport.platform.schemas import MinorUnits, ReadModel, StrictModel
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
 
@@ -18,8 +18,8 @@ class ProductIn(StrictModel):
         min_length=1, max_length=300, examples=["Wine/Red/Chianti"], description="'/'-separated."
     )
     brand: str | None = Field(default=None, max_length=120)
-    price_minor: int = Field(ge=0, description="Price in minor units (cents).")
-    cost_minor: int = Field(ge=0, description="Unit cost in minor units.")
+    price_minor: MinorUnits
+    cost_minor: MinorUnits
     currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])
     country_of_origin: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     season: str | None = Field(default=None, max_length=20)
