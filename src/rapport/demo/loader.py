@@ -90,11 +90,13 @@ def load_demo(
     catalog.upsert_stores(db, stores=[store_upsert(s) for s in stores])
     report("stores", len(stores))
     products = retailer.products()
-    for batch in batched(products, BATCH_SIZE):
-        catalog.upsert_products(db, products=[product_upsert(p) for p in batch])
-        report("products", len(batch))
+    for product_batch in batched(products, BATCH_SIZE):
+        catalog.upsert_products(db, products=[product_upsert(p) for p in product_batch])
+        report("products", len(product_batch))
     added = 0
-    for batch in batched(retailer.customers(), BATCH_SIZE):
-        added += customers.import_customers(db, customers=[imported_customer(c) for c in batch])
-        report("customers", len(batch))
+    for customer_batch in batched(retailer.customers(), BATCH_SIZE):
+        added += customers.import_customers(
+            db, customers=[imported_customer(c) for c in customer_batch]
+        )
+        report("customers", len(customer_batch))
     return LoadSummary(stores=len(stores), products=len(products), customers=added)

@@ -7,7 +7,6 @@ from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 # Amounts in minor units (cents) fit the 32-bit INTEGER columns on every database.
 MAX_MINOR_UNITS = 2**31 - 1
 MinorUnits = Annotated[int, Field(ge=0, le=MAX_MINOR_UNITS, description="Minor units (cents).")]
