@@ -86,3 +86,22 @@ def test_worker_once_runs_due_jobs(database_url) -> None:
     assert result.exit_code == 0, result.output
     # the queued prune job plus the scheduled run of the same job for this period
     assert "Ran 2 job(s)." in result.output
+
+
+def test_init_demo_loads_the_retailer_and_rotates_demo_credentials(database_url) -> None:
+    from rapport.customers.service import count_customers
+
+    # when the embedded demo is initialised twice (as ./scripts/run.sh does on each start)
+    first = runner.invoke(app, ["init", "--demo", "--demo-customers", "40", "--seed", "3"])
+    second = runner.invoke(app, ["init", "--demo", "--demo-customers", "40", "--seed", "3"])
+    # then the demo is loaded once and each start prints a fresh, working key and password
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    old_key = KEY_PATTERN.findall(first.output)[0]
+    new_key = KEY_PATTERN.findall(second.output)[0]
+    assert "Admin password" in second.output
+    with open_session(database_url) as db:
+        assert count_customers(db) == 40
+        assert platform.authenticate_api_key(db, secret=old_key) is None
+        assert platform.authenticate_api_key(db, secret=new_key) is not None
+        assert [k.name for k in platform.list_api_keys(db)] == ["demo key"]

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from rapport.customers.service import count_customers
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.platform.errors import Problem
@@ -92,11 +93,10 @@ def init(
                 name=DEMO_KEY_NAME if demo else "initial admin key",
                 scopes=[platform.Scope.ADMIN],
             )
-        if demo:
-            from rapport.customers.service import count_customers
-
-            if count_customers(db) == 0:
-                _load_demo(customers=demo_customers, seed=seed)
+        needs_demo = demo and count_customers(db) == 0
+    # Load after the session above has closed: on SQLite, one writer at a time.
+    if needs_demo:
+        _load_demo(customers=demo_customers, seed=seed)
     settings = get_settings()
     base = f"http://{settings.bind_host}:{settings.bind_port}"
     lines = [
