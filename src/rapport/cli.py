@@ -140,6 +140,7 @@ def serve(
         raise typer.Exit(code=2)
     application = create_app(settings, run_worker=worker)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # /readyz checks migrations
     uvicorn.run(
         application,
         host=host or settings.bind_host,
