@@ -22,6 +22,22 @@ def _csrf(html: str) -> str:
     return match.group(1)
 
 
+def _sign_in(client, *, password: str = PASSWORD, next_path: str = "/admin"):  # type: ignore[no-untyped-def]
+    """Open the sign-in page and post its form; returns (CSRF token used, response)."""
+    token = _csrf(client.get("/admin/login").text)
+    response = client.post(
+        "/admin/login",
+        data={
+            "email": "ops@example.com",
+            "password": password,
+            "csrf_token": token,
+            "next": next_path,
+        },
+        follow_redirects=False,
+    )
+    return token, response
+
+
 def test_overview_redirects_to_login_when_signed_out(client) -> None:
     response = client.get("/admin", follow_redirects=False)
     assert response.status_code == 303
@@ -41,28 +57,14 @@ def test_login_without_csrf_token_is_refused(client, admin_user) -> None:
 
 
 def test_wrong_password_shows_error_and_stays_signed_out(client, admin_user) -> None:
-    token = _csrf(client.get("/admin/login").text)
-    response = client.post(
-        "/admin/login",
-        data={"email": "ops@example.com", "password": "not the password", "csrf_token": token},
-    )
+    _token, response = _sign_in(client, password="not the password")
     assert response.status_code == 401
     assert "Wrong email or password." in response.text
     assert client.get("/admin", follow_redirects=False).status_code == 303
 
 
 def test_sign_in_shows_overview_and_sign_out_ends_session(client, admin_user) -> None:
-    token = _csrf(client.get("/admin/login").text)
-    response = client.post(
-        "/admin/login",
-        data={
-            "email": "ops@example.com",
-            "password": PASSWORD,
-            "csrf_token": token,
-            "next": "/admin",
-        },
-        follow_redirects=False,
-    )
+    token, response = _sign_in(client)
     assert response.status_code == 303
     overview = client.get("/admin")
     assert overview.status_code == 200
@@ -76,15 +78,6 @@ def test_sign_in_shows_overview_and_sign_out_ends_session(client, admin_user) ->
 
 
 def test_next_parameter_cannot_redirect_off_site(client, admin_user) -> None:
-    token = _csrf(client.get("/admin/login").text)
-    response = client.post(
-        "/admin/login",
-        data={
-            "email": "ops@example.com",
-            "password": PASSWORD,
-            "csrf_token": token,
-            "next": "https://evil.example",
-        },
-        follow_redirects=False,
-    )
+    _token, response = _sign_in(client, next_path="https://evil.example")
+    assert response.status_code == 303
     assert response.headers["location"] == "/admin"
