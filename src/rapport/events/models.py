@@ -21,11 +21,15 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_customer_position", "customer_id", "position"),
         Index("ix_events_type_position", "type", "position"),
+        Index("ix_events_anonymous_id", "anonymous_id"),
     )
 
     position: Mapped[int] = mapped_column(LogPosition, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(100), unique=True)
     type: Mapped[str] = mapped_column(String(60))
+    # The customer as the sender named them (Segment's userId, the API's customer_id) ...
+    user_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    # ... and as the profile processor resolved them (commands set it directly).
     customer_id: Mapped[str | None] = mapped_column(String(40), default=None)
     anonymous_id: Mapped[str | None] = mapped_column(String(100), default=None)
     channel: Mapped[str] = mapped_column(String(20))
@@ -34,3 +38,24 @@ class Event(Base):
     properties: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
     context: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
     source: Mapped[str] = mapped_column(String(20), default="api")
+
+
+class ProcessorCursor(Base):
+    """How far along the log a processor has got. It moves in the same transaction as the
+    processor's writes, so a crash replays at most one batch and applies nothing twice."""
+
+    __tablename__ = "processor_cursors"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SuppressedIdentity(Base):
+    """Identities of erased customers, kept only as salted digests, so that their events are
+    refused at ingestion without keeping the personal data itself."""
+
+    __tablename__ = "suppressed_identities"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    suppressed_at: Mapped[datetime] = mapped_column(UTCDateTime())
