@@ -1,47 +1,159 @@
-"""Customer endpoints."""
+"""Customer endpoints: profiles (the 360), identities and merges, consent, preferences,
+privacy rights."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, status
+from sqlalchemy.orm import Session
 
 from rapport.customers import service
-from rapport.customers.schemas import ConsentIn, ConsentOut, CustomerIn, CustomerOut, Purpose
-from rapport.platform.auth import ReadKey, WriteKey
+from rapport.customers.schemas import (
+    ConsentChangeOut,
+    ConsentIn,
+    ConsentOut,
+    CustomerIn,
+    ErasureIn,
+    IdentifyIn,
+    IdentityIn,
+    IdentityKind,
+    IdentityOut,
+    MergeIn,
+    MergeOut,
+    PreferenceOut,
+    PreferencesIn,
+    PrivacyRequestOut,
+    ProfileOut,
+    Purpose,
+    TimelineEventOut,
+    TraitsOut,
+)
+from rapport.customers.traits import rfm_scores, trait_summary
+from rapport.platform import clock
+from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
+CustomerIdPath = Annotated[str, Path(min_length=1, max_length=40)]
 
-def _customer_out(db: DbSession, customer_id: str) -> CustomerOut:
+
+def _profile(db: Session, customer_id: str) -> ProfileOut:
     customer = service.get_customer(db, customer_id=customer_id)
-    if customer is None:
+    if customer is None or customer.status != "active":
         raise NotFound(f"No customer {customer_id!r}", field="customer_id")
-    out = CustomerOut.model_validate(customer)
-    out.consents = [
-        ConsentOut.model_validate(c) for c in service.get_consents(db, customer_id=customer_id)
-    ]
-    return out
+    cid = customer.customer_id
+    traits_row = service.get_traits(db, customer_id=cid)
+    traits = None
+    if traits_row is not None:
+        summary: dict[str, Any] = trait_summary(traits_row, now=clock.now())
+        summary["rfm"] = rfm_scores(traits_row, service.rfm_boundaries(db), now=clock.now())
+        traits = TraitsOut(**summary)
+    return ProfileOut(
+        **{
+            name: getattr(customer, name)
+            for name in ProfileOut.model_fields
+            if hasattr(customer, name)
+        },
+        consents=[ConsentOut.model_validate(c) for c in service.get_consents(db, customer_id=cid)],
+        identities=[
+            IdentityOut.model_validate(i) for i in service.get_identities(db, customer_id=cid)
+        ],
+        preferences=[
+            PreferenceOut.model_validate(p) for p in service.get_preferences(db, customer_id=cid)
+        ],
+        traits=traits,
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_customer(body: CustomerIn, db: DbSession, _key: WriteKey) -> CustomerOut:
+def create_customer(body: CustomerIn, db: DbSession, _key: WriteKey) -> ProfileOut:
     """Register a customer with their consent choices."""
     customer = service.create_customer(db, customer=body)
-    return _customer_out(db, customer.customer_id)
+    return _profile(db, customer.customer_id)
+
+
+@router.get("/lookup")
+def lookup_customer(
+    kind: IdentityKind,
+    value: Annotated[str, Query(min_length=1, max_length=320)],
+    db: DbSession,
+    _key: ReadKey,
+) -> ProfileOut:
+    """Find a customer by one of their identities (email, phone, loyalty card, ...)."""
+    customer = service.find_customer(db, kind=kind, value=value)
+    if customer is None or customer.status != "active":
+        raise NotFound(f"No customer with {kind} {value!r}", field="value")
+    return _profile(db, customer.customer_id)
+
+
+@router.post("/identify")
+def identify_customer(body: IdentifyIn, db: DbSession, _key: WriteKey) -> ProfileOut:
+    """Find or create the one customer these identities name (merging profiles that share a
+    unique identity)."""
+    profile = {"first_name": body.first_name, "last_name": body.last_name}
+    customer = service.identify_customer(
+        db,
+        identities={str(k): v for k, v in body.identities.items()},
+        profile=profile,
+        source="api",
+        channel=body.channel,
+    )
+    return _profile(db, customer.customer_id)
+
+
+@router.post("/merge")
+def merge_customers(body: MergeIn, db: DbSession, key: WriteKey) -> MergeOut:
+    """Merge one profile into another, with an audit record."""
+    merge = service.merge_customers(
+        db,
+        source_customer_id=body.source_customer_id,
+        target_customer_id=body.target_customer_id,
+        reason=body.reason,
+        actor=f"api key {key.name}",
+    )
+    return MergeOut.model_validate(merge)
 
 
 @router.get("/{customer_id}")
-def get_customer(customer_id: str, db: DbSession, _key: ReadKey) -> CustomerOut:
-    """A customer's profile and consents."""
-    return _customer_out(db, customer_id)
+def get_customer(customer_id: CustomerIdPath, db: DbSession, _key: ReadKey) -> ProfileOut:
+    """The customer 360: profile, identities, consents, preferences and traits. A merged
+    profile's id answers with the surviving profile."""
+    return _profile(db, customer_id)
+
+
+@router.get("/{customer_id}/timeline")
+def get_timeline(
+    customer_id: CustomerIdPath,
+    db: DbSession,
+    _key: ReadKey,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[
+        int | None, Query(ge=1, description="position of the oldest event seen")
+    ] = None,
+) -> list[TimelineEventOut]:
+    """The customer's events, newest first."""
+    profile = _profile(db, customer_id)
+    events = service.get_timeline(
+        db, customer_id=profile.customer_id, limit=limit, before_position=before
+    )
+    return [TimelineEventOut.model_validate(e) for e in events]
+
+
+@router.post("/{customer_id}/identities", status_code=status.HTTP_201_CREATED)
+def add_identity(
+    customer_id: CustomerIdPath, body: IdentityIn, db: DbSession, _key: WriteKey
+) -> IdentityOut:
+    """Add a way to recognise the customer."""
+    identity = service.add_identity(db, customer_id=customer_id, kind=body.kind, value=body.value)
+    return IdentityOut.model_validate(identity)
 
 
 @router.put("/{customer_id}/consents/{purpose}")
 def set_consent(
-    customer_id: str,
+    customer_id: CustomerIdPath,
     purpose: Annotated[Purpose, Path()],
     body: ConsentIn,
     db: DbSession,
@@ -52,3 +164,42 @@ def set_consent(
         db, customer_id=customer_id, purpose=purpose, granted=body.granted, source=body.source
     )
     return ConsentOut.model_validate(consent)
+
+
+@router.get("/{customer_id}/consents/history")
+def get_consent_history(
+    customer_id: CustomerIdPath, db: DbSession, _key: ReadKey
+) -> list[ConsentChangeOut]:
+    """Every consent decision, oldest first."""
+    profile = _profile(db, customer_id)
+    return [
+        ConsentChangeOut.model_validate(c)
+        for c in service.consent_history(db, customer_id=profile.customer_id)
+    ]
+
+
+@router.put("/{customer_id}/preferences")
+def set_preferences(
+    customer_id: CustomerIdPath, body: PreferencesIn, db: DbSession, _key: WriteKey
+) -> list[PreferenceOut]:
+    """Store preferences the customer shared (zero-party data)."""
+    values = body.model_dump(mode="json", exclude_none=True)
+    stored = service.set_preferences(db, customer_id=customer_id, values=values, source=body.source)
+    return [PreferenceOut.model_validate(p) for p in stored]
+
+
+@router.get("/{customer_id}/export")
+def export_customer(customer_id: CustomerIdPath, db: DbSession, key: AdminKey) -> dict[str, Any]:
+    """Everything Rapport holds on the customer, as one JSON document (right of access)."""
+    return service.export_customer(db, customer_id=customer_id, requested_by=f"api key {key.name}")
+
+
+@router.post("/{customer_id}/erase")
+def erase_customer(
+    customer_id: CustomerIdPath, body: ErasureIn, db: DbSession, _key: AdminKey
+) -> PrivacyRequestOut:
+    """Erase the customer's personal data (right to erasure); aggregates stay."""
+    request = service.erase_customer(
+        db, customer_id=customer_id, requested_by=body.requested_by, reason=body.reason
+    )
+    return PrivacyRequestOut.model_validate(request)

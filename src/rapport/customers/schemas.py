@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, model_validator
 
 from rapport.platform.schemas import ReadModel, StrictModel
 
@@ -51,3 +51,132 @@ class CustomerOut(ReadModel):
     created_at: datetime
     updated_at: datetime
     consents: list[ConsentOut] = Field(default_factory=list)
+
+
+IdentityKind = Literal["email", "phone", "loyalty_card", "anonymous_id", "external_id", "device_id"]
+
+
+class IdentityIn(StrictModel):
+    kind: IdentityKind
+    value: str = Field(min_length=1, max_length=320)
+
+
+class IdentityOut(ReadModel):
+    kind: str
+    value: str
+    source: str
+    created_at: datetime
+
+
+class IdentifyIn(StrictModel):
+    identities: dict[IdentityKind, str] = Field(
+        min_length=1, examples=[{"email": "ana@example.com", "anonymous_id": "a-123"}]
+    )
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=100)
+    channel: Literal["web", "app", "store", "call_center", "email"] = "web"
+
+
+class MergeIn(StrictModel):
+    source_customer_id: str = Field(min_length=1, max_length=40)
+    target_customer_id: str = Field(min_length=1, max_length=40)
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class MergeOut(ReadModel):
+    source_customer_id: str
+    target_customer_id: str
+    reason: str
+    actor: str
+    moved: dict[str, int]
+    merged_at: datetime
+
+
+class ConsentChangeOut(ReadModel):
+    purpose: str
+    granted: bool
+    source: str
+    changed_at: datetime
+
+
+class PreferencesIn(StrictModel):
+    """What the customer chose to tell us. Every field is optional; send what changed."""
+
+    clothing_size: Literal["XS", "S", "M", "L", "XL", "XXL"] | None = None
+    shoe_size: float | None = Field(default=None, ge=15, le=55, description="EU size")
+    favourite_categories: list[str] | None = Field(default=None, max_length=20)
+    birthday: date | None = None
+    household_size: int | None = Field(default=None, ge=1, le=20)
+    dietary: (
+        list[Literal["vegetarian", "vegan", "gluten_free", "lactose_free", "halal", "kosher"]]
+        | None
+    ) = None
+    preferred_store_id: str | None = Field(default=None, max_length=40)
+    preferred_channel: Literal["web", "app", "store", "email"] | None = None
+    source: str = Field(default="preference_centre", min_length=1, max_length=60, exclude=True)
+
+    @model_validator(mode="after")
+    def _something(self) -> PreferencesIn:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("send at least one preference")
+        return self
+
+
+class PreferenceOut(ReadModel):
+    field: str
+    value: Any
+    source: str
+    updated_at: datetime
+
+
+class TraitsOut(BaseModel):
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    channels: list[str]
+    event_count: int
+    order_count: int
+    spend_minor: int
+    currency: str | None
+    average_order_minor: int | None
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    days_since_last_order: int | None
+    favourite_categories: list[str]
+    preferred_store_id: str | None
+    last_location: dict[str, Any] | None
+    rfm: dict[str, int] | None = None
+
+
+class ProfileOut(CustomerOut):
+    """The customer 360 without the timeline (see ``/timeline``)."""
+
+    is_anonymous: bool
+    status: str
+    attributes: dict[str, Any]
+    identities: list[IdentityOut]
+    preferences: list[PreferenceOut]
+    traits: TraitsOut | None
+
+
+class TimelineEventOut(ReadModel):
+    position: int
+    event_id: str
+    type: str
+    channel: str
+    occurred_at: datetime
+    properties: dict[str, Any]
+    context: dict[str, Any]
+
+
+class ErasureIn(StrictModel):
+    requested_by: str = Field(min_length=1, max_length=200, examples=["DPO ticket #4411"])
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class PrivacyRequestOut(ReadModel):
+    customer_id: str
+    kind: str
+    requested_by: str
+    reason: str | None
+    requested_at: datetime
+    completed_at: datetime | None

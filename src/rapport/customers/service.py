@@ -1,25 +1,56 @@
-"""Customer verbs: the only functions other code calls to read or change customers."""
+"""Customer verbs: the only functions other code calls to read or change customers.
+
+Identity resolution, merges, consent (with history), preferences, traits for the 360 view,
+and the privacy rights (export, erasure) all live here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rapport.customers.models import CONSENT_PURPOSES, Consent, Customer
+from rapport.customers.models import (
+    CONSENT_PURPOSES,
+    IDENTITY_KINDS,
+    UNIQUE_IDENTITY_KINDS,
+    Consent,
+    ConsentChange,
+    Customer,
+    CustomerMerge,
+    CustomerTraits,
+    Identity,
+    Preference,
+    PrivacyRequest,
+    RfmBoundaries,
+)
 from rapport.customers.schemas import CustomerIn
+from rapport.customers.traits import merge_traits, rfm_scores, trait_summary
+from rapport.events import log as event_log
+from rapport.events.models import Event
 from rapport.events.service import append_event
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
+from rapport.platform.identity import identity_digest, normalise_identity
 from rapport.platform.ids import new_id
+
+IDENTIFY_ATTEMPTS = 3
+PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "home_city")
 
 
 @dataclass(frozen=True)
 class ImportedCustomer:
-    """A customer record from a bulk source (demo generator, importers)."""
+    """A customer record from a bulk source (demo generator, CRM importers).
+
+    ``identities`` adds ways to recognise the customer beyond ``external_id`` and ``email``
+    (kind -> value, e.g. ``{"phone": "+33 6 12 34 56 78", "loyalty_card": "LC-0042"}``);
+    ``attributes`` holds the retailer's own fields (segment, zip code, ...)."""
 
     external_id: str
     email: str | None
@@ -30,36 +61,427 @@ class ImportedCustomer:
     home_latitude: float | None
     home_longitude: float | None
     consents: dict[str, bool]
+    phone: str | None = None
+    identities: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- identities
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in IDENTITY_KINDS:
+        raise InvalidInput(
+            f"Unknown identity kind {kind!r}; use one of {', '.join(IDENTITY_KINDS)}",
+            field="kind",
+        )
+
+
+def _owners(db: Session, identities: dict[str, str]) -> list[str]:
+    """Customers holding any of the given unique identities, oldest first."""
+    pairs = [(k, v) for k, v in identities.items() if k in UNIQUE_IDENTITY_KINDS]
+    if not pairs:
+        return []
+    owners: set[str] = set()
+    for kind, value in pairs:
+        owners.update(
+            db.scalars(
+                select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value)
+            )
+        )
+    if not owners:
+        return []
+    rows = db.execute(
+        select(Customer.customer_id, Customer.is_anonymous)
+        .where(Customer.customer_id.in_(owners))
+        .order_by(Customer.is_anonymous, Customer.created_at, Customer.customer_id)
+    ).all()
+    return [row.customer_id for row in rows]
+
+
+def _attach(db: Session, *, customer_id: str, kind: str, value: str, source: str) -> bool:
+    """Give ``customer_id`` an identity unless they already hold it. Returns whether added."""
+    held = db.scalar(
+        select(Identity.id).where(
+            Identity.customer_id == customer_id, Identity.kind == kind, Identity.value == value
+        )
+    )
+    if held is not None:
+        return False
+    db.add(
+        Identity(
+            customer_id=customer_id,
+            kind=kind,
+            value=value,
+            is_unique=kind in UNIQUE_IDENTITY_KINDS,
+            source=source,
+            created_at=clock.now(),
+        )
+    )
+    db.flush()
+    return True
+
+
+def _normalised(identities: dict[str, str]) -> dict[str, str]:
+    cleaned: dict[str, str] = {}
+    for kind, value in identities.items():
+        _check_kind(kind)
+        if value is None or not str(value).strip():
+            continue
+        normal = normalise_identity(kind, str(value))
+        if normal:
+            cleaned[kind] = normal
+    return cleaned
+
+
+def find_customer(db: Session, *, kind: str, value: str) -> Customer | None:
+    """The live customer recognised by an identity, or ``None``."""
+    _check_kind(kind)
+    customer_id = db.scalar(
+        select(Identity.customer_id)
+        .where(Identity.kind == kind, Identity.value == normalise_identity(kind, value))
+        .limit(1)
+    )
+    if customer_id is None and kind == "external_id":
+        customer_id = db.scalar(select(Customer.customer_id).where(Customer.external_id == value))
+    return get_customer(db, customer_id=customer_id) if customer_id else None
+
+
+def get_identities(db: Session, *, customer_id: str) -> list[Identity]:
+    return list(
+        db.scalars(
+            select(Identity).where(Identity.customer_id == customer_id).order_by(Identity.id)
+        )
+    )
+
+
+def _new_customer(db: Session, *, identities: dict[str, str], profile: dict[str, Any]) -> Customer:
+    now = clock.now()
+    known = any(kind not in ("anonymous_id", "device_id") for kind in identities)
+    record = Customer(
+        customer_id=new_id("cus"),
+        external_id=identities.get("external_id"),
+        email=identities.get("email"),
+        phone=identities.get("phone"),
+        is_anonymous=not known,
+        status="active",
+        attributes={},
+        locale="en",
+        created_at=now,
+        updated_at=now,
+    )
+    for name in PROFILE_FIELDS:
+        if profile.get(name):
+            setattr(record, name, profile[name])
+    db.add(record)
+    db.flush()
+    return record
+
+
+def resolve_identities(
+    db: Session,
+    *,
+    identities: dict[str, str],
+    profile: dict[str, Any] | None = None,
+    source: str,
+    actor: str = "identity resolution",
+) -> Customer:
+    """Find or create the one customer these identities name, inside the caller's transaction.
+
+    A unique identity held by several customers means they are one person: the others are
+    merged into the oldest known profile. Anonymous-only identities make an anonymous profile.
+    """
+    cleaned = _normalised(identities)
+    if not cleaned:
+        raise InvalidInput("Give at least one identity (email, phone, ...)", field="identities")
+    owners = _owners(db, cleaned)
+    if owners:
+        customer = db.get(Customer, owners[0])
+        assert customer is not None
+        for other in owners[1:]:
+            _merge(
+                db,
+                source_id=other,
+                target_id=customer.customer_id,
+                reason="shared identity",
+                actor=actor,
+            )
+    else:
+        customer = _new_customer(db, identities=cleaned, profile=profile or {})
+    for kind, value in cleaned.items():
+        _attach(db, customer_id=customer.customer_id, kind=kind, value=value, source=source)
+        if kind not in ("anonymous_id", "device_id") and customer.is_anonymous:
+            customer.is_anonymous = False
+        if kind == "external_id" and customer.external_id is None:
+            customer.external_id = value
+    for name in PROFILE_FIELDS:
+        if profile and profile.get(name):
+            setattr(customer, name, profile[name])
+    if customer.email is None and "email" in cleaned:
+        customer.email = cleaned["email"]
+    if customer.phone is None and "phone" in cleaned:
+        customer.phone = cleaned["phone"]
+    customer.updated_at = clock.now()
+    db.flush()
+    return customer
+
+
+def identify_customer(
+    db: Session,
+    *,
+    identities: dict[str, str],
+    profile: dict[str, Any] | None = None,
+    source: str = "api",
+    channel: str = "web",
+) -> Customer:
+    """Find or create the customer these identities name and commit. Safe to call at the same
+    time for the same email: the database's unique index lets one insert win, and the loser
+    retries and finds the winner."""
+    for attempt in range(IDENTIFY_ATTEMPTS):
+        try:
+            customer = resolve_identities(db, identities=identities, profile=profile, source=source)
+            append_event(
+                db,
+                type="identified",
+                channel=channel,
+                customer_id=customer.customer_id,
+                properties={"kinds": sorted(identities)},
+            )
+            db.commit()
+            return customer
+        except IntegrityError:
+            db.rollback()
+            if attempt == IDENTIFY_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def add_identity(
+    db: Session, *, customer_id: str, kind: str, value: str, source: str = "api"
+) -> Identity:
+    """Add a way to recognise a customer. A unique identity another customer holds is a
+    conflict: merge the two profiles instead."""
+    customer = _require(db, customer_id)
+    cleaned = _normalised({kind: value})
+    if not cleaned:
+        raise InvalidInput("The identity value is empty", field="value")
+    value = cleaned[kind]
+    owners = [o for o in _owners(db, cleaned) if o != customer.customer_id]
+    if owners:
+        raise Conflict(
+            f"This {kind} belongs to customer {owners[0]}; merge the profiles to combine them",
+            field="value",
+            other_customer_id=owners[0],
+        )
+    _attach(db, customer_id=customer.customer_id, kind=kind, value=value, source=source)
+    db.commit()
+    identity = db.scalar(
+        select(Identity).where(
+            Identity.customer_id == customer.customer_id,
+            Identity.kind == kind,
+            Identity.value == value,
+        )
+    )
+    assert identity is not None
+    return identity
+
+
+# ------------------------------------------------------------------------------- merges
+
+
+def _merge(
+    db: Session, *, source_id: str, target_id: str, reason: str, actor: str
+) -> CustomerMerge:
+    source = db.get(Customer, source_id)
+    target = db.get(Customer, target_id)
+    if source is None or target is None:
+        raise NotFound("Both customers must exist to merge them", field="customer_id")
+    if source.customer_id == target.customer_id:
+        raise InvalidInput("A customer cannot be merged into itself", field="target_customer_id")
+    if source.status != "active" or target.status != "active":
+        raise Conflict("Only active profiles can be merged", field="customer_id")
+    now = clock.now()
+    moved: dict[str, int] = {}
+    # Identities: move those the target lacks; drop exact duplicates.
+    identities = list(db.scalars(select(Identity).where(Identity.customer_id == source_id)))
+    moved["identities"] = 0
+    for identity in identities:
+        duplicate = db.scalar(
+            select(Identity.id).where(
+                Identity.customer_id == target_id,
+                Identity.kind == identity.kind,
+                Identity.value == identity.value,
+            )
+        )
+        if duplicate is None:
+            identity.customer_id = target_id
+            moved["identities"] += 1
+        else:
+            db.delete(identity)
+    db.flush()
+    # Consent: the most recent decision per purpose wins; the history moves whole.
+    for consent in list(db.scalars(select(Consent).where(Consent.customer_id == source_id))):
+        current = db.get(Consent, (target_id, consent.purpose))
+        if current is None:
+            db.add(
+                Consent(
+                    customer_id=target_id,
+                    purpose=consent.purpose,
+                    granted=consent.granted,
+                    source=consent.source,
+                    updated_at=consent.updated_at,
+                )
+            )
+        elif consent.updated_at > current.updated_at:
+            current.granted, current.source, current.updated_at = (
+                consent.granted,
+                consent.source,
+                consent.updated_at,
+            )
+        db.delete(consent)
+    moved["consent_changes"] = int(
+        db.execute(
+            update(ConsentChange)
+            .where(ConsentChange.customer_id == source_id)
+            .values(customer_id=target_id)
+        ).rowcount  # type: ignore[attr-defined]
+        or 0
+    )
+    # Preferences: the target's own answers win.
+    for preference in list(
+        db.scalars(select(Preference).where(Preference.customer_id == source_id))
+    ):
+        if db.get(Preference, (target_id, preference.field)) is None:
+            db.add(
+                Preference(
+                    customer_id=target_id,
+                    field=preference.field,
+                    value=preference.value,
+                    source=preference.source,
+                    updated_at=preference.updated_at,
+                )
+            )
+        db.delete(preference)
+    # Traits add up.
+    source_traits = db.get(CustomerTraits, source_id)
+    if source_traits is not None:
+        target_traits = db.get(CustomerTraits, target_id)
+        if target_traits is None:
+            target_traits = CustomerTraits(customer_id=target_id, updated_at=now)
+            db.add(target_traits)
+            db.flush()
+        merge_traits(target_traits, source_traits)
+        target_traits.updated_at = now
+        db.delete(source_traits)
+    moved["events"] = event_log.reassign_customer_events(
+        db, from_customer_id=source_id, to_customer_id=target_id
+    )
+    # Profile fields the target lacks come across.
+    for name in ("external_id", *PROFILE_FIELDS, "home_latitude", "home_longitude"):
+        if getattr(target, name) in (None, "") and getattr(source, name) not in (None, ""):
+            value = getattr(source, name)
+            if name == "external_id":
+                source.external_id = None
+                db.flush()
+            setattr(target, name, value)
+    target.attributes = {**(source.attributes or {}), **(target.attributes or {})}
+    target.is_anonymous = target.is_anonymous and source.is_anonymous
+    target.updated_at = now
+    source.status = "merged"
+    source.merged_into = target_id
+    source.updated_at = now
+    # Profiles merged earlier into the source now point straight at the target: one hop.
+    db.execute(
+        update(Customer).where(Customer.merged_into == source_id).values(merged_into=target_id)
+    )
+    merge = CustomerMerge(
+        source_customer_id=source_id,
+        target_customer_id=target_id,
+        reason=reason,
+        actor=actor,
+        moved=moved,
+        merged_at=now,
+    )
+    db.add(merge)
+    append_event(
+        db,
+        type="customers_merged",
+        channel="web",
+        customer_id=target_id,
+        properties={"merged_customer_id": source_id, "reason": reason},
+    )
+    db.flush()
+    return merge
+
+
+def merge_customers(
+    db: Session, *, source_customer_id: str, target_customer_id: str, reason: str, actor: str
+) -> CustomerMerge:
+    """Merge one profile into another: identities, consents, preferences, traits and history
+    move to the target; the source remains as a pointer with an audit record."""
+    source = _require(db, source_customer_id, field="source_customer_id")
+    target = _require(db, target_customer_id, field="target_customer_id")
+    merge = _merge(
+        db, source_id=source.customer_id, target_id=target.customer_id, reason=reason, actor=actor
+    )
+    db.commit()
+    return merge
+
+
+def merge_history(db: Session, *, customer_id: str) -> list[CustomerMerge]:
+    return list(
+        db.scalars(
+            select(CustomerMerge)
+            .where(
+                (CustomerMerge.target_customer_id == customer_id)
+                | (CustomerMerge.source_customer_id == customer_id)
+            )
+            .order_by(CustomerMerge.id)
+        )
+    )
+
+
+# ------------------------------------------------------------------------------ profiles
 
 
 def create_customer(db: Session, *, customer: CustomerIn, channel: str = "web") -> Customer:
-    """Register a customer with their consent choices and log ``customer_created``."""
-    if customer.external_id is not None and (
-        db.scalar(select(Customer.customer_id).where(Customer.external_id == customer.external_id))
-        is not None
-    ):
+    """Register a customer with their identities and consent choices; logs ``customer_created``."""
+    identities = {
+        kind: value
+        for kind, value in (
+            ("external_id", customer.external_id),
+            ("email", customer.email),
+            ("phone", customer.phone),
+        )
+        if value
+    }
+    if _owners(db, _normalised(identities)):
         raise Conflict(
-            f"A customer with external_id {customer.external_id!r} already exists",
-            field="external_id",
+            "A customer with this external_id, email or phone already exists",
+            field="external_id" if customer.external_id else "email",
         )
     now = clock.now()
     record = Customer(
         customer_id=new_id("cus"),
         created_at=now,
         updated_at=now,
+        status="active",
+        is_anonymous=False,
+        attributes={},
         **customer.model_dump(exclude={"consents"}),
     )
     db.add(record)
     db.flush()
+    for kind, value in _normalised(identities).items():
+        _attach(db, customer_id=record.customer_id, kind=kind, value=value, source="signup")
     for purpose, granted in customer.consents.items():
-        db.add(
-            Consent(
-                customer_id=record.customer_id,
-                purpose=purpose,
-                granted=granted,
-                source="signup",
-                updated_at=now,
-            )
+        _record_consent(
+            db,
+            customer_id=record.customer_id,
+            purpose=purpose,
+            granted=granted,
+            source="signup",
+            at=now,
         )
     append_event(
         db,
@@ -68,70 +490,102 @@ def create_customer(db: Session, *, customer: CustomerIn, channel: str = "web") 
         customer_id=record.customer_id,
         properties={"consents": dict(customer.consents)},
     )
-    db.commit()
+    try:
+        db.commit()
+    except IntegrityError as error:
+        db.rollback()
+        raise Conflict(
+            "A customer with this external_id, email or phone already exists", field="email"
+        ) from error
     return record
 
 
-def import_customers(db: Session, *, customers: Sequence[ImportedCustomer]) -> int:
-    """Bulk-load customers by ``external_id`` in one transaction; ones already present are
-    left as they are, so re-running an import adds nothing."""
-    if not customers:
-        return 0
-    now = clock.now()
-    external_ids = [c.external_id for c in customers]
-    existing = set(
-        db.scalars(select(Customer.external_id).where(Customer.external_id.in_(external_ids)))
-    )
-    fresh = [c for c in customers if c.external_id not in existing]
-    ids = {c.external_id: new_id("cus") for c in fresh}
-    upsert_rows(
-        db,
-        Customer.__table__,
-        [
-            {
-                "customer_id": ids[c.external_id],
-                "external_id": c.external_id,
-                "email": c.email,
-                "phone": None,
-                "first_name": c.first_name,
-                "last_name": c.last_name,
-                "locale": c.locale,
-                "home_city": c.home_city,
-                "home_latitude": c.home_latitude,
-                "home_longitude": c.home_longitude,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for c in fresh
-        ],
-        key_columns=["external_id"],
-    )
-    upsert_rows(
-        db,
-        Consent.__table__,
-        [
-            {
-                "customer_id": ids[c.external_id],
-                "purpose": purpose,
-                "granted": granted,
-                "source": "import",
-                "updated_at": now,
-            }
-            for c in fresh
-            for purpose, granted in c.consents.items()
-        ],
-        key_columns=["customer_id", "purpose"],
-    )
-    db.commit()
-    return len(fresh)
-
-
 def get_customer(db: Session, *, customer_id: str) -> Customer | None:
-    return db.get(Customer, customer_id)
+    """The customer, following merges to the surviving profile."""
+    customer = db.get(Customer, customer_id)
+    if customer is not None and customer.status == "merged" and customer.merged_into:
+        return db.get(Customer, customer.merged_into)
+    return customer
+
+
+def _require(db: Session, customer_id: str, *, field: str = "customer_id") -> Customer:
+    customer = get_customer(db, customer_id=customer_id)
+    if customer is None:
+        raise NotFound(f"No customer {customer_id!r}", field=field)
+    if customer.status == "erased":
+        raise NotFound(f"Customer {customer_id!r} was erased", field=field)
+    return customer
 
 
 def find_customer_by_external_id(db: Session, *, external_id: str) -> Customer | None:
     return db.scalar(select(Customer).where(Customer.external_id == external_id))
+
+
+def count_customers(db: Session) -> int:
+    """Known, live customers (not anonymous visitors, merged or erased profiles)."""
+    return (
+        db.scalar(
+            select(func.count())
+            .select_from(Customer)
+            .where(Customer.status == "active", Customer.is_anonymous.is_(False))
+        )
+        or 0
+    )
+
+
+def search_customers(db: Session, *, query: str, limit: int = 20) -> list[Customer]:
+    """Customers whose id, identity or name matches ``query`` (exact identity, name prefix)."""
+    query = query.strip()
+    if not query:
+        return []
+    found: list[Customer] = []
+    direct = get_customer(db, customer_id=query)
+    if direct is not None and direct.status == "active":
+        found.append(direct)
+    ids = set(
+        db.scalars(
+            select(Identity.customer_id).where(
+                Identity.value.in_(
+                    {normalise_identity(kind, query) for kind in IDENTITY_KINDS} - {""}
+                )
+            )
+        )
+    )
+    lowered = query.lower()
+    named = db.scalars(
+        select(Customer)
+        .where(
+            Customer.status == "active",
+            (func.lower(Customer.last_name).startswith(lowered))
+            | (func.lower(Customer.first_name).startswith(lowered)),
+        )
+        .limit(limit)
+    )
+    for customer in [*(db.get(Customer, i) for i in ids), *named]:
+        if customer is not None and customer.status == "active" and customer not in found:
+            found.append(customer)
+    return found[:limit]
+
+
+# ------------------------------------------------------------------------------ consent
+
+
+def _record_consent(
+    db: Session, *, customer_id: str, purpose: str, granted: bool, source: str, at: datetime
+) -> Consent:
+    consent = db.get(Consent, (customer_id, purpose))
+    if consent is None:
+        consent = Consent(customer_id=customer_id, purpose=purpose)
+        db.add(consent)
+    consent.granted = granted
+    consent.source = source
+    consent.updated_at = at
+    db.add(
+        ConsentChange(
+            customer_id=customer_id, purpose=purpose, granted=granted, source=source, changed_at=at
+        )
+    )
+    return consent
 
 
 def get_consents(db: Session, *, customer_id: str) -> list[Consent]:
@@ -142,11 +596,25 @@ def get_consents(db: Session, *, customer_id: str) -> list[Consent]:
     )
 
 
+def consent_history(db: Session, *, customer_id: str) -> list[ConsentChange]:
+    return list(
+        db.scalars(
+            select(ConsentChange)
+            .where(ConsentChange.customer_id == customer_id)
+            .order_by(ConsentChange.id)
+        )
+    )
+
+
 def has_consent(db: Session, *, customer_id: str, purpose: str) -> bool:
-    """Whether the customer has granted ``purpose``. No recorded choice means no."""
+    """Whether the customer has granted ``purpose``. No recorded choice means no; an erased
+    or unknown customer has granted nothing. Other domains ask this before any use."""
+    customer = get_customer(db, customer_id=customer_id)
+    if customer is None or customer.status != "active":
+        return False
     granted = db.scalar(
         select(Consent.granted).where(
-            Consent.customer_id == customer_id, Consent.purpose == purpose
+            Consent.customer_id == customer.customer_id, Consent.purpose == purpose
         )
     )
     return bool(granted)
@@ -155,35 +623,31 @@ def has_consent(db: Session, *, customer_id: str, purpose: str) -> bool:
 def set_consent(
     db: Session, *, customer_id: str, purpose: str, granted: bool, source: str, channel: str = "web"
 ) -> Consent:
-    """Record the customer's choice for one purpose and log ``consent_changed``."""
+    """Record the customer's choice for one purpose (kept in the history) and log
+    ``consent_changed``."""
     if purpose not in CONSENT_PURPOSES:
         raise InvalidInput(
             f"Unknown purpose {purpose!r}; use one of {', '.join(CONSENT_PURPOSES)}",
             field="purpose",
         )
-    if db.get(Customer, customer_id) is None:
-        raise NotFound(f"No customer {customer_id!r}", field="customer_id")
-    now = clock.now()
-    consent = db.get(Consent, (customer_id, purpose))
-    if consent is None:
-        consent = Consent(customer_id=customer_id, purpose=purpose)
-        db.add(consent)
-    consent.granted = granted
-    consent.source = source
-    consent.updated_at = now
+    customer = _require(db, customer_id)
+    consent = _record_consent(
+        db,
+        customer_id=customer.customer_id,
+        purpose=purpose,
+        granted=granted,
+        source=source,
+        at=clock.now(),
+    )
     append_event(
         db,
         type="consent_changed",
         channel=channel,
-        customer_id=customer_id,
+        customer_id=customer.customer_id,
         properties={"purpose": purpose, "granted": granted, "source": source},
     )
     db.commit()
     return consent
-
-
-def count_customers(db: Session) -> int:
-    return db.scalar(select(func.count()).select_from(Customer)) or 0
 
 
 def consent_counts(db: Session) -> dict[str, int]:
@@ -194,3 +658,372 @@ def consent_counts(db: Session) -> dict[str, int]:
         .group_by(Consent.purpose)
     ).all()
     return {purpose: int(count) for purpose, count in rows}
+
+
+# -------------------------------------------------------------------------- preferences
+
+
+def set_preferences(
+    db: Session, *, customer_id: str, values: dict[str, Any], source: str, channel: str = "web"
+) -> list[Preference]:
+    """Store what the customer told us about themselves. Each field shared for the first time
+    logs ``preference_shared`` (the loyalty engine rewards it once per field)."""
+    customer = _require(db, customer_id)
+    now = clock.now()
+    stored = []
+    for name, value in values.items():
+        preference = db.get(Preference, (customer.customer_id, name))
+        first_time = preference is None
+        if preference is None:
+            preference = Preference(customer_id=customer.customer_id, field=name)
+            db.add(preference)
+        preference.value = value
+        preference.source = source
+        preference.updated_at = now
+        stored.append(preference)
+        append_event(
+            db,
+            type="preference_shared",
+            channel=channel,
+            customer_id=customer.customer_id,
+            properties={"field": name, "first_time": first_time, "source": source},
+        )
+    db.commit()
+    return stored
+
+
+def get_preferences(db: Session, *, customer_id: str) -> list[Preference]:
+    return list(
+        db.scalars(
+            select(Preference)
+            .where(Preference.customer_id == customer_id)
+            .order_by(Preference.field)
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- traits/360
+
+
+def get_traits(db: Session, *, customer_id: str) -> CustomerTraits | None:
+    return db.get(CustomerTraits, customer_id)
+
+
+def rfm_boundaries(db: Session) -> dict[str, list[float]]:
+    return {row.metric: list(row.boundaries) for row in db.scalars(select(RfmBoundaries))}
+
+
+def refresh_rfm_boundaries(db: Session) -> dict[str, list[float]]:
+    """Recompute the population's quintile boundaries for recency, frequency and monetary
+    value (one pass over traits, run daily; per-event updates stay incremental)."""
+    now = clock.now()
+    rows = db.execute(
+        select(
+            CustomerTraits.last_order_at, CustomerTraits.order_count, CustomerTraits.spend_minor
+        ).where(CustomerTraits.order_count > 0)
+    ).all()
+    if not rows:
+        return {}
+    from rapport.customers.traits import quintile_boundaries
+
+    metrics = {
+        "recency_days": quintile_boundaries(
+            [(now - r.last_order_at).total_seconds() / 86400 for r in rows if r.last_order_at]
+        ),
+        "frequency": quintile_boundaries([float(r.order_count) for r in rows]),
+        "monetary": quintile_boundaries([float(r.spend_minor) for r in rows]),
+    }
+    for metric, boundaries in metrics.items():
+        upsert_rows(
+            db,
+            RfmBoundaries.__table__,
+            [{"metric": metric, "boundaries": boundaries, "computed_at": now}],
+            key_columns=["metric"],
+            update_columns=["boundaries", "computed_at"],
+        )
+    db.commit()
+    return metrics
+
+
+def get_timeline(
+    db: Session, *, customer_id: str, limit: int = 50, before_position: int | None = None
+) -> list[Event]:
+    """The customer's events, newest first."""
+    return event_log.customer_timeline(
+        db, customer_id=customer_id, limit=limit, before_position=before_position
+    )
+
+
+def customer_profile(db: Session, *, customer_id: str, timeline_limit: int = 50) -> dict[str, Any]:
+    """The customer 360: profile, identities, consents and their history, preferences,
+    traits (with RFM scores) and the latest events."""
+    customer = _require(db, customer_id)
+    cid = customer.customer_id
+    traits = db.get(CustomerTraits, cid)
+    summary = trait_summary(traits, now=clock.now()) if traits else None
+    if summary is not None and traits is not None:
+        summary["rfm"] = rfm_scores(traits, rfm_boundaries(db), now=clock.now())
+    return {
+        "customer": customer,
+        "identities": get_identities(db, customer_id=cid),
+        "consents": get_consents(db, customer_id=cid),
+        "consent_history": consent_history(db, customer_id=cid),
+        "preferences": get_preferences(db, customer_id=cid),
+        "traits": summary,
+        "merges": merge_history(db, customer_id=cid),
+        "timeline": event_log.customer_timeline(db, customer_id=cid, limit=timeline_limit),
+    }
+
+
+# ------------------------------------------------------------------------------ privacy
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def export_customer(db: Session, *, customer_id: str, requested_by: str) -> dict[str, Any]:
+    """Everything Rapport holds on a customer as one JSON-ready document; the request is
+    recorded."""
+    customer = _require(db, customer_id)
+    cid = customer.customer_id
+    now = clock.now()
+    request = PrivacyRequest(
+        customer_id=cid, kind="export", requested_by=requested_by, requested_at=now
+    )
+    db.add(request)
+    traits = db.get(CustomerTraits, cid)
+    document = {
+        "exported_at": now.isoformat(),
+        "customer": {
+            name: (_iso(value) if isinstance(value, datetime) else value)
+            for name, value in (
+                (column.key, getattr(customer, column.key)) for column in Customer.__table__.columns
+            )
+        },
+        "identities": [
+            {"kind": i.kind, "value": i.value, "source": i.source, "added_at": _iso(i.created_at)}
+            for i in get_identities(db, customer_id=cid)
+        ],
+        "consents": [
+            {
+                "purpose": c.purpose,
+                "granted": c.granted,
+                "source": c.source,
+                "updated_at": _iso(c.updated_at),
+            }
+            for c in get_consents(db, customer_id=cid)
+        ],
+        "consent_history": [
+            {
+                "purpose": c.purpose,
+                "granted": c.granted,
+                "source": c.source,
+                "changed_at": _iso(c.changed_at),
+            }
+            for c in consent_history(db, customer_id=cid)
+        ],
+        "preferences": [
+            {
+                "field": p.field,
+                "value": p.value,
+                "source": p.source,
+                "updated_at": _iso(p.updated_at),
+            }
+            for p in get_preferences(db, customer_id=cid)
+        ],
+        "traits": trait_summary(traits, now=now) if traits else None,
+        "merges": [
+            {
+                "merged_customer_id": m.source_customer_id,
+                "into": m.target_customer_id,
+                "reason": m.reason,
+                "at": _iso(m.merged_at),
+            }
+            for m in merge_history(db, customer_id=cid)
+        ],
+        "events": [
+            {
+                "event_id": e.event_id,
+                "type": e.type,
+                "channel": e.channel,
+                "occurred_at": _iso(e.occurred_at),
+                "properties": e.properties,
+                "context": e.context,
+            }
+            for e in event_log.customer_events(db, customer_id=cid)
+        ],
+    }
+    request.completed_at = clock.now()
+    db.commit()
+    return document
+
+
+def erase_customer(
+    db: Session, *, customer_id: str, requested_by: str, reason: str | None = None
+) -> PrivacyRequest:
+    """Right to erasure: remove personal data from the profile, its identities, preferences
+    and event properties; keep events pseudonymised (the random customer id, type, time,
+    channel) so aggregates stay; refuse future events from the erased identities."""
+    customer = _require(db, customer_id)
+    cid = customer.customer_id
+    now = clock.now()
+    merged_ids = list(db.scalars(select(Customer.customer_id).where(Customer.merged_into == cid)))
+    identities = list(
+        db.scalars(select(Identity).where(Identity.customer_id.in_([cid, *merged_ids])))
+    )
+    digests = {identity_digest(i.kind, i.value) for i in identities if i.kind != "device_id"}
+    for kind, value in (
+        ("email", customer.email),
+        ("phone", customer.phone),
+        ("external_id", customer.external_id),
+    ):
+        if value:
+            digests.add(identity_digest(kind, value))
+    from rapport.events.service import suppress_identities  # type: ignore[attr-defined]
+
+    suppress_identities(db, digests=sorted(digests))
+    db.execute(delete(Identity).where(Identity.customer_id.in_([cid, *merged_ids])))
+    db.execute(delete(Preference).where(Preference.customer_id == cid))
+    for person in [customer, *(db.get(Customer, m) for m in merged_ids)]:
+        if person is None:
+            continue
+        for name in (
+            "external_id",
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "home_city",
+            "home_latitude",
+            "home_longitude",
+        ):
+            setattr(person, name, None)
+        person.attributes = {}
+        person.updated_at = now
+        event_log.pseudonymise_customer_events(db, customer_id=person.customer_id)
+    traits = db.get(CustomerTraits, cid)
+    if traits is not None:
+        traits.last_latitude = traits.last_longitude = traits.last_location_at = None
+    customer.status = "erased"
+    customer.erased_at = now
+    request = PrivacyRequest(
+        customer_id=cid,
+        kind="erasure",
+        requested_by=requested_by,
+        reason=reason,
+        requested_at=now,
+        completed_at=now,
+    )
+    db.add(request)
+    append_event(db, type="customer_erased", channel="web", customer_id=cid, properties={})
+    db.commit()
+    return request
+
+
+def privacy_requests(db: Session, *, customer_id: str) -> list[PrivacyRequest]:
+    return list(
+        db.scalars(
+            select(PrivacyRequest)
+            .where(PrivacyRequest.customer_id == customer_id)
+            .order_by(PrivacyRequest.id)
+        )
+    )
+
+
+# --------------------------------------------------------------------------- bulk import
+
+
+def _identity_rows(
+    ids: dict[str, str], customers: Iterable[ImportedCustomer], now: datetime
+) -> list[dict[str, Any]]:
+    rows = []
+    for c in customers:
+        identities = {"external_id": c.external_id, **({"email": c.email} if c.email else {})}
+        if c.phone:
+            identities["phone"] = c.phone
+        identities.update(c.identities)
+        for kind, value in _normalised(identities).items():
+            rows.append(
+                {
+                    "customer_id": ids[c.external_id],
+                    "kind": kind,
+                    "value": value,
+                    "is_unique": kind in UNIQUE_IDENTITY_KINDS,
+                    "source": "import",
+                    "created_at": now,
+                }
+            )
+    return rows
+
+
+def import_customers(db: Session, *, customers: Sequence[ImportedCustomer]) -> int:
+    """Bulk-load customers by ``external_id`` in one transaction, with their identities,
+    consents and attributes; ones already present are left as they are, so re-running an
+    import adds nothing. An identity another customer already holds is not attached twice."""
+    if not customers:
+        return 0
+    now = clock.now()
+    external_ids = [c.external_id for c in customers]
+    existing = set(
+        db.scalars(select(Customer.external_id).where(Customer.external_id.in_(external_ids)))
+    )
+    fresh: list[ImportedCustomer] = []
+    seen: set[str] = set()
+    for c in customers:
+        if c.external_id not in existing and c.external_id not in seen:
+            fresh.append(c)
+            seen.add(c.external_id)
+    ids = {c.external_id: new_id("cus") for c in fresh}
+    upsert_rows(
+        db,
+        Customer.__table__,
+        [
+            {
+                "customer_id": ids[c.external_id],
+                "external_id": c.external_id,
+                "email": normalise_identity("email", c.email) if c.email else None,
+                "phone": c.phone,
+                "first_name": c.first_name,
+                "last_name": c.last_name,
+                "locale": c.locale,
+                "home_city": c.home_city,
+                "home_latitude": c.home_latitude,
+                "home_longitude": c.home_longitude,
+                "attributes": dict(c.attributes),
+                "is_anonymous": False,
+                "status": "active",
+                "merged_into": None,
+                "erased_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for c in fresh
+        ],
+        key_columns=["external_id"],
+    )
+    upsert_rows(db, Identity.__table__, _identity_rows(ids, fresh, now), key_columns=None)
+    consent_rows = [
+        {
+            "customer_id": ids[c.external_id],
+            "purpose": purpose,
+            "granted": granted,
+            "source": "import",
+        }
+        for c in fresh
+        for purpose, granted in c.consents.items()
+    ]
+    upsert_rows(
+        db,
+        Consent.__table__,
+        [{**row, "updated_at": now} for row in consent_rows],
+        key_columns=["customer_id", "purpose"],
+    )
+    upsert_rows(
+        db,
+        ConsentChange.__table__,
+        [{**row, "changed_at": now} for row in consent_rows],
+        key_columns=None,
+    )
+    db.commit()
+    return len(fresh)

@@ -118,11 +118,12 @@ def upsert_rows(
     table: Any,
     rows: list[dict[str, Any]],
     *,
-    key_columns: list[str],
+    key_columns: list[str] | None,
     update_columns: list[str] | None = None,
 ) -> None:
     """Insert ``rows`` into ``table``; rows whose key exists are updated (or skipped when
-    ``update_columns`` is empty). Uses INSERT … ON CONFLICT on both SQLite and PostgreSQL."""
+    ``update_columns`` is empty; with no ``key_columns``, rows clashing with any unique
+    constraint are skipped). Uses INSERT … ON CONFLICT on both SQLite and PostgreSQL."""
     if not rows:
         return
     dialect = db.get_bind().dialect.name
@@ -139,6 +140,8 @@ def upsert_rows(
             index_elements=key_columns,
             set_={column: statement.excluded[column] for column in update_columns},
         )
-    else:
+    elif key_columns:
         statement = statement.on_conflict_do_nothing(index_elements=key_columns)
+    else:
+        statement = statement.on_conflict_do_nothing()
     db.execute(statement, rows)

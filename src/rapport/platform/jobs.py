@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ JobHandler = Callable[[Session, dict[str, Any]], None]
 BACKOFF_BASE = timedelta(seconds=10)
 BACKOFF_CAP = timedelta(hours=1)
 STALE_AFTER = timedelta(minutes=30)
+HOUSEKEEPING_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,16 @@ class Schedule:
 
 _handlers: dict[str, JobHandler] = {}
 _schedules: dict[str, Schedule] = {}
+# Work the worker does on every tick besides jobs, such as advancing event processors.
+TickHook = Callable[[str | None], int]
+_tick_hooks: list[TickHook] = []
+
+
+def on_tick(hook: TickHook) -> TickHook:
+    """Call ``hook(database_url)`` on every worker tick; it returns how much it did."""
+    if hook not in _tick_hooks:
+        _tick_hooks.append(hook)
+    return hook
 
 
 def job(kind: str) -> Callable[[JobHandler], JobHandler]:
@@ -221,12 +233,18 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.worker_id = worker_id or default_worker_id()
         self.stop_event = threading.Event()
+        self._last_housekeeping = -HOUSEKEEPING_SECONDS
 
     def tick(self) -> int:
-        with open_session(self.database_url) as db:
-            enqueue_schedules(db)
-            requeue_stale(db)
-        return run_due(worker_id=self.worker_id, database_url=self.database_url, limit=100)
+        # Schedules and stale-job recovery write to the database; on SQLite every write takes
+        # the single writer lock, so they run every few seconds rather than on every tick.
+        if time.monotonic() - self._last_housekeeping >= HOUSEKEEPING_SECONDS:
+            with open_session(self.database_url) as db:
+                enqueue_schedules(db)
+                requeue_stale(db)
+            self._last_housekeeping = time.monotonic()
+        done = sum(hook(self.database_url) for hook in _tick_hooks)
+        return done + run_due(worker_id=self.worker_id, database_url=self.database_url, limit=100)
 
     def run_forever(self) -> None:
         log.info("worker %s started", self.worker_id)

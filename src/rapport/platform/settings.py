@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         default=None,
         description="Run the job worker inside `rapport serve` (default: only with SQLite).",
     )
-    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    worker_poll_seconds: float = Field(default=0.25, gt=0)
     session_max_age_seconds: int = Field(default=8 * 3600, gt=0)
     secure_cookies: bool = Field(
         default=False, description="Mark admin cookies Secure; turn on behind HTTPS."

@@ -1,0 +1,184 @@
+"""Trait arithmetic for the profile processor: each event updates a customer's traits in
+place (never a recomputation from the whole history), and merges add traits together.
+
+Late events are safe: first/last times take the min/max, counts add, so arrival order does
+not matter for the result.
+"""
+
+from __future__ import annotations
+
+import bisect
+from datetime import datetime
+from typing import Any
+
+from rapport.customers.models import CustomerTraits
+from rapport.events.models import Event
+
+# A purchase says more about taste than a look: favourite categories weigh them so.
+PURCHASE_WEIGHT = 5
+VIEW_WEIGHT = 1
+FAVOURITES = 3
+
+
+def _bump(counts: dict[str, int] | None, key: str, by: int) -> dict[str, int]:
+    # JSON columns track assignment, not in-place change: always return a new dict.
+    updated = dict(counts or {})
+    updated[key] = updated.get(key, 0) + by
+    return updated
+
+
+def _earliest(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b < a else a
+
+
+def _latest(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
+def _location(event: Event) -> tuple[float, float] | None:
+    for source in (event.properties or {}, (event.context or {}).get("location") or {}):
+        lat, lon = (
+            source.get("lat", source.get("latitude")),
+            source.get("lon", source.get("longitude")),
+        )
+        if (
+            isinstance(lat, int | float)
+            and isinstance(lon, int | float)
+            and -90 <= lat <= 90
+            and -180 <= lon <= 180
+        ):
+            return float(lat), float(lon)
+    return None
+
+
+def _store_id(event: Event) -> str | None:
+    value = (event.properties or {}).get("store_id") or (event.context or {}).get("store_id")
+    return str(value) if value else None
+
+
+def apply_event(traits: CustomerTraits, event: Event, *, location_allowed: bool) -> None:
+    """Fold one event into a customer's traits."""
+    at = event.occurred_at
+    traits.first_seen_at = _earliest(traits.first_seen_at, at)
+    traits.last_seen_at = _latest(traits.last_seen_at, at)
+    traits.event_count = (traits.event_count or 0) + 1
+    if event.channel not in (traits.channels or []):
+        traits.channels = sorted({*(traits.channels or []), event.channel})
+    properties = event.properties or {}
+    if event.type == "order_placed":
+        traits.order_count = (traits.order_count or 0) + 1
+        traits.spend_minor = (traits.spend_minor or 0) + int(properties.get("total_minor", 0))
+        traits.currency = properties.get("currency") or traits.currency
+        traits.first_order_at = _earliest(traits.first_order_at, at)
+        traits.last_order_at = _latest(traits.last_order_at, at)
+        for line in properties.get("lines", []):
+            if isinstance(line, dict) and line.get("category"):
+                traits.category_counts = _bump(
+                    traits.category_counts, str(line["category"]), PURCHASE_WEIGHT
+                )
+    elif event.type == "order_returned":
+        traits.spend_minor = (traits.spend_minor or 0) - int(properties.get("refund_minor", 0))
+    elif event.type == "product_viewed" and properties.get("category"):
+        traits.category_counts = _bump(
+            traits.category_counts, str(properties["category"]), VIEW_WEIGHT
+        )
+    store_id = _store_id(event)
+    if store_id and event.type in ("store_visited", "order_placed") and store_id != "web":
+        traits.store_counts = _bump(traits.store_counts, store_id, 1)
+    location = _location(event)
+    if (
+        location is not None
+        and location_allowed
+        and (traits.last_location_at is None or at >= traits.last_location_at)
+    ):
+        traits.last_latitude, traits.last_longitude = location
+        traits.last_location_at = at
+
+
+def merge_traits(target: CustomerTraits, source: CustomerTraits) -> None:
+    """Add a merged profile's traits to the surviving profile's."""
+    for name in ("first_seen_at", "first_order_at"):
+        value = getattr(source, name)
+        if value is not None:
+            setattr(target, name, _earliest(getattr(target, name), value))
+    for name in ("last_seen_at", "last_order_at"):
+        value = getattr(source, name)
+        if value is not None:
+            setattr(target, name, _latest(getattr(target, name), value))
+    for name in ("event_count", "order_count", "spend_minor"):
+        setattr(target, name, (getattr(target, name) or 0) + (getattr(source, name) or 0))
+    target.channels = sorted({*(target.channels or []), *(source.channels or [])})
+    target.currency = target.currency or source.currency
+    for name in ("category_counts", "store_counts"):
+        combined = dict(getattr(target, name) or {})
+        for key, count in (getattr(source, name) or {}).items():
+            combined[key] = combined.get(key, 0) + count
+        setattr(target, name, combined)
+    if source.last_location_at is not None and (
+        target.last_location_at is None or source.last_location_at > target.last_location_at
+    ):
+        target.last_latitude, target.last_longitude = source.last_latitude, source.last_longitude
+        target.last_location_at = source.last_location_at
+
+
+def _top(counts: dict[str, int] | None, n: int) -> list[str]:
+    return [key for key, _ in sorted((counts or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+
+
+def trait_summary(traits: CustomerTraits, *, now: datetime) -> dict[str, Any]:
+    """Traits as the 360 view shows them, with the derived ones (average order value, days
+    since the last order, favourite categories, preferred store)."""
+    orders = traits.order_count or 0
+    return {
+        "first_seen_at": traits.first_seen_at,
+        "last_seen_at": traits.last_seen_at,
+        "channels": list(traits.channels or []),
+        "event_count": traits.event_count or 0,
+        "order_count": orders,
+        "spend_minor": traits.spend_minor or 0,
+        "currency": traits.currency,
+        "average_order_minor": (traits.spend_minor or 0) // orders if orders else None,
+        "first_order_at": traits.first_order_at,
+        "last_order_at": traits.last_order_at,
+        "days_since_last_order": (now - traits.last_order_at).days
+        if traits.last_order_at
+        else None,
+        "favourite_categories": _top(traits.category_counts, FAVOURITES),
+        "preferred_store_id": next(iter(_top(traits.store_counts, 1)), None),
+        "last_location": (
+            {
+                "lat": traits.last_latitude,
+                "lon": traits.last_longitude,
+                "at": traits.last_location_at,
+            }
+            if traits.last_location_at
+            else None
+        ),
+    }
+
+
+def quintile_boundaries(values: list[float]) -> list[float]:
+    """The four cut points that split ``values`` into five equal groups."""
+    ordered = sorted(values)
+    if not ordered:
+        return []
+    return [ordered[min(len(ordered) - 1, (len(ordered) * q) // 5)] for q in (1, 2, 3, 4)]
+
+
+def _score(value: float, boundaries: list[float]) -> int:
+    return bisect.bisect_right(boundaries, value) + 1
+
+
+def rfm_scores(
+    traits: CustomerTraits, boundaries: dict[str, list[float]], *, now: datetime
+) -> dict[str, int] | None:
+    """Recency, frequency and monetary scores 1-5 (5 best) against the population's quintiles;
+    ``None`` before the first order or before boundaries have been computed."""
+    if not traits.order_count or traits.last_order_at is None or not boundaries:
+        return None
+    recency_days = (now - traits.last_order_at).total_seconds() / 86400
+    return {
+        "recency": 6 - _score(recency_days, boundaries.get("recency_days", [])),
+        "frequency": _score(float(traits.order_count), boundaries.get("frequency", [])),
+        "monetary": _score(float(traits.spend_minor or 0), boundaries.get("monetary", [])),
+    }

@@ -1,0 +1,120 @@
+"""Processors read the event log in order from a stored cursor and keep read models current.
+
+Each processor's writes and its cursor move commit together, so a crash replays at most one
+batch and applies nothing twice. Domains register processors in their ``tasks.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from rapport.events.log import events_after, head_position
+from rapport.events.models import Event, ProcessorCursor
+from rapport.platform import clock
+from rapport.platform.db import open_session
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Session, list[Event]], None]
+
+# On PostgreSQL a position can become visible after a higher one (transactions commit out of
+# order), and rolled-back or conflicting inserts leave permanent holes. A hole followed by an
+# event received less than this long ago is waited for; an older one is a hole for good.
+GAP_PATIENCE = timedelta(seconds=3)
+
+
+@dataclass
+class Processor:
+    name: str
+    handle: Handler
+    batch_size: int = 500
+
+
+_processors: dict[str, Processor] = {}
+
+
+def processor(name: str, *, batch_size: int = 500) -> Callable[[Handler], Handler]:
+    """Register ``func`` to be called with each new batch of events, in log order."""
+
+    def register(func: Handler) -> Handler:
+        _processors[name] = Processor(name=name, handle=func, batch_size=batch_size)
+        return func
+
+    return register
+
+
+def registered_processors() -> list[Processor]:
+    return list(_processors.values())
+
+
+def _locked_cursor(db: Session, name: str) -> ProcessorCursor:
+    query = select(ProcessorCursor).where(ProcessorCursor.name == name)
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    cursor = db.scalar(query)
+    if cursor is not None:
+        return cursor
+    try:
+        with db.begin_nested():
+            db.add(ProcessorCursor(name=name, position=0, updated_at=clock.now()))
+    except IntegrityError:
+        pass  # another worker created it first
+    cursor = db.scalar(query)
+    assert cursor is not None
+    return cursor
+
+
+def settled(start: int, events: list[Event], *, now: datetime) -> list[Event]:
+    """The events up to the first hole that may still fill in: a hole is final once the event
+    after it was received ``GAP_PATIENCE`` ago, since a writer holding the missing position
+    would have had to stay uncommitted all that time."""
+    expected = start + 1
+    for index, event in enumerate(events):
+        if event.position != expected and now - event.received_at < GAP_PATIENCE:
+            return events[:index]
+        expected = event.position + 1
+    return events
+
+
+def run_batch(db: Session, proc: Processor) -> int:
+    """Process the next batch for ``proc``. Returns how many events it handled."""
+    cursor = _locked_cursor(db, proc.name)
+    start = cursor.position
+    events = events_after(db, position=start, limit=proc.batch_size)
+    if db.get_bind().dialect.name == "postgresql":
+        events = settled(start, events, now=clock.now())
+    if not events:
+        db.rollback()
+        return 0
+    proc.handle(db, events)
+    cursor.position = events[-1].position
+    cursor.updated_at = clock.now()
+    db.commit()
+    return len(events)
+
+
+def run_processors(*, database_url: str | None = None, max_batches: int = 20) -> int:
+    """Advance every processor by up to ``max_batches`` batches; returns events handled."""
+    handled = 0
+    for proc in _processors.values():
+        for _ in range(max_batches):
+            with open_session(database_url) as db:
+                count = run_batch(db, proc)
+            handled += count
+            if count < proc.batch_size:
+                break
+    return handled
+
+
+def processor_lag(db: Session) -> dict[str, int]:
+    """How many log positions each processor is behind the head."""
+    head = head_position(db)
+    cursors = {c.name: c.position for c in db.scalars(select(ProcessorCursor))}
+    return {name: head - cursors.get(name, 0) for name in _processors}
