@@ -1027,3 +1027,15 @@ def import_customers(db: Session, *, customers: Sequence[ImportedCustomer]) -> i
     )
     db.commit()
     return len(fresh)
+
+
+def recent_customers(db: Session, *, limit: int = 20) -> list[Customer]:
+    """The newest known customers, for the admin list."""
+    return list(
+        db.scalars(
+            select(Customer)
+            .where(Customer.status == "active", Customer.is_anonymous.is_(False))
+            .order_by(Customer.created_at.desc(), Customer.customer_id.desc())
+            .limit(limit)
+        )
+    )
