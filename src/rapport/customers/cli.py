@@ -1,0 +1,183 @@
+"""``rapport import customers``: load a CRM export (or Olist's customers) from a CSV file."""
+
+from __future__ import annotations
+
+import codecs
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from rapport.customers.importer import (
+    PRESETS,
+    ColumnMapping,
+    ImportSummary,
+    MalformedFile,
+    import_customers_file,
+    mappable_fields,
+)
+from rapport.platform.db import get_engine, open_session
+from rapport.platform.errors import InvalidInput
+
+console = Console()
+
+
+def import_customers_command(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="CSV file, or .gz / .zip of one"
+        ),
+    ],
+    preset: Annotated[
+        str, typer.Option(help=f"Column names to start from: {', '.join(PRESETS)}")
+    ] = "crm",
+    map_columns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            metavar="FIELD=COLUMN",
+            help="Read FIELD from COLUMN (repeatable); FIELD= stops reading it. Fields: "
+            + ", ".join(mappable_fields()),
+        ),
+    ] = None,
+    attribute: Annotated[
+        list[str] | None,
+        typer.Option("--attribute", metavar="COLUMN", help="Copy COLUMN into attributes"),
+    ] = None,
+    default_locale: Annotated[
+        str | None, typer.Option(help="Locale for rows without one (preset's default)")
+    ] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the file")] = "utf-8-sig",
+    delimiter: Annotated[str, typer.Option(help="Field separator")] = ",",
+) -> None:
+    """Import customers with consents, identities and attributes; re-running adds nothing."""
+    try:
+        mapping = _mapping(preset, map_columns or [], attribute or [], default_locale)
+    except InvalidInput as problem:
+        console.print(f"[red]Error:[/red] {problem.detail}")
+        raise typer.Exit(code=2) from problem
+    try:
+        codecs.lookup(encoding)
+    except LookupError as error:
+        console.print(f"[red]Error:[/red] unknown encoding {encoding!r}; try utf-8 or cp1252")
+        raise typer.Exit(code=2) from error
+    if len(delimiter) != 1:
+        console.print("[red]Error:[/red] --delimiter must be one character, e.g. ';'")
+        raise typer.Exit(code=2)
+    _require_migrated()
+
+    started = time.perf_counter()
+    with _progress() as progress, open_session() as db:
+        tasks: dict[str, TaskID] = {}
+        labels = {"check": f"Checking {path.name}", "import": "Importing customers"}
+
+        def report(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                # Bytes while checking (file size known up front), rows while importing.
+                unit = "bytes" if phase == "check" else "rows"
+                tasks[phase] = progress.add_task(labels[phase], total=total, unit=unit)
+            progress.update(tasks[phase], completed=done, total=total)
+
+        try:
+            summary = import_customers_file(
+                db, path, mapping, report, encoding=encoding, delimiter=delimiter
+            )
+        except MalformedFile as error:
+            progress.stop()
+            console.print(f"[red]Error in {path.name}:[/red] {error.detail}", highlight=False)
+            console.print(
+                "Nothing was imported. Fix the file (or the mapping) and run the command again.",
+                highlight=False,
+            )
+            raise typer.Exit(code=2) from error
+    _print_summary(path, summary, time.perf_counter() - started)
+
+
+def _mapping(
+    preset: str, overrides: list[str], attributes: list[str], default_locale: str | None
+) -> ColumnMapping:
+    base = PRESETS.get(preset)
+    if base is None:
+        raise InvalidInput(
+            f"Unknown preset {preset!r}; use one of {', '.join(PRESETS)}", field="preset"
+        )
+    columns: dict[str, str] = {}
+    for item in overrides:
+        name, equals, column = item.partition("=")
+        if not equals or not name.strip():
+            raise InvalidInput(
+                f"--map {item!r} is not FIELD=COLUMN, e.g. --map email=E-mail", field="map"
+            )
+        columns[name.strip()] = column
+    return base.with_overrides(columns, attributes=attributes, default_locale=default_locale)
+
+
+def _require_migrated() -> None:
+    from rapport.platform.migrations_runner import pending_migrations
+
+    with get_engine().connect() as connection:
+        pending = pending_migrations(connection)
+    if pending:
+        console.print(f"[red]{len(pending)} migration(s) pending.[/red] Run: rapport migrate")
+        raise typer.Exit(code=2)
+
+
+class _Counts(MofNCompleteColumn):
+    """Rows as "n/total", bytes as "1.2/3.4 MB"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = DownloadColumn()
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("unit") == "bytes":
+            return self._bytes.render(task)
+        return super().render(task)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        _Counts(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _print_summary(path: Path, summary: ImportSummary, seconds: float) -> None:
+    table = Table(title=f"Imported {path.name}", show_header=False)
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    table.add_row("Rows read", f"{summary.read:,}")
+    table.add_row("Customers added", f"{summary.added:,}")
+    table.add_row("Already in the database (left as they are)", f"{summary.skipped_existing:,}")
+    table.add_row("Repeated in the file (first row kept)", f"{summary.duplicates_in_file:,}")
+    table.add_row("Time", f"{seconds:.1f} s")
+    console.print(table)
+    if summary.ignored_fields:
+        console.print(
+            "[dim]Mapped but not in the file:[/dim] " + ", ".join(summary.ignored_fields),
+            highlight=False,
+        )
+    if summary.unused_columns:
+        console.print(
+            "[dim]Columns not imported (add --attribute COLUMN to keep one):[/dim] "
+            + ", ".join(summary.unused_columns),
+            highlight=False,
+        )
