@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -10,7 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from rapport.customers.cli import import_customers_command
 from rapport.customers.service import count_customers
+from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.platform.errors import Problem
@@ -96,6 +99,9 @@ def init(
         needs_demo = demo and count_customers(db) == 0
     # Load after the session above has closed: on SQLite, one writer at a time.
     if needs_demo:
+        from rapport.platform.domains import load_tasks
+
+        load_tasks()
         _load_demo(customers=demo_customers, seed=seed)
     settings = get_settings()
     base = f"http://{settings.bind_host}:{settings.bind_port}"
@@ -172,36 +178,67 @@ def run_worker(
         job_worker.stop()
 
 
-def _load_demo(*, customers: int, seed: int) -> None:
-    from rapport.demo.generator import DemoRetailer
-    from rapport.demo.loader import load_demo
+def _demo_window(end: date | None) -> tuple[date, date]:
+    """Two years of history ending ``end`` (default: yesterday, so the demo feels current)."""
+    last = end or (clock.now().date() - timedelta(days=1))
+    return last - timedelta(days=729), last
 
-    retailer = DemoRetailer(seed=seed, customers=customers)
+
+def _load_demo(*, customers: int, seed: int, end: date | None = None) -> None:
+    from rapport.demo.generator import DemoRetailer
+    from rapport.demo.loader import (
+        load_demo,
+        load_demo_activity,
+        load_demo_orders,
+        load_demo_stock,
+    )
+    from rapport.events.processors import processor_lag, run_processors
+
+    start, last = _demo_window(end)
+    retailer = DemoRetailer(seed=seed, customers=customers, start=start, end=last)
     with _progress() as progress, open_session() as db:
         tasks = {
             "stores": progress.add_task("Stores", total=None),
             "products": progress.add_task("Products", total=None),
             "customers": progress.add_task("Customers", total=customers),
+            "activity": progress.add_task("Visits and browsing", total=customers),
+            "orders": progress.add_task("Orders and returns", total=customers),
         }
 
         def advance(step: str, count: int) -> None:
             progress.advance(tasks[step], count)
 
         summary = load_demo(db, retailer=retailer, progress=advance)
+        load_demo_stock(db, retailer=retailer)
+        ingested = load_demo_activity(db, retailer=retailer, progress=advance)
+        placed = load_demo_orders(db, retailer=retailer, progress=advance)
+        behind = max(processor_lag(db).values(), default=0)
+        db.rollback()
+        profiles = progress.add_task("Profiles and traits", total=behind)
+        while handled := run_processors(max_batches=4):
+            progress.advance(profiles, handled)
     console.print(
-        f"Demo retailer (seed {seed}): {summary.stores} stores, {summary.products} products, "
-        f"{summary.customers} new customers."
+        f"Demo retailer (seed {seed}, {start} to {last}): {summary.stores} stores, "
+        f"{summary.products} products, {summary.customers} new customers, {ingested} new events, "
+        f"{placed} new orders."
     )
 
 
 @app.command()
 def demo(
     customers: Annotated[int, typer.Option(min=1, help="How many customers to generate")] = 10_000,
-    seed: Annotated[int, typer.Option(help="Same seed, same retailer")] = 42,
+    seed: Annotated[int, typer.Option(help="Same seed and end date, same retailer")] = 42,
+    end: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Last day of history (default: yesterday)"),
+    ] = None,
 ) -> None:
     """Generate the demo retailer and load it (streams; safe to re-run)."""
+    from rapport.platform.domains import load_tasks
+
+    load_tasks()
     migrate()
-    _load_demo(customers=customers, seed=seed)
+    _load_demo(customers=customers, seed=seed, end=end.date() if end else None)
 
 
 @keys_app.command("create")
@@ -283,7 +320,10 @@ def admin_set_password(
 
 @import_app.callback()
 def import_callback() -> None:
-    """Importers for real data; each capability adds its own (see docs/operator-guide.md)."""
+    """Importers for real data; each capability adds its own (see docs/import.md)."""
+
+
+import_app.command("customers")(import_customers_command)
 
 
 if __name__ == "__main__":

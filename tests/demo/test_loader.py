@@ -47,3 +47,52 @@ def test_demo_loads_stores_products_customers_once(db) -> None:
         product.price_minor,
         product.country_of_origin,
     )
+
+
+def test_demo_activity_flows_through_ingestion_into_profiles(db) -> None:
+    from rapport.demo.loader import load_demo_activity
+    from tests.customers.factories import process
+
+    # given the demo's customers loaded
+    retailer = DemoRetailer(seed=11, customers=40)
+    load_demo(db, retailer=retailer)
+    # when their sign-ups, browsing and visits are sent through ingestion and processed
+    ingested = load_demo_activity(db, retailer=retailer)
+    again = load_demo_activity(db, retailer=retailer)
+    process(db)
+    # then every event is stored once and each profile's timeline and traits match the history
+    histories = list(retailer.histories())
+    expected = sum(1 + len(h.product_views) + len(h.store_visits) for h in histories)
+    assert (ingested, again) == (expected, 0)
+    busiest = max(histories, key=lambda h: len(h.product_views) + len(h.store_visits))
+    customer = customers.find_customer_by_external_id(db, external_id=busiest.customer.external_id)
+    assert customer is not None
+    traits = customers.get_traits(db, customer_id=customer.customer_id)
+    assert traits is not None
+    shared = len(customers.get_preferences(db, customer_id=customer.customer_id))  # one event each
+    assert traits.event_count == 1 + len(busiest.product_views) + len(busiest.store_visits) + shared
+    assert customers.count_customers(db) == 40  # the sign-up events found the imported customers
+    sharing = [h for h in histories if int(h.customer.external_id[1:]) % 4 == 0]
+    for history in sharing:
+        found = customers.find_customer_by_external_id(db, external_id=history.customer.external_id)
+        fields = {p.field for p in customers.get_preferences(db, customer_id=found.customer_id)}
+        assert "clothing_size" in fields
+
+
+def test_demo_stock_fills_every_shelf_once(db) -> None:
+    from rapport.catalog.models import StockLevel
+    from rapport.demo.loader import demo_stock, load_demo_stock
+
+    retailer = DemoRetailer(seed=2, customers=1)
+    load_demo(db, retailer=retailer)
+    loaded = load_demo_stock(db, retailer=retailer)
+    assert loaded == len(retailer.stores()) * len(retailer.products())
+    assert (
+        list(demo_stock(retailer))[:50] == list(demo_stock(DemoRetailer(seed=2, customers=1)))[:50]
+    )
+    sku = retailer.products()[0].sku
+    view = catalog.stock_view(db, sku=sku, latitude=48.8566, longitude=2.3522)
+    assert view[0].city == "Paris"
+    assert view[-1].store_id == "web"
+    assert view[-1].available >= 20
+    assert db.get(StockLevel, (sku, "web")).reserved == 0

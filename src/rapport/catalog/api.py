@@ -9,18 +9,22 @@ from fastapi import APIRouter, Path, Query
 from rapport.catalog import service
 from rapport.catalog.schemas import (
     SKU_PATTERN,
+    AvailabilityOut,
     BulkResult,
+    ChannelPriceIn,
+    PriceDifferenceOut,
     ProductBulkIn,
     ProductIn,
     ProductOut,
     ProductUpsert,
+    StockBulkIn,
     StoreIn,
     StoreOut,
     StoreUpsert,
 )
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
-from rapport.platform.errors import NotFound
+from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.schemas import Page
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -91,3 +95,56 @@ def put_store(store_id: StoreIdPath, body: StoreIn, db: DbSession, _key: WriteKe
     store = service.get_store(db, store_id=upsert.store_id)
     assert store is not None
     return StoreOut.model_validate(store)
+
+
+@router.put("/stock")
+def set_stock(body: StockBulkIn, db: DbSession, _key: WriteKey) -> BulkResult:
+    """Set on-hand units per product and location (reservations for pick-up stay)."""
+    unknown_stores = {level.store_id for level in body.levels} - {
+        s.store_id for s in service.list_stores(db)
+    }
+    if unknown_stores:
+        raise InvalidInput(f"Unknown store(s): {', '.join(sorted(unknown_stores))}", field="levels")
+    known = service.get_products(db, skus=[level.sku for level in body.levels])
+    for index, level in enumerate(body.levels):
+        if level.sku not in known:
+            raise InvalidInput(f"Unknown SKU {level.sku!r}", field=f"levels.{index}.sku")
+    count = service.set_stock(db, levels=[(lv.sku, lv.store_id, lv.on_hand) for lv in body.levels])
+    return BulkResult(upserted=count)
+
+
+@router.get("/stock/{sku}")
+def stock_view(
+    sku: str,
+    db: DbSession,
+    _key: ReadKey,
+    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+) -> list[AvailabilityOut]:
+    """Availability at each store and the web, nearest first from (lat, lon)."""
+    if service.get_product(db, sku=sku) is None:
+        raise NotFound(f"No product with SKU {sku!r}", field="sku")
+    return [
+        AvailabilityOut(**vars(a))
+        for a in service.stock_view(db, sku=sku, latitude=lat, longitude=lon)
+    ]
+
+
+@router.post("/prices/channel", status_code=201)
+def set_channel_price(body: ChannelPriceIn, db: DbSession, _key: WriteKey) -> ChannelPriceIn:
+    """Record a deliberate price exception for a channel or store, with its reason."""
+    service.set_channel_price(
+        db,
+        sku=body.sku,
+        channel=body.channel,
+        price_minor=body.price_minor,
+        reason=body.reason,
+        store_id=body.store_id,
+    )
+    return body
+
+
+@router.get("/prices/consistency")
+def price_consistency(db: DbSession, _key: ReadKey) -> list[PriceDifferenceOut]:
+    """Every product whose effective price differs between channels, and why."""
+    return [PriceDifferenceOut(**vars(d)) for d in service.price_consistency_report(db)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, Index, Integer, String
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.platform.db import Base, JsonDocument, UTCDateTime
@@ -57,3 +57,40 @@ class Store(Base):
     opening_hours: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StockLevel(Base):
+    """Units of a product at one location (a store, or ``web`` for the online warehouse).
+    ``reserved`` units are promised to pick-up orders; the database refuses to over-reserve."""
+
+    __tablename__ = "stock_levels"
+    __table_args__ = (
+        CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+        CheckConstraint("reserved >= 0 AND reserved <= on_hand", name="reserved_within_on_hand"),
+        Index("ix_stock_levels_store_id", "store_id"),
+    )
+
+    sku: Mapped[str] = mapped_column(String(64), ForeignKey("products.sku"), primary_key=True)
+    store_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("stores.store_id"), primary_key=True
+    )
+    on_hand: Mapped[int] = mapped_column(Integer)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChannelPrice(Base):
+    """A deliberate exception to the one price: this product costs this much on this channel
+    (or in this store), for this reason, in this window."""
+
+    __tablename__ = "channel_prices"
+    __table_args__ = (CheckConstraint("price_minor >= 0", name="price_not_negative"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(String(64), ForeignKey("products.sku"), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    store_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    price_minor: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(200))
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

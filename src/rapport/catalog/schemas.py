@@ -78,3 +78,41 @@ class StoreOut(ReadModel):
 
 class BulkResult(StrictModel):
     upserted: int
+
+
+class StockLevelIn(StrictModel):
+    sku: str = Field(pattern=SKU_PATTERN)
+    store_id: str = Field(
+        pattern=SKU_PATTERN, description="A store, or 'web' for the online warehouse"
+    )
+    on_hand: int = Field(ge=0, le=10_000_000)
+
+
+class StockBulkIn(StrictModel):
+    levels: list[StockLevelIn] = Field(min_length=1, max_length=5000)
+
+
+class AvailabilityOut(StrictModel):
+    store_id: str
+    name: str
+    city: str
+    available: int
+    distance_km: float | None
+
+
+class ChannelPriceIn(StrictModel):
+    sku: str = Field(pattern=SKU_PATTERN)
+    channel: str = Field(pattern=r"^(web|app|store|call_center)$")
+    store_id: str | None = Field(default=None, pattern=SKU_PATTERN)
+    price_minor: MinorUnits
+    reason: str = Field(min_length=1, max_length=200, examples=["clearance in Lyon"])
+
+
+class PriceDifferenceOut(StrictModel):
+    sku: str
+    name: str
+    catalogue_price_minor: int
+    channel: str
+    store_id: str | None
+    price_minor: int
+    reason: str

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from rapport.catalog.models import Product, Store
+from rapport.catalog.models import ChannelPrice, Product, StockLevel, Store
 from rapport.catalog.schemas import ProductUpsert, StoreUpsert
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
+from rapport.platform.errors import InvalidInput, NotFound
 
 _PRODUCT_FIELDS = [
     "name", "category_path", "brand", "price_minor", "cost_minor", "currency",
@@ -83,3 +86,229 @@ def count_products(db: Session) -> int:
 
 def count_stores(db: Session) -> int:
     return db.scalar(select(func.count()).select_from(Store)) or 0
+
+
+# ----------------------------------------------------------------------------------- stock
+
+
+def set_stock(db: Session, *, levels: Sequence[tuple[str, str, int]]) -> int:
+    """Set on-hand units for (sku, store_id, units) triples in one transaction; reservations
+    stay. Returns how many levels were written."""
+    now = clock.now()
+    for sku, store_id, units in levels:
+        level = db.get(StockLevel, (sku, store_id))
+        if level is None:
+            db.add(
+                StockLevel(sku=sku, store_id=store_id, on_hand=units, reserved=0, updated_at=now)
+            )
+        else:
+            if units < level.reserved:
+                raise InvalidInput(
+                    f"{sku} at {store_id}: {level.reserved} units are reserved for pick-up; "
+                    f"on hand cannot drop to {units}",
+                    field="on_hand",
+                )
+            level.on_hand = units
+            level.updated_at = now
+    db.commit()
+    return len(levels)
+
+
+def load_stock(db: Session, *, levels: Sequence[tuple[str, str, int]]) -> int:
+    """Bulk-set on-hand units (imports, demo): one statement per batch. Reservations stay;
+    a level below its reservations is refused by the database's check."""
+    now = clock.now()
+    upsert_rows(
+        db,
+        StockLevel.__table__,
+        [
+            {"sku": sku, "store_id": store_id, "on_hand": units, "reserved": 0, "updated_at": now}
+            for sku, store_id, units in levels
+        ],
+        key_columns=["sku", "store_id"],
+        update_columns=["on_hand", "updated_at"],
+    )
+    db.commit()
+    return len(levels)
+
+
+def reserve_stock(db: Session, *, sku: str, store_id: str, quantity: int) -> bool:
+    """Reserve units for a pick-up order inside the caller's transaction. One conditional
+    UPDATE, so two orders for the last unit cannot both win, on any database."""
+    result = db.execute(
+        update(StockLevel)
+        .where(
+            StockLevel.sku == sku,
+            StockLevel.store_id == store_id,
+            StockLevel.on_hand - StockLevel.reserved >= quantity,
+        )
+        .values(reserved=StockLevel.reserved + quantity, updated_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def collect_reserved(db: Session, *, sku: str, store_id: str, quantity: int) -> None:
+    """Reserved units leave the shop with the customer (inside the caller's transaction)."""
+    db.execute(
+        update(StockLevel)
+        .where(StockLevel.sku == sku, StockLevel.store_id == store_id)
+        .values(
+            on_hand=StockLevel.on_hand - quantity,
+            reserved=StockLevel.reserved - quantity,
+            updated_at=clock.now(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release_reserved(db: Session, *, sku: str, store_id: str, quantity: int) -> None:
+    db.execute(
+        update(StockLevel)
+        .where(StockLevel.sku == sku, StockLevel.store_id == store_id)
+        .values(reserved=StockLevel.reserved - quantity, updated_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def get_stock(db: Session, *, sku: str, store_id: str) -> StockLevel | None:
+    return db.get(StockLevel, (sku, store_id))
+
+
+def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in kilometres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
+    return 2 * 6371.0 * math.asin(math.sqrt(a))
+
+
+@dataclass(frozen=True)
+class Availability:
+    store_id: str
+    name: str
+    city: str
+    available: int
+    distance_km: float | None
+
+
+def stock_view(
+    db: Session, *, sku: str, latitude: float | None = None, longitude: float | None = None
+) -> list[Availability]:
+    """Units available (on hand less reserved) at every location for a product, nearest first
+    when a point is given; the web warehouse comes last."""
+    rows = db.execute(
+        select(Store, StockLevel).outerjoin(
+            StockLevel, (StockLevel.store_id == Store.store_id) & (StockLevel.sku == sku)
+        )
+    ).all()
+    view = []
+    for store, level in rows:
+        distance = None
+        if (
+            latitude is not None
+            and longitude is not None
+            and store.latitude is not None
+            and store.longitude is not None
+        ):
+            distance = round(_km(latitude, longitude, store.latitude, store.longitude), 1)
+        view.append(
+            Availability(
+                store_id=store.store_id,
+                name=store.name,
+                city=store.city,
+                available=(level.on_hand - level.reserved) if level else 0,
+                distance_km=distance,
+            )
+        )
+    return sorted(view, key=lambda a: (a.distance_km is None, a.distance_km or 0.0, a.store_id))
+
+
+# ---------------------------------------------------------------------------------- prices
+
+
+def set_channel_price(
+    db: Session,
+    *,
+    sku: str,
+    channel: str,
+    price_minor: int,
+    reason: str,
+    store_id: str | None = None,
+) -> ChannelPrice:
+    """Record a deliberate price exception for a channel (or one store)."""
+    if db.get(Product, sku) is None:
+        raise NotFound(f"No product with SKU {sku!r}", field="sku")
+    rule = ChannelPrice(
+        sku=sku, channel=channel, store_id=store_id, price_minor=price_minor, reason=reason
+    )
+    db.add(rule)
+    db.commit()
+    return rule
+
+
+def effective_price(
+    db: Session, *, sku: str, channel: str, store_id: str | None = None
+) -> int | None:
+    """The price a customer pays for ``sku`` on ``channel`` (store rule, then channel rule,
+    then the catalogue price)."""
+    product = db.get(Product, sku)
+    if product is None:
+        return None
+    now = clock.now()
+    rules = db.scalars(
+        select(ChannelPrice).where(ChannelPrice.sku == sku, ChannelPrice.channel == channel)
+    ).all()
+    live = [
+        r
+        for r in rules
+        if (r.valid_from is None or r.valid_from <= now)
+        and (r.valid_to is None or r.valid_to > now)
+    ]
+    for rule in sorted(live, key=lambda r: r.store_id is None):
+        if rule.store_id in (None, store_id):
+            return rule.price_minor
+    return product.price_minor
+
+
+@dataclass(frozen=True)
+class PriceDifference:
+    sku: str
+    name: str
+    catalogue_price_minor: int
+    channel: str
+    store_id: str | None
+    price_minor: int
+    reason: str
+
+
+def price_consistency_report(db: Session) -> list[PriceDifference]:
+    """Every product whose effective price differs between channels, and why."""
+    now = clock.now()
+    rows = db.execute(
+        select(ChannelPrice, Product)
+        .join(Product, Product.sku == ChannelPrice.sku)
+        .order_by(ChannelPrice.sku)
+    ).all()
+    return [
+        PriceDifference(
+            sku=product.sku,
+            name=product.name,
+            catalogue_price_minor=product.price_minor,
+            channel=rule.channel,
+            store_id=rule.store_id,
+            price_minor=rule.price_minor,
+            reason=rule.reason,
+        )
+        for rule, product in rows
+        if rule.price_minor != product.price_minor
+        and (rule.valid_from is None or rule.valid_from <= now)
+        and (rule.valid_to is None or rule.valid_to > now)
+    ]
+
+
+def get_products(db: Session, *, skus: Sequence[str]) -> dict[str, Product]:
+    """Products by SKU (missing SKUs are simply absent)."""
+    return {p.sku: p for p in db.scalars(select(Product).where(Product.sku.in_(set(skus))))}

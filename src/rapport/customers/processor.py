@@ -54,10 +54,61 @@ def _anonymous_owner(db: Session, anonymous_id: str) -> Customer | None:
     return service.get_customer(db, customer_id=owner) if owner else None
 
 
-def resolve_event_customer(db: Session, event: Event) -> Customer | None:
+class IdentityCache:
+    """Who holds which identity, remembered for one batch: most events name someone already
+    known, and need one lookup, not a resolution."""
+
+    def __init__(self, db: Session) -> None:
+        self.db = db
+        self.owners: dict[tuple[str, str], str | None] = {}
+
+    def owner(self, kind: str, value: str) -> Customer | None:
+        key = (kind, value)
+        if key not in self.owners:
+            self.owners[key] = self.db.scalar(
+                select(Identity.customer_id)
+                .where(Identity.kind == kind, Identity.value == value)
+                .limit(1)
+            )
+        customer_id = self.owners[key]
+        return service.get_customer(self.db, customer_id=customer_id) if customer_id else None
+
+    def forget(self) -> None:
+        self.owners.clear()
+
+
+def _already_known(cache: IdentityCache, event: Event) -> Customer | None:
+    """The fast path: an ordinary event from a person whose identities are all linked."""
+    if event.type == "identified" or event.customer_id is not None:
+        return None
+    by_user = None
+    if event.user_id:
+        if event.user_id.startswith("cus_"):
+            by_user = service.get_customer(cache.db, customer_id=event.user_id)
+        if by_user is None:
+            by_user = cache.owner("external_id", event.user_id)
+        if by_user is None:
+            return None
+    by_anonymous = cache.owner("anonymous_id", event.anonymous_id) if event.anonymous_id else None
+    if event.anonymous_id and by_anonymous is None:
+        return None
+    if by_user is not None and by_anonymous is not None and by_user is not by_anonymous:
+        return None
+    return by_user or by_anonymous
+
+
+def resolve_event_customer(
+    db: Session, event: Event, cache: IdentityCache | None = None
+) -> Customer | None:
     """The live customer an event belongs to, linking identities as it learns them."""
     if event.customer_id is not None:
         return service.get_customer(db, customer_id=event.customer_id)
+    if cache is not None:
+        known = _already_known(cache, event)
+        if known is not None:
+            return known
+        # Resolution may link identities and merge profiles: cached answers go stale.
+        cache.forget()
     customer: Customer | None = None
     identities: dict[str, str] = {}
     profile: dict[str, Any] = {}
@@ -147,8 +198,9 @@ def process_profile_events(db: Session, events: list[Event]) -> None:
     traits_by_customer: dict[str, CustomerTraits] = {}
     location_allowed: dict[str, bool] = {}
     assigned: dict[str, list[int]] = {}
+    cache = IdentityCache(db)
     for event in events:
-        customer = resolve_event_customer(db, event)
+        customer = resolve_event_customer(db, event, cache)
         if customer is None or customer.status != "active":
             continue
         cid = customer.customer_id
@@ -174,7 +226,6 @@ def process_profile_events(db: Session, events: list[Event]) -> None:
             )
         apply_event(traits, event, location_allowed=location_allowed[cid])
         traits.updated_at = clock.now()
-        db.flush()
     for cid, positions in assigned.items():
         live = service.get_customer(db, customer_id=cid)
         event_log.assign_customer(

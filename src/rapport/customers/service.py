@@ -33,7 +33,7 @@ from rapport.customers.schemas import CustomerIn
 from rapport.customers.traits import merge_traits, rfm_scores, trait_summary
 from rapport.events import log as event_log
 from rapport.events.models import Event
-from rapport.events.service import append_event
+from rapport.events.service import append_event, suppress_identities
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
@@ -880,8 +880,6 @@ def erase_customer(
     ):
         if value:
             digests.add(identity_digest(kind, value))
-    from rapport.events.service import suppress_identities  # type: ignore[attr-defined]
-
     suppress_identities(db, digests=sorted(digests))
     db.execute(delete(Identity).where(Identity.customer_id.in_([cid, *merged_ids])))
     db.execute(delete(Preference).where(Preference.customer_id == cid))

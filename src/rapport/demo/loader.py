@@ -6,10 +6,11 @@ history (orders, reviews, answers) with their own loaders, reading the same gene
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -18,7 +19,17 @@ from rapport.catalog.schemas import ProductUpsert, StoreUpsert
 from rapport.customers import service as customers
 from rapport.customers.service import ImportedCustomer
 from rapport.demo.generator import DemoRetailer
-from rapport.demo.records import CustomerRecord, ProductRecord, StoreRecord
+from rapport.demo.records import (
+    CustomerHistory,
+    CustomerRecord,
+    OrderRecord,
+    ProductRecord,
+    StoreRecord,
+)
+from rapport.events import service as events
+from rapport.events.service import NewEvent
+from rapport.orders import service as orders
+from rapport.orders.service import ImportedLine, ImportedOrder, ImportedReturn
 
 T = TypeVar("T")
 BATCH_SIZE = 2_000
@@ -81,6 +92,25 @@ def imported_customer(record: CustomerRecord) -> ImportedCustomer:
     )
 
 
+def demo_stock(retailer: DemoRetailer) -> Iterator[tuple[str, str, int]]:
+    """Units per product and location: shops stock most of the range thinly (some lines are
+    out), the web warehouse holds everything deeply. Same seed, same shelves."""
+    rng = random.Random(f"{retailer.seed}:stock")
+    for store in retailer.stores():
+        for product in retailer.products():
+            if store.store_id == "web":
+                yield product.sku, store.store_id, rng.randint(20, 400)
+            else:
+                yield product.sku, store.store_id, 0 if rng.random() < 0.15 else rng.randint(1, 12)
+
+
+def load_demo_stock(db: Session, *, retailer: DemoRetailer) -> int:
+    loaded = 0
+    for batch in batched(demo_stock(retailer), 5_000):
+        loaded += catalog.load_stock(db, levels=batch)
+    return loaded
+
+
 def load_demo(
     db: Session, *, retailer: DemoRetailer, progress: Progress | None = None
 ) -> LoadSummary:
@@ -100,3 +130,166 @@ def load_demo(
         )
         report("customers", len(customer_batch))
     return LoadSummary(stores=len(stores), products=len(products), customers=added)
+
+
+# --- activity: views, visits, sign-ups and shared preferences -----------------------------
+
+SIZES = ("XS", "S", "M", "L", "XL")
+
+
+def activity_events(history: CustomerHistory, category_of: dict[str, str]) -> list[NewEvent]:
+    """One customer's browsing and shop visits as tracking events, with stable event ids so
+    re-running the demo stores nothing twice."""
+    customer = history.customer
+    number = customer.external_id
+    events: list[NewEvent] = [
+        {
+            "event_id": f"demo-{number}-signup",
+            "type": "identified",
+            "user_id": number,
+            "anonymous_id": None,
+            "channel": "web",
+            "occurred_at": customer.signed_up_at,
+            "properties": {
+                "traits": {
+                    "email": customer.email,
+                    "firstName": customer.first_name,
+                    "lastName": customer.last_name,
+                }
+            },
+            "context": {},
+            "source": "demo",
+        }
+    ]
+    for index, view in enumerate(history.product_views):
+        events.append(
+            {
+                "event_id": f"demo-{number}-view-{index}",
+                "type": "product_viewed",
+                "user_id": number,
+                "anonymous_id": None,
+                "channel": view.channel,
+                "occurred_at": view.viewed_at,
+                "properties": {"sku": view.sku, "category": category_of.get(view.sku, "")},
+                "context": {"device": view.device},
+                "source": "demo",
+            }
+        )
+    for index, visit in enumerate(history.store_visits):
+        events.append(
+            {
+                "event_id": f"demo-{number}-visit-{index}",
+                "type": "store_visited",
+                "user_id": number,
+                "anonymous_id": None,
+                "channel": "store",
+                "occurred_at": visit.visited_at,
+                "properties": {"store_id": visit.store_id},
+                "context": {"store_id": visit.store_id},
+                "source": "demo",
+            }
+        )
+    return events
+
+
+def shared_preferences(history: CustomerHistory, category_of: dict[str, str]) -> dict[str, Any]:
+    """What about a quarter of customers tell the retailer (chosen by their number, so the
+    same customers share every time): favourite categories from what they look at most, and
+    a clothing size."""
+    number = int("".join(ch for ch in history.customer.external_id if ch.isdigit()) or 0)
+    if number % 4 != 0:
+        return {}
+    counts: dict[str, int] = {}
+    for view in history.product_views:
+        category = category_of.get(view.sku)
+        if category:
+            counts[category] = counts.get(category, 0) + 1
+    favourites = sorted(counts, key=lambda c: (-counts[c], c))[:3]
+    preferences: dict[str, Any] = {"clothing_size": SIZES[number % len(SIZES)]}
+    if favourites:
+        preferences["favourite_categories"] = favourites
+    return preferences
+
+
+def load_demo_activity(
+    db: Session, *, retailer: DemoRetailer, progress: Progress | None = None
+) -> int:
+    """Send each customer's sign-up, browsing and shop visits through event ingestion, and
+    their shared preferences through ``customers.service``. Returns events ingested."""
+    report = progress or (lambda _step, _n: None)
+    category_of = {p.sku: p.category_path for p in retailer.products()}
+    ingested = 0
+    for histories in batched(retailer.histories(), 200):
+        batch = [event for h in histories for event in activity_events(h, category_of)]
+        outcomes = events.ingest_events(db, events=batch)
+        ingested += sum(1 for outcome in outcomes if outcome.status == "accepted")
+        for history in histories:
+            preferences = shared_preferences(history, category_of)
+            customer = customers.find_customer_by_external_id(
+                db, external_id=history.customer.external_id
+            )
+            if (
+                preferences
+                and customer is not None
+                and not customers.get_preferences(db, customer_id=customer.customer_id)
+            ):
+                customers.set_preferences(
+                    db,
+                    customer_id=customer.customer_id,
+                    values=preferences,
+                    source="demo preference centre",
+                )
+        report("activity", len(histories))
+    return ingested
+
+
+# --- orders, deliveries and returns --------------------------------------------------------
+
+
+def imported_order(record: OrderRecord, category_of: dict[str, str]) -> ImportedOrder:
+    return ImportedOrder(
+        order_id=record.order_id,
+        customer_external_id=record.customer_external_id,
+        channel=record.channel,
+        fulfilment=record.fulfilment,
+        store_id=record.store_id,
+        placed_at=record.placed_at,
+        currency=record.currency,
+        lines=[
+            ImportedLine(
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price_minor=line.unit_price_minor,
+                category=category_of.get(line.sku),
+            )
+            for line in record.lines
+        ],
+        promised_delivery=record.promised_delivery,
+        delivered_at=record.delivered_at,
+        carrier=record.carrier,
+        returns=[
+            ImportedReturn(
+                sku=r.sku,
+                quantity=r.quantity,
+                reason=r.reason,
+                returned_at=r.returned_at,
+                channel=r.channel,
+            )
+            for r in record.returns
+        ],
+    )
+
+
+def load_demo_orders(
+    db: Session, *, retailer: DemoRetailer, progress: Progress | None = None
+) -> int:
+    """Load every customer's orders, deliveries (some late) and returns through
+    ``orders.service``. Returns how many orders were added."""
+    report = progress or (lambda _step, _n: None)
+    category_of = {p.sku: p.category_path for p in retailer.products()}
+    added = 0
+    for histories in batched(retailer.histories(), 200):
+        records = [imported_order(o, category_of) for h in histories for o in h.orders]
+        added += orders.import_orders(db, orders=records, source="demo")
+        report("orders", len(histories))
+    return added

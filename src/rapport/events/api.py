@@ -1,29 +1,237 @@
-"""Tracking events from site, app and tills."""
+"""Tracking events from site, app and tills, natively and through Segment-compatible calls.
+
+These are the hottest endpoints, so they read the raw body (see ``events.ingest``) and do the
+parsing, validation and storage in one worker thread. Their request schemas are still in the
+OpenAPI document, through ``openapi_extra``.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
-from rapport.events import service
-from rapport.events.schemas import EventIn, EventReceipt
-from rapport.platform.auth import IngestKey
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import APIKeyHeader, HTTPBearer
+from pydantic import TypeAdapter
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from rapport.events import segment, service
+from rapport.events.ingest import (
+    BATCH_ADAPTER,
+    EVENT_ADAPTER,
+    ItemError,
+    batch_items,
+    batch_receipt,
+    json_response,
+    parse_body,
+    read_batch,
+    refusal_error,
+    request_body_schema,
+    validate_event,
+)
+from rapport.events.schemas import (
+    MAX_BATCH_BYTES,
+    BatchReceipt,
+    EventReceipt,
+    SegmentAck,
+)
+from rapport.events.service import NewEvent
+from rapport.platform import clock
+from rapport.platform.auth import require_scope
 from rapport.platform.db import DbSession
+from rapport.platform.errors import InvalidInput, PayloadTooLarge, field_error
+from rapport.platform.models import ApiKey
+from rapport.platform.service import Scope
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(tags=["events"])
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not JSON (problem+json)"},
+    413: {"description": "The body is over 1 MiB (problem+json)"},
+    422: {"description": "The body is not an event batch (problem+json naming the field)"},
+}
+
+
+_check_ingest_scope = require_scope(Scope.INGEST)
+# The same schemes platform.auth declares, so that these routes show the "Authorize" button.
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer rk_...")
+_header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def _ingest_key(
+    request: Request,
+    db: DbSession,
+    _bearer_doc: Annotated[object, Depends(_bearer)] = None,
+    _header_doc: Annotated[object, Depends(_header_key)] = None,
+) -> ApiKey:
+    """The ``ingest`` scope check (platform.auth's own), taking its turn among this process's
+    SQLite writers: there every transaction holds the write lock, and waiting in SQLite's busy
+    handler behind a batch insert costs far more. Its transaction ends at once, so that no
+    lock is held while the client streams its body."""
+    with service.writer_turn(db):
+        key = _check_ingest_scope(request, db)
+        db.commit()
+    return key
+
+
+Ingest = Annotated[ApiKey, Depends(_ingest_key)]
+
+
+async def _body(request: Request, *, limit: int | None = None) -> bytes:
+    raw = await request.body()
+    if limit is not None and len(raw) > limit:
+        raise PayloadTooLarge(
+            f"The request body is larger than {limit} bytes; split the batch up.", field="body"
+        )
+    return raw
 
 
 @router.post(
-    "",
+    "/v1/events",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": EventReceipt, "description": "Already stored (same event_id)"}},
+    response_model=None,
+    responses={
+        201: {"model": EventReceipt, "description": "Stored"},
+        200: {"model": EventReceipt, "description": "Already stored (same event_id)"},
+        409: {"description": "The event_id was used for a different event (problem+json)"},
+    },
+    openapi_extra={"requestBody": request_body_schema(EVENT_ADAPTER)},
 )
-def track_event(
-    incoming: EventIn, db: DbSession, response: Response, _key: IngestKey
-) -> EventReceipt:
+async def track_event(request: Request, db: DbSession, _key: Ingest) -> Response:
     """Store one tracking event. Sending the same ``event_id`` again stores nothing new."""
+    raw = await _body(request)
+    return await run_in_threadpool(_track_event, db, raw)
+
+
+def _track_event(db: Session, raw: bytes) -> Response:
+    incoming = validate_event(parse_body(raw), raw=raw)
     result = service.ingest_event(db, incoming=incoming)
-    if result.duplicate:
-        response.status_code = status.HTTP_200_OK
-    return EventReceipt(
-        event_id=result.event.event_id, position=result.event.position, duplicate=result.duplicate
+    receipt = {
+        "event_id": result.event_id,
+        "position": result.position,
+        "duplicate": result.duplicate,
+    }
+    code = status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
+    return json_response(receipt, status_code=code)
+
+
+@router.post(
+    "/v1/events/batch",
+    response_model=None,
+    responses={200: {"model": BatchReceipt, "description": "Per-event outcome"}, **_PROBLEMS},
+    openapi_extra={"requestBody": request_body_schema(BATCH_ADAPTER)},
+)
+async def track_batch(request: Request, db: DbSession, _key: Ingest) -> Response:
+    """Store up to 1,000 events (1 MiB). Each event is accepted, a duplicate (its ``event_id``
+    is already stored, or earlier in this batch), or rejected with its errors; what was
+    accepted is committed when the answer is 200."""
+    raw = await _body(request, limit=MAX_BATCH_BYTES)
+    return await run_in_threadpool(_track_batch, db, raw)
+
+
+def _track_batch(db: Session, raw: bytes) -> Response:
+    items, valid, errors = read_batch(raw)
+    events = [event for _, event in valid]
+    outcomes = service.ingest_events(db, events=events) if events else []
+    return json_response(batch_receipt(items, valid, outcomes, errors, key="events"))
+
+
+# --- Segment's tracking API -----------------------------------------------------------------
+
+
+def _segment_problem(errors: list[ItemError]) -> InvalidInput:
+    entries = [field_error(("body", *loc), message, code) for loc, message, code in errors]
+    first = entries[0]
+    return InvalidInput(
+        f"{first['field']}: {first['message']}", field=first["field"], errors=entries
+    )
+
+
+def _segment_call(db: Session, raw: bytes, kind: str) -> Response:
+    converted = segment.to_event(parse_body(raw), kind=kind, received_at=clock.now())
+    if isinstance(converted, list):
+        raise _segment_problem(converted)
+    outcome = service.ingest_events(db, events=[converted], compare_duplicates=False)[0]
+    if outcome.refusal is not None:
+        error = refusal_error((), outcome.refusal, segment.SEGMENT_NAMES)
+        raise InvalidInput(error["message"], field=error["field"], errors=[error])
+    return json_response({"success": True})
+
+
+def _segment_endpoint(kind: str) -> Callable[[Request, Session, ApiKey], Awaitable[Response]]:
+    async def endpoint(request: Request, db: DbSession, _key: Ingest) -> Response:
+        raw = await _body(request)
+        return await run_in_threadpool(_segment_call, db, raw, kind)
+
+    endpoint.__name__ = f"segment_{kind}"
+    endpoint.__doc__ = (
+        f"Segment-compatible `{kind}` call (write key as the basic-auth user name). "
+        'Answers `{"success": true}`, also for a message already stored (same messageId).'
+    )
+    return endpoint
+
+
+_SEGMENT_MESSAGE = request_body_schema(TypeAdapter(segment.SegmentMessage))
+for _kind in ("track", "identify", "page", "screen", "alias", "group"):
+    router.add_api_route(
+        f"/v1/{_kind}",
+        _segment_endpoint(_kind),
+        methods=["POST"],
+        tags=["segment compatibility"],
+        response_model=None,
+        responses={200: {"model": SegmentAck, "description": "Stored (or already stored)"}},
+        openapi_extra={"requestBody": _SEGMENT_MESSAGE},
+    )
+
+
+@router.post(
+    "/v1/batch",
+    tags=["segment compatibility"],
+    response_model=None,
+    responses={200: {"model": SegmentAck, "description": "Counts and rejected messages"}},
+    openapi_extra={"requestBody": request_body_schema(TypeAdapter(segment.SegmentBatch))},
+)
+async def segment_batch(request: Request, db: DbSession, _key: Ingest) -> Response:
+    """Segment-compatible batch of up to 1,000 messages, each with its ``type``. Valid
+    messages are stored even when others are rejected; the answer lists the rejected ones."""
+    raw = await _body(request, limit=MAX_BATCH_BYTES)
+    return await run_in_threadpool(_segment_batch, db, raw)
+
+
+def _segment_batch(db: Session, raw: bytes) -> Response:
+    payload = parse_body(raw)
+    items = batch_items(payload, key="batch")
+    received_at = clock.now()
+    sent_at = segment.batch_sent_at(payload)
+    shared = payload.get("context")
+    shared_context = shared if isinstance(shared, dict) else None
+    valid: list[tuple[int, NewEvent]] = []
+    errors: dict[int, list[ItemError]] = {}
+    for index, item in enumerate(items):
+        converted = segment.to_event(
+            item,
+            kind=None,
+            received_at=received_at,
+            sent_at=sent_at,
+            shared_context=shared_context,
+        )
+        if isinstance(converted, list):
+            errors[index] = converted
+        else:
+            valid.append((index, converted))
+    events = [event for _, event in valid]
+    outcomes = service.ingest_events(db, events=events, compare_duplicates=False) if events else []
+    receipt = batch_receipt(
+        items, valid, outcomes, errors, key="batch", names=segment.SEGMENT_NAMES
+    )
+    rejected = [error for result in receipt["results"] for error in result.get("errors", [])]
+    return json_response(
+        {
+            "success": True,
+            "accepted": receipt["accepted"],
+            "duplicates": receipt["duplicates"],
+            "rejected": receipt["rejected"],
+            "errors": rejected,
+        }
     )

@@ -40,7 +40,13 @@ def assign_customer(db: Session, *, positions: Iterable[int], customer_id: str) 
     """Record which customer the given events belong to (resolved by the profile processor)."""
     chosen = list(positions)
     if chosen:
-        db.execute(update(Event).where(Event.position.in_(chosen)).values(customer_id=customer_id))
+        db.execute(
+            update(Event)
+            .where(Event.position.in_(chosen))
+            .values(customer_id=customer_id)
+            # The batch's Event objects are not read again; skip matching them in Python.
+            .execution_options(synchronize_session=False)
+        )
 
 
 def claim_anonymous_events(db: Session, *, anonymous_id: str, customer_id: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-DOMAINS = ("platform", "events", "customers", "catalog")
+DOMAINS = ("platform", "events", "customers", "catalog", "orders")
 
 
 def _import_each(module: str) -> list[ModuleType]:

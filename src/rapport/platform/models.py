@@ -60,3 +60,19 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     locked_by: Mapped[str | None] = mapped_column(String(100), default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class IdempotencyRecord(Base):
+    """A command's Idempotency-Key, its request fingerprint and (once done) its answer."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (CheckConstraint("status IN ('running', 'done')", name="status_known"),)
+
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10))
+    response_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    response_body: Mapped[Any | None] = mapped_column(JsonDocument, nullable=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -1,0 +1,298 @@
+"""Tracking-event ingestion on the wire: request bytes to validated events, and outcomes back to
+answers. Shared by ``POST /v1/events``, ``/v1/events/batch`` and the Segment-compatible API.
+
+The hot endpoints read the raw body themselves instead of letting FastAPI build models: one
+orjson parse, one pydantic ``TypeAdapter`` pass over the whole batch (a second pass over the
+valid items only when some are invalid, so that each error is reported at its index), plain
+dicts all the way to the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import Response
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
+
+from rapport.events.schemas import MAX_BATCH_EVENTS, EventBatchIn, EventIn
+from rapport.events.service import NewEvent, Outcome, Refusal
+from rapport.platform.errors import InvalidInput, MalformedBody, field_error
+
+# Where in an event a problem is (relative to the event), what is wrong, and its code.
+Loc = tuple[str | int, ...]
+ItemError = tuple[Loc, str, str]
+
+# Earlier than this is a device whose clock was reset, not a late event.
+EARLIEST_OCCURRED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+
+EVENT_ADAPTER: TypeAdapter[EventIn] = TypeAdapter(EventIn)
+EVENTS_ADAPTER: TypeAdapter[list[EventIn]] = TypeAdapter(list[EventIn])
+BATCH_ADAPTER: TypeAdapter[EventBatchIn] = TypeAdapter(EventBatchIn)
+
+_NUL_ESCAPE = b"\\u0000"
+
+
+def json_response(content: Any, *, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
+
+
+def parse_body(raw: bytes) -> Any:
+    """The request body as JSON, or a 400 problem naming ``body``."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        reason = "it is empty" if not raw.strip() else str(error)
+        raise MalformedBody(f"The request body is not valid JSON: {reason}", field="body") from None
+
+
+def invalid(loc: Loc, message: str, code: str) -> InvalidInput:
+    """A 422 problem for one field of the body."""
+    error = field_error(("body", *loc), message, code)
+    return InvalidInput(f"{error['field']}: {message}", field=error["field"], errors=[error])
+
+
+def batch_items(payload: Any, *, key: str, allowed: Iterable[str] | None = None) -> list[Any]:
+    """The list under ``key`` in a batch body, after checking the envelope. ``allowed`` lists
+    the other top-level keys accepted; ``None`` accepts any (Segment's envelope)."""
+    if not isinstance(payload, dict):
+        raise invalid((), f"The body must be a JSON object with a '{key}' list", "model_type")
+    if allowed is not None:
+        for name in payload:
+            if name != key and name not in allowed:
+                raise invalid(
+                    (name,), "Unknown field; remove it or check its spelling", "extra_forbidden"
+                )
+    if key not in payload:
+        raise invalid((key,), "Field required", "missing")
+    items = payload[key]
+    if not isinstance(items, list):
+        raise invalid((key,), "Input should be a valid list", "list_type")
+    if len(items) > MAX_BATCH_EVENTS:
+        raise invalid(
+            (key,),
+            f"Send at most {MAX_BATCH_EVENTS} events per request (this one has {len(items)})",
+            "too_long",
+        )
+    return items
+
+
+def pydantic_errors(error: ValidationError) -> list[tuple[Loc, str, str]]:
+    return [_item_error(detail) for detail in error.errors(include_url=False, include_input=False)]
+
+
+def _item_error(detail: ErrorDetails) -> ItemError:
+    message = detail["msg"]
+    if detail["type"] == "extra_forbidden":
+        message = "Unknown field; remove it or check its spelling"
+    return tuple(detail["loc"]), message, detail["type"]
+
+
+def read_batch(
+    raw: bytes,
+) -> tuple[Sequence[Any], list[tuple[int, NewEvent]], dict[int, list[ItemError]]]:
+    """The items of a ``POST /v1/events/batch`` body, the valid events with their index, and
+    the errors of the others by index. A clean batch takes one pass of pydantic over the
+    bytes; only a batch with problems is parsed again to report each at its index."""
+    try:
+        events = BATCH_ADAPTER.validate_json(raw)["events"]
+    except ValidationError:
+        items = batch_items(parse_body(raw), key="events", allowed=())
+        valid, errors = validate_events(items, raw=raw)
+        return items, valid, errors
+    valid, errors = _converted(enumerate(events), {}, raw=raw)
+    return events, valid, errors
+
+
+def validate_events(
+    items: list[Any], *, raw: bytes
+) -> tuple[list[tuple[int, NewEvent]], dict[int, list[ItemError]]]:
+    """Validate a batch's items in one pass (two when some are invalid). Returns the valid
+    events with their index, and the errors of the invalid ones by index."""
+    errors: dict[int, list[ItemError]] = {}
+    try:
+        pairs: Iterable[tuple[int, EventIn]] = enumerate(EVENTS_ADAPTER.validate_python(items))
+    except ValidationError as failure:
+        for loc, message, code in pydantic_errors(failure):
+            index = loc[0]
+            assert isinstance(index, int)
+            errors.setdefault(index, []).append((loc[1:], message, code))
+        good = [index for index in range(len(items)) if index not in errors]
+        revalidated = EVENTS_ADAPTER.validate_python([items[index] for index in good])
+        pairs = zip(good, revalidated, strict=True)
+    return _converted(pairs, errors, raw=raw)
+
+
+def _converted(
+    pairs: Iterable[tuple[int, EventIn]], errors: dict[int, list[ItemError]], *, raw: bytes
+) -> tuple[list[tuple[int, NewEvent]], dict[int, list[ItemError]]]:
+    check_nul = _NUL_ESCAPE in raw
+    valid: list[tuple[int, NewEvent]] = []
+    for index, event in pairs:
+        problem = _nul_error(event) if check_nul else None
+        converted = to_new_event(event) if problem is None else problem
+        if isinstance(converted, tuple):
+            errors[index] = [converted]
+        else:
+            valid.append((index, converted))
+    return valid, errors
+
+
+def validate_event(payload: Any, *, raw: bytes) -> NewEvent:
+    """One event for ``POST /v1/events``, or a 422 problem naming each bad field."""
+    try:
+        event = EVENT_ADAPTER.validate_python(payload)
+    except ValidationError as failure:
+        found = pydantic_errors(failure)
+        entries = [field_error(("body", *loc), message, code) for loc, message, code in found]
+        first = entries[0]
+        more = f" (and {len(entries) - 1} more)" if len(entries) > 1 else ""
+        raise InvalidInput(
+            f"{first['field']}: {first['message']}{more}", field=first["field"], errors=entries
+        ) from None
+    problem = _nul_error(event) if _NUL_ESCAPE in raw else None
+    converted = to_new_event(event) if problem is None else problem
+    if isinstance(converted, tuple):
+        raise invalid(*converted)
+    return converted
+
+
+def to_new_event(event: EventIn) -> NewEvent | ItemError:
+    customer_id = event.get("customer_id")
+    anonymous_id = event.get("anonymous_id")
+    if customer_id is None and anonymous_id is None:
+        return ("customer_id",), "An event needs customer_id or anonymous_id", "person_missing"
+    occurred_at = parse_time(event["occurred_at"], field="occurred_at")
+    if isinstance(occurred_at, tuple):
+        return occurred_at
+    return {
+        "event_id": event["event_id"],
+        "type": event["type"],
+        "user_id": customer_id,
+        "anonymous_id": anonymous_id,
+        "channel": event["channel"],
+        "occurred_at": occurred_at,
+        "properties": event.get("properties") or {},
+        "context": dict(event.get("context") or {}),
+        "source": "api",
+    }
+
+
+def parse_time(text: str, *, field: str, naive_is_utc: bool = False) -> datetime | ItemError:
+    """An ISO 8601 time in UTC, or the error that names ``field``."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        message = "Input should be a valid ISO 8601 datetime with a timezone offset"
+        return (field,), message, "datetime_parsing"
+    if value.tzinfo is None:
+        if not naive_is_utc:
+            return (field,), "Input should have timezone info", "timezone_aware"
+        value = value.replace(tzinfo=UTC)
+    return checked_time(value, field=field)
+
+
+def checked_time(value: datetime, *, field: str) -> datetime | ItemError:
+    """``value`` in UTC, or an error when no real event can have happened then."""
+    if value < EARLIEST_OCCURRED_AT:
+        return (field,), f"{field} is before 1970; check the sending device's clock", "too_early"
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return (field,), f"{field} is out of range; check the sending device's clock", "clock_skew"
+
+
+def contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(key) or contains_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
+
+
+def _nul_error(event: Any) -> ItemError | None:
+    # PostgreSQL stores no NUL character in text or JSONB; refuse it on every database.
+    for key, value in event.items():
+        if contains_nul(value):
+            return (key,), "Text may not contain the NUL character (\\u0000)", "nul_character"
+    return None
+
+
+def refusal_error(
+    prefix: Loc, refusal: Refusal, names: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A refusal as a problem ``errors`` entry; ``names`` renames fields for another wire shape."""
+    field = names.get(refusal.field, refusal.field) if names else refusal.field
+    return field_error(("body", *prefix, *field.split(".")), refusal.message, refusal.code)
+
+
+def batch_receipt(
+    items: Sequence[Any],
+    valid: Sequence[tuple[int, NewEvent]],
+    outcomes: Sequence[Outcome],
+    errors: dict[int, list[ItemError]],
+    *,
+    key: str,
+    names: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The batch answer: counts, then one result per item in request order."""
+    status: list[str] = ["rejected"] * len(items)
+    refused: dict[int, list[dict[str, Any]]] = {
+        index: [
+            field_error(("body", key, index, *loc), message, code) for loc, message, code in found
+        ]
+        for index, found in errors.items()
+    }
+    for (index, _event), outcome in zip(valid, outcomes, strict=True):
+        status[index] = outcome.status
+        if outcome.refusal is not None:
+            refused[index] = [refusal_error((key, index), outcome.refusal, names)]
+    results: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        event_id = _event_id_of(item, names)
+        result: dict[str, Any] = {"index": index, "event_id": event_id, "status": status[index]}
+        if index in refused:
+            result["errors"] = refused[index]
+        results.append(result)
+    accepted = status.count("accepted")
+    duplicates = status.count("duplicate")
+    return {
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "rejected": len(items) - accepted - duplicates,
+        "results": results,
+    }
+
+
+def _event_id_of(item: Any, names: dict[str, str] | None) -> str | None:
+    if not isinstance(item, dict):
+        return None
+    value = item.get(names.get("event_id", "event_id") if names else "event_id")
+    return value.strip() if isinstance(value, str) else None
+
+
+def request_body_schema(adapter: TypeAdapter[Any]) -> dict[str, Any]:
+    """The adapter's JSON schema with every ``$ref`` inlined, for ``openapi_extra`` (routes
+    that read the raw body do not get their schema into the OpenAPI components)."""
+    schema = adapter.json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": inline(schema)}},
+    }

@@ -1,0 +1,307 @@
+"""Segment tracking-API compatibility: Segment (and RudderStack) messages as Rapport events.
+
+Shops instrumented with a Segment SDK point its host at Rapport and send the write key (a
+Rapport key with the ``ingest`` scope) as before. Each message becomes one event:
+
+- ``messageId`` → ``event_id`` (a digest of the message when absent, so retries still match),
+  ``userId`` → the sender's customer id, ``anonymousId`` → ``anonymous_id``;
+- ``timestamp``, else ``originalTimestamp`` corrected for the device's clock by ``sentAt``
+  (``receivedAt - (sentAt - originalTimestamp)``), else the time received → ``occurred_at``;
+- ``track`` "Product Viewed" → ``product_viewed`` (snake_case of the event name; "Application
+  Opened" → ``app_opened``, "Products Searched" → ``searched``), ``page`` → ``page_viewed``,
+  ``screen`` → ``screen_viewed``, ``identify`` → ``identified`` with ``{"traits": …}``,
+  ``alias`` → ``aliased``, ``group`` → ``grouped``;
+- ``context`` is kept, with Rapport's normalised ``device`` (the device type) and ``location``
+  (``{lat, lon}``); Segment's own objects for those two move to ``context.segment``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
+
+from rapport.events.ingest import (
+    ItemError,
+    Loc,
+    checked_time,
+    contains_nul,
+    parse_time,
+    pydantic_errors,
+)
+from rapport.events.schemas import CHANNELS, EVENT_TYPE_PATTERN
+from rapport.events.service import NewEvent
+
+Kind = Literal["track", "identify", "page", "screen", "alias", "group"]
+KINDS: frozenset[str] = frozenset(("track", "identify", "page", "screen", "alias", "group"))
+
+# Service refusals name fields as POST /v1/events does; these are their Segment names.
+SEGMENT_NAMES = {
+    "event_id": "messageId",
+    "customer_id": "userId",
+    "anonymous_id": "anonymousId",
+    "occurred_at": "timestamp",
+    "properties.traits.email": "traits.email",
+    "properties.traits.phone": "traits.phone",
+}
+
+# Segment's spec names for events Rapport has its own type for.
+TYPE_ALIASES = {"application_opened": "app_opened", "products_searched": "searched"}
+_TYPE_RE = re.compile(EVENT_TYPE_PATTERN)
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+_MOBILE_SYSTEMS = frozenset(("ios", "android", "ipados", "tvos", "watchos"))
+
+_LENIENT = ConfigDict(extra="ignore", str_strip_whitespace=True)
+Identifier = Annotated[str, Field(min_length=1, max_length=100)] | int
+Text = Annotated[str, Field(max_length=200)]
+SegmentTime = Annotated[str, Field(max_length=40, json_schema_extra={"format": "date-time"})]
+
+
+@with_config(_LENIENT)
+class SegmentMessage(TypedDict, total=False):
+    """The fields of a Segment message that Rapport reads; other fields are ignored."""
+
+    type: str
+    messageId: Annotated[str, Field(min_length=1, max_length=100)]
+    userId: Identifier | None
+    anonymousId: Identifier | None
+    timestamp: SegmentTime | None
+    originalTimestamp: SegmentTime | None
+    sentAt: SegmentTime | None
+    event: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Text | None
+    category: Text | None
+    properties: dict[str, Any] | None
+    traits: dict[str, Any] | None
+    context: dict[str, Any] | None
+    previousId: Identifier | None
+    groupId: Identifier | None
+
+
+@with_config(_LENIENT)
+class SegmentBatch(TypedDict, total=False):
+    """``POST /v1/batch``: messages with their ``type``, and optional shared ``context`` and
+    ``sentAt``. ``writeKey`` in the body is ignored: send the key as basic-auth user name."""
+
+    batch: Annotated[list[SegmentMessage], Field(max_length=1000)]
+    sentAt: SegmentTime | None
+    context: dict[str, Any] | None
+
+
+MESSAGE_ADAPTER: TypeAdapter[SegmentMessage] = TypeAdapter(SegmentMessage)
+
+
+def event_type(name: str) -> str | None:
+    """The Rapport type for a track call's event name, or ``None`` when it has none."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    snake = _NOT_WORD.sub("_", _CAMEL_HUMP.sub("_", ascii_name.strip()).lower()).strip("_")
+    if snake[:1].isdigit():
+        snake = f"event_{snake}"
+    snake = TYPE_ALIASES.get(snake, snake)
+    return snake if _TYPE_RE.match(snake) else None
+
+
+def batch_sent_at(payload: dict[str, Any]) -> datetime | None:
+    """The batch envelope's ``sentAt``, or ``None`` when absent or unreadable."""
+    value = payload.get("sentAt")
+    if not isinstance(value, str):
+        return None
+    parsed = parse_time(value, field="sentAt", naive_is_utc=True)
+    return parsed if isinstance(parsed, datetime) else None
+
+
+def to_event(
+    raw: Any,
+    *,
+    kind: str | None,
+    received_at: datetime,
+    sent_at: datetime | None = None,
+    shared_context: dict[str, Any] | None = None,
+) -> NewEvent | list[ItemError]:
+    """One Segment message as a Rapport event, or the errors that prevent it. ``kind`` is the
+    endpoint's call type; ``None`` (``/v1/batch``) takes it from the message's ``type``."""
+    if not isinstance(raw, dict):
+        return [((), "Each message must be a JSON object", "model_type")]
+    try:
+        message = MESSAGE_ADAPTER.validate_python(raw)
+    except ValidationError as failure:
+        return pydantic_errors(failure)
+    kind = kind or message.get("type")
+    if kind not in KINDS:
+        return [(("type",), "type must be one of: " + ", ".join(sorted(KINDS)), "enum")]
+    user_id = _identifier(message.get("userId"))
+    anonymous_id = _identifier(message.get("anonymousId"))
+    if user_id is None and anonymous_id is None:
+        return [(("userId",), "A message needs userId or anonymousId", "person_missing")]
+
+    found = _type_and_properties(kind, message)
+    if isinstance(found, list):
+        return found
+    type_, properties = found
+    context = dict(shared_context or {})
+    context.update(message.get("context") or {})
+    normalised = _context(kind, context, properties)
+    if isinstance(normalised, tuple):
+        return [normalised]
+    occurred_at = _occurred_at(message, received_at=received_at, sent_at=sent_at)
+    if isinstance(occurred_at, tuple):
+        return [occurred_at]
+
+    event: NewEvent = {
+        "event_id": message.get("messageId") or _message_digest(kind, raw),
+        "type": type_,
+        "user_id": user_id,
+        "anonymous_id": anonymous_id,
+        "channel": _channel(kind, context),
+        "occurred_at": occurred_at,
+        "properties": properties,
+        "context": normalised,
+        "source": "segment",
+    }
+    for key in ("properties", "context", "user_id", "anonymous_id", "event_id"):
+        if contains_nul(event[key]):
+            return [((key,), "Text may not contain the NUL character (\\u0000)", "nul_character")]
+    return event
+
+
+def _identifier(value: str | int | None) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def _type_and_properties(
+    kind: str, message: SegmentMessage
+) -> tuple[str, dict[str, Any]] | list[ItemError]:
+    properties = dict(message.get("properties") or {})
+    if kind == "track":
+        name = message.get("event")
+        if not name:
+            return [(("event",), "A track call needs the event's name", "missing")]
+        type_ = event_type(name)
+        if type_ is None:
+            return [
+                (
+                    ("event",),
+                    "The event name gives no usable type: use 2 to 60 letters, digits and spaces",
+                    "string_pattern_mismatch",
+                )
+            ]
+        return type_, properties
+    if kind in {"page", "screen"}:
+        for key in ("name", "category"):
+            value = message.get(key)
+            if value:
+                properties.setdefault(key, value)
+        return ("page_viewed" if kind == "page" else "screen_viewed"), properties
+    if kind == "identify":
+        return "identified", {"traits": dict(message.get("traits") or {})}
+    if kind == "alias":
+        previous_id = _identifier(message.get("previousId"))
+        if previous_id is None:
+            return [(("previousId",), "An alias call needs previousId", "missing")]
+        return "aliased", {"previous_id": previous_id}
+    group_id = _identifier(message.get("groupId"))
+    if group_id is None:
+        return [(("groupId",), "A group call needs groupId", "missing")]
+    return "grouped", {"group_id": group_id, "traits": dict(message.get("traits") or {})}
+
+
+def _context(
+    kind: str, context: dict[str, Any], properties: dict[str, Any]
+) -> dict[str, Any] | ItemError:
+    """Segment's context with Rapport's ``device`` and ``location`` shapes."""
+    out = dict(context)
+    moved: dict[str, Any] = {}
+    device = context.get("device")
+    if isinstance(device, dict):
+        moved["device"] = device
+        out.pop("device")
+        if isinstance(device.get("type"), str) and device["type"]:
+            out["device"] = device["type"][:60]
+    location = context.get("location")
+    if isinstance(location, dict):
+        moved["location"] = location
+        out.pop("location")
+        if location.get("latitude") is not None or location.get("longitude") is not None:
+            coordinates = _coordinates(location)
+            if isinstance(coordinates, tuple):
+                return coordinates
+            out["location"] = coordinates
+    if moved:
+        out["segment"] = moved
+    if kind == "page" and not isinstance(out.get("page"), dict):
+        page = {
+            key: properties[key]
+            for key in ("url", "path", "title", "search", "referrer")
+            if isinstance(properties.get(key), str)
+        }
+        if page:
+            out["page"] = page
+    return out
+
+
+def _coordinates(location: dict[str, Any]) -> dict[str, float] | ItemError:
+    found: dict[str, float] = {}
+    for name, short, limit in (("latitude", "lat", 90), ("longitude", "lon", 180)):
+        value = location.get(name)
+        loc: Loc = ("context", "location", name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return loc, f"{name} must be a number of degrees", "float_type"
+        if not -limit <= value <= limit:
+            return loc, f"{name} must be between -{limit} and {limit}", "out_of_range"
+        found[short] = float(value)
+    return found
+
+
+def _channel(kind: str, context: dict[str, Any]) -> str:
+    stated = context.get("channel")
+    if isinstance(stated, str) and stated in CHANNELS:
+        return stated
+    if kind == "screen" or context.get("app"):
+        return "app"
+    device, system = context.get("device"), context.get("os")
+    device_type = device.get("type") if isinstance(device, dict) else None
+    system_name = system.get("name") if isinstance(system, dict) else None
+    for value in (device_type, system_name):
+        if isinstance(value, str) and value.lower() in _MOBILE_SYSTEMS:
+            return "app"
+    return "web"
+
+
+def _occurred_at(
+    message: SegmentMessage, *, received_at: datetime, sent_at: datetime | None
+) -> datetime | ItemError:
+    timestamp = message.get("timestamp")
+    if timestamp is not None:
+        return parse_time(timestamp, field="timestamp", naive_is_utc=True)
+    original_text = message.get("originalTimestamp")
+    if original_text is None:
+        return received_at
+    original = parse_time(original_text, field="originalTimestamp", naive_is_utc=True)
+    sent_text = message.get("sentAt")
+    sent = parse_time(sent_text, field="sentAt", naive_is_utc=True) if sent_text else sent_at
+    if isinstance(original, tuple) or sent is None:
+        return original
+    if isinstance(sent, tuple):
+        return sent
+    # The device's clock may be off; the gap between two of its readings is not.
+    try:
+        corrected = received_at - (sent - original)
+    except OverflowError:
+        corrected = datetime.max.replace(tzinfo=UTC)  # refused below as too far ahead
+    return checked_time(corrected, field="originalTimestamp")
+
+
+def _message_digest(kind: str, raw: dict[str, Any]) -> str:
+    """A stable id for a message sent without ``messageId``: retries of it get the same."""
+    stable = {key: value for key, value in raw.items() if key not in {"sentAt", "writeKey"}}
+    encoded = orjson.dumps([kind, stable], option=orjson.OPT_SORT_KEYS)
+    return "seg-" + hashlib.sha256(encoded).hexdigest()[:40]

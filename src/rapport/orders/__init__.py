@@ -1,0 +1,1 @@
+"""Orders from every channel, fulfilment, delivery promises, returns and return risk."""

@@ -1,0 +1,65 @@
+"""Admin pages for kept promises: on-time delivery, late deliveries, returns concentration,
+and a customer's orders across channels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from rapport.customers import service as customers
+from rapport.orders import service
+from rapport.platform.admin import CurrentAdmin, NavItem, add_template_dir, render
+from rapport.platform.db import DbSession
+
+add_template_dir(Path(__file__).parent / "templates")
+
+NAV = [NavItem("Orders", "/admin/orders")]
+router = APIRouter(prefix="/admin/orders", include_in_schema=False)
+
+
+@router.get("", response_class=HTMLResponse)
+def promises_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    by_channel = service.promise_kept(db, by="channel")
+    by_carrier = service.promise_kept(db, by="carrier")
+    chart = {
+        "channel": {row.key: round(row.share * 100, 1) for row in by_channel},
+        "carrier": {row.key: round(row.share * 100, 1) for row in by_carrier},
+    }
+    return render(
+        request,
+        "orders/overview.html",
+        {
+            "user": user,
+            "by_channel": by_channel,
+            "by_carrier": by_carrier,
+            "chart": chart,
+            "late": service.late_deliveries(db, limit=50),
+            "concentration": service.returns_concentration(db),
+            "orders": service.count_orders(db),
+        },
+    )
+
+
+@router.get("/customer/{customer_id}", response_class=HTMLResponse)
+def customer_orders_page(
+    request: Request, customer_id: str, db: DbSession, user: CurrentAdmin
+) -> HTMLResponse:
+    customer = customers.get_customer(db, customer_id=customer_id)
+    rows = []
+    if customer is not None:
+        for order in service.customer_orders(db, customer_id=customer.customer_id):
+            rows.append(
+                {
+                    "order": order,
+                    "lines": service.get_lines(db, order_id=order.order_id),
+                    "history": service.status_history(db, order_id=order.order_id),
+                }
+            )
+    return render(
+        request,
+        "orders/customer.html",
+        {"user": user, "customer": customer, "rows": rows},
+        status_code=200 if customer is not None else 404,
+    )

@@ -1,0 +1,175 @@
+"""Order endpoints: place orders from any channel, pick-up in store, delivery updates,
+returns, and the promise and returns reports."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import qrcode
+import qrcode.image.svg
+from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from rapport.orders import service
+from rapport.orders.schemas import (
+    LineOut,
+    OrderIn,
+    OrderOut,
+    PickupIn,
+    ReturnIn,
+    ReturnOut,
+    StatusIn,
+)
+from rapport.platform.auth import ReadKey, WriteKey
+from rapport.platform.db import DbSession
+from rapport.platform.errors import NotFound
+from rapport.platform.idempotency import HEADER, run_idempotent
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=HEADER,
+        description="Unique per command; a retry with the same key is answered, not applied",
+    ),
+]
+
+
+def _order_out(db: Session, order: Any) -> OrderOut:
+    out = OrderOut.model_validate(order)
+    out.lines = [
+        LineOut.model_validate(line) for line in service.get_lines(db, order_id=order.order_id)
+    ]
+    if order.pickup_code:
+        out.pickup_qr_url = f"/v1/orders/{order.order_id}/pickup-qr.svg"
+    return out
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderOut)
+def place_order(
+    body: OrderIn, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    """Place an order from any channel. Totals are recomputed; a mismatch is 422. Pick-up
+    orders reserve the store's stock and answer a pick-up code and its QR image."""
+    return run_idempotent(
+        db,
+        scope=f"orders.place:{key.id}",
+        key=idempotency_key,
+        request_body=body.model_dump(mode="json"),
+        status_code=status.HTTP_201_CREATED,
+        execute=lambda hook: service.place_order(db, order=body, before_commit=hook),
+        render=lambda order: _order_out(db, order).model_dump(mode="json"),
+    )
+
+
+@router.get("")
+def list_orders(
+    db: DbSession, _key: ReadKey, customer_id: Annotated[str, Query(min_length=1, max_length=40)]
+) -> list[OrderOut]:
+    """A customer's orders across channels, newest first."""
+    return [_order_out(db, o) for o in service.customer_orders(db, customer_id=customer_id)]
+
+
+@router.get("/reports/promise-kept")
+def promise_kept(
+    db: DbSession,
+    _key: ReadKey,
+    by: Literal["channel", "store", "carrier"] = "channel",
+    since: date | None = None,
+) -> list[dict[str, Any]]:
+    """On-time share of shipped orders whose promised date has come."""
+    return [
+        {"key": row.key, "due": row.due, "on_time": row.on_time, "share": round(row.share, 4)}
+        for row in service.promise_kept(db, by=by, since=since)
+    ]
+
+
+@router.get("/reports/returns-concentration")
+def returns_concentration(db: DbSession, _key: ReadKey) -> dict[str, Any]:
+    """What share of returns the top 1% and 5% of customers make."""
+    return vars(service.returns_concentration(db))
+
+
+@router.get("/{order_id}")
+def get_order(order_id: str, db: DbSession, _key: ReadKey) -> OrderOut:
+    """One order with its lines."""
+    order = service.get_order(db, order_id=order_id)
+    if order is None:
+        raise NotFound(f"No order {order_id!r}", field="order_id")
+    return _order_out(db, order)
+
+
+@router.get("/{order_id}/pickup-qr.svg", response_class=Response)
+def pickup_qr(order_id: str, db: DbSession, _key: ReadKey) -> Response:
+    """The pick-up code as a QR image (SVG) for the customer's phone."""
+    order = service.get_order(db, order_id=order_id)
+    if order is None or order.pickup_code is None:
+        raise NotFound(f"Order {order_id!r} has no pick-up code", field="order_id")
+    image = qrcode.make(
+        f"RAPPORT-PICKUP:{order.order_id}:{order.pickup_code}",
+        image_factory=qrcode.image.svg.SvgPathImage,
+    )
+    buffer = io.BytesIO()
+    image.save(buffer)
+    return Response(buffer.getvalue(), media_type="image/svg+xml")
+
+
+@router.post("/{order_id}/pickup")
+def confirm_pickup(order_id: str, body: PickupIn, db: DbSession, _key: WriteKey) -> OrderOut:
+    """The till scanned the customer's pick-up code: hand the order over."""
+    order = service.confirm_pickup(
+        db, order_id=order_id, pickup_code=body.pickup_code, store_id=body.store_id
+    )
+    return _order_out(db, order)
+
+
+@router.post("/{order_id}/status")
+def update_status(order_id: str, body: StatusIn, db: DbSession, _key: WriteKey) -> OrderOut:
+    """A delivery status from the warehouse or carrier."""
+    order = service.update_delivery_status(
+        db, order_id=order_id, status=body.status, at=body.at, note=body.note
+    )
+    return _order_out(db, order)
+
+
+@router.post("/{order_id}/returns", status_code=status.HTTP_201_CREATED, response_model=ReturnOut)
+def record_return(
+    order_id: str,
+    body: ReturnIn,
+    db: DbSession,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Units brought back, per line, with the refund owed."""
+
+    def render(result: service.RecordedReturn) -> dict[str, Any]:
+        return ReturnOut(
+            return_id=result.return_id,
+            order_id=result.order_id,
+            refund_minor=result.refund_minor,
+            lines=[
+                {
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "reason": line.reason,
+                    "refund_minor": line.refund_minor,
+                }
+                for line in result.lines
+            ],
+        ).model_dump(mode="json")
+
+    return run_idempotent(
+        db,
+        scope=f"orders.return:{key.id}:{order_id}",
+        key=idempotency_key,
+        request_body=body.model_dump(mode="json"),
+        status_code=status.HTTP_201_CREATED,
+        execute=lambda hook: service.record_return(
+            db, order_id=order_id, request=body, before_commit=hook
+        ),
+        render=render,
+    )

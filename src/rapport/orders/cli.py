@@ -1,0 +1,230 @@
+"""``rapport import transactions``: load order lines from a CSV file (or a preset's files)."""
+
+from __future__ import annotations
+
+import codecs
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from rapport.orders.importer import (
+    PRESETS,
+    ImportSummary,
+    MalformedFile,
+    TransactionMapping,
+    import_transactions_file,
+)
+from rapport.platform.db import get_engine, open_session
+from rapport.platform.errors import InvalidInput
+
+console = Console()
+
+_LABELS = {
+    "check": "Checking {name}",
+    "match": "Matching cancellations to purchases",
+    "customers": "Importing customers",
+    "products": "Creating products",
+    "sort": "Sorting lines by order",
+    "import": "Importing orders",
+}
+_BYTE_PHASES = {"check", "match", "sort"}
+
+
+def _column(field: str) -> Any:
+    return typer.Option(
+        f"--{field}-col", metavar="COLUMN", help=f"Column of the {field} ('' for none)"
+    )
+
+
+def import_transactions_command(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            readable=True,
+            help="CSV file, or .gz / .zip of one; for --preset olist, the folder",
+        ),
+    ],
+    preset: Annotated[
+        str, typer.Option(help=f"Columns and settings to start from: {', '.join(PRESETS)}")
+    ] = "csv",
+    customer_col: Annotated[str | None, _column("customer")] = None,
+    item_col: Annotated[str | None, _column("item")] = None,
+    time_col: Annotated[str | None, _column("time")] = None,
+    price_col: Annotated[str | None, _column("price")] = None,
+    quantity_col: Annotated[str | None, _column("quantity")] = None,
+    order_col: Annotated[str | None, _column("order")] = None,
+    category_col: Annotated[str | None, _column("category")] = None,
+    name_col: Annotated[str | None, _column("name")] = None,
+    store_col: Annotated[str | None, _column("store")] = None,
+    cost_col: Annotated[str | None, _column("cost")] = None,
+    time_format: Annotated[
+        str | None, typer.Option(help="strptime format, e.g. %m/%d/%Y (default ISO 8601)")
+    ] = None,
+    currency: Annotated[str | None, typer.Option(help="ISO code of the prices, e.g. EUR")] = None,
+    price_unit: Annotated[
+        str | None, typer.Option(help="major (12.50) or minor (1250) units")
+    ] = None,
+    price_per: Annotated[
+        str | None, typer.Option(help="unit: price of one unit; line: total of the line")
+    ] = None,
+    channel: Annotated[
+        str | None, typer.Option(help="web (shipped orders) or store (bought in store)")
+    ] = None,
+    delimiter: Annotated[str | None, typer.Option(help="Field separator, or 'whitespace'")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding of the file")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Read only the first N data rows (for trials)")
+    ] = None,
+) -> None:
+    """Import order lines as customers, products and orders; re-running adds nothing."""
+    columns = {
+        "customer": customer_col,
+        "item": item_col,
+        "time": time_col,
+        "price": price_col,
+        "quantity": quantity_col,
+        "order": order_col,
+        "category": category_col,
+        "name": name_col,
+        "store": store_col,
+        "cost": cost_col,
+    }
+    try:
+        base = PRESETS.get(preset)
+        if base is None:
+            raise InvalidInput(
+                f"Unknown preset {preset!r}; use one of {', '.join(PRESETS)}", field="preset"
+            )
+        mapping = base.with_overrides(
+            columns,
+            time_format=time_format,
+            currency=currency.upper() if currency else None,
+            price_unit=price_unit,
+            price_per=price_per,
+            channel=channel,
+            delimiter=delimiter,
+            encoding=encoding,
+        )
+        mapping.validate()
+        codecs.lookup(mapping.encoding)
+    except InvalidInput as problem:
+        console.print(f"[red]Error:[/red] {problem.detail}", highlight=False)
+        raise typer.Exit(code=2) from problem
+    except LookupError as error:
+        console.print(f"[red]Error:[/red] unknown encoding {encoding!r}; try utf-8 or cp1252")
+        raise typer.Exit(code=2) from error
+    if path.is_dir() and mapping.layout != "olist":
+        console.print(f"[red]Error:[/red] {path} is a folder; give the transactions file")
+        raise typer.Exit(code=2)
+    _require_migrated()
+
+    started = time.perf_counter()
+    with _progress() as progress, open_session() as db:
+        tasks: dict[str, TaskID] = {}
+
+        def report(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(
+                    _LABELS[phase].format(name=path.name),
+                    total=total,
+                    unit="bytes" if phase in _BYTE_PHASES else "count",
+                )
+            progress.update(tasks[phase], completed=done, total=total)
+
+        try:
+            summary = import_transactions_file(db, path, mapping, report, limit=limit)
+        except MalformedFile as error:
+            progress.stop()
+            console.print(f"[red]Error in {path.name}:[/red] {error.detail}", highlight=False)
+            console.print(
+                "Nothing was imported. Fix the file (or the mapping) and run the command again.",
+                highlight=False,
+            )
+            raise typer.Exit(code=2) from error
+    _print_summary(path, mapping, summary, time.perf_counter() - started)
+
+
+def _require_migrated() -> None:
+    from rapport.platform.migrations_runner import pending_migrations
+
+    with get_engine().connect() as connection:
+        pending = pending_migrations(connection)
+    if pending:
+        console.print(f"[red]{len(pending)} migration(s) pending.[/red] Run: rapport migrate")
+        raise typer.Exit(code=2)
+
+
+class _Counts(MofNCompleteColumn):
+    """Counts as "n/total", bytes as "1.2/3.4 MB"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = DownloadColumn()
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("unit") == "bytes":
+            return self._bytes.render(task)
+        return super().render(task)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        _Counts(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _print_summary(
+    path: Path, mapping: TransactionMapping, summary: ImportSummary, seconds: float
+) -> None:
+    table = Table(title=f"Imported {path.name} ({mapping.source})", show_header=False)
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    table.add_row("Rows read", f"{summary.rows:,}")
+    table.add_row("Orders added", f"{summary.orders_added:,}")
+    table.add_row("Orders already present (left as they are)", f"{summary.orders_present:,}")
+    table.add_row("Order lines added", f"{summary.lines_added:,}")
+    if summary.cancellations:
+        table.add_row("Cancellations in the file", f"{summary.cancellations:,}")
+        table.add_row("Returns added", f"{summary.returns_added:,}")
+        for reason, count in sorted(summary.returns_unmatched.items()):
+            table.add_row(f"Cancellations not matched: {reason}", f"{count:,}")
+        if summary.return_units_capped:
+            table.add_row(
+                "Cancelled units beyond what the purchase held",
+                f"{summary.return_units_capped:,}",
+            )
+    table.add_row("Customers created", f"{summary.customers_created:,}")
+    table.add_row("Products created", f"{summary.products_created:,}")
+    if summary.stores_created:
+        table.add_row("Stores created", f"{summary.stores_created:,}")
+    for reason, count in sorted(summary.skipped.items()):
+        table.add_row(f"Skipped: {reason}", f"{count:,}")
+    if summary.prices_rounded:
+        table.add_row("Unit prices rounded to the minor unit", f"{summary.prices_rounded:,}")
+    table.add_row("Time", f"{seconds:.1f} s")
+    console.print(table)
+    if summary.unused_columns:
+        console.print(
+            "[dim]Columns not imported:[/dim] " + ", ".join(summary.unused_columns),
+            highlight=False,
+        )

@@ -1,0 +1,149 @@
+"""Order tables: orders from every channel, their lines, payments, status history, returns
+and the notices sent about them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rapport.platform.db import Base, JsonDocument, UTCDateTime
+
+CHANNELS = ("web", "app", "store", "call_center")
+FULFILMENTS = ("ship", "pickup_in_store", "in_store")
+STATUSES = (
+    "placed",
+    "ready_for_pickup",
+    "collected",
+    "packed",
+    "shipped",
+    "out_for_delivery",
+    "delivered",
+    "delayed",
+    "failed",
+    "completed",
+    "cancelled",
+)
+
+
+class Order(Base):
+    """One order. Money is integer minor units; totals are recomputed server-side."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("total_minor >= 0", name="total_not_negative"),
+        CheckConstraint("channel IN ('web', 'app', 'store', 'call_center')", name="channel_known"),
+        CheckConstraint(
+            "fulfilment IN ('ship', 'pickup_in_store', 'in_store')", name="fulfilment_known"
+        ),
+        Index("ix_orders_customer_placed", "customer_id", "placed_at"),
+        Index("ix_orders_open_deliveries", "fulfilment", "status", "promised_delivery"),
+    )
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    channel: Mapped[str] = mapped_column(String(20))
+    fulfilment: Mapped[str] = mapped_column(String(20))
+    store_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    status: Mapped[str] = mapped_column(String(20))
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal_minor: Mapped[int] = mapped_column(Integer)
+    discount_minor: Mapped[int] = mapped_column(Integer, default=0)
+    shipping_minor: Mapped[int] = mapped_column(Integer, default=0)
+    total_minor: Mapped[int] = mapped_column(Integer)
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    promised_delivery: Mapped[date | None] = mapped_column(Date, default=None)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    carrier: Mapped[str | None] = mapped_column(String(40), default=None)
+    pickup_code: Mapped[str | None] = mapped_column(String(16), unique=True, default=None)
+    late_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    source: Mapped[str] = mapped_column(String(20), default="api")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "returned_quantity >= 0 AND returned_quantity <= quantity",
+            name="returns_within_quantity",
+        ),
+    )
+
+    order_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("orders.order_id", ondelete="CASCADE"), primary_key=True
+    )
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), index=True)
+    category: Mapped[str | None] = mapped_column(String(300), default=None)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_minor: Mapped[int] = mapped_column(Integer)
+    discount_minor: Mapped[int] = mapped_column(Integer, default=0)
+    total_minor: Mapped[int] = mapped_column(Integer)
+    returned_quantity: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OrderPayment(Base):
+    __tablename__ = "order_payments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("orders.order_id", ondelete="CASCADE"), index=True
+    )
+    method: Mapped[str] = mapped_column(String(30))
+    amount_minor: Mapped[int] = mapped_column(Integer)
+
+
+class OrderStatusChange(Base):
+    """The order's own timeline across channels (also in the event log)."""
+
+    __tablename__ = "order_status_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("orders.order_id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReturnLine(Base):
+    """Units of one order line brought back, why, where and for how much."""
+
+    __tablename__ = "return_lines"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    return_id: Mapped[str] = mapped_column(String(64), index=True)
+    order_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("orders.order_id", ondelete="CASCADE"), index=True
+    )
+    line_no: Mapped[int] = mapped_column(Integer)
+    sku: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(40))
+    refund_minor: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(20))
+    customer_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    returned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CustomerNotice(Base):
+    """A message queued to a customer about their order (a service message, not marketing)."""
+
+    __tablename__ = "customer_notices"
+    __table_args__ = (Index("ix_customer_notices_unsent", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    kind: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -1,0 +1,123 @@
+"""Order shapes on the wire."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+
+from rapport.platform.schemas import MinorUnits, ReadModel, StrictModel
+
+Channel = Literal["web", "app", "store", "call_center"]
+Fulfilment = Literal["ship", "pickup_in_store", "in_store"]
+DeliveryStatus = Literal["packed", "shipped", "out_for_delivery", "delivered", "delayed", "failed"]
+ReturnReason = Literal[
+    "too_small",
+    "too_large",
+    "damaged",
+    "not_as_described",
+    "changed_mind",
+    "late_delivery",
+    "wrong_item",
+    "other",
+]
+
+
+class LineIn(StrictModel):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=10_000)
+    unit_price_minor: MinorUnits
+    discount_minor: MinorUnits = 0
+
+
+class PaymentIn(StrictModel):
+    method: str = Field(min_length=1, max_length=30, examples=["card", "gift_card", "cash"])
+    amount_minor: MinorUnits
+
+
+class OrderIn(StrictModel):
+    """An order from any channel. Send the totals you computed: the server recomputes them and
+    refuses a mismatch, so a pricing bug never becomes a wrong charge silently."""
+
+    order_id: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$"
+    )
+    customer_id: str | None = Field(
+        default=None, max_length=100, description="cus_… or your customer number"
+    )
+    channel: Channel
+    fulfilment: Fulfilment
+    store_id: str | None = Field(default=None, max_length=40)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    lines: list[LineIn] = Field(min_length=1, max_length=500)
+    discount_minor: MinorUnits = 0
+    shipping_minor: MinorUnits = 0
+    payments: list[PaymentIn] = Field(default_factory=list, max_length=10)
+    subtotal_minor: MinorUnits
+    total_minor: MinorUnits
+    placed_at: AwareDatetime | None = None
+    promised_delivery: date | None = None
+    carrier: str | None = Field(default=None, max_length=40)
+
+
+class LineOut(ReadModel):
+    line_no: int
+    sku: str
+    category: str | None
+    quantity: int
+    unit_price_minor: int
+    discount_minor: int
+    total_minor: int
+    returned_quantity: int
+
+
+class OrderOut(ReadModel):
+    order_id: str
+    customer_id: str | None
+    channel: str
+    fulfilment: str
+    store_id: str | None
+    status: str
+    currency: str
+    subtotal_minor: int
+    discount_minor: int
+    shipping_minor: int
+    total_minor: int
+    placed_at: datetime
+    promised_delivery: date | None
+    delivered_at: datetime | None
+    carrier: str | None
+    pickup_code: str | None
+    lines: list[LineOut] = Field(default_factory=list)
+    pickup_qr_url: str | None = None
+
+
+class StatusIn(StrictModel):
+    status: DeliveryStatus
+    at: AwareDatetime | None = None
+    note: str | None = Field(default=None, max_length=500)
+
+
+class PickupIn(StrictModel):
+    pickup_code: str = Field(min_length=4, max_length=16)
+    store_id: str = Field(min_length=1, max_length=40)
+
+
+class ReturnLineIn(StrictModel):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=10_000)
+    reason: ReturnReason
+
+
+class ReturnIn(StrictModel):
+    lines: list[ReturnLineIn] = Field(min_length=1, max_length=500)
+    channel: Literal["store", "web", "app", "call_center"]
+    returned_at: AwareDatetime | None = None
+
+
+class ReturnOut(StrictModel):
+    return_id: str
+    order_id: str
+    refund_minor: int
+    lines: list[dict[str, int | str]]

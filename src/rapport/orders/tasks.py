@@ -1,0 +1,25 @@
+"""The orders domain's background work: late-delivery detection and notices."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from rapport.orders import service
+from rapport.platform import jobs
+
+
+@jobs.job("orders.flag_late_deliveries")
+def flag_late_deliveries(db: Session, payload: dict[str, Any]) -> None:
+    """Emit ``delivery_late`` once per order that missed or will miss its promise."""
+    service.flag_late_deliveries(db)
+
+
+@jobs.job("orders.send_notice")
+def send_notice(db: Session, payload: dict[str, Any]) -> None:
+    service.send_notice(db, notice_id=int(payload["notice_id"]))
+
+
+jobs.scheduled("orders.flag_late_deliveries", every=timedelta(minutes=15))

@@ -1,0 +1,155 @@
+"""Idempotency keys for commands (IETF draft "The Idempotency-Key HTTP Header Field").
+
+A command sent again with the same key answers the first answer and changes nothing; the same
+key with a different body is 422; a retry while the first is still running is 409. The stored
+answer is written inside the command's own transaction (through the verb's ``before_commit``
+hook), so "answered" and "done" can never disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from fastapi.responses import JSONResponse
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from rapport.platform import clock
+from rapport.platform.errors import Conflict, InvalidInput, MalformedBody
+from rapport.platform.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+# A key still 'running' after this long belongs to a command whose transaction never
+# committed (the answer is stored in that same transaction), so it may run again.
+ABANDONED_AFTER = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Replay:
+    status_code: int
+    body: Any
+
+
+@dataclass(frozen=True)
+class Claim:
+    scope: str
+    key: str
+
+
+def request_fingerprint(body: Any) -> str:
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Claim | Replay:
+    """Start a command under ``key``, or return the first answer if it already ran."""
+    if key is None or not key.strip():
+        raise MalformedBody(f"This command needs an {HEADER} header", field=HEADER)
+    if len(key) > 200:
+        raise InvalidInput(f"{HEADER} is longer than 200 characters", field=HEADER)
+    for _ in range(2):
+        record = db.get(IdempotencyRecord, (scope, key))
+        if record is not None:
+            if record.fingerprint != fingerprint:
+                db.rollback()
+                raise InvalidInput(
+                    f"This {HEADER} was used with a different request body; use a new key",
+                    field=HEADER,
+                )
+            if record.status == "done":
+                replay = Replay(
+                    status_code=record.response_status or 200, body=record.response_body
+                )
+                db.rollback()
+                return replay
+            if clock.now() - record.created_at < ABANDONED_AFTER:
+                db.rollback()
+                raise Conflict(
+                    f"A request with this {HEADER} is still being processed; retry shortly",
+                    field=HEADER,
+                )
+            db.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+                )
+            )
+        try:
+            db.add(
+                IdempotencyRecord(
+                    scope=scope,
+                    key=key,
+                    fingerprint=fingerprint,
+                    status="running",
+                    created_at=clock.now(),
+                )
+            )
+            db.commit()
+            return Claim(scope=scope, key=key)
+        except IntegrityError:
+            db.rollback()  # someone else claimed it between our read and our insert
+            if db.get(IdempotencyRecord, (scope, key)) is None:
+                raise  # not a clash of keys: a real error
+    raise Conflict(f"A request with this {HEADER} is still being processed", field=HEADER)
+
+
+def complete(db: Session, claimed: Claim, *, status_code: int, body: Any) -> None:
+    """Store the answer, inside the command's transaction (no commit here)."""
+    record = db.get(IdempotencyRecord, (claimed.scope, claimed.key))
+    assert record is not None
+    record.status = "done"
+    record.response_status = status_code
+    record.response_body = body
+    record.completed_at = clock.now()
+
+
+def release(db: Session, claimed: Claim) -> None:
+    """The command failed and changed nothing: forget the key so a corrected retry can run."""
+    db.rollback()
+    db.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.scope == claimed.scope,
+            IdempotencyRecord.key == claimed.key,
+            IdempotencyRecord.status == "running",
+        )
+    )
+    db.commit()
+
+
+def stored_keys(db: Session, *, scope: str) -> list[str]:
+    return list(db.scalars(select(IdempotencyRecord.key).where(IdempotencyRecord.scope == scope)))
+
+
+def run_idempotent(
+    db: Session,
+    *,
+    scope: str,
+    key: str | None,
+    request_body: Any,
+    status_code: int,
+    execute: Callable[[Callable[[Session, Any], None]], Any],
+    render: Callable[[Any], Any],
+) -> JSONResponse:
+    """Run a command once per key. ``execute`` receives the hook to pass as the verb's
+    ``before_commit``; ``render`` turns the verb's result into the JSON answer."""
+    claimed = claim(db, scope=scope, key=key, fingerprint=request_fingerprint(request_body))
+    if isinstance(claimed, Replay):
+        return JSONResponse(
+            claimed.body, status_code=claimed.status_code, headers={"Idempotent-Replayed": "true"}
+        )
+    answer: dict[str, Any] = {}
+
+    def store_answer(session: Session, result: Any) -> None:
+        answer["body"] = render(result)
+        complete(session, claimed, status_code=status_code, body=answer["body"])
+
+    try:
+        execute(store_answer)
+    except Exception:
+        release(db, claimed)
+        raise
+    return JSONResponse(answer["body"], status_code=status_code)

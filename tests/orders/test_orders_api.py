@@ -1,0 +1,261 @@
+"""Placing orders: server-side totals, idempotency keys, pick-up in store, returns."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from rapport.catalog import service as catalog
+from rapport.events.models import Event
+from rapport.orders import service as orders
+from rapport.orders.schemas import OrderIn
+from rapport.platform import clock
+from rapport.platform.db import open_session
+from rapport.platform.errors import Conflict
+from tests.conftest import auth
+from tests.orders.factories import CHIANTI, CORKSCREW, order_body, seed_catalog
+
+
+@pytest.fixture
+def writer(db, api_key):  # type: ignore[no-untyped-def]
+    seed_catalog(db)
+    return auth(api_key("write"))
+
+
+def _post(client, body, headers, key="key-1"):  # type: ignore[no-untyped-def]
+    return client.post("/v1/orders", json=body, headers={**headers, "Idempotency-Key": key})
+
+
+def test_order_is_recorded_with_recomputed_totals_and_logged(client, db, writer) -> None:
+    response = _post(client, order_body(order_id="O-1"), writer)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["subtotal_minor"], body["total_minor"], body["status"]) == (3300, 3490, "placed")
+    assert body["promised_delivery"] is not None
+    assert [(line["sku"], line["category"], line["total_minor"]) for line in body["lines"]] == [
+        (CHIANTI, "Wine/Red", 2400),
+        (CORKSCREW, "Kitchen/Tools", 900),
+    ]
+    logged = db.scalars(select(Event).where(Event.type == "order_placed")).all()
+    assert len(logged) == 1
+    assert logged[0].properties["total_minor"] == 3490
+    assert logged[0].customer_id == body["customer_id"]
+
+
+def test_totals_mismatch_is_422_and_changes_nothing(client, db, writer) -> None:
+    response = _post(client, order_body(total_minor=3000), writer)
+    assert response.status_code == 422
+    assert response.json()["field"] == "total_minor"
+    assert response.json()["expected"] == 3490
+    subtotal = _post(client, order_body(subtotal_minor=1), writer, key="key-2")
+    assert subtotal.json()["field"] == "subtotal_minor"
+    assert orders.count_orders(db) == 0
+    assert db.scalars(select(Event).where(Event.type == "order_placed")).all() == []
+
+
+def test_unknown_sku_names_the_line(client, writer) -> None:
+    body = order_body(
+        lines=[{"sku": "NOPE", "quantity": 1, "unit_price_minor": 100}],
+        subtotal_minor=100,
+        total_minor=290,
+        payments=[],
+    )
+    response = _post(client, body, writer)
+    assert response.status_code == 422
+    assert response.json()["field"] == "lines.0.sku"
+
+
+def test_idempotency_key_semantics(client, db, writer) -> None:
+    first = _post(client, order_body(), writer, key="abc")
+    again = _post(client, order_body(), writer, key="abc")
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert orders.count_orders(db) == 1
+    different = _post(
+        client, order_body(shipping_minor=0, total_minor=3000, payments=[]), writer, key="abc"
+    )
+    assert different.status_code == 422
+    assert different.json()["field"] == "Idempotency-Key"
+    missing = client.post("/v1/orders", json=order_body(), headers=writer)
+    assert missing.status_code == 400
+    assert missing.json()["field"] == "Idempotency-Key"
+    assert orders.count_orders(db) == 1
+
+
+def test_failed_command_frees_its_key_for_a_corrected_retry(client, db, writer) -> None:
+    assert _post(client, order_body(total_minor=1), writer, key="k").status_code == 422
+    assert _post(client, order_body(total_minor=1), writer, key="k").status_code == 422
+    assert orders.count_orders(db) == 0
+
+
+def test_pickup_in_store_reserves_stock_and_is_collected_with_its_code(
+    client, db, writer, api_key
+) -> None:
+    body = order_body(
+        fulfilment="pickup_in_store",
+        store_id="st-par-01",
+        shipping_minor=0,
+        total_minor=3000,
+        payments=[],
+    )
+    placed = _post(client, body, writer).json()
+    assert placed["status"] == "ready_for_pickup"
+    assert re.fullmatch(r"[A-Z2-9]{8}", placed["pickup_code"])
+    assert catalog.get_stock(db, sku=CHIANTI, store_id="st-par-01").reserved == 2
+    qr = client.get(placed["pickup_qr_url"], headers=auth(api_key("read")))
+    assert qr.headers["content-type"] == "image/svg+xml"
+    assert qr.text.startswith("<?xml")
+    wrong = client.post(
+        f"/v1/orders/{placed['order_id']}/pickup",
+        json={"pickup_code": "AAAAAAAA", "store_id": "st-par-01"},
+        headers=writer,
+    )
+    assert wrong.status_code == 422
+    assert wrong.json()["field"] == "pickup_code"
+    collected = client.post(
+        f"/v1/orders/{placed['order_id']}/pickup",
+        json={"pickup_code": placed["pickup_code"].lower(), "store_id": "st-par-01"},
+        headers=writer,
+    )
+    assert collected.json()["status"] == "collected"
+    level = catalog.get_stock(db, sku=CHIANTI, store_id="st-par-01")
+    assert (level.on_hand, level.reserved) == (3, 0)
+
+
+def test_pickup_without_stock_is_a_conflict_and_reserves_nothing(client, db, writer) -> None:
+    body = order_body(
+        fulfilment="pickup_in_store",
+        store_id="st-lyo-01",
+        shipping_minor=0,
+        total_minor=3000,
+        payments=[],
+    )
+    response = _post(client, body, writer)
+    assert response.status_code == 409
+    assert response.json()["field"] == "lines.0.quantity"
+    assert catalog.get_stock(db, sku=CHIANTI, store_id="st-lyo-01").reserved == 0
+    assert orders.count_orders(db) == 0
+
+
+def test_concurrent_pickup_orders_for_the_last_unit_one_wins(committed_url) -> None:
+    # given a store with exactly one Chianti left
+    with open_session(committed_url) as db:
+        seed_catalog(db)
+    barrier = threading.Barrier(6)
+    results: list[str] = []
+
+    def order(n: int) -> None:
+        with open_session(committed_url) as db:
+            barrier.wait(timeout=10)
+            request = OrderIn(
+                order_id=f"LAST-{n}",
+                customer_id=f"C-{n}",
+                channel="app",
+                fulfilment="pickup_in_store",
+                store_id="st-lyo-01",
+                currency="EUR",
+                lines=[{"sku": CHIANTI, "quantity": 1, "unit_price_minor": 1200}],
+                subtotal_minor=1200,
+                total_minor=1200,
+            )
+            try:
+                orders.place_order(db, order=request)
+                results.append("won")
+            except Conflict:
+                results.append("refused")
+
+    # when six customers order it at the same moment
+    threads = [threading.Thread(target=order, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # then exactly one order holds it
+    assert sorted(results) == ["refused"] * 5 + ["won"]
+    with open_session(committed_url) as db:
+        level = catalog.get_stock(db, sku=CHIANTI, store_id="st-lyo-01")
+        assert (level.on_hand, level.reserved) == (1, 1)
+        assert orders.count_orders(db) == 1
+
+
+def test_returns_refund_paid_amount_and_cannot_exceed_what_was_bought(client, db, writer) -> None:
+    order = _post(client, order_body(order_id="O-R"), writer).json()
+    first = client.post(
+        "/v1/orders/O-R/returns",
+        json={"lines": [{"sku": CHIANTI, "quantity": 1, "reason": "damaged"}], "channel": "store"},
+        headers={**writer, "Idempotency-Key": "r1"},
+    )
+    assert first.status_code == 201
+    # 1 of 2 Chianti at 1200, less its share of the 300 order discount: 1200 - 300*1200/3300
+    assert first.json()["refund_minor"] == 1200 - 109
+    too_many = client.post(
+        "/v1/orders/O-R/returns",
+        json={
+            "lines": [{"sku": CHIANTI, "quantity": 2, "reason": "changed_mind"}],
+            "channel": "web",
+        },
+        headers={**writer, "Idempotency-Key": "r2"},
+    )
+    assert too_many.status_code == 422
+    assert too_many.json()["field"] == "lines.0.quantity"
+    returned = db.scalars(select(Event).where(Event.type == "order_returned")).all()
+    assert [(e.properties["order_id"], e.properties["refund_minor"]) for e in returned] == [
+        ("O-R", 1091)
+    ]
+    assert order["order_id"] == "O-R"
+
+
+def test_late_delivery_job_emits_once_and_queues_one_notice(db) -> None:
+    seed_catalog(db)
+    clock.set_clock(lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    request = OrderIn(**order_body(order_id="O-LATE", promised_delivery="2026-03-04"))
+    orders.place_order(db, order=request)
+    orders.update_delivery_status(db, order_id="O-LATE", status="shipped")
+    # before the promise nothing is late
+    assert orders.flag_late_deliveries(db) == []
+    # the promised day passes without delivery
+    clock.set_clock(lambda: datetime(2026, 3, 5, 9, 0, tzinfo=UTC))
+    assert orders.flag_late_deliveries(db) == ["O-LATE"]
+    assert orders.flag_late_deliveries(db) == []
+    late = db.scalars(select(Event).where(Event.type == "delivery_late")).all()
+    assert [e.properties["reason"] for e in late] == ["promised date passed"]
+    notices = orders.notices_for(db, order_id="O-LATE")
+    assert len(notices) == 1
+    assert "4 March" in notices[0].message
+
+
+def test_carrier_delay_is_flagged_before_the_promise_passes(db) -> None:
+    seed_catalog(db)
+    clock.set_clock(lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    orders.place_order(
+        db, order=OrderIn(**order_body(order_id="O-D", promised_delivery="2026-03-06"))
+    )
+    orders.update_delivery_status(db, order_id="O-D", status="delayed", note="storm")
+    assert orders.flag_late_deliveries(db) == ["O-D"]
+
+
+def test_promise_kept_share_by_carrier(db) -> None:
+    seed_catalog(db)
+    clock.set_clock(lambda: datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+    for n, carrier in enumerate(["DHL", "DHL", "DHL", "UPS"]):
+        orders.place_order(
+            db,
+            order=OrderIn(
+                **order_body(order_id=f"O-{n}", carrier=carrier, promised_delivery="2026-03-03")
+            ),
+        )
+        orders.update_delivery_status(db, order_id=f"O-{n}", status="shipped")
+    on_time = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
+    orders.update_delivery_status(db, order_id="O-0", status="delivered", at=on_time)
+    orders.update_delivery_status(
+        db, order_id="O-1", status="delivered", at=on_time + timedelta(days=1)
+    )
+    orders.update_delivery_status(db, order_id="O-3", status="delivered", at=on_time)
+    clock.set_clock(lambda: datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
+    rows = {row.key: (row.due, row.on_time) for row in orders.promise_kept(db, by="carrier")}
+    assert rows == {"DHL": (3, 1), "UPS": (1, 1)}
