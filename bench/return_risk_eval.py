@@ -219,9 +219,10 @@ def main() -> None:
     }
     lines = sum(len(item.basket.lines) for item in in_scope)
     print("## Return risk on UCI Online Retail\n")
-    print(f"baskets: {len(in_scope):,} ({lines:,} lines), train {len(train):,} (before")
     print(
-        f"{TEST_START:%Y-%m-%d}), test {len(test):,} ({TEST_START:%Y-%m-%d} to {TEST_END:%Y-%m-%d})"
+        f"baskets: {len(in_scope):,} ({lines:,} lines); train {len(train):,} placed before "
+        f"{TEST_START:%Y-%m-%d}; test {len(test):,} placed {TEST_START:%Y-%m-%d} to "
+        f"{TEST_END - timedelta(days=1):%Y-%m-%d}"
     )
     print(f"base rate: train {y_train.mean():.3f}, test {y_test.mean():.3f}\n")
     print("| scorer | PR AUC | ROC AUC | Brier |")

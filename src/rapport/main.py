@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
+    app.state.settings = settings
     install_problem_handlers(app)
 
     app.include_router(ops_router)

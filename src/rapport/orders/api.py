@@ -13,7 +13,8 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from rapport.orders import service
+from rapport.customers import service as customers
+from rapport.orders import risk, service
 from rapport.orders.schemas import (
     LineOut,
     OrderIn,
@@ -21,12 +22,15 @@ from rapport.orders.schemas import (
     PickupIn,
     ReturnIn,
     ReturnOut,
+    ReturnRiskIn,
+    ReturnRiskOut,
     StatusIn,
 )
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound
 from rapport.platform.idempotency import HEADER, run_idempotent
+from rapport.platform.settings import AppSettings
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -92,6 +96,34 @@ def promise_kept(
 def returns_concentration(db: DbSession, _key: ReadKey) -> dict[str, Any]:
     """What share of returns the top 1% and 5% of customers make."""
     return vars(service.returns_concentration(db))
+
+
+@router.post("/return-risk")
+def return_risk(
+    body: ReturnRiskIn, db: DbSession, _key: ReadKey, settings: AppSettings
+) -> ReturnRiskOut:
+    """Before the sale: how likely something in this basket comes back, why, and an offer
+    where one pays for itself. Changes nothing."""
+    customer = customers.get_customer(db, customer_id=body.customer_id) or customers.find_customer(
+        db, kind="external_id", value=body.customer_id
+    )
+    assessment = risk.assess_return_risk(
+        db,
+        customer_id=customer.customer_id if customer else body.customer_id,
+        lines=[
+            risk.RiskLine(
+                sku=line.sku, quantity=line.quantity, unit_price_minor=line.unit_price_minor
+            )
+            for line in body.lines
+        ],
+        channel=body.channel,
+        currency=body.currency,
+        return_cost_minor=body.return_cost_minor
+        if body.return_cost_minor is not None
+        else settings.return_cost_minor,
+        data_dir=settings.data_dir,
+    )
+    return ReturnRiskOut(**assessment)
 
 
 @router.get("/{order_id}")

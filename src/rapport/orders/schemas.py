@@ -121,3 +121,35 @@ class ReturnOut(StrictModel):
     order_id: str
     refund_minor: int
     lines: list[dict[str, int | str]]
+
+
+class RiskLineIn(StrictModel):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=10_000)
+    unit_price_minor: MinorUnits
+
+
+class ReturnRiskIn(StrictModel):
+    customer_id: str = Field(
+        min_length=1, max_length=100, description="cus_… or your customer number"
+    )
+    channel: Channel = "web"
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    lines: list[RiskLineIn] = Field(min_length=1, max_length=500)
+    return_cost_minor: MinorUnits | None = Field(
+        default=None, description="What one return costs you; defaults to the configured cost"
+    )
+
+
+class IncentiveOut(StrictModel):
+    offer: str
+    description: str
+    expected_saving_minor: int
+
+
+class ReturnRiskOut(StrictModel):
+    probability: float
+    baseline_probability: float | None
+    reasons: list[str]
+    model: str
+    incentive: IncentiveOut | None

@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from rapport.orders import service
+from rapport.orders import risk, service
 from rapport.platform import jobs
+from rapport.platform.settings import get_settings
 
 
 @jobs.job("orders.flag_late_deliveries")
@@ -22,4 +23,11 @@ def send_notice(db: Session, payload: dict[str, Any]) -> None:
     service.send_notice(db, notice_id=int(payload["notice_id"]))
 
 
+@jobs.job("orders.train_return_risk")
+def train_return_risk(db: Session, payload: dict[str, Any]) -> None:
+    """Retrain the return-risk model on the orders and returns held now."""
+    risk.train_return_risk(db, data_dir=get_settings().data_dir, seed=int(payload.get("seed", 0)))
+
+
 jobs.scheduled("orders.flag_late_deliveries", every=timedelta(minutes=15))
+jobs.scheduled("orders.train_return_risk", every=timedelta(days=1))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
+from fastapi import Depends, Request
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -40,6 +42,9 @@ class Settings(BaseSettings):
         default=False, description="Mark admin cookies Secure; turn on behind HTTPS."
     )
     data_dir: Path = DEFAULT_DATA_DIR
+    return_cost_minor: int = Field(
+        default=800, ge=0, description="What one return costs (carriage, handling), in cents."
+    )
     vendor_static_dir: Path = Field(
         default=Path("node_modules"),
         description="Where npm installed the admin pages' JavaScript (htmx, chart.js).",
@@ -75,3 +80,12 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def app_settings(request: Request) -> Settings:
+    """FastAPI dependency: the settings the running application was built with."""
+    configured = getattr(request.app.state, "settings", None)
+    return configured if isinstance(configured, Settings) else get_settings()
+
+
+AppSettings = Annotated[Settings, Depends(app_settings)]

@@ -1,0 +1,245 @@
+"""Return risk in the product: train the model on the orders Rapport holds, and score a basket
+before the sale with the customer's history as it stands now.
+
+The model file is versioned (``return-risk-<timestamp>.npz`` under the data directory) and the
+newest one is served; a serving process reloads when a newer file appears, and rebuilds the
+history of past baskets at most every few minutes, so answers follow new orders and returns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.catalog import service as catalog
+from rapport.orders.models import Order, OrderLine, ReturnLine
+from rapport.orders.return_risk import (
+    Basket,
+    BasketLine,
+    HistoryBaseline,
+    LabelledBasket,
+    ReturnHistory,
+    ReturnRiskModel,
+    suggest_incentive,
+)
+from rapport.platform import clock
+from rapport.platform.errors import InvalidInput
+
+LABEL_WINDOW = timedelta(days=30)
+HISTORY_MAX_AGE_SECONDS = 300.0
+MIN_TRAINING_BASKETS = 200
+
+
+def labelled_baskets(db: Session) -> list[LabelledBasket]:
+    """Every customer's past order as a basket, labelled returned when something on it came
+    back within 30 days; oldest first."""
+    returned: dict[str, set[str]] = defaultdict(set)
+    placed = dict(
+        db.execute(
+            select(Order.order_id, Order.placed_at).where(Order.customer_id.is_not(None))
+        ).all()
+    )
+    for order_id, sku, returned_at in db.execute(
+        select(ReturnLine.order_id, ReturnLine.sku, ReturnLine.returned_at)
+    ):
+        if order_id in placed and returned_at - placed[order_id] <= LABEL_WINDOW:
+            returned[order_id].add(sku)
+    lines: dict[str, list[BasketLine]] = defaultdict(list)
+    for line in db.scalars(
+        select(OrderLine).where(
+            OrderLine.order_id.in_(select(Order.order_id).where(Order.customer_id.is_not(None)))
+        )
+    ):
+        lines[line.order_id].append(
+            BasketLine(
+                sku=line.sku,
+                category=line.category or "",
+                quantity=line.quantity,
+                unit_price_minor=line.unit_price_minor,
+            )
+        )
+    baskets = []
+    for order in db.scalars(
+        select(Order)
+        .where(Order.customer_id.is_not(None))
+        .order_by(Order.placed_at, Order.order_id)
+    ):
+        if not lines.get(order.order_id):
+            continue
+        skus = returned.get(order.order_id, set()) & {line.sku for line in lines[order.order_id]}
+        baskets.append(
+            LabelledBasket(
+                basket=Basket(
+                    basket_id=order.order_id,
+                    customer_id=str(order.customer_id),
+                    placed_at=order.placed_at,
+                    lines=tuple(lines[order.order_id]),
+                    channel=order.channel,
+                    currency=order.currency,
+                ),
+                returned=bool(skus),
+                returned_skus=frozenset(skus),
+            )
+        )
+    return baskets
+
+
+def models_directory(data_dir: Path) -> Path:
+    return data_dir / "models"
+
+
+def train_return_risk(
+    db: Session, *, data_dir: Path, seed: int = 0, model: ReturnRiskModel | None = None
+) -> Path | None:
+    """Fit the model (``model``, or one with default tuning) on baskets whose label window
+    has closed and write a new model file. Returns its path, or ``None`` when there is too
+    little history to learn from."""
+    cutoff = clock.now() - LABEL_WINDOW
+    training = [b for b in labelled_baskets(db) if b.basket.placed_at <= cutoff]
+    if len(training) < MIN_TRAINING_BASKETS or not any(b.returned for b in training):
+        return None
+    model = (model or ReturnRiskModel()).fit(training, seed=seed)
+    directory = models_directory(data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"return-risk-{clock.now():%Y%m%dT%H%M%S}.npz"
+    model.save(path)  # written to a temporary file and renamed: readers never see half a file
+    return path
+
+
+def latest_model_path(data_dir: Path) -> Path | None:
+    files = sorted(models_directory(data_dir).glob("return-risk-*.npz"))
+    return files[-1] if files else None
+
+
+@dataclass
+class _Scorer:
+    model_path: Path | None
+    model: ReturnRiskModel | None
+    baseline: HistoryBaseline
+    history: ReturnHistory
+    built_at: float
+
+
+_cache: dict[str, _Scorer] = {}
+_lock = threading.Lock()
+
+
+def _scorer(db: Session, data_dir: Path) -> _Scorer:
+    """The newest model with a fresh history of past baskets (rebuilt every few minutes)."""
+    path = latest_model_path(data_dir)
+    key = str(data_dir)
+    with _lock:
+        cached = _cache.get(key)
+        if (
+            cached
+            and cached.model_path == path
+            and time.monotonic() - cached.built_at < HISTORY_MAX_AGE_SECONDS
+        ):
+            return cached
+        model = ReturnRiskModel.load(path) if path else None
+        history = model.new_history() if model else ReturnHistory()
+        baskets = labelled_baskets(db)
+        for labelled in baskets:
+            history.record(labelled)
+        baseline = HistoryBaseline()
+        if any(b.returned for b in baskets):
+            baseline.fit(baskets)
+        scorer = _Scorer(
+            model_path=path,
+            model=model,
+            baseline=baseline,
+            history=history,
+            built_at=time.monotonic(),
+        )
+        _cache[key] = scorer
+        return scorer
+
+
+def forget_cached_models() -> None:
+    with _lock:
+        _cache.clear()
+
+
+@dataclass(frozen=True)
+class RiskLine:
+    sku: str
+    quantity: int
+    unit_price_minor: int
+
+
+def assess_return_risk(
+    db: Session,
+    *,
+    customer_id: str,
+    lines: Sequence[RiskLine],
+    channel: str,
+    currency: str,
+    return_cost_minor: int,
+    data_dir: Path,
+) -> dict[str, Any]:
+    """The probability that something in this basket comes back, the top reasons, and an
+    offer where one pays for itself."""
+    products = catalog.get_products(db, skus=[line.sku for line in lines])
+    for index, line in enumerate(lines):
+        if line.sku not in products:
+            raise InvalidInput(f"Unknown SKU {line.sku!r}", field=f"lines.{index}.sku")
+    basket = Basket(
+        basket_id="pending",
+        customer_id=customer_id,
+        placed_at=clock.now(),
+        lines=tuple(
+            BasketLine(
+                sku=line.sku,
+                category=products[line.sku].category_path,
+                quantity=line.quantity,
+                unit_price_minor=line.unit_price_minor,
+            )
+            for line in lines
+        ),
+        channel=channel,
+        currency=currency,
+    )
+    scorer = _scorer(db, data_dir)
+    with _lock:  # the shared history moves its clock forward as it answers
+        baseline_probability = (
+            scorer.baseline.predict_proba(basket, scorer.history)
+            if scorer.baseline.rate is not None
+            else None
+        )
+        if scorer.model is not None:
+            probability = scorer.model.predict_proba(basket, scorer.history)
+            reasons = scorer.model.explain(basket, scorer.history)
+            source = scorer.model_path.name if scorer.model_path else "model"
+        else:
+            probability = baseline_probability if baseline_probability is not None else 0.0
+            reasons = ["no model trained yet: the customer's own past return rate is used"]
+            source = "history_baseline"
+    suggestion = suggest_incentive(
+        probability, basket.value_minor, return_cost_minor=return_cost_minor
+    )
+    return {
+        "probability": round(probability, 4),
+        "baseline_probability": round(baseline_probability, 4)
+        if baseline_probability is not None
+        else None,
+        "reasons": reasons,
+        "model": source,
+        "incentive": (
+            {
+                "offer": suggestion.offer.name,
+                "description": suggestion.offer.description,
+                "expected_saving_minor": suggestion.expected_saving_minor,
+            }
+            if suggestion
+            else None
+        ),
+    }

@@ -1,0 +1,119 @@
+"""Return risk before the sale, served from a model trained on the orders Rapport holds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from rapport.demo.generator import DemoRetailer
+from rapport.demo.loader import load_demo, load_demo_orders
+from rapport.orders import risk
+from rapport.orders.return_risk import BoostingParams, ReturnRiskModel
+from rapport.platform import clock
+from tests.conftest import auth
+
+NOW = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
+
+
+def small_model() -> ReturnRiskModel:
+    """One candidate setting and two calibration folds: the real pipeline, test-sized."""
+    return ReturnRiskModel(grid=[BoostingParams(0.1, 40, 7, 20, 1.0)], calibration_folds=2)
+
+
+@pytest.fixture
+def demo_history(db):  # type: ignore[no-untyped-def]
+    clock.set_clock(lambda: NOW)
+    risk.forget_cached_models()
+    retailer = DemoRetailer(seed=21, customers=400)
+    load_demo(db, retailer=retailer)
+    load_demo_orders(db, retailer=retailer)
+    yield retailer
+    risk.forget_cached_models()
+
+
+def _basket(retailer: DemoRetailer) -> list[dict[str, int | str]]:
+    apparel = [p for p in retailer.products() if p.category_path.startswith("Apparel")][:2]
+    return [{"sku": p.sku, "quantity": 1, "unit_price_minor": p.price_minor} for p in apparel]
+
+
+def test_without_a_model_the_history_baseline_answers(
+    client, api_key, demo_history, settings
+) -> None:
+    response = client.post(
+        "/v1/orders/return-risk",
+        json={"customer_id": "C0000001", "lines": _basket(demo_history)},
+        headers=auth(api_key("read")),
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == "history_baseline"
+    assert body["probability"] == body["baseline_probability"]
+    assert 0.0 < body["probability"] < 1.0
+
+
+def test_trained_model_scores_explains_and_is_deterministic(
+    client, api_key, db, demo_history, settings
+) -> None:
+    # given a model trained twice with the same seed on the demo's orders and returns
+    first = risk.train_return_risk(db, data_dir=settings.data_dir, seed=3, model=small_model())
+    assert first is not None
+    clock.set_clock(lambda: NOW.replace(second=1))
+    second = risk.train_return_risk(db, data_dir=settings.data_dir, seed=3, model=small_model())
+    assert second is not None
+    assert first.read_bytes() == second.read_bytes()
+    # when a basket is scored for the customer who returns most and for one who never did
+    returners = sorted(
+        demo_history.histories(), key=lambda h: sum(len(o.returns) for o in h.orders), reverse=True
+    )
+    heavy = returners[0].customer.external_id
+    keeper = next(h for h in returners[::-1] if len(h.orders) >= 3).customer.external_id
+    key = auth(api_key("read"))
+    answers = {}
+    for external_id in (heavy, keeper):
+        response = client.post(
+            "/v1/orders/return-risk",
+            json={
+                "customer_id": external_id,
+                "lines": _basket(demo_history),
+                "return_cost_minor": 2500,
+            },
+            headers=key,
+        )
+        assert response.status_code == 200
+        answers[external_id] = response.json()
+    # then the served model is the newest file, the heavy returner scores higher, with reasons
+    assert answers[heavy]["model"] == second.name
+    assert answers[heavy]["probability"] > answers[keeper]["probability"]
+    assert len(answers[heavy]["reasons"]) >= 1
+    assert all(isinstance(reason, str) and reason for reason in answers[heavy]["reasons"])
+
+
+def test_incentive_only_when_it_pays(client, api_key, demo_history) -> None:
+    key = auth(api_key("read"))
+    lines = _basket(demo_history)
+    free_returns = client.post(
+        "/v1/orders/return-risk",
+        json={"customer_id": "C0000002", "lines": lines, "return_cost_minor": 0},
+        headers=key,
+    ).json()
+    assert free_returns["incentive"] is None
+    costly = client.post(
+        "/v1/orders/return-risk",
+        json={"customer_id": "C0000002", "lines": lines, "return_cost_minor": 1_000_000},
+        headers=key,
+    ).json()
+    assert costly["incentive"]["expected_saving_minor"] > 0
+
+
+def test_unknown_sku_is_named(client, api_key, demo_history) -> None:
+    response = client.post(
+        "/v1/orders/return-risk",
+        json={
+            "customer_id": "C0000002",
+            "lines": [{"sku": "NOPE", "quantity": 1, "unit_price_minor": 10}],
+        },
+        headers=auth(api_key("read")),
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "lines.0.sku"
