@@ -105,6 +105,8 @@ def train_return_risk(
     little history to learn from."""
     cutoff = clock.now() - LABEL_WINDOW
     training = [b for b in labelled_baskets(db) if b.basket.placed_at <= cutoff]
+    # End the read transaction before the long fit: on SQLite it holds the writer lock.
+    db.rollback()
     if len(training) < MIN_TRAINING_BASKETS or not any(b.returned for b in training):
         return None
     model = (model or ReturnRiskModel()).fit(training, seed=seed)
@@ -148,6 +150,7 @@ def _scorer(db: Session, data_dir: Path) -> _Scorer:
         model = ReturnRiskModel.load(path) if path else None
         history = model.new_history() if model else ReturnHistory()
         baskets = labelled_baskets(db)
+        db.rollback()  # read-only: let writers in while the history is built
         for labelled in baskets:
             history.record(labelled)
         baseline = HistoryBaseline()
