@@ -117,3 +117,12 @@ def test_unknown_sku_is_named(client, api_key, demo_history) -> None:
     )
     assert response.status_code == 422
     assert response.json()["field"] == "lines.0.sku"
+
+
+def test_risk_distribution_bands_every_recent_basket(db, demo_history, settings) -> None:
+    assert risk.recent_risk_distribution(db, data_dir=settings.data_dir)["model"] is None
+    risk.train_return_risk(db, data_dir=settings.data_dir, seed=1, model=small_model())
+    distribution = risk.recent_risk_distribution(db, data_dir=settings.data_dir, last=300)
+    assert distribution["model"].startswith("return-risk-")
+    assert sum(distribution["counts"]) == 300
+    assert len(distribution["bands"]) == 10

@@ -41,7 +41,6 @@ from rapport.platform import clock
 from rapport.platform.auth import require_scope
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, PayloadTooLarge, field_error
-from rapport.platform.models import ApiKey
 from rapport.platform.service import Scope
 
 router = APIRouter(tags=["events"])
@@ -59,23 +58,41 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer rk_...
 _header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def _ingest_key(
-    request: Request,
-    db: DbSession,
+async def _auth_schemes(
     _bearer_doc: Annotated[object, Depends(_bearer)] = None,
     _header_doc: Annotated[object, Depends(_header_key)] = None,
-) -> ApiKey:
-    """The ``ingest`` scope check (platform.auth's own), taking its turn among this process's
-    SQLite writers: there every transaction holds the write lock, and waiting in SQLite's busy
-    handler behind a batch insert costs far more. Its transaction ends at once, so that no
-    lock is held while the client streams its body."""
+) -> None:
+    """Declares how to authenticate, for the OpenAPI document; the check itself runs in
+    :func:`_ingest`."""
+
+
+AuthSchemes = Annotated[None, Depends(_auth_schemes)]
+
+
+async def _ingest(
+    request: Request,
+    db: Session,
+    work: Callable[..., Response],
+    *args: Any,
+    limit: int | None = None,
+) -> Response:
+    """Read the body, then in one worker thread: check the key, then ``work(db, raw, *args)``.
+
+    One thread hop per request instead of one per dependency (they cost more than storing a
+    single event). The key is checked before the body is parsed, as platform.auth's own
+    dependency would, and takes its turn among this process's SQLite writers: there every
+    transaction holds the write lock, and SQLite's busy handler waits in coarse sleeps."""
+    raw = await _body(request, limit=limit)
+    return await run_in_threadpool(_authorised, request, db, work, raw, *args)
+
+
+def _authorised(
+    request: Request, db: Session, work: Callable[..., Response], raw: bytes, *args: Any
+) -> Response:
     with service.writer_turn(db):
-        key = _check_ingest_scope(request, db)
+        _check_ingest_scope(request, db)
         db.commit()
-    return key
-
-
-Ingest = Annotated[ApiKey, Depends(_ingest_key)]
+    return work(db, raw, *args)
 
 
 async def _body(request: Request, *, limit: int | None = None) -> bytes:
@@ -98,10 +115,9 @@ async def _body(request: Request, *, limit: int | None = None) -> bytes:
     },
     openapi_extra={"requestBody": request_body_schema(EVENT_ADAPTER)},
 )
-async def track_event(request: Request, db: DbSession, _key: Ingest) -> Response:
+async def track_event(request: Request, db: DbSession, _auth: AuthSchemes) -> Response:
     """Store one tracking event. Sending the same ``event_id`` again stores nothing new."""
-    raw = await _body(request)
-    return await run_in_threadpool(_track_event, db, raw)
+    return await _ingest(request, db, _track_event)
 
 
 def _track_event(db: Session, raw: bytes) -> Response:
@@ -122,12 +138,11 @@ def _track_event(db: Session, raw: bytes) -> Response:
     responses={200: {"model": BatchReceipt, "description": "Per-event outcome"}, **_PROBLEMS},
     openapi_extra={"requestBody": request_body_schema(BATCH_ADAPTER)},
 )
-async def track_batch(request: Request, db: DbSession, _key: Ingest) -> Response:
+async def track_batch(request: Request, db: DbSession, _auth: AuthSchemes) -> Response:
     """Store up to 1,000 events (1 MiB). Each event is accepted, a duplicate (its ``event_id``
     is already stored, or earlier in this batch), or rejected with its errors; what was
     accepted is committed when the answer is 200."""
-    raw = await _body(request, limit=MAX_BATCH_BYTES)
-    return await run_in_threadpool(_track_batch, db, raw)
+    return await _ingest(request, db, _track_batch, limit=MAX_BATCH_BYTES)
 
 
 def _track_batch(db: Session, raw: bytes) -> Response:
@@ -159,10 +174,9 @@ def _segment_call(db: Session, raw: bytes, kind: str) -> Response:
     return json_response({"success": True})
 
 
-def _segment_endpoint(kind: str) -> Callable[[Request, Session, ApiKey], Awaitable[Response]]:
-    async def endpoint(request: Request, db: DbSession, _key: Ingest) -> Response:
-        raw = await _body(request)
-        return await run_in_threadpool(_segment_call, db, raw, kind)
+def _segment_endpoint(kind: str) -> Callable[[Request, Session, None], Awaitable[Response]]:
+    async def endpoint(request: Request, db: DbSession, _auth: AuthSchemes) -> Response:
+        return await _ingest(request, db, _segment_call, kind)
 
     endpoint.__name__ = f"segment_{kind}"
     endpoint.__doc__ = (
@@ -192,11 +206,10 @@ for _kind in ("track", "identify", "page", "screen", "alias", "group"):
     responses={200: {"model": SegmentAck, "description": "Counts and rejected messages"}},
     openapi_extra={"requestBody": request_body_schema(TypeAdapter(segment.SegmentBatch))},
 )
-async def segment_batch(request: Request, db: DbSession, _key: Ingest) -> Response:
+async def segment_batch(request: Request, db: DbSession, _auth: AuthSchemes) -> Response:
     """Segment-compatible batch of up to 1,000 messages, each with its ``type``. Valid
     messages are stored even when others are rejected; the answer lists the rejected ones."""
-    raw = await _body(request, limit=MAX_BATCH_BYTES)
-    return await run_in_threadpool(_segment_batch, db, raw)
+    return await _ingest(request, db, _segment_batch, limit=MAX_BATCH_BYTES)
 
 
 def _segment_batch(db: Session, raw: bytes) -> Response:

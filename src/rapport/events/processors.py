@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from rapport.events.log import events_after, head_position
 from rapport.events.models import Event, ProcessorCursor
+from rapport.events.service import writer_turn
 from rapport.platform import clock
 from rapport.platform.db import open_session
 
@@ -114,7 +115,9 @@ def run_processors(*, database_url: str | None = None, max_batches: int = 20) ->
     handled = 0
     for proc in _processors.values():
         for _ in range(max_batches):
-            with open_session(database_url) as db:
+            with open_session(database_url) as db, writer_turn(db):
+                # One batch per turn: on SQLite, ingestion waits for the same turn, so the
+                # two alternate instead of the processor holding the writer lock back to back.
                 count = run_batch(db, proc)
             handled += count
             if count < proc.batch_size:

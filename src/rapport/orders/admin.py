@@ -9,9 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from rapport.customers import service as customers
-from rapport.orders import service
+from rapport.orders import risk, service
 from rapport.platform.admin import CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession
+from rapport.platform.settings import AppSettings
 
 add_template_dir(Path(__file__).parent / "templates")
 
@@ -20,12 +21,16 @@ router = APIRouter(prefix="/admin/orders", include_in_schema=False)
 
 
 @router.get("", response_class=HTMLResponse)
-def promises_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+def promises_page(
+    request: Request, db: DbSession, user: CurrentAdmin, settings: AppSettings
+) -> HTMLResponse:
     by_channel = service.promise_kept(db, by="channel")
     by_carrier = service.promise_kept(db, by="carrier")
+    distribution = risk.recent_risk_distribution(db, data_dir=settings.data_dir)
     chart = {
         "channel": {row.key: round(row.share * 100, 1) for row in by_channel},
         "carrier": {row.key: round(row.share * 100, 1) for row in by_carrier},
+        "risk": distribution,
     }
     return render(
         request,
@@ -38,6 +43,7 @@ def promises_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLRe
             "late": service.late_deliveries(db, limit=50),
             "concentration": service.returns_concentration(db),
             "orders": service.count_orders(db),
+            "risk": distribution,
         },
     )
 

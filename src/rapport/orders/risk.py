@@ -246,3 +246,32 @@ def assess_return_risk(
             else None
         ),
     }
+
+
+def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) -> dict[str, Any]:
+    """How the current model scored the ``last`` baskets, each from what was known before it:
+    counts per 10-point band and the observed return share in each band (for the admin chart).
+    ``None`` fields when no model is trained yet."""
+    path = latest_model_path(data_dir)
+    if path is None:
+        return {"model": None, "bands": [], "counts": [], "returned_share": []}
+    model = ReturnRiskModel.load(path)
+    baskets = labelled_baskets(db)
+    db.rollback()
+    rows = ReturnHistory.stream(baskets, model.history_config)[-last:]
+    recent = baskets[-last:]
+    scores: list[float] = [float(x) for x in model.predict_features(rows)] if rows else []
+    counts = [0] * 10
+    returned = [0] * 10
+    for score, labelled in zip(scores, recent, strict=True):
+        band = min(int(score * 10), 9)
+        counts[band] += 1
+        returned[band] += labelled.returned
+    return {
+        "model": path.name,
+        "bands": [f"{10 * b}-{10 * b + 10}%" for b in range(10)],
+        "counts": counts,
+        "returned_share": [
+            round(r / c, 3) if c else None for r, c in zip(returned, counts, strict=True)
+        ],
+    }

@@ -12,4 +12,12 @@
       options: { scales: { y: { min: 0, max: 100 } }, plugins: { legend: { display: false } } },
     });
   }
+  const riskCanvas = document.getElementById("risk-distribution");
+  if (riskCanvas && data.risk && data.risk.model) {
+    new Chart(riskCanvas, {
+      type: "bar",
+      data: { labels: data.risk.bands, datasets: [{ label: "orders", data: data.risk.counts, backgroundColor: "#f59e0b" }] },
+      options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
+    });
+  }
 })();
