@@ -14,6 +14,7 @@ from rich.table import Table
 
 from rapport.customers.cli import import_customers_command
 from rapport.customers.service import count_customers
+from rapport.orders.cli import import_transactions_command
 from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
@@ -328,6 +329,7 @@ def import_callback() -> None:
 
 
 import_app.command("customers")(import_customers_command)
+import_app.command("transactions")(import_transactions_command)
 
 
 if __name__ == "__main__":

@@ -517,6 +517,29 @@ def _require(db: Session, customer_id: str, *, field: str = "customer_id") -> Cu
     return customer
 
 
+def customer_ids_by_external_id(db: Session, *, external_ids: Iterable[str]) -> dict[str, str]:
+    """Live customer ids for many retailer customer numbers at once (bulk imports)."""
+    wanted = list(set(external_ids))
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = db.execute(
+            select(Identity.value, Identity.customer_id).where(
+                Identity.kind == "external_id", Identity.value.in_(chunk)
+            )
+        ).all()
+        found.update((value, customer_id) for value, customer_id in rows)
+        missing = [value for value in chunk if value not in found]
+        if missing:
+            by_column = db.execute(
+                select(Customer.external_id, Customer.customer_id).where(
+                    Customer.external_id.in_(missing)
+                )
+            ).all()
+            found.update((str(value), customer_id) for value, customer_id in by_column)
+    return found
+
+
 def find_customer_by_external_id(db: Session, *, external_id: str) -> Customer | None:
     return db.scalar(select(Customer).where(Customer.external_id == external_id))
 

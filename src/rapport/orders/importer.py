@@ -47,6 +47,7 @@ from rapport.catalog import service as catalog
 from rapport.catalog.schemas import SKU_PATTERN, ProductUpsert, StoreUpsert
 from rapport.customers import importer as customer_files
 from rapport.customers import service as customers
+from rapport.customers.service import ImportedCustomer
 from rapport.orders.models import Order
 from rapport.orders.service import ImportedLine, ImportedOrder, ImportedReturn, import_orders
 from rapport.platform.errors import InvalidInput
@@ -77,6 +78,7 @@ COLUMN_FIELDS = (
     "order", "customer", "item", "time", "price", "quantity", "category", "name", "store", "cost",
 )  # fmt: skip
 WHITESPACE = "whitespace"
+WEB_STORE_ID = "web"  # the online warehouse, as the demo retailer names it
 
 # ISO 4217 currencies whose minor unit is not the cent; the rest have two decimals.
 _ZERO_DECIMALS = frozenset(
@@ -156,12 +158,19 @@ class TransactionMapping:
     encoding: str = "utf-8-sig"
     order_prefix: str = "csv"  # order ids are "<order_prefix>:<order key>"
     customer_prefix: str = ""  # prepended to customer ids (keeps datasets apart)
+    locale: str = "en"  # of the customers the import creates
     fixed_item: FixedItem | None = None
     cancel_prefix: str | None = None  # order ids starting with it are cancellations
     skip_items: frozenset[str] = frozenset()  # item codes that are not products (postage)
     home_store: StoreUpsert | None = None  # orders' store when no store column says one
     layout: Literal["csv", "olist"] = "csv"
     return_window_days: int = RETURN_WINDOW_DAYS
+
+    @property
+    def physical_store(self) -> StoreUpsert | None:
+        """The store in-store orders default to (the web warehouse is not one)."""
+        home = self.home_store
+        return home if home is not None and home.store_id != WEB_STORE_ID else None
 
     @property
     def fulfilment(self) -> str:
@@ -201,7 +210,11 @@ class TransactionMapping:
                 )
             changes[name] = column.strip() or None
             optional.discard(name)
-        return replace(self, **changes, optional=frozenset(optional))
+        mapping = replace(self, **changes, optional=frozenset(optional))
+        if mapping.channel == "store" and mapping.physical_store is None:
+            # In-store orders name their store: the column becomes required.
+            optional.discard("store")
+        return replace(mapping, optional=frozenset(optional))
 
     def validate(self) -> None:
         """Raise :class:`InvalidInput` when the mapping cannot read a file."""
@@ -224,7 +237,7 @@ class TransactionMapping:
                 raise InvalidInput(f"Map the {name} column (--{name}-col)", field=name)
         if self.item is None and self.fixed_item is None:
             raise InvalidInput("Map the item column (--item-col)", field="item")
-        if self.home_store is None and (self.store is None or "store" in self.optional):
+        if self.channel == "store" and self.physical_store is None and self.store is None:
             raise InvalidInput(
                 "In-store orders need a store: map the store column (--store-col)", field="store"
             )
@@ -233,7 +246,7 @@ class TransactionMapping:
 def _web_store(country: str) -> StoreUpsert:
     # The same "web" warehouse the demo retailer uses: no coordinates, city "Online".
     return StoreUpsert(
-        store_id="web", name="Web shop", city="Online", address="Online", country=country
+        store_id=WEB_STORE_ID, name="Web shop", city="Online", address="Online", country=country
     )
 
 
@@ -275,6 +288,7 @@ PRESETS: dict[str, TransactionMapping] = {
         channel="store",
         order_prefix="ta-feng",
         customer_prefix="ta-feng:",
+        locale="zh-TW",
         home_store=StoreUpsert(
             store_id="ta-feng",
             name="Ta-Feng warehouse store",
@@ -298,6 +312,7 @@ PRESETS: dict[str, TransactionMapping] = {
         channel="web",
         order_prefix="online-retail",
         customer_prefix="online-retail:",
+        locale="en-GB",
         cancel_prefix="C",
         skip_items=ONLINE_RETAIL_NON_PRODUCTS,
         home_store=_web_store("GB"),
@@ -315,6 +330,7 @@ PRESETS: dict[str, TransactionMapping] = {
         channel="web",
         order_prefix="cdnow",
         customer_prefix="cdnow:",
+        locale="en-US",
         fixed_item=FixedItem(sku="CDNOW-CD", name="CD (CDNOW)", category="Music/CD"),
         home_store=_web_store("US"),
     ),
@@ -324,6 +340,7 @@ PRESETS: dict[str, TransactionMapping] = {
         currency="BRL",
         channel="web",
         order_prefix="olist",
+        locale="pt-BR",
         home_store=_web_store("BR"),
     ),
 }
@@ -405,6 +422,7 @@ class _TableFile:
         return self._raw.tell() if self._raw is not None else 0
 
     def _open(self) -> None:
+        self.header = []  # a source is opened once per pass
         raw = self._stack.enter_context(self.path.open("rb"))
         self._raw = raw
         magic = raw.read(4)
@@ -418,16 +436,20 @@ class _TableFile:
                 archive = self._stack.enter_context(zipfile.ZipFile(raw))
             except zipfile.BadZipFile as error:
                 raise self.error(f"not a readable zip archive ({error})") from error
-            members = [
-                info
-                for info in archive.infolist()
-                if not info.is_dir()
-                and info.filename.lower().endswith((".csv", ".txt"))
-                and not info.filename.startswith("__MACOSX/")
-            ]
+            # The first .csv, else the first .txt (CDNOW's files are .txt).
+            members = sorted(
+                (
+                    info
+                    for info in archive.infolist()
+                    if not info.is_dir()
+                    and info.filename.lower().endswith((".csv", ".txt"))
+                    and not info.filename.startswith("__MACOSX/")
+                ),
+                key=lambda info: not info.filename.lower().endswith(".csv"),
+            )
             if not members:
                 names = ", ".join(archive.namelist()) or "nothing"
-                raise self.error(f"the zip archive holds no .csv file (it holds {names})")
+                raise self.error(f"the zip archive holds no .csv or .txt file (it holds {names})")
             stream = self._stack.enter_context(archive.open(members[0]))
         else:
             stream = raw
@@ -459,6 +481,7 @@ class _TableFile:
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """The non-blank records after the header, and the line each starts on."""
         records = self._split()
+        line = 0
         while True:
             try:
                 line, row = next(records)
@@ -467,7 +490,7 @@ class _TableFile:
             except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as error:
                 # A truncated or corrupt gzip/zip stream surfaces here, mid-file.
                 raise self.error(
-                    f"the compressed file is damaged ({error}); export it again"
+                    f"the compressed file is damaged ({error}); export it again", line=line + 1
                 ) from error
             if not row:
                 continue
@@ -480,7 +503,8 @@ class _TableFile:
                     except UnicodeEncodeError as error:
                         column = self.header[position] if position < len(self.header) else None
                         raise self.error(
-                            f"this value is not {self.encoding} text; export the file as UTF-8",
+                            f"this value is not {self.encoding} text; export the file as UTF-8 "
+                            "or pass its encoding (--encoding cp1252)",
                             line=line,
                             column=column,
                         ) from error
@@ -499,9 +523,9 @@ class _TableFile:
             raise self.error("the file is empty; expected a header row", line=1)
         return self.header
 
-    def data(self, width: int | None = None) -> Iterator[tuple[int, list[str]]]:
-        """The data records after :meth:`read_header`, each checked to have ``width`` fields."""
-        width = len(self.header) if width is None else width
+    def data(self) -> Iterator[tuple[int, list[str]]]:
+        """The data records after :meth:`read_header`, each checked to be as wide as it."""
+        width = len(self.header)
         for line, row in self._records:
             if len(row) != width:
                 raise self.ragged(row, line=line)
@@ -557,7 +581,6 @@ class _TableFile:
 def _parse_time(value: str, fmt: str | None) -> tuple[datetime, str]:
     """The time as aware UTC (naive times are read as UTC) and the key naming it in basket
     ids: the day alone for times at midnight. Cached: files repeat their times a lot."""
-    # Naive times are read as UTC, just below.
     parsed = datetime.fromisoformat(value) if fmt is None else datetime.strptime(value, fmt)  # noqa: DTZ007
     parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     if parsed.hour == parsed.minute == parsed.second == parsed.microsecond == 0:
@@ -579,8 +602,7 @@ def _to_minor(value: str, digits: int) -> tuple[int, bool]:
 
 
 class Row(NamedTuple):
-    """One parsed data row. ``kind`` is "sale", "cancel" or "skip" (``reason`` says why;
-    ``None`` for rows not worth counting)."""
+    """One parsed data row. ``kind`` is "sale", "cancel" or "skip" (``reason`` says why)."""
 
     line: int
     kind: str
@@ -668,11 +690,16 @@ class _Values:
 
     def integer(self, value: str, *, line: int, column: str) -> int:
         try:
-            return int(value)
+            number = int(value)
         except ValueError as error:
             raise self.table.error(
                 f"{value!r} is not a quantity; use a whole number", line=line, column=column
             ) from error
+        if abs(number) > MAX_MINOR_UNITS:  # the quantity columns are 32-bit integers too
+            raise self.table.error(
+                f"{value} is more units than a line can hold", line=line, column=column
+            )
+        return number
 
     def sku(self, value: str, *, line: int, column: str | None) -> str:
         if not _SKU.fullmatch(value):
@@ -771,6 +798,7 @@ class CsvSource:
         per_line = m.price_per == "line"
         fixed = m.fixed_item
         cancel_prefix = m.cancel_prefix
+        needs_store = m.channel == "store" and m.physical_store is None
         for count, (line, row) in enumerate(self.table.data(), start=1):
             if self.limit is not None and count > self.limit:
                 return
@@ -842,6 +870,12 @@ class CsvSource:
             store = None
             if i_store >= 0 and (store := row[i_store].strip() or None) is not None:
                 values.store(store, line=line, column=name_of["store"])
+            elif needs_store:
+                raise error(
+                    "the store is empty; every in-store order needs one",
+                    line=line,
+                    column=name_of.get("store"),
+                )
             if order is None:
                 # A basket: one customer's lines at one time; a guest's line is its own order.
                 order = f"{customer}:{time_key}" if customer is not None else f"line-{line}"
@@ -881,8 +915,8 @@ class OlistSource:
     ``orders.csv`` (status and dates), ``customers.csv`` (the person, customer_unique_id)
     and, when present, ``products.csv`` with ``product_category_name_translation.csv``.
 
-    The orders, customers and products tables are held in memory (about 300 bytes an order);
-    the items are streamed."""
+    The orders, customers and products tables are read on the first opening and held in
+    memory (about 300 bytes an order); the items are streamed at every opening."""
 
     FILES = ("orders.csv", "order_items.csv", "customers.csv")
 
@@ -922,6 +956,21 @@ class OlistSource:
                 yield line, [row[index[c]].strip() for c in columns]
 
     def __enter__(self) -> OlistSource:
+        if not self.orders:
+            self._load_tables()
+        self.items.__enter__()
+        try:
+            header = self.items.read_header()
+            wanted = ["order_id", "product_id", "price"]
+            self._index = self.items.positions({c: c for c in wanted}, wanted)
+            used = set(self._index.values())
+            self.unused_columns = tuple(c for i, c in enumerate(header) if i not in used)
+        except BaseException:
+            self.items.__exit__(None, None, None)
+            raise
+        return self
+
+    def _load_tables(self) -> None:
         people = {
             order_customer: person
             for _, (order_customer, person) in self._read(
@@ -986,17 +1035,6 @@ class OlistSource:
                     promised=promised.date() if promised is not None else None,
                     delivered_at=when(row, "order_delivered_customer_date", line),
                 )
-        self.items.__enter__()
-        try:
-            header = self.items.read_header()
-            wanted = ["order_id", "product_id", "price"]
-            self._index = self.items.positions({c: c for c in wanted}, wanted)
-            used = set(self._index.values())
-            self.unused_columns = tuple(c for i, c in enumerate(header) if i not in used)
-        except BaseException:
-            self.items.__exit__(None, None, None)
-            raise
-        return self
 
     def __exit__(
         self,
@@ -1122,8 +1160,7 @@ def _scan(source: _Source, report: Progress, phase: str = "check") -> _Scan:
         if scan.rows % PROGRESS_EVERY_ROWS == 0:
             report(phase, min(source.position(), size), size)
         if row.kind == "skip":
-            if row.reason is not None:
-                scan.skipped[row.reason] += 1
+            scan.skipped[row.reason or "other"] += 1
             continue
         if row.kind == "cancel":
             scan.cancellations.append(
@@ -1192,7 +1229,8 @@ def _match_returns(
     source: _Source, scan: _Scan, mapping: TransactionMapping, report: Progress
 ) -> _Matches:
     """Attach each cancellation to the same customer's most recent earlier order with that
-    item, within the return window, whose line still has units not returned."""
+    item, within the return window, whose line still has the units (or, failing that, some
+    units) not yet returned. Cancellations are matched in time order."""
     unmatched: Counter[str] = Counter()
     guests = sum(1 for c in scan.cancellations if c.customer is None)
     if guests:
@@ -1231,7 +1269,10 @@ def _match_returns(
         if not candidates:
             unmatched[no_purchase] += 1
             continue
-        purchase = max(candidates, key=lambda p: (p.at, p.line))
+        # The most recent purchase that still holds every unit cancelled, else the most
+        # recent one with units left (the return is then capped at what it holds).
+        whole = [p for p in candidates if p.remaining >= cancel.quantity]
+        purchase = max(whole or candidates, key=lambda p: (p.at, p.line))
         quantity = min(cancel.quantity, purchase.remaining)
         purchase.remaining -= quantity
         capped += cancel.quantity - quantity
@@ -1421,6 +1462,26 @@ def _load_orders(
         ids = [o.order_id for o in batch]
         existing = set(db.scalars(select(Order.order_id).where(Order.order_id.in_(ids))))
         fresh = [o for o in batch if o.order_id not in existing]
+        # New customers in bulk first: import_orders would create them one at a time, about
+        # three times slower (it still looks each one up).
+        externals = sorted({o.customer_external_id for o in fresh if o.customer_external_id})
+        customers.import_customers(
+            db,
+            customers=[
+                ImportedCustomer(
+                    external_id=external_id,
+                    email=None,
+                    first_name=None,
+                    last_name=None,
+                    locale=mapping.locale,
+                    home_city=None,
+                    home_latitude=None,
+                    home_longitude=None,
+                    consents={},
+                )
+                for external_id in externals
+            ],
+        )
         loaded.added += import_orders(db, orders=fresh, source=mapping.source)
         loaded.present += len(batch) - len(fresh)
         loaded.lines += sum(len(o.lines) for o in fresh)
@@ -1466,6 +1527,26 @@ def _load_orders(
     return loaded
 
 
+def _import_olist_customers(db: Session, path: Path, report: Progress) -> None:
+    """The people of ``customers.csv``, with their city and state, through the customers
+    importer: importing orders first would create bare customers that a later customers
+    import would leave bare. It checks the whole file before writing, and this is the
+    import's first write, so a malformed file still changes nothing."""
+    try:
+        customer_files.import_customers_file(
+            db,
+            path,
+            customer_files.PRESETS["olist"],
+            lambda phase, done, total: (
+                report("customers", done, total) if phase == "import" else None
+            ),
+        )
+    except customer_files.MalformedFile as error:
+        raise MalformedFile(
+            error.reason, line=error.line, column=error.column, file=path.name
+        ) from error
+
+
 def import_transactions_file(
     db: Session,
     path: Path,
@@ -1482,34 +1563,22 @@ def import_transactions_file(
     ``limit`` reads only the first data rows (of ``order_items.csv`` for Olist)."""
     mapping.validate()
     report = _reporter(progress)
-    with _open_source(path, mapping, limit) as source:
+    source = _open_source(path, mapping, limit)  # opened once per pass
+    with source:
         scan = _scan(source, report)
-    olist_customers: Path | None = None
-    if isinstance(source, OlistSource):
-        olist_customers = source.customers_file
-        customer_files.check_file(olist_customers, customer_files.PRESETS["olist"])
     matches = _Matches({}, 0, Counter(), 0)
     if scan.cancellations:
-        with _open_source(path, mapping, limit) as source:
+        with source:
             matches = _match_returns(source, scan, mapping, report)
 
     # Everything below writes; the file is known to be well formed.
     customers_before = customers.count_customers(db)
-    if olist_customers is not None:
-        # The people, with their city and state, through the customers importer: importing
-        # orders first would create bare customers that a later customers import skips.
-        customer_files.import_customers_file(
-            db,
-            olist_customers,
-            customer_files.PRESETS["olist"],
-            lambda phase, done, total: (
-                report("customers", done, total) if phase == "import" else None
-            ),
-        )
+    if isinstance(source, OlistSource):
+        _import_olist_customers(db, source.customers_file, report)
     stores_created = _ensure_stores(db, mapping, scan)
     category_of, products_created = _ensure_products(db, mapping, scan, report)
     with ExitStack() as stack:
-        source = stack.enter_context(_open_source(path, mapping, limit))
+        stack.enter_context(source)
         if scan.in_order:
             lines: Iterator[_Line] = _lines(source, scan)
         else:

@@ -678,21 +678,22 @@ def import_orders(db: Session, *, orders: Sequence[ImportedOrder], source: str =
     )
     fresh = [o for o in orders if o.order_id not in existing]
     externals = {o.customer_external_id for o in fresh if o.customer_external_id}
-    resolved: dict[str, str] = {}
-    for external_id in externals:
-        customer = customers.find_customer(
-            db, kind="external_id", value=external_id
-        ) or customers.resolve_identities(
+    resolved = customers.customer_ids_by_external_id(db, external_ids=externals)
+    for external_id in externals - resolved.keys():
+        created = customers.resolve_identities(
             db, identities={"external_id": external_id}, source=source
         )
-        resolved[external_id] = customer.customer_id
+        resolved[external_id] = created.customer_id
     now = clock.now()
     order_rows, line_rows, return_rows = [], [], []
     for o in fresh:
         customer_id = resolved.get(o.customer_external_id or "")
         subtotal = sum(line.quantity * line.unit_price_minor for line in o.lines)
+        # Without a delivery date a shipped order failed only if it had a promise to keep;
+        # sources that record no deliveries at all (Online Retail, CDNOW) count as delivered.
+        undelivered = "failed" if o.promised_delivery is not None else "delivered"
         status = {
-            "ship": "delivered" if o.delivered_at else "failed",
+            "ship": "delivered" if o.delivered_at else undelivered,
             "pickup_in_store": "collected",
             "in_store": "completed",
         }[o.fulfilment]
