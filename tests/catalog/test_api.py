@@ -56,3 +56,79 @@ def test_store_with_impossible_latitude_is_refused(client, api_key) -> None:
     response = client.put("/v1/stores/st-1", json=body, headers=auth(api_key("write")))
     assert response.status_code == 422
     assert response.json()["field"] == "latitude"
+
+
+def test_bulk_stores_stock_and_nearest_availability(client, api_key, db) -> None:
+    writer, reader = api_key("write"), api_key("read")
+    stores = [
+        {
+            "store_id": "st-par",
+            "name": "Paris",
+            "city": "Paris",
+            "address": "1 rue",
+            "country": "FR",
+            "latitude": 48.857,
+            "longitude": 2.352,
+        },
+        {
+            "store_id": "st-lyo",
+            "name": "Lyon",
+            "city": "Lyon",
+            "address": "2 place",
+            "country": "FR",
+            "latitude": 45.757,
+            "longitude": 4.832,
+        },
+        {"store_id": "web", "name": "Web", "city": "Online", "address": "Lille", "country": "FR"},
+    ]
+    assert client.post("/v1/stores/bulk", json={"stores": stores}, headers=auth(writer)).json() == {
+        "upserted": 3
+    }
+    client.put("/v1/products/W-1", json=CHIANTI, headers=auth(writer))
+    levels = [
+        {"sku": "W-1", "store_id": "st-par", "on_hand": 2},
+        {"sku": "W-1", "store_id": "st-lyo", "on_hand": 7},
+        {"sku": "W-1", "store_id": "web", "on_hand": 90},
+    ]
+    assert client.put("/v1/stock", json={"levels": levels}, headers=auth(writer)).json() == {
+        "upserted": 3
+    }
+    # seen from Lyon's Part-Dieu station: Lyon first, then Paris, then the web warehouse
+    view = client.get("/v1/stock/W-1?lat=45.760&lon=4.859", headers=auth(reader)).json()
+    assert [(v["store_id"], v["available"]) for v in view] == [
+        ("st-lyo", 7),
+        ("st-par", 2),
+        ("web", 90),
+    ]
+    assert view[0]["distance_km"] == 2.1
+    assert view[2]["distance_km"] is None
+    unknown = client.put(
+        "/v1/stock",
+        json={"levels": [{"sku": "W-1", "store_id": "st-nowhere", "on_hand": 1}]},
+        headers=auth(writer),
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["field"] == "levels"
+
+
+def test_price_consistency_report_lists_deliberate_exceptions(client, api_key) -> None:
+    writer, reader = api_key("write"), api_key("read")
+    client.put("/v1/products/W-1", json=CHIANTI, headers=auth(writer))
+    client.put("/v1/products/W-2", json={**CHIANTI, "name": "Barolo"}, headers=auth(writer))
+    assert client.get("/v1/prices/consistency", headers=auth(reader)).json() == []
+    rule = {"sku": "W-1", "channel": "app", "price_minor": 1100, "reason": "app launch offer"}
+    assert client.post("/v1/prices/channel", json=rule, headers=auth(writer)).status_code == 201
+    same = {"sku": "W-2", "channel": "store", "price_minor": 1200, "reason": "no change"}
+    client.post("/v1/prices/channel", json=same, headers=auth(writer))
+    report = client.get("/v1/prices/consistency", headers=auth(reader)).json()
+    assert report == [
+        {
+            "sku": "W-1",
+            "name": "Chianti Classico 2021",
+            "catalogue_price_minor": 1200,
+            "channel": "app",
+            "store_id": None,
+            "price_minor": 1100,
+            "reason": "app launch offer",
+        }
+    ]

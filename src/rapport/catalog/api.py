@@ -18,6 +18,7 @@ from rapport.catalog.schemas import (
     ProductOut,
     ProductUpsert,
     StockBulkIn,
+    StoreBulkIn,
     StoreIn,
     StoreOut,
     StoreUpsert,
@@ -76,6 +77,12 @@ def bulk_upsert_products(body: ProductBulkIn, db: DbSession, _key: WriteKey) -> 
 def list_stores(db: DbSession, _key: ReadKey) -> list[StoreOut]:
     """Every store."""
     return [StoreOut.model_validate(store) for store in service.list_stores(db)]
+
+
+@router.post("/stores/bulk")
+def bulk_upsert_stores(body: StoreBulkIn, db: DbSession, _key: WriteKey) -> BulkResult:
+    """Create or update up to 1,000 stores in one transaction: all or none."""
+    return BulkResult(upserted=service.upsert_stores(db, stores=body.stores))
 
 
 @router.get("/stores/{store_id}")

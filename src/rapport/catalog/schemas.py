@@ -64,6 +64,10 @@ class StoreUpsert(StoreIn):
     store_id: str = Field(pattern=SKU_PATTERN)
 
 
+class StoreBulkIn(StrictModel):
+    stores: list[StoreUpsert] = Field(min_length=1, max_length=1000)
+
+
 class StoreOut(ReadModel):
     store_id: str
     name: str
