@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -330,6 +331,23 @@ def import_callback() -> None:
 
 import_app.command("customers")(import_customers_command)
 import_app.command("transactions")(import_transactions_command)
+
+
+@import_app.command("products")
+def import_products(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV, .gz or .zip")],
+) -> None:
+    """Load a catalogue CSV (sku, name, category_path, price, currency, and optionally brand,
+    cost, country_of_origin, season; other columns become attributes) by SKU."""
+    from rapport.catalog.importer import import_products_file
+
+    with _progress() as progress, open_session() as db:
+        task = progress.add_task("Products", total=None)
+        try:
+            summary = import_products_file(db, path, progress=lambda n: progress.advance(task, n))
+        except Problem as problem:
+            raise _fail(problem) from problem
+    console.print(f"{summary.rows} rows read, {summary.written} products created or updated.")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,120 @@
+"""``rapport import products``: a catalogue CSV (plain, .gz or .zip) into products, checked
+whole before anything is written, then upserted by SKU in batches (re-running changes
+nothing but what the file changed)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from rapport.catalog import service
+from rapport.catalog.schemas import ProductUpsert
+from rapport.customers.importer import MalformedFile
+
+REQUIRED = ("sku", "name", "category_path", "price", "currency")
+KNOWN = (*REQUIRED, "brand", "cost", "country_of_origin", "season")
+BATCH = 1_000
+
+
+@dataclass(frozen=True)
+class ProductImportSummary:
+    rows: int
+    written: int
+
+
+def _open(path: Path) -> IO[str]:
+    with path.open("rb") as probe:
+        magic = probe.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        return io.TextIOWrapper(gzip.open(path), encoding="utf-8-sig", newline="")
+    if magic == b"PK\x03\x04":
+        archive = zipfile.ZipFile(path)
+        members = [n for n in archive.namelist() if n.lower().endswith(".csv")]
+        if not members:
+            raise MalformedFile("the zip file holds no .csv file")
+        return io.TextIOWrapper(archive.open(members[0]), encoding="utf-8-sig", newline="")
+    return path.open(encoding="utf-8-sig", newline="")
+
+
+def _minor(value: str, *, line: int, column: str) -> int:
+    try:
+        amount = Decimal(value.strip())
+    except InvalidOperation:
+        raise MalformedFile(
+            f"{value!r} is not an amount such as 12.50", line=line, column=column
+        ) from None
+    minor = amount * 100
+    if minor != minor.to_integral_value() or minor < 0:
+        raise MalformedFile(
+            f"{value!r} is not a non-negative amount in cents", line=line, column=column
+        )
+    return int(minor)
+
+
+def read_products(path: Path) -> Iterator[ProductUpsert]:
+    """Products from the file, in order; raises :class:`MalformedFile` naming line and column."""
+    with _open(path) as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [column for column in REQUIRED if column not in header]
+        if missing:
+            found = ", ".join(header) or "no header"
+            raise MalformedFile(
+                f"missing column(s) {', '.join(missing)}; the file has {found}", line=1
+            )
+        extra = [column for column in header if column not in KNOWN]
+        for row in reader:
+            line = reader.line_num
+            if None in row or any(value is None for value in row.values()):
+                raise MalformedFile(f"expected {len(header)} fields", line=line)
+            attributes = {column: row[column] for column in extra if row[column] != ""}
+            fields = {
+                "sku": row["sku"].strip(),
+                "name": row["name"].strip(),
+                "category_path": row["category_path"].strip(),
+                "brand": row.get("brand", "").strip() or None,
+                "price_minor": _minor(row["price"], line=line, column="price"),
+                "cost_minor": _minor(row.get("cost") or "0", line=line, column="cost"),
+                "currency": row["currency"].strip(),
+                "country_of_origin": row.get("country_of_origin", "").strip() or None,
+                "season": row.get("season", "").strip() or None,
+                "attributes": attributes,
+            }
+            try:
+                yield ProductUpsert(**fields)
+            except ValidationError as error:
+                first = error.errors()[0]
+                column = str(first["loc"][0]) if first["loc"] else None
+                column = {"price_minor": "price", "cost_minor": "cost"}.get(column or "", column)
+                raise MalformedFile(first["msg"], line=line, column=column) from None
+
+
+def import_products_file(
+    db: Session, path: Path, *, progress: Callable[[int], None] | None = None
+) -> ProductImportSummary:
+    """Check the whole file, then upsert its products by SKU in batches."""
+    rows = sum(1 for _ in read_products(path))  # a bad row stops us before any write
+    written = 0
+    batch: list[ProductUpsert] = []
+    for product in read_products(path):
+        batch.append(product)
+        if len(batch) == BATCH:
+            written += service.upsert_products(db, products=batch)
+            if progress:
+                progress(len(batch))
+            batch = []
+    if batch:
+        written += service.upsert_products(db, products=batch)
+        if progress:
+            progress(len(batch))
+    return ProductImportSummary(rows=rows, written=written)
