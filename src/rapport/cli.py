@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from rapport.customers.cli import import_customers_command
@@ -18,6 +16,7 @@ from rapport.customers.service import count_customers
 from rapport.orders.cli import import_transactions_command
 from rapport.platform import clock
 from rapport.platform import service as platform
+from rapport.platform.console import console, progress_bars, require_migrated
 from rapport.platform.db import open_session
 from rapport.platform.errors import Problem
 from rapport.platform.settings import get_settings
@@ -29,7 +28,6 @@ import_app = typer.Typer(help="Import real data (transactions, catalogue, custom
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 app.add_typer(import_app, name="import")
-console = Console()
 
 DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_KEY_NAME = "demo key"
@@ -38,16 +36,6 @@ DEMO_KEY_NAME = "demo key"
 def _fail(problem: Problem) -> typer.Exit:
     console.print(f"[red]Error:[/red] {problem.detail}")
     return typer.Exit(code=2)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
 
 
 @app.command()
@@ -138,15 +126,9 @@ def serve(
     import uvicorn
 
     from rapport.main import create_app
-    from rapport.platform.db import get_engine
-    from rapport.platform.migrations_runner import pending_migrations
 
     settings = get_settings()
-    with get_engine().connect() as connection:
-        pending = pending_migrations(connection)
-    if pending:
-        console.print(f"[red]{len(pending)} migration(s) pending.[/red] Run: rapport migrate")
-        raise typer.Exit(code=2)
+    require_migrated()
     application = create_app(settings, run_worker=worker)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # /readyz checks migrations
@@ -202,7 +184,7 @@ def _load_demo(*, customers: int, seed: int, end: date | None = None) -> None:
 
     start, last = _demo_window(end)
     retailer = DemoRetailer(seed=seed, customers=customers, start=start, end=last)
-    with _progress() as progress, open_session() as db:
+    with progress_bars() as progress, open_session() as db:
         tasks = {
             "stores": progress.add_task("Stores", total=None),
             "products": progress.add_task("Products", total=None),
@@ -341,7 +323,7 @@ def import_products(
     cost, country_of_origin, season; other columns become attributes) by SKU."""
     from rapport.catalog.importer import import_products_file
 
-    with _progress() as progress, open_session() as db:
+    with progress_bars() as progress, open_session() as db:
         task = progress.add_task("Products", total=None)
         try:
             summary = import_products_file(db, path, progress=lambda n: progress.advance(task, n))

@@ -8,19 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    Task,
     TaskID,
-    TextColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
-from rich.text import Text
 
 from rapport.customers.importer import (
     PRESETS,
@@ -30,10 +21,9 @@ from rapport.customers.importer import (
     import_customers_file,
     mappable_fields,
 )
-from rapport.platform.db import get_engine, open_session
+from rapport.platform.console import console, progress_bars, require_migrated
+from rapport.platform.db import open_session
 from rapport.platform.errors import InvalidInput
-
-console = Console()
 
 
 def import_customers_command(
@@ -79,10 +69,10 @@ def import_customers_command(
     if len(delimiter) != 1:
         console.print("[red]Error:[/red] --delimiter must be one character, e.g. ';'")
         raise typer.Exit(code=2)
-    _require_migrated()
+    require_migrated()
 
     started = time.perf_counter()
-    with _progress() as progress, open_session() as db:
+    with progress_bars() as progress, open_session() as db:
         tasks: dict[str, TaskID] = {}
         labels = {"check": f"Checking {path.name}", "import": "Importing customers"}
 
@@ -125,39 +115,6 @@ def _mapping(
             )
         columns[name.strip()] = column
     return base.with_overrides(columns, attributes=attributes, default_locale=default_locale)
-
-
-def _require_migrated() -> None:
-    from rapport.platform.migrations_runner import pending_migrations
-
-    with get_engine().connect() as connection:
-        pending = pending_migrations(connection)
-    if pending:
-        console.print(f"[red]{len(pending)} migration(s) pending.[/red] Run: rapport migrate")
-        raise typer.Exit(code=2)
-
-
-class _Counts(MofNCompleteColumn):
-    """Rows as "n/total", bytes as "1.2/3.4 MB"."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._bytes = DownloadColumn()
-
-    def render(self, task: Task) -> Text:
-        if task.fields.get("unit") == "bytes":
-            return self._bytes.render(task)
-        return super().render(task)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        _Counts(),
-        TimeRemainingColumn(),
-        console=console,
-    )
 
 
 def _print_summary(path: Path, summary: ImportSummary, seconds: float) -> None:

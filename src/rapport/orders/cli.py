@@ -8,19 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    Task,
     TaskID,
-    TextColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
-from rich.text import Text
 
 from rapport.orders.importer import (
     PRESETS,
@@ -29,10 +20,9 @@ from rapport.orders.importer import (
     TransactionMapping,
     import_transactions_file,
 )
-from rapport.platform.db import get_engine, open_session
+from rapport.platform.console import console, progress_bars, require_migrated
+from rapport.platform.db import open_session
 from rapport.platform.errors import InvalidInput
-
-console = Console()
 
 _LABELS = {
     "check": "Checking {name}",
@@ -132,10 +122,10 @@ def import_transactions_command(
     if path.is_dir() and mapping.layout != "olist":
         console.print(f"[red]Error:[/red] {path} is a folder; give the transactions file")
         raise typer.Exit(code=2)
-    _require_migrated()
+    require_migrated()
 
     started = time.perf_counter()
-    with _progress() as progress, open_session() as db:
+    with progress_bars() as progress, open_session() as db:
         tasks: dict[str, TaskID] = {}
 
         def report(phase: str, done: int, total: int) -> None:
@@ -158,39 +148,6 @@ def import_transactions_command(
             )
             raise typer.Exit(code=2) from error
     _print_summary(path, mapping, summary, time.perf_counter() - started)
-
-
-def _require_migrated() -> None:
-    from rapport.platform.migrations_runner import pending_migrations
-
-    with get_engine().connect() as connection:
-        pending = pending_migrations(connection)
-    if pending:
-        console.print(f"[red]{len(pending)} migration(s) pending.[/red] Run: rapport migrate")
-        raise typer.Exit(code=2)
-
-
-class _Counts(MofNCompleteColumn):
-    """Counts as "n/total", bytes as "1.2/3.4 MB"."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._bytes = DownloadColumn()
-
-    def render(self, task: Task) -> Text:
-        if task.fields.get("unit") == "bytes":
-            return self._bytes.render(task)
-        return super().render(task)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        _Counts(),
-        TimeRemainingColumn(),
-        console=console,
-    )
 
 
 def _print_summary(
