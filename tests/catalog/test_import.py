@@ -8,7 +8,7 @@ import pytest
 
 from rapport.catalog import service as catalog
 from rapport.catalog.importer import import_products_file
-from rapport.customers.importer import MalformedFile
+from rapport.platform.errors import MalformedFile
 
 CSV = (
     "sku,name,category_path,brand,price,cost,currency,country_of_origin,grape\n"

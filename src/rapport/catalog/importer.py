@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from rapport.catalog import service
 from rapport.catalog.schemas import ProductUpsert
-from rapport.customers.importer import MalformedFile
+from rapport.platform.errors import MalformedFile
 
 REQUIRED = ("sku", "name", "category_path", "price", "currency")
 KNOWN = (*REQUIRED, "brand", "cost", "country_of_origin", "season")

@@ -17,13 +17,12 @@ from rapport.customers.importer import (
     PRESETS,
     ColumnMapping,
     ImportSummary,
-    MalformedFile,
     import_customers_file,
     mappable_fields,
 )
 from rapport.platform.console import console, progress_bars, require_migrated
 from rapport.platform.db import open_session
-from rapport.platform.errors import InvalidInput
+from rapport.platform.errors import InvalidInput, MalformedFile
 
 
 def import_customers_command(

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from rapport.customers import service as customers
 from rapport.customers.models import CONSENT_PURPOSES
 from rapport.customers.service import ImportedCustomer
-from rapport.platform.errors import InvalidInput
+from rapport.platform.errors import InvalidInput, MalformedFile
 
 BATCH_SIZE = 2_000
 # How often the check pass reports progress; per row would cost more than the parsing.
@@ -63,26 +63,6 @@ TEXT_FIELDS = ("external_id", "email", "phone", "first_name", "last_name", "loca
 NUMBER_RANGES = {"latitude": (-90.0, 90.0), "longitude": (-180.0, 180.0)}
 SINGLE_FIELDS = (*TEXT_FIELDS, "latitude", "longitude", "loyalty_card")
 CONSENT_PREFIX = "consent."
-
-
-class MalformedFile(InvalidInput):
-    """The file cannot be imported as it is. ``line`` is the 1-based line in the file (the
-    header is line 1) and ``column`` the header name, when the problem has one."""
-
-    def __init__(self, reason: str, *, line: int | None = None, column: str | None = None) -> None:
-        where = []
-        if line is not None:
-            where.append(f"line {line}")
-        if column is not None:
-            where.append(f"column {column!r}")
-        detail = f"{', '.join(where)}: {reason}" if where else reason
-        # ``line`` also goes into problem+json, should an API ever take files.
-        super().__init__(detail[:1].upper() + detail[1:], field=column)
-        if line is not None:
-            self.extra["line"] = line
-        self.line = line
-        self.column = column
-        self.reason = reason
 
 
 @dataclass(frozen=True)

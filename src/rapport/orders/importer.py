@@ -51,6 +51,7 @@ from rapport.customers.service import ImportedCustomer
 from rapport.orders.models import Order
 from rapport.orders.service import ImportedLine, ImportedOrder, ImportedReturn, import_orders
 from rapport.platform.errors import InvalidInput
+from rapport.platform.errors import MalformedFile as FileProblem
 from rapport.platform.schemas import MAX_MINOR_UNITS
 
 BATCH_SIZE = 1_000  # orders per import_orders call (one transaction each)
@@ -98,7 +99,7 @@ def minor_digits(currency: str) -> int:
     return 3 if currency in _THREE_DECIMALS else 2
 
 
-class MalformedFile(customer_files.MalformedFile):
+class MalformedFile(FileProblem):
     """The file cannot be imported as it is: ``line`` (the header is line 1) and ``column``
     say where, and ``file`` which file, for imports that read several (Olist)."""
 
@@ -1541,7 +1542,7 @@ def _import_olist_customers(db: Session, path: Path, report: Progress) -> None:
                 report("customers", done, total) if phase == "import" else None
             ),
         )
-    except customer_files.MalformedFile as error:
+    except FileProblem as error:
         raise MalformedFile(
             error.reason, line=error.line, column=error.column, file=path.name
         ) from error

@@ -49,6 +49,26 @@ class InvalidInput(Problem):
     status, slug, title = 422, "validation-error", "Invalid input"
 
 
+class MalformedFile(InvalidInput):
+    """The file cannot be imported as it is. ``line`` is the 1-based line in the file (the
+    header is line 1) and ``column`` the header name, when the problem has one."""
+
+    def __init__(self, reason: str, *, line: int | None = None, column: str | None = None) -> None:
+        where = []
+        if line is not None:
+            where.append(f"line {line}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        detail = f"{', '.join(where)}: {reason}" if where else reason
+        # ``line`` also goes into problem+json, should an API ever take files.
+        super().__init__(detail[:1].upper() + detail[1:], field=column)
+        if line is not None:
+            self.extra["line"] = line
+        self.line = line
+        self.column = column
+        self.reason = reason
+
+
 class MalformedBody(Problem):
     status, slug, title = 400, "malformed-body", "Malformed request body"
 
