@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rapport import __version__
 from rapport.platform import admin as admin_shell
@@ -28,6 +30,21 @@ Rapport's HTTP API. Authenticate with an API key: `Authorization: Bearer rk_...`
 `X-API-Key: rk_...`. Keys carry scopes (`ingest`, `read`, `write`, `admin`).
 Every error is RFC 9457 `application/problem+json` naming the offending field.
 """
+
+
+class AdminOnly:
+    """Run ``middleware`` for admin pages only: the API never uses the session cookie, and
+    skipping it saves every API request the cookie parsing and signing."""
+
+    def __init__(self, app: ASGIApp, /, *, middleware: Any, **options: Any) -> None:
+        self.app = app
+        self.wrapped = middleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/admin"):
+            await self.wrapped(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def _vendor_dir(settings: Settings) -> Path | None:
@@ -102,7 +119,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 
     # Outermost first: metrics see every answer, including 413s from the size limit.
     app.add_middleware(
-        SessionMiddleware,
+        AdminOnly,
+        middleware=SessionMiddleware,
         secret_key=settings.session_secret(),
         session_cookie="rapport_admin",
         max_age=settings.session_max_age_seconds,
