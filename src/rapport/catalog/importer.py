@@ -5,10 +5,9 @@ nothing but what the file changed)."""
 from __future__ import annotations
 
 import csv
-import gzip
 import io
-import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from rapport.catalog import service
 from rapport.catalog.schemas import ProductUpsert
 from rapport.platform.errors import MalformedFile
+from rapport.platform.files import open_decompressed
 
 REQUIRED = ("sku", "name", "category_path", "price", "currency")
 KNOWN = (*REQUIRED, "brand", "cost", "country_of_origin", "season")
@@ -32,18 +32,11 @@ class ProductImportSummary:
     written: int
 
 
-def _open(path: Path) -> IO[str]:
-    with path.open("rb") as probe:
-        magic = probe.read(4)
-    if magic[:2] == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path), encoding="utf-8-sig", newline="")
-    if magic == b"PK\x03\x04":
-        archive = zipfile.ZipFile(path)
-        members = [n for n in archive.namelist() if n.lower().endswith(".csv")]
-        if not members:
-            raise MalformedFile("the zip file holds no .csv file")
-        return io.TextIOWrapper(archive.open(members[0]), encoding="utf-8-sig", newline="")
-    return path.open(encoding="utf-8-sig", newline="")
+@contextmanager
+def _open(path: Path) -> Iterator[IO[str]]:
+    with ExitStack() as stack:
+        _raw, stream = open_decompressed(stack, path, fail=MalformedFile)
+        yield stack.enter_context(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""))
 
 
 def _minor(value: str, *, line: int, column: str) -> int:

@@ -9,7 +9,6 @@ customer), so that a repeated id counts as a duplicate rather than as already im
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import math
 import zipfile
@@ -27,6 +26,7 @@ from rapport.customers import service as customers
 from rapport.customers.models import CONSENT_PURPOSES
 from rapport.customers.service import ImportedCustomer
 from rapport.platform.errors import InvalidInput, MalformedFile
+from rapport.platform.files import open_decompressed
 
 BATCH_SIZE = 2_000
 # How often the check pass reports progress; per row would cost more than the parsing.
@@ -202,10 +202,6 @@ class ImportSummary:
     unused_columns: tuple[str, ...] = ()  # in the file, but mapped to nothing
 
 
-GZIP_MAGIC = b"\x1f\x8b"
-ZIP_MAGIC = b"PK\x03\x04"
-
-
 class CustomerCsv:
     """An open customer CSV (plain, gzip or zip): the header is checked against the mapping on
     opening; :meth:`customers` parses the rows one at a time."""
@@ -253,32 +249,8 @@ class CustomerCsv:
         return self._raw.tell() if self._raw is not None else 0
 
     def _open(self) -> None:
-        raw = self._stack.enter_context(self.path.open("rb"))
+        raw, stream = open_decompressed(self._stack, self.path, fail=MalformedFile)
         self._raw = raw
-        magic = raw.read(4)
-        raw.seek(0)
-        stream: IO[bytes] | gzip.GzipFile
-        # Sniff the content rather than trust the suffix: exports get renamed.
-        if magic.startswith(GZIP_MAGIC):
-            stream = self._stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
-        elif magic.startswith(ZIP_MAGIC):
-            try:
-                archive = self._stack.enter_context(zipfile.ZipFile(raw))
-            except zipfile.BadZipFile as error:
-                raise MalformedFile(f"not a readable zip archive ({error})") from error
-            members = [
-                info
-                for info in archive.infolist()
-                if not info.is_dir()
-                and info.filename.lower().endswith(".csv")
-                and not info.filename.startswith("__MACOSX/")
-            ]
-            if not members:
-                names = ", ".join(archive.namelist()) or "nothing"
-                raise MalformedFile(f"the zip archive holds no .csv file (it holds {names})")
-            stream = self._stack.enter_context(archive.open(members[0]))
-        else:
-            stream = raw
         text = self._stack.enter_context(
             io.TextIOWrapper(stream, encoding=self.encoding, errors="surrogateescape", newline="")
         )

@@ -19,7 +19,6 @@ for baskets), so running the same import again adds nothing.
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import heapq
 import io
@@ -52,6 +51,7 @@ from rapport.orders.models import Order
 from rapport.orders.service import ImportedLine, ImportedOrder, ImportedReturn, import_orders
 from rapport.platform.errors import InvalidInput
 from rapport.platform.errors import MalformedFile as FileProblem
+from rapport.platform.files import open_decompressed
 from rapport.platform.schemas import MAX_MINOR_UNITS
 
 BATCH_SIZE = 1_000  # orders per import_orders call (one transaction each)
@@ -375,10 +375,6 @@ class ImportSummary:
 # ------------------------------------------------------------------------------- reading
 
 
-GZIP_MAGIC = b"\x1f\x8b"
-ZIP_MAGIC = b"PK\x03\x04"
-
-
 class _TableFile:
     """A delimited text file, plain, gzip or zip (its first ``.csv`` or ``.txt``), read one
     record at a time with the line it starts on."""
@@ -424,36 +420,14 @@ class _TableFile:
 
     def _open(self) -> None:
         self.header = []  # a source is opened once per pass
-        raw = self._stack.enter_context(self.path.open("rb"))
+        # CDNOW's files are .txt, so zips may hold either (a .csv first).
+        raw, stream = open_decompressed(
+            self._stack,
+            self.path,
+            fail=lambda reason: self.error(reason),
+            suffixes=(".csv", ".txt"),
+        )
         self._raw = raw
-        magic = raw.read(4)
-        raw.seek(0)
-        stream: IO[bytes] | gzip.GzipFile
-        # Sniff the content rather than trust the suffix: exports get renamed.
-        if magic.startswith(GZIP_MAGIC):
-            stream = self._stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
-        elif magic.startswith(ZIP_MAGIC):
-            try:
-                archive = self._stack.enter_context(zipfile.ZipFile(raw))
-            except zipfile.BadZipFile as error:
-                raise self.error(f"not a readable zip archive ({error})") from error
-            # The first .csv, else the first .txt (CDNOW's files are .txt).
-            members = sorted(
-                (
-                    info
-                    for info in archive.infolist()
-                    if not info.is_dir()
-                    and info.filename.lower().endswith((".csv", ".txt"))
-                    and not info.filename.startswith("__MACOSX/")
-                ),
-                key=lambda info: not info.filename.lower().endswith(".csv"),
-            )
-            if not members:
-                names = ", ".join(archive.namelist()) or "nothing"
-                raise self.error(f"the zip archive holds no .csv or .txt file (it holds {names})")
-            stream = self._stack.enter_context(archive.open(members[0]))
-        else:
-            stream = raw
         self._text = self._stack.enter_context(
             io.TextIOWrapper(stream, encoding=self.encoding, errors="surrogateescape", newline="")
         )
