@@ -25,7 +25,7 @@ from rapport.catalog.schemas import (
 )
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
-from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.errors import NotFound
 from rapport.platform.schemas import Page
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -107,15 +107,6 @@ def put_store(store_id: StoreIdPath, body: StoreIn, db: DbSession, _key: WriteKe
 @router.put("/stock")
 def set_stock(body: StockBulkIn, db: DbSession, _key: WriteKey) -> BulkResult:
     """Set on-hand units per product and location (reservations for pick-up stay)."""
-    unknown_stores = {level.store_id for level in body.levels} - {
-        s.store_id for s in service.list_stores(db)
-    }
-    if unknown_stores:
-        raise InvalidInput(f"Unknown store(s): {', '.join(sorted(unknown_stores))}", field="levels")
-    known = service.get_products(db, skus=[level.sku for level in body.levels])
-    for index, level in enumerate(body.levels):
-        if level.sku not in known:
-            raise InvalidInput(f"Unknown SKU {level.sku!r}", field=f"levels.{index}.sku")
     count = service.set_stock(db, levels=[(lv.sku, lv.store_id, lv.on_hand) for lv in body.levels])
     return BulkResult(upserted=count)
 

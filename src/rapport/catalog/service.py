@@ -93,7 +93,18 @@ def count_stores(db: Session) -> int:
 
 def set_stock(db: Session, *, levels: Sequence[tuple[str, str, int]]) -> int:
     """Set on-hand units for (sku, store_id, units) triples in one transaction; reservations
-    stay. Returns how many levels were written."""
+    stay. Unknown stores or SKUs are refused before anything is written. Returns how many
+    levels were written."""
+    stores = {store_id for _, store_id, _ in levels}
+    unknown_stores = stores - set(
+        db.scalars(select(Store.store_id).where(Store.store_id.in_(stores)))
+    )
+    if unknown_stores:
+        raise InvalidInput(f"Unknown store(s): {', '.join(sorted(unknown_stores))}", field="levels")
+    known = get_products(db, skus=[sku for sku, _, _ in levels])
+    for index, (sku, _, _) in enumerate(levels):
+        if sku not in known:
+            raise InvalidInput(f"Unknown SKU {sku!r}", field=f"levels.{index}.sku")
     now = clock.now()
     for sku, store_id, units in levels:
         level = db.get(StockLevel, (sku, store_id))

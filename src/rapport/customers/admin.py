@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rapport.customers import service
+from rapport.events.models import Event
 from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
@@ -29,11 +30,11 @@ def customer_search(
     return render(request, "customers/search.html", {"user": user, "q": q, "results": results})
 
 
-def _activity_by_month(timeline: list[object]) -> dict[str, dict[str, int]]:
+def _activity_by_month(timeline: list[Event]) -> dict[str, dict[str, int]]:
     """Events per month and channel, for the activity chart."""
     counts: Counter[tuple[str, str]] = Counter()
     for event in timeline:
-        counts[(event.occurred_at.strftime("%Y-%m"), event.channel)] += 1  # type: ignore[attr-defined]
+        counts[(event.occurred_at.strftime("%Y-%m"), event.channel)] += 1
     months = sorted({month for month, _ in counts})
     channels = sorted({channel for _, channel in counts})
     return {channel: {month: counts[(month, channel)] for month in months} for channel in channels}

@@ -30,7 +30,12 @@ from rapport.customers.models import (
     RfmBoundaries,
 )
 from rapport.customers.schemas import CustomerIn
-from rapport.customers.traits import merge_traits, rfm_scores, trait_summary
+from rapport.customers.traits import (
+    merge_traits,
+    quintile_boundaries,
+    rfm_scores,
+    trait_summary,
+)
 from rapport.events import log as event_log
 from rapport.events.models import Event
 from rapport.events.service import append_event, suppress_identities
@@ -747,8 +752,6 @@ def refresh_rfm_boundaries(db: Session) -> dict[str, list[float]]:
     ).all()
     if not rows:
         return {}
-    from rapport.customers.traits import quintile_boundaries
-
     metrics = {
         "recency_days": quintile_boundaries(
             [(now - r.last_order_at).total_seconds() / 86400 for r in rows if r.last_order_at]

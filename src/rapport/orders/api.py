@@ -13,7 +13,6 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from rapport.customers import service as customers
 from rapport.orders import risk, service
 from rapport.orders.schemas import (
     LineOut,
@@ -104,12 +103,9 @@ def return_risk(
 ) -> ReturnRiskOut:
     """Before the sale: how likely something in this basket comes back, why, and an offer
     where one pays for itself. Changes nothing."""
-    customer = customers.get_customer(db, customer_id=body.customer_id) or customers.find_customer(
-        db, kind="external_id", value=body.customer_id
-    )
     assessment = risk.assess_return_risk(
         db,
-        customer_id=customer.customer_id if customer else body.customer_id,
+        customer_id=body.customer_id,
         lines=[
             risk.RiskLine(
                 sku=line.sku, quantity=line.quantity, unit_price_minor=line.unit_price_minor

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
+from rapport.customers import service as customers
 from rapport.orders.models import Order, OrderLine, ReturnLine
 from rapport.orders.return_risk import (
     Basket,
@@ -190,7 +191,12 @@ def assess_return_risk(
     data_dir: Path,
 ) -> dict[str, Any]:
     """The probability that something in this basket comes back, the top reasons, and an
-    offer where one pays for itself."""
+    offer where one pays for itself. ``customer_id`` is a Rapport id or the retailer's customer
+    number; someone unknown is scored as a new customer."""
+    known = customers.get_customer(db, customer_id=customer_id) or customers.find_customer(
+        db, kind="external_id", value=customer_id
+    )
+    customer_id = known.customer_id if known else customer_id
     products = catalog.get_products(db, skus=[line.sku for line in lines])
     for index, line in enumerate(lines):
         if line.sku not in products:
