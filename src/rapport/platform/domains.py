@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-DOMAINS = ("platform", "events", "customers", "catalog", "orders")
+DOMAINS = ("platform", "events", "customers", "catalog", "orders", "loyalty")
 
 
 def _import_each(module: str) -> list[ModuleType]:

@@ -1,0 +1,1 @@
+"""Loyalty: program configuration and the double-entry points ledger."""

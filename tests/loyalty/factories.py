@@ -1,0 +1,36 @@
+"""Test helpers for the loyalty ledger: members (real customers) and a fixed clock."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from rapport.customers import service as customers
+from rapport.customers.schemas import CustomerIn
+from rapport.platform import clock
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+_numbers = itertools.count(1)
+
+
+def make_customer(db: Session, *, email: str | None = None) -> str:
+    """A real customer profile; returns its customer id."""
+    number = next(_numbers)
+    record = customers.create_customer(
+        db,
+        customer=CustomerIn(
+            external_id=f"LOY-{number}",
+            email=email or f"member{number}@example.com",
+            first_name="Member",
+            last_name=f"Number{number}",
+        ),
+    )
+    return record.customer_id
+
+
+def frozen_clock(at: datetime = T0) -> clock.FrozenClock:
+    frozen = clock.FrozenClock(at)
+    clock.set_clock(frozen)
+    return frozen
