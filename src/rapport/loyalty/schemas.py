@@ -1,0 +1,113 @@
+"""Loyalty shapes on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from rapport.loyalty.service import MAX_POINTS_PER_COMMAND
+from rapport.platform.schemas import MinorUnits, Page, StrictModel
+
+Channel = Literal["web", "app", "store", "call_center"]
+Points = Field(ge=1, le=MAX_POINTS_PER_COMMAND, description="Whole points, more than zero")
+Reference = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")
+
+
+class EarnIn(StrictModel):
+    points: int = Points
+    reason: str = Field(min_length=1, max_length=500, examples=["Order O-1001"])
+    order_id: str | None = Reference
+    rule_id: str | None = Reference
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="Default: the program's expiry months from now"
+    )
+    channel: Channel = "web"
+
+
+class RedeemIn(StrictModel):
+    points: int = Points
+    reason: str = Field(default="Redeemed", min_length=1, max_length=500)
+    order_id: str | None = Reference
+    channel: Channel = "web"
+
+
+class AdjustIn(StrictModel):
+    points: int = Field(
+        ge=-MAX_POINTS_PER_COMMAND,
+        le=MAX_POINTS_PER_COMMAND,
+        description="Points to add (positive) or remove (negative); not zero",
+    )
+    reason: str = Field(min_length=1, max_length=500, examples=["Goodwill after a late delivery"])
+    expires_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _not_zero(self) -> AdjustIn:
+        if self.points == 0:
+            raise ValueError("points must not be zero")
+        return self
+
+
+class ReverseIn(StrictModel):
+    """Give ``points``, or the returned value and the order's value (its earned points are
+    reversed in that proportion, rounded down)."""
+
+    order_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")
+    points: int | None = Field(default=None, ge=1, le=MAX_POINTS_PER_COMMAND)
+    returned_minor: MinorUnits | None = None
+    order_total_minor: MinorUnits | None = None
+    reason: str = Field(default="Order returned", min_length=1, max_length=500)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ReverseIn:
+        by_value = self.returned_minor is not None or self.order_total_minor is not None
+        if (self.points is None) == (not by_value):
+            raise ValueError("give points, or returned_minor with order_total_minor")
+        if by_value and (self.returned_minor is None or not self.order_total_minor):
+            raise ValueError("returned_minor needs a non-zero order_total_minor")
+        if by_value and (self.returned_minor or 0) > (self.order_total_minor or 0):
+            raise ValueError("returned_minor cannot exceed order_total_minor")
+        return self
+
+
+class PostedOut(StrictModel):
+    transaction_id: int
+    customer_id: str
+    kind: str
+    points: int = Field(description="Change to the available balance")
+    balance: int
+    debt: int
+    debt_change: int
+    expires_at: datetime | None
+    written_off: int
+
+
+class LotOut(StrictModel):
+    lot_id: int
+    amount: int
+    remaining: int
+    earned_at: datetime
+    expires_at: datetime
+    order_id: str | None
+
+
+class MemberOut(StrictModel):
+    customer_id: str
+    balance: int
+    debt: int
+    lots: list[LotOut]
+
+
+class MovementOut(StrictModel):
+    transaction_id: int
+    kind: str
+    points: int
+    debt_change: int
+    reason: str
+    order_id: str | None
+    rule_id: str | None
+    created_at: datetime
+
+
+StatementOut = Page[MovementOut]

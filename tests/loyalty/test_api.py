@@ -1,0 +1,204 @@
+"""The loyalty API: commands with idempotency keys, scopes, problem+json, member and statement."""
+
+from __future__ import annotations
+
+import pytest
+
+from rapport.loyalty import service as loyalty
+from rapport.platform import idempotency
+from tests.conftest import auth
+from tests.loyalty.factories import make_customer
+
+
+@pytest.fixture
+def writer(api_key):  # type: ignore[no-untyped-def]
+    return auth(api_key("write"))
+
+
+def _post(client, path, body, headers, key):  # type: ignore[no-untyped-def]
+    return client.post(
+        f"/v1/loyalty/members/{path}", json=body, headers={**headers, "Idempotency-Key": key}
+    )
+
+
+def test_earn_then_redeem_over_http(client, db, writer) -> None:
+    # given a customer
+    customer_id = make_customer(db)
+    # when they earn 100 and redeem 30
+    earned = _post(
+        client,
+        f"{customer_id}/earn",
+        {"points": 100, "reason": "Order O-1", "order_id": "O-1", "rule_id": "base"},
+        writer,
+        "e-1",
+    )
+    redeemed = _post(client, f"{customer_id}/redeem", {"points": 30}, writer, "r-1")
+    # then both are created and the balances follow
+    assert earned.status_code == 201, earned.text
+    assert (earned.json()["points"], earned.json()["balance"]) == (100, 100)
+    assert redeemed.status_code == 201, redeemed.text
+    assert (redeemed.json()["points"], redeemed.json()["balance"]) == (-30, 70)
+    # and the member and statement show it
+    reader = auth_reader(client, db)
+    member = client.get(f"/v1/loyalty/members/{customer_id}", headers=reader).json()
+    assert (member["balance"], member["debt"]) == (70, 0)
+    assert [(lot["amount"], lot["remaining"]) for lot in member["lots"]] == [(100, 70)]
+    statement = client.get(f"/v1/loyalty/members/{customer_id}/statement", headers=reader)
+    assert [(m["kind"], m["points"], m["order_id"]) for m in statement.json()["items"]] == [
+        ("redeem", -30, None),
+        ("earn", 100, "O-1"),
+    ]
+    assert statement.json()["next_cursor"] is None
+
+
+def auth_reader(client, db):  # type: ignore[no-untyped-def]
+    from rapport.platform import service as platform
+
+    return auth(platform.create_api_key(db, name="reader", scopes=[platform.Scope.READ]).secret)
+
+
+def test_a_retry_with_the_same_key_is_answered_not_applied(client, db, writer) -> None:
+    customer_id = make_customer(db)
+    body = {"points": 50, "reason": "Order"}
+    first = _post(client, f"{customer_id}/earn", body, writer, "same")
+    again = _post(client, f"{customer_id}/earn", body, writer, "same")
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert loyalty.balance(db, customer_id=customer_id) == 50
+    assert len(loyalty.statement(db, customer_id=customer_id)) == 1
+
+
+def test_the_same_key_with_another_body_is_422(client, db, writer) -> None:
+    customer_id = make_customer(db)
+    _post(client, f"{customer_id}/earn", {"points": 50, "reason": "Order"}, writer, "k")
+    other = _post(client, f"{customer_id}/earn", {"points": 51, "reason": "Order"}, writer, "k")
+    assert other.status_code == 422
+    assert other.json()["field"] == "Idempotency-Key"
+    assert loyalty.balance(db, customer_id=customer_id) == 50
+
+
+def test_a_missing_key_is_400_and_a_running_key_is_409(client, db, writer) -> None:
+    customer_id = make_customer(db)
+    missing = client.post(
+        f"/v1/loyalty/members/{customer_id}/earn",
+        json={"points": 5, "reason": "Order"},
+        headers=writer,
+    )
+    assert missing.status_code == 400
+    assert missing.json()["field"] == "Idempotency-Key"
+    # given a command under this key that has started and not finished
+    from rapport.platform import service as platform
+
+    secret = platform.create_api_key(db, name="w2", scopes=[platform.Scope.WRITE])
+    body = {"points": 5, "reason": "Order", "channel": "web"}
+    idempotency.claim(
+        db,
+        scope=f"loyalty.earn:{secret.key.id}:{customer_id}",
+        key="busy",
+        fingerprint=idempotency.request_fingerprint(
+            {**body, "order_id": None, "rule_id": None, "expires_at": None}
+        ),
+    )
+    busy = _post(client, f"{customer_id}/earn", body, auth(secret.secret), "busy")
+    assert busy.status_code == 409
+    assert busy.json()["field"] == "Idempotency-Key"
+    assert loyalty.balance(db, customer_id=customer_id) == 0
+
+
+def test_not_enough_points_is_409_problem_naming_points_and_the_key_can_be_retried(
+    client, db, writer
+) -> None:
+    customer_id = make_customer(db)
+    _post(client, f"{customer_id}/earn", {"points": 10, "reason": "Order"}, writer, "e")
+    refused = _post(client, f"{customer_id}/redeem", {"points": 11}, writer, "r")
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert (problem["field"], problem["balance"]) == ("points", 10)
+    assert problem["type"].endswith("/insufficient-points")
+    assert "10 points available" in problem["detail"]
+    # a failed command keeps nothing under its key: the same key with a corrected body runs
+    retried = _post(client, f"{customer_id}/redeem", {"points": 10}, writer, "r")
+    assert retried.status_code == 201
+
+
+def test_invalid_bodies_name_the_field(client, db, writer) -> None:
+    customer_id = make_customer(db)
+    zero = _post(client, f"{customer_id}/earn", {"points": 0, "reason": "x"}, writer, "a")
+    assert (zero.status_code, zero.json()["field"]) == (422, "points")
+    extra = _post(client, f"{customer_id}/redeem", {"points": 1, "pts": 2}, writer, "b")
+    assert (extra.status_code, extra.json()["field"]) == (422, "pts")
+    unknown = _post(client, "cus_nobody/earn", {"points": 1, "reason": "x"}, writer, "c")
+    assert (unknown.status_code, unknown.json()["field"]) == (404, "customer_id")
+
+
+def test_adjust_needs_the_admin_scope(client, db, api_key) -> None:
+    customer_id = make_customer(db)
+    body = {"points": 15, "reason": "Goodwill"}
+    refused = _post(client, f"{customer_id}/adjust", body, auth(api_key("write")), "a")
+    assert refused.status_code == 403
+    assert loyalty.balance(db, customer_id=customer_id) == 0
+    allowed = _post(client, f"{customer_id}/adjust", body, auth(api_key("admin")), "a")
+    assert allowed.status_code == 201
+    assert allowed.json()["balance"] == 15
+
+
+def test_reads_need_a_key_with_read_scope(client, db, api_key) -> None:
+    customer_id = make_customer(db)
+    assert client.get(f"/v1/loyalty/members/{customer_id}").status_code == 401
+    denied = client.get(f"/v1/loyalty/members/{customer_id}", headers=auth(api_key("ingest")))
+    assert denied.status_code == 403
+    fresh = client.get(f"/v1/loyalty/members/{customer_id}", headers=auth(api_key("read")))
+    assert fresh.json() == {"customer_id": customer_id, "balance": 0, "debt": 0, "lots": []}
+    missing = client.get("/v1/loyalty/members/cus_nobody", headers=auth(api_key("read")))
+    assert missing.status_code == 404
+
+
+def test_a_return_over_http_reverses_by_value_and_records_debt(client, db, writer) -> None:
+    customer_id = make_customer(db)
+    _post(
+        client,
+        f"{customer_id}/earn",
+        {"points": 100, "reason": "Order", "order_id": "O-7"},
+        writer,
+        "e",
+    )
+    _post(client, f"{customer_id}/redeem", {"points": 90}, writer, "r")
+    reversed_ = _post(
+        client,
+        f"{customer_id}/reverse",
+        {"order_id": "O-7", "returned_minor": 3000, "order_total_minor": 4000},
+        writer,
+        "ret",
+    )
+    assert reversed_.status_code == 201, reversed_.text
+    body = reversed_.json()
+    assert (body["points"], body["balance"], body["debt"], body["debt_change"]) == (-10, 0, 65, 65)
+    both = _post(
+        client,
+        f"{customer_id}/reverse",
+        {"order_id": "O-7", "points": 5, "returned_minor": 1, "order_total_minor": 2},
+        writer,
+        "bad",
+    )
+    assert both.status_code == 422
+
+
+def test_statement_pages_with_a_cursor(client, db, writer) -> None:
+    customer_id = make_customer(db)
+    for number in range(5):
+        _post(
+            client,
+            f"{customer_id}/earn",
+            {"points": number + 1, "reason": "x"},
+            writer,
+            f"{number}",
+        )
+    reader = auth_reader(client, db)
+    url = f"/v1/loyalty/members/{customer_id}/statement"
+    first = client.get(url, params={"limit": 3}, headers=reader).json()
+    assert [m["points"] for m in first["items"]] == [5, 4, 3]
+    rest = client.get(url, params={"limit": 3, "cursor": first["next_cursor"]}, headers=reader)
+    assert [m["points"] for m in rest.json()["items"]] == [2, 1]
+    assert rest.json()["next_cursor"] is None
