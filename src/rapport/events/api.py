@@ -8,10 +8,9 @@ OpenAPI document, through ``openapi_extra``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
-from fastapi.security import APIKeyHeader, HTTPBearer
+from fastapi import APIRouter, Request, Response, status
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -53,20 +52,14 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 
 _check_ingest_scope = require_scope(Scope.INGEST)
-# The same schemes platform.auth declares, so that these routes show the "Authorize" button.
-_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer rk_...")
-_header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
+# How to authenticate, for the OpenAPI document (the schemes platform.auth declares). Declared
+# here rather than through dependencies: FastAPI's dependency solving costs these routes more
+# than storing a single event. The check itself runs in :func:`_ingest`.
+_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}, {"APIKeyHeader": []}]}
 
 
-async def _auth_schemes(
-    _bearer_doc: Annotated[object, Depends(_bearer)] = None,
-    _header_doc: Annotated[object, Depends(_header_key)] = None,
-) -> None:
-    """Declares how to authenticate, for the OpenAPI document; the check itself runs in
-    :func:`_ingest`."""
-
-
-AuthSchemes = Annotated[None, Depends(_auth_schemes)]
+def _documented(request_body: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": request_body, **_SECURITY}
 
 
 async def _ingest(
@@ -80,19 +73,33 @@ async def _ingest(
 
     One thread hop per request instead of one per dependency (they cost more than storing a
     single event). The key is checked before the body is parsed, as platform.auth's own
-    dependency would, and takes its turn among this process's SQLite writers: there every
-    transaction holds the write lock, and SQLite's busy handler waits in coarse sleeps."""
+    dependency would."""
     raw = await _body(request, limit=limit)
     return await run_in_threadpool(_authorised, request, db, work, raw, *args)
+
+
+# Bodies up to this size are checked and stored in one transaction. A larger one (a batch) is
+# parsed between the two, so that SQLite's single write lock is not held while it is.
+_ONE_TRANSACTION_BYTES = 16 * 1024
 
 
 def _authorised(
     request: Request, db: Session, work: Callable[..., Response], raw: bytes, *args: Any
 ) -> Response:
+    # On SQLite every transaction holds the write lock, so the key check takes its turn among
+    # this process's writers (writer_turn is re-entrant: the work's own turn nests in it).
+    if len(raw) > _ONE_TRANSACTION_BYTES:
+        with service.writer_turn(db):
+            _check_ingest_scope(request, db)
+            db.commit()
+        return work(db, raw, *args)
     with service.writer_turn(db):
-        _check_ingest_scope(request, db)
-        db.commit()
-    return work(db, raw, *args)
+        try:
+            _check_ingest_scope(request, db)
+            return work(db, raw, *args)
+        except BaseException:
+            db.rollback()  # before the turn ends, so that no open transaction outlives it
+            raise
 
 
 async def _body(request: Request, *, limit: int | None = None) -> bytes:
@@ -113,9 +120,9 @@ async def _body(request: Request, *, limit: int | None = None) -> bytes:
         200: {"model": EventReceipt, "description": "Already stored (same event_id)"},
         409: {"description": "The event_id was used for a different event (problem+json)"},
     },
-    openapi_extra={"requestBody": request_body_schema(EVENT_ADAPTER)},
+    openapi_extra=_documented(request_body_schema(EVENT_ADAPTER)),
 )
-async def track_event(request: Request, db: DbSession, _auth: AuthSchemes) -> Response:
+async def track_event(request: Request, db: DbSession) -> Response:
     """Store one tracking event. Sending the same ``event_id`` again stores nothing new."""
     return await _ingest(request, db, _track_event)
 
@@ -136,9 +143,9 @@ def _track_event(db: Session, raw: bytes) -> Response:
     "/v1/events/batch",
     response_model=None,
     responses={200: {"model": BatchReceipt, "description": "Per-event outcome"}, **_PROBLEMS},
-    openapi_extra={"requestBody": request_body_schema(BATCH_ADAPTER)},
+    openapi_extra=_documented(request_body_schema(BATCH_ADAPTER)),
 )
-async def track_batch(request: Request, db: DbSession, _auth: AuthSchemes) -> Response:
+async def track_batch(request: Request, db: DbSession) -> Response:
     """Store up to 1,000 events (1 MiB). Each event is accepted, a duplicate (its ``event_id``
     is already stored, or earlier in this batch), or rejected with its errors; what was
     accepted is committed when the answer is 200."""
@@ -174,8 +181,8 @@ def _segment_call(db: Session, raw: bytes, kind: str) -> Response:
     return json_response({"success": True})
 
 
-def _segment_endpoint(kind: str) -> Callable[[Request, Session, None], Awaitable[Response]]:
-    async def endpoint(request: Request, db: DbSession, _auth: AuthSchemes) -> Response:
+def _segment_endpoint(kind: str) -> Callable[[Request, Session], Awaitable[Response]]:
+    async def endpoint(request: Request, db: DbSession) -> Response:
         return await _ingest(request, db, _segment_call, kind)
 
     endpoint.__name__ = f"segment_{kind}"
@@ -195,7 +202,7 @@ for _kind in ("track", "identify", "page", "screen", "alias", "group"):
         tags=["segment compatibility"],
         response_model=None,
         responses={200: {"model": SegmentAck, "description": "Stored (or already stored)"}},
-        openapi_extra={"requestBody": _SEGMENT_MESSAGE},
+        openapi_extra=_documented(_SEGMENT_MESSAGE),
     )
 
 
@@ -204,9 +211,9 @@ for _kind in ("track", "identify", "page", "screen", "alias", "group"):
     tags=["segment compatibility"],
     response_model=None,
     responses={200: {"model": SegmentAck, "description": "Counts and rejected messages"}},
-    openapi_extra={"requestBody": request_body_schema(TypeAdapter(segment.SegmentBatch))},
+    openapi_extra=_documented(request_body_schema(TypeAdapter(segment.SegmentBatch))),
 )
-async def segment_batch(request: Request, db: DbSession, _auth: AuthSchemes) -> Response:
+async def segment_batch(request: Request, db: DbSession) -> Response:
     """Segment-compatible batch of up to 1,000 messages, each with its ``type``. Valid
     messages are stored even when others are rejected; the answer lists the rejected ones."""
     return await _ingest(request, db, _segment_batch, limit=MAX_BATCH_BYTES)

@@ -12,13 +12,13 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Connection, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from rapport.events.models import Event, SuppressedIdentity
 from rapport.platform import clock
-from rapport.platform.db import upsert_rows
+from rapport.platform.db import driver_cursor, upsert_rows
 from rapport.platform.errors import Conflict, InvalidInput, field_error
 from rapport.platform.identity import identity_digest
 from rapport.platform.ids import new_id
@@ -130,13 +130,13 @@ def ingest_events(
 
     with writer_turn(db):
         wanted = {digest for found in named.values() for _, digest in found}
-        suppressed = _suppressed(db, wanted) if wanted else set()
+        suppressed = _suppressed(db, wanted, sqlite=sqlite) if wanted else set()
         for index, found in named.items():
             hit = next((field for field, digest in found if digest in suppressed), None)
             if hit is not None:
                 outcomes[index] = Outcome("rejected", refusal=_suppressed_refusal(hit))
                 del rows[index]
-        inserted = _insert(db, list(rows.values()), received_at=now) if rows else {}
+        inserted = _insert(db, list(rows.values()), received_at=now, sqlite=sqlite) if rows else {}
         missing = [
             events[index]["event_id"] for index in rows if events[index]["event_id"] not in inserted
         ]
@@ -261,24 +261,26 @@ def _identity_digests(event: NewEvent) -> list[tuple[str, str]]:
     return named
 
 
-def _suppressed(db: Session, digests: set[str]) -> set[str]:
+def _suppressed(db: Session, digests: set[str], *, sqlite: bool) -> set[str]:
     """The digests among ``digests`` that are suppressed: one query for the whole batch."""
-    connection = db.connection()
-    if connection.dialect.name == "postgresql":
-        sql = "SELECT digest FROM suppressed_identities WHERE digest = ANY(%s)"
-        result = connection.exec_driver_sql(sql, (list(digests),))
-    else:
+    cursor = driver_cursor(db)
+    if sqlite:
         sql = (
             "SELECT digest FROM suppressed_identities"
             " WHERE digest IN (SELECT value FROM json_each(?))"
         )
-        result = connection.exec_driver_sql(sql, (orjson.dumps(list(digests)).decode(),))
-    return {row[0] for row in result}
+        cursor.execute(sql, (orjson.dumps(list(digests)).decode(),))
+    else:
+        cursor.execute(
+            "SELECT digest FROM suppressed_identities WHERE digest = ANY(%s)", (list(digests),)
+        )
+    return {row[0] for row in cursor.fetchall()}
 
 
 # In-process writers to one SQLite database queue here rather than in SQLite's busy handler,
-# which sleeps in growing steps and lets a steady writer starve the others.
-_SQLITE_WRITER = threading.Lock()
+# which sleeps in growing steps and lets a steady writer starve the others. Re-entrant, so a
+# caller may hold the turn across a verb that takes it again.
+_SQLITE_WRITER = threading.RLock()
 
 
 @contextmanager
@@ -333,39 +335,38 @@ _SQLITE_ROWS_PER_INSERT = 1000
 
 
 def _insert(
-    db: Session, rows: list[tuple[Any, ...]], *, received_at: datetime
+    db: Session, rows: list[tuple[Any, ...]], *, received_at: datetime, sqlite: bool
 ) -> dict[str, int | None]:
     """Insert the rows whose ``event_id`` is new; return their ``event_id`` → log position
     (``None`` where SQLite does not say it cheaply: batches of more than one row)."""
-    connection = db.connection()
-    if connection.dialect.name == "postgresql":
+    cursor = driver_cursor(db)
+    if not sqlite:
         columns = [list(column) for column in zip(*rows, strict=True)]
-        result = connection.exec_driver_sql(_PG_INSERT, (received_at, *columns))
-        return {row[0]: row[1] for row in result}
+        cursor.execute(_PG_INSERT, (received_at, *columns))
+        return {row[0]: row[1] for row in cursor.fetchall()}
     # SQLite: this transaction has held the database's write lock since its first statement
     # (BEGIN IMMEDIATE), so ids absent now are still absent when inserted. The existing ids
     # come back as one JSON row and the insert returns nothing: Python's sqlite3 gives up and
     # retakes the GIL for every row fetched, which under load stalls the switch interval
     # (5 ms) per row.
-    existing = _sqlite_existing(connection, [row[0] for row in rows])
+    existing = _sqlite_existing(cursor, [row[0] for row in rows])
     fresh = [row for row in rows if row[0] not in existing]
     received = (_sqlite_time(received_at),)
-    last: int | None = None
     for start in range(0, len(fresh), _SQLITE_ROWS_PER_INSERT):
         chunk = fresh[start : start + _SQLITE_ROWS_PER_INSERT]
         parameters = tuple(value for row in chunk for value in row + received)
-        last = connection.exec_driver_sql(_sqlite_insert(len(chunk)), parameters).lastrowid
+        cursor.execute(_sqlite_insert(len(chunk)), parameters)
     if len(fresh) == 1:
-        return {fresh[0][0]: last}
+        return {fresh[0][0]: cursor.lastrowid}
     return {row[0]: None for row in fresh}
 
 
-def _sqlite_existing(connection: Connection, event_ids: list[str]) -> set[str]:
+def _sqlite_existing(cursor: Any, event_ids: list[str]) -> set[str]:
     sql = (
         "SELECT json_group_array(event_id) FROM events"
         " WHERE event_id IN (SELECT value FROM json_each(?))"
     )
-    found = connection.exec_driver_sql(sql, (orjson.dumps(event_ids).decode(),)).scalar()
+    found = cursor.execute(sql, (orjson.dumps(event_ids).decode(),)).fetchone()[0]
     return set(orjson.loads(found)) if found else set()
 
 

@@ -12,8 +12,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Forbidden, Unauthorized
-from rapport.platform.models import ApiKey
-from rapport.platform.service import Scope, authenticate_api_key, key_allows
+from rapport.platform.service import Principal, Scope, authenticate_api_key, key_allows
 
 # Declared for the OpenAPI document so /docs offers an "Authorize" button; we parse the
 # headers ourselves to answer in problem+json.
@@ -41,7 +40,7 @@ def _secret_from_request(request: Request) -> str | None:
     return None
 
 
-def require_scope(scope: Scope) -> Callable[..., ApiKey]:
+def require_scope(scope: Scope) -> Callable[..., Principal]:
     """A dependency that admits only keys holding ``scope`` (or ``admin``)."""
 
     def _check(
@@ -49,7 +48,7 @@ def require_scope(scope: Scope) -> Callable[..., ApiKey]:
         db: DbSession,
         _bearer_doc: Annotated[object, Depends(_bearer)] = None,
         _header_doc: Annotated[object, Depends(_header_key)] = None,
-    ) -> ApiKey:
+    ) -> Principal:
         secret = _secret_from_request(request)
         if secret is None:
             raise Unauthorized(
@@ -74,7 +73,7 @@ def require_scope(scope: Scope) -> Callable[..., ApiKey]:
     return _check
 
 
-IngestKey = Annotated[ApiKey, Depends(require_scope(Scope.INGEST))]
-ReadKey = Annotated[ApiKey, Depends(require_scope(Scope.READ))]
-WriteKey = Annotated[ApiKey, Depends(require_scope(Scope.WRITE))]
-AdminKey = Annotated[ApiKey, Depends(require_scope(Scope.ADMIN))]
+IngestKey = Annotated[Principal, Depends(require_scope(Scope.INGEST))]
+ReadKey = Annotated[Principal, Depends(require_scope(Scope.READ))]
+WriteKey = Annotated[Principal, Depends(require_scope(Scope.WRITE))]
+AdminKey = Annotated[Principal, Depends(require_scope(Scope.ADMIN))]

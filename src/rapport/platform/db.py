@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -101,8 +101,18 @@ def open_session(url: str | None = None) -> Session:
     return _session_factory(url or get_settings().database_url)()
 
 
-def get_db() -> Iterator[Session]:
-    """FastAPI dependency: one session per request, closed (and rolled back if unfinished) after."""
+def driver_cursor(db: Session) -> Any:
+    """A DBAPI cursor in the session's transaction, for the hottest paths' statements: each
+    one through SQLAlchemy's Connection costs about 0.1 ms of Python on a small machine."""
+    return db.connection().connection.cursor()
+
+
+async def get_db() -> AsyncIterator[Session]:
+    """FastAPI dependency: one session per request, closed (and rolled back if unfinished) after.
+
+    Async so that FastAPI enters and leaves it on the event loop: a sync generator costs two
+    worker-thread hops per request. Opening a session does no I/O, and closing one after its
+    commit only hands the connection back to the pool."""
     session = open_session()
     try:
         yield session

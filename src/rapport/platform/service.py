@@ -7,13 +7,16 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.platform import clock
+from rapport.platform.db import driver_cursor
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.ids import new_id
 from rapport.platform.models import AdminUser, ApiKey
@@ -29,6 +32,15 @@ class Scope(enum.StrEnum):
     READ = "read"
     WRITE = "write"
     ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts for: an active API key's id and scopes."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -81,20 +93,31 @@ def revoke_api_key(db: Session, *, key_id: str) -> ApiKey:
     return key
 
 
-def authenticate_api_key(db: Session, *, secret: str) -> ApiKey | None:
+# Every API request runs this, so it is one driver-level query rather than an ORM load
+# (measured: a third of the cost of storing a single tracking event).
+_KEY_QUERY = (
+    "SELECT id, key_hash, scopes, name FROM api_keys WHERE key_prefix = {} AND revoked_at IS NULL"
+)
+_KEY_QUERIES = {"postgresql": _KEY_QUERY.format("%s"), "sqlite": _KEY_QUERY.format("?")}
+
+
+def authenticate_api_key(db: Session, *, secret: str) -> Principal | None:
     """The active key matching ``secret``, or ``None``."""
     parts = secret.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
-    key = db.scalar(select(ApiKey).where(ApiKey.key_prefix == parts[1]))
-    if key is None or key.revoked_at is not None:
+    cursor = driver_cursor(db)
+    cursor.execute(_KEY_QUERIES[db.get_bind().dialect.name], (parts[1],))
+    row = cursor.fetchone()
+    if row is None or not hmac.compare_digest(row[1], _digest(secret)):
         return None
-    if not hmac.compare_digest(key.key_hash, _digest(secret)):
-        return None
-    return key
+    scopes: Any = row[2]
+    if isinstance(scopes, str):  # SQLite hands JSON back as text
+        scopes = orjson.loads(scopes)
+    return Principal(id=row[0], name=row[3], scopes=tuple(scopes))
 
 
-def key_allows(key: ApiKey, scope: Scope) -> bool:
+def key_allows(key: Principal, scope: Scope) -> bool:
     return scope.value in key.scopes or Scope.ADMIN.value in key.scopes
 
 
