@@ -144,6 +144,32 @@ def test_duplicates_are_stored_once_within_and_across_batches(client, api_key, d
     assert stored_ids(db) == ["a", "b", "c"]
 
 
+def test_large_batches_keep_order_content_and_duplicates(client, api_key, db) -> None:
+    # given 40 stored events (large batches take the bulk-load path on PostgreSQL)
+    clock.set_clock(lambda: NOW)
+    key = auth(api_key("ingest"))
+    first = [event(f"e-{n}", properties={"sku": f"S-{n}", "n": n}) for n in range(40)]
+    client.post("/v1/events/batch", json={"events": first}, headers=key)
+
+    # when a second large batch repeats ten of them, one twice, among 30 new ones
+    again = first[:10] + [event(f"f-{n}", anonymous_id=f"anon-{n}") for n in range(30)]
+    again.append(event("f-0", anonymous_id="anon-0"))
+    response = client.post("/v1/events/batch", json={"events": again}, headers=key)
+
+    # then the repeats are duplicates, the new ones are stored once, in the order sent
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (30, 11, 0)
+    assert [r["status"] for r in body["results"][:11]] == ["duplicate"] * 10 + ["accepted"]
+    ids = [f"e-{n}" for n in range(40)] + [f"f-{n}" for n in range(30)]
+    assert stored_ids(db) == ids
+    stored = events.get_event(db, event_id="e-7")
+    assert stored is not None
+    assert stored.properties == {"sku": "S-7", "n": 7}
+    assert stored.context == first[7]["context"]
+    assert stored.received_at == NOW
+
+
 def test_reused_event_id_with_other_content_is_rejected(client, api_key, db) -> None:
     # given a stored event
     clock.set_clock(lambda: NOW)
