@@ -96,10 +96,23 @@ class Server:
     log: Path | None = None
 
     def peak_rss_mb(self) -> float:
-        """VmHWM: the most resident memory the process has had."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        line = next(row for row in status.splitlines() if row.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
+        """VmHWM, the most resident memory a process has had, summed over the server and its
+        child processes (``--processes N``)."""
+        total = 0
+        for pid in process_tree(self.process.pid):
+            with suppress(FileNotFoundError):
+                status = Path(f"/proc/{pid}/status").read_text()
+                line = next(row for row in status.splitlines() if row.startswith("VmHWM:"))
+                total += int(line.split()[1])
+        return total / 1024
+
+
+def process_tree(pid: int) -> list[int]:
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            found.extend(process_tree(int(child)))
+    return found
 
 
 def run_batched(server: Server, bodies: list[bytes], connections: int) -> dict[str, float]:
@@ -534,6 +547,9 @@ def main() -> None:
     parser.add_argument("--baseline-events", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument(
+        "--processes", type=int, default=2, help="rapport serve --processes (one per core)"
+    )
     parser.add_argument("--rate", type=float, default=300, help="single events per second")
     parser.add_argument("--seconds", type=float, default=20, help="duration of the steady run")
     parser.add_argument("--trait-wait", type=float, default=30)
@@ -558,7 +574,10 @@ def main() -> None:
         # write lock back to back and starve ingestion, so throughput is measured without it
         # (as with PostgreSQL, where `rapport worker` runs apart). Trait lag is measured on a
         # default deployment, with the worker.
-        lite = measure_backend("SQLite", sqlite, workdir, args, figures, serve_args=["--no-worker"])
+        processes = ["--processes", str(args.processes)]
+        lite = measure_backend(
+            "SQLite", sqlite, workdir, args, figures, serve_args=["--no-worker", *processes]
+        )
         pg: dict[str, Any] | None = None
         if not args.skip_postgres:
             server_url = os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES)
@@ -566,7 +585,9 @@ def main() -> None:
             def postgres(name: str) -> Any:
                 return postgres_database(server_url, name)
 
-            pg = measure_backend("PostgreSQL", postgres, workdir, args, figures, serve_args=[])
+            pg = measure_backend(
+                "PostgreSQL", postgres, workdir, args, figures, serve_args=processes
+            )
         lag, note, lag_rss = measure_trait_lag(workdir, args)
 
     figures.add(

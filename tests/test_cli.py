@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from rapport.cli import app
+from rapport.events.service import count_events
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
+from rapport.platform.migrations_runner import upgrade
 from rapport.platform.settings import get_settings
 
 runner = CliRunner()
@@ -38,7 +50,7 @@ def test_init_prints_admin_login_and_a_working_key_once(database_url) -> None:
     with open_session(database_url) as db:
         key = platform.authenticate_api_key(db, secret=keys[0])
         assert key is not None
-        assert key.scopes == ["admin"]
+        assert key.scopes == ("admin",)
         assert platform.count_admin_users(db) == 1
     # and a second init creates nothing new and shows no secrets
     second = runner.invoke(app, ["init"])
@@ -58,7 +70,7 @@ def test_keys_create_list_revoke(database_url) -> None:
     with open_session(database_url) as db:
         key = platform.authenticate_api_key(db, secret=secret)
         assert key is not None
-        assert key.scopes == ["ingest", "read"]
+        assert key.scopes == ("ingest", "read")
         key_id = key.id
     revoked = runner.invoke(app, ["keys", "revoke", key_id])
     assert revoked.exit_code == 0, revoked.output
@@ -105,3 +117,81 @@ def test_init_demo_loads_the_retailer_and_rotates_demo_credentials(database_url)
         assert platform.authenticate_api_key(db, secret=old_key) is None
         assert platform.authenticate_api_key(db, secret=new_key) is not None
         assert [k.name for k in platform.list_api_keys(db)] == ["demo key"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_with_two_processes_shares_one_sqlite_database(database_url, tmp_path) -> None:
+    # given a migrated database, a key, and `rapport serve --processes 2` on it
+    upgrade(database_url)
+    with open_session(database_url) as db:
+        secret = platform.create_api_key(db, name="shop", scopes=[platform.Scope.ADMIN]).secret
+    port = _free_port()
+    rapport = Path(sys.executable).with_name("rapport")
+    log = (tmp_path / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [str(rapport), "serve", "--port", str(port), "--processes", "2"],
+        env={**os.environ, "RAPPORT_SECRET_KEY": "two-processes-secret-for-tests"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {secret}"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with suppress(httpx.TransportError):
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, "the server did not start within 60 s"
+            time.sleep(0.2)
+        now = datetime.now(UTC)
+
+        def send(sender: int) -> list[int]:
+            # every sender repeats the same 50 events, then sends 50 of its own
+            shared = [_event(f"shared-{n}", "C-1", now) for n in range(50)]
+            own = [_event(f"own-{sender}-{n}", f"C-{sender}", now) for n in range(50)]
+            with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+                return [
+                    client.post("/v1/events/batch", json={"events": batch}).json()["accepted"]
+                    for batch in (shared, own)
+                ]
+
+        # when eight connections send at once, spread over both processes
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            accepted = list(pool.map(send, range(8)))
+
+        # then every event is stored once: the shared ones by exactly one request
+        assert sum(first for first, _ in accepted) == 50
+        assert all(second == 50 for _, second in accepted)
+        with open_session(database_url) as db:
+            assert count_events(db) == 50 + 8 * 50
+        # and the one embedded worker builds profiles from them
+        lookup = {"kind": "external_id", "value": "C-3"}
+        deadline = time.monotonic() + 30
+        while True:
+            found = httpx.get(f"{base}/v1/customers/lookup", params=lookup, headers=headers)
+            if found.status_code == 200 and found.json()["traits"].get("event_count") == 50:
+                break
+            assert time.monotonic() < deadline, found.text
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def _event(event_id: str, customer_id: str, now: datetime) -> dict[str, object]:
+    return {
+        "event_id": event_id,
+        "type": "product_viewed",
+        "customer_id": customer_id,
+        "channel": "web",
+        "occurred_at": (now - timedelta(minutes=1)).isoformat(),
+        "properties": {"sku": "W-1"},
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from rapport.platform import admin as admin_shell
 from rapport.platform.api import ops_router
 from rapport.platform.domains import admin_pages, load_models, load_tasks, routers
 from rapport.platform.errors import install_problem_handlers, problem_response
-from rapport.platform.jobs import Worker
+from rapport.platform.jobs import Worker, claim_embedded_worker
 from rapport.platform.middleware import BodySizeLimit, RequestMetrics
 from rapport.platform.settings import Settings, get_settings
 
@@ -63,13 +64,16 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        worker = Worker(poll_seconds=settings.worker_poll_seconds) if start_worker else None
+        claim = claim_embedded_worker(settings.data_dir) if start_worker else None
+        worker = Worker(poll_seconds=settings.worker_poll_seconds) if claim else None
         if worker is not None:
             worker.start_thread()
         app.state.worker = worker
         yield
         if worker is not None:
             worker.stop()
+        if claim is not None:
+            claim.close()
 
     app = FastAPI(
         title="Rapport",
@@ -130,3 +134,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
     return app
+
+
+def server_process_app() -> FastAPI:
+    """The application of each ``rapport serve --processes N`` process, configured from the
+    environment (the command passes its options on through it)."""
+    application = create_app(get_settings())
+    # What is loaded now lives as long as the process: spare the garbage collector re-walking
+    # it on every collection.
+    gc.freeze()
+    return application

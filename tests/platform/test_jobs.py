@@ -193,3 +193,16 @@ def test_concurrent_workers_never_run_a_job_twice(committed_url, handlers, calls
     with open_session(committed_url) as db:
         statuses = list(db.scalars(select(Job.status)))
     assert statuses == ["done"] * 40
+
+
+def test_one_server_process_per_data_directory_runs_the_embedded_worker(tmp_path) -> None:
+    # given one process's claim on the embedded worker
+    first = jobs.claim_embedded_worker(tmp_path)
+    assert first is not None
+    # then no other claim succeeds while it is held (flock: any other open file, any process)
+    assert jobs.claim_embedded_worker(tmp_path) is None
+    # and once it is given up (the process stopped), the next claim succeeds
+    first.close()
+    again = jobs.claim_embedded_worker(tmp_path)
+    assert again is not None
+    again.close()

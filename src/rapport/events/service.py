@@ -3,13 +3,16 @@ de-duplicated by ``event_id`` and committed before the API answers."""
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from itertools import chain
+from pathlib import Path
+from typing import IO, Any, Literal
 
 import orjson
 from sqlalchemy import func, select
@@ -279,20 +282,44 @@ def _suppressed(db: Session, digests: set[str], *, sqlite: bool) -> set[str]:
     return {row[0] for row in cursor.fetchall()}
 
 
-# In-process writers to one SQLite database queue here rather than in SQLite's busy handler,
-# which sleeps in growing steps and lets a steady writer starve the others. Re-entrant, so a
-# caller may hold the turn across a verb that takes it again.
+# Writers to one SQLite database queue here rather than in SQLite's busy handler, which
+# sleeps in growing steps and lets a steady writer starve the others: this process's threads
+# on a re-entrant lock (a caller may hold the turn across a verb that takes it again), other
+# processes (``rapport serve --processes N``) on an flock beside the database file.
 _SQLITE_WRITER = threading.RLock()
+_writer_depth = 0
+_writer_files: dict[str, IO[bytes]] = {}
 
 
 @contextmanager
 def writer_turn(db: Session) -> Iterator[None]:
-    """Wait for this process's other SQLite writers (a no-op on PostgreSQL)."""
-    if db.get_bind().dialect.name != "sqlite":
+    """Wait for the other SQLite writers of this database (a no-op on PostgreSQL)."""
+    url = db.get_bind().engine.url
+    if url.get_backend_name() != "sqlite":
         yield
         return
+    global _writer_depth
     with _SQLITE_WRITER:
-        yield
+        outermost = _writer_depth == 0
+        lock_file = _writer_file(url.database) if outermost else None
+        if lock_file is not None:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+        _writer_depth += 1
+        try:
+            yield
+        finally:
+            _writer_depth -= 1
+            if lock_file is not None:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def _writer_file(database: str | None) -> IO[bytes] | None:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    found = _writer_files.get(database)
+    if found is None:  # open for the life of the process, like the database's own files
+        found = _writer_files[database] = Path(f"{database}-writer.lock").open("ab")  # noqa: SIM115
+    return found
 
 
 def _row(event: NewEvent, *, sqlite: bool) -> tuple[Any, ...]:
@@ -382,7 +409,7 @@ def _insert(
     received = (_sqlite_time(received_at),)
     for start in range(0, len(fresh), _SQLITE_ROWS_PER_INSERT):
         chunk = fresh[start : start + _SQLITE_ROWS_PER_INSERT]
-        parameters = tuple(value for row in chunk for value in row + received)
+        parameters = tuple(chain.from_iterable(row + received for row in chunk))
         cursor.execute(_sqlite_insert(len(chunk)), parameters)
     if len(fresh) == 1:
         return {fresh[0][0]: cursor.lastrowid}
@@ -401,7 +428,9 @@ def _sqlite_existing(cursor: Any, event_ids: list[str]) -> set[str]:
 def _sqlite_time(value: datetime) -> str:
     """The text UTCDateTime stores on SQLite ("2026-06-01 12:00:00.000000"), made directly:
     SQLAlchemy's own processor costs more than the rest of the row."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:  # ingestion hands over UTC already; converting costs a third
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _stored(db: Session, event_ids: list[str]) -> dict[str, Any]:

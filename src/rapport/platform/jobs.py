@@ -7,6 +7,7 @@ crash between its work and its completion mark.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
@@ -16,7 +17,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -281,3 +283,17 @@ scheduled("platform.prune_finished_jobs", every=timedelta(days=1), payload={"kee
 def job_counts(db: Session) -> dict[str, int]:
     rows = db.execute(select(Job.status, func.count()).group_by(Job.status)).all()
     return {status: int(count) for status, count in rows}
+
+
+def claim_embedded_worker(data_dir: Path) -> IO[bytes] | None:
+    """The right to run the embedded worker, for one server process per data directory (with
+    ``rapport serve --processes N`` every process would otherwise start one). Held while the
+    returned file stays open; ``None`` when another process holds it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / "embedded-worker.lock").open("wb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         description="Run the job worker inside `rapport serve` (default: only with SQLite).",
     )
     worker_poll_seconds: float = Field(default=0.25, gt=0)
+    web_processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="HTTP server processes of `rapport serve` (about one per CPU core).",
+    )
     session_max_age_seconds: int = Field(default=8 * 3600, gt=0)
     secure_cookies: bool = Field(
         default=False, description="Mark admin cookies Secure; turn on behind HTTPS."
