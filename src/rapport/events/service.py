@@ -133,13 +133,16 @@ def ingest_events(
 
     with writer_turn(db):
         wanted = {digest for found in named.values() for _, digest in found}
-        suppressed = _suppressed(db, wanted, sqlite=sqlite) if wanted else set()
+        cursor = driver_cursor(db)
+        suppressed = _suppressed(cursor, wanted, sqlite=sqlite) if wanted else set()
         for index, found in named.items():
             hit = next((field for field, digest in found if digest in suppressed), None)
             if hit is not None:
                 outcomes[index] = Outcome("rejected", refusal=_suppressed_refusal(hit))
                 del rows[index]
-        inserted = _insert(db, list(rows.values()), received_at=now, sqlite=sqlite) if rows else {}
+        inserted = (
+            _insert(cursor, list(rows.values()), received_at=now, sqlite=sqlite) if rows else {}
+        )
         missing = [
             events[index]["event_id"] for index in rows if events[index]["event_id"] not in inserted
         ]
@@ -264,9 +267,8 @@ def _identity_digests(event: NewEvent) -> list[tuple[str, str]]:
     return named
 
 
-def _suppressed(db: Session, digests: set[str], *, sqlite: bool) -> set[str]:
+def _suppressed(cursor: Any, digests: set[str], *, sqlite: bool) -> set[str]:
     """The digests among ``digests`` that are suppressed: one query for the whole batch."""
-    cursor = driver_cursor(db)
     if sqlite:
         sql = (
             "SELECT digest FROM suppressed_identities"
@@ -391,11 +393,10 @@ _SQLITE_ROWS_PER_INSERT = 1000
 
 
 def _insert(
-    db: Session, rows: list[tuple[Any, ...]], *, received_at: datetime, sqlite: bool
+    cursor: Any, rows: list[tuple[Any, ...]], *, received_at: datetime, sqlite: bool
 ) -> dict[str, int | None]:
     """Insert the rows whose ``event_id`` is new; return their ``event_id`` → log position
     (``None`` where SQLite does not say it cheaply: batches of more than one row)."""
-    cursor = driver_cursor(db)
     if not sqlite:
         _pg_insert(cursor, rows, received_at)
         return {row[0]: row[1] for row in cursor.fetchall()}
