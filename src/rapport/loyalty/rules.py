@@ -240,6 +240,8 @@ class Member:
     """What evaluation needs to know of the member, read by the caller beforehand."""
 
     tier: str | None = None
+    # The tier's own points multiplier (a tier benefit), on top of the rules' multipliers.
+    tier_multiplier: Decimal = Decimal(1)
     earlier_orders: int = 0
     # Points already given under each capped rule in the period containing the fact.
     cap_used: Mapping[str, int] = field(default_factory=dict)
@@ -361,8 +363,10 @@ def _spend(rule: SpendRule, fact: Fact, member: Member) -> tuple[int, str, str, 
         return 0, order_key, "nothing paid", {}
     # The order's discount lowers every line's eligible amount in proportion.
     paid_share = Decimal(max(gross - fact.discount_minor, 0)) / Decimal(gross)
-    order_factor = Decimal(1)
+    order_factor = member.tier_multiplier
     applied: list[str] = []
+    if member.tier_multiplier != 1:
+        applied.append(f"{member.tier_multiplier} for the {member.tier} tier")
     for multiplier in rule.multipliers:
         line_level = multiplier.category is not None or multiplier.brand is not None
         if not line_level and multiplier.matches(None, fact, member.tier):
@@ -437,11 +441,7 @@ DEFAULT_RULES: dict[str, object] = {
             "name": "1 point per euro",
             "kind": "spend",
             "points_per_unit": "1",
-            "multipliers": [
-                {"channel": "app", "factor": "1.5"},
-                {"tier": "silver", "factor": "1.25"},
-                {"tier": "gold", "factor": "1.5"},
-            ],
+            "multipliers": [{"channel": "app", "factor": "1.5"}],
             "exclude_categories": ["gift_cards"],
         },
         {"id": "welcome", "name": "First purchase bonus", "kind": "first_purchase", "points": 200},
