@@ -202,3 +202,284 @@ class MemberDebt(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     remaining: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- the program's configuration, earning, tiers ------------------------------------------
+
+
+class ProgramConfig(Base):
+    """One version of a part of the program's configuration (``kind`` 'rules', 'tiers' or
+    'checkout'), as validated JSON. Versions are never edited: an event is evaluated with the
+    version in force when it was received, so changing rules never rewrites the past."""
+
+    __tablename__ = "loyalty_config"
+    __table_args__ = (
+        CheckConstraint("kind IN ('rules', 'tiers', 'checkout')", name="kind_known"),
+        Index("ix_loyalty_config_kind_from", "kind", "active_from"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    document: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    active_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    changed_by: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(String(500), default="")
+
+
+class Award(Base):
+    """Points a rule gave for one fact. Unique per member, rule and ``once_key`` (an order, a
+    preference field, a review, a year), so each is given once however often it is seen."""
+
+    __tablename__ = "loyalty_awards"
+    __table_args__ = (
+        Index("uq_loyalty_awards_once", "customer_id", "rule_id", "once_key", unique=True),
+        Index("ix_loyalty_awards_order_id", "order_id"),
+        Index("ix_loyalty_awards_rule_period", "customer_id", "rule_id", "awarded_at"),
+    )
+
+    id: Mapped[int] = mapped_column(LedgerId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(40))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    once_key: Mapped[str] = mapped_column(String(120))
+    points: Mapped[int] = mapped_column(BigInteger)
+    transaction_id: Mapped[int | None] = mapped_column(LedgerId, default=None)
+    order_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Points per order line (spend rules): a return reverses what its lines earned.
+    line_points: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    reason: Mapped[str] = mapped_column(String(500))
+    config_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    event_position: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    awarded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class QualifyingActivity(Base):
+    """Spend (minor units) and points that count towards tiers, dated, per order; a return
+    adds a negative row. Tier reviews sum a rolling window of these."""
+
+    __tablename__ = "loyalty_qualifying"
+    __table_args__ = (
+        Index("ix_loyalty_qualifying_customer_at", "customer_id", "occurred_at"),
+        Index("uq_loyalty_qualifying_source", "source_key", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(LedgerId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(40))
+    source_key: Mapped[str] = mapped_column(String(160))  # order:O-1, return:R-1 ...
+    spend_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TierStanding(Base):
+    """A member's tier now, since when, and when it is next reviewed."""
+
+    __tablename__ = "loyalty_tier_standings"
+
+    customer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tier_id: Mapped[str] = mapped_column(String(60), index=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    review_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    qualifying_value: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TierChangeRecord(Base):
+    """Tier history: every upgrade, renewal and downgrade."""
+
+    __tablename__ = "loyalty_tier_changes"
+    __table_args__ = (Index("ix_loyalty_tier_changes_customer", "customer_id", "id"),)
+
+    id: Mapped[int] = mapped_column(LedgerId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(40))
+    from_tier: Mapped[str | None] = mapped_column(String(60), default=None)
+    to_tier: Mapped[str] = mapped_column(String(60))
+    change: Mapped[str] = mapped_column(String(20))
+    qualifying_value: Mapped[int] = mapped_column(BigInteger)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- paid membership ------------------------------------------------------------------------
+
+
+class MembershipPlan(Base):
+    """A paid plan: a fee per period and instant benefits."""
+
+    __tablename__ = "loyalty_plans"
+    __table_args__ = (
+        CheckConstraint("fee_minor >= 0", name="fee_not_negative"),
+        CheckConstraint("period IN ('month', 'year')", name="period_known"),
+    )
+
+    plan_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    fee_minor: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    period: Mapped[str] = mapped_column(String(10))
+    free_shipping: Mapped[bool] = mapped_column(Boolean, default=True)
+    member_prices: Mapped[bool] = mapped_column(Boolean, default=True)
+    early_access_hours: Mapped[int] = mapped_column(Integer, default=48)
+    points_multiplier: Mapped[float] = mapped_column(default=1.0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Membership(Base):
+    """A customer's subscription to a plan. ``active`` until cancelled (benefits stay until
+    the period ends) or lapsed (a renewal was not paid)."""
+
+    __tablename__ = "loyalty_memberships"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'cancelled', 'lapsed')", name="status_known"),
+        Index(
+            "uq_loyalty_memberships_current",
+            "customer_id",
+            unique=True,
+            postgresql_where=text("status <> 'lapsed'"),
+            sqlite_where=text("status <> 'lapsed'"),
+        ),
+        Index("ix_loyalty_memberships_period_end", "status", "current_period_end"),
+    )
+
+    id: Mapped[int] = mapped_column(LedgerId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(40), index=True)
+    plan_id: Mapped[str] = mapped_column(String(60), ForeignKey("loyalty_plans.plan_id"))
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    current_period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    current_period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    auto_renew: Mapped[bool] = mapped_column(Boolean, default=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class MembershipPayment(Base):
+    """A fee paid for one period: revenue, not points."""
+
+    __tablename__ = "loyalty_membership_payments"
+    __table_args__ = (
+        CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+        Index(
+            "uq_loyalty_membership_payments_period", "membership_id", "period_start", unique=True
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(LedgerId, primary_key=True, autoincrement=True)
+    membership_id: Mapped[int] = mapped_column(LedgerId, ForeignKey("loyalty_memberships.id"))
+    customer_id: Mapped[str] = mapped_column(String(40), index=True)
+    plan_id: Mapped[str] = mapped_column(String(60))
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AppliedCheckout(Base):
+    """The checkout effects an order was placed with, and what the member saved by them."""
+
+    __tablename__ = "loyalty_checkouts"
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(40), index=True)
+    effects: Mapped[list[Any]] = mapped_column(JsonDocument)
+    plan_savings_minor: Mapped[int] = mapped_column(Integer, default=0)
+    tier_savings_minor: Mapped[int] = mapped_column(Integer, default=0)
+    coupon_savings_minor: Mapped[int] = mapped_column(Integer, default=0)
+    points_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+# --- rewards, coupons, referrals, announcements ---------------------------------------------
+
+
+class Reward(Base):
+    """A catalogue reward: points buy a single-use coupon."""
+
+    __tablename__ = "loyalty_rewards"
+    __table_args__ = (
+        CheckConstraint("points_cost > 0", name="points_cost_positive"),
+        CheckConstraint("coupon_kind IN ('percent', 'amount')", name="coupon_kind_known"),
+    )
+
+    reward_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    points_cost: Mapped[int] = mapped_column(Integer)
+    coupon_kind: Mapped[str] = mapped_column(String(10))
+    coupon_value: Mapped[int] = mapped_column(Integer)
+    min_subtotal_minor: Mapped[int] = mapped_column(Integer, default=0)
+    categories: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
+    stackable: Mapped[bool] = mapped_column(Boolean, default=True)
+    valid_days: Mapped[int] = mapped_column(Integer, default=90)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Coupon(Base):
+    """A single-use coupon. ``used_at`` is set once, by the order that used it."""
+
+    __tablename__ = "loyalty_coupons"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    customer_id: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
+    rule: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[int] = mapped_column(Integer)
+    min_subtotal_minor: Mapped[int] = mapped_column(Integer, default=0)
+    categories: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
+    stackable: Mapped[bool] = mapped_column(Boolean, default=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    transaction_id: Mapped[int | None] = mapped_column(LedgerId, default=None)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    used_order_id: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class ReferralCode(Base):
+    __tablename__ = "loyalty_referral_codes"
+
+    customer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Referral(Base):
+    """A friend referred by a member. One referral per friend (the primary key), so a friend
+    can never be claimed twice."""
+
+    __tablename__ = "loyalty_referrals"
+
+    friend_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    referrer_id: Mapped[str] = mapped_column(String(40), index=True)
+    code: Mapped[str] = mapped_column(String(20))
+    referred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    order_id: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class Announcement(Base):
+    """A program announcement (rule change, new benefit, early access) for members."""
+
+    __tablename__ = "loyalty_announcements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(String(4000))
+    audience: Mapped[str] = mapped_column(String(60), default="all")  # all, paying, tier:<id>
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    queued_count: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class AnnouncementDelivery(Base):
+    """One member's copy of an announcement, waiting for the campaigns channels."""
+
+    __tablename__ = "loyalty_announcement_deliveries"
+
+    announcement_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("loyalty_announcements.id"), primary_key=True
+    )
+    customer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
