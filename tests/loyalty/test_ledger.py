@@ -229,3 +229,24 @@ def test_program_settings_are_validated_and_do_not_rewrite_earned_lots(db) -> No
 def test_add_months_keeps_the_day_or_takes_the_months_last() -> None:
     assert loyalty.add_months(T0.replace(month=1, day=31), 1) == T0.replace(month=2, day=28)
     assert loyalty.add_months(T0.replace(month=11), 3) == T0.replace(year=2027, month=2)
+
+
+def test_a_return_after_the_points_expired_without_debt_writes_them_off(db) -> None:
+    loyalty.configure_program(db, allow_debt=False)
+    clock = frozen_clock()
+    customer_id = make_customer(db)
+    loyalty.earn(
+        db,
+        customer_id=customer_id,
+        points=4,
+        reason="Order",
+        order_id="O-1",
+        expires_at=T0 + timedelta(days=1),
+    )
+    clock.advance(timedelta(days=1))
+    loyalty.expire_lots(db)
+    posted = loyalty.reverse_for_return(
+        db, customer_id=customer_id, order_id="O-1", share=Fraction(1, 4)
+    )
+    assert (posted.points, posted.balance, posted.written_off) == (0, 0, 1)
+    assert loyalty.invariant_violations(db) == []

@@ -1,0 +1,253 @@
+"""Loyalty ledger: earn and redeem commands through the HTTP API on PostgreSQL.
+
+    .venv/bin/python bench/loyalty.py
+
+Creates a throw-away PostgreSQL database (on the server named by RAPPORT_BENCH_POSTGRES_URL,
+default the test server on 127.0.0.1:54330), seeds 10,000 members with points through the
+ledger, starts ``rapport serve`` as a real subprocess on loopback, then runs 32 concurrent
+clients (threads with keep-alive connections) sending earn and redeem commands, each with its
+own Idempotency-Key, to random members. After the run it checks the ledger's invariants and
+that the points answered as applied add up to the balances. Prints a Markdown table, then one
+JSON line: ``{"commands_per_s", "p99_ms", "invariant_violations"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
+
+# Started as a script, this folder is on sys.path: reuse the ingestion bench's PostgreSQL
+# database and server helpers rather than keeping a second copy of them.
+from ingest import DEFAULT_POSTGRES, POSTGRES_ENV, percentile, postgres_database, serve
+from sqlalchemy import func, select
+
+from rapport.customers import service as customers
+from rapport.loyalty import service as loyalty
+from rapport.loyalty.models import LoyaltyAccount
+from rapport.platform import service as platform
+from rapport.platform.db import open_session
+
+SEED_POINTS = 1_000
+
+
+def seed_members(database_url: str, members: int) -> list[str]:
+    """``members`` customers, each with SEED_POINTS points earned through the ledger."""
+    with open_session(database_url) as db:
+        customers.import_customers(
+            db,
+            customers=[
+                customers.ImportedCustomer(
+                    external_id=f"BENCH-{number:06d}",
+                    email=f"member{number}@bench.example",
+                    first_name="Bench",
+                    last_name=f"Member {number}",
+                    locale="en",
+                    home_city=None,
+                    home_latitude=None,
+                    home_longitude=None,
+                    consents={},
+                )
+                for number in range(members)
+            ],
+        )
+        ids = sorted(
+            customers.customer_ids_by_external_id(
+                db, external_ids=[f"BENCH-{number:06d}" for number in range(members)]
+            ).values()
+        )
+        for customer_id in ids:
+            loyalty.earn(db, customer_id=customer_id, points=SEED_POINTS, reason="Welcome")
+    return ids
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    earned: int = 0
+    redeemed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def run_clients(
+    base_url: str, secret: str, member_ids: list[str], clients: int, seconds: float, run: str
+) -> tuple[Tally, float]:
+    """``clients`` threads, each on one keep-alive connection, sending earn or redeem
+    commands (half each) to random members until ``seconds`` have passed."""
+    parts = urlsplit(base_url)
+    tally = Tally()
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def client(number: int) -> None:
+        rng = random.Random(f"{run}-{number}")
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        earned = redeemed = 0
+        sequence = 0
+        start.wait()
+        while time.perf_counter() < stop_at[0]:
+            sequence += 1
+            member = rng.choice(member_ids)
+            points = rng.randint(1, 50)
+            verb = "earn" if rng.random() < 0.5 else "redeem"
+            body = {"points": points, "reason": f"bench {verb}"}
+            if verb == "earn":
+                body["order_id"] = f"B-{run}-{number}-{sequence}"
+            headers = {
+                "Authorization": f"Bearer {secret}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": f"{run}-{number}-{sequence}",
+            }
+            sent = time.perf_counter()
+            try:
+                connection.request(
+                    "POST",
+                    f"/v1/loyalty/members/{member}/{verb}",
+                    body=orjson.dumps(body),
+                    headers=headers,
+                )
+                response = connection.getresponse()
+                payload = response.read()
+            except (OSError, http.client.HTTPException) as error:
+                with lock:
+                    tally.failures.append(repr(error))
+                connection.close()
+                connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+                continue
+            latencies.append(time.perf_counter() - sent)
+            statuses[response.status] = statuses.get(response.status, 0) + 1
+            if response.status == 201:
+                answered = orjson.loads(payload)
+                if verb == "earn":
+                    earned += points
+                else:
+                    redeemed += -answered["points"]
+            elif response.status != 409:
+                with lock:
+                    tally.failures.append(f"{response.status}: {payload[:200]!r}")
+        connection.close()
+        with lock:
+            tally.latencies.extend(latencies)
+            for code, count in statuses.items():
+                tally.statuses[code] = tally.statuses.get(code, 0) + count
+            tally.earned += earned
+            tally.redeemed += redeemed
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    began = time.perf_counter()
+    stop_at[0] = began + seconds
+    start.wait()
+    for thread in threads:
+        thread.join(timeout=seconds + 120)
+    return tally, time.perf_counter() - began
+
+
+def check_ledger(database_url: str, members: int, tally: Tally) -> list[str]:
+    """The ledger's own invariants, plus: the points the API answered as applied are
+    exactly what the balances moved by."""
+    with open_session(database_url) as db:
+        violations = loyalty.invariant_violations(db)
+        total = db.scalar(
+            select(func.coalesce(func.sum(LoyaltyAccount.balance), 0)).where(
+                LoyaltyAccount.kind == "member"
+            )
+        )
+        expected = members * SEED_POINTS + tally.earned - tally.redeemed
+        if total != expected:
+            violations.append(f"balances add up to {total}, the answers to {expected}")
+        return violations
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--warmup", type=float, default=3)
+    args = parser.parse_args()
+
+    load_at_start = Path("/proc/loadavg").read_text().split()[0]
+    server_url = os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES)
+    with (
+        tempfile.TemporaryDirectory(prefix="rapport-bench-") as directory,
+        postgres_database(server_url, "loyalty") as url,
+    ):
+        seeding = time.perf_counter()
+        member_ids = seed_members(url, args.members)
+        seeded_s = time.perf_counter() - seeding
+        with open_session(url) as db:
+            secret = platform.create_api_key(
+                db, name="bench loyalty", scopes=[platform.Scope.WRITE]
+            ).secret
+        with serve(url, Path(directory)) as server:
+            warm, _ = run_clients(server.base_url, secret, member_ids, 4, args.warmup, "warm")
+            tally, elapsed = run_clients(
+                server.base_url, secret, member_ids, args.clients, args.seconds, "run"
+            )
+            peak_rss = server.peak_rss_mb()
+        warm_tally = warm
+        tally.earned += warm_tally.earned
+        tally.redeemed += warm_tally.redeemed
+        violations = check_ledger(url, args.members, tally)
+    load_at_end = Path("/proc/loadavg").read_text().split()[0]
+
+    if tally.failures:
+        print(f"failures: {len(tally.failures)}, first: {tally.failures[0]}")
+    commands = len(tally.latencies)
+    rate = commands / elapsed
+    p50, p99 = percentile(tally.latencies, 0.50) * 1000, percentile(tally.latencies, 0.99) * 1000
+    slowest = max(tally.latencies) * 1000
+    rows = [
+        ("members seeded (1,000 points each, through the ledger)", f"{args.members:,}"),
+        ("seeding time (s)", f"{seeded_s:.1f}"),
+        ("clients / duration (s)", f"{args.clients} / {args.seconds:.0f}"),
+        ("commands answered", f"{commands:,}"),
+        ("commands/s (earn + redeem, HTTP)", f"{rate:,.0f}"),
+        (
+            "latency p50 / p99 / max (ms)",
+            f"{p50:.1f} / {p99:.1f} / {slowest:.0f}",
+        ),
+        (
+            "answers",
+            ", ".join(f"{code}: {count:,}" for code, count in sorted(tally.statuses.items())),
+        ),
+        ("points earned / redeemed", f"{tally.earned:,} / {tally.redeemed:,}"),
+        ("invariant violations after the run", str(len(violations))),
+        ("server peak RSS (MiB)", f"{peak_rss:.0f}"),
+        ("machine load average (1 min) at start / end", f"{load_at_start} / {load_at_end}"),
+    ]
+    print("| measure | PostgreSQL |")
+    print("| --- | ---: |")
+    for measure, value in rows:
+        print(f"| {measure} | {value} |")
+    for violation in violations[:10]:
+        print(f"violation: {violation}")
+    print(
+        json.dumps(
+            {
+                "commands_per_s": round(rate),
+                "p99_ms": round(p99, 1),
+                "invariant_violations": len(violations) + len(tally.failures),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
