@@ -336,8 +336,16 @@ def _pay_debts(db: Session, *, customer_id: str, points: int) -> None:
 
 
 def _finish(
-    db: Session, posted: Posted, before_commit: BeforeCommit | None, event: dict[str, Any]
+    db: Session,
+    posted: Posted,
+    before_commit: BeforeCommit | None,
+    event: dict[str, Any],
+    *,
+    commit: bool = True,
 ) -> Posted:
+    # ``commit=False`` lets a caller (the earning processor, an order placed with points)
+    # join the movement to its own transaction. A refusal still rolls back that whole
+    # transaction, which is what such a caller wants: nothing of it happens.
     append_event(
         db,
         type=event.pop("type"),
@@ -353,7 +361,10 @@ def _finish(
     if before_commit is not None:
         db.flush()
         before_commit(db, posted)
-    db.commit()
+    if commit:
+        db.commit()
+    else:
+        db.flush()
     return posted
 
 
@@ -563,6 +574,7 @@ def earn(
     earned_at: datetime | None = None,
     channel: str = "web",
     before_commit: BeforeCommit | None = None,
+    commit: bool = True,
 ) -> Posted:
     """Give a member ``points`` as a new lot expiring ``expires_at`` (default: the program's
     expiry months after ``earned_at``). Debt from earlier returns is paid first. Opens the
@@ -592,6 +604,7 @@ def earn(
             "rule_id": rule_id,
             "reason": reason,
         },
+        commit=commit,
     )
 
 
@@ -684,6 +697,7 @@ def redeem(
     order_id: str | None = None,
     channel: str = "web",
     before_commit: BeforeCommit | None = None,
+    commit: bool = True,
 ) -> Posted:
     """Spend ``points`` of the member's balance, oldest lots first. Refused with
     :class:`InsufficientPoints` (nothing changes) when the balance does not cover them."""
@@ -702,6 +716,7 @@ def redeem(
         posted,
         before_commit,
         {"type": "points_redeemed", "channel": channel, "order_id": order_id, "reason": reason},
+        commit=commit,
     )
 
 
@@ -795,6 +810,7 @@ def reverse_for_return(
     share: Fraction | None = None,
     reason: str = "Order returned",
     before_commit: BeforeCommit | None = None,
+    commit: bool = True,
 ) -> Posted:
     """Take back the points an order earned, for the part returned: ``points`` outright or
     ``share`` (returned value / order value) of what the order earned, rounded down in the
@@ -913,6 +929,7 @@ def reverse_for_return(
             "debt_change": new_debt,
             "written_off": written_off,
         },
+        commit=commit,
     )
 
 
