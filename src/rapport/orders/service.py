@@ -832,3 +832,34 @@ def import_orders(db: Session, *, orders: Sequence[ImportedOrder], source: str =
         db.execute(insert(ReturnLine), return_rows)
     db.commit()
     return len(fresh)
+
+
+# ------------------------------------------------------------------------------ aggregates
+
+
+@dataclass(frozen=True)
+class CustomerOrderTotals:
+    orders: int
+    spend_minor: int  # order totals as placed, before any return
+
+
+def order_totals_by_customer(
+    db: Session, *, since: datetime, until: datetime
+) -> dict[str, CustomerOrderTotals]:
+    """Orders and spend per known customer for orders placed in [since, until); cancelled
+    orders are left out. Read-only (program analytics compare customer groups with it)."""
+    rows = db.execute(
+        select(Order.customer_id, func.count(), func.coalesce(func.sum(Order.total_minor), 0))
+        .where(
+            Order.customer_id.is_not(None),
+            Order.placed_at >= since,
+            Order.placed_at < until,
+            Order.status != "cancelled",
+        )
+        .group_by(Order.customer_id)
+    )
+    return {
+        customer_id: CustomerOrderTotals(orders=int(count), spend_minor=int(spend))
+        for customer_id, count, spend in rows
+        if customer_id is not None
+    }
