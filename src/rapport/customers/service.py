@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, cast, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -1061,5 +1061,18 @@ def recent_customers(db: Session, *, limit: int = 20) -> list[Customer]:
             .where(Customer.status == "active", Customer.is_anonymous.is_(False))
             .order_by(Customer.created_at.desc(), Customer.customer_id.desc())
             .limit(limit)
+        )
+    )
+
+
+def birthdays_on(db: Session, *, month: int, day: int) -> list[str]:
+    """Customers whose shared birthday (a ``YYYY-MM-DD`` preference) falls on this day."""
+    # The JSON text of the value is the quoted date on both databases ('"1990-05-12"').
+    as_text = cast(Preference.value, String)
+    return list(
+        db.scalars(
+            select(Preference.customer_id)
+            .where(Preference.field == "birthday", as_text.like(f'%-{month:02d}-{day:02d}"'))
+            .order_by(Preference.customer_id)
         )
     )

@@ -243,3 +243,9 @@ def get_statement(
         items=[MovementOut(**asdict(movement)) for movement in page],
         next_cursor=str(page[-1].transaction_id) if more else None,
     )
+
+
+# The program's configuration, simulator and tiers live in their own module.
+from rapport.loyalty.engine_api import router as engine_router  # noqa: E402
+
+router.include_router(engine_router)

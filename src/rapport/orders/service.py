@@ -77,6 +77,7 @@ def _resolve_customer(db: Session, customer_id: str | None) -> str | None:
 def _line_payload(lines: Sequence[OrderLine]) -> list[dict[str, Any]]:
     return [
         {
+            "line_no": line.line_no,
             "sku": line.sku,
             "category": line.category,
             "quantity": line.quantity,
@@ -206,6 +207,8 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
         properties={
             "order_id": order_id,
             "total_minor": total,
+            "discount_minor": record.discount_minor,
+            "shipping_minor": record.shipping_minor,
             "currency": order.currency,
             "store_id": record.store_id,
             "fulfilment": order.fulfilment,
@@ -794,14 +797,17 @@ def import_orders(db: Session, *, orders: Sequence[ImportedOrder], source: str =
                 "currency": o.currency,
                 "store_id": o.store_id,
                 "fulfilment": o.fulfilment,
+                "discount_minor": 0,
+                "shipping_minor": 0,
                 "lines": [
                     {
+                        "line_no": line_no,
                         "sku": line.sku,
                         "category": line.category,
                         "quantity": line.quantity,
                         "unit_price_minor": line.unit_price_minor,
                     }
-                    for line in o.lines
+                    for line_no, line in enumerate(o.lines, start=1)
                 ],
             },
         )
@@ -821,7 +827,12 @@ def import_orders(db: Session, *, orders: Sequence[ImportedOrder], source: str =
                         row["refund_minor"] for row in return_rows if row["order_id"] == o.order_id
                     ),
                     "lines": [
-                        {"sku": r.sku, "quantity": r.quantity, "reason": r.reason}
+                        {
+                            "sku": r.sku,
+                            "line_no": line_no_of.get(r.sku),
+                            "quantity": r.quantity,
+                            "reason": r.reason,
+                        }
                         for r in o.returns
                     ],
                 },

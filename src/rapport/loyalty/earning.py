@@ -1,0 +1,408 @@
+"""The earning processor: points from the event log, each exactly once.
+
+It reads the log in order (``events.processors``) and, in the processor's own transaction, gives
+points for ``order_placed`` (spend, first purchase), takes back what returned lines earned on
+``order_returned``, apologises for ``delivery_late`` and ``delivery_failed``, rewards
+``preference_shared`` and ``review_verified``, and keeps tiers current. Every award is a row
+unique per member, rule and key (an order, a field, a review, a year) written with its ledger
+movement, so a replayed batch gives nothing twice. The birthday bonus comes from a daily job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rapport.catalog import service as catalog
+from rapport.customers import service as customers
+from rapport.events.models import Event
+from rapport.loyalty import program
+from rapport.loyalty import service as ledger
+from rapport.loyalty.models import Award, QualifyingActivity, TierChangeRecord, TierStanding
+from rapport.loyalty.rules import (
+    Decision,
+    Fact,
+    FactKind,
+    Member,
+    OrderLine,
+    RuleSet,
+    evaluate,
+    period_start,
+)
+from rapport.loyalty.tiers import TierPolicy, review, window_start
+from rapport.loyalty.tiers import TierStanding as Standing
+from rapport.platform import clock
+
+log = logging.getLogger(__name__)
+
+
+def process_loyalty_events(db: Session, events: list[Event]) -> None:
+    """The processor's handler: one batch of the log, in order, in one transaction."""
+    for event in events:
+        handler = _HANDLERS.get(event.type)
+        if handler is not None and event.customer_id is not None:
+            handler(db, event)
+
+
+# --- facts from events ----------------------------------------------------------------------
+
+
+def order_lines(db: Session, raw_lines: list[dict[str, Any]]) -> list[OrderLine]:
+    """An order event's lines with the catalogue's brand (rules may multiply by brand)."""
+    skus = [str(line["sku"]) for line in raw_lines]
+    products = catalog.get_products(db, skus=skus)
+    lines = []
+    for index, line in enumerate(raw_lines, start=1):
+        product = products.get(str(line["sku"]))
+        lines.append(
+            OrderLine(
+                line_no=int(line.get("line_no") or index),
+                sku=str(line["sku"]),
+                quantity=int(line["quantity"]),
+                unit_price_minor=int(line["unit_price_minor"]),
+                category=line.get("category") or (product.category_path if product else None),
+                brand=product.brand if product else None,
+            )
+        )
+    return lines
+
+
+def order_fact(db: Session, event: Event) -> Fact:
+    props = event.properties
+    lines = order_lines(db, list(props.get("lines") or []))
+    return Fact(
+        kind="order_placed",
+        customer_id=str(event.customer_id),
+        occurred_at=event.occurred_at,
+        channel=event.channel,
+        order_id=str(props["order_id"]),
+        lines=lines,
+        discount_minor=int(props.get("discount_minor") or 0),
+        total_minor=int(props.get("total_minor") or 0),
+    )
+
+
+# --- the member as evaluation sees them ------------------------------------------------------
+
+
+def member_context(db: Session, rules: RuleSet, fact: Fact) -> Member:
+    customer_id = fact.customer_id
+    policy = program.tier_policy(db, at=fact.occurred_at)
+    standing = db.get(TierStanding, customer_id)
+    tier = policy.tier(standing.tier_id if standing else None)
+    this_order = f"order:{fact.order_id}" if fact.order_id else None
+    earlier = db.scalar(
+        select(func.count())
+        .select_from(QualifyingActivity)
+        .where(
+            QualifyingActivity.customer_id == customer_id,
+            QualifyingActivity.source_key.like("order:%"),
+            QualifyingActivity.source_key != (this_order or ""),
+        )
+    )
+    cap_used: dict[str, int] = {}
+    for rule in rules.rules:
+        if rule.cap is not None:
+            since = period_start(fact.occurred_at, rule.cap.period)
+            cap_used[rule.id] = int(
+                db.scalar(
+                    select(func.coalesce(func.sum(Award.points), 0)).where(
+                        Award.customer_id == customer_id,
+                        Award.rule_id == rule.id,
+                        Award.awarded_at >= since,
+                    )
+                )
+                or 0
+            )
+    keys = {
+        key
+        for key in (
+            this_order,
+            "first-order",
+            f"field:{fact.preference_field}" if fact.preference_field else None,
+            f"review:{fact.review_id}" if fact.review_id else None,
+            f"birthday:{fact.occurred_at.year}",
+        )
+        if key is not None
+    }
+    awarded = frozenset(
+        (rule_id, once_key)
+        for rule_id, once_key in db.execute(
+            select(Award.rule_id, Award.once_key).where(
+                Award.customer_id == customer_id, Award.once_key.in_(keys)
+            )
+        )
+    )
+    return Member(
+        tier=tier.id,
+        tier_multiplier=Decimal(str(tier.benefits.points_multiplier)),
+        earlier_orders=int(earlier or 0),
+        cap_used=cap_used,
+        awarded=awarded,
+    )
+
+
+# --- awarding --------------------------------------------------------------------------------
+
+
+def award(
+    db: Session,
+    decision: Decision,
+    fact: Fact,
+    *,
+    config_id: int | None,
+    event_position: int | None,
+) -> int:
+    """Post one fired decision to the ledger with its award row, in the caller's transaction.
+    Returns the points given (0 when this award was already made)."""
+    assert decision.once_key is not None
+    exists = db.scalar(
+        select(Award.id).where(
+            Award.customer_id == fact.customer_id,
+            Award.rule_id == decision.rule_id,
+            Award.once_key == decision.once_key,
+        )
+    )
+    if exists is not None:
+        return 0
+    points = min(decision.points, ledger.MAX_POINTS_PER_COMMAND)
+    reason = f"{decision.rule_name}: {decision.why}"[:500]
+    posted = ledger.earn(
+        db,
+        customer_id=fact.customer_id,
+        points=points,
+        reason=reason,
+        order_id=fact.order_id,
+        rule_id=decision.rule_id,
+        earned_at=fact.occurred_at,
+        channel=fact.channel if fact.channel in {"web", "app", "store", "call_center"} else "web",
+        commit=False,
+    )
+    lines = {line.line_no: line.quantity for line in fact.lines}
+    db.add(
+        Award(
+            customer_id=fact.customer_id,
+            rule_id=decision.rule_id,
+            once_key=decision.once_key,
+            points=points,
+            transaction_id=posted.transaction_id,
+            order_id=fact.order_id,
+            line_points={
+                str(line_no): [line_points, lines.get(line_no, 1)]
+                for line_no, line_points in decision.line_points.items()
+            },
+            reason=reason,
+            config_id=config_id,
+            event_position=event_position,
+            awarded_at=fact.occurred_at,
+        )
+    )
+    db.flush()
+    return points
+
+
+def _earn_on(db: Session, fact: Fact, event: Event | None) -> list[Decision]:
+    config_id, rules = program.rule_set(db, at=event.received_at if event else fact.occurred_at)
+    member = member_context(db, rules, fact)
+    decisions = evaluate(rules, fact, member)
+    for decision in decisions:
+        if decision.fired:
+            award(
+                db,
+                decision,
+                fact,
+                config_id=config_id,
+                event_position=event.position if event else None,
+            )
+    return decisions
+
+
+def _on_order_placed(db: Session, event: Event) -> None:
+    fact = order_fact(db, event)
+    source_key = f"order:{fact.order_id}"
+    if db.scalar(select(QualifyingActivity.id).where(QualifyingActivity.source_key == source_key)):
+        return  # already counted: a replay
+    decisions = _earn_on(db, fact, event)
+    spend = max(sum(line.total_minor for line in fact.lines) - fact.discount_minor, 0)
+    spend_points = sum(d.points for d in decisions if d.fired and d.kind == "spend")
+    db.add(
+        QualifyingActivity(
+            customer_id=fact.customer_id,
+            source_key=source_key,
+            spend_minor=spend,
+            points=spend_points,
+            occurred_at=fact.occurred_at,
+        )
+    )
+    db.flush()
+    review_tier(db, customer_id=fact.customer_id, at=fact.occurred_at)
+
+
+def _on_order_returned(db: Session, event: Event) -> None:
+    props = event.properties
+    customer_id = str(event.customer_id)
+    order_id = str(props["order_id"])
+    source_key = f"return:{props.get('return_id') or order_id}:{event.position}"
+    if db.scalar(select(QualifyingActivity.id).where(QualifyingActivity.source_key == source_key)):
+        return
+    returned = {
+        int(line["line_no"]): int(line["quantity"])
+        for line in props.get("lines") or []
+        if line.get("line_no") is not None
+    }
+    owed = Fraction(0)
+    for line_points in db.scalars(
+        select(Award.line_points).where(
+            Award.customer_id == customer_id, Award.order_id == order_id
+        )
+    ):
+        for line_no, quantity in returned.items():
+            points, bought = (line_points or {}).get(str(line_no), (0, 1))
+            owed += Fraction(int(points) * min(quantity, int(bought)), max(int(bought), 1))
+    reversible = ledger.order_points(db, customer_id=customer_id, order_id=order_id).reversible
+    to_reverse = min(int(owed), reversible)  # rounded down, in the member's favour
+    if to_reverse > 0:
+        ledger.reverse_for_return(
+            db,
+            customer_id=customer_id,
+            order_id=order_id,
+            points=to_reverse,
+            reason=f"Return of order {order_id}",
+            commit=False,
+        )
+    db.add(
+        QualifyingActivity(
+            customer_id=customer_id,
+            source_key=source_key,
+            spend_minor=-int(props.get("refund_minor") or 0),
+            points=-to_reverse,
+            occurred_at=event.occurred_at,
+        )
+    )
+    db.flush()
+
+
+def _simple_fact(kind: FactKind) -> Callable[[Session, Event], None]:
+    def handle(db: Session, event: Event) -> None:
+        props = event.properties
+        fact = Fact(
+            kind=kind,
+            customer_id=str(event.customer_id),
+            occurred_at=event.occurred_at,
+            channel=event.channel,
+            order_id=props.get("order_id"),
+            preference_field=props.get("field"),
+            review_id=props.get("review_id"),
+        )
+        _earn_on(db, fact, event)
+
+    return handle
+
+
+_HANDLERS: dict[str, Callable[[Session, Event], None]] = {
+    "order_placed": _on_order_placed,
+    "order_returned": _on_order_returned,
+    "delivery_late": _simple_fact("delivery_late"),
+    "delivery_failed": _simple_fact("order_unfulfilled"),
+    "preference_shared": _simple_fact("preference_shared"),
+    "review_verified": _simple_fact("review_verified"),
+}
+
+
+# --- tiers -----------------------------------------------------------------------------------
+
+
+def qualifying_value(db: Session, *, customer_id: str, policy: TierPolicy, at: datetime) -> int:
+    column = (
+        QualifyingActivity.spend_minor if policy.basis == "spend" else QualifyingActivity.points
+    )
+    total = db.scalar(
+        select(func.coalesce(func.sum(column), 0)).where(
+            QualifyingActivity.customer_id == customer_id,
+            QualifyingActivity.occurred_at > window_start(at, policy),
+            QualifyingActivity.occurred_at <= at,
+        )
+    )
+    return max(int(total or 0), 0)
+
+
+def review_tier(db: Session, *, customer_id: str, at: datetime) -> str | None:
+    """Re-place the member on the ladder at ``at``; records and returns any change."""
+    policy = program.tier_policy(db, at=at)
+    standing = db.get(TierStanding, customer_id)
+    current = (
+        None if standing is None else Standing(standing.tier_id, standing.since, standing.review_at)
+    )
+    value = qualifying_value(db, customer_id=customer_id, policy=policy, at=at)
+    result = review(policy, current, value, at)
+    now = clock.now()
+    if standing is None:
+        standing = TierStanding(customer_id=customer_id)
+        db.add(standing)
+    standing.tier_id = result.standing.tier_id
+    standing.since = result.standing.since
+    standing.review_at = result.standing.review_at
+    standing.qualifying_value = value
+    standing.updated_at = now
+    if result.change is not None:
+        db.add(
+            TierChangeRecord(
+                customer_id=customer_id,
+                from_tier=current.tier_id if current else None,
+                to_tier=result.standing.tier_id,
+                change=result.change,
+                qualifying_value=value,
+                changed_at=at,
+            )
+        )
+    db.flush()
+    return result.change
+
+
+def review_due_tiers(db: Session, *, now: datetime | None = None, page: int = 500) -> int:
+    """Review every member whose review date has come: renewals and downgrades (after the
+    grace period) happen here; upgrades already happened as orders came in. Commits a page
+    at a time; returns how many members changed tier."""
+    at = now or clock.now()
+    changed = 0
+    after: tuple[datetime, str] | None = None
+    while True:
+        query = select(TierStanding.review_at, TierStanding.customer_id).where(
+            TierStanding.review_at <= at
+        )
+        if after is not None:
+            query = query.where(
+                (TierStanding.review_at > after[0])
+                | ((TierStanding.review_at == after[0]) & (TierStanding.customer_id > after[1]))
+            )
+        due = db.execute(
+            query.order_by(TierStanding.review_at, TierStanding.customer_id).limit(page)
+        ).all()
+        for _, customer_id in due:
+            if review_tier(db, customer_id=customer_id, at=at) is not None:
+                changed += 1
+        db.commit()
+        if len(due) < page:
+            return changed
+        after = (due[-1][0], due[-1][1])
+
+
+# --- birthdays -------------------------------------------------------------------------------
+
+
+def give_birthday_points(db: Session, *, today: datetime | None = None) -> int:
+    """The daily birthday bonus for customers whose shared birthday is today; once a year."""
+    at = today or clock.now()
+    given = 0
+    for customer_id in customers.birthdays_on(db, month=at.month, day=at.day):
+        fact = Fact(kind="birthday", customer_id=customer_id, occurred_at=at)
+        given += sum(d.points for d in _earn_on(db, fact, None) if d.fired)
+    db.commit()
+    return given

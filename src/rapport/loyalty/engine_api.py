@@ -1,0 +1,267 @@
+"""Program configuration, the simulator and tier standing over HTTP.
+
+``PUT /v1/loyalty/program/{kind}`` saves a validated new version of the earning rules, the tier
+ladder or the checkout policy; ``POST /v1/loyalty/simulate`` answers which rules fire for an
+order or event and why, writing nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path
+from pydantic import AwareDatetime, Field
+
+from rapport.customers import service as customers
+from rapport.loyalty import earning, program
+from rapport.loyalty.rules import Fact, FactKind, evaluate, parse_rule_set
+from rapport.loyalty.tiers import parse_tier_policy
+from rapport.platform import clock
+from rapport.platform.auth import AdminKey, ReadKey
+from rapport.platform.db import DbSession
+from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.schemas import MinorUnits, StrictModel
+
+# Included by loyalty.api, under its /v1/loyalty prefix.
+router = APIRouter(tags=["loyalty program"])
+
+Kind = Annotated[
+    Literal["rules", "tiers", "checkout"],
+    Path(description="rules: earning rules; tiers: the tier ladder; checkout: discount caps"),
+]
+
+
+class ConfigOut(StrictModel):
+    kind: str
+    version: int | None = Field(description="null: the built-in default, never saved")
+    active_from: datetime | None
+    changed_by: str
+    note: str
+    document: dict[str, Any]
+
+
+class ConfigIn(StrictModel):
+    document: dict[str, Any] = Field(description="The rules, tier ladder or checkout policy.")
+    note: str = Field(default="", max_length=500)
+    active_from: AwareDatetime | None = Field(
+        default=None, description="When it takes effect (default: now)."
+    )
+
+
+def _config_out(version: program.ConfigVersion) -> ConfigOut:
+    return ConfigOut(
+        kind=version.kind,
+        version=version.id,
+        active_from=version.active_from,
+        changed_by=version.changed_by,
+        note=version.note,
+        document=version.document,
+    )
+
+
+@router.get("/program/{kind}", response_model=ConfigOut)
+def get_config(kind: Kind, db: DbSession, _key: ReadKey) -> ConfigOut:
+    """The version in force now."""
+    return _config_out(program.current(db, kind))
+
+
+@router.get("/program/{kind}/history", response_model=list[ConfigOut])
+def config_history(kind: Kind, db: DbSession, _key: ReadKey) -> list[ConfigOut]:
+    return [_config_out(version) for version in program.history(db, kind)]
+
+
+@router.put("/program/{kind}", response_model=ConfigOut)
+def save_config(kind: Kind, body: ConfigIn, db: DbSession, key: AdminKey) -> ConfigOut:
+    """Save a new version. Invalid documents are refused naming the field
+    (``document.rules.2.points_per_unit``); the past keeps the points it earned."""
+    version = program.save(
+        db,
+        kind,
+        _document(kind, body.document),
+        changed_by=f"api key {key.name}",
+        note=body.note,
+        active_from=body.active_from,
+    )
+    return _config_out(version)
+
+
+def _document(kind: str, document: dict[str, Any]) -> dict[str, Any]:
+    if kind == "rules":
+        parse_rule_set(document, prefix=("document",))
+    elif kind == "tiers":
+        parse_tier_policy(document, prefix=("document",))
+    else:
+        program.parse_checkout_policy(document, prefix=("document",))
+    return document
+
+
+# --- the simulator -------------------------------------------------------------------------
+
+
+class SimLine(StrictModel):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=10_000)
+    unit_price_minor: MinorUnits
+    category: str | None = Field(default=None, max_length=300)
+
+
+class SimOrder(StrictModel):
+    order_id: str = Field(default="simulated", min_length=1, max_length=64)
+    channel: Literal["web", "app", "store", "call_center"] = "web"
+    lines: list[SimLine] = Field(min_length=1, max_length=500)
+    discount_minor: MinorUnits = 0
+
+
+class SimEvent(StrictModel):
+    type: Literal[
+        "preference_shared", "review_verified", "birthday", "delivery_late", "delivery_failed"
+    ]
+    order_id: str | None = Field(default=None, max_length=64)
+    field: str | None = Field(default=None, max_length=60, description="The preference shared.")
+    review_id: str | None = Field(default=None, max_length=64)
+
+
+class SimulateIn(StrictModel):
+    customer_id: str | None = Field(
+        default=None, max_length=40, description="A member: their tier, history and caps count."
+    )
+    order: SimOrder | None = None
+    event: SimEvent | None = None
+    occurred_at: AwareDatetime | None = None
+    rules: dict[str, Any] | None = Field(
+        default=None, description="Try these rules instead of the saved ones (not saved)."
+    )
+
+
+class DecisionOut(StrictModel):
+    rule_id: str
+    rule_name: str
+    kind: str
+    fired: bool
+    points: int
+    why: str
+    once_key: str | None
+    capped: bool
+
+
+class SimulateOut(StrictModel):
+    rules_version: int | None
+    tier: str | None
+    earlier_orders: int
+    points: int
+    decisions: list[DecisionOut]
+
+
+_EVENT_FACTS: dict[str, FactKind] = {
+    "preference_shared": "preference_shared",
+    "review_verified": "review_verified",
+    "birthday": "birthday",
+    "delivery_late": "delivery_late",
+    "delivery_failed": "order_unfulfilled",
+}
+
+
+@router.post("/simulate", response_model=SimulateOut)
+def simulate(body: SimulateIn, db: DbSession, _key: ReadKey) -> SimulateOut:
+    """Which rules would fire for this order or event, and why. Writes nothing."""
+    if (body.order is None) == (body.event is None):
+        raise InvalidInput("Give either an order or an event", field="order")
+    customer_id = body.customer_id or "simulated-customer"
+    if body.customer_id is not None and customers.get_customer(db, customer_id=customer_id) is None:
+        raise NotFound(f"No customer {customer_id!r}", field="customer_id")
+    at = body.occurred_at or clock.now()
+    if body.order is not None:
+        order = body.order
+        fact = Fact(
+            kind="order_placed",
+            customer_id=customer_id,
+            occurred_at=at,
+            channel=order.channel,
+            order_id=order.order_id,
+            lines=earning.order_lines(
+                db,
+                [dict(line.model_dump(), line_no=n) for n, line in enumerate(order.lines, 1)],
+            ),
+            discount_minor=order.discount_minor,
+            total_minor=sum(line.quantity * line.unit_price_minor for line in order.lines)
+            - order.discount_minor,
+        )
+    else:
+        assert body.event is not None
+        fact = Fact(
+            kind=_EVENT_FACTS[body.event.type],
+            customer_id=customer_id,
+            occurred_at=at,
+            order_id=body.event.order_id,
+            preference_field=body.event.field,
+            review_id=body.event.review_id,
+        )
+    if body.rules is not None:
+        version, rules = None, parse_rule_set(body.rules, prefix=("rules",))
+    else:
+        version, rules = program.rule_set(db, at=at)
+    member = earning.member_context(db, rules, fact)
+    decisions = evaluate(rules, fact, member)
+    db.rollback()  # reads only; nothing to keep
+    return SimulateOut(
+        rules_version=version,
+        tier=member.tier,
+        earlier_orders=member.earlier_orders,
+        points=sum(d.points for d in decisions if d.fired),
+        decisions=[
+            DecisionOut(
+                rule_id=d.rule_id,
+                rule_name=d.rule_name,
+                kind=d.kind,
+                fired=d.fired,
+                points=d.points,
+                why=d.why,
+                once_key=d.once_key,
+                capped=d.capped,
+            )
+            for d in decisions
+        ],
+    )
+
+
+# --- tiers ---------------------------------------------------------------------------------
+
+
+class BenefitsOut(StrictModel):
+    points_multiplier: float
+    member_discount_percent: float
+    free_shipping_over_minor: int | None
+    support_priority: str
+    early_access_hours: int
+
+
+class TierOut(StrictModel):
+    customer_id: str
+    tier_id: str
+    tier_name: str
+    since: datetime | None
+    review_at: datetime | None
+    qualifying_value: int
+    benefits: BenefitsOut
+    history: list[dict[str, Any]]
+
+
+@router.get("/members/{customer_id}/tier", response_model=TierOut)
+def member_tier(
+    customer_id: Annotated[str, Path(min_length=1, max_length=40)], db: DbSession, _key: ReadKey
+) -> TierOut:
+    """The member's tier, its benefits, the next review date and the tier history."""
+    if customers.get_customer(db, customer_id=customer_id) is None:
+        raise NotFound(f"No customer {customer_id!r}", field="customer_id")
+    tier = program.member_tier(db, customer_id=customer_id)
+    return TierOut(
+        customer_id=customer_id,
+        tier_id=tier.tier_id,
+        tier_name=tier.tier_name,
+        since=tier.since,
+        review_at=tier.review_at,
+        qualifying_value=tier.qualifying_value,
+        benefits=BenefitsOut(**tier.benefits.model_dump()),
+        history=program.tier_history(db, customer_id=customer_id),
+    )
