@@ -1,0 +1,29 @@
+"""Background work for paid membership and announcements. ``rapport.loyalty.tasks`` imports
+this module so the worker knows the handlers and the renewal schedule."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from rapport.loyalty import announcements, membership
+from rapport.platform import jobs
+
+RENEW_JOB = "loyalty.renew_memberships"
+
+
+@jobs.job(RENEW_JOB)
+def renew_memberships(db: Session, payload: dict[str, Any]) -> None:
+    """Renew memberships whose period ended and lapse the cancelled ones (idempotent)."""
+    membership.renew_due(db)
+
+
+@jobs.job(announcements.QUEUE_JOB)
+def queue_announcement(db: Session, payload: dict[str, Any]) -> None:
+    """Write an announcement's deliveries for its audience (idempotent)."""
+    announcements.deliver_announcement(db, announcement_id=int(payload["announcement_id"]))
+
+
+jobs.scheduled(RENEW_JOB, every=timedelta(hours=1))

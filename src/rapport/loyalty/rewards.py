@@ -1,0 +1,381 @@
+"""Rewards and coupons: a catalogue of rewards that points buy, and the single-use coupons
+they issue; campaign coupons (no customer) too. Checkout validates coupons and, when the
+order is placed, consumes them inside the order's transaction.
+
+A reward is redeemed through the ledger's ``redeem`` verb: the coupon row is written by its
+``before_commit`` hook, so the points and the coupon commit together or not at all.
+Consumption is one guarded ``UPDATE … WHERE used_at IS NULL`` per code: of two orders racing
+for one coupon, the second finds no row to update (PostgreSQL re-checks the condition after
+the first commits; SQLite has one writer) and is refused.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Literal, cast
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from rapport.loyalty import checkout
+from rapport.loyalty import service as ledger
+from rapport.loyalty.models import Coupon, Reward
+from rapport.platform import clock
+from rapport.platform.errors import Conflict, InvalidInput, NotFound
+
+# No 0/O, 1/I/L, 5/S or 8/B: a code read aloud or typed from a receipt survives. 30 symbols,
+# 10 of them: about 49 bits, far beyond guessing through a rate-limited API.
+CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY234679"
+CODE_LENGTH = 10
+COUPON_KINDS = ("percent", "amount")
+MAX_VALID_DAYS = 3650
+
+CouponHook = Callable[[Session, Coupon], None]
+
+_coupons = cast(Table, Coupon.__table__)
+
+
+class CouponUnavailable(Conflict):
+    """A coupon an order tried to use is already used, expired or unknown."""
+
+    slug, title = "coupon-unavailable", "Coupon cannot be used"
+
+
+def new_code(length: int = CODE_LENGTH) -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def normalise_code(code: str) -> str:
+    """Codes are case-insensitive and may be typed with spaces or dashes."""
+    return code.strip().upper().replace(" ", "").replace("-", "")
+
+
+# ------------------------------------------------------------------------------ catalogue
+
+
+def _check_coupon_terms(
+    *, kind: str, value: int, min_subtotal_minor: int, categories: Sequence[str]
+) -> None:
+    if kind not in COUPON_KINDS:
+        raise InvalidInput("coupon_kind must be 'percent' or 'amount'", field="coupon_kind")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("coupon_value must be a whole number", field="coupon_value")
+    if kind == "percent" and not 1 <= value <= 100:
+        raise InvalidInput("A percent coupon_value must be 1-100", field="coupon_value")
+    if kind == "amount" and not 1 <= value <= 100_000_000:
+        raise InvalidInput(
+            "An amount coupon_value must be 1-100000000 minor units", field="coupon_value"
+        )
+    if not 0 <= min_subtotal_minor <= 100_000_000:
+        raise InvalidInput(
+            "min_subtotal_minor must be between 0 and 100000000", field="min_subtotal_minor"
+        )
+    if len(categories) > 50 or any(not c or len(c) > 100 for c in categories):
+        raise InvalidInput("categories: at most 50 names of 1-100 characters", field="categories")
+
+
+def save_reward(
+    db: Session,
+    *,
+    reward_id: str,
+    name: str,
+    points_cost: int,
+    coupon_kind: str,
+    coupon_value: int,
+    min_subtotal_minor: int = 0,
+    categories: Sequence[str] = (),
+    stackable: bool = True,
+    valid_days: int = 90,
+    active: bool = True,
+) -> Reward:
+    """Create the reward or change it. Coupons already issued keep their own terms."""
+    if (
+        not reward_id
+        or len(reward_id) > 60
+        or not all(c.isalnum() or c in "-_." for c in reward_id)
+    ):
+        raise InvalidInput(
+            "reward_id must be 1-60 letters, digits, '-', '_' or '.'", field="reward_id"
+        )
+    if not name.strip() or len(name) > 200:
+        raise InvalidInput("name must be 1-200 characters", field="name")
+    if isinstance(points_cost, bool) or not 1 <= points_cost <= ledger.MAX_POINTS_PER_COMMAND:
+        raise InvalidInput(
+            f"points_cost must be between 1 and {ledger.MAX_POINTS_PER_COMMAND}",
+            field="points_cost",
+        )
+    _check_coupon_terms(
+        kind=coupon_kind,
+        value=coupon_value,
+        min_subtotal_minor=min_subtotal_minor,
+        categories=categories,
+    )
+    if not 1 <= valid_days <= MAX_VALID_DAYS:
+        raise InvalidInput(f"valid_days must be between 1 and {MAX_VALID_DAYS}", field="valid_days")
+    reward = db.get(Reward, reward_id)
+    if reward is None:
+        reward = Reward(reward_id=reward_id, created_at=clock.now())
+        db.add(reward)
+    reward.name = name.strip()
+    reward.points_cost = points_cost
+    reward.coupon_kind = coupon_kind
+    reward.coupon_value = coupon_value
+    reward.min_subtotal_minor = min_subtotal_minor
+    reward.categories = list(categories)
+    reward.stackable = stackable
+    reward.valid_days = valid_days
+    reward.active = active
+    db.commit()
+    return reward
+
+
+def get_reward(db: Session, *, reward_id: str) -> Reward | None:
+    return db.get(Reward, reward_id)
+
+
+def list_rewards(db: Session, *, active_only: bool = False) -> list[Reward]:
+    query = select(Reward).order_by(Reward.points_cost, Reward.reward_id)
+    if active_only:
+        query = query.where(Reward.active.is_(True))
+    return list(db.scalars(query))
+
+
+# ------------------------------------------------------------------------------ issuing
+
+
+def _insert_coupon(db: Session, values: dict[str, object], *, code: str | None) -> Coupon:
+    """Insert a coupon under ``code``, or under a fresh random code (drawn again on the
+    astronomically rare clash)."""
+    for _ in range(5):
+        candidate = code or new_code()
+        coupon = Coupon(code=candidate, **values)
+        try:
+            with db.begin_nested():
+                db.add(coupon)
+                db.flush()
+        except IntegrityError:
+            if code is not None:
+                raise Conflict(f"Coupon code {code!r} already exists", field="code") from None
+            continue
+        return coupon
+    raise RuntimeError("could not draw a free coupon code")
+
+
+def redeem_reward(
+    db: Session,
+    *,
+    customer_id: str,
+    reward_id: str,
+    channel: str = "web",
+    before_commit: CouponHook | None = None,
+) -> Coupon:
+    """Spend the reward's points and issue its single-use coupon, valid ``valid_days`` from
+    now, in one transaction. Not enough points is the ledger's
+    :class:`~rapport.loyalty.service.InsufficientPoints`, and no coupon is issued."""
+    reward = db.get(Reward, reward_id)
+    if reward is None:
+        raise NotFound(f"No reward {reward_id!r}", field="reward_id")
+    if not reward.active:
+        raise InvalidInput(f"Reward {reward_id!r} is no longer offered", field="reward_id")
+    issued: list[Coupon] = []
+    terms = {
+        "rule": f"reward:{reward.reward_id}",
+        "kind": reward.coupon_kind,
+        "value": reward.coupon_value,
+        "min_subtotal_minor": reward.min_subtotal_minor,
+        "categories": list(reward.categories),
+        "stackable": reward.stackable,
+        "valid_days": reward.valid_days,
+    }
+
+    def issue_coupon(session: Session, posted: ledger.Posted) -> None:
+        now = clock.now()
+        coupon = _insert_coupon(
+            session,
+            {
+                "customer_id": posted.customer_id,
+                "rule": terms["rule"],
+                "kind": terms["kind"],
+                "value": terms["value"],
+                "min_subtotal_minor": terms["min_subtotal_minor"],
+                "categories": terms["categories"],
+                "stackable": terms["stackable"],
+                "issued_at": now,
+                "expires_at": now + timedelta(days=cast(int, terms["valid_days"])),
+                "transaction_id": posted.transaction_id,
+            },
+            code=None,
+        )
+        issued.append(coupon)
+        if before_commit is not None:
+            before_commit(session, coupon)
+
+    ledger.redeem(
+        db,
+        customer_id=customer_id,
+        points=reward.points_cost,
+        reason=f"Reward: {reward.name}",
+        channel=channel,
+        before_commit=issue_coupon,
+    )
+    return issued[0]
+
+
+def create_campaign_coupon(
+    db: Session,
+    *,
+    rule: str,
+    kind: str,
+    value: int,
+    expires_at: datetime,
+    code: str | None = None,
+    customer_id: str | None = None,
+    min_subtotal_minor: int = 0,
+    categories: Sequence[str] = (),
+    stackable: bool = True,
+) -> Coupon:
+    """A coupon from a campaign, usable once by anyone (``customer_id`` None) or by one
+    customer. ``code`` may be chosen (e.g. printed on a flyer) or drawn at random."""
+    _check_coupon_terms(
+        kind=kind, value=value, min_subtotal_minor=min_subtotal_minor, categories=categories
+    )
+    if not rule or len(rule) > 100:
+        raise InvalidInput("rule must be 1-100 characters", field="rule")
+    chosen = normalise_code(code) if code is not None else None
+    if chosen is not None and not (4 <= len(chosen) <= 40 and chosen.isalnum()):
+        raise InvalidInput("code must be 4-40 letters or digits", field="code")
+    now = clock.now()
+    if expires_at <= now:
+        raise InvalidInput("expires_at must be in the future", field="expires_at")
+    try:
+        coupon = _insert_coupon(
+            db,
+            {
+                "customer_id": customer_id,
+                "rule": rule,
+                "kind": kind,
+                "value": value,
+                "min_subtotal_minor": min_subtotal_minor,
+                "categories": list(categories),
+                "stackable": stackable,
+                "issued_at": now,
+                "expires_at": expires_at,
+            },
+            code=chosen,
+        )
+    except Conflict:
+        db.rollback()
+        raise
+    db.commit()
+    return coupon
+
+
+def customer_coupons(db: Session, *, customer_id: str, include_used: bool = False) -> list[Coupon]:
+    query = (
+        select(Coupon)
+        .where(Coupon.customer_id == customer_id)
+        .order_by(Coupon.expires_at, Coupon.code)
+    )
+    if not include_used:
+        query = query.where(Coupon.used_at.is_(None))
+    return list(db.scalars(query))
+
+
+# ------------------------------------------------------------------------------ checkout
+
+
+def as_checkout_coupon(coupon: Coupon) -> checkout.Coupon:
+    return checkout.Coupon(
+        code=coupon.code,
+        rule=coupon.rule,
+        kind=cast(Literal["percent", "amount"], coupon.kind),
+        value=coupon.value,
+        min_subtotal_minor=coupon.min_subtotal_minor,
+        categories=tuple(coupon.categories),
+        stackable=coupon.stackable,
+    )
+
+
+def _refusal(coupon: Coupon | None, *, customer_id: str | None, at: datetime) -> str | None:
+    if coupon is None:
+        return "unknown"
+    if coupon.used_at is not None:
+        return "used"
+    if clock.as_utc(coupon.expires_at) <= at:
+        return "expired"
+    if coupon.customer_id is not None and coupon.customer_id != customer_id:
+        return "belongs to another customer"
+    return None
+
+
+def validate_coupons(
+    db: Session, *, customer_id: str | None, codes: Iterable[str], at: datetime | None = None
+) -> tuple[list[checkout.Coupon], dict[str, str]]:
+    """The coupons among ``codes`` that ``customer_id`` may use at ``at`` (default now), in
+    the order given, and each refused code with why: 'unknown', 'expired', 'used',
+    'belongs to another customer' or 'given twice'. Reads only."""
+    moment = at or clock.now()
+    wanted = [normalise_code(code) for code in codes]
+    found = {
+        coupon.code: coupon
+        for coupon in db.scalars(select(Coupon).where(Coupon.code.in_(set(wanted))))
+    }
+    valid: list[checkout.Coupon] = []
+    refused: dict[str, str] = {}
+    seen: set[str] = set()
+    for code in wanted:
+        if code in seen:
+            refused.setdefault(code, "given twice")
+            continue
+        seen.add(code)
+        reason = _refusal(found.get(code), customer_id=customer_id, at=moment)
+        if reason is None:
+            valid.append(as_checkout_coupon(found[code]))
+        else:
+            refused[code] = reason
+    return valid, refused
+
+
+def consume_coupons(
+    db: Session,
+    *,
+    codes: Iterable[str],
+    order_id: str,
+    at: datetime | None = None,
+    customer_id: str | None = None,
+) -> None:
+    """Mark each coupon used by ``order_id``, inside the caller's transaction (no commit).
+    A coupon already used by another order, expired, unknown, or (when ``customer_id`` is
+    given) another customer's raises :class:`CouponUnavailable` naming the code; the caller
+    rolls back. Using a coupon again for the same order is a no-op, so a replayed order is
+    safe."""
+    moment = at or clock.now()
+    # Key order, so that two orders sharing coupons lock them in the same order.
+    for code in sorted({normalise_code(code) for code in codes}):
+        guard = [
+            _coupons.c.code == code,
+            _coupons.c.used_at.is_(None),
+            _coupons.c.expires_at > moment,
+        ]
+        if customer_id is not None:
+            guard.append(_coupons.c.customer_id.is_(None) | (_coupons.c.customer_id == customer_id))
+        taken = db.execute(
+            update(_coupons).where(*guard).values(used_at=moment, used_order_id=order_id)
+        )
+        if taken.rowcount == 1:  # type: ignore[attr-defined]
+            continue
+        current = db.execute(
+            select(_coupons.c.used_order_id, _coupons.c.used_at).where(_coupons.c.code == code)
+        ).first()
+        if current is not None and current.used_order_id == order_id:
+            continue
+        coupon = db.get(Coupon, code)
+        if coupon is not None:
+            db.refresh(coupon)
+        reason = _refusal(coupon, customer_id=customer_id, at=moment) or "used"
+        raise CouponUnavailable(
+            f"Coupon {code} cannot be used: {reason}", field="coupons", code=code, reason=reason
+        )
