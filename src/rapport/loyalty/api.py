@@ -249,3 +249,8 @@ def get_statement(
 from rapport.loyalty.engine_api import router as engine_router  # noqa: E402
 
 router.include_router(engine_router)
+
+# Paid membership, rewards and coupons, referrals, announcements, program analytics.
+from rapport.loyalty.program_api import router as program_router  # noqa: E402
+
+router.include_router(program_router)

@@ -44,6 +44,8 @@ MAX_FEE_MINOR = 100_000_000
 # not loop forever); the next run carries on.
 MAX_RENEWALS_PER_RUN = 24
 
+MAX_ANALYTICS_WINDOW = timedelta(days=3653)
+
 MembershipHook = Callable[[Session, Membership], None]
 
 
@@ -610,6 +612,8 @@ def program_analytics(
     since = since or until - timedelta(days=90)
     if until <= since:
         raise InvalidInput("until must be after since", field="until")
+    if until - since > MAX_ANALYTICS_WINDOW or since.year < 1971:
+        raise InvalidInput("The window is at most ten years, from 1971 on", field="since")
     paying = paying_members(db, at=until)
     free = free_members(db, exclude=paying)
     known = customers.count_customers(db)

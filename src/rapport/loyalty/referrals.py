@@ -17,6 +17,7 @@ Completion is once per friend. The ledger's verbs commit, so there are two ways 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -102,7 +103,14 @@ def _referrer_chain(db: Session, customer_id: str) -> list[str]:
     return chain
 
 
-def refer(db: Session, *, code: str, friend_id: str, channel: str = "web") -> Referral:
+def refer(
+    db: Session,
+    *,
+    code: str,
+    friend_id: str,
+    channel: str = "web",
+    before_commit: Callable[[Session, Referral], None] | None = None,
+) -> Referral:
     """Record ``friend_id`` as referred by the owner of ``code``."""
     owner = db.scalar(select(ReferralCode).where(ReferralCode.code == normalise_code(code)))
     if owner is None:
@@ -141,6 +149,8 @@ def refer(db: Session, *, code: str, friend_id: str, channel: str = "web") -> Re
         customer_id=referrer_id,
         properties={"friend_id": friend_id, "code": owner.code},
     )
+    if before_commit is not None:
+        before_commit(db, referral)
     db.commit()
     return referral
 

@@ -1,0 +1,138 @@
+"""Membership, rewards, coupons, referrals, announcements and analytics over HTTP, on SQLite
+and PostgreSQL: scopes, idempotency keys, problem+json naming the field."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from rapport.loyalty import service as loyalty
+from rapport.loyalty.models import Coupon, MembershipPayment
+from tests.conftest import auth
+from tests.loyalty.factories import make_customer
+
+PLAN = {"name": "Plus", "fee_minor": 499, "currency": "EUR", "period": "month"}
+REWARD = {"name": "5 off", "points_cost": 100, "coupon_kind": "amount", "coupon_value": 500}
+
+
+def test_plans_need_the_admin_scope_and_validate_fields(client, api_key) -> None:  # type: ignore[no-untyped-def]
+    admin, writer = auth(api_key("admin", "read")), auth(api_key("write", "read"))
+    refused = client.put("/v1/loyalty/plans/plus", json=PLAN, headers=writer)
+    invalid = client.put("/v1/loyalty/plans/plus", json=PLAN | {"fee_minor": -1}, headers=admin)
+    saved = client.put("/v1/loyalty/plans/plus", json=PLAN, headers=admin)
+    listed = client.get("/v1/loyalty/plans", headers=writer)
+    assert refused.status_code == 403
+    assert (invalid.status_code, invalid.json()["field"]) == (422, "fee_minor")
+    assert saved.status_code == 200
+    assert [(p["plan_id"], p["fee_minor"], p["period"]) for p in listed.json()] == [
+        ("plus", 499, "month")
+    ]
+
+
+def test_join_is_idempotent_and_the_membership_shows_its_value(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
+    admin, writer = auth(api_key("admin", "read")), auth(api_key("write", "read"))
+    client.put("/v1/loyalty/plans/plus", json=PLAN, headers=admin)
+    customer_id = make_customer(db)
+    path = f"/v1/loyalty/members/{customer_id}/membership"
+    # when the same join is sent twice with one key, once without a key
+    first = client.post(path, json={"plan_id": "plus"}, headers=writer | {"Idempotency-Key": "j1"})
+    replay = client.post(path, json={"plan_id": "plus"}, headers=writer | {"Idempotency-Key": "j1"})
+    keyless = client.post(path, json={"plan_id": "plus"}, headers=writer)
+    again = client.post(path, json={"plan_id": "plus"}, headers=writer | {"Idempotency-Key": "j2"})
+    # then one membership and one payment; the replay answers the first answer
+    assert first.status_code == 201
+    assert (replay.status_code, replay.json()) == (201, first.json())
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert keyless.status_code == 400
+    assert (again.status_code, again.json()["field"]) == (409, "customer_id")
+    assert db.scalar(select(func.count()).select_from(MembershipPayment)) == 1
+    shown = client.get(path, headers=writer).json()
+    assert (shown["status"], shown["benefits"], shown["plan_id"]) == ("active", True, "plus")
+    assert (shown["value"]["fee_paid_minor"], shown["value"]["savings_minor"]) == (499, 0)
+    # and cancelling keeps the benefits until the period ends
+    cancelled = client.post(f"{path}/cancel", headers=writer | {"Idempotency-Key": "c1"}).json()
+    assert (cancelled["status"], cancelled["benefits"], cancelled["auto_renew"]) == (
+        "cancelled",
+        True,
+        False,
+    )
+    missing = client.get(f"/v1/loyalty/members/{make_customer(db)}/membership", headers=writer)
+    assert (missing.status_code, missing.json()["field"]) == (404, "customer_id")
+
+
+def test_redeeming_a_reward_over_http_answers_a_coupon_once(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
+    admin, writer = auth(api_key("admin", "read")), auth(api_key("write", "read"))
+    assert client.put("/v1/loyalty/rewards/five-off", json=REWARD, headers=admin).status_code == 200
+    customer_id = make_customer(db)
+    loyalty.earn(db, customer_id=customer_id, points=150, reason="Order")
+    path = f"/v1/loyalty/members/{customer_id}/rewards/five-off/redeem"
+    first = client.post(path, headers=writer | {"Idempotency-Key": "r1"})
+    replay = client.post(path, headers=writer | {"Idempotency-Key": "r1"})
+    broke = client.post(path, headers=writer | {"Idempotency-Key": "r2"})
+    assert first.status_code == 201
+    assert replay.json() == first.json()
+    assert (broke.status_code, broke.json()["field"], broke.json()["balance"]) == (
+        409,
+        "points",
+        50,
+    )
+    assert db.scalar(select(func.count()).select_from(Coupon)) == 1
+    code = first.json()["code"]
+    # and the coupon validates for its owner only
+    checked = client.post(
+        "/v1/loyalty/coupons/validate",
+        json={"customer_id": customer_id, "codes": [code, "NOPE"]},
+        headers=writer,
+    ).json()
+    assert [c["code"] for c in checked["valid"]] == [code]
+    assert checked["refused"] == {"NOPE": "unknown"}
+    catalogue = client.get("/v1/loyalty/rewards", headers=writer).json()
+    assert [r["reward_id"] for r in catalogue] == ["five-off"]
+
+
+def test_referral_code_and_referrals_over_http(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
+    writer = auth(api_key("write", "read"))
+    member, friend = make_customer(db), make_customer(db)
+    code = client.get(f"/v1/loyalty/members/{member}/referral-code", headers=writer).json()["code"]
+    made = client.post(
+        "/v1/loyalty/referrals",
+        json={"code": code, "friend_id": friend},
+        headers=writer | {"Idempotency-Key": "f1"},
+    )
+    self_referral = client.post(
+        "/v1/loyalty/referrals",
+        json={"code": code, "friend_id": member},
+        headers=writer | {"Idempotency-Key": "f2"},
+    )
+    assert made.status_code == 201
+    assert (made.json()["referrer_id"], made.json()["completed_at"]) == (member, None)
+    assert (self_referral.status_code, self_referral.json()["field"]) == (422, "friend_id")
+
+
+def test_announcements_are_admin_only_and_queue_a_job(client, api_key) -> None:  # type: ignore[no-untyped-def]
+    admin, reader = auth(api_key("admin", "read")), auth(api_key("read"))
+    body = {"kind": "new_benefit", "title": "Gift wrap", "body": "Free for members."}
+    refused = client.post("/v1/loyalty/announcements", json=body, headers=reader)
+    bad = client.post(
+        "/v1/loyalty/announcements", json=body | {"audience": "friends"}, headers=admin
+    )
+    queued = client.post("/v1/loyalty/announcements", json=body, headers=admin)
+    assert refused.status_code == 403
+    assert (bad.status_code, bad.json()["field"]) == (422, "audience")
+    assert queued.status_code == 202
+    assert queued.json()["job_id"] > 0
+    listed = client.get("/v1/loyalty/announcements", headers=reader).json()
+    assert [(a["title"], a["audience"], a["queued_count"]) for a in listed] == [
+        ("Gift wrap", "all", 0)
+    ]
+
+
+def test_membership_analytics_answers_three_segments(client, api_key) -> None:  # type: ignore[no-untyped-def]
+    reader = auth(api_key("read"))
+    report = client.get("/v1/loyalty/analytics/membership", headers=reader)
+    inverted = client.get(
+        "/v1/loyalty/analytics/membership",
+        params={"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+        headers=reader,
+    )
+    assert [s["segment"] for s in report.json()["segments"]] == ["paying", "free", "non_member"]
+    assert (inverted.status_code, inverted.json()["field"]) == (422, "until")
