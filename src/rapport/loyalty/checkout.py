@@ -61,6 +61,8 @@ class MemberTerms:
 
     paying: bool = False
     paying_plan: str | None = None
+    plan_member_prices: bool = True
+    plan_free_shipping: bool = True
     tier: str | None = None
     tier_discount_percent: float = 0.0
     free_shipping_over_minor: int | None = None
@@ -121,7 +123,7 @@ def calculate(
         return taken
 
     # 1. member prices
-    if member.paying:
+    if member.paying and member.plan_member_prices:
         for line in lines:
             if line.member_unit_price_minor is None:
                 continue
@@ -201,7 +203,7 @@ def calculate(
     shipping = shipping_minor
     if shipping:
         reason = None
-        if member.paying:
+        if member.paying and member.plan_free_shipping:
             reason, rule = (
                 "free shipping for members of the paid plan",
                 f"plan:{member.paying_plan}",

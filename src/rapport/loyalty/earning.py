@@ -84,7 +84,11 @@ def order_fact(db: Session, event: Event) -> Fact:
         channel=event.channel,
         order_id=str(props["order_id"]),
         lines=lines,
-        discount_minor=int(props.get("discount_minor") or 0),
+        # Points earn on money paid: the order's and lines' discounts and any part paid with
+        # points are not spend.
+        discount_minor=int(props.get("discount_minor") or 0)
+        + sum(int(line.get("discount_minor") or 0) for line in props.get("lines") or [])
+        + int(props.get("points_payment_minor") or 0),
         total_minor=int(props.get("total_minor") or 0),
     )
 

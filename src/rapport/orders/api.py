@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from rapport.loyalty import pricing
 from rapport.orders import risk, service
 from rapport.orders.schemas import (
     LineOut,
@@ -57,15 +58,50 @@ def place_order(
     body: OrderIn, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     """Place an order from any channel. Totals are recomputed; a mismatch is 422. Pick-up
-    orders reserve the store's stock and answer a pick-up code and its QR image."""
+    orders reserve the store's stock and answer a pick-up code and its QR image. With a
+    ``loyalty`` block the order must carry exactly the checkout effects, which are applied
+    with it (points redeemed, coupons consumed), all or nothing."""
+
+    def execute(hook: Any) -> Any:
+        def with_loyalty(session: Session, order: Any) -> None:
+            if body.loyalty is not None:
+                _apply_loyalty(session, body, order)
+            hook(session, order)
+
+        return service.place_order(db, order=body, before_commit=with_loyalty)
+
     return run_idempotent(
         db,
         scope=f"orders.place:{key.id}",
         key=idempotency_key,
         request_body=body.model_dump(mode="json"),
         status_code=status.HTTP_201_CREATED,
-        execute=lambda hook: service.place_order(db, order=body, before_commit=hook),
+        execute=execute,
         render=lambda order: _order_out(db, order).model_dump(mode="json"),
+    )
+
+
+def _apply_loyalty(db: Session, body: OrderIn, order: Any) -> None:
+    assert body.loyalty is not None
+    pricing.apply_to_order(
+        db,
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        channel=body.channel,
+        store_id=body.store_id,
+        lines=[
+            pricing.CartItem(
+                sku=line.sku, quantity=line.quantity, unit_price_minor=line.unit_price_minor
+            )
+            for line in body.lines
+        ],
+        discount_minor=body.discount_minor + sum(line.discount_minor for line in body.lines),
+        shipping_minor=body.shipping_minor,
+        points_payment_minor=sum(p.amount_minor for p in body.payments if p.method == "points"),
+        coupons=body.loyalty.coupons,
+        points_to_use=body.loyalty.points_to_use,
+        shipping_before_minor=body.loyalty.shipping_before_minor,
+        at=order.placed_at,
     )
 
 

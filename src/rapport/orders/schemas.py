@@ -36,6 +36,17 @@ class PaymentIn(StrictModel):
     amount_minor: MinorUnits
 
 
+class LoyaltyIn(StrictModel):
+    """Loyalty at checkout: the order must carry exactly the effects ``POST /v1/loyalty/checkout``
+    answers for these coupons and points (discount, shipping, a ``points`` payment)."""
+
+    coupons: list[str] = Field(default_factory=list, max_length=10)
+    points_to_use: int = Field(default=0, ge=0, le=100_000_000)
+    shipping_before_minor: MinorUnits = Field(
+        default=0, description="The shipping price before loyalty effects (free shipping)."
+    )
+
+
 class OrderIn(StrictModel):
     """An order from any channel. Send the totals you computed: the server recomputes them and
     refuses a mismatch, so a pricing bug never becomes a wrong charge silently."""
@@ -59,6 +70,9 @@ class OrderIn(StrictModel):
     placed_at: AwareDatetime | None = None
     promised_delivery: date | None = None
     carrier: str | None = Field(default=None, max_length=40)
+    loyalty: LoyaltyIn | None = Field(
+        default=None, description="Member prices, tier discount, coupons and points, applied."
+    )
 
 
 class LineOut(ReadModel):

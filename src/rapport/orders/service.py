@@ -82,6 +82,7 @@ def _line_payload(lines: Sequence[OrderLine]) -> list[dict[str, Any]]:
             "category": line.category,
             "quantity": line.quantity,
             "unit_price_minor": line.unit_price_minor,
+            "discount_minor": line.discount_minor,
         }
         for line in lines
     ]
@@ -209,6 +210,9 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
             "total_minor": total,
             "discount_minor": record.discount_minor,
             "shipping_minor": record.shipping_minor,
+            "points_payment_minor": sum(
+                payment.amount_minor for payment in order.payments if payment.method == "points"
+            ),
             "currency": order.currency,
             "store_id": record.store_id,
             "fulfilment": order.fulfilment,

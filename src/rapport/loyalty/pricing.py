@@ -1,0 +1,250 @@
+"""Checkout for a member from real data, and applying it when the order is placed.
+
+``checkout`` reads the member (tier, paid plan, points), their coupons, the catalogue's prices
+and member prices (the ``members`` channel price) and the earning rules, and answers the
+effects of ``loyalty.checkout``. ``apply`` makes those effects true inside the order's own
+transaction: the points paid are redeemed, the coupons consumed, and the effects recorded with
+what the member saved, all or nothing with the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from rapport.catalog import service as catalog
+from rapport.loyalty import earning, membership, program, rewards
+from rapport.loyalty import service as ledger
+from rapport.loyalty.checkout import CartLine, Checkout, MemberTerms, calculate
+from rapport.loyalty.models import AppliedCheckout
+from rapport.loyalty.rules import Fact, OrderLine, evaluate
+from rapport.platform import clock
+from rapport.platform.errors import InvalidInput
+
+MEMBER_PRICE_CHANNEL = "members"
+
+
+@dataclass(frozen=True)
+class CartItem:
+    sku: str
+    quantity: int
+    unit_price_minor: int | None = None  # default: the price on this channel and store
+
+
+def member_terms(db: Session, *, customer_id: str | None, at: datetime) -> MemberTerms:
+    if customer_id is None:
+        return MemberTerms()
+    tier = program.member_tier(db, customer_id=customer_id)
+    plan = membership.current_plan(db, customer_id=customer_id, at=at)
+    return MemberTerms(
+        paying=plan is not None,
+        paying_plan=plan.plan_id if plan else None,
+        plan_free_shipping=bool(plan and plan.free_shipping),
+        plan_member_prices=bool(plan and plan.member_prices),
+        tier=tier.tier_id,
+        tier_discount_percent=tier.benefits.member_discount_percent,
+        free_shipping_over_minor=tier.benefits.free_shipping_over_minor,
+        points_balance=ledger.balance(db, customer_id=customer_id),
+    )
+
+
+def cart_lines(
+    db: Session, items: Sequence[CartItem], *, channel: str, store_id: str | None
+) -> list[CartLine]:
+    products = catalog.get_products(db, skus=[item.sku for item in items])
+    lines = []
+    for number, item in enumerate(items, start=1):
+        product = products.get(item.sku)
+        if product is None:
+            raise InvalidInput(f"Unknown product {item.sku!r}", field=f"lines.{number - 1}.sku")
+        price = item.unit_price_minor
+        if price is None:
+            price = catalog.effective_price(db, sku=item.sku, channel=channel, store_id=store_id)
+        assert price is not None
+        member_price = catalog.effective_price(
+            db, sku=item.sku, channel=MEMBER_PRICE_CHANNEL, store_id=store_id
+        )
+        lines.append(
+            CartLine(
+                line_no=number,
+                sku=item.sku,
+                quantity=item.quantity,
+                unit_price_minor=price,
+                category=product.category_path,
+                brand=product.brand,
+                member_unit_price_minor=member_price
+                if member_price != product.price_minor
+                else None,
+            )
+        )
+    return lines
+
+
+def checkout(
+    db: Session,
+    *,
+    customer_id: str | None,
+    items: Sequence[CartItem],
+    channel: str,
+    store_id: str | None = None,
+    coupons: Sequence[str] = (),
+    points_to_use: int = 0,
+    shipping_minor: int = 0,
+    at: datetime | None = None,
+) -> Checkout:
+    """The effects for this cart, in the documented order. Reads only."""
+    moment = at or clock.now()
+    if points_to_use and customer_id is None:
+        raise InvalidInput("Only a member can pay with points", field="points_to_use")
+    lines = cart_lines(db, items, channel=channel, store_id=store_id)
+    terms = member_terms(db, customer_id=customer_id, at=moment)
+    valid, refused = rewards.validate_coupons(db, customer_id=customer_id, codes=coupons, at=moment)
+    policy = program.checkout_policy(
+        db, point_value_minor_per_100=ledger.get_program(db).point_value_minor_per_100
+    )
+
+    def earn(paid: dict[int, int]) -> list[tuple[str, str, int]]:
+        if customer_id is None:
+            return []
+        fact = Fact(
+            kind="order_placed",
+            customer_id=customer_id,
+            occurred_at=moment,
+            channel=channel,
+            order_id="checkout",
+            lines=[
+                OrderLine(
+                    line_no=line.line_no,
+                    sku=line.sku,
+                    quantity=1,
+                    unit_price_minor=paid[line.line_no],
+                    category=line.category,
+                    brand=line.brand,
+                )
+                for line in lines
+            ],
+            total_minor=sum(paid.values()),
+        )
+        _version, rules = program.rule_set(db, at=moment)
+        member = earning.member_context(db, rules, fact)
+        return [
+            (f"rule:{d.rule_id}", f"{d.rule_name}: {d.why}", d.points)
+            for d in evaluate(rules, fact, member)
+            if d.fired
+        ]
+
+    result = calculate(
+        lines,
+        member=terms,
+        coupons=valid,
+        points_to_use=points_to_use,
+        shipping_minor=shipping_minor,
+        policy=policy,
+        earn=earn,
+    )
+    result.refused_coupons.update(refused)
+    return result
+
+
+def apply(
+    db: Session,
+    *,
+    order_id: str,
+    customer_id: str | None,
+    result: Checkout,
+    coupons: Sequence[str],
+    at: datetime | None = None,
+) -> None:
+    """Make ``result`` true for ``order_id`` in the caller's transaction (no commit): redeem
+    the points paid, consume the coupons applied, record the effects. A refusal (points no
+    longer there, a coupon used meanwhile) raises, and the caller's transaction rolls back."""
+    moment = at or clock.now()
+    applied = [e.rule for e in result.effects if e.step == "coupon"]
+    used_codes = [code for code in coupons if code not in result.refused_coupons]
+    if applied and used_codes:
+        rewards.consume_coupons(
+            db, codes=used_codes, order_id=order_id, at=moment, customer_id=customer_id
+        )
+    if result.points_used:
+        assert customer_id is not None
+        ledger.redeem(
+            db,
+            customer_id=customer_id,
+            points=result.points_used,
+            reason=f"Paid part of order {order_id}",
+            order_id=order_id,
+            commit=False,
+        )
+    if customer_id is None:
+        return
+
+    def saved(*steps: str, plan: bool | None = None) -> int:
+        return sum(
+            e.amount_minor
+            for e in result.effects
+            if e.step in steps and (plan is None or e.rule.startswith("plan:") == plan)
+        )
+
+    db.add(
+        AppliedCheckout(
+            order_id=order_id,
+            customer_id=customer_id,
+            effects=[asdict(effect) for effect in result.effects],
+            plan_savings_minor=saved("member_price", "free_shipping", plan=True),
+            tier_savings_minor=saved("tier_discount") + saved("free_shipping", plan=False),
+            coupon_savings_minor=saved("coupon"),
+            points_used=result.points_used,
+            placed_at=moment,
+        )
+    )
+    db.flush()
+
+
+def apply_to_order(
+    db: Session,
+    *,
+    order_id: str,
+    customer_id: str | None,
+    channel: str,
+    store_id: str | None,
+    lines: Sequence[CartItem],
+    discount_minor: int,
+    shipping_minor: int,
+    points_payment_minor: int,
+    coupons: Sequence[str],
+    points_to_use: int,
+    shipping_before_minor: int,
+    at: datetime,
+) -> Checkout:
+    """For ``POST /v1/orders`` with a loyalty block, in the order's transaction: work out the
+    checkout effects, refuse an order whose totals carry other effects (422 naming the field
+    and the expected amount), then apply them."""
+    result = checkout(
+        db,
+        customer_id=customer_id,
+        items=lines,
+        channel=channel,
+        store_id=store_id,
+        coupons=coupons,
+        points_to_use=points_to_use,
+        shipping_minor=shipping_before_minor,
+        at=at,
+    )
+    for field, sent, expected in (
+        ("discount_minor", discount_minor, result.discount_minor),
+        ("shipping_minor", shipping_minor, result.shipping_minor),
+        ("payments", points_payment_minor, result.points_payment_minor),
+    ):
+        if sent != expected:
+            what = "a points payment of" if field == "payments" else f"{field} of"
+            raise InvalidInput(
+                f"The loyalty effects give {what} {expected}, the order says {sent}; "
+                "take the amounts from POST /v1/loyalty/checkout",
+                field=field,
+                expected=expected,
+            )
+    apply(db, order_id=order_id, customer_id=customer_id, result=result, coupons=coupons, at=at)
+    return result

@@ -1,0 +1,162 @@
+"""POST /v1/loyalty/checkout, and POST /v1/orders applying exactly those effects."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.catalog import service as catalog
+from rapport.loyalty import membership, rewards
+from rapport.loyalty import service as ledger
+from rapport.loyalty.models import AppliedCheckout, Coupon
+from tests.conftest import auth
+from tests.loyalty.factories import T0, frozen_clock, make_customer
+from tests.orders.factories import CHIANTI, CORKSCREW, seed_catalog
+
+
+def paying_member(db: Session) -> str:
+    """A member of the paid plan with 2,000 points, and a member price on Chianti."""
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    catalog.set_channel_price(
+        db, sku=CHIANTI, channel="members", price_minor=1000, reason="members' price"
+    )
+    membership.save_plan(
+        db, plan_id="plus", name="Plus", fee_minor=4900, currency="EUR", period="year"
+    )
+    member = make_customer(db)
+    membership.join(db, customer_id=member, plan_id="plus")
+    ledger.earn(db, customer_id=member, points=2000, reason="welcome gift")
+    return member
+
+
+def cart(member: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "customer_id": member,
+        "channel": "web",
+        "lines": [
+            {"sku": CHIANTI, "quantity": 2, "unit_price_minor": 1200},
+            {"sku": CORKSCREW, "quantity": 1, "unit_price_minor": 900},
+        ],
+        "shipping_minor": 495,
+        **extra,
+    }
+
+
+def order_from(
+    checkout: dict[str, Any], member: str, coupons: list[str], points: int
+) -> dict[str, Any]:
+    """The order a shop would send after showing the checkout answer."""
+    return {
+        "customer_id": member,
+        "channel": "web",
+        "fulfilment": "ship",
+        "currency": "EUR",
+        "lines": [
+            {"sku": CHIANTI, "quantity": 2, "unit_price_minor": 1200},
+            {"sku": CORKSCREW, "quantity": 1, "unit_price_minor": 900},
+        ],
+        "subtotal_minor": checkout["subtotal_minor"],
+        "discount_minor": checkout["discount_minor"],
+        "shipping_minor": checkout["shipping_minor"],
+        "total_minor": checkout["subtotal_minor"]
+        - checkout["discount_minor"]
+        + checkout["shipping_minor"],
+        "payments": [
+            {"method": "points", "amount_minor": checkout["points_payment_minor"]},
+            {"method": "card", "amount_minor": checkout["total_minor"]},
+        ],
+        "loyalty": {"coupons": coupons, "points_to_use": points, "shipping_before_minor": 495},
+    }
+
+
+def test_checkout_answers_effects_in_order_naming_their_rules(client, api_key, db) -> None:
+    member = paying_member(db)
+    coupon = rewards.create_campaign_coupon(
+        db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
+    )
+    answer = client.post(
+        "/v1/loyalty/checkout",
+        json=cart(member, coupons=[coupon.code], points_to_use=500),
+        headers=auth(api_key("write")),
+    )
+    assert answer.status_code == 200
+    result = answer.json()
+    steps = [(e["step"], e["rule"]) for e in result["effects"]]
+    assert steps[:2] == [("member_price", "plan:plus"), ("coupon", "campaign:spring")]
+    assert ("points_payment", "program:points") in steps
+    assert ("free_shipping", "plan:plus") in steps
+    assert steps[-1][0] == "points_earned"
+    # 2 x 10.00 member price + 9.00 = 29.00, minus 3.00 coupon; 500 points pay 5.00
+    assert result["discount_minor"] == 400 + 300
+    assert (result["points_used"], result["points_payment_minor"]) == (500, 500)
+    assert (result["shipping_minor"], result["total_minor"]) == (0, 2600 - 500)
+    # nothing was written
+    db.expire_all()
+    assert ledger.balance(db, customer_id=member) == 2000
+    assert db.get(Coupon, coupon.code).used_at is None  # type: ignore[union-attr]
+
+
+def test_an_order_with_the_checkout_effects_applies_them_once(client, api_key, db) -> None:
+    member = paying_member(db)
+    coupon = rewards.create_campaign_coupon(
+        db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
+    )
+    key = auth(api_key("write"))
+    checkout = client.post(
+        "/v1/loyalty/checkout",
+        json=cart(member, coupons=[coupon.code], points_to_use=500),
+        headers=key,
+    ).json()
+
+    placed = client.post(
+        "/v1/orders",
+        json=order_from(checkout, member, [coupon.code], 500),
+        headers={**key, "Idempotency-Key": "order-1"},
+    )
+
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    db.expire_all()  # the order's statements changed rows this session has loaded
+    assert ledger.balance(db, customer_id=member) == 1500
+    used = db.get(Coupon, coupon.code)
+    assert used is not None
+    assert used.used_order_id == order_id
+    applied = db.get(AppliedCheckout, order_id)
+    assert applied is not None
+    assert applied.plan_savings_minor == 400 + 495  # member prices and free shipping
+    assert applied.coupon_savings_minor == 300
+    assert applied.effects[0]["step"] == "member_price"
+
+    # the same coupon again is refused with the order, which changes nothing
+    again = client.post(
+        "/v1/orders",
+        json=order_from(checkout, member, [coupon.code], 500),
+        headers={**key, "Idempotency-Key": "order-2"},
+    )
+    assert again.status_code == 422
+    assert again.json()["field"] == "discount_minor"
+    assert ledger.balance(db, customer_id=member) == 1500
+
+
+def test_an_order_whose_totals_differ_from_the_effects_is_refused(client, api_key, db) -> None:
+    member = paying_member(db)
+    key = auth(api_key("write"))
+    checkout = client.post(
+        "/v1/loyalty/checkout", json=cart(member, points_to_use=500), headers=key
+    ).json()
+    body = order_from(checkout, member, [], 500)
+    body["shipping_minor"] = 495
+    body["total_minor"] += 495
+    body["payments"][1]["amount_minor"] += 495
+
+    refused = client.post("/v1/orders", json=body, headers={**key, "Idempotency-Key": "o-3"})
+
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "shipping_minor"
+    assert refused.json()["expected"] == 0
+    assert ledger.balance(db, customer_id=member) == 2000
+    assert db.scalar(select(AppliedCheckout.order_id)) is None
