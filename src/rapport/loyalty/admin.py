@@ -98,3 +98,10 @@ def member_page(
         },
         status_code=200 if customer is not None or member is not None else 404,
     )
+
+
+# Paid membership, rewards and announcements pages live in their own module.
+from rapport.loyalty import membership_admin  # noqa: E402
+
+router.include_router(membership_admin.router)
+NAV.extend(membership_admin.NAV)

@@ -65,6 +65,16 @@ def create_announcement(
     return announcement, job_id
 
 
+def requeue_announcement(db: Session, *, announcement_id: int) -> int:
+    """Queue the delivery job again, e.g. for members who joined since: those who already
+    have the announcement are skipped. Returns the job's id."""
+    if db.get(Announcement, announcement_id) is None:
+        raise NotFound(f"No announcement {announcement_id}", field="announcement_id")
+    job_id = jobs.enqueue(db, kind=QUEUE_JOB, payload={"announcement_id": announcement_id}).id
+    db.commit()
+    return job_id
+
+
 def list_announcements(db: Session, *, limit: int = 50) -> list[Announcement]:
     return list(db.scalars(select(Announcement).order_by(Announcement.id.desc()).limit(limit)))
 

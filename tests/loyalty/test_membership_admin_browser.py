@@ -1,0 +1,82 @@
+"""The membership and rewards admin pages in headless Chromium: plans, analytics chart,
+reward catalogue, announcements queued through the worker."""
+
+from __future__ import annotations
+
+from rapport.loyalty import membership, membership_jobs
+from rapport.loyalty import service as loyalty
+from rapport.platform import jobs
+from rapport.platform import service as platform
+from rapport.platform.db import open_session
+from tests.loyalty.factories import make_customer
+
+PASSWORD = "correct horse battery"
+
+
+def test_plans_analytics_rewards_and_announcements(page, live_server) -> None:
+    # given a plan with one paying member and a free member with points
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
+        membership.save_plan(
+            db, plan_id="plus", name="Plus", fee_minor=499, currency="EUR", period="month"
+        )
+        membership.join(db, customer_id=make_customer(db), plan_id="plus")
+        loyalty.earn(db, customer_id=make_customer(db), points=10, reason="Welcome")
+    page.goto(f"{live_server.base_url}/admin/login")
+    page.get_by_label("Email").fill("ops@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    # when the membership pages open
+    page.get_by_role("link", name="Membership").first.click()
+    # then the plan is listed, and a new yearly plan can be added
+    assert page.get_by_test_id("plans").locator("tbody tr").all_inner_texts()[0].split("\t")[
+        :4
+    ] == [
+        "plus",
+        "Plus",
+        "4.99 EUR",
+        "month",
+    ]
+    page.get_by_label("Plan id").fill("plus-year")
+    page.get_by_label("Name").fill("Plus yearly")
+    page.get_by_label("Fee (minor units)").fill("4900")
+    page.get_by_label("Period").select_option("year")
+    page.get_by_role("button", name="Save plan").click()
+    assert page.get_by_role("status").inner_text() == "Plan plus-year saved"
+    assert page.get_by_test_id("plans").locator("tbody tr").count() == 2
+    # and the analytics compare the three groups, with a drawn chart
+    page.get_by_role("link", name="Analytics").click()
+    rows = page.get_by_test_id("membership-segments").locator("tbody tr").all_inner_texts()
+    assert [row.split("\t")[:2] for row in rows] == [
+        ["Paying members", "1"],
+        ["Free members", "1"],
+        ["Non-members", "0"],
+    ]
+    page.wait_for_function("Chart.getChart('membership-chart') !== undefined")
+    # when a reward is added
+    page.get_by_role("link", name="Rewards").click()
+    page.get_by_label("Reward id").fill("five-off")
+    page.get_by_label("Name").fill("5 EUR off")
+    page.get_by_label("Points cost").fill("500")
+    page.get_by_label("Coupon value").fill("500")
+    page.get_by_role("button", name="Save reward").click()
+    assert page.get_by_role("status").inner_text() == "Reward five-off saved"
+    assert page.get_by_test_id("rewards").locator("tbody tr").all_inner_texts()[0].split("\t")[
+        :4
+    ] == ["five-off", "5 EUR off", "500", "5.00 off"]
+    # when an announcement is created for paying members and the worker runs
+    page.get_by_role("link", name="Announcements").click()
+    page.get_by_label("Kind").select_option("early_access")
+    page.get_by_label("Title").fill("Early access")
+    page.get_by_label("Message").fill("Members shop the sale a day early.")
+    page.get_by_label("Audience").fill("paying")
+    page.get_by_role("button", name="Create and queue").click()
+    assert page.get_by_role("status").inner_text().startswith("Announcement queued (job ")
+    assert membership_jobs.queue_announcement is not None
+    jobs.run_due(worker_id="browser-test", database_url=live_server.database_url)
+    page.get_by_role("button", name="Queue", exact=True).click()  # queue again: nobody new
+    jobs.run_due(worker_id="browser-test", database_url=live_server.database_url)
+    page.reload()
+    # then the paying member has it, once
+    row = page.get_by_test_id("announcements").locator("tbody tr").all_inner_texts()[0]
+    assert row.split("\t")[1:5] == ["early access", "Early access", "paying", "1"]
