@@ -26,8 +26,8 @@ from rapport.loyalty.models import Coupon, Reward
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 
-# No 0/O, 1/I/L, 5/S or 8/B: a code read aloud or typed from a receipt survives. 30 symbols,
-# 10 of them: about 49 bits, far beyond guessing through a rate-limited API.
+# No 0/O, 1/I/L, 5/S or 8/B: a code read aloud or typed from a receipt survives. 26 symbols,
+# 10 of them: about 47 bits, far beyond guessing through a rate-limited API.
 CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY234679"
 CODE_LENGTH = 10
 COUPON_KINDS = ("percent", "amount")
