@@ -196,10 +196,13 @@ def _load_demo(*, customers: int, seed: int, end: date | None = None) -> None:
     from rapport.demo.loader import (
         load_demo,
         load_demo_activity,
+        load_demo_loyalty,
         load_demo_orders,
         load_demo_stock,
     )
     from rapport.events.processors import processor_lag, run_processors
+    from rapport.loyalty import service as loyalty
+    from rapport.loyalty.earning import review_due_tiers
 
     start, last = _demo_window(end)
     retailer = DemoRetailer(seed=seed, customers=customers, start=start, end=last)
@@ -221,13 +224,17 @@ def _load_demo(*, customers: int, seed: int, end: date | None = None) -> None:
         placed = load_demo_orders(db, retailer=retailer, progress=advance)
         behind = max(processor_lag(db).values(), default=0)
         db.rollback()
-        profiles = progress.add_task("Profiles and traits", total=behind)
+        profiles = progress.add_task("Profiles, traits and points", total=behind)
         while handled := run_processors(max_batches=4):
             progress.advance(profiles, handled)
+        program = load_demo_loyalty(db, retailer=retailer)
+        expired = loyalty.expire_lots(db)
+        review_due_tiers(db)
     console.print(
         f"Demo retailer (seed {seed}, {start} to {last}): {summary.stores} stores, "
         f"{summary.products} products, {summary.customers} new customers, {ingested} new events, "
-        f"{placed} new orders."
+        f"{placed} new orders; loyalty: {program.paying_members} new paying members, "
+        f"{expired.points:,} points expired."
     )
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from rapport.customers import service as customers
 from rapport.events.models import ProcessorCursor
 from rapport.events.processors import registered_processors, run_batch
-from rapport.loyalty import earning, program
+from rapport.loyalty import earning, program, referrals
 from rapport.loyalty import service as ledger
 from rapport.loyalty.models import Award, TierChangeRecord
 from rapport.loyalty.rules import DEFAULT_RULES
@@ -195,3 +195,19 @@ def test_birthday_bonus_once_a_year(db: Session) -> None:
     assert earning.give_birthday_points(db) == 0
     assert ledger.balance(db, customer_id=member) == 100
     assert ledger.get_member(db, customer_id=other) is None
+
+
+def test_a_referred_friends_first_purchase_pays_both_once(db: Session) -> None:
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    referrer = make_customer(db)
+    friend = make_customer(db)
+    code = referrals.referral_code(db, customer_id=referrer)
+    referrals.refer(db, code=code.code, friend_id=friend)
+
+    place(db, friend)
+    place(db, friend)
+    process(db)
+
+    assert ledger.balance(db, customer_id=referrer) == 500
+    assert ledger.balance(db, customer_id=friend) == 500 + 200 + 30 + 30

@@ -28,6 +28,8 @@ from rapport.demo.records import (
 )
 from rapport.events import service as events
 from rapport.events.service import NewEvent
+from rapport.loyalty import membership, rewards
+from rapport.loyalty import pricing as loyalty_pricing
 from rapport.orders import service as orders
 from rapport.orders.service import ImportedLine, ImportedOrder, ImportedReturn
 
@@ -293,3 +295,75 @@ def load_demo_orders(
         added += orders.import_orders(db, orders=records, source="demo")
         report("orders", len(histories))
     return added
+
+
+# --- loyalty: a paid plan, rewards, member prices and paying members -----------------------
+
+DEMO_PLAN = "plus"
+
+
+@dataclass(frozen=True)
+class LoyaltySummary:
+    paying_members: int
+    rewards: int
+    member_prices: int
+
+
+def load_demo_loyalty(db: Session, *, retailer: DemoRetailer) -> LoyaltySummary:
+    """The program's paid side: the 'Plus' plan (49 a year: free shipping, member prices, 48 h
+    early access), three rewards, member prices on a tenth of the range, and the most loyal
+    customers (four orders or more, one in two of them) as paying members. Earning rules and
+    tiers are the program's defaults; the ledger itself comes from replaying the demo orders
+    through the earning processor. Safe to re-run."""
+    membership.save_plan(
+        db,
+        plan_id=DEMO_PLAN,
+        name="Rapport Plus",
+        fee_minor=4900,
+        currency="EUR",
+        period="year",
+        free_shipping=True,
+        member_prices=True,
+        early_access_hours=48,
+    )
+    demo_rewards = [
+        ("coffee-5", "5 euros off", 500, "amount", 500),
+        ("ten-percent", "10% off your next order", 1000, "percent", 10),
+        ("big-20", "20 euros off 100 or more", 1800, "amount", 2000),
+    ]
+    for reward_id, name, cost, kind, value in demo_rewards:
+        rewards.save_reward(
+            db,
+            reward_id=reward_id,
+            name=name,
+            points_cost=cost,
+            coupon_kind=kind,
+            coupon_value=value,
+            min_subtotal_minor=10_000 if reward_id == "big-20" else 0,
+        )
+    rng = random.Random(f"{retailer.seed}:loyalty")
+    priced = 0
+    for product in retailer.products():
+        member_price = catalog.effective_price(
+            db, sku=product.sku, channel=loyalty_pricing.MEMBER_PRICE_CHANNEL
+        )
+        if rng.random() < 0.1 and member_price == product.price_minor:
+            catalog.set_channel_price(
+                db,
+                sku=product.sku,
+                channel=loyalty_pricing.MEMBER_PRICE_CHANNEL,
+                price_minor=product.price_minor * 9 // 10,
+                reason="Plus members' price",
+            )
+            priced += 1
+    loyal = [h.customer.external_id for h in retailer.histories() if len(h.orders) >= 4]
+    chosen = [external_id for external_id in loyal if rng.random() < 0.5]
+    ids = customers.customer_ids_by_external_id(db, external_ids=chosen)
+    joined = 0
+    for external_id in chosen:
+        customer_id = ids.get(external_id)
+        if customer_id is None or membership.current_plan(db, customer_id=customer_id):
+            continue
+        membership.join(db, customer_id=customer_id, plan_id=DEMO_PLAN)
+        joined += 1
+    return LoyaltySummary(paying_members=joined, rewards=len(demo_rewards), member_prices=priced)

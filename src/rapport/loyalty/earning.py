@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.events.models import Event
-from rapport.loyalty import program
+from rapport.loyalty import program, referrals
 from rapport.loyalty import service as ledger
 from rapport.loyalty.models import Award, QualifyingActivity, TierChangeRecord, TierStanding
 from rapport.loyalty.rules import (
@@ -45,10 +45,11 @@ log = logging.getLogger(__name__)
 
 def process_loyalty_events(db: Session, events: list[Event]) -> None:
     """The processor's handler: one batch of the log, in order, in one transaction."""
-    for event in events:
-        handler = _HANDLERS.get(event.type)
-        if handler is not None and event.customer_id is not None:
-            handler(db, event)
+    with program.pinned(db):
+        for event in events:
+            handler = _HANDLERS.get(event.type)
+            if handler is not None and event.customer_id is not None:
+                handler(db, event)
 
 
 # --- facts from events ----------------------------------------------------------------------
@@ -246,7 +247,36 @@ def _on_order_placed(db: Session, event: Event) -> None:
         )
     )
     db.flush()
+    _complete_referral(db, fact)
     review_tier(db, customer_id=fact.customer_id, at=fact.occurred_at)
+
+
+def _complete_referral(db: Session, fact: Fact) -> None:
+    """A referred friend's first purchase pays both sides, once (the referral closes in this
+    transaction). Not linked to the order: a return does not take it back."""
+    assert fact.order_id is not None
+    payable = referrals.referral_awards(db, friend_id=fact.customer_id, order_id=fact.order_id)
+    if not payable or not referrals.mark_completed(
+        db, friend_id=fact.customer_id, order_id=fact.order_id, at=fact.occurred_at
+    ):
+        return
+    for customer_id, points, reason in payable:
+        decision = Decision(
+            rule_id=referrals.REFERRAL_RULE_ID,
+            rule_name="Referral",
+            kind="referral",
+            fired=True,
+            points=points,
+            why=reason,
+            once_key=f"referral:{fact.customer_id}",
+        )
+        paid = Fact(
+            kind="order_placed",
+            customer_id=customer_id,
+            occurred_at=fact.occurred_at,
+            channel=fact.channel,
+        )
+        award(db, decision, paid, config_id=None, event_position=None)
 
 
 def _on_order_returned(db: Session, event: Event) -> None:

@@ -8,6 +8,9 @@ defaults below apply.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -73,7 +76,37 @@ class ConfigVersion:
     note: str
 
 
+# Every version of every kind, newest first, read once for a batch of work (``pinned``).
+_pinned: ContextVar[dict[str, list[ConfigVersion]] | None] = ContextVar(
+    "loyalty_config_pinned", default=None
+)
+
+
+@contextmanager
+def pinned(db: Session) -> Iterator[None]:
+    """Read the configuration once for a batch of work (the earning processor evaluates
+    thousands of facts a minute; versions change a few times a year)."""
+    versions: dict[str, list[ConfigVersion]] = {kind: [] for kind in _DEFAULTS}
+    for row in db.scalars(
+        select(ProgramConfig).order_by(ProgramConfig.active_from.desc(), ProgramConfig.id.desc())
+    ):
+        versions[row.kind].append(
+            ConfigVersion(row.id, row.kind, row.document, row.active_from, row.changed_by, row.note)
+        )
+    token = _pinned.set(versions)
+    try:
+        yield
+    finally:
+        _pinned.reset(token)
+
+
 def _version(db: Session, kind: str, at: datetime | None) -> ConfigVersion:
+    known = _pinned.get()
+    if known is not None:
+        for version in known[kind]:
+            if at is None or (version.active_from is not None and version.active_from <= at):
+                return version
+        return ConfigVersion(None, kind, dict(_DEFAULTS[kind]), None, "default", "")
     query = select(ProgramConfig).where(ProgramConfig.kind == kind)
     if at is not None:
         query = query.where(ProgramConfig.active_from <= at)

@@ -8,7 +8,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from rapport.events.processors import processor
-from rapport.loyalty import earning
+from rapport.loyalty import (
+    earning,
+    membership_jobs,  # noqa: F401  (registers renewals and announcements)
+)
 from rapport.loyalty import service as ledger
 from rapport.platform import jobs
 
