@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from rapport import __version__
 from rapport.platform import admin as admin_shell
 from rapport.platform.api import ops_router
+from rapport.platform.db import Checkpointer
 from rapport.platform.domains import admin_pages, load_models, load_tasks, routers
 from rapport.platform.errors import install_problem_handlers, problem_response
 from rapport.platform.jobs import Worker, claim_embedded_worker
@@ -64,6 +66,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        checkpointer = Checkpointer(settings.database_url) if settings.is_sqlite else None
+        if checkpointer is not None:
+            checkpointer.start()
         claim = claim_embedded_worker(settings.data_dir) if start_worker else None
         worker = Worker(poll_seconds=settings.worker_poll_seconds) if claim else None
         if worker is not None:
@@ -74,6 +79,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             worker.stop()
         if claim is not None:
             claim.close()
+        if checkpointer is not None:
+            checkpointer.stop()
 
     app = FastAPI(
         title="Rapport",
@@ -143,4 +150,12 @@ def server_process_app() -> FastAPI:
     # What is loaded now lives as long as the process: spare the garbage collector re-walking
     # it on every collection.
     gc.freeze()
+    tune_interpreter()
     return application
+
+
+def tune_interpreter() -> None:
+    """Hand the GIL between threads every millisecond rather than every five: a request
+    holding SQLite's write lock, or a small one behind a large batch being parsed, waits
+    for the GIL at each handover."""
+    sys.setswitchinterval(0.001)

@@ -37,7 +37,7 @@ from rapport.events.schemas import (
 )
 from rapport.events.service import NewEvent
 from rapport.platform import clock
-from rapport.platform.auth import require_scope
+from rapport.platform.auth import key_check_reads_database, require_scope
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, PayloadTooLarge, field_error
 from rapport.platform.service import Scope
@@ -78,28 +78,18 @@ async def _ingest(
     return await run_in_threadpool(_authorised, request, db, work, raw, *args)
 
 
-# Bodies up to this size are checked and stored in one transaction. A larger one (a batch) is
-# parsed between the two, so that SQLite's single write lock is not held while it is.
-_ONE_TRANSACTION_BYTES = 16 * 1024
-
-
 def _authorised(
     request: Request, db: Session, work: Callable[..., Response], raw: bytes, *args: Any
 ) -> Response:
-    # On SQLite every transaction holds the write lock, so the key check takes its turn among
-    # this process's writers (writer_turn is re-entrant: the work's own turn nests in it).
-    if len(raw) > _ONE_TRANSACTION_BYTES:
+    if key_check_reads_database(request):
+        # On SQLite every transaction holds the write lock, so the lookup takes its turn
+        # among the writers. A key seen in the last second needs no lookup, and no turn.
         with service.writer_turn(db):
             _check_ingest_scope(request, db)
             db.commit()
-        return work(db, raw, *args)
-    with service.writer_turn(db):
-        try:
-            _check_ingest_scope(request, db)
-            return work(db, raw, *args)
-        except BaseException:
-            db.rollback()  # before the turn ends, so that no open transaction outlives it
-            raise
+    else:
+        _check_ingest_scope(request, db)
+    return work(db, raw, *args)
 
 
 async def _body(request: Request, *, limit: int | None = None) -> bytes:
@@ -174,7 +164,7 @@ def _segment_call(db: Session, raw: bytes, kind: str) -> Response:
     converted = segment.to_event(parse_body(raw), kind=kind, received_at=clock.now())
     if isinstance(converted, list):
         raise _segment_problem(converted)
-    outcome = service.ingest_events(db, events=[converted], compare_duplicates=False)[0]
+    outcome = service.ingest_grouped(db, event=converted, compare_duplicates=False)
     if outcome.refusal is not None:
         error = refusal_error((), outcome.refusal, segment.SEGMENT_NAMES)
         raise InvalidInput(error["message"], field=error["field"], errors=[error])

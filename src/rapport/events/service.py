@@ -131,18 +131,28 @@ def ingest_events(
                 continue
             named[index] = _identity_digests(event)
 
+    # Under SQLite's write lock this process's other threads keep parsing, and every handover
+    # of the GIL can cost the lock holder a switch interval: so the statements' parameters are
+    # built before the lock is taken (for the usual case: nothing suppressed, nothing stored).
+    wanted = {digest for found in named.values() for _, digest in found}
+    suppression_check = _suppression_parameter(wanted, sqlite=sqlite) if wanted else None
+    prepared = _prepare_sqlite(list(rows.values()), received_at=now) if sqlite and rows else None
     with writer_turn(db):
-        wanted = {digest for found in named.values() for _, digest in found}
         cursor = driver_cursor(db)
-        suppressed = _suppressed(cursor, wanted, sqlite=sqlite) if wanted else set()
+        suppressed = (
+            _suppressed(cursor, suppression_check, sqlite=sqlite) if suppression_check else set()
+        )
         for index, found in named.items():
             hit = next((field for field, digest in found if digest in suppressed), None)
             if hit is not None:
                 outcomes[index] = Outcome("rejected", refusal=_suppressed_refusal(hit))
                 del rows[index]
-        inserted = (
-            _insert(cursor, list(rows.values()), received_at=now, sqlite=sqlite) if rows else {}
-        )
+        if not rows:
+            inserted: dict[str, int | None] = {}
+        elif prepared is not None and not suppressed:
+            inserted = _write_sqlite(cursor, prepared)
+        else:
+            inserted = _insert(cursor, list(rows.values()), received_at=now, sqlite=sqlite)
         missing = [
             events[index]["event_id"] for index in rows if events[index]["event_id"] not in inserted
         ]
@@ -171,10 +181,89 @@ def ingest_events(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
+class GroupCommit:
+    """Single events that arrive together are stored in one transaction.
+
+    Each caller queues its event; whoever finds no flush running becomes the leader, takes
+    everything queued (its own event included), stores it with ``ingest_events`` in its own
+    session and wakes the others with their outcomes. A caller leads at most one flush, so
+    nobody's answer waits on an unbounded stream. Under load this turns many short turns at
+    SQLite's write lock (and many commits) into a few, which is what keeps the latency of
+    single events flat; alone, an event is written at once, as before. Every answer still
+    comes after the commit that stored it."""
+
+    def __init__(self, *, compare_duplicates: bool) -> None:
+        self.compare_duplicates = compare_duplicates
+        self._turn = threading.Condition()
+        self._queued: list[_Slot] = []
+        self._flushing = False
+
+    def submit(self, db: Session, event: NewEvent) -> Outcome:
+        slot = _Slot(event)
+        with self._turn:
+            self._queued.append(slot)
+            while not slot.done and self._flushing:
+                self._turn.wait()
+            if slot.done:
+                return slot.result()
+            self._flushing = True
+            batch, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
+        try:
+            outcomes = ingest_events(
+                db, events=[s.event for s in batch], compare_duplicates=self.compare_duplicates
+            )
+        except BaseException as error:
+            for queued in batch:
+                queued.failure = error
+        else:
+            for queued, outcome in zip(batch, outcomes, strict=True):
+                queued.outcome = outcome
+        finally:
+            with self._turn:
+                for queued in batch:
+                    queued.done = True
+                self._flushing = False
+                self._turn.notify_all()
+        return slot.result()
+
+
+# At most this many events in one group (one multi-row INSERT).
+MAX_GROUP = 500
+
+
+@dataclass(slots=True)
+class _Slot:
+    event: NewEvent
+    done: bool = False
+    outcome: Outcome | None = None
+    failure: BaseException | None = None
+
+    def result(self) -> Outcome:
+        if self.failure is not None:
+            raise self.failure
+        assert self.outcome is not None
+        return self.outcome
+
+
+_groups: dict[tuple[str, bool], GroupCommit] = {}
+_groups_lock = threading.Lock()
+
+
+def ingest_grouped(db: Session, *, event: NewEvent, compare_duplicates: bool = True) -> Outcome:
+    """Store one tracking event, in the same transaction as others arriving at the same time
+    (see :class:`GroupCommit`). Answers after the commit."""
+    key = (str(db.get_bind().engine.url), compare_duplicates)
+    group = _groups.get(key)
+    if group is None:
+        with _groups_lock:
+            group = _groups.setdefault(key, GroupCommit(compare_duplicates=compare_duplicates))
+    return group.submit(db, event)
+
+
 def ingest_event(db: Session, *, incoming: NewEvent) -> Ingested:
     """Store one tracking event once. A repeated ``event_id`` answers with the stored event;
     raises :class:`InvalidInput` (422) or :class:`Conflict` (409) when it is refused."""
-    outcome = ingest_events(db, events=[incoming])[0]
+    outcome = ingest_grouped(db, event=incoming)
     if outcome.refusal is not None:
         refusal = outcome.refusal
         loc = ("body", *refusal.field.split("."))
@@ -267,20 +356,23 @@ def _identity_digests(event: NewEvent) -> list[tuple[str, str]]:
     return named
 
 
-def _suppressed(cursor: Any, digests: set[str], *, sqlite: bool) -> set[str]:
-    """The digests among ``digests`` that are suppressed: one query for the whole batch."""
+def _suppression_parameter(digests: set[str], *, sqlite: bool) -> str:
+    # One text parameter, not an array: psycopg adapts arrays element by element.
+    return orjson.dumps(list(digests)).decode() if sqlite else ",".join(digests)
+
+
+def _suppressed(cursor: Any, parameter: str, *, sqlite: bool) -> set[str]:
+    """The suppressed digests among those in ``parameter``: one query for the whole batch."""
     if sqlite:
         sql = (
             "SELECT digest FROM suppressed_identities"
             " WHERE digest IN (SELECT value FROM json_each(?))"
         )
-        cursor.execute(sql, (orjson.dumps(list(digests)).decode(),))
     else:
-        # One text parameter, not an array: psycopg adapts arrays element by element.
-        cursor.execute(
-            "SELECT digest FROM suppressed_identities WHERE digest = ANY(string_to_array(%s, ','))",
-            (",".join(digests),),
+        sql = (
+            "SELECT digest FROM suppressed_identities WHERE digest = ANY(string_to_array(%s, ','))"
         )
+    cursor.execute(sql, (parameter,))
     return {row[0] for row in cursor.fetchall()}
 
 
@@ -400,29 +492,73 @@ def _insert(
     if not sqlite:
         _pg_insert(cursor, rows, received_at)
         return {row[0]: row[1] for row in cursor.fetchall()}
-    # SQLite: this transaction has held the database's write lock since its first statement
-    # (BEGIN IMMEDIATE), so ids absent now are still absent when inserted. The existing ids
-    # come back as one JSON row and the insert returns nothing: Python's sqlite3 gives up and
+    return _write_sqlite(cursor, _prepare_sqlite(rows, received_at=received_at))
+
+
+@dataclass(frozen=True, slots=True)
+class _SqliteBatch:
+    rows: list[tuple[Any, ...]]
+    received: tuple[str]
+    ids_parameter: str
+    # (statement, parameters) per chunk, for when none of the rows is stored yet.
+    statements: list[tuple[str, tuple[Any, ...]]]
+
+
+def _prepare_sqlite(rows: list[tuple[Any, ...]], *, received_at: datetime) -> _SqliteBatch:
+    received = (_sqlite_time(received_at),)
+    return _SqliteBatch(
+        rows=rows,
+        received=received,
+        ids_parameter=orjson.dumps([row[0] for row in rows]).decode(),
+        statements=_sqlite_statements(rows, received),
+    )
+
+
+def _sqlite_statements(
+    rows: list[tuple[Any, ...]], received: tuple[str]
+) -> list[tuple[str, tuple[Any, ...]]]:
+    return [
+        (
+            _sqlite_insert(len(chunk)),
+            tuple(chain.from_iterable(row + received for row in chunk)),
+        )
+        for chunk in (
+            rows[start : start + _SQLITE_ROWS_PER_INSERT]
+            for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT)
+        )
+    ]
+
+
+def _write_sqlite(cursor: Any, batch: _SqliteBatch) -> dict[str, int | None]:
+    # This transaction has held the database's write lock since its first statement (BEGIN
+    # IMMEDIATE), so ids absent now are still absent when inserted. The existing ids come
+    # back as one JSON row and the insert returns nothing: Python's sqlite3 gives up and
     # retakes the GIL for every row fetched, which under load stalls the switch interval
     # (5 ms) per row.
-    existing = _sqlite_existing(cursor, [row[0] for row in rows])
-    fresh = [row for row in rows if row[0] not in existing]
-    received = (_sqlite_time(received_at),)
-    for start in range(0, len(fresh), _SQLITE_ROWS_PER_INSERT):
-        chunk = fresh[start : start + _SQLITE_ROWS_PER_INSERT]
-        parameters = tuple(chain.from_iterable(row + received for row in chunk))
-        cursor.execute(_sqlite_insert(len(chunk)), parameters)
-    if len(fresh) == 1:
-        return {fresh[0][0]: cursor.lastrowid}
-    return {row[0]: None for row in fresh}
+    existing = _sqlite_existing(cursor, batch.ids_parameter)
+    fresh = batch.rows
+    statements = batch.statements
+    if existing:
+        fresh = [row for row in batch.rows if row[0] not in existing]
+        statements = _sqlite_statements(fresh, batch.received)
+    positions: dict[str, int | None] = {}
+    done = 0
+    for statement, parameters in statements:
+        cursor.execute(statement, parameters)
+        # With the write lock held, one INSERT's rows take consecutive rowids in order.
+        chunk = fresh[done : done + _SQLITE_ROWS_PER_INSERT]
+        first = cursor.lastrowid - len(chunk) + 1
+        positions.update((row[0], first + offset) for offset, row in enumerate(chunk))
+        done += len(chunk)
+    return positions
 
 
-def _sqlite_existing(cursor: Any, event_ids: list[str]) -> set[str]:
+def _sqlite_existing(cursor: Any, ids_parameter: str) -> set[str]:
     sql = (
         "SELECT json_group_array(event_id) FROM events"
         " WHERE event_id IN (SELECT value FROM json_each(?))"
     )
-    found = cursor.execute(sql, (orjson.dumps(event_ids).decode(),)).fetchone()[0]
+    found = cursor.execute(sql, (ids_parameter,)).fetchone()[0]
     return set(orjson.loads(found)) if found else set()
 
 

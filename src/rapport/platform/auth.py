@@ -12,7 +12,13 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Forbidden, Unauthorized
-from rapport.platform.service import Principal, Scope, authenticate_api_key, key_allows
+from rapport.platform.service import (
+    Principal,
+    Scope,
+    authenticate_api_key,
+    key_allows,
+    remembered_api_key,
+)
 
 # Declared for the OpenAPI document so /docs offers an "Authorize" button; we parse the
 # headers ourselves to answer in problem+json.
@@ -38,6 +44,13 @@ def _secret_from_request(request: Request) -> str | None:
             return None
         return decoded.partition(":")[0] or None
     return None
+
+
+def key_check_reads_database(request: Request) -> bool:
+    """Whether checking this request's key will query the database (it was not seen in the
+    last second); hot paths use it to take SQLite's write turn only when needed."""
+    secret = _secret_from_request(request)
+    return secret is not None and not remembered_api_key(secret)
 
 
 def require_scope(scope: Scope) -> Callable[..., Principal]:

@@ -6,6 +6,7 @@ import enum
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,7 @@ def revoke_api_key(db: Session, *, key_id: str) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = clock.now()
         db.commit()
+    _recent_keys.clear()
     return key
 
 
@@ -101,20 +103,42 @@ _KEY_QUERY = (
 _KEY_QUERIES = {"postgresql": _KEY_QUERY.format("%s"), "sqlite": _KEY_QUERY.format("?")}
 
 
+# Keys that authenticated in the last second, by digest: most requests then need no query at
+# all (on SQLite that query would open the request's write transaction). Revoking a key clears
+# this process's entries at once; other processes notice within ``KEY_CACHE_SECONDS``.
+KEY_CACHE_SECONDS = 1.0
+_recent_keys: dict[str, tuple[float, Principal]] = {}
+
+
+def remembered_api_key(secret: str) -> bool:
+    """Whether ``secret`` authenticated in the last second, so checking it needs no query."""
+    recent = _recent_keys.get(_digest(secret))
+    return recent is not None and time.monotonic() - recent[0] < KEY_CACHE_SECONDS
+
+
 def authenticate_api_key(db: Session, *, secret: str) -> Principal | None:
     """The active key matching ``secret``, or ``None``."""
     parts = secret.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
+    digest = _digest(secret)
+    now = time.monotonic()
+    recent = _recent_keys.get(digest)
+    if recent is not None and now - recent[0] < KEY_CACHE_SECONDS:
+        return recent[1]
     cursor = driver_cursor(db)
     cursor.execute(_KEY_QUERIES[db.get_bind().dialect.name], (parts[1],))
     row = cursor.fetchone()
-    if row is None or not hmac.compare_digest(row[1], _digest(secret)):
+    if row is None or not hmac.compare_digest(row[1], digest):
         return None
     scopes: Any = row[2]
     if isinstance(scopes, str):  # SQLite hands JSON back as text
         scopes = orjson.loads(scopes)
-    return Principal(id=row[0], name=row[3], scopes=tuple(scopes))
+    principal = Principal(id=row[0], name=row[3], scopes=tuple(scopes))
+    if len(_recent_keys) > 10_000:
+        _recent_keys.clear()
+    _recent_keys[digest] = (now, principal)
+    return principal
 
 
 def key_allows(key: Principal, scope: Scope) -> bool:
