@@ -139,12 +139,13 @@ def serve(
     count = processes or settings.web_processes
     host, port = host or settings.bind_host, port or settings.bind_port
     if count == 1:
-        from rapport.main import create_app
+        from rapport.main import create_app, tune_interpreter
 
         application = create_app(settings, run_worker=worker)
         # Everything loaded so far lives as long as the process: keep the garbage collector
         # from re-walking it on every collection (measured: 15-20 ms per 1,000-event batch).
         gc.freeze()
+        tune_interpreter()
         uvicorn.run(application, host=host, port=port, proxy_headers=True)
         return
     # Each process builds the app from the environment; pass on what the options chose, and
