@@ -180,6 +180,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument(
+        "--processes", type=int, default=2, help="rapport serve --processes (one per core)"
+    )
     args = parser.parse_args()
 
     load_at_start = Path("/proc/loadavg").read_text().split()[0]
@@ -195,7 +198,8 @@ def main() -> None:
             secret = platform.create_api_key(
                 db, name="bench loyalty", scopes=[platform.Scope.WRITE]
             ).secret
-        with serve(url, Path(directory)) as server:
+        processes = ["--processes", str(args.processes)]
+        with serve(url, Path(directory), extra=processes) as server:
             warm, _ = run_clients(server.base_url, secret, member_ids, 4, args.warmup, "warm")
             tally, elapsed = run_clients(
                 server.base_url, secret, member_ids, args.clients, args.seconds, "run"
