@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
-from rapport.events.service import append_event
+from rapport.events.service import log_event
 from rapport.loyalty.models import (
     ADJUSTMENTS,
     EXPIRED,
@@ -346,7 +346,7 @@ def _finish(
     # ``commit=False`` lets a caller (the earning processor, an order placed with points)
     # join the movement to its own transaction. A refusal still rolls back that whole
     # transaction, which is what such a caller wants: nothing of it happens.
-    append_event(
+    log_event(
         db,
         type=event.pop("type"),
         channel=event.pop("channel"),
@@ -1002,7 +1002,7 @@ def expire_lots(db: Session, *, now: datetime | None = None, batch: int = 200) -
                 .where(_accounts.c.account_id == customer_id)
                 .values(balance=balance, updated_at=clock.now())
             )
-            append_event(
+            log_event(
                 db,
                 type="points_expired",
                 channel="web",

@@ -12,12 +12,13 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from fastapi.responses import JSONResponse
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from rapport.platform import clock
@@ -46,6 +47,23 @@ def request_fingerprint(body: Any) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+_records = cast(Table, IdempotencyRecord.__table__)
+
+
+def _insert_running(db: Session, *, scope: str, key: str, fingerprint: str) -> bool:
+    """Insert the key as running, in one statement; False when it is already there."""
+    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(_records)
+        .values(
+            scope=scope, key=key, fingerprint=fingerprint, status="running", created_at=clock.now()
+        )
+        .on_conflict_do_nothing(index_elements=["scope", "key"])
+        .returning(_records.c.key)
+    )
+    return db.execute(statement).first() is not None
+
+
 def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Claim | Replay:
     """Start a command under ``key``, or return the first answer if it already ran."""
     if key is None or not key.strip():
@@ -53,58 +71,53 @@ def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Clai
     if len(key) > 200:
         raise InvalidInput(f"{HEADER} is longer than 200 characters", field=HEADER)
     for _ in range(2):
-        record = db.get(IdempotencyRecord, (scope, key))
-        if record is not None:
-            if record.fingerprint != fingerprint:
-                db.rollback()
-                raise InvalidInput(
-                    f"This {HEADER} was used with a different request body; use a new key",
-                    field=HEADER,
-                )
-            if record.status == "done":
-                replay = Replay(
-                    status_code=record.response_status or 200, body=record.response_body
-                )
-                db.rollback()
-                return replay
-            if clock.now() - record.created_at < ABANDONED_AFTER:
-                db.rollback()
-                raise Conflict(
-                    f"A request with this {HEADER} is still being processed; retry shortly",
-                    field=HEADER,
-                )
-            db.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
-                )
-            )
-        try:
-            db.add(
-                IdempotencyRecord(
-                    scope=scope,
-                    key=key,
-                    fingerprint=fingerprint,
-                    status="running",
-                    created_at=clock.now(),
-                )
-            )
+        # The usual case, a new key, is one statement and its commit.
+        if _insert_running(db, scope=scope, key=key, fingerprint=fingerprint):
             db.commit()
             return Claim(scope=scope, key=key)
-        except IntegrityError:
-            db.rollback()  # someone else claimed it between our read and our insert
-            if db.get(IdempotencyRecord, (scope, key)) is None:
-                raise  # not a clash of keys: a real error
+        record = db.execute(
+            select(
+                _records.c.fingerprint,
+                _records.c.status,
+                _records.c.response_status,
+                _records.c.response_body,
+                _records.c.created_at,
+            ).where(_records.c.scope == scope, _records.c.key == key)
+        ).first()
+        if record is None:
+            continue  # released between our insert and our read
+        if record.fingerprint != fingerprint:
+            db.rollback()
+            raise InvalidInput(
+                f"This {HEADER} was used with a different request body; use a new key",
+                field=HEADER,
+            )
+        if record.status == "done":
+            replay = Replay(status_code=record.response_status or 200, body=record.response_body)
+            db.rollback()
+            return replay
+        if clock.now() - record.created_at < ABANDONED_AFTER:
+            db.rollback()
+            raise Conflict(
+                f"A request with this {HEADER} is still being processed; retry shortly",
+                field=HEADER,
+            )
+        db.execute(delete(_records).where(_records.c.scope == scope, _records.c.key == key))
     raise Conflict(f"A request with this {HEADER} is still being processed", field=HEADER)
 
 
 def complete(db: Session, claimed: Claim, *, status_code: int, body: Any) -> None:
     """Store the answer, inside the command's transaction (no commit here)."""
-    record = db.get(IdempotencyRecord, (claimed.scope, claimed.key))
-    assert record is not None
-    record.status = "done"
-    record.response_status = status_code
-    record.response_body = body
-    record.completed_at = clock.now()
+    db.execute(
+        update(_records)
+        .where(_records.c.scope == claimed.scope, _records.c.key == claimed.key)
+        .values(
+            status="done",
+            response_status=status_code,
+            response_body=body,
+            completed_at=clock.now(),
+        )
+    )
 
 
 def release(db: Session, claimed: Claim) -> None:
