@@ -160,3 +160,15 @@ def test_an_order_whose_totals_differ_from_the_effects_is_refused(client, api_ke
     assert refused.json()["expected"] == 0
     assert ledger.balance(db, customer_id=member) == 2000
     assert db.scalar(select(AppliedCheckout.order_id)) is None
+
+
+def test_benefits_combine_the_tier_and_the_paid_plan(client, api_key, db) -> None:
+    member = paying_member(db)
+    other = make_customer(db)
+    key = auth(api_key("read"))
+    paying = client.get(f"/v1/loyalty/members/{member}/benefits", headers=key).json()
+    free = client.get(f"/v1/loyalty/members/{other}/benefits", headers=key).json()
+    assert (paying["paying_plan"], paying["free_shipping_over_minor"]) == ("plus", 0)
+    assert (paying["member_prices"], paying["early_access_hours"]) == (True, 48)
+    assert (free["paying_plan"], free["free_shipping_over_minor"]) == (None, 9000)
+    assert (free["member_prices"], free["support_priority"]) == (False, "standard")

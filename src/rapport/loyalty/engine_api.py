@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, Field
 
 from rapport.customers import service as customers
 from rapport.loyalty import earning, pricing, program
+from rapport.loyalty import service as ledger
 from rapport.loyalty.rules import Fact, FactKind, evaluate, parse_rule_set
 from rapport.loyalty.tiers import parse_tier_policy
 from rapport.platform import clock
@@ -349,3 +350,25 @@ def checkout(body: CheckoutIn, db: DbSession, _key: WriteKey) -> CheckoutOut:
         effects=[EffectOut(**asdict(effect)) for effect in result.effects],
         refused_coupons=result.refused_coupons,
     )
+
+
+class MemberBenefitsOut(StrictModel):
+    tier_id: str
+    paying_plan: str | None
+    points_multiplier: float
+    member_discount_percent: float
+    free_shipping_over_minor: int | None
+    member_prices: bool
+    support_priority: str
+    early_access_hours: int
+
+
+@router.get("/members/{customer_id}/benefits", response_model=MemberBenefitsOut)
+def member_benefits(
+    customer_id: Annotated[str, Path(min_length=1, max_length=40)], db: DbSession, _key: ReadKey
+) -> MemberBenefitsOut:
+    """What the customer's tier and paid plan give them now (the better of the two): for the
+    shop's shipping, support's queue and early-access sales."""
+    if customers.get_customer(db, customer_id=customer_id) is None:
+        raise NotFound(f"No customer {customer_id!r}", field="customer_id")
+    return MemberBenefitsOut(**asdict(ledger.member_benefits(db, customer_id=customer_id)))
