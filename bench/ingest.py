@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
+import httpx2 as httpx
 import orjson
 import uvloop
 from fastapi import Response
