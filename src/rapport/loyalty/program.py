@@ -25,7 +25,7 @@ from rapport.loyalty.models import ProgramConfig, TierChangeRecord, TierStanding
 from rapport.loyalty.rules import DEFAULT_RULES, RuleSet, parse_rule_set
 from rapport.loyalty.tiers import DEFAULT_TIERS, Benefits, TierPolicy, parse_tier_policy
 from rapport.platform import clock
-from rapport.platform.errors import InvalidInput, field_error
+from rapport.platform.errors import invalid_document
 from rapport.platform.schemas import StrictModel
 
 ConfigKind = Literal["rules", "tiers", "checkout"]
@@ -49,14 +49,7 @@ def parse_checkout_policy(
     try:
         return _CHECKOUT.validate_python(document)
     except ValidationError as failure:
-        errors = [
-            field_error(("body", *prefix, *detail["loc"]), detail["msg"], detail["type"])
-            for detail in failure.errors(include_url=False, include_input=False)
-        ]
-        first = errors[0]
-        raise InvalidInput(
-            f"{first['field']}: {first['message']}", field=first["field"], errors=errors
-        ) from None
+        raise invalid_document(failure, prefix=prefix) from None
 
 
 _DEFAULTS: dict[str, dict[str, object]] = {

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from rapport.platform.errors import InvalidInput, field_error
+from rapport.platform.errors import invalid_document
 from rapport.platform.schemas import StrictModel
 
 RuleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,59}$", examples=["base-earn"])]
@@ -181,14 +181,7 @@ def parse_rule_set(document: object, *, prefix: tuple[str | int, ...] = ()) -> R
     try:
         return _RULE_SET.validate_python(document)
     except ValidationError as failure:
-        errors = [
-            field_error(("body", *prefix, *_readable(detail["loc"])), detail["msg"], detail["type"])
-            for detail in failure.errors(include_url=False, include_input=False)
-        ]
-        first = errors[0]
-        raise InvalidInput(
-            f"{first['field']}: {first['message']}", field=first["field"], errors=errors
-        ) from None
+        raise invalid_document(failure, prefix=prefix, locate=_readable) from None
 
 
 def _readable(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
 
-from rapport.platform.errors import InvalidInput, field_error
+from rapport.platform.errors import invalid_document
 from rapport.platform.schemas import StrictModel
 
 TierId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,59}$", examples=["gold"])]
@@ -83,14 +83,7 @@ def parse_tier_policy(document: object, *, prefix: tuple[str | int, ...] = ()) -
     try:
         return _POLICY.validate_python(document)
     except ValidationError as failure:
-        errors = [
-            field_error(("body", *prefix, *detail["loc"]), detail["msg"], detail["type"])
-            for detail in failure.errors(include_url=False, include_input=False)
-        ]
-        first = errors[0]
-        raise InvalidInput(
-            f"{first['field']}: {first['message']}", field=first["field"], errors=errors
-        ) from None
+        raise invalid_document(failure, prefix=prefix) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,12 +7,13 @@ validation errors and plain HTTP errors into ``application/problem+json``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,25 @@ def field_error(loc: Sequence[str | int], message: str, code: str) -> dict[str, 
         "message": message,
         "code": code,
     }
+
+
+def invalid_document(
+    failure: ValidationError,
+    *,
+    prefix: Sequence[str | int] = (),
+    locate: Callable[[tuple[str | int, ...]], tuple[str | int, ...]] = lambda loc: loc,
+) -> InvalidInput:
+    """A 422 problem naming each field of a JSON document (a rule set, a tier ladder) that
+    failed validation; ``prefix`` is where the document sits in the request body, and
+    ``locate`` may tidy pydantic's locations first."""
+    errors = [
+        field_error(("body", *prefix, *locate(tuple(detail["loc"]))), detail["msg"], detail["type"])
+        for detail in failure.errors(include_url=False, include_input=False)
+    ]
+    first = errors[0]
+    return InvalidInput(
+        f"{first['field']}: {first['message']}", field=first["field"], errors=errors
+    )
 
 
 def _validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
