@@ -74,9 +74,35 @@ def save_plan(
 def analytics_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
     report = membership.program_analytics(db)
     chart = {
-        "labels": [SEGMENT_LABELS[s.segment] for s in report.segments],
-        "spend_per_customer": [s.spend_per_customer_minor / 100 for s in report.segments],
-        "orders_per_customer": [s.orders_per_customer for s in report.segments],
+        "type": "bar",
+        "data": {
+            "labels": [SEGMENT_LABELS[s.segment] for s in report.segments],
+            "datasets": [
+                {
+                    "label": "Spend per customer",
+                    "data": [s.spend_per_customer_minor / 100 for s in report.segments],
+                    "backgroundColor": "#00a86b",
+                    "yAxisID": "spend",
+                },
+                {
+                    "label": "Orders per customer",
+                    "data": [s.orders_per_customer for s in report.segments],
+                    "backgroundColor": "#3b82f6",
+                    "yAxisID": "orders",
+                },
+            ],
+        },
+        "options": {
+            "scales": {
+                "spend": {"type": "linear", "position": "left", "beginAtZero": True},
+                "orders": {
+                    "type": "linear",
+                    "position": "right",
+                    "beginAtZero": True,
+                    "grid": {"drawOnChartArea": False},
+                },
+            }
+        },
     }
     return render(
         request,

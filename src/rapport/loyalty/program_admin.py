@@ -62,8 +62,21 @@ def _page(
             "message": message,
             "simulation": simulation,
             "tiers": {
-                "labels": [name for _, name, _ in distribution],
-                "members": [count for _, _, count in distribution],
+                "type": "bar",
+                "data": {
+                    "labels": [name for _, name, _ in distribution],
+                    "datasets": [
+                        {
+                            "label": "Members",
+                            "data": [count for _, _, count in distribution],
+                            "backgroundColor": "#d4a017",
+                        }
+                    ],
+                },
+                "options": {
+                    "plugins": {"legend": {"display": False}},
+                    "scales": {"y": {"beginAtZero": True}},
+                },
             },
             "breakage": {
                 "issued": issued,
