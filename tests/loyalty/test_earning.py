@@ -3,7 +3,7 @@ each, with tiers kept current and rule changes that never rewrite the past."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -15,7 +15,7 @@ from rapport.events.processors import registered_processors, run_batch
 from rapport.loyalty import earning, program, referrals
 from rapport.loyalty import service as ledger
 from rapport.loyalty.models import Award, TierChangeRecord
-from rapport.loyalty.rules import DEFAULT_RULES
+from rapport.loyalty.rules import DEFAULT_RULES, Fact
 from rapport.loyalty.tasks import expire_lots  # noqa: F401  (registers the processor)
 from rapport.orders import service as orders
 from rapport.orders.schemas import OrderIn, ReturnIn
@@ -211,3 +211,53 @@ def test_a_referred_friends_first_purchase_pays_both_once(db: Session) -> None:
 
     assert ledger.balance(db, customer_id=referrer) == 500
     assert ledger.balance(db, customer_id=friend) == 500 + 200 + 30 + 30
+
+
+def test_merged_profiles_bring_their_points_with_their_expiry(db: Session) -> None:
+    # given two profiles of one person, each with points (one lot due earlier than the other)
+    frozen = frozen_clock()
+    seed_catalog(db, stock=50)
+    kept, merged = make_customer(db), make_customer(db)
+    ledger.earn(db, customer_id=kept, points=100, reason="kept's points")
+    ledger.earn(db, customer_id=merged, points=70, reason="early lot")
+    frozen.advance(timedelta(days=30))
+    ledger.earn(db, customer_id=merged, points=30, reason="later lot")
+    place(db, merged)
+    process(db)
+    merged_balance = ledger.balance(db, customer_id=merged)  # 100 + 30 spend + 200 welcome
+    due_before: dict[datetime, int] = {}
+    for member in (kept, merged):
+        found = ledger.get_member(db, customer_id=member)
+        assert found is not None
+        for lot in found.lots:
+            due_before[lot.expires_at] = due_before.get(lot.expires_at, 0) + lot.remaining
+
+    # when they are merged and the log is processed (twice: a replay moves nothing again)
+    customers.merge_customers(
+        db, source_customer_id=merged, target_customer_id=kept, reason="same email", actor="test"
+    )
+    process(db)
+    db.execute(
+        update(ProcessorCursor).where(ProcessorCursor.name == "loyalty.earning").values(position=0)
+    )
+    process(db)
+
+    # then the survivor holds all the points, each lot with its own expiry, and the books balance
+    assert ledger.balance(db, customer_id=merged) == 0
+    assert ledger.balance(db, customer_id=kept) == 100 + merged_balance
+    survivor = ledger.get_member(db, customer_id=kept)
+    assert survivor is not None
+    due_after: dict[datetime, int] = {}
+    for lot in survivor.lots:
+        due_after[lot.expires_at] = due_after.get(lot.expires_at, 0) + lot.remaining
+    assert due_after == due_before
+    assert ledger.invariant_violations(db) == []
+    # and the merged profile's order still counts as the survivor's earlier order
+    assert (
+        earning.member_context(db, program.rule_set(db)[1], order_fact_for(kept)).earlier_orders
+        == 1
+    )
+
+
+def order_fact_for(customer_id: str) -> Fact:
+    return Fact(kind="order_placed", customer_id=customer_id, occurred_at=T0, order_id="new")

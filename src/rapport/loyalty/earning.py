@@ -17,8 +17,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
@@ -340,7 +340,62 @@ def _simple_fact(kind: FactKind) -> Callable[[Session, Event], None]:
     return handle
 
 
+def _on_customers_merged(db: Session, event: Event) -> None:
+    """Two profiles became one: the merged-away member's open points move to the survivor,
+    each lot keeping its expiry date, as two journal transactions (out of one account, into
+    the other); their qualifying activity and awards follow, and the survivor's tier is
+    reviewed. Debt stays with the old account (it is paid from later earning there)."""
+    source, target = str(event.properties["merged_customer_id"]), str(event.customer_id)
+    member = ledger.get_member(db, customer_id=source)
+    if member is not None and member.balance > 0:
+        ledger.adjust(
+            db,
+            customer_id=source,
+            points=-member.balance,
+            reason=f"Merged into {target}",
+            commit=False,
+        )
+        by_expiry: dict[datetime, int] = {}
+        for lot in member.lots:
+            by_expiry[lot.expires_at] = by_expiry.get(lot.expires_at, 0) + lot.remaining
+        for expires_at, points in sorted(by_expiry.items()):
+            ledger.adjust(
+                db,
+                customer_id=target,
+                points=points,
+                reason=f"Merged from {source}",
+                expires_at=expires_at,
+                commit=False,
+            )
+    db.execute(
+        update(QualifyingActivity)
+        .where(QualifyingActivity.customer_id == source)
+        .values(customer_id=target)
+        .execution_options(synchronize_session=False)
+    )
+    survivors = aliased(Award)  # the target's own awards, which the moved ones must not repeat
+    repeated = (
+        select(survivors.id)
+        .where(
+            survivors.customer_id == target,
+            survivors.rule_id == Award.rule_id,
+            survivors.once_key == Award.once_key,
+        )
+        .exists()
+    )
+    db.execute(
+        update(Award)
+        .where(Award.customer_id == source, ~repeated)
+        .values(customer_id=target)
+        .execution_options(synchronize_session=False)
+    )
+    db.execute(delete(TierStanding).where(TierStanding.customer_id == source))
+    db.flush()
+    review_tier(db, customer_id=target, at=event.occurred_at)
+
+
 _HANDLERS: dict[str, Callable[[Session, Event], None]] = {
+    "customers_merged": _on_customers_merged,
     "order_placed": _on_order_placed,
     "order_returned": _on_order_returned,
     "delivery_late": _simple_fact("delivery_late"),

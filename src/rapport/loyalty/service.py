@@ -728,6 +728,7 @@ def adjust(
     reason: str,
     expires_at: datetime | None = None,
     before_commit: BeforeCommit | None = None,
+    commit: bool = True,
 ) -> Posted:
     """A correction by staff: add points (a new lot) or remove them (oldest lots first,
     never below zero). Corrections are new transactions; nothing is edited."""
@@ -763,6 +764,7 @@ def adjust(
         posted,
         before_commit,
         {"type": "points_adjusted", "channel": "call_center", "reason": reason},
+        commit=commit,
     )
 
 
