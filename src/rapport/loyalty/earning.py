@@ -15,9 +15,9 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from rapport.catalog import service as catalog
@@ -41,6 +41,10 @@ from rapport.loyalty.tiers import TierStanding as Standing
 from rapport.platform import clock
 
 log = logging.getLogger(__name__)
+
+# Core inserts on the tables (``insert(Award)`` would take the ORM's slower bulk path).
+_AWARDS = cast(Table, Award.__table__)
+_QUALIFYING = cast(Table, QualifyingActivity.__table__)
 
 
 def process_loyalty_events(db: Session, events: list[Event]) -> None:
@@ -164,18 +168,19 @@ def award(
     *,
     config_id: int | None,
     event_position: int | None,
+    checked: bool = False,
 ) -> int:
     """Post one fired decision to the ledger with its award row, in the caller's transaction.
-    Returns the points given (0 when this award was already made)."""
+    Returns the points given (0 when this award was already made). ``checked``: the caller
+    has already looked for an earlier award (evaluation does, through ``Member.awarded``)."""
     assert decision.once_key is not None
-    exists = db.scalar(
+    if not checked and db.scalar(
         select(Award.id).where(
             Award.customer_id == fact.customer_id,
             Award.rule_id == decision.rule_id,
             Award.once_key == decision.once_key,
         )
-    )
-    if exists is not None:
+    ):
         return 0
     points = min(decision.points, ledger.MAX_POINTS_PER_COMMAND)
     reason = f"{decision.rule_name}: {decision.why}"[:500]
@@ -191,8 +196,8 @@ def award(
         commit=False,
     )
     lines = {line.line_no: line.quantity for line in fact.lines}
-    db.add(
-        Award(
+    db.execute(
+        insert(_AWARDS).values(
             customer_id=fact.customer_id,
             rule_id=decision.rule_id,
             once_key=decision.once_key,
@@ -209,7 +214,6 @@ def award(
             awarded_at=fact.occurred_at,
         )
     )
-    db.flush()
     return points
 
 
@@ -225,6 +229,7 @@ def _earn_on(db: Session, fact: Fact, event: Event | None) -> list[Decision]:
                 fact,
                 config_id=config_id,
                 event_position=event.position if event else None,
+                checked=True,
             )
     return decisions
 
@@ -237,8 +242,8 @@ def _on_order_placed(db: Session, event: Event) -> None:
     decisions = _earn_on(db, fact, event)
     spend = max(sum(line.total_minor for line in fact.lines) - fact.discount_minor, 0)
     spend_points = sum(d.points for d in decisions if d.fired and d.kind == "spend")
-    db.add(
-        QualifyingActivity(
+    db.execute(
+        insert(_QUALIFYING).values(
             customer_id=fact.customer_id,
             source_key=source_key,
             spend_minor=spend,
@@ -246,7 +251,6 @@ def _on_order_placed(db: Session, event: Event) -> None:
             occurred_at=fact.occurred_at,
         )
     )
-    db.flush()
     _complete_referral(db, fact)
     review_tier(db, customer_id=fact.customer_id, at=fact.occurred_at)
 
