@@ -172,3 +172,28 @@ def test_benefits_combine_the_tier_and_the_paid_plan(client, api_key, db) -> Non
     assert (paying["member_prices"], paying["early_access_hours"]) == (True, 48)
     assert (free["paying_plan"], free["free_shipping_over_minor"]) == (None, 9000)
     assert (free["member_prices"], free["support_priority"]) == (False, "standard")
+
+
+def test_refused_codes_are_left_alone_however_they_are_typed(client, api_key, db) -> None:
+    member = paying_member(db)
+    coupon = rewards.create_campaign_coupon(
+        db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
+    )
+    typed = [coupon.code.lower(), "no-such-code"]
+    key = auth(api_key("write"))
+    checkout = client.post(
+        "/v1/loyalty/checkout", json=cart(member, coupons=typed), headers=key
+    ).json()
+    assert checkout["refused_coupons"] == {"NOSUCHCODE": "unknown"}
+
+    placed = client.post(
+        "/v1/orders",
+        json=order_from(checkout, member, typed, 0),
+        headers={**key, "Idempotency-Key": "typed-codes"},
+    )
+
+    assert placed.status_code == 201, placed.text
+    db.expire_all()
+    used = db.get(Coupon, coupon.code)
+    assert used is not None
+    assert used.used_order_id == placed.json()["order_id"]

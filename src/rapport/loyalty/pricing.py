@@ -163,7 +163,9 @@ def apply(
     longer there, a coupon used meanwhile) raises, and the caller's transaction rolls back."""
     moment = at or clock.now()
     applied = [e.rule for e in result.effects if e.step == "coupon"]
-    used_codes = [code for code in coupons if code not in result.refused_coupons]
+    # Refusals are keyed by the normalised code ("spring-10" and "SPRING10" are one coupon).
+    normalised = dict.fromkeys(rewards.normalise_code(code) for code in coupons)
+    used_codes = [code for code in normalised if code not in result.refused_coupons]
     if applied and used_codes:
         rewards.consume_coupons(
             db, codes=used_codes, order_id=order_id, at=moment, customer_id=customer_id
