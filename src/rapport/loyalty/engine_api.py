@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, Field
 from rapport.customers import service as customers
 from rapport.loyalty import earning, pricing, program
 from rapport.loyalty import service as ledger
-from rapport.loyalty.rules import Fact, FactKind, evaluate, parse_rule_set
+from rapport.loyalty.rules import EVENT_FACTS, Fact, evaluate, parse_rule_set
 from rapport.loyalty.tiers import parse_tier_policy
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey
@@ -155,15 +155,6 @@ class SimulateOut(StrictModel):
     decisions: list[DecisionOut]
 
 
-_EVENT_FACTS: dict[str, FactKind] = {
-    "preference_shared": "preference_shared",
-    "review_verified": "review_verified",
-    "birthday": "birthday",
-    "delivery_late": "delivery_late",
-    "delivery_failed": "order_unfulfilled",
-}
-
-
 @router.post("/simulate", response_model=SimulateOut)
 def simulate(body: SimulateIn, db: DbSession, _key: ReadKey) -> SimulateOut:
     """Which rules would fire for this order or event, and why. Writes nothing."""
@@ -192,7 +183,7 @@ def simulate(body: SimulateIn, db: DbSession, _key: ReadKey) -> SimulateOut:
     else:
         assert body.event is not None
         fact = Fact(
-            kind=_EVENT_FACTS[body.event.type],
+            kind=EVENT_FACTS[body.event.type],
             customer_id=customer_id,
             occurred_at=at,
             order_id=body.event.order_id,

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from rapport.loyalty import earning, program
 from rapport.loyalty import service as ledger
-from rapport.loyalty.rules import Fact, evaluate
+from rapport.loyalty.rules import EVENT_FACTS, Fact, evaluate
 from rapport.platform import clock
 from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, render
 from rapport.platform.db import DbSession
@@ -156,9 +156,10 @@ def simulate(
                 total_minor=sum(line["quantity"] * line["unit_price_minor"] for line in raw),
             )
         else:
-            kinds = {"delivery_failed": "order_unfulfilled"}
+            if event not in EVENT_FACTS:
+                raise ValueError(f"Unknown kind of event {event!r}")
             fact = Fact(
-                kind=kinds.get(event, event),  # type: ignore[arg-type]
+                kind=EVENT_FACTS[event],
                 customer_id=member_id,
                 occurred_at=at,
                 order_id="simulated",

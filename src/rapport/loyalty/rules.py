@@ -258,6 +258,15 @@ class Decision:
     capped: bool = False
 
 
+# The facts an event type (other than an order) stands for, for the simulators.
+EVENT_FACTS: dict[str, FactKind] = {
+    "preference_shared": "preference_shared",
+    "review_verified": "review_verified",
+    "birthday": "birthday",
+    "delivery_late": "delivery_late",
+    "delivery_failed": "order_unfulfilled",
+}
+
 _TRIGGERS: dict[str, frozenset[str]] = {
     "spend": frozenset({"order_placed"}),
     "first_purchase": frozenset({"order_placed"}),
