@@ -316,12 +316,7 @@ def checkout(body: CheckoutIn, db: DbSession, _key: WriteKey) -> CheckoutOut:
     result = pricing.checkout(
         db,
         customer_id=body.customer_id,
-        items=[
-            pricing.CartItem(
-                sku=line.sku, quantity=line.quantity, unit_price_minor=line.unit_price_minor
-            )
-            for line in body.lines
-        ],
+        items=pricing.CartItem.of(body.lines),
         channel=body.channel,
         store_id=body.store_id,
         coupons=body.coupons,

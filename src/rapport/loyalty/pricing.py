@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -27,11 +28,26 @@ from rapport.platform.errors import InvalidInput
 MEMBER_PRICE_CHANNEL = "members"
 
 
+class SentLine(Protocol):
+    """A line as a request carries it (a cart's or an order's)."""
+
+    @property
+    def sku(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def unit_price_minor(self) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class CartItem:
     sku: str
     quantity: int
     unit_price_minor: int | None = None  # default: the price on this channel and store
+
+    @classmethod
+    def of(cls, lines: Sequence[SentLine]) -> list[CartItem]:
+        return [cls(line.sku, line.quantity, line.unit_price_minor) for line in lines]
 
 
 def member_terms(db: Session, *, customer_id: str | None, at: datetime) -> MemberTerms:

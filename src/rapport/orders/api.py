@@ -89,12 +89,7 @@ def _apply_loyalty(db: Session, body: OrderIn, order: Any) -> None:
         customer_id=order.customer_id,
         channel=body.channel,
         store_id=body.store_id,
-        lines=[
-            pricing.CartItem(
-                sku=line.sku, quantity=line.quantity, unit_price_minor=line.unit_price_minor
-            )
-            for line in body.lines
-        ],
+        lines=pricing.CartItem.of(body.lines),
         discount_minor=body.discount_minor + sum(line.discount_minor for line in body.lines),
         shipping_minor=body.shipping_minor,
         points_payment_minor=sum(p.amount_minor for p in body.payments if p.method == "points"),
