@@ -37,7 +37,7 @@ from rapport.events.schemas import (
 )
 from rapport.events.service import NewEvent
 from rapport.platform import clock
-from rapport.platform.auth import key_check_reads_database, require_scope
+from rapport.platform.auth import check_scope, key_check_reads_database
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, PayloadTooLarge, field_error
 from rapport.platform.service import Scope
@@ -51,7 +51,6 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-_check_ingest_scope = require_scope(Scope.INGEST)
 # How to authenticate, for the OpenAPI document (the schemes platform.auth declares). Declared
 # here rather than through dependencies: FastAPI's dependency solving costs these routes more
 # than storing a single event. The check itself runs in :func:`_ingest`.
@@ -85,10 +84,10 @@ def _authorised(
         # On SQLite every transaction holds the write lock, so the lookup takes its turn
         # among the writers. A key seen in the last second needs no lookup, and no turn.
         with service.writer_turn(db):
-            _check_ingest_scope(request, db)
+            check_scope(request, db, Scope.INGEST)
             db.commit()
     else:
-        _check_ingest_scope(request, db)
+        check_scope(request, db, Scope.INGEST)
     return work(db, raw, *args)
 
 

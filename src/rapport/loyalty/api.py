@@ -25,6 +25,7 @@ from rapport.loyalty.schemas import (
     StatementOut,
 )
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey
+from rapport.platform.concurrency import run_command
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.idempotency import HEADER, run_idempotent
@@ -72,7 +73,7 @@ def _command(
 @router.post(
     "/members/{customer_id}/earn", status_code=status.HTTP_201_CREATED, response_model=PostedOut
 )
-def earn(
+async def earn(
     customer_id: CustomerId,
     body: EarnIn,
     db: DbSession,
@@ -80,31 +81,33 @@ def earn(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Give the member points as a new lot; debt from earlier returns is paid first."""
-    return _command(
-        db,
-        verb="earn",
-        key_id=key.id,
-        customer_id=customer_id,
-        idempotency_key=idempotency_key,
-        body=body,
-        execute=lambda hook: service.earn(
+    return await run_command(
+        lambda: _command(
             db,
+            verb="earn",
+            key_id=key.id,
             customer_id=customer_id,
-            points=body.points,
-            reason=body.reason,
-            order_id=body.order_id,
-            rule_id=body.rule_id,
-            expires_at=body.expires_at,
-            channel=body.channel,
-            before_commit=hook,
-        ),
+            idempotency_key=idempotency_key,
+            body=body,
+            execute=lambda hook: service.earn(
+                db,
+                customer_id=customer_id,
+                points=body.points,
+                reason=body.reason,
+                order_id=body.order_id,
+                rule_id=body.rule_id,
+                expires_at=body.expires_at,
+                channel=body.channel,
+                before_commit=hook,
+            ),
+        )
     )
 
 
 @router.post(
     "/members/{customer_id}/redeem", status_code=status.HTTP_201_CREATED, response_model=PostedOut
 )
-def redeem(
+async def redeem(
     customer_id: CustomerId,
     body: RedeemIn,
     db: DbSession,
@@ -113,29 +116,31 @@ def redeem(
 ) -> JSONResponse:
     """Spend points, oldest lots first. Not enough points is 409 ``insufficient-points``
     with the available ``balance``; nothing changes."""
-    return _command(
-        db,
-        verb="redeem",
-        key_id=key.id,
-        customer_id=customer_id,
-        idempotency_key=idempotency_key,
-        body=body,
-        execute=lambda hook: service.redeem(
+    return await run_command(
+        lambda: _command(
             db,
+            verb="redeem",
+            key_id=key.id,
             customer_id=customer_id,
-            points=body.points,
-            reason=body.reason,
-            order_id=body.order_id,
-            channel=body.channel,
-            before_commit=hook,
-        ),
+            idempotency_key=idempotency_key,
+            body=body,
+            execute=lambda hook: service.redeem(
+                db,
+                customer_id=customer_id,
+                points=body.points,
+                reason=body.reason,
+                order_id=body.order_id,
+                channel=body.channel,
+                before_commit=hook,
+            ),
+        )
     )
 
 
 @router.post(
     "/members/{customer_id}/adjust", status_code=status.HTTP_201_CREATED, response_model=PostedOut
 )
-def adjust(
+async def adjust(
     customer_id: CustomerId,
     body: AdjustIn,
     db: DbSession,
@@ -143,21 +148,23 @@ def adjust(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """A staff correction: add or remove points (never below zero). Needs the admin scope."""
-    return _command(
-        db,
-        verb="adjust",
-        key_id=key.id,
-        customer_id=customer_id,
-        idempotency_key=idempotency_key,
-        body=body,
-        execute=lambda hook: service.adjust(
+    return await run_command(
+        lambda: _command(
             db,
+            verb="adjust",
+            key_id=key.id,
             customer_id=customer_id,
-            points=body.points,
-            reason=body.reason,
-            expires_at=body.expires_at,
-            before_commit=hook,
-        ),
+            idempotency_key=idempotency_key,
+            body=body,
+            execute=lambda hook: service.adjust(
+                db,
+                customer_id=customer_id,
+                points=body.points,
+                reason=body.reason,
+                expires_at=body.expires_at,
+                before_commit=hook,
+            ),
+        )
     )
 
 
@@ -166,7 +173,7 @@ def adjust(
     status_code=status.HTTP_201_CREATED,
     response_model=PostedOut,
 )
-def reverse(
+async def reverse(
     customer_id: CustomerId,
     body: ReverseIn,
     db: DbSession,
@@ -182,22 +189,24 @@ def reverse(
     )
     if share == 0:
         raise InvalidInput("returned_minor must be more than zero", field="returned_minor")
-    return _command(
-        db,
-        verb="reverse",
-        key_id=key.id,
-        customer_id=customer_id,
-        idempotency_key=idempotency_key,
-        body=body,
-        execute=lambda hook: service.reverse_for_return(
+    return await run_command(
+        lambda: _command(
             db,
+            verb="reverse",
+            key_id=key.id,
             customer_id=customer_id,
-            order_id=body.order_id,
-            points=body.points,
-            share=share,
-            reason=body.reason,
-            before_commit=hook,
-        ),
+            idempotency_key=idempotency_key,
+            body=body,
+            execute=lambda hook: service.reverse_for_return(
+                db,
+                customer_id=customer_id,
+                order_id=body.order_id,
+                points=body.points,
+                share=share,
+                reason=body.reason,
+                before_commit=hook,
+            ),
+        )
     )
 
 

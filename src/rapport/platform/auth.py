@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Forbidden, Unauthorized
@@ -50,38 +52,53 @@ def key_check_reads_database(request: Request) -> bool:
     """Whether checking this request's key will query the database (it was not seen in the
     last second); hot paths use it to take SQLite's write turn only when needed."""
     secret = _secret_from_request(request)
-    return secret is not None and not remembered_api_key(secret)
+    return secret is not None and remembered_api_key(secret) is None
 
 
-def require_scope(scope: Scope) -> Callable[..., Principal]:
-    """A dependency that admits only keys holding ``scope`` (or ``admin``)."""
+def check_scope(request: Request, db: Session, scope: Scope) -> Principal:
+    """The request's key if it holds ``scope`` (or ``admin``); else 401 or 403. May query."""
+    secret = _secret_from_request(request)
+    if secret is None:
+        raise Unauthorized(
+            "Send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+            field="Authorization",
+            headers=_CHALLENGE,
+        )
+    key = remembered_api_key(secret) or authenticate_api_key(db, secret=secret)
+    return _admitted(request, key, scope)
 
-    def _check(
+
+def _admitted(request: Request, key: Principal | None, scope: Scope) -> Principal:
+    if key is None:
+        raise Unauthorized(
+            "The API key is unknown or revoked", field="Authorization", headers=_CHALLENGE
+        )
+    if not key_allows(key, scope):
+        raise Forbidden(
+            f"This API key lacks the '{scope.value}' scope (it has: {', '.join(key.scopes)})",
+            field="Authorization",
+            required_scope=scope.value,
+        )
+    request.state.api_key_id = key.id
+    return key
+
+
+def require_scope(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits only keys holding ``scope`` (or ``admin``). Async, so that a
+    key seen in the last second is admitted without a trip to a worker thread; a key lookup
+    runs in one."""
+
+    async def _check(
         request: Request,
         db: DbSession,
         _bearer_doc: Annotated[object, Depends(_bearer)] = None,
         _header_doc: Annotated[object, Depends(_header_key)] = None,
     ) -> Principal:
         secret = _secret_from_request(request)
-        if secret is None:
-            raise Unauthorized(
-                "Send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-                field="Authorization",
-                headers=_CHALLENGE,
-            )
-        key = authenticate_api_key(db, secret=secret)
-        if key is None:
-            raise Unauthorized(
-                "The API key is unknown or revoked", field="Authorization", headers=_CHALLENGE
-            )
-        if not key_allows(key, scope):
-            raise Forbidden(
-                f"This API key lacks the '{scope.value}' scope (it has: {', '.join(key.scopes)})",
-                field="Authorization",
-                required_scope=scope.value,
-            )
-        request.state.api_key_id = key.id
-        return key
+        remembered = remembered_api_key(secret) if secret is not None else None
+        if remembered is not None:
+            return _admitted(request, remembered, scope)
+        return await run_in_threadpool(check_scope, request, db, scope)
 
     return _check
 

@@ -110,10 +110,13 @@ KEY_CACHE_SECONDS = 1.0
 _recent_keys: dict[str, tuple[float, Principal]] = {}
 
 
-def remembered_api_key(secret: str) -> bool:
-    """Whether ``secret`` authenticated in the last second, so checking it needs no query."""
+def remembered_api_key(secret: str) -> Principal | None:
+    """The key ``secret`` authenticated as in the last second, if it did: checking it again
+    needs no query."""
     recent = _recent_keys.get(_digest(secret))
-    return recent is not None and time.monotonic() - recent[0] < KEY_CACHE_SECONDS
+    if recent is not None and time.monotonic() - recent[0] < KEY_CACHE_SECONDS:
+        return recent[1]
+    return None
 
 
 def authenticate_api_key(db: Session, *, secret: str) -> Principal | None:
