@@ -49,7 +49,7 @@ def _posted(posted: service.Posted) -> dict[str, Any]:
     return body
 
 
-def _command(
+async def _command(
     db: Session,
     *,
     verb: str,
@@ -59,14 +59,17 @@ def _command(
     body: Any,
     execute: Any,
 ) -> JSONResponse:
-    return run_idempotent(
-        db,
-        scope=f"loyalty.{verb}:{key_id}:{customer_id}",
-        key=idempotency_key,
-        request_body=body.model_dump(mode="json"),
-        status_code=status.HTTP_201_CREATED,
-        execute=execute,
-        render=_posted,
+    """Run one ledger command once per Idempotency-Key, in the commands' own thread pool."""
+    return await run_command(
+        lambda: run_idempotent(
+            db,
+            scope=f"loyalty.{verb}:{key_id}:{customer_id}",
+            key=idempotency_key,
+            request_body=body.model_dump(mode="json"),
+            status_code=status.HTTP_201_CREATED,
+            execute=execute,
+            render=_posted,
+        )
     )
 
 
@@ -81,26 +84,24 @@ async def earn(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Give the member points as a new lot; debt from earlier returns is paid first."""
-    return await run_command(
-        lambda: _command(
+    return await _command(
+        db,
+        verb="earn",
+        key_id=key.id,
+        customer_id=customer_id,
+        idempotency_key=idempotency_key,
+        body=body,
+        execute=lambda hook: service.earn(
             db,
-            verb="earn",
-            key_id=key.id,
             customer_id=customer_id,
-            idempotency_key=idempotency_key,
-            body=body,
-            execute=lambda hook: service.earn(
-                db,
-                customer_id=customer_id,
-                points=body.points,
-                reason=body.reason,
-                order_id=body.order_id,
-                rule_id=body.rule_id,
-                expires_at=body.expires_at,
-                channel=body.channel,
-                before_commit=hook,
-            ),
-        )
+            points=body.points,
+            reason=body.reason,
+            order_id=body.order_id,
+            rule_id=body.rule_id,
+            expires_at=body.expires_at,
+            channel=body.channel,
+            before_commit=hook,
+        ),
     )
 
 
@@ -116,24 +117,22 @@ async def redeem(
 ) -> JSONResponse:
     """Spend points, oldest lots first. Not enough points is 409 ``insufficient-points``
     with the available ``balance``; nothing changes."""
-    return await run_command(
-        lambda: _command(
+    return await _command(
+        db,
+        verb="redeem",
+        key_id=key.id,
+        customer_id=customer_id,
+        idempotency_key=idempotency_key,
+        body=body,
+        execute=lambda hook: service.redeem(
             db,
-            verb="redeem",
-            key_id=key.id,
             customer_id=customer_id,
-            idempotency_key=idempotency_key,
-            body=body,
-            execute=lambda hook: service.redeem(
-                db,
-                customer_id=customer_id,
-                points=body.points,
-                reason=body.reason,
-                order_id=body.order_id,
-                channel=body.channel,
-                before_commit=hook,
-            ),
-        )
+            points=body.points,
+            reason=body.reason,
+            order_id=body.order_id,
+            channel=body.channel,
+            before_commit=hook,
+        ),
     )
 
 
@@ -148,23 +147,21 @@ async def adjust(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """A staff correction: add or remove points (never below zero). Needs the admin scope."""
-    return await run_command(
-        lambda: _command(
+    return await _command(
+        db,
+        verb="adjust",
+        key_id=key.id,
+        customer_id=customer_id,
+        idempotency_key=idempotency_key,
+        body=body,
+        execute=lambda hook: service.adjust(
             db,
-            verb="adjust",
-            key_id=key.id,
             customer_id=customer_id,
-            idempotency_key=idempotency_key,
-            body=body,
-            execute=lambda hook: service.adjust(
-                db,
-                customer_id=customer_id,
-                points=body.points,
-                reason=body.reason,
-                expires_at=body.expires_at,
-                before_commit=hook,
-            ),
-        )
+            points=body.points,
+            reason=body.reason,
+            expires_at=body.expires_at,
+            before_commit=hook,
+        ),
     )
 
 
@@ -189,24 +186,22 @@ async def reverse(
     )
     if share == 0:
         raise InvalidInput("returned_minor must be more than zero", field="returned_minor")
-    return await run_command(
-        lambda: _command(
+    return await _command(
+        db,
+        verb="reverse",
+        key_id=key.id,
+        customer_id=customer_id,
+        idempotency_key=idempotency_key,
+        body=body,
+        execute=lambda hook: service.reverse_for_return(
             db,
-            verb="reverse",
-            key_id=key.id,
             customer_id=customer_id,
-            idempotency_key=idempotency_key,
-            body=body,
-            execute=lambda hook: service.reverse_for_return(
-                db,
-                customer_id=customer_id,
-                order_id=body.order_id,
-                points=body.points,
-                share=share,
-                reason=body.reason,
-                before_commit=hook,
-            ),
-        )
+            order_id=body.order_id,
+            points=body.points,
+            share=share,
+            reason=body.reason,
+            before_commit=hook,
+        ),
     )
 
 
