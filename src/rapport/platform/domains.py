@@ -5,7 +5,16 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-DOMAINS = ("platform", "events", "customers", "catalog", "orders", "loyalty")
+DOMAINS = (
+    "platform",
+    "events",
+    "customers",
+    "catalog",
+    "orders",
+    "loyalty",
+    "recommend",
+    "feedback",
+)
 
 
 def _import_each(module: str) -> list[ModuleType]:

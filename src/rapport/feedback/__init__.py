@@ -1,0 +1,1 @@
+"""Feedback: surveys (NPS, CSAT, CES), reviews and their screening, support tickets."""

@@ -1,0 +1,1 @@
+"""Recommendations: training, candidate models, context re-ranking, merchandising rules, serving."""
