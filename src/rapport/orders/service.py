@@ -878,3 +878,22 @@ def order_totals_by_customer(
         for customer_id, count, spend in rows
         if customer_id is not None
     }
+
+
+def delivered_skus(db: Session, *, customer_id: str, skus: Sequence[str]) -> dict[str, datetime]:
+    """For each of ``skus`` the customer has received (delivered, collected or bought in
+    store), when they first had it. Read-only (verified-purchase badges on reviews)."""
+    if not skus:
+        return {}
+    rows = db.execute(
+        select(OrderLine.sku, func.min(Order.delivered_at))
+        .join(Order, Order.order_id == OrderLine.order_id)
+        .where(
+            Order.customer_id == customer_id,
+            Order.delivered_at.is_not(None),
+            Order.status != "cancelled",
+            OrderLine.sku.in_(list(skus)),
+        )
+        .group_by(OrderLine.sku)
+    ).all()
+    return {str(sku): clock.as_utc(at) for sku, at in rows if at is not None}

@@ -1,0 +1,231 @@
+"""API shapes of the feedback domain: surveys, answers, scores, reviews and tickets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, Field, HttpUrl
+
+from rapport.platform.schemas import ReadModel, StrictModel
+
+Kind = Literal["nps", "csat", "ces"]
+Trigger = Literal[
+    "after_delivery", "after_store_visit", "after_ticket_closed", "after_purchase", "manual"
+]
+TicketKind = Literal["complaint", "question", "return_problem", "delivery_problem"]
+Channel = Literal["web", "app", "store", "call_center", "email", "survey"]
+Locale = Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", examples=["en", "fr"])]
+
+
+class Labels(StrictModel):
+    question: str = Field(min_length=1, max_length=300)
+    comment: str = Field(default="Anything you would like to tell us?", max_length=300)
+    low: str = Field(default="", max_length=60, description="Label under the lowest score")
+    high: str = Field(default="", max_length=60, description="Label under the highest score")
+
+
+class ExtraQuestion(StrictModel):
+    id: str = Field(pattern=r"^[a-z0-9_]{1,40}$")
+    labels: dict[Locale, str] = Field(min_length=1)
+
+
+class SurveyIn(StrictModel):
+    """A survey definition. Labels per locale; a customer sees their locale's, or English."""
+
+    survey_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,59}$", examples=["nps-delivery"])
+    name: str = Field(min_length=1, max_length=200)
+    kind: Kind
+    trigger: Trigger
+    channel: str | None = Field(
+        default=None, max_length=20, description="after_purchase: only purchases in this channel"
+    )
+    sampling_rate: float = Field(default=1.0, ge=0, le=1)
+    fatigue_days: int = Field(
+        default=30, ge=0, le=365, description="Nobody is asked again within this many days"
+    )
+    consent_purpose: Literal["marketing_email", "marketing_push", "analytics"] = "marketing_email"
+    link_days: int = Field(default=14, ge=1, le=90, description="How long a link stays valid")
+    labels: dict[Locale, Labels] | None = Field(
+        default=None,
+        description="Default wording (English, French, German, Portuguese) if left out",
+    )
+    questions: list[ExtraQuestion] = Field(default_factory=list, max_length=5)
+    active: bool = True
+
+
+class SurveyOut(ReadModel):
+    survey_id: str
+    name: str
+    kind: str
+    trigger: str
+    channel: str | None
+    sampling_rate: float
+    fatigue_days: int
+    consent_purpose: str
+    link_days: int
+    labels: dict[str, Any]
+    questions: list[Any]
+    active: bool
+
+
+class InvitationIn(StrictModel):
+    """Ask a customer a survey now (the ``manual`` way; triggers do it from the event log)."""
+
+    customer_id: str = Field(min_length=1, max_length=40)
+    order_id: str | None = Field(default=None, max_length=64)
+    store_id: str | None = Field(default=None, max_length=40)
+    channel: str | None = Field(default=None, max_length=20)
+
+
+class InvitationOut(StrictModel):
+    invitation_id: str | None
+    invited: bool
+    reason: str
+    link: str | None = None
+    expires_at: datetime | None = None
+
+
+class AnswerIn(StrictModel):
+    score: int = Field(ge=0, le=10)
+    comment: str | None = Field(default=None, max_length=2000)
+    answers: dict[str, str] = Field(default_factory=dict, max_length=5)
+
+
+class ResponseIn(AnswerIn):
+    """An answer given without an invitation (a till tablet, a kiosk, the app)."""
+
+    survey_id: str = Field(min_length=1, max_length=60)
+    customer_id: str | None = Field(default=None, max_length=40)
+    channel: str | None = Field(default=None, max_length=20)
+    store_id: str | None = Field(default=None, max_length=40)
+    order_id: str | None = Field(default=None, max_length=64)
+    locale: Locale = "en"
+    answered_at: AwareDatetime | None = None
+
+
+class ResponseOut(ReadModel):
+    response_id: str
+    survey_id: str
+    kind: str
+    customer_id: str | None
+    score: int
+    comment: str | None
+    stage: str
+    channel: str | None
+    store_id: str | None
+    tier: str | None
+    signals: dict[str, Any]
+    ticket_id: str | None
+    answered_at: datetime
+
+
+class ScoreOut(StrictModel):
+    key: str
+    n: int
+    value: float | None
+    low: float | None
+    high: float | None
+    promoters: float | None = None
+    passives: float | None = None
+    detractors: float | None = None
+
+
+class TargetIn(StrictModel):
+    kind: Kind
+    scope: Literal["all", "store", "channel"]
+    scope_value: str = Field(default="", max_length=40)
+    target: float = Field(ge=-100, le=100)
+    window_days: int = Field(default=30, ge=1, le=365)
+    min_responses: int = Field(default=10, ge=1, le=100_000)
+
+
+class TargetOut(StrictModel):
+    id: int
+    kind: str
+    scope: str
+    scope_value: str
+    target: float
+    window_days: int
+    score: ScoreOut
+    below: bool
+
+
+class ReviewIn(StrictModel):
+    customer_id: str | None = Field(default=None, max_length=40)
+    sku: str = Field(min_length=1, max_length=64)
+    order_id: str | None = Field(default=None, max_length=64)
+    rating: int = Field(ge=1, le=5)
+    title: str = Field(default="", max_length=200)
+    text: str = Field(default="", max_length=5000)
+    photos: list[HttpUrl] = Field(default_factory=list, max_length=10)
+    locale: Locale = "en"
+    device_id: str | None = Field(default=None, max_length=120)
+    ip_address: str | None = Field(
+        default=None, max_length=64, description="The reviewer's address; only a digest is kept"
+    )
+
+
+class ReviewOut(ReadModel):
+    review_id: str
+    customer_id: str | None
+    sku: str
+    rating: int
+    title: str
+    body: str
+    photos: list[Any]
+    locale: str
+    verified: bool
+    status: str
+    reasons: list[Any]
+    created_at: datetime
+
+
+class ModerationIn(StrictModel):
+    decision: Literal["publish", "reject"]
+
+
+class RatingSummaryOut(StrictModel):
+    sku: str
+    reviews: int
+    verified: int
+    average: float | None
+    weighted: float | None = Field(
+        description="Average pulled towards the shop's mean (few reviews)"
+    )
+    distribution: dict[str, int]
+
+
+class TicketIn(StrictModel):
+    customer_id: str | None = Field(default=None, max_length=40)
+    order_id: str | None = Field(default=None, max_length=64)
+    kind: TicketKind
+    channel: Channel
+    subject: str = Field(min_length=1, max_length=200)
+    body: str = Field(default="", max_length=10_000)
+
+
+class ResolveIn(StrictModel):
+    resolution: str = Field(min_length=1, max_length=5000)
+    apology_points: int = Field(default=0, ge=0, le=100_000)
+
+
+class TicketOut(ReadModel):
+    ticket_id: str
+    customer_id: str | None
+    order_id: str | None
+    kind: str
+    channel: str
+    subject: str
+    status: str
+    priority: int
+    priority_reasons: list[Any]
+    tier: str | None
+    support_level: str
+    sla_due_at: datetime
+    opened_at: datetime
+    resolved_at: datetime | None
+    resolution: str | None
+    apology_points: int
+    apology_transaction_id: int | None
+    response_id: str | None

@@ -1,0 +1,24 @@
+"""The feedback domain's background work: survey invitations from the event log, and the
+daily check of scores against their targets."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from rapport.events.processors import processor
+from rapport.feedback import service
+from rapport.platform import jobs
+
+processor("feedback.invitations", batch_size=200)(service.process_feedback_events)
+
+
+@jobs.job("feedback.check_targets")
+def check_targets(db: Session, payload: dict[str, Any]) -> None:
+    """Raise an alert for every score below its target (once a day per target)."""
+    service.check_targets(db)
+
+
+jobs.scheduled("feedback.check_targets", every=timedelta(hours=6))
