@@ -41,6 +41,7 @@ from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound, Problem
 from rapport.platform.idempotency import HEADER, run_idempotent
+from rapport.platform.ids import new_id
 from rapport.platform.settings import AppSettings
 
 api = APIRouter(prefix="/v1/feedback", tags=["feedback"])
@@ -119,7 +120,8 @@ def invite(
         survey_id=survey_id,
         customer_id=body.customer_id,
         moment=service.Occasion(
-            source_key=f"manual:{body.order_id or body.store_id or body.customer_id}",
+            # One invitation per order; other manual invitations are each their own moment.
+            source_key=f"manual:{body.order_id}" if body.order_id else new_id("manual"),
             stage="manual",
             channel=body.channel,
             store_id=body.store_id,

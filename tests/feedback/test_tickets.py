@@ -1,0 +1,131 @@
+"""Tickets: priority from issue, tier and value; an SLA due time for everyone, sooner for
+better tiers; the queue's order; breach reporting; apology points through the ledger."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from rapport.events.models import Event
+from rapport.feedback import service
+from rapport.feedback.schemas import TicketIn
+from rapport.loyalty import earning
+from rapport.loyalty import service as loyalty
+from rapport.platform.errors import Conflict
+from tests.feedback.factories import T0, delivered_order, frozen_clock, make_customer
+
+
+def _gold_customer(db) -> str:
+    """A customer whose spend (1,600.00) puts them in the default ladder's Gold tier."""
+    customer, external = make_customer(db)
+    delivered_order(db, external_id=external, total_minor=160_000)
+    events = list(db.scalars(select(Event).where(Event.customer_id == customer)))
+    earning.process_loyalty_events(db, events)
+    db.commit()
+    assert loyalty.member_benefits(db, customer_id=customer).tier_id == "gold"
+    return customer
+
+
+def _ticket(db, kind: str = "complaint", customer_id: str | None = None, **extra):
+    return service.open_ticket(
+        db,
+        ticket=TicketIn(
+            customer_id=customer_id, kind=kind, channel="email", subject="Help", **extra
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("_case", "kind", "level", "value", "priority", "hours"),
+    [
+        ("question, standard", "question", "standard", 0, 10, 72),
+        ("complaint, standard", "complaint", "standard", 0, 30, 24),
+        ("return problem, priority", "return_problem", "priority", 0, 40, 24),
+        ("delivery problem, dedicated", "delivery_problem", "dedicated", 0, 70, 6),
+        ("complaint, valuable customer", "complaint", "standard", 160_000, 45, 24),
+        ("value counts up to 20", "question", "standard", 10_000_000, 30, 72),
+    ],
+)
+def test_priority_and_sla(
+    _case: str, kind: str, level: str, value: int, priority: int, hours: int
+) -> None:
+    assert service.prioritise(kind, level, value)[0] == priority
+    assert service.sla_due(kind, level, T0) == T0 + timedelta(hours=hours)
+
+
+def test_gold_members_come_first_and_are_due_sooner(db) -> None:
+    # given a gold member and an anonymous customer with the same complaint
+    frozen_clock()
+    gold = _gold_customer(db)
+    anonymous = _ticket(db)
+    question = _ticket(db, kind="question")
+    gold_ticket = _ticket(db, customer_id=gold, order_id="O-1")
+    # then the gold member's ticket is first, due in 6 hours instead of 24
+    assert gold_ticket.tier == "gold"
+    assert gold_ticket.support_level == "dedicated"
+    assert gold_ticket.priority == 30 + 40 + 15
+    assert gold_ticket.priority_reasons == [
+        "complaint +30",
+        "dedicated support +40",
+        "customer value 1,600 +15",
+    ]
+    assert gold_ticket.sla_due_at == T0 + timedelta(hours=6)
+    assert anonymous.sla_due_at == T0 + timedelta(hours=24)
+    assert service.ticket_queue(db) == [gold_ticket, anonymous, question]
+
+
+def test_equal_priorities_queue_by_sla_due_time(db) -> None:
+    clock = frozen_clock()
+    later = _ticket(db, kind="return_problem")  # due in 48 h
+    clock.advance(timedelta(hours=1))
+    sooner = _ticket(db, kind="return_problem")  # due in 48 h from an hour later
+    question = _ticket(db, kind="question")
+    assert service.ticket_queue(db) == [later, sooner, question]
+
+
+def test_resolution_grants_apology_points_recorded_on_the_ticket(db) -> None:
+    clock = frozen_clock()
+    customer, _ = make_customer(db)
+    ticket = _ticket(db, customer_id=customer)
+    clock.advance(timedelta(hours=30))
+    # when resolved with 200 apology points
+    resolved = service.resolve_ticket(
+        db, ticket_id=ticket.ticket_id, resolution="Refunded", resolved_by="ana", apology_points=200
+    )
+    # then the points are in the ledger and the transaction is on the ticket
+    assert loyalty.balance(db, customer_id=customer) == 200
+    assert resolved.apology_points == 200
+    movement = loyalty.statement(db, customer_id=customer)[0]
+    assert movement.transaction_id == resolved.apology_transaction_id
+    assert movement.reason == f"Apology for ticket {ticket.ticket_id}"
+    # and the resolution event says it was late (30 h > 24 h)
+    event = db.scalar(select(Event).where(Event.type == "ticket_resolved"))
+    assert event.properties["within_sla"] is False
+    assert event.properties["resolution_hours"] == 30.0
+    with pytest.raises(Conflict):
+        service.resolve_ticket(db, ticket_id=ticket.ticket_id, resolution="x", resolved_by="ana")
+
+
+def test_sla_report_counts_breaches_and_overdue_tickets(db) -> None:
+    clock = frozen_clock()
+    in_time = _ticket(db)
+    late = _ticket(db)
+    _ticket(db)  # stays open
+    _ticket(db, kind="question")  # open, not yet due
+    clock.advance(timedelta(hours=2))
+    service.resolve_ticket(db, ticket_id=in_time.ticket_id, resolution="ok", resolved_by="a")
+    clock.advance(timedelta(hours=30))
+    service.resolve_ticket(db, ticket_id=late.ticket_id, resolution="ok", resolved_by="a")
+    report = {line.key: line for line in service.sla_report(db)}
+    complaint = report["complaint / standard"]
+    assert (
+        complaint.tickets,
+        complaint.resolved,
+        complaint.resolved_in_time,
+        complaint.breached,
+        complaint.open_overdue,
+    ) == (3, 2, 1, 2, 1)
+    question = report["question / standard"]
+    assert (question.tickets, question.breached, question.open_overdue) == (1, 0, 0)
