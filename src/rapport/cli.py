@@ -21,6 +21,7 @@ from rapport.platform.console import console, progress_bars, require_migrated
 from rapport.platform.db import open_session
 from rapport.platform.errors import Problem
 from rapport.platform.settings import get_settings
+from rapport.recommend.cli import recommend_app
 
 app = typer.Typer(help="Rapport: customer experience and loyalty for omnichannel retailers.")
 keys_app = typer.Typer(help="Create, list and revoke API keys.")
@@ -29,6 +30,7 @@ import_app = typer.Typer(help="Import real data (transactions, catalogue, custom
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 app.add_typer(import_app, name="import")
+app.add_typer(recommend_app, name="recommend")
 
 DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_KEY_NAME = "demo key"

@@ -323,3 +323,39 @@ def price_consistency_report(db: Session) -> list[PriceDifference]:
 def get_products(db: Session, *, skus: Sequence[str]) -> dict[str, Product]:
     """Products by SKU (missing SKUs are simply absent)."""
     return {p.sku: p for p in db.scalars(select(Product).where(Product.sku.in_(set(skus))))}
+
+
+def available_at(db: Session, *, store_id: str, skus: Sequence[str]) -> dict[str, int]:
+    """Units available (on hand less reserved) at one location for each of ``skus``; a SKU
+    the location has never stocked is 0."""
+    if not skus:
+        return {}
+    rows = db.execute(
+        select(StockLevel.sku, StockLevel.on_hand - StockLevel.reserved).where(
+            StockLevel.store_id == store_id, StockLevel.sku.in_(list(skus))
+        )
+    )
+    available = dict.fromkeys(skus, 0)
+    available.update({str(sku): int(units) for sku, units in rows})
+    return available
+
+
+def nearest_store(db: Session, *, latitude: float, longitude: float) -> Availability | None:
+    """The physical store closest to a point (stores without coordinates left out)."""
+    best: tuple[float, Store] | None = None
+    for store in list_stores(db):
+        if store.latitude is None or store.longitude is None:
+            continue
+        distance = _km(latitude, longitude, store.latitude, store.longitude)
+        if best is None or distance < best[0]:
+            best = (distance, store)
+    if best is None:
+        return None
+    distance, store = best
+    return Availability(
+        store_id=store.store_id,
+        name=store.name,
+        city=store.city,
+        available=0,
+        distance_km=round(distance, 1),
+    )

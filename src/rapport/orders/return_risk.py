@@ -875,7 +875,7 @@ class ReturnRiskModel:
     ) -> ReturnRiskModel:
         """Like :meth:`fit`, from features already built by :class:`ReturnHistory`."""
         # threadpoolctl comes with scikit-learn (one of its own requirements).
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+        from threadpoolctl import threadpool_limits
 
         if self.threads is None:
             return self._fit(rows, returned, seed=seed)

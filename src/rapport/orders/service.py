@@ -897,3 +897,64 @@ def delivered_skus(db: Session, *, customer_id: str, skus: Sequence[str]) -> dic
         .group_by(OrderLine.sku)
     ).all()
     return {str(sku): clock.as_utc(at) for sku, at in rows if at is not None}
+
+
+@dataclass(frozen=True)
+class PurchaseLine:
+    order_id: str
+    customer_id: str | None
+    sku: str
+    placed_at: datetime
+    store_id: str | None
+    channel: str
+    category: str | None
+
+
+def purchase_lines(db: Session, *, until: datetime | None = None) -> list[PurchaseLine]:
+    """Every line bought and kept (cancelled orders and fully returned lines left out), oldest
+    first. Read-only: recommendation training learns from it."""
+    query = (
+        select(
+            Order.order_id,
+            Order.customer_id,
+            OrderLine.sku,
+            Order.placed_at,
+            Order.store_id,
+            Order.channel,
+            OrderLine.category,
+        )
+        .join(Order, Order.order_id == OrderLine.order_id)
+        .where(Order.status != "cancelled", OrderLine.returned_quantity < OrderLine.quantity)
+        .order_by(Order.placed_at, OrderLine.order_id, OrderLine.line_no)
+    )
+    if until is not None:
+        query = query.where(Order.placed_at < until)
+    return [
+        PurchaseLine(
+            order_id=order_id,
+            customer_id=customer_id,
+            sku=sku,
+            placed_at=clock.as_utc(placed_at),
+            store_id=store_id,
+            channel=channel,
+            category=category,
+        )
+        for order_id, customer_id, sku, placed_at, store_id, channel, category in db.execute(
+            query
+        )
+    ]
+
+
+def recently_bought(db: Session, *, customer_id: str, since: datetime) -> set[str]:
+    """SKUs the customer bought (and kept) since ``since``. Read-only."""
+    rows = db.execute(
+        select(OrderLine.sku)
+        .join(Order, Order.order_id == OrderLine.order_id)
+        .where(
+            Order.customer_id == customer_id,
+            Order.placed_at >= since,
+            Order.status != "cancelled",
+            OrderLine.returned_quantity < OrderLine.quantity,
+        )
+    )
+    return {str(sku) for (sku,) in rows}

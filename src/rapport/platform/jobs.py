@@ -110,6 +110,13 @@ def enqueue(
     return queued
 
 
+def pending(db: Session, *, kind: str) -> Job | None:
+    """A queued or running job of ``kind``, if there is one (to avoid queueing work twice)."""
+    return db.scalar(
+        select(Job).where(Job.kind == kind, Job.status.in_(("queued", "running"))).limit(1)
+    )
+
+
 def enqueue_schedules(db: Session) -> int:
     """Queue each schedule's run for the current period unless some worker already did."""
     now = clock.now()

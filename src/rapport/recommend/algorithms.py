@@ -1,0 +1,397 @@
+"""Candidate models: popularity, the customer's own favourites, item-to-item neighbours (item-kNN
+and EASE), matrix factorisation (`implicit` ALS), and the blend Rapport serves."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import numpy as np
+from scipy import sparse
+
+from rapport.recommend.base import Recommender, State
+from rapport.recommend.data import FloatArray, IntArray, Interactions, repeat_rate
+
+# A score for items the customer never bought, small enough never to outrank one they did.
+_FILL = 1e-3
+
+
+def _row_normalised(matrix: FloatArray) -> FloatArray:
+    """Each row scaled so that its best item scores 1 (rows of zeros stay zero)."""
+    top = matrix.max(axis=1, keepdims=True)
+    top[top <= 0] = 1.0
+    normalised: FloatArray = (matrix / top).astype(np.float32)
+    return normalised
+
+
+def _unit(vector: FloatArray) -> FloatArray:
+    top = float(vector.max()) if len(vector) else 0.0
+    return (vector / top if top > 0 else vector).astype(np.float32)
+
+
+class Popularity(Recommender):
+    """Items bought by the most customers in the last ``window_days`` days."""
+
+    name = "popularity"
+
+    def __init__(self, window_days: float = 30.0) -> None:
+        super().__init__(window_days=window_days)
+        self.popularity: FloatArray = np.zeros(0, dtype=np.float32)
+
+    def fit(self, data: Interactions) -> Self:
+        recent = data.since(self.params["window_days"]).binary()
+        # Everything ever bought still outranks nothing, for catalogues with a quiet month.
+        overall = data.binary()
+        self.popularity = (
+            np.asarray(recent.sum(axis=0)).ravel()
+            + _FILL * _unit(np.asarray(overall.sum(axis=0)).ravel())
+        ).astype(np.float32)
+        return self
+
+    def scores(self, data: Interactions, users: IntArray) -> FloatArray:
+        return np.tile(self.popularity, (len(users), 1))
+
+    def state(self) -> State:
+        return {"popularity": self.popularity}
+
+    def load_state(self, state: State) -> None:
+        self.popularity = state["popularity"].astype(np.float32)
+
+
+class PersonalFrequency(Recommender):
+    """The customer's own most bought items (recent baskets count more, items people come back
+    for count more), then what is popular."""
+
+    name = "top_frequency"
+
+    def __init__(
+        self, half_life_days: float = 60.0, repeat_power: float = 0.0, window_days: float = 30.0
+    ) -> None:
+        super().__init__(
+            half_life_days=half_life_days, repeat_power=repeat_power, window_days=window_days
+        )
+        self.repeat: FloatArray = np.zeros(0, dtype=np.float32)
+        self.popularity = Popularity(window_days)
+
+    def fit(self, data: Interactions) -> Self:
+        self.repeat = repeat_rate(data)
+        self.popularity.fit(data)
+        return self
+
+    def own(
+        self, data: Interactions, users: IntArray, repeat_power: float | None = None
+    ) -> FloatArray:
+        """Repeat-aware frequency of the customer's own items, best scaled to 1."""
+        power = self.params["repeat_power"] if repeat_power is None else repeat_power
+        history = data.recency_weighted(self.params["half_life_days"])[users].toarray()
+        return _row_normalised(history * np.power(self.repeat, power))
+
+    def scores(self, data: Interactions, users: IntArray) -> FloatArray:
+        own = self.own(data, users)
+        bought = own > 0
+        ranked: FloatArray = (
+            bought * (1.0 + own) + _FILL * _unit(self.popularity.popularity)
+        ).astype(np.float32)
+        return ranked
+
+    def state(self) -> State:
+        return {"repeat": self.repeat, **self.popularity.state()}
+
+    def load_state(self, state: State) -> None:
+        self.repeat = state["repeat"].astype(np.float32)
+        self.popularity.load_state(state)
+
+
+class _Neighbourhood(Recommender):
+    """Shared by models that score an item by its similarity to what the customer bought:
+    ``similarity[i, j]`` says how much buying ``i`` predicts ``j``."""
+
+    def __init__(self, half_life_days: float = 90.0, **params: Any) -> None:
+        super().__init__(half_life_days=half_life_days, **params)
+        self.similarity = sparse.csr_matrix((0, 0), dtype=np.float32)
+
+    def scores(self, data: Interactions, users: IntArray) -> FloatArray:
+        history = data.recency_weighted(self.params["half_life_days"])[users]
+        return np.asarray((history @ self.similarity).toarray(), dtype=np.float32)
+
+    def similar(self, item: int, count: int) -> list[tuple[int, float]]:
+        row = self.similarity.getrow(item)
+        order = np.lexsort((row.indices, -row.data))[:count]
+        return [(int(row.indices[i]), float(row.data[i])) for i in order if row.data[i] > 0]
+
+    def state(self) -> State:
+        s = self.similarity.tocsr()
+        return {
+            "similarity_data": s.data,
+            "similarity_indices": s.indices,
+            "similarity_indptr": s.indptr,
+            "similarity_shape": np.asarray(s.shape, dtype=np.int64),
+        }
+
+    def load_state(self, state: State) -> None:
+        self.similarity = sparse.csr_matrix(
+            (
+                state["similarity_data"],
+                state["similarity_indices"],
+                state["similarity_indptr"],
+            ),
+            shape=tuple(int(n) for n in state["similarity_shape"]),
+        )
+
+
+def keep_top_per_row(matrix: sparse.csr_matrix, keep: int) -> sparse.csr_matrix:
+    """The ``keep`` largest entries of each row (ties to the lower column), the rest dropped."""
+    matrix = matrix.tocsr()
+    data, indices, indptr = [], [], [0]
+    for row in range(matrix.shape[0]):
+        start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+        values, columns = matrix.data[start:stop], matrix.indices[start:stop]
+        if len(values) > keep:
+            chosen = np.lexsort((columns, -values))[:keep]
+            values, columns = values[chosen], columns[chosen]
+        data.append(values)
+        indices.append(columns)
+        indptr.append(indptr[-1] + len(values))
+    return sparse.csr_matrix(
+        (
+            np.concatenate(data) if data else np.zeros(0, np.float32),
+            np.concatenate(indices) if indices else np.zeros(0, np.int32),
+            np.asarray(indptr),
+        ),
+        shape=matrix.shape,
+        dtype=np.float32,
+    )
+
+
+class ItemKNN(_Neighbourhood):
+    """Item-to-item cosine similarity over who bought what, shrunk for items with few buyers,
+    ``neighbours`` kept per item. ``self_weight`` is how much an item counts as similar to
+    itself: above zero, what the customer already buys ranks among the neighbours."""
+
+    name = "item_knn"
+
+    def __init__(
+        self,
+        neighbours: int = 100,
+        shrink: float = 10.0,
+        half_life_days: float = 90.0,
+        self_weight: float = 0.0,
+    ) -> None:
+        super().__init__(
+            half_life_days, neighbours=neighbours, shrink=shrink, self_weight=self_weight
+        )
+
+    def fit(self, data: Interactions) -> Self:
+        bought = data.binary()
+        co = (bought.T @ bought).tocsr().astype(np.float32)
+        buyers = np.sqrt(np.asarray(bought.sum(axis=0)).ravel()).astype(np.float32)
+        co.setdiag(0)
+        co.eliminate_zeros()
+        coo = co.tocoo()
+        coo.data = coo.data / (buyers[coo.row] * buyers[coo.col] + self.params["shrink"])
+        similarity = keep_top_per_row(coo.tocsr(), int(self.params["neighbours"]))
+        if self.params["self_weight"]:
+            similarity = (
+                similarity
+                + sparse.identity(similarity.shape[0], np.float32, format="csr")
+                * float(self.params["self_weight"])
+            ).tocsr()
+        self.similarity = similarity
+        return self
+
+
+class EASE(_Neighbourhood):
+    """Embarrassingly shallow autoencoder (Steck, 2019): a closed-form item-to-item weight
+    matrix, learnt over the ``max_items`` items with the most buyers (the inverse is cubic)."""
+
+    name = "ease"
+
+    def __init__(
+        self,
+        l2: float = 500.0,
+        max_items: int = 6000,
+        keep: int = 200,
+        half_life_days: float = 90.0,
+    ) -> None:
+        super().__init__(half_life_days, l2=l2, max_items=max_items, keep=keep)
+
+    def fit(self, data: Interactions) -> Self:
+        bought = data.binary()
+        buyers = np.asarray(bought.sum(axis=0)).ravel()
+        chosen = np.sort(np.argsort(-buyers, kind="stable")[: int(self.params["max_items"])])
+        sub = bought[:, chosen]
+        gram = (sub.T @ sub).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += self.params["l2"]
+        inverse = np.linalg.inv(gram)
+        weights = -inverse / np.diag(inverse)
+        np.fill_diagonal(weights, 0.0)
+        # Keep the strongest links per item: the full matrix is dense and mostly noise.
+        dense = sparse.csr_matrix(weights.astype(np.float32))
+        dense.data[dense.data < 0] = 0.0
+        dense.eliminate_zeros()
+        local = keep_top_per_row(dense, int(self.params["keep"])).tocoo()
+        n_items = data.shape[1]
+        self.similarity = sparse.csr_matrix(
+            (local.data, (chosen[local.row], chosen[local.col])),
+            shape=(n_items, n_items),
+            dtype=np.float32,
+        )
+        return self
+
+
+class ALS(Recommender):
+    """Matrix factorisation for implicit feedback (Hu, Koren & Volinsky), as `implicit` does it."""
+
+    name = "als"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 2.0,
+        iterations: int = 15,
+        seed: int = 7,
+    ) -> None:
+        super().__init__(
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            iterations=iterations,
+            seed=seed,
+        )
+        self.user_factors: FloatArray = np.zeros((0, factors), dtype=np.float32)
+        self.item_factors: FloatArray = np.zeros((0, factors), dtype=np.float32)
+
+    def fit(self, data: Interactions) -> Self:
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        model = AlternatingLeastSquares(
+            factors=int(self.params["factors"]),
+            regularization=float(self.params["regularization"]),
+            alpha=float(self.params["alpha"]),
+            iterations=int(self.params["iterations"]),
+            random_state=int(self.params["seed"]),
+            # One thread gives the same factors for the same seed, run after run.
+            num_threads=1,
+        )
+        # implicit asks BLAS for one thread per worker; without this it warns and runs slower.
+        with threadpool_limits(1, "blas"):
+            model.fit(data.counts(), show_progress=False)
+        self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
+        self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
+        return self
+
+    def scores(self, data: Interactions, users: IntArray) -> FloatArray:
+        known = users < len(self.user_factors)
+        result = np.zeros((len(users), len(self.item_factors)), dtype=np.float32)
+        result[known] = self.user_factors[users[known]] @ self.item_factors.T
+        return result
+
+    def similar(self, item: int, count: int) -> list[tuple[int, float]]:
+        norms = np.linalg.norm(self.item_factors, axis=1) + 1e-9
+        cosine = (self.item_factors @ self.item_factors[item]) / (norms * norms[item])
+        cosine[item] = -np.inf
+        order = np.argsort(-cosine, kind="stable")[:count]
+        return [(int(i), float(cosine[i])) for i in order]
+
+    def state(self) -> State:
+        return {"user_factors": self.user_factors, "item_factors": self.item_factors}
+
+    def load_state(self, state: State) -> None:
+        self.user_factors = state["user_factors"].astype(np.float32)
+        self.item_factors = state["item_factors"].astype(np.float32)
+
+
+class Blend(Recommender):
+    """Rapport's recommender: the customer's own repeat-aware favourites, items that go with
+    what they bought (item-kNN and EASE neighbours), and what is popular now, each scaled per
+    customer so the best is 1, then weighted."""
+
+    name = "rapport"
+
+    def __init__(
+        self,
+        own: float = 1.0,
+        knn: float = 0.3,
+        ease: float = 0.3,
+        popular: float = 0.1,
+        half_life_days: float = 60.0,
+        repeat_power: float = 0.5,
+        window_days: float = 30.0,
+        neighbours: int = 100,
+        shrink: float = 10.0,
+        l2: float = 500.0,
+        max_items: int = 6000,
+    ) -> None:
+        super().__init__(
+            own=own,
+            knn=knn,
+            ease=ease,
+            popular=popular,
+            half_life_days=half_life_days,
+            repeat_power=repeat_power,
+            window_days=window_days,
+            neighbours=neighbours,
+            shrink=shrink,
+            l2=l2,
+            max_items=max_items,
+        )
+        self.frequency = PersonalFrequency(half_life_days, repeat_power, window_days)
+        self.knn = ItemKNN(neighbours, shrink)
+        self.ease = EASE(l2, max_items)
+
+    def fit(self, data: Interactions) -> Self:
+        self.frequency.fit(data)
+        if self.params["knn"]:
+            self.knn.fit(data)
+        if self.params["ease"]:
+            self.ease.fit(data)
+        return self
+
+    def parts(self, data: Interactions, users: IntArray) -> dict[str, FloatArray]:
+        """Each candidate source's scores, scaled per customer (best = 1)."""
+        parts = {
+            "own": self.frequency.own(data, users, self.params["repeat_power"]),
+            "popular": np.tile(_unit(self.frequency.popularity.popularity), (len(users), 1)),
+        }
+        for name, model in (("knn", self.knn), ("ease", self.ease)):
+            if self.params[name]:
+                parts[name] = _row_normalised(model.scores(data, users))
+        return parts
+
+    def combine(self, parts: dict[str, FloatArray]) -> FloatArray:
+        total = np.zeros_like(parts["popular"])
+        for name, values in parts.items():
+            weight = float(self.params[name])
+            if weight:
+                total += weight * values
+        return total
+
+    def scores(self, data: Interactions, users: IntArray) -> FloatArray:
+        return self.combine(self.parts(data, users))
+
+    def similar(self, item: int, count: int) -> list[tuple[int, float]]:
+        return (
+            self.knn.similar(item, count) if self.params["knn"] else self.ease.similar(item, count)
+        )
+
+    def state(self) -> State:
+        state = {f"frequency.{k}": v for k, v in self.frequency.state().items()}
+        for name, model in (("knn", self.knn), ("ease", self.ease)):
+            if self.params[name]:
+                state.update({f"{name}.{k}": v for k, v in model.state().items()})
+        return state
+
+    def load_state(self, state: State) -> None:
+        def part(prefix: str) -> State:
+            return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+
+        self.frequency.load_state(part("frequency."))
+        for name, model in (("knn", self.knn), ("ease", self.ease)):
+            if self.params[name]:
+                model.load_state(part(f"{name}."))
+
+
+ALGORITHMS: dict[str, type[Recommender]] = {
+    model.name: model for model in (Popularity, PersonalFrequency, ItemKNN, EASE, ALS, Blend)
+}

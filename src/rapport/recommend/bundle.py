@@ -1,0 +1,456 @@
+"""The trained model file: everything serving needs, learnt in one pass over the purchases.
+
+A bundle holds the blend (the customer's favourites, neighbours, popularity), substitutes
+(attributes and co-purchase within a category), complements (bought in the same basket, across
+categories), popularity per store, trending items, and how each category sells by time of day
+and channel. It is written as one ``.npz`` file (plain arrays, no pickles) per version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+
+from rapport.recommend.algorithms import Blend, keep_top_per_row
+from rapport.recommend.data import SECONDS_PER_DAY, FloatArray, IntArray, Interactions
+
+FORMAT = 1
+NEIGHBOURS = 30
+STORE_WINDOW_DAYS = 90.0
+TRENDING_DAYS = 7.0
+# weekday/weekend x night, morning, afternoon, evening
+DAYPARTS = 8
+CHANNELS = ("web", "app", "store")
+
+
+def daypart(moment: datetime) -> int:
+    weekend = moment.weekday() >= 5
+    return 4 * int(weekend) + moment.hour // 6
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """One line of training data."""
+
+    basket: str
+    customer_id: str | None
+    sku: str
+    at: datetime
+    store_id: str | None = None
+    channel: str = "web"
+
+
+@dataclass(frozen=True)
+class ProductFacts:
+    sku: str
+    name: str
+    category_path: str
+    brand: str | None = None
+    price_minor: int = 0
+    cost_minor: int = 0
+    country: str | None = None
+
+
+def _day(moment: datetime) -> float:
+    return moment.astimezone(UTC).timestamp() / SECONDS_PER_DAY
+
+
+def _strings(values: Sequence[str]) -> npt.NDArray[np.str_]:
+    return np.asarray(list(values), dtype=np.str_) if values else np.zeros(0, dtype="<U1")
+
+
+@dataclass
+class Bundle:
+    version: str
+    trained_at: datetime
+    data: Interactions
+    blend: Blend
+    names: list[str]
+    categories: list[str]
+    brands: list[str]
+    countries: list[str]
+    price_minor: IntArray
+    margin_rate: FloatArray
+    substitutes: sparse.csr_matrix
+    complements: sparse.csr_matrix
+    category_of: IntArray  # index into top_categories
+    top_categories: list[str]
+    category_best: sparse.csr_matrix  # top category x items: the category's best sellers
+    category_partners: sparse.csr_matrix  # top category x top category: bought together
+    stores: list[str]
+    store_popularity: sparse.csr_matrix  # stores x items
+    trending: FloatArray
+    daypart_lift: FloatArray  # top category x DAYPARTS
+    channel_lift: FloatArray  # top category x CHANNELS
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    item_index: dict[str, int] = field(default_factory=dict, repr=False)
+    user_index: dict[str, int] = field(default_factory=dict, repr=False)
+    store_index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.item_index = {sku: i for i, sku in enumerate(self.data.items)}
+        self.user_index = {customer: i for i, customer in enumerate(self.data.users)}
+        self.store_index = {store: i for i, store in enumerate(self.stores)}
+
+    @property
+    def popularity(self) -> FloatArray:
+        return self.blend.frequency.popularity.popularity
+
+    @property
+    def repeat(self) -> FloatArray:
+        return self.blend.frequency.repeat
+
+    # ---------------------------------------------------------------- persistence
+
+    def save(self, path: Path) -> None:
+        """Write the bundle where readers never see half a file: a temporary name, then an
+        atomic rename."""
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "meta": np.asarray(
+                json.dumps(
+                    {
+                        "format": FORMAT,
+                        "version": self.version,
+                        "trained_at": self.trained_at.isoformat(),
+                        "end": self.data.end,
+                        "blend": self.blend.params,
+                        "metrics": self.metrics,
+                        "params": self.params,
+                    }
+                )
+            ),
+            "users": _strings(self.data.users),
+            "items": _strings(self.data.items),
+            "user": self.data.user,
+            "item": self.data.item,
+            "day": self.data.day,
+            "names": _strings(self.names),
+            "categories": _strings(self.categories),
+            "brands": _strings(self.brands),
+            "countries": _strings(self.countries),
+            "price_minor": self.price_minor,
+            "margin_rate": self.margin_rate,
+            "category_of": self.category_of,
+            "top_categories": _strings(self.top_categories),
+            "stores": _strings(self.stores),
+            "trending": self.trending,
+            "daypart_lift": self.daypart_lift,
+            "channel_lift": self.channel_lift,
+        }
+        for name in (
+            "substitutes",
+            "complements",
+            "category_best",
+            "category_partners",
+            "store_popularity",
+        ):
+            matrix: sparse.csr_matrix = getattr(self, name)
+            arrays[f"{name}.data"] = matrix.data
+            arrays[f"{name}.indices"] = matrix.indices
+            arrays[f"{name}.indptr"] = matrix.indptr
+            arrays[f"{name}.shape"] = np.asarray(matrix.shape, dtype=np.int64)
+        arrays.update({f"blend.{k}": v for k, v in self.blend.state().items()})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        with partial.open("wb") as handle:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Bundle:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+        meta = json.loads(str(arrays["meta"]))
+        if meta["format"] != FORMAT:
+            raise ValueError(f"{path} is model format {meta['format']}, expected {FORMAT}")
+
+        def matrix(name: str) -> sparse.csr_matrix:
+            return sparse.csr_matrix(
+                (arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]),
+                shape=tuple(int(n) for n in arrays[f"{name}.shape"]),
+            )
+
+        blend = Blend.restored(
+            meta["blend"],
+            {k.removeprefix("blend."): v for k, v in arrays.items() if k.startswith("blend.")},
+        )
+        return cls(
+            version=meta["version"],
+            trained_at=datetime.fromisoformat(meta["trained_at"]),
+            data=Interactions(
+                users=arrays["users"].tolist(),
+                items=arrays["items"].tolist(),
+                user=arrays["user"],
+                item=arrays["item"],
+                day=arrays["day"],
+                end=float(meta["end"]),
+            ),
+            blend=blend,
+            names=arrays["names"].tolist(),
+            categories=arrays["categories"].tolist(),
+            brands=arrays["brands"].tolist(),
+            countries=arrays["countries"].tolist(),
+            price_minor=arrays["price_minor"],
+            margin_rate=arrays["margin_rate"],
+            substitutes=matrix("substitutes"),
+            complements=matrix("complements"),
+            category_of=arrays["category_of"],
+            top_categories=arrays["top_categories"].tolist(),
+            category_best=matrix("category_best"),
+            category_partners=matrix("category_partners"),
+            stores=arrays["stores"].tolist(),
+            store_popularity=matrix("store_popularity"),
+            trending=arrays["trending"],
+            daypart_lift=arrays["daypart_lift"],
+            channel_lift=arrays["channel_lift"],
+            metrics=meta["metrics"],
+            params=meta["params"],
+        )
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def top_category(path: str) -> str:
+    return path.split("/", 1)[0] if path else ""
+
+
+def build(
+    purchases: Sequence[Purchase],
+    products: Sequence[ProductFacts],
+    *,
+    version: str,
+    now: datetime,
+    blend_params: dict[str, Any] | None = None,
+) -> Bundle:
+    """Learn a bundle from purchase lines and the catalogue. Deterministic: the same input
+    gives the same arrays."""
+    facts = {p.sku: p for p in products}
+    known = [p for p in purchases if p.customer_id is not None]
+    end = _day(now)
+    data = Interactions.from_purchases(
+        [p.customer_id or "" for p in known],
+        [p.sku for p in known],
+        [_day(p.at) for p in known],
+        end=end,
+        item_universe=sorted(set(facts) | {p.sku for p in purchases}),
+    )
+    blend = Blend(**(blend_params or {})).fit(data)
+    items = data.items
+    index = {sku: i for i, sku in enumerate(items)}
+    described = [facts.get(sku) for sku in items]
+    categories = [f.category_path if f else "" for f in described]
+    tops = sorted({top_category(c) for c in categories})
+    top_index = {c: i for i, c in enumerate(tops)}
+    category_of = np.asarray([top_index[top_category(c)] for c in categories], dtype=np.int64)
+    price = np.asarray([f.price_minor if f else 0 for f in described], dtype=np.int64)
+    cost = np.asarray([f.cost_minor if f else 0 for f in described], dtype=np.int64)
+    margin = np.where(price > 0, (price - cost) / np.maximum(price, 1), 0.0).astype(np.float32)
+    baskets = _basket_matrix(purchases, index)
+    co_bought = _cosine(baskets, shrink=5.0)
+    stores, store_popularity = _store_popularity(purchases, index, end)
+    return Bundle(
+        version=version,
+        trained_at=now,
+        data=data,
+        blend=blend,
+        names=[f.name if f else sku for sku, f in zip(items, described, strict=True)],
+        categories=categories,
+        brands=[(f.brand or "") if f else "" for f in described],
+        countries=[(f.country or "") if f else "" for f in described],
+        price_minor=price,
+        margin_rate=margin,
+        substitutes=_substitutes(categories, described, price, co_bought),
+        complements=_complements(co_bought, category_of),
+        category_of=category_of,
+        top_categories=tops,
+        category_best=_category_best(category_of, blend, len(tops)),
+        category_partners=_category_partners(baskets, category_of, len(tops)),
+        stores=stores,
+        store_popularity=store_popularity,
+        trending=_trending(purchases, index, end),
+        daypart_lift=_lift(purchases, index, category_of, len(tops), "daypart"),
+        channel_lift=_lift(purchases, index, category_of, len(tops), "channel"),
+        params={"neighbours": NEIGHBOURS},
+    )
+
+
+def _basket_matrix(purchases: Sequence[Purchase], index: dict[str, int]) -> sparse.csr_matrix:
+    """Baskets x items, 1 where the basket held the item."""
+    basket_ids: dict[str, int] = {}
+    rows = [basket_ids.setdefault(p.basket, len(basket_ids)) for p in purchases]
+    columns = [index[p.sku] for p in purchases]
+    matrix = sparse.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, columns)),
+        shape=(len(basket_ids), len(index)),
+    )
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def _cosine(matrix: sparse.csr_matrix, *, shrink: float) -> sparse.csr_matrix:
+    """Column-to-column cosine similarity, shrunk for columns with little support."""
+    co = (matrix.T @ matrix).tocoo()
+    support = np.sqrt(np.asarray(matrix.sum(axis=0)).ravel())
+    off_diagonal = co.row != co.col
+    rows, columns = co.row[off_diagonal], co.col[off_diagonal]
+    values = co.data[off_diagonal] / (support[rows] * support[columns] + shrink)
+    return sparse.csr_matrix(
+        (values.astype(np.float32), (rows, columns)), shape=co.shape, dtype=np.float32
+    )
+
+
+def _codes(values: Sequence[str]) -> IntArray:
+    """Each distinct non-empty value as an integer; empty values are -1 (never equal)."""
+    seen: dict[str, int] = {}
+    return np.asarray([seen.setdefault(v, len(seen)) if v else -1 for v in values], dtype=np.int64)
+
+
+def _substitutes(
+    categories: list[str],
+    described: list[ProductFacts | None],
+    price: IntArray,
+    co_bought: sparse.csr_matrix,
+) -> sparse.csr_matrix:
+    """Items like each item: same category (closest first), similar price, same brand or
+    country, and bought by the same kind of basket. Works for items nobody bought yet."""
+    leaf = _codes(categories)
+    parent = _codes([top_category(c) for c in categories])
+    brand = _codes([(d.brand or "") if d else "" for d in described])
+    country = _codes([(d.country or "") if d else "" for d in described])
+    members: dict[int, IntArray] = {}
+    for code in np.unique(leaf):
+        members[int(code)] = np.flatnonzero(leaf == code)
+    parent_members: dict[int, IntArray] = {}
+    for code in np.unique(parent):
+        parent_members[int(code)] = np.flatnonzero(parent == code)
+    log_price = np.log(np.maximum(price, 1).astype(np.float64))
+    rows, columns, values = [], [], []
+    for i in range(len(categories)):
+        pool = members[int(leaf[i])]
+        if len(pool) <= NEIGHBOURS // 3:
+            pool = parent_members[int(parent[i])]
+        candidates = pool[pool != i]
+        if not len(candidates):
+            continue
+        score = np.where(leaf[candidates] == leaf[i], 0.4, 0.2)
+        score += 0.3 * np.exp(-2.0 * np.abs(log_price[candidates] - log_price[i]))
+        score += 0.15 * ((brand[candidates] == brand[i]) & (brand[i] >= 0))
+        score += 0.15 * ((country[candidates] == country[i]) & (country[i] >= 0))
+        score += 0.5 * co_bought[i, candidates].toarray().ravel()
+        keep = np.lexsort((candidates, -score))[:NEIGHBOURS]
+        rows.extend([i] * len(keep))
+        columns.extend(candidates[keep].tolist())
+        values.extend(score[keep].tolist())
+    n = len(categories)
+    return sparse.csr_matrix(
+        (np.asarray(values, dtype=np.float32), (rows, columns)), shape=(n, n), dtype=np.float32
+    )
+
+
+def _complements(co_bought: sparse.csr_matrix, category_of: IntArray) -> sparse.csr_matrix:
+    """Items bought in the same basket from another category: the corkscrew for the wine."""
+    coo = co_bought.tocoo()
+    other = category_of[coo.row] != category_of[coo.col]
+    across = sparse.csr_matrix(
+        (coo.data[other], (coo.row[other], coo.col[other])), shape=coo.shape, dtype=np.float32
+    )
+    return keep_top_per_row(across, NEIGHBOURS)
+
+
+def _category_best(category_of: IntArray, blend: Blend, categories: int) -> sparse.csr_matrix:
+    """Each category's best sellers, for complements of items with no basket history."""
+    popularity = blend.frequency.popularity.popularity
+    matrix = sparse.csr_matrix(
+        (popularity + 1e-6, (category_of, np.arange(len(category_of)))),
+        shape=(categories, len(category_of)),
+        dtype=np.float32,
+    )
+    return keep_top_per_row(matrix, NEIGHBOURS)
+
+
+def _category_partners(
+    baskets: sparse.csr_matrix, category_of: IntArray, categories: int
+) -> sparse.csr_matrix:
+    """Which categories are bought together (cosine over baskets), a category never its own."""
+    to_category = sparse.csr_matrix(
+        (np.ones(len(category_of), dtype=np.float32), (np.arange(len(category_of)), category_of)),
+        shape=(len(category_of), categories),
+    )
+    per_basket = baskets @ to_category
+    per_basket.data[:] = 1.0
+    return keep_top_per_row(_cosine(per_basket.tocsr(), shrink=5.0), 5)
+
+
+def _store_popularity(
+    purchases: Sequence[Purchase], index: dict[str, int], end: float
+) -> tuple[list[str], sparse.csr_matrix]:
+    recent = [
+        p for p in purchases if p.store_id is not None and _day(p.at) >= end - STORE_WINDOW_DAYS
+    ]
+    stores = sorted({p.store_id for p in recent if p.store_id is not None})
+    store_index = {s: i for i, s in enumerate(stores)}
+    matrix = sparse.csr_matrix(
+        (
+            np.ones(len(recent), dtype=np.float32),
+            ([store_index[p.store_id or ""] for p in recent], [index[p.sku] for p in recent]),
+        ),
+        shape=(len(stores), len(index)),
+        dtype=np.float32,
+    )
+    matrix.sum_duplicates()
+    return stores, matrix
+
+
+def _trending(purchases: Sequence[Purchase], index: dict[str, int], end: float) -> FloatArray:
+    """Items selling faster in the last week than in the four before it, by how much more."""
+    recent = np.zeros(len(index), dtype=np.float64)
+    before = np.zeros(len(index), dtype=np.float64)
+    for p in purchases:
+        age = end - _day(p.at)
+        if age < TRENDING_DAYS:
+            recent[index[p.sku]] += 1
+        elif age < 5 * TRENDING_DAYS:
+            before[index[p.sku]] += 1
+    expected = before / 4.0
+    growth = np.log((recent + 1.0) / (expected + 1.0))
+    return np.where(growth > 0, recent * growth, 0.0).astype(np.float32)
+
+
+def _lift(
+    purchases: Sequence[Purchase],
+    index: dict[str, int],
+    category_of: IntArray,
+    categories: int,
+    by: str,
+) -> FloatArray:
+    """How much more (or less) each category sells in each daypart or channel than overall,
+    shrunk towards 1 where there is little data."""
+    width = DAYPARTS if by == "daypart" else len(CHANNELS)
+    counts = np.zeros((categories, width), dtype=np.float64)
+    for p in purchases:
+        column = daypart(p.at) if by == "daypart" else _channel(p.channel)
+        if column is not None:
+            counts[category_of[index[p.sku]], column] += 1
+    overall = counts.sum(axis=0) + 1.0
+    overall_share = overall / overall.sum()
+    prior = 50.0
+    share = (counts + prior * overall_share) / (counts.sum(axis=1, keepdims=True) + prior)
+    lift: FloatArray = (share / overall_share).astype(np.float32)
+    return lift
+
+
+def _channel(channel: str) -> int | None:
+    return CHANNELS.index(channel) if channel in CHANNELS else None

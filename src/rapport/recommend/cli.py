@@ -1,0 +1,59 @@
+"""``rapport recommend``: train a model version and look at the ones trained."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from rapport.platform.console import console, require_migrated
+from rapport.platform.db import open_session
+from rapport.platform.settings import get_settings
+
+recommend_app = typer.Typer(help="Train and inspect recommendation models.")
+
+
+@recommend_app.command("train")
+def train_command(
+    by: Annotated[str, typer.Option(help="Recorded as who trained it")] = "command line",
+) -> None:
+    """Train a new model version from every purchase so far and serve it."""
+    from rapport.recommend import service
+
+    require_migrated()
+    with console.status("Training recommendations"), open_session() as db:
+        version = service.train_model(db, data_dir=get_settings().data_dir, trained_by=by)
+    console.print(
+        f"Model [bold]{version.version}[/bold]: {version.customers:,} customers, "
+        f"{version.items:,} items, {version.purchases:,} purchase lines, "
+        f"trained in {version.train_seconds:.1f} s; now serving."
+    )
+    blend = version.metrics.get("rapport")
+    if blend:
+        console.print(
+            f"Held-out last {service.HOLDOUT_DAYS} days: Recall@20 {blend['recall@20']:.3f}, "
+            f"NDCG@10 {blend['ndcg@10']:.3f}"
+        )
+
+
+@recommend_app.command("versions")
+def versions_command() -> None:
+    """Trained versions, newest first."""
+    from rapport.recommend import service
+
+    require_migrated()
+    active = service.active_version(get_settings().data_dir)
+    table = Table("version", "trained at", "customers", "items", "Recall@20", "serving")
+    with open_session() as db:
+        for v in service.list_versions(db):
+            recall = v.metrics.get("rapport", {}).get("recall@20")
+            table.add_row(
+                v.version,
+                f"{v.trained_at:%Y-%m-%d %H:%M}",
+                f"{v.customers:,}",
+                f"{v.items:,}",
+                "" if recall is None else f"{recall:.3f}",
+                "yes" if v.version == active else "",
+            )
+    console.print(table)

@@ -1,0 +1,126 @@
+"""Purchase history as matrices: the one input every candidate model learns from.
+
+A purchase is counted once per basket (a customer's purchases of one day), whatever the
+quantity: six bottles of the same wine in one trip say less about taste than six separate trips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+
+SECONDS_PER_DAY = 86_400.0
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass
+class Interactions:
+    """Distinct (customer, item, day) purchases, indexed. ``day`` counts days since the epoch
+    (fractions keep the time of day); ``end`` is the day training data stops."""
+
+    users: list[str]
+    items: list[str]
+    user: IntArray
+    item: IntArray
+    day: npt.NDArray[np.float64]
+    end: float
+    _cache: dict[str, sparse.csr_matrix] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_purchases(
+        cls,
+        customers: Sequence[str] | npt.NDArray[Any],
+        items: Sequence[str] | npt.NDArray[Any],
+        days: Sequence[float] | npt.NDArray[np.float64],
+        *,
+        end: float | None = None,
+        item_universe: Sequence[str] | None = None,
+    ) -> Interactions:
+        """Index raw purchase lines. ``item_universe`` adds catalogue items nobody bought yet,
+        so that models can still place them (by attributes) and coverage counts them."""
+        day_array = np.asarray(days, dtype=np.float64)
+        user_names, user_codes = np.unique(np.asarray(customers, dtype=object), return_inverse=True)
+        item_pool = list(items) + list(item_universe or [])
+        item_names, item_codes = np.unique(np.asarray(item_pool, dtype=object), return_inverse=True)
+        item_codes = item_codes[: len(items)]
+        # One row per (customer, item, calendar day): repeats within a basket count once.
+        basket_day = np.floor(day_array).astype(np.int64)
+        keys = np.stack([user_codes.astype(np.int64), item_codes.astype(np.int64), basket_day])
+        _, first = np.unique(keys, axis=1, return_index=True)
+        first.sort()
+        return cls(
+            users=[str(u) for u in user_names],
+            items=[str(i) for i in item_names],
+            user=user_codes[first].astype(np.int64),
+            item=item_codes[first].astype(np.int64),
+            day=day_array[first],
+            end=float(end if end is not None else (day_array.max() if len(day_array) else 0.0)),
+        )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.users), len(self.items)
+
+    def counts(self) -> sparse.csr_matrix:
+        """Baskets containing each item, per customer."""
+        if "counts" not in self._cache:
+            self._cache["counts"] = self._matrix(np.ones(len(self.user), dtype=np.float32))
+        return self._cache["counts"]
+
+    def binary(self) -> sparse.csr_matrix:
+        """1 where the customer ever bought the item."""
+        if "binary" not in self._cache:
+            matrix = self.counts().copy()
+            matrix.data[:] = 1.0
+            self._cache["binary"] = matrix
+        return self._cache["binary"]
+
+    def recency_weighted(self, half_life_days: float) -> sparse.csr_matrix:
+        """Baskets containing each item, each worth half as much every ``half_life_days``."""
+        key = f"recency:{half_life_days}"
+        if key not in self._cache:
+            age = np.maximum(self.end - self.day, 0.0)
+            weights = np.power(0.5, age / half_life_days).astype(np.float32)
+            self._cache[key] = self._matrix(weights)
+        return self._cache[key]
+
+    def since(self, days: float) -> Interactions:
+        """Only the purchases of the last ``days`` days (same indexes)."""
+        keep = self.day >= self.end - days
+        return Interactions(
+            users=self.users,
+            items=self.items,
+            user=self.user[keep],
+            item=self.item[keep],
+            day=self.day[keep],
+            end=self.end,
+        )
+
+    def _matrix(self, values: FloatArray) -> sparse.csr_matrix:
+        matrix = sparse.csr_matrix(
+            (values, (self.user, self.item)), shape=self.shape, dtype=np.float32
+        )
+        matrix.sum_duplicates()
+        return matrix
+
+
+def buyers_per_item(matrix: sparse.csr_matrix) -> FloatArray:
+    """How many customers bought each item (column non-zeros)."""
+    return np.asarray(matrix.getnnz(axis=0), dtype=np.float32)
+
+
+def repeat_rate(data: Interactions, *, prior_weight: float = 5.0) -> FloatArray:
+    """Share of an item's buyers who bought it again on another day, shrunk towards the overall
+    share for items with few buyers: groceries come back, a sofa does not."""
+    counts = data.counts()
+    buyers = buyers_per_item(counts)
+    repeaters = np.asarray((counts >= 2).sum(axis=0), dtype=np.float32).ravel()
+    overall = float(repeaters.sum() / max(buyers.sum(), 1.0))
+    return ((repeaters + prior_weight * overall) / (buyers + prior_weight)).astype(np.float32)

@@ -1,0 +1,396 @@
+"""From a trained bundle and a request's context to a ranked, explained list.
+
+The order of work is fixed, and the tests hold it: candidates for the placement; what must
+never be shown (the product itself, the cart, what the customer just bought unless they buy it
+again and again, rule exclusions and filters); boosts and buries; context (time of day, device,
+margin); the stock filter when the request is store-bound; diversity across categories; pins
+last, at their positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from rapport.recommend.bundle import CHANNELS, Bundle, daypart, top_category
+from rapport.recommend.data import FloatArray
+
+# Items bought by fewer than this share of returning buyers are "bought once" (a sofa).
+REPEAT_ITEM = 0.25
+DIVERSITY = 0.75  # each further item of a category already shown counts this much less
+CONTEXT_STRENGTH = 0.5  # lifts are softened: a 2x evening category gets about 1.4x
+DEVICE_CHANNELS = {"mobile": "app", "tablet": "app", "app": "app", "desktop": "web", "pos": "store"}
+
+Reasons = dict[int, tuple[str, str]]
+Mask = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    action: str
+    sku: str | None = None
+    attribute: str | None = None
+    value: str | None = None
+    position: int | None = None
+    factor: float | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    placement: str
+    limit: int = 10
+    customer: int | None = None  # the customer's row in the bundle, when personalising
+    item: str | None = None
+    cart: Sequence[str] = ()
+    store_id: str | None = None
+    store_name: str | None = None
+    at: datetime | None = None
+    device: str | None = None
+    margin_weight: float = 0.0
+    recently_bought: frozenset[str] = frozenset()
+    item_category: str | None = None  # for a product the model has not seen yet
+    item_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Ranked:
+    sku: str
+    name: str
+    category: str
+    price_minor: int
+    score: float
+    reason: str
+    explanation: str
+
+
+@dataclass
+class _Candidates:
+    scores: FloatArray
+    reasons: Reasons = field(default_factory=dict)
+    default_reason: tuple[str, str] = ("popular", "Popular right now")
+
+
+def rank(
+    bundle: Bundle,
+    context: Context,
+    rules: Sequence[Rule] = (),
+    *,
+    available: Callable[[list[str]], set[str]] | None = None,
+) -> list[Ranked]:
+    """The ranked list. ``available`` answers which of some SKUs are in stock at the request's
+    store; it is called only when the request is store-bound."""
+    candidates = _candidates(bundle, context)
+    scores = candidates.scores.astype(np.float64)
+    scores[~_allowed(bundle, context, rules)] = -np.inf
+    scores = _weighed(bundle, context, rules, scores)
+    pins = sorted(
+        (r for r in rules if r.action == "pin" and r.sku in bundle.item_index),
+        key=lambda r: r.position or 1,
+    )
+    pinned = [bundle.item_index[r.sku] for r in pins if r.sku is not None]
+    allowed_pins = _allowed(bundle, context, [r for r in rules if r.action != "pin"])
+    pinned = [i for i in pinned if allowed_pins[i]]
+    wanted = context.limit + len(pinned)
+    pool = _best(scores, max(4 * wanted, 50))
+    if context.store_id is not None and available is not None:
+        pool = _in_stock(bundle, scores, pool, wanted, available)
+        stocked = available([bundle.data.items[i] for i in pinned])
+        pinned = [i for i in pinned if bundle.data.items[i] in stocked]
+    chosen = _diverse(bundle, scores, [i for i in pool if i not in pinned], context.limit)
+    for rule, index in zip(pins, pinned, strict=False):
+        position = min((rule.position or 1) - 1, len(chosen))
+        chosen.insert(position, index)
+        candidates.reasons[index] = ("pinned", "Pinned by merchandiser")
+    chosen = chosen[: context.limit]
+    _explain_neighbours(bundle, context, candidates, chosen)
+    return [
+        Ranked(
+            sku=bundle.data.items[i],
+            name=bundle.names[i],
+            category=bundle.categories[i],
+            price_minor=int(bundle.price_minor[i]),
+            score=round(float(scores[i]) if np.isfinite(scores[i]) else 0.0, 6),
+            reason=candidates.reasons.get(i, candidates.default_reason)[0],
+            explanation=candidates.reasons.get(i, candidates.default_reason)[1],
+        )
+        for i in chosen
+    ]
+
+
+# ---------------------------------------------------------------------------- candidates
+
+
+def _candidates(bundle: Bundle, context: Context) -> _Candidates:
+    placement = context.placement
+    if placement == "product_similar":
+        return _similar(bundle, context)
+    if placement == "product_complements":
+        return _complements(bundle, context, [context.item] if context.item else [])
+    if placement == "cart":
+        return _complements(bundle, context, list(context.cart))
+    if context.customer is not None:
+        return _personal(bundle, context.customer)
+    return _popular(bundle, context)
+
+
+def _unit(values: npt.NDArray[np.floating]) -> FloatArray:
+    top = float(values.max()) if len(values) else 0.0
+    return (values / top if top > 0 else values).astype(np.float32)
+
+
+def _popular(bundle: Bundle, context: Context) -> _Candidates:
+    """For anyone: what sells at their store, what is taking off, what sells overall."""
+    overall = _unit(bundle.popularity)
+    trending = _unit(bundle.trending)
+    scores = 0.6 * overall + 0.25 * trending
+    reasons: Reasons = {}
+    store = bundle.store_index.get(context.store_id or "")
+    local = np.zeros_like(overall)
+    if store is not None:
+        local = _unit(bundle.store_popularity.getrow(store).toarray().ravel())
+        scores = 0.6 * local + 0.25 * overall + 0.15 * trending
+    for i in np.flatnonzero((local > 0) | (trending > 0)):
+        if local[i] >= max(overall[i], trending[i]) and local[i] > 0:
+            where = context.store_name or "your store"
+            reasons[int(i)] = ("popular_near_you", f"Popular at {where}")
+        elif trending[i] > 0.2:
+            reasons[int(i)] = ("trending", "Selling faster than usual this week")
+    # Everything stays a candidate (so rules and stock always leave something to show).
+    return _Candidates(scores=scores + 1e-6 * overall + 1e-9, reasons=reasons)
+
+
+def _personal(bundle: Bundle, customer: int) -> _Candidates:
+    parts = bundle.blend.parts(bundle.data, np.asarray([customer], dtype=np.int64))
+    weighted = {
+        name: float(bundle.blend.params[name]) * values[0] for name, values in parts.items()
+    }
+    scores = sum(weighted.values()) + 1e-6 * parts["popular"][0] + 1e-9
+    names = list(weighted)
+    stacked = np.vstack([weighted[n] for n in names])
+    strongest = stacked.argmax(axis=0)
+    reasons: Reasons = {}
+    baskets = bundle.data.counts().getrow(customer)
+    times_bought = dict(zip(baskets.indices.tolist(), baskets.data.tolist(), strict=True))
+    for i in np.flatnonzero(stacked.max(axis=0) > 0):
+        source = names[int(strongest[i])]
+        if source == "own":
+            regular = times_bought.get(int(i), 0) >= 2 and bundle.repeat[i] >= REPEAT_ITEM
+            reasons[int(i)] = (
+                "buy_again",
+                "You buy this regularly" if regular else "You bought this before",
+            )
+        elif source in ("knn", "ease"):
+            reasons[int(i)] = ("because_you_bought", "Goes with what you bought")
+    return _Candidates(scores=np.asarray(scores, dtype=np.float32), reasons=reasons)
+
+
+def _anchor(bundle: Bundle, context: Context, sku: str | None) -> int | None:
+    return bundle.item_index.get(sku or "")
+
+
+def _category_fallback(bundle: Bundle, category: str | None, *, partners: bool) -> FloatArray:
+    """Best sellers of the product's category (similar), or of the categories bought with it
+    (complements): for products with no history of their own."""
+    scores = np.zeros(len(bundle.data.items), dtype=np.float32)
+    top = {c: i for i, c in enumerate(bundle.top_categories)}.get(top_category(category or ""))
+    if top is None:
+        return scores
+    sources = [(top, 1.0)]
+    if partners:
+        row = bundle.category_partners.getrow(top)
+        sources = list(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+    for category_index, weight in sources:
+        best = bundle.category_best.getrow(category_index)
+        scores[best.indices] += weight * _unit(best.data)
+    return scores
+
+
+def _similar(bundle: Bundle, context: Context) -> _Candidates:
+    anchor = _anchor(bundle, context, context.item)
+    name = bundle.names[anchor] if anchor is not None else (context.item_name or "this item")
+    scores = np.zeros(len(bundle.data.items), dtype=np.float32)
+    category: str | None
+    if anchor is not None:
+        row = bundle.substitutes.getrow(anchor)
+        scores[row.indices] = row.data
+        category = bundle.categories[anchor]
+    else:
+        category = context.item_category
+    if not scores.any():
+        scores = _category_fallback(bundle, category, partners=False)
+    scores[scores <= 0] = -np.inf
+    reason = ("similar", f"Similar to {name}")
+    return _Candidates(scores=scores, reasons={}, default_reason=reason)
+
+
+def _complements(bundle: Bundle, context: Context, anchors: list[str]) -> _Candidates:
+    scores = np.zeros(len(bundle.data.items), dtype=np.float32)
+    best_anchor = np.full(len(scores), -1, dtype=np.int64)
+    best_value = np.zeros(len(scores), dtype=np.float32)
+    for sku in anchors:
+        anchor = _anchor(bundle, context, sku)
+        if anchor is None:
+            fallback = _category_fallback(bundle, context.item_category, partners=True)
+            scores += 0.5 * fallback
+            continue
+        row = bundle.complements.getrow(anchor).toarray().ravel()
+        if not row.any():
+            row = 0.5 * _category_fallback(bundle, bundle.categories[anchor], partners=True)
+        better = row > best_value
+        best_anchor[better], best_value[better] = anchor, row[better]
+        scores += row
+    scores[scores <= 0] = -np.inf
+    reasons: Reasons = {}
+    for i in np.flatnonzero(best_anchor >= 0):
+        reasons[int(i)] = (
+            "bought_together",
+            f"Often bought with {bundle.names[int(best_anchor[i])]}",
+        )
+    default = ("bought_together", "Goes well with your choice")
+    return _Candidates(scores=scores, reasons=reasons, default_reason=default)
+
+
+# -------------------------------------------------------------------------- rules, context
+
+
+def _matches(bundle: Bundle, rule: Rule) -> Mask:
+    """Items a rule targets: its SKU, or every item whose attribute matches."""
+    mask = np.zeros(len(bundle.data.items), dtype=bool)
+    if rule.sku is not None:
+        index = bundle.item_index.get(rule.sku)
+        if index is not None:
+            mask[index] = True
+        return mask
+    return attribute_mask(bundle, rule.attribute or "", rule.value or "")
+
+
+def attribute_mask(bundle: Bundle, attribute: str, value: str) -> Mask:
+    """Items whose ``attribute`` equals ``value`` (a category matches its subcategories),
+    remembered per bundle: rules ask the same questions on every request."""
+    cache: dict[tuple[str, str], Mask] = bundle.__dict__.setdefault("_masks", {})
+    key = (attribute, value)
+    if key not in cache:
+        if attribute == "category":
+            prefix = value.rstrip("/") + "/"
+            found = [c == value or c.startswith(prefix) for c in bundle.categories]
+        elif attribute == "brand":
+            found = [b == value for b in bundle.brands]
+        else:
+            found = [c == value for c in bundle.countries]
+        cache[key] = np.asarray(found, dtype=bool)
+    return cache[key]
+
+
+def _allowed(bundle: Bundle, context: Context, rules: Sequence[Rule]) -> Mask:
+    allowed = np.ones(len(bundle.data.items), dtype=bool)
+    never = [context.item, *context.cart]
+    for sku in never:
+        if sku in bundle.item_index:
+            allowed[bundle.item_index[sku]] = False
+    for sku in context.recently_bought:
+        index = bundle.item_index.get(sku)
+        if index is not None and bundle.repeat[index] < REPEAT_ITEM:
+            allowed[index] = False
+    for rule in rules:
+        if rule.action == "exclude":
+            allowed &= ~_matches(bundle, rule)
+        elif rule.action == "filter":
+            allowed &= _matches(bundle, rule)
+    return allowed
+
+
+def _weighed(
+    bundle: Bundle, context: Context, rules: Sequence[Rule], scores: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    for rule in rules:
+        if rule.action in ("boost", "bury") and rule.factor:
+            factor = rule.factor if rule.action == "boost" else 1.0 / rule.factor
+            scores = np.where(_matches(bundle, rule), scores * factor, scores)
+    lift = np.ones(len(bundle.top_categories), dtype=np.float64)
+    if context.at is not None and context.placement in ("home", "email", "cart"):
+        lift *= bundle.daypart_lift[:, daypart(context.at)]
+    channel = DEVICE_CHANNELS.get((context.device or "").lower())
+    if channel is not None:
+        lift *= bundle.channel_lift[:, CHANNELS.index(channel)]
+    scores = scores * np.power(lift, CONTEXT_STRENGTH)[bundle.category_of]
+    if context.margin_weight:
+        scores = scores * (1.0 + context.margin_weight * bundle.margin_rate)
+    return scores
+
+
+def _best(scores: npt.NDArray[np.float64], count: int) -> list[int]:
+    finite = np.flatnonzero(np.isfinite(scores))
+    if len(finite) > count:
+        finite = finite[np.argpartition(-scores[finite], count - 1)[:count]]
+    order = np.lexsort((finite, -scores[finite]))
+    return [int(i) for i in finite[order]]
+
+
+def _in_stock(
+    bundle: Bundle,
+    scores: npt.NDArray[np.float64],
+    pool: list[int],
+    wanted: int,
+    available: Callable[[list[str]], set[str]],
+) -> list[int]:
+    """Candidates in stock at the store, asking for more when too many are out."""
+    size = len(pool)
+    while True:
+        stocked = available([bundle.data.items[i] for i in pool])
+        kept = [i for i in pool if bundle.data.items[i] in stocked]
+        if len(kept) >= wanted or len(pool) < size or size >= len(scores):
+            return kept
+        size *= 4
+        pool = _best(scores, size)
+
+
+def _diverse(
+    bundle: Bundle, scores: npt.NDArray[np.float64], pool: list[int], limit: int
+) -> list[int]:
+    """Greedy: each pick is the best score after a discount for its category's earlier picks."""
+    shown: dict[int, int] = {}
+    remaining = list(pool)
+    chosen: list[int] = []
+    while remaining and len(chosen) < limit:
+        best = max(
+            remaining,
+            key=lambda i: (
+                scores[i] * DIVERSITY ** shown.get(int(bundle.category_of[i]), 0),
+                -i,
+            ),
+        )
+        chosen.append(best)
+        remaining.remove(best)
+        category = int(bundle.category_of[best])
+        shown[category] = shown.get(category, 0) + 1
+    return chosen
+
+
+def _explain_neighbours(
+    bundle: Bundle, context: Context, candidates: _Candidates, chosen: list[int]
+) -> None:
+    """Name the purchase behind each "goes with what you bought" item."""
+    if context.customer is None:
+        return
+    history = bundle.data.binary().getrow(context.customer).indices
+    if not len(history):
+        return
+    similarity = bundle.blend.knn.similarity if bundle.blend.params["knn"] else None
+    if similarity is None or similarity.shape[0] == 0:
+        similarity = bundle.blend.ease.similarity
+    links = similarity[history]
+    for i in chosen:
+        if candidates.reasons.get(i, ("",))[0] != "because_you_bought":
+            continue
+        column = links.getcol(i).toarray().ravel()
+        if column.any():
+            source = int(history[int(column.argmax())])
+            candidates.reasons[i] = (
+                "because_you_bought",
+                f"Because you bought {bundle.names[source]}",
+            )

@@ -1,0 +1,128 @@
+"""Recommendation shapes on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from rapport.platform.schemas import StrictModel
+
+Placement = Literal["home", "product_similar", "product_complements", "cart", "email"]
+Action = Literal["pin", "boost", "bury", "exclude", "filter"]
+Attribute = Literal["category", "brand", "country_of_origin"]
+Sku = Field(min_length=1, max_length=64)
+
+
+class RuleIn(StrictModel):
+    """A merchandising rule. ``pin`` needs ``sku`` and ``position``; ``boost`` and ``bury``
+    need ``factor`` and either ``sku`` or ``attribute`` + ``value``; ``exclude`` needs ``sku``
+    or ``attribute`` + ``value``; ``filter`` (keep only matching items) needs ``attribute`` +
+    ``value``. A category value matches that category and everything under it."""
+
+    name: str = Field(min_length=1, max_length=200, examples=["Summer rosé on the home page"])
+    action: Action
+    placement: Placement | None = Field(default=None, description="Default: every placement")
+    segment: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=60,
+        description="A loyalty tier id, `members`, `guests` or `anonymous`; default: everyone",
+    )
+    sku: str | None = Field(default=None, min_length=1, max_length=64)
+    attribute: Attribute | None = None
+    value: str | None = Field(default=None, min_length=1, max_length=300)
+    position: int | None = Field(default=None, ge=1, le=100)
+    factor: float | None = Field(default=None, gt=0, le=100)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _complete(self) -> RuleIn:
+        targets_attribute = self.attribute is not None or self.value is not None
+        if targets_attribute and (self.attribute is None or self.value is None):
+            raise ValueError("attribute and value go together")
+        if self.action == "pin" and (self.sku is None or self.position is None):
+            raise ValueError("a pin needs sku and position")
+        if self.action in ("boost", "bury") and self.factor is None:
+            raise ValueError(f"{self.action} needs factor")
+        if self.action in ("boost", "bury", "exclude") and (self.sku is None) == (
+            self.attribute is None
+        ):
+            raise ValueError(f"{self.action} needs either sku or attribute and value")
+        if self.action == "filter" and self.attribute is None:
+            raise ValueError("filter needs attribute and value")
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class RuleOut(StrictModel):
+    id: int
+    name: str
+    action: Action
+    placement: Placement | None
+    segment: str | None
+    sku: str | None
+    attribute: Attribute | None
+    value: str | None
+    position: int | None
+    factor: float | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    active: bool
+    created_by: str
+    created_at: datetime
+    updated_by: str
+    updated_at: datetime
+
+
+class RuleChangeOut(StrictModel):
+    rule_id: int
+    change: str
+    changed_by: str
+    changed_at: datetime
+    before: dict[str, object] | None
+    after: dict[str, object] | None
+
+
+class Recommendation(StrictModel):
+    sku: str
+    name: str
+    category: str
+    price_minor: int
+    score: float
+    reason: str = Field(
+        description="bought_together, similar, buy_again, because_you_bought, popular_near_you, "
+        "trending, popular, pinned"
+    )
+    explanation: str
+
+
+class Recommendations(StrictModel):
+    placement: Placement
+    model_version: str | None = Field(
+        description="The model that answered; null (and no items) before the first training"
+    )
+    personalized: bool = Field(
+        description="False when the customer is unknown or has not consented to personalisation"
+    )
+    store_id: str | None
+    items: list[Recommendation]
+
+
+class ModelVersionOut(StrictModel):
+    version: str
+    trained_at: datetime
+    customers: int
+    items: int
+    purchases: int
+    train_seconds: float
+    metrics: dict[str, dict[str, float]]
+    active: bool
+
+
+class TrainOut(StrictModel):
+    job_id: int

@@ -1,0 +1,499 @@
+"""Recommendation verbs: train a model version, serve recommendations, manage merchandising
+rules. The only functions other code calls.
+
+Trained models live as files under ``<data_dir>/models/recommend/``: one ``.npz`` per version
+and a ``CURRENT`` file naming the one to serve. Training writes the new file, records the
+version, then replaces ``CURRENT`` in one atomic rename; every serving process notices within a
+second and swaps to the new model between requests, never in the middle of one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from rapport.catalog import service as catalog
+from rapport.customers import service as customers
+from rapport.loyalty.program import member_tier
+from rapport.orders import service as orders
+from rapport.platform import clock, jobs
+from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.models import Job
+from rapport.recommend.algorithms import Blend, PersonalFrequency, Popularity
+from rapport.recommend.bundle import Bundle, ProductFacts, Purchase, build
+from rapport.recommend.evaluation import Purchases, evaluate, split
+from rapport.recommend.models import MerchRule, MerchRuleChange, ModelVersion
+from rapport.recommend.ranking import Context, Ranked, Rule, rank
+from rapport.recommend.schemas import RuleIn
+
+log = logging.getLogger(__name__)
+
+POINTER = "CURRENT"
+CHECK_EVERY_S = 1.0
+RULES_CACHE_S = 2.0
+RECENT_PURCHASE_DAYS = 30
+HOLDOUT_DAYS = 14
+TRAIN_JOB = "recommend.train"
+# The blend's weights, as tuned on Ta-Feng and Online Retail (docs/benchmarks.md).
+DEFAULT_BLEND: dict[str, Any] = {"own": 1.0, "knn": 0.5, "ease": 0.25, "popular": 0.1}
+
+
+def models_directory(data_dir: Path) -> Path:
+    return data_dir / "models" / "recommend"
+
+
+# ------------------------------------------------------------------------------ serving
+
+
+class ModelHolder:
+    """The model a serving process answers with. ``current()`` looks at ``CURRENT`` at most
+    once a second and loads a new version beside the old one; the swap is one reference
+    assignment, so a request that took the old model finishes with it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._bundle: Bundle | None = None
+        self._checked = -float("inf")
+        self._loading = threading.Lock()
+
+    def current(self) -> Bundle | None:
+        now = time.monotonic()
+        if now - self._checked >= CHECK_EVERY_S:
+            self._checked = now
+            self._refresh()
+        return self._bundle
+
+    def swap(self, bundle: Bundle) -> None:
+        self._bundle = bundle
+        self._checked = time.monotonic()
+
+    def _refresh(self) -> None:
+        try:
+            version = (self.directory / POINTER).read_text().strip()
+        except FileNotFoundError:
+            return
+        if self._bundle is not None and self._bundle.version == version:
+            return
+        # One loader at a time; the others keep answering with the model they have.
+        if not self._loading.acquire(blocking=self._bundle is None):
+            return
+        try:
+            if self._bundle is None or self._bundle.version != version:
+                bundle = Bundle.load(self.directory / f"{version}.npz")
+                # Warm what every request needs, so the first ones after a swap are not slow.
+                bundle.data.recency_weighted(float(bundle.blend.params["half_life_days"]))
+                bundle.data.binary()
+                self._bundle = bundle
+                log.info("recommendation model %s loaded", version)
+        finally:
+            self._loading.release()
+
+
+_holders: dict[Path, ModelHolder] = {}
+_holders_lock = threading.Lock()
+
+
+def holder(data_dir: Path) -> ModelHolder:
+    directory = models_directory(data_dir)
+    with _holders_lock:
+        if directory not in _holders:
+            _holders[directory] = ModelHolder(directory)
+        return _holders[directory]
+
+
+def active_version(data_dir: Path) -> str | None:
+    try:
+        return (models_directory(data_dir) / POINTER).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+@dataclass(frozen=True)
+class Request:
+    placement: str
+    customer_id: str | None = None
+    anonymous_id: str | None = None
+    item_id: str | None = None
+    cart: Sequence[str] = ()
+    limit: int = 10
+    store_id: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    device: str | None = None
+    at: datetime | None = None
+    margin_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    placement: str
+    model_version: str | None
+    personalized: bool
+    store_id: str | None
+    items: list[Ranked]
+
+
+def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
+    """Recommendations for one placement, in context, with rules applied and each item
+    explained. Without ``personalization`` consent the answer uses no personal data."""
+    if request.placement in ("product_similar", "product_complements") and not request.item_id:
+        raise InvalidInput(f"{request.placement} needs item_id", field="item_id")
+    if request.placement == "cart" and not request.cart:
+        raise InvalidInput("the cart placement needs at least one cart item", field="cart")
+    customer_id = _customer(db, request)
+    personal = customer_id is not None and customers.has_consent(
+        db, customer_id=customer_id, purpose="personalization"
+    )
+    store_id, store_name = _store(db, request, customer_id)
+    bundle = holder(data_dir).current()
+    if bundle is None:
+        # Nothing learnt yet (a new installation): an empty answer, not an error, so that
+        # storefronts show their own default; training is one command away.
+        return Answer(request.placement, None, personal, store_id, [])
+    at = request.at or clock.now()
+    item_name = item_category = None
+    if request.item_id and request.item_id not in bundle.item_index:
+        product = catalog.get_product(db, sku=request.item_id)
+        if product is None:
+            raise NotFound(f"product {request.item_id} not found", field="item_id")
+        item_name, item_category = product.name, product.category_path
+    recent: frozenset[str] = frozenset()
+    if personal and customer_id is not None:
+        since = clock.now() - timedelta(days=RECENT_PURCHASE_DAYS)
+        recent = frozenset(orders.recently_bought(db, customer_id=customer_id, since=since))
+    context = Context(
+        placement=request.placement,
+        limit=request.limit,
+        customer=bundle.user_index.get(customer_id or "") if personal else None,
+        item=request.item_id,
+        cart=tuple(request.cart),
+        store_id=store_id,
+        store_name=store_name,
+        at=at,
+        device=request.device,
+        margin_weight=request.margin_weight,
+        recently_bought=recent,
+        item_category=item_category,
+        item_name=item_name,
+    )
+    rules = _rules_for(db, request.placement, _segments(db, customer_id), at)
+
+    def available(skus: list[str]) -> set[str]:
+        assert store_id is not None
+        stock = catalog.available_at(db, store_id=store_id, skus=skus)
+        return {sku for sku, units in stock.items() if units > 0}
+
+    items = rank(bundle, context, rules, available=available)
+    return Answer(
+        placement=request.placement,
+        model_version=bundle.version,
+        personalized=personal,
+        store_id=store_id,
+        items=items,
+    )
+
+
+def _customer(db: Session, request: Request) -> str | None:
+    if request.customer_id is not None:
+        customer = customers.get_customer(db, customer_id=request.customer_id)
+        if customer is None:
+            raise NotFound(f"customer {request.customer_id} not found", field="customer_id")
+        return customer.customer_id
+    if request.anonymous_id is not None:
+        found = customers.find_customer(db, kind="anonymous_id", value=request.anonymous_id)
+        return found.customer_id if found is not None else None
+    return None
+
+
+def _store(db: Session, request: Request, customer_id: str | None) -> tuple[str | None, str | None]:
+    """The store a request is bound to: the one named, or the nearest to the point given
+    (a known customer's point only with ``location`` consent)."""
+    if request.store_id is not None:
+        store = catalog.get_store(db, store_id=request.store_id)
+        if store is None:
+            raise NotFound(f"store {request.store_id} not found", field="store_id")
+        return store.store_id, store.name
+    if request.latitude is None or request.longitude is None:
+        return None, None
+    if customer_id is not None and not customers.has_consent(
+        db, customer_id=customer_id, purpose="location"
+    ):
+        return None, None
+    nearest = catalog.nearest_store(db, latitude=request.latitude, longitude=request.longitude)
+    return (nearest.store_id, nearest.name) if nearest is not None else (None, None)
+
+
+def _segments(db: Session, customer_id: str | None) -> set[str]:
+    if customer_id is None:
+        return {"anonymous"}
+    return {"customers", member_tier(db, customer_id=customer_id).tier_id}
+
+
+# -------------------------------------------------------------------------------- rules
+
+
+_rules_cache: dict[str, tuple[float, list[MerchRule]]] = {}
+
+
+def _active_rules(db: Session) -> list[MerchRule]:
+    """Active rules, remembered for two seconds per process (rule changes in this process
+    clear it at once)."""
+    key = str(db.get_bind().engine.url)
+    cached = _rules_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < RULES_CACHE_S:
+        return cached[1]
+    rules = list(db.scalars(select(MerchRule).where(MerchRule.active.is_(True))))
+    for rule in rules:
+        db.expunge(rule)
+    _rules_cache[key] = (time.monotonic(), rules)
+    return rules
+
+
+def _rules_for(db: Session, placement: str, segments: set[str], at: datetime) -> list[Rule]:
+    return [
+        Rule(
+            name=r.name,
+            action=r.action,
+            sku=r.sku,
+            attribute=r.attribute,
+            value=r.value,
+            position=r.position,
+            factor=r.factor,
+        )
+        for r in sorted(_active_rules(db), key=lambda r: r.id)
+        if (r.placement is None or r.placement == placement)
+        and (r.segment is None or r.segment in segments)
+        and (r.starts_at is None or clock.as_utc(r.starts_at) <= at)
+        and (r.ends_at is None or clock.as_utc(r.ends_at) > at)
+    ]
+
+
+def _snapshot(rule: MerchRule) -> dict[str, Any]:
+    fields = (
+        "name",
+        "action",
+        "placement",
+        "segment",
+        "sku",
+        "attribute",
+        "value",
+        "position",
+        "factor",
+        "starts_at",
+        "ends_at",
+        "active",
+    )
+    snapshot: dict[str, Any] = {}
+    for name in fields:
+        value = getattr(rule, name)
+        snapshot[name] = value.isoformat() if isinstance(value, datetime) else value
+    return snapshot
+
+
+def _record_change(
+    db: Session, rule: MerchRule, change: str, by: str, before: dict[str, Any] | None
+) -> None:
+    db.add(
+        MerchRuleChange(
+            rule_id=rule.id,
+            change=change,
+            changed_by=by,
+            changed_at=clock.now(),
+            before=before,
+            after=_snapshot(rule) if change != "deleted" else None,
+        )
+    )
+    _rules_cache.clear()
+
+
+def list_rules(db: Session) -> list[MerchRule]:
+    return list(db.scalars(select(MerchRule).order_by(MerchRule.id)))
+
+
+def get_rule(db: Session, *, rule_id: int) -> MerchRule:
+    rule = db.get(MerchRule, rule_id)
+    if rule is None:
+        raise NotFound(f"rule {rule_id} not found", field="rule_id")
+    return rule
+
+
+BeforeCommit = Callable[[Session, Any], None]
+
+
+def create_rule(
+    db: Session, *, rule: RuleIn, by: str, before_commit: BeforeCommit | None = None
+) -> MerchRule:
+    now = clock.now()
+    row = MerchRule(
+        **rule.model_dump(), created_by=by, created_at=now, updated_by=by, updated_at=now
+    )
+    db.add(row)
+    db.flush()
+    _record_change(db, row, "created", by, None)
+    if before_commit is not None:
+        before_commit(db, row)
+    db.commit()
+    return row
+
+
+def update_rule(
+    db: Session,
+    *,
+    rule_id: int,
+    rule: RuleIn,
+    by: str,
+    before_commit: BeforeCommit | None = None,
+) -> MerchRule:
+    row = get_rule(db, rule_id=rule_id)
+    before = _snapshot(row)
+    for name, value in rule.model_dump().items():
+        setattr(row, name, value)
+    row.updated_by, row.updated_at = by, clock.now()
+    db.flush()
+    _record_change(db, row, "updated", by, before)
+    if before_commit is not None:
+        before_commit(db, row)
+    db.commit()
+    return row
+
+
+def delete_rule(db: Session, *, rule_id: int, by: str) -> None:
+    row = get_rule(db, rule_id=rule_id)
+    before = _snapshot(row)
+    _record_change(db, row, "deleted", by, before)
+    db.execute(delete(MerchRule).where(MerchRule.id == rule_id))
+    db.commit()
+
+
+def rule_changes(
+    db: Session, *, rule_id: int | None = None, limit: int = 100
+) -> list[MerchRuleChange]:
+    query = select(MerchRuleChange).order_by(MerchRuleChange.id.desc()).limit(limit)
+    if rule_id is not None:
+        query = query.where(MerchRuleChange.rule_id == rule_id)
+    return list(db.scalars(query))
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def _training_data(db: Session, until: datetime) -> tuple[list[Purchase], list[ProductFacts]]:
+    purchases = [
+        Purchase(
+            basket=line.order_id,
+            customer_id=line.customer_id,
+            sku=line.sku,
+            at=line.placed_at,
+            store_id=line.store_id,
+            channel=line.channel,
+        )
+        for line in orders.purchase_lines(db, until=until)
+    ]
+    products: list[ProductFacts] = []
+    after: str | None = None
+    while page := catalog.list_products(db, after_sku=after, limit=1000):
+        products.extend(
+            ProductFacts(
+                sku=p.sku,
+                name=p.name,
+                category_path=p.category_path,
+                brand=p.brand,
+                price_minor=p.price_minor,
+                cost_minor=p.cost_minor,
+                country=p.country_of_origin,
+            )
+            for p in page
+        )
+        after = page[-1].sku
+    return purchases, products
+
+
+def holdout_metrics(
+    purchases: Sequence[Purchase], *, until: datetime, days: int = HOLDOUT_DAYS
+) -> dict[str, dict[str, float]]:
+    """How the blend and two baselines would have done on the last ``days`` days (longer when
+    those hold under a tenth of the purchases), trained on what came before: the figures the
+    admin chart follows from version to version."""
+    known = [p for p in purchases if p.customer_id is not None]
+    if not known:
+        return {}
+    tenth_from_end = known[-max(len(known) // 10, 1)].at
+    days = max(days, math.ceil((until - tenth_from_end).total_seconds() / 86_400))
+    history = Purchases(
+        customers=np.asarray([p.customer_id for p in known]),
+        items=np.asarray([p.sku for p in known]),
+        days=np.asarray([p.at.timestamp() / 86_400.0 for p in known]),
+    )
+    stop = until.timestamp() / 86_400.0
+    held_out = split(history, cutoff=stop - days, stop=stop, new_only=False)
+    if len(held_out.users) < 10:
+        return {}
+    metrics = {}
+    for model in (Blend(**DEFAULT_BLEND), PersonalFrequency(), Popularity()):
+        model.fit(held_out.train)
+        metrics[model.name] = {k: round(v, 4) for k, v in evaluate(model, held_out).items()}
+    return metrics
+
+
+def train_model(
+    db: Session, *, data_dir: Path, trained_by: str, now: datetime | None = None
+) -> ModelVersion:
+    """Learn a new model version from every purchase so far, measure it on a held-out recent
+    window, save it, and make it the one served."""
+    started = time.perf_counter()
+    moment = now or clock.now()
+    purchases, products = _training_data(db, moment)
+    version = f"{moment:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    bundle = build(purchases, products, version=version, now=moment, blend_params=DEFAULT_BLEND)
+    bundle.metrics = holdout_metrics(purchases, until=moment)
+    directory = models_directory(data_dir)
+    bundle.save(directory / f"{version}.npz")
+    row = ModelVersion(
+        version=version,
+        trained_at=moment,
+        file_name=f"{version}.npz",
+        customers=len(bundle.data.users),
+        items=len(bundle.data.items),
+        purchases=len(purchases),
+        train_seconds=round(time.perf_counter() - started, 3),
+        params=dict(bundle.blend.params),
+        metrics=bundle.metrics,
+        trained_by=trained_by,
+    )
+    db.add(row)
+    db.commit()
+    _point_to(directory, version)
+    holder(data_dir).swap(bundle)
+    return row
+
+
+def queue_training(db: Session, *, by: str) -> Job:
+    """Queue a training run for the worker, unless one is already queued or running."""
+    job = jobs.pending(db, kind=TRAIN_JOB) or jobs.enqueue(db, kind=TRAIN_JOB, payload={"by": by})
+    db.commit()
+    return job
+
+
+def _point_to(directory: Path, version: str) -> None:
+    partial = directory / f".{POINTER}.partial"
+    partial.write_text(version + "\n")
+    os.replace(partial, directory / POINTER)
+
+
+def list_versions(db: Session, *, limit: int = 50) -> list[ModelVersion]:
+    return list(
+        db.scalars(select(ModelVersion).order_by(ModelVersion.trained_at.desc()).limit(limit))
+    )

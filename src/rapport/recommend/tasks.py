@@ -1,0 +1,23 @@
+"""The recommend domain's background work: retrain every night on the day's purchases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from rapport.platform import jobs
+from rapport.platform.settings import get_settings
+from rapport.recommend import service
+
+
+@jobs.job(service.TRAIN_JOB)
+def train(db: Session, payload: dict[str, Any]) -> None:
+    """Train a new model version and switch serving to it."""
+    service.train_model(
+        db, data_dir=get_settings().data_dir, trained_by=str(payload.get("by", "schedule"))
+    )
+
+
+jobs.scheduled(service.TRAIN_JOB, every=timedelta(days=1))
