@@ -1,0 +1,83 @@
+"""The experience pages in headless Chromium: the CX dashboard, moderation and tickets."""
+
+from __future__ import annotations
+
+from rapport.feedback import service
+from rapport.feedback.schemas import ResponseIn, ReviewIn, SurveyIn, TargetIn, TicketIn
+from rapport.loyalty import service as loyalty
+from rapport.platform import service as platform
+from rapport.platform.db import open_session
+from tests.feedback.factories import make_customer
+
+PASSWORD = "correct horse battery"
+
+
+def test_dashboard_moderation_and_ticket_queue(page, live_server) -> None:
+    # given answers, a target missed, a held review and two tickets
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="cx@example.com", password=PASSWORD)
+        customer, _ = make_customer(db)
+        service.open_ticket(
+            db,
+            ticket=TicketIn(
+                customer_id=customer, kind="delivery_problem", channel="email", subject="Lost"
+            ),
+        )
+        service.save_survey(
+            db,
+            survey=SurveyIn(survey_id="nps", name="NPS", kind="nps", trigger="manual"),
+        )
+        for score, store in [(10, "st-1"), (9, "st-1"), (3, "st-2"), (8, "st-2")]:
+            service.record_response(
+                db,
+                response=ResponseIn(
+                    survey_id="nps", score=score, store_id=store, comment="Late delivery"
+                ),
+            )
+        service.set_target(
+            db,
+            target=TargetIn(
+                kind="nps", scope="store", scope_value="st-2", target=0, min_responses=2
+            ),
+        )
+        service.submit_review(
+            db, review=ReviewIn(customer_id="cus_ghost", sku="SKU-1", rating=5, text="Fantastic")
+        )
+    page.goto(f"{live_server.base_url}/admin/login")
+    page.get_by_label("Email").fill("cx@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    # when the experience dashboard opens
+    page.get_by_role("link", name="Experience").click()
+    # then NPS is 25 (2 promoters, 1 detractor of 4) with its interval and per-store figures
+    assert page.get_by_test_id("value-nps").inner_text() == "25.0"
+    assert page.get_by_test_id("interval-nps").inner_text() == "-56.3 to 100.0"
+    rows = page.get_by_test_id("breakdown-nps").locator("tbody tr").all_inner_texts()
+    assert rows == ["st-1\t2\t100.0 (100.0 to 100.0)", "st-2\t2\t-50.0 (-100.0 to 19.3)"]
+    assert page.get_by_test_id("below-target").inner_text() == "below target"
+    themes = page.get_by_test_id("themes").locator("tbody tr").all_inner_texts()
+    assert [row.split("\t")[2:4] for row in themes] == [["delivery", "4"], ["late", "4"]]
+    assert page.locator("canvas#chart-nps").count() == 1
+    # (the detractor's answer opened a ticket too)
+    # when the held review is published from the moderation queue
+    page.get_by_role("link", name="Review moderation").click()
+    queue = page.get_by_test_id("moderation-queue")
+    assert "The reviewer is not a known customer" in queue.inner_text()
+    queue.get_by_role("button", name="Publish").click()
+    assert page.get_by_role("status").inner_text().endswith("published")
+    assert page.get_by_test_id("moderation-queue").inner_text().endswith("Nothing to moderate.")
+    # when the ticket queue opens: equal priorities, the one due first comes first
+    page.get_by_role("link", name="Tickets").click()
+    tickets = page.get_by_test_id("ticket-queue").locator("tbody tr").all_inner_texts()
+    assert [row.split("\t")[2:4] for row in tickets] == [
+        ["delivery problem", "Lost"],
+        ["complaint", "NPS 3 from NPS"],
+    ]
+    assert tickets[0].split("\t")[1] in ("24.0 h", "23.9 h")
+    # and resolving it with apology points credits the member
+    page.get_by_label("Resolution for", exact=False).first.fill("Reshipped")
+    page.get_by_label("Apology points for", exact=False).first.fill("150")
+    page.get_by_role("button", name="Resolve").first.click()
+    assert page.get_by_role("status").inner_text().endswith("with 150 apology points")
+    with open_session(live_server.database_url) as db:
+        assert loyalty.balance(db, customer_id=customer) == 150
