@@ -233,11 +233,15 @@ def _load_demo(*, customers: int, seed: int, end: date | None = None) -> None:
         program = load_demo_loyalty(db, retailer=retailer)
         expired = loyalty.expire_lots(db)
         review_due_tiers(db)
+        from rapport.demo.feedback import load_demo_feedback
+
+        experience = load_demo_feedback(db, retailer=retailer, seed=seed)
     console.print(
         f"Demo retailer (seed {seed}, {start} to {last}): {summary.stores} stores, "
         f"{summary.products} products, {summary.customers} new customers, {ingested} new events, "
         f"{placed} new orders; loyalty: {program.paying_members} new paying members, "
-        f"{expired.points:,} points expired."
+        f"{expired.points:,} points expired; experience: {experience.answers} survey answers, "
+        f"{experience.reviews} reviews, {experience.held_reviews} held for moderation."
     )
 
 

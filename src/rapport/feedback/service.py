@@ -822,6 +822,49 @@ def submit_review(
     return row
 
 
+@dataclass(frozen=True, slots=True)
+class ImportedReview:
+    """A review from history (the demo, another platform), already moderated there."""
+
+    customer_id: str | None
+    sku: str
+    rating: int
+    title: str
+    text: str
+    written_at: datetime
+    order_id: str | None = None
+    locale: str = "en"
+
+
+def import_reviews(db: Session, *, reviews: Sequence[ImportedReview]) -> int:
+    """Load published reviews moderated elsewhere: not screened again and not rewarded
+    (their time has passed), but a badge only where the reviewer received the product."""
+    for imported in reviews:
+        verified = imported.customer_id is not None and bool(
+            orders.delivered_skus(db, customer_id=imported.customer_id, skus=[imported.sku])
+        )
+        db.add(
+            Review(
+                review_id=new_id("rev"),
+                customer_id=imported.customer_id,
+                sku=imported.sku,
+                order_id=imported.order_id,
+                rating=min(max(imported.rating, 1), 5),
+                title=imported.title[:200],
+                body=imported.text,
+                photos=[],
+                locale=imported.locale,
+                verified=verified,
+                status="published",
+                reasons=[],
+                created_at=imported.written_at,
+                rewarded=True,
+            )
+        )
+    db.commit()
+    return len(reviews)
+
+
 def _reward_if_due(db: Session, review: Review) -> None:
     """Published and verified, and not yet announced: log ``review_verified`` (once)."""
     if review.status != "published" or not review.verified or review.rewarded:
