@@ -265,17 +265,18 @@ class ALS(Recommender):
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        model = AlternatingLeastSquares(
-            factors=int(self.params["factors"]),
-            regularization=float(self.params["regularization"]),
-            alpha=float(self.params["alpha"]),
-            iterations=int(self.params["iterations"]),
-            random_state=int(self.params["seed"]),
-            # One thread gives the same factors for the same seed, run after run.
-            num_threads=1,
-        )
-        # implicit asks BLAS for one thread per worker; without this it warns and runs slower.
+        # implicit wants BLAS on one thread (its own threads do the work); it checks, and
+        # warns, when the model is made, so the limit is set before.
         with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=int(self.params["factors"]),
+                regularization=float(self.params["regularization"]),
+                alpha=float(self.params["alpha"]),
+                iterations=int(self.params["iterations"]),
+                random_state=int(self.params["seed"]),
+                # One thread gives the same factors for the same seed, run after run.
+                num_threads=1,
+            )
             model.fit(data.counts(), show_progress=False)
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)

@@ -90,12 +90,12 @@ def split(purchases: Purchases, *, cutoff: float, stop: float, new_only: bool) -
 def evaluate(model: Recommender, data: Split, *, users: IntArray | None = None) -> dict[str, float]:
     """Recall@10, Recall@20, NDCG@10 (means over customers) and coverage@10."""
     chosen = np.arange(len(data.users)) if users is None else users
-    top = max(CUTOFFS)
+    top = min(max(CUTOFFS), data.train.shape[1])
     seen = data.train.binary()
     hits = dict.fromkeys(CUTOFFS, 0.0)
     ndcg = 0.0
     shown: set[int] = set()
-    discounts = 1.0 / np.log2(np.arange(2, top + 2))
+    discounts = 1.0 / np.log2(np.arange(2, max(CUTOFFS) + 2))
     for start in range(0, len(chosen), _CHUNK):
         rows = chosen[start : start + _CHUNK]
         users_chunk = data.users[rows]
@@ -112,7 +112,8 @@ def evaluate(model: Recommender, data: Split, *, users: IntArray | None = None) 
             for k in CUTOFFS:
                 hits[k] += found[:k].sum() / len(target)
             ideal = discounts[: min(len(target), 10)].sum()
-            ndcg += float((found[:10] * discounts[:10]).sum() / ideal)
+            shown_here = found[:10]
+            ndcg += float((shown_here * discounts[: len(shown_here)]).sum() / ideal)
             shown.update(ranked[offset, :10].tolist())
     count = max(len(chosen), 1)
     return {

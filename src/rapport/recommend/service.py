@@ -48,7 +48,13 @@ RECENT_PURCHASE_DAYS = 30
 HOLDOUT_DAYS = 14
 TRAIN_JOB = "recommend.train"
 # The blend's weights, as tuned on Ta-Feng and Online Retail (docs/benchmarks.md).
-DEFAULT_BLEND: dict[str, Any] = {"own": 1.0, "knn": 0.5, "ease": 0.25, "popular": 0.1}
+DEFAULT_BLEND: dict[str, Any] = {
+    "own": 1.0,
+    "knn": 0.1,
+    "ease": 0.1,
+    "popular": 0.05,
+    "repeat_power": 0.5,
+}
 
 
 def models_directory(data_dir: Path) -> Path:
@@ -71,7 +77,8 @@ class ModelHolder:
 
     def current(self) -> Bundle | None:
         now = time.monotonic()
-        if now - self._checked >= CHECK_EVERY_S:
+        # Until a model is loaded every request looks (and waits for the first load).
+        if self._bundle is None or now - self._checked >= CHECK_EVERY_S:
             self._checked = now
             self._refresh()
         return self._bundle

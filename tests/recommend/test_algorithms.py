@@ -1,0 +1,129 @@
+"""The contract every candidate model keeps, and what each one is for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rapport.recommend.algorithms import (
+    ALGORITHMS,
+    ALS,
+    EASE,
+    Blend,
+    ItemKNN,
+    PersonalFrequency,
+    Popularity,
+)
+from rapport.recommend.base import Recommender, top_items
+from rapport.recommend.data import Interactions, repeat_rate
+
+from .factories import NOW, purchases
+
+SMALL = {"als": {"factors": 8, "iterations": 5}}
+
+
+def shop_interactions() -> Interactions:
+    known = [p for p in purchases() if p.customer_id]
+    return Interactions.from_purchases(
+        [p.customer_id or "" for p in known],
+        [p.sku for p in known],
+        [p.at.timestamp() / 86_400 for p in known],
+        end=NOW.timestamp() / 86_400,
+    )
+
+
+@pytest.fixture(params=sorted(ALGORITHMS))
+def model(request: pytest.FixtureRequest) -> Recommender:
+    return ALGORITHMS[request.param](**SMALL.get(request.param, {}))
+
+
+def test_every_model_scores_every_item_for_every_customer(model: Recommender) -> None:
+    data = shop_interactions()
+    model.fit(data)
+    users = np.arange(len(data.users))
+    scores = model.scores(data, users)
+    assert scores.shape == data.shape
+    assert np.isfinite(scores).all()
+
+
+def test_every_model_never_recommends_an_excluded_item(model: Recommender) -> None:
+    data = shop_interactions()
+    model.fit(data)
+    excluded = np.asarray([data.items.index("W-CHIANTI"), data.items.index("G-COFFEE")])
+    ranked = model.recommend(data, 0, 5, exclude=excluded)
+    assert len(ranked) == 5
+    assert not {i for i, _ in ranked} & set(excluded.tolist())
+    assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
+
+
+def test_every_model_saved_and_loaded_scores_the_same(model: Recommender) -> None:
+    data = shop_interactions()
+    model.fit(data)
+    restored = type(model).restored(model.params, model.state())
+    users = np.arange(len(data.users))
+    np.testing.assert_array_equal(restored.scores(data, users), model.scores(data, users))
+
+
+def test_every_model_trains_the_same_twice(model: Recommender) -> None:
+    data = shop_interactions()
+    first = type(model)(**model.params).fit(data).state()
+    second = type(model)(**model.params).fit(data).state()
+    assert first.keys() == second.keys()
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+def test_popularity_ranks_by_recent_buyers() -> None:
+    data = shop_interactions()
+    model = Popularity(window_days=30).fit(data)
+    best = [data.items[i] for i, _ in model.recommend(data, 0, 2)]
+    # Coffee: six buyers in the last 30 days; wine glasses and reds: eight buyers but spread.
+    assert best[0] in {"G-COFFEE", "K-GLASS"}
+
+
+def test_personal_frequency_puts_the_customers_own_staples_first() -> None:
+    data = shop_interactions()
+    model = PersonalFrequency().fit(data)
+    c1 = data.users.index("c1")
+    first = data.items[model.recommend(data, c1, 1)[0][0]]
+    assert first == "G-COFFEE"  # twelve weekly baskets
+
+
+def test_repeat_rate_tells_coffee_from_a_sofa() -> None:
+    data = shop_interactions()
+    rate = repeat_rate(data)
+    assert rate[data.items.index("G-COFFEE")] > 0.6
+    assert rate[data.items.index("H-SOFA")] < 0.25
+
+
+@pytest.mark.parametrize("model_type", [ItemKNN, EASE])
+def test_neighbours_of_a_red_wine_include_the_corkscrew(model_type: type[Recommender]) -> None:
+    data = shop_interactions()
+    model = model_type().fit(data)
+    near = {data.items[i] for i, _ in model.similar(data.items.index("W-CHIANTI"), 4)}
+    assert "K-CORK" in near or "K-GLASS" in near
+    assert "G-PASTA" not in near
+
+
+def test_blend_weights_change_the_ranking_without_refitting() -> None:
+    data = shop_interactions()
+    model = Blend(own=1.0, knn=0.0, ease=0.0, popular=0.0).fit(data)
+    c9 = data.users.index("c9")
+    own_only = [data.items[i] for i, _ in model.recommend(data, c9, 3)]
+    assert set(own_only[:2]) <= {"G-PASTA", "W-CHABLIS", "H-SOFA"}
+    model.params.update(own=0.0, popular=1.0)
+    popular_only = [data.items[i] for i, _ in model.recommend(data, c9, 1)]
+    assert popular_only == [data.items[int(np.argmax(model.frequency.popularity.popularity))]]
+
+
+def test_als_scores_customers_it_never_saw_as_zero() -> None:
+    data = shop_interactions()
+    model = ALS(factors=4, iterations=3).fit(data)
+    scores = model.scores(data, np.asarray([len(data.users) + 5]))
+    assert not scores.any()
+
+
+def test_top_items_breaks_ties_by_index_and_skips_non_finite() -> None:
+    row = np.asarray([1.0, 3.0, 3.0, -np.inf, 2.0], dtype=np.float32)
+    assert top_items(row, 4) == [(1, 3.0), (2, 3.0), (4, 2.0), (0, 1.0)]
+    assert top_items(row, 10, exclude=np.asarray([1])) == [(2, 3.0), (4, 2.0), (0, 1.0)]

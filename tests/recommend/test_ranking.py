@@ -1,0 +1,179 @@
+"""Re-ranking in context and merchandising rules, on a bundle trained from the shop."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from rapport.recommend.bundle import Bundle
+from rapport.recommend.ranking import Context, Rule, rank
+
+from .factories import shop_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Bundle:
+    return shop_bundle()
+
+
+def skus(
+    bundle: Bundle, context: Context, rules: list[Rule] | None = None, **kw: object
+) -> list[str]:
+    return [r.sku for r in rank(bundle, context, rules or [], **kw)]  # type: ignore[arg-type]
+
+
+def customer(bundle: Bundle, name: str) -> int:
+    return bundle.user_index[name]
+
+
+def test_similar_items_to_a_chianti_are_other_italian_reds_at_a_similar_price(
+    bundle: Bundle,
+) -> None:
+    ranked = rank(bundle, Context("product_similar", limit=3, item="W-CHIANTI"), [])
+    assert [r.sku for r in ranked][:2] == ["W-MONTE", "W-BAROLO"]
+    assert all(r.category.startswith("Wine/") for r in ranked)
+    assert ranked[0].reason == "similar"
+    assert ranked[0].explanation == "Similar to Chianti Classico"
+
+
+def test_complements_of_a_chianti_come_from_other_categories(bundle: Bundle) -> None:
+    # Chianti went into three baskets with wine glasses and two with a corkscrew.
+    ranked = rank(bundle, Context("product_complements", limit=3, item="W-CHIANTI"), [])
+    assert [r.sku for r in ranked[:2]] == ["K-GLASS", "K-CORK"]
+    assert all(not r.category.startswith("Wine/") for r in ranked)
+    assert ranked[0].explanation == "Often bought with Chianti Classico"
+
+
+def test_a_product_never_bought_gets_its_category_best_sellers_as_similar(bundle: Bundle) -> None:
+    # Not in the model at all (added to the catalogue after training).
+    context = Context(
+        "product_similar", limit=3, item="W-NEWER", item_category="Wine/Red", item_name="Nero"
+    )
+    ranked = rank(bundle, context, [])
+    assert ranked
+    assert {r.category for r in ranked} == {"Wine/Red"}
+    assert ranked[0].explanation == "Similar to Nero"
+
+
+def test_cart_complements_leave_out_what_is_in_the_cart(bundle: Bundle) -> None:
+    found = skus(bundle, Context("cart", limit=5, cart=("W-RIOJA", "K-CORK")))
+    assert "W-RIOJA" not in found
+    assert "K-CORK" not in found
+    assert "K-GLASS" in found
+
+
+def test_a_customer_without_personal_data_gets_what_is_popular(bundle: Bundle) -> None:
+    # Wine glasses: eight buyers in the last 30 days; coffee: six; the sofa: three buyers,
+    # all this week (trending).
+    ranked = rank(bundle, Context("home", limit=3), [])
+    assert [r.sku for r in ranked] == ["K-GLASS", "H-SOFA", "G-COFFEE"]
+    assert [r.reason for r in ranked] == ["popular", "trending", "popular"]
+
+
+def test_popular_near_the_store(bundle: Bundle) -> None:
+    ranked = rank(bundle, Context("home", limit=2, store_id="st-lyo-01", store_name="Lyon"), [])
+    assert ranked[0].reason == "popular_near_you"
+    assert ranked[0].explanation == "Popular at Lyon"
+    assert ranked[0].sku in {"G-PASTA", "G-COFFEE"}
+
+
+def test_personal_home_shows_the_customers_staples_and_explains_them(bundle: Bundle) -> None:
+    ranked = rank(bundle, Context("home", limit=4, customer=customer(bundle, "c2")), [])
+    assert ranked[0].sku == "G-COFFEE"
+    assert ranked[0].reason == "buy_again"
+    assert ranked[0].explanation == "You buy this regularly"
+
+
+def test_just_bought_items_are_left_out_unless_bought_again_and_again(bundle: Bundle) -> None:
+    context = Context(
+        "home",
+        limit=10,
+        customer=customer(bundle, "c3"),
+        recently_bought=frozenset({"H-SOFA", "G-COFFEE"}),
+    )
+    found = skus(bundle, context)
+    assert "H-SOFA" not in found
+    assert "G-COFFEE" in found
+
+
+def test_store_bound_requests_never_show_an_item_out_of_stock_there(bundle: Bundle) -> None:
+    asked: list[list[str]] = []
+
+    def available(candidates: list[str]) -> set[str]:
+        asked.append(candidates)
+        return set(candidates) - {"G-COFFEE", "K-CORK"}
+
+    context = Context("home", limit=5, customer=customer(bundle, "c1"), store_id="st-par-01")
+    found = skus(bundle, context, available=available)
+    assert asked
+    assert "G-COFFEE" not in found
+    assert "K-CORK" not in found
+    assert len(found) == 5
+
+
+def test_rules_apply_in_order_exclude_filter_boost_bury_then_pins(bundle: Bundle) -> None:
+    base = Context("home", limit=5)
+    plain = skus(bundle, base)
+    assert plain[:3] == ["K-GLASS", "H-SOFA", "G-COFFEE"]
+    # Exclude removes an item wherever it would be.
+    assert "G-COFFEE" not in skus(bundle, base, [Rule("x", "exclude", sku="G-COFFEE")])
+    # A filter keeps only matching items (a category matches its subcategories).
+    wine_only = skus(bundle, base, [Rule("f", "filter", attribute="category", value="Wine")])
+    assert wine_only
+    assert all(s.startswith("W-") for s in wine_only)
+    # Bury sends coffee down, boost brings the sofa up.
+    buried = skus(bundle, base, [Rule("b", "bury", sku="G-COFFEE", factor=100.0)])
+    assert "G-COFFEE" not in buried[:3]
+    boosted = skus(bundle, base, [Rule("b", "boost", sku="W-CHABLIS", factor=1000.0)])
+    assert boosted[0] == "W-CHABLIS"
+    # A pin lands at its position whatever the scores, after everything else.
+    pinned = rank(bundle, base, [Rule("p", "pin", sku="W-MONTE", position=2)])
+    assert pinned[1].sku == "W-MONTE"
+    assert pinned[1].reason == "pinned"
+    assert pinned[1].explanation == "Pinned by merchandiser"
+    assert len(pinned) == 5
+    # An excluded item cannot be pinned back; a filter applies to pins too.
+    excluded_pin = [
+        Rule("x", "exclude", sku="W-MONTE"),
+        Rule("p", "pin", sku="W-MONTE", position=1),
+    ]
+    assert "W-MONTE" not in skus(bundle, base, excluded_pin)
+    filtered_pin = [
+        Rule("f", "filter", attribute="category", value="Grocery"),
+        Rule("p", "pin", sku="W-MONTE", position=1),
+    ]
+    assert "W-MONTE" not in skus(bundle, base, filtered_pin)
+
+
+def test_attribute_rules_match_brand_and_country(bundle: Bundle) -> None:
+    base = Context("product_similar", limit=5, item="W-CHIANTI")
+    assert "W-MONTE" not in skus(
+        bundle, base, [Rule("b", "exclude", attribute="brand", value="Castello")]
+    )
+    italian = skus(bundle, base, [Rule("c", "filter", attribute="country_of_origin", value="IT")])
+    assert set(italian) == {"W-MONTE", "W-BAROLO"}
+
+
+def test_diversity_mixes_categories(bundle: Bundle) -> None:
+    ranked = rank(bundle, Context("home", limit=4), [])
+    categories = [r.category.split("/")[0] for r in ranked]
+    assert len(set(categories)) >= 3
+
+
+def test_margin_weight_favours_margin_among_similar_scores(bundle: Bundle) -> None:
+    base = Context("product_similar", limit=3, item="W-BAROLO")
+    without = skus(bundle, base)
+    with_margin = skus(
+        bundle,
+        Context("product_similar", limit=3, item="W-BAROLO", margin_weight=1.0),
+    )
+    assert set(with_margin) == set(without)  # same candidates, re-weighed
+
+
+def test_time_of_day_changes_scores_where_categories_sell_at_different_hours(
+    bundle: Bundle,
+) -> None:
+    morning = rank(bundle, Context("home", limit=9, at=datetime(2026, 6, 2, 8, tzinfo=UTC)), [])
+    evening = rank(bundle, Context("home", limit=9, at=datetime(2026, 6, 2, 21, tzinfo=UTC)), [])
+    assert {r.sku: r.score for r in morning} != {r.sku: r.score for r in evening}
