@@ -319,3 +319,24 @@ def test_comment_themes_per_period_in_the_customers_language(db) -> None:
         ("pt", "entrega", 1),
     ]
     assert themes[0].mean_value == -100.0
+
+
+def test_moments_older_than_a_links_life_are_not_asked_about(db) -> None:
+    # given a delivery event from three weeks ago (links live 14 days)
+    frozen_clock()
+    make_survey(db)
+    customer, external = make_customer(db)
+    order = delivered_order(db, external_id=external)
+    event = append_event(
+        db,
+        type="order_delivered",
+        channel="web",
+        customer_id=customer,
+        occurred_at=T0 - timedelta(days=21),
+        properties={"order_id": order},
+    )
+    db.flush()
+    # when it is processed
+    service.process_feedback_events(db, [event])
+    # then nobody is invited
+    assert _invitations(db, customer) == []

@@ -1276,6 +1276,8 @@ def process_feedback_events(db: Session, events: Sequence[Any]) -> None:
         for survey in surveys[trigger]:
             if survey.channel is not None and survey.channel != event.channel:
                 continue
+            if clock.as_utc(event.occurred_at) < clock.now() - timedelta(days=survey.link_days):
+                continue  # history replayed: too late to ask about it
             try:
                 with db.begin_nested():
                     _invite(db, survey, str(event.customer_id), moment)
