@@ -1,0 +1,147 @@
+"""GET /v1/recommendations and the rules and models endpoints over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from rapport.platform import clock
+from rapport.platform.settings import Settings
+from rapport.recommend import service
+from tests.conftest import auth
+
+from .factories import NOW, seed_shop
+
+
+@pytest.fixture
+def shop(db: Session, settings: Settings) -> dict[str, str]:
+    clock.set_clock(clock.FrozenClock(NOW))
+    ids = seed_shop(db)
+    service.train_model(db, data_dir=settings.data_dir, trained_by="test")
+    return ids
+
+
+def test_recommendations_answer_items_with_explanations(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    response = client.get(
+        "/v1/recommendations",
+        params={"placement": "product_complements", "item_id": "W-CHIANTI", "limit": 2},
+        headers=auth(api_key("read")),
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["placement"] == "product_complements"
+    assert body["personalized"] is False
+    assert [i["sku"] for i in body["items"]] == ["K-GLASS", "K-CORK"]
+    assert body["items"][0]["explanation"] == "Often bought with Chianti Classico"
+
+
+def test_cart_items_are_repeated_query_keys(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    response = client.get(
+        "/v1/recommendations?placement=cart&cart=W-RIOJA&cart=K-CORK",
+        headers=auth(api_key("read")),
+    )
+    assert response.status_code == 200
+    found = [i["sku"] for i in response.json()["items"]]
+    assert "W-RIOJA" not in found
+    assert "K-CORK" not in found
+
+
+def test_keys_without_read_scope_are_refused(client: TestClient, api_key) -> None:
+    assert client.get("/v1/recommendations?placement=home").status_code == 401
+    response = client.get("/v1/recommendations?placement=home", headers=auth(api_key("ingest")))
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("placement=sofa", "placement"),
+        ("placement=product_similar", "item_id"),
+        ("placement=cart", "cart"),
+        ("placement=home&limit=0", "limit"),
+        ("placement=home&lat=123", "lat"),
+        ("placement=home&at=yesterday", "at"),
+    ],
+)
+def test_bad_requests_name_the_field(client: TestClient, api_key, query: str, field: str) -> None:
+    response = client.get(f"/v1/recommendations?{query}", headers=auth(api_key("read")))
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert field in response.json()["detail"] or response.json().get("field") == field
+
+
+def test_unknown_customer_store_and_product_are_not_found(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    headers = auth(api_key("read"))
+    for query, field in [
+        ("placement=home&customer_id=cus_nobody", "customer_id"),
+        ("placement=home&store_id=st-nowhere", "store_id"),
+        ("placement=product_similar&item_id=NOPE", "item_id"),
+    ]:
+        response = client.get(f"/v1/recommendations?{query}", headers=headers)
+        assert response.status_code == 404, query
+        assert response.json()["field"] == field
+
+
+def test_rules_are_created_once_per_idempotency_key_and_audited(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    headers = {**auth(api_key("read", "write")), "Idempotency-Key": "rule-1"}
+    rule = {"name": "Montepulciano first", "action": "pin", "sku": "W-MONTE", "position": 1}
+    first = client.post("/v1/recommendations/rules", json=rule, headers=headers)
+    again = client.post("/v1/recommendations/rules", json=rule, headers=headers)
+    assert first.status_code == 201
+    assert again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert len(client.get("/v1/recommendations/rules", headers=headers).json()) == 1
+    home = client.get("/v1/recommendations?placement=home", headers=headers).json()
+    assert home["items"][0]["sku"] == "W-MONTE"
+    assert home["items"][0]["reason"] == "pinned"
+    rule_id = first.json()["id"]
+    changed = client.put(
+        f"/v1/recommendations/rules/{rule_id}",
+        json={**rule, "position": 2},
+        headers={**headers, "Idempotency-Key": "rule-1-update"},
+    )
+    assert changed.json()["position"] == 2
+    assert client.delete(f"/v1/recommendations/rules/{rule_id}", headers=headers).status_code == 204
+    changes = client.get(f"/v1/recommendations/rules/{rule_id}/changes", headers=headers).json()
+    assert [c["change"] for c in changes] == ["deleted", "updated", "created"]
+
+
+def test_an_incomplete_rule_is_refused_and_nothing_is_saved(client: TestClient, api_key) -> None:
+    headers = auth(api_key("read", "write"))
+    response = client.post(
+        "/v1/recommendations/rules",
+        json={"name": "Boost wine", "action": "boost", "attribute": "category", "value": "Wine"},
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert "factor" in response.json()["detail"]
+    assert client.get("/v1/recommendations/rules", headers=headers).json() == []
+
+
+def test_rules_need_the_write_scope(client: TestClient, api_key) -> None:
+    rule = {"name": "No sofas", "action": "exclude", "sku": "H-SOFA"}
+    response = client.post("/v1/recommendations/rules", json=rule, headers=auth(api_key("read")))
+    assert response.status_code == 403
+
+
+def test_models_list_versions_and_training_is_queued_once(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    headers = auth(api_key("read", "write"))
+    versions = client.get("/v1/recommendations/models", headers=headers).json()
+    assert len(versions) == 1
+    assert versions[0]["active"] is True
+    assert versions[0]["customers"] == 12
+    first = client.post("/v1/recommendations/models", headers=headers)
+    second = client.post("/v1/recommendations/models", headers=headers)
+    assert first.status_code == 202
+    assert second.json()["job_id"] == first.json()["job_id"]
