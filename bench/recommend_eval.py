@@ -33,6 +33,7 @@ import numpy as np
 
 from rapport.recommend.algorithms import ALS, EASE, Blend, ItemKNN, PersonalFrequency, Popularity
 from rapport.recommend.base import Recommender
+from rapport.recommend.data import Interactions
 from rapport.recommend.evaluation import (
     Purchases,
     Split,
@@ -139,25 +140,44 @@ def _model_grids(
     return grids
 
 
-def _blend_start(new_only: bool, best: dict[str, dict[str, Any]]) -> Blend:
-    """The blend reuses the tuned baselines' settings for its parts; only how much each part
-    counts is tuned (one fit, many weighings)."""
-    knn, ease = best["item_knn"], best["ease"]
-    return Blend(
+def _blend_start(
+    new_only: bool, best: dict[str, dict[str, Any]], validation: dict[str, float]
+) -> Blend:
+    """The blend reuses the tuned baselines' settings for its parts and starts as the best of
+    them on validation (so tuning can only add to it); then only how much each part counts is
+    tuned (one fit, many weighings)."""
+    knn, ease, als = best["item_knn"], best["ease"], best["als"]
+    start = max(("knn", "ease", "als"), key=lambda part: validation[_BASELINE_OF[part]])
+    weights = {part: 1.0 if part == start else 0.0 for part in ("knn", "ease", "als")}
+    if not new_only:
+        weights = dict.fromkeys(weights, 0.0)
+    model = Blend(
         own=0.0 if new_only else 1.0,
-        knn=0.5,
-        ease=0.5,
-        popular=0.1,
+        popular=0.0,
         neighbours=knn["neighbours"],
         shrink=knn["shrink"],
+        neighbour_half_life_days=knn["half_life_days"],
         l2=ease["l2"],
+        factors=als["factors"],
+        regularization=als["regularization"],
+        alpha=als["alpha"],
         half_life_days=best.get("top_frequency", {}).get("half_life_days", 60.0),
+        # Every part is fitted once; the weights below decide how much each counts.
+        knn=1.0,
+        ease=1.0,
+        als=1.0,
     )
+    model.params.update(weights)
+    return model
+
+
+_BASELINE_OF = {"knn": "item_knn", "ease": "ease", "als": "als"}
 
 
 BLEND_AXES: dict[str, list[float]] = {
     "knn": [0.0, 0.1, 0.25, 0.5, 1.0],
     "ease": [0.0, 0.1, 0.25, 0.5, 1.0],
+    "als": [0.0, 0.1, 0.25, 0.5],
     "popular": [0.0, 0.05, 0.1, 0.3],
 }
 
@@ -176,21 +196,30 @@ def run_protocol(
     )
     results: dict[str, dict[str, float]] = {}
     tuned_params: dict[str, dict[str, Any]] = {}
+    validation_recall: dict[str, float] = {}
     for name, (build, candidates) in _model_grids(new_only).items():
         tuned = tune(build, candidates, validation)
         tuned_params[name] = tuned.params
+        validation_recall[name] = tuned.validation["recall@20"]
         results[name] = _final(build(**tuned.params), test)
         log(f"  {name:14} {tuned.params} -> {results[name]}")
     axes = dict(BLEND_AXES)
     if not new_only:
         axes["repeat_power"] = [0.0, 0.5, 1.0]
-    blend = tune_weights(
-        _blend_start(new_only, tuned_params).fit(validation.train), axes, validation
-    )
+    start = _blend_start(new_only, tuned_params, validation_recall)
+    blend = tune_weights(_fitted(start, validation.train), axes, validation, sample=6000, rounds=3)
     final = Blend(**blend.params)
     results["rapport"] = _final(final, test)
     log(f"  {'rapport':14} {blend.params} -> {results['rapport']}")
     return results
+
+
+def _fitted(model: Blend, data: Interactions) -> Blend:
+    weights = {part: model.params[part] for part in ("knn", "ease", "als")}
+    model.params.update(knn=1.0, ease=1.0, als=1.0)
+    model.fit(data)
+    model.params.update(weights)
+    return model
 
 
 def _final(model: Recommender, test: Split) -> dict[str, float]:

@@ -243,6 +243,14 @@ def _load_demo(*, customers: int, seed: int, end: date | None = None) -> None:
         f"{expired.points:,} points expired; experience: {experience.answers} survey answers, "
         f"{experience.reviews} reviews, {experience.held_reviews} held for moderation."
     )
+    from rapport.recommend import service as recommend
+
+    with console.status("Training recommendations"), open_session() as db:
+        model = recommend.train_model(db, data_dir=get_settings().data_dir, trained_by="demo")
+    console.print(
+        f"Recommendations: model {model.version} trained on {model.purchases:,} purchase lines "
+        f"in {model.train_seconds:.1f} s."
+    )
 
 
 @app.command()

@@ -939,9 +939,7 @@ def purchase_lines(db: Session, *, until: datetime | None = None) -> list[Purcha
             channel=channel,
             category=category,
         )
-        for order_id, customer_id, sku, placed_at, store_id, channel, category in db.execute(
-            query
-        )
+        for order_id, customer_id, sku, placed_at, store_id, channel, category in db.execute(query)
     ]
 
 

@@ -305,8 +305,9 @@ class ALS(Recommender):
 
 class Blend(Recommender):
     """Rapport's recommender: the customer's own repeat-aware favourites, items that go with
-    what they bought (item-kNN and EASE neighbours), and what is popular now, each scaled per
-    customer so the best is 1, then weighted."""
+    what they bought (item-kNN and EASE neighbours), optionally matrix factorisation, and what
+    is popular now; each scaled per customer so the best is 1, then weighted. Parts weighted
+    zero are not fitted (nor saved)."""
 
     name = "rapport"
 
@@ -315,38 +316,53 @@ class Blend(Recommender):
         own: float = 1.0,
         knn: float = 0.3,
         ease: float = 0.3,
+        als: float = 0.0,
         popular: float = 0.1,
         half_life_days: float = 60.0,
         repeat_power: float = 0.5,
         window_days: float = 30.0,
         neighbours: int = 100,
         shrink: float = 10.0,
+        neighbour_half_life_days: float = 90.0,
+        ease_half_life_days: float = 90.0,
         l2: float = 500.0,
         max_items: int = 6000,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 2.0,
     ) -> None:
         super().__init__(
             own=own,
             knn=knn,
             ease=ease,
+            als=als,
             popular=popular,
             half_life_days=half_life_days,
             repeat_power=repeat_power,
             window_days=window_days,
             neighbours=neighbours,
             shrink=shrink,
+            neighbour_half_life_days=neighbour_half_life_days,
+            ease_half_life_days=ease_half_life_days,
             l2=l2,
             max_items=max_items,
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
         )
         self.frequency = PersonalFrequency(half_life_days, repeat_power, window_days)
-        self.knn = ItemKNN(neighbours, shrink)
-        self.ease = EASE(l2, max_items)
+        self.knn = ItemKNN(neighbours, shrink, neighbour_half_life_days)
+        self.ease = EASE(l2, max_items, half_life_days=ease_half_life_days)
+        self.als = ALS(factors, regularization, alpha)
+
+    def _optional_parts(self) -> dict[str, Recommender]:
+        return {"knn": self.knn, "ease": self.ease, "als": self.als}
 
     def fit(self, data: Interactions) -> Self:
         self.frequency.fit(data)
-        if self.params["knn"]:
-            self.knn.fit(data)
-        if self.params["ease"]:
-            self.ease.fit(data)
+        for name, model in self._optional_parts().items():
+            if self.params[name]:
+                model.fit(data)
         return self
 
     def parts(self, data: Interactions, users: IntArray) -> dict[str, FloatArray]:
@@ -355,9 +371,9 @@ class Blend(Recommender):
             "own": self.frequency.own(data, users, self.params["repeat_power"]),
             "popular": np.tile(_unit(self.frequency.popularity.popularity), (len(users), 1)),
         }
-        for name, model in (("knn", self.knn), ("ease", self.ease)):
+        for name, model in self._optional_parts().items():
             if self.params[name]:
-                parts[name] = _row_normalised(model.scores(data, users))
+                parts[name] = _row_normalised(np.maximum(model.scores(data, users), 0.0))
         return parts
 
     def combine(self, parts: dict[str, FloatArray]) -> FloatArray:
@@ -378,7 +394,7 @@ class Blend(Recommender):
 
     def state(self) -> State:
         state = {f"frequency.{k}": v for k, v in self.frequency.state().items()}
-        for name, model in (("knn", self.knn), ("ease", self.ease)):
+        for name, model in self._optional_parts().items():
             if self.params[name]:
                 state.update({f"{name}.{k}": v for k, v in model.state().items()})
         return state
@@ -388,7 +404,7 @@ class Blend(Recommender):
             return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
         self.frequency.load_state(part("frequency."))
-        for name, model in (("knn", self.knn), ("ease", self.ease)):
+        for name, model in self._optional_parts().items():
             if self.params[name]:
                 model.load_state(part(f"{name}."))
 
