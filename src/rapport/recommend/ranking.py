@@ -70,9 +70,16 @@ class Ranked:
 
 @dataclass
 class _Candidates:
+    """Scores for every item, and how to explain an item once it is chosen (explaining all
+    of them would cost more than ranking)."""
+
     scores: FloatArray
     reasons: Reasons = field(default_factory=dict)
     default_reason: tuple[str, str] = ("popular", "Popular right now")
+    explain: Callable[[int], tuple[str, str] | None] = lambda item: None
+
+    def reason(self, item: int) -> tuple[str, str]:
+        return self.reasons.get(item) or self.explain(item) or self.default_reason
 
 
 def rank(
@@ -107,6 +114,8 @@ def rank(
         chosen.insert(position, index)
         candidates.reasons[index] = ("pinned", "Pinned by merchandiser")
     chosen = chosen[: context.limit]
+    for i in chosen:
+        candidates.reasons[i] = candidates.reason(i)
     _explain_neighbours(bundle, context, candidates, chosen)
     return [
         Ranked(
@@ -115,8 +124,8 @@ def rank(
             category=bundle.categories[i],
             price_minor=int(bundle.price_minor[i]),
             score=round(float(scores[i]) if np.isfinite(scores[i]) else 0.0, 6),
-            reason=candidates.reasons.get(i, candidates.default_reason)[0],
-            explanation=candidates.reasons.get(i, candidates.default_reason)[1],
+            reason=candidates.reasons[i][0],
+            explanation=candidates.reasons[i][1],
         )
         for i in chosen
     ]
@@ -148,20 +157,21 @@ def _popular(bundle: Bundle, context: Context) -> _Candidates:
     overall = _unit(bundle.popularity)
     trending = _unit(bundle.trending)
     scores = 0.6 * overall + 0.25 * trending
-    reasons: Reasons = {}
     store = bundle.store_index.get(context.store_id or "")
     local = np.zeros_like(overall)
     if store is not None:
         local = _unit(bundle.store_popularity.getrow(store).toarray().ravel())
         scores = 0.6 * local + 0.25 * overall + 0.15 * trending
-    for i in np.flatnonzero((local > 0) | (trending > 0)):
-        if local[i] >= max(overall[i], trending[i]) and local[i] > 0:
-            where = context.store_name or "your store"
-            reasons[int(i)] = ("popular_near_you", f"Popular at {where}")
-        elif trending[i] > 0.2:
-            reasons[int(i)] = ("trending", "Selling faster than usual this week")
+
+    def explain(i: int) -> tuple[str, str] | None:
+        if local[i] > 0 and local[i] >= max(overall[i], trending[i]):
+            return ("popular_near_you", f"Popular at {context.store_name or 'your store'}")
+        if trending[i] > 0.2:
+            return ("trending", "Selling faster than usual this week")
+        return None
+
     # Everything stays a candidate (so rules and stock always leave something to show).
-    return _Candidates(scores=scores + 1e-6 * overall + 1e-9, reasons=reasons)
+    return _Candidates(scores=scores + 1e-6 * overall + 1e-9, explain=explain)
 
 
 def _personal(bundle: Bundle, customer: int) -> _Candidates:
@@ -170,23 +180,22 @@ def _personal(bundle: Bundle, customer: int) -> _Candidates:
         name: float(bundle.blend.params[name]) * values[0] for name, values in parts.items()
     }
     scores = sum(weighted.values()) + 1e-6 * parts["popular"][0] + 1e-9
-    names = list(weighted)
-    stacked = np.vstack([weighted[n] for n in names])
-    strongest = stacked.argmax(axis=0)
-    reasons: Reasons = {}
     baskets = bundle.data.counts().getrow(customer)
     times_bought = dict(zip(baskets.indices.tolist(), baskets.data.tolist(), strict=True))
-    for i in np.flatnonzero(stacked.max(axis=0) > 0):
-        source = names[int(strongest[i])]
+
+    def explain(i: int) -> tuple[str, str] | None:
+        contributions = {name: float(values[i]) for name, values in weighted.items()}
+        source = max(contributions, key=lambda name: contributions[name])
+        if contributions[source] <= 0:
+            return None
         if source == "own":
-            regular = times_bought.get(int(i), 0) >= 2 and bundle.repeat[i] >= REPEAT_ITEM
-            reasons[int(i)] = (
-                "buy_again",
-                "You buy this regularly" if regular else "You bought this before",
-            )
-        elif source in ("knn", "ease"):
-            reasons[int(i)] = ("because_you_bought", "Goes with what you bought")
-    return _Candidates(scores=np.asarray(scores, dtype=np.float32), reasons=reasons)
+            regular = times_bought.get(i, 0) >= 2 and bundle.repeat[i] >= REPEAT_ITEM
+            return ("buy_again", "You buy this regularly" if regular else "You bought this before")
+        if source in ("knn", "ease", "als"):
+            return ("because_you_bought", "Goes with what you bought")
+        return None
+
+    return _Candidates(scores=np.asarray(scores, dtype=np.float32), explain=explain)
 
 
 def _anchor(bundle: Bundle, context: Context, sku: str | None) -> int | None:
@@ -385,7 +394,7 @@ def _explain_neighbours(
         similarity = bundle.blend.ease.similarity
     links = similarity[history]
     for i in chosen:
-        if candidates.reasons.get(i, ("",))[0] != "because_you_bought":
+        if candidates.reasons[i][0] != "because_you_bought":
             continue
         column = links.getcol(i).toarray().ravel()
         if column.any():

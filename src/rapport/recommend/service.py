@@ -100,13 +100,25 @@ class ModelHolder:
         try:
             if self._bundle is None or self._bundle.version != version:
                 bundle = Bundle.load(self.directory / f"{version}.npz")
-                # Warm what every request needs, so the first ones after a swap are not slow.
-                bundle.data.recency_weighted(float(bundle.blend.params["half_life_days"]))
-                bundle.data.binary()
+                warm(bundle)
                 self._bundle = bundle
                 log.info("recommendation model %s loaded", version)
         finally:
             self._loading.release()
+
+
+def warm(bundle: Bundle) -> None:
+    """Compute what every request needs once, so the first requests after a swap are not
+    slow: the history matrices each part reads."""
+    params = bundle.blend.params
+    for half_life in {
+        params["half_life_days"],
+        params.get("neighbour_half_life_days", 90.0),
+        params.get("ease_half_life_days", 90.0),
+    }:
+        bundle.data.recency_weighted(float(half_life))
+    bundle.data.binary()
+    bundle.data.counts()
 
 
 _holders: dict[Path, ModelHolder] = {}
@@ -196,7 +208,7 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
         item_category=item_category,
         item_name=item_name,
     )
-    rules = _rules_for(db, request.placement, _segments(db, customer_id), at)
+    rules = _rules_for(db, request.placement, lambda: _segments(db, customer_id), at)
 
     def available(skus: list[str]) -> set[str]:
         assert store_id is not None
@@ -269,7 +281,13 @@ def _active_rules(db: Session) -> list[MerchRule]:
     return rules
 
 
-def _rules_for(db: Session, placement: str, segments: set[str], at: datetime) -> list[Rule]:
+def _rules_for(
+    db: Session, placement: str, segments_of: Callable[[], set[str]], at: datetime
+) -> list[Rule]:
+    """The rules in force for this placement, segment and moment (the customer's segments
+    are looked up only when some rule needs them)."""
+    active = _active_rules(db)
+    segments = segments_of() if any(r.segment is not None for r in active) else set()
     return [
         Rule(
             name=r.name,
@@ -280,7 +298,7 @@ def _rules_for(db: Session, placement: str, segments: set[str], at: datetime) ->
             position=r.position,
             factor=r.factor,
         )
-        for r in sorted(_active_rules(db), key=lambda r: r.id)
+        for r in sorted(active, key=lambda r: r.id)
         if (r.placement is None or r.placement == placement)
         and (r.segment is None or r.segment in segments)
         and (r.starts_at is None or clock.as_utc(r.starts_at) <= at)
