@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -52,7 +53,7 @@ MIX = (
 
 def load_shop(
     database_url: str, workdir: Path, log: Callable[[str], None]
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str], float]:
     """Ta-Feng as a Rapport retailer, and its trained model as the one served. Returns the
     customer ids and SKUs to ask about."""
     import csv
@@ -160,9 +161,10 @@ def load_shop(
     directory = recommend.models_directory(workdir)
     bundle.save(directory / "tafeng.npz")
     recommend._point_to(directory, "tafeng")
+    train_s = time.perf_counter() - started
     size_mib = (directory / "tafeng.npz").stat().st_size / 2**20
-    log(f"model trained in {time.perf_counter() - started:.0f} s ({size_mib:.0f} MiB file)")
-    return sorted(ids.values()), [p.sku for p in facts]
+    log(f"model trained in {train_s:.0f} s ({size_mib:.0f} MiB file)")
+    return sorted(ids.values()), [p.sku for p in facts], train_s
 
 
 def requests_for(
@@ -210,7 +212,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rapport-recommend-") as tmp:
         workdir = Path(tmp)
         with sqlite_database(workdir, "serve") as url:
-            customer_ids, skus = load_shop(url, workdir, log)
+            customer_ids, skus, train_s = load_shop(url, workdir, log)
+            train_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             with open_session(url) as db:
                 key = platform.create_api_key(
                     db, name="bench read", scopes=[platform.Scope.READ]
@@ -233,6 +236,8 @@ def main() -> None:
         "requests_per_s": len(latencies) / elapsed,
         "errors": len(failures),
         "server_rss_mib": rss,
+        "train_s": train_s,
+        "train_peak_rss_mib": train_rss,
     }
     print("| figure | value |\n|---|---:|")
     print(f"| requests sent | {len(latencies):,} at {args.rate:.0f}/s over {args.seconds:.0f} s |")
@@ -242,6 +247,9 @@ def main() -> None:
     print(f"| max | {figures['max_ms']:.1f} ms |")
     print(f"| non-200 answers | {len(failures)} |")
     print(f"| server peak RSS ({args.processes} processes) | {rss:.0f} MiB |")
+    print(
+        f"| training on Ta-Feng (bench process peak RSS) | {train_s:.0f} s ({train_rss:.0f} MiB) |"
+    )
     print(f"| request mix | {', '.join(f'{k} {w:.0%}' for k, w in MIX)} |")
     print()
     print(json.dumps({k: round(v, 2) for k, v in figures.items()}))
