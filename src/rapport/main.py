@@ -157,5 +157,11 @@ def server_process_app() -> FastAPI:
 def tune_interpreter() -> None:
     """Hand the GIL between threads every millisecond rather than every five: a request
     holding SQLite's write lock, or a small one behind a large batch being parsed, waits
-    for the GIL at each handover."""
+    for the GIL at each handover. And keep BLAS to one thread: a request's matrix products
+    are small, and BLAS threads spinning beside the request threads of every server process
+    burn the CPU the requests need."""
     sys.setswitchinterval(0.001)
+    import numpy  # noqa: F401  (loads the BLAS library the limit applies to)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")

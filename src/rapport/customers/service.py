@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, delete, func, select, update
+from sqlalchemy import String, bindparam, cast, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -646,6 +646,38 @@ def has_consent(db: Session, *, customer_id: str, purpose: str) -> bool:
         )
     )
     return bool(granted)
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    customer_id: str  # the surviving profile, after merges
+    granted: frozenset[str]
+
+
+_CONSENT_STATE = (
+    select(Customer.status, Customer.merged_into, Consent.purpose, Consent.granted)
+    .outerjoin(Consent, Consent.customer_id == Customer.customer_id)
+    .where(Customer.customer_id == bindparam("customer_id"))
+)
+
+
+def consent_state(db: Session, *, customer_id: str) -> ConsentState | None:
+    """The customer (following merges) and every purpose they granted, in one round trip per
+    profile: for hot read paths that gate on consent (recommendations). None for an unknown
+    customer; an erased one has granted nothing."""
+    for _ in range(4):  # merges chain at most a few deep
+        rows = db.connection().execute(_CONSENT_STATE, {"customer_id": customer_id}).all()
+        if not rows:
+            return None
+        status, merged_into = rows[0][0], rows[0][1]
+        if status == "merged" and merged_into:
+            customer_id = merged_into
+            continue
+        granted = frozenset(
+            purpose for _, _, purpose, yes in rows if yes and purpose and status == "active"
+        )
+        return ConsentState(customer_id=customer_id, granted=granted)
+    return None
 
 
 def set_consent(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
@@ -943,16 +943,19 @@ def purchase_lines(db: Session, *, until: datetime | None = None) -> list[Purcha
     ]
 
 
+_RECENTLY_BOUGHT = (
+    select(OrderLine.sku)
+    .join(Order, Order.order_id == OrderLine.order_id)
+    .where(
+        Order.customer_id == bindparam("customer_id"),
+        Order.placed_at >= bindparam("since", type_=Order.placed_at.type),
+        Order.status != "cancelled",
+        OrderLine.returned_quantity < OrderLine.quantity,
+    )
+)
+
+
 def recently_bought(db: Session, *, customer_id: str, since: datetime) -> set[str]:
     """SKUs the customer bought (and kept) since ``since``. Read-only."""
-    rows = db.execute(
-        select(OrderLine.sku)
-        .join(Order, Order.order_id == OrderLine.order_id)
-        .where(
-            Order.customer_id == customer_id,
-            Order.placed_at >= since,
-            Order.status != "cancelled",
-            OrderLine.returned_quantity < OrderLine.quantity,
-        )
-    )
+    rows = db.connection().execute(_RECENTLY_BOUGHT, {"customer_id": customer_id, "since": since})
     return {str(sku) for (sku,) in rows}

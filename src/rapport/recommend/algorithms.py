@@ -9,7 +9,7 @@ import numpy as np
 from scipy import sparse
 
 from rapport.recommend.base import Recommender, State
-from rapport.recommend.data import FloatArray, IntArray, Interactions, repeat_rate
+from rapport.recommend.data import FloatArray, IntArray, Interactions, repeat_rate, rows
 
 # A score for items the customer never bought, small enough never to outrank one they did.
 _FILL = 1e-3
@@ -82,7 +82,7 @@ class PersonalFrequency(Recommender):
     ) -> FloatArray:
         """Repeat-aware frequency of the customer's own items, best scaled to 1."""
         power = self.params["repeat_power"] if repeat_power is None else repeat_power
-        history = data.recency_weighted(self.params["half_life_days"])[users].toarray()
+        history = rows(data.recency_weighted(self.params["half_life_days"]), users).toarray()
         return _row_normalised(history * np.power(self.repeat, power))
 
     def scores(self, data: Interactions, users: IntArray) -> FloatArray:
@@ -110,7 +110,7 @@ class _Neighbourhood(Recommender):
         self.similarity = sparse.csr_matrix((0, 0), dtype=np.float32)
 
     def scores(self, data: Interactions, users: IntArray) -> FloatArray:
-        history = data.recency_weighted(self.params["half_life_days"])[users]
+        history = rows(data.recency_weighted(self.params["half_life_days"]), users)
         return np.asarray((history @ self.similarity).toarray(), dtype=np.float32)
 
     def similar(self, item: int, count: int) -> list[tuple[int, float]]:

@@ -15,6 +15,7 @@ from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 
 from rapport.recommend.bundle import CHANNELS, Bundle, daypart, top_category
 from rapport.recommend.data import FloatArray
@@ -361,22 +362,20 @@ def _in_stock(
 def _diverse(
     bundle: Bundle, scores: npt.NDArray[np.float64], pool: list[int], limit: int
 ) -> list[int]:
-    """Greedy: each pick is the best score after a discount for its category's earlier picks."""
-    shown: dict[int, int] = {}
-    remaining = list(pool)
+    """Greedy: each pick is the best score after a discount for its category's earlier picks
+    (ties to the earlier candidate, which the pool orders by score, then index)."""
+    candidates = np.asarray(pool, dtype=np.int64)
+    values = scores[candidates]
+    categories = bundle.category_of[candidates]
+    shown = np.zeros(len(bundle.top_categories), dtype=np.float64)
+    taken = np.zeros(len(candidates), dtype=bool)
     chosen: list[int] = []
-    while remaining and len(chosen) < limit:
-        best = max(
-            remaining,
-            key=lambda i: (
-                scores[i] * DIVERSITY ** shown.get(int(bundle.category_of[i]), 0),
-                -i,
-            ),
-        )
-        chosen.append(best)
-        remaining.remove(best)
-        category = int(bundle.category_of[best])
-        shown[category] = shown.get(category, 0) + 1
+    for _ in range(min(limit, len(candidates))):
+        adjusted = np.where(taken, -np.inf, values * DIVERSITY ** shown[categories])
+        best = int(np.argmax(adjusted))
+        taken[best] = True
+        shown[categories[best]] += 1
+        chosen.append(int(candidates[best]))
     return chosen
 
 
@@ -389,17 +388,30 @@ def _explain_neighbours(
     history = bundle.data.binary().getrow(context.customer).indices
     if not len(history):
         return
-    similarity = bundle.blend.knn.similarity if bundle.blend.params["knn"] else None
-    if similarity is None or similarity.shape[0] == 0:
-        similarity = bundle.blend.ease.similarity
-    links = similarity[history]
+    columns = _neighbour_columns(bundle)
+    bought = set(history.tolist())
     for i in chosen:
         if candidates.reasons[i][0] != "because_you_bought":
             continue
-        column = links.getcol(i).toarray().ravel()
-        if column.any():
-            source = int(history[int(column.argmax())])
+        start, stop = columns.indptr[i], columns.indptr[i + 1]
+        sources, weights = columns.indices[start:stop], columns.data[start:stop]
+        mine = [k for k, source in enumerate(sources.tolist()) if source in bought]
+        if mine:
+            source = int(sources[max(mine, key=lambda k: weights[k])])
             candidates.reasons[i] = (
                 "because_you_bought",
                 f"Because you bought {bundle.names[source]}",
             )
+
+
+def _neighbour_columns(bundle: Bundle) -> sparse.csc_matrix:
+    """The item-to-item links by target item (which purchases lead to each item), built once
+    per bundle."""
+    cache: dict[str, sparse.csc_matrix] = bundle.__dict__.setdefault("_columns", {})
+    if "links" not in cache:
+        blend = bundle.blend
+        similarity = blend.knn.similarity if blend.params["knn"] else blend.ease.similarity
+        if similarity.shape[0] == 0:
+            similarity = blend.ease.similarity
+        cache["links"] = similarity.tocsc()
+    return cache["links"]
