@@ -221,12 +221,16 @@ def main() -> None:
             with serve(url, workdir, extra=["--processes", str(args.processes)]) as server:
                 port = int(server.base_url.rsplit(":", 1)[1])
                 warm = requests_for(customer_ids, skus, 200, key, port)
-                uvloop.run(open_loop("127.0.0.1", port, warm, 50.0))
                 total = int(args.rate * args.seconds)
                 raw = requests_for(customer_ids, skus, total, key, port)
-                latencies, statuses, elapsed = uvloop.run(
-                    open_loop("127.0.0.1", port, raw, args.rate)
-                )
+                try:
+                    uvloop.run(open_loop("127.0.0.1", port, warm, 50.0))
+                    latencies, statuses, elapsed = uvloop.run(
+                        open_loop("127.0.0.1", port, raw, args.rate)
+                    )
+                except ConnectionError as error:
+                    tail = server.log.read_text()[-3000:] if server.log else ""
+                    sys.exit(f"the server dropped a connection ({error}); its log ends:\n{tail}")
                 rss = server.peak_rss_mb()
     failures = [s for s in statuses if s != 200]
     figures = {

@@ -76,7 +76,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only sessions (see ``read_only``) begin DEFERRED: in WAL mode they read a
+        # snapshot and never wait for, nor hold, the write lock.
+        deferred = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 # In a server, the commit that fills the WAL would copy it back into the database and fsync
@@ -149,6 +152,18 @@ def _session_factory(url: str) -> sessionmaker[Session]:
 def open_session(url: str | None = None) -> Session:
     """A new session for CLI commands, jobs and scripts; the caller closes it."""
     return _session_factory(url or get_settings().database_url)()
+
+
+READ_ONLY = "rapport_read_only"
+
+
+def read_only(db: Session) -> None:
+    """Declare that this session will only read, before its first statement: on SQLite its
+    transaction then begins DEFERRED instead of IMMEDIATE, so hot read paths (recommendations)
+    neither queue behind writers nor block them. Without effect on PostgreSQL, or once the
+    session's transaction has begun."""
+    if not db.in_transaction():
+        db.connection(execution_options={READ_ONLY: True})
 
 
 def driver_cursor(db: Session) -> Any:

@@ -5,10 +5,10 @@ metrics of each trained version, and queue a training run."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
@@ -20,7 +20,7 @@ from rapport.recommend import service
 from rapport.recommend.models import PLACEMENTS, RULE_ACTIONS, RULE_ATTRIBUTES
 from rapport.recommend.schemas import RuleIn
 
-add_template_dir(Path(__file__).parent / "templates")
+add_template_dir(FilePath(__file__).parent / "templates")
 
 NAV = [NavItem("Recommendations", "/admin/recommendations")]
 router = APIRouter(prefix="/admin/recommendations", include_in_schema=False)
@@ -197,7 +197,9 @@ def add_rule(
 
 
 @router.post("/rules/{rule_id}/delete", dependencies=[CsrfChecked])
-def remove_rule(rule_id: int, db: DbSession, user: CurrentAdmin) -> RedirectResponse:
+def remove_rule(
+    rule_id: Annotated[int, Path(ge=1, le=2_147_483_647)], db: DbSession, user: CurrentAdmin
+) -> RedirectResponse:
     service.delete_rule(db, rule_id=rule_id, by=user.email)
     return RedirectResponse(
         f"/admin/recommendations?message=Rule+{rule_id}+deleted", status_code=303

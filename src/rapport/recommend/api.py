@@ -3,10 +3,12 @@ and list model versions. Routers parse, authorise, call one verb."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Header, Path, Query, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime
 
 from rapport.platform import clock
@@ -19,7 +21,6 @@ from rapport.recommend.models import MerchRule, MerchRuleChange, ModelVersion
 from rapport.recommend.schemas import (
     ModelVersionOut,
     Placement,
-    Recommendation,
     Recommendations,
     RuleChangeOut,
     RuleIn,
@@ -36,11 +37,11 @@ IdempotencyKey = Annotated[
         description="Unique per command; a retry with the same key is answered, not applied",
     ),
 ]
-RuleId = Annotated[int, Path(ge=1)]
+RuleId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 Id = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
-@router.get("")
+@router.get("", response_model=Recommendations)
 def get_recommendations(
     db: DbSession,
     _key: ReadKey,
@@ -72,7 +73,7 @@ def get_recommendations(
     margin_weight: Annotated[
         float, Query(ge=0, le=1, description="How much margin counts (0: not at all)")
     ] = 0.0,
-) -> Recommendations:
+) -> Response:
     """Items for one placement, re-ranked for the context, with merchandising rules applied
     and each item explained. Without `personalization` consent the answer is not personal."""
     answer = service.recommend(
@@ -93,13 +94,16 @@ def get_recommendations(
         ),
         data_dir=settings.data_dir,
     )
-    return Recommendations(
-        placement=placement,
-        model_version=answer.model_version,
-        personalized=answer.personalized,
-        store_id=answer.store_id,
-        items=[Recommendation(**item.__dict__) for item in answer.items],
-    )
+    # The answer is built from typed values already; serialising it directly skips a second
+    # validation of every item (the documented shape is `Recommendations`).
+    body = {
+        "placement": placement,
+        "model_version": answer.model_version,
+        "personalized": answer.personalized,
+        "store_id": answer.store_id,
+        "items": [dataclasses.asdict(item) for item in answer.items],
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _rule_out(rule: MerchRule) -> dict[str, object]:

@@ -30,6 +30,7 @@ from rapport.customers import service as customers
 from rapport.loyalty.program import member_tier
 from rapport.orders import service as orders
 from rapport.platform import clock, jobs
+from rapport.platform.db import read_only
 from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.models import Job
 from rapport.recommend.algorithms import Blend, PersonalFrequency, Popularity
@@ -170,6 +171,7 @@ class Answer:
 def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
     """Recommendations for one placement, in context, with rules applied and each item
     explained. Without ``personalization`` consent the answer uses no personal data."""
+    read_only(db)
     if request.placement in ("product_similar", "product_complements") and not request.item_id:
         raise InvalidInput(f"{request.placement} needs item_id", field="item_id")
     if request.placement == "cart" and not request.cart:
