@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rapport.recommend.bundle import Bundle
+from rapport.recommend.bundle import Bundle, build
 from rapport.recommend.ranking import Context, Rule, rank
 
-from .factories import shop_bundle
+from .factories import NOW, PRODUCTS, purchases, shop_bundle
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +177,15 @@ def test_time_of_day_changes_scores_where_categories_sell_at_different_hours(
     morning = rank(bundle, Context("home", limit=9, at=datetime(2026, 6, 2, 8, tzinfo=UTC)), [])
     evening = rank(bundle, Context("home", limit=9, at=datetime(2026, 6, 2, 21, tzinfo=UTC)), [])
     assert {r.sku: r.score for r in morning} != {r.sku: r.score for r in evening}
+
+
+def test_a_new_customer_in_a_tier_sees_what_that_tier_buys() -> None:
+    # c9-c12 (pasta and Chablis buyers) are gold members; everyone else is in the base tier.
+    tiers = {f"c{n}": ("gold" if n >= 9 else "base") for n in range(1, 13)}
+    bundle = build(purchases(), PRODUCTS, version="v", now=NOW, segments=tiers)
+    ranked = rank(bundle, Context("home", limit=3, segment=("gold", "Gold")), [])
+    assert ranked[0].sku == "G-PASTA"
+    assert ranked[0].reason == "popular_in_tier"
+    assert ranked[0].explanation == "Popular with Gold members"
+    anyone = rank(bundle, Context("home", limit=3), [])
+    assert anyone[0].sku != "G-PASTA"

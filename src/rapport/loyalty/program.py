@@ -237,6 +237,17 @@ def tier_distribution(db: Session) -> list[tuple[str, str, int]]:
     return [(tier.id, tier.name, int(counts.get(tier.id, 0))) for tier in policy.tiers]
 
 
+def tiers_by_customer(db: Session) -> dict[str, str]:
+    """Every member with a tier standing and their tier id, in one read (customers without
+    a standing are in the base tier). Read-only: recommendations learn per-tier popularity."""
+    return {
+        str(customer_id): str(tier_id)
+        for customer_id, tier_id in db.execute(
+            select(TierStanding.customer_id, TierStanding.tier_id)
+        )
+    }
+
+
 def tier_history(db: Session, *, customer_id: str, limit: int = 50) -> list[dict[str, Any]]:
     rows = db.scalars(
         select(TierChangeRecord)

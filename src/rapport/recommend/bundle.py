@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +88,8 @@ class Bundle:
     category_partners: sparse.csr_matrix  # top category x top category: bought together
     stores: list[str]
     store_popularity: sparse.csr_matrix  # stores x items
+    segments: list[str]  # the customers' loyalty tiers when trained
+    segment_popularity: sparse.csr_matrix  # segments x items
     trending: FloatArray
     daypart_lift: FloatArray  # top category x DAYPARTS
     channel_lift: FloatArray  # top category x CHANNELS
@@ -96,8 +98,10 @@ class Bundle:
     item_index: dict[str, int] = field(default_factory=dict, repr=False)
     user_index: dict[str, int] = field(default_factory=dict, repr=False)
     store_index: dict[str, int] = field(default_factory=dict, repr=False)
+    segment_index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        self.segment_index = {segment: i for i, segment in enumerate(self.segments)}
         self.item_index = {sku: i for i, sku in enumerate(self.data.items)}
         self.user_index = {customer: i for i, customer in enumerate(self.data.users)}
         self.store_index = {store: i for i, store in enumerate(self.stores)}
@@ -143,6 +147,7 @@ class Bundle:
             "category_of": self.category_of,
             "top_categories": _strings(self.top_categories),
             "stores": _strings(self.stores),
+            "segments": _strings(self.segments),
             "trending": self.trending,
             "daypart_lift": self.daypart_lift,
             "channel_lift": self.channel_lift,
@@ -153,6 +158,7 @@ class Bundle:
             "category_best",
             "category_partners",
             "store_popularity",
+            "segment_popularity",
         ):
             matrix: sparse.csr_matrix = getattr(self, name)
             arrays[f"{name}.data"] = matrix.data
@@ -212,6 +218,8 @@ class Bundle:
             category_partners=matrix("category_partners"),
             stores=arrays["stores"].tolist(),
             store_popularity=matrix("store_popularity"),
+            segments=arrays["segments"].tolist(),
+            segment_popularity=matrix("segment_popularity"),
             trending=arrays["trending"],
             daypart_lift=arrays["daypart_lift"],
             channel_lift=arrays["channel_lift"],
@@ -234,9 +242,11 @@ def build(
     version: str,
     now: datetime,
     blend_params: dict[str, Any] | None = None,
+    segments: dict[str, str] | None = None,
 ) -> Bundle:
-    """Learn a bundle from purchase lines and the catalogue. Deterministic: the same input
-    gives the same arrays."""
+    """Learn a bundle from purchase lines and the catalogue (and each customer's segment, their
+    loyalty tier, for popularity per segment). Deterministic: the same input gives the same
+    arrays."""
     facts = {p.sku: p for p in products}
     known = [p for p in purchases if p.customer_id is not None]
     end = _day(now)
@@ -260,7 +270,11 @@ def build(
     margin = np.where(price > 0, (price - cost) / np.maximum(price, 1), 0.0).astype(np.float32)
     baskets = _basket_matrix(purchases, index)
     co_bought = _cosine(baskets, shrink=5.0)
-    stores, store_popularity = _store_popularity(purchases, index, end)
+    stores, store_popularity = _popularity_by(purchases, index, end, lambda p: p.store_id)
+    segment_of = segments or {}
+    segment_names, segment_popularity = _popularity_by(
+        purchases, index, end, lambda p: segment_of.get(p.customer_id or "")
+    )
     return Bundle(
         version=version,
         trained_at=now,
@@ -280,6 +294,8 @@ def build(
         category_partners=_category_partners(baskets, category_of, len(tops)),
         stores=stores,
         store_popularity=store_popularity,
+        segments=segment_names,
+        segment_popularity=segment_popularity,
         trending=_trending(purchases, index, end),
         daypart_lift=_lift(purchases, index, category_of, len(tops), "daypart"),
         channel_lift=_lift(purchases, index, category_of, len(tops), "channel"),
@@ -394,24 +410,31 @@ def _category_partners(
     return keep_top_per_row(_cosine(per_basket.tocsr(), shrink=5.0), 5)
 
 
-def _store_popularity(
-    purchases: Sequence[Purchase], index: dict[str, int], end: float
+def _popularity_by(
+    purchases: Sequence[Purchase],
+    index: dict[str, int],
+    end: float,
+    group: Callable[[Purchase], str | None],
 ) -> tuple[list[str], sparse.csr_matrix]:
+    """Purchases of each item in the last 90 days per group (store, segment); purchases
+    outside any group are left out."""
     recent = [
-        p for p in purchases if p.store_id is not None and _day(p.at) >= end - STORE_WINDOW_DAYS
+        (key, p)
+        for p in purchases
+        if _day(p.at) >= end - STORE_WINDOW_DAYS and (key := group(p)) is not None
     ]
-    stores = sorted({p.store_id for p in recent if p.store_id is not None})
-    store_index = {s: i for i, s in enumerate(stores)}
+    groups = sorted({key for key, _ in recent})
+    group_index = {g: i for i, g in enumerate(groups)}
     matrix = sparse.csr_matrix(
         (
             np.ones(len(recent), dtype=np.float32),
-            ([store_index[p.store_id or ""] for p in recent], [index[p.sku] for p in recent]),
+            ([group_index[key] for key, _ in recent], [index[p.sku] for _, p in recent]),
         ),
-        shape=(len(stores), len(index)),
+        shape=(len(groups), len(index)),
         dtype=np.float32,
     )
     matrix.sum_duplicates()
-    return stores, matrix
+    return groups, matrix
 
 
 def _trending(purchases: Sequence[Purchase], index: dict[str, int], end: float) -> FloatArray:

@@ -56,6 +56,9 @@ class Context:
     recently_bought: frozenset[str] = frozenset()
     item_category: str | None = None  # for a product the model has not seen yet
     item_name: str | None = None
+    # A consenting customer's loyalty tier (id, name): what their tier buys, when the model
+    # knows nothing of them yet.
+    segment: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,10 +166,17 @@ def _popular(bundle: Bundle, context: Context) -> _Candidates:
     if store is not None:
         local = _unit(bundle.store_popularity.getrow(store).toarray().ravel())
         scores = 0.6 * local + 0.25 * overall + 0.15 * trending
+    tier = np.zeros_like(overall)
+    segment = bundle.segment_index.get(context.segment[0]) if context.segment else None
+    if segment is not None:
+        tier = _unit(bundle.segment_popularity.getrow(segment).toarray().ravel())
+        scores = 0.5 * scores + 0.5 * tier
 
     def explain(i: int) -> tuple[str, str] | None:
         if local[i] > 0 and local[i] >= max(overall[i], trending[i]):
             return ("popular_near_you", f"Popular at {context.store_name or 'your store'}")
+        if tier[i] > 0 and tier[i] >= max(overall[i], trending[i]) and context.segment:
+            return ("popular_in_tier", f"Popular with {context.segment[1]} members")
         if trending[i] > 0.2:
             return ("trending", "Selling faster than usual this week")
         return None

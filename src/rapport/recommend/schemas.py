@@ -96,7 +96,7 @@ class Recommendation(StrictModel):
     score: float
     reason: str = Field(
         description="bought_together, similar, buy_again, because_you_bought, popular_near_you, "
-        "trending, popular, pinned"
+        "popular_in_tier, trending, popular, pinned"
     )
     explanation: str
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
-from rapport.loyalty.program import member_tier
+from rapport.loyalty.program import member_tier, tier_policy, tiers_by_customer
 from rapport.orders import service as orders
 from rapport.platform import clock, jobs
 from rapport.platform.db import read_only
@@ -196,10 +196,18 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
     if personal and customer_id is not None:
         since = clock.now() - timedelta(days=RECENT_PURCHASE_DAYS)
         recent = frozenset(orders.recently_bought(db, customer_id=customer_id, since=since))
+    customer_row = bundle.user_index.get(customer_id or "") if personal else None
+    segment = None
+    if personal and customer_row is None and customer_id is not None and bundle.segments:
+        # The entry tier is everyone: its popularity is no different from the overall one.
+        tier = member_tier(db, customer_id=customer_id)
+        if tier.tier_id != tier_policy(db).tier(None).id:
+            segment = (tier.tier_id, tier.tier_name)
     context = Context(
         placement=request.placement,
         limit=request.limit,
-        customer=bundle.user_index.get(customer_id or "") if personal else None,
+        customer=customer_row,
+        segment=segment,
         item=request.item_id,
         cart=tuple(request.cart),
         store_id=store_id,
@@ -450,6 +458,17 @@ def _training_data(db: Session, until: datetime) -> tuple[list[Purchase], list[P
     return purchases, products
 
 
+def _segments_of_customers(db: Session, purchases: Sequence[Purchase]) -> dict[str, str]:
+    """Each buying customer's loyalty tier (the base tier without a standing)."""
+    standings = tiers_by_customer(db)
+    base = tier_policy(db).tier(None).id
+    return {
+        p.customer_id: standings.get(p.customer_id, base)
+        for p in purchases
+        if p.customer_id is not None
+    }
+
+
 def holdout_metrics(
     purchases: Sequence[Purchase], *, until: datetime, days: int = HOLDOUT_DAYS
 ) -> dict[str, dict[str, float]]:
@@ -486,7 +505,14 @@ def train_model(
     moment = now or clock.now()
     purchases, products = _training_data(db, moment)
     version = f"{moment:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-    bundle = build(purchases, products, version=version, now=moment, blend_params=DEFAULT_BLEND)
+    bundle = build(
+        purchases,
+        products,
+        version=version,
+        now=moment,
+        blend_params=DEFAULT_BLEND,
+        segments=_segments_of_customers(db, purchases),
+    )
     bundle.metrics = holdout_metrics(purchases, until=moment)
     directory = models_directory(data_dir)
     bundle.save(directory / f"{version}.npz")
