@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.platform import clock
-from rapport.platform.db import driver_cursor
+from rapport.platform.db import driver_cursor, read_only
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.ids import new_id
 from rapport.platform.models import AdminUser, ApiKey
@@ -129,9 +129,17 @@ def authenticate_api_key(db: Session, *, secret: str) -> Principal | None:
     recent = _recent_keys.get(digest)
     if recent is not None and now - recent[0] < KEY_CACHE_SECONDS:
         return recent[1]
+    # A lookup only reads: on SQLite it must not take (and hold, for the rest of the request)
+    # the write lock. The read transaction it opens is ended at once, so that the endpoint's
+    # own work begins afresh (a command then takes the lock as usual).
+    fresh = not db.in_transaction()
+    if fresh:
+        read_only(db)
     cursor = driver_cursor(db)
     cursor.execute(_KEY_QUERIES[db.get_bind().dialect.name], (parts[1],))
     row = cursor.fetchone()
+    if fresh:
+        db.rollback()
     if row is None or not hmac.compare_digest(row[1], digest):
         return None
     scopes: Any = row[2]

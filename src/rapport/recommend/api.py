@@ -13,6 +13,7 @@ from pydantic import AwareDatetime
 
 from rapport.platform import clock
 from rapport.platform.auth import ReadKey, WriteKey
+from rapport.platform.concurrency import run_command
 from rapport.platform.db import DbSession
 from rapport.platform.idempotency import HEADER, run_idempotent
 from rapport.platform.settings import AppSettings
@@ -42,7 +43,7 @@ Id = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
 @router.get("", response_model=Recommendations)
-def get_recommendations(
+async def get_recommendations(
     db: DbSession,
     _key: ReadKey,
     settings: AppSettings,
@@ -76,23 +77,24 @@ def get_recommendations(
 ) -> Response:
     """Items for one placement, re-ranked for the context, with merchandising rules applied
     and each item explained. Without `personalization` consent the answer is not personal."""
-    answer = service.recommend(
-        db,
-        request=service.Request(
-            placement=placement,
-            customer_id=customer_id,
-            anonymous_id=anonymous_id,
-            item_id=item_id,
-            cart=tuple(cart or ()),
-            limit=limit,
-            store_id=store_id,
-            latitude=lat,
-            longitude=lon,
-            device=device,
-            at=at,
-            margin_weight=margin_weight,
-        ),
-        data_dir=settings.data_dir,
+    # In the small command pool: an answer is a few milliseconds of Python, and many threads
+    # would mostly trade the GIL (see platform.concurrency).
+    request = service.Request(
+        placement=placement,
+        customer_id=customer_id,
+        anonymous_id=anonymous_id,
+        item_id=item_id,
+        cart=tuple(cart or ()),
+        limit=limit,
+        store_id=store_id,
+        latitude=lat,
+        longitude=lon,
+        device=device,
+        at=at,
+        margin_weight=margin_weight,
+    )
+    answer = await run_command(
+        lambda: service.recommend(db, request=request, data_dir=settings.data_dir)
     )
     # The answer is built from typed values already; serialising it directly skips a second
     # validation of every item (the documented shape is `Recommendations`).

@@ -503,7 +503,12 @@ def train_model(
     window, save it, and make it the one served."""
     started = time.perf_counter()
     moment = now or clock.now()
+    # Read without SQLite's write lock (training takes seconds to minutes), then end that
+    # read before recording the version.
+    read_only(db)
     purchases, products = _training_data(db, moment)
+    segments = _segments_of_customers(db, purchases)
+    db.rollback()
     version = f"{moment:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     bundle = build(
         purchases,
@@ -511,7 +516,7 @@ def train_model(
         version=version,
         now=moment,
         blend_params=DEFAULT_BLEND,
-        segments=_segments_of_customers(db, purchases),
+        segments=segments,
     )
     bundle.metrics = holdout_metrics(purchases, until=moment)
     directory = models_directory(data_dir)
