@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
@@ -40,7 +40,7 @@ from rapport.platform import clock
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound, Problem
-from rapport.platform.idempotency import HEADER, run_idempotent
+from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.ids import new_id
 from rapport.platform.settings import AppSettings
 
@@ -48,13 +48,6 @@ api = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 public = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias=HEADER,
-        description="Unique per command; a retry with the same key is answered, not applied",
-    ),
-]
 Since = Annotated[date | None, Query(description="First day (UTC) included")]
 Until = Annotated[date | None, Query(description="First day (UTC) no longer included")]
 

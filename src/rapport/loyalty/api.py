@@ -7,7 +7,7 @@ from dataclasses import asdict
 from fractions import Fraction
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, status
+from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -28,17 +28,10 @@ from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.concurrency import run_command
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound
-from rapport.platform.idempotency import HEADER, run_idempotent
+from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 
 router = APIRouter(prefix="/v1/loyalty", tags=["loyalty"])
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias=HEADER,
-        description="Unique per command; a retry with the same key is answered, not applied",
-    ),
-]
 CustomerId = Annotated[str, Path(min_length=1, max_length=40, description="cus_…")]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, status
+from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -26,18 +26,11 @@ from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound
-from rapport.platform.idempotency import HEADER, run_idempotent
+from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.schemas import MinorUnits, StrictModel
 
 router = APIRouter(tags=["loyalty membership and rewards"])
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias=HEADER,
-        description="Unique per command; a retry with the same key is answered, not applied",
-    ),
-]
 CustomerId = Annotated[str, Path(min_length=1, max_length=40, description="cus_…")]
 Identifier = Annotated[str, Path(pattern=r"^[A-Za-z0-9._\-]{1,60}$")]
 Code = Annotated[str, Field(min_length=1, max_length=40)]

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 import qrcode
 import qrcode.image.svg
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -29,18 +29,10 @@ from rapport.orders.schemas import (
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound
-from rapport.platform.idempotency import HEADER, run_idempotent
+from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.settings import AppSettings
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias=HEADER,
-        description="Unique per command; a retry with the same key is answered, not applied",
-    ),
-]
 
 
 def _order_out(db: Session, order: Any) -> OrderOut:

@@ -12,9 +12,10 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import orjson
+from fastapi import Header
 from fastapi.responses import JSONResponse
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -26,6 +27,14 @@ from rapport.platform.errors import Conflict, InvalidInput, MalformedBody
 from rapport.platform.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
+# The header as a command endpoint's parameter, documented the same everywhere.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=HEADER,
+        description="Unique per command; a retry with the same key is answered, not applied",
+    ),
+]
 # A key still 'running' after this long belongs to a command whose transaction never
 # committed (the answer is stored in that same transaction), so it may run again.
 ABANDONED_AFTER = timedelta(minutes=5)

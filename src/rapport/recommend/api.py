@@ -7,7 +7,7 @@ import dataclasses
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query, status
+from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime
 
@@ -15,7 +15,7 @@ from rapport.platform import clock
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.concurrency import run_command
 from rapport.platform.db import DbSession
-from rapport.platform.idempotency import HEADER, run_idempotent
+from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.settings import AppSettings
 from rapport.recommend import service
 from rapport.recommend.models import MerchRule, MerchRuleChange, ModelVersion
@@ -31,13 +31,6 @@ from rapport.recommend.schemas import (
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias=HEADER,
-        description="Unique per command; a retry with the same key is answered, not applied",
-    ),
-]
 RuleId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 Id = Annotated[str | None, Query(min_length=1, max_length=64)]
 
