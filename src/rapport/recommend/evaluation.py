@@ -8,7 +8,6 @@ recommends one they did)."""
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -195,10 +194,3 @@ def _sample(validation: Split, sample: int | None, seed: int) -> IntArray | None
         return None
     chosen = np.random.default_rng(seed).choice(len(validation.users), sample, replace=False)
     return np.sort(chosen)
-
-
-def timed_fit(model: Recommender, data: Interactions) -> float:
-    """Seconds to fit ``model`` on ``data``."""
-    started = time.perf_counter()
-    model.fit(data)
-    return time.perf_counter() - started

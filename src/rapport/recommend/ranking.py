@@ -209,7 +209,7 @@ def _personal(bundle: Bundle, customer: int) -> _Candidates:
     return _Candidates(scores=np.asarray(scores, dtype=np.float32), explain=explain)
 
 
-def _anchor(bundle: Bundle, context: Context, sku: str | None) -> int | None:
+def _anchor(bundle: Bundle, sku: str | None) -> int | None:
     return bundle.item_index.get(sku or "")
 
 
@@ -231,7 +231,7 @@ def _category_fallback(bundle: Bundle, category: str | None, *, partners: bool) 
 
 
 def _similar(bundle: Bundle, context: Context) -> _Candidates:
-    anchor = _anchor(bundle, context, context.item)
+    anchor = _anchor(bundle, context.item)
     name = bundle.names[anchor] if anchor is not None else (context.item_name or "this item")
     scores = np.zeros(len(bundle.data.items), dtype=np.float32)
     category: str | None
@@ -253,7 +253,7 @@ def _complements(bundle: Bundle, context: Context, anchors: list[str]) -> _Candi
     best_anchor = np.full(len(scores), -1, dtype=np.int64)
     best_value = np.zeros(len(scores), dtype=np.float32)
     for sku in anchors:
-        anchor = _anchor(bundle, context, sku)
+        anchor = _anchor(bundle, sku)
         if anchor is None:
             fallback = _category_fallback(bundle, context.item_category, partners=True)
             scores += 0.5 * fallback
