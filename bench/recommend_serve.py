@@ -162,7 +162,7 @@ def load_shop(
     bundle = build(lines, facts, version="tafeng", now=end, blend_params=recommend.DEFAULT_BLEND)
     directory = recommend.models_directory(workdir)
     bundle.save(directory / "tafeng.npz")
-    recommend._point_to(directory, "tafeng")
+    recommend.make_current(directory, "tafeng")
     train_s = time.perf_counter() - started
     size_mib = (directory / "tafeng.npz").stat().st_size / 2**20
     log(f"model trained in {train_s:.0f} s ({size_mib:.0f} MiB file)")

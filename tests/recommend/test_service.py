@@ -183,7 +183,7 @@ def test_serving_swaps_models_atomically_between_requests(tmp_path: Path) -> Non
         lines, products = _catalogue(prefix)
         build(lines, products, version=prefix, now=NOW).save(directory / f"{prefix}.npz")
     holder = service.ModelHolder(directory)
-    service._point_to(directory, "A")
+    service.make_current(directory, "A")
     errors: list[str] = []
     answered: set[str] = set()
     stop = threading.Event()
@@ -201,7 +201,7 @@ def test_serving_swaps_models_atomically_between_requests(tmp_path: Path) -> Non
     for reader in readers:
         reader.start()
     for n in range(6):
-        service._point_to(directory, "B" if n % 2 == 0 else "A")
+        service.make_current(directory, "B" if n % 2 == 0 else "A")
         holder._checked = -float("inf")  # as if a second had passed
         stop.wait(0.15)
     stop.set()

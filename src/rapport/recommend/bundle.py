@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy.typing as npt
 from scipy import sparse
 
 from rapport.recommend.algorithms import Blend, keep_top_per_row
-from rapport.recommend.data import SECONDS_PER_DAY, FloatArray, IntArray, Interactions
+from rapport.recommend.data import FloatArray, IntArray, Interactions, day_number
 
 FORMAT = 1
 NEIGHBOURS = 30
@@ -60,10 +60,6 @@ class ProductFacts:
     country: str | None = None
 
 
-def _day(moment: datetime) -> float:
-    return moment.astimezone(UTC).timestamp() / SECONDS_PER_DAY
-
-
 def _strings(values: Sequence[str]) -> npt.NDArray[np.str_]:
     return np.asarray(list(values), dtype=np.str_) if values else np.zeros(0, dtype="<U1")
 
@@ -99,8 +95,10 @@ class Bundle:
     user_index: dict[str, int] = field(default_factory=dict, repr=False)
     store_index: dict[str, int] = field(default_factory=dict, repr=False)
     segment_index: dict[str, int] = field(default_factory=dict, repr=False)
+    top_category_index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        self.top_category_index = {c: i for i, c in enumerate(self.top_categories)}
         self.segment_index = {segment: i for i, segment in enumerate(self.segments)}
         self.item_index = {sku: i for i, sku in enumerate(self.data.items)}
         self.user_index = {customer: i for i, customer in enumerate(self.data.users)}
@@ -249,11 +247,11 @@ def build(
     arrays."""
     facts = {p.sku: p for p in products}
     known = [p for p in purchases if p.customer_id is not None]
-    end = _day(now)
+    end = day_number(now)
     data = Interactions.from_purchases(
         [p.customer_id or "" for p in known],
         [p.sku for p in known],
-        [_day(p.at) for p in known],
+        [day_number(p.at) for p in known],
         end=end,
         item_universe=sorted(set(facts) | {p.sku for p in purchases}),
     )
@@ -421,7 +419,7 @@ def _popularity_by(
     recent = [
         (key, p)
         for p in purchases
-        if _day(p.at) >= end - STORE_WINDOW_DAYS and (key := group(p)) is not None
+        if day_number(p.at) >= end - STORE_WINDOW_DAYS and (key := group(p)) is not None
     ]
     groups = sorted({key for key, _ in recent})
     group_index = {g: i for i, g in enumerate(groups)}
@@ -442,7 +440,7 @@ def _trending(purchases: Sequence[Purchase], index: dict[str, int], end: float) 
     recent = np.zeros(len(index), dtype=np.float64)
     before = np.zeros(len(index), dtype=np.float64)
     for p in purchases:
-        age = end - _day(p.at)
+        age = end - day_number(p.at)
         if age < TRENDING_DAYS:
             recent[index[p.sku]] += 1
         elif age < 5 * TRENDING_DAYS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,11 @@ SECONDS_PER_DAY = 86_400.0
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
+
+
+def day_number(moment: datetime) -> float:
+    """Days since the epoch (fractions keep the time of day): the time axis of every model."""
+    return moment.astimezone(UTC).timestamp() / SECONDS_PER_DAY
 
 
 @dataclass

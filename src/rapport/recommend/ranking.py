@@ -217,7 +217,7 @@ def _category_fallback(bundle: Bundle, category: str | None, *, partners: bool) 
     """Best sellers of the product's category (similar), or of the categories bought with it
     (complements): for products with no history of their own."""
     scores = np.zeros(len(bundle.data.items), dtype=np.float32)
-    top = {c: i for i, c in enumerate(bundle.top_categories)}.get(top_category(category or ""))
+    top = bundle.top_category_index.get(top_category(category or ""))
     if top is None:
         return scores
     sources = [(top, 1.0)]

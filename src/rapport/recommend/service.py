@@ -35,6 +35,7 @@ from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.models import Job
 from rapport.recommend.algorithms import Blend, PersonalFrequency, Popularity
 from rapport.recommend.bundle import Bundle, ProductFacts, Purchase, build
+from rapport.recommend.data import day_number
 from rapport.recommend.evaluation import Purchases, evaluate, split
 from rapport.recommend.models import MerchRule, MerchRuleChange, ModelVersion
 from rapport.recommend.ranking import Context, Ranked, Rule, rank
@@ -479,13 +480,13 @@ def holdout_metrics(
     if not known:
         return {}
     tenth_from_end = known[-max(len(known) // 10, 1)].at
-    days = max(days, math.ceil((until - tenth_from_end).total_seconds() / 86_400))
+    days = max(days, math.ceil(day_number(until) - day_number(tenth_from_end)))
     history = Purchases(
         customers=np.asarray([p.customer_id for p in known]),
         items=np.asarray([p.sku for p in known]),
-        days=np.asarray([p.at.timestamp() / 86_400.0 for p in known]),
+        days=np.asarray([day_number(p.at) for p in known]),
     )
-    stop = until.timestamp() / 86_400.0
+    stop = day_number(until)
     held_out = split(history, cutoff=stop - days, stop=stop, new_only=False)
     if len(held_out.users) < 10:
         return {}
@@ -535,7 +536,7 @@ def train_model(
     )
     db.add(row)
     db.commit()
-    _point_to(directory, version)
+    make_current(directory, version)
     holder(data_dir).swap(bundle)
     return row
 
@@ -547,7 +548,9 @@ def queue_training(db: Session, *, by: str) -> Job:
     return job
 
 
-def _point_to(directory: Path, version: str) -> None:
+def make_current(directory: Path, version: str) -> None:
+    """Name ``version`` in ``CURRENT`` with one atomic rename: serving processes switch to it
+    within a second."""
     partial = directory / f".{POINTER}.partial"
     partial.write_text(version + "\n")
     os.replace(partial, directory / POINTER)
