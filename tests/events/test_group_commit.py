@@ -3,10 +3,12 @@ with its own position, on both databases."""
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from rapport.events import service as events
 from rapport.events.models import Event
@@ -80,3 +82,65 @@ def test_a_conflicting_event_in_a_group_is_refused_alone(committed_url) -> None:
     assert outcomes[0].refusal is not None
     assert outcomes[0].refusal.code == "conflict"
     assert outcomes[1].status == "accepted"
+
+
+def _stored_ids(url: str) -> set[str]:
+    with open_session(url) as db:
+        return set(db.scalars(select(Event.event_id)))
+
+
+def test_an_event_is_written_in_place_when_nobody_else_is_writing(committed_url) -> None:
+    with open_session(committed_url) as db:
+        sqlite = db.get_bind().dialect.name == "sqlite"
+        ingested = events.ingest_event_now(db, incoming=tracked("now-1"))
+    if sqlite:
+        # on SQLite, with the write lock free, it is stored and answered at once
+        assert ingested is not None
+        assert not ingested.duplicate
+        assert _stored_ids(committed_url) == {"now-1"}
+    else:
+        # PostgreSQL's round trips would block the event loop: the caller queues it instead
+        assert ingested is None
+        assert _stored_ids(committed_url) == set()
+
+
+def test_an_event_waits_for_nobody_in_place(committed_url) -> None:
+    with open_session(committed_url) as probe:
+        if probe.get_bind().dialect.name != "sqlite":
+            return  # the in-place path is SQLite's alone (see the test above)
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_turn() -> None:  # another thread of this process in the middle of a write
+        with open_session(committed_url) as other, events.writer_turn(other):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_turn)
+    holder.start()
+    held.wait(10)
+    with open_session(committed_url) as db:
+        assert events.ingest_event_now(db, incoming=tracked("busy-1")) is None
+    release.set()
+    holder.join(10)
+
+    # another connection holding SQLite's own write lock (a write outside the writer turn)
+    with open_session(committed_url) as other:
+        other.connection()  # BEGIN IMMEDIATE
+        with open_session(committed_url) as db:
+            assert events.ingest_event_now(db, incoming=tracked("busy-2")) is None
+        other.rollback()
+
+    # another server process taking its turn (they queue on a lock file beside the database)
+    database = make_url(committed_url).database
+    with open(f"{database}-writer.lock", "ab") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        with open_session(committed_url) as db:
+            assert events.ingest_event_now(db, incoming=tracked("busy-3")) is None
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    # nothing was stored by the refused attempts; with the lock free it goes straight in
+    assert _stored_ids(committed_url) == set()
+    with open_session(committed_url) as db:
+        assert events.ingest_event_now(db, incoming=tracked("free-1")) is not None
+    assert _stored_ids(committed_url) == {"free-1"}

@@ -1,28 +1,38 @@
-"""SQLite transactions: writers take the lock up front, declared readers never wait for it."""
+"""SQLite transactions: writers take the lock up front, declared readers never wait for it,
+and a caller that must not wait (the event loop) can ask for the lock only if it is free."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
-from rapport.platform.db import create_db_engine, read_only
+from rapport.platform.db import begin_write_now, create_db_engine, read_only
 
 
-def test_read_only_sessions_read_while_a_writer_holds_the_lock(tmp_path: Path) -> None:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'locks.db'}")
+def _engine_with_table(path: Path, begins: list[str]) -> Engine:
+    """A SQLite engine whose connections report every BEGIN they run to ``begins``."""
+    engine = create_db_engine(f"sqlite:///{path}")
+
+    @event.listens_for(engine, "connect")
+    def _trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(
+            lambda statement: begins.append(statement) if statement.startswith("BEGIN") else None
+        )
+
     with engine.begin() as setup:
         setup.exec_driver_sql("CREATE TABLE t (n INTEGER)")
         setup.exec_driver_sql("INSERT INTO t VALUES (1)")
+    begins.clear()
+    return engine
+
+
+def test_read_only_sessions_read_while_a_writer_holds_the_lock(tmp_path: Path) -> None:
     begins: list[str] = []
-    event.listen(
-        engine,
-        "before_cursor_execute",
-        lambda conn, cursor, statement, *rest: (
-            begins.append(statement) if statement.startswith("BEGIN") else None
-        ),
-    )
+    engine = _engine_with_table(tmp_path / "locks.db", begins)
     writer = Session(engine)
     writer.execute(text("UPDATE t SET n = 2"))  # holds the write lock, uncommitted
     reader = Session(engine)
@@ -33,4 +43,61 @@ def test_read_only_sessions_read_while_a_writer_holds_the_lock(tmp_path: Path) -
     writer.commit()
     writer.close()
     assert begins == ["BEGIN IMMEDIATE", "BEGIN"]
+    engine.dispose()
+
+
+def test_begin_write_now_does_not_wait_for_a_busy_lock(tmp_path: Path) -> None:
+    # given a writer holding SQLite's write lock
+    begins: list[str] = []
+    engine = _engine_with_table(tmp_path / "locks.db", begins)
+    writer = Session(engine)
+    writer.execute(text("UPDATE t SET n = 2"))
+
+    # when another session asks for the lock without waiting
+    other = Session(engine)
+    started = time.monotonic()
+    got = begin_write_now(other)
+
+    # then it is refused at once (not after the 30 s busy timeout), with nothing begun
+    assert got is False
+    assert time.monotonic() - started < 1
+    assert not other.in_transaction()
+
+    # and once the writer is done the lock is granted, and holds as a normal write
+    writer.commit()
+    assert begin_write_now(other) is True
+    other.execute(text("UPDATE t SET n = 3"))
+    other.commit()
+    assert other.execute(text("SELECT n FROM t")).scalar_one() == 3
+    other.close()
+    writer.close()
+    engine.dispose()
+
+
+def test_begin_write_now_restores_the_busy_timeout(tmp_path: Path) -> None:
+    # given a writer holding the lock, and connections that report every statement
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'locks.db'}")
+    statements: list[str] = []
+
+    @event.listens_for(engine, "connect")
+    def _trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
+
+    writer = Session(engine)
+    writer.execute(text("CREATE TABLE t (n INTEGER)"))
+
+    # when another session is refused the lock
+    other = Session(engine)
+    statements.clear()
+    assert begin_write_now(other) is False
+
+    # then its connection went back to the usual 30 s wait straight after the refused BEGIN
+    assert statements[:3] == [
+        "PRAGMA busy_timeout=0",
+        "BEGIN IMMEDIATE",
+        "PRAGMA busy_timeout=30000",
+    ]
+    writer.rollback()
+    writer.close()
+    other.close()
     engine.dispose()

@@ -35,7 +35,7 @@ from rapport.events.schemas import (
     EventReceipt,
     SegmentAck,
 )
-from rapport.events.service import NewEvent
+from rapport.events.service import Ingested, NewEvent
 from rapport.platform import clock
 from rapport.platform.auth import check_scope, key_check_reads_database
 from rapport.platform.db import DbSession
@@ -113,12 +113,25 @@ async def _body(request: Request, *, limit: int | None = None) -> bytes:
 )
 async def track_event(request: Request, db: DbSession) -> Response:
     """Store one tracking event. Sending the same ``event_id`` again stores nothing new."""
-    return await _ingest(request, db, _track_event)
+    raw = await _body(request)
+    if key_check_reads_database(request):
+        return await run_in_threadpool(_authorised, request, db, _track_event, raw)
+    # The usual case (a key seen in the last second, SQLite's write lock free) is done right
+    # here: the trips to a worker thread and back would cost more than the work.
+    check_scope(request, db, Scope.INGEST)
+    incoming = validate_event(parse_body(raw), raw=raw)
+    result = service.ingest_event_now(db, incoming=incoming)
+    if result is None:
+        result = await run_in_threadpool(lambda: service.ingest_event(db, incoming=incoming))
+    return _event_receipt(result)
 
 
 def _track_event(db: Session, raw: bytes) -> Response:
     incoming = validate_event(parse_body(raw), raw=raw)
-    result = service.ingest_event(db, incoming=incoming)
+    return _event_receipt(service.ingest_event(db, incoming=incoming))
+
+
+def _event_receipt(result: Ingested) -> Response:
     receipt = {
         "event_id": result.event_id,
         "position": result.position,

@@ -21,7 +21,7 @@ from typing_extensions import TypedDict
 
 from rapport.events.models import Event, SuppressedIdentity
 from rapport.platform import clock
-from rapport.platform.db import driver_cursor, upsert_rows
+from rapport.platform.db import begin_write_now, driver_cursor, upsert_rows
 from rapport.platform.errors import Conflict, InvalidInput, field_error
 from rapport.platform.identity import identity_digest
 from rapport.platform.ids import new_id
@@ -294,7 +294,27 @@ def ingest_grouped(db: Session, *, event: NewEvent, compare_duplicates: bool = T
 def ingest_event(db: Session, *, incoming: NewEvent) -> Ingested:
     """Store one tracking event once. A repeated ``event_id`` answers with the stored event;
     raises :class:`InvalidInput` (422) or :class:`Conflict` (409) when it is refused."""
-    outcome = ingest_grouped(db, event=incoming)
+    return _ingested(incoming, ingest_grouped(db, event=incoming))
+
+
+def ingest_event_now(db: Session, *, incoming: NewEvent) -> Ingested | None:
+    """:func:`ingest_event` on the calling thread if it need not wait: on SQLite, when no
+    other writer holds the database this instant. ``None``, with nothing done, otherwise (and
+    always on PostgreSQL, whose round trips would block the caller).
+
+    For the event loop: a single event written in place answers in about a millisecond,
+    where the trip to a worker thread and back costs as much again, mostly in waiting for
+    the GIL, and more in the tail. Under contention events go on to the group commit."""
+    if db.get_bind().dialect.name != "sqlite":
+        return None
+    with writer_turn(db, wait=False) as mine:
+        if not mine or not begin_write_now(db):
+            return None
+        outcome = ingest_events(db, events=[incoming])[0]
+    return _ingested(incoming, outcome)
+
+
+def _ingested(incoming: NewEvent, outcome: Outcome) -> Ingested:
     if outcome.refusal is not None:
         refusal = outcome.refusal
         loc = ("body", *refusal.field.split("."))
@@ -417,25 +437,35 @@ _writer_files: dict[str, IO[bytes]] = {}
 
 
 @contextmanager
-def writer_turn(db: Session) -> Iterator[None]:
-    """Wait for the other SQLite writers of this database (a no-op on PostgreSQL)."""
+def writer_turn(db: Session, *, wait: bool = True) -> Iterator[bool]:
+    """Wait for the other SQLite writers of this database (a no-op on PostgreSQL). Yields
+    whether the turn is held: with ``wait=False`` it is taken only if free this instant."""
     url = db.get_bind().engine.url
     if url.get_backend_name() != "sqlite":
-        yield
+        yield True
         return
     global _writer_depth
-    with _SQLITE_WRITER:
+    if not _SQLITE_WRITER.acquire(blocking=wait):
+        yield False
+        return
+    try:
         outermost = _writer_depth == 0
         lock_file = _writer_file(url.database) if outermost else None
         if lock_file is not None:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
         _writer_depth += 1
         try:
-            yield
+            yield True
         finally:
             _writer_depth -= 1
             if lock_file is not None:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
+    finally:
+        _SQLITE_WRITER.release()
 
 
 def _writer_file(database: str | None) -> IO[bytes] | None:
