@@ -20,7 +20,6 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_customer_position", "customer_id", "position"),
-        Index("ix_events_type_position", "type", "position"),
         Index("ix_events_anonymous_id", "anonymous_id"),
     )
 
