@@ -7,6 +7,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -48,6 +49,17 @@ class AdminOnly:
             await self.wrapped(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+# Domains whose routes answer most requests, busiest first: FastAPI tries routes in order and
+# every try costs (with 79 routes ahead of it, finding the recommendations route took a fifth
+# of the request's time). Their paths are their own, so the order changes no match.
+BUSIEST_DOMAINS = ("events", "recommend", "loyalty")
+
+
+def _busiest_first(module: ModuleType) -> int:
+    domain = module.__name__.split(".")[1]
+    return BUSIEST_DOMAINS.index(domain) if domain in BUSIEST_DOMAINS else len(BUSIEST_DOMAINS)
 
 
 def _vendor_dir(settings: Settings) -> Path | None:
@@ -94,7 +106,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     install_problem_handlers(app)
 
     app.include_router(ops_router)
-    for module in routers():
+    for module in sorted(routers(), key=_busiest_first):
         app.include_router(module.router)
 
     app.include_router(admin_shell.router)

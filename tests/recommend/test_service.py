@@ -238,3 +238,43 @@ def test_loaded_bundle_answers_like_the_trained_one(tmp_path: Path) -> None:
         Context("cart", cart=("W-RIOJA",)),
     ):
         assert rank(loaded, context, []) == rank(trained, context, [])
+
+
+def test_the_event_loop_answers_only_what_cannot_make_it_wait(
+    db: Session, tmp_path: Path, shop: dict[str, str]
+) -> None:
+    asked = service.Request(placement="home", customer_id=shop["c2"])
+    now = service.recommend_now(db, request=asked, data_dir=tmp_path)
+    if db.get_bind().dialect.name == "sqlite":
+        # SQLite's readers never wait, and the trained model is in memory: answered in place,
+        # exactly as recommend() answers
+        assert now is not None
+        assert now == service.recommend(db, request=asked, data_dir=tmp_path)
+    else:
+        # PostgreSQL's round trips would block the loop: the caller uses a worker thread
+        assert now is None
+
+
+def test_a_model_still_to_load_is_not_loaded_on_the_event_loop(tmp_path: Path) -> None:
+    directory = tmp_path / "models" / "recommend"
+    holder = service.ModelHolder(directory)
+    # nothing trained yet: nothing to load, the (empty) answer needs no wait
+    assert holder.ready() is True
+    for prefix in ("A", "B"):
+        lines, products = _catalogue(prefix)
+        build(lines, products, version=prefix, now=NOW).save(directory / f"{prefix}.npz")
+    service.make_current(directory, "A")
+    # a model file to load (seconds for a real one): not ready until someone has loaded it
+    assert holder.ready() is False
+    current = holder.current()
+    assert current is not None
+    assert current.version == "A"
+    assert holder.ready() is True
+    # a new version made current: not ready again once the holder looks, still serving A
+    service.make_current(directory, "B")
+    holder._checked = -float("inf")  # as if a second had passed
+    assert holder.ready() is False
+    current = holder.current()
+    assert current is not None
+    assert current.version == "B"
+    assert holder.ready() is True

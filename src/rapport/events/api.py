@@ -26,7 +26,6 @@ from rapport.events.ingest import (
     parse_body,
     read_batch,
     refusal_error,
-    request_body_schema,
     validate_event,
 )
 from rapport.events.schemas import (
@@ -37,9 +36,10 @@ from rapport.events.schemas import (
 )
 from rapport.events.service import Ingested, NewEvent
 from rapport.platform import clock
-from rapport.platform.auth import check_scope, key_check_reads_database
+from rapport.platform.auth import OPENAPI_SECURITY, check_scope, key_check_reads_database
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, PayloadTooLarge, field_error
+from rapport.platform.openapi import request_body_schema
 from rapport.platform.service import Scope
 
 router = APIRouter(tags=["events"])
@@ -51,14 +51,11 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-# How to authenticate, for the OpenAPI document (the schemes platform.auth declares). Declared
-# here rather than through dependencies: FastAPI's dependency solving costs these routes more
-# than storing a single event. The check itself runs in :func:`_ingest`.
-_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}, {"APIKeyHeader": []}]}
-
-
 def _documented(request_body: dict[str, Any]) -> dict[str, Any]:
-    return {"requestBody": request_body, **_SECURITY}
+    # Security declared for the document rather than through dependencies: FastAPI's
+    # dependency solving costs these routes more than storing a single event. The check
+    # itself runs in :func:`_ingest`.
+    return {"requestBody": request_body, **OPENAPI_SECURITY}
 
 
 async def _ingest(

@@ -274,25 +274,3 @@ def _event_id_of(item: Any, names: dict[str, str] | None) -> str | None:
         return None
     value = item.get(names.get("event_id", "event_id") if names else "event_id")
     return value.strip() if isinstance(value, str) else None
-
-
-def request_body_schema(adapter: TypeAdapter[Any]) -> dict[str, Any]:
-    """The adapter's JSON schema with every ``$ref`` inlined, for ``openapi_extra`` (routes
-    that read the raw body do not get their schema into the OpenAPI components)."""
-    schema = adapter.json_schema()
-    definitions = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return inline(definitions[ref.removeprefix("#/$defs/")])
-            return {key: inline(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [inline(value) for value in node]
-        return node
-
-    return {
-        "required": True,
-        "content": {"application/json": {"schema": inline(schema)}},
-    }

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from rapport.platform.schemas import StrictModel
 
@@ -13,6 +13,38 @@ Placement = Literal["home", "product_similar", "product_complements", "cart", "e
 Action = Literal["pin", "boost", "bury", "exclude", "filter"]
 Attribute = Literal["category", "brand", "country_of_origin"]
 Sku = Field(min_length=1, max_length=64)
+
+
+class RecommendationQuery(BaseModel):
+    """The query string of ``GET /v1/recommendations`` (unknown parameters are ignored)."""
+
+    placement: Placement = Field(description="Where the items will be shown")
+    customer_id: Annotated[str | None, Field(min_length=1, max_length=40)] = None
+    anonymous_id: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+    item_id: Annotated[
+        str | None,
+        Field(min_length=1, max_length=64, description="The product on the page (product_*)"),
+    ] = None
+    cart: Annotated[
+        list[str] | None, Field(max_length=100, description="SKUs in the cart (repeat the key)")
+    ] = None
+    limit: Annotated[int, Field(ge=1, le=50)] = 10
+    store_id: Annotated[
+        str | None,
+        Field(min_length=1, max_length=40, description="Only items in stock at this store"),
+    ] = None
+    lat: Annotated[float | None, Field(ge=-90, le=90)] = None
+    lon: Annotated[float | None, Field(ge=-180, le=180)] = None
+    device: Annotated[
+        str | None, Field(min_length=1, max_length=20, examples=["mobile", "desktop", "pos"])
+    ] = None
+    at: Annotated[
+        AwareDatetime | None,
+        Field(description="Moment of the request (ISO 8601 with offset); default: now"),
+    ] = None
+    margin_weight: Annotated[
+        float, Field(ge=0, le=1, description="How much margin counts (0: not at all)")
+    ] = 0.0
 
 
 class RuleIn(StrictModel):

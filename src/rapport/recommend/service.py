@@ -87,14 +87,26 @@ class ModelHolder:
             self._refresh()
         return self._bundle
 
+    def ready(self) -> bool:
+        """Whether :meth:`current` will answer without loading a model file (seconds)."""
+        if self._bundle is not None and time.monotonic() - self._checked < CHECK_EVERY_S:
+            return True
+        version = self._pointer()
+        return version is None or (self._bundle is not None and self._bundle.version == version)
+
     def swap(self, bundle: Bundle) -> None:
         self._bundle = bundle
         self._checked = time.monotonic()
 
-    def _refresh(self) -> None:
+    def _pointer(self) -> str | None:
         try:
-            version = (self.directory / POINTER).read_text().strip()
+            return (self.directory / POINTER).read_text().strip()
         except FileNotFoundError:
+            return None
+
+    def _refresh(self) -> None:
+        version = self._pointer()
+        if version is None:
             return
         if self._bundle is not None and self._bundle.version == version:
             return
@@ -167,6 +179,19 @@ class Answer:
     personalized: bool
     store_id: str | None
     items: list[Ranked]
+
+
+def recommend_now(db: Session, *, request: Request, data_dir: Path) -> Answer | None:
+    """:func:`recommend` if it can answer without waiting on anything: on SQLite (whose
+    readers never wait for a lock in WAL mode) with the current model in memory. ``None``
+    otherwise (PostgreSQL's round trips, a model file still to load): call :func:`recommend`
+    from a worker thread then.
+
+    For the event loop: an answer is a few milliseconds of Python, and the trips to a worker
+    thread and back cost a millisecond or more each, mostly in waiting for the GIL."""
+    if db.get_bind().dialect.name != "sqlite" or not holder(data_dir).ready():
+        return None
+    return recommend(db, request=request, data_dir=data_dir)
 
 
 def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
