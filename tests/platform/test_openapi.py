@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from rapport.platform.errors import install_problem_handlers
 from rapport.platform.openapi import parse_query, query_parameters
-
 from tests.conftest import auth
 
 
