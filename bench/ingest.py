@@ -292,6 +292,14 @@ def issue_keys(database_url: str) -> tuple[str, str]:
         return ingest.secret, read.secret
 
 
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on ``port`` on this machine."""
+    found = subprocess.run(
+        ["ss", "-ltnH", f"( sport = :{port} )"], capture_output=True, text=True, check=True
+    )
+    return len(found.stdout.splitlines())
+
+
 @contextmanager
 def serve(
     database_url: str, workdir: Path, *, baseline: bool = False, extra: list[str] | None = None
@@ -333,6 +341,13 @@ def serve(
                     break
             if time.monotonic() > deadline:
                 raise SystemExit("the server did not start within 60 s")
+            time.sleep(0.1)
+        # Each server process listens on its own socket (SO_REUSEPORT): wait for all of them,
+        # or the first connections would all go to the first one up.
+        wanted = int(extra[extra.index("--processes") + 1]) if "--processes" in (extra or []) else 1
+        while listening_sockets(port) < wanted:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{wanted} server processes did not start within 60 s")
             time.sleep(0.1)
         yield server
     finally:

@@ -155,14 +155,9 @@ def serve(
     settings.session_secret()
     if worker is not None:
         os.environ["RAPPORT_EMBEDDED_WORKER"] = "true" if worker else "false"
-    uvicorn.run(
-        "rapport.main:server_process_app",
-        factory=True,
-        workers=count,
-        host=host,
-        port=port,
-        proxy_headers=True,
-    )
+    from rapport.platform.serving import serve_processes
+
+    raise typer.Exit(code=serve_processes(count=count, host=host, port=port))
 
 
 @app.command(name="worker")

@@ -1,0 +1,132 @@
+"""Several HTTP server processes on one port, for ``rapport serve --processes N``.
+
+Each process listens on its own socket bound with ``SO_REUSEPORT``, so the kernel spreads
+new connections over the processes by their address hash. With one socket shared by every
+process (uvicorn's ``--workers``), whichever process wakes first accepts every waiting
+connection: 32 keep-alive connections opened together were measured landing 32 to 0 or
+24 to 8, leaving one process (and, through the GIL, one core) to answer nearly everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+APP_FACTORY = "rapport.main:server_process_app"
+# Processes that die this soon after starting, this many times in a row, mean the server
+# cannot start (say, a bad setting): it stops rather than restart them for ever.
+STARTUP_GRACE_S = 10.0
+MAX_EARLY_DEATHS = 3
+STOP_TIMEOUT_S = 30.0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` that other processes may bind as well."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _server_process(host: str, port: int) -> None:
+    import uvicorn
+
+    sock = listening_socket(host, port)
+    config = uvicorn.Config(APP_FACTORY, factory=True, host=host, port=port, proxy_headers=True)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+class Supervisor:
+    """Starts ``count`` server processes, restarts one that dies after it has started, and
+    stops them all (SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``) on SIGINT or SIGTERM."""
+
+    def __init__(self, *, count: int, host: str, port: int) -> None:
+        self.count = count
+        self.host = host
+        self.port = port
+        self._context = multiprocessing.get_context("spawn")
+        self._processes: list[tuple[BaseProcess, float]] = []
+        self._stopping = False
+        self._early_deaths = 0
+
+    def run(self) -> int:
+        # Fail at once, with the reason, when the port is taken by something else.
+        try:
+            listening_socket(self.host, self.port).close()
+        except OSError as error:
+            log.error("cannot listen on %s:%d: %s", self.host, self.port, error.strerror)
+            return 1
+        previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self._processes = [self._start() for _ in range(self.count)]
+            log.info("serving on %s:%d with %d processes", self.host, self.port, self.count)
+            while not self._stopping:
+                time.sleep(0.5)
+                if self._restart_dead():
+                    return 1
+        finally:
+            self._stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+
+    def _start(self) -> tuple[BaseProcess, float]:
+        process = self._context.Process(
+            target=_server_process, args=(self.host, self.port), name="rapport-server"
+        )
+        process.start()
+        return process, time.monotonic()
+
+    def _restart_dead(self) -> bool:
+        """Restart processes that died; True when they keep dying as they start (a broken
+        configuration, not bad luck): then the server gives up."""
+        for index, (process, started) in enumerate(self._processes):
+            if process.is_alive() or self._stopping:
+                continue
+            if time.monotonic() - started < STARTUP_GRACE_S:
+                self._early_deaths += 1
+                if self._early_deaths >= MAX_EARLY_DEATHS:
+                    log.error("server processes keep exiting as they start; stopping")
+                    return True
+            else:
+                self._early_deaths = 0
+            log.warning(
+                "server process %s exited (code %s); starting another",
+                process.pid,
+                process.exitcode,
+            )
+            self._processes[index] = self._start()
+        return False
+
+    def _stop(self, signum: int, _frame: FrameType | None) -> None:
+        self._stopping = True
+
+    def _stop_all(self) -> None:
+        self._stopping = True
+        for process, _ in self._processes:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for process, _ in self._processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def serve_processes(*, count: int, host: str, port: int) -> int:
+    """Serve the application from ``count`` processes until SIGINT or SIGTERM; the exit code."""
+    return Supervisor(count=count, host=host, port=port).run()
