@@ -127,3 +127,17 @@ def test_top_items_breaks_ties_by_index_and_skips_non_finite() -> None:
     row = np.asarray([1.0, 3.0, 3.0, -np.inf, 2.0], dtype=np.float32)
     assert top_items(row, 4) == [(1, 3.0), (2, 3.0), (4, 2.0), (0, 1.0)]
     assert top_items(row, 10, exclude=np.asarray([1])) == [(2, 3.0), (4, 2.0), (0, 1.0)]
+
+
+def test_serving_one_customer_scores_as_the_batch_path_does() -> None:
+    # given a blend with every part, fitted on the demo shop's purchases
+    data = shop_interactions()
+    model = Blend(knn=0.3, ease=0.3, als=0.2, popular=0.1, factors=8).fit(data)
+    for user in range(len(data.users)):
+        # when one customer's parts are computed straight from the matrices' arrays
+        one = model.parts_one(data, user)
+        # then every part matches the batch path's, up to float rounding
+        batch = model.parts(data, np.asarray([user]))
+        assert one.keys() == batch.keys()
+        for name, values in one.items():
+            np.testing.assert_allclose(values, batch[name][0], rtol=1e-5, atol=1e-7)

@@ -9,7 +9,15 @@ import numpy as np
 from scipy import sparse
 
 from rapport.recommend.base import Recommender, State
-from rapport.recommend.data import FloatArray, IntArray, Interactions, repeat_rate, rows
+from rapport.recommend.data import (
+    FloatArray,
+    IntArray,
+    Interactions,
+    repeat_rate,
+    row_entries,
+    rows,
+    weighted_rows,
+)
 
 # A score for items the customer never bought, small enough never to outrank one they did.
 _FILL = 1e-3
@@ -112,6 +120,11 @@ class _Neighbourhood(Recommender):
     def scores(self, data: Interactions, users: IntArray) -> FloatArray:
         history = rows(data.recency_weighted(self.params["half_life_days"]), users)
         return np.asarray((history @ self.similarity).toarray(), dtype=np.float32)
+
+    def scores_one(self, data: Interactions, user: int) -> FloatArray:
+        """``scores`` for one customer, as a vector, without building sparse matrices."""
+        items, weights = row_entries(data.recency_weighted(self.params["half_life_days"]), user)
+        return weighted_rows(self.similarity, items, weights)
 
     def similar(self, item: int, count: int) -> list[tuple[int, float]]:
         row = self.similarity.getrow(item)
@@ -374,6 +387,28 @@ class Blend(Recommender):
         for name, model in self._optional_parts().items():
             if self.params[name]:
                 parts[name] = _row_normalised(np.maximum(model.scores(data, users), 0.0))
+        return parts
+
+    def parts_one(self, data: Interactions, user: int) -> dict[str, FloatArray]:
+        """``parts`` for one customer, as vectors, computed from the matrices' arrays: the
+        serving path asks for one customer at a time, and building scipy matrices for one row
+        cost more than the arithmetic. The same values up to float rounding."""
+        frequency = self.frequency
+        items, weights = row_entries(
+            data.recency_weighted(frequency.params["half_life_days"]), user
+        )
+        own = np.zeros(data.shape[1], dtype=np.float32)
+        own[items] = weights * np.power(frequency.repeat[items], self.params["repeat_power"])
+        parts = {"own": _unit(own), "popular": _unit(frequency.popularity.popularity)}
+        if self.params["knn"]:
+            parts["knn"] = _unit(np.maximum(self.knn.scores_one(data, user), 0.0))
+        if self.params["ease"]:
+            parts["ease"] = _unit(np.maximum(self.ease.scores_one(data, user), 0.0))
+        if self.params["als"]:
+            als = np.zeros(len(self.als.item_factors), dtype=np.float32)
+            if user < len(self.als.user_factors):
+                als = self.als.user_factors[user] @ self.als.item_factors.T
+            parts["als"] = _unit(np.maximum(als, 0.0))
         return parts
 
     def combine(self, parts: dict[str, FloatArray]) -> FloatArray:

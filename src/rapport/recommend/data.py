@@ -126,6 +126,29 @@ def rows(matrix: sparse.csr_matrix, users: IntArray) -> sparse.csr_matrix:
     return matrix[users]
 
 
+def row_entries(matrix: sparse.csr_matrix, row: int) -> tuple[IntArray, FloatArray]:
+    """One CSR row's columns and values, as views: no matrix is built (which costs scipy
+    tens of microseconds of Python each time)."""
+    start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+    return matrix.indices[start:stop], matrix.data[start:stop]
+
+
+def weighted_rows(matrix: sparse.csr_matrix, chosen: IntArray, weights: FloatArray) -> FloatArray:
+    """``sum_k weights[k] * matrix[chosen[k]]`` as a dense vector: the one-row sparse product
+    ``history @ matrix`` computed straight from the CSR arrays."""
+    starts = matrix.indptr[chosen]
+    lengths = matrix.indptr[chosen + 1] - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(matrix.shape[1], dtype=np.float32)
+    # Positions in matrix.data of every entry of the chosen rows, row after row.
+    ends = np.cumsum(lengths)
+    positions = np.repeat(starts - (ends - lengths), lengths) + np.arange(total)
+    values = matrix.data[positions] * np.repeat(weights, lengths)
+    summed = np.bincount(matrix.indices[positions], weights=values, minlength=matrix.shape[1])
+    return summed.astype(np.float32)
+
+
 def buyers_per_item(matrix: sparse.csr_matrix) -> FloatArray:
     """How many customers bought each item (column non-zeros)."""
     return np.asarray(matrix.getnnz(axis=0), dtype=np.float32)

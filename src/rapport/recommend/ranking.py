@@ -18,7 +18,7 @@ import numpy.typing as npt
 from scipy import sparse
 
 from rapport.recommend.bundle import CHANNELS, Bundle, daypart, top_category
-from rapport.recommend.data import FloatArray
+from rapport.recommend.data import FloatArray, row_entries
 
 # Items bought by fewer than this share of returning buyers are "bought once" (a sofa).
 REPEAT_ITEM = 0.25
@@ -186,13 +186,11 @@ def _popular(bundle: Bundle, context: Context) -> _Candidates:
 
 
 def _personal(bundle: Bundle, customer: int) -> _Candidates:
-    parts = bundle.blend.parts(bundle.data, np.asarray([customer], dtype=np.int64))
-    weighted = {
-        name: float(bundle.blend.params[name]) * values[0] for name, values in parts.items()
-    }
-    scores = sum(weighted.values()) + 1e-6 * parts["popular"][0] + 1e-9
-    baskets = bundle.data.counts().getrow(customer)
-    times_bought = dict(zip(baskets.indices.tolist(), baskets.data.tolist(), strict=True))
+    parts = bundle.blend.parts_one(bundle.data, customer)
+    weighted = {name: float(bundle.blend.params[name]) * values for name, values in parts.items()}
+    scores = sum(weighted.values()) + 1e-6 * parts["popular"] + 1e-9
+    bought, baskets = row_entries(bundle.data.counts(), customer)
+    times_bought = dict(zip(bought.tolist(), baskets.tolist(), strict=True))
 
     def explain(i: int) -> tuple[str, str] | None:
         contributions = {name: float(values[i]) for name, values in weighted.items()}
