@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -118,44 +117,51 @@ def process_tree(pid: int) -> list[int]:
 
 
 def run_batched(server: Server, bodies: list[bytes], connections: int) -> dict[str, float]:
-    """Post every body once over ``connections`` keep-alive connections; events/s overall."""
-    queue = list(reversed(bodies))
-    lock = threading.Lock()
-    accepted = 0
+    """Post every body once over ``connections`` keep-alive connections (closed loop: each
+    sends its next batch when the last is answered); events/s overall. One asyncio client
+    writing raw HTTP/1.1, like the single events': four httpx client threads handing the GIL
+    over every 0.5 ms spent CPU of the two cores the server uses too (the same server measured
+    21,500-24,900 events/s into SQLite through them, 26,400 through this client)."""
+    host, port = "127.0.0.1", int(server.base_url.rsplit(":", 1)[1])
+    head = (
+        f"POST /v1/events/batch HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {server.ingest_key}\r\nContent-Type: application/json\r\n"
+    )
+    requests = [f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body for body in bodies]
+    return uvloop.run(_batched(host, port, requests, connections))
+
+
+async def _batched(
+    host: str, port: int, requests: list[bytes], connections: int
+) -> dict[str, float]:
+    pending = list(reversed(requests))
     latencies: list[float] = []
+    accepted = 0
     failures: list[str] = []
 
-    def worker() -> None:
+    async def connection() -> None:
         nonlocal accepted
-        headers = {"Authorization": f"Bearer {server.ingest_key}"}
-        headers["Content-Type"] = "application/json"
-        with httpx.Client(base_url=server.base_url, headers=headers, timeout=120) as client:
-            while True:
-                with lock:
-                    if not queue:
-                        return
-                    body = queue.pop()
-                started = time.perf_counter()
-                try:
-                    response = client.post("/v1/events/batch", content=body)
-                except httpx.HTTPError as error:
-                    with lock:
-                        failures.append(repr(error))
-                    return
-                elapsed = time.perf_counter() - started
-                with lock:
-                    latencies.append(elapsed)
-                    if response.status_code != 200:
-                        failures.append(f"{response.status_code}: {response.text[:200]}")
-                    else:
-                        accepted += int(response.json()["accepted"])
+        reader, writer = await asyncio.open_connection(host, port)
+        while pending and not failures:
+            raw = pending.pop()
+            started = time.perf_counter()
+            writer.write(raw)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            body = await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            status = int(head.split(b" ", 2)[1])
+            if status != 200:
+                failures.append(f"{status}: {body[:200]!r}")
+            else:
+                accepted += int(orjson.loads(body)["accepted"])
+        writer.close()
 
-    threads = [threading.Thread(target=worker) for _ in range(connections)]
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=900)
+    await asyncio.gather(*(connection() for _ in range(connections)))
     elapsed = time.perf_counter() - started
     if failures:
         raise SystemExit(f"batched ingestion failed: {failures[0]}")
@@ -590,10 +596,6 @@ def main() -> None:
         serve_baseline(args.port)
         return
 
-    # The load comes from threads of this one process: let them hand the GIL over every 0.5 ms
-    # (not 5), so that a response waiting for its client thread is not counted as the server's
-    # latency.
-    sys.setswitchinterval(0.0005)
     figures = Figures()
     load = Path("/proc/loadavg").read_text().split()[0]
     with tempfile.TemporaryDirectory(prefix="rapport-bench-") as directory:
