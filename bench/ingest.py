@@ -117,6 +117,20 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes
+) -> tuple[int, bytes]:
+    """Send one raw HTTP/1.1 request on a keep-alive connection; its answer's status and body."""
+    writer.write(raw)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    body = await reader.readexactly(length)
+    return int(head.split(b" ", 2)[1]), body
+
+
 def run_batched(server: Server, bodies: list[bytes], connections: int) -> dict[str, float]:
     """Post every body once over ``connections`` keep-alive connections (closed loop: each
     sends its next batch when the last is answered); events/s overall. One asyncio client
@@ -146,15 +160,8 @@ async def _batched(
         while pending and not failures:
             raw = pending.pop()
             started = time.perf_counter()
-            writer.write(raw)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            body = await reader.readexactly(length)
+            status, body = await exchange(reader, writer, raw)
             latencies.append(time.perf_counter() - started)
-            status = int(head.split(b" ", 2)[1])
             if status != 200:
                 failures.append(f"{status}: {body[:200]!r}")
             else:
@@ -224,15 +231,9 @@ async def open_loop(
         reader, writer = await asyncio.open_connection(host, port)
         while (item := await queue.get()) is not None:
             due, raw = item
-            writer.write(raw)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+            status, _ = await exchange(reader, writer, raw)
             latencies.append(loop.time() - due)
-            statuses.append(int(head.split(b" ", 2)[1]))
+            statuses.append(status)
         writer.close()
 
     workers = [asyncio.create_task(connection()) for _ in range(connections)]

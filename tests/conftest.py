@@ -178,7 +178,8 @@ class LiveServer:
     database_url: str
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -204,7 +205,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
             session.close()
 
     application.dependency_overrides[get_db] = session_for_this_server
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning")
     )

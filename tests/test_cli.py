@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.platform.migrations_runner import upgrade
 from rapport.platform.settings import get_settings
+from tests.conftest import free_port
 
 runner = CliRunner()
 KEY_PATTERN = re.compile(r"rk_[0-9a-f]{12}_[A-Za-z0-9_\-]{43}")
@@ -119,18 +119,12 @@ def test_init_demo_loads_the_retailer_and_rotates_demo_credentials(database_url)
         assert [k.name for k in platform.list_api_keys(db)] == ["demo key"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_with_two_processes_shares_one_sqlite_database(database_url, tmp_path) -> None:
     # given a migrated database, a key, and `rapport serve --processes 2` on it
     upgrade(database_url)
     with open_session(database_url) as db:
         secret = platform.create_api_key(db, name="shop", scopes=[platform.Scope.ADMIN]).secret
-    port = _free_port()
+    port = free_port()
     rapport = Path(sys.executable).with_name("rapport")
     log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(

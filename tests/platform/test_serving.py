@@ -18,6 +18,7 @@ import httpx2 as httpx
 import pytest
 
 from rapport.platform.migrations_runner import upgrade
+from tests.conftest import free_port
 
 RAPPORT = str(Path(sys.executable).with_name("rapport"))
 
@@ -27,12 +28,6 @@ class Served:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -83,7 +78,7 @@ def _wait_for(condition, what: str, timeout: float = 60) -> None:  # type: ignor
 def served(tmp_path: Path) -> Iterator[Served]:
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     upgrade(url)
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
