@@ -170,3 +170,4 @@ def test_a_port_in_use_is_reported_at_once(tmp_path: Path) -> None:
     assert finished.returncode == 1
     assert "cannot listen on 127.0.0.1" in finished.stderr + finished.stdout
     assert "in use" in finished.stderr + finished.stdout
+    assert "choose another --port" in finished.stderr + finished.stdout

@@ -141,3 +141,16 @@ def test_serving_one_customer_scores_as_the_batch_path_does() -> None:
         assert one.keys() == batch.keys()
         for name, values in one.items():
             np.testing.assert_allclose(values, batch[name][0], rtol=1e-5, atol=1e-7)
+
+
+def test_every_model_scores_one_customer_as_a_row_of_its_scores(model: Recommender) -> None:
+    # serving asks for one customer at a time: the vector is that customer's row of scores
+    data = shop_interactions()
+    model.fit(data)
+    for user in range(len(data.users)):
+        np.testing.assert_allclose(
+            model.scores_one(data, user),
+            model.scores(data, np.asarray([user]))[0],
+            rtol=1e-5,
+            atol=1e-7,
+        )

@@ -270,7 +270,7 @@ def test_a_model_still_to_load_is_not_loaded_on_the_event_loop(tmp_path: Path) -
     assert current is not None
     assert current.version == "A"
     assert holder.ready() is True
-    # a new version made current: not ready again once the holder looks, still serving A
+    # a new version made current: not ready again once the holder looks, until loaded
     service.make_current(directory, "B")
     holder._checked = -float("inf")  # as if a second had passed
     assert holder.ready() is False

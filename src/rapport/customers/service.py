@@ -637,15 +637,8 @@ def consent_history(db: Session, *, customer_id: str) -> list[ConsentChange]:
 def has_consent(db: Session, *, customer_id: str, purpose: str) -> bool:
     """Whether the customer has granted ``purpose``. No recorded choice means no; an erased
     or unknown customer has granted nothing. Other domains ask this before any use."""
-    customer = get_customer(db, customer_id=customer_id)
-    if customer is None or customer.status != "active":
-        return False
-    granted = db.scalar(
-        select(Consent.granted).where(
-            Consent.customer_id == customer.customer_id, Consent.purpose == purpose
-        )
-    )
-    return bool(granted)
+    state = consent_state(db, customer_id=customer_id)
+    return state is not None and purpose in state.granted
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from rapport.events.schemas import (
 )
 from rapport.events.service import Ingested, NewEvent
 from rapport.platform import clock
-from rapport.platform.auth import OPENAPI_SECURITY, check_scope, key_check_reads_database
+from rapport.platform.auth import OPENAPI_SECURITY, admit
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, PayloadTooLarge, field_error
 from rapport.platform.openapi import request_body_schema
@@ -53,8 +53,8 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 def _documented(request_body: dict[str, Any]) -> dict[str, Any]:
     # Security declared for the document rather than through dependencies: FastAPI's
-    # dependency solving costs these routes more than storing a single event. The check
-    # itself runs in :func:`_ingest`.
+    # dependency solving costs these routes more than storing a single event. The routes
+    # check the key themselves (platform.auth.admit).
     return {"requestBody": request_body, **OPENAPI_SECURITY}
 
 
@@ -65,27 +65,12 @@ async def _ingest(
     *args: Any,
     limit: int | None = None,
 ) -> Response:
-    """Read the body, then in one worker thread: check the key, then ``work(db, raw, *args)``.
-
-    One thread hop per request instead of one per dependency (they cost more than storing a
-    single event). The key is checked before the body is parsed, as platform.auth's own
-    dependency would."""
+    """Read the body, check the key (on the event loop for a key seen in the last second),
+    then ``work(db, raw, *args)`` in one worker thread: one hop per request, where FastAPI's
+    dependencies would cost more than storing a single event."""
     raw = await _body(request, limit=limit)
-    return await run_in_threadpool(_authorised, request, db, work, raw, *args)
-
-
-def _authorised(
-    request: Request, db: Session, work: Callable[..., Response], raw: bytes, *args: Any
-) -> Response:
-    if key_check_reads_database(request):
-        # On SQLite every transaction holds the write lock, so the lookup takes its turn
-        # among the writers. A key seen in the last second needs no lookup, and no turn.
-        with service.writer_turn(db):
-            check_scope(request, db, Scope.INGEST)
-            db.commit()
-    else:
-        check_scope(request, db, Scope.INGEST)
-    return work(db, raw, *args)
+    await admit(request, db, Scope.INGEST)
+    return await run_in_threadpool(work, db, raw, *args)
 
 
 async def _body(request: Request, *, limit: int | None = None) -> bytes:
@@ -111,21 +96,14 @@ async def _body(request: Request, *, limit: int | None = None) -> bytes:
 async def track_event(request: Request, db: DbSession) -> Response:
     """Store one tracking event. Sending the same ``event_id`` again stores nothing new."""
     raw = await _body(request)
-    if key_check_reads_database(request):
-        return await run_in_threadpool(_authorised, request, db, _track_event, raw)
-    # The usual case (a key seen in the last second, SQLite's write lock free) is done right
-    # here: the trips to a worker thread and back would cost more than the work.
-    check_scope(request, db, Scope.INGEST)
+    await admit(request, db, Scope.INGEST)
     incoming = validate_event(parse_body(raw), raw=raw)
+    # Written right here when SQLite's write lock is free: the trips to a worker thread and
+    # back would cost more than the write. Otherwise it joins the group commit in a thread.
     result = service.ingest_event_now(db, incoming=incoming)
     if result is None:
         result = await run_in_threadpool(lambda: service.ingest_event(db, incoming=incoming))
     return _event_receipt(result)
-
-
-def _track_event(db: Session, raw: bytes) -> Response:
-    incoming = validate_event(parse_body(raw), raw=raw)
-    return _event_receipt(service.ingest_event(db, incoming=incoming))
 
 
 def _event_receipt(result: Ingested) -> Response:

@@ -48,13 +48,6 @@ def _secret_from_request(request: Request) -> str | None:
     return None
 
 
-def key_check_reads_database(request: Request) -> bool:
-    """Whether checking this request's key will query the database (it was not seen in the
-    last second); hot paths use it to take SQLite's write turn only when needed."""
-    secret = _secret_from_request(request)
-    return secret is not None and remembered_api_key(secret) is None
-
-
 def check_scope(request: Request, db: Session, scope: Scope) -> Principal:
     """The request's key if it holds ``scope`` (or ``admin``); else 401 or 403. May query."""
     secret = _secret_from_request(request)

@@ -67,7 +67,12 @@ class Supervisor:
         try:
             listening_socket(self.host, self.port).close()
         except OSError as error:
-            log.error("cannot listen on %s:%d: %s", self.host, self.port, error.strerror)
+            log.error(
+                "cannot listen on %s:%d: %s; stop what uses it or choose another --port",
+                self.host,
+                self.port,
+                error.strerror,
+            )
             return 1
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -99,7 +104,10 @@ class Supervisor:
             if time.monotonic() - started < STARTUP_GRACE_S:
                 self._early_deaths += 1
                 if self._early_deaths >= MAX_EARLY_DEATHS:
-                    log.error("server processes keep exiting as they start; stopping")
+                    log.error(
+                        "server processes keep exiting as they start (their errors are above);"
+                        " stopping"
+                    )
                     return True
             else:
                 self._early_deaths = 0

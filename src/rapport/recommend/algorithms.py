@@ -93,6 +93,13 @@ class PersonalFrequency(Recommender):
         history = rows(data.recency_weighted(self.params["half_life_days"]), users).toarray()
         return _row_normalised(history * np.power(self.repeat, power))
 
+    def own_one(self, data: Interactions, user: int, repeat_power: float) -> FloatArray:
+        """:meth:`own` for one customer, as a vector, straight from the history's arrays."""
+        items, weights = row_entries(data.recency_weighted(self.params["half_life_days"]), user)
+        own = np.zeros(data.shape[1], dtype=np.float32)
+        own[items] = weights * np.power(self.repeat[items], repeat_power)
+        return _unit(own)
+
     def scores(self, data: Interactions, users: IntArray) -> FloatArray:
         own = self.own(data, users)
         bought = own > 0
@@ -301,6 +308,12 @@ class ALS(Recommender):
         result[known] = self.user_factors[users[known]] @ self.item_factors.T
         return result
 
+    def scores_one(self, data: Interactions, user: int) -> FloatArray:
+        if user >= len(self.user_factors):
+            return np.zeros(len(self.item_factors), dtype=np.float32)
+        scores: FloatArray = self.user_factors[user] @ self.item_factors.T
+        return scores
+
     def similar(self, item: int, count: int) -> list[tuple[int, float]]:
         norms = np.linalg.norm(self.item_factors, axis=1) + 1e-9
         cosine = (self.item_factors @ self.item_factors[item]) / (norms * norms[item])
@@ -390,25 +403,16 @@ class Blend(Recommender):
         return parts
 
     def parts_one(self, data: Interactions, user: int) -> dict[str, FloatArray]:
-        """``parts`` for one customer, as vectors, computed from the matrices' arrays: the
-        serving path asks for one customer at a time, and building scipy matrices for one row
-        cost more than the arithmetic. The same values up to float rounding."""
-        frequency = self.frequency
-        items, weights = row_entries(
-            data.recency_weighted(frequency.params["half_life_days"]), user
-        )
-        own = np.zeros(data.shape[1], dtype=np.float32)
-        own[items] = weights * np.power(frequency.repeat[items], self.params["repeat_power"])
-        parts = {"own": _unit(own), "popular": _unit(frequency.popularity.popularity)}
-        if self.params["knn"]:
-            parts["knn"] = _unit(np.maximum(self.knn.scores_one(data, user), 0.0))
-        if self.params["ease"]:
-            parts["ease"] = _unit(np.maximum(self.ease.scores_one(data, user), 0.0))
-        if self.params["als"]:
-            als = np.zeros(len(self.als.item_factors), dtype=np.float32)
-            if user < len(self.als.user_factors):
-                als = self.als.user_factors[user] @ self.als.item_factors.T
-            parts["als"] = _unit(np.maximum(als, 0.0))
+        """:meth:`parts` for one customer, as vectors: the serving path asks for one customer
+        at a time, and building scipy matrices for one row cost more than the arithmetic. The
+        same values up to float rounding."""
+        parts = {
+            "own": self.frequency.own_one(data, user, self.params["repeat_power"]),
+            "popular": _unit(self.frequency.popularity.popularity),
+        }
+        for name, model in self._optional_parts().items():
+            if self.params[name]:
+                parts[name] = _unit(np.maximum(model.scores_one(data, user), 0.0))
         return parts
 
     def combine(self, parts: dict[str, FloatArray]) -> FloatArray:

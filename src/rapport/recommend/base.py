@@ -33,6 +33,12 @@ class Recommender(ABC):
         history the customers are scored on (the training history, or a newer one with the
         same indexes)."""
 
+    def scores_one(self, data: Interactions, user: int) -> FloatArray:
+        """One customer's row of :meth:`scores`, as a vector. Serving asks for one customer at
+        a time; models override it where a single row is cheaper computed directly."""
+        row: FloatArray = self.scores(data, np.asarray([user], dtype=np.int64))[0]
+        return row
+
     def similar(self, item: int, count: int) -> list[tuple[int, float]]:
         """Items most like ``item``; models that know nothing of item-to-item return none."""
         return []

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,16 @@ class Bundle:
         self.item_index = {sku: i for i, sku in enumerate(self.data.items)}
         self.user_index = {customer: i for i, customer in enumerate(self.data.users)}
         self.store_index = {store: i for i, store in enumerate(self.stores)}
+
+    @cached_property
+    def neighbour_links(self) -> sparse.csc_matrix:
+        """The blend's item-to-item links by target item (which purchases lead to each item),
+        for explaining "because you bought" picks."""
+        blend = self.blend
+        similarity = blend.knn.similarity if blend.params["knn"] else blend.ease.similarity
+        if similarity.shape[0] == 0:
+            similarity = blend.ease.similarity
+        return similarity.tocsc()
 
     @property
     def popularity(self) -> FloatArray:

@@ -15,7 +15,6 @@ from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
 
 from rapport.recommend.bundle import CHANNELS, Bundle, daypart, top_category
 from rapport.recommend.data import FloatArray, row_entries
@@ -393,10 +392,10 @@ def _explain_neighbours(
     """Name the purchase behind each "goes with what you bought" item."""
     if context.customer is None:
         return
-    history = bundle.data.binary().getrow(context.customer).indices
+    history, _ = row_entries(bundle.data.binary(), context.customer)
     if not len(history):
         return
-    columns = _neighbour_columns(bundle)
+    columns = bundle.neighbour_links
     bought = set(history.tolist())
     for i in chosen:
         if candidates.reasons[i][0] != "because_you_bought":
@@ -410,16 +409,3 @@ def _explain_neighbours(
                 "because_you_bought",
                 f"Because you bought {bundle.names[source]}",
             )
-
-
-def _neighbour_columns(bundle: Bundle) -> sparse.csc_matrix:
-    """The item-to-item links by target item (which purchases lead to each item), built once
-    per bundle."""
-    cache: dict[str, sparse.csc_matrix] = bundle.__dict__.setdefault("_columns", {})
-    if "links" not in cache:
-        blend = bundle.blend
-        similarity = blend.knn.similarity if blend.params["knn"] else blend.ease.similarity
-        if similarity.shape[0] == 0:
-            similarity = blend.ease.similarity
-        cache["links"] = similarity.tocsc()
-    return cache["links"]

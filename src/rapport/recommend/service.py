@@ -125,7 +125,7 @@ class ModelHolder:
 
 def warm(bundle: Bundle) -> None:
     """Compute what every request needs once, so the first requests after a swap are not
-    slow: the history matrices each part reads."""
+    slow: the history matrices each part reads, and the links that explain picks."""
     params = bundle.blend.params
     for half_life in {
         params["half_life_days"],
@@ -135,6 +135,7 @@ def warm(bundle: Bundle) -> None:
         bundle.data.recency_weighted(float(half_life))
     bundle.data.binary()
     bundle.data.counts()
+    _ = bundle.neighbour_links
 
 
 _holders: dict[Path, ModelHolder] = {}
