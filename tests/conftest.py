@@ -136,6 +136,9 @@ def settings(migrated_url: str, tmp_path: Path) -> Settings:
         secret_key="test-secret-key-not-for-production",  # type: ignore[arg-type]
         data_dir=tmp_path,
         max_body_bytes=64 * 1024,
+        # The app below answers through the test's own rolled-back session; commands sent as
+        # one statement would commit on connections of their own (tests/loyalty/test_api_now).
+        command_connections=0,
     )
 
 

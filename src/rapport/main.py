@@ -25,6 +25,7 @@ from rapport.platform.errors import install_problem_handlers, problem_response
 from rapport.platform.jobs import Worker, claim_embedded_worker
 from rapport.platform.middleware import BodySizeLimit, RequestMetrics
 from rapport.platform.settings import Settings, get_settings
+from rapport.platform.statements import StatementPool
 
 PACKAGE_STATIC = Path(__file__).parent / "platform" / "static"
 REPO_NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
@@ -86,7 +87,17 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         if worker is not None:
             worker.start_thread()
         app.state.worker = worker
+        statements = (
+            StatementPool(settings.database_url, connections=settings.command_connections)
+            if settings.command_connections and not settings.is_sqlite
+            else None
+        )
+        if statements is not None:
+            await statements.open()
+        app.state.statements = statements
         yield
+        if statements is not None:
+            await statements.close()
         if worker is not None:
             worker.stop()
         if claim is not None:

@@ -130,6 +130,27 @@ def log_event(
     )
 
 
+def log_event_sql(*, source: str, properties: str) -> str:
+    """:func:`log_event` for a command written as one PostgreSQL statement: a data-modifying
+    CTE body appending one event per row of ``source``, its ``properties`` a jsonb
+    expression over it. Parameters: :func:`log_event_parameters` and ``now``."""
+    return (
+        f"INSERT INTO {_EVENTS.name} (event_id, type, channel, customer_id, occurred_at,"
+        " received_at, properties, context, source)"
+        " SELECT %(event_id)s, %(event_type)s, %(event_channel)s, %(event_customer)s,"
+        f" %(now)s, %(now)s, {properties}, '{{}}'::jsonb, 'command' FROM {source}"
+    )
+
+
+def log_event_parameters(*, type: str, channel: str, customer_id: str) -> dict[str, Any]:
+    return {
+        "event_id": new_id("evt"),
+        "event_type": type,
+        "event_channel": channel,
+        "event_customer": customer_id,
+    }
+
+
 def ingest_events(
     db: Session, *, events: Sequence[NewEvent], compare_duplicates: bool = True
 ) -> list[Outcome]:

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
-from rapport.events.service import log_event
+from rapport.events.service import log_event, log_event_parameters, log_event_sql
 from rapport.loyalty.models import (
     ADJUSTMENTS,
     EXPIRED,
@@ -44,8 +44,9 @@ from rapport.loyalty.models import (
     MemberDebt,
     PointLot,
 )
-from rapport.platform import clock
+from rapport.platform import clock, idempotency
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
+from rapport.platform.statements import StatementPool
 
 # One command never moves more points than this (far beyond any real basket, well inside
 # 64-bit sums, and a guard against a typo of a few zeros).
@@ -408,18 +409,20 @@ WITH account AS (
     SELECT %(customer)s, journal.id, %(order)s, %(points)s, %(points)s, %(earned)s, expiry.at
     FROM journal, expiry
 )
-SELECT journal.id, account.balance, account.debt, expiry.at FROM journal, account, expiry
 """
 _PG_CREDIT_DEBT_FREE_MEMBER = _PG_CREDIT.format(
     guard="AND debt = 0", default_months=Program().expiry_months
 )
 _PG_CREDIT_MEMBER = _PG_CREDIT.format(guard="", default_months=Program().expiry_months)
+_PG_CREDITED = (
+    "SELECT journal.id, account.balance, account.debt, expiry.at FROM journal, account, expiry"
+)
 
-# After the guarded UPDATE has taken the points (and the row lock): consume the open lots
-# oldest first (a running sum says how much each gives), write the journal and the
-# consumptions. Answers the transaction id and the points the lots gave.
+# The lots side of a redemption, after ``account`` (the member's row, its points already
+# taken): consume the open lots oldest first (a running sum says how much each gives), write
+# the journal and the consumptions.
 _PG_DEBIT_LOTS = """
-WITH oldest AS (
+oldest AS (
     -- Every open lot holds at least one point: no more lots than points are needed.
     SELECT id, remaining, earned_at
     FROM loyalty_lots
@@ -436,7 +439,8 @@ WITH oldest AS (
 ), journal AS (
     INSERT INTO loyalty_transactions
         (customer_id, kind, points, reason, order_id, rule_id, debt_change, details, created_at)
-    VALUES (%(customer)s, %(kind)s, -%(points)s, %(reason)s, %(order)s, NULL, 0, '{}', %(now)s)
+    SELECT %(customer)s, %(kind)s, -%(points)s, %(reason)s, %(order)s, NULL, 0, '{}', %(now)s
+    FROM account
     RETURNING id
 ), entries AS (
     INSERT INTO loyalty_entries (transaction_id, account_id, amount)
@@ -445,14 +449,21 @@ WITH oldest AS (
         AS leg (account_id, amount)
 ), used AS (
     UPDATE loyalty_lots SET remaining = loyalty_lots.remaining - take.points
-    FROM take WHERE loyalty_lots.id = take.id
+    FROM take, journal WHERE loyalty_lots.id = take.id
     RETURNING take.points
 ), consumed AS (
     INSERT INTO loyalty_lot_consumptions (lot_id, transaction_id, points)
     SELECT take.id, journal.id, take.points FROM take, journal
+)"""
+# After the guarded UPDATE has taken the points (and the row lock), a second statement, so
+# that it reads the lots after the lock is held. Answers the transaction id and the points
+# the lots gave.
+_PG_DEBIT_LOCKED = (
+    "WITH account AS (SELECT balance, debt FROM loyalty_accounts"
+    " WHERE account_id = %(customer)s AND kind = 'member'),"
+    + _PG_DEBIT_LOTS
+    + " SELECT journal.id, (SELECT coalesce(sum(points), 0) FROM used) FROM journal"
 )
-SELECT journal.id, (SELECT coalesce(sum(points), 0) FROM used) FROM journal
-"""
 
 
 def _credit(
@@ -476,7 +487,7 @@ def _credit(
     connection = db.connection()
     if connection.dialect.name == "postgresql":
         row = connection.exec_driver_sql(
-            _PG_CREDIT_DEBT_FREE_MEMBER if pays_debt else _PG_CREDIT_MEMBER,
+            (_PG_CREDIT_DEBT_FREE_MEMBER if pays_debt else _PG_CREDIT_MEMBER) + _PG_CREDITED,
             {
                 "customer": customer_id,
                 "points": points,
@@ -650,7 +661,7 @@ def _debit(
     if connection.dialect.name == "postgresql":
         # A second statement, so that it reads the lots after the row lock is held.
         transaction_id, consumed = connection.exec_driver_sql(
-            _PG_DEBIT_LOTS,
+            _PG_DEBIT_LOCKED,
             {
                 "customer": customer_id,
                 "points": points,
@@ -718,6 +729,152 @@ def redeem(
         {"type": "points_redeemed", "channel": channel, "order_id": order_id, "reason": reason},
         commit=commit,
     )
+
+
+# ------------------------------------------------------------------ commands in one statement
+
+# Earn and redeem for the usual member (an account, no debt), each as ONE statement with its
+# event and the stored answer for its Idempotency-Key, sent from the event loop through
+# ``platform.statements`` (PostgreSQL): one round trip where the session path takes seven.
+# Each runs at REPEATABLE READ in its own transaction, so a redemption's lots are read from the
+# same snapshot as the balance it guards, and a concurrent change to the member refuses it
+# (it runs again). The answer is built in SQL as ``_posted`` renders a Posted.
+
+
+def _posted_json(*, transaction: str, expires: str) -> str:
+    return (
+        f"jsonb_build_object('transaction_id', {transaction}, 'customer_id', %(customer)s::text,"
+        " 'kind', %(kind)s::text, 'points', %(change)s::bigint, 'balance', account.balance,"
+        f" 'debt', account.debt, 'debt_change', 0, 'expires_at', {expires}, 'written_off', 0)"
+    )
+
+
+def _event_json(*, transaction: str, rule: bool) -> str:
+    return (
+        f"jsonb_build_object('transaction_id', {transaction}, 'points', %(change)s::bigint,"
+        " 'balance', account.balance, 'order_id', %(order)s::text,"
+        + (" 'rule_id', %(rule)s::text," if rule else "")
+        + " 'reason', %(reason)s::text)"
+    )
+
+
+# Python's isoformat of a UTC datetime, which the session path's answers carry.
+_ISO_UTC = "to_char(expiry.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+
+_PG_EARN_NOW = (
+    _PG_CREDIT_DEBT_FREE_MEMBER
+    + ", event AS ("
+    + log_event_sql(
+        source="journal, account", properties=_event_json(transaction="journal.id", rule=True)
+    )
+    + "), answer AS ("
+    + idempotency.store_answer_sql(
+        source="journal, account, expiry",
+        body=_posted_json(transaction="journal.id", expires=_ISO_UTC),
+    )
+    + ") SELECT response_body::text FROM answer"
+)
+
+_PG_REDEEM_NOW = (
+    """WITH account AS (
+    UPDATE loyalty_accounts SET balance = balance - %(points)s, updated_at = %(now)s
+    WHERE account_id = %(customer)s AND kind = 'member' AND balance >= %(points)s
+    RETURNING balance, debt
+),"""
+    + _PG_DEBIT_LOTS
+    # The lots hold the balance (the ledger's invariant). Were it ever broken, the failing
+    # cast refuses the whole statement rather than commit a redemption the lots do not cover
+    # (over a column, so that the planner cannot fold it into an error at once).
+    + """, checked AS (
+    SELECT CASE WHEN (SELECT coalesce(sum(points), 0) FROM used) = %(points)s THEN journal.id
+        ELSE ('the lots hold less than the balance (transaction ' || journal.id || ')')::bigint
+    END AS id
+    FROM journal
+), event AS ("""
+    + log_event_sql(
+        source="checked, account", properties=_event_json(transaction="checked.id", rule=False)
+    )
+    + "), answer AS ("
+    + idempotency.store_answer_sql(
+        source="checked, account", body=_posted_json(transaction="checked.id", expires="NULL")
+    )
+    + ") SELECT response_body::text FROM answer"
+)
+
+
+async def earn_now(
+    statements: StatementPool,
+    *,
+    customer_id: str,
+    points: int,
+    reason: str,
+    order_id: str | None,
+    rule_id: str | None,
+    expires_at: datetime | None,
+    channel: str,
+    answer: dict[str, Any],
+) -> str | None:
+    """:func:`earn` for a member with an account and no debt, as one statement, storing
+    the answer under its key (``answer``: ``idempotency.store_answer_parameters``). Answers
+    that JSON, or ``None`` when the session path must run: a first earning, debt to pay, the
+    key already stored, the member busy."""
+    _check_points(points)
+    now = clock.now()
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("expires_at must be after the points are earned", field="expires_at")
+    row = await statements.first_row(
+        _PG_EARN_NOW,
+        {
+            "customer": customer_id,
+            "points": points,
+            "change": points,
+            "kind": "earn",
+            "source": ISSUED,
+            "reason": reason,
+            "order": order_id,
+            "rule": rule_id,
+            "now": now,
+            "earned": now,
+            "expires": expires_at,
+            **log_event_parameters(type="points_earned", channel=channel, customer_id=customer_id),
+            **answer,
+        },
+    )
+    return None if row is None else cast(str, row[0])
+
+
+async def redeem_now(
+    statements: StatementPool,
+    *,
+    customer_id: str,
+    points: int,
+    reason: str,
+    order_id: str | None,
+    channel: str,
+    answer: dict[str, Any],
+) -> str | None:
+    """:func:`redeem` when the balance covers it, as one statement, storing the answer
+    under its key. Answers that JSON, or ``None`` when the session path must run (to refuse
+    with the balance, or because the key is stored or the member busy)."""
+    _check_points(points)
+    row = await statements.first_row(
+        _PG_REDEEM_NOW,
+        {
+            "customer": customer_id,
+            "points": points,
+            "change": -points,
+            "kind": "redeem",
+            "target": REDEEMED,
+            "reason": reason,
+            "order": order_id,
+            "now": clock.now(),
+            **log_event_parameters(
+                type="points_redeemed", channel=channel, customer_id=customer_id
+            ),
+            **answer,
+        },
+    )
+    return None if row is None else cast(str, row[0])
 
 
 def adjust(

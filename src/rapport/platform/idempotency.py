@@ -35,6 +35,14 @@ IdempotencyKey = Annotated[
         description="Unique per command; a retry with the same key is answered, not applied",
     ),
 ]
+# The same header in ``openapi_extra``, for the routes that read it themselves.
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": HEADER,
+    "in": "header",
+    "required": True,
+    "description": "Unique per command; a retry with the same key is answered, not applied",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+}
 # A key still 'running' after this long belongs to a command whose transaction never
 # committed (the answer is stored in that same transaction), so it may run again.
 ABANDONED_AFTER = timedelta(minutes=5)
@@ -73,12 +81,18 @@ def _insert_running(db: Session, *, scope: str, key: str, fingerprint: str) -> b
     return db.execute(statement).first() is not None
 
 
-def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Claim | Replay:
-    """Start a command under ``key``, or return the first answer if it already ran."""
+def check_key(key: str | None) -> str:
+    """The header's key: 400 when it is missing, 422 when it is too long."""
     if key is None or not key.strip():
         raise MalformedBody(f"This command needs an {HEADER} header", field=HEADER)
     if len(key) > 200:
         raise InvalidInput(f"{HEADER} is longer than 200 characters", field=HEADER)
+    return key
+
+
+def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Claim | Replay:
+    """Start a command under ``key``, or return the first answer if it already ran."""
+    key = check_key(key)
     for _ in range(2):
         # The usual case, a new key, is one statement and its commit.
         if _insert_running(db, scope=scope, key=key, fingerprint=fingerprint):
@@ -113,6 +127,31 @@ def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Clai
             )
         db.execute(delete(_records).where(_records.c.scope == scope, _records.c.key == key))
     raise Conflict(f"A request with this {HEADER} is still being processed", field=HEADER)
+
+
+def store_answer_sql(*, source: str, body: str) -> str:
+    """For a command written as one PostgreSQL statement: a data-modifying CTE body storing
+    its answer (``body``, a jsonb expression over ``source``) as done under its key, answering
+    the stored ``response_body``. A key already stored breaks the primary key, so the whole
+    statement, and everything it did, is refused: the caller then replays through
+    :func:`claim`. Parameters: :func:`store_answer_parameters` and ``now``."""
+    return (
+        f"INSERT INTO {_records.name} (scope, key, fingerprint, status, response_status,"
+        " response_body, created_at, completed_at)"
+        " SELECT %(answer_scope)s, %(answer_key)s, %(answer_fingerprint)s, 'done',"
+        f" %(answer_status)s, {body}, %(now)s, %(now)s FROM {source} RETURNING response_body"
+    )
+
+
+def store_answer_parameters(
+    *, scope: str, key: str, request_body: Any, status_code: int
+) -> dict[str, Any]:
+    return {
+        "answer_scope": scope,
+        "answer_key": key,
+        "answer_fingerprint": request_fingerprint(request_body),
+        "answer_status": status_code,
+    }
 
 
 def complete(db: Session, claimed: Claim, *, status_code: int, body: Any) -> None:

@@ -86,3 +86,17 @@ def parse_query(request: Request, model: type[M]) -> M:
                 for detail in error.errors(include_url=False)
             ]
         ) from None
+
+
+def parse_json_body(raw: bytes, model: type[M]) -> M:
+    """The request body as ``model``, answered as FastAPI's own body parameter would be when
+    it is not: 400 for JSON that does not parse, 422 naming each bad field."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [
+                {**detail, "loc": ("body", *detail["loc"])}
+                for detail in error.errors(include_url=False)
+            ]
+        ) from None

@@ -43,6 +43,15 @@ class Settings(BaseSettings):
         le=64,
         description="HTTP server processes of `rapport serve` (about one per CPU core).",
     )
+    command_connections: int = Field(
+        default=4,
+        ge=0,
+        le=64,
+        description=(
+            "PostgreSQL connections per server process for points earned and redeemed as one"
+            " statement from the event loop; 0 sends every command through the session path."
+        ),
+    )
     session_max_age_seconds: int = Field(default=8 * 3600, gt=0)
     secure_cookies: bool = Field(
         default=False, description="Mark admin cookies Secure; turn on behind HTTPS."
