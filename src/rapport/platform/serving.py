@@ -44,8 +44,17 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def _server_process(host: str, port: int) -> None:
     import uvicorn
 
+    from rapport.platform.settings import get_settings
+
     sock = listening_socket(host, port)
-    config = uvicorn.Config(APP_FACTORY, factory=True, host=host, port=port, proxy_headers=True)
+    config = uvicorn.Config(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        access_log=get_settings().access_log,
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
             " statement from the event loop; 0 sends every command through the session path."
         ),
     )
+    access_log: bool = Field(
+        default=True,
+        description=(
+            "Log one line per HTTP request (uvicorn's access log); turn off where a load"
+            " balancer logs requests already."
+        ),
+    )
     session_max_age_seconds: int = Field(default=8 * 3600, gt=0)
     secure_cookies: bool = Field(
         default=False, description="Mark admin cookies Secure; turn on behind HTTPS."
