@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,7 +51,10 @@ def with_pool(url: str, work: Callable[[StatementPool], Awaitable[T]]) -> T:
         finally:
             await pool.close()
 
-    return asyncio.run(run())
+    # In a thread of its own: the browser tests' Playwright keeps an event loop running in
+    # this one.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, run()).result()
 
 
 def member_with(url: str, *lots: int) -> str:

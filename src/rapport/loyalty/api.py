@@ -3,6 +3,7 @@ and statement. Every command takes an ``Idempotency-Key``."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from fractions import Fraction
 from typing import Annotated, Any
@@ -102,26 +103,47 @@ _HOT_COMMAND_ANSWERS: dict[int | str, dict[str, Any]] = {
 
 
 async def _hot_command(
-    request: Request, db: Session, model: type[EarnIn] | type[RedeemIn]
-) -> tuple[str, str | None, Any]:
-    """Check the key (write scope), read the Idempotency-Key and the body."""
+    request: Request,
+    db: Session,
+    *,
+    verb: str,
+    customer_id: str,
+    model: type[EarnIn] | type[RedeemIn],
+    in_one_statement: Callable[..., Awaitable[str | None]],
+    in_session: Callable[..., service.Posted],
+) -> Response:
+    """Check the key (write scope), read the body, then run the command: as one statement
+    when the app has a statement pool and the case allows, through the session otherwise.
+    The body's fields are the service verbs' keyword arguments."""
     principal = await admit(request, db, Scope.WRITE)
     body = parse_json_body(await request.body(), model)
-    return principal.id, request.headers.get(HEADER), body
-
-
-def _stored_answer(answer: str) -> Response:
-    return Response(answer, status_code=status.HTTP_201_CREATED, media_type="application/json")
-
-
-def _answer_parameters(
-    verb: str, key_id: str, customer_id: str, key: str | None, body: Any
-) -> dict[str, Any]:
-    return store_answer_parameters(
-        scope=_scope(verb, key_id, customer_id),
-        key=check_key(key),
-        request_body=body.model_dump(mode="json"),
-        status_code=status.HTTP_201_CREATED,
+    fields = dict(body)
+    idempotency_key = request.headers.get(HEADER)
+    statements = request.app.state.statements
+    if statements is not None:
+        stored = await in_one_statement(
+            statements,
+            customer_id=customer_id,
+            answer=store_answer_parameters(
+                scope=_scope(verb, principal.id, customer_id),
+                key=check_key(idempotency_key),
+                request_body=body.model_dump(mode="json"),
+                status_code=status.HTTP_201_CREATED,
+            ),
+            **fields,
+        )
+        if stored is not None:
+            return Response(
+                stored, status_code=status.HTTP_201_CREATED, media_type="application/json"
+            )
+    return await _command(
+        db,
+        verb=verb,
+        key_id=principal.id,
+        customer_id=customer_id,
+        idempotency_key=idempotency_key,
+        body=body,
+        execute=lambda hook: in_session(db, customer_id=customer_id, before_commit=hook, **fields),
     )
 
 
@@ -134,40 +156,14 @@ def _answer_parameters(
 )
 async def earn(customer_id: CustomerId, request: Request, db: DbSession) -> Response:
     """Give the member points as a new lot; debt from earlier returns is paid first."""
-    key_id, idempotency_key, body = await _hot_command(request, db, EarnIn)
-    statements = request.app.state.statements
-    if statements is not None:
-        answer = await service.earn_now(
-            statements,
-            customer_id=customer_id,
-            points=body.points,
-            reason=body.reason,
-            order_id=body.order_id,
-            rule_id=body.rule_id,
-            expires_at=body.expires_at,
-            channel=body.channel,
-            answer=_answer_parameters("earn", key_id, customer_id, idempotency_key, body),
-        )
-        if answer is not None:
-            return _stored_answer(answer)
-    return await _command(
+    return await _hot_command(
+        request,
         db,
         verb="earn",
-        key_id=key_id,
         customer_id=customer_id,
-        idempotency_key=idempotency_key,
-        body=body,
-        execute=lambda hook: service.earn(
-            db,
-            customer_id=customer_id,
-            points=body.points,
-            reason=body.reason,
-            order_id=body.order_id,
-            rule_id=body.rule_id,
-            expires_at=body.expires_at,
-            channel=body.channel,
-            before_commit=hook,
-        ),
+        model=EarnIn,
+        in_one_statement=service.earn_now,
+        in_session=service.earn,
     )
 
 
@@ -181,36 +177,14 @@ async def earn(customer_id: CustomerId, request: Request, db: DbSession) -> Resp
 async def redeem(customer_id: CustomerId, request: Request, db: DbSession) -> Response:
     """Spend points, oldest lots first. Not enough points is 409 ``insufficient-points``
     with the available ``balance``; nothing changes."""
-    key_id, idempotency_key, body = await _hot_command(request, db, RedeemIn)
-    statements = request.app.state.statements
-    if statements is not None:
-        answer = await service.redeem_now(
-            statements,
-            customer_id=customer_id,
-            points=body.points,
-            reason=body.reason,
-            order_id=body.order_id,
-            channel=body.channel,
-            answer=_answer_parameters("redeem", key_id, customer_id, idempotency_key, body),
-        )
-        if answer is not None:
-            return _stored_answer(answer)
-    return await _command(
+    return await _hot_command(
+        request,
         db,
         verb="redeem",
-        key_id=key_id,
         customer_id=customer_id,
-        idempotency_key=idempotency_key,
-        body=body,
-        execute=lambda hook: service.redeem(
-            db,
-            customer_id=customer_id,
-            points=body.points,
-            reason=body.reason,
-            order_id=body.order_id,
-            channel=body.channel,
-            before_commit=hook,
-        ),
+        model=RedeemIn,
+        in_one_statement=service.redeem_now,
+        in_session=service.redeem,
     )
 
 
