@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rapport.recommend.bundle import Bundle, build
-from rapport.recommend.ranking import Context, Rule, rank
+from rapport.recommend.ranking import DIVERSITY, Context, Rule, _diverse, rank
 
 from .factories import NOW, PRODUCTS, purchases, shop_bundle
 
@@ -189,3 +193,34 @@ def test_a_new_customer_in_a_tier_sees_what_that_tier_buys() -> None:
     assert ranked[0].explanation == "Popular with Gold members"
     anyone = rank(bundle, Context("home", limit=3), [])
     assert anyone[0].sku != "G-PASTA"
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_diversity_picks_what_the_greedy_definition_picks(data: st.DataObject) -> None:
+    # given a pool ordered as ranking orders it (score, then index), with many ties
+    items = data.draw(st.integers(min_value=1, max_value=40))
+    scores = np.array(
+        data.draw(
+            st.lists(st.sampled_from([0.1, 0.5, 0.75, 1.0, 2.0]), min_size=items, max_size=items)
+        ),
+        dtype=np.float64,
+    )
+    category_of = np.array(
+        data.draw(st.lists(st.integers(0, 4), min_size=items, max_size=items)), dtype=np.int64
+    )
+    pool = [int(i) for i in np.lexsort((np.arange(items), -scores))]
+    limit = data.draw(st.integers(min_value=1, max_value=12))
+    fake = SimpleNamespace(category_of=category_of, top_categories=list(range(5)))
+    # then each pick is the best discounted score, ties to the earlier candidate
+    expected: list[int] = []
+    shown = np.zeros(5)
+    left = list(pool)
+    for _ in range(min(limit, items)):
+        best = max(
+            left, key=lambda i: (scores[i] * DIVERSITY ** shown[category_of[i]], -pool.index(i))
+        )
+        expected.append(best)
+        shown[category_of[best]] += 1
+        left.remove(best)
+    assert _diverse(fake, scores, pool, limit) == expected  # type: ignore[arg-type]

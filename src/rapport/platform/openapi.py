@@ -5,6 +5,7 @@ through ``openapi_extra`` with the same schemas, so the OpenAPI document stays t
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, TypeVar, get_args, get_origin
 
 from fastapi import Request
@@ -68,15 +69,21 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     return parameters
 
 
+@cache
+def _query_fields(model: type[BaseModel]) -> tuple[tuple[str, bool], ...]:
+    """The model's fields, each with whether it is a list (the key repeated)."""
+    return tuple((name, _is_list(field.annotation)) for name, field in model.model_fields.items())
+
+
 def parse_query(request: Request, model: type[M]) -> M:
     """The request's query string as ``model``; a 422 problem naming each bad parameter
     otherwise, as FastAPI's own parameters would give. Unknown parameters are ignored."""
     params = request.query_params
     values: dict[str, Any] = {}
-    for name, field in model.model_fields.items():
+    for name, is_list in _query_fields(model):
         if name not in params:
             continue
-        values[name] = params.getlist(name) if _is_list(field.annotation) else params[name]
+        values[name] = params.getlist(name) if is_list else params[name]
     try:
         return model.model_validate(values)
     except ValidationError as error:

@@ -134,9 +134,9 @@ class _Neighbourhood(Recommender):
         return weighted_rows(self.similarity, items, weights)
 
     def similar(self, item: int, count: int) -> list[tuple[int, float]]:
-        row = self.similarity.getrow(item)
-        order = np.lexsort((row.indices, -row.data))[:count]
-        return [(int(row.indices[i]), float(row.data[i])) for i in order if row.data[i] > 0]
+        neighbours, similarity = row_entries(self.similarity, item)
+        order = np.lexsort((neighbours, -similarity))[:count]
+        return [(int(neighbours[i]), float(similarity[i])) for i in order if similarity[i] > 0]
 
     def state(self) -> State:
         s = self.similarity.tocsr()

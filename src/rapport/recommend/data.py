@@ -133,6 +133,15 @@ def row_entries(matrix: sparse.csr_matrix, row: int) -> tuple[IntArray, FloatArr
     return matrix.indices[start:stop], matrix.data[start:stop]
 
 
+def dense_row(matrix: sparse.csr_matrix, row: int) -> FloatArray:
+    """One CSR row as a dense vector, straight from its arrays (``getrow().toarray()`` builds
+    two scipy matrices first)."""
+    columns, values = row_entries(matrix, row)
+    dense = np.zeros(matrix.shape[1], dtype=np.float32)
+    dense[columns] = values
+    return dense
+
+
 def weighted_rows(matrix: sparse.csr_matrix, chosen: IntArray, weights: FloatArray) -> FloatArray:
     """``sum_k weights[k] * matrix[chosen[k]]`` as a dense vector: the one-row sparse product
     ``history @ matrix`` computed straight from the CSR arrays."""

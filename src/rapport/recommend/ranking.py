@@ -9,6 +9,8 @@ last, at their positions.
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rapport.recommend.bundle import CHANNELS, Bundle, daypart, top_category
-from rapport.recommend.data import FloatArray, row_entries
+from rapport.recommend.data import FloatArray, dense_row, row_entries
 
 # Items bought by fewer than this share of returning buyers are "bought once" (a sofa).
 REPEAT_ITEM = 0.25
@@ -163,12 +165,12 @@ def _popular(bundle: Bundle, context: Context) -> _Candidates:
     store = bundle.store_index.get(context.store_id or "")
     local = np.zeros_like(overall)
     if store is not None:
-        local = _unit(bundle.store_popularity.getrow(store).toarray().ravel())
+        local = _unit(dense_row(bundle.store_popularity, store))
         scores = 0.6 * local + 0.25 * overall + 0.15 * trending
     tier = np.zeros_like(overall)
     segment = bundle.segment_index.get(context.segment[0]) if context.segment else None
     if segment is not None:
-        tier = _unit(bundle.segment_popularity.getrow(segment).toarray().ravel())
+        tier = _unit(dense_row(bundle.segment_popularity, segment))
         scores = 0.5 * scores + 0.5 * tier
 
     def explain(i: int) -> tuple[str, str] | None:
@@ -219,11 +221,11 @@ def _category_fallback(bundle: Bundle, category: str | None, *, partners: bool) 
         return scores
     sources = [(top, 1.0)]
     if partners:
-        row = bundle.category_partners.getrow(top)
-        sources = list(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+        partner_indices, partner_weights = row_entries(bundle.category_partners, top)
+        sources = list(zip(partner_indices.tolist(), partner_weights.tolist(), strict=True))
     for category_index, weight in sources:
-        best = bundle.category_best.getrow(category_index)
-        scores[best.indices] += weight * _unit(best.data)
+        best, sales = row_entries(bundle.category_best, category_index)
+        scores[best] += weight * _unit(sales)
     return scores
 
 
@@ -233,8 +235,8 @@ def _similar(bundle: Bundle, context: Context) -> _Candidates:
     scores = np.zeros(len(bundle.data.items), dtype=np.float32)
     category: str | None
     if anchor is not None:
-        row = bundle.substitutes.getrow(anchor)
-        scores[row.indices] = row.data
+        substitutes, similarity = row_entries(bundle.substitutes, anchor)
+        scores[substitutes] = similarity
         category = bundle.categories[anchor]
     else:
         category = context.item_category
@@ -255,21 +257,22 @@ def _complements(bundle: Bundle, context: Context, anchors: list[str]) -> _Candi
             fallback = _category_fallback(bundle, context.item_category, partners=True)
             scores += 0.5 * fallback
             continue
-        row = bundle.complements.getrow(anchor).toarray().ravel()
+        row = dense_row(bundle.complements, anchor)
         if not row.any():
             row = 0.5 * _category_fallback(bundle, bundle.categories[anchor], partners=True)
         better = row > best_value
         best_anchor[better], best_value[better] = anchor, row[better]
         scores += row
     scores[scores <= 0] = -np.inf
-    reasons: Reasons = {}
-    for i in np.flatnonzero(best_anchor >= 0):
-        reasons[int(i)] = (
-            "bought_together",
-            f"Often bought with {bundle.names[int(best_anchor[i])]}",
-        )
+
+    def explain(i: int) -> tuple[str, str] | None:
+        anchor = int(best_anchor[i])
+        if anchor < 0:
+            return None
+        return ("bought_together", f"Often bought with {bundle.names[anchor]}")
+
     default = ("bought_together", "Goes well with your choice")
-    return _Candidates(scores=scores, reasons=reasons, default_reason=default)
+    return _Candidates(scores=scores, default_reason=default, explain=explain)
 
 
 # -------------------------------------------------------------------------- rules, context
@@ -370,19 +373,27 @@ def _diverse(
     bundle: Bundle, scores: npt.NDArray[np.float64], pool: list[int], limit: int
 ) -> list[int]:
     """Greedy: each pick is the best score after a discount for its category's earlier picks
-    (ties to the earlier candidate, which the pool orders by score, then index)."""
-    candidates = np.asarray(pool, dtype=np.int64)
-    values = scores[candidates]
-    categories = bundle.category_of[candidates]
-    shown = np.zeros(len(bundle.top_categories), dtype=np.float64)
-    taken = np.zeros(len(candidates), dtype=bool)
+    (ties to the earlier candidate, which the pool orders by score, then index). Within a
+    category the best remaining candidate is always its earliest, so each pick compares only
+    the categories' first remaining candidates (plain Python: the pool is a few dozen)."""
+    values = scores[pool].tolist()
+    queues: dict[int, deque[int]] = {}  # category -> its candidates' positions in the pool
+    for position, category in enumerate(bundle.category_of[pool].tolist()):
+        queues.setdefault(category, deque()).append(position)
+    shown = dict.fromkeys(queues, 0)
     chosen: list[int] = []
-    for _ in range(min(limit, len(candidates))):
-        adjusted = np.where(taken, -np.inf, values * DIVERSITY ** shown[categories])
-        best = int(np.argmax(adjusted))
-        taken[best] = True
-        shown[categories[best]] += 1
-        chosen.append(int(candidates[best]))
+    for _ in range(min(limit, len(pool))):
+        best_category, best_position, best_value = -1, -1, -math.inf
+        for category, queue in queues.items():
+            if not queue:
+                continue
+            position = queue[0]
+            value = values[position] * DIVERSITY ** shown[category]
+            if value > best_value or (value == best_value and position < best_position):
+                best_category, best_position, best_value = category, position, value
+        queues[best_category].popleft()
+        shown[best_category] += 1
+        chosen.append(pool[best_position])
     return chosen
 
 

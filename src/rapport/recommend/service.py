@@ -143,11 +143,13 @@ _holders_lock = threading.Lock()
 
 
 def holder(data_dir: Path) -> ModelHolder:
-    directory = models_directory(data_dir)
+    found = _holders.get(data_dir)  # every request asks: no path built, no lock taken
+    if found is not None:
+        return found
     with _holders_lock:
-        if directory not in _holders:
-            _holders[directory] = ModelHolder(directory)
-        return _holders[directory]
+        if data_dir not in _holders:
+            _holders[data_dir] = ModelHolder(models_directory(data_dir))
+        return _holders[data_dir]
 
 
 def active_version(data_dir: Path) -> str | None:
