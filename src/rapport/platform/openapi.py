@@ -87,12 +87,7 @@ def parse_query(request: Request, model: type[M]) -> M:
     try:
         return model.model_validate(values)
     except ValidationError as error:
-        raise RequestValidationError(
-            [
-                {**detail, "loc": ("query", *detail["loc"])}
-                for detail in error.errors(include_url=False)
-            ]
-        ) from None
+        raise _request_error(error, "query") from None
 
 
 def parse_json_body(raw: bytes, model: type[M]) -> M:
@@ -101,9 +96,12 @@ def parse_json_body(raw: bytes, model: type[M]) -> M:
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:
-        raise RequestValidationError(
-            [
-                {**detail, "loc": ("body", *detail["loc"])}
-                for detail in error.errors(include_url=False)
-            ]
-        ) from None
+        raise _request_error(error, "body") from None
+
+
+def _request_error(error: ValidationError, part: str) -> RequestValidationError:
+    """pydantic's errors located as FastAPI locates them (``("query", "limit")``), so the
+    problem handler answers exactly as for FastAPI's own parameters."""
+    return RequestValidationError(
+        [{**detail, "loc": (part, *detail["loc"])} for detail in error.errors(include_url=False)]
+    )
