@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
+    app.state.statements = None  # the lifespan opens a pool on PostgreSQL
     install_problem_handlers(app)
 
     app.include_router(ops_router)

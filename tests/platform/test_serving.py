@@ -75,7 +75,9 @@ def _wait_for(condition, what: str, timeout: float = 60) -> None:  # type: ignor
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    """``rapport serve --processes 2``; indirect parameters add environment variables."""
+    extra_env = getattr(request, "param", {})
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     upgrade(url)
     port = free_port()
@@ -88,6 +90,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
                 "RAPPORT_DATABASE_URL": url,
                 "RAPPORT_DATA_DIR": str(tmp_path),
                 "RAPPORT_SECRET_KEY": "serving-secret-for-tests",
+                **extra_env,
             },
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -119,6 +122,19 @@ def test_connections_are_spread_over_the_processes(served: Served) -> None:
     finally:
         for client in clients:
             client.close()
+
+
+@pytest.mark.parametrize(
+    ("served", "logged"),
+    [({}, True), ({"RAPPORT_ACCESS_LOG": "false"}, False)],
+    indirect=["served"],
+)
+def test_the_access_log_follows_the_setting(served: Served, logged: bool) -> None:
+    with httpx.Client(base_url=f"http://127.0.0.1:{served.port}") as client:
+        assert client.get("/healthz").status_code == 200
+    served.process.terminate()
+    served.process.wait(timeout=60)
+    assert ('"GET /healthz HTTP/1.1" 200' in served.log.read_text()) is logged
 
 
 def test_a_process_that_dies_is_replaced(served: Served) -> None:
