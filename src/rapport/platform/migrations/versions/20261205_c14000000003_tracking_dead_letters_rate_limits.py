@@ -1,4 +1,4 @@
-"""tracking dead letters rate limits leases
+"""tracking dead letters rate limits
 
 Revision ID: c14000000003
 Revises: c14000000002
