@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.platform.db import Base, JsonDocument, UTCDateTime
@@ -35,6 +35,34 @@ class AdminUser(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class AdminSession(Base):
+    """A signed-in admin session. The cookie carries the session's secret; only its SHA-256
+    digest is stored, and signing out (or a new password) deletes the row, so a copied cookie
+    stops working at once."""
+
+    __tablename__ = "admin_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    admin_user_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("admin_users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AdminLoginFailures(Base):
+    """Wrong admin passwords in a row, per account (``account:EMAIL``) or per client address
+    (``address:IP``), and until when further attempts are refused. Kept in the database so
+    every server process applies the same limits."""
+
+    __tablename__ = "admin_login_failures"
+
+    subject: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class Job(Base):
