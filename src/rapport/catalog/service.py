@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from rapport.catalog.models import ChannelPrice, Product, StockLevel, Store
 from rapport.catalog.schemas import ProductUpsert, StoreUpsert
@@ -66,10 +66,79 @@ def list_products(
     if after_sku is not None:
         query = query.where(Product.sku > after_sku)
     if category is not None:
-        query = query.where(
-            (Product.category_path == category) | Product.category_path.startswith(category + "/")
-        )
+        query = query.where(category_condition(Product.category_path, category))
     return list(db.scalars(query))
+
+
+# ------------------------------------------------------------------------------ categories
+#
+# One meaning of "in a category" for every rule that names one (loyalty multipliers,
+# exclusions, coupons and rewards; merchandising rules): the category itself and everything
+# filed under it. Paths use "/" ("Wine/Red"): "Wine" holds "Wine" and "Wine/Red", not "Wines".
+
+CATEGORY_SEPARATOR = "/"
+
+
+def _rule_path(rule_category: str) -> str:
+    return rule_category.strip().rstrip(CATEGORY_SEPARATOR)
+
+
+def in_category(product_category: str | None, rule_category: str) -> bool:
+    """Whether a product filed under ``product_category`` is in ``rule_category`` (the
+    category itself or any category under it)."""
+    wanted = _rule_path(rule_category)
+    if not product_category or not wanted:
+        return False
+    return product_category == wanted or product_category.startswith(wanted + CATEGORY_SEPARATOR)
+
+
+def in_any_category(product_category: str | None, rule_categories: Iterable[str]) -> bool:
+    return any(in_category(product_category, category) for category in rule_categories)
+
+
+def category_condition(
+    column: QueryableAttribute[str] | ColumnElement[str], rule_category: str
+) -> ColumnElement[bool]:
+    """``in_category`` as SQL (LIKE wildcards in the name are escaped: '_' is a letter)."""
+    wanted = _rule_path(rule_category)
+    return (column == wanted) | column.startswith(wanted + CATEGORY_SEPARATOR, autoescape=True)
+
+
+def unknown_categories(db: Session, *, categories: Iterable[str]) -> list[str]:
+    """The named categories no product is in (neither exactly nor through a subcategory),
+    in the order named, each once."""
+    unknown: list[str] = []
+    for category in dict.fromkeys(categories):
+        holds = category_condition(Product.category_path, category)
+        found = db.scalar(select(exists().where(holds)))
+        if not found:
+            unknown.append(category)
+    return unknown
+
+
+@dataclass(frozen=True)
+class CategoryWarning:
+    """A rule names a category no product is in: saved all the same (the catalogue may load
+    later), but the rule matches nothing until it does."""
+
+    field: str
+    detail: str
+
+
+def category_warnings(db: Session, *, named: Sequence[tuple[str, str]]) -> list[CategoryWarning]:
+    """A warning per (field, category) whose category no product is in."""
+    unknown = set(unknown_categories(db, categories=[category for _, category in named]))
+    return [
+        CategoryWarning(
+            field=field,
+            detail=(
+                f"No product is in category {category!r}; the rule matches nothing until "
+                "products are filed under it (categories are paths such as 'Wine/Red')."
+            ),
+        )
+        for field, category in named
+        if category in unknown
+    ]
 
 
 def get_store(db: Session, *, store_id: str) -> Store | None:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rapport.catalog.service import in_any_category
+
 Step = Literal[
     "member_price", "tier_discount", "coupon", "points_payment", "free_shipping", "points_earned"
 ]
@@ -160,8 +162,11 @@ def calculate(
         if applied_any and not coupon.stackable:
             refused[coupon.code] = "does not combine with other coupons"
             continue
+        # A coupon for "Wine" is good on "Wine/Red": a category covers everything under it.
         eligible = [
-            line for line in lines if not coupon.categories or line.category in coupon.categories
+            line
+            for line in lines
+            if not coupon.categories or in_any_category(line.category, coupon.categories)
         ]
         base = sum(paid[line.line_no] for line in eligible)
         if not eligible or base == 0:

@@ -13,11 +13,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import AwareDatetime, Field
+from sqlalchemy.orm import Session
 
+from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.loyalty import earning, pricing, program
 from rapport.loyalty import service as ledger
-from rapport.loyalty.rules import EVENT_FACTS, Fact, evaluate, parse_rule_set
+from rapport.loyalty.rules import EVENT_FACTS, Fact, evaluate, named_categories, parse_rule_set
+from rapport.loyalty.schemas import CategoryWarningOut
 from rapport.loyalty.tiers import parse_tier_policy
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey
@@ -41,6 +44,10 @@ class ConfigOut(StrictModel):
     changed_by: str
     note: str
     document: dict[str, Any]
+    warnings: list[CategoryWarningOut] = Field(
+        default_factory=list,
+        description="Earning rules only: categories named that no product is in (not refused).",
+    )
 
 
 class ConfigIn(StrictModel):
@@ -51,7 +58,9 @@ class ConfigIn(StrictModel):
     )
 
 
-def _config_out(version: program.ConfigVersion) -> ConfigOut:
+def _config_out(
+    version: program.ConfigVersion, warnings: list[CategoryWarningOut] | None = None
+) -> ConfigOut:
     return ConfigOut(
         kind=version.kind,
         version=version.id,
@@ -59,13 +68,27 @@ def _config_out(version: program.ConfigVersion) -> ConfigOut:
         changed_by=version.changed_by,
         note=version.note,
         document=version.document,
+        warnings=warnings or [],
     )
+
+
+def _warnings(db: Session, version: program.ConfigVersion) -> list[CategoryWarningOut]:
+    """Categories the rules name that no product is in (the catalogue may load later, so a
+    warning, not a refusal)."""
+    if version.kind != "rules":
+        return []
+    named = named_categories(parse_rule_set(version.document), prefix="document.")
+    return [
+        CategoryWarningOut(field=w.field, detail=w.detail)
+        for w in catalog.category_warnings(db, named=named)
+    ]
 
 
 @router.get("/program/{kind}", response_model=ConfigOut)
 def get_config(kind: Kind, db: DbSession, _key: ReadKey) -> ConfigOut:
     """The version in force now."""
-    return _config_out(program.current(db, kind))
+    version = program.current(db, kind)
+    return _config_out(version, _warnings(db, version))
 
 
 @router.get("/program/{kind}/history", response_model=list[ConfigOut])
@@ -85,7 +108,7 @@ def save_config(kind: Kind, body: ConfigIn, db: DbSession, key: AdminKey) -> Con
         note=body.note,
         active_from=body.active_from,
     )
-    return _config_out(version)
+    return _config_out(version, _warnings(db, version))
 
 
 def _document(kind: str, document: dict[str, Any]) -> dict[str, Any]:

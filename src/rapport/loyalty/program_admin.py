@@ -10,9 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
+from rapport.catalog import service as catalog
 from rapport.loyalty import earning, program
 from rapport.loyalty import service as ledger
-from rapport.loyalty.rules import EVENT_FACTS, Fact, evaluate
+from rapport.loyalty.rules import EVENT_FACTS, Fact, evaluate, named_categories, parse_rule_set
 from rapport.platform import clock
 from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, render
 from rapport.platform.db import DbSession
@@ -59,6 +60,12 @@ def _page(
             "documents": documents,
             "histories": {kind: program.history(db, kind, limit=5) for kind in KINDS},  # type: ignore[arg-type]
             "errors": errors or {},
+            # Categories the saved rules name that no product is in: kept, but flagged.
+            "warnings": {
+                "rules": catalog.category_warnings(
+                    db, named=named_categories(parse_rule_set(versions["rules"].document))
+                )
+            },
             "message": message,
             "simulation": simulation,
             "tiers": {

@@ -22,6 +22,7 @@ from rapport.loyalty.models import (
     Referral,
     Reward,
 )
+from rapport.loyalty.schemas import CategoryWarningOut
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession
@@ -124,6 +125,10 @@ class RewardOut(BaseModel):
     stackable: bool
     valid_days: int
     active: bool
+    warnings: list[CategoryWarningOut] = Field(
+        default_factory=list,
+        description="When saved: categories named that no product is in (not refused).",
+    )
 
 
 class CouponOut(BaseModel):
@@ -430,8 +435,14 @@ def list_rewards(
 
 @router.put("/rewards/{reward_id}")
 def save_reward(reward_id: Identifier, body: RewardIn, db: DbSession, _key: AdminKey) -> RewardOut:
-    """Create or change a reward. Coupons already issued keep their terms."""
-    return _reward_out(rewards.save_reward(db, reward_id=reward_id, **body.model_dump()))
+    """Create or change a reward. Coupons already issued keep their terms. A category no
+    product is in is saved, with a warning naming the field."""
+    out = _reward_out(rewards.save_reward(db, reward_id=reward_id, **body.model_dump()))
+    out.warnings = [
+        CategoryWarningOut(field=w.field, detail=w.detail)
+        for w in rewards.category_warnings(db, categories=out.categories)
+    ]
+    return out
 
 
 @router.post(

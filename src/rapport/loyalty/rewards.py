@@ -20,6 +20,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from rapport.catalog import service as catalog
 from rapport.loyalty import checkout
 from rapport.loyalty import service as ledger
 from rapport.loyalty.models import Coupon, Reward
@@ -75,6 +76,16 @@ def _check_coupon_terms(
         )
     if len(categories) > 50 or any(not c or len(c) > 100 for c in categories):
         raise InvalidInput("categories: at most 50 names of 1-100 characters", field="categories")
+
+
+def category_warnings(
+    db: Session, *, categories: Sequence[str], field: str = "categories"
+) -> list[catalog.CategoryWarning]:
+    """Warnings for the categories a reward or coupon names that no product is in (saved all
+    the same: the catalogue may load later). A category covers everything under it."""
+    return catalog.category_warnings(
+        db, named=[(f"{field}.{index}", category) for index, category in enumerate(categories)]
+    )
 
 
 def save_reward(

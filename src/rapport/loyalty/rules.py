@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from rapport.catalog.service import in_any_category, in_category
 from rapport.platform.errors import invalid_document
 from rapport.platform.schemas import StrictModel
 
@@ -69,7 +70,7 @@ class Multiplier(StrictModel):
 
     def matches(self, line: OrderLine | None, fact: Fact, tier: str | None) -> bool:
         if self.category is not None:
-            return line is not None and line.category == self.category
+            return line is not None and in_category(line.category, self.category)
         if self.brand is not None:
             return line is not None and line.brand == self.brand
         if self.channel is not None:
@@ -94,7 +95,8 @@ class _Rule(StrictModel):
 
 class SpendRule(_Rule):
     """Points per currency unit spent on an order (after its discount, before shipping),
-    times every multiplier that matches the line or the order."""
+    times every multiplier that matches the line or the order. A category (in a multiplier or
+    ``exclude_categories``) covers everything filed under it: "Wine" covers "Wine/Red"."""
 
     kind: Literal["spend"]
     points_per_unit: Annotated[Decimal, Field(gt=0, le=1000, max_digits=8, decimal_places=3)]
@@ -376,7 +378,7 @@ def _spend(rule: SpendRule, fact: Fact, member: Member) -> tuple[int, str, str, 
             applied.append(_describe(multiplier))
     exact: dict[int, Decimal] = {}
     for line in fact.lines:
-        if line.category is not None and line.category in rule.exclude_categories:
+        if in_any_category(line.category, rule.exclude_categories):
             continue
         factor = order_factor
         for multiplier in rule.multipliers:
@@ -424,6 +426,22 @@ def _scaled(line_points: Mapping[int, int], total: int) -> dict[int, int]:
     return _shares(exact, total)
 
 
+def named_categories(rules: RuleSet, *, prefix: str = "") -> list[tuple[str, str]]:
+    """(field, category) for every category a rule names: its multipliers and exclusions,
+    with the field located as in validation errors (``rules.0.exclude_categories.1``)."""
+    named: list[tuple[str, str]] = []
+    for index, rule in enumerate(rules.rules):
+        if not isinstance(rule, SpendRule):
+            continue
+        at = f"{prefix}rules.{index}"
+        for position, multiplier in enumerate(rule.multipliers):
+            if multiplier.category is not None:
+                named.append((f"{at}.multipliers.{position}.category", multiplier.category))
+        for position, category in enumerate(rule.exclude_categories):
+            named.append((f"{at}.exclude_categories.{position}", category))
+    return named
+
+
 def period_start(moment: datetime, period: Period) -> datetime:
     """The start (UTC) of the calendar period that contains ``moment``."""
     day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -444,7 +462,9 @@ DEFAULT_RULES: dict[str, object] = {
             "kind": "spend",
             "points_per_unit": "1",
             "multipliers": [{"channel": "app", "factor": "1.5"}],
-            "exclude_categories": ["gift_cards"],
+            # Gift cards earn when they are spent, not when they are bought. Name your
+            # catalogue's gift-card category here: saving rules warns while no product is in it.
+            "exclude_categories": ["Gift cards"],
         },
         {"id": "welcome", "name": "First purchase bonus", "kind": "first_purchase", "points": 200},
         {

@@ -111,3 +111,10 @@ class MovementOut(StrictModel):
 
 
 StatementOut = Page[MovementOut]
+
+
+class CategoryWarningOut(StrictModel):
+    """A rule names a category no product is in: saved, but it matches nothing yet."""
+
+    field: str = Field(examples=["document.rules.0.exclude_categories.0"])
+    detail: str
