@@ -4,22 +4,155 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import quote, quote_plus
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from rapport.events.models import Event
 
-# Keys that can hold personal data in properties, traits and context; erasure blanks them.
+# Keys (compared lower-cased, without '_', '-', '.' or spaces) whose values are personal data
+# wherever they sit in properties, traits or context; erasure drops them.
 PERSONAL_KEYS = frozenset(
     {
-        "email", "phone", "name", "first_name", "last_name", "firstName", "lastName",
-        "address", "street", "postal_code", "zip", "birthday", "ip", "location", "latitude",
-        "longitude", "lat", "lon", "user_agent", "userAgent", "traits", "comment", "text",
+        # names ("name" alone only at the top or under a person: see is_personal_key)
+        "firstname", "lastname", "fullname", "givenname", "familyname", "surname",
+        "middlename", "nickname", "username", "displayname", "customername", "contactname",
+        "recipientname", "billingname", "shippingname",
+        # contact details and identifiers of the person
+        "email", "mail", "phone", "mobile", "tel", "telephone", "fax", "userid",
+        "anonymousid", "externalid", "loyaltycard", "membershipnumber", "customernumber",
+        "recipient", "recipients", "cc", "bcc", "replyto",
+        # addresses and places
+        "address", "street", "postalcode", "postcode", "zip", "zipcode", "city", "location",
+        "latitude", "longitude", "lat", "lon", "lng", "geo", "coordinates",
+        # the person themselves
+        "birthday", "birthdate", "dateofbirth", "dob", "gender", "traits", "password",
+        "ssn", "iban", "cardnumber",
+        # network and devices
+        "ip", "ipaddress", "clientip", "remoteip", "ipv4", "ipv6", "xforwardedfor",
+        "useragent", "ua", "deviceid", "idfa", "idfv", "gaid", "adid", "advertisingid",
+        "androidid", "imei", "macaddress", "pushtoken", "devicetoken", "token",
+        # what the person wrote or searched for
+        "comment", "comments", "text", "message", "body", "note", "notes", "query", "q",
+        "search", "searchquery", "searchterm", "searchtext", "keyword", "keywords", "term",
     }
 )  # fmt: skip
+# Keys that hold personal data when they contain one of these words (email_address, phoneNumber,
+# billingAddress, home_street, ...).
+_PERSONAL_PARTS = (
+    "email", "phone", "address", "street", "postcode", "advertising", "note", "comment", "message",
+)  # fmt: skip
+# Generic keys that identify the person or their device inside these objects (Segment's
+# ``context.device.id``, ``context.device.token``, ``properties.user.id``).
+_PERSONAL_PARENTS = frozenset(
+    {"device", "user", "customer", "person", "contact", "identity", "member", "recipient"}
+)
+_PERSONAL_UNDER_PARENT = frozenset({"id", "token", "name"})
+# Keys whose values are addresses of pages: kept for analytics, without their query string
+# and fragment (``?email=...``, ``#token=...``).
+_URL_KEYS = frozenset(
+    {"url", "referrer", "referer", "href", "link", "path", "landingpage", "pageurl", "uri"}
+)
+_EMAIL_IN_TEXT = re.compile(r"[^\s@/?&=#:;,]+(?:@|%40)[^\s@/?&=#:;,]+\.[a-z]{2,}", re.IGNORECASE)
+_NOT_KEY_CHAR = re.compile(r"[^a-z0-9]")
+
+
+def _key_form(key: str) -> str:
+    return _NOT_KEY_CHAR.sub("", key.lower())
+
+
+def is_personal_key(key: str, *, parent: str | None = None) -> bool:
+    """Whether values under ``key`` are personal data (see :data:`PERSONAL_KEYS`)."""
+    form = _key_form(key)
+    if form in PERSONAL_KEYS or any(part in form for part in _PERSONAL_PARTS):
+        return True
+    if form not in _PERSONAL_UNDER_PARENT:
+        return False
+    # A bare "name" at the top is the person's (Segment traits); under "campaign", "library"
+    # or an order line it names a thing, and stays.
+    return (parent is None and form == "name") or (
+        parent is not None and _key_form(parent) in _PERSONAL_PARENTS
+    )
+
+
+class Scrubber:
+    """Removes a person's data from event documents: values under personal keys, strings
+    that contain an email address or one of the person's known values (their email, phone,
+    ids, names; also URL-encoded, inside URLs and query strings), and the query strings of
+    page addresses. Numbers, booleans and other keys stay, so aggregates still add up."""
+
+    def __init__(self, known_values: Iterable[str] = ()) -> None:
+        words: list[str] = []
+        phones: list[str] = []
+        for value in known_values:
+            value = value.strip() if isinstance(value, str) else ""
+            if len(value) < 2:
+                continue
+            forms = {value, quote(value, safe=""), quote_plus(value)}
+            digits = re.sub(r"[^0-9]", "", value)
+            if value.startswith("+") and len(digits) >= 8:
+                # A phone as people write it: national form, spaces, dots or dashes
+                # ("06 12 34 56 78" for +33612345678): its last nine digits, however spaced.
+                phones.append(r"[\s.\-()/]*".join(digits[-9:]) + r"(?![0-9])")
+            words.extend(re.escape(form) for form in forms)
+        # Word boundaries, so that the name "Ana" does not match "Banana".
+        self._known = (
+            re.compile(r"(?<![0-9a-z])(?:" + "|".join(sorted(set(words))) + r")(?![0-9a-z])", re.I)
+            if words
+            else None
+        )
+        self._phones = re.compile("|".join(phones)) if phones else None
+
+    def names_person(self, text: str) -> bool:
+        """Whether ``text`` holds an email address or one of the person's known values."""
+        if _EMAIL_IN_TEXT.search(text):
+            return True
+        if self._phones is not None and self._phones.search(text):
+            return True
+        return self._known is not None and self._known.search(text) is not None
+
+    def _string(self, key: str | None, text: str) -> str | None:
+        if key is not None and _key_form(key) in _URL_KEYS:
+            text = text.split("?", 1)[0].split("#", 1)[0]
+        return None if self.names_person(text) else text
+
+    def _value(self, key: str | None, value: Any, parent: str | None) -> tuple[bool, Any]:
+        """(keep, cleaned value)."""
+        if isinstance(value, dict):
+            return True, self.document(value, parent=key)
+        if isinstance(value, list):
+            cleaned = []
+            for item in value:
+                keep, item = self._value(key, item, parent)
+                if keep:
+                    cleaned.append(item)
+            return True, cleaned
+        if isinstance(value, str):
+            text = self._string(key, value)
+            return text is not None, text
+        return True, value
+
+    def document(self, document: dict[str, Any], *, parent: str | None = None) -> dict[str, Any]:
+        """A copy of ``document`` without the person's data."""
+        cleaned: dict[str, Any] = {}
+        for key, value in document.items():
+            if is_personal_key(key, parent=parent) or self.names_person(key):
+                continue
+            keep, value = self._value(key, value, parent)
+            if keep:
+                cleaned[key] = value
+        return cleaned
+
+    def event(self, event: Event) -> None:
+        """Scrub one event in place; its person columns are cleared too."""
+        event.properties = self.document(event.properties or {})
+        event.context = self.document(event.context or {})
+        event.user_id = None
+        event.anonymous_id = None
 
 
 def events_after(db: Session, *, position: int, limit: int) -> list[Event]:
@@ -69,25 +202,36 @@ def reassign_customer_events(db: Session, *, from_customer_id: str, to_customer_
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _scrub(document: dict[str, Any]) -> dict[str, Any]:
-    cleaned: dict[str, Any] = {}
-    for key, value in document.items():
-        if key in PERSONAL_KEYS:
-            continue
-        cleaned[key] = _scrub(value) if isinstance(value, dict) else value
-    return cleaned
-
-
-def pseudonymise_customer_events(db: Session, *, customer_id: str) -> int:
-    """Strip personal data from a customer's events, keeping type, time, channel and
-    non-personal properties so that aggregates stay true."""
+def pseudonymise_customer_events(
+    db: Session,
+    *,
+    customer_id: str,
+    known_values: Iterable[str] = (),
+    user_ids: Iterable[str] = (),
+    anonymous_ids: Iterable[str] = (),
+) -> int:
+    """Strip personal data from a customer's events, keeping type, time, channel, the random
+    customer id and non-personal properties (totals, lines, categories) so that aggregates
+    stay true. ``known_values`` are the person's identity values and names: any string that
+    contains one goes, wherever it sits. Events still waiting for the profile processor that
+    name one of ``user_ids`` or ``anonymous_ids`` are the person's too: they are scrubbed
+    and given ``customer_id``, so nothing queued can rebuild the profile."""
+    user_ids, anonymous_ids = set(user_ids) - {""}, set(anonymous_ids) - {""}
+    scrubber = Scrubber([*known_values, *user_ids, *anonymous_ids])
+    theirs = Event.customer_id == customer_id
+    waiting = []
+    if user_ids:
+        waiting.append(Event.user_id.in_(sorted(user_ids)))
+    if anonymous_ids:
+        waiting.append(Event.anonymous_id.in_(sorted(anonymous_ids)))
+    if waiting:
+        theirs = theirs | (Event.customer_id.is_(None) & or_(*waiting))
     changed = 0
-    for event in db.scalars(select(Event).where(Event.customer_id == customer_id)):
-        event.properties = _scrub(event.properties or {})
-        event.context = _scrub(event.context or {})
-        event.user_id = None
-        event.anonymous_id = None
+    for event in db.scalars(select(Event).where(theirs)):
+        scrubber.event(event)
+        event.customer_id = customer_id
         changed += 1
+    db.flush()
     return changed
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -360,6 +360,16 @@ def suppress_identities(db: Session, *, digests: list[str]) -> None:
 
 def get_event(db: Session, *, event_id: str) -> Event | None:
     return db.scalar(select(Event).where(Event.event_id == event_id))
+def suppressed(db: Session, *, digests: Iterable[str]) -> set[str]:
+    """The digests among ``digests`` that belong to erased people (one query)."""
+    wanted = sorted(set(digests))
+    if not wanted:
+        return set()
+    return set(
+        db.scalars(select(SuppressedIdentity.digest).where(SuppressedIdentity.digest.in_(wanted)))
+    )
+
+
 
 
 def count_events(db: Session) -> int:
