@@ -4,15 +4,23 @@ statement (balance, open lots, debt and every movement)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
 from rapport.customers import service as customers
 from rapport.loyalty import service
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, add_template_dir, render
+from rapport.platform.admin import (
+    CsrfChecked,
+    CurrentAdmin,
+    FormFields,
+    NavItem,
+    add_template_dir,
+    form_changes,
+    render,
+)
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
 
@@ -50,22 +58,19 @@ def liability_page(
     )
 
 
+class ProgramSettingsForm(BaseModel):
+    """The program settings its admin form shows; a save changes only what the form carried
+    (the program's name and currency are not on it and stay as they are)."""
+
+    point_value_minor_per_100: int = Field(default=0, ge=0, le=1_000_000)
+    expiry_months: int = Field(default=24, ge=1, le=120)
+    allow_debt: bool = False
+
+
 @router.post("/program", dependencies=[CsrfChecked])
-def update_program(
-    request: Request,
-    db: DbSession,
-    user: CurrentAdmin,
-    point_value_minor_per_100: Annotated[int, Form(ge=0, le=1_000_000)],
-    expiry_months: Annotated[int, Form(ge=1, le=120)],
-    allow_debt: Annotated[bool, Form()] = False,
-) -> Response:
+def update_program(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
     try:
-        service.configure_program(
-            db,
-            point_value_minor_per_100=point_value_minor_per_100,
-            expiry_months=expiry_months,
-            allow_debt=allow_debt,
-        )
+        service.configure_program(db, **form_changes(ProgramSettingsForm, fields))
     except Problem as problem:
         return RedirectResponse(
             f"/admin/loyalty?{urlencode({'message': problem.detail})}", status_code=303

@@ -2,21 +2,31 @@
 vs non-members), the reward catalogue, and announcements with their queue button.
 
 Included by ``loyalty.admin`` under its ``/admin/loyalty`` prefix; forms are CSRF-checked
-and call the same verbs as the API.
+and call the same verbs as the API. A save changes only the settings its form carried: each
+plan and reward has an edit page showing every setting, and a setting a form leaves out keeps
+its stored value.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from rapport.loyalty import announcements, membership, rewards
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, render
+from rapport.platform.admin import (
+    CsrfChecked,
+    CurrentAdmin,
+    FormFields,
+    NavItem,
+    form_changes,
+    render,
+)
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Problem
+from rapport.platform.errors import Conflict, InvalidInput, Problem
 
 NAV = [NavItem("Membership", "/admin/loyalty/plans")]
 router = APIRouter(include_in_schema=False)
@@ -44,30 +54,61 @@ def plans_page(
     )
 
 
+class PlanForm(BaseModel):
+    """A plan's settings as its admin form sends them; each one optional, since a save
+    changes only what the form carried."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    name: str = Field(default="", min_length=1, max_length=100)
+    fee_minor: int = Field(default=0, ge=0, le=membership.MAX_FEE_MINOR)
+    currency: str = Field(default="EUR", min_length=3, max_length=3)
+    period: Literal["month", "year"] = "month"
+    free_shipping: bool = True
+    member_prices: bool = True
+    early_access_hours: int = Field(default=48, ge=0, le=24 * 90)
+    points_multiplier: float = Field(default=1.0, ge=1.0, le=10.0)
+    active: bool = True
+
+    @field_validator("currency")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+
+PLAN_NEEDS = ("name", "fee_minor", "currency", "period")
+
+
+@router.get("/plans/{plan_id}", response_class=HTMLResponse)
+def plan_page(request: Request, plan_id: str, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    plan = membership.get_plan(db, plan_id=plan_id)
+    return render(
+        request,
+        "loyalty/membership_plan_edit.html",
+        {"user": user, "plan": plan, "plan_id": plan_id},
+        status_code=200 if plan is not None else 404,
+    )
+
+
 @router.post("/plans", dependencies=[CsrfChecked])
-def save_plan(
-    db: DbSession,
-    user: CurrentAdmin,
-    plan_id: Annotated[str, Form(min_length=1, max_length=60)],
-    name: Annotated[str, Form(min_length=1, max_length=100)],
-    fee_minor: Annotated[int, Form(ge=0, le=membership.MAX_FEE_MINOR)],
-    currency: Annotated[str, Form(min_length=3, max_length=3)],
-    period: Annotated[str, Form()],
-    active: Annotated[bool, Form()] = False,
-) -> Response:
+def save_plan(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
+    plan_id = fields.get("plan_id", "").strip()
     try:
-        membership.save_plan(
-            db,
-            plan_id=plan_id.strip(),
-            name=name,
-            fee_minor=fee_minor,
-            currency=currency.strip().upper(),
-            period=period,
-            active=active,
-        )
+        changes = form_changes(PlanForm, fields)
+        plan = membership.get_plan(db, plan_id=plan_id)
+        if plan is not None and fields.get("new") == "true":
+            raise Conflict(
+                f"Plan {plan_id} already exists; change it from its Edit link", field="plan_id"
+            )
+        stored = {name: getattr(plan, name) for name in PlanForm.model_fields} if plan else {}
+        settings = {**stored, **changes}
+        for needed in PLAN_NEEDS:
+            if needed not in settings:
+                raise InvalidInput(f"A new plan needs its {needed}", field=needed)
+        membership.save_plan(db, plan_id=plan_id, **settings)
     except Problem as problem:
         return _back("/admin/loyalty/plans", problem.detail)
-    return _back("/admin/loyalty/plans", f"Plan {plan_id.strip()} saved")
+    return _back("/admin/loyalty/plans", f"Plan {plan_id} saved")
 
 
 @router.get("/membership-analytics", response_class=HTMLResponse)
@@ -122,34 +163,68 @@ def rewards_page(
     )
 
 
+def _category_list(value: object) -> object:
+    # The form shows the categories as one text field, separated by commas.
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class RewardForm(BaseModel):
+    """A reward's settings as its admin form sends them; each one optional, since a save
+    changes only what the form carried."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    name: str = Field(default="", min_length=1, max_length=200)
+    points_cost: int = Field(default=1, ge=1, le=100_000_000)
+    coupon_kind: Literal["amount", "percent"] = "amount"
+    coupon_value: int = Field(default=1, ge=1, le=100_000_000)
+    min_subtotal_minor: int = Field(default=0, ge=0, le=100_000_000)
+    categories: Annotated[list[str], BeforeValidator(_category_list)] = Field(
+        default_factory=list, max_length=100
+    )
+    stackable: bool = True
+    valid_days: int = Field(default=90, ge=1, le=rewards.MAX_VALID_DAYS)
+    active: bool = True
+
+
+REWARD_NEEDS = ("name", "points_cost", "coupon_kind", "coupon_value")
+
+
+@router.get("/rewards/{reward_id}", response_class=HTMLResponse)
+def reward_page(
+    request: Request, reward_id: str, db: DbSession, user: CurrentAdmin
+) -> HTMLResponse:
+    reward = rewards.get_reward(db, reward_id=reward_id)
+    return render(
+        request,
+        "loyalty/membership_reward_edit.html",
+        {"user": user, "reward": reward, "reward_id": reward_id},
+        status_code=200 if reward is not None else 404,
+    )
+
+
 @router.post("/rewards", dependencies=[CsrfChecked])
-def save_reward(
-    db: DbSession,
-    user: CurrentAdmin,
-    reward_id: Annotated[str, Form(min_length=1, max_length=60)],
-    name: Annotated[str, Form(min_length=1, max_length=200)],
-    points_cost: Annotated[int, Form(ge=1, le=100_000_000)],
-    coupon_kind: Annotated[str, Form()],
-    coupon_value: Annotated[int, Form(ge=1, le=100_000_000)],
-    valid_days: Annotated[int, Form(ge=1, le=rewards.MAX_VALID_DAYS)] = 90,
-    min_subtotal_minor: Annotated[int, Form(ge=0, le=100_000_000)] = 0,
-    active: Annotated[bool, Form()] = False,
-) -> Response:
+def save_reward(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
+    reward_id = fields.get("reward_id", "").strip()
     try:
-        rewards.save_reward(
-            db,
-            reward_id=reward_id.strip(),
-            name=name,
-            points_cost=points_cost,
-            coupon_kind=coupon_kind,
-            coupon_value=coupon_value,
-            valid_days=valid_days,
-            min_subtotal_minor=min_subtotal_minor,
-            active=active,
-        )
+        changes = form_changes(RewardForm, fields)
+        reward = rewards.get_reward(db, reward_id=reward_id)
+        if reward is not None and fields.get("new") == "true":
+            raise Conflict(
+                f"Reward {reward_id} already exists; change it from its Edit link",
+                field="reward_id",
+            )
+        stored = {name: getattr(reward, name) for name in RewardForm.model_fields} if reward else {}
+        settings = {**stored, **changes}
+        for needed in REWARD_NEEDS:
+            if needed not in settings:
+                raise InvalidInput(f"A new reward needs its {needed}", field=needed)
+        rewards.save_reward(db, reward_id=reward_id, **settings)
     except Problem as problem:
         return _back("/admin/loyalty/rewards", problem.detail)
-    return _back("/admin/loyalty/rewards", f"Reward {reward_id.strip()} saved")
+    return _back("/admin/loyalty/rewards", f"Reward {reward_id} saved")
 
 
 @router.get("/announcements", response_class=HTMLResponse)

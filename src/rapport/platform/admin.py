@@ -7,6 +7,7 @@ they render templates that extend ``base.html``.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,9 +16,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader
+from pydantic import BaseModel, ValidationError
 
 from rapport.platform import service
 from rapport.platform.db import DbSession
+from rapport.platform.errors import invalid_document
 from rapport.platform.models import AdminUser
 
 TEMPLATE_DIRS: list[Path] = [Path(__file__).parent / "templates"]
@@ -78,6 +81,31 @@ async def verify_csrf(request: Request) -> None:
         sent = value if isinstance(value, str) else None
     if not expected or not sent or not secrets.compare_digest(str(expected), sent):
         raise CsrfFailed
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """The fields a submitted form carried, each with its last value.
+
+    Edit forms put a hidden ``false`` before each checkbox of the same name, so a box the form
+    shows but leaves unticked still arrives (as ``false``), while a setting the form does not
+    show is absent and so stays as it is (see :func:`form_changes`)."""
+    form = await request.form()
+    return {name: value for name, value in form.multi_items() if isinstance(value, str)}
+
+
+FormFields = Annotated[dict[str, str], Depends(form_fields)]
+
+
+def form_changes(model: type[BaseModel], fields: Mapping[str, str]) -> dict[str, Any]:
+    """What a save changes: the fields of ``model`` that the form carried, validated and
+    converted; a setting the form did not carry is left out, so it keeps its stored value.
+    Raises :class:`~rapport.platform.errors.InvalidInput` naming the field."""
+    carried = {name: value for name, value in fields.items() if name in model.model_fields}
+    try:
+        parsed = model.model_validate(carried)
+    except ValidationError as failure:
+        raise invalid_document(failure) from None
+    return parsed.model_dump(exclude_unset=True)
 
 
 def current_admin(request: Request, db: DbSession) -> AdminUser:

@@ -1,0 +1,371 @@
+"""Every loyalty admin edit form keeps the settings it does not change: an object with every
+setting away from its default, one field changed through the page's own form (as a browser
+submits it), every other setting as it was. A post that leaves a setting out keeps it too."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from rapport.loyalty import membership, program, rewards
+from rapport.loyalty import service as loyalty
+from rapport.platform import service as platform
+from tests.platform.admin_forms import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    csrf_token,
+    page_form,
+    post_form,
+    sign_in,
+    ticked,
+    typed,
+)
+
+Fields = list[tuple[str, str]]
+
+
+@pytest.fixture
+def admin(client: TestClient, db: Session) -> TestClient:
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    assert sign_in(client).status_code == 303
+    return client
+
+
+def _plan(db: Session) -> dict[str, Any]:
+    plan = membership.get_plan(db, plan_id="gold")
+    assert plan is not None
+    db.refresh(plan)
+    return {
+        name: getattr(plan, name)
+        for name in (
+            "name",
+            "fee_minor",
+            "currency",
+            "period",
+            "free_shipping",
+            "member_prices",
+            "early_access_hours",
+            "points_multiplier",
+            "active",
+        )
+    }
+
+
+def _reward(db: Session) -> dict[str, Any]:
+    reward = rewards.get_reward(db, reward_id="wine-15")
+    assert reward is not None
+    db.refresh(reward)
+    return {
+        name: getattr(reward, name)
+        for name in (
+            "name",
+            "points_cost",
+            "coupon_kind",
+            "coupon_value",
+            "min_subtotal_minor",
+            "categories",
+            "stackable",
+            "valid_days",
+            "active",
+        )
+    }
+
+
+def _program(db: Session) -> dict[str, Any]:
+    db.expire_all()
+    settings = loyalty.get_program(db)
+    return {
+        "name": settings.name,
+        "currency": settings.currency,
+        "point_value_minor_per_100": settings.point_value_minor_per_100,
+        "expiry_months": settings.expiry_months,
+        "allow_debt": settings.allow_debt,
+    }
+
+
+def _seed_plan(db: Session) -> None:
+    # every setting away from save_plan's defaults (free shipping, member prices, 48 h, x1, offered)
+    membership.save_plan(
+        db,
+        plan_id="gold",
+        name="Gold club",
+        fee_minor=999,
+        currency="USD",
+        period="year",
+        free_shipping=False,
+        member_prices=False,
+        early_access_hours=0,
+        points_multiplier=2.0,
+        active=False,
+    )
+
+
+def _seed_reward(db: Session) -> None:
+    rewards.save_reward(
+        db,
+        reward_id="wine-15",
+        name="15% off wine",
+        points_cost=800,
+        coupon_kind="percent",
+        coupon_value=15,
+        min_subtotal_minor=2500,
+        categories=["Wine", "Spirits"],
+        stackable=False,
+        valid_days=30,
+        active=False,
+    )
+
+
+def _seed_program(db: Session) -> None:
+    loyalty.configure_program(
+        db,
+        name="Club Rapport",
+        currency="USD",
+        point_value_minor_per_100=250,
+        expiry_months=36,
+        allow_debt=False,
+    )
+
+
+@dataclass(frozen=True)
+class EditForm:
+    label: str
+    seed: Callable[[Session], None]
+    page: str
+    action: str
+    testid: str | None
+    read: Callable[[Session], dict[str, Any]]
+    change: Callable[[Fields], Fields]
+    expected: dict[str, Any]  # the settings the change sets; everything else stays
+
+
+EDIT_FORMS = [
+    EditForm(
+        "plan fee",
+        _seed_plan,
+        "/admin/loyalty/plans/gold",
+        "/admin/loyalty/plans",
+        "plan-form",
+        _plan,
+        lambda f: typed(f, "fee_minor", "1299"),
+        {"fee_minor": 1299},
+    ),
+    EditForm(
+        "plan free shipping ticked",
+        _seed_plan,
+        "/admin/loyalty/plans/gold",
+        "/admin/loyalty/plans",
+        "plan-form",
+        _plan,
+        lambda f: ticked(f, "free_shipping", True),
+        {"free_shipping": True},
+    ),
+    EditForm(
+        "plan multiplier",
+        _seed_plan,
+        "/admin/loyalty/plans/gold",
+        "/admin/loyalty/plans",
+        "plan-form",
+        _plan,
+        lambda f: typed(f, "points_multiplier", "3"),
+        {"points_multiplier": 3.0},
+    ),
+    EditForm(
+        "reward points cost",
+        _seed_reward,
+        "/admin/loyalty/rewards/wine-15",
+        "/admin/loyalty/rewards",
+        "reward-form",
+        _reward,
+        lambda f: typed(f, "points_cost", "900"),
+        {"points_cost": 900},
+    ),
+    EditForm(
+        "reward categories",
+        _seed_reward,
+        "/admin/loyalty/rewards/wine-15",
+        "/admin/loyalty/rewards",
+        "reward-form",
+        _reward,
+        lambda f: typed(f, "categories", "Wine, Beer"),
+        {"categories": ["Wine", "Beer"]},
+    ),
+    EditForm(
+        "reward offered again",
+        _seed_reward,
+        "/admin/loyalty/rewards/wine-15",
+        "/admin/loyalty/rewards",
+        "reward-form",
+        _reward,
+        lambda f: ticked(f, "active", True),
+        {"active": True},
+    ),
+    EditForm(
+        "program expiry",
+        _seed_program,
+        "/admin/loyalty",
+        "/admin/loyalty/program",
+        None,
+        _program,
+        lambda f: typed(f, "expiry_months", "18"),
+        {"expiry_months": 18},
+    ),
+    EditForm(
+        "program debt allowed",
+        _seed_program,
+        "/admin/loyalty",
+        "/admin/loyalty/program",
+        None,
+        _program,
+        lambda f: ticked(f, "allow_debt", True),
+        {"allow_debt": True},
+    ),
+]
+
+
+@pytest.mark.parametrize("form", EDIT_FORMS, ids=[f.label for f in EDIT_FORMS])
+def test_edit_form_changes_only_the_field_changed(
+    admin: TestClient, db: Session, form: EditForm
+) -> None:
+    # given an object with every setting away from its default
+    form.seed(db)
+    before = form.read(db)
+    # when one field of its admin form is changed and the form submitted as a browser does
+    page = admin.get(form.page)
+    assert page.status_code == 200
+    fields = form.change(page_form(page.text, action=form.action, testid=form.testid))
+    response = post_form(admin, form.action, fields)
+    # then that setting changed and every other one is as it was
+    assert response.status_code == 303
+    assert "saved" in admin.get(response.headers["location"]).text
+    assert form.read(db) == {**before, **form.expected}
+
+
+@pytest.mark.parametrize("form", EDIT_FORMS, ids=[f.label for f in EDIT_FORMS])
+def test_edit_form_unchanged_submit_keeps_every_setting(
+    admin: TestClient, db: Session, form: EditForm
+) -> None:
+    # given an object with every setting away from its default
+    form.seed(db)
+    before = form.read(db)
+    # when its form is submitted untouched
+    page = admin.get(form.page)
+    response = post_form(
+        admin, form.action, page_form(page.text, action=form.action, testid=form.testid)
+    )
+    # then nothing changed
+    assert response.status_code == 303
+    assert form.read(db) == before
+
+
+@pytest.mark.parametrize(
+    ("seed", "read", "action", "post", "expected"),
+    [
+        (
+            _seed_plan,
+            _plan,
+            "/admin/loyalty/plans",
+            {"plan_id": "gold", "fee_minor": "1299"},
+            {"fee_minor": 1299},
+        ),
+        (
+            _seed_reward,
+            _reward,
+            "/admin/loyalty/rewards",
+            {"reward_id": "wine-15", "points_cost": "900"},
+            {"points_cost": 900},
+        ),
+        (
+            _seed_program,
+            _program,
+            "/admin/loyalty/program",
+            {"expiry_months": "18"},
+            {"expiry_months": 18},
+        ),
+    ],
+    ids=["plan", "reward", "program"],
+)
+def test_a_setting_left_out_of_the_post_is_kept(
+    admin: TestClient,
+    db: Session,
+    seed: Callable[[Session], None],
+    read: Callable[[Session], dict[str, Any]],
+    action: str,
+    post: dict[str, str],
+    expected: dict[str, Any],
+) -> None:
+    # given an object with every setting away from its default
+    seed(db)
+    before = read(db)
+    # when a post carries only one setting (an older page, a script)
+    token = csrf_token(admin.get("/admin/loyalty").text)
+    response = admin.post(action, data={**post, "csrf_token": token}, follow_redirects=False)
+    # then only that setting changed
+    assert response.status_code == 303
+    assert read(db) == {**before, **expected}
+
+
+def test_adding_a_plan_under_an_existing_id_changes_nothing(admin: TestClient, db: Session) -> None:
+    # given a plan
+    _seed_plan(db)
+    before = _plan(db)
+    # when the "add a plan" form is filled in with the same id
+    fields = page_form(admin.get("/admin/loyalty/plans").text, action="/admin/loyalty/plans")
+    fields = typed(fields, "plan_id", "gold")
+    fields = typed(fields, "name", "Another gold")
+    fields = typed(fields, "fee_minor", "100")
+    response = post_form(admin, "/admin/loyalty/plans", fields)
+    # then it is refused with a message, and the plan is as it was
+    assert "already exists" in admin.get(response.headers["location"]).text
+    assert _plan(db) == before
+
+
+def test_a_bad_value_names_its_field_and_saves_nothing(admin: TestClient, db: Session) -> None:
+    # given a plan
+    _seed_plan(db)
+    before = _plan(db)
+    # when its form is sent with a multiplier out of range
+    page = admin.get("/admin/loyalty/plans/gold")
+    fields = typed(page_form(page.text, action="/admin/loyalty/plans"), "points_multiplier", "11")
+    response = post_form(admin, "/admin/loyalty/plans", fields)
+    # then the message names the field and nothing changed
+    assert "points_multiplier" in admin.get(response.headers["location"]).text
+    assert _plan(db) == before
+
+
+@pytest.mark.parametrize(
+    ("kind", "change"),
+    [
+        ("rules", lambda d: d["rules"][0].__setitem__("name", "One point per euro")),
+        ("tiers", lambda d: d.__setitem__("grace_days", 45)),
+        ("checkout", lambda d: d.__setitem__("max_points_payment_percent", 40)),
+    ],
+)
+def test_program_documents_show_every_setting_and_keep_the_rest(
+    admin: TestClient, db: Session, kind: str, change: Callable[[dict[str, Any]], None]
+) -> None:
+    # given a saved version of the document
+    document = json.loads(json.dumps(program.current(db, kind).document))  # type: ignore[arg-type]
+    program.save(db, kind, document, changed_by="setup")  # type: ignore[arg-type]
+    saved = program.current(db, kind).document  # type: ignore[arg-type]
+    # when one value of the document on the page is changed and the form submitted
+    fields = page_form(
+        admin.get("/admin/loyalty/program").text, action=f"/admin/loyalty/program/{kind}"
+    )
+    shown = json.loads(dict(fields)["document"])
+    assert shown == saved  # the form shows the whole document
+    change(shown)
+    response = post_form(
+        admin, f"/admin/loyalty/program/{kind}", typed(fields, "document", json.dumps(shown))
+    )
+    # then the new version is the old one with that one change
+    assert response.status_code == 200
+    expected = json.loads(json.dumps(saved))
+    change(expected)
+    assert program.current(db, kind).document == expected  # type: ignore[arg-type]
