@@ -7,7 +7,8 @@ OpenAPI document, through ``openapi_extra``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
@@ -15,7 +16,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from rapport.events import segment, service
+from rapport.events import dead_letters, segment, service
 from rapport.events.ingest import (
     BATCH_ADAPTER,
     EVENT_ADAPTER,
@@ -26,6 +27,7 @@ from rapport.events.ingest import (
     parse_body,
     read_batch,
     refusal_error,
+    rejections,
     validate_event,
 )
 from rapport.events.schemas import (
@@ -38,9 +40,10 @@ from rapport.events.service import Ingested, NewEvent
 from rapport.platform import clock
 from rapport.platform.auth import OPENAPI_SECURITY, admit
 from rapport.platform.db import DbSession
-from rapport.platform.errors import InvalidInput, PayloadTooLarge, field_error
+from rapport.platform.errors import Conflict, InvalidInput, PayloadTooLarge, Problem, field_error
 from rapport.platform.openapi import request_body_schema
 from rapport.platform.service import Scope
+from rapport.platform.settings import app_settings
 
 router = APIRouter(tags=["events"])
 
@@ -58,6 +61,15 @@ def _documented(request_body: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": request_body, **OPENAPI_SECURITY}
 
 
+@dataclass(frozen=True, slots=True)
+class _Sender:
+    """Who sent a batch, and how its refused messages are kept (see ``events.dead_letters``)."""
+
+    api_key_id: str
+    keep: int
+    max_bytes: int
+
+
 async def _ingest(
     request: Request,
     db: Session,
@@ -66,11 +78,46 @@ async def _ingest(
     limit: int | None = None,
 ) -> Response:
     """Read the body, check the key (on the event loop for a key seen in the last second),
-    then ``work(db, raw, *args)`` in one worker thread: one hop per request, where FastAPI's
-    dependencies would cost more than storing a single event."""
+    then ``work(db, raw, sender, *args)`` in one worker thread: one hop per request, where
+    FastAPI's dependencies would cost more than storing a single event."""
     raw = await _body(request, limit=limit)
-    await admit(request, db, Scope.INGEST)
-    return await run_in_threadpool(work, db, raw, *args)
+    principal = await admit(request, db, Scope.INGEST)
+    settings = app_settings(request)
+    sender = _Sender(principal.id, settings.dead_letter_limit, settings.dead_letter_max_bytes)
+    return await run_in_threadpool(work, db, raw, sender, *args)
+
+
+def _counted(problem: Problem) -> Problem:
+    """A single call's refusal, counted in ``rapport_tracking_rejected_total``."""
+    dead_letters.count(problem.errors[0]["code"] if problem.errors else problem.slug)
+    return problem
+
+
+def _keep_rejected(
+    db: Session,
+    items: Sequence[Any],
+    receipt: dict[str, Any],
+    sender: _Sender,
+    *,
+    key: str,
+    endpoint: str,
+    names: dict[str, str],
+) -> None:
+    dead_letters.record(
+        db,
+        rejections(items, receipt, key=key),
+        endpoint=endpoint,
+        api_key_id=sender.api_key_id,
+        names=names,
+        keep=sender.keep,
+        max_bytes=sender.max_bytes,
+        total=len(items),
+    )
+
+
+# Where each wire shape names a message's id and person.
+_EVENT_NAMES = {name: name for name in ("event_id", "customer_id", "anonymous_id")}
+_SEGMENT_NAMES = {"event_id": "messageId", "customer_id": "userId", "anonymous_id": "anonymousId"}
 
 
 async def _body(request: Request, *, limit: int | None = None) -> bytes:
@@ -97,12 +144,16 @@ async def track_event(request: Request, db: DbSession) -> Response:
     """Store one tracking event. Sending the same ``event_id`` again stores nothing new."""
     raw = await _body(request)
     await admit(request, db, Scope.INGEST)
-    incoming = validate_event(parse_body(raw), raw=raw)
-    # Written right here when SQLite's write lock is free: the trips to a worker thread and
-    # back would cost more than the write. Otherwise it joins the group commit in a thread.
-    result = service.ingest_event_now(db, incoming=incoming)
-    if result is None:
-        result = await run_in_threadpool(lambda: service.ingest_event(db, incoming=incoming))
+    payload = parse_body(raw)
+    try:
+        incoming = validate_event(payload, raw=raw)
+        # Written right here when SQLite's write lock is free: the trips to a worker thread
+        # and back would cost more than the write. Otherwise it joins the group commit.
+        result = service.ingest_event_now(db, incoming=incoming)
+        if result is None:
+            result = await run_in_threadpool(lambda: service.ingest_event(db, incoming=incoming))
+    except (InvalidInput, Conflict) as problem:
+        raise _counted(problem) from None
     return _event_receipt(result)
 
 
@@ -129,11 +180,22 @@ async def track_batch(request: Request, db: DbSession) -> Response:
     return await _ingest(request, db, _track_batch, limit=MAX_BATCH_BYTES)
 
 
-def _track_batch(db: Session, raw: bytes) -> Response:
+def _track_batch(db: Session, raw: bytes, sender: _Sender) -> Response:
     items, valid, errors = read_batch(raw)
     events = [event for _, event in valid]
     outcomes = service.ingest_events(db, events=events) if events else []
-    return json_response(batch_receipt(items, valid, outcomes, errors, key="events"))
+    receipt = batch_receipt(items, valid, outcomes, errors, key="events")
+    if receipt["rejected"]:
+        _keep_rejected(
+            db,
+            items,
+            receipt,
+            sender,
+            key="events",
+            endpoint="/v1/events/batch",
+            names=_EVENT_NAMES,
+        )
+    return json_response(receipt)
 
 
 # --- Segment's tracking API -----------------------------------------------------------------
@@ -147,14 +209,14 @@ def _segment_problem(errors: list[ItemError]) -> InvalidInput:
     )
 
 
-def _segment_call(db: Session, raw: bytes, kind: str) -> Response:
+def _segment_call(db: Session, raw: bytes, _sender: _Sender, kind: str) -> Response:
     converted = segment.to_event(parse_body(raw), kind=kind, received_at=clock.now())
     if isinstance(converted, list):
-        raise _segment_problem(converted)
+        raise _counted(_segment_problem(converted))
     outcome = service.ingest_grouped(db, event=converted, compare_duplicates=False)
     if outcome.refusal is not None:
         error = refusal_error((), outcome.refusal, segment.SEGMENT_NAMES)
-        raise InvalidInput(error["message"], field=error["field"], errors=[error])
+        raise _counted(InvalidInput(error["message"], field=error["field"], errors=[error]))
     return json_response({"success": True})
 
 
@@ -192,11 +254,14 @@ for _kind in ("track", "identify", "page", "screen", "alias", "group"):
 )
 async def segment_batch(request: Request, db: DbSession) -> Response:
     """Segment-compatible batch of up to 1,000 messages, each with its ``type``. Valid
-    messages are stored even when others are rejected; the answer lists the rejected ones."""
+    messages are stored even when others are rejected, and the answer stays 200 (Segment
+    clients resend a batch on any other status): it counts the rejected messages and lists
+    each with its ``index``, ``reason`` and ``field``. Rejected messages are also kept (see
+    ``/admin/events/rejected``) and counted in ``rapport_tracking_rejected_total``."""
     return await _ingest(request, db, _segment_batch, limit=MAX_BATCH_BYTES)
 
 
-def _segment_batch(db: Session, raw: bytes) -> Response:
+def _segment_batch(db: Session, raw: bytes, sender: _Sender) -> Response:
     payload = parse_body(raw)
     items = batch_items(payload, key="batch")
     received_at = clock.now()
@@ -222,7 +287,16 @@ def _segment_batch(db: Session, raw: bytes) -> Response:
     receipt = batch_receipt(
         items, valid, outcomes, errors, key="batch", names=segment.SEGMENT_NAMES
     )
-    rejected = [error for result in receipt["results"] for error in result.get("errors", [])]
+    rejected: list[dict[str, Any]] = []
+    if receipt["rejected"]:
+        rejected = [
+            {"index": result["index"], "reason": error["code"], **error}
+            for result in receipt["results"]
+            for error in result.get("errors", [])
+        ]
+        _keep_rejected(
+            db, items, receipt, sender, key="batch", endpoint="/v1/batch", names=_SEGMENT_NAMES
+        )
     return json_response(
         {
             "success": True,

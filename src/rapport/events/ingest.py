@@ -18,6 +18,7 @@ from fastapi import Response
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from rapport.events.dead_letters import Rejection
 from rapport.events.schemas import MAX_BATCH_EVENTS, EventBatchIn, EventIn
 from rapport.events.service import NewEvent, Outcome, Refusal
 from rapport.platform.errors import InvalidInput, MalformedBody, field_error
@@ -267,6 +268,22 @@ def batch_receipt(
         "rejected": len(items) - accepted - duplicates,
         "results": results,
     }
+
+
+def rejections(items: Sequence[Any], receipt: dict[str, Any], *, key: str) -> list[Rejection]:
+    """The refused items of a batch answer, each with its first error (the field relative to
+    the item), for the dead-letter store."""
+    found: list[Rejection] = []
+    for result in receipt["results"]:
+        errors = result.get("errors")
+        if not errors:
+            continue
+        index = result["index"]
+        first = errors[0]
+        prefix = f"{key}.{index}"
+        field = first["field"].removeprefix(prefix).removeprefix(".") or "message"
+        found.append(Rejection(index, first["code"], field, first["message"], items[index]))
+    return found
 
 
 def _event_id_of(item: Any, names: dict[str, str] | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.platform.db import Base, JsonDocument, UTCDateTime
@@ -58,3 +58,33 @@ class SuppressedIdentity(Base):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     suppressed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DeadLetter(Base):
+    """A tracking message refused inside a batch (which still answers 200, as Segment clients
+    expect), kept with the reason so that the loss is visible. Bounded: the newest
+    ``RAPPORT_DEAD_LETTER_LIMIT`` are kept. ``customer_ref`` and ``anonymous_id`` are the
+    person as the sender named them, so that erasure finds their rows (``raw`` is searched too)."""
+
+    __tablename__ = "tracking_dead_letters"
+    __table_args__ = (
+        Index("ix_tracking_dead_letters_customer_ref", "customer_ref"),
+        Index("ix_tracking_dead_letters_anonymous_id", "anonymous_id"),
+        Index("ix_tracking_dead_letters_reason", "reason"),
+    )
+
+    id: Mapped[int] = mapped_column(LogPosition, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    endpoint: Mapped[str] = mapped_column(String(40))
+    api_key_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    item_index: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(60))
+    field: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(String(500))
+    event_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    customer_ref: Mapped[str | None] = mapped_column(String(100), default=None)
+    anonymous_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    # The message as JSON text, cut to RAPPORT_DEAD_LETTER_MAX_BYTES (``truncated`` says so);
+    # None when it named an erased person.
+    raw: Mapped[str | None] = mapped_column(Text, default=None)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)

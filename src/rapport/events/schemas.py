@@ -195,11 +195,21 @@ class BatchReceipt(BaseModel):
     results: list[BatchItemResult]
 
 
+class RejectedMessage(FieldError):
+    index: int = Field(description="Position of the message in the batch, from 0.")
+    reason: str = Field(
+        description="Why it was rejected (the same as ``code``; the label of "
+        "``rapport_tracking_rejected_total``).",
+        examples=["string_too_long", "clock_skew"],
+    )
+
+
 class SegmentAck(BaseModel):
-    """What Segment's tracking API answers; batches add per-message counts and errors."""
+    """What Segment's tracking API answers (always 200 for a batch, which Segment clients
+    would otherwise resend); batches add per-message counts and the rejected messages."""
 
     success: bool
     accepted: int | None = None
     duplicates: int | None = None
     rejected: int | None = None
-    errors: list[FieldError] | None = None
+    errors: list[RejectedMessage] | None = None

@@ -376,6 +376,15 @@ def count_events(db: Session) -> int:
     return db.scalar(select(func.count()).select_from(Event)) or 0
 
 
+def erase_dead_letters(db: Session, identities: Iterable[str]) -> int:
+    """For erasure: delete the kept rejected tracking messages that name any of
+    ``identities`` (customer ids, the sender's own ids, anonymous ids, emails, phones), by
+    column or anywhere in the message. Adds to the caller's transaction; returns the count."""
+    from rapport.events import dead_letters  # it imports this module
+
+    return dead_letters.erase(db, identities)
+
+
 # --- internals ------------------------------------------------------------------------------
 
 _ACCEPTED = Outcome("accepted")

@@ -23,6 +23,9 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column(JsonDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # This key's own request limit ("100/second;5000/hour"); the setting
+    # RAPPORT_API_RATE_LIMIT applies when None.
+    rate_limit: Mapped[str | None] = mapped_column(String(100), default=None)
 
 
 class AdminUser(Base):

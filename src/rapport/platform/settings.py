@@ -63,6 +63,28 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(
         default=False, description="Mark admin cookies Secure; turn on behind HTTPS."
     )
+    api_rate_limit: str = Field(
+        default="120000/minute",
+        description=(
+            "Requests each API key may make, in the notation of the `limits` library"
+            " ('100/second', several joined by ';'); a key's own limit overrides it."
+            " Empty turns rate limiting off."
+        ),
+    )
+    rate_limit_storage: str = Field(
+        default="",
+        description=(
+            "Where request counts are kept: empty for a shared file in the data directory"
+            " (every `rapport serve` process of this host), or a `limits` storage URI such as"
+            " redis://host:6379 for servers on several hosts."
+        ),
+    )
+    dead_letter_limit: int = Field(
+        default=10_000, ge=0, description="Rejected tracking messages kept (newest first)."
+    )
+    dead_letter_max_bytes: int = Field(
+        default=8192, ge=256, description="Each kept rejected message is cut to this size."
+    )
     data_dir: Path = DEFAULT_DATA_DIR
     return_cost_minor: int = Field(
         default=800, ge=0, description="What one return costs (carriage, handling), in cents."

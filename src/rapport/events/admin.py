@@ -1,0 +1,38 @@
+"""Admin page for tracking: the messages refused inside batches (dead letters), by reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from rapport.events import dead_letters
+from rapport.platform.admin import CurrentAdmin, NavItem, add_template_dir, render
+from rapport.platform.db import DbSession
+from rapport.platform.settings import AppSettings
+
+add_template_dir(Path(__file__).parent / "templates")
+
+NAV = [NavItem("Tracking", "/admin/events/rejected")]
+router = APIRouter(prefix="/admin/events", include_in_schema=False)
+
+PAGE_ROWS = 100
+
+
+@router.get("/rejected", response_class=HTMLResponse)
+def rejected_page(
+    request: Request, db: DbSession, user: CurrentAdmin, settings: AppSettings, reason: str = ""
+) -> HTMLResponse:
+    return render(
+        request,
+        "events/rejected.html",
+        {
+            "user": user,
+            "reason": reason,
+            "reasons": dead_letters.by_reason(db),
+            "letters": dead_letters.latest(db, reason=reason or None, limit=PAGE_ROWS),
+            "keep": settings.dead_letter_limit,
+            "page_rows": PAGE_ROWS,
+        },
+    )
