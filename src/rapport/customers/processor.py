@@ -8,15 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from rapport.customers import service
-from rapport.customers.models import CONSENT_PURPOSES, Consent, Customer, CustomerTraits, Identity
+from rapport.customers.models import (
+    CONSENT_PURPOSES,
+    Consent,
+    Customer,
+    CustomerTraits,
+    Identity,
+    PrivacyRequest,
+)
 from rapport.customers.traits import apply_event
 from rapport.events import log as event_log
 from rapport.events.models import Event
+from rapport.events.service import suppress_identities, suppressed
 from rapport.platform import clock
+from rapport.platform.identity import identity_digest, normalise_identity
 
 IDENTIFYING_TRAITS = ("email", "phone", "loyalty_card")
 # Bookkeeping, not activity: these must not move "last seen" or count as events.
@@ -97,10 +106,117 @@ def _already_known(cache: IdentityCache, event: Event) -> Customer | None:
     return by_user or by_anonymous
 
 
+def named_identities(event: Event) -> dict[str, str]:
+    """Every identity an event names, as resolution would link them (normalised)."""
+    named: dict[str, str] = {}
+    if event.user_id:
+        named["external_id"] = event.user_id
+    if event.anonymous_id:
+        named["anonymous_id"] = event.anonymous_id
+    if event.type == "identified":
+        traits = _event_traits(event)
+        for kind in IDENTIFYING_TRAITS:
+            value = traits.get(kind)
+            if isinstance(value, str) and value.strip():
+                named[kind] = value
+    cleaned = {kind: normalise_identity(kind, value) for kind, value in named.items()}
+    return {kind: value for kind, value in cleaned.items() if value}
+
+
+class Blocklist:
+    """The erased people's identities among those a batch names: read once per batch (one
+    query), grown as the batch learns more of an erased person's identities."""
+
+    def __init__(self, db: Session, events: list[Event]) -> None:
+        self.db = db
+        wanted = {
+            identity_digest(kind, value)
+            for event in events
+            if event.customer_id is None
+            for kind, value in named_identities(event).items()
+        }
+        self.digests = suppressed(db, digests=wanted)
+
+    def names_erased(self, named: dict[str, str]) -> bool:
+        return any(identity_digest(kind, value) in self.digests for kind, value in named.items())
+
+    def shared_browser(self, named: dict[str, str]) -> bool:
+        """Whether only the visitor id is an erased person's, and the event names someone
+        else by a person identity."""
+        erased = {kind for kind, value in named.items() if self.names_erased({kind: value})}
+        return erased == {"anonymous_id"} and len(named) > 1
+
+    def forget(self, event: Event, named: dict[str, str]) -> None:
+        """The event is an erased person's: nothing of it may reach a profile. Its other
+        identities (the visitor id of the browser they identified in, say) are theirs too:
+        they join the blocklist unless a known live profile holds them, and an anonymous
+        profile built from them before this event is erased."""
+        fresh: list[str] = []
+        for kind, value in named.items():
+            digest = identity_digest(kind, value)
+            if digest in self.digests:
+                continue
+            owner_id = self.db.scalar(
+                select(Identity.customer_id)
+                .where(Identity.kind == kind, Identity.value == value)
+                .limit(1)
+            )
+            owner = service.get_customer(self.db, customer_id=owner_id) if owner_id else None
+            if owner is not None and owner.status == "active" and not owner.is_anonymous:
+                continue  # someone else's profile: never touched on an erased person's behalf
+            if owner is not None and owner.status == "active":
+                _erase_anonymous_profile(self.db, owner)
+            fresh.append(digest)
+        if fresh:
+            suppress_identities(self.db, digests=fresh)
+            self.digests.update(fresh)
+        _scrub(event, named)
+
+
+def _scrub(event: Event, named: dict[str, str]) -> None:
+    """Remove the person's data from an event the processor will not apply."""
+    known = list(named.values())
+    traits = _event_traits(event)
+    known.extend(str(v) for v in _profile(traits).values())
+    event_log.Scrubber(known).event(event)
+
+
+def _erase_anonymous_profile(db: Session, customer: Customer) -> None:
+    """An anonymous visitor profile that turned out to be an erased person's: its identities
+    go (onto the blocklist), its events are pseudonymised, and it is marked erased."""
+    identities = service.get_identities(db, customer_id=customer.customer_id)
+    values = [i.value for i in identities]
+    suppress_identities(
+        db,
+        digests=[identity_digest(i.kind, i.value) for i in identities if i.kind != "device_id"],
+    )
+    db.execute(delete(Identity).where(Identity.customer_id == customer.customer_id))
+    event_log.pseudonymise_customer_events(
+        db, customer_id=customer.customer_id, known_values=values, anonymous_ids=values
+    )
+    now = clock.now()
+    customer.status = "erased"
+    customer.erased_at = now
+    customer.updated_at = now
+    customer.attributes = {}
+    db.add(
+        PrivacyRequest(
+            customer_id=customer.customer_id,
+            kind="erasure",
+            requested_by="profile processor",
+            reason="its visitor id was named with an erased person's identity",
+            requested_at=now,
+            completed_at=now,
+        )
+    )
+    db.flush()
+
+
 def resolve_event_customer(
     db: Session, event: Event, cache: IdentityCache | None = None
 ) -> Customer | None:
-    """The live customer an event belongs to, linking identities as it learns them."""
+    """The customer an event belongs to, linking identities as it learns them. An erased
+    customer named by their Rapport id is returned as they are (erased): nothing is linked."""
     if event.customer_id is not None:
         return service.get_customer(db, customer_id=event.customer_id)
     if cache is not None:
@@ -118,6 +234,8 @@ def resolve_event_customer(
             if event.user_id.startswith("cus_")
             else None
         )
+        if direct is not None and direct.status != "active":
+            return direct
         if direct is not None:
             customer = direct
         else:
@@ -199,9 +317,30 @@ def process_profile_events(db: Session, events: list[Event]) -> None:
     location_allowed: dict[str, bool] = {}
     assigned: dict[str, list[int]] = {}
     cache = IdentityCache(db)
+    blocklist = Blocklist(db, events)
     for event in events:
+        named = named_identities(event) if event.customer_id is None else {}
+        if named and blocklist.names_erased(named):
+            if blocklist.shared_browser(named):
+                # Someone else signed in on a browser an erased person used: the event is
+                # theirs, without the erased person's visitor id.
+                event.anonymous_id = None
+            else:
+                # Queued before the erasure, or a late event: it must not bring them back.
+                blocklist.forget(event, named)
+                cache.forget()
+                continue
         customer = resolve_event_customer(db, event, cache)
-        if customer is None or customer.status != "active":
+        if customer is None:
+            continue
+        if customer.status != "active":
+            # An erased person named by their Rapport id: the event keeps only what the
+            # aggregates need, under that random id, and refills nothing.
+            if named:
+                blocklist.forget(event, named)
+            else:
+                _scrub(event, named)
+            event.customer_id = customer.customer_id
             continue
         cid = customer.customer_id
         if event.customer_id != cid:

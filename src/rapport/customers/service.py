@@ -38,7 +38,7 @@ from rapport.customers.traits import (
 )
 from rapport.events import log as event_log
 from rapport.events.models import Event
-from rapport.events.service import append_event, suppress_identities
+from rapport.events.service import append_event, suppress_identities, suppressed
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
@@ -139,6 +139,31 @@ def _normalised(identities: dict[str, str]) -> dict[str, str]:
     return cleaned
 
 
+def erased_kinds(db: Session, identities: dict[str, str]) -> list[str]:
+    """The kinds among ``identities`` (normalised) that belong to an erased person: on the
+    suppression list, so no profile may be created with them or linked to them. Device ids
+    are never suppressed (a household tablet is shared)."""
+    digests = {
+        identity_digest(kind, value): kind
+        for kind, value in identities.items()
+        if kind != "device_id" and value
+    }
+    hits = suppressed(db, digests=digests)
+    return sorted(digests[digest] for digest in hits)
+
+
+def _refuse_erased(db: Session, identities: dict[str, str], *, field: str) -> None:
+    """Erased means gone and stays gone: refuse to create or link a profile with an identity
+    of an erased person. ``field`` is the input's name, ``{kind}`` filled in."""
+    erased = erased_kinds(db, identities)
+    if erased:
+        raise InvalidInput(
+            f"This {erased[0]} belongs to an erased person; it cannot be used again",
+            field=field.format(kind=erased[0]),
+            code="suppressed",
+        )
+
+
 def find_customer(db: Session, *, kind: str, value: str) -> Customer | None:
     """The live customer recognised by an identity, or ``None``."""
     _check_kind(kind)
@@ -199,10 +224,17 @@ def resolve_identities(
     cleaned = _normalised(identities)
     if not cleaned:
         raise InvalidInput("Give at least one identity (email, phone, ...)", field="identities")
+    _refuse_erased(db, cleaned, field="identities.{kind}")
     owners = _owners(db, cleaned)
     if owners:
-        customer = db.get(Customer, owners[0])
+        # Locked (PostgreSQL), so an erasure running now either finished before (and the
+        # profile reads as erased here) or waits until this transaction is done.
+        customer = db.get(Customer, owners[0], with_for_update=True, populate_existing=True)
         assert customer is not None
+        if customer.status != "active":
+            raise InvalidInput(
+                "These identities belong to an erased person", field="identities", code="suppressed"
+            )
         for other in owners[1:]:
             _merge(
                 db,
@@ -271,6 +303,7 @@ def add_identity(
     if not cleaned:
         raise InvalidInput("The identity value is empty", field="value")
     value = cleaned[kind]
+    _refuse_erased(db, cleaned, field="value")
     owners = [o for o in _owners(db, cleaned) if o != customer.customer_id]
     if owners:
         raise Conflict(
@@ -460,6 +493,7 @@ def create_customer(db: Session, *, customer: CustomerIn, channel: str = "web") 
         )
         if value
     }
+    _refuse_erased(db, _normalised(identities), field="{kind}")
     if _owners(db, _normalised(identities)):
         raise Conflict(
             "A customer with this external_id, email or phone already exists",
@@ -1006,10 +1040,22 @@ def _identity_rows(
     return rows
 
 
+def _names_erased_person(db: Session, customer: ImportedCustomer) -> bool:
+    """Whether a record to import names an erased person (an old CRM export brought back):
+    such a record is skipped."""
+    identities = {"external_id": customer.external_id, **customer.identities}
+    if customer.email:
+        identities["email"] = customer.email
+    if customer.phone:
+        identities["phone"] = customer.phone
+    return bool(erased_kinds(db, _normalised(identities)))
+
+
 def import_customers(db: Session, *, customers: Sequence[ImportedCustomer]) -> int:
     """Bulk-load customers by ``external_id`` in one transaction, with their identities,
     consents and attributes; ones already present are left as they are, so re-running an
-    import adds nothing. An identity another customer already holds is not attached twice."""
+    import adds nothing. An identity another customer already holds is not attached twice;
+    a record naming an erased person is skipped."""
     if not customers:
         return 0
     now = clock.now()
@@ -1023,6 +1069,7 @@ def import_customers(db: Session, *, customers: Sequence[ImportedCustomer]) -> i
         if c.external_id not in existing and c.external_id not in seen:
             fresh.append(c)
             seen.add(c.external_id)
+    fresh = [c for c in fresh if not _names_erased_person(db, c)]
     ids = {c.external_id: new_id("cus") for c in fresh}
     upsert_rows(
         db,
