@@ -165,12 +165,18 @@ class Review(Base):
         Index("ix_feedback_reviews_status_created", "status", "created_at"),
         Index("ix_feedback_reviews_device", "device_id", "created_at"),
         Index("ix_feedback_reviews_address", "address_digest", "created_at"),
+        # One review per reviewer, product and purchase (``purchase_key``), so a purchase is
+        # reviewed (and rewarded) once, whatever the timing of two submissions.
+        Index("uq_feedback_reviews_purchase", "customer_id", "sku", "purchase_key", unique=True),
     )
 
     review_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     customer_id: Mapped[str | None] = mapped_column(String(40), default=None)
     sku: Mapped[str] = mapped_column(String(64))
     order_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The purchase reviewed: "<order_id>#<line_no>" for a line delivered to the reviewer, ""
+    # for a review by someone who did not receive the product.
+    purchase_key: Mapped[str] = mapped_column(String(80), default="", server_default="")
     rating: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(String(200), default="")
     body: Mapped[str] = mapped_column(Text, default="")

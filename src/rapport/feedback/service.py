@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -759,15 +759,19 @@ def submit_review(
 ) -> Review:
     """Screen a review and publish it, or hold it for a moderator with the reasons. The
     verified badge needs the reviewer to have received the product; a published verified
-    review logs ``review_verified``, which the loyalty program rewards."""
+    review logs ``review_verified``, which the loyalty program rewards.
+
+    One review per reviewer, product and purchase: a buyer's review is of the first line
+    delivered to them (in ``order_id``, when given) they have not reviewed yet; someone who
+    did not receive the product may review it once. Another is ``409`` naming ``sku`` (or
+    ``order_id``); two submissions at once are settled by the database's unique index."""
     now = at or clock.now()
     customer = (
         customers.get_customer(db, customer_id=review.customer_id) if review.customer_id else None
     )
     is_customer = customer is not None and customer.status == "active"
-    is_buyer = is_customer and bool(
-        orders.delivered_skus(db, customer_id=str(review.customer_id), skus=[review.sku])
-    )
+    purchase_key = _purchase_to_review(db, review, is_customer=is_customer)
+    is_buyer = purchase_key != ""
     window = now - timedelta(hours=screening.BURST_WINDOW_HOURS)
     digest = address_digest(review.ip_address)
     text = f"{review.title} {review.text}".strip()
@@ -786,7 +790,8 @@ def submit_review(
         review_id=new_id("rev"),
         customer_id=review.customer_id,
         sku=review.sku,
-        order_id=review.order_id,
+        order_id=purchase_key.split("#", 1)[0] if is_buyer else review.order_id,
+        purchase_key=purchase_key,
         rating=review.rating,
         title=review.title,
         body=review.text,
@@ -800,7 +805,12 @@ def submit_review(
         created_at=now,
     )
     db.add(row)
-    db.flush()
+    try:
+        db.flush()
+    except IntegrityError:
+        # Another submission of the same review won the race for the unique index.
+        db.rollback()
+        raise _already_reviewed(review) from None
     log_event(
         db,
         type="review_submitted",
@@ -822,6 +832,51 @@ def submit_review(
     return row
 
 
+def _already_reviewed(review: ReviewIn, existing: str | None = None) -> Conflict:
+    field = "order_id" if review.order_id else "sku"
+    what = f"{review.sku} from order {review.order_id}" if review.order_id else review.sku
+    return Conflict(
+        f"{review.customer_id} has already reviewed {what}"
+        + (f" (review {existing})" if existing else "")
+        + ": one review per product and purchase",
+        field=field,
+        review_id=existing,
+    )
+
+
+def _purchase_to_review(db: Session, review: ReviewIn, *, is_customer: bool) -> str:
+    """The purchase key a new review takes: the reviewer's first delivered line of the product
+    (in ``order_id`` when given) not yet reviewed, "" when they never received it; or the
+    ``409`` when every one of them is reviewed already."""
+    if review.customer_id is None:
+        return ""  # anonymous: not a buyer, and nothing to hold a second review against
+    taken = {
+        str(key): str(review_id)
+        for key, review_id in db.execute(
+            select(Review.purchase_key, Review.review_id).where(
+                Review.customer_id == review.customer_id, Review.sku == review.sku
+            )
+        )
+    }
+    lines = (
+        orders.delivered_lines(
+            db, customer_id=review.customer_id, sku=review.sku, order_id=review.order_id
+        )
+        if is_customer
+        else []
+    )
+    for order_id, line_no in lines:
+        key = f"{order_id}#{line_no}"
+        if key not in taken:
+            return key
+    if lines:
+        last_key = f"{lines[-1][0]}#{lines[-1][1]}"
+        raise _already_reviewed(review, taken.get(last_key))
+    if "" in taken:
+        raise _already_reviewed(review, taken[""])
+    return ""
+
+
 @dataclass(frozen=True, slots=True)
 class ImportedReview:
     """A review from history (the demo, another platform), already moderated there."""
@@ -838,17 +893,37 @@ class ImportedReview:
 
 def import_reviews(db: Session, *, reviews: Sequence[ImportedReview]) -> int:
     """Load published reviews moderated elsewhere: not screened again and not rewarded
-    (their time has passed), but a badge only where the reviewer received the product."""
+    (their time has passed), but a badge only where the reviewer received the product. A
+    reviewer's repeat of a product and purchase already reviewed is skipped (one review per
+    reviewer, product and purchase). Returns how many were loaded."""
+    loaded = 0
+    seen: set[tuple[str, str, str]] = set()
     for imported in reviews:
-        verified = imported.customer_id is not None and bool(
-            orders.delivered_skus(db, customer_id=imported.customer_id, skus=[imported.sku])
-        )
+        purchase_key = ""
+        if imported.customer_id is not None:
+            lines = orders.delivered_lines(
+                db, customer_id=imported.customer_id, sku=imported.sku, order_id=imported.order_id
+            )
+            purchase_key = f"{lines[0][0]}#{lines[0][1]}" if lines else ""
+            once = (imported.customer_id, imported.sku, purchase_key)
+            if once in seen or db.scalar(
+                select(Review.review_id).where(
+                    Review.customer_id == imported.customer_id,
+                    Review.sku == imported.sku,
+                    Review.purchase_key == purchase_key,
+                )
+            ):
+                continue
+            seen.add(once)
+        verified = purchase_key != ""
+        loaded += 1
         db.add(
             Review(
                 review_id=new_id("rev"),
                 customer_id=imported.customer_id,
                 sku=imported.sku,
                 order_id=imported.order_id,
+                purchase_key=purchase_key,
                 rating=min(max(imported.rating, 1), 5),
                 title=imported.title[:200],
                 body=imported.text,
@@ -862,14 +937,24 @@ def import_reviews(db: Session, *, reviews: Sequence[ImportedReview]) -> int:
             )
         )
     db.commit()
-    return len(reviews)
+    return loaded
 
 
 def _reward_if_due(db: Session, review: Review) -> None:
-    """Published and verified, and not yet announced: log ``review_verified`` (once)."""
+    """Published and verified, and not yet announced: log ``review_verified`` (once). The
+    flag is claimed with a guarded UPDATE, so two moderators publishing at once announce it
+    once; the loyalty award is unique per review besides."""
     if review.status != "published" or not review.verified or review.rewarded:
         return
+    claimed = db.execute(
+        update(Review)
+        .where(Review.review_id == review.review_id, Review.rewarded.is_(False))
+        .values(rewarded=True)
+        .execution_options(synchronize_session=False)
+    )
     review.rewarded = True
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        return
     log_event(
         db,
         type="review_verified",

@@ -131,6 +131,8 @@ class ReturnLine(Base):
     channel: Mapped[str] = mapped_column(String(20))
     customer_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
     returned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The location whose stock the units went back into (None: not restocked, e.g. damaged).
+    restocked_to: Mapped[str | None] = mapped_column(String(40), default=None)
 
 
 class CustomerNotice(Base):

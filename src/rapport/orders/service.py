@@ -899,6 +899,28 @@ def delivered_skus(db: Session, *, customer_id: str, skus: Sequence[str]) -> dic
     return {str(sku): clock.as_utc(at) for sku, at in rows if at is not None}
 
 
+def delivered_lines(
+    db: Session, *, customer_id: str, sku: str, order_id: str | None = None
+) -> list[tuple[str, int]]:
+    """(order id, line no) of every line of ``sku`` the customer received (delivered,
+    collected or bought in store), in ``order_id`` only when given; first received first.
+    Read-only (one review per purchase)."""
+    query = (
+        select(OrderLine.order_id, OrderLine.line_no)
+        .join(Order, Order.order_id == OrderLine.order_id)
+        .where(
+            Order.customer_id == customer_id,
+            Order.delivered_at.is_not(None),
+            Order.status != "cancelled",
+            OrderLine.sku == sku,
+        )
+        .order_by(Order.delivered_at, OrderLine.order_id, OrderLine.line_no)
+    )
+    if order_id is not None:
+        query = query.where(OrderLine.order_id == order_id)
+    return [(str(order), int(line_no)) for order, line_no in db.execute(query)]
+
+
 @dataclass(frozen=True)
 class PurchaseLine:
     order_id: str

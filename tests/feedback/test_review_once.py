@@ -1,0 +1,196 @@
+"""One review per reviewer, product and purchase, and review points at most once: a buyer
+cannot farm points by reviewing the same purchase again, not even with two submissions at
+the same moment."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from rapport.events.models import Event
+from rapport.feedback import service
+from rapport.feedback.models import Review
+from rapport.feedback.schemas import ReviewIn
+from rapport.loyalty import earning
+from rapport.loyalty import service as loyalty
+from rapport.loyalty.models import Award
+from rapport.platform.db import open_session
+from rapport.platform.errors import Conflict
+from tests.conftest import auth
+from tests.feedback.factories import T0, delivered_order, frozen_clock, make_customer
+
+GOOD = "Exactly what I was looking for, really happy with the quality and the fit"
+OTHER = "Solid build, arrived quickly and works as described, good value overall"
+
+
+def _review(db, customer_id: str | None, text: str = GOOD, **extra: object) -> Review:
+    return service.submit_review(
+        db,
+        review=ReviewIn(customer_id=customer_id, sku="SKU-1", rating=5, text=text, **extra),  # type: ignore[arg-type]
+    )
+
+
+def _earn_from_log(db, customer_id: str) -> int:
+    """Run the loyalty processor over the customer's events; their balance afterwards."""
+    events = list(
+        db.scalars(select(Event).where(Event.customer_id == customer_id).order_by(Event.position))
+    )
+    earning.process_loyalty_events(db, events)
+    db.commit()
+    return loyalty.balance(db, customer_id=customer_id)
+
+
+def _review_points(db, customer_id: str) -> int:
+    return int(
+        db.scalar(
+            select(func.coalesce(func.sum(Award.points), 0)).where(
+                Award.customer_id == customer_id, Award.rule_id == "review"
+            )
+        )
+        or 0
+    )
+
+
+def test_a_buyer_reviewing_the_same_purchase_twice_is_refused_and_paid_once(db) -> None:
+    # given a buyer who received SKU-1 once and reviewed it
+    frozen_clock()
+    customer, external = make_customer(db)
+    delivered_order(db, external_id=external, sku="SKU-1")
+    first = _review(db, customer)
+    assert first.verified
+
+    # when they review the same product again, with other words
+    with pytest.raises(Conflict) as refused:
+        _review(db, customer, text=OTHER)
+
+    # then the second is refused naming the product and the review they wrote
+    assert refused.value.field == "sku"
+    assert first.review_id in refused.value.detail
+    assert db.scalar(select(func.count()).select_from(Review)) == 1
+    # and the review points are paid once
+    _earn_from_log(db, customer)
+    assert _review_points(db, customer) == 50
+
+
+def test_each_purchase_may_be_reviewed_once(db) -> None:
+    # given a buyer who received SKU-1 in two orders
+    frozen_clock()
+    customer, external = make_customer(db)
+    older = delivered_order(db, external_id=external, sku="SKU-1", placed_at=T0 - timedelta(40))
+    newer = delivered_order(db, external_id=external, sku="SKU-1", placed_at=T0 - timedelta(10))
+
+    # when they review it three times, the last naming the newer order
+    first = _review(db, customer)
+    second = _review(db, customer, text=OTHER, order_id=newer)
+    with pytest.raises(Conflict) as third:
+        _review(db, customer, text="Third time lucky, still a fine product", order_id=newer)
+
+    # then each purchase carries one verified review, and the third is refused naming the order
+    assert (first.order_id, first.verified) == (older, True)
+    assert (second.order_id, second.verified) == (newer, True)
+    assert third.value.field == "order_id"
+    _earn_from_log(db, customer)
+    assert _review_points(db, customer) == 100
+
+
+def test_someone_who_did_not_buy_may_review_once(db) -> None:
+    frozen_clock()
+    customer, _ = make_customer(db)
+    held = _review(db, customer)
+    assert held.verified is False
+    with pytest.raises(Conflict):
+        _review(db, customer, text=OTHER)
+
+
+def test_the_api_answers_409_naming_the_field(client, api_key, db) -> None:
+    # given a buyer who has reviewed SKU-1
+    customer, external = make_customer(db)
+    delivered_order(db, external_id=external, sku="SKU-1")
+    writer = auth(api_key("write"))
+    body = {"customer_id": customer, "sku": "SKU-1", "rating": 5, "text": GOOD}
+    first = client.post(
+        "/v1/feedback/reviews", json=body, headers={**writer, "Idempotency-Key": "r-1"}
+    )
+    assert first.status_code == 201
+
+    # when the same review is sent again under a new key, and the first again under its key
+    again = client.post(
+        "/v1/feedback/reviews",
+        json={**body, "text": OTHER},
+        headers={**writer, "Idempotency-Key": "r-2"},
+    )
+    replay = client.post(
+        "/v1/feedback/reviews", json=body, headers={**writer, "Idempotency-Key": "r-1"}
+    )
+
+    # then the repeat is a problem naming sku, and the replay is the stored answer
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    assert again.json()["field"] == "sku"
+    assert again.json()["review_id"] == first.json()["review_id"]
+    assert replay.status_code == 201
+    assert replay.json()["review_id"] == first.json()["review_id"]
+
+
+def test_a_review_verified_twice_earns_once(db) -> None:
+    # given a published verified review whose event the processor sees twice (a replay)
+    frozen_clock()
+    customer, external = make_customer(db)
+    delivered_order(db, external_id=external, sku="SKU-1")
+    _review(db, customer)
+    (verified,) = db.scalars(select(Event).where(Event.type == "review_verified"))
+    earning.process_loyalty_events(db, [verified])
+    earning.process_loyalty_events(db, [verified])
+    db.commit()
+    # and a moderator publishes it again
+    review = db.scalars(select(Review)).one()
+    service.moderate_review(db, review_id=review.review_id, decision="publish", moderator="ops")
+
+    # then the review earned once, and was announced once
+    assert _review_points(db, customer) == 50
+    assert len(list(db.scalars(select(Event).where(Event.type == "review_verified")))) == 1
+
+
+def test_two_submissions_at_the_same_moment_make_one_review(committed_url) -> None:
+    # given a buyer of SKU-1
+    with open_session(committed_url) as db:
+        customer, external = make_customer(db)
+        delivered_order(db, external_id=external, sku="SKU-1")
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def submit(text: str) -> None:
+        with open_session(committed_url) as session:
+            start.wait()
+            try:
+                _review(session, customer, text=text)
+            except Conflict:
+                outcome = "refused"
+            except BaseException as error:
+                with lock:
+                    errors.append(error)
+                return
+            else:
+                outcome = "written"
+            with lock:
+                outcomes.append(outcome)
+
+    # when two reviews of the same purchase are submitted at once
+    threads = [threading.Thread(target=submit, args=(text,)) for text in (GOOD, OTHER)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # then one is written, the other refused, and loyalty hears of one review
+    assert errors == []
+    assert sorted(outcomes) == ["refused", "written"]
+    with open_session(committed_url) as db:
+        assert db.scalar(select(func.count()).select_from(Review)) == 1
+        assert _earn_from_log(db, customer) >= 50
+        assert _review_points(db, customer) == 50
