@@ -23,7 +23,7 @@ from rapport.platform.db import Checkpointer
 from rapport.platform.domains import admin_pages, load_models, load_tasks, routers
 from rapport.platform.errors import install_problem_handlers, problem_response
 from rapport.platform.jobs import Worker, claim_embedded_worker
-from rapport.platform.middleware import BodySizeLimit, RequestMetrics
+from rapport.platform.middleware import BodySizeLimit, RequestBudget, RequestMetrics
 from rapport.platform.settings import Settings, get_settings
 from rapport.platform.statements import StatementPool
 
@@ -162,6 +162,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         same_site="strict",
         https_only=settings.secure_cookies,
     )
+    app.add_middleware(RequestBudget, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
     return app

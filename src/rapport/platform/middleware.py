@@ -1,7 +1,9 @@
-"""ASGI middleware: request body size limit and Prometheus request metrics."""
+"""ASGI middleware: request body size limit, request time budget and Prometheus request
+metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -9,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rapport.platform import budget
 from rapport.platform.errors import problem_response
 
 METRICS = CollectorRegistry(auto_describe=True)
@@ -104,3 +107,74 @@ class RequestMetrics:
             method = scope.get("method", "GET")
             REQUESTS.labels(method, template, str(status_code)).inc()
             LATENCY.labels(method, template).observe(time.perf_counter() - started)
+
+
+class RequestBudget:
+    """Give every HTTP request ``seconds`` to answer (see :mod:`rapport.platform.budget`).
+
+    Loops that may run long stop themselves through ``budget.check()`` (503). A read that has
+    not begun its answer by then is answered 503 here at once and its handler is cancelled
+    (work in a worker thread stops at its next check; its answer is dropped). Commands
+    (``POST`` and the like) are never cut off from outside: a 503 sent while their transaction
+    commits would call a done command failed."""
+
+    READS = frozenset({"GET", "HEAD"})
+
+    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = budget.start(self.seconds)
+        try:
+            if scope.get("method") in self.READS:
+                await self._bounded(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            budget.finish(token)
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        answered_here = False
+
+        async def guarded_send(message: Message) -> None:
+            if answered_here:
+                return  # the client has its 503 already
+            if message["type"] == "http.response.start" and not started.done():
+                started.set_result(None)
+            await send(message)
+
+        handler = asyncio.ensure_future(self.app(scope, receive, guarded_send))
+        try:
+            await asyncio.wait(
+                (handler, started), timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:
+            handler.cancel()  # the server is going away or the client left
+            raise
+        if handler.done() or started.done():
+            await handler  # its answer (a streamed body is not cut short) or its error
+            return
+        answered_here = True
+        handler.cancel()
+        handler.add_done_callback(_forget)
+        error = budget.OutOfTime()
+        response = problem_response(
+            status=error.status,
+            slug=error.slug,
+            title=error.title,
+            detail=error.detail,
+            instance=scope.get("path"),
+            headers=error.headers,
+        )
+        await response(scope, receive, send)
+
+
+def _forget(task: asyncio.Future[None]) -> None:
+    """Collect what a cancelled handler ended with, so that asyncio does not log it."""
+    if not task.cancelled():
+        task.exception()

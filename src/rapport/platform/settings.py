@@ -59,6 +59,15 @@ class Settings(BaseSettings):
             " balancer logs requests already."
         ),
     )
+    request_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Time budget of one HTTP request: a read not answering by then gets 503 with"
+            " Retry-After, and long loops stop themselves (docs/api.md)."
+        ),
+    )
     session_max_age_seconds: int = Field(default=8 * 3600, gt=0)
     secure_cookies: bool = Field(
         default=False, description="Mark admin cookies Secure; turn on behind HTTPS."

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
 
-from rapport.catalog.service import in_category
+from rapport.platform import budget
 from rapport.recommend.bundle import CHANNELS, Bundle, daypart, top_category
 from rapport.recommend.data import FloatArray, dense_row, row_entries
 
@@ -26,6 +26,9 @@ from rapport.recommend.data import FloatArray, dense_row, row_entries
 REPEAT_ITEM = 0.25
 DIVERSITY = 0.75  # each further item of a category already shown counts this much less
 CONTEXT_STRENGTH = 0.5  # lifts are softened: a 2x evening category gets about 1.4x
+# How far down the ranking a store-bound request looks for items in stock: one stock query of
+# this many SKUs at most, whatever the catalogue's size.
+STOCK_SEARCH_LIMIT = 2_000
 DEVICE_CHANNELS = {"mobile": "app", "tablet": "app", "app": "app", "desktop": "web", "pos": "store"}
 
 Reasons = dict[int, tuple[str, str]]
@@ -58,6 +61,8 @@ class Context:
     recently_bought: frozenset[str] = frozenset()
     item_category: str | None = None  # for a product the model has not seen yet
     item_name: str | None = None
+    # The catalogue's categories of cart items the model has not seen yet.
+    cart_categories: Mapping[str, str] = field(default_factory=dict)
     # A consenting customer's loyalty tier (id, name): what their tier buys, when the model
     # knows nothing of them yet.
     segment: tuple[str, str] | None = None
@@ -253,9 +258,13 @@ def _complements(bundle: Bundle, context: Context, anchors: list[str]) -> _Candi
     best_anchor = np.full(len(scores), -1, dtype=np.int64)
     best_value = np.zeros(len(scores), dtype=np.float32)
     for sku in anchors:
+        budget.check()
         anchor = _anchor(bundle, sku)
         if anchor is None:
-            fallback = _category_fallback(bundle, context.item_category, partners=True)
+            category = (
+                context.item_category if sku == context.item else context.cart_categories.get(sku)
+            )
+            fallback = _category_fallback(bundle, category, partners=True)
             scores += 0.5 * fallback
             continue
         row = dense_row(bundle.complements, anchor)
@@ -297,7 +306,8 @@ def attribute_mask(bundle: Bundle, attribute: str, value: str) -> Mask:
     key = (attribute, value)
     if key not in cache:
         if attribute == "category":
-            found = [in_category(c, value) for c in bundle.categories]
+            prefix = value.rstrip("/") + "/"
+            found = [c == value or c.startswith(prefix) for c in bundle.categories]
         elif attribute == "brand":
             found = [b == value for b in bundle.brands]
         else:
@@ -358,15 +368,24 @@ def _in_stock(
     wanted: int,
     available: Callable[[list[str]], set[str]],
 ) -> list[int]:
-    """Candidates in stock at the store, asking for more when too many are out."""
-    size = len(pool)
+    """Candidates in stock at the store, looking four times as deep down the ranking while too
+    many are out, until the candidates (at most ``STOCK_SEARCH_LIMIT``) run out. Each round asks
+    only about the candidates not asked about yet."""
+    depth = min(int(np.count_nonzero(np.isfinite(scores))), STOCK_SEARCH_LIMIT)
+    asked: set[int] = set()
+    stocked: set[int] = set()
     while True:
-        stocked = available([bundle.data.items[i] for i in pool])
-        kept = [i for i in pool if bundle.data.items[i] in stocked]
-        if len(kept) >= wanted or len(pool) < size or size >= len(scores):
+        fresh = [i for i in pool if i not in asked]
+        names = available([bundle.data.items[i] for i in fresh]) if fresh else set()
+        stocked.update(i for i in fresh if bundle.data.items[i] in names)
+        asked.update(fresh)
+        kept = [i for i in pool if i in stocked]
+        # The pool grows every round (it holds every candidate asked about and more), so the
+        # depth ends the search: an empty pool, or every candidate out of stock, ends it too.
+        if len(kept) >= wanted or len(pool) >= depth:
             return kept
-        size *= 4
-        pool = _best(scores, size)
+        budget.check()
+        pool = _best(scores, min(max(4 * len(pool), wanted), depth))
 
 
 def _diverse(
@@ -383,6 +402,7 @@ def _diverse(
     shown = dict.fromkeys(queues, 0)
     chosen: list[int] = []
     for _ in range(min(limit, len(pool))):
+        budget.check()
         best_category, best_position, best_value = -1, -1, -math.inf
         for category, queue in queues.items():
             if not queue:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from rapport.platform.schemas import StrictModel
 
@@ -26,7 +26,8 @@ class RecommendationQuery(BaseModel):
         Field(min_length=1, max_length=64, description="The product on the page (product_*)"),
     ] = None
     cart: Annotated[
-        list[str] | None, Field(max_length=100, description="SKUs in the cart (repeat the key)")
+        list[Annotated[str, Field(max_length=64)]] | None,
+        Field(max_length=100, description="SKUs in the cart (repeat the key)"),
     ] = None
     limit: Annotated[int, Field(ge=1, le=50)] = 10
     store_id: Annotated[
@@ -45,6 +46,13 @@ class RecommendationQuery(BaseModel):
     margin_weight: Annotated[
         float, Field(ge=0, le=1, description="How much margin counts (0: not at all)")
     ] = 0.0
+
+    @field_validator("cart")
+    @classmethod
+    def _no_blank_items(cls, cart: list[str] | None) -> list[str] | None:
+        # Storefronts send ``cart=`` for an empty cart: a blank SKU is no item.
+        items = [sku for sku in cart or () if sku.strip()]
+        return items or None
 
 
 class RuleIn(StrictModel):

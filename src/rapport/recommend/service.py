@@ -221,6 +221,14 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
         if product is None:
             raise NotFound(f"product {request.item_id} not found", field="item_id")
         item_name, item_category = product.name, product.category_path
+    unseen = [sku for sku in request.cart if sku not in bundle.item_index]
+    # Cart items added to the catalogue after training still get complements through their
+    # category; SKUs the catalogue does not know either are left out.
+    cart_categories = {
+        sku: product.category_path
+        for sku, product in (catalog.get_products(db, skus=unseen) if unseen else {}).items()
+        if product.category_path
+    }
     recent: frozenset[str] = frozenset()
     if personal and customer_id is not None:
         since = clock.now() - timedelta(days=RECENT_PURCHASE_DAYS)
@@ -247,6 +255,7 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
         recently_bought=recent,
         item_category=item_category,
         item_name=item_name,
+        cart_categories=cart_categories,
     )
     rules = _rules_for(db, request.placement, lambda: _segments(db, customer_id), at)
 
@@ -588,3 +597,4 @@ def list_versions(db: Session, *, limit: int = 50) -> list[ModelVersion]:
     return list(
         db.scalars(select(ModelVersion).order_by(ModelVersion.trained_at.desc()).limit(limit))
     )
+
