@@ -18,6 +18,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
+from rapport.catalog.service import in_category
 from rapport.platform import budget
 from rapport.recommend.bundle import CHANNELS, Bundle, daypart, top_category
 from rapport.recommend.data import FloatArray, dense_row, row_entries
@@ -306,8 +307,7 @@ def attribute_mask(bundle: Bundle, attribute: str, value: str) -> Mask:
     key = (attribute, value)
     if key not in cache:
         if attribute == "category":
-            prefix = value.rstrip("/") + "/"
-            found = [c == value or c.startswith(prefix) for c in bundle.categories]
+            found = [in_category(c, value) for c in bundle.categories]
         elif attribute == "brand":
             found = [b == value for b in bundle.brands]
         else:
