@@ -8,7 +8,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from rapport.events.models import Event
 from rapport.feedback import service
@@ -194,3 +194,58 @@ def test_two_submissions_at_the_same_moment_make_one_review(committed_url) -> No
         assert db.scalar(select(func.count()).select_from(Review)) == 1
         assert _earn_from_log(db, customer) >= 50
         assert _review_points(db, customer) == 50
+
+
+def test_the_migration_keeps_repeats_already_written_as_history(backend, tmp_path) -> None:
+    from rapport.platform.db import create_db_engine
+    from rapport.platform.migrations_runner import upgrade
+    from tests.conftest import make_database_url
+
+    # given a database from before the rule, where a buyer reviewed one purchase twice
+    url, remove = make_database_url(backend, tmp_path)
+    engine = create_db_engine(url)
+    try:
+        upgrade(url, "c14000000003")
+        at = "2026-06-01 10:00:00"
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO orders (order_id, customer_id, channel, fulfilment, status, "
+                    "currency, subtotal_minor, discount_minor, shipping_minor, total_minor, "
+                    "placed_at, delivered_at, source, created_at, updated_at) VALUES ('O-1', "
+                    f"'cus_a', 'web', 'ship', 'delivered', 'EUR', 900, 0, 0, 900, '{at}', '{at}', "
+                    f"'api', '{at}', '{at}')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price_minor, "
+                    "discount_minor, total_minor, returned_quantity) "
+                    "VALUES ('O-1', 2, 'SKU-1', 1, 900, 0, 900, 0)"
+                )
+            )
+            for review_id, minute, verified in (("rev_1", 1, True), ("rev_2", 2, True)):
+                connection.execute(
+                    text(
+                        "INSERT INTO feedback_reviews (review_id, customer_id, sku, rating, "
+                        "title, body, photos, locale, verified, status, reasons, created_at, "
+                        "rewarded) VALUES (:id, 'cus_a', 'SKU-1', 5, '', 'x', '[]', 'en', :v, "
+                        "'published', '[]', :at, :v)"
+                    ),
+                    {"id": review_id, "v": verified, "at": f"2026-06-02 10:0{minute}:00"},
+                )
+
+        # when the migration runs
+        upgrade(url, "c14000000004")
+
+        # then the first keeps the purchase and the repeat is kept under a key of its own
+        with engine.connect() as connection:
+            keys = dict(
+                connection.execute(
+                    text("SELECT review_id, purchase_key FROM feedback_reviews ORDER BY review_id")
+                ).all()
+            )
+        assert keys == {"rev_1": "O-1#2", "rev_2": "legacy:rev_2"}
+    finally:
+        engine.dispose()
+        remove()
