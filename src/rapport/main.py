@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rapport import __version__
@@ -155,13 +154,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     # Outermost first: metrics see every answer, including 413s from the size limit.
     app.add_middleware(
         AdminOnly,
-        middleware=SessionMiddleware,
+        middleware=admin_shell.SessionCookie,
         secret_key=settings.session_secret(),
-        session_cookie="rapport_admin",
         max_age=settings.session_max_age_seconds,
-        same_site="strict",
-        https_only=settings.secure_cookies,
+        secure_always=settings.secure_cookies,
     )
+    # Outside the session cookie, so every admin answer carries them (redirects included).
+    app.add_middleware(AdminOnly, middleware=admin_shell.SecurityHeaders)
     app.add_middleware(RequestBudget, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)

@@ -6,6 +6,7 @@ they render templates that extend ``base.html``.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,11 +18,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader
 from pydantic import BaseModel, ValidationError
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rapport.platform import service
+from rapport.platform import admin_security, clock, service
 from rapport.platform.db import DbSession
 from rapport.platform.errors import invalid_document
 from rapport.platform.models import AdminUser
+from rapport.platform.settings import AppSettings
 
 TEMPLATE_DIRS: list[Path] = [Path(__file__).parent / "templates"]
 templates = Jinja2Templates(directory=TEMPLATE_DIRS)
@@ -108,11 +112,16 @@ def form_changes(model: type[BaseModel], fields: Mapping[str, str]) -> dict[str,
     return parsed.model_dump(exclude_unset=True)
 
 
+SESSION_KEY = "admin_session"
+
+
 def current_admin(request: Request, db: DbSession) -> AdminUser:
-    user_id = request.session.get("admin_user_id")
-    user = service.get_admin_user(db, user_id=user_id) if user_id else None
+    """The signed-in admin: the cookie names a session that must still exist on the server
+    (signing out or a new password deletes it) and not have expired."""
+    token = request.session.get(SESSION_KEY)
+    user = admin_security.session_user(db, token) if isinstance(token, str) else None
     if user is None:
-        request.session.pop("admin_user_id", None)
+        request.session.pop(SESSION_KEY, None)
         raise LoginRequired(request.url.path)
     return user
 
@@ -136,6 +145,65 @@ def render(
     )
 
 
+class SessionCookie:
+    """Starlette's signed session cookie (``rapport_admin``), marked ``Secure`` whenever the
+    request came over HTTPS, or always when the operator says so (``secure_cookies``).
+
+    The scheme is the one uvicorn saw: behind a proxy it comes from ``X-Forwarded-Proto`` only
+    when the proxy's address is trusted (``FORWARDED_ALLOW_IPS``), so a client cannot ask for
+    a cookie that would then travel in clear text. The cookie holds the CSRF token and the
+    server-side session's secret, nothing else."""
+
+    def __init__(
+        self, app: ASGIApp, /, *, secret_key: str, max_age: int, secure_always: bool
+    ) -> None:
+        options: dict[str, Any] = {
+            "secret_key": secret_key,
+            "session_cookie": "rapport_admin",
+            "max_age": max_age,
+            "same_site": "strict",
+        }
+        self.plain = SessionMiddleware(app, https_only=secure_always, **options)
+        self.secure = SessionMiddleware(app, https_only=True, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chosen = self.secure if scope.get("scheme") == "https" else self.plain
+        await chosen(scope, receive, send)
+
+
+# Scripts, styles and images from Rapport's own origin only (the JSON data blocks pages carry
+# are not scripts); no framing, no plugins, forms post back to Rapport only.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every answer it wraps (main.py wraps /admin)."""
+
+    def __init__(self, app: ASGIApp, /) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in names]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
 
@@ -151,31 +219,56 @@ def login_page(request: Request, next: str | None = None) -> HTMLResponse:
     return render(request, "login.html", {"next": _safe_next(next), "error": None})
 
 
+def _client_address(request: Request) -> str:
+    # uvicorn puts the forwarded client here only for proxies the operator trusts
+    # (FORWARDED_ALLOW_IPS), so a client cannot pick its own address.
+    return request.client.host if request.client else "unknown"
+
+
 @router.post("/login", response_class=HTMLResponse, dependencies=[CsrfChecked])
 def login(
     request: Request,
     db: DbSession,
+    settings: AppSettings,
     email: Annotated[str, Form()],
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/admin",
 ) -> Response:
-    user = service.authenticate_admin(db, email=email, password=password)
-    if user is None:
-        return render(
-            request,
-            "login.html",
-            {"next": _safe_next(next), "error": "Wrong email or password.", "email": email},
-            status_code=401,
-        )
-    # A fresh session on sign-in, so a token planted before login is useless afterwards.
-    request.session.clear()
-    request.session["admin_user_id"] = user.id
-    request.session["admin_email"] = user.email
-    return RedirectResponse(_safe_next(next), status_code=303)
+    subjects = admin_security.login_subjects(email, _client_address(request))
+    locked = admin_security.locked_until(db, subjects)
+    if locked is None:
+        user = service.authenticate_admin(db, email=email, password=password)
+        if user is not None:
+            admin_security.clear_failures(db, subjects)
+            token = admin_security.start_session(
+                db, user=user, max_age_seconds=settings.session_max_age_seconds
+            )
+            # A fresh cookie on sign-in, so a token planted before login is useless afterwards.
+            request.session.clear()
+            request.session[SESSION_KEY] = token
+            return RedirectResponse(_safe_next(next), status_code=303)
+        locked = admin_security.record_failure(db, subjects)
+    # While locked the password is not even checked, so guesses learn nothing.
+    error = "Wrong email or password."
+    if locked is not None:
+        error = admin_security.wait_message(locked)
+    response = render(
+        request,
+        "login.html",
+        {"next": _safe_next(next), "error": error, "email": email},
+        status_code=401 if locked is None else 429,
+    )
+    if locked is not None:
+        seconds = (locked - clock.now()).total_seconds()
+        response.headers["Retry-After"] = str(max(1, math.ceil(seconds)))
+    return response
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
-def logout(request: Request) -> RedirectResponse:
+def logout(request: Request, db: DbSession) -> RedirectResponse:
+    token = request.session.get(SESSION_KEY)
+    if isinstance(token, str):
+        admin_security.end_session(db, token)
     request.session.clear()
     return RedirectResponse("/admin/login", status_code=303)
 

@@ -188,6 +188,10 @@ def set_admin_password(db: Session, *, email: str, password: str) -> AdminUser:
     if user is None:
         raise NotFound(f"No admin user {email}", field="email")
     user.password_hash = _password_hasher.hash(password)
+    # A new password signs the person out everywhere (a stolen cookie dies with the old one).
+    from rapport.platform.admin_security import end_sessions_of
+
+    end_sessions_of(db, user.id)
     db.commit()
     return user
 

@@ -70,7 +70,11 @@ class Settings(BaseSettings):
     )
     session_max_age_seconds: int = Field(default=8 * 3600, gt=0)
     secure_cookies: bool = Field(
-        default=False, description="Mark admin cookies Secure; turn on behind HTTPS."
+        default=False,
+        description=(
+            "Always mark admin cookies Secure (they are whenever the request came over HTTPS,"
+            " as uvicorn sees it after trusted proxy headers)."
+        ),
     )
     api_rate_limit: str = Field(
         default="120000/minute",
