@@ -79,7 +79,8 @@ class LoginLimit:
         if extra <= 0:
             return None
         # Capped before it is raised, so a long run cannot overflow.
-        return min(self.first_wait * 2 ** min(extra - 1, 20), self.lockout)
+        wait: timedelta = self.first_wait * 2 ** min(extra - 1, 20)
+        return min(wait, self.lockout)
 
 
 # Per account: a person mistypes a few times; a guesser needs thousands of tries.
