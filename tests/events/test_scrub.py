@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from rapport.events import log as event_log
+from rapport.events import service as events
 from rapport.events.models import Event
+from rapport.platform.identity import identity_digest
 
 EMAIL = "nora.quist@example.org"
 PHONE = "+33612345678"
@@ -266,3 +268,47 @@ def test_a_name_does_not_remove_words_that_merely_contain_it() -> None:
         }
     )
     assert cleaned == {"category": "Fruit/Banana", "order_number": "9915112345678001"}
+
+
+def test_the_browser_a_person_identified_in_is_theirs_too(db) -> None:
+    # given, still waiting for the processor, a page view from a browser, the person
+    # identifying in that browser, and someone else signing in on the same browser later
+    def waiting(event_id: str, user_id: str | None, url: str) -> Event:
+        event = Event(
+            event_id=event_id,
+            type="page_viewed",
+            user_id=user_id,
+            anonymous_id="browser-77",
+            channel="web",
+            occurred_at=T0,
+            received_at=T0,
+            properties={"url": url},
+            context={},
+            source="api",
+        )
+        db.add(event)
+        return event
+
+    before = waiting("w-1", None, "https://shop.example/p/1?ref=nora")
+    identified = waiting("w-2", EXTERNAL_ID, "https://shop.example/login")
+    someone_else = waiting("w-3", "CRM-2", "https://shop.example/p/2")
+    db.flush()
+    # when the person's events are pseudonymised
+    event_log.pseudonymise_customer_events(
+        db, customer_id="cus_scrubbed03", known_values=KNOWN, user_ids=[EXTERNAL_ID]
+    )
+    # then the anonymous page view is theirs, scrubbed, and the browser's id is suppressed
+    for event in (before, identified):
+        db.refresh(event)
+        assert (event.customer_id, event.anonymous_id, event.user_id) == (
+            "cus_scrubbed03",
+            None,
+            None,
+        )
+    assert before.properties == {"url": "https://shop.example/p/1"}
+    assert events.suppressed(db, digests=[identity_digest("anonymous_id", "browser-77")]) == {
+        identity_digest("anonymous_id", "browser-77")
+    }
+    # and the other person's event is left alone
+    db.refresh(someone_else)
+    assert (someone_else.customer_id, someone_else.user_id) == (None, "CRM-2")

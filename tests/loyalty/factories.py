@@ -15,8 +15,10 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 _numbers = itertools.count(1)
 
 
-def make_customer(db: Session, *, email: str | None = None) -> str:
-    """A real customer profile; returns its customer id."""
+def make_customer(
+    db: Session, *, email: str | None = None, consents: dict[str, bool] | None = None
+) -> str:
+    """A real customer profile (with these consent choices); returns its customer id."""
     number = next(_numbers)
     record = customers.create_customer(
         db,
@@ -25,6 +27,7 @@ def make_customer(db: Session, *, email: str | None = None) -> str:
             email=email or f"member{number}@example.com",
             first_name="Member",
             last_name=f"Number{number}",
+            consents=consents or {},
         ),
     )
     return record.customer_id

@@ -62,7 +62,9 @@ def test_deliveries_per_audience_once_even_when_the_job_runs_twice(db) -> None:
     membership.save_plan(
         db, plan_id="plus", name="Plus", fee_minor=499, currency="EUR", period="month"
     )
-    with_points, gold, paying, outsider = (make_customer(db) for _ in range(4))
+    with_points, gold, paying, outsider = (
+        make_customer(db, consents={"marketing_email": True}) for _ in range(4)
+    )
     loyalty.earn(db, customer_id=with_points, points=10, reason="Welcome")
     _tier(db, gold, "gold")
     membership.join(db, customer_id=paying, plan_id="plus")
@@ -100,7 +102,7 @@ def test_the_worker_runs_the_queued_job(committed_url) -> None:
     # given an announcement created (and its job queued) in one committed transaction
     assert membership_jobs.queue_announcement is not None  # the handler is registered
     with open_session(committed_url) as db:
-        member = make_customer(db)
+        member = make_customer(db, consents={"marketing_push": True})
         loyalty.earn(db, customer_id=member, points=10, reason="Welcome")
         announcement, job_id = announcements.create_announcement(
             db,

@@ -152,6 +152,17 @@ def erased_kinds(db: Session, identities: dict[str, str]) -> list[str]:
     return sorted(digests[digest] for digest in hits)
 
 
+def erased_values(db: Session, *, kind: str, values: Iterable[str]) -> set[str]:
+    """The values among ``values`` (identities of one ``kind``) that belong to erased
+    people: for bulk loads, one query per 500."""
+    wanted = sorted(set(values))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        digests = {identity_digest(kind, value): value for value in wanted[start : start + 500]}
+        found.update(digests[digest] for digest in suppressed(db, digests=digests))
+    return found
+
+
 def _refuse_erased(db: Session, identities: dict[str, str], *, field: str) -> None:
     """Erased means gone and stays gone: refuse to create or link a profile with an identity
     of an erased person. ``field`` is the input's name, ``{kind}`` filled in."""
@@ -666,6 +677,91 @@ def consent_history(db: Session, *, customer_id: str) -> list[ConsentChange]:
             .order_by(ConsentChange.id)
         )
     )
+
+
+# The outbound gate: every message queued to a customer and every personal use of their data
+# asks it first. "service" is for messages the customer needs about something they did (their
+# order is late): no marketing consent, but never to an erased or merged-away profile, nor to
+# one holding an identity on the erasure blocklist. Every other purpose is a consent purpose.
+SERVICE = "service"
+GATE_PURPOSES = (*CONSENT_PURPOSES, SERVICE)
+
+
+def contactable(db: Session, *, customer_ids: Iterable[str], purpose: str) -> dict[str, str]:
+    """Of ``customer_ids``, those Rapport may contact or use for ``purpose``, each mapped to
+    the live profile to use (a merged id maps to the profile it was merged into). Left out:
+    unknown, erased or merged-into-erased profiles, no recorded grant for ``purpose`` (no
+    choice means no), and any profile holding an identity of an erased person. Bulk: a few
+    queries per 500 ids."""
+    if purpose not in GATE_PURPOSES:
+        raise InvalidInput(
+            f"Unknown purpose {purpose!r}; use one of {', '.join(GATE_PURPOSES)}", field="purpose"
+        )
+    wanted = sorted(set(customer_ids))
+    allowed: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        allowed.update(_contactable_chunk(db, wanted[start : start + 500], purpose))
+    return allowed
+
+
+def _contactable_chunk(db: Session, wanted: list[str], purpose: str) -> dict[str, str]:
+    rows = {
+        row.customer_id: row
+        for row in db.execute(
+            select(Customer.customer_id, Customer.status, Customer.merged_into).where(
+                Customer.customer_id.in_(wanted)
+            )
+        )
+    }
+    live: dict[str, str] = {}
+    hops = {cid: row.merged_into for cid, row in rows.items() if row.status == "merged"}
+    targets = {
+        row.customer_id: row.status
+        for row in db.execute(
+            select(Customer.customer_id, Customer.status).where(
+                Customer.customer_id.in_({t for t in hops.values() if t})
+            )
+        )
+    }
+    for cid, row in rows.items():
+        if row.status == "active":
+            live[cid] = cid
+        elif cid in hops and targets.get(hops[cid] or "") == "active":
+            live[cid] = str(hops[cid])  # merges point straight at the survivor
+    survivors = set(live.values())
+    if purpose != SERVICE and survivors:
+        survivors = set(
+            db.scalars(
+                select(Consent.customer_id).where(
+                    Consent.customer_id.in_(survivors),
+                    Consent.purpose == purpose,
+                    Consent.granted.is_(True),
+                )
+            )
+        )
+    if survivors:
+        survivors -= _holding_erased_identities(db, survivors)
+    return {cid: survivor for cid, survivor in live.items() if survivor in survivors}
+
+
+def _holding_erased_identities(db: Session, customer_ids: set[str]) -> set[str]:
+    """The profiles among ``customer_ids`` that hold an identity on the erasure blocklist
+    (linking refuses them, but data from before that rule, or a restore, may not)."""
+    held: dict[str, set[str]] = {}
+    for cid, kind, value in db.execute(
+        select(Identity.customer_id, Identity.kind, Identity.value).where(
+            Identity.customer_id.in_(customer_ids), Identity.kind != "device_id"
+        )
+    ):
+        held.setdefault(identity_digest(kind, value), set()).add(cid)
+    hits = suppressed(db, digests=held)
+    return {cid for digest in hits for cid in held[digest]}
+
+
+def may_contact(db: Session, *, customer_id: str, purpose: str) -> bool:
+    """Whether Rapport may contact or use ``customer_id`` for ``purpose``: see
+    :func:`contactable`, which every producer of messages and personal uses calls."""
+    return customer_id in contactable(db, customer_ids=[customer_id], purpose=purpose)
 
 
 def has_consent(db: Session, *, customer_id: str, purpose: str) -> bool:

@@ -9,10 +9,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from rapport.events.models import Event
+from rapport.platform.identity import identity_digest
 
 # Keys (compared lower-cased, without '_', '-', '.' or spaces) whose values are personal data
 # wherever they sit in properties, traits or context; erasure drops them.
@@ -213,24 +214,49 @@ def pseudonymise_customer_events(
     """Strip personal data from a customer's events, keeping type, time, channel, the random
     customer id and non-personal properties (totals, lines, categories) so that aggregates
     stay true. ``known_values`` are the person's identity values and names: any string that
-    contains one goes, wherever it sits. Events still waiting for the profile processor that
-    name one of ``user_ids`` or ``anonymous_ids`` are the person's too: they are scrubbed
-    and given ``customer_id``, so nothing queued can rebuild the profile."""
-    user_ids, anonymous_ids = set(user_ids) - {""}, set(anonymous_ids) - {""}
-    scrubber = Scrubber([*known_values, *user_ids, *anonymous_ids])
+    contains one goes, wherever it sits.
+
+    Events still waiting for the profile processor that name one of ``user_ids`` or
+    ``anonymous_ids`` are the person's too, as are waiting events from the visitor ids those
+    name (the browser they identified in): all are scrubbed and given ``customer_id``, and
+    the visitor ids learned so go on the suppression list, so nothing queued or sent later
+    can rebuild the profile. Returns how many events were changed."""
+    users = set(user_ids) - {""}
+    visitors = set(anonymous_ids) - {""}
+    waiting = Event.customer_id.is_(None)
+    learned: set[str] = set()
+    if users:
+        paired = db.scalars(
+            select(Event.anonymous_id)
+            .where(waiting, Event.user_id.in_(sorted(users)), Event.anonymous_id.is_not(None))
+            .distinct()
+        )
+        learned = {visitor for visitor in paired if visitor} - visitors
+    visitors |= learned
+    scrubber = Scrubber([*known_values, *users, *visitors])
     theirs = Event.customer_id == customer_id
-    waiting = []
-    if user_ids:
-        waiting.append(Event.user_id.in_(sorted(user_ids)))
-    if anonymous_ids:
-        waiting.append(Event.anonymous_id.in_(sorted(anonymous_ids)))
-    if waiting:
-        theirs = theirs | (Event.customer_id.is_(None) & or_(*waiting))
+    naming: list[ColumnElement[bool]] = []
+    if users:
+        naming.append(Event.user_id.in_(sorted(users)))
+    if visitors:
+        # A visitor id also used by someone who signed in as another person stays theirs.
+        naming.append(
+            Event.anonymous_id.in_(sorted(visitors))
+            & (Event.user_id.is_(None) | Event.user_id.in_(sorted(users)))
+        )
+    if naming:
+        theirs = theirs | (waiting & or_(*naming))
     changed = 0
     for event in db.scalars(select(Event).where(theirs)):
         scrubber.event(event)
         event.customer_id = customer_id
         changed += 1
+    if learned:
+        from rapport.events.service import suppress_identities  # it imports this module
+
+        suppress_identities(
+            db, digests=[identity_digest("anonymous_id", value) for value in learned]
+        )
     db.flush()
     return changed
 

@@ -265,7 +265,8 @@ def _invite(db: Session, survey: Survey, customer_id: str, moment: Occasion) -> 
     if not sampled(survey.survey_id, moment.source_key, survey.sampling_rate):
         return InviteDecision(False, "not_sampled")
     customer = customers.get_customer(db, customer_id=customer_id)
-    if customer is None or not customers.has_consent(
+    # The consent gate: the survey's purpose granted, the profile active, not on the blocklist.
+    if customer is None or not customers.may_contact(
         db, customer_id=customer_id, purpose=survey.consent_purpose
     ):
         return InviteDecision(False, "no_consent")

@@ -4,7 +4,11 @@ Creating an announcement queues a worker job in the same transaction; the job wr
 :class:`AnnouncementDelivery` per member of the audience, a batch of members per transaction,
 in customer-id order, skipping members who already have theirs (the primary key is the
 announcement and the customer), so a job that runs twice or resumes after a crash writes
-each delivery once. The campaigns channels send them later, and apply consent when they do.
+each delivery once. Only members the consent gate (``customers.contactable``) allows are
+queued: a granted ``marketing_email`` (the delivery's channel is then "email") or else
+``marketing_push`` ("push"), an active profile (a merged member's delivery goes to the profile
+they were merged into), no identity of an erased person. The campaigns channels send each
+delivery on its channel only.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from rapport.customers import service as customers
 from rapport.loyalty import membership
 from rapport.loyalty.models import Announcement, AnnouncementDelivery, LoyaltyAccount, TierStanding
 from rapport.platform import clock, jobs
@@ -116,6 +121,15 @@ def _audience_batch(db: Session, audience: str, *, after: str, limit: int) -> li
     return merged[:limit]
 
 
+def _consented_channels(db: Session, members: list[str]) -> dict[str, str]:
+    """The live profile of each member the gate lets us market to, with the channel."""
+    channels: dict[str, str] = {}
+    for purpose, channel in (("marketing_push", "push"), ("marketing_email", "email")):
+        for live in customers.contactable(db, customer_ids=members, purpose=purpose).values():
+            channels[live] = channel  # email, granted, wins over push
+    return channels
+
+
 def deliver_announcement(db: Session, *, announcement_id: int, batch: int = BATCH) -> int:
     """Write the announcement's deliveries for its audience as it stands now; returns how
     many are queued in all. Idempotent."""
@@ -128,11 +142,12 @@ def deliver_announcement(db: Session, *, announcement_id: int, batch: int = BATC
         members = _audience_batch(db, audience, after=after, limit=batch)
         if not members:
             break
+        channels = _consented_channels(db, members)
         have = set(
             db.scalars(
                 select(AnnouncementDelivery.customer_id).where(
                     AnnouncementDelivery.announcement_id == announcement_id,
-                    AnnouncementDelivery.customer_id.in_(members),
+                    AnnouncementDelivery.customer_id.in_(list(channels)),
                 )
             )
         )
@@ -143,8 +158,9 @@ def deliver_announcement(db: Session, *, announcement_id: int, batch: int = BATC
                 "customer_id": customer_id,
                 "status": "queued",
                 "queued_at": now,
+                "channel": channel,
             }
-            for customer_id in members
+            for customer_id, channel in sorted(channels.items())
             if customer_id not in have
         ]
         if fresh:

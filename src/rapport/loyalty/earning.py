@@ -494,7 +494,10 @@ def give_birthday_points(db: Session, *, today: datetime | None = None) -> int:
     """The daily birthday bonus for customers whose shared birthday is today; once a year."""
     at = today or clock.now()
     given = 0
-    for customer_id in customers.birthdays_on(db, month=at.month, day=at.day):
+    born_today = customers.birthdays_on(db, month=at.month, day=at.day)
+    # A personal use of what they told us: only live profiles the gate allows.
+    allowed = customers.contactable(db, customer_ids=born_today, purpose=customers.SERVICE)
+    for customer_id in sorted(set(allowed.values())):
         fact = Fact(kind="birthday", customer_id=customer_id, occurred_at=at)
         given += sum(d.points for d in _earn_on(db, fact, None) if d.fired)
     db.commit()

@@ -483,3 +483,6 @@ class AnnouncementDelivery(Base):
     customer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="queued")
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The channel the member consented to be marketed on ("email", else "push"): the
+    # campaigns channels send it there and nowhere else.
+    channel: Mapped[str] = mapped_column(String(10), default="email", server_default="email")

@@ -65,6 +65,8 @@ def _resolve_customer(db: Session, customer_id: str | None) -> str | None:
     known = customers.get_customer(db, customer_id=customer_id)
     if known is None:
         known = customers.find_customer(db, kind="external_id", value=customer_id)
+    if known is None and customers.erased_kinds(db, {"external_id": customer_id}):
+        raise InvalidInput(f"Customer {customer_id!r} was erased", field="customer_id")
     if known is None:
         known = customers.resolve_identities(
             db, identities={"external_id": customer_id}, source="order"
@@ -393,29 +395,42 @@ def flag_late_deliveries(db: Session) -> list[str]:
                 "reason": reason,
             },
         )
-        notice = CustomerNotice(
-            order_id=order.order_id,
-            customer_id=order.customer_id,
-            kind="delivery_delay",
-            message=(
-                f"We're sorry: your order {order.order_id} will not arrive by "
-                f"{order.promised_delivery:%d %B} as promised ({reason}). We're on it."
-            ),
-            details={"reason": reason, "carrier": order.carrier},
-            created_at=now,
-        )
-        db.add(notice)
-        db.flush()
-        jobs.enqueue(db, kind="orders.send_notice", payload={"notice_id": notice.id})
+        # An erased (or merged-into-erased) customer is told nothing; the event stays,
+        # pseudonymous, for the promise-keeping figures.
+        if order.customer_id is None or customers.may_contact(
+            db, customer_id=order.customer_id, purpose=customers.SERVICE
+        ):
+            notice = CustomerNotice(
+                order_id=order.order_id,
+                customer_id=order.customer_id,
+                kind="delivery_delay",
+                message=(
+                    f"We're sorry: your order {order.order_id} will not arrive by "
+                    f"{order.promised_delivery:%d %B} as promised ({reason}). We're on it."
+                ),
+                details={"reason": reason, "carrier": order.carrier},
+                created_at=now,
+            )
+            db.add(notice)
+            db.flush()
+            jobs.enqueue(db, kind="orders.send_notice", payload={"notice_id": notice.id})
         flagged.append(order.order_id)
     db.commit()
     return flagged
 
 
 def send_notice(db: Session, *, notice_id: int) -> bool:
-    """Mark a queued notice as sent (delivery channels plug in here). Safe to run twice."""
+    """Mark a queued notice as sent (delivery channels plug in here). Safe to run twice. A
+    notice whose customer may no longer be contacted (erased since it was queued) is
+    dropped, not sent."""
     notice = db.get(CustomerNotice, notice_id)
     if notice is None or notice.sent_at is not None:
+        return False
+    if notice.customer_id is not None and not customers.may_contact(
+        db, customer_id=notice.customer_id, purpose=customers.SERVICE
+    ):
+        db.delete(notice)
+        db.commit()
         return False
     notice.sent_at = clock.now()
     db.commit()
@@ -686,7 +701,9 @@ def import_orders(db: Session, *, orders: Sequence[ImportedOrder], source: str =
     fresh = [o for o in orders if o.order_id not in existing]
     externals = {o.customer_external_id for o in fresh if o.customer_external_id}
     resolved = customers.customer_ids_by_external_id(db, external_ids=externals)
-    for external_id in externals - resolved.keys():
+    # An erased person's orders in an old export are loaded without them (totals stay true).
+    unknown = externals - resolved.keys()
+    for external_id in unknown - customers.erased_values(db, kind="external_id", values=unknown):
         created = customers.resolve_identities(
             db, identities={"external_id": external_id}, source=source
         )
