@@ -12,10 +12,14 @@ from sqlalchemy import select
 from rapport.customers import service as customers
 from rapport.customers.models import Customer, CustomerTraits, Identity
 from rapport.customers.schemas import CustomerIn
+from rapport.orders import service as orders
+from rapport.orders.schemas import OrderIn
+from rapport.orders.service import ImportedLine, ImportedOrder
 from rapport.platform.db import Base
 from rapport.platform.errors import InvalidInput
 from tests.conftest import auth
 from tests.customers.factories import T0, order_placed, process, track
+from tests.orders.factories import CHIANTI, order_body, seed_catalog
 
 EMAIL = "gone.forever@example.com"
 PHONE = "+44 20 7946 0123"
@@ -198,3 +202,34 @@ def test_identify_over_http_refuses_an_erased_email_with_a_problem(client, api_k
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["field"] == "identities.email"
     assert customers.find_customer(db, kind="email", value=EMAIL) is None
+
+
+def test_an_order_naming_an_erased_customer_number_does_not_bring_them_back(db) -> None:
+    # given an erased customer known by their retailer number
+    customer = customers.identify_customer(db, identities={"external_id": EXTERNAL_ID})
+    customers.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
+    seed_catalog(db)
+    # when an order names that number, then it is refused naming the field
+    with pytest.raises(InvalidInput) as raised:
+        orders.place_order(
+            db, order=OrderIn(**order_body(order_id="O-GONE", customer_id=EXTERNAL_ID))
+        )
+    assert raised.value.field == "customer_id"
+    # and an old export's order of theirs loads without them (its totals still count)
+    orders.import_orders(
+        db,
+        orders=[
+            ImportedOrder(
+                order_id="O-HIST",
+                customer_external_id=EXTERNAL_ID,
+                channel="store",
+                fulfilment="in_store",
+                store_id="st-par-01",
+                placed_at=T0,
+                currency="EUR",
+                lines=[ImportedLine(sku=CHIANTI, quantity=1, unit_price_minor=1200)],
+            )
+        ],
+    )
+    assert orders.get_order(db, order_id="O-HIST").customer_id is None
+    assert customers.find_customer(db, kind="external_id", value=EXTERNAL_ID) is None
