@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from rapport.catalog.models import ChannelPrice, Product, StockLevel, Store
@@ -251,6 +254,53 @@ def release_reserved(db: Session, *, sku: str, store_id: str, quantity: int) -> 
     )
 
 
+def take_stock(db: Session, *, sku: str, store_id: str, quantity: int) -> bool | None:
+    """Sold units leave a location's stock inside the caller's transaction: one guarded
+    UPDATE (``on_hand - reserved >= quantity``), so parallel sales of one SKU neither lose an
+    update nor sell units promised to pick-up orders. True: taken; False: too few available;
+    None: the location keeps no stock level for the SKU (its stock is not tracked here)."""
+    result = db.execute(
+        update(StockLevel)
+        .where(
+            StockLevel.sku == sku,
+            StockLevel.store_id == store_id,
+            StockLevel.on_hand - StockLevel.reserved >= quantity,
+        )
+        .values(on_hand=StockLevel.on_hand - quantity, updated_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount:  # type: ignore[attr-defined]
+        return True
+    tracked = db.scalar(
+        select(StockLevel.sku).where(StockLevel.sku == sku, StockLevel.store_id == store_id)
+    )
+    return False if tracked is not None else None
+
+
+def return_to_stock(db: Session, *, sku: str, store_id: str, quantity: int) -> None:
+    """Returned units go back on sale at a location, inside the caller's transaction: one
+    atomic increment (a level is created where the location had none)."""
+    now = clock.now()
+    values = {"sku": sku, "store_id": store_id, "on_hand": quantity, "reserved": 0}
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        pg = postgresql_insert(StockLevel).values(**values, updated_at=now)
+        db.execute(
+            pg.on_conflict_do_update(
+                index_elements=["sku", "store_id"],
+                set_={"on_hand": StockLevel.on_hand + pg.excluded.on_hand, "updated_at": now},
+            )
+        )
+    else:
+        lite = sqlite_insert(StockLevel).values(**values, updated_at=now)
+        db.execute(
+            lite.on_conflict_do_update(
+                index_elements=["sku", "store_id"],
+                set_={"on_hand": StockLevel.on_hand + lite.excluded.on_hand, "updated_at": now},
+            )
+        )
+
+
 def get_stock(db: Session, *, sku: str, store_id: str) -> StockLevel | None:
     return db.get(StockLevel, (sku, store_id))
 
@@ -351,6 +401,40 @@ def effective_price(
         if rule.store_id in (None, store_id):
             return rule.price_minor
     return product.price_minor
+
+
+def channel_prices(db: Session, *, skus: Sequence[str]) -> dict[str, list[ChannelPrice]]:
+    """Every price rule (past, live and future) of each SKU, for pricing many lines at once."""
+    rules: dict[str, list[ChannelPrice]] = {}
+    for rule in db.scalars(
+        select(ChannelPrice).where(ChannelPrice.sku.in_(set(skus))).order_by(ChannelPrice.id)
+    ):
+        rules.setdefault(rule.sku, []).append(rule)
+    return rules
+
+
+def price_on(
+    catalogue_price_minor: int,
+    rules: Sequence[ChannelPrice],
+    *,
+    channel: str,
+    store_id: str | None,
+    at: datetime,
+) -> tuple[int, ChannelPrice | None]:
+    """The price on ``channel`` (in ``store_id``) at ``at`` as ``effective_price`` decides it
+    now: a store rule, then a channel rule live at that moment, else the catalogue price
+    given (with the rule that set it, if any)."""
+    live = [
+        r
+        for r in rules
+        if r.channel == channel
+        and (r.valid_from is None or clock.as_utc(r.valid_from) <= at)
+        and (r.valid_to is None or clock.as_utc(r.valid_to) > at)
+    ]
+    for rule in sorted(live, key=lambda r: r.store_id is None):
+        if rule.store_id in (None, store_id):
+            return rule.price_minor, rule
+    return catalogue_price_minor, None
 
 
 @dataclass(frozen=True)

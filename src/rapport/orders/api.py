@@ -4,7 +4,7 @@ returns, and the promise and returns reports."""
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 import qrcode
@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from rapport.loyalty import pricing
 from rapport.orders import risk, service
 from rapport.orders.schemas import (
+    ChargedDifferenceOut,
+    ChargedPriceReportOut,
     LineOut,
     OrderIn,
     OrderOut,
@@ -26,9 +28,10 @@ from rapport.orders.schemas import (
     ReturnRiskOut,
     StatusIn,
 )
+from rapport.platform import clock
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
-from rapport.platform.errors import NotFound
+from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.settings import AppSettings
 
@@ -120,6 +123,38 @@ def returns_concentration(db: DbSession, _key: ReadKey) -> dict[str, Any]:
     return vars(service.returns_concentration(db))
 
 
+@router.get("/reports/price-consistency")
+def price_consistency(
+    db: DbSession,
+    _key: ReadKey,
+    since: Annotated[date | None, Query(description="On or after (default: 30 days ago)")] = None,
+    until: Annotated[date | None, Query(description="Before (default: tomorrow)")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> ChargedPriceReportOut:
+    """What each order line was charged per unit against its channel's price at order time
+    (the channel or store rule live then, else today's catalogue price), with the amounts."""
+    today = clock.now().date()
+    start = since or today - timedelta(days=30)
+    end = until or today + timedelta(days=1)
+    if end <= start:
+        raise InvalidInput("until must be after since", field="until")
+    report = service.charged_price_report(
+        db,
+        since=datetime.combine(start, time(), tzinfo=UTC),
+        until=datetime.combine(end, time(), tzinfo=UTC),
+        limit=limit,
+    )
+    return ChargedPriceReportOut(
+        since=report.since,
+        until=report.until,
+        lines_checked=report.lines_checked,
+        overcharged_minor=report.overcharged_minor,
+        undercharged_minor=report.undercharged_minor,
+        truncated=report.truncated,
+        differences=[ChargedDifferenceOut(**vars(d)) for d in report.differences],
+    )
+
+
 @router.post("/return-risk")
 def return_risk(
     body: ReturnRiskIn, db: DbSession, _key: ReadKey, settings: AppSettings
@@ -208,6 +243,7 @@ def record_return(
                     "quantity": line.quantity,
                     "reason": line.reason,
                     "refund_minor": line.refund_minor,
+                    "restocked_to": line.restocked_to,
                 }
                 for line in result.lines
             ],

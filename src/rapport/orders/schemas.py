@@ -122,19 +122,52 @@ class ReturnLineIn(StrictModel):
     sku: str = Field(min_length=1, max_length=64)
     quantity: int = Field(ge=1, le=10_000)
     reason: ReturnReason
+    restock: bool = Field(
+        default=False, description="The units go back on sale (their location's stock rises)."
+    )
 
 
 class ReturnIn(StrictModel):
     lines: list[ReturnLineIn] = Field(min_length=1, max_length=500)
     channel: Literal["store", "web", "app", "call_center"]
     returned_at: AwareDatetime | None = None
+    store_id: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Where restocked units go (default: the order's store, or web).",
+    )
 
 
 class ReturnOut(StrictModel):
     return_id: str
     order_id: str
     refund_minor: int
-    lines: list[dict[str, int | str]]
+    lines: list[dict[str, int | str | None]]
+
+
+class ChargedDifferenceOut(StrictModel):
+    order_id: str
+    line_no: int
+    sku: str
+    channel: str
+    store_id: str | None
+    placed_at: datetime
+    quantity: int
+    charged_unit_minor: int
+    channel_unit_minor: int
+    difference_minor: int = Field(description="(charged - channel price) x quantity")
+    basis: Literal["channel rule", "catalogue price (current)"]
+    reason: str | None
+
+
+class ChargedPriceReportOut(StrictModel):
+    since: datetime
+    until: datetime
+    lines_checked: int
+    overcharged_minor: int
+    undercharged_minor: int
+    truncated: bool = Field(description="More differences than the limit: the largest are listed")
+    differences: list[ChargedDifferenceOut]
 
 
 class RiskLineIn(StrictModel):

@@ -201,6 +201,9 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
     elif order.fulfilment == "in_store":
         record.delivered_at = placed_at
         _record_status(db, record, "completed", placed_at)
+    if order.fulfilment in ("ship", "in_store"):
+        assert record.store_id is not None
+        _take_sold_units(db, location=record.store_id, order=order)
     append_event(
         db,
         type="order_placed",
@@ -226,6 +229,24 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
         before_commit(db, record)
     db.commit()
     return record
+
+
+def _take_sold_units(db: Session, *, location: str, order: OrderIn) -> None:
+    """A shipped order or a till sale takes its units from the selling location's stock in
+    the order's transaction (so a retry under the same Idempotency-Key, answered from the
+    stored reply, moves nothing). Pick-up orders reserve instead, and their units leave at
+    collection, so nothing is counted twice. A location that keeps no stock level for a SKU
+    is left alone; one that holds too few refuses the order (409 naming the line)."""
+    # SKU order: two orders taking the same SKUs lock their rows in one order (no deadlock).
+    for index, line in sorted(enumerate(order.lines), key=lambda pair: pair[1].sku):
+        taken = catalog.take_stock(db, sku=line.sku, store_id=location, quantity=line.quantity)
+        if taken is False:
+            db.rollback()
+            raise Conflict(
+                f"{location} has fewer than {line.quantity} x {line.sku} available: correct the "
+                "stock count (PUT /v1/stock) or sell from another location",
+                field=f"lines.{index}.quantity",
+            )
 
 
 def get_order(db: Session, *, order_id: str) -> Order | None:
@@ -514,9 +535,16 @@ def record_return(
     before_commit: Callable[[Session, RecordedReturn], None] | None = None,
 ) -> RecordedReturn:
     """Units brought back: the refund is each line's paid amount per unit, less its share of
-    any order discount. Logs ``order_returned`` with the lines."""
+    any order discount. Lines marked ``restock`` go back into the stock of ``store_id`` (by
+    default the order's own location) in the same transaction. Logs ``order_returned``
+    with the lines."""
     order = _require(db, order_id)
     lines = {line.sku: line for line in get_lines(db, order_id=order_id)}
+    restock_at = request.store_id or order.store_id or "web"
+    if any(item.restock for item in request.lines) and (
+        catalog.get_store(db, store_id=restock_at) is None
+    ):
+        raise InvalidInput(f"Unknown store {restock_at!r} to restock", field="store_id")
     now = clock.now()
     returned_at = request.returned_at or now
     return_id = new_id("ret")
@@ -553,8 +581,14 @@ def record_return(
                 channel=request.channel,
                 customer_id=order.customer_id,
                 returned_at=returned_at,
+                restocked_to=restock_at if item.restock else None,
             )
         )
+    for returned in recorded:
+        if returned.restocked_to is not None:
+            catalog.return_to_stock(
+                db, sku=returned.sku, store_id=returned.restocked_to, quantity=returned.quantity
+            )
     db.add_all(recorded)
     append_event(
         db,
@@ -573,6 +607,7 @@ def record_return(
                     "quantity": r.quantity,
                     "reason": r.reason,
                     "refund_minor": r.refund_minor,
+                    "restocked_to": r.restocked_to,
                 }
                 for r in recorded
             ],
@@ -586,6 +621,106 @@ def record_return(
         before_commit(db, result)
     db.commit()
     return result
+
+
+# ------------------------------------------------------------------------ charged prices
+
+
+@dataclass(frozen=True)
+class ChargedDifference:
+    """An order line charged at another unit price than its channel's price at order time."""
+
+    order_id: str
+    line_no: int
+    sku: str
+    channel: str
+    store_id: str | None
+    placed_at: datetime
+    quantity: int
+    charged_unit_minor: int
+    channel_unit_minor: int
+    difference_minor: int  # (charged - channel price) x quantity: positive is overcharged
+    basis: str  # "channel rule" (with its reason) or "catalogue price (current)"
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ChargedPriceReport:
+    since: datetime
+    until: datetime
+    lines_checked: int
+    differences: list[ChargedDifference]
+    overcharged_minor: int
+    undercharged_minor: int
+    truncated: bool
+
+
+def charged_price_report(
+    db: Session, *, since: datetime, until: datetime, limit: int = 500
+) -> ChargedPriceReport:
+    """What orders placed in [since, until) were charged per unit (before discounts, which
+    are shown as such), against the channel's price at the moment of the order: the price
+    rule for that channel (or store) live then, else the catalogue price. The catalogue
+    keeps no history of its own prices, so that fallback is today's catalogue price.
+    Cancelled orders are left out; the ``limit`` largest differences are listed."""
+    rows = db.execute(
+        select(
+            OrderLine.order_id,
+            OrderLine.line_no,
+            OrderLine.sku,
+            OrderLine.quantity,
+            OrderLine.unit_price_minor,
+            Order.channel,
+            Order.store_id,
+            Order.placed_at,
+        )
+        .join(Order, Order.order_id == OrderLine.order_id)
+        .where(Order.placed_at >= since, Order.placed_at < until, Order.status != "cancelled")
+    ).all()
+    skus = sorted({str(row.sku) for row in rows})
+    products = catalog.get_products(db, skus=skus)
+    rules = catalog.channel_prices(db, skus=skus)
+    differences = []
+    for row in rows:
+        product = products.get(row.sku)
+        if product is None:
+            continue  # a product since removed from the catalogue: nothing to compare with
+        placed_at = clock.as_utc(row.placed_at)
+        price, rule = catalog.price_on(
+            product.price_minor,
+            rules.get(row.sku, []),
+            channel=row.channel,
+            store_id=row.store_id,
+            at=placed_at,
+        )
+        if price == row.unit_price_minor:
+            continue
+        differences.append(
+            ChargedDifference(
+                order_id=row.order_id,
+                line_no=row.line_no,
+                sku=row.sku,
+                channel=row.channel,
+                store_id=row.store_id,
+                placed_at=placed_at,
+                quantity=row.quantity,
+                charged_unit_minor=row.unit_price_minor,
+                channel_unit_minor=price,
+                difference_minor=(row.unit_price_minor - price) * row.quantity,
+                basis="channel rule" if rule is not None else "catalogue price (current)",
+                reason=rule.reason if rule is not None else None,
+            )
+        )
+    differences.sort(key=lambda d: (-abs(d.difference_minor), d.order_id, d.line_no))
+    return ChargedPriceReport(
+        since=since,
+        until=until,
+        lines_checked=len(rows),
+        differences=differences[:limit],
+        overcharged_minor=sum(d.difference_minor for d in differences if d.difference_minor > 0),
+        undercharged_minor=-sum(d.difference_minor for d in differences if d.difference_minor < 0),
+        truncated=len(differences) > limit,
+    )
 
 
 @dataclass(frozen=True)
