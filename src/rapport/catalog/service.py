@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -17,6 +18,7 @@ from rapport.catalog.schemas import ProductUpsert, StoreUpsert
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
 from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.privacy import PrivacySubject
 
 _PRODUCT_FIELDS = [
     "name", "category_path", "brand", "price_minor", "cost_minor", "currency",
@@ -512,3 +514,18 @@ def nearest_store(db: Session, *, latitude: float, longitude: float) -> Availabi
         available=0,
         distance_km=round(distance, 1),
     )
+
+
+# ------------------------------------------------------------------------------ privacy
+# The catalog's part of export and erasure (rapport.flows.privacy): products, stores, stock
+# and prices name no customer, so there is nothing to export or erase.
+
+PRIVACY_TABLES: tuple[str, ...] = ()
+
+
+def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
+    return {}
+
+
+def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
+    return None

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rapport.customers import service
 from rapport.events.models import Event
+from rapport.flows import privacy
 from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
@@ -113,7 +114,7 @@ def erase(
             f"/admin/customers/{customer_id}?message=Type ERASE to confirm the erasure",
             status_code=303,
         )
-    service.erase_customer(
+    privacy.erase_customer(
         db, customer_id=customer_id, requested_by=user.email, reason=reason or None
     )
     return RedirectResponse(f"/admin/customers?q=&erased={customer_id}", status_code=303)

@@ -30,6 +30,7 @@ from rapport.customers.schemas import (
     TraitsOut,
 )
 from rapport.customers.traits import rfm_scores, trait_summary
+from rapport.flows import privacy
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession
@@ -190,16 +191,18 @@ def set_preferences(
 
 @router.get("/{customer_id}/export")
 def export_customer(customer_id: CustomerIdPath, db: DbSession, key: AdminKey) -> dict[str, Any]:
-    """Everything Rapport holds on the customer, as one JSON document (right of access)."""
-    return service.export_customer(db, customer_id=customer_id, requested_by=f"api key {key.name}")
+    """Everything Rapport holds on the customer, from every domain, as one JSON document
+    (right of access)."""
+    return privacy.export_customer(db, customer_id=customer_id, requested_by=f"api key {key.name}")
 
 
 @router.post("/{customer_id}/erase")
 def erase_customer(
     customer_id: CustomerIdPath, body: ErasureIn, db: DbSession, _key: AdminKey
 ) -> PrivacyRequestOut:
-    """Erase the customer's personal data (right to erasure); aggregates stay."""
-    request = service.erase_customer(
+    """Erase the customer's personal data in every domain (right to erasure); aggregates
+    stay."""
+    request = privacy.erase_customer(
         db, customer_id=customer_id, requested_by=body.requested_by, reason=body.reason
     )
     return PrivacyRequestOut.model_validate(request)

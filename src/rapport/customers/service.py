@@ -44,6 +44,7 @@ from rapport.platform.db import upsert_rows
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.identity import identity_digest, normalise_identity
 from rapport.platform.ids import new_id
+from rapport.platform.privacy import PrivacySubject
 
 IDENTIFY_ATTEMPTS = 3
 PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "home_city")
@@ -957,25 +958,90 @@ def customer_profile(db: Session, *, customer_id: str, timeline_limit: int = 50)
 
 
 # ------------------------------------------------------------------------------ privacy
+# Export and erasure run across every domain as one workflow (rapport.flows.privacy); this is
+# the customers domain's part of it, plus the audit of each request.
+
+PRIVACY_TABLES = (
+    "customers",
+    "identities",
+    "consents",
+    "consent_changes",
+    "preferences",
+    "customer_traits",
+    "customer_merges",
+    "privacy_requests",
+)
+_ERASED_FIELDS = (
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "home_city",
+    "home_latitude",
+    "home_longitude",
+)
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def export_customer(db: Session, *, customer_id: str, requested_by: str) -> dict[str, Any]:
-    """Everything Rapport holds on a customer as one JSON-ready document; the request is
-    recorded."""
+def privacy_subject(db: Session, *, customer_id: str) -> PrivacySubject:
+    """Who a privacy request is about: the profile (following merges), the profiles merged
+    into it, and every value they were known by. 404 for an unknown or erased customer."""
     customer = _require(db, customer_id)
     cid = customer.customer_id
+    merged = list(db.scalars(select(Customer).where(Customer.merged_into == cid)))
+    people = [customer, *merged]
+    ids = tuple(p.customer_id for p in people)
+    identities = {
+        (i.kind, i.value) for i in db.scalars(select(Identity).where(Identity.customer_id.in_(ids)))
+    }
+    details: set[str] = set()
+    for person in people:
+        for kind in ("email", "phone", "external_id"):
+            value = getattr(person, kind)
+            if value:
+                identities.add((kind, normalise_identity(kind, value)))
+                details.add(value)
+        for name in ("first_name", "last_name", "home_city"):
+            if getattr(person, name):
+                details.add(getattr(person, name))
+        if person.first_name and person.last_name:
+            details.add(f"{person.first_name} {person.last_name}")
+    return PrivacySubject(
+        customer_id=cid,
+        customer_ids=ids,
+        identities=tuple(sorted(identities)),
+        details=tuple(sorted(details)),
+    )
+
+
+def record_privacy_request(
+    db: Session, *, customer_id: str, kind: str, requested_by: str, reason: str | None = None
+) -> PrivacyRequest:
+    """The audit row of an export or erasure (in the caller's transaction)."""
     now = clock.now()
     request = PrivacyRequest(
-        customer_id=cid, kind="export", requested_by=requested_by, requested_at=now
+        customer_id=customer_id,
+        kind=kind,
+        requested_by=requested_by,
+        reason=reason,
+        requested_at=now,
+        completed_at=now,
     )
     db.add(request)
+    return request
+
+
+def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
+    """The profile, identities, consents and their history, preferences, traits, merges and
+    earlier privacy requests."""
+    cid = subject.customer_id
+    customer = _require(db, cid)
     traits = db.get(CustomerTraits, cid)
-    document = {
-        "exported_at": now.isoformat(),
+    return {
         "customer": {
             name: (_iso(value) if isinstance(value, datetime) else value)
             for name, value in (
@@ -1013,7 +1079,7 @@ def export_customer(db: Session, *, customer_id: str, requested_by: str) -> dict
             }
             for p in get_preferences(db, customer_id=cid)
         ],
-        "traits": trait_summary(traits, now=now) if traits else None,
+        "traits": trait_summary(traits, now=clock.now()) if traits else None,
         "merges": [
             {
                 "merged_customer_id": m.source_customer_id,
@@ -1023,81 +1089,70 @@ def export_customer(db: Session, *, customer_id: str, requested_by: str) -> dict
             }
             for m in merge_history(db, customer_id=cid)
         ],
-        "events": [
+        "privacy_requests": [
             {
-                "event_id": e.event_id,
-                "type": e.type,
-                "channel": e.channel,
-                "occurred_at": _iso(e.occurred_at),
-                "properties": e.properties,
-                "context": e.context,
+                "kind": r.kind,
+                "requested_by": r.requested_by,
+                "requested_at": _iso(r.requested_at),
             }
-            for e in event_log.customer_events(db, customer_id=cid)
+            for r in privacy_requests(db, customer_id=cid)
         ],
     }
-    request.completed_at = clock.now()
-    db.commit()
-    return document
+
+
+def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
+    """Delete identities and preferences, empty the contact details, names, home and last
+    location of the profile and of those merged into it, mark it erased, and put every
+    former identity on the suppression list (digests only) so that later events naming it
+    are refused. Consents stay (an erased person grants nothing), as do traits' totals."""
+    cid = subject.customer_id
+    suppress_identities(
+        db,
+        digests=sorted(
+            identity_digest(kind, value)
+            for kind, value in subject.identities
+            if kind != "device_id"  # a shared household device is not the person
+        ),
+    )
+    db.execute(delete(Identity).where(Identity.customer_id.in_(subject.customer_ids)))
+    db.execute(delete(Preference).where(Preference.customer_id.in_(subject.customer_ids)))
+    now = clock.now()
+    for person in db.scalars(
+        select(Customer).where(Customer.customer_id.in_(subject.customer_ids))
+    ):
+        for name in _ERASED_FIELDS:
+            setattr(person, name, None)
+        person.attributes = {}
+        person.updated_at = now
+        if person.customer_id == cid:
+            person.status = "erased"
+            person.erased_at = now
+    db.execute(
+        update(CustomerTraits)
+        .where(CustomerTraits.customer_id.in_(subject.customer_ids))
+        .values(last_latitude=None, last_longitude=None, last_location_at=None)
+    )
+    db.flush()
+
+
+def export_customer(db: Session, *, customer_id: str, requested_by: str) -> dict[str, Any]:
+    """Every domain's data on the customer: see :func:`rapport.flows.privacy.export_customer`
+    (kept here for existing callers)."""
+    from rapport.flows import privacy  # the workflow calls this domain: import when used
+
+    return privacy.export_customer(db, customer_id=customer_id, requested_by=requested_by)
 
 
 def erase_customer(
     db: Session, *, customer_id: str, requested_by: str, reason: str | None = None
 ) -> PrivacyRequest:
-    """Right to erasure: remove personal data from the profile, its identities, preferences
-    and event properties; keep events pseudonymised (the random customer id, type, time,
-    channel) so aggregates stay; refuse future events from the erased identities."""
-    customer = _require(db, customer_id)
-    cid = customer.customer_id
-    now = clock.now()
-    merged_ids = list(db.scalars(select(Customer.customer_id).where(Customer.merged_into == cid)))
-    identities = list(
-        db.scalars(select(Identity).where(Identity.customer_id.in_([cid, *merged_ids])))
+    """Erase the customer in every domain: see :func:`rapport.flows.privacy.erase_customer`
+    (kept here for existing callers)."""
+    from rapport.flows import privacy  # the workflow calls this domain: import when used
+
+    return privacy.erase_customer(
+        db, customer_id=customer_id, requested_by=requested_by, reason=reason
     )
-    digests = {identity_digest(i.kind, i.value) for i in identities if i.kind != "device_id"}
-    for kind, value in (
-        ("email", customer.email),
-        ("phone", customer.phone),
-        ("external_id", customer.external_id),
-    ):
-        if value:
-            digests.add(identity_digest(kind, value))
-    suppress_identities(db, digests=sorted(digests))
-    db.execute(delete(Identity).where(Identity.customer_id.in_([cid, *merged_ids])))
-    db.execute(delete(Preference).where(Preference.customer_id == cid))
-    for person in [customer, *(db.get(Customer, m) for m in merged_ids)]:
-        if person is None:
-            continue
-        for name in (
-            "external_id",
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "home_city",
-            "home_latitude",
-            "home_longitude",
-        ):
-            setattr(person, name, None)
-        person.attributes = {}
-        person.updated_at = now
-        event_log.pseudonymise_customer_events(db, customer_id=person.customer_id)
-    traits = db.get(CustomerTraits, cid)
-    if traits is not None:
-        traits.last_latitude = traits.last_longitude = traits.last_location_at = None
-    customer.status = "erased"
-    customer.erased_at = now
-    request = PrivacyRequest(
-        customer_id=cid,
-        kind="erasure",
-        requested_by=requested_by,
-        reason=reason,
-        requested_at=now,
-        completed_at=now,
-    )
-    db.add(request)
-    append_event(db, type="customer_erased", channel="web", customer_id=cid, properties={})
-    db.commit()
-    return request
 
 
 def privacy_requests(db: Session, *, customer_id: str) -> list[PrivacyRequest]:

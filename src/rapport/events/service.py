@@ -19,12 +19,14 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
+from rapport.events import log as event_log
 from rapport.events.models import Event, SuppressedIdentity
 from rapport.platform import clock
 from rapport.platform.db import begin_write_now, driver_cursor, upsert_rows
 from rapport.platform.errors import Conflict, InvalidInput, field_error
 from rapport.platform.identity import identity_digest
 from rapport.platform.ids import new_id
+from rapport.platform.privacy import PrivacySubject
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
@@ -706,3 +708,60 @@ _COMPARED = (
 
 def _same_event(event: NewEvent, other: Any) -> bool:
     return all(event[name] == other[name] for name in _COMPARED)  # type: ignore[literal-required]
+
+
+# ------------------------------------------------------------------------------ privacy
+# The events domain's part of export and erasure (the workflow is rapport.flows.privacy).
+
+PRIVACY_TABLES = ("events", "tracking_dead_letters")
+
+
+def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
+    """Every event of the person, oldest first, and those naming them that still wait for
+    the profile processor."""
+    waiting = db.scalars(
+        select(Event)
+        .where(
+            Event.customer_id.is_(None),
+            Event.user_id.in_([*subject.customer_ids, *subject.identity_values("external_id")])
+            | Event.anonymous_id.in_(subject.identity_values("anonymous_id")),
+        )
+        .order_by(Event.position)
+    )
+    return {
+        "events": [
+            {
+                "event_id": e.event_id,
+                "type": e.type,
+                "channel": e.channel,
+                "occurred_at": e.occurred_at.isoformat(),
+                "properties": e.properties,
+                "context": e.context,
+            }
+            for events in (
+                *(event_log.customer_events(db, customer_id=c) for c in subject.customer_ids),
+                waiting,
+            )
+            for e in events
+        ]
+    }
+
+
+def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
+    """Pseudonymise the person's events (and those still waiting for the profile processor
+    that name them): type, time, channel, the random customer id and non-personal properties
+    stay, so counts and spend add up. Refused tracking messages that name them go."""
+    user_ids = [*subject.customer_ids, *subject.identity_values("external_id")]
+    anonymous_ids = subject.identity_values("anonymous_id")
+    event_log.pseudonymise_customer_events(
+        db,
+        customer_id=subject.customer_id,
+        known_values=subject.known_values,
+        user_ids=user_ids,
+        anonymous_ids=anonymous_ids,
+    )
+    for merged in subject.customer_ids[1:]:
+        event_log.pseudonymise_customer_events(
+            db, customer_id=merged, known_values=subject.known_values
+        )
+    erase_dead_letters(db, [*user_ids, *anonymous_ids, *subject.identifiers])

@@ -41,7 +41,7 @@ BREAKAGE = "program:breakage"
 MEMBER_DEBT = "program:member_debt"
 PROGRAM_ACCOUNTS = (ISSUED, REDEEMED, EXPIRED, ADJUSTMENTS, BREAKAGE, MEMBER_DEBT)
 
-TRANSACTION_KINDS = ("earn", "redeem", "expire", "adjust", "reverse")
+TRANSACTION_KINDS = ("earn", "redeem", "expire", "adjust", "reverse", "close")
 
 
 class LoyaltyProgram(Base):
@@ -68,13 +68,15 @@ class LoyaltyProgram(Base):
 
 class LoyaltyAccount(Base):
     """A ledger account. Member accounts (``kind`` 'member') carry the available ``balance``
-    and the ``debt`` owed from returns; the database refuses either going negative."""
+    and the ``debt`` owed from returns; the database refuses either going negative. Erasure
+    closes a member account (``kind`` 'closed', balance and debt settled to zero by a 'close'
+    transaction); its journal stays, so the program's totals still add up."""
 
     __tablename__ = "loyalty_accounts"
     __table_args__ = (
         CheckConstraint(
             "kind IN ('member', 'issued', 'redeemed', 'expired', 'adjustments', 'breakage', "
-            "'member_debt')",
+            "'member_debt', 'closed')",
             name="kind_known",
         ),
         CheckConstraint("kind <> 'member' OR balance >= 0", name="member_balance_not_negative"),
@@ -96,7 +98,7 @@ class LedgerTransaction(Base):
     __tablename__ = "loyalty_transactions"
     __table_args__ = (
         CheckConstraint(
-            "kind IN ('earn', 'redeem', 'expire', 'adjust', 'reverse')", name="kind_known"
+            "kind IN ('earn', 'redeem', 'expire', 'adjust', 'reverse', 'close')", name="kind_known"
         ),
         Index("ix_loyalty_transactions_customer_id", "customer_id", "id"),
         Index("ix_loyalty_transactions_order_id", "order_id"),

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, func, insert, select, true, update
+from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,21 +31,30 @@ from rapport.customers import service as customers
 from rapport.events.service import log_event, log_event_parameters, log_event_sql
 from rapport.loyalty.models import (
     ADJUSTMENTS,
+    BREAKAGE,
     EXPIRED,
     ISSUED,
     MEMBER_DEBT,
     PROGRAM_ACCOUNTS,
     REDEEMED,
+    AnnouncementDelivery,
+    Coupon,
     LedgerEntry,
     LedgerTransaction,
     LotConsumption,
     LoyaltyAccount,
     LoyaltyProgram,
     MemberDebt,
+    Membership,
+    MembershipPayment,
     PointLot,
+    Referral,
+    ReferralCode,
+    TierStanding,
 )
 from rapport.platform import clock, idempotency
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
+from rapport.platform.privacy import PrivacySubject
 from rapport.platform.statements import StatementPool
 
 # One command never moves more points than this (far beyond any real basket, well inside
@@ -1439,3 +1448,183 @@ def member_benefits(db: Session, *, customer_id: str) -> MemberBenefits:
             benefits.early_access_hours, plan.early_access_hours if plan is not None else 0
         ),
     )
+
+
+# ------------------------------------------------------------------------------ privacy
+# The loyalty domain's part of export and erasure (rapport.flows.privacy).
+
+PRIVACY_TABLES = (
+    "loyalty_accounts",
+    "loyalty_transactions",
+    "loyalty_lots",
+    "loyalty_debts",
+    "loyalty_awards",
+    "loyalty_qualifying",
+    "loyalty_tier_standings",
+    "loyalty_tier_changes",
+    "loyalty_memberships",
+    "loyalty_membership_payments",
+    "loyalty_checkouts",
+    "loyalty_coupons",
+    "loyalty_referral_codes",
+    "loyalty_referrals",
+    "loyalty_announcement_deliveries",
+)
+
+
+def _close_account(db: Session, *, customer_id: str, now: datetime) -> None:
+    """Close a member account: one 'close' transaction forfeits the balance to breakage
+    (``M -b``, ``breakage +b``; the open lots are consumed by it) and writes the debt off
+    (``member_debt +d``, ``breakage -d``); the account becomes 'closed', so no command finds
+    it again. The journal stays: every transaction still sums to zero and the program's
+    issued, redeemed and expired totals are unchanged."""
+    account = db.execute(
+        select(_accounts.c.balance, _accounts.c.debt)
+        .where(_accounts.c.account_id == customer_id, _accounts.c.kind == "member")
+        .with_for_update()
+    ).first()
+    if account is None:
+        return
+    points, debt = int(account.balance), int(account.debt)
+    if points or debt:
+        transaction_id = _record_transaction(
+            db,
+            customer_id=customer_id,
+            kind="close",
+            points=-points,
+            reason="Account closed: the member's personal data was erased",
+            legs=[(customer_id, -points), (BREAKAGE, points - debt), (MEMBER_DEBT, debt)],
+            debt_change=-debt,
+            details={"forfeited_points": points, "debt_written_off": debt},
+            now=now,
+        )
+        if points:
+            _consume_lots(db, customer_id=customer_id, points=points, transaction_id=transaction_id)
+        db.execute(
+            update(_debts)
+            .where(_debts.c.customer_id == customer_id, _debts.c.remaining > 0)
+            .values(remaining=0)
+        )
+    db.execute(
+        update(_accounts)
+        .where(_accounts.c.account_id == customer_id)
+        .values(kind="closed", balance=0, debt=0, updated_at=now)
+    )
+
+
+def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
+    """Close the member's account (see ``_close_account``), end their paid membership now
+    (its payments stay: revenue), drop their tier standing and referral code, expire their
+    unused coupons and withdraw announcements still queued for them. Ledger, awards, tier
+    history, referrals and checkouts stay under the random customer id."""
+    ids = list(subject.customer_ids)
+    now = clock.now()
+    for customer_id in ids:
+        _close_account(db, customer_id=customer_id, now=now)
+    db.execute(
+        update(Membership)
+        .where(Membership.customer_id.in_(ids), Membership.status != "lapsed")
+        .values(status="lapsed", auto_renew=False, ended_at=now)
+    )
+    db.execute(delete(TierStanding).where(TierStanding.customer_id.in_(ids)))
+    db.execute(delete(ReferralCode).where(ReferralCode.customer_id.in_(ids)))
+    db.execute(
+        update(Coupon)
+        .where(Coupon.customer_id.in_(ids), Coupon.used_at.is_(None), Coupon.expires_at > now)
+        .values(expires_at=now)
+    )
+    db.execute(
+        delete(AnnouncementDelivery).where(
+            AnnouncementDelivery.customer_id.in_(ids), AnnouncementDelivery.status == "queued"
+        )
+    )
+
+
+def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
+    """The member's account, every ledger movement, tier and its history, paid memberships
+    and their payments, coupons, referral code and referrals."""
+    from rapport.loyalty import program
+
+    ids = list(subject.customer_ids)
+
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    tier = program.member_tier(db, customer_id=subject.customer_id)
+    return {
+        "loyalty": {
+            "accounts": [
+                {
+                    "kind": a.kind,
+                    "balance": a.balance,
+                    "debt": a.debt,
+                    "opened_at": iso(a.created_at),
+                }
+                for a in db.execute(select(_accounts).where(_accounts.c.account_id.in_(ids)))
+            ],
+            "transactions": [
+                {
+                    "kind": t.kind,
+                    "points": t.points,
+                    "debt_change": t.debt_change,
+                    "reason": t.reason,
+                    "order_id": t.order_id,
+                    "at": iso(t.created_at),
+                }
+                for t in db.execute(
+                    select(_transactions)
+                    .where(_transactions.c.customer_id.in_(ids))
+                    .order_by(_transactions.c.id)
+                )
+            ],
+            "tier": tier.tier_id,
+            "tier_history": program.tier_history(db, customer_id=subject.customer_id),
+            "memberships": [
+                {
+                    "plan_id": m.plan_id,
+                    "status": m.status,
+                    "started_at": iso(m.started_at),
+                    "current_period_end": iso(m.current_period_end),
+                    "ended_at": iso(m.ended_at),
+                }
+                for m in db.scalars(select(Membership).where(Membership.customer_id.in_(ids)))
+            ],
+            "membership_payments": [
+                {
+                    "plan_id": p.plan_id,
+                    "amount_minor": p.amount_minor,
+                    "currency": p.currency,
+                    "paid_at": iso(p.paid_at),
+                }
+                for p in db.scalars(
+                    select(MembershipPayment).where(MembershipPayment.customer_id.in_(ids))
+                )
+            ],
+            "coupons": [
+                {
+                    "code": c.code,
+                    "rule": c.rule,
+                    "issued_at": iso(c.issued_at),
+                    "expires_at": iso(c.expires_at),
+                    "used_at": iso(c.used_at),
+                }
+                for c in db.scalars(select(Coupon).where(Coupon.customer_id.in_(ids)))
+            ],
+            "referral_codes": [
+                r.code
+                for r in db.scalars(select(ReferralCode).where(ReferralCode.customer_id.in_(ids)))
+            ],
+            "referrals": [
+                {
+                    "role": "referrer" if r.referrer_id in ids else "friend",
+                    "referred_at": iso(r.referred_at),
+                    "completed_at": iso(r.completed_at),
+                }
+                for r in db.scalars(
+                    select(Referral).where(
+                        Referral.referrer_id.in_(ids) | Referral.friend_id.in_(ids)
+                    )
+                )
+            ],
+        }
+    }

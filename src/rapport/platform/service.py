@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -13,14 +14,15 @@ from typing import Any
 import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from rapport.platform import clock
 from rapport.platform.db import driver_cursor, read_only
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.ids import new_id
-from rapport.platform.models import AdminUser, ApiKey
+from rapport.platform.models import AdminUser, ApiKey, IdempotencyRecord
+from rapport.platform.privacy import PrivacySubject
 
 KEY_PREFIX = "rk"
 _password_hasher = PasswordHasher()  # argon2id with the library's current recommended cost
@@ -224,3 +226,68 @@ def count_admin_users(db: Session) -> int:
 
 def generate_password() -> str:
     return secrets.token_urlsafe(12)
+
+
+# ------------------------------------------------------------------------------ privacy
+# The platform's part of export and erasure (rapport.flows.privacy): the answers stored under
+# Idempotency-Keys copy what the command answered (a customer, an order, a ticket...). Admin
+# users and API keys are staff, not customers; jobs carry ids only.
+
+PRIVACY_TABLES = ("idempotency_keys",)
+ERASED_ANSWER = {
+    "type": "https://rapport.dev/problems/erased",
+    "title": "Gone",
+    "status": 410,
+    "detail": "This request's answer named a person whose data has since been erased",
+}
+
+
+def _stored_answers_naming(subject: PrivacySubject) -> Any:
+    """The stored answers that hold one of the person's ids or identity values as a whole
+    JSON string (or whose scope ends with it, as loyalty's name the member): a value that
+    merely contains it (an order total holding an external number's digits) is not theirs."""
+    answer = cast(IdempotencyRecord.response_body, Text)
+    return or_(
+        *(
+            condition
+            for value in subject.identifiers
+            for condition in (
+                # As SQLite's JSON text (ASCII-escaped) and PostgreSQL's jsonb text write it.
+                answer.contains(json.dumps(value), autoescape=True),
+                answer.contains(json.dumps(value, ensure_ascii=False), autoescape=True),
+                IdempotencyRecord.scope.endswith(f":{value}", autoescape=True),
+            )
+        )
+    )
+
+
+def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
+    """Answers stored for retries that name the person."""
+    if not subject.identifiers:
+        return {"stored_answers": []}
+    return {
+        "stored_answers": [
+            {
+                "stored_at": record.completed_at.isoformat() if record.completed_at else None,
+                "status": record.response_status,
+                "answer": record.response_body,
+            }
+            for record in db.scalars(
+                select(IdempotencyRecord)
+                .where(_stored_answers_naming(subject))
+                .order_by(IdempotencyRecord.created_at)
+            )
+        ]
+    }
+
+
+def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
+    """Replace every stored answer that names the person by ``410 Gone``: a retry with the
+    same key still changes nothing (the key stays used) and reveals nothing."""
+    if not subject.identifiers:
+        return
+    db.execute(
+        update(IdempotencyRecord)
+        .where(_stored_answers_naming(subject))
+        .values(response_status=410, response_body=ERASED_ANSWER)
+    )

@@ -33,6 +33,7 @@ from rapport.platform import clock, jobs
 from rapport.platform.db import read_only
 from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.models import Job
+from rapport.platform.privacy import PrivacySubject
 from rapport.recommend.algorithms import Blend, PersonalFrequency, Popularity
 from rapport.recommend.bundle import Bundle, ProductFacts, Purchase, build
 from rapport.recommend.data import day_number
@@ -598,3 +599,28 @@ def list_versions(db: Session, *, limit: int = 50) -> list[ModelVersion]:
         db.scalars(select(ModelVersion).order_by(ModelVersion.trained_at.desc()).limit(limit))
     )
 
+
+# ------------------------------------------------------------------------------ privacy
+# The recommendations domain's part of export and erasure (rapport.flows.privacy). It keeps no
+# table about a customer: models are trained from orders (kept under the random customer id)
+# into files that name customers by that id only, and an erased customer has no consent, so
+# they are only ever served the non-personal ranking.
+
+PRIVACY_TABLES: tuple[str, ...] = ()
+
+
+def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
+    """Whether recommendations are personal for the customer, and the segments that the
+    merchandising rules see them in."""
+    return {
+        "recommendations": {
+            "personalised": customers.has_consent(
+                db, customer_id=subject.customer_id, purpose="personalization"
+            ),
+            "segments": sorted(_segments(db, subject.customer_id)),
+        }
+    }
+
+
+def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
+    return None
