@@ -5,6 +5,7 @@ and the price consistency report compares what orders were charged with the chan
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from rapport.catalog import service as catalog
 from rapport.catalog.models import ChannelPrice
 from rapport.orders import service as orders
 from rapport.orders.schemas import OrderIn
+from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.platform.errors import Conflict
 from tests.conftest import auth
@@ -303,3 +305,39 @@ def test_price_consistency_compares_what_was_charged_with_the_channel_price(
     assert bases[placed[1].json()["order_id"]] == ("channel rule", "App promo")
     assert bases[placed[2].json()["order_id"]] == ("catalogue price (current)", None)
     assert (report["overcharged_minor"], report["undercharged_minor"]) == (100, 600)
+
+
+def test_the_orders_admin_page_lists_lines_charged_otherwise(client, db, writer) -> None:
+    # given a till sale charged 1000 for a 1200 Chianti, and an admin signed in
+    _post(
+        client,
+        _till_sale(
+            lines=[{"sku": CHIANTI, "quantity": 1, "unit_price_minor": 1000}],
+            subtotal_minor=1000,
+            total_minor=1000,
+        ),
+        writer,
+        key="till-admin",
+    )
+    platform.create_admin_user(db, email="ops@example.com", password="correct horse battery")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/login").text)
+    assert token is not None
+    client.post(
+        "/admin/login",
+        data={
+            "email": "ops@example.com",
+            "password": "correct horse battery",
+            "csrf_token": token.group(1),
+            "next": "/admin",
+        },
+        follow_redirects=False,
+    )
+
+    # when the orders page is opened
+    page = client.get("/admin/orders")
+
+    # then the line is listed with what was charged, the channel price and the difference
+    assert page.status_code == 200
+    table = page.text.split('data-testid="charged-prices"', 1)[1].split("</table>", 1)[0]
+    assert CHIANTI in table
+    assert "<td>10.00</td><td>12.00</td><td>-2.00</td>" in table

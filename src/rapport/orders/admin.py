@@ -3,6 +3,7 @@ and a customer's orders across channels."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -10,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from rapport.customers import service as customers
 from rapport.orders import risk, service
+from rapport.platform import clock
 from rapport.platform.admin import CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession
 from rapport.platform.settings import AppSettings
@@ -44,6 +46,9 @@ def promises_page(
             "concentration": service.returns_concentration(db),
             "orders": service.count_orders(db),
             "risk": distribution,
+            "charged": service.charged_price_report(
+                db, since=clock.now() - timedelta(days=30), until=clock.now(), limit=50
+            ),
         },
     )
 
