@@ -4,20 +4,34 @@ A command sent again with the same key answers the first answer and changes noth
 key with a different body is 422; a retry while the first is still running is 409. The stored
 answer is written inside the command's own transaction (through the verb's ``before_commit``
 hook), so "answered" and "done" can never disagree.
+
+A running command's claim names its holder (host, process id, a token per process and one per
+claim) and holds for a short lease, renewed while the command runs by a thread of the holding
+process. A retry may take the key over once the lease has run out, or at once when the holder
+is a process of this host that no longer exists (a server that crashed or was killed). Taking
+over is safe even when the holder is merely slow: the answer is stored only if the claim is
+still the holder's own, in the command's transaction, so a command that lost its claim rolls
+back and a retry never applies twice.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, cast
 
 import orjson
 from fastapi import Header
 from fastapi.responses import JSONResponse
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Engine, Table, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -43,9 +57,15 @@ IDEMPOTENCY_KEY_PARAMETER = {
     "description": "Unique per command; a retry with the same key is answered, not applied",
     "schema": {"type": "string", "minLength": 1, "maxLength": 200},
 }
-# A key still 'running' after this long belongs to a command whose transaction never
-# committed (the answer is stored in that same transaction), so it may run again.
-ABANDONED_AFTER = timedelta(minutes=5)
+log = logging.getLogger(__name__)
+
+# How long a running command's claim holds without renewal: a retry may take the key over
+# this long after its server died (at once when that server was a process of the same host).
+LEASE = timedelta(seconds=10)
+# How often the holding process renews the leases of commands still running.
+RENEW_EVERY_S = 3.0
+_HOST = socket.gethostname()[:100]
+_PROCESS_TOKEN = secrets.token_hex(4)
 
 
 @dataclass(frozen=True)
@@ -58,6 +78,87 @@ class Replay:
 class Claim:
     scope: str
     key: str
+    holder: str = ""
+
+
+def _new_holder() -> str:
+    """Who runs a command: this host and process (the pid is read now, not at import, so a
+    forked process is itself), with a fresh token for this one claim."""
+    return f"{_HOST} {os.getpid()} {_PROCESS_TOKEN} {secrets.token_hex(4)}"
+
+
+def holder_is_gone(holder: str | None) -> bool:
+    """Whether the process named in ``holder`` is known to have ended: it ran on this host and
+    no process has its id any more. Other hosts' holders are never known gone (their lease
+    decides); a reused process id only means waiting for the lease."""
+    if not holder:
+        return False
+    host, _, rest = holder.partition(" ")
+    pid_text = rest.split(" ", 1)[0]
+    if host != _HOST or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return f" {_PROCESS_TOKEN} " not in holder  # this pid, but an earlier process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # some process of another user has that id now
+    return False
+
+
+class _LeaseRenewer:
+    """Renews, every ``RENEW_EVERY_S``, the leases of this process's commands that have run
+    that long: a command slower than the lease keeps its key. One daemon thread a process,
+    started by the first command that needs it."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, str, str], tuple[Engine, float]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, engine: Engine, claimed: Claim) -> None:
+        with self._lock:
+            self._held[(claimed.scope, claimed.key, claimed.holder)] = (engine, time.monotonic())
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="idempotency-leases", daemon=True
+                )
+                self._thread.start()
+
+    def drop(self, claimed: Claim) -> None:
+        with self._lock:
+            self._held.pop((claimed.scope, claimed.key, claimed.holder), None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(RENEW_EVERY_S)
+            try:
+                self.renew()
+            except Exception:  # a renewal missed is one lease shorter, nothing worse
+                log.warning("renewing idempotency leases failed", exc_info=True)
+
+    def renew(self) -> None:
+        started_before = time.monotonic() - RENEW_EVERY_S
+        with self._lock:
+            due = [(k, e) for k, (e, since) in self._held.items() if since <= started_before]
+        for (scope, key, holder), engine in due:
+            with engine.begin() as connection:
+                connection.execute(
+                    update(_records)
+                    .where(
+                        _records.c.scope == scope,
+                        _records.c.key == key,
+                        _records.c.holder == holder,
+                        _records.c.status == "running",
+                    )
+                    .values(lease_expires_at=clock.now() + LEASE)
+                )
+
+
+_renewer = _LeaseRenewer()
 
 
 def request_fingerprint(body: Any) -> str:
@@ -67,13 +168,20 @@ def request_fingerprint(body: Any) -> str:
 _records = cast(Table, IdempotencyRecord.__table__)
 
 
-def _insert_running(db: Session, *, scope: str, key: str, fingerprint: str) -> bool:
+def _insert_running(db: Session, *, scope: str, key: str, fingerprint: str, holder: str) -> bool:
     """Insert the key as running, in one statement; False when it is already there."""
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    now = clock.now()
     statement = (
         insert(_records)
         .values(
-            scope=scope, key=key, fingerprint=fingerprint, status="running", created_at=clock.now()
+            scope=scope,
+            key=key,
+            fingerprint=fingerprint,
+            status="running",
+            created_at=now,
+            holder=holder,
+            lease_expires_at=now + LEASE,
         )
         .on_conflict_do_nothing(index_elements=["scope", "key"])
         .returning(_records.c.key)
@@ -93,11 +201,16 @@ def check_key(key: str | None) -> str:
 def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Claim | Replay:
     """Start a command under ``key``, or return the first answer if it already ran."""
     key = check_key(key)
-    for _ in range(2):
+    holder = _new_holder()
+    for _ in range(3):
         # The usual case, a new key, is one statement and its commit.
-        if _insert_running(db, scope=scope, key=key, fingerprint=fingerprint):
+        if _insert_running(db, scope=scope, key=key, fingerprint=fingerprint, holder=holder):
             db.commit()
-            return Claim(scope=scope, key=key)
+            claimed = Claim(scope=scope, key=key, holder=holder)
+            bind = db.get_bind()
+            if isinstance(bind, Engine):  # (a test's session on one connection renews nothing)
+                _renewer.hold(bind, claimed)
+            return claimed
         record = db.execute(
             select(
                 _records.c.fingerprint,
@@ -105,6 +218,8 @@ def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Clai
                 _records.c.response_status,
                 _records.c.response_body,
                 _records.c.created_at,
+                _records.c.holder,
+                _records.c.lease_expires_at,
             ).where(_records.c.scope == scope, _records.c.key == key)
         ).first()
         if record is None:
@@ -119,14 +234,34 @@ def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Clai
             replay = Replay(status_code=record.response_status or 200, body=record.response_body)
             db.rollback()
             return replay
-        if clock.now() - record.created_at < ABANDONED_AFTER:
+        expires: datetime = record.lease_expires_at or record.created_at + LEASE
+        now = clock.now()
+        if expires > now and not holder_is_gone(record.holder):
             db.rollback()
+            wait = max(1, int((expires - now).total_seconds() + 0.999))
             raise Conflict(
                 f"A request with this {HEADER} is still being processed; retry shortly",
                 field=HEADER,
+                headers={"Retry-After": str(wait)},
             )
-        db.execute(delete(_records).where(_records.c.scope == scope, _records.c.key == key))
-    raise Conflict(f"A request with this {HEADER} is still being processed", field=HEADER)
+        # The holder is gone or its lease ran out: take the key over, unless it finished or
+        # was taken over by someone else in the meantime (then look again).
+        db.execute(
+            delete(_records).where(
+                _records.c.scope == scope,
+                _records.c.key == key,
+                _records.c.status == "running",
+                _records.c.holder.is_(None)
+                if record.holder is None
+                else _records.c.holder == record.holder,
+            )
+        )
+    db.rollback()
+    raise Conflict(
+        f"A request with this {HEADER} is still being processed; retry shortly",
+        field=HEADER,
+        headers={"Retry-After": "1"},
+    )
 
 
 def store_answer_sql(*, source: str, body: str) -> str:
@@ -154,28 +289,50 @@ def store_answer_parameters(
     }
 
 
+class ClaimLost(Conflict):
+    """The command ran past its lease and a retry took its key over: this run rolls back and
+    the retry's answer stands."""
+
+
 def complete(db: Session, claimed: Claim, *, status_code: int, body: Any) -> None:
-    """Store the answer, inside the command's transaction (no commit here)."""
-    db.execute(
+    """Store the answer, inside the command's transaction (no commit here). Refused (and the
+    command with it) when the claim is no longer this command's own."""
+    stored = db.execute(
         update(_records)
-        .where(_records.c.scope == claimed.scope, _records.c.key == claimed.key)
+        .where(
+            _records.c.scope == claimed.scope,
+            _records.c.key == claimed.key,
+            _records.c.status == "running",
+            _records.c.holder == claimed.holder,
+        )
         .values(
             status="done",
             response_status=status_code,
             response_body=body,
             completed_at=clock.now(),
+            holder=None,
+            lease_expires_at=None,
         )
     )
+    _renewer.drop(claimed)
+    if stored.rowcount != 1:  # type: ignore[attr-defined]
+        raise ClaimLost(
+            f"This command ran past its {HEADER} lease and a retry took the key over;"
+            " nothing was changed by this request",
+            field=HEADER,
+        )
 
 
 def release(db: Session, claimed: Claim) -> None:
     """The command failed and changed nothing: forget the key so a corrected retry can run."""
+    _renewer.drop(claimed)
     db.rollback()
     db.execute(
         delete(IdempotencyRecord).where(
             IdempotencyRecord.scope == claimed.scope,
             IdempotencyRecord.key == claimed.key,
             IdempotencyRecord.status == "running",
+            IdempotencyRecord.holder == claimed.holder,
         )
     )
     db.commit()

@@ -107,3 +107,7 @@ class IdempotencyRecord(Base):
     response_body: Mapped[Any | None] = mapped_column(JsonDocument, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # While running: who runs the command ("host pid process-token claim-token") and until
+    # when the claim holds unless renewed (see platform.idempotency).
+    holder: Mapped[str | None] = mapped_column(String(200), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -1,0 +1,221 @@
+"""Idempotency keys after a crash: a key whose command died with its server is free again at
+once (same host) or after the documented lease, and a retry still applies exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from rapport.platform import clock, idempotency
+from rapport.platform.db import open_session
+from rapport.platform.errors import Conflict
+from rapport.platform.models import IdempotencyRecord
+from rapport.recommend import service
+from rapport.recommend.schemas import RuleIn
+
+SCOPE = "recommend.rule:test"
+BODY = {"name": "Rioja first", "action": "pin", "sku": "W-RIOJA", "position": 1}
+
+
+@pytest.fixture
+def session(committed_url: str) -> Iterator[Session]:
+    db = open_session(committed_url)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def create_rule_once(db: Session, key: str) -> Any:
+    """The command under test: add a merchandising rule, once per key."""
+    rule = RuleIn.model_validate(BODY)
+    return idempotency.run_idempotent(
+        db,
+        scope=SCOPE,
+        key=key,
+        request_body=BODY,
+        status_code=201,
+        execute=lambda hook: service.create_rule(db, rule=rule, by="test", before_commit=hook),
+        render=lambda row: {"id": row.id, "name": row.name},
+    )
+
+
+def rules(db: Session) -> list[str]:
+    db.rollback()
+    return [r.name for r in service.list_rules(db)]
+
+
+def claim_row(db: Session, key: str) -> IdempotencyRecord | None:
+    db.rollback()
+    return db.scalars(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.scope == SCOPE, IdempotencyRecord.key == key
+        )
+    ).first()
+
+
+CLAIM_AND_HANG = textwrap.dedent(
+    """
+    import sys, time
+    from rapport.platform import idempotency
+    from rapport.platform.db import open_session
+
+    url, scope, key, fingerprint = sys.argv[1:5]
+    db = open_session(url)
+    idempotency.claim(db, scope=scope, key=key, fingerprint=fingerprint)
+    print("claimed", flush=True)
+    time.sleep(120)  # the command "runs" until the server dies
+    """
+)
+
+
+def test_a_key_held_by_a_killed_server_is_free_at_once_and_applies_once(
+    committed_url: str, session: Session
+) -> None:
+    # Given a server process that claimed a key and died mid-command (SIGKILL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CLAIM_AND_HANG,
+            committed_url,
+            SCOPE,
+            "crash-1",
+            idempotency.request_fingerprint(BODY),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "claimed"
+        row = claim_row(session, "crash-1")
+        assert row is not None
+        assert row.status == "running"
+        assert row.holder is not None
+        assert f" {server.pid} " in row.holder
+    finally:
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+    # When the client retries with the same key right away
+    first = create_rule_once(session, "crash-1")
+    # Then the command runs (the holder is known gone), once
+    assert first.status_code == 201
+    assert rules(session) == ["Rioja first"]
+    # And a further retry is answered, not applied
+    again = create_rule_once(session, "crash-1")
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert rules(session) == ["Rioja first"]
+
+
+def test_a_key_held_on_another_host_is_free_after_the_lease(session: Session) -> None:
+    # Given a key claimed by a server on another host that then went silent
+    now = clock.now()
+    clock.set_clock(clock.FrozenClock(now))
+    session.execute(
+        insert(IdempotencyRecord).values(
+            scope=SCOPE,
+            key="crash-2",
+            fingerprint=idempotency.request_fingerprint(BODY),
+            status="running",
+            created_at=now,
+            holder="another-host 4242 abcd0123 ef456789",
+            lease_expires_at=now + idempotency.LEASE,
+        )
+    )
+    session.commit()
+    # When the client retries within the lease
+    with pytest.raises(Conflict) as waiting:
+        create_rule_once(session, "crash-2")
+    # Then it is told to come back when the lease ends
+    assert waiting.value.headers is not None
+    assert waiting.value.headers["Retry-After"] == str(int(idempotency.LEASE.total_seconds()))
+    assert rules(session) == []
+    # When it retries after the lease (ten seconds, not minutes)
+    clock.set_clock(clock.FrozenClock(now + idempotency.LEASE + timedelta(seconds=1)))
+    retried = create_rule_once(session, "crash-2")
+    # Then the command runs once
+    assert retried.status_code == 201
+    assert rules(session) == ["Rioja first"]
+    assert create_rule_once(session, "crash-2").headers["Idempotent-Replayed"] == "true"
+    assert rules(session) == ["Rioja first"]
+
+
+def test_a_slow_command_that_lost_its_key_rolls_back(committed_url: str, session: Session) -> None:
+    # Given a command that claimed a key and then stalled past its lease (alive, not renewed)
+    slow = open_session(committed_url)
+    try:
+        fingerprint = idempotency.request_fingerprint(BODY)
+        claimed = idempotency.claim(slow, scope=SCOPE, key="slow-1", fingerprint=fingerprint)
+        assert isinstance(claimed, idempotency.Claim)
+        later = clock.now() + idempotency.LEASE + timedelta(seconds=1)
+        clock.set_clock(clock.FrozenClock(later))
+        # When a retry takes the key over and runs the command
+        assert create_rule_once(session, "slow-1").status_code == 201
+        # And the stalled command then finishes
+        with pytest.raises(idempotency.ClaimLost):
+            service.create_rule(
+                slow,
+                rule=RuleIn.model_validate(BODY),
+                by="slow",
+                before_commit=lambda db, row: idempotency.complete(
+                    db, claimed, status_code=201, body={"id": row.id}
+                ),
+            )
+        slow.rollback()
+    finally:
+        slow.close()
+    # Then the command was applied exactly once, by the retry
+    assert rules(session) == ["Rioja first"]
+    row = claim_row(session, "slow-1")
+    assert row is not None
+    assert row.status == "done"
+
+
+def test_a_running_command_keeps_its_key_by_renewing_the_lease(
+    committed_url: str, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given short leases, renewed often, and a command that runs longer than one lease
+    monkeypatch.setattr(idempotency, "LEASE", timedelta(seconds=1))
+    monkeypatch.setattr(idempotency, "RENEW_EVERY_S", 0.2)
+    running = open_session(committed_url)
+    try:
+        fingerprint = idempotency.request_fingerprint(BODY)
+        claimed = idempotency.claim(running, scope=SCOPE, key="long-1", fingerprint=fingerprint)
+        assert isinstance(claimed, idempotency.Claim)
+        first = claim_row(session, "long-1")
+        assert first is not None
+        assert first.lease_expires_at is not None
+        first_expiry = first.lease_expires_at
+        # When more than a lease has passed while it runs
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            row = claim_row(session, "long-1")
+            assert row is not None
+            assert row.lease_expires_at is not None
+            if clock.as_utc(row.lease_expires_at) > clock.as_utc(first_expiry) + timedelta(
+                seconds=1
+            ):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the lease was not renewed")
+        # Then a retry is still told to wait: the key is the running command's
+        with pytest.raises(Conflict):
+            create_rule_once(session, "long-1")
+        idempotency.release(running, claimed)
+    finally:
+        running.close()
+    assert rules(session) == []
