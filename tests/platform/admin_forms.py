@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
-
 from fastapi.testclient import TestClient
 
 ADMIN_EMAIL = "ops@example.com"
