@@ -273,11 +273,15 @@ def keys_create(
     scope: Annotated[
         list[platform.Scope], typer.Option("--scope", "-s", help="Repeat for several scopes")
     ],
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(help="This key's own request limit, e.g. '100/second;5000/hour'"),
+    ] = None,
 ) -> None:
     """Create an API key; its secret is printed once."""
     with open_session() as db:
         try:
-            issued = platform.create_api_key(db, name=name, scopes=scope)
+            issued = platform.create_api_key(db, name=name, scopes=scope, rate_limit=rate_limit)
         except Problem as problem:
             raise _fail(problem) from problem
     console.print(f"Created key [bold]{issued.key.id}[/bold] ({', '.join(issued.key.scopes)}):")
@@ -292,17 +296,36 @@ def keys_list(
     """List API keys (never their secrets)."""
     with open_session() as db:
         keys = platform.list_api_keys(db, include_revoked=all_keys)
-    table = Table("id", "name", "prefix", "scopes", "created", "revoked")
+    table = Table("id", "name", "prefix", "scopes", "rate limit", "created", "revoked")
     for key in keys:
         table.add_row(
             key.id,
             key.name,
             key.key_prefix,
             ", ".join(key.scopes),
+            key.rate_limit or "default",
             key.created_at.strftime("%Y-%m-%d %H:%M"),
             key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "",
         )
     console.print(table)
+
+
+@keys_app.command("limit")
+def keys_limit(
+    key_id: Annotated[str, typer.Argument(help="The key's id (keys list)")],
+    rate_limit: Annotated[
+        str,
+        typer.Argument(help="e.g. '100/second;5000/hour', or 'default' for RAPPORT_API_RATE_LIMIT"),
+    ],
+) -> None:
+    """Give an API key its own request limit (every server applies it within a second)."""
+    own = None if rate_limit == "default" else rate_limit
+    with open_session() as db:
+        try:
+            key = platform.set_api_key_rate_limit(db, key_id=key_id, rate_limit=own)
+        except Problem as problem:
+            raise _fail(problem) from problem
+    console.print(f"{key.id} ({key.name}) may make {key.rate_limit or 'the default'} requests.")
 
 
 @keys_app.command("revoke")

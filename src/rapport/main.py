@@ -23,6 +23,8 @@ from rapport.platform.domains import admin_pages, load_models, load_tasks, route
 from rapport.platform.errors import install_problem_handlers, problem_response
 from rapport.platform.jobs import Worker, claim_embedded_worker
 from rapport.platform.middleware import BodySizeLimit, RequestBudget, RequestMetrics
+from rapport.platform.ratelimit import RateLimitHeaders
+from rapport.platform.ratelimit import from_settings as rate_limits_from_settings
 from rapport.platform.settings import Settings, get_settings
 from rapport.platform.statements import StatementPool
 
@@ -114,6 +116,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     )
     app.state.settings = settings
     app.state.statements = None  # the lifespan opens a pool on PostgreSQL
+    # Per-API-key request limits, counted where keys are checked (platform.auth).
+    app.state.rate_limits = rate_limits_from_settings(
+        limit=settings.api_rate_limit,
+        storage=settings.rate_limit_storage,
+        data_dir=settings.data_dir,
+    )
     install_problem_handlers(app)
 
     app.include_router(ops_router)
@@ -152,6 +160,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.mount("/static", StaticFiles(directory=PACKAGE_STATIC), name="static")
 
     # Outermost first: metrics see every answer, including 413s from the size limit.
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(
         AdminOnly,
         middleware=admin_shell.SessionCookie,

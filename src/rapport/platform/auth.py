@@ -1,4 +1,4 @@
-"""API key authentication and scope checks for routers."""
+"""API key authentication, scope checks and per-key rate limits for routers."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Forbidden, Unauthorized
+from rapport.platform.ratelimit import STATE_KEY
 from rapport.platform.service import (
     Principal,
     Scope,
@@ -49,7 +50,8 @@ def _secret_from_request(request: Request) -> str | None:
 
 
 def check_scope(request: Request, db: Session, scope: Scope) -> Principal:
-    """The request's key if it holds ``scope`` (or ``admin``); else 401 or 403. May query."""
+    """The request's key if it holds ``scope`` (or ``admin``) and is within its rate limit;
+    else 401, 403 or 429. May query."""
     secret = _secret_from_request(request)
     if secret is None:
         raise Unauthorized(
@@ -73,6 +75,11 @@ def _admitted(request: Request, key: Principal | None, scope: Scope) -> Principa
             required_scope=scope.value,
         )
     request.state.api_key_id = key.id
+    # Every admitted request counts toward its key's limit (429 past it); the RateLimit
+    # fields go out with the answer (platform.ratelimit.RateLimitHeaders).
+    limits = getattr(request.app.state, "rate_limits", None)
+    if limits is not None:
+        request.scope["state"][STATE_KEY] = limits.hit(key.id, key.rate_limit)
     return key
 
 

@@ -22,6 +22,7 @@ from rapport.platform.db import driver_cursor, read_only
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.ids import new_id
 from rapport.platform.models import AdminUser, ApiKey, IdempotencyRecord
+from rapport.platform.ratelimit import parse_limit
 from rapport.platform.privacy import PrivacySubject
 
 KEY_PREFIX = "rk"
@@ -44,6 +45,8 @@ class Principal:
     id: str
     name: str
     scopes: tuple[str, ...]
+    # The key's own request limit ("100/second"); None: RAPPORT_API_RATE_LIMIT.
+    rate_limit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,15 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_api_key(db: Session, *, name: str, scopes: list[Scope]) -> IssuedKey:
-    """Create a key with the given scopes; the returned secret is the only copy."""
+def create_api_key(
+    db: Session, *, name: str, scopes: list[Scope], rate_limit: str | None = None
+) -> IssuedKey:
+    """Create a key with the given scopes (and its own request limit, if given: see
+    ``platform.ratelimit``); the returned secret is the only copy."""
     if not scopes:
         raise InvalidInput("An API key needs at least one scope", field="scopes")
+    if rate_limit is not None:
+        parse_limit(rate_limit)
     prefix = secrets.token_hex(6)
     secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(
@@ -72,10 +80,25 @@ def create_api_key(db: Session, *, name: str, scopes: list[Scope]) -> IssuedKey:
         key_hash=_digest(secret),
         scopes=sorted({scope.value for scope in scopes}),
         created_at=clock.now(),
+        rate_limit=rate_limit,
     )
     db.add(key)
     db.commit()
     return IssuedKey(key=key, secret=secret)
+
+
+def set_api_key_rate_limit(db: Session, *, key_id: str, rate_limit: str | None) -> ApiKey:
+    """Give a key its own request limit ("100/second;5000/hour"), or ``None`` for the
+    default. Every server process applies it within ``KEY_CACHE_SECONDS``."""
+    if rate_limit is not None:
+        parse_limit(rate_limit)
+    key = db.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"No API key {key_id!r}", field="key_id")
+    key.rate_limit = rate_limit
+    db.commit()
+    _recent_keys.clear()
+    return key
 
 
 def list_api_keys(db: Session, *, include_revoked: bool = False) -> list[ApiKey]:
@@ -100,7 +123,8 @@ def revoke_api_key(db: Session, *, key_id: str) -> ApiKey:
 # Every API request runs this, so it is one driver-level query rather than an ORM load
 # (measured: a third of the cost of storing a single tracking event).
 _KEY_QUERY = (
-    "SELECT id, key_hash, scopes, name FROM api_keys WHERE key_prefix = {} AND revoked_at IS NULL"
+    "SELECT id, key_hash, scopes, name, rate_limit FROM api_keys"
+    " WHERE key_prefix = {} AND revoked_at IS NULL"
 )
 _KEY_QUERIES = {"postgresql": _KEY_QUERY.format("%s"), "sqlite": _KEY_QUERY.format("?")}
 
@@ -147,7 +171,7 @@ def authenticate_api_key(db: Session, *, secret: str) -> Principal | None:
     scopes: Any = row[2]
     if isinstance(scopes, str):  # SQLite hands JSON back as text
         scopes = orjson.loads(scopes)
-    principal = Principal(id=row[0], name=row[3], scopes=tuple(scopes))
+    principal = Principal(id=row[0], name=row[3], scopes=tuple(scopes), rate_limit=row[4])
     if len(_recent_keys) > 10_000:
         _recent_keys.clear()
     _recent_keys[digest] = (now, principal)
