@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, cast
 
 import orjson
@@ -106,7 +107,19 @@ def holder_is_gone(holder: str | None) -> bool:
         return True
     except PermissionError:
         return False  # some process of another user has that id now
-    return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A process that has ended but whose parent has not collected it yet still has its id
+    (a killed server's process until its supervisor reaps it). Linux only; elsewhere the
+    lease decides."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses.
+    return stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
 
 
 class _LeaseRenewer:
