@@ -225,15 +225,16 @@ def seed_everywhere(api: Api) -> str:
 
 
 def dump_database(url: str) -> str:
-    """The whole database as SQL text (and, on SQLite, what its WAL file holds)."""
+    """The whole database as SQL text (and, on SQLite, what its files hold)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = Path(str(parsed.database))
         with sqlite3.connect(path) as connection:
             text = "\n".join(connection.iterdump())
-        wal = path.with_name(path.name + "-wal")
-        if wal.exists():
-            text += "\n" + wal.read_bytes().decode("utf-8", "replace")
+        # and the files' bytes: freed pages and the WAL's old frames hold rows' old versions
+        for file in (path, path.with_name(path.name + "-wal")):
+            if file.exists():
+                text += "\n" + file.read_bytes().decode("utf-8", "replace")
         return text
     pg_dump = str(PG_DUMP) if PG_DUMP.exists() else shutil.which("pg_dump")
     assert pg_dump, "pg_dump is needed to dump the PostgreSQL database"
