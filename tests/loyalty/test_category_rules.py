@@ -10,6 +10,7 @@ import pytest
 
 from rapport.catalog import service as catalog
 from rapport.catalog.schemas import ProductUpsert
+from rapport.loyalty import rewards
 from rapport.loyalty.checkout import CartLine, Coupon, MemberTerms, Policy, calculate
 from rapport.loyalty.rules import Fact, Member, OrderLine, evaluate, parse_rule_set
 from rapport.platform import service as platform
@@ -210,9 +211,7 @@ def test_a_reward_naming_an_unknown_category_is_saved_with_a_warning(client, api
     assert "'Wines'" in saved.json()["warnings"][0]["detail"]
 
 
-def test_the_program_admin_page_shows_the_warning(client, db) -> None:
-    # given an admin signed in, and the built-in rules on a catalogue without gift cards
-    seed_catalog(db)
+def _sign_in(client, db) -> None:  # type: ignore[no-untyped-def]
     platform.create_admin_user(db, email="ops@example.com", password="correct horse battery")
     page = client.get("/admin/login").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
@@ -228,6 +227,12 @@ def test_the_program_admin_page_shows_the_warning(client, db) -> None:
         follow_redirects=False,
     )
 
+
+def test_the_program_admin_page_shows_the_warning(client, db) -> None:
+    # given an admin signed in, and the built-in rules on a catalogue without gift cards
+    seed_catalog(db)
+    _sign_in(client, db)
+
     # when the program page is opened
     shown = client.get("/admin/loyalty/program")
 
@@ -236,3 +241,28 @@ def test_the_program_admin_page_shows_the_warning(client, db) -> None:
     assert 'data-testid="rules-warnings"' in shown.text
     assert "rules.0.exclude_categories.0" in shown.text
     assert "No product is in category &#39;Gift cards&#39;" in shown.text
+
+
+def test_the_rewards_admin_page_warns_about_unknown_categories(client, db) -> None:
+    # given a reward for "Wine" and "Spirits" on a catalogue with wine only, an admin signed in
+    seed_catalog(db)
+    rewards.save_reward(
+        db,
+        reward_id="wine-15",
+        name="15% off wine",
+        points_cost=1500,
+        coupon_kind="percent",
+        coupon_value=15,
+        categories=["Wine", "Spirits"],
+    )
+    _sign_in(client, db)
+
+    # when the rewards page is opened
+    shown = client.get("/admin/loyalty/rewards")
+
+    # then it warns about Spirits only
+    assert shown.status_code == 200
+    warnings = shown.text.split('data-testid="reward-warnings"', 1)[1].split("</ul>", 1)[0]
+    assert "categories.1" in warnings
+    assert "&#39;Spirits&#39;" in warnings
+    assert "&#39;Wine&#39;" not in warnings

@@ -156,10 +156,17 @@ def analytics_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLR
 def rewards_page(
     request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
 ) -> HTMLResponse:
+    catalogue = rewards.list_rewards(db)
+    # Categories a reward names that no product is in: kept, but said (it matches nothing yet).
+    warnings = [
+        (reward.reward_id, warning)
+        for reward in catalogue
+        for warning in rewards.category_warnings(db, categories=reward.categories)
+    ]
     return render(
         request,
         "loyalty/membership_rewards.html",
-        {"user": user, "rewards": rewards.list_rewards(db), "message": message},
+        {"user": user, "rewards": catalogue, "message": message, "warnings": warnings},
     )
 
 
