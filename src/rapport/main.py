@@ -27,6 +27,7 @@ from rapport.platform.ratelimit import RateLimitHeaders
 from rapport.platform.ratelimit import from_settings as rate_limits_from_settings
 from rapport.platform.settings import Settings, get_settings
 from rapport.platform.statements import StatementPool
+from rapport.platform.strict_input import RefuseControlCharacters
 
 PACKAGE_STATIC = Path(__file__).parent / "platform" / "static"
 REPO_NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     )
     # Outside the session cookie, so every admin answer carries them (redirects included).
     app.add_middleware(AdminOnly, middleware=admin_shell.SecurityHeaders)
+    app.add_middleware(RefuseControlCharacters)
     app.add_middleware(RequestBudget, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)

@@ -35,8 +35,9 @@ EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{1,59}$"
 MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 1_048_576
 
-# Same rules as every request body: unknown keys are refused, strings are trimmed.
-_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+# Same rules as every request body: unknown keys are refused, strings are trimmed, numbers
+# are JSON numbers (no "52.3" for a latitude).
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 Url = Annotated[str, Field(max_length=2000)]
 Short = Annotated[str, Field(max_length=200)]

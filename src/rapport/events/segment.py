@@ -58,7 +58,9 @@ _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 _MOBILE_SYSTEMS = frozenset(("ios", "android", "ipados", "tvos", "watchos"))
 
-_LENIENT = ConfigDict(extra="ignore", str_strip_whitespace=True)
+# Fields Rapport does not read are ignored; those it reads have their JSON types (an id is a
+# string or an integer, never a boolean).
+_LENIENT = ConfigDict(extra="ignore", str_strip_whitespace=True, strict=True)
 Identifier = Annotated[str, Field(min_length=1, max_length=100)] | int
 Text = Annotated[str, Field(max_length=200)]
 SegmentTime = Annotated[str, Field(max_length=40, json_schema_extra={"format": "date-time"})]

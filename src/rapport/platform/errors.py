@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rapport.platform.openapi import install_openapi
+
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -209,7 +211,8 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> JSONRe
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Route every error through problem+json."""
+    """Route every error through problem+json, and say so in the OpenAPI document."""
+    install_openapi(app)
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:

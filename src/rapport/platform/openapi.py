@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, TypeVar, get_args, get_origin
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -105,3 +105,128 @@ def _request_error(error: ValidationError, part: str) -> RequestValidationError:
     return RequestValidationError(
         [{**detail, "loc": (part, *detail["loc"])} for detail in error.errors(include_url=False)]
     )
+
+
+# The problem+json answers every operation may give, documented once (see errors.py).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An RFC 9457 problem: what went wrong and, for input, which field.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "examples": ["https://rapport.dev/problems/validation-error"]},
+        "title": {"type": "string", "examples": ["Invalid input"]},
+        "status": {"type": "integer", "examples": [422]},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "The request's path."},
+        "field": {"type": "string", "description": "The offending input, when there is one."},
+        "errors": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/ProblemFieldError"},
+            "description": "Each invalid field (validation errors).",
+        },
+    },
+    # Some problems add members of their own (``required_scope``, ``line``).
+    "additionalProperties": True,
+}
+PROBLEM_FIELD_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["field", "location", "pointer", "message", "code"],
+    "properties": {
+        "field": {"type": "string", "examples": ["lines.0.quantity"]},
+        "location": {"type": "string", "enum": ["body", "query", "path", "header"]},
+        "pointer": {"type": "string", "examples": ["/lines/0/quantity"]},
+        "message": {"type": "string"},
+        "code": {"type": "string", "examples": ["int_type", "control_character"]},
+    },
+}
+PROBLEM_DESCRIPTIONS = {
+    "400": "The body is not JSON, or a required header (Idempotency-Key) is missing",
+    "401": "No API key, or an unknown or revoked key",
+    "403": "The key lacks the scope this operation needs (`required_scope`)",
+    "404": "No such resource (`field` names the identifier)",
+    "409": "The request clashes with existing data or with a command still running",
+    "413": "The body is over the configured limit",
+    "422": "Invalid input: wrong types, missing or unknown fields, values out of range, control "
+    "characters (`field` names it)",
+    "429": "Over the key's rate limit (see `Retry-After`)",
+    "503": "The request ran out of its time budget; nothing was changed, try again",
+}
+_COMMAND_METHODS = frozenset(("post", "put", "patch", "delete"))
+_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def _problem_statuses(method: str, operation: dict[str, Any]) -> list[str]:
+    """The problem answers an API operation may give, from what it takes."""
+    parameters = operation.get("parameters", [])
+    has_body = "requestBody" in operation
+    needs_key = any(
+        parameter.get("in") == "header" and parameter.get("name") == "Idempotency-Key"
+        for parameter in parameters
+    )
+    statuses = ["401", "403", "429", "503"]
+    if has_body or needs_key:
+        statuses.append("400")
+    if parameters or has_body or method in _COMMAND_METHODS:
+        # Paths, queries, bodies and commands name resources (a customer, a product, an order).
+        statuses.append("404")
+    if method in _COMMAND_METHODS:
+        statuses.append("409")
+    if has_body:
+        statuses.append("413")
+    if parameters or has_body:
+        statuses.append("422")
+    return sorted(statuses)
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` (FastAPI's OpenAPI) saying what the API does: every authenticated operation
+    lists its problem+json answers with the ``Problem`` schema (instead of FastAPI's
+    ``HTTPValidationError``, which it never sends), and ``Idempotency-Key`` is required
+    wherever it is taken (a command without one is refused)."""
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas["ProblemFieldError"] = PROBLEM_FIELD_ERROR_SCHEMA
+    for name in _VALIDATION_SCHEMAS:
+        schemas.pop(name, None)
+    problem_content = {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
+    for path_item in document.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "header" and parameter.get("name") == "Idempotency-Key":
+                    parameter["required"] = True
+            responses = operation.setdefault("responses", {})
+            statuses = _problem_statuses(method, operation) if operation.get("security") else []
+            if "422" in responses:
+                statuses = sorted({*statuses, "422"})
+            for status in statuses:
+                response = responses.setdefault(status, {})
+                response["description"] = (
+                    response.get("description")
+                    if status in responses
+                    and response.get("description")
+                    and response.get("description") != "Validation Error"
+                    else PROBLEM_DESCRIPTIONS[status]
+                )
+                response["content"] = problem_content
+    return document
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve FastAPI's document as :func:`document_problems` completes it (once per build:
+    FastAPI rebuilds it only when routes change)."""
+    build = app.openapi
+    completed: list[int] = []
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        if not completed or completed[-1] != id(document):
+            document_problems(document)
+            completed.append(id(document))
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -2,20 +2,111 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 # Amounts in minor units (cents) fit the 32-bit INTEGER columns on every database.
 MAX_MINOR_UNITS = 2**31 - 1
 MinorUnits = Annotated[int, Field(ge=0, le=MAX_MINOR_UNITS, description="Minor units (cents).")]
 
 
+# C0 control characters other than tab, line feed and carriage return, and DEL: PostgreSQL
+# stores no NUL in text or JSONB (SQLite does, so such data could never move over), and the
+# others are never meant in a name, a code or a comment. One rule for every request field.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The same rule for OpenAPI, on strings that have no pattern of their own.
+NO_CONTROL_CHARACTERS_PATTERN = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*$"
+CONTROL_CHARACTER_CODE = "control_character"
+
+
+def control_character_message(text: str) -> str | None:
+    """Why ``text`` is refused (which character, where), or None when it has no control
+    character."""
+    found = CONTROL_CHARACTERS.search(text)
+    if found is None:
+        return None
+    return (
+        f"Text may not contain control characters (\\u{ord(found.group()):04x} at position "
+        f"{found.start()})"
+    )
+
+
+def _refuse_control_characters(text: str) -> str:
+    message = control_character_message(text)
+    if message is not None:
+        raise PydanticCustomError(CONTROL_CHARACTER_CODE, message)
+    return text
+
+
+def _refuse_nested_control_characters(value: Any) -> Any:
+    """Free-form JSON (``dict[str, Any]`` attributes, opening hours): every string inside."""
+    if isinstance(value, str):
+        _refuse_control_characters(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nested_control_characters(key)
+            _refuse_nested_control_characters(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_nested_control_characters(item)
+    return value
+
+
+# Keys of a core schema that hold no validation schema (serialisers, JSON-schema hints).
+_NOT_VALIDATION = frozenset(("serialization", "metadata", "json_schema_input_schema"))
+
+
+def exact_input(schema: Any) -> Any:
+    """``schema`` (a pydantic core schema) made exact for input from JSON: integers, numbers
+    and booleans accept only their own JSON type (``"10"``, ``true`` or ``1.0`` are not 10
+    points), and no string anywhere may hold a control character (see above)."""
+    if isinstance(schema, list):
+        return [exact_input(node) for node in schema]
+    if isinstance(schema, tuple):
+        return tuple(exact_input(node) for node in schema)
+    if not isinstance(schema, dict):
+        return schema
+    node = {
+        key: value if key in _NOT_VALIDATION else exact_input(value)
+        for key, value in schema.items()
+    }
+    kind = node.get("type")
+    if kind in ("int", "float", "bool"):
+        node["strict"] = True
+    elif kind == "str":
+        if "pattern" not in node:
+            # Documents the rule (so generated clients and fuzzers know it); the check
+            # below still answers, with a message that names the character.
+            metadata = dict(node.get("metadata") or {})
+            metadata["pydantic_js_updates"] = {
+                **metadata.get("pydantic_js_updates", {}),
+                "pattern": NO_CONTROL_CHARACTERS_PATTERN,
+            }
+            node["metadata"] = metadata
+        return core_schema.no_info_after_validator_function(_refuse_control_characters, node)
+    elif kind == "any":
+        return core_schema.no_info_after_validator_function(_refuse_nested_control_characters, node)
+    return node
+
+
 class StrictModel(BaseModel):
-    """Request bodies: unknown fields are an error, not silently dropped."""
+    """Request bodies: unknown fields are an error, not silently dropped; numbers and booleans
+    must be JSON numbers and booleans, and text may not hold control characters (see
+    :func:`exact_input`). Forms and query strings, where everything is a string, validate with
+    ``model_validate_strings``, which reads ``"10"`` as 10 still."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[BaseModel], handler: GetCoreSchemaHandler, /
+    ) -> CoreSchema:
+        schema: CoreSchema = exact_input(handler(source))
+        return schema
 
 
 class ReadModel(BaseModel):

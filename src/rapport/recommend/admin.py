@@ -167,20 +167,22 @@ def add_rule(
     ends_at: Annotated[str, Form(max_length=30)] = "",
 ) -> HTMLResponse:
     try:
-        rule = RuleIn.model_validate(
-            {
-                "name": name,
-                "action": action,
-                "placement": _optional(placement),
-                "segment": _optional(segment),
-                "sku": _optional(sku),
-                "attribute": _optional(attribute),
-                "value": _optional(value),
-                "position": _optional(position),
-                "factor": _optional(factor),
-                "starts_at": _moment(starts_at),
-                "ends_at": _moment(ends_at),
-            }
+        moments = {"starts_at": _moment(starts_at), "ends_at": _moment(ends_at)}
+        fields = {
+            "name": name,
+            "action": action,
+            "placement": _optional(placement),
+            "segment": _optional(segment),
+            "sku": _optional(sku),
+            "attribute": _optional(attribute),
+            "value": _optional(value),
+            "position": _optional(position),
+            "factor": _optional(factor),
+            **{key: moment.isoformat() if moment else None for key, moment in moments.items()},
+        }
+        # A form sends text: read it as text (API bodies must send numbers as numbers).
+        rule = RuleIn.model_validate_strings(
+            {key: text for key, text in fields.items() if text is not None}
         )
     except (ValidationError, ValueError) as failure:
         errors = (

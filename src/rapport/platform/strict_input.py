@@ -1,0 +1,110 @@
+"""Control characters in a request's path, query string or ``Idempotency-Key`` header are
+refused before any route runs: a ``422`` problem naming the parameter, on every database.
+
+Bodies are checked by their models (see :func:`rapport.platform.schemas.exact_input`); the
+path and query parameters of FastAPI routes and of the hot routes that read their own query
+string never reach a model of ours, so this ASGI middleware holds them to the same rule. The
+usual request pays one regular-expression search over its path and raw query string.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rapport.platform.errors import InvalidInput, field_error, problem_response
+from rapport.platform.schemas import CONTROL_CHARACTER_CODE
+
+# A control character in a raw query string: percent-encoded (``%00``…``%1F``, ``%7F``) or,
+# from lenient clients, as it is. Tab, line feed and carriage return are refused here too:
+# no identifier or lookup value holds them.
+_RAW_QUERY_CONTROL = re.compile(rb"%(?:[01][0-9A-Fa-f]|7[Ff])|[\x00-\x1f\x7f]")
+_PATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_IDEMPOTENCY_HEADER = b"idempotency-key"
+
+
+def _message(text: str) -> str:
+    found = _PATH_CONTROL.search(text)
+    position = found.start() if found else 0
+    character = f"\\u{ord(text[position]):04x}" if found else "?"
+    return f"Text may not contain control characters ({character} at position {position})"
+
+
+class RefuseControlCharacters:
+    """Answer 422 problem+json when the path, a query parameter or the ``Idempotency-Key``
+    header holds a control character, naming the path parameter, query parameter or header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = _refusal(scope)
+            if refusal is not None:
+                location, name, message = refusal
+                error = field_error((location, name), message, CONTROL_CHARACTER_CODE)
+                response = problem_response(
+                    status=InvalidInput.status,
+                    slug=InvalidInput.slug,
+                    title=InvalidInput.title,
+                    detail=f"{error['field']}: {message}",
+                    instance=_printable(str(scope.get("path", ""))),
+                    field=error["field"],
+                    errors=[error],
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _refusal(scope: Scope) -> tuple[str, str, str] | None:
+    """(location, name, message) of the first control character, or None."""
+    path = str(scope.get("path", ""))
+    if _PATH_CONTROL.search(path):
+        return "path", _path_parameter(scope, path), _message(path)
+    raw_query = scope.get("query_string", b"")
+    if raw_query and _RAW_QUERY_CONTROL.search(raw_query):
+        for name, value in parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True):
+            # Starlette decodes the query string as UTF-8; bytes below 0x80 read the same.
+            for text in (name, value):
+                if _PATH_CONTROL.search(text):
+                    return "query", _printable(name), _message(text)
+    for header, value in scope.get("headers", ()):
+        if header == _IDEMPOTENCY_HEADER and _RAW_QUERY_CONTROL.search(value):
+            text = value.decode("latin-1")
+            if _PATH_CONTROL.search(text):
+                return "header", "Idempotency-Key", _message(text)
+    return None
+
+
+def _path_parameter(scope: Scope, path: str) -> str:
+    """The name of the documented path parameter that holds the control character (``path``
+    when no documented operation has this path, or the character is in its fixed part)."""
+    app = scope.get("app")
+    openapi = getattr(app, "openapi", None)
+    if openapi is None:
+        return "path"
+    for template in _templates(tuple(openapi().get("paths", {}))):
+        found = template.fullmatch(path)
+        if found is None:
+            continue
+        for name, value in found.groupdict().items():
+            if _PATH_CONTROL.search(value):
+                return name
+    return "path"
+
+
+@cache
+def _templates(paths: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """The OpenAPI path templates as patterns (``/v1/customers/{customer_id}``)."""
+    return tuple(
+        re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))) for path in paths
+    )
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters written as ``\\uXXXX``, for the problem's fields."""
+    return _PATH_CONTROL.sub(lambda found: f"\\u{ord(found.group()):04x}", text)

@@ -1,0 +1,247 @@
+"""Strict input, on both databases: integers are JSON integers (no strings, booleans or
+floats for points, money or quantities), and no field, path segment, query parameter or
+Idempotency-Key holds a NUL or another control character. Each refusal is a 422 problem
+naming the field, and changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rapport.loyalty import service as loyalty
+from rapport.platform.db import Base
+from tests.conftest import auth
+from tests.loyalty.factories import make_customer
+from tests.orders.factories import order_body, seed_catalog
+
+
+@pytest.fixture
+def admin(api_key):  # type: ignore[no-untyped-def]
+    return auth(api_key("admin"))
+
+
+def _row_counts(db: Session) -> dict[str, int]:
+    """Rows in every table: a refused request leaves every one as it was."""
+    return {
+        table.name: db.execute(select(func.count()).select_from(table)).scalar_one()
+        for table in Base.metadata.sorted_tables
+    }
+
+
+def _assert_refused(response: Any, field: str, code: str, location: str = "body") -> None:
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["field"] == field
+    assert problem["errors"][0]["field"] == field
+    assert problem["errors"][0]["location"] == location
+    assert problem["errors"][0]["code"] == code
+
+
+GOOD_STORE = {"name": "Paris Rivoli", "city": "Paris", "address": "1 rue", "country": "FR"}
+GOOD_PRODUCT = {
+    "name": "Chianti",
+    "category_path": "Wine/Red",
+    "price_minor": 1200,
+    "cost_minor": 700,
+    "currency": "EUR",
+}
+
+# (method, path, body, the field named); every body is valid but for that one field.
+CONTROL_CHARACTER_BODIES = [
+    pytest.param("POST", "/v1/customers", {"first_name": "a\u0000b"}, "first_name", id="customer"),
+    pytest.param(
+        "POST", "/v1/customers", {"last_name": "bell\u0007"}, "last_name", id="customer-bell"
+    ),
+    pytest.param(
+        "POST", "/v1/customers", {"email": "a\u0000@example.com"}, "email", id="customer-email"
+    ),
+    pytest.param("POST", "/v1/orders", order_body(carrier="DH\u0000L"), "carrier", id="order"),
+    pytest.param(
+        "POST",
+        "/v1/orders",
+        order_body(lines=[{"sku": "W-\u0000", "quantity": 1, "unit_price_minor": 1200}]),
+        "lines.0.sku",
+        id="order-line",
+    ),
+    pytest.param(
+        "POST",
+        "/v1/feedback/reviews",
+        {"sku": "W-CHIANTI", "rating": 5, "text": "Lovely\u0000"},
+        "text",
+        id="review",
+    ),
+    pytest.param(
+        "POST",
+        "/v1/feedback/tickets",
+        {"kind": "question", "channel": "web", "subject": "Where\u0000"},
+        "subject",
+        id="ticket",
+    ),
+    pytest.param(
+        "POST",
+        "/v1/feedback/surveys",
+        {"survey_id": "nps-x", "name": "N\u0000PS", "kind": "nps", "trigger": "manual"},
+        "name",
+        id="survey",
+    ),
+    pytest.param(
+        "PUT", "/v1/stores/st-1", {**GOOD_STORE, "city": "Pa\u0000ris"}, "city", id="store"
+    ),
+    pytest.param(
+        "PUT",
+        "/v1/products/SKU-1",
+        {**GOOD_PRODUCT, "attributes": {"colour": ["red\u0000"]}},
+        "attributes.colour",
+        id="product-free-form-attributes",
+    ),
+    pytest.param(
+        "POST", "/v1/keys", {"name": "shop\u0000", "scopes": ["read"]}, "name", id="api-key"
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), CONTROL_CHARACTER_BODIES)
+def test_a_control_character_in_a_body_field_is_refused_naming_it(
+    client, db, admin, method, path, body, field
+) -> None:
+    # given a catalogue and the row counts of every table
+    seed_catalog(db)
+    before = _row_counts(db)
+    # when a body holds a NUL (or another control character) in one field
+    response = client.request(
+        method, path, json=body, headers={**admin, "Idempotency-Key": "strict-1"}
+    )
+    # then it is a 422 naming that field, and nothing changed
+    _assert_refused(response, field, "control_character")
+    assert "control characters" in response.json()["detail"]
+    assert _row_counts(db) == before
+
+
+def test_tab_and_line_breaks_stay_allowed_in_text(client, db, admin) -> None:
+    # when a ticket's body has lines and a tab
+    response = client.post(
+        "/v1/feedback/tickets",
+        json={"kind": "question", "channel": "web", "subject": "Hi", "body": "a\r\nb\tc"},
+        headers={**admin, "Idempotency-Key": "strict-2"},
+    )
+    # then it is stored as sent
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "location"),
+    [
+        pytest.param("/v1/customers/cus_a%00b", "customer_id", "path", id="path-segment"),
+        pytest.param("/v1/stores/st%07", "store_id", "path", id="path-bell"),
+        pytest.param(
+            "/v1/customers/lookup?kind=email&value=a%00b", "value", "query", id="lookup-query"
+        ),
+        pytest.param(
+            "/v1/recommendations?placement=home&customer_id=c%00", "customer_id", "query", id="hot"
+        ),
+        pytest.param("/v1/orders?customer_id=C-1%0A", "customer_id", "query", id="query-newline"),
+    ],
+)
+def test_a_control_character_in_the_path_or_query_is_refused_naming_it(
+    client, db, admin, path, field, location
+) -> None:
+    # when a path segment or a query parameter holds a control character
+    response = client.get(path, headers=admin)
+    # then it is a 422 naming the parameter (not a database error on PostgreSQL)
+    _assert_refused(response, field, "control_character", location)
+
+
+def test_a_control_character_in_the_idempotency_key_is_refused(client, db, admin) -> None:
+    # given a member
+    customer_id = make_customer(db)
+    before = _row_counts(db)
+    # when an earn command's Idempotency-Key holds a control character
+    response = client.post(
+        f"/v1/loyalty/members/{customer_id}/earn",
+        json={"points": 10, "reason": "Order O-1"},
+        headers={**admin, "Idempotency-Key": "key\x01"},
+    )
+    # then it is refused naming the header, and nothing changed
+    _assert_refused(response, "Idempotency-Key", "control_character", "header")
+    assert _row_counts(db) == before
+
+
+@pytest.mark.parametrize(
+    "points", ["10", True, 10.0, "ten"], ids=["string", "bool", "float", "word"]
+)
+@pytest.mark.parametrize("verb", ["earn", "redeem", "adjust"])
+def test_points_must_be_a_json_integer(client, db, admin, verb, points) -> None:
+    # given a member with 100 points
+    customer_id = make_customer(db)
+    loyalty.earn(db, customer_id=customer_id, points=100, reason="Welcome")
+    before = _row_counts(db)
+    # when a command sends its points as a string, a boolean or a float
+    response = client.post(
+        f"/v1/loyalty/members/{customer_id}/{verb}",
+        json={"points": points, "reason": "Typed loosely"},
+        headers={**admin, "Idempotency-Key": f"loose-{verb}"},
+    )
+    # then it is refused naming points, and the balance is unchanged
+    _assert_refused(response, "points", "int_type")
+    assert _row_counts(db) == before
+    assert loyalty.balance(db, customer_id=customer_id) == 100
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        pytest.param(
+            {
+                "lines": [
+                    {"sku": "W-CHIANTI", "quantity": "2", "unit_price_minor": 1200},
+                    {"sku": "K-CORK", "quantity": 1, "unit_price_minor": 900},
+                ]
+            },
+            "lines.0.quantity",
+            id="quantity-string",
+        ),
+        pytest.param(
+            {
+                "lines": [
+                    {"sku": "W-CHIANTI", "quantity": 2, "unit_price_minor": 1200},
+                    {"sku": "K-CORK", "quantity": True, "unit_price_minor": 900},
+                ]
+            },
+            "lines.1.quantity",
+            id="quantity-bool",
+        ),
+        pytest.param({"total_minor": 3490.0}, "total_minor", id="money-float"),
+        pytest.param({"shipping_minor": "490"}, "shipping_minor", id="money-string"),
+        pytest.param(
+            {"payments": [{"method": "card", "amount_minor": "3490"}]},
+            "payments.0.amount_minor",
+            id="payment-string",
+        ),
+    ],
+)
+def test_money_and_quantities_must_be_json_integers(client, db, admin, overrides, field) -> None:
+    # given a catalogue and an order that is right but for one loosely typed number
+    seed_catalog(db)
+    before = _row_counts(db)
+    # when it is sent
+    response = client.post(
+        "/v1/orders", json=order_body(**overrides), headers={**admin, "Idempotency-Key": "o-1"}
+    )
+    # then it is refused naming that number, and nothing changed
+    _assert_refused(response, field, "int_type")
+    assert _row_counts(db) == before
+
+
+def test_the_same_order_with_integers_is_accepted(client, db, admin) -> None:
+    # given a catalogue
+    seed_catalog(db)
+    # when the order's numbers are integers
+    response = client.post(
+        "/v1/orders", json=order_body(), headers={**admin, "Idempotency-Key": "o-2"}
+    )
+    # then it is created
+    assert response.status_code == 201, response.text
