@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         limit=settings.api_rate_limit,
         storage=settings.rate_limit_storage,
         data_dir=settings.data_dir,
+        coupons=settings.coupon_rate_limit,
     )
     install_problem_handlers(app)
 

@@ -34,10 +34,9 @@ def limited(settings, db) -> Callable[..., TestClient]:  # type: ignore[no-untyp
     """A client of an app whose keys may make ``limit`` requests."""
     clients: list[TestClient] = []
 
-    def make(limit: str) -> TestClient:
-        application = create_app(
-            settings.model_copy(update={"api_rate_limit": limit}), run_worker=False
-        )
+    def make(limit: str, coupons: str = "600/minute") -> TestClient:
+        changes = {"api_rate_limit": limit, "coupon_rate_limit": coupons}
+        application = create_app(settings.model_copy(update=changes), run_worker=False)
         application.dependency_overrides[get_db] = lambda: db
         clients.append(TestClient(application, raise_server_exceptions=False).__enter__())
         return clients[-1]
@@ -120,6 +119,26 @@ def test_coupon_validation_and_tracking_count_toward_the_limit(limited, api_key)
     assert tracked.status_code == 201
     assert tracked.headers["RateLimit"].startswith('"key-60s";r=2;')
     assert [c.status_code for c in codes] == [200, 200, 429]
+
+
+def test_coupon_lookups_have_a_tighter_limit_of_their_own(limited, api_key) -> None:
+    # given keys that may make many requests but only 2 coupon lookups a minute
+    client = limited("1000/minute", coupons="2/minute")
+    headers = auth(api_key("read"))
+
+    # when one key looks up codes three times, and reads something else
+    codes = [
+        client.post("/v1/loyalty/coupons/validate", json={"codes": ["GUESS"]}, headers=headers)
+        for _ in range(3)
+    ]
+    other = client.get("/v1/products", headers=headers)
+
+    # then the third lookup is refused for the coupon policy only; other routes go on
+    assert [c.status_code for c in codes] == [200, 200, 429]
+    assert codes[0].headers["RateLimit-Policy"] == ('"key-60s";q=1000;w=60, "coupons-60s";q=2;w=60')
+    assert codes[2].json()["violated-policies"] == ["coupons-60s"]
+    assert other.status_code == 200
+    assert other.headers["RateLimit-Policy"] == '"key-60s";q=1000;w=60'
 
 
 def test_an_empty_limit_turns_limits_off(limited, api_key) -> None:

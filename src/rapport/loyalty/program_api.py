@@ -24,7 +24,7 @@ from rapport.loyalty.models import (
 )
 from rapport.loyalty.schemas import CategoryWarningOut
 from rapport.platform import clock
-from rapport.platform.auth import AdminKey, ReadKey, WriteKey
+from rapport.platform.auth import AdminKey, CouponReadKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
@@ -487,7 +487,7 @@ def member_coupons(
 
 
 @router.post("/coupons/validate")
-def validate_coupons(body: ValidateIn, db: DbSession, _key: ReadKey) -> ValidateOut:
+def validate_coupons(body: ValidateIn, db: DbSession, _key: CouponReadKey) -> ValidateOut:
     """Which codes the customer may use now (as checkout will apply them), and why each
     other code is refused: unknown, expired, used, belongs to another customer, given
     twice. Changes nothing."""

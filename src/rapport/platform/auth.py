@@ -49,7 +49,9 @@ def _secret_from_request(request: Request) -> str | None:
     return None
 
 
-def check_scope(request: Request, db: Session, scope: Scope) -> Principal:
+def check_scope(
+    request: Request, db: Session, scope: Scope, *, coupons: bool = False
+) -> Principal:
     """The request's key if it holds ``scope`` (or ``admin``) and is within its rate limit;
     else 401, 403 or 429. May query."""
     secret = _secret_from_request(request)
@@ -60,10 +62,12 @@ def check_scope(request: Request, db: Session, scope: Scope) -> Principal:
             headers=_CHALLENGE,
         )
     key = remembered_api_key(secret) or authenticate_api_key(db, secret=secret)
-    return _admitted(request, key, scope)
+    return _admitted(request, key, scope, coupons=coupons)
 
 
-def _admitted(request: Request, key: Principal | None, scope: Scope) -> Principal:
+def _admitted(
+    request: Request, key: Principal | None, scope: Scope, *, coupons: bool = False
+) -> Principal:
     if key is None:
         raise Unauthorized(
             "The API key is unknown or revoked", field="Authorization", headers=_CHALLENGE
@@ -79,7 +83,7 @@ def _admitted(request: Request, key: Principal | None, scope: Scope) -> Principa
     # fields go out with the answer (platform.ratelimit.RateLimitHeaders).
     limits = getattr(request.app.state, "rate_limits", None)
     if limits is not None:
-        request.scope["state"][STATE_KEY] = limits.hit(key.id, key.rate_limit)
+        request.scope["state"][STATE_KEY] = limits.hit(key.id, key.rate_limit, coupons=coupons)
     return key
 
 
@@ -88,21 +92,23 @@ def _admitted(request: Request, key: Principal | None, scope: Scope) -> Principa
 OPENAPI_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}, {"APIKeyHeader": []}]}
 
 
-async def admit(request: Request, db: Session, scope: Scope) -> Principal:
+async def admit(
+    request: Request, db: Session, scope: Scope, *, coupons: bool = False
+) -> Principal:
     """What :func:`require_scope` does, called by the route itself: FastAPI's dependency
     solving costs the hottest routes more than their work. A key seen in the last second is
     admitted here; a lookup runs in a worker thread."""
     secret = _secret_from_request(request)
     remembered = remembered_api_key(secret) if secret is not None else None
     if remembered is not None:
-        return _admitted(request, remembered, scope)
-    return await run_in_threadpool(check_scope, request, db, scope)
+        return _admitted(request, remembered, scope, coupons=coupons)
+    return await run_in_threadpool(lambda: check_scope(request, db, scope, coupons=coupons))
 
 
-def require_scope(scope: Scope) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits only keys holding ``scope`` (or ``admin``). Async, so that a
-    key seen in the last second is admitted without a trip to a worker thread; a key lookup
-    runs in one."""
+def require_scope(scope: Scope, *, coupons: bool = False) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits only keys holding ``scope`` (or ``admin``), within their rate
+    limit (and, with ``coupons``, their coupon lookup limit). Async, so that a key seen in the
+    last second is admitted without a trip to a worker thread; a key lookup runs in one."""
 
     async def _check(
         request: Request,
@@ -110,7 +116,7 @@ def require_scope(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         _bearer_doc: Annotated[object, Depends(_bearer)] = None,
         _header_doc: Annotated[object, Depends(_header_key)] = None,
     ) -> Principal:
-        return await admit(request, db, scope)
+        return await admit(request, db, scope, coupons=coupons)
 
     return _check
 
@@ -119,3 +125,6 @@ IngestKey = Annotated[Principal, Depends(require_scope(Scope.INGEST))]
 ReadKey = Annotated[Principal, Depends(require_scope(Scope.READ))]
 WriteKey = Annotated[Principal, Depends(require_scope(Scope.WRITE))]
 AdminKey = Annotated[Principal, Depends(require_scope(Scope.ADMIN))]
+# Routes that look coupon codes up: also held to RAPPORT_COUPON_RATE_LIMIT per key, so codes
+# cannot be guessed through the API.
+CouponReadKey = Annotated[Principal, Depends(require_scope(Scope.READ, coupons=True))]

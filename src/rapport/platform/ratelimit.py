@@ -319,21 +319,28 @@ class _Plan:
     policy_bytes: bytes
 
 
-def _policies(items: list[RateLimitItem]) -> _Plan:
+def _policies(items: list[RateLimitItem], *, prefix: str = "key") -> _Plan:
     found = []
     for item in items:
         window = item.get_expiry()
-        name = f"key-{window}s"
+        name = f"{prefix}-{window}s"
         found.append(_Policy(item, name, f'"{name}";q={item.amount};w={window}', window))
     field = ", ".join(policy.header for policy in found)
     return _Plan(tuple(found), field, field.encode())
 
 
 class ApiRateLimits:
-    """Counts each API key's requests against its policies (its own limit, else the default)."""
+    """Counts each API key's requests against its policies (its own limit, else the default);
+    coupon lookups also against the tighter ``coupons`` policies, per key."""
 
-    def __init__(self, *, default: str, storage: Storage) -> None:
+    def __init__(self, *, default: str, storage: Storage, coupons: str = "") -> None:
         self.default = _policies(parse_limit(default, field="RAPPORT_API_RATE_LIMIT"))
+        self.coupons = (
+            _policies(parse_limit(coupons, field="RAPPORT_COUPON_RATE_LIMIT"), prefix="coupons")
+            if coupons.strip()
+            else None
+        )
+        self._with_coupons: dict[str | None, _Plan] = {}
         self.storage = storage
         self.strategy: RateLimiter = (
             SlidingWindowCounterRateLimiter(storage)
@@ -357,10 +364,24 @@ class ApiRateLimits:
             self._own[own_limit] = found
         return found
 
-    def hit(self, key_id: str, own_limit: str | None) -> list[tuple[bytes, bytes]]:
-        """Count one request of ``key_id``: the RateLimit header fields to answer with, or
-        :class:`TooManyRequests` (its headers included) when a policy is used up."""
+    def _coupon_plan(self, own_limit: str | None) -> _Plan:
         plan = self.policies_for(own_limit)
+        if self.coupons is None:
+            return plan
+        found = self._with_coupons.get(own_limit)
+        if found is None:
+            field = f"{plan.policy_field}, {self.coupons.policy_field}"
+            found = _Plan(plan.policies + self.coupons.policies, field, field.encode())
+            self._with_coupons[own_limit] = found
+        return found
+
+    def hit(
+        self, key_id: str, own_limit: str | None, *, coupons: bool = False
+    ) -> list[tuple[bytes, bytes]]:
+        """Count one request of ``key_id`` (a coupon lookup with ``coupons``): the RateLimit
+        header fields to answer with, or :class:`TooManyRequests` (its headers included) when
+        a policy is used up."""
+        plan = self._coupon_plan(own_limit) if coupons else self.policies_for(own_limit)
         now = time.time()
         states: list[str] = []
         violated: list[_Policy] = []
@@ -390,6 +411,12 @@ class ApiRateLimits:
             raise refusal
         return [(b"ratelimit-policy", plan.policy_bytes), (b"ratelimit", state_field.encode())]
 
+    def reset_windows_of(self, key_id: str) -> None:
+        """Forget ``key_id``'s counts (tests and operators lifting a block)."""
+        for plan in (self.default, self.coupons):
+            for policy in plan.policies if plan else ():
+                self.strategy.clear(policy.item, key_id)
+
     def _count(self, policy: _Policy, key_id: str, now: float) -> tuple[bool, int, float]:
         """One request against ``policy``: admitted, requests left, when the window resets."""
         if self._file is None:
@@ -416,7 +443,9 @@ class ApiRateLimits:
         return allowed, remaining, now + (0.0 if math.isinf(resets_in) else resets_in)
 
 
-def from_settings(*, limit: str, storage: str, data_dir: Path) -> ApiRateLimits | None:
+def from_settings(
+    *, limit: str, storage: str, data_dir: Path, coupons: str = ""
+) -> ApiRateLimits | None:
     """The limits an app applies, or ``None`` when ``limit`` is empty (no limits)."""
     if not limit.strip():
         return None
@@ -424,7 +453,7 @@ def from_settings(*, limit: str, storage: str, data_dir: Path) -> ApiRateLimits 
     backend = storage_from_string(uri)
     if not isinstance(backend, Storage):
         raise ConfigurationError(f"RAPPORT_RATE_LIMIT_STORAGE {storage!r} is an async storage")
-    return ApiRateLimits(default=limit, storage=backend)
+    return ApiRateLimits(default=limit, storage=backend, coupons=coupons)
 
 
 # Where an admitted request's RateLimit fields wait for its answer (the ASGI scope's state).

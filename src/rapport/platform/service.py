@@ -22,8 +22,8 @@ from rapport.platform.db import driver_cursor, read_only
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.ids import new_id
 from rapport.platform.models import AdminUser, ApiKey, IdempotencyRecord
-from rapport.platform.ratelimit import parse_limit
 from rapport.platform.privacy import PrivacySubject
+from rapport.platform.ratelimit import parse_limit
 
 KEY_PREFIX = "rk"
 _password_hasher = PasswordHasher()  # argon2id with the library's current recommended cost

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
             " Empty turns rate limiting off."
         ),
     )
+    coupon_rate_limit: str = Field(
+        default="600/minute",
+        description=(
+            "Coupon lookups each API key may make (besides its request limit), so that codes"
+            " cannot be guessed through the API. Empty: only the request limit applies."
+        ),
+    )
     rate_limit_storage: str = Field(
         default="",
         description=(
