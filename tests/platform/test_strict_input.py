@@ -245,3 +245,46 @@ def test_the_same_order_with_integers_is_accepted(client, db, admin) -> None:
     )
     # then it is created
     assert response.status_code == 201, response.text
+
+
+def test_the_openapi_document_states_problems_and_required_idempotency_keys(client) -> None:
+    # when the OpenAPI document is read
+    document = client.get("/openapi.json").json()
+    operations = [
+        (f"{method.upper()} {path}", operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    ]
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    # then every Idempotency-Key it takes is required (a command without one is refused)
+    keyed = [
+        (label, parameter)
+        for label, operation in operations
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "Idempotency-Key"
+    ]
+    assert len(keyed) >= 10
+    assert all(parameter["required"] for _, parameter in keyed), keyed
+    # and every API operation documents its problem+json answers with the Problem schema
+    for label, operation in operations:
+        if not operation.get("security"):
+            continue
+        responses = operation["responses"]
+        assert {"401", "403", "429"} <= set(responses), label
+        errors = [status for status in responses if status >= "400"]
+        for status in errors:
+            content = responses[status]["content"]
+            assert content == {"application/problem+json": {"schema": problem_ref}}, label
+        if "requestBody" in operation:
+            assert {"400", "413", "422"} <= set(responses), label
+    # and FastAPI's validation error shape, never sent, is gone
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    assert document["components"]["schemas"]["Problem"]["required"] == [
+        "type",
+        "title",
+        "status",
+        "detail",
+    ]
+    # and text fields say that control characters are refused
+    name = document["components"]["schemas"]["CustomerIn"]["properties"]["first_name"]
+    assert name["anyOf"][0]["pattern"] == "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]*$"
