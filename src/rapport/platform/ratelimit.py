@@ -411,12 +411,6 @@ class ApiRateLimits:
             raise refusal
         return [(b"ratelimit-policy", plan.policy_bytes), (b"ratelimit", state_field.encode())]
 
-    def reset_windows_of(self, key_id: str) -> None:
-        """Forget ``key_id``'s counts (tests and operators lifting a block)."""
-        for plan in (self.default, self.coupons):
-            for policy in plan.policies if plan else ():
-                self.strategy.clear(policy.item, key_id)
-
     def _count(self, policy: _Policy, key_id: str, now: float) -> tuple[bool, int, float]:
         """One request against ``policy``: admitted, requests left, when the window resets."""
         if self._file is None:
