@@ -22,7 +22,10 @@ def upgrade() -> None:
     op.create_table(
         "tracking_dead_letters",
         sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
         ),
         sa.Column("received_at", rapport.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("endpoint", sa.String(length=40), nullable=False),
