@@ -36,6 +36,8 @@ def control_character_message(text: str) -> str | None:
 
 
 def _refuse_control_characters(text: str) -> str:
+    if text.isprintable():  # the usual case, checked in C: no control character at all
+        return text
     message = control_character_message(text)
     if message is not None:
         raise PydanticCustomError(CONTROL_CHARACTER_CODE, message)
