@@ -12,7 +12,7 @@ from sqlalchemy import text
 from rapport.platform import service
 from rapport.platform.auth import AdminKey
 from rapport.platform.db import DbSession
-from rapport.platform.middleware import METRICS
+from rapport.platform.middleware import exposition_registry
 from rapport.platform.migrations_runner import pending_migrations
 from rapport.platform.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, Health
 
@@ -61,8 +61,9 @@ def readyz(db: DbSession, response: Response) -> Health:
 
 @ops_router.get("/metrics", response_class=Response)
 def metrics() -> Response:
-    """Prometheus metrics: request counts and latencies by route."""
-    return Response(generate_latest(METRICS), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics: request counts and latencies by route, rejected tracking messages;
+    under ``rapport serve --processes N`` the sum over every process."""
+    return Response(generate_latest(exposition_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -4,17 +4,27 @@ metrics."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport.platform import budget
 from rapport.platform.errors import problem_response
 
+# Every metric of the application registers here. Under `rapport serve --processes N` the
+# supervisor sets PROMETHEUS_MULTIPROC_DIR before the processes start, so prometheus_client
+# keeps each value in a memory-mapped file of that directory instead of in this process
+# alone, and /metrics answers with the sum over every process (see exposition_registry).
+# A gauge added here must name its multiprocess_mode (how processes' values combine).
 METRICS = CollectorRegistry(auto_describe=True)
+# Read once, as prometheus_client reads it when imported (just above): the mode a process
+# counts in is fixed at its start, and /metrics must read where its values are.
+_SHARED_METRICS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 REQUESTS = Counter(
     "rapport_http_requests",
     "HTTP requests answered, by route template and status.",
@@ -28,6 +38,18 @@ LATENCY = Histogram(
     registry=METRICS,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+
+def exposition_registry() -> CollectorRegistry:
+    """What ``/metrics`` serves: this process's metrics, or, when the server's processes share
+    a metrics directory, every process's metrics summed (processes since replaced included)."""
+    if not _SHARED_METRICS_DIR:
+        return METRICS
+    # A fresh registry each time: the collector reads the files as it is collected, and a
+    # registry holding METRICS' own metrics too would show this process's values twice.
+    combined = CollectorRegistry()
+    MultiProcessCollector(combined, path=_SHARED_METRICS_DIR)  # type: ignore[no-untyped-call]
+    return combined
 
 
 class BodyTooLarge(HTTPException):

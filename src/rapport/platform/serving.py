@@ -5,16 +5,25 @@ new connections over the processes by their address hash. With one socket shared
 process (uvicorn's ``--workers``), whichever process wakes first accepts every waiting
 connection: 32 keep-alive connections opened together were measured landing 32 to 0 or
 24 to 8, leaving one process (and, through the GIL, one core) to answer nearly everything.
+
+The processes share their Prometheus metrics through prometheus_client's multiprocess mode:
+the supervisor points ``PROMETHEUS_MULTIPROC_DIR`` at an empty directory before it starts
+them, each process writes its counts to its own memory-mapped files there, and ``/metrics``
+(whichever process answers) sums every file, those of processes since replaced included.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 
 log = logging.getLogger(__name__)
@@ -25,6 +34,9 @@ APP_FACTORY = "rapport.main:server_process_app"
 STARTUP_GRACE_S = 10.0
 MAX_EARLY_DEATHS = 3
 STOP_TIMEOUT_S = 30.0
+# prometheus_client reads it as it is imported: it must be in the environment the server
+# processes start with (they are spawned, so they inherit os.environ as it is then).
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -70,6 +82,8 @@ class Supervisor:
         self._processes: list[tuple[BaseProcess, float]] = []
         self._stopping = False
         self._early_deaths = 0
+        self._metrics_dir: Path | None = None
+        self._own_metrics_dir = False
 
     def run(self) -> int:
         # Fail at once, with the reason, when the port is taken by something else.
@@ -85,6 +99,7 @@ class Supervisor:
             return 1
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
+            self._prepare_metrics_dir()
             self._processes = [self._start() for _ in range(self.count)]
             log.info("serving on %s:%d with %d processes", self.host, self.port, self.count)
             while not self._stopping:
@@ -93,9 +108,40 @@ class Supervisor:
                     return 1
         finally:
             self._stop_all()
+            self._remove_metrics_dir()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return 0
+
+    def _prepare_metrics_dir(self) -> None:
+        """Give the processes an empty directory for their metric files: the operator's
+        ``PROMETHEUS_MULTIPROC_DIR`` (emptied of an earlier run's files, which would otherwise
+        be summed in), else a temporary one removed when the server stops."""
+        chosen = os.environ.get(METRICS_DIR_ENV)
+        if chosen:
+            directory = Path(chosen)
+            directory.mkdir(parents=True, exist_ok=True)
+            for stale in directory.glob("*.db"):
+                stale.unlink(missing_ok=True)
+        else:
+            directory = Path(tempfile.mkdtemp(prefix="rapport-metrics-"))
+            os.environ[METRICS_DIR_ENV] = str(directory)
+            self._own_metrics_dir = True
+        self._metrics_dir = directory
+
+    def _remove_metrics_dir(self) -> None:
+        if self._own_metrics_dir and self._metrics_dir is not None:
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
+            os.environ.pop(METRICS_DIR_ENV, None)
+            self._own_metrics_dir = False
+
+    def _forget_metrics_of(self, pid: int | None) -> None:
+        """Drop a dead process's live gauges (its counters stay: totals never go back)."""
+        if pid is None or self._metrics_dir is None:
+            return
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, str(self._metrics_dir))  # type: ignore[no-untyped-call]
 
     def _start(self) -> tuple[BaseProcess, float]:
         process = self._context.Process(
@@ -125,6 +171,7 @@ class Supervisor:
                 process.pid,
                 process.exitcode,
             )
+            self._forget_metrics_of(process.pid)
             self._processes[index] = self._start()
         return False
 
