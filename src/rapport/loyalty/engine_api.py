@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import AwareDatetime, Field
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,7 @@ from rapport.loyalty.rules import EVENT_FACTS, Fact, evaluate, named_categories,
 from rapport.loyalty.schemas import CategoryWarningOut
 from rapport.loyalty.tiers import parse_tier_policy
 from rapport.platform import clock
-from rapport.platform.auth import AdminKey, ReadKey, WriteKey
+from rapport.platform.auth import AdminKey, ReadKey, WriteKey, admit_coupon_codes
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.schemas import MinorUnits, StrictModel
@@ -327,10 +327,13 @@ class CheckoutOut(StrictModel):
 
 
 @router.post("/checkout", response_model=CheckoutOut)
-def checkout(body: CheckoutIn, db: DbSession, _key: WriteKey) -> CheckoutOut:
+def checkout(request: Request, body: CheckoutIn, db: DbSession, key: WriteKey) -> CheckoutOut:
     """The loyalty effects on a cart, in order: member prices, tier discount, coupons, points
     as payment, free shipping, points to be earned. Each names the rule that made it. Writes
-    nothing; ``POST /v1/orders`` with a ``loyalty`` block applies exactly these."""
+    nothing; ``POST /v1/orders`` with a ``loyalty`` block applies exactly these. A cart with
+    coupon codes also counts toward the key's coupon lookup limit."""
+    if body.coupons:
+        admit_coupon_codes(request, key)  # it looks the codes up, as validation does
     if (
         body.customer_id is not None
         and customers.get_customer(db, customer_id=body.customer_id) is None

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 import qrcode
 import qrcode.image.svg
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ from rapport.orders.schemas import (
     StatusIn,
 )
 from rapport.platform import clock
-from rapport.platform.auth import ReadKey, WriteKey
+from rapport.platform.auth import ReadKey, WriteKey, admit_coupon_codes
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
@@ -50,12 +50,21 @@ def _order_out(db: Session, order: Any) -> OrderOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderOut)
 def place_order(
-    body: OrderIn, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
+    request: Request,
+    body: OrderIn,
+    db: DbSession,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Place an order from any channel. Totals are recomputed; a mismatch is 422. Pick-up
     orders reserve the store's stock and answer a pick-up code and its QR image. With a
     ``loyalty`` block the order must carry exactly the checkout effects, which are applied
-    with it (points redeemed, coupons consumed), all or nothing."""
+    with it (points redeemed, coupons consumed), all or nothing. An order with coupon codes
+    also counts toward the key's coupon lookup limit."""
+    if body.loyalty is not None and body.loyalty.coupons:
+        # Each code is looked up: held to the coupon limit like validation, or orders
+        # would be a way to guess codes past it.
+        admit_coupon_codes(request, key)
 
     def execute(hook: Any) -> Any:
         def with_loyalty(session: Session, order: Any) -> None:

@@ -49,9 +49,7 @@ def _secret_from_request(request: Request) -> str | None:
     return None
 
 
-def check_scope(
-    request: Request, db: Session, scope: Scope, *, coupons: bool = False
-) -> Principal:
+def check_scope(request: Request, db: Session, scope: Scope, *, coupons: bool = False) -> Principal:
     """The request's key if it holds ``scope`` (or ``admin``) and is within its rate limit;
     else 401, 403 or 429. May query."""
     secret = _secret_from_request(request)
@@ -87,14 +85,25 @@ def _admitted(
     return key
 
 
+def admit_coupon_codes(request: Request, key: Principal) -> None:
+    """Count this request toward ``key``'s coupon lookup limit too (RAPPORT_COUPON_RATE_LIMIT;
+    429 past it), as coupon validation is: for routes whose requests may carry coupon codes
+    (an order, a checkout), called when one does. The key was admitted, and counted toward
+    its own limit, already."""
+    limits = getattr(request.app.state, "rate_limits", None)
+    if limits is not None:
+        state = request.scope["state"]
+        # Taken out first: a 429 carries every field itself, the general limit's included.
+        counted = state.pop(STATE_KEY, None)
+        state[STATE_KEY] = limits.hit_coupons(key.id, counted)
+
+
 # How a route that checks its key itself (with :func:`admit`) declares the schemes in the
 # OpenAPI document, through ``openapi_extra``.
 OPENAPI_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}, {"APIKeyHeader": []}]}
 
 
-async def admit(
-    request: Request, db: Session, scope: Scope, *, coupons: bool = False
-) -> Principal:
+async def admit(request: Request, db: Session, scope: Scope, *, coupons: bool = False) -> Principal:
     """What :func:`require_scope` does, called by the route itself: FastAPI's dependency
     solving costs the hottest routes more than their work. A key seen in the last second is
     admitted here; a lookup runs in a worker thread."""

@@ -382,8 +382,30 @@ class ApiRateLimits:
         header fields to answer with, or :class:`TooManyRequests` (its headers included) when
         a policy is used up."""
         plan = self._coupon_plan(own_limit) if coupons else self.policies_for(own_limit)
+        return self._hit(plan, key_id)
+
+    def hit_coupons(
+        self, key_id: str, counted: list[tuple[bytes, bytes]] | None
+    ) -> list[tuple[bytes, bytes]] | None:
+        """Count a coupon lookup against ``key_id``'s coupon policies only: for a request that
+        its key's limit counted already (``counted``: the RateLimit fields that gave, kept
+        ahead of the coupon policies' own) and turned out to carry coupon codes (an order or a
+        checkout). The fields to answer with, or :class:`TooManyRequests`."""
+        if self.coupons is None:
+            return counted
+        return self._hit(self.coupons, key_id, earlier=dict(counted) if counted else None)
+
+    def _hit(
+        self, plan: _Plan, key_id: str, *, earlier: dict[bytes, bytes] | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        policy_field, policy_bytes = plan.policy_field, plan.policy_bytes
+        if earlier and b"ratelimit-policy" in earlier:
+            policy_field = f"{earlier[b'ratelimit-policy'].decode()}, {policy_field}"
+            policy_bytes = policy_field.encode()
         now = time.time()
         states: list[str] = []
+        if earlier and b"ratelimit" in earlier:
+            states.append(earlier[b"ratelimit"].decode())
         violated: list[_Policy] = []
         retry_after = 0
         for policy in plan.policies:
@@ -402,14 +424,14 @@ class ApiRateLimits:
                 field="Authorization",
                 headers={
                     "Retry-After": str(retry_after),
-                    "RateLimit-Policy": plan.policy_field,
+                    "RateLimit-Policy": policy_field,
                     "RateLimit": state_field,
                 },
             )
             # The draft's problem member for the policies used up (not a Python name).
             refusal.extra["violated-policies"] = names
             raise refusal
-        return [(b"ratelimit-policy", plan.policy_bytes), (b"ratelimit", state_field.encode())]
+        return [(b"ratelimit-policy", policy_bytes), (b"ratelimit", state_field.encode())]
 
     def _count(self, policy: _Policy, key_id: str, now: float) -> tuple[bool, int, float]:
         """One request against ``policy``: admitted, requests left, when the window resets."""
