@@ -119,9 +119,9 @@ def test_erasure_leaves_no_personal_data_and_keeps_aggregates(db) -> None:
     )
     audit = db.scalars(select(PrivacyRequest).where(PrivacyRequest.kind == "erasure")).one()
     assert (audit.requested_by, audit.reason) == ("dpo@example.com", "ticket 4411")
-    # the suppression list holds digests only
+    # the suppression list holds digests only: their 4 identities and their Rapport id
     suppressed = db.execute(text("SELECT count(*) FROM suppressed_identities")).scalar()
-    assert suppressed == 4
+    assert suppressed == 5
 
 
 def test_consent_gate_says_no_without_a_recorded_choice(db) -> None:

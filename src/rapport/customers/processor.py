@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rapport.customers import service
@@ -25,6 +26,7 @@ from rapport.events import log as event_log
 from rapport.events.models import Event
 from rapport.events.service import suppress_identities, suppressed
 from rapport.platform import clock
+from rapport.platform.errors import InvalidInput
 from rapport.platform.identity import identity_digest, normalise_identity
 
 IDENTIFYING_TRAITS = ("email", "phone", "loyalty_card")
@@ -136,6 +138,13 @@ class Blocklist:
             for kind, value in named_identities(event).items()
         }
         self.digests = suppressed(db, digests=wanted)
+
+    def refresh(self, named: dict[str, str]) -> None:
+        """Read again which of these identities are suppressed (an erasure committed since
+        the batch began)."""
+        self.digests.update(
+            suppressed(self.db, digests=[identity_digest(k, v) for k, v in named.items()])
+        )
 
     def names_erased(self, named: dict[str, str]) -> bool:
         return any(identity_digest(kind, value) in self.digests for kind, value in named.items())
@@ -311,6 +320,43 @@ def _apply_consent(db: Session, customer: Customer, event: Event) -> None:
         )
 
 
+def _resolve_unless_erased(
+    db: Session, event: Event, named: dict[str, str], cache: IdentityCache, blocklist: Blocklist
+) -> Customer | None:
+    """``resolve_event_customer``, taking in its stride what other transactions did since the
+    batch began. A profile the same identities created at this moment (an identify call)
+    breaks a unique key: it is committed by then, and resolution runs again and finds it. A
+    person erased meanwhile (an erasure waits for a running batch, but one may commit
+    between the blocklist's read and a processor's first cursor) has their identities
+    refused: the event is then an erased person's like any other. Each try runs in a
+    savepoint, so a refused or clashing try leaves nothing behind."""
+    if event.customer_id is not None:
+        return service.get_customer(db, customer_id=event.customer_id)
+    known = _already_known(cache, event)
+    if known is not None:
+        return known  # the usual case: writes nothing, needs no savepoint
+    for attempt in (1, 2):
+        try:
+            with db.begin_nested():
+                return resolve_event_customer(db, event, cache)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            cache.forget()
+        except InvalidInput as refused:
+            if refused.extra.get("code") != "suppressed" or not named:
+                raise
+            break
+    cache.forget()
+    blocklist.refresh(named)
+    if blocklist.shared_browser(named):
+        event.anonymous_id = None  # someone else, on a browser an erased person used
+        with db.begin_nested():
+            return resolve_event_customer(db, event, cache)
+    blocklist.forget(event, named)
+    return None
+
+
 def process_profile_events(db: Session, events: list[Event]) -> None:
     """Resolve and fold a batch of events into profiles (called by the processor runner)."""
     traits_by_customer: dict[str, CustomerTraits] = {}
@@ -330,7 +376,7 @@ def process_profile_events(db: Session, events: list[Event]) -> None:
                 blocklist.forget(event, named)
                 cache.forget()
                 continue
-        customer = resolve_event_customer(db, event, cache)
+        customer = _resolve_unless_erased(db, event, named, cache, blocklist)
         if customer is None:
             continue
         if customer.status != "active":

@@ -17,26 +17,38 @@ from __future__ import annotations
 
 import importlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
-from rapport.customers.models import PrivacyRequest
+from rapport.customers.models import Customer, PrivacyRequest
 from rapport.events import service as events
+from rapport.events.models import ProcessorCursor
+from rapport.events.processors import registered_processors
 from rapport.platform import clock
-from rapport.platform.db import BUSY_TIMEOUT_MS
+from rapport.platform.db import BUSY_TIMEOUT_MS, upsert_rows
 from rapport.platform.domains import DOMAINS
+from rapport.platform.identity import identity_digest
+from rapport.platform.privacy import PrivacySubject
 
 log = logging.getLogger(__name__)
 
 # How long the checkpoint after an erasure waits for readers before leaving the WAL to the
 # server's periodic checkpoints (see ``_truncate_wal``).
 CHECKPOINT_WAIT_MS = 5_000
+# An erasure that meets a deadlock or serialization failure (PostgreSQL) runs again, from
+# the start, this many times in all before the error goes to the caller.
+ERASE_ATTEMPTS = 5
+# SQLSTATEs of failures that say "run the transaction again": serialization_failure and
+# deadlock_detected.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 @dataclass(frozen=True)
@@ -97,15 +109,57 @@ def erase_customer(
 ) -> PrivacyRequest:
     """Right to erasure, in every domain and one transaction: each domain's handler erases or
     pseudonymises what it holds (docs/customers.md says what each keeps); the profile is
-    marked erased, its identities suppressed, and the request recorded. On SQLite the WAL is
-    then checkpointed and truncated, so no copy of the erased rows stays in it."""
-    subject = customers.privacy_subject(db, customer_id=customer_id)
-    sqlite = db.get_bind().dialect.name == "sqlite"
-    if sqlite:
-        # Zero what the erasure frees in the database pages, rather than leave it there.
-        db.connection().exec_driver_sql("PRAGMA secure_delete=ON")
+    marked erased, its identities and its own customer ids suppressed, and the request
+    recorded. On SQLite the WAL is then checkpointed and truncated, so no copy of the erased
+    rows stays in it. A deadlock or serialization failure (PostgreSQL) rolls back and runs
+    the erasure again, up to ``ERASE_ATTEMPTS`` times."""
+    for attempt in range(1, ERASE_ATTEMPTS + 1):
+        try:
+            request = _erase_once(
+                db, customer_id=customer_id, requested_by=requested_by, reason=reason
+            )
+        except DBAPIError as error:
+            if attempt == ERASE_ATTEMPTS or not _retryable(error):
+                raise
+            db.rollback()
+            log.warning("erasure of %s met %s; running it again", customer_id, _sqlstate(error))
+            time.sleep(random.uniform(0.01, 0.05) * attempt)  # let the other side finish
+            continue
+        _truncate_wal(db)
+        return request
+    raise AssertionError("unreachable")
+
+
+def _erase_once(
+    db: Session, *, customer_id: str, requested_by: str, reason: str | None
+) -> PrivacyRequest:
+    subject = _lock_subject(db, customer_id=customer_id)
+    if db.get_bind().dialect.name != "sqlite":
+        request = _erase_subject(db, subject, requested_by=requested_by, reason=reason)
+    else:
+        # Zero what the erasure frees, free-list pages included (connections zero only what
+        # is freed inside pages); the connection's own setting comes back before the commit.
+        connection = db.connection()
+        usual = int(connection.exec_driver_sql("PRAGMA secure_delete").scalar() or 0)
+        connection.exec_driver_sql("PRAGMA secure_delete=ON")
+        try:
+            request = _erase_subject(db, subject, requested_by=requested_by, reason=reason)
+        finally:
+            connection.exec_driver_sql(f"PRAGMA secure_delete={usual}")
+    db.commit()
+    return request
+
+
+def _erase_subject(
+    db: Session, subject: PrivacySubject, *, requested_by: str, reason: str | None
+) -> PrivacyRequest:
     for handlers in privacy_handlers():
         handlers.erase(db, subject=subject)
+    # Their Rapport ids are suppressed too: ingestion checks a sender's user id as an
+    # external id, so events naming an erased profile's own id are refused from now on.
+    events.suppress_identities(
+        db, digests=[identity_digest("external_id", cid) for cid in subject.customer_ids]
+    )
     request = customers.record_privacy_request(
         db,
         customer_id=subject.customer_id,
@@ -117,11 +171,49 @@ def erase_customer(
         db, type="customer_erased", channel="web", customer_id=subject.customer_id, properties={}
     )
     db.flush()
-    if sqlite:
-        db.connection().exec_driver_sql("PRAGMA secure_delete=OFF")
-    db.commit()
-    _truncate_wal(db)
     return request
+
+
+def _lock_subject(db: Session, *, customer_id: str) -> PrivacySubject:
+    """The person to erase, read while nothing else can change them.
+
+    On PostgreSQL every writer involved takes its locks in one order, so an erasure and the
+    work it races cannot deadlock: first the event processors' cursors (by name; a processor
+    batch holds its own for the whole batch, so an erasure waits for running batches and no
+    batch starts until it commits), then the profiles' rows (by id; identity resolution locks
+    a profile before it links identities to it), then everything else. SQLite needs none of
+    this: every writing transaction holds the database's single write lock from its start."""
+    if db.get_bind().dialect.name != "postgresql":
+        return customers.privacy_subject(db, customer_id=customer_id)
+    known = [
+        {"name": p.name, "position": 0, "updated_at": clock.now()} for p in registered_processors()
+    ]
+    upsert_rows(db, ProcessorCursor.__table__, known, key_columns=["name"])
+    db.execute(select(ProcessorCursor.name).order_by(ProcessorCursor.name).with_for_update()).all()
+    locked: set[str] = set()
+    while True:
+        db.expire_all()  # read the profiles as they are now, not as this session saw them
+        subject = customers.privacy_subject(db, customer_id=customer_id)
+        missing = sorted(set(subject.customer_ids) - locked)
+        if not missing:
+            return subject
+        # A merge may have moved the profile, or another into it, before the lock: lock
+        # those too and read again.
+        db.execute(
+            select(Customer.customer_id)
+            .where(Customer.customer_id.in_(missing))
+            .order_by(Customer.customer_id)
+            .with_for_update()
+        ).all()
+        locked.update(missing)
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    return getattr(error.orig, "sqlstate", None)
+
+
+def _retryable(error: DBAPIError) -> bool:
+    return _sqlstate(error) in _RETRYABLE_SQLSTATES
 
 
 def _truncate_wal(db: Session) -> None:
