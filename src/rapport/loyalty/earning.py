@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, aliased
 
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
+from rapport.customers.models import Customer
 from rapport.events.models import Event
 from rapport.loyalty import program, referrals
 from rapport.loyalty import service as ledger
@@ -48,12 +49,41 @@ _QUALIFYING = cast(Table, QualifyingActivity.__table__)
 
 
 def process_loyalty_events(db: Session, events: list[Event]) -> None:
-    """The processor's handler: one batch of the log, in order, in one transaction."""
+    """The processor's handler: one batch of the log, in order, in one transaction. Events of
+    erased people are passed over: their account is closed and earns nothing (an order
+    placed before the erasure may reach the log, or this processor, after it)."""
+    erased = _erased(db, {e.customer_id for e in events if e.customer_id and e.type in _HANDLERS})
     with program.pinned(db):
         for event in events:
             handler = _HANDLERS.get(event.type)
-            if handler is not None and event.customer_id is not None:
+            customer_id = event.customer_id
+            if handler is not None and customer_id is not None and customer_id not in erased:
                 handler(db, event)
+
+
+def _erased(db: Session, customer_ids: set[str]) -> set[str]:
+    """Those of ``customer_ids`` whose profile, or the profile it was merged into, is erased
+    (one query, two when some were merged)."""
+    if not customer_ids:
+        return set()
+    rows = db.execute(
+        select(Customer.customer_id, Customer.status, Customer.merged_into).where(
+            Customer.customer_id.in_(sorted(customer_ids))
+        )
+    ).all()
+    erased = {row.customer_id for row in rows if row.status == "erased"}
+    merged = {row.customer_id: row.merged_into for row in rows if row.merged_into}
+    if merged:
+        gone = set(
+            db.scalars(
+                select(Customer.customer_id).where(
+                    Customer.customer_id.in_(sorted(set(merged.values()))),
+                    Customer.status == "erased",
+                )
+            )
+        )
+        erased |= {cid for cid, target in merged.items() if target in gone}
+    return erased
 
 
 # --- facts from events ----------------------------------------------------------------------
@@ -264,7 +294,11 @@ def _complete_referral(db: Session, fact: Fact) -> None:
         db, friend_id=fact.customer_id, order_id=fact.order_id, at=fact.occurred_at
     ):
         return
+    # A referrer erased since has a closed account: their side is not paid.
+    closed = _erased(db, {customer_id for customer_id, _, _ in payable})
     for customer_id, points, reason in payable:
+        if customer_id in closed:
+            continue
         decision = Decision(
             rule_id=referrals.REFERRAL_RULE_ID,
             rule_name="Referral",
