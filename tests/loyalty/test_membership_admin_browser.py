@@ -14,13 +14,15 @@ PASSWORD = "correct horse battery"
 
 
 def test_plans_analytics_rewards_and_announcements(page, live_server) -> None:
-    # given a plan with one paying member and a free member with points
+    # given a plan with one paying member (who takes marketing email, so announcements may
+    # reach them) and a free member with points
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
         membership.save_plan(
             db, plan_id="plus", name="Plus", fee_minor=499, currency="EUR", period="month"
         )
-        membership.join(db, customer_id=make_customer(db), plan_id="plus")
+        paying = make_customer(db, consents={"marketing_email": True})
+        membership.join(db, customer_id=paying, plan_id="plus")
         loyalty.earn(db, customer_id=make_customer(db), points=10, reason="Welcome")
     page.goto(f"{live_server.base_url}/admin/login")
     page.get_by_label("Email").fill("ops@example.com")
