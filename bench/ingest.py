@@ -46,6 +46,9 @@ from rapport.platform.migrations_runner import upgrade
 
 POSTGRES_ENV = "RAPPORT_BENCH_POSTGRES_URL"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:54330/postgres"
+# Start-up imports scikit-learn and friends: on a busy 2-core machine that alone can take
+# most of a minute.
+START_TIMEOUT_S = 180
 TYPES = ("page_viewed", "product_viewed", "cart_updated", "searched", "product_viewed")
 
 
@@ -345,7 +348,7 @@ def serve(
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     server = Server(process=process, base_url=f"http://127.0.0.1:{port}", log=log)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if process.poll() is not None:
                 raise SystemExit(f"the server exited: {log.read_text()[-2000:]}")
@@ -353,14 +356,16 @@ def serve(
                 if httpx.get(f"{server.base_url}/healthz", timeout=2).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise SystemExit("the server did not start within 60 s")
+                raise SystemExit(f"the server did not start within {START_TIMEOUT_S} s")
             time.sleep(0.1)
         # Each server process listens on its own socket (SO_REUSEPORT): wait for all of them,
         # or the first connections would all go to the first one up.
         wanted = int(extra[extra.index("--processes") + 1]) if "--processes" in (extra or []) else 1
         while listening_sockets(port) < wanted:
             if time.monotonic() > deadline:
-                raise SystemExit(f"{wanted} server processes did not start within 60 s")
+                raise SystemExit(
+                    f"{wanted} server processes did not start within {START_TIMEOUT_S} s"
+                )
             time.sleep(0.1)
         yield server
     finally:

@@ -3,7 +3,8 @@ with its own position, on both databases."""
 
 from __future__ import annotations
 
-import fcntl
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -133,14 +134,28 @@ def test_an_event_waits_for_nobody_in_place(committed_url) -> None:
 
     # another server process taking its turn (they queue on a lock file beside the database)
     database = make_url(committed_url).database
-    with open(f"{database}-writer.lock", "ab") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        with open_session(committed_url) as db:
-            assert events.ingest_event_now(db, incoming=tracked("busy-3")) is None
-        fcntl.flock(lock_file, fcntl.LOCK_UN)
+    holder_process = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_TURN, f"{database}-writer.lock"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder_process.stdout is not None
+    assert holder_process.stdout.readline().strip() == "held"
+    with open_session(committed_url) as db:
+        assert events.ingest_event_now(db, incoming=tracked("busy-3")) is None
+    holder_process.communicate("\n", timeout=10)
 
     # nothing was stored by the refused attempts; with the lock free it goes straight in
     assert _stored_ids(committed_url) == set()
     with open_session(committed_url) as db:
         assert events.ingest_event_now(db, incoming=tracked("free-1")) is not None
     assert _stored_ids(committed_url) == {"free-1"}
+
+
+# Another process: takes the writer turn, says so, holds it until told to stop.
+_HOLD_TURN = (
+    "import sys\nfrom rapport.platform.db import WriterTurn\n"
+    "turn = WriterTurn(sys.argv[1])\nturn.take(wait=True)\n"
+    "print('held', flush=True)\nsys.stdin.readline()\nturn.close()\n"
+)

@@ -19,7 +19,7 @@ from rapport.events.log import events_after, head_position
 from rapport.events.models import Event, ProcessorCursor
 from rapport.events.service import writer_turn
 from rapport.platform import clock
-from rapport.platform.db import open_session
+from rapport.platform.db import open_session, writers_waiting
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,12 @@ def _other_writers_active(db: Session) -> bool:
 
 def run_batch(db: Session, proc: Processor) -> int:
     """Process the next batch for ``proc``. Returns how many events it handled."""
+    return run_batch_counted(db, proc)[0]
+
+
+def run_batch_counted(db: Session, proc: Processor) -> tuple[int, bool]:
+    """:func:`run_batch`, and whether the log may hold more events for ``proc`` right now (a
+    full batch was read)."""
     cursor = _locked_cursor(db, proc.name)
     start = cursor.position
     events = events_after(db, position=start, limit=proc.batch_size)
@@ -102,12 +108,34 @@ def run_batch(db: Session, proc: Processor) -> int:
         events = settled(start, events, now=clock.now())
     if not events:
         db.rollback()
-        return 0
-    proc.handle(db, events)
-    cursor.position = events[-1].position
+        return 0, False
+    more = len(events) == proc.batch_size
+    handled = _handle_in_turn(db, proc, events)
+    cursor.position = handled[-1].position
     cursor.updated_at = clock.now()
     db.commit()
-    return len(events)
+    return len(handled), more or len(handled) < len(events)
+
+
+# On SQLite a batch holds the database's only write turn while it is handled: it is handed to
+# the processor in slices, and once another writer has queued (a ledger command, ingestion)
+# the batch ends after the current slice, committing what was handled. Batches are arbitrary
+# cuts of the log, so a shorter one changes nothing but when the rest is handled.
+TURN_SLICE = 20
+
+
+def _handle_in_turn(db: Session, proc: Processor, events: list[Event]) -> list[Event]:
+    """Handle ``events``, or a first part of them when other writers wait; the handled ones."""
+    if db.get_bind().dialect.name != "sqlite" or len(events) <= TURN_SLICE:
+        proc.handle(db, events)
+        return events
+    done = 0
+    while done < len(events):
+        proc.handle(db, events[done : done + TURN_SLICE])
+        done += TURN_SLICE
+        if writers_waiting(db):
+            break
+    return events[:done]
 
 
 def run_processors(*, database_url: str | None = None, max_batches: int = 20) -> int:
@@ -115,12 +143,12 @@ def run_processors(*, database_url: str | None = None, max_batches: int = 20) ->
     handled = 0
     for proc in _processors.values():
         for _ in range(max_batches):
-            with open_session(database_url) as db, writer_turn(db):
-                # One batch per turn: on SQLite, ingestion waits for the same turn, so the
-                # two alternate instead of the processor holding the writer lock back to back.
-                count = run_batch(db, proc)
+            with open_session(database_url) as db, writer_turn(db, bulk=True):
+                # One batch per turn: on SQLite, ingestion and commands queue for the same
+                # turn, first come first served, so they go between the processor's batches.
+                count, more = run_batch_counted(db, proc)
             handled += count
-            if count < proc.batch_size:
+            if not more:
                 break
     return handled
 

@@ -3,16 +3,13 @@ de-duplicated by ``event_id`` and committed before the API answers."""
 
 from __future__ import annotations
 
-import fcntl
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import chain
-from pathlib import Path
-from typing import IO, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import orjson
 from sqlalchemy import Table, func, insert, select
@@ -23,6 +20,7 @@ from rapport.events import log as event_log
 from rapport.events.models import Event, SuppressedIdentity
 from rapport.platform import clock
 from rapport.platform.db import begin_write_now, driver_cursor, upsert_rows
+from rapport.platform.db import writer_turn as writer_turn  # where callers found it first
 from rapport.platform.errors import Conflict, InvalidInput, field_error
 from rapport.platform.identity import identity_digest
 from rapport.platform.ids import new_id
@@ -191,7 +189,7 @@ def ingest_events(
     wanted = {digest for found in named.values() for _, digest in found}
     suppression_check = _suppression_parameter(wanted, sqlite=sqlite) if wanted else None
     prepared = _prepare_sqlite(list(rows.values()), received_at=now) if sqlite and rows else None
-    with writer_turn(db):
+    with writer_turn(db, bulk=True):
         cursor = driver_cursor(db)
         suppressed = (
             _suppressed(cursor, suppression_check, sqlite=sqlite) if suppression_check else set()
@@ -467,56 +465,6 @@ def _suppressed(cursor: Any, parameter: str, *, sqlite: bool) -> set[str]:
         )
     cursor.execute(sql, (parameter,))
     return {row[0] for row in cursor.fetchall()}
-
-
-# Writers to one SQLite database queue here rather than in SQLite's busy handler, which
-# sleeps in growing steps and lets a steady writer starve the others: this process's threads
-# on a re-entrant lock (a caller may hold the turn across a verb that takes it again), other
-# processes (``rapport serve --processes N``) on an flock beside the database file.
-_SQLITE_WRITER = threading.RLock()
-_writer_depth = 0
-_writer_files: dict[str, IO[bytes]] = {}
-
-
-@contextmanager
-def writer_turn(db: Session, *, wait: bool = True) -> Iterator[bool]:
-    """Wait for the other SQLite writers of this database (a no-op on PostgreSQL). Yields
-    whether the turn is held: with ``wait=False`` it is taken only if free this instant."""
-    url = db.get_bind().engine.url
-    if url.get_backend_name() != "sqlite":
-        yield True
-        return
-    global _writer_depth
-    if not _SQLITE_WRITER.acquire(blocking=wait):
-        yield False
-        return
-    try:
-        outermost = _writer_depth == 0
-        lock_file = _writer_file(url.database) if outermost else None
-        if lock_file is not None:
-            try:
-                fcntl.flock(lock_file, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-        _writer_depth += 1
-        try:
-            yield True
-        finally:
-            _writer_depth -= 1
-            if lock_file is not None:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
-    finally:
-        _SQLITE_WRITER.release()
-
-
-def _writer_file(database: str | None) -> IO[bytes] | None:
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    found = _writer_files.get(database)
-    if found is None:  # open for the life of the process, like the database's own files
-        found = _writer_files[database] = Path(f"{database}-writer.lock").open("ab")  # noqa: SIM115
-    return found
 
 
 def _row(event: NewEvent, *, sqlite: bool) -> tuple[Any, ...]:

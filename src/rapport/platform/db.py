@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import fcntl
 import logging
+import os
 import sqlite3
+import struct
 import threading
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -64,10 +71,22 @@ BUSY_TIMEOUT_MS = 30_000
 
 def _configure_sqlite(engine: Engine) -> None:
     """WAL for concurrent readers, and one writer at a time: every transaction starts with
-    BEGIN IMMEDIATE, so read-then-write paths (balances, stock) cannot interleave."""
+    BEGIN IMMEDIATE, so read-then-write paths (balances, stock) cannot interleave. Writers
+    queue for their turn first come, first served (see ``WriterTurn``)."""
+    database = engine.url.database
+    turn_file = (
+        f"{database}-writer.lock"
+        if _TURNS_SUPPORTED
+        and database
+        and database != ":memory:"
+        and not database.startswith("file:")
+        else None
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if turn_file is not None and isinstance(dbapi_connection, TurnTakingConnection):
+            dbapi_connection.writer_turn = WriterTurn(turn_file)
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -92,14 +111,212 @@ def _configure_sqlite(engine: Engine) -> None:
         options = connection.get_execution_options()
         if options.get(READ_ONLY, False):
             driver.execute("BEGIN")
-        elif options.get(NO_WAIT, False):
+            return
+        turn: WriterTurn | None = getattr(driver, "writer_turn", None)
+        if options.get(NO_WAIT, False):
+            if turn is not None and not turn.take(wait=False):
+                raise WriterTurnBusy("another writer has the turn")
             driver.execute("PRAGMA busy_timeout=0")
             try:
                 driver.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                if turn is not None:
+                    turn.give_back()
+                raise
             finally:
                 driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        else:
+            return
+        if turn is not None:
+            turn.take(wait=True, bulk=options.get(BULK, False))
+        try:
             driver.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            if turn is not None:
+                turn.give_back()
+            raise
+
+
+# --- SQLite's writers take turns, first come, first served ----------------------------------
+#
+# SQLite lets one connection write at a time, and a writer that finds the database locked
+# waits in SQLite's busy handler: it sleeps, looks again, sleeps longer (up to 100 ms), so a
+# steady stream of short writers (tracking ingestion, the event processors) can keep a ledger
+# command waiting for seconds, or until its 30 s busy timeout. Instead every write transaction
+# first queues for its turn on a lock file beside the database, shared by every process that
+# writes it (``rapport serve --processes N``, ``rapport worker``, commands): each queued writer
+# sleeps in the kernel on its predecessor's lock and is woken, alone, when that predecessor
+# commits. Writers are served in the order they asked; bulk writers (event batches, the event
+# processors) first queue among themselves, so that at most one bulk transaction is ever ahead
+# of a command. A process that dies gives its place back with its file descriptors. SQLite's
+# own lock stays what keeps writes apart: the queue only decides who asks for it next.
+
+_TURNS_SUPPORTED = hasattr(fcntl, "F_OFD_SETLKW")  # open file description locks: Linux
+_FLOCK = struct.Struct("hhqqi4x")  # struct flock: type, whence, start, length, pid (+ padding)
+_TICKET_RING = 1 << 30  # ticket positions before they wrap (far more than writers waiting)
+
+
+def _range_lock(fd: int, kind: int, offset: int, *, wait: bool) -> bool:
+    """Lock (``F_WRLCK``) or unlock (``F_UNLCK``) one byte of the lock file for this open file
+    description; False when ``wait`` is False and another description holds it."""
+    command = fcntl.F_OFD_SETLKW if wait else fcntl.F_OFD_SETLK
+    try:
+        fcntl.fcntl(fd, command, _FLOCK.pack(kind, os.SEEK_SET, offset, 1, 0))
+    except OSError as error:
+        if error.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _range_locked(fd: int, offset: int) -> bool:
+    """Whether another open file description holds this byte."""
+    found = fcntl.fcntl(
+        fd, fcntl.F_OFD_GETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
+    )
+    return bool(_FLOCK.unpack(found)[0] != fcntl.F_UNLCK)
+
+
+class _Queue:
+    """A first-come, first-served queue in a lock file. A writer takes the next ticket (a
+    counter in the file, read and bumped under a lock on the ``guard`` byte) and at once
+    locks its ticket's byte; its turn comes when the byte of the ticket before it is free,
+    so each waiter sleeps on exactly one lock and is the only one woken when it is freed."""
+
+    def __init__(self, *, guard: int, counter_at: int, tickets_at: int) -> None:
+        self.guard = guard
+        self.counter_at = counter_at
+        self.tickets_at = tickets_at
+
+    def enter(self, fd: int, *, wait: bool) -> int | None:
+        """Queue and wait for the turn; the held byte. Without ``wait``: the turn only if
+        nobody holds or awaits it this instant, else ``None``."""
+        if not _range_lock(fd, fcntl.F_WRLCK, self.guard, wait=wait):
+            return None
+        try:
+            stored = os.pread(fd, 8, self.counter_at)
+            ticket = int.from_bytes(stored, "little") if len(stored) == 8 else 0
+            ahead = self.tickets_at + (ticket - 1) % _TICKET_RING
+            mine = self.tickets_at + ticket % _TICKET_RING
+            if not wait and _range_locked(fd, ahead):
+                return None
+            _range_lock(fd, fcntl.F_WRLCK, mine, wait=True)  # free: nobody else has this ticket
+            os.pwrite(fd, (ticket + 1).to_bytes(8, "little"), self.counter_at)
+        finally:
+            _range_lock(fd, fcntl.F_UNLCK, self.guard, wait=False)
+        if wait:  # sleep until the writer ahead leaves (at once if it has)
+            _range_lock(fd, fcntl.F_WRLCK, ahead, wait=True)
+            _range_lock(fd, fcntl.F_UNLCK, ahead, wait=False)
+        return mine
+
+    @staticmethod
+    def leave(fd: int, held: int) -> None:
+        _range_lock(fd, fcntl.F_UNLCK, held, wait=False)
+
+
+_WRITERS = _Queue(guard=0, counter_at=0, tickets_at=1 << 32)
+_BULK_WRITERS = _Queue(guard=1, counter_at=8, tickets_at=2 << 32)
+
+# Threads holding a writer turn now, by thread id (see ``WriterTurn.take``).
+_turn_holders: Counter[int] = Counter()
+_turn_holders_lock = threading.Lock()
+
+
+class WriterTurnBusy(sqlite3.OperationalError):
+    """Another writer has the turn (raised by a begin that must not wait)."""
+
+
+class WriterTurn:
+    """One connection's place in the queue of a SQLite database's writers, held from just
+    before its ``BEGIN IMMEDIATE`` until its commit or rollback has finished."""
+
+    def __init__(self, path: str) -> None:
+        # An open file description of its own: locks of two connections conflict even when
+        # they are in one process.
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._held: list[tuple[_Queue, int]] = []
+        self._holder: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return bool(self._held)
+
+    def take(self, *, wait: bool, bulk: bool = False) -> bool:
+        """Wait for the turn (``wait``), or take it only if it is free this instant; whether
+        the connection may go on to begin. A thread that already holds a turn on another
+        connection, or runs an event loop, does not queue when it would wait: it would wait
+        for itself, or hold up its loop; it goes on to SQLite's busy handler as before."""
+        if self._held:
+            return True
+        me = threading.get_ident()
+        with _turn_holders_lock:
+            holds_another = _turn_holders[me] > 0
+        if holds_another or (wait and asyncio._get_running_loop() is not None):
+            return True
+        if bulk and wait:
+            place = _BULK_WRITERS.enter(self._fd, wait=True)
+            assert place is not None
+            self._held.append((_BULK_WRITERS, place))
+        place = _WRITERS.enter(self._fd, wait=wait)
+        if place is None:
+            return False
+        self._held.append((_WRITERS, place))
+        self._holder = me
+        with _turn_holders_lock:
+            _turn_holders[me] += 1
+        return True
+
+    def others_waiting(self) -> bool:
+        """Whether another writer has queued behind this turn since it was taken."""
+        return any(
+            _range_locked(
+                self._fd, queue.tickets_at + (place - queue.tickets_at + 1) % _TICKET_RING
+            )
+            for queue, place in self._held
+        )
+
+    def give_back(self) -> None:
+        """Leave the queue (a no-op when the turn is not held)."""
+        while self._held:
+            queue, place = self._held.pop()
+            queue.leave(self._fd, place)
+        if self._holder is not None:
+            with _turn_holders_lock:
+                _turn_holders[self._holder] -= 1
+                if not _turn_holders[self._holder]:
+                    del _turn_holders[self._holder]
+            self._holder = None
+
+    def close(self) -> None:
+        self.give_back()
+        os.close(self._fd)
+
+
+class TurnTakingConnection(sqlite3.Connection):
+    """A SQLite connection that gives its writer turn back once its transaction has ended."""
+
+    writer_turn: WriterTurn | None = None
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            if self.writer_turn is not None:
+                self.writer_turn.give_back()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            if self.writer_turn is not None:
+                self.writer_turn.give_back()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.writer_turn is not None:
+                self.writer_turn.close()
+                self.writer_turn = None
 
 
 # In a server, the commit that fills the WAL would copy it back into the database and fsync
@@ -152,7 +369,13 @@ def create_db_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
+            url,
+            connect_args={
+                "check_same_thread": False,
+                "timeout": 30,
+                "factory": TurnTakingConnection,
+            },
+            pool_size=8,
         )
         _configure_sqlite(engine)
         return engine
@@ -198,12 +421,52 @@ def begin_write_now(db: Session) -> bool:
         return True
     try:
         db.connection(execution_options={NO_WAIT: True})
+    except WriterTurnBusy:
+        db.rollback()
+        return False
     except sqlite3.OperationalError as error:  # from the driver: the BEGIN runs there
         db.rollback()
         if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
             return False
         raise
     return True
+
+
+BULK = "rapport_bulk_write"
+
+
+def writers_waiting(db: Session) -> bool:
+    """Whether another writer has queued for SQLite's write turn since this session's
+    transaction took it: a long bulk transaction (an event processor's batch) commits what it
+    has done and queues again, instead of keeping commands waiting. False on PostgreSQL."""
+    if not db.in_transaction() or db.get_bind().dialect.name != "sqlite":
+        return False
+    turn = getattr(db.connection().connection.driver_connection, "writer_turn", None)
+    return turn is not None and turn.others_waiting()
+
+
+@contextmanager
+def writer_turn(db: Session, *, wait: bool = True, bulk: bool = False) -> Iterator[bool]:
+    """Begin the session's write transaction, after the writers ahead of it on SQLite (see
+    ``WriterTurn``; on PostgreSQL, which locks rows, nothing is begun here). Yields whether it
+    began: with ``wait=False`` only if the turn was free this instant (``begin_write_now``).
+    ``bulk`` marks a transaction that stores many rows (an event batch, a processor's batch):
+    bulk writers queue among themselves first, so commands never find more than one ahead.
+    The turn is given back when the transaction commits or rolls back; the block's error
+    rolls it back."""
+    if db.get_bind().dialect.name != "sqlite":
+        yield True
+        return
+    if not wait:
+        yield begin_write_now(db)
+        return
+    if not db.in_transaction():
+        db.connection(execution_options={BULK: bulk})
+    try:
+        yield True
+    except BaseException:
+        db.rollback()
+        raise
 
 
 def driver_cursor(db: Session) -> Any:

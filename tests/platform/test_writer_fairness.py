@@ -1,0 +1,151 @@
+"""SQLite's writers take turns first come, first served, and bulk writers (event batches, the
+event processors) never stand more than one deep in front of a command.
+
+Each ``WriterTurn`` opens the lock file for itself, as another process or another pooled
+connection does, so these tests see exactly what separate processes would."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from rapport.platform.db import WriterTurn, create_db_engine, writer_turn, writers_waiting
+
+
+def _tickets_taken(lock_file: Path, *, bulk: bool = False) -> int:
+    """How many tickets the queue has handed out (the counter kept in the lock file)."""
+    stored = lock_file.read_bytes()[8:16] if bulk else lock_file.read_bytes()[:8]
+    return int.from_bytes(stored, "little") if len(stored) == 8 else 0
+
+
+def _queue_up(
+    lock_file: Path, name: str, served: list[str], *, bulk: bool = False
+) -> threading.Thread:
+    """A writer in a thread of its own that waits for its turn, notes it, and leaves. Returns
+    once it has its ticket, so that writers queue in the order this is called."""
+    taken = _tickets_taken(lock_file, bulk=bulk)
+
+    def write() -> None:
+        turn = WriterTurn(str(lock_file))
+        turn.take(wait=True, bulk=bulk)
+        served.append(name)
+        turn.close()
+
+    writer = threading.Thread(target=write, name=name)
+    writer.start()
+    deadline = time.monotonic() + 30
+    while _tickets_taken(lock_file, bulk=bulk) == taken:
+        assert time.monotonic() < deadline, f"{name} never queued"
+        time.sleep(0.005)
+    return writer
+
+
+def _in_thread(work: Callable[[], None]) -> None:
+    runner = threading.Thread(target=work)
+    runner.start()
+    runner.join(30)
+
+
+def test_writers_are_served_in_the_order_they_asked(tmp_path: Path) -> None:
+    # given a writer holding the turn, and four more queueing behind it one after the other
+    lock_file = tmp_path / "shop.db-writer.lock"
+    holder = WriterTurn(str(lock_file))
+    assert holder.take(wait=True)
+    served: list[str] = []
+    waiting = [_queue_up(lock_file, f"writer-{number}", served) for number in range(4)]
+
+    # when the holder commits
+    time.sleep(0.05)
+    assert served == []  # nobody went past the holder
+    holder.close()
+    for writer in waiting:
+        writer.join(30)
+
+    # then they are served first come, first served (not whoever polls at the right moment)
+    assert served == ["writer-0", "writer-1", "writer-2", "writer-3"]
+
+
+def test_a_command_goes_before_bulk_writers_queued_earlier(tmp_path: Path) -> None:
+    # given an event batch holding the turn, two more batches queued, then a ledger command
+    lock_file = tmp_path / "shop.db-writer.lock"
+    batch = WriterTurn(str(lock_file))
+    assert batch.take(wait=True, bulk=True)
+    served: list[str] = []
+    batches = [_queue_up(lock_file, f"batch-{n}", served, bulk=True) for n in range(2)]
+    command = _queue_up(lock_file, "command", served)
+
+    # when the batch commits
+    batch.close()
+    for writer in [*batches, command]:
+        writer.join(30)
+
+    # then the command is next: bulk writers queue among themselves first, so at most one of
+    # them is ever ahead of a command
+    assert served == ["command", "batch-0", "batch-1"]
+
+
+def test_a_try_never_jumps_the_queue(tmp_path: Path) -> None:
+    # given a writer holding the turn and another one waiting
+    lock_file = tmp_path / "shop.db-writer.lock"
+    holder = WriterTurn(str(lock_file))
+    assert holder.take(wait=True)
+    served: list[str] = []
+    waiting = _queue_up(lock_file, "waiting", served)
+
+    # when a third asks without waiting (from a thread holding no turn), before and after
+    # the holder is done
+    eager = WriterTurn(str(lock_file))
+    answers: list[bool] = []
+
+    def try_now() -> None:
+        answers.append(eager.take(wait=False))
+
+    _in_thread(try_now)
+    refused_while_held = answers.pop()
+    holder.close()
+    waiting.join(30)
+    _in_thread(try_now)
+    granted_when_free = answers.pop()
+    eager.close()
+
+    # then it gets the turn only once nobody holds or awaits it
+    assert refused_while_held is False
+    assert served == ["waiting"]
+    assert granted_when_free is True
+
+
+def test_a_long_transaction_sees_that_a_command_is_waiting(tmp_path: Path) -> None:
+    # given a bulk transaction in a SQLite database (an event processor's batch)
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'shop.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    bulk = Session(engine)
+    with writer_turn(bulk, bulk=True):
+        bulk.execute(text("INSERT INTO t VALUES (1)"))
+        alone = writers_waiting(bulk)
+
+        # when a command starts writing in another thread
+        def command() -> None:
+            with Session(engine) as session:
+                session.execute(text("INSERT INTO t VALUES (2)"))
+                session.commit()
+
+        commanding = threading.Thread(target=command)
+        commanding.start()
+        deadline = time.monotonic() + 30
+        while not writers_waiting(bulk):
+            assert time.monotonic() < deadline, "the waiting command was never seen"
+            time.sleep(0.005)
+
+        # then the bulk transaction can tell, and once it commits the command goes through
+        bulk.commit()
+    commanding.join(30)
+    assert alone is False
+    assert sorted(bulk.execute(text("SELECT n FROM t")).scalars()) == [1, 2]
+    bulk.close()
+    engine.dispose()
