@@ -111,3 +111,37 @@ def test_checkout_orders_and_validation_share_one_coupon_count(
     again = client.post("/v1/loyalty/checkout", json=cart(member, coupons=["GUESS3"]), headers=key)
     _assert_refused_for_coupons(again)
     assert client.post("/v1/loyalty/checkout", json=cart(member), headers=key).status_code == 200
+
+
+def test_each_code_counts_so_many_codes_in_one_request_are_no_way_around(
+    coupon_limited, api_key, db: Session
+) -> None:
+    # given a member, and keys allowed 2 coupon lookups a minute
+    client = coupon_limited()
+    member = paying_member(db)
+    key = auth(api_key("read", "write"))
+    other = auth(api_key("read", "write"))
+
+    # when one key validates two codes in one request, then orders with one more
+    pair = client.post(
+        "/v1/loyalty/coupons/validate", json={"codes": ["GUESS0", "GUESS1"]}, headers=key
+    )
+    ordered = _order(client, key, member, ["GUESS2"], 1)
+
+    # then the two codes used the whole allowance: the order is refused
+    assert pair.status_code == 200
+    assert '"coupons-60s";r=0;' in pair.headers["RateLimit"]
+    _assert_refused_for_coupons(ordered)
+
+    # when another key sends three codes at once, then two
+    three = client.post(
+        "/v1/loyalty/checkout", json=cart(member, coupons=["A1", "A2", "A3"]), headers=other
+    )
+    two = client.post(
+        "/v1/loyalty/checkout", json=cart(member, coupons=["A1", "A2"]), headers=other
+    )
+
+    # then three do not fit (and count nothing), two do
+    assert three.status_code == 429
+    assert three.json()["violated-policies"] == ["coupons-60s"]
+    assert two.status_code == 200, two.text

@@ -331,9 +331,10 @@ def checkout(request: Request, body: CheckoutIn, db: DbSession, key: WriteKey) -
     """The loyalty effects on a cart, in order: member prices, tier discount, coupons, points
     as payment, free shipping, points to be earned. Each names the rule that made it. Writes
     nothing; ``POST /v1/orders`` with a ``loyalty`` block applies exactly these. A cart with
-    coupon codes also counts toward the key's coupon lookup limit."""
+    coupon codes also counts them toward the key's coupon lookup limit."""
     if body.coupons:
-        admit_coupon_codes(request, key)  # it looks the codes up, as validation does
+        # It looks the codes up, as validation does.
+        admit_coupon_codes(request, key, codes=len(body.coupons))
     if (
         body.customer_id is not None
         and customers.get_customer(db, customer_id=body.customer_id) is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -24,7 +24,7 @@ from rapport.loyalty.models import (
 )
 from rapport.loyalty.schemas import CategoryWarningOut
 from rapport.platform import clock
-from rapport.platform.auth import AdminKey, CouponReadKey, ReadKey, WriteKey
+from rapport.platform.auth import AdminKey, ReadKey, WriteKey, admit_coupon_codes
 from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
@@ -487,10 +487,13 @@ def member_coupons(
 
 
 @router.post("/coupons/validate")
-def validate_coupons(body: ValidateIn, db: DbSession, _key: CouponReadKey) -> ValidateOut:
+def validate_coupons(
+    request: Request, body: ValidateIn, db: DbSession, key: ReadKey
+) -> ValidateOut:
     """Which codes the customer may use now (as checkout will apply them), and why each
     other code is refused: unknown, expired, used, belongs to another customer, given
-    twice. Changes nothing."""
+    twice. Changes nothing. Each code counts toward the key's coupon lookup limit."""
+    admit_coupon_codes(request, key, codes=len(body.codes))
     valid, refused = rewards.validate_coupons(
         db, customer_id=body.customer_id, codes=body.codes, at=body.at
     )

@@ -60,11 +60,11 @@ def place_order(
     orders reserve the store's stock and answer a pick-up code and its QR image. With a
     ``loyalty`` block the order must carry exactly the checkout effects, which are applied
     with it (points redeemed, coupons consumed), all or nothing. An order with coupon codes
-    also counts toward the key's coupon lookup limit."""
+    also counts them toward the key's coupon lookup limit."""
     if body.loyalty is not None and body.loyalty.coupons:
         # Each code is looked up: held to the coupon limit like validation, or orders
         # would be a way to guess codes past it.
-        admit_coupon_codes(request, key)
+        admit_coupon_codes(request, key, codes=len(body.loyalty.coupons))
 
     def execute(hook: Any) -> Any:
         def with_loyalty(session: Session, order: Any) -> None:

@@ -49,7 +49,7 @@ def _secret_from_request(request: Request) -> str | None:
     return None
 
 
-def check_scope(request: Request, db: Session, scope: Scope, *, coupons: bool = False) -> Principal:
+def check_scope(request: Request, db: Session, scope: Scope) -> Principal:
     """The request's key if it holds ``scope`` (or ``admin``) and is within its rate limit;
     else 401, 403 or 429. May query."""
     secret = _secret_from_request(request)
@@ -60,12 +60,10 @@ def check_scope(request: Request, db: Session, scope: Scope, *, coupons: bool = 
             headers=_CHALLENGE,
         )
     key = remembered_api_key(secret) or authenticate_api_key(db, secret=secret)
-    return _admitted(request, key, scope, coupons=coupons)
+    return _admitted(request, key, scope)
 
 
-def _admitted(
-    request: Request, key: Principal | None, scope: Scope, *, coupons: bool = False
-) -> Principal:
+def _admitted(request: Request, key: Principal | None, scope: Scope) -> Principal:
     if key is None:
         raise Unauthorized(
             "The API key is unknown or revoked", field="Authorization", headers=_CHALLENGE
@@ -81,21 +79,22 @@ def _admitted(
     # fields go out with the answer (platform.ratelimit.RateLimitHeaders).
     limits = getattr(request.app.state, "rate_limits", None)
     if limits is not None:
-        request.scope["state"][STATE_KEY] = limits.hit(key.id, key.rate_limit, coupons=coupons)
+        request.scope["state"][STATE_KEY] = limits.hit(key.id, key.rate_limit)
     return key
 
 
-def admit_coupon_codes(request: Request, key: Principal) -> None:
-    """Count this request toward ``key``'s coupon lookup limit too (RAPPORT_COUPON_RATE_LIMIT;
-    429 past it), as coupon validation is: for routes whose requests may carry coupon codes
-    (an order, a checkout), called when one does. The key was admitted, and counted toward
-    its own limit, already."""
+def admit_coupon_codes(request: Request, key: Principal, *, codes: int) -> None:
+    """Count the ``codes`` coupon codes this request looks up toward ``key``'s coupon lookup
+    limit (RAPPORT_COUPON_RATE_LIMIT; 429 past it, and nothing counted): every route that
+    takes codes calls it when a request carries some (validation, a checkout, an order), so
+    codes cannot be guessed past it, one per request or twenty. The key was admitted, and
+    the request counted toward its own limit, already."""
     limits = getattr(request.app.state, "rate_limits", None)
     if limits is not None:
         state = request.scope["state"]
         # Taken out first: a 429 carries every field itself, the general limit's included.
         counted = state.pop(STATE_KEY, None)
-        state[STATE_KEY] = limits.hit_coupons(key.id, counted)
+        state[STATE_KEY] = limits.hit_coupons(key.id, counted, codes=codes)
 
 
 # How a route that checks its key itself (with :func:`admit`) declares the schemes in the
@@ -103,21 +102,21 @@ def admit_coupon_codes(request: Request, key: Principal) -> None:
 OPENAPI_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}, {"APIKeyHeader": []}]}
 
 
-async def admit(request: Request, db: Session, scope: Scope, *, coupons: bool = False) -> Principal:
+async def admit(request: Request, db: Session, scope: Scope) -> Principal:
     """What :func:`require_scope` does, called by the route itself: FastAPI's dependency
     solving costs the hottest routes more than their work. A key seen in the last second is
     admitted here; a lookup runs in a worker thread."""
     secret = _secret_from_request(request)
     remembered = remembered_api_key(secret) if secret is not None else None
     if remembered is not None:
-        return _admitted(request, remembered, scope, coupons=coupons)
-    return await run_in_threadpool(lambda: check_scope(request, db, scope, coupons=coupons))
+        return _admitted(request, remembered, scope)
+    return await run_in_threadpool(lambda: check_scope(request, db, scope))
 
 
-def require_scope(scope: Scope, *, coupons: bool = False) -> Callable[..., Awaitable[Principal]]:
+def require_scope(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits only keys holding ``scope`` (or ``admin``), within their rate
-    limit (and, with ``coupons``, their coupon lookup limit). Async, so that a key seen in the
-    last second is admitted without a trip to a worker thread; a key lookup runs in one."""
+    limit. Async, so that a key seen in the last second is admitted without a trip to a
+    worker thread; a key lookup runs in one."""
 
     async def _check(
         request: Request,
@@ -125,7 +124,7 @@ def require_scope(scope: Scope, *, coupons: bool = False) -> Callable[..., Await
         _bearer_doc: Annotated[object, Depends(_bearer)] = None,
         _header_doc: Annotated[object, Depends(_header_key)] = None,
     ) -> Principal:
-        return await admit(request, db, scope, coupons=coupons)
+        return await admit(request, db, scope)
 
     return _check
 
@@ -134,6 +133,3 @@ IngestKey = Annotated[Principal, Depends(require_scope(Scope.INGEST))]
 ReadKey = Annotated[Principal, Depends(require_scope(Scope.READ))]
 WriteKey = Annotated[Principal, Depends(require_scope(Scope.WRITE))]
 AdminKey = Annotated[Principal, Depends(require_scope(Scope.ADMIN))]
-# Routes that look coupon codes up: also held to RAPPORT_COUPON_RATE_LIMIT per key, so codes
-# cannot be guessed through the API.
-CouponReadKey = Annotated[Principal, Depends(require_scope(Scope.READ, coupons=True))]

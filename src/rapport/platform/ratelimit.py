@@ -4,7 +4,8 @@ Each API key may make ``RAPPORT_API_RATE_LIMIT`` requests (or its own ``api_keys
 written in the notation of the `limits` library: ``"120000/minute"``, several joined by ``;``
 (``"200/second;120000/minute"``). Requests are counted with the library's sliding window
 counter, where the key is checked (:mod:`rapport.platform.auth`), so every endpoint counts,
-the coupon routes included.
+the coupon routes included. Coupon codes also count, one per code looked up, toward a
+tighter per-key limit (``RAPPORT_COUPON_RATE_LIMIT``; see ``auth.admit_coupon_codes``).
 
 A request over the limit gets ``429`` problem+json with ``Retry-After``; every admitted request
 is answered with ``RateLimit-Policy`` and ``RateLimit`` (draft-ietf-httpapi-ratelimit-headers):
@@ -233,7 +234,7 @@ class SharedFileStorage(Storage, SlidingWindowCounterSupport, TimestampedSliding
             return True
 
     def acquire_with_window(
-        self, key: str, limit: int, expiry: int
+        self, key: str, limit: int, expiry: int, amount: int = 1
     ) -> tuple[bool, int, float, int, float]:
         """:meth:`acquire_sliding_window_entry` and then :meth:`get_sliding_window`, in one
         turn at the lock: what a request pays for its limit on the hot path."""
@@ -251,9 +252,9 @@ class SharedFileStorage(Storage, SlidingWindowCounterSupport, TimestampedSliding
             previous = self._count_of(previous_digest, now)
             current = self._count_of(current_digest, now)
             previous_ttl = 0.0 if previous == 0 else (1 - (((now - expiry) / expiry) % 1)) * expiry
-            allowed = math.floor(previous * previous_ttl / expiry + current) + 1 <= limit
+            allowed = math.floor(previous * previous_ttl / expiry + current) + amount <= limit
             if allowed:
-                current = self._add(current_digest, 2 * expiry, 1, now)
+                current = self._add(current_digest, 2 * expiry, amount, now)
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             self._thread_lock.release()
@@ -331,7 +332,7 @@ def _policies(items: list[RateLimitItem], *, prefix: str = "key") -> _Plan:
 
 class ApiRateLimits:
     """Counts each API key's requests against its policies (its own limit, else the default);
-    coupon lookups also against the tighter ``coupons`` policies, per key."""
+    and the coupon codes they look up against the tighter ``coupons`` policies, per key."""
 
     def __init__(self, *, default: str, storage: Storage, coupons: str = "") -> None:
         self.default = _policies(parse_limit(default, field="RAPPORT_API_RATE_LIMIT"))
@@ -340,7 +341,6 @@ class ApiRateLimits:
             if coupons.strip()
             else None
         )
-        self._with_coupons: dict[str | None, _Plan] = {}
         self.storage = storage
         self.strategy: RateLimiter = (
             SlidingWindowCounterRateLimiter(storage)
@@ -364,39 +364,31 @@ class ApiRateLimits:
             self._own[own_limit] = found
         return found
 
-    def _coupon_plan(self, own_limit: str | None) -> _Plan:
-        plan = self.policies_for(own_limit)
-        if self.coupons is None:
-            return plan
-        found = self._with_coupons.get(own_limit)
-        if found is None:
-            field = f"{plan.policy_field}, {self.coupons.policy_field}"
-            found = _Plan(plan.policies + self.coupons.policies, field, field.encode())
-            self._with_coupons[own_limit] = found
-        return found
-
-    def hit(
-        self, key_id: str, own_limit: str | None, *, coupons: bool = False
-    ) -> list[tuple[bytes, bytes]]:
-        """Count one request of ``key_id`` (a coupon lookup with ``coupons``): the RateLimit
-        header fields to answer with, or :class:`TooManyRequests` (its headers included) when
-        a policy is used up."""
-        plan = self._coupon_plan(own_limit) if coupons else self.policies_for(own_limit)
-        return self._hit(plan, key_id)
+    def hit(self, key_id: str, own_limit: str | None) -> list[tuple[bytes, bytes]]:
+        """Count one request of ``key_id``: the RateLimit header fields to answer with, or
+        :class:`TooManyRequests` (its headers included) when a policy is used up."""
+        return self._hit(self.policies_for(own_limit), key_id)
 
     def hit_coupons(
-        self, key_id: str, counted: list[tuple[bytes, bytes]] | None
+        self, key_id: str, counted: list[tuple[bytes, bytes]] | None, *, codes: int
     ) -> list[tuple[bytes, bytes]] | None:
-        """Count a coupon lookup against ``key_id``'s coupon policies only: for a request that
-        its key's limit counted already (``counted``: the RateLimit fields that gave, kept
-        ahead of the coupon policies' own) and turned out to carry coupon codes (an order or a
-        checkout). The fields to answer with, or :class:`TooManyRequests`."""
+        """Count ``codes`` coupon codes looked up by ``key_id`` against its coupon policies
+        only, for a request that its key's limit counted already (``counted``: the RateLimit
+        fields that gave, kept ahead of the coupon policies' own). The fields to answer with,
+        or :class:`TooManyRequests` (and nothing counted) when the codes do not fit."""
         if self.coupons is None:
             return counted
-        return self._hit(self.coupons, key_id, earlier=dict(counted) if counted else None)
+        return self._hit(
+            self.coupons, key_id, earlier=dict(counted) if counted else None, cost=codes
+        )
 
     def _hit(
-        self, plan: _Plan, key_id: str, *, earlier: dict[bytes, bytes] | None = None
+        self,
+        plan: _Plan,
+        key_id: str,
+        *,
+        earlier: dict[bytes, bytes] | None = None,
+        cost: int = 1,
     ) -> list[tuple[bytes, bytes]]:
         policy_field, policy_bytes = plan.policy_field, plan.policy_bytes
         if earlier and b"ratelimit-policy" in earlier:
@@ -409,7 +401,7 @@ class ApiRateLimits:
         violated: list[_Policy] = []
         retry_after = 0
         for policy in plan.policies:
-            allowed, remaining, reset_at = self._count(policy, key_id, now)
+            allowed, remaining, reset_at = self._count(policy, key_id, now, cost)
             seconds = max(0, math.ceil(reset_at - now))
             if not allowed:
                 violated.append(policy)
@@ -433,10 +425,13 @@ class ApiRateLimits:
             raise refusal
         return [(b"ratelimit-policy", policy_bytes), (b"ratelimit", state_field.encode())]
 
-    def _count(self, policy: _Policy, key_id: str, now: float) -> tuple[bool, int, float]:
-        """One request against ``policy``: admitted, requests left, when the window resets."""
+    def _count(
+        self, policy: _Policy, key_id: str, now: float, cost: int = 1
+    ) -> tuple[bool, int, float]:
+        """``cost`` (one request, or as many coupon codes) against ``policy``: admitted, how
+        much is left, when the window resets."""
         if self._file is None:
-            allowed = self.strategy.hit(policy.item, key_id)
+            allowed = self.strategy.hit(policy.item, key_id, cost=cost)
             reset_at, remaining = self.strategy.get_window_stats(policy.item, key_id)
             return allowed, remaining, reset_at
         counter_key = self._counter_keys.get((policy.name, key_id))
@@ -447,7 +442,7 @@ class ApiRateLimits:
         # The file storage takes and reads the window in one turn at its lock; what follows
         # is SlidingWindowCounterRateLimiter.get_window_stats on those figures.
         allowed, previous, previous_ttl, current, current_ttl = self._file.acquire_with_window(
-            counter_key, policy.item.amount, policy.window
+            counter_key, policy.item.amount, policy.window, cost
         )
         weighted = previous * previous_ttl / policy.window + current
         remaining = max(0, policy.item.amount - math.floor(weighted))

@@ -87,8 +87,9 @@ class Settings(BaseSettings):
     coupon_rate_limit: str = Field(
         default="600/minute",
         description=(
-            "Coupon lookups each API key may make (besides its request limit), so that codes"
-            " cannot be guessed through the API. Empty: only the request limit applies."
+            "Coupon codes each API key may look up (validation, checkout and orders; besides"
+            " its request limit), so that codes cannot be guessed through the API. Empty: only"
+            " the request limit applies."
         ),
     )
     rate_limit_storage: str = Field(
