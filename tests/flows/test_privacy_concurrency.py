@@ -190,9 +190,7 @@ def test_erasures_racing_the_processors_all_succeed_and_leave_nothing(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     # and nobody came back: every profile erased, no identity of theirs known
     with open_session(committed_url) as db:
-        statuses = {
-            cid: status for cid, status in db.execute(select(Customer.customer_id, Customer.status))
-        }
+        statuses = dict(db.execute(select(Customer.customer_id, Customer.status)).all())
         assert {statuses[cid] for cid in erased} == {"erased"}
         assert [cid for cid, status in statuses.items() if status == "active"] == []
         for index in range(PEOPLE):
