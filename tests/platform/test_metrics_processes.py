@@ -1,6 +1,7 @@
 """`/metrics` under `rapport serve --processes N`: one scrape, answered by any process, counts
 what every process counted (rejected tracking messages by reason, requests by route), a
-replaced process's counts are kept, and the shared metric files go when the server stops."""
+replaced process's counts are kept, and the shared metric files go when the server stops.
+Requests are labelled with their route's full template, routers' prefixes included."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pytest
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.platform.migrations_runner import upgrade
-from tests.conftest import free_port
+from tests.conftest import auth, free_port
 from tests.platform.test_serving import RAPPORT, Served, _servers, _wait_for
 
 # The machine running the suite may be busy: a server process can take a minute to start.
@@ -175,3 +176,29 @@ def test_one_scrape_counts_every_process(two_processes: Served, tmp_path: Path) 
     served.process.send_signal(signal.SIGTERM)
     assert served.process.wait(timeout=120) == 0
     assert not shared.exists()
+
+
+def test_requests_are_labelled_with_the_full_route_template(client, api_key) -> None:
+    # given routes declared in routers included under prefixes (/v1/orders, and /v1/loyalty
+    # holding the program's router)
+    headers = auth(api_key("read"))
+
+    # when they are asked
+    assert client.get("/v1/orders/ord_missing-1", headers=headers).status_code == 404
+    assert client.get("/v1/orders/ord_missing-2", headers=headers).status_code == 404
+    validated = client.post(
+        "/v1/loyalty/coupons/validate", json={"codes": ["GUESS"]}, headers=headers
+    )
+    assert validated.status_code == 200
+
+    # then /metrics counts them by their whole template, never by a prefix-less one
+    text = client.get("/metrics").text
+    assert (
+        _sample(
+            text, "rapport_http_requests_total", 'route="/v1/orders/{order_id}"', 'status="404"'
+        )
+        >= 2
+    )
+    assert _sample(text, "rapport_http_requests_total", 'route="/v1/loyalty/coupons/validate"') >= 1
+    assert 'route="/{order_id}"' not in text
+    assert 'route="/coupons/validate"' not in text

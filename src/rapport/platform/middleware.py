@@ -124,11 +124,26 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, capture)
         finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             method = scope.get("method", "GET")
             REQUESTS.labels(method, template, str(status_code)).inc()
             LATENCY.labels(method, template).observe(time.perf_counter() - started)
+
+
+def route_template(scope: Scope) -> str:
+    """The full path template of the route that answered (``/v1/orders/{order_id}``), never
+    the raw path; ``unmatched`` when none did.
+
+    FastAPI includes routers without copying their routes: ``scope["route"]`` is the route as
+    its own router declared it (``/{order_id}``, without the prefixes it was included under),
+    while the full template is on the match FastAPI records in its part of the scope."""
+    recorded: Any = scope.get("fastapi")
+    matched = recorded.get("effective_route_context") if isinstance(recorded, dict) else None
+    template = getattr(matched, "path_format", None)
+    if isinstance(template, str) and template:
+        return template
+    route: Any = scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
 
 
 class RequestBudget:
