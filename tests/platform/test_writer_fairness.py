@@ -6,15 +6,28 @@ connection does, so these tests see exactly what separate processes would."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from rapport.platform.db import WriterTurn, create_db_engine, writer_turn, writers_waiting
+
+
+@pytest.fixture(autouse=True)
+def _plain_thread() -> Iterator[None]:
+    """The session's Playwright browser leaves an event loop marked running in the main thread,
+    and a writer on an event loop's thread skips the queue by design (it must not block its
+    loop); these tests take turns as a plain server thread does."""
+    loop = asyncio._get_running_loop()
+    asyncio._set_running_loop(None)
+    yield
+    asyncio._set_running_loop(loop)
 
 
 def _tickets_taken(lock_file: Path, *, bulk: bool = False) -> int:
