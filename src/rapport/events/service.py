@@ -358,8 +358,6 @@ def suppress_identities(db: Session, *, digests: list[str]) -> None:
     upsert_rows(db, SuppressedIdentity.__table__, rows, key_columns=["digest"])
 
 
-def get_event(db: Session, *, event_id: str) -> Event | None:
-    return db.scalar(select(Event).where(Event.event_id == event_id))
 def suppressed(db: Session, *, digests: Iterable[str]) -> set[str]:
     """The digests among ``digests`` that belong to erased people (one query)."""
     wanted = sorted(set(digests))
@@ -370,6 +368,8 @@ def suppressed(db: Session, *, digests: Iterable[str]) -> set[str]:
     )
 
 
+def get_event(db: Session, *, event_id: str) -> Event | None:
+    return db.scalar(select(Event).where(Event.event_id == event_id))
 
 
 def count_events(db: Session) -> int:
