@@ -1,24 +1,30 @@
 """Ledger commands under tracking ingestion, on SQLite: do earn and redeem keep their place
 while events pour in?
 
-    .venv/bin/python bench/mixed.py            # --rate 1500 --command-rate 50 --seconds 60
+    .venv/bin/python bench/mixed.py            # --rate 1500 --command-rate 20 --seconds 60
 
-Migrates a fresh SQLite file in a temporary directory, seeds members with points through the
-ledger, makes an ingest key and a write key, then starts ``rapport serve --processes 2`` as a
-real subprocess on loopback (a default deployment: the embedded job worker runs, so the event
-processors write too). Two open-loop streams then run side by side for ``--seconds``, each
-request sent at its scheduled time by one asyncio client writing raw HTTP/1.1, latency counted
-from that time (a request queued in the client counts):
+For each of two deployments, migrates a fresh SQLite file in a temporary directory, seeds
+members with points through the ledger, makes an ingest key and a write key, and starts
+``rapport serve --processes 2`` as a real subprocess on loopback:
 
-- tracking at ``--rate`` events/s: half as single events (``POST /v1/events``, what a browser
-  or app sends), half as Segment batches of ``--batch`` messages (``POST /v1/batch`` with the
-  key as basic-auth user, what Segment's server libraries send); ``--single-share`` sets the
-  split;
+- API processes with the job worker apart (``--no-worker``, as bench/ingest.py measures
+  ingestion): the headline figures;
+- the same with the embedded job worker, so the event processors write the same file from
+  one of the API processes (``*_embedded_worker`` keys; ``--only-apart`` skips it).
+
+Two open-loop streams then run side by side for ``--seconds``, each request sent at its
+scheduled time by one asyncio client writing raw HTTP/1.1, latency counted from that time (a
+request queued in the client counts):
+
+- tracking at ``--rate`` events/s: ``--single-share`` of them (10%) as single events
+  (``POST /v1/events``, what a browser or app sends), the rest as Segment batches of
+  ``--batch`` messages (``POST /v1/batch`` with the key as basic-auth user, what Segment's
+  server libraries send);
 - ledger commands at ``--command-rate``/s: earn or redeem (half each, 1-50 points, a fresh
   ``Idempotency-Key`` each) for random members, as tills and the web shop post them.
 
-After the run the ledger's invariants are checked. Prints a Markdown table, then one JSON line:
-``{"ingest_events_per_s", "command_p99_ms", ...}``.
+After each run the ledger's invariants are checked. Prints a Markdown table, then one JSON
+line: ``{"ingest_events_per_s", "command_p99_ms", ...}``.
 """
 
 from __future__ import annotations
@@ -245,6 +251,58 @@ def rows(
         yield f"{name} answers", answers
 
 
+DEPLOYMENTS = (
+    # (label, JSON key suffix, extra `rapport serve` arguments)
+    ("API processes, job worker apart", "", ["--no-worker"]),
+    ("API processes + embedded job worker", "_embedded_worker", []),
+)
+
+
+@dataclass
+class Measured:
+    label: str
+    suffix: str
+    ingested: Stream
+    commanded: Stream
+    elapsed: float
+    peak_rss: float
+    violations: int
+
+
+def measure(
+    args: argparse.Namespace, workdir: Path, label: str, suffix: str, extra: list[str]
+) -> Measured:
+    """One deployment on a fresh SQLite file: warm up, then both streams for ``--seconds``."""
+    with sqlite_database(workdir, f"mixed{suffix}") as url:
+        members = seed_members(url, args.members)
+        ingest_key, write_key = make_keys(url)
+        with serve(url, workdir, extra=["--processes", str(args.processes), *extra]) as server:
+            port = int(server.base_url.rsplit(":", 1)[1])
+
+            def plans(seconds: float, run: str) -> tuple[list[Planned], list[Planned]]:
+                tracking = tracking_plan(
+                    ingest_key,
+                    rate=args.rate,
+                    seconds=seconds,
+                    single_share=args.single_share,
+                    batch=args.batch,
+                    run=run,
+                )
+                commands = command_plan(
+                    write_key, members, rate=args.command_rate, seconds=seconds, run=run
+                )
+                return tracking, commands
+
+            if args.warmup > 0:
+                run_mixed(port, *plans(args.warmup, "warm"), args.drain)
+            tracking, commands = plans(args.seconds, "run")
+            ingested, commanded, elapsed = run_mixed(port, tracking, commands, args.drain)
+            peak_rss = server.peak_rss_mb()
+        with open_session(url) as db:
+            violations = len(loyalty.invariant_violations(db))
+    return Measured(label, suffix, ingested, commanded, elapsed, peak_rss, violations)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, default=1500, help="tracking events per second")
@@ -258,73 +316,53 @@ def main() -> None:
     )
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=2, help="rapport serve --processes")
-    parser.add_argument("--no-worker", action="store_true", help="serve without the job worker")
+    parser.add_argument(
+        "--only-apart", action="store_true", help="skip the embedded-worker deployment"
+    )
     args = parser.parse_args()
 
     load_at_start = load_average()
+    deployments = DEPLOYMENTS[:1] if args.only_apart else DEPLOYMENTS
     with tempfile.TemporaryDirectory(prefix="rapport-bench-") as directory:
-        workdir = Path(directory)
-        with sqlite_database(workdir, "mixed") as url:
-            members = seed_members(url, args.members)
-            ingest_key, write_key = make_keys(url)
-            extra = ["--processes", str(args.processes)]
-            if args.no_worker:
-                extra.append("--no-worker")
-            with serve(url, workdir, extra=extra) as server:
-                port = int(server.base_url.rsplit(":", 1)[1])
-
-                def plans(seconds: float, run: str) -> tuple[list[Planned], list[Planned]]:
-                    tracking = tracking_plan(
-                        ingest_key,
-                        rate=args.rate,
-                        seconds=seconds,
-                        single_share=args.single_share,
-                        batch=args.batch,
-                        run=run,
-                    )
-                    commands = command_plan(
-                        write_key, members, rate=args.command_rate, seconds=seconds, run=run
-                    )
-                    return tracking, commands
-
-                if args.warmup > 0:
-                    run_mixed(port, *plans(args.warmup, "warm"), args.drain)
-                tracking, commands = plans(args.seconds, "run")
-                ingested, commanded, elapsed = run_mixed(port, tracking, commands, args.drain)
-                peak_rss = server.peak_rss_mb()
-            with open_session(url) as db:
-                violations = loyalty.invariant_violations(db)
+        results = [
+            measure(args, Path(directory), label, suffix, extra)
+            for label, suffix, extra in deployments
+        ]
     load_at_end = load_average()
 
-    table = list(rows(args, ingested, commanded, elapsed))
-    table += [
-        ("ledger invariant violations after the run", str(len(violations))),
-        ("server peak RSS (MiB)", f"{peak_rss:.0f}"),
-        ("machine load average (1 min) at start / end", f"{load_at_start} / {load_at_end}"),
-    ]
-    print(f"| measure ({args.seconds:.0f} s, SQLite, {args.processes} processes) | value |")
-    print("| --- | ---: |")
-    for measure, value in table:
-        print(f"| {measure} | {value} |")
-    for failure in (ingested.failures + commanded.failures)[:5]:
-        print(f"failure: {failure}")
-    command_ms = [value * 1000 for value in commanded.latencies]
-    tracking_ms = [value * 1000 for value in ingested.latencies]
-    print(
-        json.dumps(
-            {
-                "ingest_events_per_s": round(ingested.accepted / elapsed),
-                "command_p99_ms": round(percentile(command_ms, 0.99), 1),
-                "command_p50_ms": round(percentile(command_ms, 0.5), 1),
-                "commands_per_s": round(len(command_ms) / elapsed, 1),
-                "tracking_p99_ms": round(percentile(tracking_ms, 0.99), 1),
-                "failures": len(ingested.failures) + len(commanded.failures),
-                "unanswered": ingested.unanswered + commanded.unanswered,
-                "invariant_violations": len(violations),
-                "load_average": float(load_at_start),
-            }
-        )
-    )
+    tables = {
+        result.label: dict(rows(args, result.ingested, result.commanded, result.elapsed))
+        for result in results
+    }
+    for result in results:
+        tables[result.label]["ledger invariant violations after the run"] = str(result.violations)
+        tables[result.label]["server peak RSS (MiB)"] = f"{result.peak_rss:.0f}"
+    header = " | ".join(result.label for result in results)
+    print(f"| measure ({args.seconds:.0f} s each, SQLite, {args.processes} processes) | {header} |")
+    print("| --- |" + " ---: |" * len(results))
+    for measure_name in tables[results[0].label]:
+        values = " | ".join(tables[result.label][measure_name] for result in results)
+        print(f"| {measure_name} | {values} |")
+    print(f"| machine load average (1 min) at start / end | {load_at_start} / {load_at_end} |")
+    figures: dict[str, float | int] = {}
+    for result in results:
+        for failure in (result.ingested.failures + result.commanded.failures)[:5]:
+            print(f"failure ({result.label}): {failure}")
+        command_ms = [value * 1000 for value in result.commanded.latencies]
+        tracking_ms = [value * 1000 for value in result.ingested.latencies]
+        s = result.suffix
+        figures |= {
+            f"ingest_events_per_s{s}": round(result.ingested.accepted / result.elapsed),
+            f"command_p99_ms{s}": round(percentile(command_ms, 0.99), 1),
+            f"command_p50_ms{s}": round(percentile(command_ms, 0.5), 1),
+            f"commands_per_s{s}": round(len(command_ms) / result.elapsed, 1),
+            f"tracking_p99_ms{s}": round(percentile(tracking_ms, 0.99), 1),
+            f"failures{s}": len(result.ingested.failures) + len(result.commanded.failures),
+            f"unanswered{s}": result.ingested.unanswered + result.commanded.unanswered,
+            f"invariant_violations{s}": result.violations,
+        }
+    figures["load_average"] = float(load_at_start)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
