@@ -491,6 +491,18 @@ async def get_db() -> AsyncIterator[Session]:
 DbSession = Annotated[Session, Depends(get_db)]
 
 
+def insert_for(db: Session) -> Any:
+    """The ``insert`` of the session's database dialect, which has ``on_conflict_do_*``
+    (SQLite's and PostgreSQL's ``INSERT … ON CONFLICT``)."""
+    if db.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 def upsert_rows(
     db: Session,
     table: Any,
@@ -504,15 +516,7 @@ def upsert_rows(
     constraint are skipped). Uses INSERT … ON CONFLICT on both SQLite and PostgreSQL."""
     if not rows:
         return
-    dialect = db.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        statement: Any = pg_insert(table)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(table)
+    statement = insert_for(db)(table)
     if update_columns:
         statement = statement.on_conflict_do_update(
             index_elements=key_columns,

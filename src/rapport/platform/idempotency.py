@@ -33,11 +33,10 @@ import orjson
 from fastapi import Header
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, Table, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from rapport.platform import clock
+from rapport.platform.db import insert_for
 from rapport.platform.errors import Conflict, InvalidInput, MalformedBody
 from rapport.platform.models import IdempotencyRecord
 
@@ -183,7 +182,7 @@ _records = cast(Table, IdempotencyRecord.__table__)
 
 def _insert_running(db: Session, *, scope: str, key: str, fingerprint: str, holder: str) -> bool:
     """Insert the key as running, in one statement; False when it is already there."""
-    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = insert_for(db)
     now = clock.now()
     statement = (
         insert(_records)
