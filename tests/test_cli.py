@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from rapport.cli import app
 from rapport.events.service import count_events
+from rapport.platform import admin_security
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.platform.migrations_runner import upgrade
@@ -189,3 +190,36 @@ def _event(event_id: str, customer_id: str, now: datetime) -> dict[str, object]:
         "occurred_at": (now - timedelta(minutes=1)).isoformat(),
         "properties": {"sku": "W-1"},
     }
+
+
+def test_admin_unlock_lifts_a_sign_in_lock(database_url) -> None:
+    # given an account and an address locked by wrong passwords
+    runner.invoke(app, ["migrate"])
+    with open_session(database_url) as db:
+        subjects = admin_security.login_subjects("Ops@Example.com", "203.0.113.7")
+        for _ in range(25):
+            admin_security.record_failure(db, subjects)
+        assert admin_security.locked_until(db, subjects) is not None
+    # when the operator lifts the account's lock only
+    account = runner.invoke(app, ["admin", "unlock", "ops@example.com"])
+    # then the account is free, the address still locked
+    assert account.exit_code == 0, account.output
+    assert "lifted" in account.output
+    with open_session(database_url) as db:
+        assert (
+            admin_security.locked_until(
+                db, admin_security.login_subjects("ops@example.com", "198.51.100.1")
+            )
+            is None
+        )
+        assert admin_security.locked_until(db, subjects) is not None
+    # and lifting the address frees it too; asking again says there is nothing to lift
+    assert runner.invoke(app, ["admin", "unlock", "--address", "203.0.113.7"]).exit_code == 0
+    with open_session(database_url) as db:
+        assert admin_security.locked_until(db, subjects) is None
+    again = runner.invoke(app, ["admin", "unlock", "ops@example.com"])
+    assert "nothing to lift" in again.output
+    # and naming nothing is refused with what to name
+    nothing = runner.invoke(app, ["admin", "unlock"])
+    assert nothing.exit_code != 0
+    assert "--address" in nothing.output

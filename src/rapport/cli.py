@@ -15,7 +15,7 @@ from rich.table import Table
 from rapport.customers.cli import import_customers_command
 from rapport.customers.service import count_customers
 from rapport.orders.cli import import_transactions_command
-from rapport.platform import clock
+from rapport.platform import admin_security, clock
 from rapport.platform import service as platform
 from rapport.platform.console import console, progress_bars, require_migrated
 from rapport.platform.db import open_session
@@ -365,6 +365,27 @@ def admin_set_password(
         except Problem as problem:
             raise _fail(problem) from problem
     console.print(f"Password for {email} changed.")
+
+
+@admin_app.command("unlock")
+def admin_unlock(
+    email: Annotated[
+        str | None, typer.Argument(help="The account locked by wrong passwords")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="A client address locked by wrong passwords")
+    ] = None,
+) -> None:
+    """Lift a sign-in lock at once (after wrong passwords) for an account and/or an address."""
+    if not email and not address:
+        raise typer.BadParameter("Name the account's EMAIL, or an --address, or both.")
+    with open_session() as db:
+        cleared = admin_security.lift_lock(db, email=email, address=address)
+    named = " and ".join(filter(None, (email, address)))
+    if cleared:
+        console.print(f"Sign-in lock lifted for {named}: they may sign in again now.")
+    else:
+        console.print(f"No wrong passwords are counted against {named}; nothing to lift.")
 
 
 @import_app.callback()

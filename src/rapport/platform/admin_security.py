@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from rapport.platform import clock
+from rapport.platform.db import insert_for
 from rapport.platform.models import AdminLoginFailures, AdminSession, AdminUser
 
 # ------------------------------------------------------------------------------ sessions
@@ -89,12 +91,17 @@ ACCOUNT_LIMIT = LoginLimit(free_tries=5)
 ADDRESS_LIMIT = LoginLimit(free_tries=20)
 
 
+def _account(email: str) -> str:
+    return f"account:{email.strip().lower()[:320]}"
+
+
+def _address(address: str) -> str:
+    return f"address:{address.strip()[:64]}"
+
+
 def login_subjects(email: str, address: str) -> dict[str, LoginLimit]:
     """The counters a sign-in attempt counts against, with their limits."""
-    return {
-        f"account:{email.strip().lower()[:320]}": ACCOUNT_LIMIT,
-        f"address:{address[:64]}": ADDRESS_LIMIT,
-    }
+    return {_account(email): ACCOUNT_LIMIT, _address(address): ADDRESS_LIMIT}
 
 
 def locked_until(db: Session, subjects: dict[str, LoginLimit]) -> datetime | None:
@@ -116,14 +123,7 @@ def record_failure(db: Session, subjects: dict[str, LoginLimit]) -> datetime | N
     latest lock it set ends, if any. Commits."""
     now = clock.now()
     table: Any = AdminLoginFailures.__table__
-    if db.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        insert: Any = pg_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        insert = sqlite_insert
+    insert = insert_for(db)
     latest: datetime | None = None
     for subject, limit in subjects.items():
         statement = insert(table).values(
@@ -147,10 +147,20 @@ def record_failure(db: Session, subjects: dict[str, LoginLimit]) -> datetime | N
     return latest
 
 
-def clear_failures(db: Session, subjects: dict[str, LoginLimit]) -> None:
-    """A successful sign-in starts every counter afresh. Commits."""
-    db.execute(delete(AdminLoginFailures).where(AdminLoginFailures.subject.in_(list(subjects))))
+def clear_failures(db: Session, subjects: Iterable[str]) -> int:
+    """Start the counters afresh (a successful sign-in, or an operator lifting a lock); how
+    many there were. Commits."""
+    wanted = list(subjects)
+    cleared = db.execute(delete(AdminLoginFailures).where(AdminLoginFailures.subject.in_(wanted)))
     db.commit()
+    return int(cast(Any, cleared).rowcount or 0)
+
+
+def lift_lock(db: Session, *, email: str | None = None, address: str | None = None) -> int:
+    """Forget the wrong passwords counted against an account and/or a client address, so
+    they may sign in at once; how many counters were cleared. Commits."""
+    subjects = [*([_account(email)] if email else []), *([_address(address)] if address else [])]
+    return clear_failures(db, subjects)
 
 
 def wait_message(until: datetime) -> str:
