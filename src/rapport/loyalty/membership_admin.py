@@ -22,11 +22,11 @@ from rapport.platform.admin import (
     CurrentAdmin,
     FormFields,
     NavItem,
-    form_changes,
     render,
+    settings_after_save,
 )
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Conflict, InvalidInput, Problem
+from rapport.platform.errors import Problem
 
 NAV = [NavItem("Membership", "/admin/loyalty/plans")]
 router = APIRouter(include_in_schema=False)
@@ -94,17 +94,14 @@ def plan_page(request: Request, plan_id: str, db: DbSession, user: CurrentAdmin)
 def save_plan(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
     plan_id = fields.get("plan_id", "").strip()
     try:
-        changes = form_changes(PlanForm, fields)
-        plan = membership.get_plan(db, plan_id=plan_id)
-        if plan is not None and fields.get("new") == "true":
-            raise Conflict(
-                f"Plan {plan_id} already exists; change it from its Edit link", field="plan_id"
-            )
-        stored = {name: getattr(plan, name) for name in PlanForm.model_fields} if plan else {}
-        settings = {**stored, **changes}
-        for needed in PLAN_NEEDS:
-            if needed not in settings:
-                raise InvalidInput(f"A new plan needs its {needed}", field=needed)
+        settings = settings_after_save(
+            PlanForm,
+            fields,
+            membership.get_plan(db, plan_id=plan_id),
+            needs=PLAN_NEEDS,
+            noun="Plan",
+            id_field="plan_id",
+        )
         membership.save_plan(db, plan_id=plan_id, **settings)
     except Problem as problem:
         return _back("/admin/loyalty/plans", problem.detail)
@@ -216,18 +213,14 @@ def reward_page(
 def save_reward(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
     reward_id = fields.get("reward_id", "").strip()
     try:
-        changes = form_changes(RewardForm, fields)
-        reward = rewards.get_reward(db, reward_id=reward_id)
-        if reward is not None and fields.get("new") == "true":
-            raise Conflict(
-                f"Reward {reward_id} already exists; change it from its Edit link",
-                field="reward_id",
-            )
-        stored = {name: getattr(reward, name) for name in RewardForm.model_fields} if reward else {}
-        settings = {**stored, **changes}
-        for needed in REWARD_NEEDS:
-            if needed not in settings:
-                raise InvalidInput(f"A new reward needs its {needed}", field=needed)
+        settings = settings_after_save(
+            RewardForm,
+            fields,
+            rewards.get_reward(db, reward_id=reward_id),
+            needs=REWARD_NEEDS,
+            noun="Reward",
+            id_field="reward_id",
+        )
         rewards.save_reward(db, reward_id=reward_id, **settings)
     except Problem as problem:
         return _back("/admin/loyalty/rewards", problem.detail)

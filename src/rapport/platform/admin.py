@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport.platform import admin_security, clock, service
 from rapport.platform.db import DbSession
-from rapport.platform.errors import invalid_document
+from rapport.platform.errors import Conflict, InvalidInput, invalid_document
 from rapport.platform.models import AdminUser
 from rapport.platform.settings import AppSettings
 
@@ -110,6 +110,33 @@ def form_changes(model: type[BaseModel], fields: Mapping[str, str]) -> dict[str,
     except ValidationError as failure:
         raise invalid_document(failure) from None
     return parsed.model_dump(exclude_unset=True)
+
+
+def settings_after_save(
+    model: type[BaseModel],
+    fields: Mapping[str, str],
+    stored: object | None,
+    *,
+    needs: Sequence[str],
+    noun: str,
+    id_field: str,
+) -> dict[str, Any]:
+    """Every setting of an object after its form is saved: what is stored, changed only where
+    the form carried a field (:func:`form_changes`). An "add" form (its hidden ``new``) may
+    not overwrite an object that exists, and a new object needs each of ``needs``. Raises a
+    :class:`~rapport.platform.errors.Problem` naming the field."""
+    changes = form_changes(model, fields)
+    if stored is not None and fields.get("new") == "true":
+        raise Conflict(
+            f"{noun} {fields.get(id_field, '')} already exists; change it from its Edit link",
+            field=id_field,
+        )
+    kept = {name: getattr(stored, name) for name in model.model_fields} if stored else {}
+    settings = {**kept, **changes}
+    for needed in needs:
+        if needed not in settings:
+            raise InvalidInput(f"A new {noun.lower()} needs its {needed}", field=needed)
+    return settings
 
 
 SESSION_KEY = "admin_session"
