@@ -22,11 +22,11 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from rapport.domains import load_models
 from rapport.main import create_app
 from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import Base, create_db_engine, get_db, open_session
-from rapport.platform.domains import load_models
 from rapport.platform.migrations_runner import upgrade
 from rapport.platform.settings import Settings
 

@@ -93,7 +93,7 @@ def init(
         needs_demo = demo and count_customers(db) == 0
     # Load after the session above has closed: on SQLite, one writer at a time.
     if needs_demo:
-        from rapport.platform.domains import load_tasks
+        from rapport.domains import load_tasks
 
         load_tasks()
         _load_demo(customers=demo_customers, seed=seed)
@@ -167,7 +167,7 @@ def run_worker(
     once: Annotated[bool, typer.Option(help="Run what is due now, then exit")] = False,
 ) -> None:
     """Run background jobs (retries with backoff, scheduled jobs)."""
-    from rapport.platform.domains import load_tasks
+    from rapport.domains import load_tasks
     from rapport.platform.jobs import Worker
 
     load_tasks()
@@ -260,7 +260,7 @@ def demo(
     ] = None,
 ) -> None:
     """Generate the demo retailer and load it (streams; safe to re-run)."""
-    from rapport.platform.domains import load_tasks
+    from rapport.domains import load_tasks
 
     load_tasks()
     migrate()

@@ -16,10 +16,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rapport import __version__
+from rapport.domains import admin_pages, load_models, load_tasks, routers
 from rapport.platform import admin as admin_shell
 from rapport.platform.api import ops_router
 from rapport.platform.db import Checkpointer
-from rapport.platform.domains import admin_pages, load_models, load_tasks, routers
 from rapport.platform.errors import install_problem_handlers, problem_response
 from rapport.platform.jobs import Worker, claim_embedded_worker
 from rapport.platform.middleware import BodySizeLimit, RequestBudget, RequestMetrics

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
+from rapport.domains import DOMAINS
 from rapport.flows import privacy
 from rapport.loyalty import membership, referrals, rewards
 from rapport.loyalty import service as loyalty
@@ -29,7 +30,6 @@ from rapport.main import create_app
 from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import Base, get_db, open_session
-from rapport.platform.domains import DOMAINS
 from rapport.platform.settings import Settings
 from tests.conftest import auth
 from tests.feedback.factories import make_survey

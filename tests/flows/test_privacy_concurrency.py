@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from rapport.customers import service as customers
 from rapport.customers.models import Customer
 from rapport.customers.processor import process_profile_events
+from rapport.domains import load_tasks
 from rapport.events.log import events_after
 from rapport.events.processors import (
     processor_lag,
@@ -34,7 +35,6 @@ from rapport.main import create_app
 from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import get_db, open_session
-from rapport.platform.domains import load_tasks
 from rapport.platform.settings import Settings
 from tests.conftest import auth
 from tests.customers.factories import track

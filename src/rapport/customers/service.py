@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rapport.customers.models import (
-    CONSENT_PURPOSES,
+    CONSENT_PURPOSES as CONSENT_PURPOSES,  # the face: other domains read the purposes here
     IDENTITY_KINDS,
     UNIQUE_IDENTITY_KINDS,
     Consent,

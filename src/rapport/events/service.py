@@ -21,6 +21,7 @@ from rapport.events.models import Event, SuppressedIdentity
 from rapport.platform import clock
 from rapport.platform.db import begin_write_now, driver_cursor, upsert_rows
 from rapport.platform.db import writer_turn as writer_turn  # where callers found it first
+from rapport.platform.domain_events import DomainEvent
 from rapport.platform.errors import Conflict, InvalidInput, field_error
 from rapport.platform.identity import identity_digest
 from rapport.platform.ids import new_id
@@ -70,33 +71,49 @@ class Ingested:
 
 def append_event(
     db: Session,
+    fact: DomainEvent | None = None,
     *,
-    type: str,
     channel: str,
     customer_id: str | None = None,
     anonymous_id: str | None = None,
     occurred_at: datetime | None = None,
-    properties: dict[str, Any] | None = None,
     context: dict[str, Any] | None = None,
     event_id: str | None = None,
     source: str = "command",
+    type: str | None = None,
+    properties: dict[str, Any] | None = None,
 ) -> Event:
-    """Add an event to the caller's transaction (commands call this before they commit)."""
+    """Add ``fact`` (a typed event from a domain's ``events.py``) to the caller's transaction:
+    commands call this before they commit. (``type`` and ``properties`` are the untyped form
+    that typed events replace.)"""
+    event_type, event_properties = _type_and_properties(fact, type, properties)
     now = clock.now()
     event = Event(
         event_id=event_id or new_id("evt"),
-        type=type,
+        type=event_type,
         channel=channel,
         customer_id=customer_id,
         anonymous_id=anonymous_id,
         occurred_at=occurred_at or now,
         received_at=now,
-        properties=properties or {},
+        properties=event_properties,
         context=context or {},
         source=source,
     )
     db.add(event)
     return event
+
+
+def _type_and_properties(
+    fact: DomainEvent | None, type: str | None, properties: dict[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    if fact is not None:
+        if not isinstance(fact, DomainEvent):
+            raise TypeError(f"append a DomainEvent, not {fact!r}")
+        return fact.event_type, fact.properties()
+    if type is None:
+        raise TypeError("append_event needs a typed event")
+    return type, properties or {}
 
 
 # Core inserts on the table: ``insert(Event)`` would take the ORM's bulk path, several times slower.
@@ -105,25 +122,27 @@ _EVENTS = cast(Table, Event.__table__)
 
 def log_event(
     db: Session,
+    fact: DomainEvent | None = None,
     *,
-    type: str,
     channel: str,
     customer_id: str | None = None,
-    properties: dict[str, Any] | None = None,
     occurred_at: datetime | None = None,
+    type: str | None = None,
+    properties: dict[str, Any] | None = None,
 ) -> None:
     """:func:`append_event` as one INSERT, without an ORM object to flush: for commands on a
     hot path (a points movement) that never read the event back."""
+    event_type, event_properties = _type_and_properties(fact, type, properties)
     now = clock.now()
     db.execute(
         insert(_EVENTS).values(
             event_id=new_id("evt"),
-            type=type,
+            type=event_type,
             channel=channel,
             customer_id=customer_id,
             occurred_at=occurred_at or now,
             received_at=now,
-            properties=properties or {},
+            properties=event_properties,
             context={},
             source="command",
         )

@@ -1,6 +1,6 @@
 """Privacy rights across every domain: export and erasure as one workflow.
 
-Every domain listed in :data:`rapport.platform.domains.DOMAINS` joins it through its
+Every domain listed in :data:`rapport.domains.DOMAINS` joins it through its
 ``service`` module, which must define:
 
 - ``export_customer_data(db, *, subject) -> dict``: the domain's sections of the export;
@@ -29,12 +29,12 @@ from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.customers.models import Customer, PrivacyRequest
+from rapport.domains import DOMAINS
 from rapport.events import service as events
 from rapport.events.models import ProcessorCursor
 from rapport.events.processors import registered_processors
 from rapport.platform import clock
 from rapport.platform.db import BUSY_TIMEOUT_MS, upsert_rows
-from rapport.platform.domains import DOMAINS
 from rapport.platform.identity import identity_digest
 from rapport.platform.privacy import PrivacySubject
 

@@ -1,4 +1,4 @@
-"""The admin shell: sign-in, CSRF protection, layout and the overview page.
+"""The admin shell: sign-in, CSRF protection and layout (the overview page is analytics').
 
 Domains add pages with their own ``admin.py`` exposing ``router`` and ``NAV`` (label, path);
 they render templates that extend ``base.html``.
@@ -298,10 +298,3 @@ def logout(request: Request, db: DbSession) -> RedirectResponse:
         admin_security.end_session(db, token)
     request.session.clear()
     return RedirectResponse("/admin/login", status_code=303)
-
-
-@router.get("", response_class=HTMLResponse)
-def overview(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
-    from rapport.platform.overview import collect_overview
-
-    return render(request, "overview.html", {"user": user, "overview": collect_overview(db)})

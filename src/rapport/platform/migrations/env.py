@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
+from rapport.domains import load_models
 from rapport.platform.db import Base, create_db_engine
-from rapport.platform.domains import load_models
 from rapport.platform.settings import get_settings
 
 load_models()

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
-from rapport.customers.models import CONSENT_PURPOSES
+from rapport.customers.service import CONSENT_PURPOSES
 from rapport.events import service as events
 from rapport.platform import jobs
 from rapport.platform import service as platform

@@ -1,0 +1,2 @@
+"""Analytics: figures across domains (the admin overview), read only through each domain's
+service functions."""
