@@ -445,7 +445,7 @@ def serve_baseline(port: int) -> None:
 
     from rapport.events.models import Event
     from rapport.platform.db import create_db_engine
-    from rapport.platform.domains import load_models
+    from rapport.domains import load_models
     from rapport.platform.settings import get_settings
 
     load_models()
