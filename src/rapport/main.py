@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rapport import __version__
-from rapport.domains import admin_pages, load_models, load_tasks, routers
+from rapport.domains import admin_pages, load_event_types, load_models, load_tasks, routers
 from rapport.platform import admin as admin_shell
 from rapport.platform.api import ops_router
 from rapport.platform.db import Checkpointer
@@ -36,6 +36,10 @@ API_DESCRIPTION = """
 Rapport's HTTP API. Authenticate with an API key: `Authorization: Bearer rk_...` or
 `X-API-Key: rk_...`. Keys carry scopes (`ingest`, `read`, `write`, `admin`).
 Every error is RFC 9457 `application/problem+json` naming the offending field.
+
+The facts that commands append to the event log (an order placed, points earned, a consent
+changed...) are typed: each one's `properties` are published below as the schema
+`event.<type>`, with the domain that appends it (`x-domain`).
 """
 
 
@@ -77,6 +81,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     settings = settings or get_settings()
     load_models()
     load_tasks()
+    load_event_types()
     start_worker = settings.runs_embedded_worker if run_worker is None else run_worker
 
     @asynccontextmanager

@@ -5,12 +5,15 @@ through ``openapi_extra`` with the same schemas, so the OpenAPI document stays t
 
 from __future__ import annotations
 
+import inspect
 from functools import cache
 from typing import Any, TypeVar, get_args, get_origin
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from rapport.platform.domain_events import event_classes
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -216,9 +219,28 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+EVENT_SCHEMA_PREFIX = "event."
+
+
+def document_event_types(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with each typed event (:mod:`rapport.platform.domain_events`) a domain
+    appends to the log, as the schema ``event.<type>`` of its ``properties``: what a processor,
+    an export or a stream consumer reads."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for event_type, event in event_classes().items():
+        schema = inline_refs(event.model_json_schema())
+        schema["title"] = event.__name__
+        schema["description"] = inspect.cleandoc(event.__doc__ or "")
+        schema["x-event-type"] = event_type
+        schema["x-domain"] = event.domain
+        schemas[f"{EVENT_SCHEMA_PREFIX}{event_type}"] = schema
+    return document
+
+
 def install_openapi(app: FastAPI) -> None:
-    """Serve FastAPI's document as :func:`document_problems` completes it (once per build:
-    FastAPI rebuilds it only when routes change)."""
+    """Serve FastAPI's document as :func:`document_problems` and
+    :func:`document_event_types` complete it (once per build: FastAPI rebuilds it only when
+    routes change)."""
     build = app.openapi
     completed: list[int] = []
 
@@ -226,6 +248,7 @@ def install_openapi(app: FastAPI) -> None:
         document = build()
         if not completed or completed[-1] != id(document):
             document_problems(document)
+            document_event_types(document)
             completed.append(id(document))
         return document
 
