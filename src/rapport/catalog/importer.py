@@ -16,8 +16,8 @@ from typing import IO
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from rapport.catalog import service
 from rapport.catalog.schemas import ProductUpsert
+from rapport.catalog.upserts import upsert_products
 from rapport.platform.errors import MalformedFile
 from rapport.platform.files import open_decompressed
 
@@ -102,12 +102,12 @@ def import_products_file(
     for product in read_products(path):
         batch.append(product)
         if len(batch) == BATCH:
-            written += service.upsert_products(db, products=batch)
+            written += upsert_products(db, products=batch)
             if progress:
                 progress(len(batch))
             batch = []
     if batch:
-        written += service.upsert_products(db, products=batch)
+        written += upsert_products(db, products=batch)
         if progress:
             progress(len(batch))
     return ProductImportSummary(rows=rows, written=written)

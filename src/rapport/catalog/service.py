@@ -13,50 +13,58 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import QueryableAttribute, Session
 
+from rapport.catalog.importer import ProductImportSummary, import_products_file
 from rapport.catalog.models import ChannelPrice, Product, StockLevel, Store
-from rapport.catalog.schemas import ProductUpsert, StoreUpsert
+from rapport.catalog.schemas import SKU_PATTERN, ProductUpsert, StoreUpsert
+from rapport.catalog.upserts import upsert_products, upsert_stores
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
 from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.privacy import PrivacySubject
 
-_PRODUCT_FIELDS = [
-    "name", "category_path", "brand", "price_minor", "cost_minor", "currency",
-    "country_of_origin", "season", "attributes",
-]  # fmt: skip
-_STORE_FIELDS = [
-    "name", "city", "address", "country", "latitude", "longitude", "timezone", "opening_hours",
-]  # fmt: skip
-
-
-def upsert_products(db: Session, *, products: Sequence[ProductUpsert]) -> int:
-    """Create or update products by SKU in one transaction. Returns how many were written."""
-    now = clock.now()
-    rows = [{**product.model_dump(), "created_at": now, "updated_at": now} for product in products]
-    upsert_rows(
-        db,
-        Product.__table__,
-        rows,
-        key_columns=["sku"],
-        update_columns=[*_PRODUCT_FIELDS, "updated_at"],
-    )
-    db.commit()
-    return len(rows)
-
-
-def upsert_stores(db: Session, *, stores: Sequence[StoreUpsert]) -> int:
-    """Create or update stores by id in one transaction."""
-    now = clock.now()
-    rows = [{**store.model_dump(), "created_at": now, "updated_at": now} for store in stores]
-    upsert_rows(
-        db,
-        Store.__table__,
-        rows,
-        key_columns=["store_id"],
-        update_columns=[*_STORE_FIELDS, "updated_at"],
-    )
-    db.commit()
-    return len(rows)
+__all__ = [
+    "CATEGORY_SEPARATOR",
+    "SKU_PATTERN",
+    "Availability",
+    "CategoryWarning",
+    "PriceDifference",
+    "ProductImportSummary",
+    "ProductUpsert",
+    "StoreUpsert",
+    "available_at",
+    "category_condition",
+    "category_warnings",
+    "channel_prices",
+    "collect_reserved",
+    "count_products",
+    "count_stores",
+    "effective_price",
+    "erase_customer_data",
+    "export_customer_data",
+    "get_product",
+    "get_products",
+    "get_stock",
+    "get_store",
+    "import_products_file",
+    "in_any_category",
+    "in_category",
+    "list_products",
+    "list_stores",
+    "load_stock",
+    "nearest_store",
+    "price_consistency_report",
+    "price_on",
+    "release_reserved",
+    "reserve_stock",
+    "return_to_stock",
+    "set_channel_price",
+    "set_stock",
+    "stock_view",
+    "take_stock",
+    "unknown_categories",
+    "upsert_products",
+    "upsert_stores",
+]
 
 
 def get_product(db: Session, *, sku: str) -> Product | None:
