@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from rapport.events.models import Event
 from rapport.loyalty import service as loyalty
 from rapport.loyalty.models import LedgerEntry, LotConsumption
-from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from tests.loyalty.factories import T0, frozen_clock, make_customer
 
 
@@ -156,7 +156,7 @@ def test_a_return_reverses_the_orders_points_proportionally_from_its_own_lot(db)
     # and never more than the order earned
     rest = loyalty.reverse_for_return(db, customer_id=customer_id, order_id="O-9", points=500)
     assert rest.points == -150
-    with pytest.raises(loyalty.Conflict):
+    with pytest.raises(Conflict):
         loyalty.reverse_for_return(db, customer_id=customer_id, order_id="O-9", points=1)
     assert loyalty.invariant_violations(db) == []
 

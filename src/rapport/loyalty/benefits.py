@@ -1,0 +1,48 @@
+"""What a customer's tier and paid plan give them now (``member_benefits``), read by other
+domains through ``loyalty.service``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True, slots=True)
+class MemberBenefits:
+    """What a customer's tier and paid plan give them now: read by other domains (support
+    queues by ``support_priority``, campaigns by ``early_access_hours``, shipping)."""
+
+    tier_id: str
+    paying_plan: str | None
+    points_multiplier: float
+    member_discount_percent: float
+    free_shipping_over_minor: int | None  # 0: always free; None: never
+    member_prices: bool
+    support_priority: str
+    early_access_hours: int
+
+
+def member_benefits(db: Session, *, customer_id: str) -> MemberBenefits:
+    """The better of the tier's and the paid plan's benefits for ``customer_id``."""
+    # Imported here: membership and program import loyalty.service, which re-exports this.
+    from rapport.loyalty import membership, program
+
+    tier = program.member_tier(db, customer_id=customer_id)
+    plan = membership.current_plan(db, customer_id=customer_id)
+    benefits = tier.benefits
+    free_shipping = (
+        0 if plan is not None and plan.free_shipping else benefits.free_shipping_over_minor
+    )
+    return MemberBenefits(
+        tier_id=tier.tier_id,
+        paying_plan=plan.plan_id if plan is not None else None,
+        points_multiplier=benefits.points_multiplier,
+        member_discount_percent=benefits.member_discount_percent,
+        free_shipping_over_minor=free_shipping,
+        member_prices=bool(plan is not None and plan.member_prices),
+        support_priority=benefits.support_priority,
+        early_access_hours=max(
+            benefits.early_access_hours, plan.early_access_hours if plan is not None else 0
+        ),
+    )

@@ -1,0 +1,112 @@
+"""Reads of one member's points: balance, open lots, and their statement of movements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.loyalty.ledger.tables import ACCOUNTS, LOTS, TRANSACTIONS
+from rapport.platform import clock
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLot:
+    lot_id: int
+    amount: int
+    remaining: int
+    earned_at: datetime
+    expires_at: datetime
+    order_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    customer_id: str
+    balance: int
+    debt: int
+    lots: list[OpenLot] = field(default_factory=list)
+
+    @property
+    def next_expiry(self) -> OpenLot | None:
+        return min(self.lots, key=lambda lot: lot.expires_at, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    transaction_id: int
+    kind: str
+    points: int
+    debt_change: int
+    reason: str
+    order_id: str | None
+    rule_id: str | None
+    created_at: datetime
+
+
+def balance(db: Session, *, customer_id: str) -> int:
+    """The member's available points (0 for a customer who never had any)."""
+    return int(
+        db.scalar(
+            select(ACCOUNTS.c.balance).where(
+                ACCOUNTS.c.account_id == customer_id, ACCOUNTS.c.kind == "member"
+            )
+        )
+        or 0
+    )
+
+
+def get_member(db: Session, *, customer_id: str) -> Member | None:
+    """The member's balance, debt and open lots (oldest first), or ``None`` without points."""
+    account = db.execute(
+        select(ACCOUNTS.c.balance, ACCOUNTS.c.debt).where(
+            ACCOUNTS.c.account_id == customer_id, ACCOUNTS.c.kind == "member"
+        )
+    ).first()
+    if account is None:
+        return None
+    lots = [
+        OpenLot(
+            lot_id=row.id,
+            amount=row.amount,
+            remaining=row.remaining,
+            earned_at=clock.as_utc(row.earned_at),
+            expires_at=clock.as_utc(row.expires_at),
+            order_id=row.order_id,
+        )
+        for row in db.execute(
+            select(LOTS)
+            .where(LOTS.c.customer_id == customer_id, LOTS.c.remaining > 0)
+            .order_by(LOTS.c.earned_at, LOTS.c.id)
+        )
+    ]
+    return Member(customer_id=customer_id, balance=account.balance, debt=account.debt, lots=lots)
+
+
+def statement(
+    db: Session, *, customer_id: str, limit: int = 50, before: int | None = None
+) -> list[Movement]:
+    """The member's movements, newest first: ``limit`` of them with ids below ``before``."""
+    query = (
+        select(TRANSACTIONS)
+        .where(TRANSACTIONS.c.customer_id == customer_id)
+        .order_by(TRANSACTIONS.c.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(TRANSACTIONS.c.id < before)
+    return [
+        Movement(
+            transaction_id=row.id,
+            kind=row.kind,
+            points=row.points,
+            debt_change=row.debt_change,
+            reason=row.reason,
+            order_id=row.order_id,
+            rule_id=row.rule_id,
+            created_at=clock.as_utc(row.created_at),
+        )
+        for row in db.execute(query)
+    ]

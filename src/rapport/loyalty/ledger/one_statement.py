@@ -1,0 +1,158 @@
+"""Earn and redeem as ONE PostgreSQL statement each, sent through the statement pool
+(``platform.statements``): the hot path of ``POST …/earn`` and ``POST …/redeem``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from rapport.events.service import log_event_parameters, log_event_sql
+from rapport.loyalty.ledger.journal import check_points
+from rapport.loyalty.ledger.postgres import CREDIT_DEBT_FREE_MEMBER, DEBIT_LOTS
+from rapport.loyalty.models import ISSUED, REDEEMED
+from rapport.platform import clock, idempotency
+from rapport.platform.errors import InvalidInput
+from rapport.platform.statements import StatementPool
+
+# Earn and redeem for the usual member (an account, no debt), each as ONE statement with its
+# event and the stored answer for its Idempotency-Key, sent from the event loop through
+# ``platform.statements`` (PostgreSQL): one round trip where the session path takes seven.
+# Each runs at REPEATABLE READ in its own transaction, so a redemption's lots are read from the
+# same snapshot as the balance it guards, and a concurrent change to the member refuses it
+# (it runs again). The answer is built in SQL as ``_posted`` renders a Posted.
+
+
+def _posted_json(*, transaction: str, expires: str) -> str:
+    return (
+        f"jsonb_build_object('transaction_id', {transaction}, 'customer_id', %(customer)s::text,"
+        " 'kind', %(kind)s::text, 'points', %(change)s::bigint, 'balance', account.balance,"
+        f" 'debt', account.debt, 'debt_change', 0, 'expires_at', {expires}, 'written_off', 0)"
+    )
+
+
+def _event_json(*, transaction: str, rule: bool) -> str:
+    return (
+        f"jsonb_build_object('transaction_id', {transaction}, 'points', %(change)s::bigint,"
+        " 'balance', account.balance, 'order_id', %(order)s::text,"
+        + (" 'rule_id', %(rule)s::text," if rule else "")
+        + " 'reason', %(reason)s::text)"
+    )
+
+
+# Python's isoformat of a UTC datetime, which the session path's answers carry.
+_ISO_UTC = "to_char(expiry.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+
+_EARN_NOW = (
+    CREDIT_DEBT_FREE_MEMBER
+    + ", event AS ("
+    + log_event_sql(
+        source="journal, account", properties=_event_json(transaction="journal.id", rule=True)
+    )
+    + "), answer AS ("
+    + idempotency.store_answer_sql(
+        source="journal, account, expiry",
+        body=_posted_json(transaction="journal.id", expires=_ISO_UTC),
+    )
+    + ") SELECT response_body::text FROM answer"
+)
+
+_REDEEM_NOW = (
+    """WITH account AS (
+    UPDATE loyalty_accounts SET balance = balance - %(points)s, updated_at = %(now)s
+    WHERE account_id = %(customer)s AND kind = 'member' AND balance >= %(points)s
+    RETURNING balance, debt
+),"""
+    + DEBIT_LOTS
+    # The lots hold the balance (the ledger's invariant). Were it ever broken, the failing
+    # cast refuses the whole statement rather than commit a redemption the lots do not cover
+    # (over a column, so that the planner cannot fold it into an error at once).
+    + """, checked AS (
+    SELECT CASE WHEN (SELECT coalesce(sum(points), 0) FROM used) = %(points)s THEN journal.id
+        ELSE ('the lots hold less than the balance (transaction ' || journal.id || ')')::bigint
+    END AS id
+    FROM journal
+), event AS ("""
+    + log_event_sql(
+        source="checked, account", properties=_event_json(transaction="checked.id", rule=False)
+    )
+    + "), answer AS ("
+    + idempotency.store_answer_sql(
+        source="checked, account", body=_posted_json(transaction="checked.id", expires="NULL")
+    )
+    + ") SELECT response_body::text FROM answer"
+)
+
+
+async def earn_now(
+    statements: StatementPool,
+    *,
+    customer_id: str,
+    points: int,
+    reason: str,
+    order_id: str | None,
+    rule_id: str | None,
+    expires_at: datetime | None,
+    channel: str,
+    answer: dict[str, Any],
+) -> str | None:
+    """:func:`earn` for a member with an account and no debt, as one statement, storing
+    the answer under its key (``answer``: ``idempotency.store_answer_parameters``). Answers
+    that JSON, or ``None`` when the session path must run: a first earning, debt to pay, the
+    key already stored, the member busy."""
+    check_points(points)
+    now = clock.now()
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("expires_at must be after the points are earned", field="expires_at")
+    row = await statements.first_row(
+        _EARN_NOW,
+        {
+            "customer": customer_id,
+            "points": points,
+            "change": points,
+            "kind": "earn",
+            "source": ISSUED,
+            "reason": reason,
+            "order": order_id,
+            "rule": rule_id,
+            "now": now,
+            "earned": now,
+            "expires": expires_at,
+            **log_event_parameters(type="points_earned", channel=channel, customer_id=customer_id),
+            **answer,
+        },
+    )
+    return None if row is None else cast(str, row[0])
+
+
+async def redeem_now(
+    statements: StatementPool,
+    *,
+    customer_id: str,
+    points: int,
+    reason: str,
+    order_id: str | None,
+    channel: str,
+    answer: dict[str, Any],
+) -> str | None:
+    """:func:`redeem` when the balance covers it, as one statement, storing the answer
+    under its key. Answers that JSON, or ``None`` when the session path must run (to refuse
+    with the balance, or because the key is stored or the member busy)."""
+    check_points(points)
+    row = await statements.first_row(
+        _REDEEM_NOW,
+        {
+            "customer": customer_id,
+            "points": points,
+            "change": -points,
+            "kind": "redeem",
+            "target": REDEEMED,
+            "reason": reason,
+            "order": order_id,
+            "now": clock.now(),
+            **log_event_parameters(
+                type="points_redeemed", channel=channel, customer_id=customer_id
+            ),
+            **answer,
+        },
+    )
+    return None if row is None else cast(str, row[0])

@@ -1,0 +1,193 @@
+"""A return takes back the points its order earned: what the order earned and has had taken
+back (``order_points``), and the reversal itself (``reverse_for_return``), which records debt
+for points already spent (or writes them off)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from rapport.loyalty.ledger.accounts import lock_account
+from rapport.loyalty.ledger.journal import (
+    BeforeCommit,
+    Posted,
+    check_points,
+    finish,
+    record_transaction,
+)
+from rapport.loyalty.ledger.lots import consume_lots
+from rapport.loyalty.ledger.settings import get_program
+from rapport.loyalty.ledger.tables import ACCOUNTS, DEBTS, LOTS, TRANSACTIONS
+from rapport.loyalty.models import ISSUED, MEMBER_DEBT
+from rapport.platform import clock
+from rapport.platform.errors import Conflict, InvalidInput, NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPoints:
+    """What an order has earned and what returns have already taken back."""
+
+    earned: int = 0
+    reversed: int = 0
+
+    @property
+    def reversible(self) -> int:
+        return self.earned - self.reversed
+
+
+def order_points(db: Session, *, customer_id: str, order_id: str) -> OrderPoints:
+    """Points the order issued to the member, and how many returns took back (including
+    any written off because the program allows no debt)."""
+    earned = reversed_ = 0
+    for kind, points, debt_change, details in db.execute(
+        select(
+            TRANSACTIONS.c.kind,
+            TRANSACTIONS.c.points,
+            TRANSACTIONS.c.debt_change,
+            TRANSACTIONS.c.details,
+        ).where(
+            TRANSACTIONS.c.customer_id == customer_id,
+            TRANSACTIONS.c.order_id == order_id,
+            TRANSACTIONS.c.kind.in_(("earn", "reverse")),
+        )
+    ):
+        if kind == "earn":
+            earned += points - debt_change  # issued: what was credited plus the debt it paid
+        else:
+            reversed_ += -points + debt_change + int((details or {}).get("written_off", 0))
+    return OrderPoints(earned=earned, reversed=reversed_)
+
+
+def reverse_for_return(
+    db: Session,
+    *,
+    customer_id: str,
+    order_id: str,
+    points: int | None = None,
+    share: Fraction | None = None,
+    reason: str = "Order returned",
+    before_commit: BeforeCommit | None = None,
+    commit: bool = True,
+) -> Posted:
+    """Take back the points an order earned, for the part returned: ``points`` outright or
+    ``share`` (returned value / order value) of what the order earned, rounded down in the
+    member's favour, never more than the order still has to reverse. Points still open on
+    the order's own lots go first, then the member's other lots oldest first; what the
+    member already spent becomes debt (or, when the program allows no debt, is written
+    off). The balance never goes negative."""
+    if (points is None) == (share is None):
+        raise InvalidInput("Give either points or share", field="points")
+    if share is not None and not 0 < share <= 1:
+        raise InvalidInput("share must be more than 0 and at most 1", field="share")
+    if points is not None:
+        check_points(points)
+    now = clock.now()
+    locked = lock_account(db, customer_id)
+    if locked is None:
+        db.rollback()
+        raise NotFound(f"Customer {customer_id!r} has no points yet", field="customer_id")
+    balance, debt = locked
+    so_far = order_points(db, customer_id=customer_id, order_id=order_id)
+    if so_far.earned == 0:
+        db.rollback()
+        raise InvalidInput(f"Order {order_id!r} earned no points for this member", field="order_id")
+    if points is not None:
+        wanted = points
+    else:
+        assert share is not None
+        wanted = int(so_far.earned * share)  # rounded down, in the member's favour
+    to_reverse = min(wanted, so_far.reversible)
+    if to_reverse <= 0:
+        db.rollback()
+        raise Conflict(f"The points of order {order_id!r} were already reversed", field="order_id")
+    order_lots = db.execute(
+        select(LOTS.c.id, LOTS.c.remaining)
+        .where(
+            LOTS.c.customer_id == customer_id,
+            LOTS.c.order_id == order_id,
+            LOTS.c.remaining > 0,
+        )
+        .order_by(LOTS.c.earned_at, LOTS.c.id)
+    ).all()
+    other_lots = db.execute(
+        select(LOTS.c.id, LOTS.c.remaining)
+        .where(
+            LOTS.c.customer_id == customer_id,
+            (LOTS.c.order_id != order_id) | LOTS.c.order_id.is_(None),
+            LOTS.c.remaining > 0,
+        )
+        .order_by(LOTS.c.earned_at, LOTS.c.id)
+    ).all()
+    from_balance = min(to_reverse, balance)
+    shortfall = to_reverse - from_balance
+    program = get_program(db)
+    new_debt = shortfall if program.allow_debt else 0
+    written_off = shortfall - new_debt
+    transaction_id = record_transaction(
+        db,
+        customer_id=customer_id,
+        kind="reverse",
+        points=-from_balance,
+        reason=reason,
+        legs=[
+            (customer_id, -from_balance),
+            (MEMBER_DEBT, -new_debt),
+            (ISSUED, from_balance + new_debt),
+        ],
+        order_id=order_id,
+        debt_change=new_debt,
+        details={"requested": wanted, "written_off": written_off} if written_off else {},
+        now=now,
+    )
+    taken = consume_lots(
+        db,
+        customer_id=customer_id,
+        points=from_balance,
+        transaction_id=transaction_id,
+        lots=[*order_lots, *other_lots],
+    )
+    assert taken == from_balance, "lots hold less than the balance"
+    balance, debt = balance - from_balance, debt + new_debt
+    db.execute(
+        update(ACCOUNTS)
+        .where(ACCOUNTS.c.account_id == customer_id)
+        .values(balance=balance, debt=debt, updated_at=now)
+    )
+    if new_debt:
+        db.execute(
+            insert(DEBTS),
+            {
+                "customer_id": customer_id,
+                "transaction_id": transaction_id,
+                "order_id": order_id,
+                "amount": new_debt,
+                "remaining": new_debt,
+                "created_at": now,
+            },
+        )
+    posted = Posted(
+        transaction_id=transaction_id,
+        customer_id=customer_id,
+        kind="reverse",
+        points=-from_balance,
+        balance=balance,
+        debt=debt,
+        debt_change=new_debt,
+        written_off=written_off,
+    )
+    return finish(
+        db,
+        posted,
+        before_commit,
+        {
+            "type": "points_reversed",
+            "channel": "web",
+            "order_id": order_id,
+            "debt_change": new_debt,
+            "written_off": written_off,
+        },
+        commit=commit,
+    )

@@ -1,0 +1,93 @@
+"""The points program's settings that govern the ledger: how long lots last (expiry months),
+what 100 points are worth and in which currency, whether a return may leave a member in debt.
+Stored in ``loyalty_program``; defaults until an operator changes them. With them the calendar
+arithmetic that dates a lot's expiry (``add_months``)."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from rapport.loyalty.models import LoyaltyProgram
+from rapport.platform import clock
+from rapport.platform.errors import InvalidInput
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """The program's settings (defaults until an operator changes them)."""
+
+    name: str = "Rapport Rewards"
+    expiry_months: int = 12
+    point_value_minor_per_100: int = 100
+    currency: str = "EUR"
+    allow_debt: bool = True
+
+
+def get_program(db: Session) -> Program:
+    row = db.get(LoyaltyProgram, 1)
+    if row is None:
+        return Program()
+    return Program(
+        name=row.name,
+        expiry_months=row.expiry_months,
+        point_value_minor_per_100=row.point_value_minor_per_100,
+        currency=row.currency,
+        allow_debt=row.allow_debt,
+    )
+
+
+def configure_program(
+    db: Session,
+    *,
+    name: str | None = None,
+    expiry_months: int | None = None,
+    point_value_minor_per_100: int | None = None,
+    currency: str | None = None,
+    allow_debt: bool | None = None,
+) -> Program:
+    """Change the program's settings; what is not given stays as it is. Points already
+    earned keep their expiry date: settings never rewrite the past."""
+    if expiry_months is not None and not 1 <= expiry_months <= 120:
+        raise InvalidInput("expiry_months must be between 1 and 120", field="expiry_months")
+    if point_value_minor_per_100 is not None and point_value_minor_per_100 < 0:
+        raise InvalidInput(
+            "point_value_minor_per_100 cannot be negative", field="point_value_minor_per_100"
+        )
+    row = db.get(LoyaltyProgram, 1)
+    if row is None:
+        defaults = Program()
+        row = LoyaltyProgram(
+            id=1,
+            name=defaults.name,
+            expiry_months=defaults.expiry_months,
+            point_value_minor_per_100=defaults.point_value_minor_per_100,
+            currency=defaults.currency,
+            allow_debt=defaults.allow_debt,
+            updated_at=clock.now(),
+        )
+        db.add(row)
+    if name is not None:
+        row.name = name
+    if expiry_months is not None:
+        row.expiry_months = expiry_months
+    if point_value_minor_per_100 is not None:
+        row.point_value_minor_per_100 = point_value_minor_per_100
+    if currency is not None:
+        row.currency = currency
+    if allow_debt is not None:
+        row.allow_debt = allow_debt
+    row.updated_at = clock.now()
+    db.commit()
+    return get_program(db)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """``moment`` plus whole calendar months; the 31st becomes the month's last day."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
