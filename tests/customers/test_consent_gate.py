@@ -11,6 +11,7 @@ import pytest
 from rapport.customers import service as customers
 from rapport.customers.models import Identity
 from rapport.events.service import suppress_identities
+from rapport.flows import privacy
 from rapport.platform.errors import InvalidInput
 from rapport.platform.identity import identity_digest
 
@@ -55,7 +56,7 @@ def test_an_erased_customer_is_never_contacted_whatever_they_granted(db) -> None
     cid = _customer(
         db, "erased@example.com", marketing_email=True, marketing_push=True, personalization=True
     )
-    customers.erase_customer(db, customer_id=cid, requested_by="dpo")
+    privacy.erase_customer(db, customer_id=cid, requested_by="dpo")
     # then no purpose lets anything reach them, not even a service message
     for purpose in customers.GATE_PURPOSES:
         assert not customers.may_contact(db, customer_id=cid, purpose=purpose), purpose

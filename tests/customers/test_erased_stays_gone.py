@@ -12,6 +12,7 @@ from sqlalchemy import select
 from rapport.customers import service as customers
 from rapport.customers.models import Customer, CustomerTraits, Identity
 from rapport.customers.schemas import CustomerIn
+from rapport.flows import privacy
 from rapport.orders import service as orders
 from rapport.orders.schemas import OrderIn
 from rapport.orders.service import ImportedLine, ImportedOrder
@@ -89,7 +90,7 @@ def test_events_waiting_for_the_processor_do_not_rebuild_an_erased_person(db) ->
         profile={"first_name": FIRST, "last_name": LAST},
     )
     # when they are erased at once, and only then the processor runs
-    customers.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
+    privacy.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
     process(db)
     # then no profile, identity or event holds anything of them
     _assert_gone(db)
@@ -106,7 +107,7 @@ def test_a_batch_that_identifies_an_erased_person_by_traits_alone_creates_nothin
     track(db, "identified", user_id=EXTERNAL_ID, properties={"traits": {"email": EMAIL}})
     process(db)
     customer = customers.find_customer(db, kind="email", value=EMAIL)
-    customers.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
+    privacy.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
     # when a late event from another device names them by their email and phone only
     track(
         db,
@@ -126,7 +127,7 @@ def test_an_event_naming_the_erased_profile_id_neither_reactivates_nor_refills_i
     process(db)
     customer = customers.find_customer(db, kind="external_id", value=EXTERNAL_ID)
     cid = customer.customer_id
-    customers.erase_customer(db, customer_id=cid, requested_by="dpo")
+    privacy.erase_customer(db, customer_id=cid, requested_by="dpo")
     orders_before = db.get(CustomerTraits, cid).order_count
     # when events arrive naming their Rapport id, one of them with traits
     track(
@@ -152,7 +153,7 @@ def test_an_erased_identity_cannot_be_identified_registered_linked_or_imported(d
     customer = customers.identify_customer(
         db, identities={"email": EMAIL, "phone": PHONE, "external_id": EXTERNAL_ID}
     )
-    customers.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
+    privacy.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
     other = customers.identify_customer(db, identities={"email": "someone@example.com"})
     # when their identities are used again, then each way in is refused, naming the field
     with pytest.raises(InvalidInput) as identified:
@@ -190,7 +191,7 @@ def test_an_erased_identity_cannot_be_identified_registered_linked_or_imported(d
 def test_identify_over_http_refuses_an_erased_email_with_a_problem(client, api_key, db) -> None:
     # given an erased person
     customer = customers.identify_customer(db, identities={"email": EMAIL})
-    customers.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
+    privacy.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
     # when a client identifies them again
     response = client.post(
         "/v1/customers/identify",
@@ -207,7 +208,7 @@ def test_identify_over_http_refuses_an_erased_email_with_a_problem(client, api_k
 def test_an_order_naming_an_erased_customer_number_does_not_bring_them_back(db) -> None:
     # given an erased customer known by their retailer number
     customer = customers.identify_customer(db, identities={"external_id": EXTERNAL_ID})
-    customers.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
+    privacy.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
     seed_catalog(db)
     # when an order names that number, then it is refused naming the field
     with pytest.raises(InvalidInput) as raised:

@@ -8,6 +8,7 @@ from rapport.customers import service as customers
 from rapport.customers.models import PrivacyRequest
 from rapport.events import service as events
 from rapport.events.models import Event
+from rapport.flows import privacy
 from rapport.platform.db import Base
 from tests.customers.factories import order_placed, process, track
 
@@ -56,7 +57,7 @@ def _customer_with_history(db):  # type: ignore[no-untyped-def]
 
 def test_export_holds_everything_about_the_customer(db) -> None:
     customer = _customer_with_history(db)
-    document = customers.export_customer(
+    document = privacy.export_customer(
         db, customer_id=customer.customer_id, requested_by="dpo@example.com"
     )
     assert document["customer"]["email"] == EMAIL
@@ -87,7 +88,7 @@ def test_erasure_leaves_no_personal_data_and_keeps_aggregates(db) -> None:
     customer = _customer_with_history(db)
     events_before = events.count_events(db)
     # when they ask to be erased
-    customers.erase_customer(
+    privacy.erase_customer(
         db, customer_id=customer.customer_id, requested_by="dpo@example.com", reason="ticket 4411"
     )
     # then no table holds their email, phone, name, ip or location any more

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from rapport.customers import service as customers
 from rapport.customers.models import Identity
 from rapport.events.service import suppress_identities
 from rapport.feedback import service
 from rapport.feedback.models import Invitation
+from rapport.flows import privacy
 from rapport.platform.identity import identity_digest
 from tests.feedback.factories import delivered_order, frozen_clock, make_customer, make_survey
 
@@ -38,7 +38,7 @@ def test_only_consenting_live_customers_are_invited(db) -> None:
         who: delivered_order(db, external_id=ext)
         for who, ext in ((consenting, c_ext), (silent, s_ext), (erased, e_ext), (holder, h_ext))
     }
-    customers.erase_customer(db, customer_id=erased, requested_by="dpo")
+    privacy.erase_customer(db, customer_id=erased, requested_by="dpo")
     db.add(
         Identity(
             customer_id=holder,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rapport.customers import service as customers
+from rapport.flows import privacy
 from rapport.loyalty import announcements
 from rapport.loyalty.models import TierStanding
 from rapport.platform import clock
@@ -40,7 +41,7 @@ def test_gold_announcement_reaches_consenting_members_on_their_channel(db) -> No
     survivor = make_customer(db, consents={"marketing_email": True})
     for member in (by_email, by_push, silent, refused, erased, merged):
         _gold(db, member)
-    customers.erase_customer(db, customer_id=erased, requested_by="dpo")
+    privacy.erase_customer(db, customer_id=erased, requested_by="dpo")
     customers.merge_customers(
         db, source_customer_id=merged, target_customer_id=survivor, reason="same", actor="t"
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from rapport.customers import service as customers
+from rapport.flows import privacy
 from rapport.orders import service as orders
 from rapport.orders.schemas import OrderIn
 from rapport.platform import clock
@@ -30,7 +31,7 @@ def test_late_notices_reach_live_customers_only(db) -> None:
     _late_order(db, "O-NOMARKETING", "C-NOMKT")
     _late_order(db, "O-ERASED", "C-ERASED")
     erased = customers.find_customer(db, kind="external_id", value="C-ERASED")
-    customers.erase_customer(db, customer_id=erased.customer_id, requested_by="dpo")
+    privacy.erase_customer(db, customer_id=erased.customer_id, requested_by="dpo")
     # when the promise passes and the late-delivery job runs
     clock.set_clock(lambda: datetime(2026, 3, 5, 9, 0, tzinfo=UTC))
     flagged = orders.flag_late_deliveries(db)
@@ -49,7 +50,7 @@ def test_a_notice_queued_before_an_erasure_is_dropped_not_sent(db) -> None:
     (notice,) = orders.notices_for(db, order_id="O-QUEUED")
     customer = customers.find_customer(db, kind="external_id", value="C-QUEUED")
     # when the customer is erased before the sending job runs
-    customers.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
+    privacy.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
     # then the job sends nothing and the notice is gone
     assert orders.send_notice(db, notice_id=notice.id) is False
     assert orders.notices_for(db, order_id="O-QUEUED") == []

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rapport.customers import service
-from rapport.events.models import Event
+from rapport.events.service import LoggedEvent
 from rapport.flows import privacy
 from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession
@@ -31,7 +31,7 @@ def customer_search(
     return render(request, "customers/search.html", {"user": user, "q": q, "results": results})
 
 
-def _activity_by_month(timeline: list[Event]) -> dict[str, dict[str, int]]:
+def _activity_by_month(timeline: list[LoggedEvent]) -> dict[str, dict[str, int]]:
     """Events per month and channel, for the activity chart."""
     counts: Counter[tuple[str, str]] = Counter()
     for event in timeline:

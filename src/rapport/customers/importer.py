@@ -22,9 +22,8 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
-from rapport.customers import service as customers
+from rapport.customers.import_batch import ImportedCustomer, import_customers
 from rapport.customers.models import CONSENT_PURPOSES
-from rapport.customers.service import ImportedCustomer
 from rapport.platform.errors import InvalidInput, MalformedFile
 from rapport.platform.files import open_decompressed
 
@@ -520,7 +519,7 @@ def import_customers_file(
     batch_size: int = BATCH_SIZE,
 ) -> ImportSummary:
     """Check the whole file, then load it in batches through
-    :func:`rapport.customers.service.import_customers`. A malformed file raises
+    :func:`rapport.customers.import_batch.import_customers`. A malformed file raises
     :class:`MalformedFile` before anything is written; customers already present (by external
     id) are left as they are, so running the same import again adds nothing."""
     report = progress or (lambda _phase, _done, _total: None)
@@ -533,7 +532,7 @@ def import_customers_file(
     def flush() -> None:
         nonlocal added
         if batch:
-            added += customers.import_customers(db, customers=batch)
+            added += import_customers(db, customers=batch)
             batch.clear()
         report("import", read, total)
 

@@ -12,7 +12,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rapport.customers import service
+from rapport.customers.consent import record_consent
+from rapport.customers.identities import get_identities, resolve_identities
+from rapport.customers.merges import merge_profiles
 from rapport.customers.models import (
     CONSENT_PURPOSES,
     Consent,
@@ -21,10 +23,10 @@ from rapport.customers.models import (
     Identity,
     PrivacyRequest,
 )
+from rapport.customers.profiles import get_customer
 from rapport.customers.traits import apply_event
-from rapport.events import log as event_log
-from rapport.events.models import Event
-from rapport.events.service import suppress_identities, suppressed
+from rapport.events import service as event_log
+from rapport.events.service import LoggedEvent
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
 from rapport.platform.identity import identity_digest, normalise_identity
@@ -40,7 +42,7 @@ _PROFILE_KEYS = {
 }
 
 
-def _event_traits(event: Event) -> dict[str, Any]:
+def _event_traits(event: LoggedEvent) -> dict[str, Any]:
     properties = event.properties or {}
     nested = properties.get("traits")
     return nested if isinstance(nested, dict) else properties
@@ -62,7 +64,7 @@ def _anonymous_owner(db: Session, anonymous_id: str) -> Customer | None:
             Identity.kind == "anonymous_id", Identity.value == anonymous_id
         )
     )
-    return service.get_customer(db, customer_id=owner) if owner else None
+    return get_customer(db, customer_id=owner) if owner else None
 
 
 class IdentityCache:
@@ -82,20 +84,20 @@ class IdentityCache:
                 .limit(1)
             )
         customer_id = self.owners[key]
-        return service.get_customer(self.db, customer_id=customer_id) if customer_id else None
+        return get_customer(self.db, customer_id=customer_id) if customer_id else None
 
     def forget(self) -> None:
         self.owners.clear()
 
 
-def _already_known(cache: IdentityCache, event: Event) -> Customer | None:
+def _already_known(cache: IdentityCache, event: LoggedEvent) -> Customer | None:
     """The fast path: an ordinary event from a person whose identities are all linked."""
     if event.type == "identified" or event.customer_id is not None:
         return None
     by_user = None
     if event.user_id:
         if event.user_id.startswith("cus_"):
-            by_user = service.get_customer(cache.db, customer_id=event.user_id)
+            by_user = get_customer(cache.db, customer_id=event.user_id)
         if by_user is None:
             by_user = cache.owner("external_id", event.user_id)
         if by_user is None:
@@ -108,7 +110,7 @@ def _already_known(cache: IdentityCache, event: Event) -> Customer | None:
     return by_user or by_anonymous
 
 
-def named_identities(event: Event) -> dict[str, str]:
+def named_identities(event: LoggedEvent) -> dict[str, str]:
     """Every identity an event names, as resolution would link them (normalised)."""
     named: dict[str, str] = {}
     if event.user_id:
@@ -129,7 +131,7 @@ class Blocklist:
     """The erased people's identities among those a batch names: read once per batch (one
     query), grown as the batch learns more of an erased person's identities."""
 
-    def __init__(self, db: Session, events: list[Event]) -> None:
+    def __init__(self, db: Session, events: list[LoggedEvent]) -> None:
         self.db = db
         wanted = {
             identity_digest(kind, value)
@@ -137,13 +139,13 @@ class Blocklist:
             if event.customer_id is None
             for kind, value in named_identities(event).items()
         }
-        self.digests = suppressed(db, digests=wanted)
+        self.digests = event_log.suppressed(db, digests=wanted)
 
     def refresh(self, named: dict[str, str]) -> None:
         """Read again which of these identities are suppressed (an erasure committed since
         the batch began)."""
         self.digests.update(
-            suppressed(self.db, digests=[identity_digest(k, v) for k, v in named.items()])
+            event_log.suppressed(self.db, digests=[identity_digest(k, v) for k, v in named.items()])
         )
 
     def names_erased(self, named: dict[str, str]) -> bool:
@@ -155,7 +157,7 @@ class Blocklist:
         erased = {kind for kind, value in named.items() if self.names_erased({kind: value})}
         return erased == {"anonymous_id"} and len(named) > 1
 
-    def forget(self, event: Event, named: dict[str, str]) -> None:
+    def forget(self, event: LoggedEvent, named: dict[str, str]) -> None:
         """The event is an erased person's: nothing of it may reach a profile. Its other
         identities (the visitor id of the browser they identified in, say) are theirs too:
         they join the blocklist unless a known live profile holds them, and an anonymous
@@ -170,19 +172,19 @@ class Blocklist:
                 .where(Identity.kind == kind, Identity.value == value)
                 .limit(1)
             )
-            owner = service.get_customer(self.db, customer_id=owner_id) if owner_id else None
+            owner = get_customer(self.db, customer_id=owner_id) if owner_id else None
             if owner is not None and owner.status == "active" and not owner.is_anonymous:
                 continue  # someone else's profile: never touched on an erased person's behalf
             if owner is not None and owner.status == "active":
                 _erase_anonymous_profile(self.db, owner)
             fresh.append(digest)
         if fresh:
-            suppress_identities(self.db, digests=fresh)
+            event_log.suppress_identities(self.db, digests=fresh)
             self.digests.update(fresh)
         _scrub(event, named)
 
 
-def _scrub(event: Event, named: dict[str, str]) -> None:
+def _scrub(event: LoggedEvent, named: dict[str, str]) -> None:
     """Remove the person's data from an event the processor will not apply."""
     known = list(named.values())
     traits = _event_traits(event)
@@ -193,9 +195,9 @@ def _scrub(event: Event, named: dict[str, str]) -> None:
 def _erase_anonymous_profile(db: Session, customer: Customer) -> None:
     """An anonymous visitor profile that turned out to be an erased person's: its identities
     go (onto the blocklist), its events are pseudonymised, and it is marked erased."""
-    identities = service.get_identities(db, customer_id=customer.customer_id)
+    identities = get_identities(db, customer_id=customer.customer_id)
     values = [i.value for i in identities]
-    suppress_identities(
+    event_log.suppress_identities(
         db,
         digests=[identity_digest(i.kind, i.value) for i in identities if i.kind != "device_id"],
     )
@@ -222,12 +224,12 @@ def _erase_anonymous_profile(db: Session, customer: Customer) -> None:
 
 
 def resolve_event_customer(
-    db: Session, event: Event, cache: IdentityCache | None = None
+    db: Session, event: LoggedEvent, cache: IdentityCache | None = None
 ) -> Customer | None:
     """The customer an event belongs to, linking identities as it learns them. An erased
     customer named by their Rapport id is returned as they are (erased): nothing is linked."""
     if event.customer_id is not None:
-        return service.get_customer(db, customer_id=event.customer_id)
+        return get_customer(db, customer_id=event.customer_id)
     if cache is not None:
         known = _already_known(cache, event)
         if known is not None:
@@ -239,7 +241,7 @@ def resolve_event_customer(
     profile: dict[str, Any] = {}
     if event.user_id:
         direct = (
-            service.get_customer(db, customer_id=event.user_id)
+            get_customer(db, customer_id=event.user_id)
             if event.user_id.startswith("cus_")
             else None
         )
@@ -257,7 +259,7 @@ def resolve_event_customer(
             if isinstance(value, str) and value.strip():
                 identities[kind] = value
     if identities:
-        resolved = service.resolve_identities(
+        resolved = resolve_identities(
             db, identities=identities, profile=profile, source=f"event:{event.type}"
         )
         if customer is None or customer.customer_id == resolved.customer_id:
@@ -265,11 +267,11 @@ def resolve_event_customer(
     if event.anonymous_id:
         owner = _anonymous_owner(db, event.anonymous_id)
         if customer is None:
-            customer = owner or service.resolve_identities(
+            customer = owner or resolve_identities(
                 db, identities={"anonymous_id": event.anonymous_id}, source="event"
             )
         elif owner is None:
-            service.resolve_identities(
+            resolve_identities(
                 db,
                 identities={"anonymous_id": event.anonymous_id, **_first_unique(db, customer)},
                 source=f"event:{event.type}",
@@ -283,7 +285,7 @@ def resolve_event_customer(
             and owner.status == "active"
         ):
             # The visitor identified themselves: their anonymous history joins their profile.
-            service._merge(
+            merge_profiles(
                 db,
                 source_id=owner.customer_id,
                 target_id=customer.customer_id,
@@ -306,11 +308,11 @@ def _first_unique(db: Session, customer: Customer) -> dict[str, str]:
     return {}
 
 
-def _apply_consent(db: Session, customer: Customer, event: Event) -> None:
+def _apply_consent(db: Session, customer: Customer, event: LoggedEvent) -> None:
     properties = event.properties or {}
     purpose, granted = properties.get("purpose"), properties.get("granted")
     if purpose in CONSENT_PURPOSES and isinstance(granted, bool):
-        service._record_consent(
+        record_consent(
             db,
             customer_id=customer.customer_id,
             purpose=str(purpose),
@@ -321,7 +323,11 @@ def _apply_consent(db: Session, customer: Customer, event: Event) -> None:
 
 
 def _resolve_unless_erased(
-    db: Session, event: Event, named: dict[str, str], cache: IdentityCache, blocklist: Blocklist
+    db: Session,
+    event: LoggedEvent,
+    named: dict[str, str],
+    cache: IdentityCache,
+    blocklist: Blocklist,
 ) -> Customer | None:
     """``resolve_event_customer``, taking in its stride what other transactions did since the
     batch began. A profile the same identities created at this moment (an identify call)
@@ -331,7 +337,7 @@ def _resolve_unless_erased(
     refused: the event is then an erased person's like any other. Each try runs in a
     savepoint, so a refused or clashing try leaves nothing behind."""
     if event.customer_id is not None:
-        return service.get_customer(db, customer_id=event.customer_id)
+        return get_customer(db, customer_id=event.customer_id)
     known = _already_known(cache, event)
     if known is not None:
         return known  # the usual case: writes nothing, needs no savepoint
@@ -357,7 +363,7 @@ def _resolve_unless_erased(
     return None
 
 
-def process_profile_events(db: Session, events: list[Event]) -> None:
+def process_profile_events(db: Session, events: list[LoggedEvent]) -> None:
     """Resolve and fold a batch of events into profiles (called by the processor runner)."""
     traits_by_customer: dict[str, CustomerTraits] = {}
     location_allowed: dict[str, bool] = {}
@@ -412,7 +418,7 @@ def process_profile_events(db: Session, events: list[Event]) -> None:
         apply_event(traits, event, location_allowed=location_allowed[cid])
         traits.updated_at = clock.now()
     for cid, positions in assigned.items():
-        live = service.get_customer(db, customer_id=cid)
+        live = get_customer(db, customer_id=cid)
         event_log.assign_customer(
             db, positions=positions, customer_id=live.customer_id if live else cid
         )

@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 
 from rapport.customers import service
 from rapport.customers.processor import process_profile_events
-from rapport.events.processors import processor
+from rapport.events import service as events
 from rapport.platform import jobs
 
-processor("customers.profile", batch_size=500)(process_profile_events)
+events.processor("customers.profile", batch_size=500)(process_profile_events)
 
 
 @jobs.job("customers.refresh_rfm_boundaries")

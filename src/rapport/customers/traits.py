@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from rapport.customers.models import CustomerTraits
-from rapport.events.models import Event
+from rapport.events.service import LoggedEvent
 
 # A purchase says more about taste than a look: favourite categories weigh them so.
 PURCHASE_WEIGHT = 5
@@ -35,7 +35,7 @@ def _latest(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b > a else a
 
 
-def _location(event: Event) -> tuple[float, float] | None:
+def _location(event: LoggedEvent) -> tuple[float, float] | None:
     for source in (event.properties or {}, (event.context or {}).get("location") or {}):
         lat, lon = (
             source.get("lat", source.get("latitude")),
@@ -51,12 +51,12 @@ def _location(event: Event) -> tuple[float, float] | None:
     return None
 
 
-def _store_id(event: Event) -> str | None:
+def _store_id(event: LoggedEvent) -> str | None:
     value = (event.properties or {}).get("store_id") or (event.context or {}).get("store_id")
     return str(value) if value else None
 
 
-def apply_event(traits: CustomerTraits, event: Event, *, location_allowed: bool) -> None:
+def apply_event(traits: CustomerTraits, event: LoggedEvent, *, location_allowed: bool) -> None:
     """Fold one event into a customer's traits."""
     at = event.occurred_at
     traits.first_seen_at = _earliest(traits.first_seen_at, at)

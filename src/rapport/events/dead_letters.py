@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from rapport.events.models import DeadLetter, SuppressedIdentity
-from rapport.events.service import writer_turn
 from rapport.platform import clock
+from rapport.platform.db import writer_turn
 from rapport.platform.identity import identity_digest
 from rapport.platform.middleware import METRICS
 

@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 
 from rapport.events.log import events_after, head_position
 from rapport.events.models import Event, ProcessorCursor
-from rapport.events.service import writer_turn
 from rapport.platform import clock
-from rapport.platform.db import open_session, writers_waiting
+from rapport.platform.db import open_session, upsert_rows, writer_turn, writers_waiting
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +52,18 @@ def processor(name: str, *, batch_size: int = 500) -> Callable[[Handler], Handle
 
 def registered_processors() -> list[Processor]:
     return list(_processors.values())
+
+
+def lock_processor_cursors(db: Session) -> None:
+    """Lock every registered processor's cursor (creating those not stored yet), by name, for
+    the rest of the caller's transaction (PostgreSQL): a processor batch holds its own cursor
+    for the whole batch, so this waits for running batches and no batch starts until the
+    caller commits. Workflows that must not race the processors (erasure) take it first."""
+    known = [
+        {"name": p.name, "position": 0, "updated_at": clock.now()} for p in _processors.values()
+    ]
+    upsert_rows(db, ProcessorCursor.__table__, known, key_columns=["name"])
+    db.execute(select(ProcessorCursor.name).order_by(ProcessorCursor.name).with_for_update()).all()
 
 
 def _locked_cursor(db: Session, name: str) -> ProcessorCursor:

@@ -1,5 +1,8 @@
-"""Event log verbs. Commands append events inside their own transaction; tracking events are
-de-duplicated by ``event_id`` and committed before the API answers."""
+"""The events domain's face: the verbs and reads other code may call on the event log.
+
+Commands append events inside their own transaction; tracking events are de-duplicated by
+``event_id`` and committed before the API answers. Processors (registered with
+:func:`processor`) read the log in order and receive :data:`LoggedEvent` records."""
 
 from __future__ import annotations
 
@@ -17,15 +20,78 @@ from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from rapport.events import log as event_log
+from rapport.events.log import (
+    Scrubber,
+    assign_customer,
+    claim_anonymous_events,
+    customer_events,
+    customer_timeline,
+    events_after,
+    head_position,
+    pseudonymise_customer_events,
+    reassign_customer_events,
+)
 from rapport.events.models import Event, SuppressedIdentity
+from rapport.events.processors import (
+    lock_processor_cursors,
+    processor,
+    processor_lag,
+    registered_processors,
+    run_processors,
+)
 from rapport.platform import clock
-from rapport.platform.db import begin_write_now, driver_cursor, upsert_rows
-from rapport.platform.db import writer_turn as writer_turn  # where callers found it first
+from rapport.platform.db import begin_write_now, driver_cursor, upsert_rows, writer_turn
 from rapport.platform.domain_events import DomainEvent
 from rapport.platform.errors import Conflict, InvalidInput, field_error
 from rapport.platform.identity import identity_digest
 from rapport.platform.ids import new_id
 from rapport.platform.privacy import PrivacySubject
+
+__all__ = [
+    "MAX_CLOCK_SKEW",
+    "MAX_GROUP",
+    "PRIVACY_TABLES",
+    "GroupCommit",
+    "Ingested",
+    "LoggedEvent",
+    "NewEvent",
+    "Outcome",
+    "Refusal",
+    "Scrubber",
+    "Status",
+    "append_event",
+    "assign_customer",
+    "claim_anonymous_events",
+    "count_events",
+    "customer_events",
+    "customer_timeline",
+    "erase_customer_data",
+    "erase_dead_letters",
+    "events_after",
+    "export_customer_data",
+    "get_event",
+    "head_position",
+    "ingest_event",
+    "ingest_event_now",
+    "ingest_events",
+    "ingest_grouped",
+    "lock_processor_cursors",
+    "log_event",
+    "log_event_parameters",
+    "log_event_sql",
+    "processor",
+    "processor_lag",
+    "pseudonymise_customer_events",
+    "reassign_customer_events",
+    "registered_processors",
+    "run_processors",
+    "suppress_identities",
+    "suppressed",
+]
+
+# One record of the log as processors' handlers receive it (read its fields; the log's own
+# verbs change it).
+LoggedEvent = Event
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 

@@ -23,18 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
-from rapport.customers.models import Customer, PrivacyRequest
+from rapport.customers.service import PrivacyRequest
 from rapport.domains import DOMAINS
 from rapport.events import service as events
-from rapport.events.models import ProcessorCursor
-from rapport.events.processors import registered_processors
 from rapport.platform import clock
-from rapport.platform.db import BUSY_TIMEOUT_MS, upsert_rows
+from rapport.platform.db import BUSY_TIMEOUT_MS
 from rapport.platform.identity import identity_digest
 from rapport.platform.privacy import PrivacySubject
 
@@ -185,11 +183,7 @@ def _lock_subject(db: Session, *, customer_id: str) -> PrivacySubject:
     this: every writing transaction holds the database's single write lock from its start."""
     if db.get_bind().dialect.name != "postgresql":
         return customers.privacy_subject(db, customer_id=customer_id)
-    known = [
-        {"name": p.name, "position": 0, "updated_at": clock.now()} for p in registered_processors()
-    ]
-    upsert_rows(db, ProcessorCursor.__table__, known, key_columns=["name"])
-    db.execute(select(ProcessorCursor.name).order_by(ProcessorCursor.name).with_for_update()).all()
+    events.lock_processor_cursors(db)
     locked: set[str] = set()
     while True:
         db.expire_all()  # read the profiles as they are now, not as this session saw them
@@ -199,12 +193,7 @@ def _lock_subject(db: Session, *, customer_id: str) -> PrivacySubject:
             return subject
         # A merge may have moved the profile, or another into it, before the lock: lock
         # those too and read again.
-        db.execute(
-            select(Customer.customer_id)
-            .where(Customer.customer_id.in_(missing))
-            .order_by(Customer.customer_id)
-            .with_for_update()
-        ).all()
+        customers.lock_profiles(db, missing)
         locked.update(missing)
 
 

@@ -1,0 +1,225 @@
+"""Consent: the customer's choice per purpose (with its history), and the outbound gate every
+message and personal use of a customer's data asks first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session
+
+from rapport.customers.models import (
+    CONSENT_PURPOSES,
+    Consent,
+    ConsentChange,
+    Customer,
+    Identity,
+)
+from rapport.customers.profiles import require_customer
+from rapport.events import service as events
+from rapport.platform import clock
+from rapport.platform.errors import InvalidInput
+from rapport.platform.identity import identity_digest
+
+
+def record_consent(
+    db: Session, *, customer_id: str, purpose: str, granted: bool, source: str, at: datetime
+) -> Consent:
+    consent = db.get(Consent, (customer_id, purpose))
+    if consent is None:
+        consent = Consent(customer_id=customer_id, purpose=purpose)
+        db.add(consent)
+    consent.granted = granted
+    consent.source = source
+    consent.updated_at = at
+    db.add(
+        ConsentChange(
+            customer_id=customer_id, purpose=purpose, granted=granted, source=source, changed_at=at
+        )
+    )
+    return consent
+
+
+def get_consents(db: Session, *, customer_id: str) -> list[Consent]:
+    return list(
+        db.scalars(
+            select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.purpose)
+        )
+    )
+
+
+def consent_history(db: Session, *, customer_id: str) -> list[ConsentChange]:
+    return list(
+        db.scalars(
+            select(ConsentChange)
+            .where(ConsentChange.customer_id == customer_id)
+            .order_by(ConsentChange.id)
+        )
+    )
+
+
+# The outbound gate: every message queued to a customer and every personal use of their data
+# asks it first. "service" is for messages the customer needs about something they did (their
+# order is late): no marketing consent, but never to an erased or merged-away profile, nor to
+# one holding an identity on the erasure blocklist. Every other purpose is a consent purpose.
+SERVICE = "service"
+
+GATE_PURPOSES = (*CONSENT_PURPOSES, SERVICE)
+
+
+def contactable(db: Session, *, customer_ids: Iterable[str], purpose: str) -> dict[str, str]:
+    """Of ``customer_ids``, those Rapport may contact or use for ``purpose``, each mapped to
+    the live profile to use (a merged id maps to the profile it was merged into). Left out:
+    unknown, erased or merged-into-erased profiles, no recorded grant for ``purpose`` (no
+    choice means no), and any profile holding an identity of an erased person. Bulk: a few
+    queries per 500 ids."""
+    if purpose not in GATE_PURPOSES:
+        raise InvalidInput(
+            f"Unknown purpose {purpose!r}; use one of {', '.join(GATE_PURPOSES)}", field="purpose"
+        )
+    wanted = sorted(set(customer_ids))
+    allowed: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        allowed.update(_contactable_chunk(db, wanted[start : start + 500], purpose))
+    return allowed
+
+
+def _contactable_chunk(db: Session, wanted: list[str], purpose: str) -> dict[str, str]:
+    rows = {
+        row.customer_id: row
+        for row in db.execute(
+            select(Customer.customer_id, Customer.status, Customer.merged_into).where(
+                Customer.customer_id.in_(wanted)
+            )
+        )
+    }
+    live: dict[str, str] = {}
+    hops = {cid: row.merged_into for cid, row in rows.items() if row.status == "merged"}
+    targets = {
+        row.customer_id: row.status
+        for row in db.execute(
+            select(Customer.customer_id, Customer.status).where(
+                Customer.customer_id.in_({t for t in hops.values() if t})
+            )
+        )
+    }
+    for cid, row in rows.items():
+        if row.status == "active":
+            live[cid] = cid
+        elif cid in hops and targets.get(hops[cid] or "") == "active":
+            live[cid] = str(hops[cid])  # merges point straight at the survivor
+    survivors = set(live.values())
+    if purpose != SERVICE and survivors:
+        survivors = set(
+            db.scalars(
+                select(Consent.customer_id).where(
+                    Consent.customer_id.in_(survivors),
+                    Consent.purpose == purpose,
+                    Consent.granted.is_(True),
+                )
+            )
+        )
+    if survivors:
+        survivors -= _holding_erased_identities(db, survivors)
+    return {cid: survivor for cid, survivor in live.items() if survivor in survivors}
+
+
+def _holding_erased_identities(db: Session, customer_ids: set[str]) -> set[str]:
+    """The profiles among ``customer_ids`` that hold an identity on the erasure blocklist
+    (linking refuses them, but data from before that rule, or a restore, may not)."""
+    held: dict[str, set[str]] = {}
+    for cid, kind, value in db.execute(
+        select(Identity.customer_id, Identity.kind, Identity.value).where(
+            Identity.customer_id.in_(customer_ids), Identity.kind != "device_id"
+        )
+    ):
+        held.setdefault(identity_digest(kind, value), set()).add(cid)
+    hits = events.suppressed(db, digests=held)
+    return {cid for digest in hits for cid in held[digest]}
+
+
+def may_contact(db: Session, *, customer_id: str, purpose: str) -> bool:
+    """Whether Rapport may contact or use ``customer_id`` for ``purpose``: see
+    :func:`contactable`, which every producer of messages and personal uses calls."""
+    return customer_id in contactable(db, customer_ids=[customer_id], purpose=purpose)
+
+
+def has_consent(db: Session, *, customer_id: str, purpose: str) -> bool:
+    """Whether the customer has granted ``purpose``. No recorded choice means no; an erased
+    or unknown customer has granted nothing. Other domains ask this before any use."""
+    state = consent_state(db, customer_id=customer_id)
+    return state is not None and purpose in state.granted
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    customer_id: str  # the surviving profile, after merges
+    granted: frozenset[str]
+
+
+_CONSENT_STATE = (
+    select(Customer.status, Customer.merged_into, Consent.purpose, Consent.granted)
+    .outerjoin(Consent, Consent.customer_id == Customer.customer_id)
+    .where(Customer.customer_id == bindparam("customer_id"))
+)
+
+
+def consent_state(db: Session, *, customer_id: str) -> ConsentState | None:
+    """The customer (following merges) and every purpose they granted, in one round trip per
+    profile: for hot read paths that gate on consent (recommendations). None for an unknown
+    customer; an erased one has granted nothing."""
+    for _ in range(4):  # merges chain at most a few deep
+        rows = db.connection().execute(_CONSENT_STATE, {"customer_id": customer_id}).all()
+        if not rows:
+            return None
+        status, merged_into = rows[0][0], rows[0][1]
+        if status == "merged" and merged_into:
+            customer_id = merged_into
+            continue
+        granted = frozenset(
+            purpose for _, _, purpose, yes in rows if yes and purpose and status == "active"
+        )
+        return ConsentState(customer_id=customer_id, granted=granted)
+    return None
+
+
+def set_consent(
+    db: Session, *, customer_id: str, purpose: str, granted: bool, source: str, channel: str = "web"
+) -> Consent:
+    """Record the customer's choice for one purpose (kept in the history) and log
+    ``consent_changed``."""
+    if purpose not in CONSENT_PURPOSES:
+        raise InvalidInput(
+            f"Unknown purpose {purpose!r}; use one of {', '.join(CONSENT_PURPOSES)}",
+            field="purpose",
+        )
+    customer = require_customer(db, customer_id)
+    consent = record_consent(
+        db,
+        customer_id=customer.customer_id,
+        purpose=purpose,
+        granted=granted,
+        source=source,
+        at=clock.now(),
+    )
+    events.append_event(
+        db,
+        type="consent_changed",
+        channel=channel,
+        customer_id=customer.customer_id,
+        properties={"purpose": purpose, "granted": granted, "source": source},
+    )
+    db.commit()
+    return consent
+
+
+def consent_counts(db: Session) -> dict[str, int]:
+    """How many customers have granted each purpose."""
+    rows = db.execute(
+        select(Consent.purpose, func.count())
+        .where(Consent.granted.is_(True))
+        .group_by(Consent.purpose)
+    ).all()
+    return {purpose: int(count) for purpose, count in rows}

@@ -1,0 +1,172 @@
+"""Loading a batch of customer records (the demo generator, CRM files) in one transaction:
+new customers by external id, with their identities, consents and attributes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.customers.identities import normalised_identities
+from rapport.customers.models import (
+    UNIQUE_IDENTITY_KINDS,
+    Consent,
+    ConsentChange,
+    Customer,
+    Identity,
+)
+from rapport.events import service as events
+from rapport.platform import clock
+from rapport.platform.db import upsert_rows
+from rapport.platform.identity import identity_digest, normalise_identity
+from rapport.platform.ids import new_id
+
+
+@dataclass(frozen=True)
+class ImportedCustomer:
+    """A customer record from a bulk source (demo generator, CRM importers).
+
+    ``identities`` adds ways to recognise the customer beyond ``external_id`` and ``email``
+    (kind -> value, e.g. ``{"phone": "+33 6 12 34 56 78", "loyalty_card": "LC-0042"}``);
+    ``attributes`` holds the retailer's own fields (segment, zip code, ...)."""
+
+    external_id: str
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    locale: str
+    home_city: str | None
+    home_latitude: float | None
+    home_longitude: float | None
+    consents: dict[str, bool]
+    phone: str | None = None
+    identities: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+def _identity_rows(
+    ids: dict[str, str], customers: Iterable[ImportedCustomer], now: datetime
+) -> list[dict[str, Any]]:
+    rows = []
+    for c in customers:
+        identities = {"external_id": c.external_id, **({"email": c.email} if c.email else {})}
+        if c.phone:
+            identities["phone"] = c.phone
+        identities.update(c.identities)
+        for kind, value in normalised_identities(identities).items():
+            rows.append(
+                {
+                    "customer_id": ids[c.external_id],
+                    "kind": kind,
+                    "value": value,
+                    "is_unique": kind in UNIQUE_IDENTITY_KINDS,
+                    "source": "import",
+                    "created_at": now,
+                }
+            )
+    return rows
+
+
+def _without_erased_people(
+    db: Session, records: Sequence[ImportedCustomer]
+) -> list[ImportedCustomer]:
+    """The records that name no erased person (an old CRM export must not bring one back):
+    one suppression query per 500 records."""
+    kept: list[ImportedCustomer] = []
+    for start in range(0, len(records), 500):
+        chunk = records[start : start + 500]
+        digests: list[set[str]] = []
+        for record in chunk:
+            identities = {"external_id": record.external_id, **record.identities}
+            if record.email:
+                identities["email"] = record.email
+            if record.phone:
+                identities["phone"] = record.phone
+            digests.append(
+                {
+                    identity_digest(kind, value)
+                    for kind, value in normalised_identities(identities).items()
+                    if kind != "device_id"
+                }
+            )
+        erased = events.suppressed(db, digests=set().union(*digests))
+        kept.extend(record for record, own in zip(chunk, digests, strict=True) if not own & erased)
+    return kept
+
+
+def import_customers(db: Session, *, customers: Sequence[ImportedCustomer]) -> int:
+    """Bulk-load customers by ``external_id`` in one transaction, with their identities,
+    consents and attributes; ones already present are left as they are, so re-running an
+    import adds nothing. An identity another customer already holds is not attached twice;
+    a record naming an erased person is skipped."""
+    if not customers:
+        return 0
+    now = clock.now()
+    external_ids = [c.external_id for c in customers]
+    existing = set(
+        db.scalars(select(Customer.external_id).where(Customer.external_id.in_(external_ids)))
+    )
+    fresh: list[ImportedCustomer] = []
+    seen: set[str] = set()
+    for c in customers:
+        if c.external_id not in existing and c.external_id not in seen:
+            fresh.append(c)
+            seen.add(c.external_id)
+    fresh = _without_erased_people(db, fresh)
+    ids = {c.external_id: new_id("cus") for c in fresh}
+    upsert_rows(
+        db,
+        Customer.__table__,
+        [
+            {
+                "customer_id": ids[c.external_id],
+                "external_id": c.external_id,
+                "email": normalise_identity("email", c.email) if c.email else None,
+                "phone": c.phone,
+                "first_name": c.first_name,
+                "last_name": c.last_name,
+                "locale": c.locale,
+                "home_city": c.home_city,
+                "home_latitude": c.home_latitude,
+                "home_longitude": c.home_longitude,
+                "attributes": dict(c.attributes),
+                "is_anonymous": False,
+                "status": "active",
+                "merged_into": None,
+                "erased_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for c in fresh
+        ],
+        key_columns=["external_id"],
+    )
+    upsert_rows(db, Identity.__table__, _identity_rows(ids, fresh, now), key_columns=None)
+    consent_rows = [
+        {
+            "customer_id": ids[c.external_id],
+            "purpose": purpose,
+            "granted": granted,
+            "source": "import",
+        }
+        for c in fresh
+        for purpose, granted in c.consents.items()
+    ]
+    upsert_rows(
+        db,
+        Consent.__table__,
+        [{**row, "updated_at": now} for row in consent_rows],
+        key_columns=["customer_id", "purpose"],
+    )
+    upsert_rows(
+        db,
+        ConsentChange.__table__,
+        [{**row, "changed_at": now} for row in consent_rows],
+        key_columns=None,
+    )
+    db.commit()
+    return len(fresh)

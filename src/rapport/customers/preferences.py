@@ -1,0 +1,67 @@
+"""Preferences: what customers tell about themselves (a birthday, a favourite store, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import String, cast, select
+from sqlalchemy.orm import Session
+
+from rapport.customers.models import (
+    Preference,
+)
+from rapport.customers.profiles import require_customer
+from rapport.events import service as events
+from rapport.platform import clock
+
+
+def set_preferences(
+    db: Session, *, customer_id: str, values: dict[str, Any], source: str, channel: str = "web"
+) -> list[Preference]:
+    """Store what the customer told us about themselves. Each field shared for the first time
+    logs ``preference_shared`` (the loyalty engine rewards it once per field)."""
+    customer = require_customer(db, customer_id)
+    now = clock.now()
+    stored = []
+    for name, value in values.items():
+        preference = db.get(Preference, (customer.customer_id, name))
+        first_time = preference is None
+        if preference is None:
+            preference = Preference(customer_id=customer.customer_id, field=name)
+            db.add(preference)
+        preference.value = value
+        preference.source = source
+        preference.updated_at = now
+        stored.append(preference)
+        events.append_event(
+            db,
+            type="preference_shared",
+            channel=channel,
+            customer_id=customer.customer_id,
+            properties={"field": name, "first_time": first_time, "source": source},
+        )
+    db.commit()
+    return stored
+
+
+def get_preferences(db: Session, *, customer_id: str) -> list[Preference]:
+    return list(
+        db.scalars(
+            select(Preference)
+            .where(Preference.customer_id == customer_id)
+            .order_by(Preference.field)
+        )
+    )
+
+
+def birthdays_on(db: Session, *, month: int, day: int) -> list[str]:
+    """Customers whose shared birthday (a ``YYYY-MM-DD`` preference) falls on this day."""
+    # The JSON text of the value is the quoted date on both databases ('"1990-05-12"').
+    as_text = cast(Preference.value, String)
+    return list(
+        db.scalars(
+            select(Preference.customer_id)
+            .where(Preference.field == "birthday", as_text.like(f'%-{month:02d}-{day:02d}"'))
+            .order_by(Preference.customer_id)
+        )
+    )

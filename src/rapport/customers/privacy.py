@@ -1,0 +1,213 @@
+"""The customers domain's part of a privacy request: who it is about, the export of their
+profile, its erasure (identities onto the suppression list), and the audit of each request.
+The workflow across every domain is :mod:`rapport.flows.privacy`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from rapport.customers.consent import consent_history, get_consents
+from rapport.customers.identities import get_identities
+from rapport.customers.merges import merge_history
+from rapport.customers.models import (
+    Customer,
+    CustomerTraits,
+    Identity,
+    Preference,
+    PrivacyRequest,
+)
+from rapport.customers.preferences import get_preferences
+from rapport.customers.profiles import require_customer
+from rapport.customers.traits import trait_summary
+from rapport.events import service as events
+from rapport.platform import clock
+from rapport.platform.identity import identity_digest, normalise_identity
+from rapport.platform.privacy import PrivacySubject
+
+PRIVACY_TABLES = (
+    "customers",
+    "identities",
+    "consents",
+    "consent_changes",
+    "preferences",
+    "customer_traits",
+    "customer_merges",
+    "privacy_requests",
+)
+
+_ERASED_FIELDS = (
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "home_city",
+    "home_latitude",
+    "home_longitude",
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def privacy_subject(db: Session, *, customer_id: str) -> PrivacySubject:
+    """Who a privacy request is about: the profile (following merges), the profiles merged
+    into it, and every value they were known by. 404 for an unknown or erased customer."""
+    customer = require_customer(db, customer_id)
+    cid = customer.customer_id
+    merged = list(db.scalars(select(Customer).where(Customer.merged_into == cid)))
+    people = [customer, *merged]
+    ids = tuple(p.customer_id for p in people)
+    identities = {
+        (i.kind, i.value) for i in db.scalars(select(Identity).where(Identity.customer_id.in_(ids)))
+    }
+    details: set[str] = set()
+    for person in people:
+        for kind in ("email", "phone", "external_id"):
+            value = getattr(person, kind)
+            if value:
+                identities.add((kind, normalise_identity(kind, value)))
+                details.add(value)
+        for name in ("first_name", "last_name", "home_city"):
+            if getattr(person, name):
+                details.add(getattr(person, name))
+        if person.first_name and person.last_name:
+            details.add(f"{person.first_name} {person.last_name}")
+    return PrivacySubject(
+        customer_id=cid,
+        customer_ids=ids,
+        identities=tuple(sorted(identities)),
+        details=tuple(sorted(details)),
+    )
+
+
+def record_privacy_request(
+    db: Session, *, customer_id: str, kind: str, requested_by: str, reason: str | None = None
+) -> PrivacyRequest:
+    """The audit row of an export or erasure (in the caller's transaction)."""
+    now = clock.now()
+    request = PrivacyRequest(
+        customer_id=customer_id,
+        kind=kind,
+        requested_by=requested_by,
+        reason=reason,
+        requested_at=now,
+        completed_at=now,
+    )
+    db.add(request)
+    return request
+
+
+def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
+    """The profile, identities, consents and their history, preferences, traits, merges and
+    earlier privacy requests."""
+    cid = subject.customer_id
+    customer = require_customer(db, cid)
+    traits = db.get(CustomerTraits, cid)
+    return {
+        "customer": {
+            name: (_iso(value) if isinstance(value, datetime) else value)
+            for name, value in (
+                (column.key, getattr(customer, column.key)) for column in Customer.__table__.columns
+            )
+        },
+        "identities": [
+            {"kind": i.kind, "value": i.value, "source": i.source, "added_at": _iso(i.created_at)}
+            for i in get_identities(db, customer_id=cid)
+        ],
+        "consents": [
+            {
+                "purpose": c.purpose,
+                "granted": c.granted,
+                "source": c.source,
+                "updated_at": _iso(c.updated_at),
+            }
+            for c in get_consents(db, customer_id=cid)
+        ],
+        "consent_history": [
+            {
+                "purpose": c.purpose,
+                "granted": c.granted,
+                "source": c.source,
+                "changed_at": _iso(c.changed_at),
+            }
+            for c in consent_history(db, customer_id=cid)
+        ],
+        "preferences": [
+            {
+                "field": p.field,
+                "value": p.value,
+                "source": p.source,
+                "updated_at": _iso(p.updated_at),
+            }
+            for p in get_preferences(db, customer_id=cid)
+        ],
+        "traits": trait_summary(traits, now=clock.now()) if traits else None,
+        "merges": [
+            {
+                "merged_customer_id": m.source_customer_id,
+                "into": m.target_customer_id,
+                "reason": m.reason,
+                "at": _iso(m.merged_at),
+            }
+            for m in merge_history(db, customer_id=cid)
+        ],
+        "privacy_requests": [
+            {
+                "kind": r.kind,
+                "requested_by": r.requested_by,
+                "requested_at": _iso(r.requested_at),
+            }
+            for r in privacy_requests(db, customer_id=cid)
+        ],
+    }
+
+
+def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
+    """Delete identities and preferences, empty the contact details, names, home and last
+    location of the profile and of those merged into it, mark it erased, and put every
+    former identity on the suppression list (digests only) so that later events naming it
+    are refused. Consents stay (an erased person grants nothing), as do traits' totals."""
+    cid = subject.customer_id
+    events.suppress_identities(
+        db,
+        digests=sorted(
+            identity_digest(kind, value)
+            for kind, value in subject.identities
+            if kind != "device_id"  # a shared household device is not the person
+        ),
+    )
+    db.execute(delete(Identity).where(Identity.customer_id.in_(subject.customer_ids)))
+    db.execute(delete(Preference).where(Preference.customer_id.in_(subject.customer_ids)))
+    now = clock.now()
+    for person in db.scalars(
+        select(Customer).where(Customer.customer_id.in_(subject.customer_ids))
+    ):
+        for name in _ERASED_FIELDS:
+            setattr(person, name, None)
+        person.attributes = {}
+        person.updated_at = now
+        if person.customer_id == cid:
+            person.status = "erased"
+            person.erased_at = now
+    db.execute(
+        update(CustomerTraits)
+        .where(CustomerTraits.customer_id.in_(subject.customer_ids))
+        .values(last_latitude=None, last_longitude=None, last_location_at=None)
+    )
+    db.flush()
+
+
+def privacy_requests(db: Session, *, customer_id: str) -> list[PrivacyRequest]:
+    return list(
+        db.scalars(
+            select(PrivacyRequest)
+            .where(PrivacyRequest.customer_id == customer_id)
+            .order_by(PrivacyRequest.id)
+        )
+    )

@@ -1,0 +1,91 @@
+"""The customer 360: the profile with its identities, consents, preferences, traits (and
+their RFM scores against the population's boundaries) and latest events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.customers.consent import consent_history, get_consents
+from rapport.customers.identities import get_identities
+from rapport.customers.merges import merge_history
+from rapport.customers.models import (
+    CustomerTraits,
+    RfmBoundaries,
+)
+from rapport.customers.preferences import get_preferences
+from rapport.customers.profiles import require_customer
+from rapport.customers.traits import quintile_boundaries, rfm_scores, trait_summary
+from rapport.events import service as events
+from rapport.platform import clock
+from rapport.platform.db import upsert_rows
+
+
+def get_traits(db: Session, *, customer_id: str) -> CustomerTraits | None:
+    return db.get(CustomerTraits, customer_id)
+
+
+def rfm_boundaries(db: Session) -> dict[str, list[float]]:
+    return {row.metric: list(row.boundaries) for row in db.scalars(select(RfmBoundaries))}
+
+
+def refresh_rfm_boundaries(db: Session) -> dict[str, list[float]]:
+    """Recompute the population's quintile boundaries for recency, frequency and monetary
+    value (one pass over traits, run daily; per-event updates stay incremental)."""
+    now = clock.now()
+    rows = db.execute(
+        select(
+            CustomerTraits.last_order_at, CustomerTraits.order_count, CustomerTraits.spend_minor
+        ).where(CustomerTraits.order_count > 0)
+    ).all()
+    if not rows:
+        return {}
+    metrics = {
+        "recency_days": quintile_boundaries(
+            [(now - r.last_order_at).total_seconds() / 86400 for r in rows if r.last_order_at]
+        ),
+        "frequency": quintile_boundaries([float(r.order_count) for r in rows]),
+        "monetary": quintile_boundaries([float(r.spend_minor) for r in rows]),
+    }
+    for metric, boundaries in metrics.items():
+        upsert_rows(
+            db,
+            RfmBoundaries.__table__,
+            [{"metric": metric, "boundaries": boundaries, "computed_at": now}],
+            key_columns=["metric"],
+            update_columns=["boundaries", "computed_at"],
+        )
+    db.commit()
+    return metrics
+
+
+def get_timeline(
+    db: Session, *, customer_id: str, limit: int = 50, before_position: int | None = None
+) -> list[events.LoggedEvent]:
+    """The customer's events, newest first."""
+    return events.customer_timeline(
+        db, customer_id=customer_id, limit=limit, before_position=before_position
+    )
+
+
+def customer_profile(db: Session, *, customer_id: str, timeline_limit: int = 50) -> dict[str, Any]:
+    """The customer 360: profile, identities, consents and their history, preferences,
+    traits (with RFM scores) and the latest events."""
+    customer = require_customer(db, customer_id)
+    cid = customer.customer_id
+    traits = db.get(CustomerTraits, cid)
+    summary = trait_summary(traits, now=clock.now()) if traits else None
+    if summary is not None and traits is not None:
+        summary["rfm"] = rfm_scores(traits, rfm_boundaries(db), now=clock.now())
+    return {
+        "customer": customer,
+        "identities": get_identities(db, customer_id=cid),
+        "consents": get_consents(db, customer_id=cid),
+        "consent_history": consent_history(db, customer_id=cid),
+        "preferences": get_preferences(db, customer_id=cid),
+        "traits": summary,
+        "merges": merge_history(db, customer_id=cid),
+        "timeline": events.customer_timeline(db, customer_id=cid, limit=timeline_limit),
+    }

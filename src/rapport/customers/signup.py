@@ -1,0 +1,79 @@
+"""Registering a customer with their identities and consent choices."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from rapport.customers.consent import record_consent
+from rapport.customers.identities import (
+    attach_identity,
+    identity_owners,
+    normalised_identities,
+    refuse_erased,
+)
+from rapport.customers.models import (
+    Customer,
+)
+from rapport.customers.schemas import CustomerIn
+from rapport.events import service as events
+from rapport.platform import clock
+from rapport.platform.errors import Conflict
+from rapport.platform.ids import new_id
+
+
+def create_customer(db: Session, *, customer: CustomerIn, channel: str = "web") -> Customer:
+    """Register a customer with their identities and consent choices; logs ``customer_created``."""
+    identities = {
+        kind: value
+        for kind, value in (
+            ("external_id", customer.external_id),
+            ("email", customer.email),
+            ("phone", customer.phone),
+        )
+        if value
+    }
+    refuse_erased(db, normalised_identities(identities), field="{kind}")
+    if identity_owners(db, normalised_identities(identities)):
+        raise Conflict(
+            "A customer with this external_id, email or phone already exists",
+            field="external_id" if customer.external_id else "email",
+        )
+    now = clock.now()
+    record = Customer(
+        customer_id=new_id("cus"),
+        created_at=now,
+        updated_at=now,
+        status="active",
+        is_anonymous=False,
+        attributes={},
+        **customer.model_dump(exclude={"consents"}),
+    )
+    db.add(record)
+    db.flush()
+    for kind, value in normalised_identities(identities).items():
+        attach_identity(db, customer_id=record.customer_id, kind=kind, value=value, source="signup")
+    for purpose, granted in customer.consents.items():
+        record_consent(
+            db,
+            customer_id=record.customer_id,
+            purpose=purpose,
+            granted=granted,
+            source="signup",
+            at=now,
+        )
+    events.append_event(
+        db,
+        type="customer_created",
+        channel=channel,
+        customer_id=record.customer_id,
+        properties={"consents": dict(customer.consents)},
+    )
+    try:
+        db.commit()
+    except IntegrityError as error:
+        db.rollback()
+        raise Conflict(
+            "A customer with this external_id, email or phone already exists", field="email"
+        ) from error
+    return record
