@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rapport.feedback import screening
-from rapport.feedback.moments import Observation, moments_of_truth
-from rapport.feedback.scores import csat, difference
-from rapport.feedback.themes import Comment, extract_themes
+from rapport.feedback.reviews import screening
+from rapport.feedback.scores.arithmetic import csat, difference
+from rapport.feedback.scores.moments import Observation, moments_of_truth
+from rapport.feedback.scores.themes import Comment, extract_themes
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "olist"
 

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from rapport.events.models import Event
-from rapport.feedback import screening, service
+from rapport.feedback import service
+from rapport.feedback.reviews import screening
 from rapport.feedback.schemas import ReviewIn
 from tests.feedback.factories import delivered_order, frozen_clock, make_customer
 

@@ -10,9 +10,10 @@ from sqlalchemy import select
 
 from rapport.events.models import Event
 from rapport.events.service import append_event
-from rapport.feedback import links, service
+from rapport.feedback import service
 from rapport.feedback.models import Invitation, Ticket
 from rapport.feedback.schemas import ResponseIn, TargetIn
+from rapport.feedback.surveys import links
 from rapport.platform.errors import InvalidInput
 from tests.feedback.factories import T0, delivered_order, frozen_clock, make_customer, make_survey
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from rapport.feedback import service
-from rapport.feedback.scores import Score
+from rapport.feedback.scores.arithmetic import Score
 from rapport.platform import clock
 from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession

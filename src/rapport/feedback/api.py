@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from rapport.feedback import links, service
+from rapport.feedback import service
 from rapport.feedback.models import Invitation
 from rapport.feedback.schemas import (
     AnswerIn,
@@ -35,7 +35,8 @@ from rapport.feedback.schemas import (
     TicketIn,
     TicketOut,
 )
-from rapport.feedback.scores import Score
+from rapport.feedback.scores.arithmetic import Score
+from rapport.feedback.surveys import links
 from rapport.platform import clock
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession

@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from rapport.events.processors import processor
+from rapport.events import service as events
 from rapport.feedback import service
 from rapport.platform import jobs
 
-processor("feedback.invitations", batch_size=200)(service.process_feedback_events)
+events.processor("feedback.invitations", batch_size=200)(service.process_feedback_events)
 
 
 @jobs.job("feedback.check_targets")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from rapport.feedback import scores
+from rapport.feedback.scores import arithmetic
 
 
 def test_nps_is_promoters_minus_detractors_with_its_interval() -> None:
     # given 5 promoters, 3 passives and 2 detractors
     answers = [10, 9, 9, 10, 9, 7, 8, 7, 3, 6]
     # when
-    result = scores.nps(answers)
+    result = arithmetic.nps(answers)
     # then NPS = 50% - 20% = 30, and the interval uses (p+ + p- - (p+ - p-)^2) / n
     assert result.n == 10
     assert result.value == pytest.approx(30.0)
@@ -22,13 +22,13 @@ def test_nps_is_promoters_minus_detractors_with_its_interval() -> None:
 
 
 def test_nps_interval_is_clipped_to_the_scale() -> None:
-    result = scores.nps([10, 10, 9])
+    result = arithmetic.nps([10, 10, 9])
     assert (result.value, result.low, result.high) == (100.0, 100.0, 100.0)
 
 
 def test_csat_is_the_share_of_four_and_five_with_a_wilson_interval() -> None:
     # given 8 satisfied answers out of 10
-    result = scores.csat([5, 5, 4, 4, 4, 5, 4, 5, 3, 1])
+    result = arithmetic.csat([5, 5, 4, 4, 4, 5, 4, 5, 3, 1])
     # then CSAT is 80% and the Wilson interval is about 49.0% to 94.3%
     assert result.value == pytest.approx(80.0)
     assert result.low == pytest.approx(49.02, abs=0.01)
@@ -37,7 +37,7 @@ def test_csat_is_the_share_of_four_and_five_with_a_wilson_interval() -> None:
 
 def test_ces_is_the_mean_with_a_t_interval() -> None:
     # given five answers with mean 5 and sample variance 2.5
-    result = scores.ces([3, 4, 5, 6, 7])
+    result = arithmetic.ces([3, 4, 5, 6, 7])
     # then the interval is 5 +- t(0.975, 4) * sqrt(2.5 / 5), t = 2.776
     assert result.value == pytest.approx(5.0)
     assert result.low == pytest.approx(5 - 2.776445 * (0.5**0.5), abs=0.01)
@@ -54,20 +54,20 @@ def test_ces_is_the_mean_with_a_t_interval() -> None:
     ],
 )
 def test_t_quantiles_match_the_tables(_case: str, df: int, expected: float) -> None:
-    assert scores.t_quantile(df) == pytest.approx(expected, abs=0.005)
+    assert arithmetic.t_quantile(df) == pytest.approx(expected, abs=0.005)
 
 
 def test_no_answers_have_no_score() -> None:
-    for kind in scores.KINDS:
-        result = scores.score(kind, [])
+    for kind in arithmetic.KINDS:
+        result = arithmetic.score(kind, [])
         assert (result.n, result.value, result.low, result.high) == (0, None, None, None)
 
 
 def test_values_average_to_the_score() -> None:
     answers = [10, 9, 7, 3, 0]
-    values = [scores.value_of("nps", a) for a in answers]
-    assert sum(values) / len(values) == pytest.approx(scores.nps(answers).value)
-    assert [scores.value_of("csat", a) for a in (5, 4, 3)] == [100.0, 100.0, 0.0]
+    values = [arithmetic.value_of("nps", a) for a in answers]
+    assert sum(values) / len(values) == pytest.approx(arithmetic.nps(answers).value)
+    assert [arithmetic.value_of("csat", a) for a in (5, 4, 3)] == [100.0, 100.0, 0.0]
 
 
 def test_difference_of_two_groups_uses_welch() -> None:
@@ -75,7 +75,7 @@ def test_difference_of_two_groups_uses_welch() -> None:
     a = [100.0, 100.0, 0.0, -100.0]
     b = [100.0, 100.0, 100.0, 100.0, 0.0, 100.0]
     # when
-    result = scores.difference(a, b)
+    result = arithmetic.difference(a, b)
     # then the effect is the difference of means and the interval contains it
     assert result.effect == pytest.approx(25.0 - 250 / 3)
     assert result.low is not None
@@ -87,7 +87,7 @@ def test_difference_of_two_groups_uses_welch() -> None:
 def test_slope_recovers_a_straight_line() -> None:
     xs = [0.0, 1.0, 2.0, 3.0, 4.0]
     ys = [50.0, 40.0, 30.5, 19.5, 10.0]
-    result = scores.slope(xs, ys)
+    result = arithmetic.slope(xs, ys)
     assert result.per_unit == pytest.approx(-10.0, abs=0.1)
     assert result.low is not None
     assert result.high is not None

@@ -3,7 +3,7 @@
 Every answer carries the signals known when it was asked (``days_late`` of the delivery,
 ``first_purchase``, ``pickup_wait_minutes``, ``resolution_hours`` of a ticket). For each
 signal we compare the answers where it happened with those where it did not, as a difference
-of mean values (NPS points, CSAT points or CES points, see :mod:`scores`) with Welch's 95%
+of mean values (NPS points, CSAT points or CES points, see :mod:`arithmetic`) with Welch's 95%
 interval, and for the continuous ones fit the change per unit (per day late, per ten minutes
 of waiting, per day to resolve). These are observed associations, not experiments: a late
 parcel may also be a bulky one.
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rapport.feedback.scores import Difference, Slope, difference, slope
+from rapport.feedback.scores.arithmetic import Difference, Slope, difference, slope
 
 Signals = Mapping[str, Any]
 

@@ -4,7 +4,7 @@ customers' own language, so that scores are read with what people said.
 Each (period, language) is one document; TF-IDF across the periods of a language ranks the
 words and two-word phrases that are frequent in a period and less so in the others (with a
 single period the ranking falls back to plain frequency). For each theme we count the
-comments that mention it and their average value (see :func:`scores.value_of`), so a theme
+comments that mention it and their average value (see :func:`arithmetic.value_of`), so a theme
 carried by unhappy customers is visible as such.
 
 The stop-word lists are short lists of function words written for this purpose.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
 
-from rapport.feedback.screening import normalise
+from rapport.feedback.reviews.screening import normalise
 
 
 def _listed(text: str) -> frozenset[str]:

@@ -1,0 +1,68 @@
+"""Review moderation: the queue of reviews held by screening, a moderator's decision, and the
+``review_verified`` announcement (once per review) that the loyalty program rewards."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from rapport.events.service import log_event
+from rapport.feedback.events import ReviewVerified
+from rapport.feedback.models import Review
+from rapport.platform import clock
+from rapport.platform.errors import InvalidInput, NotFound
+
+
+def reward_if_due(db: Session, review: Review) -> None:
+    """Published and verified, and not yet announced: log ``review_verified`` (once). The
+    flag is claimed with a guarded UPDATE, so two moderators publishing at once announce it
+    once; the loyalty award is unique per review besides."""
+    if review.status != "published" or not review.verified or review.rewarded:
+        return
+    claimed = db.execute(
+        update(Review)
+        .where(Review.review_id == review.review_id, Review.rewarded.is_(False))
+        .values(rewarded=True)
+        .execution_options(synchronize_session=False)
+    )
+    review.rewarded = True
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        return
+    log_event(
+        db,
+        ReviewVerified(review_id=review.review_id, sku=review.sku, rating=review.rating),
+        channel="web",
+        customer_id=review.customer_id,
+        occurred_at=review.created_at,
+    )
+
+
+def moderate_review(db: Session, *, review_id: str, decision: str, moderator: str) -> Review:
+    """Publish or reject a review held by screening (or take a published one down)."""
+    review = db.get(Review, review_id)
+    if review is None:
+        raise NotFound(f"No review {review_id!r}", field="review_id")
+    if decision not in ("publish", "reject"):
+        raise InvalidInput("Decide publish or reject", field="decision")
+    review.status = "published" if decision == "publish" else "rejected"
+    review.moderated_at = clock.now()
+    review.moderated_by = moderator
+    reward_if_due(db, review)
+    db.commit()
+    return review
+
+
+def get_review(db: Session, *, review_id: str) -> Review | None:
+    return db.get(Review, review_id)
+
+
+def moderation_queue(db: Session, *, limit: int = 100) -> list[Review]:
+    """Reviews held by screening, oldest first."""
+    return list(
+        db.scalars(
+            select(Review)
+            .where(Review.status == "flagged")
+            .order_by(Review.created_at, Review.review_id)
+            .limit(limit)
+        )
+    )

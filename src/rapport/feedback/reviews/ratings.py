@@ -1,0 +1,87 @@
+"""Published reviews of a product and rating summaries (social proof for the storefront and
+recommendations)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rapport.feedback.models import Review
+
+
+def product_reviews(db: Session, *, sku: str, limit: int = 50) -> list[Review]:
+    """Published reviews of a product, verified first, newest first."""
+    return list(
+        db.scalars(
+            select(Review)
+            .where(Review.sku == sku, Review.status == "published")
+            .order_by(Review.verified.desc(), Review.created_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RatingSummary:
+    sku: str
+    reviews: int
+    verified: int
+    average: float | None
+    weighted: float | None  # pulled towards the shop-wide mean by PRIOR_WEIGHT reviews
+    distribution: dict[str, int]
+
+
+PRIOR_WEIGHT = 5
+
+
+def rating_summaries(db: Session, *, skus: Iterable[str]) -> dict[str, RatingSummary]:
+    """Published-review summaries for these products (social proof for the storefront and
+    recommendations). The weighted average adds ``PRIOR_WEIGHT`` reviews at the shop's mean,
+    so two five-star reviews do not outrank two hundred at 4.8."""
+    wanted = sorted(set(skus))
+    prior = db.scalar(select(func.avg(Review.rating)).where(Review.status == "published"))
+    prior_mean = float(prior) if prior is not None else None
+    counts: dict[str, dict[int, int]] = defaultdict(dict)
+    verified: dict[str, int] = defaultdict(int)
+    if wanted:
+        for sku, rating, is_verified, count in db.execute(
+            select(Review.sku, Review.rating, Review.verified, func.count())
+            .where(Review.sku.in_(wanted), Review.status == "published")
+            .group_by(Review.sku, Review.rating, Review.verified)
+        ):
+            counts[sku][rating] = counts[sku].get(rating, 0) + int(count)
+            if is_verified:
+                verified[sku] += int(count)
+    summaries = {}
+    for sku in wanted:
+        by_rating = counts.get(sku, {})
+        n = sum(by_rating.values())
+        total = sum(r * c for r, c in by_rating.items())
+        average = total / n if n else None
+        weighted = (
+            (total + PRIOR_WEIGHT * prior_mean) / (n + PRIOR_WEIGHT)
+            if prior_mean is not None and n
+            else None
+        )
+        summaries[sku] = RatingSummary(
+            sku=sku,
+            reviews=n,
+            verified=verified.get(sku, 0),
+            average=round(average, 2) if average is not None else None,
+            weighted=round(weighted, 2) if weighted is not None else None,
+            distribution={str(r): by_rating.get(r, 0) for r in range(1, 6)},
+        )
+    return summaries
+
+
+def rating_summary(db: Session, *, sku: str) -> RatingSummary:
+    return rating_summaries(db, skus=[sku])[sku]
+
+
+def count_reviews(db: Session) -> dict[str, int]:
+    rows = db.execute(select(Review.status, func.count()).group_by(Review.status)).all()
+    return {str(status): int(count) for status, count in rows}

@@ -1,0 +1,57 @@
+"""Survey definitions: create or replace a survey, and read them."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.feedback.models import Survey
+from rapport.feedback.schemas import SurveyIn
+from rapport.feedback.surveys.wording import DEFAULT_LABELS
+from rapport.platform import clock
+from rapport.platform.errors import InvalidInput, NotFound
+
+
+def save_survey(db: Session, *, survey: SurveyIn) -> Survey:
+    """Create or replace a survey definition."""
+    if survey.channel is not None and survey.trigger != "after_purchase":
+        raise InvalidInput("Only after_purchase surveys are limited to a channel", field="channel")
+    now = clock.now()
+    row = db.get(Survey, survey.survey_id)
+    if row is None:
+        row = Survey(survey_id=survey.survey_id, created_at=now)
+        db.add(row)
+    row.name = survey.name
+    row.kind = survey.kind
+    row.trigger = survey.trigger
+    row.channel = survey.channel
+    row.sampling_rate = survey.sampling_rate
+    row.fatigue_days = survey.fatigue_days
+    row.consent_purpose = survey.consent_purpose
+    row.link_days = survey.link_days
+    row.labels = (
+        {locale: labels.model_dump() for locale, labels in survey.labels.items()}
+        if survey.labels
+        else DEFAULT_LABELS[survey.kind]
+    )
+    row.questions = [question.model_dump() for question in survey.questions]
+    row.active = survey.active
+    row.updated_at = now
+    db.commit()
+    return row
+
+
+def get_survey(db: Session, *, survey_id: str) -> Survey | None:
+    return db.get(Survey, survey_id)
+
+
+def list_surveys(db: Session) -> list[Survey]:
+    return list(db.scalars(select(Survey).order_by(Survey.survey_id)))
+
+
+def require_survey(db: Session, survey_id: str) -> Survey:
+    """The survey, or :class:`NotFound` naming ``survey_id``."""
+    survey = db.get(Survey, survey_id)
+    if survey is None:
+        raise NotFound(f"No survey {survey_id!r}", field="survey_id")
+    return survey

@@ -1,0 +1,161 @@
+"""Survey invitations: who is asked which survey about which moment. The consent gate
+(``customers.may_contact`` for the survey's purpose), the sample (a hash, so replays agree),
+fatigue (nobody asked any survey twice within the survey's days) and one invitation per survey
+and moment; each invitation keeps the experience signals known when it was made."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rapport.customers import service as customers
+from rapport.events.service import log_event
+from rapport.feedback.events import SurveyInvited
+from rapport.feedback.models import Invitation, Survey
+from rapport.feedback.surveys.definitions import require_survey
+from rapport.loyalty import service as loyalty
+from rapport.orders import service as orders
+from rapport.platform import clock
+from rapport.platform.ids import new_id
+
+
+@dataclass(frozen=True, slots=True)
+class Occasion:
+    """What prompted a survey: the journey stage and its context."""
+
+    source_key: str
+    stage: str
+    channel: str | None = None
+    store_id: str | None = None
+    order_id: str | None = None
+    ticket_id: str | None = None
+    signals: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InviteDecision:
+    invited: bool
+    reason: str  # "invited", "no_consent", "fatigue", "not_sampled", "inactive", "already"
+    invitation: Invitation | None = None
+
+
+def sampled(survey_id: str, source_key: str, rate: float) -> bool:
+    """Whether this moment falls in the survey's sample: a hash, so replays agree."""
+    if rate >= 1:
+        return True
+    digest = hashlib.sha256(f"{survey_id}:{source_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
+def last_invited(db: Session, *, customer_id: str) -> datetime | None:
+    """When the customer was last asked any survey."""
+    at = db.scalar(
+        select(func.max(Invitation.created_at)).where(Invitation.customer_id == customer_id)
+    )
+    return clock.as_utc(at) if at is not None else None
+
+
+def invite(
+    db: Session,
+    *,
+    survey_id: str,
+    customer_id: str,
+    moment: Occasion,
+    commit: bool = True,
+) -> InviteDecision:
+    """Ask ``customer_id`` the survey about ``moment``, unless the survey is inactive, the
+    moment is outside the sample, the customer has not consented to be contacted for the
+    survey's purpose, or was asked any survey within the survey's fatigue days."""
+    survey = require_survey(db, survey_id)
+    decision = invite_to_survey(db, survey, customer_id, moment)
+    if commit:
+        db.commit()
+    return decision
+
+
+def invite_to_survey(
+    db: Session, survey: Survey, customer_id: str, moment: Occasion
+) -> InviteDecision:
+    """:func:`invite` in the caller's transaction, for a survey already read."""
+    if not survey.active:
+        return InviteDecision(False, "inactive")
+    existing = db.scalar(
+        select(Invitation).where(
+            Invitation.survey_id == survey.survey_id, Invitation.source_key == moment.source_key
+        )
+    )
+    if existing is not None:
+        return InviteDecision(False, "already", existing)
+    if not sampled(survey.survey_id, moment.source_key, survey.sampling_rate):
+        return InviteDecision(False, "not_sampled")
+    customer = customers.get_customer(db, customer_id=customer_id)
+    # The consent gate: the survey's purpose granted, the profile active, not on the blocklist.
+    if customer is None or not customers.may_contact(
+        db, customer_id=customer_id, purpose=survey.consent_purpose
+    ):
+        return InviteDecision(False, "no_consent")
+    now = clock.now()
+    last = last_invited(db, customer_id=customer_id)
+    if last is not None and now - last < timedelta(days=survey.fatigue_days):
+        return InviteDecision(False, "fatigue")
+    tier = loyalty.member_benefits(db, customer_id=customer_id).tier_id
+    invitation = Invitation(
+        invitation_id=new_id("inv"),
+        survey_id=survey.survey_id,
+        source_key=moment.source_key,
+        customer_id=customer_id,
+        locale=customer.locale,
+        channel=moment.channel,
+        store_id=moment.store_id,
+        order_id=moment.order_id,
+        ticket_id=moment.ticket_id,
+        stage=moment.stage,
+        tier=tier,
+        signals=dict(moment.signals or {}),
+        created_at=now,
+        expires_at=now + timedelta(days=survey.link_days),
+    )
+    db.add(invitation)
+    db.flush()
+    log_event(
+        db,
+        SurveyInvited(
+            invitation_id=invitation.invitation_id,
+            survey_id=survey.survey_id,
+            stage=moment.stage,
+            order_id=moment.order_id,
+        ),
+        channel=moment.channel or "web",
+        customer_id=customer_id,
+    )
+    return InviteDecision(True, "invited", invitation)
+
+
+def get_invitation(db: Session, *, invitation_id: str) -> Invitation | None:
+    return db.get(Invitation, invitation_id)
+
+
+def order_signals(db: Session, *, order_id: str) -> dict[str, Any]:
+    """What the customer lived through with this order: days late against the promise
+    (negative: early) and whether it was their first order."""
+    order = orders.get_order(db, order_id=order_id)
+    if order is None:
+        return {}
+    signals: dict[str, Any] = {}
+    if order.promised_delivery is not None and order.delivered_at is not None:
+        delivered = clock.as_utc(order.delivered_at).date()
+        signals["days_late"] = (delivered - order.promised_delivery).days
+    if order.customer_id is not None:
+        placed = clock.as_utc(order.placed_at)
+        earlier = [
+            o
+            for o in orders.customer_orders(db, customer_id=order.customer_id, limit=500)
+            if clock.as_utc(o.placed_at) < placed
+        ]
+        signals["first_purchase"] = not earlier
+    return signals

@@ -1,0 +1,232 @@
+"""Support tickets: priority from the issue, the customer's support level (tier or paid plan)
+and value; an SLA due time for every ticket; resolution with apology points through the
+loyalty ledger; the queue and the SLA report."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rapport.customers import service as customers
+from rapport.events.service import log_event
+from rapport.feedback.commit_hooks import BeforeCommit
+from rapport.feedback.events import TicketOpened, TicketResolved
+from rapport.feedback.models import Ticket
+from rapport.feedback.schemas import TicketIn
+from rapport.loyalty import service as loyalty
+from rapport.orders import service as orders
+from rapport.platform import clock
+from rapport.platform.errors import Conflict, InvalidInput, NotFound
+from rapport.platform.ids import new_id
+
+# Base priority by issue, and what the customer's support level and value add.
+ISSUE_WEIGHT = {"complaint": 30, "delivery_problem": 30, "return_problem": 20, "question": 10}
+LEVEL_WEIGHT = {"standard": 0, "priority": 20, "dedicated": 40}
+# First response due within these hours, by issue; better support levels get a fraction.
+SLA_HOURS = {"complaint": 24, "delivery_problem": 24, "return_problem": 48, "question": 72}
+LEVEL_SLA_FACTOR = {"standard": 1.0, "priority": 0.5, "dedicated": 0.25}
+HIGH_VALUE_MINOR = 50_000  # spend from which a customer's value adds to the priority
+
+
+def prioritise(kind: str, support_level: str, value_minor: int) -> tuple[int, list[str]]:
+    """The ticket's priority (higher first) and why."""
+    reasons = [f"{kind.replace('_', ' ')} +{ISSUE_WEIGHT[kind]}"]
+    priority = ISSUE_WEIGHT[kind]
+    level = LEVEL_WEIGHT.get(support_level, 0)
+    if level:
+        priority += level
+        reasons.append(f"{support_level} support +{level}")
+    value_points = min(value_minor // HIGH_VALUE_MINOR, 4) * 5
+    if value_points:
+        priority += value_points
+        reasons.append(f"customer value {value_minor / 100:,.0f} +{value_points}")
+    return priority, reasons
+
+
+def sla_due(kind: str, support_level: str, opened_at: datetime) -> datetime:
+    """When the ticket is due: every ticket has a due time, better tiers sooner."""
+    hours = SLA_HOURS[kind] * LEVEL_SLA_FACTOR.get(support_level, 1.0)
+    return opened_at + timedelta(hours=hours)
+
+
+def customer_value(db: Session, *, customer_id: str) -> int:
+    """What the customer has spent (orders not cancelled, latest 500)."""
+    return sum(
+        o.total_minor
+        for o in orders.customer_orders(db, customer_id=customer_id, limit=500)
+        if o.status != "cancelled"
+    )
+
+
+def open_ticket(
+    db: Session,
+    *,
+    ticket: TicketIn,
+    response_id: str | None = None,
+    opened_at: datetime | None = None,
+    commit: bool = True,
+    before_commit: BeforeCommit | None = None,
+) -> Ticket:
+    """Open a ticket: its priority comes from the issue, the customer's support level (their
+    tier or paid plan) and their value; its SLA due time from the issue and support level."""
+    now = opened_at or clock.now()
+    tier, level, value = None, "standard", 0
+    if ticket.customer_id is not None:
+        if customers.get_customer(db, customer_id=ticket.customer_id) is None:
+            raise NotFound(f"No customer {ticket.customer_id!r}", field="customer_id")
+        benefits = loyalty.member_benefits(db, customer_id=ticket.customer_id)
+        tier, level = benefits.tier_id, benefits.support_priority
+        value = customer_value(db, customer_id=ticket.customer_id)
+    priority, reasons = prioritise(ticket.kind, level, value)
+    row = Ticket(
+        ticket_id=new_id("tkt"),
+        customer_id=ticket.customer_id,
+        order_id=ticket.order_id,
+        kind=ticket.kind,
+        channel=ticket.channel,
+        subject=ticket.subject,
+        body=ticket.body,
+        status="open",
+        priority=priority,
+        priority_reasons=reasons,
+        tier=tier,
+        support_level=level,
+        customer_value_minor=min(value, 2**31 - 1),
+        sla_due_at=sla_due(ticket.kind, level, now),
+        opened_at=now,
+        response_id=response_id,
+    )
+    db.add(row)
+    db.flush()
+    log_event(
+        db,
+        TicketOpened(
+            ticket_id=row.ticket_id, kind=row.kind, order_id=row.order_id, priority=priority
+        ),
+        channel=ticket.channel if ticket.channel != "survey" else "web",
+        customer_id=ticket.customer_id,
+        occurred_at=now,
+    )
+    if before_commit is not None:
+        before_commit(db, row)
+    if commit:
+        db.commit()
+    return row
+
+
+def resolve_ticket(
+    db: Session,
+    *,
+    ticket_id: str,
+    resolution: str,
+    resolved_by: str,
+    apology_points: int = 0,
+    before_commit: BeforeCommit | None = None,
+) -> Ticket:
+    """Close a ticket, granting apology points through the loyalty ledger if asked (the
+    ledger transaction is recorded on the ticket, in the same database transaction)."""
+    ticket = db.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"No ticket {ticket_id!r}", field="ticket_id")
+    if ticket.status != "open":
+        raise Conflict("The ticket is already resolved", field="ticket_id")
+    if apology_points and ticket.customer_id is None:
+        raise InvalidInput("Apology points need a customer on the ticket", field="apology_points")
+    now = clock.now()
+    if apology_points:
+        posted = loyalty.earn(
+            db,
+            customer_id=ticket.customer_id or "",
+            points=apology_points,
+            reason=f"Apology for ticket {ticket.ticket_id}",
+            order_id=ticket.order_id,
+            rule_id="ticket-apology",
+            channel="call_center",
+            commit=False,
+        )
+        ticket.apology_points = apology_points
+        ticket.apology_transaction_id = posted.transaction_id
+    ticket.status = "resolved"
+    ticket.resolution = resolution
+    ticket.resolved_by = resolved_by
+    ticket.resolved_at = now
+    opened = clock.as_utc(ticket.opened_at)
+    log_event(
+        db,
+        TicketResolved(
+            ticket_id=ticket.ticket_id,
+            kind=ticket.kind,
+            order_id=ticket.order_id,
+            resolution_hours=round((now - opened).total_seconds() / 3600, 2),
+            within_sla=now <= clock.as_utc(ticket.sla_due_at),
+            apology_points=apology_points,
+        ),
+        channel="call_center",
+        customer_id=ticket.customer_id,
+        occurred_at=now,
+    )
+    if before_commit is not None:
+        before_commit(db, ticket)
+    db.commit()
+    return ticket
+
+
+def get_ticket(db: Session, *, ticket_id: str) -> Ticket | None:
+    return db.get(Ticket, ticket_id)
+
+
+def ticket_queue(db: Session, *, limit: int = 100) -> list[Ticket]:
+    """Open tickets, most urgent first: priority, then the earliest SLA due time."""
+    return list(
+        db.scalars(
+            select(Ticket)
+            .where(Ticket.status == "open")
+            .order_by(Ticket.priority.desc(), Ticket.sla_due_at, Ticket.ticket_id)
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SlaLine:
+    key: str
+    tickets: int
+    resolved: int
+    resolved_in_time: int
+    breached: int  # resolved late, or open past due
+    open_overdue: int
+
+
+def sla_report(
+    db: Session, *, since: datetime | None = None, now: datetime | None = None
+) -> list[SlaLine]:
+    """SLA breaches per issue and support level, for tickets opened since ``since``."""
+    at = now or clock.now()
+    query = select(Ticket)
+    if since is not None:
+        query = query.where(Ticket.opened_at >= since)
+    lines: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for ticket in db.scalars(query):
+        due = clock.as_utc(ticket.sla_due_at)
+        key = f"{ticket.kind} / {ticket.support_level}"
+        line = lines[key]
+        line[0] += 1
+        if ticket.resolved_at is not None:
+            line[1] += 1
+            if clock.as_utc(ticket.resolved_at) <= due:
+                line[2] += 1
+            else:
+                line[3] += 1
+        elif at > due:
+            line[3] += 1
+            line[4] += 1
+    return [SlaLine(key, *values) for key, values in sorted(lines.items())]
+
+
+def ticket_counts(db: Session) -> dict[str, int]:
+    rows = db.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all()
+    return {str(status): int(count) for status, count in rows}
