@@ -33,7 +33,7 @@ import numpy as np
 
 from rapport.recommend.algorithms import ALS, EASE, Blend, ItemKNN, PersonalFrequency, Popularity
 from rapport.recommend.base import Recommender
-from rapport.recommend.data import Interactions
+from rapport.recommend.interactions import Interactions
 from rapport.recommend.evaluation import (
     Purchases,
     Split,

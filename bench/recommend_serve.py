@@ -41,7 +41,7 @@ from rapport.customers import service as customers
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.recommend import service as recommend
-from rapport.recommend.bundle import ProductFacts, Purchase, build
+from rapport.recommend.trained_model import ProductFacts, Purchase, build
 
 STORE = "tafeng-1"
 MIX = (

@@ -5,23 +5,27 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from rapport.customers.cli import import_customers_command
 from rapport.customers.service import count_customers
 from rapport.orders.cli import import_transactions_command
-from rapport.platform import admin_security, clock
+from rapport.platform import admin_security
 from rapport.platform import service as platform
 from rapport.platform.console import console, progress_bars, require_migrated
 from rapport.platform.db import open_session
 from rapport.platform.errors import Problem
 from rapport.platform.settings import get_settings
 from rapport.recommend.cli import recommend_app
+
+if TYPE_CHECKING:
+    from rapport.flows.demo import DemoStep
 
 app = typer.Typer(help="Rapport: customer experience and loyalty for omnichannel retailers.")
 keys_app = typer.Typer(help="Create, list and revoke API keys.")
@@ -185,65 +189,44 @@ def run_worker(
         job_worker.stop()
 
 
-def _demo_window(end: date | None) -> tuple[date, date]:
-    """Two years of history ending ``end`` (default: yesterday, so the demo feels current)."""
-    last = end or (clock.now().date() - timedelta(days=1))
-    return last - timedelta(days=729), last
+class _DemoBars:
+    """The demo load's steps as Rich progress bars."""
+
+    LABELS: dict[str, str] = {
+        "stores": "Stores",
+        "products": "Products",
+        "customers": "Customers",
+        "activity": "Visits and browsing",
+        "orders": "Orders and returns",
+        "profiles": "Profiles, traits and points",
+    }
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def begin(self, step: DemoStep, total: int | None) -> None:
+        self.tasks[step] = self.progress.add_task(self.LABELS[step], total=total)
+
+    def advance(self, step: DemoStep, count: int) -> None:
+        self.progress.advance(self.tasks[step], count)
 
 
 def _load_demo(*, customers: int, seed: int, end: date | None = None) -> None:
-    from rapport.demo.generator import DemoRetailer
-    from rapport.demo.loader import (
-        load_demo,
-        load_demo_activity,
-        load_demo_loyalty,
-        load_demo_orders,
-        load_demo_stock,
-    )
-    from rapport.events.processors import processor_lag, run_processors
-    from rapport.loyalty import service as loyalty
-    from rapport.loyalty.earning import review_due_tiers
+    from rapport.flows.demo import load_demo_data, train_demo_recommendations
 
-    start, last = _demo_window(end)
-    retailer = DemoRetailer(seed=seed, customers=customers, start=start, end=last)
-    with progress_bars() as progress, open_session() as db:
-        tasks = {
-            "stores": progress.add_task("Stores", total=None),
-            "products": progress.add_task("Products", total=None),
-            "customers": progress.add_task("Customers", total=customers),
-            "activity": progress.add_task("Visits and browsing", total=customers),
-            "orders": progress.add_task("Orders and returns", total=customers),
-        }
-
-        def advance(step: str, count: int) -> None:
-            progress.advance(tasks[step], count)
-
-        summary = load_demo(db, retailer=retailer, progress=advance)
-        load_demo_stock(db, retailer=retailer)
-        ingested = load_demo_activity(db, retailer=retailer, progress=advance)
-        placed = load_demo_orders(db, retailer=retailer, progress=advance)
-        behind = max(processor_lag(db).values(), default=0)
-        db.rollback()
-        profiles = progress.add_task("Profiles, traits and points", total=behind)
-        while handled := run_processors(max_batches=4):
-            progress.advance(profiles, handled)
-        program = load_demo_loyalty(db, retailer=retailer)
-        expired = loyalty.expire_lots(db)
-        review_due_tiers(db)
-        from rapport.demo.feedback import load_demo_feedback
-
-        experience = load_demo_feedback(db, retailer=retailer, seed=seed)
+    with progress_bars() as progress:
+        data = load_demo_data(customers=customers, seed=seed, end=end, progress=_DemoBars(progress))
     console.print(
-        f"Demo retailer (seed {seed}, {start} to {last}): {summary.stores} stores, "
-        f"{summary.products} products, {summary.customers} new customers, {ingested} new events, "
-        f"{placed} new orders; loyalty: {program.paying_members} new paying members, "
-        f"{expired.points:,} points expired; experience: {experience.answers} survey answers, "
-        f"{experience.reviews} reviews, {experience.held_reviews} held for moderation."
+        f"Demo retailer (seed {seed}, {data.start} to {data.end}): {data.records.stores} stores, "
+        f"{data.records.products} products, {data.records.customers} new customers, "
+        f"{data.events} new events, {data.orders} new orders; loyalty: "
+        f"{data.loyalty.paying_members} new paying members, {data.expired_points:,} points "
+        f"expired; experience: {data.feedback.answers} survey answers, "
+        f"{data.feedback.reviews} reviews, {data.feedback.held_reviews} held for moderation."
     )
-    from rapport.recommend import service as recommend
-
-    with console.status("Training recommendations"), open_session() as db:
-        model = recommend.train_model(db, data_dir=get_settings().data_dir, trained_by="demo")
+    with console.status("Training recommendations"):
+        model = train_demo_recommendations()
     console.print(
         f"Recommendations: model {model.version} trained on {model.purchases:,} purchase lines "
         f"in {model.train_seconds:.1f} s."
@@ -403,7 +386,7 @@ def import_products(
 ) -> None:
     """Load a catalogue CSV (sku, name, category_path, price, currency, and optionally brand,
     cost, country_of_origin, season; other columns become attributes) by SKU."""
-    from rapport.catalog.importer import import_products_file
+    from rapport.catalog.service import import_products_file
 
     with progress_bars() as progress, open_session() as db:
         task = progress.add_task("Products", total=None)

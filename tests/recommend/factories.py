@@ -13,7 +13,7 @@ from rapport.catalog.schemas import ProductUpsert, StoreUpsert
 from rapport.customers import service as customers
 from rapport.customers.schemas import CustomerIn
 from rapport.orders import service as orders
-from rapport.recommend.bundle import Bundle, ProductFacts, Purchase, build
+from rapport.recommend.trained_model import Bundle, ProductFacts, Purchase, build
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

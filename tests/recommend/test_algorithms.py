@@ -15,7 +15,7 @@ from rapport.recommend.algorithms import (
     Popularity,
 )
 from rapport.recommend.base import Recommender, top_items
-from rapport.recommend.data import Interactions, repeat_rate
+from rapport.recommend.interactions import Interactions, repeat_rate
 
 from .factories import NOW, purchases
 

@@ -8,8 +8,8 @@ from typing import Any, Self
 import numpy as np
 
 from rapport.recommend.base import Recommender, State
-from rapport.recommend.data import FloatArray, IntArray, Interactions
 from rapport.recommend.evaluation import Purchases, evaluate, split
+from rapport.recommend.interactions import FloatArray, IntArray, Interactions
 
 
 class FixedOrder(Recommender):

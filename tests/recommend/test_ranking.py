@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rapport.recommend.bundle import Bundle, build
 from rapport.recommend.ranking import DIVERSITY, Context, Rule, _diverse, rank
+from rapport.recommend.trained_model import Bundle, build
 
 from .factories import NOW, PRODUCTS, purchases, shop_bundle
 

@@ -14,10 +14,10 @@ from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.platform import clock
 from rapport.recommend import service
-from rapport.recommend.bundle import Bundle, ProductFacts, Purchase, build
 from rapport.recommend.models import MerchRuleChange
 from rapport.recommend.ranking import Context, rank
 from rapport.recommend.schemas import RuleIn
+from rapport.recommend.trained_model import Bundle, ProductFacts, Purchase, build
 
 from .factories import NOW, PRODUCTS, purchases, seed_shop
 

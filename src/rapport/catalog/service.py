@@ -24,6 +24,7 @@ from rapport.platform.privacy import PrivacySubject
 
 __all__ = [
     "CATEGORY_SEPARATOR",
+    "PRIVACY_TABLES",
     "SKU_PATTERN",
     "Availability",
     "CategoryWarning",

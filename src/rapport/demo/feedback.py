@@ -15,7 +15,7 @@ from rapport.demo.generator import DemoRetailer
 from rapport.demo.loader import batched
 from rapport.demo.records import SurveyAnswerRecord
 from rapport.feedback import service as feedback
-from rapport.feedback.schemas import ResponseIn, ReviewIn, SurveyIn, TargetIn, TicketIn
+from rapport.feedback.service import ResponseIn, ReviewIn, SurveyIn, TargetIn, TicketIn
 from rapport.platform import clock
 
 DEMO_SURVEYS = (

@@ -10,12 +10,12 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
-from rapport.catalog.schemas import ProductUpsert, StoreUpsert
+from rapport.catalog.service import ProductUpsert, StoreUpsert
 from rapport.customers import service as customers
 from rapport.customers.service import ImportedCustomer
 from rapport.demo.generator import DemoRetailer
@@ -28,14 +28,16 @@ from rapport.demo.records import (
 )
 from rapport.events import service as events
 from rapport.events.service import NewEvent
-from rapport.loyalty import membership, rewards
+from rapport.loyalty import membership
 from rapport.loyalty import pricing as loyalty_pricing
+from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.orders import service as orders
 from rapport.orders.service import ImportedLine, ImportedOrder, ImportedReturn
 
 T = TypeVar("T")
 BATCH_SIZE = 2_000
-Progress = Callable[[str, int], None]  # (step, how many more were loaded)
+LoadStep = Literal["stores", "products", "customers", "activity", "orders"]
+Progress = Callable[[LoadStep, int], None]  # (step, how many more were loaded)
 
 
 @dataclass(frozen=True)
@@ -332,7 +334,7 @@ def load_demo_loyalty(db: Session, *, retailer: DemoRetailer) -> LoyaltySummary:
         ("big-20", "20 euros off 100 or more", 1800, "amount", 2000),
     ]
     for reward_id, name, cost, kind, value in demo_rewards:
-        rewards.save_reward(
+        reward_catalogue.save_reward(
             db,
             reward_id=reward_id,
             name=name,

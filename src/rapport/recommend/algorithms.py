@@ -9,7 +9,7 @@ import numpy as np
 from scipy import sparse
 
 from rapport.recommend.base import Recommender, State
-from rapport.recommend.data import (
+from rapport.recommend.interactions import (
     FloatArray,
     IntArray,
     Interactions,

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import numpy.typing as npt
 
-from rapport.recommend.data import FloatArray, IntArray, Interactions
+from rapport.recommend.interactions import FloatArray, IntArray, Interactions
 
 State = dict[str, npt.NDArray[Any]]
 

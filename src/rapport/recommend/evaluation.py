@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rapport.recommend.base import Recommender
-from rapport.recommend.data import IntArray, Interactions
+from rapport.recommend.interactions import IntArray, Interactions
 
 CUTOFFS = (10, 20)
 _CHUNK = 1024

@@ -20,8 +20,8 @@ import numpy.typing as npt
 
 from rapport.catalog.service import in_category
 from rapport.platform import budget
-from rapport.recommend.bundle import CHANNELS, Bundle, daypart, top_category
-from rapport.recommend.data import FloatArray, dense_row, row_entries
+from rapport.recommend.interactions import FloatArray, dense_row, row_entries
+from rapport.recommend.trained_model import CHANNELS, Bundle, daypart, top_category
 
 # Items bought by fewer than this share of returning buyers are "bought once" (a sofa).
 REPEAT_ITEM = 0.25

@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
-from rapport.loyalty.program import member_tier, tier_policy, tiers_by_customer
+from rapport.loyalty.program.versions import tier_policy
+from rapport.loyalty.tiers.standing import member_tier, tiers_by_customer
 from rapport.orders import service as orders
 from rapport.platform import clock, jobs
 from rapport.platform.db import read_only
@@ -35,12 +36,50 @@ from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.models import Job
 from rapport.platform.privacy import PrivacySubject
 from rapport.recommend.algorithms import Blend, PersonalFrequency, Popularity
-from rapport.recommend.bundle import Bundle, ProductFacts, Purchase, build
-from rapport.recommend.data import day_number
 from rapport.recommend.evaluation import Purchases, evaluate, split
+from rapport.recommend.interactions import day_number
 from rapport.recommend.models import MerchRule, MerchRuleChange, ModelVersion
 from rapport.recommend.ranking import Context, Ranked, Rule, rank
 from rapport.recommend.schemas import RuleIn
+from rapport.recommend.trained_model import Bundle, ProductFacts, Purchase, build
+
+__all__ = [
+    "CHECK_EVERY_S",
+    "DEFAULT_BLEND",
+    "HOLDOUT_DAYS",
+    "POINTER",
+    "PRIVACY_TABLES",
+    "RECENT_PURCHASE_DAYS",
+    "RULES_CACHE_S",
+    "TRAIN_JOB",
+    "Answer",
+    "BeforeCommit",
+    "MerchRule",
+    "MerchRuleChange",
+    "ModelHolder",
+    "ModelVersion",
+    "Request",
+    "RuleIn",
+    "active_version",
+    "create_rule",
+    "delete_rule",
+    "erase_customer_data",
+    "export_customer_data",
+    "get_rule",
+    "holder",
+    "holdout_metrics",
+    "list_rules",
+    "list_versions",
+    "make_current",
+    "models_directory",
+    "queue_training",
+    "recommend",
+    "recommend_now",
+    "rule_changes",
+    "train_model",
+    "update_rule",
+    "warm",
+]
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from scipy import sparse
 
 from rapport.recommend.algorithms import Blend, keep_top_per_row
-from rapport.recommend.data import FloatArray, IntArray, Interactions, day_number
+from rapport.recommend.interactions import FloatArray, IntArray, Interactions, day_number
 
 FORMAT = 1
 NEIGHBOURS = 30

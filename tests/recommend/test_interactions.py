@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
-from rapport.recommend.data import row_entries, weighted_rows
+from rapport.recommend.interactions import row_entries, weighted_rows
 
 
 @st.composite
