@@ -19,11 +19,15 @@ from rapport.feedback.personal_data import (
     export_customer_data,
 )
 from rapport.feedback.reviews.history import ImportedReview, import_reviews
-from rapport.feedback.reviews.moderation import get_review, moderate_review, moderation_queue
+from rapport.feedback.reviews.moderation import (
+    count_reviews,
+    get_review,
+    moderate_review,
+    moderation_queue,
+)
 from rapport.feedback.reviews.ratings import (
     PRIOR_WEIGHT,
     RatingSummary,
-    count_reviews,
     product_reviews,
     rating_summaries,
     rating_summary,

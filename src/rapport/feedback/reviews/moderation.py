@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from rapport.events.service import log_event
@@ -66,3 +66,9 @@ def moderation_queue(db: Session, *, limit: int = 100) -> list[Review]:
             .limit(limit)
         )
     )
+
+
+def count_reviews(db: Session) -> dict[str, int]:
+    """How many reviews are published, flagged and rejected."""
+    rows = db.execute(select(Review.status, func.count()).group_by(Review.status)).all()
+    return {str(status): int(count) for status, count in rows}

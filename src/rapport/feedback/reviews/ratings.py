@@ -80,8 +80,3 @@ def rating_summaries(db: Session, *, skus: Iterable[str]) -> dict[str, RatingSum
 
 def rating_summary(db: Session, *, sku: str) -> RatingSummary:
     return rating_summaries(db, skus=[sku])[sku]
-
-
-def count_reviews(db: Session) -> dict[str, int]:
-    rows = db.execute(select(Review.status, func.count()).group_by(Review.status)).all()
-    return {str(status): int(count) for status, count in rows}
