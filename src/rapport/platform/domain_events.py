@@ -23,7 +23,8 @@ class DomainEvent(BaseModel):
     """One event type a domain appends. Subclasses set ``event_type`` (the log's ``type``) and
     ``domain`` (the package that appends it), and declare the properties as fields."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Attribute docstrings describe each property in the API reference.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     event_type: ClassVar[str]
     domain: ClassVar[str]
