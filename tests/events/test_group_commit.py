@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from rapport.events import service as events
 from rapport.events.models import Event
 from rapport.events.service import NewEvent
-from rapport.platform.db import open_session
+from rapport.platform.db import open_session, writer_turn
 
 WHEN = datetime.now(UTC) - timedelta(minutes=1)
 
@@ -113,7 +113,7 @@ def test_an_event_waits_for_nobody_in_place(committed_url) -> None:
     release = threading.Event()
 
     def hold_turn() -> None:  # another thread of this process in the middle of a write
-        with open_session(committed_url) as other, events.writer_turn(other):
+        with open_session(committed_url) as other, writer_turn(other):
             held.set()
             release.wait(10)
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from rapport.customers.events import ConsentChanged
 from rapport.customers.models import (
     CONSENT_PURPOSES,
     Consent,
@@ -206,10 +207,9 @@ def set_consent(
     )
     events.append_event(
         db,
-        type="consent_changed",
+        ConsentChanged(purpose=purpose, granted=granted, source=source),
         channel=channel,
         customer_id=customer.customer_id,
-        properties={"purpose": purpose, "granted": granted, "source": source},
     )
     db.commit()
     return consent

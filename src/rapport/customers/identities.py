@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from rapport.customers.events import CustomerIdentified
 from rapport.customers.merges import merge_profiles
 from rapport.customers.models import (
     IDENTITY_KINDS,
@@ -244,10 +245,9 @@ def identify_customer(
             customer = resolve_identities(db, identities=identities, profile=profile, source=source)
             events.append_event(
                 db,
-                type="identified",
+                CustomerIdentified(kinds=sorted(identities)),
                 channel=channel,
                 customer_id=customer.customer_id,
-                properties={"kinds": sorted(identities)},
             )
             db.commit()
             return customer

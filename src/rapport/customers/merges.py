@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from rapport.customers.events import CustomersMerged
 from rapport.customers.models import (
     Consent,
     ConsentChange,
@@ -138,10 +139,9 @@ def merge_profiles(
     db.add(merge)
     events.append_event(
         db,
-        type="customers_merged",
+        CustomersMerged(merged_customer_id=source_id, reason=reason),
         channel="web",
         customer_id=target_id,
-        properties={"merged_customer_id": source_id, "reason": reason},
     )
     db.flush()
     return merge

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
+from rapport.customers.events import PreferenceShared
 from rapport.customers.models import (
     Preference,
 )
@@ -35,10 +36,9 @@ def set_preferences(
         stored.append(preference)
         events.append_event(
             db,
-            type="preference_shared",
+            PreferenceShared(field=name, first_time=first_time, source=source),
             channel=channel,
             customer_id=customer.customer_id,
-            properties={"field": name, "first_time": first_time, "source": source},
         )
     db.commit()
     return stored

@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rapport.customers.consent import record_consent
+from rapport.customers.events import CustomerCreated
 from rapport.customers.identities import (
     attach_identity,
     identity_owners,
@@ -64,10 +65,9 @@ def create_customer(db: Session, *, customer: CustomerIn, channel: str = "web") 
         )
     events.append_event(
         db,
-        type="customer_created",
+        CustomerCreated(consents=dict(customer.consents)),
         channel=channel,
         customer_id=record.customer_id,
-        properties={"consents": dict(customer.consents)},
     )
     try:
         db.commit()

@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails
 
 from rapport.events.dead_letters import Rejection
 from rapport.events.schemas import MAX_BATCH_EVENTS, EventBatchIn, EventIn
-from rapport.events.service import NewEvent, Outcome, Refusal
+from rapport.events.tracking_store import NewEvent, Outcome, Refusal
 from rapport.platform.errors import InvalidInput, MalformedBody, field_error
 
 # Where in an event a problem is (relative to the event), what is wrong, and its code.

@@ -1,6 +1,7 @@
 """Reading and maintaining the event log on behalf of processors and privacy requests.
 
-(Ingestion lives in ``service.py`` and ``ingest.py``.)"""
+(Ingestion lives in ``ingest.py`` and ``tracking_store.py``; commands append through
+``appending.py``.)"""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from rapport.events.models import Event
+from rapport.events.suppression import suppress_identities
 from rapport.platform.identity import identity_digest
 
 # Keys (compared lower-cased, without '_', '-', '.' or spaces) whose values are personal data
@@ -156,6 +158,14 @@ class Scrubber:
         event.anonymous_id = None
 
 
+def get_event(db: Session, *, event_id: str) -> Event | None:
+    return db.scalar(select(Event).where(Event.event_id == event_id))
+
+
+def count_events(db: Session) -> int:
+    return db.scalar(select(func.count()).select_from(Event)) or 0
+
+
 def events_after(db: Session, *, position: int, limit: int) -> list[Event]:
     """The next ``limit`` events of the log after ``position``, in log order."""
     return list(
@@ -252,8 +262,6 @@ def pseudonymise_customer_events(
         event.customer_id = customer_id
         changed += 1
     if learned:
-        from rapport.events.service import suppress_identities  # it imports this module
-
         suppress_identities(
             db, digests=[identity_digest("anonymous_id", value) for value in learned]
         )

@@ -36,7 +36,7 @@ from rapport.events.ingest import (
     pydantic_errors,
 )
 from rapport.events.schemas import CHANNELS, EVENT_TYPE_PATTERN
-from rapport.events.service import NewEvent
+from rapport.events.tracking_store import NewEvent
 
 Kind = Literal["track", "identify", "page", "screen", "alias", "group"]
 KINDS: frozenset[str] = frozenset(("track", "identify", "page", "screen", "alias", "group"))

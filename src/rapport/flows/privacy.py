@@ -1,7 +1,7 @@
 """Privacy rights across every domain: export and erasure as one workflow.
 
 Every domain listed in :data:`rapport.domains.DOMAINS` joins it through its
-``service`` module, which must define:
+``service`` module (its face, imported here by name), which must define:
 
 - ``export_customer_data(db, *, subject) -> dict``: the domain's sections of the export;
 - ``erase_customer_data(db, *, subject) -> None``: erase or pseudonymise the person's data in
@@ -15,26 +15,33 @@ a column naming a customer is covered by its domain's ``PRIVACY_TABLES``.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from rapport.catalog import service as catalog
+from rapport.customers import events as customers_events
 from rapport.customers import service as customers
 from rapport.customers.service import PrivacyRequest
 from rapport.domains import DOMAINS
 from rapport.events import service as events
+from rapport.feedback import service as feedback
+from rapport.loyalty import service as loyalty
+from rapport.orders import service as orders
 from rapport.platform import clock
+from rapport.platform import service as platform
 from rapport.platform.db import BUSY_TIMEOUT_MS
 from rapport.platform.identity import identity_digest
 from rapport.platform.privacy import PrivacySubject
+from rapport.recommend import service as recommend
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,20 @@ ERASE_ATTEMPTS = 5
 # SQLSTATEs of failures that say "run the transaction again": serialization_failure and
 # deadlock_detected.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+# Each domain's face, by the name DOMAINS lists it under: a domain listed there and missing
+# here has no handlers, and the workflow refuses to run.
+_FACES: dict[str, ModuleType] = {
+    "platform": platform,
+    "events": events,
+    "customers": customers,
+    "catalog": catalog,
+    "orders": orders,
+    "loyalty": loyalty,
+    "recommend": recommend,
+    "feedback": feedback,
+}
 
 
 @dataclass(frozen=True)
@@ -62,12 +83,7 @@ def privacy_handlers() -> list[PrivacyHandlers]:
     one lacks them."""
     found = []
     for domain in DOMAINS:
-        try:
-            service = importlib.import_module(f"rapport.{domain}.service")
-        except ModuleNotFoundError as error:
-            if error.name != f"rapport.{domain}.service":
-                raise
-            service = None
+        service = _FACES.get(domain)
         export = getattr(service, "export_customer_data", None)
         erase = getattr(service, "erase_customer_data", None)
         tables = getattr(service, "PRIVACY_TABLES", None)
@@ -166,7 +182,7 @@ def _erase_subject(
         reason=reason,
     )
     events.append_event(
-        db, type="customer_erased", channel="web", customer_id=subject.customer_id, properties={}
+        db, customers_events.CustomerErased(), channel="web", customer_id=subject.customer_id
     )
     db.flush()
     return request

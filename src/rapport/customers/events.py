@@ -1,0 +1,71 @@
+"""The events the customers domain appends to the log: one class per event type.
+
+Other domains read these shapes, never the domain's private code. Tracking events sent by
+clients may use some of the same types (an ``identified`` call from a website carries the
+visitor's traits); these classes are the shapes Rapport's own commands append.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rapport.platform.domain_events import DomainEvent
+
+
+class CustomerCreated(DomainEvent):
+    """A customer registered (signup through the API or an admin), with the consent choices
+    they made then (purpose -> granted)."""
+
+    event_type: ClassVar[str] = "customer_created"
+    domain: ClassVar[str] = "customers"
+    consents: dict[str, bool]
+
+
+class CustomerIdentified(DomainEvent):
+    """Identity resolution found or created the customer that the given identity kinds
+    (``email``, ``phone``, ``external_id``, ...) name."""
+
+    event_type: ClassVar[str] = "identified"
+    domain: ClassVar[str] = "customers"
+    kinds: list[str]
+
+
+class CustomersMerged(DomainEvent):
+    """Another profile of the same person was merged into this customer (the event's
+    customer): its identities, consents, preferences, traits and events moved here."""
+
+    event_type: ClassVar[str] = "customers_merged"
+    domain: ClassVar[str] = "customers"
+    merged_customer_id: str
+    reason: str
+
+
+class ConsentChanged(DomainEvent):
+    """The customer granted or withdrew consent for one purpose (``source``: where the choice
+    was made)."""
+
+    event_type: ClassVar[str] = "consent_changed"
+    domain: ClassVar[str] = "customers"
+    purpose: str
+    granted: bool
+    source: str
+
+
+class PreferenceShared(DomainEvent):
+    """The customer told something about themselves (one preference field);
+    ``first_time`` says whether they had never shared that field before (the loyalty engine
+    rewards it once per field)."""
+
+    event_type: ClassVar[str] = "preference_shared"
+    domain: ClassVar[str] = "customers"
+    field: str
+    first_time: bool
+    source: str
+
+
+class CustomerErased(DomainEvent):
+    """The customer was erased in every domain (right to erasure); it carries no personal
+    data."""
+
+    event_type: ClassVar[str] = "customer_erased"
+    domain: ClassVar[str] = "customers"
