@@ -25,7 +25,7 @@ from rapport.customers import service as customers
 from rapport.events.models import Event
 from rapport.orders import service as orders
 from rapport.orders.cli import import_transactions_command
-from rapport.orders.importer import (
+from rapport.orders.importing import (
     PRESETS,
     SKIP_ADJUSTMENT,
     SKIP_FREE_GUEST,

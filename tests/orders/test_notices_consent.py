@@ -52,5 +52,5 @@ def test_a_notice_queued_before_an_erasure_is_dropped_not_sent(db) -> None:
     # when the customer is erased before the sending job runs
     privacy.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
     # then the job sends nothing and the notice is gone
-    assert orders.send_notice(db, notice_id=notice.id) is False
+    assert orders.mark_notice_sent(db, notice_id=notice.id) is False
     assert orders.notices_for(db, order_id="O-QUEUED") == []

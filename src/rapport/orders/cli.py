@@ -13,7 +13,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from rapport.orders.importer import (
+from rapport.orders.importing import (
     PRESETS,
     ImportSummary,
     MalformedFile,

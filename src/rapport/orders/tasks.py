@@ -18,9 +18,11 @@ def flag_late_deliveries(db: Session, payload: dict[str, Any]) -> None:
     service.flag_late_deliveries(db)
 
 
+# The job's kind keeps its first name so notices queued before an upgrade still run.
 @jobs.job("orders.send_notice")
-def send_notice(db: Session, payload: dict[str, Any]) -> None:
-    service.send_notice(db, notice_id=int(payload["notice_id"]))
+def mark_notice_sent(db: Session, payload: dict[str, Any]) -> None:
+    """Mark a late-delivery notice sent (no channel delivers it yet)."""
+    service.mark_notice_sent(db, notice_id=int(payload["notice_id"]))
 
 
 @jobs.job("orders.train_return_risk")

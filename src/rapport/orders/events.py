@@ -1,0 +1,160 @@
+"""The events the orders domain appends to the log: one class per event type.
+
+These are the only order shapes other domains read (customer traits, loyalty earning and its
+return reversal, survey triggers). Orders placed through the API and orders loaded from history
+(imports, the demo) append the same :class:`OrderPlaced`; a value the history does not record
+(a discount, points paid) is stored as ``0``, never left out.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from rapport.platform.domain_events import DomainEvent
+
+
+class PlacedLine(BaseModel):
+    """One line of a placed order as logged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    line_no: int
+    sku: str
+    category: str | None
+    quantity: int
+    unit_price_minor: int
+    discount_minor: int = 0
+
+
+class OrderPlaced(DomainEvent):
+    """An order from any channel, with its lines and their categories: profile traits count it,
+    loyalty earns points on what was paid in money (total less discounts and points paid)."""
+
+    event_type: ClassVar[str] = "order_placed"
+    domain: ClassVar[str] = "orders"
+
+    order_id: str
+    total_minor: int
+    discount_minor: int = 0
+    shipping_minor: int = 0
+    points_payment_minor: int = 0
+    currency: str
+    store_id: str | None
+    fulfilment: str
+    lines: list[PlacedLine]
+
+
+class OrderCollected(DomainEvent):
+    """A pick-up-in-store order handed over at the till (the pick-up code matched)."""
+
+    event_type: ClassVar[str] = "order_collected"
+    domain: ClassVar[str] = "orders"
+
+    order_id: str
+    store_id: str
+
+
+class DeliveryStatusChanged(DomainEvent):
+    """Shared shape of a carrier or warehouse update for a shipped order (not appended itself:
+    each status has its own event type below)."""
+
+    order_id: str
+    carrier: str | None
+    # As logged since the first release: the promised date as text (``str(date)``).
+    promised_delivery: str
+    note: str | None
+
+
+class OrderPacked(DeliveryStatusChanged):
+    """A shipped order was packed at the warehouse."""
+
+    event_type: ClassVar[str] = "order_packed"
+    domain: ClassVar[str] = "orders"
+
+
+class OrderShipped(DeliveryStatusChanged):
+    """A shipped order left with its carrier."""
+
+    event_type: ClassVar[str] = "order_shipped"
+    domain: ClassVar[str] = "orders"
+
+
+class OrderOutForDelivery(DeliveryStatusChanged):
+    """The carrier is out delivering the order today."""
+
+    event_type: ClassVar[str] = "order_out_for_delivery"
+    domain: ClassVar[str] = "orders"
+
+
+class OrderDelivered(DeliveryStatusChanged):
+    """The order reached the customer (after-delivery surveys react to it)."""
+
+    event_type: ClassVar[str] = "order_delivered"
+    domain: ClassVar[str] = "orders"
+
+
+class DeliveryDelayed(DeliveryStatusChanged):
+    """The carrier reported a delay."""
+
+    event_type: ClassVar[str] = "delivery_delayed"
+    domain: ClassVar[str] = "orders"
+
+
+class DeliveryFailed(DeliveryStatusChanged):
+    """The carrier could not deliver the order."""
+
+    event_type: ClassVar[str] = "delivery_failed"
+    domain: ClassVar[str] = "orders"
+
+
+DELIVERY_STATUS_EVENTS: dict[str, type[DeliveryStatusChanged]] = {
+    "packed": OrderPacked,
+    "shipped": OrderShipped,
+    "out_for_delivery": OrderOutForDelivery,
+    "delivered": OrderDelivered,
+    "delayed": DeliveryDelayed,
+    "failed": DeliveryFailed,
+}
+
+
+class DeliveryLate(DomainEvent):
+    """A shipped order missed (or will miss) its promised date, logged once per order: the
+    loyalty apology rule reacts to it."""
+
+    event_type: ClassVar[str] = "delivery_late"
+    domain: ClassVar[str] = "orders"
+
+    order_id: str
+    # As logged since the first release: the promised date as text (``str(date)``).
+    promised_delivery: str
+    reason: str
+
+
+class ReturnedLine(BaseModel):
+    """Units of one order line brought back. ``line_no`` is ``None`` for a returned SKU that an
+    imported order's lines do not hold; ``refund_minor`` and ``restocked_to`` are known for
+    returns recorded through Rapport, ``None`` for returns loaded from history."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: str
+    line_no: int | None
+    quantity: int
+    reason: str
+    refund_minor: int | None = None
+    restocked_to: str | None = None
+
+
+class OrderReturned(DomainEvent):
+    """Units brought back with the refund owed: traits take the refund off spend, loyalty takes
+    back the points the returned lines earned."""
+
+    event_type: ClassVar[str] = "order_returned"
+    domain: ClassVar[str] = "orders"
+
+    order_id: str
+    return_id: str
+    refund_minor: int
+    lines: list[ReturnedLine]

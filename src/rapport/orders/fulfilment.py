@@ -1,0 +1,87 @@
+"""Fulfilment after the order: collection of pick-up-in-store orders at the till, and the
+delivery statuses carriers and warehouses send for shipped orders."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from rapport.catalog import service as catalog
+from rapport.events.service import append_event
+from rapport.orders import events as order_events
+from rapport.orders.models import (
+    Order,
+)
+from rapport.orders.records import get_lines, record_status, require_order
+from rapport.platform import clock
+from rapport.platform.errors import Conflict, InvalidInput
+
+_DELIVERY_FLOW = {
+    "packed": {"placed"},
+    "shipped": {"placed", "packed", "delayed"},
+    "out_for_delivery": {"shipped", "delayed"},
+    "delayed": {"placed", "packed", "shipped", "out_for_delivery"},
+    "delivered": {"shipped", "out_for_delivery", "delayed"},
+    "failed": {"shipped", "out_for_delivery", "delayed"},
+}
+
+
+def confirm_pickup(db: Session, *, order_id: str, pickup_code: str, store_id: str) -> Order:
+    """The till scanned the pick-up code: the reserved units leave with the customer."""
+    order = require_order(db, order_id)
+    if order.fulfilment != "pickup_in_store":
+        raise InvalidInput("This order is not for pick-up in store", field="order_id")
+    if order.store_id != store_id:
+        raise InvalidInput(f"This order is to be collected at {order.store_id}", field="store_id")
+    if order.pickup_code is None or not secrets.compare_digest(
+        order.pickup_code, pickup_code.strip().upper()
+    ):
+        raise InvalidInput("The pick-up code does not match this order", field="pickup_code")
+    if order.status != "ready_for_pickup":
+        raise Conflict(f"The order is {order.status}, not ready for pick-up", field="order_id")
+    now = clock.now()
+    for line in get_lines(db, order_id=order_id):
+        catalog.collect_reserved(db, sku=line.sku, store_id=store_id, quantity=line.quantity)
+    order.delivered_at = now
+    record_status(db, order, "collected", now)
+    append_event(
+        db,
+        order_events.OrderCollected(order_id=order_id, store_id=store_id),
+        channel="store",
+        customer_id=order.customer_id,
+    )
+    db.commit()
+    return order
+
+
+def update_delivery_status(
+    db: Session, *, order_id: str, status: str, at: datetime | None = None, note: str | None = None
+) -> Order:
+    """A carrier or warehouse update for a shipped order."""
+    order = require_order(db, order_id)
+    if order.fulfilment != "ship":
+        raise InvalidInput("Only shipped orders have delivery statuses", field="order_id")
+    if order.status == status:
+        return order  # the same update twice changes nothing
+    if order.status not in _DELIVERY_FLOW[status]:
+        raise Conflict(f"An order that is {order.status} cannot become {status}", field="status")
+    when = at or clock.now()
+    if status == "delivered":
+        order.delivered_at = when
+    record_status(db, order, status, when, note)
+    append_event(
+        db,
+        order_events.DELIVERY_STATUS_EVENTS[status](
+            order_id=order_id,
+            carrier=order.carrier,
+            promised_delivery=str(order.promised_delivery),
+            note=note,
+        ),
+        channel=order.channel,
+        customer_id=order.customer_id,
+        occurred_at=when,
+    )
+    db.commit()
+    return order

@@ -1,0 +1,210 @@
+"""Placing an order from any channel: totals recomputed and checked, stock reserved for
+pick-up or taken for a sale, a delivery promise for shipped orders, ``order_placed`` logged."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from rapport.catalog import service as catalog
+from rapport.customers import service as customers
+from rapport.events.service import append_event
+from rapport.orders import events as order_events
+from rapport.orders.models import (
+    Order,
+    OrderLine,
+    OrderPayment,
+)
+from rapport.orders.records import record_status
+from rapport.orders.schemas import OrderIn
+from rapport.platform import clock
+from rapport.platform.errors import Conflict, InvalidInput
+from rapport.platform.ids import new_id
+
+DEFAULT_PROMISE_DAYS = 3
+PICKUP_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread at the till
+BeforeCommit = Callable[[Session, Order], None]
+
+
+def _pickup_code() -> str:
+    return "".join(secrets.choice(PICKUP_CODE_ALPHABET) for _ in range(8))
+
+
+def _resolve_customer(db: Session, customer_id: str | None) -> str | None:
+    if customer_id is None:
+        return None
+    known = customers.get_customer(db, customer_id=customer_id)
+    if known is None:
+        known = customers.find_customer(db, kind="external_id", value=customer_id)
+    if known is None and customers.erased_kinds(db, {"external_id": customer_id}):
+        raise InvalidInput(f"Customer {customer_id!r} was erased", field="customer_id")
+    if known is None:
+        known = customers.resolve_identities(
+            db, identities={"external_id": customer_id}, source="order"
+        )
+    if known.status != "active":
+        raise InvalidInput(f"Customer {customer_id!r} was erased", field="customer_id")
+    return known.customer_id
+
+
+def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | None = None) -> Order:
+    """Record an order from any channel: totals recomputed and checked, stock reserved for
+    pick-up, a delivery promise for shipped orders, and ``order_placed`` logged."""
+    order_id = order.order_id or new_id("ord")
+    if db.get(Order, order_id) is not None:
+        raise Conflict(f"Order {order_id!r} already exists", field="order_id")
+    products = catalog.get_products(db, skus=[line.sku for line in order.lines])
+    for index, line in enumerate(order.lines):
+        if line.sku not in products:
+            raise InvalidInput(f"Unknown SKU {line.sku!r}", field=f"lines.{index}.sku")
+        if line.discount_minor > line.quantity * line.unit_price_minor:
+            raise InvalidInput(
+                "A line discount cannot exceed the line amount",
+                field=f"lines.{index}.discount_minor",
+            )
+    line_totals = [
+        line.quantity * line.unit_price_minor - line.discount_minor for line in order.lines
+    ]
+    subtotal = sum(line_totals)
+    total = subtotal - order.discount_minor + order.shipping_minor
+    if order.subtotal_minor != subtotal:
+        raise InvalidInput(
+            f"subtotal_minor is {order.subtotal_minor} but the lines add up to {subtotal}",
+            field="subtotal_minor",
+            expected=subtotal,
+        )
+    if total < 0:
+        raise InvalidInput("The order discount exceeds the subtotal", field="discount_minor")
+    if order.total_minor != total:
+        raise InvalidInput(
+            f"total_minor is {order.total_minor} but subtotal - discount + shipping is {total}",
+            field="total_minor",
+            expected=total,
+        )
+    if order.payments and sum(p.amount_minor for p in order.payments) != total:
+        raise InvalidInput("The payments do not add up to total_minor", field="payments")
+    if order.fulfilment in ("pickup_in_store", "in_store"):
+        if not order.store_id:
+            raise InvalidInput(f"A {order.fulfilment} order needs a store_id", field="store_id")
+        if catalog.get_store(db, store_id=order.store_id) is None:
+            raise InvalidInput(f"Unknown store {order.store_id!r}", field="store_id")
+    now = clock.now()
+    placed_at = order.placed_at or now
+    record = Order(
+        order_id=order_id,
+        customer_id=_resolve_customer(db, order.customer_id),
+        channel=order.channel,
+        fulfilment=order.fulfilment,
+        store_id=order.store_id if order.fulfilment != "ship" else (order.store_id or "web"),
+        status="placed",
+        currency=order.currency,
+        subtotal_minor=subtotal,
+        discount_minor=order.discount_minor,
+        shipping_minor=order.shipping_minor,
+        total_minor=total,
+        placed_at=placed_at,
+        source="api",
+        created_at=now,
+        updated_at=now,
+    )
+    if order.fulfilment == "ship":
+        record.promised_delivery = order.promised_delivery or (
+            placed_at.date() + timedelta(days=DEFAULT_PROMISE_DAYS)
+        )
+        record.carrier = order.carrier
+    db.add(record)
+    db.flush()
+    lines = [
+        OrderLine(
+            order_id=order_id,
+            line_no=index + 1,
+            sku=line.sku,
+            category=products[line.sku].category_path,
+            quantity=line.quantity,
+            unit_price_minor=line.unit_price_minor,
+            discount_minor=line.discount_minor,
+            total_minor=line_totals[index],
+        )
+        for index, line in enumerate(order.lines)
+    ]
+    db.add_all(lines)
+    db.add_all(
+        OrderPayment(order_id=order_id, method=p.method, amount_minor=p.amount_minor)
+        for p in order.payments
+    )
+    record_status(db, record, "placed", placed_at)
+    if order.fulfilment == "pickup_in_store":
+        assert order.store_id is not None
+        for index, line in enumerate(order.lines):
+            if not catalog.reserve_stock(
+                db, sku=line.sku, store_id=order.store_id, quantity=line.quantity
+            ):
+                db.rollback()
+                raise Conflict(
+                    f"{order.store_id} cannot hold {line.quantity} x {line.sku} for pick-up: "
+                    "not enough stock",
+                    field=f"lines.{index}.quantity",
+                )
+        record.pickup_code = _pickup_code()
+        record_status(db, record, "ready_for_pickup", placed_at)
+    elif order.fulfilment == "in_store":
+        record.delivered_at = placed_at
+        record_status(db, record, "completed", placed_at)
+    if order.fulfilment in ("ship", "in_store"):
+        assert record.store_id is not None
+        _take_sold_units(db, location=record.store_id, order=order)
+    append_event(
+        db,
+        order_events.OrderPlaced(
+            order_id=order_id,
+            total_minor=total,
+            discount_minor=record.discount_minor,
+            shipping_minor=record.shipping_minor,
+            points_payment_minor=sum(
+                payment.amount_minor for payment in order.payments if payment.method == "points"
+            ),
+            currency=order.currency,
+            store_id=record.store_id,
+            fulfilment=order.fulfilment,
+            lines=[
+                order_events.PlacedLine(
+                    line_no=line.line_no,
+                    sku=line.sku,
+                    category=line.category,
+                    quantity=line.quantity,
+                    unit_price_minor=line.unit_price_minor,
+                    discount_minor=line.discount_minor,
+                )
+                for line in lines
+            ],
+        ),
+        channel=order.channel,
+        customer_id=record.customer_id,
+        occurred_at=placed_at,
+    )
+    db.flush()
+    if before_commit is not None:
+        before_commit(db, record)
+    db.commit()
+    return record
+
+
+def _take_sold_units(db: Session, *, location: str, order: OrderIn) -> None:
+    """A shipped order or a till sale takes its units from the selling location's stock in
+    the order's transaction (so a retry under the same Idempotency-Key, answered from the
+    stored reply, moves nothing). Pick-up orders reserve instead, and their units leave at
+    collection, so nothing is counted twice. A location that keeps no stock level for a SKU
+    is left alone; one that holds too few refuses the order (409 naming the line)."""
+    # SKU order: two orders taking the same SKUs lock their rows in one order (no deadlock).
+    for index, line in sorted(enumerate(order.lines), key=lambda pair: pair[1].sku):
+        taken = catalog.take_stock(db, sku=line.sku, store_id=location, quantity=line.quantity)
+        if taken is False:
+            db.rollback()
+            raise Conflict(
+                f"{location} has fewer than {line.quantity} x {line.sku} available: correct the "
+                "stock count (PUT /v1/stock) or sell from another location",
+                field=f"lines.{index}.quantity",
+            )

@@ -1,0 +1,183 @@
+"""Delivery promises: late deliveries flagged once (``delivery_late``) with a notice to the
+customer, the notices themselves, and the promise-kept report."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from rapport.customers import service as customers
+from rapport.events.service import append_event
+from rapport.orders import events as order_events
+from rapport.orders.models import (
+    CustomerNotice,
+    Order,
+)
+from rapport.platform import clock, jobs
+from rapport.platform.errors import InvalidInput
+
+
+def _late_reason(order: Order, today: date) -> str | None:
+    if order.promised_delivery is None or order.delivered_at is not None:
+        return None
+    if order.status == "failed":
+        return "delivery failed"
+    if order.promised_delivery < today:
+        return "promised date passed"
+    if order.status == "delayed":
+        return "carrier reported a delay"
+    if order.promised_delivery == today and order.status in ("placed", "packed"):
+        return "not shipped on the promised day"
+    return None
+
+
+def flag_late_deliveries(db: Session) -> list[str]:
+    """Find shipped orders that missed or will miss their promise; for each, once: log
+    ``delivery_late`` (the loyalty apology rule reacts to it) and queue a notice."""
+    now = clock.now()
+    today = now.date()
+    candidates = db.scalars(
+        select(Order).where(
+            Order.fulfilment == "ship",
+            Order.delivered_at.is_(None),
+            Order.late_notified_at.is_(None),
+            Order.promised_delivery <= today,
+        )
+    ).all()
+    candidates = [
+        *candidates,
+        *db.scalars(
+            select(Order).where(
+                Order.status == "delayed",
+                Order.late_notified_at.is_(None),
+                Order.promised_delivery > today,
+            )
+        ).all(),
+    ]
+    flagged = []
+    for order in candidates:
+        reason = _late_reason(order, today)
+        if reason is None:
+            continue
+        # Claim the order with a guarded update, so two workers cannot both notify.
+        claimed = db.execute(
+            update(Order)
+            .where(Order.order_id == order.order_id, Order.late_notified_at.is_(None))
+            .values(late_notified_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if not claimed.rowcount:  # type: ignore[attr-defined]
+            continue
+        append_event(
+            db,
+            order_events.DeliveryLate(
+                order_id=order.order_id,
+                promised_delivery=str(order.promised_delivery),
+                reason=reason,
+            ),
+            channel=order.channel,
+            customer_id=order.customer_id,
+        )
+        # An erased (or merged-into-erased) customer is told nothing; the event stays,
+        # pseudonymous, for the promise-keeping figures.
+        if order.customer_id is None or customers.may_contact(
+            db, customer_id=order.customer_id, purpose=customers.SERVICE
+        ):
+            notice = CustomerNotice(
+                order_id=order.order_id,
+                customer_id=order.customer_id,
+                kind="delivery_delay",
+                message=(
+                    f"We're sorry: your order {order.order_id} will not arrive by "
+                    f"{order.promised_delivery:%d %B} as promised ({reason}). We're on it."
+                ),
+                details={"reason": reason, "carrier": order.carrier},
+                created_at=now,
+            )
+            db.add(notice)
+            db.flush()
+            jobs.enqueue(db, kind="orders.send_notice", payload={"notice_id": notice.id})
+        flagged.append(order.order_id)
+    db.commit()
+    return flagged
+
+
+def mark_notice_sent(db: Session, *, notice_id: int) -> bool:
+    """Mark a queued notice as sent: no channel delivers it yet (the customer reads it with
+    their order; an email or push channel would plug in here). Safe to run twice. A notice
+    whose customer may no longer be contacted (erased since it was queued) is dropped, not
+    marked."""
+    notice = db.get(CustomerNotice, notice_id)
+    if notice is None or notice.sent_at is not None:
+        return False
+    if notice.customer_id is not None and not customers.may_contact(
+        db, customer_id=notice.customer_id, purpose=customers.SERVICE
+    ):
+        db.delete(notice)
+        db.commit()
+        return False
+    notice.sent_at = clock.now()
+    db.commit()
+    return True
+
+
+def notices_for(db: Session, *, order_id: str) -> list[CustomerNotice]:
+    return list(
+        db.scalars(
+            select(CustomerNotice)
+            .where(CustomerNotice.order_id == order_id)
+            .order_by(CustomerNotice.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class PromiseKept:
+    key: str
+    due: int
+    on_time: int
+
+    @property
+    def share(self) -> float:
+        return self.on_time / self.due if self.due else 0.0
+
+
+def promise_kept(db: Session, *, by: str, since: date | None = None) -> list[PromiseKept]:
+    """On-time share of shipped orders whose promised date has come, by channel, store or
+    carrier. Delivered after the promise, failed, or still out past the promise: not kept."""
+    column = {"channel": Order.channel, "store": Order.store_id, "carrier": Order.carrier}.get(by)
+    if column is None:
+        raise InvalidInput("Group by channel, store or carrier", field="by")
+    today = clock.now().date()
+    query = select(column, Order.promised_delivery, Order.delivered_at, Order.status).where(
+        Order.fulfilment == "ship", Order.promised_delivery <= today
+    )
+    if since is not None:
+        query = query.where(Order.promised_delivery >= since)
+    due: Counter[str] = Counter()
+    kept: Counter[str] = Counter()
+    for key, promised, delivered_at, status in db.execute(query):
+        name = key or "unknown"
+        due[name] += 1
+        on_time = (
+            promised is not None and delivered_at is not None and delivered_at.date() <= promised
+        )
+        if on_time and status != "failed":
+            kept[name] += 1
+    return [PromiseKept(key=k, due=due[k], on_time=kept[k]) for k in sorted(due)]
+
+
+def late_deliveries(db: Session, *, limit: int = 100) -> list[Order]:
+    """Orders flagged late, most recent first."""
+    return list(
+        db.scalars(
+            select(Order)
+            .where(Order.late_notified_at.is_not(None))
+            .order_by(Order.late_notified_at.desc())
+            .limit(limit)
+        )
+    )

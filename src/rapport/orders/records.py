@@ -1,0 +1,72 @@
+"""One order's records: reading an order, its lines and status history, and recording a
+status change (shared by placing, fulfilment and returns)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rapport.orders.models import (
+    Order,
+    OrderLine,
+    OrderStatusChange,
+)
+from rapport.platform import clock
+from rapport.platform.errors import NotFound
+
+
+def record_status(
+    db: Session, order: Order, status: str, at: datetime, note: str | None = None
+) -> None:
+    """Set the order's status and keep the change in its history (the caller commits)."""
+    order.status = status
+    order.updated_at = clock.now()
+    db.add(OrderStatusChange(order_id=order.order_id, status=status, note=note, at=at))
+
+
+def require_order(db: Session, order_id: str) -> Order:
+    """The order, or 404 naming ``order_id``."""
+    order = db.get(Order, order_id)
+    if order is None:
+        raise NotFound(f"No order {order_id!r}", field="order_id")
+    return order
+
+
+def get_order(db: Session, *, order_id: str) -> Order | None:
+    return db.get(Order, order_id)
+
+
+def get_lines(db: Session, *, order_id: str) -> list[OrderLine]:
+    return list(
+        db.scalars(
+            select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.line_no)
+        )
+    )
+
+
+def status_history(db: Session, *, order_id: str) -> list[OrderStatusChange]:
+    return list(
+        db.scalars(
+            select(OrderStatusChange)
+            .where(OrderStatusChange.order_id == order_id)
+            .order_by(OrderStatusChange.id)
+        )
+    )
+
+
+def customer_orders(db: Session, *, customer_id: str, limit: int = 100) -> list[Order]:
+    """A customer's orders across channels, newest first."""
+    return list(
+        db.scalars(
+            select(Order)
+            .where(Order.customer_id == customer_id)
+            .order_by(Order.placed_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+def count_orders(db: Session) -> int:
+    return db.scalar(select(func.count()).select_from(Order)) or 0

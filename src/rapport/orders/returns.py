@@ -1,0 +1,123 @@
+"""Returns: units brought back per line, the refund owed, restocking, ``order_returned``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from rapport.catalog import service as catalog
+from rapport.events.service import append_event
+from rapport.orders import events as order_events
+from rapport.orders.models import (
+    ReturnLine,
+)
+from rapport.orders.records import get_lines, require_order
+from rapport.orders.schemas import ReturnIn
+from rapport.platform import clock
+from rapport.platform.errors import InvalidInput
+from rapport.platform.ids import new_id
+
+
+@dataclass(frozen=True)
+class RecordedReturn:
+    return_id: str
+    order_id: str
+    refund_minor: int
+    lines: list[ReturnLine]
+
+
+def record_return(
+    db: Session,
+    *,
+    order_id: str,
+    request: ReturnIn,
+    before_commit: Callable[[Session, RecordedReturn], None] | None = None,
+) -> RecordedReturn:
+    """Units brought back: the refund is each line's paid amount per unit, less its share of
+    any order discount. Lines marked ``restock`` go back into the stock of ``store_id`` (by
+    default the order's own location) in the same transaction. Logs ``order_returned``
+    with the lines."""
+    order = require_order(db, order_id)
+    lines = {line.sku: line for line in get_lines(db, order_id=order_id)}
+    restock_at = request.store_id or order.store_id or "web"
+    if any(item.restock for item in request.lines) and (
+        catalog.get_store(db, store_id=restock_at) is None
+    ):
+        raise InvalidInput(f"Unknown store {restock_at!r} to restock", field="store_id")
+    now = clock.now()
+    returned_at = request.returned_at or now
+    return_id = new_id("ret")
+    recorded = []
+    refund_total = 0
+    for index, item in enumerate(request.lines):
+        line = lines.get(item.sku)
+        if line is None:
+            raise InvalidInput(
+                f"{item.sku!r} is not on order {order_id}", field=f"lines.{index}.sku"
+            )
+        if line.returned_quantity + item.quantity > line.quantity:
+            left = line.quantity - line.returned_quantity
+            raise InvalidInput(
+                f"Only {left} of {item.sku} can still be returned",
+                field=f"lines.{index}.quantity",
+            )
+        paid = line.total_minor * item.quantity // line.quantity
+        discount_share = (
+            order.discount_minor * paid // order.subtotal_minor if order.subtotal_minor else 0
+        )
+        refund = paid - discount_share
+        line.returned_quantity += item.quantity
+        refund_total += refund
+        recorded.append(
+            ReturnLine(
+                return_id=return_id,
+                order_id=order_id,
+                line_no=line.line_no,
+                sku=item.sku,
+                quantity=item.quantity,
+                reason=item.reason,
+                refund_minor=refund,
+                channel=request.channel,
+                customer_id=order.customer_id,
+                returned_at=returned_at,
+                restocked_to=restock_at if item.restock else None,
+            )
+        )
+    for returned in recorded:
+        if returned.restocked_to is not None:
+            catalog.return_to_stock(
+                db, sku=returned.sku, store_id=returned.restocked_to, quantity=returned.quantity
+            )
+    db.add_all(recorded)
+    append_event(
+        db,
+        order_events.OrderReturned(
+            order_id=order_id,
+            return_id=return_id,
+            refund_minor=refund_total,
+            lines=[
+                order_events.ReturnedLine(
+                    sku=r.sku,
+                    line_no=r.line_no,
+                    quantity=r.quantity,
+                    reason=r.reason,
+                    refund_minor=r.refund_minor,
+                    restocked_to=r.restocked_to,
+                )
+                for r in recorded
+            ],
+        ),
+        channel=request.channel,
+        customer_id=order.customer_id,
+        occurred_at=returned_at,
+    )
+    result = RecordedReturn(
+        return_id=return_id, order_id=order_id, refund_minor=refund_total, lines=recorded
+    )
+    db.flush()
+    if before_commit is not None:
+        before_commit(db, result)
+    db.commit()
+    return result
