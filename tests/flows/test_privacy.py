@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 from rapport.customers import service as customers
 from rapport.domains import DOMAINS
 from rapport.flows import privacy
-from rapport.loyalty import membership, referrals, rewards
+from rapport.loyalty import membership, referrals
 from rapport.loyalty import service as loyalty
 from rapport.loyalty.models import LoyaltyAccount, TierStanding
+from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.main import create_app
 from rapport.platform import clock
 from rapport.platform import service as platform
@@ -212,7 +213,7 @@ def seed_everywhere(api: Api) -> str:
         code = referrals.referral_code(db, customer_id=cid).code
         friend = customers.identify_customer(db, identities={"email": "friend@example.net"})
         referrals.refer(db, code=code, friend_id=friend.customer_id)
-        rewards.create_campaign_coupon(
+        reward_coupons.create_campaign_coupon(
             db,
             rule="welcome",
             kind="amount",

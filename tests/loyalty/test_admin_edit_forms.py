@@ -13,8 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from rapport.loyalty import membership, program, rewards
+from rapport.loyalty import membership
 from rapport.loyalty import service as loyalty
+from rapport.loyalty.program import versions as program_versions
+from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.platform import service as platform
 from tests.platform.admin_forms import (
     ADMIN_EMAIL,
@@ -58,7 +60,7 @@ def _plan(db: Session) -> dict[str, Any]:
 
 
 def _reward(db: Session) -> dict[str, Any]:
-    reward = rewards.get_reward(db, reward_id="wine-15")
+    reward = reward_catalogue.get_reward(db, reward_id="wine-15")
     assert reward is not None
     db.refresh(reward)
     return {
@@ -107,7 +109,7 @@ def _seed_plan(db: Session) -> None:
 
 
 def _seed_reward(db: Session) -> None:
-    rewards.save_reward(
+    reward_catalogue.save_reward(
         db,
         reward_id="wine-15",
         name="15% off wine",
@@ -351,9 +353,9 @@ def test_program_documents_show_every_setting_and_keep_the_rest(
     admin: TestClient, db: Session, kind: str, change: Callable[[dict[str, Any]], None]
 ) -> None:
     # given a saved version of the document
-    document = json.loads(json.dumps(program.current(db, kind).document))  # type: ignore[arg-type]
-    program.save(db, kind, document, changed_by="setup")  # type: ignore[arg-type]
-    saved = program.current(db, kind).document  # type: ignore[arg-type]
+    document = json.loads(json.dumps(program_versions.current(db, kind).document))  # type: ignore[arg-type]
+    program_versions.save(db, kind, document, changed_by="setup")  # type: ignore[arg-type]
+    saved = program_versions.current(db, kind).document  # type: ignore[arg-type]
     # when one value of the document on the page is changed and the form submitted
     fields = page_form(
         admin.get("/admin/loyalty/program").text, action=f"/admin/loyalty/program/{kind}"
@@ -368,4 +370,4 @@ def test_program_documents_show_every_setting_and_keep_the_rest(
     assert response.status_code == 200
     expected = json.loads(json.dumps(saved))
     change(expected)
-    assert program.current(db, kind).document == expected  # type: ignore[arg-type]
+    assert program_versions.current(db, kind).document == expected  # type: ignore[arg-type]

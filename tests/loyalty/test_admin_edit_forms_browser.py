@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rapport.loyalty import membership, rewards
+from rapport.loyalty import membership
+from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 
@@ -41,7 +42,7 @@ def _plan(database_url: str) -> dict[str, Any]:
 
 def _reward(database_url: str) -> dict[str, Any]:
     with open_session(database_url) as db:
-        reward = rewards.get_reward(db, reward_id="wine-15")
+        reward = reward_catalogue.get_reward(db, reward_id="wine-15")
         assert reward is not None
         return {
             name: getattr(reward, name)
@@ -97,7 +98,7 @@ def test_changing_a_rewards_points_cost_keeps_its_other_settings(page, live_serv
     # given a reward limited to some categories that does not combine with other coupons
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
-        rewards.save_reward(
+        reward_catalogue.save_reward(
             db,
             reward_id="wine-15",
             name="15% off wine",

@@ -10,9 +10,9 @@ import pytest
 
 from rapport.catalog import service as catalog
 from rapport.catalog.schemas import ProductUpsert
-from rapport.loyalty import rewards
-from rapport.loyalty.checkout import CartLine, Coupon, MemberTerms, Policy, calculate
-from rapport.loyalty.rules import Fact, Member, OrderLine, evaluate, parse_rule_set
+from rapport.loyalty.program.rules import Fact, Member, OrderLine, evaluate, parse_rule_set
+from rapport.loyalty.rewards import catalogue as reward_catalogue
+from rapport.loyalty.rewards.checkout import CartLine, Coupon, MemberTerms, Policy, calculate
 from rapport.platform import service as platform
 from tests.conftest import auth
 from tests.orders.factories import seed_catalog
@@ -246,7 +246,7 @@ def test_the_program_admin_page_shows_the_warning(client, db) -> None:
 def test_the_rewards_admin_page_warns_about_unknown_categories(client, db) -> None:
     # given a reward for "Wine" and "Spirits" on a catalogue with wine only, an admin signed in
     seed_catalog(db)
-    rewards.save_reward(
+    reward_catalogue.save_reward(
         db,
         reward_id="wine-15",
         name="15% off wine",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rapport.loyalty.checkout import CartLine, Coupon, MemberTerms, Policy, calculate
+from rapport.loyalty.rewards.checkout import CartLine, Coupon, MemberTerms, Policy, calculate
 
 POLICY = Policy(max_line_discount_percent=70, max_points_payment_percent=50)
 

@@ -9,9 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
-from rapport.loyalty import membership, rewards
+from rapport.loyalty import membership
 from rapport.loyalty import service as ledger
 from rapport.loyalty.models import AppliedCheckout, Coupon
+from rapport.loyalty.rewards import coupons as reward_coupons
 from tests.conftest import auth
 from tests.loyalty.factories import T0, frozen_clock, make_customer
 from tests.orders.factories import CHIANTI, CORKSCREW, seed_catalog
@@ -75,7 +76,7 @@ def order_from(
 
 def test_checkout_answers_effects_in_order_naming_their_rules(client, api_key, db) -> None:
     member = paying_member(db)
-    coupon = rewards.create_campaign_coupon(
+    coupon = reward_coupons.create_campaign_coupon(
         db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
     )
     answer = client.post(
@@ -102,7 +103,7 @@ def test_checkout_answers_effects_in_order_naming_their_rules(client, api_key, d
 
 def test_an_order_with_the_checkout_effects_applies_them_once(client, api_key, db) -> None:
     member = paying_member(db)
-    coupon = rewards.create_campaign_coupon(
+    coupon = reward_coupons.create_campaign_coupon(
         db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
     )
     key = auth(api_key("write"))
@@ -176,7 +177,7 @@ def test_benefits_combine_the_tier_and_the_paid_plan(client, api_key, db) -> Non
 
 def test_refused_codes_are_left_alone_however_they_are_typed(client, api_key, db) -> None:
     member = paying_member(db)
-    coupon = rewards.create_campaign_coupon(
+    coupon = reward_coupons.create_campaign_coupon(
         db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
     )
     typed = [coupon.code.lower(), "no-such-code"]

@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 from rapport.customers import service as customers
 from rapport.events.models import ProcessorCursor
 from rapport.events.processors import registered_processors, run_batch
-from rapport.loyalty import earning, program, referrals
+from rapport.loyalty import earning, referrals
 from rapport.loyalty import service as ledger
 from rapport.loyalty.models import Award, TierChangeRecord
-from rapport.loyalty.rules import DEFAULT_RULES, Fact
+from rapport.loyalty.program import versions as program_versions
+from rapport.loyalty.program.rules import DEFAULT_RULES, Fact
 from rapport.loyalty.tasks import expire_lots  # noqa: F401  (registers the processor)
+from rapport.loyalty.tiers import standing as tier_standing
 from rapport.orders import service as orders
 from rapport.orders.schemas import OrderIn, ReturnIn
 from tests.loyalty.factories import T0, frozen_clock, make_customer
@@ -145,7 +147,7 @@ def test_tiers_upgrade_at_once_and_the_multiplier_applies_to_later_orders(db: Se
     # 130 bottles: 1,560 euros of qualifying spend, over the gold threshold of 1,500
     orders.place_order(db, order=big_order(member, 130))
     process(db)
-    assert program.member_tier(db, customer_id=member).tier_id == "gold"
+    assert tier_standing.member_tier(db, customer_id=member).tier_id == "gold"
     change = db.scalar(select(TierChangeRecord).where(TierChangeRecord.customer_id == member))
     assert change is not None
     assert (change.from_tier, change.to_tier, change.change) == (None, "gold", "upgrade")
@@ -167,7 +169,7 @@ def test_changed_rules_apply_to_later_events_only(db: Session) -> None:
     frozen.advance(timedelta(minutes=1))
     doubled: dict[str, Any] = {"rules": [dict(rule) for rule in DEFAULT_RULES["rules"]]}  # type: ignore[index, union-attr]
     doubled["rules"][0]["points_per_unit"] = "2"
-    program.save(db, "rules", doubled, changed_by="test")
+    program_versions.save(db, "rules", doubled, changed_by="test")
     frozen.advance(timedelta(minutes=1))
     place(db, member)
     process(db)
@@ -254,7 +256,9 @@ def test_merged_profiles_bring_their_points_with_their_expiry(db: Session) -> No
     assert ledger.invariant_violations(db) == []
     # and the merged profile's order still counts as the survivor's earlier order
     assert (
-        earning.member_context(db, program.rule_set(db)[1], order_fact_for(kept)).earlier_orders
+        earning.member_context(
+            db, program_versions.rule_set(db)[1], order_fact_for(kept)
+        ).earlier_orders
         == 1
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from rapport.loyalty import program
+from rapport.loyalty.program import versions as program_versions
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from tests.orders.factories import CHIANTI, seed_catalog
@@ -34,7 +34,7 @@ def test_rules_are_validated_saved_and_simulated(page, live_server) -> None:
     page.locator("#rules").get_by_role("button", name="Validate and save").click()
     assert "rules.0.points_per_unit" in page.get_by_test_id("rules-errors").inner_text()
     with open_session(live_server.database_url) as db:
-        assert program.current(db, "rules").id is None
+        assert program_versions.current(db, "rules").id is None
 
     # a valid change is saved as version 1
     rules["rules"][0]["points_per_unit"] = "2"

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from rapport.loyalty import service as ledger
 from rapport.loyalty.models import Award, ProgramConfig
-from rapport.loyalty.rules import DEFAULT_RULES
+from rapport.loyalty.program.rules import DEFAULT_RULES
 from tests.conftest import auth
 from tests.loyalty.factories import frozen_clock, make_customer
 from tests.orders.factories import CHIANTI, seed_catalog

@@ -10,16 +10,18 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from rapport.loyalty import checkout, rewards
 from rapport.loyalty import service as loyalty
 from rapport.loyalty.models import Coupon
+from rapport.loyalty.rewards import catalogue as reward_catalogue
+from rapport.loyalty.rewards import checkout
+from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.platform.db import open_session
 from rapport.platform.errors import InvalidInput, NotFound
 from tests.loyalty.factories import T0, frozen_clock, make_customer
 
 
 def _reward(db: Session, *, cost: int = 300, valid_days: int = 30) -> None:
-    rewards.save_reward(
+    reward_catalogue.save_reward(
         db,
         reward_id="ten-off",
         name="10 off",
@@ -56,9 +58,9 @@ def test_invalid_rewards_are_refused_naming_the_field(db, _case, changes, field)
         "coupon_value": 500,
     } | changes
     with pytest.raises(InvalidInput) as raised:
-        rewards.save_reward(db, **values)
+        reward_catalogue.save_reward(db, **values)
     assert raised.value.field == field
-    assert rewards.list_rewards(db) == []
+    assert reward_catalogue.list_rewards(db) == []
 
 
 def test_redeeming_a_reward_spends_points_and_issues_one_coupon_in_one_transaction(db) -> None:
@@ -68,11 +70,11 @@ def test_redeeming_a_reward_spends_points_and_issues_one_coupon_in_one_transacti
     customer_id = make_customer(db)
     loyalty.earn(db, customer_id=customer_id, points=500, reason="Order")
     # when they redeem it
-    coupon = rewards.redeem_reward(db, customer_id=customer_id, reward_id="ten-off")
+    coupon = reward_coupons.redeem_reward(db, customer_id=customer_id, reward_id="ten-off")
     # then 300 points are gone and a readable, unique coupon carries the reward's terms
     assert loyalty.balance(db, customer_id=customer_id) == 200
-    assert len(coupon.code) == rewards.CODE_LENGTH
-    assert set(coupon.code) <= set(rewards.CODE_ALPHABET)
+    assert len(coupon.code) == reward_coupons.CODE_LENGTH
+    assert set(coupon.code) <= set(reward_coupons.CODE_ALPHABET)
     assert (coupon.customer_id, coupon.rule, coupon.kind, coupon.value) == (
         customer_id,
         "reward:ten-off",
@@ -95,11 +97,11 @@ def test_insufficient_points_issue_nothing(db) -> None:
     customer_id = make_customer(db)
     loyalty.earn(db, customer_id=customer_id, points=299, reason="Order")
     with pytest.raises(loyalty.InsufficientPoints):
-        rewards.redeem_reward(db, customer_id=customer_id, reward_id="ten-off")
+        reward_coupons.redeem_reward(db, customer_id=customer_id, reward_id="ten-off")
     assert loyalty.balance(db, customer_id=customer_id) == 299
     assert _coupon_count(db) == 0
     with pytest.raises(NotFound) as unknown:
-        rewards.redeem_reward(db, customer_id=customer_id, reward_id="nothing")
+        reward_coupons.redeem_reward(db, customer_id=customer_id, reward_id="nothing")
     assert unknown.value.field == "reward_id"
 
 
@@ -110,13 +112,13 @@ def test_validation_names_why_each_code_is_refused(db) -> None:
     member, other = make_customer(db), make_customer(db)
     for customer_id in (member, other):
         loyalty.earn(db, customer_id=customer_id, points=300, reason="Order")
-    mine = rewards.redeem_reward(db, customer_id=member, reward_id="ten-off").code
-    used = rewards.redeem_reward(db, customer_id=member, reward_id="ten-off").code
-    theirs = rewards.redeem_reward(db, customer_id=other, reward_id="ten-off").code
-    rewards.consume_coupons(db, codes=[used], order_id="O-1")
+    mine = reward_coupons.redeem_reward(db, customer_id=member, reward_id="ten-off").code
+    used = reward_coupons.redeem_reward(db, customer_id=member, reward_id="ten-off").code
+    theirs = reward_coupons.redeem_reward(db, customer_id=other, reward_id="ten-off").code
+    reward_coupons.consume_coupons(db, codes=[used], order_id="O-1")
     db.commit()
     clock.advance(timedelta(days=5))
-    campaign = rewards.create_campaign_coupon(
+    campaign = reward_coupons.create_campaign_coupon(
         db,
         rule="campaign:spring",
         kind="percent",
@@ -126,8 +128,8 @@ def test_validation_names_why_each_code_is_refused(db) -> None:
     ).code
     # when the member's cart names them all (one twice, one in lower case), on day 5 and day 11
     codes = [mine.lower(), used, theirs, "NOPE1234", campaign, mine]
-    valid, refused = rewards.validate_coupons(db, customer_id=member, codes=codes)
-    later_valid, later_refused = rewards.validate_coupons(
+    valid, refused = reward_coupons.validate_coupons(db, customer_id=member, codes=codes)
+    later_valid, later_refused = reward_coupons.validate_coupons(
         db, customer_id=member, codes=[mine], at=T0 + timedelta(days=11)
     )
     # then only their own unused coupon and the campaign coupon are valid, each refusal says why
@@ -152,14 +154,14 @@ def test_validation_names_why_each_code_is_refused(db) -> None:
 
 def test_consuming_marks_the_order_and_refuses_a_second_order(db) -> None:
     frozen_clock()
-    campaign = rewards.create_campaign_coupon(
+    campaign = reward_coupons.create_campaign_coupon(
         db, rule="campaign:x", kind="amount", value=500, expires_at=T0 + timedelta(days=1)
     )
-    rewards.consume_coupons(db, codes=[campaign.code], order_id="O-1")
-    rewards.consume_coupons(db, codes=[campaign.code], order_id="O-1")  # a replay: no-op
+    reward_coupons.consume_coupons(db, codes=[campaign.code], order_id="O-1")
+    reward_coupons.consume_coupons(db, codes=[campaign.code], order_id="O-1")  # a replay: no-op
     db.commit()
-    with pytest.raises(rewards.CouponUnavailable) as raised:
-        rewards.consume_coupons(db, codes=[campaign.code], order_id="O-2")
+    with pytest.raises(reward_coupons.CouponUnavailable) as raised:
+        reward_coupons.consume_coupons(db, codes=[campaign.code], order_id="O-2")
     db.rollback()
     assert raised.value.extra == {"code": campaign.code, "reason": "used"}
     stored = db.get(Coupon, campaign.code)
@@ -170,7 +172,7 @@ def test_consuming_marks_the_order_and_refuses_a_second_order(db) -> None:
 def test_ten_parallel_orders_consume_one_coupon_exactly_once(committed_url) -> None:
     # given one campaign coupon
     with open_session(committed_url) as db:
-        code = rewards.create_campaign_coupon(
+        code = reward_coupons.create_campaign_coupon(
             db,
             rule="campaign:rush",
             kind="amount",
@@ -187,9 +189,9 @@ def test_ten_parallel_orders_consume_one_coupon_exactly_once(committed_url) -> N
         with open_session(committed_url) as db:
             start.wait()
             try:
-                rewards.consume_coupons(db, codes=[code], order_id=order_id)
+                reward_coupons.consume_coupons(db, codes=[code], order_id=order_id)
                 db.commit()
-            except rewards.CouponUnavailable:
+            except reward_coupons.CouponUnavailable:
                 db.rollback()
                 with lock:
                     refused.append(order_id)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rapport.loyalty.rules import (
+from rapport.loyalty.program.rules import (
     DEFAULT_RULES,
     Fact,
     Member,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rapport.loyalty.tiers import DEFAULT_TIERS, TierStanding, parse_tier_policy, review
+from rapport.loyalty.tiers.policy import DEFAULT_TIERS, TierStanding, parse_tier_policy, review
 from rapport.platform.errors import InvalidInput
 
 START = datetime(2026, 1, 15, tzinfo=UTC)

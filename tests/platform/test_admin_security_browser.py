@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rapport.loyalty import membership, rewards
+from rapport.loyalty import membership
+from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 
@@ -53,7 +54,7 @@ def test_admin_pages_work_under_the_content_security_policy(
         membership.save_plan(
             db, plan_id="gold", name="Gold", fee_minor=499, currency="EUR", period="month"
         )
-        rewards.save_reward(
+        reward_catalogue.save_reward(
             db,
             reward_id="wine-15",
             name="15% off wine",

@@ -112,7 +112,7 @@ router.include_router(membership_admin.router)
 NAV.extend(membership_admin.NAV)
 
 # The program's configuration (rules, tiers, checkout caps), simulator and tier chart.
-from rapport.loyalty import program_admin  # noqa: E402
+from rapport.loyalty.program import admin as program_admin  # noqa: E402
 
 router.include_router(program_admin.router)
 NAV.extend(program_admin.NAV)

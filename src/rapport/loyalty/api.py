@@ -301,10 +301,12 @@ def get_statement(
     )
 
 
-# The program's configuration, simulator and tiers live in their own module.
-from rapport.loyalty.engine_api import router as engine_router  # noqa: E402
+# The program's configuration and simulator, a member's tier and benefits.
+from rapport.loyalty.program.api import router as program_config_router  # noqa: E402
+from rapport.loyalty.tiers.api import router as tiers_router  # noqa: E402
 
-router.include_router(engine_router)
+router.include_router(program_config_router)
+router.include_router(tiers_router)
 
 # Paid membership, rewards and coupons, referrals, announcements, program analytics.
 from rapport.loyalty.program_api import router as program_router  # noqa: E402

@@ -26,9 +26,10 @@ class MemberBenefits:
 def member_benefits(db: Session, *, customer_id: str) -> MemberBenefits:
     """The better of the tier's and the paid plan's benefits for ``customer_id``."""
     # Imported here: membership and program import loyalty.service, which re-exports this.
-    from rapport.loyalty import membership, program
+    from rapport.loyalty import membership
+    from rapport.loyalty.tiers.standing import member_tier
 
-    tier = program.member_tier(db, customer_id=customer_id)
+    tier = member_tier(db, customer_id=customer_id)
     plan = membership.current_plan(db, customer_id=customer_id)
     benefits = tier.benefits
     free_shipping = (

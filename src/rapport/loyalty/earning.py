@@ -24,10 +24,10 @@ from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.customers.models import Customer
 from rapport.events.models import Event
-from rapport.loyalty import program, referrals
+from rapport.loyalty import referrals
 from rapport.loyalty import service as ledger
-from rapport.loyalty.models import Award, QualifyingActivity, TierChangeRecord, TierStanding
-from rapport.loyalty.rules import (
+from rapport.loyalty.models import Award, QualifyingActivity, TierStanding
+from rapport.loyalty.program.rules import (
     Decision,
     Fact,
     FactKind,
@@ -37,8 +37,8 @@ from rapport.loyalty.rules import (
     evaluate,
     period_start,
 )
-from rapport.loyalty.tiers import TierPolicy, review, window_start
-from rapport.loyalty.tiers import TierStanding as Standing
+from rapport.loyalty.program.versions import pinned, rule_set, tier_policy
+from rapport.loyalty.tiers.reviews import review_tier
 from rapport.platform import clock
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def process_loyalty_events(db: Session, events: list[Event]) -> None:
     erased people are passed over: their account is closed and earns nothing (an order
     placed before the erasure may reach the log, or this processor, after it)."""
     erased = _erased(db, {e.customer_id for e in events if e.customer_id and e.type in _HANDLERS})
-    with program.pinned(db):
+    with pinned(db):
         for event in events:
             handler = _HANDLERS.get(event.type)
             customer_id = event.customer_id
@@ -133,7 +133,7 @@ def order_fact(db: Session, event: Event) -> Fact:
 
 def member_context(db: Session, rules: RuleSet, fact: Fact) -> Member:
     customer_id = fact.customer_id
-    policy = program.tier_policy(db, at=fact.occurred_at)
+    policy = tier_policy(db, at=fact.occurred_at)
     standing = db.get(TierStanding, customer_id)
     tier = policy.tier(standing.tier_id if standing else None)
     this_order = f"order:{fact.order_id}" if fact.order_id else None
@@ -248,7 +248,7 @@ def award(
 
 
 def _earn_on(db: Session, fact: Fact, event: Event | None) -> list[Decision]:
-    config_id, rules = program.rule_set(db, at=event.received_at if event else fact.occurred_at)
+    config_id, rules = rule_set(db, at=event.received_at if event else fact.occurred_at)
     member = member_context(db, rules, fact)
     decisions = evaluate(rules, fact, member)
     for decision in decisions:
@@ -441,84 +441,6 @@ _HANDLERS: dict[str, Callable[[Session, Event], None]] = {
     "preference_shared": _simple_fact("preference_shared"),
     "review_verified": _simple_fact("review_verified"),
 }
-
-
-# --- tiers -----------------------------------------------------------------------------------
-
-
-def qualifying_value(db: Session, *, customer_id: str, policy: TierPolicy, at: datetime) -> int:
-    column = (
-        QualifyingActivity.spend_minor if policy.basis == "spend" else QualifyingActivity.points
-    )
-    total = db.scalar(
-        select(func.coalesce(func.sum(column), 0)).where(
-            QualifyingActivity.customer_id == customer_id,
-            QualifyingActivity.occurred_at > window_start(at, policy),
-            QualifyingActivity.occurred_at <= at,
-        )
-    )
-    return max(int(total or 0), 0)
-
-
-def review_tier(db: Session, *, customer_id: str, at: datetime) -> str | None:
-    """Re-place the member on the ladder at ``at``; records and returns any change."""
-    policy = program.tier_policy(db, at=at)
-    standing = db.get(TierStanding, customer_id)
-    current = (
-        None if standing is None else Standing(standing.tier_id, standing.since, standing.review_at)
-    )
-    value = qualifying_value(db, customer_id=customer_id, policy=policy, at=at)
-    result = review(policy, current, value, at)
-    now = clock.now()
-    if standing is None:
-        standing = TierStanding(customer_id=customer_id)
-        db.add(standing)
-    standing.tier_id = result.standing.tier_id
-    standing.since = result.standing.since
-    standing.review_at = result.standing.review_at
-    standing.qualifying_value = value
-    standing.updated_at = now
-    if result.change is not None:
-        db.add(
-            TierChangeRecord(
-                customer_id=customer_id,
-                from_tier=current.tier_id if current else None,
-                to_tier=result.standing.tier_id,
-                change=result.change,
-                qualifying_value=value,
-                changed_at=at,
-            )
-        )
-    db.flush()
-    return result.change
-
-
-def review_due_tiers(db: Session, *, now: datetime | None = None, page: int = 500) -> int:
-    """Review every member whose review date has come: renewals and downgrades (after the
-    grace period) happen here; upgrades already happened as orders came in. Commits a page
-    at a time; returns how many members changed tier."""
-    at = now or clock.now()
-    changed = 0
-    after: tuple[datetime, str] | None = None
-    while True:
-        query = select(TierStanding.review_at, TierStanding.customer_id).where(
-            TierStanding.review_at <= at
-        )
-        if after is not None:
-            query = query.where(
-                (TierStanding.review_at > after[0])
-                | ((TierStanding.review_at == after[0]) & (TierStanding.customer_id > after[1]))
-            )
-        due = db.execute(
-            query.order_by(TierStanding.review_at, TierStanding.customer_id).limit(page)
-        ).all()
-        for _, customer_id in due:
-            if review_tier(db, customer_id=customer_id, at=at) is not None:
-                changed += 1
-        db.commit()
-        if len(due) < page:
-            return changed
-        after = (due[-1][0], due[-1][1])
 
 
 # --- birthdays -------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from rapport.loyalty import announcements, membership, rewards
+from rapport.loyalty import announcements, membership
+from rapport.loyalty.rewards import catalogue as reward_catalogue
+from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.platform.admin import (
     CsrfChecked,
     CurrentAdmin,
@@ -153,12 +155,12 @@ def analytics_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLR
 def rewards_page(
     request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
 ) -> HTMLResponse:
-    catalogue = rewards.list_rewards(db)
+    catalogue = reward_catalogue.list_rewards(db)
     # Categories a reward names that no product is in: kept, but said (it matches nothing yet).
     warnings = [
         (reward.reward_id, warning)
         for reward in catalogue
-        for warning in rewards.category_warnings(db, categories=reward.categories)
+        for warning in reward_catalogue.category_warnings(db, categories=reward.categories)
     ]
     return render(
         request,
@@ -189,7 +191,7 @@ class RewardForm(BaseModel):
         default_factory=list, max_length=100
     )
     stackable: bool = True
-    valid_days: int = Field(default=90, ge=1, le=rewards.MAX_VALID_DAYS)
+    valid_days: int = Field(default=90, ge=1, le=reward_coupons.MAX_VALID_DAYS)
     active: bool = True
 
 
@@ -200,7 +202,7 @@ REWARD_NEEDS = ("name", "points_cost", "coupon_kind", "coupon_value")
 def reward_page(
     request: Request, reward_id: str, db: DbSession, user: CurrentAdmin
 ) -> HTMLResponse:
-    reward = rewards.get_reward(db, reward_id=reward_id)
+    reward = reward_catalogue.get_reward(db, reward_id=reward_id)
     return render(
         request,
         "loyalty/membership_reward_edit.html",
@@ -216,12 +218,12 @@ def save_reward(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Respon
         settings = settings_after_save(
             RewardForm,
             fields,
-            rewards.get_reward(db, reward_id=reward_id),
+            reward_catalogue.get_reward(db, reward_id=reward_id),
             needs=REWARD_NEEDS,
             noun="Reward",
             id_field="reward_id",
         )
-        rewards.save_reward(db, reward_id=reward_id, **settings)
+        reward_catalogue.save_reward(db, reward_id=reward_id, **settings)
     except Problem as problem:
         return _back("/admin/loyalty/rewards", problem.detail)
     return _back("/admin/loyalty/rewards", f"Reward {reward_id} saved")

@@ -17,11 +17,14 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
-from rapport.loyalty import earning, membership, program, rewards
+from rapport.loyalty import earning, membership
 from rapport.loyalty import service as ledger
-from rapport.loyalty.checkout import CartLine, Checkout, MemberTerms, calculate
 from rapport.loyalty.models import AppliedCheckout
-from rapport.loyalty.rules import Fact, OrderLine, evaluate
+from rapport.loyalty.program.rules import Fact, OrderLine, evaluate
+from rapport.loyalty.program.versions import checkout_policy, rule_set
+from rapport.loyalty.rewards import coupons as reward_coupons
+from rapport.loyalty.rewards.checkout import CartLine, Checkout, MemberTerms, calculate
+from rapport.loyalty.tiers.standing import member_tier
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
 
@@ -53,7 +56,7 @@ class CartItem:
 def member_terms(db: Session, *, customer_id: str | None, at: datetime) -> MemberTerms:
     if customer_id is None:
         return MemberTerms()
-    tier = program.member_tier(db, customer_id=customer_id)
+    tier = member_tier(db, customer_id=customer_id)
     plan = membership.current_plan(db, customer_id=customer_id, at=at)
     return MemberTerms(
         paying=plan is not None,
@@ -117,8 +120,10 @@ def checkout(
         raise InvalidInput("Only a member can pay with points", field="points_to_use")
     lines = cart_lines(db, items, channel=channel, store_id=store_id)
     terms = member_terms(db, customer_id=customer_id, at=moment)
-    valid, refused = rewards.validate_coupons(db, customer_id=customer_id, codes=coupons, at=moment)
-    policy = program.checkout_policy(
+    valid, refused = reward_coupons.validate_coupons(
+        db, customer_id=customer_id, codes=coupons, at=moment
+    )
+    policy = checkout_policy(
         db, point_value_minor_per_100=ledger.get_program(db).point_value_minor_per_100
     )
 
@@ -144,7 +149,7 @@ def checkout(
             ],
             total_minor=sum(paid.values()),
         )
-        _version, rules = program.rule_set(db, at=moment)
+        _version, rules = rule_set(db, at=moment)
         member = earning.member_context(db, rules, fact)
         return [
             (f"rule:{d.rule_id}", f"{d.rule_name}: {d.why}", d.points)
@@ -180,10 +185,10 @@ def apply(
     moment = at or clock.now()
     applied = [e.rule for e in result.effects if e.step == "coupon"]
     # Refusals are keyed by the normalised code ("spring-10" and "SPRING10" are one coupon).
-    normalised = dict.fromkeys(rewards.normalise_code(code) for code in coupons)
+    normalised = dict.fromkeys(reward_coupons.normalise_code(code) for code in coupons)
     used_codes = [code for code in normalised if code not in result.refused_coupons]
     if applied and used_codes:
-        rewards.consume_coupons(
+        reward_coupons.consume_coupons(
             db, codes=used_codes, order_id=order_id, at=moment, customer_id=customer_id
         )
     if result.points_used:

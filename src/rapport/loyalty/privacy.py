@@ -73,14 +73,14 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
 def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
     """The member's account, every ledger movement, tier and its history, paid memberships
     and their payments, coupons, referral code and referrals."""
-    from rapport.loyalty import program
+    from rapport.loyalty.tiers.standing import member_tier, tier_history
 
     ids = list(subject.customer_ids)
 
     def iso(value: datetime | None) -> str | None:
         return value.isoformat() if value else None
 
-    tier = program.member_tier(db, customer_id=subject.customer_id)
+    tier = member_tier(db, customer_id=subject.customer_id)
     return {
         "loyalty": {
             "accounts": [
@@ -108,7 +108,7 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
                 )
             ],
             "tier": tier.tier_id,
-            "tier_history": program.tier_history(db, customer_id=subject.customer_id),
+            "tier_history": tier_history(db, customer_id=subject.customer_id),
             "memberships": [
                 {
                     "plan_id": m.plan_id,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
-from rapport.loyalty import announcements, membership, referrals, rewards
+from rapport.loyalty import announcements, membership, referrals
 from rapport.loyalty.models import (
     Announcement,
     Coupon,
@@ -22,6 +22,8 @@ from rapport.loyalty.models import (
     Referral,
     Reward,
 )
+from rapport.loyalty.rewards import catalogue as reward_catalogue
+from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.loyalty.schemas import CategoryWarningOut
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey, admit_coupon_codes
@@ -110,7 +112,7 @@ class RewardIn(StrictModel):
         default_factory=list, max_length=50
     )
     stackable: bool = True
-    valid_days: int = Field(default=90, ge=1, le=rewards.MAX_VALID_DAYS)
+    valid_days: int = Field(default=90, ge=1, le=reward_coupons.MAX_VALID_DAYS)
     active: bool = True
 
 
@@ -430,17 +432,17 @@ def list_rewards(
     db: DbSession, _key: ReadKey, active_only: Annotated[bool, Query()] = False
 ) -> list[RewardOut]:
     """The reward catalogue, cheapest first."""
-    return [_reward_out(r) for r in rewards.list_rewards(db, active_only=active_only)]
+    return [_reward_out(r) for r in reward_catalogue.list_rewards(db, active_only=active_only)]
 
 
 @router.put("/rewards/{reward_id}")
 def save_reward(reward_id: Identifier, body: RewardIn, db: DbSession, _key: AdminKey) -> RewardOut:
     """Create or change a reward. Coupons already issued keep their terms. A category no
     product is in is saved, with a warning naming the field."""
-    out = _reward_out(rewards.save_reward(db, reward_id=reward_id, **body.model_dump()))
+    out = _reward_out(reward_catalogue.save_reward(db, reward_id=reward_id, **body.model_dump()))
     out.warnings = [
         CategoryWarningOut(field=w.field, detail=w.detail)
-        for w in rewards.category_warnings(db, categories=out.categories)
+        for w in reward_catalogue.category_warnings(db, categories=out.categories)
     ]
     return out
 
@@ -465,7 +467,7 @@ def redeem_reward(
         key=idempotency_key,
         request_body={"reward_id": reward_id},
         status_code=status.HTTP_201_CREATED,
-        execute=lambda hook: rewards.redeem_reward(
+        execute=lambda hook: reward_coupons.redeem_reward(
             db, customer_id=customer_id, reward_id=reward_id, before_commit=hook
         ),
         render=_coupon_out,
@@ -482,7 +484,9 @@ def member_coupons(
     """The member's coupons, soonest to expire first."""
     return [
         CouponOut.model_validate(_coupon_out(c))
-        for c in rewards.customer_coupons(db, customer_id=customer_id, include_used=include_used)
+        for c in reward_coupons.customer_coupons(
+            db, customer_id=customer_id, include_used=include_used
+        )
     ]
 
 
@@ -494,7 +498,7 @@ def validate_coupons(
     other code is refused: unknown, expired, used, belongs to another customer, given
     twice. Changes nothing. Each code counts toward the key's coupon lookup limit."""
     admit_coupon_codes(request, key, codes=len(body.codes))
-    valid, refused = rewards.validate_coupons(
+    valid, refused = reward_coupons.validate_coupons(
         db, customer_id=body.customer_id, codes=body.codes, at=body.at
     )
     return ValidateOut(

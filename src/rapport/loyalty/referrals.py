@@ -29,7 +29,7 @@ from rapport.customers import service as customers
 from rapport.events.service import append_event
 from rapport.loyalty import service as ledger
 from rapport.loyalty.models import Award, Referral, ReferralCode
-from rapport.loyalty.rewards import new_code, normalise_code
+from rapport.loyalty.rewards.coupons import new_code, normalise_code
 from rapport.orders import service as orders
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput, NotFound

@@ -1,4 +1,4 @@
-"""Program configuration, the simulator and tier standing over HTTP.
+"""The program's configuration and the simulator over HTTP.
 
 ``PUT /v1/loyalty/program/{kind}`` saves a validated new version of the earning rules, the tier
 ladder or the checkout policy; ``POST /v1/loyalty/simulate`` answers which rules fire for an
@@ -17,11 +17,17 @@ from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
-from rapport.loyalty import earning, pricing, program
-from rapport.loyalty import service as ledger
-from rapport.loyalty.rules import EVENT_FACTS, Fact, evaluate, named_categories, parse_rule_set
+from rapport.loyalty import earning, pricing
+from rapport.loyalty.program import versions
+from rapport.loyalty.program.rules import (
+    EVENT_FACTS,
+    Fact,
+    evaluate,
+    named_categories,
+    parse_rule_set,
+)
 from rapport.loyalty.schemas import CategoryWarningOut
-from rapport.loyalty.tiers import parse_tier_policy
+from rapport.loyalty.tiers.policy import parse_tier_policy
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey, admit_coupon_codes
 from rapport.platform.db import DbSession
@@ -59,7 +65,7 @@ class ConfigIn(StrictModel):
 
 
 def _config_out(
-    version: program.ConfigVersion, warnings: list[CategoryWarningOut] | None = None
+    version: versions.ConfigVersion, warnings: list[CategoryWarningOut] | None = None
 ) -> ConfigOut:
     return ConfigOut(
         kind=version.kind,
@@ -72,7 +78,7 @@ def _config_out(
     )
 
 
-def _warnings(db: Session, version: program.ConfigVersion) -> list[CategoryWarningOut]:
+def _warnings(db: Session, version: versions.ConfigVersion) -> list[CategoryWarningOut]:
     """Categories the rules name that no product is in (the catalogue may load later, so a
     warning, not a refusal)."""
     if version.kind != "rules":
@@ -87,20 +93,20 @@ def _warnings(db: Session, version: program.ConfigVersion) -> list[CategoryWarni
 @router.get("/program/{kind}", response_model=ConfigOut)
 def get_config(kind: Kind, db: DbSession, _key: ReadKey) -> ConfigOut:
     """The version in force now."""
-    version = program.current(db, kind)
+    version = versions.current(db, kind)
     return _config_out(version, _warnings(db, version))
 
 
 @router.get("/program/{kind}/history", response_model=list[ConfigOut])
 def config_history(kind: Kind, db: DbSession, _key: ReadKey) -> list[ConfigOut]:
-    return [_config_out(version) for version in program.history(db, kind)]
+    return [_config_out(version) for version in versions.history(db, kind)]
 
 
 @router.put("/program/{kind}", response_model=ConfigOut)
 def save_config(kind: Kind, body: ConfigIn, db: DbSession, key: AdminKey) -> ConfigOut:
     """Save a new version. Invalid documents are refused naming the field
     (``document.rules.2.points_per_unit``); the past keeps the points it earned."""
-    version = program.save(
+    version = versions.save(
         db,
         kind,
         _document(kind, body.document),
@@ -117,7 +123,7 @@ def _document(kind: str, document: dict[str, Any]) -> dict[str, Any]:
     elif kind == "tiers":
         parse_tier_policy(document, prefix=("document",))
     else:
-        program.parse_checkout_policy(document, prefix=("document",))
+        versions.parse_checkout_policy(document, prefix=("document",))
     return document
 
 
@@ -216,7 +222,7 @@ def simulate(body: SimulateIn, db: DbSession, _key: ReadKey) -> SimulateOut:
     if body.rules is not None:
         version, rules = None, parse_rule_set(body.rules, prefix=("rules",))
     else:
-        version, rules = program.rule_set(db, at=at)
+        version, rules = versions.rule_set(db, at=at)
     member = earning.member_context(db, rules, fact)
     decisions = evaluate(rules, fact, member)
     db.rollback()  # reads only; nothing to keep
@@ -238,48 +244,6 @@ def simulate(body: SimulateIn, db: DbSession, _key: ReadKey) -> SimulateOut:
             )
             for d in decisions
         ],
-    )
-
-
-# --- tiers ---------------------------------------------------------------------------------
-
-
-class BenefitsOut(StrictModel):
-    points_multiplier: float
-    member_discount_percent: float
-    free_shipping_over_minor: int | None
-    support_priority: str
-    early_access_hours: int
-
-
-class TierOut(StrictModel):
-    customer_id: str
-    tier_id: str
-    tier_name: str
-    since: datetime | None
-    review_at: datetime | None
-    qualifying_value: int
-    benefits: BenefitsOut
-    history: list[dict[str, Any]]
-
-
-@router.get("/members/{customer_id}/tier", response_model=TierOut)
-def member_tier(
-    customer_id: Annotated[str, Path(min_length=1, max_length=40)], db: DbSession, _key: ReadKey
-) -> TierOut:
-    """The member's tier, its benefits, the next review date and the tier history."""
-    if customers.get_customer(db, customer_id=customer_id) is None:
-        raise NotFound(f"No customer {customer_id!r}", field="customer_id")
-    tier = program.member_tier(db, customer_id=customer_id)
-    return TierOut(
-        customer_id=customer_id,
-        tier_id=tier.tier_id,
-        tier_name=tier.tier_name,
-        since=tier.since,
-        review_at=tier.review_at,
-        qualifying_value=tier.qualifying_value,
-        benefits=BenefitsOut(**tier.benefits.model_dump()),
-        history=program.tier_history(db, customer_id=customer_id),
     )
 
 
@@ -363,25 +327,3 @@ def checkout(request: Request, body: CheckoutIn, db: DbSession, key: WriteKey) -
         effects=[EffectOut(**asdict(effect)) for effect in result.effects],
         refused_coupons=result.refused_coupons,
     )
-
-
-class MemberBenefitsOut(StrictModel):
-    tier_id: str
-    paying_plan: str | None
-    points_multiplier: float
-    member_discount_percent: float
-    free_shipping_over_minor: int | None
-    member_prices: bool
-    support_priority: str
-    early_access_hours: int
-
-
-@router.get("/members/{customer_id}/benefits", response_model=MemberBenefitsOut)
-def member_benefits(
-    customer_id: Annotated[str, Path(min_length=1, max_length=40)], db: DbSession, _key: ReadKey
-) -> MemberBenefitsOut:
-    """What the customer's tier and paid plan give them now (the better of the two): for the
-    shop's shipping, support's queue and early-access sales."""
-    if customers.get_customer(db, customer_id=customer_id) is None:
-        raise NotFound(f"No customer {customer_id!r}", field="customer_id")
-    return MemberBenefitsOut(**asdict(ledger.member_benefits(db, customer_id=customer_id)))

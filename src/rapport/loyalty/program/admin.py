@@ -11,9 +11,17 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
 from rapport.catalog import service as catalog
-from rapport.loyalty import earning, program
+from rapport.loyalty import earning
 from rapport.loyalty import service as ledger
-from rapport.loyalty.rules import EVENT_FACTS, Fact, evaluate, named_categories, parse_rule_set
+from rapport.loyalty.program import versions as configuration
+from rapport.loyalty.program.rules import (
+    EVENT_FACTS,
+    Fact,
+    evaluate,
+    named_categories,
+    parse_rule_set,
+)
+from rapport.loyalty.tiers.standing import tier_distribution
 from rapport.platform import clock
 from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, render
 from rapport.platform.db import DbSession
@@ -41,12 +49,12 @@ def _page(
     simulation: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    versions = {kind: program.current(db, kind) for kind in KINDS}  # type: ignore[arg-type]
+    versions = {kind: configuration.current(db, kind) for kind in KINDS}  # type: ignore[arg-type]
     documents = {
         kind: (drafts or {}).get(kind) or json.dumps(version.document, indent=2)
         for kind, version in versions.items()
     }
-    distribution = program.tier_distribution(db)
+    distribution = tier_distribution(db)
     liability = ledger.liability(db)
     issued = -liability.by_account.get("program:issued", 0)
     expired = liability.by_account.get("program:expired", 0)
@@ -58,7 +66,7 @@ def _page(
             "kinds": KINDS,
             "versions": versions,
             "documents": documents,
-            "histories": {kind: program.history(db, kind, limit=5) for kind in KINDS},  # type: ignore[arg-type]
+            "histories": {kind: configuration.history(db, kind, limit=5) for kind in KINDS},  # type: ignore[arg-type]
             "errors": errors or {},
             # Categories the saved rules name that no product is in: kept, but flagged.
             "warnings": {
@@ -121,7 +129,7 @@ def save_program(
             request, db, user, drafts={kind: document}, errors={kind: problem}, status_code=422
         )
     try:
-        saved = program.save(db, kind, parsed, changed_by=user.email, note=note)  # type: ignore[arg-type]
+        saved = configuration.save(db, kind, parsed, changed_by=user.email, note=note)  # type: ignore[arg-type]
     except Problem as problem:
         found = problem.errors or [{"field": problem.field, "message": problem.detail}]
         return _page(
@@ -175,7 +183,7 @@ def simulate(
             )
     except ValueError as error:
         return _page(request, db, user, simulation={"error": str(error)}, status_code=422)
-    _version, rules = program.rule_set(db, at=at)
+    _version, rules = configuration.rule_set(db, at=at)
     member = earning.member_context(db, rules, fact)
     decisions = evaluate(rules, fact, member)
     db.rollback()

@@ -1,0 +1,80 @@
+"""A member's standing on the tier ladder, read by the program's pages and by other domains
+(through ``loyalty.service``): their tier and its benefits, how many members each tier holds,
+every member's tier at once, and the history of changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rapport.loyalty.models import TierChangeRecord, TierStanding
+from rapport.loyalty.program.versions import tier_policy
+from rapport.loyalty.tiers.policy import Benefits
+
+
+@dataclass(frozen=True)
+class MemberTier:
+    tier_id: str
+    tier_name: str
+    since: datetime | None
+    review_at: datetime | None
+    qualifying_value: int
+    benefits: Benefits
+
+
+def member_tier(db: Session, *, customer_id: str) -> MemberTier:
+    """The member's tier and its benefits (the base tier for customers without a standing)."""
+    policy = tier_policy(db)
+    standing = db.get(TierStanding, customer_id)
+    tier = policy.tier(standing.tier_id if standing else None)
+    return MemberTier(
+        tier_id=tier.id,
+        tier_name=tier.name,
+        since=standing.since if standing else None,
+        review_at=standing.review_at if standing else None,
+        qualifying_value=standing.qualifying_value if standing else 0,
+        benefits=tier.benefits,
+    )
+
+
+def tier_distribution(db: Session) -> list[tuple[str, str, int]]:
+    """(tier id, name, members) for every tier of the ladder, lowest first."""
+    policy = tier_policy(db)
+    counts = dict(
+        db.execute(select(TierStanding.tier_id, func.count()).group_by(TierStanding.tier_id)).all()
+    )
+    return [(tier.id, tier.name, int(counts.get(tier.id, 0))) for tier in policy.tiers]
+
+
+def tiers_by_customer(db: Session) -> dict[str, str]:
+    """Every member with a tier standing and their tier id, in one read (customers without
+    a standing are in the base tier). Read-only: recommendations learn per-tier popularity."""
+    return {
+        str(customer_id): str(tier_id)
+        for customer_id, tier_id in db.execute(
+            select(TierStanding.customer_id, TierStanding.tier_id)
+        )
+    }
+
+
+def tier_history(db: Session, *, customer_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    rows = db.scalars(
+        select(TierChangeRecord)
+        .where(TierChangeRecord.customer_id == customer_id)
+        .order_by(TierChangeRecord.id.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "from_tier": row.from_tier,
+            "to_tier": row.to_tier,
+            "change": row.change,
+            "qualifying_value": row.qualifying_value,
+            "changed_at": row.changed_at.isoformat(),
+        }
+        for row in rows
+    ]
