@@ -13,7 +13,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from rapport.customers.importer import (
+from rapport.customers.file_import import (
     PRESETS,
     ColumnMapping,
     ImportSummary,

@@ -22,8 +22,10 @@ class CustomerCreated(DomainEvent):
 
 
 class CustomerIdentified(DomainEvent):
-    """Identity resolution found or created the customer that the given identity kinds
-    (``email``, ``phone``, ``external_id``, ...) name."""
+    """Identity resolution (``POST /v1/customers/identify``) found or created the customer
+    that the given identity kinds (``email``, ``phone``, ``external_id``, ...) name. (An
+    ``identified`` tracking event a client sends carries ``traits`` instead: that is the
+    sender's shape, validated at ingestion, not this command's.)"""
 
     event_type: ClassVar[str] = "identified"
     domain: ClassVar[str] = "customers"

@@ -4,7 +4,7 @@ Everything here is implemented in the domain's private modules, one per concept:
 profiles (reading them), identities (resolution, and refusing erased people's), merges,
 signup, consent (with the outbound contact gate), preferences, the customer 360
 (``profile_view``), the domain's part of privacy requests (``privacy``) and bulk loads
-(``import_batch`` for records, ``importer`` for CRM files).
+(``import_batch`` for records, ``file_import`` for CRM files).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from rapport.customers.consent import (
     may_contact,
     set_consent,
 )
+from rapport.customers.file_import import PRESETS as CUSTOMER_FILE_PRESETS
+from rapport.customers.file_import import import_customers_file
 from rapport.customers.identities import (
     IDENTIFY_ATTEMPTS,
     add_identity,
@@ -33,8 +35,6 @@ from rapport.customers.identities import (
     resolve_identities,
 )
 from rapport.customers.import_batch import ImportedCustomer, import_customers
-from rapport.customers.importer import PRESETS as CUSTOMER_FILE_PRESETS
-from rapport.customers.importer import import_customers_file
 from rapport.customers.merges import merge_customers, merge_history
 from rapport.customers.models import CONSENT_PURPOSES, Customer, PrivacyRequest
 from rapport.customers.preferences import birthdays_on, get_preferences, set_preferences

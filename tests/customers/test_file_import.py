@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from rapport.customers import service as customers
 from rapport.customers.cli import import_customers_command
-from rapport.customers.importer import (
+from rapport.customers.file_import import (
     PRESETS,
     ImportSummary,
     MalformedFile,
