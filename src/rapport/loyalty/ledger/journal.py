@@ -42,6 +42,38 @@ class Posted:
 BeforeCommit = Callable[[Session, Posted], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """Points into a member's account from one of the program's accounts, as a new lot: what
+    every backend's credit (``ledger.portable``, ``ledger.postgres``) is given."""
+
+    customer_id: str
+    points: int
+    kind: str  # earn, adjust
+    source_account: str
+    reason: str
+    order_id: str | None
+    rule_id: str | None
+    now: datetime
+    earned_at: datetime
+    expires_at: datetime | None  # None: the program's expiry months after ``earned_at``
+    pays_debt: bool  # the member's debt is paid first (earning does; an adjustment does not)
+
+
+@dataclass(frozen=True, slots=True)
+class Debit:
+    """Points out of a member's account to one of the program's accounts, oldest lots first:
+    what every backend's debit is given."""
+
+    customer_id: str
+    points: int  # how many are taken (positive)
+    kind: str  # redeem, adjust
+    target_account: str
+    reason: str
+    order_id: str | None
+    now: datetime
+
+
 def check_points(points: int, *, allow_negative: bool = False) -> None:
     if isinstance(points, bool) or not isinstance(points, int):
         raise InvalidInput("points must be a whole number", field="points")

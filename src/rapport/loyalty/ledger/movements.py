@@ -1,31 +1,26 @@
-"""Points in and out of a member's account: earn, redeem and adjust (through the session),
-on the portable path (SQLite, and PostgreSQL's rare cases) or PostgreSQL's statements."""
+"""Points in and out of a member's account through the command's session: earn, redeem and
+adjust, and the credit and debit under them, each on its backend's one implementation
+(``ledger.postgres`` on PostgreSQL, ``ledger.portable`` on SQLite), with the portable general
+path for a member's first points and for earning that pays debt."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select, true, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rapport.loyalty.ledger.accounts import open_account, pay_debts
+from rapport.loyalty.ledger import portable, postgres
 from rapport.loyalty.ledger.journal import (
     BeforeCommit,
+    Credit,
+    Debit,
     Posted,
     check_points,
     finish,
-    record_transaction,
 )
-from rapport.loyalty.ledger.lots import consume_lots
-from rapport.loyalty.ledger.postgres import (
-    CREDIT_DEBT_FREE_MEMBER,
-    CREDIT_MEMBER,
-    CREDITED,
-    DEBIT_LOCKED,
-)
-from rapport.loyalty.ledger.settings import add_months, get_program
-from rapport.loyalty.ledger.tables import ACCOUNTS, LOTS
-from rapport.loyalty.models import ADJUSTMENTS, ISSUED, MEMBER_DEBT, REDEEMED
+from rapport.loyalty.ledger.tables import ACCOUNTS
+from rapport.loyalty.models import ADJUSTMENTS, ISSUED, REDEEMED
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 
@@ -54,93 +49,27 @@ def credit(
     earned = earned_at or now
     if expires_at is not None and expires_at <= earned:
         raise InvalidInput("expires_at must be after the points are earned", field="expires_at")
-    connection = db.connection()
-    if connection.dialect.name == "postgresql":
-        row = connection.exec_driver_sql(
-            (CREDIT_DEBT_FREE_MEMBER if pays_debt else CREDIT_MEMBER) + CREDITED,
-            {
-                "customer": customer_id,
-                "points": points,
-                "kind": kind,
-                "source": source_account,
-                "reason": reason,
-                "order": order_id,
-                "rule": rule_id,
-                "now": now,
-                "earned": earned,
-                "expires": expires_at,
-            },
-        ).first()
-        if row is not None:
-            transaction_id, balance, debt, expiry = row
-            return Posted(
-                transaction_id=transaction_id,
-                customer_id=customer_id,
-                kind=kind,
-                points=points,
-                balance=balance,
-                debt=debt,
-                expires_at=expiry,
-            )
-    expiry = expires_at or add_months(earned, get_program(db).expiry_months)
-    # Fast path: an existing member without debt, one guarded UPDATE that also locks the row.
-    guard = ACCOUNTS.c.debt == 0 if pays_debt else true()
-    fast = db.execute(
-        update(ACCOUNTS)
-        .where(ACCOUNTS.c.account_id == customer_id, ACCOUNTS.c.kind == "member", guard)
-        .values(balance=ACCOUNTS.c.balance + points, updated_at=now)
-        .returning(ACCOUNTS.c.balance, ACCOUNTS.c.debt)
-    ).first()
-    paid = 0
-    if fast is not None:
-        balance, debt = fast
-    else:
-        customer_id, (balance, debt) = open_account(db, customer_id, now)
-        paid = min(debt, points) if pays_debt else 0
-        balance, debt = balance + points - paid, debt - paid
-        db.execute(
-            update(ACCOUNTS)
-            .where(ACCOUNTS.c.account_id == customer_id)
-            .values(balance=balance, debt=debt, updated_at=now)
-        )
-        if paid:
-            pay_debts(db, customer_id=customer_id, points=paid)
-    credited = points - paid
-    transaction_id = record_transaction(
-        db,
+    movement = Credit(
         customer_id=customer_id,
+        points=points,
         kind=kind,
-        points=credited,
+        source_account=source_account,
         reason=reason,
-        legs=[(customer_id, credited), (MEMBER_DEBT, paid), (source_account, -points)],
         order_id=order_id,
         rule_id=rule_id,
-        debt_change=-paid,
         now=now,
+        earned_at=earned,
+        expires_at=expires_at,
+        pays_debt=pays_debt,
     )
-    if credited:
-        db.execute(
-            insert(LOTS),
-            {
-                "customer_id": customer_id,
-                "transaction_id": transaction_id,
-                "order_id": order_id,
-                "amount": credited,
-                "remaining": credited,
-                "earned_at": earned,
-                "expires_at": expiry,
-            },
-        )
-    return Posted(
-        transaction_id=transaction_id,
-        customer_id=customer_id,
-        kind=kind,
-        points=credited,
-        balance=balance,
-        debt=debt,
-        debt_change=-paid,
-        expires_at=expiry if credited else None,
-    )
+    connection = db.connection()
+    if connection.dialect.name == "postgresql":
+        posted = postgres.credit(connection, movement)
+    else:
+        posted = portable.credit_member(db, movement)
+    if posted is None:  # a first earning, or debt to pay first: the general path
+        posted = portable.credit_opening_or_paying_debt(db, movement)
+    return posted
 
 
 def earn(
@@ -199,19 +128,21 @@ def debit(
     reason: str,
     order_id: str | None,
 ) -> Posted:
-    now = clock.now()
-    # The guard makes check-and-take one statement: concurrent redemptions queue on the row
-    # lock and each sees the balance the previous one left.
-    taken = db.execute(
-        update(ACCOUNTS)
-        .where(
-            ACCOUNTS.c.account_id == customer_id,
-            ACCOUNTS.c.kind == "member",
-            ACCOUNTS.c.balance >= points,
-        )
-        .values(balance=ACCOUNTS.c.balance - points, updated_at=now)
-        .returning(ACCOUNTS.c.balance, ACCOUNTS.c.debt)
-    ).first()
+    movement = Debit(
+        customer_id=customer_id,
+        points=points,
+        kind=kind,
+        target_account=target_account,
+        reason=reason,
+        order_id=order_id,
+        now=clock.now(),
+    )
+    connection = db.connection()
+    on_postgresql = connection.dialect.name == "postgresql"
+    if on_postgresql:
+        taken = postgres.take_points(connection, movement)
+    else:
+        taken = portable.take_points(db, movement)
     if taken is None:
         current = db.scalar(
             select(ACCOUNTS.c.balance).where(
@@ -227,35 +158,10 @@ def debit(
             balance=current,
         )
     balance, debt = taken
-    connection = db.connection()
-    if connection.dialect.name == "postgresql":
-        # A second statement, so that it reads the lots after the row lock is held.
-        transaction_id, consumed = connection.exec_driver_sql(
-            DEBIT_LOCKED,
-            {
-                "customer": customer_id,
-                "points": points,
-                "kind": kind,
-                "target": target_account,
-                "reason": reason,
-                "order": order_id,
-                "now": now,
-            },
-        ).one()
+    if on_postgresql:
+        transaction_id, consumed = postgres.debit_lots(connection, movement)
     else:
-        transaction_id = record_transaction(
-            db,
-            customer_id=customer_id,
-            kind=kind,
-            points=-points,
-            reason=reason,
-            legs=[(customer_id, -points), (target_account, points)],
-            order_id=order_id,
-            now=now,
-        )
-        consumed = consume_lots(
-            db, customer_id=customer_id, points=points, transaction_id=transaction_id
-        )
+        transaction_id, consumed = portable.debit_lots(db, movement)
     if consumed != points:
         db.rollback()
         raise RuntimeError(f"lots of {customer_id} hold less than the balance said")

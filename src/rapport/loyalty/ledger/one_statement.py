@@ -7,8 +7,14 @@ from datetime import datetime
 from typing import Any, cast
 
 from rapport.events.service import log_event_parameters, log_event_sql
-from rapport.loyalty.ledger.journal import check_points
-from rapport.loyalty.ledger.postgres import CREDIT_DEBT_FREE_MEMBER, DEBIT_LOTS
+from rapport.loyalty.ledger.journal import Credit, Debit, check_points
+from rapport.loyalty.ledger.postgres import (
+    CREDIT_DEBT_FREE_MEMBER,
+    DEBIT_LOTS,
+    TAKE_POINTS,
+    credit_parameters,
+    debit_parameters,
+)
 from rapport.loyalty.models import ISSUED, REDEEMED
 from rapport.platform import clock, idempotency
 from rapport.platform.errors import InvalidInput
@@ -57,11 +63,9 @@ _EARN_NOW = (
 )
 
 _REDEEM_NOW = (
-    """WITH account AS (
-    UPDATE loyalty_accounts SET balance = balance - %(points)s, updated_at = %(now)s
-    WHERE account_id = %(customer)s AND kind = 'member' AND balance >= %(points)s
-    RETURNING balance, debt
-),"""
+    "WITH account AS ("
+    + TAKE_POINTS
+    + "),"
     + DEBIT_LOTS
     # The lots hold the balance (the ledger's invariant). Were it ever broken, the failing
     # cast refuses the whole statement rather than commit a redemption the lots do not cover
@@ -106,17 +110,22 @@ async def earn_now(
     row = await statements.first_row(
         _EARN_NOW,
         {
-            "customer": customer_id,
-            "points": points,
+            **credit_parameters(
+                Credit(
+                    customer_id=customer_id,
+                    points=points,
+                    kind="earn",
+                    source_account=ISSUED,
+                    reason=reason,
+                    order_id=order_id,
+                    rule_id=rule_id,
+                    now=now,
+                    earned_at=now,
+                    expires_at=expires_at,
+                    pays_debt=True,
+                )
+            ),
             "change": points,
-            "kind": "earn",
-            "source": ISSUED,
-            "reason": reason,
-            "order": order_id,
-            "rule": rule_id,
-            "now": now,
-            "earned": now,
-            "expires": expires_at,
             **log_event_parameters(type="points_earned", channel=channel, customer_id=customer_id),
             **answer,
         },
@@ -141,14 +150,18 @@ async def redeem_now(
     row = await statements.first_row(
         _REDEEM_NOW,
         {
-            "customer": customer_id,
-            "points": points,
+            **debit_parameters(
+                Debit(
+                    customer_id=customer_id,
+                    points=points,
+                    kind="redeem",
+                    target_account=REDEEMED,
+                    reason=reason,
+                    order_id=order_id,
+                    now=clock.now(),
+                )
+            ),
             "change": -points,
-            "kind": "redeem",
-            "target": REDEEMED,
-            "reason": reason,
-            "order": order_id,
-            "now": clock.now(),
             **log_event_parameters(
                 type="points_redeemed", channel=channel, customer_id=customer_id
             ),

@@ -1,13 +1,24 @@
-"""Credit and debit of a member's points as PostgreSQL statements (data-modifying CTEs)."""
+"""Credit and debit of a member's points on PostgreSQL: the SQL (data-modifying CTEs) and its
+parameters, written once and sent two ways. Through the command's session (``credit``,
+``take_points``, ``debit_lots``: ``ledger.movements`` on PostgreSQL) and, with its event and
+stored answer added, as one statement through the statement pool (``ledger.one_statement``).
+
+The statements write the same rows as ``ledger.portable``, in a fraction of the round trips
+and Python; a member's first points and earning that pays debt take the portable path.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import Connection
+
+from rapport.loyalty.ledger.journal import AccountRow, Credit, Debit, Posted
 from rapport.loyalty.ledger.settings import Program
 
-# PostgreSQL does a whole earn or redemption in one or two statements (data-modifying CTEs):
-# the same rows as the portable code below writes, in a fraction of the round trips and
-# Python. The portable code stays the reference (SQLite, and the rare paths: a first earning,
-# paying debt); the tests run every command on both.
+# Through the session a credit is one statement, a debit two; through the statement pool each
+# is one statement with its event and answer. The portable code stays the reference (SQLite,
+# and the rare paths: a first earning, paying debt); the tests run every command on both.
 #
 # Credit an existing member (one statement: the UPDATE takes the row lock and re-checks its
 # condition on the newest row version; nothing else here reads rows another command changes).
@@ -47,9 +58,20 @@ CREDIT_DEBT_FREE_MEMBER = _CREDIT.format(
     guard="AND debt = 0", default_months=Program().expiry_months
 )
 CREDIT_MEMBER = _CREDIT.format(guard="", default_months=Program().expiry_months)
-CREDITED = (
+# The credit's answer through the session: the journal transaction, the balances after it, the
+# lot's expiry.
+_CREDITED = (
     "SELECT journal.id, account.balance, account.debt, expiry.at FROM journal, account, expiry"
 )
+
+# Take a debit's points from the member's balance if it covers them: one guarded UPDATE, so
+# check-and-take is one statement and concurrent debits queue on the row lock, each seeing the
+# balance the previous one left. Answers the member's (balance, debt) after it, or no row.
+TAKE_POINTS = """
+    UPDATE loyalty_accounts SET balance = balance - %(points)s, updated_at = %(now)s
+    WHERE account_id = %(customer)s AND kind = 'member' AND balance >= %(points)s
+    RETURNING balance, debt
+"""
 
 # The lots side of a redemption, after ``account`` (the member's row, its points already
 # taken): consume the open lots oldest first (a running sum says how much each gives), write
@@ -88,12 +110,79 @@ oldest AS (
     INSERT INTO loyalty_lot_consumptions (lot_id, transaction_id, points)
     SELECT take.id, journal.id, take.points FROM take, journal
 )"""
-# After the guarded UPDATE has taken the points (and the row lock), a second statement, so
-# that it reads the lots after the lock is held. Answers the transaction id and the points
-# the lots gave.
-DEBIT_LOCKED = (
+# Through the session, after TAKE_POINTS has taken the points (and the row lock): a second
+# statement, so that it reads the lots after the lock is held (at READ COMMITTED one statement
+# would read them from a snapshot taken before it waited for the lock). Answers the
+# transaction id and the points the lots gave.
+_DEBIT_LOCKED = (
     "WITH account AS (SELECT balance, debt FROM loyalty_accounts"
     " WHERE account_id = %(customer)s AND kind = 'member'),"
     + DEBIT_LOTS
     + " SELECT journal.id, (SELECT coalesce(sum(points), 0) FROM used) FROM journal"
 )
+
+
+def credit_parameters(credit: Credit) -> dict[str, Any]:
+    """The parameters of CREDIT_MEMBER and CREDIT_DEBT_FREE_MEMBER for ``credit``."""
+    return {
+        "customer": credit.customer_id,
+        "points": credit.points,
+        "kind": credit.kind,
+        "source": credit.source_account,
+        "reason": credit.reason,
+        "order": credit.order_id,
+        "rule": credit.rule_id,
+        "now": credit.now,
+        "earned": credit.earned_at,
+        "expires": credit.expires_at,
+    }
+
+
+def debit_parameters(debit: Debit) -> dict[str, Any]:
+    """The parameters of TAKE_POINTS and DEBIT_LOTS for ``debit``."""
+    return {
+        "customer": debit.customer_id,
+        "points": debit.points,
+        "kind": debit.kind,
+        "target": debit.target_account,
+        "reason": debit.reason,
+        "order": debit.order_id,
+        "now": debit.now,
+    }
+
+
+def credit(connection: Connection, credit: Credit) -> Posted | None:
+    """Credit a member who has an account (and, when ``pays_debt``, no debt) in one
+    statement, inside the session's transaction. ``None`` (nothing written) for anyone else:
+    ``portable.credit_opening_or_paying_debt`` serves them."""
+    row = connection.exec_driver_sql(
+        (CREDIT_DEBT_FREE_MEMBER if credit.pays_debt else CREDIT_MEMBER) + _CREDITED,
+        credit_parameters(credit),
+    ).first()
+    if row is None:
+        return None
+    transaction_id, balance, debt, expiry = row
+    return Posted(
+        transaction_id=transaction_id,
+        customer_id=credit.customer_id,
+        kind=credit.kind,
+        points=credit.points,
+        balance=balance,
+        debt=debt,
+        expires_at=expiry,
+    )
+
+
+def take_points(connection: Connection, debit: Debit) -> AccountRow | None:
+    """TAKE_POINTS inside the session's transaction: the member's (balance, debt) after it,
+    or ``None`` (nothing changed) when the balance does not cover the debit."""
+    return connection.exec_driver_sql(TAKE_POINTS, debit_parameters(debit)).first()
+
+
+def debit_lots(connection: Connection, debit: Debit) -> tuple[int, int]:
+    """After :func:`take_points`, in the same transaction: the journal, and the member's
+    lots consumed oldest first. Answers the transaction id and the points the lots gave."""
+    transaction_id, consumed = connection.exec_driver_sql(
+        _DEBIT_LOCKED, debit_parameters(debit)
+    ).one()
+    return int(transaction_id), int(consumed)
