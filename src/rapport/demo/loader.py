@@ -1,7 +1,9 @@
-"""Load the generated retailer through each domain's own service, in batches.
+"""Load the generated retailer through each domain's own service, in batches: stores,
+products and customers; stock; sign-ups, browsing and visits (through event ingestion) and
+shared preferences; orders, deliveries and returns; the loyalty program's paid side.
 
-This issue loads stores, products and customers; later capabilities add their part of the
-history (orders, reviews, answers) with their own loaders, reading the same generator.
+Feedback has its own loader (:mod:`rapport.demo.feedback_loader`); the order in which the
+steps run, and the processors between them, is the workflow :mod:`rapport.flows.demo`.
 """
 
 from __future__ import annotations
@@ -28,9 +30,7 @@ from rapport.demo.records import (
 )
 from rapport.events import service as events
 from rapport.events.service import NewEvent
-from rapport.loyalty import membership
-from rapport.loyalty import pricing as loyalty_pricing
-from rapport.loyalty.rewards import catalogue as reward_catalogue
+from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
 from rapport.orders.service import ImportedLine, ImportedOrder, ImportedReturn
 
@@ -317,7 +317,7 @@ def load_demo_loyalty(db: Session, *, retailer: DemoRetailer) -> LoyaltySummary:
     customers (four orders or more, one in two of them) as paying members. Earning rules and
     tiers are the program's defaults; the ledger itself comes from replaying the demo orders
     through the earning processor. Safe to re-run."""
-    membership.save_plan(
+    loyalty.save_plan(
         db,
         plan_id=DEMO_PLAN,
         name="Rapport Plus",
@@ -334,7 +334,7 @@ def load_demo_loyalty(db: Session, *, retailer: DemoRetailer) -> LoyaltySummary:
         ("big-20", "20 euros off 100 or more", 1800, "amount", 2000),
     ]
     for reward_id, name, cost, kind, value in demo_rewards:
-        reward_catalogue.save_reward(
+        loyalty.save_reward(
             db,
             reward_id=reward_id,
             name=name,
@@ -347,13 +347,13 @@ def load_demo_loyalty(db: Session, *, retailer: DemoRetailer) -> LoyaltySummary:
     priced = 0
     for product in retailer.products():
         member_price = catalog.effective_price(
-            db, sku=product.sku, channel=loyalty_pricing.MEMBER_PRICE_CHANNEL
+            db, sku=product.sku, channel=loyalty.MEMBER_PRICE_CHANNEL
         )
         if rng.random() < 0.1 and member_price == product.price_minor:
             catalog.set_channel_price(
                 db,
                 sku=product.sku,
-                channel=loyalty_pricing.MEMBER_PRICE_CHANNEL,
+                channel=loyalty.MEMBER_PRICE_CHANNEL,
                 price_minor=product.price_minor * 9 // 10,
                 reason="Plus members' price",
             )
@@ -364,8 +364,8 @@ def load_demo_loyalty(db: Session, *, retailer: DemoRetailer) -> LoyaltySummary:
     joined = 0
     for external_id in chosen:
         customer_id = ids.get(external_id)
-        if customer_id is None or membership.current_plan(db, customer_id=customer_id):
+        if customer_id is None or loyalty.current_plan(db, customer_id=customer_id):
             continue
-        membership.join(db, customer_id=customer_id, plan_id=DEMO_PLAN)
+        loyalty.join(db, customer_id=customer_id, plan_id=DEMO_PLAN)
         joined += 1
     return LoyaltySummary(paying_members=joined, rewards=len(demo_rewards), member_prices=priced)

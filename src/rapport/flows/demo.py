@@ -25,7 +25,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
 
-from rapport.demo.feedback import FeedbackSummary, load_demo_feedback
+from rapport.demo.feedback_loader import FeedbackSummary, load_demo_feedback
 from rapport.demo.generator import DemoRetailer
 from rapport.demo.loader import (
     LoadStep,
@@ -39,7 +39,6 @@ from rapport.demo.loader import (
 from rapport.demo.loader import load_demo as load_demo_records
 from rapport.events import service as events
 from rapport.loyalty import service as loyalty
-from rapport.loyalty.earning import review_due_tiers
 from rapport.platform import clock
 from rapport.platform.db import open_session
 from rapport.platform.settings import get_settings
@@ -133,7 +132,7 @@ def load_demo_data(
             shown.advance("profiles", handled)
         program = load_demo_loyalty(db, retailer=retailer)
         expired = loyalty.expire_lots(db)
-        review_due_tiers(db)
+        loyalty.review_due_tiers(db)
         experience = load_demo_feedback(db, retailer=retailer, seed=seed)
     return DemoData(
         seed=seed,
