@@ -1,13 +1,15 @@
 """Event ingestion: batched throughput into SQLite and PostgreSQL, single-event latency at a
 steady rate, trait lag and peak server memory, side by side with a naive FastAPI baseline.
 
-    .venv/bin/python bench/ingest.py
+    .venv/bin/python bench/ingest.py            # --quick: a smoke run in about a minute
 
-Starts everything it needs: a migrated SQLite file and a throw-away PostgreSQL database (on the
-server named by RAPPORT_BENCH_POSTGRES_URL, default the test server on 127.0.0.1:54330), then
-``rapport serve`` as a real subprocess on loopback with an API key made beforehand. The baseline
-is a plain FastAPI app (a Pydantic model per event, existence query, ORM inserts) served the same
-way by this script (``--serve-baseline``). Prints a Markdown table, then one JSON line.
+Starts everything it needs: a migrated SQLite file and a throw-away PostgreSQL cluster with
+production durability (fsync and synchronous commit on, bench/postgres.py; ``--database-url``
+or RAPPORT_BENCH_POSTGRES_URL measures an existing server instead), then ``rapport serve`` as a
+real subprocess on loopback with an API key made beforehand. The baseline is a plain FastAPI app
+(a Pydantic model per event, existence query, ORM inserts) served the same way by this script
+(``--serve-baseline``). Prints a Markdown table (with the PostgreSQL server's settings), then
+one JSON line.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,12 +45,22 @@ from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.platform.migrations_runner import upgrade
 
-POSTGRES_ENV = "RAPPORT_BENCH_POSTGRES_URL"
-DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:54330/postgres"
+# isort: split
+# Started as a script, this folder is on sys.path: the benches' PostgreSQL server.
+from postgres import PostgresServer, add_database_url_option, free_port, postgres_server
+
 # Start-up imports scikit-learn and friends: on a busy 2-core machine that alone can take
 # most of a minute.
 START_TIMEOUT_S = 180
 TYPES = ("page_viewed", "product_viewed", "cart_updated", "searched", "product_viewed")
+# --quick: every part runs, on little data (the naive baseline is left out).
+QUICK: dict[str, Any] = {
+    "events": 4000,
+    "baseline_events": 2000,
+    "seconds": 3.0,
+    "trait_wait": 30.0,
+    "skip_baseline": True,
+}
 
 
 # --- load ----------------------------------------------------------------------------------
@@ -295,12 +306,6 @@ def run_trait_lag(server: Server, events: int, wait_s: float) -> tuple[float | N
 # --- servers and databases ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def issue_keys(database_url: str) -> tuple[str, str]:
     with open_session(database_url) as db:
         ingest = platform.create_api_key(db, name="bench ingest", scopes=[platform.Scope.INGEST])
@@ -360,7 +365,10 @@ def serve(
             time.sleep(0.1)
         # Each server process listens on its own socket (SO_REUSEPORT): wait for all of them,
         # or the first connections would all go to the first one up.
-        wanted = int(extra[extra.index("--processes") + 1]) if "--processes" in (extra or []) else 1
+        arguments = extra or []
+        wanted = (
+            int(arguments[arguments.index("--processes") + 1]) if "--processes" in arguments else 1
+        )
         while listening_sockets(port) < wanted:
             if time.monotonic() > deadline:
                 raise SystemExit(
@@ -445,8 +453,12 @@ def serve_baseline(port: int) -> None:
 
     from rapport.events.models import Event
     from rapport.platform.db import create_db_engine
-    from rapport.domains import load_models
     from rapport.platform.settings import get_settings
+
+    try:
+        from rapport.domains import load_models
+    except ImportError:  # the code before issue 15 (bench/before_after.py measures it too)
+        from rapport.platform.domains import load_models  # type: ignore[import-not-found,no-redef]
 
     load_models()
     engine = create_db_engine(get_settings().database_url)
@@ -601,8 +613,17 @@ def main() -> None:
     parser.add_argument("--trait-wait", type=float, default=30)
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-baseline", action="store_true")
+    add_database_url_option(parser)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items()),
+    )
     parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    if "--quick" in sys.argv[1:]:
+        # Options given explicitly still win over the quick settings.
+        parser.set_defaults(**QUICK)
     args = parser.parse_args()
     if args.serve_baseline:
         serve_baseline(args.port)
@@ -625,21 +646,26 @@ def main() -> None:
             "SQLite", sqlite, workdir, args, figures, serve_args=["--no-worker", *processes]
         )
         pg: dict[str, Any] | None = None
+        pg_server: PostgresServer | None = None
         if not args.skip_postgres:
-            server_url = os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES)
+            with postgres_server(args.database_url) as pg_server:
+                server_url = pg_server.url
 
-            def postgres(name: str) -> Any:
-                return postgres_database(server_url, name)
+                def postgres(name: str) -> Any:
+                    return postgres_database(server_url, name)
 
-            pg = measure_backend(
-                "PostgreSQL", postgres, workdir, args, figures, serve_args=processes
-            )
+                pg = measure_backend(
+                    "PostgreSQL", postgres, workdir, args, figures, serve_args=processes
+                )
         lag, note, lag_rss = measure_trait_lag(workdir, args)
 
     figures.add(
         "SQLite + embedded worker: trait lag, 10 events → traits.event_count (s)",
         f"{lag:.2f}" if lag is not None else f"null: {note}",
     )
+    if pg_server:
+        for measure, value in pg_server.table_rows():
+            figures.add(measure, value, "" if args.skip_baseline else "same server")
     figures.add("machine load average (1 min) at the start", load)
     figures.print()
     rss = [lite["rss_mb"], lag_rss] + ([pg["rss_mb"]] if pg else [])

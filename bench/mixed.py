@@ -177,8 +177,8 @@ async def send_on_schedule(
         cut_off = loop.time()
         waiting = [*in_flight.values()]
         while not queue.empty():
-            if (planned := queue.get_nowait()) is not None:
-                waiting.append(planned)
+            if (queued := queue.get_nowait()) is not None:
+                waiting.append(queued)
         for task in late:
             task.cancel()
         for planned in waiting:
@@ -251,7 +251,7 @@ def rows(
         yield f"{name} answers", answers
 
 
-DEPLOYMENTS = (
+DEPLOYMENTS: tuple[tuple[str, str, list[str]], ...] = (
     # (label, JSON key suffix, extra `rapport serve` arguments)
     ("API processes, job worker apart", "", ["--no-worker"]),
     ("API processes + embedded job worker", "_embedded_worker", []),

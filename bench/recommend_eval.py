@@ -19,11 +19,12 @@ import csv
 import gzip
 import io
 import json
+import os
 import resource
 import sys
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +34,6 @@ import numpy as np
 
 from rapport.recommend.algorithms import ALS, EASE, Blend, ItemKNN, PersonalFrequency, Popularity
 from rapport.recommend.base import Recommender
-from rapport.recommend.interactions import Interactions
 from rapport.recommend.evaluation import (
     Purchases,
     Split,
@@ -44,7 +44,17 @@ from rapport.recommend.evaluation import (
     tune_weights,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+try:
+    from rapport.recommend.interactions import Interactions
+except ImportError:  # the code before issue 15 (bench/before_after.py measures it too)
+    from rapport.recommend.data import Interactions  # type: ignore[import-not-found,no-redef]
+
+# The shared data sets live beside the checkout (../shared/data); RAPPORT_BENCH_DATA names
+# another place (a clone elsewhere).
+DATA = Path(
+    os.environ.get("RAPPORT_BENCH_DATA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 DAY = 86_400.0
 
 
@@ -203,7 +213,7 @@ def run_protocol(
         validation_recall[name] = tuned.validation["recall@20"]
         results[name] = _final(build(**tuned.params), test)
         log(f"  {name:14} {tuned.params} -> {results[name]}")
-    axes = dict(BLEND_AXES)
+    axes: dict[str, Sequence[Any]] = dict(BLEND_AXES)
     if not new_only:
         axes["repeat_power"] = [0.0, 0.5, 1.0]
     start = _blend_start(new_only, tuned_params, validation_recall)

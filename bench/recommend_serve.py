@@ -1,6 +1,7 @@
 """Serving recommendations through the HTTP API with the model for the largest real dataset.
 
     .venv/bin/python bench/recommend_serve.py [--rate 300] [--seconds 30] [--processes 2]
+    .venv/bin/python bench/recommend_serve.py --quick     # 2,000 customers, 5 s at 100/s
 
 Loads Ta-Feng (817,741 lines, about 32,000 customers and 23,800 products) into a throw-away
 SQLite database (customers consenting to personalisation, products with their subclass as the
@@ -10,8 +11,10 @@ worker's nightly training would replace the model with one from the database's o
 sends GET
 /v1/recommendations open-loop at ``--rate`` requests/s over 32 keep-alive connections: 50%
 personal home pages, 20% similar items, 15% complements, 10% carts of three items, 5% store-bound
-home pages. Latency counts from each request's scheduled time. Prints a Markdown table, then one
-JSON line: ``{"p99_ms", "requests_per_s", ...}``.
+home pages. Latency counts from each request's scheduled time. ``--customers N`` keeps a sample
+of N customers with their purchases and products (a smaller model, for smoke runs). Needs the
+shared data sets (``../shared/data`` beside the checkout, or ``RAPPORT_BENCH_DATA``); SQLite only,
+no PostgreSQL. Prints a Markdown table, then one JSON line: ``{"p99_ms", "requests_per_s", ...}``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
+import numpy as np
 import uvloop
 
 # Started as a script, this folder is on sys.path: reuse the ingestion bench's helpers and the
@@ -36,14 +40,23 @@ from ingest import open_loop, percentile, serve, sqlite_database
 from recommend_eval import DATA, load_ta_feng
 
 from rapport.catalog import service as catalog
-from rapport.catalog.schemas import ProductUpsert, StoreUpsert
 from rapport.customers import service as customers
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.recommend import service as recommend
-from rapport.recommend.trained_model import ProductFacts, Purchase, build
+
+try:
+    from rapport.recommend.trained_model import ProductFacts, Purchase, build
+except ImportError:  # the code before issue 15, which bench/before_after.py measures too
+    from rapport.recommend.bundle import (  # type: ignore[import-not-found,no-redef]
+        ProductFacts,
+        Purchase,
+        build,
+    )
 
 STORE = "tafeng-1"
+# --quick: a sample of the shop, a short run.
+QUICK = {"customers": 2000, "rate": 100.0, "seconds": 5.0}
 MIX = (
     ("home", 0.50),
     ("product_similar", 0.20),
@@ -54,10 +67,11 @@ MIX = (
 
 
 def load_shop(
-    database_url: str, workdir: Path, log: Callable[[str], None]
+    database_url: str, workdir: Path, log: Callable[[str], None], sample: int | None = None
 ) -> tuple[list[str], list[str], float]:
     """Ta-Feng as a Rapport retailer, and its trained model as the one served. Returns the
-    customer ids and SKUs to ask about."""
+    customer ids and SKUs to ask about. With ``sample``, only that many customers (drawn with
+    a fixed seed), their purchases and the products they bought."""
     import csv
     import io
     import zipfile
@@ -83,11 +97,19 @@ def load_shop(
                 )
     purchases = load_ta_feng()
     external_ids = sorted(set(purchases.customers.tolist()))
+    if sample is not None and sample < len(external_ids):
+        external_ids = sorted(random.Random(3).sample(external_ids, sample))
+        keep = np.isin(purchases.customers, external_ids)
+        purchases = type(purchases)(
+            purchases.customers[keep], purchases.items[keep], purchases.days[keep]
+        )
+        bought = set(purchases.items.tolist())
+        products = {sku: facts for sku, facts in products.items() if sku in bought}
     with open_session(database_url) as db:
         catalog.upsert_stores(
             db,
             stores=[
-                StoreUpsert(
+                catalog.StoreUpsert(
                     store_id=STORE,
                     name="Ta-Feng warehouse",
                     city="Taipei",
@@ -103,7 +125,7 @@ def load_shop(
             catalog.upsert_products(
                 db,
                 products=[
-                    ProductUpsert(
+                    catalog.ProductUpsert(
                         sku=p.sku,
                         name=p.name,
                         category_path=p.category_path,
@@ -204,9 +226,23 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument(
+        "--customers", type=int, default=None, help="a sample of this many customers (all)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: " + ", ".join(f"--{key} {value}" for key, value in QUICK.items()),
+    )
+    if "--quick" in sys.argv[1:]:
+        # Options given explicitly still win over the quick settings.
+        parser.set_defaults(**QUICK)
     args = parser.parse_args()
     if not (DATA / "ta-feng").exists():
-        sys.exit(f"no Ta-Feng data at {DATA / 'ta-feng'}: this benchmark needs ../shared/data")
+        sys.exit(
+            f"no Ta-Feng data at {DATA / 'ta-feng'}: this benchmark needs ../shared/data "
+            "(or RAPPORT_BENCH_DATA naming the data folder)"
+        )
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -214,7 +250,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rapport-recommend-") as tmp:
         workdir = Path(tmp)
         with sqlite_database(workdir, "serve") as url:
-            customer_ids, skus, train_s = load_shop(url, workdir, log)
+            customer_ids, skus, train_s = load_shop(url, workdir, log, args.customers)
             train_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             with open_session(url) as db:
                 key = platform.create_api_key(
@@ -261,6 +297,7 @@ def main() -> None:
         f"| training on Ta-Feng (bench process peak RSS) | {train_s:.0f} s ({train_rss:.0f} MiB) |"
     )
     print(f"| request mix | {', '.join(f'{k} {w:.0%}' for k, w in MIX)} |")
+    print(f"| customers / products in the shop | {len(customer_ids):,} / {len(skus):,} |")
     print()
     print(json.dumps({k: round(v, 2) for k, v in figures.items()}))
 
