@@ -39,6 +39,8 @@ def load_models() -> None:
 def load_event_types() -> None:
     """Import every domain's typed events (``events.py``), so that the API reference
     publishes them all."""
+    import rapport.customers.events
+    import rapport.feedback.events  # noqa: F401
 
 
 def load_tasks() -> None:
