@@ -4,6 +4,7 @@ functions and through a real app whose commands commit on their own connections.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,8 @@ from sqlalchemy.orm import Session
 
 from rapport.events.models import Event
 from rapport.loyalty import service as loyalty
+from rapport.loyalty.events import PointsEarned, PointsRedeemed
+from rapport.loyalty.ledger import one_statement
 from rapport.loyalty.models import PointLot
 from rapport.main import create_app
 from rapport.platform import idempotency
@@ -168,6 +171,23 @@ def test_earn_and_redeem_write_the_ledger_the_event_and_the_answer(postgres_url)
             db, scope="test", key="e-1", fingerprint=idempotency.request_fingerprint({"points": 40})
         )
         assert stored == idempotency.Replay(status_code=201, body=earned)
+        # and each event is its typed class exactly (no key more or less)
+        earned_event, redeemed_event = events[-2:]
+        assert PointsEarned.model_validate(earned_event.properties).properties() == (
+            earned_event.properties
+        )
+        assert PointsRedeemed.model_validate(redeemed_event.properties).properties() == (
+            redeemed_event.properties
+        )
+
+
+def test_the_statements_build_their_events_and_answer_field_by_field_of_their_classes() -> None:
+    # The SQL builds the events' properties and the answer itself: its keys are the classes'
+    # fields, in their order, so that the two cannot drift apart.
+    assert list(one_statement.EARNED_PROPERTIES) == list(PointsEarned.model_fields)
+    assert list(one_statement.REDEEMED_PROPERTIES) == list(PointsRedeemed.model_fields)
+    answer = one_statement.posted_answer(transaction="journal.id", expires="NULL")
+    assert list(answer) == [field.name for field in dataclasses.fields(loyalty.Posted)]
 
 
 def test_the_usual_member_only_and_nothing_changes_otherwise(postgres_url) -> None:

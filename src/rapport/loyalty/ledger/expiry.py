@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rapport.events.service import log_event
+from rapport.loyalty.events import PointsExpired
 from rapport.loyalty.ledger.accounts import lock_account
 from rapport.loyalty.ledger.journal import record_transaction
 from rapport.loyalty.ledger.lots import consume_lots
@@ -88,10 +89,9 @@ def expire_lots(db: Session, *, now: datetime | None = None, batch: int = 200) -
             )
             log_event(
                 db,
-                type="points_expired",
+                PointsExpired(transaction_id=transaction_id, points=-total),
                 channel="web",
                 customer_id=customer_id,
-                properties={"transaction_id": transaction_id, "points": -total},
             )
             members += 1
             lots_done += len(due)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from rapport.events.service import log_event
 from rapport.loyalty.ledger.tables import ENTRIES, TRANSACTIONS
+from rapport.platform.domain_events import DomainEvent
 from rapport.platform.errors import InvalidInput
 
 # One command never moves more points than this (far beyond any real basket, well inside
@@ -131,26 +132,18 @@ def record_transaction(
 def finish(
     db: Session,
     posted: Posted,
-    before_commit: BeforeCommit | None,
-    event: dict[str, Any],
+    fact: DomainEvent,
     *,
+    channel: str,
+    before_commit: BeforeCommit | None,
     commit: bool = True,
 ) -> Posted:
+    """End a command: append its event (``fact``, the member's), run ``before_commit`` (the
+    caller's writes in the same transaction), then commit, or only flush."""
     # ``commit=False`` lets a caller (the earning processor, an order placed with points)
     # join the movement to its own transaction. A refusal still rolls back that whole
     # transaction, which is what such a caller wants: nothing of it happens.
-    log_event(
-        db,
-        type=event.pop("type"),
-        channel=event.pop("channel"),
-        customer_id=posted.customer_id,
-        properties={
-            "transaction_id": posted.transaction_id,
-            "points": posted.points,
-            "balance": posted.balance,
-            **event,
-        },
-    )
+    log_event(db, fact, channel=channel, customer_id=posted.customer_id)
     if before_commit is not None:
         db.flush()
         before_commit(db, posted)

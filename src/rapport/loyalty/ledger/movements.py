@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rapport.loyalty.events import PointsAdjusted, PointsEarned, PointsRedeemed
 from rapport.loyalty.ledger import portable, postgres
 from rapport.loyalty.ledger.journal import (
     BeforeCommit,
@@ -103,19 +104,15 @@ def earn(
         earned_at=earned_at,
         pays_debt=True,
     )
-    return finish(
-        db,
-        posted,
-        before_commit,
-        {
-            "type": "points_earned",
-            "channel": channel,
-            "order_id": order_id,
-            "rule_id": rule_id,
-            "reason": reason,
-        },
-        commit=commit,
+    fact = PointsEarned(
+        transaction_id=posted.transaction_id,
+        points=posted.points,
+        balance=posted.balance,
+        order_id=order_id,
+        rule_id=rule_id,
+        reason=reason,
     )
+    return finish(db, posted, fact, channel=channel, before_commit=before_commit, commit=commit)
 
 
 def debit(
@@ -198,13 +195,14 @@ def redeem(
         reason=reason,
         order_id=order_id,
     )
-    return finish(
-        db,
-        posted,
-        before_commit,
-        {"type": "points_redeemed", "channel": channel, "order_id": order_id, "reason": reason},
-        commit=commit,
+    fact = PointsRedeemed(
+        transaction_id=posted.transaction_id,
+        points=posted.points,
+        balance=posted.balance,
+        order_id=order_id,
+        reason=reason,
     )
+    return finish(db, posted, fact, channel=channel, before_commit=before_commit, commit=commit)
 
 
 def adjust(
@@ -246,10 +244,12 @@ def adjust(
             reason=reason,
             order_id=None,
         )
+    fact = PointsAdjusted(
+        transaction_id=posted.transaction_id,
+        points=posted.points,
+        balance=posted.balance,
+        reason=reason,
+    )
     return finish(
-        db,
-        posted,
-        before_commit,
-        {"type": "points_adjusted", "channel": "call_center", "reason": reason},
-        commit=commit,
+        db, posted, fact, channel="call_center", before_commit=before_commit, commit=commit
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from rapport.events.service import log_event_parameters, log_event_sql
+from rapport.loyalty.events import PointsEarned, PointsRedeemed
 from rapport.loyalty.ledger.journal import Credit, Debit, check_points
 from rapport.loyalty.ledger.postgres import (
     CREDIT_DEBT_FREE_MEMBER,
@@ -25,24 +26,47 @@ from rapport.platform.statements import StatementPool
 # ``platform.statements`` (PostgreSQL): one round trip where the session path takes seven.
 # Each runs at REPEATABLE READ in its own transaction, so a redemption's lots are read from the
 # same snapshot as the balance it guards, and a concurrent change to the member refuses it
-# (it runs again). The answer is built in SQL as ``_posted`` renders a Posted.
+# (it runs again). The event and the answer are built in SQL, field by field of their classes.
 
 
-def _posted_json(*, transaction: str, expires: str) -> str:
-    return (
-        f"jsonb_build_object('transaction_id', {transaction}, 'customer_id', %(customer)s::text,"
-        " 'kind', %(kind)s::text, 'points', %(change)s::bigint, 'balance', account.balance,"
-        f" 'debt', account.debt, 'debt_change', 0, 'expires_at', {expires}, 'written_off', 0)"
-    )
+def _jsonb(values: dict[str, str]) -> str:
+    """``jsonb_build_object`` of each key with its SQL expression, in order."""
+    return "jsonb_build_object(" + ", ".join(f"'{key}', {sql}" for key, sql in values.items()) + ")"
 
 
-def _event_json(*, transaction: str, rule: bool) -> str:
-    return (
-        f"jsonb_build_object('transaction_id', {transaction}, 'points', %(change)s::bigint,"
-        " 'balance', account.balance, 'order_id', %(order)s::text,"
-        + (" 'rule_id', %(rule)s::text," if rule else "")
-        + " 'reason', %(reason)s::text)"
-    )
+def posted_answer(*, transaction: str, expires: str) -> dict[str, str]:
+    """The answer as SQL, one expression per field of ``Posted`` (the route renders a Posted
+    as its fields, ``expires_at`` in ISO 8601)."""
+    return {
+        "transaction_id": transaction,
+        "customer_id": "%(customer)s::text",
+        "kind": "%(kind)s::text",
+        "points": "%(change)s::bigint",
+        "balance": "account.balance",
+        "debt": "account.debt",
+        "debt_change": "0",
+        "expires_at": expires,
+        "written_off": "0",
+    }
+
+
+# The properties of the events the statements append, as SQL: one expression per field of the
+# event's class (PointsEarned, PointsRedeemed), in its order; a test holds the two together.
+EARNED_PROPERTIES = {
+    "transaction_id": "journal.id",
+    "points": "%(change)s::bigint",
+    "balance": "account.balance",
+    "order_id": "%(order)s::text",
+    "rule_id": "%(rule)s::text",
+    "reason": "%(reason)s::text",
+}
+REDEEMED_PROPERTIES = {
+    "transaction_id": "checked.id",
+    "points": "%(change)s::bigint",
+    "balance": "account.balance",
+    "order_id": "%(order)s::text",
+    "reason": "%(reason)s::text",
+}
 
 
 # Python's isoformat of a UTC datetime, which the session path's answers carry.
@@ -51,13 +75,11 @@ _ISO_UTC = "to_char(expiry.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\
 _EARN_NOW = (
     CREDIT_DEBT_FREE_MEMBER
     + ", event AS ("
-    + log_event_sql(
-        source="journal, account", properties=_event_json(transaction="journal.id", rule=True)
-    )
+    + log_event_sql(source="journal, account", properties=_jsonb(EARNED_PROPERTIES))
     + "), answer AS ("
     + idempotency.store_answer_sql(
         source="journal, account, expiry",
-        body=_posted_json(transaction="journal.id", expires=_ISO_UTC),
+        body=_jsonb(posted_answer(transaction="journal.id", expires=_ISO_UTC)),
     )
     + ") SELECT response_body::text FROM answer"
 )
@@ -76,12 +98,11 @@ _REDEEM_NOW = (
     END AS id
     FROM journal
 ), event AS ("""
-    + log_event_sql(
-        source="checked, account", properties=_event_json(transaction="checked.id", rule=False)
-    )
+    + log_event_sql(source="checked, account", properties=_jsonb(REDEEMED_PROPERTIES))
     + "), answer AS ("
     + idempotency.store_answer_sql(
-        source="checked, account", body=_posted_json(transaction="checked.id", expires="NULL")
+        source="checked, account",
+        body=_jsonb(posted_answer(transaction="checked.id", expires="NULL")),
     )
     + ") SELECT response_body::text FROM answer"
 )
@@ -126,7 +147,9 @@ async def earn_now(
                 )
             ),
             "change": points,
-            **log_event_parameters(type="points_earned", channel=channel, customer_id=customer_id),
+            **log_event_parameters(
+                type=PointsEarned.event_type, channel=channel, customer_id=customer_id
+            ),
             **answer,
         },
     )
@@ -163,7 +186,7 @@ async def redeem_now(
             ),
             "change": -points,
             **log_event_parameters(
-                type="points_redeemed", channel=channel, customer_id=customer_id
+                type=PointsRedeemed.event_type, channel=channel, customer_id=customer_id
             ),
             **answer,
         },

@@ -10,6 +10,7 @@ from fractions import Fraction
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from rapport.loyalty.events import PointsReversed
 from rapport.loyalty.ledger.accounts import lock_account
 from rapport.loyalty.ledger.journal import (
     BeforeCommit,
@@ -178,16 +179,12 @@ def reverse_for_return(
         debt_change=new_debt,
         written_off=written_off,
     )
-    return finish(
-        db,
-        posted,
-        before_commit,
-        {
-            "type": "points_reversed",
-            "channel": "web",
-            "order_id": order_id,
-            "debt_change": new_debt,
-            "written_off": written_off,
-        },
-        commit=commit,
+    fact = PointsReversed(
+        transaction_id=posted.transaction_id,
+        points=posted.points,
+        balance=posted.balance,
+        order_id=order_id,
+        debt_change=new_debt,
+        written_off=written_off,
     )
+    return finish(db, posted, fact, channel="web", before_commit=before_commit, commit=commit)
