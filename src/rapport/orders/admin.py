@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from rapport.customers import service as customers
-from rapport.orders import risk, service
+from rapport.orders import service
+from rapport.orders.return_risk import serving as risk_serving
 from rapport.platform import clock
 from rapport.platform.admin import CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession
@@ -28,7 +29,7 @@ def promises_page(
 ) -> HTMLResponse:
     by_channel = service.promise_kept(db, by="channel")
     by_carrier = service.promise_kept(db, by="carrier")
-    distribution = risk.recent_risk_distribution(db, data_dir=settings.data_dir)
+    distribution = risk_serving.recent_risk_distribution(db, data_dir=settings.data_dir)
     chart = {
         "channel": {row.key: round(row.share * 100, 1) for row in by_channel},
         "carrier": {row.key: round(row.share * 100, 1) for row in by_carrier},

@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from rapport.loyalty import pricing
-from rapport.orders import risk, service
+from rapport.orders import service
+from rapport.orders.return_risk import serving as risk_serving
 from rapport.orders.schemas import (
     ChargedDifferenceOut,
     ChargedPriceReportOut,
@@ -170,11 +171,11 @@ def return_risk(
 ) -> ReturnRiskOut:
     """Before the sale: how likely something in this basket comes back, why, and an offer
     where one pays for itself. Changes nothing."""
-    assessment = risk.assess_return_risk(
+    assessment = risk_serving.assess_return_risk(
         db,
         customer_id=body.customer_id,
         lines=[
-            risk.RiskLine(
+            risk_serving.RiskLine(
                 sku=line.sku, quantity=line.quantity, unit_price_minor=line.unit_price_minor
             )
             for line in body.lines

@@ -14,12 +14,16 @@ Every verb owns its transaction and appends its events (``rapport.orders.events`
 - ``purchases``: what customers bought, read by other domains;
 - ``records``: one order, its lines and status history;
 - ``privacy``: the domain's part of export and erasure.
+
+``Order`` (the placed order as verbs return it), ``OrderIn`` and ``ReturnIn`` (what the
+verbs take) are named here too, so callers need nothing else of the domain.
 """
 
 from __future__ import annotations
 
 from rapport.orders.fulfilment import confirm_pickup, update_delivery_status
 from rapport.orders.history import ImportedLine, ImportedOrder, ImportedReturn, import_orders
+from rapport.orders.models import Order
 from rapport.orders.placing import (
     DEFAULT_PROMISE_DAYS,
     PICKUP_CODE_ALPHABET,
@@ -60,6 +64,7 @@ from rapport.orders.reports import (
     returns_concentration,
 )
 from rapport.orders.returns import RecordedReturn, record_return
+from rapport.orders.schemas import OrderIn, ReturnIn
 
 __all__ = [
     "DEFAULT_PROMISE_DAYS",
@@ -73,9 +78,12 @@ __all__ = [
     "ImportedLine",
     "ImportedOrder",
     "ImportedReturn",
+    "Order",
+    "OrderIn",
     "PromiseKept",
     "PurchaseLine",
     "RecordedReturn",
+    "ReturnIn",
     "charged_price_report",
     "concentration",
     "confirm_pickup",

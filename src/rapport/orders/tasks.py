@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from rapport.orders import risk, service
+from rapport.orders import service
+from rapport.orders.return_risk import serving as risk_serving
 from rapport.platform import jobs
 from rapport.platform.settings import get_settings
 
@@ -28,7 +29,9 @@ def mark_notice_sent(db: Session, payload: dict[str, Any]) -> None:
 @jobs.job("orders.train_return_risk")
 def train_return_risk(db: Session, payload: dict[str, Any]) -> None:
     """Retrain the return-risk model on the orders and returns held now."""
-    risk.train_return_risk(db, data_dir=get_settings().data_dir, seed=int(payload.get("seed", 0)))
+    risk_serving.train_return_risk(
+        db, data_dir=get_settings().data_dir, seed=int(payload.get("seed", 0))
+    )
 
 
 jobs.scheduled("orders.flag_late_deliveries", every=timedelta(minutes=15))

@@ -8,8 +8,8 @@ import pytest
 
 from rapport.demo.generator import DemoRetailer
 from rapport.demo.loader import load_demo, load_demo_orders
-from rapport.orders import risk
 from rapport.orders.return_risk import BoostingParams, ReturnRiskModel
+from rapport.orders.return_risk import serving as risk
 from rapport.platform import clock
 from tests.conftest import auth
 

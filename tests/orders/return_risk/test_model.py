@@ -23,10 +23,10 @@ from rapport.orders.return_risk import (
     Offer,
     ReturnHistory,
     ReturnRiskModel,
-    _Forest,
-    _round_down,
     suggest_incentive,
 )
+from rapport.orders.return_risk.model import _Forest
+from rapport.orders.return_risk.reasons import round_down
 
 START = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
 SPLIT = START + timedelta(days=240)
@@ -281,7 +281,7 @@ def test_explain_names_a_serial_returner_first(world, fitted) -> None:
     [(312.4, "300"), (1234.0, "1,000"), (55.0, "50"), (2.5, "2"), (0.4, "0")],
 )
 def test_basket_value_is_rounded_down_to_a_round_figure(major: float, expected: str) -> None:
-    assert _round_down(major) == expected
+    assert round_down(major) == expected
 
 
 GIFT_CARD = Offer(

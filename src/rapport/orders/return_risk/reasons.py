@@ -1,0 +1,61 @@
+"""Short human-readable reasons for a basket's risk, one per feature group."""
+
+from __future__ import annotations
+
+import math
+
+from rapport.orders.return_risk.features import BasketFeatures
+
+# --- reasons -------------------------------------------------------------------------------
+
+
+def money(minor: float, currency: str) -> str:
+    return f"{minor / 100:,.2f} {currency}"
+
+
+def round_down(major: float) -> str:
+    """The largest 1-2-5 step not above ``major``: 312.40 -> "300", 1,234 -> "1,000"."""
+    if major < 1:
+        return "0"
+    power = 10 ** math.floor(math.log10(major))
+    step = max(m * power for m in (1, 2, 3, 5) if m * power <= major)
+    return f"{step:,.0f}"
+
+
+def reason_for(group: str, row: BasketFeatures) -> str:
+    if group == "customer":
+        if row.returned_baskets:
+            return (
+                f"customer returned {row.returned_baskets} of their "
+                f"{row.closed_baskets} past orders"
+            )
+        if row.is_new:
+            return "new customer with no past orders"
+        if not row.closed_baskets:
+            return "customer's past orders are all too recent to judge"
+        return f"customer kept all {row.closed_baskets} past orders"
+    if group == "recency":
+        if row.baskets_last_30_days >= 2:
+            return f"{row.baskets_last_30_days} orders in the last 30 days"
+        if row.days_since_previous is None:
+            return "first order"
+        return f"ordered again {row.days_since_previous:.0f} days after the previous order"
+    if group == "value":
+        text = f"basket over {round_down(row.value_minor / 100)} {row.currency}"
+        if row.value_vs_customer_mean is not None and row.value_vs_customer_mean >= 2:
+            text += f" ({row.value_vs_customer_mean:.1f}x their usual)"
+        return text
+    if group == "size":
+        return f"large basket: {row.lines} lines, {row.units} units"
+    if group == "price":
+        return f"unit prices up to {money(row.max_unit_price_minor, row.currency)}"
+    if group == "items":
+        if row.top_sku is None:
+            return "items never sold before"
+        return f"item {row.top_sku} often comes back ({row.top_sku_rate:.0%} of orders)"
+    if group == "categories":
+        if row.top_category is None:
+            return "categories never sold before"
+        rate = f"{row.top_category_rate:.0%}"
+        return f"{row.top_category.lower()} items often come back ({rate} of orders)"
+    return f"{row.channel} orders come back more often"
