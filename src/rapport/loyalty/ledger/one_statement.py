@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from rapport.events.service import log_event_parameters, log_event_sql
 from rapport.loyalty.events import PointsEarned, PointsRedeemed
-from rapport.loyalty.ledger.journal import Credit, Debit, check_points
+from rapport.loyalty.ledger.journal import check_points
 from rapport.loyalty.ledger.postgres import (
     CREDIT_DEBT_FREE_MEMBER,
     DEBIT_LOTS,
@@ -132,19 +132,16 @@ async def earn_now(
         _EARN_NOW,
         {
             **credit_parameters(
-                Credit(
-                    customer_id=customer_id,
-                    points=points,
-                    kind="earn",
-                    source_account=ISSUED,
-                    reason=reason,
-                    order_id=order_id,
-                    rule_id=rule_id,
-                    now=now,
-                    earned_at=now,
-                    expires_at=expires_at,
-                    pays_debt=True,
-                )
+                customer_id=customer_id,
+                points=points,
+                kind="earn",
+                source_account=ISSUED,
+                reason=reason,
+                order_id=order_id,
+                rule_id=rule_id,
+                now=now,
+                earned_at=now,
+                expires_at=expires_at,
             ),
             "change": points,
             **log_event_parameters(
@@ -174,15 +171,13 @@ async def redeem_now(
         _REDEEM_NOW,
         {
             **debit_parameters(
-                Debit(
-                    customer_id=customer_id,
-                    points=points,
-                    kind="redeem",
-                    target_account=REDEEMED,
-                    reason=reason,
-                    order_id=order_id,
-                    now=clock.now(),
-                )
+                customer_id=customer_id,
+                points=points,
+                kind="redeem",
+                target_account=REDEEMED,
+                reason=reason,
+                order_id=order_id,
+                now=clock.now(),
             ),
             "change": -points,
             **log_event_parameters(

@@ -9,6 +9,7 @@ and Python; a member's first points and earning that pays debt take the portable
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -122,33 +123,83 @@ _DEBIT_LOCKED = (
 )
 
 
-def credit_parameters(credit: Credit) -> dict[str, Any]:
-    """The parameters of CREDIT_MEMBER and CREDIT_DEBT_FREE_MEMBER for ``credit``."""
+# Keyword arguments, not a Credit or Debit: the one-statement path builds these for every
+# earn and redeem, and a frozen dataclass costs it several times the dict.
+def credit_parameters(
+    *,
+    customer_id: str,
+    points: int,
+    kind: str,
+    source_account: str,
+    reason: str,
+    order_id: str | None,
+    rule_id: str | None,
+    now: datetime,
+    earned_at: datetime,
+    expires_at: datetime | None,
+) -> dict[str, Any]:
+    """The parameters of CREDIT_MEMBER and CREDIT_DEBT_FREE_MEMBER (see ``Credit``)."""
     return {
-        "customer": credit.customer_id,
-        "points": credit.points,
-        "kind": credit.kind,
-        "source": credit.source_account,
-        "reason": credit.reason,
-        "order": credit.order_id,
-        "rule": credit.rule_id,
-        "now": credit.now,
-        "earned": credit.earned_at,
-        "expires": credit.expires_at,
+        "customer": customer_id,
+        "points": points,
+        "kind": kind,
+        "source": source_account,
+        "reason": reason,
+        "order": order_id,
+        "rule": rule_id,
+        "now": now,
+        "earned": earned_at,
+        "expires": expires_at,
     }
 
 
-def debit_parameters(debit: Debit) -> dict[str, Any]:
-    """The parameters of TAKE_POINTS and DEBIT_LOTS for ``debit``."""
+def debit_parameters(
+    *,
+    customer_id: str,
+    points: int,
+    kind: str,
+    target_account: str,
+    reason: str,
+    order_id: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The parameters of TAKE_POINTS and DEBIT_LOTS (see ``Debit``)."""
     return {
-        "customer": debit.customer_id,
-        "points": debit.points,
-        "kind": debit.kind,
-        "target": debit.target_account,
-        "reason": debit.reason,
-        "order": debit.order_id,
-        "now": debit.now,
+        "customer": customer_id,
+        "points": points,
+        "kind": kind,
+        "target": target_account,
+        "reason": reason,
+        "order": order_id,
+        "now": now,
     }
+
+
+def _of_credit(credit: Credit) -> dict[str, Any]:
+    return credit_parameters(
+        customer_id=credit.customer_id,
+        points=credit.points,
+        kind=credit.kind,
+        source_account=credit.source_account,
+        reason=credit.reason,
+        order_id=credit.order_id,
+        rule_id=credit.rule_id,
+        now=credit.now,
+        earned_at=credit.earned_at,
+        expires_at=credit.expires_at,
+    )
+
+
+def _of_debit(debit: Debit) -> dict[str, Any]:
+    return debit_parameters(
+        customer_id=debit.customer_id,
+        points=debit.points,
+        kind=debit.kind,
+        target_account=debit.target_account,
+        reason=debit.reason,
+        order_id=debit.order_id,
+        now=debit.now,
+    )
 
 
 def credit(connection: Connection, credit: Credit) -> Posted | None:
@@ -157,7 +208,7 @@ def credit(connection: Connection, credit: Credit) -> Posted | None:
     ``portable.credit_opening_or_paying_debt`` serves them."""
     row = connection.exec_driver_sql(
         (CREDIT_DEBT_FREE_MEMBER if credit.pays_debt else CREDIT_MEMBER) + _CREDITED,
-        credit_parameters(credit),
+        _of_credit(credit),
     ).first()
     if row is None:
         return None
@@ -176,13 +227,11 @@ def credit(connection: Connection, credit: Credit) -> Posted | None:
 def take_points(connection: Connection, debit: Debit) -> AccountRow | None:
     """TAKE_POINTS inside the session's transaction: the member's (balance, debt) after it,
     or ``None`` (nothing changed) when the balance does not cover the debit."""
-    return connection.exec_driver_sql(TAKE_POINTS, debit_parameters(debit)).first()
+    return connection.exec_driver_sql(TAKE_POINTS, _of_debit(debit)).first()
 
 
 def debit_lots(connection: Connection, debit: Debit) -> tuple[int, int]:
     """After :func:`take_points`, in the same transaction: the journal, and the member's
     lots consumed oldest first. Answers the transaction id and the points the lots gave."""
-    transaction_id, consumed = connection.exec_driver_sql(
-        _DEBIT_LOCKED, debit_parameters(debit)
-    ).one()
+    transaction_id, consumed = connection.exec_driver_sql(_DEBIT_LOCKED, _of_debit(debit)).one()
     return int(transaction_id), int(consumed)
