@@ -43,8 +43,9 @@ export RAPPORT_TEST_POSTGRES_URL="postgresql+psycopg://$pg_user@127.0.0.1:$pg_po
 export RAPPORT_REQUIRE_POSTGRES=1
 export RAPPORT_CHROMIUM=${RAPPORT_CHROMIUM:-$(command -v chromium)}
 
-# 4. Lint, types, tests.
+# 4. Lint, types, import contracts, tests.
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache  # the domain boundaries (docs/architecture.md)
 .venv/bin/pytest "$@"
