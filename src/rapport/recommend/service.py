@@ -27,8 +27,7 @@ from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
-from rapport.loyalty.program.versions import tier_policy
-from rapport.loyalty.tiers.standing import member_tier, tiers_by_customer
+from rapport.loyalty.service import member_tier, tier_policy, tiers_by_customer
 from rapport.orders import service as orders
 from rapport.platform import clock, jobs
 from rapport.platform.db import read_only
