@@ -1,7 +1,7 @@
 """Serving recommendations through the HTTP API with the model for the largest real dataset.
 
     .venv/bin/python bench/recommend_serve.py [--rate 300] [--seconds 30] [--processes 2]
-    .venv/bin/python bench/recommend_serve.py --quick     # 2,000 customers, 5 s at 100/s
+    .venv/bin/python bench/recommend_serve.py --quick     # 500 customers, 5 s at 100/s
 
 Loads Ta-Feng (817,741 lines, about 32,000 customers and 23,800 products) into a throw-away
 SQLite database (customers consenting to personalisation, products with their subclass as the
@@ -56,7 +56,7 @@ except ImportError:  # the code before issue 15, which bench/before_after.py mea
 
 STORE = "tafeng-1"
 # --quick: a sample of the shop, a short run.
-QUICK = {"customers": 2000, "rate": 100.0, "seconds": 5.0}
+QUICK = {"customers": 500, "rate": 100.0, "seconds": 5.0}
 MIX = (
     ("home", 0.50),
     ("product_similar", 0.20),
