@@ -14,8 +14,8 @@ from rapport.events.models import Event
 from rapport.feedback import service
 from rapport.feedback.models import Review
 from rapport.feedback.schemas import ReviewIn
-from rapport.loyalty import earning
 from rapport.loyalty import service as loyalty
+from rapport.loyalty.earning import processor as earning_processor
 from rapport.loyalty.models import Award
 from rapport.platform.db import open_session
 from rapport.platform.errors import Conflict
@@ -38,7 +38,7 @@ def _earn_from_log(db, customer_id: str) -> int:
     events = list(
         db.scalars(select(Event).where(Event.customer_id == customer_id).order_by(Event.position))
     )
-    earning.process_loyalty_events(db, events)
+    earning_processor.process_loyalty_events(db, events)
     db.commit()
     return loyalty.balance(db, customer_id=customer_id)
 
@@ -142,8 +142,8 @@ def test_a_review_verified_twice_earns_once(db) -> None:
     delivered_order(db, external_id=external, sku="SKU-1")
     _review(db, customer)
     (verified,) = db.scalars(select(Event).where(Event.type == "review_verified"))
-    earning.process_loyalty_events(db, [verified])
-    earning.process_loyalty_events(db, [verified])
+    earning_processor.process_loyalty_events(db, [verified])
+    earning_processor.process_loyalty_events(db, [verified])
     db.commit()
     # and a moderator publishes it again
     review = db.scalars(select(Review)).one()

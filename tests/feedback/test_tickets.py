@@ -11,8 +11,8 @@ from sqlalchemy import select
 from rapport.events.models import Event
 from rapport.feedback import service
 from rapport.feedback.schemas import TicketIn
-from rapport.loyalty import earning
 from rapport.loyalty import service as loyalty
+from rapport.loyalty.earning import processor as earning_processor
 from rapport.platform.errors import Conflict
 from tests.feedback.factories import T0, delivered_order, frozen_clock, make_customer
 
@@ -22,7 +22,7 @@ def _gold_customer(db) -> str:
     customer, external = make_customer(db)
     delivered_order(db, external_id=external, total_minor=160_000)
     events = list(db.scalars(select(Event).where(Event.customer_id == customer)))
-    earning.process_loyalty_events(db, events)
+    earning_processor.process_loyalty_events(db, events)
     db.commit()
     assert loyalty.member_benefits(db, customer_id=customer).tier_id == "gold"
     return customer

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from rapport.loyalty import membership
 from rapport.loyalty import service as loyalty
+from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.program import versions as program_versions
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.platform import service as platform
@@ -40,7 +40,7 @@ def admin(client: TestClient, db: Session) -> TestClient:
 
 
 def _plan(db: Session) -> dict[str, Any]:
-    plan = membership.get_plan(db, plan_id="gold")
+    plan = membership_plans.get_plan(db, plan_id="gold")
     assert plan is not None
     db.refresh(plan)
     return {
@@ -93,7 +93,7 @@ def _program(db: Session) -> dict[str, Any]:
 
 def _seed_plan(db: Session) -> None:
     # every setting away from save_plan's defaults (free shipping, member prices, 48 h, x1, offered)
-    membership.save_plan(
+    membership_plans.save_plan(
         db,
         plan_id="gold",
         name="Gold club",

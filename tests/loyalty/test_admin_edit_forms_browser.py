@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rapport.loyalty import membership
+from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
@@ -22,7 +22,7 @@ def _sign_in(page: Any, base_url: str) -> None:
 
 def _plan(database_url: str) -> dict[str, Any]:
     with open_session(database_url) as db:
-        plan = membership.get_plan(db, plan_id="gold")
+        plan = membership_plans.get_plan(db, plan_id="gold")
         assert plan is not None
         return {
             name: getattr(plan, name)
@@ -64,7 +64,7 @@ def test_changing_a_plans_fee_keeps_its_other_settings(page, live_server) -> Non
     # given a plan with every setting away from its default
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
-        membership.save_plan(
+        membership_plans.save_plan(
             db,
             plan_id="gold",
             name="Gold club",

@@ -8,8 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from rapport.loyalty import announcements, membership, membership_jobs
 from rapport.loyalty import service as loyalty
+from rapport.loyalty.membership import announcements
+from rapport.loyalty.membership import jobs as membership_jobs
+from rapport.loyalty.membership import lifecycle as memberships
+from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.models import TierStanding
 from rapport.platform import clock, jobs
 from rapport.platform.db import open_session
@@ -59,7 +62,7 @@ def test_invalid_announcements_are_refused(db, _case, changes, field) -> None:  
 def test_deliveries_per_audience_once_even_when_the_job_runs_twice(db) -> None:
     # given a points member, a gold-tier member, a paying member (no points) and a customer
     # who is not a member
-    membership.save_plan(
+    membership_plans.save_plan(
         db, plan_id="plus", name="Plus", fee_minor=499, currency="EUR", period="month"
     )
     with_points, gold, paying, outsider = (
@@ -67,7 +70,7 @@ def test_deliveries_per_audience_once_even_when_the_job_runs_twice(db) -> None:
     )
     loyalty.earn(db, customer_id=with_points, points=10, reason="Welcome")
     _tier(db, gold, "gold")
-    membership.join(db, customer_id=paying, plan_id="plus")
+    memberships.join(db, customer_id=paying, plan_id="plus")
     # when announcements go to all, paying and gold members, in batches of two, twice each
     counts = {}
     for audience in ("all", "paying", "tier:gold"):

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from rapport.customers import service as customers
 from rapport.flows import privacy
-from rapport.loyalty import announcements
+from rapport.loyalty.membership import announcements
 from rapport.loyalty.models import TierStanding
 from rapport.platform import clock
 from tests.loyalty.factories import make_customer

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from rapport.customers import service as customers
 from rapport.customers.models import Identity
 from rapport.events.service import suppress_identities
-from rapport.loyalty import earning
 from rapport.loyalty import service as ledger
+from rapport.loyalty.earning import birthdays
 from rapport.platform.identity import identity_digest
 from tests.loyalty.factories import T0, frozen_clock, make_customer
 
@@ -35,7 +35,7 @@ def test_birthday_points_only_for_profiles_the_gate_allows(db) -> None:
     db.flush()
     suppress_identities(db, digests=[identity_digest("email", "was.erased@example.com")])
     # when the daily birthday job runs
-    given = earning.give_birthday_points(db)
+    given = birthdays.give_birthday_points(db)
     # then only the live customer is paid
     assert given == 100
     assert ledger.balance(db, customer_id=member) == 100

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
-from rapport.loyalty import membership
 from rapport.loyalty import service as ledger
+from rapport.loyalty.membership import lifecycle as memberships
+from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.models import AppliedCheckout, Coupon
 from rapport.loyalty.rewards import coupons as reward_coupons
 from tests.conftest import auth
@@ -25,11 +26,11 @@ def paying_member(db: Session) -> str:
     catalog.set_channel_price(
         db, sku=CHIANTI, channel="members", price_minor=1000, reason="members' price"
     )
-    membership.save_plan(
+    membership_plans.save_plan(
         db, plan_id="plus", name="Plus", fee_minor=4900, currency="EUR", period="year"
     )
     member = make_customer(db)
-    membership.join(db, customer_id=member, plan_id="plus")
+    memberships.join(db, customer_id=member, plan_id="plus")
     ledger.earn(db, customer_id=member, points=2000, reason="welcome gift")
     return member
 

@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 from rapport.customers import service as customers
 from rapport.events.models import ProcessorCursor
 from rapport.events.processors import registered_processors, run_batch
-from rapport.loyalty import earning, referrals
 from rapport.loyalty import service as ledger
+from rapport.loyalty.earning import awards as earning_awards
+from rapport.loyalty.earning import birthdays
 from rapport.loyalty.models import Award, TierChangeRecord
 from rapport.loyalty.program import versions as program_versions
 from rapport.loyalty.program.rules import DEFAULT_RULES, Fact
+from rapport.loyalty.referrals import referring
 from rapport.loyalty.tasks import expire_lots  # noqa: F401  (registers the processor)
 from rapport.loyalty.tiers import standing as tier_standing
 from rapport.orders import service as orders
@@ -193,8 +195,8 @@ def test_birthday_bonus_once_a_year(db: Session) -> None:
     customers.set_preferences(
         db, customer_id=other, values={"birthday": "1990-05-13"}, source="app"
     )
-    assert earning.give_birthday_points(db) == 100
-    assert earning.give_birthday_points(db) == 0
+    assert birthdays.give_birthday_points(db) == 100
+    assert birthdays.give_birthday_points(db) == 0
     assert ledger.balance(db, customer_id=member) == 100
     assert ledger.get_member(db, customer_id=other) is None
 
@@ -204,8 +206,8 @@ def test_a_referred_friends_first_purchase_pays_both_once(db: Session) -> None:
     seed_catalog(db, stock=50)
     referrer = make_customer(db)
     friend = make_customer(db)
-    code = referrals.referral_code(db, customer_id=referrer)
-    referrals.refer(db, code=code.code, friend_id=friend)
+    code = referring.referral_code(db, customer_id=referrer)
+    referring.refer(db, code=code.code, friend_id=friend)
 
     place(db, friend)
     place(db, friend)
@@ -256,7 +258,7 @@ def test_merged_profiles_bring_their_points_with_their_expiry(db: Session) -> No
     assert ledger.invariant_violations(db) == []
     # and the merged profile's order still counts as the survivor's earlier order
     assert (
-        earning.member_context(
+        earning_awards.member_context(
             db, program_versions.rule_set(db)[1], order_fact_for(kept)
         ).earlier_orders
         == 1

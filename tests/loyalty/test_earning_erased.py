@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from rapport.events.models import Event, ProcessorCursor
 from rapport.events.processors import processor_lag, registered_processors
 from rapport.flows import privacy
-from rapport.loyalty import referrals
 from rapport.loyalty import service as ledger
 from rapport.loyalty.models import Award, LedgerTransaction, LoyaltyAccount, Referral
+from rapport.loyalty.referrals import referring
 from tests.loyalty.factories import T0, frozen_clock, make_customer
 from tests.loyalty.test_earning import place
 from tests.loyalty.test_earning import process as process_log
@@ -86,8 +86,8 @@ def test_a_friends_first_purchase_does_not_pay_an_erased_referrer(db: Session) -
     frozen_clock()
     seed_catalog(db, stock=50)
     referrer, friend = make_customer(db), make_customer(db)
-    code = referrals.referral_code(db, customer_id=referrer)
-    referrals.refer(db, code=code.code, friend_id=friend)
+    code = referring.referral_code(db, customer_id=referrer)
+    referring.refer(db, code=code.code, friend_id=friend)
     privacy.erase_customer(db, customer_id=referrer, requested_by="dpo")
 
     # when the friend makes a first purchase and the log is processed

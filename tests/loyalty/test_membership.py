@@ -11,8 +11,11 @@ from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.events.models import Event
-from rapport.loyalty import membership
 from rapport.loyalty import service as loyalty
+from rapport.loyalty.membership import analytics as segment_analytics
+from rapport.loyalty.membership import lifecycle as memberships
+from rapport.loyalty.membership import plans as membership_plans
+from rapport.loyalty.membership import value as value_statements
 from rapport.loyalty.models import AppliedCheckout, MembershipPayment
 from rapport.orders import service as orders
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
@@ -20,7 +23,7 @@ from tests.loyalty.factories import T0, frozen_clock, make_customer
 
 
 def _plan(db: Session, *, plan_id: str = "plus", period: str = "month", fee: int = 499) -> None:
-    membership.save_plan(
+    membership_plans.save_plan(
         db, plan_id=plan_id, name="Plus", fee_minor=fee, currency="EUR", period=period
     )
 
@@ -28,7 +31,7 @@ def _plan(db: Session, *, plan_id: str = "plus", period: str = "month", fee: int
 def _payments(db: Session, customer_id: str) -> list[tuple[str, str, int]]:
     return [
         (p.period_start.strftime("%Y-%m-%d"), p.period_end.strftime("%Y-%m-%d"), p.amount_minor)
-        for p in membership.payments(db, customer_id=customer_id)
+        for p in memberships.payments(db, customer_id=customer_id)
     ]
 
 
@@ -52,18 +55,18 @@ def test_invalid_plans_are_refused_naming_the_field(db, _case, changes, field) -
         "period": "month",
     } | changes
     with pytest.raises(InvalidInput) as raised:
-        membership.save_plan(db, **values)
+        membership_plans.save_plan(db, **values)
     assert raised.value.field == field
-    assert membership.list_plans(db) == []
+    assert membership_plans.list_plans(db) == []
 
 
 def test_plans_are_created_updated_and_listed_by_fee(db) -> None:
     _plan(db, plan_id="yearly", period="year", fee=4900)
     _plan(db, plan_id="plus", fee=499)
-    membership.save_plan(
+    membership_plans.save_plan(
         db, plan_id="plus", name="Plus+", fee_minor=599, currency="EUR", period="month"
     )
-    assert [(p.plan_id, p.name, p.fee_minor) for p in membership.list_plans(db)] == [
+    assert [(p.plan_id, p.name, p.fee_minor) for p in membership_plans.list_plans(db)] == [
         ("plus", "Plus+", 599),
         ("yearly", "Plus", 4900),
     ]
@@ -76,14 +79,14 @@ def test_joining_records_the_first_fee_as_revenue_and_benefits_start_at_once(db)
     customer_id = make_customer(db)
     loyalty.earn(db, customer_id=customer_id, points=50, reason="Order")
     # when they join
-    joined = membership.join(db, customer_id=customer_id, plan_id="plus")
+    joined = memberships.join(db, customer_id=customer_id, plan_id="plus")
     # then the plan's benefits apply from this moment, the fee is one payment, points untouched
     assert joined.status == "active"
-    plan = membership.current_plan(db, customer_id=customer_id, at=T0)
+    plan = memberships.current_plan(db, customer_id=customer_id, at=T0)
     assert plan is not None
     assert plan.plan_id == "plus"
     assert (
-        membership.current_plan(db, customer_id=customer_id, at=T0 - timedelta(seconds=1)) is None
+        memberships.current_plan(db, customer_id=customer_id, at=T0 - timedelta(seconds=1)) is None
     )
     assert _payments(db, customer_id) == [("2026-03-01", "2026-04-01", 499)]
     assert loyalty.balance(db, customer_id=customer_id) == 50
@@ -94,13 +97,13 @@ def test_joining_records_the_first_fee_as_revenue_and_benefits_start_at_once(db)
 def test_joining_twice_unknown_plan_or_customer_is_refused(db) -> None:
     _plan(db)
     customer_id = make_customer(db)
-    membership.join(db, customer_id=customer_id, plan_id="plus")
+    memberships.join(db, customer_id=customer_id, plan_id="plus")
     with pytest.raises(Conflict) as twice:
-        membership.join(db, customer_id=customer_id, plan_id="plus")
+        memberships.join(db, customer_id=customer_id, plan_id="plus")
     with pytest.raises(NotFound) as no_plan:
-        membership.join(db, customer_id=make_customer(db), plan_id="gold")
+        memberships.join(db, customer_id=make_customer(db), plan_id="gold")
     with pytest.raises(NotFound) as no_customer:
-        membership.join(db, customer_id="cus_nobody", plan_id="plus")
+        memberships.join(db, customer_id="cus_nobody", plan_id="plus")
     assert (twice.value.field, no_plan.value.field, no_customer.value.field) == (
         "customer_id",
         "plan_id",
@@ -114,12 +117,12 @@ def test_renewal_job_charges_each_period_once_even_when_run_twice(db) -> None:
     clock = frozen_clock()
     _plan(db)
     customer_id = make_customer(db)
-    membership.join(db, customer_id=customer_id, plan_id="plus")
+    memberships.join(db, customer_id=customer_id, plan_id="plus")
     # when the job runs before the period ends, then twice after two periods have passed
-    assert membership.renew_due(db, now=T0 + timedelta(days=10)) == membership.RenewalRun()
+    assert memberships.renew_due(db, now=T0 + timedelta(days=10)) == memberships.RenewalRun()
     clock.advance(timedelta(days=62))  # 2 May
-    first = membership.renew_due(db)
-    second = membership.renew_due(db)
+    first = memberships.renew_due(db)
+    second = memberships.renew_due(db)
     # then the two missed periods are charged once each, dated from the old period ends
     assert (first.renewed_periods, second.renewed_periods) == (2, 0)
     assert _payments(db, customer_id) == [
@@ -127,20 +130,20 @@ def test_renewal_job_charges_each_period_once_even_when_run_twice(db) -> None:
         ("2026-04-01", "2026-05-01", 499),
         ("2026-05-01", "2026-06-01", 499),
     ]
-    current = membership.get_membership(db, customer_id=customer_id)
+    current = memberships.get_membership(db, customer_id=customer_id)
     assert current is not None
     assert current.current_period_start.strftime("%Y-%m-%d") == "2026-05-01"
-    assert membership.current_plan(db, customer_id=customer_id) is not None
+    assert memberships.current_plan(db, customer_id=customer_id) is not None
 
 
 def test_a_changed_fee_applies_from_the_next_renewal(db) -> None:
     clock = frozen_clock()
     _plan(db)
     customer_id = make_customer(db)
-    membership.join(db, customer_id=customer_id, plan_id="plus")
+    memberships.join(db, customer_id=customer_id, plan_id="plus")
     _plan(db, fee=599)
     clock.advance(timedelta(days=31))
-    membership.renew_due(db)
+    memberships.renew_due(db)
     assert [amount for _, _, amount in _payments(db, customer_id)] == [499, 599]
 
 
@@ -149,10 +152,10 @@ def test_cancel_keeps_benefits_until_the_period_ends_then_the_job_lapses_it(db) 
     clock = frozen_clock()
     _plan(db, period="year", fee=4900)
     customer_id = make_customer(db)
-    membership.join(db, customer_id=customer_id, plan_id="plus")
+    memberships.join(db, customer_id=customer_id, plan_id="plus")
     clock.advance(timedelta(days=30))
-    cancelled = membership.cancel(db, customer_id=customer_id)
-    again = membership.cancel(db, customer_id=customer_id)
+    cancelled = memberships.cancel(db, customer_id=customer_id)
+    again = memberships.cancel(db, customer_id=customer_id)
     # then benefits stay for the paid year, and nothing renews
     assert (cancelled.status, again.status, cancelled.auto_renew) == (
         "cancelled",
@@ -160,22 +163,22 @@ def test_cancel_keeps_benefits_until_the_period_ends_then_the_job_lapses_it(db) 
         False,
     )
     end = T0.replace(year=2027)
-    assert membership.current_plan(db, customer_id=customer_id, at=end - timedelta(seconds=1))
-    assert membership.renew_due(db, now=end - timedelta(seconds=1)) == membership.RenewalRun()
+    assert memberships.current_plan(db, customer_id=customer_id, at=end - timedelta(seconds=1))
+    assert memberships.renew_due(db, now=end - timedelta(seconds=1)) == memberships.RenewalRun()
     # when the year is over and the job runs (twice)
     clock.advance(end - clock.at)
-    assert membership.renew_due(db) == membership.RenewalRun(renewed_periods=0, lapsed=1)
-    assert membership.renew_due(db) == membership.RenewalRun()
+    assert memberships.renew_due(db) == memberships.RenewalRun(renewed_periods=0, lapsed=1)
+    assert memberships.renew_due(db) == memberships.RenewalRun()
     # then the membership lapsed at the period end with one payment, and the plan is gone
-    lapsed = membership.get_membership(db, customer_id=customer_id)
+    lapsed = memberships.get_membership(db, customer_id=customer_id)
     assert lapsed is not None
     assert lapsed.status == "lapsed"
     assert lapsed.ended_at is not None
     assert lapsed.ended_at.strftime("%Y-%m-%d") == "2027-03-01"
-    assert membership.current_plan(db, customer_id=customer_id) is None
+    assert memberships.current_plan(db, customer_id=customer_id) is None
     assert len(_payments(db, customer_id)) == 1
     # and they may join again
-    rejoined = membership.join(db, customer_id=customer_id, plan_id="plus")
+    rejoined = memberships.join(db, customer_id=customer_id, plan_id="plus")
     assert rejoined.status == "active"
 
 
@@ -184,18 +187,18 @@ def test_lapse_ends_benefits_at_once_and_a_retired_plan_does_not_renew(db) -> No
     _plan(db)
     _plan(db, plan_id="old")
     first, second = make_customer(db), make_customer(db)
-    membership.join(db, customer_id=first, plan_id="plus")
-    membership.join(db, customer_id=second, plan_id="old")
-    membership.lapse(db, customer_id=first, reason="card refused")
-    membership.save_plan(
+    memberships.join(db, customer_id=first, plan_id="plus")
+    memberships.join(db, customer_id=second, plan_id="old")
+    memberships.lapse(db, customer_id=first, reason="card refused")
+    membership_plans.save_plan(
         db, plan_id="old", name="Old", fee_minor=499, currency="EUR", period="month", active=False
     )
-    assert membership.current_plan(db, customer_id=first) is None
+    assert memberships.current_plan(db, customer_id=first) is None
     clock.advance(timedelta(days=31))
-    assert membership.renew_due(db) == membership.RenewalRun(renewed_periods=0, lapsed=1)
-    assert membership.current_plan(db, customer_id=second) is None
+    assert memberships.renew_due(db) == memberships.RenewalRun(renewed_periods=0, lapsed=1)
+    assert memberships.current_plan(db, customer_id=second) is None
     with pytest.raises(NotFound):
-        membership.cancel(db, customer_id=first)
+        memberships.cancel(db, customer_id=first)
 
 
 def test_value_statement_compares_the_fee_with_the_plans_savings(db) -> None:
@@ -203,7 +206,7 @@ def test_value_statement_compares_the_fee_with_the_plans_savings(db) -> None:
     frozen_clock()
     _plan(db)
     customer_id = make_customer(db)
-    membership.join(db, customer_id=customer_id, plan_id="plus")
+    memberships.join(db, customer_id=customer_id, plan_id="plus")
     for order_id, days, saved in (("O-0", -3, 900), ("O-1", 2, 350), ("O-2", 9, 400)):
         db.add(
             AppliedCheckout(
@@ -216,7 +219,7 @@ def test_value_statement_compares_the_fee_with_the_plans_savings(db) -> None:
         )
     db.commit()
     # when the member asks what the plan was worth this period
-    statement = membership.value_statement(db, customer_id=customer_id)
+    statement = value_statements.value_statement(db, customer_id=customer_id)
     # then the fee paid (499) is set against the 750 saved in the period
     assert (statement.fee_paid_minor, statement.savings_minor, statement.net_minor) == (
         499,
@@ -253,7 +256,7 @@ def test_analytics_compare_paying_free_and_non_members(db) -> None:
     frozen_clock(T0 - timedelta(days=40))
     _plan(db)
     paying, free, other = make_customer(db), make_customer(db), make_customer(db)
-    membership.join(db, customer_id=paying, plan_id="plus")
+    memberships.join(db, customer_id=paying, plan_id="plus")
     loyalty.earn(db, customer_id=free, points=10, reason="Welcome")
     _import_order(db, paying, "A-1", -20, 5000)  # before the window
     _import_order(db, paying, "A-2", 5, 3000)
@@ -262,7 +265,7 @@ def test_analytics_compare_paying_free_and_non_members(db) -> None:
     _import_order(db, other, "C-1", 12, 1000)
     known = customers.count_customers(db)
     # when the analytics cover T0 to T0 + 30 days
-    report = membership.program_analytics(db, since=T0, until=T0 + timedelta(days=30))
+    report = segment_analytics.program_analytics(db, since=T0, until=T0 + timedelta(days=30))
     by_segment = {s.segment: s for s in report.segments}
     # then each group's customers, spend per customer, frequency and retention are exact
     assert (by_segment["paying"].customers, by_segment["free"].customers) == (1, 1)

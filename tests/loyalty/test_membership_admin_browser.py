@@ -3,8 +3,10 @@ reward catalogue, announcements queued through the worker."""
 
 from __future__ import annotations
 
-from rapport.loyalty import membership, membership_jobs
 from rapport.loyalty import service as loyalty
+from rapport.loyalty.membership import jobs as membership_jobs
+from rapport.loyalty.membership import lifecycle as memberships
+from rapport.loyalty.membership import plans as membership_plans
 from rapport.platform import jobs
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
@@ -18,11 +20,11 @@ def test_plans_analytics_rewards_and_announcements(page, live_server) -> None:
     # reach them) and a free member with points
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
-        membership.save_plan(
+        membership_plans.save_plan(
             db, plan_id="plus", name="Plus", fee_minor=499, currency="EUR", period="month"
         )
         paying = make_customer(db, consents={"marketing_email": True})
-        membership.join(db, customer_id=paying, plan_id="plus")
+        memberships.join(db, customer_id=paying, plan_id="plus")
         loyalty.earn(db, customer_id=make_customer(db), points=10, reason="Welcome")
     page.goto(f"{live_server.base_url}/admin/login")
     page.get_by_label("Email").fill("ops@example.com")

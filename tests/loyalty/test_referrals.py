@@ -6,46 +6,47 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from rapport.loyalty import referrals
 from rapport.loyalty import service as loyalty
 from rapport.loyalty.models import Award, Referral
+from rapport.loyalty.referrals import completion as referral_completion
+from rapport.loyalty.referrals import referring
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from tests.loyalty.factories import frozen_clock, make_customer
 
 
 def test_a_members_code_is_created_once_and_kept(db) -> None:
     member = make_customer(db)
-    first = referrals.referral_code(db, customer_id=member).code
-    again = referrals.referral_code(db, customer_id=member).code
-    other = referrals.referral_code(db, customer_id=make_customer(db)).code
+    first = referring.referral_code(db, customer_id=member).code
+    again = referring.referral_code(db, customer_id=member).code
+    other = referring.referral_code(db, customer_id=make_customer(db)).code
     assert first == again
     assert first != other
-    assert len(first) == referrals.REFERRAL_CODE_LENGTH
+    assert len(first) == referring.REFERRAL_CODE_LENGTH
     with pytest.raises(NotFound):
-        referrals.referral_code(db, customer_id="cus_nobody")
+        referring.referral_code(db, customer_id="cus_nobody")
 
 
 def test_self_referral_loops_and_reuse_are_refused(db) -> None:
     # given A referred B, and B referred C
     a, b, c, d = (make_customer(db) for _ in range(4))
-    code_a = referrals.referral_code(db, customer_id=a).code
-    code_b = referrals.referral_code(db, customer_id=b).code
-    code_c = referrals.referral_code(db, customer_id=c).code
-    referrals.refer(db, code=code_a, friend_id=b)
-    referrals.refer(db, code=code_b.lower(), friend_id=c)
+    code_a = referring.referral_code(db, customer_id=a).code
+    code_b = referring.referral_code(db, customer_id=b).code
+    code_c = referring.referral_code(db, customer_id=c).code
+    referring.refer(db, code=code_a, friend_id=b)
+    referring.refer(db, code=code_b.lower(), friend_id=c)
     # when A refers themselves, B refers A back, C refers A (a longer loop),
     # D claims B again, or someone uses an unknown code
     with pytest.raises(InvalidInput) as self_referral:
-        referrals.refer(db, code=code_a, friend_id=a)
+        referring.refer(db, code=code_a, friend_id=a)
     with pytest.raises(InvalidInput) as direct_loop:
-        referrals.refer(db, code=code_b, friend_id=a)
+        referring.refer(db, code=code_b, friend_id=a)
     with pytest.raises(InvalidInput) as long_loop:
-        referrals.refer(db, code=code_c, friend_id=a)
-    code_d = referrals.referral_code(db, customer_id=d).code
+        referring.refer(db, code=code_c, friend_id=a)
+    code_d = referring.referral_code(db, customer_id=d).code
     with pytest.raises(Conflict) as reuse:
-        referrals.refer(db, code=code_d, friend_id=b)
+        referring.refer(db, code=code_d, friend_id=b)
     with pytest.raises(NotFound) as unknown:
-        referrals.refer(db, code="ZZZZZZZZ", friend_id=d)
+        referring.refer(db, code="ZZZZZZZZ", friend_id=d)
     # then each is refused naming the field, and only the first two referrals exist
     assert [e.value.field for e in (self_referral, direct_loop, long_loop, reuse, unknown)] == [
         "friend_id",
@@ -55,7 +56,7 @@ def test_self_referral_loops_and_reuse_are_refused(db) -> None:
         "code",
     ]
     assert db.scalar(select(func.count()).select_from(Referral)) == 2
-    referral = referrals.get_referral(db, friend_id=b)
+    referral = referring.get_referral(db, friend_id=b)
     assert referral is not None
     assert referral.referrer_id == a
 
@@ -64,15 +65,15 @@ def test_first_purchase_pays_both_sides_once(db) -> None:
     # given A referred B
     frozen_clock()
     a, b = make_customer(db), make_customer(db)
-    referrals.refer(db, code=referrals.referral_code(db, customer_id=a).code, friend_id=b)
+    referring.refer(db, code=referring.referral_code(db, customer_id=a).code, friend_id=b)
     # when B's first purchase completes the referral, twice
-    posted = referrals.complete_referral(db, friend_id=b, order_id="O-1")
-    again = referrals.complete_referral(db, friend_id=b, order_id="O-1")
+    posted = referral_completion.complete_referral(db, friend_id=b, order_id="O-1")
+    again = referral_completion.complete_referral(db, friend_id=b, order_id="O-1")
     # then each earns the default 500 once, and the referral is closed with the order
     assert sorted((p.customer_id, p.points) for p in posted) == sorted([(a, 500), (b, 500)])
     assert again == []
     assert (loyalty.balance(db, customer_id=a), loyalty.balance(db, customer_id=b)) == (500, 500)
-    referral = referrals.get_referral(db, friend_id=b)
+    referral = referring.get_referral(db, friend_id=b)
     assert referral is not None
     assert referral.order_id == "O-1"
     assert referral.completed_at is not None
@@ -83,16 +84,16 @@ def test_first_purchase_pays_both_sides_once(db) -> None:
 def test_a_retry_after_a_partial_completion_pays_only_what_is_missing(db) -> None:
     # given the friend's award was paid but the call stopped before the referrer's
     a, b = make_customer(db), make_customer(db)
-    referrals.refer(db, code=referrals.referral_code(db, customer_id=a).code, friend_id=b)
-    terms = referrals.ReferralTerms(referrer_points=0, friend_points=200)
-    referrals.complete_referral(db, friend_id=b, order_id="O-1", terms=terms)
+    referring.refer(db, code=referring.referral_code(db, customer_id=a).code, friend_id=b)
+    terms = referral_completion.ReferralTerms(referrer_points=0, friend_points=200)
+    referral_completion.complete_referral(db, friend_id=b, order_id="O-1", terms=terms)
     db.execute(
         Referral.__table__.update().values(completed_at=None)  # as if it never closed
     )
     db.commit()
     # when it is called again with the full terms
-    posted = referrals.complete_referral(
-        db, friend_id=b, order_id="O-1", terms=referrals.ReferralTerms(300, 200)
+    posted = referral_completion.complete_referral(
+        db, friend_id=b, order_id="O-1", terms=referral_completion.ReferralTerms(300, 200)
     )
     # then only the referrer is paid now
     assert [(p.customer_id, p.points) for p in posted] == [(a, 300)]
@@ -101,11 +102,11 @@ def test_a_retry_after_a_partial_completion_pays_only_what_is_missing(db) -> Non
 
 def test_in_transaction_variant_lists_awards_and_closes_without_committing(db) -> None:
     a, b = make_customer(db), make_customer(db)
-    referrals.refer(db, code=referrals.referral_code(db, customer_id=a).code, friend_id=b)
-    awards = referrals.referral_awards(db, friend_id=b, order_id="O-9")
+    referring.refer(db, code=referring.referral_code(db, customer_id=a).code, friend_id=b)
+    awards = referral_completion.referral_awards(db, friend_id=b, order_id="O-9")
     assert [(customer, points) for customer, points, _ in awards] == [(b, 500), (a, 500)]
-    assert referrals.mark_completed(db, friend_id=b, order_id="O-9") is True
-    assert referrals.mark_completed(db, friend_id=b, order_id="O-9") is False
+    assert referral_completion.mark_completed(db, friend_id=b, order_id="O-9") is True
+    assert referral_completion.mark_completed(db, friend_id=b, order_id="O-9") is False
     db.rollback()  # nothing was committed: the referral is open again
-    assert referrals.referral_awards(db, friend_id=b, order_id="O-9") != []
-    assert referrals.referral_awards(db, friend_id=a, order_id="O-9") == []
+    assert referral_completion.referral_awards(db, friend_id=b, order_id="O-9") != []
+    assert referral_completion.referral_awards(db, friend_id=a, order_id="O-9") == []

@@ -105,11 +105,16 @@ def member_page(
     )
 
 
-# Paid membership, rewards and announcements pages live in their own module.
-from rapport.loyalty import membership_admin  # noqa: E402
+# Paid membership and announcements pages.
+from rapport.loyalty.membership import admin as membership_admin  # noqa: E402
 
 router.include_router(membership_admin.router)
 NAV.extend(membership_admin.NAV)
+
+# The rewards catalogue pages (no menu entry of their own: reached from the membership pages).
+from rapport.loyalty.rewards import admin as rewards_admin  # noqa: E402
+
+router.include_router(rewards_admin.router)
 
 # The program's configuration (rules, tiers, checkout caps), simulator and tier chart.
 from rapport.loyalty.program import admin as program_admin  # noqa: E402

@@ -303,12 +303,16 @@ def get_statement(
 
 # The program's configuration and simulator, a member's tier and benefits.
 from rapport.loyalty.program.api import router as program_config_router  # noqa: E402
+from rapport.loyalty.rewards.api import router as rewards_router  # noqa: E402
 from rapport.loyalty.tiers.api import router as tiers_router  # noqa: E402
 
 router.include_router(program_config_router)
 router.include_router(tiers_router)
+router.include_router(rewards_router)
 
-# Paid membership, rewards and coupons, referrals, announcements, program analytics.
-from rapport.loyalty.program_api import router as program_router  # noqa: E402
+# Paid membership, announcements and program analytics; referrals.
+from rapport.loyalty.membership.api import router as membership_router  # noqa: E402
+from rapport.loyalty.referrals.api import router as referrals_router  # noqa: E402
 
-router.include_router(program_router)
+router.include_router(membership_router)
+router.include_router(referrals_router)

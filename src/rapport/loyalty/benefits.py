@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from rapport.loyalty.membership import lifecycle as memberships
+from rapport.loyalty.tiers.standing import member_tier
+
 
 @dataclass(frozen=True, slots=True)
 class MemberBenefits:
@@ -25,12 +28,8 @@ class MemberBenefits:
 
 def member_benefits(db: Session, *, customer_id: str) -> MemberBenefits:
     """The better of the tier's and the paid plan's benefits for ``customer_id``."""
-    # Imported here: membership and program import loyalty.service, which re-exports this.
-    from rapport.loyalty import membership
-    from rapport.loyalty.tiers.standing import member_tier
-
     tier = member_tier(db, customer_id=customer_id)
-    plan = membership.current_plan(db, customer_id=customer_id)
+    plan = memberships.current_plan(db, customer_id=customer_id)
     benefits = tier.benefits
     free_shipping = (
         0 if plan is not None and plan.free_shipping else benefits.free_shipping_over_minor

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field, model_validator
 
 from rapport.loyalty.service import MAX_POINTS_PER_COMMAND
+from rapport.platform import clock
 from rapport.platform.schemas import MinorUnits, Page, StrictModel
 
 Channel = Literal["web", "app", "store", "call_center"]
@@ -118,3 +119,8 @@ class CategoryWarningOut(StrictModel):
 
     field: str = Field(examples=["document.rules.0.exclude_categories.0"])
     detail: str
+
+
+def iso_or_none(value: datetime | None) -> str | None:
+    """A stored moment as the API answers it (ISO 8601 in UTC), or None."""
+    return clock.as_utc(value).isoformat() if value is not None else None

@@ -70,3 +70,31 @@ __all__ = [
     "reverse_for_return",
     "statement",
 ]
+
+# --- Program, tiers, membership, rewards and checkout: what other code uses of them. -------
+from rapport.loyalty.membership.lifecycle import current_plan, join
+from rapport.loyalty.membership.plans import save_plan
+from rapport.loyalty.program.versions import tier_policy
+from rapport.loyalty.rewards.catalogue import save_reward
+from rapport.loyalty.rewards.order_checkout import (
+    MEMBER_PRICE_CHANNEL,
+    CartItem,
+    apply_to_order,
+)
+from rapport.loyalty.tiers.reviews import review_due_tiers
+from rapport.loyalty.tiers.standing import member_tier, tiers_by_customer
+
+__all__ += [
+    "MEMBER_PRICE_CHANNEL",
+    "CartItem",
+    "apply_to_order",
+    "current_plan",
+    "join",
+    "member_tier",
+    "review_due_tiers",
+    "save_plan",
+    "save_reward",
+    "tier_policy",
+    "tiers_by_customer",
+]
+# --- end of program, tiers, membership, rewards and checkout ------------------------------

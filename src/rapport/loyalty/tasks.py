@@ -7,15 +7,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from rapport.events.processors import processor
-from rapport.loyalty import (
-    earning,
-    membership_jobs,  # noqa: F401  (registers renewals and announcements)
-)
+from rapport.events.service import processor
 from rapport.loyalty import service as ledger
+from rapport.loyalty.earning.birthdays import give_birthday_points
+from rapport.loyalty.earning.processor import process_loyalty_events
+
+# Imported for its jobs: membership renewals and announcement deliveries, and their schedule.
+from rapport.loyalty.membership import jobs as membership_jobs  # noqa: F401
+from rapport.loyalty.tiers.reviews import review_due_tiers
 from rapport.platform import jobs
 
-processor("loyalty.earning", batch_size=200)(earning.process_loyalty_events)
+processor("loyalty.earning", batch_size=200)(process_loyalty_events)
 
 
 @jobs.job("loyalty.expire_lots")
@@ -27,13 +29,13 @@ def expire_lots(db: Session, payload: dict[str, Any]) -> None:
 @jobs.job("loyalty.review_tiers")
 def review_tiers(db: Session, payload: dict[str, Any]) -> None:
     """Renew or downgrade members whose tier review date has come."""
-    earning.review_due_tiers(db)
+    review_due_tiers(db)
 
 
 @jobs.job("loyalty.birthdays")
 def birthdays(db: Session, payload: dict[str, Any]) -> None:
     """Give today's birthday bonus."""
-    earning.give_birthday_points(db)
+    give_birthday_points(db)
 
 
 jobs.scheduled("loyalty.expire_lots", every=timedelta(hours=1))

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
 from rapport.catalog import service as catalog
-from rapport.loyalty import earning
 from rapport.loyalty import service as ledger
+from rapport.loyalty.earning import awards as earning_awards
 from rapport.loyalty.program import versions as configuration
 from rapport.loyalty.program.rules import (
     EVENT_FACTS,
@@ -167,7 +167,7 @@ def simulate(
                 occurred_at=at,
                 channel=channel,
                 order_id="simulated",
-                lines=earning.order_lines(db, raw),
+                lines=earning_awards.order_lines(db, raw),
                 total_minor=sum(line["quantity"] * line["unit_price_minor"] for line in raw),
             )
         else:
@@ -184,7 +184,7 @@ def simulate(
     except ValueError as error:
         return _page(request, db, user, simulation={"error": str(error)}, status_code=422)
     _version, rules = configuration.rule_set(db, at=at)
-    member = earning.member_context(db, rules, fact)
+    member = earning_awards.member_context(db, rules, fact)
     decisions = evaluate(rules, fact, member)
     db.rollback()
     return _page(

@@ -7,17 +7,16 @@ order or event and why, writing nothing.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import AwareDatetime, Field
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
-from rapport.loyalty import earning, pricing
+from rapport.loyalty.earning import awards as earning_awards
 from rapport.loyalty.program import versions
 from rapport.loyalty.program.rules import (
     EVENT_FACTS,
@@ -29,7 +28,7 @@ from rapport.loyalty.program.rules import (
 from rapport.loyalty.schemas import CategoryWarningOut
 from rapport.loyalty.tiers.policy import parse_tier_policy
 from rapport.platform import clock
-from rapport.platform.auth import AdminKey, ReadKey, WriteKey, admit_coupon_codes
+from rapport.platform.auth import AdminKey, ReadKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.schemas import MinorUnits, StrictModel
@@ -201,7 +200,7 @@ def simulate(body: SimulateIn, db: DbSession, _key: ReadKey) -> SimulateOut:
             occurred_at=at,
             channel=order.channel,
             order_id=order.order_id,
-            lines=earning.order_lines(
+            lines=earning_awards.order_lines(
                 db,
                 [dict(line.model_dump(), line_no=n) for n, line in enumerate(order.lines, 1)],
             ),
@@ -223,7 +222,7 @@ def simulate(body: SimulateIn, db: DbSession, _key: ReadKey) -> SimulateOut:
         version, rules = None, parse_rule_set(body.rules, prefix=("rules",))
     else:
         version, rules = versions.rule_set(db, at=at)
-    member = earning.member_context(db, rules, fact)
+    member = earning_awards.member_context(db, rules, fact)
     decisions = evaluate(rules, fact, member)
     db.rollback()  # reads only; nothing to keep
     return SimulateOut(
@@ -248,82 +247,3 @@ def simulate(body: SimulateIn, db: DbSession, _key: ReadKey) -> SimulateOut:
 
 
 # --- checkout ------------------------------------------------------------------------------
-
-
-class CartLineIn(StrictModel):
-    sku: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(ge=1, le=10_000)
-    unit_price_minor: MinorUnits | None = Field(
-        default=None, description="Default: the price on this channel and store."
-    )
-
-
-class CheckoutIn(StrictModel):
-    customer_id: str | None = Field(default=None, max_length=40, description="cus_…; none: a guest")
-    channel: Literal["web", "app", "store", "call_center"] = "web"
-    store_id: str | None = Field(default=None, max_length=40)
-    lines: list[CartLineIn] = Field(min_length=1, max_length=500)
-    coupons: list[str] = Field(default_factory=list, max_length=10)
-    points_to_use: int = Field(default=0, ge=0, le=100_000_000)
-    shipping_minor: MinorUnits = Field(default=0, description="Shipping before loyalty effects.")
-
-
-class EffectOut(StrictModel):
-    step: str
-    rule: str
-    description: str
-    amount_minor: int
-    line_no: int | None
-    points: int
-
-
-class CheckoutOut(StrictModel):
-    lines: list[dict[str, Any]]
-    subtotal_minor: int
-    discount_minor: int
-    points_used: int
-    points_payment_minor: int
-    shipping_minor: int
-    total_minor: int
-    points_to_earn: int
-    effects: list[EffectOut]
-    refused_coupons: dict[str, str]
-
-
-@router.post("/checkout", response_model=CheckoutOut)
-def checkout(request: Request, body: CheckoutIn, db: DbSession, key: WriteKey) -> CheckoutOut:
-    """The loyalty effects on a cart, in order: member prices, tier discount, coupons, points
-    as payment, free shipping, points to be earned. Each names the rule that made it. Writes
-    nothing; ``POST /v1/orders`` with a ``loyalty`` block applies exactly these. A cart with
-    coupon codes also counts them toward the key's coupon lookup limit."""
-    if body.coupons:
-        # It looks the codes up, as validation does.
-        admit_coupon_codes(request, key, codes=len(body.coupons))
-    if (
-        body.customer_id is not None
-        and customers.get_customer(db, customer_id=body.customer_id) is None
-    ):
-        raise NotFound(f"No customer {body.customer_id!r}", field="customer_id")
-    result = pricing.checkout(
-        db,
-        customer_id=body.customer_id,
-        items=pricing.CartItem.of(body.lines),
-        channel=body.channel,
-        store_id=body.store_id,
-        coupons=body.coupons,
-        points_to_use=body.points_to_use,
-        shipping_minor=body.shipping_minor,
-    )
-    db.rollback()
-    return CheckoutOut(
-        lines=result.lines,
-        subtotal_minor=result.subtotal_minor,
-        discount_minor=result.discount_minor,
-        points_used=result.points_used,
-        points_payment_minor=result.points_payment_minor,
-        shipping_minor=result.shipping_minor,
-        total_minor=result.total_minor,
-        points_to_earn=result.points_to_earn,
-        effects=[EffectOut(**asdict(effect)) for effect in result.effects],
-        refused_coupons=result.refused_coupons,
-    )

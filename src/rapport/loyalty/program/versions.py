@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.events.service import append_event
+from rapport.loyalty.events import ProgramChanged
 from rapport.loyalty.models import ProgramConfig
 from rapport.loyalty.program.rules import DEFAULT_RULES, RuleSet, parse_rule_set
 from rapport.loyalty.rewards.checkout import Policy
@@ -184,9 +185,8 @@ def save(
     db.flush()
     append_event(
         db,
-        type="loyalty_program_changed",
+        ProgramChanged(kind=kind, version=row.id, changed_by=changed_by, note=note),
         channel="web",
-        properties={"kind": kind, "version": row.id, "changed_by": changed_by, "note": note},
     )
     db.commit()
     return ConfigVersion(row.id, kind, row.document, row.active_from, changed_by, row.note)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
-from rapport.loyalty import service as ledger
+from rapport.loyalty.ledger.journal import MAX_POINTS_PER_COMMAND
 from rapport.loyalty.models import Reward
 from rapport.loyalty.rewards.coupons import MAX_VALID_DAYS, check_coupon_terms
 from rapport.platform import clock
@@ -51,9 +51,9 @@ def save_reward(
         )
     if not name.strip() or len(name) > 200:
         raise InvalidInput("name must be 1-200 characters", field="name")
-    if isinstance(points_cost, bool) or not 1 <= points_cost <= ledger.MAX_POINTS_PER_COMMAND:
+    if isinstance(points_cost, bool) or not 1 <= points_cost <= MAX_POINTS_PER_COMMAND:
         raise InvalidInput(
-            f"points_cost must be between 1 and {ledger.MAX_POINTS_PER_COMMAND}",
+            f"points_cost must be between 1 and {MAX_POINTS_PER_COMMAND}",
             field="points_cost",
         )
     check_coupon_terms(

@@ -20,7 +20,8 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rapport.loyalty import service as ledger
+from rapport.loyalty.ledger.journal import Posted
+from rapport.loyalty.ledger.movements import redeem
 from rapport.loyalty.models import Coupon, Reward
 from rapport.loyalty.rewards import checkout
 from rapport.platform import clock
@@ -122,7 +123,7 @@ def redeem_reward(
         "valid_days": reward.valid_days,
     }
 
-    def issue_coupon(session: Session, posted: ledger.Posted) -> None:
+    def issue_coupon(session: Session, posted: Posted) -> None:
         now = clock.now()
         coupon = _insert_coupon(
             session,
@@ -144,7 +145,7 @@ def redeem_reward(
         if before_commit is not None:
             before_commit(session, coupon)
 
-    ledger.redeem(
+    redeem(
         db,
         customer_id=customer_id,
         points=reward.points_cost,

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from rapport.loyalty import announcements, membership
+from rapport.loyalty.membership import announcements
+from rapport.loyalty.membership import lifecycle as memberships
 from rapport.platform import jobs
 
 RENEW_JOB = "loyalty.renew_memberships"
@@ -17,7 +18,7 @@ RENEW_JOB = "loyalty.renew_memberships"
 @jobs.job(RENEW_JOB)
 def renew_memberships(db: Session, payload: dict[str, Any]) -> None:
     """Renew memberships whose period ended and lapse the cancelled ones (idempotent)."""
-    membership.renew_due(db)
+    memberships.renew_due(db)
 
 
 @jobs.job(announcements.QUEUE_JOB)

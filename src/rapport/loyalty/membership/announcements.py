@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
-from rapport.loyalty import membership
+from rapport.loyalty.membership import lifecycle as memberships
 from rapport.loyalty.models import Announcement, AnnouncementDelivery, LoyaltyAccount, TierStanding
 from rapport.platform import clock, jobs
 from rapport.platform.errors import InvalidInput, NotFound
@@ -92,7 +92,7 @@ def _audience_batch(db: Session, audience: str, *, after: str, limit: int) -> li
     """The next ``limit`` members of ``audience`` with ids above ``after``, in id order."""
     if audience == "paying":
         # Paying members are few next to all members; their set is read whole.
-        paying = sorted(c for c in membership.paying_members(db) if c > after)
+        paying = sorted(c for c in memberships.paying_members(db) if c > after)
         return paying[:limit]
     if audience.startswith("tier:"):
         return list(
@@ -114,7 +114,7 @@ def _audience_batch(db: Session, audience: str, *, after: str, limit: int) -> li
         db.scalars(select(members.c.customer_id).order_by(members.c.customer_id).limit(limit))
     )
     # Paying members without points or a tier are members too.
-    paying = sorted(c for c in membership.paying_members(db) if c > after)
+    paying = sorted(c for c in memberships.paying_members(db) if c > after)
     merged = sorted({*found, *paying})
     if len(found) == limit:
         merged = [c for c in merged if c <= found[-1]]

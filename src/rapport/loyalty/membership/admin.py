@@ -1,9 +1,9 @@
-"""Admin pages for paid membership and rewards: plans, membership analytics (paying vs free
-vs non-members), the reward catalogue, and announcements with their queue button.
+"""Admin pages for paid membership: plans, membership analytics (paying vs free vs
+non-members), and announcements with their queue button.
 
 Included by ``loyalty.admin`` under its ``/admin/loyalty`` prefix; forms are CSRF-checked
 and call the same verbs as the API. A save changes only the settings its form carried: each
-plan and reward has an edit page showing every setting, and a setting a form leaves out keeps
+plan has an edit page showing every setting, and a setting a form leaves out keeps
 its stored value.
 """
 
@@ -14,11 +14,12 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rapport.loyalty import announcements, membership
-from rapport.loyalty.rewards import catalogue as reward_catalogue
-from rapport.loyalty.rewards import coupons as reward_coupons
+from rapport.loyalty.membership import analytics as segment_analytics
+from rapport.loyalty.membership import announcements
+from rapport.loyalty.membership import lifecycle as memberships
+from rapport.loyalty.membership import plans as membership_plans
 from rapport.platform.admin import (
     CsrfChecked,
     CurrentAdmin,
@@ -49,8 +50,8 @@ def plans_page(
         "loyalty/membership_plans.html",
         {
             "user": user,
-            "plans": membership.list_plans(db),
-            "paying": len(membership.paying_members(db)),
+            "plans": membership_plans.list_plans(db),
+            "paying": len(memberships.paying_members(db)),
             "message": message,
         },
     )
@@ -63,7 +64,7 @@ class PlanForm(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
     name: str = Field(default="", min_length=1, max_length=100)
-    fee_minor: int = Field(default=0, ge=0, le=membership.MAX_FEE_MINOR)
+    fee_minor: int = Field(default=0, ge=0, le=membership_plans.MAX_FEE_MINOR)
     currency: str = Field(default="EUR", min_length=3, max_length=3)
     period: Literal["month", "year"] = "month"
     free_shipping: bool = True
@@ -83,7 +84,7 @@ PLAN_NEEDS = ("name", "fee_minor", "currency", "period")
 
 @router.get("/plans/{plan_id}", response_class=HTMLResponse)
 def plan_page(request: Request, plan_id: str, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
-    plan = membership.get_plan(db, plan_id=plan_id)
+    plan = membership_plans.get_plan(db, plan_id=plan_id)
     return render(
         request,
         "loyalty/membership_plan_edit.html",
@@ -99,12 +100,12 @@ def save_plan(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response
         settings = settings_after_save(
             PlanForm,
             fields,
-            membership.get_plan(db, plan_id=plan_id),
+            membership_plans.get_plan(db, plan_id=plan_id),
             needs=PLAN_NEEDS,
             noun="Plan",
             id_field="plan_id",
         )
-        membership.save_plan(db, plan_id=plan_id, **settings)
+        membership_plans.save_plan(db, plan_id=plan_id, **settings)
     except Problem as problem:
         return _back("/admin/loyalty/plans", problem.detail)
     return _back("/admin/loyalty/plans", f"Plan {plan_id} saved")
@@ -112,7 +113,7 @@ def save_plan(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response
 
 @router.get("/membership-analytics", response_class=HTMLResponse)
 def analytics_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
-    report = membership.program_analytics(db)
+    report = segment_analytics.program_analytics(db)
     chart = {
         "type": "bar",
         "data": {
@@ -149,84 +150,6 @@ def analytics_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLR
         "loyalty/membership_analytics.html",
         {"user": user, "report": report, "labels": SEGMENT_LABELS, "chart": chart},
     )
-
-
-@router.get("/rewards", response_class=HTMLResponse)
-def rewards_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
-) -> HTMLResponse:
-    catalogue = reward_catalogue.list_rewards(db)
-    # Categories a reward names that no product is in: kept, but said (it matches nothing yet).
-    warnings = [
-        (reward.reward_id, warning)
-        for reward in catalogue
-        for warning in reward_catalogue.category_warnings(db, categories=reward.categories)
-    ]
-    return render(
-        request,
-        "loyalty/membership_rewards.html",
-        {"user": user, "rewards": catalogue, "message": message, "warnings": warnings},
-    )
-
-
-def _category_list(value: object) -> object:
-    # The form shows the categories as one text field, separated by commas.
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
-class RewardForm(BaseModel):
-    """A reward's settings as its admin form sends them; each one optional, since a save
-    changes only what the form carried."""
-
-    model_config = ConfigDict(str_strip_whitespace=True)
-
-    name: str = Field(default="", min_length=1, max_length=200)
-    points_cost: int = Field(default=1, ge=1, le=100_000_000)
-    coupon_kind: Literal["amount", "percent"] = "amount"
-    coupon_value: int = Field(default=1, ge=1, le=100_000_000)
-    min_subtotal_minor: int = Field(default=0, ge=0, le=100_000_000)
-    categories: Annotated[list[str], BeforeValidator(_category_list)] = Field(
-        default_factory=list, max_length=100
-    )
-    stackable: bool = True
-    valid_days: int = Field(default=90, ge=1, le=reward_coupons.MAX_VALID_DAYS)
-    active: bool = True
-
-
-REWARD_NEEDS = ("name", "points_cost", "coupon_kind", "coupon_value")
-
-
-@router.get("/rewards/{reward_id}", response_class=HTMLResponse)
-def reward_page(
-    request: Request, reward_id: str, db: DbSession, user: CurrentAdmin
-) -> HTMLResponse:
-    reward = reward_catalogue.get_reward(db, reward_id=reward_id)
-    return render(
-        request,
-        "loyalty/membership_reward_edit.html",
-        {"user": user, "reward": reward, "reward_id": reward_id},
-        status_code=200 if reward is not None else 404,
-    )
-
-
-@router.post("/rewards", dependencies=[CsrfChecked])
-def save_reward(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
-    reward_id = fields.get("reward_id", "").strip()
-    try:
-        settings = settings_after_save(
-            RewardForm,
-            fields,
-            reward_catalogue.get_reward(db, reward_id=reward_id),
-            needs=REWARD_NEEDS,
-            noun="Reward",
-            id_field="reward_id",
-        )
-        reward_catalogue.save_reward(db, reward_id=reward_id, **settings)
-    except Problem as problem:
-        return _back("/admin/loyalty/rewards", problem.detail)
-    return _back("/admin/loyalty/rewards", f"Reward {reward_id} saved")
 
 
 @router.get("/announcements", response_class=HTMLResponse)

@@ -1,10 +1,10 @@
-"""Checkout for a member from real data, and applying it when the order is placed.
+"""A member's checkout from stored data, and applying it to the order when it is placed.
 
 ``checkout`` reads the member (tier, paid plan, points), their coupons, the catalogue's prices
 and member prices (the ``members`` channel price) and the earning rules, and answers the
-effects of ``loyalty.checkout``. ``apply`` makes those effects true inside the order's own
-transaction: the points paid are redeemed, the coupons consumed, and the effects recorded with
-what the member saved, all or nothing with the order.
+effects of the calculation (``rewards.checkout``). ``apply`` makes those effects true inside
+the order's own transaction: the points paid are redeemed, the coupons consumed, and the
+effects recorded with what the member saved, all or nothing with the order.
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
-from rapport.loyalty import earning, membership
-from rapport.loyalty import service as ledger
+from rapport.loyalty.earning import awards as earning_awards
+from rapport.loyalty.ledger.balances import balance
+from rapport.loyalty.ledger.movements import redeem
+from rapport.loyalty.ledger.settings import get_program
+from rapport.loyalty.membership import lifecycle as memberships
 from rapport.loyalty.models import AppliedCheckout
 from rapport.loyalty.program.rules import Fact, OrderLine, evaluate
 from rapport.loyalty.program.versions import checkout_policy, rule_set
@@ -57,7 +60,7 @@ def member_terms(db: Session, *, customer_id: str | None, at: datetime) -> Membe
     if customer_id is None:
         return MemberTerms()
     tier = member_tier(db, customer_id=customer_id)
-    plan = membership.current_plan(db, customer_id=customer_id, at=at)
+    plan = memberships.current_plan(db, customer_id=customer_id, at=at)
     return MemberTerms(
         paying=plan is not None,
         paying_plan=plan.plan_id if plan else None,
@@ -66,7 +69,7 @@ def member_terms(db: Session, *, customer_id: str | None, at: datetime) -> Membe
         tier=tier.tier_id,
         tier_discount_percent=tier.benefits.member_discount_percent,
         free_shipping_over_minor=tier.benefits.free_shipping_over_minor,
-        points_balance=ledger.balance(db, customer_id=customer_id),
+        points_balance=balance(db, customer_id=customer_id),
     )
 
 
@@ -124,7 +127,7 @@ def checkout(
         db, customer_id=customer_id, codes=coupons, at=moment
     )
     policy = checkout_policy(
-        db, point_value_minor_per_100=ledger.get_program(db).point_value_minor_per_100
+        db, point_value_minor_per_100=get_program(db).point_value_minor_per_100
     )
 
     def earn(paid: dict[int, int]) -> list[tuple[str, str, int]]:
@@ -150,7 +153,7 @@ def checkout(
             total_minor=sum(paid.values()),
         )
         _version, rules = rule_set(db, at=moment)
-        member = earning.member_context(db, rules, fact)
+        member = earning_awards.member_context(db, rules, fact)
         return [
             (f"rule:{d.rule_id}", f"{d.rule_name}: {d.why}", d.points)
             for d in evaluate(rules, fact, member)
@@ -193,7 +196,7 @@ def apply(
         )
     if result.points_used:
         assert customer_id is not None
-        ledger.redeem(
+        redeem(
             db,
             customer_id=customer_id,
             points=result.points_used,

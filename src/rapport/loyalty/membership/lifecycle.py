@@ -1,5 +1,5 @@
-"""Paid membership: plans, joining, renewal, cancellation and lapse, the member's value
-statement, and the program analytics that compare paying, free and non-members.
+"""A member's paid membership from joining to lapse: joining, renewal, cancellation and lapse,
+which membership and plan give benefits now, and the fees paid.
 
 A membership is ``active`` from the moment the member joins (benefits at once) and renews
 itself at the end of each period; the renewal job records each period's fee once (a unique
@@ -13,145 +13,37 @@ the idempotency layer store its answer in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.events.service import append_event
+from rapport.loyalty.events import (
+    MembershipCancelled,
+    MembershipJoined,
+    MembershipLapsed,
+    MembershipRenewed,
+)
+from rapport.loyalty.membership.plans import period_end
 from rapport.loyalty.models import (
-    AppliedCheckout,
-    LoyaltyAccount,
     Membership,
     MembershipPayment,
     MembershipPlan,
-    TierStanding,
 )
-from rapport.loyalty.service import add_months
-from rapport.orders import service as orders
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 
-PERIODS = ("month", "year")
-PERIOD_MONTHS = {"month": 1, "year": 12}
-MAX_FEE_MINOR = 100_000_000
 # Catch-up limit for one membership in one job run (a worker that was down for years should
 # not loop forever); the next run carries on.
 MAX_RENEWALS_PER_RUN = 24
 
-MAX_ANALYTICS_WINDOW = timedelta(days=3653)
 
 MembershipHook = Callable[[Session, Membership], None]
-
-
-def period_end(start: datetime, period: str) -> datetime:
-    """The end of a period of ``period`` ('month' or 'year') starting at ``start``."""
-    return add_months(start, PERIOD_MONTHS[period])
-
-
-# ------------------------------------------------------------------------------ plans
-
-
-def _check_plan(
-    *,
-    plan_id: str,
-    name: str,
-    fee_minor: int,
-    currency: str,
-    period: str,
-    early_access_hours: int,
-    points_multiplier: float,
-) -> None:
-    if not plan_id or len(plan_id) > 60 or not all(c.isalnum() or c in "-_." for c in plan_id):
-        raise InvalidInput("plan_id must be 1-60 letters, digits, '-', '_' or '.'", field="plan_id")
-    if not name.strip() or len(name) > 100:
-        raise InvalidInput("name must be 1-100 characters", field="name")
-    if isinstance(fee_minor, bool) or not isinstance(fee_minor, int):
-        raise InvalidInput("fee_minor must be a whole number of minor units", field="fee_minor")
-    if not 0 <= fee_minor <= MAX_FEE_MINOR:
-        raise InvalidInput(f"fee_minor must be between 0 and {MAX_FEE_MINOR}", field="fee_minor")
-    if len(currency) != 3 or not currency.isascii() or not currency.isupper():
-        raise InvalidInput("currency must be a three-letter ISO 4217 code", field="currency")
-    if period not in PERIODS:
-        raise InvalidInput("period must be 'month' or 'year'", field="period")
-    if not 0 <= early_access_hours <= 24 * 90:
-        raise InvalidInput(
-            "early_access_hours must be between 0 and 2160", field="early_access_hours"
-        )
-    if not 1.0 <= points_multiplier <= 10.0:
-        raise InvalidInput("points_multiplier must be between 1 and 10", field="points_multiplier")
-
-
-def save_plan(
-    db: Session,
-    *,
-    plan_id: str,
-    name: str,
-    fee_minor: int,
-    currency: str,
-    period: str,
-    free_shipping: bool = True,
-    member_prices: bool = True,
-    early_access_hours: int = 48,
-    points_multiplier: float = 1.0,
-    active: bool = True,
-) -> MembershipPlan:
-    """Create the plan or change it. A changed fee applies from each member's next renewal;
-    a retired plan (``active`` false) takes no new members and does not renew."""
-    _check_plan(
-        plan_id=plan_id,
-        name=name,
-        fee_minor=fee_minor,
-        currency=currency,
-        period=period,
-        early_access_hours=early_access_hours,
-        points_multiplier=points_multiplier,
-    )
-    plan = db.get(MembershipPlan, plan_id)
-    if plan is None:
-        plan = MembershipPlan(plan_id=plan_id, created_at=clock.now())
-        db.add(plan)
-    elif plan.period != period and _has_memberships(db, plan_id):
-        db.rollback()
-        raise Conflict(
-            "A plan with members cannot change its period; create a new plan", field="period"
-        )
-    plan.name = name.strip()
-    plan.fee_minor = fee_minor
-    plan.currency = currency
-    plan.period = period
-    plan.free_shipping = free_shipping
-    plan.member_prices = member_prices
-    plan.early_access_hours = early_access_hours
-    plan.points_multiplier = points_multiplier
-    plan.active = active
-    db.commit()
-    return plan
-
-
-def _has_memberships(db: Session, plan_id: str) -> bool:
-    return (
-        db.scalar(select(Membership.id).where(Membership.plan_id == plan_id).limit(1)) is not None
-    )
-
-
-def get_plan(db: Session, *, plan_id: str) -> MembershipPlan | None:
-    return db.get(MembershipPlan, plan_id)
-
-
-def list_plans(db: Session, *, active_only: bool = False) -> list[MembershipPlan]:
-    query = select(MembershipPlan).order_by(MembershipPlan.fee_minor, MembershipPlan.plan_id)
-    if active_only:
-        query = query.where(MembershipPlan.active.is_(True))
-    return list(db.scalars(query))
-
-
-# ------------------------------------------------------------------------------ lifecycle
 
 
 def get_membership(db: Session, *, customer_id: str) -> Membership | None:
@@ -271,15 +163,14 @@ def join(
     _record_payment(db, membership, plan, now, end)
     append_event(
         db,
-        type="membership_joined",
+        MembershipJoined(
+            plan_id=plan.plan_id,
+            fee_minor=plan.fee_minor,
+            currency=plan.currency,
+            period_end=end.isoformat(),
+        ),
         channel=channel,
         customer_id=customer_id,
-        properties={
-            "plan_id": plan.plan_id,
-            "fee_minor": plan.fee_minor,
-            "currency": plan.currency,
-            "period_end": end.isoformat(),
-        },
     )
     if before_commit is not None:
         db.flush()
@@ -312,13 +203,12 @@ def cancel(
         membership.cancelled_at = now
         append_event(
             db,
-            type="membership_cancelled",
+            MembershipCancelled(
+                plan_id=membership.plan_id,
+                benefits_until=clock.as_utc(membership.current_period_end).isoformat(),
+            ),
             channel=channel,
             customer_id=membership.customer_id,
-            properties={
-                "plan_id": membership.plan_id,
-                "benefits_until": clock.as_utc(membership.current_period_end).isoformat(),
-            },
         )
     if before_commit is not None:
         db.flush()
@@ -333,10 +223,9 @@ def _lapse(db: Session, membership: Membership, *, at: datetime, reason: str) ->
     membership.ended_at = at
     append_event(
         db,
-        type="membership_lapsed",
+        MembershipLapsed(plan_id=membership.plan_id, reason=reason),
         channel="web",
         customer_id=membership.customer_id,
-        properties={"plan_id": membership.plan_id, "reason": reason},
     )
 
 
@@ -416,11 +305,10 @@ def _lapse_at_period_end(db: Session, membership: Membership, *, reason: str) ->
     db.refresh(membership)
     append_event(
         db,
-        type="membership_lapsed",
+        MembershipLapsed(plan_id=membership.plan_id, reason=reason),
         channel="web",
         customer_id=membership.customer_id,
         occurred_at=end,
-        properties={"plan_id": membership.plan_id, "reason": reason},
     )
     return 1
 
@@ -452,16 +340,15 @@ def _renew(db: Session, membership: Membership, plan: MembershipPlan, moment: da
         db.refresh(membership)
         append_event(
             db,
-            type="membership_renewed",
+            MembershipRenewed(
+                plan_id=plan.plan_id,
+                fee_minor=plan.fee_minor,
+                currency=plan.currency,
+                period_start=start.isoformat(),
+                period_end=end.isoformat(),
+            ),
             channel="web",
             customer_id=membership.customer_id,
-            properties={
-                "plan_id": plan.plan_id,
-                "fee_minor": plan.fee_minor,
-                "currency": plan.currency,
-                "period_start": start.isoformat(),
-                "period_end": end.isoformat(),
-            },
         )
         periods += 1
     return periods
@@ -477,108 +364,6 @@ def payments(db: Session, *, customer_id: str) -> list[MembershipPayment]:
     )
 
 
-# ------------------------------------------------------------------------------ value
-
-
-@dataclass(frozen=True, slots=True)
-class ValueStatement:
-    """What a paying member paid and saved over a period."""
-
-    customer_id: str
-    plan_id: str | None
-    period_start: datetime
-    period_end: datetime
-    fee_paid_minor: int
-    savings_minor: int  # plan savings: member prices, free shipping
-    orders_with_savings: int
-    currency: str | None
-
-    @property
-    def net_minor(self) -> int:
-        """Savings less the fee: positive when the plan paid for itself."""
-        return self.savings_minor - self.fee_paid_minor
-
-
-def value_statement(
-    db: Session,
-    *,
-    customer_id: str,
-    period_start: datetime | None = None,
-    period_end: datetime | None = None,
-) -> ValueStatement:
-    """Fees paid for periods starting within [start, end) against what the plan saved on
-    orders placed within it. Without dates: the membership's current period."""
-    membership = get_membership(db, customer_id=customer_id)
-    if period_start is None or period_end is None:
-        if membership is None:
-            raise NotFound(f"Customer {customer_id!r} has no membership", field="customer_id")
-        period_start = period_start or clock.as_utc(membership.current_period_start)
-        period_end = period_end or clock.as_utc(membership.current_period_end)
-    if period_end <= period_start:
-        raise InvalidInput("period_end must be after period_start", field="period_end")
-    fee, currency = db.execute(
-        select(
-            func.coalesce(func.sum(MembershipPayment.amount_minor), 0),
-            func.max(MembershipPayment.currency),
-        ).where(
-            MembershipPayment.customer_id == customer_id,
-            MembershipPayment.period_start >= period_start,
-            MembershipPayment.period_start < period_end,
-        )
-    ).one()
-    saved, orders_count = db.execute(
-        select(
-            func.coalesce(func.sum(AppliedCheckout.plan_savings_minor), 0),
-            func.count().filter(AppliedCheckout.plan_savings_minor > 0),
-        ).where(
-            AppliedCheckout.customer_id == customer_id,
-            AppliedCheckout.placed_at >= period_start,
-            AppliedCheckout.placed_at < period_end,
-        )
-    ).one()
-    return ValueStatement(
-        customer_id=customer_id,
-        plan_id=membership.plan_id if membership is not None else None,
-        period_start=period_start,
-        period_end=period_end,
-        fee_paid_minor=int(fee),
-        savings_minor=int(saved),
-        orders_with_savings=int(orders_count),
-        currency=currency,
-    )
-
-
-# ------------------------------------------------------------------------------ analytics
-
-Segment = Literal["paying", "free", "non_member"]
-SEGMENTS: tuple[Segment, ...] = ("paying", "free", "non_member")
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentStats:
-    segment: Segment
-    customers: int
-    buyers: int  # customers with at least one order in the window
-    orders: int
-    spend_minor: int
-    spend_per_customer_minor: int
-    orders_per_customer: float
-    # Of the segment's customers who bought in the window before, the share who bought again.
-    previous_buyers: int
-    retained: int
-
-    @property
-    def retention(self) -> float | None:
-        return self.retained / self.previous_buyers if self.previous_buyers else None
-
-
-@dataclass(frozen=True, slots=True)
-class ProgramAnalytics:
-    since: datetime
-    until: datetime
-    segments: list[SegmentStats]
-
-
 def paying_members(db: Session, *, at: datetime | None = None) -> set[str]:
     """Customers with a paid plan's benefits at ``at``."""
     moment = at or clock.now()
@@ -587,82 +372,3 @@ def paying_members(db: Session, *, at: datetime | None = None) -> set[str]:
         for membership in db.scalars(select(Membership).where(Membership.status != "lapsed"))
         if _is_current(membership, moment)
     }
-
-
-def free_members(db: Session, *, exclude: Iterable[str] = ()) -> set[str]:
-    """Customers in the program without a plan: a points account or a tier standing."""
-    with_points = db.scalars(
-        select(LoyaltyAccount.customer_id).where(
-            LoyaltyAccount.kind == "member", LoyaltyAccount.customer_id.is_not(None)
-        )
-    )
-    with_tier = db.scalars(select(TierStanding.customer_id))
-    found = {c for c in with_points if c is not None} | set(with_tier)
-    return found - set(exclude)
-
-
-def program_analytics(
-    db: Session, *, since: datetime | None = None, until: datetime | None = None
-) -> ProgramAnalytics:
-    """Paying members vs free members vs non-members over [since, until) (default: the last
-    90 days): customers, spend and orders per customer, and retention against the window of
-    the same length before. Members are counted as they stand at ``until``. Orders come
-    from the orders domain's read function."""
-    until = until or clock.now()
-    since = since or until - timedelta(days=90)
-    if until <= since:
-        raise InvalidInput("until must be after since", field="until")
-    if until - since > MAX_ANALYTICS_WINDOW or since.year < 1971:
-        raise InvalidInput("The window is at most ten years, from 1971 on", field="since")
-    paying = paying_members(db, at=until)
-    free = free_members(db, exclude=paying)
-    known = customers.count_customers(db)
-    window = orders.order_totals_by_customer(db, since=since, until=until)
-    before = orders.order_totals_by_customer(db, since=since - (until - since), until=since)
-
-    def segment_of(customer_id: str) -> Segment:
-        if customer_id in paying:
-            return "paying"
-        return "free" if customer_id in free else "non_member"
-
-    counts: dict[Segment, int] = {
-        "paying": len(paying),
-        "free": len(free),
-        "non_member": max(known - len(paying) - len(free), 0),
-    }
-    buyers = dict.fromkeys(SEGMENTS, 0)
-    order_count = dict.fromkeys(SEGMENTS, 0)
-    spend = dict.fromkeys(SEGMENTS, 0)
-    for customer_id, totals in window.items():
-        segment = segment_of(customer_id)
-        buyers[segment] += 1
-        order_count[segment] += totals.orders
-        spend[segment] += totals.spend_minor
-    previous = dict.fromkeys(SEGMENTS, 0)
-    retained = dict.fromkeys(SEGMENTS, 0)
-    for customer_id in before:
-        segment = segment_of(customer_id)
-        previous[segment] += 1
-        retained[segment] += customer_id in window
-    return ProgramAnalytics(
-        since=since,
-        until=until,
-        segments=[
-            SegmentStats(
-                segment=segment,
-                customers=counts[segment],
-                buyers=buyers[segment],
-                orders=order_count[segment],
-                spend_minor=spend[segment],
-                spend_per_customer_minor=spend[segment] // counts[segment]
-                if counts[segment]
-                else 0,
-                orders_per_customer=round(order_count[segment] / counts[segment], 3)
-                if counts[segment]
-                else 0.0,
-                previous_buyers=previous[segment],
-                retained=retained[segment],
-            )
-            for segment in SEGMENTS
-        ],
-    )

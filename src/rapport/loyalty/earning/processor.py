@@ -1,0 +1,239 @@
+"""The earning processor: points from the event log, each exactly once.
+
+It reads the log in order (a processor registered through ``events.service``, see
+``loyalty.tasks``) and, in the processor's own transaction, gives points for ``order_placed``
+(spend, first purchase), takes back what returned lines earned on ``order_returned``,
+apologises for ``delivery_late`` and ``delivery_failed``, rewards ``preference_shared`` and
+``review_verified``, moves a merged-away member's points to the survivor on
+``customers_merged``, and keeps tiers current. Every award is a row unique per member, rule
+and key (an order, a field, a review, a year) written with its ledger movement
+(:mod:`~rapport.loyalty.earning.awards`), so a replayed batch gives nothing twice. The
+birthday bonus comes from a daily job (:mod:`~rapport.loyalty.earning.birthdays`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from fractions import Fraction
+from typing import cast
+
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.orm import Session, aliased
+
+from rapport.customers import service as customers
+from rapport.events.service import LoggedEvent
+from rapport.loyalty.earning.awards import award, earn_on, order_fact
+from rapport.loyalty.ledger.balances import get_member
+from rapport.loyalty.ledger.movements import adjust
+from rapport.loyalty.ledger.returns import order_points, reverse_for_return
+from rapport.loyalty.models import Award, QualifyingActivity, TierStanding
+from rapport.loyalty.program.rules import (
+    Decision,
+    Fact,
+    FactKind,
+)
+from rapport.loyalty.program.versions import pinned
+from rapport.loyalty.referrals import completion as referral_completion
+from rapport.loyalty.tiers.reviews import review_tier
+
+log = logging.getLogger(__name__)
+
+_QUALIFYING = cast(Table, QualifyingActivity.__table__)
+
+
+def process_loyalty_events(db: Session, events: list[LoggedEvent]) -> None:
+    """The processor's handler: one batch of the log, in order, in one transaction. Events of
+    erased people are passed over: their account is closed and earns nothing (an order
+    placed before the erasure may reach the log, or this processor, after it)."""
+    erased = customers.erased_among(
+        db, {e.customer_id for e in events if e.customer_id and e.type in _HANDLERS}
+    )
+    with pinned(db):
+        for event in events:
+            handler = _HANDLERS.get(event.type)
+            customer_id = event.customer_id
+            if handler is not None and customer_id is not None and customer_id not in erased:
+                handler(db, event)
+
+
+def _on_order_placed(db: Session, event: LoggedEvent) -> None:
+    fact = order_fact(db, event)
+    source_key = f"order:{fact.order_id}"
+    if db.scalar(select(QualifyingActivity.id).where(QualifyingActivity.source_key == source_key)):
+        return  # already counted: a replay
+    decisions = earn_on(db, fact, event)
+    spend = max(sum(line.total_minor for line in fact.lines) - fact.discount_minor, 0)
+    spend_points = sum(d.points for d in decisions if d.fired and d.kind == "spend")
+    db.execute(
+        insert(_QUALIFYING).values(
+            customer_id=fact.customer_id,
+            source_key=source_key,
+            spend_minor=spend,
+            points=spend_points,
+            occurred_at=fact.occurred_at,
+        )
+    )
+    _complete_referral(db, fact)
+    review_tier(db, customer_id=fact.customer_id, at=fact.occurred_at)
+
+
+def _complete_referral(db: Session, fact: Fact) -> None:
+    """A referred friend's first purchase pays both sides, once (the referral closes in this
+    transaction). Not linked to the order: a return does not take it back."""
+    assert fact.order_id is not None
+    payable = referral_completion.referral_awards(
+        db, friend_id=fact.customer_id, order_id=fact.order_id
+    )
+    if not payable or not referral_completion.mark_completed(
+        db, friend_id=fact.customer_id, order_id=fact.order_id, at=fact.occurred_at
+    ):
+        return
+    # A referrer erased since has a closed account: their side is not paid.
+    closed = customers.erased_among(db, {customer_id for customer_id, _, _ in payable})
+    for customer_id, points, reason in payable:
+        if customer_id in closed:
+            continue
+        decision = Decision(
+            rule_id=referral_completion.REFERRAL_RULE_ID,
+            rule_name="Referral",
+            kind="referral",
+            fired=True,
+            points=points,
+            why=reason,
+            once_key=f"referral:{fact.customer_id}",
+        )
+        paid = Fact(
+            kind="order_placed",
+            customer_id=customer_id,
+            occurred_at=fact.occurred_at,
+            channel=fact.channel,
+        )
+        award(db, decision, paid, config_id=None, event_position=None)
+
+
+def _on_order_returned(db: Session, event: LoggedEvent) -> None:
+    props = event.properties
+    customer_id = str(event.customer_id)
+    order_id = str(props["order_id"])
+    source_key = f"return:{props.get('return_id') or order_id}:{event.position}"
+    if db.scalar(select(QualifyingActivity.id).where(QualifyingActivity.source_key == source_key)):
+        return
+    returned = {
+        int(line["line_no"]): int(line["quantity"])
+        for line in props.get("lines") or []
+        if line.get("line_no") is not None
+    }
+    owed = Fraction(0)
+    for line_points in db.scalars(
+        select(Award.line_points).where(
+            Award.customer_id == customer_id, Award.order_id == order_id
+        )
+    ):
+        for line_no, quantity in returned.items():
+            points, bought = (line_points or {}).get(str(line_no), (0, 1))
+            owed += Fraction(int(points) * min(quantity, int(bought)), max(int(bought), 1))
+    reversible = order_points(db, customer_id=customer_id, order_id=order_id).reversible
+    to_reverse = min(int(owed), reversible)  # rounded down, in the member's favour
+    if to_reverse > 0:
+        reverse_for_return(
+            db,
+            customer_id=customer_id,
+            order_id=order_id,
+            points=to_reverse,
+            reason=f"Return of order {order_id}",
+            commit=False,
+        )
+    db.add(
+        QualifyingActivity(
+            customer_id=customer_id,
+            source_key=source_key,
+            spend_minor=-int(props.get("refund_minor") or 0),
+            points=-to_reverse,
+            occurred_at=event.occurred_at,
+        )
+    )
+    db.flush()
+
+
+def _simple_fact(kind: FactKind) -> Callable[[Session, LoggedEvent], None]:
+    def handle(db: Session, event: LoggedEvent) -> None:
+        props = event.properties
+        fact = Fact(
+            kind=kind,
+            customer_id=str(event.customer_id),
+            occurred_at=event.occurred_at,
+            channel=event.channel,
+            order_id=props.get("order_id"),
+            preference_field=props.get("field"),
+            review_id=props.get("review_id"),
+        )
+        earn_on(db, fact, event)
+
+    return handle
+
+
+def _on_customers_merged(db: Session, event: LoggedEvent) -> None:
+    """Two profiles became one: the merged-away member's open points move to the survivor,
+    each lot keeping its expiry date, as two journal transactions (out of one account, into
+    the other); their qualifying activity and awards follow, and the survivor's tier is
+    reviewed. Debt stays with the old account (it is paid from later earning there)."""
+    source, target = str(event.properties["merged_customer_id"]), str(event.customer_id)
+    member = get_member(db, customer_id=source)
+    if member is not None and member.balance > 0:
+        adjust(
+            db,
+            customer_id=source,
+            points=-member.balance,
+            reason=f"Merged into {target}",
+            commit=False,
+        )
+        by_expiry: dict[datetime, int] = {}
+        for lot in member.lots:
+            by_expiry[lot.expires_at] = by_expiry.get(lot.expires_at, 0) + lot.remaining
+        for expires_at, points in sorted(by_expiry.items()):
+            adjust(
+                db,
+                customer_id=target,
+                points=points,
+                reason=f"Merged from {source}",
+                expires_at=expires_at,
+                commit=False,
+            )
+    db.execute(
+        update(QualifyingActivity)
+        .where(QualifyingActivity.customer_id == source)
+        .values(customer_id=target)
+        .execution_options(synchronize_session=False)
+    )
+    survivors = aliased(Award)  # the target's own awards, which the moved ones must not repeat
+    repeated = (
+        select(survivors.id)
+        .where(
+            survivors.customer_id == target,
+            survivors.rule_id == Award.rule_id,
+            survivors.once_key == Award.once_key,
+        )
+        .exists()
+    )
+    db.execute(
+        update(Award)
+        .where(Award.customer_id == source, ~repeated)
+        .values(customer_id=target)
+        .execution_options(synchronize_session=False)
+    )
+    db.execute(delete(TierStanding).where(TierStanding.customer_id == source))
+    db.flush()
+    review_tier(db, customer_id=target, at=event.occurred_at)
+
+
+_HANDLERS: dict[str, Callable[[Session, LoggedEvent], None]] = {
+    "customers_merged": _on_customers_merged,
+    "order_placed": _on_order_placed,
+    "order_returned": _on_order_returned,
+    "delivery_late": _simple_fact("delivery_late"),
+    "delivery_failed": _simple_fact("order_unfulfilled"),
+    "preference_shared": _simple_fact("preference_shared"),
+    "review_verified": _simple_fact("review_verified"),
+}
