@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from rapport.loyalty import pricing
+from rapport.flows import orders as order_flows
 from rapport.orders import service
 from rapport.orders.return_risk import serving as risk_serving
 from rapport.orders.schemas import (
@@ -67,41 +67,14 @@ def place_order(
         # would be a way to guess codes past it.
         admit_coupon_codes(request, key, codes=len(body.loyalty.coupons))
 
-    def execute(hook: Any) -> Any:
-        def with_loyalty(session: Session, order: Any) -> None:
-            if body.loyalty is not None:
-                _apply_loyalty(session, body, order)
-            hook(session, order)
-
-        return service.place_order(db, order=body, before_commit=with_loyalty)
-
     return run_idempotent(
         db,
         scope=f"orders.place:{key.id}",
         key=idempotency_key,
         request_body=body.model_dump(mode="json"),
         status_code=status.HTTP_201_CREATED,
-        execute=execute,
+        execute=lambda hook: order_flows.place_order(db, order=body, before_commit=hook),
         render=lambda order: _order_out(db, order).model_dump(mode="json"),
-    )
-
-
-def _apply_loyalty(db: Session, body: OrderIn, order: Any) -> None:
-    assert body.loyalty is not None
-    pricing.apply_to_order(
-        db,
-        order_id=order.order_id,
-        customer_id=order.customer_id,
-        channel=body.channel,
-        store_id=body.store_id,
-        lines=pricing.CartItem.of(body.lines),
-        discount_minor=body.discount_minor + sum(line.discount_minor for line in body.lines),
-        shipping_minor=body.shipping_minor,
-        points_payment_minor=sum(p.amount_minor for p in body.payments if p.method == "points"),
-        coupons=body.loyalty.coupons,
-        points_to_use=body.loyalty.points_to_use,
-        shipping_before_minor=body.loyalty.shipping_before_minor,
-        at=order.placed_at,
     )
 
 

@@ -1,0 +1,138 @@
+"""The place-an-order workflow called as a verb (no HTTP): the order and its loyalty effects
+(points redeemed, coupon consumed) land together, or nothing does."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rapport.events.models import Event
+from rapport.flows import orders as order_flows
+from rapport.loyalty import service as loyalty
+from rapport.loyalty.models import AppliedCheckout, Coupon
+from rapport.loyalty.rewards import coupons as reward_coupons
+from rapport.orders import service as orders
+from rapport.platform.errors import InvalidInput
+from tests.loyalty.factories import T0, frozen_clock, make_customer
+from tests.orders.factories import CHIANTI, CORKSCREW, seed_catalog
+
+
+def member_with_points(db: Session) -> str:
+    """A member (no paid plan) with 2,000 points."""
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    member = make_customer(db)
+    loyalty.earn(db, customer_id=member, points=2000, reason="welcome gift")
+    return member
+
+
+def order_with_effects(member: str, *, order_id: str, coupon: str) -> orders.OrderIn:
+    """Two Chianti and a corkscrew shipped (3,300), a 3.00 coupon, 500 points paying 5.00 and
+    shipping 4.95 (under the free-shipping threshold): the effects the checkout answers."""
+    body: dict[str, Any] = {
+        "order_id": order_id,
+        "customer_id": member,
+        "channel": "web",
+        "fulfilment": "ship",
+        "currency": "EUR",
+        "lines": [
+            {"sku": CHIANTI, "quantity": 2, "unit_price_minor": 1200},
+            {"sku": CORKSCREW, "quantity": 1, "unit_price_minor": 900},
+        ],
+        "subtotal_minor": 3300,
+        "discount_minor": 300,
+        "shipping_minor": 495,
+        "total_minor": 3300 - 300 + 495,
+        "payments": [
+            {"method": "points", "amount_minor": 500},
+            {"method": "card", "amount_minor": 3300 - 300 + 495 - 500},
+        ],
+        "loyalty": {"coupons": [coupon], "points_to_use": 500, "shipping_before_minor": 495},
+    }
+    return orders.OrderIn.model_validate(body)
+
+
+def placed_events(db: Session) -> int:
+    return db.scalar(select(func.count()).where(Event.type == "order_placed")) or 0
+
+
+def test_the_order_and_its_loyalty_effects_are_placed_together(db: Session) -> None:
+    # Given a member with 2,000 points and a 3.00 campaign coupon
+    member = member_with_points(db)
+    coupon = reward_coupons.create_campaign_coupon(
+        db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
+    )
+
+    # When the order with those checkout effects is placed through the workflow
+    placed = order_flows.place_order(
+        db, order=order_with_effects(member, order_id="O-FLOW-1", coupon=coupon.code)
+    )
+
+    # Then the order is recorded with its totals
+    assert (placed.order_id, placed.customer_id) == ("O-FLOW-1", member)
+    assert (placed.subtotal_minor, placed.discount_minor, placed.total_minor) == (3300, 300, 3495)
+    assert orders.count_orders(db) == 1
+    assert placed_events(db) == 1
+    # and 500 points were redeemed, the coupon consumed by this order, the effects recorded
+    db.expire_all()
+    assert loyalty.balance(db, customer_id=member) == 1500
+    used = db.get(Coupon, coupon.code)
+    assert used is not None
+    assert used.used_order_id == "O-FLOW-1"
+    applied = db.get(AppliedCheckout, "O-FLOW-1")
+    assert applied is not None
+    assert applied.coupon_savings_minor == 300
+
+
+def test_a_refused_loyalty_effect_leaves_no_order(db: Session) -> None:
+    # Given a member whose coupon was used by a first order
+    member = member_with_points(db)
+    coupon = reward_coupons.create_campaign_coupon(
+        db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
+    )
+    order_flows.place_order(
+        db, order=order_with_effects(member, order_id="O-FLOW-1", coupon=coupon.code)
+    )
+    db.expire_all()  # as a later request would, read the coupon as the first order left it
+
+    # When a second order claims the same coupon
+    with pytest.raises(InvalidInput) as refused:
+        order_flows.place_order(
+            db, order=order_with_effects(member, order_id="O-FLOW-2", coupon=coupon.code)
+        )
+
+    # Then loyalty refuses the effect, naming the discount, and nothing of the order is left
+    assert refused.value.field == "discount_minor"
+    db.expire_all()
+    assert orders.get_order(db, order_id="O-FLOW-2") is None
+    assert orders.count_orders(db) == 1
+    assert placed_events(db) == 1
+    assert db.get(AppliedCheckout, "O-FLOW-2") is None
+    # and no more points were taken
+    assert loyalty.balance(db, customer_id=member) == 1500
+
+
+def test_the_callers_hook_runs_in_the_same_transaction_after_the_effects(db: Session) -> None:
+    # Given a member and a coupon, and a caller's hook (the API stores its idempotent answer)
+    member = member_with_points(db)
+    coupon = reward_coupons.create_campaign_coupon(
+        db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
+    )
+    seen: list[tuple[str, int]] = []
+
+    def hook(session: Session, order: orders.Order) -> None:
+        seen.append((order.order_id, loyalty.balance(session, customer_id=member)))
+
+    # When the order is placed with the hook
+    order_flows.place_order(
+        db,
+        order=order_with_effects(member, order_id="O-FLOW-3", coupon=coupon.code),
+        before_commit=hook,
+    )
+
+    # Then the hook saw the order with its points already redeemed
+    assert seen == [("O-FLOW-3", 1500)]
