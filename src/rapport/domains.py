@@ -40,7 +40,9 @@ def load_event_types() -> None:
     """Import every domain's typed events (``events.py``), so that the API reference
     publishes them all."""
     import rapport.customers.events
-    import rapport.feedback.events  # noqa: F401
+    import rapport.feedback.events
+    import rapport.loyalty.events
+    import rapport.orders.events  # noqa: F401
 
 
 def load_tasks() -> None:
