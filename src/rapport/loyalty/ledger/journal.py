@@ -1,6 +1,7 @@
-"""The journal: one transaction per movement, its entries (legs) summing to zero, and what a
-command posted (``Posted``). Also the checks every command makes of the points it is given,
-and how a command finishes (its event appended, then commit or flush)."""
+"""The journal: one transaction per movement, its entries (legs) summing to zero, what a
+credit or debit is given (``Credit``, ``Debit``) and what a command posted (``Posted``). Also
+the checks every command makes of the points it is given, and how a command finishes (its
+typed event appended, then commit or flush)."""
 
 from __future__ import annotations
 

@@ -46,6 +46,8 @@ def credit(
     earned_at: datetime | None,
     pays_debt: bool,
 ) -> Posted:
+    """Credit a member (a ``Credit``) with their backend's implementation, or the general
+    path for a first earning or debt to pay. Inside the command's transaction."""
     now = clock.now()
     earned = earned_at or now
     if expires_at is not None and expires_at <= earned:
@@ -125,6 +127,9 @@ def debit(
     reason: str,
     order_id: str | None,
 ) -> Posted:
+    """Take points from a member (a ``Debit``) with their backend's implementation, oldest
+    lots first. Refused (the transaction rolled back) when the balance does not cover them:
+    :class:`InsufficientPoints`, or ``NotFound`` for a customer without points."""
     movement = Debit(
         customer_id=customer_id,
         points=points,
