@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from rapport.main import create_app
 from rapport.platform.db import get_db
 from tests.conftest import auth
-from tests.loyalty.test_checkout_api import cart, order_from, paying_member
+from tests.loyalty.rewards.test_checkout_api import cart, order_from, paying_member
 from tests.orders.factories import order_body
 
 BOTH_POLICIES = '"key-60s";q=1000;w=60, "coupons-60s";q=2;w=60'

@@ -35,7 +35,6 @@ router = APIRouter(tags=["loyalty membership and rewards"])
 
 CustomerId = Annotated[str, Path(min_length=1, max_length=40, description="cus_…")]
 Identifier = Annotated[str, Path(pattern=r"^[A-Za-z0-9._\-]{1,60}$")]
-Code = Annotated[str, Field(min_length=1, max_length=40)]
 
 
 # ------------------------------------------------------------------------------ shapes

@@ -13,9 +13,9 @@ from rapport.flows import privacy
 from rapport.loyalty import service as ledger
 from rapport.loyalty.models import Award, LedgerTransaction, LoyaltyAccount, Referral
 from rapport.loyalty.referrals import referring
+from tests.loyalty.earning.test_earning import place
+from tests.loyalty.earning.test_earning import process as process_log
 from tests.loyalty.factories import T0, frozen_clock, make_customer
-from tests.loyalty.test_earning import place
-from tests.loyalty.test_earning import process as process_log
 from tests.orders.factories import seed_catalog
 
 
