@@ -23,9 +23,11 @@ from sqlalchemy.orm import Session
 from rapport.customers import service as customers
 from rapport.domains import DOMAINS
 from rapport.flows import privacy
-from rapport.loyalty import membership, referrals
 from rapport.loyalty import service as loyalty
+from rapport.loyalty.membership import lifecycle as memberships
+from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.models import LoyaltyAccount, TierStanding
+from rapport.loyalty.referrals import referring
 from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.main import create_app
 from rapport.platform import clock
@@ -195,10 +197,10 @@ def seed_everywhere(api: Api) -> str:
     )
     with open_session(api.url) as db:
         # A paid plan, a Gold standing, a referral of a friend and a coupon of their own.
-        membership.save_plan(
+        membership_plans.save_plan(
             db, plan_id="plus", name="Plus", fee_minor=900, currency="EUR", period="month"
         )
-        membership.join(db, customer_id=cid, plan_id="plus")
+        memberships.join(db, customer_id=cid, plan_id="plus")
         db.add(
             TierStanding(
                 customer_id=cid,
@@ -210,9 +212,9 @@ def seed_everywhere(api: Api) -> str:
             )
         )
         db.commit()
-        code = referrals.referral_code(db, customer_id=cid).code
+        code = referring.referral_code(db, customer_id=cid).code
         friend = customers.identify_customer(db, identities={"email": "friend@example.net"})
-        referrals.refer(db, code=code, friend_id=friend.customer_id)
+        referring.refer(db, code=code, friend_id=friend.customer_id)
         reward_coupons.create_campaign_coupon(
             db,
             rule="welcome",
@@ -273,7 +275,7 @@ def test_erasure_leaves_no_copy_anywhere_in_the_database(api: Api) -> None:
         assert loyalty.invariant_violations(db) == []
         assert loyalty.liability(db).outstanding_points == issued_before.outstanding_points - 4428
         assert db.get(TierStanding, cid) is None
-        assert membership.current_membership(db, customer_id=cid) is None
+        assert memberships.current_membership(db, customer_id=cid) is None
         assert [m.kind for m in loyalty.statement(db, customer_id=cid)] == ["close", "earn"]
     # and retrying a stored command answers 410 Gone, applying nothing again
     retry = api.client.post(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rapport.loyalty import membership
+from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
@@ -51,7 +51,7 @@ def test_admin_pages_work_under_the_content_security_policy(
     # given a signed-in admin, a plan and a reward
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
-        membership.save_plan(
+        membership_plans.save_plan(
             db, plan_id="gold", name="Gold", fee_minor=499, currency="EUR", period="month"
         )
         reward_catalogue.save_reward(
