@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from rapport.customers import service as customers
 from rapport.customers.models import Customer, CustomerMerge, Identity
-from rapport.events.service import append_event
 from rapport.platform.db import open_session
 from rapport.platform.errors import Conflict
+from tests.events.factories import tracked
 
 
 def test_identify_twice_finds_the_same_customer_and_learns_new_identities(db) -> None:
@@ -169,9 +169,9 @@ def test_concurrent_identify_for_the_same_email_makes_one_customer(committed_url
         assert owners == [results[0]]
 
 
-def test_command_events_count_for_the_customer(db) -> None:
+def test_events_logged_for_the_customer_count_in_the_timeline(db) -> None:
     a = customers.identify_customer(db, identities={"email": "a@example.com"})
-    append_event(db, type="note_added", channel="call_center", customer_id=a.customer_id)
+    tracked(db, type="note_added", channel="call_center", customer_id=a.customer_id)
     db.commit()
     types = [e.type for e in customers.get_timeline(db, customer_id=a.customer_id)]
     assert types == ["note_added", "identified"]

@@ -9,19 +9,19 @@ import pytest
 from sqlalchemy import select
 
 from rapport.events.models import Event
-from rapport.events.service import append_event
 from rapport.feedback import service
 from rapport.feedback.models import Invitation, Ticket
 from rapport.feedback.schemas import ResponseIn, TargetIn
 from rapport.feedback.surveys import links
 from rapport.platform.errors import InvalidInput
+from tests.events.factories import tracked
 from tests.feedback.factories import T0, delivered_order, frozen_clock, make_customer, make_survey
 
 SECRET = "test-secret"
 
 
 def _delivered_event(db, customer_id: str, order_id: str) -> Event:
-    event = append_event(
+    event = tracked(
         db,
         type="order_delivered",
         channel="web",
@@ -121,10 +121,10 @@ def test_after_purchase_surveys_listen_to_one_channel(db) -> None:
     frozen_clock()
     make_survey(db, survey_id="ces-store", kind="ces", trigger="after_purchase", channel="store")
     customer, _ = make_customer(db)
-    web = append_event(
+    web = tracked(
         db, type="order_placed", channel="web", customer_id=customer, properties={"order_id": "W1"}
     )
-    store = append_event(
+    store = tracked(
         db,
         type="order_placed",
         channel="store",
@@ -328,7 +328,7 @@ def test_moments_older_than_a_links_life_are_not_asked_about(db) -> None:
     make_survey(db)
     customer, external = make_customer(db)
     order = delivered_order(db, external_id=external)
-    event = append_event(
+    event = tracked(
         db,
         type="order_delivered",
         channel="web",

@@ -104,3 +104,12 @@ def test_the_api_reference_publishes_every_event_type(client: TestClient) -> Non
         assert schema["x-event-type"] == event_type
         assert schema["x-domain"] == event.domain
         assert set(schema["properties"]) == set(event.model_fields)
+
+
+def test_commands_append_typed_events_only(db: Session) -> None:
+    # An untyped event (a dict, as before typed events) is refused, and nothing is logged
+    with pytest.raises(TypeError, match="DomainEvent"):
+        events.append_event(db, {"type": "note_added"}, channel="web")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="DomainEvent"):
+        events.log_event(db, {"type": "note_added"}, channel="web")  # type: ignore[arg-type]
+    assert db.scalars(select(Event).where(Event.type == "note_added")).first() is None

@@ -18,7 +18,7 @@ from rapport.platform.ids import new_id
 
 def append_event(
     db: Session,
-    fact: DomainEvent | None = None,
+    fact: DomainEvent,
     *,
     channel: str,
     customer_id: str | None = None,
@@ -27,17 +27,14 @@ def append_event(
     context: dict[str, Any] | None = None,
     event_id: str | None = None,
     source: str = "command",
-    type: str | None = None,
-    properties: dict[str, Any] | None = None,
 ) -> Event:
     """Add ``fact`` (a typed event from a domain's ``events.py``) to the caller's transaction:
-    commands call this before they commit. (``type`` and ``properties`` are the untyped form
-    that typed events replace.)"""
-    event_type, event_properties = _type_and_properties(fact, type, properties)
+    commands call this before they commit."""
+    event_properties = _properties(fact)
     now = clock.now()
     event = Event(
         event_id=event_id or new_id("evt"),
-        type=event_type,
+        type=fact.event_type,
         channel=channel,
         customer_id=customer_id,
         anonymous_id=anonymous_id,
@@ -51,16 +48,11 @@ def append_event(
     return event
 
 
-def _type_and_properties(
-    fact: DomainEvent | None, type: str | None, properties: dict[str, Any] | None
-) -> tuple[str, dict[str, Any]]:
-    if fact is not None:
-        if not isinstance(fact, DomainEvent):
-            raise TypeError(f"append a DomainEvent, not {fact!r}")
-        return fact.event_type, fact.properties()
-    if type is None:
-        raise TypeError("append_event needs a typed event")
-    return type, properties or {}
+def _properties(fact: DomainEvent) -> dict[str, Any]:
+    # Typed callers cannot pass anything else; untyped ones (a plugin, a shell) get told.
+    if not isinstance(fact, DomainEvent):
+        raise TypeError(f"append a DomainEvent from a domain's events.py, not {fact!r}")
+    return fact.properties()
 
 
 # Core inserts on the table: ``insert(Event)`` would take the ORM's bulk path, several times slower.
@@ -69,22 +61,20 @@ _EVENTS = cast(Table, Event.__table__)
 
 def log_event(
     db: Session,
-    fact: DomainEvent | None = None,
+    fact: DomainEvent,
     *,
     channel: str,
     customer_id: str | None = None,
     occurred_at: datetime | None = None,
-    type: str | None = None,
-    properties: dict[str, Any] | None = None,
 ) -> None:
     """:func:`append_event` as one INSERT, without an ORM object to flush: for commands on a
     hot path (a points movement) that never read the event back."""
-    event_type, event_properties = _type_and_properties(fact, type, properties)
+    event_properties = _properties(fact)
     now = clock.now()
     db.execute(
         insert(_EVENTS).values(
             event_id=new_id("evt"),
-            type=event_type,
+            type=fact.event_type,
             channel=channel,
             customer_id=customer_id,
             occurred_at=occurred_at or now,

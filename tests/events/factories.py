@@ -1,0 +1,39 @@
+"""Events in the log as a site, an app or a till would have sent them: any type, any
+properties (commands append typed events only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from rapport.events import service as events
+from rapport.platform import clock
+from rapport.platform.ids import new_id
+
+
+def tracked(
+    db: Session,
+    *,
+    type: str,
+    channel: str,
+    customer_id: str | None = None,
+    occurred_at: datetime | None = None,
+    properties: dict[str, Any] | None = None,
+) -> events.LoggedEvent:
+    """Add a tracking event to the test's transaction, as ingestion stores one."""
+    now = clock.now()
+    event = events.LoggedEvent(
+        event_id=new_id("evt"),
+        type=type,
+        channel=channel,
+        customer_id=customer_id,
+        occurred_at=occurred_at or now,
+        received_at=now,
+        properties=properties or {},
+        context={},
+        source="api",
+    )
+    db.add(event)
+    return event
