@@ -298,6 +298,7 @@ def main() -> None:
     )
     print(f"| request mix | {', '.join(f'{k} {w:.0%}' for k, w in MIX)} |")
     print(f"| customers / products in the shop | {len(customer_ids):,} / {len(skus):,} |")
+    print("| database | SQLite, a throw-away file (no PostgreSQL) |")
     print()
     print(json.dumps({k: round(v, 2) for k, v in figures.items()}))
 
