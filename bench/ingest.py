@@ -375,6 +375,15 @@ def serve(
                     f"{wanted} server processes did not start within {START_TIMEOUT_S} s"
                 )
             time.sleep(0.1)
+        # A socket listens before its process has built the app (several seconds of imports):
+        # clients that connect then stay with that process and wait, so a figure would depend
+        # on start-up timing. Wait until every process says it is ready.
+        while log.read_text(errors="replace").count("Application startup complete") < wanted:
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"{wanted} server processes were not ready within {START_TIMEOUT_S} s"
+                )
+            time.sleep(0.1)
         yield server
     finally:
         process.terminate()
