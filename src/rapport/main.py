@@ -137,9 +137,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 
     app.include_router(admin_shell.router)
     for module in admin_pages():
-        if module is admin_shell:
-            continue
-        admin_shell.add_nav(getattr(module, "NAV", []))
+        admin_shell.add_nav(module.NAV)
         app.include_router(module.router)
 
     @app.exception_handler(admin_shell.LoginRequired)

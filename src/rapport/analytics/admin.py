@@ -8,12 +8,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from rapport.analytics.service import collect_overview
-from rapport.platform.admin import CurrentAdmin, add_template_dir, render
+from rapport.platform.admin import CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession
 
 add_template_dir(Path(__file__).parent / "templates")
 
-NAV: list[object] = []  # "Overview" leads the shell's own navigation
+NAV: list[NavItem] = []  # "Overview" leads the shell's own navigation
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
 
