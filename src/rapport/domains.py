@@ -21,11 +21,13 @@ DOMAINS = (
     "loyalty",
     "recommend",
     "feedback",
+    "campaigns",
 )
 
 
 def load_models() -> None:
     """Import every domain's tables so that ``Base.metadata`` knows them all."""
+    import rapport.campaigns.models
     import rapport.catalog.models
     import rapport.customers.models
     import rapport.events.models

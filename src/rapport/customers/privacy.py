@@ -48,6 +48,10 @@ _ERASED_FIELDS = (
     "home_city",
     "home_latitude",
     "home_longitude",
+    "time_zone",
+    "last_latitude",
+    "last_longitude",
+    "last_located_at",
 )
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from rapport.campaigns import service as campaigns
 from rapport.catalog import service as catalog
 from rapport.customers import events as customers_events
 from rapport.customers import service as customers
@@ -67,6 +68,7 @@ _FACES: dict[str, ModuleType] = {
     "loyalty": loyalty,
     "recommend": recommend,
     "feedback": feedback,
+    "campaigns": campaigns,
 }
 
 

@@ -1,0 +1,26 @@
+"""producers through campaigns (reserved for the producers work)
+
+Revision ID: c16000000006
+Revises: c16000000005
+Create Date: 2026-12-05 08:30:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+import rapport.platform.db  # noqa: F401
+
+revision: str = "c16000000006"
+down_revision: str | None = "c16000000005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
