@@ -50,11 +50,6 @@ class Customer(Base):
     home_longitude: Mapped[float | None] = mapped_column(Float, default=None)
     # An IANA zone ("Europe/Paris"): quiet hours are the customer's own night.
     time_zone: Mapped[str | None] = mapped_column(String(50), default=None)
-    # Where the customer last was, from a tracked event's location (with location consent):
-    # venue-triggered campaigns reach the people near the venue now.
-    last_latitude: Mapped[float | None] = mapped_column(Float, default=None)
-    last_longitude: Mapped[float | None] = mapped_column(Float, default=None)
-    last_located_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     attributes: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
     # A visitor known only by anonymous or device ids until they identify themselves.
     is_anonymous: Mapped[bool] = mapped_column(Boolean, default=False)

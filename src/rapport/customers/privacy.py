@@ -49,9 +49,6 @@ _ERASED_FIELDS = (
     "home_latitude",
     "home_longitude",
     "time_zone",
-    "last_latitude",
-    "last_longitude",
-    "last_located_at",
 )
 
 
