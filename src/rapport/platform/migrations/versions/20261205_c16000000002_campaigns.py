@@ -273,11 +273,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("customers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("time_zone", sa.String(length=50), nullable=True))
-        batch_op.add_column(
-            sa.Column(
-                "last_located_at", rapport.platform.db.UTCDateTime(timezone=True), nullable=True
-            )
-        )
 
     # ### end Alembic commands ###
 
