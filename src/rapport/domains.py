@@ -41,6 +41,7 @@ def load_models() -> None:
 def load_event_types() -> None:
     """Import every domain's typed events (``events.py``), so that the API reference
     publishes them all."""
+    import rapport.campaigns.events
     import rapport.customers.events
     import rapport.feedback.events
     import rapport.loyalty.events
@@ -49,6 +50,7 @@ def load_event_types() -> None:
 
 def load_tasks() -> None:
     """Import every domain's jobs, schedules and event processors."""
+    import rapport.campaigns.tasks
     import rapport.customers.tasks
     import rapport.events.tasks
     import rapport.feedback.tasks
@@ -59,6 +61,7 @@ def load_tasks() -> None:
 
 def routers() -> list[ModuleType]:
     """Every domain's API router module."""
+    from rapport.campaigns import api as campaigns
     from rapport.catalog import api as catalog
     from rapport.customers import api as customers
     from rapport.events import api as events
@@ -68,12 +71,13 @@ def routers() -> list[ModuleType]:
     from rapport.platform import api as platform
     from rapport.recommend import api as recommend
 
-    return [platform, events, customers, catalog, orders, loyalty, recommend, feedback]
+    return [platform, events, customers, catalog, orders, loyalty, recommend, feedback, campaigns]
 
 
 def admin_pages() -> list[ModuleType]:
     """Every domain's admin page module, in navigation order (the overview leads)."""
     from rapport.analytics import admin as analytics
+    from rapport.campaigns import admin as campaigns
     from rapport.customers import admin as customers
     from rapport.events import admin as events
     from rapport.feedback import admin as feedback
@@ -81,4 +85,4 @@ def admin_pages() -> list[ModuleType]:
     from rapport.orders import admin as orders
     from rapport.recommend import admin as recommend
 
-    return [analytics, events, customers, orders, loyalty, recommend, feedback]
+    return [analytics, events, customers, orders, loyalty, recommend, feedback, campaigns]

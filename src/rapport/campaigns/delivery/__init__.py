@@ -1,0 +1,1 @@
+"""Campaigns: delivery (private; reached through rapport.campaigns.service)."""

@@ -1,0 +1,7 @@
+"""API routes for campaigns' delivery (mounted by rapport.campaigns.api)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["campaigns"])

@@ -1,0 +1,1 @@
+"""Campaigns: planning (private; reached through rapport.campaigns.service)."""

@@ -1,0 +1,2 @@
+"""Jobs, schedules and event processors for campaigns' planning (imported by
+rapport.campaigns.tasks)."""

@@ -1,0 +1,1 @@
+"""Campaigns: segments (private; reached through rapport.campaigns.service)."""

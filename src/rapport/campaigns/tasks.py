@@ -1,0 +1,6 @@
+"""Campaigns' jobs, schedules and event processors, gathered for the worker."""
+
+import rapport.campaigns.delivery.jobs
+import rapport.campaigns.planning.jobs
+import rapport.campaigns.producers
+import rapport.campaigns.segments.jobs  # noqa: F401
