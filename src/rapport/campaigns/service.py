@@ -1,10 +1,18 @@
 """The campaigns domain's face: what other code may call. The code lives in private modules
-(``segments/``, ``channels/``, ``delivery/``, ``planning/``, ``results``, ``producers``); this
-module re-exports what is public."""
+(``segments/``, ``delivery/``, ``planning/``, ``producers``, ``privacy``); this module
+re-exports what is public and lists it in ``__all__``."""
 
 from __future__ import annotations
 
 from rapport.campaigns.privacy import erase_customer_data, export_customer_data
+
+# --- segments ---
+
+# --- delivery ---
+
+# --- planning ---
+
+# --- producers ---
 
 PRIVACY_TABLES: tuple[str, ...] = (
     "campaign_segment_members",
@@ -15,4 +23,12 @@ PRIVACY_TABLES: tuple[str, ...] = (
     "campaign_suppressions",
 )
 
-__all__ = ["PRIVACY_TABLES", "erase_customer_data", "export_customer_data"]
+__all__ = [
+    "PRIVACY_TABLES",
+    "erase_customer_data",
+    "export_customer_data",
+    # --- segments ---
+    # --- delivery ---
+    # --- planning ---
+    # --- producers ---
+]
