@@ -12,6 +12,7 @@ Every verb owns its transaction and appends its events (``rapport.orders.events`
 - ``reports``: charged prices against channel prices, returns concentration;
 - ``history``: bulk-loading orders from history (transaction files, the demo);
 - ``purchases``: what customers bought, read by other domains;
+- ``campaign_reads``: purchases in bulk for campaigns (categories bought, totals in a window);
 - ``records``: one order, its lines and status history;
 - ``privacy``: the domain's part of export and erasure.
 
@@ -21,6 +22,7 @@ verbs take) are named here too, so callers need nothing else of the domain.
 
 from __future__ import annotations
 
+from rapport.orders.campaign_reads import bought_in_categories, order_totals_in_window
 from rapport.orders.fulfilment import confirm_pickup, update_delivery_status
 from rapport.orders.history import ImportedLine, ImportedOrder, ImportedReturn, import_orders
 from rapport.orders.models import Order
@@ -84,6 +86,7 @@ __all__ = [
     "PurchaseLine",
     "RecordedReturn",
     "ReturnIn",
+    "bought_in_categories",
     "charged_price_report",
     "concentration",
     "confirm_pickup",
@@ -101,6 +104,7 @@ __all__ = [
     "mark_notice_sent",
     "notices_for",
     "order_totals_by_customer",
+    "order_totals_in_window",
     "place_order",
     "promise_kept",
     "purchase_lines",
