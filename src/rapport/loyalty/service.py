@@ -32,6 +32,7 @@ from rapport.loyalty.ledger.journal import MAX_POINTS_PER_COMMAND, BeforeCommit,
 from rapport.loyalty.ledger.liability import Liability, liability
 from rapport.loyalty.ledger.movements import InsufficientPoints, adjust, earn, redeem
 from rapport.loyalty.ledger.one_statement import earn_now, redeem_now
+from rapport.loyalty.ledger.redemptions import points_redeemed_in_window
 from rapport.loyalty.ledger.returns import OrderPoints, order_points, reverse_for_return
 from rapport.loyalty.ledger.settings import Program, add_months, configure_program, get_program
 from rapport.loyalty.privacy import PRIVACY_TABLES, erase_customer_data, export_customer_data
@@ -65,6 +66,7 @@ __all__ = [
     "liability",
     "member_benefits",
     "order_points",
+    "points_redeemed_in_window",
     "redeem",
     "redeem_now",
     "reverse_for_return",
