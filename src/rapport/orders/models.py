@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.platform.db import Base, JsonDocument, UTCDateTime
@@ -149,3 +149,52 @@ class CustomerNotice(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class CustomerValueScore(Base):
+    """A customer's lifetime value as last fitted (``orders.customer_value``): BG/NBD expected
+    purchases and probability alive, Gamma-Gamma spend, the value for the next 365 days and
+    the tier by its rank. Rebuilt whole at every fit; a customer without orders has no row."""
+
+    __tablename__ = "customer_values"
+    __table_args__ = (
+        CheckConstraint(
+            "value_tier IN ('top1', 'top5', 'top20', 'rest')", name="value_tier_known"
+        ),
+        Index("ix_customer_values_tier", "value_tier"),
+        Index("ix_customer_values_predicted", "predicted_value_minor"),
+    )
+
+    customer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    frequency: Mapped[int] = mapped_column(Integer)  # repeat purchase days
+    recency_days: Mapped[float] = mapped_column(Float)
+    age_days: Mapped[float] = mapped_column(Float)
+    monetary_minor: Mapped[int] = mapped_column(Integer)  # mean of repeat purchase days
+    expected_purchases_90d: Mapped[float] = mapped_column(Float)
+    p_alive: Mapped[float] = mapped_column(Float)
+    expected_spend_minor: Mapped[int] = mapped_column(Integer)  # per future purchase
+    predicted_value_minor: Mapped[int] = mapped_column(Integer)  # next 365 days
+    value_tier: Mapped[str] = mapped_column(String(8))
+    fitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CustomerValueFit(Base):
+    """One fit of the customer-value models: their parameters (time in days, money in minor
+    units) and how many customers they were fitted on. The newest row is the one in use."""
+
+    __tablename__ = "customer_value_fits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    customers: Mapped[int] = mapped_column(Integer)
+    repeat_customers: Mapped[int] = mapped_column(Integer)
+    r: Mapped[float] = mapped_column(Float)
+    alpha: Mapped[float] = mapped_column(Float)
+    a: Mapped[float] = mapped_column(Float)
+    b: Mapped[float] = mapped_column(Float)
+    log_likelihood: Mapped[float] = mapped_column(Float)
+    p: Mapped[float | None] = mapped_column(Float, default=None)
+    q: Mapped[float | None] = mapped_column(Float, default=None)
+    gamma: Mapped[float | None] = mapped_column(Float, default=None)
+    spend_log_likelihood: Mapped[float | None] = mapped_column(Float, default=None)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)

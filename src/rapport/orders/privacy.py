@@ -8,11 +8,12 @@ from collections import defaultdict
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from rapport.orders.models import (
     CustomerNotice,
+    CustomerValueScore,
     Order,
     OrderLine,
     OrderPayment,
@@ -21,7 +22,7 @@ from rapport.orders.models import (
 )
 from rapport.platform.privacy import PrivacySubject
 
-PRIVACY_TABLES = ("orders", "return_lines", "customer_notices")
+PRIVACY_TABLES = ("orders", "return_lines", "customer_notices", "customer_values")
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -108,13 +109,38 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
                 .order_by(CustomerNotice.id)
             )
         ],
+        "customer_value": [
+            {
+                "customer_id": v.customer_id,
+                "frequency": v.frequency,
+                "recency_days": v.recency_days,
+                "age_days": v.age_days,
+                "monetary_minor": v.monetary_minor,
+                "expected_purchases_90d": v.expected_purchases_90d,
+                "p_alive": v.p_alive,
+                "expected_spend_minor": v.expected_spend_minor,
+                "predicted_value_minor": v.predicted_value_minor,
+                "value_tier": v.value_tier,
+                "fitted_at": _iso(v.fitted_at),
+            }
+            for v in db.scalars(
+                select(CustomerValueScore)
+                .where(CustomerValueScore.customer_id.in_(ids))
+                .order_by(CustomerValueScore.customer_id)
+            )
+        ],
     }
 
 
 def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     """Orders, lines, payments and returns stay under the random customer id (revenue,
     returns and kept-promise reports add up); the free-text status notes of the person's
-    orders go."""
+    orders go, and so does their predicted value (the next fit leaves erased people out)."""
+    db.execute(
+        delete(CustomerValueScore).where(
+            CustomerValueScore.customer_id.in_(subject.customer_ids)
+        )
+    )
     mine = select(Order.order_id).where(Order.customer_id.in_(subject.customer_ids))
     db.execute(
         update(OrderStatusChange)

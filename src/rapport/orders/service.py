@@ -14,6 +14,7 @@ Every verb owns its transaction and appends its events (``rapport.orders.events`
 - ``purchases``: what customers bought, read by other domains;
 - ``campaign_reads``: purchases in bulk for campaigns (categories bought, totals in a window);
 - ``records``: one order, its lines and status history;
+- ``customer_value/``: lifetime value (BG/NBD, Gamma-Gamma), probability alive, value tiers;
 - ``privacy``: the domain's part of export and erasure.
 
 ``Order`` (the placed order as verbs return it), ``OrderIn`` and ``ReturnIn`` (what the
@@ -23,6 +24,19 @@ verbs take) are named here too, so callers need nothing else of the domain.
 from __future__ import annotations
 
 from rapport.orders.campaign_reads import bought_in_categories, order_totals_in_window
+from rapport.orders.customer_value.serving import (
+    CustomerValue,
+    TierSummary,
+    ValueFit,
+    customer_value,
+    expected_purchases_within,
+    fit_customer_value,
+    top_customers,
+    value_audience,
+    value_fit,
+    value_tier_summary,
+)
+from rapport.orders.customer_value.tiers import VALUE_TIERS
 from rapport.orders.fulfilment import confirm_pickup, update_delivery_status
 from rapport.orders.history import ImportedLine, ImportedOrder, ImportedReturn, import_orders
 from rapport.orders.models import Order
@@ -72,11 +86,13 @@ __all__ = [
     "DEFAULT_PROMISE_DAYS",
     "PICKUP_CODE_ALPHABET",
     "PRIVACY_TABLES",
+    "VALUE_TIERS",
     "BeforeCommit",
     "ChargedDifference",
     "ChargedPriceReport",
     "Concentration",
     "CustomerOrderTotals",
+    "CustomerValue",
     "ImportedLine",
     "ImportedOrder",
     "ImportedReturn",
@@ -86,16 +102,21 @@ __all__ = [
     "PurchaseLine",
     "RecordedReturn",
     "ReturnIn",
+    "TierSummary",
+    "ValueFit",
     "bought_in_categories",
     "charged_price_report",
     "concentration",
     "confirm_pickup",
     "count_orders",
     "customer_orders",
+    "customer_value",
     "delivered_lines",
     "delivered_skus",
     "erase_customer_data",
+    "expected_purchases_within",
     "export_customer_data",
+    "fit_customer_value",
     "flag_late_deliveries",
     "get_lines",
     "get_order",
@@ -112,5 +133,9 @@ __all__ = [
     "record_return",
     "returns_concentration",
     "status_history",
+    "top_customers",
     "update_delivery_status",
+    "value_audience",
+    "value_fit",
+    "value_tier_summary",
 ]

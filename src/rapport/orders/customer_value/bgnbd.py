@@ -1,0 +1,236 @@
+# ruff: noqa: RUF002, RUF003  (the papers' notation: α, γ, Γ and the minus sign)
+"""The BG/NBD model of repeat purchasing (Fader, Hardie & Lee 2005, "Counting your customers
+the easy way: an alternative to the Pareto/NBD model", Marketing Science 24(2)).
+
+While alive, a customer buys as a Poisson process of rate λ ~ Gamma(r, α); after every
+purchase they drop out ("die") with probability p ~ Beta(a, b). A customer is summarised by
+``frequency`` x (repeat purchases: every purchase day after the first), ``recency`` t_x (time
+from the first to the last purchase) and ``age`` T (time from the first purchase to the end of
+the observation window). Times are in one unit (weeks for the paper's CDNOW figures, days for
+retailers); α is in that unit, r, a and b are unitless.
+
+Everything is computed in log space on whole numpy arrays (one pass for a million customers).
+The fit maximises the likelihood (paper, equation 6) over log-parameters with L-BFGS-B within
+bounds; customers with the same (x, t_x, T) are folded into one weighted row first, and time is
+rescaled so the optimiser sees α near 1 whatever the unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import minimize
+from scipy.special import expit, gammaln, hyp2f1
+
+FloatArray = NDArray[np.float64]
+
+# Parameters are searched in log space within these bounds: wide enough for any retailer,
+# narrow enough that gammaln and exp never overflow while the optimiser explores.
+_LOG_BOUNDS = (np.log(1e-6), np.log(1e6))
+
+
+@dataclass(frozen=True)
+class BgNbdParams:
+    """Fitted BG/NBD parameters; ``log_likelihood`` is the total over the fitted customers."""
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_likelihood: float = float("nan")
+
+
+@dataclass(frozen=True)
+class PurchaseSummary:
+    """Per-customer repeat-purchase summary, arrays of one length (one row per customer)."""
+
+    frequency: FloatArray  # x: repeat purchases (purchase days after the first)
+    recency: FloatArray  # t_x: first to last purchase
+    age: FloatArray  # T: first purchase to the end of the observation window
+    monetary: FloatArray  # mean value of the repeat purchases (0 where x == 0)
+
+    def __len__(self) -> int:
+        return int(self.frequency.shape[0])
+
+
+def _arrays(
+    frequency: ArrayLike, recency: ArrayLike, age: ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    x = np.asarray(frequency, dtype=np.float64)
+    t_x = np.asarray(recency, dtype=np.float64)
+    big_t = np.asarray(age, dtype=np.float64)
+    if not (x.shape == t_x.shape == big_t.shape):
+        raise ValueError("frequency, recency and age must have the same shape")
+    if np.any(x < 0) or np.any(t_x < 0) or np.any(t_x > big_t + 1e-9):
+        raise ValueError("need frequency >= 0 and 0 <= recency <= age")
+    return x, t_x, big_t
+
+
+def _log_dropout_odds(
+    r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, big_t: FloatArray
+) -> FloatArray:
+    """log of [a / (b + x - 1)] · [(α + T) / (α + t_x)]^(r + x): the odds, given the history,
+    that the customer dropped out right after their last purchase (−inf when x = 0: a
+    customer who never came back cannot have dropped out after a repeat purchase)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        odds = (
+            np.log(a)
+            - np.log(np.maximum(b + x - 1.0, 1e-300))
+            + (r + x) * (np.log(alpha + big_t) - np.log(alpha + t_x))
+        )
+    return np.where(x > 0, odds, -np.inf)
+
+
+def log_likelihood_terms(
+    params: BgNbdParams | tuple[float, float, float, float],
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    age: ArrayLike,
+) -> FloatArray:
+    """Each customer's log-likelihood (paper, equation 6)."""
+    r, alpha, a, b = _unpack(params)
+    x, t_x, big_t = _arrays(frequency, recency, age)
+    return _log_likelihood(r, alpha, a, b, x, t_x, big_t)
+
+
+def _log_likelihood(
+    r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, big_t: FloatArray
+) -> FloatArray:
+    # log[Γ(r+x) α^r / Γ(r)] + log[B(a, b+x) / B(a, b)]
+    common = (
+        gammaln(r + x)
+        - gammaln(r)
+        + r * np.log(alpha)
+        + gammaln(a + b)
+        + gammaln(b + x)
+        - gammaln(b)
+        - gammaln(a + b + x)
+    )
+    alive_to_t = -(r + x) * np.log(alpha + big_t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        died_at_t_x = np.where(
+            x > 0,
+            np.log(a) - np.log(np.maximum(b + x - 1.0, 1e-300)) - (r + x) * np.log(alpha + t_x),
+            -np.inf,
+        )
+    result: FloatArray = common + np.logaddexp(alive_to_t, died_at_t_x)
+    return result
+
+
+def _unpack(params: BgNbdParams | tuple[float, float, float, float]) -> tuple[float, ...]:
+    if isinstance(params, BgNbdParams):
+        return params.r, params.alpha, params.a, params.b
+    return tuple(float(v) for v in params)
+
+
+def fit_bgnbd(
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    age: ArrayLike,
+    *,
+    initial: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0),
+) -> BgNbdParams:
+    """Maximum-likelihood BG/NBD parameters for these customers.
+
+    Customers are folded by identical (x, t_x, T) into weighted rows, and time is divided by
+    the mean age so that the optimiser starts near α; α is scaled back to the caller's unit.
+    """
+    x, t_x, big_t = _arrays(frequency, recency, age)
+    if x.size == 0:
+        raise ValueError("no customers to fit")
+    scale = float(np.mean(big_t)) or 1.0
+    rows = np.stack([x, t_x / scale, big_t / scale], axis=1)
+    unique, counts = np.unique(rows, axis=0, return_counts=True)
+    ux, ut_x, ut = unique[:, 0], unique[:, 1], unique[:, 2]
+    weights = counts.astype(np.float64)
+
+    def negative_log_likelihood(log_params: FloatArray) -> float:
+        r, alpha, a, b = np.exp(log_params)
+        value = -float(np.dot(weights, _log_likelihood(r, alpha, a, b, ux, ut_x, ut)))
+        return value if np.isfinite(value) else 1e300
+
+    start = np.log(np.asarray(initial, dtype=np.float64))
+    result = minimize(
+        negative_log_likelihood,
+        start,
+        method="L-BFGS-B",
+        bounds=[_LOG_BOUNDS] * 4,
+        options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9},
+    )
+    # A derivative-free polish: L-BFGS-B's finite differences stop a little short on flat
+    # likelihoods, and the published figures are checked to two decimals.
+    polished = minimize(
+        negative_log_likelihood,
+        result.x,
+        method="Nelder-Mead",
+        bounds=[_LOG_BOUNDS] * 4,
+        options={"xatol": 1e-9, "fatol": 1e-9, "maxiter": 4000},
+    )
+    best = polished if polished.fun <= result.fun else result
+    r, alpha, a, b = (float(v) for v in np.exp(best.x))
+    alpha *= scale
+    # The likelihood is a density in time (units^-x): report it in the caller's unit.
+    in_unit = _log_likelihood(r, alpha, a, b, ux, ut_x * scale, ut * scale)
+    return BgNbdParams(r=r, alpha=alpha, a=a, b=b, log_likelihood=float(np.dot(weights, in_unit)))
+
+
+def probability_alive(
+    params: BgNbdParams, frequency: ArrayLike, recency: ArrayLike, age: ArrayLike
+) -> FloatArray:
+    """P(alive | x, t_x, T) (paper, equation 14): 1 for a customer who never came back
+    (under BG/NBD one can only drop out right after a purchase)."""
+    x, t_x, big_t = _arrays(frequency, recency, age)
+    odds = _log_dropout_odds(params.r, params.alpha, params.a, params.b, x, t_x, big_t)
+    result: FloatArray = expit(-odds)
+    return result
+
+
+def expected_purchases(
+    params: BgNbdParams,
+    horizon: float,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    age: ArrayLike,
+) -> FloatArray:
+    """E[Y(t) | x, t_x, T]: expected purchases in the next ``horizon`` time units (paper,
+    equation 10)."""
+    x, t_x, big_t = _arrays(frequency, recency, age)
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    if abs(a - 1.0) < 1e-9:
+        a = 1.0 + 1e-9  # the formula's removable singularity at a = 1
+    t = float(horizon)
+    if t <= 0:
+        return np.zeros_like(x)
+    z = t / (alpha + big_t + t)
+    log_ratio = (r + x) * (np.log(alpha + big_t) - np.log(alpha + big_t + t))
+    hyper = _hyp2f1(r + x, b + x, a + b + x - 1.0, z)
+    # 1 − ((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x; a+b+x−1; t/(α+T+t)), over (a − 1)
+    bracket = -np.expm1(log_ratio + np.log(hyper))
+    numerator = (a + b + x - 1.0) / (a - 1.0) * bracket
+    odds = _log_dropout_odds(r, alpha, a, b, x, t_x, big_t)
+    # numerator / (1 + odds), with the odds in log space
+    result: FloatArray = numerator * expit(-odds)
+    return np.maximum(result, 0.0)
+
+
+def _hyp2f1(a: FloatArray | float, b: FloatArray, c: FloatArray, z: FloatArray) -> FloatArray:
+    """Gauss's hypergeometric function for 0 <= z < 1, falling back to Euler's transformation
+    2F1(a, b; c; z) = (1 − z)^(c−a−b) 2F1(c−a, c−b; c; z) where scipy's series gives up."""
+    value = np.asarray(hyp2f1(a, b, c, z), dtype=np.float64)
+    bad = ~np.isfinite(value) | (value <= 0)
+    if np.any(bad):
+        aa = np.broadcast_to(a, value.shape)[bad]
+        bb = np.broadcast_to(b, value.shape)[bad]
+        cc = np.broadcast_to(c, value.shape)[bad]
+        zz = np.broadcast_to(z, value.shape)[bad]
+        value = value.copy()
+        value[bad] = np.exp((cc - aa - bb) * np.log1p(-zz)) * hyp2f1(cc - aa, cc - bb, cc, zz)
+    return value
+
+
+def total_log_likelihood(params: BgNbdParams, summary: PurchaseSummary) -> float:
+    """The sample's log-likelihood under ``params`` (the paper reports −9582.4 on CDNOW)."""
+    terms = log_likelihood_terms(params, summary.frequency, summary.recency, summary.age)
+    return float(np.sum(terms))

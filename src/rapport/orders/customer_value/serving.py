@@ -1,0 +1,372 @@
+# ruff: noqa: RUF003  (the papers' notation: α, γ, Γ and the minus sign)
+"""Customer lifetime value on the orders Rapport holds: fit, store, read, select.
+
+``fit_customer_value`` reads every known customer's orders (cancelled ones left out), builds
+the repeat-purchase summary in days and minor units, fits BG/NBD and Gamma-Gamma, and rewrites
+``customer_values`` (one row per customer with an order) and appends the parameters to
+``customer_value_fits``, in one transaction. It runs daily (``orders.fit_customer_value``),
+from the demo, and from ``rapport orders fit-customer-value``.
+
+The predicted value is the expected number of purchase days in the next 365 days times the
+expected spend per purchase day, undiscounted, in the currency's minor units.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+import numpy as np
+from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from rapport.customers import service as customers
+from rapport.orders.customer_value.bgnbd import (
+    BgNbdParams,
+    PurchaseSummary,
+    expected_purchases,
+    fit_bgnbd,
+    probability_alive,
+)
+from rapport.orders.customer_value.gamma_gamma import (
+    GammaGammaParams,
+    expected_average_spend,
+    fit_gamma_gamma,
+)
+from rapport.orders.customer_value.summary import summarise_purchases
+from rapport.orders.customer_value.tiers import VALUE_TIERS, value_tiers
+from rapport.orders.models import CustomerValueFit, CustomerValueScore, Order
+from rapport.platform import clock
+from rapport.platform.errors import InvalidInput
+
+VALUE_HORIZON_DAYS = 365
+SHORT_HORIZON_DAYS = 90
+_WRITE_CHUNK = 5000
+_ERASED_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class CustomerValue:
+    """One customer's value as last fitted."""
+
+    customer_id: str
+    expected_purchases_90d: float
+    p_alive: float
+    predicted_value_minor: int  # next 365 days
+    value_tier: str  # "top1" | "top5" | "top20" | "rest"
+    fitted_at: datetime
+    frequency: int = 0  # repeat purchase days when fitted
+    recency_days: float = 0.0
+    age_days: float = 0.0
+    monetary_minor: int = 0  # mean value of the repeat purchase days
+    expected_spend_minor: int = 0  # per future purchase day
+
+
+@dataclass(frozen=True)
+class ValueFit:
+    """The parameters of one fit: BG/NBD (time in days) and Gamma-Gamma (minor units; None
+    when no customer had a repeat purchase to learn spend from)."""
+
+    fitted_at: datetime
+    customers: int
+    repeat_customers: int
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_likelihood: float
+    p: float | None
+    q: float | None
+    gamma: float | None
+    spend_log_likelihood: float | None
+    seconds: float
+
+    @property
+    def bgnbd(self) -> BgNbdParams:
+        return BgNbdParams(self.r, self.alpha, self.a, self.b, self.log_likelihood)
+
+    @property
+    def gamma_gamma(self) -> GammaGammaParams | None:
+        if self.p is None or self.q is None or self.gamma is None:
+            return None
+        return GammaGammaParams(self.p, self.q, self.gamma, self.spend_log_likelihood or 0.0)
+
+
+@dataclass(frozen=True)
+class TierSummary:
+    tier: str
+    customers: int
+    predicted_value_minor: int
+    mean_p_alive: float
+
+
+def _purchases(db: Session) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Every known customer's purchases as (ids, customer codes, day numbers, amounts)."""
+    ids: dict[str, int] = {}
+    codes: list[int] = []
+    days: list[int] = []
+    amounts: list[int] = []
+    rows = db.execute(
+        select(Order.customer_id, Order.placed_at, Order.total_minor).where(
+            Order.customer_id.is_not(None), Order.status != "cancelled"
+        )
+    )
+    for customer_id, placed_at, total_minor in rows:
+        if customer_id is None:  # excluded by the query; here for the type checker
+            continue
+        codes.append(ids.setdefault(customer_id, len(ids)))
+        days.append(clock.as_utc(placed_at).toordinal())
+        amounts.append(int(total_minor))
+    return (
+        list(ids),
+        np.asarray(codes, dtype=np.int64),
+        np.asarray(days, dtype=np.int64),
+        np.asarray(amounts, dtype=np.float64),
+    )
+
+
+def _erased(db: Session, customer_ids: list[str]) -> set[str]:
+    erased: set[str] = set()
+    for start in range(0, len(customer_ids), _ERASED_CHUNK):
+        erased |= customers.erased_among(db, set(customer_ids[start : start + _ERASED_CHUNK]))
+    return erased
+
+
+def fit_customer_value(db: Session) -> ValueFit | None:
+    """Fit BG/NBD and Gamma-Gamma on the orders held now and rewrite every customer's value
+    and tier (one transaction, committed). None, and nothing stored, when no known customer
+    has an order yet. Erased customers get no row."""
+    started = time.perf_counter()
+    now = clock.now()
+    ids, codes, days, amounts = _purchases(db)
+    if not ids:
+        return None
+    erased = _erased(db, ids)
+    if erased:
+        keep = np.asarray([customer_id not in erased for customer_id in ids])[codes]
+        codes, days, amounts = codes[keep], days[keep], amounts[keep]
+    customer_codes, summary = summarise_purchases(
+        codes, days, amounts, end_day=float(now.toordinal())
+    )
+    if len(summary) == 0:
+        db.execute(delete(CustomerValueScore))
+        db.commit()
+        return None
+    bgnbd = fit_bgnbd(summary.frequency, summary.recency, summary.age)
+    repeat = int(np.count_nonzero((summary.frequency > 0) & (summary.monetary > 0)))
+    spend_params = fit_gamma_gamma(summary.frequency, summary.monetary) if repeat >= 3 else None
+    scores = _score(bgnbd, spend_params, summary, amounts)
+    _write(db, [ids[code] for code in customer_codes], summary, scores, now)
+    fit = CustomerValueFit(
+        fitted_at=now,
+        customers=len(summary),
+        repeat_customers=repeat,
+        r=bgnbd.r,
+        alpha=bgnbd.alpha,
+        a=bgnbd.a,
+        b=bgnbd.b,
+        log_likelihood=bgnbd.log_likelihood,
+        p=spend_params.p if spend_params else None,
+        q=spend_params.q if spend_params else None,
+        gamma=spend_params.gamma if spend_params else None,
+        spend_log_likelihood=spend_params.log_likelihood if spend_params else None,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    db.add(fit)
+    db.commit()
+    return _fit_out(fit)
+
+
+@dataclass(frozen=True)
+class _Scores:
+    expected_90d: np.ndarray
+    p_alive: np.ndarray
+    spend: np.ndarray
+    predicted_value: np.ndarray
+    tiers: np.ndarray
+
+
+def _score(
+    bgnbd: BgNbdParams,
+    spend_params: GammaGammaParams | None,
+    summary: PurchaseSummary,
+    amounts: np.ndarray,
+) -> _Scores:
+    x, t_x, age = summary.frequency, summary.recency, summary.age
+    expected_90d = expected_purchases(bgnbd, SHORT_HORIZON_DAYS, x, t_x, age)
+    expected_year = expected_purchases(bgnbd, VALUE_HORIZON_DAYS, x, t_x, age)
+    if spend_params is not None:
+        spend = expected_average_spend(spend_params, x, summary.monetary)
+    else:
+        # Too few repeat customers to learn spend from: everyone's mean order value.
+        spend = np.full(len(summary), float(np.mean(amounts)) if amounts.size else 0.0)
+    predicted = np.rint(expected_year * spend)
+    return _Scores(
+        expected_90d=expected_90d,
+        p_alive=probability_alive(bgnbd, x, t_x, age),
+        spend=spend,
+        predicted_value=predicted,
+        tiers=value_tiers(predicted),
+    )
+
+
+def _write(
+    db: Session,
+    customer_ids: list[str],
+    summary: PurchaseSummary,
+    scores: _Scores,
+    now: datetime,
+) -> None:
+    db.execute(delete(CustomerValueScore))
+
+    def rows(start: int, stop: int) -> Iterator[dict[str, object]]:
+        for i in range(start, stop):
+            yield {
+                "customer_id": customer_ids[i],
+                "frequency": int(summary.frequency[i]),
+                "recency_days": float(summary.recency[i]),
+                "age_days": float(summary.age[i]),
+                "monetary_minor": round(float(summary.monetary[i])),
+                "expected_purchases_90d": float(scores.expected_90d[i]),
+                "p_alive": float(scores.p_alive[i]),
+                "expected_spend_minor": round(float(scores.spend[i])),
+                "predicted_value_minor": int(scores.predicted_value[i]),
+                "value_tier": str(scores.tiers[i]),
+                "fitted_at": now,
+            }
+
+    for start in range(0, len(customer_ids), _WRITE_CHUNK):
+        stop = min(start + _WRITE_CHUNK, len(customer_ids))
+        db.execute(insert(CustomerValueScore), list(rows(start, stop)))
+
+
+def _fit_out(row: CustomerValueFit) -> ValueFit:
+    return ValueFit(
+        fitted_at=clock.as_utc(row.fitted_at),
+        customers=row.customers,
+        repeat_customers=row.repeat_customers,
+        r=row.r,
+        alpha=row.alpha,
+        a=row.a,
+        b=row.b,
+        log_likelihood=row.log_likelihood,
+        p=row.p,
+        q=row.q,
+        gamma=row.gamma,
+        spend_log_likelihood=row.spend_log_likelihood,
+        seconds=row.seconds,
+    )
+
+
+def value_fit(db: Session) -> ValueFit | None:
+    """The parameters in use (the newest fit), or None before the first fit."""
+    row = db.scalars(select(CustomerValueFit).order_by(CustomerValueFit.id.desc()).limit(1)).first()
+    return _fit_out(row) if row is not None else None
+
+
+def _value_out(row: CustomerValueScore) -> CustomerValue:
+    return CustomerValue(
+        customer_id=row.customer_id,
+        expected_purchases_90d=row.expected_purchases_90d,
+        p_alive=row.p_alive,
+        predicted_value_minor=row.predicted_value_minor,
+        value_tier=row.value_tier,
+        fitted_at=clock.as_utc(row.fitted_at),
+        frequency=row.frequency,
+        recency_days=row.recency_days,
+        age_days=row.age_days,
+        monetary_minor=row.monetary_minor,
+        expected_spend_minor=row.expected_spend_minor,
+    )
+
+
+def customer_value(db: Session, *, customer_id: str) -> CustomerValue | None:
+    """The customer's value as last fitted; None before a fit or without an order."""
+    row = db.get(CustomerValueScore, customer_id)
+    return _value_out(row) if row is not None else None
+
+
+def expected_purchases_within(db: Session, *, customer_id: str, days: float) -> float | None:
+    """Expected purchase days in the ``days`` after the last fit, from the fitted parameters
+    and the customer's history then; None without a fit or a row."""
+    if days < 0:
+        raise InvalidInput("days must not be negative", field="days")
+    row = db.get(CustomerValueScore, customer_id)
+    fit = value_fit(db)
+    if row is None or fit is None:
+        return None
+    value = expected_purchases(fit.bgnbd, days, [row.frequency], [row.recency_days], [row.age_days])
+    return float(value[0])
+
+
+def value_audience(
+    *,
+    min_predicted_value_minor: int | None = None,
+    max_predicted_value_minor: int | None = None,
+    value_tiers: Sequence[str] | None = None,
+    min_p_alive: float | None = None,
+    max_p_alive: float | None = None,
+) -> Select[tuple[str]]:
+    """A SELECT of the customer ids whose stored value matches every bound given (inclusive);
+    with no bound, every customer with a value. For segments: run it, or use it as a
+    subquery (``customer_id IN (...)``)."""
+    query: Select[tuple[str]] = cast("Select[tuple[str]]", select(CustomerValueScore.customer_id))
+    if min_predicted_value_minor is not None:
+        query = query.where(CustomerValueScore.predicted_value_minor >= min_predicted_value_minor)
+    if max_predicted_value_minor is not None:
+        query = query.where(CustomerValueScore.predicted_value_minor <= max_predicted_value_minor)
+    if value_tiers is not None:
+        unknown = sorted(set(value_tiers) - set(VALUE_TIERS))
+        if unknown:
+            raise InvalidInput(
+                f"unknown value tier {unknown[0]!r}; known: {', '.join(VALUE_TIERS)}",
+                field="value_tiers",
+            )
+        query = query.where(CustomerValueScore.value_tier.in_(list(value_tiers)))
+    if min_p_alive is not None:
+        query = query.where(CustomerValueScore.p_alive >= min_p_alive)
+    if max_p_alive is not None:
+        query = query.where(CustomerValueScore.p_alive <= max_p_alive)
+    return query
+
+
+def value_tier_summary(db: Session) -> list[TierSummary]:
+    """Customers, total predicted value and mean probability alive per tier, top tier first."""
+    rows = {
+        tier: (count, total, mean)
+        for tier, count, total, mean in db.execute(
+            select(
+                CustomerValueScore.value_tier,
+                func.count(),
+                func.coalesce(func.sum(CustomerValueScore.predicted_value_minor), 0),
+                func.coalesce(func.avg(CustomerValueScore.p_alive), 0.0),
+            ).group_by(CustomerValueScore.value_tier)
+        )
+    }
+    return [
+        TierSummary(
+            tier=tier,
+            customers=int(rows.get(tier, (0, 0, 0.0))[0]),
+            predicted_value_minor=int(rows.get(tier, (0, 0, 0.0))[1]),
+            mean_p_alive=float(rows.get(tier, (0, 0, 0.0))[2]),
+        )
+        for tier in VALUE_TIERS
+    ]
+
+
+def top_customers(db: Session, *, limit: int = 20) -> list[CustomerValue]:
+    """The customers of highest predicted value (at most 200)."""
+    limit = max(1, min(limit, 200))
+    return [
+        _value_out(row)
+        for row in db.scalars(
+            select(CustomerValueScore)
+            .order_by(
+                CustomerValueScore.predicted_value_minor.desc(), CustomerValueScore.customer_id
+            )
+            .limit(limit)
+        )
+    ]
