@@ -7,8 +7,48 @@ from __future__ import annotations  # noqa: I001 (one block of imports per part,
 from rapport.campaigns.privacy import erase_customer_data, export_customer_data
 
 # --- segments ---
+from rapport.campaigns.segments.conditions import (
+    CONDITION_KINDS,
+    Condition,
+    SegmentDefinition,
+    parse_definition,
+)
+from rapport.campaigns.segments.evaluation import (
+    SegmentPreview,
+    near_point_query,
+    preview_segment,
+    segment_query,
+)
+from rapport.campaigns.segments.membership import (
+    create_segment,
+    delete_segment,
+    get_segment,
+    iter_audience,
+    list_segments,
+    refresh_all_segments,
+    refresh_customers,
+    refresh_segment,
+    segment_members,
+    update_segment,
+)
 
 # --- delivery ---
+from rapport.campaigns.delivery.inbox import inbox_messages, mark_read
+from rapport.campaigns.delivery.policy import sending_policy, update_sending_policy
+from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
+from rapport.campaigns.delivery.rendering import (
+    RenderedMessage,
+    render_message,
+    unsubscribe_url,
+    validate_template,
+)
+from rapport.campaigns.delivery.sending import dispatch_due, drain, send_test
+from rapport.campaigns.delivery.webhooks import (
+    create_endpoint,
+    list_endpoints,
+    replay_delivery,
+    verify_signature,
+)
 
 # --- planning ---
 from rapport.campaigns.planning.control import in_control_group
@@ -41,7 +81,42 @@ __all__ = [  # noqa: RUF022 (one block of names per part)
     "erase_customer_data",
     "export_customer_data",
     # --- segments ---
+    "CONDITION_KINDS",
+    "Condition",
+    "SegmentDefinition",
+    "SegmentPreview",
+    "create_segment",
+    "delete_segment",
+    "get_segment",
+    "iter_audience",
+    "list_segments",
+    "near_point_query",
+    "parse_definition",
+    "preview_segment",
+    "refresh_all_segments",
+    "refresh_customers",
+    "refresh_segment",
+    "segment_members",
+    "segment_query",
+    "update_segment",
     # --- delivery ---
+    "Recipient",
+    "RenderedMessage",
+    "create_endpoint",
+    "dispatch_due",
+    "drain",
+    "inbox_messages",
+    "list_endpoints",
+    "mark_read",
+    "queue_deliveries",
+    "render_message",
+    "replay_delivery",
+    "send_test",
+    "sending_policy",
+    "unsubscribe_url",
+    "update_sending_policy",
+    "validate_template",
+    "verify_signature",
     # --- planning ---
     "CampaignPage",
     "CampaignSettings",

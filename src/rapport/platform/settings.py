@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from pydantic import Field, SecretStr, field_validator
@@ -113,6 +113,32 @@ class Settings(BaseSettings):
     vendor_static_dir: Path = Field(
         default=Path("node_modules"),
         description="Where npm installed the admin pages' JavaScript (htmx, chart.js).",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description=(
+            "Where customers reach this installation's public pages (unsubscribe links in"
+            " messages): scheme, host and port, no trailing slash."
+        ),
+    )
+    smtp_host: str = Field(default="localhost", description="SMTP server for email deliveries.")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str = Field(default="", description="SMTP login; empty: no AUTH.")
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["none", "starttls", "ssl"] = Field(
+        default="none",
+        description="none (plain, local relays), starttls (usually port 587) or ssl (port 465).",
+    )
+    smtp_from: str = Field(
+        default="Rapport <no-reply@localhost>", description="From: of email deliveries."
+    )
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    cx_alert_emails: str = Field(
+        default="",
+        description=(
+            "Who is told when a CX score falls below its target: email addresses separated by"
+            " commas. Empty: every admin user."
+        ),
     )
 
     @field_validator("secret_key")

@@ -1,0 +1,400 @@
+"""Rendering a campaign's message for one recipient: the template for the channel and the
+customer's locale, filled in a Jinja2 sandbox with what Rapport knows about the customer.
+
+Templates see:
+
+- ``customer.first_name`` (``"there"`` when unknown), ``customer.last_name``,
+  ``customer.locale``, and ``first_name`` as a shortcut;
+- ``points`` (available balance) and ``tier`` (tier name), from loyalty;
+- ``recommendations``: up to four products (``sku``, ``name``, ``category``, ``price_minor``)
+  for the ``email`` placement, only for customers with ``personalization`` consent (else an
+  empty list);
+- ``occasion``: the values the producer attached to the delivery (order id, survey link …),
+  also available by name at the top level;
+- ``unsubscribe_url``: a signed link to the public page that withdraws the consent matching
+  the campaign's channel (empty for staff messages).
+
+Names a template uses that are none of these are refused when the template is saved
+(:func:`validate_template`) and make the delivery fail, with the name, at send time. Email
+bodies are HTML and autoescaped; subjects, webhook and inbox bodies are plain text. Loyalty and
+recommendation lookups run only when the template uses them.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.campaigns.models import Campaign, CampaignTemplate, WebhookEndpoint
+from rapport.customers import service as customers
+from rapport.loyalty import service as loyalty
+from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.settings import Settings, get_settings
+from rapport.recommend import service as recommend
+
+FALLBACK_NAME = "there"
+RECOMMENDATIONS = 4
+KNOWN_NAMES = frozenset(
+    {"customer", "first_name", "points", "tier", "recommendations", "occasion", "unsubscribe_url"}
+)
+_UNSUBSCRIBE_SALT = "rapport.campaigns.unsubscribe"
+# The marketing consent each channel's messages need (a webhook endpoint names its own).
+CHANNEL_PURPOSES = {"email": "marketing_email", "inbox": "marketing_push"}
+
+
+class TemplateError(Exception):
+    """A template could not be rendered (a name it uses is unknown, a sandbox violation)."""
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    subject: str
+    body: str
+    unsubscribe_url: str
+    # The plain-text alternative of an HTML email body ('' for other channels).
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class CustomerFacts:
+    """What rendering needs of a customer, loaded in bulk by the sender."""
+
+    customer_id: str
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    phone: str | None
+    locale: str
+    time_zone: str | None
+
+
+def load_customers(db: Session, customer_ids: Iterable[str]) -> dict[str, CustomerFacts]:
+    """The facts rendering and gating need for ``customer_ids``, in one query per 1,000."""
+    wanted = sorted(set(customer_ids))
+    found: dict[str, CustomerFacts] = {}
+    table = customers.Customer
+    for start in range(0, len(wanted), 1000):
+        for row in db.execute(
+            select(
+                table.customer_id,
+                table.first_name,
+                table.last_name,
+                table.email,
+                table.phone,
+                table.locale,
+                table.time_zone,
+            ).where(table.customer_id.in_(wanted[start : start + 1000]))
+        ):
+            found[row.customer_id] = CustomerFacts(*row)
+    return found
+
+
+# ---------------------------------------------------------------------- the sandbox
+
+_html_environment = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
+_text_environment = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+
+
+def _environment(channel: str, part: str) -> SandboxedEnvironment:
+    return _html_environment if channel == "email" and part == "body" else _text_environment
+
+
+def validate_template(
+    subject: str, body: str, *, channel: str = "email", context_names: Iterable[str] = ()
+) -> None:
+    """Refuse a template that does not parse, or uses a name templates do not get (see the
+    module's list; ``context_names`` adds the occasion's values a producer always attaches).
+    Raises InvalidInput naming the field ('subject' or 'body')."""
+    allowed = KNOWN_NAMES | set(context_names)
+    for field, source in (("subject", subject), ("body", body)):
+        environment = _environment(channel, field)
+        try:
+            parsed = environment.parse(source)
+        except TemplateSyntaxError as error:
+            raise InvalidInput(
+                f"The {field} does not parse: {error.message} (line {error.lineno})", field=field
+            ) from error
+        unknown = sorted(meta.find_undeclared_variables(parsed) - allowed)
+        if unknown:
+            raise InvalidInput(
+                f"The {field} uses {', '.join(unknown)}, which templates do not get; use "
+                f"{', '.join(sorted(KNOWN_NAMES))} or occasion.<name>",
+                field=field,
+            )
+    if not body.strip():
+        raise InvalidInput("The body is empty", field="body")
+
+
+class _Compiled:
+    """A template pair compiled once, with the names it uses (to skip unneeded lookups)."""
+
+    def __init__(self, template: CampaignTemplate) -> None:
+        self.key = (template.id, template.updated_at)
+        self.channel = template.channel
+        subject_env = _environment(template.channel, "subject")
+        body_env = _environment(template.channel, "body")
+        try:
+            self.subject = subject_env.from_string(template.subject)
+            self.body = body_env.from_string(template.body)
+            self.names = meta.find_undeclared_variables(
+                subject_env.parse(template.subject)
+            ) | meta.find_undeclared_variables(body_env.parse(template.body))
+        except TemplateSyntaxError as error:
+            raise TemplateError(f"template {template.id}: {error.message}") from error
+
+
+_compiled: dict[int, _Compiled] = {}
+
+
+def _compile(template: CampaignTemplate) -> _Compiled:
+    cached = _compiled.get(template.id)
+    if cached is None or cached.key != (template.id, template.updated_at):
+        if len(_compiled) > 512:
+            _compiled.clear()
+        cached = _compiled[template.id] = _Compiled(template)
+    return cached
+
+
+# ---------------------------------------------------------------------- unsubscribe links
+
+
+def unsubscribe_secret(settings: Settings | None = None) -> str:
+    return (settings or get_settings()).session_secret()
+
+
+def unsubscribe_token(customer_id: str, purpose: str, *, secret: str) -> str:
+    serializer = URLSafeSerializer(secret, salt=_UNSUBSCRIBE_SALT)
+    return str(serializer.dumps([customer_id, purpose]))
+
+
+def read_unsubscribe_token(token: str, *, secret: str) -> tuple[str, str] | None:
+    """The (customer, purpose) a token was signed for, None when forged or malformed."""
+    try:
+        value = URLSafeSerializer(secret, salt=_UNSUBSCRIBE_SALT).loads(token)
+    except BadSignature:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(part, str) for part in value)
+        or value[1] not in customers.CONSENT_PURPOSES
+    ):
+        return None
+    return value[0], value[1]
+
+
+def consent_purpose(campaign: Campaign, endpoint: WebhookEndpoint | None = None) -> str:
+    """The marketing consent a campaign's channel needs (and its unsubscribe link withdraws)."""
+    if campaign.channel == "webhook":
+        return endpoint.consent_purpose if endpoint is not None else "marketing_push"
+    return CHANNEL_PURPOSES[campaign.channel]
+
+
+def unsubscribe_url(customer_id: str, purpose: str, *, settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    token = unsubscribe_token(customer_id, purpose, secret=unsubscribe_secret(settings))
+    return f"{settings.public_base_url.rstrip('/')}/u/{token}"
+
+
+# ---------------------------------------------------------------------- rendering
+
+
+class Renderer:
+    """Renders one campaign's messages: templates read and compiled once, then one call per
+    recipient. ``render`` raises TemplateError with the reason."""
+
+    def __init__(
+        self,
+        db: Session,
+        campaign: Campaign,
+        *,
+        channel: str | None = None,
+        endpoint: WebhookEndpoint | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.db = db
+        self.campaign = campaign
+        self.channel = channel or campaign.channel
+        self.settings = settings or get_settings()
+        self.secret = unsubscribe_secret(self.settings)
+        self.purpose = consent_purpose(campaign, endpoint)
+        rows = list(
+            db.scalars(
+                select(CampaignTemplate)
+                .where(CampaignTemplate.campaign_id == campaign.id)
+                .order_by(CampaignTemplate.id)
+            )
+        )
+        for_channel = [row for row in rows if row.channel == self.channel]
+        self.templates = for_channel or rows
+        self._tier_names: dict[str, str] | None = None
+
+    def _template(self, locale: str | None) -> _Compiled:
+        if not self.templates:
+            raise TemplateError(f"campaign {self.campaign.id} has no template")
+        by_locale = {row.locale: row for row in self.templates}
+        wanted = locale or ""
+        chosen = (
+            by_locale.get(wanted)
+            or by_locale.get(wanted.split("-")[0])
+            or next((row for row in self.templates if row.locale.split("-")[0] == wanted[:2]), None)
+            or self.templates[0]
+        )
+        return _compile(chosen)
+
+    def render(
+        self,
+        customer: CustomerFacts | None,
+        occasion: Mapping[str, Any],
+        *,
+        locale: str | None = None,
+    ) -> RenderedMessage:
+        compiled = self._template(locale or (customer.locale if customer else None))
+        link = ""
+        if customer is not None and self.campaign.purpose != "staff":
+            token = unsubscribe_token(customer.customer_id, self.purpose, secret=self.secret)
+            link = f"{self.settings.public_base_url.rstrip('/')}/u/{token}"
+        values = self._values(compiled.names, customer, occasion, link)
+        try:
+            subject = compiled.subject.render(values).strip()
+            body = compiled.body.render(values)
+        except UndefinedError as error:
+            raise TemplateError(f"template: {error.message}") from error
+        except SecurityError as error:
+            raise TemplateError(f"template refused by the sandbox: {error}") from error
+        text = _html_to_text(body) if compiled.channel == "email" else ""
+        return RenderedMessage(subject=subject, body=body, unsubscribe_url=link, text=text)
+
+    def _values(
+        self,
+        names: set[str],
+        customer: CustomerFacts | None,
+        occasion: Mapping[str, Any],
+        link: str,
+    ) -> dict[str, Any]:
+        first = (customer.first_name if customer else None) or FALLBACK_NAME
+        values: dict[str, Any] = dict(occasion)
+        values.update(
+            occasion=dict(occasion),
+            first_name=first,
+            customer={
+                "first_name": first,
+                "last_name": (customer.last_name if customer else None) or "",
+                "locale": customer.locale if customer else "en",
+            },
+            unsubscribe_url=link,
+            points=0,
+            tier="",
+            recommendations=[],
+        )
+        if customer is None:
+            return values
+        if "points" in names:
+            values["points"] = loyalty.balance(self.db, customer_id=customer.customer_id)
+        if "tier" in names:
+            values["tier"] = loyalty.member_tier(
+                self.db, customer_id=customer.customer_id
+            ).tier_name
+        if "recommendations" in names:
+            values["recommendations"] = self._recommendations(customer.customer_id)
+        return values
+
+    def _recommendations(self, customer_id: str) -> list[dict[str, Any]]:
+        if not customers.has_consent(self.db, customer_id=customer_id, purpose="personalization"):
+            return []
+        answer = recommend.recommend(
+            self.db,
+            request=recommend.Request(
+                placement="email", customer_id=customer_id, limit=RECOMMENDATIONS
+            ),
+            data_dir=self.settings.data_dir,
+        )
+        if not answer.personalized:
+            return []
+        return [
+            {
+                "sku": item.sku,
+                "name": item.name,
+                "category": item.category,
+                "price_minor": item.price_minor,
+            }
+            for item in answer.items
+        ]
+
+
+def render_message(
+    db: Session,
+    *,
+    campaign: Campaign,
+    customer_id: str | None,
+    context: dict[str, Any],
+    channel: str | None = None,
+    locale: str | None = None,
+) -> RenderedMessage:
+    """The message ``campaign`` would send to ``customer_id`` (None: no customer, as for staff
+    messages) with the occasion's ``context``; for previews and test sends. Raises NotFound for
+    an unknown customer and InvalidInput (field 'template') when the template cannot render."""
+    customer = None
+    if customer_id is not None:
+        customer = load_customers(db, [customer_id]).get(customer_id)
+        if customer is None:
+            raise NotFound(f"No customer {customer_id!r}", field="customer_id")
+    endpoint = (
+        db.get(WebhookEndpoint, campaign.webhook_endpoint_id)
+        if campaign.webhook_endpoint_id is not None
+        else None
+    )
+    renderer = Renderer(db, campaign, channel=channel, endpoint=endpoint)
+    try:
+        return renderer.render(customer, context, locale=locale)
+    except TemplateError as error:
+        raise InvalidInput(str(error), field="template") from error
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script"):
+            self._skip += 1
+        elif tag in ("br", "p", "div", "li", "tr", "h1", "h2", "h3"):
+            self.parts.append("\n")
+        if tag == "a":
+            href = dict(attrs).get("href")
+            if href:
+                self.parts.append(f" <{href}> ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+
+
+def _html_to_text(body: str) -> str:
+    """A plain-text alternative of an HTML body (bodies without tags pass through)."""
+    if "<" not in body:
+        return html.unescape(body)
+    extractor = _TextExtractor()
+    extractor.feed(body)
+    extractor.close()
+    return _BLANK_LINES.sub("\n\n", "".join(extractor.parts)).strip() + "\n"

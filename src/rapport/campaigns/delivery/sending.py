@@ -1,0 +1,573 @@
+"""The dispatcher: claims due deliveries, gates them, renders and sends them, marks each one.
+
+A batch goes through four steps:
+
+1. **claim** — due rows (``queued``, ``deferred`` or ``failed`` whose ``next_attempt_at`` has
+   come, and ``sending`` rows whose claim expired) become ``sending`` with
+   ``claimed_by = worker`` and ``next_attempt_at = now + LEASE``, in one statement (PostgreSQL:
+   ``FOR UPDATE SKIP LOCKED``, so workers never take the same rows; SQLite: one writer at a
+   time) and one commit;
+2. **gate** — consent, erasure, suppressions, quiet hours, frequency caps, in bulk
+   (``gates.gate_batch``); refused rows become ``suppressed`` or ``deferred`` in one commit;
+3. **send** per channel — email over one SMTP connection, webhooks over one HTTP client,
+   inbox rows in one transaction;
+4. **mark** — each delivery's new status with a history row.
+
+Crash safety (a worker killed -9 at any instant, then restarted) — one message per delivery,
+none lost:
+
+- *email*: the row is marked ``sent`` and COMMITTED after the body has gone to the server and
+  before the final ``.`` of DATA, which is what makes the server accept the message. If the
+  worker dies before that commit, the row stays ``sending``: the server never got the
+  terminator and dropped the message when the connection died, so the row is sent again once
+  its claim expires (``LEASE``). If it dies after the commit, the row is ``sent`` and the
+  terminator is written microseconds later or never (the only window where a message can be
+  lost: the time of one ``send()`` call). The mark only applies while the row is still this
+  worker's claim (``claimed_by``, status ``sending``): a worker that lost its claim to another
+  closes the connection instead of terminating the message.
+- *inbox*: the message row and the ``sent`` mark commit together: exactly once.
+- *webhooks*: at least once; the ``Rapport-Delivery-Id`` header lets the receiver drop a
+  repeat (a try whose answer was lost when the worker died is sent again after the lease).
+
+Per-message commits: ``SET LOCAL synchronous_commit TO off`` was not needed to reach the
+throughput target (docs/campaigns-delivery.md gives the measurements), so commits stay durable.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from rapport.campaigns.delivery import email as smtp
+from rapport.campaigns.delivery import webhooks
+from rapport.campaigns.delivery.gates import Pending, Verdict, gate_batch
+from rapport.campaigns.delivery.policy import sending_policy
+from rapport.campaigns.delivery.queueing import staff_address
+from rapport.campaigns.delivery.rendering import (
+    CustomerFacts,
+    RenderedMessage,
+    Renderer,
+    TemplateError,
+    load_customers,
+    render_message,
+)
+from rapport.campaigns.models import (
+    Campaign,
+    Delivery,
+    DeliveryStatus,
+    InboxMessage,
+    Suppression,
+    WebhookEndpoint,
+)
+from rapport.platform import clock
+from rapport.platform.db import insert_for, open_session, read_only, writer_turn
+from rapport.platform.errors import InvalidInput
+from rapport.platform.settings import Settings, get_settings
+
+LEASE = timedelta(minutes=2)
+DEFAULT_BATCH = 500
+EMAIL_MAX_ATTEMPTS = 5
+EMAIL_BACKOFF = timedelta(minutes=1)
+PAUSED_RECHECK = timedelta(minutes=5)
+DUE_STATUSES = ("queued", "deferred", "failed", "sending")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    campaign_id: int
+    customer_id: str | None
+    recipient_key: str
+    channel: str
+    occasion: str
+    context: dict[str, Any]
+    attempts: int
+
+
+# ---------------------------------------------------------------------- claiming
+
+
+def claim_due(db: Session, *, limit: int, worker: str, now: datetime) -> list[Claimed]:
+    """Take up to ``limit`` due deliveries for ``worker`` and commit the claim."""
+    due = (
+        select(Delivery.id)
+        .where(Delivery.status.in_(DUE_STATUSES), Delivery.next_attempt_at <= now)
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .limit(limit)
+    )
+    # A plain read first: an idle tick must not take SQLite's write lock.
+    began_here = not db.in_transaction()
+    if began_here:
+        read_only(db)
+    nothing_due = db.scalar(due.limit(1)) is None
+    if began_here:
+        db.commit()  # ends the read; the claim below takes the write turn
+    if nothing_due:
+        return []
+    if db.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    with writer_turn(db, bulk=True):
+        rows = db.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(due.scalar_subquery()))
+            .values(
+                status="sending", claimed_by=worker, next_attempt_at=now + LEASE, updated_at=now
+            )
+            .returning(
+                Delivery.id,
+                Delivery.campaign_id,
+                Delivery.customer_id,
+                Delivery.recipient_key,
+                Delivery.channel,
+                Delivery.occasion,
+                Delivery.context,
+                Delivery.attempts,
+            ),
+            execution_options={"synchronize_session": False},
+        ).all()
+        if rows:
+            db.execute(
+                insert(DeliveryStatus),
+                [
+                    {"delivery_id": row.id, "status": "sending", "reason": worker[:300], "at": now}
+                    for row in rows
+                ],
+            )
+        db.commit()
+    return sorted((Claimed(*row) for row in rows), key=lambda row: row.id)
+
+
+# ---------------------------------------------------------------------- marking
+
+
+@dataclass(frozen=True)
+class Mark:
+    delivery_id: int
+    status: str
+    reason: str = ""
+    next_attempt_at: datetime | None = None
+    sent: bool = False
+    tried: bool = False  # one more attempt counted
+
+
+def apply_marks(db: Session, marks: Sequence[Mark], *, worker: str, now: datetime) -> int:
+    """Write ``marks`` (only on rows still claimed by ``worker``) with their history rows, in
+    the session's transaction; return how many rows changed."""
+    if not marks:
+        return 0
+    statement = (
+        update(Delivery)
+        .where(
+            Delivery.id == bindparam("b_id"),
+            Delivery.status == "sending",
+            Delivery.claimed_by == worker,
+        )
+        .values(
+            status=bindparam("b_status"),
+            reason=bindparam("b_reason"),
+            next_attempt_at=bindparam("b_next"),
+            sent_at=bindparam("b_sent_at"),
+            attempts=Delivery.attempts + bindparam("b_tried"),
+            claimed_by=None,
+            updated_at=now,
+        )
+    )
+    params = [
+        {
+            "b_id": mark.delivery_id,
+            "b_status": mark.status,
+            "b_reason": mark.reason[:300],
+            "b_next": mark.next_attempt_at or now,
+            "b_sent_at": now if mark.sent else None,
+            "b_tried": 1 if mark.tried else 0,
+        }
+        for mark in marks
+    ]
+    connection = db.connection()
+    if len(params) == 1:
+        changed = connection.execute(statement, params[0]).rowcount
+    else:
+        changed = connection.execute(statement, params).rowcount
+    connection.execute(
+        insert(DeliveryStatus),
+        [
+            {"delivery_id": m.delivery_id, "status": m.status, "reason": m.reason[:300], "at": now}
+            for m in marks
+        ],
+    )
+    return int(changed)
+
+
+# ---------------------------------------------------------------------- the dispatcher
+
+
+class _Batch:
+    """One dispatch pass: the claimed rows and what they need, loaded once."""
+
+    def __init__(self, db: Session, *, worker: str, settings: Settings, now: datetime) -> None:
+        self.db = db
+        self.worker = worker
+        self.settings = settings
+        self.now = now
+        self.campaigns: dict[int, Campaign] = {}
+        self.endpoints: dict[int, WebhookEndpoint] = {}
+        self.renderers: dict[tuple[int, str], Renderer] = {}
+        self.customers: dict[str, CustomerFacts] = {}
+        self.handled = 0
+
+    def renderer(self, campaign: Campaign, channel: str) -> Renderer:
+        key = (campaign.id, channel)
+        if key not in self.renderers:
+            endpoint = self.endpoints.get(campaign.webhook_endpoint_id or -1)
+            self.renderers[key] = Renderer(
+                self.db, campaign, channel=channel, endpoint=endpoint, settings=self.settings
+            )
+        return self.renderers[key]
+
+    def commit_marks(self, marks: Sequence[Mark]) -> None:
+        apply_marks(self.db, marks, worker=self.worker, now=clock.now())
+        self.db.commit()
+
+
+def dispatch_batch(
+    db: Session, *, limit: int = DEFAULT_BATCH, worker: str, settings: Settings | None = None
+) -> int:
+    """Claim, gate, send and mark up to ``limit`` due deliveries on ``db``; return how many
+    were handled (sent, suppressed, deferred, failed or dead)."""
+    now = clock.now()
+    claimed = claim_due(db, limit=limit, worker=worker, now=now)
+    if not claimed:
+        return 0
+    batch = _Batch(db, worker=worker, settings=settings or get_settings(), now=now)
+    campaign_ids = {row.campaign_id for row in claimed}
+    batch.campaigns = {
+        c.id: c for c in db.scalars(select(Campaign).where(Campaign.id.in_(campaign_ids)))
+    }
+    endpoint_ids = {
+        c.webhook_endpoint_id for c in batch.campaigns.values() if c.webhook_endpoint_id
+    }
+    if endpoint_ids:
+        batch.endpoints = {
+            e.id: e
+            for e in db.scalars(select(WebhookEndpoint).where(WebhookEndpoint.id.in_(endpoint_ids)))
+        }
+    batch.customers = load_customers(db, [r.customer_id for r in claimed if r.customer_id])
+
+    marks: list[Mark] = []
+    pending: list[Pending] = []
+    for row in claimed:
+        campaign = batch.campaigns.get(row.campaign_id)
+        if campaign is None or campaign.status == "cancelled":
+            marks.append(Mark(row.id, "suppressed", "campaign cancelled or deleted"))
+        elif campaign.status == "paused":
+            marks.append(Mark(row.id, "deferred", "campaign paused", now + PAUSED_RECHECK))
+        elif row.channel == "webhook" and campaign.webhook_endpoint_id not in batch.endpoints:
+            marks.append(Mark(row.id, "dead", "the campaign has no webhook endpoint"))
+        else:
+            endpoint = batch.endpoints.get(campaign.webhook_endpoint_id or -1)
+            pending.append(Pending(row.id, campaign, row.customer_id, row.channel, endpoint))
+    # Live profiles after merges may be new to the batch: their facts are loaded below.
+    verdicts = gate_batch(
+        db,
+        pending,
+        policies=sending_policy(db),
+        time_zones={cid: facts.time_zone for cid, facts in batch.customers.items()},
+        now=now,
+    )
+    survivors = {v.customer_id for v in verdicts.values() if v.customer_id}
+    missing = survivors - batch.customers.keys()
+    if missing:
+        batch.customers.update(load_customers(db, missing))
+    to_send: dict[str, list[tuple[Claimed, Verdict]]] = {"email": [], "webhook": [], "inbox": []}
+    for row in claimed:
+        verdict = verdicts.get(row.id)
+        if verdict is None:
+            continue
+        if verdict.action == "suppress":
+            marks.append(Mark(row.id, "suppressed", verdict.reason))
+        elif verdict.action == "defer":
+            marks.append(Mark(row.id, "deferred", verdict.reason, verdict.until))
+        else:
+            to_send[row.channel].append((row, verdict))
+    batch.commit_marks(marks)
+    handled = len(marks)
+    if to_send["inbox"]:
+        handled += _send_inbox(batch, to_send["inbox"])
+    if to_send["email"]:
+        handled += _send_email(batch, to_send["email"])
+    if to_send["webhook"]:
+        handled += _send_webhooks(batch, to_send["webhook"])
+    return handled
+
+
+def _render(
+    batch: _Batch, row: Claimed, verdict: Verdict
+) -> tuple[RenderedMessage | None, CustomerFacts | None, str]:
+    campaign = batch.campaigns[row.campaign_id]
+    customer = batch.customers.get(verdict.customer_id) if verdict.customer_id else None
+    try:
+        return batch.renderer(campaign, row.channel).render(customer, row.context), customer, ""
+    except TemplateError as error:
+        return None, customer, str(error)
+
+
+def _failure(
+    row: Claimed, reason: str, *, max_attempts: int, wait: timedelta, now: datetime
+) -> Mark:
+    attempt = row.attempts + 1
+    if attempt >= max_attempts:
+        return Mark(row.id, "dead", f"{reason} (after {attempt} tries)", tried=True)
+    return Mark(row.id, "failed", reason, now + wait, tried=True)
+
+
+def _send_inbox(batch: _Batch, items: list[tuple[Claimed, Verdict]]) -> int:
+    marks: list[Mark] = []
+    messages: list[dict[str, Any]] = []
+    now = clock.now()
+    for row, verdict in items:
+        rendered, _, error = _render(batch, row, verdict)
+        if rendered is None or verdict.customer_id is None:
+            marks.append(Mark(row.id, "dead", error or "inbox messages need a customer"))
+            continue
+        messages.append(
+            {
+                "customer_id": verdict.customer_id,
+                "delivery_id": row.id,
+                "subject": rendered.subject[:300],
+                "body": rendered.body,
+                "created_at": now,
+            }
+        )
+        marks.append(Mark(row.id, "sent", sent=True, tried=True))
+    if messages:
+        batch.db.execute(
+            insert_for(batch.db)(InboxMessage).on_conflict_do_nothing(
+                index_elements=["delivery_id"]
+            ),
+            messages,
+        )
+    # The messages and the marks commit together: a crash leaves both or neither.
+    batch.commit_marks(marks)
+    return len(items)
+
+
+def _send_email(batch: _Batch, items: list[tuple[Claimed, Verdict]]) -> int:
+    db, settings = batch.db, batch.settings
+    with smtp.SmtpBatch(settings) as connection:
+        for row, verdict in items:
+            rendered, customer, error = _render(batch, row, verdict)
+            address = staff_address(row.recipient_key) if customer is None else customer.email
+            if rendered is None:
+                batch.commit_marks([Mark(row.id, "dead", error)])
+                continue
+            if not address:
+                batch.commit_marks([Mark(row.id, "suppressed", "no email address")])
+                continue
+            data = smtp.build_message(rendered, to=address, delivery_id=row.id, settings=settings)
+
+            def mark_sent(delivery_id: int = row.id) -> bool:
+                now = clock.now()
+                changed = apply_marks(
+                    db,
+                    [Mark(delivery_id, "sent", sent=True, tried=True)],
+                    worker=batch.worker,
+                    now=now,
+                )
+                db.commit()
+                return changed == 1
+
+            outcome = connection.send(address, data, before_terminator=mark_sent)
+            if outcome.accepted:
+                continue
+            _email_refused(batch, row, verdict, outcome)
+    return len(items)
+
+
+def _email_refused(
+    batch: _Batch, row: Claimed, verdict: Verdict, outcome: smtp.SmtpOutcome
+) -> None:
+    db, now = batch.db, clock.now()
+    if outcome.reason == smtp.LEASE_LOST:
+        return  # another worker owns the row now; it sends the message
+    if outcome.committed:
+        # Marked sent before the terminator, then refused: take the claim back to correct it.
+        db.execute(
+            update(Delivery)
+            .where(Delivery.id == row.id, Delivery.status == "sent")
+            .values(status="sending", claimed_by=batch.worker, sent_at=None)
+        )
+    if outcome.permanent:
+        if verdict.customer_id:
+            db.execute(
+                insert_for(db)(Suppression).on_conflict_do_nothing(),
+                [
+                    {
+                        "customer_id": verdict.customer_id,
+                        "channel": "email",
+                        "reason": f"bounce: {outcome.reason}"[:200],
+                        "at": now,
+                    }
+                ],
+            )
+        batch.commit_marks([Mark(row.id, "bounced", outcome.reason, tried=True)])
+        return
+    batch.commit_marks(
+        [
+            _failure(
+                row,
+                outcome.reason,
+                max_attempts=EMAIL_MAX_ATTEMPTS,
+                wait=EMAIL_BACKOFF * (2**row.attempts),
+                now=now,
+            )
+        ]
+    )
+
+
+def _send_webhooks(batch: _Batch, items: list[tuple[Claimed, Verdict]]) -> int:
+    with httpx.Client(timeout=webhooks.TIMEOUT) as client:
+        for row, verdict in items:
+            campaign = batch.campaigns[row.campaign_id]
+            endpoint = batch.endpoints[campaign.webhook_endpoint_id or -1]
+            rendered, customer, error = _render(batch, row, verdict)
+            if rendered is None:
+                batch.commit_marks([Mark(row.id, "dead", error)])
+                continue
+            payload = webhook_payload(row.id, campaign, row, customer, rendered)
+            outcome = webhooks.post(client, endpoint, payload, str(row.id))
+            webhooks.record_attempt(
+                batch.db,
+                endpoint_id=endpoint.id,
+                delivery_id=row.id,
+                attempt=row.attempts + 1,
+                outcome=outcome,
+            )
+            now = clock.now()
+            if outcome.delivered:
+                mark = Mark(row.id, "sent", sent=True, tried=True)
+            elif outcome.retry:
+                mark = _failure(
+                    row,
+                    outcome.reason,
+                    max_attempts=endpoint.max_attempts,
+                    wait=webhooks.backoff(row.attempts + 1),
+                    now=now,
+                )
+            else:
+                mark = Mark(row.id, "dead", outcome.reason, tried=True)
+            batch.commit_marks([mark])
+    return len(items)
+
+
+def webhook_payload(
+    delivery_id: int | str,
+    campaign: Campaign,
+    row: Claimed | None,
+    customer: CustomerFacts | None,
+    rendered: RenderedMessage,
+) -> dict[str, Any]:
+    """The JSON a webhook endpoint receives."""
+    return {
+        "delivery_id": str(delivery_id),
+        "campaign": {"id": campaign.id, "key": campaign.key, "name": campaign.name},
+        "purpose": campaign.purpose,
+        "occasion": row.occasion if row else "",
+        "recipient": {
+            "customer_id": customer.customer_id if customer else None,
+            "email": customer.email
+            if customer
+            else (staff_address(row.recipient_key) if row else None),
+            "phone": customer.phone if customer else None,
+            "locale": customer.locale if customer else None,
+        },
+        "subject": rendered.subject,
+        "body": rendered.body,
+        "unsubscribe_url": rendered.unsubscribe_url or None,
+        "context": row.context if row else {},
+    }
+
+
+# ---------------------------------------------------------------------- entry points
+
+
+def dispatch_due(
+    *,
+    limit: int = DEFAULT_BATCH,
+    worker: str,
+    database_url: str | None = None,
+    settings: Settings | None = None,
+) -> int:
+    """Send up to ``limit`` due deliveries on a session of its own (the worker's tick, the
+    bench); return how many were handled."""
+    settings = settings or get_settings()
+    with open_session(database_url or settings.database_url) as db:
+        return dispatch_batch(db, limit=limit, worker=worker, settings=settings)
+
+
+def drain(limit: int | None = None, *, database_url: str | None = None) -> int:
+    """Dispatch until nothing is due (or ``limit`` deliveries were handled); return the
+    count. For the CLI and the bench."""
+    total = 0
+    worker = worker_name()
+    while limit is None or total < limit:
+        batch = DEFAULT_BATCH if limit is None else min(DEFAULT_BATCH, limit - total)
+        handled = dispatch_due(limit=batch, worker=worker, database_url=database_url)
+        if handled == 0:
+            break
+        total += handled
+    return total
+
+
+def send_test(
+    db: Session, *, campaign: Campaign, customer_id: str, to_address: str | None
+) -> RenderedMessage:
+    """Render ``campaign`` for ``customer_id`` and send it now through the campaign's channel
+    (email: to ``to_address`` or the customer's address; webhook: to the campaign's endpoint;
+    inbox: rendered only), with no delivery row and without counting toward caps."""
+    settings = get_settings()
+    rendered = render_message(db, campaign=campaign, customer_id=customer_id, context={})
+    test = RenderedMessage(
+        subject=f"[Test] {rendered.subject}",
+        body=rendered.body,
+        unsubscribe_url=rendered.unsubscribe_url,
+        text=rendered.text,
+    )
+    if campaign.channel == "email":
+        address = to_address or (load_customers(db, [customer_id])[customer_id].email or "")
+        if not address or "@" not in address:
+            raise InvalidInput("A test send needs an email address", field="to_address")
+        outcome = smtp.send_one(test, to=address, settings=settings)
+        if not outcome.accepted:
+            raise InvalidInput(
+                f"The SMTP server refused the test: {outcome.reason}", field="to_address"
+            )
+    elif campaign.channel == "webhook":
+        endpoint = (
+            db.get(WebhookEndpoint, campaign.webhook_endpoint_id)
+            if campaign.webhook_endpoint_id
+            else None
+        )
+        if endpoint is None:
+            raise InvalidInput("The campaign has no webhook endpoint", field="webhook_endpoint_id")
+        customer = load_customers(db, [customer_id]).get(customer_id)
+        payload = webhook_payload(f"test-{uuid.uuid4().hex[:12]}", campaign, None, customer, test)
+        with httpx.Client(timeout=webhooks.TIMEOUT) as client:
+            result = webhooks.post(client, endpoint, payload, payload["delivery_id"])
+        if not result.delivered:
+            raise InvalidInput(
+                f"The endpoint refused the test: {result.reason}", field="webhook_endpoint_id"
+            )
+    return test

@@ -1,0 +1,203 @@
+"""Webhook deliveries (a retailer's push or SMS gateway, any system) with httpx.
+
+Each try POSTs the message as JSON with two headers:
+
+- ``Rapport-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, f"{t}.{body}")>``: the
+  receiver recomputes it over the raw body with the endpoint's secret, compares in constant
+  time and refuses old timestamps (replays);
+- ``Rapport-Delivery-Id``: the same on every try of a delivery, so that receivers
+  de-duplicate (a try whose answer was lost is sent again).
+
+5xx answers, 408, 429, timeouts and connection errors are retried with exponential backoff
+(``next_attempt_at``); after the endpoint's ``max_attempts`` the delivery is ``dead`` and can
+be replayed from the admin page or the API. Other 4xx answers are final. Every try is stored
+in ``campaign_webhook_attempts`` with its status code and duration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.campaigns.models import Delivery, DeliveryStatus, WebhookAttempt, WebhookEndpoint
+from rapport.customers import service as customers
+from rapport.platform import clock
+from rapport.platform.errors import Conflict, InvalidInput, NotFound
+
+SIGNATURE_HEADER = "Rapport-Signature"
+DELIVERY_HEADER = "Rapport-Delivery-Id"
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=6)
+RETRIED_STATUS = frozenset({408, 429})
+
+
+def sign(secret: str, body: bytes, *, timestamp: int) -> str:
+    """The ``Rapport-Signature`` header value for ``body`` sent at ``timestamp``."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_signature(
+    secret: str, body: bytes, header: str, *, tolerance_s: int = 300, now: float | None = None
+) -> bool:
+    """What a receiver does (in Python): the signature matches and is recent."""
+    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs((now if now is not None else time.time()) - timestamp) > tolerance_s:
+        return False
+    expected = sign(secret, body, timestamp=timestamp).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def backoff(attempt: int) -> timedelta:
+    """The wait after failed try number ``attempt`` (1-based): 30 s, 1 min, 2 min … 6 h."""
+    wait: timedelta = BACKOFF_BASE * (2 ** max(attempt - 1, 0))
+    return min(wait, BACKOFF_CAP)
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    delivered: bool
+    retry: bool
+    status_code: int | None
+    reason: str
+    duration_ms: float
+
+
+def post(
+    client: httpx.Client, endpoint: WebhookEndpoint, payload: dict[str, Any], delivery_id: str
+) -> WebhookOutcome:
+    """One signed POST of ``payload`` to ``endpoint``."""
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str).encode()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(endpoint.secret, body, timestamp=int(clock.now().timestamp())),
+        DELIVERY_HEADER: delivery_id,
+        "User-Agent": "Rapport-Webhooks/1",
+    }
+    started = time.perf_counter()
+    try:
+        response = client.post(endpoint.url, content=body, headers=headers)
+    except httpx.TimeoutException as error:
+        return WebhookOutcome(False, True, None, f"timeout: {error}"[:300], _ms(started))
+    except httpx.HTTPError as error:
+        return WebhookOutcome(False, True, None, f"connection: {error}"[:300], _ms(started))
+    code = response.status_code
+    if 200 <= code < 300:
+        return WebhookOutcome(True, False, code, "", _ms(started))
+    retry = code >= 500 or code in RETRIED_STATUS
+    return WebhookOutcome(False, retry, code, f"HTTP {code}", _ms(started))
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def record_attempt(
+    db: Session, *, endpoint_id: int, delivery_id: int, attempt: int, outcome: WebhookOutcome
+) -> None:
+    db.add(
+        WebhookAttempt(
+            endpoint_id=endpoint_id,
+            delivery_id=delivery_id,
+            attempt=attempt,
+            status_code=outcome.status_code,
+            error=outcome.reason[:500],
+            duration_ms=outcome.duration_ms,
+            at=clock.now(),
+        )
+    )
+
+
+# ---------------------------------------------------------------------- endpoints
+
+
+@dataclass(frozen=True)
+class CreatedEndpoint:
+    endpoint: WebhookEndpoint
+    secret: str  # shown once
+
+
+def create_endpoint(
+    db: Session,
+    *,
+    name: str,
+    url: str,
+    consent_purpose: str = "marketing_push",
+    max_attempts: int = 6,
+) -> CreatedEndpoint:
+    """A new endpoint with a generated signing secret (returned once) and commit."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("A name of 1 to 200 characters", field="name")
+    parsed = httpx.URL(url) if url.startswith(("http://", "https://")) else None
+    if parsed is None or not parsed.host or len(url) > 2000:
+        raise InvalidInput("An http:// or https:// URL", field="url")
+    if consent_purpose not in customers.CONSENT_PURPOSES:
+        raise InvalidInput(f"Unknown consent purpose {consent_purpose!r}", field="consent_purpose")
+    if not 1 <= max_attempts <= 20:
+        raise InvalidInput("max_attempts between 1 and 20", field="max_attempts")
+    if db.scalar(select(WebhookEndpoint.id).where(WebhookEndpoint.name == name)) is not None:
+        raise Conflict(f"An endpoint named {name!r} exists", field="name")
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    endpoint = WebhookEndpoint(
+        name=name,
+        url=url,
+        secret=secret,
+        consent_purpose=consent_purpose,
+        max_attempts=max_attempts,
+        active=True,
+        created_at=clock.now(),
+    )
+    db.add(endpoint)
+    db.commit()
+    return CreatedEndpoint(endpoint, secret)
+
+
+def list_endpoints(db: Session) -> list[WebhookEndpoint]:
+    return list(db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.name).limit(500)))
+
+
+def recent_attempts(
+    db: Session, *, endpoint_id: int | None = None, limit: int = 50
+) -> list[WebhookAttempt]:
+    query = select(WebhookAttempt).order_by(WebhookAttempt.id.desc()).limit(min(limit, 500))
+    if endpoint_id is not None:
+        query = query.where(WebhookAttempt.endpoint_id == endpoint_id)
+    return list(db.scalars(query))
+
+
+def replay_delivery(db: Session, *, delivery_id: int, now: datetime | None = None) -> Delivery:
+    """Send a dead delivery again (its tries start over) and commit."""
+    delivery = db.get(Delivery, delivery_id)
+    if delivery is None:
+        raise NotFound(f"No delivery {delivery_id}", field="delivery_id")
+    if delivery.status != "dead":
+        raise Conflict(
+            f"Delivery {delivery_id} is {delivery.status}; only dead deliveries are replayed",
+            field="delivery_id",
+        )
+    at = now or clock.now()
+    delivery.status = "queued"
+    delivery.reason = "replayed"
+    delivery.attempts = 0
+    delivery.claimed_by = None
+    delivery.next_attempt_at = at
+    delivery.updated_at = at
+    db.add(DeliveryStatus(delivery_id=delivery.id, status="queued", reason="replayed", at=at))
+    db.commit()
+    return delivery
