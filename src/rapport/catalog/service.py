@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import QueryableAttribute, Session
 
+from rapport.catalog.audiences import store_coordinates, stores_within
 from rapport.catalog.importer import ProductImportSummary, import_products_file
 from rapport.catalog.models import ChannelPrice, Product, StockLevel, Store
 from rapport.catalog.schemas import SKU_PATTERN, ProductUpsert, StoreUpsert
@@ -538,3 +539,7 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
 
 def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     return None
+
+
+# --- audiences: customer ids as SELECTs, for campaigns' segments ---
+__all__ += ["store_coordinates", "stores_within"]

@@ -12,6 +12,7 @@ erasure.
 from __future__ import annotations
 
 from rapport.events.appending import append_event, log_event, log_event_parameters, log_event_sql
+from rapport.events.audiences import did_event_audience
 from rapport.events.log import (
     Scrubber,
     assign_customer,
@@ -100,3 +101,6 @@ __all__ = [
 # One record of the log as processors' handlers receive it (read its fields; the log's own
 # verbs change it).
 LoggedEvent = Event
+
+# --- audiences: customer ids as SELECTs, for campaigns' segments ---
+__all__ += ["did_event_audience"]

@@ -17,6 +17,7 @@ and ``loyalty.privacy``; this module only names what other code may use.
 
 from __future__ import annotations
 
+from rapport.loyalty.audiences import membership_audience, points_audience, tier_audience
 from rapport.loyalty.benefits import MemberBenefits, member_benefits
 from rapport.loyalty.ledger.balances import (
     Member,
@@ -100,3 +101,6 @@ __all__ += [
     "tiers_by_customer",
 ]
 # --- end of program, tiers, membership, rewards and checkout ------------------------------
+
+# --- audiences: customer ids as SELECTs, for campaigns' segments ---
+__all__ += ["membership_audience", "points_audience", "tier_audience"]

@@ -23,6 +23,7 @@ verbs take) are named here too, so callers need nothing else of the domain.
 
 from __future__ import annotations
 
+from rapport.orders.audiences import spent_audience
 from rapport.orders.campaign_reads import bought_in_categories, order_totals_in_window
 from rapport.orders.customer_value.serving import (
     CustomerValue,
@@ -139,3 +140,6 @@ __all__ = [
     "value_fit",
     "value_tier_summary",
 ]
+
+# --- audiences: customer ids as SELECTs, for campaigns' segments ---
+__all__ += ["spent_audience"]
