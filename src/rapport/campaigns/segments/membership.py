@@ -222,7 +222,7 @@ def segment_members(
         select(SegmentMember.customer_id)
         .where(SegmentMember.segment_id == segment_id)
         .order_by(SegmentMember.customer_id)
-        .limit(max(1, min(limit, MAX_MEMBERS_PAGE)))
+        .limit(max(1, min(limit, MAX_MEMBERS_PAGE + 1)))
     )
     if after is not None:
         query = query.where(SegmentMember.customer_id > after)
