@@ -140,7 +140,6 @@ class _Compiled:
     """A template pair compiled once, with the names it uses (to skip unneeded lookups)."""
 
     def __init__(self, template: CampaignTemplate) -> None:
-        self.key = (template.id, template.updated_at)
         self.channel = template.channel
         subject_env = _environment(template.channel, "subject")
         body_env = _environment(template.channel, "body")
@@ -154,15 +153,17 @@ class _Compiled:
             raise TemplateError(f"template {template.id}: {error.message}") from error
 
 
-_compiled: dict[int, _Compiled] = {}
+# Keyed by the template's text, so an edited template is compiled afresh.
+_compiled: dict[tuple[str, str, str], _Compiled] = {}
 
 
 def _compile(template: CampaignTemplate) -> _Compiled:
-    cached = _compiled.get(template.id)
-    if cached is None or cached.key != (template.id, template.updated_at):
+    key = (template.channel, template.subject, template.body)
+    cached = _compiled.get(key)
+    if cached is None:
         if len(_compiled) > 512:
             _compiled.clear()
-        cached = _compiled[template.id] = _Compiled(template)
+        cached = _compiled[key] = _Compiled(template)
     return cached
 
 

@@ -21,6 +21,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -139,6 +140,7 @@ def create_endpoint(
     url: str,
     consent_purpose: str = "marketing_push",
     max_attempts: int = 6,
+    before_commit: Callable[[Session, Any], None] | None = None,
 ) -> CreatedEndpoint:
     """A new endpoint with a generated signing secret (returned once) and commit."""
     name = name.strip()
@@ -164,8 +166,12 @@ def create_endpoint(
         created_at=clock.now(),
     )
     db.add(endpoint)
+    db.flush()
+    created = CreatedEndpoint(endpoint, secret)
+    if before_commit is not None:
+        before_commit(db, created)
     db.commit()
-    return CreatedEndpoint(endpoint, secret)
+    return created
 
 
 def list_endpoints(db: Session) -> list[WebhookEndpoint]:

@@ -1,0 +1,119 @@
+"""The deliveries log: deliveries filtered by campaign, status, channel, customer and date
+(newest first, keyset pages), and one delivery with its status history and webhook tries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.campaigns.models import Campaign, Delivery, DeliveryStatus, WebhookAttempt
+
+
+@dataclass(frozen=True)
+class DeliveryFilters:
+    campaign_id: int | None = None
+    status: str | None = None
+    channel: str | None = None
+    customer_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    rows: list[Delivery]
+    next_before: int | None
+
+
+def find_deliveries(
+    db: Session, *, filters: DeliveryFilters, before: int | None = None, limit: int = 50
+) -> DeliveryPage:
+    limit = max(1, min(limit, 200))
+    query = select(Delivery).order_by(Delivery.id.desc()).limit(limit + 1)
+    if filters.campaign_id is not None:
+        query = query.where(Delivery.campaign_id == filters.campaign_id)
+    if filters.status:
+        query = query.where(Delivery.status == filters.status)
+    if filters.channel:
+        query = query.where(Delivery.channel == filters.channel)
+    if filters.customer_id:
+        query = query.where(Delivery.customer_id == filters.customer_id)
+    if filters.since is not None:
+        query = query.where(Delivery.queued_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Delivery.queued_at < filters.until)
+    if before is not None:
+        query = query.where(Delivery.id < before)
+    rows = list(db.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return DeliveryPage(rows, rows[-1].id if more and rows else None)
+
+
+def delivery_out(row: Delivery) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "campaign_id": row.campaign_id,
+        "customer_id": row.customer_id,
+        "recipient": row.recipient_key,
+        "occasion": row.occasion,
+        "group": row.grp,
+        "channel": row.channel,
+        "status": row.status,
+        "reason": row.reason,
+        "attempts": row.attempts,
+        "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
+        "queued_at": row.queued_at.isoformat(),
+        "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+    }
+
+
+def delivery_history(db: Session, *, delivery_id: int) -> list[DeliveryStatus]:
+    return list(
+        db.scalars(
+            select(DeliveryStatus)
+            .where(DeliveryStatus.delivery_id == delivery_id)
+            .order_by(DeliveryStatus.id)
+            .limit(500)
+        )
+    )
+
+
+def delivery_attempts(db: Session, *, delivery_id: int) -> list[WebhookAttempt]:
+    return list(
+        db.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.id)
+            .limit(100)
+        )
+    )
+
+
+def delivery_detail(db: Session, *, delivery_id: int) -> dict[str, Any] | None:
+    row = db.get(Delivery, delivery_id)
+    if row is None:
+        return None
+    campaign = db.get(Campaign, row.campaign_id)
+    return {
+        **delivery_out(row),
+        "campaign_name": campaign.name if campaign else None,
+        "history": [
+            {"status": h.status, "reason": h.reason, "at": h.at.isoformat()}
+            for h in delivery_history(db, delivery_id=delivery_id)
+        ],
+        "webhook_attempts": [
+            {
+                "attempt": a.attempt,
+                "status_code": a.status_code,
+                "error": a.error,
+                "duration_ms": a.duration_ms,
+                "at": a.at.isoformat(),
+            }
+            for a in delivery_attempts(db, delivery_id=delivery_id)
+        ],
+    }
