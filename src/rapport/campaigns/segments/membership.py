@@ -133,6 +133,16 @@ def delete_segment(db: Session, *, segment_id: int) -> None:
     db.commit()
 
 
+def _changed(db: Session, statement: Any, *, count: bool) -> int:
+    """Run a change; with ``count``, how many rows it changed (RETURNING counts exactly on
+    both databases, where a driver's rowcount for INSERT .. SELECT may be -1). A whole
+    refresh recounts instead of fetching a row per change."""
+    if not count:
+        db.execute(statement)
+        return 0
+    return len(db.execute(statement.returning(literal(1))).all())
+
+
 def _rewrite_members(
     db: Session,
     segment: Segment,
@@ -151,15 +161,14 @@ def _rewrite_members(
     )
     if customer_ids is not None:
         gone = gone.where(members.c.customer_id.in_(list(customer_ids)))
-    removed = db.execute(gone).rowcount  # type: ignore[attr-defined]
+    removed = _changed(db, gone, count=customer_ids is not None)
     already = select(members.c.customer_id).where(members.c.segment_id == segment.id)
     fresh = current.subquery()
     added_rows = select(
         literal(segment.id), fresh.c[0], literal(now, type_=members.c.added_at.type)
     ).where(fresh.c[0].not_in(already))
-    added = db.execute(
-        insert(members).from_select(["segment_id", "customer_id", "added_at"], added_rows)
-    ).rowcount  # type: ignore[attr-defined]
+    adding = insert(members).from_select(["segment_id", "customer_id", "added_at"], added_rows)
+    added = _changed(db, adding, count=customer_ids is not None)
     if customer_ids is None:
         segment.member_count = int(
             db.scalar(
