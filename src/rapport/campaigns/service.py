@@ -64,6 +64,18 @@ from rapport.campaigns.planning.editing import (
     set_template,
     update_campaign,
 )
+from rapport.campaigns.planning.gates import planning_verdict
+from rapport.campaigns.planning.launching import (
+    cancel_campaign,
+    launch_campaign,
+    launch_due,
+    pause_campaign,
+    resume_campaign,
+    schedule_campaign,
+    start_campaign,
+)
+from rapport.campaigns.planning.results import CampaignResults, campaign_results
+from rapport.campaigns.planning.triggers import process_trigger_events
 
 # --- producers ---
 
@@ -129,5 +141,16 @@ __all__ = [  # noqa: RUF022 (one block of names per part)
     "list_campaigns",
     "set_template",
     "update_campaign",
+    "CampaignResults",
+    "campaign_results",
+    "cancel_campaign",
+    "launch_campaign",
+    "launch_due",
+    "pause_campaign",
+    "planning_verdict",
+    "process_trigger_events",
+    "resume_campaign",
+    "schedule_campaign",
+    "start_campaign",
     # --- producers ---
 ]

@@ -1,10 +1,419 @@
-"""Admin pages for campaigns' planning (mounted by rapport.campaigns.admin)."""
+"""Admin pages for campaigns: the list, the editor (settings, templates per locale, a preview
+for a chosen customer, a test send, launch, schedule, pause, resume, cancel) and the results
+with the uplift chart (mounted by rapport.campaigns.admin).
+
+Forms are CSRF-checked and call the same verbs as the API. A save changes only the settings
+its form carried (``form_changes``): a section the editor does not show for the campaign's
+kind (the trigger of a one-off, the store of a triggered campaign) keeps its stored values.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from rapport.platform.admin import NavItem
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
 
-NAV: list[NavItem] = []
+from rapport.campaigns.delivery.rendering import RenderedMessage, render_message
+from rapport.campaigns.delivery.sending import send_test
+from rapport.campaigns.models import CHANNELS, Segment, WebhookEndpoint
+from rapport.campaigns.planning import editing, launching, results
+from rapport.campaigns.planning.previews import sample_context
+from rapport.catalog import service as catalog
+from rapport.customers import service as customers
+from rapport.platform.admin import CsrfChecked, CurrentAdmin, FormFields, NavItem, render
+from rapport.platform.db import DbSession
+from rapport.platform.errors import InvalidInput, Problem
+
+NAV: list[NavItem] = [NavItem("Campaigns", "/admin/campaigns")]
 router = APIRouter(include_in_schema=False)
+
+KIND_LABELS = {
+    "one_off": "One-off",
+    "scheduled": "Scheduled",
+    "triggered": "Triggered",
+    "transactional": "Transactional (Rapport's own)",
+}
+PAGE_SIZE = 50
+
+
+def _back(path: str, message: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?{urlencode({'message': message})}", status_code=303)
+
+
+def _editor(campaign_id: int) -> str:
+    return f"/admin/campaigns/{campaign_id}"
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+class CampaignForm(BaseModel):
+    """The editor's settings as the form sends them (text); only those carried change."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    name: str = Field(default="", min_length=1, max_length=200)
+    kind: str = "one_off"
+    purpose: str = "marketing"
+    channel: str = "email"
+    webhook_endpoint_id: int | None = None
+    segment_id: int | None = None
+    store_id: str | None = Field(default=None, max_length=64)
+    radius_km: float | None = None
+    categories: str = ""
+    control_percent: float = 0.0
+    conversion_days: int = 7
+
+    _blank = field_validator(
+        "webhook_endpoint_id", "segment_id", "store_id", "radius_km", mode="before"
+    )(_empty_is_none)
+
+
+class TriggerForm(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    trigger_event_type: str = ""
+    trigger_radius_km: float | None = None
+    trigger_within_minutes: int = 120
+    trigger_filters: str = ""
+
+    _blank = field_validator("trigger_radius_km", mode="before")(_empty_is_none)
+
+
+def _form_changes(model: type[BaseModel], fields: dict[str, str]) -> dict[str, Any]:
+    carried = {name: value for name, value in fields.items() if name in model.model_fields}
+    try:
+        parsed = model.model_validate(carried)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
+    return parsed.model_dump(exclude_unset=True)
+
+
+def _parse_filters(text: str) -> dict[str, str]:
+    """'name=value' per line (the event properties a trigger requires)."""
+    filters: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(
+                f"Filter line {number}: write property=value", field="trigger_filters"
+            )
+        filters[name.strip()] = value.strip()
+    return filters
+
+
+def campaign_changes(fields: dict[str, str], stored_trigger: dict[str, Any]) -> dict[str, Any]:
+    """What the editor's save changes: the settings the form carried, with the trigger
+    rebuilt from its carried parts over the stored one."""
+    changes = _form_changes(CampaignForm, fields)
+    if "categories" in changes:
+        changes["categories"] = [c.strip() for c in changes["categories"].split(",") if c.strip()]
+    trigger_parts = _form_changes(TriggerForm, fields)
+    if trigger_parts:
+        trigger = dict(stored_trigger)
+        if "trigger_event_type" in trigger_parts:
+            trigger["event_type"] = trigger_parts["trigger_event_type"]
+        if "trigger_radius_km" in trigger_parts:
+            trigger["radius_km"] = trigger_parts["trigger_radius_km"]
+        if "trigger_within_minutes" in trigger_parts:
+            trigger["within_minutes"] = trigger_parts["trigger_within_minutes"]
+        if "trigger_filters" in trigger_parts:
+            trigger["filters"] = _parse_filters(trigger_parts["trigger_filters"])
+        changes["trigger"] = trigger
+    return changes
+
+
+@router.get("/campaigns", response_class=HTMLResponse)
+def campaigns_page(
+    request: Request, db: DbSession, user: CurrentAdmin, message: str = "", offset: int = 0
+) -> HTMLResponse:
+    page = editing.list_campaigns(db, offset=max(offset, 0), limit=PAGE_SIZE)
+    return render(
+        request,
+        "campaigns/campaign_list.html",
+        {
+            "user": user,
+            "page": page,
+            "offset": max(offset, 0),
+            "page_size": PAGE_SIZE,
+            "kinds": KIND_LABELS,
+            "message": message,
+        },
+    )
+
+
+@router.post("/campaigns", dependencies=[CsrfChecked])
+def create_campaign(
+    db: DbSession,
+    user: CurrentAdmin,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    kind: Annotated[str, Form()] = "one_off",
+) -> Response:
+    try:
+        settings = editing.validated_settings({"name": name, "kind": kind})
+        if kind == "triggered":
+            settings.trigger = {"event_type": "venue_event", "radius_km": 50}
+        campaign = editing.create_campaign(db, settings=settings, created_by=user.email)
+    except Problem as problem:
+        return _back("/admin/campaigns", problem.detail)
+    return _back(_editor(campaign.id), "Campaign created: pick its audience and write its message")
+
+
+def _editor_context(db: DbSession, campaign_id: int) -> dict[str, Any]:
+    campaign = editing.get_campaign(db, campaign_id=campaign_id)
+    templates = editing.get_templates(db, campaign_id=campaign_id)
+    return {
+        "campaign": campaign,
+        "templates": templates,
+        "kinds": KIND_LABELS,
+        "channels": CHANNELS,
+        "segments": list(db.scalars(select(Segment).order_by(Segment.name).limit(500))),
+        "endpoints": list(
+            db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.name).limit(200))
+        ),
+        "stores": [s for s in catalog.list_stores(db) if s.latitude is not None],
+        "recent_customers": customers.recent_customers(db, limit=20),
+        "filters_text": "\n".join(
+            f"{name}={value}" for name, value in (campaign.trigger.get("filters") or {}).items()
+        ),
+        "local": campaign.kind != "triggered" and campaign.key is None,
+    }
+
+
+@router.get("/campaigns/{campaign_id:int}", response_class=HTMLResponse)
+def campaign_page(
+    request: Request,
+    campaign_id: int,
+    db: DbSession,
+    user: CurrentAdmin,
+    message: str = "",
+    preview_customer: str = "",
+    preview_locale: str = "",
+) -> HTMLResponse:
+    try:
+        context = _editor_context(db, campaign_id)
+    except Problem as problem:
+        return render(
+            request,
+            "campaigns/campaign_missing.html",
+            {"user": user, "message": problem.detail},
+            status_code=404,
+        )
+    preview: RenderedMessage | None = None
+    preview_error = ""
+    if preview_customer.strip():
+        try:
+            preview = render_message(
+                db,
+                campaign=context["campaign"],
+                customer_id=preview_customer.strip(),
+                context=sample_context(db, context["campaign"]),
+                locale=preview_locale.strip() or None,
+            )
+        except Problem as problem:
+            preview_error = problem.detail
+    return render(
+        request,
+        "campaigns/campaign_edit.html",
+        {
+            **context,
+            "user": user,
+            "message": message,
+            "preview": preview,
+            "preview_error": preview_error,
+            "preview_customer": preview_customer.strip(),
+        },
+    )
+
+
+@router.post("/campaigns/{campaign_id:int}", dependencies=[CsrfChecked])
+def save_campaign(
+    campaign_id: int, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> Response:
+    try:
+        campaign = editing.get_campaign(db, campaign_id=campaign_id)
+        changes = campaign_changes(fields, campaign.trigger)
+        editing.update_campaign(db, campaign_id=campaign_id, changes=changes)
+    except Problem as problem:
+        return _back(_editor(campaign_id), problem.detail)
+    return _back(_editor(campaign_id), "Campaign saved")
+
+
+@router.post("/campaigns/{campaign_id:int}/templates", dependencies=[CsrfChecked])
+def save_template(
+    campaign_id: int,
+    db: DbSession,
+    user: CurrentAdmin,
+    channel: Annotated[str, Form()],
+    locale: Annotated[str, Form(max_length=10)],
+    body: Annotated[str, Form(max_length=100_000)],
+    subject: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    try:
+        editing.set_template(
+            db,
+            campaign_id=campaign_id,
+            channel=channel,
+            locale=locale.strip(),
+            subject=subject,
+            body=body,
+        )
+    except Problem as problem:
+        return _back(_editor(campaign_id), problem.detail)
+    return _back(_editor(campaign_id), f"Message for {channel} ({locale}) saved")
+
+
+@router.post("/campaigns/{campaign_id:int}/test-send", dependencies=[CsrfChecked])
+def send_test_message(
+    campaign_id: int,
+    db: DbSession,
+    user: CurrentAdmin,
+    customer_id: Annotated[str, Form(min_length=1, max_length=40)],
+    to_address: Annotated[str, Form(max_length=320)] = "",
+) -> Response:
+    try:
+        campaign = editing.get_campaign(db, campaign_id=campaign_id)
+        send_test(
+            db,
+            campaign=campaign,
+            customer_id=customer_id.strip(),
+            to_address=to_address.strip() or None,
+        )
+    except Problem as problem:
+        return _back(_editor(campaign_id), problem.detail)
+    where = to_address.strip() or f"{customer_id}'s {campaign.channel}"
+    return _back(_editor(campaign_id), f"Test message sent to {where}")
+
+
+@router.post("/campaigns/{campaign_id:int}/launch", dependencies=[CsrfChecked])
+def launch(campaign_id: int, db: DbSession, user: CurrentAdmin) -> Response:
+    try:
+        campaign = launching.start_campaign(db, campaign_id=campaign_id)
+    except Problem as problem:
+        return _back(_editor(campaign_id), problem.detail)
+    if campaign.status == "active":
+        return _back(_editor(campaign_id), "Campaign active: it fires on its next matching event")
+    return _back(_editor(campaign_id), "Campaign launched: the worker queues its audience now")
+
+
+@router.post("/campaigns/{campaign_id:int}/schedule", dependencies=[CsrfChecked])
+def schedule(
+    campaign_id: int,
+    db: DbSession,
+    user: CurrentAdmin,
+    scheduled_at: Annotated[str, Form(max_length=40)],
+) -> Response:
+    try:
+        try:
+            at = datetime.fromisoformat(scheduled_at.strip())
+        except ValueError:
+            raise InvalidInput("Pick the date and time to send", field="scheduled_at") from None
+        at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        campaign = launching.schedule_campaign(db, campaign_id=campaign_id, scheduled_at=at)
+    except Problem as problem:
+        return _back(_editor(campaign_id), problem.detail)
+    assert campaign.scheduled_at is not None
+    return _back(_editor(campaign_id), f"Scheduled for {campaign.scheduled_at:%Y-%m-%d %H:%M} UTC")
+
+
+@router.post("/campaigns/{campaign_id:int}/{action}", dependencies=[CsrfChecked])
+def change_status(campaign_id: int, action: str, db: DbSession, user: CurrentAdmin) -> Response:
+    verbs = {
+        "pause": (launching.pause_campaign, "Campaign paused"),
+        "resume": (launching.resume_campaign, "Campaign resumed"),
+        "cancel": (launching.cancel_campaign, "Campaign cancelled"),
+    }
+    if action not in verbs:
+        return _back(_editor(campaign_id), f"Unknown action {action!r}")
+    verb, done = verbs[action]
+    try:
+        verb(db, campaign_id=campaign_id)
+    except Problem as problem:
+        return _back(_editor(campaign_id), problem.detail)
+    return _back(_editor(campaign_id), done)
+
+
+def _range_chart(
+    title: str, treated: results.Interval, control: results.Interval, scale: float
+) -> dict[str, Any]:
+    """Treated and control as bars, each with its 95% interval as a thin range bar over it."""
+
+    def scaled(value: float | None) -> float | None:
+        return round(value * scale, 4) if value is not None else None
+
+    def span(interval: results.Interval) -> list[float] | None:
+        low, high = scaled(interval.low), scaled(interval.high)
+        return [low, high] if low is not None and high is not None else None
+
+    return {
+        "type": "bar",
+        "data": {
+            "labels": ["Treated", "Control"],
+            "datasets": [
+                {
+                    "label": title,
+                    "data": [scaled(treated.value), scaled(control.value)],
+                    "backgroundColor": ["#00a86b", "#9ca3af"],
+                    "grouped": False,
+                    "order": 2,
+                },
+                {
+                    "label": "95% interval",
+                    "data": [span(treated), span(control)],
+                    "backgroundColor": "rgba(17, 24, 39, 0.55)",
+                    "barPercentage": 0.12,
+                    "grouped": False,
+                    "order": 1,
+                },
+            ],
+        },
+        "options": {"scales": {"y": {"beginAtZero": True}}},
+    }
+
+
+@router.get("/campaigns/{campaign_id:int}/results", response_class=HTMLResponse)
+def results_page(
+    request: Request, campaign_id: int, db: DbSession, user: CurrentAdmin
+) -> HTMLResponse:
+    try:
+        campaign = editing.get_campaign(db, campaign_id=campaign_id)
+    except Problem as problem:
+        return render(
+            request,
+            "campaigns/campaign_missing.html",
+            {"user": user, "message": problem.detail},
+            status_code=404,
+        )
+    found = results.campaign_results(db, campaign_id=campaign_id)
+    charts = {
+        "conversion-data": _range_chart(
+            "Conversion (%)", found.treated.conversion, found.control.conversion, 100
+        ),
+        "revenue-data": _range_chart(
+            "Revenue per customer",
+            found.treated.revenue_per_customer,
+            found.control.revenue_per_customer,
+            0.01,
+        ),
+    }
+    return render(
+        request,
+        "campaigns/campaign_results.html",
+        {
+            "user": user,
+            "campaign": campaign,
+            "results": found,
+            "reading": results.reading(found),
+            "charts": charts,
+        },
+    )

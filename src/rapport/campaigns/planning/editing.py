@@ -7,7 +7,6 @@ retailer edited)."""
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from rapport.campaigns.delivery.rendering import validate_template
 from rapport.campaigns.models import (
     CAMPAIGN_KINDS,
     CAMPAIGN_PURPOSES,
@@ -56,6 +56,11 @@ FIXED_ONCE_LAUNCHED = (
 EDITABLE_STATUSES = ("draft", "scheduled", "paused", "active")
 
 FilterValue = str | int | float | bool
+# Names in a delivery's context (and so in its template): the triggering event's properties,
+# when the message stops being worth sending, the store of a local invitation.
+EVENT_CONTEXT = "event"
+EXPIRES_AT = "expires_at"
+STORE_CONTEXT = "store"
 
 
 class TriggerSpec(BaseModel):
@@ -327,15 +332,14 @@ def get_templates(db: Session, *, campaign_id: int) -> list[CampaignTemplate]:
     )
 
 
-def _validate_template(subject: str, body: str) -> None:
-    """The delivery part's own check (sandboxed Jinja2 that compiles) when it is present."""
-    try:
-        rendering = importlib.import_module("rapport.campaigns.delivery.rendering")
-    except ImportError:  # pragma: no cover - the delivery part arrives with its own commit
-        return
-    validate = getattr(rendering, "validate_template", None)
-    if validate is not None:
-        validate(subject=subject, body=body)
+def occasion_names(campaign: Campaign) -> tuple[str, ...]:
+    """The values a campaign's deliveries carry besides what every template gets: the event
+    of a triggered campaign, the store of a local invitation."""
+    if campaign.kind == "triggered":
+        return (EVENT_CONTEXT, EXPIRES_AT)
+    if campaign.store_id is not None:
+        return (STORE_CONTEXT,)
+    return ()
 
 
 def set_template(
@@ -374,7 +378,8 @@ def _put_template(
         raise InvalidInput("A message has a body", field="body")
     if len(body) > 100_000:
         raise InvalidInput("A body is at most 100,000 characters", field="body")
-    _validate_template(subject, body)
+    if campaign.key is None:  # system campaigns' producers attach values of their own
+        validate_template(subject, body, channel=channel, context_names=occasion_names(campaign))
     template = db.scalar(
         select(CampaignTemplate).where(
             CampaignTemplate.campaign_id == campaign.id,

@@ -1,0 +1,285 @@
+"""Launching campaigns: now (one-off), at a time (scheduled, run by the scheduled check) or on
+every matching event (triggered: activated here, fired by ``triggers``); pause, resume and
+cancel.
+
+``launch_campaign`` walks the audience in batches (the segment evaluated now, or the local
+invitation's selection), puts each customer in or out of the control group (a stable hash),
+queues their delivery and commits per batch. The deliveries' unique key makes it idempotent:
+a launch that runs twice, or resumes after a crash mid-way, queues each customer once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
+from rapport.campaigns.models import Campaign, CampaignTemplate, Delivery, DeliveryStatus
+from rapport.campaigns.planning.control import in_control_group
+from rapport.campaigns.planning.editing import STORE_CONTEXT, get_campaign
+from rapport.campaigns.planning.local import local_invitation_query, store_context
+from rapport.campaigns.segments.evaluation import keyset_batches
+from rapport.campaigns.segments.membership import iter_audience
+from rapport.catalog import service as catalog
+from rapport.platform import clock, jobs
+from rapport.platform.errors import Conflict, InvalidInput, NotFound
+
+BeforeCommit = Callable[[Session, Any], None]
+
+LAUNCH_JOB = "campaigns.launch"
+AUDIENCE_BATCH = 1000
+
+
+def _locked(db: Session, campaign_id: int) -> Campaign:
+    query = select(Campaign).where(Campaign.id == campaign_id)
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    campaign = db.scalar(query)
+    if campaign is None:
+        raise NotFound(f"No campaign {campaign_id}")
+    return campaign
+
+
+def _check_ready(db: Session, campaign: Campaign) -> None:
+    """What a campaign needs before it can go out: an audience and a message."""
+    if campaign.key is not None or campaign.kind == "transactional":
+        raise Conflict("A system campaign is always on; it is not launched")
+    if campaign.kind != "triggered" and campaign.segment_id is None and campaign.store_id is None:
+        raise InvalidInput(
+            "Pick the segment to send to (or a store for a local invitation)", field="segment_id"
+        )
+    has_message = db.scalar(
+        select(func.count())
+        .select_from(CampaignTemplate)
+        .where(
+            CampaignTemplate.campaign_id == campaign.id,
+            CampaignTemplate.channel == campaign.channel,
+        )
+    )
+    if not has_message:
+        raise InvalidInput(
+            f"Write the {campaign.channel} message first (a template in at least one locale)",
+            field="templates",
+        )
+
+
+def start_campaign(
+    db: Session, *, campaign_id: int, before_commit: BeforeCommit | None = None
+) -> Campaign:
+    """Launch now: a one-off or scheduled campaign starts sending (the launch job walks its
+    audience), a triggered one becomes active and fires on its next matching event. Commits."""
+    campaign = _locked(db, campaign_id)
+    _check_ready(db, campaign)
+    if campaign.status not in ("draft", "scheduled"):
+        raise Conflict(f"A {campaign.status} campaign cannot be launched")
+    now = clock.now()
+    campaign.started_at = campaign.started_at or now
+    campaign.updated_at = now
+    if campaign.kind == "triggered":
+        campaign.status = "active"
+    else:
+        campaign.status = "sending"
+        _enqueue_launch(db, campaign)
+    if before_commit is not None:
+        before_commit(db, campaign)
+    db.commit()
+    return campaign
+
+
+def _enqueue_launch(db: Session, campaign: Campaign) -> None:
+    jobs.enqueue(
+        db,
+        kind=LAUNCH_JOB,
+        payload={"campaign_id": campaign.id},
+        dedupe_key=f"{LAUNCH_JOB}:{campaign.id}:{clock.now().isoformat()}",
+    )
+
+
+def schedule_campaign(
+    db: Session,
+    *,
+    campaign_id: int,
+    scheduled_at: datetime,
+    before_commit: BeforeCommit | None = None,
+) -> Campaign:
+    """Send at ``scheduled_at`` (in the future): the scheduled check launches it once that
+    time has passed. A campaign already scheduled moves to the new time. Commits."""
+    campaign = _locked(db, campaign_id)
+    _check_ready(db, campaign)
+    if campaign.kind == "triggered":
+        raise InvalidInput("A triggered campaign fires on its event, not at a time", field="kind")
+    if campaign.status not in ("draft", "scheduled"):
+        raise Conflict(f"A {campaign.status} campaign cannot be scheduled")
+    at = clock.as_utc(scheduled_at)
+    if at <= clock.now():
+        raise InvalidInput("The time to send is in the future", field="scheduled_at")
+    campaign.kind = "scheduled"
+    campaign.scheduled_at = at
+    campaign.status = "scheduled"
+    campaign.updated_at = clock.now()
+    if before_commit is not None:
+        before_commit(db, campaign)
+    db.commit()
+    return campaign
+
+
+def launch_due(db: Session) -> int:
+    """Launch every scheduled campaign whose time has come (the check that runs every
+    minute); returns how many started. Each is sent in this call, batch by batch."""
+    due = list(
+        db.scalars(
+            select(Campaign.id)
+            .where(Campaign.status == "scheduled", Campaign.scheduled_at <= clock.now())
+            .order_by(Campaign.scheduled_at, Campaign.id)
+        )
+    )
+    for campaign_id in due:
+        launch_campaign(db, campaign_id=campaign_id)
+    return len(due)
+
+
+def launch_campaign(db: Session, *, campaign_id: int) -> int:
+    """Queue the campaign's deliveries, batch by batch (each committed), and return how many
+    were new. Idempotent: a second run (or one resuming after a crash) queues only those
+    not queued yet. A campaign paused or cancelled meanwhile stops after the batch in hand;
+    one already sent queues nothing. A draft is launched (its settings checked first)."""
+    campaign = get_campaign(db, campaign_id=campaign_id)
+    if campaign.kind not in ("one_off", "scheduled"):
+        raise InvalidInput(
+            f"A {campaign.kind} campaign is not launched to an audience at once", field="kind"
+        )
+    if campaign.status in ("sent", "cancelled", "paused"):
+        return 0
+    if campaign.status == "draft":
+        _check_ready(db, campaign)
+    now = clock.now()
+    campaign.status = "sending"
+    campaign.started_at = campaign.started_at or now
+    campaign.updated_at = now
+    db.commit()
+    added = 0
+    context = _occasion_context(db, campaign)
+    for batch in _audience_batches(db, campaign):
+        status = db.scalar(select(Campaign.status).where(Campaign.id == campaign.id))
+        if status != "sending":
+            return added
+        recipients = [
+            Recipient(
+                customer_id=customer_id,
+                group="control"
+                if in_control_group(campaign.id, customer_id, campaign.control_percent)
+                else "treated",
+                context=context,
+            )
+            for customer_id in batch
+        ]
+        added += queue_deliveries(db, campaign=campaign, recipients=recipients)
+        db.commit()
+    campaign = _locked(db, campaign.id)
+    if campaign.status == "sending":
+        campaign.audience_count = audience_count(db, campaign_id=campaign.id)
+        campaign.status = "sent"
+        campaign.finished_at = clock.now()
+        campaign.updated_at = campaign.finished_at
+    db.commit()
+    return added
+
+
+def _occasion_context(db: Session, campaign: Campaign) -> dict[str, Any]:
+    """What every delivery of the campaign carries: a local invitation's store."""
+    if campaign.store_id is None:
+        return {}
+    store = catalog.get_store(db, store_id=campaign.store_id)
+    return {STORE_CONTEXT: store_context(store)} if store is not None else {}
+
+
+def audience_count(db: Session, *, campaign_id: int) -> int:
+    """Customers the campaign reached or held out (every delivery row it has)."""
+    return int(
+        db.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign_id)
+        )
+        or 0
+    )
+
+
+def _audience_batches(db: Session, campaign: Campaign) -> Iterator[list[str]]:
+    if campaign.store_id is not None:
+        yield from keyset_batches(
+            db, local_invitation_query(db, campaign=campaign), batch=AUDIENCE_BATCH
+        )
+    elif campaign.segment_id is not None:
+        yield from iter_audience(db, segment_id=campaign.segment_id, batch=AUDIENCE_BATCH)
+
+
+def pause_campaign(db: Session, *, campaign_id: int) -> Campaign:
+    """Hold the campaign: a launch stops after its batch in hand, a scheduled one does not
+    start, a triggered one ignores events, and deliveries not sent yet wait. Commits."""
+    campaign = _locked(db, campaign_id)
+    if campaign.status not in ("scheduled", "sending", "active"):
+        raise Conflict(f"A {campaign.status} campaign cannot be paused")
+    campaign.status = "paused"
+    campaign.updated_at = clock.now()
+    db.commit()
+    return campaign
+
+
+def resume_campaign(db: Session, *, campaign_id: int) -> Campaign:
+    """Take up a paused campaign where it stood: scheduled again (if it had not started),
+    sending (the launch resumes, queueing only those not queued yet) or active. Commits."""
+    campaign = _locked(db, campaign_id)
+    if campaign.status != "paused":
+        raise Conflict(f"A {campaign.status} campaign is not paused")
+    now = clock.now()
+    if campaign.kind == "triggered":
+        campaign.status = "active"
+    elif campaign.started_at is None and campaign.scheduled_at is not None:
+        campaign.status = "scheduled"  # the scheduled check launches it (at once if late)
+    else:
+        campaign.status = "sending"
+        campaign.started_at = campaign.started_at or now
+        _enqueue_launch(db, campaign)
+    campaign.updated_at = now
+    db.commit()
+    return campaign
+
+
+def cancel_campaign(db: Session, *, campaign_id: int) -> Campaign:
+    """Stop for good: deliveries not sent yet are suppressed ('campaign cancelled'), with
+    their history. Commits."""
+    campaign = _locked(db, campaign_id)
+    if campaign.key is not None:
+        raise Conflict("A system campaign cannot be cancelled; edit or pause its message")
+    if campaign.status in ("sent", "cancelled"):
+        raise Conflict(f"A {campaign.status} campaign cannot be cancelled")
+    now = clock.now()
+    reason = "campaign cancelled"
+    waiting = list(
+        db.scalars(
+            select(Delivery.id).where(
+                Delivery.campaign_id == campaign.id, Delivery.status.in_(("queued", "deferred"))
+            )
+        )
+    )
+    for start in range(0, len(waiting), 1000):
+        chunk = waiting[start : start + 1000]
+        db.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(chunk), Delivery.status.in_(("queued", "deferred")))
+            .values(status="suppressed", reason=reason, updated_at=now)
+        )
+        db.execute(
+            insert(DeliveryStatus),
+            [
+                {"delivery_id": delivery_id, "status": "suppressed", "reason": reason, "at": now}
+                for delivery_id in chunk
+            ],
+        )
+    campaign.status = "cancelled"
+    campaign.finished_at = now
+    campaign.updated_at = now
+    db.commit()
+    return campaign
