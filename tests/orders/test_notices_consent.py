@@ -1,6 +1,7 @@
 """Late-delivery notices ask the consent gate (as service messages): a customer without
 marketing consent is still told their parcel is late, an erased person never is, and a
-notice queued before an erasure is dropped, not sent."""
+notice recorded before an erasure is dropped, not stamped sent (the campaigns domain sends the
+message and stamps the notice: tests/campaigns/producers/test_late_deliveries.py)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def test_late_notices_reach_live_customers_only(db) -> None:
     assert orders.notices_for(db, order_id="O-ERASED") == []
 
 
-def test_a_notice_queued_before_an_erasure_is_dropped_not_sent(db) -> None:
+def test_a_notice_recorded_before_an_erasure_is_dropped_not_stamped(db) -> None:
     # given a late notice queued for a customer
     seed_catalog(db)
     _late_order(db, "O-QUEUED", "C-QUEUED")
@@ -49,8 +50,8 @@ def test_a_notice_queued_before_an_erasure_is_dropped_not_sent(db) -> None:
     orders.flag_late_deliveries(db)
     (notice,) = orders.notices_for(db, order_id="O-QUEUED")
     customer = customers.find_customer(db, kind="external_id", value="C-QUEUED")
-    # when the customer is erased before the sending job runs
+    # when the customer is erased before the message goes out
     privacy.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
-    # then the job sends nothing and the notice is gone
+    # then stamping it sent does nothing and the notice is gone
     assert orders.mark_notice_sent(db, notice_id=notice.id) is False
     assert orders.notices_for(db, order_id="O-QUEUED") == []

@@ -210,7 +210,7 @@ def test_returns_refund_paid_amount_and_cannot_exceed_what_was_bought(client, db
     assert order["order_id"] == "O-R"
 
 
-def test_late_delivery_job_emits_once_and_queues_one_notice(db) -> None:
+def test_late_delivery_job_emits_once_and_records_one_unsent_notice(db) -> None:
     seed_catalog(db)
     clock.set_clock(lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     request = OrderIn(**order_body(order_id="O-LATE", promised_delivery="2026-03-04"))
@@ -227,6 +227,8 @@ def test_late_delivery_job_emits_once_and_queues_one_notice(db) -> None:
     notices = orders.notices_for(db, order_id="O-LATE")
     assert len(notices) == 1
     assert "4 March" in notices[0].message
+    # no channel has sent it yet: the campaigns domain sends it and stamps it
+    assert notices[0].sent_at is None
 
 
 def test_carrier_delay_is_flagged_before_the_promise_passes(db) -> None:

@@ -2,5 +2,5 @@
 
 import rapport.campaigns.delivery.jobs
 import rapport.campaigns.planning.jobs
-import rapport.campaigns.producers
+import rapport.campaigns.producers.jobs
 import rapport.campaigns.segments.jobs  # noqa: F401

@@ -72,6 +72,7 @@ from rapport.feedback.surveys.invitations import (
     order_signals,
     sampled,
 )
+from rapport.feedback.surveys.links import url as survey_link_url
 from rapport.feedback.surveys.triggers import process_feedback_events
 from rapport.feedback.surveys.wording import DEFAULT_LABELS, labels_for, question_text
 from rapport.feedback.tickets import (
@@ -159,6 +160,7 @@ __all__ = [
     "sla_due",
     "sla_report",
     "submit_review",
+    "survey_link_url",
     "target_status",
     "ticket_counts",
     "ticket_queue",

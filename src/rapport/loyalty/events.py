@@ -12,6 +12,7 @@ from typing import ClassVar
 from rapport.platform.domain_events import DomainEvent
 
 __all__ = [
+    "AnnouncementPublished",
     "MembershipCancelled",
     "MembershipJoined",
     "MembershipLapsed",
@@ -188,3 +189,22 @@ class ReferralRecorded(DomainEvent):
     friend_id: str
     code: str
     """The referrer's code the friend used."""
+
+
+# --- announcements -------------------------------------------------------------------------
+
+
+class AnnouncementPublished(DomainEvent):
+    """An operator published a program announcement (a rule change, a new benefit, early
+    access to a sale) to an audience of members, or published it again for members who joined
+    since (no customer: the program's own fact). The campaigns domain sends it to the members
+    who consented to marketing on a channel."""
+
+    event_type: ClassVar[str] = "announcement_published"
+    domain: ClassVar[str] = "loyalty"
+
+    announcement_id: int
+    kind: str
+    """``rule_change``, ``new_benefit`` or ``early_access``."""
+    audience: str
+    """``all`` (every member), ``paying`` (a paid plan's benefits now) or ``tier:<tier id>``."""

@@ -459,7 +459,8 @@ class Referral(Base):
 
 
 class Announcement(Base):
-    """A program announcement (rule change, new benefit, early access) for members."""
+    """A program announcement (rule change, new benefit, early access) for members, sent by
+    the campaigns domain."""
 
     __tablename__ = "loyalty_announcements"
 
@@ -470,21 +471,8 @@ class Announcement(Base):
     audience: Mapped[str] = mapped_column(String(60), default="all")  # all, paying, tier:<id>
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(200))
+    # Reported by the campaigns domain, which sends it: deliveries queued (members who had
+    # consented to marketing on a channel) and sent.
     queued_count: Mapped[int] = mapped_column(Integer, default=0)
+    sent_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
-
-
-class AnnouncementDelivery(Base):
-    """One member's copy of an announcement, waiting for the campaigns channels."""
-
-    __tablename__ = "loyalty_announcement_deliveries"
-
-    announcement_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("loyalty_announcements.id"), primary_key=True
-    )
-    customer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    status: Mapped[str] = mapped_column(String(20), default="queued")
-    queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # The channel the member consented to be marketed on ("email", else "push"): the
-    # campaigns channels send it there and nowhere else.
-    channel: Mapped[str] = mapped_column(String(10), default="email", server_default="email")

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from rapport.loyalty.ledger.accounts import close_account
 from rapport.loyalty.ledger.tables import ACCOUNTS, TRANSACTIONS
 from rapport.loyalty.models import (
-    AnnouncementDelivery,
     Coupon,
     Membership,
     MembershipPayment,
@@ -38,15 +37,15 @@ PRIVACY_TABLES = (
     "loyalty_coupons",
     "loyalty_referral_codes",
     "loyalty_referrals",
-    "loyalty_announcement_deliveries",
 )
 
 
 def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     """Close the member's account (see ``close_account``), end their paid membership now
     (its payments stay: revenue), drop their tier standing and referral code, expire their
-    unused coupons and withdraw announcements still queued for them. Ledger, awards, tier
-    history, referrals and checkouts stay under the random customer id."""
+    unused coupons. Ledger, awards, tier history, referrals and checkouts stay under the random
+    customer id. (Announcements queued for them are the campaigns domain's deliveries, which
+    its own erasure and consent gate handle.)"""
     ids = list(subject.customer_ids)
     now = clock.now()
     for customer_id in ids:
@@ -62,11 +61,6 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
         update(Coupon)
         .where(Coupon.customer_id.in_(ids), Coupon.used_at.is_(None), Coupon.expires_at > now)
         .values(expires_at=now)
-    )
-    db.execute(
-        delete(AnnouncementDelivery).where(
-            AnnouncementDelivery.customer_id.in_(ids), AnnouncementDelivery.status == "queued"
-        )
     )
 
 

@@ -75,6 +75,12 @@ __all__ = [
 ]
 
 # --- Program, tiers, membership, rewards and checkout: what other code uses of them. -------
+from rapport.loyalty.earning.apologies import apology_points, apology_rule_ids
+from rapport.loyalty.membership.announcements import (
+    announcement_audience,
+    get_announcement,
+    record_delivery_counts,
+)
 from rapport.loyalty.membership.lifecycle import current_plan, join
 from rapport.loyalty.membership.plans import save_plan
 from rapport.loyalty.program.versions import tier_policy
@@ -90,10 +96,15 @@ from rapport.loyalty.tiers.standing import member_tier, tiers_by_customer
 __all__ += [
     "MEMBER_PRICE_CHANNEL",
     "CartItem",
+    "announcement_audience",
+    "apology_points",
+    "apology_rule_ids",
     "apply_to_order",
     "current_plan",
+    "get_announcement",
     "join",
     "member_tier",
+    "record_delivery_counts",
     "review_due_tiers",
     "save_plan",
     "save_reward",

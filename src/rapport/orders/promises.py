@@ -1,11 +1,16 @@
 """Delivery promises: late deliveries flagged once (``delivery_late``) with a notice to the
-customer, the notices themselves, and the promise-kept report."""
+customer, the notices themselves, and the promise-kept report.
+
+The notice is the order's record of what the customer is told. The campaigns domain sends it
+(it reacts to ``delivery_late`` with its late-delivery message, by email, with any apology
+points) and stamps the notice sent once the message has gone out on a channel
+(:func:`mark_notice_sent`); nothing here pretends to send it."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -17,7 +22,7 @@ from rapport.orders.models import (
     CustomerNotice,
     Order,
 )
-from rapport.platform import clock, jobs
+from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
 
 
@@ -37,7 +42,8 @@ def _late_reason(order: Order, today: date) -> str | None:
 
 def flag_late_deliveries(db: Session) -> list[str]:
     """Find shipped orders that missed or will miss their promise; for each, once: log
-    ``delivery_late`` (the loyalty apology rule reacts to it) and queue a notice."""
+    ``delivery_late`` (the loyalty apology rule and the campaigns late-delivery message react
+    to it) and record the notice the customer is sent (unsent until campaigns sends it)."""
     now = clock.now()
     today = now.date()
     candidates = db.scalars(
@@ -99,30 +105,38 @@ def flag_late_deliveries(db: Session) -> list[str]:
                 created_at=now,
             )
             db.add(notice)
-            db.flush()
-            jobs.enqueue(db, kind="orders.send_notice", payload={"notice_id": notice.id})
         flagged.append(order.order_id)
     db.commit()
     return flagged
 
 
-def mark_notice_sent(db: Session, *, notice_id: int) -> bool:
-    """Mark a queued notice as sent: no channel delivers it yet (the customer reads it with
-    their order; an email or push channel would plug in here). Safe to run twice. A notice
-    whose customer may no longer be contacted (erased since it was queued) is dropped, not
-    marked."""
+def mark_notice_sent(
+    db: Session,
+    *,
+    notice_id: int,
+    sent_at: datetime | None = None,
+    commit: bool = True,
+) -> bool:
+    """Stamp a notice sent, at ``sent_at`` (default now): the campaigns domain calls it once
+    the message went out on a channel. Safe to run twice. A notice whose customer may no
+    longer be contacted (erased since it was recorded) is dropped, not stamped.
+    ``commit=False`` joins the caller's transaction."""
     notice = db.get(CustomerNotice, notice_id)
     if notice is None or notice.sent_at is not None:
         return False
+    stamped = True
     if notice.customer_id is not None and not customers.may_contact(
         db, customer_id=notice.customer_id, purpose=customers.SERVICE
     ):
         db.delete(notice)
+        stamped = False
+    else:
+        notice.sent_at = sent_at or clock.now()
+    if commit:
         db.commit()
-        return False
-    notice.sent_at = clock.now()
-    db.commit()
-    return True
+    else:
+        db.flush()
+    return stamped
 
 
 def notices_for(db: Session, *, order_id: str) -> list[CustomerNotice]:

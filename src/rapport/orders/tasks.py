@@ -1,4 +1,5 @@
-"""The orders domain's background work: late-delivery detection and notices."""
+"""The orders domain's background work: late-delivery detection (the notices themselves are
+sent by the campaigns domain) and the return-risk model."""
 
 from __future__ import annotations
 
@@ -17,13 +18,6 @@ from rapport.platform.settings import get_settings
 def flag_late_deliveries(db: Session, payload: dict[str, Any]) -> None:
     """Emit ``delivery_late`` once per order that missed or will miss its promise."""
     service.flag_late_deliveries(db)
-
-
-# The job's kind keeps its first name so notices queued before an upgrade still run.
-@jobs.job("orders.send_notice")
-def mark_notice_sent(db: Session, payload: dict[str, Any]) -> None:
-    """Mark a late-delivery notice sent (no channel delivers it yet)."""
-    service.mark_notice_sent(db, notice_id=int(payload["notice_id"]))
 
 
 @jobs.job("orders.train_return_risk")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from rapport.events.models import Event
 from rapport.loyalty import service as loyalty
 from rapport.loyalty.models import Coupon, MembershipPayment
 from tests.conftest import auth
@@ -108,21 +109,24 @@ def test_referral_code_and_referrals_over_http(client, api_key, db) -> None:  # 
     assert (self_referral.status_code, self_referral.json()["field"]) == (422, "friend_id")
 
 
-def test_announcements_are_admin_only_and_queue_a_job(client, api_key) -> None:  # type: ignore[no-untyped-def]
+def test_announcements_are_admin_only_and_published(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
     admin, reader = auth(api_key("admin", "read")), auth(api_key("read"))
     body = {"kind": "new_benefit", "title": "Gift wrap", "body": "Free for members."}
     refused = client.post("/v1/loyalty/announcements", json=body, headers=reader)
     bad = client.post(
         "/v1/loyalty/announcements", json=body | {"audience": "friends"}, headers=admin
     )
-    queued = client.post("/v1/loyalty/announcements", json=body, headers=admin)
+    published = client.post("/v1/loyalty/announcements", json=body, headers=admin)
     assert refused.status_code == 403
     assert (bad.status_code, bad.json()["field"]) == (422, "audience")
-    assert queued.status_code == 202
-    assert queued.json()["job_id"] > 0
+    assert published.status_code == 202
+    announcement_id = published.json()["id"]
+    # the campaigns domain sends it: the fact is in the log, the counts fill in as it goes
+    facts = db.scalars(select(Event).where(Event.type == "announcement_published")).all()
+    assert [f.properties["announcement_id"] for f in facts] == [announcement_id]
     listed = client.get("/v1/loyalty/announcements", headers=reader).json()
-    assert [(a["title"], a["audience"], a["queued_count"]) for a in listed] == [
-        ("Gift wrap", "all", 0)
+    assert [(a["title"], a["audience"], a["queued_count"], a["sent_count"]) for a in listed] == [
+        ("Gift wrap", "all", 0, 0)
     ]
 
 

@@ -35,3 +35,9 @@ def verify(token: str, *, secret: str) -> str:
 def path(invitation_id: str, *, secret: str) -> str:
     """The public page's path for this invitation."""
     return f"/s/{sign(invitation_id, secret=secret)}"
+
+
+def url(invitation_id: str, *, secret: str, base_url: str) -> str:
+    """The public page's full address for this invitation, as a message carries it
+    (``base_url``: where customers reach this installation, such as https://shop.example)."""
+    return f"{base_url.rstrip('/')}{path(invitation_id, secret=secret)}"

@@ -178,18 +178,24 @@ def create_announcement(
     audience: Annotated[str, Form(min_length=1, max_length=60)] = "all",
 ) -> Response:
     try:
-        _, job_id = announcements.create_announcement(
+        announcements.create_announcement(
             db, kind=kind, title=title, body=body, audience=audience, created_by=user.email
         )
     except Problem as problem:
         return _back("/admin/loyalty/announcements", problem.detail)
-    return _back("/admin/loyalty/announcements", f"Announcement queued (job {job_id})")
+    return _back(
+        "/admin/loyalty/announcements",
+        "Announcement published: the worker queues and sends it to consenting members",
+    )
 
 
 @router.post("/announcements/{announcement_id}/queue", dependencies=[CsrfChecked])
 def queue_announcement(announcement_id: int, db: DbSession, user: CurrentAdmin) -> Response:
     try:
-        job_id = announcements.requeue_announcement(db, announcement_id=announcement_id)
+        announcements.requeue_announcement(db, announcement_id=announcement_id)
     except Problem as problem:
         return _back("/admin/loyalty/announcements", problem.detail)
-    return _back("/admin/loyalty/announcements", f"Announcement queued (job {job_id})")
+    return _back(
+        "/admin/loyalty/announcements",
+        "Announcement published again: members who joined since will get it",
+    )

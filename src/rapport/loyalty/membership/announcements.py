@@ -1,30 +1,30 @@
-"""Program announcements (rule changes, new benefits, early access) queued for members.
+"""Program announcements (rule changes, new benefits, early access) published to members.
 
-Creating an announcement queues a worker job in the same transaction; the job writes one
-:class:`AnnouncementDelivery` per member of the audience, a batch of members per transaction,
-in customer-id order, skipping members who already have theirs (the primary key is the
-announcement and the customer), so a job that runs twice or resumes after a crash writes
-each delivery once. Only members the consent gate (``customers.contactable``) allows are
-queued: a granted ``marketing_email`` (the delivery's channel is then "email") or else
-``marketing_push`` ("push"), an active profile (a merged member's delivery goes to the profile
-they were merged into), no identity of an erased person. The campaigns channels send each
-delivery on its channel only.
+Publishing an announcement stores it and appends ``announcement_published`` in the same
+transaction; the campaigns domain reacts to that event (loyalty never calls it): it reads the
+audience through :func:`announcement_audience`, queues one delivery per member who consented
+to marketing on a channel (``marketing_email``, else ``marketing_push``), sends them through
+its channels with the consent gate checked again at send time, and reports the counts back
+with :func:`record_delivery_counts`. Publishing again reaches members who joined since:
+campaigns keeps one delivery per member and announcement, whatever runs twice.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from rapport.customers import service as customers
+from rapport.events.service import append_event
+from rapport.loyalty.events import AnnouncementPublished
 from rapport.loyalty.membership import lifecycle as memberships
-from rapport.loyalty.models import Announcement, AnnouncementDelivery, LoyaltyAccount, TierStanding
-from rapport.platform import clock, jobs
+from rapport.loyalty.models import Announcement, LoyaltyAccount, TierStanding
+from rapport.platform import clock
 from rapport.platform.errors import InvalidInput, NotFound
 
 KINDS = ("rule_change", "new_benefit", "early_access")
+# Jobs of this kind were queued by earlier versions to write the deliveries; one still waiting
+# after an upgrade publishes its announcement again (see ``membership.jobs``).
 QUEUE_JOB = "loyalty.queue_announcement"
-BATCH = 500
 
 
 def check_audience(audience: str) -> str:
@@ -39,9 +39,9 @@ def check_audience(audience: str) -> str:
 
 def create_announcement(
     db: Session, *, kind: str, title: str, body: str, audience: str, created_by: str
-) -> tuple[Announcement, int]:
-    """Store the announcement and queue the job that writes its deliveries (one
-    transaction). Returns the announcement and the job's id."""
+) -> Announcement:
+    """Store the announcement and publish it (``announcement_published``), in one
+    transaction: the campaigns domain sends it to the audience's consenting members."""
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
     if not title.strip() or len(title) > 200:
@@ -56,28 +56,36 @@ def create_announcement(
         created_at=clock.now(),
         created_by=created_by[:200],
         queued_count=0,
+        sent_count=0,
     )
     db.add(announcement)
     db.flush()
-    job = jobs.enqueue(
-        db,
-        kind=QUEUE_JOB,
-        payload={"announcement_id": announcement.id},
-        dedupe_key=f"{QUEUE_JOB}:{announcement.id}",
-    )
-    job_id = job.id
+    _publish(db, announcement)
     db.commit()
-    return announcement, job_id
+    return announcement
 
 
-def requeue_announcement(db: Session, *, announcement_id: int) -> int:
-    """Queue the delivery job again, e.g. for members who joined since: those who already
-    have the announcement are skipped. Returns the job's id."""
-    if db.get(Announcement, announcement_id) is None:
+def requeue_announcement(db: Session, *, announcement_id: int) -> Announcement:
+    """Publish the announcement again, e.g. for members who joined since: those who already
+    have it are not sent it twice (campaigns keeps one delivery per member)."""
+    announcement = db.get(Announcement, announcement_id)
+    if announcement is None:
         raise NotFound(f"No announcement {announcement_id}", field="announcement_id")
-    job_id = jobs.enqueue(db, kind=QUEUE_JOB, payload={"announcement_id": announcement_id}).id
+    _publish(db, announcement)
     db.commit()
-    return job_id
+    return announcement
+
+
+def _publish(db: Session, announcement: Announcement) -> None:
+    append_event(
+        db,
+        AnnouncementPublished(
+            announcement_id=announcement.id,
+            kind=announcement.kind,
+            audience=announcement.audience,
+        ),
+        channel="web",
+    )
 
 
 def list_announcements(db: Session, *, limit: int = 50) -> list[Announcement]:
@@ -88,8 +96,9 @@ def get_announcement(db: Session, *, announcement_id: int) -> Announcement | Non
     return db.get(Announcement, announcement_id)
 
 
-def _audience_batch(db: Session, audience: str, *, after: str, limit: int) -> list[str]:
-    """The next ``limit`` members of ``audience`` with ids above ``after``, in id order."""
+def announcement_audience(db: Session, *, audience: str, after: str, limit: int) -> list[str]:
+    """The next ``limit`` members of ``audience`` (see :func:`check_audience`) with ids above
+    ``after``, in id order: the campaigns domain pages through it to queue deliveries."""
     if audience == "paying":
         # Paying members are few next to all members; their set is read whole.
         paying = sorted(c for c in memberships.paying_members(db) if c > after)
@@ -121,81 +130,20 @@ def _audience_batch(db: Session, audience: str, *, after: str, limit: int) -> li
     return merged[:limit]
 
 
-def _consented_channels(db: Session, members: list[str]) -> dict[str, str]:
-    """The live profile of each member the gate lets us market to, with the channel."""
-    channels: dict[str, str] = {}
-    for purpose, channel in (("marketing_push", "push"), ("marketing_email", "email")):
-        for live in customers.contactable(db, customer_ids=members, purpose=purpose).values():
-            channels[live] = channel  # email, granted, wins over push
-    return channels
-
-
-def deliver_announcement(db: Session, *, announcement_id: int, batch: int = BATCH) -> int:
-    """Write the announcement's deliveries for its audience as it stands now; returns how
-    many are queued in all. Idempotent."""
-    announcement = db.get(Announcement, announcement_id)
-    if announcement is None:
-        raise NotFound(f"No announcement {announcement_id}", field="announcement_id")
-    audience = announcement.audience
-    after = ""
-    while True:
-        members = _audience_batch(db, audience, after=after, limit=batch)
-        if not members:
-            break
-        channels = _consented_channels(db, members)
-        have = set(
-            db.scalars(
-                select(AnnouncementDelivery.customer_id).where(
-                    AnnouncementDelivery.announcement_id == announcement_id,
-                    AnnouncementDelivery.customer_id.in_(list(channels)),
-                )
-            )
-        )
-        now = clock.now()
-        fresh = [
-            {
-                "announcement_id": announcement_id,
-                "customer_id": customer_id,
-                "status": "queued",
-                "queued_at": now,
-                "channel": channel,
-            }
-            for customer_id, channel in sorted(channels.items())
-            if customer_id not in have
-        ]
-        if fresh:
-            db.execute(insert(AnnouncementDelivery), fresh)
-        _update_count(db, announcement_id)
-        db.commit()
-        after = members[-1]
-    _update_count(db, announcement_id, finished=True)
-    db.commit()
-    return int(db.get(Announcement, announcement_id).queued_count)  # type: ignore[union-attr]
-
-
-def _update_count(db: Session, announcement_id: int, *, finished: bool = False) -> None:
-    count = db.scalar(
-        select(func.count())
-        .select_from(AnnouncementDelivery)
-        .where(AnnouncementDelivery.announcement_id == announcement_id)
-    )
-    values: dict[str, object] = {"queued_count": int(count or 0)}
-    if finished:
-        values["queued_at"] = clock.now()
+def record_delivery_counts(db: Session, *, announcement_id: int, queued: int, sent: int) -> None:
+    """How many deliveries of the announcement the campaigns domain has queued (members who
+    consented when it was published) and sent, shown on the announcements page and API. In the
+    caller's transaction; the first report stamps ``queued_at``."""
+    now = clock.now()
     db.execute(
         update(Announcement)
         .where(Announcement.id == announcement_id)
-        .values(**values)
+        .values(queued_count=queued, sent_count=sent)
         .execution_options(synchronize_session=False)
     )
-    db.expire_all()
-
-
-def deliveries(db: Session, *, announcement_id: int) -> list[AnnouncementDelivery]:
-    return list(
-        db.scalars(
-            select(AnnouncementDelivery)
-            .where(AnnouncementDelivery.announcement_id == announcement_id)
-            .order_by(AnnouncementDelivery.customer_id)
-        )
+    db.execute(
+        update(Announcement)
+        .where(Announcement.id == announcement_id, Announcement.queued_at.is_(None))
+        .values(queued_at=now)
+        .execution_options(synchronize_session=False)
     )

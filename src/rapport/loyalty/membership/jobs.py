@@ -1,5 +1,6 @@
-"""Background work for paid membership and announcements. ``rapport.loyalty.tasks`` imports
-this module so the worker knows the handlers and the renewal schedule."""
+"""Background work for paid membership, and announcement jobs queued by earlier versions.
+``rapport.loyalty.tasks`` imports this module so the worker knows the handlers and the renewal
+schedule."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ def renew_memberships(db: Session, payload: dict[str, Any]) -> None:
 
 @jobs.job(announcements.QUEUE_JOB)
 def queue_announcement(db: Session, payload: dict[str, Any]) -> None:
-    """Write an announcement's deliveries for its audience (idempotent)."""
-    announcements.deliver_announcement(db, announcement_id=int(payload["announcement_id"]))
+    """A job an earlier version queued to write an announcement's deliveries: publish the
+    announcement again, so that the campaigns domain sends it (once per member)."""
+    announcements.requeue_announcement(db, announcement_id=int(payload["announcement_id"]))
 
 
 jobs.scheduled(RENEW_JOB, every=timedelta(hours=1))

@@ -1,0 +1,58 @@
+"""CX-target alerts to staff: ``score_below_target`` (feedback, raised at most once a day per
+target) becomes a staff message to the addresses in ``RAPPORT_CX_ALERT_EMAILS`` (every admin
+user when it is empty). Should the retailer switch the alert campaign to a webhook endpoint in
+the admin, the alert goes there instead, once. One delivery per address, target and day,
+whatever runs twice.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
+from rapport.campaigns.producers.messages import CX_ALERT, system_campaign
+from rapport.events.service import LoggedEvent
+from rapport.platform import clock
+from rapport.platform.models import AdminUser
+from rapport.platform.settings import get_settings
+
+WEBHOOK_ADDRESS = "webhook"
+
+
+def alert_addresses(db: Session) -> list[str]:
+    """The configured alert addresses, else every admin user's email."""
+    configured = [a.strip() for a in get_settings().cx_alert_emails.split(",") if a.strip()]
+    if configured:
+        return sorted(set(configured))
+    return list(db.scalars(select(AdminUser.email).order_by(AdminUser.email)))
+
+
+def on_score_below_target(db: Session, event: LoggedEvent) -> None:
+    props = event.properties or {}
+    kind = str(props.get("kind") or "")
+    scope = str(props.get("scope") or "all")
+    scope_value = str(props.get("scope_value") or "")
+    day = clock.as_utc(event.occurred_at).date().isoformat()
+    campaign = system_campaign(db, CX_ALERT)
+    addresses = [WEBHOOK_ADDRESS] if campaign.channel == "webhook" else alert_addresses(db)
+    context = {
+        "kind": kind,
+        "scope": scope,
+        "scope_value": scope_value,
+        "scope_label": "the whole business" if scope == "all" else f"{scope} {scope_value}",
+        "target": props.get("target"),
+        "score": props.get("score"),
+        "responses": props.get("responses"),
+        "day": day,
+        "admin_url": f"{get_settings().public_base_url.rstrip('/')}/admin/feedback",
+    }
+    occasion = f"{kind}:{scope}:{scope_value}:{day}"
+    queue_deliveries(
+        db,
+        campaign=campaign,
+        recipients=[
+            Recipient(customer_id=None, address=address, occasion=occasion, context=context)
+            for address in addresses
+        ],
+    )

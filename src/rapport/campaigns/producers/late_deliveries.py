@@ -1,0 +1,204 @@
+"""Late-delivery notices and apologies for points.
+
+``delivery_late`` (orders) becomes the late-delivery message, by email and in the app inbox,
+for the order's notice (orders records one only for a customer the service gate allowed). The
+loyalty apology rule reacts to the same fact in its own processor, which may run after this
+one: when the award is not there yet, the notice waits ``APOLOGY_GRACE`` before it goes, and
+the ``points_earned`` of the apology adds the points to it. Points awarded once the notice has
+gone (or for a failed delivery, which has no notice) get their own apology message, as do the
+apology points of a resolved ticket.
+
+Once a notice's message went out, the orders notice is stamped sent
+(:func:`stamp_sent_notices`, a scheduled job): orders keeps the record, campaigns the channel.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
+from rapport.campaigns.models import Campaign, Delivery
+from rapport.campaigns.producers.messages import (
+    APOLOGY,
+    LATE_DELIVERY,
+    LATE_DELIVERY_INBOX,
+    system_campaign,
+)
+from rapport.events.service import LoggedEvent
+from rapport.loyalty import service as loyalty
+from rapport.orders import service as orders
+from rapport.platform import clock
+
+# How long a late notice waits for the apology points the loyalty processor may still award.
+APOLOGY_GRACE = timedelta(minutes=2)
+# Sent notices looked at by the stamping job (it runs every minute; a worker down longer than
+# this leaves older notices unstamped, their messages sent all the same).
+STAMP_WINDOW = timedelta(days=2)
+_WAITING = ("queued", "deferred")
+
+
+def _occasion(order_id: str) -> str:
+    return f"order:{order_id}"
+
+
+def _promised_date(text: str) -> str:
+    try:
+        promised = date.fromisoformat(text)
+    except ValueError:
+        return text
+    return f"{promised.day} {promised:%B}"
+
+
+def on_delivery_late(db: Session, event: LoggedEvent) -> None:
+    props = event.properties or {}
+    order_id = str(props.get("order_id") or "")
+    if not order_id or event.customer_id is None:
+        return
+    notices = [n for n in orders.notices_for(db, order_id=order_id) if n.kind == "delivery_delay"]
+    if not notices:
+        return  # the service gate refused the customer when the order was flagged
+    notice = notices[-1]
+    points = loyalty.apology_points(db, customer_id=event.customer_id, order_id=order_id)
+    promised = str(props.get("promised_delivery") or "")
+    context: dict[str, Any] = {
+        "order_id": order_id,
+        "promised_delivery": promised,
+        "promised_date": _promised_date(promised),
+        "reason": str(props.get("reason") or ""),
+        "apology_points": points,
+        "notice_id": notice.id,
+    }
+    recipient = Recipient(
+        customer_id=notice.customer_id or event.customer_id,
+        occasion=_occasion(order_id),
+        context=context,
+    )
+    campaigns = [system_campaign(db, LATE_DELIVERY), system_campaign(db, LATE_DELIVERY_INBOX)]
+    for campaign in campaigns:
+        queue_deliveries(db, campaign=campaign, recipients=[recipient])
+    if not points and loyalty.apology_rule_ids(db):
+        _hold_for_apology(db, campaigns, occasion=_occasion(order_id))
+
+
+def _hold_for_apology(db: Session, campaigns: list[Campaign], *, occasion: str) -> None:
+    db.execute(
+        update(Delivery)
+        .where(
+            Delivery.campaign_id.in_([c.id for c in campaigns]),
+            Delivery.occasion == occasion,
+            Delivery.status == "queued",
+        )
+        .values(next_attempt_at=clock.now() + APOLOGY_GRACE)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def on_points_earned(db: Session, event: LoggedEvent) -> None:
+    """Apology points from the program's rules: into the waiting notice, or their own
+    message."""
+    props = event.properties or {}
+    order_id = props.get("order_id")
+    points = int(props.get("points") or 0)
+    if not order_id or points <= 0 or event.customer_id is None:
+        return
+    if props.get("rule_id") not in loyalty.apology_rule_ids(db):
+        return
+    order_id = str(order_id)
+    late = [system_campaign(db, LATE_DELIVERY), system_campaign(db, LATE_DELIVERY_INBOX)]
+    notices = list(
+        db.scalars(
+            select(Delivery).where(
+                Delivery.campaign_id.in_([c.id for c in late]),
+                Delivery.occasion == _occasion(order_id),
+            )
+        )
+    )
+    told = [d for d in notices if int((d.context or {}).get("apology_points") or 0) > 0]
+    waiting = [d for d in notices if d.status in _WAITING]
+    if told:
+        return  # the notice already says so
+    if notices and len(waiting) == len(notices):
+        now = clock.now()
+        for delivery in waiting:
+            delivery.context = {**(delivery.context or {}), "apology_points": points}
+            delivery.next_attempt_at = min(clock.as_utc(delivery.next_attempt_at), now)
+            delivery.updated_at = now
+        db.flush()
+        return
+    queue_apology(
+        db,
+        customer_id=event.customer_id,
+        occasion=_occasion(order_id),
+        points=points,
+        order_id=order_id,
+    )
+
+
+def queue_apology(
+    db: Session,
+    *,
+    customer_id: str,
+    occasion: str,
+    points: int,
+    order_id: str | None = None,
+    ticket_id: str | None = None,
+) -> None:
+    queue_deliveries(
+        db,
+        campaign=system_campaign(db, APOLOGY),
+        recipients=[
+            Recipient(
+                customer_id=customer_id,
+                occasion=occasion,
+                context={
+                    "points": points,
+                    "order_id": order_id or "",
+                    "ticket_id": ticket_id or "",
+                },
+            )
+        ],
+    )
+
+
+def on_ticket_resolved(db: Session, event: LoggedEvent) -> None:
+    props = event.properties or {}
+    points = int(props.get("apology_points") or 0)
+    ticket_id = props.get("ticket_id")
+    if points <= 0 or not ticket_id or event.customer_id is None:
+        return
+    queue_apology(
+        db,
+        customer_id=event.customer_id,
+        occasion=f"ticket:{ticket_id}",
+        points=points,
+        order_id=props.get("order_id"),
+        ticket_id=str(ticket_id),
+    )
+
+
+def stamp_sent_notices(db: Session) -> int:
+    """Stamp the orders notices whose message went out (email or inbox, whichever first);
+    returns how many were stamped. Commits."""
+    keys = (LATE_DELIVERY, LATE_DELIVERY_INBOX)
+    since = clock.now() - STAMP_WINDOW
+    rows = db.execute(
+        select(Delivery.context, Delivery.sent_at)
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(Campaign.key.in_(keys), Delivery.status == "sent", Delivery.sent_at >= since)
+    ).all()
+    first_sent: dict[int, datetime] = {}
+    for context, sent_at in rows:
+        notice_id = (context or {}).get("notice_id")
+        if isinstance(notice_id, int) and sent_at is not None:
+            at = clock.as_utc(sent_at)
+            first_sent[notice_id] = min(first_sent.get(notice_id, at), at)
+    stamped = sum(
+        orders.mark_notice_sent(db, notice_id=notice_id, sent_at=at, commit=False)
+        for notice_id, at in sorted(first_sent.items())
+    )
+    db.commit()
+    return stamped

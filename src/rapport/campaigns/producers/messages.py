@@ -1,0 +1,161 @@
+"""The system campaigns the producers send through, each with its default templates (English,
+French, German; email bodies are HTML, autoescaped). ``system_campaign`` finds a campaign by
+its key or creates it on first use; templates the retailer edited are never overwritten.
+
+Templates read the occasion's values as ``occasion.<name>``; every name a template uses is
+always present in the context the producer attaches (``0`` or ``''`` when it does not apply),
+because templates render with undefined names refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from rapport.campaigns.models import Campaign
+from rapport.campaigns.planning.editing import ensure_system_campaign
+
+Templates = dict[tuple[str, str], tuple[str, str]]
+
+LATE_DELIVERY = "orders.late_delivery"
+LATE_DELIVERY_INBOX = "orders.late_delivery.inbox"
+SURVEY_INVITATION = "feedback.survey_invitation"
+APOLOGY = "service.apology"
+CX_ALERT = "feedback.cx_alert"
+ANNOUNCEMENT_PREFIX = "loyalty.announcement."
+
+
+@dataclass(frozen=True)
+class SystemCampaign:
+    key: str
+    name: str
+    purpose: str
+    channel: str
+    templates: Templates
+
+
+_LATE_EMAIL: Templates = {
+    ("email", "en"): (
+        "Your order {{ occasion.order_id }} is running late",
+        "<p>Hello {{ customer.first_name }},</p>\n"
+        "<p>We're sorry: your order {{ occasion.order_id }} will not arrive by "
+        "{{ occasion.promised_date }} as promised ({{ occasion.reason }}). We're on it.</p>\n"
+        "{% if occasion.apology_points %}<p>To make up for it, we have added "
+        "{{ occasion.apology_points }} points to your account.</p>\n{% endif %}",
+    ),
+    ("email", "fr"): (
+        "Votre commande {{ occasion.order_id }} a du retard",
+        "<p>Bonjour {{ customer.first_name }},</p>\n"
+        "<p>Nous sommes désolés : votre commande {{ occasion.order_id }} n'arrivera pas le "
+        "{{ occasion.promised_delivery }} comme promis. Nous nous en occupons.</p>\n"
+        "{% if occasion.apology_points %}<p>Pour nous faire pardonner, nous avons ajouté "
+        "{{ occasion.apology_points }} points à votre compte.</p>\n{% endif %}",
+    ),
+    ("email", "de"): (
+        "Ihre Bestellung {{ occasion.order_id }} verspätet sich",
+        "<p>Hallo {{ customer.first_name }},</p>\n"
+        "<p>Es tut uns leid: Ihre Bestellung {{ occasion.order_id }} kommt nicht wie "
+        "versprochen bis {{ occasion.promised_delivery }} an. Wir kümmern uns darum.</p>\n"
+        "{% if occasion.apology_points %}<p>Als Entschuldigung haben wir Ihrem Konto "
+        "{{ occasion.apology_points }} Punkte gutgeschrieben.</p>\n{% endif %}",
+    ),
+}
+
+_LATE_INBOX: Templates = {
+    ("inbox", "en"): (
+        "Your order {{ occasion.order_id }} is running late",
+        "We're sorry: your order {{ occasion.order_id }} will not arrive by "
+        "{{ occasion.promised_date }} as promised ({{ occasion.reason }}). We're on it."
+        "{% if occasion.apology_points %} We have added {{ occasion.apology_points }} points "
+        "to your account.{% endif %}",
+    ),
+}
+
+_SURVEY: Templates = {
+    ("email", "en"): (
+        "How did we do? Tell us in one minute",
+        "<p>Hello {{ customer.first_name }},</p>\n"
+        "<p>{% if occasion.order_id %}How was your order {{ occasion.order_id }}?"
+        "{% else %}How was your visit?{% endif %} Your answer helps us do better.</p>\n"
+        '<p><a href="{{ occasion.survey_url }}">Answer the survey</a></p>\n'
+        "<p>The link works until {{ occasion.expires_on }}.</p>\n",
+    ),
+    ("email", "fr"): (
+        "Votre avis compte : une minute pour nous répondre",
+        "<p>Bonjour {{ customer.first_name }},</p>\n"
+        "<p>{% if occasion.order_id %}Comment s'est passée votre commande "
+        "{{ occasion.order_id }} ?{% else %}Comment s'est passée votre visite ?{% endif %}</p>\n"
+        '<p><a href="{{ occasion.survey_url }}">Répondre au questionnaire</a></p>\n'
+        "<p>Le lien est valable jusqu'au {{ occasion.expires_on }}.</p>\n",
+    ),
+    ("email", "de"): (
+        "Wie war es? Sagen Sie es uns in einer Minute",
+        "<p>Hallo {{ customer.first_name }},</p>\n"
+        "<p>{% if occasion.order_id %}Wie war Ihre Bestellung {{ occasion.order_id }}?"
+        "{% else %}Wie war Ihr Besuch?{% endif %}</p>\n"
+        '<p><a href="{{ occasion.survey_url }}">Zur Umfrage</a></p>\n'
+        "<p>Der Link gilt bis {{ occasion.expires_on }}.</p>\n",
+    ),
+}
+
+_APOLOGY: Templates = {
+    ("email", "en"): (
+        "Sorry: we've added {{ occasion.points }} points to your account",
+        "<p>Hello {{ customer.first_name }},</p>\n"
+        "<p>We're sorry{% if occasion.order_id %} about your order {{ occasion.order_id }}"
+        "{% endif %}. To make up for it, we have added {{ occasion.points }} points to your "
+        "account.</p>\n",
+    ),
+    ("email", "fr"): (
+        "Désolés : nous avons ajouté {{ occasion.points }} points à votre compte",
+        "<p>Bonjour {{ customer.first_name }},</p>\n"
+        "<p>Nous sommes désolés{% if occasion.order_id %} pour votre commande "
+        "{{ occasion.order_id }}{% endif %}. Pour nous faire pardonner, nous avons ajouté "
+        "{{ occasion.points }} points à votre compte.</p>\n",
+    ),
+    ("email", "de"): (
+        "Entschuldigung: {{ occasion.points }} Punkte für Sie",
+        "<p>Hallo {{ customer.first_name }},</p>\n"
+        "<p>Es tut uns leid{% if occasion.order_id %} wegen Ihrer Bestellung "
+        "{{ occasion.order_id }}{% endif %}. Als Entschuldigung haben wir Ihrem Konto "
+        "{{ occasion.points }} Punkte gutgeschrieben.</p>\n",
+    ),
+}
+
+_CX_ALERT: Templates = {
+    ("email", "en"): (
+        "CX alert: {{ occasion.kind|upper }} {{ occasion.score }} is below its target "
+        "{{ occasion.target }} ({{ occasion.scope_label }})",
+        "<p>The {{ occasion.kind|upper }} score for {{ occasion.scope_label }} is "
+        "{{ occasion.score }} over the target's window ({{ occasion.responses }} responses), "
+        "below its target of {{ occasion.target }}.</p>\n"
+        '<p><a href="{{ occasion.admin_url }}">Open the feedback pages</a></p>\n',
+    ),
+}
+
+SYSTEM_CAMPAIGNS: dict[str, SystemCampaign] = {
+    c.key: c
+    for c in (
+        SystemCampaign(LATE_DELIVERY, "Late-delivery notice", "service", "email", _LATE_EMAIL),
+        SystemCampaign(
+            LATE_DELIVERY_INBOX, "Late-delivery notice (app inbox)", "service", "inbox", _LATE_INBOX
+        ),
+        SystemCampaign(SURVEY_INVITATION, "Survey invitation", "service", "email", _SURVEY),
+        SystemCampaign(APOLOGY, "Apology points", "service", "email", _APOLOGY),
+        SystemCampaign(CX_ALERT, "CX-target alert (staff)", "staff", "email", _CX_ALERT),
+    )
+}
+
+
+def system_campaign(db: Session, key: str) -> Campaign:
+    """The system campaign ``key`` (one of :data:`SYSTEM_CAMPAIGNS`), created on first use."""
+    spec = SYSTEM_CAMPAIGNS[key]
+    return ensure_system_campaign(
+        db,
+        key=spec.key,
+        name=spec.name,
+        purpose=spec.purpose,
+        channel=spec.channel,
+        templates=spec.templates,
+    )

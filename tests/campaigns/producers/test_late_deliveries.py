@@ -1,0 +1,104 @@
+"""Late-delivery notices now reach the customer: the order flagged late becomes an email (and
+an app-inbox message) through the campaigns channels, saying how many apology points the
+loyalty program added; the orders notice is stamped sent only once the email went out. A
+customer who refused marketing is still told (a service message); an erased one never is."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from rapport.campaigns.models import Campaign, Delivery, InboxMessage
+from rapport.campaigns.producers import late_deliveries
+from rapport.flows import privacy
+from rapport.orders import service as orders
+from rapport.orders.schemas import OrderIn
+from rapport.platform import clock
+from rapport.platform.db import open_session
+from tests.campaigns.delivery.factories import make_customer
+from tests.campaigns.producers.flow import NOON, frozen, run_worker
+from tests.campaigns.receivers import SmtpSink
+from tests.orders.factories import order_body, seed_catalog
+
+
+def _late_order(db, order_id: str, customer_id: str) -> None:  # type: ignore[no-untyped-def]
+    clock.set_clock(clock.FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)))
+    orders.place_order(
+        db,
+        order=OrderIn(
+            **order_body(order_id=order_id, customer_id=customer_id, promised_delivery="2026-03-04")
+        ),
+    )
+    orders.update_delivery_status(db, order_id=order_id, status="shipped")
+
+
+def test_a_late_order_is_told_by_email_with_the_apology_points(
+    committed_url: str, smtp_sink: SmtpSink
+) -> None:
+    # given a shipped order promised for 4 March, for a customer who refused marketing email
+    with open_session(committed_url) as db:
+        seed_catalog(db)
+        customer = make_customer(
+            db, consents={"marketing_email": False}, email="late@example.org", first_name="Lea"
+        )
+        db.commit()
+        _late_order(db, "O-LATE", customer)
+    # when the promise passes, the order is flagged late and the worker runs
+    frozen(NOON)
+    with open_session(committed_url) as db:
+        assert orders.flag_late_deliveries(db) == ["O-LATE"]
+    run_worker(committed_url)
+    frozen(NOON + timedelta(minutes=3))  # past the wait for the apology points
+    run_worker(committed_url)
+    # then one email reached the customer, naming the order, the date and the points added
+    (mail,) = smtp_sink.to("late@example.org")
+    assert mail.subject == "Your order O-LATE is running late"
+    assert "Hello Lea" in mail.text
+    assert "will not arrive by 4 March as promised (promised date passed)" in mail.text
+    assert "we have added 150 points to your account" in mail.text
+    # and the app inbox holds the same notice, and the orders notice is stamped sent
+    with open_session(committed_url) as db:
+        inbox = db.scalars(select(InboxMessage).where(InboxMessage.customer_id == customer)).all()
+        assert [m.subject for m in inbox] == ["Your order O-LATE is running late"]
+        (notice,) = orders.notices_for(db, order_id="O-LATE")
+        assert notice.sent_at is None  # not before the stamping job
+        assert late_deliveries.stamp_sent_notices(db) == 1
+        (notice,) = orders.notices_for(db, order_id="O-LATE")
+        assert notice.sent_at is not None
+        assert clock.as_utc(notice.sent_at) <= NOON + timedelta(minutes=3)
+    # and running everything again sends nothing more
+    run_worker(committed_url)
+    assert len(smtp_sink.to("late@example.org")) == 1
+
+
+def test_an_erased_customer_is_never_told(committed_url: str, smtp_sink: SmtpSink) -> None:
+    # given two late parcels; one customer is erased after the order was flagged late, before
+    # the worker ran
+    with open_session(committed_url) as db:
+        seed_catalog(db)
+        kept = make_customer(db, email="kept@example.org")
+        erased = make_customer(db, email="erased@example.org")
+        db.commit()
+        _late_order(db, "O-KEPT", kept)
+        _late_order(db, "O-ERASED", erased)
+    frozen(NOON)
+    with open_session(committed_url) as db:
+        assert sorted(orders.flag_late_deliveries(db)) == ["O-ERASED", "O-KEPT"]
+        privacy.erase_customer(db, customer_id=erased, requested_by="dpo")
+    # when the worker runs, past the wait for the apology points
+    run_worker(committed_url)
+    frozen(NOON + timedelta(minutes=3))
+    run_worker(committed_url)
+    # then only the live customer got the email, and the erased one's notice is never stamped
+    assert [m.to for m in smtp_sink.messages] == ["kept@example.org"]
+    with open_session(committed_url) as db:
+        sent = db.scalars(
+            select(Delivery.occasion)
+            .join(Campaign, Campaign.id == Delivery.campaign_id)
+            .where(Campaign.key == "orders.late_delivery", Delivery.status == "sent")
+        ).all()
+        assert sent == ["order:O-KEPT"]
+        assert late_deliveries.stamp_sent_notices(db) == 1
+        assert [n.sent_at is not None for n in orders.notices_for(db, order_id="O-KEPT")] == [True]
+        assert all(n.sent_at is None for n in orders.notices_for(db, order_id="O-ERASED"))
