@@ -1,10 +1,11 @@
 """The membership and rewards admin pages in headless Chromium: plans, analytics chart,
-reward catalogue, announcements queued through the worker."""
+reward catalogue, announcements published and queued by the campaigns worker."""
 
 from __future__ import annotations
 
+from rapport.domains import load_tasks
+from rapport.events import service as events
 from rapport.loyalty import service as loyalty
-from rapport.loyalty.membership import jobs as membership_jobs
 from rapport.loyalty.membership import lifecycle as memberships
 from rapport.loyalty.membership import plans as membership_plans
 from rapport.platform import jobs
@@ -74,13 +75,21 @@ def test_plans_analytics_rewards_and_announcements(page, live_server) -> None:
     page.get_by_label("Title").fill("Early access")
     page.get_by_label("Message").fill("Members shop the sale a day early.")
     page.get_by_label("Audience").fill("paying")
-    page.get_by_role("button", name="Create and queue").click()
-    assert page.get_by_role("status").inner_text().startswith("Announcement queued (job ")
-    assert membership_jobs.queue_announcement is not None
-    jobs.run_due(worker_id="browser-test", database_url=live_server.database_url)
-    page.get_by_role("button", name="Queue", exact=True).click()  # queue again: nobody new
-    jobs.run_due(worker_id="browser-test", database_url=live_server.database_url)
+    page.get_by_role("button", name="Create and send").click()
+    assert page.get_by_role("status").inner_text().startswith("Announcement published")
+    _campaigns_queue(live_server.database_url)
+    # publish again: nobody new
+    page.get_by_role("button", name="Send to new members", exact=True).click()
+    _campaigns_queue(live_server.database_url)
     page.reload()
-    # then the paying member has it, once
+    # then the paying member's delivery is queued, once (campaigns sends it: its own tests)
     row = page.get_by_test_id("announcements").locator("tbody tr").all_inner_texts()[0]
-    assert row.split("\t")[1:5] == ["early access", "Early access", "paying", "1"]
+    assert row.split("\t")[1:6] == ["early access", "Early access", "paying", "1", "0"]
+
+
+def _campaigns_queue(database_url: str) -> None:
+    """The worker's processors (the campaigns producers react to the publication) and jobs
+    (the announcement's deliveries are queued), without the dispatcher."""
+    load_tasks()
+    events.run_processors(database_url=database_url)
+    jobs.run_due(worker_id="browser-test", database_url=database_url)
