@@ -8,8 +8,9 @@ take a minute or two rather than the demo generator's minutes of Python: the cus
 demo's five cities (London, Manchester, Paris, Lyon, Berlin) living around their city (a share
 far out in the region), their consents (marketing email, push, location, analytics), the
 stores with coordinates, a catalogue of products in a handful of categories, orders with lines
-for a share of the customers over the last year, and their traits (order count, spend,
-category counts, last known location for those who consented to location). Deterministic:
+for a share of the customers over the last year, their traits (order count, spend, category
+counts, last known location for those who consented to location) and loyalty members' point
+balances. Deterministic:
 each "random" figure is ``hashint8extended(row number, seed + salt)`` scaled to [0, 1), so the
 same seed gives the same retailer on any PostgreSQL 11 or later.
 """
@@ -62,6 +63,7 @@ ANALYTICS_GRANTED = 0.80
 BUYERS = 0.45  # customers with at least one order in the last year
 FAR_OUT = 0.20  # customers living out in the region (up to 150 km) rather than in town
 ERASED = 0.003
+MEMBERS = 0.40  # loyalty members, with a points balance
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ def generate_retailer(database_url: str, *, customers: int, seed: int = 16) -> R
             _consents(connection)
             _orders(connection)
             _traits(connection)
+            _loyalty_members(connection)
         with engine.connect() as connection:
             connection.execution_options(isolation_level="AUTOCOMMIT")
             connection.execute(text("VACUUM ANALYZE"))
@@ -328,5 +331,18 @@ def _traits(connection: Connection) -> None:
             "max(bo.placed_at) AS last_at, sum(t.total_minor) AS spend FROM bench_orders bo "
             "JOIN orders t ON t.order_id = bo.order_id GROUP BY n) AS o ON o.n = p.n "
             "LEFT JOIN bench_categories c ON c.n = p.n"
+        )
+    )
+
+
+def _loyalty_members(connection: Connection) -> None:
+    # Balances only (templates show points): the ledger's transactions are not generated.
+    connection.execute(
+        text(
+            "INSERT INTO loyalty_accounts (account_id, kind, customer_id, balance, debt, "
+            "created_at, updated_at) "
+            f"SELECT {customer_id_sql('n')}, 'member', {customer_id_sql('n')}, "
+            "(pg_temp.u(n, 60) * 5000)::int, 0, now(), now() "
+            f"FROM bench_people WHERE pg_temp.u(n, 61) < {MEMBERS}"
         )
     )
