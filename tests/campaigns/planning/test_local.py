@@ -1,0 +1,105 @@
+"""Local invitations: the customers near the store whose purchases match the categories,
+each invited once, with the store in the message."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.campaigns.models import Delivery
+from rapport.campaigns.planning import editing, launching
+from rapport.campaigns.planning.editing import CampaignSettings
+from rapport.orders import service as orders
+from rapport.orders.schemas import OrderIn
+from rapport.platform.errors import InvalidInput
+from tests.campaigns.planning.factories import make_customer, make_segment, write_template
+from tests.orders.factories import CHIANTI, CORKSCREW, seed_catalog
+
+PARIS = (48.857, 2.352)
+
+
+def _bought(db: Session, customer_id: str, sku: str, price: int) -> None:
+    orders.place_order(
+        db,
+        order=OrderIn.model_validate(
+            {
+                "customer_id": customer_id,
+                "channel": "store",
+                "fulfilment": "in_store",
+                "store_id": "st-par-01",
+                "currency": "EUR",
+                "lines": [{"sku": sku, "quantity": 1, "unit_price_minor": price}],
+                "subtotal_minor": price,
+                "total_minor": price,
+                "payments": [{"method": "card", "amount_minor": price}],
+            }
+        ),
+    )
+
+
+def test_a_local_invitation_reaches_nearby_buyers_of_its_categories(db: Session) -> None:
+    seed_catalog(db, stock=20)
+    nearby_tools = make_customer(db, home_latitude=48.87, home_longitude=2.36)
+    nearby_wine = make_customer(db, home_latitude=48.87, home_longitude=2.36)
+    far_tools = make_customer(db, home_latitude=45.757, home_longitude=4.832)  # Lyon
+    _bought(db, nearby_tools, CORKSCREW, 900)
+    _bought(db, nearby_wine, CHIANTI, 1200)
+    _bought(db, far_tools, CORKSCREW, 900)
+
+    campaign = editing.create_campaign(
+        db,
+        settings=CampaignSettings(
+            name="Corkscrew workshop",
+            store_id="st-par-01",
+            radius_km=25,
+            categories=["Kitchen"],
+        ),
+    )
+    editing.set_template(
+        db,
+        campaign_id=campaign.id,
+        channel="email",
+        locale="en",
+        subject="A workshop at {{ store.name }}",
+        body="<p>Join us in {{ store.city }}, {{ first_name }}</p>",
+    )
+    assert launching.launch_campaign(db, campaign_id=campaign.id) == 1
+    (delivery,) = db.scalars(select(Delivery).where(Delivery.campaign_id == campaign.id))
+    assert delivery.customer_id == nearby_tools
+    assert delivery.context["store"]["name"] == "Paris Rivoli"
+    assert launching.launch_campaign(db, campaign_id=campaign.id) == 0
+
+
+def test_a_local_invitation_names_its_store_radius_and_categories(db: Session) -> None:
+    seed_catalog(db)
+    with pytest.raises(InvalidInput) as refused:
+        editing.create_campaign(
+            db, settings=CampaignSettings(name="x", store_id="st-par-01", categories=["Kitchen"])
+        )
+    assert refused.value.field == "radius_km"
+    with pytest.raises(InvalidInput) as refused:
+        editing.create_campaign(
+            db, settings=CampaignSettings(name="x", store_id="st-par-01", radius_km=10)
+        )
+    assert refused.value.field == "categories"
+    with pytest.raises(InvalidInput) as refused:
+        editing.create_campaign(
+            db,
+            settings=CampaignSettings(
+                name="x", store_id="web", radius_km=10, categories=["Kitchen"]
+            ),
+        )
+    assert refused.value.field == "store_id"
+    # A local invitation may also be narrowed to a segment; the template may use the store.
+    campaign = editing.create_campaign(
+        db,
+        settings=CampaignSettings(
+            name="ok",
+            store_id="st-par-01",
+            radius_km=10,
+            categories=["Kitchen"],
+            segment_id=make_segment(db),
+        ),
+    )
+    write_template(db, campaign.id)
