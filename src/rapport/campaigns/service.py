@@ -78,6 +78,9 @@ from rapport.campaigns.planning.results import CampaignResults, campaign_results
 from rapport.campaigns.planning.triggers import process_trigger_events
 
 # --- producers ---
+from rapport.campaigns.producers.alerts import alert_addresses
+from rapport.campaigns.producers.messages import SYSTEM_CAMPAIGNS, SystemCampaign, system_campaign
+from rapport.campaigns.producers.processor import produce_messages
 
 PRIVACY_TABLES: tuple[str, ...] = (
     "campaign_segment_members",
@@ -153,4 +156,9 @@ __all__ = [  # noqa: RUF022 (one block of names per part)
     "schedule_campaign",
     "start_campaign",
     # --- producers ---
+    "SYSTEM_CAMPAIGNS",
+    "SystemCampaign",
+    "alert_addresses",
+    "produce_messages",
+    "system_campaign",
 ]
