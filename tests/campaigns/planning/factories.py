@@ -25,13 +25,15 @@ def make_customer(db: Session, *, consents: dict[str, bool] | None = None, **fie
     number = next(_numbers)
     record = customers.create_customer(
         db,
-        customer=CustomerIn(
-            external_id=f"PLAN-{number}",
-            email=f"plan{number}@example.com",
-            first_name="Plan",
-            last_name=f"Number{number}",
-            consents=consents if consents is not None else {"marketing_email": True},
-            **fields,
+        customer=CustomerIn.model_validate(
+            {
+                "external_id": f"PLAN-{number}",
+                "email": f"plan{number}@example.com",
+                "first_name": "Plan",
+                "last_name": f"Number{number}",
+                "consents": consents if consents is not None else {"marketing_email": True},
+                **fields,
+            }
         ),
     )
     return record.customer_id

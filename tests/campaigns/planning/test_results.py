@@ -65,11 +65,12 @@ def test_results_match_a_hand_computed_case(db: Session) -> None:
     _order(db, people[1])  # before the campaign: does not count
     clock.advance(timedelta(hours=1))
     launching.launch_campaign(db, campaign_id=campaign.id)
-    groups = dict(
-        db.execute(
+    groups = {
+        str(customer_id): group
+        for customer_id, group in db.execute(
             select(Delivery.customer_id, Delivery.grp).where(Delivery.campaign_id == campaign.id)
-        ).all()
-    )
+        )
+    }
     treated = sorted(c for c, g in groups.items() if g == "treated")
     control = sorted(c for c, g in groups.items() if g == "control")
     assert len(treated) >= 2
