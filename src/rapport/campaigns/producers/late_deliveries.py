@@ -98,14 +98,12 @@ def _hold_for_apology(db: Session, campaigns: list[Campaign], *, occasion: str) 
 
 
 def on_points_earned(db: Session, event: LoggedEvent) -> None:
-    """Apology points from the program's rules: into the waiting notice, or their own
-    message."""
+    """Apology points from the program's rules (the processor hands on only an apology rule's
+    ``points_earned``): into the waiting notice, or their own message."""
     props = event.properties or {}
     order_id = props.get("order_id")
     points = int(props.get("points") or 0)
     if not order_id or points <= 0 or event.customer_id is None:
-        return
-    if props.get("rule_id") not in loyalty.apology_rule_ids(db):
         return
     order_id = str(order_id)
     late = [system_campaign(db, LATE_DELIVERY), system_campaign(db, LATE_DELIVERY_INBOX)]

@@ -24,10 +24,11 @@ from rapport.campaigns.producers.late_deliveries import (
 )
 from rapport.campaigns.producers.surveys import on_survey_invited
 from rapport.events.service import LoggedEvent
+from rapport.loyalty import service as loyalty
 from rapport.platform import clock
 
 PROCESSOR = "campaigns.producers"
-MAX_AGE = timedelta(days=3)
+MAX_AGE = timedelta(days=2)
 
 Handler = Callable[[Session, LoggedEvent], None]
 
@@ -45,10 +46,16 @@ _ALWAYS_CURRENT = frozenset({"survey_invited", "announcement_published"})
 def produce_messages(db: Session, events: list[LoggedEvent]) -> None:
     """Queue the messages a batch of the log stands for."""
     oldest = clock.now() - MAX_AGE
+    apology_rules: frozenset[str] | None = None
     for event in events:
         handler = _HANDLERS.get(event.type)
         if handler is None or event.source != "command":
             continue  # tracked events of the same name are a sender's claim, not our fact
         if event.type not in _ALWAYS_CURRENT and clock.as_utc(event.occurred_at) < oldest:
             continue
+        if event.type == "points_earned":
+            if apology_rules is None:
+                apology_rules = loyalty.apology_rule_ids(db)
+            if (event.properties or {}).get("rule_id") not in apology_rules:
+                continue
         handler(db, event)
