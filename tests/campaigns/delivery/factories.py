@@ -54,8 +54,8 @@ def make_campaign(
     **fields: Any,
 ) -> Campaign:
     now = clock.now()
+    fields.setdefault("name", f"Campaign {next(_numbers)}")
     campaign = Campaign(
-        name=f"Campaign {next(_numbers)}",
         kind=kind,
         purpose=purpose,
         channel=channel,

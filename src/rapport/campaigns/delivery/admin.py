@@ -1,10 +1,268 @@
-"""Admin pages for campaigns' delivery (mounted by rapport.campaigns.admin)."""
+"""Admin pages for campaigns' delivery (mounted by rapport.campaigns.admin): the deliveries log
+with filters and each delivery's history, the sending policy (caps and quiet hours per
+channel), and webhook endpoints with their recent tries and dead deliveries to replay."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from rapport.platform.admin import NavItem
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
-NAV: list[NavItem] = []
+from rapport.campaigns.delivery import log, policy, webhooks
+from rapport.campaigns.models import (
+    CHANNELS,
+    DELIVERY_STATUSES,
+    Campaign,
+    Delivery,
+    WebhookEndpoint,
+)
+from rapport.platform.admin import (
+    CsrfChecked,
+    CurrentAdmin,
+    FormFields,
+    NavItem,
+    form_changes,
+    render,
+)
+from rapport.platform.db import DbSession
+from rapport.platform.errors import Problem
+from rapport.platform.models import AdminUser
+
+NAV: list[NavItem] = [
+    NavItem("Deliveries", "/admin/deliveries"),
+    NavItem("Webhooks", "/admin/webhooks"),
+]
 router = APIRouter(include_in_schema=False)
+PAGE = 50
+
+
+def _page(
+    request: Request,
+    name: str,
+    user: AdminUser,
+    context: dict[str, Any],
+    status_code: int = 200,
+) -> HTMLResponse:
+    return render(request, name, {"user": user, **context}, status_code=status_code)
+
+
+def _day(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _campaign_names(db: DbSession) -> dict[int, str]:
+    rows = db.execute(select(Campaign.id, Campaign.name).order_by(Campaign.id.desc()).limit(500))
+    return {int(campaign_id): str(name) for campaign_id, name in rows}
+
+
+@router.get("/admin/deliveries", response_class=HTMLResponse)
+def deliveries_page(
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    campaign_id: Annotated[str, Query(max_length=12)] = "",
+    status: Annotated[str, Query(max_length=12)] = "",
+    channel: Annotated[str, Query(max_length=10)] = "",
+    customer_id: Annotated[str, Query(max_length=40)] = "",
+    since: Annotated[str, Query(max_length=10)] = "",
+    until: Annotated[str, Query(max_length=10)] = "",
+    before: int | None = None,
+) -> HTMLResponse:
+    filters = log.DeliveryFilters(
+        campaign_id=int(campaign_id) if campaign_id.isdigit() else None,
+        status=status or None,
+        channel=channel or None,
+        customer_id=customer_id.strip() or None,
+        since=_day(since),
+        until=_day(until),
+    )
+    page = log.find_deliveries(db, filters=filters, before=before, limit=PAGE)
+    chosen = {
+        "campaign_id": campaign_id,
+        "status": status,
+        "channel": channel,
+        "customer_id": customer_id,
+        "since": since,
+        "until": until,
+    }
+    older = (
+        "/admin/deliveries?" + urlencode({**chosen, "before": page.next_before})
+        if page.next_before
+        else None
+    )
+    return _page(
+        request,
+        "campaigns/deliveries_list.html",
+        user,
+        {
+            "rows": page.rows,
+            "campaigns": _campaign_names(db),
+            "statuses": DELIVERY_STATUSES,
+            "channels": CHANNELS,
+            "chosen": chosen,
+            "older": older,
+        },
+    )
+
+
+@router.get("/admin/deliveries/{delivery_id:int}", response_class=HTMLResponse)
+def delivery_page(
+    request: Request, delivery_id: int, db: DbSession, user: CurrentAdmin, message: str = ""
+) -> HTMLResponse:
+    row = db.get(Delivery, delivery_id)
+    if row is None:
+        return _page(request, "campaigns/deliveries_detail.html", user, {"row": None}, 404)
+    return _page(
+        request,
+        "campaigns/deliveries_detail.html",
+        user,
+        {
+            "row": row,
+            "campaign": db.get(Campaign, row.campaign_id),
+            "history": log.delivery_history(db, delivery_id=delivery_id),
+            "attempts": log.delivery_attempts(db, delivery_id=delivery_id),
+            "message": message,
+        },
+    )
+
+
+@router.post("/admin/deliveries/{delivery_id:int}/replay", dependencies=[CsrfChecked])
+def replay_delivery(delivery_id: int, db: DbSession, user: CurrentAdmin) -> Response:
+    try:
+        webhooks.replay_delivery(db, delivery_id=delivery_id)
+        message = "Queued again: the dispatcher sends it within seconds"
+    except Problem as problem:
+        message = problem.detail
+    return RedirectResponse(
+        f"/admin/deliveries/{delivery_id}?{urlencode({'message': message})}", status_code=303
+    )
+
+
+# ---------------------------------------------------------------------- sending policy
+
+
+class PolicyForm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    cap_messages: int = Field(ge=0, le=1000)
+    cap_hours: int = Field(ge=1, le=24 * 90)
+    quiet_start: int = Field(ge=0, le=23)
+    quiet_end: int = Field(ge=0, le=23)
+    default_time_zone: str = Field(min_length=1, max_length=50)
+
+
+@router.get("/admin/deliveries/policy", response_class=HTMLResponse)
+def policy_page(
+    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
+) -> HTMLResponse:
+    return _page(
+        request,
+        "campaigns/deliveries_policy.html",
+        user,
+        {"policies": policy.sending_policy(db), "message": message},
+    )
+
+
+@router.post("/admin/deliveries/policy/{channel}", dependencies=[CsrfChecked])
+def save_policy(channel: str, db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
+    try:
+        policy.update_sending_policy(db, channel=channel, changes=form_changes(PolicyForm, fields))
+        message = f"The {channel} policy is saved"
+    except Problem as problem:
+        message = f"Not saved: {problem.detail}"
+    return RedirectResponse(
+        f"/admin/deliveries/policy?{urlencode({'message': message})}", status_code=303
+    )
+
+
+# ---------------------------------------------------------------------- webhook endpoints
+
+
+def _webhooks_page(
+    request: Request,
+    db: DbSession,
+    user: AdminUser,
+    *,
+    created: webhooks.CreatedEndpoint | None = None,
+    error: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    endpoints = webhooks.list_endpoints(db)
+    return _page(
+        request,
+        "campaigns/webhooks_list.html",
+        user,
+        {
+            "endpoints": endpoints,
+            "names": {e.id: e.name for e in endpoints},
+            "attempts": webhooks.recent_attempts(db, limit=30),
+            "created": created,
+            "error": error,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/admin/webhooks", response_class=HTMLResponse)
+def webhooks_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    return _webhooks_page(request, db, user)
+
+
+@router.post("/admin/webhooks", dependencies=[CsrfChecked], response_class=HTMLResponse)
+def create_webhook(
+    request: Request, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> HTMLResponse:
+    """Creates the endpoint and shows its secret on this answer only (never in a URL)."""
+    try:
+        created = webhooks.create_endpoint(
+            db,
+            name=fields.get("name", ""),
+            url=fields.get("url", "").strip(),
+            consent_purpose=fields.get("consent_purpose", "marketing_push"),
+            max_attempts=int(fields.get("max_attempts", "6") or 6),
+        )
+    except (Problem, ValueError) as problem:
+        db.rollback()
+        detail = problem.detail if isinstance(problem, Problem) else "max_attempts: a number"
+        return _webhooks_page(request, db, user, error=detail, status_code=422)
+    return _webhooks_page(request, db, user, created=created)
+
+
+@router.get("/admin/webhooks/{endpoint_id:int}", response_class=HTMLResponse)
+def webhook_page(
+    request: Request, endpoint_id: int, db: DbSession, user: CurrentAdmin
+) -> HTMLResponse:
+    endpoint = db.get(WebhookEndpoint, endpoint_id)
+    dead = []
+    if endpoint is not None:
+        campaign_ids = select(Campaign.id).where(Campaign.webhook_endpoint_id == endpoint_id)
+        dead = list(
+            db.scalars(
+                select(Delivery)
+                .where(Delivery.status == "dead", Delivery.campaign_id.in_(campaign_ids))
+                .order_by(Delivery.id.desc())
+                .limit(100)
+            )
+        )
+    return _page(
+        request,
+        "campaigns/webhooks_detail.html",
+        user,
+        {
+            "endpoint": endpoint,
+            "attempts": webhooks.recent_attempts(db, endpoint_id=endpoint_id, limit=100)
+            if endpoint
+            else [],
+            "dead": dead,
+        },
+        status_code=200 if endpoint else 404,
+    )

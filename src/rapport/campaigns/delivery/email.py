@@ -95,7 +95,8 @@ class SmtpBatch:
             connection = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
         # No Nagle: the DATA terminator is a small write after the body, with no reply between;
         # Nagle would hold it until the server's delayed ACK (~40 ms a message).
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if connection.sock is not None:
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection.ehlo_or_helo_if_needed()
         if settings.smtp_security == "starttls":
             connection.starttls(context=ssl.create_default_context())
