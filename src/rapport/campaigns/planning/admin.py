@@ -9,6 +9,7 @@ kind (the trigger of a one-off, the store of a triggered campaign) keeps its sto
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -97,9 +98,30 @@ def _form_changes(model: type[BaseModel], fields: dict[str, str]) -> dict[str, A
     return parsed.model_dump(exclude_unset=True)
 
 
-def _parse_filters(text: str) -> dict[str, str]:
+def _filter_value(raw: str) -> str | int | float | bool:
+    """A filter's value as written: JSON for numbers, true/false and quoted text, else text."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return value if isinstance(value, str | int | float | bool) else raw
+
+
+def filters_text(filters: dict[str, Any]) -> str:
+    """The filters as the editor shows them, so that saving them unchanged keeps each value's
+    type (text that would read as a number or true/false is quoted)."""
+    lines = []
+    for name, value in filters.items():
+        shown = value if isinstance(value, str) else json.dumps(value)
+        if isinstance(value, str) and _filter_value(value) != value:
+            shown = json.dumps(value)
+        lines.append(f"{name}={shown}")
+    return "\n".join(lines)
+
+
+def _parse_filters(text: str) -> dict[str, str | int | float | bool]:
     """'name=value' per line (the event properties a trigger requires)."""
-    filters: dict[str, str] = {}
+    filters: dict[str, str | int | float | bool] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -108,7 +130,7 @@ def _parse_filters(text: str) -> dict[str, str]:
             raise InvalidInput(
                 f"Filter line {number}: write property=value", field="trigger_filters"
             )
-        filters[name.strip()] = value.strip()
+        filters[name.strip()] = _filter_value(value.strip())
     return filters
 
 
@@ -133,7 +155,7 @@ def campaign_changes(fields: dict[str, str], stored_trigger: dict[str, Any]) -> 
     return changes
 
 
-@router.get("/campaigns", response_class=HTMLResponse)
+@router.get("/admin/campaigns", response_class=HTMLResponse)
 def campaigns_page(
     request: Request, db: DbSession, user: CurrentAdmin, message: str = "", offset: int = 0
 ) -> HTMLResponse:
@@ -152,7 +174,7 @@ def campaigns_page(
     )
 
 
-@router.post("/campaigns", dependencies=[CsrfChecked])
+@router.post("/admin/campaigns", dependencies=[CsrfChecked])
 def create_campaign(
     db: DbSession,
     user: CurrentAdmin,
@@ -183,14 +205,12 @@ def _editor_context(db: DbSession, campaign_id: int) -> dict[str, Any]:
         ),
         "stores": [s for s in catalog.list_stores(db) if s.latitude is not None],
         "recent_customers": customers.recent_customers(db, limit=20),
-        "filters_text": "\n".join(
-            f"{name}={value}" for name, value in (campaign.trigger.get("filters") or {}).items()
-        ),
+        "filters_text": filters_text(dict(campaign.trigger.get("filters") or {})),
         "local": campaign.kind != "triggered" and campaign.key is None,
     }
 
 
-@router.get("/campaigns/{campaign_id:int}", response_class=HTMLResponse)
+@router.get("/admin/campaigns/{campaign_id:int}", response_class=HTMLResponse)
 def campaign_page(
     request: Request,
     campaign_id: int,
@@ -236,7 +256,7 @@ def campaign_page(
     )
 
 
-@router.post("/campaigns/{campaign_id:int}", dependencies=[CsrfChecked])
+@router.post("/admin/campaigns/{campaign_id:int}", dependencies=[CsrfChecked])
 def save_campaign(
     campaign_id: int, db: DbSession, user: CurrentAdmin, fields: FormFields
 ) -> Response:
@@ -249,7 +269,7 @@ def save_campaign(
     return _back(_editor(campaign_id), "Campaign saved")
 
 
-@router.post("/campaigns/{campaign_id:int}/templates", dependencies=[CsrfChecked])
+@router.post("/admin/campaigns/{campaign_id:int}/templates", dependencies=[CsrfChecked])
 def save_template(
     campaign_id: int,
     db: DbSession,
@@ -273,7 +293,7 @@ def save_template(
     return _back(_editor(campaign_id), f"Message for {channel} ({locale}) saved")
 
 
-@router.post("/campaigns/{campaign_id:int}/test-send", dependencies=[CsrfChecked])
+@router.post("/admin/campaigns/{campaign_id:int}/test-send", dependencies=[CsrfChecked])
 def send_test_message(
     campaign_id: int,
     db: DbSession,
@@ -295,7 +315,7 @@ def send_test_message(
     return _back(_editor(campaign_id), f"Test message sent to {where}")
 
 
-@router.post("/campaigns/{campaign_id:int}/launch", dependencies=[CsrfChecked])
+@router.post("/admin/campaigns/{campaign_id:int}/launch", dependencies=[CsrfChecked])
 def launch(campaign_id: int, db: DbSession, user: CurrentAdmin) -> Response:
     try:
         campaign = launching.start_campaign(db, campaign_id=campaign_id)
@@ -306,7 +326,7 @@ def launch(campaign_id: int, db: DbSession, user: CurrentAdmin) -> Response:
     return _back(_editor(campaign_id), "Campaign launched: the worker queues its audience now")
 
 
-@router.post("/campaigns/{campaign_id:int}/schedule", dependencies=[CsrfChecked])
+@router.post("/admin/campaigns/{campaign_id:int}/schedule", dependencies=[CsrfChecked])
 def schedule(
     campaign_id: int,
     db: DbSession,
@@ -326,7 +346,7 @@ def schedule(
     return _back(_editor(campaign_id), f"Scheduled for {campaign.scheduled_at:%Y-%m-%d %H:%M} UTC")
 
 
-@router.post("/campaigns/{campaign_id:int}/{action}", dependencies=[CsrfChecked])
+@router.post("/admin/campaigns/{campaign_id:int}/{action}", dependencies=[CsrfChecked])
 def change_status(campaign_id: int, action: str, db: DbSession, user: CurrentAdmin) -> Response:
     verbs = {
         "pause": (launching.pause_campaign, "Campaign paused"),
@@ -381,7 +401,7 @@ def _range_chart(
     }
 
 
-@router.get("/campaigns/{campaign_id:int}/results", response_class=HTMLResponse)
+@router.get("/admin/campaigns/{campaign_id:int}/results", response_class=HTMLResponse)
 def results_page(
     request: Request, campaign_id: int, db: DbSession, user: CurrentAdmin
 ) -> HTMLResponse:

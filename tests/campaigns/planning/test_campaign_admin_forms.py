@@ -1,0 +1,126 @@
+"""The campaign editor keeps the settings it does not change: a campaign with every setting
+away from its default, one field changed through the page's own form (as a browser submits
+it), every other setting as it was; a section the editor does not show keeps its values."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from rapport.campaigns.planning import editing
+from rapport.campaigns.planning.editing import CampaignSettings
+from rapport.platform import service as platform
+from tests.campaigns.planning.factories import make_segment
+from tests.orders.factories import seed_catalog
+from tests.platform.admin_forms import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    page_form,
+    post_form,
+    sign_in,
+    typed,
+)
+
+SETTINGS = (
+    "name",
+    "kind",
+    "purpose",
+    "channel",
+    "segment_id",
+    "store_id",
+    "radius_km",
+    "categories",
+    "control_percent",
+    "conversion_days",
+    "trigger",
+)
+
+
+@pytest.fixture
+def admin(client: TestClient, db: Session) -> TestClient:
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    assert sign_in(client).status_code == 303
+    return client
+
+
+def _settings(db: Session, campaign_id: int) -> dict[str, object]:
+    db.expire_all()
+    campaign = editing.get_campaign(db, campaign_id=campaign_id)
+    return {name: getattr(campaign, name) for name in SETTINGS}
+
+
+@pytest.mark.parametrize("field", ["control_percent", "trigger_within_minutes"])
+def test_the_triggered_editor_changes_only_the_field_changed(
+    admin: TestClient, db: Session, field: str
+) -> None:
+    campaign = editing.create_campaign(
+        db,
+        settings=CampaignSettings(
+            name="Match won",
+            kind="triggered",
+            purpose="service",
+            segment_id=make_segment(db),
+            control_percent=15,
+            conversion_days=3,
+            trigger={
+                "event_type": "venue_event",
+                "radius_km": 80,
+                "within_minutes": 90,
+                "filters": {"result": "won", "home": True},
+            },
+        ),
+    )
+    before = _settings(db, campaign.id)
+    action = f"/admin/campaigns/{campaign.id}"
+    fields = page_form(admin.get(action).text, action=action, testid="settings-form")
+    new_value = {"name": "Match won!", "control_percent": "25", "trigger_within_minutes": "30"}
+    answer = post_form(admin, action, typed(fields, field, new_value[field]))
+    assert answer.status_code == 303
+    assert "saved" in answer.headers["location"]
+
+    after = _settings(db, campaign.id)
+    expected = dict(before)
+    if field == "trigger_within_minutes":
+        expected["trigger"] = {**before["trigger"], "within_minutes": 30}  # type: ignore[dict-item]
+    else:
+        expected[field] = 25.0 if field == "control_percent" else "Match won!"
+    assert after == expected
+
+
+def test_the_local_invitation_editor_keeps_its_store_and_categories(
+    admin: TestClient, db: Session
+) -> None:
+    seed_catalog(db)
+    campaign = editing.create_campaign(
+        db,
+        settings=CampaignSettings(
+            name="Workshop",
+            store_id="st-par-01",
+            radius_km=12.5,
+            categories=["Kitchen/Tools", "Wine"],
+            conversion_days=30,
+        ),
+    )
+    before = _settings(db, campaign.id)
+    action = f"/admin/campaigns/{campaign.id}"
+    fields = page_form(admin.get(action).text, action=action, testid="settings-form")
+    assert post_form(admin, action, typed(fields, "name", "Workshop 2")).status_code == 303
+    assert _settings(db, campaign.id) == {**before, "name": "Workshop 2"}
+
+
+def test_a_post_that_leaves_settings_out_keeps_them(admin: TestClient, db: Session) -> None:
+    campaign = editing.create_campaign(
+        db, settings=CampaignSettings(name="Lean", control_percent=30, conversion_days=20)
+    )
+    before = _settings(db, campaign.id)
+    action = f"/admin/campaigns/{campaign.id}"
+    csrf = [
+        (n, v) for n, v in page_form(admin.get(action).text, action=action) if n == "csrf_token"
+    ]
+    assert post_form(admin, action, [*csrf, ("name", "Leaner")]).status_code == 303
+    assert _settings(db, campaign.id) == {**before, "name": "Leaner"}
+    # An invalid value is refused with its field named and changes nothing.
+    answer = post_form(admin, action, [*csrf, ("control_percent", "99")])
+    assert "control_percent" in answer.headers["location"]
+    assert _settings(db, campaign.id) == {**before, "name": "Leaner"}
