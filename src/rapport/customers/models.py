@@ -35,6 +35,8 @@ class Customer(Base):
     __tablename__ = "customers"
     __table_args__ = (
         Index("ix_customers_email", "email"),
+        # Segments' distance conditions: the bounding box's latitude range first.
+        Index("ix_customers_home_latitude", "home_latitude"),
         CheckConstraint("status IN ('active', 'merged', 'erased')", name="status_known"),
     )
 
@@ -157,6 +159,8 @@ class CustomerTraits(Base):
     """The profile's read model, kept current incrementally by the profile processor."""
 
     __tablename__ = "customer_traits"
+    # Segments' distance conditions on the last known location (bounding box first).
+    __table_args__ = (Index("ix_customer_traits_last_latitude", "last_latitude"),)
 
     customer_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("customers.customer_id", ondelete="CASCADE"), primary_key=True

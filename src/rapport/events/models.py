@@ -21,6 +21,8 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_customer_position", "customer_id", "position"),
         Index("ix_events_anonymous_id", "anonymous_id"),
+        # Segments' "did event E in the last N days": one range per type, not the whole log.
+        Index("ix_events_type_occurred", "type", "occurred_at"),
     )
 
     position: Mapped[int] = mapped_column(LogPosition, primary_key=True, autoincrement=True)

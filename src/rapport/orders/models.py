@@ -39,6 +39,8 @@ class Order(Base):
             "fulfilment IN ('ship', 'pickup_in_store', 'in_store')", name="fulfilment_known"
         ),
         Index("ix_orders_customer_placed", "customer_id", "placed_at"),
+        # Segments' purchase windows ("bought ... in the last N days") over every customer.
+        Index("ix_orders_placed_at", "placed_at"),
         Index("ix_orders_open_deliveries", "fulfilment", "status", "promised_delivery"),
     )
 
