@@ -174,6 +174,9 @@ class CustomerValueScore(Base):
     monetary_minor: Mapped[int] = mapped_column(Integer)  # mean of repeat purchase days
     expected_purchases_90d: Mapped[float] = mapped_column(Float)
     p_alive: Mapped[float] = mapped_column(Float)
+    # At least one purchase in the next 90 days: falls for long-silent one-off buyers, whose
+    # BG/NBD p_alive stays 1 (they can only drop out after a repeat purchase).
+    p_purchase_90d: Mapped[float] = mapped_column(Float)
     expected_spend_minor: Mapped[int] = mapped_column(Integer)  # per future purchase
     predicted_value_minor: Mapped[int] = mapped_column(Integer)  # next 365 days
     value_tier: Mapped[str] = mapped_column(String(8))

@@ -118,6 +118,7 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
                 "monetary_minor": v.monetary_minor,
                 "expected_purchases_90d": v.expected_purchases_90d,
                 "p_alive": v.p_alive,
+                "p_purchase_90d": v.p_purchase_90d,
                 "expected_spend_minor": v.expected_spend_minor,
                 "predicted_value_minor": v.predicted_value_minor,
                 "value_tier": v.value_tier,

@@ -24,6 +24,7 @@ from rapport.orders.customer_value.bgnbd import (
     expected_purchases,
     fit_bgnbd,
     probability_alive,
+    probability_purchase,
 )
 from rapport.orders.customer_value.gamma_gamma import (
     GammaGammaParams,
@@ -44,6 +45,7 @@ __all__ = [
     "fit_bgnbd",
     "fit_gamma_gamma",
     "probability_alive",
+    "probability_purchase",
     "summarise_purchases",
     "value_tiers",
 ]

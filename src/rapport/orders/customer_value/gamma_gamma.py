@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln
 
 FloatArray = NDArray[np.float64]
 
@@ -59,6 +59,40 @@ def _log_likelihood(
     return result
 
 
+def _log_likelihood_and_gradient(
+    p: float,
+    q: float,
+    gamma: float,
+    x: FloatArray,
+    mean_value: FloatArray,
+    weights: FloatArray,
+    x_levels: tuple[FloatArray, NDArray[np.intp]] | None = None,
+) -> tuple[float, FloatArray]:
+    """The weighted total log-likelihood and its exact gradient in (p, q, γ); the special
+    functions depend on x only, so they are computed once per distinct x."""
+    levels, at = x_levels if x_levels is not None else np.unique(x, return_inverse=True)
+    px = p * x
+    log_pooled = np.log(gamma + x * mean_value)
+    log_value = np.log(mean_value)
+    log_x = np.log(x)
+    value = float(
+        np.dot(
+            weights,
+            (gammaln(p * levels + q) - gammaln(p * levels) - gammaln(q))[at]
+            + q * np.log(gamma)
+            + (px - 1.0) * log_value
+            + px * log_x
+            - (px + q) * log_pooled,
+        )
+    )
+    psi_pxq = digamma(p * levels + q)
+    d_p = x * ((psi_pxq - digamma(p * levels))[at] + log_value + log_x - log_pooled)
+    d_q = (psi_pxq - digamma(q))[at] + np.log(gamma) - log_pooled
+    d_gamma = q / gamma - (px + q) / (gamma + x * mean_value)
+    gradient = np.array([np.dot(weights, d) for d in (d_p, d_q, d_gamma)])
+    return value, gradient
+
+
 def _repeat_customers(frequency: ArrayLike, monetary: ArrayLike) -> tuple[FloatArray, FloatArray]:
     x = np.asarray(frequency, dtype=np.float64)
     m = np.asarray(monetary, dtype=np.float64)
@@ -80,32 +114,29 @@ def fit_gamma_gamma(
     if x.size == 0:
         raise ValueError("no repeat customers to fit spend on")
     scale = float(np.mean(m))
-    rows = np.stack([x, m / scale], axis=1)
-    unique, counts = np.unique(rows, axis=0, return_counts=True)
-    ux, um = unique[:, 0], unique[:, 1]
-    weights = counts.astype(np.float64)
+    # Spend is continuous: rows rarely repeat, so they are not folded.
+    ux, um = x, m / scale
+    weights = np.ones_like(ux)
 
-    def negative_log_likelihood(log_params: FloatArray) -> float:
+    levels = np.unique(ux, return_inverse=True)
+
+    def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
         p, q, gamma = np.exp(log_params)
-        value = -float(np.dot(weights, _log_likelihood(p, q, gamma, ux, um)))
-        return value if np.isfinite(value) else 1e300
+        value, gradient = _log_likelihood_and_gradient(
+            p, q, gamma, ux, um, weights, x_levels=levels
+        )
+        if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
+            return 1e300, np.zeros(3)
+        return -value, -gradient * np.exp(log_params)
 
-    bounds = [_LOG_BOUNDS, _LOG_Q_BOUNDS, _LOG_BOUNDS]
-    result = minimize(
-        negative_log_likelihood,
+    best = minimize(
+        objective,
         np.log(np.asarray(initial, dtype=np.float64)),
+        jac=True,
         method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9},
+        bounds=[_LOG_BOUNDS, _LOG_Q_BOUNDS, _LOG_BOUNDS],
+        options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10},
     )
-    polished = minimize(
-        negative_log_likelihood,
-        result.x,
-        method="Nelder-Mead",
-        bounds=bounds,
-        options={"xatol": 1e-9, "fatol": 1e-9, "maxiter": 4000},
-    )
-    best = polished if polished.fun <= result.fun else result
     p, q, gamma = (float(v) for v in np.exp(best.x))
     gamma *= scale
     in_unit = _log_likelihood(p, q, gamma, ux, um * scale)

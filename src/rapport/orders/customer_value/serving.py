@@ -30,6 +30,7 @@ from rapport.orders.customer_value.bgnbd import (
     expected_purchases,
     fit_bgnbd,
     probability_alive,
+    probability_purchase,
 )
 from rapport.orders.customer_value.gamma_gamma import (
     GammaGammaParams,
@@ -63,6 +64,7 @@ class CustomerValue:
     age_days: float = 0.0
     monetary_minor: int = 0  # mean value of the repeat purchase days
     expected_spend_minor: int = 0  # per future purchase day
+    p_purchase_90d: float = 0.0  # at least one purchase in the next 90 days
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,7 @@ def fit_customer_value(db: Session) -> ValueFit | None:
 class _Scores:
     expected_90d: np.ndarray
     p_alive: np.ndarray
+    p_purchase_90d: np.ndarray
     spend: np.ndarray
     predicted_value: np.ndarray
     tiers: np.ndarray
@@ -207,6 +210,7 @@ def _score(
     return _Scores(
         expected_90d=expected_90d,
         p_alive=probability_alive(bgnbd, x, t_x, age),
+        p_purchase_90d=probability_purchase(bgnbd, SHORT_HORIZON_DAYS, x, t_x, age),
         spend=spend,
         predicted_value=predicted,
         tiers=value_tiers(predicted),
@@ -232,6 +236,7 @@ def _write(
                 "monetary_minor": round(float(summary.monetary[i])),
                 "expected_purchases_90d": float(scores.expected_90d[i]),
                 "p_alive": float(scores.p_alive[i]),
+                "p_purchase_90d": float(scores.p_purchase_90d[i]),
                 "expected_spend_minor": round(float(scores.spend[i])),
                 "predicted_value_minor": int(scores.predicted_value[i]),
                 "value_tier": str(scores.tiers[i]),
@@ -280,6 +285,7 @@ def _value_out(row: CustomerValueScore) -> CustomerValue:
         age_days=row.age_days,
         monetary_minor=row.monetary_minor,
         expected_spend_minor=row.expected_spend_minor,
+        p_purchase_90d=row.p_purchase_90d,
     )
 
 

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("monetary_minor", sa.Integer(), nullable=False),
         sa.Column("expected_purchases_90d", sa.Float(), nullable=False),
         sa.Column("p_alive", sa.Float(), nullable=False),
+        sa.Column("p_purchase_90d", sa.Float(), nullable=False),
         sa.Column("expected_spend_minor", sa.Integer(), nullable=False),
         sa.Column("predicted_value_minor", sa.Integer(), nullable=False),
         sa.Column("value_tier", sa.String(length=8), nullable=False),
