@@ -3,11 +3,12 @@ one delivery each, due within the campaign's window; others none; a replayed eve
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rapport.campaigns.delivery.sending import dispatch_batch
 from rapport.campaigns.models import Campaign, Delivery
 from rapport.campaigns.planning import editing, launching
 from rapport.campaigns.planning.editing import CampaignSettings
@@ -21,6 +22,7 @@ from tests.campaigns.planning.factories import (
     place_customer,
     write_template,
 )
+from tests.campaigns.receivers import SmtpSink
 from tests.events.factories import tracked
 
 STADIUM = (48.857, 2.352)
@@ -143,3 +145,34 @@ def test_only_matching_events_of_active_campaigns_fire(db: Session) -> None:
 
 def test_the_trigger_processor_is_registered() -> None:
     assert TRIGGERS_PROCESSOR in {p.name for p in events.registered_processors()}
+
+
+def test_a_venue_message_reaches_the_fan_by_email_only_within_its_window(
+    db: Session, smtp_sink: SmtpSink
+) -> None:
+    clock = frozen_clock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))  # noon: no quiet hours
+    on_time = make_customer(db, consents=LOCATED, first_name="Zoe")
+    place_customer(db, on_time, latitude=48.86, longitude=2.35)
+    campaign = _match_day(db)
+    first = _venue_event(db)
+    process_trigger_events(db, [first])
+    db.commit()
+    dispatch_batch(db, worker="test")
+    assert [m.subject for m in smtp_sink.messages] == ["Hello Zoe"]
+
+    late = make_customer(db, consents=LOCATED)
+    place_customer(db, late, latitude=48.86, longitude=2.35)
+    second = _venue_event(db, name="Semi final")
+    process_trigger_events(db, [second])
+    db.commit()
+    clock.advance(timedelta(minutes=61))  # the worker was down past the window
+    dispatch_batch(db, worker="test")
+    assert len(smtp_sink.messages) == 1
+    statuses = {
+        (d.customer_id, d.occasion): (d.status, d.reason) for d in _deliveries(db, campaign.id)
+    }
+    assert statuses[(on_time, first.event_id)] == ("sent", "")
+    for customer_id in (on_time, late):
+        status, reason = statuses[(customer_id, second.event_id)]
+        assert status == "suppressed"
+        assert reason.startswith("expired")

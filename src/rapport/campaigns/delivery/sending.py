@@ -68,6 +68,7 @@ from rapport.campaigns.models import (
     Suppression,
     WebhookEndpoint,
 )
+from rapport.campaigns.planning.gates import expiry_reason
 from rapport.platform import clock
 from rapport.platform.db import insert_for, open_session, read_only, writer_turn
 from rapport.platform.errors import InvalidInput
@@ -274,6 +275,8 @@ def dispatch_batch(
             marks.append(Mark(row.id, "suppressed", "campaign cancelled or deleted"))
         elif campaign.status == "paused":
             marks.append(Mark(row.id, "deferred", "campaign paused", now + PAUSED_RECHECK))
+        elif (expired := expiry_reason(row.context, now=now)) is not None:
+            marks.append(Mark(row.id, "suppressed", expired))  # a triggered message too late
         elif row.channel == "webhook" and campaign.webhook_endpoint_id not in batch.endpoints:
             marks.append(Mark(row.id, "dead", "the campaign has no webhook endpoint"))
         else:

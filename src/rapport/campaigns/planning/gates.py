@@ -24,6 +24,15 @@ def expires_at(context: Mapping[str, Any]) -> datetime | None:
         return None
 
 
+def expiry_reason(context: Mapping[str, Any], *, now: datetime) -> str | None:
+    """Why a delivery must not go out any more (its triggered campaign's window has passed),
+    or None. The delivery part's dispatcher asks this for every claimed delivery."""
+    deadline = expires_at(context)
+    if deadline is not None and now > deadline:
+        return f"expired: due by {deadline:%Y-%m-%d %H:%M} UTC"
+    return None
+
+
 def planning_verdict(
     campaign: Campaign, context: Mapping[str, Any], *, now: datetime
 ) -> tuple[str, str] | None:
@@ -34,7 +43,5 @@ def planning_verdict(
         return ("suppress", "campaign cancelled")
     if campaign.status == "paused":
         return ("defer", "campaign paused")
-    deadline = expires_at(context)
-    if deadline is not None and now > deadline:
-        return ("suppress", f"expired: due by {deadline:%Y-%m-%d %H:%M} UTC")
-    return None
+    expired = expiry_reason(context, now=now)
+    return ("suppress", expired) if expired is not None else None
