@@ -39,6 +39,7 @@ from rapport.demo.loader import (
 from rapport.demo.loader import load_demo as load_demo_records
 from rapport.events import service as events
 from rapport.loyalty import service as loyalty
+from rapport.orders import service as orders
 from rapport.platform import clock
 from rapport.platform.db import open_session
 from rapport.platform.settings import get_settings
@@ -151,11 +152,14 @@ def load_demo_data(
 def train_demo_recommendations(
     *, data_dir: Path | None = None, database_url: str | None = None
 ) -> recommend.ModelVersion:
-    """Train and publish a recommendation model on everything loaded so far."""
+    """Train and publish a recommendation model on everything loaded so far, and fit customer
+    lifetime value (``orders.fit_customer_value``) on the same history."""
     with open_session(database_url) as db:
-        return recommend.train_model(
+        model = recommend.train_model(
             db, data_dir=data_dir or get_settings().data_dir, trained_by="demo"
         )
+        orders.fit_customer_value(db)
+        return model
 
 
 def load_demo(

@@ -1,5 +1,6 @@
 """Admin pages for kept promises: on-time delivery, late deliveries, returns concentration,
-and a customer's orders across channels."""
+a customer's orders across channels, and customer lifetime value (the fitted models, the value
+tiers, and each customer's value, also shown on the customer 360 through an htmx panel)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from rapport.customers import service as customers
 from rapport.orders import service
 from rapport.orders.return_risk import serving as risk_serving
 from rapport.platform import clock
-from rapport.platform.admin import CurrentAdmin, NavItem, add_template_dir, render
+from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession
 from rapport.platform.settings import AppSettings
 
@@ -72,6 +73,57 @@ def customer_orders_page(
     return render(
         request,
         "orders/customer.html",
-        {"user": user, "customer": customer, "rows": rows},
+        {
+            "user": user,
+            "customer": customer,
+            "rows": rows,
+            "value": (
+                service.customer_value(db, customer_id=customer.customer_id)
+                if customer is not None
+                else None
+            ),
+        },
         status_code=200 if customer is not None else 404,
+    )
+
+
+@router.get("/customer-value", response_class=HTMLResponse)
+def customer_value_page(
+    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
+) -> HTMLResponse:
+    """The fitted models' parameters, the value tiers and the most valuable customers."""
+    return render(
+        request,
+        "orders/customer_value.html",
+        {
+            "user": user,
+            "fit": service.value_fit(db),
+            "tiers": service.value_tier_summary(db),
+            "top": service.top_customers(db, limit=20),
+            "message": message,
+        },
+    )
+
+
+@router.post("/customer-value/fit", dependencies=[CsrfChecked])
+def refit_customer_value(request: Request, db: DbSession, user: CurrentAdmin) -> RedirectResponse:
+    """Refit now (the daily job does the same)."""
+    fit = service.fit_customer_value(db)
+    message = (
+        f"Fitted on {fit.customers:,} customers in {fit.seconds:.1f} s"
+        if fit is not None
+        else "No customer has an order yet: nothing to fit"
+    )
+    return RedirectResponse(f"/admin/orders/customer-value?message={message}", status_code=303)
+
+
+@router.get("/customer/{customer_id}/value", response_class=HTMLResponse)
+def customer_value_panel(
+    request: Request, customer_id: str, db: DbSession, user: CurrentAdmin
+) -> HTMLResponse:
+    """The customer's value as an htmx fragment (the customer 360 loads it)."""
+    return render(
+        request,
+        "orders/customer_value_panel.html",
+        {"value": service.customer_value(db, customer_id=customer_id), "customer_id": customer_id},
     )

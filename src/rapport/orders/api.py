@@ -1,5 +1,5 @@
 """Order endpoints: place orders from any channel, pick-up in store, delivery updates,
-returns, and the promise and returns reports."""
+returns, the promise and returns reports, and customer lifetime value."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from rapport.orders.return_risk import serving as risk_serving
 from rapport.orders.schemas import (
     ChargedDifferenceOut,
     ChargedPriceReportOut,
+    CustomerValueOut,
     LineOut,
     OrderIn,
     OrderOut,
@@ -28,6 +29,7 @@ from rapport.orders.schemas import (
     ReturnRiskIn,
     ReturnRiskOut,
     StatusIn,
+    ValueFitOut,
 )
 from rapport.platform import clock
 from rapport.platform.auth import ReadKey, WriteKey, admit_coupon_codes
@@ -161,6 +163,29 @@ def return_risk(
         data_dir=settings.data_dir,
     )
     return ReturnRiskOut(**assessment)
+
+
+@router.get("/customer-value")
+def customer_value_fit(db: DbSession, _key: ReadKey) -> ValueFitOut:
+    """The customer-value models in use (refitted daily): BG/NBD parameters with time in days,
+    Gamma-Gamma with money in minor units."""
+    fit = service.value_fit(db)
+    if fit is None:
+        raise NotFound("Customer value has not been fitted yet")
+    return ValueFitOut.model_validate(fit)
+
+
+@router.get("/customers/{customer_id}/value")
+def customer_value(customer_id: str, db: DbSession, _key: ReadKey) -> CustomerValueOut:
+    """The customer's value as last fitted: value tier, predicted value for the next 365 days,
+    probability alive, probability of a purchase and expected purchases in the next 90 days."""
+    value = service.customer_value(db, customer_id=customer_id)
+    if value is None:
+        raise NotFound(
+            f"No value for customer {customer_id!r} (no order, or not fitted since)",
+            field="customer_id",
+        )
+    return CustomerValueOut.model_validate(value)
 
 
 @router.get("/{order_id}")

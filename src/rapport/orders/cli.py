@@ -1,4 +1,5 @@
-"""``rapport import transactions``: load order lines from a CSV file (or a preset's files)."""
+"""``rapport import transactions``: load order lines from a CSV file (or a preset's files);
+``rapport fit-customer-value``: refit customer lifetime value now."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from rapport.orders import service
 from rapport.orders.importing import (
     PRESETS,
     ImportSummary,
@@ -185,3 +187,34 @@ def _print_summary(
             "[dim]Columns not imported:[/dim] " + ", ".join(summary.unused_columns),
             highlight=False,
         )
+
+
+def fit_customer_value_command() -> None:
+    """Fit customer lifetime value (BG/NBD, Gamma-Gamma) on the orders held now, and rewrite
+    every customer's predicted value, probability alive and value tier."""
+    require_migrated()
+    with console.status("Fitting customer value"), open_session() as db:
+        fit = service.fit_customer_value(db)
+        tiers = service.value_tier_summary(db) if fit is not None else []
+    if fit is None:
+        console.print("No customer has an order yet: nothing to fit.")
+        return
+    table = Table(title="Customer value", show_header=False)
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    table.add_row("Customers", f"{fit.customers:,}")
+    table.add_row("With a repeat purchase", f"{fit.repeat_customers:,}")
+    table.add_row(
+        "BG/NBD r, alpha (days), a, b", f"{fit.r:.3f}, {fit.alpha:.2f}, {fit.a:.3f}, {fit.b:.3f}"
+    )
+    if fit.p is not None and fit.q is not None and fit.gamma is not None:
+        table.add_row(
+            "Gamma-Gamma p, q, gamma (minor units)", f"{fit.p:.3f}, {fit.q:.3f}, {fit.gamma:.1f}"
+        )
+    for tier in tiers:
+        table.add_row(
+            f"Tier {tier.tier}",
+            f"{tier.customers:,} customers, {tier.predicted_value_minor / 100:,.2f} next 365 days",
+        )
+    table.add_row("Time", f"{fit.seconds:.1f} s")
+    console.print(table)

@@ -200,3 +200,38 @@ class ReturnRiskOut(StrictModel):
     reasons: list[str]
     model: str
     incentive: IncentiveOut | None
+
+
+class CustomerValueOut(ReadModel):
+    """A customer's lifetime value as last fitted (BG/NBD and Gamma-Gamma)."""
+
+    customer_id: str
+    value_tier: Literal["top1", "top5", "top20", "rest"]
+    predicted_value_minor: int = Field(description="Predicted spend in the next 365 days")
+    p_alive: float = Field(ge=0, le=1, description="Probability the customer is still active")
+    p_purchase_90d: float = Field(ge=0, le=1, description="At least one purchase in 90 days")
+    expected_purchases_90d: float
+    expected_spend_minor: int = Field(description="Expected spend per future purchase day")
+    frequency: int = Field(description="Repeat purchase days when fitted")
+    recency_days: float
+    age_days: float
+    monetary_minor: int = Field(description="Mean value of the repeat purchase days")
+    fitted_at: datetime
+
+
+class ValueFitOut(ReadModel):
+    """The customer-value models in use: BG/NBD (days) and Gamma-Gamma (minor units)."""
+
+    fitted_at: datetime
+    customers: int
+    repeat_customers: int
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_likelihood: float
+    p: float | None
+    q: float | None
+    gamma: float | None
+    spend_log_likelihood: float | None
+    seconds: float

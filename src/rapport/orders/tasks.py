@@ -30,3 +30,13 @@ def train_return_risk(db: Session, payload: dict[str, Any]) -> None:
 
 jobs.scheduled("orders.flag_late_deliveries", every=timedelta(minutes=15))
 jobs.scheduled("orders.train_return_risk", every=timedelta(days=1))
+
+
+@jobs.job("orders.fit_customer_value")
+def fit_customer_value(db: Session, payload: dict[str, Any]) -> None:
+    """Refit customer lifetime value (BG/NBD, Gamma-Gamma) on the orders held now and rewrite
+    every customer's predicted value, probability alive and value tier."""
+    service.fit_customer_value(db)
+
+
+jobs.scheduled("orders.fit_customer_value", every=timedelta(days=1))

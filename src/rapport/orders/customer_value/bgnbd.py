@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
-from scipy.special import digamma, expit, gammaln, hyp2f1
+from scipy.special import digamma, expit, gammaln, hyp2f1, roots_jacobi
 
 FloatArray = NDArray[np.float64]
 
@@ -262,22 +262,60 @@ def expected_purchases(
     t = float(horizon)
     if t <= 0:
         return np.zeros_like(x)
-    z = t / (alpha + big_t + t)
-    log_ratio = (r + x) * (np.log(alpha + big_t) - np.log(alpha + big_t + t))
-    hyper = _hyp2f1(r + x, b + x, a + b + x - 1.0, z)
-    # 1 − ((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x; a+b+x−1; t/(α+T+t)), over (a − 1)
-    # 2F1 is negative when a + b + x - 1 < 0 (tiny a and b): no logarithm then.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bracket = np.where(
-            hyper > 0,
-            -np.expm1(log_ratio + np.log(np.where(hyper > 0, hyper, 1.0))),
-            1.0 - np.exp(log_ratio) * hyper,
-        )
+    bracket = _one_minus_silent_product(r, alpha, a, b, x, big_t, t)
     numerator = (a + b + x - 1.0) / (a - 1.0) * bracket
+    failed = ~np.isfinite(numerator)
+    if np.any(failed):
+        numerator = numerator.copy()
+        numerator[failed] = _expected_purchases_if_alive(
+            r, alpha, a, b, x[failed], big_t[failed], t
+        )
     odds = _log_dropout_odds(r, alpha, a, b, x, t_x, big_t)
     # numerator / (1 + odds), with the odds in log space
     result: FloatArray = numerator * expit(-odds)
     return np.maximum(result, 0.0)
+
+
+def _one_minus_silent_product(
+    r: float, alpha: float, a: float, b: float, x: FloatArray, big_t: FloatArray, t: float
+) -> FloatArray:
+    """1 − ((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x; a+b+x−1; t/(α+T+t)), the bracket of the
+    paper's equation 10, in log space; NaN where scipy's 2F1 fails (r + x very large: a
+    nearly homogeneous purchase rate), for the caller to integrate instead."""
+    log_base = np.log(alpha + big_t) - np.log(alpha + big_t + t)  # log(1 − z)
+    with np.errstate(all="ignore"):
+        hyper = np.asarray(
+            hyp2f1(r + x, b + x, a + b + x - 1.0, t / (alpha + big_t + t)), dtype=np.float64
+        )
+        good = np.isfinite(hyper) & (hyper != 0)
+        log_abs = np.where(good, (r + x) * log_base + np.log(np.abs(hyper)), np.nan)
+        # 2F1 is negative when a + b + x − 1 < 0 (tiny a and b): 1 − (−e^L) = 1 + e^L.
+        result: FloatArray = np.where(hyper > 0, -np.expm1(log_abs), 1.0 + np.exp(log_abs))
+    return result
+
+
+_QUADRATURE_NODES = 48
+
+
+def _expected_purchases_if_alive(
+    r: float, alpha: float, a: float, b: float, x: FloatArray, big_t: FloatArray, t: float
+) -> FloatArray:
+    """E[Y(t) | alive at T] by quadrature, where the closed form fails. Alive at T, the rate
+    is Gamma(r + x, α + T) and the dropout probability Beta(a, b + x) a posteriori, and a
+    customer with rate λ and dropout p buys (1 − e^(−λpt)) / p times on average; so
+
+        E = ∫ (1 − (1 + pt/(α+T))^−(r+x)) / p · Beta(p; a, b + x) dp,
+
+    a smooth integrand under a Beta weight: Gauss-Jacobi nodes, one set per distinct x."""
+    result = np.empty_like(x)
+    for level in np.unique(x):
+        rows = x == level
+        nodes, weights = roots_jacobi(_QUADRATURE_NODES, b + level - 1.0, a - 1.0)
+        p = (1.0 + nodes) / 2.0  # the Beta(a, b + x) variable on (0, 1)
+        scaled = np.outer(t / (alpha + big_t[rows]), p)
+        buys = -np.expm1(-(r + level) * np.log1p(scaled))  # 1 − E[e^(−λpt)]
+        result[rows] = (buys / p) @ weights / weights.sum()
+    return result
 
 
 def probability_purchase(
@@ -301,21 +339,6 @@ def probability_purchase(
     silent = (r + x) * (np.log(alpha + big_t) - np.log(alpha + big_t + float(horizon)))
     result: FloatArray = alive * -np.expm1(silent)
     return result
-
-
-def _hyp2f1(a: FloatArray | float, b: FloatArray, c: FloatArray, z: FloatArray) -> FloatArray:
-    """Gauss's hypergeometric function for 0 <= z < 1, falling back to Euler's transformation
-    2F1(a, b; c; z) = (1 − z)^(c−a−b) 2F1(c−a, c−b; c; z) where scipy's series gives up."""
-    value = np.asarray(hyp2f1(a, b, c, z), dtype=np.float64)
-    bad = ~np.isfinite(value)
-    if np.any(bad):
-        aa = np.broadcast_to(a, value.shape)[bad]
-        bb = np.broadcast_to(b, value.shape)[bad]
-        cc = np.broadcast_to(c, value.shape)[bad]
-        zz = np.broadcast_to(z, value.shape)[bad]
-        value = value.copy()
-        value[bad] = np.exp((cc - aa - bb) * np.log1p(-zz)) * hyp2f1(cc - aa, cc - bb, cc, zz)
-    return value
 
 
 def total_log_likelihood(params: BgNbdParams, summary: PurchaseSummary) -> float:
