@@ -102,3 +102,23 @@ def test_an_erased_customer_is_never_told(committed_url: str, smtp_sink: SmtpSin
         assert late_deliveries.stamp_sent_notices(db) == 1
         assert [n.sent_at is not None for n in orders.notices_for(db, order_id="O-KEPT")] == [True]
         assert all(n.sent_at is None for n in orders.notices_for(db, order_id="O-ERASED"))
+
+
+def test_a_failed_delivery_apology_is_its_own_message(
+    committed_url: str, smtp_sink: SmtpSink
+) -> None:
+    # given a shipped order whose delivery failed (the loyalty apology rule gives points for
+    # it; there is no late notice to carry them)
+    with open_session(committed_url) as db:
+        seed_catalog(db)
+        customer = make_customer(db, email="failed@example.org", consents={})
+        db.commit()
+        _late_order(db, "O-FAILED", customer)
+        frozen(NOON)
+        orders.update_delivery_status(db, order_id="O-FAILED", status="failed")
+    # when the worker runs
+    run_worker(committed_url)
+    # then the customer is told, once, how many points were added for it
+    (mail,) = smtp_sink.to("failed@example.org")
+    assert mail.subject == "Sorry: we've added 150 points to your account"
+    assert "about your order O-FAILED" in mail.text
