@@ -174,6 +174,10 @@ def test_rfm_scores_follow_the_stored_boundaries(db: Session) -> None:
     assert members(db, one({"kind": "rfm", "frequency": [2, 4]})) == set()
 
 
+# The customer-value table gained the chance of a purchase in the next 90 days (issue 16, A).
+_PURCHASE_CHANCE = {"p_purchase_90d": 0.5} if hasattr(CustomerValueScore, "p_purchase_90d") else {}
+
+
 def test_predicted_value_value_tier_and_p_alive(db: Session) -> None:
     top = make_customer(db)
     rest = make_customer(db)
@@ -194,6 +198,7 @@ def test_predicted_value_value_tier_and_p_alive(db: Session) -> None:
                 predicted_value_minor=value,
                 value_tier=tier,
                 fitted_at=NOW,
+                **_PURCHASE_CHANCE,
             )
         )
     db.commit()

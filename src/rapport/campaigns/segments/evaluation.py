@@ -46,10 +46,18 @@ SAMPLE_LIMIT = 50
 @dataclass(frozen=True)
 class _Part:
     """One condition as SQL: the customer ids it names, and whether the segment wants them
-    (``exclude`` false) or everyone else (``exclude`` true: "did not", "has not granted")."""
+    (``exclude`` false) or everyone else (``exclude`` true: "did not", "has not granted").
+    ``alternatives`` are ORed on the segment's own scan of customers (a distance by last
+    location or by home), so no extra pass over customers unites them first."""
 
     ids: CustomerIds
     exclude: bool = False
+    alternatives: tuple[CustomerIds, ...] = ()
+
+    def test(self, column: ColumnElement[str]) -> ColumnElement[bool]:
+        if self.alternatives:
+            return or_(*(column.in_(ids) for ids in self.alternatives))
+        return column.not_in(self.ids) if self.exclude else column.in_(self.ids)
 
 
 def near_point_query(
@@ -62,6 +70,16 @@ def near_point_query(
     """Customers within ``radius_km`` of a point (great-circle distance) by their last known
     location (only with location consent), their home address, and/or their home store (the
     store they visit most) — each source named in ``use``. Active customers only."""
+    query = customers.active_audience()
+    column = query.selected_columns[0]
+    parts = _near_parts(latitude=latitude, longitude=longitude, radius_km=radius_km, use=use)
+    return query.where(or_(*(column.in_(part) for part in parts)))
+
+
+def _near_parts(
+    *, latitude: float, longitude: float, radius_km: float, use: Sequence[str]
+) -> list[CustomerIds]:
+    """One SELECT of customer ids per location source in ``use``."""
     unknown = [source for source in use if source not in LOCATION_SOURCES]
     if unknown:
         raise InvalidInput(
@@ -69,23 +87,22 @@ def near_point_query(
             field="use",
         )
     parts: list[CustomerIds] = []
-    direct = [source for source in use if source in ("last_location", "home")]
-    if direct:
-        parts.append(
-            customers.near_audience(
-                latitude=latitude,
-                longitude=longitude,
-                radius_km=radius_km,
-                use=direct,  # type: ignore[arg-type]
+    for source in ("last_location", "home"):
+        if source in use:
+            parts.append(
+                customers.near_audience(
+                    latitude=latitude,
+                    longitude=longitude,
+                    radius_km=radius_km,
+                    use=[source],
+                )
             )
-        )
     if "home_store" in use:
         nearby_stores = catalog.stores_within(
             latitude=latitude, longitude=longitude, radius_km=radius_km
         )
         parts.append(customers.preferred_store_audience(store_ids=nearby_stores))
-    query = customers.active_audience()
-    return query.where(query.selected_columns[0].in_(customers.any_of(parts)))
+    return parts
 
 
 def _days_back(now: datetime, days: int) -> datetime:
@@ -181,14 +198,10 @@ def _condition_part(db: Session, condition: Condition, *, now: datetime, index: 
             latitude, longitude = store.latitude, store.longitude
         assert latitude is not None
         assert longitude is not None
-        return _Part(
-            near_point_query(
-                latitude=latitude,
-                longitude=longitude,
-                radius_km=condition.radius_km,
-                use=condition.use,
-            )
+        parts = _near_parts(
+            latitude=latitude, longitude=longitude, radius_km=condition.radius_km, use=condition.use
         )
+        return _Part(parts[0], alternatives=tuple(parts))
     raise InvalidInput(f"Unknown condition {condition!r}", field=f"conditions[{index}]")
 
 
@@ -231,7 +244,7 @@ def segment_query(
     tests: list[ColumnElement[bool]] = []
     for index, condition in enumerate(definition.conditions):
         part = _condition_part(db, condition, now=moment, index=index)
-        tests.append(column.not_in(part.ids) if part.exclude else column.in_(part.ids))
+        tests.append(part.test(column))
     if tests:
         query = query.where(and_(*tests) if definition.match == "all" else or_(*tests))
     if customer_ids is not None:
@@ -291,14 +304,16 @@ def preview_segment(
     """The segment's live count and its first ``sample`` members (by customer id), without
     saving anything."""
     query = segment_query(db, definition).subquery()
-    count = int(db.scalar(select(func.count()).select_from(query)) or 0)
-    first = [
-        str(customer_id)
-        for customer_id in db.scalars(
-            select(query.c[0]).order_by(query.c[0]).limit(max(0, min(sample, SAMPLE_LIMIT)))
-        )
-    ]
-    return SegmentPreview(count=count, sample=customer_sample(db, first))
+    wanted = max(0, min(sample, SAMPLE_LIMIT))
+    if wanted == 0:
+        count = int(db.scalar(select(func.count()).select_from(query)) or 0)
+        return SegmentPreview(count=count, sample=[])
+    # One evaluation for both: the count over every row rides along the first few ids.
+    rows = db.execute(
+        select(query.c[0], func.count().over()).order_by(query.c[0]).limit(wanted)
+    ).all()
+    count = int(rows[0][1]) if rows else 0
+    return SegmentPreview(count=count, sample=customer_sample(db, [str(r[0]) for r in rows]))
 
 
 def keyset_batches(db: Session, query: CustomerIds, *, batch: int) -> Iterator[list[str]]:
