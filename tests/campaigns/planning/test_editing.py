@@ -134,3 +134,35 @@ def test_a_system_campaign_is_created_once_and_never_overwrites_an_edited_templa
         )
     }
     assert stored == {("en", "Edited"), ("fr", "En retard")}
+
+
+def test_a_sent_campaign_changes_only_its_name_and_window(db: Session) -> None:
+    segment_id = make_segment(db)
+    campaign = editing.create_campaign(
+        db, settings=CampaignSettings(name="Done", segment_id=segment_id)
+    )
+    campaign.status, campaign.started_at = "sent", campaign.created_at
+    db.commit()
+    changed = editing.update_campaign(
+        db, campaign_id=campaign.id, changes={"name": "Done well", "conversion_days": 30}
+    )
+    assert (changed.name, changed.conversion_days) == ("Done well", 30)
+    # Sending back what it already holds is no change.
+    editing.update_campaign(db, campaign_id=campaign.id, changes={"segment_id": segment_id})
+    with pytest.raises(InvalidInput) as refused:
+        editing.update_campaign(db, campaign_id=campaign.id, changes={"channel": "inbox"})
+    assert refused.value.field == "channel"
+
+
+def test_changing_the_kind_takes_the_trigger_along(db: Session) -> None:
+    campaign = editing.create_campaign(
+        db,
+        settings=CampaignSettings(
+            name="Was triggered", kind="triggered", trigger={"event_type": "venue_event"}
+        ),
+    )
+    changed = editing.update_campaign(db, campaign_id=campaign.id, changes={"kind": "one_off"})
+    assert changed.trigger == {}
+    with pytest.raises(InvalidInput) as refused:
+        editing.update_campaign(db, campaign_id=campaign.id, changes={"kind": "triggered"})
+    assert refused.value.field == "trigger"

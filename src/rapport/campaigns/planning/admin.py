@@ -40,6 +40,8 @@ KIND_LABELS = {
     "transactional": "Transactional (Rapport's own)",
 }
 PAGE_SIZE = 50
+# A new triggered campaign starts as the venue example; the editor then shows each part.
+DEFAULT_TRIGGER = {"event_type": "venue_event", "radius_km": 50, "within_minutes": 120}
 
 
 def _back(path: str, message: str) -> RedirectResponse:
@@ -152,6 +154,9 @@ def campaign_changes(fields: dict[str, str], stored_trigger: dict[str, Any]) -> 
         if "trigger_filters" in trigger_parts:
             trigger["filters"] = _parse_filters(trigger_parts["trigger_filters"])
         changes["trigger"] = trigger
+    elif changes.get("kind") == "triggered" and not stored_trigger:
+        # Made triggered from the editor, which shows the trigger only from then on.
+        changes["trigger"] = dict(DEFAULT_TRIGGER)
     return changes
 
 
@@ -184,7 +189,7 @@ def create_campaign(
     try:
         settings = editing.validated_settings({"name": name, "kind": kind})
         if kind == "triggered":
-            settings.trigger = {"event_type": "venue_event", "radius_km": 50}
+            settings.trigger = dict(DEFAULT_TRIGGER)
         campaign = editing.create_campaign(db, settings=settings, created_by=user.email)
     except Problem as problem:
         return _back("/admin/campaigns", problem.detail)
@@ -397,7 +402,8 @@ def _range_chart(
                 },
             ],
         },
-        "options": {"scales": {"y": {"beginAtZero": True}}},
+        # No animation: the figures are the point, and the chart is complete once drawn.
+        "options": {"animation": False, "scales": {"y": {"beginAtZero": True}}},
     }
 
 

@@ -54,6 +54,8 @@ FIXED_ONCE_LAUNCHED = (
     "control_percent",
 )
 EDITABLE_STATUSES = ("draft", "scheduled", "paused", "active")
+# What may change whatever the status (a longer window measures a sent campaign longer).
+ALWAYS_EDITABLE = ("name", "conversion_days")
 
 FilterValue = str | int | float | bool
 # Names in a delivery's context (and so in its template): the triggering event's properties,
@@ -253,7 +255,20 @@ def update_campaign(
             field=sorted(set(changes) - {"name", "control_percent", "conversion_days"})[0],
         )
     if campaign.status not in EDITABLE_STATUSES and campaign.key is None:
-        raise InvalidInput(f"A {campaign.status} campaign cannot change", field="status")
+        frozen = sorted(
+            name
+            for name in set(changes) - set(ALWAYS_EDITABLE)
+            if changes[name] != getattr(campaign, name)
+        )
+        if frozen:
+            raise InvalidInput(
+                f"A {campaign.status} campaign keeps its settings; only its name and "
+                "conversion window change",
+                field=frozen[0],
+            )
+    changes = dict(changes)
+    if changes.get("kind", "triggered") != "triggered" and "trigger" not in changes:
+        changes["trigger"] = {}  # no longer triggered: its trigger goes with the kind
     current = _as_dict(campaign)
     if campaign.key is not None:
         # A system campaign's kind and purpose are outside what the retailer may pick; only
