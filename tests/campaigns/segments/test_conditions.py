@@ -1,0 +1,76 @@
+"""Segment definitions: every kind parses, and a bad one is refused naming the condition and
+its field (``conditions[2].days``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rapport.campaigns import service as campaigns
+from rapport.platform.errors import InvalidInput
+
+EXAMPLES: list[dict[str, Any]] = [
+    {"kind": "trait", "field": "order_count", "op": "gte", "value": 3},
+    {"kind": "trait", "field": "last_order_at", "op": "between", "value": [0, 30]},
+    {"kind": "trait", "field": "channels", "op": "contains", "value": "app"},
+    {"kind": "trait", "field": "attributes.vip", "op": "in", "value": ["yes", "gold"]},
+    {"kind": "consent", "purpose": "marketing_email"},
+    {"kind": "tier", "tiers": ["gold"]},
+    {"kind": "membership", "plans": ["plus"]},
+    {"kind": "rfm", "recency": [4, 5]},
+    {"kind": "predicted_value", "min_minor": 100},
+    {"kind": "value_tier", "tiers": ["top1"]},
+    {"kind": "p_alive", "max": 0.3},
+    {"kind": "bought_category", "category": "Wine", "days": 90},
+    {"kind": "spent_more_than", "amount_minor": 100, "days": 30},
+    {"kind": "event", "type": "product_viewed", "did": False, "days": 7},
+    {"kind": "store", "store_id": "st-1", "by": "nearest"},
+    {"kind": "near", "store_id": "st-1", "radius_km": 10},
+]
+
+
+def test_every_kind_has_an_example_that_parses_and_round_trips() -> None:
+    definition = campaigns.parse_definition({"match": "any", "conditions": EXAMPLES})
+    assert {c.kind for c in definition.conditions} == set(campaigns.CONDITION_KINDS)
+    assert campaigns.parse_definition(definition.as_json()) == definition
+
+
+@pytest.mark.parametrize(
+    ("condition", "field"),
+    [
+        ({"kind": "bought_category", "category": "Wine", "days": 0}, "conditions[1].days"),
+        ({"kind": "horoscope"}, "conditions[1].kind"),
+        ({"kind": "trait", "field": "shoe_size", "op": "eq", "value": 1}, "conditions[1].field"),
+        (
+            {"kind": "trait", "field": "last_order_at", "op": "eq", "value": 1.5},
+            "conditions[1].value",
+        ),
+        ({"kind": "trait", "field": "channels", "op": "eq", "value": "web"}, "conditions[1].op"),
+        ({"kind": "near", "latitude": 51.5, "radius_km": 5}, "conditions[1].longitude"),
+        (
+            {"kind": "near", "latitude": 91, "longitude": 0, "radius_km": 5},
+            "conditions[1].latitude",
+        ),
+        ({"kind": "rfm", "recency": [5, 1]}, "conditions[1].recency"),
+        ({"kind": "rfm"}, "conditions[1].recency"),
+        ({"kind": "consent", "purpose": "marketing_fax"}, "conditions[1].purpose"),
+        ({"kind": "consent", "purpose": "location", "colour": "red"}, "conditions[1].colour"),
+        ({"kind": "p_alive", "min": 0.9, "max": 0.1}, "conditions[1].max"),
+    ],
+)
+def test_a_bad_condition_is_named(condition: dict[str, Any], field: str) -> None:
+    raw = {"conditions": [{"kind": "consent", "purpose": "marketing_email"}, condition]}
+    with pytest.raises(InvalidInput) as refused:
+        campaigns.parse_definition(raw)
+    assert refused.value.field == field
+    assert refused.value.detail.startswith(f"{field}: ")
+
+
+def test_the_definition_itself_is_checked() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        campaigns.parse_definition({"match": "some", "conditions": []})
+    assert refused.value.field == "match"
+    with pytest.raises(InvalidInput) as refused:
+        campaigns.parse_definition(["not", "an", "object"])
+    assert refused.value.field == "definition"
