@@ -25,8 +25,9 @@ from tests.campaigns.receivers import SmtpSink
 WORKER = """
 from rapport.domains import load_models
 load_models()
-from rapport.campaigns.delivery.sending import dispatch_due
-dispatch_due(limit=100, worker="doomed")
+from rapport.campaigns.delivery import sending
+sending.SMTP_CONNECTIONS = 2  # groups of two messages: (1, 2), (3, 4), ...
+sending.dispatch_due(limit=100, worker="doomed")
 """
 
 
@@ -65,15 +66,17 @@ def test_a_worker_killed_mid_send_then_restarted_sends_each_message_once(
         if worker.poll() is None:
             worker.kill()
     smtp_sink.release.set()
-    # Sent: the two acknowledged messages and the held one (marked before its terminator);
-    # the rest are still claimed by the dead worker.
-    assert _statuses(committed_url, campaign_id) == Counter({"sent": 3, "sending": 5})
+    # Sent: the first group, acknowledged, and the second (3 and 4: marked before their
+    # terminators, which both left before the worker waited for the held answer); the rest
+    # are still claimed by the dead worker, never sent.
+    assert _statuses(committed_url, campaign_id) == Counter({"sent": 4, "sending": 4})
+    assert len(smtp_sink.messages) == 4
 
     clock.set_clock(frozen := FrozenClock(clock.now()))
     with open_session(committed_url) as db:
         assert dispatch_batch(db, worker="heir") == 0  # the dead worker's claim still holds
         frozen.advance(LEASE + timedelta(seconds=1))
-        assert dispatch_batch(db, worker="heir") == 5
+        assert dispatch_batch(db, worker="heir") == 4
 
     received = Counter(m.to for m in smtp_sink.messages)
     assert len(received) == 8
