@@ -11,9 +11,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -57,7 +57,10 @@ EDITABLE_STATUSES = ("draft", "scheduled", "paused", "active")
 # What may change whatever the status (a longer window measures a sent campaign longer).
 ALWAYS_EDITABLE = ("name", "conversion_days")
 
-FilterValue = str | int | float | bool
+# Whole numbers JSON carries exactly (and every database stores).
+SafeInt = Annotated[int, Field(ge=-(2**53), le=2**53)]
+RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+FilterValue = Annotated[str, Field(max_length=200)] | SafeInt | float | bool
 # Names in a delivery's context (and so in its template): the triggering event's properties,
 # when the message stops being worth sending, the store of a local invitation.
 EVENT_CONTEXT = "event"
@@ -75,7 +78,9 @@ class TriggerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     event_type: str = Field(min_length=1, max_length=60, pattern=r"^[a-z][a-z0-9_.]*$")
-    filters: dict[str, FilterValue] = Field(default_factory=dict, max_length=10)
+    filters: dict[Annotated[str, Field(min_length=1, max_length=60)], FilterValue] = Field(
+        default_factory=dict, max_length=10
+    )
     radius_km: float | None = Field(default=None, gt=0, le=MAX_RADIUS_KM)
     within_minutes: int = Field(default=120, ge=1, le=MAX_WITHIN_MINUTES)
 
@@ -104,13 +109,26 @@ class CampaignSettings(BaseModel):
     kind: Literal["one_off", "scheduled", "triggered"] = "one_off"
     purpose: Literal["marketing", "service"] = "marketing"
     channel: Literal["email", "webhook", "inbox"] = "email"
-    webhook_endpoint_id: int | None = None
-    segment_id: int | None = None
+    webhook_endpoint_id: RowId | None = None
+    segment_id: RowId | None = None
     scheduled_at: datetime | None = None
-    trigger: dict[str, Any] = Field(default_factory=dict)
+    trigger: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Triggered campaigns: event_type, filters, radius_km, within_minutes",
+    )
     store_id: str | None = Field(default=None, max_length=64)
     radius_km: float | None = Field(default=None, gt=0, le=MAX_RADIUS_KM)
-    categories: list[str] = Field(default_factory=list, max_length=20)
+    categories: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
+        default_factory=list, max_length=20
+    )
+
+    @field_validator("trigger")
+    @classmethod
+    def _trigger_shape(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Checked here too, so that a request body holds nothing a trigger cannot (the
+        # cross-setting rules are checked when the campaign is saved).
+        return parse_trigger(value).model_dump() if value else value
+
     control_percent: float = Field(default=0.0, ge=0, le=90)
     conversion_days: int = Field(default=7, ge=1, le=90)
 

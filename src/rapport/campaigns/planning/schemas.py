@@ -4,11 +4,11 @@ test sends and results."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from rapport.campaigns.planning.editing import MAX_RADIUS_KM
+from rapport.campaigns.planning.editing import MAX_RADIUS_KM, RowId, parse_trigger
 from rapport.campaigns.planning.results import CampaignResults, GroupResult, Interval
 from rapport.platform.schemas import ReadModel, StrictModel
 
@@ -20,13 +20,21 @@ class CampaignChanges(StrictModel):
     kind: Literal["one_off", "scheduled", "triggered"] | None = None
     purpose: Literal["marketing", "service"] | None = None
     channel: Literal["email", "webhook", "inbox"] | None = None
-    webhook_endpoint_id: int | None = None
-    segment_id: int | None = None
+    webhook_endpoint_id: RowId | None = None
+    segment_id: RowId | None = None
     scheduled_at: datetime | None = None
     trigger: dict[str, Any] | None = None
     store_id: str | None = Field(default=None, max_length=64)
     radius_km: float | None = Field(default=None, gt=0, le=MAX_RADIUS_KM)
-    categories: list[str] | None = Field(default=None, max_length=20)
+    categories: list[Annotated[str, Field(min_length=1, max_length=300)]] | None = Field(
+        default=None, max_length=20
+    )
+
+    @field_validator("trigger")
+    @classmethod
+    def _trigger_shape(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return parse_trigger(value).model_dump() if value else value
+
     control_percent: float | None = Field(default=None, ge=0, le=90)
     conversion_days: int | None = Field(default=None, ge=1, le=90)
 
