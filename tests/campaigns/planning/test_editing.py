@@ -135,6 +135,15 @@ def test_a_system_campaign_is_created_once_and_never_overwrites_an_edited_templa
     }
     assert stored == {("en", "Edited"), ("fr", "En retard")}
 
+    # The retailer may give it a control group and rename it; its channel stays Rapport's.
+    held = editing.update_campaign(
+        db, campaign_id=first.id, changes={"control_percent": 10, "name": "Late notice"}
+    )
+    assert (held.control_percent, held.name) == (10, "Late notice")
+    with pytest.raises(InvalidInput) as refused:
+        editing.update_campaign(db, campaign_id=first.id, changes={"channel": "inbox"})
+    assert refused.value.field == "channel"
+
 
 def test_a_sent_campaign_changes_only_its_name_and_window(db: Session) -> None:
     segment_id = make_segment(db)

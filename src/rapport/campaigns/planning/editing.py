@@ -296,7 +296,8 @@ def update_campaign(
         current_as_editable = current
     merged = validated_settings({**current_as_editable, **dict(changes)}).model_dump()
     values = {name: merged[name] for name in changes}
-    if campaign.started_at is not None:
+    # A system campaign sends per occasion: a new control share applies from the next one.
+    if campaign.started_at is not None and campaign.key is None:
         for name in FIXED_ONCE_LAUNCHED:
             if name in values and values[name] != current[name]:
                 raise InvalidInput(
