@@ -11,7 +11,8 @@ from rapport.campaigns import service as campaigns
 from rapport.campaigns.models import SegmentMember
 from rapport.campaigns.segments.jobs import keep_memberships_current  # noqa: F401 (registers)
 from rapport.customers import service as customers
-from rapport.events.processors import registered_processors, run_batch
+from rapport.events.log import events_after
+from rapport.events.processors import registered_processors
 from rapport.flows import privacy
 from rapport.orders import service as orders
 from rapport.orders.schemas import OrderIn
@@ -35,10 +36,12 @@ def stored(db: Session, segment_id: int) -> set[str]:
 
 
 def catch_up(db: Session) -> None:
-    """Run the segments processor over everything logged so far."""
+    """Hand the segments processor everything this test logged, as the worker does batch by
+    batch (called directly: the runner holds back positions left as holes by other tests'
+    rolled-back events for a few seconds, which is the runner's concern, not this one's)."""
     processor = next(p for p in registered_processors() if p.name == "campaigns.segments")
-    while run_batch(db, processor):
-        pass
+    processor.handle(db, events_after(db, position=0, limit=10_000))
+    db.commit()
 
 
 def test_a_refresh_stores_the_difference_and_the_count(db: Session) -> None:
