@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
 from rapport.campaigns.models import Campaign, Delivery, DeliveryStatus
 from rapport.campaigns.planning import editing, launching
 from rapport.campaigns.planning import jobs as planning_jobs
@@ -194,3 +195,27 @@ def test_cancelling_suppresses_what_was_not_sent(db: Session) -> None:
         .where(DeliveryStatus.reason == "campaign cancelled")
     )
     assert history == 2
+
+
+def test_a_launch_resumed_after_a_crash_queues_only_the_rest(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    everyone = sorted(make_customer(db) for _ in range(7))
+    campaign = _campaign(db, control_percent=30)
+    monkeypatch.setattr(launching, "AUDIENCE_BATCH", 3)
+    # The first run committed its first batch, then the worker died.
+    launching.start_campaign(db, campaign_id=campaign.id)
+    first_batch = [
+        Recipient(
+            customer_id=c,
+            group="control" if in_control_group(campaign.id, c, 30) else "treated",
+        )
+        for c in everyone[:3]
+    ]
+    queue_deliveries(db, campaign=campaign, recipients=first_batch)
+    db.commit()
+
+    # The job runs again.
+    assert launching.launch_campaign(db, campaign_id=campaign.id) == 4
+    assert sorted(_deliveries(db, campaign.id)) == everyone
+    assert db.get(Campaign, campaign.id).audience_count == 7  # type: ignore[union-attr]
