@@ -16,6 +16,8 @@ from rapport.campaigns.planning.gates import planning_verdict
 from rapport.campaigns.planning.jobs import TRIGGERS_PROCESSOR
 from rapport.campaigns.planning.triggers import process_trigger_events
 from rapport.events import service as events
+from rapport.events.processors import run_batch
+from rapport.platform import clock
 from tests.campaigns.planning.factories import (
     frozen_clock,
     make_customer,
@@ -23,6 +25,7 @@ from tests.campaigns.planning.factories import (
     write_template,
 )
 from tests.campaigns.receivers import SmtpSink
+from tests.conftest import auth
 from tests.events.factories import tracked
 
 STADIUM = (48.857, 2.352)
@@ -176,3 +179,36 @@ def test_a_venue_message_reaches_the_fan_by_email_only_within_its_window(
         status, reason = statuses[(customer_id, second.event_id)]
         assert status == "suppressed"
         assert reason.startswith("expired")
+
+
+def test_a_tracked_venue_event_reaches_fans_through_the_processor(
+    client, api_key, db: Session
+) -> None:
+    fan = make_customer(db, consents=LOCATED)
+    place_customer(db, fan, latitude=48.86, longitude=2.35)
+    campaign = _match_day(db)
+    body = {
+        "event_id": "cup-final-2026",
+        "type": "venue_event",
+        "channel": "app",
+        "anonymous_id": "venue:parc-des-princes",
+        "occurred_at": clock.now().isoformat(),
+        "properties": {
+            "name": "Cup final",
+            "result": "won",
+            "latitude": STADIUM[0],
+            "longitude": STADIUM[1],
+        },
+    }
+    answer = client.post("/v1/events", json=body, headers=auth(api_key("ingest")))
+    assert answer.status_code in (200, 201, 202), answer.text
+    triggers = next(p for p in events.registered_processors() if p.name == TRIGGERS_PROCESSOR)
+    while run_batch(db, triggers):
+        pass
+    (delivery,) = _deliveries(db, campaign.id)
+    assert (delivery.customer_id, delivery.occasion) == (fan, "cup-final-2026")
+    # Sent again by the venue's system: stored once, so nothing more is queued.
+    client.post("/v1/events", json=body, headers=auth(api_key("ingest")))
+    while run_batch(db, triggers):
+        pass
+    assert len(_deliveries(db, campaign.id)) == 1
