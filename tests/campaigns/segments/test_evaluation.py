@@ -356,7 +356,7 @@ def test_last_location_counts_only_with_location_consent(db: Session) -> None:
             latitude=CENTRE[0], longitude=CENTRE[1], radius_km=50, use=["last_location"]
         )
     )
-    assert set(found) == {consenting}
+    assert {str(customer_id) for customer_id in found} == {consenting}
 
 
 def test_a_radius_across_the_antimeridian(db: Session) -> None:
