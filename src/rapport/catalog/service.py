@@ -541,5 +541,5 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     return None
 
 
-# --- audiences: customer ids as SELECTs, for campaigns' segments ---
+# --- audiences: stores near a point and their coordinates, for campaigns' segments ---
 __all__ += ["store_coordinates", "stores_within"]
