@@ -113,6 +113,19 @@ def test_value_audience_selects_by_tier_value_and_p_alive(
         )
         <= regulars
     )
+    # by the chance of a purchase within 90 days, which falls for silent one-off buyers too
+    onces = [history[f"once{i}"] for i in range(10)]  # bought once, 200 to 290 days ago
+    unlikely = set(db.scalars(service.value_audience(max_p_purchase_90d=0.25)))
+    assert set(onces) | lapsed <= unlikely
+    assert not unlikely & regulars
+    chances = [
+        value.p_purchase_90d
+        for value in (service.customer_value(db, customer_id=c) for c in onces)
+        if value is not None
+    ]
+    assert chances == sorted(chances, reverse=True)
+    likely = set(db.scalars(service.value_audience(min_p_purchase_90d=0.5)))
+    assert likely == regulars
     # and the conditions combine
     both = set(db.scalars(service.value_audience(value_tiers=["rest"], min_p_alive=0.9)))
     assert both

@@ -23,6 +23,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
+from rapport.orders.customer_value.bgnbd import _weighted_sum
+
 FloatArray = NDArray[np.float64]
 
 _LOG_BOUNDS = (np.log(1e-6), np.log(1e6))
@@ -75,21 +77,19 @@ def _log_likelihood_and_gradient(
     log_pooled = np.log(gamma + x * mean_value)
     log_value = np.log(mean_value)
     log_x = np.log(x)
-    value = float(
-        np.dot(
-            weights,
-            (gammaln(p * levels + q) - gammaln(p * levels) - gammaln(q))[at]
-            + q * np.log(gamma)
-            + (px - 1.0) * log_value
-            + px * log_x
-            - (px + q) * log_pooled,
-        )
+    value = _weighted_sum(
+        weights,
+        (gammaln(p * levels + q) - gammaln(p * levels) - gammaln(q))[at]
+        + q * np.log(gamma)
+        + (px - 1.0) * log_value
+        + px * log_x
+        - (px + q) * log_pooled,
     )
     psi_pxq = digamma(p * levels + q)
     d_p = x * ((psi_pxq - digamma(p * levels))[at] + log_value + log_x - log_pooled)
     d_q = (psi_pxq - digamma(q))[at] + np.log(gamma) - log_pooled
     d_gamma = q / gamma - (px + q) / (gamma + x * mean_value)
-    gradient = np.array([np.dot(weights, d) for d in (d_p, d_q, d_gamma)])
+    gradient = np.array([_weighted_sum(weights, d) for d in (d_p, d_q, d_gamma)])
     return value, gradient
 
 
@@ -140,7 +140,7 @@ def fit_gamma_gamma(
     p, q, gamma = (float(v) for v in np.exp(best.x))
     gamma *= scale
     in_unit = _log_likelihood(p, q, gamma, ux, um * scale)
-    return GammaGammaParams(p=p, q=q, gamma=gamma, log_likelihood=float(np.dot(weights, in_unit)))
+    return GammaGammaParams(p=p, q=q, gamma=gamma, log_likelihood=_weighted_sum(weights, in_unit))
 
 
 def expected_average_spend(

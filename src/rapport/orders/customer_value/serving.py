@@ -14,13 +14,13 @@ expected spend per purchase day, undiscounted, in the currency's minor units.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
@@ -41,6 +41,7 @@ from rapport.orders.customer_value.summary import summarise_purchases
 from rapport.orders.customer_value.tiers import VALUE_TIERS, value_tiers
 from rapport.orders.models import CustomerValueFit, CustomerValueScore, Order
 from rapport.platform import clock
+from rapport.platform.db import read_only, upsert_rows
 from rapport.platform.errors import InvalidInput
 
 VALUE_HORIZON_DAYS = 365
@@ -105,29 +106,47 @@ class TierSummary:
     mean_p_alive: float
 
 
+# Seconds in a day, and the Julian day of 1970-01-01: purchase times become UTC day numbers in
+# SQL, so a million orders never become Python datetimes.
+_DAY_SECONDS = 86400.0
+_UNIX_EPOCH_JULIAN_DAY = 2440587.5
+
+
+def _day_number(db: Session) -> ColumnElement[Any]:
+    """Days since 1970-01-01 (UTC, fractional) of ``orders.placed_at``, in SQL."""
+    if db.get_bind().dialect.name == "sqlite":  # stored as UTC text
+        return func.julianday(Order.placed_at) - _UNIX_EPOCH_JULIAN_DAY
+    return func.extract("epoch", Order.placed_at) / _DAY_SECONDS
+
+
 def _purchases(db: Session) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """Every known customer's purchases as (ids, customer codes, day numbers, amounts)."""
+    """Every known customer's purchases as (ids, customer codes, UTC day numbers, amounts)."""
     ids: dict[str, int] = {}
     codes: list[int] = []
-    days: list[int] = []
+    days: list[float] = []
     amounts: list[int] = []
     rows = db.execute(
-        select(Order.customer_id, Order.placed_at, Order.total_minor).where(
+        select(Order.customer_id, _day_number(db), Order.total_minor).where(
             Order.customer_id.is_not(None), Order.status != "cancelled"
         )
     )
-    for customer_id, placed_at, total_minor in rows:
+    for customer_id, day, total_minor in rows:
         if customer_id is None:  # excluded by the query; here for the type checker
             continue
         codes.append(ids.setdefault(customer_id, len(ids)))
-        days.append(clock.as_utc(placed_at).toordinal())
+        days.append(float(day))
         amounts.append(int(total_minor))
     return (
         list(ids),
         np.asarray(codes, dtype=np.int64),
-        np.asarray(days, dtype=np.int64),
+        np.floor(np.asarray(days, dtype=np.float64)).astype(np.int64),
         np.asarray(amounts, dtype=np.float64),
     )
+
+
+def _today(now: datetime) -> float:
+    """Today's UTC day number, on the scale of ``_day_number``."""
+    return float(np.floor(now.timestamp() / _DAY_SECONDS))
 
 
 def _erased(db: Session, customer_ids: list[str]) -> set[str]:
@@ -139,20 +158,24 @@ def _erased(db: Session, customer_ids: list[str]) -> set[str]:
 
 def fit_customer_value(db: Session) -> ValueFit | None:
     """Fit BG/NBD and Gamma-Gamma on the orders held now and rewrite every customer's value
-    and tier (one transaction, committed). None, and nothing stored, when no known customer
-    has an order yet. Erased customers get no row."""
+    and tier. None, and nothing stored, when no known customer has an order yet. Erased
+    customers get no row.
+
+    The orders are read in a read-only transaction (on SQLite it neither waits for nor
+    blocks writers), and the values are written in chunks of a few thousand, each its own
+    short transaction: a million customers never hold SQLite's write lock for more than a
+    moment. Until the last chunk, readers see some customers' new values and others' previous
+    ones; then the rows of customers who no longer qualify go and the fit is recorded."""
     started = time.perf_counter()
     now = clock.now()
+    read_only(db)
     ids, codes, days, amounts = _purchases(db)
-    if not ids:
-        return None
     erased = _erased(db, ids)
+    db.commit()  # ends the read transaction
     if erased:
         keep = np.asarray([customer_id not in erased for customer_id in ids])[codes]
         codes, days, amounts = codes[keep], days[keep], amounts[keep]
-    customer_codes, summary = summarise_purchases(
-        codes, days, amounts, end_day=float(now.toordinal())
-    )
+    customer_codes, summary = summarise_purchases(codes, days, amounts, end_day=_today(now))
     if len(summary) == 0:
         db.execute(delete(CustomerValueScore))
         db.commit()
@@ -224,11 +247,14 @@ def _write(
     scores: _Scores,
     now: datetime,
 ) -> None:
-    db.execute(delete(CustomerValueScore))
+    """Upsert every customer's row, one short transaction per chunk; then delete the rows
+    this fit did not write (customers erased, or whose orders were all cancelled)."""
+    table = CustomerValueScore.__table__
+    columns = [column.name for column in table.columns if column.name != "customer_id"]
 
-    def rows(start: int, stop: int) -> Iterator[dict[str, object]]:
-        for i in range(start, stop):
-            yield {
+    def rows(start: int, stop: int) -> list[dict[str, Any]]:
+        return [
+            {
                 "customer_id": customer_ids[i],
                 "frequency": int(summary.frequency[i]),
                 "recency_days": float(summary.recency[i]),
@@ -242,10 +268,23 @@ def _write(
                 "value_tier": str(scores.tiers[i]),
                 "fitted_at": now,
             }
+            for i in range(start, stop)
+        ]
 
     for start in range(0, len(customer_ids), _WRITE_CHUNK):
-        stop = min(start + _WRITE_CHUNK, len(customer_ids))
-        db.execute(insert(CustomerValueScore), list(rows(start, stop)))
+        chunk = rows(start, min(start + _WRITE_CHUNK, len(customer_ids)))
+        # Someone erased since the read gets no row back (erasure deleted theirs): checked
+        # in the transaction that writes, which on SQLite excludes the erasure's.
+        erased = customers.erased_among(db, {row["customer_id"] for row in chunk})
+        upsert_rows(
+            db,
+            table,
+            [row for row in chunk if row["customer_id"] not in erased],
+            key_columns=["customer_id"],
+            update_columns=columns,
+        )
+        db.commit()
+    db.execute(delete(CustomerValueScore).where(CustomerValueScore.fitted_at != now))
 
 
 def _fit_out(row: CustomerValueFit) -> ValueFit:
@@ -315,10 +354,13 @@ def value_audience(
     value_tiers: Sequence[str] | None = None,
     min_p_alive: float | None = None,
     max_p_alive: float | None = None,
+    min_p_purchase_90d: float | None = None,
+    max_p_purchase_90d: float | None = None,
 ) -> Select[tuple[str]]:
     """A SELECT of the customer ids whose stored value matches every bound given (inclusive);
     with no bound, every customer with a value. For segments: run it, or use it as a
-    subquery (``customer_id IN (...)``)."""
+    subquery (``customer_id IN (...)``). ``p_purchase_90d`` (a purchase within 90 days) is
+    the bound to use for one-off buyers, whose ``p_alive`` is always 1 under BG/NBD."""
     query: Select[tuple[str]] = cast("Select[tuple[str]]", select(CustomerValueScore.customer_id))
     if min_predicted_value_minor is not None:
         query = query.where(CustomerValueScore.predicted_value_minor >= min_predicted_value_minor)
@@ -336,6 +378,10 @@ def value_audience(
         query = query.where(CustomerValueScore.p_alive >= min_p_alive)
     if max_p_alive is not None:
         query = query.where(CustomerValueScore.p_alive <= max_p_alive)
+    if min_p_purchase_90d is not None:
+        query = query.where(CustomerValueScore.p_purchase_90d >= min_p_purchase_90d)
+    if max_p_purchase_90d is not None:
+        query = query.where(CustomerValueScore.p_purchase_90d <= max_p_purchase_90d)
     return query
 
 
