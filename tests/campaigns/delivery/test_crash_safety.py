@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -53,13 +54,15 @@ def test_a_worker_killed_mid_send_then_restarted_sends_each_message_once(
     committed_url: str, smtp_sink: SmtpSink
 ) -> None:
     campaign_id, _ = _queue(committed_url, 8)
-    smtp_sink.hold_after = 3  # the server keeps the 3rd message but holds its answer
+    # The server keeps the 4th message (the second group's last) but holds its answer: the
+    # worker has written both terminators of that group and waits for the replies.
+    smtp_sink.hold_after = 4
     worker = subprocess.Popen(
         [sys.executable, "-c", WORKER],
         env={**os.environ, "RAPPORT_DATABASE_URL": committed_url},
     )
     try:
-        assert smtp_sink.holding.wait(30), "the worker never reached the third message"
+        assert smtp_sink.holding.wait(30), "the worker never reached the fourth message"
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(10)
     finally:
@@ -70,6 +73,9 @@ def test_a_worker_killed_mid_send_then_restarted_sends_each_message_once(
     # terminators, which both left before the worker waited for the held answer); the rest
     # are still claimed by the dead worker, never sent.
     assert _statuses(committed_url, campaign_id) == Counter({"sent": 4, "sending": 4})
+    deadline = time.monotonic() + 5  # the other connection's message may still be arriving
+    while len(smtp_sink.messages) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert len(smtp_sink.messages) == 4
 
     clock.set_clock(frozen := FrozenClock(clock.now()))

@@ -47,7 +47,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery import email as smtp
@@ -420,34 +420,50 @@ def _send_email(batch: _Batch, items: list[tuple[Claimed, Verdict]]) -> int:
 
 
 def _mark_sent_now(batch: _Batch, delivery_ids: list[int]) -> set[int]:
-    """Mark these deliveries sent (those still claimed by this worker) and COMMIT; return
-    the ids marked."""
+    """Mark these deliveries sent (those still claimed by this worker) with their history rows
+    and COMMIT; return the ids marked. PostgreSQL: one statement (the update feeds the history
+    insert), since this runs once per group on the hot path."""
     db, now = batch.db, clock.now()
-    marked = set(
-        db.scalars(
-            update(Delivery)
-            .where(
-                Delivery.id.in_(delivery_ids),
-                Delivery.status == "sending",
-                Delivery.claimed_by == batch.worker,
-            )
-            .values(
-                status="sent",
-                reason="",
-                sent_at=now,
-                attempts=Delivery.attempts + 1,
-                claimed_by=None,
-                updated_at=now,
-            )
-            .returning(Delivery.id),
-            execution_options={"synchronize_session": False},
+    marking = (
+        update(Delivery)
+        .where(
+            Delivery.id.in_(delivery_ids),
+            Delivery.status == "sending",
+            Delivery.claimed_by == batch.worker,
         )
+        .values(
+            status="sent",
+            reason="",
+            sent_at=now,
+            attempts=Delivery.attempts + 1,
+            claimed_by=None,
+            updated_at=now,
+        )
+        .returning(Delivery.id)
     )
-    if marked:
-        db.execute(
-            insert(DeliveryStatus),
-            [{"delivery_id": i, "status": "sent", "reason": "", "at": now} for i in marked],
+    if db.get_bind().dialect.name == "postgresql":
+        marked_rows = marking.cte("marked")
+        statement = (
+            insert(DeliveryStatus)
+            .from_select(
+                ["delivery_id", "status", "reason", "at"],
+                select(
+                    marked_rows.c.id,
+                    literal("sent"),
+                    literal(""),
+                    literal(now, type_=DeliveryStatus.__table__.c.at.type),
+                ),
+            )
+            .returning(DeliveryStatus.delivery_id)
         )
+        marked = {int(i) for i in db.scalars(statement)}
+    else:
+        marked = set(db.scalars(marking, execution_options={"synchronize_session": False}))
+        if marked:
+            db.execute(
+                insert(DeliveryStatus),
+                [{"delivery_id": i, "status": "sent", "reason": "", "at": now} for i in marked],
+            )
     db.commit()
     return marked
 
