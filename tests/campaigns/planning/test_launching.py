@@ -148,6 +148,12 @@ def test_a_scheduled_campaign_goes_out_once_its_time_has_passed(db: Session) -> 
 
     clock.advance(timedelta(minutes=2))
     planning_jobs.launch_scheduled(db, {})
+    assert db.get(Campaign, campaign.id).status == "sending"  # type: ignore[union-attr]
+    # The worker runs the launch job the check queued.
+    job = db.scalar(select(Job).where(Job.kind == launching.LAUNCH_JOB))
+    assert job is not None
+    assert job.payload == {"campaign_id": campaign.id}
+    planning_jobs.launch_campaign(db, job.payload)
     assert len(_deliveries(db, campaign.id)) == 2
     assert db.get(Campaign, campaign.id).status == "sent"  # type: ignore[union-attr]
     # The next check finds nothing more to do.

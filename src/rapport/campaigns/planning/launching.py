@@ -127,8 +127,10 @@ def schedule_campaign(
 
 
 def launch_due(db: Session) -> int:
-    """Launch every scheduled campaign whose time has come (the check that runs every
-    minute); returns how many started. Each is sent in this call, batch by batch."""
+    """Start every scheduled campaign whose time has come (the check that runs every
+    minute): each becomes ``sending`` and its launch job is queued, so the check stays quick
+    and a launch cut short by a crash is taken up again by the job's retry. Returns how many
+    started."""
     due = list(
         db.scalars(
             select(Campaign.id)
@@ -136,9 +138,18 @@ def launch_due(db: Session) -> int:
             .order_by(Campaign.scheduled_at, Campaign.id)
         )
     )
+    started = 0
     for campaign_id in due:
-        launch_campaign(db, campaign_id=campaign_id)
-    return len(due)
+        campaign = _locked(db, campaign_id)
+        if campaign.status == "scheduled":  # not paused or cancelled since the read
+            now = clock.now()
+            campaign.status = "sending"
+            campaign.started_at = campaign.started_at or now
+            campaign.updated_at = now
+            _enqueue_launch(db, campaign)
+            started += 1
+        db.commit()
+    return started
 
 
 def launch_campaign(db: Session, *, campaign_id: int) -> int:
