@@ -140,6 +140,13 @@ class Settings(BaseSettings):
             " commas. Empty: every admin user."
         ),
     )
+    cx_alert_webhook: str = Field(
+        default="",
+        description=(
+            "The name of a campaigns webhook endpoint that also receives each CX alert (a chat"
+            " or paging system). Empty: email only."
+        ),
+    )
 
     @field_validator("secret_key")
     @classmethod

@@ -13,14 +13,13 @@ from sqlalchemy import select
 from rapport.campaigns.models import Campaign, Delivery, InboxMessage
 from rapport.campaigns.producers import announcements as producer_announcements
 from rapport.customers import service as customers
-from rapport.events import service as events
 from rapport.flows import privacy
 from rapport.loyalty.membership import announcements
 from rapport.loyalty.models import TierStanding
 from rapport.platform import clock, jobs
 from rapport.platform.db import open_session
 from tests.campaigns.delivery.factories import make_customer
-from tests.campaigns.producers.flow import frozen, run_worker
+from tests.campaigns.producers.flow import advance_processors, frozen, run_worker
 from tests.campaigns.receivers import SmtpSink
 
 
@@ -128,7 +127,7 @@ def test_consent_withdrawn_after_queuing_stops_the_email(
             created_by="ops",
         )
         announcement_id = announcement.id
-    events.run_processors(database_url=committed_url)
+    advance_processors(committed_url)
     jobs.run_due(worker_id="producers-test", database_url=committed_url)
     with open_session(committed_url) as db:
         customers.set_consent(

@@ -1,14 +1,19 @@
 """Survey invitations, apologies and CX alerts now deliver: the invitation is an email with
 the signed link to the survey page (only while the survey's consent stands), a ticket resolved
 with apology points is an email saying how many, and a score below its target is an email to
-the staff addresses (every admin user when none are configured), once a day."""
+the staff addresses (every admin user when none are configured) and the webhook named for
+alerts, once a day; a control group the retailer gives a system campaign holds customers out."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from sqlalchemy import select
 
 from rapport.campaigns.models import Campaign, Delivery
+from rapport.campaigns.planning.control import in_control_group
+from rapport.campaigns.producers.messages import system_campaign
 from rapport.customers import service as customers
 from rapport.feedback import service as feedback
 from rapport.feedback.schemas import ResponseIn, SurveyIn, TargetIn, TicketIn
@@ -17,9 +22,9 @@ from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.platform.settings import get_settings
 from tests.campaigns.conftest import TEST_SECRET
-from tests.campaigns.delivery.factories import make_customer
+from tests.campaigns.delivery.factories import make_customer, make_endpoint
 from tests.campaigns.producers.flow import frozen, run_worker
-from tests.campaigns.receivers import SmtpSink
+from tests.campaigns.receivers import SmtpSink, WebhookReceiver
 
 SURVEY = {"survey_id": "nps-visit", "name": "NPS", "kind": "nps", "trigger": "manual"}
 
@@ -148,3 +153,75 @@ def test_a_score_below_target_alerts_staff_once_a_day(
             .where(Campaign.key == "feedback.cx_alert")
         ).all()
         assert purposes == ["staff", "staff"]
+
+
+def test_a_cx_alert_also_goes_to_the_webhook_the_setting_names(
+    committed_url: str,
+    smtp_sink: SmtpSink,
+    webhook_receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a webhook endpoint named for alerts and one staff address
+    monkeypatch.setenv("RAPPORT_CX_ALERT_EMAILS", "cx@example.org")
+    monkeypatch.setenv("RAPPORT_CX_ALERT_WEBHOOK", "Ops chat")
+    get_settings.cache_clear()
+    frozen()
+    with open_session(committed_url) as db:
+        endpoint = make_endpoint(db, url=webhook_receiver.url)
+        endpoint.name = "Ops chat"
+        feedback.save_survey(db, survey=SurveyIn(**SURVEY))
+        feedback.set_target(
+            db, target=TargetIn(kind="nps", scope="all", target=40, min_responses=1)
+        )
+        feedback.record_response(db, response=ResponseIn(survey_id="nps-visit", score=0))
+        # when a target is missed and the worker runs
+        assert len(feedback.check_targets(db)) == 1
+    run_worker(committed_url)
+    # then the staff address got the email and the endpoint one signed request
+    assert [m.to for m in smtp_sink.messages] == ["cx@example.org"]
+    (request,) = webhook_receiver.requests
+    payload = request.json()
+    assert payload["purpose"] == "staff"
+    assert payload["campaign"]["key"] == "feedback.cx_alert.webhook"
+    assert "NPS -100.0 is below its target 40.0 (the whole business)" in json.dumps(payload)
+
+
+def test_a_control_group_on_a_system_campaign_holds_customers_out(
+    committed_url: str, smtp_sink: SmtpSink
+) -> None:
+    # given the apology campaign with a 90% control group and ten customers given points
+    frozen()
+    with open_session(committed_url) as db:
+        people = [make_customer(db, email=f"p{n}@example.org") for n in range(10)]
+        db.commit()
+        campaign = system_campaign(db, "service.apology")
+        campaign.control_percent = 90
+        db.commit()
+        campaign_id = campaign.id
+        for customer in people:
+            ticket = feedback.open_ticket(
+                db,
+                ticket=TicketIn(
+                    customer_id=customer, kind="complaint", channel="web", subject="Late"
+                ),
+            )
+            feedback.resolve_ticket(
+                db,
+                ticket_id=ticket.ticket_id,
+                resolution="Sorry",
+                resolved_by="agent",
+                apology_points=50,
+            )
+    # when the worker runs
+    run_worker(committed_url)
+    # then exactly the customers outside the stable control group were emailed
+    treated = sorted(
+        f"p{n}@example.org"
+        for n, customer in enumerate(people)
+        if not in_control_group(campaign_id, customer, 90)
+    )
+    assert sorted(m.to for m in smtp_sink.messages) == treated
+    with open_session(committed_url) as db:
+        held = db.scalars(select(Delivery.status).where(Delivery.grp == "control")).all()
+        assert len(held) == 10 - len(treated)
+        assert set(held) <= {"held_out"}

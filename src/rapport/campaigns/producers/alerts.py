@@ -1,23 +1,26 @@
 """CX-target alerts to staff: ``score_below_target`` (feedback, raised at most once a day per
 target) becomes a staff message to the addresses in ``RAPPORT_CX_ALERT_EMAILS`` (every admin
-user when it is empty). Should the retailer switch the alert campaign to a webhook endpoint in
-the admin, the alert goes there instead, once. One delivery per address, target and day,
-whatever runs twice.
+user when it is empty), and, when ``RAPPORT_CX_ALERT_WEBHOOK`` names an active webhook
+endpoint, one webhook delivery to it (a chat or paging system). One delivery per address,
+target and day, whatever runs twice.
 """
 
 from __future__ import annotations
+
+import logging
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
-from rapport.campaigns.producers.messages import CX_ALERT, system_campaign
+from rapport.campaigns.models import WebhookEndpoint
+from rapport.campaigns.producers.messages import CX_ALERT, CX_ALERT_WEBHOOK, system_campaign
 from rapport.events.service import LoggedEvent
 from rapport.platform import clock
 from rapport.platform.models import AdminUser
 from rapport.platform.settings import get_settings
 
-WEBHOOK_ADDRESS = "webhook"
+log = logging.getLogger(__name__)
 
 
 def alert_addresses(db: Session) -> list[str]:
@@ -34,8 +37,6 @@ def on_score_below_target(db: Session, event: LoggedEvent) -> None:
     scope = str(props.get("scope") or "all")
     scope_value = str(props.get("scope_value") or "")
     day = clock.as_utc(event.occurred_at).date().isoformat()
-    campaign = system_campaign(db, CX_ALERT)
-    addresses = [WEBHOOK_ADDRESS] if campaign.channel == "webhook" else alert_addresses(db)
     context = {
         "kind": kind,
         "scope": scope,
@@ -50,9 +51,35 @@ def on_score_below_target(db: Session, event: LoggedEvent) -> None:
     occasion = f"{kind}:{scope}:{scope_value}:{day}"
     queue_deliveries(
         db,
-        campaign=campaign,
+        campaign=system_campaign(db, CX_ALERT),
         recipients=[
             Recipient(customer_id=None, address=address, occasion=occasion, context=context)
-            for address in addresses
+            for address in alert_addresses(db)
         ],
     )
+    endpoint = _alert_endpoint(db)
+    if endpoint is not None:
+        queue_deliveries(
+            db,
+            campaign=system_campaign(db, CX_ALERT_WEBHOOK, webhook_endpoint_id=endpoint.id),
+            recipients=[
+                Recipient(
+                    customer_id=None,
+                    address=f"webhook:{endpoint.name}",
+                    occasion=occasion,
+                    context=context,
+                )
+            ],
+        )
+
+
+def _alert_endpoint(db: Session) -> WebhookEndpoint | None:
+    name = get_settings().cx_alert_webhook.strip()
+    if not name:
+        return None
+    endpoint = db.scalar(
+        select(WebhookEndpoint).where(WebhookEndpoint.name == name, WebhookEndpoint.active)
+    )
+    if endpoint is None:
+        log.warning("RAPPORT_CX_ALERT_WEBHOOK names no active webhook endpoint: %r", name)
+    return endpoint

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
 from rapport.campaigns.models import Campaign, Delivery
 from rapport.campaigns.planning.editing import ensure_system_campaign
-from rapport.campaigns.producers.messages import ANNOUNCEMENT_PREFIX
+from rapport.campaigns.producers.messages import ANNOUNCEMENT_PREFIX, with_control_group
 from rapport.customers import service as customers
 from rapport.events.service import LoggedEvent
 from rapport.loyalty import service as loyalty
@@ -124,12 +124,18 @@ def queue_announcement(db: Session, *, announcement_id: int, batch: int = BATCH)
             customers.contactable(db, customer_ids=members, purpose="marketing_push").values()
         )
         added += queue_deliveries(
-            db, campaign=email, recipients=[Recipient(customer_id=c) for c in sorted(by_email)]
+            db,
+            campaign=email,
+            recipients=with_control_group(
+                email, [Recipient(customer_id=c) for c in sorted(by_email)]
+            ),
         )
         added += queue_deliveries(
             db,
             campaign=inbox,
-            recipients=[Recipient(customer_id=c) for c in sorted(by_push - by_email)],
+            recipients=with_control_group(
+                inbox, [Recipient(customer_id=c) for c in sorted(by_push - by_email)]
+            ),
         )
         db.commit()
         after = members[-1]

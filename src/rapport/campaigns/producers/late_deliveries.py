@@ -27,6 +27,7 @@ from rapport.campaigns.producers.messages import (
     LATE_DELIVERY,
     LATE_DELIVERY_INBOX,
     system_campaign,
+    with_control_group,
 )
 from rapport.events.service import LoggedEvent
 from rapport.loyalty import service as loyalty
@@ -79,7 +80,9 @@ def on_delivery_late(db: Session, event: LoggedEvent) -> None:
     )
     campaigns = [system_campaign(db, LATE_DELIVERY), system_campaign(db, LATE_DELIVERY_INBOX)]
     for campaign in campaigns:
-        queue_deliveries(db, campaign=campaign, recipients=[recipient])
+        queue_deliveries(
+            db, campaign=campaign, recipients=with_control_group(campaign, [recipient])
+        )
     if not points and loyalty.apology_rule_ids(db):
         _hold_for_apology(db, campaigns, occasion=_occasion(order_id))
 
@@ -145,20 +148,24 @@ def queue_apology(
     order_id: str | None = None,
     ticket_id: str | None = None,
 ) -> None:
+    campaign = system_campaign(db, APOLOGY)
     queue_deliveries(
         db,
-        campaign=system_campaign(db, APOLOGY),
-        recipients=[
-            Recipient(
-                customer_id=customer_id,
-                occasion=occasion,
-                context={
-                    "points": points,
-                    "order_id": order_id or "",
-                    "ticket_id": ticket_id or "",
-                },
-            )
-        ],
+        campaign=campaign,
+        recipients=with_control_group(
+            campaign,
+            [
+                Recipient(
+                    customer_id=customer_id,
+                    occasion=occasion,
+                    context={
+                        "points": points,
+                        "order_id": order_id or "",
+                        "ticket_id": ticket_id or "",
+                    },
+                )
+            ],
+        ),
     )
 
 

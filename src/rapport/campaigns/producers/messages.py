@@ -9,11 +9,14 @@ because templates render with undefined names refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
+from rapport.campaigns.delivery.queueing import Recipient
 from rapport.campaigns.models import Campaign
+from rapport.campaigns.planning.control import in_control_group
 from rapport.campaigns.planning.editing import ensure_system_campaign
 
 Templates = dict[tuple[str, str], tuple[str, str]]
@@ -23,6 +26,7 @@ LATE_DELIVERY_INBOX = "orders.late_delivery.inbox"
 SURVEY_INVITATION = "feedback.survey_invitation"
 APOLOGY = "service.apology"
 CX_ALERT = "feedback.cx_alert"
+CX_ALERT_WEBHOOK = "feedback.cx_alert.webhook"
 ANNOUNCEMENT_PREFIX = "loyalty.announcement."
 
 
@@ -134,6 +138,16 @@ _CX_ALERT: Templates = {
     ),
 }
 
+_CX_ALERT_WEBHOOK: Templates = {
+    ("webhook", "en"): (
+        "CX alert: {{ occasion.kind|upper }} {{ occasion.score }} is below its target "
+        "{{ occasion.target }} ({{ occasion.scope_label }})",
+        "The {{ occasion.kind|upper }} score for {{ occasion.scope_label }} is "
+        "{{ occasion.score }} ({{ occasion.responses }} responses), below its target of "
+        "{{ occasion.target }}. {{ occasion.admin_url }}",
+    ),
+}
+
 SYSTEM_CAMPAIGNS: dict[str, SystemCampaign] = {
     c.key: c
     for c in (
@@ -144,18 +158,40 @@ SYSTEM_CAMPAIGNS: dict[str, SystemCampaign] = {
         SystemCampaign(SURVEY_INVITATION, "Survey invitation", "service", "email", _SURVEY),
         SystemCampaign(APOLOGY, "Apology points", "service", "email", _APOLOGY),
         SystemCampaign(CX_ALERT, "CX-target alert (staff)", "staff", "email", _CX_ALERT),
+        SystemCampaign(
+            CX_ALERT_WEBHOOK, "CX-target alert (webhook)", "staff", "webhook", _CX_ALERT_WEBHOOK
+        ),
     )
 }
 
 
-def system_campaign(db: Session, key: str) -> Campaign:
-    """The system campaign ``key`` (one of :data:`SYSTEM_CAMPAIGNS`), created on first use."""
+def system_campaign(db: Session, key: str, *, webhook_endpoint_id: int | None = None) -> Campaign:
+    """The system campaign ``key`` (one of :data:`SYSTEM_CAMPAIGNS`), created on first use
+    (a webhook one sends to ``webhook_endpoint_id``, kept current when the setting names
+    another endpoint)."""
     spec = SYSTEM_CAMPAIGNS[key]
-    return ensure_system_campaign(
+    campaign = ensure_system_campaign(
         db,
         key=spec.key,
         name=spec.name,
         purpose=spec.purpose,
         channel=spec.channel,
         templates=spec.templates,
+        webhook_endpoint_id=webhook_endpoint_id,
     )
+    if webhook_endpoint_id is not None and campaign.webhook_endpoint_id != webhook_endpoint_id:
+        campaign.webhook_endpoint_id = webhook_endpoint_id
+        db.flush()
+    return campaign
+
+
+def with_control_group(campaign: Campaign, recipients: Iterable[Recipient]) -> list[Recipient]:
+    """``recipients`` with those the campaign's control group holds out marked ``control``
+    (the retailer may give a system campaign a control group; 0% by default). Staff
+    recipients are never held out."""
+    return [
+        replace(r, group="control")
+        if r.customer_id and in_control_group(campaign.id, r.customer_id, campaign.control_percent)
+        else r
+        for r in recipients
+    ]

@@ -13,7 +13,11 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
-from rapport.campaigns.producers.messages import SURVEY_INVITATION, system_campaign
+from rapport.campaigns.producers.messages import (
+    SURVEY_INVITATION,
+    system_campaign,
+    with_control_group,
+)
 from rapport.customers import service as customers
 from rapport.events.service import LoggedEvent
 from rapport.feedback import service as feedback
@@ -42,21 +46,25 @@ def on_survey_invited(db: Session, event: LoggedEvent) -> None:
         secret=settings.session_secret(),
         base_url=settings.public_base_url,
     )
+    campaign = system_campaign(db, SURVEY_INVITATION)
     queue_deliveries(
         db,
-        campaign=system_campaign(db, SURVEY_INVITATION),
-        recipients=[
-            Recipient(
-                customer_id=invitation.customer_id,
-                occasion=f"invitation:{invitation.invitation_id}",
-                context={
-                    "invitation_id": invitation.invitation_id,
-                    "survey_id": invitation.survey_id,
-                    "survey_url": link,
-                    "expires_on": expires_at.date().isoformat(),
-                    "order_id": invitation.order_id or "",
-                    "stage": invitation.stage,
-                },
-            )
-        ],
+        campaign=campaign,
+        recipients=with_control_group(
+            campaign,
+            [
+                Recipient(
+                    customer_id=invitation.customer_id,
+                    occasion=f"invitation:{invitation.invitation_id}",
+                    context={
+                        "invitation_id": invitation.invitation_id,
+                        "survey_id": invitation.survey_id,
+                        "survey_url": link,
+                        "expires_on": expires_at.date().isoformat(),
+                        "order_id": invitation.order_id or "",
+                        "stage": invitation.stage,
+                    },
+                )
+            ],
+        ),
     )
