@@ -17,6 +17,7 @@ same seed gives the same retailer on any PostgreSQL 11 or later.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -91,6 +92,10 @@ def email_of(number: int) -> str:
     return f"customer{number}@bench.example"
 
 
+def log(message: str) -> None:
+    print(f"retailer: {message}", file=sys.stderr, flush=True)
+
+
 def generate_retailer(database_url: str, *, customers: int, seed: int = 16) -> RetailerSummary:
     """Fill the (migrated, empty) database at ``database_url`` with the demo retailer."""
     began = time.perf_counter()
@@ -98,15 +103,24 @@ def generate_retailer(database_url: str, *, customers: int, seed: int = 16) -> R
     try:
         with engine.begin() as connection:
             _define_helpers(connection, seed)
-            _stores_and_products(connection)
-            _customers(connection, customers)
-            _consents(connection)
-            _orders(connection)
-            _traits(connection)
-            _loyalty_members(connection)
+            steps = (
+                ("stores and products", lambda: _stores_and_products(connection)),
+                ("customers", lambda: _customers(connection, customers)),
+                ("consents", lambda: _consents(connection)),
+                ("orders", lambda: _orders(connection)),
+                ("traits", lambda: _traits(connection)),
+                ("loyalty members", lambda: _loyalty_members(connection)),
+            )
+            for name, step in steps:
+                step_began = time.perf_counter()
+                step()
+                log(f"{name}: {time.perf_counter() - step_began:.1f} s")
         with engine.connect() as connection:
             connection.execution_options(isolation_level="AUTOCOMMIT")
+            step_began = time.perf_counter()
+            # As autovacuum would have left a live database: statistics and visibility maps.
             connection.execute(text("VACUUM ANALYZE"))
+            log(f"vacuum analyze: {time.perf_counter() - step_began:.1f} s")
             counts = {
                 table: int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
                 for table in ("customers", "consents", "orders", "order_lines", "products")

@@ -13,8 +13,9 @@ processes (this script with ``--dispatcher``: a loop over
 ``rapport.campaigns.delivery.sending.dispatch_due``).
 
 1. **Segment**: a three-condition segment (marketing email consent, bought from
-   Home/Woodworking in the last 90 days, within 50 km of central London), counted with a sample
-   by ``preview_segment`` (``segment_s``: the first evaluation; then two more).
+   Home/Woodworking in the last 90 days, within 50 km of central London by last known location
+   or home), counted with a sample by ``preview_segment``, three times (``segment_s``: the
+   median; the first, on a cold cache, is shown too), and checked against plain SQL.
 2. **Email**: a campaign to ``--emails`` customers with email consent, queued with
    ``queue_deliveries`` while the dispatchers wait, then sent to the SMTP sink. ``emails_per_s``
    = messages sent / seconds from the queue's commit until no delivery is left queued or
@@ -23,10 +24,13 @@ processes (this script with ``--dispatcher``: a loop over
    request's HMAC signature is checked by the receiver.
 4. **Crash**: an email campaign and a webhook campaign of ``--crash`` deliveries each; the
    dispatcher is killed with SIGKILL once 40% were received, then a new one is started. The
-   claims of the dead one expire after the dispatcher's lease (``--lease-seconds`` shortens it in
-   the dispatcher processes only, to keep the run short). ``duplicates``: messages received more
-   than once for the same delivery; ``lost``: deliveries queued and never received (nor refused
-   by a gate); both summed over the two channels.
+   claims of the dead one expire after the dispatcher's lease: in this test only it is
+   shortened to ``--lease-seconds`` (20 s) with batches of ``--crash-batch`` (100) deliveries,
+   so that the test does not wait the production lease. ``duplicates``: messages received
+   more than once for the same delivery (webhooks are at least once by design, a receiver
+   drops repeats by ``Rapport-Delivery-Id``: counted all the same); ``lost``: deliveries the
+   database calls sent, or never finished, whose message never arrived; both summed over every
+   run of the bench.
 5. **Naive**: ``--naive`` customers one at a time (bench/campaign_naive.py: one query, render,
    a fresh SMTP session or HTTP connection, a commit each), for each channel.
 
@@ -41,6 +45,7 @@ import json
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,10 +80,10 @@ from postgres import add_database_url_option, postgres_server
 # --quick: every part on little data.
 QUICK: dict[str, Any] = {
     "customers": 20_000,
-    "emails": 5_000,
-    "webhooks": 5_000,
-    "crash": 2_000,
-    "naive": 500,
+    "emails": 2_000,
+    "webhooks": 2_000,
+    "crash": 1_000,
+    "naive": 300,
     "sink_check": 4_000,
 }
 SEGMENT: dict[str, Any] = {
@@ -108,6 +113,9 @@ WEBHOOK_BODY = "{{ first_name }}, our woodworking workshop opens Saturday. {{ po
 WEBHOOK_PURPOSE = "marketing_push"
 SMTP_FROM = "Larder & Loom <campaigns@bench.example>"
 READY_TIMEOUT_S = 120
+# The crash test's lease: long enough for one crash-test batch, short enough not to make the
+# test wait the production lease (minutes) for the dead dispatcher's claims.
+CRASH_LEASE_S = 20.0
 POLL_S = 0.2
 UNFINISHED = ("queued", "sending")
 
@@ -603,9 +611,19 @@ def main() -> None:
     parser.add_argument("--crash", type=int, default=20_000, help="deliveries per crash test")
     parser.add_argument("--naive", type=int, default=5_000, help="customers per naive loop")
     parser.add_argument("--sink-check", type=int, default=20_000, help="messages, sinks alone")
-    parser.add_argument("--workers", type=int, default=1, help="dispatcher processes")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="dispatcher processes (one per core)"
+    )
     parser.add_argument("--batch", type=int, default=500, help="deliveries per dispatch")
-    parser.add_argument("--lease-seconds", type=float, default=15.0, help="crash test only")
+    parser.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=None,
+        help=f"the dispatchers' lease in the crash test (default {CRASH_LEASE_S:.0f} s)",
+    )
+    parser.add_argument(
+        "--crash-batch", type=int, default=100, help="deliveries per dispatch, crash test"
+    )
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument(
         "--smtp-sink",
@@ -701,8 +719,8 @@ def main() -> None:
                 customer_ids=email_audience.take(args.crash),
                 receiver=sink,
                 smtp_port=sink.port,
-                batch=args.batch,
-                lease_seconds=args.lease_seconds,
+                batch=args.crash_batch,
+                lease_seconds=args.lease_seconds or CRASH_LEASE_S,
             )
             print(f"email crash: {email_crash}", file=sys.stderr)
         with webhook_receiver(workdir, secret) as receiver:
@@ -722,8 +740,8 @@ def main() -> None:
                 customer_ids=push_audience.take(args.crash),
                 receiver=receiver,
                 smtp_port=1,
-                batch=args.batch,
-                lease_seconds=args.lease_seconds,
+                batch=args.crash_batch,
+                lease_seconds=args.lease_seconds or CRASH_LEASE_S,
             )
             print(f"webhook crash: {webhook_crash}", file=sys.stderr)
 
@@ -807,15 +825,15 @@ def report(
     print("| --- | ---: | ---: | ---: | --- |")
     rows = [
         (
-            "segment: 3 conditions over 1M-scale data, first evaluation (s)",
-            f"{segment_times[0]:.2f}",
+            f"segment, 3 conditions over {retailer.customers:,} customers: median of 3 (s)",
+            f"{statistics.median(segment_times):.2f}",
             "",
             "",
             "< 10 s",
         ),
         (
-            "segment: next evaluations (s)",
-            " / ".join(f"{t:.2f}" for t in segment_times[1:]),
+            "segment: each evaluation, the first on a cold cache (s)",
+            " / ".join(f"{t:.2f}" for t in segment_times),
             "",
             "",
             "",
@@ -917,7 +935,7 @@ def report(
     print(
         json.dumps(
             {
-                "segment_s": round(segment_times[0], 3),
+                "segment_s": round(statistics.median(segment_times), 3),
                 "emails_per_s": round(email.per_second),
                 "webhooks_per_s": round(webhook.per_second),
                 "duplicates": duplicates,
