@@ -42,6 +42,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,6 +86,9 @@ PAUSED_RECHECK = timedelta(minutes=5)
 DUE_STATUSES = ("queued", "deferred", "failed", "sending")
 # SMTP connections a dispatcher sends on side by side (one message each per group).
 SMTP_CONNECTIONS = 20
+# Webhook POSTs in flight at once, and deliveries whose tries commit together.
+WEBHOOK_CONCURRENCY = 16
+WEBHOOK_GROUP = 100
 
 
 def worker_name() -> str:
@@ -510,37 +514,57 @@ def _email_refused(
 
 
 def _send_webhooks(batch: _Batch, items: list[tuple[Claimed, Verdict]]) -> int:
-    with httpx.Client(timeout=webhooks.TIMEOUT) as client:
-        for row, verdict in items:
-            campaign = batch.campaigns[row.campaign_id]
-            endpoint = batch.endpoints[campaign.webhook_endpoint_id or -1]
-            rendered, customer, error = _render(batch, row, verdict)
-            if rendered is None:
-                batch.commit_marks([Mark(row.id, "dead", error)])
-                continue
-            payload = webhook_payload(row.id, campaign, row, customer, rendered)
-            outcome = webhooks.post(client, endpoint, payload, str(row.id))
-            webhooks.record_attempt(
-                batch.db,
-                endpoint_id=endpoint.id,
-                delivery_id=row.id,
-                attempt=row.attempts + 1,
-                outcome=outcome,
+    """POSTs WEBHOOK_CONCURRENCY at a time (threads: the work is waiting on the receivers);
+    the tries and marks of each group of WEBHOOK_GROUP commit together."""
+    limits = httpx.Limits(
+        max_connections=WEBHOOK_CONCURRENCY, max_keepalive_connections=WEBHOOK_CONCURRENCY
+    )
+    with (
+        httpx.Client(timeout=webhooks.TIMEOUT, limits=limits) as client,
+        ThreadPoolExecutor(WEBHOOK_CONCURRENCY, thread_name_prefix="webhooks") as threads,
+    ):
+        for start in range(0, len(items), WEBHOOK_GROUP):
+            marks: list[Mark] = []
+            prepared: list[tuple[Claimed, WebhookEndpoint, webhooks.Target, dict[str, Any]]] = []
+            for row, verdict in items[start : start + WEBHOOK_GROUP]:
+                campaign = batch.campaigns[row.campaign_id]
+                endpoint = batch.endpoints[campaign.webhook_endpoint_id or -1]
+                rendered, customer, error = _render(batch, row, verdict)
+                if rendered is None:
+                    marks.append(Mark(row.id, "dead", error))
+                    continue
+                payload = webhook_payload(row.id, campaign, row, customer, rendered)
+                prepared.append((row, endpoint, webhooks.Target.of(endpoint), payload))
+            outcomes = list(
+                threads.map(
+                    lambda item: webhooks.post(client, item[2], item[3], str(item[0].id)),
+                    prepared,
+                )
             )
             now = clock.now()
-            if outcome.delivered:
-                mark = Mark(row.id, "sent", sent=True, tried=True)
-            elif outcome.retry:
-                mark = _failure(
-                    row,
-                    outcome.reason,
-                    max_attempts=endpoint.max_attempts,
-                    wait=webhooks.backoff(row.attempts + 1),
-                    now=now,
+            for (row, endpoint, _, _), outcome in zip(prepared, outcomes, strict=True):
+                webhooks.record_attempt(
+                    batch.db,
+                    endpoint_id=endpoint.id,
+                    delivery_id=row.id,
+                    attempt=row.attempts + 1,
+                    outcome=outcome,
                 )
-            else:
-                mark = Mark(row.id, "dead", outcome.reason, tried=True)
-            batch.commit_marks([mark])
+                if outcome.delivered:
+                    marks.append(Mark(row.id, "sent", sent=True, tried=True))
+                elif outcome.retry:
+                    marks.append(
+                        _failure(
+                            row,
+                            outcome.reason,
+                            max_attempts=endpoint.max_attempts,
+                            wait=webhooks.backoff(row.attempts + 1),
+                            now=now,
+                        )
+                    )
+                else:
+                    marks.append(Mark(row.id, "dead", outcome.reason, tried=True))
+            batch.commit_marks(marks)
     return len(items)
 
 
@@ -637,7 +661,9 @@ def send_test(
         customer = load_customers(db, [customer_id]).get(customer_id)
         payload = webhook_payload(f"test-{uuid.uuid4().hex[:12]}", campaign, None, customer, test)
         with httpx.Client(timeout=webhooks.TIMEOUT) as client:
-            result = webhooks.post(client, endpoint, payload, payload["delivery_id"])
+            result = webhooks.post(
+                client, webhooks.Target.of(endpoint), payload, payload["delivery_id"]
+            )
         if not result.delivered:
             raise InvalidInput(
                 f"The endpoint refused the test: {result.reason}", field="webhook_endpoint_id"

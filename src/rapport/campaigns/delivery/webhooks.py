@@ -79,10 +79,23 @@ class WebhookOutcome:
     duration_ms: float
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where and how to sign: plain values, safe to hand to sending threads (an ORM row is
+    not)."""
+
+    url: str
+    secret: str
+
+    @classmethod
+    def of(cls, endpoint: WebhookEndpoint) -> Target:
+        return cls(url=endpoint.url, secret=endpoint.secret)
+
+
 def post(
-    client: httpx.Client, endpoint: WebhookEndpoint, payload: dict[str, Any], delivery_id: str
+    client: httpx.Client, endpoint: Target, payload: dict[str, Any], delivery_id: str
 ) -> WebhookOutcome:
-    """One signed POST of ``payload`` to ``endpoint``."""
+    """One signed POST of ``payload`` to ``endpoint`` (thread-safe)."""
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str).encode()
     headers = {
         "Content-Type": "application/json",
