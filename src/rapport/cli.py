@@ -15,7 +15,7 @@ from rich.table import Table
 
 from rapport.customers.cli import import_customers_command
 from rapport.customers.service import count_customers
-from rapport.orders.cli import import_transactions_command
+from rapport.orders.cli import fit_customer_value_command, import_transactions_command
 from rapport.platform import admin_security
 from rapport.platform import service as platform
 from rapport.platform.console import console, progress_bars, require_migrated
@@ -35,6 +35,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 app.add_typer(import_app, name="import")
 app.add_typer(recommend_app, name="recommend")
+app.command("fit-customer-value")(fit_customer_value_command)
 
 DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_KEY_NAME = "demo key"
