@@ -15,7 +15,8 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, Literal
 
-from sqlalchemy import insert
+from psycopg.types.json import Jsonb
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.models import Campaign, Delivery, DeliveryStatus
@@ -67,9 +68,13 @@ def queue_deliveries(db: Session, *, campaign: Campaign, recipients: Iterable[Re
     in the caller's transaction (no commit)."""
     now = clock.now()
     added = 0
+    postgres = db.get_bind().dialect.name == "postgresql"
     for chunk in _chunks(recipients, QUEUE_BATCH):
         rows = _rows(campaign, chunk, now)
         if not rows:
+            continue
+        if postgres:
+            added += _queue_on_postgres(db, rows, now)
             continue
         statement = (
             insert_for(db)(Delivery)
@@ -93,6 +98,56 @@ def queue_deliveries(db: Session, *, campaign: Campaign, recipients: Iterable[Re
         )
         added += len(inserted)
     return added
+
+
+# PostgreSQL: the chunk travels as one array per column and one statement inserts the rows
+# and their first history rows. Its text never changes, so it is parsed and planned once;
+# a multi-row VALUES list of 2,000 rows costs psycopg ~0.1 s to convert on every call.
+_QUEUE_ON_POSTGRES = text(
+    """
+    WITH fresh AS (
+        INSERT INTO campaign_deliveries (
+            campaign_id, customer_id, recipient_key, occasion, grp, channel, status, reason,
+            context, attempts, next_attempt_at, queued_at, updated_at
+        )
+        SELECT :campaign_id, r.customer_id, r.recipient_key, r.occasion, r.grp, :channel,
+               CASE WHEN r.grp = 'control' THEN 'held_out' ELSE 'queued' END,
+               CASE WHEN r.grp = 'control' THEN 'control group' ELSE '' END,
+               r.context, 0, :now, :now, :now
+        FROM unnest(
+            CAST(:customer_ids AS varchar[]), CAST(:recipient_keys AS varchar[]),
+            CAST(:occasions AS varchar[]), CAST(:groups AS varchar[]),
+            CAST(:contexts AS jsonb[])
+        ) AS r (customer_id, recipient_key, occasion, grp, context)
+        ON CONFLICT (campaign_id, recipient_key, occasion) DO NOTHING
+        RETURNING id, status, reason
+    ), history AS (
+        INSERT INTO campaign_delivery_history (delivery_id, status, reason, at)
+        SELECT id, status, reason, :now FROM fresh
+        RETURNING 1
+    )
+    SELECT count(*) FROM history
+    """
+)
+
+
+def _queue_on_postgres(db: Session, rows: list[dict[str, Any]], now: datetime) -> int:
+    first = rows[0]
+    return int(
+        db.execute(
+            _QUEUE_ON_POSTGRES,
+            {
+                "campaign_id": first["campaign_id"],
+                "channel": first["channel"],
+                "now": now,
+                "customer_ids": [row["customer_id"] for row in rows],
+                "recipient_keys": [row["recipient_key"] for row in rows],
+                "occasions": [row["occasion"] for row in rows],
+                "groups": [row["grp"] for row in rows],
+                "contexts": [Jsonb(row["context"]) for row in rows],
+            },
+        ).scalar_one()
+    )
 
 
 def _rows(campaign: Campaign, chunk: list[Recipient], now: datetime) -> list[dict[str, Any]]:
