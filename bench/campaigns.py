@@ -404,6 +404,7 @@ class Delivered:
     duplicates: int
     lost: int  # sent or still unfinished per the database, but never received
     bad_signatures: int = 0
+    receiver_cpu_s: float = 0.0  # CPU the receiving process used meanwhile
 
     @property
     def sent(self) -> int:
@@ -444,6 +445,7 @@ def deliver(
         database_url, workdir, count=workers, smtp_port=smtp_port, batch=batch
     ) as running:
         queue_s = queue(database_url, campaign_id, customer_ids)
+        receiver_cpu = receiver.cpu_seconds()
         began = time.perf_counter()
         wait_until_done(
             database_url,
@@ -452,6 +454,7 @@ def deliver(
             processes=running.processes,
         )
         seconds = time.perf_counter() - began
+        receiver_cpu = receiver.cpu_seconds() - receiver_cpu
     received, duplicates, lost, counts = check_received(
         database_url, campaign_id, receiver, len(customer_ids)
     )
@@ -465,6 +468,7 @@ def deliver(
         duplicates=duplicates,
         lost=lost,
         bad_signatures=bad if receiver.kind == "webhook" else 0,
+        receiver_cpu_s=receiver_cpu,
     )
 
 
@@ -885,7 +889,8 @@ def report(
         ),
         (
             f"crash test webhook: killed at {webhook_crash.killed_after:,} of "
-            f"{webhook_crash.queued:,}; duplicates / lost",
+            f"{webhook_crash.queued:,}; duplicates (repeats, dropped by a receiver by "
+            "Rapport-Delivery-Id) / lost",
             f"{webhook_crash.duplicates} / {webhook_crash.lost}",
             "",
             "",
@@ -909,6 +914,14 @@ def report(
             "naive loop: customers skipped (no consent)",
             "",
             f"{naive_email.skipped} / {naive_webhook.skipped}",
+            "",
+            "",
+        ),
+        (
+            "receivers' CPU during the runs: SMTP sink / webhook receiver (ms a message)",
+            f"{email.receiver_cpu_s * 1000 / max(email.received, 1):.2f} / "
+            f"{webhook.receiver_cpu_s * 1000 / max(webhook.received, 1):.2f}",
+            "",
             "",
             "",
         ),
