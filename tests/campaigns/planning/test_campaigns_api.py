@@ -121,3 +121,36 @@ def test_invalid_settings_unknown_campaigns_and_scopes(client, api_key, db: Sess
     assert client.get("/v1/campaigns", headers={}).status_code == 401
     # The delivery part's routes under /v1/campaigns/ still answer.
     assert client.get("/v1/campaigns/sending-policy", headers=read).status_code == 200
+
+
+def test_a_triggered_campaign_is_test_sent_with_a_sample_event(
+    client, api_key, db: Session, smtp_sink: SmtpSink
+) -> None:
+    write = auth(api_key("write"))
+    customer_id = make_customer(db, first_name="Zoe")
+    created = client.post(
+        "/v1/campaigns",
+        json={
+            "name": "Match won",
+            "kind": "triggered",
+            "trigger": {"event_type": "venue_event", "radius_km": 50, "within_minutes": 60},
+        },
+        headers={**write, "Idempotency-Key": "match-won-1"},
+    )
+    assert created.status_code == 201, created.text
+    path = f"/v1/campaigns/{created.json()['id']}"
+    saved = client.put(
+        f"{path}/templates/email/en",
+        json={"subject": "{{ event.venue }} celebrates", "body": "<p>{{ first_name }}</p>"},
+        headers=write,
+    )
+    assert saved.status_code == 200, saved.text
+
+    sent = client.post(
+        f"{path}/test-send",
+        json={"customer_id": customer_id, "to_address": "qa@example.com"},
+        headers=write,
+    )
+
+    assert sent.status_code == 200, sent.text
+    assert [m.subject for m in smtp_sink.messages] == ["[Test] Sample venue celebrates"]

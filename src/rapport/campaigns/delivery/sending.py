@@ -628,13 +628,22 @@ def drain(limit: int | None = None, *, database_url: str | None = None) -> int:
 
 
 def send_test(
-    db: Session, *, campaign: Campaign, customer_id: str, to_address: str | None
+    db: Session,
+    *,
+    campaign: Campaign,
+    customer_id: str,
+    to_address: str | None,
+    context: dict[str, Any] | None = None,
 ) -> RenderedMessage:
     """Render ``campaign`` for ``customer_id`` and send it now through the campaign's channel
     (email: to ``to_address`` or the customer's address; webhook: to the campaign's endpoint;
-    inbox: rendered only), with no delivery row and without counting toward caps."""
+    inbox: rendered only), with no delivery row and without counting toward caps. ``context``
+    stands in for the occasion's values (a triggered campaign's event, a local invitation's
+    store), as the preview shows them."""
     settings = get_settings()
-    rendered = render_message(db, campaign=campaign, customer_id=customer_id, context={})
+    rendered = render_message(
+        db, campaign=campaign, customer_id=customer_id, context=dict(context or {})
+    )
     test = RenderedMessage(
         subject=f"[Test] {rendered.subject}",
         body=rendered.body,

@@ -313,6 +313,7 @@ def send_test_message(
             campaign=campaign,
             customer_id=customer_id.strip(),
             to_address=to_address.strip() or None,
+            context=sample_context(db, campaign),
         )
     except Problem as problem:
         return _back(_editor(campaign_id), problem.detail)

@@ -203,7 +203,11 @@ def send_test_message(
     endpoint (webhook), marked [Test]; no delivery is recorded and no cap counts it."""
     campaign = editing.get_campaign(db, campaign_id=campaign_id)
     rendered = send_test(
-        db, campaign=campaign, customer_id=body.customer_id, to_address=body.to_address
+        db,
+        campaign=campaign,
+        customer_id=body.customer_id,
+        to_address=body.to_address,
+        context=sample_context(db, campaign),
     )
     return MessageOut(
         subject=rendered.subject,
