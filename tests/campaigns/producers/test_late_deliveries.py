@@ -129,3 +129,25 @@ def test_a_failed_delivery_apology_is_its_own_message(
     (mail,) = smtp_sink.to("failed@example.org")
     assert mail.subject == "Sorry: we've added 150 points to your account"
     assert "about your order O-FAILED" in mail.text
+
+
+def test_apology_points_for_a_promise_broken_long_ago_send_nothing(
+    committed_url: str, smtp_sink: SmtpSink
+) -> None:
+    # given an order that was late back in March (its lateness is history: loaded past orders
+    # are credited their apology points only now)
+    frozen(MORNING)
+    with open_session(committed_url) as db:
+        seed_catalog(db)
+        customer = make_customer(db, email="history@example.org", consents={})
+        db.commit()
+        _late_order(db, "O-HISTORY", customer)
+        frozen(NOON)
+        assert orders.flag_late_deliveries(db) == ["O-HISTORY"]
+    # when the worker first runs months later, and the points for it are credited then
+    frozen(NOON + timedelta(days=90))
+    run_worker(committed_url)
+    frozen(NOON + timedelta(days=90, minutes=3))
+    run_worker(committed_url)
+    # then the customer gets neither a late notice nor an apology about it
+    assert smtp_sink.to("history@example.org") == []

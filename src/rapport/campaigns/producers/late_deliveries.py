@@ -122,6 +122,10 @@ def on_points_earned(db: Session, event: LoggedEvent) -> None:
     waiting = [d for d in notices if d.status in _WAITING]
     if told:
         return  # the notice already says so
+    if not notices and _promise_long_broken(db, order_id):
+        # No notice because the lateness itself was history (points awarded while loading
+        # past orders, an import): an apology for it now would puzzle more than please.
+        return
     if notices and len(waiting) == len(notices):
         now = clock.now()
         for delivery in waiting:
@@ -137,6 +141,18 @@ def on_points_earned(db: Session, event: LoggedEvent) -> None:
         points=points,
         order_id=order_id,
     )
+
+
+def _promise_long_broken(db: Session, order_id: str) -> bool:
+    order = orders.get_order(db, order_id=order_id)
+    if order is None:
+        return True
+    # The ledger stamps points when it credits them, so the promise's own dates say when it
+    # was broken: flagged late, else promised, else placed.
+    if order.late_notified_at is not None:
+        return clock.as_utc(order.late_notified_at) < clock.now() - STAMP_WINDOW
+    broken_on = order.promised_delivery or clock.as_utc(order.placed_at).date()
+    return broken_on < (clock.now() - STAMP_WINDOW).date()
 
 
 def queue_apology(
