@@ -83,3 +83,9 @@ def test_the_conversion_uplift_interval_always_holds_its_estimate(
     assert interval.high is not None
     assert interval.value is not None
     assert -1 - 1e-9 <= interval.low <= interval.value <= interval.high <= 1 + 1e-9
+
+
+def test_wilson_interval_touches_its_bound_exactly_at_none_or_all() -> None:
+    assert wilson(0, 86).low == 0.0
+    assert wilson(86, 86).high == 1.0
+    assert 0.0 < wilson(0, 86).high < 0.05
