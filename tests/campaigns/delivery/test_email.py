@@ -57,6 +57,8 @@ def test_each_customer_gets_one_personal_email_with_a_one_click_unsubscribe(
     headers = mail.message
     assert headers["List-Unsubscribe"].startswith("<http://testserver/u/")
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # the plain-text part keeps the link's address after its text, for text-only readers
+    assert f"Unsubscribe {headers['List-Unsubscribe']}" in mail.text
     delivery_id = db.scalar(
         select(Delivery.id).where(Delivery.campaign_id == campaign.id, Delivery.customer_id == ada)
     )

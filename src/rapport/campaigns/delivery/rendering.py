@@ -368,19 +368,29 @@ def render_message(
 
 
 _HIDDEN = re.compile(r"<(style|script)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_LINK = re.compile(r"""<a\b[^>]*?href\s*=\s*["']([^"']*)["'][^>]*>""", re.IGNORECASE)
+_LINK = re.compile(
+    r"""<a\b[^>]*?href\s*=\s*["']([^"']*)["'][^>]*>(.*?)</a\s*>""", re.IGNORECASE | re.DOTALL
+)
 _BREAK = re.compile(r"<(?:br|/?p|/?div|/?li|/?tr|/?h[1-6])\b[^>]*>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
+_PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 
 
 def _html_to_text(body: str) -> str:
-    """A plain-text alternative of an HTML body (bodies without tags pass through): links
-    keep their address, block ends become line breaks. Regular expressions rather than an
-    HTML parser: this runs once per email."""
+    """A plain-text alternative of an HTML body (bodies without tags pass through): a link
+    is its text followed by its address, block ends become line breaks. Regular expressions
+    rather than an HTML parser: this runs once per email."""
     if "<" not in body:
         return html.unescape(body)
-    text = _HIDDEN.sub("", body)
-    text = _LINK.sub(lambda match: f" <{match.group(1)}> ", text)
-    text = _TAG.sub("", _BREAK.sub("\n", text))
-    return _BLANK_LINES.sub("\n\n", html.unescape(text)).strip() + "\n"
+    addresses: list[str] = []
+
+    def mark(match: re.Match[str]) -> str:
+        # A placeholder, not "<address>" yet: the tag stripping below would take it for a tag.
+        addresses.append(html.unescape(match.group(1)))
+        return f"{match.group(2)}\x00{len(addresses) - 1}\x00"
+
+    text = _LINK.sub(mark, _HIDDEN.sub("", body))
+    text = html.unescape(_TAG.sub("", _BREAK.sub("\n", text)))
+    text = _PLACEHOLDER.sub(lambda match: f" <{addresses[int(match.group(1))]}>", text)
+    return _BLANK_LINES.sub("\n\n", text).strip() + "\n"
