@@ -92,6 +92,14 @@ def customer_value_page(
     request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
 ) -> HTMLResponse:
     """The fitted models' parameters, the value tiers and the most valuable customers."""
+    top = service.top_customers(db, limit=20)
+    names: dict[str, str] = {}
+    for value in top:
+        person = customers.get_customer(db, customer_id=value.customer_id)
+        if person is not None and (person.first_name or person.last_name):
+            names[value.customer_id] = " ".join(
+                part for part in (person.first_name, person.last_name) if part
+            )
     return render(
         request,
         "orders/customer_value.html",
@@ -99,7 +107,8 @@ def customer_value_page(
             "user": user,
             "fit": service.value_fit(db),
             "tiers": service.value_tier_summary(db),
-            "top": service.top_customers(db, limit=20),
+            "top": top,
+            "names": names,
             "message": message,
         },
     )

@@ -15,10 +15,17 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def add_customer_with_orders(
-    db: Session, *, name: str, days_ago: Sequence[int], total_minor: int = 2500
+    db: Session,
+    *,
+    name: str,
+    days_ago: Sequence[int],
+    total_minor: int = 2500,
+    first_name: str | None = None,
 ) -> str:
     """A customer and one order on each of ``days_ago`` (days before ``NOW``); returns the id."""
-    customer = customers.create_customer(db, customer=CustomerIn(external_id=name))
+    customer = customers.create_customer(
+        db, customer=CustomerIn(external_id=name, first_name=first_name)
+    )
     for n, ago in enumerate(days_ago):
         placed = NOW - timedelta(days=ago)
         db.add(

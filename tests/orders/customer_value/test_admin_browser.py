@@ -16,7 +16,11 @@ def test_value_page_refit_and_the_customer_360_panel(page, live_server) -> None:
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
         regular = add_customer_with_orders(
-            db, name="web-regular", days_ago=[10, 40, 70, 100, 130], total_minor=9000
+            db,
+            name="web-regular",
+            days_ago=[10, 40, 70, 100, 130],
+            total_minor=9000,
+            first_name="Regula",
         )
         for i in range(8):
             add_customer_with_orders(db, name=f"web-other{i}", days_ago=[200 + 20 * i, 150])
@@ -37,7 +41,7 @@ def test_value_page_refit_and_the_customer_360_panel(page, live_server) -> None:
     tiers = page.get_by_test_id("value-tiers").locator("tbody tr").all_inner_texts()
     assert [row.split("\t")[0] for row in tiers] == ["Top 1%", "Top 5%", "Top 20%", "Rest"]
     top = page.get_by_test_id("top-customers").locator("tbody tr").first.inner_text()
-    assert regular in top
+    assert "Regula" in top  # named, linked to the 360
     # and "Fit now" refits and says so
     page.get_by_role("button", name="Fit now").click()
     assert "Fitted on 9 customers" in page.get_by_test_id("message").inner_text()
