@@ -46,7 +46,7 @@ def test_value_page_refit_and_the_customer_360_panel(page, live_server) -> None:
     page.get_by_role("button", name="Fit now").click()
     assert "Fitted on 9 customers" in page.get_by_test_id("message").inner_text()
     # and the customer 360 shows the customer's tier, predicted value and probability alive
-    page.get_by_role("link", name=regular).click()
+    page.get_by_role("link", name="Regula").click()
     panel = page.get_by_test_id("customer-value")
     panel.wait_for()
     # (nine customers: floor(1% of 9) = floor(5% of 9) = 0, so the best is in the top 20%)
