@@ -1,23 +1,35 @@
-"""The segment builder in headless Chromium: conditions added and edited with a live count
-that follows each change before saving; the saved segment lists its members."""
+"""The segment builder in headless Chromium: each condition is a small form of labelled inputs
+(no JSON to type); the live count follows each change before saving, a mistake is shown next
+to its input, and a saved segment shows its values again and lists its members."""
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
 
+from rapport.campaigns.segments.membership import create_segment, get_segment
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
-from tests.campaigns.segments.factories import make_customer
+from tests.campaigns.segments.factories import make_customer, make_stores
 
 PASSWORD = "correct horse battery"
 
 
-def test_build_a_two_condition_segment_with_a_live_count(page: Any, live_server: Any) -> None:
+def _screenshot(page: Any, name: str) -> None:
+    """Screenshots for a person to look at, when RAPPORT_SCREENSHOTS names a folder."""
+    folder = os.environ.get("RAPPORT_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def test_build_a_two_condition_segment_with_forms(page: Any, live_server: Any) -> None:
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
+        make_stores(db, {"lyon-1": (45.76, 4.86)})
         make_customer(db, first_name="Léa", last_name="Martin", home_city="Lyon")
         make_customer(db, first_name="Paul", last_name="Durand", home_city="Paris")
         make_customer(db, first_name="Zoé", last_name="Petit", home_city="Lyon", consents={})
@@ -31,34 +43,88 @@ def test_build_a_two_condition_segment_with_a_live_count(page: Any, live_server:
 
     # no condition yet: everyone
     expect(live).to_contain_text("3 customers match now")
-    # first condition: accepts marketing email
+    # first condition: a consent, with its sensible default (marketing email, granted)
     page.get_by_test_id("add-kind").select_option("consent")
     page.get_by_test_id("add-condition").click()
-    expect(page.get_by_test_id("condition-0")).to_have_value(
-        json.dumps({"kind": "consent", "purpose": "marketing_email"})
-    )
+    expect(page.get_by_test_id("c0-purpose")).to_have_value("marketing_email")
+    expect(page.get_by_test_id("c0-granted")).to_be_checked()
+    expect(page.get_by_test_id("summary-0")).to_have_text("Granted marketing email consent")
     expect(live).to_contain_text("2 customers match now")
-    # second condition: lives in Lyon
+    # unticking "granted" turns it round at once
+    page.get_by_test_id("c0-granted").uncheck()
+    expect(live).to_contain_text("1 customers match now")
+    expect(page.get_by_test_id("summary-0")).to_have_text("Has not granted marketing email consent")
+    page.get_by_test_id("c0-granted").check()
+    expect(live).to_contain_text("2 customers match now")
+
+    # second condition: lives in Lyon, typed into labelled inputs
     page.get_by_test_id("add-kind").select_option("trait")
     page.get_by_test_id("add-condition").click()
-    page.get_by_test_id("condition-1").fill(
-        json.dumps({"kind": "trait", "field": "home_city", "op": "eq", "value": "Lyon"})
-    )
+    page.get_by_test_id("c1-field").fill("home_city")
+    page.get_by_test_id("c1-op").select_option("eq")
+    page.get_by_test_id("c1-value").fill("Lyon")
     expect(live).to_contain_text("1 customers match now")
     expect(page.get_by_test_id("preview-sample")).to_contain_text("Léa M.")
-    # a mistake is named, not saved
-    page.get_by_test_id("condition-1").fill(json.dumps({"kind": "trait", "field": "shoe_size"}))
-    expect(page.get_by_test_id("preview-error")).to_contain_text("conditions[1]")
-    page.get_by_test_id("condition-1").fill(
-        json.dumps({"kind": "trait", "field": "home_city", "op": "eq", "value": "Lyon"})
-    )
-    expect(live).to_contain_text("1 customers match now")
+    expect(page.get_by_test_id("summary-1")).to_have_text("Home city is Lyon")
+    _screenshot(page, "segment-builder")
 
-    # save, and see the members
+    # a mistake is shown next to its input, not saved; fixing it clears the message
+    page.get_by_test_id("c1-field").fill("shoe_size")
+    expect(page.get_by_test_id("error-c1-field")).to_contain_text("unknown trait 'shoe_size'")
+    expect(page.get_by_test_id("preview-error")).to_contain_text(
+        "Condition 2 (Profile trait), Trait: unknown trait"
+    )
+    _screenshot(page, "segment-builder-error")
+    page.get_by_test_id("c1-field").fill("home_city")
+    expect(live).to_contain_text("1 customers match now")
+    expect(page.get_by_test_id("error-c1-field")).to_have_text("")
+
+    # the JSON fallback shows the same condition, and back
+    page.get_by_test_id("as-json-1").click()
+    expect(page.get_by_test_id("c1-json")).to_have_value(
+        '{"kind": "trait", "field": "home_city", "op": "eq", "value": "Lyon"}'
+    )
+    page.get_by_test_id("as-form-1").click()
+    expect(page.get_by_test_id("c1-value")).to_have_value("Lyon")
+
+    # save, reload: the values are shown in the forms, and the members listed
     page.get_by_test_id("segment-name").fill("Lyon, email OK")
     page.get_by_test_id("save-segment").click()
     expect(page.get_by_test_id("message")).to_have_text("Saved: 1 members")
+    page.reload()
+    expect(page.get_by_test_id("c0-purpose")).to_have_value("marketing_email")
+    expect(page.get_by_test_id("c0-granted")).to_be_checked()
+    expect(page.get_by_test_id("c1-field")).to_have_value("home_city")
+    expect(page.get_by_test_id("c1-op")).to_have_value("eq")
+    expect(page.get_by_test_id("c1-value")).to_have_value("Lyon")
     expect(page.get_by_test_id("members")).to_contain_text("Léa M.")
     expect(page.get_by_test_id("members")).not_to_contain_text("Zoé")
+
+    # a number outside its bounds, saved anyway: refused, the error next to the input
+    page.get_by_test_id("add-kind").select_option("bought_category")
+    page.get_by_test_id("add-condition").click()
+    expect(page.get_by_test_id("c2-days")).to_have_value("90")
+    page.get_by_test_id("c2-days").evaluate("input => input.removeAttribute('max')")
+    page.get_by_test_id("c2-days").fill("99999")
+    page.get_by_test_id("save-segment").click()
+    expect(page.get_by_test_id("message")).to_contain_text("Not saved")
+    expect(page.get_by_test_id("error-c2-days")).to_contain_text("less than or equal to 3650")
+    expect(page.get_by_test_id("c2-days")).to_have_value("99999")
+    _screenshot(page, "segment-save-refused")
     page.get_by_role("link", name="Segments").first.click()
     expect(page.get_by_test_id("segments")).to_contain_text("Lyon, email OK")
+    expect(page.get_by_test_id("segments")).to_contain_text("2 (all)")
+
+    # a condition the form cannot show exactly is kept as JSON and saved back untouched
+    odd = {"kind": "trait", "field": "locale", "op": "eq", "value": 3}
+    with open_session(live_server.database_url) as db:
+        segment = create_segment(
+            db, name="Odd", description="", definition={"conditions": [odd]}, created_by="api"
+        )
+        stored, segment_id = dict(segment.definition), segment.id
+    page.goto(f"{live_server.base_url}/admin/segments/{segment_id}")
+    expect(page.get_by_test_id("c0-json")).to_have_value(json.dumps(odd))
+    page.get_by_test_id("save-segment").click()
+    expect(page.get_by_test_id("message")).to_contain_text("Saved")
+    with open_session(live_server.database_url) as db:
+        assert get_segment(db, segment_id=segment_id).definition == stored

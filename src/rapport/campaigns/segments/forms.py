@@ -1,0 +1,544 @@
+"""The segment builder's condition forms: each condition kind's inputs are generated from its
+pydantic model's JSON schema (a select for a choice, number inputs with the model's bounds, a
+checkbox for yes/no, ticks for a list of choices, comma-separated text for a list of names),
+so one piece of code serves all kinds; plus the conversion of a definition to form values and
+back, and a one-line plain-language summary of each condition.
+
+A condition the form cannot show exactly (its form values would not convert back to the same
+condition) is kept as JSON, so the builder never changes a setting it does not show."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from rapport.campaigns.segments.conditions import (
+    DATE_TRAITS,
+    NUMERIC_TRAITS,
+    TEXT_TRAITS,
+    BoughtCategoryCondition,
+    ConsentCondition,
+    EventCondition,
+    MembershipCondition,
+    NearCondition,
+    PAliveCondition,
+    PredictedValueCondition,
+    RfmCondition,
+    SpentMoreThanCondition,
+    StoreCondition,
+    TierCondition,
+    TraitCondition,
+    ValueTierCondition,
+)
+from rapport.platform.errors import InvalidInput
+
+MAX_CONDITIONS_IN_FORM = 20
+MODELS: dict[str, type[BaseModel]] = {
+    "trait": TraitCondition,
+    "consent": ConsentCondition,
+    "tier": TierCondition,
+    "membership": MembershipCondition,
+    "rfm": RfmCondition,
+    "predicted_value": PredictedValueCondition,
+    "value_tier": ValueTierCondition,
+    "p_alive": PAliveCondition,
+    "bought_category": BoughtCategoryCondition,
+    "spent_more_than": SpentMoreThanCondition,
+    "event": EventCondition,
+    "store": StoreCondition,
+    "near": NearCondition,
+}
+KIND_LABELS = {
+    "trait": "Profile trait",
+    "consent": "Consent",
+    "tier": "Loyalty tier",
+    "membership": "Paying membership",
+    "rfm": "RFM scores",
+    "predicted_value": "Predicted value",
+    "value_tier": "Value tier",
+    "p_alive": "Still active (probability)",
+    "bought_category": "Bought from a category",
+    "spent_more_than": "Spent more than",
+    "event": "Did something",
+    "store": "Store",
+    "near": "Near a place",
+}
+# Field labels; a (kind, field) entry wins over the field's own.
+FIELD_LABELS: dict[str | tuple[str, str], str] = {
+    ("trait", "field"): "Trait",
+    ("trait", "op"): "Comparison",
+    ("trait", "value"): "Value",
+    "purpose": "Purpose",
+    "granted": "Granted (untick: has not granted)",
+    "tiers": "Tiers",
+    "member": "Is a paying member (untick: is not)",
+    "plans": "Plans (comma-separated; empty: any plan)",
+    "recency": "Recency score (1 to 5)",
+    "frequency": "Frequency score (1 to 5)",
+    "monetary": "Monetary score (1 to 5)",
+    "min_minor": "At least (minor units)",
+    "max_minor": "At most (minor units)",
+    ("p_alive", "min"): "At least (0 to 1)",
+    ("p_alive", "max"): "At most (0 to 1)",
+    "category": "Category",
+    ("spent_more_than", "category"): "Only in category (optional)",
+    "days": "In the last N days",
+    "amount_minor": "Amount (minor units)",
+    ("event", "type"): "Event type",
+    "did": "Did it (untick: did not)",
+    "min_count": "At least N times",
+    "store_id": "Store",
+    ("near", "store_id"): "Or a store (instead of latitude/longitude)",
+    "by": "Which store",
+    "latitude": "Latitude",
+    "longitude": "Longitude",
+    "radius_km": "Radius (km)",
+    "use": "Where the customer is",
+}
+OPTION_LABELS: dict[str, str] = {
+    "analytics": "Analytics",
+    "personalization": "Personalization",
+    "marketing_email": "Marketing email",
+    "marketing_push": "Marketing push",
+    "location": "Location",
+    "eq": "is",
+    "ne": "is not",
+    "lt": "is less than",
+    "lte": "is at most",
+    "gt": "is more than",
+    "gte": "is at least",
+    "between": "is between (low, high)",
+    "in": "is one of (comma-separated)",
+    "contains": "contains",
+    "top1": "Top 1%",
+    "top5": "Top 5%",
+    "top20": "Top 20%",
+    "rest": "The rest",
+    "preferred": "The store they visit most",
+    "nearest": "The store nearest their home",
+    "last_location": "Last known location",
+    "home": "Home address",
+    "home_store": "Home store",
+}
+TRAIT_NAMES = (*NUMERIC_TRAITS, *DATE_TRAITS, "channels", *TEXT_TRAITS)
+_INTEGER = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True)
+class Widget:
+    """One input of a condition's form: ``control`` is select, checkboxes, checkbox, number,
+    range (two numbers), text, list (comma-separated) or value (a trait's value)."""
+
+    name: str
+    label: str
+    control: str
+    options: tuple[tuple[str, str], ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    step: str = "1"
+    max_length: int | None = None
+    required: bool = False
+    suggestions: tuple[str, ...] = ()
+
+
+@dataclass
+class ConditionForm:
+    """One condition as the builder shows it: its kind's widgets with the current values, or
+    (``as_json``) its JSON when the form cannot show it exactly."""
+
+    index: int
+    kind: str
+    values: dict[str, Any]
+    widgets: list[Widget] = field(default_factory=list)
+    as_json: str | None = None
+    summary: str = ""
+
+    @property
+    def label(self) -> str:
+        return KIND_LABELS.get(self.kind, self.kind.replace("_", " "))
+
+
+def _label(kind: str, name: str) -> str:
+    return FIELD_LABELS.get((kind, name)) or FIELD_LABELS.get(name) or name.replace("_", " ")
+
+
+def _option(value: str) -> tuple[str, str]:
+    return value, OPTION_LABELS.get(value, value.replace("_", " "))
+
+
+def _non_null(schema: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool]:
+    """The schema without its ``null`` alternative, and whether it was optional."""
+    alternatives = schema.get("anyOf")
+    if alternatives:
+        rest = [a for a in alternatives if a.get("type") != "null"]
+        if len(rest) == 1:
+            return {**schema, **rest[0]}, len(rest) < len(alternatives)
+    return schema, False
+
+
+def widgets_for(
+    kind: str, *, choices: Mapping[str, Sequence[tuple[str, str]]] | None = None
+) -> list[Widget]:
+    """The inputs of a kind's form, from its model's JSON schema. ``choices`` lists the
+    options known only at run time (``store_id``: stores, ``tier.tiers``: loyalty tiers)."""
+    model = MODELS[kind]
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    choices = choices or {}
+    widgets = []
+    for name, raw in schema["properties"].items():
+        if name == "kind":
+            continue
+        spec, optional = _non_null(raw)
+        label = _label(kind, name)
+        known = choices.get(f"{kind}.{name}") or choices.get(name)
+        common: dict[str, Any] = {"name": name, "label": label, "required": name in required}
+        if kind == "trait" and name == "value":
+            widgets.append(Widget(control="value", **common))
+        elif "enum" in spec:
+            options = tuple(_option(v) for v in spec["enum"])
+            widgets.append(Widget(control="select", options=options, **common))
+        elif spec.get("type") == "boolean":
+            widgets.append(Widget(control="checkbox", **common))
+        elif spec.get("type") in ("integer", "number"):
+            widgets.append(Widget(control="number", **_number_bounds(spec), **common))
+        elif spec.get("type") == "array" and "prefixItems" in spec:
+            widgets.append(
+                Widget(control="range", **_number_bounds(spec["prefixItems"][0]), **common)
+            )
+        elif spec.get("type") == "array" and "enum" in spec.get("items", {}):
+            options = tuple(_option(v) for v in spec["items"]["enum"])
+            widgets.append(Widget(control="checkboxes", options=options, **common))
+        elif spec.get("type") == "array" and known:
+            widgets.append(Widget(control="checkboxes", options=tuple(known), **common))
+        elif spec.get("type") == "array":
+            widgets.append(Widget(control="list", **common))
+        elif known and not optional:
+            widgets.append(Widget(control="select", options=tuple(known), **common))
+        else:
+            suggestions = TRAIT_NAMES if (kind, name) == ("trait", "field") else ()
+            widgets.append(
+                Widget(
+                    control="text",
+                    max_length=spec.get("maxLength"),
+                    suggestions=suggestions,
+                    options=tuple(known or ()),
+                    **common,
+                )
+            )
+    return widgets
+
+
+def _number_bounds(spec: Mapping[str, Any]) -> dict[str, Any]:
+    minimum = spec.get("minimum", spec.get("exclusiveMinimum"))
+    return {
+        "minimum": minimum,
+        "maximum": spec.get("maximum"),
+        "step": "1" if spec.get("type") == "integer" else "any",
+    }
+
+
+# ------------------------------------------------------------------------- definition -> form
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def form_values(condition: Mapping[str, Any], widgets: Sequence[Widget]) -> dict[str, Any]:
+    """A condition's values as its inputs show them: text for single inputs, a list of ticked
+    options for ticks, a (low, high) pair for a range."""
+    values: dict[str, Any] = {}
+    for widget in widgets:
+        value = condition.get(widget.name)
+        if widget.control == "checkbox":
+            default = MODELS[str(condition.get("kind"))].model_fields[widget.name].default
+            values[widget.name] = bool(default if value is None else value)
+        elif widget.control == "checkboxes":
+            values[widget.name] = [_text(v) for v in value] if isinstance(value, list) else []
+        elif widget.control == "range":
+            pair = value if isinstance(value, list | tuple) and len(value) == 2 else ("", "")
+            values[widget.name] = (_text(pair[0]), _text(pair[1]))
+        elif widget.control in ("list", "value") and isinstance(value, list | tuple):
+            values[widget.name] = ", ".join(_text(v) for v in value)
+        else:
+            values[widget.name] = _text(value)
+    return values
+
+
+def field_names(
+    index: int, widgets: Sequence[Widget], values: Mapping[str, Any]
+) -> dict[str, list[str]]:
+    """The form fields a browser would submit for one condition (used by tests and to check
+    that a condition survives the form unchanged)."""
+    prefix = f"c{index}."
+    submitted: dict[str, list[str]] = {}
+    for widget in widgets:
+        value = values.get(widget.name)
+        key = prefix + widget.name
+        if widget.control == "checkbox":
+            submitted[key] = ["false", "true"] if value else ["false"]
+        elif widget.control == "checkboxes":
+            submitted[key] = list(value or [])
+        elif widget.control == "range":
+            low, high = value or ("", "")
+            submitted[key + ".low"], submitted[key + ".high"] = [low], [high]
+        else:
+            submitted[key] = [str(value or "")]
+    return submitted
+
+
+# ------------------------------------------------------------------------- form -> definition
+
+
+def _number(text: str) -> int | float | str:
+    """A typed number; text that is not one goes on as typed, so validation names it."""
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _last(fields: Mapping[str, Sequence[str]], key: str) -> str | None:
+    values = fields.get(key)
+    return values[-1].strip() if values else None
+
+
+def _trait_value(fields: Mapping[str, Sequence[str]], prefix: str, text: str) -> Any:
+    trait = _last(fields, prefix + "field") or ""
+    op = _last(fields, prefix + "op") or ""
+    numeric = trait in NUMERIC_TRAITS or trait in DATE_TRAITS
+
+    def typed(item: str) -> Any:
+        return _number(item) if numeric else item
+
+    if op in ("between", "in"):
+        return [typed(item.strip()) for item in text.split(",") if item.strip()]
+    return typed(text)
+
+
+def condition_from_fields(
+    index: int, kind: str, widgets: Sequence[Widget], fields: Mapping[str, Sequence[str]]
+) -> dict[str, Any]:
+    """One condition's JSON from its submitted inputs; an empty input leaves its field out
+    (the model's default, or "required" named at that field)."""
+    prefix = f"c{index}."
+    condition: dict[str, Any] = {"kind": kind}
+    for widget in widgets:
+        key = prefix + widget.name
+        if widget.control == "checkbox":
+            condition[widget.name] = (_last(fields, key) or "false") == "true"
+        elif widget.control == "checkboxes":
+            condition[widget.name] = [v for v in fields.get(key, []) if v]
+        elif widget.control == "range":
+            low, high = _last(fields, key + ".low") or "", _last(fields, key + ".high") or ""
+            if low or high:
+                condition[widget.name] = [
+                    _number(low) if low else None,
+                    _number(high) if high else None,
+                ]
+        else:
+            text = _last(fields, key) or ""
+            if not text:
+                continue
+            if widget.control == "number":
+                condition[widget.name] = _number(text)
+            elif widget.control == "list":
+                condition[widget.name] = [item.strip() for item in text.split(",") if item.strip()]
+            elif widget.control == "value":
+                condition[widget.name] = _trait_value(fields, prefix, text)
+            else:
+                condition[widget.name] = text
+    return condition
+
+
+def _normal(condition: Mapping[str, Any]) -> Any:
+    """A condition as it would be stored (defaults filled in), or as given when invalid."""
+    model = MODELS.get(str(condition.get("kind")))
+    if model is not None:
+        try:
+            return model.model_validate(dict(condition)).model_dump(mode="json", exclude_none=True)
+        except ValidationError:
+            pass
+    return {k: v for k, v in condition.items() if v is not None}
+
+
+def condition_form(
+    index: int,
+    condition: Any,
+    *,
+    choices: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    force_json: bool = False,
+) -> ConditionForm:
+    """How the builder shows one condition: its form when the form carries it exactly (its
+    form values convert back to the same condition), otherwise its JSON."""
+    kind = str(condition.get("kind", "")) if isinstance(condition, dict) else ""
+    if kind not in MODELS or force_json:
+        return ConditionForm(
+            index=index,
+            kind=kind or "json",
+            values={},
+            as_json=json.dumps(condition),
+            summary=summary(condition) if kind in MODELS else "Edited as JSON",
+        )
+    widgets = _with_current_options(widgets_for(kind, choices=choices), condition)
+    values = form_values(condition, widgets)
+    back = condition_from_fields(index, kind, widgets, field_names(index, widgets, values))
+    if _normal(back) != _normal(condition):
+        return ConditionForm(
+            index=index,
+            kind=kind,
+            values={},
+            as_json=json.dumps(condition),
+            summary=summary(condition),
+        )
+    return ConditionForm(
+        index=index, kind=kind, values=values, widgets=widgets, summary=summary(condition)
+    )
+
+
+def _with_current_options(widgets: list[Widget], condition: Mapping[str, Any]) -> list[Widget]:
+    """A run-time list of options (stores, tiers) extended by the values the condition holds
+    that the list lacks, so showing it never drops them."""
+    extended = []
+    for widget in widgets:
+        current = condition.get(widget.name)
+        held = current if isinstance(current, list) else [current] if current else []
+        known = {value for value, _ in widget.options}
+        missing = tuple(_option(str(v)) for v in held if str(v) not in known)
+        if missing and widget.control in ("select", "checkboxes"):
+            widget = replace(widget, options=(*widget.options, *missing))
+        extended.append(widget)
+    return extended
+
+
+def conditions_from_form(
+    fields: Mapping[str, Sequence[str]],
+    *,
+    choices: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+) -> list[Any]:
+    """The builder's conditions, in order: each from its inputs (``c<i>.kind`` and fields) or
+    its JSON (``c<i>.json``). JSON that does not parse is refused naming the condition."""
+    conditions: list[Any] = []
+    for index in range(MAX_CONDITIONS_IN_FORM):
+        prefix = f"c{index}."
+        text = _last(fields, prefix + "json")
+        kind = _last(fields, prefix + "kind")
+        if text is not None:
+            try:
+                conditions.append(json.loads(text))
+            except json.JSONDecodeError as error:
+                position = len(conditions)
+                raise InvalidInput(
+                    f"conditions[{position}]: not JSON ({error.msg})",
+                    field=f"conditions[{position}]",
+                ) from None
+        elif kind in MODELS:
+            widgets = widgets_for(kind, choices=choices)
+            conditions.append(condition_from_fields(index, kind, widgets, fields))
+    return conditions
+
+
+# ------------------------------------------------------------------------------- summaries
+
+
+def _names(values: Any) -> str:
+    items = values if isinstance(values, list) else [values]
+    labels = [OPTION_LABELS.get(str(v), str(v)) for v in items]
+    if len(labels) <= 1:
+        return "".join(labels)
+    return ", ".join(labels[:-1]) + " or " + labels[-1]
+
+
+def _amount(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def summary(condition: Any) -> str:
+    """One line of plain language for a condition (tolerant of one still being edited)."""
+    if not isinstance(condition, dict):
+        return "Edited as JSON"
+    c = condition
+    kind = c.get("kind")
+    if kind == "trait":
+        value = c.get("value")
+        shown = (
+            " and ".join(map(str, value))
+            if c.get("op") == "between" and isinstance(value, list)
+            else _names(value)
+        )
+        trait = str(c.get("field", "")).replace("_", " ")
+        unit = " days ago" if c.get("field") in DATE_TRAITS else ""
+        return (
+            f"{trait.capitalize()} {OPTION_LABELS.get(str(c.get('op')), c.get('op'))} {shown}{unit}"
+        )
+    if kind == "consent":
+        purpose = OPTION_LABELS.get(str(c.get("purpose")), str(c.get("purpose"))).lower()
+        return f"{'Granted' if c.get('granted', True) else 'Has not granted'} {purpose} consent"
+    if kind == "tier":
+        return f"In loyalty tier {_names(c.get('tiers') or [])}"
+    if kind == "membership":
+        if not c.get("member", True):
+            return "Not a paying member"
+        plans = c.get("plans")
+        return f"A paying member of {_names(plans)}" if plans else "A paying member"
+    if kind == "rfm":
+        parts = [
+            f"{name} {pair[0]} to {pair[1]}"
+            for name in ("recency", "frequency", "monetary")
+            if isinstance(pair := c.get(name), list | tuple) and len(pair) == 2
+        ]
+        return "RFM scores: " + (", ".join(parts) or "none given")
+    if kind == "predicted_value":
+        return "Predicted value (next 365 days) " + _bounds(
+            c.get("min_minor"), c.get("max_minor"), _amount
+        )
+    if kind == "value_tier":
+        return f"Value tier {_names(c.get('tiers') or [])}"
+    if kind == "p_alive":
+        return "Probability still active " + _bounds(c.get("min"), c.get("max"), str)
+    if kind == "bought_category":
+        return f"Bought from {c.get('category')} in the last {c.get('days')} days"
+    if kind == "spent_more_than":
+        where = f" in {c.get('category')}" if c.get("category") else ""
+        amount = _amount(c.get("amount_minor"))
+        return f"Spent more than {amount}{where} in the last {c.get('days')} days"
+    if kind == "event":
+        times = c.get("min_count", 1)
+        count = "" if times in (1, None) else f" at least {times} times"
+        did = "Did" if c.get("did", True) else "Did not do"
+        what = str(c.get("type", "")).replace("_", " ")
+        return f"{did} {what}{count} in the last {c.get('days')} days"
+    if kind == "store":
+        which = "Nearest store to home" if c.get("by") == "nearest" else "Most visited store"
+        return f"{which} is {c.get('store_id')}"
+    if kind == "near":
+        point = (
+            f"store {c.get('store_id')}"
+            if c.get("store_id")
+            else f"{c.get('latitude')}, {c.get('longitude')}"
+        )
+        use = c.get("use") or ["last_location", "home", "home_store"]
+        return f"Within {c.get('radius_km')} km of {point} (by {_names(use).lower()})"
+    return f"Unknown condition kind {kind!r}"
+
+
+def _bounds(low: Any, high: Any, show: Any) -> str:
+    if low is not None and high is not None:
+        return f"between {show(low)} and {show(high)}"
+    if low is not None:
+        return f"at least {show(low)}"
+    if high is not None:
+        return f"at most {show(high)}"
+    return "(no bound given)"
