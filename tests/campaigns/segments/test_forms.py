@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from rapport.campaigns.segments.admin import KIND_TEMPLATES
 from rapport.campaigns.segments.conditions import CONDITION_KINDS, parse_definition
 from rapport.campaigns.segments.forms import (
     condition_form,
@@ -78,6 +79,21 @@ def test_a_whole_definition_round_trips_in_order() -> None:
     stored = parse_definition({"match": "any", "conditions": EXAMPLES[1:]}).as_json()
     back = _through_the_form(stored["conditions"])
     assert parse_definition({"match": "any", "conditions": back}).as_json() == stored
+
+
+@pytest.mark.parametrize("kind", CONDITION_KINDS)
+def test_each_new_condition_starts_as_a_form_with_its_defaults(kind: str) -> None:
+    example = KIND_TEMPLATES[kind]
+    form = condition_form(0, example, choices=CHOICES)
+    assert form.as_json is None
+    (back,) = _through_the_form([example])
+    assert _stored(back) == _stored(example)
+
+
+def test_a_field_left_out_shows_the_models_default() -> None:
+    near = condition_form(0, {"kind": "near", "store_id": "st-1", "radius_km": 5})
+    assert near.values["use"] == ["last_location", "home", "home_store"]
+    assert condition_form(0, {"kind": "consent", "purpose": "location"}).values["granted"] is True
 
 
 def test_inputs_follow_the_models() -> None:
@@ -152,6 +168,14 @@ def test_empty_inputs_leave_fields_out_so_the_error_names_the_field() -> None:
             "Has not granted location consent",
         ),
         ({"kind": "trait", "field": "home_city", "op": "eq", "value": "Lyon"}, "Home city is Lyon"),
+        (
+            {"kind": "event", "type": "product_viewed", "did": False, "days": 7},
+            "No product viewed in the last 7 days",
+        ),
+        (
+            {"kind": "event", "type": "app_opened", "min_count": 3, "days": 30},
+            "App opened at least 3 times in the last 30 days",
+        ),
         ({"kind": "value_tier", "tiers": ["top1", "top5"]}, "Value tier Top 1% or Top 5%"),
         (
             {"kind": "near", "store_id": "st-1", "radius_km": 10, "use": ["home"]},

@@ -258,11 +258,14 @@ def form_values(condition: Mapping[str, Any], widgets: Sequence[Widget]) -> dict
     """A condition's values as its inputs show them: text for single inputs, a list of ticked
     options for ticks, a (low, high) pair for a range."""
     values: dict[str, Any] = {}
+    fields = MODELS[str(condition.get("kind"))].model_fields
     for widget in widgets:
-        value = condition.get(widget.name)
+        # A field left out holds the model's default: show that.
+        model_field = fields[widget.name]
+        default = None if model_field.is_required() else model_field.get_default()
+        value = condition.get(widget.name, default)
         if widget.control == "checkbox":
-            default = MODELS[str(condition.get("kind"))].model_fields[widget.name].default
-            values[widget.name] = bool(default if value is None else value)
+            values[widget.name] = bool(value)
         elif widget.control == "checkboxes":
             values[widget.name] = [_text(v) for v in value] if isinstance(value, list) else []
         elif widget.control == "range":
@@ -517,9 +520,12 @@ def summary(condition: Any) -> str:
     if kind == "event":
         times = c.get("min_count", 1)
         count = "" if times in (1, None) else f" at least {times} times"
-        did = "Did" if c.get("did", True) else "Did not do"
         what = str(c.get("type", "")).replace("_", " ")
-        return f"{did} {what}{count} in the last {c.get('days')} days"
+        if c.get("did", True):
+            return (
+                f"{what.capitalize()}{count or ' at least once'} in the last {c.get('days')} days"
+            )
+        return f"No {what}{count} in the last {c.get('days')} days"
     if kind == "store":
         which = "Nearest store to home" if c.get("by") == "nearest" else "Most visited store"
         return f"{which} is {c.get('store_id')}"
