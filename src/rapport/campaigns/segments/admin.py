@@ -273,17 +273,11 @@ def builder(
     as_json = [i for i in range(MAX_CONDITIONS_IN_FORM) if f"c{i}.json" in fields]
     errors: dict[str, list[str]] = {}
     try:
-        conditions = conditions_from_form(fields, choices=choices)
+        conditions_from_form(fields, choices=choices)
     except Problem as problem:
-        # JSON that does not parse: keep the rows as they were typed.
         errors = _errors_by_slot(problem)
-        conditions = [
-            _last(fields, f"c{i}.json")
-            if f"c{i}.json" in fields
-            else {"kind": _last(fields, f"c{i}.kind")}
-            for i in range(MAX_CONDITIONS_IN_FORM)
-            if f"c{i}.json" in fields or f"c{i}.kind" in fields
-        ]
+    # JSON that does not parse stays as it was typed; the other rows keep what was entered.
+    conditions = conditions_from_form(fields, choices=choices, strict=False)
     if action == "add":
         kind = _last(fields, "add_kind")
         if kind in KIND_TEMPLATES and len(conditions) < MAX_CONDITIONS_IN_FORM:
@@ -370,10 +364,7 @@ def save(request: Request, db: DbSession, user: CurrentAdmin, fields: AllFormFie
     except Problem as problem:
         db.rollback()
         as_json = [i for i in range(MAX_CONDITIONS_IN_FORM) if f"c{i}.json" in fields]
-        try:
-            conditions: list[Any] = conditions_from_form(fields, choices=choices)
-        except Problem:
-            conditions = [_last(fields, f"c{i}.json") for i in as_json]
+        conditions = conditions_from_form(fields, choices=choices, strict=False)
         context = _builder_context(
             name=name,
             description=description,

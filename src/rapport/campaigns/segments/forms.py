@@ -386,6 +386,11 @@ def condition_form(
 ) -> ConditionForm:
     """How the builder shows one condition: its form when the form carries it exactly (its
     form values convert back to the same condition), otherwise its JSON."""
+    if isinstance(condition, str):
+        # JSON as typed that does not parse: shown again exactly as typed.
+        return ConditionForm(
+            index=index, kind="json", values={}, as_json=condition, summary="Edited as JSON"
+        )
     kind = str(condition.get("kind", "")) if isinstance(condition, dict) else ""
     if kind not in MODELS or force_json:
         return ConditionForm(
@@ -430,9 +435,11 @@ def conditions_from_form(
     fields: Mapping[str, Sequence[str]],
     *,
     choices: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    strict: bool = True,
 ) -> list[Any]:
     """The builder's conditions, in order: each from its inputs (``c<i>.kind`` and fields) or
-    its JSON (``c<i>.json``). JSON that does not parse is refused naming the condition."""
+    its JSON (``c<i>.json``). JSON that does not parse is refused naming the condition, or
+    (not ``strict``, to show the builder again) kept as the text typed."""
     conditions: list[Any] = []
     for index in range(MAX_CONDITIONS_IN_FORM):
         prefix = f"c{index}."
@@ -442,6 +449,9 @@ def conditions_from_form(
             try:
                 conditions.append(json.loads(text))
             except json.JSONDecodeError as error:
+                if not strict:
+                    conditions.append(text)
+                    continue
                 position = len(conditions)
                 raise InvalidInput(
                     f"conditions[{position}]: not JSON ({error.msg})",
