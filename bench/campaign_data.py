@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, create_engine, text
@@ -103,7 +104,7 @@ def generate_retailer(database_url: str, *, customers: int, seed: int = 16) -> R
     try:
         with engine.begin() as connection:
             _define_helpers(connection, seed)
-            steps = (
+            steps: tuple[tuple[str, Callable[[], None]], ...] = (
                 ("stores and products", lambda: _stores_and_products(connection)),
                 ("customers", lambda: _customers(connection, customers)),
                 ("consents", lambda: _consents(connection)),
