@@ -197,6 +197,13 @@ def test_each_condition_has_a_plain_language_summary(condition: dict[str, Any], 
     assert summary(condition) == text
 
 
+def test_summaries_name_tiers_and_stores_as_listed() -> None:
+    tier = {"kind": "tier", "tiers": ["silver", "gold"]}
+    assert summary(tier, choices=CHOICES) == "In loyalty tier Silver or Gold"
+    store = {"kind": "store", "store_id": "st-1", "by": "preferred"}
+    assert summary(store, choices=CHOICES) == "Most visited store is Lyon Part-Dieu (st-1)"
+
+
 def test_every_kind_has_a_summary() -> None:
     for condition in EXAMPLES:
         assert not summary(condition).startswith("Unknown")

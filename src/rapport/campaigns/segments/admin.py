@@ -324,7 +324,7 @@ def preview(
     summaries: list[tuple[int, str]] = []
     with contextlib.suppress(Problem):
         raw = conditions_from_form(fields, choices=choices)
-        summaries = list(enumerate(map(summary, raw)))
+        summaries = [(i, summary(c, choices=choices)) for i, c in enumerate(raw)]
     context: dict[str, Any] = {"summaries": summaries, "slots": _slots(fields), "errors": {}}
     try:
         definition = parse_definition(_definition_from_form(fields, choices))

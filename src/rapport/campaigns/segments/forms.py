@@ -398,7 +398,7 @@ def condition_form(
             kind=kind or "json",
             values={},
             as_json=json.dumps(condition),
-            summary=summary(condition) if kind in MODELS else "Edited as JSON",
+            summary=summary(condition, choices=choices) if kind in MODELS else "Edited as JSON",
         )
     widgets = _with_current_options(widgets_for(kind, choices=choices), condition)
     values = form_values(condition, widgets)
@@ -409,10 +409,14 @@ def condition_form(
             kind=kind,
             values={},
             as_json=json.dumps(condition),
-            summary=summary(condition),
+            summary=summary(condition, choices=choices),
         )
     return ConditionForm(
-        index=index, kind=kind, values=values, widgets=widgets, summary=summary(condition)
+        index=index,
+        kind=kind,
+        values=values,
+        widgets=widgets,
+        summary=summary(condition, choices=choices),
     )
 
 
@@ -478,8 +482,12 @@ def _amount(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def summary(condition: Any) -> str:
-    """One line of plain language for a condition (tolerant of one still being edited)."""
+def summary(
+    condition: Any, *, choices: Mapping[str, Sequence[tuple[str, str]]] | None = None
+) -> str:
+    """One line of plain language for a condition (tolerant of one still being edited);
+    ``choices`` names tiers and stores as the builder lists them."""
+    choices = choices or {}
     if not isinstance(condition, dict):
         return "Edited as JSON"
     c = condition
@@ -500,7 +508,8 @@ def summary(condition: Any) -> str:
         purpose = OPTION_LABELS.get(str(c.get("purpose")), str(c.get("purpose"))).lower()
         return f"{'Granted' if c.get('granted', True) else 'Has not granted'} {purpose} consent"
     if kind == "tier":
-        return f"In loyalty tier {_names(c.get('tiers') or [])}"
+        names = dict(choices.get("tier.tiers") or ())
+        return f"In loyalty tier {_names([names.get(t, t) for t in c.get('tiers') or []])}"
     if kind == "membership":
         if not c.get("member", True):
             return "Not a paying member"
@@ -538,7 +547,8 @@ def summary(condition: Any) -> str:
         return f"No {what}{count} in the last {c.get('days')} days"
     if kind == "store":
         which = "Nearest store to home" if c.get("by") == "nearest" else "Most visited store"
-        return f"{which} is {c.get('store_id')}"
+        store = dict(choices.get("store_id") or ()).get(str(c.get("store_id")), c.get("store_id"))
+        return f"{which} is {store}"
     if kind == "near":
         point = (
             f"store {c.get('store_id')}"
