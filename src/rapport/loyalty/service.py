@@ -24,6 +24,7 @@ from rapport.loyalty.ledger.balances import (
     Movement,
     OpenLot,
     balance,
+    balances,
     get_member,
     statement,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "add_months",
     "adjust",
     "balance",
+    "balances",
     "configure_program",
     "earn",
     "earn_now",
@@ -91,7 +93,7 @@ from rapport.loyalty.rewards.order_checkout import (
     apply_to_order,
 )
 from rapport.loyalty.tiers.reviews import review_due_tiers
-from rapport.loyalty.tiers.standing import member_tier, tiers_by_customer
+from rapport.loyalty.tiers.standing import member_tier, tier_names, tiers_by_customer
 
 __all__ += [
     "MEMBER_PRICE_CHANNEL",
@@ -108,6 +110,7 @@ __all__ += [
     "review_due_tiers",
     "save_plan",
     "save_reward",
+    "tier_names",
     "tier_policy",
     "tiers_by_customer",
 ]

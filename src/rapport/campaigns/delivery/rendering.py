@@ -17,7 +17,9 @@ Templates see:
 Names a template uses that are none of these are refused when the template is saved
 (:func:`validate_template`) and make the delivery fail, with the name, at send time. Email
 bodies are HTML and autoescaped; subjects, webhook and inbox bodies are plain text. Loyalty and
-recommendation lookups run only when the template uses them.
+recommendation lookups run only when the template uses them; the dispatcher loads a batch's
+points and tiers in bulk (:meth:`Renderer.prefetch`), so a batch costs two queries whatever its
+size, not one per recipient.
 """
 
 from __future__ import annotations
@@ -243,7 +245,32 @@ class Renderer:
         )
         for_channel = [row for row in rows if row.channel == self.channel]
         self.templates = for_channel or rows
-        self._tier_names: dict[str, str] | None = None
+        # Loyalty facts loaded in bulk for a batch's recipients (``prefetch``); a customer
+        # missing here is read one at a time (previews, test sends).
+        self._points: dict[str, int] = {}
+        self._tiers: dict[str, str] = {}
+
+    def names(self) -> set[str]:
+        """Every name this campaign's templates (any locale) use."""
+        used: set[str] = set()
+        for template in self.templates:
+            try:
+                used |= _compile(template).names
+            except TemplateError:
+                continue  # reported per message by ``render``
+        return used
+
+    def prefetch(self, customer_ids: Iterable[str]) -> None:
+        """Load, in one query per 1,000, the points and tiers of ``customer_ids`` when the
+        templates show them: a batch then renders without a query per recipient."""
+        wanted = set(customer_ids)
+        if not wanted:
+            return
+        used = self.names()
+        if "points" in used:
+            self._points.update(loyalty.balances(self.db, customer_ids=wanted))
+        if "tier" in used:
+            self._tiers.update(loyalty.tier_names(self.db, customer_ids=wanted))
 
     def _template(self, locale: str | None) -> _Compiled:
         if not self.templates:
@@ -305,12 +332,17 @@ class Renderer:
         )
         if customer is None:
             return values
+        customer_id = customer.customer_id
         if "points" in names:
-            values["points"] = loyalty.balance(self.db, customer_id=customer.customer_id)
+            points = self._points.get(customer_id)
+            if points is None:
+                points = loyalty.balance(self.db, customer_id=customer_id)
+            values["points"] = points
         if "tier" in names:
-            values["tier"] = loyalty.member_tier(
-                self.db, customer_id=customer.customer_id
-            ).tier_name
+            tier = self._tiers.get(customer_id)
+            if tier is None:
+                tier = loyalty.member_tier(self.db, customer_id=customer_id).tier_name
+            values["tier"] = tier
         if "recommendations" in names:
             values["recommendations"] = self._recommendations(customer.customer_id)
         return values

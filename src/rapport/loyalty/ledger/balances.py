@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -56,6 +57,22 @@ def balance(db: Session, *, customer_id: str) -> int:
         )
         or 0
     )
+
+
+def balances(db: Session, *, customer_ids: Iterable[str]) -> dict[str, int]:
+    """The available points of each of ``customer_ids`` (0 for those who never had any), in
+    one query per 1,000 ids: for callers that need many members' balances at once."""
+    wanted = sorted(set(customer_ids))
+    found = dict.fromkeys(wanted, 0)
+    for start in range(0, len(wanted), 1000):
+        for account_id, points in db.execute(
+            select(ACCOUNTS.c.account_id, ACCOUNTS.c.balance).where(
+                ACCOUNTS.c.account_id.in_(wanted[start : start + 1000]),
+                ACCOUNTS.c.kind == "member",
+            )
+        ):
+            found[str(account_id)] = int(points or 0)
+    return found
 
 
 def get_member(db: Session, *, customer_id: str) -> Member | None:
