@@ -160,9 +160,7 @@ class CustomerValueScore(Base):
 
     __tablename__ = "customer_values"
     __table_args__ = (
-        CheckConstraint(
-            "value_tier IN ('top1', 'top5', 'top20', 'rest')", name="value_tier_known"
-        ),
+        CheckConstraint("value_tier IN ('top1', 'top5', 'top20', 'rest')", name="value_tier_known"),
         Index("ix_customer_values_tier", "value_tier"),
         Index("ix_customer_values_predicted", "predicted_value_minor"),
     )

@@ -138,9 +138,7 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     returns and kept-promise reports add up); the free-text status notes of the person's
     orders go, and so does their predicted value (the next fit leaves erased people out)."""
     db.execute(
-        delete(CustomerValueScore).where(
-            CustomerValueScore.customer_id.in_(subject.customer_ids)
-        )
+        delete(CustomerValueScore).where(CustomerValueScore.customer_id.in_(subject.customer_ids))
     )
     mine = select(Order.order_id).where(Order.customer_id.in_(subject.customer_ids))
     db.execute(
