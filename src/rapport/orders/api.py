@@ -165,7 +165,10 @@ def return_risk(
     return ReturnRiskOut(**assessment)
 
 
-@router.get("/customer-value")
+@router.get(
+    "/customer-value",
+    responses={404: {"description": "Not fitted yet: no customer had an order at the last fit"}},
+)
 def customer_value_fit(db: DbSession, _key: ReadKey) -> ValueFitOut:
     """The customer-value models in use (refitted daily): BG/NBD parameters with time in days,
     Gamma-Gamma with money in minor units."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
+from fastapi import Path as PathParameter
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +25,8 @@ from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.settings import AppSettings
 
 router = APIRouter(tags=["campaigns"])
+# Ids in paths stay within the columns' range (bigint): PostgreSQL refuses a larger integer.
+RowId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 templates = Jinja2Templates(directory=Path(__file__).parents[1] / "templates")
 
 
@@ -49,7 +52,7 @@ def customer_inbox(
     customer_id: str,
     db: DbSession,
     _key: ReadKey,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Any:
     """The customer's in-app messages, newest first (keyset pages)."""
@@ -61,7 +64,7 @@ def customer_inbox(
 
 
 @router.post("/v1/customers/{customer_id}/inbox/{message_id}/read", response_model=InboxMessageOut)
-def read_inbox_message(customer_id: str, message_id: int, db: DbSession, _key: WriteKey) -> Any:
+def read_inbox_message(customer_id: str, message_id: RowId, db: DbSession, _key: WriteKey) -> Any:
     """Mark one message read (again: no change)."""
     return inbox.mark_read(db, customer_id=customer_id, message_id=message_id)
 
@@ -118,13 +121,13 @@ def put_sending_policy(body: SendingPolicyIn, db: DbSession, _key: AdminKey) -> 
 def list_deliveries(
     db: DbSession,
     _key: ReadKey,
-    campaign_id: int | None = None,
+    campaign_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     status_: Annotated[str | None, Query(alias="status", max_length=12)] = None,
     channel: Annotated[str | None, Query(max_length=10)] = None,
     customer_id: Annotated[str | None, Query(max_length=40)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """Deliveries, newest first, filtered; ``next_before`` pages on."""
@@ -148,7 +151,7 @@ def list_deliveries(
 
 
 @router.get("/v1/deliveries/{delivery_id}")
-def get_delivery(delivery_id: int, db: DbSession, _key: ReadKey) -> dict[str, Any]:
+def get_delivery(delivery_id: RowId, db: DbSession, _key: ReadKey) -> dict[str, Any]:
     """One delivery with its status history (and webhook tries)."""
     found = log.delivery_detail(db, delivery_id=delivery_id)
     if found is None:
@@ -157,7 +160,7 @@ def get_delivery(delivery_id: int, db: DbSession, _key: ReadKey) -> dict[str, An
 
 
 @router.post("/v1/deliveries/{delivery_id}/replay")
-def replay(delivery_id: int, db: DbSession, _key: AdminKey) -> dict[str, Any]:
+def replay(delivery_id: RowId, db: DbSession, _key: AdminKey) -> dict[str, Any]:
     """Send a dead delivery again; its tries start over."""
     return log.delivery_out(webhooks.replay_delivery(db, delivery_id=delivery_id))
 

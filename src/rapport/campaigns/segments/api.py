@@ -4,10 +4,11 @@ through a segment's members. Reads need the ``read`` scope, changes ``write``.""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -95,10 +96,27 @@ class MembersOut(ReadModel):
     next: str | None = Field(description="Pass as ``after`` for the next page; null at the end")
 
 
+# Ids in paths stay within the column's range: PostgreSQL refuses a larger integer outright.
+SegmentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Segment id")]
+
+
+def _body_error(field: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry of the problem's ``errors`` as every problem gives them: the field as the
+    builder names it (``definition.conditions[1].days``), where it is and its JSON pointer."""
+    parts = [part for part in re.split(r"[.\[\]]+", field) if part]
+    return {
+        "field": field,
+        "location": "body",
+        "pointer": "/" + "/".join(parts),
+        "message": entry["message"],
+        "code": entry["code"],
+    }
+
+
 def _in_definition(error: InvalidInput) -> InvalidInput:
     """The same problem, its field named from the request body (``definition.conditions[1]``)."""
     field = f"definition.{error.field}" if error.field else "definition"
-    errors = [{**entry, "field": f"definition.{entry['field']}"} for entry in (error.errors or [])]
+    errors = [_body_error(f"definition.{entry['field']}", entry) for entry in (error.errors or [])]
     return InvalidInput(
         f"{field}: {error.detail.split(': ', 1)[-1]}", field=field, errors=errors or None
     )
@@ -144,7 +162,7 @@ def create(
 def list_all(
     db: DbSession,
     key: ReadKey,
-    after_id: Annotated[int | None, Query(ge=0)] = None,
+    after_id: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
     """Segments by id with their member counts, ``limit`` at a time after ``after_id``."""
@@ -159,12 +177,12 @@ def preview(body: PreviewIn, db: DbSession, key: ReadKey) -> Any:
 
 
 @router.get("/v1/segments/{segment_id}", response_model=SegmentOut)
-def read(segment_id: int, db: DbSession, key: ReadKey) -> Any:
+def read(segment_id: SegmentId, db: DbSession, key: ReadKey) -> Any:
     return get_segment(db, segment_id=segment_id)
 
 
 @router.put("/v1/segments/{segment_id}", response_model=SegmentOut)
-def change(segment_id: int, body: SegmentChange, db: DbSession, key: WriteKey) -> Any:
+def change(segment_id: SegmentId, body: SegmentChange, db: DbSession, key: WriteKey) -> Any:
     """Change a segment's name, description or definition (members are refreshed)."""
     definition = _parsed(body.definition) if body.definition is not None else None
     return update_segment(
@@ -177,14 +195,14 @@ def change(segment_id: int, body: SegmentChange, db: DbSession, key: WriteKey) -
 
 
 @router.delete("/v1/segments/{segment_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove(segment_id: int, db: DbSession, key: WriteKey) -> Response:
+def remove(segment_id: SegmentId, db: DbSession, key: WriteKey) -> Response:
     delete_segment(db, segment_id=segment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/v1/segments/{segment_id}/members", response_model=MembersOut)
 def members(
-    segment_id: int,
+    segment_id: SegmentId,
     db: DbSession,
     key: ReadKey,
     after: Annotated[str | None, Query(max_length=40)] = None,
