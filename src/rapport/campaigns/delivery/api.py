@@ -73,7 +73,8 @@ def read_inbox_message(customer_id: str, message_id: RowId, db: DbSession, _key:
 
 
 class ChannelPolicyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: `true` is not an hour (lax mode would read it as 1).
+    model_config = ConfigDict(extra="forbid", strict=True)
     cap_messages: int | None = Field(default=None, ge=0, le=1000)
     cap_hours: int | None = Field(default=None, ge=1, le=24 * 90)
     quiet_start: int | None = Field(default=None, ge=0, le=23)
