@@ -204,6 +204,9 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
                     parameter["required"] = True
             responses = operation.setdefault("responses", {})
             statuses = _problem_statuses(method, operation) if operation.get("security") else []
+            if operation.get("security"):
+                # A status a route declares itself (a 404 for "not fitted yet") is a problem too.
+                statuses = sorted({*statuses, *(code for code in responses if code >= "400")})
             if "422" in responses:
                 statuses = sorted({*statuses, "422"})
             for status in statuses:
@@ -213,7 +216,7 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
                     if status in responses
                     and response.get("description")
                     and response.get("description") != "Validation Error"
-                    else PROBLEM_DESCRIPTIONS[status]
+                    else PROBLEM_DESCRIPTIONS.get(status, "A problem (see `title` and `detail`)")
                 )
                 response["content"] = problem_content
     return document
