@@ -16,9 +16,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 # Reinstall only when the dependency list changed since the last set-up.
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ clients/python/pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
+  # The Python client (clients/python) is tested against a live server with the suite.
+  if [ "$extras" = dev ]; then
+    .venv/bin/python -m pip install --quiet -e clients/python
+  fi
   touch "$stamp"
 fi
 

@@ -247,6 +247,25 @@ def test_the_same_order_with_integers_is_accepted(client, db, admin) -> None:
     assert response.status_code == 201, response.text
 
 
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/v1/orders/reports/promise-kept?since={}", "since"),
+        ("/v1/feedback/scores?since={}", "since"),
+        ("/v1/deliveries?until={}", "until"),
+    ],
+)
+def test_a_date_in_a_query_must_be_iso_text_not_a_number(
+    client, db, admin, path, parameter
+) -> None:
+    # Pydantic alone reads "2.5e-111" as seconds since 1970: a report for 1970 is no answer.
+    refused = client.get(path.format("2.5e-111"), headers=admin)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == parameter
+    accepted = client.get(path.format("2026-12-01"), headers=admin)
+    assert accepted.status_code == 200, accepted.text
+
+
 def test_the_openapi_document_states_problems_and_required_idempotency_keys(client) -> None:
     # when the OpenAPI document is read
     document = client.get("/openapi.json").json()

@@ -68,6 +68,12 @@ class _Sender:
     api_key_id: str
     keep: int
     max_bytes: int
+    orders_from_tracking: bool = True
+
+    @property
+    def segment_source(self) -> str:
+        """The ``source`` its Segment messages are stored with (see ``segment.SOURCE``)."""
+        return segment.SOURCE if self.orders_from_tracking else segment.SOURCE_WITHOUT_ORDERS
 
 
 async def _ingest(
@@ -83,7 +89,12 @@ async def _ingest(
     raw = await _body(request, limit=limit)
     principal = await admit(request, db, Scope.INGEST)
     settings = app_settings(request)
-    sender = _Sender(principal.id, settings.dead_letter_limit, settings.dead_letter_max_bytes)
+    sender = _Sender(
+        principal.id,
+        settings.dead_letter_limit,
+        settings.dead_letter_max_bytes,
+        principal.orders_from_tracking,
+    )
     return await run_in_threadpool(work, db, raw, sender, *args)
 
 
@@ -209,8 +220,10 @@ def _segment_problem(errors: list[ItemError]) -> InvalidInput:
     )
 
 
-def _segment_call(db: Session, raw: bytes, _sender: _Sender, kind: str) -> Response:
-    converted = segment.to_event(parse_body(raw), kind=kind, received_at=clock.now())
+def _segment_call(db: Session, raw: bytes, sender: _Sender, kind: str) -> Response:
+    converted = segment.to_event(
+        parse_body(raw), kind=kind, received_at=clock.now(), source=sender.segment_source
+    )
     if isinstance(converted, list):
         raise _counted(_segment_problem(converted))
     outcome = service.ingest_grouped(db, event=converted, compare_duplicates=False)
@@ -277,6 +290,7 @@ def _segment_batch(db: Session, raw: bytes, sender: _Sender) -> Response:
             received_at=received_at,
             sent_at=sent_at,
             shared_context=shared_context,
+            source=sender.segment_source,
         )
         if isinstance(converted, list):
             errors[index] = converted

@@ -41,6 +41,11 @@ from rapport.events.tracking_store import NewEvent
 Kind = Literal["track", "identify", "page", "screen", "alias", "group"]
 KINDS: frozenset[str] = frozenset(("track", "identify", "page", "screen", "alias", "group"))
 
+# The ``source`` of a Segment message's event: whether its sender's e-commerce events become
+# orders and returns (``ApiKey.orders_from_tracking``; the orders domain reads only "segment").
+SOURCE = "segment"
+SOURCE_WITHOUT_ORDERS = "segment-no-orders"
+
 # Service refusals name fields as POST /v1/events does; these are their Segment names.
 SEGMENT_NAMES = {
     "event_id": "messageId",
@@ -126,6 +131,7 @@ def to_event(
     received_at: datetime,
     sent_at: datetime | None = None,
     shared_context: dict[str, Any] | None = None,
+    source: str = SOURCE,
 ) -> NewEvent | list[ItemError]:
     """One Segment message as a Rapport event, or the errors that prevent it. ``kind`` is the
     endpoint's call type; ``None`` (``/v1/batch``) takes it from the message's ``type``."""
@@ -165,7 +171,7 @@ def to_event(
         "occurred_at": occurred_at,
         "properties": properties,
         "context": normalised,
-        "source": "segment",
+        "source": source,
     }
     for key in ("properties", "context", "user_id", "anonymous_id", "event_id"):
         if contains_nul(event[key]):

@@ -43,14 +43,15 @@ from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound, Problem
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.ids import new_id
+from rapport.platform.schemas import QueryDate
 from rapport.platform.settings import AppSettings
 
 api = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 public = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
-Since = Annotated[date | None, Query(description="First day (UTC) included")]
-Until = Annotated[date | None, Query(description="First day (UTC) no longer included")]
+Since = Annotated[QueryDate | None, Query(description="First day (UTC) included")]
+Until = Annotated[QueryDate | None, Query(description="First day (UTC) no longer included")]
 
 
 def _start(day: date | None) -> datetime | None:

@@ -4,7 +4,7 @@ returns, the promise and returns reports, and customer lifetime value."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 import qrcode
@@ -36,6 +36,7 @@ from rapport.platform.auth import ReadKey, WriteKey, admit_coupon_codes
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
+from rapport.platform.schemas import QueryDate
 from rapport.platform.settings import AppSettings
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -93,7 +94,7 @@ def promise_kept(
     db: DbSession,
     _key: ReadKey,
     by: Literal["channel", "store", "carrier"] = "channel",
-    since: date | None = None,
+    since: QueryDate | None = None,
 ) -> list[dict[str, Any]]:
     """On-time share of shipped orders whose promised date has come."""
     return [
@@ -112,8 +113,10 @@ def returns_concentration(db: DbSession, _key: ReadKey) -> dict[str, Any]:
 def price_consistency(
     db: DbSession,
     _key: ReadKey,
-    since: Annotated[date | None, Query(description="On or after (default: 30 days ago)")] = None,
-    until: Annotated[date | None, Query(description="Before (default: tomorrow)")] = None,
+    since: Annotated[
+        QueryDate | None, Query(description="On or after (default: 30 days ago)")
+    ] = None,
+    until: Annotated[QueryDate | None, Query(description="Before (default: tomorrow)")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> ChargedPriceReportOut:
     """What each order line was charged per unit against its channel's price at order time

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.platform.db import Base, JsonDocument, UTCDateTime
@@ -26,6 +26,9 @@ class ApiKey(Base):
     # This key's own request limit ("100/second;5000/hour"); the setting
     # RAPPORT_API_RATE_LIMIT applies when None.
     rate_limit: Mapped[str | None] = mapped_column(String(100), default=None)
+    # Segment e-commerce events this key sends ("Order Completed", "Order Refunded") become
+    # orders and returns; off for a shop that posts its orders to /v1/orders (counted once).
+    orders_from_tracking: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class AdminUser(Base):

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+)
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 # Amounts in minor units (cents) fit the 32-bit INTEGER columns on every database.
@@ -148,3 +156,28 @@ class ApiKeyCreated(ApiKeyOut):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+# A day or a moment in a query string is written as ISO 8601 text. Pydantic's lax mode would
+# also read a number as seconds since 1970 ("?since=2.5e-111" as 1970-01-01): refused.
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_text(value: Any) -> Any:
+    if isinstance(value, str) and not _ISO_DAY.match(value):
+        raise PydanticCustomError(
+            "iso_date_expected", "Write the date as ISO 8601 text, such as 2026-12-05"
+        )
+    return value
+
+
+QueryDate = Annotated[date, BeforeValidator(_iso_text)]
+
+
+def _utc_when_naive(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# A moment without an offset ("2026-12-01", "2026-12-01T08:00") is read as UTC.
+QueryDatetime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_utc_when_naive)]
+QueryAwareDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]

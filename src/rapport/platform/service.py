@@ -47,6 +47,8 @@ class Principal:
     scopes: tuple[str, ...]
     # The key's own request limit ("100/second"); None: RAPPORT_API_RATE_LIMIT.
     rate_limit: str | None = None
+    # Whether Segment e-commerce events it sends become orders and returns (ApiKey).
+    orders_from_tracking: bool = True
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def revoke_api_key(db: Session, *, key_id: str) -> ApiKey:
 # Every API request runs this, so it is one driver-level query rather than an ORM load
 # (measured: a third of the cost of storing a single tracking event).
 _KEY_QUERY = (
-    "SELECT id, key_hash, scopes, name, rate_limit FROM api_keys"
+    "SELECT id, key_hash, scopes, name, rate_limit, orders_from_tracking FROM api_keys"
     " WHERE key_prefix = {} AND revoked_at IS NULL"
 )
 _KEY_QUERIES = {"postgresql": _KEY_QUERY.format("%s"), "sqlite": _KEY_QUERY.format("?")}
@@ -171,7 +173,13 @@ def authenticate_api_key(db: Session, *, secret: str) -> Principal | None:
     scopes: Any = row[2]
     if isinstance(scopes, str):  # SQLite hands JSON back as text
         scopes = orjson.loads(scopes)
-    principal = Principal(id=row[0], name=row[3], scopes=tuple(scopes), rate_limit=row[4])
+    principal = Principal(
+        id=row[0],
+        name=row[3],
+        scopes=tuple(scopes),
+        rate_limit=row[4],
+        orders_from_tracking=bool(row[5]),
+    )
     if len(_recent_keys) > 10_000:
         _recent_keys.clear()
     _recent_keys[digest] = (now, principal)

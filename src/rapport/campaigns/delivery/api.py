@@ -22,6 +22,7 @@ from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound, Problem
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
+from rapport.platform.schemas import QueryDatetime
 from rapport.platform.settings import AppSettings
 
 router = APIRouter(tags=["campaigns"])
@@ -126,8 +127,8 @@ def list_deliveries(
     status_: Annotated[str | None, Query(alias="status", max_length=12)] = None,
     channel: Annotated[str | None, Query(max_length=10)] = None,
     customer_id: Annotated[str | None, Query(max_length=40)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: QueryDatetime | None = None,
+    until: QueryDatetime | None = None,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:

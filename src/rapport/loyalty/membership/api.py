@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from rapport.loyalty.membership import analytics as segment_analytics
 from rapport.loyalty.membership import announcements
@@ -29,7 +29,7 @@ from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
-from rapport.platform.schemas import MinorUnits, StrictModel
+from rapport.platform.schemas import MinorUnits, QueryAwareDatetime, StrictModel
 
 router = APIRouter(tags=["loyalty membership and rewards"])
 
@@ -332,8 +332,8 @@ def list_announcements(
 def membership_analytics(
     db: DbSession,
     _key: ReadKey,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    since: Annotated[QueryAwareDatetime | None, Query()] = None,
+    until: Annotated[QueryAwareDatetime | None, Query()] = None,
 ) -> AnalyticsOut:
     """Paying members vs free members vs non-members over a window (default the last 90
     days): customers, orders and spend per customer, retention against the window before."""

@@ -1,0 +1,21 @@
+"""customer refs (issue 17; reserved, filled by its part)
+
+Revision ID: c17000000004
+Revises: c17000000003
+Create Date: 2026-12-05 11:44:00.000000
+"""
+
+from collections.abc import Sequence
+
+revision: str = "c17000000004"
+down_revision: str | None = "c17000000003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
