@@ -37,6 +37,7 @@ class Customer(Base):
         Index("ix_customers_email", "email"),
         # Segments' distance conditions: the bounding box's latitude range first.
         Index("ix_customers_home_latitude", "home_latitude"),
+        Index("ix_customers_group_id", "group_id"),
         CheckConstraint("status IN ('active', 'merged', 'erased')", name="status_known"),
     )
 
@@ -53,11 +54,25 @@ class Customer(Base):
     # An IANA zone ("Europe/Paris"): quiet hours are the customer's own night.
     time_zone: Mapped[str | None] = mapped_column(String(50), default=None)
     attributes: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    # The account or household the customer belongs to (a tracking ``group`` call).
+    group_id: Mapped[str | None] = mapped_column(String(100), default=None)
     # A visitor known only by anonymous or device ids until they identify themselves.
     is_anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(10), default="active")
     merged_into: Mapped[str | None] = mapped_column(String(40), default=None)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CustomerGroup(Base):
+    """An account or household customers belong to, as the shop's tracking ``group`` calls
+    name it, with its traits (bounded like a customer's custom traits)."""
+
+    __tablename__ = "customer_groups"
+
+    group_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    traits: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
