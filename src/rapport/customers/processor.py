@@ -1,7 +1,10 @@
 """The profile processor: resolves who each event belongs to and folds it into their traits.
 
 It runs on the worker, in log order, one batch per transaction with its cursor (see
-``rapport.events.processors``).
+``rapport.events.processors``). Besides identities and activity it applies what tracking
+says about a person: traits (an identify call's, and ``context.traits`` on any call) to
+profile fields and custom attributes, ``aliased`` (previous id → user id) as a merge or a new
+identity, and ``grouped`` as the customer's account or household.
 """
 
 from __future__ import annotations
@@ -13,18 +16,27 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rapport.customers.consent import record_consent
-from rapport.customers.identities import get_identities, resolve_identities
+from rapport.customers.identities import attach_identity, get_identities, resolve_identities
 from rapport.customers.merges import merge_profiles
 from rapport.customers.models import (
     CONSENT_PURPOSES,
     Consent,
     Customer,
+    CustomerGroup,
     CustomerTraits,
     Identity,
+    Preference,
     PrivacyRequest,
 )
 from rapport.customers.profiles import get_customer
-from rapport.customers.traits import apply_event
+from rapport.customers.traits import (
+    MAX_CUSTOM_TRAITS,
+    apply_event,
+    birthday,
+    custom_traits,
+    kept_attributes,
+    profile_fields,
+)
 from rapport.events import service as event_log
 from rapport.events.service import LoggedEvent
 from rapport.platform import clock
@@ -34,12 +46,12 @@ from rapport.platform.identity import identity_digest, normalise_identity
 IDENTIFYING_TRAITS = ("email", "phone", "loyalty_card")
 # Bookkeeping, not activity: these must not move "last seen" or count as events.
 NOT_ACTIVITY = frozenset({"customers_merged", "customer_erased"})
-_PROFILE_KEYS = {
-    "first_name": ("first_name", "firstName"),
-    "last_name": ("last_name", "lastName"),
-    "email": ("email",),
-    "phone": ("phone",),
-}
+# Profile columns a tracking event's ``context.traits`` may fill (identities and contact
+# details come from identify calls only).
+_CONTEXT_PROFILE_FIELDS = ("first_name", "last_name", "home_city")
+# An alias's previous id may have been a visitor id or a user id: it is looked up, and
+# linked, as both.
+_ALIAS_KINDS = ("external_id", "anonymous_id")
 
 
 def _event_traits(event: LoggedEvent) -> dict[str, Any]:
@@ -49,13 +61,24 @@ def _event_traits(event: LoggedEvent) -> dict[str, Any]:
 
 
 def _profile(traits: dict[str, Any]) -> dict[str, Any]:
-    profile = {}
-    for name, keys in _PROFILE_KEYS.items():
-        for key in keys:
-            if isinstance(traits.get(key), str) and traits[key].strip():
-                profile[name] = traits[key].strip()
-                break
-    return profile
+    return dict(profile_fields(traits))
+
+
+def _previous_id(event: LoggedEvent) -> str | None:
+    """An ``aliased`` event's previous id, when it is one."""
+    if event.type != "aliased" or event.source == "command":
+        return None
+    value = (event.properties or {}).get("previous_id")
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def alias_identities(event: LoggedEvent) -> list[tuple[str, str]]:
+    """The identities an alias's previous id may be (normalised), for the erasure checks."""
+    previous = _previous_id(event)
+    if previous is None:
+        return []
+    found = [(kind, normalise_identity(kind, previous)) for kind in _ALIAS_KINDS]
+    return [(kind, value) for kind, value in found if value]
 
 
 def _anonymous_owner(db: Session, anonymous_id: str) -> Customer | None:
@@ -139,6 +162,8 @@ class Blocklist:
             if event.customer_id is None
             for kind, value in named_identities(event).items()
         }
+        for event in events:
+            wanted.update(identity_digest(kind, value) for kind, value in alias_identities(event))
         self.digests = event_log.suppressed(db, digests=wanted)
 
     def refresh(self, named: dict[str, str]) -> None:
@@ -187,9 +212,17 @@ class Blocklist:
 def _scrub(event: LoggedEvent, named: dict[str, str]) -> None:
     """Remove the person's data from an event the processor will not apply."""
     known = list(named.values())
-    traits = _event_traits(event)
-    known.extend(str(v) for v in _profile(traits).values())
+    for traits in (_event_traits(event), _context_traits(event)):
+        known.extend(str(v) for v in _profile(traits).values())
+    previous = _previous_id(event)
+    if previous is not None:
+        known.append(previous)
     event_log.Scrubber(known).event(event)
+
+
+def _context_traits(event: LoggedEvent) -> dict[str, Any]:
+    traits = (event.context or {}).get("traits")
+    return traits if isinstance(traits, dict) else {}
 
 
 def _erase_anonymous_profile(db: Session, customer: Customer) -> None:
@@ -210,6 +243,7 @@ def _erase_anonymous_profile(db: Session, customer: Customer) -> None:
     customer.erased_at = now
     customer.updated_at = now
     customer.attributes = {}
+    customer.group_id = None
     db.add(
         PrivacyRequest(
             customer_id=customer.customer_id,
@@ -322,6 +356,126 @@ def _apply_consent(db: Session, customer: Customer, event: LoggedEvent) -> None:
         )
 
 
+def _apply_traits(db: Session, customer: Customer, event: LoggedEvent) -> None:
+    """What a tracking event says about its person: an identify call's traits (profile
+    fields were set by resolution) and any call's ``context.traits`` fill custom attributes,
+    names, home city and birthday. Identities and contact details come from identify calls
+    only: ``context.traits`` are a copy an SDK kept, not a statement to link by."""
+    if event.source == "command":
+        return  # commands' events carry their own facts, not traits
+    stated: dict[str, Any] = dict(_context_traits(event))
+    properties = event.properties or {}
+    said = properties.get("traits") if event.type == "identified" else None
+    if isinstance(said, dict):
+        stated.update(said)
+    if not stated:
+        return
+    fields = profile_fields(stated)
+    for name in _CONTEXT_PROFILE_FIELDS:
+        if fields.get(name) and getattr(customer, name) != fields[name]:
+            setattr(customer, name, fields[name])
+    custom = custom_traits(stated)
+    if custom:
+        attributes = kept_attributes(customer.attributes or {}, custom)
+        if attributes != customer.attributes:
+            customer.attributes = attributes  # a new dict: JSON columns track assignment
+    day = birthday(stated)
+    if day is not None:
+        _share_birthday(db, customer.customer_id, day, source=f"event:{event.type}")
+    customer.updated_at = clock.now()
+
+
+def _share_birthday(db: Session, customer_id: str, day: str, *, source: str) -> None:
+    """The birthday tracking sent, as the ``birthday`` preference the loyalty bonus reads,
+    unless the customer gave one themselves (the preference centre's answer wins)."""
+    held = db.get(Preference, (customer_id, "birthday"))
+    if held is None:
+        db.add(
+            Preference(
+                customer_id=customer_id,
+                field="birthday",
+                value=day,
+                source=source,
+                updated_at=clock.now(),
+            )
+        )
+    elif held.source.startswith("event:") and held.value != day:
+        held.value, held.source, held.updated_at = day, source, clock.now()
+
+
+def _apply_alias(db: Session, customer: Customer, event: LoggedEvent) -> Customer:
+    """``aliased``: the previous id's profile is merged into the event's (the new id's); a
+    previous id nobody holds becomes an identity of the event's profile, as a user id and a
+    visitor id. Returns the surviving profile."""
+    previous = _previous_id(event)
+    if previous is None:
+        return customer
+    owners: set[str] = set()
+    for kind, value in alias_identities(event):
+        owner = db.scalar(
+            select(Identity.customer_id)
+            .where(Identity.kind == kind, Identity.value == value)
+            .limit(1)
+        )
+        if owner is not None:
+            owners.add(owner)
+    if previous.startswith("cus_") and db.get(Customer, previous) is not None:
+        owners.add(previous)
+    if not owners:
+        for kind, value in alias_identities(event):
+            attach_identity(
+                db, customer_id=customer.customer_id, kind=kind, value=value, source="event:aliased"
+            )
+        return customer
+    for owner_id in sorted(owners):
+        other = get_customer(db, customer_id=owner_id)
+        if other is None or other.status != "active" or other.customer_id == customer.customer_id:
+            continue  # already one profile, or an erased one (its ids are on the blocklist)
+        group_id = other.group_id
+        merge_profiles(
+            db,
+            source_id=other.customer_id,
+            target_id=customer.customer_id,
+            reason="alias",
+            actor="profile processor",
+        )
+        if customer.group_id is None and group_id is not None:
+            customer.group_id = group_id
+    return customer
+
+
+def _apply_group(db: Session, customer: Customer, event: LoggedEvent) -> None:
+    """``grouped``: the customer now belongs to this account or household, whose traits
+    the call updates (a name not held yet is added while the group has fewer than
+    ``MAX_CUSTOM_TRAITS``)."""
+    if event.source == "command":
+        return
+    properties = event.properties or {}
+    group_id = properties.get("group_id")
+    if not isinstance(group_id, str) or not group_id.strip() or len(group_id) > 100:
+        return
+    group_id = group_id.strip()
+    said = properties.get("traits")
+    # A group's "name" or "email" is its own: no trait name is a profile field here.
+    traits = custom_traits(said, known=frozenset()) if isinstance(said, dict) else {}
+    now = clock.now()
+    group = db.get(CustomerGroup, group_id)
+    if group is None:
+        group = CustomerGroup(group_id=group_id, traits={}, created_at=now, updated_at=now)
+        db.add(group)
+    kept = dict(group.traits or {})
+    for name, value in traits.items():
+        if name in kept or len(kept) < MAX_CUSTOM_TRAITS:
+            kept[name] = value
+    if kept != group.traits:
+        group.traits = kept
+    group.updated_at = now
+    if customer.group_id != group_id:
+        customer.group_id = group_id
+        customer.updated_at = now
+    db.flush()
+
+
 def _resolve_unless_erased(
     db: Session,
     event: LoggedEvent,
@@ -382,6 +536,12 @@ def process_profile_events(db: Session, events: list[LoggedEvent]) -> None:
                 blocklist.forget(event, named)
                 cache.forget()
                 continue
+        previous = alias_identities(event)
+        if previous and any(blocklist.names_erased({kind: value}) for kind, value in previous):
+            # An alias of an erased person's old id: the new id is theirs too, and stays out.
+            blocklist.forget(event, named)
+            cache.forget()
+            continue
         customer = _resolve_unless_erased(db, event, named, cache, blocklist)
         if customer is None:
             continue
@@ -402,6 +562,12 @@ def process_profile_events(db: Session, events: list[LoggedEvent]) -> None:
             location_allowed.pop(cid, None)
         if event.type in NOT_ACTIVITY:
             continue
+        if previous:
+            _apply_alias(db, customer, event)
+            cache.forget()  # identities moved
+        if event.type == "grouped":
+            _apply_group(db, customer, event)
+        _apply_traits(db, customer, event)
         traits = traits_by_customer.get(cid) or db.get(CustomerTraits, cid)
         if traits is None:
             traits = CustomerTraits(customer_id=cid, updated_at=clock.now())

@@ -3,21 +3,119 @@ place (never a recomputation from the whole history), and merges add traits toge
 
 Late events are safe: first/last times take the min/max, counts add, so arrival order does
 not matter for the result.
+
+The traits a shop's tracking says about someone (an identify call's ``traits``, any call's
+``context.traits``) are read here too: known ones become profile fields (:func:`profile_fields`),
+every other one is a custom trait kept in ``Customer.attributes`` (:func:`custom_traits`,
+:func:`kept_attributes`). Ingestion has checked their bounds (``events.ingest.trait_errors``);
+these functions check again what they keep, since the log is read as it is.
 """
 
 from __future__ import annotations
 
 import bisect
-from datetime import datetime
+import re
+from datetime import date, datetime
 from typing import Any
 
 from rapport.customers.models import CustomerTraits
 from rapport.events.service import LoggedEvent
+from rapport.platform import clock
 
 # A purchase says more about taste than a look: favourite categories weigh them so.
 PURCHASE_WEIGHT = 5
 VIEW_WEIGHT = 1
 FAVOURITES = 3
+
+
+# Traits that are profile fields or identities, under the names Segment's spec and Rapport's
+# own events give them; everything else a shop sends is a custom trait.
+PROFILE_TRAITS: dict[str, tuple[str, ...]] = {
+    "first_name": ("first_name", "firstName"),
+    "last_name": ("last_name", "lastName"),
+    "email": ("email",),
+    "phone": ("phone",),
+}
+KNOWN_TRAITS = frozenset(
+    {"email", "phone", "loyalty_card", "firstName", "first_name", "lastName", "last_name"}
+    | {"name", "birthday"}
+)
+# A profile keeps at most this many custom traits (ingestion allows as many per message).
+MAX_CUSTOM_TRAITS = 50
+_TRAIT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,59}$")
+_MAX_TEXT = 500
+_COLUMN_LENGTHS = {"first_name": 100, "last_name": 100, "home_city": 120}
+
+
+def profile_fields(traits: dict[str, Any]) -> dict[str, str]:
+    """The profile columns that traits fill: names (``name`` split when first and last are
+    not given), email, phone, and the home city from ``address.city``."""
+    profile: dict[str, str] = {}
+    for name, keys in PROFILE_TRAITS.items():
+        for key in keys:
+            value = traits.get(key)
+            if isinstance(value, str) and value.strip():
+                profile[name] = value.strip()
+                break
+    full = traits.get("name")
+    if isinstance(full, str) and full.strip() and not {"first_name", "last_name"} & set(profile):
+        first, _, last = full.strip().partition(" ")
+        profile["first_name"] = first
+        if last.strip():
+            profile["last_name"] = last.strip()
+    address = traits.get("address")
+    city = address.get("city") if isinstance(address, dict) else None
+    if isinstance(city, str) and city.strip():
+        profile["home_city"] = city.strip()
+    return {
+        name: value[: _COLUMN_LENGTHS[name]] if name in _COLUMN_LENGTHS else value
+        for name, value in profile.items()
+    }
+
+
+def birthday(traits: dict[str, Any]) -> str | None:
+    """The ``birthday`` trait as ``YYYY-MM-DD`` (a date, or the date of an ISO moment), or
+    ``None`` when there is none or it is not a real past date."""
+    value = traits.get("birthday")
+    if not isinstance(value, str):
+        return None
+    try:
+        day = date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None
+    return day.isoformat() if date(1900, 1, 1) <= day <= clock.now().date() else None
+
+
+def _keepable(value: Any, *, nested: bool = False) -> bool:
+    if value is None or isinstance(value, bool | int | float):
+        return True
+    if isinstance(value, str):
+        return len(value) <= _MAX_TEXT
+    if nested or not isinstance(value, list | dict) or len(value) > 20:
+        return False
+    items = value.values() if isinstance(value, dict) else value
+    return all(_keepable(item, nested=True) for item in items)
+
+
+def custom_traits(
+    traits: dict[str, Any], *, known: frozenset[str] = KNOWN_TRAITS
+) -> dict[str, Any]:
+    """The custom traits among ``traits`` (those not ``known``), typed as sent."""
+    return {
+        name: value
+        for name, value in traits.items()
+        if name not in known and _TRAIT_NAME.match(name) and _keepable(value)
+    }
+
+
+def kept_attributes(attributes: dict[str, Any], custom: dict[str, Any]) -> dict[str, Any]:
+    """``attributes`` with ``custom`` traits set: a new value replaces the old, and a name
+    the profile does not have yet is added while it holds fewer than ``MAX_CUSTOM_TRAITS``."""
+    kept = dict(attributes)
+    for name, value in custom.items():
+        if name in kept or len(kept) < MAX_CUSTOM_TRAITS:
+            kept[name] = value
+    return kept
 
 
 def _bump(counts: dict[str, int] | None, key: str, by: int) -> dict[str, int]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
+from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +24,7 @@ from rapport.events.ingest import (
     ItemError,
     batch_items,
     batch_receipt,
+    decoded_body,
     json_response,
     parse_body,
     read_batch,
@@ -47,9 +49,23 @@ from rapport.platform.settings import app_settings
 
 router = APIRouter(tags=["events"])
 
+# Compressed bodies up to this size are inflated on the event loop (well under a millisecond).
+_INFLATE_ON_LOOP = 16 * 1024
+
+_ENCODINGS = (
+    "\n\nThe body may be compressed: send `Content-Encoding: gzip` or `deflate` (RudderStack's "
+    "SDKs gzip by default). The size limit applies to the decompressed body (413 as soon as it "
+    "inflates past it); a corrupt stream is a 400 and an unknown coding a 415, both naming "
+    "`body`."
+)
+_ENCODING_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not JSON, or not the compressed stream it says it is"},
+    413: {"description": "The body is over the limit, decompressed (problem+json)"},
+    415: {"description": "The Content-Encoding is not gzip, deflate or identity"},
+}
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The body is not JSON (problem+json)"},
-    413: {"description": "The body is over 1 MiB (problem+json)"},
+    **_ENCODING_PROBLEMS,
+    413: {"description": "The body is over 1 MiB, decompressed (problem+json)"},
     422: {"description": "The body is not an event batch (problem+json naming the field)"},
 }
 
@@ -89,6 +105,7 @@ async def _ingest(
     raw = await _body(request, limit=limit)
     principal = await admit(request, db, Scope.INGEST)
     settings = app_settings(request)
+    raw = await _decoded(request, raw, limit=limit or settings.max_body_bytes)
     sender = _Sender(
         principal.id,
         settings.dead_letter_limit,
@@ -140,6 +157,17 @@ async def _body(request: Request, *, limit: int | None = None) -> bytes:
     return raw
 
 
+async def _decoded(request: Request, raw: bytes, *, limit: int) -> bytes:
+    """The body with its ``Content-Encoding`` undone (see ``ingest.decoded_body``): inflating
+    a large body takes a worker thread, not the event loop."""
+    encoding = request.headers.get("content-encoding")
+    if not encoding:
+        return raw
+    if len(raw) <= _INFLATE_ON_LOOP:
+        return decoded_body(raw, encoding, limit=limit)
+    return await run_in_threadpool(decoded_body, raw, encoding, limit=limit)
+
+
 @router.post(
     "/v1/events",
     status_code=status.HTTP_201_CREATED,
@@ -148,6 +176,7 @@ async def _body(request: Request, *, limit: int | None = None) -> bytes:
         201: {"model": EventReceipt, "description": "Stored"},
         200: {"model": EventReceipt, "description": "Already stored (same event_id)"},
         409: {"description": "The event_id was used for a different event (problem+json)"},
+        **_ENCODING_PROBLEMS,
     },
     openapi_extra=_documented(request_body_schema(EVENT_ADAPTER)),
 )
@@ -155,6 +184,7 @@ async def track_event(request: Request, db: DbSession) -> Response:
     """Store one tracking event. Sending the same ``event_id`` again stores nothing new."""
     raw = await _body(request)
     await admit(request, db, Scope.INGEST)
+    raw = await _decoded(request, raw, limit=app_settings(request).max_body_bytes)
     payload = parse_body(raw)
     try:
         incoming = validate_event(payload, raw=raw)
@@ -253,7 +283,10 @@ for _kind in ("track", "identify", "page", "screen", "alias", "group"):
         methods=["POST"],
         tags=["segment compatibility"],
         response_model=None,
-        responses={200: {"model": SegmentAck, "description": "Stored (or already stored)"}},
+        responses={
+            200: {"model": SegmentAck, "description": "Stored (or already stored)"},
+            **_ENCODING_PROBLEMS,
+        },
         openapi_extra=_documented(_SEGMENT_MESSAGE),
     )
 
@@ -262,7 +295,10 @@ for _kind in ("track", "identify", "page", "screen", "alias", "group"):
     "/v1/batch",
     tags=["segment compatibility"],
     response_model=None,
-    responses={200: {"model": SegmentAck, "description": "Counts and rejected messages"}},
+    responses={
+        200: {"model": SegmentAck, "description": "Counts and rejected messages"},
+        **_ENCODING_PROBLEMS,
+    },
     openapi_extra=_documented(request_body_schema(TypeAdapter(segment.SegmentBatch))),
 )
 async def segment_batch(request: Request, db: DbSession) -> Response:
@@ -320,3 +356,9 @@ def _segment_batch(db: Session, raw: bytes, sender: _Sender) -> Response:
             "errors": rejected,
         }
     )
+
+
+# Every route here takes tracking bodies, and each may come compressed.
+for _route in router.routes:
+    if isinstance(_route, APIRoute):
+        _route.description = (_route.description or "") + _ENCODINGS

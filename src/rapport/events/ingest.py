@@ -5,10 +5,17 @@ The hot endpoints read the raw body themselves instead of letting FastAPI build 
 orjson parse, one pydantic ``TypeAdapter`` pass over the whole batch (a second pass over the
 valid items only when some are invalid, so that each error is reported at its index), plain
 dicts all the way to the database.
+
+Bodies may come compressed (``Content-Encoding: gzip`` or ``deflate``, as RudderStack's SDKs
+send them by default): they are inflated in steps, and a body that inflates past the limit is
+refused as soon as it does, so a small "zip bomb" costs no more memory than the limit.
 """
 
 from __future__ import annotations
 
+import math
+import re
+import zlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +28,13 @@ from pydantic_core import ErrorDetails
 from rapport.events.dead_letters import Rejection
 from rapport.events.schemas import MAX_BATCH_EVENTS, EventBatchIn, EventIn
 from rapport.events.tracking_store import NewEvent, Outcome, Refusal
-from rapport.platform.errors import InvalidInput, MalformedBody, field_error
+from rapport.platform.errors import (
+    InvalidInput,
+    MalformedBody,
+    PayloadTooLarge,
+    Problem,
+    field_error,
+)
 
 # Where in an event a problem is (relative to the event), what is wrong, and its code.
 Loc = tuple[str | int, ...]
@@ -39,6 +52,165 @@ _NUL_ESCAPE = b"\\u0000"
 
 def json_response(content: Any, *, status_code: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
+
+
+# Content codings a body may come in, and zlib's window bits for each (gzip: a gzip header;
+# deflate: RFC 9110 says a zlib stream, but some clients send raw deflate, tried second).
+CONTENT_CODINGS = ("gzip", "x-gzip", "deflate", "identity")
+_GZIP_BITS = 16 + zlib.MAX_WBITS
+_INFLATE_STEP = 64 * 1024
+
+
+class UnsupportedEncoding(Problem):
+    status, slug, title = 415, "unsupported-encoding", "Unsupported content encoding"
+
+
+def decoded_body(raw: bytes, content_encoding: str | None, *, limit: int) -> bytes:
+    """The body with its ``Content-Encoding`` undone (codings applied in order are undone in
+    reverse). 413 naming ``body`` once it inflates past ``limit`` bytes, 400 when it is not
+    the stream it says it is, 415 for a coding Rapport does not know."""
+    if not content_encoding:
+        return raw
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    for coding in reversed(codings):
+        if coding not in CONTENT_CODINGS:
+            raise UnsupportedEncoding(
+                f"Content-Encoding {coding!r} is not supported; send the body as it is or "
+                "compressed with gzip or deflate",
+                field="body",
+            )
+        if coding in ("gzip", "x-gzip"):
+            raw = _inflate(raw, wbits=_GZIP_BITS, coding="gzip", limit=limit)
+        elif coding == "deflate":
+            try:
+                raw = _inflate(raw, wbits=zlib.MAX_WBITS, coding="deflate", limit=limit)
+            except MalformedBody:
+                raw = _inflate(raw, wbits=-zlib.MAX_WBITS, coding="deflate", limit=limit)
+    return raw
+
+
+def _inflate(data: bytes, *, wbits: int, coding: str, limit: int) -> bytes:
+    """Inflate ``data`` at most ``_INFLATE_STEP`` bytes at a time, never past ``limit + 1``.
+    Concatenated gzip members (allowed by the format) are read one after the other."""
+    out = bytearray()
+    pending = data
+    while True:
+        inflater = zlib.decompressobj(wbits=wbits)
+        tail = pending
+        try:
+            while True:
+                chunk = inflater.decompress(tail, min(_INFLATE_STEP, limit + 1 - len(out)))
+                out += chunk
+                if len(out) > limit:
+                    raise PayloadTooLarge(
+                        f"The request body is larger than {limit} bytes once decompressed; "
+                        "split it up.",
+                        field="body",
+                    )
+                tail = inflater.unconsumed_tail
+                if inflater.eof or (not tail and not chunk):
+                    break
+        except zlib.error as error:
+            raise _not_encoded(coding, str(error)) from None
+        if not inflater.eof:
+            raise _not_encoded(coding, "the stream ends early")
+        pending = inflater.unused_data
+        if not pending or wbits != _GZIP_BITS:
+            return bytes(out)
+
+
+def _not_encoded(coding: str, reason: str) -> MalformedBody:
+    return MalformedBody(
+        f"The request body is not valid {coding} data ({reason}); compress the whole body "
+        f"with {coding}, or send it uncompressed without Content-Encoding",
+        field="body",
+    )
+
+
+# --- Traits ---------------------------------------------------------------------------------
+# What an identify call (or ``context.traits``, or a group call) may say about someone. Known
+# traits become profile fields and identities (the profile processor maps them); every other
+# trait is a custom trait kept on the profile as it is, within these bounds.
+TRAIT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,59}$")
+MAX_CUSTOM_TRAITS = 50
+MAX_TRAIT_TEXT = 500
+MAX_TRAIT_ITEMS = 20
+# Known traits and the longest text each may be (the profile columns they fill).
+KNOWN_TRAITS: dict[str, int] = {
+    "email": 320,
+    "phone": 40,
+    "loyalty_card": 320,
+    "firstName": 100,
+    "first_name": 100,
+    "lastName": 100,
+    "last_name": 100,
+    "name": 200,
+    "birthday": 40,
+}
+_INT64 = 2**63
+_TRAIT_KINDS = "text, a number, true/false, null, a list of those or an object of those"
+
+
+def trait_errors(traits: Any, loc: Loc, *, known: bool = True) -> list[ItemError]:
+    """What is wrong with a traits object at ``loc`` (empty when nothing). ``known=False``
+    counts every trait as custom (a group's traits)."""
+    if not isinstance(traits, dict):
+        return [(loc, "Traits must be a JSON object", "dict_type")]
+    errors: list[ItemError] = []
+    custom = 0
+    for name, value in traits.items():
+        if not TRAIT_NAME.match(name):
+            errors.append(
+                (
+                    (*loc, name),
+                    "A trait name is 1 to 60 letters, digits and underscores, starting with a "
+                    "letter; rename this trait",
+                    "trait_name",
+                )
+            )
+            continue
+        longest = KNOWN_TRAITS.get(name) if known else None
+        if longest is None:
+            custom += 1
+        problem = _trait_value_error(value, longest or MAX_TRAIT_TEXT, nested=False)
+        if problem is not None:
+            errors.append(((*loc, name), *problem))
+    if custom > MAX_CUSTOM_TRAITS:
+        errors.append(
+            (
+                loc,
+                f"Send at most {MAX_CUSTOM_TRAITS} custom traits (this one has {custom})",
+                "too_many_traits",
+            )
+        )
+    return errors
+
+
+def _trait_value_error(value: Any, longest: int, *, nested: bool) -> tuple[str, str] | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        fits = -_INT64 <= value < _INT64
+        return None if fits else ("The number is too large", "number_too_large")
+    if isinstance(value, float):
+        return None if math.isfinite(value) else ("The number must be finite", "finite_number")
+    if isinstance(value, str):
+        if len(value) > longest:
+            return f"Text traits are at most {longest} characters", "string_too_long"
+        return None
+    if nested or not isinstance(value, list | dict):
+        return f"A trait is {_TRAIT_KINDS} (one level)", "trait_type"
+    if len(value) > MAX_TRAIT_ITEMS:
+        return f"A trait holds at most {MAX_TRAIT_ITEMS} items", "too_long"
+    if isinstance(value, dict):
+        for key in value:
+            if not TRAIT_NAME.match(key):
+                return f"{key!r} is not a trait name (1 to 60 letters, digits, _)", "trait_name"
+    for item in value.values() if isinstance(value, dict) else value:
+        problem = _trait_value_error(item, MAX_TRAIT_TEXT, nested=True)
+        if problem is not None:
+            return problem
+    return None
 
 
 def parse_body(raw: bytes) -> Any:
@@ -169,6 +341,11 @@ def to_new_event(event: EventIn) -> NewEvent | ItemError:
     occurred_at = parse_time(event["occurred_at"], field="occurred_at")
     if isinstance(occurred_at, tuple):
         return occurred_at
+    properties = event.get("properties") or {}
+    if event["type"] == "identified" and "traits" in properties:
+        wrong = trait_errors(properties["traits"], ("properties", "traits"))
+        if wrong:
+            return wrong[0]
     return {
         "event_id": event["event_id"],
         "type": event["type"],

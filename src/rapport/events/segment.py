@@ -9,8 +9,10 @@ Rapport key with the ``ingest`` scope) as before. Each message becomes one event
   (``receivedAt - (sentAt - originalTimestamp)``), else the time received → ``occurred_at``;
 - ``track`` "Product Viewed" → ``product_viewed`` (snake_case of the event name; "Application
   Opened" → ``app_opened``, "Products Searched" → ``searched``), ``page`` → ``page_viewed``,
-  ``screen`` → ``screen_viewed``, ``identify`` → ``identified`` with ``{"traits": …}``,
-  ``alias`` → ``aliased``, ``group`` → ``grouped``;
+  ``screen`` → ``screen_viewed``, ``identify`` → ``identified`` with ``{"traits": …}`` (its
+  ``traits`` and ``context.traits`` together, checked by ``ingest.trait_errors``), ``alias`` →
+  ``aliased`` with ``{"previous_id": …}``, ``group`` → ``grouped`` with ``{"group_id": …,
+  "traits": …}``;
 - ``context`` is kept, with Rapport's normalised ``device`` (the device type) and ``location``
   (``{lat, lon}``); Segment's own objects for those two move to ``context.segment``.
 """
@@ -34,6 +36,7 @@ from rapport.events.ingest import (
     contains_nul,
     parse_time,
     pydantic_errors,
+    trait_errors,
 )
 from rapport.events.schemas import CHANNELS, EVENT_TYPE_PATTERN
 from rapport.events.tracking_store import NewEvent
@@ -155,6 +158,9 @@ def to_event(
     type_, properties = found
     context = dict(shared_context or {})
     context.update(message.get("context") or {})
+    traits_found = _traits(kind, message, context, properties)
+    if traits_found:
+        return traits_found
     normalised = _context(kind, context, properties)
     if isinstance(normalised, tuple):
         return [normalised]
@@ -220,6 +226,28 @@ def _type_and_properties(
     if group_id is None:
         return [(("groupId",), "A group call needs groupId", "missing")]
     return "grouped", {"group_id": group_id, "traits": dict(message.get("traits") or {})}
+
+
+def _traits(
+    kind: str, message: SegmentMessage, context: dict[str, Any], properties: dict[str, Any]
+) -> list[ItemError]:
+    """Check the traits a message carries. An identify call's traits may come in ``traits``
+    and in ``context.traits`` (RudderStack's SDKs send them there): both become the event's
+    ``traits``, the top-level ones winning. Any other call keeps ``context.traits`` where it
+    is, checked by the same rules; a group call's ``traits`` are the group's."""
+    errors: list[ItemError] = []
+    in_context = context.get("traits")
+    if in_context is not None:
+        errors += trait_errors(in_context, ("context", "traits"))
+    if kind == "group":
+        errors += trait_errors(properties["traits"], ("traits",), known=False)
+    if kind == "identify":
+        errors += trait_errors(properties["traits"], ("traits",))
+        if not errors and isinstance(in_context, dict):
+            properties["traits"] = {**in_context, **properties["traits"]}
+            context.pop("traits")
+            errors += trait_errors(properties["traits"], ("traits",))
+    return errors
 
 
 def _context(
