@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, status
 from sqlalchemy.orm import Session
 
 from rapport.customers import service
+from rapport.customers.models import CustomerGroup
 from rapport.customers.schemas import (
     ConsentChangeOut,
     ConsentIn,
@@ -66,6 +67,7 @@ def _profile(db: Session, customer_id: str) -> ProfileOut:
             PreferenceOut.model_validate(p) for p in service.get_preferences(db, customer_id=cid)
         ],
         traits=traits,
+        group=db.get(CustomerGroup, customer.group_id) if customer.group_id else None,
     )
 
 

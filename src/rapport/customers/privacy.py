@@ -15,6 +15,7 @@ from rapport.customers.identities import get_identities
 from rapport.customers.merges import merge_history
 from rapport.customers.models import (
     Customer,
+    CustomerGroup,
     CustomerTraits,
     Identity,
     Preference,
@@ -35,6 +36,7 @@ PRIVACY_TABLES = (
     "consent_changes",
     "preferences",
     "customer_traits",
+    "customer_groups",
     "customer_merges",
     "privacy_requests",
 )
@@ -49,6 +51,7 @@ _ERASED_FIELDS = (
     "home_latitude",
     "home_longitude",
     "time_zone",
+    "group_id",
 )
 
 
@@ -149,6 +152,7 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
             for p in get_preferences(db, customer_id=cid)
         ],
         "traits": trait_summary(traits, now=clock.now()) if traits else None,
+        "group": _group_export(db, customer.group_id),
         "merges": [
             {
                 "merged_customer_id": m.source_customer_id,
@@ -169,9 +173,18 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
     }
 
 
+def _group_export(db: Session, group_id: str | None) -> dict[str, Any] | None:
+    group = db.get(CustomerGroup, group_id) if group_id else None
+    if group is None:
+        return None
+    updated_at = _iso(group.updated_at)
+    return {"group_id": group.group_id, "traits": group.traits, "updated_at": updated_at}
+
+
 def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
-    """Delete identities and preferences, empty the contact details, names, home and last
-    location of the profile and of those merged into it, mark it erased, and put every
+    """Delete identities and preferences, empty the contact details, names, home, group
+    membership and last location of the profile and of those merged into it (and the group
+    when no one else belongs to it), mark it erased, and put every
     former identity on the suppression list (digests only) so that later events naming it
     are refused. Consents stay (an erased person grants nothing), as do traits' totals."""
     cid = subject.customer_id
@@ -186,6 +199,13 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     db.execute(delete(Identity).where(Identity.customer_id.in_(subject.customer_ids)))
     db.execute(delete(Preference).where(Preference.customer_id.in_(subject.customer_ids)))
     now = clock.now()
+    groups = {
+        group_id
+        for group_id in db.scalars(
+            select(Customer.group_id).where(Customer.customer_id.in_(subject.customer_ids))
+        )
+        if group_id
+    }
     for person in db.scalars(
         select(Customer).where(Customer.customer_id.in_(subject.customer_ids))
     ):
@@ -201,6 +221,13 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
         .where(CustomerTraits.customer_id.in_(subject.customer_ids))
         .values(last_latitude=None, last_longitude=None, last_location_at=None)
     )
+    db.flush()
+    # The membership went with the person; a group nobody else belongs to (a household of
+    # one) describes them alone, and goes too.
+    for group_id in sorted(groups):
+        if db.scalar(select(Customer.customer_id).where(Customer.group_id == group_id).limit(1)):
+            continue
+        db.execute(delete(CustomerGroup).where(CustomerGroup.group_id == group_id))
     db.flush()
 
 

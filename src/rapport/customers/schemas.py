@@ -147,12 +147,28 @@ class TraitsOut(BaseModel):
     rfm: dict[str, int] | None = None
 
 
+class CustomerGroupOut(ReadModel):
+    """The account or household the customer belongs to (the shop's tracking ``group``
+    calls), with its traits."""
+
+    group_id: str
+    traits: dict[str, Any]
+    updated_at: datetime
+
+
 class ProfileOut(CustomerOut):
     """The customer 360 without the timeline (see ``/timeline``)."""
 
     is_anonymous: bool
     status: str
-    attributes: dict[str, Any]
+    attributes: dict[str, Any] = Field(
+        description="Custom traits (from tracking's identify calls and CRM imports), typed "
+        "as sent; segments read them as ``attributes.<name>``."
+    )
+    group_id: str | None = Field(
+        default=None, description="The account or household (tracking ``group`` calls)."
+    )
+    group: CustomerGroupOut | None = None
     identities: list[IdentityOut]
     preferences: list[PreferenceOut]
     traits: TraitsOut | None
