@@ -39,7 +39,8 @@ from rapport.platform.errors import NotFound
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
-CustomerIdPath = Annotated[str, Path(min_length=1, max_length=40)]
+# Rapport's id or the shop's own (external_id): see docs/api.md, "Customer references".
+CustomerIdPath = service.CustomerRefPath
 
 
 def _profile(db: Session, customer_id: str) -> ProfileOut:
@@ -110,10 +111,15 @@ def identify_customer(body: IdentifyIn, db: DbSession, _key: WriteKey) -> Profil
 @router.post("/merge")
 def merge_customers(body: MergeIn, db: DbSession, key: WriteKey) -> MergeOut:
     """Merge one profile into another, with an audit record."""
+    # A merge names the profiles themselves: a merged one stays itself (and is refused).
     merge = service.merge_customers(
         db,
-        source_customer_id=body.source_customer_id,
-        target_customer_id=body.target_customer_id,
+        source_customer_id=service.resolve_customer_ref(
+            db, ref=body.source_customer_id, field="source_customer_id", follow_merges=False
+        ),
+        target_customer_id=service.resolve_customer_ref(
+            db, ref=body.target_customer_id, field="target_customer_id", follow_merges=False
+        ),
         reason=body.reason,
         actor=f"api key {key.name}",
     )
@@ -124,7 +130,7 @@ def merge_customers(body: MergeIn, db: DbSession, key: WriteKey) -> MergeOut:
 def get_customer(customer_id: CustomerIdPath, db: DbSession, _key: ReadKey) -> ProfileOut:
     """The customer 360: profile, identities, consents, preferences and traits. A merged
     profile's id answers with the surviving profile."""
-    return _profile(db, customer_id)
+    return _profile(db, service.resolve_customer_ref(db, ref=customer_id))
 
 
 @router.get("/{customer_id}/timeline")
@@ -138,7 +144,7 @@ def get_timeline(
     ] = None,
 ) -> list[TimelineEventOut]:
     """The customer's events, newest first."""
-    profile = _profile(db, customer_id)
+    profile = _profile(db, service.resolve_customer_ref(db, ref=customer_id))
     events = service.get_timeline(
         db, customer_id=profile.customer_id, limit=limit, before_position=before
     )
@@ -150,7 +156,12 @@ def add_identity(
     customer_id: CustomerIdPath, body: IdentityIn, db: DbSession, _key: WriteKey
 ) -> IdentityOut:
     """Add a way to recognise the customer."""
-    identity = service.add_identity(db, customer_id=customer_id, kind=body.kind, value=body.value)
+    identity = service.add_identity(
+        db,
+        customer_id=service.resolve_customer_ref(db, ref=customer_id),
+        kind=body.kind,
+        value=body.value,
+    )
     return IdentityOut.model_validate(identity)
 
 
@@ -164,7 +175,11 @@ def set_consent(
 ) -> ConsentOut:
     """Record the customer's choice for one purpose."""
     consent = service.set_consent(
-        db, customer_id=customer_id, purpose=purpose, granted=body.granted, source=body.source
+        db,
+        customer_id=service.resolve_customer_ref(db, ref=customer_id),
+        purpose=purpose,
+        granted=body.granted,
+        source=body.source,
     )
     return ConsentOut.model_validate(consent)
 
@@ -174,7 +189,7 @@ def get_consent_history(
     customer_id: CustomerIdPath, db: DbSession, _key: ReadKey
 ) -> list[ConsentChangeOut]:
     """Every consent decision, oldest first."""
-    profile = _profile(db, customer_id)
+    profile = _profile(db, service.resolve_customer_ref(db, ref=customer_id))
     return [
         ConsentChangeOut.model_validate(c)
         for c in service.consent_history(db, customer_id=profile.customer_id)
@@ -187,7 +202,12 @@ def set_preferences(
 ) -> list[PreferenceOut]:
     """Store preferences the customer shared (zero-party data)."""
     values = body.model_dump(mode="json", exclude_none=True)
-    stored = service.set_preferences(db, customer_id=customer_id, values=values, source=body.source)
+    stored = service.set_preferences(
+        db,
+        customer_id=service.resolve_customer_ref(db, ref=customer_id),
+        values=values,
+        source=body.source,
+    )
     return [PreferenceOut.model_validate(p) for p in stored]
 
 
@@ -195,7 +215,11 @@ def set_preferences(
 def export_customer(customer_id: CustomerIdPath, db: DbSession, key: AdminKey) -> dict[str, Any]:
     """Everything Rapport holds on the customer, from every domain, as one JSON document
     (right of access)."""
-    return privacy.export_customer(db, customer_id=customer_id, requested_by=f"api key {key.name}")
+    return privacy.export_customer(
+        db,
+        customer_id=service.resolve_customer_ref(db, ref=customer_id),
+        requested_by=f"api key {key.name}",
+    )
 
 
 @router.post("/{customer_id}/erase")
@@ -205,6 +229,9 @@ def erase_customer(
     """Erase the customer's personal data in every domain (right to erasure); aggregates
     stay."""
     request = privacy.erase_customer(
-        db, customer_id=customer_id, requested_by=body.requested_by, reason=body.reason
+        db,
+        customer_id=service.resolve_customer_ref(db, ref=customer_id),
+        requested_by=body.requested_by,
+        reason=body.reason,
     )
     return PrivacyRequestOut.model_validate(request)

@@ -76,11 +76,22 @@ from rapport.customers.profiles import (
     recent_customers,
     search_customers,
 )
+from rapport.customers.references import (
+    CUSTOMER_REF_DESCRIPTION,
+    CUSTOMER_REF_MAX_LENGTH,
+    CustomerRefPath,
+    CustomerRefQuery,
+    find_customer_ref,
+    resolve_customer_ref,
+    resolve_optional_customer_ref,
+)
 from rapport.customers.signup import create_customer
 
 __all__ = [
     "CONSENT_PURPOSES",
     "CUSTOMER_FILE_PRESETS",
+    "CUSTOMER_REF_DESCRIPTION",
+    "CUSTOMER_REF_MAX_LENGTH",
     "GATE_PURPOSES",
     "IDENTIFY_ATTEMPTS",
     "PRIVACY_TABLES",
@@ -89,6 +100,8 @@ __all__ = [
     "ConsentState",
     "Customer",
     "CustomerIds",
+    "CustomerRefPath",
+    "CustomerRefQuery",
     "ImportedCustomer",
     "PrivacyRequest",
     "active_audience",
@@ -112,6 +125,7 @@ __all__ = [
     "export_customer_data",
     "find_customer",
     "find_customer_by_external_id",
+    "find_customer_ref",
     "get_consents",
     "get_customer",
     "get_identities",
@@ -134,7 +148,9 @@ __all__ = [
     "recent_customers",
     "record_privacy_request",
     "refresh_rfm_boundaries",
+    "resolve_customer_ref",
     "resolve_identities",
+    "resolve_optional_customer_ref",
     "rfm_audience",
     "rfm_boundaries",
     "search_customers",

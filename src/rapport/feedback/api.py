@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
+from rapport.customers import service as customers
 from rapport.feedback import service
 from rapport.feedback.models import Invitation
 from rapport.feedback.schemas import (
@@ -52,6 +53,23 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 Since = Annotated[QueryDate | None, Query(description="First day (UTC) included")]
 Until = Annotated[QueryDate | None, Query(description="First day (UTC) no longer included")]
+
+
+_Body = TypeVar("_Body", ResponseIn, ReviewIn, TicketIn)
+
+
+def _with_customer_resolved(db: Session, body: _Body, *, unknown_stays: bool = False) -> _Body:
+    """``body`` naming the customer by Rapport's id, whichever id it was sent with. Resolved
+    inside the command, after the Idempotency-Key is claimed (whose fingerprint is the body
+    as sent), so a retry is answered as before. A review may come from someone Rapport does
+    not know (``unknown_stays``): that reviewer is not counted as a customer, as before."""
+    if body.customer_id is None:
+        return body
+    if unknown_stays:
+        found = customers.find_customer_ref(db, ref=body.customer_id) or body.customer_id
+    else:
+        found = customers.resolve_customer_ref(db, ref=body.customer_id)
+    return body.model_copy(update={"customer_id": found})
 
 
 def _start(day: date | None) -> datetime | None:
@@ -113,7 +131,7 @@ def invite(
     decision = service.invite(
         db,
         survey_id=survey_id,
-        customer_id=body.customer_id,
+        customer_id=customers.resolve_customer_ref(db, ref=body.customer_id),
         moment=service.Occasion(
             # One invitation per order; other manual invitations are each their own moment.
             source_key=f"manual:{body.order_id}" if body.order_id else new_id("manual"),
@@ -171,7 +189,9 @@ def record_response(
         key=idempotency_key,
         request_body=body.model_dump(mode="json"),
         status_code=status.HTTP_201_CREATED,
-        execute=lambda hook: service.record_response(db, response=body, before_commit=hook),
+        execute=lambda hook: service.record_response(
+            db, response=_with_customer_resolved(db, body), before_commit=hook
+        ),
         render=lambda row: ResponseOut.model_validate(row).model_dump(mode="json"),
     )
 
@@ -304,7 +324,9 @@ def submit_review(
         key=idempotency_key,
         request_body=body.model_dump(mode="json"),
         status_code=status.HTTP_201_CREATED,
-        execute=lambda hook: service.submit_review(db, review=body, before_commit=hook),
+        execute=lambda hook: service.submit_review(
+            db, review=_with_customer_resolved(db, body, unknown_stays=True), before_commit=hook
+        ),
         render=lambda row: ReviewOut.model_validate(row).model_dump(mode="json"),
     )
 
@@ -362,7 +384,9 @@ def open_ticket(
         key=idempotency_key,
         request_body=body.model_dump(mode="json"),
         status_code=status.HTTP_201_CREATED,
-        execute=lambda hook: service.open_ticket(db, ticket=body, before_commit=hook),
+        execute=lambda hook: service.open_ticket(
+            db, ticket=_with_customer_resolved(db, body), before_commit=hook
+        ),
         render=lambda row: TicketOut.model_validate(row).model_dump(mode="json"),
     )
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, HttpUrl
 
+from rapport.customers import service as customers
 from rapport.platform.schemas import ReadModel, StrictModel
 
 Kind = Literal["nps", "csat", "ces"]
@@ -16,6 +17,15 @@ Trigger = Literal[
 TicketKind = Literal["complaint", "question", "return_problem", "delivery_problem"]
 Channel = Literal["web", "app", "store", "call_center", "email", "survey"]
 Locale = Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", examples=["en", "fr"])]
+# Rapport's id or the shop's own (external_id): see docs/api.md, "Customer references".
+CustomerRef = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=customers.CUSTOMER_REF_MAX_LENGTH,
+        description=customers.CUSTOMER_REF_DESCRIPTION,
+    ),
+]
 
 
 class Labels(StrictModel):
@@ -72,7 +82,7 @@ class SurveyOut(ReadModel):
 class InvitationIn(StrictModel):
     """Ask a customer a survey now (the ``manual`` way; triggers do it from the event log)."""
 
-    customer_id: str = Field(min_length=1, max_length=40)
+    customer_id: CustomerRef
     order_id: str | None = Field(default=None, max_length=64)
     store_id: str | None = Field(default=None, max_length=40)
     channel: str | None = Field(default=None, max_length=20)
@@ -96,7 +106,7 @@ class ResponseIn(AnswerIn):
     """An answer given without an invitation (a till tablet, a kiosk, the app)."""
 
     survey_id: str = Field(min_length=1, max_length=60)
-    customer_id: str | None = Field(default=None, max_length=40)
+    customer_id: CustomerRef | None = None
     channel: str | None = Field(default=None, max_length=20)
     store_id: str | None = Field(default=None, max_length=40)
     order_id: str | None = Field(default=None, max_length=64)
@@ -152,7 +162,7 @@ class TargetOut(StrictModel):
 
 
 class ReviewIn(StrictModel):
-    customer_id: str | None = Field(default=None, max_length=40)
+    customer_id: CustomerRef | None = None
     sku: str = Field(min_length=1, max_length=64)
     order_id: str | None = Field(default=None, max_length=64)
     rating: int = Field(ge=1, le=5)
@@ -197,7 +207,7 @@ class RatingSummaryOut(StrictModel):
 
 
 class TicketIn(StrictModel):
-    customer_id: str | None = Field(default=None, max_length=40)
+    customer_id: CustomerRef | None = None
     order_id: str | None = Field(default=None, max_length=64)
     kind: TicketKind
     channel: Channel

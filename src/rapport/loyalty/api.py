@@ -8,7 +8,7 @@ from dataclasses import asdict
 from fractions import Fraction
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy.orm import Session
@@ -29,7 +29,7 @@ from rapport.loyalty.schemas import (
 from rapport.platform.auth import OPENAPI_SECURITY, AdminKey, ReadKey, WriteKey, admit
 from rapport.platform.concurrency import run_command
 from rapport.platform.db import DbSession
-from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.errors import InvalidInput
 from rapport.platform.idempotency import (
     HEADER,
     IDEMPOTENCY_KEY_PARAMETER,
@@ -43,7 +43,10 @@ from rapport.platform.service import Scope
 
 router = APIRouter(prefix="/v1/loyalty", tags=["loyalty"])
 
-CustomerId = Annotated[str, Path(min_length=1, max_length=40, description="cus_…")]
+# Rapport's id or the shop's own (external_id): see docs/api.md, "Customer references".
+# Commands resolve it inside the command, after the Idempotency-Key is claimed, so a retry
+# is answered as before (the key's scope holds the reference as sent).
+CustomerId = customers.CustomerRefPath
 
 
 def _posted(posted: service.Posted) -> dict[str, Any]:
@@ -143,7 +146,12 @@ async def _hot_command(
         customer_id=customer_id,
         idempotency_key=idempotency_key,
         body=body,
-        execute=lambda hook: in_session(db, customer_id=customer_id, before_commit=hook, **fields),
+        execute=lambda hook: in_session(
+            db,
+            customer_id=customers.resolve_customer_ref(db, ref=customer_id),
+            before_commit=hook,
+            **fields,
+        ),
     )
 
 
@@ -208,7 +216,7 @@ async def adjust(
         body=body,
         execute=lambda hook: service.adjust(
             db,
-            customer_id=customer_id,
+            customer_id=customers.resolve_customer_ref(db, ref=customer_id),
             points=body.points,
             reason=body.reason,
             expires_at=body.expires_at,
@@ -247,7 +255,7 @@ async def reverse(
         body=body,
         execute=lambda hook: service.reverse_for_return(
             db,
-            customer_id=customer_id,
+            customer_id=customers.resolve_customer_ref(db, ref=customer_id),
             order_id=body.order_id,
             points=body.points,
             share=share,
@@ -260,10 +268,9 @@ async def reverse(
 @router.get("/members/{customer_id}")
 def get_member(customer_id: CustomerId, db: DbSession, _key: ReadKey) -> MemberOut:
     """The member's available balance, debt and open lots (oldest first)."""
+    customer_id = customers.resolve_customer_ref(db, ref=customer_id)
     member = service.get_member(db, customer_id=customer_id)
     if member is None:
-        if customers.get_customer(db, customer_id=customer_id) is None:
-            raise NotFound(f"No customer {customer_id!r}", field="customer_id")
         return MemberOut(customer_id=customer_id, balance=0, debt=0, lots=[])
     return MemberOut(
         customer_id=member.customer_id,
@@ -284,15 +291,10 @@ def get_statement(
     ] = None,
 ) -> StatementOut:
     """Every movement of the member's points, newest first, with reason, order and rule."""
+    customer_id = customers.resolve_customer_ref(db, ref=customer_id)
     movements = service.statement(
         db, customer_id=customer_id, limit=limit + 1, before=int(cursor) if cursor else None
     )
-    if (
-        not movements
-        and cursor is None
-        and customers.get_customer(db, customer_id=customer_id) is None
-    ):
-        raise NotFound(f"No customer {customer_id!r}", field="customer_id")
     more = len(movements) > limit
     page = movements[:limit]
     return StatementOut(

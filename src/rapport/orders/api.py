@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from rapport.customers import service as customers
 from rapport.flows import orders as order_flows
 from rapport.orders import service
 from rapport.orders.return_risk import serving as risk_serving
@@ -83,9 +84,10 @@ def place_order(
 
 @router.get("")
 def list_orders(
-    db: DbSession, _key: ReadKey, customer_id: Annotated[str, Query(min_length=1, max_length=40)]
+    db: DbSession, _key: ReadKey, customer_id: customers.CustomerRefQuery
 ) -> list[OrderOut]:
     """A customer's orders across channels, newest first."""
+    customer_id = customers.resolve_customer_ref(db, ref=customer_id)
     return [_order_out(db, o) for o in service.customer_orders(db, customer_id=customer_id)]
 
 
@@ -182,9 +184,12 @@ def customer_value_fit(db: DbSession, _key: ReadKey) -> ValueFitOut:
 
 
 @router.get("/customers/{customer_id}/value")
-def customer_value(customer_id: str, db: DbSession, _key: ReadKey) -> CustomerValueOut:
+def customer_value(
+    customer_id: customers.CustomerRefPath, db: DbSession, _key: ReadKey
+) -> CustomerValueOut:
     """The customer's value as last fitted: value tier, predicted value for the next 365 days,
     probability alive, probability of a purchase and expected purchases in the next 90 days."""
+    customer_id = customers.resolve_customer_ref(db, ref=customer_id)
     value = service.customer_value(db, customer_id=customer_id)
     if value is None:
         raise NotFound(

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
+from rapport.customers import service as customers
 from rapport.platform.schemas import StrictModel
 
 Placement = Literal["home", "product_similar", "product_complements", "cart", "email"]
@@ -19,7 +20,14 @@ class RecommendationQuery(BaseModel):
     """The query string of ``GET /v1/recommendations`` (unknown parameters are ignored)."""
 
     placement: Placement = Field(description="Where the items will be shown")
-    customer_id: Annotated[str | None, Field(min_length=1, max_length=40)] = None
+    customer_id: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=customers.CUSTOMER_REF_MAX_LENGTH,
+            description=customers.CUSTOMER_REF_DESCRIPTION,
+        ),
+    ] = None
     anonymous_id: Annotated[str | None, Field(min_length=1, max_length=64)] = None
     item_id: Annotated[
         str | None,

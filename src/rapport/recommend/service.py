@@ -315,7 +315,13 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
 
 def _customer(db: Session, request: Request) -> customers.ConsentState | None:
     if request.customer_id is not None:
+        # Rapport's id first, in one round trip (the usual case on this hot path); then the
+        # shop's own customer number, resolved the one way every endpoint does.
         state = customers.consent_state(db, customer_id=request.customer_id)
+        if state is None:
+            state = customers.consent_state(
+                db, customer_id=customers.resolve_customer_ref(db, ref=request.customer_id)
+            )
         if state is None:
             raise NotFound(f"customer {request.customer_id} not found", field="customer_id")
         return state

@@ -50,13 +50,14 @@ class InboxPageOut(BaseModel):
 
 @router.get("/v1/customers/{customer_id}/inbox", response_model=InboxPageOut)
 def customer_inbox(
-    customer_id: str,
+    customer_id: customers.CustomerRefPath,
     db: DbSession,
     _key: ReadKey,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Any:
     """The customer's in-app messages, newest first (keyset pages)."""
+    customer_id = customers.resolve_customer_ref(db, ref=customer_id)
     page = inbox.inbox_messages(db, customer_id=customer_id, before=before, limit=limit)
     return InboxPageOut(
         messages=[InboxMessageOut.model_validate(m) for m in page.messages],
@@ -65,9 +66,13 @@ def customer_inbox(
 
 
 @router.post("/v1/customers/{customer_id}/inbox/{message_id}/read", response_model=InboxMessageOut)
-def read_inbox_message(customer_id: str, message_id: RowId, db: DbSession, _key: WriteKey) -> Any:
+def read_inbox_message(
+    customer_id: customers.CustomerRefPath, message_id: RowId, db: DbSession, _key: WriteKey
+) -> Any:
     """Mark one message read (again: no change)."""
-    return inbox.mark_read(db, customer_id=customer_id, message_id=message_id)
+    return inbox.mark_read(
+        db, customer_id=customers.resolve_customer_ref(db, ref=customer_id), message_id=message_id
+    )
 
 
 # ---------------------------------------------------------------------- sending policy
@@ -126,13 +131,22 @@ def list_deliveries(
     campaign_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     status_: Annotated[str | None, Query(alias="status", max_length=12)] = None,
     channel: Annotated[str | None, Query(max_length=10)] = None,
-    customer_id: Annotated[str | None, Query(max_length=40)] = None,
+    customer_id: Annotated[
+        str | None,
+        Query(
+            max_length=customers.CUSTOMER_REF_MAX_LENGTH,
+            description=f"{customers.CUSTOMER_REF_DESCRIPTION} An unknown one matches nothing.",
+        ),
+    ] = None,
     since: QueryDatetime | None = None,
     until: QueryDatetime | None = None,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """Deliveries, newest first, filtered; ``next_before`` pages on."""
+    if customer_id:
+        # A filter: a customer Rapport does not know has no deliveries (no 404).
+        customer_id = customers.find_customer_ref(db, ref=customer_id) or customer_id
     page = log.find_deliveries(
         db,
         filters=log.DeliveryFilters(

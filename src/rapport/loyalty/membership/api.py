@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from rapport.customers import service as customers
 from rapport.loyalty.membership import analytics as segment_analytics
 from rapport.loyalty.membership import announcements
 from rapport.loyalty.membership import lifecycle as memberships
@@ -33,7 +34,8 @@ from rapport.platform.schemas import MinorUnits, QueryAwareDatetime, StrictModel
 
 router = APIRouter(tags=["loyalty membership and rewards"])
 
-CustomerId = Annotated[str, Path(min_length=1, max_length=40, description="cus_…")]
+# Rapport's id or the shop's own (external_id): see docs/api.md, "Customer references".
+CustomerId = customers.CustomerRefPath
 Identifier = Annotated[str, Path(pattern=r"^[A-Za-z0-9._\-]{1,60}$")]
 
 
@@ -246,7 +248,7 @@ def join_membership(
         status_code=status.HTTP_201_CREATED,
         execute=lambda hook: memberships.join(
             db,
-            customer_id=customer_id,
+            customer_id=customers.resolve_customer_ref(db, ref=customer_id),
             plan_id=body.plan_id,
             auto_renew=body.auto_renew,
             channel=body.channel,
@@ -270,7 +272,9 @@ def cancel_membership(
         key=idempotency_key,
         request_body={},
         status_code=status.HTTP_200_OK,
-        execute=lambda hook: memberships.cancel(db, customer_id=customer_id, before_commit=hook),
+        execute=lambda hook: memberships.cancel(
+            db, customer_id=customers.resolve_customer_ref(db, ref=customer_id), before_commit=hook
+        ),
         render=lambda row: _membership_out(row, benefits=True),
     )
 
@@ -279,6 +283,7 @@ def cancel_membership(
 def get_membership(customer_id: CustomerId, db: DbSession, _key: ReadKey) -> JSONResponse:
     """The member's membership with this period's value statement: the fee paid against
     what the plan saved on orders."""
+    customer_id = customers.resolve_customer_ref(db, ref=customer_id)
     row = memberships.get_membership(db, customer_id=customer_id)
     if row is None:
         raise NotFound(f"Customer {customer_id!r} has no membership", field="customer_id")

@@ -30,7 +30,7 @@ from rapport.loyalty.tiers.policy import parse_tier_policy
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey
 from rapport.platform.db import DbSession
-from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.errors import InvalidInput
 from rapport.platform.schemas import MinorUnits, StrictModel
 
 # Included by loyalty.api, under its /v1/loyalty prefix.
@@ -154,7 +154,10 @@ class SimEvent(StrictModel):
 
 class SimulateIn(StrictModel):
     customer_id: str | None = Field(
-        default=None, max_length=40, description="A member: their tier, history and caps count."
+        default=None,
+        max_length=customers.CUSTOMER_REF_MAX_LENGTH,
+        description="A member: their tier, history and caps count. "
+        + customers.CUSTOMER_REF_DESCRIPTION,
     )
     order: SimOrder | None = None
     event: SimEvent | None = None
@@ -188,9 +191,10 @@ def simulate(body: SimulateIn, db: DbSession, _key: ReadKey) -> SimulateOut:
     """Which rules would fire for this order or event, and why. Writes nothing."""
     if (body.order is None) == (body.event is None):
         raise InvalidInput("Give either an order or an event", field="order")
-    customer_id = body.customer_id or "simulated-customer"
-    if body.customer_id is not None and customers.get_customer(db, customer_id=customer_id) is None:
-        raise NotFound(f"No customer {customer_id!r}", field="customer_id")
+    customer_id = (
+        customers.resolve_optional_customer_ref(db, ref=body.customer_id or None)
+        or "simulated-customer"
+    )
     at = body.occurred_at or clock.now()
     if body.order is not None:
         order = body.order

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from rapport.customers import service as customers
 from rapport.loyalty.models import Referral
 from rapport.loyalty.referrals import referring
 from rapport.loyalty.schemas import iso_or_none
@@ -23,7 +24,8 @@ from rapport.platform.schemas import StrictModel
 
 router = APIRouter(tags=["loyalty membership and rewards"])
 
-CustomerId = Annotated[str, Path(min_length=1, max_length=40, description="cus_…")]
+# Rapport's id or the shop's own (external_id): see docs/api.md, "Customer references".
+CustomerId = customers.CustomerRefPath
 Code = Annotated[str, Field(min_length=1, max_length=40)]
 
 
@@ -34,7 +36,11 @@ class ReferralCodeOut(BaseModel):
 
 class ReferIn(StrictModel):
     code: Code
-    friend_id: str = Field(min_length=1, max_length=40)
+    friend_id: str = Field(
+        min_length=1,
+        max_length=customers.CUSTOMER_REF_MAX_LENGTH,
+        description=customers.CUSTOMER_REF_DESCRIPTION,
+    )
 
 
 class ReferralOut(BaseModel):
@@ -60,7 +66,9 @@ def _referral_out(referral: Referral) -> dict[str, Any]:
 @router.get("/members/{customer_id}/referral-code")
 def referral_code(customer_id: CustomerId, db: DbSession, _key: ReadKey) -> ReferralCodeOut:
     """The member's referral code (created on the first ask, then always the same)."""
-    record = referring.referral_code(db, customer_id=customer_id)
+    record = referring.referral_code(
+        db, customer_id=customers.resolve_customer_ref(db, ref=customer_id)
+    )
     return ReferralCodeOut(customer_id=record.customer_id, code=record.code)
 
 
@@ -77,7 +85,10 @@ def refer(
         request_body=body.model_dump(mode="json"),
         status_code=status.HTTP_201_CREATED,
         execute=lambda hook: referring.refer(
-            db, code=body.code, friend_id=body.friend_id, before_commit=hook
+            db,
+            code=body.code,
+            friend_id=customers.resolve_customer_ref(db, ref=body.friend_id, field="friend_id"),
+            before_commit=hook,
         ),
         render=_referral_out,
     )

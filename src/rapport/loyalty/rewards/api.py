@@ -23,7 +23,6 @@ from rapport.loyalty.schemas import CategoryWarningOut, iso_or_none
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey, admit_coupon_codes
 from rapport.platform.db import DbSession
-from rapport.platform.errors import NotFound
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.schemas import MinorUnits, StrictModel
 
@@ -34,7 +33,8 @@ REWARDS_TAG = "loyalty membership and rewards"
 
 router = APIRouter()
 
-CustomerId = Annotated[str, Path(min_length=1, max_length=40, description="cus_…")]
+# Rapport's id or the shop's own (external_id): see docs/api.md, "Customer references".
+CustomerId = customers.CustomerRefPath
 Identifier = Annotated[str, Path(pattern=r"^[A-Za-z0-9._\-]{1,60}$")]
 Code = Annotated[str, Field(min_length=1, max_length=40)]
 
@@ -48,7 +48,12 @@ class CartLineIn(StrictModel):
 
 
 class CheckoutIn(StrictModel):
-    customer_id: str | None = Field(default=None, max_length=40, description="cus_…; none: a guest")
+    customer_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=customers.CUSTOMER_REF_MAX_LENGTH,
+        description=f"{customers.CUSTOMER_REF_DESCRIPTION} None: a guest.",
+    )
     channel: Literal["web", "app", "store", "call_center"] = "web"
     store_id: str | None = Field(default=None, max_length=40)
     lines: list[CartLineIn] = Field(min_length=1, max_length=500)
@@ -88,14 +93,9 @@ def checkout(request: Request, body: CheckoutIn, db: DbSession, key: WriteKey) -
     if body.coupons:
         # It looks the codes up, as validation does.
         admit_coupon_codes(request, key, codes=len(body.coupons))
-    if (
-        body.customer_id is not None
-        and customers.get_customer(db, customer_id=body.customer_id) is None
-    ):
-        raise NotFound(f"No customer {body.customer_id!r}", field="customer_id")
     result = order_checkout.checkout(
         db,
-        customer_id=body.customer_id,
+        customer_id=customers.resolve_optional_customer_ref(db, ref=body.customer_id),
         items=order_checkout.CartItem.of(body.lines),
         channel=body.channel,
         store_id=body.store_id,
@@ -165,7 +165,12 @@ class CouponOut(BaseModel):
 
 
 class ValidateIn(StrictModel):
-    customer_id: str | None = Field(default=None, min_length=1, max_length=40)
+    customer_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=customers.CUSTOMER_REF_MAX_LENGTH,
+        description=customers.CUSTOMER_REF_DESCRIPTION,
+    )
     codes: list[Code] = Field(min_length=1, max_length=20)
     at: AwareDatetime | None = None
 
@@ -259,7 +264,10 @@ def redeem_reward(
         request_body={"reward_id": reward_id},
         status_code=status.HTTP_201_CREATED,
         execute=lambda hook: reward_coupons.redeem_reward(
-            db, customer_id=customer_id, reward_id=reward_id, before_commit=hook
+            db,
+            customer_id=customers.resolve_customer_ref(db, ref=customer_id),
+            reward_id=reward_id,
+            before_commit=hook,
         ),
         render=_coupon_out,
     )
@@ -276,7 +284,9 @@ def member_coupons(
     return [
         CouponOut.model_validate(_coupon_out(c))
         for c in reward_coupons.customer_coupons(
-            db, customer_id=customer_id, include_used=include_used
+            db,
+            customer_id=customers.resolve_customer_ref(db, ref=customer_id),
+            include_used=include_used,
         )
     ]
 
@@ -290,7 +300,10 @@ def validate_coupons(
     twice. Changes nothing. Each code counts toward the key's coupon lookup limit."""
     admit_coupon_codes(request, key, codes=len(body.codes))
     valid, refused = reward_coupons.validate_coupons(
-        db, customer_id=body.customer_id, codes=body.codes, at=body.at
+        db,
+        customer_id=customers.resolve_optional_customer_ref(db, ref=body.customer_id),
+        codes=body.codes,
+        at=body.at,
     )
     return ValidateOut(
         valid=[

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from rapport.customers import service as customers
 from rapport.loyalty.benefits import member_benefits as benefits_of
@@ -19,7 +19,6 @@ from rapport.loyalty.tiers.standing import member_tier as tier_of
 from rapport.loyalty.tiers.standing import tier_history
 from rapport.platform.auth import ReadKey
 from rapport.platform.db import DbSession
-from rapport.platform.errors import NotFound
 from rapport.platform.schemas import StrictModel
 
 router = APIRouter(tags=["loyalty program"])
@@ -45,12 +44,9 @@ class TierOut(StrictModel):
 
 
 @router.get("/members/{customer_id}/tier", response_model=TierOut)
-def member_tier(
-    customer_id: Annotated[str, Path(min_length=1, max_length=40)], db: DbSession, _key: ReadKey
-) -> TierOut:
+def member_tier(customer_id: customers.CustomerRefPath, db: DbSession, _key: ReadKey) -> TierOut:
     """The member's tier, its benefits, the next review date and the tier history."""
-    if customers.get_customer(db, customer_id=customer_id) is None:
-        raise NotFound(f"No customer {customer_id!r}", field="customer_id")
+    customer_id = customers.resolve_customer_ref(db, ref=customer_id)
     tier = tier_of(db, customer_id=customer_id)
     return TierOut(
         customer_id=customer_id,
@@ -77,10 +73,9 @@ class MemberBenefitsOut(StrictModel):
 
 @router.get("/members/{customer_id}/benefits", response_model=MemberBenefitsOut)
 def member_benefits(
-    customer_id: Annotated[str, Path(min_length=1, max_length=40)], db: DbSession, _key: ReadKey
+    customer_id: customers.CustomerRefPath, db: DbSession, _key: ReadKey
 ) -> MemberBenefitsOut:
     """What the customer's tier and paid plan give them now (the better of the two): for the
     shop's shipping, support's queue and early-access sales."""
-    if customers.get_customer(db, customer_id=customer_id) is None:
-        raise NotFound(f"No customer {customer_id!r}", field="customer_id")
+    customer_id = customers.resolve_customer_ref(db, ref=customer_id)
     return MemberBenefitsOut(**asdict(benefits_of(db, customer_id=customer_id)))

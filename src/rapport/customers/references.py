@@ -1,0 +1,114 @@
+"""Customer references: every endpoint that names a customer takes either Rapport's id
+(``cus_…``) or the shop's own customer number (its ``external_id``), resolved here to
+Rapport's id in one way.
+
+A Rapport id that exists wins (a shop's number could look like one); otherwise the shop's
+number, held as an ``external_id`` identity or in ``Customer.external_id``. A merged profile
+resolves to the profile it went into; an erased one's Rapport id resolves to itself (each
+endpoint answers erased people as it always has), and its external id is gone with the rest
+of its personal data. Routers declare :data:`CustomerRefPath` or :data:`CustomerRefQuery`
+(validation and the OpenAPI description) and call :func:`resolve_customer_ref` after the
+key check, so an unauthorised caller cannot learn which numbers exist.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.customers.models import Customer, Identity
+from rapport.platform.errors import NotFound
+from rapport.platform.identity import normalise_identity
+
+# As long as the longest of the two: Rapport's ids are 40 characters at most, a shop's
+# external id 100 (the column).
+CUSTOMER_REF_MAX_LENGTH = 100
+
+CUSTOMER_REF_DESCRIPTION = (
+    "The customer: Rapport's id (`cus_…`) or the shop's own customer number (its "
+    "`external_id`). A Rapport id that exists wins; a merged profile answers as the one it "
+    "went into. Answers always give Rapport's `customer_id`."
+)
+
+CustomerRefPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=CUSTOMER_REF_MAX_LENGTH,
+        description=CUSTOMER_REF_DESCRIPTION,
+        examples=["cus_01JF3ZQ8W7K2", "C-10442"],
+    ),
+]
+CustomerRefQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=CUSTOMER_REF_MAX_LENGTH,
+        description=CUSTOMER_REF_DESCRIPTION,
+        examples=["cus_01JF3ZQ8W7K2", "C-10442"],
+    ),
+]
+
+# Merges chain at most a few deep (each merge moves everything to the survivor).
+_MERGE_HOPS = 8
+
+
+def _survivor(db: Session, customer: Customer) -> str:
+    for _ in range(_MERGE_HOPS):
+        if customer.status != "merged" or not customer.merged_into:
+            break
+        following = db.get(Customer, customer.merged_into)
+        if following is None:
+            break
+        customer = following
+    return customer.customer_id
+
+
+def find_customer_ref(db: Session, *, ref: str, follow_merges: bool = True) -> str | None:
+    """Rapport's customer id for ``ref`` (Rapport's id or the shop's external id), or
+    ``None`` when neither names a customer. ``follow_merges=False`` keeps a merged
+    profile's own id (a merge names the profiles themselves)."""
+    customer = db.get(Customer, ref) if len(ref) <= 40 else None
+    if customer is not None:
+        return _survivor(db, customer) if follow_merges else customer.customer_id
+    normal = normalise_identity("external_id", ref)
+    if not normal:
+        return None
+    owner = db.scalar(
+        select(Identity.customer_id)
+        .where(Identity.kind == "external_id", Identity.value == normal)
+        .limit(1)
+    )
+    customer = (
+        db.get(Customer, owner)
+        if owner is not None
+        else db.scalar(select(Customer).where(Customer.external_id == normal))
+    )
+    if customer is None:
+        return None
+    return _survivor(db, customer) if follow_merges else customer.customer_id
+
+
+def resolve_customer_ref(
+    db: Session, *, ref: str, field: str = "customer_id", follow_merges: bool = True
+) -> str:
+    """Rapport's customer id for ``ref``; 404 naming ``field`` (and both accepted forms)
+    when it names no customer."""
+    found = find_customer_ref(db, ref=ref, follow_merges=follow_merges)
+    if found is None:
+        raise NotFound(
+            f"No customer {ref!r}: give Rapport's customer id (cus_…) or the shop's own "
+            "customer number (external_id)",
+            field=field,
+        )
+    return found
+
+
+def resolve_optional_customer_ref(
+    db: Session, *, ref: str | None, field: str = "customer_id"
+) -> str | None:
+    """:func:`resolve_customer_ref` for an optional field: ``None`` stays ``None``."""
+    return None if ref is None else resolve_customer_ref(db, ref=ref, field=field)
