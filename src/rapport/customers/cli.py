@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -14,12 +15,15 @@ from rich.progress import (
 from rich.table import Table
 
 from rapport.customers.file_import import (
+    CONSENT_PREFIX,
     PRESETS,
     ColumnMapping,
     ImportSummary,
+    import_consent_source,
     import_customers_file,
     mappable_fields,
 )
+from rapport.customers.models import CONSENT_PURPOSES
 from rapport.platform.console import console, progress_bars, require_migrated
 from rapport.platform.db import open_session
 from rapport.platform.errors import InvalidInput, MalformedFile
@@ -48,6 +52,26 @@ def import_customers_command(
         list[str] | None,
         typer.Option("--attribute", metavar="COLUMN", help="Copy COLUMN into attributes"),
     ] = None,
+    consent: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--consent",
+            metavar="PURPOSE=COLUMN",
+            help="Read the customer's choice for PURPOSE from COLUMN (yes/no, true/false, 1/0, "
+            "opt-in/opt-out ...; empty: no choice); repeatable. Purposes: "
+            + ", ".join(CONSENT_PURPOSES),
+        ),
+    ] = None,
+    grant_consent: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grant-consent",
+            metavar="PURPOSE",
+            help="Every customer imported granted PURPOSE (the shop collected it); a row's "
+            "own choice in a consent column wins. Repeatable. Without consents nobody is "
+            "contacted for marketing",
+        ),
+    ] = None,
     default_locale: Annotated[
         str | None, typer.Option(help="Locale for rows without one (preset's default)")
     ] = None,
@@ -56,7 +80,13 @@ def import_customers_command(
 ) -> None:
     """Import customers with consents, identities and attributes; re-running adds nothing."""
     try:
-        mapping = _mapping(preset, map_columns or [], attribute or [], default_locale)
+        mapping = _mapping(
+            preset,
+            [*(map_columns or []), *_consent_columns(consent or [])],
+            attribute or [],
+            default_locale,
+            grant_consent or [],
+        )
     except InvalidInput as problem:
         console.print(f"[red]Error:[/red] {problem.detail}")
         raise typer.Exit(code=2) from problem
@@ -95,10 +125,30 @@ def import_customers_command(
             )
             raise typer.Exit(code=2) from error
     _print_summary(path, summary, time.perf_counter() - started)
+    _print_consents(path, summary, mapping)
+
+
+def _consent_columns(items: list[str]) -> list[str]:
+    """``--consent PURPOSE=COLUMN`` as the ``--map consent.PURPOSE=COLUMN`` it stands for."""
+    mapped = []
+    for item in items:
+        purpose, equals, column = item.partition("=")
+        if not equals or not purpose.strip() or not column.strip():
+            raise InvalidInput(
+                f"--consent {item!r} is not PURPOSE=COLUMN, e.g. --consent "
+                "marketing_email=newsletter_opt_in",
+                field="consent",
+            )
+        mapped.append(f"{CONSENT_PREFIX}{purpose.strip()}={column}")
+    return mapped
 
 
 def _mapping(
-    preset: str, overrides: list[str], attributes: list[str], default_locale: str | None
+    preset: str,
+    overrides: list[str],
+    attributes: list[str],
+    default_locale: str | None,
+    granted_consents: Sequence[str] = (),
 ) -> ColumnMapping:
     base = PRESETS.get(preset)
     if base is None:
@@ -113,7 +163,35 @@ def _mapping(
                 f"--map {item!r} is not FIELD=COLUMN, e.g. --map email=E-mail", field="map"
             )
         columns[name.strip()] = column
-    return base.with_overrides(columns, attributes=attributes, default_locale=default_locale)
+    return base.with_overrides(
+        columns,
+        attributes=attributes,
+        default_locale=default_locale,
+        granted_consents=granted_consents,
+    )
+
+
+def _print_consents(path: Path, summary: ImportSummary, mapping: ColumnMapping) -> None:
+    """Where the consents came from, or that there were none (and what that means)."""
+    read = [
+        f"{purpose} from {column!r}"
+        for purpose, column in mapping.consents.items()
+        if CONSENT_PREFIX + purpose not in summary.ignored_fields
+    ]
+    if mapping.granted_consents:
+        read.append("granted to every new customer: " + ", ".join(sorted(mapping.granted_consents)))
+    if read:
+        console.print(
+            f"Consents (recorded as from {import_consent_source(path)}): " + "; ".join(read),
+            highlight=False,
+        )
+    else:
+        console.print(
+            "[yellow]No consents imported:[/yellow] these customers get no marketing until they "
+            "opt in (service messages still go). Use --consent PURPOSE=COLUMN or "
+            "--grant-consent PURPOSE; see docs/import.md.",
+            highlight=False,
+        )
 
 
 def _print_summary(path: Path, summary: ImportSummary, seconds: float) -> None:

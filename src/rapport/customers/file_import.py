@@ -13,7 +13,7 @@ import io
 import math
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,16 +35,66 @@ PROGRESS_EVERY_ROWS = 1_000
 # (compressed or not); phase "import" counts rows, its total known from the check pass.
 Progress = Callable[[str, int, int], None]
 
+# How exports write a consent choice (matched without regard to case); an empty cell is no
+# choice recorded, anything else is refused naming the line and column.
 CONSENT_VALUES: dict[str, bool] = {
     "yes": True,
     "y": True,
     "true": True,
+    "t": True,
     "1": True,
+    "on": True,
+    "x": True,
+    "granted": True,
+    "opt-in": True,
+    "opted-in": True,
+    "subscribed": True,
     "no": False,
     "n": False,
     "false": False,
+    "f": False,
     "0": False,
+    "off": False,
+    "denied": False,
+    "opt-out": False,
+    "opted-out": False,
+    "unsubscribed": False,
 }
+CONSENT_SOURCE_LENGTH = 60  # consents.source and consent_changes.source
+
+
+def consent_choice(value: str) -> bool | None:
+    """A consent cell's choice: ``True`` or ``False``, ``None`` for an empty cell. Raises
+    ``ValueError`` for a value that is neither (the caller names the line and column)."""
+    value = value.strip()
+    if not value:
+        return None
+    choice = CONSENT_VALUES.get(value.casefold())
+    if choice is None:
+        raise ValueError(value)
+    return choice
+
+
+def consent_choices_hint() -> str:
+    return "/".join(CONSENT_VALUES)
+
+
+def import_consent_source(path: Path) -> str:
+    """What the consent history names as the source of choices read from ``path``."""
+    return f"import:{path.name}"[:CONSENT_SOURCE_LENGTH]
+
+
+def check_purposes(purposes: Iterable[str], *, field: str) -> frozenset[str]:
+    """``purposes`` as a set, or :class:`InvalidInput` naming the first unknown one."""
+    wanted = frozenset(p.strip() for p in purposes)
+    unknown = sorted(wanted - set(CONSENT_PURPOSES))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown consent purpose {unknown[0]!r}; use one of {', '.join(CONSENT_PURPOSES)}",
+            field=field,
+        )
+    return wanted
+
 
 # Longest value each customers column holds (see customers/models.py). Checked while reading
 # because PostgreSQL refuses longer values mid-batch, while SQLite would silently keep them.
@@ -83,6 +133,9 @@ class ColumnMapping:
     longitude: str | None = None
     loyalty_card: str | None = None
     consents: Mapping[str, str] = field(default_factory=dict)  # purpose -> column
+    # Purposes granted to every imported customer (the shop collected them): a row's own
+    # choice in a consent column wins.
+    granted_consents: frozenset[str] = frozenset()
     attributes: tuple[str, ...] = ()  # columns copied into ``attributes`` under their name
     default_locale: str = "en"
     required: frozenset[str] = frozenset()
@@ -94,6 +147,7 @@ class ColumnMapping:
                 f"Unknown consent purpose {unknown[0]!r}; use one of {', '.join(CONSENT_PURPOSES)}",
                 field="consents",
             )
+        check_purposes(self.granted_consents, field="grant_consent")
         if not self.external_id.strip():
             raise InvalidInput("external_id needs a column", field="external_id")
         if len(self.default_locale) > MAX_LENGTHS["locale"]:
@@ -111,9 +165,11 @@ class ColumnMapping:
         *,
         attributes: Sequence[str] = (),
         default_locale: str | None = None,
+        granted_consents: Iterable[str] = (),
     ) -> ColumnMapping:
         """This mapping with some fields read from other columns (an empty column stops reading
-        that field) and more attribute columns. Columns named here must be in the file."""
+        that field), more attribute columns and more purposes granted to everyone. Columns
+        named here must be in the file."""
         changes: dict[str, Any] = {}
         consents = dict(self.consents)
         required = set(self.required)
@@ -151,6 +207,8 @@ class ColumnMapping:
             attributes=tuple(names),
             default_locale=self.default_locale if default_locale is None else default_locale,
             required=frozenset(required),
+            granted_consents=self.granted_consents
+            | check_purposes(granted_consents, field="grant_consent"),
         )
 
 
@@ -428,18 +486,19 @@ class CustomerCsv:
             position = index.get(CONSENT_PREFIX + purpose)
             if position is None:
                 continue
-            value = row[position].strip()
-            if not value:
-                continue  # no choice recorded: has_consent() already reads that as "no"
-            granted = CONSENT_VALUES.get(value.casefold())
-            if granted is None:
+            try:
+                granted = consent_choice(row[position])
+            except ValueError:
                 raise MalformedFile(
-                    f"{value!r} is not a consent choice for {purpose}; use one of "
-                    f"{'/'.join(CONSENT_VALUES)}, or leave it empty when no choice was made",
+                    f"{row[position].strip()!r} is not a consent choice for {purpose}; use one "
+                    f"of {consent_choices_hint()}, or leave it empty when no choice was made",
                     line=line,
                     column=self.header[position],
-                )
-            consents[purpose] = granted
+                ) from None
+            if granted is not None:  # no choice recorded: has_consent() reads that as "no"
+                consents[purpose] = granted
+        for purpose in self.mapping.granted_consents:
+            consents.setdefault(purpose, True)
         loyalty_card = text("loyalty_card")
         return ImportedCustomer(
             external_id=external_id,
@@ -532,7 +591,9 @@ def import_customers_file(
     def flush() -> None:
         nonlocal added
         if batch:
-            added += import_customers(db, customers=batch)
+            added += import_customers(
+                db, customers=batch, consent_source=import_consent_source(path)
+            )
             batch.clear()
         report("import", read, total)
 

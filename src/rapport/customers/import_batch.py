@@ -98,11 +98,14 @@ def _without_erased_people(
     return kept
 
 
-def import_customers(db: Session, *, customers: Sequence[ImportedCustomer]) -> int:
+def import_customers(
+    db: Session, *, customers: Sequence[ImportedCustomer], consent_source: str = "import"
+) -> int:
     """Bulk-load customers by ``external_id`` in one transaction, with their identities,
     consents and attributes; ones already present are left as they are, so re-running an
     import adds nothing. An identity another customer already holds is not attached twice;
-    a record naming an erased person is skipped."""
+    a record naming an erased person is skipped. ``consent_source`` is what the consent
+    history says the choices came from (``import:<file>`` for files)."""
     if not customers:
         return 0
     now = clock.now()
@@ -151,7 +154,7 @@ def import_customers(db: Session, *, customers: Sequence[ImportedCustomer]) -> i
             "customer_id": ids[c.external_id],
             "purpose": purpose,
             "granted": granted,
-            "source": "import",
+            "source": consent_source[:60],
         }
         for c in fresh
         for purpose, granted in c.consents.items()

@@ -35,7 +35,12 @@ from rapport.customers.consent import (
     set_consent,
 )
 from rapport.customers.file_import import PRESETS as CUSTOMER_FILE_PRESETS
-from rapport.customers.file_import import import_customers_file
+from rapport.customers.file_import import (
+    consent_choice,
+    consent_choices_hint,
+    import_consent_source,
+    import_customers_file,
+)
 from rapport.customers.identities import (
     IDENTIFY_ATTEMPTS,
     add_identity,
@@ -110,6 +115,8 @@ __all__ = [
     "as_customer_ids",
     "birthdays_on",
     "consent_audience",
+    "consent_choice",
+    "consent_choices_hint",
     "consent_counts",
     "consent_history",
     "consent_state",
@@ -134,6 +141,7 @@ __all__ = [
     "get_traits",
     "has_consent",
     "identify_customer",
+    "import_consent_source",
     "import_customers",
     "import_customers_file",
     "lock_profiles",

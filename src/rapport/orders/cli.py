@@ -14,8 +14,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from rapport.customers import service as customers
 from rapport.orders import service
 from rapport.orders.importing import (
+    CONSENT_PREFIX,
     PRESETS,
     ImportSummary,
     MalformedFile,
@@ -83,6 +85,25 @@ def import_transactions_command(
     limit: Annotated[
         int | None, typer.Option(min=1, help="Read only the first N data rows (for trials)")
     ] = None,
+    consent: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--consent",
+            metavar="PURPOSE=COLUMN",
+            help="Read each customer's choice for PURPOSE from COLUMN (yes/no, true/false, "
+            "1/0, opt-in/opt-out ...; empty: no choice; their latest line wins); repeatable",
+        ),
+    ] = None,
+    grant_consent: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grant-consent",
+            metavar="PURPOSE",
+            help="Every customer the import creates granted PURPOSE (the shop collected it); "
+            "a choice read with --consent wins. Repeatable. Without consents nobody is "
+            "contacted for marketing",
+        ),
+    ] = None,
 ) -> None:
     """Import order lines as customers, products and orders; re-running adds nothing."""
     columns = {
@@ -98,6 +119,15 @@ def import_transactions_command(
         "cost": cost_col,
     }
     try:
+        for item in consent or []:
+            purpose, equals, column = item.partition("=")
+            if not equals or not purpose.strip() or not column.strip():
+                raise InvalidInput(
+                    f"--consent {item!r} is not PURPOSE=COLUMN, e.g. --consent "
+                    "marketing_email=newsletter",
+                    field="consent",
+                )
+            columns[CONSENT_PREFIX + purpose.strip()] = column
         base = PRESETS.get(preset)
         if base is None:
             raise InvalidInput(
@@ -112,6 +142,7 @@ def import_transactions_command(
             channel=channel,
             delimiter=delimiter,
             encoding=encoding,
+            granted_consents=frozenset(grant_consent) if grant_consent else None,
         )
         mapping.validate()
         codecs.lookup(mapping.encoding)
@@ -185,6 +216,27 @@ def _print_summary(
     if summary.unused_columns:
         console.print(
             "[dim]Columns not imported:[/dim] " + ", ".join(summary.unused_columns),
+            highlight=False,
+        )
+    _print_consents(path, mapping)
+
+
+def _print_consents(path: Path, mapping: TransactionMapping) -> None:
+    """Where new customers' consents came from, or that there were none (and what it means)."""
+    read = [f"{purpose} from {column!r}" for purpose, column in mapping.consents.items()]
+    if mapping.granted_consents:
+        read.append("granted to every new customer: " + ", ".join(sorted(mapping.granted_consents)))
+    if read:
+        console.print(
+            f"Consents (recorded as from {customers.import_consent_source(path)}): "
+            + "; ".join(read),
+            highlight=False,
+        )
+    else:
+        console.print(
+            "[yellow]No consents imported:[/yellow] customers created by this import get no "
+            "marketing until they opt in (service messages still go). Use --consent "
+            "PURPOSE=COLUMN or --grant-consent PURPOSE; see docs/import.md.",
             highlight=False,
         )
 

@@ -14,7 +14,12 @@ cancellations in it, not with its lines. The modules, in the order an import use
 
 from __future__ import annotations
 
-from rapport.orders.importing.mapping import FixedItem, MalformedFile, TransactionMapping
+from rapport.orders.importing.mapping import (
+    CONSENT_PREFIX,
+    FixedItem,
+    MalformedFile,
+    TransactionMapping,
+)
 from rapport.orders.importing.presets import PRESETS
 from rapport.orders.importing.reading import (
     SKIP_ADJUSTMENT,
@@ -28,6 +33,7 @@ from rapport.orders.importing.reading import (
 from rapport.orders.importing.writing import ImportSummary, import_transactions_file
 
 __all__ = [
+    "CONSENT_PREFIX",
     "PRESETS",
     "SKIP_ADJUSTMENT",
     "SKIP_FREE_GUEST",

@@ -65,6 +65,12 @@ class Scan:
     stores: set[str] = field(default_factory=set)
     cancellations: list[_Cancellation] = field(default_factory=list)
     unused_columns: tuple[str, ...] = ()
+    # customer -> purpose -> (time, line, granted): each customer's latest choice in the file
+    consents: dict[str, dict[str, tuple[datetime, int, bool]]] = field(default_factory=dict)
+
+    def consents_of(self, customer: str) -> dict[str, bool]:
+        """The customer's latest choice per purpose in the file (none: no column said)."""
+        return {p: granted for p, (_, _, granted) in self.consents.get(customer, {}).items()}
 
 
 def reporter(progress: Progress | None) -> Progress:
@@ -85,6 +91,12 @@ def scan_file(source: TransactionSource, report: Progress, phase: str = "check")
         if row.kind == "skip":
             scan.skipped[row.reason or "other"] += 1
             continue
+        if row.consents and row.customer is not None:
+            choices = scan.consents.setdefault(row.customer, {})
+            for purpose, granted in row.consents:
+                known = choices.get(purpose)
+                if known is None or (row.at, row.line) >= known[:2]:
+                    choices[purpose] = (row.at, row.line, granted)
         if row.kind == "cancel":
             scan.cancellations.append(
                 _Cancellation(row.at, row.line, row.customer, row.sku, row.quantity)

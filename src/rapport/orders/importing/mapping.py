@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from rapport.catalog import service as catalog
+from rapport.customers import service as customers
 from rapport.platform.errors import InvalidInput
 from rapport.platform.errors import MalformedFile as FileProblem
 
@@ -37,6 +38,7 @@ PricePer = Literal["unit", "line"]
 COLUMN_FIELDS = (
     "order", "customer", "item", "time", "price", "quantity", "category", "name", "store", "cost",
 )  # fmt: skip
+CONSENT_PREFIX = "consent."  # consent.<purpose>: the column holding the customer's choice
 WHITESPACE = "whitespace"
 WEB_STORE_ID = "web"  # the online warehouse, as the demo retailer names it
 
@@ -125,6 +127,11 @@ class TransactionMapping:
     home_store: catalog.StoreUpsert | None = None  # orders' store when no store column says one
     layout: Literal["csv", "olist"] = "csv"
     return_window_days: int = RETURN_WINDOW_DAYS
+    # purpose -> the column holding each customer's choice (their latest line's wins)
+    consents: Mapping[str, str] = field(default_factory=dict)
+    # Purposes granted to every customer the import creates (the shop collected them); a
+    # choice read from a consent column wins.
+    granted_consents: frozenset[str] = frozenset()
 
     @property
     def physical_store(self) -> catalog.StoreUpsert | None:
@@ -142,8 +149,10 @@ class TransactionMapping:
         return f"import:{self.order_prefix}"[:20]
 
     def columns(self) -> dict[str, str]:
-        """Every mapped column field and its column."""
-        return {f: c for f in COLUMN_FIELDS if (c := getattr(self, f)) is not None}
+        """Every mapped column field and its column (``consent.<purpose>`` for consents)."""
+        mapped = {f: c for f in COLUMN_FIELDS if (c := getattr(self, f)) is not None}
+        mapped.update({CONSENT_PREFIX + p: c for p, c in self.consents.items()})
+        return mapped
 
     def with_overrides(
         self, columns: Mapping[str, str | None] | None = None, **settings: Any
@@ -156,21 +165,34 @@ class TransactionMapping:
         if unknown:
             raise InvalidInput(f"Unknown setting {unknown[0]!r}", field=unknown[0])
         optional = set(self.optional)
+        consents = dict(self.consents)
         for name, column in (columns or {}).items():
             if column is None:
                 continue
-            if name not in COLUMN_FIELDS:
-                raise InvalidInput(
-                    f"Unknown field {name!r}; use one of {', '.join(COLUMN_FIELDS)}", field=name
-                )
             if self.layout == "olist":
                 raise InvalidInput(
                     "The olist preset reads Olist's own files; its columns cannot be changed",
                     field=name,
                 )
+            if name.startswith(CONSENT_PREFIX):
+                purpose = name.removeprefix(CONSENT_PREFIX)
+                _check_purposes([purpose], field=name)
+                if column.strip():
+                    consents[purpose] = column.strip()
+                else:
+                    consents.pop(purpose, None)
+                continue
+            if name not in COLUMN_FIELDS:
+                raise InvalidInput(
+                    f"Unknown field {name!r}; use one of {', '.join(COLUMN_FIELDS)}", field=name
+                )
             changes[name] = column.strip() or None
             optional.discard(name)
-        mapping = replace(self, **changes, optional=frozenset(optional))
+        if "granted_consents" in changes:
+            changes["granted_consents"] = self.granted_consents | _check_purposes(
+                changes["granted_consents"], field="grant_consent"
+            )
+        mapping = replace(self, **changes, optional=frozenset(optional), consents=consents)
         if mapping.channel == "store" and mapping.physical_store is None:
             # In-store orders name their store: the column becomes required.
             optional.discard("store")
@@ -178,6 +200,8 @@ class TransactionMapping:
 
     def validate(self) -> None:
         """Raise :class:`InvalidInput` when the mapping cannot read a file."""
+        _check_purposes(self.consents, field="consent")
+        _check_purposes(self.granted_consents, field="grant_consent")
         if self.currency is None or not re.fullmatch(r"[A-Z]{3}", self.currency):
             raise InvalidInput(
                 "Give the currency as a 3-letter ISO code, e.g. --currency EUR", field="currency"
@@ -201,3 +225,15 @@ class TransactionMapping:
             raise InvalidInput(
                 "In-store orders need a store: map the store column (--store-col)", field="store"
             )
+
+
+def _check_purposes(purposes: Iterable[str], *, field: str) -> frozenset[str]:
+    wanted = frozenset(p.strip() for p in purposes)
+    unknown = sorted(wanted - set(customers.CONSENT_PURPOSES))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown consent purpose {unknown[0]!r}; use one of "
+            f"{', '.join(customers.CONSENT_PURPOSES)}",
+            field=field,
+        )
+    return wanted

@@ -16,7 +16,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, NamedTuple, Protocol
 
+from rapport.customers import service as customers
 from rapport.orders.importing.mapping import (
+    CONSENT_PREFIX,
     MAX_EXTERNAL_ID,
     MAX_NAME,
     MAX_STORE_ID,
@@ -252,6 +254,7 @@ class Row(NamedTuple):
     name: str | None = None
     store: str | None = None
     rounded: bool = False
+    consents: tuple[tuple[str, bool], ...] = ()  # the customer's choices on this line
 
 
 SKIP_NON_PRODUCT = "not a product (postage, fees, discounts, manual corrections)"
@@ -355,6 +358,26 @@ class CellReader:
             )
         return value
 
+    def consents(
+        self, row: list[str], positions: list[tuple[str, int, str]], *, line: int
+    ) -> tuple[tuple[str, bool], ...]:
+        """The consent choices a row records (purpose, granted); an empty cell is none."""
+        choices = []
+        for purpose, position, column in positions:
+            try:
+                granted = customers.consent_choice(row[position])
+            except ValueError:
+                raise self.table.error(
+                    f"{row[position].strip()!r} is not a consent choice for {purpose}; use one "
+                    f"of {customers.consent_choices_hint()}, or leave it empty when no choice "
+                    "was made",
+                    line=line,
+                    column=column,
+                ) from None
+            if granted is not None:
+                choices.append((purpose, granted))
+        return tuple(choices)
+
     def customer(self, value: str, *, line: int, column: str) -> str:
         limit = MAX_EXTERNAL_ID - len(self.mapping.customer_prefix)
         if len(value) > limit:
@@ -428,6 +451,11 @@ class CsvSource:
             for f in ("order", "customer", "item", "quantity", "category", "name", "store", "cost")
         )
         i_time, i_price = index["time"], index["price"]
+        consent_at = [
+            (field.removeprefix(CONSENT_PREFIX), position, name_of[field])
+            for field, position in index.items()
+            if field.startswith(CONSENT_PREFIX)
+        ]
         c_time, c_price = name_of["time"], name_of["price"]
         per_line = m.price_per == "line"
         fixed = m.fixed_item
@@ -528,4 +556,7 @@ class CsvSource:
                 row[i_name].strip()[:MAX_NAME] or None if i_name >= 0 else None,
                 store,
                 rounded,
+                values.consents(row, consent_at, line=line)
+                if consent_at and customer is not None
+                else (),
             )

@@ -24,7 +24,7 @@ import itertools
 import pickle
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -251,6 +251,7 @@ def _load_orders(
     returns: Mapping[str, list[ImportedReturn]],
     batch_size: int,
     report: Progress,
+    consent_source: str,
 ) -> _Loaded:
     loaded = _Loaded()
     total = len(scan.orders)
@@ -278,10 +279,14 @@ def _load_orders(
                     home_city=None,
                     home_latitude=None,
                     home_longitude=None,
-                    consents={},
+                    consents=_consents(
+                        scan.consents_of(external_id.removeprefix(mapping.customer_prefix)),
+                        granted=mapping.granted_consents,
+                    ),
                 )
                 for external_id in externals
             ],
+            consent_source=consent_source,
         )
         loaded.added += import_orders(db, orders=fresh, source=mapping.source)
         loaded.present += len(batch) - len(fresh)
@@ -328,7 +333,18 @@ def _load_orders(
     return loaded
 
 
-def _import_olist_customers(db: Session, path: Path, report: Progress) -> None:
+def _consents(read: Mapping[str, bool], *, granted: Iterable[str]) -> dict[str, bool]:
+    """A new customer's consents: the choices the file records, then the purposes the shop
+    says every customer granted (a recorded choice wins)."""
+    consents = dict(read)
+    for purpose in granted:
+        consents.setdefault(purpose, True)
+    return consents
+
+
+def _import_olist_customers(
+    db: Session, path: Path, report: Progress, *, granted: Iterable[str]
+) -> None:
     """The people of ``customers.csv``, with their city and state, through the customers
     importer: importing orders first would create bare customers that a later customers
     import would leave bare. It checks the whole file before writing, and this is the
@@ -337,7 +353,7 @@ def _import_olist_customers(db: Session, path: Path, report: Progress) -> None:
         customers.import_customers_file(
             db,
             path,
-            customers.CUSTOMER_FILE_PRESETS["olist"],
+            customers.CUSTOMER_FILE_PRESETS["olist"].with_overrides(granted_consents=granted),
             lambda phase, done, total: (
                 report("customers", done, total) if phase == "import" else None
             ),
@@ -375,7 +391,7 @@ def import_transactions_file(
     # Everything below writes; the file is known to be well formed.
     customers_before = customers.count_customers(db)
     if isinstance(source, OlistSource):
-        _import_olist_customers(db, source.customers_file, report)
+        _import_olist_customers(db, source.customers_file, report, granted=mapping.granted_consents)
     stores_created = _ensure_stores(db, mapping, scan)
     category_of, products_created = _ensure_products(db, mapping, scan, report)
     with ExitStack() as stack:
@@ -395,6 +411,7 @@ def import_transactions_file(
             returns=matches.returns,
             batch_size=batch_size,
             report=report,
+            consent_source=customers.import_consent_source(path),
         )
     return ImportSummary(
         rows=scan.rows,
