@@ -32,6 +32,11 @@ def basic(secret: str) -> dict[str, str]:
     [
         ("spec name", "Product Viewed", "product_viewed"),
         ("spec name", "Order Completed", "order_completed"),
+        ("e-commerce spec", "Product Added", "product_added"),
+        ("e-commerce spec", "Product Removed", "product_removed"),
+        ("e-commerce spec", "Cart Viewed", "cart_viewed"),
+        ("e-commerce spec", "Product List Viewed", "product_list_viewed"),
+        ("e-commerce spec", "Order Refunded", "order_refunded"),
         ("camel case", "productAddedToWishlist", "product_added_to_wishlist"),
         ("punctuation", "  Checkout - Step 2 (Shipping) ", "checkout_step_2_shipping"),
         ("accents", "Réservation Confirmée", "reservation_confirmee"),
@@ -132,6 +137,35 @@ def test_page_screen_and_identify_calls() -> None:
     assert mapped[2]["properties"] == {"traits": {"email": "ann@example.com"}}  # type: ignore[index]
 
 
+def test_identify_traits_come_from_traits_and_context_traits() -> None:
+    # given an identify call as RudderStack's SDK sends it (traits in context.traits), with
+    # one trait also at the top level
+    message = {
+        "userId": "u-1",
+        "messageId": "i",
+        "traits": {"plan": "max"},
+        "context": {"traits": {"email": "ann@example.com", "plan": "pro", "age": 41}},
+    }
+
+    # when it is mapped
+    event = to_event(message, kind="identify", received_at=NOW)
+
+    # then the event's traits hold both, the top-level ones winning, and context keeps none
+    assert event["properties"] == {  # type: ignore[index]
+        "traits": {"email": "ann@example.com", "plan": "max", "age": 41}
+    }
+    assert event["context"] == {}  # type: ignore[index]
+
+
+def test_a_track_call_keeps_its_context_traits_checked() -> None:
+    # given a track call carrying the SDK's copy of the user's traits
+    message = {"userId": "u-1", "event": "A B", "context": {"traits": {"plan": "pro"}}}
+
+    # when it is mapped, then they stay in its context for the profile processor
+    event = to_event(message, kind="track", received_at=NOW)
+    assert event["context"] == {"traits": {"plan": "pro"}}  # type: ignore[index]
+
+
 def test_device_clock_is_corrected_with_sent_at() -> None:
     # given a device whose clock is 1 hour behind: it stamped the event, then sent it 2 s later
     message = {
@@ -189,10 +223,58 @@ def test_message_without_id_gets_a_stable_one() -> None:
             "datetime_parsing",
         ),
         ("not an object", ["track"], (), "model_type"),
+        (
+            "trait name with a space",
+            {"userId": "u", "type": "identify", "traits": {"plan type": "pro"}},
+            ("traits", "plan type"),
+            "trait_name",
+        ),
+        (
+            "trait text too long",
+            {"userId": "u", "type": "identify", "traits": {"bio": "x" * 501}},
+            ("traits", "bio"),
+            "string_too_long",
+        ),
+        (
+            "known trait too long",
+            {"userId": "u", "type": "identify", "traits": {"phone": "1" * 41}},
+            ("traits", "phone"),
+            "string_too_long",
+        ),
+        (
+            "trait nested too deep",
+            {"userId": "u", "type": "identify", "traits": {"company": {"address": {"a": 1}}}},
+            ("traits", "company"),
+            "trait_type",
+        ),
+        (
+            "too many custom traits",
+            {"userId": "u", "type": "identify", "traits": {f"t{i}": i for i in range(51)}},
+            ("traits",),
+            "too_many_traits",
+        ),
+        (
+            "context traits on a track call",
+            {"userId": "u", "event": "A B", "context": {"traits": {"plan": [[1]]}}},
+            ("context", "traits", "plan"),
+            "trait_type",
+        ),
+        (
+            "context traits not an object",
+            {"userId": "u", "type": "identify", "context": {"traits": "pro"}},
+            ("context", "traits"),
+            "dict_type",
+        ),
+        (
+            "group traits",
+            {"userId": "u", "type": "group", "groupId": "g", "traits": {"x": "y" * 501}},
+            ("traits", "x"),
+            "string_too_long",
+        ),
     ],
 )
 def test_invalid_messages_name_the_field(_case, message, loc, code) -> None:
-    errors = to_event(message, kind="track", received_at=NOW)
+    errors = to_event(message, kind=None if "type" in message else "track", received_at=NOW)
     assert isinstance(errors, list)
     assert [(found_loc, found_code) for found_loc, _, found_code in errors] == [(loc, code)]
 
@@ -240,6 +322,55 @@ def test_invalid_single_call_is_a_problem(client, api_key, db) -> None:
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["field"] == "userId"
+    assert events.count_events(db) == 0
+
+
+def test_invalid_traits_are_refused_naming_the_trait(client, api_key, db) -> None:
+    # given identify calls with a trait Rapport cannot keep, alone and in a batch
+    key = basic(api_key("ingest"))
+    bad = {"userId": "u-1", "traits": {"plan": {"tier": {"level": 1}}}, "messageId": "m-1"}
+    batch = {
+        "batch": [
+            {"type": "identify", **bad},
+            {"type": "identify", "userId": "u-1", "traits": {"plan": "pro"}, "messageId": "m-2"},
+        ]
+    }
+
+    # when they are sent
+    single = client.post("/v1/identify", json=bad, headers=key)
+    batched = client.post("/v1/batch", json=batch, headers=key)
+
+    # then the single call is a problem naming the trait, the batch stores the good message
+    # and lists the refused one with its field
+    assert single.status_code == 422
+    assert single.json()["field"] == "traits.plan"
+    assert batched.status_code == 200
+    answer = batched.json()
+    assert (answer["accepted"], answer["rejected"]) == (1, 1)
+    assert [(e["index"], e["field"], e["code"]) for e in answer["errors"]] == [
+        (0, "batch.0.traits.plan", "trait_type")
+    ]
+    assert events.count_events(db) == 1
+
+
+def test_native_identified_events_follow_the_same_trait_rules(client, api_key, db) -> None:
+    # given a native identified event with a trait name Rapport does not take
+    clock.set_clock(lambda: NOW)
+    event = {
+        "event_id": "e-1",
+        "type": "identified",
+        "customer_id": "u-1",
+        "channel": "web",
+        "occurred_at": "2026-06-01T11:59:00Z",
+        "properties": {"traits": {"email": "ann@example.com", "Plan-Type": "pro"}},
+    }
+
+    # when it is sent
+    response = client.post("/v1/events", json=event, headers=basic(api_key("ingest")))
+
+    # then it is refused naming the trait
+    assert response.status_code == 422
+    assert response.json()["field"] == "properties.traits.Plan-Type"
     assert events.count_events(db) == 0
 
 
