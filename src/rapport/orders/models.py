@@ -6,7 +6,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.platform.db import Base, JsonDocument, UTCDateTime
@@ -201,3 +211,30 @@ class CustomerValueFit(Base):
     gamma: Mapped[float | None] = mapped_column(Float, default=None)
     spend_log_likelihood: Mapped[float | None] = mapped_column(Float, default=None)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class TrackedOrderRefusal(Base):
+    """A tracked "Order Completed" or "Order Refunded" (``orders.tracked``) that did not become
+    an order or a return, with the reason, kept for the operator (``GET
+    /v1/orders/tracked/refusals``). One per event at most. ``customer_ref`` is the person as
+    the sender named them (``userId``, else ``anonymousId``), so that erasure finds the row."""
+
+    __tablename__ = "tracked_order_refusals"
+    __table_args__ = (
+        Index("ix_tracked_order_refusals_reason", "reason"),
+        Index("ix_tracked_order_refusals_customer_ref", "customer_ref"),
+        Index("ix_tracked_order_refusals_customer_id", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_position: Mapped[int] = mapped_column(BigInteger, unique=True)
+    event_id: Mapped[str] = mapped_column(String(100))
+    event_type: Mapped[str] = mapped_column(String(60))
+    order_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    reason: Mapped[str] = mapped_column(String(40))
+    field: Mapped[str] = mapped_column(String(200), default="")
+    message: Mapped[str] = mapped_column(String(500))
+    customer_ref: Mapped[str | None] = mapped_column(String(100), default=None)
+    customer_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -20,9 +20,16 @@ from rapport.orders.models import (
     OrderStatusChange,
     ReturnLine,
 )
+from rapport.orders.tracked.refusals import erase_refusals, export_refusals
 from rapport.platform.privacy import PrivacySubject
 
-PRIVACY_TABLES = ("orders", "return_lines", "customer_notices", "customer_values")
+PRIVACY_TABLES = (
+    "orders",
+    "return_lines",
+    "customer_notices",
+    "customer_values",
+    "tracked_order_refusals",
+)
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -30,8 +37,8 @@ def _iso(value: datetime | date | None) -> str | None:
 
 
 def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
-    """The person's orders with their lines, payments, status history and returns, and the
-    notices sent about them."""
+    """The person's orders with their lines, payments, status history and returns, the
+    notices sent about them, and their tracked orders that were refused."""
     ids = list(subject.customer_ids)
     placed = list(
         db.scalars(select(Order).where(Order.customer_id.in_(ids)).order_by(Order.placed_at))
@@ -130,13 +137,16 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
                 .order_by(CustomerValueScore.customer_id)
             )
         ],
+        "tracked_order_refusals": export_refusals(db, subject=subject),
     }
 
 
 def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     """Orders, lines, payments and returns stay under the random customer id (revenue,
     returns and kept-promise reports add up); the free-text status notes of the person's
-    orders go, and so does their predicted value (the next fit leaves erased people out)."""
+    orders go, and so does their predicted value (the next fit leaves erased people out), and
+    their refused tracked orders (which name them as the shop did)."""
+    erase_refusals(db, subject=subject)
     db.execute(
         delete(CustomerValueScore).where(CustomerValueScore.customer_id.in_(subject.customer_ids))
     )

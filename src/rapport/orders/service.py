@@ -15,6 +15,8 @@ Every verb owns its transaction and appends its events (``rapport.orders.events`
 - ``campaign_reads``: purchases in bulk for campaigns (categories bought, totals in a window);
 - ``records``: one order, its lines and status history;
 - ``customer_value/``: lifetime value (BG/NBD, Gamma-Gamma), probability alive, value tiers;
+- ``tracked/``: Segment's "Order Completed" and "Order Refunded" as orders and returns (the
+  ``orders.tracked`` processor) and the refusals kept for the operator;
 - ``privacy``: the domain's part of export and erasure.
 
 ``Order`` (the placed order as verbs return it), ``OrderIn`` and ``ReturnIn`` (what the
@@ -82,11 +84,16 @@ from rapport.orders.reports import (
 )
 from rapport.orders.returns import RecordedReturn, record_return
 from rapport.orders.schemas import OrderIn, ReturnIn
+from rapport.orders.tracked.processor import PROCESSOR as TRACKED_ORDERS_PROCESSOR
+from rapport.orders.tracked.processor import process_tracked_orders
+from rapport.orders.tracked.refusals import RefusalPage as TrackedRefusalPage
+from rapport.orders.tracked.refusals import list_refusals as tracked_order_refusals
 
 __all__ = [
     "DEFAULT_PROMISE_DAYS",
     "PICKUP_CODE_ALPHABET",
     "PRIVACY_TABLES",
+    "TRACKED_ORDERS_PROCESSOR",
     "VALUE_TIERS",
     "BeforeCommit",
     "ChargedDifference",
@@ -104,6 +111,7 @@ __all__ = [
     "RecordedReturn",
     "ReturnIn",
     "TierSummary",
+    "TrackedRefusalPage",
     "ValueFit",
     "bought_in_categories",
     "charged_price_report",
@@ -128,6 +136,7 @@ __all__ = [
     "order_totals_by_customer",
     "order_totals_in_window",
     "place_order",
+    "process_tracked_orders",
     "promise_kept",
     "purchase_lines",
     "recently_bought",
@@ -135,6 +144,7 @@ __all__ = [
     "returns_concentration",
     "status_history",
     "top_customers",
+    "tracked_order_refusals",
     "update_delivery_status",
     "value_audience",
     "value_fit",

@@ -1,5 +1,6 @@
 """The orders domain's background work: late-delivery detection (the notices themselves are
-sent by the campaigns domain) and the return-risk model."""
+sent by the campaigns domain), the return-risk model, and orders and returns from tracked
+e-commerce events (the ``orders.tracked`` processor)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from rapport.events import service as events
 from rapport.orders import service
 from rapport.orders.return_risk import serving as risk_serving
 from rapport.platform import jobs
@@ -40,3 +42,6 @@ def fit_customer_value(db: Session, payload: dict[str, Any]) -> None:
 
 
 jobs.scheduled("orders.fit_customer_value", every=timedelta(days=1))
+
+# Segment's "Order Completed" / "Order Refunded" as orders and returns (orders.tracked).
+events.processor(service.TRACKED_ORDERS_PROCESSOR, batch_size=200)(service.process_tracked_orders)

@@ -1,0 +1,271 @@
+"""The ``orders.tracked`` processor: Segment's "Order Completed" and "Order Refunded" as orders
+and returns, each applied once.
+
+It reads the log in order (registered in ``orders.tasks``) and handles only events whose
+``source`` is ``"segment"``: the Segment routes stamp that on messages from keys whose
+``orders_from_tracking`` is on, and ``"segment-no-orders"`` otherwise, so a shop that posts
+its orders to ``/v1/orders`` switches the key off and nothing is counted twice.
+
+An order is placed and a return recorded by the domain's own verbs (``placing``,
+``returns``): the same checks, the same ``order_placed`` and ``order_returned`` events, so
+loyalty earns and takes back points as for any order. The verbs commit their own
+transaction; here they must not (the batch and the cursor commit together), so each runs in
+a savepoint and its ``before_commit`` hook hands the result back instead of letting it
+commit. An order id the log already holds is never placed twice (the order's primary key),
+and a message that cannot become an order or a return is kept with its reason
+(``refusals``), never lost.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from contextlib import suppress
+from typing import Any, NoReturn
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from rapport.catalog import service as catalog
+from rapport.customers import service as customers
+from rapport.events.service import LoggedEvent
+from rapport.orders.models import Order, OrderLine
+from rapport.orders.placing import place_order
+from rapport.orders.records import get_lines
+from rapport.orders.returns import RecordedReturn, record_return
+from rapport.orders.schemas import ReturnIn
+from rapport.orders.tracked.mapping import (
+    Refusal,
+    TrackedProduct,
+    build_order,
+    catalog_sku,
+    order_currency,
+    order_id_of,
+    products_of,
+)
+from rapport.orders.tracked.refusals import count, record_refusal
+from rapport.platform.errors import InvalidInput
+
+PROCESSOR = "orders.tracked"
+# The source the Segment routes give events whose sender's e-commerce events become orders
+# (``rapport.events.segment.SOURCE``; a test holds the two together).
+TRACKING_SOURCE = "segment"
+ORDER_COMPLETED = "order_completed"
+ORDER_REFUNDED = "order_refunded"
+# Where a tracked order's units are taken from, as for a shipped order posted without a store.
+WEB_LOCATION = "web"
+# ``orders.source`` of an order placed from tracking.
+ORDER_SOURCE = "tracking"
+
+
+class _Held(Exception):
+    """Raised from a verb's ``before_commit`` hook: the batch commits, not the verb."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__("held for the processor's transaction")
+        self.result = result
+
+
+def process_tracked_orders(db: Session, events: list[LoggedEvent]) -> None:
+    """The processor's handler: one batch of the log, in order, in the batch's transaction."""
+    for event in events:
+        if event.source != TRACKING_SOURCE:
+            continue
+        if event.type == ORDER_COMPLETED:
+            _order_completed(db, event)
+        elif event.type == ORDER_REFUNDED:
+            _order_refunded(db, event)
+
+
+def _order_completed(db: Session, event: LoggedEvent) -> None:
+    properties: Mapping[str, Any] = event.properties or {}
+    order_id: str | None = None
+    customer_id: str | None = event.customer_id
+    try:
+        order_id = order_id_of(properties)
+        if db.get(Order, order_id) is not None:
+            raise _exists(order_id)
+        products = products_of(properties, required=True)
+        known = catalog.get_products(db, skus=[i for p in products for i in p.ids])
+        currencies = {sku: product.currency for sku, product in known.items()}
+        skus = [catalog_sku(product, currencies) for product in products]
+        currency = order_currency(properties, {currencies[sku] for sku in skus})
+        order = build_order(
+            properties,
+            order_id=order_id,
+            products=products,
+            skus=skus,
+            currency=currency,
+            customer_id=None,
+            channel=event.channel,
+            placed_at=event.occurred_at,
+        )
+        _check_stock(products, skus, db)
+        try:
+            with db.begin_nested():
+                customer_id = _customer(db, event)
+                order = order.model_copy(update={"customer_id": customer_id})
+                with suppress(_Held):
+                    place_order(db, order=order, before_commit=_hold_order)
+        except IntegrityError:
+            # Placed by POST /v1/orders while this batch ran; anything else is retried.
+            if db.get(Order, order_id) is None:
+                raise
+            raise _exists(order_id) from None
+    except Refusal as refusal:
+        record_refusal(db, event, refusal, order_id=order_id, customer_id=customer_id)
+        return
+    except InvalidInput as problem:
+        record_refusal(
+            db, event, _refusal_from(problem), order_id=order_id, customer_id=customer_id
+        )
+        return
+    count("placed")
+
+
+def _hold_order(db: Session, order: Order) -> NoReturn:
+    # The shop's own systems deliver a tracked order: Rapport promised no date, so it is never
+    # flagged late (a late delivery would send an apology and apology points).
+    order.promised_delivery = None
+    order.source = ORDER_SOURCE
+    db.flush()
+    raise _Held(order)
+
+
+def _exists(order_id: str) -> Refusal:
+    return Refusal(
+        "order_exists",
+        f"Order {order_id!r} is already recorded (posted to /v1/orders, or completed twice): "
+        "it was not counted again. A key whose shop posts its orders should have "
+        "orders-from-tracking off",
+        field="properties.order_id",
+    )
+
+
+def _customer(db: Session, event: LoggedEvent) -> str:
+    """Who ordered: the profile the event is already assigned to, else ``userId`` (Rapport's
+    id or the shop's own, resolved and linked by the order verb as for ``POST /v1/orders``),
+    else the visitor's ``anonymousId`` (an anonymous profile, merged into the customer's when
+    they identify, as the profile processor does)."""
+    if event.customer_id:
+        return event.customer_id
+    if event.user_id:
+        return event.user_id
+    if event.anonymous_id:
+        return customers.resolve_identities(
+            db, identities={"anonymous_id": event.anonymous_id}, source=f"event:{event.type}"
+        ).customer_id
+    raise Refusal("no_customer", "The message names no person (userId or anonymousId)")
+
+
+def _check_stock(products: list[TrackedProduct], skus: list[str], db: Session) -> None:
+    """Refuse before placing when the web warehouse, where it keeps a stock level, holds too
+    few units (the order verb would then roll back the whole batch)."""
+    wanted: Counter[str] = Counter()
+    for product, sku in zip(products, skus, strict=True):
+        wanted[sku] += product.quantity or 1
+    for sku, quantity in sorted(wanted.items()):
+        level = catalog.get_stock(db, sku=sku, store_id=WEB_LOCATION)
+        if level is not None and level.on_hand - level.reserved < quantity:
+            index = skus.index(sku)
+            raise Refusal(
+                "not_enough_stock",
+                f"{WEB_LOCATION} has fewer than {quantity} x {sku} available: correct the stock "
+                "count (PUT /v1/stock), then post the order to /v1/orders",
+                field=f"properties.products.{index}.quantity",
+            )
+
+
+def _refusal_from(problem: InvalidInput) -> Refusal:
+    """A verb's refusal as a tracked one. An erased person's is named without their id."""
+    if problem.field in {"customer_id", "identities"} or problem.extra.get("code") == "suppressed":
+        return Refusal(
+            "customer_erased",
+            "The person was erased: their order is not recorded",
+            field="userId",
+        )
+    return Refusal("invalid", problem.detail, field=_message_field(problem.field or ""))
+
+
+def _message_field(field: str) -> str:
+    if field.startswith("lines."):
+        return "properties.products." + field.removeprefix("lines.").split(".")[0]
+    return f"properties.{field}" if field else ""
+
+
+def _order_refunded(db: Session, event: LoggedEvent) -> None:
+    properties: Mapping[str, Any] = event.properties or {}
+    order_id: str | None = None
+    customer_id: str | None = event.customer_id
+    try:
+        order_id = order_id_of(properties)
+        order = db.get(Order, order_id)
+        if order is None:
+            raise Refusal(
+                "unknown_order",
+                f"No order {order_id!r} to refund: its Order Completed was refused or never "
+                "sent, or the order was posted elsewhere",
+                field="properties.order_id",
+            )
+        customer_id = order.customer_id
+        returned = _returned_units(get_lines(db, order_id=order_id), properties)
+        request = ReturnIn.model_validate(
+            {
+                "lines": [
+                    {"sku": sku, "quantity": quantity, "reason": "other"}
+                    for sku, quantity in returned.items()
+                ],
+                "channel": "app" if event.channel == "app" else "web",
+                "returned_at": event.occurred_at,
+            }
+        )
+        with db.begin_nested(), suppress(_Held):
+            record_return(db, order_id=order_id, request=request, before_commit=_hold_return)
+    except Refusal as refusal:
+        record_refusal(db, event, refusal, order_id=order_id, customer_id=customer_id)
+        return
+    except InvalidInput as problem:
+        record_refusal(
+            db, event, _refusal_from(problem), order_id=order_id, customer_id=customer_id
+        )
+        return
+    count("returned")
+
+
+def _hold_return(db: Session, recorded: RecordedReturn) -> NoReturn:
+    raise _Held(recorded)
+
+
+def _returned_units(lines: list[OrderLine], properties: Mapping[str, Any]) -> dict[str, int]:
+    """Units to return per SKU: the ``products`` given (a product without ``quantity`` gives
+    back what is left of its line), else everything not returned yet."""
+    # The return verb finds a line by its SKU; with two lines of one SKU it takes the last.
+    by_sku = {line.sku: line for line in lines}
+    left = {sku: line.quantity - line.returned_quantity for sku, line in by_sku.items()}
+    products = products_of(properties, required=False)
+    wanted: dict[str, int] = {}
+    if not products:
+        wanted = {sku: units for sku, units in left.items() if units > 0}
+    for product in products:
+        sku = next((i for i in product.ids if i in by_sku), None)
+        if sku is None:
+            raise Refusal(
+                "not_on_order",
+                f"{' or '.join(repr(i) for i in product.ids)} is not on this order",
+                field=f"properties.products.{product.index}.sku",
+            )
+        wanted[sku] = wanted.get(sku, 0) + (product.quantity or left[sku])
+        if wanted[sku] > left[sku]:
+            raise Refusal(
+                "nothing_to_return" if left[sku] == 0 else "invalid",
+                f"Only {left[sku]} of {sku} can still be returned",
+                field=f"properties.products.{product.index}.quantity",
+            )
+    wanted = {sku: units for sku, units in wanted.items() if units > 0}
+    if not wanted:
+        raise Refusal(
+            "nothing_to_return",
+            "Every unit of this order was already returned",
+            field="properties.order_id",
+        )
+    return wanted

@@ -1,0 +1,567 @@
+"""Segment's E-commerce spec v2 as orders and returns: "Order Completed" sent to the Segment
+routes becomes one order with its points, "Order Refunded" a return that takes them back, a
+key with orders-from-tracking off gives no order, and what cannot become an order is kept with
+its reason for the operator."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from rapport.customers import service as customers
+from rapport.domains import load_tasks
+from rapport.events import segment
+from rapport.events.models import Event, ProcessorCursor
+from rapport.events.processors import registered_processors, run_batch, run_processors
+from rapport.loyalty import service as loyalty
+from rapport.orders import service as orders
+from rapport.orders.models import Order, TrackedOrderRefusal
+from rapport.orders.schemas import OrderIn
+from rapport.orders.tracked import mapping
+from rapport.orders.tracked.processor import TRACKING_SOURCE
+from rapport.platform import clock
+from rapport.platform import service as platform
+from rapport.platform.db import create_db_engine, open_session
+from rapport.platform.migrations_runner import upgrade
+from tests.conftest import auth
+from tests.orders.factories import CHIANTI, CORKSCREW, seed_catalog
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+_numbers = itertools.count(1)
+
+
+def basic(secret: str) -> dict[str, str]:
+    """Segment SDKs send the write key as the basic-auth user name."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
+
+
+def tracking_key(db: Session, *, orders_from_tracking: bool = True) -> str:
+    issued = platform.create_api_key(db, name="site", scopes=[platform.Scope.INGEST])
+    issued.key.orders_from_tracking = orders_from_tracking
+    db.commit()
+    return issued.secret
+
+
+def completed(order_id: str, **changes: Any) -> dict[str, Any]:
+    """Order Completed as Segment's spec example has it: 2 x 12.00 + 9.00 of goods, 3.00 off,
+    4.90 shipping and 2.00 tax."""
+    properties: dict[str, Any] = {
+        "order_id": order_id,
+        "affiliation": "Web shop",
+        "revenue": 33.0,
+        "subtotal": 30.0,
+        "total": 36.9,
+        "discount": 3,
+        "shipping": 4.9,
+        "tax": 2,
+        "coupon": "SPRING",
+        "currency": "EUR",
+        "products": [
+            {"product_id": "p-1", "sku": CHIANTI, "name": "Chianti", "price": 12, "quantity": 2},
+            {"product_id": CORKSCREW, "name": "Corkscrew", "price": 9.0, "category": "Tools"},
+        ],
+    }
+    properties.update(changes)
+    return properties
+
+
+def track(
+    client: Any,
+    secret: str,
+    event: str,
+    properties: dict[str, Any],
+    *,
+    user_id: str | None = "C-100",
+    anonymous_id: str | None = None,
+    context: dict[str, Any] | None = None,
+) -> None:
+    message: dict[str, Any] = {
+        "event": event,
+        "messageId": f"msg-{next(_numbers)}",
+        "properties": properties,
+        "timestamp": (NOW - timedelta(minutes=5)).isoformat(),
+        "context": context or {},
+    }
+    if user_id:
+        message["userId"] = user_id
+    if anonymous_id:
+        message["anonymousId"] = anonymous_id
+    response = client.post("/v1/track", json=message, headers=basic(secret))
+    assert response.status_code == 200, response.text
+
+
+# The processors an order from tracking goes through: profiles, orders, then loyalty's
+# earning from the order_placed / order_returned events orders.tracked logs.
+PROCESSORS = ("customers.profile", "orders.tracked", "loyalty.earning")
+
+
+def process(db: Session) -> None:
+    """Run those processors until the log is caught up."""
+    load_tasks()
+    chain = [proc for proc in registered_processors() if proc.name in PROCESSORS]
+    assert len(chain) == len(PROCESSORS)
+    while sum(run_batch(db, proc) for proc in chain):
+        pass
+
+
+def refusals(db: Session) -> list[tuple[str, str, str]]:
+    rows = db.scalars(select(TrackedOrderRefusal).order_by(TrackedOrderRefusal.id))
+    return [(row.order_id or "", row.reason, row.field) for row in rows]
+
+
+@pytest.fixture
+def refusals_endpoint(app: Any) -> str:
+    """The operator's list of refusals (the orders router includes it)."""
+    path = "/v1/orders/tracked/refusals"
+    if path not in {getattr(route, "path", None) for route in app.routes}:
+        pytest.skip(f"{path} is not mounted: orders/api.py must include tracked.api.router")
+    return path
+
+
+@pytest.fixture
+def shop(db: Session) -> None:
+    clock.set_clock(lambda: NOW)
+    seed_catalog(db, stock=50)
+
+
+# --- through the HTTP API ------------------------------------------------------------------
+
+
+def test_order_completed_becomes_one_order_with_points_and_refunds_take_them_back(
+    client, api_key, db, shop
+) -> None:
+    # given a site sending Segment's e-commerce events with a key whose mapping is on
+    secret = tracking_key(db)
+    read = auth(api_key("read"))
+
+    # when an order is completed on the app and the log is processed, twice over (a replay)
+    track(client, secret, "Order Completed", completed("W-1001"), context={"app": {"name": "S"}})
+    process(db)
+    db.execute(
+        update(ProcessorCursor).where(ProcessorCursor.name == "orders.tracked").values(position=0)
+    )
+    process(db)
+
+    # then it is one order, as POST /v1/orders would have made it, for the shop's customer
+    order = client.get("/v1/orders/W-1001", headers=read).json()
+    assert {k: order[k] for k in ("channel", "fulfilment", "currency", "status")} == {
+        "channel": "app",
+        "fulfilment": "ship",
+        "currency": "EUR",
+        "status": "placed",
+    }
+    assert (order["subtotal_minor"], order["discount_minor"], order["shipping_minor"]) == (
+        3300,
+        300,
+        490,
+    )
+    assert order["total_minor"] == 3490  # Rapport's orders hold no tax
+    assert [(li["sku"], li["quantity"], li["unit_price_minor"]) for li in order["lines"]] == [
+        (CHIANTI, 2, 1200),
+        (CORKSCREW, 1, 900),
+    ]
+    assert order["promised_delivery"] is None  # the shop delivers: never flagged late
+    customer_id = order["customer_id"]
+    shop_customer = customers.find_customer(db, kind="external_id", value="C-100")
+    assert shop_customer is not None
+    assert shop_customer.customer_id == customer_id
+    assert db.scalar(select(Order.source).where(Order.order_id == "W-1001")) == "tracking"
+    assert len(orders.customer_orders(db, customer_id=customer_id)) == 1
+    # and the member earned 30 points for 30 euros of goods and 200 for a first purchase
+    member = client.get(f"/v1/loyalty/members/{customer_id}", headers=read).json()
+    assert member["balance"] == 45 + 200  # 30 euros of goods x 1.5 on the app, first purchase
+
+    # when one bottle is refunded, then the rest of the order
+    track(
+        client,
+        secret,
+        "Order Refunded",
+        {"order_id": "W-1001", "products": [{"sku": CHIANTI, "quantity": 1}]},
+    )
+    process(db)
+    after_one = client.get(f"/v1/loyalty/members/{customer_id}", headers=read).json()
+    track(client, secret, "Order Refunded", {"order_id": "W-1001", "total": 24.9})
+    process(db)
+
+    # then each is a return, and the points the returned lines earned go back
+    lines = client.get("/v1/orders/W-1001", headers=read).json()["lines"]
+    assert [(li["sku"], li["returned_quantity"]) for li in lines] == [(CHIANTI, 2), (CORKSCREW, 1)]
+    assert after_one["balance"] < 245
+    final = client.get(f"/v1/loyalty/members/{customer_id}", headers=read).json()
+    assert final["balance"] < after_one["balance"]
+    # what the lines earned is gone (each return rounds down in the member's favour); the
+    # first-purchase bonus is not tied to lines
+    assert final["balance"] in (200, 201)
+    assert refusals(db) == []
+
+
+def test_an_order_posted_to_the_orders_api_is_not_placed_again(client, api_key, db, shop) -> None:
+    # given an order the shop posted to /v1/orders, with its points
+    secret = tracking_key(db)
+    write, read = auth(api_key("write")), auth(api_key("read"))
+    body = {
+        "order_id": "W-2002",
+        "customer_id": "C-200",
+        "channel": "web",
+        "fulfilment": "ship",
+        "currency": "EUR",
+        "lines": [{"sku": CHIANTI, "quantity": 2, "unit_price_minor": 1200}],
+        "subtotal_minor": 2400,
+        "total_minor": 2400,
+    }
+    posted = client.post("/v1/orders", json=body, headers=write | {"Idempotency-Key": "k-1"})
+    assert posted.status_code == 201, posted.text
+    customer_id = posted.json()["customer_id"]
+
+    # when the same order also arrives as Order Completed from the site's tracking
+    products = [{"sku": CHIANTI, "price": 12, "quantity": 2}]
+    track(
+        client,
+        secret,
+        "Order Completed",
+        {"order_id": "W-2002", "products": products, "total": 24, "currency": "EUR"},
+        user_id="C-200",
+    )
+    process(db)
+
+    # then there is still one order, earning once, and the operator sees why
+    assert len(orders.customer_orders(db, customer_id=customer_id)) == 1
+    member = client.get(f"/v1/loyalty/members/{customer_id}", headers=read).json()
+    assert member["balance"] == 24 + 200
+    assert refusals(db) == [("W-2002", "order_exists", "properties.order_id")]
+
+
+def test_a_key_with_orders_from_tracking_off_makes_no_order(client, api_key, db, shop) -> None:
+    # given a shop that posts its orders itself and switched the mapping off for its site key
+    secret = tracking_key(db, orders_from_tracking=False)
+
+    # when Order Completed and Order Refunded arrive on that key
+    track(client, secret, "Order Completed", completed("W-3003"), user_id="C-300")
+    track(client, secret, "Order Refunded", {"order_id": "W-3003"}, user_id="C-300")
+    process(db)
+
+    # then they stay events: no order, no refusal
+    assert orders.get_order(db, order_id="W-3003") is None
+    assert refusals(db) == []
+    assert db.scalar(select(Order.order_id)) is None
+
+
+@pytest.mark.parametrize(
+    ("_case", "properties", "expected"),
+    [
+        (
+            "total disagrees",
+            completed("W-4", total=40.0),
+            ("W-4", "totals_disagree", "properties.total"),
+        ),
+        (
+            "revenue disagrees",
+            completed("W-4", revenue=31.5),
+            ("W-4", "totals_disagree", "properties.revenue"),
+        ),
+        (
+            "no products",
+            completed("W-4", products=[]),
+            ("W-4", "no_products", "properties.products"),
+        ),
+        (
+            "unknown product",
+            completed("W-4", products=[{"sku": "NOPE", "price": 1}], revenue=1, subtotal=None),
+            ("W-4", "unknown_product", "properties.products.0.sku"),
+        ),
+        (
+            "unknown currency",
+            completed("W-4", currency="EUX"),
+            ("W-4", "unknown_currency", "properties.currency"),
+        ),
+        (
+            "no price",
+            completed("W-4", products=[{"sku": CHIANTI, "quantity": 1}]),
+            ("W-4", "invalid_product", "properties.products.0.price"),
+        ),
+        ("no order id", completed(""), ("", "missing_order_id", "properties.order_id")),
+        (
+            "order id Rapport cannot hold",
+            completed("W 4/5"),
+            ("W 4/5", "invalid_order_id", "properties.order_id"),
+        ),
+    ],
+)
+def test_a_message_that_cannot_be_an_order_is_kept_with_its_reason(
+    client, api_key, db, shop, _case, properties, expected
+) -> None:
+    # given a site whose tracked order is wrong
+    secret = tracking_key(db)
+
+    # when it arrives and is processed
+    track(client, secret, "Order Completed", properties)
+    process(db)
+
+    # then no order is made and the refusal says why, for the operator
+    assert db.scalar(select(Order.order_id)) is None
+    assert refusals(db) == [expected]
+    kept = db.scalars(select(TrackedOrderRefusal)).one()
+    assert (kept.customer_ref, kept.event_type) == ("C-100", "order_completed")
+
+
+def test_refusals_are_listed_newest_first_by_page_for_admin_keys_only(
+    client, api_key, db, shop, refusals_endpoint
+) -> None:
+    # given three refused messages: two refunds of unknown orders and one order without id
+    secret = tracking_key(db)
+    track(client, secret, "Order Refunded", {"order_id": "GONE-1"})
+    track(client, secret, "Order Refunded", {"order_id": "GONE-2"})
+    track(client, secret, "Order Completed", completed(""))
+    process(db)
+    admin = auth(api_key("admin"))
+
+    # when the operator reads them two at a time, and one reason alone
+    first = client.get(f"{refusals_endpoint}?limit=2", headers=admin).json()
+    rest = client.get(
+        f"{refusals_endpoint}?limit=2&before={first['next_before']}", headers=admin
+    ).json()
+    unknown = client.get(f"{refusals_endpoint}?reason=unknown_order", headers=admin)
+
+    # then pages follow each other and every refusal is counted
+    assert [r["reason"] for r in first["refusals"]] == ["missing_order_id", "unknown_order"]
+    assert [r["order_id"] for r in rest["refusals"]] == ["GONE-1"]
+    assert rest["next_before"] is None
+    assert first["counts"] == {"missing_order_id": 1, "unknown_order": 2}
+    assert [r["order_id"] for r in unknown.json()["refusals"]] == ["GONE-2", "GONE-1"]
+    # and a read key may not see them
+    denied = client.get(refusals_endpoint, headers=auth(api_key("read")))
+    assert denied.status_code == 403
+
+
+def test_an_anonymous_visitor_order_goes_to_their_visitor_profile(client, api_key, db, shop):
+    # given a guest checkout: only Segment's anonymousId names the buyer
+    secret = tracking_key(db)
+    track(
+        client,
+        secret,
+        "Order Completed",
+        completed("W-5005"),
+        user_id=None,
+        anonymous_id="anon-77",
+    )
+
+    # when it is processed
+    process(db)
+
+    # then the order belongs to the visitor's profile
+    order = orders.get_order(db, order_id="W-5005")
+    assert order is not None
+    assert order.customer_id is not None
+    read = auth(api_key("read"))
+    profile = client.get(f"/v1/customers/{order.customer_id}", headers=read).json()
+    assert profile["is_anonymous"] is True
+
+
+# --- the mapping ---------------------------------------------------------------------------
+
+
+def test_money_is_converted_by_the_currency_exponent() -> None:
+    # given prices in yen (no decimals) and Kuwaiti dinar (three)
+    yen = mapping.products_of(
+        {"products": [{"sku": "A", "price": 1200, "quantity": 3}]}, required=True
+    )
+    order = mapping.build_order(
+        {"total": 3600},
+        order_id="J-1",
+        products=yen,
+        skus=["A"],
+        currency="JPY",
+        customer_id=None,
+        channel="web",
+        placed_at=NOW,
+    )
+    dinar = mapping.products_of({"products": [{"sku": "A", "price": "1.255"}]}, required=True)
+    kuwait = mapping.build_order(
+        {"revenue": 1.255},
+        order_id="K-1",
+        products=dinar,
+        skus=["A"],
+        currency="KWD",
+        customer_id=None,
+        channel="web",
+        placed_at=NOW,
+    )
+
+    # then each is in its own minor units
+    assert (order.lines[0].unit_price_minor, order.total_minor) == (1200, 3600)
+    assert (kuwait.lines[0].unit_price_minor, kuwait.total_minor) == (1255, 1255)
+    assert mapping.currency_exponent("EUR") == 2
+    assert mapping.currency_exponent("XYZ") is None
+
+
+@pytest.mark.parametrize(
+    ("_case", "stated"),
+    [
+        ("Segment's example", {"revenue": 25, "subtotal": 22.5, "total": 27.5}),
+        ("revenue after discount, subtotal before", {"revenue": 22.5, "subtotal": 25}),
+        ("tax inside the prices", {"total": 25.5}),
+        ("float noise of the shop's sums", {"total": 27.500000000000004}),
+        ("within one cent", {"total": 27.51}),
+    ],
+)
+def test_stated_totals_are_accepted_in_each_reading(_case, stated) -> None:
+    # given 19 + 2 x 3 of goods, 2.50 off, 3 shipping and 2 tax (Segment's spec example)
+    products = mapping.products_of(
+        {"products": [{"sku": "A", "price": 19}, {"sku": "B", "price": 3, "quantity": 2}]},
+        required=True,
+    )
+    properties = {"discount": 2.5, "shipping": 3, "tax": 2, **stated}
+
+    # when it is mapped
+    order = mapping.build_order(
+        properties,
+        order_id="S-1",
+        products=products,
+        skus=["A", "B"],
+        currency="USD",
+        customer_id="u-1",
+        channel="app",
+        placed_at=NOW,
+    )
+
+    # then it is the order Rapport keeps: goods less discount plus shipping
+    assert isinstance(order, OrderIn)
+    assert (order.subtotal_minor, order.discount_minor, order.total_minor) == (2500, 250, 2550)
+    assert order.channel == "app"
+
+
+def test_amounts_that_are_not_money_are_refused() -> None:
+    for value in (-1, "abc", float("inf"), True, [1]):
+        with pytest.raises(mapping.Refusal) as refused:
+            mapping.amount(value, field="properties.total")
+        assert refused.value.reason == "invalid_amount"
+    assert mapping.amount("19.99", field="x") == Decimal("19.99")
+
+
+def test_the_processor_reads_the_source_the_segment_routes_stamp() -> None:
+    assert TRACKING_SOURCE == segment.SOURCE != segment.SOURCE_WITHOUT_ORDERS
+
+
+# --- the shops' own SDKs, default settings, against a running server --------------------------
+
+
+def test_segment_and_rudderstack_sdks_order_and_refund_once(live_server) -> None:
+    from rudderstack.analytics import Client as RudderClient
+    from segment.analytics import Client as SegmentClient
+
+    # given a catalogue, one key per site with the mapping on, and one with it off
+    with open_session(live_server.database_url) as db:
+        seed_catalog(db, stock=50)
+        keys = {
+            name: tracking_key(db, orders_from_tracking=name != "pos-site")
+            for name in ("segment", "rudder", "pos-site")
+        }
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    sdks = {
+        "segment": SegmentClient(write_key=keys["segment"], host=live_server.base_url),
+        "rudder": RudderClient(write_key=keys["rudder"], host=live_server.base_url),
+        "pos-site": SegmentClient(write_key=keys["pos-site"], host=live_server.base_url),
+    }
+
+    def sent_and_processed() -> None:
+        for sdk in sdks.values():
+            sdk.flush()
+        # twice: loyalty's processor runs before the one that logs order_placed
+        run_processors(database_url=live_server.database_url)
+        run_processors(database_url=live_server.database_url)
+
+    # when each site completes an order and sends it again, with the SDKs' default settings
+    for name, sdk in sdks.items():
+        for _ in range(2):
+            sdk.track(f"sdk-{name}", "Order Completed", completed(f"O-{name}"), timestamp=at)
+    sent_and_processed()
+    with open_session(live_server.database_url) as db:
+        placed = {
+            order.order_id: (order.customer_id, loyalty.balance(db, customer_id=order.customer_id))
+            for order in db.scalars(select(Order))
+            if order.customer_id
+        }
+    # and then refunds it
+    for name, sdk in sdks.items():
+        sdk.track(f"sdk-{name}", "Order Refunded", {"order_id": f"O-{name}"}, timestamp=at)
+    sent_and_processed()
+    for sdk in sdks.values():
+        sdk.shutdown()
+
+    # then each site with the mapping on has exactly one order, its points earned then taken
+    # back; the site with it off has none
+    assert {order_id: points for order_id, (_, points) in placed.items()} == {
+        "O-segment": 230,
+        "O-rudder": 230,
+    }
+    with open_session(live_server.database_url) as db:
+        for order_id, (customer_id, _) in placed.items():
+            assert loyalty.balance(db, customer_id=customer_id) in (200, 201)
+            lines = orders.get_lines(db, order_id=order_id)
+            assert all(line.returned_quantity == line.quantity for line in lines)
+        kept = db.scalars(select(TrackedOrderRefusal.reason)).all()
+    assert sorted(kept) == ["order_exists", "order_exists"]  # the second sends
+
+
+def test_a_refused_order_is_in_the_persons_export_and_goes_with_their_erasure(
+    client, api_key, db, shop
+) -> None:
+    # given a refused tracked order of the shop's customer C-100
+    secret = tracking_key(db)
+    track(client, secret, "Order Completed", completed("W-6006", total=1.0))
+    process(db)
+    person = customers.find_customer(db, kind="external_id", value="C-100")
+    assert person is not None
+    admin = auth(api_key("admin"))
+
+    # when they ask for their data, then to be erased
+    exported = client.get(f"/v1/customers/{person.customer_id}/export", headers=admin)
+    erased = client.post(
+        f"/v1/customers/{person.customer_id}/erase", json={"requested_by": "dpo"}, headers=admin
+    )
+
+    # then the export lists the refusal, and nothing of it is kept after the erasure
+    assert exported.status_code == 200, exported.text
+    assert [r["order_id"] for r in exported.json()["tracked_order_refusals"]] == ["W-6006"]
+    assert erased.status_code == 200, erased.text
+    assert refusals(db) == []
+
+
+def test_an_existing_install_does_not_turn_old_tracked_orders_into_orders(tmp_path) -> None:
+    # given an install from before tracked orders, whose log holds an Order Completed
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "c17000000002")
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(Event.__table__).values(
+                event_id="old-1",
+                type="order_completed",
+                user_id="C-1",
+                channel="web",
+                occurred_at=NOW,
+                received_at=NOW,
+                properties=completed("OLD-1"),
+                context={},
+                source="segment",
+            )
+        )
+
+    # when it is upgraded
+    upgrade(url)
+
+    # then the tracked-orders processor starts after it: old purchases are not placed again
+    with engine.connect() as connection:
+        cursor = connection.execute(
+            select(ProcessorCursor.position).where(ProcessorCursor.name == "orders.tracked")
+        ).scalar_one()
+        head = connection.execute(select(func.max(Event.position))).scalar_one()
+    engine.dispose()
+    assert cursor == head == 1
