@@ -1,0 +1,442 @@
+"""The Python client (clients/python, ``rapport_client``) against a live Rapport: the README's
+five lines, every route it calls documented by the server, retries that apply a command once,
+``Retry-After`` honoured, problem answers as typed errors, and the asyncio client alike."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import rapport_client
+import uvicorn
+from rapport_client import (
+    AsyncRapport,
+    ConnectionFailed,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Rapport,
+    RateLimited,
+    Unauthorized,
+)
+from rapport_client import _endpoints as endpoints
+from sqlalchemy.orm import Session
+
+from rapport.main import create_app
+from rapport.platform import service as platform
+from rapport.platform.db import get_db, open_session
+from rapport.platform.migrations_runner import upgrade
+from rapport.platform.settings import Settings
+from tests.conftest import LiveServer, free_port
+
+CLIENT_DIR = Path(__file__).resolve().parents[2] / "clients" / "python"
+SOCKS = {
+    "name": "Wool socks",
+    "category_path": "Clothing/Socks",
+    "price_minor": 1200,
+    "cost_minor": 400,
+    "currency": "EUR",
+}
+
+
+def make_key(server: LiveServer, *scopes: str, rate_limit: str | None = None) -> str:
+    with open_session(server.database_url) as db:
+        issued = platform.create_api_key(
+            db,
+            name=f"client test {'+'.join(scopes)}",
+            scopes=[platform.Scope(scope) for scope in scopes],
+            rate_limit=rate_limit,
+        )
+        db.commit()
+    return issued.secret
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Rapport served by uvicorn on loopback for this whole module, like ``live_server`` but
+    started once (an app takes seconds to build); each test uses customers of its own."""
+    data_dir = tmp_path_factory.mktemp("client")
+    database_url = f"sqlite:///{data_dir / 'live.db'}"
+    upgrade(database_url)
+    settings = Settings(
+        database_url=database_url,
+        secret_key="live-server-secret-for-tests",  # type: ignore[arg-type]
+        data_dir=data_dir,
+    )
+    application = create_app(settings, run_worker=False)
+
+    def session_for_this_server() -> Iterator[Session]:
+        with open_session(database_url) as session:
+            yield session
+
+    application.dependency_overrides[get_db] = session_for_this_server
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "the live server did not start within 15 s"
+        time.sleep(0.05)
+    yield LiveServer(base_url=f"http://127.0.0.1:{port}", database_url=database_url)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def shop(shared_server: LiveServer) -> tuple[LiveServer, str]:
+    """The live server with a key for the shop and the products its orders buy."""
+    key = make_key(shared_server, "read", "write", "ingest")
+    with Rapport(shared_server.base_url, api_key=key) as rapport:
+        rapport.request("PUT", "/v1/products/W-1", json=SOCKS)
+        rapport.request("PUT", "/v1/products/W-2", json={**SOCKS, "name": "Wool hat"})
+    return shared_server, key
+
+
+class DropFirstAnswer:
+    """A TCP proxy in front of the live server: it forwards every request, but on its first
+    connection it throws the server's answer away and closes the connection, as a network
+    failure after the server did the work would. It keeps each connection's request bytes."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self._upstream = (host, int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.requests: list[bytearray] = []
+        self._drops_left = 1
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self._upstream)
+        with self._lock:
+            drop = self._drops_left > 0
+            self._drops_left -= 1
+            received = bytearray()
+            self.requests.append(received)
+        threading.Thread(
+            target=self._forward, args=(client, upstream, received), daemon=True
+        ).start()
+        with client, upstream:
+            while data := _receive(upstream):
+                if drop:  # the command ran and answered; the answer is lost on the way
+                    client.shutdown(socket.SHUT_RDWR)
+                    return
+                client.sendall(data)
+
+    @staticmethod
+    def _forward(client: socket.socket, upstream: socket.socket, received: bytearray) -> None:
+        while data := _receive(client):
+            received.extend(data)
+            try:
+                upstream.sendall(data)
+            except OSError:
+                return
+
+    def idempotency_keys(self) -> list[str]:
+        keys = []
+        for raw in self.requests:
+            match = re.search(rb"(?im)^idempotency-key: *(\S+)\r$", bytes(raw))
+            if match:
+                keys.append(match.group(1).decode())
+        return keys
+
+
+def _receive(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
+def readme_snippet() -> str:
+    """The code block under the README's "five lines" heading."""
+    readme = (CLIENT_DIR / "README.md").read_text()
+    section = readme.split("## Earn points for an order in five lines", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_five_lines_place_an_order_and_earn_points(shop) -> None:
+    server, key = shop
+    snippet = readme_snippet()
+    lines = [line for line in snippet.splitlines() if line.strip()]
+    assert len(lines) == 5
+    runnable = snippet.replace("http://127.0.0.1:8000", server.base_url).replace("rk_...", key)
+    assert runnable != snippet
+
+    namespace: dict[str, Any] = {}
+    exec(compile(runnable, "README.md", "exec"), namespace)
+
+    assert namespace["posted"]["balance"] == 24
+    with Rapport(server.base_url, api_key=key) as rapport:
+        customer = rapport.customers.lookup("external_id", "C-100")
+        orders = rapport.orders.list(customer["customer_id"])
+        assert [order["total_minor"] for order in orders] == [2400]
+        assert rapport.loyalty.balance(customer["customer_id"]) == 24
+        (movement,) = rapport.loyalty.ledger(customer["customer_id"])["items"]
+        assert movement["order_id"] == orders[0]["order_id"]
+
+
+def test_every_route_the_client_calls_is_in_the_servers_openapi_document(shop) -> None:
+    server, _ = shop
+    # Building the document takes the server seconds the first time.
+    document = httpx.get(f"{server.base_url}/openapi.json", timeout=60).json()
+    routes = {
+        (method.upper(), re.sub(r"\{[^}]+\}", "{}", path)): operation
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    for endpoint in endpoints.ALL:
+        route = (endpoint.method, re.sub(r"\{[^}]+\}", "{}", endpoint.template))
+        assert route in routes, f"{route} is not in /openapi.json"
+        parameters = routes[route].get("parameters", [])
+        query = {p["name"] for p in parameters if p["in"] == "query"}
+        assert set(endpoint.query) <= query, (route, set(endpoint.query) - query)
+        takes_key = any(p["name"] == "Idempotency-Key" for p in parameters)
+        # "key" promises the server replays a repeat; retries after a lost answer rely on it.
+        assert takes_key == (endpoint.repeat == "key"), route
+    assert importlib.metadata.version("rapport-client") == rapport_client.__version__
+
+
+def test_a_command_whose_answer_was_lost_is_retried_with_its_key_and_applied_once(shop) -> None:
+    server, key = shop
+    with Rapport(server.base_url, api_key=key) as rapport:
+        customer = rapport.customers.create(external_id="C-200")["customer_id"]
+    proxy = DropFirstAnswer(server.base_url)
+    try:
+        with Rapport(proxy.base_url, api_key=key, backoff=0.05) as rapport:
+            posted = rapport.loyalty.earn(customer, points=10, reason="Order O-7")
+            assert posted["balance"] == 10
+            assert rapport.loyalty.balance(customer) == 10  # earned once, not twice
+    finally:
+        proxy.close()
+    first, retry = proxy.idempotency_keys()
+    assert first == retry
+    request = bytes(proxy.requests[0]).lower()
+    assert f"user-agent: rapport-client/{rapport_client.__version__}".encode() in request
+    assert f"authorization: bearer {key}".lower().encode() in request
+
+
+def test_a_command_rapport_does_not_deduplicate_is_not_repeated_after_a_lost_answer(shop) -> None:
+    server, key = shop
+    proxy = DropFirstAnswer(server.base_url)
+    try:
+        with (
+            Rapport(proxy.base_url, api_key=key, backoff=0.05) as rapport,
+            pytest.raises(ConnectionFailed) as lost,
+        ):
+            rapport.customers.create(external_id="C-300")
+    finally:
+        proxy.close()
+    assert lost.value.status is None
+    assert len(proxy.requests) == 1
+    with Rapport(server.base_url, api_key=key) as rapport:
+        assert rapport.customers.lookup("external_id", "C-300")["external_id"] == "C-300"
+
+
+def test_rate_limited_calls_wait_for_retry_after_then_succeed(shop) -> None:
+    server, _ = shop
+    key = make_key(server, "read", "write", rate_limit="1/second")
+    with Rapport(server.base_url, api_key=key, max_attempts=1) as impatient:
+        impatient.request("GET", "/v1/products/W-1")
+        with pytest.raises(RateLimited) as limited:
+            impatient.request("GET", "/v1/products/W-1")
+    assert limited.value.status == 429
+    assert limited.value.retry_after is not None
+    assert limited.value.retry_after >= 1
+
+    with Rapport(server.base_url, api_key=key, max_attempts=4) as rapport:
+        started = time.monotonic()
+        assert rapport.request("GET", "/v1/products/W-1")["name"] == "Wool socks"
+        assert time.monotonic() - started >= 0.9
+
+
+def test_problem_answers_raise_typed_errors_naming_the_field(shop) -> None:
+    server, key = shop
+    with Rapport(server.base_url, api_key=key) as rapport:
+        with pytest.raises(InvalidInput) as unknown_sku:
+            rapport.orders.place(
+                customer="C-400",
+                channel="store",
+                currency="EUR",
+                lines=[{"sku": "NOPE", "quantity": 1, "unit_price_minor": 100}],
+            )
+        assert unknown_sku.value.status == 422
+        assert unknown_sku.value.field == "lines.0.sku"
+
+        with pytest.raises(InvalidInput) as invalid:
+            rapport.loyalty.earn("C-400", points=0, reason="nothing")
+        assert invalid.value.field == "points"
+        assert [error["code"] for error in invalid.value.errors] == ["greater_than_equal"]
+
+        with pytest.raises(NotFound) as missing:
+            rapport.orders.get("ord_missing")
+        assert missing.value.status == 404
+        assert "ord_missing" in str(missing.value)
+
+    read_key = make_key(server, "read")
+    with Rapport(server.base_url, api_key=read_key) as reader:
+        with pytest.raises(Forbidden) as forbidden:
+            reader.loyalty.earn("C-400", points=5, reason="not allowed")
+        assert forbidden.value.body.get("required_scope") == "write"
+    with (
+        Rapport(server.base_url, api_key="rk_unknown") as stranger,
+        pytest.raises(Unauthorized),
+    ):
+        stranger.customers.get("C-400")
+
+
+def test_customers_events_loyalty_and_recommendations_through_the_client(shop) -> None:
+    server, key = shop
+    admin_key = make_key(server, "admin")  # adjustments, exports and erasure need it
+    with (
+        Rapport(server.base_url, api_key=key) as rapport,
+        Rapport(server.base_url, api_key=admin_key) as admin,
+    ):
+        profile = rapport.customers.create(
+            external_id="C-500", email="ada@example.com", consents={"marketing_email": False}
+        )
+        customer = profile["customer_id"]
+        same = rapport.customers.upsert(
+            identities={"external_id": "C-500"}, first_name="Ada", last_name="Lovelace"
+        )
+        assert same["customer_id"] == customer
+        assert same["first_name"] == "Ada"
+        assert rapport.customers.get(customer)["email"] == "ada@example.com"
+
+        consent = rapport.customers.set_consent(customer, "marketing_email", granted=True)
+        assert consent["granted"] is True
+        assert {c["purpose"]: c["granted"] for c in rapport.customers.consents(customer)}[
+            "marketing_email"
+        ]
+        history = rapport.customers.consent_history(customer)
+        assert [change["granted"] for change in history][-1] is True
+
+        seen_at = datetime.now(UTC) - timedelta(minutes=1)
+        receipt = rapport.events.track(
+            "product_viewed",
+            channel="web",
+            customer=customer,
+            properties={"sku": "W-1"},
+            occurred_at=seen_at,
+        )
+        assert receipt["duplicate"] is False
+        again = rapport.events.track(
+            "product_viewed",
+            channel="web",
+            customer=customer,
+            properties={"sku": "W-1"},
+            event_id=receipt["event_id"],
+            occurred_at=seen_at,
+        )
+        assert again["duplicate"] is True  # stored once, by its event_id
+        batch = rapport.events.track_batch(
+            [
+                {"type": "page_viewed", "channel": "web", "customer_id": customer},
+                {"type": "cart_updated", "channel": "app", "anonymous_id": "dev-1"},
+            ]
+        )
+        assert (batch["accepted"], batch["rejected"]) == (2, 0)
+        assert again["event_id"] == receipt["event_id"]
+
+        for points in (5, 6, 7):
+            rapport.loyalty.earn(customer, points=points, reason=f"Bonus {points}")
+        rapport.loyalty.redeem(customer, points=4)
+        admin.loyalty.adjust(customer, points=-1, reason="Correction")
+        assert rapport.loyalty.member(customer)["balance"] == 13
+        movements = list(rapport.loyalty.iter_ledger(customer, page_size=2))
+        assert sorted(m["points"] for m in movements) == [-4, -1, 5, 6, 7]
+        assert len(list(rapport.paginate(f"/v1/loyalty/members/{customer}/statement"))) == 5
+
+        picks = rapport.recommendations.for_customer(customer, placement="cart", cart=["W-1"])
+        assert picks["placement"] == "cart"
+        assert all(item["sku"] != "W-1" for item in picks["items"])
+
+        order = rapport.orders.place(
+            customer=customer,
+            channel="web",
+            currency="EUR",
+            lines=[{"sku": "W-2", "quantity": 2, "unit_price_minor": 1200}],
+            idempotency_key="till-7-receipt-1",
+        )
+        replay = rapport.orders.place(
+            customer=customer,
+            channel="web",
+            currency="EUR",
+            lines=[{"sku": "W-2", "quantity": 2, "unit_price_minor": 1200}],
+            idempotency_key="till-7-receipt-1",
+        )
+        assert replay["order_id"] == order["order_id"]
+        returned = rapport.orders.record_return(
+            order["order_id"],
+            channel="store",
+            lines=[{"sku": "W-2", "quantity": 1, "reason": "too_small"}],
+        )
+        assert returned["refund_minor"] == 1200
+
+        export = admin.customers.export(customer)
+        assert "ada@example.com" in str(export)
+        erased = admin.customers.erase(customer, requested_by="support", reason="asked")
+        assert erased["kind"] == "erasure"
+        with pytest.raises(NotFound):
+            rapport.customers.lookup("email", "ada@example.com")
+
+
+def test_the_async_client_does_the_same_with_the_same_retries(shop) -> None:
+    server, key = shop
+    proxy = DropFirstAnswer(server.base_url)
+
+    async def main() -> tuple[list[Any], int]:
+        async with AsyncRapport(proxy.base_url, api_key=key, backoff=0.05) as rapport:
+            order = await rapport.orders.place(
+                customer="C-600",
+                channel="app",
+                currency="EUR",
+                lines=[{"sku": "W-1", "quantity": 1, "unit_price_minor": 1200}],
+            )
+            customer = order["customer_id"]
+            assert customer is not None
+            await rapport.loyalty.earn(
+                customer, points=12, reason="Order", order_id=order["order_id"]
+            )
+            with pytest.raises(InvalidInput) as invalid:
+                await rapport.loyalty.redeem(customer, points=-1)
+            assert invalid.value.field == "points"
+            movements = [m async for m in rapport.loyalty.iter_ledger(customer, page_size=1)]
+            return movements, await rapport.loyalty.balance(customer)
+
+    try:
+        movements, balance = asyncio.run(main())
+    finally:
+        proxy.close()
+    assert balance == 12
+    assert [m["points"] for m in movements] == [12]
+    first, retry = proxy.idempotency_keys()[:2]
+    assert first == retry  # the dropped order was retried with its key, and placed once
+    with Rapport(server.base_url, api_key=key) as rapport:
+        customer = rapport.customers.lookup("external_id", "C-600")["customer_id"]
+        assert len(rapport.orders.list(customer)) == 1
