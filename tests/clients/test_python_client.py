@@ -105,12 +105,17 @@ def shop(shared_server: LiveServer) -> tuple[LiveServer, str]:
     return shared_server, key
 
 
-class DropFirstAnswer:
-    """A TCP proxy in front of the live server: it forwards every request, but on its first
-    connection it throws the server's answer away and closes the connection, as a network
-    failure after the server did the work would. It keeps each connection's request bytes."""
+BAD_GATEWAY = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
-    def __init__(self, upstream: str) -> None:
+
+class LoseFirstAnswer:
+    """A TCP proxy in front of the live server: it forwards every request, but on its first
+    connection it throws the server's answer away, as a network or gateway failure after the
+    server did the work would: it closes the connection, or sends ``instead`` (a gateway's
+    502) and closes it. It keeps each connection's request bytes."""
+
+    def __init__(self, upstream: str, *, instead: bytes | None = None) -> None:
+        self._instead = instead
         host, port = upstream.removeprefix("http://").split(":")
         self._upstream = (host, int(port))
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -144,6 +149,8 @@ class DropFirstAnswer:
         with client, upstream:
             while data := _receive(upstream):
                 if drop:  # the command ran and answered; the answer is lost on the way
+                    if self._instead is not None:
+                        client.sendall(self._instead)
                     client.shutdown(socket.SHUT_RDWR)
                     return
                 client.sendall(data)
@@ -222,16 +229,20 @@ def test_every_route_the_client_calls_is_in_the_servers_openapi_document(shop) -
     assert importlib.metadata.version("rapport-client") == rapport_client.__version__
 
 
-def test_a_command_whose_answer_was_lost_is_retried_with_its_key_and_applied_once(shop) -> None:
+@pytest.mark.parametrize("instead", [None, BAD_GATEWAY], ids=["dropped", "bad-gateway"])
+def test_a_command_whose_answer_was_lost_is_retried_with_its_key_and_applied_once(
+    shop, instead: bytes | None
+) -> None:
     server, key = shop
     with Rapport(server.base_url, api_key=key) as rapport:
-        customer = rapport.customers.create(external_id="C-200")["customer_id"]
-    proxy = DropFirstAnswer(server.base_url)
+        customer = rapport.customers.upsert(identities={"external_id": "C-200"})["customer_id"]
+        before = rapport.loyalty.balance(customer)
+    proxy = LoseFirstAnswer(server.base_url, instead=instead)
     try:
         with Rapport(proxy.base_url, api_key=key, backoff=0.05) as rapport:
             posted = rapport.loyalty.earn(customer, points=10, reason="Order O-7")
-            assert posted["balance"] == 10
-            assert rapport.loyalty.balance(customer) == 10  # earned once, not twice
+            assert posted["balance"] == before + 10
+            assert rapport.loyalty.balance(customer) == before + 10  # earned once, not twice
     finally:
         proxy.close()
     first, retry = proxy.idempotency_keys()
@@ -243,7 +254,7 @@ def test_a_command_whose_answer_was_lost_is_retried_with_its_key_and_applied_onc
 
 def test_a_command_rapport_does_not_deduplicate_is_not_repeated_after_a_lost_answer(shop) -> None:
     server, key = shop
-    proxy = DropFirstAnswer(server.base_url)
+    proxy = LoseFirstAnswer(server.base_url)
     try:
         with (
             Rapport(proxy.base_url, api_key=key, backoff=0.05) as rapport,
@@ -408,7 +419,7 @@ def test_customers_events_loyalty_and_recommendations_through_the_client(shop) -
 
 def test_the_async_client_does_the_same_with_the_same_retries(shop) -> None:
     server, key = shop
-    proxy = DropFirstAnswer(server.base_url)
+    proxy = LoseFirstAnswer(server.base_url)
 
     async def main() -> tuple[list[Any], int]:
         async with AsyncRapport(proxy.base_url, api_key=key, backoff=0.05) as rapport:

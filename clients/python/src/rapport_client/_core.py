@@ -248,9 +248,8 @@ class Core:
 
     def _result(self, call: Call[T], outcome: Outcome) -> T:
         if isinstance(outcome, httpx.TransportError):
-            raise ConnectionFailed(
-                None, f"No answer from Rapport: {outcome!r}", detail=str(outcome)
-            ) from outcome
+            detail = f"{type(outcome).__name__}: {outcome}"
+            raise ConnectionFailed(None, "No answer from Rapport", detail) from outcome
         assert isinstance(outcome, httpx.Response)
         if outcome.is_success:
             body = outcome.json() if outcome.content else None

@@ -31,7 +31,7 @@ class Page(TypedDict, Generic[ItemT]):
     """One page of a cursor-paged list; pass ``next_cursor`` for the next (``None``: last)."""
 
     items: list[ItemT]
-    next_cursor: NotRequired[str | None]
+    next_cursor: str | None
 
 
 # --- Customers ------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ class BatchItemResult(TypedDict):
     index: int
     event_id: str | None
     status: Literal["accepted", "duplicate", "rejected"]
-    errors: NotRequired[list[dict[str, Any]] | None]
+    errors: list[dict[str, Any]] | None
 
 
 class BatchReceipt(TypedDict):
@@ -186,8 +186,8 @@ class Order(TypedDict):
     delivered_at: str | None
     carrier: str | None
     pickup_code: str | None
-    lines: NotRequired[list[OrderLine]]
-    pickup_qr_url: NotRequired[str | None]
+    lines: list[OrderLine]
+    pickup_qr_url: str | None
 
 
 class ReturnLineIn(TypedDict):
