@@ -5,6 +5,7 @@ bringing an erased person back."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from rapport.customers.models import Customer, CustomerGroup, Identity, Preferen
 from rapport.customers.traits import MAX_CUSTOM_TRAITS
 from rapport.events.models import Event
 from rapport.flows import privacy
+from rapport.platform import service as platform
 from tests.conftest import auth
 from tests.customers.factories import T0, process, track
 
@@ -235,3 +237,34 @@ def test_group_calls_store_the_household_and_erasure_takes_the_membership(
     assert _customer(db, "u-8b").group_id == "house-8"
     assert db.get(CustomerGroup, "house-8") is not None
     assert db.get(CustomerGroup, "solo-8") is None
+
+
+def test_the_360_page_shows_custom_traits_and_the_group(db, client) -> None:
+    # given a customer with custom traits and a household
+    _identify(db, "u-9", {"email": "fay@example.com", "plan": "pro", "age": 41})
+    track(db, "grouped", user_id="u-9", properties={"group_id": "house-9", "traits": {}})
+    process(db)
+    customer = _customer(db, "u-9")
+
+    # when an operator opens the customer's page
+    platform.create_admin_user(db, email="ops@example.com", password="a long enough secret")
+    login = client.get("/admin/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login)
+    assert token is not None
+    client.post(
+        "/admin/login",
+        data={
+            "email": "ops@example.com",
+            "password": "a long enough secret",
+            "csrf_token": token.group(1),
+        },
+        follow_redirects=False,
+    )
+    page = client.get(f"/admin/customers/{customer.customer_id}")
+
+    # then the group and each custom trait are on it
+    assert page.status_code == 200
+    assert 'data-testid="customer-group">house-9<' in page.text
+    assert "Custom traits (2)" in page.text
+    assert "<td>plan</td><td>pro</td>" in page.text
+    assert "<td>age</td><td>41</td>" in page.text
