@@ -179,9 +179,7 @@ def test_an_unknown_previous_id_becomes_an_identity_of_the_new_profile(db) -> No
     process(db)
 
     # then they are the same customer's
-    owners = set(
-        db.scalars(select(Event.customer_id).where(Event.type == "page_viewed"))
-    )  # fmt: skip
+    owners = set(db.scalars(select(Event.customer_id).where(Event.type == "page_viewed")))
     assert owners == {customer.customer_id}
 
 

@@ -370,19 +370,23 @@ def _apply_traits(db: Session, customer: Customer, event: LoggedEvent) -> None:
         stated.update(said)
     if not stated:
         return
+    changed = False
     fields = profile_fields(stated)
     for name in _CONTEXT_PROFILE_FIELDS:
         if fields.get(name) and getattr(customer, name) != fields[name]:
             setattr(customer, name, fields[name])
+            changed = True
     custom = custom_traits(stated)
     if custom:
         attributes = kept_attributes(customer.attributes or {}, custom)
         if attributes != customer.attributes:
             customer.attributes = attributes  # a new dict: JSON columns track assignment
+            changed = True
     day = birthday(stated)
     if day is not None:
         _share_birthday(db, customer.customer_id, day, source=f"event:{event.type}")
-    customer.updated_at = clock.now()
+    if changed:
+        customer.updated_at = clock.now()
 
 
 def _share_birthday(db: Session, customer_id: str, day: str, *, source: str) -> None:
@@ -403,13 +407,13 @@ def _share_birthday(db: Session, customer_id: str, day: str, *, source: str) -> 
         held.value, held.source, held.updated_at = day, source, clock.now()
 
 
-def _apply_alias(db: Session, customer: Customer, event: LoggedEvent) -> Customer:
+def _apply_alias(db: Session, customer: Customer, event: LoggedEvent) -> None:
     """``aliased``: the previous id's profile is merged into the event's (the new id's); a
     previous id nobody holds becomes an identity of the event's profile, as a user id and a
-    visitor id. Returns the surviving profile."""
+    visitor id."""
     previous = _previous_id(event)
     if previous is None:
-        return customer
+        return
     owners: set[str] = set()
     for kind, value in alias_identities(event):
         owner = db.scalar(
@@ -426,7 +430,7 @@ def _apply_alias(db: Session, customer: Customer, event: LoggedEvent) -> Custome
             attach_identity(
                 db, customer_id=customer.customer_id, kind=kind, value=value, source="event:aliased"
             )
-        return customer
+        return
     for owner_id in sorted(owners):
         other = get_customer(db, customer_id=owner_id)
         if other is None or other.status != "active" or other.customer_id == customer.customer_id:
@@ -441,7 +445,6 @@ def _apply_alias(db: Session, customer: Customer, event: LoggedEvent) -> Custome
         )
         if customer.group_id is None and group_id is not None:
             customer.group_id = group_id
-    return customer
 
 
 def _apply_group(db: Session, customer: Customer, event: LoggedEvent) -> None:
