@@ -1,5 +1,5 @@
 """Admin pages for campaigns: the segment builder, the campaign editor and results, the
-deliveries log and webhook endpoints. Each part's pages live with it."""
+deliveries log, webhook endpoints and subscriptions. Each part's pages live with it."""
 
 from __future__ import annotations
 
@@ -10,12 +10,19 @@ from fastapi import APIRouter
 from rapport.campaigns.delivery import admin as delivery_admin
 from rapport.campaigns.planning import admin as planning_admin
 from rapport.campaigns.segments import admin as segments_admin
+from rapport.campaigns.subscriptions import admin as subscriptions_admin
 from rapport.platform.admin import NavItem, add_template_dir
 
 add_template_dir(Path(__file__).parent / "templates")
 
-NAV: list[NavItem] = [*planning_admin.NAV, *segments_admin.NAV, *delivery_admin.NAV]
+NAV: list[NavItem] = [
+    *planning_admin.NAV,
+    *segments_admin.NAV,
+    *delivery_admin.NAV,
+    *subscriptions_admin.NAV,
+]
 router = APIRouter(include_in_schema=False)
 router.include_router(planning_admin.router)
 router.include_router(segments_admin.router)
+router.include_router(subscriptions_admin.router)
 router.include_router(delivery_admin.router)

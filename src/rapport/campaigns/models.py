@@ -1,6 +1,7 @@
 """Campaign tables: segments and their members, campaigns and their templates, deliveries with
-their status history, webhook endpoints and their attempts, the in-app inbox, suppressions and
-the sending policy (frequency caps, quiet hours)."""
+their status history, webhook endpoints and their attempts, webhook subscriptions to Rapport's
+own events, the in-app inbox, suppressions and the sending policy (frequency caps, quiet
+hours)."""
 
 from __future__ import annotations
 
@@ -201,6 +202,27 @@ class WebhookEndpoint(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, default=6)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# The system campaign of a webhook subscription is keyed with this prefix and its id: its
+# deliveries carry the event itself as their webhook body (``subscriptions/``).
+SUBSCRIPTION_CAMPAIGN_PREFIX = "webhooks.subscription."
+
+
+class WebhookSubscription(Base):
+    """Rapport's own events an endpoint wants (``event_types``), each matching logged event
+    delivered to it through the subscription's system campaign (``campaign_id``)."""
+
+    __tablename__ = "campaign_webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[int] = mapped_column(Integer, unique=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, unique=True)
+    event_types: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class WebhookAttempt(Base):

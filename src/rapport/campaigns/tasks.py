@@ -3,4 +3,5 @@
 import rapport.campaigns.delivery.jobs
 import rapport.campaigns.planning.jobs
 import rapport.campaigns.producers.jobs
-import rapport.campaigns.segments.jobs  # noqa: F401
+import rapport.campaigns.segments.jobs
+import rapport.campaigns.subscriptions.jobs  # noqa: F401

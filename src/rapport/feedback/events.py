@@ -12,11 +12,13 @@ from typing import ClassVar
 from rapport.platform.domain_events import DomainEvent
 
 __all__ = [
+    "ReviewPublished",
     "ReviewSubmitted",
     "ReviewVerified",
     "ScoreBelowTarget",
     "SurveyAnswered",
     "SurveyInvited",
+    "TicketBreached",
     "TicketOpened",
     "TicketResolved",
 ]
@@ -64,6 +66,24 @@ class ReviewSubmitted(DomainEvent):
     """The screening rules that held it (empty when published)."""
 
 
+class ReviewPublished(DomainEvent):
+    """A product review became visible to shoppers: at submission when screening held
+    nothing, or when a moderator published a held one (again after a take-down)."""
+
+    event_type: ClassVar[str] = "review_published"
+    domain: ClassVar[str] = "feedback"
+
+    review_id: str
+    sku: str
+    rating: int
+    verified: bool
+    """The reviewer received the product (a verified buyer)."""
+    order_id: str | None
+    locale: str
+    moderated: bool
+    """Published by a moderator rather than at submission."""
+
+
 class ReviewVerified(DomainEvent):
     """A verified buyer's review was published: announced once per review, which the loyalty
     program rewards."""
@@ -103,6 +123,26 @@ class TicketResolved(DomainEvent):
     within_sla: bool
     apology_points: int
     """Points granted through the loyalty ledger (0 when none)."""
+
+
+class TicketBreached(DomainEvent):
+    """A ticket passed its SLA due time unresolved, announced once per ticket: by the
+    scheduled check while it is still open (``open``), or at its resolution when it was
+    resolved late before the check saw it. ``occurred_at`` is the due time."""
+
+    event_type: ClassVar[str] = "ticket_breached"
+    domain: ClassVar[str] = "feedback"
+
+    ticket_id: str
+    kind: str
+    order_id: str | None
+    priority: int
+    support_level: str
+    """``standard``, ``priority`` or ``dedicated``."""
+    sla_due_at: str
+    """The due time that passed (ISO 8601)."""
+    open: bool
+    """Still open when announced (false: resolved late)."""
 
 
 class ScoreBelowTarget(DomainEvent):

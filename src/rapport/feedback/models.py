@@ -224,6 +224,8 @@ class Ticket(Base):
     support_level: Mapped[str] = mapped_column(String(20), default="standard")
     customer_value_minor: Mapped[int] = mapped_column(Integer, default=0)
     sla_due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When ``ticket_breached`` was logged for it (once per ticket; None: not breached yet).
+    breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     resolution: Mapped[str | None] = mapped_column(Text, default=None)

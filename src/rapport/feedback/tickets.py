@@ -1,6 +1,9 @@
 """Support tickets: priority from the issue, the customer's support level (tier or paid plan)
 and value; an SLA due time for every ticket; resolution with apology points through the
-loyalty ledger; the queue and the SLA report."""
+loyalty ledger; the queue and the SLA report. A ticket that passes its due time unresolved
+logs ``ticket_breached`` once: the scheduled check (:func:`flag_breached_tickets`, every few
+minutes) finds open ones; a ticket resolved late before the check saw it logs it at
+resolution."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from sqlalchemy.orm import Session
 from rapport.customers import service as customers
 from rapport.events.service import log_event
 from rapport.feedback.commit_hooks import BeforeCommit
-from rapport.feedback.events import TicketOpened, TicketResolved
+from rapport.feedback.events import TicketBreached, TicketOpened, TicketResolved
 from rapport.feedback.models import Ticket
 from rapport.feedback.schemas import TicketIn
 from rapport.loyalty import service as loyalty
@@ -150,6 +153,8 @@ def resolve_ticket(
         )
         ticket.apology_points = apology_points
         ticket.apology_transaction_id = posted.transaction_id
+    if now > clock.as_utc(ticket.sla_due_at) and ticket.breached_at is None:
+        _log_breach(db, ticket, now=now, still_open=False)
     ticket.status = "resolved"
     ticket.resolution = resolution
     ticket.resolved_by = resolved_by
@@ -173,6 +178,55 @@ def resolve_ticket(
         before_commit(db, ticket)
     db.commit()
     return ticket
+
+
+def _log_breach(db: Session, ticket: Ticket, *, now: datetime, still_open: bool) -> None:
+    ticket.breached_at = now
+    due = clock.as_utc(ticket.sla_due_at)
+    log_event(
+        db,
+        TicketBreached(
+            ticket_id=ticket.ticket_id,
+            kind=ticket.kind,
+            order_id=ticket.order_id,
+            priority=ticket.priority,
+            support_level=ticket.support_level,
+            sla_due_at=due.isoformat(),
+            open=still_open,
+        ),
+        channel="call_center",
+        customer_id=ticket.customer_id,
+        occurred_at=due,
+    )
+
+
+BREACH_PAGE = 200
+
+
+def flag_breached_tickets(db: Session, *, now: datetime | None = None) -> int:
+    """Log ``ticket_breached`` for every open ticket past its due time not flagged yet, a
+    page at a time (each page commits); returns how many were flagged."""
+    at = now or clock.now()
+    flagged = 0
+    while True:
+        due = list(
+            db.scalars(
+                select(Ticket)
+                .where(
+                    Ticket.status == "open",
+                    Ticket.breached_at.is_(None),
+                    Ticket.sla_due_at < at,
+                )
+                .order_by(Ticket.sla_due_at, Ticket.ticket_id)
+                .limit(BREACH_PAGE)
+            )
+        )
+        for ticket in due:
+            _log_breach(db, ticket, now=at, still_open=True)
+        db.commit()
+        flagged += len(due)
+        if len(due) < BREACH_PAGE:
+            return flagged
 
 
 def get_ticket(db: Session, *, ticket_id: str) -> Ticket | None:

@@ -24,6 +24,7 @@ __all__ = [
     "PointsReversed",
     "ProgramChanged",
     "ReferralRecorded",
+    "TierChanged",
 ]
 
 
@@ -101,6 +102,30 @@ class PointsExpired(_PointsMovement):
 
     event_type: ClassVar[str] = "points_expired"
     domain: ClassVar[str] = "loyalty"
+
+
+# --- tiers -----------------------------------------------------------------------------------
+
+
+class TierChanged(DomainEvent):
+    """A member moved on the tier ladder: up as qualifying activity came in, or down at a
+    review after the grace period (a renewal in the same tier is not a change). Appended in
+    the transaction that records the change in the tier history."""
+
+    event_type: ClassVar[str] = "tier_changed"
+    domain: ClassVar[str] = "loyalty"
+
+    from_tier: str
+    """The tier id the member held (the base tier's for a member placed the first time)."""
+    to_tier: str
+    """The tier id the member holds now."""
+    change: str
+    """``upgrade`` or ``downgrade``."""
+    qualifying_value: int
+    """The member's qualifying value over the window (spend in minor units or points, by the
+    ladder's basis)."""
+    review_at: str
+    """When the new tier is next reviewed (ISO 8601)."""
 
 
 # --- the program's configuration -----------------------------------------------------------

@@ -67,6 +67,7 @@ from rapport.campaigns.delivery.rendering import (
     render_message,
 )
 from rapport.campaigns.models import (
+    SUBSCRIPTION_CAMPAIGN_PREFIX,
     Campaign,
     Delivery,
     DeliveryStatus,
@@ -604,6 +605,9 @@ def webhook_payload(
     rendered: RenderedMessage,
 ) -> dict[str, Any]:
     """The JSON a webhook endpoint receives."""
+    if row is not None and (campaign.key or "").startswith(SUBSCRIPTION_CAMPAIGN_PREFIX):
+        # An event subscription's delivery holds its body whole (campaigns/subscriptions/).
+        return dict(row.context)
     return {
         "delivery_id": str(delivery_id),
         "campaign": {"id": campaign.id, "key": campaign.key, "name": campaign.name},

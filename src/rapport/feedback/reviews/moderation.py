@@ -1,5 +1,6 @@
 """Review moderation: the queue of reviews held by screening, a moderator's decision, and the
-``review_verified`` announcement (once per review) that the loyalty program rewards."""
+``review_verified`` announcement (once per review) that the loyalty program rewards, and
+``review_published`` each time a review becomes visible."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from rapport.events.service import log_event
-from rapport.feedback.events import ReviewVerified
+from rapport.feedback.events import ReviewPublished, ReviewVerified
 from rapport.feedback.models import Review
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput, NotFound
@@ -37,6 +38,27 @@ def reward_if_due(db: Session, review: Review) -> None:
     )
 
 
+def log_published(
+    db: Session, review: Review, *, customer_id: str | None, moderated: bool = False
+) -> None:
+    """Log ``review_published``: the review just became visible to shoppers."""
+    log_event(
+        db,
+        ReviewPublished(
+            review_id=review.review_id,
+            sku=review.sku,
+            rating=review.rating,
+            verified=review.verified,
+            order_id=review.order_id,
+            locale=review.locale,
+            moderated=moderated,
+        ),
+        channel="web",
+        customer_id=customer_id,
+        occurred_at=review.moderated_at if moderated else review.created_at,
+    )
+
+
 def moderate_review(db: Session, *, review_id: str, decision: str, moderator: str) -> Review:
     """Publish or reject a review held by screening (or take a published one down)."""
     review = db.get(Review, review_id)
@@ -44,9 +66,12 @@ def moderate_review(db: Session, *, review_id: str, decision: str, moderator: st
         raise NotFound(f"No review {review_id!r}", field="review_id")
     if decision not in ("publish", "reject"):
         raise InvalidInput("Decide publish or reject", field="decision")
+    was_published = review.status == "published"
     review.status = "published" if decision == "publish" else "rejected"
     review.moderated_at = clock.now()
     review.moderated_by = moderator
+    if review.status == "published" and not was_published:
+        log_published(db, review, customer_id=review.customer_id, moderated=True)
     reward_if_due(db, review)
     db.commit()
     return review

@@ -17,7 +17,7 @@ from rapport.feedback.commit_hooks import BeforeCommit
 from rapport.feedback.events import ReviewSubmitted
 from rapport.feedback.models import Review
 from rapport.feedback.reviews import screening
-from rapport.feedback.reviews.moderation import reward_if_due
+from rapport.feedback.reviews.moderation import log_published, reward_if_due
 from rapport.feedback.schemas import ReviewIn
 from rapport.orders import service as orders
 from rapport.platform import clock
@@ -134,6 +134,8 @@ def submit_review(
         customer_id=review.customer_id if is_customer else None,
         occurred_at=now,
     )
+    if row.status == "published":
+        log_published(db, row, customer_id=review.customer_id if is_customer else None)
     reward_if_due(db, row)
     if before_commit is not None:
         before_commit(db, row)

@@ -1,6 +1,7 @@
 """Tier reviews: a member's qualifying value over the policy's window, re-placing one member
 on the ladder (upgrades as orders come in), and the daily review of members whose review date
-has come (renewals and downgrades)."""
+has come (renewals and downgrades). A move to another tier appends ``tier_changed`` in the
+same transaction as its tier history row."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from rapport.events.service import log_event
+from rapport.loyalty.events import TierChanged
 from rapport.loyalty.models import QualifyingActivity, TierChangeRecord, TierStanding
 from rapport.loyalty.program.versions import tier_policy
 from rapport.loyalty.tiers.policy import TierPolicy, review, window_start
@@ -59,6 +62,22 @@ def review_tier(db: Session, *, customer_id: str, at: datetime) -> str | None:
                 changed_at=at,
             )
         )
+        # Customers without a standing are in the base tier: placing one there is no move.
+        held = policy.tier(current.tier_id if current else None).id
+        if result.change in ("upgrade", "downgrade") and held != result.standing.tier_id:
+            log_event(
+                db,
+                TierChanged(
+                    from_tier=held,
+                    to_tier=result.standing.tier_id,
+                    change=result.change,
+                    qualifying_value=value,
+                    review_at=clock.as_utc(result.standing.review_at).isoformat(),
+                ),
+                channel="web",
+                customer_id=customer_id,
+                occurred_at=at,
+            )
     db.flush()
     return result.change
 

@@ -1,0 +1,145 @@
+"""Admin pages for webhook subscriptions (mounted by rapport.campaigns.admin): the list with a
+form to add one (its signing secret shown on the answer only), and each subscription's page
+to change its event types and active flag, or delete it.
+
+The edit form carries a hidden ``false`` before each checkbox of the same name, so a box
+left unticked arrives as ``false`` while a setting the form does not show is absent and
+keeps its value."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from rapport.campaigns.subscriptions import managing
+from rapport.platform.admin import CsrfChecked, CurrentAdmin, FormFields, NavItem, render
+from rapport.platform.db import DbSession
+from rapport.platform.errors import InvalidInput, Problem
+from rapport.platform.models import AdminUser
+
+NAV: list[NavItem] = [NavItem("Subscriptions", "/admin/webhooks/subscriptions")]
+router = APIRouter(include_in_schema=False)
+TYPE_FIELD = "type_"
+
+
+def _ticked(fields: dict[str, str], name: str) -> bool | None:
+    """A checkbox's state: True, False (shown, unticked) or None (not on the form)."""
+    if name not in fields:
+        return None
+    return fields[name] in ("true", "on", "1")
+
+
+def _chosen_types(fields: dict[str, str], current: list[str]) -> list[str]:
+    chosen = list(current)
+    for event_type in managing.EVENT_TYPES:
+        ticked = _ticked(fields, TYPE_FIELD + event_type)
+        if ticked is True and event_type not in chosen:
+            chosen.append(event_type)
+        elif ticked is False and event_type in chosen:
+            chosen.remove(event_type)
+    return [t for t in managing.EVENT_TYPES if t in chosen]
+
+
+def _list_page(
+    request: Request,
+    db: DbSession,
+    user: AdminUser,
+    *,
+    created: managing.CreatedSubscription | None = None,
+    error: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    context: dict[str, Any] = {
+        "user": user,
+        "subscriptions": managing.list_subscriptions(db, limit=managing.MAX_LISTED),
+        "event_types": managing.EVENT_TYPES,
+        "created": created,
+        "error": error,
+    }
+    return render(request, "campaigns/subscriptions_list.html", context, status_code=status_code)
+
+
+@router.get("/admin/webhooks/subscriptions", response_class=HTMLResponse)
+def subscriptions_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    return _list_page(request, db, user)
+
+
+@router.post(
+    "/admin/webhooks/subscriptions", dependencies=[CsrfChecked], response_class=HTMLResponse
+)
+def create_subscription(
+    request: Request, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> HTMLResponse:
+    """Creates the subscription and shows its secret on this answer only (never in a URL)."""
+    try:
+        attempts = fields.get("max_attempts", "6") or "6"
+        if not attempts.isdigit():
+            raise InvalidInput("max_attempts: a number", field="max_attempts")
+        created = managing.create_subscription(
+            db,
+            name=fields.get("name", ""),
+            url=fields.get("url", "").strip(),
+            event_types=_chosen_types(fields, []),
+            max_attempts=int(attempts),
+            created_by=user.email,
+        )
+    except Problem as problem:
+        db.rollback()
+        return _list_page(request, db, user, error=problem.detail, status_code=422)
+    return _list_page(request, db, user, created=created)
+
+
+@router.get("/admin/webhooks/subscriptions/{subscription_id:int}", response_class=HTMLResponse)
+def subscription_page(
+    request: Request, subscription_id: int, db: DbSession, user: CurrentAdmin, message: str = ""
+) -> HTMLResponse:
+    try:
+        view: managing.SubscriptionView | None = managing.get_subscription(
+            db, subscription_id=subscription_id
+        )
+    except Problem:
+        view = None
+    return render(
+        request,
+        "campaigns/subscriptions_edit.html",
+        {"user": user, "view": view, "event_types": managing.EVENT_TYPES, "message": message},
+        status_code=200 if view else 404,
+    )
+
+
+@router.post("/admin/webhooks/subscriptions/{subscription_id:int}", dependencies=[CsrfChecked])
+def save_subscription(
+    subscription_id: int, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> Response:
+    try:
+        view = managing.get_subscription(db, subscription_id=subscription_id)
+        changes: dict[str, Any] = {}
+        chosen = _chosen_types(fields, list(view.subscription.event_types))
+        if chosen != list(view.subscription.event_types):
+            changes["event_types"] = chosen
+        active = _ticked(fields, "active")
+        if active is not None:
+            changes["active"] = active
+        managing.update_subscription(db, subscription_id=subscription_id, changes=changes)
+        message = "Saved"
+    except Problem as problem:
+        db.rollback()
+        message = f"Not saved: {problem.detail}"
+    return RedirectResponse(
+        f"/admin/webhooks/subscriptions/{subscription_id}?{urlencode({'message': message})}",
+        status_code=303,
+    )
+
+
+@router.post(
+    "/admin/webhooks/subscriptions/{subscription_id:int}/delete", dependencies=[CsrfChecked]
+)
+def delete_subscription(subscription_id: int, db: DbSession, user: CurrentAdmin) -> Response:
+    try:
+        managing.delete_subscription(db, subscription_id=subscription_id)
+    except Problem:
+        db.rollback()
+    return RedirectResponse("/admin/webhooks/subscriptions", status_code=303)
