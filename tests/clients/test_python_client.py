@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import itertools
 import re
 import socket
 import threading
@@ -180,32 +181,51 @@ def _receive(sock: socket.socket) -> bytes:
         return b""
 
 
-def readme_snippet() -> str:
-    """The code block under the README's "five lines" heading."""
+def readme_blocks(heading: str) -> list[str]:
+    """The Python code blocks of the README's section under ``heading``."""
     readme = (CLIENT_DIR / "README.md").read_text()
-    section = readme.split("## Earn points for an order in five lines", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+    section = readme.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
 
 
-def test_the_readme_five_lines_place_an_order_and_earn_points(shop) -> None:
-    server, key = shop
-    snippet = readme_snippet()
-    lines = [line for line in snippet.splitlines() if line.strip()]
-    assert len(lines) == 5
-    runnable = snippet.replace("http://127.0.0.1:8000", server.base_url).replace("rk_...", key)
-    assert runnable != snippet
-
+def run_readme_code(code: str, server: LiveServer, key: str) -> dict[str, Any]:
+    """Run README code as written, against this server with this key."""
+    runnable = code.replace("http://127.0.0.1:8000", server.base_url).replace("rk_...", key)
+    assert runnable != code
     namespace: dict[str, Any] = {}
     exec(compile(runnable, "README.md", "exec"), namespace)
+    return namespace
+
+
+def test_the_readme_code_runs_as_written_and_its_five_lines_earn_points(shop, capsys) -> None:
+    server, key = shop
+    (five_lines,) = readme_blocks("Earn points for an order in five lines")
+    assert len([line for line in five_lines.splitlines() if line.strip()]) == 5
+
+    namespace = run_readme_code(five_lines, server, key)
 
     assert namespace["posted"]["balance"] == 24
     with Rapport(server.base_url, api_key=key) as rapport:
-        customer = rapport.customers.lookup("external_id", "C-100")
-        orders = rapport.orders.list(customer["customer_id"])
-        assert [order["total_minor"] for order in orders] == [2400]
-        assert rapport.loyalty.balance(customer["customer_id"]) == 24
-        (movement,) = rapport.loyalty.ledger(customer["customer_id"])["items"]
-        assert movement["order_id"] == orders[0]["order_id"]
+        customer = rapport.customers.lookup("external_id", "C-100")["customer_id"]
+        (order,) = rapport.orders.list(customer)
+        assert order["total_minor"] == 2400
+        assert rapport.loyalty.balance(customer) == 24
+        (movement,) = rapport.loyalty.ledger(customer)["items"]
+        assert movement["order_id"] == order["order_id"]
+
+    sync_example, async_example = readme_blocks("Usage")
+    run_readme_code(sync_example, server, key)
+    run_readme_code(async_example, server, key)
+
+    # The balance, the ledger, the NotFound, then the ledger from the async client.
+    balance, movement_line, not_found, async_movement = capsys.readouterr().out.splitlines()
+    assert balance == "24"
+    assert movement_line.endswith(" earn 24")
+    assert not_found == "404 Not found order_id"
+    assert async_movement == f"earn 24 {order['order_id']}"
+    with Rapport(server.base_url, api_key=key) as rapport:
+        assert rapport.customers.lookup("email", "ada@example.com")["customer_id"] == customer
+        assert len(rapport.orders.list("C-100")) == 2  # the five lines' order, the async one
 
 
 def test_every_route_the_client_calls_is_in_the_servers_openapi_document(shop) -> None:
@@ -280,10 +300,34 @@ def test_rate_limited_calls_wait_for_retry_after_then_succeed(shop) -> None:
     assert limited.value.retry_after is not None
     assert limited.value.retry_after >= 1
 
-    with Rapport(server.base_url, api_key=key, max_attempts=4) as rapport:
-        started = time.monotonic()
+    recorder = StatusRecorder()
+    with Rapport(server.base_url, api_key=key, transport=recorder) as rapport:
+        rapport.request("GET", "/v1/products/W-1")
         assert rapport.request("GET", "/v1/products/W-1")["name"] == "Wool socks"
-        assert time.monotonic() - started >= 0.9
+    # Two calls within the second: one of them (or both) is answered 429 first, and is sent
+    # again only after Retry-After.
+    statuses = [status for status, _, _ in recorder.answers]
+    assert 429 in statuses
+    assert statuses.count(200) == 2
+    for (status, answered_at, retry_after), (_, next_answered_at, _) in itertools.pairwise(
+        recorder.answers
+    ):
+        if status == 429:
+            assert next_answered_at - answered_at >= float(retry_after)
+
+
+class StatusRecorder(httpx.HTTPTransport):
+    """httpx's own transport, noting each answer's status, time and Retry-After."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers: list[tuple[int, float, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        retry_after = response.headers.get("Retry-After", "0")
+        self.answers.append((response.status_code, time.monotonic(), retry_after))
+        return response
 
 
 def test_problem_answers_raise_typed_errors_naming_the_field(shop) -> None:
@@ -329,15 +373,15 @@ def test_customers_events_loyalty_and_recommendations_through_the_client(shop) -
         Rapport(server.base_url, api_key=admin_key) as admin,
     ):
         profile = rapport.customers.create(
-            external_id="C-500", email="ada@example.com", consents={"marketing_email": False}
+            external_id="C-500", email="grace@example.com", consents={"marketing_email": False}
         )
         customer = profile["customer_id"]
         same = rapport.customers.upsert(
-            identities={"external_id": "C-500"}, first_name="Ada", last_name="Lovelace"
+            identities={"external_id": "C-500"}, first_name="Grace", last_name="Hopper"
         )
         assert same["customer_id"] == customer
-        assert same["first_name"] == "Ada"
-        assert rapport.customers.get(customer)["email"] == "ada@example.com"
+        assert same["first_name"] == "Grace"
+        assert rapport.customers.get(customer)["email"] == "grace@example.com"
 
         consent = rapport.customers.set_consent(customer, "marketing_email", granted=True)
         assert consent["granted"] is True
@@ -410,11 +454,11 @@ def test_customers_events_loyalty_and_recommendations_through_the_client(shop) -
         assert returned["refund_minor"] == 1200
 
         export = admin.customers.export(customer)
-        assert "ada@example.com" in str(export)
+        assert "grace@example.com" in str(export)
         erased = admin.customers.erase(customer, requested_by="support", reason="asked")
         assert erased["kind"] == "erasure"
         with pytest.raises(NotFound):
-            rapport.customers.lookup("email", "ada@example.com")
+            rapport.customers.lookup("email", "grace@example.com")
 
 
 def test_the_async_client_does_the_same_with_the_same_retries(shop) -> None:
