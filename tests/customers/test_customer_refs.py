@@ -279,3 +279,20 @@ def test_earn_as_one_statement_takes_the_shops_id_and_replays(live_client, postg
     assert ours_again.json() == ours.json()
     assert theirs.json()["customer_id"] == ours.json()["customer_id"] == customer_id
     assert ours.json()["balance"] == 120
+
+
+def test_the_api_reference_describes_both_forms_on_every_customer_parameter(app) -> None:
+    # /docs shows, on each route that names a customer, that both ids are accepted
+    described, missing = 0, []
+    for path, operations in app.openapi()["paths"].items():
+        for verb, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] not in ("customer_id", "friend_id"):
+                    continue
+                text = parameter.get("description") or parameter["schema"].get("description", "")
+                if "external_id" in text and "cus_" in text:
+                    described += 1
+                else:
+                    missing.append(f"{verb.upper()} {path}")
+    assert missing == []
+    assert described >= 25

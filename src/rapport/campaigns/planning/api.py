@@ -26,6 +26,7 @@ from rapport.campaigns.planning.schemas import (
     TemplateOut,
     TestSendIn,
 )
+from rapport.customers import service as customers
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
@@ -174,7 +175,7 @@ def preview(
     campaign_id: CampaignId,
     db: DbSession,
     key: ReadKey,
-    customer_id: Annotated[str, Query(min_length=1, max_length=40)],
+    customer_id: customers.CustomerRefQuery,
     locale: Annotated[str | None, Query(pattern=editing.LOCALE_PATTERN)] = None,
 ) -> Any:
     """The message as this customer would receive it (a triggered campaign's event and a
@@ -183,7 +184,7 @@ def preview(
     rendered = render_message(
         db,
         campaign=campaign,
-        customer_id=customer_id,
+        customer_id=customers.resolve_customer_ref(db, ref=customer_id),
         context=sample_context(db, campaign),
         locale=locale,
     )
@@ -205,7 +206,7 @@ def send_test_message(
     rendered = send_test(
         db,
         campaign=campaign,
-        customer_id=body.customer_id,
+        customer_id=customers.resolve_customer_ref(db, ref=body.customer_id),
         to_address=body.to_address,
         context=sample_context(db, campaign),
     )

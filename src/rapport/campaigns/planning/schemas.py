@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from rapport.campaigns.planning.editing import MAX_RADIUS_KM, RowId, parse_trigger
 from rapport.campaigns.planning.results import CampaignResults, GroupResult, Interval
+from rapport.customers import service as customers
 from rapport.platform.schemas import ReadModel, StrictModel
 
 
@@ -93,7 +94,11 @@ class ScheduleIn(StrictModel):
 
 
 class TestSendIn(StrictModel):
-    customer_id: str = Field(min_length=1, max_length=40)
+    customer_id: str = Field(
+        min_length=1,
+        max_length=customers.CUSTOMER_REF_MAX_LENGTH,
+        description=customers.CUSTOMER_REF_DESCRIPTION,
+    )
     to_address: str | None = Field(default=None, max_length=320)
 
 
