@@ -19,7 +19,12 @@ from rapport.customers import service as customers
 from rapport.domains import load_tasks
 from rapport.events import segment
 from rapport.events.models import Event, ProcessorCursor
-from rapport.events.processors import registered_processors, run_batch, run_processors
+from rapport.events.processors import (
+    GAP_PATIENCE,
+    registered_processors,
+    run_batch,
+    run_processors,
+)
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
 from rapport.orders.models import Order, TrackedOrderRefusal
@@ -107,8 +112,12 @@ def process(db: Session) -> None:
     load_tasks()
     chain = [proc for proc in registered_processors() if proc.name in PROCESSORS]
     assert len(chain) == len(PROCESSORS)
+    # Later than the events by more than the processors' patience: on PostgreSQL, positions
+    # other tests' rolled-back inserts took are holes that must not hold the batch back.
+    clock.set_clock(lambda: NOW + 2 * GAP_PATIENCE)
     while sum(run_batch(db, proc) for proc in chain):
         pass
+    clock.set_clock(lambda: NOW)
 
 
 def refusals(db: Session) -> list[tuple[str, str, str]]:
@@ -253,62 +262,43 @@ def test_a_key_with_orders_from_tracking_off_makes_no_order(client, api_key, db,
     assert db.scalar(select(Order.order_id)) is None
 
 
-@pytest.mark.parametrize(
-    ("_case", "properties", "expected"),
-    [
-        (
-            "total disagrees",
-            completed("W-4", total=40.0),
-            ("W-4", "totals_disagree", "properties.total"),
-        ),
-        (
-            "revenue disagrees",
-            completed("W-4", revenue=31.5),
-            ("W-4", "totals_disagree", "properties.revenue"),
-        ),
-        (
-            "no products",
-            completed("W-4", products=[]),
-            ("W-4", "no_products", "properties.products"),
-        ),
-        (
-            "unknown product",
-            completed("W-4", products=[{"sku": "NOPE", "price": 1}], revenue=1, subtotal=None),
-            ("W-4", "unknown_product", "properties.products.0.sku"),
-        ),
-        (
-            "unknown currency",
-            completed("W-4", currency="EUX"),
-            ("W-4", "unknown_currency", "properties.currency"),
-        ),
-        (
-            "no price",
-            completed("W-4", products=[{"sku": CHIANTI, "quantity": 1}]),
-            ("W-4", "invalid_product", "properties.products.0.price"),
-        ),
-        ("no order id", completed(""), ("", "missing_order_id", "properties.order_id")),
-        (
-            "order id Rapport cannot hold",
-            completed("W 4/5"),
-            ("W 4/5", "invalid_order_id", "properties.order_id"),
-        ),
-    ],
-)
+# Order Completed messages Rapport cannot hold as orders, and the refusal each leaves.
+WRONG_ORDERS = [
+    # the stated total is not the products' value with shipping (and tax)
+    (completed("W-41", total=40.0), ("W-41", "totals_disagree", "properties.total")),
+    (completed("W-42", revenue=31.5), ("W-42", "totals_disagree", "properties.revenue")),
+    (completed("W-43", products=[]), ("W-43", "no_products", "properties.products")),
+    (
+        completed("W-44", products=[{"sku": "NOPE", "price": 1}], revenue=1, subtotal=None),
+        ("W-44", "unknown_product", "properties.products.0.sku"),
+    ),
+    (completed("W-45", currency="EUX"), ("W-45", "unknown_currency", "properties.currency")),
+    (
+        completed("W-46", products=[{"sku": CHIANTI, "quantity": 1}]),
+        ("W-46", "invalid_product", "properties.products.0.price"),
+    ),
+    (completed(""), ("", "missing_order_id", "properties.order_id")),
+    # an order id POST /v1/orders would refuse too
+    (completed("W 4/7"), ("W 4/7", "invalid_order_id", "properties.order_id")),
+]
+
+
 def test_a_message_that_cannot_be_an_order_is_kept_with_its_reason(
-    client, api_key, db, shop, _case, properties, expected
+    client, api_key, db, shop
 ) -> None:
-    # given a site whose tracked order is wrong
+    # given a site whose tracked orders are wrong in every way listed above
     secret = tracking_key(db)
 
-    # when it arrives and is processed
-    track(client, secret, "Order Completed", properties)
+    # when they arrive and are processed
+    for properties, _ in WRONG_ORDERS:
+        track(client, secret, "Order Completed", properties)
     process(db)
 
-    # then no order is made and the refusal says why, for the operator
+    # then no order is made and each refusal says why, for the operator
     assert db.scalar(select(Order.order_id)) is None
-    assert refusals(db) == [expected]
-    kept = db.scalars(select(TrackedOrderRefusal)).one()
-    assert (kept.customer_ref, kept.event_type) == ("C-100", "order_completed")
+    assert refusals(db) == [expected for _, expected in WRONG_ORDERS]
+    kept = db.scalars(select(TrackedOrderRefusal)).all()
+    assert {(row.customer_ref, row.event_type) for row in kept} == {("C-100", "order_completed")}
 
 
 def test_refusals_are_listed_newest_first_by_page_for_admin_keys_only(

@@ -31,6 +31,16 @@ CONTEXT_STRENGTH = 0.5  # lifts are softened: a 2x evening category gets about 1
 # this many SKUs at most, whatever the catalogue's size.
 STOCK_SEARCH_LIMIT = 2_000
 DEVICE_CHANNELS = {"mobile": "app", "tablet": "app", "app": "app", "desktop": "web", "pos": "store"}
+# A consenting customer's recent browsing (products viewed, added to the basket) on the
+# customer-level placements: the items themselves, and at half strength those similar to or
+# bought with them, rise by at most BROWSING_WEIGHT of the best candidate's score; the newest
+# counts most, a basket addition more than a view.
+BROWSING_PLACEMENTS = frozenset(("home", "email"))
+BROWSING_ITEMS = 10
+BROWSING_WEIGHT = 0.8
+BROWSING_STRENGTH = {"added": 1.0, "viewed": 0.7}
+BROWSING_RELATED = 0.5
+BROWSING_DECAY = 0.25  # the k-th newest item counts 1 / (1 + DECAY * k)
 
 Reasons = dict[int, tuple[str, str]]
 Mask = npt.NDArray[np.bool_]
@@ -67,6 +77,8 @@ class Context:
     # A consenting customer's loyalty tier (id, name): what their tier buys, when the model
     # knows nothing of them yet.
     segment: tuple[str, str] | None = None
+    # A consenting customer's recent browsing, newest first: (sku, "viewed" or "added").
+    browsed: Sequence[tuple[str, str]] = ()
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,8 @@ def rank(
     """The ranked list. ``available`` answers which of some SKUs are in stock at the request's
     store; it is called only when the request is store-bound."""
     candidates = _candidates(bundle, context)
+    if context.browsed and context.placement in BROWSING_PLACEMENTS:
+        candidates = _with_browsing(bundle, context, candidates)
     scores = candidates.scores.astype(np.float64)
     scores[~_allowed(bundle, context, rules)] = -np.inf
     scores = _weighed(bundle, context, rules, scores)
@@ -284,6 +298,60 @@ def _complements(bundle: Bundle, context: Context, anchors: list[str]) -> _Candi
 
     default = ("bought_together", "Goes well with your choice")
     return _Candidates(scores=scores, default_reason=default, explain=explain)
+
+
+def _with_browsing(bundle: Bundle, context: Context, candidates: _Candidates) -> _Candidates:
+    """The candidates, lifted towards what the customer browsed lately: each browsed item,
+    its substitutes and its complements (the item and each relation on a 0-1 scale, the
+    newest browsing and a basket addition weighing most). The lift is added, scaled to the
+    best candidate, so a strong personal history still leads and a thin one is steered."""
+    count = len(bundle.data.items)
+    signal = np.zeros(count, dtype=np.float32)
+    source = np.full(count, -1, dtype=np.int64)
+    strongest = np.zeros(count, dtype=np.float32)
+    seen: set[int] = set()
+    for sku, kind in context.browsed:
+        anchor = bundle.item_index.get(sku)
+        if anchor is None or anchor in seen:
+            continue
+        if len(seen) == BROWSING_ITEMS:
+            break
+        seen.add(anchor)
+        weight = BROWSING_STRENGTH.get(kind, 0.7) / (1.0 + BROWSING_DECAY * (len(seen) - 1))
+        related = np.zeros(count, dtype=np.float32)
+        substitutes, similarity = row_entries(bundle.substitutes, anchor)
+        related[substitutes] = similarity
+        related = _unit(related + 0.5 * _unit(dense_row(bundle.complements, anchor)))
+        related *= BROWSING_RELATED * weight
+        related[anchor] = weight
+        better = related > strongest
+        source[better], strongest[better] = anchor, related[better]
+        signal += related
+    base = candidates.scores
+    finite = base[np.isfinite(base)]
+    top = float(finite.max()) if len(finite) and finite.max() > 0 else 1.0
+    lift = (BROWSING_WEIGHT * top * _unit(signal)).astype(np.float32)
+    original = candidates.reason
+
+    def explain(i: int) -> tuple[str, str] | None:
+        anchor = int(source[i])
+        if anchor < 0 or not lift[i] > (base[i] if np.isfinite(base[i]) else 0.0):
+            return original(i)
+        added = (bundle.data.items[anchor], "added") in context.browsed
+        if anchor == i:
+            if added:
+                return ("in_your_basket", "Still in your basket")
+            return ("recently_viewed", "You looked at this recently")
+        if added:
+            return ("goes_with_your_basket", f"Goes with {bundle.names[anchor]} in your basket")
+        return ("because_you_viewed", f"Because you looked at {bundle.names[anchor]}")
+
+    return _Candidates(
+        scores=(base + lift).astype(np.float32),
+        reasons=candidates.reasons,
+        default_reason=candidates.default_reason,
+        explain=explain,
+    )
 
 
 # -------------------------------------------------------------------------- rules, context

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
+from rapport.events import service as events
 from rapport.loyalty.service import member_tier, tier_policy, tiers_by_customer
 from rapport.orders import service as orders
 from rapport.platform import clock, jobs
@@ -38,11 +39,12 @@ from rapport.recommend.algorithms import Blend, PersonalFrequency, Popularity
 from rapport.recommend.evaluation import Purchases, evaluate, split
 from rapport.recommend.interactions import day_number
 from rapport.recommend.models import MerchRule, MerchRuleChange, ModelVersion
-from rapport.recommend.ranking import Context, Ranked, Rule, rank
+from rapport.recommend.ranking import BROWSING_PLACEMENTS, Context, Ranked, Rule, rank
 from rapport.recommend.schemas import RuleIn
 from rapport.recommend.trained_model import Bundle, ProductFacts, Purchase, build
 
 __all__ = [
+    "BROWSING_DAYS",
     "CHECK_EVERY_S",
     "DEFAULT_BLEND",
     "HOLDOUT_DAYS",
@@ -72,6 +74,7 @@ __all__ = [
     "make_current",
     "models_directory",
     "queue_training",
+    "recently_browsed",
     "recommend",
     "recommend_now",
     "rule_changes",
@@ -86,6 +89,11 @@ POINTER = "CURRENT"
 CHECK_EVERY_S = 1.0
 RULES_CACHE_S = 2.0
 RECENT_PURCHASE_DAYS = 30
+# Browsing as a serving signal: a consenting customer's newest events (at most this many, one
+# indexed read), of these types, in these days.
+BROWSING_EVENTS = 50
+BROWSING_DAYS = 7
+BROWSING_TYPES = {"product_viewed": "viewed", "product_added": "added", "cart_viewed": "added"}
 HOLDOUT_DAYS = 14
 TRAIN_JOB = "recommend.train"
 # The blend's weights: near what tuning chose on Ta-Feng and Online Retail with repeats allowed
@@ -272,6 +280,9 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
     if personal and customer_id is not None:
         since = clock.now() - timedelta(days=RECENT_PURCHASE_DAYS)
         recent = frozenset(orders.recently_bought(db, customer_id=customer_id, since=since))
+    browsed: tuple[tuple[str, str], ...] = ()
+    if personal and customer_id is not None and request.placement in BROWSING_PLACEMENTS:
+        browsed = recently_browsed(db, customer_id=customer_id, at=at)
     customer_row = bundle.user_index.get(customer_id or "") if personal else None
     segment = None
     if personal and customer_row is None and customer_id is not None and bundle.segments:
@@ -295,6 +306,7 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
         item_category=item_category,
         item_name=item_name,
         cart_categories=cart_categories,
+        browsed=browsed,
     )
     rules = _rules_for(db, request.placement, lambda: _segments(db, customer_id), at)
 
@@ -311,6 +323,36 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
         store_id=store_id,
         items=items,
     )
+
+
+def recently_browsed(db: Session, *, customer_id: str, at: datetime) -> tuple[tuple[str, str], ...]:
+    """What the customer looked at or put in their basket in the last ``BROWSING_DAYS``, newest
+    first, from their last ``BROWSING_EVENTS`` events (Segment's "Product Viewed", "Product
+    Added", "Cart Viewed"): ``(sku, "viewed" | "added")``, each SKU once. A product is named
+    by ``sku``, else ``product_id``, as the shop sent it."""
+    since = at - timedelta(days=BROWSING_DAYS)
+    found: dict[str, str] = {}
+    for event in events.customer_timeline(db, customer_id=customer_id, limit=BROWSING_EVENTS):
+        kind = BROWSING_TYPES.get(event.type)
+        if kind is None or not since <= event.occurred_at <= at:
+            continue
+        properties = event.properties or {}
+        products = properties.get("products") if event.type == "cart_viewed" else [properties]
+        for product in products if isinstance(products, list) else []:
+            sku = _product_sku(product)
+            if sku is not None and sku not in found:
+                found[sku] = kind
+    return tuple(found.items())
+
+
+def _product_sku(product: Any) -> str | None:
+    if not isinstance(product, dict):
+        return None
+    for key in ("sku", "product_id"):
+        value = product.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()[:64]
+    return None
 
 
 def _customer(db: Session, request: Request) -> customers.ConsentState | None:
