@@ -95,6 +95,14 @@ def test_viewed_and_basket_items_lead_a_consenting_customers_home_page(
         ("W-CHIANTI", "goes_with_your_basket"),
         ("K-CORK", "goes_with_your_basket"),
     ]
+    # and the customer's timeline says what they did, in words
+    profile = customers.customer_profile(db, customer_id=shop["c9"])
+    labels = [profile["timeline_labels"][event.position] for event in profile["timeline"]]
+    assert labels[:3] == [
+        "Viewed a product list: 1 product",
+        "Added to basket: K-GLASS",
+        "Viewed a product: Barolo",
+    ]
 
 
 def test_browsing_is_not_used_without_consent_or_once_old(

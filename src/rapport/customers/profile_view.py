@@ -70,15 +70,62 @@ def get_timeline(
     )
 
 
+# Readable names for the timeline, for the events shops send most (Segment's e-commerce spec
+# among them); other types read as their name ("page viewed").
+TIMELINE_LABELS = {
+    "product_viewed": "Viewed a product",
+    "product_added": "Added to basket",
+    "product_removed": "Removed from basket",
+    "product_list_viewed": "Viewed a product list",
+    "cart_viewed": "Viewed their basket",
+    "checkout_started": "Started checkout",
+    "order_completed": "Completed an order (tracking)",
+    "order_refunded": "Refunded (tracking)",
+    "order_placed": "Placed an order",
+    "order_returned": "Returned items",
+    "page_viewed": "Viewed a page",
+    "screen_viewed": "Opened a screen",
+}
+
+
+def timeline_label(event: events.LoggedEvent) -> str:
+    """What happened, in words: "Viewed a product: Barolo", "Added to basket: 2 x K-GLASS",
+    "Viewed their basket: 3 products", "Completed an order (tracking): W-1001"."""
+    label = TIMELINE_LABELS.get(event.type) or event.type.replace("_", " ").capitalize()
+    properties = event.properties if isinstance(event.properties, dict) else {}
+    products = properties.get("products")
+    what = _text(properties.get("name")) or _text(properties.get("sku"))
+    what = what or _text(properties.get("product_id"))
+    if event.type in ("order_completed", "order_refunded", "order_placed", "order_returned"):
+        what = _text(properties.get("order_id"))
+    elif isinstance(products, list):
+        named = _text(properties.get("name")) or _text(properties.get("category"))
+        count = f"{len(products)} product{'s' if len(products) != 1 else ''}"
+        what = f"{named} ({count})" if named else count
+    elif what and isinstance(properties.get("quantity"), int) and properties["quantity"] > 1:
+        what = f"{properties['quantity']} x {what}"
+    elif event.type in ("page_viewed", "screen_viewed"):
+        what = _text(properties.get("name")) or _text(properties.get("title"))
+    return f"{label}: {what}" if what else label
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return str(value)[:80]
+
+
 def customer_profile(db: Session, *, customer_id: str, timeline_limit: int = 50) -> dict[str, Any]:
     """The customer 360: profile, identities, consents and their history, preferences,
-    traits (with RFM scores) and the latest events."""
+    traits (with RFM scores) and the latest events (``timeline_labels``: each one's
+    :func:`timeline_label`, by log position)."""
     customer = require_customer(db, customer_id)
     cid = customer.customer_id
     traits = db.get(CustomerTraits, cid)
     summary = trait_summary(traits, now=clock.now()) if traits else None
     if summary is not None and traits is not None:
         summary["rfm"] = rfm_scores(traits, rfm_boundaries(db), now=clock.now())
+    timeline = events.customer_timeline(db, customer_id=cid, limit=timeline_limit)
     return {
         "customer": customer,
         "identities": get_identities(db, customer_id=cid),
@@ -87,5 +134,6 @@ def customer_profile(db: Session, *, customer_id: str, timeline_limit: int = 50)
         "preferences": get_preferences(db, customer_id=cid),
         "traits": summary,
         "merges": merge_history(db, customer_id=cid),
-        "timeline": events.customer_timeline(db, customer_id=cid, limit=timeline_limit),
+        "timeline": timeline,
+        "timeline_labels": {event.position: timeline_label(event) for event in timeline},
     }
