@@ -40,7 +40,7 @@ def database_url(tmp_path, monkeypatch) -> Iterator[str]:  # type: ignore[no-unt
     get_settings.cache_clear()
 
 
-def test_init_prints_admin_login_and_a_working_key_once(database_url) -> None:
+def test_init_prints_admin_login_and_a_working_key_once(database_url, tmp_path) -> None:
     # when the service is initialised
     first = runner.invoke(app, ["init"])
     # then the admin login, a password and an admin key are printed
@@ -53,11 +53,42 @@ def test_init_prints_admin_login_and_a_working_key_once(database_url) -> None:
         assert key is not None
         assert key.scopes == ("admin",)
         assert platform.count_admin_users(db) == 1
-    # and a second init creates nothing new and shows no secrets
+    # and kept for later runs in a file only this user may read
+    kept = tmp_path / "first-run-credentials"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert keys[0] in kept.read_text()
+    # and a second init creates nothing new: it shows the same key again
     second = runner.invoke(app, ["init"])
     assert second.exit_code == 0, second.output
-    assert KEY_PATTERN.findall(second.output) == []
-    assert "Admin password" not in second.output
+    assert KEY_PATTERN.findall(second.output) == keys
+    assert "nothing new created" in second.output
+    with open_session(database_url) as db:
+        assert len(platform.list_api_keys(db, include_revoked=True)) == 1
+        assert platform.count_admin_users(db) == 1
+
+
+def test_init_never_shows_a_first_run_secret_changed_since(database_url) -> None:
+    # given an initialised service whose first key was revoked and password changed on purpose
+    first = runner.invoke(app, ["init"])
+    secret = KEY_PATTERN.findall(first.output)[0]
+    password = re.search(r"Admin password:\s+(\S+)", first.output)
+    assert password is not None
+    with open_session(database_url) as db:
+        key = platform.authenticate_api_key(db, secret=secret)
+        assert key is not None
+        platform.revoke_api_key(db, key_id=key.id)
+        platform.set_admin_password(db, email="admin@example.com", password="a new password 1")
+    # when init runs again
+    again = runner.invoke(app, ["init"])
+    # then it shows neither old secret, says they changed, and makes no new key
+    assert again.exit_code == 0, again.output
+    assert secret not in again.output
+    assert password.group(1) not in again.output
+    assert "revoked since the first run" in again.output
+    assert "changed since the first run" in again.output
+    assert "rapport keys create" in again.output
+    with open_session(database_url) as db:
+        assert platform.list_api_keys(db) == []
 
 
 def test_keys_create_list_revoke(database_url) -> None:
@@ -78,6 +109,47 @@ def test_keys_create_list_revoke(database_url) -> None:
     with open_session(database_url) as db:
         assert platform.authenticate_api_key(db, secret=secret) is None
     assert runner.invoke(app, ["keys", "revoke", "key_missing"]).exit_code == 2
+
+
+def test_keys_orders_from_tracking_switch(database_url) -> None:
+    runner.invoke(app, ["migrate"])
+    # given a key made for a shop whose own system sends orders
+    created = runner.invoke(
+        app, ["keys", "create", "Shop site", "-s", "ingest", "--no-orders-from-tracking"]
+    )
+    assert created.exit_code == 0, created.output
+    secret = KEY_PATTERN.findall(created.output)[0]
+    with open_session(database_url) as db:
+        key = platform.authenticate_api_key(db, secret=secret)
+        assert key is not None
+        assert key.orders_from_tracking is False
+    assert "orders from tracking: off" in runner.invoke(app, ["keys", "list"]).output
+    # when the operator turns it on
+    switched = runner.invoke(app, ["keys", "orders-from-tracking", key.id, "on"])
+    # then the key's Segment e-commerce events become orders from now on
+    assert switched.exit_code == 0, switched.output
+    assert "become orders and returns" in switched.output
+    with open_session(database_url) as db:
+        now = platform.authenticate_api_key(db, secret=secret)
+        assert now is not None
+        assert now.orders_from_tracking is True
+    assert "orders from tracking: on" in runner.invoke(app, ["keys", "list"]).output
+    # and only on or off is understood
+    assert runner.invoke(app, ["keys", "orders-from-tracking", key.id, "maybe"]).exit_code == 2
+
+
+def test_keys_list_table_shows_whole_ids(database_url, monkeypatch) -> None:
+    from rapport.platform.console import console
+
+    runner.invoke(app, ["migrate"])
+    with open_session(database_url) as db:
+        key = platform.create_api_key(db, name="Till 4", scopes=[platform.Scope.READ]).key
+    # on a wide terminal, keys are a table
+    monkeypatch.setattr(console, "width", 140)
+    listed = runner.invoke(app, ["keys", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "┃ id" in listed.output
+    assert re.findall(r"key_[0-9a-f]+", listed.output) == [key.id]
 
 
 def test_keys_create_rejects_unknown_scope(database_url) -> None:
@@ -101,23 +173,33 @@ def test_worker_once_runs_due_jobs(database_url) -> None:
     assert f"Ran {1 + len(jobs.registered_schedules())} job(s)." in result.output
 
 
-def test_init_demo_loads_the_retailer_and_rotates_demo_credentials(database_url) -> None:
+def test_init_demo_twice_keeps_the_first_login_and_key(database_url) -> None:
     from rapport.customers.service import count_customers
 
     # when the embedded demo is initialised twice (as ./scripts/run.sh does on each start)
     first = runner.invoke(app, ["init", "--demo", "--demo-customers", "40", "--seed", "3"])
     second = runner.invoke(app, ["init", "--demo", "--demo-customers", "40", "--seed", "3"])
-    # then the demo is loaded once and each start prints a fresh, working key and password
+    # then the demo is loaded once
     assert first.exit_code == 0, first.output
     assert second.exit_code == 0, second.output
-    old_key = KEY_PATTERN.findall(first.output)[0]
-    new_key = KEY_PATTERN.findall(second.output)[0]
-    assert "Admin password" in second.output
+    assert "Demo retailer" in first.output
+    assert "Demo retailer" not in second.output
+    # and the second start prints the first start's login and key, which still work
+    first_key = KEY_PATTERN.findall(first.output)
+    assert KEY_PATTERN.findall(second.output) == first_key
+    password = re.search(r"Admin password:\s+(\S+)", first.output)
+    assert password is not None
+    assert f"Admin password:   {password.group(1)}" in second.output
+    assert "admin@example.com" in second.output
     with open_session(database_url) as db:
         assert count_customers(db) == 40
-        assert platform.authenticate_api_key(db, secret=old_key) is None
-        assert platform.authenticate_api_key(db, secret=new_key) is not None
-        assert [k.name for k in platform.list_api_keys(db)] == ["demo key"]
+        key = platform.authenticate_api_key(db, secret=first_key[0])
+        assert key is not None
+        assert [k.id for k in platform.list_api_keys(db, include_revoked=True)] == [key.id]
+        assert platform.admin_password_matches(
+            db, email="admin@example.com", password=password.group(1)
+        )
+        assert platform.count_admin_users(db) == 1
 
 
 def test_serve_with_two_processes_shares_one_sqlite_database(database_url, tmp_path) -> None:
@@ -223,3 +305,122 @@ def test_admin_unlock_lifts_a_sign_in_lock(database_url) -> None:
     nothing = runner.invoke(app, ["admin", "unlock"])
     assert nothing.exit_code != 0
     assert "--address" in nothing.output
+
+
+def _rapport(*arguments: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The installed ``rapport`` console script, as an operator runs it."""
+    rapport = Path(sys.executable).with_name("rapport")
+    return subprocess.run(
+        [str(rapport), *arguments], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _operator_environment(tmp_path: Path, **variables: str) -> dict[str, str]:
+    kept = {name: value for name, value in os.environ.items() if not name.startswith("RAPPORT_")}
+    # A home of its own: no user env file or data directory of this machine's user is read.
+    return {**kept, "HOME": str(tmp_path), "XDG_CONFIG_HOME": "", "XDG_DATA_HOME": "", **variables}
+
+
+def test_rapport_from_any_directory_uses_the_configured_database_and_shows_whole_ids(
+    tmp_path, monkeypatch
+) -> None:
+    # given a data directory with a migrated database and a key, and no database URL set
+    data = tmp_path / "data"
+    upgrade(f"sqlite:///{data / 'rapport.db'}")
+    with open_session(f"sqlite:///{data / 'rapport.db'}") as db:
+        key = platform.create_api_key(db, name="Shop front-end", scopes=[platform.Scope.READ]).key
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    # when the operator lists keys from another directory, on a narrow terminal
+    listed = _rapport(
+        "keys",
+        "list",
+        cwd=elsewhere,
+        env=_operator_environment(tmp_path, RAPPORT_DATA_DIR=str(data), COLUMNS="60"),
+    )
+    # then the same database is used, and the id is there whole
+    assert listed.returncode == 0, listed.stderr
+    assert re.findall(r"key_[0-9a-f]+", listed.stdout) == [key.id]
+    assert not (elsewhere / "rapport.db").exists()
+    # and that id, copied, revokes the key (from yet another directory)
+    copied = re.findall(r"key_[0-9a-f]+", listed.stdout)[0]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAPPORT_DATA_DIR", str(data))
+    monkeypatch.delenv("RAPPORT_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        revoked = runner.invoke(app, ["keys", "revoke", copied])
+    finally:
+        get_settings.cache_clear()
+    assert revoked.exit_code == 0, revoked.output
+    with open_session(f"sqlite:///{data / 'rapport.db'}") as db:
+        assert platform.list_api_keys(db) == []
+
+
+def test_unreachable_postgresql_ends_with_what_to_do_not_a_traceback(tmp_path) -> None:
+    # given a PostgreSQL URL where no server listens
+    url = f"postgresql+psycopg://rapport:s3cret@127.0.0.1:{free_port()}/rapport"
+    # when a command needs the database
+    result = _rapport(
+        "keys",
+        "list",
+        cwd=tmp_path,
+        env=_operator_environment(tmp_path, RAPPORT_DATABASE_URL=url),
+    )
+    # then it fails with the problem and what to do, without the password or a traceback
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith(
+        "Error: Cannot use the database at postgresql+psycopg://rapport:***@"
+    )
+    assert "RAPPORT_DATABASE_URL" in lines[1]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("environment", "arguments", "problem", "remedy"),
+    [
+        (
+            {"RAPPORT_DATABASE_URL": "not a url"},
+            ["keys", "list"],
+            "is not a database URL",
+            "postgresql+psycopg://",
+        ),
+        ({}, ["keys", "list"], "is not migrated", "rapport migrate"),
+        ({}, ["admin", "unlock", "x@example.com"], "is not migrated", "rapport migrate"),
+        ({"RAPPORT_BIND_PORT": "eighty"}, ["init"], "RAPPORT_BIND_PORT", "environment"),
+    ],
+)
+def test_errors_end_with_what_to_do(
+    database_url, monkeypatch, environment, arguments, problem, remedy
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # nothing escaped the handler
+    assert "Traceback" not in result.output
+    assert problem in result.stderr
+    assert remedy in result.stderr
+
+
+def test_unknown_key_and_bad_option_say_what_to_do(database_url) -> None:
+    runner.invoke(app, ["migrate"])
+    unknown = runner.invoke(app, ["keys", "revoke", "key_missing"])
+    assert unknown.exit_code == 2
+    assert "No API key 'key_missing'" in unknown.stderr
+    assert "rapport keys list" in unknown.stderr
+    option = runner.invoke(app, ["keys", "list", "--colour"])
+    assert option.exit_code == 2
+    assert "No such option" in option.output
+    assert "Traceback" not in unknown.output + option.output
+
+
+def test_debug_shows_the_traceback(database_url) -> None:
+    runner.invoke(app, ["migrate"])
+    result = runner.invoke(app, ["--debug", "keys", "revoke", "key_missing"])
+    # the error is raised as is, for the traceback
+    assert type(result.exception).__name__ == "NotFound"

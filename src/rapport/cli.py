@@ -1,17 +1,26 @@
-"""The ``rapport`` command line."""
+"""The ``rapport`` command line.
+
+Every command finds the database and data directory through the settings (environment, env
+files), never through the directory it runs in. An error ends the command with one line saying
+what went wrong and what to do, and a non-zero exit code; ``--debug`` (or ``RAPPORT_DEBUG=1``)
+shows the traceback instead."""
 
 from __future__ import annotations
 
+import enum
 import gc
 import logging
 import os
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
+from typer._click.core import Context as CommandContext  # what TyperGroup.invoke takes
+from typer.core import TyperGroup
 
 from rapport.customers.cli import import_customers_command
 from rapport.customers.service import count_customers
@@ -20,14 +29,125 @@ from rapport.platform import admin_security
 from rapport.platform import service as platform
 from rapport.platform.console import console, progress_bars, require_migrated
 from rapport.platform.db import open_session
-from rapport.platform.errors import Problem
-from rapport.platform.settings import get_settings
+from rapport.platform.errors import NotFound, Problem
+from rapport.platform.settings import get_settings, user_env_file
 from rapport.recommend.cli import recommend_app
 
 if TYPE_CHECKING:
     from rapport.flows.demo import DemoStep
 
-app = typer.Typer(help="Rapport: customer experience and loyalty for omnichannel retailers.")
+DEBUG_VARIABLE = "RAPPORT_DEBUG"
+errors = Console(stderr=True)
+
+
+def _database_url_shown() -> str:
+    try:
+        return _safe_url(get_settings().database_url)
+    except Exception:  # the settings themselves may be what is wrong
+        return "RAPPORT_DATABASE_URL"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def explain(error: Exception) -> tuple[str, str]:
+    """What went wrong, in one line, and what to do about it."""
+    from alembic.util.exc import CommandError
+    from pydantic import ValidationError
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    if isinstance(error, NotFound) and error.field == "key_id":
+        return error.detail, "`rapport keys list` shows the ids (`--all` with revoked keys)."
+    if isinstance(error, Problem):
+        return error.detail, "Correct it and run the command again."
+    if isinstance(error, ArgumentError):
+        return (
+            f"RAPPORT_DATABASE_URL is not a database URL Rapport can use ({_first_line(error)}).",
+            "Set it to sqlite:////absolute/path/rapport.db or"
+            " postgresql+psycopg://user:password@host:5432/rapport, or unset it for the"
+            " embedded database in RAPPORT_DATA_DIR.",
+        )
+    if isinstance(error, DBAPIError):
+        reason = _first_line(error.orig) if error.orig is not None else _first_line(error)
+        where = _database_url_shown()
+        lowered = reason.lower()
+        if any(sign in lowered for sign in ("no such table", "no such column")) or (
+            "does not exist" in lowered and ("relation" in lowered or "column" in lowered)
+        ):
+            return (
+                f"The database at {where} is not migrated for this version of Rapport ({reason}).",
+                "Run: rapport migrate",
+            )
+        if "unable to open database file" in lowered:
+            return (
+                f"Cannot open the SQLite database {where} ({reason}).",
+                "Make its directory writable, or set RAPPORT_DATA_DIR or RAPPORT_DATABASE_URL.",
+            )
+        if "database is locked" in lowered:
+            return (
+                f"The SQLite database {where} is busy: another process holds it.",
+                "Try again when the other rapport command has finished.",
+            )
+        if isinstance(error.orig, Exception) and type(error).__name__ == "OperationalError":
+            return (
+                f"Cannot use the database at {where}: {reason}.",
+                "Check that the database server runs and accepts this user and password, or"
+                " correct RAPPORT_DATABASE_URL.",
+            )
+        return (
+            f"The database at {where} refused a statement: {reason}.",
+            "If `rapport migrate` does not help, run again with --debug and report it.",
+        )
+    if isinstance(error, CommandError):
+        return (
+            f"Migrating the database failed: {_first_line(error)}.",
+            "A revision Rapport does not know means a newer Rapport migrated this database:"
+            " run that version, or check --revision.",
+        )
+    if isinstance(error, ValidationError):
+        problems = "; ".join(
+            f"RAPPORT_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
+            for item in error.errors()
+        )
+        return (
+            f"A setting is wrong: {problems}.",
+            f"Correct it in the environment, ./.env or {user_env_file()}.",
+        )
+    if isinstance(error, OSError):
+        named = f" ({error.filename})" if error.filename else ""
+        return (
+            f"{error.strerror or _first_line(error)}{named}.",
+            "Check the path: RAPPORT_DATA_DIR is where Rapport keeps its files.",
+        )
+    return (
+        f"Unexpected {type(error).__name__}: {_first_line(error)}.",
+        f"Run again with --debug (or {DEBUG_VARIABLE}=1) to see where, and report it.",
+    )
+
+
+class RapportCommands(TyperGroup):
+    """The top-level command: turns any error into what went wrong and what to do."""
+
+    def invoke(self, ctx: CommandContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # usage errors, exit codes
+            raise
+        except Exception as error:
+            if ctx.params.get("debug"):
+                raise
+            problem, remedy = explain(error)
+            errors.print(f"[red]Error:[/red] {problem}", soft_wrap=True, highlight=False)
+            errors.print(remedy, soft_wrap=True, highlight=False, markup=False)
+            raise typer.Exit(code=2 if isinstance(error, Problem) else 1) from error
+
+
+app = typer.Typer(
+    cls=RapportCommands,
+    help="Rapport: customer experience and loyalty for omnichannel retailers.",
+)
 keys_app = typer.Typer(help="Create, list and revoke API keys.")
 admin_app = typer.Typer(help="Manage admin users of the admin pages.")
 import_app = typer.Typer(help="Import real data (transactions, catalogue, customers).")
@@ -39,11 +159,24 @@ app.command("fit-customer-value")(fit_customer_value_command)
 
 DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_KEY_NAME = "demo key"
+CREDENTIALS_FILE = "first-run-credentials"
 
 
-def _fail(problem: Problem) -> typer.Exit:
-    console.print(f"[red]Error:[/red] {problem.detail}")
-    return typer.Exit(code=2)
+@app.callback()
+def main(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar=DEBUG_VARIABLE,
+            help="On an error, show the traceback rather than what to do.",
+        ),
+    ] = False,
+) -> None:
+    """Rapport: customer experience and loyalty for omnichannel retailers.
+
+    Settings come from RAPPORT_* variables, ./.env and ~/.config/rapport/env
+    (docs/operator-guide.md); data lives in RAPPORT_DATA_DIR (~/.local/share/rapport)."""
 
 
 @app.command()
@@ -66,59 +199,112 @@ def _safe_url(url: str) -> str:
 @app.command()
 def init(
     demo: Annotated[
-        bool, typer.Option(help="Embedded demo: load the demo retailer, reset demo credentials")
+        bool, typer.Option(help="Embedded demo: also load the demo retailer (once)")
     ] = False,
     demo_customers: Annotated[int, typer.Option(min=0)] = 2_000,
     seed: Annotated[int, typer.Option()] = 42,
     admin_email: Annotated[str, typer.Option()] = DEMO_ADMIN_EMAIL,
 ) -> None:
-    """Migrate, create the first admin user and API key, and (with --demo) load demo data."""
+    """Migrate, create the first admin user and API key, and (with --demo) load demo data.
+
+    Safe to run again: on a database that has them it creates nothing and shows the first
+    run's login again (`admin set-password` and `keys create` make new ones on purpose)."""
     migrate()
+    settings = get_settings()
+    created: list[tuple[str, str]] = []
     with open_session() as db:
-        password = platform.generate_password()
         if platform.count_admin_users(db) == 0:
+            password = platform.generate_password()
             platform.create_admin_user(db, email=admin_email, password=password)
-            shown_password: str | None = password
-        elif demo:
-            platform.set_admin_password(db, email=admin_email, password=password)
-            shown_password = password
-        else:
-            shown_password = None
-        if demo:
-            for key in platform.list_api_keys(db):
-                if key.name == DEMO_KEY_NAME:
-                    platform.revoke_api_key(db, key_id=key.id)
-        issued = None
-        if demo or not platform.list_api_keys(db):
+            created += [(LOGIN, admin_email), (PASSWORD, password)]
+        # Only where no key was ever made: a key revoked on purpose is not replaced behind
+        # the operator's back.
+        if not platform.list_api_keys(db, include_revoked=True):
             issued = platform.create_api_key(
                 db,
                 name=DEMO_KEY_NAME if demo else "initial admin key",
                 scopes=[platform.Scope.ADMIN],
             )
+            created += [(KEY, issued.secret)]
         needs_demo = demo and count_customers(db) == 0
+    credentials = settings.data_dir / CREDENTIALS_FILE
+    if created:
+        # Kept before the demo loads: were it interrupted, the next run still shows them.
+        _keep_credentials(credentials, created)
     # Load after the session above has closed: on SQLite, one writer at a time.
     if needs_demo:
         from rapport.domains import load_tasks
 
         load_tasks()
         _load_demo(customers=demo_customers, seed=seed)
-    settings = get_settings()
     base = f"http://{settings.bind_host}:{settings.bind_port}"
-    lines = [
-        ("Admin pages", f"{base}/admin"),
-        ("API docs", f"{base}/docs"),
-        ("Admin login", admin_email),
-    ]
-    if shown_password:
-        lines.append(("Admin password", shown_password))
-    if issued is not None:
-        lines.append(("API key (admin)", issued.secret))
-    console.rule("[bold]Rapport is ready")
+    lines = [("Admin pages", f"{base}/admin"), ("API docs", f"{base}/docs")]
+    if created:
+        console.rule("[bold]Rapport is ready")
+        lines += created
+    else:
+        console.rule("[bold]Rapport is ready (initialised before: nothing new created)")
+        lines += _remembered_credentials(credentials)
     for label, value in lines:
         # Plain lines, never a table: a key must be copyable whole, whatever the terminal width.
-        console.print(f"{label + ':':<17} {value}", soft_wrap=True, highlight=False)
-    if issued is not None:
-        console.print("[dim]The key and password are shown only now; store them safely.[/dim]")
+        console.print(f"{label + ':':<17} {value}", soft_wrap=True, highlight=False, markup=False)
+    if created:
+        console.print(
+            f"[dim]Also kept in {credentials} (readable by you only), which later `rapport"
+            " init` runs show again; delete it once you have stored them elsewhere.[/dim]",
+            soft_wrap=True,
+        )
+    console.print(
+        "[dim]New ones on purpose: `rapport admin set-password EMAIL`, `rapport keys create"
+        " NAME -s admin`.[/dim]",
+        soft_wrap=True,
+    )
+
+
+LOGIN, PASSWORD, KEY = "Admin login", "Admin password", "API key (admin)"
+
+
+def _keep_credentials(path: Path, created: list[tuple[str, str]]) -> None:
+    """Write the first run's credentials where only this user may read them (never readable
+    by others, not even between creating and restricting the file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write("# Made by the first `rapport init` on this database; safe to delete.\n")
+        file.writelines(f"{label}: {value}\n" for label, value in created)
+    os.replace(partial, path)
+
+
+def _remembered_credentials(path: Path) -> list[tuple[str, str]]:
+    """The first run's credentials from ``path``, each checked against the database: one
+    changed since is named as such, never shown as if it still worked."""
+    if not path.is_file():
+        return [
+            (
+                "Sign in",
+                f"with the login printed by the first `rapport init` (it is not kept in {path})",
+            )
+        ]
+    kept: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        label, _, value = line.partition(": ")
+        if label in (LOGIN, PASSWORD, KEY) and value:
+            kept[label] = value.strip()
+    shown: list[tuple[str, str]] = []
+    with open_session() as db:
+        email, password, secret = kept.get(LOGIN), kept.get(PASSWORD), kept.get(KEY)
+        if email:
+            shown.append((LOGIN, email))
+        if email and password:
+            still = platform.admin_password_matches(db, email=email, password=password)
+            shown.append(
+                (PASSWORD, password if still else "changed since the first run (not shown)")
+            )
+        if secret:
+            works = platform.authenticate_api_key(db, secret=secret) is not None
+            shown.append((KEY, secret if works else "revoked since the first run (not shown)"))
+    return shown
 
 
 @app.command()
@@ -251,6 +437,11 @@ def demo(
     _load_demo(customers=customers, seed=seed, end=end.date() if end else None)
 
 
+class Switch(enum.StrEnum):
+    ON = "on"
+    OFF = "off"
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="What the key is for, e.g. 'Shop front-end'")],
@@ -261,36 +452,79 @@ def keys_create(
         str | None,
         typer.Option(help="This key's own request limit, e.g. '100/second;5000/hour'"),
     ] = None,
+    orders_from_tracking: Annotated[
+        bool,
+        typer.Option(
+            help="Segment e-commerce events it sends (Order Completed, Order Refunded...)"
+            " become orders and returns; off where the shop's system sends orders itself",
+        ),
+    ] = True,
 ) -> None:
     """Create an API key; its secret is printed once."""
     with open_session() as db:
-        try:
-            issued = platform.create_api_key(db, name=name, scopes=scope, rate_limit=rate_limit)
-        except Problem as problem:
-            raise _fail(problem) from problem
-    console.print(f"Created key [bold]{issued.key.id}[/bold] ({', '.join(issued.key.scopes)}):")
-    console.print(issued.secret, soft_wrap=True, highlight=False)
+        issued = platform.create_api_key(
+            db,
+            name=name,
+            scopes=scope,
+            rate_limit=rate_limit,
+            orders_from_tracking=orders_from_tracking,
+        )
+    console.print(
+        f"Created key {issued.key.id} ({', '.join(issued.key.scopes)}):",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    console.print(issued.secret, soft_wrap=True, highlight=False, markup=False)
     console.print("[dim]This is the only time the key is shown.[/dim]")
+
+
+# Narrower than this, the table would cut ids: each key is then one plain line.
+KEY_TABLE_WIDTH = 120
 
 
 @keys_app.command("list")
 def keys_list(
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys")] = False,
 ) -> None:
-    """List API keys (never their secrets)."""
+    """List API keys (never their secrets); each id is shown whole, for `keys revoke`."""
     with open_session() as db:
         keys = platform.list_api_keys(db, include_revoked=all_keys)
-    table = Table("id", "name", "prefix", "scopes", "rate limit", "created", "revoked")
-    for key in keys:
-        table.add_row(
+    rows = [
+        (
             key.id,
             key.name,
             key.key_prefix,
             ", ".join(key.scopes),
             key.rate_limit or "default",
+            "on" if key.orders_from_tracking else "off",
             key.created_at.strftime("%Y-%m-%d %H:%M"),
             key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "",
         )
+        for key in keys
+    ]
+    if console.width < KEY_TABLE_WIDTH:
+        # The id first, on a line of its own making: the terminal wraps what follows.
+        for row in rows:
+            key_id, name, prefix, scopes, limit, orders, created, revoked = row
+            line = (
+                f"{key_id}  {name!r}  rk_{prefix}_…  scopes: {scopes}  limit: {limit}"
+                f"  orders from tracking: {orders}  created {created}"
+            )
+            console.print(
+                line + (f"  revoked {revoked}" if revoked else ""),
+                soft_wrap=True,
+                highlight=False,
+                markup=False,
+            )
+        return
+    table = Table(
+        "id", "name", "prefix", "scopes", "rate limit", "orders from tracking", "created", "revoked"
+    )
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = max((len(row[0]) for row in rows), default=2)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 
@@ -305,22 +539,39 @@ def keys_limit(
     """Give an API key its own request limit (every server applies it within a second)."""
     own = None if rate_limit == "default" else rate_limit
     with open_session() as db:
-        try:
-            key = platform.set_api_key_rate_limit(db, key_id=key_id, rate_limit=own)
-        except Problem as problem:
-            raise _fail(problem) from problem
-    console.print(f"{key.id} ({key.name}) may make {key.rate_limit or 'the default'} requests.")
+        key = platform.set_api_key_rate_limit(db, key_id=key_id, rate_limit=own)
+    console.print(
+        f"{key.id} ({key.name}) may make {key.rate_limit or 'the default'} requests.",
+        highlight=False,
+        markup=False,
+    )
+
+
+@keys_app.command("orders-from-tracking")
+def keys_orders_from_tracking(
+    key_id: Annotated[str, typer.Argument(help="The key's id (keys list)")],
+    switch: Annotated[Switch, typer.Argument(help="on or off")],
+) -> None:
+    """Whether the Segment e-commerce events a key sends become orders and returns (every
+    server applies it within a second); off where the shop's system sends orders itself."""
+    with open_session() as db:
+        key = platform.set_api_key_orders_from_tracking(
+            db, key_id=key_id, enabled=switch is Switch.ON
+        )
+    outcome = "become orders and returns" if key.orders_from_tracking else "are kept as events only"
+    console.print(
+        f"Segment e-commerce events from {key.id} ({key.name}) {outcome}.",
+        highlight=False,
+        markup=False,
+    )
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (keys list)")]) -> None:
     """Revoke an API key at once."""
     with open_session() as db:
-        try:
-            key = platform.revoke_api_key(db, key_id=key_id)
-        except Problem as problem:
-            raise _fail(problem) from problem
-    console.print(f"Revoked {key.id} ({key.name}).")
+        key = platform.revoke_api_key(db, key_id=key_id)
+    console.print(f"Revoked {key.id} ({key.name}).", highlight=False, markup=False)
 
 
 @admin_app.command("create")
@@ -330,10 +581,7 @@ def admin_create(
 ) -> None:
     """Add an admin user."""
     with open_session() as db:
-        try:
-            platform.create_admin_user(db, email=email, password=password)
-        except Problem as problem:
-            raise _fail(problem) from problem
+        platform.create_admin_user(db, email=email, password=password)
     console.print(f"Admin user {email} created.")
 
 
@@ -344,10 +592,7 @@ def admin_set_password(
 ) -> None:
     """Set a new password for an admin user."""
     with open_session() as db:
-        try:
-            platform.set_admin_password(db, email=email, password=password)
-        except Problem as problem:
-            raise _fail(problem) from problem
+        platform.set_admin_password(db, email=email, password=password)
     console.print(f"Password for {email} changed.")
 
 
@@ -391,10 +636,7 @@ def import_products(
 
     with progress_bars() as progress, open_session() as db:
         task = progress.add_task("Products", total=None)
-        try:
-            summary = import_products_file(db, path, progress=lambda n: progress.advance(task, n))
-        except Problem as problem:
-            raise _fail(problem) from problem
+        summary = import_products_file(db, path, progress=lambda n: progress.advance(task, n))
     console.print(f"{summary.rows} rows read, {summary.written} products created or updated.")
 
 

@@ -23,6 +23,7 @@ from rapport.platform.db import Checkpointer
 from rapport.platform.errors import install_problem_handlers, problem_response
 from rapport.platform.jobs import Worker, claim_embedded_worker
 from rapport.platform.middleware import BodySizeLimit, RequestBudget, RequestMetrics
+from rapport.platform.openapi import install_docs_pages
 from rapport.platform.ratelimit import RateLimitHeaders
 from rapport.platform.ratelimit import from_settings as rate_limits_from_settings
 from rapport.platform.settings import Settings, get_settings
@@ -70,7 +71,14 @@ def _busiest_first(module: ModuleType) -> int:
 
 
 def _vendor_dir(settings: Settings) -> Path | None:
-    for candidate in (settings.vendor_static_dir, REPO_NODE_MODULES):
+    """Where npm put the front-end packages: the configured folder, or by default the
+    checkout's ``node_modules`` (``./scripts/setup.sh``), else the working directory's."""
+    candidates = (
+        [settings.vendor_static_dir]
+        if settings.vendor_static_dir is not None
+        else [REPO_NODE_MODULES, Path("node_modules").absolute()]
+    )
+    for candidate in candidates:
         if candidate.is_dir():
             return candidate
     return None
@@ -117,7 +125,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         version=__version__,
         description=API_DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        # Our own /docs and /redoc (install_docs_pages): FastAPI's load their scripts from a CDN.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
@@ -160,6 +170,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         return RedirectResponse("/admin", status_code=307)
 
     vendor = _vendor_dir(settings)
+    install_docs_pages(app, vendor)
     if vendor is not None:
         app.mount("/static/vendor", StaticFiles(directory=vendor), name="vendor")
     app.mount("/static", StaticFiles(directory=PACKAGE_STATIC), name="static")

@@ -1,16 +1,20 @@
 """OpenAPI documentation and input checks for the few hot routes that skip FastAPI's parameter
 handling (tracking events, recommendations): for them, FastAPI's dependency solving costs
 more than the work. They validate with pydantic themselves, and document what they accept
-through ``openapi_extra`` with the same schemas, so the OpenAPI document stays true."""
+through ``openapi_extra`` with the same schemas, so the OpenAPI document stays true. And the
+API reference pages (``/docs``, ``/redoc``), served from local files."""
 
 from __future__ import annotations
 
 import inspect
 from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, swagger_ui_default_parameters
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rapport.platform.domain_events import event_classes
@@ -256,3 +260,82 @@ def install_openapi(app: FastAPI) -> None:
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# --- The API reference pages, from the npm packages installed at set-up ----------------------
+
+VENDOR_URL = "/static/vendor"
+SWAGGER_UI_FILES = ("swagger-ui-dist/swagger-ui-bundle.js", "swagger-ui-dist/swagger-ui.css")
+REDOC_FILES = ("redoc/bundles/redoc.standalone.js",)
+FAVICON = "swagger-ui-dist/favicon-32x32.png"
+# The browser itself keeps the pages on this server: ReDoc's sidebar shows a logo from
+# cdn.redoc.ly (no option turns it off), which this refuses before any request is made. The
+# pages' own start-up script and the viewers' injected styles are inline; ReDoc searches in
+# a worker made from a blob.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline';"
+    " img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:;"
+    " object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+)
+
+MISSING_ASSETS_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Rapport API reference: not installed</title></head>
+<body style="font-family: sans-serif; max-width: 40rem; margin: 3rem auto; line-height: 1.5">
+<h1>The API reference is not installed</h1>
+<p>This page shows the API with {viewer}, which is served from this machine (nothing is loaded
+from the internet). Its files come from npm and are missing here{where}.</p>
+<p>Install them with <code>./scripts/setup.sh</code> in Rapport's checkout (it needs
+<code>npm</code>; it runs <code>npm ci</code>), or point <code>RAPPORT_VENDOR_STATIC_DIR</code>
+at a <code>node_modules</code> folder holding <code>swagger-ui-dist</code> and
+<code>redoc</code>; then restart <code>rapport serve</code>.</p>
+<p>Meanwhile the machine-readable description is at <a href="{openapi_url}">{openapi_url}</a>.</p>
+</body>
+</html>
+"""
+
+
+def install_docs_pages(app: FastAPI, vendor_dir: Path | None) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` (ReDoc) from ``vendor_dir`` (served under
+    ``/static/vendor``), never from a CDN: an installation may have no internet access, and
+    its API reference should not tell a third party who reads it. Where the files are
+    missing, each page says how to install them."""
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    def missing(viewer: str, files: tuple[str, ...]) -> HTMLResponse | None:
+        absent = [name for name in files if vendor_dir is None or not (vendor_dir / name).is_file()]
+        if not absent:
+            return None
+        where = f" (looked for {absent[0]} in {vendor_dir})" if vendor_dir else ""
+        page = MISSING_ASSETS_PAGE.format(viewer=viewer, where=where, openapi_url=openapi_url)
+        return HTMLResponse(page, status_code=503)
+
+    def local_only(page: HTMLResponse) -> HTMLResponse:
+        page.headers["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
+        return page
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return missing("Swagger UI", SWAGGER_UI_FILES) or local_only(
+            get_swagger_ui_html(
+                openapi_url=openapi_url,
+                title=f"{app.title} API reference",
+                swagger_js_url=f"{VENDOR_URL}/{SWAGGER_UI_FILES[0]}",
+                swagger_css_url=f"{VENDOR_URL}/{SWAGGER_UI_FILES[1]}",
+                swagger_favicon_url=f"{VENDOR_URL}/{FAVICON}",
+                # No validator badge: it would send the document's address to swagger.io.
+                swagger_ui_parameters={**swagger_ui_default_parameters, "validatorUrl": None},
+            )
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return missing("ReDoc", REDOC_FILES) or local_only(
+            get_redoc_html(
+                openapi_url=openapi_url,
+                title=f"{app.title} API reference",
+                redoc_js_url=f"{VENDOR_URL}/{REDOC_FILES[0]}",
+                redoc_favicon_url=f"{VENDOR_URL}/{FAVICON}",
+                with_google_fonts=False,
+            )
+        )

@@ -65,10 +65,16 @@ def _digest(secret: str) -> str:
 
 
 def create_api_key(
-    db: Session, *, name: str, scopes: list[Scope], rate_limit: str | None = None
+    db: Session,
+    *,
+    name: str,
+    scopes: list[Scope],
+    rate_limit: str | None = None,
+    orders_from_tracking: bool = True,
 ) -> IssuedKey:
     """Create a key with the given scopes (and its own request limit, if given: see
-    ``platform.ratelimit``); the returned secret is the only copy."""
+    ``platform.ratelimit``); the returned secret is the only copy. ``orders_from_tracking``:
+    whether the Segment e-commerce events it sends become orders and returns."""
     if not scopes:
         raise InvalidInput("An API key needs at least one scope", field="scopes")
     if rate_limit is not None:
@@ -83,6 +89,7 @@ def create_api_key(
         scopes=sorted({scope.value for scope in scopes}),
         created_at=clock.now(),
         rate_limit=rate_limit,
+        orders_from_tracking=orders_from_tracking,
     )
     db.add(key)
     db.commit()
@@ -98,6 +105,19 @@ def set_api_key_rate_limit(db: Session, *, key_id: str, rate_limit: str | None) 
     if key is None:
         raise NotFound(f"No API key {key_id!r}", field="key_id")
     key.rate_limit = rate_limit
+    db.commit()
+    _recent_keys.clear()
+    return key
+
+
+def set_api_key_orders_from_tracking(db: Session, *, key_id: str, enabled: bool) -> ApiKey:
+    """Whether the Segment e-commerce events (Order Completed, Order Refunded...) a key sends
+    become orders and returns; off where the shop's own system sends orders already. Every
+    server process applies it within ``KEY_CACHE_SECONDS``."""
+    key = db.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"No API key {key_id!r}", field="key_id")
+    key.orders_from_tracking = enabled
     db.commit()
     _recent_keys.clear()
     return key
@@ -246,6 +266,21 @@ def authenticate_admin(db: Session, *, email: str, password: str) -> AdminUser |
     user.last_login_at = clock.now()
     db.commit()
     return user
+
+
+def admin_password_matches(db: Session, *, email: str, password: str) -> bool:
+    """Whether ``password`` is the admin user's current one, without signing them in."""
+    try:
+        email = _normalise_email(email)
+    except InvalidInput:
+        return False
+    user = db.scalar(select(AdminUser).where(AdminUser.email == email))
+    if user is None:
+        return False
+    try:
+        return bool(_password_hasher.verify(user.password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def get_admin_user(db: Session, *, user_id: str) -> AdminUser | None:

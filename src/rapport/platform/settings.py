@@ -1,17 +1,71 @@
-"""One typed settings object, read once from the environment (``RAPPORT_*``) and ``.env``."""
+"""One typed settings object, read once from the environment (``RAPPORT_*``), the working
+directory's ``.env`` and the user's env file (``RAPPORT_ENV_FILE``, by default
+``~/.config/rapport/env``).
+
+Nothing depends on the directory a command runs in: the data directory defaults to the user's
+(``$XDG_DATA_HOME/rapport``, ``~/.local/share/rapport``), the embedded database lives in it,
+and relative paths given in settings are made absolute once, when they are read."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from sqlalchemy.engine import make_url
 
-DEFAULT_DATA_DIR = Path("var")
+ENV_FILE_VARIABLE = "RAPPORT_ENV_FILE"
+SQLITE_FILE = "rapport.db"
+
+
+def _xdg_base(variable: str, fallback: str) -> Path:
+    # The XDG spec ignores relative values; so do we.
+    value = os.environ.get(variable, "")
+    return Path(value) if os.path.isabs(value) else Path.home() / fallback
+
+
+def user_data_dir() -> Path:
+    """The data directory when none is configured: ``$XDG_DATA_HOME/rapport``, or
+    ``~/.local/share/rapport``."""
+    return _xdg_base("XDG_DATA_HOME", ".local/share") / "rapport"
+
+
+def user_env_file() -> Path:
+    """The user's env file: ``RAPPORT_ENV_FILE``, or ``$XDG_CONFIG_HOME/rapport/env``
+    (``~/.config/rapport/env``)."""
+    named = os.environ.get(ENV_FILE_VARIABLE, "")
+    if named:
+        return Path(named).expanduser()
+    return _xdg_base("XDG_CONFIG_HOME", ".config") / "rapport" / "env"
+
+
+def env_files() -> tuple[Path, ...]:
+    """The env files read, weakest first: the user's, then the working directory's ``.env``
+    (a checkout's own settings win over the user's). Variables set in the environment win
+    over both."""
+    named = os.environ.get(ENV_FILE_VARIABLE, "")
+    if named and not Path(named).expanduser().is_file():
+        raise FileNotFoundError(
+            f"{ENV_FILE_VARIABLE} names {named}, which is not a file: create it or unset"
+            f" {ENV_FILE_VARIABLE}"
+        )
+    return (user_env_file(), Path(".env"))
+
+
+def absolute(path: Path) -> Path:
+    """``path`` made absolute against the working directory now (``~`` expanded), so that
+    later changes of directory do not move it."""
+    return Path(os.path.abspath(path.expanduser()))
 
 
 class Settings(BaseSettings):
@@ -22,12 +76,16 @@ class Settings(BaseSettings):
     )
 
     database_url: str = Field(
-        default=f"sqlite:///{DEFAULT_DATA_DIR / 'rapport.db'}",
-        description="SQLAlchemy URL: sqlite:///path (embedded) or postgresql+psycopg://...",
+        default="",
+        description=(
+            "SQLAlchemy URL: sqlite:///path (embedded) or postgresql+psycopg://...; empty:"
+            " rapport.db in the data directory. A relative SQLite path is taken from the"
+            " working directory once, when settings are read."
+        ),
     )
     secret_key: SecretStr | None = Field(
         default=None,
-        description="Signs admin session cookies. Generated into var/secret_key when unset.",
+        description="Signs admin session cookies. Generated into <data_dir>/secret_key when unset.",
     )
     bind_host: str = "127.0.0.1"
     bind_port: int = 8000
@@ -106,13 +164,22 @@ class Settings(BaseSettings):
     dead_letter_max_bytes: int = Field(
         default=8192, ge=256, description="Each kept rejected message is cut to this size."
     )
-    data_dir: Path = DEFAULT_DATA_DIR
+    data_dir: Path = Field(
+        default_factory=user_data_dir,
+        description=(
+            "Embedded database, generated secret, rate-limit counts, models, first-run"
+            " credentials (default: $XDG_DATA_HOME/rapport, ~/.local/share/rapport)."
+        ),
+    )
     return_cost_minor: int = Field(
         default=800, ge=0, description="What one return costs (carriage, handling), in cents."
     )
-    vendor_static_dir: Path = Field(
-        default=Path("node_modules"),
-        description="Where npm installed the admin pages' JavaScript (htmx, chart.js).",
+    vendor_static_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Where npm installed the admin pages' JavaScript (htmx, chart.js) and the API"
+            " reference's (Swagger UI, ReDoc); default: the checkout's node_modules."
+        ),
     )
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
@@ -154,6 +221,46 @@ class Settings(BaseSettings):
         if value is not None and value.get_secret_value() in {"changeme", "changethis", "secret"}:
             raise ValueError("RAPPORT_SECRET_KEY is a placeholder; set a long random value")
         return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The env files are found when settings are read (RAPPORT_ENV_FILE, XDG_CONFIG_HOME
+        # may change between reads), not when this module is imported.
+        user_and_local = DotEnvSettingsSource(settings_cls, env_file=env_files())
+        return init_settings, env_settings, user_and_local, file_secret_settings
+
+    @field_validator("data_dir", "vendor_static_dir")
+    @classmethod
+    def _absolute_path(cls, value: Path | None) -> Path | None:
+        return None if value is None else absolute(value)
+
+    @model_validator(mode="after")
+    def _absolute_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / SQLITE_FILE}"
+            return self
+        try:
+            url = make_url(self.database_url)
+        except Exception:  # not a URL: left as given, for the engine to refuse with its reason
+            return self
+        database = url.database or ""
+        if (
+            url.get_backend_name() == "sqlite"
+            and database
+            and database != ":memory:"
+            and not database.startswith("file:")
+            and not os.path.isabs(database)
+        ):
+            resolved = url.set(database=str(absolute(Path(database))))
+            self.database_url = resolved.render_as_string(hide_password=False)
+        return self
 
     @property
     def is_sqlite(self) -> bool:

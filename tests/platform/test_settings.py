@@ -1,0 +1,75 @@
+"""Where settings come from, and that nothing in them depends on the working directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rapport.platform.settings import Settings
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user of their own: no RAPPORT_* variables, XDG folders under ``tmp_path``."""
+    for name in ("RAPPORT_DATABASE_URL", "RAPPORT_DATA_DIR", "RAPPORT_ENV_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-home"))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    return tmp_path
+
+
+def test_the_default_database_is_in_the_users_data_directory(home: Path) -> None:
+    settings = Settings()
+    assert settings.data_dir == home / "data-home" / "rapport"
+    assert settings.database_url == f"sqlite:///{home / 'data-home' / 'rapport' / 'rapport.db'}"
+
+
+def test_without_xdg_the_data_directory_is_under_home(home: Path, monkeypatch) -> None:
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert Settings().data_dir == home / "home" / ".local" / "share" / "rapport"
+
+
+def test_relative_paths_are_made_absolute_once(home: Path, monkeypatch) -> None:
+    # given relative settings read in one directory
+    monkeypatch.setenv("RAPPORT_DATA_DIR", "var")
+    settings = Settings()
+    # then they name that directory's files, whatever directory the process moves to later
+    assert settings.data_dir == home / "work" / "var"
+    assert settings.database_url == f"sqlite:///{home / 'work' / 'var' / 'rapport.db'}"
+    relative = Settings(database_url="sqlite:///db/shop.db?timeout=5")
+    assert relative.database_url == f"sqlite:///{home / 'work' / 'db' / 'shop.db'}?timeout=5"
+    # and URLs that are not relative files are left as given
+    server = "postgresql+psycopg://rapport:pw@db:5432/rapport"
+    assert Settings(database_url=server).database_url == server
+    assert Settings(database_url="sqlite://").database_url == "sqlite://"
+
+
+def test_env_files_user_then_working_directory_then_environment(home: Path, monkeypatch) -> None:
+    user_file = home / "config-home" / "rapport" / "env"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text("RAPPORT_BIND_PORT=9001\nRAPPORT_SMTP_HOST=mail.user\n")
+    # the user's env file applies anywhere
+    assert Settings().bind_port == 9001
+    # a working directory's .env wins over it
+    (home / "work" / ".env").write_text("RAPPORT_BIND_PORT=9002\n")
+    settings = Settings()
+    assert settings.bind_port == 9002
+    assert settings.smtp_host == "mail.user"
+    # and the environment over both
+    monkeypatch.setenv("RAPPORT_BIND_PORT", "9003")
+    assert Settings().bind_port == 9003
+
+
+def test_a_named_env_file_is_read_and_must_exist(home: Path, monkeypatch) -> None:
+    named = home / "rapport.env"
+    named.write_text("RAPPORT_SMTP_HOST=mail.named\n")
+    monkeypatch.setenv("RAPPORT_ENV_FILE", str(named))
+    assert Settings().smtp_host == "mail.named"
+    monkeypatch.setenv("RAPPORT_ENV_FILE", str(home / "missing.env"))
+    with pytest.raises(FileNotFoundError, match="RAPPORT_ENV_FILE"):
+        Settings()
