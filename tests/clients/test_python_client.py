@@ -11,6 +11,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -478,6 +479,16 @@ def test_the_async_client_does_the_same_with_the_same_retries(shop) -> None:
             await rapport.loyalty.earn(
                 customer, points=12, reason="Order", order_id=order["order_id"]
             )
+            # Two tills sending one command at once with its key: whichever comes second is
+            # answered 409 "still running" (retried after Retry-After) or the stored answer.
+            same_key = uuid.uuid4().hex
+            first, second = await asyncio.gather(
+                *(
+                    rapport.loyalty.earn(customer, points=3, reason="Two", idempotency_key=same_key)
+                    for _ in range(2)
+                )
+            )
+            assert first == second
             with pytest.raises(InvalidInput) as invalid:
                 await rapport.loyalty.redeem(customer, points=-1)
             assert invalid.value.field == "points"
@@ -488,8 +499,8 @@ def test_the_async_client_does_the_same_with_the_same_retries(shop) -> None:
         movements, balance = asyncio.run(main())
     finally:
         proxy.close()
-    assert balance == 12
-    assert [m["points"] for m in movements] == [12]
+    assert balance == 15
+    assert sorted(m["points"] for m in movements) == [3, 12]
     first, retry = proxy.idempotency_keys()[:2]
     assert first == retry  # the dropped order was retried with its key, and placed once
     with Rapport(server.base_url, api_key=key) as rapport:

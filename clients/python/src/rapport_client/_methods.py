@@ -5,6 +5,8 @@ the typed surface is written once."""
 from __future__ import annotations
 
 import functools
+import inspect
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -33,37 +35,51 @@ class AsyncResource:
         self._client = client
 
 
+def _describe(method: Callable[..., Any], build: Callable[..., Any], returns: str) -> None:
+    """Give ``method`` the signature ``help()`` and editors show: the operation's parameters
+    after ``self``, returning what the method gives (``returns``, ``{}`` standing for the
+    operation's result type) rather than the operation's ``Call[...]``."""
+    functools.update_wrapper(method, build)
+    signature = inspect.signature(build)
+    result = re.sub(r"^(Call|Pages)\[(.*)\]$", r"\2", str(signature.return_annotation))
+    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[self_parameter, *signature.parameters.values()],
+        return_annotation=returns.format(result),
+    )
+
+
 def sync_method(build: Callable[P, Call[T]]) -> Callable[Concatenate[SyncResource, P], T]:
-    @functools.wraps(build)
     def method(self: SyncResource, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return self._client.execute(build(*args, **kwargs))
 
+    _describe(method, build, "{}")
     return method
 
 
 def async_method(
     build: Callable[P, Call[T]],
 ) -> Callable[Concatenate[AsyncResource, P], Coroutine[Any, Any, T]]:
-    @functools.wraps(build)
     async def method(self: AsyncResource, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._client.execute(build(*args, **kwargs))
 
+    _describe(method, build, "{}")
     return method
 
 
 def sync_pager(build: Callable[P, Pages[T]]) -> Callable[Concatenate[SyncResource, P], Iterator[T]]:
-    @functools.wraps(build)
     def method(self: SyncResource, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
         return self._client.iterate(build(*args, **kwargs))
 
+    _describe(method, build, "Iterator[{}]")
     return method
 
 
 def async_pager(
     build: Callable[P, Pages[T]],
 ) -> Callable[Concatenate[AsyncResource, P], AsyncIterator[T]]:
-    @functools.wraps(build)
     def method(self: AsyncResource, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
         return self._client.iterate(build(*args, **kwargs))
 
+    _describe(method, build, "AsyncIterator[{}]")
     return method
