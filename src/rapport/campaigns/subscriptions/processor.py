@@ -14,7 +14,8 @@ campaign's context as it is):
 profile, and erasure must not empty it): it is keyed to the subscription instead.
 
 Only the domains' own facts count (``source`` ``command``): a tracked event that happens to
-share a name is a sender's claim. The processor starts at the head of the log when migrated.
+share a name is a sender's claim. The processor starts at the head of the log when migrated,
+and a subscription gets only the events logged since it was created.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def deliver_events(db: Session, events: list[LoggedEvent]) -> None:
         wanted = set(subscription.event_types or [])
         if campaign is None or not wanted:
             continue
+        # Events logged before the subscription existed are not its (the processor may lag).
+        since = clock.as_utc(subscription.created_at)
         recipients = [
             Recipient(
                 customer_id=None if e.type == ERASED else e.customer_id,
@@ -101,7 +104,7 @@ def deliver_events(db: Session, events: list[LoggedEvent]) -> None:
                 context=payloads[e.position],
             )
             for e in offered
-            if e.type in wanted
+            if e.type in wanted and clock.as_utc(e.received_at) >= since
         ]
         if recipients:
             queue_deliveries(db, campaign=campaign, recipients=recipients)
