@@ -44,8 +44,8 @@ export RAPPORT_REQUIRE_POSTGRES=1
 export RAPPORT_CHROMIUM=${RAPPORT_CHROMIUM:-$(command -v chromium)}
 
 # 4. Lint, types, import contracts, tests.
-.venv/bin/ruff check src tests bench
-.venv/bin/ruff format --check src tests bench
+.venv/bin/ruff check src tests bench clients
+.venv/bin/ruff format --check src tests bench clients
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache  # the domain boundaries (docs/architecture.md)
 .venv/bin/pytest "$@"
