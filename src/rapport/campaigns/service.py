@@ -1,6 +1,6 @@
 """The campaigns domain's face: what other code may call. The code lives in private modules
-(``segments/``, ``delivery/``, ``planning/``, ``producers``, ``privacy``); this module
-re-exports what is public and lists it in ``__all__``."""
+(``segments/``, ``delivery/``, ``planning/``, ``producers``, ``subscriptions/``, ``privacy``);
+this module re-exports what is public and lists it in ``__all__``."""
 
 from __future__ import annotations  # noqa: I001 (one block of imports per part, in part order)
 
@@ -82,6 +82,18 @@ from rapport.campaigns.producers.alerts import alert_addresses
 from rapport.campaigns.producers.messages import SYSTEM_CAMPAIGNS, SystemCampaign, system_campaign
 from rapport.campaigns.producers.processor import produce_messages
 
+# --- subscriptions ---
+from rapport.campaigns.subscriptions.managing import (
+    EVENT_TYPES as WEBHOOK_EVENT_TYPES,
+    CreatedSubscription,
+    SubscriptionView,
+    create_subscription,
+    delete_subscription,
+    get_subscription,
+    list_subscriptions,
+    update_subscription,
+)
+
 PRIVACY_TABLES: tuple[str, ...] = (
     "campaign_segment_members",
     "campaign_deliveries",
@@ -161,4 +173,13 @@ __all__ = [  # noqa: RUF022 (one block of names per part)
     "alert_addresses",
     "produce_messages",
     "system_campaign",
+    # --- subscriptions ---
+    "WEBHOOK_EVENT_TYPES",
+    "CreatedSubscription",
+    "SubscriptionView",
+    "create_subscription",
+    "delete_subscription",
+    "get_subscription",
+    "list_subscriptions",
+    "update_subscription",
 ]

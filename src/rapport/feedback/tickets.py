@@ -23,6 +23,7 @@ from rapport.feedback.schemas import TicketIn
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
 from rapport.platform import clock
+from rapport.platform.db import read_only
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.ids import new_id
 
@@ -207,16 +208,26 @@ def flag_breached_tickets(db: Session, *, now: datetime | None = None) -> int:
     """Log ``ticket_breached`` for every open ticket past its due time not flagged yet, a
     page at a time (each page commits); returns how many were flagged."""
     at = now or clock.now()
+    overdue = (
+        Ticket.status == "open",
+        Ticket.breached_at.is_(None),
+        Ticket.sla_due_at < at,
+    )
+    # A plain read first: a check that finds nothing must not take SQLite's write turn.
+    began_here = not db.in_transaction()
+    if began_here:
+        read_only(db)
+    nothing = db.scalar(select(Ticket.ticket_id).where(*overdue).limit(1)) is None
+    if began_here:
+        db.commit()
+    if nothing:
+        return 0
     flagged = 0
     while True:
         due = list(
             db.scalars(
                 select(Ticket)
-                .where(
-                    Ticket.status == "open",
-                    Ticket.breached_at.is_(None),
-                    Ticket.sla_due_at < at,
-                )
+                .where(*overdue)
                 .order_by(Ticket.sla_due_at, Ticket.ticket_id)
                 .limit(BREACH_PAGE)
             )
