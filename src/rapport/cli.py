@@ -144,10 +144,8 @@ class RapportCommands(TyperGroup):
             raise typer.Exit(code=2 if isinstance(error, Problem) else 1) from error
 
 
-app = typer.Typer(
-    cls=RapportCommands,
-    help="Rapport: customer experience and loyalty for omnichannel retailers.",
-)
+# Its help is the docstring of ``main`` below.
+app = typer.Typer(cls=RapportCommands)
 keys_app = typer.Typer(help="Create, list and revoke API keys.")
 admin_app = typer.Typer(help="Manage admin users of the admin pages.")
 import_app = typer.Typer(help="Import real data (transactions, catalogue, customers).")
@@ -175,8 +173,9 @@ def main(
 ) -> None:
     """Rapport: customer experience and loyalty for omnichannel retailers.
 
-    Settings come from RAPPORT_* variables, ./.env and ~/.config/rapport/env
-    (docs/operator-guide.md); data lives in RAPPORT_DATA_DIR (~/.local/share/rapport)."""
+    Settings: RAPPORT_* variables, ./.env, ~/.config/rapport/env (docs/operator-guide.md).
+
+    Data: RAPPORT_DATA_DIR (default ~/.local/share/rapport), whatever the current directory."""
 
 
 @app.command()
