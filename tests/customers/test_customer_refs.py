@@ -13,9 +13,11 @@ from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.customers.models import Customer
+from rapport.main import create_app
 from rapport.platform import clock
 from rapport.platform.db import open_session
 from rapport.platform.errors import NotFound
+from rapport.platform.settings import Settings
 from tests.conftest import auth
 from tests.loyalty.ledger import test_one_statement as one_statement
 
@@ -157,7 +159,9 @@ def test_every_customer_read_answers_the_same_for_the_shops_id(
     assert (profile["customer_id"], profile["external_id"]) == (shop["customer_id"], "SHOP-42")
 
 
-def test_no_key_is_401_before_a_reference_is_looked_up(client: TestClient) -> None:
+def test_no_key_is_401_before_a_reference_is_looked_up(client: TestClient, backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("the key is checked the same way on every backend")
     # an unauthenticated caller cannot tell a shop number that exists from one that does not
     for path in READS:
         assert client.get(path.format(ref="SHOP-UNKNOWN")).status_code == 401, path
@@ -281,8 +285,17 @@ def test_earn_as_one_statement_takes_the_shops_id_and_replays(live_client, postg
     assert ours.json()["balance"] == 120
 
 
-def test_the_api_reference_describes_both_forms_on_every_customer_parameter(app) -> None:
-    # /docs shows, on each route that names a customer, that both ids are accepted
+def test_the_api_reference_describes_both_forms_on_every_customer_parameter(tmp_path) -> None:
+    # /docs shows, on each route that names a customer, that both ids are accepted (the
+    # document is built without a database: once, not per backend)
+    app = create_app(
+        Settings(
+            database_url=f"sqlite:///{tmp_path / 'unused.db'}",
+            secret_key="test-secret-key-not-for-production",  # type: ignore[arg-type]
+            data_dir=tmp_path,
+        ),
+        run_worker=False,
+    )
     described, missing = 0, []
     for path, operations in app.openapi()["paths"].items():
         for verb, operation in operations.items():
