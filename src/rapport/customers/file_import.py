@@ -86,6 +86,8 @@ def import_consent_source(path: Path) -> str:
 
 def check_purposes(purposes: Iterable[str], *, field: str) -> frozenset[str]:
     """``purposes`` as a set, or :class:`InvalidInput` naming the first unknown one."""
+    if isinstance(purposes, str):  # one purpose, not its letters
+        purposes = [purposes]
     wanted = frozenset(p.strip() for p in purposes)
     unknown = sorted(wanted - set(CONSENT_PURPOSES))
     if unknown:

@@ -228,6 +228,8 @@ class TransactionMapping:
 
 
 def _check_purposes(purposes: Iterable[str], *, field: str) -> frozenset[str]:
+    if isinstance(purposes, str):  # one purpose, not its letters
+        purposes = [purposes]
     wanted = frozenset(p.strip() for p in purposes)
     unknown = sorted(wanted - set(customers.CONSENT_PURPOSES))
     if unknown:
