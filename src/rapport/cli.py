@@ -227,9 +227,20 @@ def init(
             created += [(KEY, issued.secret)]
         needs_demo = demo and count_customers(db) == 0
     credentials = settings.data_dir / CREDENTIALS_FILE
+    kept = False
     if created:
         # Kept before the demo loads: were it interrupted, the next run still shows them.
-        _keep_credentials(credentials, created)
+        try:
+            _keep_credentials(credentials, created)
+            kept = True
+        except OSError as error:  # they are printed below all the same: never lost unseen
+            errors.print(
+                f"Could not keep the new login in {credentials} ({error.strerror}): store"
+                " what follows now; it cannot be shown again.",
+                soft_wrap=True,
+                highlight=False,
+                markup=False,
+            )
     # Load after the session above has closed: on SQLite, one writer at a time.
     if needs_demo:
         from rapport.domains import load_tasks
@@ -247,7 +258,7 @@ def init(
     for label, value in lines:
         # Plain lines, never a table: a key must be copyable whole, whatever the terminal width.
         console.print(f"{label + ':':<17} {value}", soft_wrap=True, highlight=False, markup=False)
-    if created:
+    if kept:
         console.print(
             f"[dim]Also kept in {credentials} (readable by you only), which later `rapport"
             " init` runs show again; delete it once you have stored them elsewhere.[/dim]",
