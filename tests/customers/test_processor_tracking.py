@@ -237,6 +237,19 @@ def test_group_calls_store_the_household_and_erasure_takes_the_membership(
     assert db.get(CustomerGroup, "solo-8") is None
 
 
+def test_a_visitor_s_household_stays_when_they_identify_and_the_profiles_merge(db) -> None:
+    # given an anonymous visitor who joined a household before signing in
+    track(db, "grouped", anonymous_id="anon-9", properties={"group_id": "house-9", "traits": {}})
+    process(db)
+
+    # when they identify with their shop account on the same browser
+    _identify(db, "u-9", {"email": "nine@example.com"}, anonymous_id="anon-9")
+    process(db)
+
+    # then the visitor profile merged into theirs, and the household came with it
+    assert _customer(db, "u-9").group_id == "house-9"
+
+
 def test_the_360_page_shows_custom_traits_and_the_group(db, client) -> None:
     # given a customer with custom traits and a household
     _identify(db, "u-9", {"email": "fay@example.com", "plan": "pro", "age": 41})

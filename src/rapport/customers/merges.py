@@ -119,6 +119,8 @@ def merge_profiles(
                 db.flush()
             setattr(target, name, value)
     target.attributes = {**(source.attributes or {}), **(target.attributes or {})}
+    # The account or household the source belonged to, when the target has none.
+    target.group_id = target.group_id or source.group_id
     target.is_anonymous = target.is_anonymous and source.is_anonymous
     target.updated_at = now
     source.status = "merged"

@@ -435,7 +435,6 @@ def _apply_alias(db: Session, customer: Customer, event: LoggedEvent) -> None:
         other = get_customer(db, customer_id=owner_id)
         if other is None or other.status != "active" or other.customer_id == customer.customer_id:
             continue  # already one profile, or an erased one (its ids are on the blocklist)
-        group_id = other.group_id
         merge_profiles(
             db,
             source_id=other.customer_id,
@@ -443,8 +442,6 @@ def _apply_alias(db: Session, customer: Customer, event: LoggedEvent) -> None:
             reason="alias",
             actor="profile processor",
         )
-        if customer.group_id is None and group_id is not None:
-            customer.group_id = group_id
 
 
 def _apply_group(db: Session, customer: Customer, event: LoggedEvent) -> None:
