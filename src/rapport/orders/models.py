@@ -213,17 +213,19 @@ class CustomerValueFit(Base):
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 
-class TrackedOrderRefusal(Base):
-    """A tracked "Order Completed" or "Order Refunded" (``orders.tracked``) that did not become
-    an order or a return, with the reason, kept for the operator (``GET
-    /v1/orders/tracked/refusals``). One per event at most. ``customer_ref`` is the person as
-    the sender named them (``userId``, else ``anonymousId``), so that erasure finds the row."""
+class TrackedOrderEvent(Base):
+    """A tracked "Order Completed" or "Order Refunded" the ``orders.tracked`` processor handled
+    (one row per event: handled again after a replay or a cursor reset, it is passed over),
+    and what became of it: ``placed``, ``returned``, or ``refused`` with the reason, kept for
+    the operator (``GET /v1/orders/tracked/refusals``). Only a refusal names the person, as
+    the sender did (``customer_ref``: ``userId``, else ``anonymousId``), for erasure to find."""
 
-    __tablename__ = "tracked_order_refusals"
+    __tablename__ = "tracked_order_events"
     __table_args__ = (
-        Index("ix_tracked_order_refusals_reason", "reason"),
-        Index("ix_tracked_order_refusals_customer_ref", "customer_ref"),
-        Index("ix_tracked_order_refusals_customer_id", "customer_id"),
+        CheckConstraint("outcome IN ('placed', 'returned', 'refused')", name="outcome_known"),
+        Index("ix_tracked_order_events_outcome_reason", "outcome", "reason"),
+        Index("ix_tracked_order_events_customer_ref", "customer_ref"),
+        Index("ix_tracked_order_events_customer_id", "customer_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -231,9 +233,11 @@ class TrackedOrderRefusal(Base):
     event_id: Mapped[str] = mapped_column(String(100))
     event_type: Mapped[str] = mapped_column(String(60))
     order_id: Mapped[str | None] = mapped_column(String(100), default=None)
-    reason: Mapped[str] = mapped_column(String(40))
-    field: Mapped[str] = mapped_column(String(200), default="")
-    message: Mapped[str] = mapped_column(String(500))
+    outcome: Mapped[str] = mapped_column(String(10))
+    return_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    reason: Mapped[str | None] = mapped_column(String(40), default=None)
+    field: Mapped[str | None] = mapped_column(String(200), default=None)
+    message: Mapped[str | None] = mapped_column(String(500), default=None)
     customer_ref: Mapped[str | None] = mapped_column(String(100), default=None)
     customer_id: Mapped[str | None] = mapped_column(String(40), default=None)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -20,7 +20,7 @@ from rapport.orders.models import (
     OrderStatusChange,
     ReturnLine,
 )
-from rapport.orders.tracked.refusals import erase_refusals, export_refusals
+from rapport.orders.tracked.outcomes import erase_refusals, export_refusals
 from rapport.platform.privacy import PrivacySubject
 
 PRIVACY_TABLES = (
@@ -28,7 +28,7 @@ PRIVACY_TABLES = (
     "return_lines",
     "customer_notices",
     "customer_values",
-    "tracked_order_refusals",
+    "tracked_order_events",
 )
 
 

@@ -16,7 +16,7 @@ Every verb owns its transaction and appends its events (``rapport.orders.events`
 - ``records``: one order, its lines and status history;
 - ``customer_value/``: lifetime value (BG/NBD, Gamma-Gamma), probability alive, value tiers;
 - ``tracked/``: Segment's "Order Completed" and "Order Refunded" as orders and returns (the
-  ``orders.tracked`` processor) and the refusals kept for the operator;
+  ``orders.tracked`` processor), what became of each, and the refusals kept for the operator;
 - ``privacy``: the domain's part of export and erasure.
 
 ``Order`` (the placed order as verbs return it), ``OrderIn`` and ``ReturnIn`` (what the
@@ -84,10 +84,10 @@ from rapport.orders.reports import (
 )
 from rapport.orders.returns import RecordedReturn, record_return
 from rapport.orders.schemas import OrderIn, ReturnIn
+from rapport.orders.tracked.outcomes import RefusalPage as TrackedRefusalPage
+from rapport.orders.tracked.outcomes import list_refusals as tracked_order_refusals
 from rapport.orders.tracked.processor import PROCESSOR as TRACKED_ORDERS_PROCESSOR
 from rapport.orders.tracked.processor import process_tracked_orders
-from rapport.orders.tracked.refusals import RefusalPage as TrackedRefusalPage
-from rapport.orders.tracked.refusals import list_refusals as tracked_order_refusals
 
 __all__ = [
     "DEFAULT_PROMISE_DAYS",

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from rapport.orders.tracked.refusals import MAX_PAGE, list_refusals
+from rapport.orders.tracked.outcomes import MAX_PAGE, list_refusals
 from rapport.platform.auth import AdminKey
 from rapport.platform.db import DbSession
 from rapport.platform.schemas import ReadModel
@@ -23,12 +23,12 @@ class TrackedRefusalOut(ReadModel):
     event_id: str = Field(description="The message's messageId")
     event_type: str = Field(description="order_completed or order_refunded")
     order_id: str | None
-    reason: str = Field(
+    reason: str | None = Field(
         description="totals_disagree, unknown_product, unknown_currency, no_products, "
         "order_exists, unknown_order, not_enough_stock, ... (docs/tracking-ecommerce.md)"
     )
-    field: str = Field(description="The message field at fault, e.g. properties.total")
-    message: str
+    field: str | None = Field(description="The message field at fault, e.g. properties.total")
+    message: str | None
     customer_ref: str | None = Field(description="userId, else anonymousId, as sent")
     customer_id: str | None
     occurred_at: datetime

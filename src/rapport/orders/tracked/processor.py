@@ -13,7 +13,8 @@ transaction; here they must not (the batch and the cursor commit together), so e
 a savepoint and its ``before_commit`` hook hands the result back instead of letting it
 commit. An order id the log already holds is never placed twice (the order's primary key),
 and a message that cannot become an order or a return is kept with its reason
-(``refusals``), never lost.
+(``outcomes``), never lost. Each event's outcome is recorded too, so an event handled again
+(a processor cursor moved back) is passed over.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from rapport.orders.tracked.mapping import (
     order_id_of,
     products_of,
 )
-from rapport.orders.tracked.refusals import count, record_refusal
+from rapport.orders.tracked.outcomes import handled_positions, record_outcome
 from rapport.platform.errors import InvalidInput
 
 PROCESSOR = "orders.tracked"
@@ -52,6 +53,7 @@ PROCESSOR = "orders.tracked"
 TRACKING_SOURCE = "segment"
 ORDER_COMPLETED = "order_completed"
 ORDER_REFUNDED = "order_refunded"
+HANDLED = frozenset((ORDER_COMPLETED, ORDER_REFUNDED))
 # Where a tracked order's units are taken from, as for a shipped order posted without a store.
 WEB_LOCATION = "web"
 # ``orders.source`` of an order placed from tracking.
@@ -68,8 +70,10 @@ class _Held(Exception):
 
 def process_tracked_orders(db: Session, events: list[LoggedEvent]) -> None:
     """The processor's handler: one batch of the log, in order, in the batch's transaction."""
-    for event in events:
-        if event.source != TRACKING_SOURCE:
+    ours = [e for e in events if e.source == TRACKING_SOURCE and e.type in HANDLED]
+    done = handled_positions(db, (e.position for e in ours))
+    for event in ours:
+        if event.position in done:
             continue
         if event.type == ORDER_COMPLETED:
             _order_completed(db, event)
@@ -113,14 +117,25 @@ def _order_completed(db: Session, event: LoggedEvent) -> None:
                 raise
             raise _exists(order_id) from None
     except Refusal as refusal:
-        record_refusal(db, event, refusal, order_id=order_id, customer_id=customer_id)
+        _refused(db, event, refusal, order_id=order_id, customer_id=customer_id)
         return
     except InvalidInput as problem:
-        record_refusal(
-            db, event, _refusal_from(problem), order_id=order_id, customer_id=customer_id
-        )
+        _refused(db, event, _refusal_from(problem), order_id=order_id, customer_id=customer_id)
         return
-    count("placed")
+    record_outcome(db, event, "placed", order_id=order_id)
+
+
+def _refused(
+    db: Session,
+    event: LoggedEvent,
+    refusal: Refusal,
+    *,
+    order_id: str | None,
+    customer_id: str | None,
+) -> None:
+    record_outcome(
+        db, event, "refused", order_id=order_id, refusal=refusal, customer_id=customer_id
+    )
 
 
 def _hold_order(db: Session, order: Order) -> NoReturn:
@@ -143,18 +158,19 @@ def _exists(order_id: str) -> Refusal:
 
 
 def _customer(db: Session, event: LoggedEvent) -> str:
-    """Who ordered: the profile the event is already assigned to, else ``userId`` (Rapport's
-    id or the shop's own, resolved and linked by the order verb as for ``POST /v1/orders``),
-    else the visitor's ``anonymousId`` (an anonymous profile, merged into the customer's when
-    they identify, as the profile processor does)."""
-    if event.customer_id:
-        return event.customer_id
+    """Who ordered: ``userId`` (Rapport's id or the shop's own, found or created and linked by
+    the order verb as for ``POST /v1/orders``), else the visitor's ``anonymousId`` (their
+    anonymous profile, merged into the customer's when they identify, as the profile
+    processor does), else the profile the event was filed under (an erased person's event
+    keeps only that)."""
     if event.user_id:
         return event.user_id
     if event.anonymous_id:
         return customers.resolve_identities(
             db, identities={"anonymous_id": event.anonymous_id}, source=f"event:{event.type}"
         ).customer_id
+    if event.customer_id:
+        return event.customer_id
     raise Refusal("no_customer", "The message names no person (userId or anonymousId)")
 
 
@@ -219,17 +235,20 @@ def _order_refunded(db: Session, event: LoggedEvent) -> None:
                 "returned_at": event.occurred_at,
             }
         )
-        with db.begin_nested(), suppress(_Held):
-            record_return(db, order_id=order_id, request=request, before_commit=_hold_return)
+        recorded: RecordedReturn | None = None
+        with db.begin_nested():
+            try:
+                record_return(db, order_id=order_id, request=request, before_commit=_hold_return)
+            except _Held as held:
+                recorded = held.result
     except Refusal as refusal:
-        record_refusal(db, event, refusal, order_id=order_id, customer_id=customer_id)
+        _refused(db, event, refusal, order_id=order_id, customer_id=customer_id)
         return
     except InvalidInput as problem:
-        record_refusal(
-            db, event, _refusal_from(problem), order_id=order_id, customer_id=customer_id
-        )
+        _refused(db, event, _refusal_from(problem), order_id=order_id, customer_id=customer_id)
         return
-    count("returned")
+    assert recorded is not None
+    record_outcome(db, event, "returned", order_id=order_id, return_id=recorded.return_id)
 
 
 def _hold_return(db: Session, recorded: RecordedReturn) -> NoReturn:

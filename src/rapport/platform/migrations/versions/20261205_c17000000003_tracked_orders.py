@@ -1,7 +1,7 @@
 """tracked orders: Segment's Order Completed / Order Refunded as orders and returns
 
-The ``orders.tracked`` processor turns them into orders and returns, and keeps what it
-refuses in ``tracked_order_refusals``. On an existing install it starts at the head of the
+The ``orders.tracked`` processor turns them into orders and returns, and records each one it
+handled in ``tracked_order_events`` (what became of it; refusals with their reason). On an existing install it starts at the head of the
 log: "Order Completed" events stored before the upgrade were raw events, and the shop's
 orders of that time reached Rapport another way or not at all (``/v1/orders``, a transaction
 import); placing them now would count old purchases again and award points for them.
@@ -24,43 +24,39 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TRACKED_ORDERS_PROCESSOR = "orders.tracked"
+INDEXES = {
+    "ix_tracked_order_events_outcome_reason": ["outcome", "reason"],
+    "ix_tracked_order_events_customer_ref": ["customer_ref"],
+    "ix_tracked_order_events_customer_id": ["customer_id"],
+}
 
 
 def upgrade() -> None:
     op.create_table(
-        "tracked_order_refusals",
+        "tracked_order_events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("event_position", sa.BigInteger(), nullable=False),
         sa.Column("event_id", sa.String(length=100), nullable=False),
         sa.Column("event_type", sa.String(length=60), nullable=False),
         sa.Column("order_id", sa.String(length=100), nullable=True),
-        sa.Column("reason", sa.String(length=40), nullable=False),
-        sa.Column("field", sa.String(length=200), nullable=False),
-        sa.Column("message", sa.String(length=500), nullable=False),
+        sa.Column("outcome", sa.String(length=10), nullable=False),
+        sa.Column("return_id", sa.String(length=64), nullable=True),
+        sa.Column("reason", sa.String(length=40), nullable=True),
+        sa.Column("field", sa.String(length=200), nullable=True),
+        sa.Column("message", sa.String(length=500), nullable=True),
         sa.Column("customer_ref", sa.String(length=100), nullable=True),
         sa.Column("customer_id", sa.String(length=40), nullable=True),
         sa.Column("occurred_at", rapport.platform.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("recorded_at", rapport.platform.db.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_tracked_order_refusals")),
-        sa.UniqueConstraint(
-            "event_position", name=op.f("uq_tracked_order_refusals_event_position")
+        sa.CheckConstraint(
+            "outcome IN ('placed', 'returned', 'refused')",
+            name=op.f("ck_tracked_order_events_outcome_known"),
         ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tracked_order_events")),
+        sa.UniqueConstraint("event_position", name=op.f("uq_tracked_order_events_event_position")),
     )
-    op.create_index(
-        "ix_tracked_order_refusals_reason", "tracked_order_refusals", ["reason"], unique=False
-    )
-    op.create_index(
-        "ix_tracked_order_refusals_customer_ref",
-        "tracked_order_refusals",
-        ["customer_ref"],
-        unique=False,
-    )
-    op.create_index(
-        "ix_tracked_order_refusals_customer_id",
-        "tracked_order_refusals",
-        ["customer_id"],
-        unique=False,
-    )
+    for name, columns in INDEXES.items():
+        op.create_index(name, "tracked_order_events", columns, unique=False)
     op.execute(
         sa.text(
             "INSERT INTO processor_cursors (name, position, updated_at)"
@@ -76,7 +72,6 @@ def downgrade() -> None:
             name=TRACKED_ORDERS_PROCESSOR
         )
     )
-    op.drop_index("ix_tracked_order_refusals_customer_id", table_name="tracked_order_refusals")
-    op.drop_index("ix_tracked_order_refusals_customer_ref", table_name="tracked_order_refusals")
-    op.drop_index("ix_tracked_order_refusals_reason", table_name="tracked_order_refusals")
-    op.drop_table("tracked_order_refusals")
+    for name in INDEXES:
+        op.drop_index(name, table_name="tracked_order_events")
+    op.drop_table("tracked_order_events")
