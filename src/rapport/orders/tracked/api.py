@@ -46,7 +46,7 @@ def tracked_refusals(
     db: DbSession,
     _key: AdminKey,
     reason: Annotated[str | None, Query(max_length=40)] = None,
-    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> TrackedRefusalsOut:
     """Tracked orders and refunds Rapport refused, newest first, and how many of each
