@@ -44,4 +44,4 @@ def fit_customer_value(db: Session, payload: dict[str, Any]) -> None:
 jobs.scheduled("orders.fit_customer_value", every=timedelta(days=1))
 
 # Segment's "Order Completed" / "Order Refunded" as orders and returns (orders.tracked).
-events.processor(service.TRACKED_ORDERS_PROCESSOR, batch_size=200)(service.process_tracked_orders)
+events.processor(service.TRACKED_ORDERS_PROCESSOR, batch_size=500)(service.process_tracked_orders)
