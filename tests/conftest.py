@@ -3,9 +3,11 @@ rollback per test; an app wired to the test's session; API keys per scope."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -35,6 +37,16 @@ REQUIRE_POSTGRES_ENV = "RAPPORT_REQUIRE_POSTGRES"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 load_models()
+
+# Settings read from the environment keep their files (secret key, rate-limit counters, the
+# default SQLite database) in the data dir, and read the user's env file: the suite uses its
+# own, never the developer's ~/.local/share/rapport or ~/.config/rapport/env.
+_SUITE_DATA_DIR = tempfile.mkdtemp(prefix="rapport-tests-")
+_SUITE_ENV_FILE = Path(_SUITE_DATA_DIR) / "env"
+_SUITE_ENV_FILE.touch()
+os.environ.setdefault("RAPPORT_DATA_DIR", _SUITE_DATA_DIR)
+os.environ.setdefault("RAPPORT_ENV_FILE", str(_SUITE_ENV_FILE))
+atexit.register(shutil.rmtree, _SUITE_DATA_DIR, ignore_errors=True)
 
 
 def _postgres_server_url() -> str | None:
