@@ -76,7 +76,8 @@ def record_outcome(
             field=refusal.field[:200] if refusal else None,
             message=refusal.message[:500] if refusal else None,
             customer_ref=(event.user_id or event.anonymous_id) if named else None,
-            customer_id=customer_id if named else None,
+            # Rapport's id when known (the shop's own number is customer_ref).
+            customer_id=customer_id if named and _rapport_id(customer_id) else None,
             occurred_at=event.occurred_at,
             recorded_at=clock.now(),
         )
@@ -156,6 +157,10 @@ def erase_refusals(db: Session, *, subject: PrivacySubject) -> None:
     """The person's refused tracked orders go (kept for the operator, in no report). Applied
     ones name nobody and stay, so their events are still never applied twice."""
     db.execute(delete(TrackedOrderEvent).where(_naming(subject)))
+
+
+def _rapport_id(value: str | None) -> bool:
+    return value is not None and value.startswith("cus_") and len(value) <= 40
 
 
 def _iso(value: datetime) -> str:
