@@ -160,6 +160,37 @@ def test_admin_creates_lists_and_revokes_keys_over_http(client, api_key) -> None
     assert client.post("/v1/events", json=event, headers=auth(body["secret"])).status_code == 401
 
 
+def test_a_key_s_orders_from_tracking_switch_is_set_at_creation_and_changed_alone(
+    client, api_key
+) -> None:
+    # given a tracking key made for a shop that posts its orders to /v1/orders
+    admin = auth(api_key("admin"))
+    created = client.post(
+        "/v1/keys",
+        json={"name": "site", "scopes": ["ingest"], "orders_from_tracking": False},
+        headers=admin,
+    ).json()
+    assert created["orders_from_tracking"] is False
+    client.patch(f"/v1/keys/{created['id']}", json={"rate_limit": "50/second"}, headers=admin)
+
+    # when only the switch is turned on
+    changed = client.patch(
+        f"/v1/keys/{created['id']}", json={"orders_from_tracking": True}, headers=admin
+    )
+
+    # then it is on, and the key's own limit set before is kept
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["orders_from_tracking"] is True
+    assert changed.json()["rate_limit"] == "50/second"
+    # and an unknown key or a non-boolean is refused naming the field
+    unknown = client.patch("/v1/keys/key_nope", json={"orders_from_tracking": True}, headers=admin)
+    assert (unknown.status_code, unknown.json()["field"]) == (404, "key_id")
+    loose = client.patch(
+        f"/v1/keys/{created['id']}", json={"orders_from_tracking": "yes"}, headers=admin
+    )
+    assert (loose.status_code, loose.json()["field"]) == (422, "orders_from_tracking")
+
+
 def test_key_request_with_unknown_scope_is_422(client, api_key) -> None:
     response = client.post(
         "/v1/keys", json={"name": "x", "scopes": ["superuser"]}, headers=auth(api_key("admin"))

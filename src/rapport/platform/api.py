@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Path, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import field_validator
 from sqlalchemy import text
@@ -12,9 +12,10 @@ from sqlalchemy import text
 from rapport.platform import service
 from rapport.platform.auth import AdminKey
 from rapport.platform.db import DbSession
+from rapport.platform.errors import InvalidInput
 from rapport.platform.middleware import exposition_registry
 from rapport.platform.migrations_runner import pending_migrations
-from rapport.platform.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, Health
+from rapport.platform.schemas import ApiKeyChange, ApiKeyCreated, ApiKeyIn, ApiKeyOut, Health
 
 ops_router = APIRouter(tags=["operations"])
 router = APIRouter(prefix="/v1/keys", tags=["api keys"])
@@ -70,7 +71,10 @@ def metrics() -> Response:
 def create_key(body: ApiKeyRequest, db: DbSession, _key: AdminKey) -> ApiKeyCreated:
     """Create an API key. The secret is in this answer only."""
     issued = service.create_api_key(
-        db, name=body.name, scopes=[service.Scope(scope) for scope in body.scopes]
+        db,
+        name=body.name,
+        scopes=[service.Scope(scope) for scope in body.scopes],
+        orders_from_tracking=body.orders_from_tracking,
     )
     return ApiKeyCreated(**ApiKeyOut.model_validate(issued.key).model_dump(), secret=issued.secret)
 
@@ -84,7 +88,29 @@ def list_keys(db: DbSession, _key: AdminKey, include_revoked: bool = False) -> l
     ]
 
 
+KeyId = Annotated[str, Path(max_length=40)]
+
+
+@router.patch("/{key_id}")
+def change_key(key_id: KeyId, body: ApiKeyChange, db: DbSession, _key: AdminKey) -> ApiKeyOut:
+    """Change a key's settings: whether its Segment e-commerce events become orders, its own
+    request limit (``null`` for the default). Fields left out keep their values."""
+    given = body.model_fields_set
+    if "orders_from_tracking" in given:
+        if body.orders_from_tracking is None:
+            raise InvalidInput(
+                "orders_from_tracking is true or false", field="orders_from_tracking"
+            )
+        service.set_api_key_orders_from_tracking(
+            db, key_id=key_id, enabled=body.orders_from_tracking
+        )
+    if "rate_limit" in given:
+        service.set_api_key_rate_limit(db, key_id=key_id, rate_limit=body.rate_limit)
+    key = service.get_api_key(db, key_id=key_id)
+    return ApiKeyOut.model_validate(key)
+
+
 @router.delete("/{key_id}")
-def revoke_key(key_id: str, db: DbSession, _key: AdminKey) -> ApiKeyOut:
+def revoke_key(key_id: KeyId, db: DbSession, _key: AdminKey) -> ApiKeyOut:
     """Revoke a key; it is refused from the next request on."""
     return ApiKeyOut.model_validate(service.revoke_api_key(db, key_id=key_id))

@@ -138,6 +138,24 @@ class Page(BaseModel, Generic[ItemT]):
 class ApiKeyIn(StrictModel):
     name: str = Field(min_length=1, max_length=200, examples=["Shop front-end"])
     scopes: list[str] = Field(min_length=1, examples=[["ingest"]])
+    orders_from_tracking: bool = Field(
+        default=True,
+        description="Segment e-commerce events this key sends (Order Completed, Order Refunded)"
+        " become orders and returns; false where the shop posts its orders to /v1/orders.",
+    )
+
+
+class ApiKeyChange(StrictModel):
+    """The settings to change; a field left out keeps its value."""
+
+    orders_from_tracking: bool | None = Field(
+        default=None, description="Whether its Segment e-commerce events become orders."
+    )
+    rate_limit: str | None = Field(
+        default=None,
+        max_length=100,
+        description='Its own request limit, e.g. "100/second;5000/hour"; null: the default.',
+    )
 
 
 class ApiKeyOut(ReadModel):
@@ -147,6 +165,8 @@ class ApiKeyOut(ReadModel):
     scopes: list[str]
     created_at: datetime
     revoked_at: datetime | None
+    rate_limit: str | None
+    orders_from_tracking: bool
 
 
 class ApiKeyCreated(ApiKeyOut):

@@ -130,6 +130,14 @@ def list_api_keys(db: Session, *, include_revoked: bool = False) -> list[ApiKey]
     return list(db.scalars(query))
 
 
+def get_api_key(db: Session, *, key_id: str) -> ApiKey:
+    """The key ``key_id`` (revoked ones too)."""
+    key = db.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"No API key {key_id!r}", field="key_id")
+    return key
+
+
 def revoke_api_key(db: Session, *, key_id: str) -> ApiKey:
     """Revoke a key at once; requests using it are refused from now on."""
     key = db.get(ApiKey, key_id)
