@@ -32,6 +32,7 @@ from rapport.orders.schemas import (
     StatusIn,
     ValueFitOut,
 )
+from rapport.orders.tracked.api import router as tracked_router
 from rapport.platform import clock
 from rapport.platform.auth import ReadKey, WriteKey, admit_coupon_codes
 from rapport.platform.db import DbSession
@@ -41,6 +42,8 @@ from rapport.platform.schemas import QueryDate
 from rapport.platform.settings import AppSettings
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
+# Tracked orders' refusals, before the /{order_id} routes: /tracked/... is not an order id.
+router.include_router(tracked_router)
 
 
 def _order_out(db: Session, order: Any) -> OrderOut:
