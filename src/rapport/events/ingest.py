@@ -28,6 +28,7 @@ from pydantic_core import ErrorDetails
 from rapport.events.dead_letters import Rejection
 from rapport.events.schemas import MAX_BATCH_EVENTS, EventBatchIn, EventIn
 from rapport.events.tracking_store import NewEvent, Outcome, Refusal
+from rapport.platform.domain_events import event_class
 from rapport.platform.errors import (
     InvalidInput,
     MalformedBody,
@@ -38,6 +39,28 @@ from rapport.platform.errors import (
 
 # Where in an event a problem is (relative to the event), what is wrong, and its code.
 Loc = tuple[str | int, ...]
+
+# What Rapport's own commands log (an order placed, a review verified, points earned, a late
+# delivery) is acted on by loyalty and campaigns: a tracking key, public in a shop's pages, may
+# not assert it. Two types are both a command's and a site's: identifying a visitor, and a
+# choice made in a cookie banner.
+TRACKING_MAY_SEND = frozenset({"identified", "consent_changed"})
+
+
+def reserved_type_error(event_type: str, loc: Loc) -> ItemError | None:
+    """The error for a tracking event whose type is one of Rapport's own facts, else ``None``."""
+    fact = event_class(event_type)
+    if fact is None or event_type in TRACKING_MAY_SEND:
+        return None
+    return (
+        loc,
+        f"'{event_type}' is a fact Rapport's {fact.domain} domain logs itself: send it through"
+        " the API that records it (an order through POST /v1/orders), or give your event"
+        " another name",
+        "reserved_type",
+    )
+
+
 ItemError = tuple[Loc, str, str]
 
 # Earlier than this is a device whose clock was reset, not a late event.
@@ -341,6 +364,9 @@ def to_new_event(event: EventIn) -> NewEvent | ItemError:
     occurred_at = parse_time(event["occurred_at"], field="occurred_at")
     if isinstance(occurred_at, tuple):
         return occurred_at
+    reserved = reserved_type_error(event["type"], ("type",))
+    if reserved is not None:
+        return reserved
     properties = event.get("properties") or {}
     if event["type"] == "identified" and "traits" in properties:
         wrong = trait_errors(properties["traits"], ("properties", "traits"))

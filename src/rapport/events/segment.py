@@ -36,6 +36,7 @@ from rapport.events.ingest import (
     contains_nul,
     parse_time,
     pydantic_errors,
+    reserved_type_error,
     trait_errors,
 )
 from rapport.events.schemas import CHANNELS, EVENT_TYPE_PATTERN
@@ -200,6 +201,9 @@ def _type_and_properties(
         if not name:
             return [(("event",), "A track call needs the event's name", "missing")]
         type_ = event_type(name)
+        reserved = reserved_type_error(type_, ("event",)) if type_ is not None else None
+        if reserved is not None:
+            return [reserved]
         if type_ is None:
             return [
                 (

@@ -1,0 +1,100 @@
+"""A tracking key is public in a shop's pages: it may report what a person did, never assert
+one of the facts Rapport's own commands log (an order placed, a review verified, a late
+delivery), on which loyalty awards points and campaigns send messages."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from rapport.events.models import Event
+from rapport.platform import clock
+from tests.conftest import auth
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def _event(event_id: str, type_: str, **properties: object) -> dict[str, object]:
+    return {
+        "event_id": event_id,
+        "type": type_,
+        "customer_id": "C-77",
+        "channel": "web",
+        "occurred_at": (NOW - timedelta(minutes=1)).isoformat(),
+        "properties": properties,
+    }
+
+
+def _stored(db) -> int:  # type: ignore[no-untyped-def]
+    return int(db.scalar(select(func.count()).select_from(Event)) or 0)
+
+
+@pytest.mark.parametrize(
+    ("type_", "properties"),
+    [
+        ("review_verified", {"review_id": "r1", "sku": "W-1", "rating": 5}),
+        ("order_placed", {"order_id": "X1", "total_minor": 900000, "lines": []}),
+        ("delivery_late", {"order_id": "X1"}),
+        ("points_earned", {"points": 5000}),
+    ],
+)
+def test_a_tracking_event_may_not_claim_one_of_rapport_s_own_facts(
+    client, api_key, db, type_, properties
+) -> None:
+    # given a shop's tracking key
+    clock.set_clock(lambda: NOW)
+    key = api_key("ingest")
+    before = _stored(db)
+
+    # when it sends a fact that earns points or sends messages
+    response = client.post(
+        "/v1/events", json=_event("evt-claim", type_, **properties), headers=auth(key)
+    )
+
+    # then it is refused, naming the type and saying what to do; nothing is stored
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["field"] == "type"
+    assert problem["errors"][0]["code"] == "reserved_type"
+    assert "POST /v1/orders" in problem["detail"]
+    assert _stored(db) == before
+
+
+def test_the_types_a_site_shares_with_commands_are_still_tracked(client, api_key, db) -> None:
+    clock.set_clock(lambda: NOW)
+    key = api_key("ingest")
+    identified = _event("evt-id", "identified", traits={"email": "c77@example.com"})
+    consent = _event("evt-consent", "consent_changed", purpose="analytics", granted=True)
+    for body in (identified, consent):
+        assert client.post("/v1/events", json=body, headers=auth(key)).status_code == 201
+
+
+def test_segment_calls_and_batches_refuse_them_per_message(client, api_key, db) -> None:
+    clock.set_clock(lambda: NOW)
+    key = api_key("ingest")
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    claim = {"userId": "C-77", "event": "Review Verified", "properties": {"rating": 5}}
+
+    single = client.post("/v1/track", json=claim, headers=basic)
+    assert single.status_code == 422, single.text
+    assert single.json()["field"] == "event"
+
+    viewed = {"type": "track", "userId": "C-77", "event": "Product Viewed", "messageId": "m-2"}
+    batch = client.post(
+        "/v1/batch",
+        json={"batch": [{**claim, "type": "track", "messageId": "m-1"}, viewed]},
+        headers=basic,
+    )
+    assert batch.status_code == 200
+    assert (batch.json()["accepted"], batch.json()["rejected"]) == (1, 1)
+    assert batch.json()["errors"][0]["reason"] == "reserved_type"
+
+    native = client.post(
+        "/v1/events/batch",
+        json={"events": [_event("evt-b1", "order_placed", order_id="X2")]},
+        headers=auth(key),
+    )
+    assert native.json()["rejected"] == 1
