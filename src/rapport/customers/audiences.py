@@ -191,7 +191,8 @@ def trait_audience(
       customers without the moment never match;
     - ``channels``: ``contains`` a channel (web, app, store ...);
     - ``locale``, ``home_city``, ``time_zone``: text, ``eq``/``ne``/``in``;
-    - ``attributes.<name>``: the CRM attribute as text, ``eq``/``ne``/``in``.
+    - ``attributes.<name>``: a CRM attribute or custom trait, compared by its JSON type (see
+      :func:`_attribute_matches`).
     """
     traits = select(CustomerTraits.customer_id)
     profiles = select(Customer.customer_id)
@@ -210,10 +211,57 @@ def trait_audience(
         wanted = [str(v) for v in value] if op == "in" else str(value)
         return as_customer_ids(profiles.where(_compare(getattr(Customer, field), op, wanted)))
     if field.startswith("attributes."):
-        attribute = Customer.attributes[field.removeprefix("attributes.")].as_string()
-        wanted = [str(v) for v in value] if op == "in" else str(value)
-        return as_customer_ids(profiles.where(_compare(attribute, op, wanted)))
+        name = field.removeprefix("attributes.")
+        return as_customer_ids(profiles.where(_attribute_matches(db, name, op, value)))
     raise ValueError(f"unknown trait {field!r}")
+
+
+_SQLITE_JSON_TYPES = {
+    "number": ("integer", "real"),
+    "string": ("text",),
+    "boolean": ("true", "false"),
+}
+
+
+def _attribute_matches(db: Session, name: str, op: Comparison, value: Any) -> ColumnElement[bool]:
+    """A custom trait or CRM attribute compared by its JSON type, alike on both databases: a
+    number with a number (``eq`` ... ``between``: ``age`` ``gte`` 30), text with text, a
+    boolean with a boolean (``eq``/``ne``/``in``). A profile without the attribute, or with a
+    value of another type, never matches; ``ne`` matches those that have it, otherwise."""
+    postgres = db.get_bind().dialect.name == "postgresql"
+    item = Customer.attributes[name]
+    path = '$."' + name.replace('"', '""') + '"'
+
+    def json_type() -> ColumnElement[Any]:
+        if postgres:
+            return func.jsonb_typeof(item)
+        return func.json_type(Customer.attributes, path)
+
+    def of_type(kind: str) -> ColumnElement[bool]:
+        if postgres:
+            return json_type() == kind
+        return json_type().in_(_SQLITE_JSON_TYPES[kind])
+
+    # Inside CASE: PostgreSQL would refuse to cast 'gold' to a number.
+    number = case((of_type("number"), item.as_float()), else_=None)
+
+    def equals(wanted: Any) -> ColumnElement[bool]:
+        if isinstance(wanted, bool):
+            if postgres:
+                return and_(of_type("boolean"), item.as_string() == str(wanted).lower())
+            return json_type() == str(wanted).lower()
+        if isinstance(wanted, int | float):
+            return number == wanted
+        text = case((of_type("string"), item.as_string()), else_=None)
+        return text == str(wanted)
+
+    if op == "eq":
+        return equals(value)
+    if op == "ne":
+        return and_(json_type().is_not(None), ~equals(value))
+    if op == "in":
+        return or_(*(equals(wanted) for wanted in value))
+    return _compare(number, op, value)
 
 
 # --- RFM ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from rapport.orders import service as orders
 from rapport.orders.models import CustomerValueScore
 from rapport.orders.schemas import OrderIn
 from rapport.platform import clock
+from rapport.platform.errors import InvalidInput
 from rapport.platform.ids import new_id
 from tests.campaigns.segments.factories import make_customer, make_stores, set_traits
 from tests.orders.factories import order_body, seed_catalog
@@ -98,6 +99,49 @@ def test_a_crm_attribute_matches_as_text(db: Session) -> None:
     assert members(
         db, one({"kind": "trait", "field": "attributes.vip", "op": "eq", "value": "yes"})
     ) == {vip}
+
+
+def test_custom_traits_compare_by_their_type_alike_on_both_databases(db: Session) -> None:
+    # given profiles whose custom traits came from tracking, typed as sent
+    traits = {
+        "thirty": {"age": 30, "plan": "gold", "newsletter": True},
+        "forty": {"age": 41.5, "plan": "silver", "newsletter": False},
+        "texty": {"age": "thirty", "plan": "30"},
+        "bare": {},
+    }
+    ids = {}
+    for label, attributes in traits.items():
+        ids[label] = make_customer(db)
+        customers.get_customer(db, customer_id=ids[label]).attributes = attributes  # type: ignore[union-attr]
+    db.commit()
+
+    def matching(op: str, value: Any, name: str = "age") -> set[str]:
+        found = members(
+            db, one({"kind": "trait", "field": f"attributes.{name}", "op": op, "value": value})
+        )
+        return {label for label, cid in ids.items() if cid in found}
+
+    # numbers compare as numbers, never with text that looks like one
+    assert matching("gte", 30) == {"thirty", "forty"}
+    assert matching("between", [31, 50]) == {"forty"}
+    assert matching("eq", 30) == {"thirty"}
+    assert matching("eq", 30, name="plan") == set()
+    # text as text, booleans as booleans
+    assert matching("eq", "30", name="plan") == {"texty"}
+    assert matching("in", ["gold", "silver"], name="plan") == {"thirty", "forty"}
+    assert matching("eq", True, name="newsletter") == {"thirty"}
+    assert matching("eq", False, name="newsletter") == {"forty"}
+    # ne: those that have the attribute, with another value
+    assert matching("ne", True, name="newsletter") == {"forty"}
+    assert matching("ne", "gold", name="plan") == {"forty", "texty"}
+
+
+def test_a_number_comparison_on_an_attribute_takes_numbers() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        campaigns.parse_definition(
+            {"conditions": [{"kind": "trait", "field": "attributes.age", "op": "gt", "value": "x"}]}
+        )
+    assert refused.value.field == "conditions[0].value", refused.value.detail
 
 
 def test_consent_granted_and_not_granted(db: Session) -> None:

@@ -32,12 +32,15 @@ class TraitCondition(_Condition):
     ``field``: ``order_count``, ``spend_minor``, ``event_count``, ``points_balance``
     (numbers); ``last_order_at``, ``first_order_at``, ``last_seen_at``, ``first_seen_at``
     (compared as whole days ago); ``channels`` (``contains``); ``locale``, ``home_city``,
-    ``time_zone`` and ``attributes.<name>`` (text: ``eq``, ``ne``, ``in``)."""
+    ``time_zone`` (text: ``eq``, ``ne``, ``in``); ``attributes.<name>`` (a CRM attribute or
+    custom trait, by its type: text or booleans with ``eq``, ``ne``, ``in``; numbers with
+    every comparison)."""
 
     kind: Literal["trait"]
     field: Annotated[str, Field(min_length=1, max_length=120)]
     op: Literal["eq", "ne", "lt", "lte", "gt", "gte", "between", "in", "contains"]
-    value: int | float | str | list[int | float | str]
+    # bool first: JSON true stays a boolean (an attribute may be one), never the number 1.
+    value: bool | int | float | str | list[bool | int | float | str]
 
     @model_validator(mode="after")
     def _fits_field(self) -> TraitCondition:
@@ -54,7 +57,7 @@ class TraitCondition(_Condition):
                 )
                 if len(numbers) != 2 or len(numbers) != len(value) or numbers[0] > numbers[1]:  # type: ignore[arg-type]
                     raise ValueError("value: between takes [low, high] numbers, low <= high")
-            elif isinstance(value, list | str):
+            elif isinstance(value, list | str | bool):
                 raise ValueError(f"value: {field} compares with a number")
             if field in DATE_TRAITS:
                 days = value if isinstance(value, list) else [value]
@@ -65,7 +68,19 @@ class TraitCondition(_Condition):
             if op != "contains" or not isinstance(value, str):
                 raise ValueError('op: channels takes "contains" with one channel name')
             return self
-        if field in TEXT_TRAITS or (field.startswith("attributes.") and len(field) > 11):
+        attribute = field.startswith("attributes.") and len(field) > 11
+        if attribute and op in ("lt", "lte", "gt", "gte", "between"):
+            bounds = value if op == "between" and isinstance(value, list) else [value]
+            numbers = [v for v in bounds if isinstance(v, int | float) and not isinstance(v, bool)]
+            if len(numbers) != len(bounds) or len(bounds) != (2 if op == "between" else 1):
+                raise ValueError(
+                    f"value: {op} on {field} takes a number"
+                    + ("s [low, high]" if op == "between" else "")
+                )
+            if op == "between" and numbers[0] > numbers[1]:
+                raise ValueError("value: between takes [low, high] numbers, low <= high")
+            return self
+        if field in TEXT_TRAITS or attribute:
             if op not in ("eq", "ne", "in"):
                 raise ValueError(f"op: {field} takes eq, ne or in")
             if op == "in" and (not isinstance(value, list) or not value):
