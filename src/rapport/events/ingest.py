@@ -52,13 +52,22 @@ def reserved_type_error(event_type: str, loc: Loc) -> ItemError | None:
     fact = event_class(event_type)
     if fact is None or event_type in TRACKING_MAY_SEND:
         return None
+    where = _RECORDED_BY.get(fact.domain, f"Rapport's {fact.domain} API")
     return (
         loc,
-        f"'{event_type}' is a fact Rapport's {fact.domain} domain logs itself: send it through"
-        " the API that records it (an order through POST /v1/orders), or give your event"
-        " another name",
+        f"'{event_type}' is a fact Rapport logs itself when it happens: record it through"
+        f" {where}, or give your event another name",
         "reserved_type",
     )
+
+
+# Where each domain's facts are recorded, for the refusal's "what to do".
+_RECORDED_BY = {
+    "orders": "POST /v1/orders (or Segment's Order Completed)",
+    "loyalty": "the loyalty API (/v1/loyalty/...)",
+    "feedback": "the feedback API (/v1/feedback/...)",
+    "customers": "the customers API (/v1/customers/...)",
+}
 
 
 ItemError = tuple[Loc, str, str]
