@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rapport import __version__
+from rapport.campaigns import service as campaigns
 from rapport.domains import admin_pages, load_event_types, load_models, load_tasks, routers
 from rapport.platform import admin as admin_shell
 from rapport.platform.api import ops_router
@@ -23,7 +24,7 @@ from rapport.platform.db import Checkpointer
 from rapport.platform.errors import install_problem_handlers, problem_response
 from rapport.platform.jobs import Worker, claim_embedded_worker
 from rapport.platform.middleware import BodySizeLimit, RequestBudget, RequestMetrics
-from rapport.platform.openapi import install_docs_pages
+from rapport.platform.openapi import install_docs_pages, install_webhooks
 from rapport.platform.ratelimit import RateLimitHeaders
 from rapport.platform.ratelimit import from_settings as rate_limits_from_settings
 from rapport.platform.settings import Settings, get_settings
@@ -169,6 +170,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     def _root() -> RedirectResponse:
         return RedirectResponse("/admin", status_code=307)
 
+    # What a retailer's systems subscribed to Rapport's events receive (POST /v1/webhooks/...).
+    install_webhooks(app, campaigns.WEBHOOK_EVENT_TYPES)
     vendor = _vendor_dir(settings)
     install_docs_pages(app, vendor)
     if vendor is not None:

@@ -7,6 +7,7 @@ API reference pages (``/docs``, ``/redoc``), served from local files."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin
@@ -260,6 +261,72 @@ def install_openapi(app: FastAPI) -> None:
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_webhooks(app: FastAPI, event_types: Mapping[str, str]) -> None:
+    """Add OpenAPI 3.1 ``webhooks`` to the document: for each event type a subscriber may
+    receive (``event_types``: type → what it says), the POST Rapport sends, its signed
+    headers and its body, whose ``data`` is the event's published ``event.<type>`` schema."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        document.setdefault("webhooks", _webhooks(event_types))
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _webhooks(event_types: Mapping[str, str]) -> dict[str, Any]:
+    headers = [
+        {
+            "name": "Rapport-Signature",
+            "in": "header",
+            "required": True,
+            "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>' with the"
+            " subscription's secret>: check it, and that t is recent (docs/webhooks.md).",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "Rapport-Delivery-Id",
+            "in": "header",
+            "required": True,
+            "description": "The same on every try of one delivery: drop a repeat.",
+            "schema": {"type": "string"},
+        },
+    ]
+    hooks: dict[str, Any] = {}
+    for event_type, meaning in event_types.items():
+        body = {
+            "type": "object",
+            "required": ["id", "type", "occurred_at", "customer_id", "data"],
+            "properties": {
+                "id": {"type": "string", "description": "The event's id in Rapport's log"},
+                "type": {"const": event_type},
+                "occurred_at": {"type": "string", "format": "date-time"},
+                "customer_id": {"type": ["string", "null"]},
+                "external_id": {
+                    "type": "string",
+                    "description": "The shop's own customer number, when the customer has one",
+                },
+                "data": {"$ref": f"#/components/schemas/{EVENT_SCHEMA_PREFIX}{event_type}"},
+            },
+        }
+        hooks[event_type] = {
+            "post": {
+                "summary": meaning,
+                "description": f"Sent to each active subscription to `{event_type}` "
+                "(POST /v1/webhooks/subscriptions); retried with backoff until a 2xx, then "
+                "held as dead for replay.",
+                "parameters": headers,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": body}},
+                },
+                "responses": {"2XX": {"description": "Received; any other answer is retried"}},
+            }
+        }
+    return hooks
 
 
 # --- The API reference pages, from the npm packages installed at set-up ----------------------

@@ -108,6 +108,13 @@ def test_points_earned_reaches_the_subscriber_once_signed(
         "data": event.properties,
     }
     assert payload["data"]["points"] == 120
+    # and the body has the fields the API reference documents for this webhook
+    document = client.get("/openapi.json").json()
+    hook = document["webhooks"]["points_earned"]["post"]
+    body = hook["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["required"]) <= set(payload) <= set(body["properties"])
+    data = document["components"]["schemas"][body["properties"]["data"]["$ref"].split("/")[-1]]
+    assert set(data["required"]) <= set(payload["data"]) <= set(data["properties"])
     delivery = db.scalar(select(Delivery).where(Delivery.campaign_id == created["campaign_id"]))
     assert delivery is not None
     assert delivery.status == "sent"
