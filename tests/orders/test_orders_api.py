@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from rapport.catalog import service as catalog
+from rapport.customers import service as customers
 from rapport.events.models import Event
 from rapport.orders import service as orders
 from rapport.orders.schemas import OrderIn
@@ -44,6 +45,25 @@ def test_order_is_recorded_with_recomputed_totals_and_logged(client, db, writer)
     assert len(logged) == 1
     assert logged[0].properties["total_minor"] == 3490
     assert logged[0].customer_id == body["customer_id"]
+
+
+def test_an_order_for_a_merged_profile_s_id_goes_to_the_profile_it_joined(
+    client, db, writer
+) -> None:
+    # given two profiles of one person, the older kept when they were merged
+    first = _post(client, order_body(order_id="O-M1", customer_id="C-1"), writer, key="m-1")
+    second = _post(client, order_body(order_id="O-M2", customer_id="C-2"), writer, key="m-2")
+    kept, merged = first.json()["customer_id"], second.json()["customer_id"]
+    customers.merge_customers(
+        db, source_customer_id=merged, target_customer_id=kept, reason="same person", actor="t"
+    )
+
+    # when a till still sends the merged profile's Rapport id
+    third = _post(client, order_body(order_id="O-M3", customer_id=merged), writer, key="m-3")
+
+    # then the order is the surviving profile's, not refused as an erased customer's
+    assert third.status_code == 201, third.text
+    assert third.json()["customer_id"] == kept
 
 
 def test_totals_mismatch_is_422_and_changes_nothing(client, db, writer) -> None:

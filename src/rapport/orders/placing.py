@@ -34,20 +34,22 @@ def _pickup_code() -> str:
 
 
 def _resolve_customer(db: Session, customer_id: str | None) -> str | None:
+    """Rapport's id for the order's customer (a merged profile's survivor), creating the
+    profile for a shop's customer number seen the first time; an erased one is refused."""
     if customer_id is None:
         return None
-    known = customers.get_customer(db, customer_id=customer_id)
-    if known is None:
-        known = customers.find_customer(db, kind="external_id", value=customer_id)
-    if known is None and customers.erased_kinds(db, {"external_id": customer_id}):
-        raise InvalidInput(f"Customer {customer_id!r} was erased", field="customer_id")
-    if known is None:
-        known = customers.resolve_identities(
+    erased = InvalidInput(f"Customer {customer_id!r} was erased", field="customer_id")
+    found = customers.find_customer_ref(db, ref=customer_id)
+    if found is None:
+        if customers.erased_kinds(db, {"external_id": customer_id}):
+            raise erased
+        return customers.resolve_identities(
             db, identities={"external_id": customer_id}, source="order"
-        )
-    if known.status != "active":
-        raise InvalidInput(f"Customer {customer_id!r} was erased", field="customer_id")
-    return known.customer_id
+        ).customer_id
+    known = customers.get_customer(db, customer_id=found)
+    if known is None or known.status != "active":
+        raise erased
+    return found
 
 
 def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | None = None) -> Order:
