@@ -408,6 +408,9 @@ class _DemoBars:
     def advance(self, step: DemoStep, count: int) -> None:
         self.progress.advance(self.tasks[step], count)
 
+    def resize(self, step: DemoStep, total: int) -> None:
+        self.progress.update(self.tasks[step], total=total)
+
 
 def _load_demo(*, customers: int, seed: int, end: date | None = None) -> None:
     from rapport.flows.demo import load_demo_data, train_demo_recommendations

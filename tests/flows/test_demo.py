@@ -42,9 +42,14 @@ class RecordedProgress:
     def __init__(self) -> None:
         self.begun: list[tuple[DemoStep, int | None]] = []
         self.advanced: dict[DemoStep, int] = {}
+        self.totals: dict[DemoStep, int | None] = {}
 
     def begin(self, step: DemoStep, total: int | None) -> None:
         self.begun.append((step, total))
+        self.totals[step] = total
+
+    def resize(self, step: DemoStep, total: int) -> None:
+        self.totals[step] = total
 
     def advance(self, step: DemoStep, count: int) -> None:
         self.advanced[step] = self.advanced.get(step, 0) + count
@@ -99,6 +104,8 @@ def test_the_demo_loads_every_domain_once_and_trains_on_it(fresh_url: str, tmp_p
     }
     assert progress.advanced["stores"] == len(retailer.stores())
     assert progress.advanced["products"] == len(retailer.products())
+    # the processors' step ends full, not past its total (it once showed 71256/7565)
+    assert progress.advanced["profiles"] == progress.totals["profiles"]
     # and the domains hold it: the processors built profiles and points from the log
     with open_session(fresh_url) as db:
         assert catalog.count_stores(db) == len(retailer.stores())

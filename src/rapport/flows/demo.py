@@ -61,9 +61,15 @@ class DemoProgress(Protocol):
     def advance(self, step: DemoStep, count: int) -> None:
         """``count`` more units of ``step`` are loaded."""
 
+    def resize(self, step: DemoStep, total: int) -> None:
+        """``step`` turned out another size than announced: ``total`` units in all."""
+
 
 class _Silent:
     def begin(self, step: DemoStep, total: int | None) -> None:
+        pass
+
+    def resize(self, step: DemoStep, total: int) -> None:
         pass
 
     def advance(self, step: DemoStep, count: int) -> None:
@@ -126,11 +132,22 @@ def load_demo_data(
         stock_levels = load_demo_stock(db, retailer=retailer)
         ingested = load_demo_activity(db, retailer=retailer, progress=shown.advance)
         placed = load_demo_orders(db, retailer=retailer, progress=shown.advance)
-        behind = max(events.processor_lag(db).values(), default=0)
+        # Units: events each processor reads, summed over processors (what run_processors
+        # counts). Processors log events of their own (points earned ...): the total grows.
+        total = sum(events.processor_lag(db).values())
         db.rollback()
-        shown.begin("profiles", behind)
+        shown.begin("profiles", total)
+        done = 0
         while handled := events.run_processors(database_url=database_url, max_batches=4):
+            done += handled
             shown.advance("profiles", handled)
+            remaining = sum(events.processor_lag(db).values())
+            db.rollback()
+            if done + remaining > total:
+                total = done + remaining
+                shown.resize("profiles", total)
+        if done != total:  # positions left unused (rolled back) are no events to read
+            shown.resize("profiles", done)
         program = load_demo_loyalty(db, retailer=retailer)
         expired = loyalty.expire_lots(db)
         loyalty.review_due_tiers(db)
