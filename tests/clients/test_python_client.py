@@ -202,6 +202,8 @@ def test_the_readme_code_runs_as_written_and_its_five_lines_earn_points(shop, ca
     server, key = shop
     (five_lines,) = readme_blocks("Earn points for an order in five lines")
     assert len([line for line in five_lines.splitlines() if line.strip()]) == 5
+    # the project's README shows the same five lines
+    assert f"```python\n{five_lines}```" in (CLIENT_DIR.parents[1] / "README.md").read_text()
 
     namespace = run_readme_code(five_lines, server, key)
 
