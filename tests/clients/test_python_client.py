@@ -12,10 +12,11 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -189,12 +190,22 @@ def readme_blocks(heading: str) -> list[str]:
     return [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
 
 
+T = TypeVar("T")
+
+
+def in_own_thread(work: Callable[[], T]) -> T:
+    """``work()`` in a thread of its own: code that calls ``asyncio.run`` needs a thread with
+    no running event loop, and the browser tests' Playwright keeps one in the main thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(work).result()
+
+
 def run_readme_code(code: str, server: LiveServer, key: str) -> dict[str, Any]:
     """Run README code as written, against this server with this key."""
     runnable = code.replace("http://127.0.0.1:8000", server.base_url).replace("rk_...", key)
     assert runnable != code
     namespace: dict[str, Any] = {}
-    exec(compile(runnable, "README.md", "exec"), namespace)
+    in_own_thread(lambda: exec(compile(runnable, "README.md", "exec"), namespace))
     return namespace
 
 
@@ -498,7 +509,7 @@ def test_the_async_client_does_the_same_with_the_same_retries(shop) -> None:
             return movements, await rapport.loyalty.balance(customer)
 
     try:
-        movements, balance = asyncio.run(main())
+        movements, balance = in_own_thread(lambda: asyncio.run(main()))
     finally:
         proxy.close()
     assert balance == 15
