@@ -115,7 +115,8 @@ def test_keys_orders_from_tracking_switch(database_url) -> None:
     runner.invoke(app, ["migrate"])
     # given a key made for a shop whose own system sends orders
     created = runner.invoke(
-        app, ["keys", "create", "Shop site", "-s", "ingest", "--no-orders-from-tracking"]
+        app,
+        ["keys", "create", "Shop site", "-s", "ingest", "-s", "write", "--no-orders-from-tracking"],
     )
     assert created.exit_code == 0, created.output
     secret = KEY_PATTERN.findall(created.output)[0]
@@ -133,7 +134,12 @@ def test_keys_orders_from_tracking_switch(database_url) -> None:
         now = platform.authenticate_api_key(db, secret=secret)
         assert now is not None
         assert now.orders_from_tracking is True
-    assert "orders from tracking: on" in runner.invoke(app, ["keys", "list"]).output
+    assert "orders from tracking: on " in runner.invoke(app, ["keys", "list"]).output
+    # and a key that may only track (a browser's) never has its orders trusted, even switched on
+    assert runner.invoke(app, ["keys", "create", "Shop pages", "-s", "ingest"]).exit_code == 0
+    listed = runner.invoke(app, ["keys", "list"]).output
+    assert "'Shop pages'" in listed
+    assert "orders from tracking: on, but needs write scope" in listed
     # and only on or off is understood
     assert runner.invoke(app, ["keys", "orders-from-tracking", key.id, "maybe"]).exit_code == 2
 

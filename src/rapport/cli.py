@@ -30,6 +30,7 @@ from rapport.platform import service as platform
 from rapport.platform.console import console, progress_bars, require_migrated
 from rapport.platform.db import open_session
 from rapport.platform.errors import NotFound, Problem
+from rapport.platform.models import ApiKey
 from rapport.platform.settings import get_settings, user_env_file
 from rapport.recommend.cli import recommend_app
 
@@ -496,6 +497,14 @@ def keys_create(
 KEY_TABLE_WIDTH = 120
 
 
+def _orders_from_tracking(key: ApiKey) -> str:
+    if platform.places_tracked_orders(
+        scopes=key.scopes, orders_from_tracking=key.orders_from_tracking
+    ):
+        return "on"
+    return "on, but needs write scope" if key.orders_from_tracking else "off"
+
+
 @keys_app.command("list")
 def keys_list(
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys")] = False,
@@ -510,7 +519,7 @@ def keys_list(
             key.key_prefix,
             ", ".join(key.scopes),
             key.rate_limit or "default",
-            "on" if key.orders_from_tracking else "off",
+            _orders_from_tracking(key),
             key.created_at.strftime("%Y-%m-%d %H:%M"),
             key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "",
         )
@@ -571,7 +580,11 @@ def keys_orders_from_tracking(
         key = platform.set_api_key_orders_from_tracking(
             db, key_id=key_id, enabled=switch is Switch.ON
         )
-    outcome = "become orders and returns" if key.orders_from_tracking else "are kept as events only"
+    state = _orders_from_tracking(key)
+    outcome = {
+        "on": "become orders and returns",
+        "off": "are kept as events only",
+    }.get(state, "are kept as events only until it has the write scope (a server-side key)")
     console.print(
         f"Segment e-commerce events from {key.id} ({key.name}) {outcome}.",
         highlight=False,

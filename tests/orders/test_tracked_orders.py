@@ -47,8 +47,13 @@ def basic(secret: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
 
 
-def tracking_key(db: Session, *, orders_from_tracking: bool = True) -> str:
-    issued = platform.create_api_key(db, name="site", scopes=[platform.Scope.INGEST])
+def tracking_key(
+    db: Session, *, orders_from_tracking: bool = True, server_side: bool = True
+) -> str:
+    """A key for the shop's tracking: server-side keys may write (their orders are trusted);
+    a browser's key only ingests."""
+    scopes = [platform.Scope.INGEST] + ([platform.Scope.WRITE] if server_side else [])
+    issued = platform.create_api_key(db, name="site", scopes=scopes)
     issued.key.orders_from_tracking = orders_from_tracking
     db.commit()
     return issued.secret
@@ -254,9 +259,17 @@ def test_an_order_posted_to_the_orders_api_is_not_placed_again(client, api_key, 
     assert refusals(db) == [("W-2002", "order_exists", "properties.order_id")]
 
 
-def test_a_key_with_orders_from_tracking_off_makes_no_order(client, api_key, db, shop) -> None:
-    # given a shop that posts its orders itself and switched the mapping off for its site key
-    secret = tracking_key(db, orders_from_tracking=False)
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param({"orders_from_tracking": False}, id="switched-off"),
+        pytest.param({"server_side": False}, id="browser-key-that-may-only-track"),
+    ],
+)
+def test_a_key_with_orders_from_tracking_off_makes_no_order(client, api_key, db, shop, key) -> None:
+    # given a site key that posts no orders: switched off by a shop that posts them itself, or
+    # one that may only track (a browser's, readable by anyone: a forged order must earn nothing)
+    secret = tracking_key(db, **key)
 
     # when Order Completed and Order Refunded arrive on that key
     track(client, secret, "Order Completed", completed("W-3003"), user_id="C-300")

@@ -44,7 +44,7 @@ from rapport.platform.auth import OPENAPI_SECURITY, admit
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Conflict, InvalidInput, PayloadTooLarge, Problem, field_error
 from rapport.platform.openapi import request_body_schema
-from rapport.platform.service import Scope
+from rapport.platform.service import Scope, places_tracked_orders
 from rapport.platform.settings import app_settings
 
 router = APIRouter(tags=["events"])
@@ -110,7 +110,9 @@ async def _ingest(
         principal.id,
         settings.dead_letter_limit,
         settings.dead_letter_max_bytes,
-        principal.orders_from_tracking,
+        places_tracked_orders(
+            scopes=principal.scopes, orders_from_tracking=principal.orders_from_tracking
+        ),
     )
     return await run_in_threadpool(work, db, raw, sender, *args)
 

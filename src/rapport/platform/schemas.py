@@ -141,7 +141,9 @@ class ApiKeyIn(StrictModel):
     orders_from_tracking: bool = Field(
         default=True,
         description="Segment e-commerce events this key sends (Order Completed, Order Refunded)"
-        " become orders and returns; false where the shop posts its orders to /v1/orders.",
+        " become orders and returns, if the key also has the write scope (a server-side key;"
+        " a key that may only ingest is readable in a shop's pages); false where the shop posts"
+        " its orders to /v1/orders.",
     )
 
 

@@ -8,6 +8,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,6 +213,14 @@ def authenticate_api_key(db: Session, *, secret: str) -> Principal | None:
         _recent_keys.clear()
     _recent_keys[digest] = (now, principal)
     return principal
+
+
+def places_tracked_orders(*, scopes: Sequence[str], orders_from_tracking: bool) -> bool:
+    """Whether a key's Segment "Order Completed" messages become orders: switched on, and the
+    key may write. An order is a write; a key that may only track is the one a shop's pages
+    carry for anyone to read, and a forged order must earn no points."""
+    allowed = {Scope.WRITE.value, Scope.ADMIN.value}
+    return orders_from_tracking and not allowed.isdisjoint(scopes)
 
 
 def key_allows(key: Principal, scope: Scope) -> bool:
