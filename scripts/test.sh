@@ -48,4 +48,5 @@ export RAPPORT_CHROMIUM=${RAPPORT_CHROMIUM:-$(command -v chromium)}
 .venv/bin/ruff format --check src tests bench clients
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache  # the domain boundaries (docs/architecture.md)
-.venv/bin/pytest "$@"
+# The slowest tests are listed at the end: the suite is meant to stay near ten minutes.
+.venv/bin/pytest --durations=25 "$@"
