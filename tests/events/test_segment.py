@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from rapport.events import service as events
 from rapport.events.models import Event
-from rapport.events.segment import event_type, to_event
+from rapport.events.segment import SOURCE_WITHOUT_ORDERS, event_type, to_event
 from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
@@ -283,9 +283,10 @@ def test_invalid_messages_name_the_field(_case, message, loc, code) -> None:
 
 
 def test_track_call_is_stored_once_and_answered_like_segment(client, api_key, db) -> None:
-    # given a track call with the write key as basic-auth user
+    # given a track call with the shop's server-side key (it may write: its orders are
+    # trusted) as basic-auth user
     clock.set_clock(lambda: NOW)
-    key = basic(api_key("ingest"))
+    key = basic(api_key("ingest", "write"))
     message = {
         "userId": "u-1",
         "event": "Order Completed",
@@ -423,7 +424,8 @@ def test_segment_python_sdk_sends_to_rapport(live_server) -> None:
     from segment.analytics import Client
     from segment.analytics.version import VERSION
 
-    # given an ingest key, and Segment's client pointed at Rapport
+    # given an ingest key (as a site's pages carry: its orders are never trusted, and its
+    # events say so in their source), and Segment's client pointed at Rapport
     with open_session(live_server.database_url) as db:
         secret = platform.create_api_key(db, name="sdk", scopes=[platform.Scope.INGEST]).secret
     sdk = Client(write_key=secret, host=live_server.base_url, sync_mode=True, max_retries=0)
@@ -479,7 +481,7 @@ def test_segment_python_sdk_sends_to_rapport(live_server) -> None:
             at,
             {"traits": {"email": "ann@example.com"}},
             {"library": library},
-            "segment",
+            SOURCE_WITHOUT_ORDERS,
         ),
         (
             "sdk-2",
@@ -490,7 +492,7 @@ def test_segment_python_sdk_sends_to_rapport(live_server) -> None:
             at,
             {"sku": "W-1"},
             {"library": library},
-            "segment",
+            SOURCE_WITHOUT_ORDERS,
         ),
         (
             "sdk-3",
@@ -501,7 +503,7 @@ def test_segment_python_sdk_sends_to_rapport(live_server) -> None:
             at,
             {"url": "https://shop.example/p/W-1", "name": "Wok", "category": "Shop"},
             {"library": library, "page": {"url": "https://shop.example/p/W-1"}},
-            "segment",
+            SOURCE_WITHOUT_ORDERS,
         ),
         (
             "sdk-4",
@@ -512,6 +514,6 @@ def test_segment_python_sdk_sends_to_rapport(live_server) -> None:
             at,
             {"items": 2, "name": "Basket"},
             {"app": {"name": "Shop"}, "library": library},
-            "segment",
+            SOURCE_WITHOUT_ORDERS,
         ),
     ]
