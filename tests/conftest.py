@@ -266,6 +266,9 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
+    """A page under the admin's real Content-Security-Policy. Wait with an arrow function
+    (``page.wait_for_function("() => ...")``): a bare expression that is not true at once is
+    compiled with eval in the page, which the policy refuses."""
     context = browser.new_context()
     new_page = context.new_page()
     new_page.set_default_timeout(10_000)

@@ -29,7 +29,7 @@ def test_preview_rules_and_metrics(page, live_server, tmp_path: Path) -> None:
     page.get_by_role("link", name="Recommendations").click()
 
     # the metrics chart and the serving version
-    page.wait_for_function("Chart.getChart('metrics-chart') !== undefined")
+    page.wait_for_function("() => Chart.getChart('metrics-chart') !== undefined")
     assert "serving" in page.get_by_test_id("model-versions").inner_text()
 
     # a customer's home placement, explained

@@ -55,7 +55,7 @@ def test_create_preview_launch_and_read_results(page, live_server) -> None:
     page.reload()
     assert page.get_by_test_id("campaign-status").inner_text() == "sent"
     page.get_by_role("link", name="Results").click()
-    page.wait_for_function("Chart.getChart('conversion-chart') !== undefined")
-    page.wait_for_function("Chart.getChart('revenue-chart') !== undefined")
+    page.wait_for_function("() => Chart.getChart('conversion-chart') !== undefined")
+    page.wait_for_function("() => Chart.getChart('revenue-chart') !== undefined")
     assert page.get_by_test_id("treated-customers").inner_text().startswith("1")
     assert "no control group" in page.get_by_test_id("reading").inner_text()

@@ -57,7 +57,7 @@ def test_plans_analytics_rewards_and_announcements(page, live_server) -> None:
         ["Free members", "1"],
         ["Non-members", "0"],
     ]
-    page.wait_for_function("Chart.getChart('membership-chart') !== undefined")
+    page.wait_for_function("() => Chart.getChart('membership-chart') !== undefined")
     # when a reward is added
     page.get_by_role("link", name="Rewards").click()
     page.get_by_label("Reward id").fill("five-off")

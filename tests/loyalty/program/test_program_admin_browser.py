@@ -24,7 +24,7 @@ def test_rules_are_validated_saved_and_simulated(page, live_server) -> None:
     page.get_by_role("link", name="Program").click()
 
     # the tier chart and breakage are shown
-    page.wait_for_function("Chart.getChart('tier-chart') !== undefined")
+    page.wait_for_function("() => Chart.getChart('tier-chart') !== undefined")
     assert "0 of 0 points issued" in page.get_by_test_id("breakage").inner_text()
 
     # an invalid rule is refused naming the field, and nothing is saved
