@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,12 +204,20 @@ def free_port() -> int:
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     """Rapport served by uvicorn on loopback, on its own migrated SQLite database."""
-    database_url = f"sqlite:///{tmp_path / 'live.db'}"
+    with serve_rapport(tmp_path) as server:
+        yield server
+
+
+@contextmanager
+def serve_rapport(data_dir: Path) -> Iterator[LiveServer]:
+    """Rapport served by uvicorn on loopback from ``data_dir`` (its SQLite database migrated
+    there), until the block ends: ``live_server`` per test, or a module's own shared one."""
+    database_url = f"sqlite:///{data_dir / 'live.db'}"
     upgrade(database_url)
     settings = Settings(
         database_url=database_url,
         secret_key="live-server-secret-for-tests",  # type: ignore[arg-type]
-        data_dir=tmp_path,
+        data_dir=data_dir,
     )
     application = create_app(settings, run_worker=False)
 

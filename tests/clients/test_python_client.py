@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import rapport_client
-import uvicorn
 from rapport_client import (
     AsyncRapport,
     ConnectionFailed,
@@ -33,14 +32,10 @@ from rapport_client import (
     Unauthorized,
 )
 from rapport_client import _endpoints as endpoints
-from sqlalchemy.orm import Session
 
-from rapport.main import create_app
 from rapport.platform import service as platform
-from rapport.platform.db import get_db, open_session
-from rapport.platform.migrations_runner import upgrade
-from rapport.platform.settings import Settings
-from tests.conftest import LiveServer, free_port
+from rapport.platform.db import open_session
+from tests.conftest import LiveServer, serve_rapport
 
 CLIENT_DIR = Path(__file__).resolve().parents[2] / "clients" / "python"
 SOCKS = {
@@ -66,36 +61,10 @@ def make_key(server: LiveServer, *scopes: str, rate_limit: str | None = None) ->
 
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """Rapport served by uvicorn on loopback for this whole module, like ``live_server`` but
-    started once (an app takes seconds to build); each test uses customers of its own."""
-    data_dir = tmp_path_factory.mktemp("client")
-    database_url = f"sqlite:///{data_dir / 'live.db'}"
-    upgrade(database_url)
-    settings = Settings(
-        database_url=database_url,
-        secret_key="live-server-secret-for-tests",  # type: ignore[arg-type]
-        data_dir=data_dir,
-    )
-    application = create_app(settings, run_worker=False)
-
-    def session_for_this_server() -> Iterator[Session]:
-        with open_session(database_url) as session:
-            yield session
-
-    application.dependency_overrides[get_db] = session_for_this_server
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "the live server did not start within 15 s"
-        time.sleep(0.05)
-    yield LiveServer(base_url=f"http://127.0.0.1:{port}", database_url=database_url)
-    server.should_exit = True
-    thread.join(timeout=10)
+    """Rapport served for this whole module, like ``live_server`` but started once (an app
+    takes seconds to build); each test uses customers of its own."""
+    with serve_rapport(tmp_path_factory.mktemp("client")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -134,10 +134,8 @@ def refusals(db: Session) -> list[tuple[str, str, str]]:
     return [(row.order_id or "", row.reason or "", row.field or "") for row in rows]
 
 
-@pytest.fixture
-def refusals_endpoint() -> str:
-    """The operator's list of refusals (the orders router includes it)."""
-    return "/v1/orders/tracked/refusals"
+# The operator's list of refusals (the orders router includes it).
+REFUSALS = "/v1/orders/tracked/refusals"
 
 
 @pytest.fixture
@@ -324,7 +322,7 @@ def test_a_message_that_cannot_be_an_order_is_kept_with_its_reason(
 
 
 def test_refusals_are_listed_newest_first_by_page_for_admin_keys_only(
-    client, api_key, db, shop, refusals_endpoint
+    client, api_key, db, shop
 ) -> None:
     # given three refused messages: two refunds of unknown orders and one order without id
     secret = tracking_key(db)
@@ -335,11 +333,9 @@ def test_refusals_are_listed_newest_first_by_page_for_admin_keys_only(
     admin = auth(api_key("admin"))
 
     # when the operator reads them two at a time, and one reason alone
-    first = client.get(f"{refusals_endpoint}?limit=2", headers=admin).json()
-    rest = client.get(
-        f"{refusals_endpoint}?limit=2&before={first['next_before']}", headers=admin
-    ).json()
-    unknown = client.get(f"{refusals_endpoint}?reason=unknown_order", headers=admin)
+    first = client.get(f"{REFUSALS}?limit=2", headers=admin).json()
+    rest = client.get(f"{REFUSALS}?limit=2&before={first['next_before']}", headers=admin).json()
+    unknown = client.get(f"{REFUSALS}?reason=unknown_order", headers=admin)
 
     # then pages follow each other and every refusal is counted
     assert [r["reason"] for r in first["refusals"]] == ["missing_order_id", "unknown_order"]
@@ -348,7 +344,7 @@ def test_refusals_are_listed_newest_first_by_page_for_admin_keys_only(
     assert first["counts"] == {"missing_order_id": 1, "unknown_order": 2}
     assert [r["order_id"] for r in unknown.json()["refusals"]] == ["GONE-2", "GONE-1"]
     # and a read key may not see them
-    denied = client.get(refusals_endpoint, headers=auth(api_key("read")))
+    denied = client.get(REFUSALS, headers=auth(api_key("read")))
     assert denied.status_code == 403
 
 
