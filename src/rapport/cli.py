@@ -574,8 +574,9 @@ def keys_orders_from_tracking(
     key_id: Annotated[str, typer.Argument(help="The key's id (keys list)")],
     switch: Annotated[Switch, typer.Argument(help="on or off")],
 ) -> None:
-    """Whether the Segment e-commerce events a key sends become orders and returns (every
-    server applies it within a second); off where the shop's system sends orders itself."""
+    """Whether the Segment e-commerce events a key sends become orders and returns (only for
+    a key that may also write; every server applies it within a second); off where the shop's
+    system sends orders itself."""
     with open_session() as db:
         key = platform.set_api_key_orders_from_tracking(
             db, key_id=key_id, enabled=switch is Switch.ON
