@@ -245,6 +245,52 @@ def serve_rapport(data_dir: Path) -> Iterator[LiveServer]:
     thread.join(timeout=10)
 
 
+DEMO_ADMIN = ("manager@example.com", "demo site password 1")
+
+
+@dataclass(frozen=True)
+class DemoSite:
+    server: LiveServer
+    email: str
+    password: str
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    @property
+    def database_url(self) -> str:
+        return self.server.database_url
+
+
+@pytest.fixture(scope="session")
+def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
+    """A small demo retailer (120 customers, two years of history, a trained model) served
+    on loopback once per session, for the admin page tests that look at every page and the
+    persona tests. Tests that change data should change only what they create."""
+    from rapport.domains import load_tasks
+    from rapport.flows.demo import load_demo
+
+    data_dir = tmp_path_factory.mktemp("demo-site")
+    database_url = f"sqlite:///{data_dir / 'live.db'}"
+    upgrade(database_url)
+    load_tasks()
+    load_demo(customers=120, seed=11, database_url=database_url, data_dir=data_dir)
+    with open_session(database_url) as db:
+        platform.create_admin_user(db, email=DEMO_ADMIN[0], password=DEMO_ADMIN[1])
+    with serve_rapport(data_dir) as server:
+        yield DemoSite(server=server, email=DEMO_ADMIN[0], password=DEMO_ADMIN[1])
+
+
+def sign_in(page: Any, site: DemoSite) -> None:
+    """Sign ``page`` in to the demo site's admin pages."""
+    page.goto(f"{site.base_url}/admin/login")
+    page.get_by_label("Email").fill(site.email)
+    page.get_by_label("Password").fill(site.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{site.base_url}/admin")
+
+
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

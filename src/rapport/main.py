@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from rapport import __version__
 from rapport.campaigns import service as campaigns
 from rapport.domains import admin_pages, load_event_types, load_models, load_tasks, routers
+from rapport.loyalty import service as loyalty
 from rapport.platform import admin as admin_shell
 from rapport.platform.api import ops_router
 from rapport.platform.db import Checkpointer
@@ -147,8 +148,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         app.include_router(module.router)
 
     app.include_router(admin_shell.router)
+    admin_shell.set_currency_source(lambda db: loyalty.get_program(db).currency)
     for module in admin_pages():
         admin_shell.add_nav(module.NAV)
+        admin_shell.add_customer_panels(getattr(module, "CUSTOMER_PANELS", []))
         app.include_router(module.router)
 
     @app.exception_handler(admin_shell.LoginRequired)

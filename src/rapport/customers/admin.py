@@ -19,7 +19,7 @@ from rapport.platform.errors import Problem
 
 add_template_dir(Path(__file__).parent / "templates")
 
-NAV = [NavItem("Customers", "/admin/customers")]
+NAV = [NavItem("Customers", "/admin/customers", "Customers")]
 router = APIRouter(prefix="/admin/customers", include_in_schema=False)
 
 

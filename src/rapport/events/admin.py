@@ -14,7 +14,7 @@ from rapport.platform.settings import AppSettings
 
 add_template_dir(Path(__file__).parent / "templates")
 
-NAV = [NavItem("Tracking", "/admin/events/rejected")]
+NAV = [NavItem("Tracking", "/admin/events/rejected", "Settings")]
 router = APIRouter(prefix="/admin/events", include_in_schema=False)
 
 PAGE_ROWS = 100

@@ -20,7 +20,7 @@ from rapport.platform.errors import Problem
 
 add_template_dir(Path(__file__).parent / "templates")
 
-NAV = [NavItem("Experience", "/admin/feedback")]
+NAV = [NavItem("Scores and feedback", "/admin/feedback", "Experience")]
 router = APIRouter(prefix="/admin/feedback", include_in_schema=False)
 
 KIND_NAMES = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}

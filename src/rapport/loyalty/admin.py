@@ -26,7 +26,7 @@ from rapport.platform.errors import Problem
 
 add_template_dir(Path(__file__).parent / "templates")
 
-NAV = [NavItem("Loyalty", "/admin/loyalty")]
+NAV = [NavItem("Members and points", "/admin/loyalty", "Loyalty")]
 router = APIRouter(prefix="/admin/loyalty", include_in_schema=False)
 STATEMENT_PAGE = 50
 

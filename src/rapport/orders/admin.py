@@ -20,7 +20,7 @@ from rapport.platform.settings import AppSettings
 
 add_template_dir(Path(__file__).parent / "templates")
 
-NAV = [NavItem("Orders", "/admin/orders")]
+NAV = [NavItem("Orders and deliveries", "/admin/orders", "Orders & stock")]
 router = APIRouter(prefix="/admin/orders", include_in_schema=False)
 
 

@@ -1,14 +1,18 @@
-"""The admin shell: sign-in, CSRF protection and layout (the overview page is analytics').
+"""The admin shell: sign-in, CSRF protection, layout and the kit every page uses (the
+overview page is analytics').
 
-Domains add pages with their own ``admin.py`` exposing ``router`` and ``NAV`` (label, path);
-they render templates that extend ``base.html``.
+Domains add pages with their own ``admin.py`` exposing ``router`` and ``NAV`` (label, path,
+section) and optionally ``CUSTOMER_PANELS`` (what the domain shows on the customer 360 page,
+loaded into it by htmx); they render templates that extend ``base.html`` and import
+``macros.html`` (pager, chart, form field). Numbers, money and dates go through the
+``money``/``number``/``share``/``day``/``moment`` filters (:mod:`rapport.platform.formatting`).
 """
 
 from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,16 +20,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from jinja2 import ChoiceLoader, FileSystemLoader
+from jinja2 import ChoiceLoader, FileSystemLoader, pass_context
+from jinja2.runtime import Context
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rapport.platform import admin_security, clock, service
+from rapport.platform import admin_security, clock, formatting, service
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Conflict, InvalidInput, invalid_document
 from rapport.platform.models import AdminUser
-from rapport.platform.settings import AppSettings
+from rapport.platform.settings import AppSettings, get_settings
 
 TEMPLATE_DIRS: list[Path] = [Path(__file__).parent / "templates"]
 templates = Jinja2Templates(directory=TEMPLATE_DIRS)
@@ -34,13 +40,129 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
 
+# The navigation's sections, in order: what each person works on, with operations last.
+SECTIONS = (
+    "Overview",
+    "Customers",
+    "Loyalty",
+    "Orders & stock",
+    "Experience",
+    "Recommendations",
+    "Campaigns",
+    "Settings",
+)
+
+
 @dataclass(frozen=True)
 class NavItem:
+    """A page in the navigation: under ``section`` (one of :data:`SECTIONS`); a section with
+    one page is a plain link, one with several a menu."""
+
     label: str
     path: str
+    section: str = ""
+
+    @property
+    def group(self) -> str:
+        return self.section or self.label
 
 
-NAV: list[NavItem] = [NavItem("Overview", "/admin")]
+@dataclass(frozen=True)
+class NavSection:
+    label: str
+    items: list[NavItem]
+
+    @property
+    def path(self) -> str:
+        return self.items[0].path
+
+
+@dataclass(frozen=True)
+class CustomerPanel:
+    """A domain's part of the customer 360 page: ``path`` (with ``{customer_id}``) answers
+    an HTML fragment, loaded into the page under ``title``."""
+
+    title: str
+    path: str
+    order: int = 50
+
+
+NAV: list[NavItem] = [NavItem("Overview", "/admin", "Overview")]
+CUSTOMER_PANELS: list[CustomerPanel] = []
+
+
+def nav_sections() -> list[NavSection]:
+    """The navigation grouped by section, sections in :data:`SECTIONS` order."""
+    groups: dict[str, list[NavItem]] = {}
+    for item in NAV:
+        groups.setdefault(item.group, []).append(item)
+    order = {name: index for index, name in enumerate(SECTIONS)}
+    names = sorted(groups, key=lambda name: order.get(name, len(SECTIONS) - 1))
+    return [NavSection(name, groups[name]) for name in names]
+
+
+def add_customer_panels(panels: Sequence[CustomerPanel]) -> None:
+    for panel in panels:
+        if panel not in CUSTOMER_PANELS:
+            CUSTOMER_PANELS.append(panel)
+    CUSTOMER_PANELS.sort(key=lambda panel: panel.order)
+
+
+# The currency money is shown in: the loyalty program's, read by a function the composition
+# root installs (the platform knows no domain).
+_currency_source: Callable[[Session], str] | None = None
+
+
+def set_currency_source(source: Callable[[Session], str]) -> None:
+    global _currency_source
+    _currency_source = source
+
+
+@dataclass(frozen=True)
+class Display:
+    """How this request's pages show numbers: the locale and the program's currency."""
+
+    locale: str = formatting.DEFAULT_LOCALE
+    currency: str = formatting.DEFAULT_CURRENCY
+
+
+def _display(request: Request) -> Display:
+    found = getattr(request.state, "display", None)
+    return found if isinstance(found, Display) else Display(locale=get_settings().locale)
+
+
+def _context_display(context: Context) -> Display:
+    found = context.get("display")
+    return found if isinstance(found, Display) else Display()
+
+
+@pass_context
+def _money(context: Context, minor: int | float | None, currency: str | None = None) -> str:
+    shown = _context_display(context)
+    return formatting.money(minor, currency or shown.currency, shown.locale)
+
+
+@pass_context
+def _number(context: Context, value: int | float | None, digits: int = 0) -> str:
+    return formatting.number(value, _context_display(context).locale, digits)
+
+
+@pass_context
+def _share(context: Context, value: float | None, digits: int = 1) -> str:
+    return formatting.share(value, _context_display(context).locale, digits)
+
+
+@pass_context
+def _day(context: Context, value: Any) -> str:
+    return formatting.day(value, _context_display(context).locale)
+
+
+@pass_context
+def _moment(context: Context, value: Any) -> str:
+    return formatting.moment(value, _context_display(context).locale)
+
+
+templates.env.filters.update(money=_money, number=_number, share=_share, day=_day, moment=_moment)
 
 
 def add_template_dir(directory: Path) -> None:
@@ -150,6 +272,8 @@ def current_admin(request: Request, db: DbSession) -> AdminUser:
     if user is None:
         request.session.pop(SESSION_KEY, None)
         raise LoginRequired(request.url.path)
+    currency = _currency_source(db) if _currency_source else formatting.DEFAULT_CURRENCY
+    request.state.display = Display(locale=get_settings().locale, currency=currency)
     return user
 
 
@@ -162,7 +286,8 @@ def render(
 ) -> HTMLResponse:
     """Render an admin template with the shell's context (nav, CSRF token, signed-in user)."""
     base = {
-        "nav": NAV,
+        "nav": nav_sections(),
+        "display": _display(request),
         "csrf_token": csrf_token(request),
         "csrf_field": CSRF_FIELD,
         "path": request.url.path,
@@ -298,3 +423,10 @@ def logout(request: Request, db: DbSession) -> RedirectResponse:
         admin_security.end_session(db, token)
     request.session.clear()
     return RedirectResponse("/admin/login", status_code=303)
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_index(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    """Operations, away from the business pages: keys, jobs, tracking, webhooks."""
+    pages = [item for item in NAV if item.group == "Settings" and item.path != "/admin/settings"]
+    return render(request, "settings.html", {"user": user, "pages": pages})

@@ -24,6 +24,8 @@ from pydantic_settings import (
 )
 from sqlalchemy.engine import make_url
 
+from rapport.platform import formatting
+
 ENV_FILE_VARIABLE = "RAPPORT_ENV_FILE"
 SQLITE_FILE = "rapport.db"
 
@@ -214,6 +216,19 @@ class Settings(BaseSettings):
             " or paging system). Empty: email only."
         ),
     )
+
+    locale: str = Field(
+        default="en_GB",
+        description=(
+            "Locale of numbers, money and dates on the admin pages (en_GB, de_DE, fr_FR, ...);"
+            " the currency is the loyalty program's."
+        ),
+    )
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        return formatting.checked_locale(value)
 
     @field_validator("secret_key")
     @classmethod

@@ -22,7 +22,7 @@ from rapport.recommend.schemas import RuleIn
 
 add_template_dir(FilePath(__file__).parent / "templates")
 
-NAV = [NavItem("Recommendations", "/admin/recommendations")]
+NAV = [NavItem("Recommendations", "/admin/recommendations", "Recommendations")]
 router = APIRouter(prefix="/admin/recommendations", include_in_schema=False)
 
 CHART_MODELS = {"rapport": "#2f6fdf", "top_frequency": "#d4a017", "popularity": "#8a8a8a"}

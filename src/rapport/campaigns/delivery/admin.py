@@ -34,8 +34,8 @@ from rapport.platform.errors import Problem
 from rapport.platform.models import AdminUser
 
 NAV: list[NavItem] = [
-    NavItem("Deliveries", "/admin/deliveries"),
-    NavItem("Webhooks", "/admin/webhooks"),
+    NavItem("Deliveries", "/admin/deliveries", "Campaigns"),
+    NavItem("Webhook endpoints", "/admin/webhooks", "Settings"),
 ]
 router = APIRouter(include_in_schema=False)
 PAGE = 50

@@ -30,7 +30,7 @@ from rapport.platform.admin import CsrfChecked, CurrentAdmin, FormFields, NavIte
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, Problem
 
-NAV: list[NavItem] = [NavItem("Campaigns", "/admin/campaigns")]
+NAV: list[NavItem] = [NavItem("Campaigns", "/admin/campaigns", "Campaigns")]
 router = APIRouter(include_in_schema=False)
 
 KIND_LABELS = {

@@ -40,7 +40,7 @@ from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, render
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
 
-NAV: list[NavItem] = [NavItem("Segments", "/admin/segments")]
+NAV: list[NavItem] = [NavItem("Segments", "/admin/segments", "Campaigns")]
 router = APIRouter(include_in_schema=False)
 
 MEMBERS_PAGE = 50

@@ -20,7 +20,7 @@ from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, Problem
 from rapport.platform.models import AdminUser
 
-NAV: list[NavItem] = [NavItem("Subscriptions", "/admin/webhooks/subscriptions")]
+NAV: list[NavItem] = [NavItem("Event subscriptions", "/admin/webhooks/subscriptions", "Settings")]
 router = APIRouter(include_in_schema=False)
 TYPE_FIELD = "type_"
 

@@ -31,7 +31,7 @@ from rapport.platform.admin import (
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
 
-NAV = [NavItem("Membership", "/admin/loyalty/plans")]
+NAV = [NavItem("Paid membership", "/admin/loyalty/plans", "Loyalty")]
 router = APIRouter(include_in_schema=False)
 
 SEGMENT_LABELS = {"paying": "Paying members", "free": "Free members", "non_member": "Non-members"}

@@ -27,7 +27,7 @@ from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, render
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
 
-NAV = [NavItem("Program", "/admin/loyalty/program")]
+NAV = [NavItem("Program and rules", "/admin/loyalty/program", "Loyalty")]
 # Included by loyalty.admin, under its /admin/loyalty prefix.
 router = APIRouter(include_in_schema=False)
 

@@ -1,0 +1,83 @@
+"""Numbers, money, shares and dates as the admin pages show them: in the operator's locale
+(``RAPPORT_LOCALE``, CLDR rules through Babel) and the program's currency.
+
+Money is stored in integer minor units (cents); :func:`money` is the one place that turns it
+into "€1,234.50", so no page shows raw cents.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal, format_percent, get_currency_precision
+
+DEFAULT_LOCALE = "en_GB"
+DEFAULT_CURRENCY = "EUR"
+NOTHING = "\u2013"  # an en dash where there is no value
+
+
+def checked_locale(name: str) -> str:
+    """``name`` if Babel knows it (``en_GB``, ``de-DE``), normalised to ``en_GB``; raises
+    ValueError naming the setting otherwise."""
+    try:
+        return str(Locale.parse(name.replace("-", "_")))
+    except (UnknownLocaleError, ValueError):
+        raise ValueError(
+            f"RAPPORT_LOCALE={name!r} is not a locale Rapport knows; use one like en_GB or de_DE"
+        ) from None
+
+
+def minor_to_major(minor: int | float, currency: str) -> Decimal:
+    """Minor units as the currency's major unit: 1234 cents → 12.34 (0 decimals for JPY)."""
+    return Decimal(str(minor)).scaleb(-get_currency_precision(currency))
+
+
+def major_to_minor(major: Decimal | float | str, currency: str) -> int:
+    """What a form's "12.34" is in minor units; raises ValueError on more decimals than the
+    currency has."""
+    amount = Decimal(str(major)).scaleb(get_currency_precision(currency))
+    if amount != amount.to_integral_value():
+        raise ValueError(f"{major} {currency} has more decimals than {currency} allows")
+    return int(amount)
+
+
+def money(minor: int | float | None, currency: str, locale: str = DEFAULT_LOCALE) -> str:
+    """``1234, "EUR"`` → "€12.34"; ``None`` → an en dash."""
+    if minor is None:
+        return NOTHING
+    return format_currency(minor_to_major(minor, currency), currency, locale=locale)
+
+
+def number(
+    value: int | float | Decimal | None, locale: str = DEFAULT_LOCALE, digits: int = 0
+) -> str:
+    """Grouped digits: 1234567 → "1,234,567"; ``digits`` fixes the decimals shown."""
+    if value is None:
+        return NOTHING
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    return format_decimal(value, format=pattern, locale=locale)
+
+
+def share(value: float | None, locale: str = DEFAULT_LOCALE, digits: int = 1) -> str:
+    """A fraction as a percentage: 0.1234 → "12.3%"."""
+    if value is None:
+        return NOTHING
+    pattern = "#,##0" + ("." + "0" * digits if digits else "") + "%"
+    return format_percent(value, format=pattern, locale=locale)
+
+
+def day(value: date | datetime | None, locale: str = DEFAULT_LOCALE) -> str:
+    """A date: "5 Dec 2026"."""
+    if value is None:
+        return NOTHING
+    return format_date(value, "medium", locale=locale)
+
+
+def moment(value: datetime | None, locale: str = DEFAULT_LOCALE) -> str:
+    """A date and time to the minute: "5 Dec 2026, 14:05"."""
+    if value is None:
+        return NOTHING
+    return format_datetime(value, "d MMM y, HH:mm", locale=locale)
