@@ -20,6 +20,7 @@ from rapport.campaigns import service as campaigns
 from rapport.domains import admin_pages, load_event_types, load_models, load_tasks, routers
 from rapport.loyalty import service as loyalty
 from rapport.platform import admin as admin_shell
+from rapport.platform import settings_admin
 from rapport.platform.api import ops_router
 from rapport.platform.db import Checkpointer
 from rapport.platform.errors import install_problem_handlers, problem_response
@@ -147,6 +148,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     for module in sorted(routers(), key=_busiest_first):
         app.include_router(module.router)
 
+    app.include_router(settings_admin.router)
+    admin_shell.add_nav(settings_admin.NAV)
     app.include_router(admin_shell.router)
     admin_shell.set_currency_source(lambda db: loyalty.get_program(db).currency)
     for module in admin_pages():
