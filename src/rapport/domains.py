@@ -78,6 +78,7 @@ def admin_pages() -> list[ModuleType]:
     """Every domain's admin page module, in navigation order (the overview leads)."""
     from rapport.analytics import admin as analytics
     from rapport.campaigns import admin as campaigns
+    from rapport.catalog import admin as catalog
     from rapport.customers import admin as customers
     from rapport.events import admin as events
     from rapport.feedback import admin as feedback
@@ -85,4 +86,4 @@ def admin_pages() -> list[ModuleType]:
     from rapport.orders import admin as orders
     from rapport.recommend import admin as recommend
 
-    return [analytics, events, customers, orders, loyalty, recommend, feedback, campaigns]
+    return [analytics, events, customers, catalog, orders, loyalty, recommend, feedback, campaigns]
