@@ -118,3 +118,31 @@ __all__ += [
 
 # --- audiences: customer ids as SELECTs, for campaigns' segments ---
 __all__ += ["membership_audience", "points_audience", "tier_audience"]
+
+# --- analytics: who the members are, and who moved points lately ---
+from datetime import datetime  # noqa: E402
+
+from sqlalchemy import select  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from rapport.loyalty.ledger.tables import ACCOUNTS, TRANSACTIONS  # noqa: E402
+
+
+def member_ids(db: Session, *, moved_since: datetime | None = None) -> set[str]:
+    """The members (customers with a points account, opened on their first points); with
+    ``moved_since``, only those with a points movement (earned, redeemed, expired, adjusted,
+    reversed) at or after it. Read-only (the admin overview)."""
+    if moved_since is None:
+        query = select(ACCOUNTS.c.account_id).where(ACCOUNTS.c.kind == "member")
+    else:
+        query = (
+            select(TRANSACTIONS.c.customer_id)
+            .where(TRANSACTIONS.c.created_at >= moved_since)
+            .join(ACCOUNTS, ACCOUNTS.c.account_id == TRANSACTIONS.c.customer_id)
+            .where(ACCOUNTS.c.kind == "member")
+            .distinct()
+        )
+    return {str(found) for found in db.scalars(query)}
+
+
+__all__ += ["member_ids"]
