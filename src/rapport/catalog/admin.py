@@ -1,15 +1,96 @@
-"""Admin pages for prices and stock across channels: the product list, a product's prices per
-channel and stock per store, and the price and stock consistency report."""
+"""Admin pages for prices and stock across channels: the product list (price on each channel,
+units online and in the shops), a product's prices per channel and stock per store, and the
+consistency report (prices that differ between channels and why, stock out of step)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
 
-from rapport.platform.admin import NavItem, add_template_dir
+from rapport.catalog import views
+from rapport.platform.admin import CurrentAdmin, NavItem, add_template_dir, render
+from rapport.platform.db import DbSession
+from rapport.platform.paging import PageParams
 
 add_template_dir(Path(__file__).parent / "templates")
 
-NAV: list[NavItem] = []
+NAV = [
+    NavItem("Prices and stock", "/admin/catalog/products", "Orders & stock"),
+    NavItem("Price and stock consistency", "/admin/catalog/consistency", "Orders & stock"),
+]
 router = APIRouter(prefix="/admin/catalog", include_in_schema=False)
+
+
+@router.get("/products", response_class=HTMLResponse)
+def products_page(
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: PageParams,
+    q: str = "",
+    category: str = "",
+) -> HTMLResponse:
+    """Products a page at a time, searched by SKU or name and filtered by category."""
+    q, category = q.strip()[:100], category.strip()[:300]
+    paging = paging_request.of(views.count_products(db, query=q, category=category))
+    rows = views.product_rows(
+        db, query=q, category=category, offset=paging.offset, limit=paging.per_page
+    )
+    return render(
+        request,
+        "catalog/products.html",
+        {
+            "user": user,
+            "rows": rows,
+            "paging": paging,
+            "q": q,
+            "category": category,
+            "categories": views.top_categories(db),
+            "channels": views.CHANNELS,
+        },
+    )
+
+
+@router.get("/products/{sku}", response_class=HTMLResponse)
+def product_page(request: Request, sku: str, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    """One product: its price on each channel and its stock at each location."""
+    detail = views.product_detail(db, sku=sku)
+    return render(
+        request,
+        "catalog/product.html",
+        {"user": user, "detail": detail, "sku": sku},
+        status_code=200 if detail is not None else 404,
+    )
+
+
+@router.get("/consistency", response_class=HTMLResponse)
+def consistency_page(
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: PageParams,
+    show: str = "prices",
+) -> HTMLResponse:
+    """Prices that differ between channels (each with the rule's reason), or stock out of
+    step between the web warehouse and the shops, a page at a time."""
+    differences = views.price_consistency_report(db)
+    gaps = views.stock_gaps(db)
+    show = "stock" if show == "stock" else "prices"
+    listed: list[object] = list(differences) if show == "prices" else list(gaps)
+    paging = paging_request.of(len(listed))
+    return render(
+        request,
+        "catalog/consistency.html",
+        {
+            "user": user,
+            "show": show,
+            "rows": listed[paging.offset : paging.offset + paging.per_page],
+            "paging": paging,
+            "price_differences": len(differences),
+            "products_differing": len({d.sku for d in differences}),
+            "stock_gaps": len(gaps),
+            "sold_out_everywhere": sum(1 for g in gaps if g.store_available <= 0),
+        },
+    )

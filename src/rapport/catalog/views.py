@@ -1,0 +1,224 @@
+"""Reads for the prices and stock pages: products a page at a time with their price on each
+channel and their stock by location, one product in full, and the consistency report (prices
+that differ between channels, with the rule and reason behind each, and stock out of step
+between the web warehouse and the shops)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from rapport.catalog.models import ChannelPrice, Product, StockLevel, Store
+from rapport.catalog.service import (
+    CATEGORY_SEPARATOR,
+    category_condition,
+    channel_prices,
+    price_consistency_report,
+    price_on,
+)
+from rapport.platform import clock
+
+# The channels a price can differ on (``ChannelPriceIn.channel``), in the order pages show them.
+CHANNELS = ("web", "app", "store", "call_center")
+WEB_LOCATION = "web"
+
+
+@dataclass(frozen=True)
+class ChannelPriceView:
+    channel: str
+    price_minor: int
+    reason: str | None  # the rule's reason where a rule sets it; None: the catalogue price
+
+
+@dataclass(frozen=True)
+class ProductRow:
+    product: Product
+    prices: list[ChannelPriceView]
+    web_available: int
+    store_available: int
+    stores_stocking: int
+
+    @property
+    def differs(self) -> bool:
+        return len({p.price_minor for p in self.prices}) > 1
+
+
+@dataclass(frozen=True)
+class StockRow:
+    store_id: str
+    name: str
+    city: str
+    on_hand: int
+    reserved: int
+    available: int
+    store_price_minor: int | None = None
+    store_price_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ProductDetail:
+    product: Product
+    prices: list[ChannelPriceView]
+    stock: list[StockRow]
+    rules: list[ChannelPrice] = field(default_factory=list)
+
+
+def _search(query: str, category: str) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if query.strip():
+        pattern = f"%{query.strip().lower()}%"
+        conditions.append(
+            or_(func.lower(Product.sku).like(pattern), func.lower(Product.name).like(pattern))
+        )
+    if category.strip():
+        conditions.append(category_condition(Product.category_path, category))
+    return conditions
+
+
+def count_products(db: Session, *, query: str = "", category: str = "") -> int:
+    statement = select(func.count()).select_from(Product).where(*_search(query, category))
+    return db.scalar(statement) or 0
+
+
+def _prices(product: Product, rules: Sequence[ChannelPrice]) -> list[ChannelPriceView]:
+    now = clock.now()
+    views = []
+    for channel in CHANNELS:
+        price, rule = price_on(product.price_minor, rules, channel=channel, store_id=None, at=now)
+        views.append(ChannelPriceView(channel, price, rule.reason if rule else None))
+    return views
+
+
+def product_rows(
+    db: Session, *, query: str = "", category: str = "", offset: int = 0, limit: int = 50
+) -> list[ProductRow]:
+    """A page of products in SKU order with their price on each channel and units available
+    on the web and in the shops."""
+    products = list(
+        db.scalars(
+            select(Product)
+            .where(*_search(query, category))
+            .order_by(Product.sku)
+            .offset(offset)
+            .limit(limit)
+        )
+    )
+    skus = [p.sku for p in products]
+    rules = channel_prices(db, skus=skus)
+    web: dict[str, int] = {}
+    shops: dict[str, int] = {}
+    stocking: dict[str, int] = {}
+    if skus:
+        for sku, store_id, on_hand, reserved in db.execute(
+            select(
+                StockLevel.sku, StockLevel.store_id, StockLevel.on_hand, StockLevel.reserved
+            ).where(StockLevel.sku.in_(skus))
+        ):
+            available = on_hand - reserved
+            if store_id == WEB_LOCATION:
+                web[sku] = web.get(sku, 0) + available
+            else:
+                shops[sku] = shops.get(sku, 0) + available
+                stocking[sku] = stocking.get(sku, 0) + (1 if available > 0 else 0)
+    return [
+        ProductRow(
+            product=p,
+            prices=_prices(p, rules.get(p.sku, [])),
+            web_available=web.get(p.sku, 0),
+            store_available=shops.get(p.sku, 0),
+            stores_stocking=stocking.get(p.sku, 0),
+        )
+        for p in products
+    ]
+
+
+def top_categories(db: Session) -> list[str]:
+    """The first level of every category path, for the category filter."""
+    paths = db.scalars(select(Product.category_path).distinct())
+    return sorted({path.split(CATEGORY_SEPARATOR)[0] for path in paths if path})
+
+
+def product_detail(db: Session, *, sku: str) -> ProductDetail | None:
+    """One product: its price on each channel, and per location the units on hand, reserved
+    and available with the store's own price where a store rule sets one."""
+    product = db.get(Product, sku)
+    if product is None:
+        return None
+    rules = channel_prices(db, skus=[sku]).get(sku, [])
+    now = clock.now()
+    stock = []
+    for store, level in db.execute(
+        select(Store, StockLevel)
+        .outerjoin(StockLevel, and_(StockLevel.store_id == Store.store_id, StockLevel.sku == sku))
+        .order_by(Store.store_id == WEB_LOCATION, Store.city, Store.store_id)
+    ):
+        store_price, rule = (None, None)
+        if store.store_id != WEB_LOCATION:
+            store_price, rule = price_on(
+                product.price_minor, rules, channel="store", store_id=store.store_id, at=now
+            )
+        on_hand = level.on_hand if level else 0
+        reserved = level.reserved if level else 0
+        stock.append(
+            StockRow(
+                store_id=store.store_id,
+                name=store.name,
+                city=store.city,
+                on_hand=on_hand,
+                reserved=reserved,
+                available=on_hand - reserved,
+                store_price_minor=store_price,
+                store_price_reason=rule.reason if rule else None,
+            )
+        )
+    return ProductDetail(product=product, prices=_prices(product, rules), stock=stock, rules=rules)
+
+
+@dataclass(frozen=True)
+class StockGap:
+    sku: str
+    name: str
+    web_available: int
+    store_available: int
+    problem: str
+
+
+def stock_gaps(db: Session) -> list[StockGap]:
+    """Products whose stock is out of step between channels: sold out online while shops hold
+    units, or stocked nowhere at all."""
+    totals: dict[str, list[int]] = {}
+    for sku, store_id, on_hand, reserved in db.execute(
+        select(StockLevel.sku, StockLevel.store_id, StockLevel.on_hand, StockLevel.reserved)
+    ):
+        pair = totals.setdefault(sku, [0, 0])
+        pair[0 if store_id == WEB_LOCATION else 1] += on_hand - reserved
+    gaps = []
+    for sku, name in db.execute(select(Product.sku, Product.name).order_by(Product.sku)):
+        web_units, shop_units = totals.get(sku, [0, 0])
+        if web_units <= 0 and shop_units <= 0:
+            problem = "Out of stock everywhere"
+        elif web_units <= 0:
+            problem = "Sold out online, in stock in shops"
+        else:
+            continue
+        gaps.append(StockGap(sku, name, web_units, shop_units, problem))
+    return gaps
+
+
+__all__ = [
+    "CHANNELS",
+    "ChannelPriceView",
+    "ProductDetail",
+    "ProductRow",
+    "StockGap",
+    "StockRow",
+    "count_products",
+    "price_consistency_report",
+    "product_detail",
+    "product_rows",
+    "stock_gaps",
+    "top_categories",
+]
