@@ -8,10 +8,20 @@ moments of truth measured without reading other domains' tables afterwards.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Float, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapport.platform.db import Base, JsonDocument, UTCDateTime
@@ -27,6 +37,7 @@ TRIGGERS = (
 REVIEW_STATUSES = ("published", "flagged", "rejected")
 TICKET_KINDS = ("complaint", "question", "return_problem", "delivery_problem")
 TICKET_STATUSES = ("open", "resolved")
+PLAN_STATUSES = ("planned", "in_progress", "done", "dropped")
 
 
 class Survey(Base):
@@ -151,6 +162,31 @@ class ScoreAlert(Base):
     score: Mapped[float] = mapped_column(Float)
     responses: Mapped[int] = mapped_column(Integer)
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ActionPlan(Base):
+    """What the CX team does about a score or a theme: an owner, an action, a due date and
+    where it stands. Holds no customer's data (the owner is a member of staff)."""
+
+    __tablename__ = "feedback_action_plans"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('planned', 'in_progress', 'done', 'dropped')", name="status_known"
+        ),
+        Index("ix_feedback_action_plans_status_due", "status", "due_on"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The score target it answers (None: none), and/or a comment theme ("delivery").
+    target_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    theme: Mapped[str] = mapped_column(String(120), default="")
+    owner: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(Text)
+    due_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12), default="planned")
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Review(Base):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, HttpUrl
@@ -159,6 +159,17 @@ class TargetOut(StrictModel):
     window_days: int
     score: ScoreOut
     below: bool
+
+
+class ActionPlanIn(StrictModel):
+    """An action plan: who does what by when, for a score target and/or a comment theme."""
+
+    owner: str = Field(min_length=1, max_length=200)
+    action: str = Field(min_length=1, max_length=2000)
+    due_on: date
+    status: Literal["planned", "in_progress", "done", "dropped"] = "planned"
+    target_id: int | None = None
+    theme: str = Field(default="", max_length=120)
 
 
 class ReviewIn(StrictModel):

@@ -13,6 +13,7 @@ level, apology points).
 from __future__ import annotations
 
 from rapport.feedback.commit_hooks import BeforeCommit
+from rapport.feedback.customer_view import customer_responses, customer_reviews
 from rapport.feedback.personal_data import (
     PRIVACY_TABLES,
     erase_customer_data,
@@ -38,7 +39,20 @@ from rapport.feedback.reviews.submission import (
     address_digest,
     submit_review,
 )
-from rapport.feedback.schemas import ResponseIn, ReviewIn, SurveyIn, TargetIn, TicketIn
+from rapport.feedback.schemas import (
+    ActionPlanIn,
+    ResponseIn,
+    ReviewIn,
+    SurveyIn,
+    TargetIn,
+    TicketIn,
+)
+from rapport.feedback.scores.plans import (
+    count_action_plans,
+    get_action_plan,
+    list_action_plans,
+    save_action_plan,
+)
 from rapport.feedback.scores.reports import (
     BREAKDOWNS,
     Keyed,
@@ -82,7 +96,9 @@ from rapport.feedback.tickets import (
     LEVEL_WEIGHT,
     SLA_HOURS,
     SlaLine,
+    customer_tickets,
     customer_value,
+    find_tickets,
     get_ticket,
     open_ticket,
     prioritise,
@@ -105,6 +121,7 @@ __all__ = [
     "PRIOR_WEIGHT",
     "PRIVACY_TABLES",
     "SLA_HOURS",
+    "ActionPlanIn",
     "AlreadyAnswered",
     "BeforeCommit",
     "ImportedReview",
@@ -124,10 +141,16 @@ __all__ = [
     "answer_invitation",
     "check_targets",
     "comment_themes",
+    "count_action_plans",
     "count_reviews",
+    "customer_responses",
+    "customer_reviews",
+    "customer_tickets",
     "customer_value",
     "erase_customer_data",
     "export_customer_data",
+    "find_tickets",
+    "get_action_plan",
     "get_invitation",
     "get_review",
     "get_survey",
@@ -136,6 +159,7 @@ __all__ = [
     "invite",
     "labels_for",
     "last_invited",
+    "list_action_plans",
     "list_surveys",
     "moderate_review",
     "moderation_queue",
@@ -154,6 +178,7 @@ __all__ = [
     "record_response",
     "resolve_ticket",
     "sampled",
+    "save_action_plan",
     "save_survey",
     "scores_by",
     "set_target",

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
@@ -295,3 +296,98 @@ def sla_report(
 def ticket_counts(db: Session) -> dict[str, int]:
     rows = db.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all()
     return {str(status): int(count) for status, count in rows}
+
+
+def _ticket_filters(
+    *,
+    status: str | None,
+    breached: bool | None,
+    kind: str | None,
+    min_priority: int | None,
+    customer_ids: list[str] | None,
+    text: str | None,
+    now: datetime,
+) -> list[Any]:
+    where: list[Any] = []
+    if status:
+        where.append(Ticket.status == status)
+    if breached is True:
+        where.append(
+            or_(
+                Ticket.breached_at.is_not(None),
+                and_(Ticket.status == "open", Ticket.sla_due_at < now),
+            )
+        )
+    elif breached is False:
+        where.append(Ticket.breached_at.is_(None))
+        where.append(or_(Ticket.status != "open", Ticket.sla_due_at >= now))
+    if kind:
+        where.append(Ticket.kind == kind)
+    if min_priority is not None:
+        where.append(Ticket.priority >= min_priority)
+    if text:
+        like = f"%{text.lower()}%"
+        matches = [
+            func.lower(Ticket.subject).like(like),
+            func.lower(Ticket.body).like(like),
+            Ticket.ticket_id == text,
+            Ticket.order_id == text,
+        ]
+        if customer_ids:
+            matches.append(Ticket.customer_id.in_(customer_ids))
+        where.append(or_(*matches))
+    return where
+
+
+def find_tickets(
+    db: Session,
+    *,
+    status: str | None = "open",
+    breached: bool | None = None,
+    kind: str | None = None,
+    min_priority: int | None = None,
+    text: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    now: datetime | None = None,
+) -> tuple[int, list[Ticket]]:
+    """A page of tickets (open ones most urgent first, others newest first) and how many
+    match: by status, breached or not (past due while open counts), issue, a lowest
+    priority, and text (subject, message, ticket or order id, the customer's name or email)."""
+    at = now or clock.now()
+    customer_ids = (
+        [c.customer_id for c in customers.search_customers(db, query=text, limit=200)]
+        if text
+        else None
+    )
+    where = _ticket_filters(
+        status=status,
+        breached=breached,
+        kind=kind,
+        min_priority=min_priority,
+        customer_ids=customer_ids,
+        text=text,
+        now=at,
+    )
+    total = int(db.scalar(select(func.count()).select_from(Ticket).where(*where)) or 0)
+    order = (
+        (Ticket.priority.desc(), Ticket.sla_due_at, Ticket.ticket_id)
+        if status == "open"
+        else (Ticket.opened_at.desc(), Ticket.ticket_id)
+    )
+    rows = list(
+        db.scalars(select(Ticket).where(*where).order_by(*order).offset(offset).limit(limit))
+    )
+    return total, rows
+
+
+def customer_tickets(db: Session, *, customer_id: str, limit: int = 20) -> list[Ticket]:
+    """A customer's tickets, newest first."""
+    return list(
+        db.scalars(
+            select(Ticket)
+            .where(Ticket.customer_id == customer_id)
+            .order_by(Ticket.opened_at.desc(), Ticket.ticket_id)
+            .limit(limit)
+        )
+    )
