@@ -72,10 +72,13 @@ def consistency_page(
     user: CurrentAdmin,
     paging_request: PageParams,
     show: str = "prices",
+    channel: str = "",
 ) -> HTMLResponse:
     """Prices that differ between channels (each with the rule's reason), or stock out of
     step between the web warehouse and the shops, a page at a time."""
     differences = views.price_consistency_report(db)
+    if channel:
+        differences = [d for d in differences if d.channel == channel]
     gaps = views.stock_gaps(db)
     show = "stock" if show == "stock" else "prices"
     listed: list[object] = list(differences) if show == "prices" else list(gaps)
@@ -86,6 +89,8 @@ def consistency_page(
         {
             "user": user,
             "show": show,
+            "channel": channel,
+            "channels": views.price_channels(db),
             "rows": listed[paging.offset : paging.offset + paging.per_page],
             "paging": paging,
             "price_differences": len(differences),

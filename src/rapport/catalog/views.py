@@ -21,8 +21,9 @@ from rapport.catalog.service import (
 )
 from rapport.platform import clock
 
-# The channels a price can differ on (``ChannelPriceIn.channel``), in the order pages show them.
-CHANNELS = ("web", "app", "store", "call_center")
+# The channels a price can differ on (``ChannelPriceIn.channel``), in the order pages show them,
+# then the loyalty members' price (loyalty records it as the channel ``members``).
+CHANNELS = ("web", "app", "store", "call_center", "members")
 WEB_LOCATION = "web"
 
 
@@ -135,6 +136,11 @@ def product_rows(
     ]
 
 
+def price_channels(db: Session) -> list[str]:
+    """The channels some price rule names, for the consistency report's filter."""
+    return sorted(c for c in db.scalars(select(ChannelPrice.channel).distinct()) if c)
+
+
 def top_categories(db: Session) -> list[str]:
     """The first level of every category path, for the category filter."""
     paths = db.scalars(select(Product.category_path).distinct())
@@ -218,6 +224,7 @@ __all__ = [
     "count_products",
     "price_consistency_report",
     "product_detail",
+    "price_channels",
     "product_rows",
     "stock_gaps",
     "top_categories",

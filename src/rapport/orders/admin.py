@@ -1,27 +1,86 @@
-"""Admin pages for kept promises: on-time delivery, late deliveries, returns concentration,
-a customer's orders across channels, and customer lifetime value (the fitted models, the value
-tiers, and each customer's value, also shown on the customer 360 through an htmx panel)."""
+"""Admin pages for orders and kept promises: on-time delivery by channel and carrier, return
+risk, returns concentration, the orders and late deliveries lists (filtered, a page at a
+time), lines charged otherwise than their channel price, customer lifetime value, and the
+customer 360's orders panel (orders across channels, returns with their reasons, the return
+risk of a basket like the last one)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from rapport.customers import service as customers
-from rapport.orders import service
+from rapport.orders import listing, service
 from rapport.orders.return_risk import serving as risk_serving
 from rapport.platform import clock
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, add_template_dir, render
+from rapport.platform.admin import (
+    CsrfChecked,
+    CurrentAdmin,
+    CustomerPanel,
+    NavItem,
+    add_template_dir,
+    render,
+)
+from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
+from rapport.platform.paging import PageParams
 from rapport.platform.settings import AppSettings
 
 add_template_dir(Path(__file__).parent / "templates")
 
-NAV = [NavItem("Orders and deliveries", "/admin/orders", "Orders & stock")]
+NAV = [
+    NavItem("Orders and deliveries", "/admin/orders", "Orders & stock"),
+    NavItem("Orders list", "/admin/orders/list", "Orders & stock"),
+    NavItem("Customer value", "/admin/orders/customer-value", "Orders & stock"),
+]
+CUSTOMER_PANELS = [CustomerPanel("Orders", "/admin/orders/customers/{customer_id}/panel", 30)]
 router = APIRouter(prefix="/admin/orders", include_in_schema=False)
+
+TIER_NAMES = {"top1": "Top 1%", "top5": "Top 5%", "top20": "Top 20%", "rest": "Rest"}
+
+
+def promise_chart(rows: list[service.PromiseKept], *, by: str) -> Chart:
+    """On-time share per channel or carrier: the figures ``/v1/orders/reports/promise-kept``
+    serves."""
+    return Chart(
+        id=f"promise-{by}",
+        kind="bar",
+        labels=[row.key.replace("_", " ") for row in rows],
+        series=[Series("On time", [round(row.share, 4) for row in rows], color="#00a86b")],
+        unit="share",
+        y_max=100,
+        label_heading=by.capitalize(),
+        title=f"On-time share by {by}",
+    )
+
+
+def risk_chart(distribution: dict[str, Any]) -> Chart:
+    return Chart(
+        id="risk-distribution",
+        kind="bar",
+        labels=list(distribution["bands"]),
+        series=[Series("Orders", list(distribution["counts"]), color="#f59e0b")],
+        unit="count",
+        label_heading="Predicted risk",
+        title="Recent orders by predicted return risk",
+    )
+
+
+def risk_returned_chart(distribution: dict[str, Any]) -> Chart:
+    return Chart(
+        id="risk-returned",
+        kind="bar",
+        labels=list(distribution["bands"]),
+        series=[Series("Actually returned", list(distribution["returned_share"]))],
+        unit="share",
+        y_max=100,
+        label_heading="Predicted risk",
+        title="Share actually returned, per predicted band",
+    )
 
 
 @router.get("", response_class=HTMLResponse)
@@ -31,26 +90,110 @@ def promises_page(
     by_channel = service.promise_kept(db, by="channel")
     by_carrier = service.promise_kept(db, by="carrier")
     distribution = risk_serving.recent_risk_distribution(db, data_dir=settings.data_dir)
-    chart = {
-        "channel": {row.key: round(row.share * 100, 1) for row in by_channel},
-        "carrier": {row.key: round(row.share * 100, 1) for row in by_carrier},
-        "risk": distribution,
-    }
+    late = listing.OrderFilter(late_only=True)
+    charged = service.charged_price_report(
+        db, since=clock.now() - timedelta(days=30), until=clock.now(), limit=10
+    )
+    due = sum(row.due for row in by_channel)
     return render(
         request,
         "orders/overview.html",
         {
             "user": user,
-            "by_channel": by_channel,
-            "by_carrier": by_carrier,
-            "chart": chart,
-            "late": service.late_deliveries(db, limit=50),
+            "channel_chart": promise_chart(by_channel, by="channel"),
+            "carrier_chart": promise_chart(by_carrier, by="carrier"),
+            "on_time_share": sum(row.on_time for row in by_channel) / due if due else None,
+            "due": due,
+            "risk": distribution,
+            "risk_chart": risk_chart(distribution) if distribution["model"] else None,
+            "risk_returned_chart": (
+                risk_returned_chart(distribution) if distribution["model"] else None
+            ),
+            "late": listing.list_orders(db, where=late, limit=10),
+            "late_total": listing.count_orders(db, where=late),
             "concentration": service.returns_concentration(db),
             "orders": service.count_orders(db),
-            "risk": distribution,
-            "charged": service.charged_price_report(
-                db, since=clock.now() - timedelta(days=30), until=clock.now(), limit=50
-            ),
+            "charged": charged,
+        },
+    )
+
+
+def _orders_list(
+    request: Request,
+    db: DbSession,
+    user: Any,
+    paging_request: PageParams,
+    where: listing.OrderFilter,
+    *,
+    title: str,
+) -> HTMLResponse:
+    paging = paging_request.of(listing.count_orders(db, where=where))
+    orders = listing.list_orders(db, where=where, offset=paging.offset, limit=paging.per_page)
+    today = clock.now().date()
+    return render(
+        request,
+        "orders/list.html",
+        {
+            "user": user,
+            "title": title,
+            "orders": orders,
+            "promise": {o.order_id: listing.promise_state(o, today) for o in orders},
+            "paging": paging,
+            "where": where,
+            "channels": listing.CHANNELS,
+            "statuses": listing.statuses(db),
+            "carriers": listing.carriers(db),
+        },
+    )
+
+
+@router.get("/list", response_class=HTMLResponse)
+def orders_list_page(
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: PageParams,
+    q: str = "",
+    channel: str = "",
+    status: str = "",
+    carrier: str = "",
+    late: bool = False,
+) -> HTMLResponse:
+    """Every order, newest first, filtered by order or customer id, channel, status, carrier
+    and lateness."""
+    where = listing.OrderFilter(
+        query=q.strip()[:100],
+        channel=channel[:20],
+        status=status[:20],
+        carrier=carrier[:40],
+        late_only=late,
+    )
+    title = "Late deliveries" if late else "Orders"
+    return _orders_list(request, db, user, paging_request, where, title=title)
+
+
+@router.get("/late", response_class=HTMLResponse)
+def late_page(request: Request, user: CurrentAdmin) -> RedirectResponse:
+    return RedirectResponse("/admin/orders/list?late=true", status_code=303)
+
+
+@router.get("/charged", response_class=HTMLResponse)
+def charged_page(
+    request: Request, db: DbSession, user: CurrentAdmin, paging_request: PageParams
+) -> HTMLResponse:
+    """Order lines of the last 30 days charged otherwise than their channel price."""
+    report = service.charged_price_report(
+        db, since=clock.now() - timedelta(days=30), until=clock.now(), limit=5000
+    )
+    paging = paging_request.of(len(report.differences))
+    return render(
+        request,
+        "orders/charged.html",
+        {
+            "user": user,
+            "charged": report,
+            "rows": report.differences[paging.offset : paging.offset + paging.per_page],
+            "paging": paging,
         },
     )
 
@@ -82,8 +225,66 @@ def customer_orders_page(
                 if customer is not None
                 else None
             ),
+            "tier_names": TIER_NAMES,
         },
         status_code=200 if customer is not None else 404,
+    )
+
+
+def _basket_risk(
+    db: DbSession, settings: AppSettings, customer_id: str, order: Any
+) -> dict[str, Any] | None:
+    """The return risk of a basket like the customer's last order (what the model says of
+    this customer now); None when it cannot be scored."""
+    lines = service.get_lines(db, order_id=order.order_id)
+    if not lines:
+        return None
+    try:
+        return risk_serving.assess_return_risk(
+            db,
+            customer_id=customer_id,
+            lines=[
+                risk_serving.RiskLine(
+                    sku=line.sku, quantity=line.quantity, unit_price_minor=line.unit_price_minor
+                )
+                for line in lines
+            ],
+            channel=order.channel,
+            currency=order.currency,
+            return_cost_minor=settings.return_cost_minor,
+            data_dir=settings.data_dir,
+        )
+    except Exception:  # a product since removed from the catalogue: no score, the panel stays
+        return None
+
+
+@router.get("/customers/{customer_id}/panel", response_class=HTMLResponse)
+def customer_panel(
+    request: Request,
+    customer_id: str,
+    db: DbSession,
+    user: CurrentAdmin,
+    settings: AppSettings,
+    page: int = 1,
+) -> HTMLResponse:
+    """The customer 360's orders panel (an htmx fragment): orders across channels, ten at a
+    time, with the delivery promise kept or late, returns with reasons, and return risk."""
+    per_page = 10
+    page = max(1, min(page, 10_000))
+    view = listing.customer_orders_view(
+        db, customer_id=customer_id, offset=(page - 1) * per_page, limit=per_page
+    )
+    risk = _basket_risk(db, settings, customer_id, view.orders[0]) if view.orders else None
+    return render(
+        request,
+        "orders/customer_panel.html",
+        {
+            "customer_id": customer_id,
+            "view": view,
+            "risk": risk,
+            "page": page,
+            "pages": max(1, -(-view.total_orders // per_page)),
+        },
     )
 
 
@@ -100,13 +301,25 @@ def customer_value_page(
             names[value.customer_id] = " ".join(
                 part for part in (person.first_name, person.last_name) if part
             )
+    tiers = service.value_tier_summary(db)
+    tier_chart = Chart(
+        id="value-tiers",
+        kind="bar",
+        labels=[TIER_NAMES.get(t.tier, t.tier) for t in tiers],
+        series=[Series("Predicted value, next 365 days", [t.predicted_value_minor for t in tiers])],
+        unit="money",
+        label_heading="Tier",
+        title="Predicted value per tier",
+    )
     return render(
         request,
         "orders/customer_value.html",
         {
             "user": user,
             "fit": service.value_fit(db),
-            "tiers": service.value_tier_summary(db),
+            "tiers": tiers,
+            "tier_chart": tier_chart if tiers else None,
+            "tier_names": TIER_NAMES,
             "top": top,
             "names": names,
             "message": message,
@@ -134,5 +347,9 @@ def customer_value_panel(
     return render(
         request,
         "orders/customer_value_panel.html",
-        {"value": service.customer_value(db, customer_id=customer_id), "customer_id": customer_id},
+        {
+            "value": service.customer_value(db, customer_id=customer_id),
+            "customer_id": customer_id,
+            "tier_names": TIER_NAMES,
+        },
     )
