@@ -7,6 +7,7 @@ from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.demo.generator import DemoRetailer
 from rapport.demo.loader import load_demo
+from rapport.platform import clock
 
 
 def test_demo_loads_stores_products_customers_once(db) -> None:
@@ -36,6 +37,17 @@ def test_demo_loads_stores_products_customers_once(db) -> None:
         record.home_city,
         record.locale,
     )
+    # and each customer joined when the generator says they signed up, not on the load day
+    assert clock.as_utc(stored.created_at) == record.signed_up_at
+    joined = {
+        clock.as_utc(c.created_at).strftime("%Y-%m")
+        for c in (
+            customers.find_customer_by_external_id(db, external_id=r.external_id)
+            for r in retailer.customers()
+        )
+        if c is not None
+    }
+    assert len(joined) >= 12
     consents = {
         c.purpose: c.granted for c in customers.get_consents(db, customer_id=stored.customer_id)
     }

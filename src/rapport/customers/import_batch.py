@@ -46,6 +46,7 @@ class ImportedCustomer:
     phone: str | None = None
     identities: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None  # when the customer joined (default: the import)
 
 
 def _identity_rows(
@@ -65,7 +66,7 @@ def _identity_rows(
                     "value": value,
                     "is_unique": kind in UNIQUE_IDENTITY_KINDS,
                     "source": "import",
-                    "created_at": now,
+                    "created_at": c.created_at or now,
                 }
             )
     return rows
@@ -141,7 +142,7 @@ def import_customers(
                 "status": "active",
                 "merged_into": None,
                 "erased_at": None,
-                "created_at": now,
+                "created_at": c.created_at or now,
                 "updated_at": now,
             }
             for c in fresh

@@ -93,6 +93,7 @@ def imported_customer(record: CustomerRecord) -> ImportedCustomer:
         home_latitude=record.home_latitude,
         home_longitude=record.home_longitude,
         consents=dict(record.consents),
+        created_at=record.signed_up_at,
     )
 
 

@@ -87,6 +87,7 @@ from rapport.loyalty.membership.lifecycle import current_plan, join
 from rapport.loyalty.membership.plans import save_plan
 from rapport.loyalty.program.versions import tier_policy
 from rapport.loyalty.rewards.catalogue import save_reward
+from rapport.loyalty.rewards.coupons import redeem_reward
 from rapport.loyalty.rewards.order_checkout import (
     MEMBER_PRICE_CHANNEL,
     CartItem,
@@ -107,6 +108,7 @@ __all__ += [
     "join",
     "member_tier",
     "record_delivery_counts",
+    "redeem_reward",
     "review_due_tiers",
     "save_plan",
     "save_reward",
