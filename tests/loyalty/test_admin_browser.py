@@ -28,23 +28,23 @@ def test_liability_settings_and_a_members_statement(page, live_server) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     # when the loyalty page opens
-    page.get_by_role("link", name="Loyalty").click()
+    page.goto(f"{live_server.base_url}/admin/loyalty")
     # then it shows what the program owes and its value at the default 1.00 per 100 points
     assert page.get_by_test_id("outstanding-points").inner_text() == "380"
-    assert page.get_by_test_id("liability-value").inner_text() == "3.80 EUR"
+    assert page.get_by_test_id("liability-value").inner_text() == "€3.80"
     # when the point value changes to 2.50 per 100 points
-    page.get_by_label("Value of 100 points").fill("250")
+    page.get_by_label("Value of 100 points").fill("2.50")
     page.get_by_role("button", name="Save settings").click()
     # then the liability is valued at the new rate
     assert page.get_by_role("status").inner_text() == "Program settings saved"
-    assert page.get_by_test_id("liability-value").inner_text() == "9.50 EUR"
+    assert page.get_by_test_id("liability-value").inner_text() == "€9.50"
     # when a member is found by email and opened
     page.get_by_label("Find a member").fill("ann@example.com")
     page.get_by_role("button", name="Find").click()
     results = page.get_by_test_id("member-results").locator("tbody tr").all_inner_texts()
     assert len(results) == 1
-    assert results[0].split("\t")[1:] == ["ann@example.com", "380", ""]
-    page.get_by_test_id("member-results").get_by_role("link").click()
+    assert results[0].split("\t")[1:] == ["ann@example.com", "Member", "380", "€9.50", ""]
+    page.get_by_test_id("member-results").get_by_role("link", name="statement").click()
     # then the statement lists the balance, the open lot and every movement with its reason
     assert page.get_by_test_id("balance").inner_text() == "380"
     lots = page.get_by_test_id("open-lots").locator("tbody tr").all_inner_texts()

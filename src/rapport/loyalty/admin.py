@@ -1,58 +1,162 @@
-"""Admin pages for the loyalty ledger: the program's liability and settings, and a member's
-statement (balance, open lots, debt and every movement)."""
+"""Admin pages for the loyalty ledger: the program's overview (members, points issued,
+redeemed and expired by month, liability, breakage, tiers, the member list), its settings, a
+member's statement, and the loyalty panel of the customer 360 page with its actions
+(goodwill points with a reason, a coupon)."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import timedelta
+from decimal import InvalidOperation
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from rapport.customers import service as customers
+from rapport.loyalty import overview as reads
 from rapport.loyalty import service
+from rapport.loyalty.membership import lifecycle as memberships
+from rapport.loyalty.membership import plans as membership_plans
+from rapport.loyalty.membership.value import value_statement
+from rapport.loyalty.rewards import catalogue as reward_catalogue
+from rapport.loyalty.rewards import coupons as reward_coupons
+from rapport.platform import clock
 from rapport.platform.admin import (
     CsrfChecked,
     CurrentAdmin,
+    CustomerPanel,
     FormFields,
     NavItem,
     add_template_dir,
     form_changes,
     render,
 )
+from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Problem
+from rapport.platform.errors import Conflict, InvalidInput, Problem
+from rapport.platform.formatting import major_to_minor, minor_to_major
+from rapport.platform.idempotency import run_idempotent
+from rapport.platform.paging import PageParams
 
 add_template_dir(Path(__file__).parent / "templates")
 
 NAV = [NavItem("Members and points", "/admin/loyalty", "Loyalty")]
+CUSTOMER_PANELS = [CustomerPanel("Loyalty", "/admin/loyalty/customers/{customer_id}/panel", 20)]
 router = APIRouter(prefix="/admin/loyalty", include_in_schema=False)
 STATEMENT_PAGE = 50
+CHART_MONTHS = 24
+
+# Goodwill points an agent may give in one go, and the reasons they choose from.
+GOODWILL_MAX = 10_000
+GOODWILL_REASONS = (
+    "Late delivery",
+    "Damaged or wrong item",
+    "Service failure",
+    "Price match",
+    "Thank-you gesture",
+    "Other",
+)
+PANEL_MOVEMENTS = 5
+EXPIRY_HORIZON_DAYS = 90
+
+
+def _to_customer(customer_id: str, message: str) -> RedirectResponse:
+    return RedirectResponse(
+        f"/admin/customers/{customer_id}?{urlencode({'message': message})}", status_code=303
+    )
+
+
+def _number(text: str) -> int | None:
+    try:
+        return int(text.replace(",", "").strip()) if text.strip() else None
+    except ValueError:
+        return None
 
 
 @router.get("", response_class=HTMLResponse)
-def liability_page(
-    request: Request, db: DbSession, user: CurrentAdmin, q: str = "", message: str = ""
+def overview_page(
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: PageParams,
+    q: str = "",
+    tier: str = "",
+    min_balance: str = "",
+    max_balance: str = "",
+    message: str = "",
 ) -> HTMLResponse:
-    found = []
-    if q:
-        for customer in customers.search_customers(db, query=q):
-            found.append(
-                {
-                    "customer": customer,
-                    "member": service.get_member(db, customer_id=customer.customer_id),
-                }
-            )
+    program = service.get_program(db)
+    flows = reads.monthly_flows(db, months=CHART_MONTHS)
+    lifetime = reads.lifetime_flows(db)
+    by_tier = reads.members_by_tier(db)
+    points_chart = Chart(
+        id="points-by-month",
+        kind="bar",
+        title="Points issued, redeemed and expired by month",
+        labels=[f.month for f in flows],
+        series=[
+            Series("Issued", [f.issued for f in flows]),
+            Series("Redeemed", [f.redeemed for f in flows]),
+            Series("Expired", [f.expired for f in flows]),
+        ],
+        unit="points",
+        label_heading="Month",
+    )
+    tier_chart = Chart(
+        id="members-by-tier",
+        kind="bar",
+        title="Members by tier",
+        labels=[name for _, name, _ in by_tier],
+        series=[Series("Members", [count for _, _, count in by_tier])],
+        unit="count",
+        label_heading="Tier",
+        horizontal=True,
+    )
+    low, high = _number(min_balance), _number(max_balance)
+    found_ids: list[str] | None = None
+    if q.strip():
+        found_ids = [c.customer_id for c in customers.search_customers(db, query=q, limit=200)]
+    chosen = reads.MemberFilter(
+        tier=tier or None, min_balance=low, max_balance=high, customer_ids=found_ids
+    )
+    paging = paging_request.of(reads.count_members(db, chosen))
+    rows = reads.member_page(db, chosen, offset=paging.offset, limit=paging.per_page)
+    tier_names = {tier_id: name for tier_id, name, _ in by_tier}
+    members = [
+        {
+            "row": row,
+            "customer": customers.get_customer(db, customer_id=row.customer_id),
+            "tier": tier_names.get(row.tier_id, row.tier_id),
+        }
+        for row in rows
+    ]
     return render(
         request,
         "loyalty/overview.html",
         {
             "user": user,
-            "q": q,
-            "found": found,
             "liability": service.liability(db),
-            "program": service.get_program(db),
+            "lifetime": lifetime,
+            "program": program,
+            "point_value": minor_to_major(program.point_value_minor_per_100, program.currency),
+            "points_chart": points_chart,
+            "tier_chart": tier_chart,
+            "tiers": by_tier,
+            "members": members,
+            "paging": paging,
+            "filters": {
+                "q": q,
+                "tier": tier,
+                "min_balance": min_balance,
+                "max_balance": max_balance,
+            },
+            "filtered": bool(q or tier or min_balance or max_balance),
             "message": message,
         },
     )
@@ -69,13 +173,264 @@ class ProgramSettingsForm(BaseModel):
 
 @router.post("/program", dependencies=[CsrfChecked])
 def update_program(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
+    carried = dict(fields)
     try:
-        service.configure_program(db, **form_changes(ProgramSettingsForm, fields))
+        if "point_value" in carried:
+            # The form shows what 100 points are worth in the program's currency ("2.50").
+            currency = service.get_program(db).currency
+            try:
+                minor = major_to_minor(
+                    carried.pop("point_value").strip().replace(",", "."), currency
+                )
+            except (ValueError, InvalidOperation):
+                raise InvalidInput(
+                    f"Value of 100 points: an amount in {currency}, such as 1.00",
+                    field="point_value",
+                ) from None
+            carried["point_value_minor_per_100"] = str(minor)
+        service.configure_program(db, **form_changes(ProgramSettingsForm, carried))
     except Problem as problem:
         return RedirectResponse(
             f"/admin/loyalty?{urlencode({'message': problem.detail})}", status_code=303
         )
     return RedirectResponse("/admin/loyalty?message=Program+settings+saved", status_code=303)
+
+
+# ------------------------------------------------------------- the customer 360's panel
+
+
+def _panel_context(db: Any, customer_id: str) -> dict[str, Any]:
+    member = service.get_member(db, customer_id=customer_id)
+    program = service.get_program(db)
+    membership = memberships.get_membership(db, customer_id=customer_id)
+    plan = (
+        membership_plans.get_plan(db, plan_id=membership.plan_id)
+        if membership is not None
+        else None
+    )
+    value = None
+    if membership is not None:
+        started = clock.as_utc(membership.started_at)
+        now = clock.now()
+        if now > started:
+            value = value_statement(
+                db, customer_id=customer_id, period_start=started, period_end=now
+            )
+    rewards = [r for r in reward_catalogue.list_rewards(db) if r.active]
+    return {
+        "customer_id": customer_id,
+        "member": member,
+        "program": program,
+        "progress": reads.tier_progress(db, customer_id=customer_id),
+        "expiring": reads.expiring_lots(db, customer_id=customer_id, days=EXPIRY_HORIZON_DAYS),
+        "horizon_days": EXPIRY_HORIZON_DAYS,
+        "movements": service.statement(db, customer_id=customer_id, limit=PANEL_MOVEMENTS),
+        "membership": membership,
+        "plan": plan,
+        "value": value,
+        "now": clock.now(),
+        "coupons": reward_coupons.customer_coupons(db, customer_id=customer_id),
+        "rewards": rewards,
+        "reasons": GOODWILL_REASONS,
+        "goodwill_max": GOODWILL_MAX,
+        # A fresh one-time token per rendering: sending the same form twice gives once.
+        "goodwill_token": secrets.token_urlsafe(18),
+        "coupon_token": secrets.token_urlsafe(18),
+    }
+
+
+def _panel(
+    request: Request,
+    db: Any,
+    customer_id: str,
+    *,
+    errors: dict[str, str] | None = None,
+    typed: dict[str, str] | None = None,
+    message: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    context = _panel_context(db, customer_id)
+    context.update(errors=errors or {}, typed=typed or {}, message=message)
+    return render(request, "loyalty/customer_panel.html", context, status_code=status_code)
+
+
+@router.get("/customers/{customer_id}/panel", response_class=HTMLResponse)
+def customer_panel(
+    request: Request, customer_id: str, db: DbSession, user: CurrentAdmin
+) -> HTMLResponse:
+    """The loyalty part of the customer 360 page: an HTML fragment loaded by htmx."""
+    if customers.get_customer(db, customer_id=customer_id) is None:
+        return HTMLResponse("<p>No such customer.</p>", status_code=404)
+    return _panel(request, db, customer_id)
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def _refused(
+    request: Request,
+    db: Any,
+    customer_id: str,
+    field: str,
+    detail: str,
+    typed: dict[str, str],
+) -> Response:
+    """A refused action: the panel again with the message at its field (htmx), or back to
+    the customer page with the message naming the field."""
+    if _is_htmx(request):
+        # 200, not 422: htmx 2 swaps no 4xx answer in by default, and the agent must see
+        # the message at its field.
+        return _panel(request, db, customer_id, errors={field: detail}, typed=typed)
+    return _to_customer(customer_id, detail)
+
+
+class GoodwillForm(BaseModel):
+    points: int = Field(ge=1, le=GOODWILL_MAX)
+    reason: str = Field(min_length=1, max_length=60)
+    note: str = Field(default="", max_length=300)
+
+
+def _goodwill_reason(choice: str, note: str) -> str:
+    return f"Goodwill: {choice}" + (f" ({note})" if note else "")
+
+
+@router.post("/customers/{customer_id}/goodwill", dependencies=[CsrfChecked])
+def give_goodwill_points(
+    request: Request, customer_id: str, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> Response:
+    """Goodwill points with a reason, once per form (its one-time token is the command's
+    Idempotency-Key): a form sent twice gives the points once."""
+    typed = {name: fields.get(name, "") for name in ("points", "reason", "note")}
+    if customers.get_customer(db, customer_id=customer_id) is None:
+        return _to_customer(customer_id, "No such customer")
+    points = _number(typed["points"])
+    if points is None or not 1 <= points <= GOODWILL_MAX:
+        return _refused(
+            request,
+            db,
+            customer_id,
+            "points",
+            f"Points: a whole number from 1 to {GOODWILL_MAX:,}",
+            typed,
+        )
+    choice, note = typed["reason"].strip(), " ".join(typed["note"].split())
+    if choice not in GOODWILL_REASONS:
+        return _refused(request, db, customer_id, "reason", "Reason: choose one", typed)
+    if choice == "Other" and not note:
+        return _refused(
+            request, db, customer_id, "note", "Reason: say why in the note for Other", typed
+        )
+    if len(note) > 300:
+        return _refused(request, db, customer_id, "note", "Note: at most 300 characters", typed)
+    token = fields.get("token", "").strip()
+    if not token:
+        return _refused(
+            request, db, customer_id, "points", "This form has expired; open it again", typed
+        )
+    reason = _goodwill_reason(choice, note)
+    try:
+        answer = run_idempotent(
+            db,
+            scope=f"admin.goodwill:{user.id}:{customer_id}",
+            key=token,
+            request_body={"points": points, "reason": reason},
+            status_code=201,
+            execute=lambda hook: service.adjust(
+                db, customer_id=customer_id, points=points, reason=reason, before_commit=hook
+            ),
+            render=lambda posted: {"points": posted.points, "balance": posted.balance},
+        )
+    except Problem as problem:
+        return _refused(request, db, customer_id, problem.field or "points", problem.detail, typed)
+    replayed = answer.headers.get("idempotent-replayed") == "true"
+    message = (
+        f"These {points:,} goodwill points were given already (the form was sent twice)"
+        if replayed
+        else f"Gave {points:,} goodwill points: {reason}"
+    )
+    if _is_htmx(request):
+        return _panel(request, db, customer_id, message=message)
+    return _to_customer(customer_id, message)
+
+
+def _coupon_code(token: str) -> str:
+    """The coupon's code, drawn from the form's one-time token: the same form sent twice
+    asks for the same code, which the coupon table refuses the second time."""
+    digest = hashlib.sha256(f"goodwill-coupon:{token}".encode()).digest()
+    alphabet = reward_coupons.CODE_ALPHABET
+    return "".join(alphabet[byte % len(alphabet)] for byte in digest[:12])
+
+
+@router.post("/customers/{customer_id}/coupon", dependencies=[CsrfChecked])
+def issue_coupon(
+    request: Request, customer_id: str, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> Response:
+    """A coupon on a reward's terms for this customer: free (goodwill), or bought with the
+    member's points as the reward costs."""
+    typed = {name: fields.get(name, "") for name in ("reward_id", "pay")}
+    if customers.get_customer(db, customer_id=customer_id) is None:
+        return _to_customer(customer_id, "No such customer")
+    reward = reward_catalogue.get_reward(db, reward_id=typed["reward_id"].strip())
+    if reward is None or not reward.active:
+        return _refused(
+            request, db, customer_id, "reward_id", "Coupon: choose a reward on offer", typed
+        )
+    token = fields.get("token", "").strip()
+    if not token:
+        return _refused(
+            request, db, customer_id, "reward_id", "This form has expired; open it again", typed
+        )
+    try:
+        if typed["pay"] == "points":
+            code = _paid_coupon(
+                db, user_id=user.id, customer_id=customer_id, reward=reward, token=token
+            )
+        else:
+            coupon = reward_coupons.create_campaign_coupon(
+                db,
+                rule=f"goodwill:{reward.reward_id}",
+                kind=reward.coupon_kind,
+                value=reward.coupon_value,
+                expires_at=clock.now() + timedelta(days=reward.valid_days),
+                code=_coupon_code(token),
+                customer_id=customer_id,
+                min_subtotal_minor=reward.min_subtotal_minor,
+                categories=list(reward.categories),
+                stackable=reward.stackable,
+            )
+            code = coupon.code
+    except Conflict as problem:
+        if problem.field == "code":
+            return _to_customer(
+                customer_id, "This coupon was issued already (the form was sent twice)"
+            )
+        return _refused(
+            request, db, customer_id, problem.field or "reward_id", problem.detail, typed
+        )
+    except Problem as problem:
+        return _refused(
+            request, db, customer_id, problem.field or "reward_id", problem.detail, typed
+        )
+    message = f"Issued coupon {code}: {reward.name}"
+    if _is_htmx(request):
+        return _panel(request, db, customer_id, message=message)
+    return _to_customer(customer_id, message)
+
+
+def _paid_coupon(db: Any, *, user_id: Any, customer_id: str, reward: Any, token: str) -> str:
+    answer = run_idempotent(
+        db,
+        scope=f"admin.coupon:{user_id}:{customer_id}",
+        key=token,
+        request_body={"reward_id": reward.reward_id},
+        status_code=201,
+        execute=lambda hook: reward_coupons.redeem_reward(
+            db, customer_id=customer_id, reward_id=reward.reward_id, before_commit=hook
+        ),
+        render=lambda coupon: {"code": coupon.code},
+    )
+    return str(orjson.loads(answer.body)["code"])
 
 
 @router.get("/members/{customer_id}", response_class=HTMLResponse)
