@@ -1,6 +1,7 @@
 """Admin pages for recommendations: preview any customer's recommendations with their
-explanations, manage merchandising rules (with the audit of changes), follow the offline
-metrics of each trained version, and queue a training run."""
+explanations, edit merchandising rules on a form (every setting, validated inline, with a
+sample customer's recommendations before and after the change), follow the offline metrics
+of each trained version, queue a training run, and the customer 360's recommendations panel."""
 
 from __future__ import annotations
 
@@ -8,11 +9,20 @@ from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, add_template_dir, render
+from rapport.platform.admin import (
+    CsrfChecked,
+    CurrentAdmin,
+    CustomerPanel,
+    FormFields,
+    NavItem,
+    add_template_dir,
+    render,
+)
+from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
 from rapport.platform.settings import AppSettings
@@ -22,31 +32,37 @@ from rapport.recommend.schemas import RuleIn
 
 add_template_dir(FilePath(__file__).parent / "templates")
 
-NAV = [NavItem("Recommendations", "/admin/recommendations", "Recommendations")]
+NAV = [
+    NavItem("Recommendations", "/admin/recommendations", "Recommendations"),
+    NavItem("Merchandising rules", "/admin/recommendations/rules", "Recommendations"),
+]
+CUSTOMER_PANELS = [
+    CustomerPanel("Recommendations", "/admin/recommendations/customers/{customer_id}/panel", 50)
+]
 router = APIRouter(prefix="/admin/recommendations", include_in_schema=False)
 
 CHART_MODELS = {"rapport": "#2f6fdf", "top_frequency": "#d4a017", "popularity": "#8a8a8a"}
 
 
-def _metrics_chart(versions: list[Any]) -> dict[str, Any]:
+def _metrics_chart(versions: list[Any]) -> Chart:
     """Recall@20 of each model on each version's held-out window, oldest version first."""
     ordered = list(reversed(versions))
-    return {
-        "type": "line",
-        "data": {
-            "labels": [v.version for v in ordered],
-            "datasets": [
-                {
-                    "label": f"{name} Recall@20",
-                    "data": [v.metrics.get(name, {}).get("recall@20") for v in ordered],
-                    "borderColor": colour,
-                    "backgroundColor": colour,
-                }
-                for name, colour in CHART_MODELS.items()
-            ],
-        },
-        "options": {"scales": {"y": {"beginAtZero": True}}},
-    }
+    return Chart(
+        id="metrics-chart",
+        kind="line",
+        labels=[v.version for v in ordered],
+        series=[
+            Series(
+                f"{name} Recall@20",
+                [v.metrics.get(name, {}).get("recall@20") for v in ordered],
+                color=colour,
+            )
+            for name, colour in CHART_MODELS.items()
+        ],
+        unit="share",
+        label_heading="Version",
+        title="Recall@20 per model version",
+    )
 
 
 def _page(
@@ -138,8 +154,20 @@ def preview(
     return _page(request, db, user, settings, preview=asked)
 
 
-def _optional(value: str) -> str | None:
-    return value.strip() or None
+RULE_FIELDS = (
+    "name",
+    "action",
+    "placement",
+    "segment",
+    "sku",
+    "attribute",
+    "value",
+    "position",
+    "factor",
+    "starts_at",
+    "ends_at",
+    "active",
+)
 
 
 def _moment(value: str) -> datetime | None:
@@ -148,54 +176,245 @@ def _moment(value: str) -> datetime | None:
     return datetime.fromisoformat(value).replace(tzinfo=UTC) if value.strip() else None
 
 
+def _field_of(message: str, loc: tuple[Any, ...]) -> str:
+    """The form field a validation message is about (the whole-rule checks name theirs in
+    words)."""
+    if loc and str(loc[0]) in RULE_FIELDS:
+        return str(loc[0])
+    for name in ("ends_at", "position", "factor", "attribute", "sku", "value"):
+        if name in message:
+            return name
+    return "action"
+
+
+def _parse_rule(fields: dict[str, str]) -> tuple[RuleIn | None, dict[str, str]]:
+    """The rule a form describes, or the message for each field that is wrong."""
+    errors: dict[str, str] = {}
+    text: dict[str, str] = {}
+    for name in RULE_FIELDS:
+        value = fields.get(name, "").strip()
+        if name in ("starts_at", "ends_at") and value:
+            try:
+                moment = _moment(value)
+            except ValueError:
+                errors[name] = "Enter a date and time"
+                continue
+            value = moment.isoformat() if moment else ""
+        if name == "active":
+            value = "true" if fields.get("active") == "true" else "false"
+        if value:
+            text[name] = value
+    if errors:
+        return None, errors
+    try:
+        # A form sends text: read it as text (API bodies must send numbers as numbers).
+        return RuleIn.model_validate_strings(text), {}
+    except ValidationError as failure:
+        for error in failure.errors(include_url=False):
+            message = str(error["msg"]).removeprefix("Value error, ")
+            errors.setdefault(_field_of(message, tuple(error["loc"])), message)
+        return None, errors
+
+
+def _sample(
+    db: DbSession, settings: AppSettings, customer_id: str, placement: str
+) -> dict[str, Any] | None:
+    """A sample customer's recommendations in a placement, as the API serves them now."""
+    if not customer_id.strip():
+        return None
+    if placement not in PLACEMENTS or placement in ("product_similar", "product_complements"):
+        placement = "home"
+    if placement == "cart":
+        placement = "home"
+    try:
+        answer = service.recommend(
+            db,
+            request=service.Request(placement=placement, customer_id=customer_id.strip()),
+            data_dir=settings.data_dir,
+        )
+    except Problem as problem:
+        return {"error": problem.detail, "placement": placement}
+    return {"answer": answer, "placement": placement}
+
+
+def _form_values(rule: Any) -> dict[str, str]:
+    if rule is None:
+        return {"active": "true"}
+    values = {}
+    for name in RULE_FIELDS:
+        value = getattr(rule, name)
+        if isinstance(value, datetime):
+            values[name] = value.strftime("%Y-%m-%dT%H:%M")
+        elif isinstance(value, bool):
+            values[name] = "true" if value else "false"
+        elif isinstance(value, float):
+            values[name] = f"{value:g}"
+        else:
+            values[name] = "" if value is None else str(value)
+    return values
+
+
+def _rule_page(
+    request: Request,
+    user: Any,
+    *,
+    rule_id: int | None,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    sample_customer: str = "",
+    sample_placement: str = "home",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    message: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "recommend/rule.html",
+        {
+            "user": user,
+            "rule_id": rule_id,
+            "values": values,
+            "errors": errors or {},
+            "placements": PLACEMENTS,
+            "actions": RULE_ACTIONS,
+            "attributes": RULE_ATTRIBUTES,
+            "sample_customer": sample_customer,
+            "sample_placement": sample_placement,
+            "before": before,
+            "after": after,
+            "message": message,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/rules", response_class=HTMLResponse)
+def rules_page(
+    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
+) -> HTMLResponse:
+    """Every merchandising rule with its edit link, and the recent changes."""
+    return render(
+        request,
+        "recommend/rules.html",
+        {
+            "user": user,
+            "rules": service.list_rules(db),
+            "changes": service.rule_changes(db, limit=15),
+            "message": message,
+        },
+    )
+
+
+@router.get("/rules/new", response_class=HTMLResponse)
+def new_rule_page(
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    settings: AppSettings,
+    customer_id: str = "",
+    placement: str = "home",
+) -> HTMLResponse:
+    return _rule_page(
+        request,
+        user,
+        rule_id=None,
+        values=_form_values(None),
+        sample_customer=customer_id,
+        sample_placement=placement,
+        before=_sample(db, settings, customer_id, placement),
+    )
+
+
+@router.get("/rules/{rule_id}", response_class=HTMLResponse)
+def edit_rule_page(
+    request: Request,
+    rule_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
+    db: DbSession,
+    user: CurrentAdmin,
+    settings: AppSettings,
+    customer_id: str = "",
+    placement: str = "home",
+    message: str = "",
+) -> HTMLResponse:
+    rule = service.get_rule(db, rule_id=rule_id)
+    return _rule_page(
+        request,
+        user,
+        rule_id=rule_id,
+        values=_form_values(rule),
+        sample_customer=customer_id,
+        sample_placement=placement,
+        before=_sample(db, settings, customer_id, placement),
+        message=message,
+    )
+
+
+def _save(
+    request: Request,
+    db: DbSession,
+    user: Any,
+    settings: AppSettings,
+    fields: dict[str, str],
+    rule_id: int | None,
+) -> HTMLResponse:
+    sample_customer = fields.get("sample_customer", "")[:100]
+    sample_placement = fields.get("sample_placement", "home")[:30]
+    rule, errors = _parse_rule(fields)
+    if rule is None:
+        return _rule_page(
+            request,
+            user,
+            rule_id=rule_id,
+            values={name: fields.get(name, "") for name in RULE_FIELDS},
+            errors=errors,
+            sample_customer=sample_customer,
+            sample_placement=sample_placement,
+            before=_sample(db, settings, sample_customer, sample_placement),
+            status_code=422,
+        )
+    before = _sample(db, settings, sample_customer, sample_placement)
+    if rule_id is None:
+        saved = service.create_rule(db, rule=rule, by=user.email)
+        message = f"Rule {saved.id} ({saved.name}) added"
+    else:
+        saved = service.update_rule(db, rule_id=rule_id, rule=rule, by=user.email)
+        message = f"Rule {saved.id} ({saved.name}) saved"
+    return _rule_page(
+        request,
+        user,
+        rule_id=saved.id,
+        values=_form_values(saved),
+        sample_customer=sample_customer,
+        sample_placement=sample_placement,
+        before=before,
+        after=_sample(db, settings, sample_customer, sample_placement),
+        message=message,
+    )
+
+
 @router.post("/rules", response_class=HTMLResponse, dependencies=[CsrfChecked])
 def add_rule(
     request: Request,
     db: DbSession,
     user: CurrentAdmin,
     settings: AppSettings,
-    name: Annotated[str, Form(max_length=200)],
-    action: Annotated[str, Form(max_length=10)],
-    placement: Annotated[str, Form(max_length=30)] = "",
-    segment: Annotated[str, Form(max_length=60)] = "",
-    sku: Annotated[str, Form(max_length=64)] = "",
-    attribute: Annotated[str, Form(max_length=30)] = "",
-    value: Annotated[str, Form(max_length=300)] = "",
-    position: Annotated[str, Form(max_length=3)] = "",
-    factor: Annotated[str, Form(max_length=10)] = "",
-    starts_at: Annotated[str, Form(max_length=30)] = "",
-    ends_at: Annotated[str, Form(max_length=30)] = "",
+    fields: FormFields,
 ) -> HTMLResponse:
-    try:
-        moments = {"starts_at": _moment(starts_at), "ends_at": _moment(ends_at)}
-        fields = {
-            "name": name,
-            "action": action,
-            "placement": _optional(placement),
-            "segment": _optional(segment),
-            "sku": _optional(sku),
-            "attribute": _optional(attribute),
-            "value": _optional(value),
-            "position": _optional(position),
-            "factor": _optional(factor),
-            **{key: moment.isoformat() if moment else None for key, moment in moments.items()},
-        }
-        # A form sends text: read it as text (API bodies must send numbers as numbers).
-        rule = RuleIn.model_validate_strings(
-            {key: text for key, text in fields.items() if text is not None}
-        )
-    except (ValidationError, ValueError) as failure:
-        errors = (
-            [
-                {"field": ".".join(str(p) for p in e["loc"]) or "rule", "message": e["msg"]}
-                for e in failure.errors(include_url=False)
-            ]
-            if isinstance(failure, ValidationError)
-            else [{"field": "starts_at", "message": str(failure)}]
-        )
-        return _page(request, db, user, settings, errors=errors, status_code=422)
-    created = service.create_rule(db, rule=rule, by=user.email)
-    return _page(request, db, user, settings, message=f"Rule {created.id} ({created.name}) added")
+    return _save(request, db, user, settings, fields, None)
+
+
+@router.post("/rules/{rule_id}", response_class=HTMLResponse, dependencies=[CsrfChecked])
+def change_rule(
+    request: Request,
+    rule_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
+    db: DbSession,
+    user: CurrentAdmin,
+    settings: AppSettings,
+    fields: FormFields,
+) -> HTMLResponse:
+    service.get_rule(db, rule_id=rule_id)  # 404 before anything else
+    return _save(request, db, user, settings, fields, rule_id)
 
 
 @router.post("/rules/{rule_id}/delete", dependencies=[CsrfChecked])
@@ -204,7 +423,7 @@ def remove_rule(
 ) -> RedirectResponse:
     service.delete_rule(db, rule_id=rule_id, by=user.email)
     return RedirectResponse(
-        f"/admin/recommendations?message=Rule+{rule_id}+deleted", status_code=303
+        f"/admin/recommendations/rules?message=Rule+{rule_id}+deleted", status_code=303
     )
 
 
@@ -213,4 +432,31 @@ def train(db: DbSession, user: CurrentAdmin) -> RedirectResponse:
     job = service.queue_training(db, by=user.email)
     return RedirectResponse(
         f"/admin/recommendations?message=Training+queued+(job+{job.id})", status_code=303
+    )
+
+
+@router.get("/customers/{customer_id}/panel", response_class=HTMLResponse)
+def customer_panel(
+    request: Request,
+    customer_id: str,
+    db: DbSession,
+    user: CurrentAdmin,
+    settings: AppSettings,
+) -> HTMLResponse:
+    """The customer 360's recommendations panel (an htmx fragment): the home placement as the
+    API serves it to this customer, each item with its reason. Without their consent to
+    personalisation nothing personal is shown, as the API shows nothing personal."""
+    try:
+        answer = service.recommend(
+            db,
+            request=service.Request(placement="home", customer_id=customer_id, limit=8),
+            data_dir=settings.data_dir,
+        )
+        error = ""
+    except Problem as problem:
+        answer, error = None, problem.detail
+    return render(
+        request,
+        "recommend/customer_panel.html",
+        {"customer_id": customer_id, "answer": answer, "error": error},
     )
