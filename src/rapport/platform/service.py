@@ -22,7 +22,7 @@ from rapport.platform import clock
 from rapport.platform.db import driver_cursor, read_only
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.ids import new_id
-from rapport.platform.models import AdminUser, ApiKey, IdempotencyRecord
+from rapport.platform.models import AdminUser, ApiKey, IdempotencyRecord, Job
 from rapport.platform.privacy import PrivacySubject
 from rapport.platform.ratelimit import parse_limit
 
@@ -225,6 +225,45 @@ def places_tracked_orders(*, scopes: Sequence[str], orders_from_tracking: bool) 
 
 def key_allows(key: Principal, scope: Scope) -> bool:
     return scope.value in key.scopes or Scope.ADMIN.value in key.scopes
+
+
+JOB_STATUSES = ("queued", "running", "done", "failed")
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """A page of background jobs, newest first, and how many match in all."""
+
+    total: int
+    jobs: list[Job]
+
+
+def list_jobs(
+    db: Session,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> JobPage:
+    """Background jobs, newest first, of one ``status`` and/or ``kind`` if given."""
+    if status is not None and status not in JOB_STATUSES:
+        raise InvalidInput(f"A job's status is one of {', '.join(JOB_STATUSES)}", field="status")
+    conditions = []
+    if status is not None:
+        conditions.append(Job.status == status)
+    if kind is not None:
+        conditions.append(Job.kind == kind)
+    total = db.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
+    jobs = db.scalars(
+        select(Job).where(*conditions).order_by(Job.id.desc()).offset(offset).limit(limit)
+    )
+    return JobPage(total=int(total), jobs=list(jobs))
+
+
+def job_kinds(db: Session) -> list[str]:
+    """The kinds of job there are (for the jobs page's filter)."""
+    return list(db.scalars(select(Job.kind).distinct().order_by(Job.kind)))
 
 
 def _normalise_email(email: str) -> str:

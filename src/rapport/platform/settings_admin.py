@@ -1,11 +1,189 @@
 """The settings area's own pages: API keys and background jobs (operations, apart from the
-business pages). Other domains add their settings pages with ``NavItem(..., "Settings")``."""
+business pages). Other domains add their settings pages with ``NavItem(..., "Settings")``.
+
+The pages call the same platform verbs as ``/v1/keys`` and ``rapport keys``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-from rapport.platform.admin import NavItem
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
 
-NAV: list[NavItem] = []
+from rapport.platform import jobs, service
+from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, render
+from rapport.platform.api import ApiKeyRequest
+from rapport.platform.db import DbSession
+from rapport.platform.errors import Problem
+from rapport.platform.models import ApiKey
+from rapport.platform.paging import PageParams
+
+NAV: list[NavItem] = [
+    NavItem("API keys", "/admin/settings/keys", "Settings"),
+    NavItem("Background jobs", "/admin/settings/jobs", "Settings"),
+]
 router = APIRouter(prefix="/admin/settings", include_in_schema=False)
+
+KeyId = Annotated[str, Path(max_length=40)]
+SCOPE_HELP = {
+    "ingest": "send tracking events (a site's pages, an app, tills)",
+    "read": "read customers, points, orders, scores",
+    "write": "place orders, earn and redeem points, answer surveys",
+    "admin": "everything, including managing keys",
+}
+
+
+def orders_from_tracking_state(key: ApiKey) -> str:
+    """What the key's Segment e-commerce events do, as ``rapport keys list`` says it."""
+    if service.places_tracked_orders(
+        scopes=key.scopes, orders_from_tracking=key.orders_from_tracking
+    ):
+        return "on"
+    return "on, but needs write scope" if key.orders_from_tracking else "off"
+
+
+def _keys_page(
+    request: Request,
+    db: DbSession,
+    user: Any,
+    *,
+    created: service.IssuedKey | None = None,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    message: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    keys = service.list_api_keys(db, include_revoked=True)
+    return render(
+        request,
+        "settings/keys.html",
+        {
+            "user": user,
+            "keys": sorted(keys, key=lambda key: (key.revoked_at is not None, key.created_at)),
+            "states": {key.id: orders_from_tracking_state(key) for key in keys},
+            "scope_help": SCOPE_HELP,
+            "created": created,
+            "form": form or {"name": "", "scopes": [], "orders_from_tracking": True},
+            "errors": errors or {},
+            "message": message,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/keys", response_class=HTMLResponse)
+def keys_page(
+    request: Request, db: DbSession, user: CurrentAdmin, message: str | None = None
+) -> HTMLResponse:
+    return _keys_page(request, db, user, message=message)
+
+
+@router.post("/keys", response_class=HTMLResponse, dependencies=[CsrfChecked])
+def create_key(
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    name: Annotated[str, Form(max_length=1000)] = "",
+    scopes: Annotated[list[str] | None, Form()] = None,
+    orders_from_tracking: Annotated[bool, Form()] = False,
+) -> HTMLResponse:
+    """Create a key and show its secret, once (it is not stored)."""
+    form = {
+        "name": name,
+        "scopes": scopes or [],
+        "orders_from_tracking": orders_from_tracking,
+    }
+    errors: dict[str, str] = {}
+    try:
+        wanted = ApiKeyRequest(
+            name=name.strip(), scopes=scopes or [], orders_from_tracking=orders_from_tracking
+        )
+        issued = service.create_api_key(
+            db,
+            name=wanted.name,
+            scopes=[service.Scope(scope) for scope in wanted.scopes],
+            orders_from_tracking=wanted.orders_from_tracking,
+        )
+    except ValidationError as failure:
+        for error in failure.errors():
+            where = str(error["loc"][0]) if error["loc"] else "name"
+            errors.setdefault(where, _message(where, error["msg"]))
+    except Problem as problem:
+        errors[problem.field or "name"] = problem.detail
+    if errors:
+        return _keys_page(request, db, user, form=form, errors=errors, status_code=422)
+    return _keys_page(request, db, user, created=issued, status_code=201)
+
+
+def _message(field: str, pydantic_message: str) -> str:
+    if field == "name":
+        return "Give the key a name (what it is for), up to 200 characters"
+    if field == "scopes":
+        return "Tick at least one scope"
+    return pydantic_message
+
+
+@router.get("/keys/{key_id}/revoke", response_class=HTMLResponse)
+def confirm_revoke(
+    request: Request, db: DbSession, user: CurrentAdmin, key_id: KeyId
+) -> HTMLResponse:
+    """Ask before revoking: requests with the key are refused from then on."""
+    key = service.get_api_key(db, key_id=key_id)
+    return render(request, "settings/revoke_key.html", {"user": user, "key": key})
+
+
+@router.post("/keys/{key_id}/revoke", dependencies=[CsrfChecked])
+def revoke_key(db: DbSession, _user: CurrentAdmin, key_id: KeyId) -> RedirectResponse:
+    key = service.revoke_api_key(db, key_id=key_id)
+    return RedirectResponse(
+        f"/admin/settings/keys?message=Key {key.name} ({key.id}) revoked", status_code=303
+    )
+
+
+@router.post("/keys/{key_id}/orders-from-tracking", dependencies=[CsrfChecked])
+def set_orders_from_tracking(
+    db: DbSession,
+    _user: CurrentAdmin,
+    key_id: KeyId,
+    enabled: Annotated[bool, Form()],
+) -> RedirectResponse:
+    key = service.set_api_key_orders_from_tracking(db, key_id=key_id, enabled=enabled)
+    state = orders_from_tracking_state(key)
+    return RedirectResponse(
+        f"/admin/settings/keys?message=Orders from tracking for {key.name}: {state}",
+        status_code=303,
+    )
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+def jobs_page(
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: PageParams,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    kind: Annotated[str | None, Query(max_length=100)] = None,
+) -> HTMLResponse:
+    """Counts by status and the jobs, newest first, filtered by status and kind."""
+    status = status or None
+    kind = kind or None
+    total = service.list_jobs(db, status=status, kind=kind, limit=0).total
+    paging = paging_request.of(total)
+    found = service.list_jobs(
+        db, status=status, kind=kind, offset=paging.offset, limit=paging.per_page
+    )
+    return render(
+        request,
+        "settings/jobs.html",
+        {
+            "user": user,
+            "counts": jobs.job_counts(db),
+            "statuses": service.JOB_STATUSES,
+            "kinds": service.job_kinds(db),
+            "jobs": found.jobs,
+            "paging": paging,
+            "status": status,
+            "kind": kind,
+        },
+    )
