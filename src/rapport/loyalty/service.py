@@ -147,4 +147,6 @@ def member_ids(db: Session, *, moved_since: datetime | None = None) -> set[str]:
     return {str(found) for found in db.scalars(query)}
 
 
-__all__ += ["member_ids"]
+from rapport.loyalty.overview import LifetimeFlows, lifetime_flows  # noqa: E402
+
+__all__ += ["LifetimeFlows", "lifetime_flows", "member_ids"]
