@@ -22,9 +22,6 @@ from rapport.platform.charts import Chart, Series
 
 ACTIVE_DAYS = 90  # a member is active with a points movement or an order this recent
 TREND_MONTHS = 12
-# The program's own ledger accounts the overview reads (loyalty.models' names).
-ISSUED_ACCOUNT = "program:issued"
-EXPIRED_ACCOUNT = "program:expired"
 
 
 @dataclass(frozen=True)
@@ -74,7 +71,8 @@ class Overview:
 
     @property
     def breakage(self) -> float | None:
-        """The share of the points ever issued that expired unused."""
+        """The share of the points ever issued (earned, or added by staff) that expired
+        unused, as the loyalty page computes it."""
         return self.points_expired / self.points_issued if self.points_issued else None
 
     @property
@@ -177,6 +175,7 @@ def collect_overview(db: Session) -> Overview:
         orders.order_totals_by_customer(db, since=now - timedelta(days=ACTIVE_DAYS), until=now)
     )
     owed = loyalty.liability(db)
+    flows = loyalty.lifetime_flows(db)  # the loyalty page's own breakage figures
     trend = nps_trend(db, now=now)
     year_score = feedback.overall_score(db, kind="nps", since=month_starts(now, TREND_MONTHS)[0])
     kept = orders.promise_kept(db, by="channel", since=year_ago.date())
@@ -194,8 +193,8 @@ def collect_overview(db: Session) -> Overview:
         currency=owed.currency,
         outstanding_points=owed.outstanding_points,
         liability_minor=owed.value_minor,
-        points_issued=abs(owed.by_account.get(ISSUED_ACCOUNT, 0)),
-        points_expired=owed.by_account.get(EXPIRED_ACCOUNT, 0),
+        points_issued=flows.issued,
+        points_expired=flows.expired,
         nps_trend=trend,
         nps_year=round(year_score.value, 2) if year_score.value is not None else None,
         nps_answers=year_score.n,
