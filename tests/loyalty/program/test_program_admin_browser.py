@@ -1,5 +1,5 @@
-"""The loyalty program page in headless Chromium: rules edited as validated JSON, the
-simulator, tiers and breakage."""
+"""The loyalty program's advanced page in headless Chromium: rules edited as validated JSON,
+the simulator of the saved rules; the program page's tiers and breakage."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ def test_rules_are_validated_saved_and_simulated(page, live_server) -> None:
     page.get_by_label("Email").fill("ops@example.com")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("link", name="Program").click()
+    page.wait_for_url(f"{live_server.base_url}/admin")
+    page.goto(f"{live_server.base_url}/admin/loyalty/program")
 
     # the tier chart and breakage are shown
     page.wait_for_function("() => Chart.getChart('tier-chart') !== undefined")
     assert "0 of 0 points issued" in page.get_by_test_id("breakage").inner_text()
+    page.get_by_role("link", name="Advanced (JSON)").click()
 
     # an invalid rule is refused naming the field, and nothing is saved
     rules = json.loads(page.get_by_test_id("rules-document").input_value())

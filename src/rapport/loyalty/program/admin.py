@@ -1,29 +1,47 @@
-"""Admin pages for the program's configuration: earning rules, tiers and checkout caps, each
-edited as validated JSON with its version history; the simulator; the tier distribution and
-breakage."""
+"""Admin pages for the program's configuration: earning rules, the tier ladder and the
+checkout caps, each edited with a form (money in the program's currency) beside a simulator
+that shows what the draft would do before it is saved; the same documents as JSON with their
+version history under "Advanced"; the tier distribution and breakage.
+
+Every save goes through ``versions.save``, the verb the JSON editor and the API use: a new
+validated version, in force from now."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
+from collections import Counter
+from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import quote
 
+from babel.numbers import get_currency_symbol
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
+from rapport.customers import service as customers
 from rapport.loyalty import service as ledger
 from rapport.loyalty.earning import awards as earning_awards
+from rapport.loyalty.program import forms
 from rapport.loyalty.program import versions as configuration
+from rapport.loyalty.program.forms import FormInvalid
 from rapport.loyalty.program.rules import (
     EVENT_FACTS,
+    Decision,
     Fact,
+    RuleSet,
     evaluate,
     named_categories,
     parse_rule_set,
 )
-from rapport.loyalty.tiers.standing import tier_distribution
-from rapport.platform import clock
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, render
+from rapport.loyalty.tiers.policy import TierPolicy, parse_tier_policy
+from rapport.loyalty.tiers.standing import standings_by_value, tier_distribution
+from rapport.platform import clock, formatting
+from rapport.platform.admin import CsrfChecked, CurrentAdmin, FormFields, NavItem, render
+from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
 
@@ -36,11 +54,581 @@ KINDS: dict[str, str] = {
     "tiers": "Tiers and benefits",
     "checkout": "Checkout caps",
 }
+EVENTS: dict[str, str] = {
+    "order_placed": "An order",
+    "preference_shared": "A preference shared",
+    "review_verified": "A verified review",
+    "birthday": "A birthday",
+    "delivery_late": "A late delivery",
+    "delivery_failed": "A failed delivery",
+}
+PROGRAM = "/admin/loyalty/program"
+_MINOR_UNITS = re.compile(r"\b(\d+) minor units\b")
 
 
-def _page(
+def _currency(db: Session) -> str:
+    return ledger.get_program(db).currency
+
+
+def _common(request: Request, db: Session, user: Any) -> dict[str, Any]:
+    currency = _currency(db)
+    display = getattr(request.state, "display", None)
+    locale = getattr(display, "locale", formatting.DEFAULT_LOCALE)
+    return {
+        "user": user,
+        "currency": currency,
+        "symbol": get_currency_symbol(currency, locale=locale),
+        "kinds": KINDS,
+        "rule_kinds": forms.RULE_KINDS,
+        "events": EVENTS,
+        "channels": forms.CHANNELS,
+        "tier_ladder": configuration.tier_policy(db),
+    }
+
+
+# --- the program page: what is in force, with links to each form ---------------------------
+
+
+@router.get("/program", response_class=HTMLResponse)
+def program_page(
+    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
+) -> HTMLResponse:
+    currency = _currency(db)
+    versions = {kind: configuration.current(db, kind) for kind in KINDS}  # type: ignore[arg-type]
+    rules = list(versions["rules"].document.get("rules") or [])
+    distribution = tier_distribution(db)
+    return render(
+        request,
+        "loyalty/program.html",
+        {
+            **_common(request, db, user),
+            "message": message,
+            "versions": versions,
+            "rules": [{**rule, "described": forms.describe_rule(rule, currency)} for rule in rules],
+            "ladder": parse_tier_policy(versions["tiers"].document),
+            "checkout": configuration.parse_checkout_policy(versions["checkout"].document),
+            "warnings": catalog.category_warnings(
+                db, named=named_categories(parse_rule_set(versions["rules"].document))
+            ),
+            "tier_chart": Chart(
+                id="tier-chart",
+                kind="bar",
+                title="Members by tier",
+                labels=[name for _, name, _ in distribution],
+                series=[Series("Members", [count for _, _, count in distribution])],
+                label_heading="Tier",
+            ),
+            "breakage": _breakage(db),
+        },
+    )
+
+
+def _breakage(db: Session) -> dict[str, Any]:
+    liability = ledger.liability(db)
+    issued = -liability.by_account.get("program:issued", 0)
+    expired = liability.by_account.get("program:expired", 0)
+    return {"issued": issued, "expired": expired, "rate": expired / issued if issued else None}
+
+
+# --- earning rules --------------------------------------------------------------------------
+
+
+def _stored_rule(db: Session, rule_id: str) -> dict[str, Any] | None:
+    document = configuration.current(db, "rules").document
+    return next((r for r in document.get("rules") or [] if r.get("id") == rule_id), None)
+
+
+def _rule_page(
     request: Request,
-    db: DbSession,
+    db: Session,
+    user: Any,
+    *,
+    kind: str,
+    values: dict[str, str],
+    editing: str | None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    sample = _default_sample(kind)
+    return render(
+        request,
+        "loyalty/program_rule.html",
+        {
+            **_common(request, db, user),
+            "kind": kind,
+            "values": values,
+            "editing": editing,
+            "errors": errors or {},
+            "multiplier_rows": forms.multiplier_rows(values),
+            "periods": forms.PERIODS,
+            "triggers": forms.TRIGGERS,
+            "multiplier_on": forms.MULTIPLIER_ON,
+            "sample": sample,
+            "simulation": _simulate_rules(
+                db, {**values, **sample, "rule_kind": kind, "editing": editing or ""}
+            ),
+        },
+        status_code=status_code,
+    )
+
+
+def _default_sample(kind: str) -> dict[str, str]:
+    event = {
+        "preference_shared": "preference_shared",
+        "verified_review": "review_verified",
+        "birthday": "birthday",
+        "apology": "delivery_late",
+    }.get(kind, "order_placed")
+    return {
+        "sample_event": event,
+        "sample_amount": "100.00",
+        "sample_channel": "web",
+        "sample_category": "",
+        "sample_tier": "",
+        "sample_customer": "",
+        "sample_field": "shoe_size",
+    }
+
+
+@router.get("/program/rules/new/{kind}", response_class=HTMLResponse)
+def new_rule_form(request: Request, kind: str, db: DbSession, user: CurrentAdmin) -> Response:
+    if kind not in forms.RULE_KINDS:
+        return RedirectResponse(f"{PROGRAM}?message=Unknown+kind+of+rule", status_code=303)
+    values = {"active": "true", "name": forms.RULE_KINDS[kind]}
+    if kind == "apology":
+        values.update({f"on_{trigger}": "true" for trigger in forms.TRIGGERS})
+    return _rule_page(request, db, user, kind=kind, values=values, editing=None)
+
+
+@router.post("/program/rules/new/{kind}", dependencies=[CsrfChecked])
+def add_rule(
+    request: Request, kind: str, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> Response:
+    return _save_rule(request, db, user, kind=kind, editing=None, fields=fields)
+
+
+@router.get("/program/rules/{rule_id}", response_class=HTMLResponse)
+def edit_rule_form(request: Request, rule_id: str, db: DbSession, user: CurrentAdmin) -> Response:
+    rule = _stored_rule(db, rule_id)
+    if rule is None:
+        return RedirectResponse(f"{PROGRAM}?message=No+such+rule", status_code=303)
+    values = forms.rule_fields(rule, _currency(db))
+    return _rule_page(request, db, user, kind=str(rule["kind"]), values=values, editing=rule_id)
+
+
+@router.post("/program/rules/{rule_id}", dependencies=[CsrfChecked])
+def update_rule(
+    request: Request, rule_id: str, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> Response:
+    rule = _stored_rule(db, rule_id)
+    if rule is None:
+        return RedirectResponse(f"{PROGRAM}?message=No+such+rule", status_code=303)
+    return _save_rule(request, db, user, kind=str(rule["kind"]), editing=rule_id, fields=fields)
+
+
+def _save_rule(
+    request: Request,
+    db: Session,
+    user: Any,
+    *,
+    kind: str,
+    editing: str | None,
+    fields: dict[str, str],
+) -> Response:
+    document = configuration.current(db, "rules").document
+    stored = _stored_rule(db, editing) if editing else None
+    index = -1
+    try:
+        rule = forms.rule_from_form(stored, kind, fields, _currency(db))
+        draft, index = forms.rules_with(document, editing, rule)
+        saved = configuration.save(
+            db, "rules", draft, changed_by=user.email, note=fields.get("note", "")
+        )
+    except FormInvalid as invalid:
+        errors = invalid.errors
+    except Problem as problem:
+        errors = forms.rule_errors(problem, index)
+    else:
+        message = f"Earning rule {rule['name']!r} saved: rules version {saved.id}"
+        return _back(message)
+    values = {**(forms.rule_fields(stored, _currency(db)) if stored else {}), **fields}
+    return _rule_page(
+        request,
+        db,
+        user,
+        kind=kind,
+        values=values,
+        editing=editing,
+        errors=errors,
+        status_code=422,
+    )
+
+
+@router.post("/program/rules/{rule_id}/delete", dependencies=[CsrfChecked])
+def delete_rule(
+    rule_id: str, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> RedirectResponse:
+    rule = _stored_rule(db, rule_id)
+    if rule is None:
+        return _back("No such rule")
+    document = configuration.current(db, "rules").document
+    try:
+        saved = configuration.save(
+            db,
+            "rules",
+            forms.rules_without(document, rule_id),
+            changed_by=user.email,
+            note=fields.get("note") or f"removed rule {rule_id}",
+        )
+    except Problem as problem:
+        return _back(f"Not removed: {problem.detail}")
+    return _back(f"Earning rule {rule.get('name')!r} removed: rules version {saved.id}")
+
+
+def _back(message: str) -> RedirectResponse:
+    return RedirectResponse(f"{PROGRAM}?message={quote(message)}", status_code=303)
+
+
+# --- tiers and checkout caps ----------------------------------------------------------------
+
+
+def _tiers_page(
+    request: Request,
+    db: Session,
+    user: Any,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    rows = int(values.get("tier_rows") or 0) or 1
+    sample = {"sample_value": "", "target": "tiers"}
+    return render(
+        request,
+        "loyalty/program_tiers.html",
+        {
+            **_common(request, db, user),
+            "values": values,
+            "errors": errors or {},
+            "rows": range(rows),
+            "priorities": forms.PRIORITIES,
+            "sample": sample,
+            "simulation": _simulate_tiers(db, {**values, **sample}),
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/program/tiers/edit", response_class=HTMLResponse)
+def tiers_form(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    stored = configuration.current(db, "tiers").document
+    return _tiers_page(request, db, user, values=forms.tier_fields(stored, _currency(db)))
+
+
+@router.post("/program/tiers/edit", dependencies=[CsrfChecked])
+def save_tiers(request: Request, db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
+    stored = configuration.current(db, "tiers").document
+    rows: list[int] = []
+    try:
+        draft, rows = forms.tiers_from_form(stored, fields, _currency(db))
+        saved = configuration.save(
+            db, "tiers", draft, changed_by=user.email, note=fields.get("note", "")
+        )
+    except FormInvalid as invalid:
+        errors = invalid.errors
+    except Problem as problem:
+        errors = forms.tier_errors(problem, rows)
+    else:
+        return _back(f"Tiers and benefits saved: tiers version {saved.id}")
+    values = {**forms.tier_fields(stored, _currency(db)), **fields}
+    return _tiers_page(request, db, user, values=values, errors=errors, status_code=422)
+
+
+def _checkout_page(
+    request: Request,
+    db: Session,
+    user: Any,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    sample = {"sample_amount": "100.00", "target": "checkout"}
+    return render(
+        request,
+        "loyalty/program_checkout.html",
+        {
+            **_common(request, db, user),
+            "values": values,
+            "errors": errors or {},
+            "point_value": ledger.get_program(db).point_value_minor_per_100,
+            "sample": sample,
+            "simulation": _simulate_checkout(db, {**values, **sample}),
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/program/checkout/edit", response_class=HTMLResponse)
+def checkout_form(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    stored = configuration.current(db, "checkout").document
+    return _checkout_page(request, db, user, values=forms.checkout_fields(stored))
+
+
+@router.post("/program/checkout/edit", dependencies=[CsrfChecked])
+def save_checkout(
+    request: Request, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> Response:
+    stored = configuration.current(db, "checkout").document
+    try:
+        draft = forms.checkout_from_form(stored, fields)
+        saved = configuration.save(
+            db, "checkout", draft, changed_by=user.email, note=fields.get("note", "")
+        )
+    except FormInvalid as invalid:
+        errors = invalid.errors
+    except Problem as problem:
+        errors = forms.checkout_errors(problem)
+    else:
+        return _back(f"Checkout caps saved: checkout version {saved.id}")
+    values = {**forms.checkout_fields(stored), **fields}
+    return _checkout_page(request, db, user, values=values, errors=errors, status_code=422)
+
+
+# --- the simulator beside each form ---------------------------------------------------------
+
+
+@router.post("/program/simulate", response_class=HTMLResponse, dependencies=[CsrfChecked])
+def simulate_draft(
+    request: Request, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> HTMLResponse:
+    """What the draft in the form would do (nothing is saved): the rules that fire for a
+    sample order or event, the tier a sample member lands in, or what checkout may take."""
+    target = fields.get("target", "rules")
+    if target == "tiers":
+        simulation = _simulate_tiers(db, fields)
+    elif target == "checkout":
+        simulation = _simulate_checkout(db, fields)
+    else:
+        simulation = _simulate_rules(db, fields)
+    return render(
+        request,
+        f"loyalty/program_sim_{target if target in KINDS else 'rules'}.html",
+        {**_common(request, db, user), "simulation": simulation},
+    )
+
+
+def _simulate_rules(db: Session, fields: dict[str, str]) -> dict[str, Any]:
+    currency = _currency(db)
+    kind, editing = fields.get("rule_kind", ""), fields.get("editing") or None
+    document = configuration.current(db, "rules").document
+    stored = _stored_rule(db, editing) if editing else None
+    draft_fields = dict(fields)
+    if stored is None and not fields.get("id", "").strip():
+        draft_fields["id"] = "new-rule"  # a new rule may be simulated before it has an id
+    index = -1
+    try:
+        rule = forms.rule_from_form(stored, kind, draft_fields, currency)
+        draft, index = forms.rules_with(document, editing, rule)
+        rules = parse_rule_set(draft)
+    except FormInvalid as invalid:
+        return {"invalid": invalid.errors}
+    except Problem as problem:
+        return {"invalid": forms.rule_errors(problem, index)}
+    try:
+        fact = _sample_fact(db, fields, currency)
+    except (ValueError, Problem) as error:
+        return {"error": getattr(error, "detail", None) or str(error)}
+    _version, saved_rules = configuration.rule_set(db, at=fact.occurred_at)
+    draft_result = _evaluate(db, rules, fact, fields.get("sample_tier", ""))
+    saved_result = _evaluate(db, saved_rules, fact, fields.get("sample_tier", ""))
+    db.rollback()  # reads only
+    return {
+        **draft_result,
+        "rule_id": rule["id"],
+        "saved_points": saved_result["points"],
+        "amount": sum(line.total_minor for line in fact.lines),
+        "event": fact.kind,
+    }
+
+
+def _sample_fact(db: Session, fields: dict[str, str], currency: str) -> Fact:
+    event = fields.get("sample_event", "order_placed")
+    customer_id = (
+        customers.resolve_optional_customer_ref(
+            db, ref=fields.get("sample_customer", "").strip() or None
+        )
+        or "simulated-customer"
+    )
+    at = clock.now()
+    if event == "order_placed":
+        text = fields.get("sample_amount", "").strip()
+        try:
+            amount = formatting.major_to_minor(Decimal(text.replace(",", "")), currency)
+        except (ArithmeticError, ValueError):
+            raise ValueError(
+                f"Give the order's amount in {currency}, like {forms.money_text(10000, currency)}"
+            ) from None
+        if amount <= 0:
+            raise ValueError("Give an order amount above zero")
+        line = {
+            "sku": fields.get("sample_sku", "").strip() or "SAMPLE",
+            "quantity": 1,
+            "unit_price_minor": amount,
+            "category": fields.get("sample_category", "").strip() or None,
+        }
+        channel = fields.get("sample_channel", "web")
+        return Fact(
+            kind="order_placed",
+            customer_id=customer_id,
+            occurred_at=at,
+            channel=channel if channel in forms.CHANNELS else "web",
+            order_id="simulated",
+            lines=earning_awards.order_lines(db, [line]),
+            total_minor=amount,
+        )
+    if event not in EVENT_FACTS:
+        raise ValueError(f"Unknown kind of event {event!r}")
+    return Fact(
+        kind=EVENT_FACTS[event],
+        customer_id=customer_id,
+        occurred_at=at,
+        order_id="simulated",
+        preference_field=fields.get("sample_field", "").strip() or "shoe_size",
+        review_id="simulated",
+    )
+
+
+def _evaluate(db: Session, rules: RuleSet, fact: Fact, tier_id: str) -> dict[str, Any]:
+    """The earning processor's own evaluation, for a member of the sample's tier."""
+    member = earning_awards.member_context(db, rules, fact)
+    if tier_id:
+        tier = configuration.tier_policy(db, at=fact.occurred_at).tier(tier_id)
+        member = dataclasses.replace(
+            member,
+            tier=tier.id,
+            tier_multiplier=Decimal(str(tier.benefits.points_multiplier)),
+        )
+    decisions = [_in_currency(d, _currency(db)) for d in evaluate(rules, fact, member)]
+    return {
+        "decisions": decisions,
+        "points": sum(d.points for d in decisions if d.fired),
+        "tier": member.tier,
+        "tier_multiplier": member.tier_multiplier,
+        "first_order": member.earlier_orders == 0,
+    }
+
+
+def _in_currency(decision: Decision, currency: str) -> Decision:
+    """The decision with any amount its reason gives in minor units shown as money."""
+    why = _MINOR_UNITS.sub(
+        lambda found: formatting.money(int(found.group(1)), currency), decision.why
+    )
+    return dataclasses.replace(decision, why=why) if why != decision.why else decision
+
+
+def _simulate_tiers(db: Session, fields: dict[str, str]) -> dict[str, Any]:
+    currency = _currency(db)
+    stored = configuration.current(db, "tiers").document
+    saved = parse_tier_policy(stored)
+    rows: list[int] = []
+    try:
+        document, rows = forms.tiers_from_form(stored, fields, currency)
+        draft = parse_tier_policy(document)
+    except FormInvalid as invalid:
+        return {"invalid": invalid.errors}
+    except Problem as problem:
+        return {"invalid": forms.tier_errors(problem, rows)}
+    result: dict[str, Any] = {"draft": draft, "saved": saved, "basis": draft.basis}
+    text = fields.get("sample_value", "").strip()
+    if text:
+        try:
+            value = (
+                formatting.major_to_minor(Decimal(text.replace(",", "")), currency)
+                if draft.basis == "spend"
+                else int(text.replace(",", ""))
+            )
+        except (ArithmeticError, ValueError):
+            result["error"] = (
+                f"Give the member's spend in {currency}, like {forms.money_text(60000, currency)}"
+                if draft.basis == "spend"
+                else "Give the member's qualifying points as a whole number"
+            )
+        else:
+            result["value"] = value
+            result["draft_tier"] = draft.qualifying_tier(value)
+            result["saved_tier"] = (
+                saved.qualifying_tier(value) if saved.basis == draft.basis else None
+            )
+    if draft.basis == saved.basis:
+        result.update(_tier_moves(saved, draft, standings_by_value(db)))
+    db.rollback()
+    return result
+
+
+def _tier_moves(
+    saved: TierPolicy, draft: TierPolicy, standings: list[tuple[str, int]]
+) -> dict[str, Any]:
+    """How many members each ladder places in each tier, from their qualifying value at their
+    last review, and how many the draft moves up or down."""
+    now: Counter[str] = Counter()
+    then: Counter[str] = Counter()
+    up = down = 0
+    for _tier_id, value in standings:
+        before, after = saved.qualifying_tier(value), draft.qualifying_tier(value)
+        now[before.name] += 1
+        then[after.name] += 1
+        if before.id != after.id:
+            in_draft = {tier.id for tier in draft.tiers}
+            if before.id in in_draft and draft.rank(after.id) < draft.rank(before.id):
+                down += 1
+            else:
+                up += 1
+    names = [tier.name for tier in saved.tiers]
+    names += [tier.name for tier in draft.tiers if tier.name not in names]
+    return {
+        "members": len(standings),
+        "moved_up": up,
+        "moved_down": down,
+        "by_tier": [(name, now[name], then[name]) for name in names],
+    }
+
+
+def _simulate_checkout(db: Session, fields: dict[str, str]) -> dict[str, Any]:
+    currency = _currency(db)
+    stored = configuration.current(db, "checkout").document
+    try:
+        draft = configuration.parse_checkout_policy(forms.checkout_from_form(stored, fields))
+    except FormInvalid as invalid:
+        return {"invalid": invalid.errors}
+    except Problem as problem:
+        return {"invalid": forms.checkout_errors(problem)}
+    saved = configuration.parse_checkout_policy(stored)
+    text = fields.get("sample_amount", "").strip() or "0"
+    try:
+        basket = formatting.major_to_minor(Decimal(text.replace(",", "")), currency)
+    except (ArithmeticError, ValueError):
+        return {"error": f"Give the basket in {currency}, like {forms.money_text(10000, currency)}"}
+    value = ledger.get_program(db).point_value_minor_per_100
+    db.rollback()
+
+    def caps(policy: configuration.CheckoutPolicy) -> dict[str, int]:
+        points_minor = basket * policy.max_points_payment_percent // 100
+        return {
+            "discount": basket * policy.max_line_discount_percent // 100,
+            "points_minor": points_minor,
+            "points": points_minor * 100 // value if value else 0,
+        }
+
+    return {"basket": basket, "draft": caps(draft), "saved": caps(saved), "point_value": value}
+
+
+# --- advanced: the documents as JSON --------------------------------------------------------
+
+
+def _advanced(
+    request: Request,
+    db: Session,
     user: Any,
     *,
     drafts: dict[str, str] | None = None,
@@ -54,13 +642,9 @@ def _page(
         kind: (drafts or {}).get(kind) or json.dumps(version.document, indent=2)
         for kind, version in versions.items()
     }
-    distribution = tier_distribution(db)
-    liability = ledger.liability(db)
-    issued = -liability.by_account.get("program:issued", 0)
-    expired = liability.by_account.get("program:expired", 0)
     return render(
         request,
-        "loyalty/program.html",
+        "loyalty/program_advanced.html",
         {
             "user": user,
             "kinds": KINDS,
@@ -76,38 +660,16 @@ def _page(
             },
             "message": message,
             "simulation": simulation,
-            "tiers": {
-                "type": "bar",
-                "data": {
-                    "labels": [name for _, name, _ in distribution],
-                    "datasets": [
-                        {
-                            "label": "Members",
-                            "data": [count for _, _, count in distribution],
-                            "backgroundColor": "#d4a017",
-                        }
-                    ],
-                },
-                "options": {
-                    "plugins": {"legend": {"display": False}},
-                    "scales": {"y": {"beginAtZero": True}},
-                },
-            },
-            "breakage": {
-                "issued": issued,
-                "expired": expired,
-                "rate": expired / issued if issued else None,
-            },
         },
         status_code=status_code,
     )
 
 
-@router.get("/program", response_class=HTMLResponse)
-def program_page(
+@router.get("/program/advanced", response_class=HTMLResponse)
+def advanced_page(
     request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
 ) -> HTMLResponse:
-    return _page(request, db, user, message=message)
+    return _advanced(request, db, user, message=message)
 
 
 @router.post("/program/{kind}", response_class=HTMLResponse, dependencies=[CsrfChecked])
@@ -120,22 +682,22 @@ def save_program(
     note: Annotated[str, Form(max_length=500)] = "",
 ) -> HTMLResponse:
     if kind not in KINDS:
-        return _page(request, db, user, message=f"Unknown part {kind!r}", status_code=404)
+        return _advanced(request, db, user, message=f"Unknown part {kind!r}", status_code=404)
     try:
         parsed = json.loads(document)
     except json.JSONDecodeError as error:
         problem = [{"field": "document", "message": f"Not JSON: {error}"}]
-        return _page(
+        return _advanced(
             request, db, user, drafts={kind: document}, errors={kind: problem}, status_code=422
         )
     try:
         saved = configuration.save(db, kind, parsed, changed_by=user.email, note=note)  # type: ignore[arg-type]
     except Problem as problem:
         found = problem.errors or [{"field": problem.field, "message": problem.detail}]
-        return _page(
+        return _advanced(
             request, db, user, drafts={kind: document}, errors={kind: found}, status_code=422
         )
-    return _page(request, db, user, message=f"{KINDS[kind]}: version {saved.id} saved")
+    return _advanced(request, db, user, message=f"{KINDS[kind]}: version {saved.id} saved")
 
 
 @router.post("/simulate", response_class=HTMLResponse, dependencies=[CsrfChecked])
@@ -182,12 +744,12 @@ def simulate(
                 review_id="simulated",
             )
     except ValueError as error:
-        return _page(request, db, user, simulation={"error": str(error)}, status_code=422)
+        return _advanced(request, db, user, simulation={"error": str(error)}, status_code=422)
     _version, rules = configuration.rule_set(db, at=at)
     member = earning_awards.member_context(db, rules, fact)
     decisions = evaluate(rules, fact, member)
     db.rollback()
-    return _page(
+    return _advanced(
         request,
         db,
         user,

@@ -96,3 +96,14 @@ def tier_history(db: Session, *, customer_id: str, limit: int = 50) -> list[dict
         }
         for row in rows
     ]
+
+
+def standings_by_value(db: Session) -> list[tuple[str, int]]:
+    """(tier id, qualifying value at their last review) of every member with a standing:
+    what the program page's simulator counts to say how many members a draft ladder moves."""
+    return [
+        (str(tier_id), int(value or 0))
+        for tier_id, value in db.execute(
+            select(TierStanding.tier_id, TierStanding.qualifying_value)
+        )
+    ]
