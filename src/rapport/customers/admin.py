@@ -1,49 +1,155 @@
-"""Admin pages for customers: search and the customer 360 (identities, consents, preferences,
-traits, timeline), with merge and erasure actions."""
+"""Admin pages for customers: the filterable customer list and the customer 360 (profile,
+identities, consents, preferences, traits, activity chart, paginated timeline and the panels
+other domains contribute through ``CUSTOMER_PANELS``), with export, merge and erasure."""
 
 from __future__ import annotations
 
-from collections import Counter
+import json
+from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rapport.customers import service
-from rapport.events.service import LoggedEvent
+from rapport.customers.listing import (
+    CustomerFilters,
+    count_listed_customers,
+    list_customers,
+)
+from rapport.customers.models import CONSENT_PURPOSES, Consent
+from rapport.customers.profile_view import activity_by_month, count_timeline
 from rapport.flows import privacy
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, add_template_dir, render
+from rapport.platform.admin import (
+    CUSTOMER_PANELS,
+    CsrfChecked,
+    CurrentAdmin,
+    NavItem,
+    add_template_dir,
+    render,
+)
+from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
+from rapport.platform.paging import PageParams, PageRequest
 
 add_template_dir(Path(__file__).parent / "templates")
 
 NAV = [NavItem("Customers", "/admin/customers", "Customers")]
 router = APIRouter(prefix="/admin/customers", include_in_schema=False)
 
+# Rows a page shows unless the address asks for another number (``per_page``).
+LIST_PER_PAGE = 25
+TIMELINE_PER_PAGE = 20
+
+# The orders domain's value fragment, shown on the 360 unless it comes as a panel.
+VALUE_PANEL_PATH = "/admin/orders/customer/{customer_id}/value"
+
+
+def _default_per_page(request: Request, asked: PageRequest, per_page: int) -> PageRequest:
+    """The page asked for, ``per_page`` rows long unless the address says how many."""
+    if "per_page" in request.query_params:
+        return asked
+    return PageRequest(page=asked.page, per_page=per_page)
+
+
+def _day_or_none(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value.strip()) if value.strip() else None
+    except ValueError:
+        return None
+
 
 @router.get("", response_class=HTMLResponse)
-def customer_search(
-    request: Request, db: DbSession, user: CurrentAdmin, q: str = ""
+def customer_list(
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: PageParams,
+    q: str = "",
+    purpose: str = "",
+    joined_from: str = "",
+    joined_to: str = "",
 ) -> HTMLResponse:
-    results = service.search_customers(db, query=q) if q else service.recent_customers(db, limit=20)
-    return render(request, "customers/search.html", {"user": user, "q": q, "results": results})
+    """Customers, newest first, a page at a time: search, consent and join-date filters."""
+    paging_request = _default_per_page(request, paging_request, LIST_PER_PAGE)
+    errors: dict[str, str] = {}
+    filters = CustomerFilters(
+        query=q[:200],
+        purpose=purpose if purpose in CONSENT_PURPOSES else "",
+        joined_from=_day_or_none(joined_from),
+        joined_to=_day_or_none(joined_to),
+    )
+    for name, text, parsed in (
+        ("joined_from", joined_from, filters.joined_from),
+        ("joined_to", joined_to, filters.joined_to),
+    ):
+        if text.strip() and parsed is None:
+            errors[name] = "A date such as 2026-03-31"
+    paging = paging_request.of(count_listed_customers(db, filters))
+    rows = list_customers(db, filters, offset=paging.offset, limit=paging.per_page)
+    filtered = bool(filters.query or filters.purpose or filters.joined_from or filters.joined_to)
+    return render(
+        request,
+        "customers/search.html",
+        {
+            "user": user,
+            "q": q,
+            "purpose": filters.purpose,
+            "joined_from": joined_from,
+            "joined_to": joined_to,
+            "purposes": CONSENT_PURPOSES,
+            "results": rows,
+            "paging": paging,
+            "filtered": filtered,
+            "errors": errors,
+        },
+        status_code=422 if errors else 200,
+    )
 
 
-def _activity_by_month(timeline: list[LoggedEvent]) -> dict[str, dict[str, int]]:
-    """Events per month and channel, for the activity chart."""
-    counts: Counter[tuple[str, str]] = Counter()
-    for event in timeline:
-        counts[(event.occurred_at.strftime("%Y-%m"), event.channel)] += 1
-    months = sorted({month for month, _ in counts})
-    channels = sorted({channel for _, channel in counts})
-    return {channel: {month: counts[(month, channel)] for month in months} for channel in channels}
+def activity_chart(activity: dict[str, Any]) -> Chart:
+    """The customer's events per month, stacked by channel."""
+    return Chart(
+        id="activity-chart",
+        kind="bar",
+        labels=activity["months"],
+        series=[Series(channel, counts) for channel, counts in activity["channels"].items()],
+        title="Events per month, by channel",
+        unit="count",
+        stacked=True,
+        label_heading="Month",
+    )
+
+
+def _consents_by_purpose(consents: list[Consent]) -> list[dict[str, Any]]:
+    """One row per purpose Rapport knows: granted, refused or unknown (never asked)."""
+    chosen = {consent.purpose: consent for consent in consents}
+    rows = []
+    for purpose in CONSENT_PURPOSES:
+        found = chosen.get(purpose)
+        rows.append(
+            {
+                "purpose": purpose,
+                "state": "unknown" if found is None else "granted" if found.granted else "refused",
+                "at": found.updated_at if found else None,
+                "source": found.source if found else None,
+            }
+        )
+    return rows
 
 
 @router.get("/{customer_id}", response_class=HTMLResponse)
 def customer_page(
-    request: Request, customer_id: str, db: DbSession, user: CurrentAdmin, message: str = ""
+    request: Request,
+    customer_id: str,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: PageParams,
+    message: str = "",
 ) -> Response:
     customer = service.get_customer(db, customer_id=customer_id)
     if customer is None or customer.status != "active":
@@ -53,14 +159,39 @@ def customer_page(
             {
                 "user": user,
                 "q": customer_id,
+                "purposes": CONSENT_PURPOSES,
                 "results": [],
+                "filtered": True,
+                "errors": {},
                 "error": "No such customer (erased or unknown).",
             },
             status_code=404,
         )
     if customer.customer_id != customer_id:
         return RedirectResponse(f"/admin/customers/{customer.customer_id}", status_code=303)
-    profile = service.customer_profile(db, customer_id=customer_id, timeline_limit=200)
+    paging_request = _default_per_page(request, paging_request, TIMELINE_PER_PAGE)
+    paging = paging_request.of(count_timeline(db, customer_id=customer_id))
+    profile = service.customer_profile(
+        db,
+        customer_id=customer_id,
+        timeline_limit=paging.per_page,
+        timeline_offset=paging.offset,
+    )
+    traits = profile["traits"]
+    first_seen = traits["first_seen_at"] if traits else None
+    since = min(customer.created_at, first_seen) if first_seen else customer.created_at
+    numbers = sorted(
+        {
+            identity.value
+            for identity in profile["identities"]
+            if identity.kind in ("external_id", "loyalty_card")
+        }
+        | ({customer.external_id} if customer.external_id else set())
+    )
+    panels = [
+        {"title": panel.title, "path": panel.path.format(customer_id=customer_id)}
+        for panel in CUSTOMER_PANELS
+    ]
     return render(
         request,
         "customers/detail.html",
@@ -68,9 +199,36 @@ def customer_page(
             "user": user,
             "profile": profile,
             "customer": customer,
-            "activity": _activity_by_month(profile["timeline"]),
+            "since": since,
+            "numbers": numbers,
+            "consents_by_purpose": _consents_by_purpose(profile["consents"]),
+            "activity": activity_chart(activity_by_month(db, customer_id=customer_id)),
+            "paging": paging,
+            "panels": panels,
+            "value_panel": VALUE_PANEL_PATH not in {panel.path for panel in CUSTOMER_PANELS},
             "message": message,
         },
+    )
+
+
+def _back(customer_id: str, message: str) -> RedirectResponse:
+    query = urlencode({"message": message})
+    return RedirectResponse(f"/admin/customers/{customer_id}?{query}", status_code=303)
+
+
+@router.post("/{customer_id}/export", dependencies=[CsrfChecked])
+def export(request: Request, customer_id: str, db: DbSession, user: CurrentAdmin) -> Response:
+    """Everything Rapport holds on the customer, from every domain, as a JSON download (the
+    request is recorded as asked by the signed-in admin)."""
+    try:
+        document = privacy.export_customer(db, customer_id=customer_id, requested_by=user.email)
+    except Problem as problem:
+        return _back(customer_id, problem.detail)
+    body = json.dumps(jsonable_encoder(document), indent=2, ensure_ascii=False)
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="customer-{customer_id}.json"'},
     )
 
 
@@ -92,12 +250,8 @@ def merge_into(
             actor=user.email,
         )
     except Problem as problem:
-        return RedirectResponse(
-            f"/admin/customers/{customer_id}?message={problem.detail}", status_code=303
-        )
-    return RedirectResponse(
-        f"/admin/customers/{customer_id}?message=Merged {source_customer_id}", status_code=303
-    )
+        return _back(customer_id, problem.detail)
+    return _back(customer_id, f"Merged {source_customer_id.strip()}")
 
 
 @router.post("/{customer_id}/erase", dependencies=[CsrfChecked])
@@ -110,10 +264,7 @@ def erase(
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
     if confirm != "ERASE":
-        return RedirectResponse(
-            f"/admin/customers/{customer_id}?message=Type ERASE to confirm the erasure",
-            status_code=303,
-        )
+        return _back(customer_id, "Type ERASE to confirm the erasure")
     privacy.erase_customer(
         db, customer_id=customer_id, requested_by=user.email, reason=reason or None
     )

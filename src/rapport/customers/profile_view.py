@@ -1,11 +1,14 @@
 """The customer 360: the profile with its identities, consents, preferences, traits (and
-their RFM scores against the population's boundaries) and latest events."""
+their RFM scores against the population's boundaries), a page of its events and its activity
+per month and channel."""
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.customers.consent import consent_history, get_consents
@@ -115,17 +118,77 @@ def _text(value: Any) -> str | None:
     return str(value)[:80]
 
 
-def customer_profile(db: Session, *, customer_id: str, timeline_limit: int = 50) -> dict[str, Any]:
+def timeline_page(
+    db: Session, *, customer_id: str, offset: int, limit: int
+) -> list[events.LoggedEvent]:
+    """A page of the customer's events, newest first (the 360's paginated timeline)."""
+    Event = events.LoggedEvent
+    return list(
+        db.scalars(
+            select(Event)
+            .where(Event.customer_id == customer_id)
+            .order_by(Event.position.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+    )
+
+
+def count_timeline(db: Session, *, customer_id: str) -> int:
+    """How many events the customer has in the log."""
+    Event = events.LoggedEvent
+    found = db.scalar(
+        select(func.count()).select_from(Event).where(Event.customer_id == customer_id)
+    )
+    return int(found or 0)
+
+
+def activity_by_month(db: Session, *, customer_id: str) -> dict[str, Any]:
+    """The customer's events per month (``YYYY-MM``, every month from the first event's to
+    the last's, empty ones included) and channel: ``{"months": [...], "channels": {channel:
+    [count per month]}}``."""
+    Event = events.LoggedEvent
+    counts: Counter[tuple[str, str]] = Counter()
+    for occurred_at, channel in db.execute(
+        select(Event.occurred_at, Event.channel).where(Event.customer_id == customer_id)
+    ):
+        counts[(_month(occurred_at), channel or "unknown")] += 1
+    if not counts:
+        return {"months": [], "channels": {}}
+    months = _months_between(min(m for m, _ in counts), max(m for m, _ in counts))
+    channels = sorted({channel for _, channel in counts})
+    return {
+        "months": months,
+        "channels": {c: [counts[(m, c)] for m in months] for c in channels},
+    }
+
+
+def _month(moment: datetime) -> str:
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
+def _months_between(first: str, last: str) -> list[str]:
+    year, month = (int(part) for part in first.split("-"))
+    months = []
+    while (current := f"{year:04d}-{month:02d}") <= last:
+        months.append(current)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def customer_profile(
+    db: Session, *, customer_id: str, timeline_limit: int = 50, timeline_offset: int = 0
+) -> dict[str, Any]:
     """The customer 360: profile, identities, consents and their history, preferences,
-    traits (with RFM scores) and the latest events (``timeline_labels``: each one's
-    :func:`timeline_label`, by log position)."""
+    traits (with RFM scores) and a page of events, newest first (``timeline_offset`` events
+    skipped; ``timeline_labels``: each one's :func:`timeline_label`, by log position)."""
     customer = require_customer(db, customer_id)
     cid = customer.customer_id
     traits = db.get(CustomerTraits, cid)
     summary = trait_summary(traits, now=clock.now()) if traits else None
     if summary is not None and traits is not None:
         summary["rfm"] = rfm_scores(traits, rfm_boundaries(db), now=clock.now())
-    timeline = events.customer_timeline(db, customer_id=cid, limit=timeline_limit)
+    timeline = timeline_page(db, customer_id=cid, offset=timeline_offset, limit=timeline_limit)
     return {
         "customer": customer,
         "identities": get_identities(db, customer_id=cid),

@@ -1,20 +1,24 @@
-// Stacked bars of a customer's events per month and channel (customer 360 page).
+// Customer 360: a panel another domain failed to answer says so, instead of "Loading…" forever.
 (function () {
-  const canvas = document.getElementById("activity-chart");
-  const source = document.getElementById("activity-data");
-  if (!canvas || !source || typeof Chart === "undefined") return;
-  const byChannel = JSON.parse(source.textContent);
-  const channels = Object.keys(byChannel);
-  const months = channels.length ? Object.keys(byChannel[channels[0]]) : [];
-  const palette = ["#3c71f7", "#00a86b", "#f59e0b", "#e11d48", "#7c3aed"];
-  new Chart(canvas, {
-    type: "bar",
-    data: {
-      labels: months,
-      datasets: channels.map((channel, i) => ({
-        label: channel, data: months.map((m) => byChannel[channel][m]), backgroundColor: palette[i % palette.length],
-      })),
-    },
-    options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
+  document.addEventListener("htmx:responseError", (event) => {
+    const panel = event.detail.elt && event.detail.elt.closest("section.panel");
+    if (!panel) return;
+    const body = panel.querySelector(".panel-body");
+    if (!body) return;
+    const status = event.detail.xhr ? event.detail.xhr.status : "";
+    const note = document.createElement("p");
+    note.className = "error";
+    note.dataset.panelError = status;
+    note.textContent = `This part could not be loaded (${status}). Reload the page to try again.`;
+    body.replaceChildren(note);
+  });
+  document.addEventListener("htmx:sendError", (event) => {
+    const panel = event.detail.elt && event.detail.elt.closest("section.panel");
+    const body = panel && panel.querySelector(".panel-body");
+    if (!body) return;
+    const note = document.createElement("p");
+    note.className = "error";
+    note.textContent = "This part could not be loaded: Rapport did not answer. Reload the page to try again.";
+    body.replaceChildren(note);
   });
 })();
