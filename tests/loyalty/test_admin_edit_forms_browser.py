@@ -85,13 +85,13 @@ def test_changing_a_plans_fee_keeps_its_other_settings(page, live_server) -> Non
     form = page.get_by_test_id("plan-form")
     assert not form.get_by_label("Free shipping").is_checked()
     assert form.get_by_label("Points multiplier").input_value() == "2.0"
-    form.get_by_label("Fee (minor units)").fill("1299")
+    form.get_by_label("Fee").fill("12.99")
     form.get_by_role("button", name="Save plan").click()
     # then the fee changed and nothing else did
     assert page.get_by_role("status").inner_text() == "Plan gold saved"
     assert _plan(live_server.database_url) == {**before, "fee_minor": 1299}
     row = page.get_by_test_id("plans").locator("tbody tr").first.inner_text().split("\t")
-    assert row[2:9] == ["12.99 USD", "year", "no", "no", "0 h", "\u00d72.0", "retired"]
+    assert row[2:9] == ["US$12.99", "year", "no", "no", "0 h", "\u00d72.0", "retired"]
 
 
 def test_changing_a_rewards_points_cost_keeps_its_other_settings(page, live_server) -> None:

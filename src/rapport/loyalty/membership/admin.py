@@ -9,17 +9,21 @@ its stored value.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.orm import Session
 
+from rapport.loyalty.ledger.settings import get_program
 from rapport.loyalty.membership import analytics as segment_analytics
 from rapport.loyalty.membership import announcements
 from rapport.loyalty.membership import lifecycle as memberships
 from rapport.loyalty.membership import plans as membership_plans
+from rapport.loyalty.models import MembershipPlan
 from rapport.platform.admin import (
     CsrfChecked,
     CurrentAdmin,
@@ -30,6 +34,7 @@ from rapport.platform.admin import (
 )
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
+from rapport.platform.formatting import major_to_minor, minor_to_major, money
 
 NAV = [NavItem("Paid membership", "/admin/loyalty/plans", "Loyalty")]
 router = APIRouter(include_in_schema=False)
@@ -41,25 +46,98 @@ def _back(path: str, message: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?{urlencode({'message': message})}", status_code=303)
 
 
+PLAN_LABELS = {
+    "plan_id": "Plan id",
+    "name": "Name",
+    "fee": "Fee",
+    "currency": "Currency",
+    "period": "Period",
+    "early_access_hours": "Early access",
+    "points_multiplier": "Points multiplier",
+    "free_shipping": "Free shipping",
+    "member_prices": "Member prices",
+    "active": "Offered",
+}
+
+
+def _plan_values(plan: MembershipPlan | None, default_currency: str) -> dict[str, Any]:
+    """What the plan form shows: every setting, the fee in the plan's currency ("4.99")."""
+    if plan is None:
+        return {
+            "plan_id": "",
+            "name": "",
+            "fee": "",
+            "currency": default_currency,
+            "period": "month",
+            "early_access_hours": 48,
+            "points_multiplier": 1,
+            "free_shipping": True,
+            "member_prices": True,
+            "active": True,
+        }
+    return {
+        "plan_id": plan.plan_id,
+        "name": plan.name,
+        "fee": str(minor_to_major(plan.fee_minor, plan.currency)),
+        "currency": plan.currency,
+        "period": plan.period,
+        "early_access_hours": plan.early_access_hours,
+        "points_multiplier": plan.points_multiplier,
+        "free_shipping": plan.free_shipping,
+        "member_prices": plan.member_prices,
+        "active": plan.active,
+    }
+
+
+def _typed_values(fields: dict[str, str], shown: dict[str, Any]) -> dict[str, Any]:
+    """The form as the user sent it, to show again beside its messages."""
+    values = dict(shown)
+    for name in values:
+        if name in fields:
+            sent = fields[name]
+            values[name] = sent == "true" if isinstance(values[name], bool) else sent
+    return values
+
+
+def _plan_json(plan: MembershipPlan) -> str:
+    return json.dumps(
+        {
+            "name": plan.name,
+            "fee_minor": plan.fee_minor,
+            "currency": plan.currency,
+            "period": plan.period,
+            "free_shipping": plan.free_shipping,
+            "member_prices": plan.member_prices,
+            "early_access_hours": plan.early_access_hours,
+            "points_multiplier": plan.points_multiplier,
+            "active": plan.active,
+        },
+        indent=2,
+    )
+
+
+def _plans_context(db: Session, user: Any, message: str = "") -> dict[str, Any]:
+    return {
+        "user": user,
+        "plans": membership_plans.list_plans(db),
+        "paying": len(memberships.paying_members(db)),
+        "message": message,
+        "values": _plan_values(None, get_program(db).currency),
+        "errors": {},
+    }
+
+
 @router.get("/plans", response_class=HTMLResponse)
 def plans_page(
     request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
 ) -> HTMLResponse:
-    return render(
-        request,
-        "loyalty/membership_plans.html",
-        {
-            "user": user,
-            "plans": membership_plans.list_plans(db),
-            "paying": len(memberships.paying_members(db)),
-            "message": message,
-        },
-    )
+    return render(request, "loyalty/membership_plans.html", _plans_context(db, user, message))
 
 
 class PlanForm(BaseModel):
     """A plan's settings as its admin form sends them; each one optional, since a save
-    changes only what the form carried."""
+    changes only what the form carried. The form's fee ("4.99") arrives here as
+    ``fee_minor`` (499), converted in the plan's currency."""
 
     model_config = ConfigDict(str_strip_whitespace=True)
 
@@ -88,27 +166,94 @@ def plan_page(request: Request, plan_id: str, db: DbSession, user: CurrentAdmin)
     return render(
         request,
         "loyalty/membership_plan_edit.html",
-        {"user": user, "plan": plan, "plan_id": plan_id},
+        {
+            "user": user,
+            "plan": plan,
+            "plan_id": plan_id,
+            "values": _plan_values(plan, get_program(db).currency),
+            "errors": {},
+            "plan_json": _plan_json(plan) if plan is not None else "",
+        },
         status_code=200 if plan is not None else 404,
     )
 
 
+def _plan_fields(fields: dict[str, str], currency: str, errors: dict[str, str]) -> dict[str, str]:
+    """The posted fields with the fee ("4.99", in ``currency``) as ``fee_minor``; a fee that
+    is not an amount of the currency gets its message in ``errors``."""
+    carried = dict(fields)
+    if "fee" in carried:
+        typed = carried.pop("fee").strip().replace(",", ".")
+        try:
+            minor = major_to_minor(typed, currency)
+        except (ValueError, ArithmeticError):
+            errors["fee"] = f"Fee: an amount in {currency}, such as {money(499, currency)}"
+            return carried
+        if not 0 <= minor <= membership_plans.MAX_FEE_MINOR:
+            errors["fee"] = _fee_range(currency)
+        carried["fee_minor"] = str(minor)
+    return carried
+
+
+def _fee_range(currency: str) -> str:
+    return f"Fee: from {money(0, currency)} to {money(membership_plans.MAX_FEE_MINOR, currency)}"
+
+
+def _field_of(name: str) -> str:
+    return {"fee_minor": "fee"}.get(name, name)
+
+
 @router.post("/plans", dependencies=[CsrfChecked])
-def save_plan(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
+def save_plan(request: Request, db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
     plan_id = fields.get("plan_id", "").strip()
+    stored = membership_plans.get_plan(db, plan_id=plan_id) if plan_id else None
+    adding = fields.get("new") == "true" or stored is None
+    currency = (
+        fields.get("currency", "").strip().upper()
+        or (stored.currency if stored is not None else "")
+        or get_program(db).currency
+    )
+    errors: dict[str, str] = {}
+    carried = _plan_fields(fields, currency, errors)
     try:
-        settings = settings_after_save(
-            PlanForm,
-            fields,
-            membership_plans.get_plan(db, plan_id=plan_id),
-            needs=PLAN_NEEDS,
-            noun="Plan",
-            id_field="plan_id",
-        )
-        membership_plans.save_plan(db, plan_id=plan_id, **settings)
-    except Problem as problem:
-        return _back("/admin/loyalty/plans", problem.detail)
-    return _back("/admin/loyalty/plans", f"Plan {plan_id} saved")
+        PlanForm.model_validate({n: v for n, v in carried.items() if n in PlanForm.model_fields})
+    except ValidationError as failure:
+        for detail in failure.errors(include_url=False):
+            name = _field_of(str(detail["loc"][0]))
+            errors.setdefault(name, f"{PLAN_LABELS.get(name, name)}: {detail['msg']}")
+    if not errors:
+        try:
+            settings = settings_after_save(
+                PlanForm, carried, stored, needs=PLAN_NEEDS, noun="Plan", id_field="plan_id"
+            )
+            membership_plans.save_plan(db, plan_id=plan_id, **settings)
+        except Problem as problem:
+            name = _field_of(problem.field or "name")
+            said = problem.detail
+            if name == "fee" and "fee_minor" in said:
+                said = _fee_range(currency)
+            errors[name] = said
+    if not errors:
+        return _back("/admin/loyalty/plans", f"Plan {plan_id} saved")
+    if adding:
+        context = _plans_context(db, user)
+        context["values"] = _typed_values(fields, context["values"])
+        context["errors"] = errors
+        return render(request, "loyalty/membership_plans.html", context, status_code=422)
+    assert stored is not None
+    return render(
+        request,
+        "loyalty/membership_plan_edit.html",
+        {
+            "user": user,
+            "plan": stored,
+            "plan_id": plan_id,
+            "values": _typed_values(fields, _plan_values(stored, currency)),
+            "errors": errors,
+            "plan_json": _plan_json(stored),
+        },
+        status_code=422,
+    )
 
 
 @router.get("/membership-analytics", response_class=HTMLResponse)

@@ -8,13 +8,17 @@ a form leaves out keeps its stored value.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from sqlalchemy.orm import Session
 
+from rapport.loyalty.ledger.settings import get_program
+from rapport.loyalty.models import Reward
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.platform.admin import (
@@ -26,18 +30,69 @@ from rapport.platform.admin import (
 )
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
+from rapport.platform.formatting import major_to_minor, minor_to_major, money
 
 router = APIRouter(include_in_schema=False)
+MAX_AMOUNT_MINOR = 100_000_000
 
 
 def _back(path: str, message: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?{urlencode({'message': message})}", status_code=303)
 
 
-@router.get("/rewards", response_class=HTMLResponse)
-def rewards_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
-) -> HTMLResponse:
+REWARD_LABELS = {
+    "reward_id": "Reward id",
+    "name": "Name",
+    "points_cost": "Points cost",
+    "coupon_kind": "Coupon kind",
+    "coupon_value": "Coupon value",
+    "min_subtotal": "Minimum basket",
+    "categories": "Categories",
+    "valid_days": "Valid for",
+}
+
+
+def _reward_values(reward: Reward | None, currency: str) -> dict[str, Any]:
+    """What the reward form shows: every setting, money in the program's currency."""
+    if reward is None:
+        return {
+            "reward_id": "",
+            "name": "",
+            "points_cost": "",
+            "coupon_kind": "amount",
+            "coupon_value": "",
+            "min_subtotal": "0",
+            "categories": "",
+            "valid_days": 90,
+            "stackable": True,
+            "active": True,
+        }
+    return {
+        "reward_id": reward.reward_id,
+        "name": reward.name,
+        "points_cost": reward.points_cost,
+        "coupon_kind": reward.coupon_kind,
+        "coupon_value": str(minor_to_major(reward.coupon_value, currency))
+        if reward.coupon_kind == "amount"
+        else str(reward.coupon_value),
+        "min_subtotal": str(minor_to_major(reward.min_subtotal_minor, currency)),
+        "categories": ", ".join(reward.categories),
+        "valid_days": reward.valid_days,
+        "stackable": reward.stackable,
+        "active": reward.active,
+    }
+
+
+def _typed_values(fields: dict[str, str], shown: dict[str, Any]) -> dict[str, Any]:
+    values = dict(shown)
+    for name in values:
+        if name in fields:
+            sent = fields[name]
+            values[name] = sent == "true" if isinstance(values[name], bool) else sent
+    return values
+
+
+def _rewards_context(db: Session, user: Any, message: str = "") -> dict[str, Any]:
     catalogue = reward_catalogue.list_rewards(db)
     # Categories a reward names that no product is in: kept, but said (it matches nothing yet).
     warnings = [
@@ -45,11 +100,21 @@ def rewards_page(
         for reward in catalogue
         for warning in reward_catalogue.category_warnings(db, categories=reward.categories)
     ]
-    return render(
-        request,
-        "loyalty/membership_rewards.html",
-        {"user": user, "rewards": catalogue, "message": message, "warnings": warnings},
-    )
+    return {
+        "user": user,
+        "rewards": catalogue,
+        "message": message,
+        "warnings": warnings,
+        "values": _reward_values(None, get_program(db).currency),
+        "errors": {},
+    }
+
+
+@router.get("/rewards", response_class=HTMLResponse)
+def rewards_page(
+    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
+) -> HTMLResponse:
+    return render(request, "loyalty/membership_rewards.html", _rewards_context(db, user, message))
 
 
 def _category_list(value: object) -> object:
@@ -61,7 +126,8 @@ def _category_list(value: object) -> object:
 
 class RewardForm(BaseModel):
     """A reward's settings as its admin form sends them; each one optional, since a save
-    changes only what the form carried."""
+    changes only what the form carried. The form's amounts ("5.00") arrive here in minor
+    units of the program's currency."""
 
     model_config = ConfigDict(str_strip_whitespace=True)
 
@@ -81,6 +147,23 @@ class RewardForm(BaseModel):
 REWARD_NEEDS = ("name", "points_cost", "coupon_kind", "coupon_value")
 
 
+def _reward_json(reward: Reward) -> str:
+    return json.dumps(
+        {
+            "name": reward.name,
+            "points_cost": reward.points_cost,
+            "coupon_kind": reward.coupon_kind,
+            "coupon_value": reward.coupon_value,
+            "min_subtotal_minor": reward.min_subtotal_minor,
+            "categories": list(reward.categories),
+            "stackable": reward.stackable,
+            "valid_days": reward.valid_days,
+            "active": reward.active,
+        },
+        indent=2,
+    )
+
+
 @router.get("/rewards/{reward_id}", response_class=HTMLResponse)
 def reward_page(
     request: Request, reward_id: str, db: DbSession, user: CurrentAdmin
@@ -89,24 +172,111 @@ def reward_page(
     return render(
         request,
         "loyalty/membership_reward_edit.html",
-        {"user": user, "reward": reward, "reward_id": reward_id},
+        {
+            "user": user,
+            "reward": reward,
+            "reward_id": reward_id,
+            "values": _reward_values(reward, get_program(db).currency),
+            "errors": {},
+            "reward_json": _reward_json(reward) if reward is not None else "",
+        },
         status_code=200 if reward is not None else 404,
     )
 
 
-@router.post("/rewards", dependencies=[CsrfChecked])
-def save_reward(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
-    reward_id = fields.get("reward_id", "").strip()
+def _amount(
+    typed: str, currency: str, label: str, name: str, errors: dict[str, str], *, least: int
+) -> int | None:
     try:
-        settings = settings_after_save(
-            RewardForm,
-            fields,
-            reward_catalogue.get_reward(db, reward_id=reward_id),
-            needs=REWARD_NEEDS,
-            noun="Reward",
-            id_field="reward_id",
+        minor = major_to_minor(typed.strip().replace(",", ".") or "0", currency)
+    except (ValueError, ArithmeticError):
+        errors[name] = f"{label}: an amount in {currency}, such as {money(500, currency)}"
+        return None
+    if not least <= minor <= MAX_AMOUNT_MINOR:
+        errors[name] = (
+            f"{label}: from {money(least, currency)} to {money(MAX_AMOUNT_MINOR, currency)}"
         )
-        reward_catalogue.save_reward(db, reward_id=reward_id, **settings)
-    except Problem as problem:
-        return _back("/admin/loyalty/rewards", problem.detail)
-    return _back("/admin/loyalty/rewards", f"Reward {reward_id} saved")
+        return None
+    return minor
+
+
+def _reward_fields(
+    fields: dict[str, str], stored: Reward | None, currency: str, errors: dict[str, str]
+) -> dict[str, str]:
+    """The posted fields with the amounts in minor units: the minimum basket, and the coupon
+    value when the coupon takes an amount off (a percent stays a whole percent)."""
+    carried = dict(fields)
+    if "min_subtotal" in carried:
+        minor = _amount(
+            carried.pop("min_subtotal"), currency, "Minimum basket", "min_subtotal", errors, least=0
+        )
+        if minor is not None:
+            carried["min_subtotal_minor"] = str(minor)
+    kind = carried.get("coupon_kind") or (stored.coupon_kind if stored else "amount")
+    if "coupon_value" in carried:
+        typed = carried["coupon_value"]
+        if kind == "amount":
+            minor = _amount(typed, currency, "Coupon value", "coupon_value", errors, least=1)
+            if minor is not None:
+                carried["coupon_value"] = str(minor)
+        elif not typed.strip().isdigit() or not 1 <= int(typed.strip()) <= 100:
+            errors["coupon_value"] = "Coupon value: a whole percent from 1 to 100"
+    return carried
+
+
+def _field_of(name: str) -> str:
+    return {"min_subtotal_minor": "min_subtotal"}.get(name.split(".")[0], name.split(".")[0])
+
+
+@router.post("/rewards", dependencies=[CsrfChecked])
+def save_reward(
+    request: Request, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> Response:
+    reward_id = fields.get("reward_id", "").strip()
+    stored = reward_catalogue.get_reward(db, reward_id=reward_id) if reward_id else None
+    adding = fields.get("new") == "true" or stored is None
+    currency = get_program(db).currency
+    errors: dict[str, str] = {}
+    carried = _reward_fields(fields, stored, currency, errors)
+    try:
+        RewardForm.model_validate(
+            {n: v for n, v in carried.items() if n in RewardForm.model_fields}
+        )
+    except ValidationError as failure:
+        for detail in failure.errors(include_url=False):
+            name = _field_of(str(detail["loc"][0]))
+            errors.setdefault(name, f"{REWARD_LABELS.get(name, name)}: {detail['msg']}")
+    if not errors:
+        try:
+            settings = settings_after_save(
+                RewardForm,
+                carried,
+                stored,
+                needs=REWARD_NEEDS,
+                noun="Reward",
+                id_field="reward_id",
+            )
+            reward_catalogue.save_reward(db, reward_id=reward_id, **settings)
+        except Problem as problem:
+            errors[_field_of(problem.field or "name")] = problem.detail
+    if not errors:
+        return _back("/admin/loyalty/rewards", f"Reward {reward_id} saved")
+    if adding:
+        context = _rewards_context(db, user)
+        context["values"] = _typed_values(fields, context["values"])
+        context["errors"] = errors
+        return render(request, "loyalty/membership_rewards.html", context, status_code=422)
+    assert stored is not None
+    return render(
+        request,
+        "loyalty/membership_reward_edit.html",
+        {
+            "user": user,
+            "reward": stored,
+            "reward_id": reward_id,
+            "values": _typed_values(fields, _reward_values(stored, currency)),
+            "errors": errors,
+            "reward_json": _reward_json(stored),
+        },
+        status_code=422,
+    )
