@@ -1,10 +1,14 @@
-"""The recommendations page in headless Chromium: metrics chart, preview with explanations,
-merchandising rules added (and refused) and applied."""
+"""The recommendations pages in headless Chromium: the metrics chart, the preview with
+explanations, and a merchandiser editing a rule end to end (added through the form with a
+sample customer's before and after, served by the API, edited, refused inline, deleted)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+
+from rapport.customers import service as customers
 from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
@@ -16,53 +20,121 @@ from .factories import NOW, seed_shop
 PASSWORD = "correct horse battery"
 
 
-def test_preview_rules_and_metrics(page, live_server, tmp_path: Path) -> None:
+def _served(base_url: str, key: str, customer_id: str) -> list[str]:
+    answer = httpx.get(
+        f"{base_url}/v1/recommendations",
+        params={"placement": "home", "customer_id": customer_id},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert answer.status_code == 200, answer.text
+    return [item["sku"] for item in answer.json()["items"]]
+
+
+def _skus(page, testid: str) -> list[str]:
+    rows = page.get_by_test_id(testid).locator("tbody tr[data-sku]")
+    return [rows.nth(i).get_attribute("data-sku") for i in range(rows.count())]
+
+
+def test_a_merchandiser_edits_a_rule(page, live_server, tmp_path: Path) -> None:
     clock.set_clock(clock.FrozenClock(NOW))
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="merch@example.com", password=PASSWORD)
         ids = seed_shop(db)
         service.train_model(db, data_dir=tmp_path, trained_by="test")
+        key = platform.create_api_key(db, name="shop", scopes=[platform.Scope("read")]).secret
+    customer = ids["c2"]
     page.goto(f"{live_server.base_url}/admin/login")
     page.get_by_label("Email").fill("merch@example.com")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("link", name="Recommendations").click()
 
-    # the metrics chart and the serving version
+    # the overview: metrics drawn from the chart kit, the serving version, the preview
+    page.goto(f"{live_server.base_url}/admin/recommendations")
     page.wait_for_function("() => Chart.getChart('metrics-chart') !== undefined")
     assert "serving" in page.get_by_test_id("model-versions").inner_text()
-
-    # a customer's home placement, explained
     preview = page.get_by_test_id("preview-form")
-    preview.get_by_label("Customer id").fill(ids["c2"])
+    preview.get_by_label("Customer id").fill(customer)
     preview.get_by_role("button", name="Preview").click()
     assert "personal" in page.get_by_test_id("preview-summary").inner_text()
-    first = page.get_by_test_id("preview-items").locator("tbody tr").first.inner_text()
-    assert "Ground coffee" in first
-    assert "You buy this regularly" in first
+    assert "You buy this regularly" in page.get_by_test_id("preview-items").inner_text()
 
-    # a pin without a position is refused, naming the field, and nothing is saved
+    # the rules page; a new rule with the sample customer's list as it is now
+    page.get_by_test_id("rules-link").click()
+    page.get_by_test_id("new-rule").click()
     form = page.get_by_test_id("rule-form")
-    form.get_by_label("Name").fill("Montepulciano first")
-    form.get_by_label("Action").select_option("pin")
-    form.get_by_label("SKU").fill("W-MONTE")
+    form.get_by_label("Customer id").fill(customer)
+    before_api = _served(live_server.base_url, key, customer)
+    last = before_api[len(before_api) // 2]  # half way down: a boost should lift it
+    assert before_api[0] != last
+
+    # a boost without its factor is refused beside the field, and nothing is saved
+    form.get_by_label("Name").fill("Push this one")
+    form.get_by_label("Action").select_option("boost")
+    form.get_by_label("SKU").fill(last)
     form.get_by_role("button", name="Add rule").click()
-    assert "a pin needs sku and position" in page.get_by_test_id("rule-errors").inner_text()
+    assert "boost needs factor" in page.locator('[data-field-error="factor"]').inner_text()
+    assert page.get_by_label("SKU").input_value() == last  # what was typed is kept
     with open_session(live_server.database_url) as db:
         assert db.query(MerchRule).count() == 0
 
-    # with the position it is saved, audited, and the preview shows it first
+    # with a factor it is saved: the after list and the API both put it first
     form = page.get_by_test_id("rule-form")
-    form.get_by_label("Name").fill("Montepulciano first")
-    form.get_by_label("Action").select_option("pin")
-    form.get_by_label("SKU").fill("W-MONTE")
-    form.get_by_label("Position (pin)").fill("1")
+    form.get_by_label("Factor (boost, bury)").fill("100")
+    form.locator("select[name=placement]").select_option("home")
     form.get_by_role("button", name="Add rule").click()
     assert "added" in page.get_by_test_id("recommend-message").inner_text()
-    assert "merch@example.com" in page.get_by_test_id("rules").inner_text()
-    preview = page.get_by_test_id("preview-form")
-    preview.get_by_label("Customer id").fill(ids["c2"])
-    preview.get_by_role("button", name="Preview").click()
-    first = page.get_by_test_id("preview-items").locator("tbody tr").first.inner_text()
-    assert "Montepulciano" in first
-    assert "Pinned by merchandiser" in first
+    assert _skus(page, "preview-before") == before_api
+    after = _skus(page, "preview-after")
+    assert after[0] == last
+    assert _served(live_server.base_url, key, customer) == after
+    with open_session(live_server.database_url) as db:
+        (rule,) = db.query(MerchRule).all()
+        assert (rule.action, rule.sku, rule.factor, rule.placement) == ("boost", last, 100, "home")
+        rule_id = rule.id
+
+    # edited: only on the email placement now, so the home list the API serves is as before
+    page.goto(f"{live_server.base_url}/admin/recommendations/rules/{rule_id}")
+    form = page.get_by_test_id("rule-form")
+    assert form.get_by_label("Factor (boost, bury)").input_value() == "100"
+    form.locator("select[name=placement]").select_option("email")
+    form.get_by_label("Customer id").fill(customer)
+    form.get_by_role("button", name="Save rule").click()
+    assert "saved" in page.get_by_test_id("recommend-message").inner_text()
+    assert _served(live_server.base_url, key, customer) == before_api
+    with open_session(live_server.database_url) as db:
+        assert db.get(MerchRule, rule_id).placement == "email"
+
+    # deleted from its page: gone from the list, the change audited
+    page.get_by_test_id("delete-rule").get_by_role("button").click()
+    assert f"Rule {rule_id} deleted" in page.get_by_test_id("recommend-message").inner_text()
+    assert page.get_by_test_id("rules").count() == 0
+    assert "deleted by merch@example.com" in page.get_by_test_id("rule-changes").text_content()
+    with open_session(live_server.database_url) as db:
+        assert db.query(MerchRule).count() == 0
+
+
+def test_the_customer_panel_shows_reasons_and_respects_consent(
+    page, live_server, tmp_path: Path
+) -> None:
+    clock.set_clock(clock.FrozenClock(NOW))
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="merch@example.com", password=PASSWORD)
+        ids = seed_shop(db)
+        service.train_model(db, data_dir=tmp_path, trained_by="test")
+        customers.set_consent(
+            db, customer_id=ids["c3"], purpose="personalization", granted=False, source="test"
+        )
+    page.goto(f"{live_server.base_url}/admin/login")
+    page.get_by_label("Email").fill("merch@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    panel = f"{live_server.base_url}/admin/recommendations/customers/{{}}/panel"
+    page.goto(panel.format(ids["c2"]))
+    shown = page.get_by_test_id("customer-recommendations").inner_text()
+    assert "You buy this regularly" in shown
+    assert page.locator(".topbar").count() == 0  # a fragment for the 360 page, no shell
+    page.goto(panel.format(ids["c3"]))
+    assert (
+        "not consented to personalisation" in page.get_by_test_id("no-personalization").inner_text()
+    )
+    assert page.get_by_test_id("customer-recommendations").count() == 0
