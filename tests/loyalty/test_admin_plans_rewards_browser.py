@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rapport.loyalty import overview as reads
 from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.platform import service as platform
@@ -109,3 +110,53 @@ def test_a_rewards_coupon_and_basket_are_typed_in_the_currency(page, live_server
         reward = reward_catalogue.get_reward(db, reward_id="five-off")
         assert reward is not None
         assert (reward.coupon_kind, reward.coupon_value) == ("percent", 15)
+
+
+def test_a_coupon_campaign_issues_a_set_listed_a_page_at_a_time(page, live_server) -> None:
+    base = _admin(live_server, page)
+    page.goto(f"{base}/admin/loyalty/coupons")
+    form = page.get_by_test_id("coupon-campaign-form")
+    # when a set of 60 coupons of €5.00 off is asked for with a chosen code
+    form.get_by_label("Campaign").fill("spring-flyer")
+    form.get_by_label("Value").fill("5")
+    form.get_by_label("How many").fill("60")
+    form.get_by_role("textbox", name="Code").fill("SPRING24")
+    form.get_by_role("button", name="Issue coupons").click()
+    # then it is refused at the code: a chosen code makes one coupon
+    assert "one coupon" in page.locator('[data-field-error="code"]').inner_text()
+    form = page.get_by_test_id("coupon-campaign-form")
+    form.get_by_role("textbox", name="Code").fill("")
+    form.get_by_role("button", name="Issue coupons").click()
+    # then 60 single-use coupons are issued, listed 50 to a page under the campaign
+    assert page.get_by_role("status").inner_text() == "Issued 60 coupons for spring-flyer"
+    rows = page.get_by_test_id("coupons").locator("tbody tr")
+    assert rows.count() == 50
+    assert "\u20ac5.00" in rows.first.inner_text()
+    assert "open" in rows.first.inner_text()
+    page.get_by_role("link", name="Next").click()
+    assert page.get_by_test_id("coupons").locator("tbody tr").count() == 10
+    with open_session(live_server.database_url) as db:
+        codes = {
+            c.code
+            for c in reads.coupon_page(
+                db, reads.CouponFilter(rule="spring-flyer"), offset=0, limit=100
+            )
+        }
+    assert len(codes) == 60
+    # and one coupon under a printed code can be found by its code
+    page.goto(f"{base}/admin/loyalty/coupons")
+    form = page.get_by_test_id("coupon-campaign-form")
+    form.get_by_label("Campaign").fill("radio")
+    form.get_by_label("Kind").select_option("percent")
+    form.get_by_label("Value").fill("10")
+    form.get_by_role("textbox", name="Code").fill("radio-10")
+    form.get_by_role("button", name="Issue coupons").click()
+    assert page.get_by_role("status").inner_text() == "Issued RADIO10 for radio"
+    page.get_by_label("Code", exact=True).first.fill("RADIO10")
+    page.get_by_role("button", name="Find").click()
+    assert (
+        page.get_by_test_id("coupons")
+        .locator("tbody tr")
+        .all_inner_texts()[0]
+        .startswith("RADIO10\tradio\tanyone\t10%")
+    )

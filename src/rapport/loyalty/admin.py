@@ -466,10 +466,11 @@ from rapport.loyalty.membership import admin as membership_admin  # noqa: E402
 router.include_router(membership_admin.router)
 NAV.extend(membership_admin.NAV)
 
-# The rewards catalogue pages (no menu entry of their own: reached from the membership pages).
+# The rewards catalogue (reached from the membership pages) and the coupons page.
 from rapport.loyalty.rewards import admin as rewards_admin  # noqa: E402
 
 router.include_router(rewards_admin.router)
+NAV.extend(rewards_admin.NAV)
 
 # The program's configuration (rules, tiers, checkout caps), simulator and tier chart.
 from rapport.loyalty.program import admin as program_admin  # noqa: E402

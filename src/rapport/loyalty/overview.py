@@ -13,7 +13,7 @@ from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from rapport.loyalty.ledger.tables import ACCOUNTS, LOTS, TRANSACTIONS
-from rapport.loyalty.models import TierStanding
+from rapport.loyalty.models import Coupon, TierStanding
 from rapport.loyalty.program.versions import tier_policy
 from rapport.loyalty.tiers.standing import member_tier
 from rapport.platform import clock
@@ -255,3 +255,59 @@ def expiring_lots(
         .order_by(LOTS.c.expires_at)
     ).all()
     return [ExpiringLot(points=int(r), expires_at=clock.as_utc(e)) for r, e in rows]
+
+
+COUPON_STATES = ("open", "used", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class CouponFilter:
+    """Which coupons a list keeps: a state (open, used, expired), a campaign (its rule, as a
+    prefix) and a code."""
+
+    state: str | None = None
+    rule: str | None = None
+    code: str | None = None
+
+
+def _coupon_query(chosen: CouponFilter, now: datetime) -> Select[Any]:
+    query = select(Coupon)
+    if chosen.state == "open":
+        query = query.where(Coupon.used_at.is_(None), Coupon.expires_at > now)
+    elif chosen.state == "used":
+        query = query.where(Coupon.used_at.is_not(None))
+    elif chosen.state == "expired":
+        query = query.where(Coupon.used_at.is_(None), Coupon.expires_at <= now)
+    if chosen.rule:
+        query = query.where(Coupon.rule.startswith(chosen.rule, autoescape=True))
+    if chosen.code:
+        query = query.where(Coupon.code == chosen.code)
+    return query
+
+
+def count_coupons(db: Session, chosen: CouponFilter, *, now: datetime | None = None) -> int:
+    query = _coupon_query(chosen, now or clock.now())
+    return int(db.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def coupon_page(
+    db: Session, chosen: CouponFilter, *, offset: int, limit: int, now: datetime | None = None
+) -> list[Coupon]:
+    """One page of the coupons the filter keeps, newest first."""
+    query = (
+        _coupon_query(chosen, now or clock.now())
+        .order_by(Coupon.issued_at.desc(), Coupon.code)
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(db.scalars(query))
+
+
+def coupon_campaigns(db: Session) -> list[tuple[str, int, int]]:
+    """(rule, coupons issued, used) for every campaign and reward that issued coupons."""
+    rows = db.execute(
+        select(Coupon.rule, func.count(), func.count(Coupon.used_at))
+        .group_by(Coupon.rule)
+        .order_by(Coupon.rule)
+    ).all()
+    return [(str(rule), int(issued), int(used)) for rule, issued, used in rows]

@@ -9,6 +9,7 @@ a form leaves out keeps its stored value.
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -17,22 +18,27 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
+from rapport.loyalty import overview as reads
 from rapport.loyalty.ledger.settings import get_program
 from rapport.loyalty.models import Reward
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.loyalty.rewards import coupons as reward_coupons
+from rapport.platform import clock
 from rapport.platform.admin import (
     CsrfChecked,
     CurrentAdmin,
     FormFields,
+    NavItem,
     render,
     settings_after_save,
 )
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
 from rapport.platform.formatting import major_to_minor, minor_to_major, money
+from rapport.platform.paging import PageParams, PageRequest
 
 router = APIRouter(include_in_schema=False)
+NAV = [NavItem("Coupons", "/admin/loyalty/coupons", "Loyalty")]
 MAX_AMOUNT_MINOR = 100_000_000
 
 
@@ -280,3 +286,145 @@ def save_reward(
         },
         status_code=422,
     )
+
+
+# ------------------------------------------------------------------------------ coupons
+
+COUPON_SET_MAX = 500
+
+
+def _coupon_values() -> dict[str, Any]:
+    return {
+        "rule": "",
+        "kind": "amount",
+        "value": "",
+        "min_subtotal": "0",
+        "categories": "",
+        "expires_on": (clock.now() + timedelta(days=30)).date().isoformat(),
+        "count": "1",
+        "code": "",
+        "stackable": True,
+    }
+
+
+def _coupons_context(
+    request: Request, db: Session, user: Any, paging_request: PageRequest, message: str = ""
+) -> dict[str, Any]:
+    params = request.query_params
+    state = params.get("state", "")
+    chosen = reads.CouponFilter(
+        state=state if state in reads.COUPON_STATES else None,
+        rule=params.get("rule", "").strip() or None,
+        code=reward_coupons.normalise_code(params.get("code", "")) or None,
+    )
+    paging = paging_request.of(reads.count_coupons(db, chosen))
+    return {
+        "user": user,
+        "message": message,
+        "coupons": reads.coupon_page(db, chosen, offset=paging.offset, limit=paging.per_page),
+        "campaigns": reads.coupon_campaigns(db),
+        "paging": paging,
+        "filters": {
+            "state": state,
+            "rule": params.get("rule", ""),
+            "code": params.get("code", ""),
+        },
+        "states": reads.COUPON_STATES,
+        "now": clock.now(),
+        "values": _coupon_values(),
+        "errors": {},
+        "set_max": COUPON_SET_MAX,
+    }
+
+
+@router.get("/coupons", response_class=HTMLResponse)
+def coupons_page(
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: PageParams,
+    message: str = "",
+) -> HTMLResponse:
+    return render(
+        request,
+        "loyalty/coupons.html",
+        _coupons_context(request, db, user, paging_request, message),
+    )
+
+
+@router.post("/coupons", dependencies=[CsrfChecked])
+def create_coupons(
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    fields: FormFields,
+    paging_request: PageParams,
+) -> Response:
+    """A coupon campaign: one coupon under a chosen code (printed on a flyer), or a set of
+    single-use coupons with random codes, on the same terms."""
+    currency = get_program(db).currency
+    errors: dict[str, str] = {}
+    rule = fields.get("rule", "").strip()
+    if not rule or len(rule) > 100:
+        errors["rule"] = "Campaign: a name of 1 to 100 characters"
+    kind = fields.get("kind", "amount")
+    if kind not in reward_coupons.COUPON_KINDS:
+        errors["kind"] = "Kind: an amount or a percent off"
+    typed_value = fields.get("value", "")
+    value: int | None = None
+    if kind == "percent":
+        if typed_value.strip().isdigit() and 1 <= int(typed_value) <= 100:
+            value = int(typed_value)
+        else:
+            errors["value"] = "Value: a whole percent from 1 to 100"
+    else:
+        value = _amount(typed_value, currency, "Value", "value", errors, least=1)
+    basket = _amount(
+        fields.get("min_subtotal", "0"), currency, "Minimum basket", "min_subtotal", errors, least=0
+    )
+    expires_at = None
+    try:
+        day = date.fromisoformat(fields.get("expires_on", "").strip())
+        expires_at = datetime.combine(day, time.max, tzinfo=UTC)
+        if expires_at <= clock.now():
+            errors["expires_on"] = "Valid until: a day from today on"
+    except ValueError:
+        errors["expires_on"] = "Valid until: a date"
+    typed_count = fields.get("count", "1").strip()
+    count = int(typed_count) if typed_count.isdigit() else 0
+    if not 1 <= count <= COUPON_SET_MAX:
+        errors["count"] = f"How many: from 1 to {COUPON_SET_MAX}"
+    code = fields.get("code", "").strip() or None
+    if code is not None and count != 1:
+        errors["code"] = "Code: a chosen code makes one coupon; leave it empty for a set"
+    categories = [part.strip() for part in fields.get("categories", "").split(",") if part.strip()]
+    stackable = fields.get("stackable") == "true"
+    issued: list[str] = []
+    if not errors and value is not None and basket is not None and expires_at is not None:
+        try:
+            for _ in range(count):
+                coupon = reward_coupons.create_campaign_coupon(
+                    db,
+                    rule=rule,
+                    kind=kind,
+                    value=value,
+                    expires_at=expires_at,
+                    code=code,
+                    min_subtotal_minor=basket,
+                    categories=categories,
+                    stackable=stackable,
+                )
+                issued.append(coupon.code)
+        except Problem as problem:
+            name = {"coupon_value": "value", "min_subtotal_minor": "min_subtotal"}.get(
+                problem.field or "rule", problem.field or "rule"
+            )
+            errors[name] = problem.detail
+    if not errors:
+        shown = issued[0] if count == 1 else f"{count} coupons"
+        query = urlencode({"message": f"Issued {shown} for {rule}", "rule": rule})
+        return RedirectResponse(f"/admin/loyalty/coupons?{query}", status_code=303)
+    context = _coupons_context(request, db, user, paging_request)
+    context["values"] = _typed_values(fields, context["values"])
+    context["errors"] = errors
+    return render(request, "loyalty/coupons.html", context, status_code=422)
