@@ -1,0 +1,167 @@
+"""The prices and stock pages in headless Chromium: each channel's price as the catalogue API
+serves it, stock per location, and the consistency report listing a product made
+inconsistent."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import select
+
+from rapport.catalog import service as catalog
+from rapport.catalog.models import Product
+from rapport.catalog.schemas import ProductUpsert, StoreUpsert
+from rapport.platform import service as platform
+from rapport.platform.db import open_session
+from tests.conftest import sign_in
+
+PASSWORD = "correct horse battery"
+CHANNELS = ("web", "app", "store", "call_center")
+
+
+def _key(database_url: str) -> str:
+    with open_session(database_url) as db:
+        return platform.create_api_key(
+            db, name="catalog page test", scopes=[platform.Scope("read")]
+        ).secret
+
+
+def _shown_prices(row) -> dict[str, int]:
+    cells = row.locator("td[data-channel]")
+    return {
+        cells.nth(i).get_attribute("data-channel"): int(cells.nth(i).get_attribute("data-minor"))
+        for i in range(cells.count())
+    }
+
+
+def test_a_demo_products_prices_per_channel_are_the_apis(page, demo_site) -> None:
+    key = _key(demo_site.database_url)
+    with open_session(demo_site.database_url) as db:
+        sku = db.scalars(select(Product.sku).order_by(Product.sku).limit(1)).one()
+    headers = {"Authorization": f"Bearer {key}"}
+    product = httpx.get(f"{demo_site.base_url}/v1/products/{sku}", headers=headers).json()
+    rules = [
+        d
+        for d in httpx.get(f"{demo_site.base_url}/v1/prices/consistency", headers=headers).json()
+        if d["sku"] == sku and d["store_id"] is None
+    ]
+    expected = dict.fromkeys(CHANNELS, product["price_minor"])
+    expected |= {d["channel"]: d["price_minor"] for d in rules}
+    stock = httpx.get(f"{demo_site.base_url}/v1/stock/{sku}", headers=headers).json()
+
+    sign_in(page, demo_site)
+    page.goto(f"{demo_site.base_url}/admin/catalog/products")
+    row = page.get_by_test_id("products").locator(f'tr[data-sku="{sku}"]')
+    shown = _shown_prices(row)
+    assert {c: shown[c] for c in expected} == expected
+    assert "€" in row.locator('td[data-channel="web"]').inner_text()
+
+    # the product's page: the same prices, and each location's units as the stock API says
+    row.get_by_role("link").click()
+    prices = page.get_by_test_id("channel-prices")
+    for channel, minor in expected.items():
+        cell = prices.locator(f'tr[data-channel="{channel}"] td[data-minor]')
+        assert int(cell.get_attribute("data-minor")) == minor
+    table = page.get_by_test_id("stock")
+    for place in stock:
+        cells = table.locator(f'tr[data-store="{place["store_id"]}"] td')
+        assert cells.nth(4).inner_text().replace(",", "") == str(place["available"])
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1280
+
+
+def _product(sku: str, price: int, category: str = "Wine/Red") -> ProductUpsert:
+    return ProductUpsert(
+        sku=sku,
+        name=f"Product {sku}",
+        category_path=category,
+        brand="Castello",
+        price_minor=price,
+        cost_minor=price // 2,
+        currency="EUR",
+    )
+
+
+def test_the_consistency_report_lists_a_product_made_inconsistent(page, live_server) -> None:
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="merch@example.com", password=PASSWORD)
+        catalog.upsert_products(
+            db,
+            products=[
+                _product("W-ONE", 1200),
+                _product("W-TWO", 1500),
+                _product("K-CORK", 900, "Kitchen/Tools"),
+            ],
+        )
+        catalog.upsert_stores(
+            db,
+            stores=[
+                StoreUpsert(
+                    store_id="web",
+                    name="Web warehouse",
+                    city="Online",
+                    address="-",
+                    country="FR",
+                    timezone="Europe/Paris",
+                ),
+                StoreUpsert(
+                    store_id="st-par-01",
+                    name="Paris Rivoli",
+                    city="Paris",
+                    address="1 rue",
+                    country="FR",
+                    latitude=48.86,
+                    longitude=2.35,
+                    timezone="Europe/Paris",
+                ),
+            ],
+        )
+        catalog.set_stock(
+            db,
+            levels=[
+                ("W-ONE", "web", 5), ("W-ONE", "st-par-01", 3),
+                ("W-TWO", "web", 0), ("W-TWO", "st-par-01", 4),
+                ("K-CORK", "web", 7),
+            ],
+        )  # fmt: skip
+        # W-ONE made inconsistent: cheaper in the app
+        catalog.set_channel_price(
+            db, sku="W-ONE", channel="app", price_minor=999, reason="App launch offer"
+        )
+    page.goto(f"{live_server.base_url}/admin/login")
+    page.get_by_label("Email").fill("merch@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    # the list shows the app's own price, the others the catalogue's
+    page.goto(f"{live_server.base_url}/admin/catalog/products")
+    row = page.get_by_test_id("products").locator('tr[data-sku="W-ONE"]')
+    assert _shown_prices(row) == {
+        "web": 1200, "app": 999, "store": 1200, "call_center": 1200, "members": 1200
+    }  # fmt: skip
+    assert "€9.99" in row.locator('td[data-channel="app"]').inner_text()
+    # searched by name and filtered by category
+    page.get_by_label("SKU or name").fill("cork")
+    page.get_by_role("button", name="Filter").click()
+    skus = page.get_by_test_id("products").locator("tr[data-sku]")
+    assert [skus.nth(i).get_attribute("data-sku") for i in range(skus.count())] == ["K-CORK"]
+    page.goto(f"{live_server.base_url}/admin/catalog/products?category=Wine")
+    skus = page.get_by_test_id("products").locator("tr[data-sku]")
+    assert [skus.nth(i).get_attribute("data-sku") for i in range(skus.count())] == [
+        "W-ONE",
+        "W-TWO",
+    ]
+
+    # the consistency report lists W-ONE's app price with its reason, and nothing else
+    page.goto(f"{live_server.base_url}/admin/catalog/consistency")
+    listed = page.get_by_test_id("price-differences").locator("tr[data-sku]")
+    assert listed.count() == 1
+    text = listed.first.inner_text()
+    assert "W-ONE" in text
+    assert "App launch offer" in text
+    assert "€12.00" in text
+    assert "€9.99" in text
+    # and the stock view: W-TWO sold out online while a shop has it
+    page.get_by_test_id("tile-stock").click()
+    gaps = page.get_by_test_id("stock-gaps").locator("tr[data-sku]")
+    assert [gaps.nth(i).get_attribute("data-sku") for i in range(gaps.count())] == ["W-TWO"]
+    assert "Sold out online" in gaps.first.inner_text()
