@@ -1,67 +1,92 @@
-"""Admin pages for measured experience: the CX dashboard (NPS, CSAT and CES trends with
-intervals, breakdowns, targets and alerts, moments of truth, comment themes), the review
-moderation queue and the ticket queue with SLA clocks."""
+"""Admin pages for measured experience: the CX dashboard (NPS, CSAT and CES with intervals,
+trends drawn through the chart kit, breakdowns, targets and alerts, moments of truth, comment
+themes), the ticket queue (customer, subject and message, channel, priority, age, SLA; filters
+and pages) with each ticket's page, review moderation, surveys (``surveys/admin.py``), targets
+and action plans (``scores/admin.py``), and the customer 360's Experience panel with its
+"open a ticket" action."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
+from rapport.customers import service as customers
 from rapport.feedback import service
+from rapport.feedback.models import TICKET_KINDS
+from rapport.feedback.schemas import TicketIn
+from rapport.feedback.scores import admin as scores_admin
 from rapport.feedback.scores.arithmetic import Score
+from rapport.feedback.surveys import admin as surveys_admin
 from rapport.platform import clock
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, add_template_dir, render
+from rapport.platform.admin import (
+    CsrfChecked,
+    CurrentAdmin,
+    CustomerPanel,
+    NavItem,
+    add_template_dir,
+    render,
+)
+from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
+from rapport.platform.paging import PageParams
 
 add_template_dir(Path(__file__).parent / "templates")
 
-NAV = [NavItem("Scores and feedback", "/admin/feedback", "Experience")]
+NAV = [
+    NavItem("Scores and feedback", "/admin/feedback", "Experience"),
+    NavItem("Tickets", "/admin/feedback/tickets", "Experience"),
+    NavItem("Surveys", "/admin/feedback/surveys", "Experience"),
+    NavItem("Targets and action plans", "/admin/feedback/targets", "Experience"),
+    NavItem("Review moderation", "/admin/feedback/reviews", "Experience"),
+]
+CUSTOMER_PANELS = [CustomerPanel("Experience", "/admin/feedback/customers/{customer_id}/panel", 40)]
 router = APIRouter(prefix="/admin/feedback", include_in_schema=False)
 
 KIND_NAMES = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
+ISSUE_NAMES = {
+    "complaint": "Complaint",
+    "delivery_problem": "Delivery problem",
+    "return_problem": "Return problem",
+    "question": "Question",
+}
+CHANNELS = ("call_center", "email", "web", "app", "store")
+TREND_DAYS = 365
 
 
-def _trend_chart(kind: str, rows: list[service.Keyed]) -> dict[str, Any]:
-    """A Chart.js line chart of the score with its 95% interval as a shaded band."""
+def trend_since(now: datetime) -> datetime:
+    """Where the dashboard's trends start: midnight UTC a year ago (as the API's ``since``)."""
+    return datetime.combine((now - timedelta(days=TREND_DAYS)).date(), time(), tzinfo=UTC)
 
-    def series(values: list[float | None]) -> list[float | None]:
-        return [round(v, 1) if v is not None else None for v in values]
 
-    return {
-        "type": "line",
-        "data": {
-            "labels": [r.key for r in rows],
-            "datasets": [
-                {
-                    "label": "95% low",
-                    "data": series([r.score.low for r in rows]),
-                    "borderWidth": 0,
-                    "pointRadius": 0,
-                    "fill": False,
-                },
-                {
-                    "label": "95% high",
-                    "data": series([r.score.high for r in rows]),
-                    "borderWidth": 0,
-                    "pointRadius": 0,
-                    "backgroundColor": "rgba(47, 91, 234, 0.15)",
-                    "fill": "-1",
-                },
-                {
-                    "label": KIND_NAMES[kind],
-                    "data": series([r.score.value for r in rows]),
-                    "borderColor": "#2f5bea",
-                    "fill": False,
-                },
-            ],
-        },
-        "options": {"plugins": {"legend": {"display": False}}, "animation": False},
-    }
+def _rounded(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None
+
+
+def trend_chart(kind: str, rows: list[service.Keyed]) -> Chart:
+    """The score per period with its 95% interval, as the scores API serves it (two
+    decimals)."""
+    return Chart(
+        id=f"trend-{kind}",
+        kind="line",
+        labels=[r.key for r in rows],
+        series=[
+            Series(KIND_NAMES[kind], [_rounded(r.score.value) for r in rows]),
+            Series("95% low", [_rounded(r.score.low) for r in rows], color="#9db2f5"),
+            Series("95% high", [_rounded(r.score.high) for r in rows], color="#9db2f5"),
+        ],
+        unit="score",
+        title=f"{KIND_NAMES[kind]} per period",
+        label_heading="Period",
+        y_min=-100 if kind == "nps" else None,
+        y_max=100 if kind in ("nps", "csat") else 7,
+    )
 
 
 def fmt(score: Score) -> str:
@@ -79,21 +104,19 @@ def dashboard(
     by = by if by in service.BREAKDOWNS else "store"
     period = period if period in ("month", "week") else "month"
     now = clock.now()
-    since = now - timedelta(days=365)
-    kinds = []
-    charts = {}
+    since = trend_since(now)
+    kinds: list[dict[str, Any]] = []
+    breakdown: dict[str, dict[str, Score]] = {}
     for kind in ("nps", "csat", "ces"):
         rows = service.trend(db, kind=kind, period=period, since=since)
-        charts[f"trend-{kind}"] = _trend_chart(kind, rows)
+        for row in service.scores_by(db, kind=kind, by=by, since=now - timedelta(days=90)):
+            breakdown.setdefault(row.key, {})[kind] = row.score
         kinds.append(
             {
                 "kind": kind,
                 "name": KIND_NAMES[kind],
                 "overall": service.overall_score(db, kind=kind, since=now - timedelta(days=90)),
-                "trend": rows,
-                "breakdown": service.scores_by(
-                    db, kind=kind, by=by, since=now - timedelta(days=90)
-                )[:12],
+                "chart": trend_chart(kind, rows),
             }
         )
     themes = service.comment_themes(db, since=now - timedelta(days=92), per_period=6)
@@ -103,17 +126,20 @@ def dashboard(
         {
             "user": user,
             "kinds": kinds,
-            "charts": charts,
             "by": by,
             "period": period,
             "breakdowns": service.BREAKDOWNS,
             "targets": service.target_status(db),
-            "alerts": service.recent_alerts(db, limit=10),
+            "alerts": service.recent_alerts(db, limit=5),
             "moments": service.moments(db, kind="nps", since=since),
-            "themes": themes,
+            "themes": themes[:12],
+            "breakdown": sorted(
+                breakdown.items(), key=lambda item: -sum(v.n for v in item[1].values())
+            )[:15],
             "fmt": fmt,
             "reviews": service.count_reviews(db),
             "tickets": service.ticket_counts(db),
+            "overdue": service.find_tickets(db, status="open", breached=True, limit=1)[0],
         },
     )
 
@@ -125,7 +151,7 @@ def moderation_page(
     return render(
         request,
         "feedback/moderation.html",
-        {"user": user, "queue": service.moderation_queue(db, limit=200), "message": message},
+        {"user": user, "queue": service.moderation_queue(db, limit=50), "message": message},
     )
 
 
@@ -143,32 +169,152 @@ def moderate(
         message = f"Review {review.review_id} {review.status}"
     except Problem as problem:
         message = problem.detail
-    return RedirectResponse(f"/admin/feedback/reviews?message={message}", status_code=303)
+    return RedirectResponse(
+        f"/admin/feedback/reviews?{urlencode({'message': message})}", status_code=303
+    )
+
+
+# ------------------------------------------------------------------------------- tickets
+
+
+def _age(opened: datetime, now: datetime) -> str:
+    hours = (now - clock.as_utc(opened)).total_seconds() / 3600
+    if hours < 48:
+        return f"{max(hours, 0):.0f} h"
+    return f"{hours / 24:.0f} days"
+
+
+def _clock(ticket: Any, now: datetime) -> dict[str, Any]:
+    """The SLA state of a ticket: due in / overdue by, breached or not."""
+    due = clock.as_utc(ticket.sla_due_at)
+    if ticket.status != "open":
+        late = ticket.breached_at is not None or (
+            ticket.resolved_at is not None and clock.as_utc(ticket.resolved_at) > due
+        )
+        return {"breached": late, "text": "resolved late" if late else "resolved in time"}
+    hours = (due - now).total_seconds() / 3600
+    if hours < 0:
+        return {"breached": True, "text": f"overdue {abs(hours):.1f} h"}
+    return {"breached": False, "text": f"due in {hours:.1f} h"}
+
+
+def _customer_names(db: DbSession, customer_ids: set[str]) -> dict[str, Any]:
+    found = {}
+    for customer_id in customer_ids:
+        customer = customers.get_customer(db, customer_id=customer_id)
+        if customer is not None:
+            found[customer_id] = customer
+    return found
+
+
+def customer_name(customer: Any | None) -> str:
+    if customer is None:
+        return ""
+    if customer.status == "erased":
+        return "(erased)"
+    name = " ".join(p for p in (customer.first_name, customer.last_name) if p)
+    return name or customer.email or customer.customer_id
+
+
+def _truncate(text: str, length: int = 120) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= length else text[: length - 1].rstrip() + "…"
 
 
 @router.get("/tickets", response_class=HTMLResponse)
 def ticket_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str | None = None
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: PageParams,
+    message: str | None = None,
+    status: str = "open",
+    breached: str = "",
+    kind: str = "",
+    priority: str = "",
+    q: str = "",
 ) -> HTMLResponse:
     now = clock.now()
-    rows = []
-    for ticket in service.ticket_queue(db, limit=200):
-        left = clock.as_utc(ticket.sla_due_at) - now
-        hours = left.total_seconds() / 3600
-        rows.append(
-            {
-                "ticket": ticket,
-                "overdue": hours < 0,
-                "clock": f"{'overdue ' if hours < 0 else ''}{abs(hours):.1f} h",
-            }
-        )
+    status = status if status in ("open", "resolved", "all") else "open"
+    kind = kind if kind in TICKET_KINDS else ""
+    min_priority = int(priority) if priority.isdigit() else None
+    filters: dict[str, Any] = {
+        "status": None if status == "all" else status,
+        "breached": {"yes": True, "no": False}.get(breached),
+        "kind": kind or None,
+        "min_priority": min_priority,
+        "text": q.strip() or None,
+    }
+    total, _ = service.find_tickets(db, **filters, limit=0, now=now)
+    paging = paging_request.of(total)
+    _, tickets = service.find_tickets(
+        db, **filters, offset=paging.offset, limit=paging.per_page, now=now
+    )
+    names = _customer_names(db, {t.customer_id for t in tickets if t.customer_id})
+    rows = [
+        {
+            "ticket": t,
+            "customer": names.get(t.customer_id or ""),
+            "customer_name": customer_name(names.get(t.customer_id or "")),
+            "message": _truncate(t.body),
+            "age": _age(t.opened_at, now),
+            "sla": _clock(t, now),
+        }
+        for t in tickets
+    ]
     return render(
         request,
         "feedback/tickets.html",
         {
             "user": user,
             "rows": rows,
+            "paging": paging,
+            "status": status,
+            "breached": breached,
+            "kind": kind,
+            "priority": priority,
+            "q": q,
+            "issues": ISSUE_NAMES,
             "sla": service.sla_report(db, since=now - timedelta(days=90)),
+            "message": message,
+        },
+    )
+
+
+@router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
+def one_ticket_page(
+    request: Request, ticket_id: str, db: DbSession, user: CurrentAdmin, message: str = ""
+) -> HTMLResponse:
+    ticket = service.get_ticket(db, ticket_id=ticket_id)
+    if ticket is None:
+        return render(
+            request,
+            "feedback/ticket.html",
+            {"user": user, "ticket": None, "message": f"No ticket {ticket_id!r}"},
+            status_code=404,
+        )
+    customer = (
+        customers.get_customer(db, customer_id=ticket.customer_id) if ticket.customer_id else None
+    )
+    now = clock.now()
+    return render(
+        request,
+        "feedback/ticket.html",
+        {
+            "user": user,
+            "ticket": ticket,
+            "customer": customer,
+            "customer_name": customer_name(customer),
+            "issues": ISSUE_NAMES,
+            "age": _age(ticket.opened_at, now),
+            "sla": _clock(ticket, now),
+            "others": [
+                t
+                for t in service.customer_tickets(db, customer_id=ticket.customer_id, limit=10)
+                if t.ticket_id != ticket.ticket_id
+            ]
+            if ticket.customer_id
+            else [],
             "message": message,
         },
     )
@@ -180,15 +326,22 @@ def resolve(
     db: DbSession,
     user: CurrentAdmin,
     resolution: Annotated[str, Form()],
-    apology_points: Annotated[int, Form()] = 0,
+    apology_points: Annotated[str, Form()] = "0",
+    back: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
     try:
+        points = int(apology_points.strip() or "0")
+    except ValueError:
+        points = -1
+    try:
+        if points < 0:
+            raise Problem("Apology points are a whole number, 0 or more", field="apology_points")
         ticket = service.resolve_ticket(
             db,
             ticket_id=ticket_id,
             resolution=resolution.strip() or "Resolved",
             resolved_by=user.email,
-            apology_points=max(apology_points, 0),
+            apology_points=points,
         )
         message = f"Ticket {ticket.ticket_id} resolved"
         if ticket.apology_points:
@@ -196,4 +349,76 @@ def resolve(
     except Problem as problem:
         db.rollback()
         message = problem.detail
-    return RedirectResponse(f"/admin/feedback/tickets?message={message}", status_code=303)
+    where = (
+        f"/admin/feedback/tickets/{ticket_id}" if back == "ticket" else "/admin/feedback/tickets"
+    )
+    return RedirectResponse(f"{where}?{urlencode({'message': message})}", status_code=303)
+
+
+# ------------------------------------------------------------------ customer 360 panel
+
+
+@router.get("/customers/{customer_id}/panel", response_class=HTMLResponse)
+def customer_panel(
+    request: Request, customer_id: str, db: DbSession, user: CurrentAdmin
+) -> HTMLResponse:
+    """The customer's tickets, reviews and survey answers, and a form to open a ticket (an
+    HTML fragment the customer 360 page loads)."""
+    now = clock.now()
+    tickets = service.customer_tickets(db, customer_id=customer_id, limit=10)
+    return render(
+        request,
+        "feedback/customer_panel.html",
+        {
+            "user": user,
+            "customer_id": customer_id,
+            "tickets": [{"ticket": t, "sla": _clock(t, now)} for t in tickets],
+            "reviews": service.customer_reviews(db, customer_id=customer_id, limit=10),
+            "responses": service.customer_responses(db, customer_id=customer_id, limit=10),
+            "issues": ISSUE_NAMES,
+            "channels": CHANNELS,
+        },
+    )
+
+
+@router.post("/customers/{customer_id}/tickets", dependencies=[CsrfChecked])
+def open_customer_ticket(
+    customer_id: str,
+    db: DbSession,
+    user: CurrentAdmin,
+    subject: Annotated[str, Form()] = "",
+    body: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "question",
+    channel: Annotated[str, Form()] = "call_center",
+) -> Response:
+    """Open a ticket for the customer from their 360 page, then go back there."""
+    try:
+        ticket = service.open_ticket(
+            db,
+            ticket=TicketIn(
+                customer_id=customer_id,
+                kind=kind,
+                channel=channel,
+                subject=subject.strip(),
+                body=body.strip(),
+            ),
+        )
+        message = f"Ticket opened: {ticket.subject} (due {ticket.sla_due_at:%Y-%m-%d %H:%M} UTC)"
+    except ValidationError as failure:
+        first = failure.errors(include_url=False, include_input=False)[0]
+        where = str(first["loc"][0]) if first["loc"] else "subject"
+        message = (
+            "Ticket not opened: write its subject"
+            if where == "subject"
+            else f"Ticket not opened: {where}: {first['msg']}"
+        )
+    except Problem as problem:
+        db.rollback()
+        message = f"Ticket not opened: {problem.detail}"
+    return RedirectResponse(
+        f"/admin/customers/{customer_id}?{urlencode({'message': message})}", status_code=303
+    )
+
+
+router.include_router(surveys_admin.router)
+router.include_router(scores_admin.router)

@@ -1,0 +1,132 @@
+"""A service agent on the demo retailer: the ticket queue shows who wrote and what they
+wrote, filters find a customer's ticket, and the ticket's page shows the conversation; a
+ticket opened from the customer's Experience panel lands in the queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from rapport.customers import service as customers
+from rapport.feedback import service
+from rapport.feedback.schemas import TicketIn
+from rapport.platform import service as platform
+from rapport.platform.db import open_session
+from tests.conftest import DemoSite, LiveServer, sign_in
+from tests.feedback.factories import make_customer
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "correct horse battery"
+
+
+def _a_demo_customer(site: DemoSite, offset: int) -> tuple[str, str, str]:
+    with open_session(site.database_url) as db:
+        customer = db.scalars(
+            select(customers.Customer)
+            .where(customers.Customer.status == "active", customers.Customer.last_name.is_not(None))
+            .order_by(customers.Customer.customer_id)
+            .offset(offset)
+            .limit(1)
+        ).one()
+        return (
+            customer.customer_id,
+            f"{customer.first_name} {customer.last_name}",
+            str(customer.email),
+        )
+
+
+def test_agent_sees_customer_and_message_in_queue_and_opens_the_ticket(
+    page: Any, demo_site: DemoSite
+) -> None:
+    # given a demo customer's complaint with a message
+    customer_id, name, email = _a_demo_customer(demo_site, 7)
+    message = "The blue jumper I received has a hole in the left sleeve, please help."
+    with open_session(demo_site.database_url) as db:
+        ticket = service.open_ticket(
+            db,
+            ticket=TicketIn(
+                customer_id=customer_id,
+                kind="complaint",
+                channel="email",
+                subject="Damaged jumper",
+                body=message,
+            ),
+        )
+        ticket_id = ticket.ticket_id
+    sign_in(page, demo_site)
+    # when the agent searches the open tickets for the customer's email
+    page.goto(f"{demo_site.base_url}/admin/feedback/tickets")
+    page.get_by_label("Search").fill(email)
+    page.get_by_role("button", name="Filter").click()
+    # then the row names the customer (linked to their page) and shows the message
+    row = page.locator(f"[data-testid=ticket-queue] tr[data-ticket='{ticket_id}']")
+    customer = row.get_by_test_id("ticket-customer")
+    assert customer.inner_text() == name
+    assert customer.get_attribute("href") == f"/admin/customers/{customer_id}"
+    assert row.get_by_test_id("ticket-message").inner_text() == message
+    assert "email" in row.inner_text()
+    assert "due in" in row.inner_text()
+    # when the agent opens the ticket
+    row.get_by_role("link", name="Damaged jumper").click()
+    # then its page shows the whole message and the customer, with a form to resolve it
+    assert page.get_by_test_id("ticket-subject").inner_text() == "Damaged jumper"
+    assert page.get_by_test_id("ticket-body").inner_text() == message
+    assert name in page.get_by_test_id("ticket-facts").inner_text()
+    assert page.get_by_role("button", name="Resolve ticket").is_visible()
+
+
+def test_breached_filter_keeps_only_tickets_past_their_sla(page: Any, demo_site: DemoSite) -> None:
+    sign_in(page, demo_site)
+    # when the agent asks for breached open tickets
+    page.goto(f"{demo_site.base_url}/admin/feedback/tickets?status=open&breached=yes")
+    rows = page.locator("[data-testid=ticket-queue] tbody tr[data-ticket]")
+    # then each row shown is overdue, and their number matches the service's
+    with open_session(demo_site.database_url) as db:
+        total, _ = service.find_tickets(db, status="open", breached=True, limit=0)
+    assert rows.count() == min(total, 50)
+    for index in range(rows.count()):
+        assert rows.nth(index).get_by_test_id("sla-breached").is_visible()
+
+
+def test_ticket_opened_from_the_experience_panel_is_in_the_queue(
+    page: Any, live_server: LiveServer
+) -> None:
+    # given a customer and a signed-in agent
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="agent@example.com", password=PASSWORD)
+        customer_id, _ = make_customer(db)
+    page.goto(f"{live_server.base_url}/admin/login")
+    page.get_by_label("Email").fill("agent@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    # when the agent opens a ticket from the customer's Experience panel
+    page.goto(f"{live_server.base_url}/admin/feedback/customers/{customer_id}/panel")
+    assert page.get_by_test_id("panel-tickets").inner_text().endswith("No tickets.")
+    page.get_by_text("Open a ticket").click()
+    page.get_by_label("Subject").fill("Wants to change the delivery address")
+    page.get_by_label("Message").fill("Called: moving house on Friday.")
+    page.get_by_label("Issue (sets the priority and SLA)").select_option("delivery_problem")
+    page.get_by_role("button", name="Open ticket").click()
+    # then they are back on the customer's page, told the ticket was opened
+    page.wait_for_url(f"{live_server.base_url}/admin/customers/{customer_id}?*")
+    assert "message=Ticket+opened" in page.url
+    # and the ticket is in the queue with its message, and in the panel
+    page.goto(f"{live_server.base_url}/admin/feedback/tickets")
+    queue = page.get_by_test_id("ticket-queue")
+    assert "Wants to change the delivery address" in queue.inner_text()
+    assert "Called: moving house on Friday." in queue.inner_text()
+    assert "call center" in queue.inner_text()
+    page.goto(f"{live_server.base_url}/admin/feedback/customers/{customer_id}/panel")
+    assert (
+        "Wants to change the delivery address" in page.get_by_test_id("panel-tickets").inner_text()
+    )
+    with open_session(live_server.database_url) as db:
+        (ticket,) = service.customer_tickets(db, customer_id=customer_id)
+        assert (ticket.kind, ticket.channel, ticket.status) == (
+            "delivery_problem",
+            "call_center",
+            "open",
+        )
