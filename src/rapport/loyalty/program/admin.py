@@ -328,6 +328,7 @@ def tiers_form(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLRespo
 @router.post("/program/tiers/edit", dependencies=[CsrfChecked])
 def save_tiers(request: Request, db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
     stored = configuration.current(db, "tiers").document
+    draft: dict[str, Any] = {}
     rows: list[int] = []
     try:
         draft, rows = forms.tiers_from_form(stored, fields, _currency(db))
@@ -337,7 +338,7 @@ def save_tiers(request: Request, db: DbSession, user: CurrentAdmin, fields: Form
     except FormInvalid as invalid:
         errors = invalid.errors
     except Problem as problem:
-        errors = forms.tier_errors(problem, rows)
+        errors = forms.tier_errors(problem, rows, [t["id"] for t in draft.get("tiers", [])])
     else:
         return _back(f"Tiers and benefits saved: tiers version {saved.id}")
     values = {**forms.tier_fields(stored, _currency(db)), **fields}
@@ -531,6 +532,7 @@ def _simulate_tiers(db: Session, fields: dict[str, str]) -> dict[str, Any]:
     currency = _currency(db)
     stored = configuration.current(db, "tiers").document
     saved = parse_tier_policy(stored)
+    document: dict[str, Any] = {}
     rows: list[int] = []
     try:
         document, rows = forms.tiers_from_form(stored, fields, currency)
@@ -538,7 +540,8 @@ def _simulate_tiers(db: Session, fields: dict[str, str]) -> dict[str, Any]:
     except FormInvalid as invalid:
         return {"invalid": invalid.errors}
     except Problem as problem:
-        return {"invalid": forms.tier_errors(problem, rows)}
+        ids = [tier["id"] for tier in document.get("tiers", [])]
+        return {"invalid": forms.tier_errors(problem, rows, ids)}
     result: dict[str, Any] = {"draft": draft, "saved": saved, "basis": draft.basis}
     text = fields.get("sample_value", "").strip()
     if text:

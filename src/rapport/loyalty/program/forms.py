@@ -10,6 +10,7 @@ Errors are keyed by the form's own field names, so each message sits next to its
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -563,18 +564,22 @@ _TIER_FIELD = {
 }
 
 
-def tier_errors(problem: Problem, rows: list[int]) -> FieldErrors:
-    """A validation problem of the ladder, keyed by the tier form's fields."""
+def tier_errors(problem: Problem, rows: list[int], ids: list[str] | None = None) -> FieldErrors:
+    """A validation problem of the ladder, keyed by the tier form's fields (``rows``: the form
+    row of each tier of the ladder, ``ids`` their ids)."""
     errors: FieldErrors = {}
     for entry in problem.errors or [{"field": problem.field or "", "message": problem.detail}]:
         parts = str(entry.get("field") or "").split(".")
         message = _sentence(str(entry.get("message", "")))
+        named = re.search(r"(\S+) is not above", message)
         if parts[0] in ("basis", "window_months", "grace_days"):
             errors.setdefault(parts[0], message)
         elif parts[0] == "tiers" and len(parts) > 2 and parts[1].isdigit():
             row = rows[int(parts[1])] if int(parts[1]) < len(rows) else 0
             errors.setdefault(f"t{row}_{_TIER_FIELD.get(parts[-1], 'name')}", message)
-        elif "threshold" in message and rows:
+        elif named and ids and named.group(1) in ids:
+            errors.setdefault(f"t{rows[ids.index(named.group(1))]}_threshold", message)
+        elif "threshold" in message.lower() and rows:
             errors.setdefault(f"t{rows[0]}_threshold", message)
         else:
             errors.setdefault("form", message)
