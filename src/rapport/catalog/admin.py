@@ -5,14 +5,15 @@ consistency report (prices that differ between channels and why, stock out of st
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from rapport.catalog import views
 from rapport.platform.admin import CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession
-from rapport.platform.paging import PageParams
+from rapport.platform.paging import PageRequest
 
 add_template_dir(Path(__file__).parent / "templates")
 
@@ -21,6 +22,17 @@ NAV = [
     NavItem("Price and stock consistency", "/admin/catalog/consistency", "Orders & stock"),
 ]
 router = APIRouter(prefix="/admin/catalog", include_in_schema=False)
+
+
+def _page_request(
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=10, le=200)] = 25,
+) -> PageRequest:
+    # 25 rows a page: each product row carries five prices and its stock.
+    return PageRequest(page=page, per_page=per_page)
+
+
+PageParams = Annotated[PageRequest, Depends(_page_request)]
 
 
 @router.get("/products", response_class=HTMLResponse)
