@@ -98,7 +98,7 @@ def _busy_customer(site: DemoSite) -> str:
             .join(Customer, Customer.customer_id == CustomerTraits.customer_id)
             .where(
                 Customer.status == "active",
-                CustomerTraits.event_count > 45,
+                CustomerTraits.event_count > 30,
                 CustomerTraits.event_count < 300,
             )
             .order_by(CustomerTraits.event_count.desc())
@@ -123,14 +123,14 @@ def test_the_360_loads_every_panel_and_pages_the_timeline(page, demo_site: DemoS
         assert section.get_attribute("data-panel") == panel.title
         assert section.get_by_role("heading", name=panel.title).count() == 1
         assert section.locator(".panel-body").inner_text().strip() != ""
-    # and the timeline shows 20 events, the next 20 on the next page
+    # and the timeline shows 15 events, the next 15 on the next page
     timeline = page.get_by_test_id("timeline").locator("tbody tr")
     first_page = timeline.all_inner_texts()
-    assert len(first_page) == 20
+    assert len(first_page) == 15
     page.get_by_role("link", name="Next →").click()
     assert "page=2" in page.url
     second_page = page.get_by_test_id("timeline").locator("tbody tr").all_inner_texts()
-    assert len(second_page) == 20
+    assert len(second_page) == 15
     assert second_page != first_page
 
 

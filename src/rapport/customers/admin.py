@@ -43,7 +43,7 @@ router = APIRouter(prefix="/admin/customers", include_in_schema=False)
 
 # Rows a page shows unless the address asks for another number (``per_page``).
 LIST_PER_PAGE = 25
-TIMELINE_PER_PAGE = 20
+TIMELINE_PER_PAGE = 15
 
 # The orders domain's value fragment, shown on the 360 unless it comes as a panel.
 VALUE_PANEL_PATH = "/admin/orders/customer/{customer_id}/value"

@@ -121,13 +121,14 @@ def _text(value: Any) -> str | None:
 def timeline_page(
     db: Session, *, customer_id: str, offset: int, limit: int
 ) -> list[events.LoggedEvent]:
-    """A page of the customer's events, newest first (the 360's paginated timeline)."""
+    """A page of the customer's events, latest first by when they happened (history loaded
+    from files reaches the log after newer events), in log order within one moment."""
     Event = events.LoggedEvent
     return list(
         db.scalars(
             select(Event)
             .where(Event.customer_id == customer_id)
-            .order_by(Event.position.desc())
+            .order_by(Event.occurred_at.desc(), Event.position.desc())
             .offset(offset)
             .limit(limit)
         )
@@ -180,7 +181,7 @@ def customer_profile(
     db: Session, *, customer_id: str, timeline_limit: int = 50, timeline_offset: int = 0
 ) -> dict[str, Any]:
     """The customer 360: profile, identities, consents and their history, preferences,
-    traits (with RFM scores) and a page of events, newest first (``timeline_offset`` events
+    traits (with RFM scores) and a page of events, latest first (``timeline_offset`` events
     skipped; ``timeline_labels``: each one's :func:`timeline_label`, by log position)."""
     customer = require_customer(db, customer_id)
     cid = customer.customer_id
