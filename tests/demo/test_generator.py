@@ -443,6 +443,23 @@ def test_late_deliveries_are_a_realistic_minority(orders: list[OrderRecord]) -> 
     assert rates["La Poste"] > rates["UPS"]
 
 
+def test_the_last_weeks_have_a_bad_patch_of_late_parcels(
+    retailer: DemoRetailer, orders: list[OrderRecord]
+) -> None:
+    # given the shipped orders of the last three weeks, and those before them
+    recent_from = retailer.end - timedelta(days=20)
+    shipped = [o for o in orders if o.fulfilment == "ship"]
+    recent = [o for o in shipped if o.placed_at.date() >= recent_from]
+    before = [o for o in shipped if o.placed_at.date() < recent_from]
+
+    # then parcels run late far more often lately (the service team has something to do)
+    def late(group: list[OrderRecord]) -> float:
+        return sum(o.delivered_late for o in group) / len(group)
+
+    assert len(recent) >= 50
+    assert late(recent) > 2 * late(before)
+
+
 def test_returns_are_concentrated_on_few_customers(
     histories: list[CustomerHistory], orders: list[OrderRecord]
 ) -> None:

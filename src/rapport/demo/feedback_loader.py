@@ -24,7 +24,11 @@ DEMO_SURVEYS = (
     ("csat-visit", "CSAT after a store visit", "csat", "after_store_visit"),
     ("csat-ticket", "CSAT after a ticket", "csat", "after_ticket_closed"),
 )
-_SURVEY_OF = {"after_delivery": "nps-delivery", "after_purchase": "ces-purchase"}
+_SURVEY_OF = {
+    "after_delivery": "nps-delivery",
+    "after_purchase": "ces-purchase",
+    "after_store_visit": "csat-visit",
+}
 
 
 @dataclass(frozen=True)
@@ -162,20 +166,24 @@ def _suspicious_reviews(db: Session, retailer: DemoRetailer) -> int:
 
 
 def _open_tickets(db: Session, retailer: DemoRetailer, rng: random.Random) -> int:
-    """A handful of tickets opened in the last hours, from several channels."""
+    """Tickets still open, from several channels: most from the last hours, a few waiting
+    for days (past their target), over the last three weeks."""
     issues = [
-        ("delivery_problem", "email", "My parcel has not arrived"),
-        ("return_problem", "call_center", "Refund not received for my return"),
-        ("question", "web", "Can I change my delivery address?"),
-        ("complaint", "store", "Rude answer at the till"),
-        ("delivery_problem", "app", "Parcel arrived damaged"),
-        ("question", "email", "Do you ship to Switzerland?"),
+        ("delivery_problem", "email", "My parcel has not arrived", 2),
+        ("return_problem", "call_center", "Refund not received for my return", 1),
+        ("question", "web", "Can I change my delivery address?", 0),
+        ("complaint", "store", "Rude answer at the till", 0),
+        ("delivery_problem", "app", "Parcel arrived damaged", 0),
+        ("question", "email", "Do you ship to Switzerland?", 0),
+        ("delivery_problem", "call_center", "Parcel shows delivered but never came", 6),
+        ("return_problem", "email", "Return label does not work", 12),
+        ("delivery_problem", "web", "Still waiting, the tracking has not moved", 19),
     ]
     sample = list(retailer.customers())[:200]
     ids = customers.customer_ids_by_external_id(db, external_ids=[c.external_id for c in sample])
     known = [ids[c.external_id] for c in sample if c.external_id in ids]
     opened = 0
-    for kind, channel, subject in issues:
+    for kind, channel, subject, days_ago in issues:
         feedback.open_ticket(
             db,
             ticket=TicketIn(
@@ -184,7 +192,7 @@ def _open_tickets(db: Session, retailer: DemoRetailer, rng: random.Random) -> in
                 channel=channel,
                 subject=subject,
             ),
-            opened_at=clock.now() - timedelta(hours=rng.randint(1, 30)),
+            opened_at=clock.now() - timedelta(days=days_ago, hours=rng.randint(1, 30)),
         )
         opened += 1
     return opened

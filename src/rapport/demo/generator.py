@@ -32,8 +32,9 @@ The model, briefly
   customers make most returns), and how willing they are to write reviews and answer surveys.
 * **Orders** are spread over the customer's active time with monthly (November-December peak),
   weekday and hour-of-day weights per channel. Shipped orders get a carrier, a promise of 2-5
-  days and an outcome (on time, late, or, about 1 %, never delivered); lateness raises returns
-  and lowers ratings and NPS.
+  days and an outcome (on time, late, or, about 1 %, never delivered); carriers run late more
+  often in the Christmas peak and three times as often in the window's last three weeks (a bad
+  patch the service team is dealing with); lateness raises returns and lowers ratings and NPS.
 
 Determinism and memory
 ----------------------
@@ -646,6 +647,8 @@ _CARRIERS = {
 }
 _CARRIER_LATENESS = {"DHL": 0.07, "DPD": 0.10, "UPS": 0.06, "La Poste": 0.12}
 _PEAK_LATENESS = 1.6  # mid-November to Christmas overwhelms carriers
+_RECENT_LATENESS = 3.0  # the last three weeks: a carrier's bad patch the service team is on
+_RECENT_DAYS = 21
 _NEVER_DELIVERED = 0.01
 _PROMISE_DAYS = _Picker.of(((2, 30), (3, 35), (4, 20), (5, 15)))
 _DAYS_LATE = _Picker.of(((1, 5), (2, 3), (3, 2), (4, 1), (5, 1)))
@@ -1126,7 +1129,7 @@ class DemoRetailer:
         summer_time: list[int] = []
         seasons: list[tuple[tuple[_Picker[_Item], float], ...]] = []
         discount: list[float] = []
-        peak: list[bool] = []
+        lateness: list[float] = []
         cum: dict[str, list[float]] = {channel: [] for channel in CHANNELS}
         totals = dict.fromkeys(CHANNELS, 0.0)
         for offset in range(self._days):
@@ -1148,7 +1151,9 @@ class DemoRetailer:
                 discount.append(0.40)
             else:
                 discount.append(0.06)
-            peak.append((day.month == 11 and day.day >= 15) or (day.month == 12 and day.day <= 24))
+            peak = (day.month == 11 and day.day >= 15) or (day.month == 12 and day.day <= 24)
+            recent = offset >= self._days - _RECENT_DAYS
+            lateness.append(_RECENT_LATENESS if recent else _PEAK_LATENESS if peak else 1.0)
             for channel in CHANNELS:
                 totals[channel] += (
                     _MONTH_WEIGHTS[day.month - 1] * _WEEKDAY_WEIGHTS[channel][day.weekday()]
@@ -1163,7 +1168,7 @@ class DemoRetailer:
         }
         self._in_season = [by_month[month] for month in months]
         self._discount = discount
-        self._peak = peak
+        self._lateness = lateness
         self._day_cum = cum
 
     # -------------------------------------------------------------------------------- helpers
@@ -1424,7 +1429,7 @@ class _CustomerSimulation:
             carrier = _CARRIERS[self.p.city.country].pick(rng)
             promise_days = _PROMISE_DAYS.pick(rng)
             promised = r.start + timedelta(days=day + promise_days)
-            lateness = _CARRIER_LATENESS[carrier] * (_PEAK_LATENESS if r._peak[day] else 1.0)
+            lateness = _CARRIER_LATENESS[carrier] * r._lateness[day]
             roll = rng.random()
             if roll < _NEVER_DELIVERED:
                 delivered_s = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 from itertools import islice
 from typing import Any, Literal, TypeVar
 
@@ -33,6 +34,7 @@ from rapport.events.service import NewEvent
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
 from rapport.orders.service import ImportedLine, ImportedOrder, ImportedReturn
+from rapport.platform import clock
 
 T = TypeVar("T")
 BATCH_SIZE = 2_000
@@ -216,6 +218,13 @@ def shared_preferences(history: CustomerHistory, category_of: dict[str, str]) ->
     return preferences
 
 
+def shared_at(history: CustomerHistory, last: datetime) -> datetime:
+    """When a customer filled in the preference centre: one to four weeks after signing up
+    (by their number, so the same day every time), and not after ``last``."""
+    number = int("".join(ch for ch in history.customer.external_id if ch.isdigit()) or 0)
+    return min(history.customer.signed_up_at + timedelta(days=7 + number % 22, hours=3), last)
+
+
 def load_demo_activity(
     db: Session, *, retailer: DemoRetailer, progress: Progress | None = None
 ) -> int:
@@ -223,6 +232,7 @@ def load_demo_activity(
     their shared preferences through ``customers.service``. Returns events ingested."""
     report = progress or (lambda _step, _n: None)
     category_of = {p.sku: p.category_path for p in retailer.products()}
+    last = datetime.combine(retailer.end, time(23, 59), tzinfo=UTC)
     ingested = 0
     for histories in batched(retailer.histories(), 200):
         batch = [event for h in histories for event in activity_events(h, category_of)]
@@ -238,12 +248,16 @@ def load_demo_activity(
                 and customer is not None
                 and not customers.get_preferences(db, customer_id=customer.customer_id)
             ):
-                customers.set_preferences(
-                    db,
-                    customer_id=customer.customer_id,
-                    values=preferences,
-                    source="demo preference centre",
-                )
+                clock.set_clock(clock.FrozenClock(shared_at(history, last)))
+                try:
+                    customers.set_preferences(
+                        db,
+                        customer_id=customer.customer_id,
+                        values=preferences,
+                        source="demo preference centre",
+                    )
+                finally:
+                    clock.reset_clock()
         report("activity", len(histories))
     return ingested
 
@@ -312,12 +326,16 @@ class LoyaltySummary:
     member_prices: int
 
 
-def load_demo_loyalty(db: Session, *, retailer: DemoRetailer) -> LoyaltySummary:
+def load_demo_loyalty(
+    db: Session, *, retailer: DemoRetailer, until: datetime | None = None
+) -> LoyaltySummary:
     """The program's paid side: the 'Plus' plan (49 a year: free shipping, member prices, 48 h
     early access), three rewards, member prices on a tenth of the range, and the most loyal
-    customers (four orders or more, one in two of them) as paying members. Earning rules and
-    tiers are the program's defaults; the ledger itself comes from replaying the demo orders
-    through the earning processor. Safe to re-run."""
+    customers (four orders or more, one in two of them) as paying members, each joined at
+    their first order of the year before ``until`` (the load's moment; default now), or on a
+    day of that year when they ordered nothing in it. Earning rules and tiers are the
+    program's defaults; the ledger itself comes from replaying the demo orders through the
+    earning processor. Safe to re-run."""
     loyalty.save_plan(
         db,
         plan_id=DEMO_PLAN,
@@ -359,14 +377,33 @@ def load_demo_loyalty(db: Session, *, retailer: DemoRetailer) -> LoyaltySummary:
                 reason="Plus members' price",
             )
             priced += 1
-    loyal = [h.customer.external_id for h in retailer.histories() if len(h.orders) >= 4]
-    chosen = [external_id for external_id in loyal if rng.random() < 0.5]
-    ids = customers.customer_ids_by_external_id(db, external_ids=chosen)
+    moment = until or clock.now()
+    year_ago = moment - timedelta(days=MEMBERSHIP_DAYS)
+    loyal = [
+        (h.customer.external_id, [o.placed_at for o in h.orders if year_ago < o.placed_at < moment])
+        for h in retailer.histories()
+        if len(h.orders) >= 4
+    ]
+    chosen = [(external_id, placed) for external_id, placed in loyal if rng.random() < 0.5]
+    ids = customers.customer_ids_by_external_id(db, external_ids=[c for c, _ in chosen])
     joined = 0
-    for external_id in chosen:
-        customer_id = ids.get(external_id)
-        if customer_id is None or loyalty.current_plan(db, customer_id=customer_id):
-            continue
-        loyalty.join(db, customer_id=customer_id, plan_id=DEMO_PLAN)
-        joined += 1
+    try:
+        for external_id, placed in chosen:
+            customer_id = ids.get(external_id)
+            if customer_id is None or loyalty.current_plan(db, customer_id=customer_id):
+                continue
+            days = random.Random(f"{retailer.seed}:joined:{external_id}").uniform(
+                1, MEMBERSHIP_DAYS
+            )
+            joined_at = min(placed) if placed else moment - timedelta(days=days)
+            clock.set_clock(clock.FrozenClock(joined_at))
+            loyalty.join(db, customer_id=customer_id, plan_id=DEMO_PLAN)
+            joined += 1
+    finally:
+        clock.reset_clock()
     return LoyaltySummary(paying_members=joined, rewards=len(demo_rewards), member_prices=priced)
+
+
+MEMBERSHIP_DAYS = 330
+"""Paying members joined within this many days of the load, so every membership is in its
+first (yearly) period and none is due for renewal on the load day."""

@@ -7,23 +7,34 @@ through each domain's face, in the order the facts depend on each other:
 2. sign-ups, browsing and shop visits through event ingestion, then orders, deliveries and
    returns (orders);
 3. the event processors catch up, so profiles, traits and loyalty points follow from the log;
-4. the paid side of the loyalty program (plan, rewards, member prices, paying members), points
-   expiry and the tier review that is due;
-5. surveys, answers, reviews and tickets (feedback);
+4. the paid side of the loyalty program (plan, rewards, member prices, paying members);
+5. surveys, answers, reviews and tickets (feedback), and the processors catch up again (points
+   for verified reviews); then members spending points and the nightly expiry runs replayed
+   through the two years, and the tier review that is due;
 6. a recommendation model trained on the loaded purchases (recommend).
 
 :func:`load_demo` is the verb. It has two halves, :func:`load_demo_data` (steps 1-5) and
 :func:`train_demo_recommendations` (step 6), so that a caller can report between them (the
 ``rapport demo`` command prints what was loaded while the model trains). Every step is safe to
 re-run: the same seed and end date load nothing twice.
+
+History is dated as it happened, not on the load day: customers join on their sign-up day,
+the earning processor runs with the platform clock at each fact's time (so an order's points
+are posted when it was placed, a return's reversal when it came back), paying members join at
+an order in the last year, points are spent and expire on their own dates
+(:mod:`rapport.demo.points_history`), and survey answers and tickets carry their moments.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
+
+from sqlalchemy.orm import Session
 
 from rapport.demo.feedback_loader import FeedbackSummary, load_demo_feedback
 from rapport.demo.generator import DemoRetailer
@@ -37,6 +48,7 @@ from rapport.demo.loader import (
     load_demo_stock,
 )
 from rapport.demo.loader import load_demo as load_demo_records
+from rapport.demo.points_history import PointsHistory, load_points_history
 from rapport.events import service as events
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
@@ -90,6 +102,7 @@ class DemoData:
     loyalty: LoyaltySummary
     expired_points: int
     feedback: FeedbackSummary
+    points: PointsHistory
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,60 @@ def demo_window(end: date | None) -> tuple[date, date]:
     """Two years of history ending ``end`` (default: yesterday, so the demo feels current)."""
     last = end or (clock.now().date() - timedelta(days=1))
     return last - timedelta(days=HISTORY_DAYS - 1), last
+
+
+_Handler = Callable[[Session, list[events.LoggedEvent]], None]
+
+EARNING_PROCESSOR = "loyalty.earning"
+"""The processor that posts points; the demo runs it with the clock at each fact's time."""
+
+DATED_FACTS = frozenset(
+    {
+        "order_placed",
+        "order_returned",
+        "delivery_late",
+        "delivery_failed",
+        "preference_shared",
+        "review_verified",
+        "customers_merged",
+    }
+)
+"""The facts the earning processor turns into ledger movements: each is handed to it alone,
+with the clock at the fact's time (the events between two of them ride along)."""
+
+
+@contextmanager
+def earning_at_fact_time(latest: datetime) -> Iterator[None]:
+    """While the demo's two years go through the processors, the earning processor sees the
+    platform clock at each fact's time (never later than ``latest``, the load's moment), so
+    the ledger's movements are dated when their orders, returns and late parcels happened,
+    as if the processor had kept up all along. Restored on leaving."""
+    replaced = [p for p in events.registered_processors() if p.name == EARNING_PROCESSOR]
+    originals = [(p, p.handle) for p in replaced]
+
+    def dated(handle: _Handler) -> _Handler:
+        def handle_at_fact_time(db: Session, batch: list[events.LoggedEvent]) -> None:
+            begin = 0
+            for index in range(1, len(batch) + 1):
+                if index < len(batch) and batch[index].type not in DATED_FACTS:
+                    continue
+                at = min(clock.as_utc(batch[begin].occurred_at), latest)
+                clock.set_clock(clock.FrozenClock(at))
+                try:
+                    handle(db, batch[begin:index])
+                finally:
+                    clock.reset_clock()
+                begin = index
+
+        return handle_at_fact_time
+
+    for proc, handle in originals:
+        proc.handle = dated(handle)
+    try:
+        yield
+    finally:
+        for proc, handle in originals:
+            proc.handle = handle
 
 
 def load_demo_data(
@@ -121,6 +188,7 @@ def load_demo_data(
     traits and points come from them."""
     shown = progress or _Silent()
     start, last = demo_window(end)
+    now = clock.now()
     retailer = DemoRetailer(seed=seed, customers=customers, start=start, end=last)
     with open_session(database_url) as db:
         shown.begin("stores", None)
@@ -138,20 +206,27 @@ def load_demo_data(
         db.rollback()
         shown.begin("profiles", total)
         done = 0
-        while handled := events.run_processors(database_url=database_url, max_batches=4):
-            done += handled
-            shown.advance("profiles", handled)
-            remaining = sum(events.processor_lag(db).values())
-            db.rollback()
-            if done + remaining > total:
-                total = done + remaining
-                shown.resize("profiles", total)
+        with earning_at_fact_time(now):
+            while handled := events.run_processors(database_url=database_url, max_batches=4):
+                done += handled
+                shown.advance("profiles", handled)
+                remaining = sum(events.processor_lag(db).values())
+                db.rollback()
+                if done + remaining > total:
+                    total = done + remaining
+                    shown.resize("profiles", total)
         if done != total:  # positions left unused (rolled back) are no events to read
             shown.resize("profiles", done)
-        program = load_demo_loyalty(db, retailer=retailer)
-        expired = loyalty.expire_lots(db)
-        loyalty.review_due_tiers(db)
+        program = load_demo_loyalty(db, retailer=retailer, until=now)
         experience = load_demo_feedback(db, retailer=retailer, seed=seed)
+        # Points for verified reviews and apologies are in the log by now: posted at their
+        # own dates before members spend and lots expire through the two years.
+        db.commit()  # the processors write in sessions of their own
+        with earning_at_fact_time(now):
+            while events.run_processors(database_url=database_url, max_batches=4):
+                pass
+        points = load_points_history(db, retailer=retailer, seed=seed, until=now)
+        loyalty.review_due_tiers(db)
     return DemoData(
         seed=seed,
         start=start,
@@ -161,8 +236,9 @@ def load_demo_data(
         events=ingested,
         orders=placed,
         loyalty=program,
-        expired_points=expired.points,
+        expired_points=points.expired_points,
         feedback=experience,
+        points=points,
     )
 
 
