@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from rapport.customers import service as customers
@@ -27,7 +27,7 @@ from rapport.platform.admin import (
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
-from rapport.platform.paging import PageParams
+from rapport.platform.paging import PageParams, PageRequest
 from rapport.platform.settings import AppSettings
 
 add_template_dir(Path(__file__).parent / "templates")
@@ -39,6 +39,17 @@ NAV = [
 ]
 CUSTOMER_PANELS = [CustomerPanel("Orders", "/admin/orders/customers/{customer_id}/panel", 30)]
 router = APIRouter(prefix="/admin/orders", include_in_schema=False)
+
+
+def _list_page_request(
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=10, le=200)] = 25,
+) -> PageRequest:
+    # 25 orders a page: each row is an order with its customer, channel and promise.
+    return PageRequest(page=page, per_page=per_page)
+
+
+ListPageParams = Annotated[PageRequest, Depends(_list_page_request)]
 
 TIER_NAMES = {"top1": "Top 1%", "top5": "Top 5%", "top20": "Top 20%", "rest": "Rest"}
 
@@ -95,6 +106,7 @@ def promises_page(
         db, since=clock.now() - timedelta(days=30), until=clock.now(), limit=10
     )
     due = sum(row.due for row in by_channel)
+    late_orders = listing.list_orders(db, where=late, limit=10)
     return render(
         request,
         "orders/overview.html",
@@ -109,7 +121,8 @@ def promises_page(
             "risk_returned_chart": (
                 risk_returned_chart(distribution) if distribution["model"] else None
             ),
-            "late": listing.list_orders(db, where=late, limit=10),
+            "late": late_orders,
+            "names": _names(db, {o.customer_id for o in late_orders if o.customer_id}),
             "late_total": listing.count_orders(db, where=late),
             "concentration": service.returns_concentration(db),
             "orders": service.count_orders(db),
@@ -118,11 +131,23 @@ def promises_page(
     )
 
 
+def _names(db: DbSession, customer_ids: set[str]) -> dict[str, str]:
+    """Each customer's name (or email) for the lists; their id where they have neither."""
+    names = {}
+    for customer_id in customer_ids:
+        person = customers.get_customer(db, customer_id=customer_id)
+        if person is None:
+            continue
+        name = " ".join(part for part in (person.first_name, person.last_name) if part)
+        names[customer_id] = name or person.email or customer_id
+    return names
+
+
 def _orders_list(
     request: Request,
     db: DbSession,
     user: Any,
-    paging_request: PageParams,
+    paging_request: ListPageParams,
     where: listing.OrderFilter,
     *,
     title: str,
@@ -138,6 +163,7 @@ def _orders_list(
             "title": title,
             "orders": orders,
             "promise": {o.order_id: listing.promise_state(o, today) for o in orders},
+            "names": _names(db, {o.customer_id for o in orders if o.customer_id}),
             "paging": paging,
             "where": where,
             "channels": listing.CHANNELS,
@@ -152,7 +178,7 @@ def orders_list_page(
     request: Request,
     db: DbSession,
     user: CurrentAdmin,
-    paging_request: PageParams,
+    paging_request: ListPageParams,
     q: str = "",
     channel: str = "",
     status: str = "",
