@@ -167,7 +167,7 @@ def set_target(
         values["scope_value"] = fields.get("channel", "").strip()
     document = {name: value for name, value in values.items() if value != ""}
     try:
-        target = TargetIn.model_validate(document)
+        target = TargetIn.model_validate_strings(document)
         row = service.set_target(db, target=target)
     except ValidationError as failure:
         errors = _errors(failure, TARGET_MESSAGES)
@@ -202,7 +202,7 @@ def save_plan(
     plan_id_text = fields.get("plan_id", "").strip()
     document: dict[str, Any] = {name: value for name, value in values.items() if value != ""}
     try:
-        plan = ActionPlanIn.model_validate(document)
+        plan = ActionPlanIn.model_validate_strings(document)
         saved = service.save_action_plan(
             db,
             plan=plan,
