@@ -189,7 +189,12 @@ def customer_page(
         | ({customer.external_id} if customer.external_id else set())
     )
     panels = [
-        {"title": panel.title, "path": panel.path.format(customer_id=customer_id)}
+        {
+            "title": panel.title,
+            "path": panel.path.format(customer_id=customer_id),
+            # a panel of wide tables may ask for the whole width (``wide``)
+            "wide": bool(getattr(panel, "wide", False)),
+        }
         for panel in CUSTOMER_PANELS
     ]
     return render(
