@@ -80,11 +80,12 @@ class NavSection:
 @dataclass(frozen=True)
 class CustomerPanel:
     """A domain's part of the customer 360 page: ``path`` (with ``{customer_id}``) answers
-    an HTML fragment, loaded into the page under ``title``."""
+    an HTML fragment (without its own title), loaded into the page under ``title``."""
 
     title: str
     path: str
     order: int = 50
+    wide: bool = False  # across the whole grid (long tables), not in one of its two columns
 
 
 NAV: list[NavItem] = [NavItem("Overview", "/admin", "Overview")]
