@@ -47,15 +47,10 @@ def _sign_in(page: Any, base_url: str) -> None:
 
 
 def _open_panel(page: Any, base_url: str, customer_id: str) -> Any:
-    """The loyalty panel: on the customer 360 page where the page loads it, else on its own
-    route (the fragment the page loads)."""
+    """The loyalty panel as the customer 360 page loads it (htmx) into its Loyalty section."""
     page.goto(f"{base_url}/admin/customers/{customer_id}")
-    panel = page.get_by_test_id("loyalty-panel")
-    try:
-        panel.wait_for(timeout=3_000)
-    except Exception:
-        page.goto(f"{base_url}/admin/loyalty/customers/{customer_id}/panel")
-        panel = page.get_by_test_id("loyalty-panel")
+    panel = page.locator('[data-panel="Loyalty"]').get_by_test_id("loyalty-panel")
+    panel.wait_for()
     return panel
 
 
@@ -86,6 +81,7 @@ def test_an_agent_gives_goodwill_points_from_the_customer_page(page, live_server
     assert panel.get_by_test_id("tier").inner_text() != ""
     assert panel.locator("progress").count() == 1
     # and gives 150 points for a late delivery, with a note
+    panel.get_by_text("Give goodwill points").click()
     form = panel.get_by_test_id("goodwill-form")
     form.get_by_label("Points").fill("150")
     form.get_by_label("Reason").select_option("Late delivery")
@@ -149,6 +145,7 @@ def test_an_agent_issues_a_coupon_once(page, live_server) -> None:
     _sign_in(page, base)
     panel = _open_panel(page, base, customer_id)
     # when the agent issues a free coupon on the coffee reward's terms
+    panel.get_by_text("Issue a coupon").click()
     form = panel.get_by_test_id("coupon-form")
     form.get_by_label("Coupon").select_option("coffee")
     form.get_by_label("Free (goodwill)").check()
@@ -169,6 +166,8 @@ def test_an_agent_issues_a_coupon_once(page, live_server) -> None:
     )
     assert "issued already" in again.headers["location"].replace("+", " ")
     # when a coupon is paid with the member's points, they are spent, once
+    panel = _open_panel(page, base, customer_id)
+    panel.get_by_text("Issue a coupon").click()
     form = panel.get_by_test_id("coupon-form")
     form.get_by_label("Paid with the member's points").check()
     sent = _form_fields(form.element_handle())

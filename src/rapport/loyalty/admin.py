@@ -347,7 +347,7 @@ def give_goodwill_points(
     message = (
         f"These {points:,} goodwill points were given already (the form was sent twice)"
         if replayed
-        else f"Gave {points:,} goodwill points: {reason}"
+        else f"Gave {points:,} goodwill points: {reason.removeprefix('Goodwill: ')}"
     )
     if _is_htmx(request):
         return _panel(request, db, customer_id, message=message)
