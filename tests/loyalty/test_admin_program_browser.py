@@ -130,7 +130,7 @@ def test_a_manager_adds_a_first_order_bonus_with_a_minimum_basket_in_euros(
 
     # then each message is next to its field, what was typed is kept, and nothing is saved
     page.wait_for_selector("[data-field-error='min_total']")
-    assert page.locator("[data-field-error='points']").inner_text() == "Give at least 1 points"
+    assert page.locator("[data-field-error='points']").inner_text() == "Give at least 1 point"
     assert (
         page.locator("[data-field-error='min_total']").inner_text()
         == "Give an amount in EUR, like 100.00"

@@ -120,7 +120,7 @@ def test_a_minimum_basket_in_euros_is_stored_in_cents_and_fires_above_it_only(
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("points", "-5", "Give at least 1 points"),
+        ("points", "-5", "Give at least 1 point"),
         ("points", "lots", "Give a whole number of points"),
         ("min_total", "abc", "Give an amount in EUR, like 100.00"),
         ("min_total", "-10.00", "Give at least €0.00"),

@@ -66,7 +66,7 @@ def _whole(text: str, *, low: int, high: int, noun: str) -> int:
     except ValueError:
         raise ValueError(f"Give a whole number of {noun}") from None
     if value < low:
-        raise ValueError(f"Give at least {low:,} {noun}")
+        raise ValueError(f"Give at least {low:,} {noun.removesuffix('s') if low == 1 else noun}")
     if value > high:
         raise ValueError(f"Give at most {high:,} {noun}")
     return value
