@@ -51,6 +51,17 @@ def _list_page_request(
 
 ListPageParams = Annotated[PageRequest, Depends(_list_page_request)]
 
+
+def _customer_page_request(
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=5, le=100)] = 10,
+) -> PageRequest:
+    # 10 orders a page: each comes with its lines and status history.
+    return PageRequest(page=page, per_page=per_page)
+
+
+CustomerPageParams = Annotated[PageRequest, Depends(_customer_page_request)]
+
 TIER_NAMES = {"top1": "Top 1%", "top5": "Top 5%", "top20": "Top 20%", "rest": "Rest"}
 
 
@@ -226,12 +237,26 @@ def charged_page(
 
 @router.get("/customer/{customer_id}", response_class=HTMLResponse)
 def customer_orders_page(
-    request: Request, customer_id: str, db: DbSession, user: CurrentAdmin
+    request: Request,
+    customer_id: str,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: CustomerPageParams,
 ) -> HTMLResponse:
+    """A customer's orders across channels with their lines and status history, ten at a
+    time."""
     customer = customers.get_customer(db, customer_id=customer_id)
     rows = []
+    paging = paging_request.of(0)
     if customer is not None:
-        for order in service.customer_orders(db, customer_id=customer.customer_id):
+        view = listing.customer_orders_view(
+            db,
+            customer_id=customer.customer_id,
+            offset=paging_request.offset,
+            limit=paging_request.per_page,
+        )
+        paging = paging_request.of(view.total_orders)
+        for order in view.orders:
             rows.append(
                 {
                     "order": order,
@@ -246,6 +271,7 @@ def customer_orders_page(
             "user": user,
             "customer": customer,
             "rows": rows,
+            "paging": paging,
             "value": (
                 service.customer_value(db, customer_id=customer.customer_id)
                 if customer is not None

@@ -153,3 +153,26 @@ __all__ = [
 
 # --- audiences: customer ids as SELECTs, for campaigns' segments ---
 __all__ += ["spent_audience"]
+
+# --- analytics: how many of a period's orders had a return ---
+from datetime import datetime  # noqa: E402
+
+from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from rapport.orders.models import ReturnLine  # noqa: E402
+
+
+def orders_returned_in_window(db: Session, *, since: datetime, until: datetime) -> tuple[int, int]:
+    """Orders placed in [since, until) (cancelled ones left out), and how many of them had at
+    least one return. Read-only (the admin overview's return rate)."""
+    returned = select(ReturnLine.order_id).where(ReturnLine.order_id == Order.order_id).exists()
+    placed, with_returns = db.execute(
+        select(func.count(), func.count().filter(returned)).where(
+            Order.placed_at >= since, Order.placed_at < until, Order.status != "cancelled"
+        )
+    ).one()
+    return int(placed), int(with_returns or 0)
+
+
+__all__ += ["orders_returned_in_window"]
