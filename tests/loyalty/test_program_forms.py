@@ -5,16 +5,20 @@ not show; the simulator beside each form answers for the draft before it is save
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from rapport.loyalty.models import TierStanding
 from rapport.loyalty.program import versions as program_versions
 from rapport.loyalty.program.rules import DEFAULT_RULES, parse_rule_set
 from rapport.loyalty.tiers.policy import DEFAULT_TIERS, parse_tier_policy
+from rapport.loyalty.tiers.standing import tier_distribution
 from rapport.platform import service as platform
 from tests.conftest import auth
 from tests.platform.admin_forms import (
@@ -306,3 +310,30 @@ def test_checkout_caps_are_saved_and_simulated(admin: TestClient, db: Session) -
         "max_line_discount_percent": 70,
         "max_points_payment_percent": 30,
     }
+
+
+def test_the_members_by_tier_chart_plots_the_members_each_tier_holds(
+    admin: TestClient, db: Session
+) -> None:
+    # given members standing in Silver and Gold
+    now = datetime.now(UTC)
+    for number, tier in enumerate(["silver", "silver", "gold"]):
+        db.add(
+            TierStanding(
+                customer_id=f"cus_{number}",
+                tier_id=tier,
+                since=now,
+                review_at=now + timedelta(days=365),
+                qualifying_value=0,
+                updated_at=now,
+            )
+        )
+    db.flush()
+    # when the program page is shown
+    page = admin.get("/admin/loyalty/program").text
+    # then its chart plots what the tier standings hold, tier by tier
+    config = re.search(r'id="tier-chart-config" type="application/json">(.*?)</script>', page, re.S)
+    assert config is not None
+    chart = json.loads(config.group(1))
+    assert chart["data"]["labels"] == [name for _, name, _ in tier_distribution(db)]
+    assert chart["data"]["datasets"][0]["data"] == [0, 2, 1]
