@@ -54,7 +54,7 @@ class Overview:
     # Shipped orders whose promised day came in the last 12 months, and those delivered by it.
     deliveries_due: int
     deliveries_on_time: int
-    # Orders of known customers (all time, cancelled left out) and those with a return.
+    # Orders placed in the last 12 months (cancelled left out) and those with a return.
     orders_placed: int
     orders_returned: int
     # Spend (order totals as placed) in the last 12 months, members against other customers.
@@ -179,9 +179,7 @@ def collect_overview(db: Session) -> Overview:
     trend = nps_trend(db, now=now)
     year_score = feedback.overall_score(db, kind="nps", since=month_starts(now, TREND_MONTHS)[0])
     kept = orders.promise_kept(db, by="channel", since=year_ago.date())
-    all_time = orders.order_totals_by_customer(
-        db, since=datetime(1970, 1, 1, tzinfo=UTC), until=now + timedelta(days=1)
-    )
+    placed, returned = orders.orders_returned_in_window(db, since=year_ago, until=now)
     spend = orders.order_totals_by_customer(db, since=year_ago, until=now)
     overdue = sum(line.open_overdue for line in feedback.sla_report(db, now=now))
     granted = customers.consent_counts(db)
@@ -200,8 +198,8 @@ def collect_overview(db: Session) -> Overview:
         nps_answers=year_score.n,
         deliveries_due=sum(row.due for row in kept),
         deliveries_on_time=sum(row.on_time for row in kept),
-        orders_placed=sum(totals.orders for totals in all_time.values()),
-        orders_returned=orders.returns_concentration(db).returned_orders,
+        orders_placed=placed,
+        orders_returned=returned,
         member_spend_minor=sum(t.spend_minor for c, t in spend.items() if c in members),
         non_member_spend_minor=sum(t.spend_minor for c, t in spend.items() if c not in members),
         tickets_past_sla=overdue,
