@@ -183,7 +183,7 @@ def test_a_rule_form_keeps_the_settings_it_does_not_carry(admin: TestClient, db:
     assert _rules(db)["base"] == {**document["rules"][0], "name": "Base earn"}
 
 
-@pytest.mark.parametrize("rule_id", [rule["id"] for rule in DEFAULT_RULES["rules"]])  # type: ignore[union-attr,index]
+@pytest.mark.parametrize("rule_id", [rule["id"] for rule in DEFAULT_RULES["rules"]])
 def test_a_rule_form_submitted_untouched_changes_nothing(
     admin: TestClient, db: Session, rule_id: str
 ) -> None:
@@ -196,7 +196,7 @@ def test_a_rule_form_submitted_untouched_changes_nothing(
                 "ends_at": "2027-03-01T00:00:00+00:00",
                 "cap": {"points": 700, "period": "week"},
             }
-            for rule in DEFAULT_RULES["rules"]  # type: ignore[attr-defined]
+            for rule in DEFAULT_RULES["rules"]
         ]
     }
     program_versions.save(db, "rules", document, changed_by="test")
@@ -220,7 +220,7 @@ def test_a_rule_is_deleted_leaving_the_others(admin: TestClient, db: Session) ->
         follow_redirects=False,
     )
     assert answer.status_code == 303
-    assert list(_rules(db)) == [r["id"] for r in DEFAULT_RULES["rules"] if r["id"] != "birthday"]  # type: ignore[attr-defined,index]
+    assert list(_rules(db)) == [r["id"] for r in DEFAULT_RULES["rules"] if r["id"] != "birthday"]
 
 
 def test_a_spend_rule_multiplier_is_added_and_errors_name_its_row(

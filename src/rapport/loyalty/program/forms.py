@@ -371,7 +371,9 @@ def describe_rule(rule: Mapping[str, Any], currency: str) -> str:
     of at least €100.00")."""
     kind = rule.get("kind")
     if kind == "spend":
-        text = f"{rule.get('points_per_unit')} points per {_symbol(currency)} spent"
+        rate = str(rule.get("points_per_unit"))
+        word = "point" if rate in ("1", "1.0", "1.00", "1.000") else "points"
+        text = f"{rate} {word} per {_symbol(currency)} spent"
         extra = [
             f"{m.get('factor')} times on {on} {m.get(on)}"
             for m in rule.get("multipliers") or []
