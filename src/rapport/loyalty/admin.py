@@ -49,7 +49,7 @@ add_template_dir(Path(__file__).parent / "templates")
 NAV = [NavItem("Members and points", "/admin/loyalty", "Loyalty")]
 CUSTOMER_PANELS = [CustomerPanel("Loyalty", "/admin/loyalty/customers/{customer_id}/panel", 20)]
 router = APIRouter(prefix="/admin/loyalty", include_in_schema=False)
-STATEMENT_PAGE = 50
+STATEMENT_PAGE = 25
 CHART_MONTHS = 24
 
 # Goodwill points an agent may give in one go, and the reasons they choose from.
