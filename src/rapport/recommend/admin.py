@@ -204,16 +204,18 @@ def _parse_rule(fields: dict[str, str]) -> tuple[RuleIn | None, dict[str, str]]:
             value = "true" if fields.get("active") == "true" else "false"
         if value:
             text[name] = value
-    if errors:
-        return None, errors
+    if text.get("starts_at") and text.get("ends_at") and text["ends_at"] <= text["starts_at"]:
+        errors["ends_at"] = "Until must be after From"
+        del text["ends_at"]
     try:
         # A form sends text: read it as text (API bodies must send numbers as numbers).
-        return RuleIn.model_validate_strings(text), {}
+        rule = RuleIn.model_validate_strings(text)
     except ValidationError as failure:
         for error in failure.errors(include_url=False):
             message = str(error["msg"]).removeprefix("Value error, ")
             errors.setdefault(_field_of(message, tuple(error["loc"])), message)
         return None, errors
+    return (rule, {}) if not errors else (None, errors)
 
 
 def _sample(
