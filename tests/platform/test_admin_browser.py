@@ -76,6 +76,7 @@ def test_sign_in_shows_overview_with_counts(page, seeded) -> None:
     assert consent.locator('tr[data-label="analytics"] td').text_content() == "100.0%"
     assert consent.locator('tr[data-label="personalization"] td').text_content() == "66.7%"
     # and signing out closes the session
+    page.get_by_test_id("signed-in-as").click()  # the account menu
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(re.compile(r".*/admin/login$"))
     page.goto(f"{seeded.base_url}/admin")

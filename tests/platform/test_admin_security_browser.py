@@ -33,7 +33,7 @@ PAGES = [
 # Chart pages and the canvas each one draws.
 CHARTS = {
     "/admin": "consent-chart",
-    "/admin/loyalty/membership-analytics": "membership-chart",
+    "/admin/loyalty/membership-analytics": "membership-spend",
 }
 
 # Runs before any page script (outside the page's policy) and keeps every violation.
@@ -111,6 +111,7 @@ def test_signing_out_in_the_browser_ends_the_copied_session(
     other.goto(f"{live_server.base_url}/admin")
     assert other.url == f"{live_server.base_url}/admin"
     # when the admin signs out
+    page.get_by_test_id("signed-in-as").click()  # the account menu
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(f"{live_server.base_url}/admin/login")
     # then the copy no longer opens the admin pages

@@ -15,7 +15,14 @@ add_template_dir(Path(__file__).parent / "templates")
 
 # "Overview" leads the shell's own navigation; the processors' lag needs the events domain,
 # which the platform's settings pages may not import, so it is analytics' settings page.
-NAV: list[NavItem] = [NavItem("Event processing", "/admin/settings/processing", "Settings")]
+NAV: list[NavItem] = [
+    NavItem(
+        "Event processing",
+        "/admin/settings/processing",
+        "Settings",
+        "Events received and how far each processor has read the log.",
+    )
+]
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
 

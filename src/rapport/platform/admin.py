@@ -61,6 +61,7 @@ class NavItem:
     label: str
     path: str
     section: str = ""
+    description: str = ""  # what the page is for, on its section's index (settings)
 
     @property
     def group(self) -> str:

@@ -20,8 +20,18 @@ from rapport.platform.models import ApiKey
 from rapport.platform.paging import PageParams
 
 NAV: list[NavItem] = [
-    NavItem("API keys", "/admin/settings/keys", "Settings"),
-    NavItem("Background jobs", "/admin/settings/jobs", "Settings"),
+    NavItem(
+        "API keys",
+        "/admin/settings/keys",
+        "Settings",
+        "Keys for shops, apps, tills and tracking SDKs: create, scope, revoke.",
+    ),
+    NavItem(
+        "Background jobs",
+        "/admin/settings/jobs",
+        "Settings",
+        "Imports, training and scheduled work: what is queued, running or failed, and why.",
+    ),
 ]
 router = APIRouter(prefix="/admin/settings", include_in_schema=False)
 
