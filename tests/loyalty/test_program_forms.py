@@ -337,3 +337,22 @@ def test_the_members_by_tier_chart_plots_the_members_each_tier_holds(
     chart = json.loads(config.group(1))
     assert chart["data"]["labels"] == [name for _, name, _ in tier_distribution(db)]
     assert chart["data"]["datasets"][0]["data"] == [0, 2, 1]
+
+
+def test_a_rule_ending_before_it_starts_is_refused_at_its_end(
+    admin: TestClient, db: Session
+) -> None:
+    path = "/admin/loyalty/program/rules/birthday"
+    fields = typed(_form(admin, path, "rule-form"), "starts_at", "2026-12-10T00:00")
+    answer = post_form(admin, path, typed(fields, "ends_at", "2026-12-01T00:00"))
+    assert answer.status_code == 422
+    assert 'data-field-error="ends_at">Give an end after the start<' in answer.text
+    assert program_versions.current(db, "rules").id is None
+    # a window in order is saved, in UTC
+    fine = post_form(admin, path, typed(fields, "ends_at", "2027-01-01T00:00"))
+    assert fine.status_code == 303
+    birthday = _rules(db)["birthday"]
+    assert (birthday["starts_at"], birthday["ends_at"]) == (
+        "2026-12-10T00:00:00+00:00",
+        "2027-01-01T00:00:00+00:00",
+    )

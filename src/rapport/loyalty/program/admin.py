@@ -570,27 +570,28 @@ def _simulate_tiers(db: Session, fields: dict[str, str]) -> dict[str, Any]:
 
 
 def _tier_moves(
-    saved: TierPolicy, draft: TierPolicy, standings: list[tuple[str, int]]
+    saved: TierPolicy, draft: TierPolicy, standings: list[tuple[int, int]]
 ) -> dict[str, Any]:
     """How many members each ladder places in each tier, from their qualifying value at their
-    last review, and how many the draft moves up or down."""
+    last review (``standings``: value and members with it), and how many the draft moves up
+    or down."""
     now: Counter[str] = Counter()
     then: Counter[str] = Counter()
     up = down = 0
-    for _tier_id, value in standings:
+    in_draft = {tier.id for tier in draft.tiers}
+    for value, members in standings:
         before, after = saved.qualifying_tier(value), draft.qualifying_tier(value)
-        now[before.name] += 1
-        then[after.name] += 1
+        now[before.name] += members
+        then[after.name] += members
         if before.id != after.id:
-            in_draft = {tier.id for tier in draft.tiers}
             if before.id in in_draft and draft.rank(after.id) < draft.rank(before.id):
-                down += 1
+                down += members
             else:
-                up += 1
+                up += members
     names = [tier.name for tier in saved.tiers]
     names += [tier.name for tier in draft.tiers if tier.name not in names]
     return {
-        "members": len(standings),
+        "members": sum(members for _, members in standings),
         "moved_up": up,
         "moved_down": down,
         "by_tier": [(name, now[name], then[name]) for name in names],

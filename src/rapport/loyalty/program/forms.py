@@ -345,9 +345,7 @@ def rule_errors(problem: Problem, index: int) -> FieldErrors:
         parts = str(entry.get("field") or "").split(".")
         message = _sentence(str(entry.get("message", "")))
         if parts[:2] != prefix or len(parts) == 2:
-            where = (
-                "form" if parts[:2] != prefix else ("ends_at" if "ends_at" in message else "form")
-            )
+            where = "ends_at" if parts[:2] == prefix and "end after" in message else "form"
             errors.setdefault(where, message)
             continue
         rest = parts[2:]
@@ -363,6 +361,8 @@ def rule_errors(problem: Problem, index: int) -> FieldErrors:
 
 def _sentence(message: str) -> str:
     message = message.removeprefix("Value error, ")
+    if message == "ends_at must be after starts_at":
+        return "Give an end after the start"
     return message[:1].upper() + message[1:]
 
 

@@ -98,12 +98,15 @@ def tier_history(db: Session, *, customer_id: str, limit: int = 50) -> list[dict
     ]
 
 
-def standings_by_value(db: Session) -> list[tuple[str, int]]:
-    """(tier id, qualifying value at their last review) of every member with a standing:
-    what the program page's simulator counts to say how many members a draft ladder moves."""
+def standings_by_value(db: Session) -> list[tuple[int, int]]:
+    """(qualifying value at their last review, members with it) over every member with a
+    standing: what the program page's simulator counts to say how many members a draft ladder
+    would move (one row per distinct value, not per member)."""
     return [
-        (str(tier_id), int(value or 0))
-        for tier_id, value in db.execute(
-            select(TierStanding.tier_id, TierStanding.qualifying_value)
+        (int(value or 0), int(count))
+        for value, count in db.execute(
+            select(TierStanding.qualifying_value, func.count()).group_by(
+                TierStanding.qualifying_value
+            )
         )
     ]
