@@ -32,19 +32,20 @@ def test_plans_analytics_rewards_and_announcements(page, live_server) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     # when the membership pages open
-    page.get_by_role("link", name="Membership").first.click()
+    page.wait_for_url(f"{live_server.base_url}/admin")
+    page.goto(f"{live_server.base_url}/admin/loyalty/plans")
     # then the plan is listed, and a new yearly plan can be added
     assert page.get_by_test_id("plans").locator("tbody tr").all_inner_texts()[0].split("\t")[
         :4
     ] == [
         "plus",
         "Plus",
-        "4.99 EUR",
+        "\u20ac4.99",
         "month",
     ]
     page.get_by_label("Plan id").fill("plus-year")
     page.get_by_label("Name").fill("Plus yearly")
-    page.get_by_label("Fee (minor units)").fill("4900")
+    page.get_by_label("Fee").fill("49.00")
     page.get_by_label("Period").select_option("year")
     page.get_by_role("button", name="Save plan").click()
     assert page.get_by_role("status").inner_text() == "Plan plus-year saved"
@@ -57,18 +58,18 @@ def test_plans_analytics_rewards_and_announcements(page, live_server) -> None:
         ["Free members", "1"],
         ["Non-members", "0"],
     ]
-    page.wait_for_function("() => Chart.getChart('membership-chart') !== undefined")
+    page.wait_for_function("() => Chart.getChart('membership-spend') !== undefined")
     # when a reward is added
     page.get_by_role("link", name="Rewards").click()
     page.get_by_label("Reward id").fill("five-off")
     page.get_by_label("Name").fill("5 EUR off")
     page.get_by_label("Points cost").fill("500")
-    page.get_by_label("Coupon value").fill("500")
+    page.get_by_label("Coupon value").fill("5.00")
     page.get_by_role("button", name="Save reward").click()
     assert page.get_by_role("status").inner_text() == "Reward five-off saved"
     assert page.get_by_test_id("rewards").locator("tbody tr").all_inner_texts()[0].split("\t")[
         :4
-    ] == ["five-off", "5 EUR off", "500", "5.00 off"]
+    ] == ["five-off", "5 EUR off", "500", "\u20ac5.00 off"]
     # when an announcement is created for paying members and the worker runs
     page.get_by_role("link", name="Announcements").click()
     page.get_by_label("Kind").select_option("early_access")

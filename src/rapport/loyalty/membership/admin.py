@@ -32,6 +32,7 @@ from rapport.platform.admin import (
     render,
     settings_after_save,
 )
+from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
 from rapport.platform.formatting import major_to_minor, minor_to_major, money
@@ -259,41 +260,46 @@ def save_plan(request: Request, db: DbSession, user: CurrentAdmin, fields: FormF
 @router.get("/membership-analytics", response_class=HTMLResponse)
 def analytics_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
     report = segment_analytics.program_analytics(db)
-    chart = {
-        "type": "bar",
-        "data": {
-            "labels": [SEGMENT_LABELS[s.segment] for s in report.segments],
-            "datasets": [
-                {
-                    "label": "Spend per customer",
-                    "data": [s.spend_per_customer_minor / 100 for s in report.segments],
-                    "backgroundColor": "#00a86b",
-                    "yAxisID": "spend",
-                },
-                {
-                    "label": "Orders per customer",
-                    "data": [s.orders_per_customer for s in report.segments],
-                    "backgroundColor": "#3b82f6",
-                    "yAxisID": "orders",
-                },
-            ],
-        },
-        "options": {
-            "scales": {
-                "spend": {"type": "linear", "position": "left", "beginAtZero": True},
-                "orders": {
-                    "type": "linear",
-                    "position": "right",
-                    "beginAtZero": True,
-                    "grid": {"drawOnChartArea": False},
-                },
-            }
-        },
-    }
+    labels = [SEGMENT_LABELS[s.segment] for s in report.segments]
+    currency = get_program(db).currency
+    spend_chart = Chart(
+        id="membership-spend",
+        kind="bar",
+        title="Spend per customer",
+        labels=labels,
+        series=[
+            Series("Spend per customer", [s.spend_per_customer_minor for s in report.segments])
+        ],
+        unit="money",
+        currency=currency,
+        label_heading="Group",
+    )
+    orders_chart = Chart(
+        id="membership-orders",
+        kind="bar",
+        title="Orders per customer",
+        labels=labels,
+        series=[
+            Series(
+                "Orders per customer",
+                [round(s.orders_per_customer, 2) for s in report.segments],
+                color="#3c71f7",
+            )
+        ],
+        unit="score",
+        label_heading="Group",
+    )
     return render(
         request,
         "loyalty/membership_analytics.html",
-        {"user": user, "report": report, "labels": SEGMENT_LABELS, "chart": chart},
+        {
+            "user": user,
+            "report": report,
+            "labels": SEGMENT_LABELS,
+            "spend_chart": spend_chart,
+            "orders_chart": orders_chart,
+            "currency": currency,
+        },
     )
 
 
