@@ -1,5 +1,6 @@
 """Admin pages for campaigns: the segment builder, the campaign editor and results, the
-deliveries log, webhook endpoints and subscriptions. Each part's pages live with it."""
+deliveries log, webhook endpoints and subscriptions, and the customer 360's Campaigns panel
+(the messages to one customer). Each part's pages live with it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rapport.campaigns.delivery import admin as delivery_admin
 from rapport.campaigns.planning import admin as planning_admin
 from rapport.campaigns.segments import admin as segments_admin
 from rapport.campaigns.subscriptions import admin as subscriptions_admin
-from rapport.platform.admin import NavItem, add_template_dir
+from rapport.platform.admin import CustomerPanel, NavItem, add_template_dir
 
 add_template_dir(Path(__file__).parent / "templates")
 
@@ -21,6 +22,7 @@ NAV: list[NavItem] = [
     *delivery_admin.NAV,
     *subscriptions_admin.NAV,
 ]
+CUSTOMER_PANELS = [CustomerPanel("Campaigns", "/admin/campaigns/customers/{customer_id}/panel", 60)]
 router = APIRouter(include_in_schema=False)
 router.include_router(planning_admin.router)
 router.include_router(segments_admin.router)

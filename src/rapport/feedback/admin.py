@@ -365,7 +365,7 @@ def customer_panel(
     """The customer's tickets, reviews and survey answers, and a form to open a ticket (an
     HTML fragment the customer 360 page loads)."""
     now = clock.now()
-    tickets = service.customer_tickets(db, customer_id=customer_id, limit=10)
+    tickets = service.customer_tickets(db, customer_id=customer_id, limit=5)
     return render(
         request,
         "feedback/customer_panel.html",
@@ -373,8 +373,8 @@ def customer_panel(
             "user": user,
             "customer_id": customer_id,
             "tickets": [{"ticket": t, "sla": _clock(t, now)} for t in tickets],
-            "reviews": service.customer_reviews(db, customer_id=customer_id, limit=10),
-            "responses": service.customer_responses(db, customer_id=customer_id, limit=10),
+            "reviews": service.customer_reviews(db, customer_id=customer_id, limit=5),
+            "responses": service.customer_responses(db, customer_id=customer_id, limit=5),
             "issues": ISSUE_NAMES,
             "channels": CHANNELS,
         },

@@ -55,6 +55,7 @@ def test_deliveries_policy_and_webhooks_pages(
     page.get_by_role("button", name="Sign in").click()
 
     # The log, filtered to what was suppressed, and one delivery's history.
+    page.locator("details[data-section=Campaigns] > summary").click()
     page.get_by_role("link", name="Deliveries", exact=True).click()
     assert page.get_by_test_id("deliveries").locator("tbody tr").count() == 3
     page.get_by_label("Status").select_option("suppressed")
@@ -77,7 +78,9 @@ def test_deliveries_policy_and_webhooks_pages(
         assert (email.cap_messages, email.cap_hours, email.quiet_start) == (5, 168, 21)
 
     # A new endpoint shows its secret once; the list never shows secrets.
-    page.get_by_role("link", name="Webhooks", exact=True).click()
+    page.get_by_role("navigation", name="Deliveries").get_by_role(
+        "link", name="Webhook endpoints"
+    ).click()
     page.get_by_label("Name").fill("SMS gateway")
     page.get_by_label("URL").fill("https://sms.example/hooks")
     page.get_by_role("button", name="Add endpoint").click()

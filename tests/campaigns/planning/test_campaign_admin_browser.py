@@ -22,7 +22,8 @@ def test_create_preview_launch_and_read_results(page, live_server) -> None:
     page.get_by_label("Email").fill("ops@example.com")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("link", name="Campaigns").click()
+    page.locator("details[data-section=Campaigns] > summary").click()
+    page.get_by_role("link", name="Campaigns", exact=True).click()
 
     page.get_by_label("Name").fill("Winter sale")
     page.get_by_role("button", name="Create").click()

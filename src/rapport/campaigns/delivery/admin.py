@@ -266,3 +266,39 @@ def webhook_page(
         },
         status_code=200 if endpoint else 404,
     )
+
+
+STATUS_WORDS = {
+    "queued": "queued",
+    "sent": "sent",
+    "held_out": "held out (control group)",
+}
+
+
+@router.get("/admin/campaigns/customers/{customer_id}/panel", response_class=HTMLResponse)
+def customer_panel(
+    request: Request,
+    customer_id: str,
+    db: DbSession,
+    user: CurrentAdmin,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> HTMLResponse:
+    """The customer 360's Campaigns panel (an HTML fragment): the messages sent to the
+    customer, or held from them, newest first, ten at a time."""
+    per_page = 10
+    total, rows = log.customer_deliveries(
+        db, customer_id=customer_id, offset=(page - 1) * per_page, limit=per_page
+    )
+    return render(
+        request,
+        "campaigns/customer_panel.html",
+        {
+            "user": user,
+            "customer_id": customer_id,
+            "rows": rows,
+            "total": total,
+            "page": page,
+            "pages": max(1, -(-total // per_page)),
+            "status_words": STATUS_WORDS,
+        },
+    )

@@ -7,10 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from rapport.campaigns.models import Campaign, Delivery, DeliveryStatus, WebhookAttempt
+from rapport.campaigns.models import (
+    Campaign,
+    Delivery,
+    DeliveryStatus,
+    InboxMessage,
+    WebhookAttempt,
+)
 
 
 @dataclass(frozen=True)
@@ -117,3 +123,38 @@ def delivery_detail(db: Session, *, delivery_id: int) -> dict[str, Any] | None:
             for a in delivery_attempts(db, delivery_id=delivery_id)
         ],
     }
+
+
+@dataclass(frozen=True)
+class CustomerDelivery:
+    """A message to a customer as their 360 page shows it."""
+
+    delivery: Delivery
+    campaign_name: str
+    read_at: datetime | None  # in-app inbox messages only (email opens are not tracked)
+
+
+def customer_deliveries(
+    db: Session, *, customer_id: str, offset: int = 0, limit: int = 20
+) -> tuple[int, list[CustomerDelivery]]:
+    """How many messages a customer was sent or held from, and a page of them, newest
+    first, with their campaign's name and when an inbox message was read."""
+    total = int(
+        db.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.customer_id == customer_id)
+        )
+        or 0
+    )
+    rows = db.execute(
+        select(Delivery, Campaign.name, InboxMessage.read_at)
+        .join(Campaign, Campaign.id == Delivery.campaign_id, isouter=True)
+        .join(InboxMessage, InboxMessage.delivery_id == Delivery.id, isouter=True)
+        .where(Delivery.customer_id == customer_id)
+        .order_by(Delivery.queued_at.desc(), Delivery.id.desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return total, [
+        CustomerDelivery(delivery, str(name or f"Campaign {delivery.campaign_id}"), read_at)
+        for delivery, name, read_at in rows
+    ]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+from babel.numbers import get_currency_symbol
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -27,8 +28,10 @@ from rapport.campaigns.planning.previews import sample_context
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.platform.admin import CsrfChecked, CurrentAdmin, FormFields, NavItem, render
+from rapport.platform.charts import Chart, Series, Unit
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, Problem
+from rapport.platform.paging import PageParams
 
 NAV: list[NavItem] = [NavItem("Campaigns", "/admin/campaigns", "Campaigns")]
 router = APIRouter(include_in_schema=False)
@@ -39,7 +42,6 @@ KIND_LABELS = {
     "triggered": "Triggered",
     "transactional": "Transactional (Rapport's own)",
 }
-PAGE_SIZE = 50
 # A new triggered campaign starts as the venue example; the editor then shows each part.
 DEFAULT_TRIGGER = {"event_type": "venue_event", "radius_km": 50, "within_minutes": 120}
 
@@ -162,17 +164,22 @@ def campaign_changes(fields: dict[str, str], stored_trigger: dict[str, Any]) -> 
 
 @router.get("/admin/campaigns", response_class=HTMLResponse)
 def campaigns_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str = "", offset: int = 0
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: PageParams,
+    message: str = "",
 ) -> HTMLResponse:
-    page = editing.list_campaigns(db, offset=max(offset, 0), limit=PAGE_SIZE)
+    total = editing.list_campaigns(db, offset=0, limit=1).total
+    paging = paging_request.of(total)
+    page = editing.list_campaigns(db, offset=paging.offset, limit=paging.per_page)
     return render(
         request,
         "campaigns/campaign_list.html",
         {
             "user": user,
             "page": page,
-            "offset": max(offset, 0),
-            "page_size": PAGE_SIZE,
+            "paging": paging,
             "kinds": KIND_LABELS,
             "message": message,
         },
@@ -369,43 +376,37 @@ def change_status(campaign_id: int, action: str, db: DbSession, user: CurrentAdm
     return _back(_editor(campaign_id), done)
 
 
-def _range_chart(
-    title: str, treated: results.Interval, control: results.Interval, scale: float
-) -> dict[str, Any]:
-    """Treated and control as bars, each with its 95% interval as a thin range bar over it."""
+def _currency(request: Request) -> str:
+    """The program's currency, as the signed-in admin's pages show money."""
+    display = getattr(request.state, "display", None)
+    return str(getattr(display, "currency", "EUR"))
 
-    def scaled(value: float | None) -> float | None:
-        return round(value * scale, 4) if value is not None else None
 
-    def span(interval: results.Interval) -> list[float] | None:
-        low, high = scaled(interval.low), scaled(interval.high)
-        return [low, high] if low is not None and high is not None else None
-
-    return {
-        "type": "bar",
-        "data": {
-            "labels": ["Treated", "Control"],
-            "datasets": [
-                {
-                    "label": title,
-                    "data": [scaled(treated.value), scaled(control.value)],
-                    "backgroundColor": ["#00a86b", "#9ca3af"],
-                    "grouped": False,
-                    "order": 2,
-                },
-                {
-                    "label": "95% interval",
-                    "data": [span(treated), span(control)],
-                    "backgroundColor": "rgba(17, 24, 39, 0.55)",
-                    "barPercentage": 0.12,
-                    "grouped": False,
-                    "order": 1,
-                },
-            ],
-        },
-        # No animation: the figures are the point, and the chart is complete once drawn.
-        "options": {"animation": False, "scales": {"y": {"beginAtZero": True}}},
-    }
+def range_chart(
+    chart_id: str,
+    title: str,
+    treated: results.Interval,
+    control: results.Interval,
+    *,
+    unit: Unit,
+    currency: str | None = None,
+) -> Chart:
+    """Treated and control side by side, each with its 95% interval's ends as bars of their
+    own (the table under the chart holds the same figures)."""
+    return Chart(
+        id=chart_id,
+        kind="bar",
+        labels=["Treated", "Control"],
+        series=[
+            Series("95% low", [treated.low, control.low], color="#cbd5e1"),
+            Series(title, [treated.value, control.value], color="#00a86b"),
+            Series("95% high", [treated.high, control.high], color="#94a3b8"),
+        ],
+        unit=unit,
+        currency=currency,
+        title=f"{title}, treated and control",
+        label_heading="Group",
+    )
 
 
 @router.get("/admin/campaigns/{campaign_id:int}/results", response_class=HTMLResponse)
@@ -422,15 +423,22 @@ def results_page(
             status_code=404,
         )
     found = results.campaign_results(db, campaign_id=campaign_id)
+    currency = _currency(request)
     charts = {
-        "conversion-data": _range_chart(
-            "Conversion (%)", found.treated.conversion, found.control.conversion, 100
+        "conversion": range_chart(
+            "conversion-chart",
+            "Conversion",
+            found.treated.conversion,
+            found.control.conversion,
+            unit="share",
         ),
-        "revenue-data": _range_chart(
+        "revenue": range_chart(
+            "revenue-chart",
             "Revenue per customer",
             found.treated.revenue_per_customer,
             found.control.revenue_per_customer,
-            0.01,
+            unit="money",
+            currency=currency,
         ),
     }
     return render(
@@ -440,7 +448,10 @@ def results_page(
             "user": user,
             "campaign": campaign,
             "results": found,
-            "reading": results.reading(found),
+            "reading": results.reading(
+                found, currency_symbol=get_currency_symbol(currency, locale="en")
+            ),
+            "currency": currency,
             "charts": charts,
         },
     )
