@@ -98,10 +98,11 @@ def test_orders_panel_lists_a_customers_orders_with_money(page, demo_site) -> No
     assert major in total
     assert re.search(r"[€$£]", total), total
     assert f"{count} orders" in page.get_by_test_id("orders-panel").inner_text()
-    if returned:
-        assert page.get_by_test_id("customer-returns").locator("tbody tr").count() == min(
-            returned, 20
-        )
+    # the returns panel: each return with its reason, and the return risk
+    page.goto(f"{demo_site.base_url}/admin/orders/customers/{customer_id}/returns-panel")
+    shown = page.get_by_test_id("customer-returns").locator("tbody tr").count() if returned else 0
+    assert shown == min(returned, 20)
+    assert "%" in page.get_by_test_id("returns-panel").inner_text()
     # signed out, the panel is not served
     page.context.clear_cookies()
     answer = page.request.get(

@@ -37,7 +37,10 @@ NAV = [
     NavItem("Orders list", "/admin/orders/list", "Orders & stock"),
     NavItem("Customer value", "/admin/orders/customer-value", "Orders & stock"),
 ]
-CUSTOMER_PANELS = [CustomerPanel("Orders", "/admin/orders/customers/{customer_id}/panel", 30)]
+CUSTOMER_PANELS = [
+    CustomerPanel("Orders", "/admin/orders/customers/{customer_id}/panel", 30),
+    CustomerPanel("Returns", "/admin/orders/customers/{customer_id}/returns-panel", 35),
+]
 router = APIRouter(prefix="/admin/orders", include_in_schema=False)
 
 
@@ -316,27 +319,48 @@ def customer_panel(
     customer_id: str,
     db: DbSession,
     user: CurrentAdmin,
-    settings: AppSettings,
-    page: int = 1,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> HTMLResponse:
     """The customer 360's orders panel (an htmx fragment): orders across channels, ten at a
-    time, with the delivery promise kept or late, returns with reasons, and return risk."""
+    time, with the delivery promise kept or late."""
     per_page = 10
-    page = max(1, min(page, 10_000))
     view = listing.customer_orders_view(
         db, customer_id=customer_id, offset=(page - 1) * per_page, limit=per_page
     )
-    risk = _basket_risk(db, settings, customer_id, view.orders[0]) if view.orders else None
+    pages = max(1, -(-view.total_orders // per_page))
+    if page > pages:  # past the end: the last page
+        page = pages
+        view = listing.customer_orders_view(
+            db, customer_id=customer_id, offset=(page - 1) * per_page, limit=per_page
+        )
     return render(
         request,
         "orders/customer_panel.html",
         {
             "customer_id": customer_id,
             "view": view,
-            "risk": risk,
             "page": page,
-            "pages": max(1, -(-view.total_orders // per_page)),
+            "pages": pages,
         },
+    )
+
+
+@router.get("/customers/{customer_id}/returns-panel", response_class=HTMLResponse)
+def customer_returns_panel(
+    request: Request,
+    customer_id: str,
+    db: DbSession,
+    user: CurrentAdmin,
+    settings: AppSettings,
+) -> HTMLResponse:
+    """The customer 360's returns panel (an htmx fragment): what came back and why, their
+    return rate, and the return risk of a basket like their last order."""
+    view = listing.customer_orders_view(db, customer_id=customer_id, limit=1)
+    risk = _basket_risk(db, settings, customer_id, view.orders[0]) if view.orders else None
+    return render(
+        request,
+        "orders/customer_returns_panel.html",
+        {"customer_id": customer_id, "view": view, "risk": risk},
     )
 
 
