@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from rapport.feedback import service
 from rapport.platform import service as platform
@@ -31,6 +32,10 @@ def test_cx_manager_creates_previews_and_saves_a_survey(page: Any, live_server: 
     _sign_in(page, live_server)
     page.goto(f"{live_server.base_url}/admin/feedback/surveys")
     page.get_by_role("button", name="New survey").click()
+    # (beside the form, the page a customer sees with the default wording)
+    expect(page.frame_locator("iframe[name=survey-preview]").locator("h1")).to_have_text(
+        "How likely are you to recommend us to a friend or colleague?"
+    )
     # when the manager fills the form with a wrong survey id and question id
     page.get_by_label("Survey id").fill("CSAT Store!")
     page.get_by_label("Name", exact=True).fill("Store visit satisfaction")
@@ -46,7 +51,7 @@ def test_cx_manager_creates_previews_and_saves_a_survey(page: Any, live_server: 
     # then a preview draws the draft, on the customer's page, without saving it
     page.get_by_role("button", name="Preview").click()
     frame = page.frame_locator("iframe[name=survey-preview]")
-    assert frame.locator("h1").inner_text() == "How was your visit to our shop today?"
+    expect(frame.locator("h1")).to_have_text("How was your visit to our shop today?")
     assert frame.locator(".scale label").all_inner_texts() == ["1", "2", "3", "4", "5"]
     assert frame.get_by_text("Awful").is_visible()
     assert frame.get_by_label("Who helped you?").is_visible()

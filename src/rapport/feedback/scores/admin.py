@@ -25,8 +25,8 @@ from rapport.platform.paging import PageParams
 
 router = APIRouter(prefix="/targets", include_in_schema=False)
 
-KINDS = {"nps": "NPS (-100 to 100)", "csat": "CSAT (% satisfied)", "ces": "CES (1 to 7)"}
-SCOPES = {"all": "The whole business", "store": "A store", "channel": "A channel"}
+KINDS = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}
+SCOPES = {"all": "Whole business", "store": "A store", "channel": "A channel"}
 CHANNELS = ("web", "app", "store", "call_center", "email")
 STATUS_NAMES = {
     "planned": "Planned",

@@ -243,6 +243,9 @@ def _form(
             "locales": locales,
             "language_names": LANGUAGES,
             "question_slots": range(min(QUESTION_SLOTS, slots + 2)),
+            "preview_src": f"/admin/feedback/surveys/{values.get('survey_id') or 'new'}/preview"
+            if not is_new
+            else "/admin/feedback/surveys/new/preview",
             "error_locales": {
                 name.rsplit("_", 1)[0] for name in errors if name.rsplit("_", 1)[-1] in LABEL_PARTS
             },
@@ -328,6 +331,20 @@ def save_survey(
 def preview_survey(request: Request, user: CurrentAdmin, fields: FormFields) -> Response:
     """The public survey page as a customer would see it, drawn from the form's draft (not
     saved), in the language asked for (``preview_locale``)."""
+    return _preview(request, fields)
+
+
+@router.get("/{survey_id}/preview")
+def preview_stored_survey(
+    request: Request, survey_id: str, db: DbSession, user: CurrentAdmin, locale: str = "en"
+) -> Response:
+    """The stored survey's page (a new survey's defaults for ``new``), as the editor first
+    shows it beside the form."""
+    survey = service.get_survey(db, survey_id=survey_id) if survey_id != "new" else None
+    return _preview(request, {**values_of(survey), "preview_locale": locale})
+
+
+def _preview(request: Request, fields: dict[str, str]) -> Response:
     locale = fields.get("preview_locale", "en") or "en"
     kind = fields.get("kind", "nps")
     kind = kind if kind in SCALES else "nps"
