@@ -117,7 +117,7 @@ def promises_page(
     distribution = risk_serving.recent_risk_distribution(db, data_dir=settings.data_dir)
     late = listing.OrderFilter(late_only=True)
     charged = service.charged_price_report(
-        db, since=clock.now() - timedelta(days=30), until=clock.now(), limit=10
+        db, since=clock.now() - timedelta(days=30), until=clock.now(), limit=5000
     )
     due = sum(row.due for row in by_channel)
     late_orders = listing.list_orders(db, where=late, limit=10)
