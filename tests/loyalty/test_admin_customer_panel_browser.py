@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from rapport.loyalty import service as loyalty
+from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.platform import service as platform
@@ -179,3 +180,20 @@ def test_an_agent_issues_a_coupon_once(page, live_server) -> None:
     assert _balance(base, key, customer_id) == 20
     with open_session(live_server.database_url) as db:
         assert len(reward_coupons.customer_coupons(db, customer_id=customer_id)) == 2
+
+
+def test_the_panel_shows_the_paid_plan_against_its_fee(page, live_server) -> None:
+    base = live_server.base_url
+    customer_id, _ = _member(live_server.database_url)
+    with open_session(live_server.database_url) as db:
+        membership_plans.save_plan(
+            db, plan_id="plus", name="Rapport Plus", fee_minor=499, currency="EUR", period="month"
+        )
+        loyalty.join(db, customer_id=customer_id, plan_id="plus")
+    _sign_in(page, base)
+    panel = _open_panel(page, base, customer_id)
+    shown = panel.get_by_test_id("membership").inner_text()
+    assert "Rapport Plus (\u20ac4.99 a month)" in shown
+    assert "renews" in shown
+    # nothing saved yet against the first month's fee
+    assert panel.get_by_test_id("membership-net").inner_text() == "behind by \u20ac4.99"
