@@ -332,8 +332,8 @@ def load_demo_loyalty(
     """The program's paid side: the 'Plus' plan (49 a year: free shipping, member prices, 48 h
     early access), three rewards, member prices on a tenth of the range, and the most loyal
     customers (four orders or more, one in two of them) as paying members, each joined at
-    their first order of the year before ``until`` (the load's moment; default now), or on a
-    day of that year when they ordered nothing in it. Earning rules and tiers are the
+    one of their orders of the year before ``until`` (the load's moment; default now), or on
+    a day of that year when they ordered nothing in it. Earning rules and tiers are the
     program's defaults; the ledger itself comes from replaying the demo orders through the
     earning processor. Safe to re-run."""
     loyalty.save_plan(
@@ -392,10 +392,9 @@ def load_demo_loyalty(
             customer_id = ids.get(external_id)
             if customer_id is None or loyalty.current_plan(db, customer_id=customer_id):
                 continue
-            days = random.Random(f"{retailer.seed}:joined:{external_id}").uniform(
-                1, MEMBERSHIP_DAYS
-            )
-            joined_at = min(placed) if placed else moment - timedelta(days=days)
+            pick = random.Random(f"{retailer.seed}:joined:{external_id}")
+            days = pick.uniform(1, MEMBERSHIP_DAYS)
+            joined_at = pick.choice(sorted(placed)) if placed else moment - timedelta(days=days)
             clock.set_clock(clock.FrozenClock(joined_at))
             loyalty.join(db, customer_id=customer_id, plan_id=DEMO_PLAN)
             joined += 1
