@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from rapport.events import dead_letters
 from rapport.platform.admin import CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession
+from rapport.platform.paging import PageParams
 from rapport.platform.settings import AppSettings
 
 add_template_dir(Path(__file__).parent / "templates")
@@ -17,22 +18,31 @@ add_template_dir(Path(__file__).parent / "templates")
 NAV = [NavItem("Tracking", "/admin/events/rejected", "Settings")]
 router = APIRouter(prefix="/admin/events", include_in_schema=False)
 
-PAGE_ROWS = 100
-
 
 @router.get("/rejected", response_class=HTMLResponse)
 def rejected_page(
-    request: Request, db: DbSession, user: CurrentAdmin, settings: AppSettings, reason: str = ""
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    settings: AppSettings,
+    paging_request: PageParams,
+    reason: str = "",
 ) -> HTMLResponse:
+    reasons = dead_letters.by_reason(db)
+    total = sum(found for name, found, _ in reasons if not reason or name == reason)
+    paging = paging_request.of(total)
+    letters = dead_letters.latest(db, reason=reason or None, limit=paging.offset + paging.per_page)[
+        paging.offset :
+    ]
     return render(
         request,
         "events/rejected.html",
         {
             "user": user,
             "reason": reason,
-            "reasons": dead_letters.by_reason(db),
-            "letters": dead_letters.latest(db, reason=reason or None, limit=PAGE_ROWS),
+            "reasons": reasons,
+            "letters": letters,
             "keep": settings.dead_letter_limit,
-            "page_rows": PAGE_ROWS,
+            "paging": paging,
         },
     )
