@@ -76,7 +76,10 @@ class RuleIn(StrictModel):
         default=None,
         min_length=1,
         max_length=60,
-        description="A loyalty tier id, `members`, `guests` or `anonymous`; default: everyone",
+        description=(
+            "Who the rule applies to: `customers` (a known customer), `anonymous` (a visitor"
+            " not identified) or a loyalty tier id; default: everyone"
+        ),
     )
     sku: str | None = Field(default=None, min_length=1, max_length=64)
     attribute: Attribute | None = None
