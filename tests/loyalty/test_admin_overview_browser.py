@@ -119,3 +119,31 @@ def test_the_member_list_is_paginated_and_filtered(page, live_server) -> None:
     page.get_by_role("button", name="Find").click()
     found = page.get_by_test_id("member-results").locator("tbody tr").all_inner_texts()
     assert [row.split("\t")[1] for row in found] == ["m7@example.com"]
+
+
+def test_members_by_tier_counts_the_tiers_the_api_gives(page, live_server) -> None:
+    base = live_server.base_url
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="manager@example.com", password=PASSWORD)
+        key = platform.create_api_key(db, name="reports", scopes=[Scope.READ]).secret
+        members = [make_customer(db) for _ in range(3)]
+        for customer_id in members:
+            loyalty.earn(db, customer_id=customer_id, points=100, reason="Order")
+    served: Counter[str] = Counter()
+    for customer_id in members:
+        answer = httpx.get(
+            f"{base}/v1/loyalty/members/{customer_id}/tier",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert answer.status_code == 200, answer.text
+        served[answer.json()["tier_name"]] += 1
+    _sign_in(page, base)
+    page.goto(f"{base}/admin/loyalty")
+    page.wait_for_function("() => window.Chart && Chart.getChart('members-by-tier')")
+    plotted = page.evaluate(
+        "() => { const c = Chart.getChart('members-by-tier');"
+        " const data = c.data.datasets[0].data;"
+        " return Object.fromEntries(c.data.labels.map((l, i) => [l, data[i]])); }"
+    )
+    assert {name: count for name, count in plotted.items() if count} == dict(served)
+    assert sum(plotted.values()) == 3
