@@ -156,6 +156,7 @@ def _rule_page(
         {
             **_common(request, db, user),
             "kind": kind,
+            "version": configuration.current(db, "rules"),
             "values": values,
             "editing": editing,
             "errors": errors or {},
@@ -308,6 +309,7 @@ def _tiers_page(
         "loyalty/program_tiers.html",
         {
             **_common(request, db, user),
+            "version": configuration.current(db, "tiers"),
             "values": values,
             "errors": errors or {},
             "rows": range(rows),
@@ -360,6 +362,7 @@ def _checkout_page(
         "loyalty/program_checkout.html",
         {
             **_common(request, db, user),
+            "version": configuration.current(db, "checkout"),
             "values": values,
             "errors": errors or {},
             "point_value": ledger.get_program(db).point_value_minor_per_100,
