@@ -361,7 +361,7 @@ def test_program_documents_show_every_setting_and_keep_the_rest(
     saved = program_versions.current(db, kind).document  # type: ignore[arg-type]
     # when one value of the document on the page is changed and the form submitted
     fields = page_form(
-        admin.get("/admin/loyalty/program").text, action=f"/admin/loyalty/program/{kind}"
+        admin.get("/admin/loyalty/program/advanced").text, action=f"/admin/loyalty/program/{kind}"
     )
     shown = json.loads(dict(fields)["document"])
     assert shown == saved  # the form shows the whole document
