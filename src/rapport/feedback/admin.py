@@ -146,12 +146,18 @@ def dashboard(
 
 @router.get("/reviews", response_class=HTMLResponse)
 def moderation_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str | None = None
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: PageParams,
+    message: str | None = None,
 ) -> HTMLResponse:
+    paging = paging_request.of(service.count_reviews(db).get("flagged", 0))
+    queue = service.moderation_queue(db, limit=paging.offset + paging.per_page)[paging.offset :]
     return render(
         request,
         "feedback/moderation.html",
-        {"user": user, "queue": service.moderation_queue(db, limit=50), "message": message},
+        {"user": user, "queue": queue, "paging": paging, "message": message},
     )
 
 
