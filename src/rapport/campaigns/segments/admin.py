@@ -78,8 +78,8 @@ AllFormFields = Annotated[dict[str, list[str]], Depends(_all_form_fields)]
 
 
 def _choices(db: Session) -> dict[str, list[tuple[str, str]]]:
-    """The options known only at run time: the stores (when few enough to list) and the
-    loyalty tiers."""
+    """The options known only at run time: the stores (when few enough to list), the
+    loyalty tiers and the program's currency."""
     choices: dict[str, list[tuple[str, str]]] = {}
     if catalog.count_stores(db) <= MAX_LISTED_STORES:
         stores = catalog.list_stores(db)
@@ -88,6 +88,10 @@ def _choices(db: Session) -> dict[str, list[tuple[str, str]]]:
     with contextlib.suppress(Problem, LookupError):
         tiers = loyalty.tier_policy(db).tiers
         choices["tier.tiers"] = [(t.id, t.name or t.id) for t in tiers]
+    # Money conditions are typed in the program's currency.
+    with contextlib.suppress(Problem, LookupError):
+        currency = loyalty.get_program(db).currency
+        choices["currency"] = [(currency, currency)]
     return choices
 
 

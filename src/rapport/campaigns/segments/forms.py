@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from babel.numbers import get_currency_precision
 from pydantic import BaseModel, ValidationError
 
 from rapport.campaigns.segments.conditions import (
@@ -35,6 +36,7 @@ from rapport.campaigns.segments.conditions import (
     TraitCondition,
     ValueTierCondition,
 )
+from rapport.platform import formatting
 from rapport.platform.errors import InvalidInput
 
 MAX_CONDITIONS_IN_FORM = 20
@@ -81,14 +83,14 @@ FIELD_LABELS: dict[str | tuple[str, str], str] = {
     "recency": "Recency score (1 to 5)",
     "frequency": "Frequency score (1 to 5)",
     "monetary": "Monetary score (1 to 5)",
-    "min_minor": "At least (minor units)",
-    "max_minor": "At most (minor units)",
+    "min_minor": "At least",
+    "max_minor": "At most",
     ("p_alive", "min"): "At least (0 to 1)",
     ("p_alive", "max"): "At most (0 to 1)",
     "category": "Category",
     ("spent_more_than", "category"): "Only in category (optional)",
     "days": "In the last N days",
-    "amount_minor": "Amount (minor units)",
+    "amount_minor": "Amount",
     ("event", "type"): "Event type",
     "did": "Did it (untick: did not)",
     "min_count": "At least N times",
@@ -144,6 +146,8 @@ class Widget:
     max_length: int | None = None
     required: bool = False
     suggestions: tuple[str, ...] = ()
+    # Money: the condition holds minor units, the input takes the currency's major units.
+    currency: str | None = None
 
 
 @dataclass
@@ -181,12 +185,36 @@ def _non_null(schema: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool]:
     return schema, False
 
 
+def currency_of(choices: Mapping[str, Sequence[tuple[str, str]]] | None) -> str:
+    """The currency money conditions are typed in: ``choices["currency"]`` (the program's,
+    as the admin lists it), else the default."""
+    found = (choices or {}).get("currency")
+    return found[0][0] if found else formatting.DEFAULT_CURRENCY
+
+
+def _money_text(value: Any, currency: str) -> str:
+    return (
+        str(formatting.minor_to_major(value, currency)) if isinstance(value, int) else _text(value)
+    )
+
+
+def _money_value(text: str, currency: str) -> int | float | str:
+    """Major units typed ("12.50") as minor units; anything else goes on as typed, so
+    validation names the field."""
+    try:
+        return formatting.major_to_minor(text.replace(",", ""), currency)
+    except (ValueError, ArithmeticError):
+        return _number(text)
+
+
 def widgets_for(
     kind: str, *, choices: Mapping[str, Sequence[tuple[str, str]]] | None = None
 ) -> list[Widget]:
     """The inputs of a kind's form, from its model's JSON schema. ``choices`` lists the
-    options known only at run time (``store_id``: stores, ``tier.tiers``: loyalty tiers)."""
+    options known only at run time (``store_id``: stores, ``tier.tiers``: loyalty tiers) and
+    the currency money is typed in (``currency``)."""
     model = MODELS[kind]
+    currency = currency_of(choices)
     schema = model.model_json_schema()
     required = set(schema.get("required", []))
     choices = choices or {}
@@ -200,6 +228,24 @@ def widgets_for(
         common: dict[str, Any] = {"name": name, "label": label, "required": name in required}
         if kind == "trait" and name == "value":
             widgets.append(Widget(control="value", **common))
+        elif name.endswith("_minor") and spec.get("type") == "integer":
+            bounds = _number_bounds(spec)
+            precision = get_currency_precision(currency)
+            common["label"] = f"{label} ({currency})"
+            widgets.append(
+                Widget(
+                    control="number",
+                    minimum=None
+                    if bounds["minimum"] is None
+                    else float(formatting.minor_to_major(bounds["minimum"], currency)),
+                    maximum=None
+                    if bounds["maximum"] is None
+                    else float(formatting.minor_to_major(bounds["maximum"], currency)),
+                    step=f"{10**-precision:.{precision}f}" if precision else "1",
+                    currency=currency,
+                    **common,
+                )
+            )
         elif "enum" in spec:
             options = tuple(_option(v) for v in spec["enum"])
             widgets.append(Widget(control="select", options=options, **common))
@@ -273,6 +319,8 @@ def form_values(condition: Mapping[str, Any], widgets: Sequence[Widget]) -> dict
             values[widget.name] = (_text(pair[0]), _text(pair[1]))
         elif widget.control in ("list", "value") and isinstance(value, list | tuple):
             values[widget.name] = ", ".join(_text(v) for v in value)
+        elif widget.currency:
+            values[widget.name] = _money_text(value, widget.currency)
         else:
             values[widget.name] = _text(value)
     return values
@@ -355,7 +403,9 @@ def condition_from_fields(
             text = _last(fields, key) or ""
             if not text:
                 continue
-            if widget.control == "number":
+            if widget.control == "number" and widget.currency:
+                condition[widget.name] = _money_value(text, widget.currency)
+            elif widget.control == "number":
                 condition[widget.name] = _number(text)
             elif widget.control == "list":
                 condition[widget.name] = [item.strip() for item in text.split(",") if item.strip()]
@@ -478,8 +528,8 @@ def _names(values: Any) -> str:
     return ", ".join(labels[:-1]) + " or " + labels[-1]
 
 
-def _amount(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, int) else str(value)
+def _amount(value: Any, currency: str = formatting.DEFAULT_CURRENCY) -> str:
+    return formatting.money(value, currency) if isinstance(value, int) else str(value)
 
 
 def summary(
@@ -524,7 +574,7 @@ def summary(
         return "RFM scores: " + (", ".join(parts) or "none given")
     if kind == "predicted_value":
         return "Predicted value (next 365 days) " + _bounds(
-            c.get("min_minor"), c.get("max_minor"), _amount
+            c.get("min_minor"), c.get("max_minor"), lambda v: _amount(v, currency_of(choices))
         )
     if kind == "value_tier":
         return f"Value tier {_names(c.get('tiers') or [])}"
@@ -534,7 +584,7 @@ def summary(
         return f"Bought from {c.get('category')} in the last {c.get('days')} days"
     if kind == "spent_more_than":
         where = f" in {c.get('category')}" if c.get("category") else ""
-        amount = _amount(c.get("amount_minor"))
+        amount = _amount(c.get("amount_minor"), currency_of(choices))
         return f"Spent more than {amount}{where} in the last {c.get('days')} days"
     if kind == "event":
         times = c.get("min_count", 1)
