@@ -12,9 +12,11 @@ Conventions
 * **Time**: every datetime is timezone-aware UTC and lies inside ``[start 00:00, end 23:59:59]``.
   Shop hours and evening peaks are modelled in local time with a rough offset (GMT/CET plus one
   hour from April to October), which is close enough for demo patterns.
-* **History closes cleanly**: orders stop 14 days before ``end`` so every shipment settles inside
-  the window; browsing and shop visits continue to ``end``. Returns, reviews and survey answers
-  that would fall after ``end`` have simply not happened yet and are left out. Product views
+* **History closes cleanly**: orders stop four days before ``end`` (click-and-collect orders are
+  collected inside the window) and a parcel that would arrive after ``end`` arrives on its last
+  day, so every shipment settles inside the window; browsing and shop visits continue to
+  ``end``. Returns, reviews and survey answers that would fall after ``end`` have simply not
+  happened yet and are left out. Product views
   from before the customer signed up were anonymous and are not part of their history.
 * **Stores**: shops open 09:00-20:00 Monday to Saturday; London and Manchester also 11:00-17:00
   on Sundays, while French and German shops are ``"closed"`` on Sundays (that literal string is
@@ -84,9 +86,10 @@ CONSENT_SHARES = {
 }
 DAY = 86_400
 HOUR = 3_600
-# Orders stop this many days before `end`, so the slowest late delivery (promise of 5 days plus
-# up to 5 days late) still lands inside the window.
-_ORDER_CUTOFF_DAYS = 14
+# Orders stop this many days before `end`, so click-and-collect orders are collected inside the
+# window. A parcel that would arrive after the window arrives on its last day instead: history
+# has no parcels in transit (an order imported without a delivery is one that never came).
+_ORDER_CUTOFF_DAYS = 4
 # Sign-ups stop this many days before `end`, so every customer has time to order.
 _SIGNUP_CUTOFF_DAYS = 30
 _MIN_WINDOW_DAYS = 60
@@ -1439,6 +1442,8 @@ class _CustomerSimulation:
             else:
                 delivered_day = day + _between(rng, max(1, promise_days - 2), promise_days)
                 delivered_s = delivered_day * DAY + _between(rng, 8 * HOUR, 20 * HOUR)
+            if delivered_s is not None and delivered_s > r._end_s:
+                delivered_s = (r._days - 1) * DAY + _between(rng, 8 * HOUR, 20 * HOUR)
         elif placed.fulfilment == "pickup_in_store":
             # Collected a day or two later, during opening hours.
             delivered_s = r._open_store_time(rng, day + _between(rng, 1, 2), store, 1)
