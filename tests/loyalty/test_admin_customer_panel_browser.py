@@ -136,7 +136,18 @@ def test_goodwill_points_need_a_bounded_number_and_a_reason(page, live_server) -
         form={**fields, "points": "0", "reason": "Late delivery"},
         headers={"HX-Request": "true"},
     )
+    assert answer.status == 422
     assert 'data-field-error="points"' in answer.text()
+    # and in the customer page itself, htmx swaps the refusal (422) in at the field
+    panel = _open_panel(page, base, customer_id)
+    panel.get_by_text("Give goodwill points").click()
+    goodwill = panel.get_by_test_id("goodwill-form")
+    goodwill.get_by_label("Points").fill("0")
+    goodwill.get_by_label("Reason").select_option("Late delivery")
+    goodwill.get_by_role("button", name="Give points").click()
+    error = page.locator('[data-panel="Loyalty"] [data-field-error="points"]')
+    error.wait_for()
+    assert "Points" in error.inner_text()
     assert _balance(base, key, customer_id) == 100
 
 

@@ -279,9 +279,11 @@ def _refused(
     """A refused action: the panel again with the message at its field (htmx), or back to
     the customer page with the message naming the field."""
     if _is_htmx(request):
-        # 200, not 422: htmx 2 swaps no 4xx answer in by default, and the agent must see
-        # the message at its field.
-        return _panel(request, db, customer_id, errors={field: detail}, typed=typed)
+        # 422 with the panel: the shell tells htmx to swap a 422 in (base.html), so the agent
+        # sees the message at its field.
+        return _panel(
+            request, db, customer_id, errors={field: detail}, typed=typed, status_code=422
+        )
     return _to_customer(customer_id, detail)
 
 
