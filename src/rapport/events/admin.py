@@ -15,7 +15,14 @@ from rapport.platform.settings import AppSettings
 
 add_template_dir(Path(__file__).parent / "templates")
 
-NAV = [NavItem("Tracking", "/admin/events/rejected", "Settings")]
+NAV = [
+    NavItem(
+        "Tracking",
+        "/admin/events/rejected",
+        "Settings",
+        "Tracking messages refused at the door, by reason, for the developers of the shop.",
+    )
+]
 router = APIRouter(prefix="/admin/events", include_in_schema=False)
 
 

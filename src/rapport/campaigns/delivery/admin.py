@@ -35,7 +35,12 @@ from rapport.platform.models import AdminUser
 
 NAV: list[NavItem] = [
     NavItem("Deliveries", "/admin/deliveries", "Campaigns"),
-    NavItem("Webhook endpoints", "/admin/webhooks", "Settings"),
+    NavItem(
+        "Webhook endpoints",
+        "/admin/webhooks",
+        "Settings",
+        "Where webhook deliveries go: addresses, signing secrets, what was sent.",
+    ),
 ]
 router = APIRouter(include_in_schema=False)
 PAGE = 50

@@ -20,7 +20,14 @@ from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, Problem
 from rapport.platform.models import AdminUser
 
-NAV: list[NavItem] = [NavItem("Event subscriptions", "/admin/webhooks/subscriptions", "Settings")]
+NAV: list[NavItem] = [
+    NavItem(
+        "Event subscriptions",
+        "/admin/webhooks/subscriptions",
+        "Settings",
+        "The retailer's systems told of Rapport's events (signed webhooks).",
+    )
+]
 router = APIRouter(include_in_schema=False)
 TYPE_FIELD = "type_"
 
