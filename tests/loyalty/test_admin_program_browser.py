@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import pytest
 
 from rapport.loyalty.models import TierStanding
 from rapport.loyalty.program import versions as program_versions
@@ -17,14 +14,6 @@ from rapport.platform import service as platform
 from rapport.platform.db import open_session
 
 EMAIL, PASSWORD = "manager@example.com", "correct horse battery"
-
-
-@pytest.fixture(autouse=True)
-def _forget_parsed_versions() -> Iterator[None]:
-    """Versions parse once per id, process-wide, and each live server starts its ids at 1: the
-    versions these tests save must not stand in for a later test's."""
-    yield
-    program_versions._parsed.clear()
 
 
 def _sign_in(page: Any, base_url: str) -> None:

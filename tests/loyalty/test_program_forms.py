@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,14 +34,6 @@ from tests.platform.admin_forms import (
 Fields = list[tuple[str, str]]
 SIMULATE = "/admin/loyalty/program/simulate"
 NEW_FIRST = "/admin/loyalty/program/rules/new/first_purchase"
-
-
-@pytest.fixture(autouse=True)
-def _forget_parsed_versions() -> Iterator[None]:
-    """Versions parse once per id, process-wide; these tests save versions that roll back, so
-    a later test's version of the same id (a live server in this process) must not meet them."""
-    yield
-    program_versions._parsed.clear()
 
 
 @pytest.fixture

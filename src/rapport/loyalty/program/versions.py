@@ -110,14 +110,22 @@ def _version(db: Session, kind: str, at: datetime | None) -> ConfigVersion:
     return ConfigVersion(row.id, kind, row.document, row.active_from, row.changed_by, row.note)
 
 
-# Parsed versions by id: a saved version never changes, so parsing it once is enough.
-_parsed: dict[tuple[str, int | None], object] = {}
+# Parsed versions: a saved version never changes, so parsing it once is enough. Keyed by the
+# database too, and the moment it took effect: ids restart in every database a process opens
+# (tests, several installations), and version 1 of one is not version 1 of another.
+_parsed: dict[tuple[str, str, int | None, datetime | None], object] = {}
+
+
+def _parsed_key(
+    db: Session, version: ConfigVersion
+) -> tuple[str, str, int | None, datetime | None]:
+    return (version.kind, str(db.get_bind().engine.url), version.id, version.active_from)
 
 
 def rule_set(db: Session, *, at: datetime | None = None) -> tuple[int | None, RuleSet]:
     """The earning rules in force at ``at`` (default: now) and their version id."""
     version = _version(db, "rules", at)
-    key = ("rules", version.id)
+    key = _parsed_key(db, version)
     parsed = _parsed.get(key)
     if not isinstance(parsed, RuleSet):
         parsed = _parsed[key] = parse_rule_set(version.document)
@@ -126,7 +134,7 @@ def rule_set(db: Session, *, at: datetime | None = None) -> tuple[int | None, Ru
 
 def tier_policy(db: Session, *, at: datetime | None = None) -> TierPolicy:
     version = _version(db, "tiers", at)
-    key = ("tiers", version.id)
+    key = _parsed_key(db, version)
     parsed = _parsed.get(key)
     if not isinstance(parsed, TierPolicy):
         parsed = _parsed[key] = parse_tier_policy(version.document)
