@@ -38,7 +38,7 @@ NAV = [
     NavItem("Customer value", "/admin/orders/customer-value", "Orders & stock"),
 ]
 CUSTOMER_PANELS = [
-    CustomerPanel("Orders", "/admin/orders/customers/{customer_id}/panel", 30),
+    CustomerPanel("Orders", "/admin/orders/customers/{customer_id}/panel", 30, wide=True),
     CustomerPanel("Returns", "/admin/orders/customers/{customer_id}/returns-panel", 35),
 ]
 router = APIRouter(prefix="/admin/orders", include_in_schema=False)
