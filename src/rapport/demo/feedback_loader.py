@@ -169,21 +169,75 @@ def _open_tickets(db: Session, retailer: DemoRetailer, rng: random.Random) -> in
     """Tickets still open, from several channels: most from the last hours, a few waiting
     for days (past their target), over the last three weeks."""
     issues = [
-        ("delivery_problem", "email", "My parcel has not arrived", 2),
-        ("return_problem", "call_center", "Refund not received for my return", 1),
-        ("question", "web", "Can I change my delivery address?", 0),
-        ("complaint", "store", "Rude answer at the till", 0),
-        ("delivery_problem", "app", "Parcel arrived damaged", 0),
-        ("question", "email", "Do you ship to Switzerland?", 0),
-        ("delivery_problem", "call_center", "Parcel shows delivered but never came", 6),
-        ("return_problem", "email", "Return label does not work", 12),
-        ("delivery_problem", "web", "Still waiting, the tracking has not moved", 19),
+        (
+            "delivery_problem",
+            "email",
+            "My parcel has not arrived",
+            2,
+            "It was promised for Tuesday and the tracking still says 'in transit'.",
+        ),
+        (
+            "return_problem",
+            "call_center",
+            "Refund not received for my return",
+            1,
+            "I returned the jacket in the shop two weeks ago and have no refund yet.",
+        ),
+        (
+            "question",
+            "web",
+            "Can I change my delivery address?",
+            0,
+            "I will be away this week; can the parcel go to my office instead?",
+        ),
+        (
+            "complaint",
+            "store",
+            "Rude answer at the till",
+            0,
+            "The cashier was dismissive when I asked about the member price.",
+        ),
+        (
+            "delivery_problem",
+            "app",
+            "Parcel arrived damaged",
+            0,
+            "The box was crushed and two glasses are broken.",
+        ),
+        (
+            "question",
+            "email",
+            "Do you ship to Switzerland?",
+            0,
+            "I would like to order a gift for my sister in Geneva.",
+        ),
+        (
+            "delivery_problem",
+            "call_center",
+            "Parcel shows delivered but never came",
+            6,
+            "The carrier says it was left at the door; nothing was there.",
+        ),
+        (
+            "return_problem",
+            "email",
+            "Return label does not work",
+            12,
+            "The carrier's site refuses the code on the label you sent.",
+        ),
+        (
+            "delivery_problem",
+            "web",
+            "Still waiting, the tracking has not moved",
+            19,
+            "Nearly three weeks now, and nobody answers my emails.",
+        ),
     ]
     sample = list(retailer.customers())[:200]
     ids = customers.customer_ids_by_external_id(db, external_ids=[c.external_id for c in sample])
     known = [ids[c.external_id] for c in sample if c.external_id in ids]
     opened = 0
-    for kind, channel, subject, days_ago in issues:
+    for kind, channel, subject, days_ago, body in issues:
         feedback.open_ticket(
             db,
             ticket=TicketIn(
@@ -191,6 +245,7 @@ def _open_tickets(db: Session, retailer: DemoRetailer, rng: random.Random) -> in
                 kind=kind,
                 channel=channel,
                 subject=subject,
+                body=body,
             ),
             opened_at=clock.now() - timedelta(days=days_ago, hours=rng.randint(1, 30)),
         )
