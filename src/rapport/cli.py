@@ -422,7 +422,8 @@ def _load_demo(*, customers: int, seed: int, end: date | None = None) -> None:
         f"Demo retailer (seed {seed}, {data.start} to {data.end}): {data.records.stores} stores, "
         f"{data.records.products} products, {data.records.customers} new customers, "
         f"{data.events} new events, {data.orders} new orders; loyalty: "
-        f"{data.loyalty.paying_members} new paying members, {data.expired_points:,} points "
+        f"{data.loyalty.paying_members} new paying members, {data.points.redeemed_points:,} points "
+        f"redeemed in {data.points.redemptions:,} redemptions, {data.expired_points:,} points "
         f"expired; experience: {data.feedback.answers} survey answers, "
         f"{data.feedback.reviews} reviews, {data.feedback.held_reviews} held for moderation."
     )
