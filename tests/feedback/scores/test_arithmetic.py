@@ -44,6 +44,14 @@ def test_ces_is_the_mean_with_a_t_interval() -> None:
     assert result.high == pytest.approx(5 + 2.776445 * (0.5**0.5), abs=0.01)
 
 
+def test_ces_interval_stays_on_the_answer_scale() -> None:
+    # given two far-apart answers, whose t interval would run from about -13 to 21
+    result = arithmetic.ces([1, 7])
+    # then it is shown as the whole scale, 1 to 7, not past it
+    assert result.value == pytest.approx(4.0)
+    assert (result.low, result.high) == (1, 7)
+
+
 @pytest.mark.parametrize(
     ("_case", "df", "expected"),
     [

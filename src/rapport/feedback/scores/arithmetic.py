@@ -136,7 +136,9 @@ def ces(scores: Sequence[int], confidence: float = CONFIDENCE) -> Score:
         return Score("ces", 1, mean, None, None)
     variance = sum((s - mean) ** 2 for s in scores) / (n - 1)
     margin = t_quantile(n - 1, confidence) * math.sqrt(variance / n)
-    return Score("ces", n, mean, mean - margin, mean + margin)
+    # A few answers give a wide interval; it cannot reach past the answer scale itself.
+    lowest, highest = SCALES["ces"]
+    return Score("ces", n, mean, max(mean - margin, lowest), min(mean + margin, highest))
 
 
 def score(kind: str, scores: Sequence[int], confidence: float = CONFIDENCE) -> Score:
