@@ -95,10 +95,12 @@ def test_viewed_and_basket_items_lead_a_consenting_customers_home_page(
         ("W-CHIANTI", "goes_with_your_basket"),
         ("K-CORK", "goes_with_your_basket"),
     ]
-    # and the customer's timeline says what they did, in words
+    # and the customer's timeline says what they did, in words, latest first (the profile
+    # was made when the processor read these events, after them)
     profile = customers.customer_profile(db, customer_id=shop["c9"])
     labels = [profile["timeline_labels"][event.position] for event in profile["timeline"]]
-    assert labels[:3] == [
+    assert labels[:4] == [
+        "Customer created",
         "Viewed a product list: 1 product",
         "Added to basket: K-GLASS",
         "Viewed a product: Barolo",
