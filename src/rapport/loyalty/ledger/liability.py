@@ -55,7 +55,7 @@ def liability(db: Session) -> Liability:
         members=int(members),
         outstanding_points=int(outstanding),
         outstanding_debt=int(owed),
-        value_minor=int(outstanding) * program.point_value_minor_per_100 // 100,
+        value_minor=program.worth_minor(int(outstanding)),
         currency=program.currency,
         point_value_minor_per_100=program.point_value_minor_per_100,
         by_account=by_account,

@@ -26,6 +26,10 @@ class Program:
     currency: str = "EUR"
     allow_debt: bool = True
 
+    def worth_minor(self, points: int) -> int:
+        """What ``points`` are worth in minor units of the currency, rounded down."""
+        return points * self.point_value_minor_per_100 // 100
+
 
 def get_program(db: Session) -> Program:
     row = db.get(LoyaltyProgram, 1)
