@@ -154,20 +154,7 @@ def preview(
     return _page(request, db, user, settings, preview=asked)
 
 
-RULE_FIELDS = (
-    "name",
-    "action",
-    "placement",
-    "segment",
-    "sku",
-    "attribute",
-    "value",
-    "position",
-    "factor",
-    "starts_at",
-    "ends_at",
-    "active",
-)
+RULE_FIELDS = service.RULE_SETTINGS
 
 
 def _moment(value: str) -> datetime | None:

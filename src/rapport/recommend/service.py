@@ -52,6 +52,7 @@ __all__ = [
     "PRIVACY_TABLES",
     "RECENT_PURCHASE_DAYS",
     "RULES_CACHE_S",
+    "RULE_SETTINGS",
     "TRAIN_JOB",
     "Answer",
     "BeforeCommit",
@@ -443,23 +444,26 @@ def _rules_for(
     ]
 
 
+# Every setting of a merchandising rule: what its history records and its form shows.
+RULE_SETTINGS = (
+    "name",
+    "action",
+    "placement",
+    "segment",
+    "sku",
+    "attribute",
+    "value",
+    "position",
+    "factor",
+    "starts_at",
+    "ends_at",
+    "active",
+)
+
+
 def _snapshot(rule: MerchRule) -> dict[str, Any]:
-    fields = (
-        "name",
-        "action",
-        "placement",
-        "segment",
-        "sku",
-        "attribute",
-        "value",
-        "position",
-        "factor",
-        "starts_at",
-        "ends_at",
-        "active",
-    )
     snapshot: dict[str, Any] = {}
-    for name in fields:
+    for name in RULE_SETTINGS:
         value = getattr(rule, name)
         snapshot[name] = value.isoformat() if isinstance(value, datetime) else value
     return snapshot
