@@ -236,6 +236,27 @@ def form_changes(model: type[BaseModel], fields: Mapping[str, str]) -> dict[str,
     return parsed.model_dump(exclude_unset=True)
 
 
+def field_messages(
+    model: type[BaseModel],
+    fields: Mapping[str, str],
+    *,
+    labels: Mapping[str, str],
+    field_of: Callable[[str], str] = str,
+) -> dict[str, str]:
+    """What is wrong with a form, before anything is saved: for each field of ``model`` the
+    form carried that does not validate, its message starting with the field's label, keyed
+    by the name the form gives the field (``field_of`` maps a model field to it)."""
+    try:
+        model.model_validate({n: v for n, v in fields.items() if n in model.model_fields})
+    except ValidationError as failure:
+        messages: dict[str, str] = {}
+        for detail in failure.errors(include_url=False):
+            name = field_of(str(detail["loc"][0]))
+            messages.setdefault(name, f"{labels.get(name, name)}: {detail['msg']}")
+        return messages
+    return {}
+
+
 def settings_after_save(
     model: type[BaseModel],
     fields: Mapping[str, str],

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from rapport.loyalty.ledger.settings import get_program
@@ -29,6 +29,7 @@ from rapport.platform.admin import (
     CurrentAdmin,
     FormFields,
     NavItem,
+    field_messages,
     render,
     settings_after_save,
 )
@@ -216,12 +217,10 @@ def save_plan(request: Request, db: DbSession, user: CurrentAdmin, fields: FormF
     )
     errors: dict[str, str] = {}
     carried = _plan_fields(fields, currency, errors)
-    try:
-        PlanForm.model_validate({n: v for n, v in carried.items() if n in PlanForm.model_fields})
-    except ValidationError as failure:
-        for detail in failure.errors(include_url=False):
-            name = _field_of(str(detail["loc"][0]))
-            errors.setdefault(name, f"{PLAN_LABELS.get(name, name)}: {detail['msg']}")
+    for name, said in field_messages(
+        PlanForm, carried, labels=PLAN_LABELS, field_of=_field_of
+    ).items():
+        errors.setdefault(name, said)
     if not errors:
         try:
             settings = settings_after_save(

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from rapport.loyalty import overview as reads
@@ -29,6 +29,7 @@ from rapport.platform.admin import (
     CurrentAdmin,
     FormFields,
     NavItem,
+    field_messages,
     render,
     settings_after_save,
 )
@@ -244,14 +245,10 @@ def save_reward(
     currency = get_program(db).currency
     errors: dict[str, str] = {}
     carried = _reward_fields(fields, stored, currency, errors)
-    try:
-        RewardForm.model_validate(
-            {n: v for n, v in carried.items() if n in RewardForm.model_fields}
-        )
-    except ValidationError as failure:
-        for detail in failure.errors(include_url=False):
-            name = _field_of(str(detail["loc"][0]))
-            errors.setdefault(name, f"{REWARD_LABELS.get(name, name)}: {detail['msg']}")
+    for name, said in field_messages(
+        RewardForm, carried, labels=REWARD_LABELS, field_of=_field_of
+    ).items():
+        errors.setdefault(name, said)
     if not errors:
         try:
             settings = settings_after_save(
