@@ -51,7 +51,7 @@ def test_swagger_ui_and_redoc_render_the_operations_without_leaving_the_machine(
     # given a browser whose requests to any other host are aborted
     left = _stay_on_loopback(page)
     # when an operator opens the API reference
-    answer = page.goto(f"{live_server.base_url}/docs")
+    answer = page.goto(f"{live_server.base_url}/docs", timeout=RENDERED_WITHIN_MS)
     # then Swagger UI lists the operations by tag, from local files only
     page.locator("#operations-tag-events").wait_for(timeout=RENDERED_WITHIN_MS)
     assert page.get_by_text("Track Batch").first.is_visible()
@@ -59,7 +59,7 @@ def test_swagger_ui_and_redoc_render_the_operations_without_leaving_the_machine(
     assert left == []
     assert "default-src 'self'" in answer.headers["content-security-policy"]
     # and so does ReDoc
-    answer = page.goto(f"{live_server.base_url}/redoc")
+    answer = page.goto(f"{live_server.base_url}/redoc", timeout=RENDERED_WITHIN_MS)
     heading = page.get_by_role("heading", name="Track Batch").first
     heading.wait_for(state="attached", timeout=RENDERED_WITHIN_MS)
     assert page.get_by_text("segment compatibility").first.is_visible()
