@@ -327,6 +327,8 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context()
     new_page = context.new_page()
     new_page.set_default_timeout(10_000)
+    # Loading a page (its scripts, Chart.js) can take longer than an action on a loaded CI.
+    new_page.set_default_navigation_timeout(30_000)
     yield new_page
     context.close()
 
