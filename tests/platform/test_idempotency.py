@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import create_engine, insert, select
 from sqlalchemy.orm import Session
 
 from rapport.platform import clock, idempotency
@@ -222,3 +222,41 @@ def test_a_running_command_keeps_its_key_by_renewing_the_lease(
     finally:
         running.close()
     assert rules(session) == []
+
+
+def test_a_database_out_of_reach_holds_back_no_other_lease(
+    committed_url: str, session: Session, tmp_path: Any
+) -> None:
+    # Given a running command's claim, and before it in the renewer's list a claim on a
+    # database that cannot be reached any more (a server gone, a database dropped)
+    running = open_session(committed_url)
+    try:
+        fingerprint = idempotency.request_fingerprint(BODY)
+        claimed = idempotency.claim(running, scope=SCOPE, key="reach-1", fingerprint=fingerprint)
+        assert isinstance(claimed, idempotency.Claim)
+        idempotency._renewer.drop(claimed)  # renewed below, by a renewer of the test's own
+        before = claim_row(session, "reach-1")
+        assert before is not None
+        assert before.lease_expires_at is not None
+        expired_at_first = clock.as_utc(before.lease_expires_at)
+        session.rollback()  # the renewer writes below, on this thread
+        gone = create_engine(f"sqlite:///{tmp_path / 'no-such-folder' / 'gone.db'}")
+        lost = idempotency.Claim(scope=SCOPE, key="lost-1", holder="elsewhere")
+        renewer = idempotency._LeaseRenewer()
+        started = time.monotonic() - 60  # both have run longer than a renewal period
+        renewer._held[(lost.scope, lost.key, lost.holder)] = (gone, started)
+        renewer._held[(claimed.scope, claimed.key, claimed.holder)] = (running.get_bind(), started)  # type: ignore[assignment]
+        # When the leases are renewed, later than the claim
+        clock.set_clock(clock.FrozenClock(clock.now() + timedelta(minutes=5)))
+        renewer.renew()
+        clock.reset_clock()
+        # Then the running command's lease is longer, and the claim out of reach is let go
+        after = claim_row(session, "reach-1")
+        assert after is not None
+        assert after.lease_expires_at is not None
+        assert clock.as_utc(after.lease_expires_at) > expired_at_first
+        assert list(renewer._held) == [(claimed.scope, claimed.key, claimed.holder)]
+        session.rollback()
+        idempotency.release(running, claimed)
+    finally:
+        running.close()

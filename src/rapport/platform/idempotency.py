@@ -157,17 +157,28 @@ class _LeaseRenewer:
         with self._lock:
             due = [(k, e) for k, (e, since) in self._held.items() if since <= started_before]
         for (scope, key, holder), engine in due:
-            with engine.begin() as connection:
-                connection.execute(
-                    update(_records)
-                    .where(
-                        _records.c.scope == scope,
-                        _records.c.key == key,
-                        _records.c.holder == holder,
-                        _records.c.status == "running",
-                    )
-                    .values(lease_expires_at=clock.now() + LEASE)
-                )
+            # Each lease on its own: a database that cannot be reached must not hold back the
+            # others' renewals.
+            try:
+                with engine.begin() as connection:
+                    renewed = connection.execute(
+                        update(_records)
+                        .where(
+                            _records.c.scope == scope,
+                            _records.c.key == key,
+                            _records.c.holder == holder,
+                            _records.c.status == "running",
+                        )
+                        .values(lease_expires_at=clock.now() + LEASE)
+                    ).rowcount
+            except Exception:
+                log.warning("renewing the idempotency lease of %s failed", key, exc_info=True)
+                renewed = 0
+            if not renewed:
+                # No longer this command's (done, released, taken over) or out of reach: stop
+                # renewing. Should the command still run, a retry may take its key once the
+                # lease ends, and the command then rolls back (ClaimLost): nothing twice.
+                self.drop(Claim(scope=scope, key=key, holder=holder))
 
 
 _renewer = _LeaseRenewer()
