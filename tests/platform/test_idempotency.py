@@ -189,9 +189,11 @@ def test_a_slow_command_that_lost_its_key_rolls_back(committed_url: str, session
 def test_a_running_command_keeps_its_key_by_renewing_the_lease(
     committed_url: str, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given short leases, renewed often, and a command that runs longer than one lease
+    # Given short leases, renewed often, and a command that runs longer than one lease (held
+    # by a renewer of its own: the process's one may be busy with earlier tests' databases)
     monkeypatch.setattr(idempotency, "LEASE", timedelta(seconds=1))
     monkeypatch.setattr(idempotency, "RENEW_EVERY_S", 0.2)
+    monkeypatch.setattr(idempotency, "_renewer", idempotency._LeaseRenewer())
     running = open_session(committed_url)
     try:
         fingerprint = idempotency.request_fingerprint(BODY)
