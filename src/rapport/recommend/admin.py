@@ -41,28 +41,91 @@ CUSTOMER_PANELS = [
 ]
 router = APIRouter(prefix="/admin/recommendations", include_in_schema=False)
 
-CHART_MODELS = {"rapport": "#2f6fdf", "top_frequency": "#d4a017", "popularity": "#8a8a8a"}
+PART_LABELS = {
+    "own": "Own purchases",
+    "knn": "Item-kNN",
+    "ease": "EASE",
+    "als": "ALS",
+    "popular": "Popular",
+}
+PROTOCOL_LABELS = {"repeat": "repeats allowed", "discover": "new items only"}
 
 
 def _metrics_chart(versions: list[Any]) -> Chart:
-    """Recall@20 of each model on each version's held-out window, oldest version first."""
+    """Recall@20 of the served blend and of its best part alone on each version's validation
+    window, per protocol, oldest version first."""
     ordered = list(reversed(versions))
+    figures = [service.measured(v) for v in ordered]
+    series = []
+    for protocol, colours in (
+        ("repeat", ("#2f6fdf", "#8fb3f5")),
+        ("discover", ("#00a86b", "#8ad9b8")),
+    ):
+        series.append(
+            Series(
+                f"Served, {PROTOCOL_LABELS[protocol]}",
+                [f[protocol].served if protocol in f else None for f in figures],
+                color=colours[0],
+            )
+        )
+        series.append(
+            Series(
+                f"Best part alone, {PROTOCOL_LABELS[protocol]}",
+                [f[protocol].best_part_recall if protocol in f else None for f in figures],
+                color=colours[1],
+            )
+        )
     return Chart(
         id="metrics-chart",
         kind="line",
         labels=[v.version for v in ordered],
-        series=[
-            Series(
-                f"{name} Recall@20",
-                [v.metrics.get(name, {}).get("recall@20") for v in ordered],
-                color=colour,
-            )
-            for name, colour in CHART_MODELS.items()
-        ],
+        series=series,
         unit="share",
         label_heading="Version",
         title="Recall@20 per model version",
     )
+
+
+def _parts_chart(version: Any | None) -> Chart | None:
+    """The serving version's comparison: each part alone and the blend served, per protocol
+    (Recall@20 on its validation window)."""
+    figures = service.measured(version) if version is not None else {}
+    if not any(f.parts for f in figures.values()):
+        return None
+    labels = [PART_LABELS[p] for p in PART_LABELS] + ["Blend served"]
+    series = []
+    for protocol, colour in (("repeat", "#2f6fdf"), ("discover", "#00a86b")):
+        f = figures.get(protocol)
+        if f is None:
+            continue
+        series.append(
+            Series(
+                PROTOCOL_LABELS[protocol].capitalize(),
+                [f.parts.get(p) for p in PART_LABELS] + [f.served],
+                color=colour,
+            )
+        )
+    return Chart(
+        id="parts-chart",
+        kind="bar",
+        labels=labels,
+        series=series,
+        unit="share",
+        label_heading="Scored",
+        title="Recall@20 of each part alone and of the blend served",
+    )
+
+
+def _weights(version: Any | None) -> list[dict[str, Any]]:
+    """The weights the serving version chose, one row per part."""
+    figures = service.measured(version) if version is not None else {}
+    return [
+        {
+            "part": label,
+            **{p: figures[p].weights.get(part) if p in figures else None for p in PROTOCOL_LABELS},
+        }
+        for part, label in PART_LABELS.items()
+    ]
 
 
 def _page(
@@ -77,13 +140,21 @@ def _page(
     status_code: int = 200,
 ) -> HTMLResponse:
     versions = service.list_versions(db, limit=20)
+    active = service.active_version(settings.data_dir)
+    serving = next((v for v in versions if v.version == active), None)
     return render(
         request,
         "recommend/overview.html",
         {
             "user": user,
             "versions": versions,
-            "active": service.active_version(settings.data_dir),
+            "active": active,
+            "serving": serving,
+            "measured": service.measured(serving) if serving is not None else {},
+            "version_figures": {v.version: service.measured(v) for v in versions},
+            "weights": _weights(serving),
+            "parts_chart": _parts_chart(serving),
+            "protocols": PROTOCOL_LABELS,
             "rules": service.list_rules(db),
             "changes": service.rule_changes(db, limit=15),
             "placements": PLACEMENTS,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Self
 
 import numpy as np
+import numpy.typing as npt
 from scipy import sparse
 
 from rapport.recommend.base import Recommender, State
@@ -182,6 +183,19 @@ def keep_top_per_row(matrix: sparse.csr_matrix, keep: int) -> sparse.csr_matrix:
     )
 
 
+def _top_per_row_dense(matrix: npt.NDArray[np.float32], keep: int) -> sparse.coo_matrix:
+    """The ``keep`` largest positive entries of each row of a dense matrix, as COO."""
+    keep = min(keep, matrix.shape[1])
+    columns = np.argpartition(-matrix, keep - 1, axis=1)[:, :keep]
+    values = np.take_along_axis(matrix, columns, axis=1)
+    rows = np.repeat(np.arange(matrix.shape[0]), keep)
+    positive = values.ravel() > 0
+    return sparse.coo_matrix(
+        (values.ravel()[positive], (rows[positive], columns.ravel()[positive])),
+        shape=matrix.shape,
+    )
+
+
 class ItemKNN(_Neighbourhood):
     """Item-to-item cosine similarity over who bought what, shrunk for items with few buyers,
     ``neighbours`` kept per item. ``self_weight`` is how much an item counts as similar to
@@ -228,7 +242,7 @@ class EASE(_Neighbourhood):
     def __init__(
         self,
         l2: float = 500.0,
-        max_items: int = 6000,
+        max_items: int = 3000,
         keep: int = 200,
         half_life_days: float = 90.0,
     ) -> None:
@@ -239,16 +253,14 @@ class EASE(_Neighbourhood):
         buyers = np.asarray(bought.sum(axis=0)).ravel()
         chosen = np.sort(np.argsort(-buyers, kind="stable")[: int(self.params["max_items"])])
         sub = bought[:, chosen]
-        gram = (sub.T @ sub).toarray().astype(np.float64)
+        gram = (sub.T @ sub).toarray().astype(np.float32)
         gram[np.diag_indices_from(gram)] += self.params["l2"]
+        # Single precision halves the inverse's time; the ridge keeps it well conditioned.
         inverse = np.linalg.inv(gram)
         weights = -inverse / np.diag(inverse)
         np.fill_diagonal(weights, 0.0)
-        # Keep the strongest links per item: the full matrix is dense and mostly noise.
-        dense = sparse.csr_matrix(weights.astype(np.float32))
-        dense.data[dense.data < 0] = 0.0
-        dense.eliminate_zeros()
-        local = keep_top_per_row(dense, int(self.params["keep"])).tocoo()
+        # Keep the strongest positive links per item: the full matrix is dense, mostly noise.
+        local = _top_per_row_dense(weights, int(self.params["keep"]))
         n_items = data.shape[1]
         self.similarity = sparse.csr_matrix(
             (local.data, (chosen[local.row], chosen[local.col])),
@@ -329,11 +341,21 @@ class ALS(Recommender):
         self.item_factors = state["item_factors"].astype(np.float32)
 
 
+# The placements a blend is weighed for: "repeat" may show what the customer bought before
+# (a home page, an email), "discover" only what they have not (``exclude_purchased``).
+PROTOCOLS = ("repeat", "discover")
+# The candidate sources a blend weighs; ``own`` (the customer's own purchases) counts for
+# nothing when only new items may be shown.
+PARTS = ("own", "knn", "ease", "als", "popular")
+
+
 class Blend(Recommender):
     """Rapport's recommender: the customer's own repeat-aware favourites, items that go with
     what they bought (item-kNN and EASE neighbours), optionally matrix factorisation, and what
-    is popular now; each scaled per customer so the best is 1, then weighted. Parts weighted
-    zero are not fitted (nor saved)."""
+    is popular now; each scaled per customer so the best is 1, then weighted. The weights are
+    the ``own`` … ``popular`` parameters for the repeat protocol and ``discover`` (a weight per
+    part) for new items; training tunes both (``rapport.recommend.tuning``). Parts weighted
+    zero in both are not fitted (nor saved)."""
 
     name = "rapport"
 
@@ -352,10 +374,11 @@ class Blend(Recommender):
         neighbour_half_life_days: float = 90.0,
         ease_half_life_days: float = 90.0,
         l2: float = 500.0,
-        max_items: int = 6000,
+        max_items: int = 3000,
         factors: int = 64,
         regularization: float = 0.05,
         alpha: float = 2.0,
+        discover: dict[str, float] | None = None,
     ) -> None:
         super().__init__(
             own=own,
@@ -375,20 +398,51 @@ class Blend(Recommender):
             factors=factors,
             regularization=regularization,
             alpha=alpha,
+            discover=dict(discover) if discover is not None else None,
         )
         self.frequency = PersonalFrequency(half_life_days, repeat_power, window_days)
         self.knn = ItemKNN(neighbours, shrink, neighbour_half_life_days)
         self.ease = EASE(l2, max_items, half_life_days=ease_half_life_days)
         self.als = ALS(factors, regularization, alpha)
 
+    def weights(self, protocol: str = "repeat") -> dict[str, float]:
+        """How much each part counts for ``protocol``. Without tuned discovery weights, new
+        items are weighed as repeats are, less the customer's own items."""
+        repeat = {part: float(self.params[part]) for part in PARTS}
+        if protocol == "repeat":
+            return repeat
+        tuned = self.params.get("discover")
+        if tuned is None:
+            return {**repeat, "own": 0.0}
+        return {part: float(tuned.get(part, 0.0)) for part in PARTS}
+
+    def set_weights(self, protocol: str, weights: dict[str, float]) -> None:
+        """Re-weigh without refitting (parts weighted zero when fitted stay unfitted)."""
+        if protocol == "repeat":
+            self.params.update({part: float(weights.get(part, 0.0)) for part in PARTS})
+        else:
+            self.params["discover"] = {part: float(weights.get(part, 0.0)) for part in PARTS}
+
     def _optional_parts(self) -> dict[str, Recommender]:
         return {"knn": self.knn, "ease": self.ease, "als": self.als}
 
+    def _used(self) -> dict[str, Recommender]:
+        """The optional parts some protocol weighs, and item-kNN always (its item-to-item links
+        explain picks and give complements where the catalogue has no categories): the ones
+        fitted, saved and scored."""
+        weighed = {
+            part for protocol in PROTOCOLS for part, w in self.weights(protocol).items() if w
+        }
+        return {
+            name: model
+            for name, model in self._optional_parts().items()
+            if name in weighed or name == "knn"
+        }
+
     def fit(self, data: Interactions) -> Self:
         self.frequency.fit(data)
-        for name, model in self._optional_parts().items():
-            if self.params[name]:
-                model.fit(data)
+        for model in self._used().values():
+            model.fit(data)
         return self
 
     def parts(self, data: Interactions, users: IntArray) -> dict[str, FloatArray]:
@@ -397,9 +451,8 @@ class Blend(Recommender):
             "own": self.frequency.own(data, users, self.params["repeat_power"]),
             "popular": np.tile(_unit(self.frequency.popularity.popularity), (len(users), 1)),
         }
-        for name, model in self._optional_parts().items():
-            if self.params[name]:
-                parts[name] = _row_normalised(np.maximum(model.scores(data, users), 0.0))
+        for name, model in self._used().items():
+            parts[name] = _row_normalised(np.maximum(model.scores(data, users), 0.0))
         return parts
 
     def parts_one(self, data: Interactions, user: int) -> dict[str, FloatArray]:
@@ -410,32 +463,27 @@ class Blend(Recommender):
             "own": self.frequency.own_one(data, user, self.params["repeat_power"]),
             "popular": _unit(self.frequency.popularity.popularity),
         }
-        for name, model in self._optional_parts().items():
-            if self.params[name]:
-                parts[name] = _unit(np.maximum(model.scores_one(data, user), 0.0))
+        for name, model in self._used().items():
+            parts[name] = _unit(np.maximum(model.scores_one(data, user), 0.0))
         return parts
 
-    def combine(self, parts: dict[str, FloatArray]) -> FloatArray:
+    def combine(self, parts: dict[str, FloatArray], protocol: str = "repeat") -> FloatArray:
         total = np.zeros_like(parts["popular"])
-        for name, values in parts.items():
-            weight = float(self.params[name])
-            if weight:
-                total += weight * values
+        for name, weight in self.weights(protocol).items():
+            if weight and name in parts:
+                total += weight * parts[name]
         return total
 
     def scores(self, data: Interactions, users: IntArray) -> FloatArray:
         return self.combine(self.parts(data, users))
 
     def similar(self, item: int, count: int) -> list[tuple[int, float]]:
-        return (
-            self.knn.similar(item, count) if self.params["knn"] else self.ease.similar(item, count)
-        )
+        return self.knn.similar(item, count)
 
     def state(self) -> State:
         state = {f"frequency.{k}": v for k, v in self.frequency.state().items()}
-        for name, model in self._optional_parts().items():
-            if self.params[name]:
-                state.update({f"{name}.{k}": v for k, v in model.state().items()})
+        for name, model in self._used().items():
+            state.update({f"{name}.{k}": v for k, v in model.state().items()})
         return state
 
     def load_state(self, state: State) -> None:
@@ -443,9 +491,8 @@ class Blend(Recommender):
             return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
         self.frequency.load_state(part("frequency."))
-        for name, model in self._optional_parts().items():
-            if self.params[name]:
-                model.load_state(part(f"{name}."))
+        for name, model in self._used().items():
+            model.load_state(part(f"{name}."))
 
 
 ALGORITHMS: dict[str, type[Recommender]] = {

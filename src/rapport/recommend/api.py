@@ -64,6 +64,7 @@ async def get_recommendations(request: Request, db: DbSession) -> Response:
         device=query.device,
         at=query.at,
         margin_weight=query.margin_weight,
+        exclude_purchased=query.exclude_purchased,
     )
     data_dir = app_settings(request).data_dir
     # Answered right here when nothing can make it wait (see service.recommend_now); else in

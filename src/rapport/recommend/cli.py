@@ -29,11 +29,18 @@ def train_command(
         f"{version.items:,} items, {version.purchases:,} purchase lines, "
         f"trained in {version.train_seconds:.1f} s; now serving."
     )
-    blend = version.metrics.get("rapport")
-    if blend:
+    window = version.metrics.get("window_days")
+    for figures in service.measured(version).values():
+        if figures.served is None:
+            continue
+        what = "repeats allowed" if figures.protocol == "repeat" else "new items only"
         console.print(
-            f"Held-out last {service.HOLDOUT_DAYS} days: Recall@20 {blend['recall@20']:.3f}, "
-            f"NDCG@10 {blend['ndcg@10']:.3f}"
+            f"Last {window or '?'} days, {what}: served Recall@20 {figures.served:.3f}"
+            + (
+                f" (best part alone, {figures.best_part}: {figures.best_part_recall:.3f})"
+                if figures.best_part_recall is not None
+                else ""
+            )
         )
 
 
@@ -44,16 +51,19 @@ def versions_command() -> None:
 
     require_migrated()
     active = service.active_version(get_settings().data_dir)
-    table = Table("version", "trained at", "customers", "items", "Recall@20", "serving")
+    table = Table(
+        "version", "trained at", "customers", "items", "Recall@20", "new items R@20", "serving"
+    )
     with open_session() as db:
         for v in service.list_versions(db):
-            recall = v.metrics.get("rapport", {}).get("recall@20")
+            figures = service.measured(v)
+            recall = [figures[p].served if p in figures else None for p in ("repeat", "discover")]
             table.add_row(
                 v.version,
                 f"{v.trained_at:%Y-%m-%d %H:%M}",
                 f"{v.customers:,}",
                 f"{v.items:,}",
-                "" if recall is None else f"{recall:.3f}",
+                *("" if r is None else f"{r:.3f}" for r in recall),
                 "yes" if v.version == active else "",
             )
     console.print(table)

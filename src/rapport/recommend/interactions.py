@@ -52,18 +52,21 @@ class Interactions:
         """Index raw purchase lines. ``item_universe`` adds catalogue items nobody bought yet,
         so that models can still place them (by attributes) and coverage counts them."""
         day_array = np.asarray(days, dtype=np.float64)
-        user_names, user_codes = np.unique(np.asarray(customers, dtype=object), return_inverse=True)
-        item_pool = list(items) + list(item_universe or [])
-        item_names, item_codes = np.unique(np.asarray(item_pool, dtype=object), return_inverse=True)
+        user_names, user_codes = _factorised(customers)
+        item_names, item_codes = _factorised([*items, *(item_universe or [])])
         item_codes = item_codes[: len(items)]
-        # One row per (customer, item, calendar day): repeats within a basket count once.
+        # One row per (customer, item, calendar day): repeats within a basket count once. The
+        # three codes are packed into one integer so that finding the first of each is one
+        # integer sort.
         basket_day = np.floor(day_array).astype(np.int64)
-        keys = np.stack([user_codes.astype(np.int64), item_codes.astype(np.int64), basket_day])
-        _, first = np.unique(keys, axis=1, return_index=True)
+        first_day = int(basket_day.min()) if len(basket_day) else 0
+        span = int(basket_day.max()) - first_day + 1 if len(basket_day) else 1
+        keys = (user_codes * len(item_names) + item_codes) * span + (basket_day - first_day)
+        _, first = np.unique(keys, return_index=True)
         first.sort()
         return cls(
-            users=[str(u) for u in user_names],
-            items=[str(i) for i in item_names],
+            users=user_names,
+            items=item_names,
             user=user_codes[first].astype(np.int64),
             item=item_codes[first].astype(np.int64),
             day=day_array[first],
@@ -115,6 +118,19 @@ class Interactions:
         )
         matrix.sum_duplicates()
         return matrix
+
+
+def _factorised(values: Sequence[Any] | npt.NDArray[Any]) -> tuple[list[str], IntArray]:
+    """The distinct values as sorted strings, and each value's index among them (a dict
+    pass, then a sort of the distinct values only: sorting every line's string is slow)."""
+    codes: dict[str, int] = {}
+    first_seen = np.fromiter(
+        (codes.setdefault(str(v), len(codes)) for v in values), dtype=np.int64, count=len(values)
+    )
+    names = sorted(codes)
+    position = np.empty(len(names), dtype=np.int64)
+    position[[codes[name] for name in names]] = np.arange(len(names))
+    return names, position[first_seen] if len(first_seen) else first_seen
 
 
 def rows(matrix: sparse.csr_matrix, users: IntArray) -> sparse.csr_matrix:

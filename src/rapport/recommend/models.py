@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from rapport.platform.db import Base, JsonDocument, UTCDateTime
 
 RULE_ACTIONS = ("pin", "boost", "bury", "exclude", "filter")
-PLACEMENTS = ("home", "product_similar", "product_complements", "cart", "email")
+PLACEMENTS = ("home", "discover", "product_similar", "product_complements", "cart", "email")
 RULE_ATTRIBUTES = ("category", "brand", "country_of_origin")
 
 

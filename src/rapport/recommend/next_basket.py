@@ -116,7 +116,8 @@ def _top_columns(values: FloatArray, keep: int) -> IntArray:
         return np.zeros((values.shape[0], 0), dtype=np.int64)
     if keep == values.shape[1]:
         return np.tile(np.arange(keep, dtype=np.int64), (values.shape[0], 1))
-    return np.argpartition(-values, keep - 1, axis=1)[:, :keep].astype(np.int64)
+    cut = values.shape[1] - keep
+    return np.argpartition(values, cut, axis=1)[:, cut:].astype(np.int64)
 
 
 class TIFUKNN(Recommender):
@@ -179,27 +180,29 @@ class TIFUKNN(Recommender):
         squared = _squared_norms(self.vectors)
         self.norms = squared if self.params["metric"] == "euclidean" else np.sqrt(squared)
 
-    def _closeness(
-        self, dots: FloatArray, own: FloatArray, users: IntArray
-    ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    def _closeness(self, dots: FloatArray, own: FloatArray, users: IntArray) -> FloatArray:
         """Higher is nearer: minus the squared distance, or the cosine. Each customer's own
         row is ruled out (a customer is not their own neighbour)."""
         if self.params["metric"] == "euclidean":
-            closeness = 2.0 * dots - own[:, None] - self.norms[None, :]
+            # In place: the block is a chunk of customers by every known customer.
+            closeness = dots
+            closeness *= 2.0
+            closeness -= own[:, None]
+            closeness -= self.norms[None, :]
         else:
             scale = own[:, None] * self.norms[None, :]
             closeness = np.divide(dots, scale, out=np.zeros_like(dots), where=scale > 0)
         closeness = closeness.astype(np.float32, copy=False)
         known = _known(users, len(self.norms))
         closeness[np.flatnonzero(known), users[known]] = -np.inf
-        return closeness, known
+        return closeness
 
     def _neighbour_mean(self, query: sparse.csr_matrix, users: IntArray) -> FloatArray:
         own = _squared_norms(query)
         if self.params["metric"] == "cosine":
             own = np.sqrt(own)
         dots = np.asarray((query @ self.vectors.T).toarray(), dtype=np.float32)
-        closeness, _ = self._closeness(dots, own, users)
+        closeness = self._closeness(dots, own, users)
         # Only other customers (never oneself) can be neighbours.
         keep = min(int(self.params["neighbours"]), len(self.norms) - 1)
         if keep <= 0:
@@ -240,7 +243,7 @@ class TIFUKNN(Recommender):
         squared = float(np.dot(values, values))
         own_norm = squared if self.params["metric"] == "euclidean" else np.sqrt(squared)
         dots = np.asarray(self.vectors @ own, dtype=np.float32)
-        closeness, _ = self._closeness(
+        closeness = self._closeness(
             dots[None, :], np.asarray([own_norm], np.float32), np.asarray([user], np.int64)
         )
         chosen = _top_columns(closeness, keep)[0]

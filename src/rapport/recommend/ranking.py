@@ -35,7 +35,7 @@ DEVICE_CHANNELS = {"mobile": "app", "tablet": "app", "app": "app", "desktop": "w
 # customer-level placements: the items themselves, and at half strength those similar to or
 # bought with them, rise by at most BROWSING_WEIGHT of the best candidate's score; the newest
 # counts most, a basket addition more than a view.
-BROWSING_PLACEMENTS = frozenset(("home", "email"))
+BROWSING_PLACEMENTS = frozenset(("home", "discover", "email"))
 BROWSING_ITEMS = 10
 BROWSING_WEIGHT = 0.8
 BROWSING_STRENGTH = {"added": 1.0, "viewed": 0.7}
@@ -70,6 +70,9 @@ class Context:
     device: str | None = None
     margin_weight: float = 0.0
     recently_bought: frozenset[str] = frozenset()
+    # Only items the customer never bought (the ``discover`` placement, ``exclude_purchased``),
+    # ranked with the blend's discovery weights.
+    exclude_purchased: bool = False
     item_category: str | None = None  # for a product the model has not seen yet
     item_name: str | None = None
     # The catalogue's categories of cart items the model has not seen yet.
@@ -169,7 +172,8 @@ def _candidates(bundle: Bundle, context: Context) -> _Candidates:
     if placement == "cart":
         return _complements(bundle, context, list(context.cart))
     if context.customer is not None:
-        return _personal(bundle, context.customer)
+        protocol = "discover" if context.exclude_purchased else "repeat"
+        return _personal(bundle, context.customer, protocol)
     return _popular(bundle, context)
 
 
@@ -207,9 +211,10 @@ def _popular(bundle: Bundle, context: Context) -> _Candidates:
     return _Candidates(scores=scores + 1e-6 * overall + 1e-9, explain=explain)
 
 
-def _personal(bundle: Bundle, customer: int) -> _Candidates:
+def _personal(bundle: Bundle, customer: int, protocol: str) -> _Candidates:
     parts = bundle.blend.parts_one(bundle.data, customer)
-    weighted = {name: float(bundle.blend.params[name]) * values for name, values in parts.items()}
+    weights = bundle.blend.weights(protocol)
+    weighted = {name: weights.get(name, 0.0) * values for name, values in parts.items()}
     scores = sum(weighted.values()) + 1e-6 * parts["popular"] + 1e-9
     bought, baskets = row_entries(bundle.data.counts(), customer)
     times_bought = dict(zip(bought.tolist(), baskets.tolist(), strict=True))
@@ -283,6 +288,9 @@ def _complements(bundle: Bundle, context: Context, anchors: list[str]) -> _Candi
             scores += 0.5 * fallback
             continue
         row = dense_row(bundle.complements, anchor)
+        if not row.any():
+            # Never bought with anything across categories: what its buyers also buy.
+            row = 0.5 * dense_row(bundle.blend.knn.similarity, anchor)
         if not row.any():
             row = 0.5 * _category_fallback(bundle, bundle.categories[anchor], partners=True)
         better = row > best_value
@@ -392,8 +400,10 @@ def _allowed(bundle: Bundle, context: Context, rules: Sequence[Rule]) -> Mask:
             allowed[bundle.item_index[sku]] = False
     for sku in context.recently_bought:
         index = bundle.item_index.get(sku)
-        if index is not None and bundle.repeat[index] < REPEAT_ITEM:
+        if index is not None and (context.exclude_purchased or bundle.repeat[index] < REPEAT_ITEM):
             allowed[index] = False
+    if context.exclude_purchased and context.customer is not None:
+        allowed[row_entries(bundle.data.binary(), context.customer)[0]] = False
     for rule in rules:
         if rule.action == "exclude":
             allowed &= ~_matches(bundle, rule)
@@ -410,7 +420,7 @@ def _weighed(
             factor = rule.factor if rule.action == "boost" else 1.0 / rule.factor
             scores = np.where(_matches(bundle, rule), scores * factor, scores)
     lift = np.ones(len(bundle.top_categories), dtype=np.float64)
-    if context.at is not None and context.placement in ("home", "email", "cart"):
+    if context.at is not None and context.placement in ("home", "discover", "email", "cart"):
         lift *= bundle.daypart_lift[:, daypart(context.at)]
     channel = DEVICE_CHANNELS.get((context.device or "").lower())
     if channel is not None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from rapport.customers import service as customers
 from rapport.platform.schemas import StrictModel
 
-Placement = Literal["home", "product_similar", "product_complements", "cart", "email"]
+Placement = Literal["home", "discover", "product_similar", "product_complements", "cart", "email"]
 Action = Literal["pin", "boost", "bury", "exclude", "filter"]
 Attribute = Literal["category", "brand", "country_of_origin"]
 Sku = Field(min_length=1, max_length=64)
@@ -54,6 +54,11 @@ class RecommendationQuery(BaseModel):
     margin_weight: Annotated[
         float, Field(ge=0, le=1, description="How much margin counts (0: not at all)")
     ] = 0.0
+    exclude_purchased: bool = Field(
+        default=False,
+        description="Only items the customer has never bought (and the blend weighed for "
+        "discovery); the `discover` placement always does this",
+    )
 
     @field_validator("cart")
     @classmethod
@@ -171,7 +176,11 @@ class ModelVersionOut(StrictModel):
     items: int
     purchases: int
     train_seconds: float
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, Any] = Field(
+        description="How the version measured on the history's last weeks: per protocol "
+        "(`repeat`, `discover`) the customers scored, each part's Recall@20 alone, the weights "
+        "chosen and the served blend's Recall@20"
+    )
     active: bool
 
 

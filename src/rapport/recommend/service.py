@@ -10,7 +10,6 @@ second and swaps to the new model between requests, never in the middle of one.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import secrets
 import threading
@@ -21,7 +20,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -35,9 +33,6 @@ from rapport.platform.db import read_only
 from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.models import Job
 from rapport.platform.privacy import PrivacySubject
-from rapport.recommend.algorithms import Blend, PersonalFrequency, Popularity
-from rapport.recommend.evaluation import Purchases, evaluate, split
-from rapport.recommend.interactions import day_number
 from rapport.recommend.models import MerchRule, MerchRuleChange, ModelVersion
 from rapport.recommend.ranking import BROWSING_PLACEMENTS, Context, Ranked, Rule, rank
 from rapport.recommend.schemas import RuleIn
@@ -47,7 +42,6 @@ __all__ = [
     "BROWSING_DAYS",
     "CHECK_EVERY_S",
     "DEFAULT_BLEND",
-    "HOLDOUT_DAYS",
     "POINTER",
     "PRIVACY_TABLES",
     "RECENT_PURCHASE_DAYS",
@@ -56,6 +50,7 @@ __all__ = [
     "TRAIN_JOB",
     "Answer",
     "BeforeCommit",
+    "Measured",
     "MerchRule",
     "MerchRuleChange",
     "ModelHolder",
@@ -69,10 +64,10 @@ __all__ = [
     "export_customer_data",
     "get_rule",
     "holder",
-    "holdout_metrics",
     "list_rules",
     "list_versions",
     "make_current",
+    "measured",
     "models_directory",
     "queue_training",
     "recently_browsed",
@@ -95,10 +90,10 @@ RECENT_PURCHASE_DAYS = 30
 BROWSING_EVENTS = 50
 BROWSING_DAYS = 7
 BROWSING_TYPES = {"product_viewed": "viewed", "product_added": "added", "cart_viewed": "added"}
-HOLDOUT_DAYS = 14
 TRAIN_JOB = "recommend.train"
-# The blend's weights: near what tuning chose on Ta-Feng and Online Retail with repeats allowed
-# (docs/benchmarks.md); each training measures them on the retailer's own held-out weeks.
+# Where each training's weight search starts, and the weights served when the history is too
+# short to measure (rapport.recommend.tuning): near what tuning chooses on Ta-Feng and Online
+# Retail with repeats allowed (docs/benchmarks.md).
 DEFAULT_BLEND: dict[str, Any] = {
     "own": 1.0,
     "knn": 0.1,
@@ -221,6 +216,7 @@ class Request:
     device: str | None = None
     at: datetime | None = None
     margin_weight: float = 0.0
+    exclude_purchased: bool = False
 
 
 @dataclass(frozen=True)
@@ -278,8 +274,15 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
         if product.category_path
     }
     recent: frozenset[str] = frozenset()
+    discover = request.placement == "discover" or request.exclude_purchased
     if personal and customer_id is not None:
-        since = clock.now() - timedelta(days=RECENT_PURCHASE_DAYS)
+        # Leaving out everything bought means everything since the model learnt the rest.
+        since = (
+            clock.as_utc(bundle.trained_at)
+            if discover
+            else clock.now() - timedelta(days=RECENT_PURCHASE_DAYS)
+        )
+        since = min(since, clock.now() - timedelta(days=RECENT_PURCHASE_DAYS))
         recent = frozenset(orders.recently_bought(db, customer_id=customer_id, since=since))
     browsed: tuple[tuple[str, str], ...] = ()
     if personal and customer_id is not None and request.placement in BROWSING_PLACEMENTS:
@@ -304,6 +307,7 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
         device=request.device,
         margin_weight=request.margin_weight,
         recently_bought=recent,
+        exclude_purchased=discover and personal,
         item_category=item_category,
         item_name=item_name,
         cart_categories=cart_categories,
@@ -598,38 +602,12 @@ def _segments_of_customers(db: Session, purchases: Sequence[Purchase]) -> dict[s
     }
 
 
-def holdout_metrics(
-    purchases: Sequence[Purchase], *, until: datetime, days: int = HOLDOUT_DAYS
-) -> dict[str, dict[str, float]]:
-    """How the blend and two baselines would have done on the last ``days`` days (longer when
-    those hold under a tenth of the purchases), trained on what came before: the figures the
-    admin chart follows from version to version."""
-    known = [p for p in purchases if p.customer_id is not None]
-    if not known:
-        return {}
-    tenth_from_end = known[-max(len(known) // 10, 1)].at
-    days = max(days, math.ceil(day_number(until) - day_number(tenth_from_end)))
-    history = Purchases(
-        customers=np.asarray([p.customer_id for p in known]),
-        items=np.asarray([p.sku for p in known]),
-        days=np.asarray([day_number(p.at) for p in known]),
-    )
-    stop = day_number(until)
-    held_out = split(history, cutoff=stop - days, stop=stop, new_only=False)
-    if len(held_out.users) < 10:
-        return {}
-    metrics = {}
-    for model in (Blend(**DEFAULT_BLEND), PersonalFrequency(), Popularity()):
-        model.fit(held_out.train)
-        metrics[model.name] = {k: round(v, 4) for k, v in evaluate(model, held_out).items()}
-    return metrics
-
-
 def train_model(
     db: Session, *, data_dir: Path, trained_by: str, now: datetime | None = None
 ) -> ModelVersion:
-    """Learn a new model version from every purchase so far, measure it on a held-out recent
-    window, save it, and make it the one served."""
+    """Learn a new model version from every purchase so far, with the blend's weights chosen
+    and measured on the history's last weeks (``metrics``: per protocol, each part's and the
+    served blend's Recall@20), save it, and make it the one served."""
     started = time.perf_counter()
     moment = now or clock.now()
     # Read without SQLite's write lock (training takes seconds to minutes), then end that
@@ -647,7 +625,6 @@ def train_model(
         blend_params=DEFAULT_BLEND,
         segments=segments,
     )
-    bundle.metrics = holdout_metrics(purchases, until=moment)
     directory = models_directory(data_dir)
     bundle.save(directory / f"{version}.npz")
     row = ModelVersion(
@@ -667,6 +644,53 @@ def train_model(
     make_current(directory, version)
     holder(data_dir).swap(bundle)
     return row
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One protocol's figures for a model version, on its validation window."""
+
+    protocol: str
+    served: float | None  # the blend served, Recall@20
+    best_part: str | None
+    best_part_recall: float | None
+    weights: dict[str, float]
+    parts: dict[str, float]
+    customers: int | None
+
+
+def measured(version: ModelVersion) -> dict[str, Measured]:
+    """What a version's metrics say per protocol (``repeat``, ``discover``). Versions trained
+    before the weights were tuned at training recorded the blend with repeats only."""
+    metrics = version.metrics or {}
+    found: dict[str, Measured] = {}
+    for protocol in ("repeat", "discover"):
+        figures = metrics.get(protocol)
+        if isinstance(figures, dict):
+            parts = {k: float(v) for k, v in (figures.get("parts") or {}).items()}
+            best = figures.get("best_part")
+            found[protocol] = Measured(
+                protocol=protocol,
+                served=figures.get("served"),
+                best_part=best,
+                best_part_recall=parts.get(best) if best else None,
+                weights=dict(figures.get("weights") or {}),
+                parts=parts,
+                customers=figures.get("users"),
+            )
+    legacy = metrics.get("rapport")
+    if "repeat" not in found and isinstance(legacy, dict):
+        baseline = metrics.get("top_frequency", {})
+        found["repeat"] = Measured(
+            protocol="repeat",
+            served=legacy.get("recall@20"),
+            best_part="top_frequency" if baseline else None,
+            best_part_recall=baseline.get("recall@20"),
+            weights={},
+            parts={},
+            customers=None,
+        )
+    return found
 
 
 def queue_training(db: Session, *, by: str) -> Job:

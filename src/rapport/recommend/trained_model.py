@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -22,7 +22,15 @@ import numpy.typing as npt
 from scipy import sparse
 
 from rapport.recommend.algorithms import Blend, keep_top_per_row
-from rapport.recommend.interactions import FloatArray, IntArray, Interactions, day_number
+from rapport.recommend.interactions import (
+    SECONDS_PER_DAY,
+    FloatArray,
+    IntArray,
+    Interactions,
+    day_number,
+    row_entries,
+)
+from rapport.recommend.tuning import tune
 
 FORMAT = 1
 NEIGHBOURS = 30
@@ -107,13 +115,9 @@ class Bundle:
 
     @cached_property
     def neighbour_links(self) -> sparse.csc_matrix:
-        """The blend's item-to-item links by target item (which purchases lead to each item),
-        for explaining "because you bought" picks."""
-        blend = self.blend
-        similarity = blend.knn.similarity if blend.params["knn"] else blend.ease.similarity
-        if similarity.shape[0] == 0:
-            similarity = blend.ease.similarity
-        return similarity.tocsc()
+        """The item-to-item links by target item (which purchases lead to each item), for
+        explaining "because you bought" picks."""
+        return self.blend.knn.similarity.tocsc()
 
     @property
     def popularity(self) -> FloatArray:
@@ -252,23 +256,41 @@ def build(
     now: datetime,
     blend_params: dict[str, Any] | None = None,
     segments: dict[str, str] | None = None,
+    tuned: bool = True,
 ) -> Bundle:
     """Learn a bundle from purchase lines and the catalogue (and each customer's segment, their
-    loyalty tier, for popularity per segment). Deterministic: the same input gives the same
-    arrays."""
+    loyalty tier, for popularity per segment). With ``tuned`` the blend's weights are chosen on
+    the history's last weeks (:mod:`rapport.recommend.tuning`, figures in ``metrics``);
+    ``blend_params`` are where the search starts and what stays when there is too little
+    history to measure. Deterministic: the same input gives the same arrays.
+
+    Windows (popularity, trending, recency) are measured from the end of the history: the
+    last purchase, or ``now`` if that is earlier. Imported history that ended months ago is
+    then as fresh as it was on its last day, not empty."""
     facts = {p.sku: p for p in products}
-    known = [p for p in purchases if p.customer_id is not None]
-    end = day_number(now)
+    days = np.fromiter(
+        (p.at.timestamp() / SECONDS_PER_DAY for p in purchases),
+        dtype=np.float64,
+        count=len(purchases),
+    )
+    end = min(day_number(now), float(days.max())) if len(days) else day_number(now)
+    known = np.fromiter((p.customer_id is not None for p in purchases), dtype=bool, count=len(days))
     data = Interactions.from_purchases(
-        [p.customer_id or "" for p in known],
-        [p.sku for p in known],
-        [day_number(p.at) for p in known],
+        [p.customer_id for p in purchases if p.customer_id is not None],
+        [p.sku for p in purchases if p.customer_id is not None],
+        days[known],
         end=end,
         item_universe=sorted(set(facts) | {p.sku for p in purchases}),
     )
-    blend = Blend(**(blend_params or {})).fit(data)
+    params = dict(blend_params or {})
+    metrics: dict[str, Any] = {}
+    if tuned:
+        tuning = tune(data, params)
+        params, metrics = tuning.params, tuning.report
+    blend = Blend(**params).fit(data)
     items = data.items
     index = {sku: i for i, sku in enumerate(items)}
+    item_of = np.fromiter((index[p.sku] for p in purchases), dtype=np.int64, count=len(days))
     described = [facts.get(sku) for sku in items]
     categories = [f.category_path if f else "" for f in described]
     tops = sorted({top_category(c) for c in categories})
@@ -277,12 +299,15 @@ def build(
     price = np.asarray([f.price_minor if f else 0 for f in described], dtype=np.int64)
     cost = np.asarray([f.cost_minor if f else 0 for f in described], dtype=np.int64)
     margin = np.where(price > 0, (price - cost) / np.maximum(price, 1), 0.0).astype(np.float32)
-    baskets = _basket_matrix(purchases, index)
+    baskets = _basket_matrix(purchases, item_of, len(items))
     co_bought = _cosine(baskets, shrink=5.0)
-    stores, store_popularity = _popularity_by(purchases, index, end, lambda p: p.store_id)
+    recent = days >= end - STORE_WINDOW_DAYS
+    stores, store_popularity = _popularity_by(
+        [p.store_id for p in purchases], item_of, recent, len(items)
+    )
     segment_of = segments or {}
     segment_names, segment_popularity = _popularity_by(
-        purchases, index, end, lambda p: segment_of.get(p.customer_id or "")
+        [segment_of.get(p.customer_id or "") for p in purchases], item_of, recent, len(items)
     )
     return Bundle(
         version=version,
@@ -295,8 +320,8 @@ def build(
         countries=[(f.country or "") if f else "" for f in described],
         price_minor=price,
         margin_rate=margin,
-        substitutes=_substitutes(categories, described, price, co_bought),
-        complements=_complements(co_bought, category_of),
+        substitutes=_substitutes(categories, described, price, co_bought, blend),
+        complements=_complements(co_bought, categories, category_of),
         category_of=category_of,
         top_categories=tops,
         category_best=_category_best(category_of, blend, len(tops)),
@@ -305,21 +330,27 @@ def build(
         store_popularity=store_popularity,
         segments=segment_names,
         segment_popularity=segment_popularity,
-        trending=_trending(purchases, index, end),
-        daypart_lift=_lift(purchases, index, category_of, len(tops), "daypart"),
-        channel_lift=_lift(purchases, index, category_of, len(tops), "channel"),
+        trending=_trending(item_of, end - days, len(items)),
+        daypart_lift=_lift(purchases, item_of, category_of, len(tops), "daypart"),
+        channel_lift=_lift(purchases, item_of, category_of, len(tops), "channel"),
+        metrics=metrics,
         params={"neighbours": NEIGHBOURS},
     )
 
 
-def _basket_matrix(purchases: Sequence[Purchase], index: dict[str, int]) -> sparse.csr_matrix:
+def _basket_matrix(
+    purchases: Sequence[Purchase], item_of: IntArray, items: int
+) -> sparse.csr_matrix:
     """Baskets x items, 1 where the basket held the item."""
     basket_ids: dict[str, int] = {}
-    rows = [basket_ids.setdefault(p.basket, len(basket_ids)) for p in purchases]
-    columns = [index[p.sku] for p in purchases]
+    rows = np.fromiter(
+        (basket_ids.setdefault(p.basket, len(basket_ids)) for p in purchases),
+        dtype=np.int64,
+        count=len(item_of),
+    )
     matrix = sparse.csr_matrix(
-        (np.ones(len(rows), dtype=np.float32), (rows, columns)),
-        shape=(len(basket_ids), len(index)),
+        (np.ones(len(rows), dtype=np.float32), (rows, item_of)),
+        shape=(len(basket_ids), items),
     )
     matrix.data[:] = 1.0
     return matrix
@@ -348,9 +379,12 @@ def _substitutes(
     described: list[ProductFacts | None],
     price: IntArray,
     co_bought: sparse.csr_matrix,
+    blend: Blend,
 ) -> sparse.csr_matrix:
     """Items like each item: same category (closest first), similar price, same brand or
-    country, and bought by the same kind of basket. Works for items nobody bought yet."""
+    country, and bought by the same kind of basket. Works for items nobody bought yet. Items
+    without a category look among their item-kNN neighbours and co-purchases instead (a
+    catalogue without categories still has similar items)."""
     leaf = _codes(categories)
     parent = _codes([top_category(c) for c in categories])
     brand = _codes([(d.brand or "") if d else "" for d in described])
@@ -361,34 +395,55 @@ def _substitutes(
     parent_members: dict[int, IntArray] = {}
     for code in np.unique(parent):
         parent_members[int(code)] = np.flatnonzero(parent == code)
+    neighbours = blend.knn.similarity
     log_price = np.log(np.maximum(price, 1).astype(np.float64))
+    co_row = np.zeros(len(categories), dtype=np.float32)  # one item's co-purchases, dense
     rows, columns, values = [], [], []
     for i in range(len(categories)):
-        pool = members[int(leaf[i])]
-        if len(pool) <= NEIGHBOURS // 3:
-            pool = parent_members[int(parent[i])]
+        co_items, co_values = row_entries(co_bought, i)
+        if leaf[i] < 0:
+            pool = np.union1d(row_entries(neighbours, i)[0], co_items)
+        else:
+            pool = members[int(leaf[i])]
+            if len(pool) <= NEIGHBOURS // 3:
+                pool = parent_members[int(parent[i])]
         candidates = pool[pool != i]
         if not len(candidates):
             continue
-        score = np.where(leaf[candidates] == leaf[i], 0.4, 0.2)
+        co_row[co_items] = co_values
+        score = np.where((leaf[candidates] == leaf[i]) & (leaf[i] >= 0), 0.4, 0.2)
         score += 0.3 * np.exp(-2.0 * np.abs(log_price[candidates] - log_price[i]))
         score += 0.15 * ((brand[candidates] == brand[i]) & (brand[i] >= 0))
         score += 0.15 * ((country[candidates] == country[i]) & (country[i] >= 0))
-        score += 0.5 * co_bought[i, candidates].toarray().ravel()
+        score += 0.5 * co_row[candidates]
+        co_row[co_items] = 0.0
         keep = np.lexsort((candidates, -score))[:NEIGHBOURS]
-        rows.extend([i] * len(keep))
-        columns.extend(candidates[keep].tolist())
-        values.extend(score[keep].tolist())
+        rows.append(np.full(len(keep), i, dtype=np.int64))
+        columns.append(candidates[keep])
+        values.append(score[keep])
     n = len(categories)
     return sparse.csr_matrix(
-        (np.asarray(values, dtype=np.float32), (rows, columns)), shape=(n, n), dtype=np.float32
+        (
+            np.concatenate(values).astype(np.float32) if values else np.zeros(0, np.float32),
+            (
+                np.concatenate(rows) if rows else np.zeros(0, np.int64),
+                np.concatenate(columns) if columns else np.zeros(0, np.int64),
+            ),
+        ),
+        shape=(n, n),
+        dtype=np.float32,
     )
 
 
-def _complements(co_bought: sparse.csr_matrix, category_of: IntArray) -> sparse.csr_matrix:
-    """Items bought in the same basket from another category: the corkscrew for the wine."""
+def _complements(
+    co_bought: sparse.csr_matrix, categories: list[str], category_of: IntArray
+) -> sparse.csr_matrix:
+    """Items bought in the same basket from another category: the corkscrew for the wine.
+    Where either item has no category (a catalogue without them), every co-purchase counts."""
     coo = co_bought.tocoo()
-    other = category_of[coo.row] != category_of[coo.col]
+    uncategorised = np.asarray([not c for c in categories], dtype=bool)
+    other = (category_of[coo.row] != category_of[coo.col]) | uncategorised[coo.row]
+    other |= uncategorised[coo.col]
     across = sparse.csr_matrix(
         (coo.data[other], (coo.row[other], coo.col[other])), shape=coo.shape, dtype=np.float32
     )
@@ -420,42 +475,34 @@ def _category_partners(
 
 
 def _popularity_by(
-    purchases: Sequence[Purchase],
-    index: dict[str, int],
-    end: float,
-    group: Callable[[Purchase], str | None],
+    groups: Sequence[str | None], item_of: IntArray, recent: npt.NDArray[np.bool_], items: int
 ) -> tuple[list[str], sparse.csr_matrix]:
-    """Purchases of each item in the last 90 days per group (store, segment); purchases
-    outside any group are left out."""
-    recent = [
-        (key, p)
-        for p in purchases
-        if day_number(p.at) >= end - STORE_WINDOW_DAYS and (key := group(p)) is not None
-    ]
-    groups = sorted({key for key, _ in recent})
-    group_index = {g: i for i, g in enumerate(groups)}
+    """Recent purchases of each item (the last 90 days) per group (store, segment), from each
+    purchase's group; purchases outside any group are left out."""
+    keep = np.asarray([g is not None for g in groups], dtype=bool) & recent
+    chosen = [g for g, k in zip(groups, keep.tolist(), strict=True) if k]
+    names = sorted({g for g in chosen if g is not None})
+    group_index = {g: i for i, g in enumerate(names)}
     matrix = sparse.csr_matrix(
         (
-            np.ones(len(recent), dtype=np.float32),
-            ([group_index[key] for key, _ in recent], [index[p.sku] for _, p in recent]),
+            np.ones(len(chosen), dtype=np.float32),
+            (
+                np.asarray([group_index[g] for g in chosen if g is not None], dtype=np.int64),
+                item_of[keep],
+            ),
         ),
-        shape=(len(groups), len(index)),
+        shape=(len(names), items),
         dtype=np.float32,
     )
     matrix.sum_duplicates()
-    return groups, matrix
+    return names, matrix
 
 
-def _trending(purchases: Sequence[Purchase], index: dict[str, int], end: float) -> FloatArray:
+def _trending(item_of: IntArray, age: npt.NDArray[np.float64], items: int) -> FloatArray:
     """Items selling faster in the last week than in the four before it, by how much more."""
-    recent = np.zeros(len(index), dtype=np.float64)
-    before = np.zeros(len(index), dtype=np.float64)
-    for p in purchases:
-        age = end - day_number(p.at)
-        if age < TRENDING_DAYS:
-            recent[index[p.sku]] += 1
-        elif age < 5 * TRENDING_DAYS:
-            before[index[p.sku]] += 1
+    recent = np.bincount(item_of[age < TRENDING_DAYS], minlength=items).astype(np.float64)
+    earlier = (age >= TRENDING_DAYS) & (age < 5 * TRENDING_DAYS)
+    before = np.bincount(item_of[earlier], minlength=items).astype(np.float64)
     expected = before / 4.0
     growth = np.log((recent + 1.0) / (expected + 1.0))
     return np.where(growth > 0, recent * growth, 0.0).astype(np.float32)
@@ -463,7 +510,7 @@ def _trending(purchases: Sequence[Purchase], index: dict[str, int], end: float) 
 
 def _lift(
     purchases: Sequence[Purchase],
-    index: dict[str, int],
+    item_of: IntArray,
     category_of: IntArray,
     categories: int,
     by: str,
@@ -472,17 +519,16 @@ def _lift(
     shrunk towards 1 where there is little data."""
     width = DAYPARTS if by == "daypart" else len(CHANNELS)
     counts = np.zeros((categories, width), dtype=np.float64)
-    for p in purchases:
-        column = daypart(p.at) if by == "daypart" else _channel(p.channel)
-        if column is not None:
-            counts[category_of[index[p.sku]], column] += 1
+    if by == "daypart":
+        columns = np.fromiter((daypart(p.at) for p in purchases), np.int64, len(item_of))
+    else:
+        codes = {channel: i for i, channel in enumerate(CHANNELS)}
+        columns = np.fromiter((codes.get(p.channel, -1) for p in purchases), np.int64, len(item_of))
+    counted = columns >= 0
+    np.add.at(counts, (category_of[item_of[counted]], columns[counted]), 1.0)
     overall = counts.sum(axis=0) + 1.0
     overall_share = overall / overall.sum()
     prior = 50.0
     share = (counts + prior * overall_share) / (counts.sum(axis=1, keepdims=True) + prior)
     lift: FloatArray = (share / overall_share).astype(np.float32)
     return lift
-
-
-def _channel(channel: str) -> int | None:
-    return CHANNELS.index(channel) if channel in CHANNELS else None

@@ -1,0 +1,389 @@
+"""The blend's weights, chosen at each training for the retailer it serves.
+
+Training carves a validation window from the end of the history (``HORIZON_DAYS``, longer
+when that holds under a tenth of the purchases), fits every part on what came before, and
+asks, for a sample of the customers who bought in the window, how well each part alone and
+each weighing of the parts finds what they went on to buy (Recall@20). It does so twice:
+with repeats allowed (a home page, an email) and for items new to the customer (a
+``discover`` placement, ``exclude_purchased``). Each protocol starts from its best single part
+and a coordinate ascent only keeps changes that find more, so the blend served is never one
+that scored below its best part on that window; the exact figures (the served scoring, not
+the shortcut the search uses) are kept with the model version and drawn on the admin page.
+
+The search is cheap because it never ranks the whole catalogue: each customer's candidates
+are the union of every part's top ``CANDIDATES`` items (a blend's top 20 is, in practice,
+among them), held as one dense customers x candidates x parts array.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rapport.recommend.algorithms import PARTS, Blend
+from rapport.recommend.interactions import IntArray, Interactions
+
+HORIZON_DAYS = 28.0
+MIN_WINDOW_SHARE = 0.1  # the window grows until it holds this share of the purchases
+# Fewer customers to score, or a catalogue a top 20 nearly covers, measure nothing: the
+# weights given are kept.
+MIN_CUSTOMERS = 50
+MIN_ITEMS = 2 * 20
+SAMPLE = 4000  # validation customers the weights are chosen on
+CANDIDATES = 100  # per part, per customer
+TOP = 20  # Recall@TOP is what the search maximises
+WEIGHTS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+# The customer's own items are weighed by recency and by how often anyone buys the item again:
+# both are chosen with the weights (each pair is one more column of the search).
+OWN_HALF_LIVES = (14.0, 60.0, 365.0)
+OWN_REPEAT_POWERS = (0.0, 0.5, 1.0)
+ROUNDS = 2
+_CHUNK = 256
+
+FloatMatrix = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Purchases before ``cutoff`` (same indexes as the full history), and per sampled
+    customer the distinct items they bought from ``cutoff`` on."""
+
+    train: Interactions
+    cutoff: float
+    days: float
+    users: IntArray
+    targets: list[IntArray]
+
+
+@dataclass
+class ProtocolResult:
+    users: int
+    weights: dict[str, float]
+    parts: dict[str, float]  # Recall@20 of each part alone
+    served: float  # Recall@20 of the weights chosen, scored as serving scores
+    fallback: str | None = None  # the single part served when the blend scored below it
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "users": self.users,
+            "weights": self.weights,
+            "parts": {k: round(v, 4) for k, v in self.parts.items()},
+            "served": round(self.served, 4),
+            "best_part": max(self.parts, key=lambda k: self.parts[k]) if self.parts else None,
+            "fallback": self.fallback,
+        }
+
+
+@dataclass
+class Tuning:
+    """What training serves (``params`` for :class:`Blend`) and why (``report``)."""
+
+    params: dict[str, Any]
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def validation_window(
+    data: Interactions, *, horizon_days: float = HORIZON_DAYS, sample: int = SAMPLE, seed: int = 0
+) -> Window | None:
+    """The last ``horizon_days`` (longer while they hold under a tenth of the purchases) as
+    the window to predict; ``None`` when too few customers bought both before and in it."""
+    if not len(data.day) or len(data.items) < MIN_ITEMS:
+        return None
+    ordered = np.sort(data.day)
+    tenth_from_end = float(ordered[-max(int(len(ordered) * MIN_WINDOW_SHARE), 1)])
+    days = max(horizon_days, math.ceil(data.end - tenth_from_end))
+    cutoff = data.end - days
+    before = data.day < cutoff
+    train = Interactions(
+        users=data.users,
+        items=data.items,
+        user=data.user[before],
+        item=data.item[before],
+        day=data.day[before],
+        end=cutoff,
+    )
+    known = np.zeros(len(data.users), dtype=bool)
+    known[train.user] = True
+    after = ~before & known[data.user]
+    users = np.unique(data.user[after])
+    if len(users) < MIN_CUSTOMERS:
+        return None
+    order = np.argsort(data.user[after], kind="stable")
+    items_sorted = data.item[after][order]
+    bounds = np.searchsorted(data.user[after][order], users)
+    bounds = np.append(bounds, len(order))
+    targets = [np.unique(items_sorted[bounds[k] : bounds[k + 1]]) for k in range(len(users))]
+    if len(users) > sample:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(users), sample, replace=False))
+        users = users[chosen]
+        targets = [targets[k] for k in chosen]
+    return Window(train=train, cutoff=cutoff, days=days, users=users, targets=targets)
+
+
+def tune(
+    data: Interactions,
+    params: dict[str, Any] | None = None,
+    *,
+    horizon_days: float = HORIZON_DAYS,
+    sample: int = SAMPLE,
+) -> Tuning:
+    """The blend's parameters for ``data``: ``params`` (the parts' settings) with the weights,
+    own-item recency and repeat power chosen on the validation window for both protocols. Too
+    little history to measure keeps ``params`` as they are."""
+    base = dict(params or {})
+    window = validation_window(data, horizon_days=horizon_days, sample=sample)
+    if window is None:
+        return Tuning(params=base, report={"measured": False})
+    every_part = {**base, **dict.fromkeys(PARTS, 1.0), "discover": None}
+    blend = Blend(**every_part).fit(window.train)
+    search = _Search.build(blend, window)
+    chosen = dict(base)
+    report: dict[str, Any] = {
+        "measured": True,
+        "window_days": round(window.days, 1),
+        "train_until_day": round(window.cutoff, 3),
+    }
+    for protocol in ("repeat", "discover"):
+        result, own_setting = search.best(protocol)
+        if protocol == "repeat":
+            chosen.update(result.weights)
+            chosen.update(own_setting)
+        else:
+            chosen["discover"] = result.weights
+        report[protocol] = result
+    # The figures as serving scores them: the weights chosen, on the whole catalogue.
+    final = Blend(**{**chosen, **dict.fromkeys(PARTS, 1.0), "discover": None})
+    final.frequency = blend.frequency
+    final.frequency.params.update(
+        half_life_days=chosen.get("half_life_days", 60.0),
+        repeat_power=chosen.get("repeat_power", 0.5),
+    )
+    final.knn, final.ease, final.als = blend.knn, blend.ease, blend.als
+    for protocol in ("repeat", "discover"):
+        final.set_weights(protocol, report[protocol].weights)
+    served = served_recall(final, window, {p: search.users(p) for p in ("repeat", "discover")})
+    for protocol in ("repeat", "discover"):
+        result = report[protocol]
+        best_part = max(result.parts, key=lambda k: result.parts[k])
+        result.served = served[protocol]
+        if result.served < result.parts[best_part]:
+            # The shortcut misjudged: serve the best part alone, which it measured exactly.
+            result.weights = {part: float(part == best_part) for part in PARTS}
+            result.fallback = best_part
+            result.served = result.parts[best_part]
+            if protocol == "repeat":
+                chosen.update(result.weights)
+            else:
+                chosen["discover"] = result.weights
+        report[protocol] = result.as_dict()
+    report["own"] = {
+        "half_life_days": chosen.get("half_life_days"),
+        "repeat_power": chosen.get("repeat_power"),
+    }
+    return Tuning(params=chosen, report=report)
+
+
+def served_recall(
+    blend: Blend, window: Window, users: dict[str, npt.NDArray[np.int64]]
+) -> dict[str, float]:
+    """Recall@20 of ``blend`` per protocol over the window's customers at positions
+    ``users[protocol]``, ranking the whole catalogue as serving does (new items only: the
+    customer's history is never ranked, nor counted as a target)."""
+    history = window.train.binary()
+    every = np.union1d(*users.values()) if users else np.zeros(0, np.int64)
+    wanted = {protocol: set(rows.tolist()) for protocol, rows in users.items()}
+    totals = dict.fromkeys(users, 0.0)
+    for start in range(0, len(every), _CHUNK):
+        rows = every[start : start + _CHUNK]
+        customers = window.users[rows]
+        parts = blend.parts(window.train, customers)
+        for protocol in users:
+            scores = blend.combine(parts, protocol).astype(np.float64)
+            if protocol == "discover":
+                scores[history[customers].nonzero()] = -np.inf
+            top = min(TOP, scores.shape[1])
+            best = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+            for offset, row in enumerate(rows.tolist()):
+                if row in wanted[protocol]:
+                    target = _targets(window, row, history, protocol)
+                    totals[protocol] += np.isin(best[offset], target).sum() / len(target)
+    return {p: totals[p] / max(len(rows), 1) for p, rows in users.items()}
+
+
+def _own_columns(
+    blend: Blend, data: Interactions, customers: IntArray, settings: list[dict[str, float]]
+) -> list[FloatMatrix]:
+    """The customers' own items under each (recency, repeat power) setting, each row scaled
+    so its best item is 1: what the blend's ``own`` part would be with that setting."""
+    found = []
+    for setting in settings:
+        weighted = data.recency_weighted(setting["half_life_days"])[customers].toarray()
+        own = weighted * np.power(blend.frequency.repeat, setting["repeat_power"])
+        top = own.max(axis=1, keepdims=True)
+        top[top <= 0] = 1.0
+        found.append((own / top).astype(np.float32))
+    return found
+
+
+def _targets(window: Window, row: int, history: Any, protocol: str) -> IntArray:
+    target = window.targets[row]
+    if protocol == "discover":
+        start, stop = history.indptr[window.users[row]], history.indptr[window.users[row] + 1]
+        target = np.setdiff1d(target, history.indices[start:stop], assume_unique=True)
+    return target
+
+
+@dataclass
+class _Search:
+    """Every sampled customer's candidates and each column's scores for them: the parts,
+    and the customer's own items once per (recency, repeat power) setting."""
+
+    columns: list[str]
+    own_settings: list[dict[str, float]]
+    values: dict[str, FloatMatrix]  # protocol -> customers x candidates x columns
+    hits: dict[str, npt.NDArray[np.bool_]]  # protocol -> customers x candidates
+    sizes: dict[str, npt.NDArray[np.float64]]  # protocol -> targets per customer
+    rows: dict[str, npt.NDArray[np.int64]]  # protocol -> positions in the window
+
+    @classmethod
+    def build(cls, blend: Blend, window: Window) -> _Search:
+        own_settings = [
+            {"half_life_days": h, "repeat_power": p}
+            for h in OWN_HALF_LIVES
+            for p in OWN_REPEAT_POWERS
+        ]
+        others = [p for p in PARTS if p != "own"]
+        columns = [f"own@{i}" for i in range(len(own_settings))] + others
+        history = window.train.binary()
+        collected: dict[str, list[Any]] = {"repeat": [], "discover": []}
+        # Deep enough that the best new items survive once a customer's history is removed.
+        depth = min(2 * CANDIDATES, history.shape[1])
+        for start in range(0, len(window.users), _CHUNK):
+            rows = np.arange(start, min(start + _CHUNK, len(window.users)))
+            customers = window.users[rows]
+            parts = blend.parts(window.train, customers)
+            own = _own_columns(blend, window.train, customers, own_settings)
+            seen = history[customers]
+            tops = {}
+            for part in others:
+                if part == "popular":  # the same for everyone
+                    first = parts[part][0]
+                    best = np.argpartition(-first, depth - 1)[:depth]
+                    tops[part] = np.broadcast_to(best, (len(rows), depth))
+                else:
+                    tops[part] = np.argpartition(-parts[part], depth - 1, axis=1)[:, :depth]
+            best_own = np.max(np.stack(own), axis=0)
+            for offset, row in enumerate(rows.tolist()):
+                bought = seen.indices[seen.indptr[offset] : seen.indptr[offset + 1]]
+                for protocol in ("repeat", "discover"):
+                    target = _targets(window, row, history, protocol)
+                    if not len(target):
+                        continue
+                    pooled = []
+                    for part in others:
+                        found = tops[part][offset]
+                        if protocol == "discover":
+                            found = found[~np.isin(found, bought)]
+                        values = parts[part][offset, found]
+                        pooled.append(found[np.argsort(-values, kind="stable")[:CANDIDATES]])
+                    if protocol == "repeat" and len(bought):
+                        mine = bought[np.argsort(-best_own[offset, bought], kind="stable")]
+                        pooled.append(mine[:CANDIDATES])
+                    items = np.unique(np.concatenate(pooled))
+                    stacked = (
+                        [values[offset, items] for values in own] if protocol == "repeat" else []
+                    )
+                    stacked += [parts[part][offset, items] for part in others]
+                    collected[protocol].append(
+                        (row, np.stack(stacked, axis=1), np.isin(items, target), len(target))
+                    )
+        values, hits, sizes, positions = {}, {}, {}, {}
+        for protocol, entries in collected.items():
+            width = max((len(e[2]) for e in entries), default=1)
+            depth = len(columns) if protocol == "repeat" else len(others)
+            cube = np.full((len(entries), width, depth), -1.0, dtype=np.float32)
+            hit = np.zeros((len(entries), width), dtype=bool)
+            for k, (_, scores, found, _) in enumerate(entries):
+                cube[k, : len(found)] = scores
+                hit[k, : len(found)] = found
+            values[protocol], hits[protocol] = cube, hit
+            sizes[protocol] = np.asarray([e[3] for e in entries], dtype=np.float64)
+            positions[protocol] = np.asarray([e[0] for e in entries], dtype=np.int64)
+        return cls(columns, own_settings, values, hits, sizes, positions)
+
+    def users(self, protocol: str) -> npt.NDArray[np.int64]:
+        return self.rows[protocol]
+
+    def _recall(self, protocol: str, weights: npt.NDArray[np.float32]) -> float:
+        cube = self.values[protocol]
+        if not len(cube):
+            return 0.0
+        # Padding (-1 in every column) scores below any real candidate whatever the weights.
+        scores = cube @ weights
+        scores[cube[:, :, 0] < 0] = -np.inf
+        top = min(TOP, scores.shape[1])
+        best = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+        found = np.take_along_axis(self.hits[protocol], best, axis=1).sum(axis=1)
+        return float((found / self.sizes[protocol]).mean())
+
+    def best(self, protocol: str) -> tuple[ProtocolResult, dict[str, float]]:
+        """The weights with the best Recall@20 on the candidates (coordinate ascent from the
+        best single part), each part's own Recall@20, and the own-item setting chosen."""
+        columns = (
+            self.columns if protocol == "repeat" else [c for c in self.columns if "@" not in c]
+        )
+        own_columns = [c for c in columns if c.startswith("own@")]
+
+        def vector(weights: dict[str, float], own: str | None) -> npt.NDArray[np.float32]:
+            return np.asarray(
+                [
+                    weights.get("own", 0.0) if column == own else weights.get(column, 0.0)
+                    for column in columns
+                ],
+                dtype=np.float32,
+            )
+
+        single: dict[str, float] = {}
+        for part in (p for p in PARTS if protocol == "repeat" or p != "own"):
+            if part == "own":
+                own_scores = {
+                    c: self._recall(protocol, vector({"own": 1.0}, c)) for c in own_columns
+                }
+                single["own"] = max(own_scores.values())
+            else:
+                single[part] = self._recall(protocol, vector({part: 1.0}, None))
+        own = (
+            max(own_columns, key=lambda c: self._recall(protocol, vector({"own": 1.0}, c)))
+            if own_columns
+            else None
+        )
+        lead = max(single, key=lambda k: single[k])
+        weights = {part: float(part == lead) for part in PARTS}
+        score = single[lead]
+        axes = [p for p in PARTS if protocol == "repeat" or p != "own"]
+        for _ in range(ROUNDS):
+            for part in axes:
+                for value in WEIGHTS:
+                    if value == weights[part]:
+                        continue
+                    trial = {**weights, part: value}
+                    if not any(trial.values()):
+                        continue
+                    result = self._recall(protocol, vector(trial, own))
+                    if result > score:
+                        score, weights = result, trial
+            for column in own_columns:
+                if column == own or not weights["own"]:
+                    continue
+                result = self._recall(protocol, vector(weights, column))
+                if result > score:
+                    score, own = result, column
+        setting = self.own_settings[int(own.split("@")[1])] if own else {}
+        outcome = ProtocolResult(
+            users=len(self.rows[protocol]), weights=weights, parts=single, served=score
+        )
+        return outcome, setting
