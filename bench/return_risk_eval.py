@@ -5,10 +5,12 @@
 A basket is one non-cancelled invoice with a customer id (non-product codes such as POST,
 postage, manual, discount and bank charges left out). It counts as returned when a cancellation
 (invoice starting with "C") of the same customer, dated within 30 days after it, names one of
-its products. Baskets placed before 2011-09-01 train; baskets from 2011-09-01 up to (not
-including) 2011-11-09 test, so every test label window closes before the data ends on
-2011-12-09. Features for every basket come from one streaming history over all baskets in time
-order, so each sees only earlier baskets and only labels whose window had closed.
+its products; the first such cancellation is when it came back (``returned_at``: from then
+on, and not before, later baskets know of that return). Baskets placed before 2011-09-01
+train; baskets from 2011-09-01 up to (not including) 2011-11-09 test, so every test label
+window closes before the data ends on 2011-12-09. Features for every basket come from one
+streaming history over all baskets in time order, so each sees only earlier baskets, only
+returns made before it, and only labels (kept or returned) whose window had closed.
 
 The data has no categories; the last word of a product's first description ("HOLDER", "BAG",
 "MUG") stands in for one. Prints Markdown tables, then one JSON line of headline figures.
@@ -111,12 +113,15 @@ def load(path: Path) -> Data:
             channel="web",
             currency="GBP",
         )
-        came_back = frozenset(
-            line.sku
+        when = {
+            line.sku: found
             for line in basket.lines
-            if cancelled_within(cancelled, customer, line.sku, placed)
+            if (found := cancelled_within(cancelled, customer, line.sku, placed)) is not None
+        }
+        came_back = frozenset(when)
+        labelled.append(
+            LabelledBasket(basket, bool(came_back), came_back, min(when.values()) if when else None)
         )
-        labelled.append(LabelledBasket(basket, bool(came_back), came_back))
     customers = len({item.basket.customer_id for item in labelled})
     return Data(labelled, dict(returned_units), customers)
 
@@ -128,12 +133,15 @@ def category(description: str) -> str:
 
 def cancelled_within(
     cancelled: dict[tuple[str, str], list[datetime]], customer: str, sku: str, placed: datetime
-) -> bool:
+) -> datetime | None:
+    """When the customer first cancelled this SKU within 30 days of ``placed``, if they did."""
     times = cancelled.get((customer, sku))
     if not times:
-        return False
+        return None
     first = bisect.bisect_left(times, placed)
-    return first < len(times) and times[first] <= placed + WINDOW
+    if first < len(times) and times[first] <= placed + WINDOW:
+        return times[first]
+    return None
 
 
 def metrics(labels: np.ndarray[Any, Any], scores: np.ndarray[Any, Any]) -> dict[str, float]:
@@ -227,8 +235,10 @@ def main() -> None:
     print(f"base rate: train {y_train.mean():.3f}, test {y_test.mean():.3f}\n")
     print("| scorer | PR AUC | ROC AUC | Brier |")
     print("| --- | ---: | ---: | ---: |")
+    report = model.report
+    assert report is not None
     for name, label in (
-        ("model", "boosted trees, calibrated (ReturnRiskModel)"),
+        ("model", f"served model: {model.kind_label}, calibrated (ReturnRiskModel)"),
         ("history_baseline", "history baseline (HistoryBaseline)"),
         ("logistic_regression", "logistic regression, calibrated"),
     ):
@@ -241,9 +251,16 @@ def main() -> None:
         f"{float(y_test.mean() * (1 - y_test.mean())):.4f} |"
     )
 
-    report = model.report
-    assert report is not None
-    print(f"\nvalidation window from {report.validation_start}; PR AUC by setting:")
+    print(
+        f"\nvalidation window from {report.validation_start} ({report.validation_rows:,} "
+        f"baskets, {report.validation_positives:,} returned); calibrated candidates:"
+    )
+    print("\n| candidate | validation PR AUC | validation Brier |")
+    print("| --- | ---: | ---: |")
+    for name, value in report.candidate_pr_auc.items():
+        chosen = " (chosen)" if name == report.model_chosen else ""
+        print(f"| {name}{chosen} | {value:.3f} | {report.candidate_brier[name]:.4f} |")
+    print("\nboosted trees, PR AUC by setting:")
     for key, value in report.validation_pr_auc.items():
         print(f"- {key}: {value:.3f}")
     brier = ", ".join(f"{name} {value:.4f}" for name, value in report.validation_brier.items())
@@ -277,7 +294,13 @@ def main() -> None:
     print(f"| score test baskets | {scored - fitted:.2f} |")
     print(f"| total | {finished - started:.1f} |\n")
 
-    headline = {key: results[key] for key in ("model", "history_baseline")}
+    headline: dict[str, Any] = {key: results[key] for key in ("model", "history_baseline")}
+    headline["logistic_regression"] = results["logistic_regression"]
+    headline["model_chosen"] = report.model_chosen
+    headline["pr_auc"] = results["model"]["pr_auc"]
+    headline["validation_pr_auc"] = {
+        name: round(value, 4) for name, value in report.candidate_pr_auc.items()
+    }
     print(json.dumps({"online-retail": headline}))
 
 

@@ -99,15 +99,29 @@ class LabelledBasket:
     returned_skus : frozenset of str, optional
         Which SKUs came back, when known. SKU and category return rates use it; when it is
         empty and ``returned`` is true, every SKU in the basket counts as returned.
+    returned_at : datetime, optional
+        When the (first) return was recorded, when known. From that moment on the return
+        itself is a known fact (the customer's last return, returns of these SKUs), even
+        though the basket's label only counts in return *rates* once its window has closed.
+        When omitted, a return becomes known when the window closes.
     """
 
     basket: Basket
     returned: bool
     returned_skus: frozenset[str] = frozenset()
+    returned_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.returned_skus and not self.returned:
             raise ValueError(f"basket {self.basket.basket_id} has returned SKUs but no return")
+        if self.returned_at is not None:
+            basket_id = self.basket.basket_id
+            if not self.returned:
+                raise ValueError(f"basket {basket_id} has a return time but no return")
+            if self.returned_at.tzinfo is None:
+                raise ValueError(f"returned_at must be timezone-aware for basket {basket_id}")
+            if self.returned_at < self.basket.placed_at:
+                raise ValueError(f"basket {basket_id} came back before it was placed")
         unknown = self.returned_skus - {line.sku for line in self.basket.lines}
         if unknown:
             raise ValueError(f"returned SKUs {sorted(unknown)} are not in the basket")

@@ -4,8 +4,10 @@ their window on)."""
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
+import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,6 +44,9 @@ class HistoryConfig:
     starting_rate, starting_strength : float, default 0.1 and 10.0
         Prior for the overall rate itself, so the first month (no closed labels yet) still
         has a number to smooth toward; it washes out after a few hundred baskets.
+    discount_threshold : float, default 0.9
+        A line is "discounted" when its unit price is below this share of the product's
+        usual (mean past) unit price.
     """
 
     label_window_days: int = 30
@@ -50,6 +55,7 @@ class HistoryConfig:
     high_return_factor: float = 1.5
     starting_rate: float = 0.1
     starting_strength: float = 10.0
+    discount_threshold: float = 0.9
 
     @property
     def label_window(self) -> timedelta:
@@ -69,10 +75,47 @@ class _Tally:
 @dataclass(slots=True)
 class _Customer:
     prior_baskets: int = 0
+    first_at: datetime | None = None
     last_at: datetime | None = None
     value_total_minor: int = 0
+    units_total: int = 0
+    lines_total: int = 0
     recent: deque[datetime] = field(default_factory=deque)
     closed: _Tally = field(default_factory=_Tally)
+    # Returns known so far (in the order they became known) and the SKUs they named.
+    return_times: list[datetime] = field(default_factory=list)
+    returned_skus: set[str] = field(default_factory=set)
+    # When the customer last bought each SKU.
+    bought: dict[str, datetime] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Product:
+    """What is known of one SKU as sold: its usual quantity and price, and its returns."""
+
+    lines: int = 0
+    quantity_total: int = 0
+    price_total_minor: int = 0
+    baskets: int = 0
+    return_events: int = 0
+    recent_sales: deque[datetime] = field(default_factory=deque)
+    recent_returns: deque[datetime] = field(default_factory=deque)
+
+
+_VARIANT_SUFFIX: Final = re.compile(r"^(.*\d)[A-Za-z]{1,2}$|^(.+)[-_/.][A-Za-z]{1,3}$")
+
+
+def product_family(sku: str) -> str:
+    """The product a SKU is a variant of: the SKU without a short size or colour suffix.
+
+    ``"85123A"`` and ``"85123B"`` (letters after a numeric code, as in Online Retail) are both
+    ``"85123"``; ``"TEE-12-XL"`` and ``"TEE-12-M"`` are both ``"TEE-12"``. A SKU without such a
+    suffix (``"APP-00012"``) is its own family.
+    """
+    match = _VARIANT_SUFFIX.match(sku)
+    if match is None:
+        return sku
+    return match.group(1) or match.group(2)
 
 
 # Feature order of the model's input matrix; BasketFeatures.vector() follows it.
@@ -98,6 +141,31 @@ NUMERIC_FEATURES: Final[tuple[str, ...]] = (
     "category_rate_max",
     "category_rate_mean",
     "high_return_category_share",
+    # bracketing: one product several times, or in several variants, in one basket
+    "repeated_sku_lines",
+    "bracketed_families",
+    "bracketed_line_share",
+    "quantity_vs_usual_max",
+    "units_per_line_vs_customer",
+    # the product family's smoothed return rate
+    "family_rate_max",
+    # price against the product's usual price (discount depth)
+    "price_vs_usual_min",
+    "price_vs_usual_mean",
+    "discounted_line_share",
+    # the customer's history beyond closed labels: tenure, returns as they happened, reorders
+    "customer_tenure_days",
+    "known_returns",
+    "returns_last_30_days",
+    "returns_last_90_days",
+    "days_since_last_return",
+    "returned_sku_share",
+    "rebought_sku_share",
+    "rebought_last_7_days_share",
+    # returns of these SKUs by anyone, as they happened
+    "sku_returns_last_30_days",
+    "sku_recent_return_rate_max",
+    "sku_return_event_rate",
 )
 
 # Features that explain() moves together, because one sentence describes them together.
@@ -108,12 +176,38 @@ REASON_GROUPS: Final[dict[str, tuple[str, ...]]] = {
         "returned_baskets",
         "customer_return_rate",
         "is_new",
+        "customer_tenure_days",
     ),
+    "returns": (
+        "known_returns",
+        "returns_last_30_days",
+        "returns_last_90_days",
+        "days_since_last_return",
+        "returned_sku_share",
+    ),
+    "bracketing": (
+        "repeated_sku_lines",
+        "bracketed_families",
+        "bracketed_line_share",
+        "quantity_vs_usual_max",
+        "units_per_line_vs_customer",
+    ),
+    "discount": ("price_vs_usual_min", "price_vs_usual_mean", "discounted_line_share"),
+    "repeat": ("rebought_sku_share", "rebought_last_7_days_share"),
     "recency": ("days_since_previous", "baskets_last_30_days"),
     "value": ("value_minor", "value_vs_customer_mean", "customer_mean_value_minor"),
     "size": ("lines", "units"),
     "price": ("max_unit_price_minor", "mean_unit_price_minor"),
-    "items": ("sku_rate_max", "sku_rate_mean", "sku_any_return", "sku_known_share"),
+    "items": (
+        "sku_rate_max",
+        "sku_rate_mean",
+        "sku_any_return",
+        "sku_known_share",
+        "family_rate_max",
+        "sku_returns_last_30_days",
+        "sku_recent_return_rate_max",
+        "sku_return_event_rate",
+    ),
     "categories": ("category_rate_max", "category_rate_mean", "high_return_category_share"),
 }
 
@@ -123,8 +217,12 @@ class BasketFeatures:
     """What was known about a basket when it was placed.
 
     Every count and rate here comes from baskets placed earlier, and every return rate only
-    from earlier baskets whose label window had closed. ``None`` means "no history" (a new
-    customer has no previous basket); it becomes NaN in :meth:`vector`.
+    from earlier baskets whose label window had closed. The one exception is a return that
+    has already *happened* (``LabelledBasket.returned_at`` before this basket): the features
+    in the ``returns`` and SKU-event groups see it from then on, because a retailer knows
+    of a return the moment it is made. They never see that an open basket was kept. ``None``
+    means "no history" (a new customer has no previous basket); it becomes NaN in
+    :meth:`vector`.
     """
 
     basket_id: str
@@ -153,6 +251,26 @@ class BasketFeatures:
     category_rate_max: float
     category_rate_mean: float
     high_return_category_share: float
+    repeated_sku_lines: int
+    bracketed_families: int
+    bracketed_line_share: float
+    quantity_vs_usual_max: float | None
+    units_per_line_vs_customer: float | None
+    family_rate_max: float
+    price_vs_usual_min: float | None
+    price_vs_usual_mean: float | None
+    discounted_line_share: float | None
+    customer_tenure_days: float | None
+    known_returns: int
+    returns_last_30_days: int
+    returns_last_90_days: int
+    days_since_last_return: float | None
+    returned_sku_share: float
+    rebought_sku_share: float
+    rebought_last_7_days_share: float
+    sku_returns_last_30_days: int
+    sku_recent_return_rate_max: float
+    sku_return_event_rate: float
     overall_rate: float
     top_sku: str | None
     top_sku_rate: float
@@ -177,8 +295,10 @@ class ReturnHistory:
 
     Feed it baskets in time order: call :meth:`features` for a basket *before* calling
     :meth:`record` for it. Labels wait in a heap keyed by the time their window closes and
-    are applied as the clock passes that time, so the whole stream costs O(n log n) for n
-    baskets (plus O(lines) per basket) and memory grows with customers and SKUs, not lines.
+    are applied as the clock passes that time; returns that happened (``returned_at``) wait in
+    a second heap and become known once the clock is past them. The whole stream costs
+    O(n log n) for n baskets (plus O(lines) per basket) and memory grows with customers, SKUs
+    and the SKUs each customer bought, not with lines.
 
     Parameters
     ----------
@@ -189,7 +309,7 @@ class ReturnHistory:
     -----
     For serving, rebuild the history from stored orders (with their labels as known now)
     whenever labels change, e.g. nightly; a label recorded for a basket whose window is still
-    open stays invisible until the window closes, exactly as in training.
+    open stays out of every return *rate* until the window closes, exactly as in training.
     """
 
     def __init__(self, config: HistoryConfig | None = None) -> None:
@@ -197,13 +317,18 @@ class ReturnHistory:
         self._window = self.config.label_window
         self._now: datetime | None = None
         self._pending: list[tuple[datetime, int, LabelledBasket]] = []
+        # (known from, strictly after?, sequence, customer, SKUs) of each return
+        self._returns: list[tuple[datetime, bool, int, str, frozenset[str]]] = []
         self._sequence = 0
         self._customers: dict[str, _Customer] = {}
         self._skus: dict[str, _Tally] = {}
         self._categories: dict[str, _Tally] = {}
+        self._families: dict[str, _Tally] = {}
+        self._products: dict[str, _Product] = {}
         self._baskets = _Tally()
         self._sku_lines = _Tally()
         self._category_lines = _Tally()
+        self._family_lines = _Tally()
 
     @classmethod
     def stream(
@@ -259,15 +384,44 @@ class ReturnHistory:
             Must not be earlier than the last basket seen.
         """
         basket = labelled.basket
-        self._advance(basket.placed_at)
+        at = basket.placed_at
+        self._advance(at)
         customer = self._customers.setdefault(basket.customer_id, _Customer())
         customer.prior_baskets += 1
-        customer.last_at = basket.placed_at
+        if customer.first_at is None:
+            customer.first_at = at
+        customer.last_at = at
         customer.value_total_minor += basket.value_minor
-        customer.recent.append(basket.placed_at)
+        customer.units_total += basket.units
+        customer.lines_total += len(basket.lines)
+        customer.recent.append(at)
+        horizon = at - timedelta(days=30)
+        for line in basket.lines:
+            product = self._products.setdefault(line.sku, _Product())
+            product.lines += 1
+            product.quantity_total += line.quantity
+            product.price_total_minor += line.unit_price_minor
+        for sku in dict.fromkeys(line.sku for line in basket.lines):
+            customer.bought[sku] = at
+            product = self._products[sku]
+            product.baskets += 1
+            product.recent_sales.append(at)
+            while product.recent_sales[0] <= horizon:
+                product.recent_sales.popleft()
         self._sequence += 1
         # The sequence number breaks ties so the heap never compares two LabelledBaskets.
-        heapq.heappush(self._pending, (basket.placed_at + self._window, self._sequence, labelled))
+        closes = at + self._window
+        heapq.heappush(self._pending, (closes, self._sequence, labelled))
+        if labelled.returned:
+            skus = frozenset(
+                sku for sku in (line.sku for line in basket.lines) if labelled.sku_returned(sku)
+            )
+            # A return with a known time is known just after it; one without, at the close.
+            if labelled.returned_at is not None and labelled.returned_at < closes:
+                known = (labelled.returned_at, True)
+            else:
+                known = (closes, False)
+            heapq.heappush(self._returns, (*known, self._sequence, basket.customer_id, skus))
 
     def features(self, basket: Basket) -> BasketFeatures:
         """Describe a basket from what is known at ``basket.placed_at``.
@@ -287,6 +441,7 @@ class ReturnHistory:
         overall = self.overall_rate
         line_rate = self._sku_lines.rate(config.starting_rate, config.starting_strength)
         category_base = self._category_lines.rate(config.starting_rate, config.starting_strength)
+        family_base = self._family_lines.rate(config.starting_rate, config.starting_strength)
         strength = config.item_prior_strength
 
         customer = self._customers.get(basket.customer_id) or _Customer()
@@ -300,18 +455,77 @@ class ReturnHistory:
         units = basket.units
 
         sku_value: dict[str, int] = {}
+        sku_lines: dict[str, int] = {}
         category_value: dict[str, int] = {}
+        family_skus: dict[str, set[str]] = {}
         for line in basket.lines:
             sku_value[line.sku] = sku_value.get(line.sku, 0) + line.value_minor
+            sku_lines[line.sku] = sku_lines.get(line.sku, 0) + 1
             category_value[line.category] = category_value.get(line.category, 0) + line.value_minor
+            family_skus.setdefault(product_family(line.sku), set()).add(line.sku)
         sku = _RateSummary.of(sku_value, self._skus, line_rate, strength)
         category = _RateSummary.of(category_value, self._categories, category_base, strength)
+        family_rate_max = max(
+            (
+                self._families[name].rate(family_base, strength)
+                if name in self._families
+                else family_base
+            )
+            for name in family_skus
+        )
         high_return_value = sum(
             amount
             for name, amount in category_value.items()
             if name in category.known
             and category.known[name] >= config.high_return_factor * category_base
         )
+
+        # Bracketing: the same SKU on several lines, several variants of one product, or far
+        # more of a product than it usually sells in.
+        bracketed = {
+            sku_name for skus in family_skus.values() if len(skus) > 1 for sku_name in skus
+        } | {name for name, count in sku_lines.items() if count > 1}
+        quantity_ratios: list[float] = []
+        price_ratios: list[float] = []
+        for line in basket.lines:
+            product = self._products.get(line.sku)
+            if product is None or not product.lines:
+                continue
+            quantity_ratios.append(line.quantity * product.lines / product.quantity_total)
+            if product.price_total_minor:
+                price_ratios.append(
+                    line.unit_price_minor * product.lines / product.price_total_minor
+                )
+        usual_units = customer.units_total / customer.lines_total if customer.lines_total else None
+
+        # Returns as they happened (not only closed labels), and reorders.
+        times = customer.return_times
+        distinct = len(sku_value)
+        rebought = [customer.bought.get(name) for name in sku_value]
+        week_ago = at - timedelta(days=7)
+        horizon = at - timedelta(days=30)
+        recent_returns = 0
+        recent_rate_max = 0.0
+        events = 0
+        sold = 0
+        for name in sku_value:
+            product = self._products.get(name)
+            if product is None:
+                recent_rate_max = max(recent_rate_max, line_rate)
+                continue
+            while product.recent_returns and product.recent_returns[0] <= horizon:
+                product.recent_returns.popleft()
+            while product.recent_sales and product.recent_sales[0] <= horizon:
+                product.recent_sales.popleft()
+            recent_returns += len(product.recent_returns)
+            recent_rate_max = max(
+                recent_rate_max,
+                (len(product.recent_returns) + strength * line_rate)
+                / (len(product.recent_sales) + strength),
+            )
+            events += product.return_events
+            sold += product.baskets
+
         return BasketFeatures(
             basket_id=basket.basket_id,
             customer_id=basket.customer_id,
@@ -323,9 +537,7 @@ class ReturnHistory:
             returned_baskets=closed.returned,
             customer_return_rate=closed.rate(overall, config.customer_prior_strength),
             is_new=customer.prior_baskets == 0,
-            days_since_previous=(
-                (at - customer.last_at).total_seconds() / 86_400 if customer.last_at else None
-            ),
+            days_since_previous=_days(at, customer.last_at),
             baskets_last_30_days=len(customer.recent),
             customer_mean_value_minor=mean_value,
             value_minor=value,
@@ -341,6 +553,39 @@ class ReturnHistory:
             category_rate_max=category.max_rate,
             category_rate_mean=category.mean_rate,
             high_return_category_share=high_return_value / value if value else 0.0,
+            repeated_sku_lines=sum(1 for count in sku_lines.values() if count > 1),
+            bracketed_families=sum(1 for skus in family_skus.values() if len(skus) > 1),
+            bracketed_line_share=(
+                sum(1 for line in basket.lines if line.sku in bracketed) / len(basket.lines)
+            ),
+            quantity_vs_usual_max=max(quantity_ratios) if quantity_ratios else None,
+            units_per_line_vs_customer=(
+                units / len(basket.lines) / usual_units if usual_units else None
+            ),
+            family_rate_max=family_rate_max,
+            price_vs_usual_min=min(price_ratios) if price_ratios else None,
+            price_vs_usual_mean=sum(price_ratios) / len(price_ratios) if price_ratios else None,
+            discounted_line_share=(
+                sum(1 for ratio in price_ratios if ratio < config.discount_threshold)
+                / len(price_ratios)
+                if price_ratios
+                else None
+            ),
+            customer_tenure_days=_days(at, customer.first_at),
+            known_returns=len(times),
+            returns_last_30_days=len(times) - bisect.bisect_right(times, horizon),
+            returns_last_90_days=len(times) - bisect.bisect_right(times, at - timedelta(days=90)),
+            days_since_last_return=_days(at, times[-1] if times else None),
+            returned_sku_share=(
+                sum(1 for name in sku_value if name in customer.returned_skus) / distinct
+            ),
+            rebought_sku_share=sum(1 for when in rebought if when is not None) / distinct,
+            rebought_last_7_days_share=(
+                sum(1 for when in rebought if when is not None and when > week_ago) / distinct
+            ),
+            sku_returns_last_30_days=recent_returns,
+            sku_recent_return_rate_max=recent_rate_max,
+            sku_return_event_rate=(events + strength * line_rate) / (sold + strength),
             overall_rate=overall,
             top_sku=sku.top,
             top_sku_rate=sku.known.get(sku.top, line_rate) if sku.top else line_rate,
@@ -357,6 +602,19 @@ class ReturnHistory:
         while self._pending and self._pending[0][0] <= at:
             _, _, labelled = heapq.heappop(self._pending)
             self._close(labelled)
+        # A return with a known time is known only strictly after it (a basket placed in the
+        # same instant may not see it); one known at its window's close, from the close on.
+        while self._returns and (
+            self._returns[0][0] < at or (self._returns[0][0] == at and not self._returns[0][1])
+        ):
+            when, _, _, customer_id, skus = heapq.heappop(self._returns)
+            customer = self._customers[customer_id]
+            customer.return_times.append(when)
+            customer.returned_skus.update(skus)
+            for name in skus:
+                product = self._products[name]
+                product.return_events += 1
+                product.recent_returns.append(when)
 
     def _close(self, labelled: LabelledBasket) -> None:
         basket = labelled.basket
@@ -365,8 +623,9 @@ class ReturnHistory:
         closed = self._customers[basket.customer_id].closed
         closed.seen += 1
         closed.returned += labelled.returned
-        # A SKU or category that appears on several lines still counts once per basket.
+        # A SKU, family or category that appears on several lines still counts once per basket.
         categories: dict[str, bool] = {}
+        families: dict[str, bool] = {}
         for sku in dict.fromkeys(line.sku for line in basket.lines):
             returned = labelled.sku_returned(sku)
             tally = self._skus.setdefault(sku, _Tally())
@@ -374,16 +633,26 @@ class ReturnHistory:
             tally.returned += returned
             self._sku_lines.seen += 1
             self._sku_lines.returned += returned
+            family = product_family(sku)
+            families[family] = families.get(family, False) or returned
         for line in basket.lines:
             categories[line.category] = categories.get(line.category, False) or (
                 labelled.sku_returned(line.sku)
             )
-        for name, returned in categories.items():
-            tally = self._categories.setdefault(name, _Tally())
-            tally.seen += 1
-            tally.returned += returned
-            self._category_lines.seen += 1
-            self._category_lines.returned += returned
+        for tallies, base, outcomes in (
+            (self._categories, self._category_lines, categories),
+            (self._families, self._family_lines, families),
+        ):
+            for name, returned in outcomes.items():
+                tally = tallies.setdefault(name, _Tally())
+                tally.seen += 1
+                tally.returned += returned
+                base.seen += 1
+                base.returned += returned
+
+
+def _days(at: datetime, since: datetime | None) -> float | None:
+    return (at - since).total_seconds() / 86_400 if since is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
-"""The return-risk model: a calibrated gradient-boosted classifier over basket features,
-saved as plain arrays (``allow_pickle=False``) and explained in short reasons."""
+"""The return-risk model: calibrated gradient-boosted trees or a calibrated logistic
+regression over basket features, whichever validates better, saved as plain arrays
+(``allow_pickle=False``) and explained in short reasons."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -29,7 +30,14 @@ from rapport.orders.return_risk.features import (
 from rapport.orders.return_risk.reasons import reason_for
 
 MODEL_FORMAT: Final = "rapport.return_risk"
-MODEL_VERSION: Final = 1
+MODEL_VERSION: Final = 2
+BOOSTED_TREES: Final = "boosted_trees"
+LOGISTIC_REGRESSION: Final = "logistic_regression"
+MODEL_KINDS: Final = (BOOSTED_TREES, LOGISTIC_REGRESSION)
+MODEL_LABELS: Final = {
+    BOOSTED_TREES: "boosted trees",
+    LOGISTIC_REGRESSION: "logistic regression",
+}
 
 
 # --- model ---------------------------------------------------------------------------------
@@ -58,7 +66,13 @@ DEFAULT_GRID: Final[tuple[BoostingParams, ...]] = (
 
 @dataclass(frozen=True, slots=True)
 class FitReport:
-    """What :meth:`ReturnRiskModel.fit` tried on its validation window and what it chose."""
+    """What :meth:`ReturnRiskModel.fit` tried on its validation window and what it chose.
+
+    ``validation_pr_auc`` and ``validation_brier`` are the boosted trees' settings and
+    calibrations; ``candidate_pr_auc`` and ``candidate_brier`` the two calibrated candidates
+    (boosted trees with their best setting, logistic regression) on the same window, and
+    ``model_chosen`` the one with the higher PR AUC, refitted on the whole training period.
+    """
 
     rows: int
     positives: int
@@ -67,6 +81,11 @@ class FitReport:
     validation_brier: dict[str, float]
     params: BoostingParams
     calibration: str
+    model_chosen: str = BOOSTED_TREES
+    candidate_pr_auc: dict[str, float] = field(default_factory=dict)
+    candidate_brier: dict[str, float] = field(default_factory=dict)
+    validation_rows: int = 0
+    validation_positives: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,14 +212,67 @@ class _Calibrator:
         return cls(method, ab, np.zeros(0, dtype=np.float64))
 
 
-class ReturnRiskModel:
-    """Calibrated gradient-boosted trees over :class:`BasketFeatures`.
+@dataclass(frozen=True, slots=True)
+class _Linear:
+    """A standardised logistic regression as arrays: ``((x - mean) / scale) @ coef + b``."""
 
-    ``fit`` carves the last ``validation_share`` of the training period (by time) off as a
-    validation window, picks the boosting settings with the best validation PR AUC, then picks
-    isotonic or sigmoid calibration by validation Brier score, and finally refits
-    ``CalibratedClassifierCV`` on the whole training period: ``calibration_folds`` boosted
-    models, each calibrated on the fold it did not see, averaged.
+    mean: FloatArray
+    scale: FloatArray
+    coef: FloatArray
+    intercept: float
+
+    def raw(self, design: FloatArray) -> FloatArray:
+        """Log-odds before calibration, from :func:`_linear_design` rows."""
+        return np.asarray(((design - self.mean) / self.scale) @ self.coef + self.intercept)
+
+    def arrays(self, prefix: str) -> dict[str, npt.NDArray[Any]]:
+        return {
+            f"{prefix}mean": self.mean,
+            f"{prefix}scale": self.scale,
+            f"{prefix}coef": self.coef,
+            f"{prefix}intercept": np.array([self.intercept]),
+        }
+
+    @classmethod
+    def from_arrays(cls, data: Any, prefix: str) -> _Linear:
+        return cls(
+            mean=np.asarray(data[f"{prefix}mean"], dtype=np.float64),
+            scale=np.asarray(data[f"{prefix}scale"], dtype=np.float64),
+            coef=np.asarray(data[f"{prefix}coef"], dtype=np.float64),
+            intercept=float(data[f"{prefix}intercept"][0]),
+        )
+
+    @classmethod
+    def from_sklearn(cls, pipeline: Any) -> _Linear:
+        scaler, regression = pipeline[0], pipeline[-1]
+        return cls(
+            mean=np.asarray(scaler.mean_, dtype=np.float64),
+            scale=np.asarray(scaler.scale_, dtype=np.float64),
+            coef=np.asarray(regression.coef_, dtype=np.float64).ravel(),
+            intercept=float(np.asarray(regression.intercept_).ravel()[0]),
+        )
+
+
+def _linear_design(matrix: FloatArray, fill: FloatArray, missing: IntArray) -> FloatArray:
+    """The logistic regression's input: each feature with "no history" set to its typical
+    value and a signed ``log1p`` (counts and money span orders of magnitude), then one
+    0/1 column per feature that can be missing."""
+    filled = np.where(np.isnan(matrix), fill, matrix)
+    return np.hstack(
+        [np.sign(filled) * np.log1p(np.abs(filled)), np.isnan(matrix[:, missing]).astype(float)]
+    )
+
+
+class ReturnRiskModel:
+    """Calibrated boosted trees or logistic regression over :class:`BasketFeatures`.
+
+    ``fit`` carves the last ``validation_share`` of the training period (by time, not at
+    random) off as a validation window. On it, it picks the boosting settings with the best
+    PR AUC and isotonic or sigmoid calibration by Brier score, then compares the calibrated
+    trees with a calibrated logistic regression (sigmoid) by PR AUC. The winner
+    (:attr:`kind`) is refitted as ``CalibratedClassifierCV`` on the whole training period:
+    ``calibration_folds`` models, each calibrated on the fold it did not see, averaged. The
+    report (:attr:`report`) keeps both candidates' validation figures.
 
     Parameters
     ----------
@@ -210,6 +282,11 @@ class ReturnRiskModel:
         Candidate settings; :data:`DEFAULT_GRID` when omitted.
     calibration_folds : int, default 5
     validation_share : float, default 0.2
+    candidates : sequence of str, optional
+        Which of ``"boosted_trees"`` and ``"logistic_regression"`` may be chosen; both by
+        default. With too little data for a validation window, the first is used.
+    linear_c : float, default 0.3
+        Inverse L2 strength of the logistic regression (on standardised features).
     threads : int or None, default 1
         OpenMP threads for training. One by default: on tables of a few thousand rows, thread
         start-up costs more than it saves, and on a busy machine spinning threads made fits
@@ -223,17 +300,27 @@ class ReturnRiskModel:
         grid: Sequence[BoostingParams] | None = None,
         calibration_folds: int = 5,
         validation_share: float = 0.2,
+        candidates: Sequence[str] = MODEL_KINDS,
+        linear_c: float = 0.3,
         threads: int | None = 1,
     ) -> None:
+        unknown = set(candidates) - set(MODEL_KINDS)
+        if unknown or not candidates:
+            raise ValueError(f"candidates must be among {MODEL_KINDS}, got {list(candidates)}")
         self.history_config = history_config or HistoryConfig()
         self.grid = tuple(grid or DEFAULT_GRID)
         self.calibration_folds = calibration_folds
         self.validation_share = validation_share
+        self.candidates = tuple(candidates)
+        self.linear_c = linear_c
         self.threads = threads
+        self.kind: str = self.candidates[0]
         self.channels: tuple[str, ...] = ()
         self.reference: FloatArray = np.zeros(0, dtype=np.float64)
+        self.missing: IntArray = np.zeros(0, dtype=np.int64)
         self.report: FitReport | None = None
         self._forests: list[_Forest] = []
+        self._linears: list[_Linear] = []
         self._calibrators: list[_Calibrator] = []
 
     @property
@@ -281,11 +368,14 @@ class ReturnRiskModel:
     ) -> ReturnRiskModel:
         from sklearn.calibration import CalibratedClassifierCV  # type: ignore[import-untyped]
         from sklearn.ensemble import HistGradientBoostingClassifier  # type: ignore[import-untyped]
+        from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
         from sklearn.metrics import (  # type: ignore[import-untyped]
             average_precision_score,
             brier_score_loss,
         )
         from sklearn.model_selection import StratifiedKFold  # type: ignore[import-untyped]
+        from sklearn.pipeline import make_pipeline  # type: ignore[import-untyped]
+        from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]
 
         if len(rows) != len(returned):
             raise ValueError("need one label per row")
@@ -295,6 +385,7 @@ class ReturnRiskModel:
         self.channels = tuple(sorted({row.channel for row in rows}))
         matrix = self._matrix(rows)
         self.reference = np.nan_to_num(np.nanmedian(matrix, axis=0), nan=0.0)
+        self.missing = np.flatnonzero(np.isnan(matrix).any(axis=0)).astype(np.int64)
 
         def boosted(params: BoostingParams) -> Any:
             # Early stopping would carve its own random split; the grid already chooses
@@ -309,11 +400,22 @@ class ReturnRiskModel:
                 random_state=seed,
             )
 
-        def calibrated(params: BoostingParams, method: str) -> Any:
+        def linear() -> Any:
+            return make_pipeline(
+                StandardScaler(), LogisticRegression(C=self.linear_c, max_iter=2000)
+            )
+
+        def calibrated(kind: str, params: BoostingParams, method: str) -> Any:
             # Unshuffled folds over time-ordered rows are contiguous periods: each calibrator
             # sees scores from a model that never trained on that period.
             folds = StratifiedKFold(n_splits=self.calibration_folds, shuffle=False)
-            return CalibratedClassifierCV(boosted(params), method=method, cv=folds, ensemble=True)
+            estimator = boosted(params) if kind == BOOSTED_TREES else linear()
+            return CalibratedClassifierCV(estimator, method=method, cv=folds, ensemble=True)
+
+        def inputs(kind: str, part: FloatArray) -> FloatArray:
+            if kind == BOOSTED_TREES:
+                return part
+            return _linear_design(part, self.reference, self.missing)
 
         times = np.array([row.placed_at.timestamp() for row in rows])
         order = np.argsort(times, kind="stable")
@@ -322,30 +424,57 @@ class ReturnRiskModel:
         train, valid = times < cut, times >= cut
         pr_auc: dict[str, float] = {}
         brier: dict[str, float] = {}
-        chosen, method = self.grid[0], "sigmoid"
+        candidate_pr_auc: dict[str, float] = {}
+        candidate_brier: dict[str, float] = {}
+        chosen, method, kind = self.grid[0], "sigmoid", self.candidates[0]
         usable = all(
             part.sum() >= self.calibration_folds and (~part).sum() >= self.calibration_folds
             for part in (labels[train] == 1, labels[valid] == 1)
         )
         if usable:
-            for params in self.grid:
-                model = boosted(params).fit(matrix[train], labels[train])
-                score = model.predict_proba(matrix[valid])[:, 1]
-                pr_auc[_params_key(params)] = float(average_precision_score(labels[valid], score))
-            chosen = max(self.grid, key=lambda params: pr_auc[_params_key(params)])
-            for candidate in ("isotonic", "sigmoid"):
-                model = calibrated(chosen, candidate).fit(matrix[train], labels[train])
-                score = model.predict_proba(matrix[valid])[:, 1]
-                brier[candidate] = float(brier_score_loss(labels[valid], score))
-            # Ties go to sigmoid: two parameters overfit a small validation window less.
-            method = min(("sigmoid", "isotonic"), key=lambda candidate: brier[candidate])
-        final = calibrated(chosen, method).fit(matrix, labels)
-        self._forests = [
-            _Forest.from_sklearn(part.estimator) for part in final.calibrated_classifiers_
-        ]
+            fit_x, fit_y, check_y = matrix[train], labels[train], labels[valid]
+            if BOOSTED_TREES in self.candidates:
+                for params in self.grid:
+                    model = boosted(params).fit(fit_x, fit_y)
+                    score = model.predict_proba(matrix[valid])[:, 1]
+                    pr_auc[_params_key(params)] = float(average_precision_score(check_y, score))
+                chosen = max(self.grid, key=lambda params: pr_auc[_params_key(params)])
+                calibrated_scores = {}
+                for candidate in ("isotonic", "sigmoid"):
+                    model = calibrated(BOOSTED_TREES, chosen, candidate).fit(fit_x, fit_y)
+                    calibrated_scores[candidate] = model.predict_proba(matrix[valid])[:, 1]
+                    brier[candidate] = float(
+                        brier_score_loss(check_y, calibrated_scores[candidate])
+                    )
+                # Ties go to sigmoid: two parameters overfit a small validation window less.
+                method = min(("sigmoid", "isotonic"), key=lambda candidate: brier[candidate])
+                candidate_pr_auc[BOOSTED_TREES] = float(
+                    average_precision_score(check_y, calibrated_scores[method])
+                )
+                candidate_brier[BOOSTED_TREES] = brier[method]
+            if LOGISTIC_REGRESSION in self.candidates:
+                model = calibrated(LOGISTIC_REGRESSION, chosen, "sigmoid").fit(
+                    inputs(LOGISTIC_REGRESSION, fit_x), fit_y
+                )
+                score = model.predict_proba(inputs(LOGISTIC_REGRESSION, matrix[valid]))[:, 1]
+                candidate_pr_auc[LOGISTIC_REGRESSION] = float(
+                    average_precision_score(check_y, score)
+                )
+                candidate_brier[LOGISTIC_REGRESSION] = float(brier_score_loss(check_y, score))
+            # The higher validation PR AUC wins; a tie goes to the first candidate.
+            kind = max(self.candidates, key=lambda name: candidate_pr_auc[name])
+        final_method = method if kind == BOOSTED_TREES else "sigmoid"
+        final = calibrated(kind, chosen, final_method).fit(inputs(kind, matrix), labels)
+        self.kind = kind
+        parts = final.calibrated_classifiers_
+        if kind == BOOSTED_TREES:
+            self._forests = [_Forest.from_sklearn(part.estimator) for part in parts]
+            self._linears = []
+        else:
+            self._linears = [_Linear.from_sklearn(part.estimator) for part in parts]
+            self._forests = []
         self._calibrators = [
-            _Calibrator.from_sklearn(method, part.calibrators[0])
-            for part in final.calibrated_classifiers_
+            _Calibrator.from_sklearn(final_method, part.calibrators[0]) for part in parts
         ]
         self.report = FitReport(
             rows=len(rows),
@@ -358,7 +487,12 @@ class ReturnRiskModel:
             validation_pr_auc=pr_auc,
             validation_brier=brier,
             params=chosen,
-            calibration=method,
+            calibration=final_method,
+            model_chosen=kind,
+            candidate_pr_auc=candidate_pr_auc,
+            candidate_brier=candidate_brier,
+            validation_rows=int(valid.sum()) if usable else 0,
+            validation_positives=int(labels[valid].sum()) if usable else 0,
         )
         return self
 
@@ -451,17 +585,20 @@ class ReturnRiskModel:
             "calibration_folds": self.calibration_folds,
             "validation_share": self.validation_share,
             "calibration": self._calibrators[0].method,
-            "folds": len(self._forests),
+            "kind": self.kind,
+            "folds": len(self._calibrators),
             "report": _report_json(report) if report else None,
         }
         arrays: dict[str, npt.NDArray[Any]] = {
             "header": np.array(json.dumps(header, sort_keys=True)),
             "reference": self.reference,
+            "missing": self.missing,
         }
-        for number, (forest, calibrator) in enumerate(
-            zip(self._forests, self._calibrators, strict=True)
-        ):
-            arrays.update(forest.arrays(f"fold{number}_"))
+        parts: Sequence[_Forest | _Linear] = (
+            self._forests if self.kind == BOOSTED_TREES else self._linears
+        )
+        for number, (part, calibrator) in enumerate(zip(parts, self._calibrators, strict=True)):
+            arrays.update(part.arrays(f"fold{number}_"))
             arrays[f"fold{number}_calibration_x"] = calibrator.x
             arrays[f"fold{number}_calibration_y"] = calibrator.y
         target = Path(path)
@@ -497,10 +634,17 @@ class ReturnRiskModel:
                 validation_share=float(header["validation_share"]),
             )
             model.channels = tuple(header["channels"])
+            model.kind = str(header["kind"])
+            if model.kind not in MODEL_KINDS:
+                raise ValueError(f"{path} holds an unknown kind of model: {model.kind}")
             model.reference = np.asarray(data["reference"], dtype=np.float64)
+            model.missing = np.asarray(data["missing"], dtype=np.int64)
             method = str(header["calibration"])
             for number in range(int(header["folds"])):
-                model._forests.append(_Forest.from_arrays(data, f"fold{number}_"))
+                if model.kind == BOOSTED_TREES:
+                    model._forests.append(_Forest.from_arrays(data, f"fold{number}_"))
+                else:
+                    model._linears.append(_Linear.from_arrays(data, f"fold{number}_"))
                 model._calibrators.append(
                     _Calibrator(
                         method,
@@ -513,8 +657,13 @@ class ReturnRiskModel:
             model.report = FitReport(**{**report, "params": BoostingParams(**report["params"])})
         return model
 
+    @property
+    def kind_label(self) -> str:
+        """The chosen model in words: "boosted trees" or "logistic regression"."""
+        return MODEL_LABELS[self.kind]
+
     def _check_fitted(self) -> None:
-        if not self._forests:
+        if not self._calibrators:
             raise RuntimeError("fit or load the model first")
 
     def _matrix(self, rows: Sequence[BasketFeatures]) -> FloatArray:
@@ -527,18 +676,23 @@ class ReturnRiskModel:
         ).reshape(len(rows), len(self.channels))
         return np.hstack([numeric, channel])
 
+    def _fold_raw(self, matrix: FloatArray) -> list[FloatArray]:
+        """Each fold's log-odds before calibration."""
+        if self.kind == BOOSTED_TREES:
+            return [forest.raw(matrix) for forest in self._forests]
+        design = _linear_design(matrix, self.reference, self.missing)
+        return [linear.raw(design) for linear in self._linears]
+
     def _raw(self, matrix: FloatArray) -> FloatArray:
-        total = np.zeros(matrix.shape[0], dtype=np.float64)
-        for forest in self._forests:
-            total += forest.raw(matrix)
-        return total / len(self._forests)
+        raws = self._fold_raw(matrix)
+        return np.asarray(sum(raws) / len(raws), dtype=np.float64)
 
     def _probabilities(self, matrix: FloatArray) -> FloatArray:
         self._check_fitted()
         total = np.zeros(matrix.shape[0], dtype=np.float64)
-        for forest, calibrator in zip(self._forests, self._calibrators, strict=True):
-            total += calibrator(forest.raw(matrix))
-        return total / len(self._forests)
+        for raw, calibrator in zip(self._fold_raw(matrix), self._calibrators, strict=True):
+            total += calibrator(raw)
+        return total / len(self._calibrators)
 
 
 def _params_key(params: BoostingParams) -> str:

@@ -34,6 +34,37 @@ def reason_for(group: str, row: BasketFeatures) -> str:
         if not row.closed_baskets:
             return "customer's past orders are all too recent to judge"
         return f"customer kept all {row.closed_baskets} past orders"
+    if group == "returns":
+        if row.days_since_last_return is None:
+            return "customer has never returned anything"
+        text = f"customer's last return was {row.days_since_last_return:.0f} days ago"
+        if row.returns_last_30_days >= 2:
+            text += f" ({row.returns_last_30_days} returns in the last 30 days)"
+        if row.returned_sku_share > 0:
+            text += "; they returned some of these items before"
+        return text
+    if group == "bracketing":
+        if row.bracketed_families:
+            return f"{row.bracketed_families} products in several variants in one basket"
+        if row.repeated_sku_lines:
+            return f"{row.repeated_sku_lines} products on several lines"
+        if row.quantity_vs_usual_max is not None and row.quantity_vs_usual_max >= 2:
+            return f"{row.quantity_vs_usual_max:.0f}x the usual quantity of a product"
+        if row.units_per_line_vs_customer is not None:
+            return f"{row.units_per_line_vs_customer:.1f}x the customer's usual quantities"
+        return "one of each product"
+    if group == "discount":
+        if row.price_vs_usual_min is None:
+            return "products never sold before"
+        if row.price_vs_usual_min < 1:
+            return f"prices up to {1 - row.price_vs_usual_min:.0%} below the usual price"
+        return "prices at or above the usual price"
+    if group == "repeat":
+        if row.rebought_last_7_days_share > 0:
+            return f"{row.rebought_last_7_days_share:.0%} of the items were bought in the last week"
+        if row.rebought_sku_share > 0:
+            return f"{row.rebought_sku_share:.0%} of the items were bought before"
+        return "all items new to the customer"
     if group == "recency":
         if row.baskets_last_30_days >= 2:
             return f"{row.baskets_last_30_days} orders in the last 30 days"

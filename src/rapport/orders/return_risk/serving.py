@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from rapport.orders.return_risk import (
     ReturnRiskModel,
     suggest_incentive,
 )
+from rapport.orders.return_risk.model import MODEL_LABELS
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
 
@@ -42,8 +43,9 @@ MIN_TRAINING_BASKETS = 200
 
 def labelled_baskets(db: Session) -> list[LabelledBasket]:
     """Every customer's past order as a basket, labelled returned when something on it came
-    back within 30 days; oldest first."""
+    back within 30 days (with the time of its first return); oldest first."""
     returned: dict[str, set[str]] = defaultdict(set)
+    first_return: dict[str, datetime] = {}
     placed = dict(
         db.execute(
             select(Order.order_id, Order.placed_at).where(Order.customer_id.is_not(None))
@@ -54,6 +56,9 @@ def labelled_baskets(db: Session) -> list[LabelledBasket]:
     ):
         if order_id in placed and returned_at - placed[order_id] <= LABEL_WINDOW:
             returned[order_id].add(sku)
+            # Never before the order itself, should a clock have drifted.
+            when = max(returned_at, placed[order_id])
+            first_return[order_id] = min(first_return.get(order_id, when), when)
     lines: dict[str, list[BasketLine]] = defaultdict(list)
     for line in db.scalars(
         select(OrderLine).where(
@@ -89,6 +94,7 @@ def labelled_baskets(db: Session) -> list[LabelledBasket]:
                 ),
                 returned=bool(skus),
                 returned_skus=frozenset(skus),
+                returned_at=first_return.get(order.order_id) if skus else None,
             )
         )
     return baskets
@@ -123,6 +129,49 @@ def latest_model_path(data_dir: Path) -> Path | None:
     return files[-1] if files else None
 
 
+def _load_latest(data_dir: Path) -> tuple[Path | None, ReturnRiskModel | None]:
+    """The newest model file and the model in it; ``(path, None)`` when that file was
+    written by an older Rapport (other features) and waits for the next training."""
+    path = latest_model_path(data_dir)
+    if path is None:
+        return None, None
+    try:
+        return path, ReturnRiskModel.load(path)
+    except (ValueError, KeyError):
+        return path, None
+
+
+def model_summary(model: ReturnRiskModel) -> dict[str, Any]:
+    """Which model won at training and the validation figures of both candidates."""
+    report = model.report
+    summary: dict[str, Any] = {
+        "kind": model.kind,
+        "label": model.kind_label,
+        "validation_start": None,
+        "validation_rows": 0,
+        "validation_positives": 0,
+        "candidates": [],
+    }
+    if report is None:
+        return summary
+    summary.update(
+        validation_start=report.validation_start,
+        validation_rows=report.validation_rows,
+        validation_positives=report.validation_positives,
+        candidates=[
+            {
+                "kind": name,
+                "label": MODEL_LABELS[name],
+                "pr_auc": round(value, 3),
+                "brier": round(report.candidate_brier.get(name, float("nan")), 4),
+                "chosen": name == model.kind,
+            }
+            for name, value in report.candidate_pr_auc.items()
+        ],
+    )
+    return summary
+
+
 @dataclass
 class _Scorer:
     model_path: Path | None
@@ -148,7 +197,7 @@ def _scorer(db: Session, data_dir: Path) -> _Scorer:
             and time.monotonic() - cached.built_at < HISTORY_MAX_AGE_SECONDS
         ):
             return cached
-        model = ReturnRiskModel.load(path) if path else None
+        path, model = _load_latest(data_dir)
         history = model.new_history() if model else ReturnHistory()
         baskets = labelled_baskets(db)
         db.rollback()  # read-only: let writers in while the history is built
@@ -256,12 +305,18 @@ def assess_return_risk(
 
 def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) -> dict[str, Any]:
     """How the current model scored the ``last`` baskets, each from what was known before it:
-    counts per 10-point band and the observed return share in each band (for the admin chart).
-    ``None`` fields when no model is trained yet."""
-    path = latest_model_path(data_dir)
-    if path is None:
-        return {"model": None, "bands": [], "counts": [], "returned_share": []}
-    model = ReturnRiskModel.load(path)
+    counts per 10-point band and the observed return share in each band (for the admin chart),
+    and which model won at training with both candidates' validation figures (``summary``).
+    ``None`` fields when no model is trained yet (or only one from an older Rapport)."""
+    path, model = _load_latest(data_dir)
+    if path is None or model is None:
+        return {
+            "model": None,
+            "summary": None,
+            "bands": [],
+            "counts": [],
+            "returned_share": [],
+        }
     baskets = labelled_baskets(db)
     db.rollback()
     rows = ReturnHistory.stream(baskets, model.history_config)[-last:]
@@ -275,6 +330,7 @@ def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) ->
         returned[band] += labelled.returned
     return {
         "model": path.name,
+        "summary": model_summary(model),
         "bands": [f"{10 * b}-{10 * b + 10}%" for b in range(10)],
         "counts": counts,
         "returned_share": [
