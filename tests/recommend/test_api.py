@@ -145,3 +145,42 @@ def test_models_list_versions_and_training_is_queued_once(
     second = client.post("/v1/recommendations/models", headers=headers)
     assert first.status_code == 202
     assert second.json()["job_id"] == first.json()["job_id"]
+
+
+def _history(db: Session, customer_id: str) -> set[str]:
+    from rapport.orders import service as orders
+
+    return set(orders.recently_bought(db, customer_id=customer_id, since=NOW.replace(year=2000)))
+
+
+@pytest.mark.parametrize("query", ["placement=discover", "placement=home&exclude_purchased=true"])
+def test_discovery_never_shows_what_the_customer_bought(
+    client: TestClient, api_key, shop: dict[str, str], db: Session, query: str
+) -> None:
+    # c1 buys coffee every week, red wine and a corkscrew: a home page leads with them
+    home = client.get(
+        f"/v1/recommendations?placement=home&customer_id={shop['c1']}&limit=20",
+        headers=auth(api_key("read")),
+    ).json()
+    bought = _history(db, shop["c1"])
+    assert bought & {i["sku"] for i in home["items"]}
+    response = client.get(
+        f"/v1/recommendations?{query}&customer_id={shop['c1']}&limit=20",
+        headers=auth(api_key("read")),
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["personalized"] is True
+    found = {i["sku"] for i in body["items"]}
+    assert found, "there are items c1 never bought"
+    assert not found & bought
+    assert "buy_again" not in {i["reason"] for i in body["items"]}
+
+
+def test_exclude_purchased_must_be_a_boolean(client: TestClient, api_key) -> None:
+    response = client.get(
+        "/v1/recommendations?placement=home&exclude_purchased=maybe",
+        headers=auth(api_key("read")),
+    )
+    assert response.status_code == 422
+    assert "exclude_purchased" in response.text

@@ -280,7 +280,7 @@ class ALS(Recommender):
         factors: int = 64,
         regularization: float = 0.05,
         alpha: float = 2.0,
-        iterations: int = 15,
+        iterations: int = 10,
         seed: int = 7,
     ) -> None:
         super().__init__(
@@ -347,6 +347,19 @@ PROTOCOLS = ("repeat", "discover")
 # The candidate sources a blend weighs; ``own`` (the customer's own purchases) counts for
 # nothing when only new items may be shown.
 PARTS = ("own", "knn", "ease", "als", "popular")
+
+
+# Settings that change what a part learns (the rest only change how parts are read).
+_REFIT_PARAMS = (
+    "window_days",
+    "neighbours",
+    "shrink",
+    "l2",
+    "max_items",
+    "factors",
+    "regularization",
+    "alpha",
+)
 
 
 class Blend(Recommender):
@@ -422,6 +435,18 @@ class Blend(Recommender):
             self.params.update({part: float(weights.get(part, 0.0)) for part in PARTS})
         else:
             self.params["discover"] = {part: float(weights.get(part, 0.0)) for part in PARTS}
+
+    def reweighed(self, params: dict[str, Any]) -> Blend:
+        """A blend with ``params`` (new weights, and own-item settings) that keeps this one's
+        fitted parts: ``params`` may change only what needs no refit."""
+        blend = Blend(**params)
+        for name in ("knn", "ease", "als"):
+            setattr(blend, name, getattr(self, name))
+        blend.frequency.repeat = self.frequency.repeat
+        blend.frequency.popularity = self.frequency.popularity
+        if any(blend.params[k] != self.params[k] for k in _REFIT_PARAMS):
+            raise ValueError("reweighed() cannot change settings that need a refit")
+        return blend
 
     def _optional_parts(self) -> dict[str, Recommender]:
         return {"knn": self.knn, "ease": self.ease, "als": self.als}

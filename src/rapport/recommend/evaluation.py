@@ -88,10 +88,30 @@ def split(purchases: Purchases, *, cutoff: float, stop: float, new_only: bool) -
 
 def evaluate(model: Recommender, data: Split, *, users: IntArray | None = None) -> dict[str, float]:
     """Recall@10, Recall@20, NDCG@10 (means over customers) and coverage@10."""
+    return _measured(model, data, users)[0]
+
+
+def recall_each(
+    model: Recommender, data: Split, *, users: IntArray | None = None
+) -> npt.NDArray[np.float64]:
+    """Each customer's Recall@20 (in the order of ``data.users``, or ``users``): for paired
+    comparisons between models on the same customers."""
+    return _measured(model, data, users)[1]
+
+
+def recall_of_ranking(ranked: Sequence[int], target: npt.NDArray[np.int64], k: int = 20) -> float:
+    """The share of ``target`` found in the first ``k`` of ``ranked``."""
+    return float(np.isin(np.asarray(ranked[:k], dtype=np.int64), target).sum() / len(target))
+
+
+def _measured(
+    model: Recommender, data: Split, users: IntArray | None
+) -> tuple[dict[str, float], npt.NDArray[np.float64]]:
     chosen = np.arange(len(data.users)) if users is None else users
     top = min(max(CUTOFFS), data.train.shape[1])
     seen = data.train.binary()
     hits = dict.fromkeys(CUTOFFS, 0.0)
+    each = np.zeros(len(chosen), dtype=np.float64)
     ndcg = 0.0
     shown: set[int] = set()
     discounts = 1.0 / np.log2(np.arange(2, max(CUTOFFS) + 2))
@@ -110,17 +130,38 @@ def evaluate(model: Recommender, data: Split, *, users: IntArray | None = None) 
             found = np.isin(ranked[offset], target)
             for k in CUTOFFS:
                 hits[k] += found[:k].sum() / len(target)
+            each[start + offset] = found[: max(CUTOFFS)].sum() / len(target)
             ideal = discounts[: min(len(target), 10)].sum()
             shown_here = found[:10]
             ndcg += float((shown_here * discounts[: len(shown_here)]).sum() / ideal)
             shown.update(ranked[offset, :10].tolist())
     count = max(len(chosen), 1)
-    return {
+    means = {
         "recall@10": hits[10] / count,
         "recall@20": hits[20] / count,
         "ndcg@10": ndcg / count,
         "coverage@10": len(shown) / max(data.train.shape[1], 1),
     }
+    return means, each
+
+
+def paired_interval(
+    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], *, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """The mean of ``a - b`` over the same customers and its ``confidence`` interval (a paired
+    t interval: customers are many and independent)."""
+    from scipy import stats
+
+    difference = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    mean = float(difference.mean()) if len(difference) else 0.0
+    if len(difference) < 2:
+        return mean, mean, mean
+    half = float(
+        stats.t.ppf(0.5 + confidence / 2, len(difference) - 1)
+        * difference.std(ddof=1)
+        / np.sqrt(len(difference))
+    )
+    return mean, mean - half, mean + half
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -21,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from rapport.recommend.algorithms import Blend, keep_top_per_row
+from rapport.recommend.algorithms import PARTS, Blend, keep_top_per_row
 from rapport.recommend.interactions import (
     SECONDS_PER_DAY,
     FloatArray,
@@ -285,9 +286,16 @@ def build(
     params = dict(blend_params or {})
     metrics: dict[str, Any] = {}
     if tuned:
-        tuning = tune(data, params)
+        # The final fit (every part, since the weights are not chosen yet) runs beside the
+        # search on the second core: both spend most of their time outside the GIL.
+        with ThreadPoolExecutor(1) as pool:
+            every_part = pool.submit(Blend(**{**params, **dict.fromkeys(PARTS, 1.0)}).fit, data)
+            tuning = tune(data, params)
+            blend = every_part.result()
         params, metrics = tuning.params, tuning.report
-    blend = Blend(**params).fit(data)
+        blend = blend.reweighed(params)
+    else:
+        blend = Blend(**params).fit(data)
     items = data.items
     index = {sku: i for i, sku in enumerate(items)}
     item_of = np.fromiter((index[p.sku] for p in purchases), dtype=np.int64, count=len(days))

@@ -33,7 +33,7 @@ MIN_WINDOW_SHARE = 0.1  # the window grows until it holds this share of the purc
 # weights given are kept.
 MIN_CUSTOMERS = 50
 MIN_ITEMS = 2 * 20
-SAMPLE = 4000  # validation customers the weights are chosen on
+SAMPLE = 3000  # validation customers the weights are chosen on
 CANDIDATES = 100  # per part, per customer
 TOP = 20  # Recall@TOP is what the search maximises
 WEIGHTS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -71,8 +71,8 @@ class ProtocolResult:
         return {
             "users": self.users,
             "weights": self.weights,
-            "parts": {k: round(v, 4) for k, v in self.parts.items()},
-            "served": round(self.served, 4),
+            "parts": {k: round(float(v), 4) for k, v in self.parts.items()},
+            "served": round(float(self.served), 4),
             "best_part": max(self.parts, key=lambda k: self.parts[k]) if self.parts else None,
             "fallback": self.fallback,
         }
@@ -156,13 +156,7 @@ def tune(
             chosen["discover"] = result.weights
         report[protocol] = result
     # The figures as serving scores them: the weights chosen, on the whole catalogue.
-    final = Blend(**{**chosen, **dict.fromkeys(PARTS, 1.0), "discover": None})
-    final.frequency = blend.frequency
-    final.frequency.params.update(
-        half_life_days=chosen.get("half_life_days", 60.0),
-        repeat_power=chosen.get("repeat_power", 0.5),
-    )
-    final.knn, final.ease, final.als = blend.knn, blend.ease, blend.als
+    final = blend.reweighed({**every_part, **chosen, **dict.fromkeys(PARTS, 1.0), "discover": None})
     for protocol in ("repeat", "discover"):
         final.set_weights(protocol, report[protocol].weights)
     served = served_recall(final, window, {p: search.users(p) for p in ("repeat", "discover")})
@@ -211,7 +205,7 @@ def served_recall(
                 if row in wanted[protocol]:
                     target = _targets(window, row, history, protocol)
                     totals[protocol] += np.isin(best[offset], target).sum() / len(target)
-    return {p: totals[p] / max(len(rows), 1) for p, rows in users.items()}
+    return {p: float(totals[p] / max(len(rows), 1)) for p, rows in users.items()}
 
 
 def _own_columns(
@@ -220,9 +214,12 @@ def _own_columns(
     """The customers' own items under each (recency, repeat power) setting, each row scaled
     so its best item is 1: what the blend's ``own`` part would be with that setting."""
     found = []
+    weighted: dict[float, npt.NDArray[np.float32]] = {}
     for setting in settings:
-        weighted = data.recency_weighted(setting["half_life_days"])[customers].toarray()
-        own = weighted * np.power(blend.frequency.repeat, setting["repeat_power"])
+        half_life = setting["half_life_days"]
+        if half_life not in weighted:
+            weighted[half_life] = data.recency_weighted(half_life)[customers].toarray()
+        own = weighted[half_life] * np.power(blend.frequency.repeat, setting["repeat_power"])
         top = own.max(axis=1, keepdims=True)
         top[top <= 0] = 1.0
         found.append((own / top).astype(np.float32))

@@ -1,0 +1,119 @@
+"""Training chooses the blend's weights on the history's last weeks: per protocol, from the
+best single part, never serving a blend that scored below that part."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rapport.recommend.algorithms import PARTS, Blend
+from rapport.recommend.interactions import Interactions
+from rapport.recommend.tuning import MIN_CUSTOMERS, tune, validation_window
+
+END = 20_000.0
+
+
+def grocery(customers: int = 240, days: int = 120, seed: int = 3) -> Interactions:
+    """Customers in four tastes (a block of 100 items each): each has a few staples bought most
+    weeks, and now and then tries another item of their taste; a few items are popular with
+    everyone."""
+    rng = np.random.default_rng(seed)
+    users, bought, when = [], [], []
+    for customer in range(customers):
+        taste = customer % 4
+        block = np.arange(100 * taste, 100 * taste + 100)
+        staples = rng.choice(block, 4, replace=False)
+        for day in range(0, days, 7):
+            moment = END - days + day + rng.integers(0, 7)
+            for item in staples:
+                if rng.random() < 0.7:
+                    users.append(f"c{customer:03d}")
+                    bought.append(f"i{item:03d}")
+                    when.append(moment)
+            if rng.random() < 0.4:
+                users.append(f"c{customer:03d}")
+                bought.append(f"i{rng.choice(block):03d}")
+                when.append(moment)
+            if rng.random() < 0.2:
+                users.append(f"c{customer:03d}")
+                bought.append(f"i{rng.integers(0, 5):03d}")
+                when.append(moment)
+    return Interactions.from_purchases(users, bought, when, end=END)
+
+
+@pytest.fixture(scope="module")
+def shop() -> Interactions:
+    return grocery()
+
+
+@pytest.fixture(scope="module")
+def tuned(shop: Interactions):  # type: ignore[no-untyped-def]
+    return tune(shop, {"factors": 8, "max_items": 200})
+
+
+def test_the_window_is_the_last_four_weeks_and_customers_known_before_it(
+    shop: Interactions,
+) -> None:
+    window = validation_window(shop)
+    assert window is not None
+    assert window.cutoff == END - 28
+    assert window.train.day.max() < window.cutoff
+    # every customer scored bought before the window, and each target was bought in it
+    for user, target in zip(window.users, window.targets, strict=True):
+        assert (window.train.user == user).any()
+        in_window = shop.item[(shop.user == user) & (shop.day >= window.cutoff)]
+        assert set(target.tolist()) == set(in_window.tolist())
+
+
+def test_the_window_grows_until_it_holds_a_tenth_of_the_purchases(shop: Interactions) -> None:
+    window = validation_window(shop, horizon_days=1)
+    assert window is not None
+    assert (shop.day >= window.cutoff).mean() >= 0.1
+    assert window.days > 1
+
+
+def test_with_repeats_the_customers_own_staples_lead_and_the_blend_is_not_worse(tuned) -> None:  # type: ignore[no-untyped-def]
+    repeat = tuned.report["repeat"]
+    assert repeat["best_part"] == "own"
+    assert tuned.params["own"] > 0
+    assert repeat["served"] >= max(repeat["parts"].values())
+
+
+def test_for_new_items_the_own_part_counts_for_nothing(tuned) -> None:  # type: ignore[no-untyped-def]
+    discover = tuned.report["discover"]
+    assert "own" not in discover["parts"]
+    assert tuned.params["discover"]["own"] == 0.0
+    assert any(tuned.params["discover"][p] > 0 for p in PARTS if p != "own")
+    assert discover["served"] >= max(discover["parts"].values())
+
+
+def test_served_figures_are_what_the_blend_scores_on_the_window(
+    shop: Interactions,
+    tuned,  # type: ignore[no-untyped-def]
+) -> None:
+    # Recompute Recall@20 with repeats from scratch: fit the chosen blend on the window's
+    # training history and rank the whole catalogue for the same customers.
+    window = validation_window(shop)
+    assert window is not None
+    blend = Blend(**tuned.params).fit(window.train)
+    scores = blend.scores(window.train, window.users)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :20]
+    recall = np.mean([np.isin(top[k], t).sum() / len(t) for k, t in enumerate(window.targets)])
+    assert recall == pytest.approx(tuned.report["repeat"]["served"], abs=0.02)
+
+
+def test_too_few_customers_measure_nothing_and_keep_the_weights_given() -> None:
+    small = grocery(customers=MIN_CUSTOMERS // 2)
+    given = {"own": 1.0, "knn": 0.1, "popular": 0.1}
+    result = tune(small, given)
+    assert result.report == {"measured": False}
+    assert result.params == given
+
+
+def test_a_blend_weighed_for_discovery_ranks_with_those_weights(shop: Interactions) -> None:
+    blend = Blend(own=1.0, knn=0.0, ease=0.0, popular=0.0, discover={"popular": 1.0}).fit(shop)
+    parts = blend.parts(shop, np.asarray([0]))
+    np.testing.assert_array_equal(blend.combine(parts, "discover"), parts["popular"])
+    np.testing.assert_array_equal(blend.combine(parts, "repeat"), parts["own"])
+    restored = Blend.restored(blend.params, blend.state())
+    assert restored.weights("discover") == blend.weights("discover")
