@@ -47,6 +47,7 @@ PART_LABELS = {
     "ease": "EASE",
     "als": "ALS",
     "popular": "Popular",
+    "upcf": "Customers like them",
 }
 PROTOCOL_LABELS = {"repeat": "repeats allowed", "discover": "new items only"}
 

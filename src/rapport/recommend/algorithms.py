@@ -19,6 +19,7 @@ from rapport.recommend.interactions import (
     rows,
     weighted_rows,
 )
+from rapport.recommend.next_basket import UPCF
 
 # A score for items the customer never bought, small enough never to outrank one they did.
 _FILL = 1e-3
@@ -346,7 +347,7 @@ class ALS(Recommender):
 PROTOCOLS = ("repeat", "discover")
 # The candidate sources a blend weighs; ``own`` (the customer's own purchases) counts for
 # nothing when only new items may be shown.
-PARTS = ("own", "knn", "ease", "als", "popular")
+PARTS = ("own", "knn", "ease", "als", "popular", "upcf")
 
 
 # Settings that change what a part learns (the rest only change how parts are read).
@@ -359,16 +360,21 @@ _REFIT_PARAMS = (
     "factors",
     "regularization",
     "alpha",
+    "upcf_recency",
+    "upcf_alpha",
+    "upcf_q",
+    "upcf_neighbours",
 )
 
 
 class Blend(Recommender):
     """Rapport's recommender: the customer's own repeat-aware favourites, items that go with
-    what they bought (item-kNN and EASE neighbours), optionally matrix factorisation, and what
-    is popular now; each scaled per customer so the best is 1, then weighted. The weights are
-    the ``own`` … ``popular`` parameters for the repeat protocol and ``discover`` (a weight per
-    part) for new items; training tunes both (``rapport.recommend.tuning``). Parts weighted
-    zero in both are not fitted (nor saved)."""
+    what they bought (item-kNN and EASE neighbours), optionally matrix factorisation, what
+    customers like them bought lately (UP-CF@r), and what is popular now; each scaled per
+    customer so the best is 1, then weighted. The weights are the ``own`` ... ``upcf``
+    parameters for the repeat protocol and ``discover`` (a weight per part) for new items;
+    training tunes both (``rapport.recommend.tuning``). Parts weighted zero in both are not
+    fitted (nor saved)."""
 
     name = "rapport"
 
@@ -391,6 +397,11 @@ class Blend(Recommender):
         factors: int = 64,
         regularization: float = 0.05,
         alpha: float = 2.0,
+        upcf: float = 0.0,
+        upcf_recency: int = 10,
+        upcf_alpha: float = 0.75,
+        upcf_q: float = 5.0,
+        upcf_neighbours: int = 300,
         discover: dict[str, float] | None = None,
     ) -> None:
         super().__init__(
@@ -411,17 +422,23 @@ class Blend(Recommender):
             factors=factors,
             regularization=regularization,
             alpha=alpha,
+            upcf=upcf,
+            upcf_recency=upcf_recency,
+            upcf_alpha=upcf_alpha,
+            upcf_q=upcf_q,
+            upcf_neighbours=upcf_neighbours,
             discover=dict(discover) if discover is not None else None,
         )
         self.frequency = PersonalFrequency(half_life_days, repeat_power, window_days)
         self.knn = ItemKNN(neighbours, shrink, neighbour_half_life_days)
         self.ease = EASE(l2, max_items, half_life_days=ease_half_life_days)
         self.als = ALS(factors, regularization, alpha)
+        self.upcf = UPCF(upcf_recency, upcf_alpha, upcf_q, upcf_neighbours)
 
     def weights(self, protocol: str = "repeat") -> dict[str, float]:
         """How much each part counts for ``protocol``. Without tuned discovery weights, new
         items are weighed as repeats are, less the customer's own items."""
-        repeat = {part: float(self.params[part]) for part in PARTS}
+        repeat = {part: float(self.params.get(part, 0.0)) for part in PARTS}
         if protocol == "repeat":
             return repeat
         tuned = self.params.get("discover")
@@ -440,7 +457,7 @@ class Blend(Recommender):
         """A blend with ``params`` (new weights, and own-item settings) that keeps this one's
         fitted parts: ``params`` may change only what needs no refit."""
         blend = Blend(**params)
-        for name in ("knn", "ease", "als"):
+        for name in self._optional_parts():
             setattr(blend, name, getattr(self, name))
         blend.frequency.repeat = self.frequency.repeat
         blend.frequency.popularity = self.frequency.popularity
@@ -449,7 +466,7 @@ class Blend(Recommender):
         return blend
 
     def _optional_parts(self) -> dict[str, Recommender]:
-        return {"knn": self.knn, "ease": self.ease, "als": self.als}
+        return {"knn": self.knn, "ease": self.ease, "als": self.als, "upcf": self.upcf}
 
     def _used(self) -> dict[str, Recommender]:
         """The optional parts some protocol weighs, and item-kNN always (its item-to-item links

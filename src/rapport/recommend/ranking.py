@@ -229,6 +229,10 @@ def _personal(bundle: Bundle, customer: int, protocol: str) -> _Candidates:
             return ("buy_again", "You buy this regularly" if regular else "You bought this before")
         if source in ("knn", "ease", "als"):
             return ("because_you_bought", "Goes with what you bought")
+        if source == "upcf":
+            if i in times_bought:
+                return ("buy_again", "You bought this lately")
+            return ("customers_like_you", "Customers like you bought this lately")
         return None
 
     return _Candidates(scores=np.asarray(scores, dtype=np.float32), explain=explain)

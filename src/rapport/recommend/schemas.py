@@ -151,8 +151,10 @@ class Recommendation(StrictModel):
     price_minor: int
     score: float
     reason: str = Field(
-        description="bought_together, similar, buy_again, because_you_bought, popular_near_you, "
-        "popular_in_tier, trending, popular, pinned"
+        description="bought_together, similar, buy_again, because_you_bought, "
+        "customers_like_you, popular_near_you, popular_in_tier, trending, popular, pinned, and "
+        "for consenting customers' browsing: recently_viewed, in_your_basket, "
+        "because_you_viewed, goes_with_your_basket"
     )
     explanation: str
 
