@@ -48,6 +48,7 @@ from rapport.recommend.interactions import (
     IntArray,
     Interactions,
     dense_row,
+    largest_per_row,
     row_entries,
     rows,
     weighted_rows,
@@ -117,25 +118,9 @@ def _top_columns(values: FloatArray, keep: int) -> IntArray:
     if keep == values.shape[1]:
         return np.tile(np.arange(keep, dtype=np.int64), (values.shape[0], 1))
     if values.size and values.min() >= 0:
-        return _top_non_negative(values, keep)
+        return largest_per_row(values, keep)
     cut = values.shape[1] - keep
     return np.argpartition(values, cut, axis=1)[:, cut:].astype(np.int64)
-
-
-def _top_non_negative(values: FloatArray, keep: int) -> IntArray:
-    """:func:`_top_columns` for values that are never negative. Most are zero (customers who
-    share nothing), and selecting among many equal values is slow (ten times slower on
-    Ta-Feng): each row's best are looked for among its non-zero columns, zeros fill the rest."""
-    chosen = np.empty((values.shape[0], keep), dtype=np.int64)
-    for r, row in enumerate(values):
-        nonzero = np.flatnonzero(row)
-        if len(nonzero) >= keep:
-            cut = len(nonzero) - keep
-            chosen[r] = nonzero[np.argpartition(row[nonzero], cut)[cut:]]
-        else:
-            zeros = np.flatnonzero(row == 0)[: keep - len(nonzero)]
-            chosen[r] = np.concatenate([nonzero, zeros])
-    return chosen
 
 
 class TIFUKNN(Recommender):

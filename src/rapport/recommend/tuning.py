@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rapport.recommend.algorithms import PARTS, Blend
-from rapport.recommend.interactions import IntArray, Interactions
+from rapport.recommend.interactions import IntArray, Interactions, largest_per_row
 
 HORIZON_DAYS = 28.0
 MIN_WINDOW_SHARE = 0.1  # the window grows until it holds this share of the purchases
@@ -272,7 +272,7 @@ class _Search:
                     best = np.argpartition(-first, depth - 1)[:depth]
                     tops[part] = np.broadcast_to(best, (len(rows), depth))
                 else:
-                    tops[part] = np.argpartition(-parts[part], depth - 1, axis=1)[:, :depth]
+                    tops[part] = largest_per_row(parts[part], depth)
             best_own = np.max(np.stack(own), axis=0)
             for offset, row in enumerate(rows.tolist()):
                 bought = seen.indices[seen.indptr[offset] : seen.indptr[offset + 1]]
