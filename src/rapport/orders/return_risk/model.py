@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -384,7 +385,10 @@ class ReturnRiskModel:
             raise ValueError("need both returned and kept baskets to fit")
         self.channels = tuple(sorted({row.channel for row in rows}))
         matrix = self._matrix(rows)
-        self.reference = np.nan_to_num(np.nanmedian(matrix, axis=0), nan=0.0)
+        with warnings.catch_warnings():
+            # A feature with no value at all (every customer new, say) has a median of 0.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.reference = np.nan_to_num(np.nanmedian(matrix, axis=0), nan=0.0)
         self.missing = np.flatnonzero(np.isnan(matrix).any(axis=0)).astype(np.int64)
 
         def boosted(params: BoostingParams) -> Any:
@@ -414,7 +418,14 @@ class ReturnRiskModel:
 
         def inputs(kind: str, part: FloatArray) -> FloatArray:
             if kind == BOOSTED_TREES:
-                return part
+                # scikit-learn cannot bin a column with no value at all (no customer has
+                # returned anything yet, say); a constant there is never split on.
+                empty = np.isnan(part).all(axis=0)
+                if not empty.any():
+                    return part
+                filled = part.copy()
+                filled[:, empty] = 0.0
+                return filled
             return _linear_design(part, self.reference, self.missing)
 
         times = np.array([row.placed_at.timestamp() for row in rows])
@@ -435,13 +446,15 @@ class ReturnRiskModel:
             fit_x, fit_y, check_y = matrix[train], labels[train], labels[valid]
             if BOOSTED_TREES in self.candidates:
                 for params in self.grid:
-                    model = boosted(params).fit(fit_x, fit_y)
+                    model = boosted(params).fit(inputs(BOOSTED_TREES, fit_x), fit_y)
                     score = model.predict_proba(matrix[valid])[:, 1]
                     pr_auc[_params_key(params)] = float(average_precision_score(check_y, score))
                 chosen = max(self.grid, key=lambda params: pr_auc[_params_key(params)])
                 calibrated_scores = {}
                 for candidate in ("isotonic", "sigmoid"):
-                    model = calibrated(BOOSTED_TREES, chosen, candidate).fit(fit_x, fit_y)
+                    model = calibrated(BOOSTED_TREES, chosen, candidate).fit(
+                        inputs(BOOSTED_TREES, fit_x), fit_y
+                    )
                     calibrated_scores[candidate] = model.predict_proba(matrix[valid])[:, 1]
                     brier[candidate] = float(
                         brier_score_loss(check_y, calibrated_scores[candidate])

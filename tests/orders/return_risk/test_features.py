@@ -1,0 +1,234 @@
+"""Return-risk features on small hand-made baskets: bracketing, product families, shrinkage
+toward the overall rate, discount depth, the customer's history, and when a return becomes
+known (no label leaks into a basket placed before it could be known)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from rapport.orders.return_risk import Basket, BasketLine, LabelledBasket, ReturnHistory
+from rapport.orders.return_risk.features import product_family
+
+START = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
+
+
+def basket(
+    basket_id: str, customer: str, day: float, *lines: tuple[str, int, int], category: str = "gifts"
+) -> Basket:
+    found = lines or (("MUG-1", 1, 800),)
+    return Basket(
+        basket_id=basket_id,
+        customer_id=customer,
+        placed_at=START + timedelta(days=day),
+        lines=tuple(BasketLine(sku, category, quantity, price) for sku, quantity, price in found),
+    )
+
+
+def kept(item: Basket) -> LabelledBasket:
+    return LabelledBasket(item, returned=False)
+
+
+@pytest.mark.parametrize(
+    ("sku", "family"),
+    [
+        ("85123A", "85123"),
+        ("85123B", "85123"),
+        ("84029G", "84029"),
+        ("22423", "22423"),
+        ("TEE-12-XL", "TEE-12"),
+        ("TEE-12-M", "TEE-12"),
+        ("APP-00012", "APP-00012"),
+        ("POST", "POST"),
+    ],
+)
+def test_variants_share_a_product_family(sku: str, family: str) -> None:
+    assert product_family(sku) == family
+
+
+def test_bracketing_is_detected() -> None:
+    # given a basket with one product in two colours (85123A/B), one product on two lines
+    # (22423) and one plain line
+    history = ReturnHistory()
+    bracketed = basket(
+        "B1",
+        "ann",
+        0,
+        ("85123A", 1, 255),
+        ("85123B", 1, 255),
+        ("22423", 1, 1275),
+        ("22423", 2, 1275),
+        ("71053", 1, 339),
+    )
+
+    # when it is described
+    found = history.features(bracketed)
+
+    # then both kinds of bracketing are counted, and four of the five lines take part
+    assert found.bracketed_families == 1
+    assert found.repeated_sku_lines == 1
+    assert found.bracketed_line_share == pytest.approx(4 / 5)
+    # and a basket of distinct products is not bracketed
+    plain = history.features(basket("B2", "bob", 0, ("85123A", 1, 255), ("71053", 1, 339)))
+    assert (plain.bracketed_families, plain.repeated_sku_lines) == (0, 0)
+    assert plain.bracketed_line_share == 0.0
+
+
+def test_quantity_is_compared_with_the_products_and_the_customers_usual() -> None:
+    # given a lantern that sells two at a time, to a customer who buys two per line
+    history = ReturnHistory()
+    for day in range(3):
+        history.record(kept(basket(f"B{day}", "ann", day, ("71053", 2, 339))))
+    assert history.features(basket("N", "new", 3, ("99999", 1, 100))).quantity_vs_usual_max is None
+
+    # when the customer orders twelve
+    found = history.features(basket("B9", "ann", 4, ("71053", 12, 339)))
+
+    # then the basket holds six times the usual quantity, for the product and the customer
+    assert found.quantity_vs_usual_max == pytest.approx(6.0)
+    assert found.units_per_line_vs_customer == pytest.approx(6.0)
+
+
+def test_shrinkage_pulls_a_product_with_one_sale_toward_the_global_rate() -> None:
+    # given 40 one-line baskets of a well-known product, 4 returned, and one basket of a
+    # rare product that came back, all closed by day 31
+    history = ReturnHistory()
+    for number in range(40):
+        item = basket(f"W{number}", f"c{number}", 0, ("BIG-1", 1, 500))
+        history.record(LabelledBasket(item, returned=number < 4))
+    history.record(LabelledBasket(basket("R", "rare-buyer", 0, ("RARE-1", 1, 500)), True))
+
+    # when baskets of each are described after the windows closed
+    rare = history.features(basket("X1", "someone", 31, ("RARE-1", 1, 500)))
+    big = history.features(basket("X2", "someone-else", 31, ("BIG-1", 1, 500)))
+
+    # then the rare product's 1-of-1 is pulled most of the way to the overall line rate
+    # (5 of 41 lines, with the starting prior of 1 in 10: 6/51), ...
+    line_rate = (5 + 10 * 0.1) / (41 + 10)
+    assert rare.sku_rate_max == pytest.approx((1 + 10 * line_rate) / (1 + 10))
+    assert rare.sku_rate_max < 0.2
+    # ... while the well-known product keeps close to its own 4 in 40
+    assert big.sku_rate_max == pytest.approx((4 + 10 * line_rate) / (40 + 10))
+    assert abs(big.sku_rate_max - 0.1) < abs(rare.sku_rate_max - 1.0)
+    # and the product family is smoothed the same way
+    assert rare.family_rate_max == pytest.approx((1 + 10 * line_rate) / (1 + 10))
+
+
+def test_discount_depth_is_measured_against_the_usual_price() -> None:
+    # given a mug sold twice at 8.00
+    history = ReturnHistory()
+    history.record(kept(basket("B1", "ann", 0, ("MUG-1", 1, 800))))
+    history.record(kept(basket("B2", "bob", 1, ("MUG-1", 1, 800))))
+
+    # when it is offered at 6.00, then at the usual price
+    cheap = history.features(basket("B3", "cid", 2, ("MUG-1", 1, 600), ("NEW-1", 1, 100)))
+    usual = history.features(basket("B4", "dan", 2, ("MUG-1", 1, 800)))
+
+    # then the discount is 25% and the one known line is discounted; a new product has no
+    # usual price
+    assert cheap.price_vs_usual_min == pytest.approx(0.75)
+    assert cheap.price_vs_usual_mean == pytest.approx(0.75)
+    assert cheap.discounted_line_share == 1.0
+    assert (usual.price_vs_usual_min, usual.discounted_line_share) == (1.0, 0.0)
+
+
+def test_customer_history_counts_orders_tenure_and_reorders() -> None:
+    # given a customer who bought a mug on day 0 and a vase on day 10
+    history = ReturnHistory()
+    history.record(kept(basket("B1", "ann", 0, ("MUG-1", 1, 800))))
+    history.record(kept(basket("B2", "ann", 10, ("VASE-1", 1, 2000))))
+
+    # when they order the vase, the mug and a lamp on day 12
+    found = history.features(
+        basket("B3", "ann", 12, ("VASE-1", 1, 2000), ("MUG-1", 1, 800), ("LAMP-1", 1, 3000))
+    )
+
+    # then two orders over twelve days, two of three items bought before, one this week
+    assert (found.prior_baskets, found.customer_tenure_days) == (2, pytest.approx(12.0))
+    assert found.rebought_sku_share == pytest.approx(2 / 3)
+    assert found.rebought_last_7_days_share == pytest.approx(1 / 3)
+    assert found.days_since_last_return is None
+
+
+def test_a_return_is_known_from_when_it_was_made_and_not_before() -> None:
+    # given a mug bought on day 0 and sent back on day 5
+    history = ReturnHistory()
+    first = basket("B1", "ann", 0, ("MUG-1", 1, 800))
+    history.record(LabelledBasket(first, True, returned_at=first.placed_at + timedelta(days=5)))
+
+    # when the customer orders on day 3 (before the return), and on day 6 (after it)
+    before = history.features(basket("B2", "ann", 3, ("MUG-1", 1, 800)))
+    after = history.features(basket("B3", "ann", 6, ("MUG-1", 1, 800)))
+
+    # then the day-3 basket knows nothing of the return
+    assert (before.known_returns, before.days_since_last_return) == (0, None)
+    assert before.returned_sku_share == 0.0
+    assert before.sku_returns_last_30_days == 0
+    # and the day-6 basket knows of it: a day ago, naming the mug it holds
+    assert after.known_returns == after.returns_last_30_days == 1
+    assert after.days_since_last_return == pytest.approx(1.0)
+    assert after.returned_sku_share == 1.0
+    assert after.sku_returns_last_30_days == 1
+    # but the label still counts in no return rate while its window is open
+    assert (after.closed_baskets, after.returned_baskets) == (0, 0)
+    assert after.sku_known_share == 0.0
+
+
+def test_a_return_without_a_time_waits_for_the_window_to_close() -> None:
+    # given a returned basket on day 0 whose return time is unknown
+    history = ReturnHistory()
+    history.record(LabelledBasket(basket("B1", "ann", 0), True))
+
+    # when baskets are described on day 29 and day 30
+    day_29 = history.features(basket("B2", "ann", 29))
+    day_30 = history.features(basket("B3", "ann", 30))
+
+    # then the return is known only once the window closed
+    assert day_29.known_returns == 0
+    assert (day_30.known_returns, day_30.returned_baskets) == (1, 1)
+
+
+def test_a_return_made_in_the_same_instant_is_not_seen() -> None:
+    history = ReturnHistory()
+    first = basket("B1", "ann", 0)
+    history.record(LabelledBasket(first, True, returned_at=first.placed_at + timedelta(hours=2)))
+
+    same_time = history.features(basket("B2", "ann", 2 / 24))
+
+    assert same_time.known_returns == 0
+
+
+def test_later_returns_never_reach_earlier_baskets() -> None:
+    # given early baskets, and later ones (some returned a day after they were placed)
+    early = [
+        kept(basket(f"E{n}", f"c{n % 4}", n, (f"{85000 + n % 3}A", 1 + n % 2, 300)))
+        for n in range(20)
+    ]
+    later = [
+        LabelledBasket(item, True, returned_at=item.placed_at + timedelta(days=1))
+        for item in (
+            basket(f"L{n}", f"c{n % 4}", 20 + n, (f"{85000 + n % 3}A", 1, 300)) for n in range(5)
+        )
+    ]
+
+    # when features are streamed with and without the later baskets
+    alone = ReturnHistory.stream(early)
+    together = ReturnHistory.stream([*later, *early])[len(later) :]
+
+    # then the early baskets are described identically
+    assert together == alone
+    # and flipping the later labels changes nothing either
+    flipped = [replace(item, returned=False, returned_at=None) for item in later]
+    assert ReturnHistory.stream([*flipped, *early])[len(later) :] == alone
+
+
+def test_return_times_must_be_possible() -> None:
+    item = basket("B1", "ann", 1)
+    with pytest.raises(ValueError, match="before it was placed"):
+        LabelledBasket(item, True, returned_at=item.placed_at - timedelta(hours=1))
+    with pytest.raises(ValueError, match="no return"):
+        LabelledBasket(item, False, returned_at=item.placed_at)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        LabelledBasket(item, True, returned_at=item.placed_at.replace(tzinfo=None))
