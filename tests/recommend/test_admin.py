@@ -1,0 +1,106 @@
+"""The recommendations overview shows what the serving version weighs and how it measured."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from rapport.platform import service as platform
+from rapport.platform.settings import Settings
+from rapport.recommend import service
+
+PASSWORD = "correct horse battery"
+
+MEASURED = {
+    "measured": True,
+    "window_days": 28.0,
+    "repeat": {
+        "users": 2000,
+        "weights": {"own": 1.0, "knn": 0.1, "ease": 0.0, "als": 0.25, "popular": 0.05, "upcf": 2.0},
+        "parts": {
+            "own": 0.2984,
+            "knn": 0.1731,
+            "ease": 0.228,
+            "als": 0.2558,
+            "popular": 0.0915,
+            "upcf": 0.303,
+        },
+        "served": 0.3155,
+        "best_part": "upcf",
+        "fallback": None,
+    },
+    "discover": {
+        "users": 1800,
+        "weights": {"own": 0.0, "knn": 0.1, "ease": 1.0, "als": 1.0, "popular": 0.05, "upcf": 0.0},
+        "parts": {"knn": 0.1031, "ease": 0.1248, "als": 0.1139, "popular": 0.0735, "upcf": 0.099},
+        "served": 0.1322,
+        "best_part": "ease",
+        "fallback": None,
+    },
+}
+
+
+def _version(db: Session, name: str, metrics: dict[str, Any], day: int) -> None:
+    db.add(
+        service.ModelVersion(
+            version=name,
+            trained_at=datetime(2026, 12, day, tzinfo=UTC),
+            file_name=f"{name}.npz",
+            customers=4000,
+            items=3400,
+            purchases=230_000,
+            train_seconds=12.5,
+            params={},
+            metrics=metrics,
+            trained_by="test",
+        )
+    )
+    db.commit()
+
+
+@pytest.fixture
+def signed_in(client: Any, db: Session) -> None:
+    platform.create_admin_user(db, email="merch@example.com", password=PASSWORD)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/login").text)
+    assert token is not None
+    client.post(
+        "/admin/login",
+        data={"email": "merch@example.com", "password": PASSWORD, "csrf_token": token.group(1)},
+        follow_redirects=False,
+    )
+
+
+def test_the_overview_shows_the_weights_chosen_and_the_blend_against_its_best_part(
+    client: Any, db: Session, settings: Settings, signed_in: None
+) -> None:
+    # an older version (measured with repeats only, before weights were tuned) and the new one
+    _version(db, "v-old", {"rapport": {"recall@20": 0.19}, "top_frequency": {"recall@20": 0.2}}, 1)
+    _version(db, "v-new", MEASURED, 2)
+    directory = service.models_directory(settings.data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    service.make_current(directory, "v-new")
+
+    page = client.get("/admin/recommendations").text
+    weights = page[page.index('data-testid="blend-weights"') :]
+    weights = weights[: weights.index("</table>")]
+    rows = dict(re.findall(r"<tr><td>([^<]+)</td>\s*<td class=\"num\">([^<]+)</td>", weights))
+    assert rows["Customers like them"].strip() == "2.00"
+    assert rows["EASE"].strip() == "0.00"
+    verdict = re.sub(r"\s+", " ", page[page.index('data-testid="verdict-repeat"') :][:400])
+    assert "31.6%" in verdict
+    assert "30.3%" in verdict
+    assert "(upcf)" in verdict
+    discover = re.sub(r"\s+", " ", page[page.index('data-testid="verdict-discover"') :][:400])
+    assert "13.2%" in discover
+    assert "12.5%" in discover
+    # the chart of parts plots the figures stored with the version (as percentages)
+    assert '"Blend served"' in page
+    assert "31.55" in page
+    assert "13.22" in page
+    # both versions are on the per-version chart: the old one with repeats only
+    assert "v-old" in page
+    assert "19.0%" in page
