@@ -142,8 +142,8 @@ def load_online_retail() -> Purchases:
 
 
 def online_retail_products() -> list[ProductFacts]:
-    """Online Retail's products as it sells them: a description and a price, no categories
-    (the catalogue a shop without a taxonomy has)."""
+    """Online Retail's products as it sells them: a description and a price, and one category
+    for everything (the catalogue of a shop without a taxonomy)."""
     products: dict[str, ProductFacts] = {}
     for row in _online_retail_rows():
         if row["StockCode"] not in products:
@@ -151,7 +151,7 @@ def online_retail_products() -> list[ProductFacts]:
             products[row["StockCode"]] = ProductFacts(
                 sku=row["StockCode"],
                 name=(row["Description"] or row["StockCode"]).strip()[:200],
-                category_path="",
+                category_path="Gifts",
                 price_minor=price,
                 cost_minor=price // 2,
             )

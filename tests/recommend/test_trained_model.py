@@ -7,21 +7,26 @@ from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
+import pytest
 
 from rapport.recommend.ranking import Context, rank
-from rapport.recommend.trained_model import build
+from rapport.recommend.trained_model import ProductFacts, build
 
 from .factories import NOW, PRODUCTS, purchases
 
 UNCATEGORISED = [replace(p, category_path="") for p in PRODUCTS]
+ONE_CATEGORY = [replace(p, category_path="Shop") for p in PRODUCTS]
 
 
 def _skus(bundle, placement: str, **context) -> list[str]:  # type: ignore[no-untyped-def]
     return [r.sku for r in rank(bundle, Context(placement=placement, limit=5, **context))]
 
 
-def test_a_catalogue_without_categories_still_gets_complements_and_similar_items() -> None:
-    bundle = build(purchases(), UNCATEGORISED, version="v", now=NOW)
+@pytest.mark.parametrize("catalogue", [UNCATEGORISED, ONE_CATEGORY], ids=["none", "one"])
+def test_a_catalogue_without_categories_still_gets_complements_and_similar_items(
+    catalogue: list[ProductFacts],
+) -> None:
+    bundle = build(purchases(), catalogue, version="v", now=NOW)
     # red wine is bought with a corkscrew, then with glasses: co-purchase, whatever the category
     complements = _skus(bundle, "product_complements", item="W-CHIANTI")
     assert {"K-CORK", "K-GLASS"} <= set(complements)

@@ -35,6 +35,11 @@ from rapport.recommend.tuning import tune
 
 FORMAT = 1
 NEIGHBOURS = 30
+# Above this many items a category is no longer a shelf but most of the catalogue.
+LARGE_CATEGORY = 1000
+# An item with fewer complements from other categories than this also gets those bought with it
+# from its own (at half strength): a catalogue with one category for everything still has them.
+FEW_COMPLEMENTS = 5
 STORE_WINDOW_DAYS = 90.0
 TRENDING_DAYS = 7.0
 # weekday/weekend x night, morning, afternoon, evening
@@ -404,17 +409,24 @@ def _substitutes(
     for code in np.unique(parent):
         parent_members[int(code)] = np.flatnonzero(parent == code)
     neighbours = blend.knn.similarity
+    popularity = blend.frequency.popularity.popularity
     log_price = np.log(np.maximum(price, 1).astype(np.float64))
     co_row = np.zeros(len(categories), dtype=np.float32)  # one item's co-purchases, dense
     rows, columns, values = [], [], []
     for i in range(len(categories)):
         co_items, co_values = row_entries(co_bought, i)
+        related = np.union1d(row_entries(neighbours, i)[0], co_items)
         if leaf[i] < 0:
-            pool = np.union1d(row_entries(neighbours, i)[0], co_items)
+            pool = related
         else:
             pool = members[int(leaf[i])]
             if len(pool) <= NEIGHBOURS // 3:
                 pool = parent_members[int(parent[i])]
+            if len(pool) > LARGE_CATEGORY:
+                # A category that is most of the catalogue says little (and scoring all of it
+                # for every item is quadratic): its items related by purchases, else its best.
+                inside = np.intersect1d(pool, related, assume_unique=True)
+                pool = inside if len(inside) else pool[np.argsort(-popularity[pool])[:NEIGHBOURS]]
         candidates = pool[pool != i]
         if not len(candidates):
             continue
@@ -447,15 +459,21 @@ def _complements(
     co_bought: sparse.csr_matrix, categories: list[str], category_of: IntArray
 ) -> sparse.csr_matrix:
     """Items bought in the same basket from another category: the corkscrew for the wine.
-    Where either item has no category (a catalogue without them), every co-purchase counts."""
+    Where either item has no category every co-purchase counts; an item with fewer than
+    ``FEW_COMPLEMENTS`` from other categories also gets those from its own, at half strength
+    (a catalogue with one category for everything, or a shop's own-label range)."""
     coo = co_bought.tocoo()
     uncategorised = np.asarray([not c for c in categories], dtype=bool)
     other = (category_of[coo.row] != category_of[coo.col]) | uncategorised[coo.row]
     other |= uncategorised[coo.col]
-    across = sparse.csr_matrix(
-        (coo.data[other], (coo.row[other], coo.col[other])), shape=coo.shape, dtype=np.float32
+    across_count = np.bincount(coo.row[other], minlength=co_bought.shape[0])
+    filler = ~other & (across_count[coo.row] < FEW_COMPLEMENTS)
+    kept = other | filler
+    values = np.where(other, coo.data, 0.5 * coo.data)
+    complements = sparse.csr_matrix(
+        (values[kept], (coo.row[kept], coo.col[kept])), shape=coo.shape, dtype=np.float32
     )
-    return keep_top_per_row(across, NEIGHBOURS)
+    return keep_top_per_row(complements, NEIGHBOURS)
 
 
 def _category_best(category_of: IntArray, blend: Blend, categories: int) -> sparse.csr_matrix:
