@@ -252,7 +252,14 @@ class EASE(_Neighbourhood):
     def fit(self, data: Interactions) -> Self:
         bought = data.binary()
         buyers = np.asarray(bought.sum(axis=0)).ravel()
-        chosen = np.sort(np.argsort(-buyers, kind="stable")[: int(self.params["max_items"])])
+        # Items nobody bought have nothing to learn (and would only grow the inverse).
+        bought_items = np.flatnonzero(buyers > 0)
+        ranked = bought_items[np.argsort(-buyers[bought_items], kind="stable")]
+        chosen = np.sort(ranked[: int(self.params["max_items"])])
+        n_items = data.shape[1]
+        if not len(chosen):
+            self.similarity = sparse.csr_matrix((n_items, n_items), dtype=np.float32)
+            return self
         sub = bought[:, chosen]
         gram = (sub.T @ sub).toarray().astype(np.float32)
         gram[np.diag_indices_from(gram)] += self.params["l2"]
@@ -262,7 +269,6 @@ class EASE(_Neighbourhood):
         np.fill_diagonal(weights, 0.0)
         # Keep the strongest positive links per item: the full matrix is dense, mostly noise.
         local = _top_per_row_dense(weights, int(self.params["keep"]))
-        n_items = data.shape[1]
         self.similarity = sparse.csr_matrix(
             (local.data, (chosen[local.row], chosen[local.col])),
             shape=(n_items, n_items),

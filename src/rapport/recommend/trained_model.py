@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from rapport.recommend.algorithms import PARTS, Blend, keep_top_per_row
 from rapport.recommend.interactions import (
@@ -293,7 +294,8 @@ def build(
     if tuned:
         # The final fit (every part, since the weights are not chosen yet) runs beside the
         # search on the second core: both spend most of their time outside the GIL.
-        with ThreadPoolExecutor(1) as pool:
+        # One BLAS thread each: two fits with a BLAS pool each would fight over two cores.
+        with threadpool_limits(1, "blas"), ThreadPoolExecutor(1) as pool:
             every_part = pool.submit(Blend(**{**params, **dict.fromkeys(PARTS, 1.0)}).fit, data)
             tuning = tune(data, params)
             blend = every_part.result()
