@@ -36,6 +36,7 @@ DEVICE_CHANNELS = {"mobile": "app", "tablet": "app", "app": "app", "desktop": "w
 # bought with them, rise by at most BROWSING_WEIGHT of the best candidate's score; the newest
 # counts most, a basket addition more than a view.
 BROWSING_PLACEMENTS = frozenset(("home", "discover", "email"))
+PERSONAL_PLACEMENTS = frozenset(("home", "discover", "email"))
 BROWSING_ITEMS = 10
 BROWSING_WEIGHT = 0.8
 BROWSING_STRENGTH = {"added": 1.0, "viewed": 0.7}
@@ -137,7 +138,13 @@ def rank(
         pool = _in_stock(bundle, scores, pool, wanted, available)
         stocked = available([bundle.data.items[i] for i in pinned])
         pinned = [i for i in pinned if bundle.data.items[i] in stocked]
-    chosen = _diverse(bundle, scores, [i for i in pool if i not in pinned], context.limit)
+    unpinned = [i for i in pool if i not in pinned]
+    # A customer's own ranking is served as training measured it; lists for anyone (popular,
+    # similar, complements) are spread across categories.
+    if context.customer is not None and context.placement in PERSONAL_PLACEMENTS:
+        chosen = unpinned[: context.limit]
+    else:
+        chosen = _diverse(bundle, scores, unpinned, context.limit)
     for rule, index in zip(pins, pinned, strict=False):
         position = min((rule.position or 1) - 1, len(chosen))
         chosen.insert(position, index)

@@ -554,9 +554,11 @@ def _lift(
         columns = np.fromiter((codes.get(p.channel, -1) for p in purchases), np.int64, len(item_of))
     counted = columns >= 0
     np.add.at(counts, (category_of[item_of[counted]], columns[counted]), 1.0)
-    overall = counts.sum(axis=0) + 1.0
-    overall_share = overall / overall.sum()
-    prior = 50.0
-    share = (counts + prior * overall_share) / (counts.sum(axis=1, keepdims=True) + prior)
-    lift: FloatArray = (share / overall_share).astype(np.float32)
+    # Observed against expected sales (the category's sales spread as all sales are), both
+    # plus the same prior: a lift moves away from 1 only as far as the sales seen support,
+    # and a daypart or channel with no sales at all leaves every category at 1.
+    overall_share = counts.sum(axis=0) / max(counts.sum(), 1.0)
+    expected = counts.sum(axis=1, keepdims=True) * overall_share
+    prior = 20.0
+    lift: FloatArray = ((counts + prior) / (expected + prior)).astype(np.float32)
     return lift
