@@ -57,3 +57,16 @@ def test_imported_history_that_ended_a_year_ago_is_measured_from_its_last_day() 
     assert old.store_popularity.nnz == fresh.store_popularity.nnz > 0
     anonymous = _skus(old, "home")
     assert anonymous[0] == _skus(fresh, "home")[0]
+
+
+def test_a_daypart_without_sales_leaves_every_category_as_it_is() -> None:
+    # every purchase at midnight (a dataset with dates only): evenings say nothing
+    at_midnight = [
+        replace(p, at=p.at.replace(hour=0, minute=0, second=0, microsecond=0))
+        for p in purchases()
+    ]
+    bundle = build(at_midnight, PRODUCTS, version="v", now=NOW)
+    evening = 4 * 0 + 18 // 6  # a weekday evening
+    np.testing.assert_allclose(bundle.daypart_lift[:, evening], 1.0)
+    night = bundle.daypart_lift[:, 0]
+    assert night.min() > 0.5  # the lifts of a daypart with all the sales stay near 1 too
