@@ -417,9 +417,12 @@ def recommendations(
     device: str | None = None,
     at: datetime | str | None = None,
     margin_weight: float | None = None,
+    exclude_purchased: bool | None = None,
 ) -> Call[Recommendations]:
     """Items to show at ``placement``, for a customer, a visitor or nobody in particular, with
-    the page's context (the product shown, the cart, the store, where and when)."""
+    the page's context (the product shown, the cart, the store, where and when).
+    ``exclude_purchased``: only items the customer never bought (``placement="discover"``
+    always does this)."""
     params = {
         "placement": placement,
         "customer_id": customer,
@@ -433,6 +436,7 @@ def recommendations(
         "device": device,
         "at": iso(at),
         "margin_weight": margin_weight,
+        "exclude_purchased": exclude_purchased,
     }
     return Call.to(api.GET_RECOMMENDATIONS, params=params)
 
@@ -450,8 +454,10 @@ def recommendations_for(
     device: str | None = None,
     at: datetime | str | None = None,
     margin_weight: float | None = None,
+    exclude_purchased: bool | None = None,
 ) -> Call[Recommendations]:
-    """Items for this customer (``placement``: the home page unless said)."""
+    """Items for this customer (``placement``: the home page unless said; ``"discover"`` for
+    only what they never bought)."""
     return recommendations(
         placement=placement,
         customer=customer,
@@ -464,4 +470,5 @@ def recommendations_for(
         device=device,
         at=at,
         margin_weight=margin_weight,
+        exclude_purchased=exclude_purchased,
     )

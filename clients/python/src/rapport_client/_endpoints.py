@@ -73,6 +73,7 @@ GET_RECOMMENDATIONS = _get(
     "device",
     "at",
     "margin_weight",
+    "exclude_purchased",
 )
 
 ALL: tuple[Endpoint, ...] = tuple(

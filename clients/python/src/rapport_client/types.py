@@ -14,7 +14,7 @@ ConsentPurpose = Literal[
 ]
 IdentityKind = Literal["email", "phone", "loyalty_card", "anonymous_id", "external_id", "device_id"]
 Fulfilment = Literal["ship", "pickup_in_store", "in_store"]
-Placement = Literal["home", "product_similar", "product_complements", "cart", "email"]
+Placement = Literal["home", "discover", "product_similar", "product_complements", "cart", "email"]
 ReturnReason = Literal[
     "too_small",
     "too_large",
