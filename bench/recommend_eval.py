@@ -52,17 +52,7 @@ from rapport.platform.db import open_session
 from rapport.recommend import service as recommend
 from rapport.recommend.algorithms import ALS, EASE, ItemKNN, PersonalFrequency, Popularity
 from rapport.recommend.base import Recommender
-from rapport.recommend.evaluation import (
-    Purchases,
-    Split,
-    evaluate,
-    grid,
-    paired_interval,
-    recall_each,
-    split,
-    tune,
-)
-from rapport.recommend.next_basket import TIFUKNN, UPCF
+from rapport.recommend.evaluation import Purchases, Split, evaluate, grid, split, tune
 from rapport.recommend.trained_model import ProductFacts, Purchase, build
 
 # The shared data sets live beside the checkout (../shared/data); RAPPORT_BENCH_DATA names
@@ -195,6 +185,8 @@ def _model_grids(
     new_only: bool,
 ) -> dict[str, tuple[Callable[..., Recommender], list[dict[str, Any]]]]:
     """Light tuning: a handful of values per model's main knobs."""
+    from rapport.recommend.next_basket import TIFUKNN, UPCF
+
     grids: dict[str, tuple[Callable[..., Recommender], list[dict[str, Any]]]] = {
         "popularity": (Popularity, grid(window_days=[30.0])),
         "item_knn": (
@@ -259,6 +251,10 @@ def run_baselines(
         f"{dataset.name}{' new items' if new_only else ''}: {len(test.users):,} test customers, "
         f"{test.train.shape[1]:,} items, {len(test.train.user):,} training purchases"
     )
+    # Imported here: bench/recommend_serve.py imports this module's loaders, and
+    # bench/before_after.py runs it against code from before these existed.
+    from rapport.recommend.evaluation import recall_each
+
     results: dict[str, Scored] = {}
     for name, (build_model, candidates) in _model_grids(new_only).items():
         tuned = tune(build_model, candidates, validation)
@@ -442,6 +438,8 @@ GOALS = {False: 0.03, True: 0.10}
 
 
 def _verdict(results: dict[str, Scored], new_only: bool) -> dict[str, Any]:
+    from rapport.recommend.evaluation import paired_interval
+
     served = results["rapport"]
     baselines = {k: v for k, v in results.items() if k != "rapport"}
     best = max(baselines, key=lambda k: baselines[k].metrics["recall@20"])

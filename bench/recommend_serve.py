@@ -37,19 +37,17 @@ import uvloop
 # Started as a script, this folder is on sys.path: reuse the ingestion bench's helpers and the
 # evaluation bench's Ta-Feng reader.
 from ingest import open_loop, percentile, serve, sqlite_database
-from recommend_eval import DATA, load_ta_feng
+from recommend_eval import DATA, import_shop, load_ta_feng, ta_feng_products
 
 from rapport.catalog import service as catalog
-from rapport.customers import service as customers
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.recommend import service as recommend
 
 try:
-    from rapport.recommend.trained_model import ProductFacts, Purchase, build
+    from rapport.recommend.trained_model import Purchase, build
 except ImportError:  # the code before issue 15, which bench/before_after.py measures too
     from rapport.recommend.bundle import (  # type: ignore[import-not-found,no-redef]
-        ProductFacts,
         Purchase,
         build,
     )
@@ -72,29 +70,9 @@ def load_shop(
     """Ta-Feng as a Rapport retailer, and its trained model as the one served. Returns the
     customer ids and SKUs to ask about. With ``sample``, only that many customers (drawn with
     a fixed seed), their purchases and the products they bought."""
-    import csv
-    import io
-    import zipfile
 
     started = time.perf_counter()
-    products: dict[str, ProductFacts] = {}
-    with (
-        zipfile.ZipFile(DATA / "ta-feng" / "ta_feng.csv.zip") as archive,
-        archive.open(archive.namelist()[0]) as raw,
-    ):
-        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8-sig"))
-        next(reader)
-        for row in reader:
-            sku, subclass, amount = row[5], row[4], max(int(row[6]), 1)
-            if sku not in products:
-                products[sku] = ProductFacts(
-                    sku=sku,
-                    name=f"Ta-Feng {sku}",
-                    category_path=f"{subclass[:3]}/{subclass}",
-                    price_minor=int(row[8]) * 100 // amount,
-                    cost_minor=int(row[7]) * 100 // amount,
-                    country="TW",
-                )
+    products = {p.sku: p for p in ta_feng_products()}
     purchases = load_ta_feng()
     external_ids = sorted(set(purchases.customers.tolist()))
     if sample is not None and sample < len(external_ids):
@@ -105,6 +83,8 @@ def load_shop(
         )
         bought = set(purchases.items.tolist())
         products = {sku: facts for sku, facts in products.items() if sku in bought}
+    facts = list(products.values())
+    by_dataset_id = import_shop(database_url, facts, external_ids)
     with open_session(database_url) as db:
         catalog.upsert_stores(
             db,
@@ -120,48 +100,12 @@ def load_shop(
                 )
             ],
         )
-        facts = list(products.values())
-        for start in range(0, len(facts), 1000):
-            catalog.upsert_products(
-                db,
-                products=[
-                    catalog.ProductUpsert(
-                        sku=p.sku,
-                        name=p.name,
-                        category_path=p.category_path,
-                        price_minor=p.price_minor,
-                        cost_minor=min(p.cost_minor, p.price_minor),
-                        currency="TWD",
-                        country_of_origin=p.country,
-                    )
-                    for p in facts[start : start + 1000]
-                ],
-            )
         rng = random.Random(5)
         catalog.load_stock(
             db, levels=[(p.sku, STORE, 0 if rng.random() < 0.1 else 20) for p in facts]
         )
-        customers.import_customers(
-            db,
-            customers=[
-                customers.ImportedCustomer(
-                    external_id=f"tafeng-{c}",
-                    email=None,
-                    first_name=None,
-                    last_name=None,
-                    locale="zh",
-                    home_city=None,
-                    home_latitude=None,
-                    home_longitude=None,
-                    consents={"personalization": True},
-                )
-                for c in external_ids
-            ],
-        )
-        ids = customers.customer_ids_by_external_id(
-            db, external_ids=[f"tafeng-{c}" for c in external_ids]
-        )
         db.commit()
+    ids = {f"tafeng-{c}": customer_id for c, customer_id in by_dataset_id.items()}
     log(f"catalogue and {len(ids):,} customers loaded in {time.perf_counter() - started:.0f} s")
     started = time.perf_counter()
     lines = [
