@@ -44,6 +44,7 @@ from rapport.orders.return_risk import (
     BasketFeatures,
     BasketLine,
     HistoryBaseline,
+    HistoryConfig,
     LabelledBasket,
     ReturnHistory,
     ReturnRiskModel,
@@ -195,13 +196,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--estimate-prior",
+        action="store_true",
+        help="estimate the SKU, family and category prior strengths (empirical Bayes) "
+        "rather than use 10 pseudo-baskets",
+    )
     arguments = parser.parse_args()
 
     started = time.perf_counter()
     data = load(arguments.data)
-    in_scope = [item for item in data.labelled if item.basket.placed_at < TEST_END]
+    in_scope = sorted(
+        (item for item in data.labelled if item.basket.placed_at < TEST_END),
+        key=lambda item: (item.basket.placed_at, item.basket.basket_id),
+    )
     loaded = time.perf_counter()
-    rows = ReturnHistory.stream(in_scope)
+    # What ReturnHistory.stream does, kept in the open to report the history's prior strengths.
+    config = HistoryConfig(item_prior_strength=None) if arguments.estimate_prior else None
+    history = ReturnHistory(config)
+    rows = []
+    for item in in_scope:
+        rows.append(history.features(item.basket))
+        history.record(item)
     streamed = time.perf_counter()
 
     train = [i for i, item in enumerate(in_scope) if item.basket.placed_at < TEST_START]
@@ -210,7 +226,9 @@ def main() -> None:
     train_rows, test_rows = [rows[i] for i in train], [rows[i] for i in test]
     y_train, y_test = y[train], y[test]
 
-    model = ReturnRiskModel().fit_features(train_rows, y_train.tolist(), seed=arguments.seed)
+    model = ReturnRiskModel(history_config=config).fit_features(
+        train_rows, y_train.tolist(), seed=arguments.seed
+    )
     fitted = time.perf_counter()
     model_scores = model.predict_features(test_rows)
     scored = time.perf_counter()
@@ -266,6 +284,9 @@ def main() -> None:
     brier = ", ".join(f"{name} {value:.4f}" for name, value in report.validation_brier.items())
     print(f"calibration by validation Brier: {brier} -> {report.calibration}")
     print(f"baseline prior strength: {baseline.prior_strength}")
+    strengths = ", ".join(f"{name} {value:.1f}" for name, value in history.item_strengths.items())
+    how = "estimated, as at the end of the test window" if arguments.estimate_prior else "fixed"
+    print(f"item prior strengths ({how}): {strengths}")
 
     print("\n| decile | model predicted | observed | baseline predicted | observed |")
     print("| ---: | ---: | ---: | ---: | ---: |")

@@ -7,10 +7,17 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
-from rapport.orders.return_risk import Basket, BasketLine, LabelledBasket, ReturnHistory
-from rapport.orders.return_risk.features import product_family
+from rapport.orders.return_risk import (
+    Basket,
+    BasketLine,
+    HistoryConfig,
+    LabelledBasket,
+    ReturnHistory,
+)
+from rapport.orders.return_risk.features import _Tally, prior_strength, product_family
 
 START = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 
@@ -93,8 +100,8 @@ def test_quantity_is_compared_with_the_products_and_the_customers_usual() -> Non
 
 def test_shrinkage_pulls_a_product_with_one_sale_toward_the_global_rate() -> None:
     # given 40 one-line baskets of a well-known product, 4 returned, and one basket of a
-    # rare product that came back, all closed by day 31
-    history = ReturnHistory()
+    # rare product that came back, all closed by day 31 (prior strength 10 pseudo-baskets)
+    history = ReturnHistory(HistoryConfig(item_prior_strength=10.0))
     for number in range(40):
         item = basket(f"W{number}", f"c{number}", 0, ("BIG-1", 1, 500))
         history.record(LabelledBasket(item, returned=number < 4))
@@ -114,6 +121,40 @@ def test_shrinkage_pulls_a_product_with_one_sale_toward_the_global_rate() -> Non
     assert abs(big.sku_rate_max - 0.1) < abs(rare.sku_rate_max - 1.0)
     # and the product family is smoothed the same way
     assert rare.family_rate_max == pytest.approx((1 + 10 * line_rate) / (1 + 10))
+
+
+def test_prior_strength_is_estimated_from_the_spread_of_item_rates() -> None:
+    # given 2,000 products with 60 sales each, whose true return rates follow a beta prior
+    # of strength 20 (mean 0.1)
+    rng = np.random.default_rng(4)
+    rates = rng.beta(2.0, 18.0, size=2000)
+    tallies = [_Tally(60, int(returned)) for returned in rng.binomial(60, rates)]
+
+    # when the strength is estimated, then it is close to the truth
+    assert prior_strength(tallies) == pytest.approx(20.0, rel=0.2)
+    # and products that hardly differ get the strongest pull, few records the fallback
+    alike = [_Tally(60, int(returned)) for returned in rng.binomial(60, 0.1, size=2000)]
+    assert prior_strength(alike) > 100
+    assert prior_strength(tallies[:19]) == 10.0
+
+
+def test_the_history_re_estimates_the_strength_as_labels_close() -> None:
+    # given a history that estimates its prior, and 400 closed one-line baskets over 40
+    # products, half of them returned every time
+    history = ReturnHistory(HistoryConfig(item_prior_strength=None))
+    for number in range(400):
+        sku = f"P-{number % 40}"
+        returned = number % 40 < 20
+        history.record(
+            LabelledBasket(basket(f"B{number}", f"c{number}", 0, (sku, 1, 500)), returned)
+        )
+    assert history.item_strengths["sku"] == 10.0
+
+    # when the windows close
+    history.features(basket("X", "x", 31))
+
+    # then the products differ as much as they can: the prior is weak
+    assert history.item_strengths["sku"] == 1.0
 
 
 def test_discount_depth_is_measured_against_the_usual_price() -> None:

@@ -26,6 +26,8 @@ BoolArray = npt.NDArray[np.bool_]
 
 # --- streaming history features ------------------------------------------------------------
 
+DEFAULT_ITEM_STRENGTH: Final = 10.0
+
 
 @dataclass(frozen=True, slots=True)
 class HistoryConfig:
@@ -37,8 +39,14 @@ class HistoryConfig:
         A basket's label counts only from this many days after it was placed.
     customer_prior_strength : float, default 3.0
         Pseudo-baskets at the overall rate added to a customer's own record.
-    item_prior_strength : float, default 10.0
-        Pseudo-baskets at the overall line rate added to each SKU's and category's record.
+    item_prior_strength : float or None, default 10.0
+        Pseudo-baskets at the overall line rate added to each SKU's, product family's and
+        category's record. ``None`` estimates it from the data (empirical Bayes): every 200
+        closed baskets, a beta prior is fitted by the method of moments to the closed records
+        of the SKUs (families, categories) sold at least twice, and its strength (bounded to
+        1..200) is used until the next estimate; 10 until there are 20 such records. Not the
+        default: on Online Retail the estimate drifts over time (so a rate means something
+        different in training and in use) and scored lower (docs/benchmarks.md).
     high_return_factor : float, default 1.5
         A category is "high-return" when its smoothed rate is this many times the overall.
     starting_rate, starting_strength : float, default 0.1 and 10.0
@@ -51,7 +59,7 @@ class HistoryConfig:
 
     label_window_days: int = 30
     customer_prior_strength: float = 3.0
-    item_prior_strength: float = 10.0
+    item_prior_strength: float | None = DEFAULT_ITEM_STRENGTH
     high_return_factor: float = 1.5
     starting_rate: float = 0.1
     starting_strength: float = 10.0
@@ -70,6 +78,34 @@ class _Tally:
 
     def rate(self, prior: float, strength: float) -> float:
         return (self.returned + strength * prior) / (self.seen + strength)
+
+
+STRENGTH_BOUNDS: Final = (1.0, 200.0)
+_REESTIMATE_EVERY: Final = 200
+_MIN_RECORDS: Final = 20
+
+
+def prior_strength(tallies: Iterable[_Tally], fallback: float = DEFAULT_ITEM_STRENGTH) -> float:
+    """The strength ``a + b`` of a beta prior fitted to binomial records by the method of
+    moments: the spread of the observed rates, less what binomial noise alone would give,
+    is the spread of the true rates, and a beta with mean ``p`` and variance ``v`` has
+    ``a + b = p (1 - p) / v - 1``. Records seen fewer than twice are left out; with fewer
+    than 20 left, ``fallback``. A spread no larger than the noise means the items hardly
+    differ: the upper bound."""
+    kept = [tally for tally in tallies if tally.seen >= 2]
+    if len(kept) < _MIN_RECORDS:
+        return fallback
+    seen = np.array([tally.seen for tally in kept], dtype=np.float64)
+    returned = np.array([tally.returned for tally in kept], dtype=np.float64)
+    pooled = float(returned.sum() / seen.sum())
+    if pooled <= 0.0 or pooled >= 1.0:
+        return STRENGTH_BOUNDS[1]
+    spread = float(np.mean((returned / seen - pooled) ** 2))
+    noise = pooled * (1.0 - pooled) * float(np.mean(1.0 / seen))
+    if spread <= noise:
+        return STRENGTH_BOUNDS[1]
+    strength = pooled * (1.0 - pooled) / (spread - noise) - 1.0
+    return float(min(max(strength, STRENGTH_BOUNDS[0]), STRENGTH_BOUNDS[1]))
 
 
 @dataclass(slots=True)
@@ -329,6 +365,14 @@ class ReturnHistory:
         self._sku_lines = _Tally()
         self._category_lines = _Tally()
         self._family_lines = _Tally()
+        fixed = self.config.item_prior_strength
+        start = DEFAULT_ITEM_STRENGTH if fixed is None else fixed
+        self._strength = {"sku": start, "family": start, "category": start}
+
+    @property
+    def item_strengths(self) -> dict[str, float]:
+        """The prior strengths in use for SKU, product family and category return rates."""
+        return dict(self._strength)
 
     @classmethod
     def stream(
@@ -442,7 +486,7 @@ class ReturnHistory:
         line_rate = self._sku_lines.rate(config.starting_rate, config.starting_strength)
         category_base = self._category_lines.rate(config.starting_rate, config.starting_strength)
         family_base = self._family_lines.rate(config.starting_rate, config.starting_strength)
-        strength = config.item_prior_strength
+        strength = self._strength["sku"]
 
         customer = self._customers.get(basket.customer_id) or _Customer()
         while customer.recent and customer.recent[0] <= at - timedelta(days=30):
@@ -464,10 +508,12 @@ class ReturnHistory:
             category_value[line.category] = category_value.get(line.category, 0) + line.value_minor
             family_skus.setdefault(product_family(line.sku), set()).add(line.sku)
         sku = _RateSummary.of(sku_value, self._skus, line_rate, strength)
-        category = _RateSummary.of(category_value, self._categories, category_base, strength)
+        category = _RateSummary.of(
+            category_value, self._categories, category_base, self._strength["category"]
+        )
         family_rate_max = max(
             (
-                self._families[name].rate(family_base, strength)
+                self._families[name].rate(family_base, self._strength["family"])
                 if name in self._families
                 else family_base
             )
@@ -649,6 +695,12 @@ class ReturnHistory:
                 tally.returned += returned
                 base.seen += 1
                 base.returned += returned
+        if self.config.item_prior_strength is None and self._baskets.seen % _REESTIMATE_EVERY == 0:
+            self._strength = {
+                "sku": prior_strength(self._skus.values()),
+                "family": prior_strength(self._families.values()),
+                "category": prior_strength(self._categories.values()),
+            }
 
 
 def _days(at: datetime, since: datetime | None) -> float | None:
