@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from rapport.demo.generator import DemoRetailer
@@ -126,3 +128,44 @@ def test_risk_distribution_bands_every_recent_basket(db, demo_history, settings)
     assert distribution["model"].startswith("return-risk-")
     assert sum(distribution["counts"]) == 300
     assert len(distribution["bands"]) == 10
+    # and it says which model won at training, with both candidates' validation figures
+    summary = distribution["summary"]
+    assert summary["kind"] in {"boosted_trees", "logistic_regression"}
+    assert {c["kind"] for c in summary["candidates"]} == {"boosted_trees", "logistic_regression"}
+    assert [c["kind"] for c in summary["candidates"] if c["chosen"]] == [summary["kind"]]
+
+
+def test_a_model_file_from_an_older_version_waits_for_the_next_training(
+    client, api_key, db, demo_history, settings
+) -> None:
+    # given only a model file written for other features (an older Rapport)
+    directory = risk.models_directory(settings.data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    header = json.dumps({"format": "rapport.return_risk", "version": 1})
+    np.savez(directory / "return-risk-20260101T000000.npz", header=np.array(header))
+
+    # when a basket is scored and the orders page asks for the risk bands
+    response = client.post(
+        "/v1/orders/return-risk",
+        json={"customer_id": "C0000001", "lines": _basket(demo_history)},
+        headers=auth(api_key("read")),
+    )
+
+    # then the history baseline answers, and the page shows no model rather than failing
+    assert response.status_code == 200
+    assert response.json()["model"] == "history_baseline"
+    assert risk.recent_risk_distribution(db, data_dir=settings.data_dir)["model"] is None
+
+
+def test_orders_know_when_they_came_back(db, demo_history) -> None:
+    # the first return within the window dates the return; no return before the order
+    baskets = risk.labelled_baskets(db)
+    returned = [b for b in baskets if b.returned]
+    assert returned
+    assert all(b.returned_at is not None for b in returned)
+    assert all(
+        b.basket.placed_at <= b.returned_at <= b.basket.placed_at + risk.LABEL_WINDOW
+        for b in returned
+        if b.returned_at is not None
+    )
+    assert all(b.returned_at is None for b in baskets if not b.returned)
