@@ -62,8 +62,7 @@ def test_imported_history_that_ended_a_year_ago_is_measured_from_its_last_day() 
 def test_a_daypart_without_sales_leaves_every_category_as_it_is() -> None:
     # every purchase at midnight (a dataset with dates only): evenings say nothing
     at_midnight = [
-        replace(p, at=p.at.replace(hour=0, minute=0, second=0, microsecond=0))
-        for p in purchases()
+        replace(p, at=p.at.replace(hour=0, minute=0, second=0, microsecond=0)) for p in purchases()
     ]
     bundle = build(at_midnight, PRODUCTS, version="v", now=NOW)
     evening = 4 * 0 + 18 // 6  # a weekday evening
