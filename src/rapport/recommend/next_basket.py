@@ -185,7 +185,8 @@ class TIFUKNN(Recommender):
 
     def _closeness(self, dots: FloatArray, own: FloatArray, users: IntArray) -> FloatArray:
         """Higher is nearer: minus the squared distance, or the cosine. Each customer's own
-        row is ruled out (a customer is not their own neighbour)."""
+        column is ruled out (a customer is not their own neighbour): minus infinity, or a
+        cosine of 0 (which :meth:`_neighbour_weights` never counts)."""
         if self.params["metric"] == "euclidean":
             # In place: the block is a chunk of customers by every known customer.
             closeness = dots
@@ -197,26 +198,39 @@ class TIFUKNN(Recommender):
             closeness = np.divide(dots, scale, out=np.zeros_like(dots), where=scale > 0)
         closeness = closeness.astype(np.float32, copy=False)
         known = _known(users, len(self.norms))
-        closeness[np.flatnonzero(known), users[known]] = -np.inf
+        closeness[np.flatnonzero(known), users[known]] = (
+            -np.inf if self.params["metric"] == "euclidean" else 0.0
+        )
         return closeness
 
-    def _neighbour_mean(self, query: sparse.csr_matrix, users: IntArray) -> FloatArray:
+    def _neighbour_weights(self, closeness: FloatArray, keep: int) -> tuple[IntArray, FloatArray]:
+        """The ``keep`` nearest customers per row and their weights in the mean, 1/k each. By
+        cosine, customers who share no item are no neighbours (weight 0): they would be picked
+        at random among equals."""
+        chosen = _top_columns(closeness, keep)
+        weights = np.full(chosen.shape, 1.0 / keep, dtype=np.float32)
+        if self.params["metric"] == "cosine":
+            weights[np.take_along_axis(closeness, chosen, axis=1) <= 0] = 0.0
+        return chosen, weights
+
+    def _neighbours(self, query: sparse.csr_matrix, users: IntArray) -> tuple[IntArray, FloatArray]:
+        """Each query row's nearest other customers and their weights (serving one customer
+        and scoring many take the same path, so they pick the same neighbours)."""
         own = _squared_norms(query)
         if self.params["metric"] == "cosine":
             own = np.sqrt(own)
         dots = np.asarray((query @ self.vectors.T).toarray(), dtype=np.float32)
         closeness = self._closeness(dots, own, users)
+        return self._neighbour_weights(closeness, self._keep())
+
+    def _keep(self) -> int:
         # Only other customers (never oneself) can be neighbours.
-        keep = min(int(self.params["neighbours"]), len(self.norms) - 1)
-        if keep <= 0:
-            return np.zeros(query.shape, dtype=np.float32)
-        chosen = _top_columns(closeness, keep)
+        return min(int(self.params["neighbours"]), len(self.norms) - 1)
+
+    def _neighbour_mean(self, query: sparse.csr_matrix, users: IntArray) -> FloatArray:
+        chosen, weights = self._neighbours(query, users)
         picks = sparse.csr_matrix(
-            (
-                np.full(chosen.size, 1.0 / keep, dtype=np.float32),
-                chosen.ravel(),
-                np.arange(0, chosen.size + 1, keep),
-            ),
+            (weights.ravel(), chosen.ravel(), np.arange(0, chosen.size + 1, chosen.shape[1])),
             shape=(len(users), len(self.norms)),
         )
         return np.asarray((picks @ self.vectors).toarray(), dtype=np.float32)
@@ -229,7 +243,7 @@ class TIFUKNN(Recommender):
             chunk = users[start : start + _CHUNK]
             query = rows(own_vectors, chunk)
             part = alpha * query.toarray()
-            if alpha < 1.0:
+            if alpha < 1.0 and self._keep() > 0:
                 part += (1.0 - alpha) * self._neighbour_mean(query, chunk)
             result[start : start + len(chunk)] = part
         return result
@@ -237,20 +251,12 @@ class TIFUKNN(Recommender):
     def scores_one(self, data: Interactions, user: int) -> FloatArray:
         alpha = float(self.params["alpha"])
         own_vectors = self.user_vectors(data)
-        own = dense_row(own_vectors, user)
-        result: FloatArray = (alpha * own).astype(np.float32)
-        keep = min(int(self.params["neighbours"]), len(self.norms) - 1)
-        if alpha >= 1.0 or keep <= 0:
+        result: FloatArray = (alpha * dense_row(own_vectors, user)).astype(np.float32)
+        if alpha >= 1.0 or self._keep() <= 0:
             return result
-        _, values = row_entries(own_vectors, user)
-        squared = float(np.dot(values, values))
-        own_norm = squared if self.params["metric"] == "euclidean" else np.sqrt(squared)
-        dots = np.asarray(self.vectors @ own, dtype=np.float32)
-        closeness = self._closeness(
-            dots[None, :], np.asarray([own_norm], np.float32), np.asarray([user], np.int64)
-        )
-        chosen = _top_columns(closeness, keep)[0]
-        mean = weighted_rows(self.vectors, chosen, np.full(keep, 1.0 / keep, dtype=np.float32))
+        users = np.asarray([user], np.int64)
+        chosen, weights = self._neighbours(rows(own_vectors, users), users)
+        mean = weighted_rows(self.vectors, chosen[0], weights[0])
         result += ((1.0 - alpha) * mean).astype(np.float32)
         return result
 
