@@ -404,7 +404,7 @@ class Blend(Recommender):
         regularization: float = 0.05,
         alpha: float = 2.0,
         upcf: float = 0.0,
-        upcf_recency: int = 10,
+        upcf_recency: int = 1000,
         upcf_alpha: float = 0.75,
         upcf_q: float = 5.0,
         upcf_neighbours: int = 300,

@@ -238,8 +238,8 @@ def _personal(bundle: Bundle, customer: int, protocol: str) -> _Candidates:
             return ("because_you_bought", "Goes with what you bought")
         if source == "upcf":
             if i in times_bought:
-                return ("buy_again", "You bought this lately")
-            return ("customers_like_you", "Customers like you bought this lately")
+                return ("buy_again", "You bought this before")
+            return ("customers_like_you", "Customers like you buy this")
         return None
 
     return _Candidates(scores=np.asarray(scores, dtype=np.float32), explain=explain)
