@@ -13,6 +13,7 @@ from rapport.catalog.schemas import ProductUpsert, StoreUpsert
 from rapport.customers import service as customers
 from rapport.customers.schemas import CustomerIn
 from rapport.orders import service as orders
+from rapport.recommend.interactions import Interactions
 from rapport.recommend.trained_model import Bundle, ProductFacts, Purchase, build
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -71,6 +72,17 @@ def purchases() -> list[Purchase]:
     # A visitor who never signed in.
     lines.append(Purchase("O-anon", None, "W-CHIANTI", NOW - timedelta(days=2), STORES[0], "store"))
     return lines
+
+
+def shop_interactions() -> Interactions:
+    """The shop's signed-in purchases as the models learn them."""
+    known = [p for p in purchases() if p.customer_id]
+    return Interactions.from_purchases(
+        [p.customer_id or "" for p in known],
+        [p.sku for p in known],
+        [p.at.timestamp() / 86_400 for p in known],
+        end=NOW.timestamp() / 86_400,
+    )
 
 
 def shop_bundle(version: str = "v-test") -> Bundle:

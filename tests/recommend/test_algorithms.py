@@ -15,21 +15,11 @@ from rapport.recommend.algorithms import (
     Popularity,
 )
 from rapport.recommend.base import Recommender, top_items
-from rapport.recommend.interactions import Interactions, repeat_rate
+from rapport.recommend.interactions import repeat_rate
 
-from .factories import NOW, purchases
+from .factories import shop_interactions
 
 SMALL = {"als": {"factors": 8, "iterations": 5}}
-
-
-def shop_interactions() -> Interactions:
-    known = [p for p in purchases() if p.customer_id]
-    return Interactions.from_purchases(
-        [p.customer_id or "" for p in known],
-        [p.sku for p in known],
-        [p.at.timestamp() / 86_400 for p in known],
-        end=NOW.timestamp() / 86_400,
-    )
 
 
 @pytest.fixture(params=sorted(ALGORITHMS))

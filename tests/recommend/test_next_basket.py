@@ -11,7 +11,7 @@ from rapport.recommend.base import Recommender
 from rapport.recommend.interactions import Interactions
 from rapport.recommend.next_basket import NEXT_BASKET, TIFUKNN, UPCF, basket_positions
 
-from .factories import NOW, purchases
+from .factories import shop_interactions as shop
 
 Basket = tuple[str, float, list[str]]
 
@@ -30,16 +30,6 @@ def history(baskets: list[Basket]) -> Interactions:
 def score(model: Recommender, data: Interactions, customer: str, item: str) -> float:
     row = model.scores(data, np.asarray([data.users.index(customer)]))[0]
     return float(row[data.items.index(item)])
-
-
-def shop() -> Interactions:
-    known = [p for p in purchases() if p.customer_id]
-    return Interactions.from_purchases(
-        [p.customer_id or "" for p in known],
-        [p.sku for p in known],
-        [p.at.timestamp() / 86_400 for p in known],
-        end=NOW.timestamp() / 86_400,
-    )
 
 
 MODELS = [
