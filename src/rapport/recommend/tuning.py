@@ -6,8 +6,8 @@ asks, for a sample of the customers who bought in the window, how well each part
 each weighing of the parts finds what they went on to buy (Recall@20). It does so twice:
 with repeats allowed (a home page, an email) and for items new to the customer (a
 ``discover`` placement, ``exclude_purchased``). Each protocol starts from its best single part
-and a coordinate ascent only keeps changes that find more, so the blend served is never one
-that scored below its best part on that window; the exact figures (the served scoring, not
+or an even mix of every part, and a coordinate ascent only keeps changes that find clearly more;
+the blend served is never one that scored below its best part on that window; the exact figures (the served scoring, not
 the shortcut the search uses) are kept with the model version and drawn on the admin page.
 
 The search is cheap because it never ranks the whole catalogue: each customer's candidates
@@ -42,6 +42,9 @@ WEIGHTS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 OWN_HALF_LIVES = (14.0, 60.0, 365.0)
 OWN_REPEAT_POWERS = (0.0, 0.5, 1.0)
 ROUNDS = 2
+# A weighing replaces the current one only when it finds this share more (and the mix of every
+# part is kept over the best single part unless that part finds this share more).
+MIN_GAIN = 0.01
 _CHUNK = 256
 
 FloatMatrix = npt.NDArray[np.float32]
@@ -358,10 +361,21 @@ class _Search:
             if own_columns
             else None
         )
+        axes = [p for p in PARTS if protocol == "repeat" or p != "own"]
         lead = max(single, key=lambda k: single[k])
         weights = {part: float(part == lead) for part in PARTS}
         score = single[lead]
-        axes = [p for p in PARTS if protocol == "repeat" or p != "own"]
+        # Every part at once is the other start: on a window that favours one part by a
+        # little (a season's best sellers), a mix is what holds up in the weeks after.
+        mixed = {part: float(part in axes) for part in PARTS}
+        mixed_score = self._recall(protocol, vector(mixed, own))
+        if mixed_score >= score * (1 - MIN_GAIN):
+            weights, score = mixed, mixed_score
+
+        def better(result: float) -> bool:
+            # Gains within the sample's noise are not taken: they chase the window.
+            return result > score * (1 + MIN_GAIN)
+
         for _ in range(ROUNDS):
             for part in axes:
                 for value in WEIGHTS:
@@ -371,13 +385,13 @@ class _Search:
                     if not any(trial.values()):
                         continue
                     result = self._recall(protocol, vector(trial, own))
-                    if result > score:
+                    if better(result):
                         score, weights = result, trial
             for column in own_columns:
                 if column == own or not weights["own"]:
                     continue
                 result = self._recall(protocol, vector(weights, column))
-                if result > score:
+                if better(result):
                     score, own = result, column
         setting = self.own_settings[int(own.split("@")[1])] if own else {}
         outcome = ProtocolResult(
