@@ -7,8 +7,9 @@ each weighing of the parts finds what they went on to buy (Recall@20). It does s
 with repeats allowed (a home page, an email) and for items new to the customer (a
 ``discover`` placement, ``exclude_purchased``). Each protocol starts from its best single part
 or an even mix of every part, and a coordinate ascent only keeps changes that find clearly more;
-the blend served is never one that scored below its best part on that window; the exact figures (the served scoring, not
-the shortcut the search uses) are kept with the model version and drawn on the admin page.
+the blend served is never one that scored below its best part on that window; the exact
+figures (the served scoring, not the shortcut the search uses) are kept with the model version
+and drawn on the admin page.
 
 The search is cheap because it never ranks the whole catalogue: each customer's candidates
 are the union of every part's top ``CANDIDATES`` items (a blend's top 20 is, in practice,
