@@ -8,7 +8,7 @@ import pytest
 
 from rapport.recommend.algorithms import PARTS, Blend
 from rapport.recommend.interactions import Interactions
-from rapport.recommend.tuning import MIN_CUSTOMERS, tune, validation_window
+from rapport.recommend.tuning import MIN_CUSTOMERS, SAMPLE, tune, validation_window
 
 END = 20_000.0
 
@@ -87,19 +87,27 @@ def test_for_new_items_the_own_part_counts_for_nothing(tuned) -> None:  # type: 
     assert discover["served"] >= max(discover["parts"].values())
 
 
-def test_served_figures_are_what_the_blend_scores_on_the_window(
+def test_served_figures_are_what_the_blend_scores_on_both_windows(
     shop: Interactions,
     tuned,  # type: ignore[no-untyped-def]
 ) -> None:
-    # Recompute Recall@20 with repeats from scratch: fit the chosen blend on the window's
-    # training history and rank the whole catalogue for the same customers.
-    window = validation_window(shop)
-    assert window is not None
-    blend = Blend(**tuned.params).fit(window.train)
-    scores = blend.scores(window.train, window.users)
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :20]
-    recall = np.mean([np.isin(top[k], t).sum() / len(t) for k, t in enumerate(window.targets)])
-    assert recall == pytest.approx(tuned.report["repeat"]["served"], abs=0.02)
+    # Recompute Recall@20 with repeats from scratch on the last window and the one before it:
+    # fit the chosen blend on each window's training history, rank the whole catalogue for the
+    # same customers, and pool the customers.
+    last = validation_window(shop)
+    assert last is not None
+    earlier = validation_window(last.train, horizon_days=last.days, sample=SAMPLE // 2)
+    assert earlier is not None
+    assert earlier.cutoff == last.cutoff - 28
+    assert tuned.report["earlier_window_days"] == 28
+    found = []
+    for window in (last, earlier):
+        blend = Blend(**tuned.params).fit(window.train)
+        scores = blend.scores(window.train, window.users)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :20]
+        found += [np.isin(top[k], t).sum() / len(t) for k, t in enumerate(window.targets)]
+    assert np.mean(found) == pytest.approx(tuned.report["repeat"]["served"], abs=0.02)
+    assert tuned.report["repeat"]["users"] == len(found)
 
 
 def test_too_few_customers_measure_nothing_and_keep_the_weights_given() -> None:

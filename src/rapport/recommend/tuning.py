@@ -19,8 +19,9 @@ among them), held as one dense customers x candidates x parts array.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -142,14 +143,24 @@ def tune(
     window = validation_window(data, horizon_days=horizon_days, sample=sample)
     if window is None:
         return Tuning(params=base, report={"measured": False})
+    # The window before it too (when there is history enough): one window's season (its best
+    # sellers) does not carry to the next weeks; what holds on two windows more likely does.
+    earlier = validation_window(window.train, horizon_days=window.days, sample=sample // 2)
     every_part = {**base, **dict.fromkeys(PARTS, 1.0), "discover": None}
-    blend = Blend(**every_part).fit(window.train)
-    search = _Search.build(blend, window)
+    with ThreadPoolExecutor(1) as pool:
+        fitting = pool.submit(Blend(**every_part).fit, earlier.train) if earlier else None
+        blend = Blend(**every_part).fit(window.train)
+        measured = [(blend, window, _Search.build(blend, window))]
+        if fitting is not None and earlier is not None:
+            older = fitting.result()
+            measured.append((older, earlier, _Search.build(older, earlier)))
+    search = _Pooled([one for _, _, one in measured])
     chosen = dict(base)
     report: dict[str, Any] = {
         "measured": True,
         "window_days": round(window.days, 1),
         "train_until_day": round(window.cutoff, 3),
+        "earlier_window_days": round(earlier.days, 1) if earlier else None,
     }
     for protocol in ("repeat", "discover"):
         result, own_setting = search.best(protocol)
@@ -160,10 +171,16 @@ def tune(
             chosen["discover"] = result.weights
         report[protocol] = result
     # The figures as serving scores them: the weights chosen, on the whole catalogue.
-    final = blend.reweighed({**every_part, **chosen, **dict.fromkeys(PARTS, 1.0), "discover": None})
-    for protocol in ("repeat", "discover"):
-        final.set_weights(protocol, report[protocol].weights)
-    served = served_recall(final, window, {p: search.users(p) for p in ("repeat", "discover")})
+    served = dict.fromkeys(("repeat", "discover"), 0.0)
+    for fitted, measured_window, one in measured:
+        final = fitted.reweighed(
+            {**every_part, **chosen, **dict.fromkeys(PARTS, 1.0), "discover": None}
+        )
+        for protocol in ("repeat", "discover"):
+            final.set_weights(protocol, report[protocol].weights)
+        users = {p: one.users(p) for p in ("repeat", "discover")}
+        for protocol, recall in served_recall(final, measured_window, users).items():
+            served[protocol] += recall * len(users[protocol]) / max(search.count(protocol), 1)
     for protocol in ("repeat", "discover"):
         result = report[protocol]
         best_part = max(result.parts, key=lambda k: result.parts[k])
@@ -236,6 +253,21 @@ def _targets(window: Window, row: int, history: Any, protocol: str) -> IntArray:
         start, stop = history.indptr[window.users[row]], history.indptr[window.users[row] + 1]
         target = np.setdiff1d(target, history.indices[start:stop], assume_unique=True)
     return target
+
+
+class _Measures(Protocol):
+    """What the weight search reads: one window's candidates, or several windows' pooled."""
+
+    @property
+    def columns(self) -> list[str]: ...
+
+    @property
+    def own_settings(self) -> list[dict[str, float]]: ...
+
+    @property
+    def rows(self) -> dict[str, npt.NDArray[np.int64]]: ...
+
+    def _recall(self, protocol: str, weights: npt.NDArray[np.float32]) -> float: ...
 
 
 @dataclass
@@ -319,6 +351,9 @@ class _Search:
     def users(self, protocol: str) -> npt.NDArray[np.int64]:
         return self.rows[protocol]
 
+    def count(self, protocol: str) -> int:
+        return len(self.rows[protocol])
+
     def _recall(self, protocol: str, weights: npt.NDArray[np.float32]) -> float:
         cube = self.values[protocol]
         if not len(cube):
@@ -331,7 +366,7 @@ class _Search:
         found = np.take_along_axis(self.hits[protocol], best, axis=1).sum(axis=1)
         return float((found / self.sizes[protocol]).mean())
 
-    def best(self, protocol: str) -> tuple[ProtocolResult, dict[str, float]]:
+    def best(self: _Measures, protocol: str) -> tuple[ProtocolResult, dict[str, float]]:
         """The weights with the best Recall@20 on the candidates (coordinate ascent from the
         best single part), each part's own Recall@20, and the own-item setting chosen."""
         columns = (
@@ -399,3 +434,37 @@ class _Search:
             users=len(self.rows[protocol]), weights=weights, parts=single, served=score
         )
         return outcome, setting
+
+
+@dataclass
+class _Pooled:
+    """Several windows' searches as one: a weighing's Recall@20 is the mean over every
+    window's customers."""
+
+    searches: list[_Search]
+
+    @property
+    def columns(self) -> list[str]:
+        return self.searches[0].columns
+
+    @property
+    def own_settings(self) -> list[dict[str, float]]:
+        return self.searches[0].own_settings
+
+    @property
+    def rows(self) -> dict[str, npt.NDArray[np.int64]]:
+        return {
+            p: np.concatenate([one.rows[p] for one in self.searches]) for p in self.searches[0].rows
+        }
+
+    def count(self, protocol: str) -> int:
+        return sum(one.count(protocol) for one in self.searches)
+
+    def _recall(self, protocol: str, weights: npt.NDArray[np.float32]) -> float:
+        total = self.count(protocol)
+        return sum(
+            one._recall(protocol, weights) * one.count(protocol) / max(total, 1)
+            for one in self.searches
+        )
+
+    best = _Search.best
