@@ -35,7 +35,7 @@ MIN_WINDOW_SHARE = 0.1  # the window grows until it holds this share of the purc
 # weights given are kept.
 MIN_CUSTOMERS = 50
 MIN_ITEMS = 2 * 20
-SAMPLE = 1500  # validation customers the weights are chosen on
+SAMPLE = 1000  # validation customers of the last window (half as many of the one before)
 CANDIDATES = 100  # per part, per customer
 TOP = 20  # Recall@TOP is what the search maximises
 WEIGHTS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
