@@ -18,6 +18,7 @@ PASSWORD = "correct horse battery"
 MEASURED = {
     "measured": True,
     "window_days": 28.0,
+    "earlier_window_days": 28.0,
     "repeat": {
         "users": 2000,
         "weights": {"own": 1.0, "knn": 0.1, "ease": 0.0, "als": 0.25, "popular": 0.05, "upcf": 2.0},
@@ -85,6 +86,7 @@ def test_the_overview_shows_the_weights_chosen_and_the_blend_against_its_best_pa
     service.make_current(directory, "v-new")
 
     page = client.get("/admin/recommendations").text
+    assert "on the last 28 days and the 28 before them" in re.sub(r"\s+", " ", page)
     weights = page[page.index('data-testid="blend-weights"') :]
     weights = weights[: weights.index("</table>")]
     rows = dict(re.findall(r"<tr><td>([^<]+)</td>\s*<td class=\"num\">([^<]+)</td>", weights))
