@@ -171,8 +171,10 @@ class _LeaseRenewer:
                         )
                         .values(lease_expires_at=clock.now() + LEASE)
                     ).rowcount
-            except Exception:
+            except Exception as error:
                 log.warning("renewing the idempotency lease of %s failed", key, exc_info=True)
+                if _busy(error):
+                    continue  # the database is there, only busy: the next round tries again
                 renewed = 0
             if not renewed:
                 # No longer this command's (done, released, taken over) or out of reach: stop
@@ -182,6 +184,15 @@ class _LeaseRenewer:
 
 
 _renewer = _LeaseRenewer()
+
+# What a database says when it is reachable but another writer holds it just now.
+_BUSY = ("database is locked", "database table is locked", "lock timeout", "deadlock detected")
+
+
+def _busy(error: Exception) -> bool:
+    """Whether a renewal failed only because the database was busy (not out of reach)."""
+    text = str(error).lower()
+    return any(sign in text for sign in _BUSY)
 
 
 def request_fingerprint(body: Any) -> str:
