@@ -201,35 +201,6 @@ def tune(
     return best
 
 
-def tune_weights(
-    model: Recommender,
-    axes: dict[str, Sequence[Any]],
-    validation: Split,
-    *,
-    metric: str = "recall@20",
-    sample: int | None = 4000,
-    seed: int = 0,
-    rounds: int = 2,
-) -> Tuned:
-    """Coordinate ascent over parameters that need no refit (a blend's weights): one axis at a
-    time, keep the value that scores best, ``rounds`` times over. ``model`` is fitted on the
-    validation training history already."""
-    users = _sample(validation, sample, seed)
-    current = {name: model.params[name] for name in axes}
-    best_score = evaluate(model, validation, users=users)
-    for _ in range(rounds):
-        for name, values in axes.items():
-            for value in values:
-                if value == current[name]:
-                    continue
-                model.params.update({**current, name: value})
-                result = evaluate(model, validation, users=users)
-                if result[metric] > best_score[metric]:
-                    best_score, current = result, {**current, name: value}
-    model.params.update(current)
-    return Tuned(model=model, params=dict(model.params), validation=best_score)
-
-
 def _sample(validation: Split, sample: int | None, seed: int) -> IntArray | None:
     if sample is None or len(validation.users) <= sample:
         return None

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from rapport.recommend.algorithms import PARTS, Blend
+from rapport.recommend.algorithms import PARTS, PROTOCOLS, Blend
 from rapport.recommend.interactions import IntArray, Interactions, largest_per_row
 
 HORIZON_DAYS = 28.0
@@ -162,7 +162,7 @@ def tune(
         "train_until_day": round(window.cutoff, 3),
         "earlier_window_days": round(earlier.days, 1) if earlier else None,
     }
-    for protocol in ("repeat", "discover"):
+    for protocol in PROTOCOLS:
         result, own_setting = search.best(protocol)
         if protocol == "repeat":
             chosen.update(result.weights)
@@ -171,17 +171,17 @@ def tune(
             chosen["discover"] = result.weights
         report[protocol] = result
     # The figures as serving scores them: the weights chosen, on the whole catalogue.
-    served = dict.fromkeys(("repeat", "discover"), 0.0)
+    served = dict.fromkeys(PROTOCOLS, 0.0)
     for fitted, measured_window, one in measured:
         final = fitted.reweighed(
             {**every_part, **chosen, **dict.fromkeys(PARTS, 1.0), "discover": None}
         )
-        for protocol in ("repeat", "discover"):
+        for protocol in PROTOCOLS:
             final.set_weights(protocol, report[protocol].weights)
-        users = {p: one.users(p) for p in ("repeat", "discover")}
+        users = {p: one.users(p) for p in PROTOCOLS}
         for protocol, recall in served_recall(final, measured_window, users).items():
             served[protocol] += recall * len(users[protocol]) / max(search.count(protocol), 1)
-    for protocol in ("repeat", "discover"):
+    for protocol in PROTOCOLS:
         result = report[protocol]
         best_part = max(result.parts, key=lambda k: result.parts[k])
         result.served = served[protocol]
@@ -312,7 +312,7 @@ class _Search:
             best_own = np.max(np.stack(own), axis=0)
             for offset, row in enumerate(rows.tolist()):
                 bought = seen.indices[seen.indptr[offset] : seen.indptr[offset + 1]]
-                for protocol in ("repeat", "discover"):
+                for protocol in PROTOCOLS:
                     target = _targets(window, row, history, protocol)
                     if not len(target):
                         continue
