@@ -1,4 +1,4 @@
-"""The orders page names the return-risk model that won at training, with both candidates'
+"""The orders page names the return-risk model that won at training, with every candidate's
 validation figures, in headless Chromium."""
 
 from __future__ import annotations
@@ -34,18 +34,18 @@ def test_orders_page_shows_which_model_won(page, live_server, tmp_path: Path) ->
     trained = ReturnRiskModel.load(path)
     report = trained.report
     assert report is not None
-    assert len(report.candidate_pr_auc) == 2
+    assert len(report.candidate_pr_auc) == 3
 
     # when the admin opens the orders page
     site = DemoSite(server=live_server, email="risk@example.com", password="a long passphrase 19")
     sign_in(page, site)
     page.goto(f"{live_server.base_url}/admin/orders")
 
-    # then it names the served model and shows both candidates' validation figures
+    # then it names the served model and shows the three candidates' validation figures
     assert page.get_by_test_id("risk-model-kind").inner_text() == trained.kind_label
     rows = page.get_by_test_id("risk-candidates").locator("tbody tr")
-    assert rows.count() == 2
-    for number in range(2):
+    assert rows.count() == 3
+    for number in range(3):
         row = rows.nth(number)
         kind = row.get_attribute("data-kind")
         assert kind in report.candidate_pr_auc
@@ -55,4 +55,6 @@ def test_orders_page_shows_which_model_won(page, live_server, tmp_path: Path) ->
         assert (row.get_attribute("data-chosen") == "true") == (kind == report.model_chosen)
     chosen = page.locator("[data-testid=risk-candidates] tr[data-chosen=true]")
     assert "(served)" in chosen.inner_text()
-    assert f"{report.validation_rows:,} orders" in page.get_by_test_id("risk-model").inner_text()
+    sentence = page.get_by_test_id("risk-model").inner_text()
+    assert "the best of 3 candidates" in sentence
+    assert f"{report.validation_rows:,} orders" in sentence

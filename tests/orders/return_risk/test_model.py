@@ -249,7 +249,7 @@ def test_load_refuses_other_files(tmp_path: Path) -> None:
     np.savez(path, header=np.array('{"format": "something-else", "version": 1}'))
 
     # when / then loading it is refused
-    with pytest.raises(ValueError, match=r"not a rapport\.return_risk v2 file"):
+    with pytest.raises(ValueError, match=r"not a rapport\.return_risk v3 file"):
         ReturnRiskModel.load(path)
 
 

@@ -1,6 +1,6 @@
-"""Model selection at training: boosted trees or a logistic regression, whichever has the
-higher PR AUC on a validation window carved from the end of the training period; the choice
-and both figures are kept in the saved model."""
+"""Model selection at training: boosted trees, a logistic regression or their average (the
+blend), whichever has the highest PR AUC on a validation window carved from the end of the
+training period; the choice and every candidate's figures are kept in the saved model."""
 
 from __future__ import annotations
 
@@ -63,8 +63,10 @@ def test_trees_win_where_the_signal_is_an_interaction() -> None:
     # given baskets returned when large xor dear
     labelled = xor_world()
 
-    # when the model is fitted with both candidates
-    model = ReturnRiskModel(grid=TREES, calibration_folds=3).fit(labelled, seed=1)
+    # when the model is fitted with trees and the regression as candidates
+    model = ReturnRiskModel(
+        grid=TREES, calibration_folds=3, candidates=["boosted_trees", "logistic_regression"]
+    ).fit(labelled, seed=1)
 
     # then the trees win clearly on the validation window, and that is what is served
     report = model.report
@@ -91,7 +93,7 @@ def test_the_regression_wins_against_trees_that_cannot_split(tmp_path: Path) -> 
     # when the model is fitted
     model = ReturnRiskModel(grid=STUMPS, calibration_folds=3).fit(labelled, seed=1)
 
-    # then the logistic regression is chosen, with both validation figures kept
+    # then the logistic regression is chosen, with every candidate's validation figures kept
     report = model.report
     assert report is not None
     assert model.kind == report.model_chosen == "logistic_regression"
@@ -99,7 +101,10 @@ def test_the_regression_wins_against_trees_that_cannot_split(tmp_path: Path) -> 
         report.candidate_pr_auc["logistic_regression"]
         > report.candidate_pr_auc["boosted_trees"] + 0.1
     )
-    assert set(report.candidate_brier) == {"boosted_trees", "logistic_regression"}
+    # trees that cannot split add a constant, so the blend ranks exactly as the regression,
+    # and the tie goes to the earlier candidate
+    assert report.candidate_pr_auc["logistic_regression"] == report.candidate_pr_auc["blend"]
+    assert set(report.candidate_brier) == {"boosted_trees", "logistic_regression", "blend"}
     # and it ranks dear baskets above cheap ones
     history = ReturnHistory()
     cheap, dear = (
@@ -129,3 +134,45 @@ def test_candidates_can_be_limited() -> None:
     assert list(model.report.candidate_pr_auc) == ["logistic_regression"]
     with pytest.raises(ValueError, match="candidates"):
         ReturnRiskModel(candidates=["random_forest"])
+
+
+def test_the_blend_averages_the_two_calibrated_models(tmp_path: Path) -> None:
+    # given baskets with a smooth signal, and each model alone, fitted the same way
+    labelled = value_world()
+    alone = {
+        kind: ReturnRiskModel(grid=TREES, calibration_folds=3, candidates=[kind]).fit(
+            labelled, seed=1
+        )
+        for kind in ("boosted_trees", "logistic_regression", "blend")
+    }
+    blend = alone["blend"]
+    rows = ReturnHistory.stream(labelled)[-200:]
+
+    # then the blend's probability is the mean of the other two, basket by basket
+    trees = alone["boosted_trees"].predict_features(rows)
+    linear = alone["logistic_regression"].predict_features(rows)
+    np.testing.assert_allclose(blend.predict_features(rows), (trees + linear) / 2, rtol=1e-12)
+    assert blend.kind_label == "boosted trees and logistic regression, averaged"
+
+    # and saving and loading keeps both models, the report and every probability and reason
+    path = tmp_path / "blend.npz"
+    blend.save(path)
+    loaded = ReturnRiskModel.load(path)
+    assert loaded.kind == "blend"
+    assert loaded.report == blend.report
+    np.testing.assert_array_equal(loaded.predict_features(rows), blend.predict_features(rows))
+    assert loaded.explain_features(rows[-1]) == blend.explain_features(rows[-1])
+
+
+def test_the_blend_is_judged_on_the_validation_window_like_the_others() -> None:
+    # given a fit with all three candidates
+    model = ReturnRiskModel(grid=TREES, calibration_folds=3).fit(value_world(), seed=1)
+    report = model.report
+    assert report is not None
+
+    # then the report holds the blend's figures beside the others', and the best is served
+    assert list(report.candidate_pr_auc) == ["boosted_trees", "logistic_regression", "blend"]
+    assert report.model_chosen == max(report.candidate_pr_auc, key=report.candidate_pr_auc.get)
+    # and the blend's Brier score lies within the other two's (a mean of two probabilities)
+    briers = report.candidate_brier
+    assert briers["blend"] <= max(briers["boosted_trees"], briers["logistic_regression"])

@@ -1,6 +1,6 @@
-"""The return-risk model: calibrated gradient-boosted trees or a calibrated logistic
-regression over basket features, whichever validates better, saved as plain arrays
-(``allow_pickle=False``) and explained in short reasons."""
+"""The return-risk model: calibrated gradient-boosted trees, a calibrated logistic
+regression, or the average of the two over basket features, whichever validates better, saved
+as plain arrays (``allow_pickle=False``) and explained in short reasons."""
 
 from __future__ import annotations
 
@@ -31,13 +31,16 @@ from rapport.orders.return_risk.features import (
 from rapport.orders.return_risk.reasons import reason_for
 
 MODEL_FORMAT: Final = "rapport.return_risk"
-MODEL_VERSION: Final = 2
+MODEL_VERSION: Final = 3
 BOOSTED_TREES: Final = "boosted_trees"
 LOGISTIC_REGRESSION: Final = "logistic_regression"
-MODEL_KINDS: Final = (BOOSTED_TREES, LOGISTIC_REGRESSION)
+# The two calibrated models above, their probabilities averaged.
+BLEND: Final = "blend"
+MODEL_KINDS: Final = (BOOSTED_TREES, LOGISTIC_REGRESSION, BLEND)
 MODEL_LABELS: Final = {
     BOOSTED_TREES: "boosted trees",
     LOGISTIC_REGRESSION: "logistic regression",
+    BLEND: "boosted trees and logistic regression, averaged",
 }
 
 
@@ -70,9 +73,11 @@ class FitReport:
     """What :meth:`ReturnRiskModel.fit` tried on its validation window and what it chose.
 
     ``validation_pr_auc`` and ``validation_brier`` are the boosted trees' settings and
-    calibrations; ``candidate_pr_auc`` and ``candidate_brier`` the two calibrated candidates
-    (boosted trees with their best setting, logistic regression) on the same window, and
-    ``model_chosen`` the one with the higher PR AUC, refitted on the whole training period.
+    calibrations; ``candidate_pr_auc`` and ``candidate_brier`` the calibrated candidates
+    (boosted trees with their best setting, logistic regression, and the average of the two
+    probabilities) on the same window, and ``model_chosen`` the one with the highest PR AUC,
+    refitted on the whole training period. ``calibration`` is the trees' calibration
+    (the regression's is always sigmoid).
     """
 
     rows: int
@@ -212,6 +217,14 @@ class _Calibrator:
         ab = np.array([calibrator.a_, calibrator.b_], dtype=np.float64)
         return cls(method, ab, np.zeros(0, dtype=np.float64))
 
+    @classmethod
+    def from_arrays(cls, data: Any, prefix: str, method: str) -> _Calibrator:
+        return cls(
+            method,
+            np.asarray(data[f"{prefix}calibration_x"], dtype=np.float64),
+            np.asarray(data[f"{prefix}calibration_y"], dtype=np.float64),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class _Linear:
@@ -265,15 +278,18 @@ def _linear_design(matrix: FloatArray, fill: FloatArray, missing: IntArray) -> F
 
 
 class ReturnRiskModel:
-    """Calibrated boosted trees or logistic regression over :class:`BasketFeatures`.
+    """Calibrated boosted trees, logistic regression or both averaged, over
+    :class:`BasketFeatures`.
 
     ``fit`` carves the last ``validation_share`` of the training period (by time, not at
     random) off as a validation window. On it, it picks the boosting settings with the best
-    PR AUC and isotonic or sigmoid calibration by Brier score, then compares the calibrated
-    trees with a calibrated logistic regression (sigmoid) by PR AUC. The winner
-    (:attr:`kind`) is refitted as ``CalibratedClassifierCV`` on the whole training period:
-    ``calibration_folds`` models, each calibrated on the fold it did not see, averaged. The
-    report (:attr:`report`) keeps both candidates' validation figures.
+    PR AUC and isotonic or sigmoid calibration by Brier score, then compares three candidates
+    by PR AUC: the calibrated trees, a calibrated logistic regression (sigmoid), and the
+    *blend*, the mean of those two probabilities (their errors differ, so the mean ranks
+    better than either on Online Retail). The winner (:attr:`kind`) is refitted as
+    ``CalibratedClassifierCV`` on the whole training period: ``calibration_folds`` models,
+    each calibrated on the fold it did not see, averaged (for the blend, both models). The
+    report (:attr:`report`) keeps every candidate's validation figures.
 
     Parameters
     ----------
@@ -284,8 +300,9 @@ class ReturnRiskModel:
     calibration_folds : int, default 5
     validation_share : float, default 0.2
     candidates : sequence of str, optional
-        Which of ``"boosted_trees"`` and ``"logistic_regression"`` may be chosen; both by
-        default. With too little data for a validation window, the first is used.
+        Which of ``"boosted_trees"``, ``"logistic_regression"`` and ``"blend"`` may be
+        chosen; all three by default. With too little data for a validation window, the
+        first is used.
     linear_c : float, default 0.3
         Inverse L2 strength of the logistic regression (on standardised features).
     threads : int or None, default 1
@@ -320,9 +337,12 @@ class ReturnRiskModel:
         self.reference: FloatArray = np.zeros(0, dtype=np.float64)
         self.missing: IntArray = np.zeros(0, dtype=np.int64)
         self.report: FitReport | None = None
+        # Each used model's folds and their calibrators (only the trees for boosted_trees,
+        # only the regression for logistic_regression, both for the blend).
         self._forests: list[_Forest] = []
+        self._forest_calibrators: list[_Calibrator] = []
         self._linears: list[_Linear] = []
-        self._calibrators: list[_Calibrator] = []
+        self._linear_calibrators: list[_Calibrator] = []
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -438,13 +458,14 @@ class ReturnRiskModel:
         candidate_pr_auc: dict[str, float] = {}
         candidate_brier: dict[str, float] = {}
         chosen, method, kind = self.grid[0], "sigmoid", self.candidates[0]
+        valid_scores: dict[str, FloatArray] = {}
         usable = all(
             part.sum() >= self.calibration_folds and (~part).sum() >= self.calibration_folds
             for part in (labels[train] == 1, labels[valid] == 1)
         )
         if usable:
             fit_x, fit_y, check_y = matrix[train], labels[train], labels[valid]
-            if BOOSTED_TREES in self.candidates:
+            if {BOOSTED_TREES, BLEND} & set(self.candidates):
                 for params in self.grid:
                     model = boosted(params).fit(inputs(BOOSTED_TREES, fit_x), fit_y)
                     score = model.predict_proba(matrix[valid])[:, 1]
@@ -461,34 +482,46 @@ class ReturnRiskModel:
                     )
                 # Ties go to sigmoid: two parameters overfit a small validation window less.
                 method = min(("sigmoid", "isotonic"), key=lambda candidate: brier[candidate])
-                candidate_pr_auc[BOOSTED_TREES] = float(
-                    average_precision_score(check_y, calibrated_scores[method])
-                )
-                candidate_brier[BOOSTED_TREES] = brier[method]
-            if LOGISTIC_REGRESSION in self.candidates:
+                valid_scores[BOOSTED_TREES] = calibrated_scores[method]
+            if {LOGISTIC_REGRESSION, BLEND} & set(self.candidates):
                 model = calibrated(LOGISTIC_REGRESSION, chosen, "sigmoid").fit(
                     inputs(LOGISTIC_REGRESSION, fit_x), fit_y
                 )
-                score = model.predict_proba(inputs(LOGISTIC_REGRESSION, matrix[valid]))[:, 1]
-                candidate_pr_auc[LOGISTIC_REGRESSION] = float(
-                    average_precision_score(check_y, score)
+                valid_scores[LOGISTIC_REGRESSION] = model.predict_proba(
+                    inputs(LOGISTIC_REGRESSION, matrix[valid])
+                )[:, 1]
+            if BLEND in self.candidates:
+                valid_scores[BLEND] = blend(
+                    valid_scores[BOOSTED_TREES], valid_scores[LOGISTIC_REGRESSION]
                 )
-                candidate_brier[LOGISTIC_REGRESSION] = float(brier_score_loss(check_y, score))
-            # The higher validation PR AUC wins; a tie goes to the first candidate.
+            for name in self.candidates:
+                candidate_pr_auc[name] = float(average_precision_score(check_y, valid_scores[name]))
+                candidate_brier[name] = float(brier_score_loss(check_y, valid_scores[name]))
+            # The highest validation PR AUC wins; a tie goes to the earlier candidate.
             kind = max(self.candidates, key=lambda name: candidate_pr_auc[name])
-        final_method = method if kind == BOOSTED_TREES else "sigmoid"
-        final = calibrated(kind, chosen, final_method).fit(inputs(kind, matrix), labels)
         self.kind = kind
-        parts = final.calibrated_classifiers_
-        if kind == BOOSTED_TREES:
+        self._forests, self._forest_calibrators = [], []
+        self._linears, self._linear_calibrators = [], []
+        if kind in (BOOSTED_TREES, BLEND):
+            parts = (
+                calibrated(BOOSTED_TREES, chosen, method)
+                .fit(inputs(BOOSTED_TREES, matrix), labels)
+                .calibrated_classifiers_
+            )
             self._forests = [_Forest.from_sklearn(part.estimator) for part in parts]
-            self._linears = []
-        else:
+            self._forest_calibrators = [
+                _Calibrator.from_sklearn(method, part.calibrators[0]) for part in parts
+            ]
+        if kind in (LOGISTIC_REGRESSION, BLEND):
+            parts = (
+                calibrated(LOGISTIC_REGRESSION, chosen, "sigmoid")
+                .fit(inputs(LOGISTIC_REGRESSION, matrix), labels)
+                .calibrated_classifiers_
+            )
             self._linears = [_Linear.from_sklearn(part.estimator) for part in parts]
-            self._forests = []
-        self._calibrators = [
-            _Calibrator.from_sklearn(final_method, part.calibrators[0]) for part in parts
-        ]
+            self._linear_calibrators = [
+                _Calibrator.from_sklearn("sigmoid", part.calibrators[0]) for part in parts
+            ]
         self.report = FitReport(
             rows=len(rows),
             positives=int(labels.sum()),
@@ -500,7 +533,7 @@ class ReturnRiskModel:
             validation_pr_auc=pr_auc,
             validation_brier=brier,
             params=chosen,
-            calibration=final_method,
+            calibration=method if kind != LOGISTIC_REGRESSION else "sigmoid",
             model_chosen=kind,
             candidate_pr_auc=candidate_pr_auc,
             candidate_brier=candidate_brier,
@@ -566,7 +599,8 @@ class ReturnRiskModel:
         Each reason group (customer record, recency, value, size, prices, items, categories,
         channel) is reset in turn to its typical training value; the drop in the model's
         log-odds is that group's contribution. Log-odds rather than calibrated probabilities,
-        because isotonic calibration is flat in places and would hide real differences.
+        because isotonic calibration is flat in places and would hide real differences (for
+        the blend, the log-odds of its averaged probability).
         """
         self._check_fitted()
         names = self.feature_names
@@ -597,9 +631,12 @@ class ReturnRiskModel:
             "history_config": asdict(self.history_config),
             "calibration_folds": self.calibration_folds,
             "validation_share": self.validation_share,
-            "calibration": self._calibrators[0].method,
             "kind": self.kind,
-            "folds": len(self._calibrators),
+            # Per model used: its calibration and number of folds (0 when not used).
+            "trees_calibration": _method(self._forest_calibrators),
+            "trees_folds": len(self._forests),
+            "linear_calibration": _method(self._linear_calibrators),
+            "linear_folds": len(self._linears),
             "report": _report_json(report) if report else None,
         }
         arrays: dict[str, npt.NDArray[Any]] = {
@@ -607,13 +644,16 @@ class ReturnRiskModel:
             "reference": self.reference,
             "missing": self.missing,
         }
-        parts: Sequence[_Forest | _Linear] = (
-            self._forests if self.kind == BOOSTED_TREES else self._linears
+        used: tuple[tuple[str, Sequence[_Forest | _Linear], list[_Calibrator]], ...] = (
+            ("trees", self._forests, self._forest_calibrators),
+            ("linear", self._linears, self._linear_calibrators),
         )
-        for number, (part, calibrator) in enumerate(zip(parts, self._calibrators, strict=True)):
-            arrays.update(part.arrays(f"fold{number}_"))
-            arrays[f"fold{number}_calibration_x"] = calibrator.x
-            arrays[f"fold{number}_calibration_y"] = calibrator.y
+        for name, parts, calibrators in used:
+            for number, (part, calibrator) in enumerate(zip(parts, calibrators, strict=True)):
+                prefix = f"{name}{number}_"
+                arrays.update(part.arrays(prefix))
+                arrays[f"{prefix}calibration_x"] = calibrator.x
+                arrays[f"{prefix}calibration_y"] = calibrator.y
         target = Path(path)
         # Write beside the target and rename, so a serving process swapping models never
         # reads half a file.
@@ -652,18 +692,15 @@ class ReturnRiskModel:
                 raise ValueError(f"{path} holds an unknown kind of model: {model.kind}")
             model.reference = np.asarray(data["reference"], dtype=np.float64)
             model.missing = np.asarray(data["missing"], dtype=np.int64)
-            method = str(header["calibration"])
-            for number in range(int(header["folds"])):
-                if model.kind == BOOSTED_TREES:
-                    model._forests.append(_Forest.from_arrays(data, f"fold{number}_"))
-                else:
-                    model._linears.append(_Linear.from_arrays(data, f"fold{number}_"))
-                model._calibrators.append(
-                    _Calibrator(
-                        method,
-                        np.asarray(data[f"fold{number}_calibration_x"], dtype=np.float64),
-                        np.asarray(data[f"fold{number}_calibration_y"], dtype=np.float64),
-                    )
+            for number in range(int(header["trees_folds"])):
+                model._forests.append(_Forest.from_arrays(data, f"trees{number}_"))
+                model._forest_calibrators.append(
+                    _Calibrator.from_arrays(data, f"trees{number}_", header["trees_calibration"])
+                )
+            for number in range(int(header["linear_folds"])):
+                model._linears.append(_Linear.from_arrays(data, f"linear{number}_"))
+                model._linear_calibrators.append(
+                    _Calibrator.from_arrays(data, f"linear{number}_", header["linear_calibration"])
                 )
         report = header.get("report")
         if report:
@@ -672,11 +709,11 @@ class ReturnRiskModel:
 
     @property
     def kind_label(self) -> str:
-        """The chosen model in words: "boosted trees" or "logistic regression"."""
+        """The chosen model in words, such as "boosted trees" or "logistic regression"."""
         return MODEL_LABELS[self.kind]
 
     def _check_fitted(self) -> None:
-        if not self._calibrators:
+        if not self._forest_calibrators and not self._linear_calibrators:
             raise RuntimeError("fit or load the model first")
 
     def _matrix(self, rows: Sequence[BasketFeatures]) -> FloatArray:
@@ -689,23 +726,46 @@ class ReturnRiskModel:
         ).reshape(len(rows), len(self.channels))
         return np.hstack([numeric, channel])
 
-    def _fold_raw(self, matrix: FloatArray) -> list[FloatArray]:
-        """Each fold's log-odds before calibration."""
-        if self.kind == BOOSTED_TREES:
-            return [forest.raw(matrix) for forest in self._forests]
-        design = _linear_design(matrix, self.reference, self.missing)
-        return [linear.raw(design) for linear in self._linears]
+    def _fold_raw(self, matrix: FloatArray) -> tuple[list[FloatArray], list[FloatArray]]:
+        """Each fold's log-odds before calibration: the trees', then the regression's."""
+        trees = [forest.raw(matrix) for forest in self._forests]
+        linear: list[FloatArray] = []
+        if self._linears:
+            design = _linear_design(matrix, self.reference, self.missing)
+            linear = [part.raw(design) for part in self._linears]
+        return trees, linear
 
     def _raw(self, matrix: FloatArray) -> FloatArray:
-        raws = self._fold_raw(matrix)
+        """The log-odds that :meth:`explain_features` compares: a single model's mean raw
+        score over its folds, or for the blend the log-odds of its probability."""
+        if self.kind == BLEND:
+            probability = np.clip(self._probabilities(matrix), 1e-9, 1.0 - 1e-9)
+            return np.asarray(np.log(probability / (1.0 - probability)), dtype=np.float64)
+        trees, linear = self._fold_raw(matrix)
+        raws = trees or linear
         return np.asarray(sum(raws) / len(raws), dtype=np.float64)
 
     def _probabilities(self, matrix: FloatArray) -> FloatArray:
         self._check_fitted()
-        total = np.zeros(matrix.shape[0], dtype=np.float64)
-        for raw, calibrator in zip(self._fold_raw(matrix), self._calibrators, strict=True):
-            total += calibrator(raw)
-        return total / len(self._calibrators)
+        trees, linear = self._fold_raw(matrix)
+        found = [
+            np.mean([calibrate(raw) for raw, calibrate in zip(raws, calibrators, strict=True)], 0)
+            for raws, calibrators in (
+                (trees, self._forest_calibrators),
+                (linear, self._linear_calibrators),
+            )
+            if raws
+        ]
+        return blend(*found) if len(found) == 2 else np.asarray(found[0], dtype=np.float64)
+
+
+def blend(trees: FloatArray, linear: FloatArray) -> FloatArray:
+    """The blend candidate's probability: the mean of the trees' and the regression's."""
+    return np.asarray((trees + linear) / 2.0, dtype=np.float64)
+
+
+def _method(calibrators: Sequence[_Calibrator]) -> str | None:
+    return calibrators[0].method if calibrators else None
 
 
 def _params_key(params: BoostingParams) -> str:
