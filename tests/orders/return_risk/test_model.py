@@ -126,7 +126,8 @@ def test_a_label_counts_only_once_its_window_has_closed() -> None:
     # and the day-30 basket sees B1's return, smoothed toward the overall rate 2/11
     assert (day_30.prior_baskets, day_30.closed_baskets, day_30.returned_baskets) == (2, 1, 1)
     assert day_30.overall_rate == pytest.approx(2 / 11)
-    assert day_30.customer_return_rate == pytest.approx((1 + 3 * 2 / 11) / (1 + 3))
+    # (half a pseudo-basket of prior: (1 + 0.5 * 2/11) / (1 + 0.5) = (12/11) / 1.5 = 8/11)
+    assert day_30.customer_return_rate == pytest.approx(8 / 11)
     assert day_30.sku_known_share == 1.0
     assert day_30.days_since_previous == pytest.approx(1.0)
     assert day_30.baskets_last_30_days == 1
