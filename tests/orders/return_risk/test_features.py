@@ -217,6 +217,47 @@ def test_a_return_is_known_from_when_it_was_made_and_not_before() -> None:
     assert after.sku_known_share == 0.0
 
 
+def test_items_returned_before_are_counted_ever_and_in_the_last_90_days() -> None:
+    # given a customer who sent back a mug on day 2 and a vase on day 102, from two baskets
+    history = ReturnHistory()
+    first = basket("B1", "ann", 0, ("MUG-1", 1, 800), ("CUP-1", 1, 500))
+    history.record(
+        LabelledBasket(
+            first,
+            True,
+            returned_skus=frozenset({"MUG-1"}),
+            returned_at=first.placed_at + timedelta(days=2),
+        )
+    )
+    second = basket("B2", "ann", 100, ("VASE-1", 1, 2000))
+    history.record(LabelledBasket(second, True, returned_at=second.placed_at + timedelta(days=2)))
+
+    # when on day 110 they order the mug, the vase, the cup (kept) and a lamp
+    found = history.features(
+        basket(
+            "B3",
+            "ann",
+            110,
+            ("MUG-1", 1, 800),
+            ("VASE-1", 1, 2000),
+            ("CUP-1", 1, 500),
+            ("LAMP-1", 1, 3000),
+        )
+    )
+
+    # then two of the four items came back before (mug and vase), but only the vase within
+    # the last 90 days (the mug 108 days ago); the cup was bought, not returned
+    assert found.returned_sku_count == 2
+    assert found.returned_sku_count_90_days == 1
+    assert found.returned_sku_share == pytest.approx(2 / 4)
+
+    # and a mug returned again on day 112 counts as recent from then on
+    third = basket("B4", "ann", 111, ("MUG-1", 1, 800))
+    history.record(LabelledBasket(third, True, returned_at=third.placed_at + timedelta(days=1)))
+    later = history.features(basket("B5", "ann", 113, ("MUG-1", 1, 800), ("VASE-1", 1, 2000)))
+    assert (later.returned_sku_count, later.returned_sku_count_90_days) == (2, 2)
+
+
 def test_a_return_without_a_time_waits_for_the_window_to_close() -> None:
     # given a returned basket on day 0 whose return time is unknown
     history = ReturnHistory()

@@ -121,9 +121,10 @@ class _Customer:
     lines_total: int = 0
     recent: deque[datetime] = field(default_factory=deque)
     closed: _Tally = field(default_factory=_Tally)
-    # Returns known so far (in the order they became known) and the SKUs they named.
+    # Returns known so far (in the order they became known), and the SKUs they named with
+    # when each was last returned.
     return_times: list[datetime] = field(default_factory=list)
-    returned_skus: set[str] = field(default_factory=set)
+    returned_skus: dict[str, datetime] = field(default_factory=dict)
     # When the customer last bought each SKU.
     bought: dict[str, datetime] = field(default_factory=dict)
 
@@ -205,6 +206,9 @@ NUMERIC_FEATURES: Final[tuple[str, ...]] = (
     "sku_returns_last_30_days",
     "sku_recent_return_rate_max",
     "sku_return_event_rate",
+    # how many of the basket's SKUs the customer returned before: ever, and in the last 90 days
+    "returned_sku_count",
+    "returned_sku_count_90_days",
 )
 
 # Features that explain() moves together, because one sentence describes them together.
@@ -223,6 +227,8 @@ REASON_GROUPS: Final[dict[str, tuple[str, ...]]] = {
         "returns_last_90_days",
         "days_since_last_return",
         "returned_sku_share",
+        "returned_sku_count",
+        "returned_sku_count_90_days",
     ),
     "bracketing": (
         "repeated_sku_lines",
@@ -310,6 +316,8 @@ class BasketFeatures:
     sku_returns_last_30_days: int
     sku_recent_return_rate_max: float
     sku_return_event_rate: float
+    returned_sku_count: int
+    returned_sku_count_90_days: int
     overall_rate: float
     top_sku: str | None
     top_sku_rate: float
@@ -553,6 +561,11 @@ class ReturnHistory:
         rebought = [customer.bought.get(name) for name in sku_value]
         week_ago = at - timedelta(days=7)
         horizon = at - timedelta(days=30)
+        quarter_ago = at - timedelta(days=90)
+        # When the customer last returned each of the basket's SKUs that they returned before.
+        returned_before = [
+            customer.returned_skus[name] for name in sku_value if name in customer.returned_skus
+        ]
         recent_returns = 0
         recent_rate_max = 0.0
         events = 0
@@ -623,11 +636,9 @@ class ReturnHistory:
             customer_tenure_days=_days(at, customer.first_at),
             known_returns=len(times),
             returns_last_30_days=len(times) - bisect.bisect_right(times, horizon),
-            returns_last_90_days=len(times) - bisect.bisect_right(times, at - timedelta(days=90)),
+            returns_last_90_days=len(times) - bisect.bisect_right(times, quarter_ago),
             days_since_last_return=_days(at, times[-1] if times else None),
-            returned_sku_share=(
-                sum(1 for name in sku_value if name in customer.returned_skus) / distinct
-            ),
+            returned_sku_share=len(returned_before) / distinct,
             rebought_sku_share=sum(1 for when in rebought if when is not None) / distinct,
             rebought_last_7_days_share=(
                 sum(1 for when in rebought if when is not None and when > week_ago) / distinct
@@ -635,6 +646,8 @@ class ReturnHistory:
             sku_returns_last_30_days=recent_returns,
             sku_recent_return_rate_max=recent_rate_max,
             sku_return_event_rate=(events + strength * line_rate) / (sold + strength),
+            returned_sku_count=len(returned_before),
+            returned_sku_count_90_days=sum(1 for when in returned_before if when > quarter_ago),
             overall_rate=overall,
             top_sku=sku.top,
             top_sku_rate=sku.known.get(sku.top, line_rate) if sku.top else line_rate,
@@ -659,7 +672,7 @@ class ReturnHistory:
             when, _, _, customer_id, skus = heapq.heappop(self._returns)
             customer = self._customers[customer_id]
             customer.return_times.append(when)
-            customer.returned_skus.update(skus)
+            customer.returned_skus.update(dict.fromkeys(skus, when))
             for name in skus:
                 product = self._products[name]
                 product.return_events += 1
