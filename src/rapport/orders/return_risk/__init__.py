@@ -9,9 +9,10 @@ Rapport holds):
 - :class:`ReturnHistory`, a streaming feature builder that walks baskets in time order and
   describes each one using only what was known when it was placed (the customer's record and
   returns, bracketing, discount depth, smoothed SKU, product-family and category rates);
-- :class:`ReturnRiskModel`, calibrated boosted trees or a calibrated logistic regression over
-  those features, whichever has the higher PR AUC on a validation window at the end of the
-  training period, with :meth:`ReturnRiskModel.explain` for short human-readable reasons;
+- :class:`ReturnRiskModel`, calibrated boosted trees, a calibrated logistic regression or the
+  mean of the two (the blend) over those features, whichever has the highest PR AUC on a
+  validation window at the end of the training period, with :meth:`ReturnRiskModel.explain`
+  for short human-readable reasons;
 - :class:`HistoryBaseline`, the customer's own smoothed past return rate, to beat;
 - :func:`suggest_incentive`, which turns a risk into an offer only where it pays.
 

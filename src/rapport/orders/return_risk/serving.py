@@ -142,7 +142,7 @@ def _load_latest(data_dir: Path) -> tuple[Path | None, ReturnRiskModel | None]:
 
 
 def model_summary(model: ReturnRiskModel) -> dict[str, Any]:
-    """Which model won at training and the validation figures of both candidates."""
+    """Which model won at training and the validation figures of every candidate."""
     report = model.report
     summary: dict[str, Any] = {
         "kind": model.kind,
@@ -306,7 +306,7 @@ def assess_return_risk(
 def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) -> dict[str, Any]:
     """How the current model scored the ``last`` baskets, each from what was known before it:
     counts per 10-point band and the observed return share in each band (for the admin chart),
-    and which model won at training with both candidates' validation figures (``summary``).
+    and which model won at training with every candidate's validation figures (``summary``).
     ``None`` fields when no model is trained yet (or only one from an older Rapport)."""
     path, model = _load_latest(data_dir)
     if path is None or model is None:
