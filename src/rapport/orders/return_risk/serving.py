@@ -32,7 +32,7 @@ from rapport.orders.return_risk import (
     ReturnRiskModel,
     suggest_incentive,
 )
-from rapport.orders.return_risk.model import MODEL_LABELS
+from rapport.orders.return_risk.model import MODEL_KINDS, MODEL_LABELS
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
 
@@ -162,11 +162,13 @@ def model_summary(model: ReturnRiskModel) -> dict[str, Any]:
             {
                 "kind": name,
                 "label": MODEL_LABELS[name],
-                "pr_auc": round(value, 3),
+                "pr_auc": round(report.candidate_pr_auc[name], 3),
                 "brier": round(report.candidate_brier.get(name, float("nan")), 4),
                 "chosen": name == model.kind,
             }
-            for name, value in report.candidate_pr_auc.items()
+            # In the order training tries them (a saved report comes back sorted by name).
+            for name in MODEL_KINDS
+            if name in report.candidate_pr_auc
         ],
     )
     return summary
