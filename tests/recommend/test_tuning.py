@@ -8,7 +8,14 @@ import pytest
 
 from rapport.recommend.algorithms import PARTS, Blend
 from rapport.recommend.interactions import Interactions
-from rapport.recommend.tuning import MIN_CUSTOMERS, SAMPLE, tune, validation_window
+from rapport.recommend.tuning import (
+    MIN_CUSTOMERS,
+    SAMPLE,
+    served_recall,
+    tune,
+    validation_window,
+    weighing_bound,
+)
 
 END = 20_000.0
 
@@ -125,3 +132,41 @@ def test_a_blend_weighed_for_discovery_ranks_with_those_weights(shop: Interactio
     np.testing.assert_array_equal(blend.combine(parts, "repeat"), parts["own"])
     restored = Blend.restored(blend.params, blend.state())
     assert restored.weights("discover") == blend.weights("discover")
+
+
+def test_the_weighing_bound_is_no_worse_than_any_part_or_the_weights_training_chose(
+    shop: Interactions,
+    tuned,  # type: ignore[no-untyped-def]
+) -> None:
+    window = validation_window(shop)
+    assert window is not None
+    settings = {"factors": 8, "max_items": 200}
+    blend = Blend(**settings, **dict.fromkeys(PARTS, 1.0)).fit(window.train)
+    bound = weighing_bound(blend, window)
+    for protocol, result in bound.items():
+        users = np.arange(len(window.users))
+        if protocol == "discover":  # customers with something new to find
+            history = window.train.binary()
+            users = np.asarray(
+                [
+                    k
+                    for k in users
+                    if np.setdiff1d(window.targets[k], history[window.users[k]].indices).size
+                ]
+            )
+        # Each part alone, ranked over the whole catalogue, scores what the search measured on
+        # its candidates (every part's own best are among them).
+        for part, recall in result.parts.items():
+            if part == "own":
+                continue
+            alone = blend.reweighed({**blend.params, "discover": None})
+            alone.set_weights(protocol, {p: float(p == part) for p in PARTS})
+            exact = served_recall(alone, window, {protocol: users})[protocol]
+            # Equally popular items (this shop's counts tie) may be broken either way.
+            assert exact == pytest.approx(recall, abs=0.01 if part == "popular" else 1e-9)
+        chosen = blend.reweighed(
+            {**blend.params, **{k: v for k, v in tuned.params.items() if k not in settings}}
+        )
+        trained = served_recall(chosen, window, {protocol: users})[protocol]
+        assert result.served >= max(v for k, v in result.parts.items()) - 0.005
+        assert result.served >= trained - 0.005

@@ -18,6 +18,7 @@ among them), held as one dense customers x candidates x parts array.
 
 from __future__ import annotations
 
+import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 
 from rapport.recommend.algorithms import PARTS, PROTOCOLS, Blend
 from rapport.recommend.interactions import IntArray, Interactions, largest_per_row
@@ -202,6 +204,23 @@ def tune(
     return Tuning(params=chosen, report=report)
 
 
+def weighing_bound(blend: Blend, window: Window) -> dict[str, ProtocolResult]:
+    """For evaluation only: the weighing of ``blend``'s fitted parts that finds most of what
+    the window's own customers bought (no gain too small to take), scored as serving scores.
+    No weights chosen before the window can do better than this by weighing the same parts;
+    it shows how far weighing can go, and so when a goal needs new signals instead."""
+    search = _Search.build(blend, window)
+    best = {protocol: search.best(protocol, min_gain=0.0) for protocol in PROTOCOLS}
+    found = {protocol: result for protocol, (result, _) in best.items()}
+    weighed = blend.reweighed({**blend.params, **best["repeat"][1], "discover": None})
+    for protocol, result in found.items():
+        weighed.set_weights(protocol, result.weights)
+    served = served_recall(weighed, window, {p: search.users(p) for p in PROTOCOLS})
+    for protocol, result in found.items():
+        result.served = served[protocol]
+    return found
+
+
 def served_recall(
     blend: Blend, window: Window, users: dict[str, npt.NDArray[np.int64]]
 ) -> dict[str, float]:
@@ -209,7 +228,7 @@ def served_recall(
     ``users[protocol]``, ranking the whole catalogue as serving does (new items only: the
     customer's history is never ranked, nor counted as a target)."""
     history = window.train.binary()
-    every = np.union1d(*users.values()) if users else np.zeros(0, np.int64)
+    every = functools.reduce(np.union1d, users.values(), np.zeros(0, np.int64))
     wanted = {protocol: set(rows.tolist()) for protocol, rows in users.items()}
     totals = dict.fromkeys(users, 0.0)
     for start in range(0, len(every), _CHUNK):
@@ -255,6 +274,46 @@ def _targets(window: Window, row: int, history: Any, protocol: str) -> IntArray:
     return target
 
 
+@dataclass(frozen=True)
+class _Candidates:
+    """One chunk's candidates for one protocol: whose (window position), each column's score,
+    whether it was bought; and per customer of the chunk the number of targets."""
+
+    owner: IntArray
+    values: FloatMatrix
+    hits: npt.NDArray[np.bool_]
+    rows: IntArray
+    sizes: IntArray
+
+
+def _own_candidates(own: list[FloatMatrix], seen: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Each customer's own items, or their best ``CANDIDATES`` under any own-item setting
+    when they bought more."""
+    chosen = seen.copy()
+    many = np.flatnonzero(seen.sum(axis=1) > CANDIDATES)
+    if len(many):
+        best = functools.reduce(np.maximum, [values[many] for values in own])
+        chosen[many] = False
+        chosen[many[:, None], largest_per_row(best, CANDIDATES)] = True
+        chosen[many] &= seen[many]
+    return chosen
+
+
+def _target_matrix(window: Window, n_items: int) -> tuple[sparse.csr_matrix, IntArray]:
+    """The window's targets as a customers x items matrix, and per customer how many
+    targets are items the training period never saw (findable by nobody, counted still)."""
+    lengths = np.asarray([len(t) for t in window.targets], dtype=np.int64)
+    items = np.concatenate(window.targets) if len(window.targets) else np.zeros(0, np.int64)
+    owner = np.repeat(np.arange(len(window.targets)), lengths)
+    known = items >= 0
+    matrix = sparse.csr_matrix(
+        (np.ones(int(known.sum()), dtype=np.float32), (owner[known], items[known])),
+        shape=(len(window.targets), n_items),
+    )
+    unknown = np.bincount(owner[~known], minlength=len(window.targets))
+    return matrix, unknown
+
+
 class _Measures(Protocol):
     """What the weight search reads: one window's candidates, or several windows' pooled."""
 
@@ -292,60 +351,56 @@ class _Search:
         others = [p for p in PARTS if p != "own"]
         columns = [f"own@{i}" for i in range(len(own_settings))] + others
         history = window.train.binary()
-        collected: dict[str, list[Any]] = {"repeat": [], "discover": []}
-        # Deep enough that the best new items survive once a customer's history is removed.
-        depth = min(2 * CANDIDATES, history.shape[1])
+        wanted, unknown = _target_matrix(window, history.shape[1])
+        found: dict[str, list[_Candidates]] = {protocol: [] for protocol in PROTOCOLS}
         for start in range(0, len(window.users), _CHUNK):
             rows = np.arange(start, min(start + _CHUNK, len(window.users)))
-            customers = window.users[rows]
-            parts = blend.parts(window.train, customers)
-            own = _own_columns(blend, window.train, customers, own_settings)
-            seen = history[customers]
-            tops = {}
-            for part in others:
-                if part == "popular":  # the same for everyone
-                    first = parts[part][0]
-                    best = np.argpartition(-first, depth - 1)[:depth]
-                    tops[part] = np.broadcast_to(best, (len(rows), depth))
+            parts = blend.parts(window.train, window.users[rows])
+            own = _own_columns(blend, window.train, window.users[rows], own_settings)
+            seen = history[window.users[rows]].toarray() > 0
+            targets = wanted[rows].toarray() > 0
+            for protocol in PROTOCOLS:
+                # Each part's best CANDIDATES (never the customer's own items for new ones);
+                # for repeats also the customer's own items, best first under any setting.
+                chosen = np.zeros(seen.shape, dtype=bool)
+                every_row = np.arange(len(rows))[:, None]
+                for part in others:
+                    scores = np.maximum(parts[part], 0.0)
+                    if protocol == "discover":
+                        scores[seen] = 0.0
+                    chosen[every_row, largest_per_row(scores, CANDIDATES)] = True
+                if protocol == "repeat":
+                    chosen |= _own_candidates(own, seen)
+                    hit = targets
                 else:
-                    tops[part] = largest_per_row(parts[part], depth)
-            best_own = np.max(np.stack(own), axis=0)
-            for offset, row in enumerate(rows.tolist()):
-                bought = seen.indices[seen.indptr[offset] : seen.indptr[offset + 1]]
-                for protocol in PROTOCOLS:
-                    target = _targets(window, row, history, protocol)
-                    if not len(target):
-                        continue
-                    pooled = []
-                    for part in others:
-                        found = tops[part][offset]
-                        if protocol == "discover":
-                            found = found[~np.isin(found, bought)]
-                        values = parts[part][offset, found]
-                        pooled.append(found[np.argsort(-values, kind="stable")[:CANDIDATES]])
-                    if protocol == "repeat" and len(bought):
-                        mine = bought[np.argsort(-best_own[offset, bought], kind="stable")]
-                        pooled.append(mine[:CANDIDATES])
-                    items = np.unique(np.concatenate(pooled))
-                    stacked = (
-                        [values[offset, items] for values in own] if protocol == "repeat" else []
-                    )
-                    stacked += [parts[part][offset, items] for part in others]
-                    collected[protocol].append(
-                        (row, np.stack(stacked, axis=1), np.isin(items, target), len(target))
-                    )
+                    chosen &= ~seen
+                    hit = targets & ~seen
+                sizes = hit.sum(axis=1) + unknown[rows]
+                chosen &= (sizes > 0)[:, None]
+                r, c = np.nonzero(chosen)
+                stacked = [values[r, c] for values in own] if protocol == "repeat" else []
+                stacked += [parts[part][r, c] for part in others]
+                found[protocol].append(
+                    _Candidates(rows[r], np.stack(stacked, axis=1), hit[r, c], rows, sizes)
+                )
         values, hits, sizes, positions = {}, {}, {}, {}
-        for protocol, entries in collected.items():
-            width = max((len(e[2]) for e in entries), default=1)
+        for protocol, pieces in found.items():
             depth = len(columns) if protocol == "repeat" else len(others)
-            cube = np.full((len(entries), width, depth), -1.0, dtype=np.float32)
-            hit = np.zeros((len(entries), width), dtype=bool)
-            for k, (_, scores, found, _) in enumerate(entries):
-                cube[k, : len(found)] = scores
-                hit[k, : len(found)] = found
+            owner = np.concatenate([p.owner for p in pieces])
+            every_size = np.concatenate([p.sizes for p in pieces])
+            scored = np.concatenate([p.rows for p in pieces])[every_size > 0]
+            # Candidates come row by row (np.nonzero is row-major): each customer's are a run.
+            customer = np.searchsorted(scored, owner)
+            counts = np.bincount(customer, minlength=len(scored))
+            slot = np.arange(len(owner)) - (np.cumsum(counts) - counts)[customer]
+            width = max(int(counts.max(initial=0)), 1)
+            cube = np.full((len(scored), width, depth), -1.0, dtype=np.float32)
+            hit = np.zeros((len(scored), width), dtype=bool)
+            cube[customer, slot] = np.concatenate([p.values for p in pieces]).reshape(-1, depth)
+            hit[customer, slot] = np.concatenate([p.hits for p in pieces])
             values[protocol], hits[protocol] = cube, hit
-            sizes[protocol] = np.asarray([e[3] for e in entries], dtype=np.float64)
-            positions[protocol] = np.asarray([e[0] for e in entries], dtype=np.int64)
+            sizes[protocol] = every_size[every_size > 0].astype(np.float64)
+            positions[protocol] = scored.astype(np.int64)
         return cls(columns, own_settings, values, hits, sizes, positions)
 
     def users(self, protocol: str) -> npt.NDArray[np.int64]:
@@ -366,7 +421,9 @@ class _Search:
         found = np.take_along_axis(self.hits[protocol], best, axis=1).sum(axis=1)
         return float((found / self.sizes[protocol]).mean())
 
-    def best(self: _Measures, protocol: str) -> tuple[ProtocolResult, dict[str, float]]:
+    def best(
+        self: _Measures, protocol: str, min_gain: float = MIN_GAIN
+    ) -> tuple[ProtocolResult, dict[str, float]]:
         """The weights with the best Recall@20 on the candidates (coordinate ascent from the
         best single part), each part's own Recall@20, and the own-item setting chosen."""
         columns = (
@@ -405,12 +462,12 @@ class _Search:
         # little (a season's best sellers), a mix is what holds up in the weeks after.
         mixed = {part: float(part in axes) for part in PARTS}
         mixed_score = self._recall(protocol, vector(mixed, own))
-        if mixed_score >= score * (1 - MIN_GAIN):
+        if mixed_score >= score * (1 - min_gain):
             weights, score = mixed, mixed_score
 
         def better(result: float) -> bool:
             # Gains within the sample's noise are not taken: they chase the window.
-            return result > score * (1 + MIN_GAIN)
+            return result > score * (1 + min_gain)
 
         for _ in range(ROUNDS):
             for part in axes:
