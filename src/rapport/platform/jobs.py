@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -117,12 +117,22 @@ def pending(db: Session, *, kind: str) -> Job | None:
     )
 
 
+def _period(at: datetime, every: timedelta) -> int:
+    return int(at.timestamp() // every.total_seconds())
+
+
+def period_start(every: timedelta) -> datetime:
+    """When the current period of a schedule running ``every`` began (periods count from the
+    Unix epoch: a daily schedule's start at midnight UTC)."""
+    return datetime.fromtimestamp(_period(clock.now(), every) * every.total_seconds(), tz=UTC)
+
+
 def enqueue_schedules(db: Session) -> int:
     """Queue each schedule's run for the current period unless some worker already did."""
     now = clock.now()
     added = 0
     for schedule in _schedules.values():
-        period = int(now.timestamp() // schedule.every.total_seconds())
+        period = _period(now, schedule.every)
         dedupe_key = f"schedule:{schedule.name}:{period}"
         if db.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key)) is not None:
             continue

@@ -75,6 +75,7 @@ __all__ = [
     "recommend_now",
     "rule_changes",
     "train_model",
+    "trained_since",
     "update_rule",
     "warm",
 ]
@@ -706,6 +707,12 @@ def make_current(directory: Path, version: str) -> None:
     partial = directory / f".{POINTER}.partial"
     partial.write_text(version + "\n")
     os.replace(partial, directory / POINTER)
+
+
+def trained_since(db: Session, *, since: datetime) -> bool:
+    """Whether some model version was trained at or after ``since``."""
+    found = db.scalar(select(ModelVersion.version).where(ModelVersion.trained_at >= since).limit(1))
+    return found is not None
 
 
 def list_versions(db: Session, *, limit: int = 50) -> list[ModelVersion]:

@@ -11,13 +11,21 @@ from rapport.platform import jobs
 from rapport.platform.settings import get_settings
 from rapport.recommend import service
 
+NIGHTLY = timedelta(days=1)
+
 
 @jobs.job(service.TRAIN_JOB)
 def train(db: Session, payload: dict[str, Any]) -> None:
-    """Train a new model version and switch serving to it."""
+    """Train a new model version and switch serving to it. The nightly run leaves out a day
+    whose model is already trained: ``rapport init --demo`` trains before the first ``serve``,
+    whose worker would otherwise learn the same history again at once. Training someone asked
+    for (``payload["by"]``) always runs."""
+    scheduled = "by" not in payload
+    if scheduled and service.trained_since(db, since=jobs.period_start(NIGHTLY)):
+        return
     service.train_model(
         db, data_dir=get_settings().data_dir, trained_by=str(payload.get("by", "schedule"))
     )
 
 
-jobs.scheduled(service.TRAIN_JOB, every=timedelta(days=1))
+jobs.scheduled(service.TRAIN_JOB, every=NIGHTLY)
