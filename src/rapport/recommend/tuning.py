@@ -49,6 +49,9 @@ ROUNDS = 2
 # A weighing replaces the current one only when it finds this share more (and the mix of every
 # part is kept over the best single part unless that part finds this share more).
 MIN_GAIN = 0.01
+# ... and the paired (same customers) gain is this many standard errors above nothing: a mean
+# gain that a few customers make is the draw of customers, and does not carry to the next weeks.
+GAIN_Z = 1.96
 _CHUNK = 256
 
 FloatMatrix = npt.NDArray[np.float32]
@@ -204,13 +207,27 @@ def tune(
     return Tuning(params=chosen, report=report)
 
 
+def worth_taking(
+    gain: npt.NDArray[np.float64], score: float, min_gain: float = MIN_GAIN, z: float = GAIN_Z
+) -> bool:
+    """Whether a weighing whose Recall@20 differs by ``gain`` per customer (against the
+    current one, scoring ``score``) is clearly better: its mean gain is at least ``min_gain``
+    of ``score`` and ``z`` standard errors above nothing. Gains within the sample's noise
+    chase the window."""
+    if not len(gain):
+        return False
+    mean = float(gain.mean())
+    error = float(gain.std(ddof=1)) / math.sqrt(len(gain)) if len(gain) > 1 else 0.0
+    return mean > score * min_gain and mean > z * error
+
+
 def weighing_bound(blend: Blend, window: Window) -> dict[str, ProtocolResult]:
     """For evaluation only: the weighing of ``blend``'s fitted parts that finds most of what
     the window's own customers bought (no gain too small to take), scored as serving scores.
     No weights chosen before the window can do better than this by weighing the same parts;
     it shows how far weighing can go, and so when a goal needs new signals instead."""
     search = _Search.build(blend, window)
-    best = {protocol: search.best(protocol, min_gain=0.0) for protocol in PROTOCOLS}
+    best = {protocol: search.best(protocol, min_gain=0.0, z=0.0) for protocol in PROTOCOLS}
     found = {protocol: result for protocol, (result, _) in best.items()}
     weighed = blend.reweighed({**blend.params, **best["repeat"][1], "discover": None})
     for protocol, result in found.items():
@@ -328,6 +345,10 @@ class _Measures(Protocol):
 
     def _recall(self, protocol: str, weights: npt.NDArray[np.float32]) -> float: ...
 
+    def _each_customer(
+        self, protocol: str, weights: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float64]: ...
+
 
 @dataclass
 class _Search:
@@ -410,19 +431,26 @@ class _Search:
         return len(self.rows[protocol])
 
     def _recall(self, protocol: str, weights: npt.NDArray[np.float32]) -> float:
+        each = self._each_customer(protocol, weights)
+        return float(each.mean()) if len(each) else 0.0
+
+    def _each_customer(
+        self, protocol: str, weights: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float64]:
         cube = self.values[protocol]
         if not len(cube):
-            return 0.0
+            return np.zeros(0, dtype=np.float64)
         # Padding (-1 in every column) scores below any real candidate whatever the weights.
         scores = cube @ weights
         scores[cube[:, :, 0] < 0] = -np.inf
         top = min(TOP, scores.shape[1])
         best = np.argpartition(-scores, top - 1, axis=1)[:, :top]
         found = np.take_along_axis(self.hits[protocol], best, axis=1).sum(axis=1)
-        return float((found / self.sizes[protocol]).mean())
+        each: npt.NDArray[np.float64] = found / self.sizes[protocol]
+        return each
 
     def best(
-        self: _Measures, protocol: str, min_gain: float = MIN_GAIN
+        self: _Measures, protocol: str, min_gain: float = MIN_GAIN, z: float = GAIN_Z
     ) -> tuple[ProtocolResult, dict[str, float]]:
         """The weights with the best Recall@20 on the candidates (coordinate ascent from the
         best single part), each part's own Recall@20, and the own-item setting chosen."""
@@ -465,9 +493,11 @@ class _Search:
         if mixed_score >= score * (1 - min_gain):
             weights, score = mixed, mixed_score
 
-        def better(result: float) -> bool:
-            # Gains within the sample's noise are not taken: they chase the window.
-            return result > score * (1 + min_gain)
+        current = self._each_customer(protocol, vector(weights, own))
+
+        def better(trial: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
+            found = self._each_customer(protocol, trial)
+            return found if worth_taking(found - current, score, min_gain, z) else None
 
         for _ in range(ROUNDS):
             for part in axes:
@@ -477,15 +507,17 @@ class _Search:
                     trial = {**weights, part: value}
                     if not any(trial.values()):
                         continue
-                    result = self._recall(protocol, vector(trial, own))
-                    if better(result):
-                        score, weights = result, trial
+                    found = better(vector(trial, own))
+                    if found is not None:
+                        current, weights = found, trial
+                        score = float(found.mean())
             for column in own_columns:
                 if column == own or not weights["own"]:
                     continue
-                result = self._recall(protocol, vector(weights, column))
-                if better(result):
-                    score, own = result, column
+                found = better(vector(weights, column))
+                if found is not None:
+                    current, own = found, column
+                    score = float(found.mean())
         setting = self.own_settings[int(own.split("@")[1])] if own else {}
         outcome = ProtocolResult(
             users=len(self.rows[protocol]), weights=weights, parts=single, served=score
@@ -518,10 +550,12 @@ class _Pooled:
         return sum(one.count(protocol) for one in self.searches)
 
     def _recall(self, protocol: str, weights: npt.NDArray[np.float32]) -> float:
-        total = self.count(protocol)
-        return sum(
-            one._recall(protocol, weights) * one.count(protocol) / max(total, 1)
-            for one in self.searches
-        )
+        each = self._each_customer(protocol, weights)
+        return float(each.mean()) if len(each) else 0.0
+
+    def _each_customer(
+        self, protocol: str, weights: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float64]:
+        return np.concatenate([one._each_customer(protocol, weights) for one in self.searches])
 
     best = _Search.best
