@@ -374,22 +374,35 @@ class _Search:
         history = window.train.binary()
         wanted, unknown = _target_matrix(window, history.shape[1])
         found: dict[str, list[_Candidates]] = {protocol: [] for protocol in PROTOCOLS}
+        reach = min(2 * CANDIDATES, history.shape[1])
+        keep = min(CANDIDATES, reach)
         for start in range(0, len(window.users), _CHUNK):
             rows = np.arange(start, min(start + _CHUNK, len(window.users)))
             parts = blend.parts(window.train, window.users[rows])
             own = _own_columns(blend, window.train, window.users[rows], own_settings)
             seen = history[window.users[rows]].toarray() > 0
             targets = wanted[rows].toarray() > 0
+            # Each part's best items, deep enough that its best CANDIDATES survive once the
+            # customer's own items are removed (popularity is the same for everyone).
+            deep = {
+                part: (
+                    np.broadcast_to(largest_per_row(parts[part][:1], reach), (len(rows), reach))
+                    if part == "popular"
+                    else largest_per_row(np.maximum(parts[part], 0.0), reach)
+                )
+                for part in others
+            }
+            every_row = np.arange(len(rows))[:, None]
             for protocol in PROTOCOLS:
                 # Each part's best CANDIDATES (never the customer's own items for new ones);
                 # for repeats also the customer's own items, best first under any setting.
                 chosen = np.zeros(seen.shape, dtype=bool)
-                every_row = np.arange(len(rows))[:, None]
-                for part in others:
-                    scores = np.maximum(parts[part], 0.0)
+                for part, top in deep.items():
+                    scores = np.maximum(np.take_along_axis(parts[part], top, axis=1), 0.0)
                     if protocol == "discover":
-                        scores[seen] = 0.0
-                    chosen[every_row, largest_per_row(scores, CANDIDATES)] = True
+                        scores[np.take_along_axis(seen, top, axis=1)] = -1.0
+                    best = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+                    chosen[every_row, np.take_along_axis(top, best, axis=1)] = True
                 if protocol == "repeat":
                     chosen |= _own_candidates(own, seen)
                     hit = targets
