@@ -499,11 +499,14 @@ class _Search:
         lead = max(single, key=lambda k: single[k])
         weights = {part: float(part == lead) for part in PARTS}
         score = single[lead]
-        # Every part at once is the other start: on a window that favours one part by a
-        # little (a season's best sellers), a mix is what holds up in the weeks after.
+        # Every part at once is the other start, and kept unless the best part alone finds
+        # clearly more: on a window that favours one part by a little (a season's best
+        # sellers), a mix is what holds up in the weeks after.
         mixed = {part: float(part in axes) for part in PARTS}
-        mixed_score = self._recall(protocol, vector(mixed, own))
-        if mixed_score >= score * (1 - min_gain):
+        mixed_each = self._each_customer(protocol, vector(mixed, own))
+        lead_each = self._each_customer(protocol, vector(weights, own))
+        mixed_score = float(mixed_each.mean()) if len(mixed_each) else 0.0
+        if not worth_taking(lead_each - mixed_each, mixed_score, min_gain, z):
             weights, score = mixed, mixed_score
 
         current = self._each_customer(protocol, vector(weights, own))
