@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from rapport.platform.db import open_session
 from rapport.platform.settings import get_settings
 from tests.campaigns.receivers import (
     SmtpSink,
@@ -46,3 +47,16 @@ def smtp_sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpSink]:
 def webhook_receiver() -> Iterator[WebhookReceiver]:
     """A real HTTP receiver (``.url``, ``.requests``, ``.responses`` to answer in turn)."""
     yield from running_webhook_receiver()
+
+
+@pytest.fixture(autouse=True)
+def _awake_at_any_hour(request: pytest.FixtureRequest) -> None:
+    """Marketing sent by a test is not deferred by the default quiet hours when the suite runs
+    at night (tests about quiet hours set their own policy)."""
+    from tests.campaigns.delivery.factories import send_at_any_hour
+
+    if "db" in request.fixturenames:
+        send_at_any_hour(request.getfixturevalue("db"))
+    elif "committed_url" in request.fixturenames:
+        with open_session(request.getfixturevalue("committed_url")) as db:
+            send_at_any_hour(db)

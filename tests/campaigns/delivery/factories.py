@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from rapport.campaigns.models import Campaign, CampaignTemplate, WebhookEndpoint
+from rapport.campaigns.delivery.policy import update_sending_policy
+from rapport.campaigns.models import CHANNELS, Campaign, CampaignTemplate, WebhookEndpoint
 from rapport.customers import service as customers
 from rapport.customers.schemas import CustomerIn
 from rapport.platform import clock
@@ -99,3 +100,10 @@ def make_endpoint(
     db.add(endpoint)
     db.flush()
     return endpoint
+
+
+def send_at_any_hour(db: Session) -> None:
+    """No quiet hours on any channel (the default 21:00-08:00 would defer the marketing a test
+    sends when the suite runs at night). Tests about quiet hours set their own."""
+    for channel in CHANNELS:
+        update_sending_policy(db, channel=channel, changes={"quiet_start": 0, "quiet_end": 0})

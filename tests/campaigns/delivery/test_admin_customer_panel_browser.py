@@ -13,7 +13,7 @@ from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
 from rapport.campaigns.delivery.sending import dispatch_batch
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
-from tests.campaigns.delivery.factories import make_campaign, make_customer
+from tests.campaigns.delivery.factories import make_campaign, make_customer, send_at_any_hour
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -25,6 +25,7 @@ def test_campaigns_panel_lists_the_customers_messages(page: Any, live_server: Li
     # given a customer sent an inbox message (read) and held from an email, and someone else
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="agent@example.com", password=PASSWORD)
+        send_at_any_hour(db)
         customer = make_customer(db, consents={"marketing_email": False, "marketing_push": True})
         other = make_customer(db)
         inbox = make_campaign(db, name="App spring news", channel="inbox", body="Spring is here")
