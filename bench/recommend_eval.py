@@ -277,7 +277,7 @@ def weighing_bound(
     dataset: Dataset, test: Split, *, log: Callable[[str], None]
 ) -> dict[bool, float]:
     """Recall@20 of the best weighing of the served blend's parts chosen on the test customers
-    themselves (new_only -> figure): how far any weights could take the blend."""
+    themselves (new_only -> figure): about how far weights could take the blend."""
     from rapport.recommend import tuning
     from rapport.recommend.algorithms import PARTS, Blend
 
@@ -515,8 +515,8 @@ def _table(title: str, results: dict[str, Scored], verdict: dict[str, Any]) -> s
         f"interval {low:+.4f} to {high:+.4f}); goal {verdict['goal_lift']:+.0%}: "
         f"{'met' if verdict['goal_met'] else 'NOT met'}.",
         "",
-        f"The best any weights could do with the blend's parts, chosen on these test "
-        f"customers themselves: Recall@20 {verdict['weighing_bound_recall@20']:.4f} "
+        f"The best weights a search finds for the blend's parts on these test customers "
+        f"themselves: Recall@20 {verdict['weighing_bound_recall@20']:.4f} "
         f"({verdict['weighing_bound_lift']:+.1%} against {verdict['best_baseline']}).",
         "",
     ]

@@ -224,8 +224,9 @@ def worth_taking(
 def weighing_bound(blend: Blend, window: Window) -> dict[str, ProtocolResult]:
     """For evaluation only: the weighing of ``blend``'s fitted parts that finds most of what
     the window's own customers bought (no gain too small to take), scored as serving scores.
-    No weights chosen before the window can do better than this by weighing the same parts;
-    it shows how far weighing can go, and so when a goal needs new signals instead."""
+    Weights chosen before the window can hardly do better with the same parts (the search is
+    greedy, so this is an estimate, not a proof); it shows how far weighing can go, and so
+    when a goal needs new signals instead."""
     search = _Search.build(blend, window)
     best = {protocol: search.best(protocol, min_gain=0.0, z=0.0) for protocol in PROTOCOLS}
     found = {protocol: result for protocol, (result, _) in best.items()}
