@@ -9,6 +9,7 @@ import pytest
 
 from rapport.platform.db import open_session
 from rapport.platform.settings import get_settings
+from tests.campaigns.delivery.factories import send_at_any_hour
 from tests.campaigns.receivers import (
     SmtpSink,
     WebhookReceiver,
@@ -53,8 +54,6 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 def _awake_at_any_hour(request: pytest.FixtureRequest) -> None:
     """Marketing sent by a test is not deferred by the default quiet hours when the suite runs
     at night (tests about quiet hours set their own policy)."""
-    from tests.campaigns.delivery.factories import send_at_any_hour
-
     if "db" in request.fixturenames:
         send_at_any_hour(request.getfixturevalue("db"))
     elif "committed_url" in request.fixturenames:

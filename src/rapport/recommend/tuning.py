@@ -444,7 +444,7 @@ class _Search:
     def count(self, protocol: str) -> int:
         return len(self.rows[protocol])
 
-    def _recall(self, protocol: str, weights: npt.NDArray[np.float32]) -> float:
+    def _recall(self: _Measures, protocol: str, weights: npt.NDArray[np.float32]) -> float:
         each = self._each_customer(protocol, weights)
         return float(each.mean()) if len(each) else 0.0
 
@@ -566,13 +566,10 @@ class _Pooled:
     def count(self, protocol: str) -> int:
         return sum(one.count(protocol) for one in self.searches)
 
-    def _recall(self, protocol: str, weights: npt.NDArray[np.float32]) -> float:
-        each = self._each_customer(protocol, weights)
-        return float(each.mean()) if len(each) else 0.0
-
     def _each_customer(
         self, protocol: str, weights: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float64]:
         return np.concatenate([one._each_customer(protocol, weights) for one in self.searches])
 
+    _recall = _Search._recall
     best = _Search.best
