@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rapport.recommend.base import Recommender
 from rapport.recommend.interactions import Interactions
@@ -56,6 +58,28 @@ def test_baskets_are_counted_from_the_newest() -> None:
     # Two purchases on day 1 are one basket, older than day 3's.
     assert places == {("a", "x", 1): 1, ("a", "y", 1): 1, ("a", "x", 3): 0, ("b", "x", 2): 0}
     assert counts.tolist() == [2, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("abcd"), st.floats(0.0, 40.0), st.sampled_from("xyz")),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_a_basket_is_a_customer_day_counted_from_their_newest(
+    lines: list[tuple[str, float, str]],
+) -> None:
+    data = history([(customer, day, [item]) for customer, day, item in lines])
+    from_end, counts = basket_positions(data)
+    days: dict[int, set[int]] = {}
+    for user, day in zip(data.user.tolist(), data.day.tolist(), strict=True):
+        days.setdefault(user, set()).add(int(day // 1))
+    for user, day, place in zip(data.user.tolist(), data.day.tolist(), from_end, strict=True):
+        newer = [d for d in days[user] if d > int(day // 1)]
+        assert place == len(newer)
+    assert counts.tolist() == [len(days.get(user, ())) for user in range(len(data.users))]
 
 
 def test_tifu_ranks_a_recent_item_above_an_old_one_bought_as_often() -> None:

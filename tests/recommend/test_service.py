@@ -14,6 +14,7 @@ from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.platform import clock
 from rapport.recommend import service
+from rapport.recommend.algorithms import PARTS
 from rapport.recommend.models import MerchRuleChange
 from rapport.recommend.ranking import Context, rank
 from rapport.recommend.schemas import RuleIn
@@ -238,6 +239,32 @@ def test_loaded_bundle_answers_like_the_trained_one(tmp_path: Path) -> None:
         Context("cart", cart=("W-RIOJA",)),
     ):
         assert rank(loaded, context, []) == rank(trained, context, [])
+
+
+def test_a_warmed_model_builds_nothing_more_for_its_first_requests(tmp_path: Path) -> None:
+    # Every part weighed (UP-CF reads its recent baskets from the history): what a request
+    # reads must be built once by warm(), not by the first requests after a model loads
+    # (a second on Ta-Feng, and each concurrent first request built it again).
+    every_part = {**service.DEFAULT_BLEND, **dict.fromkeys(PARTS, 1.0)}
+    build(purchases(), PRODUCTS, version="v", now=NOW, blend_params=every_part, tuned=False).save(
+        tmp_path / "v.npz"
+    )
+    loaded = Bundle.load(tmp_path / "v.npz")
+    assert set(loaded.blend._used()) == {"knn", "ease", "als", "upcf"}
+    service.warm(loaded)
+    built = set(loaded.data._cache)
+    customer = loaded.user_index["c1"]
+    for context in (
+        Context("home", customer=customer),
+        Context("discover", customer=customer, exclude_purchased=True),
+        Context("email", customer=customer),
+        Context("product_similar", item="W-CHIANTI"),
+        Context("product_complements", item="W-CHIANTI"),
+        Context("cart", cart=("W-RIOJA",)),
+        Context("home"),
+    ):
+        assert rank(loaded, context, [])
+    assert set(loaded.data._cache) == built
 
 
 def test_the_event_loop_answers_only_what_cannot_make_it_wait(

@@ -95,6 +95,9 @@ class PersonalFrequency(Recommender):
         history = rows(data.recency_weighted(self.params["half_life_days"]), users).toarray()
         return _row_normalised(history * np.power(self.repeat, power))
 
+    def prepare(self, data: Interactions) -> None:
+        data.recency_weighted(self.params["half_life_days"])
+
     def own_one(self, data: Interactions, user: int, repeat_power: float) -> FloatArray:
         """:meth:`own` for one customer, as a vector, straight from the history's arrays."""
         items, weights = row_entries(data.recency_weighted(self.params["half_life_days"]), user)
@@ -129,6 +132,9 @@ class _Neighbourhood(Recommender):
     def scores(self, data: Interactions, users: IntArray) -> FloatArray:
         history = rows(data.recency_weighted(self.params["half_life_days"]), users)
         return np.asarray((history @ self.similarity).toarray(), dtype=np.float32)
+
+    def prepare(self, data: Interactions) -> None:
+        data.recency_weighted(self.params["half_life_days"])
 
     def scores_one(self, data: Interactions, user: int) -> FloatArray:
         """``scores`` for one customer, as a vector, without building sparse matrices."""
@@ -492,6 +498,11 @@ class Blend(Recommender):
         for model in self._used().values():
             model.fit(data)
         return self
+
+    def prepare(self, data: Interactions) -> None:
+        self.frequency.prepare(data)
+        for model in self._used().values():
+            model.prepare(data)
 
     def parts(self, data: Interactions, users: IntArray) -> dict[str, FloatArray]:
         """Each candidate source's scores, scaled per customer (best = 1)."""

@@ -39,6 +39,11 @@ class Recommender(ABC):
         row: FloatArray = self.scores(data, np.asarray([user], dtype=np.int64))[0]
         return row
 
+    def prepare(self, data: Interactions) -> None:  # noqa: B027 (optional, not abstract)
+        """Build what scoring customers of ``data`` reads from it (kept with ``data``), so
+        that serving's first request after a model loads is as fast as the rest, and
+        concurrent first requests do not each build it. Nothing to build by default."""
+
     def similar(self, item: int, count: int) -> list[tuple[int, float]]:
         """Items most like ``item``; models that know nothing of item-to-item return none."""
         return []

@@ -169,14 +169,9 @@ class ModelHolder:
 
 def warm(bundle: Bundle) -> None:
     """Compute what every request needs once, so the first requests after a swap are not
-    slow: the history matrices each part reads, and the links that explain picks."""
-    params = bundle.blend.params
-    for half_life in {
-        params["half_life_days"],
-        params.get("neighbour_half_life_days", 90.0),
-        params.get("ease_half_life_days", 90.0),
-    }:
-        bundle.data.recency_weighted(float(half_life))
+    slow (a second for UP-CF's recent baskets on Ta-Feng) and concurrent ones do not each
+    compute it: the history matrices each part reads, and the links that explain picks."""
+    bundle.blend.prepare(bundle.data)
     bundle.data.binary()
     bundle.data.counts()
     _ = bundle.neighbour_links
