@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -28,14 +29,16 @@ def _versions(db: Session) -> list[str]:
 
 
 def test_the_nightly_run_leaves_out_a_day_already_trained_but_not_the_next(
-    db: Session, settings: Settings, shop: clock.FrozenClock
+    db: Session, settings: Settings, shop: clock.FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     # given a model trained today (as `rapport init --demo` does before the first serve)
     service.train_model(db, data_dir=settings.data_dir, trained_by="init")
 
-    # when the worker's nightly run comes the same day, it trains nothing
-    tasks.train(db, {})
+    # when the worker's nightly run comes the same day, it trains nothing, and says why
+    with caplog.at_level(logging.INFO, logger="rapport.recommend.tasks"):
+        tasks.train(db, {})
     assert _versions(db) == ["init"]
+    assert "nightly training left out: a model was already trained since" in caplog.text
 
     # when someone asks for training, it runs whatever the day
     shop.advance(timedelta(minutes=5))

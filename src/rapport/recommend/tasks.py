@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +11,8 @@ from sqlalchemy.orm import Session
 from rapport.platform import jobs
 from rapport.platform.settings import get_settings
 from rapport.recommend import service
+
+log = logging.getLogger(__name__)
 
 NIGHTLY = timedelta(days=1)
 
@@ -21,7 +24,9 @@ def train(db: Session, payload: dict[str, Any]) -> None:
     whose worker would otherwise learn the same history again at once. Training someone asked
     for (``payload["by"]``) always runs."""
     scheduled = "by" not in payload
-    if scheduled and service.trained_since(db, since=jobs.period_start(NIGHTLY)):
+    day = jobs.period_start(NIGHTLY)
+    if scheduled and service.trained_since(db, since=day):
+        log.info("nightly training left out: a model was already trained since %s", day)
         return
     service.train_model(
         db, data_dir=get_settings().data_dir, trained_by=str(payload.get("by", "schedule"))
