@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rapport.orders.return_risk import (
     Basket,
@@ -314,3 +316,50 @@ def test_return_times_must_be_possible() -> None:
         LabelledBasket(item, False, returned_at=item.placed_at)
     with pytest.raises(ValueError, match="timezone-aware"):
         LabelledBasket(item, True, returned_at=item.placed_at.replace(tzinfo=None))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["c1", "c2", "c3"]),
+            st.floats(0.0, 120.0),
+            st.sampled_from(["85123A", "85123B", "22423", "TEE-12-M"]),
+            st.integers(1, 5),
+            st.one_of(st.none(), st.floats(0.0, 40.0)),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(0, 45),
+)
+def test_replaying_keeps_what_streaming_every_basket_would_describe(
+    drawn: list[tuple[str, float, str, int, float | None]], recent: int
+) -> None:
+    # given baskets in time order, some returned (at a time, or with none known)
+    items = []
+    for n, (customer, day, sku, quantity, back_after) in enumerate(
+        sorted(drawn, key=lambda d: d[1])
+    ):
+        item = basket(f"B{n}", customer, day, (sku, quantity, 500))
+        if back_after is None:
+            items.append(kept(item))
+        else:
+            at = item.placed_at + timedelta(days=back_after) if back_after < 35 else None
+            items.append(LabelledBasket(item, True, returned_at=at))
+
+    # when the history replays them, keeping full features only for the last few
+    history = ReturnHistory()
+    replayed = history.replay(items, recent=recent)
+
+    # then each basket's customer record and the last features are those streaming gives
+    streamed = ReturnHistory.stream(items)
+    assert replayed.closed_baskets == [row.closed_baskets for row in streamed]
+    assert replayed.returned_baskets == [row.returned_baskets for row in streamed]
+    assert replayed.recent == streamed[len(streamed) - min(recent, len(items)) :]
+    # and the history then describes a new basket as one that saw every basket would
+    after = basket("next", "c1", 130.0, ("85123A", 2, 500))
+    full = ReturnHistory()
+    for item in items:
+        full.record(item)
+    assert history.features(after) == full.features(after)

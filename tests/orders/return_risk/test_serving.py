@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from rapport.demo.generator import DemoRetailer
 from rapport.demo.loader import load_demo, load_demo_orders
+from rapport.orders import service as orders
+from rapport.orders.history import ImportedLine, ImportedOrder, ImportedReturn
 from rapport.orders.return_risk import BoostingParams, ReturnRiskModel
 from rapport.orders.return_risk import serving as risk
 from rapport.platform import clock
+from rapport.platform.db import open_session
 from tests.conftest import auth
 
 NOW = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
@@ -174,3 +179,75 @@ def test_orders_know_when_they_came_back(db, demo_history) -> None:
         if b.returned_at is not None
     )
     assert all(b.returned_at is None for b in baskets if not b.returned)
+
+
+def test_a_stale_history_is_rebuilt_while_requests_keep_answering(
+    committed_url: str, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a shop with a trained model, fewer orders than the orders page bands, and a
+    # basket scored once (which builds the history)
+    clock.set_clock(lambda: NOW)
+    risk.forget_cached_models()
+    retailer = DemoRetailer(seed=21, customers=150)
+    with open_session(committed_url) as db:
+        load_demo(db, retailer=retailer)
+        load_demo_orders(db, retailer=retailer)
+        db.commit()
+        assert risk.train_return_risk(db, data_dir=settings.data_dir, seed=1, model=small_model())
+    regular = next(h for h in retailer.histories() if len(h.orders) >= 3).customer.external_id
+    product = retailer.products()[0]
+
+    def score() -> dict[str, object]:
+        with open_session(committed_url) as db:
+            return risk.assess_return_risk(
+                db,
+                customer_id=regular,
+                lines=[risk.RiskLine(product.sku, 1, product.price_minor)],
+                channel="web",
+                currency="EUR",
+                return_cost_minor=2500,
+                data_dir=settings.data_dir,
+            )
+
+    def banded() -> int:
+        with open_session(committed_url) as db:
+            return sum(risk.recent_risk_distribution(db, data_dir=settings.data_dir)["counts"])
+
+    before = score()
+    orders_before = banded()
+    assert orders_before < risk.RECENT_BASKETS
+
+    # when the customer orders again, and the history has aged
+    with open_session(committed_url) as db:
+        added = orders.import_orders(
+            db,
+            orders=[
+                ImportedOrder(
+                    order_id="late-1",
+                    customer_external_id=regular,
+                    channel="web",
+                    fulfilment="ship",
+                    store_id=None,
+                    placed_at=NOW - timedelta(days=3),
+                    currency="EUR",
+                    lines=[ImportedLine(product.sku, 2, product.price_minor)],
+                    returns=[
+                        ImportedReturn(product.sku, 2, "too small", NOW - timedelta(days=1), "web")
+                    ],
+                )
+            ],
+        )
+        db.commit()
+    assert added == 1
+    monkeypatch.setattr(risk, "HISTORY_MAX_AGE_SECONDS", 0.0)
+
+    # then, while the next history cannot finish, requests answer at once from the old one
+    with risk._build_lock, ThreadPoolExecutor(1) as pool:
+        assert pool.submit(score).result(timeout=20) == before
+        assert pool.submit(banded).result(timeout=20) == orders_before
+    # and once it is built, the new order is in it
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and banded() == orders_before:
+        time.sleep(0.2)
+    assert banded() == orders_before + 1
+    risk.forget_cached_models()

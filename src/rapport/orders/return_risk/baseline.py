@@ -63,14 +63,29 @@ class HistoryBaseline:
         self, rows: Sequence[BasketFeatures], returned: Sequence[bool]
     ) -> HistoryBaseline:
         """Like :meth:`fit`, from features already built by :class:`ReturnHistory`."""
-        if not rows or len(rows) != len(returned):
+        return self.fit_counts(
+            [row.closed_baskets for row in rows], [row.returned_baskets for row in rows], returned
+        )
+
+    def fit_counts(
+        self,
+        closed_baskets: Sequence[int],
+        returned_baskets: Sequence[int],
+        returned: Sequence[bool],
+    ) -> HistoryBaseline:
+        """Like :meth:`fit_features`, from each basket's customer record alone (closed
+        baskets before it, and how many came back): all the baseline reads, and what
+        :meth:`ReturnHistory.replay` keeps."""
+        if not returned or not len(closed_baskets) == len(returned_baskets) == len(returned):
             raise ValueError("need one label per row and at least one row")
         labels = np.asarray(returned, dtype=np.float64)
+        closed = np.asarray(closed_baskets, dtype=np.float64)
+        came_back = np.asarray(returned_baskets, dtype=np.float64)
         self.rate = float(labels.mean())
         if self.prior_strength is None:
             rate = self.rate
             scores = {
-                strength: _log_likelihood(self._score(rows, rate, strength), labels)
+                strength: _log_likelihood(_smoothed(came_back, closed, rate, strength), labels)
                 for strength in self.STRENGTHS
             }
             self.prior_strength = max(self.STRENGTHS, key=lambda strength: scores[strength])
@@ -90,7 +105,13 @@ class HistoryBaseline:
     def _score(rows: Sequence[BasketFeatures], rate: float, strength: float) -> FloatArray:
         returned = np.array([row.returned_baskets for row in rows], dtype=np.float64)
         closed = np.array([row.closed_baskets for row in rows], dtype=np.float64)
-        return (returned + strength * rate) / (closed + strength)
+        return _smoothed(returned, closed, rate, strength)
+
+
+def _smoothed(returned: FloatArray, closed: FloatArray, rate: float, strength: float) -> FloatArray:
+    """The beta posterior mean ``(r + k p) / (n + k)``."""
+    smoothed: FloatArray = (returned + strength * rate) / (closed + strength)
+    return smoothed
 
 
 def _log_likelihood(probabilities: FloatArray, labels: FloatArray) -> float:

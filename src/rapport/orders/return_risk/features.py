@@ -9,7 +9,7 @@ import heapq
 import math
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -72,6 +72,15 @@ class HistoryConfig:
     def label_window(self) -> timedelta:
         """The label window as a ``timedelta``."""
         return timedelta(days=self.label_window_days)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What :meth:`ReturnHistory.replay` keeps of the baskets it recorded."""
+
+    closed_baskets: list[int]  # per basket: the customer's closed baskets before it
+    returned_baskets: list[int]  # ... and how many of those came back
+    recent: list[BasketFeatures]  # full features of the last baskets asked for
 
 
 @dataclass(slots=True)
@@ -417,6 +426,41 @@ class ReturnHistory:
             found[index] = history.features(items[index].basket)
             history.record(items[index])
         return [row for row in found if row is not None]
+
+    def replay(self, labelled_baskets: Sequence[LabelledBasket], *, recent: int = 0) -> Replayed:
+        """Record past baskets, oldest first, keeping only what serving needs: each basket's
+        customer record just before it (what :class:`HistoryBaseline` learns from) and the
+        full features of the last ``recent`` baskets (the orders page's risk bands). Full
+        features for every basket cost twice the time of recording them.
+
+        Parameters
+        ----------
+        labelled_baskets : sequence of LabelledBasket
+            In time order, none earlier than the last basket seen.
+        recent : int, default 0
+
+        Returns
+        -------
+        Replayed
+        """
+        closed: list[int] = []
+        returned: list[int] = []
+        rows: list[BasketFeatures] = []
+        first_recent = len(labelled_baskets) - recent
+        for index, labelled in enumerate(labelled_baskets):
+            basket = labelled.basket
+            if index >= first_recent:
+                row = self.features(basket)
+                rows.append(row)
+                closed.append(row.closed_baskets)
+                returned.append(row.returned_baskets)
+            else:
+                self._advance(basket.placed_at)
+                seen, came_back = self.customer_record(basket.customer_id)
+                closed.append(seen)
+                returned.append(came_back)
+            self.record(labelled)
+        return Replayed(closed, returned, rows)
 
     @property
     def overall_rate(self) -> float:
