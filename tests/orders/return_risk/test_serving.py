@@ -16,7 +16,7 @@ from rapport.orders import service as orders
 from rapport.orders.history import ImportedLine, ImportedOrder, ImportedReturn
 from rapport.orders.return_risk import BoostingParams, ReturnRiskModel
 from rapport.orders.return_risk import serving as risk
-from rapport.platform import clock
+from rapport.platform import budget, clock
 from rapport.platform.db import open_session
 from tests.conftest import auth
 
@@ -250,4 +250,46 @@ def test_a_stale_history_is_rebuilt_while_requests_keep_answering(
     while time.monotonic() < deadline and banded() == orders_before:
         time.sleep(0.2)
     assert banded() == orders_before + 1
+    risk.forget_cached_models()
+
+
+def test_the_first_basket_waits_for_the_history_no_longer_than_its_budget(
+    committed_url: str, settings
+) -> None:
+    # given a shop whose history no process has read yet
+    clock.set_clock(lambda: NOW)
+    risk.forget_cached_models()
+    retailer = DemoRetailer(seed=21, customers=60)
+    with open_session(committed_url) as db:
+        load_demo(db, retailer=retailer)
+        load_demo_orders(db, retailer=retailer)
+        db.commit()
+    customer = next(iter(retailer.histories())).customer.external_id
+    product = retailer.products()[0]
+
+    def score() -> dict[str, object]:
+        with open_session(committed_url) as db:
+            return risk.assess_return_risk(
+                db,
+                customer_id=customer,
+                lines=[risk.RiskLine(product.sku, 1, product.price_minor)],
+                channel="web",
+                currency="EUR",
+                return_cost_minor=2500,
+                data_dir=settings.data_dir,
+            )
+
+    # when the first basket is scored while the history cannot be finished within its budget
+    started = time.monotonic()
+    with risk._build_lock, budget.deadline(0.05), pytest.raises(budget.OutOfTime) as refused:
+        score()
+    waited = time.monotonic() - started
+
+    # then it is refused once its budget is spent, with a time to retry, and the next
+    # request finds the history built
+    assert waited < 2.0
+    assert refused.value.status == 503
+    assert refused.value.headers == {"Retry-After": str(budget.RETRY_AFTER_SECONDS)}
+    assert "still reading the order history" in str(refused.value.detail)
+    assert score()["model"] == "history_baseline"
     risk.forget_cached_models()

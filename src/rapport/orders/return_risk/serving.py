@@ -35,7 +35,7 @@ from rapport.orders.return_risk import (
     suggest_incentive,
 )
 from rapport.orders.return_risk.model import MODEL_KINDS, MODEL_LABELS
-from rapport.platform import clock
+from rapport.platform import budget, clock
 from rapport.platform.db import read_only
 from rapport.platform.errors import InvalidInput
 
@@ -197,7 +197,7 @@ RECENT_BASKETS = 500
 _cache: dict[str, _Scorer] = {}
 _lock = threading.Lock()  # guards the cache, and each history while it answers
 _build_lock = threading.Lock()  # one history built at a time, outside requests when possible
-_refreshing: set[str] = set()
+_building: dict[str, threading.Event] = {}  # data dir -> set when its build ends
 
 
 def _build(db: Session, data_dir: Path) -> _Scorer:
@@ -225,8 +225,8 @@ def _build(db: Session, data_dir: Path) -> _Scorer:
 def _scorer(db: Session, data_dir: Path) -> _Scorer:
     """The newest model with a history of past baskets at most a few minutes old.
 
-    Only the first request of a process waits for the history (seconds on a large shop:
-    3.5 s for Online Retail's 18,000 orders). Once it is older than
+    Only the first requests after a server starts wait for the history (2.7 s for Online
+    Retail's 19,776 orders), and no longer than their time budget. Once it is older than
     ``HISTORY_MAX_AGE_SECONDS``, requests keep answering with it while a thread builds the
     next from its own connection; a newly trained model with the same history settings is
     swapped in at once, the history kept."""
@@ -241,16 +241,10 @@ def _scorer(db: Session, data_dir: Path) -> _Scorer:
             else:
                 _cache[key] = cached
     if cached is None:
-        with _build_lock:
-            with _lock:
-                cached = _cache.get(key)
-            if cached is None:
-                cached = _build(db, data_dir)
-                with _lock:
-                    _cache[key] = cached
-        return cached
-    if time.monotonic() - cached.built_at >= HISTORY_MAX_AGE_SECONDS:
-        _refresh(db, data_dir, key)
+        return _first_history(db, data_dir, key)
+    stale = time.monotonic() - cached.built_at >= HISTORY_MAX_AGE_SECONDS
+    if stale and _build_in_background(db, data_dir, key) is None:
+        cached = _build_in_place(db, data_dir, key, replace_current=True)
     return cached
 
 
@@ -263,20 +257,48 @@ def _with_latest_model(cached: _Scorer, data_dir: Path) -> _Scorer | None:
     return replace(cached, model_path=path, model=model)
 
 
-def _refresh(db: Session, data_dir: Path, key: str) -> None:
-    """Build the next history in a thread with its own connection, unless one is under way.
-    A session bound to one connection (a script's transaction, a test's) has no engine to
-    open another from: it builds in place."""
+def _first_history(db: Session, data_dir: Path, key: str) -> _Scorer:
+    """Wait for the history being built, within the request's time budget: past it, the
+    request answers 503 with Retry-After while the build goes on for the next one."""
+    done = _build_in_background(db, data_dir, key)
+    if done is not None:
+        left = budget.remaining()
+        if not done.wait(timeout=None if left is None else max(left, 0.0)):
+            raise budget.OutOfTime(
+                "Return risk is still reading the order history (the first basket scored "
+                "since the server started); retry in a few seconds."
+            )
+        with _lock:
+            found = _cache.get(key)
+        if found is not None:
+            return found
+    # A session bound to one connection, or a build that failed (its error surfaces here).
+    return _build_in_place(db, data_dir, key, replace_current=False)
+
+
+def _build_in_place(db: Session, data_dir: Path, key: str, *, replace_current: bool) -> _Scorer:
+    with _build_lock:
+        with _lock:
+            found = None if replace_current else _cache.get(key)
+        if found is None:
+            found = _build(db, data_dir)
+            with _lock:
+                _cache[key] = found
+        return found
+
+
+def _build_in_background(db: Session, data_dir: Path, key: str) -> threading.Event | None:
+    """Start building the history in a thread with its own read-only connection, or join
+    the build under way; the event is set when it ends. ``None`` for a session bound to one
+    connection (a script's transaction, a test's), which has no engine to open another from."""
     engine = db.get_bind()
     if not isinstance(engine, Engine):
-        fresh = _build(db, data_dir)
-        with _lock:
-            _cache[key] = fresh
-        return
+        return None
     with _lock:
-        if key in _refreshing:
-            return
-        _refreshing.add(key)
+        under_way = _building.get(key)
+        if under_way is not None:
+            return under_way
+        done = _building[key] = threading.Event()
 
     def build() -> None:
         try:
@@ -286,13 +308,15 @@ def _refresh(db: Session, data_dir: Path, key: str) -> None:
             with _lock:
                 _cache[key] = fresh
         except Exception:
-            # The history in use stays; the next stale request tries again.
-            log.exception("rebuilding the return-risk history failed")
+            # The history in use stays; the next request that finds it stale tries again.
+            log.exception("building the return-risk history failed")
         finally:
             with _lock:
-                _refreshing.discard(key)
+                del _building[key]
+            done.set()
 
     threading.Thread(target=build, name=f"return-risk-history {key}", daemon=True).start()
+    return done
 
 
 def forget_cached_models() -> None:
