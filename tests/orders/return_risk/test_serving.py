@@ -6,6 +6,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -209,9 +210,18 @@ def test_a_stale_history_is_rebuilt_while_requests_keep_answering(
                 data_dir=settings.data_dir,
             )
 
-    def banded() -> int:
+    def distribution() -> dict[str, Any]:
         with open_session(committed_url) as db:
-            return sum(risk.recent_risk_distribution(db, data_dir=settings.data_dir)["counts"])
+            return risk.recent_risk_distribution(db, data_dir=settings.data_dir)
+
+    def banded() -> int:
+        return sum(distribution()["counts"])
+
+    # (the orders page does not wait for the first history: it says it is reading it)
+    with risk._build_lock, ThreadPoolExecutor(1) as pool:
+        first_view = pool.submit(distribution).result(timeout=20)
+    assert first_view["loading"] is True
+    assert first_view["model"] is None
 
     before = score()
     orders_before = banded()

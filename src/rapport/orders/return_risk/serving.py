@@ -230,6 +230,13 @@ def _scorer(db: Session, data_dir: Path) -> _Scorer:
     ``HISTORY_MAX_AGE_SECONDS``, requests keep answering with it while a thread builds the
     next from its own connection; a newly trained model with the same history settings is
     swapped in at once, the history kept."""
+    found = _built_scorer(db, data_dir)
+    return found if found is not None else _first_history(db, data_dir, str(data_dir))
+
+
+def _built_scorer(db: Session, data_dir: Path) -> _Scorer | None:
+    """This process's history with the newest model (a stale one is rebuilt behind the
+    scenes), or ``None`` before its first is built."""
     key = str(data_dir)
     path = latest_model_path(data_dir)
     with _lock:
@@ -241,7 +248,7 @@ def _scorer(db: Session, data_dir: Path) -> _Scorer:
             else:
                 _cache[key] = cached
     if cached is None:
-        return _first_history(db, data_dir, key)
+        return None
     stale = time.monotonic() - cached.built_at >= HISTORY_MAX_AGE_SECONDS
     if stale and _build_in_background(db, data_dir, key) is None:
         cached = _build_in_place(db, data_dir, key, replace_current=True)
@@ -409,19 +416,30 @@ def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) ->
     """How the current model scored the ``last`` baskets, each from what was known before it:
     counts per 10-point band and the observed return share in each band (for the admin chart),
     and which model won at training with every candidate's validation figures (``summary``).
-    ``None`` fields when no model is trained yet (or only one from an older Rapport)."""
+    ``None`` fields when no model is trained yet (or only one from an older Rapport), and
+    also, with ``loading`` true, while this process reads the order history the first time
+    (a page does not wait for it)."""
     if not 0 < last <= RECENT_BASKETS:
         raise ValueError(f"last must be 1 to {RECENT_BASKETS}, got {last}")
-    scorer = _scorer(db, data_dir) if latest_model_path(data_dir) is not None else None
-    model = scorer.model if scorer is not None else None
-    if scorer is None or model is None or scorer.model_path is None:
-        return {
-            "model": None,
-            "summary": None,
-            "bands": [],
-            "counts": [],
-            "returned_share": [],
-        }
+    nothing: dict[str, Any] = {
+        "model": None,
+        "summary": None,
+        "bands": [],
+        "counts": [],
+        "returned_share": [],
+        "loading": False,
+    }
+    if latest_model_path(data_dir) is None:
+        return nothing
+    scorer = _built_scorer(db, data_dir)
+    if scorer is None:
+        # A page does not wait for the history: it says so, and a reload shows the bands.
+        if _build_in_background(db, data_dir, str(data_dir)) is not None:
+            return {**nothing, "loading": True}
+        scorer = _build_in_place(db, data_dir, str(data_dir), replace_current=False)
+    model = scorer.model
+    if model is None or scorer.model_path is None:
+        return nothing
     # Kept when the history was built (each basket from what was known before it), so the
     # page does not walk every past order again.
     rows, outcomes = scorer.recent[-last:], scorer.recent_returned[-last:]
@@ -434,6 +452,7 @@ def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) ->
         returned[band] += came_back
     return {
         "model": scorer.model_path.name,
+        "loading": False,
         "summary": model_summary(model),
         "bands": [f"{10 * b}-{10 * b + 10}%" for b in range(10)],
         "counts": counts,
