@@ -23,7 +23,7 @@ from rapport.platform import admin as admin_shell
 from rapport.platform import settings_admin
 from rapport.platform.api import ops_router
 from rapport.platform.db import Checkpointer
-from rapport.platform.errors import install_problem_handlers, problem_response
+from rapport.platform.errors import answer_problem, install_problem_handlers
 from rapport.platform.jobs import Worker, claim_embedded_worker
 from rapport.platform.middleware import BodySizeLimit, RequestBudget, RequestMetrics
 from rapport.platform.openapi import install_docs_pages, install_webhooks
@@ -163,12 +163,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 
     @app.exception_handler(admin_shell.CsrfFailed)
     async def _csrf_failed(request: Request, exc: admin_shell.CsrfFailed) -> Response:
-        return problem_response(
+        return answer_problem(
+            request,
             status=403,
             slug="csrf-failed",
             title="Form expired",
             detail="The form's security token is missing or stale; reload the page and try again.",
-            instance=request.url.path,
             field="csrf_token",
         )
 

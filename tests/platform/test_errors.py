@@ -117,3 +117,48 @@ def test_missing_resource_is_404_naming_the_field(client, api_key) -> None:
     response = client.get("/v1/products/NOPE", headers=auth(api_key("read")))
     assert response.status_code == 404
     assert response.json()["field"] == "sku"
+
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def test_a_person_who_opens_a_missing_admin_page_reads_the_problem(client) -> None:
+    # a browser navigating to an admin address that does not exist
+    response = client.get("/admin/no-such-page", headers=BROWSER)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<h1>Not found</h1>" in response.text
+    assert "There is no admin page at this address." in response.text
+    assert 'href="/admin/no-such-page">Try again</a>' in response.text
+    assert 'href="/admin">Admin home</a>' in response.text
+    # the same address asked for by a program, or by an htmx swap, stays problem+json
+    for headers in ({}, {**BROWSER, "HX-Request": "true"}):
+        machine = client.get("/admin/no-such-page", headers=headers)
+        assert machine.status_code == 404
+        assert machine.headers["content-type"] == "application/problem+json"
+
+
+def test_an_expired_admin_form_says_so_in_a_page(client) -> None:
+    # a form sent without its security token (a tab left open past its session)
+    response = client.post(
+        "/admin/login", data={"email": "a@example.com", "password": "x"}, headers=BROWSER
+    )
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<h1>Form expired</h1>" in response.text
+    assert "reload the page and try again" in response.text
+    # a form is not sent again by a link: no "Try again" that would GET the form's address
+    assert "Try again" not in response.text
+
+
+def test_a_problem_page_escapes_what_it_quotes(client) -> None:
+    response = client.get("/admin/<script>alert(1)</script>", headers=BROWSER)
+    assert response.status_code == 404
+    assert "<script>" not in response.text
+    assert "&lt;script&gt;" in response.text
+
+
+def test_the_api_never_answers_with_a_page(client) -> None:
+    response = client.get("/v1/no-such-route", headers=BROWSER)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"

@@ -1,20 +1,24 @@
 """RFC 9457 problem details: every error the API returns has this one shape.
 
 Domain code raises :class:`Problem` subclasses; the handlers below turn them, FastAPI's
-validation errors and plain HTTP errors into ``application/problem+json``.
+validation errors and plain HTTP errors into ``application/problem+json``; a person who
+navigated to an admin page gets the same problem as a page they can read
+(:func:`answer_problem`).
 """
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from rapport.platform.openapi import install_openapi
 
@@ -140,6 +144,42 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def for_a_person(request: Request) -> bool:
+    """Whether ``request`` is a browser's navigation to an admin page (not an API client, not
+    an htmx swap, which shows its own message): a problem is then a page, not JSON."""
+    return (
+        request.url.path.startswith("/admin")
+        and "text/html" in request.headers.get("accept", "")
+        and "hx-request" not in request.headers
+    )
+
+
+def answer_problem(request: Request, **problem: Any) -> Response:
+    """:func:`problem_response` for ``request``, or the same problem as an admin page when a
+    person navigated there (:func:`for_a_person`): status, headers and wording kept."""
+    if not for_a_person(request):
+        return problem_response(instance=request.url.path, **problem)
+    title, detail = html.escape(problem["title"]), html.escape(problem["detail"])
+    if problem["status"] == 404 and detail.lower() == title.lower():
+        detail = "There is no admin page at this address."  # rather than "Not Found" again
+    again = (
+        f'<a href="{html.escape(str(request.url.path))}">Try again</a> · '
+        if request.method in ("GET", "HEAD")
+        else ""
+    )
+    page = (
+        '<!doctype html><html lang="en" data-theme="light"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title} · Rapport admin</title>"
+        '<link rel="stylesheet" href="/static/vendor/@picocss/pico/css/pico.min.css">'
+        '<link rel="stylesheet" href="/static/admin.css"></head>'
+        f'<body><main class="container"><h1>{title}</h1>'
+        f'<p data-testid="problem-detail">{detail}</p>'
+        f'<p>{again}<a href="/admin">Admin home</a></p></main></body></html>'
+    )
+    return HTMLResponse(page, status_code=problem["status"], headers=problem.get("headers"))
+
+
 def field_error(loc: Sequence[str | int], message: str, code: str) -> dict[str, Any]:
     """One entry of a problem's ``errors``: where (dotted field and JSON pointer) and why."""
     location = str(loc[0]) if loc else "body"
@@ -176,7 +216,7 @@ def invalid_document(
     )
 
 
-def _validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
+def _validation_problem(request: Request, exc: RequestValidationError) -> Response:
     raw_errors = exc.errors()
     malformed = [e for e in raw_errors if e.get("type") == "json_invalid"]
     if malformed:
@@ -199,12 +239,12 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> JSONRe
         errors.append(field_error(loc, message, str(error.get("type", "invalid"))))
     first = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return problem_response(
+    return answer_problem(
+        request,
         status=422,
         slug=InvalidInput.slug,
         title=InvalidInput.title,
         detail=f"{first['field']}: {first['message']}{more}",
-        instance=request.url.path,
         field=first["field"],
         errors=errors,
     )
@@ -215,13 +255,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     install_openapi(app)
 
     @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return answer_problem(
+            request,
             status=exc.status,
             slug=exc.slug,
             title=exc.title,
             detail=exc.detail,
-            instance=request.url.path,
             field=exc.field,
             errors=exc.errors,
             headers=exc.headers,
@@ -229,29 +269,29 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         return _validation_problem(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         slug, title = _STATUS_SLUGS.get(exc.status_code, ("error", "Error"))
-        return problem_response(
+        return answer_problem(
+            request,
             status=exc.status_code,
             slug=slug,
             title=title,
             detail=str(exc.detail),
-            instance=request.url.path,
             field="body" if exc.status_code == 413 else None,
             headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem_response(
+        return answer_problem(
+            request,
             status=500,
             slug="internal-error",
             title="Internal error",
             detail="Something went wrong on our side; nothing was changed. The error is logged.",
-            instance=request.url.path,
         )

@@ -11,10 +11,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport.platform import budget
-from rapport.platform.errors import problem_response
+from rapport.platform.errors import answer_problem, problem_response
 
 # Every metric of the application registers here. Under `rapport serve --processes N` the
 # supervisor sets PROMETHEUS_MULTIPROC_DIR before the processes start, so prometheus_client
@@ -200,12 +201,12 @@ class RequestBudget:
         handler.cancel()
         handler.add_done_callback(_forget)
         error = budget.OutOfTime()
-        response = problem_response(
+        response = answer_problem(
+            Request(scope),
             status=error.status,
             slug=error.slug,
             title=error.title,
             detail=error.detail,
-            instance=scope.get("path"),
             headers=error.headers,
         )
         await response(scope, receive, send)
