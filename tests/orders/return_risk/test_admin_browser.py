@@ -41,7 +41,16 @@ def test_orders_page_shows_which_model_won(page, live_server, tmp_path: Path) ->
     sign_in(page, site)
     page.goto(f"{live_server.base_url}/admin/orders")
 
-    # then it names the served model and shows the three candidates' validation figures
+    # then the first view, before the server has read the order history, says it is reading
+    # it rather than keep the page waiting; a reload a moment later has the model
+    assert "reading the order history" in page.get_by_test_id("risk-loading").inner_text()
+    for _ in range(100):
+        page.reload()
+        if page.get_by_test_id("risk-loading").count() == 0:
+            break
+        page.wait_for_timeout(200)
+
+    # and it names the served model and shows the three candidates' validation figures
     assert page.get_by_test_id("risk-model-kind").inner_text() == trained.kind_label
     rows = page.get_by_test_id("risk-candidates").locator("tbody tr")
     assert rows.count() == 3
