@@ -27,6 +27,7 @@ from rapport.platform.admin import (
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
+from rapport.platform.errors import InvalidInput
 from rapport.platform.paging import PageParams, PageRequest
 from rapport.platform.settings import AppSettings
 
@@ -308,8 +309,12 @@ def _basket_risk(
             currency=order.currency,
             return_cost_minor=settings.return_cost_minor,
             data_dir=settings.data_dir,
+            wait=False,
         )
-    except Exception:  # a product since removed from the catalogue: no score, the panel stays
+    except risk_serving.HistoryLoading:
+        # The first look since the server started: say so rather than hold the panel.
+        return {"loading": True}
+    except InvalidInput:  # a product since removed from the catalogue: no score, the panel stays
         return None
 
 

@@ -303,3 +303,45 @@ def test_the_first_basket_waits_for_the_history_no_longer_than_its_budget(
     assert "still reading the order history" in str(refused.value.detail)
     assert score()["model"] == "history_baseline"
     risk.forget_cached_models()
+
+
+def test_a_panel_does_not_wait_for_the_first_history(committed_url: str, settings) -> None:
+    # given a shop whose history no process has read yet
+    clock.set_clock(lambda: NOW)
+    risk.forget_cached_models()
+    retailer = DemoRetailer(seed=21, customers=60)
+    with open_session(committed_url) as db:
+        load_demo(db, retailer=retailer)
+        load_demo_orders(db, retailer=retailer)
+        db.commit()
+    product = retailer.products()[0]
+
+    def score(*, wait: bool) -> dict[str, object]:
+        with open_session(committed_url) as db:
+            return risk.assess_return_risk(
+                db,
+                customer_id=next(iter(retailer.histories())).customer.external_id,
+                lines=[risk.RiskLine(product.sku, 1, product.price_minor)],
+                channel="web",
+                currency="EUR",
+                return_cost_minor=2500,
+                data_dir=settings.data_dir,
+                wait=wait,
+            )
+
+    # when the customer's panel asks without waiting, it is told at once the history is loading
+    started = time.monotonic()
+    with risk._build_lock, pytest.raises(risk.HistoryLoading):
+        score(wait=False)
+    assert time.monotonic() - started < 2.0
+
+    # and once the history is read (the build it started), the same call answers
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            answer = score(wait=False)
+            break
+        except risk.HistoryLoading:
+            time.sleep(0.1)
+    assert answer["model"] == "history_baseline"
+    risk.forget_cached_models()

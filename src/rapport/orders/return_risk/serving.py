@@ -234,6 +234,27 @@ def _scorer(db: Session, data_dir: Path) -> _Scorer:
     return found if found is not None else _first_history(db, data_dir, str(data_dir))
 
 
+class HistoryLoading(budget.OutOfTime):
+    """This process is still reading the order history for the first time."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Return risk is still reading the order history (the first basket scored "
+            "since the server started); retry in a few seconds."
+        )
+
+
+def _scorer_now(db: Session, data_dir: Path) -> _Scorer:
+    """:func:`_scorer` without waiting for a first history: it is started, and
+    :class:`HistoryLoading` raised, unless the session can only build it in place."""
+    found = _built_scorer(db, data_dir)
+    if found is not None:
+        return found
+    if _build_in_background(db, data_dir, str(data_dir)) is not None:
+        raise HistoryLoading()
+    return _build_in_place(db, data_dir, str(data_dir), replace_current=False)
+
+
 def _built_scorer(db: Session, data_dir: Path) -> _Scorer | None:
     """This process's history with the newest model (a stale one is rebuilt behind the
     scenes), or ``None`` before its first is built."""
@@ -271,10 +292,7 @@ def _first_history(db: Session, data_dir: Path, key: str) -> _Scorer:
     if done is not None:
         left = budget.remaining()
         if not done.wait(timeout=None if left is None else max(left, 0.0)):
-            raise budget.OutOfTime(
-                "Return risk is still reading the order history (the first basket scored "
-                "since the server started); retry in a few seconds."
-            )
+            raise HistoryLoading()
         with _lock:
             found = _cache.get(key)
         if found is not None:
@@ -347,10 +365,15 @@ def assess_return_risk(
     currency: str,
     return_cost_minor: int,
     data_dir: Path,
+    wait: bool = True,
 ) -> dict[str, Any]:
     """The probability that something in this basket comes back, the top reasons, and an
     offer where one pays for itself. ``customer_id`` is a Rapport id or the retailer's customer
-    number; someone unknown is scored as a new customer."""
+    number; someone unknown is scored as a new customer.
+
+    Before this process has read the order history, the call waits for it within the
+    request's time budget; with ``wait=False`` (a panel beside other content) it raises
+    :class:`HistoryLoading` at once instead, and the history is read for the next call."""
     known = customers.get_customer(db, customer_id=customer_id) or customers.find_customer(
         db, kind="external_id", value=customer_id
     )
@@ -375,7 +398,7 @@ def assess_return_risk(
         channel=channel,
         currency=currency,
     )
-    scorer = _scorer(db, data_dir)
+    scorer = _scorer(db, data_dir) if wait else _scorer_now(db, data_dir)
     with _lock:  # the shared history moves its clock forward as it answers
         baseline_probability = (
             scorer.baseline.predict_proba(basket, scorer.history)
@@ -431,12 +454,11 @@ def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) ->
     }
     if latest_model_path(data_dir) is None:
         return nothing
-    scorer = _built_scorer(db, data_dir)
-    if scorer is None:
+    try:
+        scorer = _scorer_now(db, data_dir)
+    except HistoryLoading:
         # A page does not wait for the history: it says so, and a reload shows the bands.
-        if _build_in_background(db, data_dir, str(data_dir)) is not None:
-            return {**nothing, "loading": True}
-        scorer = _build_in_place(db, data_dir, str(data_dir), replace_current=False)
+        return {**nothing, "loading": True}
     model = scorer.model
     if model is None or scorer.model_path is None:
         return nothing
