@@ -47,6 +47,7 @@ from rapport.recommend.interactions import (
     FloatArray,
     IntArray,
     Interactions,
+    day_keys,
     dense_row,
     largest_per_row,
     row_entries,
@@ -60,15 +61,10 @@ _CHUNK = 1024
 def basket_positions(data: Interactions) -> tuple[IntArray, IntArray]:
     """For each purchase line, its basket's place counted from the customer's newest basket
     (0 = the newest), and for each customer the number of baskets."""
-    basket_day = np.floor(data.day).astype(np.int64)
     n_users = data.shape[0]
-    if not len(basket_day):
+    if not len(data.day):
         return np.zeros(0, np.int64), np.zeros(n_users, np.int64)
-    # One integer per (customer, day): sorting it is one numeric sort, where ``np.unique``
-    # over the pair of columns sorts opaque records (a second on all of Ta-Feng).
-    first_day = basket_day.min()
-    span = int(basket_day.max() - first_day) + 1
-    keys = data.user.astype(np.int64) * span + (basket_day - first_day)
+    keys, span = day_keys(data.user, data.day)
     unique, inverse = np.unique(keys, return_inverse=True)
     inverse = np.asarray(inverse).ravel()
     # ``unique`` is sorted by customer, then day: a basket's place among its customer's.
@@ -180,13 +176,13 @@ class TIFUKNN(Recommender):
 
     def fit(self, data: Interactions) -> Self:
         self.vectors = self.user_vectors(data)
-        self._prepare()
+        self._compute_norms()
         return self
 
     def prepare(self, data: Interactions) -> None:
         self.user_vectors(data)
 
-    def _prepare(self) -> None:
+    def _compute_norms(self) -> None:
         squared = _squared_norms(self.vectors)
         self.norms = squared if self.params["metric"] == "euclidean" else np.sqrt(squared)
 
@@ -272,7 +268,7 @@ class TIFUKNN(Recommender):
 
     def load_state(self, state: State) -> None:
         self.vectors = _csr_loaded("vectors", state)
-        self._prepare()
+        self._compute_norms()
 
 
 class UPCF(Recommender):

@@ -221,6 +221,11 @@ def worth_taking(
     return mean > score * min_gain and mean > z * error
 
 
+def _mean(each: npt.NDArray[np.float64]) -> float:
+    """Recall@20 over the customers from each one's (none: 0)."""
+    return float(each.mean()) if len(each) else 0.0
+
+
 def weighing_bound(blend: Blend, window: Window) -> dict[str, ProtocolResult]:
     """For evaluation only: the weighing of ``blend``'s fitted parts that finds most of what
     the window's own customers bought (no gain too small to take), scored as serving scores.
@@ -445,8 +450,7 @@ class _Search:
         return len(self.rows[protocol])
 
     def _recall(self: _Measures, protocol: str, weights: npt.NDArray[np.float32]) -> float:
-        each = self._each_customer(protocol, weights)
-        return float(each.mean()) if len(each) else 0.0
+        return _mean(self._each_customer(protocol, weights))
 
     def _each_customer(
         self, protocol: str, weights: npt.NDArray[np.float32]
@@ -466,8 +470,10 @@ class _Search:
     def best(
         self: _Measures, protocol: str, min_gain: float = MIN_GAIN, z: float = GAIN_Z
     ) -> tuple[ProtocolResult, dict[str, float]]:
-        """The weights with the best Recall@20 on the candidates (coordinate ascent from the
-        best single part), each part's own Recall@20, and the own-item setting chosen."""
+        """The weights with the best Recall@20 on the candidates, each part's own Recall@20,
+        and the own-item setting chosen: coordinate ascent from the mix of every part (or from
+        the best part alone when it is clearly better), taking only steps that are clearly
+        better (:func:`worth_taking` with ``min_gain`` and ``z``)."""
         columns = (
             self.columns if protocol == "repeat" else [c for c in self.columns if "@" not in c]
         )
@@ -506,7 +512,7 @@ class _Search:
         mixed = {part: float(part in axes) for part in PARTS}
         mixed_each = self._each_customer(protocol, vector(mixed, own))
         lead_each = self._each_customer(protocol, vector(weights, own))
-        mixed_score = float(mixed_each.mean()) if len(mixed_each) else 0.0
+        mixed_score = _mean(mixed_each)
         if not worth_taking(lead_each - mixed_each, mixed_score, min_gain, z):
             weights, score = mixed, mixed_score
 
@@ -526,15 +532,13 @@ class _Search:
                         continue
                     found = better(vector(trial, own))
                     if found is not None:
-                        current, weights = found, trial
-                        score = float(found.mean())
+                        current, weights, score = found, trial, _mean(found)
             for column in own_columns:
                 if column == own or not weights["own"]:
                     continue
                 found = better(vector(weights, column))
                 if found is not None:
-                    current, own = found, column
-                    score = float(found.mean())
+                    current, own, score = found, column, _mean(found)
         setting = self.own_settings[int(own.split("@")[1])] if own else {}
         outcome = ProtocolResult(
             users=len(self.rows[protocol]), weights=weights, parts=single, served=score
