@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from starlette.requests import Request
 
 from rapport.catalog import service as catalog
+from rapport.platform import budget
+from rapport.platform.errors import answer_problem
 from tests.conftest import auth
 
 GOOD_PRODUCT = {
@@ -162,3 +165,31 @@ def test_the_api_never_answers_with_a_page(client) -> None:
     response = client.get("/v1/no-such-route", headers=BROWSER)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_page_that_ran_out_of_time_says_when_to_retry() -> None:
+    # the request budget answers before the session is read: the page needs none
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/admin/orders",
+        "headers": [(b"accept", BROWSER["Accept"].encode())],
+        "query_string": b"",
+        "server": ("testserver", 80),
+        "scheme": "http",
+        "root_path": "",
+    }
+    late = budget.OutOfTime()
+    response = answer_problem(
+        Request(scope),
+        status=late.status,
+        slug=late.slug,
+        title=late.title,
+        detail=late.detail,
+        headers=late.headers,
+    )
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == str(budget.RETRY_AFTER_SECONDS)
+    page = bytes(response.body).decode()
+    assert "<h1>Request took too long</h1>" in page
+    assert 'href="/admin/orders">Try again</a>' in page

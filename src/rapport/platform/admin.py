@@ -320,6 +320,24 @@ def render(
     )
 
 
+def problem_page(
+    request: Request, *, status: int, title: str, detail: str, headers: dict[str, str] | None
+) -> HTMLResponse:
+    """A problem as a page (``problem.html``), for :func:`rapport.platform.errors.answer_problem`:
+    its status, headers and wording, a *Try again* link for a page (a form is not sent again
+    by a link) and one to the admin home."""
+    if status == 404 and detail.lower() == title.lower():
+        detail = "There is no admin page at this address."  # rather than "Not Found" again
+    again = request.url.path if request.method in ("GET", "HEAD") else None
+    return templates.TemplateResponse(
+        request,
+        "problem.html",
+        {"title": title, "detail": detail, "again": again},
+        status_code=status,
+        headers=headers,
+    )
+
+
 class SessionCookie:
     """Starlette's signed session cookie (``rapport_admin``), marked ``Secure`` whenever the
     request came over HTTPS, or always when the operator says so (``secure_cookies``).

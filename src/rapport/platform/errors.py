@@ -8,14 +8,13 @@ navigated to an admin page gets the same problem as a page they can read
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -159,25 +158,16 @@ def answer_problem(request: Request, **problem: Any) -> Response:
     person navigated there (:func:`for_a_person`): status, headers and wording kept."""
     if not for_a_person(request):
         return problem_response(instance=request.url.path, **problem)
-    title, detail = html.escape(problem["title"]), html.escape(problem["detail"])
-    if problem["status"] == 404 and detail.lower() == title.lower():
-        detail = "There is no admin page at this address."  # rather than "Not Found" again
-    again = (
-        f'<a href="{html.escape(str(request.url.path))}">Try again</a> · '
-        if request.method in ("GET", "HEAD")
-        else ""
+    # Imported here: the admin shell's module imports this one.
+    from rapport.platform.admin import problem_page
+
+    return problem_page(
+        request,
+        status=problem["status"],
+        title=problem["title"],
+        detail=problem["detail"],
+        headers=problem.get("headers"),
     )
-    page = (
-        '<!doctype html><html lang="en" data-theme="light"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title} · Rapport admin</title>"
-        '<link rel="stylesheet" href="/static/vendor/@picocss/pico/css/pico.min.css">'
-        '<link rel="stylesheet" href="/static/admin.css"></head>'
-        f'<body><main class="container"><h1>{title}</h1>'
-        f'<p data-testid="problem-detail">{detail}</p>'
-        f'<p>{again}<a href="/admin">Admin home</a></p></main></body></html>'
-    )
-    return HTMLResponse(page, status_code=problem["status"], headers=problem.get("headers"))
 
 
 def field_error(loc: Sequence[str | int], message: str, code: str) -> dict[str, Any]:
