@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -182,44 +184,71 @@ def test_orders_know_when_they_came_back(db, demo_history) -> None:
     assert all(b.returned_at is None for b in baskets if not b.returned)
 
 
-def test_a_stale_history_is_rebuilt_while_requests_keep_answering(
-    committed_url: str, settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # given a shop with a trained model, fewer orders than the orders page bands, and a
-    # basket scored once (which builds the history)
-    clock.set_clock(lambda: NOW)
-    risk.forget_cached_models()
-    retailer = DemoRetailer(seed=21, customers=150)
-    with open_session(committed_url) as db:
-        load_demo(db, retailer=retailer)
-        load_demo_orders(db, retailer=retailer)
-        db.commit()
-        assert risk.train_return_risk(db, data_dir=settings.data_dir, seed=1, model=small_model())
-    regular = next(h for h in retailer.histories() if len(h.orders) >= 3).customer.external_id
-    product = retailer.products()[0]
+@dataclass
+class CommittedShop:
+    """A demo shop in a database whose commits every connection sees (the history is read
+    by a thread of its own), scored as the API and the admin pages score it."""
 
-    def score() -> dict[str, object]:
-        with open_session(committed_url) as db:
+    url: str
+    data_dir: Path
+    retailer: DemoRetailer
+
+    def score(self, customer_id: str, product: Any, *, wait: bool = True) -> dict[str, object]:
+        with open_session(self.url) as db:
             return risk.assess_return_risk(
                 db,
-                customer_id=regular,
+                customer_id=customer_id,
                 lines=[risk.RiskLine(product.sku, 1, product.price_minor)],
                 channel="web",
                 currency="EUR",
                 return_cost_minor=2500,
-                data_dir=settings.data_dir,
+                data_dir=self.data_dir,
+                wait=wait,
             )
 
-    def distribution() -> dict[str, Any]:
+    def distribution(self) -> dict[str, Any]:
+        with open_session(self.url) as db:
+            return risk.recent_risk_distribution(db, data_dir=self.data_dir)
+
+
+@pytest.fixture
+def committed_shop(committed_url: str, settings):  # type: ignore[no-untyped-def]
+    """Call with a number of customers: a demo shop of that size, committed."""
+
+    def load(customers: int) -> CommittedShop:
+        retailer = DemoRetailer(seed=21, customers=customers)
         with open_session(committed_url) as db:
-            return risk.recent_risk_distribution(db, data_dir=settings.data_dir)
+            load_demo(db, retailer=retailer)
+            load_demo_orders(db, retailer=retailer)
+            db.commit()
+        return CommittedShop(committed_url, settings.data_dir, retailer)
+
+    clock.set_clock(lambda: NOW)
+    risk.forget_cached_models()
+    yield load
+    risk.forget_cached_models()
+
+
+def test_a_stale_history_is_rebuilt_while_requests_keep_answering(
+    committed_shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a shop with a trained model, fewer orders than the orders page bands, and a
+    # basket scored once (which builds the history)
+    shop = committed_shop(150)
+    with open_session(shop.url) as db:
+        assert risk.train_return_risk(db, data_dir=shop.data_dir, seed=1, model=small_model())
+    regular = next(h for h in shop.retailer.histories() if len(h.orders) >= 3).customer.external_id
+    product = shop.retailer.products()[0]
+
+    def score() -> dict[str, object]:
+        return shop.score(regular, product)
 
     def banded() -> int:
-        return sum(distribution()["counts"])
+        return sum(shop.distribution()["counts"])
 
     # (the orders page does not wait for the first history: it says it is reading it)
     with risk._build_lock, ThreadPoolExecutor(1) as pool:
-        first_view = pool.submit(distribution).result(timeout=20)
+        first_view = pool.submit(shop.distribution).result(timeout=20)
     assert first_view["loading"] is True
     assert first_view["model"] is None
 
@@ -228,7 +257,7 @@ def test_a_stale_history_is_rebuilt_while_requests_keep_answering(
     assert orders_before < risk.RECENT_BASKETS
 
     # when the customer orders again, and the history has aged
-    with open_session(committed_url) as db:
+    with open_session(shop.url) as db:
         added = orders.import_orders(
             db,
             orders=[
@@ -260,39 +289,20 @@ def test_a_stale_history_is_rebuilt_while_requests_keep_answering(
     while time.monotonic() < deadline and banded() == orders_before:
         time.sleep(0.2)
     assert banded() == orders_before + 1
-    risk.forget_cached_models()
 
 
 def test_the_first_basket_waits_for_the_history_no_longer_than_its_budget(
-    committed_url: str, settings
+    committed_shop,
 ) -> None:
     # given a shop whose history no process has read yet
-    clock.set_clock(lambda: NOW)
-    risk.forget_cached_models()
-    retailer = DemoRetailer(seed=21, customers=60)
-    with open_session(committed_url) as db:
-        load_demo(db, retailer=retailer)
-        load_demo_orders(db, retailer=retailer)
-        db.commit()
-    customer = next(iter(retailer.histories())).customer.external_id
-    product = retailer.products()[0]
-
-    def score() -> dict[str, object]:
-        with open_session(committed_url) as db:
-            return risk.assess_return_risk(
-                db,
-                customer_id=customer,
-                lines=[risk.RiskLine(product.sku, 1, product.price_minor)],
-                channel="web",
-                currency="EUR",
-                return_cost_minor=2500,
-                data_dir=settings.data_dir,
-            )
+    shop = committed_shop(60)
+    customer = next(iter(shop.retailer.histories())).customer.external_id
+    product = shop.retailer.products()[0]
 
     # when the first basket is scored while the history cannot be finished within its budget
     started = time.monotonic()
     with risk._build_lock, budget.deadline(0.05), pytest.raises(budget.OutOfTime) as refused:
-        score()
+        shop.score(customer, product)
     waited = time.monotonic() - started
 
     # then it is refused once its budget is spent, with a time to retry, and the next
@@ -301,47 +311,27 @@ def test_the_first_basket_waits_for_the_history_no_longer_than_its_budget(
     assert refused.value.status == 503
     assert refused.value.headers == {"Retry-After": str(budget.RETRY_AFTER_SECONDS)}
     assert "still reading the order history" in str(refused.value.detail)
-    assert score()["model"] == "history_baseline"
-    risk.forget_cached_models()
+    assert shop.score(customer, product)["model"] == "history_baseline"
 
 
-def test_a_panel_does_not_wait_for_the_first_history(committed_url: str, settings) -> None:
+def test_a_panel_does_not_wait_for_the_first_history(committed_shop) -> None:
     # given a shop whose history no process has read yet
-    clock.set_clock(lambda: NOW)
-    risk.forget_cached_models()
-    retailer = DemoRetailer(seed=21, customers=60)
-    with open_session(committed_url) as db:
-        load_demo(db, retailer=retailer)
-        load_demo_orders(db, retailer=retailer)
-        db.commit()
-    product = retailer.products()[0]
-
-    def score(*, wait: bool) -> dict[str, object]:
-        with open_session(committed_url) as db:
-            return risk.assess_return_risk(
-                db,
-                customer_id=next(iter(retailer.histories())).customer.external_id,
-                lines=[risk.RiskLine(product.sku, 1, product.price_minor)],
-                channel="web",
-                currency="EUR",
-                return_cost_minor=2500,
-                data_dir=settings.data_dir,
-                wait=wait,
-            )
+    shop = committed_shop(60)
+    customer = next(iter(shop.retailer.histories())).customer.external_id
+    product = shop.retailer.products()[0]
 
     # when the customer's panel asks without waiting, it is told at once the history is loading
     started = time.monotonic()
     with risk._build_lock, pytest.raises(risk.HistoryLoading):
-        score(wait=False)
+        shop.score(customer, product, wait=False)
     assert time.monotonic() - started < 2.0
 
     # and once the history is read (the build it started), the same call answers
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            answer = score(wait=False)
+            answer = shop.score(customer, product, wait=False)
             break
         except risk.HistoryLoading:
             time.sleep(0.1)
     assert answer["model"] == "history_baseline"
-    risk.forget_cached_models()
