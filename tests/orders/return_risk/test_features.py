@@ -332,9 +332,10 @@ def test_return_times_must_be_possible() -> None:
         max_size=40,
     ),
     st.integers(0, 45),
+    st.integers(-3, 3),
 )
 def test_replaying_keeps_what_streaming_every_basket_would_describe(
-    drawn: list[tuple[str, float, str, int, float | None]], recent: int
+    drawn: list[tuple[str, float, str, int, float | None]], recent: int, miscount: int
 ) -> None:
     # given baskets in time order, some returned (at a time, or with none known)
     items = []
@@ -348,15 +349,26 @@ def test_replaying_keeps_what_streaming_every_basket_would_describe(
             at = item.placed_at + timedelta(days=back_after) if back_after < 35 else None
             items.append(LabelledBasket(item, True, returned_at=at))
 
-    # when the history replays them, keeping full features only for the last few
+    # when the history replays them read once from a stream whose length was counted
+    # beforehand (orders placed or erased since the count make it off by a few), keeping
+    # full features only for the last few
     history = ReturnHistory()
-    replayed = history.replay(items, recent=recent)
+    expected = max(len(items) + miscount, 0)
+    replayed = history.replay(iter(items), recent=recent, expected=expected)
 
-    # then each basket's customer record and the last features are those streaming gives
+    # then each basket's customer record, its label and the last features are those
+    # streaming gives (fewer last ones when the stream was shorter than counted)
     streamed = ReturnHistory.stream(items)
     assert replayed.closed_baskets == [row.closed_baskets for row in streamed]
     assert replayed.returned_baskets == [row.returned_baskets for row in streamed]
-    assert replayed.recent == streamed[len(streamed) - min(recent, len(items)) :]
+    assert replayed.returned == [item.returned for item in items]
+    first_recent = max(len(items) - recent, expected - recent, 0) if recent else len(items)
+    assert replayed.recent == streamed[first_recent:]
+    # and a sequence needs no count
+    assert (
+        ReturnHistory().replay(items, recent=recent).recent
+        == (streamed[len(streamed) - min(recent, len(items)) :])
+    )
     # and the history then describes a new basket as one that saw every basket would
     after = basket("next", "c1", 130.0, ("85123A", 2, 500))
     full = ReturnHistory()

@@ -172,7 +172,7 @@ def test_a_model_file_from_an_older_version_waits_for_the_next_training(
 
 def test_orders_know_when_they_came_back(db, demo_history) -> None:
     # the first return within the window dates the return; no return before the order
-    baskets = risk.labelled_baskets(db)
+    baskets = list(risk.labelled_baskets(db))
     returned = [b for b in baskets if b.returned]
     assert returned
     assert all(b.returned_at is not None for b in returned)
@@ -182,6 +182,48 @@ def test_orders_know_when_they_came_back(db, demo_history) -> None:
         if b.returned_at is not None
     )
     assert all(b.returned_at is None for b in baskets if not b.returned)
+
+
+def test_the_history_streams_every_order_with_its_lines_oldest_first(db, demo_history) -> None:
+    # given the demo's orders, and one of them with a guest (no customer, no basket)
+    from sqlalchemy import select
+
+    from rapport.orders.models import Order, OrderLine
+
+    orders_with_customer = {
+        order_id: (customer_id, placed_at)
+        for order_id, customer_id, placed_at in db.execute(
+            select(Order.order_id, Order.customer_id, Order.placed_at).where(
+                Order.customer_id.is_not(None)
+            )
+        )
+    }
+    lines: dict[str, list[tuple[str, int, int]]] = {}
+    for order_id, sku, quantity, price in db.execute(
+        select(
+            OrderLine.order_id, OrderLine.sku, OrderLine.quantity, OrderLine.unit_price_minor
+        ).order_by(OrderLine.order_id, OrderLine.line_no)
+    ):
+        if order_id in orders_with_customer:
+            lines.setdefault(order_id, []).append((sku, quantity, price))
+
+    # when the history reads them as baskets, one at a time
+    baskets = risk.labelled_baskets(db)
+    assert not isinstance(baskets, list)  # a stream: never every order line at once
+    read = list(baskets)
+
+    # then each order with a customer and a line is one basket, whole, oldest first
+    assert sorted(b.basket.basket_id for b in read) == sorted(lines)
+    for item in read:
+        basket = item.basket
+        assert [(line.sku, line.quantity, line.unit_price_minor) for line in basket.lines] == (
+            lines[basket.basket_id]
+        )
+        assert (basket.customer_id, basket.placed_at) == orders_with_customer[basket.basket_id]
+    times = [(b.basket.placed_at, b.basket.basket_id) for b in read]
+    assert times == sorted(times)
+    # and the count the replay plans its last baskets' features by is that number
+    assert risk._basket_count(db) == len(read)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import heapq
 import math
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -80,6 +80,7 @@ class Replayed:
 
     closed_baskets: list[int]  # per basket: the customer's closed baskets before it
     returned_baskets: list[int]  # ... and how many of those came back
+    returned: list[bool]  # per basket: whether it came back
     recent: list[BasketFeatures]  # full features of the last baskets asked for
 
 
@@ -427,29 +428,43 @@ class ReturnHistory:
             history.record(items[index])
         return [row for row in found if row is not None]
 
-    def replay(self, labelled_baskets: Sequence[LabelledBasket], *, recent: int = 0) -> Replayed:
+    def replay(
+        self,
+        labelled_baskets: Iterable[LabelledBasket],
+        *,
+        recent: int = 0,
+        expected: int | None = None,
+    ) -> Replayed:
         """Record past baskets, oldest first, keeping only what serving needs: each basket's
-        customer record just before it (what :class:`HistoryBaseline` learns from) and the
-        full features of the last ``recent`` baskets (the orders page's risk bands). Full
-        features for every basket cost twice the time of recording them.
+        customer record just before it (what :class:`HistoryBaseline` learns from), its label,
+        and the full features of the last ``recent`` baskets (the orders page's risk bands).
+        Full features for every basket cost twice the time of recording them.
 
         Parameters
         ----------
-        labelled_baskets : sequence of LabelledBasket
-            In time order, none earlier than the last basket seen.
+        labelled_baskets : iterable of LabelledBasket
+            In time order, none earlier than the last basket seen; read once, so a stream
+            from the database is never held whole.
         recent : int, default 0
+        expected : int, optional
+            How many baskets the iterable holds, when it is not a sequence: features are
+            worked out from basket ``expected - recent`` on, and the last ``recent`` kept (a
+            stream that turns out longer still gives the last ones; a shorter one, fewer).
 
         Returns
         -------
         Replayed
         """
+        if expected is None:
+            expected = len(labelled_baskets) if isinstance(labelled_baskets, Sized) else 0
         closed: list[int] = []
         returned: list[int] = []
-        rows: list[BasketFeatures] = []
-        first_recent = len(labelled_baskets) - recent
+        labels: list[bool] = []
+        rows: deque[BasketFeatures] = deque(maxlen=max(recent, 0))
+        first_recent = expected - recent
         for index, labelled in enumerate(labelled_baskets):
             basket = labelled.basket
-            if index >= first_recent:
+            if recent and index >= first_recent:
                 row = self.features(basket)
                 rows.append(row)
                 closed.append(row.closed_baskets)
@@ -459,8 +474,9 @@ class ReturnHistory:
                 seen, came_back = self.customer_record(basket.customer_id)
                 closed.append(seen)
                 returned.append(came_back)
+            labels.append(labelled.returned)
             self.record(labelled)
-        return Replayed(closed, returned, rows)
+        return Replayed(closed, returned, labels, list(rows))
 
     @property
     def overall_rate(self) -> float:

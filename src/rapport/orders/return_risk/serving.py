@@ -8,17 +8,19 @@ history of past baskets at most every few minutes, so answers follow new orders 
 
 from __future__ import annotations
 
+import itertools
 import logging
+import operator
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
@@ -42,68 +44,89 @@ from rapport.platform.errors import InvalidInput
 log = logging.getLogger(__name__)
 
 LABEL_WINDOW = timedelta(days=30)
+_STREAM_ROWS = 2000  # order lines fetched from the database at a time
 HISTORY_MAX_AGE_SECONDS = 300.0
 MIN_TRAINING_BASKETS = 200
 
 
-def labelled_baskets(db: Session) -> list[LabelledBasket]:
+def labelled_baskets(db: Session) -> Iterator[LabelledBasket]:
     """Every customer's past order as a basket, labelled returned when something on it came
-    back within 30 days (with the time of its first return); oldest first."""
+    back within 30 days (with the time of its first return); oldest first.
+
+    Streamed from one ordered query, one basket at a time: what is held at once is the
+    returned orders' labels, not every order line. Holding Online Retail's 400,000 lines
+    as objects grew each server process by 160 MiB that it kept after the history was built
+    (docs/benchmarks.md)."""
     returned: dict[str, set[str]] = defaultdict(set)
     first_return: dict[str, datetime] = {}
-    placed = dict(
-        db.execute(
-            select(Order.order_id, Order.placed_at).where(Order.customer_id.is_not(None))
-        ).all()
-    )
-    for order_id, sku, returned_at in db.execute(
-        select(ReturnLine.order_id, ReturnLine.sku, ReturnLine.returned_at)
+    for order_id, sku, returned_at, placed_at in db.execute(
+        select(ReturnLine.order_id, ReturnLine.sku, ReturnLine.returned_at, Order.placed_at)
+        .join(Order, Order.order_id == ReturnLine.order_id)
+        .where(Order.customer_id.is_not(None))
     ):
-        if order_id in placed and returned_at - placed[order_id] <= LABEL_WINDOW:
+        if returned_at - placed_at <= LABEL_WINDOW:
             returned[order_id].add(sku)
             # Never before the order itself, should a clock have drifted.
-            when = max(returned_at, placed[order_id])
+            when = max(returned_at, placed_at)
             first_return[order_id] = min(first_return.get(order_id, when), when)
     # Plain rows, not ORM objects: building half a million OrderLine instances took most of
     # the time on Online Retail (6.6 s of 12.7 s for the first request that scored a basket).
-    lines: dict[str, list[BasketLine]] = defaultdict(list)
-    for order_id, sku, category, quantity, unit_price_minor in db.execute(
+    # Two cursors in the same order, so that each order's time is read (and converted) once
+    # rather than once a line; Core rows straight from the connection, which skip the ORM's
+    # row loading (a second of the history's build on Online Retail).
+    connection = db.connection()
+    with_customer = Order.customer_id.is_not(None)
+    in_time_order = (Order.placed_at, Order.order_id)
+    orders = connection.execute(
+        select(Order.order_id, Order.customer_id, Order.placed_at, Order.channel, Order.currency)
+        .where(with_customer)
+        .order_by(*in_time_order)
+        .execution_options(yield_per=_STREAM_ROWS)
+    )
+    order_lines = connection.execute(
         select(
             OrderLine.order_id,
             OrderLine.sku,
             OrderLine.category,
             OrderLine.quantity,
             OrderLine.unit_price_minor,
-        ).where(
-            OrderLine.order_id.in_(select(Order.order_id).where(Order.customer_id.is_not(None)))
         )
-    ):
-        lines[order_id].append(BasketLine(sku, category or "", quantity, unit_price_minor))
-    baskets = []
-    for order_id, customer_id, placed_at, channel, currency in db.execute(
-        select(Order.order_id, Order.customer_id, Order.placed_at, Order.channel, Order.currency)
-        .where(Order.customer_id.is_not(None))
-        .order_by(Order.placed_at, Order.order_id)
-    ):
-        if not lines.get(order_id):
-            continue
-        skus = returned.get(order_id, set()) & {line.sku for line in lines[order_id]}
-        baskets.append(
-            LabelledBasket(
-                basket=Basket(
-                    basket_id=order_id,
-                    customer_id=str(customer_id),
-                    placed_at=placed_at,
-                    lines=tuple(lines[order_id]),
-                    channel=channel,
-                    currency=currency,
-                ),
-                returned=bool(skus),
-                returned_skus=frozenset(skus),
-                returned_at=first_return.get(order_id) if skus else None,
-            )
+        .join(Order, Order.order_id == OrderLine.order_id)
+        .where(with_customer)
+        .order_by(*in_time_order, OrderLine.line_no)
+        .execution_options(yield_per=_STREAM_ROWS)
+    )
+    by_order = itertools.groupby(order_lines, key=operator.itemgetter(0))
+    next_lines = next(by_order, None)
+    for order_id, customer_id, placed_at, channel, currency in orders:
+        if next_lines is None or next_lines[0] != order_id:
+            continue  # an order without lines
+        lines = tuple(
+            BasketLine(sku, category or "", quantity, unit_price_minor)
+            for _, sku, category, quantity, unit_price_minor in next_lines[1]
         )
-    return baskets
+        next_lines = next(by_order, None)
+        skus = returned.get(order_id, set()) & {line.sku for line in lines}
+        yield LabelledBasket(
+            basket=Basket(
+                basket_id=order_id,
+                customer_id=str(customer_id),
+                placed_at=placed_at,
+                lines=lines,
+                channel=channel,
+                currency=currency,
+            ),
+            returned=bool(skus),
+            returned_skus=frozenset(skus),
+            returned_at=first_return.get(order_id) if skus else None,
+        )
+
+
+def _basket_count(db: Session) -> int:
+    """How many baskets :func:`labelled_baskets` yields (orders with a customer and a line)."""
+    with_lines = select(OrderLine.order_id).where(OrderLine.order_id == Order.order_id).exists()
+    query = select(func.count()).select_from(Order)
+    return int(db.scalar(query.where(Order.customer_id.is_not(None), with_lines)) or 0)
 
 
 def models_directory(data_dir: Path) -> Path:
@@ -204,11 +227,12 @@ def _build(db: Session, data_dir: Path) -> _Scorer:
     """The newest model with the history of every past basket, built from the database."""
     path, model = _load_latest(data_dir)
     history = model.new_history() if model else ReturnHistory()
-    baskets = labelled_baskets(db)
-    db.rollback()  # read-only: let writers in while the history is built
-    replayed = history.replay(baskets, recent=RECENT_BASKETS)
+    replayed = history.replay(
+        labelled_baskets(db), recent=RECENT_BASKETS, expected=_basket_count(db)
+    )
+    db.rollback()  # read-only: let writers in while the scorer is put together
     baseline = HistoryBaseline()
-    labels = [b.returned for b in baskets]
+    labels = replayed.returned
     if any(labels):
         baseline.fit_counts(replayed.closed_baskets, replayed.returned_baskets, labels)
     return _Scorer(
@@ -218,7 +242,7 @@ def _build(db: Session, data_dir: Path) -> _Scorer:
         history=history,
         built_at=time.monotonic(),
         recent=replayed.recent,
-        recent_returned=labels[-RECENT_BASKETS:] if replayed.recent else [],
+        recent_returned=labels[len(labels) - len(replayed.recent) :],
     )
 
 
