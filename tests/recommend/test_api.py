@@ -51,6 +51,38 @@ def test_cart_items_are_repeated_query_keys(
     assert "K-CORK" not in found
 
 
+def test_a_cart_joined_with_commas_is_the_same_cart(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    # given the same two cart items, as repeated keys and joined with a comma (SKUs hold none)
+    def complements(query: str) -> list[str]:
+        response = client.get(f"/v1/recommendations?{query}", headers=auth(api_key("read")))
+        assert response.status_code == 200
+        return [i["sku"] for i in response.json()["items"]]
+
+    repeated = complements("placement=cart&cart=W-RIOJA&cart=K-CORK")
+    joined = complements("placement=cart&cart=W-RIOJA,%20K-CORK")
+
+    # then both answer the same complements, and neither shows what is in the cart
+    assert repeated
+    assert joined == repeated
+
+
+def test_a_cart_of_more_than_a_hundred_items_is_refused(client: TestClient, api_key) -> None:
+    skus = ",".join(f"SKU-{n}" for n in range(101))
+    response = client.get(
+        f"/v1/recommendations?placement=cart&cart={skus}", headers=auth(api_key("read"))
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "cart"
+    assert "at most 100 cart items" in response.json()["detail"]
+    too_long = client.get(
+        f"/v1/recommendations?placement=cart&cart=W-RIOJA,{'X' * 65}", headers=auth(api_key("read"))
+    )
+    assert too_long.status_code == 422
+    assert too_long.json()["field"] == "cart"
+
+
 def test_keys_without_read_scope_are_refused(client: TestClient, api_key) -> None:
     assert client.get("/v1/recommendations?placement=home").status_code == 401
     response = client.get("/v1/recommendations?placement=home", headers=auth(api_key("ingest")))

@@ -10,6 +10,8 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_val
 from rapport.customers import service as customers
 from rapport.platform.schemas import StrictModel
 
+MAX_CART_ITEMS = 100
+MAX_SKU_LENGTH = 64
 Placement = Literal["home", "discover", "product_similar", "product_complements", "cart", "email"]
 Action = Literal["pin", "boost", "bury", "exclude", "filter"]
 Attribute = Literal["category", "brand", "country_of_origin"]
@@ -34,8 +36,13 @@ class RecommendationQuery(BaseModel):
         Field(min_length=1, max_length=64, description="The product on the page (product_*)"),
     ] = None
     cart: Annotated[
-        list[Annotated[str, Field(max_length=64)]] | None,
-        Field(max_length=100, description="SKUs in the cart (repeat the key)"),
+        # Each value may hold several SKUs joined with commas: lengths are checked per SKU.
+        list[Annotated[str, Field(max_length=MAX_CART_ITEMS * (MAX_SKU_LENGTH + 1))]] | None,
+        Field(
+            max_length=MAX_CART_ITEMS,
+            description="SKUs in the cart: repeat the key (cart=A&cart=B) or separate them "
+            "with commas (cart=A,B)",
+        ),
     ] = None
     limit: Annotated[int, Field(ge=1, le=50)] = 10
     store_id: Annotated[
@@ -62,9 +69,18 @@ class RecommendationQuery(BaseModel):
 
     @field_validator("cart")
     @classmethod
-    def _no_blank_items(cls, cart: list[str] | None) -> list[str] | None:
-        # Storefronts send ``cart=`` for an empty cart: a blank SKU is no item.
-        items = [sku for sku in cart or () if sku.strip()]
+    def _cart_items(cls, cart: list[str] | None) -> list[str] | None:
+        # Storefronts send ``cart=`` for an empty cart: a blank SKU is no item. A SKU never
+        # holds a comma, so ``cart=A,B`` (how many clients join a list) is the two items; read
+        # as one unknown SKU it answered an empty list without saying why.
+        items = [sku.strip() for value in cart or () for sku in value.split(",") if sku.strip()]
+        if len(items) > MAX_CART_ITEMS:
+            raise ValueError(f"at most {MAX_CART_ITEMS} cart items, not {len(items)}")
+        for sku in items:
+            if len(sku) > MAX_SKU_LENGTH:
+                raise ValueError(
+                    f"a SKU has at most {MAX_SKU_LENGTH} characters: {sku[:20]}… has {len(sku)}"
+                )
         return items or None
 
 
