@@ -55,8 +55,20 @@ def test_a_merchandiser_edits_a_rule(page, live_server, tmp_path: Path) -> None:
     preview = page.get_by_test_id("preview-form")
     preview.get_by_label("Customer id").fill(customer)
     preview.get_by_role("button", name="Preview").click()
-    assert "personal" in page.get_by_test_id("preview-summary").inner_text()
+    assert page.get_by_test_id("preview-personal").inner_text() == "personal to this customer"
     assert "You buy this regularly" in page.get_by_test_id("preview-items").inner_text()
+    # a customer who withdrew personalisation consent: the preview says so, not a guess
+    with open_session(live_server.database_url) as db:
+        customers.set_consent(
+            db, customer_id=ids["c3"], purpose="personalization", granted=False, source="test"
+        )
+    preview = page.get_by_test_id("preview-form")
+    preview.get_by_label("Customer id").fill(ids["c3"])
+    preview.get_by_role("button", name="Preview").click()
+    assert "has not consented to personalisation" in (
+        page.get_by_test_id("preview-personal").inner_text()
+    )
+    assert "You buy this regularly" not in page.get_by_test_id("preview-items").inner_text()
 
     # the rules page; a new rule with the sample customer's list as it is now
     page.get_by_test_id("rules-link").click()
