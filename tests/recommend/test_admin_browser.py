@@ -52,6 +52,17 @@ def test_a_merchandiser_edits_a_rule(page, live_server, tmp_path: Path) -> None:
     page.goto(f"{live_server.base_url}/admin/recommendations")
     page.wait_for_function("() => Chart.getChart('metrics-chart') !== undefined")
     assert "serving" in page.get_by_test_id("model-versions").inner_text()
+    # the versions table fits its half-width card: every column in view, each id on one line
+    fits = page.evaluate(
+        """() => {
+            const wrap = document.querySelector('[data-testid=model-versions] .table-wrap');
+            const id = wrap.querySelector('td .nowrap');
+            const line = parseFloat(getComputedStyle(id).lineHeight);
+            return [wrap.scrollWidth - wrap.clientWidth, id.getBoundingClientRect().height / line];
+        }"""
+    )
+    assert fits[0] <= 0
+    assert fits[1] < 1.5
     preview = page.get_by_test_id("preview-form")
     preview.get_by_label("Customer id").fill(customer)
     preview.get_by_role("button", name="Preview").click()
