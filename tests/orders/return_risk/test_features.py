@@ -364,6 +364,8 @@ def test_replaying_keeps_what_streaming_every_basket_would_describe(
     assert replayed.returned == [item.returned for item in items]
     first_recent = max(len(items) - recent, expected - recent, 0) if recent else len(items)
     assert replayed.recent == streamed[first_recent:]
+    # and describing them read once from a stream gives the same features and labels
+    assert ReturnHistory.describe(iter(items)) == (streamed, [item.returned for item in items])
     # and a sequence needs no count
     assert (
         ReturnHistory().replay(items, recent=recent).recent
@@ -375,3 +377,13 @@ def test_replaying_keeps_what_streaming_every_basket_would_describe(
     for item in items:
         full.record(item)
     assert history.features(after) == full.features(after)
+
+
+def test_describing_baskets_out_of_time_order_is_refused() -> None:
+    # given two baskets, the later one first (a stream sorted wrongly)
+    later = kept(basket("B2", "c1", 10.0, ("85123A", 1, 500)))
+    earlier = kept(basket("B1", "c1", 5.0, ("85123A", 1, 500)))
+
+    # then describing them as a stream in that order fails rather than leak the future
+    with pytest.raises(ValueError, match="time order"):
+        ReturnHistory.describe(iter([later, earlier]))

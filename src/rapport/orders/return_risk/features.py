@@ -421,12 +421,39 @@ class ReturnHistory:
             range(len(items)),
             key=lambda i: (items[i].basket.placed_at, items[i].basket.basket_id),
         )
-        history = cls(config)
+        described, _ = cls.describe((items[index] for index in order), config)
         found: list[BasketFeatures | None] = [None] * len(items)
-        for index in order:
-            found[index] = history.features(items[index].basket)
-            history.record(items[index])
+        for index, row in zip(order, described, strict=True):
+            found[index] = row
         return [row for row in found if row is not None]
+
+    @classmethod
+    def describe(
+        cls, labelled_baskets: Iterable[LabelledBasket], config: HistoryConfig | None = None
+    ) -> tuple[list[BasketFeatures], list[bool]]:
+        """Features and labels of baskets given in time order, read once (a stream from the
+        database is never held whole: only the features are kept).
+
+        Parameters
+        ----------
+        labelled_baskets : iterable of LabelledBasket
+            In time order (``ValueError`` otherwise).
+        config : HistoryConfig, optional
+            Passed to a fresh history.
+
+        Returns
+        -------
+        tuple of (list of BasketFeatures, list of bool)
+            Each basket described from what was known before it, and whether it came back.
+        """
+        history = cls(config)
+        rows: list[BasketFeatures] = []
+        labels: list[bool] = []
+        for item in labelled_baskets:
+            rows.append(history.features(item.basket))
+            history.record(item)
+            labels.append(item.returned)
+        return rows, labels
 
     def replay(
         self,

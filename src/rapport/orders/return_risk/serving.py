@@ -140,12 +140,15 @@ def train_return_risk(
     has closed and write a new model file. Returns its path, or ``None`` when there is too
     little history to learn from."""
     cutoff = clock.now() - LABEL_WINDOW
-    training = [b for b in labelled_baskets(db) if b.basket.placed_at <= cutoff]
+    model = model or ReturnRiskModel()
+    # Oldest first: the baskets whose label window has closed come before all the others.
+    closed = itertools.takewhile(lambda item: item.basket.placed_at <= cutoff, labelled_baskets(db))
+    rows, returned = ReturnHistory.describe(closed, model.history_config)
     # End the read transaction before the long fit: on SQLite it holds the writer lock.
     db.rollback()
-    if len(training) < MIN_TRAINING_BASKETS or not any(b.returned for b in training):
+    if len(rows) < MIN_TRAINING_BASKETS or not any(returned):
         return None
-    model = (model or ReturnRiskModel()).fit(training, seed=seed)
+    model.fit_features(rows, returned, seed=seed)
     directory = models_directory(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"return-risk-{clock.now():%Y%m%dT%H%M%S}.npz"
