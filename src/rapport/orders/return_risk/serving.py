@@ -53,10 +53,9 @@ def labelled_baskets(db: Session) -> Iterator[LabelledBasket]:
     """Every customer's past order as a basket, labelled returned when something on it came
     back within 30 days (with the time of its first return); oldest first.
 
-    Streamed from one ordered query, one basket at a time: what is held at once is the
-    returned orders' labels, not every order line. Holding Online Retail's 400,000 lines
-    as objects grew each server process by 160 MiB that it kept after the history was built
-    (docs/benchmarks.md)."""
+    Streamed one basket at a time: what is held at once is the returned orders' labels, not
+    every order line. Holding Online Retail's 400,000 lines as objects grew each server
+    process by 160 MiB that it kept after the history was built (docs/benchmarks.md)."""
     returned: dict[str, set[str]] = defaultdict(set)
     first_return: dict[str, datetime] = {}
     for order_id, sku, returned_at, placed_at in db.execute(
