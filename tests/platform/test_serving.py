@@ -33,7 +33,8 @@ class Served:
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        found.extend(int(child) for child in task.read_text().split())
+        with suppress(FileNotFoundError):  # a thread that ended since the listing
+            found.extend(int(child) for child in task.read_text().split())
     return found
 
 
@@ -57,8 +58,12 @@ def _sockets_by_process(pids: list[int], port: int, state: str) -> dict[int, int
                     inodes.add(fields[9])
     counts = {}
     for pid in pids:
+        try:
+            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+        except FileNotFoundError:
+            continue  # the process ended since it was listed (the one just killed, say)
         held = 0
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
+        for fd in descriptors:
             with suppress(OSError):
                 target = os.readlink(fd)
                 if target.startswith("socket:[") and target[8:-1] in inodes:
