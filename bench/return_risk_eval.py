@@ -15,8 +15,10 @@ returns made before it, and only labels (kept or returned) whose window had clos
 The data has no categories; the last word of a product's first description ("HOLDER", "BAG",
 "MUG") stands in for one. Then the product's own path on the same file: imported by the
 product's importer, trained by the nightly job's function as of the test window's start, and
-the same test baskets scored with the product's labels (``--skip-served`` leaves it out).
-Prints Markdown tables, then one JSON line of headline figures.
+the same test baskets scored with the product's labels; then ``rapport serve`` on that shop,
+timing the first ``POST /v1/orders/return-risk`` (it reads the order history), later ones,
+and the server's memory (``--skip-served`` leaves this part out). Prints Markdown tables,
+then one JSON line of headline figures.
 """
 
 from __future__ import annotations
@@ -184,6 +186,8 @@ def served_on_imported_shop(path: Path, *, seed: int) -> dict[str, Any]:
             if model_path is None:
                 raise SystemExit("the imported shop had too little history to train on")
             model = ReturnRiskModel.load(model_path)
+            first_test = next(b.basket for b in baskets if b.basket.placed_at >= TEST_START)
+            serving_figures = served_over_http(url, workdir, first_test)
     rows = ReturnHistory.stream(baskets, model.history_config)
     test = [i for i, b in enumerate(baskets) if b.basket.placed_at >= TEST_START]
     closed = [i for i, b in enumerate(baskets) if b.basket.placed_at <= TEST_START - WINDOW]
@@ -204,6 +208,67 @@ def served_on_imported_shop(path: Path, *, seed: int) -> dict[str, Any]:
         "train_base_rate": round(report.positives / report.rows, 4) if report else None,
         "import_s": round(imported - started, 1),
         "train_s": round(trained - imported, 1),
+        "serving": serving_figures,
+    }
+
+
+SERVED_REQUESTS = 50
+
+
+def served_over_http(url: str, workdir: Path, basket: Basket) -> dict[str, float]:
+    """``rapport serve`` on the imported shop (one process, no job worker), asked to score one
+    test basket ``SERVED_REQUESTS`` times: the first request reads the whole order history
+    into the process; the others score from it. The server's resident memory is read before
+    the first request and after the last (VmRSS, summed over its processes)."""
+    import httpx
+    from ingest import process_tree, serve
+
+    from rapport.platform import service as platform
+    from rapport.platform.db import open_session
+
+    with open_session(url) as db:
+        key = platform.create_api_key(db, name="bench", scopes=[platform.Scope.READ]).secret
+    body = {
+        "customer_id": basket.customer_id,
+        "currency": basket.currency,
+        "channel": basket.channel,
+        "lines": [
+            {"sku": line.sku, "quantity": line.quantity, "unit_price_minor": line.unit_price_minor}
+            for line in basket.lines
+        ],
+    }
+
+    def resident_mib(pid: int) -> float:
+        total = 0
+        for each in process_tree(pid):
+            status = Path(f"/proc/{each}/status").read_text()
+            total += int(next(r for r in status.splitlines() if r.startswith("VmRSS:")).split()[1])
+        return total / 1024
+
+    with serve(url, workdir, extra=["--processes", "1", "--no-worker"]) as server:
+        before = resident_mib(server.process.pid)
+        seconds = []
+        with httpx.Client(base_url=server.base_url, timeout=120) as client:
+            for _ in range(SERVED_REQUESTS):
+                started = time.perf_counter()
+                answer = client.post(
+                    "/v1/orders/return-risk",
+                    json=body,
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                seconds.append(time.perf_counter() - started)
+                if answer.status_code != 200:
+                    raise SystemExit(f"return risk answered {answer.status_code}: {answer.text}")
+        after = resident_mib(server.process.pid)
+        peak = server.peak_rss_mb()
+    later = np.array(seconds[1:]) * 1000
+    return {
+        "first_request_s": round(seconds[0], 2),
+        "later_p50_ms": round(float(np.percentile(later, 50)), 1),
+        "later_max_ms": round(float(later.max()), 1),
+        "server_rss_before_mib": round(before),
+        "server_rss_after_mib": round(after),
+        "server_peak_rss_mib": round(peak),
     }
 
 
@@ -437,6 +502,21 @@ def main() -> None:
                 f"| {label} | {found['pr_auc']:.3f} | {found['roc_auc']:.3f} | "
                 f"{found['brier']:.4f} |"
             )
+        http = served["serving"]
+        print(
+            f"\nServed over HTTP (`rapport serve --processes 1 --no-worker` on that shop, one test "
+            f"basket posted to `/v1/orders/return-risk` {SERVED_REQUESTS} times):\n"
+        )
+        print("| figure | value |\n| --- | ---: |")
+        print(f"| first request (reads the order history) | {http['first_request_s']:.2f} s |")
+        print(
+            f"| later requests, median / slowest | {http['later_p50_ms']:.1f} / "
+            f"{http['later_max_ms']:.1f} ms |"
+        )
+        print(
+            f"| server resident memory before / after | {http['server_rss_before_mib']} / "
+            f"{http['server_rss_after_mib']} MiB (peak {http['server_peak_rss_mib']}) |"
+        )
         print()
 
     headline: dict[str, Any] = {key: results[key] for key in ("model", "history_baseline")}
