@@ -345,7 +345,7 @@ def serve(
     if count == 1:
         from rapport.main import create_app, tune_interpreter
 
-        application = create_app(settings, run_worker=worker)
+        application = create_app(settings, run_worker=worker, warm=True)
         # Everything loaded so far lives as long as the process: keep the garbage collector
         # from re-walking it on every collection (measured: 15-20 ms per 1,000-event batch).
         gc.freeze()

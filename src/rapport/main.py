@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import logging
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,10 +21,11 @@ from rapport import __version__
 from rapport.campaigns import service as campaigns
 from rapport.domains import admin_pages, load_event_types, load_models, load_tasks, routers
 from rapport.loyalty import service as loyalty
+from rapport.orders import service as orders
 from rapport.platform import admin as admin_shell
 from rapport.platform import settings_admin
 from rapport.platform.api import ops_router
-from rapport.platform.db import Checkpointer
+from rapport.platform.db import Checkpointer, open_session
 from rapport.platform.errors import answer_problem, install_problem_handlers
 from rapport.platform.jobs import Worker, claim_embedded_worker
 from rapport.platform.middleware import BodySizeLimit, RequestBudget, RequestMetrics
@@ -32,6 +35,7 @@ from rapport.platform.ratelimit import from_settings as rate_limits_from_setting
 from rapport.platform.settings import Settings, get_settings
 from rapport.platform.statements import StatementPool
 from rapport.platform.strict_input import RefuseControlCharacters
+from rapport.recommend import service as recommend
 
 PACKAGE_STATIC = Path(__file__).parent / "platform" / "static"
 REPO_NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
@@ -87,8 +91,32 @@ def _vendor_dir(settings: Settings) -> Path | None:
     return None
 
 
-def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
-    """Build the application. ``run_worker`` defaults to the embedded-mode setting."""
+log = logging.getLogger(__name__)
+
+
+def warm_models(settings: Settings) -> threading.Thread:
+    """Load the recommendation model and start reading the order history for return risk in
+    the background, so that the first requests after a server starts find both ready rather
+    than wait for them (a missing model or history is only logged: requests load it then)."""
+
+    def run() -> None:
+        try:
+            recommend.holder(settings.data_dir).current()
+            with open_session(settings.database_url) as db:
+                orders.warm_return_risk(db, data_dir=settings.data_dir)
+        except Exception:
+            log.exception("loading the models at start failed; the first requests load them")
+
+    thread = threading.Thread(target=run, name="warm-models", daemon=True)
+    thread.start()
+    return thread
+
+
+def create_app(
+    settings: Settings | None = None, *, run_worker: bool | None = None, warm: bool = False
+) -> FastAPI:
+    """Build the application. ``run_worker`` defaults to the embedded-mode setting; ``warm``
+    loads the models as the server starts (``rapport serve``), not at the first request."""
     settings = settings or get_settings()
     load_models()
     load_tasks()
@@ -113,6 +141,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         if statements is not None:
             await statements.open()
         app.state.statements = statements
+        if warm:
+            warm_models(settings)
         yield
         if statements is not None:
             await statements.close()
@@ -205,7 +235,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 def server_process_app() -> FastAPI:
     """The application of each ``rapport serve --processes N`` process, configured from the
     environment (the command passes its options on through it)."""
-    application = create_app(get_settings())
+    application = create_app(get_settings(), warm=True)
     # What is loaded now lives as long as the process: spare the garbage collector re-walking
     # it on every collection.
     gc.freeze()

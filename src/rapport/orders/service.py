@@ -17,7 +17,9 @@ Every verb owns its transaction and appends its events (``rapport.orders.events`
 - ``customer_value/``: lifetime value (BG/NBD, Gamma-Gamma), probability alive, value tiers;
 - ``tracked/``: Segment's "Order Completed" and "Order Refunded" as orders and returns (the
   ``orders.tracked`` processor), what became of each, and the refusals kept for the operator;
-- ``privacy``: the domain's part of export and erasure.
+- ``privacy``: the domain's part of export and erasure;
+- ``return_risk/``: return risk before the sale (the API and the orders page use it within the
+  domain; ``warm_return_risk`` starts reading the order history when a server starts).
 
 ``Order`` (the placed order as verbs return it), ``OrderIn`` and ``ReturnIn`` (what the
 verbs take) are named here too, so callers need nothing else of the domain.
@@ -82,6 +84,7 @@ from rapport.orders.reports import (
     concentration,
     returns_concentration,
 )
+from rapport.orders.return_risk.serving import start_history as warm_return_risk
 from rapport.orders.returns import RecordedReturn, record_return
 from rapport.orders.schemas import OrderIn, ReturnIn
 from rapport.orders.tracked.outcomes import RefusalPage as TrackedRefusalPage
@@ -149,6 +152,7 @@ __all__ = [
     "value_audience",
     "value_fit",
     "value_tier_summary",
+    "warm_return_risk",
 ]
 
 # --- audiences: customer ids as SELECTs, for campaigns' segments ---

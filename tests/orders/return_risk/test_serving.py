@@ -377,3 +377,33 @@ def test_a_panel_does_not_wait_for_the_first_history(committed_shop) -> None:
         except risk.HistoryLoading:
             time.sleep(0.1)
     assert answer["model"] == "history_baseline"
+
+
+def test_a_starting_server_reads_the_history_and_loads_the_model_before_any_request(
+    committed_shop, settings
+) -> None:
+    # given a shop with a trained return-risk model and a recommendation model
+    from fastapi.testclient import TestClient
+
+    from rapport.main import create_app
+    from rapport.recommend import service as recommend
+
+    shop = committed_shop(150)
+    with open_session(shop.url) as db:
+        assert risk.train_return_risk(db, data_dir=shop.data_dir, seed=1, model=small_model())
+        recommend.train_model(db, data_dir=shop.data_dir, trained_by="test")
+        db.commit()
+    risk.forget_cached_models()
+    regular = next(h for h in shop.retailer.histories() if len(h.orders) >= 3).customer.external_id
+    product = shop.retailer.products()[0]
+
+    # when a server starts as `rapport serve` starts it, and nobody asks it anything yet
+    with TestClient(create_app(settings, run_worker=False, warm=True)):
+        deadline = time.monotonic() + 60
+        while str(shop.data_dir) not in risk._cache:
+            assert time.monotonic() < deadline, "the history was not read at start"
+            time.sleep(0.05)
+
+        # then the first basket is scored from it at once, and the model is already loaded
+        assert shop.score(regular, product, wait=False)["model"] is not None
+        assert recommend.holder(shop.data_dir).ready()

@@ -338,6 +338,19 @@ def _build_in_place(db: Session, data_dir: Path, key: str, *, replace_current: b
         return found
 
 
+def start_history(db: Session, *, data_dir: Path) -> bool:
+    """Start reading the order history into this process in the background when a model has
+    been trained, so that the first basket scored after a server starts does not wait for it
+    (``rapport serve`` calls this as it starts). Whether a build was started or is under way;
+    ``False`` with no model, a history already built, or a session bound to one connection."""
+    if latest_model_path(data_dir) is None:
+        return False
+    with _lock:
+        if str(data_dir) in _cache:
+            return False
+    return _build_in_background(db, data_dir, str(data_dir)) is not None
+
+
 def _build_in_background(db: Session, data_dir: Path, key: str) -> threading.Event | None:
     """Start building the history in a thread with its own read-only connection, or join
     the build under way; the event is set when it ends. ``None`` for a session bound to one
