@@ -38,15 +38,19 @@ def test_a_demo_products_prices_per_channel_are_the_apis(page, demo_site) -> Non
     with open_session(demo_site.database_url) as db:
         sku = db.scalars(select(Product.sku).order_by(Product.sku).limit(1)).one()
     headers = {"Authorization": f"Bearer {key}"}
-    product = httpx.get(f"{demo_site.base_url}/v1/products/{sku}", headers=headers).json()
+    product = httpx.get(
+        f"{demo_site.base_url}/v1/products/{sku}", headers=headers, timeout=30
+    ).json()
     rules = [
         d
-        for d in httpx.get(f"{demo_site.base_url}/v1/prices/consistency", headers=headers).json()
+        for d in httpx.get(
+            f"{demo_site.base_url}/v1/prices/consistency", headers=headers, timeout=30
+        ).json()
         if d["sku"] == sku and d["store_id"] is None
     ]
     expected = dict.fromkeys(CHANNELS, product["price_minor"])
     expected |= {d["channel"]: d["price_minor"] for d in rules}
-    stock = httpx.get(f"{demo_site.base_url}/v1/stock/{sku}", headers=headers).json()
+    stock = httpx.get(f"{demo_site.base_url}/v1/stock/{sku}", headers=headers, timeout=30).json()
 
     sign_in(page, demo_site)
     page.goto(f"{demo_site.base_url}/admin/catalog/products")
