@@ -37,6 +37,8 @@ from rapport.platform.statements import StatementPool
 from rapport.platform.strict_input import RefuseControlCharacters
 from rapport.recommend import service as recommend
 
+log = logging.getLogger(__name__)
+
 PACKAGE_STATIC = Path(__file__).parent / "platform" / "static"
 REPO_NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
 
@@ -91,10 +93,7 @@ def _vendor_dir(settings: Settings) -> Path | None:
     return None
 
 
-log = logging.getLogger(__name__)
-
-
-def warm_models(settings: Settings) -> threading.Thread:
+def _warm_models(settings: Settings) -> None:
     """Load the recommendation model and start reading the order history for return risk in
     the background, so that the first requests after a server starts find both ready rather
     than wait for them (a missing model or history is only logged: requests load it then)."""
@@ -107,9 +106,7 @@ def warm_models(settings: Settings) -> threading.Thread:
         except Exception:
             log.exception("loading the models at start failed; the first requests load them")
 
-    thread = threading.Thread(target=run, name="warm-models", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=run, name="warm-models", daemon=True).start()
 
 
 def create_app(
@@ -142,7 +139,7 @@ def create_app(
             await statements.open()
         app.state.statements = statements
         if warm:
-            warm_models(settings)
+            _warm_models(settings)
         yield
         if statements is not None:
             await statements.close()
