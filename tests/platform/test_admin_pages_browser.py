@@ -1,6 +1,7 @@
 """Every admin page of the demo retailer, as a 1,280 px wide browser sees it: it fits the
-window, it is not an endless scroll, it breaks no Content-Security-Policy rule, and each chart
-plots exactly the figures in the table beside it (the table is rendered from the same
+window, it is not an endless scroll, it breaks no Content-Security-Policy rule, its tables
+neither scroll sideways nor break a word mid-letter, and each chart plots exactly the figures
+in the table beside it (the table is rendered from the same
 :class:`rapport.platform.charts.Chart` the server computed)."""
 
 from __future__ import annotations
@@ -43,6 +44,34 @@ CHARTS_AND_TABLES = """() => {
   });
   return found;
 }"""
+
+
+# Words in table cells that the browser split over two lines between letters ("delivere|d",
+# "€5.|00"); a break after a hyphen, slash, colon or comma is ordinary line breaking, and
+# opaque ids (class "opaque") may break anywhere.
+BROKEN_WORDS = """() => {
+  const broken = [];
+  for (const cell of document.querySelectorAll("td, th")) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (node.parentElement.closest(".opaque")) continue;
+      for (const match of node.data.matchAll(/[^\\s\\-\\/:,]+/g)) {
+        const range = document.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        const lines = new Set([...range.getClientRects()].filter((r) => r.width > 0)
+          .map((r) => Math.round(r.top)));
+        if (lines.size > 1) broken.push(match[0]);
+      }
+    }
+  }
+  return broken;
+}"""
+# Tables wider than the box that holds them: what is past the edge is seen only by scrolling.
+SCROLLING_TABLES = """() => [...document.querySelectorAll(".table-wrap")]
+  .filter((box) => box.scrollWidth > box.clientWidth + 1)
+  .map((box) => `${box.querySelector("table")?.dataset.testid ?? "a table"} is `
+    + `${box.scrollWidth} px in ${box.clientWidth} px`)"""
 
 
 def _same(plotted: list[float | None], table: list[float | None]) -> bool:
@@ -118,6 +147,11 @@ def test_every_admin_page_fits_and_its_charts_agree_with_their_tables(
             problems.append(f"{path}: {width} px wide, wider than a {WIDTH} px window")
         if height > MAX_HEIGHT:
             problems.append(f"{path}: {height} px long; paginate its lists")
+        broken = page.evaluate(BROKEN_WORDS)
+        if broken:
+            problems.append(f"{path}: words broken mid-letter in tables: {broken[:5]}")
+        for table in page.evaluate(SCROLLING_TABLES):
+            problems.append(f"{path}: {table}, scrolled sideways to be read")
         for error in console_errors:
             problems.append(f"{path}: console error: {error}")
         console_errors.clear()
