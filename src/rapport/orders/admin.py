@@ -101,11 +101,11 @@ def risk_returned_chart(distribution: dict[str, Any]) -> Chart:
         id="risk-returned",
         kind="bar",
         labels=list(distribution["bands"]),
-        series=[Series("Actually returned", list(distribution["returned_share"]))],
+        series=[Series("Returned", list(distribution["returned_share"]))],
         unit="share",
         y_max=100,
         label_heading="Predicted risk",
-        title="Share actually returned, per predicted band",
+        title="Share returned within 30 days, per predicted band",
     )
 
 

@@ -333,16 +333,24 @@ def test_return_times_must_be_possible() -> None:
     ),
     st.integers(0, 45),
     st.integers(-3, 3),
+    st.floats(-5.0, 125.0),
+    st.integers(-3, 3),
 )
 def test_replaying_keeps_what_streaming_every_basket_would_describe(
-    drawn: list[tuple[str, float, str, int, float | None]], recent: int, miscount: int
+    drawn: list[tuple[str, float, str, int, float | None]],
+    recent: int,
+    miscount: int,
+    settled_day: float,
+    settled_miscount: int,
 ) -> None:
     # given baskets in time order, some returned (at a time, or with none known)
     items = []
     for n, (customer, day, sku, quantity, back_after) in enumerate(
         sorted(drawn, key=lambda d: d[1])
     ):
-        item = basket(f"B{n}", customer, day, (sku, quantity, 500))
+        # Ids in the order of the list: baskets placed at the same moment go by id, as the
+        # database yields them ("B10" would come before "B9").
+        item = basket(f"B{n:03d}", customer, day, (sku, quantity, 500))
         if back_after is None:
             items.append(kept(item))
         else:
@@ -351,10 +359,19 @@ def test_replaying_keeps_what_streaming_every_basket_would_describe(
 
     # when the history replays them read once from a stream whose length was counted
     # beforehand (orders placed or erased since the count make it off by a few), keeping
-    # full features only for the last few
+    # full features only for the last few, and for the last few placed by a given time
     history = ReturnHistory()
     expected = max(len(items) + miscount, 0)
-    replayed = history.replay(iter(items), recent=recent, expected=expected)
+    settled_before = START + timedelta(days=settled_day)
+    placed_by = sum(item.basket.placed_at <= settled_before for item in items)
+    settled_expected = max(placed_by + settled_miscount, 0)
+    replayed = history.replay(
+        iter(items),
+        recent=recent,
+        expected=expected,
+        settled_before=settled_before,
+        settled_expected=settled_expected,
+    )
 
     # then each basket's customer record, its label and the last features are those
     # streaming gives (fewer last ones when the stream was shorter than counted)
@@ -364,6 +381,10 @@ def test_replaying_keeps_what_streaming_every_basket_would_describe(
     assert replayed.returned == [item.returned for item in items]
     first_recent = max(len(items) - recent, expected - recent, 0) if recent else len(items)
     assert replayed.recent == streamed[first_recent:]
+    # and the last few placed by that time, with their labels, likewise
+    first_settled = max(placed_by - recent, settled_expected - recent, 0) if recent else placed_by
+    assert replayed.settled == streamed[first_settled:placed_by]
+    assert replayed.settled_returned == [item.returned for item in items[first_settled:placed_by]]
     # and describing them read once from a stream gives the same features and labels
     assert ReturnHistory.describe(iter(items)) == (streamed, [item.returned for item in items])
     # and a sequence needs no count

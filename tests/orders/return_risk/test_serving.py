@@ -17,7 +17,7 @@ from rapport.demo.generator import DemoRetailer
 from rapport.demo.loader import load_demo, load_demo_orders
 from rapport.orders import service as orders
 from rapport.orders.history import ImportedLine, ImportedOrder, ImportedReturn
-from rapport.orders.return_risk import BoostingParams, ReturnRiskModel
+from rapport.orders.return_risk import BoostingParams, ReturnHistory, ReturnRiskModel
 from rapport.orders.return_risk import serving as risk
 from rapport.platform import budget, clock
 from rapport.platform.db import open_session
@@ -146,6 +146,43 @@ def test_risk_distribution_bands_every_recent_basket(db, demo_history, settings)
         "blend",
     ]
     assert [c["kind"] for c in summary["candidates"] if c["chosen"]] == [summary["kind"]]
+
+
+def test_the_returned_share_is_judged_only_on_orders_whose_window_closed(
+    db, demo_history, settings
+) -> None:
+    # given a trained model, and orders placed in the last 30 days that may still come back
+    model_path = risk.train_return_risk(db, data_dir=settings.data_dir, seed=1, model=small_model())
+    assert model_path is not None
+    baskets = list(risk.labelled_baskets(db))
+    settled_before = NOW - risk.LABEL_WINDOW
+    assert baskets[-1].basket.placed_at > settled_before
+
+    # when the orders page asks for the risk bands of the last 300 orders
+    distribution = risk.recent_risk_distribution(db, data_dir=settings.data_dir, last=300)
+
+    # then every one of the last 300 orders is banded, but the share that came back is that
+    # of the last 300 placed at least 30 days ago, each scored from what was known before it
+    assert sum(distribution["counts"]) == 300
+    assert distribution["settled_before"] == settled_before
+    model = ReturnRiskModel.load(model_path)
+    rows = ReturnHistory.stream(baskets, model.history_config)
+    settled = [
+        (row, item.returned)
+        for row, item in zip(rows, baskets, strict=True)
+        if item.basket.placed_at <= settled_before
+    ][-300:]
+    assert distribution["settled"] == len(settled) == 300
+    judged, came_back = [0] * 10, [0] * 10
+    for score, (_, returned) in zip(
+        model.predict_features([row for row, _ in settled]), settled, strict=True
+    ):
+        band = min(int(score * 10), 9)
+        judged[band] += 1
+        came_back[band] += returned
+    assert distribution["returned_share"] == [
+        round(r / n, 3) if n else None for r, n in zip(came_back, judged, strict=True)
+    ]
 
 
 def test_a_model_file_from_an_older_version_waits_for_the_next_training(

@@ -82,6 +82,10 @@ class Replayed:
     returned_baskets: list[int]  # ... and how many of those came back
     returned: list[bool]  # per basket: whether it came back
     recent: list[BasketFeatures]  # full features of the last baskets asked for
+    # Full features of the last baskets placed by ``settled_before`` (whose labels are known),
+    # with their labels: the basis for comparing predicted risk with what came back.
+    settled: list[BasketFeatures] = field(default_factory=list)
+    settled_returned: list[bool] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -461,11 +465,16 @@ class ReturnHistory:
         *,
         recent: int = 0,
         expected: int | None = None,
+        settled_before: datetime | None = None,
+        settled_expected: int = 0,
     ) -> Replayed:
         """Record past baskets, oldest first, keeping only what serving needs: each basket's
         customer record just before it (what :class:`HistoryBaseline` learns from), its label,
-        and the full features of the last ``recent`` baskets (the orders page's risk bands).
-        Full features for every basket cost twice the time of recording them.
+        and the full features of the last ``recent`` baskets (the orders page's risk bands)
+        and, with ``settled_before``, of the last ``recent`` placed by then (whose labels are
+        final: the page compares predicted risk with what came back on those, because a
+        recent basket not returned *yet* may still come back). Full features for every basket
+        cost twice the time of recording them.
 
         Parameters
         ----------
@@ -477,6 +486,9 @@ class ReturnHistory:
             How many baskets the iterable holds, when it is not a sequence: features are
             worked out from basket ``expected - recent`` on, and the last ``recent`` kept (a
             stream that turns out longer still gives the last ones; a shorter one, fewer).
+        settled_before : datetime, optional
+        settled_expected : int, default 0
+            How many baskets were placed by ``settled_before``, counted as ``expected`` is.
 
         Returns
         -------
@@ -488,12 +500,24 @@ class ReturnHistory:
         returned: list[int] = []
         labels: list[bool] = []
         rows: deque[BasketFeatures] = deque(maxlen=max(recent, 0))
+        settled: deque[tuple[BasketFeatures, bool]] = deque(maxlen=max(recent, 0))
         first_recent = expected - recent
+        first_settled = settled_expected - recent
         for index, labelled in enumerate(labelled_baskets):
             basket = labelled.basket
-            if recent and index >= first_recent:
+            is_recent = recent and index >= first_recent
+            is_settled = (
+                recent
+                and settled_before is not None
+                and index >= first_settled
+                and basket.placed_at <= settled_before
+            )
+            if is_recent or is_settled:
                 row = self.features(basket)
-                rows.append(row)
+                if is_recent:
+                    rows.append(row)
+                if is_settled:
+                    settled.append((row, labelled.returned))
                 closed.append(row.closed_baskets)
                 returned.append(row.returned_baskets)
             else:
@@ -503,7 +527,14 @@ class ReturnHistory:
                 returned.append(came_back)
             labels.append(labelled.returned)
             self.record(labelled)
-        return Replayed(closed, returned, labels, list(rows))
+        return Replayed(
+            closed,
+            returned,
+            labels,
+            list(rows),
+            settled=[row for row, _ in settled],
+            settled_returned=[came_back for _, came_back in settled],
+        )
 
     @property
     def overall_rate(self) -> float:

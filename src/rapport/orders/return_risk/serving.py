@@ -121,11 +121,15 @@ def labelled_baskets(db: Session) -> Iterator[LabelledBasket]:
         )
 
 
-def _basket_count(db: Session) -> int:
-    """How many baskets :func:`labelled_baskets` yields (orders with a customer and a line)."""
+def _basket_count(db: Session, *, placed_by: datetime | None = None) -> int:
+    """How many baskets :func:`labelled_baskets` yields (orders with a customer and a line),
+    or how many of them were placed by ``placed_by``."""
     with_lines = select(OrderLine.order_id).where(OrderLine.order_id == Order.order_id).exists()
     query = select(func.count()).select_from(Order)
-    return int(db.scalar(query.where(Order.customer_id.is_not(None), with_lines)) or 0)
+    query = query.where(Order.customer_id.is_not(None), with_lines)
+    if placed_by is not None:
+        query = query.where(Order.placed_at <= placed_by)
+    return int(db.scalar(query) or 0)
 
 
 def models_directory(data_dir: Path) -> Path:
@@ -212,10 +216,13 @@ class _Scorer:
     baseline: HistoryBaseline
     history: ReturnHistory
     built_at: float
-    # The last RECENT_BASKETS baskets, each described from what was known before it, and
-    # whether it came back: the orders page's risk bands.
+    # The orders page's risk bands: the last RECENT_BASKETS baskets, each described from what
+    # was known before it; and the last RECENT_BASKETS placed by ``settled_before`` (their
+    # return window closed when the history was built), with whether each came back.
     recent: list[BasketFeatures]
-    recent_returned: list[bool]
+    settled: list[BasketFeatures]
+    settled_returned: list[bool]
+    settled_before: datetime
 
 
 RECENT_BASKETS = 500
@@ -229,8 +236,13 @@ def _build(db: Session, data_dir: Path) -> _Scorer:
     """The newest model with the history of every past basket, built from the database."""
     path, model = _load_latest(data_dir)
     history = model.new_history() if model else ReturnHistory()
+    settled_before = clock.now() - LABEL_WINDOW
     replayed = history.replay(
-        labelled_baskets(db), recent=RECENT_BASKETS, expected=_basket_count(db)
+        labelled_baskets(db),
+        recent=RECENT_BASKETS,
+        expected=_basket_count(db),
+        settled_before=settled_before,
+        settled_expected=_basket_count(db, placed_by=settled_before),
     )
     db.rollback()  # read-only: let writers in while the scorer is put together
     baseline = HistoryBaseline()
@@ -244,7 +256,9 @@ def _build(db: Session, data_dir: Path) -> _Scorer:
         history=history,
         built_at=time.monotonic(),
         recent=replayed.recent,
-        recent_returned=labels[len(labels) - len(replayed.recent) :],
+        settled=replayed.settled,
+        settled_returned=replayed.settled_returned,
+        settled_before=settled_before,
     )
 
 
@@ -475,12 +489,14 @@ def assess_return_risk(
 
 
 def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) -> dict[str, Any]:
-    """How the current model scored the ``last`` baskets, each from what was known before it:
-    counts per 10-point band and the observed return share in each band (for the admin chart),
-    and which model won at training with every candidate's validation figures (``summary``).
-    ``None`` fields when no model is trained yet (or only one from an older Rapport), and
-    also, with ``loading`` true, while this process reads the order history the first time
-    (a page does not wait for it)."""
+    """How the current model scored the ``last`` baskets, each from what was known before it
+    (counts per 10-point band), and the share that came back per band among the ``last``
+    baskets whose 30 days to come back had passed when the history was built (``settled``
+    of them, placed by ``settled_before``): a basket of last week not returned *yet* would
+    count as kept and make the model look too cautious. Also which model won at training
+    with every candidate's validation figures (``summary``). ``None`` fields when no model
+    is trained yet (or only one from an older Rapport), and also, with ``loading`` true,
+    while this process reads the order history the first time (a page does not wait)."""
     if not 0 < last <= RECENT_BASKETS:
         raise ValueError(f"last must be 1 to {RECENT_BASKETS}, got {last}")
     nothing: dict[str, Any] = {
@@ -489,6 +505,8 @@ def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) ->
         "bands": [],
         "counts": [],
         "returned_share": [],
+        "settled": 0,
+        "settled_before": None,
         "loading": False,
     }
     if latest_model_path(data_dir) is None:
@@ -501,15 +519,22 @@ def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) ->
     model = scorer.model
     if model is None or scorer.model_path is None:
         return nothing
+
+    def bands(rows: list[BasketFeatures]) -> list[int]:
+        if not rows:
+            return []
+        return [min(int(float(score) * 10), 9) for score in model.predict_features(rows)]
+
     # Kept when the history was built (each basket from what was known before it), so the
     # page does not walk every past order again.
-    rows, outcomes = scorer.recent[-last:], scorer.recent_returned[-last:]
-    scores: list[float] = [float(x) for x in model.predict_features(rows)] if rows else []
     counts = [0] * 10
-    returned = [0] * 10
-    for score, came_back in zip(scores, outcomes, strict=True):
-        band = min(int(score * 10), 9)
+    for band in bands(scorer.recent[-last:]):
         counts[band] += 1
+    settled, outcomes = scorer.settled[-last:], scorer.settled_returned[-last:]
+    judged = [0] * 10
+    returned = [0] * 10
+    for band, came_back in zip(bands(settled), outcomes, strict=True):
+        judged[band] += 1
         returned[band] += came_back
     return {
         "model": scorer.model_path.name,
@@ -518,6 +543,8 @@ def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) ->
         "bands": [f"{10 * b}-{10 * b + 10}%" for b in range(10)],
         "counts": counts,
         "returned_share": [
-            round(r / c, 3) if c else None for r, c in zip(returned, counts, strict=True)
+            round(r / c, 3) if c else None for r, c in zip(returned, judged, strict=True)
         ],
+        "settled": len(settled),
+        "settled_before": scorer.settled_before,
     }
