@@ -219,6 +219,16 @@ EDIT_FORMS = [
         {"expiry_months": 18},
     ),
     EditForm(
+        "program currency",
+        _seed_program,
+        "/admin/loyalty",
+        "/admin/loyalty/program",
+        None,
+        _program,
+        lambda f: typed(f, "currency", "GBP"),
+        {"currency": "GBP"},
+    ),
+    EditForm(
         "program debt allowed",
         _seed_program,
         "/admin/loyalty",
@@ -374,3 +384,37 @@ def test_program_documents_show_every_setting_and_keep_the_rest(
     expected = json.loads(json.dumps(saved))
     change(expected)
     assert program_versions.current(db, kind).document == expected  # type: ignore[arg-type]
+
+
+def test_the_program_currency_is_the_one_money_is_shown_in(admin: TestClient, db: Session) -> None:
+    # given a shop that prices in pounds, its program still at the euro it started with
+    assert loyalty.get_program(db).currency == "EUR"
+    assert "€1.00 per 100" in admin.get("/admin/loyalty").text
+    # when the program settings form is saved with the currency set to GBP
+    page = admin.get("/admin/loyalty").text
+    fields = typed(page_form(page, action="/admin/loyalty/program"), "currency", "GBP")
+    response = post_form(admin, "/admin/loyalty/program", fields)
+    # then money on the admin pages is in pounds, and amounts are relabelled, not converted
+    assert response.status_code == 303
+    assert loyalty.get_program(db).currency == "GBP"
+    shown = admin.get("/admin/loyalty").text
+    assert "£1.00 per 100" in shown
+    assert "€" not in shown
+    assert "an amount off (GBP)" in admin.get("/admin/loyalty/coupons").text
+
+
+def test_a_currency_not_in_use_is_refused_and_nothing_changes(
+    admin: TestClient, db: Session
+) -> None:
+    # given a program with every setting away from its default
+    _seed_program(db)
+    before = _program(db)
+    # when the form is posted with a withdrawn currency (a script, an old page) and a new expiry
+    page = admin.get("/admin/loyalty").text
+    fields = typed(page_form(page, action="/admin/loyalty/program"), "currency", "DEM")
+    fields = typed(fields, "expiry_months", "18")
+    response = post_form(admin, "/admin/loyalty/program", fields)
+    # then the page says what is wrong, naming the currency, and no setting changed
+    assert response.status_code == 303
+    assert "DEM" in admin.get(response.headers["location"]).text
+    assert _program(db) == before

@@ -24,6 +24,15 @@ def test_money_is_shown_in_the_locale_and_currency_never_as_cents() -> None:
     assert formatting.money(None, "EUR") == formatting.NOTHING
 
 
+def test_the_currencies_a_shop_may_price_in_are_those_in_use_today() -> None:
+    assert {"EUR", "GBP", "USD", "JPY", "CHF"} <= formatting.currencies()
+    assert not {"DEM", "FRF", "XXX", "XTS"} & formatting.currencies()
+    choices = formatting.currency_choices("en_GB")
+    assert [code for code, _ in choices] == sorted(formatting.currencies())
+    assert ("GBP", "GBP \u2013 British Pound") in choices
+    assert ("EUR", "EUR \u2013 Euro") in formatting.currency_choices("de_DE")
+
+
 def test_a_typed_amount_becomes_minor_units_and_too_many_decimals_are_refused() -> None:
     assert formatting.major_to_minor("12.34", "EUR") == 1234
     assert formatting.major_to_minor("100", "EUR") == 10_000

@@ -40,9 +40,10 @@ from rapport.platform.admin import (
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Conflict, InvalidInput, Problem
-from rapport.platform.formatting import major_to_minor, minor_to_major
+from rapport.platform.formatting import currencies, currency_choices, major_to_minor, minor_to_major
 from rapport.platform.idempotency import run_idempotent
 from rapport.platform.paging import PageParams
+from rapport.platform.settings import AppSettings
 
 add_template_dir(Path(__file__).parent / "templates")
 
@@ -90,6 +91,8 @@ def overview_page(
     min_balance: str = "",
     max_balance: str = "",
     message: str = "",
+    *,
+    settings: AppSettings,
 ) -> HTMLResponse:
     program = service.get_program(db)
     flows = reads.monthly_flows(db, months=CHART_MONTHS)
@@ -145,6 +148,7 @@ def overview_page(
             "lifetime": lifetime,
             "program": program,
             "point_value": minor_to_major(program.point_value_minor_per_100, program.currency),
+            "currency_choices": _currency_choices(program.currency, settings.locale),
             "points_chart": points_chart,
             "tier_chart": tier_chart,
             "tiers": by_tier,
@@ -162,10 +166,20 @@ def overview_page(
     )
 
 
+def _currency_choices(current: str, locale: str) -> list[tuple[str, str]]:
+    """The currencies the program may be set to, named in ``locale``, with the one it has
+    even if withdrawn since (an unchanged form must keep it)."""
+    choices = currency_choices(locale)
+    if current not in {code for code, _ in choices}:
+        choices.insert(0, (current, current))
+    return choices
+
+
 class ProgramSettingsForm(BaseModel):
     """The program settings its admin form shows; a save changes only what the form carried
-    (the program's name and currency are not on it and stay as they are)."""
+    (the program's name is not on it and stays as it is)."""
 
+    currency: str = Field(default="EUR", min_length=3, max_length=3)
     point_value_minor_per_100: int = Field(default=0, ge=0, le=1_000_000)
     expiry_months: int = Field(default=24, ge=1, le=120)
     allow_debt: bool = False
@@ -176,8 +190,11 @@ def update_program(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Res
     carried = dict(fields)
     try:
         if "point_value" in carried:
-            # The form shows what 100 points are worth in the program's currency ("2.50").
-            currency = service.get_program(db).currency
+            # The form shows what 100 points are worth in the program's currency ("2.50"),
+            # read in the currency chosen on the same form (JPY has no decimals).
+            currency = carried.get("currency") or service.get_program(db).currency
+            if currency not in currencies():
+                currency = service.get_program(db).currency  # configure_program names it
             try:
                 minor = major_to_minor(
                     carried.pop("point_value").strip().replace(",", "."), currency

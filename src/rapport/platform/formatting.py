@@ -7,12 +7,20 @@ into "€1,234.50", so no page shows raw cents.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import functools
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency, format_decimal, format_percent, get_currency_precision
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    format_percent,
+    get_currency_name,
+    get_currency_precision,
+    get_territory_currencies,
+)
 
 DEFAULT_LOCALE = "en_GB"
 DEFAULT_CURRENCY = "EUR"
@@ -28,6 +36,29 @@ def checked_locale(name: str) -> str:
         raise ValueError(
             f"RAPPORT_LOCALE={name!r} is not a locale Rapport knows; use one like en_GB or de_DE"
         ) from None
+
+
+@functools.cache
+def currencies() -> frozenset[str]:
+    """ISO 4217 codes of the currencies some country uses as legal tender today (CLDR, through
+    Babel): the ones a shop may price in. Withdrawn codes (DEM, FRF) are left out."""
+    territories = Locale.parse(DEFAULT_LOCALE).territories
+    today = datetime.now(UTC).date()
+    return frozenset(
+        code
+        for territory in territories
+        if isinstance(territory, str)
+        for code in get_territory_currencies(territory, today, tender=True)
+    )
+
+
+def currency_choices(locale: str = DEFAULT_LOCALE) -> list[tuple[str, str]]:
+    """``(code, "GBP, British Pound")`` (an en dash between them) for every
+    :func:`currencies` code, by code."""
+    return [
+        (code, f"{code} \u2013 {get_currency_name(code, locale=locale)}")
+        for code in sorted(currencies())
+    ]
 
 
 def minor_to_major(minor: int | float, currency: str) -> Decimal:

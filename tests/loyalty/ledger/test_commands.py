@@ -226,6 +226,18 @@ def test_program_settings_are_validated_and_do_not_rewrite_earned_lots(db) -> No
     assert raised.value.field == "expiry_months"
 
 
+def test_the_program_currency_is_one_in_use(db) -> None:
+    # a currency some country pays in today is taken, and only relabels amounts
+    loyalty.configure_program(db, point_value_minor_per_100=150)
+    assert loyalty.configure_program(db, currency="GBP").point_value_minor_per_100 == 150
+    # a withdrawn code or a made-up one is refused, naming the field, and changes nothing
+    for wrong in ("DEM", "XYZ", "gbp"):
+        with pytest.raises(InvalidInput) as raised:
+            loyalty.configure_program(db, currency=wrong)
+        assert raised.value.field == "currency"
+    assert loyalty.get_program(db).currency == "GBP"
+
+
 def test_add_months_keeps_the_day_or_takes_the_months_last() -> None:
     assert loyalty.add_months(T0.replace(month=1, day=31), 1) == T0.replace(month=2, day=28)
     assert loyalty.add_months(T0.replace(month=11), 3) == T0.replace(year=2027, month=2)

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from rapport.loyalty.models import LoyaltyProgram
-from rapport.platform import clock
+from rapport.platform import clock, formatting
 from rapport.platform.errors import InvalidInput
 
 
@@ -54,7 +54,18 @@ def configure_program(
     allow_debt: bool | None = None,
 ) -> Program:
     """Change the program's settings; what is not given stays as it is. Points already
-    earned keep their expiry date: settings never rewrite the past."""
+    earned keep their expiry date: settings never rewrite the past.
+
+    ``currency`` is the shop's: order amounts are earned on as they are, never converted,
+    and the admin pages show money in it, so changing it relabels amounts (a tier at 500.00
+    stays at 500.00) rather than converting them."""
+    changed_currency = currency is not None and currency != get_program(db).currency
+    if changed_currency and currency not in formatting.currencies():
+        raise InvalidInput(
+            f"currency: {currency!r} is not the ISO 4217 code of a currency in use, such as "
+            "EUR, GBP or USD",
+            field="currency",
+        )
     if expiry_months is not None and not 1 <= expiry_months <= 120:
         raise InvalidInput("expiry_months must be between 1 and 120", field="expiry_months")
     if point_value_minor_per_100 is not None and point_value_minor_per_100 < 0:
