@@ -132,6 +132,7 @@ def promises_page(
             "on_time_share": sum(row.on_time for row in by_channel) / due if due else None,
             "due": due,
             "risk": distribution,
+            "min_band_orders": risk_serving.MIN_BAND_ORDERS,
             "risk_chart": risk_chart(distribution) if distribution["model"] else None,
             "risk_returned_chart": (
                 risk_returned_chart(distribution) if distribution["model"] else None

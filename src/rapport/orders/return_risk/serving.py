@@ -226,6 +226,8 @@ class _Scorer:
 
 
 RECENT_BASKETS = 500
+# A band's returned share is shown from this many orders on: 1 of 2 reads as "50%".
+MIN_BAND_ORDERS = 10
 _cache: dict[str, _Scorer] = {}
 _lock = threading.Lock()  # guards the cache, and each history while it answers
 _build_lock = threading.Lock()  # one history built at a time, outside requests when possible
@@ -492,8 +494,9 @@ def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) ->
     """How the current model scored the ``last`` baskets, each from what was known before it
     (counts per 10-point band), and the share that came back per band among the ``last``
     baskets whose 30 days to come back had passed when the history was built (``settled``
-    of them, placed by ``settled_before``): a basket of last week not returned *yet* would
-    count as kept and make the model look too cautious. Also which model won at training
+    of them, placed by ``settled_before``; ``judged`` per band, the share ``None`` below
+    ``MIN_BAND_ORDERS``): a basket of last week not returned *yet* would count as kept and
+    make the model look too cautious. Also which model won at training
     with every candidate's validation figures (``summary``). ``None`` fields when no model
     is trained yet (or only one from an older Rapport), and also, with ``loading`` true,
     while this process reads the order history the first time (a page does not wait)."""
@@ -505,6 +508,7 @@ def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) ->
         "bands": [],
         "counts": [],
         "returned_share": [],
+        "judged": [],
         "settled": 0,
         "settled_before": None,
         "loading": False,
@@ -543,8 +547,10 @@ def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) ->
         "bands": [f"{10 * b}-{10 * b + 10}%" for b in range(10)],
         "counts": counts,
         "returned_share": [
-            round(r / c, 3) if c else None for r, c in zip(returned, judged, strict=True)
+            round(r / n, 3) if n >= MIN_BAND_ORDERS else None
+            for r, n in zip(returned, judged, strict=True)
         ],
+        "judged": judged,
         "settled": len(settled),
         "settled_before": scorer.settled_before,
     }
