@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.events.models import Event
+from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
 from rapport.orders.cli import import_transactions_command
 from rapport.orders.importing import (
@@ -605,6 +606,28 @@ def test_command_imports_and_prints_a_summary(command_app, database_url, tmp_pat
     assert re.search(r"Orders already present.*│\s*3\s*│", second.output), second.output
     with open_session(database_url) as db:
         assert totals(db)[:2] == (3, 4)
+
+
+def test_command_says_when_the_prices_are_not_in_the_currency_the_admin_shows(
+    command_app, database_url, tmp_path
+) -> None:
+    path = write(tmp_path, HEADER + ROWS)
+    # a file in the program's currency imports without a word about it
+    same = runner.invoke(command_app, [str(path), *MAPPED])
+    assert same.exit_code == 0, same.output
+    assert "Note:" not in same.output
+    # one in pounds, into a shop still showing euros, says what to set and where
+    pounds = [*MAPPED[:-1], "GBP"]
+    other = runner.invoke(command_app, [str(write(tmp_path, HEADER + ROWS)), *pounds])
+    assert other.exit_code == 0, other.output
+    said = " ".join(other.output.split())
+    assert "these prices are in GBP, but the admin pages show money in EUR" in said
+    assert "set it under Loyalty, program settings" in said
+    # and once the program is in pounds, nothing more is said
+    with open_session(database_url) as db:
+        loyalty.configure_program(db, currency="GBP")
+    again = runner.invoke(command_app, [str(path), *pounds])
+    assert "Note:" not in again.output
 
 
 def test_command_reports_a_malformed_file_and_exits_2(command_app, database_url, tmp_path) -> None:

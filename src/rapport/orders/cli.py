@@ -15,6 +15,7 @@ from rich.progress import (
 from rich.table import Table
 
 from rapport.customers import service as customers
+from rapport.flows.currency import shown_currency
 from rapport.orders import service
 from rapport.orders.importing import (
     CONSENT_PREFIX,
@@ -181,6 +182,7 @@ def import_transactions_command(
             )
             raise typer.Exit(code=2) from error
     _print_summary(path, mapping, summary, time.perf_counter() - started)
+    _print_currency(mapping)
 
 
 def _print_summary(
@@ -219,6 +221,21 @@ def _print_summary(
             highlight=False,
         )
     _print_consents(path, mapping)
+
+
+def _print_currency(mapping: TransactionMapping) -> None:
+    """Say so when the file's currency is not the one the admin pages show money in: nothing
+    converts, so a shop selling in pounds would read its pound amounts as euros."""
+    with open_session() as db:
+        shown = shown_currency(db)
+    if mapping.currency and mapping.currency != shown:
+        console.print(
+            f"[yellow]Note:[/yellow] these prices are in {mapping.currency}, but the admin "
+            f"pages show money in {shown}, the loyalty program's currency. If the shop sells "
+            f"in {mapping.currency}, set it under Loyalty, program settings (amounts are "
+            "shown as they are, never converted).",
+            highlight=False,
+        )
 
 
 def _print_consents(path: Path, mapping: TransactionMapping) -> None:
