@@ -487,6 +487,7 @@ class ReturnHistory:
             worked out from basket ``expected - recent`` on, and the last ``recent`` kept (a
             stream that turns out longer still gives the last ones; a shorter one, fewer).
         settled_before : datetime, optional
+            Also describe the last ``recent`` baskets placed by then (:attr:`Replayed.settled`).
         settled_expected : int, default 0
             How many baskets were placed by ``settled_before``, counted as ``expected`` is.
 

@@ -496,10 +496,10 @@ def recent_risk_distribution(db: Session, *, data_dir: Path, last: int = 500) ->
     baskets whose 30 days to come back had passed when the history was built (``settled``
     of them, placed by ``settled_before``; ``judged`` per band, the share ``None`` below
     ``MIN_BAND_ORDERS``): a basket of last week not returned *yet* would count as kept and
-    make the model look too cautious. Also which model won at training
-    with every candidate's validation figures (``summary``). ``None`` fields when no model
-    is trained yet (or only one from an older Rapport), and also, with ``loading`` true,
-    while this process reads the order history the first time (a page does not wait)."""
+    make the model look too cautious. Also which model won at training with every
+    candidate's validation figures (``summary``). ``None`` fields when no model is trained
+    yet (or only one from an older Rapport), and also, with ``loading`` true, while this
+    process reads the order history the first time (a page does not wait)."""
     if not 0 < last <= RECENT_BASKETS:
         raise ValueError(f"last must be 1 to {RECENT_BASKETS}, got {last}")
     nothing: dict[str, Any] = {
