@@ -658,7 +658,7 @@ import_app.command("transactions")(import_transactions_command)
 def import_products(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV, .gz or .zip")],
 ) -> None:
-    """Load a catalogue CSV (sku, name, category_path, price, currency, and optionally brand,
+    """Load a catalogue CSV (sku, name, price, currency, and optionally category_path, brand,
     cost, country_of_origin, season; other columns become attributes) by SKU."""
     from rapport.catalog.service import import_products_file
 

@@ -42,6 +42,20 @@ def test_bulk_upsert_and_paginate(client, api_key, db) -> None:
     assert rest["next_cursor"] is None
 
 
+def test_a_product_without_a_category_is_filed_as_uncategorised(client, api_key) -> None:
+    # a shop without a taxonomy puts a product with no category_path
+    body = {key: value for key, value in CHIANTI.items() if key != "category_path"}
+    put = client.put("/v1/products/MUG-1", json=body, headers=auth(api_key("write")))
+    assert put.status_code == 200
+    assert put.json()["category_path"] == catalog.UNCATEGORISED
+    # but an empty one is a mistake, named
+    empty = client.put(
+        "/v1/products/MUG-2", json={**body, "category_path": ""}, headers=auth(api_key("write"))
+    )
+    assert empty.status_code == 422
+    assert empty.json()["field"] == "category_path"
+
+
 def test_negative_price_is_refused(client, api_key, db) -> None:
     response = client.put(
         "/v1/products/W-1", json={**CHIANTI, "price_minor": -1}, headers=auth(api_key("write"))

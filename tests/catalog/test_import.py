@@ -38,7 +38,7 @@ def test_products_import_once_with_attributes(db, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("_case", "content", "line", "column"),
     [
-        ("missing column", "sku,name,price,currency\nA,B,1,EUR\n", 1, None),
+        ("missing column", "sku,name,category_path,currency\nA,B,Toys,EUR\n", 1, None),
         ("bad price", CSV + "X-1,Thing,Toys,,twelve,,EUR,CN,\n", 4, "price"),
         ("half a cent", CSV + "X-1,Thing,Toys,,1.005,,EUR,CN,\n", 4, "price"),
         ("bad currency", CSV + "X-1,Thing,Toys,,1.00,,euro,CN,\n", 4, "currency"),
@@ -55,3 +55,17 @@ def test_malformed_file_names_the_row_and_writes_nothing(
     assert error.value.line == line
     assert error.value.column == column
     assert catalog.count_products(db) == 0
+
+
+def test_a_catalogue_without_categories_files_its_products_as_uncategorised(db, tmp_path) -> None:
+    # given a shop's export with no category column, and one with a category left empty
+    bare = tmp_path / "bare.csv"
+    bare.write_text("sku,name,price,currency\nM-1,Mug,4.50,GBP\n")
+    some = tmp_path / "some.csv"
+    some.write_text("sku,name,category_path,price,currency\nT-1,Teapot,,12.00,GBP\n")
+    # when both are imported
+    assert import_products_file(db, bare).written == 1
+    assert import_products_file(db, some).written == 1
+    # then both products are there, filed where order imports file theirs
+    assert catalog.get_product(db, sku="M-1").category_path == catalog.UNCATEGORISED
+    assert catalog.get_product(db, sku="T-1").category_path == catalog.UNCATEGORISED

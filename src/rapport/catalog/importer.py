@@ -16,13 +16,13 @@ from typing import IO
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from rapport.catalog.schemas import ProductUpsert
+from rapport.catalog.schemas import UNCATEGORISED, ProductUpsert
 from rapport.catalog.upserts import upsert_products
 from rapport.platform.errors import MalformedFile
 from rapport.platform.files import open_decompressed
 
-REQUIRED = ("sku", "name", "category_path", "price", "currency")
-KNOWN = (*REQUIRED, "brand", "cost", "country_of_origin", "season")
+REQUIRED = ("sku", "name", "price", "currency")
+KNOWN = (*REQUIRED, "category_path", "brand", "cost", "country_of_origin", "season")
 BATCH = 1_000
 
 
@@ -74,7 +74,7 @@ def read_products(path: Path) -> Iterator[ProductUpsert]:
             fields = {
                 "sku": row["sku"].strip(),
                 "name": row["name"].strip(),
-                "category_path": row["category_path"].strip(),
+                "category_path": row.get("category_path", "").strip() or UNCATEGORISED,
                 "brand": row.get("brand", "").strip() or None,
                 "price_minor": _minor(row["price"], line=line, column="price"),
                 "cost_minor": _minor(row.get("cost") or "0", line=line, column="cost"),

@@ -10,12 +10,20 @@ from pydantic import Field
 from rapport.platform.schemas import MinorUnits, ReadModel, StrictModel
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
+# Where a product without a category is filed: a shop without a taxonomy need not invent one
+# (recommendations then lean on co-purchase and neighbours rather than categories).
+UNCATEGORISED = "Uncategorised"
 
 
 class ProductIn(StrictModel):
     name: str = Field(min_length=1, max_length=300)
     category_path: str = Field(
-        min_length=1, max_length=300, examples=["Wine/Red/Chianti"], description="'/'-separated."
+        default=UNCATEGORISED,
+        min_length=1,
+        max_length=300,
+        examples=["Wine/Red/Chianti"],
+        description=f"'/'-separated. Left out: {UNCATEGORISED!r} (as for every product put "
+        "without one: a PUT replaces the whole product).",
     )
     brand: str | None = Field(default=None, max_length=120)
     price_minor: MinorUnits

@@ -16,7 +16,7 @@ from sqlalchemy.orm import QueryableAttribute, Session
 from rapport.catalog.audiences import store_coordinates, stores_within
 from rapport.catalog.importer import ProductImportSummary, import_products_file
 from rapport.catalog.models import ChannelPrice, Product, StockLevel, Store
-from rapport.catalog.schemas import SKU_PATTERN, ProductUpsert, StoreUpsert
+from rapport.catalog.schemas import SKU_PATTERN, UNCATEGORISED, ProductUpsert, StoreUpsert
 from rapport.catalog.upserts import upsert_products, upsert_stores
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
@@ -27,6 +27,7 @@ __all__ = [
     "CATEGORY_SEPARATOR",
     "PRIVACY_TABLES",
     "SKU_PATTERN",
+    "UNCATEGORISED",
     "Availability",
     "CategoryWarning",
     "PriceDifference",
