@@ -663,8 +663,13 @@ def import_products(
     from rapport.catalog.service import import_products_file
 
     with progress_bars() as progress, open_session() as db:
+        # Unknown total while the whole file is checked; then the rows it holds.
         task = progress.add_task("Products", total=None)
-        summary = import_products_file(db, path, progress=lambda n: progress.advance(task, n))
+        summary = import_products_file(
+            db,
+            path,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
     console.print(f"{summary.rows} rows read, {summary.written} products created or updated.")
 
 

@@ -20,7 +20,10 @@ CSV = (
 def test_products_import_once_with_attributes(db, tmp_path) -> None:
     path = tmp_path / "catalogue.csv.gz"
     path.write_bytes(gzip.compress(CSV.encode()))
-    first = import_products_file(db, path)
+    heard: list[tuple[int, int]] = []
+    first = import_products_file(db, path, progress=lambda done, total: heard.append((done, total)))
+    # the progress bar knows the total once the file is checked, and ends full
+    assert heard == [(0, 2), (2, 2)]
     second = import_products_file(db, path)
     assert (first.rows, first.written, second.written) == (2, 2, 2)
     assert catalog.count_products(db) == 2

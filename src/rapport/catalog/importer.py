@@ -93,10 +93,14 @@ def read_products(path: Path) -> Iterator[ProductUpsert]:
 
 
 def import_products_file(
-    db: Session, path: Path, *, progress: Callable[[int], None] | None = None
+    db: Session, path: Path, *, progress: Callable[[int, int], None] | None = None
 ) -> ProductImportSummary:
-    """Check the whole file, then upsert its products by SKU in batches."""
+    """Check the whole file, then upsert its products by SKU in batches; ``progress`` hears
+    ``(products written, rows in the file)`` after each batch, and ``(0, rows)`` once the
+    check is done."""
     rows = sum(1 for _ in read_products(path))  # a bad row stops us before any write
+    if progress:
+        progress(0, rows)
     written = 0
     batch: list[ProductUpsert] = []
     for product in read_products(path):
@@ -104,10 +108,10 @@ def import_products_file(
         if len(batch) == BATCH:
             written += upsert_products(db, products=batch)
             if progress:
-                progress(len(batch))
+                progress(written, rows)
             batch = []
     if batch:
         written += upsert_products(db, products=batch)
         if progress:
-            progress(len(batch))
+            progress(written, rows)
     return ProductImportSummary(rows=rows, written=written)
