@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from rapport import __version__
 from rapport.campaigns import service as campaigns
 from rapport.domains import admin_pages, load_event_types, load_models, load_tasks, routers
-from rapport.loyalty import service as loyalty
+from rapport.flows.currency import shown_currency
 from rapport.orders import service as orders
 from rapport.platform import admin as admin_shell
 from rapport.platform import settings_admin
@@ -178,7 +178,7 @@ def create_app(
     app.include_router(settings_admin.router)
     admin_shell.add_nav(settings_admin.NAV)
     app.include_router(admin_shell.router)
-    admin_shell.set_currency_source(lambda db: loyalty.get_program(db).currency)
+    admin_shell.set_currency_source(shown_currency)
     for module in admin_pages():
         admin_shell.add_nav(module.NAV)
         admin_shell.add_customer_panels(getattr(module, "CUSTOMER_PANELS", []))

@@ -1,5 +1,6 @@
-"""The currency the admin pages show money in, for domains below loyalty that must compare
-their own with it (an order import in pounds into a shop still showing euros)."""
+"""The currency the admin pages show money in: the admin shell formats money with it (the
+composition root installs this verb), and domains below loyalty compare their own with it (an
+order import in pounds into a shop still showing euros)."""
 
 from __future__ import annotations
 

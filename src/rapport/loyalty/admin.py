@@ -191,10 +191,11 @@ def update_program(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Res
     try:
         if "point_value" in carried:
             # The form shows what 100 points are worth in the program's currency ("2.50"),
-            # read in the currency chosen on the same form (JPY has no decimals).
-            currency = carried.get("currency") or service.get_program(db).currency
-            if currency not in currencies():
-                currency = service.get_program(db).currency  # configure_program names it
+            # read in the currency chosen on the same form (JPY has no decimals); a currency
+            # not in use is refused by configure_program, naming it.
+            current = service.get_program(db).currency
+            chosen = carried.get("currency", current)
+            currency = chosen if chosen in currencies() else current
             try:
                 minor = major_to_minor(
                     carried.pop("point_value").strip().replace(",", "."), currency

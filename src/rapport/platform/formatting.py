@@ -53,8 +53,9 @@ def currencies() -> frozenset[str]:
 
 
 def currency_choices(locale: str = DEFAULT_LOCALE) -> list[tuple[str, str]]:
-    """``(code, "GBP, British Pound")`` (an en dash between them) for every
-    :func:`currencies` code, by code."""
+    """For every :func:`currencies` code, by code: the code and what a form shows for it, the
+    code and the currency's name in ``locale`` joined by an en dash ("GBP", "GBP - British
+    Pound" with the dash an en dash)."""
     return [
         (code, f"{code} \u2013 {get_currency_name(code, locale=locale)}")
         for code in sorted(currencies())

@@ -42,6 +42,26 @@ def demo_history(db):  # type: ignore[no-untyped-def]
     risk.forget_cached_models()
 
 
+def _web_order(
+    order_id: str,
+    customer_external_id: str | None,
+    line: ImportedLine,
+    returns: tuple[ImportedReturn, ...] = (),
+) -> ImportedOrder:
+    """A shipped web order of three days ago, as an import records it."""
+    return ImportedOrder(
+        order_id=order_id,
+        customer_external_id=customer_external_id,
+        channel="web",
+        fulfilment="ship",
+        store_id=None,
+        placed_at=NOW - timedelta(days=3),
+        currency="EUR",
+        lines=[line],
+        returns=list(returns),
+    )
+
+
 def _basket(retailer: DemoRetailer) -> list[dict[str, int | str]]:
     apparel = [p for p in retailer.products() if p.category_path.startswith("Apparel")][:2]
     return [{"sku": p.sku, "quantity": 1, "unit_price_minor": p.price_minor} for p in apparel]
@@ -231,16 +251,7 @@ def test_the_history_streams_every_order_with_its_lines_oldest_first(db, demo_hi
 
     from rapport.orders.models import Order, OrderLine
 
-    guest_order = ImportedOrder(
-        order_id="guest-1",
-        customer_external_id=None,
-        channel="web",
-        fulfilment="ship",
-        store_id=None,
-        placed_at=NOW - timedelta(days=3),
-        currency="EUR",
-        lines=[ImportedLine("APP-00001", 1, 1000)],
-    )
+    guest_order = _web_order("guest-1", None, ImportedLine("APP-00001", 1, 1000))
     assert orders.import_orders(db, orders=[guest_order]) == 1
     orders_with_customer = {
         order_id: (customer_id, placed_at)
@@ -356,18 +367,11 @@ def test_a_stale_history_is_rebuilt_while_requests_keep_answering(
         added = orders.import_orders(
             db,
             orders=[
-                ImportedOrder(
-                    order_id="late-1",
-                    customer_external_id=regular,
-                    channel="web",
-                    fulfilment="ship",
-                    store_id=None,
-                    placed_at=NOW - timedelta(days=3),
-                    currency="EUR",
-                    lines=[ImportedLine(product.sku, 2, product.price_minor)],
-                    returns=[
-                        ImportedReturn(product.sku, 2, "too small", NOW - timedelta(days=1), "web")
-                    ],
+                _web_order(
+                    "late-1",
+                    regular,
+                    ImportedLine(product.sku, 2, product.price_minor),
+                    (ImportedReturn(product.sku, 2, "too small", NOW - timedelta(days=1), "web"),),
                 )
             ],
         )
