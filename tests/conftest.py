@@ -246,6 +246,7 @@ def serve_rapport(data_dir: Path) -> Iterator[LiveServer]:
 
 
 DEMO_ADMIN = ("manager@example.com", "demo site password 1")
+NAVIGATION_TIMEOUT_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -284,11 +285,19 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
 
 def sign_in(page: Any, site: DemoSite) -> None:
     """Sign ``page`` in to the demo site's admin pages."""
-    page.goto(f"{site.base_url}/admin/login")
-    page.get_by_label("Email").fill(site.email)
-    page.get_by_label("Password").fill(site.password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{site.base_url}/admin")
+    sign_in_as(page, site.base_url, site.email, site.password)
+
+
+def sign_in_as(page: Any, base_url: str, email: str, password: str, *, at: str = "/admin") -> None:
+    """Open the admin page ``at``, sign in on the form it sends a stranger to, and wait until
+    the form has brought the browser back there. The click waits for the navigation it
+    starts, so it gets a navigation's time (the ``page`` fixture's), not an action's: the
+    first page after signing in can take longer than a click on a loaded CI machine."""
+    page.goto(f"{base_url}{at}")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click(timeout=NAVIGATION_TIMEOUT_MS)
+    page.wait_for_url(f"{base_url}{at}")
 
 
 CHROMIUM_ARGS = [
@@ -328,7 +337,7 @@ def page(browser: Any) -> Iterator[Any]:
     new_page = context.new_page()
     new_page.set_default_timeout(10_000)
     # Loading a page (its scripts, Chart.js) can take longer than an action on a loaded CI.
-    new_page.set_default_navigation_timeout(30_000)
+    new_page.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
     yield new_page
     context.close()
 

@@ -12,7 +12,7 @@ from rapport.catalog.models import Product
 from rapport.catalog.schemas import ProductUpsert, StoreUpsert
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
-from tests.conftest import sign_in
+from tests.conftest import sign_in, sign_in_as
 
 PASSWORD = "correct horse battery"
 CHANNELS = ("web", "app", "store", "call_center")
@@ -131,10 +131,7 @@ def test_the_consistency_report_lists_a_product_made_inconsistent(page, live_ser
         catalog.set_channel_price(
             db, sku="W-ONE", channel="app", price_minor=999, reason="App launch offer"
         )
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("merch@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, live_server.base_url, "merch@example.com", PASSWORD)
 
     # the list shows the app's own price, the others the catalogue's
     page.goto(f"{live_server.base_url}/admin/catalog/products")

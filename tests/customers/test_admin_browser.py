@@ -13,6 +13,7 @@ from rapport.customers import service as customers
 from rapport.platform import service as platform
 from rapport.platform.admin import CUSTOMER_PANELS
 from rapport.platform.db import open_session
+from tests.conftest import sign_in_as
 from tests.customers.factories import order_placed, process, track
 
 PASSWORD = "correct horse battery"
@@ -60,11 +61,7 @@ def signed_in(page, live_server):  # type: ignore[no-untyped-def]
         )
         duplicate = customers.identify_customer(db, identities={"email": "lena.v@example.org"})
         ids = (customer.customer_id, duplicate.customer_id)
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("cx@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live_server.base_url}/admin")
+    sign_in_as(page, live_server.base_url, "cx@example.com", PASSWORD)
     return live_server, ids
 
 

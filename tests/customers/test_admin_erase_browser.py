@@ -8,6 +8,7 @@ from rapport.customers import service as customers
 from rapport.customers.models import Customer, PrivacyRequest
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
+from tests.conftest import sign_in_as
 
 PASSWORD = "correct horse battery"
 EMAIL = "oriel.fairweather@example.org"
@@ -22,11 +23,7 @@ def test_erase_from_the_customer_page_after_typing_erase(page, live_server) -> N
             identities={"email": EMAIL, "external_id": "CRM-OF-3318"},
             profile={"first_name": "Oriel", "last_name": "Fairweather"},
         ).customer_id
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("dpo@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live_server.base_url}/admin")
+    sign_in_as(page, live_server.base_url, "dpo@example.com", PASSWORD)
     page.goto(f"{live_server.base_url}/admin/customers/{customer_id}")
     assert page.get_by_test_id("customer-name").inner_text().strip() == "Oriel Fairweather"
 

@@ -7,6 +7,7 @@ from rapport.feedback.schemas import ResponseIn, ReviewIn, SurveyIn, TargetIn, T
 from rapport.loyalty import service as loyalty
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
+from tests.conftest import sign_in_as
 from tests.feedback.factories import make_customer
 
 PASSWORD = "correct horse battery"
@@ -43,10 +44,7 @@ def test_dashboard_moderation_and_ticket_queue(page, live_server) -> None:
         service.submit_review(
             db, review=ReviewIn(customer_id="cus_ghost", sku="SKU-1", rating=5, text="Fantastic")
         )
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("cx@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, live_server.base_url, "cx@example.com", PASSWORD)
     # when the experience dashboard opens
     page.goto(f"{live_server.base_url}/admin/feedback")
     # then NPS is 25 (2 promoters, 1 detractor of 4) with its interval and per-store figures

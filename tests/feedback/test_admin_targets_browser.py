@@ -14,7 +14,7 @@ from rapport.feedback import service
 from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
-from tests.conftest import DemoSite, LiveServer, sign_in
+from tests.conftest import DemoSite, LiveServer, sign_in, sign_in_as
 
 pytestmark = pytest.mark.browser
 
@@ -24,10 +24,7 @@ PASSWORD = "correct horse battery"
 def _sign_in(page: Any, server: LiveServer) -> None:
     with open_session(server.database_url) as db:
         platform.create_admin_user(db, email="cx@example.com", password=PASSWORD)
-    page.goto(f"{server.base_url}/admin/login")
-    page.get_by_label("Email").fill("cx@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, server.base_url, "cx@example.com", PASSWORD)
 
 
 def test_cx_manager_sets_a_target_and_adds_an_action_plan(

@@ -14,7 +14,7 @@ from rapport.feedback import service
 from rapport.feedback.schemas import TicketIn
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
-from tests.conftest import DemoSite, LiveServer, sign_in
+from tests.conftest import DemoSite, LiveServer, sign_in, sign_in_as
 from tests.feedback.factories import make_customer
 
 pytestmark = pytest.mark.browser
@@ -98,10 +98,7 @@ def test_ticket_opened_from_the_experience_panel_is_in_the_queue(
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="agent@example.com", password=PASSWORD)
         customer_id, _ = make_customer(db)
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("agent@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, live_server.base_url, "agent@example.com", PASSWORD)
     # when the agent opens a ticket from the customer's Experience panel
     page.goto(f"{live_server.base_url}/admin/feedback/customers/{customer_id}/panel")
     assert page.get_by_test_id("panel-tickets").inner_text().endswith("No tickets.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rapport.loyalty import service as loyalty
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
+from tests.conftest import sign_in_as
 from tests.loyalty.factories import make_customer
 
 PASSWORD = "correct horse battery"
@@ -23,10 +24,7 @@ def test_liability_settings_and_a_members_statement(page, live_server) -> None:
         loyalty.earn(db, customer_id=bob, points=100, reason="Order O-2", order_id="O-2")
         loyalty.redeem(db, customer_id=bob, points=100, reason="Reward")
         loyalty.reverse_for_return(db, customer_id=bob, order_id="O-2", points=40)
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("ops@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
     # when the loyalty page opens
     page.goto(f"{live_server.base_url}/admin/loyalty")
     # then it shows what the program owes and its value at the default 1.00 per 100 points

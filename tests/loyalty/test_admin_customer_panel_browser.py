@@ -15,6 +15,7 @@ from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.platform.service import Scope
+from tests.conftest import sign_in_as
 from tests.loyalty.factories import make_customer
 
 PASSWORD = "correct horse battery"
@@ -40,11 +41,7 @@ def _member(database_url: str) -> tuple[str, str]:
 
 
 def _sign_in(page: Any, base_url: str) -> None:
-    page.goto(f"{base_url}/admin/login")
-    page.get_by_label("Email").fill("agent@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base_url}/admin")
+    sign_in_as(page, base_url, "agent@example.com", PASSWORD)
 
 
 def _open_panel(page: Any, base_url: str, customer_id: str) -> Any:

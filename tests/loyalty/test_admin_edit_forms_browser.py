@@ -9,15 +9,13 @@ from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
+from tests.conftest import sign_in_as
 
 PASSWORD = "correct horse battery"
 
 
 def _sign_in(page: Any, base_url: str) -> None:
-    page.goto(f"{base_url}/admin/login")
-    page.get_by_label("Email").fill("ops@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, base_url, "ops@example.com", PASSWORD)
 
 
 def _plan(database_url: str) -> dict[str, Any]:

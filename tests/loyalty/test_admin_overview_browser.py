@@ -13,17 +13,14 @@ from rapport.loyalty import service as loyalty
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.platform.service import Scope
+from tests.conftest import sign_in_as
 from tests.loyalty.factories import make_customer
 
 PASSWORD = "correct horse battery"
 
 
 def _sign_in(page: Any, base: str) -> None:
-    page.goto(f"{base}/admin/login")
-    page.get_by_label("Email").fill("manager@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/admin")
+    sign_in_as(page, base, "manager@example.com", PASSWORD)
 
 
 def _flows_from_the_api(base: str, key: str, customer_ids: list[str]) -> Counter[tuple[str, str]]:

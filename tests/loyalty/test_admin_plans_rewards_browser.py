@@ -11,6 +11,7 @@ from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
+from tests.conftest import sign_in_as
 
 PASSWORD = "correct horse battery"
 
@@ -19,11 +20,7 @@ def _admin(live_server: Any, page: Any) -> str:
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="manager@example.com", password=PASSWORD)
     base = live_server.base_url
-    page.goto(f"{base}/admin/login")
-    page.get_by_label("Email").fill("manager@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/admin")
+    sign_in_as(page, base, "manager@example.com", PASSWORD)
     return str(base)
 
 

@@ -12,16 +12,13 @@ from rapport.loyalty.models import TierStanding
 from rapport.loyalty.program import versions as program_versions
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
+from tests.conftest import sign_in_as
 
 EMAIL, PASSWORD = "manager@example.com", "correct horse battery"
 
 
 def _sign_in(page: Any, base_url: str) -> None:
-    page.goto(f"{base_url}/admin/login")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base_url}/admin")
+    sign_in_as(page, base_url, EMAIL, PASSWORD)
 
 
 def _text_is(page: Any, testid: str, text: str) -> None:

@@ -12,6 +12,7 @@ from rapport.customers import service as customers
 from rapport.customers.service import ImportedCustomer
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
+from tests.conftest import sign_in_as
 
 PASSWORD = "correct horse battery"
 
@@ -61,11 +62,7 @@ def test_wrong_password_is_refused_in_the_browser(page, seeded) -> None:
 
 
 def test_sign_in_shows_overview_with_counts(page, seeded) -> None:
-    page.goto(f"{seeded.base_url}/admin/login")
-    page.get_by_label("Email").fill("ops@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{seeded.base_url}/admin")
+    sign_in_as(page, seeded.base_url, "ops@example.com", PASSWORD)
     assert page.get_by_role("heading", name="Overview").is_visible()
     assert page.get_by_test_id("count-customers").inner_text() == "3"
     assert page.get_by_test_id("count-members").inner_text() == "0"

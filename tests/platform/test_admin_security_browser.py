@@ -10,6 +10,7 @@ from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
+from tests.conftest import sign_in_as
 
 PASSWORD = "correct horse battery"
 
@@ -68,11 +69,7 @@ def test_admin_pages_work_under_the_content_security_policy(
     missing: list[str] = []
     page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
     page.add_init_script(RECORD_VIOLATIONS)
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("ops@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live_server.base_url}/admin")
+    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
     # when every admin page is opened
     for path in PAGES:
         answer = page.goto(f"{live_server.base_url}{path}")
@@ -100,11 +97,7 @@ def test_signing_out_in_the_browser_ends_the_copied_session(
     # given a signed-in admin, and a second browser holding a copy of the cookie
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("ops@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live_server.base_url}/admin")
+    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
     copy = browser.new_context()
     copy.add_cookies(page.context.cookies())
     other = copy.new_page()

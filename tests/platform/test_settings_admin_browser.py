@@ -11,7 +11,7 @@ import pytest
 from rapport.platform import clock, jobs
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, sign_in_as
 
 pytestmark = pytest.mark.browser
 
@@ -21,11 +21,7 @@ PASSWORD = "correct horse battery"
 def _sign_in(page: Any, server: LiveServer, path: str) -> None:
     with open_session(server.database_url) as db:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
-    page.goto(f"{server.base_url}{path}")
-    page.get_by_label("Email").fill("ops@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{server.base_url}{path}")
+    sign_in_as(page, server.base_url, "ops@example.com", PASSWORD, at=path)
 
 
 def _surveys(server: LiveServer, secret: str) -> int:

@@ -14,6 +14,7 @@ from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.recommend import service
 from rapport.recommend.models import MerchRule
+from tests.conftest import sign_in_as
 
 from .factories import NOW, seed_shop
 
@@ -43,10 +44,7 @@ def test_a_merchandiser_edits_a_rule(page, live_server, tmp_path: Path) -> None:
         service.train_model(db, data_dir=tmp_path, trained_by="test")
         key = platform.create_api_key(db, name="shop", scopes=[platform.Scope("read")]).secret
     customer = ids["c2"]
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("merch@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, live_server.base_url, "merch@example.com", PASSWORD)
 
     # the overview: metrics drawn from the chart kit, the serving version, the preview
     page.goto(f"{live_server.base_url}/admin/recommendations")
@@ -147,10 +145,7 @@ def test_the_customer_panel_shows_reasons_and_respects_consent(
         customers.set_consent(
             db, customer_id=ids["c3"], purpose="personalization", granted=False, source="test"
         )
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("merch@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, live_server.base_url, "merch@example.com", PASSWORD)
     panel = f"{live_server.base_url}/admin/recommendations/customers/{{}}/panel"
     page.goto(panel.format(ids["c2"]))
     shown = page.get_by_test_id("customer-recommendations").inner_text()

@@ -14,7 +14,7 @@ from rapport.campaigns.delivery.sending import dispatch_batch
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from tests.campaigns.delivery.factories import make_campaign, make_customer, send_at_any_hour
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, sign_in_as
 
 pytestmark = pytest.mark.browser
 
@@ -41,10 +41,7 @@ def test_campaigns_panel_lists_the_customers_messages(page: Any, live_server: Li
         (message,) = inbox_messages(db, customer_id=customer).messages
         mark_read(db, customer_id=customer, message_id=message.id)
         db.commit()
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("agent@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, live_server.base_url, "agent@example.com", PASSWORD)
     # when the panel is loaded for the customer
     page.goto(f"{live_server.base_url}/admin/campaigns/customers/{customer}/panel")
     rows = page.get_by_test_id("panel-deliveries").locator("tbody tr")

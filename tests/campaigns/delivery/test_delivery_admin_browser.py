@@ -21,7 +21,7 @@ from tests.campaigns.delivery.factories import (
     send_at_any_hour,
 )
 from tests.campaigns.receivers import SmtpSink, WebhookReceiver
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, sign_in_as
 
 PASSWORD = "correct horse battery"
 
@@ -55,10 +55,7 @@ def test_deliveries_policy_and_webhooks_pages(
     page: Any, live_server: LiveServer, smtp_sink: SmtpSink, webhook_receiver: WebhookReceiver
 ) -> None:
     ids = _seed(live_server.database_url, webhook_receiver)
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("ops@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
 
     # The log, filtered to what was suppressed, and one delivery's history.
     page.locator("details[data-section=Campaigns] > summary").click()

@@ -9,6 +9,7 @@ from rapport.platform import jobs
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from tests.campaigns.planning.factories import make_customer
+from tests.conftest import sign_in_as
 
 PASSWORD = "correct horse battery"
 
@@ -18,10 +19,7 @@ def test_create_preview_launch_and_read_results(page, live_server) -> None:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
         customer_id = make_customer(db, first_name="Grace")
         segments.create_segment(db, name="Everyone", definition={"match": "all", "conditions": []})
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("ops@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
     page.locator("details[data-section=Campaigns] > summary").click()
     page.get_by_role("link", name="Campaigns", exact=True).click()
 

@@ -15,6 +15,7 @@ from rapport.campaigns.segments.membership import create_segment, get_segment
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from tests.campaigns.segments.factories import make_customer, make_stores
+from tests.conftest import sign_in_as
 
 PASSWORD = "correct horse battery"
 
@@ -33,10 +34,7 @@ def test_build_a_two_condition_segment_with_forms(page: Any, live_server: Any) -
         make_customer(db, first_name="Léa", last_name="Martin", home_city="Lyon")
         make_customer(db, first_name="Paul", last_name="Durand", home_city="Paris")
         make_customer(db, first_name="Zoé", last_name="Petit", home_city="Lyon", consents={})
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("ops@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
     page.locator("details[data-section=Campaigns] > summary").click()
     page.get_by_role("link", name="Segments").click()
     page.get_by_test_id("new-segment").click()

@@ -11,6 +11,7 @@ from rapport.loyalty.membership import plans as membership_plans
 from rapport.platform import jobs
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
+from tests.conftest import sign_in_as
 from tests.loyalty.factories import make_customer
 
 PASSWORD = "correct horse battery"
@@ -27,10 +28,7 @@ def test_plans_analytics_rewards_and_announcements(page, live_server) -> None:
         paying = make_customer(db, consents={"marketing_email": True})
         memberships.join(db, customer_id=paying, plan_id="plus")
         loyalty.earn(db, customer_id=make_customer(db), points=10, reason="Welcome")
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("ops@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
     # when the membership pages open
     page.wait_for_url(f"{live_server.base_url}/admin")
     page.goto(f"{live_server.base_url}/admin/loyalty/plans")

@@ -8,6 +8,7 @@ import json
 from rapport.loyalty.program import versions as program_versions
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
+from tests.conftest import sign_in_as
 from tests.orders.factories import CHIANTI, seed_catalog
 
 PASSWORD = "correct horse battery"
@@ -17,11 +18,7 @@ def test_rules_are_validated_saved_and_simulated(page, live_server) -> None:
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
         seed_catalog(db)
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("ops@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live_server.base_url}/admin")
+    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
     page.goto(f"{live_server.base_url}/admin/loyalty/program")
 
     # the tier chart and breakage are shown

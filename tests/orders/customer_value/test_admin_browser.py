@@ -6,6 +6,7 @@ from __future__ import annotations
 from rapport.orders import service as orders
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
+from tests.conftest import sign_in_as
 from tests.orders.customer_value.factories import add_customer_with_orders
 
 PASSWORD = "correct horse battery"
@@ -28,10 +29,7 @@ def test_value_page_refit_and_the_customer_360_panel(page, live_server) -> None:
         assert fit is not None
         value = orders.customer_value(db, customer_id=regular)
         assert value is not None
-    page.goto(f"{live_server.base_url}/admin/login")
-    page.get_by_label("Email").fill("ops@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
     # when the customer value page opens from the orders page
     page.goto(f"{live_server.base_url}/admin/orders")
     page.get_by_test_id("customer-value-link").click()
