@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
+from rapport.platform import budget
 from rapport.platform.db import begin_write_now, create_db_engine, read_only
 
 
@@ -30,6 +32,25 @@ def _engine_with_table(path: Path, begins: list[str]) -> Engine:
     return engine
 
 
+def _writer_holding_the_lock(path: Path) -> tuple[Engine, Session]:
+    """An engine on a fresh database, and a session holding SQLite's write lock in it."""
+    engine = _engine_with_table(path, [])
+    writer = Session(engine)
+    writer.execute(text("UPDATE t SET n = 2"))
+    return engine, writer
+
+
+def _then_it_writes_as_usual(engine: Engine, writer: Session, other: Session) -> None:
+    """Once ``writer`` commits, ``other`` writes and commits as usual; everything closed."""
+    writer.commit()
+    other.execute(text("UPDATE t SET n = 3"))
+    other.commit()
+    assert other.execute(text("SELECT n FROM t")).scalar_one() == 3
+    other.close()
+    writer.close()
+    engine.dispose()
+
+
 def test_read_only_sessions_read_while_a_writer_holds_the_lock(tmp_path: Path) -> None:
     begins: list[str] = []
     engine = _engine_with_table(tmp_path / "locks.db", begins)
@@ -48,10 +69,7 @@ def test_read_only_sessions_read_while_a_writer_holds_the_lock(tmp_path: Path) -
 
 def test_begin_write_now_does_not_wait_for_a_busy_lock(tmp_path: Path) -> None:
     # given a writer holding SQLite's write lock
-    begins: list[str] = []
-    engine = _engine_with_table(tmp_path / "locks.db", begins)
-    writer = Session(engine)
-    writer.execute(text("UPDATE t SET n = 2"))
+    engine, writer = _writer_holding_the_lock(tmp_path / "locks.db")
 
     # when another session asks for the lock without waiting
     other = Session(engine)
@@ -66,12 +84,26 @@ def test_begin_write_now_does_not_wait_for_a_busy_lock(tmp_path: Path) -> None:
     # and once the writer is done the lock is granted, and holds as a normal write
     writer.commit()
     assert begin_write_now(other) is True
-    other.execute(text("UPDATE t SET n = 3"))
-    other.commit()
-    assert other.execute(text("SELECT n FROM t")).scalar_one() == 3
-    other.close()
-    writer.close()
-    engine.dispose()
+    _then_it_writes_as_usual(engine, writer, other)
+
+
+def test_a_request_waits_for_the_lock_no_longer_than_its_budget(tmp_path: Path) -> None:
+    # given a writer holding SQLite's write lock (from this thread: no queue stands between
+    # them, as for a writer whose predecessor left the queue, or a tool without one)
+    engine, writer = _writer_holding_the_lock(tmp_path / "locks.db")
+
+    # when a request with a quarter of a second left tries to write
+    other = Session(engine)
+    started = time.monotonic()
+    with budget.deadline(0.25), pytest.raises(budget.OutOfTime) as refused:
+        other.execute(text("UPDATE t SET n = 3"))
+
+    # then it is refused at its deadline (not after the 30 s busy timeout), to retry
+    assert 0.2 <= time.monotonic() - started < 2.0
+    assert refused.value.status == 503
+    other.rollback()
+    # and once the writer is done, the same session writes as usual
+    _then_it_writes_as_usual(engine, writer, other)
 
 
 def test_begin_write_now_restores_the_busy_timeout(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.platform import clock, jobs
-from rapport.platform.db import open_session
+from rapport.platform.db import begin_write_now, open_session, read_only
 from rapport.platform.models import Job
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -206,3 +206,32 @@ def test_one_server_process_per_data_directory_runs_the_embedded_worker(tmp_path
     again = jobs.claim_embedded_worker(tmp_path)
     assert again is not None
     again.close()
+
+
+def test_a_job_that_only_reads_leaves_the_shops_writers_free(
+    committed_url, backend, frozen
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL locks rows, not the database: a reader never holds writers up")
+    seen: list[bool] = []
+
+    # given a job that reads in a read-only transaction (as model training does)
+    @jobs.job("test.read")
+    def read(db: Session, payload: dict[str, Any]) -> None:
+        read_only(db)
+        db.scalar(select(Job.id).limit(1))
+        # while it reads, another connection (an API request) may begin writing at once
+        with open_session(committed_url) as writer:
+            seen.append(begin_write_now(writer))
+            writer.rollback()
+
+    try:
+        with open_session(committed_url) as db:
+            jobs.enqueue(db, kind="test.read", payload={})
+            db.commit()
+        # when the worker runs it
+        assert jobs.run_due(worker_id="w1", database_url=committed_url) == 1
+    finally:
+        jobs._handlers.pop("test.read", None)
+    # then the writer was not held up by the job's read
+    assert seen == [True]

@@ -11,12 +11,26 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from rapport.platform.db import WriterTurn, create_db_engine, writer_turn, writers_waiting
+from rapport.main import create_app
+from rapport.platform import budget
+from rapport.platform import service as platform
+from rapport.platform.db import (
+    WriterTurn,
+    create_db_engine,
+    get_db,
+    open_session,
+    writer_turn,
+    writers_waiting,
+)
+from rapport.platform.settings import Settings
+from tests.conftest import auth
 
 
 @pytest.fixture(autouse=True)
@@ -130,6 +144,91 @@ def test_a_try_never_jumps_the_queue(tmp_path: Path) -> None:
     assert refused_while_held is False
     assert served == ["waiting"]
     assert granted_when_free is True
+
+
+def test_a_request_waits_for_its_turn_no_longer_than_its_budget(tmp_path: Path) -> None:
+    # given a writer that keeps the turn (a paused import, a stuck process)
+    lock_file = tmp_path / "shop.db-writer.lock"
+    stuck = WriterTurn(str(lock_file))
+    assert stuck.take(wait=True)
+    outcome: list[object] = []
+
+    # when a request's writer queues behind it with a quarter of a second left of its budget
+    def request() -> None:
+        turn = WriterTurn(str(lock_file))
+        started = time.monotonic()
+        try:
+            with budget.deadline(0.25):
+                turn.take(wait=True)
+        except budget.OutOfTime as refused:
+            outcome.extend([refused, time.monotonic() - started, turn.held])
+        turn.close()
+
+    try:
+        _in_thread(request)
+
+        # then it gives up at its deadline with a 503 to retry, holding nothing
+        refused, waited, held = outcome
+        assert isinstance(refused, budget.OutOfTime)
+        assert refused.status == 503
+        assert refused.headers == {"Retry-After": str(budget.RETRY_AFTER_SECONDS)}
+        assert 0.2 <= waited < 2.0  # type: ignore[operator]
+        assert held is False
+        # and it left the queue: a writer asking after it is not held up by its ticket (only
+        # by SQLite's own lock, which the stuck writer's transaction would hold)
+        served: list[str] = []
+        _queue_up(lock_file, "next", served).join(30)
+        assert served == ["next"]
+    finally:
+        stuck.close()
+
+
+def test_points_sent_behind_a_stuck_writer_answer_503_in_time_and_apply_once_later(
+    committed_url: str, backend: str, settings: Settings
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL has no database-wide write lock for a writer to keep")
+    # given a server whose requests have half a second each, a member, and a till's key
+    app = create_app(settings.model_copy(update={"request_timeout_seconds": 0.5}), run_worker=False)
+
+    def session_on_the_test_database() -> Iterator[Session]:
+        with open_session(committed_url) as session:
+            yield session
+
+    app.dependency_overrides[get_db] = session_on_the_test_database
+    with open_session(committed_url) as db:
+        key = platform.create_api_key(db, name="till", scopes=[platform.Scope("write")]).secret
+    till = {**auth(key), "Idempotency-Key": "till-7-receipt-1"}
+    earn = {"points": 5, "reason": "receipt 1"}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        member = client.post("/v1/customers", json={"external_id": "M-1"}, headers=auth(key))
+        assert member.status_code == 201, member.text
+        path = f"/v1/loyalty/members/{member.json()['customer_id']}/earn"
+
+        # when the points are sent while another writer keeps the database (a paused import)
+        stuck = open_session(committed_url)
+        answers: list[Any] = []
+        try:
+            stuck.execute(text("SELECT 1"))  # begins writing: holds the turn and the lock
+            started = time.monotonic()
+            _in_thread(lambda: answers.append(client.post(path, json=earn, headers=till)))
+            waited = time.monotonic() - started
+        finally:
+            stuck.rollback()
+            stuck.close()
+
+        # then the till hears 503 with when to retry, at the request's deadline, not later
+        (refused,) = answers
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == str(budget.RETRY_AFTER_SECONDS)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert waited < 3.0
+        # and its retry with the same key, once the writer is gone, applies the points once
+        retried = client.post(path, json=earn, headers=till)
+        again = client.post(path, json=earn, headers=till)
+        assert (retried.status_code, again.status_code) == (201, 201)
+        assert again.headers.get("idempotent-replayed") == "true"
+        assert again.json()["balance"] == retried.json()["balance"] == 5
 
 
 def test_a_long_transaction_sees_that_a_command_is_waiting(tmp_path: Path) -> None:

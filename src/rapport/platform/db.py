@@ -10,6 +10,7 @@ import os
 import sqlite3
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from rapport.platform import budget
 from rapport.platform.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -116,24 +118,38 @@ def _configure_sqlite(engine: Engine) -> None:
         if options.get(NO_WAIT, False):
             if turn is not None and not turn.take(wait=False):
                 raise WriterTurnBusy("another writer has the turn")
-            driver.execute("PRAGMA busy_timeout=0")
-            try:
-                driver.execute("BEGIN IMMEDIATE")
-            except BaseException:
-                if turn is not None:
-                    turn.give_back()
-                raise
-            finally:
-                driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            _begin_immediate(driver, turn, busy_ms=0)
             return
         if turn is not None:
             turn.take(wait=True, bulk=options.get(BULK, False))
+        # Within a request, SQLite's own wait (when a writer ahead left the queue, or holds
+        # the lock without a turn) ends at the request's deadline too.
+        remaining = budget.remaining()
+        if remaining is None or remaining * 1000 >= BUSY_TIMEOUT_MS:
+            _begin_immediate(driver, turn, busy_ms=None)
+            return
         try:
-            driver.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            if turn is not None:
-                turn.give_back()
+            _begin_immediate(driver, turn, busy_ms=max(int(remaining * 1000), 0))
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                raise budget.OutOfTime(TURN_TIMEOUT_DETAIL) from error
             raise
+
+
+def _begin_immediate(driver: Any, turn: WriterTurn | None, *, busy_ms: int | None) -> None:
+    """``BEGIN IMMEDIATE``, waiting at most ``busy_ms`` for SQLite's lock (``None``: the
+    connection's busy timeout); the turn is given back if it fails."""
+    if busy_ms is not None:
+        driver.execute(f"PRAGMA busy_timeout={busy_ms}")
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        if turn is not None:
+            turn.give_back()
+        raise
+    finally:
+        if busy_ms is not None:
+            driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 # --- SQLite's writers take turns, first come, first served ----------------------------------
@@ -168,6 +184,36 @@ def _range_lock(fd: int, kind: int, offset: int, *, wait: bool) -> bool:
     return True
 
 
+def _wait_until_free(fd: int, offset: int, timeout: float | None) -> bool:
+    """Wait, asleep in the kernel, until no other open file description holds this byte;
+    False when ``timeout`` seconds pass first. A thread waiting in ``fcntl`` cannot be
+    stopped, so a wait with a timeout sleeps in a helper thread, on a duplicate descriptor
+    (the same description: its locks are ours), which this thread stops waiting for; the
+    helper ends when the byte is freed, holding it only for that instant."""
+    if timeout is None:
+        _range_lock(fd, fcntl.F_WRLCK, offset, wait=True)
+        _range_lock(fd, fcntl.F_UNLCK, offset, wait=False)
+        return True
+    if _range_lock(fd, fcntl.F_WRLCK, offset, wait=False):
+        _range_lock(fd, fcntl.F_UNLCK, offset, wait=False)
+        return True
+    if timeout <= 0:
+        return False
+    duplicate = os.dup(fd)
+    freed = threading.Event()
+
+    def wait() -> None:
+        try:
+            _range_lock(duplicate, fcntl.F_WRLCK, offset, wait=True)
+            _range_lock(duplicate, fcntl.F_UNLCK, offset, wait=False)
+        finally:
+            os.close(duplicate)
+            freed.set()
+
+    threading.Thread(target=wait, name="writer-turn-wait", daemon=True).start()
+    return freed.wait(timeout)
+
+
 def _range_locked(fd: int, offset: int) -> bool:
     """Whether another open file description holds this byte."""
     found = fcntl.fcntl(
@@ -187,9 +233,10 @@ class _Queue:
         self.counter_at = counter_at
         self.tickets_at = tickets_at
 
-    def enter(self, fd: int, *, wait: bool) -> int | None:
+    def enter(self, fd: int, *, wait: bool, timeout: float | None = None) -> int | None:
         """Queue and wait for the turn; the held byte. Without ``wait``: the turn only if
-        nobody holds or awaits it this instant, else ``None``."""
+        nobody holds or awaits it this instant, else ``None``. With a ``timeout`` (seconds):
+        ``None``, having left the queue, when the writer ahead has not left by then."""
         if not _range_lock(fd, fcntl.F_WRLCK, self.guard, wait=wait):
             return None
         try:
@@ -203,9 +250,12 @@ class _Queue:
             os.pwrite(fd, (ticket + 1).to_bytes(8, "little"), self.counter_at)
         finally:
             _range_lock(fd, fcntl.F_UNLCK, self.guard, wait=False)
-        if wait:  # sleep until the writer ahead leaves (at once if it has)
-            _range_lock(fd, fcntl.F_WRLCK, ahead, wait=True)
-            _range_lock(fd, fcntl.F_UNLCK, ahead, wait=False)
+        # sleep until the writer ahead leaves (at once if it has)
+        if wait and not _wait_until_free(fd, ahead, timeout):
+            # Out of the queue: the writer behind goes on to SQLite's own lock, as one whose
+            # predecessor has left would.
+            _range_lock(fd, fcntl.F_UNLCK, mine, wait=False)
+            return None
         return mine
 
     @staticmethod
@@ -219,6 +269,15 @@ _BULK_WRITERS = _Queue(guard=1, counter_at=8, tickets_at=2 << 32)
 # Threads holding a writer turn now, by thread id (see ``WriterTurn.take``).
 _turn_holders: Counter[int] = Counter()
 _turn_holders_lock = threading.Lock()
+
+
+TURN_TIMEOUT_DETAIL = (
+    "The database was busy with other changes for longer than this request may wait; retry shortly."
+)
+
+
+def _left(ends: float | None) -> float | None:
+    return None if ends is None else ends - time.monotonic()
 
 
 class WriterTurnBusy(sqlite3.OperationalError):
@@ -244,7 +303,10 @@ class WriterTurn:
         """Wait for the turn (``wait``), or take it only if it is free this instant; whether
         the connection may go on to begin. A thread that already holds a turn on another
         connection, or runs an event loop, does not queue when it would wait: it would wait
-        for itself, or hold up its loop; it goes on to SQLite's busy handler as before."""
+        for itself, or hold up its loop; it goes on to SQLite's busy handler as before.
+        Within a request the wait ends at the request's deadline (``budget``), raising
+        ``OutOfTime``: a writer that keeps its turn (a paused process, a long import batch)
+        must not hold requests for good."""
         if self._held:
             return True
         me = threading.get_ident()
@@ -252,11 +314,17 @@ class WriterTurn:
             holds_another = _turn_holders[me] > 0
         if holds_another or (wait and asyncio._get_running_loop() is not None):
             return True
+        remaining = budget.remaining()
+        ends = None if remaining is None else time.monotonic() + remaining
         if bulk and wait:
-            place = _BULK_WRITERS.enter(self._fd, wait=True)
-            assert place is not None
+            place = _BULK_WRITERS.enter(self._fd, wait=True, timeout=_left(ends))
+            if place is None:
+                raise budget.OutOfTime(TURN_TIMEOUT_DETAIL)
             self._held.append((_BULK_WRITERS, place))
-        place = _WRITERS.enter(self._fd, wait=wait)
+        place = _WRITERS.enter(self._fd, wait=wait, timeout=_left(ends))
+        if place is None and wait:
+            self.give_back()
+            raise budget.OutOfTime(TURN_TIMEOUT_DETAIL)
         if place is None:
             return False
         self._held.append((_WRITERS, place))

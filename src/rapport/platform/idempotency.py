@@ -35,7 +35,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, Table, delete, select, update
 from sqlalchemy.orm import Session
 
-from rapport.platform import clock
+from rapport.platform import budget, clock
 from rapport.platform.db import insert_for
 from rapport.platform.errors import Conflict, InvalidInput, MalformedBody
 from rapport.platform.models import IdempotencyRecord
@@ -62,6 +62,9 @@ log = logging.getLogger(__name__)
 # How long a running command's claim holds without renewal: a retry may take the key over
 # this long after its server died (at once when that server was a process of the same host).
 LEASE = timedelta(seconds=10)
+# How long a failed command may wait for the database to forget its key (a retry is told to
+# come back after budget.RETRY_AFTER_SECONDS).
+RELEASE_WAIT_S = 2.0
 # How often the holding process renews the leases of commands still running.
 RENEW_EVERY_S = 3.0
 _HOST = socket.gethostname()[:100]
@@ -358,18 +361,21 @@ def complete(db: Session, claimed: Claim, *, status_code: int, body: Any) -> Non
 
 
 def release(db: Session, claimed: Claim) -> None:
-    """The command failed and changed nothing: forget the key so a corrected retry can run."""
+    """The command failed and changed nothing: forget the key so a corrected retry can run.
+    A command that failed for want of time (its request's deadline passed, the database busy)
+    gets a moment more to do so, bounded: a key left behind is free once its lease ends."""
     _renewer.drop(claimed)
     db.rollback()
-    db.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.scope == claimed.scope,
-            IdempotencyRecord.key == claimed.key,
-            IdempotencyRecord.status == "running",
-            IdempotencyRecord.holder == claimed.holder,
+    with budget.deadline(RELEASE_WAIT_S):
+        db.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.scope == claimed.scope,
+                IdempotencyRecord.key == claimed.key,
+                IdempotencyRecord.status == "running",
+                IdempotencyRecord.holder == claimed.holder,
+            )
         )
-    )
-    db.commit()
+        db.commit()
 
 
 def stored_keys(db: Session, *, scope: str) -> list[str]:
@@ -402,6 +408,10 @@ def run_idempotent(
     try:
         execute(store_answer)
     except Exception:
-        release(db, claimed)
+        try:
+            release(db, claimed)
+        except Exception:  # the caller hears why the command failed, not why the key stayed
+            db.rollback()
+            log.warning("releasing idempotency key %s failed", claimed.key, exc_info=True)
         raise
     return JSONResponse(answer["body"], status_code=status_code)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -158,7 +158,18 @@ def requeue_stale(db: Session) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _claim(db: Session, worker_id: str) -> Job | None:
+class _Claimed(NamedTuple):
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int  # this run's number, counted from 1
+    max_attempts: int
+
+
+def _claim(db: Session, worker_id: str) -> _Claimed | None:
+    """Mark the next due job running, in a transaction of its own that has ended on return:
+    the handler begins its own, and so may read in a read-only one (``read_only``), which
+    on SQLite neither waits for writers nor holds them up while a model trains."""
     now = clock.now()
     query = (
         select(Job)
@@ -172,6 +183,15 @@ def _claim(db: Session, worker_id: str) -> Job | None:
     if candidate is None:
         db.rollback()
         return None
+    # Plain values, read before the update changes the object: the handler's rollback would
+    # expire it.
+    job = _Claimed(
+        candidate.id,
+        candidate.kind,
+        dict(candidate.payload),
+        candidate.attempts + 1,
+        candidate.max_attempts,
+    )
     # The status guard makes the claim safe even where SKIP LOCKED does not exist.
     claimed = db.execute(
         update(Job)
@@ -184,10 +204,7 @@ def _claim(db: Session, worker_id: str) -> Job | None:
         )
     )
     db.commit()
-    if not claimed.rowcount:  # type: ignore[attr-defined]
-        return None
-    db.refresh(candidate)
-    return candidate
+    return job if claimed.rowcount else None  # type: ignore[attr-defined]
 
 
 def run_one(*, worker_id: str, database_url: str | None = None) -> int | None:
@@ -196,9 +213,7 @@ def run_one(*, worker_id: str, database_url: str | None = None) -> int | None:
         claimed = _claim(db, worker_id)
         if claimed is None:
             return None
-        # Plain values: the handler's rollback would expire the ORM object.
-        job_id, kind, payload = claimed.id, claimed.kind, dict(claimed.payload)
-        attempts, max_attempts = claimed.attempts, claimed.max_attempts
+        job_id, kind, payload, attempts, max_attempts = claimed
         handler = _handlers.get(kind)
         try:
             if handler is None:

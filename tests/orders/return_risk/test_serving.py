@@ -12,11 +12,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import func, select
 
 from rapport.demo.generator import DemoRetailer
 from rapport.demo.loader import load_demo, load_demo_orders
 from rapport.orders import service as orders
 from rapport.orders.history import ImportedLine, ImportedOrder, ImportedReturn
+from rapport.orders.models import Order
 from rapport.orders.return_risk import BoostingParams, ReturnHistory, ReturnRiskModel
 from rapport.orders.return_risk import serving as risk
 from rapport.platform import budget, clock
@@ -388,6 +390,29 @@ def test_a_stale_history_is_rebuilt_while_requests_keep_answering(
     while time.monotonic() < deadline and banded() == orders_before:
         time.sleep(0.2)
     assert banded() == orders_before + 1
+
+
+def test_nightly_training_reads_while_the_shop_is_writing(committed_shop, backend) -> None:
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL locks rows, not the database: a reader never waits for writers")
+    # given a shop, and a writer in the middle of a transaction (an import, a checkout)
+    shop = committed_shop(150)
+
+    def train() -> Path | None:
+        with open_session(shop.url) as db:
+            return risk.train_return_risk(db, data_dir=shop.data_dir, seed=1, model=small_model())
+
+    with open_session(shop.url) as writer, ThreadPoolExecutor(1) as pool:
+        writer.execute(select(func.count()).select_from(Order))  # begins writing: holds the lock
+        # when the nightly training reads every order meanwhile
+        training = pool.submit(train)
+        try:
+            # then it does not wait for that writer to finish
+            path = training.result(timeout=60)
+        finally:
+            writer.rollback()
+    assert path is not None
+    assert path.exists()
 
 
 def test_the_first_basket_waits_for_the_history_no_longer_than_its_budget(

@@ -144,10 +144,12 @@ def train_return_risk(
     little history to learn from."""
     cutoff = clock.now() - LABEL_WINDOW
     model = model or ReturnRiskModel()
+    # Read without SQLite's write lock (reading every order takes seconds on a large shop,
+    # and the shop's writes must not wait for it), and end the read before the long fit.
+    read_only(db)
     # Oldest first: the baskets whose label window has closed come before all the others.
     closed = itertools.takewhile(lambda item: item.basket.placed_at <= cutoff, labelled_baskets(db))
     rows, returned = ReturnHistory.describe(closed, model.history_config)
-    # End the read transaction before the long fit: on SQLite it holds the writer lock.
     db.rollback()
     if len(rows) < MIN_TRAINING_BASKETS or not any(returned):
         return None
