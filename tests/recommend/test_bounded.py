@@ -238,9 +238,10 @@ def test_a_read_stuck_waiting_answers_503_at_its_deadline(
         return real_list_rules(db)
 
     monkeypatch.setattr(service, "list_rules", slow_list_rules)
+    headers = auth(api_key("read"))
     # When it is asked
     started = time.monotonic()
-    response = get_within(tight_client, "/v1/recommendations/rules", None, auth(api_key("read")))
+    response = get_within(tight_client, "/v1/recommendations/rules", None, headers)
     # Then the client gets 503 at the deadline, not when the handler is done
     assert_out_of_time(response)
     assert time.monotonic() - started < 1.5
