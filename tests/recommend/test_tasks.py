@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from rapport.platform import clock, jobs
+from rapport.platform.db import begin_write_now, open_session
 from rapport.platform.settings import Settings
 from rapport.recommend import service, tasks
 
@@ -54,3 +55,36 @@ def test_the_nightly_run_leaves_out_a_day_already_trained_but_not_the_next(
 def test_a_day_starts_at_midnight_utc_as_the_schedule_counts_it(shop: clock.FrozenClock) -> None:
     start = jobs.period_start(tasks.NIGHTLY)
     assert start == NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def test_the_nightly_run_reads_the_history_without_holding_up_the_shops_writes(
+    committed_url: str, backend: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL locks rows, not the database: a reader never holds writers up")
+    # given a shop whose nightly training is due
+    clock.set_clock(clock.FrozenClock(NOW))
+    monkeypatch.setattr(tasks, "get_settings", lambda: settings)
+    with open_session(committed_url) as db:
+        seed_shop(db)
+        db.commit()
+    writer_free: list[bool] = []
+    read_segments = service._segments_of_customers
+
+    def segments_while_reading(db: Session, purchases: object) -> object:
+        # (while the training still reads its history) an API request starts to write
+        with open_session(committed_url) as other:
+            writer_free.append(begin_write_now(other))
+            other.rollback()
+        return read_segments(db, purchases)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "_segments_of_customers", segments_while_reading)
+
+    # when the worker runs it
+    with open_session(committed_url) as db:
+        tasks.train(db, {})
+        trained = _versions(db)
+
+    # then the request could write meanwhile, and the model was trained
+    assert writer_free == [True]
+    assert trained == ["schedule"]

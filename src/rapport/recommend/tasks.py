@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from rapport.platform import jobs
+from rapport.platform.db import read_only
 from rapport.platform.settings import get_settings
 from rapport.recommend import service
 
@@ -25,6 +26,9 @@ def train(db: Session, payload: dict[str, Any]) -> None:
     for (``payload["by"]``) always runs."""
     scheduled = "by" not in payload
     day = jobs.period_start(NIGHTLY)
+    # The check and the training's read share one snapshot: begun by the check, a write
+    # transaction would hold SQLite's lock through the whole read of the history.
+    read_only(db)
     if scheduled and service.trained_since(db, since=day):
         log.info("nightly training left out: a model was already trained since %s", day)
         return
