@@ -10,7 +10,6 @@ import os
 import sqlite3
 import struct
 import threading
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -124,16 +123,22 @@ def _configure_sqlite(engine: Engine) -> None:
             turn.take(wait=True, bulk=options.get(BULK, False))
         # Within a request, SQLite's own wait (when a writer ahead left the queue, or holds
         # the lock without a turn) ends at the request's deadline too.
-        remaining = budget.remaining()
-        if remaining is None or remaining * 1000 >= BUSY_TIMEOUT_MS:
-            _begin_immediate(driver, turn, busy_ms=None)
-            return
+        busy_ms = _busy_ms_left()
         try:
-            _begin_immediate(driver, turn, busy_ms=max(int(remaining * 1000), 0))
+            _begin_immediate(driver, turn, busy_ms=busy_ms)
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            if busy_ms is not None and error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
                 raise budget.OutOfTime(TURN_TIMEOUT_DETAIL) from error
             raise
+
+
+def _busy_ms_left() -> int | None:
+    """What is left of the request's budget, in ms, for SQLite's busy wait; ``None`` (the
+    connection's own busy timeout) outside a request or with more than that left."""
+    remaining = budget.remaining()
+    if remaining is None or remaining * 1000 >= BUSY_TIMEOUT_MS:
+        return None
+    return max(int(remaining * 1000), 0)
 
 
 def _begin_immediate(driver: Any, turn: WriterTurn | None, *, busy_ms: int | None) -> None:
@@ -276,10 +281,6 @@ TURN_TIMEOUT_DETAIL = (
 )
 
 
-def _left(ends: float | None) -> float | None:
-    return None if ends is None else ends - time.monotonic()
-
-
 class WriterTurnBusy(sqlite3.OperationalError):
     """Another writer has the turn (raised by a begin that must not wait)."""
 
@@ -314,14 +315,13 @@ class WriterTurn:
             holds_another = _turn_holders[me] > 0
         if holds_another or (wait and asyncio._get_running_loop() is not None):
             return True
-        remaining = budget.remaining()
-        ends = None if remaining is None else time.monotonic() + remaining
+        # The request's deadline is absolute: both queues wait for what is left of it.
         if bulk and wait:
-            place = _BULK_WRITERS.enter(self._fd, wait=True, timeout=_left(ends))
+            place = _BULK_WRITERS.enter(self._fd, wait=True, timeout=budget.remaining())
             if place is None:
                 raise budget.OutOfTime(TURN_TIMEOUT_DETAIL)
             self._held.append((_BULK_WRITERS, place))
-        place = _WRITERS.enter(self._fd, wait=wait, timeout=_left(ends))
+        place = _WRITERS.enter(self._fd, wait=wait, timeout=budget.remaining())
         if place is None and wait:
             self.give_back()
             raise budget.OutOfTime(TURN_TIMEOUT_DETAIL)

@@ -21,7 +21,6 @@ SPILL_BLOCK = 2_048  # lines per pickle record in a run file
 PROGRESS_EVERY_ROWS = 5_000
 PRODUCT_CHUNK = 1_000
 RETURN_WINDOW_DAYS = 90
-UNCATEGORISED = catalog.UNCATEGORISED
 RETURN_REASON = "cancelled"
 MAX_EXTERNAL_ID = 100  # customers.external_id
 MAX_NAME = 300  # products.name and category_path

@@ -45,7 +45,6 @@ from rapport.orders.importing.mapping import (
     PRODUCT_CHUNK,
     RUN_LINES,
     SPILL_BLOCK,
-    UNCATEGORISED,
     MalformedFile,
     Progress,
     TransactionMapping,
@@ -212,7 +211,7 @@ def _ensure_products(
             if fixed is not None and sku == fixed.sku:
                 name, category = fixed.name, seen.category or fixed.category
             else:
-                name, category = seen.name or f"Item {sku}", seen.category or UNCATEGORISED
+                name, category = seen.name or f"Item {sku}", seen.category or catalog.UNCATEGORISED
             category_of[sku] = category
             new.append(
                 catalog.ProductUpsert(
