@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rapport.recommend.algorithms import (
     ALGORITHMS,
     ALS,
     EASE,
+    SEASON_DAYS,
+    SEASON_PRIOR,
     Blend,
     ItemKNN,
     PersonalFrequency,
     Popularity,
+    in_season,
 )
 from rapport.recommend.base import Recommender, top_items
-from rapport.recommend.interactions import repeat_rate
+from rapport.recommend.interactions import Interactions, repeat_rate
 
 from .factories import shop_interactions
 
@@ -144,3 +149,70 @@ def test_every_model_scores_one_customer_as_a_row_of_its_scores(model: Recommend
             rtol=1e-5,
             atol=1e-7,
         )
+
+
+def _sales(per_item: dict[str, list[float]], end: float = 1000.0) -> Interactions:
+    """One purchase (by its own customer) of each item on each of the days given."""
+    users, items, days = [], [], []
+    for item, when in per_item.items():
+        for k, day in enumerate(when):
+            users.append(f"{item}-buyer{k}")
+            items.append(item)
+            days.append(day)
+    return Interactions.from_purchases(users, items, days, end=end)
+
+
+@settings(max_examples=40, deadline=None)
+@given(per_day=st.integers(1, 5), weeks=st.integers(4, 20))
+def test_an_item_selling_at_its_usual_rate_is_not_in_season(per_day: int, weeks: int) -> None:
+    # given an item sold the same number of times every day of the history
+    end = 1000.0
+    history = [end - day - 1.0 for day in range(7 * weeks) for _ in range(per_day)]
+    data = _sales({"steady": history}, end=end)
+    # then its in-season factor is 1
+    assert in_season(data)[0] == pytest.approx(1.0, rel=1e-5)
+
+
+def test_what_sells_faster_lately_is_in_season_and_a_single_sale_hardly_counts() -> None:
+    end = 1000.0
+    usual = [end - day - 1.0 for day in range(84)]  # every day for twelve weeks
+    data = _sales(
+        {
+            "steady": usual,
+            "launched": [end - day - 0.5 for day in range(10) for _ in range(3)],
+            "over": [day for day in usual if day < end - SEASON_DAYS],
+            "once": [end - 1.0],
+        },
+        end=end,
+    )
+    factor = dict(zip(data.items, in_season(data).tolist(), strict=True))
+    assert factor["steady"] == pytest.approx(1.0)
+    # launched ten days ago, three a day: several times its usual rate over the history
+    assert factor["launched"] > 3
+    # sold until two weeks ago, not since: out of season
+    assert factor["over"] < 0.5
+    # one sale yesterday: (1 + prior) / (usual + prior), near 1
+    assert 1.0 < factor["once"] <= (1 + SEASON_PRIOR) / SEASON_PRIOR
+
+
+def test_the_season_power_reorders_the_blend_and_is_saved_with_it() -> None:
+    end = 1000.0
+    # two items bought equally often over the history; one of them only lately
+    early = [end - 80.0 + day for day in range(20)]
+    late = [end - 1.0 - day for day in range(20)]
+    data = _sales({"autumn": early, "winter": late, "x": [end - 50.0]}, end=end)
+    # popularity over the whole history: both equally popular
+    plain = Blend(own=0.0, knn=0.0, ease=0.0, popular=1.0, window_days=1000.0).fit(data)
+    parts = plain.parts(data, np.asarray([0]))
+    winter, autumn = data.items.index("winter"), data.items.index("autumn")
+    combined = plain.combine(parts)[0]
+    assert combined[winter] == pytest.approx(combined[autumn])
+    seasonal = plain.reweighed({**plain.params, "season": 1.0})
+    boosted = seasonal.combine(parts)[0]
+    assert boosted[winter] > 3 * boosted[autumn]
+    # the factor and its power travel with the saved model
+    restored = Blend.restored(seasonal.params, seasonal.state())
+    np.testing.assert_allclose(restored.combine(parts)[0], boosted)
+    # a model saved before the factor existed loads without it and serves as it did
+    older = {k: v for k, v in plain.state().items() if k != "season"}
+    np.testing.assert_allclose(Blend.restored(plain.params, older).combine(parts)[0], combined)

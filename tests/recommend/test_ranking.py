@@ -224,3 +224,19 @@ def test_diversity_picks_what_the_greedy_definition_picks(data: st.DataObject) -
         shown[category_of[best]] += 1
         left.remove(best)
     assert _diverse(fake, scores, pool, limit) == expected  # type: ignore[arg-type]
+
+
+def test_new_items_for_a_customer_are_ranked_with_the_tuned_in_season_boost() -> None:
+    # given a bundle whose discovery weights boost what is in season
+    bundle = shop_bundle()
+    context = Context("discover", limit=50, customer=customer(bundle, "c2"), exclude_purchased=True)
+    before = skus(bundle, context)
+    last = before[len(before) // 2]
+    weights = bundle.blend.weights("discover")
+    bundle.blend.set_weights("discover", {**weights, "season": 1.0})
+    # when an item ranked halfway is the only one selling much faster than usual lately
+    season = np.ones_like(bundle.blend.season)
+    season[bundle.item_index[last]] = 1e6
+    bundle.blend.season = season
+    # then it is the first recommendation
+    assert skus(bundle, context)[0] == last

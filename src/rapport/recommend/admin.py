@@ -27,6 +27,7 @@ from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
 from rapport.platform.settings import AppSettings
 from rapport.recommend import service
+from rapport.recommend.algorithms import SEASON
 from rapport.recommend.models import PLACEMENTS, RULE_ACTIONS, RULE_ATTRIBUTES
 from rapport.recommend.schemas import RuleIn
 
@@ -117,15 +118,20 @@ def _parts_chart(version: Any | None) -> Chart | None:
     )
 
 
+# Not a part: the power of the in-season factor that multiplies the weighted parts.
+SEASON_LABEL = "In-season boost (power)"
+
+
 def _weights(version: Any | None) -> list[dict[str, Any]]:
-    """The weights the serving version chose, one row per part."""
+    """The weights the serving version chose, one row per part, and the in-season power
+    (versions trained before it existed show none)."""
     figures = service.measured(version) if version is not None else {}
     return [
         {
             "part": label,
             **{p: figures[p].weights.get(part) if p in figures else None for p in PROTOCOL_LABELS},
         }
-        for part, label in PART_LABELS.items()
+        for part, label in {**PART_LABELS, SEASON: SEASON_LABEL}.items()
     ]
 
 

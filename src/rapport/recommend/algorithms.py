@@ -360,6 +360,31 @@ PROTOCOLS = ("repeat", "discover")
 # The candidate sources a blend weighs; ``own`` (the customer's own purchases) counts for
 # nothing when only new items may be shown.
 PARTS = ("own", "knn", "ease", "als", "popular", "upcf")
+# Not a part but tuned with the parts' weights: the power of each item's in-season factor
+# (:func:`in_season`) that multiplies the weighted sum; 0 leaves it out.
+SEASON = "season"
+WEIGHED = (*PARTS, SEASON)
+SEASON_DAYS = 14.0
+# Purchases added to both the recent and the usual count: an item sold a handful of times
+# is not in season on one sale.
+SEASON_PRIOR = 5.0
+
+
+def in_season(
+    data: Interactions, days: float = SEASON_DAYS, prior: float = SEASON_PRIOR
+) -> FloatArray:
+    """How much faster each item sold in the last ``days`` than it usually does over the whole
+    history (1: as usual, 3: three times its usual rate): what is coming into season, or
+    being launched, now. Both counts get ``prior`` purchases, so the factor moves away from 1
+    only as far as the sales seen support."""
+    items = data.shape[1]
+    if not len(data.day):
+        return np.ones(items, dtype=np.float32)
+    recent = np.bincount(data.item[data.day >= data.end - days], minlength=items)
+    overall = np.bincount(data.item, minlength=items)
+    span = max(data.end - float(data.day.min()), days)
+    usual = overall * (days / span)
+    return ((recent + prior) / (usual + prior)).astype(np.float32)
 
 
 # Settings that change what a part learns (the rest only change how parts are read).
@@ -383,10 +408,11 @@ class Blend(Recommender):
     """Rapport's recommender: the customer's own repeat-aware favourites, items that go with
     what they bought (item-kNN and EASE neighbours), optionally matrix factorisation, what
     customers like them bought lately (UP-CF@r), and what is popular now; each scaled per
-    customer so the best is 1, then weighted. The weights are the ``own`` ... ``upcf``
-    parameters for the repeat protocol and ``discover`` (a weight per part) for new items;
-    training tunes both (``rapport.recommend.tuning``). Parts weighted zero in both are not
-    fitted (nor saved)."""
+    customer so the best is 1, then weighted; the sum is multiplied by each item's in-season
+    factor to the power ``season`` (0: not at all). The weights are the ``own`` ... ``upcf``
+    and ``season`` parameters for the repeat protocol and ``discover`` (a weight per part, and
+    ``season``) for new items; training tunes both (``rapport.recommend.tuning``). Parts
+    weighted zero in both are not fitted (nor saved)."""
 
     name = "rapport"
 
@@ -414,6 +440,7 @@ class Blend(Recommender):
         upcf_alpha: float = 0.75,
         upcf_q: float = 5.0,
         upcf_neighbours: int = 300,
+        season: float = 0.0,
         discover: dict[str, float] | None = None,
     ) -> None:
         super().__init__(
@@ -439,8 +466,10 @@ class Blend(Recommender):
             upcf_alpha=upcf_alpha,
             upcf_q=upcf_q,
             upcf_neighbours=upcf_neighbours,
+            season=season,
             discover=dict(discover) if discover is not None else None,
         )
+        self.season: FloatArray = np.ones(0, dtype=np.float32)
         self.frequency = PersonalFrequency(half_life_days, repeat_power, window_days)
         self.knn = ItemKNN(neighbours, shrink, neighbour_half_life_days)
         self.ease = EASE(l2, max_items, half_life_days=ease_half_life_days)
@@ -448,22 +477,23 @@ class Blend(Recommender):
         self.upcf = UPCF(upcf_recency, upcf_alpha, upcf_q, upcf_neighbours)
 
     def weights(self, protocol: str = "repeat") -> dict[str, float]:
-        """How much each part counts for ``protocol``. Without tuned discovery weights, new
-        items are weighed as repeats are, less the customer's own items."""
-        repeat = {part: float(self.params.get(part, 0.0)) for part in PARTS}
+        """How much each part counts for ``protocol``, and the in-season power. Without tuned
+        discovery weights, new items are weighed as repeats are, less the customer's own
+        items."""
+        repeat = {name: float(self.params.get(name, 0.0)) for name in WEIGHED}
         if protocol == "repeat":
             return repeat
         tuned = self.params.get("discover")
         if tuned is None:
             return {**repeat, "own": 0.0}
-        return {part: float(tuned.get(part, 0.0)) for part in PARTS}
+        return {name: float(tuned.get(name, 0.0)) for name in WEIGHED}
 
     def set_weights(self, protocol: str, weights: dict[str, float]) -> None:
         """Re-weigh without refitting (parts weighted zero when fitted stay unfitted)."""
         if protocol == "repeat":
-            self.params.update({part: float(weights.get(part, 0.0)) for part in PARTS})
+            self.params.update({name: float(weights.get(name, 0.0)) for name in WEIGHED})
         else:
-            self.params["discover"] = {part: float(weights.get(part, 0.0)) for part in PARTS}
+            self.params["discover"] = {name: float(weights.get(name, 0.0)) for name in WEIGHED}
 
     def reweighed(self, params: dict[str, Any]) -> Blend:
         """A blend with ``params`` (new weights, and own-item settings) that keeps this one's
@@ -473,6 +503,7 @@ class Blend(Recommender):
             setattr(blend, name, getattr(self, name))
         blend.frequency.repeat = self.frequency.repeat
         blend.frequency.popularity = self.frequency.popularity
+        blend.season = self.season
         if any(blend.params[k] != self.params[k] for k in _REFIT_PARAMS):
             raise ValueError("reweighed() cannot change settings that need a refit")
         return blend
@@ -495,6 +526,7 @@ class Blend(Recommender):
 
     def fit(self, data: Interactions) -> Self:
         self.frequency.fit(data)
+        self.season = in_season(data)
         for model in self._used().values():
             model.fit(data)
         return self
@@ -531,7 +563,16 @@ class Blend(Recommender):
         for name, weight in self.weights(protocol).items():
             if weight and name in parts:
                 total += weight * parts[name]
-        return total
+        return self.seasoned(total, protocol)
+
+    def seasoned(self, scores: FloatArray, protocol: str) -> FloatArray:
+        """``scores`` (one customer's, or a row per customer) times each item's in-season
+        factor to the protocol's power."""
+        power = self.weights(protocol)[SEASON]
+        if not power or not len(self.season):
+            return scores
+        boosted: FloatArray = (scores * np.power(self.season, power)).astype(np.float32)
+        return boosted
 
     def scores(self, data: Interactions, users: IntArray) -> FloatArray:
         return self.combine(self.parts(data, users))
@@ -541,6 +582,7 @@ class Blend(Recommender):
 
     def state(self) -> State:
         state = {f"frequency.{k}": v for k, v in self.frequency.state().items()}
+        state["season"] = self.season
         for name, model in self._used().items():
             state.update({f"{name}.{k}": v for k, v in model.state().items()})
         return state
@@ -550,6 +592,9 @@ class Blend(Recommender):
             return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
         self.frequency.load_state(part("frequency."))
+        # Models saved before the in-season factor served without it (their power is 0).
+        items = len(self.frequency.repeat)
+        self.season = state.get("season", np.ones(items)).astype(np.float32)
         for name, model in self._used().items():
             model.load_state(part(f"{name}."))
 

@@ -222,7 +222,8 @@ def _personal(bundle: Bundle, customer: int, protocol: str) -> _Candidates:
     parts = bundle.blend.parts_one(bundle.data, customer)
     weights = bundle.blend.weights(protocol)
     weighted = {name: weights.get(name, 0.0) * values for name, values in parts.items()}
-    scores = sum(weighted.values()) + 1e-6 * parts["popular"] + 1e-9
+    summed = sum(weighted.values(), np.zeros_like(parts["popular"]))
+    scores = bundle.blend.seasoned(summed, protocol) + 1e-6 * parts["popular"] + 1e-9
     bought, baskets = row_entries(bundle.data.counts(), customer)
     times_bought = dict(zip(bought.tolist(), baskets.tolist(), strict=True))
 

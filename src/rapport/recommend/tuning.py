@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from rapport.recommend.algorithms import PARTS, PROTOCOLS, Blend
+from rapport.recommend.algorithms import PARTS, PROTOCOLS, SEASON, Blend
 from rapport.recommend.interactions import IntArray, Interactions, largest_per_row
 
 HORIZON_DAYS = 28.0
@@ -41,6 +41,8 @@ SAMPLE = 1000  # validation customers of the last window (half as many of the on
 CANDIDATES = 100  # per part, per customer
 TOP = 20  # Recall@TOP is what the search maximises
 WEIGHTS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+# The in-season factor's power (0: not at all), chosen with the weights.
+SEASON_POWERS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
 # The customer's own items are weighed by recency and by how often anyone buys the item again:
 # both are chosen with the weights (each pair is one more column of the search).
 OWN_HALF_LIVES = (14.0, 60.0, 365.0)
@@ -192,7 +194,7 @@ def tune(
         result.served = served[protocol]
         if result.served < result.parts[best_part]:
             # The shortcut misjudged: serve the best part alone, which it measured exactly.
-            result.weights = {part: float(part == best_part) for part in PARTS}
+            result.weights = {**{part: float(part == best_part) for part in PARTS}, SEASON: 0.0}
             result.fallback = best_part
             result.served = result.parts[best_part]
             if protocol == "repeat":
@@ -300,10 +302,12 @@ def _targets(window: Window, row: int, history: Any, protocol: str) -> IntArray:
 @dataclass(frozen=True)
 class _Candidates:
     """One chunk's candidates for one protocol: whose (window position), each column's score,
-    whether it was bought; and per customer of the chunk the number of targets."""
+    the log of the item's in-season factor, whether it was bought; and per customer of the
+    chunk the number of targets."""
 
     owner: IntArray
     values: FloatMatrix
+    seasons: FloatMatrix
     hits: npt.NDArray[np.bool_]
     rows: IntArray
     sizes: IntArray
@@ -364,6 +368,7 @@ class _Search:
     columns: list[str]
     own_settings: list[dict[str, float]]
     values: dict[str, FloatMatrix]  # protocol -> customers x candidates x columns
+    seasons: dict[str, FloatMatrix]  # protocol -> customers x candidates: log in-season factor
     hits: dict[str, npt.NDArray[np.bool_]]  # protocol -> customers x candidates
     sizes: dict[str, npt.NDArray[np.float64]]  # protocol -> targets per customer
     rows: dict[str, npt.NDArray[np.int64]]  # protocol -> positions in the window
@@ -380,6 +385,7 @@ class _Search:
         history = window.train.binary()
         wanted, unknown = _target_matrix(window, history.shape[1])
         found: dict[str, list[_Candidates]] = {protocol: [] for protocol in PROTOCOLS}
+        log_season = np.log(blend.season).astype(np.float32)
         reach = min(2 * CANDIDATES, history.shape[1])
         keep = min(CANDIDATES, reach)
         for start in range(0, len(window.users), _CHUNK):
@@ -421,9 +427,11 @@ class _Search:
                 stacked = [values[r, c] for values in own] if protocol == "repeat" else []
                 stacked += [parts[part][r, c] for part in others]
                 found[protocol].append(
-                    _Candidates(rows[r], np.stack(stacked, axis=1), hit[r, c], rows, sizes)
+                    _Candidates(
+                        rows[r], np.stack(stacked, axis=1), log_season[c], hit[r, c], rows, sizes
+                    )
                 )
-        values, hits, sizes, positions = {}, {}, {}, {}
+        values, seasons, hits, sizes, positions = {}, {}, {}, {}, {}
         for protocol, pieces in found.items():
             depth = len(columns) if protocol == "repeat" else len(others)
             owner = np.concatenate([p.owner for p in pieces])
@@ -436,12 +444,14 @@ class _Search:
             width = max(int(counts.max(initial=0)), 1)
             cube = np.full((len(scored), width, depth), -1.0, dtype=np.float32)
             hit = np.zeros((len(scored), width), dtype=bool)
+            season = np.zeros((len(scored), width), dtype=np.float32)
             cube[customer, slot] = np.concatenate([p.values for p in pieces]).reshape(-1, depth)
             hit[customer, slot] = np.concatenate([p.hits for p in pieces])
-            values[protocol], hits[protocol] = cube, hit
+            season[customer, slot] = np.concatenate([p.seasons for p in pieces])
+            values[protocol], seasons[protocol], hits[protocol] = cube, season, hit
             sizes[protocol] = every_size[every_size > 0].astype(np.float64)
             positions[protocol] = scored.astype(np.int64)
-        return cls(columns, own_settings, values, hits, sizes, positions)
+        return cls(columns, own_settings, values, seasons, hits, sizes, positions)
 
     def users(self, protocol: str) -> npt.NDArray[np.int64]:
         return self.rows[protocol]
@@ -458,8 +468,11 @@ class _Search:
         cube = self.values[protocol]
         if not len(cube):
             return np.zeros(0, dtype=np.float64)
+        # The last weight is the in-season power, the others the columns'.
+        scores = cube @ weights[:-1]
+        if weights[-1]:
+            scores *= np.exp(weights[-1] * self.seasons[protocol])
         # Padding (-1 in every column) scores below any real candidate whatever the weights.
-        scores = cube @ weights
         scores[cube[:, :, 0] < 0] = -np.inf
         top = min(TOP, scores.shape[1])
         best = np.argpartition(-scores, top - 1, axis=1)[:, :top]
@@ -484,7 +497,8 @@ class _Search:
                 [
                     weights.get("own", 0.0) if column == own else weights.get(column, 0.0)
                     for column in columns
-                ],
+                ]
+                + [weights.get(SEASON, 0.0)],
                 dtype=np.float32,
             )
 
@@ -504,12 +518,12 @@ class _Search:
         )
         axes = [p for p in PARTS if protocol == "repeat" or p != "own"]
         lead = max(single, key=lambda k: single[k])
-        weights = {part: float(part == lead) for part in PARTS}
+        weights = {**{part: float(part == lead) for part in PARTS}, SEASON: 0.0}
         score = single[lead]
         # Every part at once is the other start, and kept unless the best part alone finds
         # clearly more: on a window that favours one part by a little (a season's best
         # sellers), a mix is what holds up in the weeks after.
-        mixed = {part: float(part in axes) for part in PARTS}
+        mixed = {**{part: float(part in axes) for part in PARTS}, SEASON: 0.0}
         mixed_each = self._each_customer(protocol, vector(mixed, own))
         lead_each = self._each_customer(protocol, vector(weights, own))
         mixed_score = _mean(mixed_each)
@@ -523,12 +537,12 @@ class _Search:
             return found if worth_taking(found - current, score, min_gain, z) else None
 
         for _ in range(ROUNDS):
-            for part in axes:
-                for value in WEIGHTS:
+            for part in [*axes, SEASON]:
+                for value in SEASON_POWERS if part == SEASON else WEIGHTS:
                     if value == weights[part]:
                         continue
                     trial = {**weights, part: value}
-                    if not any(trial.values()):
+                    if not any(trial.get(p) for p in PARTS):
                         continue
                     found = better(vector(trial, own))
                     if found is not None:
