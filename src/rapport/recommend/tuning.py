@@ -372,6 +372,7 @@ class _Search:
     hits: dict[str, npt.NDArray[np.bool_]]  # protocol -> customers x candidates
     sizes: dict[str, npt.NDArray[np.float64]]  # protocol -> targets per customer
     rows: dict[str, npt.NDArray[np.int64]]  # protocol -> positions in the window
+    _boosts: dict[tuple[str, float], FloatMatrix] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, blend: Blend, window: Window) -> _Search:
@@ -456,6 +457,14 @@ class _Search:
     def users(self, protocol: str) -> npt.NDArray[np.int64]:
         return self.rows[protocol]
 
+    def _boost(self, protocol: str, power: float) -> FloatMatrix:
+        """Each candidate's in-season factor to ``power`` (the search asks for a few powers
+        many times)."""
+        key = (protocol, power)
+        if key not in self._boosts:
+            self._boosts[key] = np.exp(power * self.seasons[protocol]).astype(np.float32)
+        return self._boosts[key]
+
     def count(self, protocol: str) -> int:
         return len(self.rows[protocol])
 
@@ -471,7 +480,7 @@ class _Search:
         # The last weight is the in-season power, the others the columns'.
         scores = cube @ weights[:-1]
         if weights[-1]:
-            scores *= np.exp(weights[-1] * self.seasons[protocol])
+            scores *= self._boost(protocol, float(weights[-1]))
         # Padding (-1 in every column) scores below any real candidate whatever the weights.
         scores[cube[:, :, 0] < 0] = -np.inf
         top = min(TOP, scores.shape[1])
