@@ -21,7 +21,15 @@ MEASURED = {
     "earlier_window_days": 28.0,
     "repeat": {
         "users": 2000,
-        "weights": {"own": 1.0, "knn": 0.1, "ease": 0.0, "als": 0.25, "popular": 0.05, "upcf": 2.0},
+        "weights": {
+            "own": 1.0,
+            "knn": 0.1,
+            "ease": 0.0,
+            "als": 0.25,
+            "popular": 0.05,
+            "upcf": 2.0,
+            "season": 0.0,
+        },
         "parts": {
             "own": 0.2984,
             "knn": 0.1731,
@@ -36,7 +44,15 @@ MEASURED = {
     },
     "discover": {
         "users": 1800,
-        "weights": {"own": 0.0, "knn": 0.1, "ease": 1.0, "als": 1.0, "popular": 0.05, "upcf": 0.0},
+        "weights": {
+            "own": 0.0,
+            "knn": 0.1,
+            "ease": 1.0,
+            "als": 1.0,
+            "popular": 0.05,
+            "upcf": 0.0,
+            "season": 0.5,
+        },
         "parts": {"knn": 0.1031, "ease": 0.1248, "als": 0.1139, "popular": 0.0735, "upcf": 0.099},
         "served": 0.1322,
         "best_part": "ease",
@@ -92,6 +108,14 @@ def test_the_overview_shows_the_weights_chosen_and_the_blend_against_its_best_pa
     rows = dict(re.findall(r"<tr><td>([^<]+)</td>\s*<td class=\"num\">([^<]+)</td>", weights))
     assert rows["Customers like them"].strip() == "2.00"
     assert rows["EASE"].strip() == "0.00"
+    # the in-season boost's power, per protocol
+    season = re.search(
+        r"<td>In-season boost \(power\)</td>\s*<td class=\"num\">([^<]+)</td>\s*"
+        r"<td class=\"num\">([^<]+)</td>",
+        weights,
+    )
+    assert season is not None
+    assert (season.group(1).strip(), season.group(2).strip()) == ("0.00", "0.50")
     verdict = re.sub(r"\s+", " ", page[page.index('data-testid="verdict-repeat"') :][:400])
     assert "31.6%" in verdict
     assert "30.3%" in verdict
