@@ -197,7 +197,8 @@ class ModelVersionOut(StrictModel):
     metrics: dict[str, Any] = Field(
         description="How the version measured on the history's last weeks: per protocol "
         "(`repeat`, `discover`) the customers scored, each part's Recall@20 alone, the weights "
-        "chosen and the served blend's Recall@20"
+        "chosen (with `season`, the power of the in-season boost; 0: none) and the served "
+        "blend's Recall@20"
     )
     active: bool
 
