@@ -238,5 +238,8 @@ def test_new_items_for_a_customer_are_ranked_with_the_tuned_in_season_boost() ->
     season = np.ones_like(bundle.blend.season)
     season[bundle.item_index[last]] = 1e6
     bundle.blend.season = season
-    # then it is the first recommendation
-    assert skus(bundle, context)[0] == last
+    # then it is the first recommendation, explained as in season
+    first = rank(bundle, context, [])[0]
+    assert first.sku == last
+    assert first.reason == "trending"
+    assert first.explanation == "In season: selling faster than usual lately"

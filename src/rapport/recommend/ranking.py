@@ -25,6 +25,8 @@ from rapport.recommend.trained_model import CHANNELS, Bundle, daypart, top_categ
 
 # Items bought by fewer than this share of returning buyers are "bought once" (a sofa).
 REPEAT_ITEM = 0.25
+# A new item whose in-season boost at least doubled its score is explained as in season.
+IN_SEASON_BOOST = 2.0
 DIVERSITY = 0.75  # each further item of a category already shown counts this much less
 CONTEXT_STRENGTH = 0.5  # lifts are softened: a 2x evening category gets about 1.4x
 # How far down the ranking a store-bound request looks for items in stock: one stock query of
@@ -226,6 +228,7 @@ def _personal(bundle: Bundle, customer: int, protocol: str) -> _Candidates:
     scores = bundle.blend.seasoned(summed, protocol) + 1e-6 * parts["popular"] + 1e-9
     bought, baskets = row_entries(bundle.data.counts(), customer)
     times_bought = dict(zip(bought.tolist(), baskets.tolist(), strict=True))
+    boost = bundle.blend.seasoned(np.ones_like(summed), protocol)
 
     def explain(i: int) -> tuple[str, str] | None:
         contributions = {name: float(values[i]) for name, values in weighted.items()}
@@ -235,6 +238,8 @@ def _personal(bundle: Bundle, customer: int, protocol: str) -> _Candidates:
         if source == "own":
             regular = times_bought.get(i, 0) >= 2 and bundle.repeat[i] >= REPEAT_ITEM
             return ("buy_again", "You buy this regularly" if regular else "You bought this before")
+        if i not in times_bought and boost[i] >= IN_SEASON_BOOST:
+            return ("trending", "In season: selling faster than usual lately")
         if source in ("knn", "ease", "als"):
             return ("because_you_bought", "Goes with what you bought")
         if source == "upcf":
