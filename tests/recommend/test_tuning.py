@@ -21,47 +21,28 @@ from rapport.recommend.tuning import (
 END = 20_000.0
 
 
-def grocery(customers: int = 240, days: int = 120, seed: int = 3) -> Interactions:
+def grocery(
+    customers: int = 240, days: int = 120, seed: int = 3, *, launches: bool = False
+) -> Interactions:
     """Customers in four tastes (a block of 100 items each): each has a few staples bought most
     weeks, and now and then tries another item of their taste; a few items are popular with
-    everyone."""
+    everyone. With ``launches``, a batch of eight new products is launched every two weeks and
+    sells for four, most in its first days (a season's range, a launch)."""
     rng = np.random.default_rng(seed)
     users, bought, when = [], [], []
+    life, every = 28, 14
     for customer in range(customers):
         taste = customer % 4
         block = np.arange(100 * taste, 100 * taste + 100)
         staples = rng.choice(block, 4, replace=False)
         for day in range(0, days, 7):
             moment = END - days + day + rng.integers(0, 7)
-            for item in staples:
-                if rng.random() < 0.7:
-                    users.append(f"c{customer:03d}")
-                    bought.append(f"i{item:03d}")
-                    when.append(moment)
-            if rng.random() < 0.4:
-                users.append(f"c{customer:03d}")
-                bought.append(f"i{rng.choice(block):03d}")
-                when.append(moment)
-            if rng.random() < 0.2:
-                users.append(f"c{customer:03d}")
-                bought.append(f"i{rng.integers(0, 5):03d}")
-                when.append(moment)
-    return Interactions.from_purchases(users, bought, when, end=END)
-
-
-def with_launches(customers: int = 240, days: int = 120, seed: int = 3) -> Interactions:
-    """The grocery's staples, and a batch of eight new products launched every two weeks that
-    sells for four weeks, most in its first days (a season's range, a launch)."""
-    rng = np.random.default_rng(seed)
-    users, bought, when = [], [], []
-    life, every = 28, 14
-    for customer in range(customers):
-        block = np.arange(100 * (customer % 4), 100 * (customer % 4) + 100)
-        staples = rng.choice(block, 4, replace=False)
-        for day in range(0, days, 7):
-            moment = END - days + day + rng.integers(0, 7)
             chosen = [f"i{item:03d}" for item in staples if rng.random() < 0.7]
-            for start in range(-life, days, every):
+            if rng.random() < 0.4:
+                chosen.append(f"i{rng.choice(block):03d}")
+            if rng.random() < 0.2:
+                chosen.append(f"i{rng.integers(0, 5):03d}")
+            for start in range(-life, days, every) if launches else ():
                 age = day - start
                 if 0 <= age < life and rng.random() < 0.5 * (1 - age / life):
                     chosen.append(f"launch{start + life:04d}-{rng.integers(0, 8)}")
@@ -147,7 +128,7 @@ def test_a_shop_whose_sales_do_not_change_with_time_gets_no_in_season_boost(tune
 
 def test_where_launches_sell_most_in_their_first_weeks_new_items_in_season_rank_higher() -> None:
     # given a shop that launches new products every two weeks
-    shop = with_launches()
+    shop = grocery(launches=True)
     # when training tunes the blend
     tuned = tune(shop, {"factors": 8, "max_items": 200})
     # then items new to the customer are boosted by how much faster they sell lately

@@ -563,16 +563,17 @@ class Blend(Recommender):
         for name, weight in self.weights(protocol).items():
             if weight and name in parts:
                 total += weight * parts[name]
-        return self.seasoned(total, protocol)
+        boost = self.season_boost(protocol)
+        return total if boost is None else (total * boost).astype(np.float32)
 
-    def seasoned(self, scores: FloatArray, protocol: str) -> FloatArray:
-        """``scores`` (one customer's, or a row per customer) times each item's in-season
-        factor to the protocol's power."""
+    def season_boost(self, protocol: str) -> FloatArray | None:
+        """Each item's in-season factor to the protocol's power, which multiplies its weighted
+        score; ``None`` where the protocol leaves the boost out."""
         power = self.weights(protocol)[SEASON]
         if not power or not len(self.season):
-            return scores
-        boosted: FloatArray = (scores * np.power(self.season, power)).astype(np.float32)
-        return boosted
+            return None
+        boost: FloatArray = np.power(self.season, power)
+        return boost
 
     def scores(self, data: Interactions, users: IntArray) -> FloatArray:
         return self.combine(self.parts(data, users))

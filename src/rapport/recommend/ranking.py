@@ -224,11 +224,13 @@ def _personal(bundle: Bundle, customer: int, protocol: str) -> _Candidates:
     parts = bundle.blend.parts_one(bundle.data, customer)
     weights = bundle.blend.weights(protocol)
     weighted = {name: weights.get(name, 0.0) * values for name, values in parts.items()}
-    summed = sum(weighted.values(), np.zeros_like(parts["popular"]))
-    scores = bundle.blend.seasoned(summed, protocol) + 1e-6 * parts["popular"] + 1e-9
+    scores = sum(weighted.values(), np.zeros_like(parts["popular"]))
+    boost = bundle.blend.season_boost(protocol)
+    if boost is not None:
+        scores = scores * boost
+    scores = scores + 1e-6 * parts["popular"] + 1e-9
     bought, baskets = row_entries(bundle.data.counts(), customer)
     times_bought = dict(zip(bought.tolist(), baskets.tolist(), strict=True))
-    boost = bundle.blend.seasoned(np.ones_like(summed), protocol)
 
     def explain(i: int) -> tuple[str, str] | None:
         contributions = {name: float(values[i]) for name, values in weighted.items()}
@@ -238,7 +240,7 @@ def _personal(bundle: Bundle, customer: int, protocol: str) -> _Candidates:
         if source == "own":
             regular = times_bought.get(i, 0) >= 2 and bundle.repeat[i] >= REPEAT_ITEM
             return ("buy_again", "You buy this regularly" if regular else "You bought this before")
-        if i not in times_bought and boost[i] >= IN_SEASON_BOOST:
+        if boost is not None and i not in times_bought and boost[i] >= IN_SEASON_BOOST:
             return ("trending", "In season: selling faster than usual lately")
         if source in ("knn", "ease", "als"):
             return ("because_you_bought", "Goes with what you bought")
