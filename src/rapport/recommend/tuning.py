@@ -477,8 +477,12 @@ class _Search:
         cube = self.values[protocol]
         if not len(cube):
             return np.zeros(0, dtype=np.float64)
-        # The last weight is the in-season power, the others the columns'.
-        scores = cube @ weights[:-1]
+        # The last weight is the in-season power, the others the columns'. The cube and the
+        # weights are finite by construction, yet OpenBLAS's kernels have now and then raised
+        # the invalid-value flag on this product (numpy/numpy#24067 is one such case): the
+        # flag, not the result, is ignored.
+        with np.errstate(invalid="ignore"):
+            scores = cube @ weights[:-1]
         if weights[-1]:
             scores *= self._boost(protocol, float(weights[-1]))
         # Padding (-1 in every column) scores below any real candidate whatever the weights.
