@@ -48,5 +48,9 @@ export RAPPORT_CHROMIUM=${RAPPORT_CHROMIUM:-$(command -v chromium)}
 .venv/bin/ruff format --check src tests bench clients
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache  # the domain boundaries (docs/architecture.md)
-# The slowest tests are listed at the end: the suite is meant to stay near ten minutes.
-.venv/bin/pytest --durations=25 "$@"
+# The slowest tests are listed at the end: the suite is meant to stay near ten minutes. It runs
+# on one worker per core, at most four (each worker starts servers and a browser of its own);
+# RAPPORT_TEST_WORKERS sets how many (0: all in this process, as a debugger wants).
+workers=${RAPPORT_TEST_WORKERS:-$(nproc)}
+[ "$workers" -le 4 ] || workers=4
+.venv/bin/pytest -n "$workers" --durations=25 "$@"
