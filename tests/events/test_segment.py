@@ -271,6 +271,18 @@ def test_message_without_id_gets_a_stable_one() -> None:
             ("traits", "x"),
             "string_too_long",
         ),
+        (
+            "sentAt that is not a time, beside a timestamp",
+            {"userId": "u", "event": "A B", "timestamp": "2026-06-01T11:00:00Z", "sentAt": "soon"},
+            ("sentAt",),
+            "datetime_parsing",
+        ),
+        (
+            "sentAt that is not a time, alone",
+            {"userId": "u", "type": "screen", "name": "Home", "sentAt": "\u00e6"},
+            ("sentAt",),
+            "datetime_parsing",
+        ),
     ],
 )
 def test_invalid_messages_name_the_field(_case, message, loc, code) -> None:

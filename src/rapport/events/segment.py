@@ -319,6 +319,10 @@ def _channel(kind: str, context: dict[str, Any]) -> str:
 def _occurred_at(
     message: SegmentMessage, *, received_at: datetime, sent_at: datetime | None
 ) -> datetime | ItemError:
+    sent_text = message.get("sentAt")
+    sent = parse_time(sent_text, field="sentAt", naive_is_utc=True) if sent_text else sent_at
+    if isinstance(sent, tuple):
+        return sent  # refused even where unused, as the other times are
     timestamp = message.get("timestamp")
     if timestamp is not None:
         return parse_time(timestamp, field="timestamp", naive_is_utc=True)
@@ -326,12 +330,8 @@ def _occurred_at(
     if original_text is None:
         return received_at
     original = parse_time(original_text, field="originalTimestamp", naive_is_utc=True)
-    sent_text = message.get("sentAt")
-    sent = parse_time(sent_text, field="sentAt", naive_is_utc=True) if sent_text else sent_at
     if isinstance(original, tuple) or sent is None:
         return original
-    if isinstance(sent, tuple):
-        return sent
     # The device's clock may be off; the gap between two of its readings is not.
     try:
         corrected = received_at - (sent - original)
