@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -19,9 +20,9 @@ from typing import Any
 
 import pytest
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,14 @@ from rapport.domains import load_models
 from rapport.main import create_app
 from rapport.platform import clock
 from rapport.platform import service as platform
-from rapport.platform.db import Base, create_db_engine, get_db, open_session
+from rapport.platform.db import (
+    READING_METHODS,
+    Base,
+    create_db_engine,
+    get_db,
+    get_writing_db,
+    open_session,
+)
 from rapport.platform.migrations_runner import upgrade
 from rapport.platform.settings import Settings
 
@@ -155,11 +163,48 @@ def settings(migrated_url: str, tmp_path: Path) -> Settings:
     )
 
 
+def _takes(dependency: Callable[..., Any], route: Any) -> bool:
+    """Whether ``route``'s handler or any of its dependencies takes ``dependency``."""
+
+    def within(dependant: Any) -> bool:
+        return any(d.call is dependency or within(d) for d in dependant.dependencies)
+
+    return route is not None and within(route.dependant)
+
+
+# The statements a read-only transaction refuses (``platform.db.read_only``).
+_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+
+
 @pytest.fixture
-def app(settings: Settings, db: Session) -> FastAPI:
+def app(settings: Settings, db: Session) -> Iterator[FastAPI]:
+    """The application answering through the test's own rolled-back session. A ``GET`` or
+    ``HEAD`` is watched as the server's read-only session would refuse it: a route that writes
+    on one, without taking ``WritingDbSession``, fails its test."""
     application = create_app(settings, run_worker=False)
-    application.dependency_overrides[get_db] = lambda: db
-    return application
+    writes: list[str] = []
+
+    def watched(request: Request) -> Iterator[Session]:
+        route = request.scope.get("route")
+        if request.method not in READING_METHODS or _takes(get_writing_db, route):
+            yield db
+            return
+        connection = db.get_bind()
+
+        def watch(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if _WRITE.match(statement):
+                writes.append(f"{request.method} {request.url.path}: {statement[:120]}")
+
+        event.listen(connection, "before_cursor_execute", watch)
+        try:
+            yield db
+        finally:
+            event.remove(connection, "before_cursor_execute", watch)
+
+    application.dependency_overrides[get_db] = watched
+    application.dependency_overrides[get_writing_db] = lambda: db
+    yield application
+    assert not writes, f"reads that wrote (take WritingDbSession): {writes}"
 
 
 @pytest.fixture

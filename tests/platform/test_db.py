@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from rapport.platform import budget
-from rapport.platform.db import begin_write_now, create_db_engine, read_only
+from rapport.platform import service as platform
+from rapport.platform.db import begin_write_now, create_db_engine, open_session, read_only
 
 
 def _engine_with_table(path: Path, begins: list[str]) -> Engine:
@@ -65,6 +67,27 @@ def test_read_only_sessions_read_while_a_writer_holds_the_lock(tmp_path: Path) -
     writer.close()
     assert begins == ["BEGIN IMMEDIATE", "BEGIN"]
     engine.dispose()
+
+
+def test_a_reading_session_writes_nothing_and_its_connection_writes_again_after(
+    committed_url: str,
+) -> None:
+    # given a session opened for reading, as every GET request's is
+    with open_session(committed_url, reading=True) as reader:
+        # when something in it tries to write, then the database refuses at once
+        with pytest.raises(DBAPIError, match=r"(?i)read-?only"):
+            platform.create_api_key(reader, name="from a read", scopes=[platform.Scope.READ])
+        reader.rollback()
+        # and a later transaction of the same session is read-only too
+        with pytest.raises(DBAPIError, match=r"(?i)read-?only"):
+            platform.create_api_key(reader, name="from a read", scopes=[platform.Scope.READ])
+    # and the pooled connections a writing session gets next write as usual
+    for name in ("till", "shop"):
+        with open_session(committed_url) as writer:
+            platform.create_api_key(writer, name=name, scopes=[platform.Scope.READ])
+    with open_session(committed_url, reading=True) as reader:
+        names = reader.execute(text("SELECT name FROM api_keys ORDER BY name")).scalars().all()
+    assert names == ["shop", "till"]
 
 
 def test_begin_write_now_does_not_wait_for_a_busy_lock(tmp_path: Path) -> None:

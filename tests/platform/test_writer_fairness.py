@@ -262,3 +262,42 @@ def test_a_long_transaction_sees_that_a_command_is_waiting(tmp_path: Path) -> No
     assert sorted(bulk.execute(text("SELECT n FROM t")).scalars()) == [1, 2]
     bulk.close()
     engine.dispose()
+
+
+def test_reads_are_answered_while_another_writer_keeps_the_database(
+    committed_url: str, backend: str, settings: Settings
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL has no database-wide write lock for a writer to keep")
+    # given a server whose requests have half a second each, a customer, and a shop's key
+    app = create_app(settings.model_copy(update={"request_timeout_seconds": 0.5}), run_worker=False)
+    with open_session(committed_url) as db:
+        scopes = [platform.Scope("read"), platform.Scope("write")]
+        key = platform.create_api_key(db, name="shop", scopes=scopes).secret
+    with TestClient(app, raise_server_exceptions=False) as client:
+        made = client.post("/v1/customers", json={"external_id": "C-1"}, headers=auth(key))
+        assert made.status_code == 201, made.text
+        profile = f"/v1/customers/{made.json()['customer_id']}"
+
+        # when the profile is read while another writer keeps the database (a paused import)
+        stuck = open_session(committed_url)
+        try:
+            stuck.execute(text("SELECT 1"))  # begins writing: holds the turn and the lock
+            started = time.monotonic()
+            read = client.get(profile, headers=auth(key))
+            waited = time.monotonic() - started
+            # and a customer is created meanwhile
+            write = client.post("/v1/customers", json={"external_id": "C-2"}, headers=auth(key))
+        finally:
+            stuck.rollback()
+            stuck.close()
+
+        # then the read is answered from the last commit at once, not refused at its deadline
+        assert read.status_code == 200, read.text
+        assert read.json()["customer_id"] == made.json()["customer_id"]
+        assert waited < 0.4
+        # while the write still waits its turn, and is refused with when to retry
+        assert write.status_code == 503, write.text
+        # and the reading request's connection, back in the pool, writes again
+        again = client.post("/v1/customers", json={"external_id": "C-2"}, headers=auth(key))
+        assert again.status_code == 201, again.text

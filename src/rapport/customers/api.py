@@ -34,7 +34,7 @@ from rapport.customers.traits import rfm_scores, trait_summary
 from rapport.flows import privacy
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey
-from rapport.platform.db import DbSession
+from rapport.platform.db import DbSession, WritingDbSession
 from rapport.platform.errors import NotFound
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -212,9 +212,12 @@ def set_preferences(
 
 
 @router.get("/{customer_id}/export")
-def export_customer(customer_id: CustomerIdPath, db: DbSession, key: AdminKey) -> dict[str, Any]:
+def export_customer(
+    customer_id: CustomerIdPath, db: WritingDbSession, key: AdminKey
+) -> dict[str, Any]:
     """Everything Rapport holds on the customer, from every domain, as one JSON document
     (right of access)."""
+    # Writing: every export is recorded with who asked for it.
     return privacy.export_customer(
         db,
         customer_id=service.resolve_customer_ref(db, ref=customer_id),

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
@@ -26,7 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from rapport.platform import budget
-from rapport.platform.settings import get_settings
+from rapport.platform.settings import app_settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,10 @@ def _configure_sqlite(engine: Engine) -> None:
         driver = connection.connection.driver_connection
         options = connection.get_execution_options()
         if options.get(READ_ONLY, False):
-            driver.execute("BEGIN")
+            if isinstance(driver, TurnTakingConnection):
+                driver.begin_reading()
+            else:
+                driver.execute("BEGIN")
             return
         turn: WriterTurn | None = getattr(driver, "writer_turn", None)
         if options.get(NO_WAIT, False):
@@ -360,20 +363,36 @@ class WriterTurn:
 
 
 class TurnTakingConnection(sqlite3.Connection):
-    """A SQLite connection that gives its writer turn back once its transaction has ended."""
+    """A SQLite connection that gives its writer turn back once its transaction has ended,
+    and lets a read-only transaction write nothing (``read_only``)."""
 
     writer_turn: WriterTurn | None = None
+    reading_only = False
+
+    def begin_reading(self) -> None:
+        """Begin a transaction that reads one snapshot and refuses writes: SQLite's
+        ``query_only`` belongs to the connection, so it is switched off again at the end."""
+        self.execute("BEGIN")
+        self.execute("PRAGMA query_only=1")
+        self.reading_only = True
 
     def commit(self) -> None:
         try:
             super().commit()
         finally:
-            if self.writer_turn is not None:
-                self.writer_turn.give_back()
+            self._ended()
 
     def rollback(self) -> None:
         try:
             super().rollback()
+        finally:
+            self._ended()
+
+    def _ended(self) -> None:
+        try:
+            if self.reading_only:
+                self.reading_only = False
+                self.execute("PRAGMA query_only=0")
         finally:
             if self.writer_turn is not None:
                 self.writer_turn.give_back()
@@ -455,26 +474,43 @@ def get_engine(url: str | None = None) -> Engine:
     return create_db_engine(url or get_settings().database_url)
 
 
-@lru_cache(maxsize=8)
-def _session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(url), expire_on_commit=False)
+@lru_cache(maxsize=16)
+def _session_factory(url: str, reading: bool = False) -> sessionmaker[Session]:
+    engine = get_engine(url)
+    if reading:
+        # The same pool; each transaction is read-only (see ``read_only``).
+        engine = engine.execution_options(**READ_ONLY_OPTIONS)
+    return sessionmaker(engine, expire_on_commit=False)
 
 
-def open_session(url: str | None = None) -> Session:
-    """A new session for CLI commands, jobs and scripts; the caller closes it."""
-    return _session_factory(url or get_settings().database_url)()
+def open_session(url: str | None = None, *, reading: bool = False) -> Session:
+    """A new session for CLI commands, jobs and scripts; the caller closes it. ``reading``:
+    every transaction of the session is read-only, as ``read_only`` makes one."""
+    return _session_factory(url or get_settings().database_url, reading)()
 
 
 READ_ONLY = "rapport_read_only"
+# A reading session's every transaction (``open_session(reading=True)``, a GET request's):
+# on SQLite as ``read_only`` makes one, on PostgreSQL ``BEGIN READ ONLY``.
+READ_ONLY_OPTIONS: dict[str, Any] = {READ_ONLY: True, "postgresql_readonly": True}
 
 
 def read_only(db: Session) -> None:
-    """Declare that this session will only read, before its first statement: on SQLite its
-    transaction then begins DEFERRED instead of IMMEDIATE, so hot read paths (recommendations)
-    neither queue behind writers nor block them. Without effect on PostgreSQL, or once the
-    session's transaction has begun."""
+    """Declare that this session will only read, before its first statement. On SQLite its
+    transaction then begins DEFERRED instead of IMMEDIATE, so read paths (recommendations, the
+    API's and admin pages' ``GET``s) neither queue behind writers nor block them, and a write
+    in it fails at once ("attempt to write a readonly database") rather than asking for the
+    write lock mid-transaction, which SQLite may refuse when a writer has committed since.
+    Without effect on PostgreSQL (which locks rows: its readers never wait for writers), or
+    once the session's transaction has begun."""
     if not db.in_transaction():
         db.connection(execution_options={READ_ONLY: True})
+
+
+def in_read_only_transaction(db: Session) -> bool:
+    """Whether the session's transaction began read-only (``read_only``, a reading session):
+    what follows it must end it before it writes."""
+    return db.in_transaction() and bool(db.connection().get_execution_options().get(READ_ONLY))
 
 
 NO_WAIT = "rapport_no_wait"
@@ -543,20 +579,31 @@ def driver_cursor(db: Session) -> Any:
     return db.connection().connection.cursor()
 
 
-async def get_db() -> AsyncIterator[Session]:
+READING_METHODS = frozenset({"GET", "HEAD"})
+
+
+async def get_db(request: Request) -> AsyncIterator[Session]:
     """FastAPI dependency: one session per request, closed (and rolled back if unfinished) after.
+    A ``GET`` or ``HEAD`` reads only (``read_only``): on SQLite it never waits for the writers'
+    queue. A ``GET`` that must write (a tracking pixel, a one-click link) takes
+    ``WritingDbSession`` instead.
 
     Async so that FastAPI enters and leaves it on the event loop: a sync generator costs two
     worker-thread hops per request. Opening a session does no I/O, and closing one after its
     commit only hands the connection back to the pool."""
-    session = open_session()
-    try:
+    url = app_settings(request).database_url
+    with open_session(url, reading=request.method in READING_METHODS) as session:
         yield session
-    finally:
-        session.close()
+
+
+async def get_writing_db(request: Request) -> AsyncIterator[Session]:
+    """FastAPI dependency: one session per request that may write, whatever the method."""
+    with open_session(app_settings(request).database_url) as session:
+        yield session
 
 
 DbSession = Annotated[Session, Depends(get_db)]
+WritingDbSession = Annotated[Session, Depends(get_writing_db)]
 
 
 def insert_for(db: Session) -> Any:

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rapport.platform import clock
-from rapport.platform.db import open_session
+from rapport.platform.db import in_read_only_transaction, open_session
 from rapport.platform.models import Job
 
 log = logging.getLogger(__name__)
@@ -236,6 +236,8 @@ def run_one(*, worker_id: str, database_url: str | None = None) -> int | None:
             db.execute(update(Job).where(Job.id == job_id).values(**values))
             db.commit()
         else:
+            if in_read_only_transaction(db):
+                db.commit()  # the handler only read; its read-only transaction cannot write
             db.execute(
                 update(Job)
                 .where(Job.id == job_id)

@@ -18,7 +18,7 @@ from rapport.loyalty.referrals import referring
 from rapport.loyalty.schemas import iso_or_none
 from rapport.platform import clock
 from rapport.platform.auth import ReadKey, WriteKey
-from rapport.platform.db import DbSession
+from rapport.platform.db import DbSession, WritingDbSession
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.schemas import StrictModel
 
@@ -64,8 +64,9 @@ def _referral_out(referral: Referral) -> dict[str, Any]:
 
 
 @router.get("/members/{customer_id}/referral-code")
-def referral_code(customer_id: CustomerId, db: DbSession, _key: ReadKey) -> ReferralCodeOut:
+def referral_code(customer_id: CustomerId, db: WritingDbSession, _key: ReadKey) -> ReferralCodeOut:
     """The member's referral code (created on the first ask, then always the same)."""
+    # Writing: the first ask creates the code.
     record = referring.referral_code(
         db, customer_id=customers.resolve_customer_ref(db, ref=customer_id)
     )
