@@ -30,7 +30,7 @@ def test_an_admin_adds_and_edits_a_subscription(client: TestClient, db: Session)
     platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
     assert sign_in(client).status_code == 303
     form = page_form(client.get(PAGE).text, action=PAGE)
-    form = typed(typed(form, "name", "CRM"), "url", "https://crm.example/h")
+    form = typed(typed(form, "name", "CRM"), "url", "https://hooks.shop-crm.test/rapport")
     # without an event type the form is refused, saying why
     refused = post_form(client, PAGE, form)
     assert refused.status_code == 422
@@ -72,7 +72,13 @@ def test_an_admin_adds_and_edits_a_subscription(client: TestClient, db: Session)
     db.refresh(subscription)
     assert subscription.active is False
     assert subscription.event_types == ["tier_changed", "customer_erased"]
-    # deleting it takes it off the list
+    # deleting it takes it off the list (where it was, by its URL and edit link)
+    listed = client.get(PAGE).text
+    assert "hooks.shop-crm.test" in listed
+    assert f'href="{edit}"' in listed
     delete = f"{edit}/delete"
     post_form(client, delete, page_form(client.get(edit).text, action=delete))
-    assert "CRM" not in client.get(PAGE).text
+    # (not its name: a page's random CSRF token may spell "CRM")
+    listed = client.get(PAGE).text
+    assert "hooks.shop-crm.test" not in listed
+    assert f'href="{edit}"' not in listed
