@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -24,7 +25,6 @@ from rapport.platform import service as platform
 from rapport.platform.db import (
     WriterTurn,
     create_db_engine,
-    get_db,
     open_session,
     writer_turn,
     writers_waiting,
@@ -183,21 +183,24 @@ def test_a_request_waits_for_its_turn_no_longer_than_its_budget(tmp_path: Path) 
         stuck.close()
 
 
+def _half_a_second_each(
+    backend: str, settings: Settings, url: str, name: str, scopes: list[str]
+) -> tuple[FastAPI, str]:
+    """A server on the test database whose requests have half a second each, and a key."""
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL has no database-wide write lock for a writer to keep")
+    app = create_app(settings.model_copy(update={"request_timeout_seconds": 0.5}), run_worker=False)
+    with open_session(url) as db:
+        granted = [platform.Scope(scope) for scope in scopes]
+        key = platform.create_api_key(db, name=name, scopes=granted).secret
+    return app, key
+
+
 def test_points_sent_behind_a_stuck_writer_answer_503_in_time_and_apply_once_later(
     committed_url: str, backend: str, settings: Settings
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL has no database-wide write lock for a writer to keep")
     # given a server whose requests have half a second each, a member, and a till's key
-    app = create_app(settings.model_copy(update={"request_timeout_seconds": 0.5}), run_worker=False)
-
-    def session_on_the_test_database() -> Iterator[Session]:
-        with open_session(committed_url) as session:
-            yield session
-
-    app.dependency_overrides[get_db] = session_on_the_test_database
-    with open_session(committed_url) as db:
-        key = platform.create_api_key(db, name="till", scopes=[platform.Scope("write")]).secret
+    app, key = _half_a_second_each(backend, settings, committed_url, "till", ["write"])
     till = {**auth(key), "Idempotency-Key": "till-7-receipt-1"}
     earn = {"points": 5, "reason": "receipt 1"}
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -267,13 +270,8 @@ def test_a_long_transaction_sees_that_a_command_is_waiting(tmp_path: Path) -> No
 def test_reads_are_answered_while_another_writer_keeps_the_database(
     committed_url: str, backend: str, settings: Settings
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL has no database-wide write lock for a writer to keep")
     # given a server whose requests have half a second each, a customer, and a shop's key
-    app = create_app(settings.model_copy(update={"request_timeout_seconds": 0.5}), run_worker=False)
-    with open_session(committed_url) as db:
-        scopes = [platform.Scope("read"), platform.Scope("write")]
-        key = platform.create_api_key(db, name="shop", scopes=scopes).secret
+    app, key = _half_a_second_each(backend, settings, committed_url, "shop", ["read", "write"])
     with TestClient(app, raise_server_exceptions=False) as client:
         made = client.post("/v1/customers", json={"external_id": "C-1"}, headers=auth(key))
         assert made.status_code == 201, made.text

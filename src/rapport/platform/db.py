@@ -585,8 +585,8 @@ READING_METHODS = frozenset({"GET", "HEAD"})
 async def get_db(request: Request) -> AsyncIterator[Session]:
     """FastAPI dependency: one session per request, closed (and rolled back if unfinished) after.
     A ``GET`` or ``HEAD`` reads only (``read_only``): on SQLite it never waits for the writers'
-    queue. A ``GET`` that must write (a tracking pixel, a one-click link) takes
-    ``WritingDbSession`` instead.
+    queue. A ``GET`` that must write (a customer's export is recorded, a referral code is
+    made on the first ask) takes ``WritingDbSession`` instead.
 
     Async so that FastAPI enters and leaves it on the event loop: a sync generator costs two
     worker-thread hops per request. Opening a session does no I/O, and closing one after its
