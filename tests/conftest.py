@@ -172,8 +172,12 @@ def _takes(dependency: Callable[..., Any], route: Any) -> bool:
     return route is not None and within(route.dependant)
 
 
-# The statements a read-only transaction refuses (``platform.db.read_only``).
-_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+# The statements a read-only transaction refuses (``platform.db.read_only``; PostgreSQL also
+# refuses row locks in one).
+_WRITE = re.compile(
+    r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b|.*\bFOR (NO KEY )?(UPDATE|SHARE)\b",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 @pytest.fixture

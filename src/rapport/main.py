@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -34,7 +34,7 @@ from rapport.platform.ratelimit import RateLimitHeaders
 from rapport.platform.ratelimit import from_settings as rate_limits_from_settings
 from rapport.platform.settings import Settings, get_settings
 from rapport.platform.statements import StatementPool
-from rapport.platform.strict_input import RefuseControlCharacters
+from rapport.platform.strict_input import RefuseControlCharacters, refuse_repeated_query_parameters
 from rapport.recommend import service as recommend
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
+        dependencies=[Depends(refuse_repeated_query_parameters)],
     )
     app.state.settings = settings
     app.state.statements = None  # the lifespan opens a pool on PostgreSQL

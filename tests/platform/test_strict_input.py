@@ -266,6 +266,39 @@ def test_a_date_in_a_query_must_be_iso_text_not_a_number(
     assert accepted.status_code == 200, accepted.text
 
 
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        # a FastAPI query parameter (FastAPI alone would use the last value)
+        ("/v1/products?category=Shoes&category=Socks", "category"),
+        ("/v1/products?limit=5&limit=500", "limit"),
+        # one the route reads through its own query model
+        ("/v1/recommendations?placement=home&placement=discover&customer_id=C-1", "placement"),
+    ],
+)
+def test_a_query_parameter_that_takes_one_value_is_refused_given_twice(
+    client, db, admin, path, parameter
+) -> None:
+    # when a parameter that takes one value is sent twice
+    refused = client.get(path, headers=admin)
+    # then the request is refused naming it, in the query, rather than answered for one of them
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem["field"] == parameter
+    assert problem["errors"][0]["location"] == "query"
+    assert "once" in problem["errors"][0]["message"]
+
+
+def test_a_query_parameter_that_takes_several_values_may_repeat(client, db, admin) -> None:
+    # when the cart is sent as the key repeated, as documented
+    answer = client.get(
+        "/v1/recommendations?placement=cart&cart=A-1&cart=B-2&limit=3", headers=admin
+    )
+    # then it is read as a cart (no model yet: an empty list, not a refusal)
+    assert answer.status_code == 200, answer.text
+
+
 def test_the_openapi_document_states_problems_and_required_idempotency_keys(client) -> None:
     # when the OpenAPI document is read
     document = client.get("/openapi.json").json()

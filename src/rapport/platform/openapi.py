@@ -83,6 +83,16 @@ def _query_fields(model: type[BaseModel]) -> tuple[tuple[str, bool], ...]:
     return tuple((name, _is_list(field.annotation)) for name, field in model.model_fields.items())
 
 
+def repeated_query_error(name: str, values: list[str]) -> dict[str, Any]:
+    """The validation error for ``name`` given more than once, as pydantic words its own."""
+    return {
+        "type": "single_value",
+        "loc": ("query", name),
+        "msg": f"Give {name} once: it takes one value, and {len(values)} were sent",
+        "input": values,
+    }
+
+
 def parse_query(request: Request, model: type[M]) -> M:
     """The request's query string as ``model``; a 422 problem naming each bad parameter
     otherwise, as FastAPI's own parameters would give. Unknown parameters are ignored."""
@@ -91,7 +101,10 @@ def parse_query(request: Request, model: type[M]) -> M:
     for name, is_list in _query_fields(model):
         if name not in params:
             continue
-        values[name] = params.getlist(name) if is_list else params[name]
+        given = params.getlist(name)
+        if not is_list and len(given) > 1:
+            raise RequestValidationError([repeated_query_error(name, given)])
+        values[name] = given if is_list else given[0]
     try:
         return model.model_validate(values)
     except ValidationError as error:

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import Any, get_args, get_origin
 from urllib.parse import parse_qsl
 
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic.fields import FieldInfo
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rapport.platform.errors import InvalidInput, field_error, problem_response
+from rapport.platform.openapi import repeated_query_error
 from rapport.platform.schemas import CONTROL_CHARACTER_CODE
 
 # A control character in a raw query string: percent-encoded (``%00``…``%1F``, ``%7F``) or,
@@ -108,3 +113,51 @@ def _templates(paths: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
 def _printable(text: str) -> str:
     """``text`` with control characters written as ``\\uXXXX``, for the problem's fields."""
     return _PATH_CONTROL.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+# --- A query parameter that takes one value, given twice ---------------------------------------
+
+
+async def refuse_repeated_query_parameters(request: Request) -> None:
+    """Application-wide dependency: a query parameter that takes one value, given more than
+    once (``?category=a&category=b``), is a 422 naming it; FastAPI would quietly use the last.
+    Most requests repeat no key and pay one comparison."""
+    params = request.query_params
+    if len(params.multi_items()) == len(params):
+        return
+    single = _single_valued(request.scope.get("route"))
+    for name in params:
+        if name in single and len(params.getlist(name)) > 1:
+            raise RequestValidationError([repeated_query_error(name, params.getlist(name))])
+
+
+_SINGLE_VALUED = "rapport_single_valued_query"
+
+
+def _single_valued(route: Any) -> frozenset[str]:
+    """The query parameters of ``route`` (its handler's and its dependencies') that take one
+    value, worked out once per route and kept on it (routes are not hashable)."""
+    known: frozenset[str] | None = getattr(route, _SINGLE_VALUED, None)
+    if known is None:
+        known = _query_singles(getattr(route, "dependant", None))
+        if route is not None:
+            setattr(route, _SINGLE_VALUED, known)
+    return known
+
+
+def _query_singles(dependant: Any) -> frozenset[str]:
+    found: set[str] = set()
+    pending = [dependant] if dependant is not None else []
+    while pending:
+        current = pending.pop()
+        found.update(
+            field.alias for field in current.query_params if not _is_sequence(field.field_info)
+        )
+        pending.extend(current.dependencies)
+    return frozenset(found)
+
+
+def _is_sequence(info: FieldInfo) -> bool:
+    annotation = info.annotation
+    candidates = [annotation, *get_args(annotation)]
+    return any(get_origin(c) in (list, set, tuple, frozenset) for c in candidates)
