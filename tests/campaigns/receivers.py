@@ -22,6 +22,14 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from tests.conftest import free_port
 
 
+class ReceivingServer(ThreadingHTTPServer):
+    """A threaded HTTP server that queues as many connections as a dispatcher opens at once
+    (``socketserver``'s default backlog of 5 drops the rest's handshakes on a busy machine,
+    and the sender sees a timeout a real receiver would not give)."""
+
+    request_queue_size = 128
+
+
 @dataclass
 class ReceivedMail:
     mail_from: str
@@ -164,7 +172,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = ReceivingServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from sqlalchemy import select
@@ -18,6 +18,7 @@ from rapport.campaigns.delivery.sending import WEBHOOK_CONCURRENCY, dispatch_due
 from rapport.campaigns.models import Delivery, WebhookAttempt
 from rapport.platform.db import open_session
 from tests.campaigns.delivery.factories import make_campaign, make_customer, make_endpoint
+from tests.campaigns.receivers import ReceivingServer
 from tests.conftest import free_port
 
 FAST = 10
@@ -52,7 +53,7 @@ class HoldingReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server = ReceivingServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
