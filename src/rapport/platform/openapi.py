@@ -50,10 +50,13 @@ def request_body_schema(adapter: TypeAdapter[Any]) -> dict[str, Any]:
     }
 
 
-def _is_list(annotation: Any) -> bool:
-    if get_origin(annotation) is list:
-        return True
-    return any(get_origin(arg) is list for arg in get_args(annotation))
+def takes_several(annotation: Any) -> bool:
+    """Whether a query parameter of this type takes several values (the key repeated): a
+    list, set or tuple, optional or not."""
+    return any(
+        get_origin(candidate) in (list, set, tuple, frozenset)
+        for candidate in (annotation, *get_args(annotation))
+    )
 
 
 def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
@@ -79,8 +82,10 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 @cache
 def _query_fields(model: type[BaseModel]) -> tuple[tuple[str, bool], ...]:
-    """The model's fields, each with whether it is a list (the key repeated)."""
-    return tuple((name, _is_list(field.annotation)) for name, field in model.model_fields.items())
+    """The model's fields, each with whether it takes several values (the key repeated)."""
+    return tuple(
+        (name, takes_several(field.annotation)) for name, field in model.model_fields.items()
+    )
 
 
 def repeated_query_error(name: str, values: list[str]) -> dict[str, Any]:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Any, get_args, get_origin
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic.fields import FieldInfo
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rapport.platform.errors import InvalidInput, field_error, problem_response
-from rapport.platform.openapi import repeated_query_error
+from rapport.platform.openapi import repeated_query_error, takes_several
 from rapport.platform.schemas import CONTROL_CHARACTER_CODE
 
 # A control character in a raw query string: percent-encoded (``%00``…``%1F``, ``%7F``) or,
@@ -151,13 +150,9 @@ def _query_singles(dependant: Any) -> frozenset[str]:
     while pending:
         current = pending.pop()
         found.update(
-            field.alias for field in current.query_params if not _is_sequence(field.field_info)
+            field.alias
+            for field in current.query_params
+            if not takes_several(field.field_info.annotation)
         )
         pending.extend(current.dependencies)
     return frozenset(found)
-
-
-def _is_sequence(info: FieldInfo) -> bool:
-    annotation = info.annotation
-    candidates = [annotation, *get_args(annotation)]
-    return any(get_origin(c) in (list, set, tuple, frozenset) for c in candidates)
