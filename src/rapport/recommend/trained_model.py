@@ -293,16 +293,45 @@ def build(
     metrics: dict[str, Any] = {}
     if tuned:
         # The final fit (every part, since the weights are not chosen yet) runs beside the
-        # search on the second core: both spend most of their time outside the GIL.
-        # One BLAS thread each: two fits with a BLAS pool each would fight over two cores.
+        # search on the second core: both spend most of their time outside the GIL. What the
+        # catalogue learns that no weight changes (substitutes, complements, lifts) follows it
+        # there, while the search still runs. One BLAS thread each: two fits with a BLAS pool
+        # each would fight over two cores.
         with threadpool_limits(1, "blas"), ThreadPoolExecutor(1) as pool:
             every_part = pool.submit(Blend(**{**params, **dict.fromkeys(PARTS, 1.0)}).fit, data)
+            learnt = pool.submit(
+                lambda: _catalogue(purchases, facts, data, every_part.result(), days, segments)
+            )
             tuning = tune(data, params)
-            blend = every_part.result()
+            blend, catalogue = every_part.result(), learnt.result()
         params, metrics = tuning.params, tuning.report
         blend = blend.reweighed(params)
     else:
         blend = Blend(**params).fit(data)
+        catalogue = _catalogue(purchases, facts, data, blend, days, segments)
+    return Bundle(
+        version=version,
+        trained_at=now,
+        data=data,
+        blend=blend,
+        metrics=metrics,
+        params={"neighbours": NEIGHBOURS},
+        **catalogue,
+    )
+
+
+def _catalogue(
+    purchases: Sequence[Purchase],
+    facts: dict[str, ProductFacts],
+    data: Interactions,
+    blend: Blend,
+    days: npt.NDArray[np.float64],
+    segments: dict[str, str] | None,
+) -> dict[str, Any]:
+    """The bundle's item side: names and prices, substitutes, complements, popularity per
+    store and segment, trending and context lifts. It reads the blend's fitted item-kNN links
+    and popularity, never its weights, so it can be learnt before the weights are chosen."""
+    end = data.end
     items = data.items
     index = {sku: i for i, sku in enumerate(items)}
     item_of = np.fromiter((index[p.sku] for p in purchases), dtype=np.int64, count=len(days))
@@ -324,33 +353,27 @@ def build(
     segment_names, segment_popularity = _popularity_by(
         [segment_of.get(p.customer_id or "") for p in purchases], item_of, recent, len(items)
     )
-    return Bundle(
-        version=version,
-        trained_at=now,
-        data=data,
-        blend=blend,
-        names=[f.name if f else sku for sku, f in zip(items, described, strict=True)],
-        categories=categories,
-        brands=[(f.brand or "") if f else "" for f in described],
-        countries=[(f.country or "") if f else "" for f in described],
-        price_minor=price,
-        margin_rate=margin,
-        substitutes=_substitutes(categories, described, price, co_bought, blend),
-        complements=_complements(co_bought, categories, category_of),
-        category_of=category_of,
-        top_categories=tops,
-        category_best=_category_best(category_of, blend, len(tops)),
-        category_partners=_category_partners(baskets, category_of, len(tops)),
-        stores=stores,
-        store_popularity=store_popularity,
-        segments=segment_names,
-        segment_popularity=segment_popularity,
-        trending=_trending(item_of, end - days, len(items)),
-        daypart_lift=_lift(purchases, item_of, category_of, len(tops), "daypart"),
-        channel_lift=_lift(purchases, item_of, category_of, len(tops), "channel"),
-        metrics=metrics,
-        params={"neighbours": NEIGHBOURS},
-    )
+    return {
+        "names": [f.name if f else sku for sku, f in zip(items, described, strict=True)],
+        "categories": categories,
+        "brands": [(f.brand or "") if f else "" for f in described],
+        "countries": [(f.country or "") if f else "" for f in described],
+        "price_minor": price,
+        "margin_rate": margin,
+        "substitutes": _substitutes(categories, described, price, co_bought, blend),
+        "complements": _complements(co_bought, categories, category_of),
+        "category_of": category_of,
+        "top_categories": tops,
+        "category_best": _category_best(category_of, blend, len(tops)),
+        "category_partners": _category_partners(baskets, category_of, len(tops)),
+        "stores": stores,
+        "store_popularity": store_popularity,
+        "segments": segment_names,
+        "segment_popularity": segment_popularity,
+        "trending": _trending(item_of, end - days, len(items)),
+        "daypart_lift": _lift(purchases, item_of, category_of, len(tops), "daypart"),
+        "channel_lift": _lift(purchases, item_of, category_of, len(tops), "channel"),
+    }
 
 
 def _basket_matrix(
