@@ -17,6 +17,7 @@ from rapport.recommend.algorithms import (
     ItemKNN,
     PersonalFrequency,
     Popularity,
+    _inverse,
     in_season,
 )
 from rapport.recommend.base import Recommender, top_items
@@ -98,6 +99,29 @@ def test_neighbours_of_a_red_wine_include_the_corkscrew(model_type: type[Recomme
     near = {data.items[i] for i, _ in model.similar(data.items.index("W-CHIANTI"), 4)}
     assert "K-CORK" in near or "K-GLASS" in near
     assert "G-PASTA" not in near
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(2, 12).flatmap(
+        lambda items: st.lists(
+            st.lists(st.booleans(), min_size=items, max_size=items), min_size=1, max_size=30
+        )
+    ),
+    st.sampled_from([0.5, 10.0, 500.0]),
+)
+def test_ease_inverts_any_ridged_gram_matrix(baskets: list[list[bool]], ridge: float) -> None:
+    bought = np.asarray(baskets, dtype=np.float32)
+    gram = bought.T @ bought + ridge * np.eye(bought.shape[1], dtype=np.float32)
+    inverse = _inverse(gram)
+    assert inverse.dtype == np.float32
+    np.testing.assert_allclose(inverse, inverse.T, atol=1e-6)
+    np.testing.assert_allclose(inverse @ gram, np.eye(len(gram)), atol=1e-3)
+
+
+def test_a_matrix_that_is_not_positive_definite_is_still_inverted() -> None:
+    swap = np.asarray([[0.0, 2.0], [2.0, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(_inverse(swap), [[0.0, 0.5], [0.5, 0.0]])
 
 
 def test_blend_weights_change_the_ranking_without_refitting() -> None:

@@ -253,7 +253,8 @@ def _inverse(gram: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         inverse: npt.NDArray[np.float32] = np.linalg.inv(gram)
         return inverse
     # potri fills the upper triangle only.
-    return np.triu(upper) + np.triu(upper, 1).T
+    symmetric: npt.NDArray[np.float32] = np.triu(upper) + np.triu(upper, 1).T
+    return symmetric
 
 
 class EASE(_Neighbourhood):
@@ -286,7 +287,7 @@ class EASE(_Neighbourhood):
         gram = (sub.T @ sub).toarray().astype(np.float32)
         gram[np.diag_indices_from(gram)] += self.params["l2"]
         inverse = _inverse(gram)
-        weights = -inverse / np.diag(inverse)
+        weights = (-inverse / np.diag(inverse)).astype(np.float32, copy=False)
         np.fill_diagonal(weights, 0.0)
         # Keep the strongest positive links per item: the full matrix is dense, mostly noise.
         local = _top_per_row_dense(weights, int(self.params["keep"]))
