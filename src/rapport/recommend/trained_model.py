@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -303,20 +303,19 @@ def build(
                 lambda: _catalogue(purchases, facts, data, every_part.result(), days, segments)
             )
             tuning = tune(data, params)
-            blend, catalogue = every_part.result(), learnt.result()
+            blend, bundle = every_part.result(), learnt.result()
         params, metrics = tuning.params, tuning.report
         blend = blend.reweighed(params)
     else:
         blend = Blend(**params).fit(data)
-        catalogue = _catalogue(purchases, facts, data, blend, days, segments)
-    return Bundle(
+        bundle = _catalogue(purchases, facts, data, blend, days, segments)
+    return bundle(
         version=version,
         trained_at=now,
         data=data,
         blend=blend,
         metrics=metrics,
         params={"neighbours": NEIGHBOURS},
-        **catalogue,
     )
 
 
@@ -327,10 +326,11 @@ def _catalogue(
     blend: Blend,
     days: npt.NDArray[np.float64],
     segments: dict[str, str] | None,
-) -> dict[str, Any]:
-    """The bundle's item side: names and prices, substitutes, complements, popularity per
-    store and segment, trending and context lifts. It reads the blend's fitted item-kNN links
-    and popularity, never its weights, so it can be learnt before the weights are chosen."""
+) -> partial[Bundle]:
+    """The bundle's item side (names and prices, substitutes, complements, popularity per
+    store and segment, trending and context lifts), as a bundle waiting for its blend. It
+    reads the blend's fitted item-kNN links and popularity, never its weights, so it can be
+    learnt before the weights are chosen."""
     end = data.end
     items = data.items
     index = {sku: i for i, sku in enumerate(items)}
@@ -353,27 +353,28 @@ def _catalogue(
     segment_names, segment_popularity = _popularity_by(
         [segment_of.get(p.customer_id or "") for p in purchases], item_of, recent, len(items)
     )
-    return {
-        "names": [f.name if f else sku for sku, f in zip(items, described, strict=True)],
-        "categories": categories,
-        "brands": [(f.brand or "") if f else "" for f in described],
-        "countries": [(f.country or "") if f else "" for f in described],
-        "price_minor": price,
-        "margin_rate": margin,
-        "substitutes": _substitutes(categories, described, price, co_bought, blend),
-        "complements": _complements(co_bought, categories, category_of),
-        "category_of": category_of,
-        "top_categories": tops,
-        "category_best": _category_best(category_of, blend, len(tops)),
-        "category_partners": _category_partners(baskets, category_of, len(tops)),
-        "stores": stores,
-        "store_popularity": store_popularity,
-        "segments": segment_names,
-        "segment_popularity": segment_popularity,
-        "trending": _trending(item_of, end - days, len(items)),
-        "daypart_lift": _lift(purchases, item_of, category_of, len(tops), "daypart"),
-        "channel_lift": _lift(purchases, item_of, category_of, len(tops), "channel"),
-    }
+    return partial(
+        Bundle,
+        names=[f.name if f else sku for sku, f in zip(items, described, strict=True)],
+        categories=categories,
+        brands=[(f.brand or "") if f else "" for f in described],
+        countries=[(f.country or "") if f else "" for f in described],
+        price_minor=price,
+        margin_rate=margin,
+        substitutes=_substitutes(categories, described, price, co_bought, blend),
+        complements=_complements(co_bought, categories, category_of),
+        category_of=category_of,
+        top_categories=tops,
+        category_best=_category_best(category_of, blend, len(tops)),
+        category_partners=_category_partners(baskets, category_of, len(tops)),
+        stores=stores,
+        store_popularity=store_popularity,
+        segments=segment_names,
+        segment_popularity=segment_popularity,
+        trending=_trending(item_of, end - days, len(items)),
+        daypart_lift=_lift(purchases, item_of, category_of, len(tops), "daypart"),
+        channel_lift=_lift(purchases, item_of, category_of, len(tops), "channel"),
+    )
 
 
 def _basket_matrix(
