@@ -90,6 +90,29 @@ def test_a_reading_session_writes_nothing_and_its_connection_writes_again_after(
     assert names == ["shop", "till"]
 
 
+def test_a_transaction_declared_read_only_refuses_writes_and_the_next_one_writes(
+    committed_url: str,
+) -> None:
+    # given an ordinary session whose transaction is declared read-only before it begins
+    with open_session(committed_url) as db:
+        read_only(db)
+        # when something in it writes, then the database refuses at once, on either database
+        with pytest.raises(DBAPIError, match=r"(?i)read-?only"):
+            platform.create_api_key(db, name="from a read", scopes=[platform.Scope.READ])
+        db.rollback()
+        # and the session's next transaction is an ordinary one, which writes
+        platform.create_api_key(db, name="after the read", scopes=[platform.Scope.READ])
+        db.commit()
+    # and so do the pooled connections other sessions get next
+    for name in ("till", "shop"):
+        with open_session(committed_url) as writer:
+            platform.create_api_key(writer, name=name, scopes=[platform.Scope.READ])
+            writer.commit()
+    with open_session(committed_url, reading=True) as reader:
+        names = reader.execute(text("SELECT name FROM api_keys ORDER BY name")).scalars().all()
+    assert names == ["after the read", "shop", "till"]
+
+
 def test_begin_write_now_does_not_wait_for_a_busy_lock(tmp_path: Path) -> None:
     # given a writer holding SQLite's write lock
     engine, writer = _writer_holding_the_lock(tmp_path / "locks.db")

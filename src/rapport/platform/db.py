@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -496,15 +496,21 @@ READ_ONLY_OPTIONS: dict[str, Any] = {READ_ONLY: True, "postgresql_readonly": Tru
 
 
 def read_only(db: Session) -> None:
-    """Declare that this session will only read, before its first statement. On SQLite its
-    transaction then begins DEFERRED instead of IMMEDIATE, so read paths (recommendations, the
+    """Declare that this session's transaction will only read, before its first statement.
+    On SQLite it then begins DEFERRED instead of IMMEDIATE, so read paths (recommendations, the
     API's and admin pages' ``GET``s) neither queue behind writers nor block them, and a write
     in it fails at once ("attempt to write a readonly database") rather than asking for the
-    write lock mid-transaction, which SQLite may refuse when a writer has committed since.
-    Without effect on PostgreSQL (which locks rows: its readers never wait for writers), or
-    once the session's transaction has begun."""
-    if not db.in_transaction():
-        db.connection(execution_options={READ_ONLY: True})
+    write lock mid-transaction, which SQLite may refuse when a writer has committed since. On
+    PostgreSQL (whose readers never wait for writers) it begins ``READ ONLY``, so a write in
+    it fails there too, and a path that writes by mistake fails on both databases alike.
+    Without effect once the session's transaction has begun, and on PostgreSQL for a session
+    joined to a connection whose own transaction has begun (the tests' sessions): a begun
+    transaction's mode cannot change. The session's next transaction is an ordinary one."""
+    if db.in_transaction():
+        return
+    bind = db.get_bind()
+    joined = isinstance(bind, Connection) and bind.in_transaction()
+    db.connection(execution_options={READ_ONLY: True} if joined else READ_ONLY_OPTIONS)
 
 
 def in_read_only_transaction(db: Session) -> bool:
