@@ -111,10 +111,7 @@ def _configure_sqlite(engine: Engine) -> None:
         driver = connection.connection.driver_connection
         options = connection.get_execution_options()
         if options.get(READ_ONLY, False):
-            if isinstance(driver, TurnTakingConnection):
-                driver.begin_reading()
-            else:
-                driver.execute("BEGIN")
+            driver.begin_reading()  # every SQLite engine here connects TurnTakingConnections
             return
         turn: WriterTurn | None = getattr(driver, "writer_turn", None)
         if options.get(NO_WAIT, False):
@@ -503,14 +500,13 @@ def read_only(db: Session) -> None:
     write lock mid-transaction, which SQLite may refuse when a writer has committed since. On
     PostgreSQL (whose readers never wait for writers) it begins ``READ ONLY``, so a write in
     it fails there too, and a path that writes by mistake fails on both databases alike.
-    Without effect once the session's transaction has begun, and on PostgreSQL for a session
-    joined to a connection whose own transaction has begun (the tests' sessions): a begun
-    transaction's mode cannot change. The session's next transaction is an ordinary one."""
-    if db.in_transaction():
-        return
+    Without effect once a transaction has begun: the session's, or that of the connection it
+    is joined to (the tests' sessions), since a begun transaction's mode cannot change. The
+    session's next transaction is an ordinary one."""
     bind = db.get_bind()
-    joined = isinstance(bind, Connection) and bind.in_transaction()
-    db.connection(execution_options={READ_ONLY: True} if joined else READ_ONLY_OPTIONS)
+    if db.in_transaction() or (isinstance(bind, Connection) and bind.in_transaction()):
+        return
+    db.connection(execution_options=READ_ONLY_OPTIONS)
 
 
 def in_read_only_transaction(db: Session) -> bool:

@@ -126,8 +126,9 @@ async def refuse_repeated_query_parameters(request: Request) -> None:
         return
     single = _single_valued(request.scope.get("route"))
     for name in params:
-        if name in single and len(params.getlist(name)) > 1:
-            raise RequestValidationError([repeated_query_error(name, params.getlist(name))])
+        given = params.getlist(name)
+        if name in single and len(given) > 1:
+            raise RequestValidationError([repeated_query_error(name, given)])
 
 
 _SINGLE_VALUED = "rapport_single_valued_query"
