@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
-from rapport.platform.schemas import ReadModel, StrictModel
+from rapport.platform.schemas import ReadModel
 
 Channel = Literal["web", "app", "store", "call_center", "email"]
 CHANNELS: frozenset[str] = frozenset(("web", "app", "store", "call_center", "email"))
@@ -164,7 +164,9 @@ class EventOut(ReadModel):
     context: dict[str, Any]
 
 
-class EventReceipt(StrictModel):
+class EventReceipt(BaseModel):
+    # A response: it echoes the event id as sent (tracking refuses only NUL in it), so it
+    # states none of a request body's rules (``StrictModel``'s no control characters).
     event_id: str
     position: int
     duplicate: bool
