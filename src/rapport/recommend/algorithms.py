@@ -16,6 +16,7 @@ from rapport.recommend.interactions import (
     IntArray,
     Interactions,
     repeat_rate,
+    repeat_share,
     row_entries,
     rows,
     weighted_rows,
@@ -24,6 +25,9 @@ from rapport.recommend.next_basket import UPCF
 
 # A score for items the customer never bought, small enough never to outrank one they did.
 _FILL = 1e-3
+# Purchases at the usual repeat share added to each customer's own (PersonalFrequency.habit): a
+# customer with two purchases is not a creature of habit on one repeat.
+HABIT_PRIOR = 5.0
 
 
 def _row_normalised(matrix: FloatArray) -> FloatArray:
@@ -70,31 +74,82 @@ class Popularity(Recommender):
 
 class PersonalFrequency(Recommender):
     """The customer's own most bought items (recent baskets count more, items people come back
-    for count more), then what is popular."""
+    for count more), then what is popular.
+
+    In a blend, each customer's own items also count more the more of a creature of habit
+    they are (``habit_power``, :meth:`habit`); alone, that changes nothing, as it scales all of
+    one customer's items alike."""
 
     name = "top_frequency"
 
     def __init__(
-        self, half_life_days: float = 60.0, repeat_power: float = 0.0, window_days: float = 30.0
+        self,
+        half_life_days: float = 60.0,
+        repeat_power: float = 0.0,
+        window_days: float = 30.0,
+        habit_power: float = 0.0,
     ) -> None:
         super().__init__(
-            half_life_days=half_life_days, repeat_power=repeat_power, window_days=window_days
+            half_life_days=half_life_days,
+            repeat_power=repeat_power,
+            window_days=window_days,
+            habit_power=habit_power,
         )
         self.repeat: FloatArray = np.zeros(0, dtype=np.float32)
+        # The share of all purchases that were of an item the customer had bought before.
+        self.usual_habit = 0.0
         self.popularity = Popularity(window_days)
 
     def fit(self, data: Interactions) -> Self:
         self.repeat = repeat_rate(data)
+        self.usual_habit = repeat_share(data.counts())
         self.popularity.fit(data)
         return self
 
-    def own(
-        self, data: Interactions, users: IntArray, repeat_power: float | None = None
+    def habit(self, data: Interactions, users: IntArray) -> FloatArray:
+        """Per customer, the weight their own items get beside other sources: how much more
+        often than the usual customer they buy again what they bought before (their share of
+        purchases that were repeats, shrunk toward the usual share by ``HABIT_PRIOR``
+        purchases, over the usual share), to ``habit_power``. A regular who buys the same
+        things every week gets more of them; someone who tries something new each time gets
+        more of what others found. 1 for everyone at power 0, or without a usual share
+        (models saved before it)."""
+        counts = data.counts()
+        known = users < counts.shape[0]
+        purchases = np.zeros(len(users), dtype=np.float64)
+        distinct = np.zeros(len(users), dtype=np.float64)
+        chosen = counts[users[known]]
+        purchases[known] = np.asarray(chosen.sum(axis=1)).ravel()
+        distinct[known] = np.diff(chosen.indptr)
+        return self._habit(purchases, distinct)
+
+    def _habit(
+        self, purchases: npt.NDArray[np.float64], distinct: npt.NDArray[np.float64]
     ) -> FloatArray:
-        """Repeat-aware frequency of the customer's own items, best scaled to 1."""
+        power = float(self.params.get("habit_power", 0.0))
+        if not power or self.usual_habit <= 0:
+            return np.ones(len(purchases), dtype=np.float32)
+        usual = self.usual_habit
+        share = (purchases - distinct + HABIT_PRIOR * usual) / (purchases + HABIT_PRIOR)
+        factor: FloatArray = np.power(share / usual, power).astype(np.float32)
+        return factor
+
+    def own(
+        self,
+        data: Interactions,
+        users: IntArray,
+        repeat_power: float | None = None,
+        half_life_days: float | None = None,
+    ) -> FloatArray:
+        """Repeat-aware frequency of the customer's own items, best scaled to the customer's
+        habit factor (:meth:`habit`). ``repeat_power`` and ``half_life_days`` override the
+        model's own (the weight search tries several)."""
         power = self.params["repeat_power"] if repeat_power is None else repeat_power
-        history = rows(data.recency_weighted(self.params["half_life_days"]), users).toarray()
-        return _row_normalised(history * np.power(self.repeat, power))
+        half_life = self.params["half_life_days"] if half_life_days is None else half_life_days
+        history = rows(data.recency_weighted(half_life), users).toarray()
+        own = _row_normalised(history * np.power(self.repeat, power))
+        own *= self.habit(data, users)[:, None]
+        return own
 
     def prepare(self, data: Interactions) -> None:
         data.recency_weighted(self.params["half_life_days"])
@@ -104,7 +159,10 @@ class PersonalFrequency(Recommender):
         items, weights = row_entries(data.recency_weighted(self.params["half_life_days"]), user)
         own = np.zeros(data.shape[1], dtype=np.float32)
         own[items] = weights * np.power(self.repeat[items], repeat_power)
-        return _unit(own)
+        _, baskets = row_entries(data.counts(), user)
+        habit = self._habit(np.asarray([baskets.sum()]), np.asarray([len(baskets)], float))[0]
+        scaled: FloatArray = _unit(own) * habit
+        return scaled
 
     def scores(self, data: Interactions, users: IntArray) -> FloatArray:
         own = self.own(data, users)
@@ -115,10 +173,15 @@ class PersonalFrequency(Recommender):
         return ranked
 
     def state(self) -> State:
-        return {"repeat": self.repeat, **self.popularity.state()}
+        return {
+            "repeat": self.repeat,
+            "usual_habit": np.asarray(self.usual_habit, dtype=np.float64),
+            **self.popularity.state(),
+        }
 
     def load_state(self, state: State) -> None:
         self.repeat = state["repeat"].astype(np.float32)
+        self.usual_habit = float(state.get("usual_habit", 0.0))
         self.popularity.load_state(state)
 
 
@@ -424,11 +487,12 @@ class Blend(Recommender):
     """Rapport's recommender: the customer's own repeat-aware favourites, items that go with
     what they bought (item-kNN and EASE neighbours), optionally matrix factorisation, what
     customers like them bought lately (UP-CF@r), and what is popular now; each scaled per
-    customer so the best is 1, then weighted; the sum is multiplied by each item's in-season
-    factor to the power ``season`` (0: not at all). The weights are the ``own`` ... ``upcf``
-    and ``season`` parameters for the repeat protocol and ``discover`` (a weight per part, and
-    ``season``) for new items; training tunes both (``rapport.recommend.tuning``). Parts
-    weighted zero in both are not fitted (nor saved)."""
+    customer so the best is 1 (their own items: to their habit factor, ``habit_power``,
+    :meth:`PersonalFrequency.habit`), then weighted; the sum is multiplied by each item's
+    in-season factor to the power ``season`` (0: not at all). The weights are the ``own`` ...
+    ``upcf`` and ``season`` parameters for the repeat protocol and ``discover`` (a weight per
+    part, and ``season``) for new items; training tunes both (``rapport.recommend.tuning``).
+    Parts weighted zero in both are not fitted (nor saved)."""
 
     name = "rapport"
 
@@ -441,6 +505,7 @@ class Blend(Recommender):
         popular: float = 0.1,
         half_life_days: float = 60.0,
         repeat_power: float = 0.5,
+        habit_power: float = 0.5,
         window_days: float = 30.0,
         neighbours: int = 100,
         shrink: float = 10.0,
@@ -467,6 +532,7 @@ class Blend(Recommender):
             popular=popular,
             half_life_days=half_life_days,
             repeat_power=repeat_power,
+            habit_power=habit_power,
             window_days=window_days,
             neighbours=neighbours,
             shrink=shrink,
@@ -486,7 +552,7 @@ class Blend(Recommender):
             discover=dict(discover) if discover is not None else None,
         )
         self.season: FloatArray = np.ones(0, dtype=np.float32)
-        self.frequency = PersonalFrequency(half_life_days, repeat_power, window_days)
+        self.frequency = PersonalFrequency(half_life_days, repeat_power, window_days, habit_power)
         self.knn = ItemKNN(neighbours, shrink, neighbour_half_life_days)
         self.ease = EASE(l2, max_items, half_life_days=ease_half_life_days)
         self.als = ALS(factors, regularization, alpha)
@@ -518,6 +584,7 @@ class Blend(Recommender):
         for name in self._optional_parts():
             setattr(blend, name, getattr(self, name))
         blend.frequency.repeat = self.frequency.repeat
+        blend.frequency.usual_habit = self.frequency.usual_habit
         blend.frequency.popularity = self.frequency.popularity
         blend.season = self.season
         if any(blend.params[k] != self.params[k] for k in _REFIT_PARAMS):

@@ -198,6 +198,13 @@ def repeat_rate(data: Interactions, *, prior_weight: float = 5.0) -> FloatArray:
     return ((repeaters + prior_weight * overall) / (buyers + prior_weight)).astype(np.float32)
 
 
+def repeat_share(counts: sparse.csr_matrix) -> float:
+    """The share of purchases (a customer's basket holding an item) that were of an item the
+    customer had bought in an earlier basket; ``counts`` as :meth:`Interactions.counts`."""
+    purchases = float(counts.sum())
+    return (purchases - counts.nnz) / purchases if purchases else 0.0
+
+
 def largest_per_row(values: npt.NDArray[np.float32], keep: int) -> IntArray:
     """Per row, the columns of the ``keep`` largest of ``values`` (never negative), in no
     order. Most values are usually zero (customers who share nothing, items no part scores),

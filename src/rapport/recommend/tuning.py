@@ -276,19 +276,17 @@ def served_recall(
 def _own_columns(
     blend: Blend, data: Interactions, customers: IntArray, settings: list[dict[str, float]]
 ) -> list[FloatMatrix]:
-    """The customers' own items under each (recency, repeat power) setting, each row scaled
-    so its best item is 1: what the blend's ``own`` part would be with that setting."""
-    found = []
-    weighted: dict[float, npt.NDArray[np.float32]] = {}
-    for setting in settings:
-        half_life = setting["half_life_days"]
-        if half_life not in weighted:
-            weighted[half_life] = data.recency_weighted(half_life)[customers].toarray()
-        own = weighted[half_life] * np.power(blend.frequency.repeat, setting["repeat_power"])
-        top = own.max(axis=1, keepdims=True)
-        top[top <= 0] = 1.0
-        found.append((own / top).astype(np.float32))
-    return found
+    """The customers' own items under each (recency, repeat power) setting: what the blend's
+    ``own`` part would be with that setting."""
+    return [
+        blend.frequency.own(
+            data,
+            customers,
+            repeat_power=setting["repeat_power"],
+            half_life_days=setting["half_life_days"],
+        )
+        for setting in settings
+    ]
 
 
 def _targets(window: Window, row: int, history: Any, protocol: str) -> IntArray:
