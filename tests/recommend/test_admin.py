@@ -58,6 +58,7 @@ MEASURED = {
         "best_part": "ease",
         "fallback": None,
     },
+    "own": {"half_life_days": 60.0, "repeat_power": 0.5, "habit_power": 0.5},
 }
 
 
@@ -116,6 +117,9 @@ def test_the_overview_shows_the_weights_chosen_and_the_blend_against_its_best_pa
     )
     assert season is not None
     assert (season.group(1).strip(), season.group(2).strip()) == ("0.00", "0.50")
+    # the habit factor, not a searched weight, is said under the table
+    habit = re.sub(r"\s+", " ", page[page.index('data-testid="habit-factor"') :][:400])
+    assert "to the power 0.5" in habit
     verdict = re.sub(r"\s+", " ", page[page.index('data-testid="verdict-repeat"') :][:400])
     assert "31.6%" in verdict
     assert "30.3%" in verdict

@@ -10,6 +10,8 @@ from rapport.recommend.algorithms import PARTS, SEASON, Blend
 from rapport.recommend.interactions import Interactions
 from rapport.recommend.tuning import (
     MIN_CUSTOMERS,
+    OWN_HALF_LIVES,
+    OWN_REPEAT_POWERS,
     SAMPLE,
     served_recall,
     tune,
@@ -88,6 +90,14 @@ def test_with_repeats_the_customers_own_staples_lead_and_the_blend_is_not_worse(
     assert repeat["best_part"] == "own"
     assert tuned.params["own"] > 0
     assert repeat["served"] >= max(repeat["parts"].values())
+
+
+def test_the_own_item_settings_chosen_and_the_habit_factor_are_reported(tuned) -> None:  # type: ignore[no-untyped-def]
+    own = tuned.report["own"]
+    assert own["half_life_days"] in OWN_HALF_LIVES
+    assert own["repeat_power"] in OWN_REPEAT_POWERS
+    # the habit factor is not searched: the blend's own, reported so the admin page can say it
+    assert own["habit_power"] == Blend().params["habit_power"] > 0
 
 
 def test_for_new_items_the_own_part_counts_for_nothing(tuned) -> None:  # type: ignore[no-untyped-def]

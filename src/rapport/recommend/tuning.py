@@ -205,6 +205,8 @@ def tune(
     report["own"] = {
         "half_life_days": chosen.get("half_life_days"),
         "repeat_power": chosen.get("repeat_power"),
+        # Not searched (docs/recommendations.md, "The habit factor"): shown with the rest.
+        "habit_power": Blend(**chosen).params["habit_power"],
     }
     return Tuning(params=chosen, report=report)
 
