@@ -13,6 +13,7 @@ from rapport.recommend.tuning import (
     OWN_HALF_LIVES,
     OWN_REPEAT_POWERS,
     SAMPLE,
+    _Search,
     served_recall,
     tune,
     validation_window,
@@ -231,3 +232,63 @@ def test_a_gain_a_few_customers_make_is_not_taken_the_same_gain_spread_wide_is()
     # a clear gain still has to be 1% of the recall; without the spread test, any gain counts
     assert not worth_taking(np.full(200, 0.0005), 0.10)
     assert worth_taking(few, 0.10, min_gain=0.0, z=0.0)
+
+
+def _cube(kinds: dict[str, int]) -> _Search:
+    """A search over hand-made candidates, 21 per customer (one left out of a top 20), one of
+    them bought. ``regular`` customers' purchase leads UP-CF@r, and the mix of every part
+    buries it; ``ease`` customers' purchase is found only with EASE weighed, ``als``
+    customers' only with ALS (each part, alone, finds nothing for either)."""
+    columns = ["own@0", *(p for p in PARTS if p != "own")]
+    at = {name: k for k, name in enumerate(columns)}
+    cube = []
+    for kind, count in kinds.items():
+        # every other candidate a little above nothing in every column, so that a part that
+        # does not score the purchase leaves it last, not tied
+        values = np.zeros((21, len(columns)), dtype=np.float32)
+        values[1:] = 0.001
+        values[1:20, at["upcf"]] = 0.9  # nineteen others bought by customers like them
+        values[20, at["upcf"]] = 0.01  # one more, the weakest
+        if kind == "regular":
+            values[0, at["upcf"]] = 1.0
+            # what the other parts like buries the purchase under the mix of every part
+            values[1:20, at["knn"]] = 0.5
+            values[20, [at["knn"], at["popular"], at["own@0"]]] = 1.0
+        else:
+            values[0, at[kind]] = 0.5
+        cube += [values] * count
+    values = np.stack(cube)
+    hits = np.zeros(values.shape[:2], dtype=bool)
+    hits[:, 0] = True
+    customers = len(values)
+    return _Search(
+        columns=columns,
+        own_settings=[{"half_life_days": 60.0, "repeat_power": 0.5}],
+        values={"repeat": values, "discover": values[:, :, 1:]},
+        seasons={p: np.zeros(values.shape[:2], dtype=np.float32) for p in ("repeat", "discover")},
+        hits={"repeat": hits, "discover": hits},
+        sizes={p: np.ones(customers) for p in ("repeat", "discover")},
+        rows={p: np.arange(customers) for p in ("repeat", "discover")},
+    )
+
+
+def test_a_weighing_clearly_better_only_as_a_whole_is_found() -> None:
+    # given 984 customers UP-CF@r serves, and 8 + 8 whose purchases EASE and ALS each find:
+    # adding either part finds 0.8% more (short of the 1% a step must find), both together 1.6%
+    search = _cube({"regular": 984, "ease": 8, "als": 8})
+    result, _ = search.best("repeat")
+    # then both are weighed beside UP-CF@r, and every customer's purchase is found
+    assert result.weights["upcf"] > 0
+    assert result.weights["ease"] > 0
+    assert result.weights["als"] > 0
+    assert result.served == pytest.approx(1.0)
+
+
+def test_a_weighing_better_as_a_whole_by_too_little_is_not_taken() -> None:
+    # given 4 + 4 customers of 1,000: both parts together find 0.8% more, short of 1%
+    search = _cube({"regular": 992, "ease": 4, "als": 4})
+    result, _ = search.best("repeat")
+    # then UP-CF@r is served alone, finding what it found
+    assert result.weights["upcf"] > 0
+    assert result.weights["ease"] == result.weights["als"] == 0.0
+    assert result.served == pytest.approx(0.992)

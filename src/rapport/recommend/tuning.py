@@ -499,7 +499,8 @@ class _Search:
         """The weights with the best Recall@20 on the candidates, each part's own Recall@20,
         and the own-item setting chosen: coordinate ascent from the mix of every part (or from
         the best part alone when it is clearly better), taking only steps that are clearly
-        better (:func:`worth_taking` with ``min_gain`` and ``z``)."""
+        better (:func:`worth_taking` with ``min_gain`` and ``z``), unless the ascent that
+        takes every gain ends clearly better than that, by the same rule."""
         columns = (
             self.columns if protocol == "repeat" else [c for c in self.columns if "@" not in c]
         )
@@ -532,7 +533,6 @@ class _Search:
         axes = [p for p in PARTS if protocol == "repeat" or p != "own"]
         lead = max(single, key=lambda k: single[k])
         weights = {**{part: float(part == lead) for part in PARTS}, SEASON: 0.0}
-        score = single[lead]
         # Every part at once is the other start, and kept unless the best part alone finds
         # clearly more: on a window that favours one part by a little (a season's best
         # sellers), a mix is what holds up in the weeks after.
@@ -541,31 +541,45 @@ class _Search:
         lead_each = self._each_customer(protocol, vector(weights, own))
         mixed_score = _mean(mixed_each)
         if not worth_taking(lead_each - mixed_each, mixed_score, min_gain, z):
-            weights, score = mixed, mixed_score
+            weights = mixed
 
-        current = self._each_customer(protocol, vector(weights, own))
-
-        def better(trial: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
-            found = self._each_customer(protocol, trial)
-            return found if worth_taking(found - current, score, min_gain, z) else None
-
-        for _ in range(ROUNDS):
-            for part in [*axes, SEASON]:
-                for value in SEASON_POWERS if part == SEASON else WEIGHTS:
-                    if value == weights[part]:
+        def ascend(
+            weights: dict[str, float], own: str | None, step_gain: float, step_z: float
+        ) -> tuple[dict[str, float], str | None, npt.NDArray[np.float64]]:
+            """Coordinate ascent from ``weights``, taking each step that finds ``step_gain``
+            more, ``step_z`` standard errors above nothing."""
+            current = self._each_customer(protocol, vector(weights, own))
+            for _ in range(ROUNDS):
+                for part in [*axes, SEASON]:
+                    for value in SEASON_POWERS if part == SEASON else WEIGHTS:
+                        if value == weights[part]:
+                            continue
+                        trial = {**weights, part: value}
+                        if not any(trial.get(p) for p in PARTS):
+                            continue
+                        found = self._each_customer(protocol, vector(trial, own))
+                        if worth_taking(found - current, _mean(current), step_gain, step_z):
+                            current, weights = found, trial
+                for column in own_columns:
+                    if column == own or not weights["own"]:
                         continue
-                    trial = {**weights, part: value}
-                    if not any(trial.get(p) for p in PARTS):
-                        continue
-                    found = better(vector(trial, own))
-                    if found is not None:
-                        current, weights, score = found, trial, _mean(found)
-            for column in own_columns:
-                if column == own or not weights["own"]:
-                    continue
-                found = better(vector(weights, column))
-                if found is not None:
-                    current, own, score = found, column, _mean(found)
+                    found = self._each_customer(protocol, vector(weights, column))
+                    if worth_taking(found - current, _mean(current), step_gain, step_z):
+                        current, own = found, column
+            return weights, own, current
+
+        start, start_own = weights, own
+        weights, own, current = ascend(start, start_own, min_gain, z)
+        if min_gain or z:
+            # A weighing can be clearly better only as a whole: several parts that each add
+            # a little (on Online Retail, the customer's own items, EASE, ALS and the
+            # in-season boost beside UP-CF@r). The ascent that takes every gain finds it; it
+            # is served only if it is clearly better than the clear steps' choice by the
+            # same rule, so what one window's draw of customers rewards is still left out.
+            whole, whole_own, found = ascend(start, start_own, 0.0, 0.0)
+            if worth_taking(found - current, _mean(current), min_gain, z):
+                weights, own, current = whole, whole_own, found
+        score = _mean(current)
         setting = self.own_settings[int(own.split("@")[1])] if own else {}
         outcome = ProtocolResult(
             users=len(self.rows[protocol]), weights=weights, parts=single, served=score
