@@ -103,7 +103,9 @@ def test_the_overview_shows_the_weights_chosen_and_the_blend_against_its_best_pa
     service.make_current(directory, "v-new")
 
     page = client.get("/admin/recommendations").text
-    assert "on the last 28 days and the 28 before them" in re.sub(r"\s+", " ", page)
+    said = re.sub(r"\s+", " ", page)
+    assert "on the last 28 days and the 28 before them" in said
+    assert "where several small steps together clearly find more, all of them" in said
     weights = page[page.index('data-testid="blend-weights"') :]
     weights = weights[: weights.index("</table>")]
     rows = dict(re.findall(r"<tr><td>([^<]+)</td>\s*<td class=\"num\">([^<]+)</td>", weights))
