@@ -28,6 +28,8 @@ _FILL = 1e-3
 # Purchases at the usual repeat share added to each customer's own (PersonalFrequency.habit): a
 # customer with two purchases is not a creature of habit on one repeat.
 HABIT_PRIOR = 5.0
+# The blend's habit factor power: fixed, not searched (docs/recommendations.md, "The habit factor").
+HABIT_POWER = 0.5
 
 
 def _row_normalised(matrix: FloatArray) -> FloatArray:
@@ -505,7 +507,7 @@ class Blend(Recommender):
         popular: float = 0.1,
         half_life_days: float = 60.0,
         repeat_power: float = 0.5,
-        habit_power: float = 0.5,
+        habit_power: float = HABIT_POWER,
         window_days: float = 30.0,
         neighbours: int = 100,
         shrink: float = 10.0,

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from rapport.recommend.algorithms import PARTS, PROTOCOLS, SEASON, Blend
+from rapport.recommend.algorithms import HABIT_POWER, PARTS, PROTOCOLS, SEASON, Blend
 from rapport.recommend.interactions import IntArray, Interactions, largest_per_row
 
 HORIZON_DAYS = 28.0
@@ -205,8 +205,8 @@ def tune(
     report["own"] = {
         "half_life_days": chosen.get("half_life_days"),
         "repeat_power": chosen.get("repeat_power"),
-        # Not searched (docs/recommendations.md, "The habit factor"): shown with the rest.
-        "habit_power": Blend(**chosen).params["habit_power"],
+        # Not searched, but shown with the rest.
+        "habit_power": chosen.get("habit_power", HABIT_POWER),
     }
     return Tuning(params=chosen, report=report)
 
