@@ -39,6 +39,14 @@ CHARTS_AND_TABLES = """() => {
       labels: chart ? chart.data.labels.map(String) : [],
       series: chart ? chart.data.datasets.map((set) => set.data.map(
         (v) => (v === null || v === undefined ? null : Number(v)))) : [],
+      // per series, the length in pixels each value is drawn at (bars only)
+      lengths: chart && chart.config.type === "bar" ? chart.data.datasets.map((set, i) =>
+        chart.getDatasetMeta(i).data.map((bar) => {
+          const { x, y, base, horizontal } = bar.getProps(["x", "y", "base", "horizontal"], true);
+          return Math.abs(base - (horizontal ? x : y));
+        })) : null,
+      stacked: chart
+        ? Boolean(chart.options.scales?.y?.stacked || chart.options.scales?.x?.stacked) : false,
       rows,
     });
   });
@@ -171,6 +179,14 @@ def test_every_admin_page_fits_and_its_charts_agree_with_their_tables(
                 table = [row["values"][index] for row in found["rows"]]
                 if not _same(plotted, table):
                     problems.append(f"{where}: series {index} plots {plotted}, table {table}")
+                if found["lengths"] is not None and not found["stacked"]:
+                    # a zero is a figure and shows; a blank (no value) draws nothing
+                    lengths = found["lengths"][index]
+                    for label, value, length in zip(labels, plotted, lengths, strict=True):
+                        if value == 0 and length < 1:
+                            problems.append(f"{where}: {label} is 0 but drawn as no bar")
+                        if value is None and length >= 1:
+                            problems.append(f"{where}: {label} has no value but a bar")
     context.close()
     assert pages >= 15, f"only {pages} admin pages reached from the navigation"
     assert charts >= 5, f"only {charts} charts on the admin pages"

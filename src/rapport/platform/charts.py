@@ -15,6 +15,9 @@ from typing import Any, Literal
 
 PALETTE = ("#3c71f7", "#00a86b", "#f59e0b", "#e11d48", "#7c3aed", "#0891b2", "#64748b")
 
+# How long a bar of zero is drawn (Chart.js draws none at all otherwise).
+ZERO_BAR_PX = 2
+
 Unit = Literal["count", "money", "share", "percent", "score", "points"]
 
 
@@ -78,6 +81,11 @@ class Chart:
                 "backgroundColor": color,
                 "borderColor": color,
             }
+            if self.kind == "bar" and not self.stacked:
+                # A zero is a figure: drawn as a sliver, so that it reads apart from a band
+                # left blank (None, no bar at all). Not in stacks, where it would look like a
+                # share.
+                dataset["minBarLength"] = ZERO_BAR_PX
             if self.kind == "line":
                 dataset["fill"] = False
                 dataset["tension"] = 0.2
