@@ -305,6 +305,37 @@ def test_price_consistency_compares_what_was_charged_with_the_channel_price(
     assert bases[placed[1].json()["order_id"]] == ("channel rule", "App promo")
     assert bases[placed[2].json()["order_id"]] == ("catalogue price (current)", None)
     assert (report["overcharged_minor"], report["undercharged_minor"]) == (100, 600)
+    assert report["currency"] == "EUR"
+    assert {d["currency"] for d in report["differences"]} == {"EUR"}
+    assert report["totals"] == [
+        {"currency": "EUR", "overcharged_minor": 100, "undercharged_minor": 600}
+    ]
+
+
+def test_a_line_paid_in_another_currency_is_counted_not_judged(client, writer, api_key) -> None:
+    # given a euro catalogue (Chianti 12.00) and two till sales: one in euros at the catalogue
+    # price, one in pounds at 10.00 (amounts are never converted)
+    bodies = [
+        _till_sale(lines=[{"sku": CHIANTI, "quantity": 1, "unit_price_minor": 1200}],
+                   subtotal_minor=1200, total_minor=1200),
+        _till_sale(currency="GBP",
+                   lines=[{"sku": CHIANTI, "quantity": 1, "unit_price_minor": 1000}],
+                   subtotal_minor=1000, total_minor=1000),
+    ]  # fmt: skip
+    placed = [_post(client, body, writer, key=f"currency-{n}") for n, body in enumerate(bodies)]
+    assert [answer.status_code for answer in placed] == [201, 201]
+
+    # when the report is read
+    report = client.get(
+        "/v1/orders/reports/price-consistency", headers=auth(api_key("read"))
+    ).json()
+
+    # then the pound line is counted apart and not listed as charged 2.00 under the price
+    assert (report["lines_checked"], report["lines_in_other_currency"]) == (1, 1)
+    assert report["differences"] == []
+    assert report["totals"] == [
+        {"currency": "EUR", "overcharged_minor": 0, "undercharged_minor": 0}
+    ]
 
 
 def test_the_orders_admin_page_lists_lines_charged_otherwise(client, db, writer) -> None:

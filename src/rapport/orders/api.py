@@ -20,6 +20,7 @@ from rapport.orders.return_risk import serving as risk_serving
 from rapport.orders.schemas import (
     ChargedDifferenceOut,
     ChargedPriceReportOut,
+    ChargedTotalsOut,
     CustomerValueOut,
     LineOut,
     OrderIn,
@@ -141,8 +142,11 @@ def price_consistency(
         since=report.since,
         until=report.until,
         lines_checked=report.lines_checked,
+        lines_in_other_currency=report.lines_in_other_currency,
+        currency=report.currency,
         overcharged_minor=report.overcharged_minor,
         undercharged_minor=report.undercharged_minor,
+        totals=[ChargedTotalsOut(**vars(t)) for t in report.totals],
         truncated=report.truncated,
         differences=[ChargedDifferenceOut(**vars(d)) for d in report.differences],
     )

@@ -3,7 +3,7 @@ returns are among customers."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +30,7 @@ class ChargedDifference:
     store_id: str | None
     placed_at: datetime
     quantity: int
+    currency: str  # the order's, which is the price's: other lines are not compared
     charged_unit_minor: int
     channel_unit_minor: int
     difference_minor: int  # (charged - channel price) x quantity: positive is overcharged
@@ -38,13 +39,27 @@ class ChargedDifference:
 
 
 @dataclass(frozen=True)
+class ChargedTotals:
+    currency: str
+    overcharged_minor: int
+    undercharged_minor: int
+
+
+@dataclass(frozen=True)
 class ChargedPriceReport:
+    """``overcharged_minor`` and ``undercharged_minor`` are in ``currency``, the currency of
+    most lines compared; ``totals`` has them for every currency (a catalogue priced in
+    several)."""
+
     since: datetime
     until: datetime
     lines_checked: int
+    lines_in_other_currency: int  # order in another currency than the product's price
     differences: list[ChargedDifference]
+    currency: str | None
     overcharged_minor: int
     undercharged_minor: int
+    totals: list[ChargedTotals]
     truncated: bool
 
 
@@ -55,7 +70,9 @@ def charged_price_report(
     are shown as such), against the channel's price at the moment of the order: the price
     rule for that channel (or store) live then, else the catalogue price. The catalogue
     keeps no history of its own prices, so that fallback is today's catalogue price.
-    Cancelled orders are left out; the ``limit`` largest differences are listed."""
+    A line is compared only when its order is in the product's price currency: amounts are
+    never converted, so a line paid in another currency is counted, not judged. Cancelled
+    orders are left out; the ``limit`` largest differences are listed."""
     rows = db.execute(
         select(
             OrderLine.order_id,
@@ -66,6 +83,7 @@ def charged_price_report(
             Order.channel,
             Order.store_id,
             Order.placed_at,
+            Order.currency,
         )
         .join(Order, Order.order_id == OrderLine.order_id)
         .where(Order.placed_at >= since, Order.placed_at < until, Order.status != "cancelled")
@@ -74,10 +92,14 @@ def charged_price_report(
     products = catalog.get_products(db, skus=skus)
     rules = catalog.channel_prices(db, skus=skus)
     differences = []
+    compared: Counter[str] = Counter()
     for row in rows:
         product = products.get(row.sku)
         if product is None:
             continue  # a product since removed from the catalogue: nothing to compare with
+        if row.currency != product.currency:
+            continue
+        compared[row.currency] += 1
         placed_at = clock.as_utc(row.placed_at)
         price, rule = catalog.price_on(
             product.price_minor,
@@ -97,6 +119,7 @@ def charged_price_report(
                 store_id=row.store_id,
                 placed_at=placed_at,
                 quantity=row.quantity,
+                currency=row.currency,
                 charged_unit_minor=row.unit_price_minor,
                 channel_unit_minor=price,
                 difference_minor=(row.unit_price_minor - price) * row.quantity,
@@ -105,13 +128,36 @@ def charged_price_report(
             )
         )
     differences.sort(key=lambda d: (-abs(d.difference_minor), d.order_id, d.line_no))
+    totals = [
+        ChargedTotals(
+            currency=currency,
+            overcharged_minor=sum(
+                d.difference_minor
+                for d in differences
+                if d.currency == currency and d.difference_minor > 0
+            ),
+            undercharged_minor=-sum(
+                d.difference_minor
+                for d in differences
+                if d.currency == currency and d.difference_minor < 0
+            ),
+        )
+        for currency in sorted(compared)
+    ]
+    main = min(compared, key=lambda c: (-compared[c], c)) if compared else None
+    main_totals = next((t for t in totals if t.currency == main), None)
     return ChargedPriceReport(
         since=since,
         until=until,
-        lines_checked=len(rows),
+        lines_checked=sum(compared.values()),
+        lines_in_other_currency=sum(
+            1 for row in rows if row.sku in products and row.currency != products[row.sku].currency
+        ),
         differences=differences[:limit],
-        overcharged_minor=sum(d.difference_minor for d in differences if d.difference_minor > 0),
-        undercharged_minor=-sum(d.difference_minor for d in differences if d.difference_minor < 0),
+        currency=main,
+        overcharged_minor=main_totals.overcharged_minor if main_totals else 0,
+        undercharged_minor=main_totals.undercharged_minor if main_totals else 0,
+        totals=totals,
         truncated=len(differences) > limit,
     )
 

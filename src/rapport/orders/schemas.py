@@ -153,6 +153,7 @@ class ChargedDifferenceOut(StrictModel):
     store_id: str | None
     placed_at: datetime
     quantity: int
+    currency: str = Field(description="The order's, which is the price's")
     charged_unit_minor: int
     channel_unit_minor: int
     difference_minor: int = Field(description="(charged - channel price) x quantity")
@@ -160,12 +161,27 @@ class ChargedDifferenceOut(StrictModel):
     reason: str | None
 
 
+class ChargedTotalsOut(StrictModel):
+    currency: str
+    overcharged_minor: int
+    undercharged_minor: int
+
+
 class ChargedPriceReportOut(StrictModel):
     since: datetime
     until: datetime
-    lines_checked: int
+    lines_checked: int = Field(description="Lines whose order is in the product's price currency")
+    lines_in_other_currency: int = Field(
+        description="Lines paid in another currency than the product's price: amounts are "
+        "never converted, so these are counted and not compared"
+    )
+    currency: str | None = Field(
+        description="The currency of most lines compared: the one overcharged_minor and "
+        "undercharged_minor are in"
+    )
     overcharged_minor: int
     undercharged_minor: int
+    totals: list[ChargedTotalsOut] = Field(description="Both totals for every currency compared")
     truncated: bool = Field(description="More differences than the limit: the largest are listed")
     differences: list[ChargedDifferenceOut]
 
