@@ -89,6 +89,26 @@ def test_personal_home_shows_the_customers_staples_and_explains_them(bundle: Bun
     assert ranked[0].explanation == "You buy this regularly"
 
 
+def test_an_item_the_customer_bought_is_never_explained_as_going_with_their_purchases() -> None:
+    # given a blend that weighs the neighbour parts far above the customer's own items
+    bundle = shop_bundle()
+    weights = bundle.blend.weights("repeat")
+    parts = {"own": 0.01, "knn": 1.0, "ease": 1.0, "als": 1.0, "popular": 0.0, "upcf": 0.0}
+    bundle.blend.set_weights("repeat", {**weights, **parts})
+    for name in ("c1", "c4", "c9"):
+        user = customer(bundle, name)
+        bought = {bundle.data.items[i] for i in bundle.data.counts()[user].indices}
+        # when their home page is ranked
+        ranked = rank(bundle, Context("home", limit=8, customer=user), [])
+        # then what they bought reads "bought before", and only new items "go with" it
+        assert any(r.sku in bought for r in ranked)
+        for r in ranked:
+            if r.sku in bought:
+                assert r.reason == "buy_again", (name, r.sku, r.reason)
+            else:
+                assert r.reason != "buy_again", (name, r.sku, r.reason)
+
+
 def test_just_bought_items_are_left_out_unless_bought_again_and_again(bundle: Bundle) -> None:
     context = Context(
         "home",

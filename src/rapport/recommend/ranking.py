@@ -240,13 +240,15 @@ def _personal(bundle: Bundle, customer: int, protocol: str) -> _Candidates:
         if source == "own":
             regular = times_bought.get(i, 0) >= 2 and bundle.repeat[i] >= REPEAT_ITEM
             return ("buy_again", "You buy this regularly" if regular else "You bought this before")
-        if boost is not None and i not in times_bought and boost[i] >= IN_SEASON_BOOST:
+        # Whatever part raised it, an item the customer bought is one they bought: "goes with
+        # what you bought" would tell them their own purchase is a suggestion.
+        if i in times_bought:
+            return ("buy_again", "You bought this before")
+        if boost is not None and boost[i] >= IN_SEASON_BOOST:
             return ("trending", "In season: selling faster than usual lately")
         if source in ("knn", "ease", "als"):
             return ("because_you_bought", "Goes with what you bought")
         if source == "upcf":
-            if i in times_bought:
-                return ("buy_again", "You bought this before")
             return ("customers_like_you", "Customers like you buy this")
         return None
 
