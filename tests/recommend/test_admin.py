@@ -125,7 +125,7 @@ def test_the_overview_shows_the_weights_chosen_and_the_blend_against_its_best_pa
     verdict = re.sub(r"\s+", " ", page[page.index('data-testid="verdict-repeat"') :][:400])
     assert "31.6%" in verdict
     assert "30.3%" in verdict
-    assert "(upcf)" in verdict
+    assert "(Customers like them)" in verdict  # the part as the table names it
     discover = re.sub(r"\s+", " ", page[page.index('data-testid="verdict-discover"') :][:400])
     assert "13.2%" in discover
     assert "12.5%" in discover

@@ -162,6 +162,7 @@ def _page(
             "weights": _weights(serving),
             "parts_chart": _parts_chart(serving),
             "protocols": PROTOCOL_LABELS,
+            "part_labels": PART_LABELS,
             "rules": service.list_rules(db),
             "changes": service.rule_changes(db, limit=15),
             "placements": PLACEMENTS,
