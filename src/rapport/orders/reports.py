@@ -93,11 +93,13 @@ def charged_price_report(
     rules = catalog.channel_prices(db, skus=skus)
     differences = []
     compared: Counter[str] = Counter()
+    other_currency = 0
     for row in rows:
         product = products.get(row.sku)
         if product is None:
             continue  # a product since removed from the catalogue: nothing to compare with
         if row.currency != product.currency:
+            other_currency += 1
             continue
         compared[row.currency] += 1
         placed_at = clock.as_utc(row.placed_at)
@@ -150,9 +152,7 @@ def charged_price_report(
         since=since,
         until=until,
         lines_checked=sum(compared.values()),
-        lines_in_other_currency=sum(
-            1 for row in rows if row.sku in products and row.currency != products[row.sku].currency
-        ),
+        lines_in_other_currency=other_currency,
         differences=differences[:limit],
         currency=main,
         overcharged_minor=main_totals.overcharged_minor if main_totals else 0,
