@@ -98,8 +98,19 @@ def test_a_merchandiser_edits_a_rule(page, live_server, tmp_path: Path) -> None:
     with open_session(live_server.database_url) as db:
         assert db.query(MerchRule).count() == 0
 
-    # with a factor it is saved: the after list and the API both put it first
+    # a mistyped SKU is refused beside the SKU field too: a rule on no product does nothing
     form = page.get_by_test_id("rule-form")
+    form.get_by_label("Factor (boost, bury)").fill("100")
+    form.get_by_label("SKU").fill(f"{last}X")
+    form.get_by_role("button", name="Add rule").click()
+    assert "in the catalogue" in page.locator('[data-field-error="sku"]').inner_text()
+    assert page.get_by_label("SKU").input_value() == f"{last}X"
+    with open_session(live_server.database_url) as db:
+        assert db.query(MerchRule).count() == 0
+
+    # with a factor and the right SKU it is saved: the after list and the API both put it first
+    form = page.get_by_test_id("rule-form")
+    form.get_by_label("SKU").fill(last)
     form.get_by_label("Factor (boost, bury)").fill("100")
     form.locator("select[name=placement]").select_option("home")
     form.get_by_role("button", name="Add rule").click()

@@ -159,6 +159,42 @@ def test_an_incomplete_rule_is_refused_and_nothing_is_saved(client: TestClient, 
     assert client.get("/v1/recommendations/rules", headers=headers).json() == []
 
 
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"sku": "W-MONTEE"}, "sku", "No product 'W-MONTEE' in the catalogue"),
+        ({"segment": "platinum"}, "segment", "use customers, anonymous or a loyalty tier id"),
+    ],
+)
+def test_a_rule_that_could_never_apply_is_refused_naming_its_field(
+    client: TestClient, api_key, shop: dict[str, str], change: dict[str, str], field: str,
+    words: str,
+) -> None:  # fmt: skip
+    # given a pin that names a mistyped product, or a segment that does not exist
+    headers = {**auth(api_key("read", "write")), "Idempotency-Key": f"typo-{field}"}
+    rule = {"name": "Montepulciano first", "action": "pin", "sku": "W-MONTE", "position": 1}
+    response = client.post("/v1/recommendations/rules", json={**rule, **change}, headers=headers)
+    # then it is refused, naming the field and what to do, and nothing is saved
+    assert response.status_code == 422
+    assert response.json()["field"] == field
+    assert words in response.json()["detail"]
+    assert client.get("/v1/recommendations/rules", headers=headers).json() == []
+    # and a rule already saved cannot be changed into one either
+    saved = client.post(
+        "/v1/recommendations/rules", json=rule, headers={**headers, "Idempotency-Key": "ok"}
+    )
+    assert saved.status_code == 201
+    changed = client.put(
+        f"/v1/recommendations/rules/{saved.json()['id']}",
+        json={**rule, **change},
+        headers={**headers, "Idempotency-Key": "ok-update"},
+    )
+    assert changed.status_code == 422
+    assert changed.json()["field"] == field
+    kept = client.get("/v1/recommendations/rules", headers=headers).json()
+    assert [(r["sku"], r["segment"]) for r in kept] == [("W-MONTE", None)]
+
+
 def test_rules_need_the_write_scope(client: TestClient, api_key) -> None:
     rule = {"name": "No sofas", "action": "exclude", "sku": "H-SOFA"}
     response = client.post("/v1/recommendations/rules", json=rule, headers=auth(api_key("read")))

@@ -249,9 +249,9 @@ def test_a_read_stuck_waiting_answers_503_at_its_deadline(
 
 
 def test_a_command_is_not_cut_off_by_the_budget(
-    tight_client: TestClient, api_key, monkeypatch: pytest.MonkeyPatch
+    tight_client: TestClient, api_key, shop: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a command that takes longer than the budget
+    # Given the shop's catalogue, and a command that takes longer than the budget
     real_create_rule = service.create_rule
 
     def slow_create_rule(db: Session, **kwargs: Any) -> Any:

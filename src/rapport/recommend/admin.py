@@ -24,7 +24,7 @@ from rapport.platform.admin import (
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Problem
+from rapport.platform.errors import InvalidInput, Problem
 from rapport.platform.settings import AppSettings
 from rapport.recommend import service
 from rapport.recommend.algorithms import SEASON
@@ -442,12 +442,25 @@ def _save(
             status_code=422,
         )
     before = _sample(db, settings, sample_customer, sample_placement)
-    if rule_id is None:
-        saved = service.create_rule(db, rule=rule, by=user.email)
-        message = f"Rule {saved.id} ({saved.name}) added"
-    else:
-        saved = service.update_rule(db, rule_id=rule_id, rule=rule, by=user.email)
-        message = f"Rule {saved.id} ({saved.name}) saved"
+    try:
+        if rule_id is None:
+            saved = service.create_rule(db, rule=rule, by=user.email)
+            message = f"Rule {saved.id} ({saved.name}) added"
+        else:
+            saved = service.update_rule(db, rule_id=rule_id, rule=rule, by=user.email)
+            message = f"Rule {saved.id} ({saved.name}) saved"
+    except InvalidInput as refused:
+        return _rule_page(
+            request,
+            user,
+            rule_id=rule_id,
+            values={name: fields.get(name, "") for name in RULE_FIELDS},
+            errors={refused.field or "action": refused.detail},
+            sample_customer=sample_customer,
+            sample_placement=sample_placement,
+            before=before,
+            status_code=422,
+        )
     return _rule_page(
         request,
         user,

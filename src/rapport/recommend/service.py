@@ -499,9 +499,28 @@ def get_rule(db: Session, *, rule_id: int) -> MerchRule:
 BeforeCommit = Callable[[Session, Any], None]
 
 
+def _check_targets(db: Session, rule: RuleIn) -> None:
+    """A rule naming a product or a segment that does not exist would never apply, silently
+    (a mistyped SKU pins nothing): refused, naming the field."""
+    if rule.sku is not None and not catalog.get_products(db, skus=[rule.sku]):
+        raise InvalidInput(
+            f"No product {rule.sku!r} in the catalogue: check the SKU, or add the product first",
+            field="sku",
+        )
+    if rule.segment is not None:
+        tiers = [tier.id for tier in tier_policy(db).tiers]
+        if rule.segment not in {"customers", "anonymous", *tiers}:
+            raise InvalidInput(
+                f"No segment {rule.segment!r}: use customers, anonymous or a loyalty tier id "
+                f"({', '.join(tiers)})",
+                field="segment",
+            )
+
+
 def create_rule(
     db: Session, *, rule: RuleIn, by: str, before_commit: BeforeCommit | None = None
 ) -> MerchRule:
+    _check_targets(db, rule)
     now = clock.now()
     row = MerchRule(
         **rule.model_dump(), created_by=by, created_at=now, updated_by=by, updated_at=now
@@ -524,6 +543,7 @@ def update_rule(
     before_commit: BeforeCommit | None = None,
 ) -> MerchRule:
     row = get_rule(db, rule_id=rule_id)
+    _check_targets(db, rule)
     before = _snapshot(row)
     for name, value in rule.model_dump().items():
         setattr(row, name, value)
