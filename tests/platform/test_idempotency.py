@@ -17,6 +17,8 @@ import pytest
 from sqlalchemy import create_engine, insert, select
 from sqlalchemy.orm import Session
 
+from rapport.catalog import service as catalog
+from rapport.catalog.schemas import ProductUpsert
 from rapport.platform import clock, idempotency
 from rapport.platform.db import open_session
 from rapport.platform.errors import Conflict
@@ -32,6 +34,21 @@ BODY = {"name": "Rioja first", "action": "pin", "sku": "W-RIOJA", "position": 1}
 def session(committed_url: str) -> Iterator[Session]:
     db = open_session(committed_url)
     try:
+        # the product the rule pins (a rule on a product not in the catalogue is refused)
+        catalog.upsert_products(
+            db,
+            products=[
+                ProductUpsert(
+                    sku="W-RIOJA",
+                    name="Rioja Crianza",
+                    category_path="Wine/Red",
+                    price_minor=1100,
+                    cost_minor=600,
+                    currency="EUR",
+                )
+            ],
+        )
+        db.commit()
         yield db
     finally:
         db.close()
