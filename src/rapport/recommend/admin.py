@@ -428,34 +428,26 @@ def _save(
 ) -> HTMLResponse:
     sample_customer = fields.get("sample_customer", "")[:100]
     sample_placement = fields.get("sample_placement", "home")[:30]
+    before = _sample(db, settings, sample_customer, sample_placement)
     rule, errors = _parse_rule(fields)
-    if rule is None:
+    saved = None
+    if rule is not None:
+        try:
+            if rule_id is None:
+                saved = service.create_rule(db, rule=rule, by=user.email)
+                message = f"Rule {saved.id} ({saved.name}) added"
+            else:
+                saved = service.update_rule(db, rule_id=rule_id, rule=rule, by=user.email)
+                message = f"Rule {saved.id} ({saved.name}) saved"
+        except InvalidInput as refused:  # a product or segment that does not exist
+            errors = {refused.field or "action": refused.detail}
+    if saved is None:
         return _rule_page(
             request,
             user,
             rule_id=rule_id,
             values={name: fields.get(name, "") for name in RULE_FIELDS},
             errors=errors,
-            sample_customer=sample_customer,
-            sample_placement=sample_placement,
-            before=_sample(db, settings, sample_customer, sample_placement),
-            status_code=422,
-        )
-    before = _sample(db, settings, sample_customer, sample_placement)
-    try:
-        if rule_id is None:
-            saved = service.create_rule(db, rule=rule, by=user.email)
-            message = f"Rule {saved.id} ({saved.name}) added"
-        else:
-            saved = service.update_rule(db, rule_id=rule_id, rule=rule, by=user.email)
-            message = f"Rule {saved.id} ({saved.name}) saved"
-    except InvalidInput as refused:
-        return _rule_page(
-            request,
-            user,
-            rule_id=rule_id,
-            values={name: fields.get(name, "") for name in RULE_FIELDS},
-            errors={refused.field or "action": refused.detail},
             sample_customer=sample_customer,
             sample_placement=sample_placement,
             before=before,
