@@ -17,37 +17,23 @@ import pytest
 from sqlalchemy import create_engine, insert, select
 from sqlalchemy.orm import Session
 
-from rapport.catalog import service as catalog
-from rapport.catalog.schemas import ProductUpsert
 from rapport.platform import clock, idempotency
 from rapport.platform.db import open_session
 from rapport.platform.errors import Conflict
 from rapport.platform.models import IdempotencyRecord
 from rapport.recommend import service
 from rapport.recommend.schemas import RuleIn
+from tests.orders.factories import CHIANTI, seed_catalog
 
 SCOPE = "recommend.rule:test"
-BODY = {"name": "Rioja first", "action": "pin", "sku": "W-RIOJA", "position": 1}
+BODY = {"name": "Chianti first", "action": "pin", "sku": CHIANTI, "position": 1}
 
 
 @pytest.fixture
 def session(committed_url: str) -> Iterator[Session]:
     db = open_session(committed_url)
     try:
-        # the product the rule pins (a rule on a product not in the catalogue is refused)
-        catalog.upsert_products(
-            db,
-            products=[
-                ProductUpsert(
-                    sku="W-RIOJA",
-                    name="Rioja Crianza",
-                    category_path="Wine/Red",
-                    price_minor=1100,
-                    cost_minor=600,
-                    currency="EUR",
-                )
-            ],
-        )
+        seed_catalog(db)  # the product the rule pins: a rule on no product is refused
         db.commit()
         yield db
     finally:
@@ -131,12 +117,12 @@ def test_a_key_held_by_a_killed_server_is_free_at_once_and_applies_once(
         server.wait(timeout=10)
     # Then the command runs (the holder is known gone), once
     assert first.status_code == 201
-    assert rules(session) == ["Rioja first"]
+    assert rules(session) == ["Chianti first"]
     # And a further retry is answered, not applied
     again = create_rule_once(session, "crash-1")
     assert again.status_code == 201
     assert again.headers["Idempotent-Replayed"] == "true"
-    assert rules(session) == ["Rioja first"]
+    assert rules(session) == ["Chianti first"]
 
 
 def test_a_key_held_on_another_host_is_free_after_the_lease(session: Session) -> None:
@@ -167,9 +153,9 @@ def test_a_key_held_on_another_host_is_free_after_the_lease(session: Session) ->
     retried = create_rule_once(session, "crash-2")
     # Then the command runs once
     assert retried.status_code == 201
-    assert rules(session) == ["Rioja first"]
+    assert rules(session) == ["Chianti first"]
     assert create_rule_once(session, "crash-2").headers["Idempotent-Replayed"] == "true"
-    assert rules(session) == ["Rioja first"]
+    assert rules(session) == ["Chianti first"]
 
 
 def test_a_slow_command_that_lost_its_key_rolls_back(committed_url: str, session: Session) -> None:
@@ -197,7 +183,7 @@ def test_a_slow_command_that_lost_its_key_rolls_back(committed_url: str, session
     finally:
         slow.close()
     # Then the command was applied exactly once, by the retry
-    assert rules(session) == ["Rioja first"]
+    assert rules(session) == ["Chianti first"]
     row = claim_row(session, "slow-1")
     assert row is not None
     assert row.status == "done"

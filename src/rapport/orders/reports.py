@@ -92,7 +92,9 @@ def charged_price_report(
     products = catalog.get_products(db, skus=skus)
     rules = catalog.channel_prices(db, skus=skus)
     differences = []
-    compared: Counter[str] = Counter()
+    compared: Counter[str] = Counter()  # lines per currency
+    over: Counter[str] = Counter()
+    under: Counter[str] = Counter()
     other_currency = 0
     for row in rows:
         product = products.get(row.sku)
@@ -112,6 +114,8 @@ def charged_price_report(
         )
         if price == row.unit_price_minor:
             continue
+        difference = (row.unit_price_minor - price) * row.quantity
+        (over if difference > 0 else under)[row.currency] += abs(difference)
         differences.append(
             ChargedDifference(
                 order_id=row.order_id,
@@ -124,30 +128,14 @@ def charged_price_report(
                 currency=row.currency,
                 charged_unit_minor=row.unit_price_minor,
                 channel_unit_minor=price,
-                difference_minor=(row.unit_price_minor - price) * row.quantity,
+                difference_minor=difference,
                 basis="channel rule" if rule is not None else "catalogue price (current)",
                 reason=rule.reason if rule is not None else None,
             )
         )
     differences.sort(key=lambda d: (-abs(d.difference_minor), d.order_id, d.line_no))
-    totals = [
-        ChargedTotals(
-            currency=currency,
-            overcharged_minor=sum(
-                d.difference_minor
-                for d in differences
-                if d.currency == currency and d.difference_minor > 0
-            ),
-            undercharged_minor=-sum(
-                d.difference_minor
-                for d in differences
-                if d.currency == currency and d.difference_minor < 0
-            ),
-        )
-        for currency in sorted(compared)
-    ]
+    totals = [ChargedTotals(c, over[c], under[c]) for c in sorted(compared)]
     main = min(compared, key=lambda c: (-compared[c], c)) if compared else None
-    main_totals = next((t for t in totals if t.currency == main), None)
     return ChargedPriceReport(
         since=since,
         until=until,
@@ -155,8 +143,8 @@ def charged_price_report(
         lines_in_other_currency=other_currency,
         differences=differences[:limit],
         currency=main,
-        overcharged_minor=main_totals.overcharged_minor if main_totals else 0,
-        undercharged_minor=main_totals.undercharged_minor if main_totals else 0,
+        overcharged_minor=over[main] if main else 0,
+        undercharged_minor=under[main] if main else 0,
         totals=totals,
         truncated=len(differences) > limit,
     )

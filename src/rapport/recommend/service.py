@@ -393,10 +393,14 @@ def _store(
     return (nearest.store_id, nearest.name) if nearest is not None else (None, None)
 
 
+# The segments a rule may name besides a loyalty tier id.
+ANONYMOUS, CUSTOMERS = "anonymous", "customers"
+
+
 def _segments(db: Session, customer_id: str | None) -> set[str]:
     if customer_id is None:
-        return {"anonymous"}
-    return {"customers", member_tier(db, customer_id=customer_id).tier_id}
+        return {ANONYMOUS}
+    return {CUSTOMERS, member_tier(db, customer_id=customer_id).tier_id}
 
 
 # -------------------------------------------------------------------------------- rules
@@ -509,9 +513,9 @@ def _check_targets(db: Session, rule: RuleIn) -> None:
         )
     if rule.segment is not None:
         tiers = [tier.id for tier in tier_policy(db).tiers]
-        if rule.segment not in {"customers", "anonymous", *tiers}:
+        if rule.segment not in {CUSTOMERS, ANONYMOUS, *tiers}:
             raise InvalidInput(
-                f"No segment {rule.segment!r}: use customers, anonymous or a loyalty tier id "
+                f"No segment {rule.segment!r}: use {CUSTOMERS}, {ANONYMOUS} or a loyalty tier id "
                 f"({', '.join(tiers)})",
                 field="segment",
             )
