@@ -133,6 +133,49 @@ def test_invalid_bodies_name_the_field(client, db, writer) -> None:
     assert (unknown.status_code, unknown.json()["field"]) == (404, "customer_id")
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        (
+            {"returned_minor": 500},
+            "order_total_minor",
+            "returned_minor needs a non-zero order_total_minor",
+        ),
+        (
+            {"returned_minor": 500, "order_total_minor": 400},
+            "returned_minor",
+            "returned_minor cannot exceed order_total_minor",
+        ),
+        (
+            {"points": 5, "returned_minor": 1, "order_total_minor": 2},
+            "points",
+            "give points, or returned_minor with order_total_minor",
+        ),
+    ],
+)
+def test_a_return_whose_amounts_do_not_fit_names_the_field_to_fix(
+    client, db, writer, body: dict[str, int], field: str, message: str
+) -> None:  # fmt: skip
+    customer_id = make_customer(db)
+    earned = {"points": 100, "reason": "Order", "order_id": "O-7"}
+    _post(client, f"{customer_id}/earn", earned, writer, "e")
+    refused = _post(client, f"{customer_id}/reverse", {"order_id": "O-7", **body}, writer, "ret")
+    assert refused.status_code == 422
+    assert (refused.json()["field"], refused.json()["detail"]) == (field, f"{field}: {message}")
+    assert loyalty.balance(db, customer_id=customer_id) == 100
+
+
+def test_an_adjustment_of_no_points_names_the_points(client, db, api_key) -> None:
+    customer_id = make_customer(db)
+    body = {"points": 0, "reason": "Goodwill"}
+    refused = _post(client, f"{customer_id}/adjust", body, auth(api_key("admin")), "a")
+    assert refused.status_code == 422
+    assert (refused.json()["field"], refused.json()["detail"]) == (
+        "points",
+        "points: points must not be zero",
+    )
+
+
 def test_adjust_needs_the_admin_scope(client, db, api_key) -> None:
     customer_id = make_customer(db)
     body = {"points": 15, "reason": "Goodwill"}

@@ -147,15 +147,45 @@ def test_rules_are_created_once_per_idempotency_key_and_audited(
     assert [c["change"] for c in changes] == ["deleted", "updated", "created"]
 
 
-def test_an_incomplete_rule_is_refused_and_nothing_is_saved(client: TestClient, api_key) -> None:
+@pytest.mark.parametrize(
+    ("rule", "field", "message"),
+    [
+        (
+            {"action": "boost", "attribute": "category", "value": "Wine"},
+            "factor",
+            "boost needs factor",
+        ),
+        ({"action": "pin", "sku": "W-MONTE"}, "position", "a pin needs sku and position"),
+        ({"action": "pin", "position": 1}, "sku", "a pin needs sku and position"),
+        ({"action": "exclude", "attribute": "brand"}, "value", "attribute and value go together"),
+        ({"action": "filter"}, "attribute", "filter needs attribute and value"),
+        (
+            {
+                "action": "exclude",
+                "sku": "W-MONTE",
+                "starts_at": "2026-12-02T00:00:00Z",
+                "ends_at": "2026-12-01T00:00:00Z",
+            },
+            "ends_at",
+            "ends_at must be after starts_at",
+        ),
+    ],
+)
+def test_an_incomplete_rule_is_refused_naming_the_field_to_fix(
+    client: TestClient, api_key, rule: dict[str, object], field: str, message: str
+) -> None:
+    # given a rule whose fields do not fit together (each field fine on its own)
     headers = auth(api_key("read", "write"))
     response = client.post(
-        "/v1/recommendations/rules",
-        json={"name": "Boost wine", "action": "boost", "attribute": "category", "value": "Wine"},
-        headers=headers,
+        "/v1/recommendations/rules", json={"name": "Draft", **rule}, headers=headers
     )
+    # then the refusal names the field to fix, in the rule's own words, not the whole body
     assert response.status_code == 422
-    assert "factor" in response.json()["detail"]
+    problem = response.json()
+    assert problem["field"] == field
+    assert problem["errors"][0]["pointer"] == f"/{field}"
+    assert problem["detail"] == f"{field}: {message}"
+    # and nothing is saved
     assert client.get("/v1/recommendations/rules", headers=headers).json() == []
 
 

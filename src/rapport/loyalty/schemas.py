@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from rapport.loyalty.service import MAX_POINTS_PER_COMMAND
 from rapport.platform import clock
+from rapport.platform.errors import FieldInvalid
 from rapport.platform.schemas import MinorUnits, Page, StrictModel
 
 Channel = Literal["web", "app", "store", "call_center"]
@@ -46,7 +47,7 @@ class AdjustIn(StrictModel):
     @model_validator(mode="after")
     def _not_zero(self) -> AdjustIn:
         if self.points == 0:
-            raise ValueError("points must not be zero")
+            raise FieldInvalid("points", "points must not be zero")
         return self
 
 
@@ -64,11 +65,13 @@ class ReverseIn(StrictModel):
     def _one_way(self) -> ReverseIn:
         by_value = self.returned_minor is not None or self.order_total_minor is not None
         if (self.points is None) == (not by_value):
-            raise ValueError("give points, or returned_minor with order_total_minor")
+            raise FieldInvalid("points", "give points, or returned_minor with order_total_minor")
         if by_value and (self.returned_minor is None or not self.order_total_minor):
-            raise ValueError("returned_minor needs a non-zero order_total_minor")
+            raise FieldInvalid(
+                "order_total_minor", "returned_minor needs a non-zero order_total_minor"
+            )
         if by_value and (self.returned_minor or 0) > (self.order_total_minor or 0):
-            raise ValueError("returned_minor cannot exceed order_total_minor")
+            raise FieldInvalid("returned_minor", "returned_minor cannot exceed order_total_minor")
         return self
 
 

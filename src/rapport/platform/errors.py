@@ -9,7 +9,7 @@ navigated to an admin page gets the same problem as a page they can read
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -170,6 +170,26 @@ def answer_problem(request: Request, **problem: Any) -> Response:
     )
 
 
+class FieldInvalid(ValueError):
+    """Raised by a validator that checks fields together ("bury needs factor"), naming the
+    field to fix: the 422 then points at that field, as a single field's own check does."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def pinpointed(detail: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
+    """One pydantic error's location and message as a person reads them: the field a
+    :class:`FieldInvalid` names goes on the end of the location, and pydantic's "Value error, "
+    before the validator's own words goes."""
+    loc = tuple(detail.get("loc", ()))
+    cause = (detail.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldInvalid):
+        loc = (*loc, cause.field)
+    return loc, str(detail.get("msg", "invalid")).removeprefix("Value error, ")
+
+
 def field_error(loc: Sequence[str | int], message: str, code: str) -> dict[str, Any]:
     """One entry of a problem's ``errors``: where (dotted field and JSON pointer) and why."""
     location = str(loc[0]) if loc else "body"
@@ -196,10 +216,10 @@ def invalid_document(
     """A 422 problem naming each field of a JSON document (a rule set, a tier ladder) that
     failed validation; ``prefix`` is where the document sits in the request body, and
     ``locate`` may tidy pydantic's locations first."""
-    errors = [
-        field_error(("body", *prefix, *locate(tuple(detail["loc"]))), detail["msg"], detail["type"])
-        for detail in failure.errors(include_url=False, include_input=False)
-    ]
+    errors = []
+    for detail in failure.errors(include_url=False, include_input=False):
+        loc, message = pinpointed(detail)
+        errors.append(field_error(("body", *prefix, *locate(loc)), message, detail["type"]))
     first = errors[0]
     return InvalidInput(
         f"{first['field']}: {first['message']}", field=first["field"], errors=errors
@@ -222,8 +242,7 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Respon
         )
     errors = []
     for error in raw_errors:
-        loc = tuple(error.get("loc", ()))
-        message = str(error.get("msg", "invalid"))
+        loc, message = pinpointed(error)
         if error.get("type") == "extra_forbidden":
             message = "Unknown field; remove it or check its spelling"
         errors.append(field_error(loc, message, str(error.get("type", "invalid"))))

@@ -24,7 +24,7 @@ from rapport.platform.admin import (
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
-from rapport.platform.errors import InvalidInput, Problem
+from rapport.platform.errors import InvalidInput, Problem, pinpointed
 from rapport.platform.settings import AppSettings
 from rapport.recommend import service
 from rapport.recommend.algorithms import SEASON
@@ -242,15 +242,9 @@ def _moment(value: str) -> datetime | None:
     return datetime.fromisoformat(value).replace(tzinfo=UTC) if value.strip() else None
 
 
-def _field_of(message: str, loc: tuple[Any, ...]) -> str:
-    """The form field a validation message is about (the whole-rule checks name theirs in
-    words)."""
-    if loc and str(loc[0]) in RULE_FIELDS:
-        return str(loc[0])
-    for name in ("ends_at", "position", "factor", "attribute", "sku", "value"):
-        if name in message:
-            return name
-    return "action"
+def _field_of(loc: tuple[Any, ...]) -> str:
+    """The form field a validation error is about; what names none is about the action."""
+    return str(loc[0]) if loc and str(loc[0]) in RULE_FIELDS else "action"
 
 
 def _parse_rule(fields: dict[str, str]) -> tuple[RuleIn | None, dict[str, str]]:
@@ -278,8 +272,8 @@ def _parse_rule(fields: dict[str, str]) -> tuple[RuleIn | None, dict[str, str]]:
         rule = RuleIn.model_validate_strings(text)
     except ValidationError as failure:
         for error in failure.errors(include_url=False):
-            message = str(error["msg"]).removeprefix("Value error, ")
-            errors.setdefault(_field_of(message, tuple(error["loc"])), message)
+            loc, message = pinpointed(error)
+            errors.setdefault(_field_of(loc), message)
         return None, errors
     return (rule, {}) if not errors else (None, errors)
 

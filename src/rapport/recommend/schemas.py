@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from rapport.customers import service as customers
+from rapport.platform.errors import FieldInvalid
 from rapport.platform.schemas import StrictModel
 
 MAX_CART_ITEMS = 100
@@ -115,19 +116,22 @@ class RuleIn(StrictModel):
     def _complete(self) -> RuleIn:
         targets_attribute = self.attribute is not None or self.value is not None
         if targets_attribute and (self.attribute is None or self.value is None):
-            raise ValueError("attribute and value go together")
+            missing = "attribute" if self.attribute is None else "value"
+            raise FieldInvalid(missing, "attribute and value go together")
         if self.action == "pin" and (self.sku is None or self.position is None):
-            raise ValueError("a pin needs sku and position")
+            raise FieldInvalid(
+                "sku" if self.sku is None else "position", "a pin needs sku and position"
+            )
         if self.action in ("boost", "bury") and self.factor is None:
-            raise ValueError(f"{self.action} needs factor")
+            raise FieldInvalid("factor", f"{self.action} needs factor")
         if self.action in ("boost", "bury", "exclude") and (self.sku is None) == (
             self.attribute is None
         ):
-            raise ValueError(f"{self.action} needs either sku or attribute and value")
+            raise FieldInvalid("sku", f"{self.action} needs either sku or attribute and value")
         if self.action == "filter" and self.attribute is None:
-            raise ValueError("filter needs attribute and value")
+            raise FieldInvalid("attribute", "filter needs attribute and value")
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
+            raise FieldInvalid("ends_at", "ends_at must be after starts_at")
         return self
 
 

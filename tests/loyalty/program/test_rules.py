@@ -77,12 +77,12 @@ def test_default_rules_are_valid() -> None:
         ({"rules": [spend(), spend()]}, "rules"),
         (
             {"rules": [spend(multipliers=[{"category": "a", "tier": "gold", "factor": 2}])]},
-            "rules.0.multipliers.0",
+            "rules.0.multipliers.0.tier",
         ),
         ({"rules": [spend(kind="bogus")]}, "rules.0"),
         (
             {"rules": [spend(starts_at="2026-06-02T00:00:00Z", ends_at="2026-06-01T00:00:00Z")]},
-            "rules.0",
+            "rules.0.ends_at",
         ),
         ({"rules": [spend(cap={"points": 10, "period": "fortnight"})]}, "rules.0.cap.period"),
         ({"rules": [spend(surprise=True)]}, "rules.0.surprise"),

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from rapport.platform.errors import InvalidInput
+from rapport.platform.errors import FieldInvalid, InvalidInput, pinpointed
 
 MAX_CONDITIONS = 20
 MAX_DAYS = 3650
@@ -48,7 +48,7 @@ class TraitCondition(_Condition):
         numeric = field in NUMERIC_TRAITS or field in DATE_TRAITS
         if numeric:
             if op in ("in", "contains"):
-                raise ValueError(f"op: {field} takes eq, ne, lt, lte, gt, gte or between")
+                raise FieldInvalid("op", f"{field} takes eq, ne, lt, lte, gt, gte or between")
             if op == "between":
                 numbers = (
                     [v for v in value if isinstance(v, int | float)]
@@ -56,40 +56,41 @@ class TraitCondition(_Condition):
                     else []
                 )
                 if len(numbers) != 2 or len(numbers) != len(value) or numbers[0] > numbers[1]:  # type: ignore[arg-type]
-                    raise ValueError("value: between takes [low, high] numbers, low <= high")
+                    raise FieldInvalid("value", "between takes [low, high] numbers, low <= high")
             elif isinstance(value, list | str | bool):
-                raise ValueError(f"value: {field} compares with a number")
+                raise FieldInvalid("value", f"{field} compares with a number")
             if field in DATE_TRAITS:
                 days = value if isinstance(value, list) else [value]
                 if any(not isinstance(v, int) or v < 0 or v > MAX_DAYS for v in days):
-                    raise ValueError(f"value: days ago, a whole number from 0 to {MAX_DAYS}")
+                    raise FieldInvalid("value", f"days ago, a whole number from 0 to {MAX_DAYS}")
             return self
         if field == "channels":
             if op != "contains" or not isinstance(value, str):
-                raise ValueError('op: channels takes "contains" with one channel name')
+                raise FieldInvalid("op", 'channels takes "contains" with one channel name')
             return self
         attribute = field.startswith("attributes.") and len(field) > 11
         if attribute and op in ("lt", "lte", "gt", "gte", "between"):
             bounds = value if op == "between" and isinstance(value, list) else [value]
             numbers = [v for v in bounds if isinstance(v, int | float) and not isinstance(v, bool)]
             if len(numbers) != len(bounds) or len(bounds) != (2 if op == "between" else 1):
-                raise ValueError(
-                    f"value: {op} on {field} takes a number"
-                    + ("s [low, high]" if op == "between" else "")
+                raise FieldInvalid(
+                    "value",
+                    f"{op} on {field} takes a number"
+                    + ("s [low, high]" if op == "between" else ""),
                 )
             if op == "between" and numbers[0] > numbers[1]:
-                raise ValueError("value: between takes [low, high] numbers, low <= high")
+                raise FieldInvalid("value", "between takes [low, high] numbers, low <= high")
             return self
         if field in TEXT_TRAITS or attribute:
             if op not in ("eq", "ne", "in"):
-                raise ValueError(f"op: {field} takes eq, ne or in")
+                raise FieldInvalid("op", f"{field} takes eq, ne or in")
             if op == "in" and (not isinstance(value, list) or not value):
-                raise ValueError("value: in takes a non-empty list")
+                raise FieldInvalid("value", "in takes a non-empty list")
             if op != "in" and isinstance(value, list):
-                raise ValueError(f"value: {op} takes one value")
+                raise FieldInvalid("value", f"{op} takes one value")
             return self
         known = [*NUMERIC_TRAITS, *DATE_TRAITS, "channels", *TEXT_TRAITS, "attributes.<name>"]
-        raise ValueError(f"field: unknown trait {field!r}; known: {', '.join(known)}")
+        raise FieldInvalid("field", f"unknown trait {field!r}; known: {', '.join(known)}")
 
 
 class ConsentCondition(_Condition):
@@ -135,10 +136,10 @@ class RfmCondition(_Condition):
             if getattr(self, name) is not None
         }
         if not given:
-            raise ValueError("recency: give at least one of recency, frequency, monetary")
+            raise FieldInvalid("recency", "give at least one of recency, frequency, monetary")
         for name, (low, high) in given.items():
             if low > high:
-                raise ValueError(f"{name}: [low, high] with low <= high")
+                raise FieldInvalid(name, "[low, high] with low <= high")
         return self
 
 
@@ -152,10 +153,10 @@ class PredictedValueCondition(_Condition):
     @model_validator(mode="after")
     def _bounds(self) -> PredictedValueCondition:
         if self.min_minor is None and self.max_minor is None:
-            raise ValueError("min_minor: give min_minor, max_minor or both")
+            raise FieldInvalid("min_minor", "give min_minor, max_minor or both")
         low, high = self.min_minor, self.max_minor
         if low is not None and high is not None and low > high:
-            raise ValueError("max_minor: must not be below min_minor")
+            raise FieldInvalid("max_minor", "must not be below min_minor")
         return self
 
 
@@ -177,9 +178,9 @@ class PAliveCondition(_Condition):
     @model_validator(mode="after")
     def _bounds(self) -> PAliveCondition:
         if self.min is None and self.max is None:
-            raise ValueError("min: give min, max or both")
+            raise FieldInvalid("min", "give min, max or both")
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError("max: must not be below min")
+            raise FieldInvalid("max", "must not be below min")
         return self
 
 
@@ -240,10 +241,10 @@ class NearCondition(_Condition):
     def _one_point(self) -> NearCondition:
         has_point = self.latitude is not None or self.longitude is not None
         if has_point and self.store_id is not None:
-            raise ValueError("store_id: give latitude and longitude, or store_id, not both")
+            raise FieldInvalid("store_id", "give latitude and longitude, or store_id, not both")
         if self.store_id is None and (self.latitude is None or self.longitude is None):
             missing = "latitude" if self.latitude is None else "longitude"
-            raise ValueError(f"{missing}: give latitude and longitude, or store_id")
+            raise FieldInvalid(missing, "give latitude and longitude, or store_id")
         return self
 
 
@@ -296,9 +297,8 @@ class SegmentDefinition(BaseModel):
 _DEFINITION = TypeAdapter(SegmentDefinition)
 
 
-def _field_path(loc: tuple[str | int, ...], message: str) -> tuple[str, str]:
-    """pydantic's location as ``conditions[2].days`` (the union's tag dropped); a validator's
-    message that starts with ``name:`` names the field inside the condition."""
+def _field_path(loc: tuple[str | int, ...]) -> str:
+    """pydantic's location as ``conditions[2].days`` (the union's tag dropped)."""
     parts: list[str] = []
     index = 0
     while index < len(loc):
@@ -311,11 +311,7 @@ def _field_path(loc: tuple[str | int, ...], message: str) -> tuple[str, str]:
         else:
             parts.append(str(part))
         index += 1
-    head, sep, rest = message.partition(": ")
-    if sep and head.isidentifier() and not head[0].isupper():
-        parts.append(head)
-        message = rest
-    return ".".join(parts).replace(".[", "["), message
+    return ".".join(parts).replace(".[", "[")
 
 
 def parse_definition(raw: Any) -> SegmentDefinition:
@@ -330,14 +326,13 @@ def parse_definition(raw: Any) -> SegmentDefinition:
     except ValidationError as failure:
         errors = []
         for detail in failure.errors(include_url=False, include_input=False):
-            message = str(detail["msg"]).removeprefix("Value error, ")
+            loc, message = pinpointed(detail)
             if detail["type"] == "extra_forbidden":
                 message = "Unknown field; remove it or check its spelling"
-            loc = tuple(detail["loc"])
             if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 message = f"Unknown condition kind; known: {', '.join(CONDITION_KINDS)}"
                 loc = (*loc, "kind")
-            field, message = _field_path(loc, message)
+            field = _field_path(loc)
             errors.append(
                 {"field": field or "definition", "message": message, "code": detail["type"]}
             )

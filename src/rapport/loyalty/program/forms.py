@@ -345,8 +345,7 @@ def rule_errors(problem: Problem, index: int) -> FieldErrors:
         parts = str(entry.get("field") or "").split(".")
         message = _sentence(str(entry.get("message", "")))
         if parts[:2] != prefix or len(parts) == 2:
-            where = "ends_at" if parts[:2] == prefix and "end after" in message else "form"
-            errors.setdefault(where, message)
+            errors.setdefault("form", message)
             continue
         rest = parts[2:]
         if rest[0] == "cap":
@@ -360,7 +359,6 @@ def rule_errors(problem: Problem, index: int) -> FieldErrors:
 
 
 def _sentence(message: str) -> str:
-    message = message.removeprefix("Value error, ")
     if message == "ends_at must be after starts_at":
         return "Give an end after the start"
     return message[:1].upper() + message[1:]

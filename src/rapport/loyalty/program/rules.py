@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from rapport.catalog.service import in_any_category, in_category
-from rapport.platform.errors import invalid_document
+from rapport.platform.errors import FieldInvalid, invalid_document
 from rapport.platform.schemas import StrictModel
 
 RuleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,59}$", examples=["base-earn"])]
@@ -65,7 +65,10 @@ class Multiplier(StrictModel):
     def _one_condition(self) -> Multiplier:
         named = [name for name in ("category", "brand", "channel", "tier") if getattr(self, name)]
         if len(named) != 1:
-            raise ValueError("a multiplier names exactly one of category, brand, channel, tier")
+            raise FieldInvalid(
+                named[1] if named else "category",
+                "a multiplier names exactly one of category, brand, channel, tier",
+            )
         return self
 
     def matches(self, line: OrderLine | None, fact: Fact, tier: str | None) -> bool:
@@ -89,7 +92,7 @@ class _Rule(StrictModel):
     @model_validator(mode="after")
     def _window_in_order(self) -> _Rule:
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
+            raise FieldInvalid("ends_at", "ends_at must be after starts_at")
         return self
 
 
