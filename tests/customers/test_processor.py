@@ -198,3 +198,7 @@ def test_processor_waits_for_a_fresh_hole_in_the_log_but_not_an_old_one() -> Non
     # the same hole once the next event is older than the patience: go on past it
     old = [event(1, GAP_PATIENCE), event(2, GAP_PATIENCE), event(4, GAP_PATIENCE)]
     assert [e.position for e in settled(0, old, now=T0)] == [1, 2, 4]
+    # and a fresh hole at or below the position known final (nobody writing when it was
+    # read) is one for good at once
+    assert [e.position for e in settled(0, fresh, now=T0, final_through=3)] == [1, 2, 4]
+    assert [e.position for e in settled(0, fresh, now=T0, final_through=2)] == [1, 2]

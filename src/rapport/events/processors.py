@@ -83,23 +83,54 @@ def _locked_cursor(db: Session, name: str) -> ProcessorCursor:
     return cursor
 
 
-def settled(start: int, events: list[Event], *, now: datetime) -> list[Event]:
-    """The events up to the first hole that may still fill in: a hole is final once the event
-    after it was received ``GAP_PATIENCE`` ago, since a writer holding the missing position
-    would have had to stay uncommitted all that time."""
+def settled(
+    start: int, events: list[Event], *, now: datetime, final_through: int = 0
+) -> list[Event]:
+    """The events up to the first hole that may still fill in. A hole is final when it lies
+    at or below ``final_through`` (see :func:`_final_through`), or once the event after it
+    was received ``GAP_PATIENCE`` ago, since a writer holding the missing position would have
+    had to stay uncommitted all that time."""
     expected = start + 1
     for index, event in enumerate(events):
-        if event.position != expected and now - event.received_at < GAP_PATIENCE:
+        fresh = now - event.received_at < GAP_PATIENCE
+        if event.position != expected and event.position - 1 > final_through and fresh:
             return events[:index]
         expected = event.position + 1
     return events
 
 
+def _final_through(db: Session) -> int:
+    """The highest log position below which no hole can still fill (PostgreSQL), read before
+    the batch's events are: the newest position handed out so far, when no other session of
+    this database is writing; 0 when one is, and then only time settles a hole. Read in that
+    order, every position handed out by then belongs to a transaction that was over when the
+    sessions were looked at (a hole for good, or committed and so in the read that follows),
+    and any handed out later is above it."""
+    newest = db.execute(
+        text("SELECT pg_sequence_last_value(pg_get_serial_sequence(:table, 'position'))"),
+        {"table": Event.__tablename__},
+    ).scalar()
+    return 0 if _other_writers_active(db) else int(newest or 0)
+
+
 def _other_writers_active(db: Session) -> bool:
-    """Whether another transaction is in flight; if none is, no hole in the log can still
-    fill and there is nothing to wait for."""
+    """Whether another session of this database is inside a transaction that has written
+    (``backend_xid``) or a statement that may be writing (``backend_xmin``: an INSERT takes
+    its position before it gets a transaction id); if none is, no hole in the log can still
+    fill and there is nothing to wait for. Sessions of other databases on the same server
+    cannot fill a hole in ours and do not count. (The server's snapshot does not serve here:
+    it lists only transactions older than the newest one finished, so the newest writer of
+    all goes unseen.) Both columns are shown for every role's sessions, not only ours."""
+    # The server keeps what a transaction first read of the sessions until it ends.
+    db.execute(text("SELECT pg_stat_clear_snapshot()"))
     return (
-        db.execute(text("SELECT pg_snapshot_xip(pg_current_snapshot()) LIMIT 1")).first()
+        db.execute(
+            text(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()"
+                " AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) LIMIT 1"
+            )
+        ).first()
         is not None
     )
 
@@ -114,9 +145,12 @@ def run_batch_counted(db: Session, proc: Processor) -> tuple[int, bool]:
     full batch was read)."""
     cursor = _locked_cursor(db, proc.name)
     start = cursor.position
+    # SQLite has one writer at a time, so a hole there is always a rolled-back insert.
+    postgres = db.get_bind().dialect.name == "postgresql"
+    final_through = _final_through(db) if postgres else 0
     events = events_after(db, position=start, limit=proc.batch_size)
-    if db.get_bind().dialect.name == "postgresql" and _other_writers_active(db):
-        events = settled(start, events, now=clock.now())
+    if postgres:
+        events = settled(start, events, now=clock.now(), final_through=final_through)
     if not events:
         db.rollback()
         return 0, False
