@@ -152,8 +152,8 @@ def test_a_cart_item_added_after_training_gets_its_category_complements(
 
 
 def test_the_stock_search_ends_when_no_candidate_is_left() -> None:
-    # Given a cart of SKUs the model does not know (no candidate at all) and a store where
-    # nothing is in stock
+    # Given a cart of SKUs the model does not know (no complement at all: only best sellers)
+    # and a store where nothing is in stock
     bundle = shop_bundle()
     context = ranking.Context("cart", cart=("", "NOT-A-SKU"), store_id=STORES[0])
     asked: list[list[str]] = []

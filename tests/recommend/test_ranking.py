@@ -67,6 +67,26 @@ def test_cart_complements_leave_out_what_is_in_the_cart(bundle: Bundle) -> None:
     assert "K-GLASS" in found
 
 
+def test_complements_run_out_into_best_sellers_of_other_categories(bundle: Bundle) -> None:
+    # given a shelf longer than the Chianti's two complements
+    ranked = rank(bundle, Context("product_complements", limit=8, item="W-CHIANTI"), [])
+    # then the complements come first, then best sellers, none of them another wine
+    assert [r.sku for r in ranked[:2]] == ["K-GLASS", "K-CORK"]
+    assert [r.reason for r in ranked] == ["bought_together"] * 2 + ["popular"] * (len(ranked) - 2)
+    assert len(ranked) > 2
+    assert not any(r.category.startswith("Wine/") for r in ranked)
+    assert ranked[2].explanation == "Popular right now"
+
+
+def test_a_cart_nobody_knows_still_gets_a_full_shelf_of_best_sellers(bundle: Bundle) -> None:
+    # given a cart of a SKU neither the model nor the catalogue knows
+    ranked = rank(bundle, Context("cart", limit=4, cart=("NOT-A-SKU",)), [])
+    # then the shelf is full of best sellers, the best first, and says so
+    assert len(ranked) == 4
+    assert ranked[0].sku == "K-GLASS"
+    assert {r.reason for r in ranked} == {"popular"}
+
+
 def test_a_customer_without_personal_data_gets_what_is_popular(bundle: Bundle) -> None:
     # Wine glasses: eight buyers in the last 30 days; coffee: six; the sofa: three buyers,
     # all this week (trending).

@@ -28,6 +28,9 @@ REPEAT_ITEM = 0.25
 # A new item whose in-season boost at least doubled its score is explained as in season.
 IN_SEASON_BOOST = 2.0
 DIVERSITY = 0.75  # each further item of a category already shown counts this much less
+# Best sellers behind complements score at most this share of the weakest complement, so
+# neither diversity nor context lifts them above one (a merchandiser's boost may).
+COMPLEMENT_FILL = 1e-3
 CONTEXT_STRENGTH = 0.5  # lifts are softened: a 2x evening category gets about 1.4x
 # How far down the ranking a store-bound request looks for items in stock: one stock query of
 # this many SKUs at most, whatever the catalogue's size.
@@ -138,8 +141,9 @@ def rank(
     pool = _best(scores, max(4 * wanted, 50))
     if context.store_id is not None and available is not None:
         pool = _in_stock(bundle, scores, pool, wanted, available)
-        stocked = available([bundle.data.items[i] for i in pinned])
-        pinned = [i for i in pinned if bundle.data.items[i] in stocked]
+        if pinned:
+            stocked = available([bundle.data.items[i] for i in pinned])
+            pinned = [i for i in pinned if bundle.data.items[i] in stocked]
     unpinned = [i for i in pool if i not in pinned]
     # A customer's own ranking is served as training measured it; lists for anyone (popular,
     # similar, complements) are spread across categories.
@@ -298,6 +302,7 @@ def _complements(bundle: Bundle, context: Context, anchors: list[str]) -> _Candi
     scores = np.zeros(len(bundle.data.items), dtype=np.float32)
     best_anchor = np.full(len(scores), -1, dtype=np.int64)
     best_value = np.zeros(len(scores), dtype=np.float32)
+    own_categories: set[int] = set()
     for sku in anchors:
         budget.check()
         anchor = _anchor(bundle, sku)
@@ -305,9 +310,13 @@ def _complements(bundle: Bundle, context: Context, anchors: list[str]) -> _Candi
             category = (
                 context.item_category if sku == context.item else context.cart_categories.get(sku)
             )
+            top = bundle.top_category_index.get(top_category(category or ""))
+            if top is not None:
+                own_categories.add(top)
             fallback = _category_fallback(bundle, category, partners=True)
             scores += 0.5 * fallback
             continue
+        own_categories.add(int(bundle.category_of[anchor]))
         row = dense_row(bundle.complements, anchor)
         if not row.any():
             # Never bought with anything across categories: what its buyers also buy.
@@ -317,9 +326,20 @@ def _complements(bundle: Bundle, context: Context, anchors: list[str]) -> _Candi
         better = row > best_value
         best_anchor[better], best_value[better] = anchor, row[better]
         scores += row
+    # Behind every complement, best sellers from other categories than the anchors' (all of
+    # them in a catalogue of one category), so that a shelf is always full: a cart of items
+    # nobody bought with anything, or the catalogue does not know, still gets something.
+    filler = scores <= 0
+    outside = filler & ~np.isin(bundle.category_of, list(own_categories))
+    filler = outside if outside.any() else filler
+    found = scores > 0
+    lowest = float(scores[found].min()) if found.any() else 1.0
+    scores[filler] = COMPLEMENT_FILL * lowest * _unit(bundle.popularity)[filler]
     scores[scores <= 0] = -np.inf
 
     def explain(i: int) -> tuple[str, str] | None:
+        if filler[i]:
+            return ("popular", "Popular right now")
         anchor = int(best_anchor[i])
         if anchor < 0:
             return None
