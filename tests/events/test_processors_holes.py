@@ -5,6 +5,8 @@ back."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,12 +24,26 @@ from tests.events.factories import tracked
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
-def _logged(url: str, *, keep: bool) -> None:
-    """One event; rolled back instead of committed when not ``keep``, leaving a hole."""
-    with open_session(url) as db:
-        tracked(db, type="page_viewed", channel="web", properties={"path": "/"})
-        db.flush()
-        db.commit() if keep else db.rollback()
+def _events_around_a_hole(url: str) -> None:
+    """Two events with a hole between them: the middle one is rolled back."""
+    for keep in (True, False, True):
+        with open_session(url) as db:
+            tracked(db, type="page_viewed", channel="web", properties={"path": "/"})
+            db.flush()
+            db.commit() if keep else db.rollback()
+
+
+@contextmanager
+def _writing(url: str) -> Iterator[None]:
+    """A transaction that has written, in flight in the database at ``url`` (the newest on
+    the server, which the server's snapshot does not list)."""
+    engine = create_engine(url)
+    with engine.connect() as writer, writer.begin():
+        writer.execute(text("CREATE TEMPORARY TABLE busy (x int)"))
+        writer.execute(text("INSERT INTO busy VALUES (1)"))
+        yield
+        writer.rollback()
+    engine.dispose()
 
 
 def test_a_hole_holds_a_batch_back_only_while_this_database_has_a_writer(
@@ -39,37 +55,20 @@ def test_a_hole_holds_a_batch_back_only_while_this_database_has_a_writer(
     proc = events.registered_processors()[0]
     clock.set_clock(lambda: NOW)  # every hole is younger than the processor's patience
     # given events with a hole between them, and a write in flight in another database
-    _logged(committed_url, keep=True)
-    _logged(committed_url, keep=False)
-    _logged(committed_url, keep=True)
+    _events_around_a_hole(committed_url)
     elsewhere_url, remove = make_database_url("postgresql", tmp_path)
-    elsewhere = create_engine(elsewhere_url).connect()
     try:
-        elsewhere.begin()
-        elsewhere.execute(text("CREATE TEMPORARY TABLE busy (x int)"))
-        elsewhere.execute(text("INSERT INTO busy VALUES (1)"))
-        # then the batch goes past the hole: nothing over there can fill it
-        with open_session(committed_url) as db:
-            assert run_batch(db, proc) == 2, "part one"
+        with _writing(elsewhere_url), open_session(committed_url) as db:
+            # then the batch goes past the hole: nothing over there can fill it
+            assert run_batch(db, proc) == 2
     finally:
-        elsewhere.close()
         remove()
 
-    # given the same in this database, with a write in flight here
-    _logged(committed_url, keep=True)
-    _logged(committed_url, keep=False)
-    _logged(committed_url, keep=True)
-    here = create_engine(committed_url).connect()
-    try:
-        # (the newest transaction on the server, which the server's snapshot does not list)
-        here.begin()
-        here.execute(text("CREATE TEMPORARY TABLE busy (x int)"))
-        here.execute(text("INSERT INTO busy VALUES (1)"))
+    # given the same with a write in flight in this database
+    _events_around_a_hole(committed_url)
+    with _writing(committed_url), open_session(committed_url) as db:
         # then the batch stops at the hole, which that writer might still fill
-        with open_session(committed_url) as db:
-            assert run_batch(db, proc) == 1, "part two"
-    finally:
-        here.close()
+        assert run_batch(db, proc) == 1
     # and once the writer is gone, the rest follows at once
     with open_session(committed_url) as db:
         assert run_batch(db, proc) == 1
