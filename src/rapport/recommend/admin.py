@@ -42,15 +42,8 @@ CUSTOMER_PANELS = [
 ]
 router = APIRouter(prefix="/admin/recommendations", include_in_schema=False)
 
-PART_LABELS = {
-    "own": "Own purchases",
-    "knn": "Item-kNN",
-    "ease": "EASE",
-    "als": "ALS",
-    "popular": "Popular",
-    "upcf": "Customers like them",
-}
-PROTOCOL_LABELS = {"repeat": "repeats allowed", "discover": "new items only"}
+PART_LABELS = service.PART_LABELS
+PROTOCOL_LABELS = service.PROTOCOL_LABELS
 
 
 def _metrics_chart(versions: list[Any]) -> Chart:
@@ -162,7 +155,7 @@ def _page(
             "weights": _weights(serving),
             "parts_chart": _parts_chart(serving),
             "protocols": PROTOCOL_LABELS,
-            "part_labels": PART_LABELS,
+            "part_label": service.part_label,
             "rules": service.list_rules(db),
             "changes": service.rule_changes(db, limit=15),
             "placements": PLACEMENTS,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -29,19 +29,30 @@ def train_command(
         f"{version.items:,} items, {version.purchases:,} purchase lines, "
         f"trained in {version.train_seconds:.1f} s; now serving."
     )
-    window = version.metrics.get("window_days")
+    for line in measured_lines(version):
+        console.print(line)
+
+
+def measured_lines(version: Any) -> list[str]:
+    """What a trained version measured on the history's last weeks, a line per protocol, in
+    the admin page's words."""
+    from rapport.recommend import service
+
+    window = (version.metrics or {}).get("window_days")
+    days = f"{window:g}" if isinstance(window, int | float) else "?"
+    lines = []
     for figures in service.measured(version).values():
         if figures.served is None:
             continue
-        what = "repeats allowed" if figures.protocol == "repeat" else "new items only"
-        console.print(
-            f"Last {window or '?'} days, {what}: served Recall@20 {figures.served:.3f}"
-            + (
-                f" (best part alone, {figures.best_part}: {figures.best_part_recall:.3f})"
-                if figures.best_part_recall is not None
-                else ""
-            )
+        best = (
+            f" (best part alone, {service.part_label(figures.best_part or '')}:"
+            f" {figures.best_part_recall:.3f})"
+            if figures.best_part_recall is not None
+            else ""
         )
+        what = service.PROTOCOL_LABELS[figures.protocol]
+        lines.append(f"Last {days} days, {what}: served Recall@20 {figures.served:.3f}{best}")
+    return lines
 
 
 @recommend_app.command("versions")

@@ -666,6 +666,24 @@ def train_model(
     return row
 
 
+# How people are shown the blend's parts and the two protocols (admin pages, command line).
+PART_LABELS = {
+    "own": "Own purchases",
+    "knn": "Item-kNN",
+    "ease": "EASE",
+    "als": "ALS",
+    "popular": "Popular",
+    "upcf": "Customers like them",
+}
+PROTOCOL_LABELS = {"repeat": "repeats allowed", "discover": "new items only"}
+
+
+def part_label(part: str) -> str:
+    """A part's label; versions trained before the blend had parts name the customer's own
+    items ``top_frequency``."""
+    return PART_LABELS.get("own" if part == "top_frequency" else part, part)
+
+
 @dataclass(frozen=True)
 class Measured:
     """One protocol's figures for a model version, on its validation window."""
