@@ -85,6 +85,7 @@ def test_a_cart_nobody_knows_still_gets_a_full_shelf_of_best_sellers(bundle: Bun
     assert len(ranked) == 4
     assert ranked[0].sku == "K-GLASS"
     assert {r.reason for r in ranked} == {"popular"}
+    assert ranked[0].score == 1.0  # with no complement to stay below, on the popular scale
 
 
 def test_a_customer_without_personal_data_gets_what_is_popular(bundle: Bundle) -> None:

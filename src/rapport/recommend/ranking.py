@@ -333,8 +333,8 @@ def _complements(bundle: Bundle, context: Context, anchors: list[str]) -> _Candi
     outside = filler & ~np.isin(bundle.category_of, list(own_categories))
     filler = outside if outside.any() else filler
     found = scores > 0
-    lowest = float(scores[found].min()) if found.any() else 1.0
-    scores[filler] = COMPLEMENT_FILL * lowest * _unit(bundle.popularity)[filler]
+    scale = COMPLEMENT_FILL * float(scores[found].min()) if found.any() else 1.0
+    scores[filler] = scale * _unit(bundle.popularity)[filler]
     scores[scores <= 0] = -np.inf
 
     def explain(i: int) -> tuple[str, str] | None:
