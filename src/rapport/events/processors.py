@@ -105,7 +105,9 @@ def _final_through(db: Session) -> int:
     this database is writing; 0 when one is, and then only time settles a hole. Read in that
     order, every position handed out by then belongs to a transaction that was over when the
     sessions were looked at (a hole for good, or committed and so in the read that follows),
-    and any handed out later is above it."""
+    and any handed out later is above it. (That needs the log's sequence to hand out one
+    value at a time, as the migrations create it: with a per-session ``CACHE`` a session could
+    still hand out a position below it.)"""
     newest = db.execute(
         text("SELECT pg_sequence_last_value(pg_get_serial_sequence(:table, 'position'))"),
         {"table": Event.__tablename__},
