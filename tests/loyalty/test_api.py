@@ -144,7 +144,7 @@ def test_invalid_bodies_name_the_field(client, db, writer) -> None:
         (
             {"returned_minor": 500, "order_total_minor": 400},
             "returned_minor",
-            "returned_minor cannot exceed order_total_minor",
+            "cannot exceed order_total_minor",
         ),
         (
             {"points": 5, "returned_minor": 1, "order_total_minor": 2},
@@ -172,7 +172,7 @@ def test_an_adjustment_of_no_points_names_the_points(client, db, api_key) -> Non
     assert refused.status_code == 422
     assert (refused.json()["field"], refused.json()["detail"]) == (
         "points",
-        "points: points must not be zero",
+        "points: must not be zero",
     )
 
 

@@ -167,7 +167,7 @@ def test_rules_are_created_once_per_idempotency_key_and_audited(
                 "ends_at": "2026-12-01T00:00:00Z",
             },
             "ends_at",
-            "ends_at must be after starts_at",
+            "must be after starts_at",
         ),
     ],
 )

@@ -47,7 +47,7 @@ class AdjustIn(StrictModel):
     @model_validator(mode="after")
     def _not_zero(self) -> AdjustIn:
         if self.points == 0:
-            raise FieldInvalid("points", "points must not be zero")
+            raise FieldInvalid("points", "must not be zero")
         return self
 
 
@@ -71,7 +71,7 @@ class ReverseIn(StrictModel):
                 "order_total_minor", "returned_minor needs a non-zero order_total_minor"
             )
         if by_value and (self.returned_minor or 0) > (self.order_total_minor or 0):
-            raise FieldInvalid("returned_minor", "returned_minor cannot exceed order_total_minor")
+            raise FieldInvalid("returned_minor", "cannot exceed order_total_minor")
         return self
 
 

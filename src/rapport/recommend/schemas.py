@@ -131,7 +131,7 @@ class RuleIn(StrictModel):
         if self.action == "filter" and self.attribute is None:
             raise FieldInvalid("attribute", "filter needs attribute and value")
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise FieldInvalid("ends_at", "ends_at must be after starts_at")
+            raise FieldInvalid("ends_at", "must be after starts_at")
         return self
 
 

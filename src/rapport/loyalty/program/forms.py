@@ -359,7 +359,7 @@ def rule_errors(problem: Problem, index: int) -> FieldErrors:
 
 
 def _sentence(message: str) -> str:
-    if message == "ends_at must be after starts_at":
+    if message == "must be after starts_at":
         return "Give an end after the start"
     return message[:1].upper() + message[1:]
 

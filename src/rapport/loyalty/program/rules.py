@@ -92,7 +92,7 @@ class _Rule(StrictModel):
     @model_validator(mode="after")
     def _window_in_order(self) -> _Rule:
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise FieldInvalid("ends_at", "ends_at must be after starts_at")
+            raise FieldInvalid("ends_at", "must be after starts_at")
         return self
 
 
