@@ -3,6 +3,8 @@ reward catalogue, announcements published and queued by the campaigns worker."""
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 from rapport.domains import load_tasks
 from rapport.events import service as events
 from rapport.loyalty import service as loyalty
@@ -79,6 +81,9 @@ def test_plans_analytics_rewards_and_announcements(page, live_server) -> None:
     _campaigns_queue(live_server.database_url)
     # publish again: nobody new
     page.get_by_role("button", name="Send to new members", exact=True).click()
+    # (the form's answer has arrived before the page is reloaded: a reload while it is on its
+    # way finds no page to reload)
+    expect(page.get_by_role("status")).to_contain_text("Announcement published again")
     _campaigns_queue(live_server.database_url)
     page.reload()
     # then the paying member's delivery is queued, once (campaigns sends it: its own tests)
