@@ -141,6 +141,7 @@ def test_invalid_bodies_name_the_field(client, db, writer) -> None:
             "order_total_minor",
             "returned_minor needs a non-zero order_total_minor",
         ),
+        ({"order_total_minor": 400}, "returned_minor", "order_total_minor needs returned_minor"),
         (
             {"returned_minor": 500, "order_total_minor": 400},
             "returned_minor",

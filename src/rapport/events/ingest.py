@@ -30,11 +30,13 @@ from rapport.events.schemas import MAX_BATCH_EVENTS, EventBatchIn, EventIn
 from rapport.events.tracking_store import NewEvent, Outcome, Refusal
 from rapport.platform.domain_events import event_class
 from rapport.platform.errors import (
+    UNKNOWN_FIELD,
     InvalidInput,
     MalformedBody,
     PayloadTooLarge,
     Problem,
     field_error,
+    pinpointed,
 )
 
 # Where in an event a problem is (relative to the event), what is wrong, and its code.
@@ -268,9 +270,7 @@ def batch_items(payload: Any, *, key: str, allowed: Iterable[str] | None = None)
     if allowed is not None:
         for name in payload:
             if name != key and name not in allowed:
-                raise invalid(
-                    (name,), "Unknown field; remove it or check its spelling", "extra_forbidden"
-                )
+                raise invalid((name,), UNKNOWN_FIELD, "extra_forbidden")
     if key not in payload:
         raise invalid((key,), "Field required", "missing")
     items = payload[key]
@@ -290,10 +290,8 @@ def pydantic_errors(error: ValidationError) -> list[tuple[Loc, str, str]]:
 
 
 def _item_error(detail: ErrorDetails) -> ItemError:
-    message = detail["msg"]
-    if detail["type"] == "extra_forbidden":
-        message = "Unknown field; remove it or check its spelling"
-    return tuple(detail["loc"]), message, detail["type"]
+    loc, message = pinpointed(detail)
+    return loc, message, detail["type"]
 
 
 def read_batch(

@@ -66,7 +66,9 @@ class ReverseIn(StrictModel):
         by_value = self.returned_minor is not None or self.order_total_minor is not None
         if (self.points is None) == (not by_value):
             raise FieldInvalid("points", "give points, or returned_minor with order_total_minor")
-        if by_value and (self.returned_minor is None or not self.order_total_minor):
+        if by_value and self.returned_minor is None:
+            raise FieldInvalid("returned_minor", "order_total_minor needs returned_minor")
+        if by_value and not self.order_total_minor:
             raise FieldInvalid(
                 "order_total_minor", "returned_minor needs a non-zero order_total_minor"
             )

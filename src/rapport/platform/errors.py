@@ -179,14 +179,19 @@ class FieldInvalid(ValueError):
         self.field = field
 
 
+UNKNOWN_FIELD = "Unknown field; remove it or check its spelling"
+
+
 def pinpointed(detail: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
     """One pydantic error's location and message as a person reads them: the field a
-    :class:`FieldInvalid` names goes on the end of the location, and pydantic's "Value error, "
-    before the validator's own words goes."""
+    :class:`FieldInvalid` names goes on the end of the location, pydantic's "Value error, "
+    before the validator's own words goes, and an unknown field says what to do about it."""
     loc = tuple(detail.get("loc", ()))
     cause = (detail.get("ctx") or {}).get("error")
     if isinstance(cause, FieldInvalid):
         loc = (*loc, cause.field)
+    if detail.get("type") == "extra_forbidden":
+        return loc, UNKNOWN_FIELD
     return loc, str(detail.get("msg", "invalid")).removeprefix("Value error, ")
 
 
@@ -243,8 +248,6 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Respon
     errors = []
     for error in raw_errors:
         loc, message = pinpointed(error)
-        if error.get("type") == "extra_forbidden":
-            message = "Unknown field; remove it or check its spelling"
         errors.append(field_error(loc, message, str(error.get("type", "invalid"))))
     first = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

@@ -42,9 +42,6 @@ CUSTOMER_PANELS = [
 ]
 router = APIRouter(prefix="/admin/recommendations", include_in_schema=False)
 
-PART_LABELS = service.PART_LABELS
-PROTOCOL_LABELS = service.PROTOCOL_LABELS
-
 
 def _metrics_chart(versions: list[Any]) -> Chart:
     """Recall@20 of the served blend and of its best part alone on each version's validation
@@ -58,14 +55,14 @@ def _metrics_chart(versions: list[Any]) -> Chart:
     ):
         series.append(
             Series(
-                f"Served, {PROTOCOL_LABELS[protocol]}",
+                f"Served, {service.PROTOCOL_LABELS[protocol]}",
                 [f[protocol].served if protocol in f else None for f in figures],
                 color=colours[0],
             )
         )
         series.append(
             Series(
-                f"Best part alone, {PROTOCOL_LABELS[protocol]}",
+                f"Best part alone, {service.PROTOCOL_LABELS[protocol]}",
                 [f[protocol].best_part_recall if protocol in f else None for f in figures],
                 color=colours[1],
             )
@@ -87,7 +84,7 @@ def _parts_chart(version: Any | None) -> Chart | None:
     figures = service.measured(version) if version is not None else {}
     if not any(f.parts for f in figures.values()):
         return None
-    labels = [PART_LABELS[p] for p in PART_LABELS] + ["Blend served"]
+    labels = [service.PART_LABELS[p] for p in service.PART_LABELS] + ["Blend served"]
     series = []
     for protocol, colour in (("repeat", "#2f6fdf"), ("discover", "#00a86b")):
         f = figures.get(protocol)
@@ -95,8 +92,8 @@ def _parts_chart(version: Any | None) -> Chart | None:
             continue
         series.append(
             Series(
-                PROTOCOL_LABELS[protocol].capitalize(),
-                [f.parts.get(p) for p in PART_LABELS] + [f.served],
+                service.PROTOCOL_LABELS[protocol].capitalize(),
+                [f.parts.get(p) for p in service.PART_LABELS] + [f.served],
                 color=colour,
             )
         )
@@ -122,9 +119,12 @@ def _weights(version: Any | None) -> list[dict[str, Any]]:
     return [
         {
             "part": label,
-            **{p: figures[p].weights.get(part) if p in figures else None for p in PROTOCOL_LABELS},
+            **{
+                p: figures[p].weights.get(part) if p in figures else None
+                for p in service.PROTOCOL_LABELS
+            },
         }
-        for part, label in {**PART_LABELS, SEASON: SEASON_LABEL}.items()
+        for part, label in {**service.PART_LABELS, SEASON: SEASON_LABEL}.items()
     ]
 
 
@@ -154,7 +154,7 @@ def _page(
             "version_figures": {v.version: service.measured(v) for v in versions},
             "weights": _weights(serving),
             "parts_chart": _parts_chart(serving),
-            "protocols": PROTOCOL_LABELS,
+            "protocols": service.PROTOCOL_LABELS,
             "part_label": service.part_label,
             "rules": service.list_rules(db),
             "changes": service.rule_changes(db, limit=15),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -10,6 +10,9 @@ from rich.table import Table
 from rapport.platform.console import console, require_migrated
 from rapport.platform.db import open_session
 from rapport.platform.settings import get_settings
+
+if TYPE_CHECKING:
+    from rapport.recommend.models import ModelVersion
 
 recommend_app = typer.Typer(help="Train and inspect recommendation models.")
 
@@ -33,7 +36,7 @@ def train_command(
         console.print(line)
 
 
-def measured_lines(version: Any) -> list[str]:
+def measured_lines(version: ModelVersion) -> list[str]:
     """What a trained version measured on the history's last weeks, a line per protocol, in
     the admin page's words."""
     from rapport.recommend import service

@@ -327,8 +327,6 @@ def parse_definition(raw: Any) -> SegmentDefinition:
         errors = []
         for detail in failure.errors(include_url=False, include_input=False):
             loc, message = pinpointed(detail)
-            if detail["type"] == "extra_forbidden":
-                message = "Unknown field; remove it or check its spelling"
             if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 message = f"Unknown condition kind; known: {', '.join(CONDITION_KINDS)}"
                 loc = (*loc, "kind")
