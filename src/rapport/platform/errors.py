@@ -99,6 +99,13 @@ class PayloadTooLarge(Problem):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
 
+class UpstreamFailed(Problem):
+    """A server Rapport relies on (an SMTP server, a webhook endpoint) refused or could not
+    be reached: nothing was wrong with the request, and it may work when sent again."""
+
+    status, slug, title = 502, "upstream-failed", "Another server failed"
+
+
 _STATUS_SLUGS = {
     400: ("bad-request", "Bad request"),
     401: ("unauthorized", "Authentication required"),
@@ -111,6 +118,7 @@ _STATUS_SLUGS = {
     422: ("validation-error", "Invalid input"),
     429: ("too-many-requests", "Too many requests"),
     500: ("internal-error", "Internal error"),
+    502: ("upstream-failed", "Another server failed"),
 }
 
 

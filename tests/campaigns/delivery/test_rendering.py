@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery.rendering import render_message, validate_template
 from rapport.campaigns.delivery.sending import send_test
-from rapport.platform.errors import InvalidInput
+from rapport.platform.errors import InvalidInput, UpstreamFailed
 from tests.campaigns.delivery.factories import make_campaign, make_customer, make_endpoint
 from tests.campaigns.receivers import SmtpSink, WebhookReceiver
 
@@ -78,7 +78,7 @@ def test_the_sandbox_refuses_reaching_into_python(db: Session) -> None:
 def test_a_test_send_goes_through_the_channel_without_a_delivery(
     db: Session, smtp_sink: SmtpSink, webhook_receiver: WebhookReceiver
 ) -> None:
-    person = make_customer(db, first_name="Ada", consents={})
+    person = make_customer(db, first_name="Ada", consents={"marketing_push": True})
     email = make_campaign(db, subject="Sale for {{ first_name }}")
     send_test(db, campaign=email, customer_id=person, to_address="marketer@example.org")
     [mail] = smtp_sink.messages
@@ -90,3 +90,39 @@ def test_a_test_send_goes_through_the_channel_without_a_delivery(
     [request] = webhook_receiver.requests
     assert request.headers["rapport-delivery-id"].startswith("test-")
     assert request.json()["subject"].startswith("[Test]")
+
+
+def test_a_test_send_that_would_reach_the_customer_needs_their_consent(
+    db: Session, smtp_sink: SmtpSink, webhook_receiver: WebhookReceiver
+) -> None:
+    """A test to the customer's own address, or with their data to a webhook endpoint, is a
+    real contact: refused, naming customer_id, for a customer who has not consented."""
+    silent = make_customer(db, consents={"marketing_email": False})
+    email = make_campaign(db)
+    with pytest.raises(InvalidInput) as refused:
+        send_test(db, campaign=email, customer_id=silent, to_address=None)
+    assert refused.value.field == "customer_id"
+    assert "to_address" in refused.value.detail
+    endpoint = make_endpoint(db, url=webhook_receiver.url)
+    push = make_campaign(db, channel="webhook", webhook_endpoint_id=endpoint.id, body="Hi")
+    with pytest.raises(InvalidInput, match="marketing_push"):
+        send_test(db, campaign=push, customer_id=silent, to_address=None)
+    assert smtp_sink.messages == [] and webhook_receiver.requests == []
+
+    # Their data may still fill in a test sent to the marketer's own address.
+    send_test(db, campaign=email, customer_id=silent, to_address="marketer@example.org")
+    willing = make_customer(db, consents={"marketing_email": True}, email="ada@example.org")
+    send_test(db, campaign=email, customer_id=willing, to_address=None)
+    assert [mail.to for mail in smtp_sink.messages] == ["marketer@example.org", "ada@example.org"]
+
+
+def test_a_test_the_receiving_server_refuses_is_a_502_to_send_again(
+    db: Session, webhook_receiver: WebhookReceiver
+) -> None:
+    person = make_customer(db, consents={"marketing_push": True})
+    endpoint = make_endpoint(db, url=webhook_receiver.url)
+    push = make_campaign(db, channel="webhook", webhook_endpoint_id=endpoint.id, body="Hi")
+    webhook_receiver.responses = [503]
+    with pytest.raises(UpstreamFailed, match="send it again") as failed:
+        send_test(db, campaign=push, customer_id=person, to_address=None)
+    assert failed.value.status == 502

@@ -51,13 +51,15 @@ class Verdict:
     customer_id: str | None = None
 
 
-def needed_purpose(item: Pending) -> str:
-    """The gate purpose a delivery needs: the channel's marketing consent, or 'service'."""
-    if item.campaign.purpose != "marketing":
+def needed_purpose(
+    campaign: Campaign, channel: str, endpoint: WebhookEndpoint | None = None
+) -> str:
+    """The gate purpose a message needs: the channel's marketing consent, or 'service'."""
+    if campaign.purpose != "marketing":
         return customers.SERVICE
-    if item.channel == "webhook":
-        return item.endpoint.consent_purpose if item.endpoint else "marketing_push"
-    return CHANNEL_PURPOSES[item.channel]
+    if channel == "webhook":
+        return endpoint.consent_purpose if endpoint else "marketing_push"
+    return CHANNEL_PURPOSES[channel]
 
 
 def in_quiet_hours(local: datetime, policy: ChannelPolicy) -> datetime | None:
@@ -98,7 +100,7 @@ def gate_batch(
         if item.campaign.purpose == "staff" or item.customer_id is None:
             verdicts[item.delivery_id] = Verdict("send")
         else:
-            by_purpose[needed_purpose(item)].append(item)
+            by_purpose[needed_purpose(item.campaign, item.channel, item.endpoint)].append(item)
 
     live: dict[int, str] = {}
     for purpose, group in by_purpose.items():

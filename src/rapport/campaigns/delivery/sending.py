@@ -55,7 +55,7 @@ from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery import email as smtp
 from rapport.campaigns.delivery import webhooks
-from rapport.campaigns.delivery.gates import Pending, Verdict, gate_batch
+from rapport.campaigns.delivery.gates import Pending, Verdict, gate_batch, needed_purpose
 from rapport.campaigns.delivery.policy import sending_policy
 from rapport.campaigns.delivery.queueing import staff_address
 from rapport.campaigns.delivery.rendering import (
@@ -76,9 +76,10 @@ from rapport.campaigns.models import (
     WebhookEndpoint,
 )
 from rapport.campaigns.planning.gates import expiry_reason
+from rapport.customers import service as customers
 from rapport.platform import clock
 from rapport.platform.db import insert_for, open_session, read_only, writer_turn
-from rapport.platform.errors import InvalidInput
+from rapport.platform.errors import InvalidInput, UpstreamFailed
 from rapport.platform.settings import Settings, get_settings
 
 LEASE = timedelta(minutes=2)
@@ -659,6 +660,35 @@ def drain(limit: int | None = None, *, database_url: str | None = None) -> int:
     return total
 
 
+def _check_test_consent(
+    db: Session,
+    campaign: Campaign,
+    customer_id: str,
+    to_address: str | None,
+    endpoint: WebhookEndpoint | None,
+) -> None:
+    """A test that reaches the customer (an email to their own address, or their data posted
+    to a webhook endpoint) passes the consent gate a real send would; one sent to a test
+    address only uses their data to fill the message in, as the preview does."""
+    reaches_customer = campaign.channel == "webhook" or (
+        campaign.channel == "email" and not to_address
+    )
+    if not reaches_customer or campaign.purpose == "staff":
+        return
+    purpose = needed_purpose(campaign, campaign.channel, endpoint)
+    if not customers.may_contact(db, customer_id=customer_id, purpose=purpose):
+        way_out = (
+            "send it to your own address (to_address) or pick a customer who has"
+            if campaign.channel == "email"
+            else "pick a customer who has"
+        )
+        raise InvalidInput(
+            f"Customer {customer_id!r} may not be contacted for {purpose} (no consent, or "
+            f"erased): {way_out}",
+            field="customer_id",
+        )
+
+
 def send_test(
     db: Session,
     *,
@@ -682,21 +712,23 @@ def send_test(
         unsubscribe_url=rendered.unsubscribe_url,
         text=rendered.text,
     )
+    endpoint = (
+        db.get(WebhookEndpoint, campaign.webhook_endpoint_id)
+        if campaign.channel == "webhook" and campaign.webhook_endpoint_id
+        else None
+    )
+    _check_test_consent(db, campaign, customer_id, to_address, endpoint)
     if campaign.channel == "email":
         address = to_address or (load_customers(db, [customer_id])[customer_id].email or "")
         if not address or "@" not in address:
             raise InvalidInput("A test send needs an email address", field="to_address")
         outcome = smtp.send_one(test, to=address, settings=settings)
         if not outcome.accepted:
-            raise InvalidInput(
-                f"The SMTP server refused the test: {outcome.reason}", field="to_address"
+            raise UpstreamFailed(
+                f"The SMTP server did not take the test: {outcome.reason}. Check the SMTP "
+                "settings (docs/campaigns.md) and send it again"
             )
     elif campaign.channel == "webhook":
-        endpoint = (
-            db.get(WebhookEndpoint, campaign.webhook_endpoint_id)
-            if campaign.webhook_endpoint_id
-            else None
-        )
         if endpoint is None:
             raise InvalidInput("The campaign has no webhook endpoint", field="webhook_endpoint_id")
         customer = load_customers(db, [customer_id]).get(customer_id)
@@ -706,7 +738,8 @@ def send_test(
                 client, webhooks.Target.of(endpoint), payload, payload["delivery_id"]
             )
         if not result.delivered:
-            raise InvalidInput(
-                f"The endpoint refused the test: {result.reason}", field="webhook_endpoint_id"
+            raise UpstreamFailed(
+                f"The endpoint {endpoint.name!r} did not take the test: {result.reason}. "
+                "Check that it answers and send it again"
             )
     return test
