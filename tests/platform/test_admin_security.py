@@ -19,6 +19,7 @@ from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import get_db
 from rapport.platform.settings import Settings
+from tests.app_routes import every_route
 from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token, sign_in
 
 COOKIE = "rapport_admin"
@@ -121,23 +122,12 @@ def test_cookie_is_secure_when_the_operator_says_so(settings: Settings, db: Sess
 # ------------------------------------------------------------------------------ headers
 
 
-def _get_paths(routes: list[Any], prefix: str = "") -> Iterator[str]:
-    """Every GET path, walking into included routers (FastAPI keeps them nested)."""
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        if inner is not None:
-            context = getattr(route, "include_context", None)
-            yield from _get_paths(inner.routes, prefix + getattr(context, "prefix", ""))
-        elif "GET" in (getattr(route, "methods", None) or set()):
-            yield prefix + route.path
-
-
 def _admin_paths(app: FastAPI) -> list[str]:
     return sorted(
         {
             re.sub(r"\{[^}]+\}", "x", path)
-            for path in _get_paths(app.routes)
-            if path.startswith("/admin")
+            for path, route in every_route(app.routes)
+            if path.startswith("/admin") and "GET" in (getattr(route, "methods", None) or set())
         }
     )
 

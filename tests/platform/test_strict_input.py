@@ -5,14 +5,19 @@ naming the field, and changes nothing."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.loyalty import service as loyalty
 from rapport.platform.db import Base
+from rapport.platform.schemas import StrictModel
+from tests.app_routes import every_route
 from tests.conftest import auth
 from tests.loyalty.factories import make_customer
 from tests.orders.factories import order_body, seed_catalog
@@ -101,6 +106,14 @@ CONTROL_CHARACTER_BODIES = [
     pytest.param(
         "POST", "/v1/keys", {"name": "shop\u0000", "scopes": ["read"]}, "name", id="api-key"
     ),
+    pytest.param(
+        "POST",
+        "/v1/webhook-endpoints",
+        {"name": "ep\u001b[31mred", "url": "https://example.com/hook"},
+        "name",
+        id="webhook-endpoint",
+    ),
+    pytest.param("POST", "/v1/campaigns", {"name": "tab\u0001ctl"}, "name", id="campaign"),
 ]
 
 
@@ -118,6 +131,15 @@ def test_a_control_character_in_a_body_field_is_refused_naming_it(
     # then it is a 422 naming that field, and nothing changed
     _assert_refused(response, field, "control_character")
     assert "control characters" in response.json()["detail"]
+    assert _row_counts(db) == before
+
+
+def test_a_campaign_named_only_blanks_is_refused(client, db, admin) -> None:
+    before = _row_counts(db)
+    response = client.post(
+        "/v1/campaigns", json={"name": " \t "}, headers={**admin, "Idempotency-Key": "blank-1"}
+    )
+    _assert_refused(response, "name", "string_too_short")
     assert _row_counts(db) == before
 
 
@@ -340,3 +362,24 @@ def test_the_openapi_document_states_problems_and_required_idempotency_keys(clie
     # and text fields say that control characters are refused
     name = document["components"]["schemas"]["CustomerIn"]["properties"]["first_name"]
     assert name["anyOf"][0]["pattern"] == "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]*$"
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every pydantic model an annotation names (``X | None``, ``list[X]``, ``Annotated``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for argument in get_args(annotation) for model in _models_in(argument)]
+
+
+def test_every_api_request_body_is_a_strict_model(app: FastAPI) -> None:
+    """The rules above hold by construction: an API body model that is a plain ``BaseModel``
+    would take control characters, untrimmed blank names and ``"10"`` for 10 (a webhook
+    endpoint's name and a campaign's did)."""
+    loose = sorted(
+        f"{sorted(route.methods)[0]} {path}: {model.__name__}"
+        for path, route in every_route(app.routes)
+        if path.startswith("/v1") and isinstance(route, APIRoute) and route.body_field
+        for model in _models_in(route.body_field.field_info.annotation)
+        if not issubclass(model, StrictModel)
+    )
+    assert loose == []

@@ -107,7 +107,8 @@ def test_a_test_send_that_would_reach_the_customer_needs_their_consent(
     push = make_campaign(db, channel="webhook", webhook_endpoint_id=endpoint.id, body="Hi")
     with pytest.raises(InvalidInput, match="marketing_push"):
         send_test(db, campaign=push, customer_id=silent, to_address=None)
-    assert smtp_sink.messages == [] and webhook_receiver.requests == []
+    assert smtp_sink.messages == []
+    assert webhook_receiver.requests == []
 
     # Their data may still fill in a test sent to the marketer's own address.
     send_test(db, campaign=email, customer_id=silent, to_address="marketer@example.org")

@@ -22,7 +22,7 @@ from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound, Problem
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
-from rapport.platform.schemas import QueryDatetime
+from rapport.platform.schemas import QueryDatetime, StrictModel
 from rapport.platform.settings import AppSettings
 
 router = APIRouter(tags=["campaigns"])
@@ -78,9 +78,7 @@ def read_inbox_message(
 # ---------------------------------------------------------------------- sending policy
 
 
-class ChannelPolicyIn(BaseModel):
-    # Strict: `true` is not an hour (lax mode would read it as 1).
-    model_config = ConfigDict(extra="forbid", strict=True)
+class ChannelPolicyIn(StrictModel):
     cap_messages: int | None = Field(default=None, ge=0, le=1000)
     cap_hours: int | None = Field(default=None, ge=1, le=24 * 90)
     quiet_start: int | None = Field(default=None, ge=0, le=23)
@@ -88,8 +86,7 @@ class ChannelPolicyIn(BaseModel):
     default_time_zone: str | None = Field(default=None, min_length=1, max_length=50)
 
 
-class SendingPolicyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SendingPolicyIn(StrictModel):
     email: ChannelPolicyIn | None = None
     webhook: ChannelPolicyIn | None = None
     inbox: ChannelPolicyIn | None = None
@@ -184,8 +181,7 @@ def replay(delivery_id: RowId, db: DbSession, _key: AdminKey) -> dict[str, Any]:
 # ---------------------------------------------------------------------- webhook endpoints
 
 
-class EndpointIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EndpointIn(StrictModel):
     name: str = Field(min_length=1, max_length=200)
     url: str = Field(min_length=8, max_length=2000)
     consent_purpose: str = Field(default="marketing_push", max_length=40)

@@ -31,6 +31,7 @@ from rapport.campaigns.models import (
 from rapport.catalog import service as catalog
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.schemas import StrictModel
 
 BeforeCommit = Callable[[Session, Any], None]
 
@@ -99,11 +100,9 @@ def parse_trigger(raw: Mapping[str, Any]) -> TriggerSpec:
         ) from None
 
 
-class CampaignSettings(BaseModel):
+class CampaignSettings(StrictModel):
     """A campaign's settings as the API and the editor send them (create: all of them, with
     defaults; update: only those given)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["one_off", "scheduled", "triggered"] = "one_off"
