@@ -20,6 +20,7 @@ from rapport.platform.db import Base
 from rapport.platform.errors import InvalidInput
 from tests.conftest import auth
 from tests.customers.factories import T0, order_placed, process, track
+from tests.feedback.factories import make_survey
 from tests.orders.factories import CHIANTI, order_body, seed_catalog
 
 EMAIL = "gone.forever@example.com"
@@ -234,3 +235,44 @@ def test_an_order_naming_an_erased_customer_number_does_not_bring_them_back(db) 
     )
     assert orders.get_order(db, order_id="O-HIST").customer_id is None
     assert customers.find_customer(db, kind="external_id", value=EXTERNAL_ID) is None
+
+
+FEEDBACK_ABOUT_THEM = [
+    pytest.param(
+        "/v1/feedback/tickets",
+        {"kind": "complaint", "channel": "email", "subject": "My address is 1 Secret Road"},
+        id="ticket",
+    ),
+    pytest.param(
+        "/v1/feedback/responses",
+        {"survey_id": "nps-delivery", "score": 2, "comment": "Call me on 0123"},
+        id="survey-answer",
+    ),
+    pytest.param(
+        "/v1/feedback/reviews", {"sku": CHIANTI, "rating": 5, "text": "Lovely"}, id="review"
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), FEEDBACK_ABOUT_THEM)
+def test_feedback_naming_an_erased_customer_is_refused_and_nothing_is_written(
+    client, api_key, db, path, body
+) -> None:
+    """Nothing new is written about an erased person: a ticket, an answer or a review under
+    their old id would be personal data that neither export nor erasure could reach."""
+    # given an erased customer
+    seed_catalog(db)
+    make_survey(db)
+    customer = customers.identify_customer(db, identities={"email": EMAIL})
+    privacy.erase_customer(db, customer_id=customer.customer_id, requested_by="dpo")
+    headers = {**auth(api_key("write")), "Idempotency-Key": f"gone-{path}"}
+    before = _dump(db)
+    # when feedback names them
+    response = client.post(
+        path, json={**body, "customer_id": customer.customer_id}, headers=headers
+    )
+    # then it is refused naming the field, and nothing was written
+    assert response.status_code == 404, response.text
+    assert response.json()["field"] == "customer_id"
+    assert "erased" in response.json()["detail"]
+    assert _dump(db) == before

@@ -79,6 +79,7 @@ from rapport.customers.profiles import (
     get_customer,
     lock_profiles,
     recent_customers,
+    require_customer,
     search_customers,
 )
 from rapport.customers.references import (
@@ -156,6 +157,7 @@ __all__ = [
     "recent_customers",
     "record_privacy_request",
     "refresh_rfm_boundaries",
+    "require_customer",
     "resolve_customer_ref",
     "resolve_identities",
     "resolve_optional_customer_ref",

@@ -81,8 +81,7 @@ def open_ticket(
     now = opened_at or clock.now()
     tier, level, value = None, "standard", 0
     if ticket.customer_id is not None:
-        if customers.get_customer(db, customer_id=ticket.customer_id) is None:
-            raise NotFound(f"No customer {ticket.customer_id!r}", field="customer_id")
+        customers.require_customer(db, ticket.customer_id)
         benefits = loyalty.member_benefits(db, customer_id=ticket.customer_id)
         tier, level = benefits.tier_id, benefits.support_priority
         value = customer_value(db, customer_id=ticket.customer_id)

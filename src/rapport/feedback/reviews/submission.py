@@ -79,6 +79,10 @@ def submit_review(
     customer = (
         customers.get_customer(db, customer_id=review.customer_id) if review.customer_id else None
     )
+    if customer is not None:
+        # Refuses an erased person: nothing new is written about them. Someone Rapport does
+        # not know may still review.
+        customers.require_customer(db, customer.customer_id)
     is_customer = customer is not None and customer.status == "active"
     purchase_key = _purchase_to_review(db, review, is_customer=is_customer)
     is_buyer = purchase_key != ""

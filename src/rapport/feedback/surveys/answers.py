@@ -99,8 +99,7 @@ def record_response(
     _check(survey.kind, response.score)
     tier = None
     if response.customer_id is not None:
-        if customers.get_customer(db, customer_id=response.customer_id) is None:
-            raise NotFound(f"No customer {response.customer_id!r}", field="customer_id")
+        customers.require_customer(db, response.customer_id)
         tier = loyalty.member_benefits(db, customer_id=response.customer_id).tier_id
     signals = order_signals(db, order_id=response.order_id) if response.order_id else {}
     row = SurveyResponse(
