@@ -286,7 +286,9 @@ def test_tiers_are_added_removed_and_refused_by_field(admin: TestClient, db: Ses
     # two tiers at one threshold are refused naming the row
     same = post_form(admin, path, typed(new, "t3_threshold", "1500.00"))
     assert same.status_code == 422
-    assert re.search(r'data-field-error="t3_threshold">Thresholds must rise: platinum', same.text)
+    assert re.search(
+        r'data-field-error="t3_threshold">Give more than Gold&#39;s threshold, €1,500.00', same.text
+    )
     # a valid new tier is added in threshold order, and Silver removed
     added = [*typed(new, "t3_threshold", "3000.00"), ("t1_remove", "true")]
     assert post_form(admin, path, added).status_code == 303
@@ -297,6 +299,41 @@ def test_tiers_are_added_removed_and_refused_by_field(admin: TestClient, db: Ses
         ("gold", 150000),
         ("platinum", 300000),
     ]
+
+
+def test_a_threshold_that_no_longer_rises_is_refused_at_it_not_reordered(
+    admin: TestClient, db: Session
+) -> None:
+    # given the tier form, with Silver raised to €2,000.00, above Gold's €1,500.00
+    path = "/admin/loyalty/program/tiers/edit"
+    fields = _form(admin, path, "tiers-form")
+    assert [value for name, value in fields if name.endswith("_id")][:3] == [
+        "member",
+        "silver",
+        "gold",
+    ]
+    draft = typed(typed(fields, "t1_threshold", "2000.00"), "t0_name", "Everyone")
+
+    # when it is saved
+    refused = post_form(admin, path, draft)
+
+    # then it is refused beside Silver's threshold, saying what to give
+    assert refused.status_code == 422
+    error = re.search(r'data-field-error="t1_threshold">([^<]*)<', refused.text)
+    assert error is not None
+    assert error.group(1) == (
+        "Give less than Gold&#39;s threshold, €1,500.00: each tier&#39;s threshold is above the"
+        " one before"
+    )
+    assert 'data-field-error="t2_threshold"' not in refused.text
+    # the form keeps what was typed
+    assert re.search(r'name="t1_threshold"[^>]*value="2000.00"', refused.text)
+    assert re.search(r'name="t0_name"[^>]*value="Everyone"', refused.text)
+    # and nothing was saved: the ladder is not reordered into Member, Gold, Silver
+    assert program_versions.current(db, "tiers").id is None
+    # the simulator refuses the same draft at the same field
+    shown = _simulate(admin, draft, target="tiers", sample_value="1800.00")
+    assert "Give less than Gold" in shown
 
 
 def test_checkout_caps_are_saved_and_simulated(admin: TestClient, db: Session) -> None:

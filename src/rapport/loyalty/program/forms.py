@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from itertools import pairwise
 from typing import Any
 
 from babel.numbers import get_currency_symbol
@@ -456,7 +457,9 @@ def tiers_from_form(
 ) -> tuple[dict[str, Any], list[int]]:
     """The tier ladder after its form is saved, lowest threshold first, and the form row of
     each tier in it. A tier's settings the form did not carry keep their stored values; a row
-    ticked "remove" drops its tier; a filled blank row adds one. Raises :class:`FormInvalid`."""
+    ticked "remove" drops its tier; a filled blank row adds one, placed by its threshold. The
+    stored tiers keep their order: thresholds that no longer rise are refused at the one
+    changed, never reordered. Raises :class:`FormInvalid`."""
     form = _Reader(fields)
     policy: dict[str, Any] = copy.deepcopy(dict(stored))
     if form.has("basis"):
@@ -536,10 +539,76 @@ def tiers_from_form(
         tiers.append((tier, index))
     if not tiers:
         form.errors["form"] = "Keep at least one tier: the one every member starts in"
+    tiers = _ladder_order(tiers, by_id)
+    _check_rising(form, tiers, by_id, spend, currency)
     form.done()
-    tiers.sort(key=lambda pair: int(pair[0].get("threshold") or 0))
     policy["tiers"] = [tier for tier, _ in tiers]
     return policy, [row for _, row in tiers]
+
+
+def _ladder_order(
+    tiers: list[tuple[dict[str, Any], int]], by_id: Mapping[str, Any]
+) -> list[tuple[dict[str, Any], int]]:
+    """The ladder in the form's order, each new tier put where its threshold places it.
+
+    The stored tiers keep their order: a threshold typed out of order is refused by
+    :func:`_check_rising`, never moved silently to another rung."""
+    ladder = [pair for pair in tiers if str(pair[0].get("id")) in by_id]
+    for pair in tiers:
+        if str(pair[0].get("id")) in by_id:
+            continue
+        threshold = pair[0].get("threshold")
+        place = len(ladder)
+        if threshold is not None:
+            place = next(
+                (
+                    index
+                    for index, (other, _) in enumerate(ladder)
+                    if other.get("threshold") is not None and other["threshold"] > threshold
+                ),
+                len(ladder),
+            )
+        ladder.insert(place, pair)
+    return ladder
+
+
+def _check_rising(
+    form: _Reader,
+    tiers: list[tuple[dict[str, Any], int]],
+    by_id: Mapping[str, Any],
+    spend: bool,
+    currency: str,
+) -> None:
+    """A message at the threshold that breaks the rising ladder: the one the form changed
+    (a stored tier's new threshold, or a new tier's), next to its field."""
+
+    def shown(threshold: int) -> str:
+        if spend:
+            return formatting.money(threshold, currency)
+        return f"{formatting.number(threshold)} points"
+
+    def changed(tier: Mapping[str, Any]) -> bool:
+        stored = by_id.get(str(tier.get("id")))
+        return stored is None or stored.get("threshold") != tier.get("threshold")
+
+    for (lower, lower_row), (higher, higher_row) in pairwise(tiers):
+        low, high = lower.get("threshold"), higher.get("threshold")
+        if low is None or high is None or high > low:
+            continue
+        lower_name = lower.get("name") or lower.get("id")
+        higher_name = higher.get("name") or higher.get("id")
+        if changed(lower) and not changed(higher):
+            form.errors.setdefault(
+                f"t{lower_row}_threshold",
+                f"Give less than {higher_name}'s threshold, {shown(high)}: "
+                "each tier's threshold is above the one before",
+            )
+        else:
+            form.errors.setdefault(
+                f"t{higher_row}_threshold",
+                f"Give more than {lower_name}'s threshold, {shown(low)}: "
+                "each tier's threshold is above the one before",
+            )
 
 
 def _ranged(text: str, low: float, high: float, what: str) -> float:
