@@ -141,8 +141,8 @@ def test_points_liability_and_breakage(db: Session) -> None:
     assert overview.outstanding_points == 500 + 300
     assert overview.liability_minor == 800 * program.point_value_minor_per_100 // 100
     assert overview.currency == program.currency
-    assert overview.points_issued == 1800
-    assert overview.points_expired == 1000
+    assert overview.points.issued == 1800
+    assert overview.points.expired == 1000
     assert overview.breakage == 1000 / 1800
 
 

@@ -44,8 +44,8 @@ class Overview:
     currency: str
     outstanding_points: int
     liability_minor: int
-    points_issued: int
-    points_expired: int
+    # Every point issued, redeemed and expired: the loyalty pages' own figures, breakage too.
+    points: loyalty.LifetimeFlows
     # NPS per month, oldest first (the last TREND_MONTHS months, this one included), and
     # over those months together.
     nps_trend: list[MonthScore]
@@ -72,8 +72,8 @@ class Overview:
     @property
     def breakage(self) -> float | None:
         """The share of the points ever issued (earned, or added by staff) that expired
-        unused, as the loyalty page computes it."""
-        return self.points_expired / self.points_issued if self.points_issued else None
+        unused: the loyalty pages' own figure (``loyalty.LifetimeFlows.breakage``)."""
+        return self.points.breakage
 
     @property
     def on_time_share(self) -> float | None:
@@ -191,8 +191,7 @@ def collect_overview(db: Session) -> Overview:
         currency=owed.currency,
         outstanding_points=owed.outstanding_points,
         liability_minor=owed.value_minor,
-        points_issued=flows.issued,
-        points_expired=flows.expired,
+        points=flows,
         nps_trend=trend,
         nps_year=round(year_score.value, 2) if year_score.value is not None else None,
         nps_answers=year_score.n,

@@ -118,16 +118,9 @@ def program_page(
                 series=[Series("Members", [count for _, _, count in distribution])],
                 label_heading="Tier",
             ),
-            "breakage": _breakage(db),
+            "breakage": ledger.lifetime_flows(db),
         },
     )
-
-
-def _breakage(db: Session) -> dict[str, Any]:
-    liability = ledger.liability(db)
-    issued = -liability.by_account.get("program:issued", 0)
-    expired = liability.by_account.get("program:expired", 0)
-    return {"issued": issued, "expired": expired, "rate": expired / issued if issued else None}
 
 
 # --- earning rules --------------------------------------------------------------------------
