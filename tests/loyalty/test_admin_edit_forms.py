@@ -5,6 +5,7 @@ submits it), every other setting as it was. A post that leaves a setting out kee
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -352,6 +353,27 @@ def test_a_bad_value_names_its_field_and_saves_nothing(admin: TestClient, db: Se
     assert response.status_code == 422
     assert 'data-field-error="points_multiplier"' in response.text
     assert _plan(db) == before
+
+
+def test_a_plan_in_a_made_up_currency_is_refused_beside_the_currency(
+    admin: TestClient, db: Session
+) -> None:
+    # when the "add a plan" form is sent with a currency that does not exist
+    fields = page_form(admin.get("/admin/loyalty/plans").text, action="/admin/loyalty/plans")
+    fields = typed(typed(typed(fields, "plan_id", "xp-test"), "name", "XP test"), "fee", "5")
+    fields = typed(fields, "currency", "XYZ")
+    response = post_form(admin, "/admin/loyalty/plans", fields)
+    # then the form comes back with a message beside Currency, saying what to give
+    assert response.status_code == 422
+    error = re.search(r'data-field-error="currency">([^<]*)<', response.text)
+    assert error is not None
+    assert error.group(1) == "Currency: give an ISO code such as EUR"
+    # keeping what was typed
+    for name, value in (("plan_id", "xp-test"), ("name", "XP test"), ("fee", "5")):
+        assert re.search(rf'name="{name}" type="text" value="{value}"', response.text), name
+    assert 'name="currency" type="text" value="XYZ"' in response.text
+    # and no plan was saved
+    assert membership_plans.get_plan(db, plan_id="xp-test") is None
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ def _payments(db: Session, customer_id: str) -> list[tuple[str, str, int]]:
         ("unknown period", {"period": "week"}, "period"),
         ("lowercase currency", {"currency": "eur"}, "currency"),
         ("long currency", {"currency": "EURO"}, "currency"),
+        ("made-up currency", {"currency": "XYZ"}, "currency"),
         ("empty name", {"name": " "}, "name"),
         ("bad id", {"plan_id": "a b"}, "plan_id"),
     ],

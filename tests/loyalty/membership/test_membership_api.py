@@ -19,10 +19,12 @@ def test_plans_need_the_admin_scope_and_validate_fields(client, api_key) -> None
     admin, writer = auth(api_key("admin", "read")), auth(api_key("write", "read"))
     refused = client.put("/v1/loyalty/plans/plus", json=PLAN, headers=writer)
     invalid = client.put("/v1/loyalty/plans/plus", json=PLAN | {"fee_minor": -1}, headers=admin)
+    made_up = client.put("/v1/loyalty/plans/plus", json=PLAN | {"currency": "XYZ"}, headers=admin)
     saved = client.put("/v1/loyalty/plans/plus", json=PLAN, headers=admin)
     listed = client.get("/v1/loyalty/plans", headers=writer)
     assert refused.status_code == 403
     assert (invalid.status_code, invalid.json()["field"]) == (422, "fee_minor")
+    assert (made_up.status_code, made_up.json()["field"]) == (422, "currency")
     assert saved.status_code == 200
     assert [(p["plan_id"], p["fee_minor"], p["period"]) for p in listed.json()] == [
         ("plus", 499, "month")

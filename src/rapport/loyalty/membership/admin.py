@@ -36,7 +36,7 @@ from rapport.platform.admin import (
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
-from rapport.platform.formatting import major_to_minor, minor_to_major, money
+from rapport.platform.formatting import currencies, major_to_minor, minor_to_major, money
 
 NAV = [NavItem("Paid membership", "/admin/loyalty/plans", "Loyalty")]
 router = APIRouter(include_in_schema=False)
@@ -216,6 +216,8 @@ def save_plan(request: Request, db: DbSession, user: CurrentAdmin, fields: FormF
         or get_program(db).currency
     )
     errors: dict[str, str] = {}
+    if currency not in currencies() and (stored is None or currency != stored.currency):
+        errors["currency"] = "Currency: give an ISO code such as EUR"
     carried = _plan_fields(fields, currency, errors)
     for name, said in field_messages(
         PlanForm, carried, labels=PLAN_LABELS, field_of=_field_of

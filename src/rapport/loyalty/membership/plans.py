@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from rapport.loyalty.ledger.settings import add_months
 from rapport.loyalty.models import Membership, MembershipPlan
-from rapport.platform import clock
+from rapport.platform import clock, formatting
 from rapport.platform.errors import Conflict, InvalidInput
 
 PERIODS = ("month", "year")
@@ -72,7 +72,8 @@ def save_plan(
     active: bool = True,
 ) -> MembershipPlan:
     """Create the plan or change it. A changed fee applies from each member's next renewal;
-    a retired plan (``active`` false) takes no new members and does not renew."""
+    a retired plan (``active`` false) takes no new members and does not renew. A new or
+    changed currency must be one in use (``formatting.currencies``)."""
     _check_plan(
         plan_id=plan_id,
         name=name,
@@ -83,6 +84,13 @@ def save_plan(
         points_multiplier=points_multiplier,
     )
     plan = db.get(MembershipPlan, plan_id)
+    if (plan is None or plan.currency != currency) and currency not in formatting.currencies():
+        # a plan's own currency, kept, is not refused even if it has been withdrawn since
+        raise InvalidInput(
+            f"currency: {currency!r} is not the ISO 4217 code of a currency in use, such as "
+            "EUR, GBP or USD",
+            field="currency",
+        )
     if plan is None:
         plan = MembershipPlan(plan_id=plan_id, created_at=clock.now())
         db.add(plan)
