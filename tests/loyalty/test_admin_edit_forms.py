@@ -436,7 +436,45 @@ def test_a_currency_not_in_use_is_refused_and_nothing_changes(
     fields = typed(page_form(page, action="/admin/loyalty/program"), "currency", "DEM")
     fields = typed(fields, "expiry_months", "18")
     response = post_form(admin, "/admin/loyalty/program", fields)
-    # then the page says what is wrong, naming the currency, and no setting changed
-    assert response.status_code == 303
-    assert "DEM" in admin.get(response.headers["location"]).text
+    # then the form comes back saying what is wrong beside the currency, and no setting changed
+    assert response.status_code == 422
+    error = re.search(r'data-field-error="currency">([^<]*)<', response.text)
+    assert error is not None
+    assert error.group(1) == "Currency: choose one from the list, an ISO code such as EUR"
+    assert re.search(r'name="expiry_months" type="number" value="18"', response.text)
+    assert _program(db) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("point_value", "100000", "Value of 100 points: from US$0.00 to US$10,000.00"),
+        ("point_value", "lots", "Value of 100 points: an amount in USD, such as 1.00"),
+        ("expiry_months", "0", "Points expire after: a whole number of months from 1 to 120"),
+        ("expiry_months", "ten", "Points expire after: a whole number of months from 1 to 120"),
+    ],
+)
+def test_a_program_setting_refused_is_said_beside_it_keeping_what_was_typed(
+    admin: TestClient, db: Session, field: str, value: str, message: str
+) -> None:
+    # given a program with every setting away from its default
+    _seed_program(db)
+    before = _program(db)
+    # when its settings form is sent with one value out of range, another setting changed
+    page = admin.get("/admin/loyalty").text
+    fields = typed(page_form(page, action="/admin/loyalty/program"), field, value)
+    other = "expiry_months" if field != "expiry_months" else "point_value"
+    fields = typed(fields, other, "7" if other == "expiry_months" else "3.50")
+    response = post_form(admin, "/admin/loyalty/program", fields)
+    # then the form comes back with a message for people beside the field, not at the top
+    assert response.status_code == 422
+    error = re.search(rf'data-field-error="{field}">([^<]*)<', response.text)
+    assert error is not None
+    assert error.group(1) == message
+    assert "Input should be" not in response.text
+    assert "point_value_minor_per_100" not in response.text
+    # with what was typed in both fields
+    assert re.search(rf'name="{field}" type="(text|number)" value="{value}"', response.text)
+    assert re.search(rf'name="{other}" type="(text|number)" value="(7|3.50)"', response.text)
+    # and nothing saved
     assert _program(db) == before

@@ -17,6 +17,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.loyalty import overview as reads
@@ -34,13 +35,20 @@ from rapport.platform.admin import (
     FormFields,
     NavItem,
     add_template_dir,
+    field_messages,
     form_changes,
     render,
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Conflict, InvalidInput, Problem
-from rapport.platform.formatting import currencies, currency_choices, major_to_minor, minor_to_major
+from rapport.platform.errors import Conflict, Problem
+from rapport.platform.formatting import (
+    currencies,
+    currency_choices,
+    major_to_minor,
+    minor_to_major,
+    money,
+)
 from rapport.platform.idempotency import run_idempotent
 from rapport.platform.paging import PageParams
 from rapport.platform.settings import AppSettings
@@ -94,6 +102,34 @@ def overview_page(
     *,
     settings: AppSettings,
 ) -> HTMLResponse:
+    return _overview(
+        request,
+        db,
+        user,
+        paging_request,
+        {"q": q, "tier": tier, "min_balance": min_balance, "max_balance": max_balance},
+        message=message,
+        locale=settings.locale,
+    )
+
+
+def _overview(
+    request: Request,
+    db: Session,
+    user: Any,
+    paging_request: PageParams,
+    filters: dict[str, str],
+    *,
+    locale: str,
+    message: str = "",
+    settings_values: dict[str, Any] | None = None,
+    settings_errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The loyalty overview; with ``settings_values`` and ``settings_errors``, its program
+    settings form as the user sent it, each message beside its field."""
+    q, tier = filters["q"], filters["tier"]
+    min_balance, max_balance = filters["min_balance"], filters["max_balance"]
     program = service.get_program(db)
     flows = reads.monthly_flows(db, months=CHART_MONTHS)
     lifetime = reads.lifetime_flows(db)
@@ -147,23 +183,30 @@ def overview_page(
             "liability": service.liability(db),
             "lifetime": lifetime,
             "program": program,
-            "point_value": minor_to_major(program.point_value_minor_per_100, program.currency),
-            "currency_choices": _currency_choices(program.currency, settings.locale),
+            "settings_values": settings_values or _settings_values(program),
+            "settings_errors": settings_errors or {},
+            "currency_choices": _currency_choices(program.currency, locale),
             "points_chart": points_chart,
             "tier_chart": tier_chart,
             "tiers": by_tier,
             "members": members,
             "paging": paging,
-            "filters": {
-                "q": q,
-                "tier": tier,
-                "min_balance": min_balance,
-                "max_balance": max_balance,
-            },
+            "filters": filters,
             "filtered": bool(q or tier or min_balance or max_balance),
             "message": message,
         },
+        status_code=status_code,
     )
+
+
+def _settings_values(program: Any) -> dict[str, Any]:
+    """What the program settings form shows: 100 points' value in the currency ("2.50")."""
+    return {
+        "currency": program.currency,
+        "point_value": str(minor_to_major(program.point_value_minor_per_100, program.currency)),
+        "expiry_months": str(program.expiry_months),
+        "allow_debt": bool(program.allow_debt),
+    }
 
 
 def _currency_choices(current: str, locale: str) -> list[tuple[str, str]]:
@@ -175,43 +218,101 @@ def _currency_choices(current: str, locale: str) -> list[tuple[str, str]]:
     return choices
 
 
+MAX_POINT_VALUE_MINOR = 1_000_000
+
+
 class ProgramSettingsForm(BaseModel):
     """The program settings its admin form shows; a save changes only what the form carried
     (the program's name is not on it and stays as it is)."""
 
     currency: str = Field(default="EUR", min_length=3, max_length=3)
-    point_value_minor_per_100: int = Field(default=0, ge=0, le=1_000_000)
+    point_value_minor_per_100: int = Field(default=0, ge=0, le=MAX_POINT_VALUE_MINOR)
     expiry_months: int = Field(default=24, ge=1, le=120)
     allow_debt: bool = False
 
 
+SETTINGS_LABELS = {
+    "currency": "Currency",
+    "point_value": "Value of 100 points",
+    "expiry_months": "Points expire after",
+    "allow_debt": "Debt from returns",
+}
+
+
 @router.post("/program", dependencies=[CsrfChecked])
-def update_program(db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
+def update_program(
+    request: Request,
+    db: DbSession,
+    user: CurrentAdmin,
+    fields: FormFields,
+    paging_request: PageParams,
+    *,
+    settings: AppSettings,
+) -> Response:
+    """Save the program settings the form carried; a value refused comes back beside its
+    field, with what was typed, and nothing is saved."""
     carried = dict(fields)
-    try:
-        if "point_value" in carried:
-            # The form shows what 100 points are worth in the program's currency ("2.50"),
-            # read in the currency chosen on the same form (JPY has no decimals); a currency
-            # not in use is refused by configure_program, naming it.
-            current = service.get_program(db).currency
-            chosen = carried.get("currency", current)
-            currency = chosen if chosen in currencies() else current
-            try:
-                minor = major_to_minor(
-                    carried.pop("point_value").strip().replace(",", "."), currency
-                )
-            except (ValueError, InvalidOperation):
-                raise InvalidInput(
-                    f"Value of 100 points: an amount in {currency}, such as 1.00",
-                    field="point_value",
-                ) from None
-            carried["point_value_minor_per_100"] = str(minor)
-        service.configure_program(db, **form_changes(ProgramSettingsForm, carried))
-    except Problem as problem:
-        return RedirectResponse(
-            f"/admin/loyalty?{urlencode({'message': problem.detail})}", status_code=303
-        )
-    return RedirectResponse("/admin/loyalty?message=Program+settings+saved", status_code=303)
+    program = service.get_program(db)
+    chosen = carried.get("currency", program.currency)
+    # the form's own check: a currency not in use is refused (the program's own, even if
+    # withdrawn since, is kept by an unchanged form), and 100 points' value ("2.50") is read
+    # in the currency chosen on the same form (JPY has no decimals)
+    errors: dict[str, str] = {}
+    if chosen != program.currency and chosen not in currencies():
+        errors["currency"] = "Currency: choose one from the list, an ISO code such as EUR"
+    currency = chosen if chosen in currencies() else program.currency
+    if "point_value" in carried:
+        typed = carried.pop("point_value").strip().replace(",", ".")
+        try:
+            carried["point_value_minor_per_100"] = str(major_to_minor(typed, currency))
+        except (ValueError, InvalidOperation):
+            errors["point_value"] = f"Value of 100 points: an amount in {currency}, such as 1.00"
+    for name, said in field_messages(
+        ProgramSettingsForm, carried, labels=SETTINGS_LABELS, field_of=_settings_field
+    ).items():
+        errors.setdefault(name, _settings_said(name, said, currency))
+    if not errors:
+        try:
+            service.configure_program(db, **form_changes(ProgramSettingsForm, carried))
+        except Problem as problem:
+            name = _settings_field(problem.field or "currency")
+            errors[name] = _settings_said(name, problem.detail, currency)
+    if not errors:
+        return RedirectResponse("/admin/loyalty?message=Program+settings+saved", status_code=303)
+    values = _settings_values(program)
+    for name in values:
+        if name in fields:
+            values[name] = fields[name] == "true" if name == "allow_debt" else fields[name]
+    filters = {"q": "", "tier": "", "min_balance": "", "max_balance": ""}
+    return _overview(
+        request,
+        db,
+        user,
+        paging_request,
+        filters,
+        locale=settings.locale,
+        settings_values=values,
+        settings_errors=errors,
+        status_code=422,
+    )
+
+
+def _settings_field(name: str) -> str:
+    return {"point_value_minor_per_100": "point_value"}.get(name, name)
+
+
+# What each refused setting says, for people (the model's bounds, in the form's units).
+_SETTINGS_SAID = {
+    "currency": "Currency: choose one from the list, an ISO code such as EUR",
+    "point_value": "Value of 100 points: from {lowest} to {highest}",
+    "expiry_months": "Points expire after: a whole number of months from 1 to 120",
+}
+
+
+def _settings_said(name: str, said: str, currency: str) -> str:
+    return _SETTINGS_SAID.get(name, said).format(
+        lowest=money(0, currency), highest=money(MAX_POINT_VALUE_MINOR, currency)
+    )
 
 
 # ------------------------------------------------------------- the customer 360's panel
