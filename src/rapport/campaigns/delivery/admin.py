@@ -5,7 +5,7 @@ channel), and webhook endpoints with their recent tries and dead deliveries to r
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -21,16 +21,18 @@ from rapport.campaigns.models import (
     Delivery,
     WebhookEndpoint,
 )
+from rapport.campaigns.segments.forms import OPTION_LABELS
 from rapport.platform.admin import (
     CsrfChecked,
     CurrentAdmin,
     FormFields,
     NavItem,
+    field_messages,
     form_changes,
     render,
 )
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Problem
+from rapport.platform.errors import Conflict, Problem
 from rapport.platform.models import AdminUser
 
 NAV: list[NavItem] = [
@@ -157,33 +159,98 @@ def replay_delivery(delivery_id: int, db: DbSession, user: CurrentAdmin) -> Resp
 
 
 class PolicyForm(BaseModel):
+    """A channel's policy as its form sends it; a save changes only what the form carried."""
+
     model_config = ConfigDict(extra="ignore")
-    cap_messages: int = Field(ge=0, le=1000)
-    cap_hours: int = Field(ge=1, le=24 * 90)
-    quiet_start: int = Field(ge=0, le=23)
-    quiet_end: int = Field(ge=0, le=23)
-    default_time_zone: str = Field(min_length=1, max_length=50)
+    cap_messages: int = Field(default=policy.DEFAULTS["cap_messages"], ge=0, le=1000)
+    cap_hours: int = Field(default=policy.DEFAULTS["cap_hours"], ge=1, le=24 * 90)
+    quiet_start: int = Field(default=policy.DEFAULTS["quiet_start"], ge=0, le=23)
+    quiet_end: int = Field(default=policy.DEFAULTS["quiet_end"], ge=0, le=23)
+    default_time_zone: str = Field(
+        default=policy.DEFAULTS["default_time_zone"], min_length=1, max_length=50
+    )
+
+
+POLICY_LABELS = {
+    "cap_messages": "At most (messages)",
+    "cap_hours": "Per (hours)",
+    "quiet_start": "Quiet from (hour)",
+    "quiet_end": "Until (hour)",
+    "default_time_zone": "Default time zone",
+}
+# What a refused setting says, for people (the form's bounds).
+POLICY_SAID = {
+    "cap_messages": "At most: a whole number of messages from 0 (no cap) to 1,000",
+    "cap_hours": "Per: a whole number of hours from 1 to 2,160 (90 days)",
+    "quiet_start": "Quiet from: an hour from 0 to 23",
+    "quiet_end": "Until: an hour from 0 to 23",
+    "default_time_zone": "Default time zone: a time zone name such as Europe/Paris",
+}
 
 
 @router.get("/admin/deliveries/policy", response_class=HTMLResponse)
 def policy_page(
     request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
 ) -> HTMLResponse:
+    return _policy_page(request, db, user, message=message)
+
+
+def _policy_page(
+    request: Request,
+    db: DbSession,
+    user: AdminUser,
+    *,
+    message: str = "",
+    channel: str = "",
+    typed: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The policy of every channel, each on its form; ``channel``'s form as the user sent it
+    (``typed``) with each message beside its field."""
+    policies = policy.sending_policy(db)
+    values = {
+        name: {field: str(getattr(p, field)) for field in POLICY_LABELS}
+        for name, p in policies.items()
+    }
+    if channel in values and typed:
+        values[channel].update({k: v for k, v in typed.items() if k in POLICY_LABELS})
     return _page(
         request,
         "campaigns/deliveries_policy.html",
         user,
-        {"policies": policy.sending_policy(db), "message": message},
+        {
+            "policies": policies,
+            "values": values,
+            "errors": {channel: errors or {}},
+            "message": message,
+        },
+        status_code=status_code,
     )
 
 
 @router.post("/admin/deliveries/policy/{channel}", dependencies=[CsrfChecked])
-def save_policy(channel: str, db: DbSession, user: CurrentAdmin, fields: FormFields) -> Response:
-    try:
-        policy.update_sending_policy(db, channel=channel, changes=form_changes(PolicyForm, fields))
-        message = f"The {channel} policy is saved"
-    except Problem as problem:
-        message = f"Not saved: {problem.detail}"
+def save_policy(
+    request: Request, channel: str, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> Response:
+    errors = {
+        name: POLICY_SAID.get(name, said)
+        for name, said in field_messages(PolicyForm, fields, labels=POLICY_LABELS).items()
+    }
+    if not errors:
+        try:
+            policy.update_sending_policy(
+                db, channel=channel, changes=form_changes(PolicyForm, fields)
+            )
+        except Problem as problem:
+            name = problem.field if problem.field in POLICY_SAID else "form"
+            errors[name] = POLICY_SAID.get(name, problem.detail)
+    if errors:
+        db.rollback()
+        return _policy_page(
+            request, db, user, channel=channel, typed=fields, errors=errors, status_code=422
+        )
+    message = f"The {channel} policy is saved"
     return RedirectResponse(
         f"/admin/deliveries/policy?{urlencode({'message': message})}", status_code=303
     )
@@ -192,13 +259,45 @@ def save_policy(channel: str, db: DbSession, user: CurrentAdmin, fields: FormFie
 # ---------------------------------------------------------------------- webhook endpoints
 
 
+# The consent an endpoint's deliveries need, as the form offers it: the segment builder's labels.
+WEBHOOK_PURPOSES = ("marketing_push", "marketing_email")
+PURPOSE_LABELS = {purpose: OPTION_LABELS.get(purpose, purpose) for purpose in WEBHOOK_PURPOSES}
+
+
+class WebhookForm(BaseModel):
+    """The "add an endpoint" form, checked before the endpoint is created."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    name: str = Field(min_length=1, max_length=200)
+    url: str = Field(min_length=1, max_length=2000)
+    consent_purpose: Literal["marketing_push", "marketing_email"] = "marketing_push"
+    max_attempts: int = Field(default=6, ge=1, le=20)
+
+
+WEBHOOK_LABELS = {
+    "name": "Name",
+    "url": "URL",
+    "consent_purpose": "Consent needed",
+    "max_attempts": "Tries before dead",
+}
+# What a refused field says, for people.
+WEBHOOK_SAID = {
+    "name": "Name: give 1 to 200 characters",
+    "url": "URL: give an http:// or https:// address, such as https://gateway.example/hooks",
+    "consent_purpose": "Consent needed: choose one from the list",
+    "max_attempts": "Tries before dead: a whole number from 1 to 20",
+}
+WEBHOOK_VALUES = {"name": "", "url": "", "consent_purpose": "marketing_push", "max_attempts": "6"}
+
+
 def _webhooks_page(
     request: Request,
     db: DbSession,
     user: AdminUser,
     *,
     created: webhooks.CreatedEndpoint | None = None,
-    error: str = "",
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     endpoints = webhooks.list_endpoints(db)
@@ -211,7 +310,9 @@ def _webhooks_page(
             "names": {e.id: e.name for e in endpoints},
             "attempts": webhooks.recent_attempts(db, limit=30),
             "created": created,
-            "error": error,
+            "values": values or WEBHOOK_VALUES,
+            "errors": errors or {},
+            "purposes": PURPOSE_LABELS,
         },
         status_code=status_code,
     )
@@ -226,20 +327,34 @@ def webhooks_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLRe
 def create_webhook(
     request: Request, db: DbSession, user: CurrentAdmin, fields: FormFields
 ) -> HTMLResponse:
-    """Creates the endpoint and shows its secret on this answer only (never in a URL)."""
-    try:
-        created = webhooks.create_endpoint(
-            db,
-            name=fields.get("name", ""),
-            url=fields.get("url", "").strip(),
-            consent_purpose=fields.get("consent_purpose", "marketing_push"),
-            max_attempts=int(fields.get("max_attempts", "6") or 6),
-        )
-    except (Problem, ValueError) as problem:
-        db.rollback()
-        detail = problem.detail if isinstance(problem, Problem) else "max_attempts: a number"
-        return _webhooks_page(request, db, user, error=detail, status_code=422)
-    return _webhooks_page(request, db, user, created=created)
+    """Creates the endpoint and shows its secret on this answer only (never in a URL); a
+    field refused comes back beside it, with what was typed kept."""
+    typed = {name: fields.get(name, value) for name, value in WEBHOOK_VALUES.items()}
+    errors = {
+        name: WEBHOOK_SAID.get(name, said)
+        for name, said in field_messages(WebhookForm, typed, labels=WEBHOOK_LABELS).items()
+    }
+    if not errors:
+        form = WebhookForm.model_validate(typed)
+        try:
+            created = webhooks.create_endpoint(
+                db,
+                name=form.name,
+                url=form.url,
+                consent_purpose=form.consent_purpose,
+                max_attempts=form.max_attempts,
+            )
+        except Problem as problem:
+            db.rollback()
+            name = problem.field if problem.field in WEBHOOK_SAID else "name"
+            errors[name] = (
+                f"Name: an endpoint is called {form.name!r} already; choose another name"
+                if isinstance(problem, Conflict)
+                else WEBHOOK_SAID[name]
+            )
+        else:
+            return _webhooks_page(request, db, user, created=created)
+    return _webhooks_page(request, db, user, values=typed, errors=errors, status_code=422)
 
 
 @router.get("/admin/webhooks/{endpoint_id:int}", response_class=HTMLResponse)
@@ -268,6 +383,7 @@ def webhook_page(
             if endpoint
             else [],
             "dead": dead,
+            "purposes": PURPOSE_LABELS,
         },
         status_code=200 if endpoint else 404,
     )

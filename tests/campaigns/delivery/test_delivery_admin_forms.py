@@ -1,0 +1,119 @@
+"""The sending policy's and the webhook endpoints' admin forms over HTTP: a value refused comes
+back beside its field, in words for people, in the form of the channel it concerns, with what
+was typed kept, and nothing is saved; the endpoints list names the consent each one needs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rapport.campaigns.delivery import webhooks
+from rapport.campaigns.delivery.policy import sending_policy
+from rapport.campaigns.models import WebhookEndpoint
+from rapport.platform import service as platform
+from tests.platform.admin_forms import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    page_form,
+    post_form,
+    sign_in,
+    typed,
+)
+
+POLICY = "/admin/deliveries/policy"
+
+
+@pytest.fixture
+def admin(client: TestClient, db: Session) -> TestClient:
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    assert sign_in(client).status_code == 303
+    return client
+
+
+def _error(html: str, field: str) -> str | None:
+    found = re.search(rf'data-field-error="{field}">([^<]*)<', html)
+    return found.group(1) if found else None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("cap_messages", "lots", "At most: a whole number of messages from 0 (no cap) to 1,000"),
+        ("cap_hours", "0", "Per: a whole number of hours from 1 to 2,160 (90 days)"),
+        ("quiet_end", "25", "Until: an hour from 0 to 23"),
+        (
+            "default_time_zone",
+            "Mars/Olympus",
+            "Default time zone: a time zone name such as Europe/Paris",
+        ),
+    ],
+)
+def test_a_refused_policy_value_is_said_beside_it_in_its_channels_form(
+    admin: TestClient, db: Session, field: str, value: str, message: str
+) -> None:
+    before = sending_policy(db)
+    # when the email form is sent with one bad value and another setting changed
+    action = f"{POLICY}/email"
+    fields = typed(page_form(admin.get(POLICY).text, action=action), field, value)
+    other = "quiet_start" if field != "quiet_start" else "cap_hours"
+    fields = typed(fields, other, "7")
+    answer = post_form(admin, action, fields)
+
+    # then the page comes back with the message beside the field of the email form
+    assert answer.status_code == 422
+    email = answer.text[answer.text.index('data-testid="policy-email"') :]
+    email = email[: email.index("</form>")]
+    assert _error(email, field) == message
+    assert "Not saved" not in answer.text
+    assert "Input should be" not in answer.text
+    assert "The email policy was not saved" in answer.text
+    # no other channel's form carries a message
+    assert answer.text.count("data-field-error=") == 1
+    # the email form keeps what was typed, in both fields
+    assert re.search(rf'name="{field}" type="(number|text)" value="{value}"', email)
+    assert re.search(rf'name="{other}" type="number" value="7"', email)
+    # and nothing was saved
+    db.expire_all()
+    assert sending_policy(db) == before
+
+
+def test_a_refused_endpoint_keeps_what_was_typed_with_the_message_beside_its_field(
+    admin: TestClient, db: Session
+) -> None:
+    webhooks.create_endpoint(db, name="SMS gateway", url="https://sms.example/hooks")
+    page = admin.get("/admin/webhooks").text
+    # the list names the consent each endpoint needs, not its code
+    listed = page[page.index('data-testid="webhook-endpoints"') :]
+    listed = listed[: listed.index("</table>")]
+    assert "Marketing push" in listed
+    assert "marketing_push" not in listed
+
+    # when an endpoint is added under a name in use, and one with an address that is no URL
+    form = page_form(page, action="/admin/webhooks")
+    taken = typed(typed(form, "name", "SMS gateway"), "url", "https://other.example/in")
+    taken = typed(taken, "consent_purpose", "marketing_email")
+    refused = post_form(admin, "/admin/webhooks", taken)
+    no_url = post_form(
+        admin, "/admin/webhooks", typed(typed(form, "name", "CRM"), "url", "ftp://crm.example")
+    )
+
+    # then each comes back beside its field, with what was typed
+    assert refused.status_code == 422
+    assert _error(refused.text, "name") == (
+        "Name: an endpoint is called &#39;SMS gateway&#39; already; choose another name"
+    )
+    assert 'name="url" type="url" value="https://other.example/in"' in refused.text
+    assert re.search(r'<option value="marketing_email" selected>', refused.text)
+    assert no_url.status_code == 422
+    assert _error(no_url.text, "url") == (
+        "URL: give an http:// or https:// address, such as https://gateway.example/hooks"
+    )
+    assert 'name="name" type="text" value="CRM"' in no_url.text
+    # not above the table
+    assert no_url.text.index("data-field-error") > no_url.text.index('data-testid="webhook-form"')
+    # and nothing was added
+    assert db.scalar(select(func.count()).select_from(WebhookEndpoint)) == 1
