@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from rapport.catalog import service as catalog
+from rapport.catalog.schemas import ProductUpsert
 from rapport.customers import service as customers
 from rapport.customers.schemas import CustomerIn
 from rapport.feedback import service
@@ -48,6 +50,24 @@ def make_customer(
     return record.customer_id, external
 
 
+def in_catalogue(db: Session, *skus: str) -> None:
+    """Products to review (a review names a product the catalogue has)."""
+    catalog.upsert_products(
+        db,
+        products=[
+            ProductUpsert(
+                sku=sku,
+                name=f"Product {sku}",
+                category_path="Home",
+                price_minor=2000,
+                cost_minor=1000,
+                currency="EUR",
+            )
+            for sku in skus
+        ],
+    )
+
+
 def delivered_order(
     db: Session,
     *,
@@ -60,7 +80,9 @@ def delivered_order(
     channel: str = "web",
     delivered: bool = True,
 ) -> str:
-    """A shipped order of one ``sku``, delivered ``days_late`` days after its promise."""
+    """A shipped order of one ``sku`` (in the catalogue), delivered ``days_late`` days after
+    its promise."""
+    in_catalogue(db, sku)
     order_id = f"O-{next(_numbers)}"
     promise = promised or (placed_at + timedelta(days=3)).date()
     delivered_at = (

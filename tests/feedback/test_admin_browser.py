@@ -8,7 +8,7 @@ from rapport.loyalty import service as loyalty
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from tests.conftest import sign_in_as
-from tests.feedback.factories import make_customer
+from tests.feedback.factories import in_catalogue, make_customer
 
 PASSWORD = "correct horse battery"
 
@@ -41,6 +41,7 @@ def test_dashboard_moderation_and_ticket_queue(page, live_server) -> None:
                 kind="nps", scope="store", scope_value="st-2", target=0, min_responses=2
             ),
         )
+        in_catalogue(db, "SKU-1")
         service.submit_review(
             db, review=ReviewIn(customer_id="cus_ghost", sku="SKU-1", rating=5, text="Fantastic")
         )

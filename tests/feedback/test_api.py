@@ -3,11 +3,14 @@ links that answer once and refuse forgeries and expiry."""
 
 from __future__ import annotations
 
-import itertools
 from datetime import timedelta
 
-from tests.conftest import auth
-from tests.feedback.factories import frozen_clock, make_customer
+import pytest
+from sqlalchemy import select
+
+from rapport.feedback.models import Review
+from tests.conftest import auth, command
+from tests.feedback.factories import frozen_clock, in_catalogue, make_customer
 
 SURVEY = {
     "survey_id": "csat-visit",
@@ -17,19 +20,12 @@ SURVEY = {
     "questions": [{"id": "staff", "labels": {"en": "How was our staff?", "fr": "Et l'accueil ?"}}],
 }
 
-_keys = itertools.count(1)
-
-
-def command(secret: str) -> dict[str, str]:
-    """Headers for a command: the key and a fresh Idempotency-Key."""
-    return {**auth(secret), "Idempotency-Key": f"cmd-{next(_keys)}"}
-
 
 def _invite(client, key: str, customer_id: str) -> dict:
     response = client.post(
         "/v1/feedback/surveys/csat-visit/invitations",
         json={"customer_id": customer_id, "store_id": "st-1", "channel": "store"},
-        headers=auth(key),
+        headers=command(key),
     )
     assert response.status_code == 200
     return response.json()
@@ -39,10 +35,12 @@ def test_survey_scores_and_scope_checks(client, api_key, db) -> None:
     frozen_clock()
     reader, writer = api_key("read"), api_key("write")
     # a read key cannot define surveys
-    refused = client.post("/v1/feedback/surveys", json=SURVEY, headers=auth(reader))
+    refused = client.post("/v1/feedback/surveys", json=SURVEY, headers=command(reader))
     assert refused.status_code == 403
     assert refused.headers["content-type"] == "application/problem+json"
-    assert client.post("/v1/feedback/surveys", json=SURVEY, headers=auth(writer)).status_code == 200
+    assert (
+        client.post("/v1/feedback/surveys", json=SURVEY, headers=command(writer)).status_code == 200
+    )
     for score in (5, 4, 2):
         created = client.post(
             "/v1/feedback/responses",
@@ -82,7 +80,7 @@ def test_the_public_page_answers_once_in_the_customers_language(client, api_key,
     # given a French customer invited to a survey
     clock = frozen_clock()
     key = api_key("write", "read")
-    client.post("/v1/feedback/surveys", json=SURVEY, headers=auth(key))
+    client.post("/v1/feedback/surveys", json=SURVEY, headers=command(key))
     customer, _ = make_customer(db, locale="fr")
     invitation = _invite(client, key, customer)
     assert invitation["invited"] is True
@@ -117,7 +115,7 @@ def test_the_public_page_answers_once_in_the_customers_language(client, api_key,
 def test_an_answer_out_of_range_shows_the_form_again(client, api_key, db) -> None:
     frozen_clock()
     key = api_key("write")
-    client.post("/v1/feedback/surveys", json=SURVEY, headers=auth(key))
+    client.post("/v1/feedback/surveys", json=SURVEY, headers=command(key))
     customer, _ = make_customer(db)
     link = _invite(client, key, customer)["link"]
     refused = client.post(link, data={"score": "9"})
@@ -126,8 +124,9 @@ def test_an_answer_out_of_range_shows_the_form_again(client, api_key, db) -> Non
     assert client.post(link, data={"score": "5"}).status_code == 200
 
 
-def test_reviews_moderation_and_rating_over_the_api(client, api_key) -> None:
+def test_reviews_moderation_and_rating_over_the_api(client, api_key, db) -> None:
     key = api_key("write", "read")
+    in_catalogue(db, "SKU-9")
     held = client.post(
         "/v1/feedback/reviews",
         json={"customer_id": "cus_ghost", "sku": "SKU-9", "rating": 5, "text": "Great"},
@@ -143,12 +142,40 @@ def test_reviews_moderation_and_rating_over_the_api(client, api_key) -> None:
     published = client.post(
         f"/v1/feedback/reviews/{held.json()['review_id']}/moderation",
         json={"decision": "publish"},
-        headers=auth(key),
+        headers=command(key),
     )
     assert published.json()["status"] == "published"
     rating = client.get("/v1/feedback/products/SKU-9/rating", headers=auth(key)).json()
     assert (rating["reviews"], rating["verified"], rating["average"]) == (1, 0, 5.0)
     missing = client.post(
-        "/v1/feedback/reviews/rev_nope/moderation", json={"decision": "reject"}, headers=auth(key)
+        "/v1/feedback/reviews/rev_nope/moderation",
+        json={"decision": "reject"},
+        headers=command(key),
     )
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        pytest.param({"sku": "NOPE-SKU"}, "sku", id="a-product-nobody-sells"),
+        pytest.param({"ip_address": "not-an-ip"}, "ip_address", id="an-address-that-is-none"),
+    ],
+)
+def test_a_review_of_an_unknown_product_or_from_no_address_is_refused(
+    client, api_key, db, overrides, field
+) -> None:
+    in_catalogue(db, "SKU-9")
+    body = {"sku": "SKU-9", "rating": 5, "text": "Lovely", **overrides}
+    response = client.post("/v1/feedback/reviews", json=body, headers=command(api_key("write")))
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+    assert db.scalars(select(Review)).all() == []
+    # an IPv6 address is an address, and is kept only as its digest
+    fine = {**body, "sku": "SKU-9", "ip_address": "2001:db8::7"}
+    assert (
+        client.post(
+            "/v1/feedback/reviews", json=fine, headers=command(api_key("write"))
+        ).status_code
+        == 201
+    )

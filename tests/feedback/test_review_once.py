@@ -20,7 +20,7 @@ from rapport.loyalty.models import Award
 from rapport.platform.db import open_session
 from rapport.platform.errors import Conflict
 from tests.conftest import auth
-from tests.feedback.factories import T0, delivered_order, frozen_clock, make_customer
+from tests.feedback.factories import T0, delivered_order, frozen_clock, in_catalogue, make_customer
 
 GOOD = "Exactly what I was looking for, really happy with the quality and the fit"
 OTHER = "Solid build, arrived quickly and works as described, good value overall"
@@ -98,6 +98,7 @@ def test_each_purchase_may_be_reviewed_once(db) -> None:
 
 def test_someone_who_did_not_buy_may_review_once(db) -> None:
     frozen_clock()
+    in_catalogue(db, "SKU-1")
     customer, _ = make_customer(db)
     held = _review(db, customer)
     assert held.verified is False

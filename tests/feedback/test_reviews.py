@@ -12,7 +12,7 @@ from rapport.events.models import Event
 from rapport.feedback import service
 from rapport.feedback.reviews import screening
 from rapport.feedback.schemas import ReviewIn
-from tests.feedback.factories import delivered_order, frozen_clock, make_customer
+from tests.feedback.factories import delivered_order, frozen_clock, in_catalogue, make_customer
 
 GOOD = "Exactly what I was looking for, really happy with the quality and the fit"
 
@@ -60,6 +60,7 @@ def test_a_buyers_review_is_published_verified_and_rewarded(db) -> None:
 )
 def test_not_a_customer_and_not_a_buyer(db, _case: str, who: str, expected: list[str]) -> None:
     frozen_clock()
+    in_catalogue(db, "SKU-1")
     customer_id = {
         "nobody": lambda: "cus_unknown",
         "customer": lambda: make_customer(db)[0],

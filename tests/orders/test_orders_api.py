@@ -17,7 +17,7 @@ from rapport.orders.schemas import OrderIn
 from rapport.platform import clock
 from rapport.platform.db import open_session
 from rapport.platform.errors import Conflict
-from tests.conftest import auth
+from tests.conftest import auth, command
 from tests.orders.factories import CHIANTI, CORKSCREW, order_body, seed_catalog
 
 
@@ -89,6 +89,55 @@ def test_unknown_sku_names_the_line(client, writer) -> None:
     assert response.json()["field"] == "lines.0.sku"
 
 
+@pytest.mark.parametrize(
+    ("overrides", "field", "words"),
+    [
+        pytest.param({"store_id": "GHOST-1"}, "store_id", "Unknown store", id="ships-from-nowhere"),
+        pytest.param(
+            {"placed_at": "2099-01-01T00:00:00+00:00"}, "placed_at", "future", id="placed-2099"
+        ),
+    ],
+)
+def test_an_order_from_an_unknown_store_or_the_future_is_refused(
+    client, db, writer, overrides, field, words
+) -> None:
+    response = _post(client, order_body(**overrides), writer)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+    assert words in response.json()["detail"]
+    assert orders.count_orders(db) == 0
+    # the web warehouse, named or not, and a known store are where a parcel may leave from
+    for key, store in (("k-web", "web"), ("k-store", "st-par-01")):
+        body = order_body(order_id=f"O-{key}", store_id=store)
+        assert _post(client, body, writer, key=key).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("returned_at", "words"),
+    [
+        pytest.param("2099-01-01T00:00:00+00:00", "future", id="in-2099"),
+        pytest.param("2001-01-01T00:00:00+00:00", "before order O-T was placed", id="before-it"),
+    ],
+)
+def test_a_return_dated_in_the_future_or_before_its_order_is_refused(
+    client, db, writer, returned_at, words
+) -> None:
+    _post(client, order_body(order_id="O-T"), writer)
+    response = client.post(
+        "/v1/orders/O-T/returns",
+        json={
+            "lines": [{"sku": CHIANTI, "quantity": 1, "reason": "damaged"}],
+            "channel": "store",
+            "returned_at": returned_at,
+        },
+        headers={**writer, "Idempotency-Key": "r-when"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "returned_at"
+    assert words in response.json()["detail"]
+    assert db.scalars(select(Event).where(Event.type == "order_returned")).all() == []
+
+
 def test_idempotency_key_semantics(client, db, writer) -> None:
     first = _post(client, order_body(), writer, key="abc")
     again = _post(client, order_body(), writer, key="abc")
@@ -133,14 +182,14 @@ def test_pickup_in_store_reserves_stock_and_is_collected_with_its_code(
     wrong = client.post(
         f"/v1/orders/{placed['order_id']}/pickup",
         json={"pickup_code": "AAAAAAAA", "store_id": "st-par-01"},
-        headers=writer,
+        headers=command(writer),
     )
     assert wrong.status_code == 422
     assert wrong.json()["field"] == "pickup_code"
     collected = client.post(
         f"/v1/orders/{placed['order_id']}/pickup",
         json={"pickup_code": placed["pickup_code"].lower(), "store_id": "st-par-01"},
-        headers=writer,
+        headers=command(writer),
     )
     assert collected.json()["status"] == "collected"
     level = catalog.get_stock(db, sku=CHIANTI, store_id="st-par-01")

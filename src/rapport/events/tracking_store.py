@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import chain
 from typing import Any, Literal
@@ -20,11 +20,10 @@ from typing_extensions import TypedDict
 
 from rapport.events.models import Event
 from rapport.platform import clock
+from rapport.platform.clock import MAX_CLOCK_SKEW
 from rapport.platform.db import begin_write_now, driver_cursor, writer_turn
 from rapport.platform.errors import Conflict, InvalidInput, field_error
 from rapport.platform.identity import identity_digest
-
-MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 Status = Literal["accepted", "duplicate", "rejected"]
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, HttpUrl
+from pydantic import AwareDatetime, Field, HttpUrl, field_validator
 
 from rapport.customers import service as customers
 from rapport.platform.schemas import ReadModel, StrictModel
@@ -185,6 +186,20 @@ class ReviewIn(StrictModel):
     ip_address: str | None = Field(
         default=None, max_length=64, description="The reviewer's address; only a digest is kept"
     )
+
+    @field_validator("ip_address")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        # Screening counts reviews per address: text that is no address would count as one.
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IP address; send the reviewer's IPv4 or IPv6 address, or "
+                "leave it out"
+            ) from None
 
 
 class ReviewOut(ReadModel):

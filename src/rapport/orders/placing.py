@@ -88,11 +88,23 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
         )
     if order.payments and sum(p.amount_minor for p in order.payments) != total:
         raise InvalidInput("The payments do not add up to total_minor", field="payments")
-    if order.fulfilment in ("pickup_in_store", "in_store"):
-        if not order.store_id:
-            raise InvalidInput(f"A {order.fulfilment} order needs a store_id", field="store_id")
-        if catalog.get_store(db, store_id=order.store_id) is None:
-            raise InvalidInput(f"Unknown store {order.store_id!r}", field="store_id")
+    if order.fulfilment != "ship" and not order.store_id:
+        raise InvalidInput(f"A {order.fulfilment} order needs a store_id", field="store_id")
+    # A shipped order leaves from the web warehouse unless it names the store it ships from.
+    ships = order.fulfilment == "ship"
+    ships_from_web = ships and order.store_id in (None, "web")
+    if not ships_from_web and catalog.get_store(db, store_id=order.store_id or "") is None:
+        way_out = ", or leave store_id out to ship from the web" if ships else ""
+        raise InvalidInput(
+            f"Unknown store {order.store_id!r}: add it (PUT /v1/stores/{{store_id}}) first"
+            + way_out,
+            field="store_id",
+        )
+    if order.placed_at is not None and clock.is_in_future(order.placed_at):
+        raise InvalidInput(
+            "placed_at is more than 5 minutes in the future; check the sending till's clock",
+            field="placed_at",
+        )
     now = clock.now()
     placed_at = order.placed_at or now
     record = Order(

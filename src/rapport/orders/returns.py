@@ -48,6 +48,17 @@ def record_return(
         raise InvalidInput(f"Unknown store {restock_at!r} to restock", field="store_id")
     now = clock.now()
     returned_at = request.returned_at or now
+    if clock.is_in_future(returned_at):
+        raise InvalidInput(
+            "returned_at is more than 5 minutes in the future; check the sending till's clock",
+            field="returned_at",
+        )
+    if returned_at < clock.as_utc(order.placed_at):
+        raise InvalidInput(
+            f"returned_at is before order {order_id} was placed "
+            f"({clock.as_utc(order.placed_at).isoformat()})",
+            field="returned_at",
+        )
     return_id = new_id("ret")
     recorded = []
     refund_total = 0

@@ -13,6 +13,16 @@ def now() -> datetime:
     return _now()
 
 
+# How far ahead of this server's clock a sender's time may be: devices and tills drift a
+# little; a time further ahead is a wrong clock or a typo, refused rather than stored.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def is_in_future(at: datetime) -> bool:
+    """Whether ``at`` (a time a client sent) lies beyond :data:`MAX_CLOCK_SKEW` from now."""
+    return at > now() + MAX_CLOCK_SKEW
+
+
 def set_clock(func: Callable[[], datetime]) -> None:
     global _now
     _now = func

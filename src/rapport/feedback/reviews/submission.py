@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.events.service import log_event
 from rapport.feedback.commit_hooks import BeforeCommit
@@ -21,7 +22,7 @@ from rapport.feedback.reviews.moderation import log_published, reward_if_due
 from rapport.feedback.schemas import ReviewIn
 from rapport.orders import service as orders
 from rapport.platform import clock
-from rapport.platform.errors import Conflict
+from rapport.platform.errors import Conflict, InvalidInput
 from rapport.platform.ids import new_id
 
 DUPLICATE_LOOKBACK = timedelta(days=90)
@@ -76,6 +77,12 @@ def submit_review(
     did not receive the product may review it once. Another is ``409`` naming ``sku`` (or
     ``order_id``); two submissions at once are settled by the database's unique index."""
     now = at or clock.now()
+    if catalog.get_product(db, sku=review.sku) is None:
+        raise InvalidInput(
+            f"No product {review.sku!r} in the catalogue: send its sku as the shop's catalogue "
+            "has it (PUT /v1/products/{sku} adds one)",
+            field="sku",
+        )
     customer = (
         customers.get_customer(db, customer_id=review.customer_id) if review.customer_id else None
     )
