@@ -42,7 +42,6 @@ from rapport.events.processors import (
 )
 from rapport.events.suppression import suppress_identities, suppressed
 from rapport.events.tracking_store import (
-    MAX_CLOCK_SKEW,
     MAX_GROUP,
     GroupCommit,
     Ingested,
@@ -57,7 +56,6 @@ from rapport.events.tracking_store import (
 )
 
 __all__ = [
-    "MAX_CLOCK_SKEW",
     "MAX_GROUP",
     "PRIVACY_TABLES",
     "GroupCommit",
