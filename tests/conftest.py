@@ -234,6 +234,13 @@ def auth(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
+def command(credentials: str | dict[str, str]) -> dict[str, str]:
+    """Headers for a command: the API key (its secret, or headers already made) and a fresh
+    Idempotency-Key, as every POST that creates or acts needs (docs/api.md)."""
+    headers = auth(credentials) if isinstance(credentials, str) else credentials
+    return {**headers, "Idempotency-Key": f"test-{uuid.uuid4().hex}"}
+
+
 # --- A real server and a real browser, for the admin pages --------------------------------
 
 

@@ -14,7 +14,7 @@ from rapport.catalog import service as catalog
 from rapport.events import service as events
 from rapport.platform import service as platform
 from rapport.platform.models import ApiKey
-from tests.conftest import auth
+from tests.conftest import auth, command
 
 SCOPES = ("ingest", "read", "write", "admin")
 EVENT = {
@@ -144,7 +144,7 @@ def test_keys_are_not_stored_in_clear(db) -> None:
 def test_admin_creates_lists_and_revokes_keys_over_http(client, api_key) -> None:
     admin = api_key("admin")
     created = client.post(
-        "/v1/keys", json={"name": "till 7", "scopes": ["ingest"]}, headers=auth(admin)
+        "/v1/keys", json={"name": "till 7", "scopes": ["ingest"]}, headers=command(admin)
     )
     assert created.status_code == 201
     body = created.json()
@@ -168,7 +168,7 @@ def test_a_key_s_orders_from_tracking_switch_is_set_at_creation_and_changed_alon
     created = client.post(
         "/v1/keys",
         json={"name": "site", "scopes": ["ingest"], "orders_from_tracking": False},
-        headers=admin,
+        headers=command(admin),
     ).json()
     assert created["orders_from_tracking"] is False
     client.patch(f"/v1/keys/{created['id']}", json={"rate_limit": "50/second"}, headers=admin)

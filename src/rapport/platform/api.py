@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Response, status
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import field_validator
 from sqlalchemy import text
@@ -13,6 +14,7 @@ from rapport.platform import service
 from rapport.platform.auth import AdminKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput
+from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.middleware import exposition_registry
 from rapport.platform.migrations_runner import pending_migrations
 from rapport.platform.schemas import ApiKeyChange, ApiKeyCreated, ApiKeyIn, ApiKeyOut, Health
@@ -67,16 +69,30 @@ def metrics() -> Response:
     return Response(generate_latest(exposition_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-def create_key(body: ApiKeyRequest, db: DbSession, _key: AdminKey) -> ApiKeyCreated:
-    """Create an API key. The secret is in this answer only."""
-    issued = service.create_api_key(
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+def create_key(
+    body: ApiKeyRequest, db: DbSession, key: AdminKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    """Create an API key. The secret is in this answer only: a retry with the same
+    Idempotency-Key answers the same key with ``secret`` null (the secret is never stored)."""
+    return run_idempotent(
         db,
-        name=body.name,
-        scopes=[service.Scope(scope) for scope in body.scopes],
-        orders_from_tracking=body.orders_from_tracking,
+        scope=f"keys.create:{key.id}",
+        key=idempotency_key,
+        request_body=body.model_dump(mode="json"),
+        status_code=status.HTTP_201_CREATED,
+        execute=lambda hook: service.create_api_key(
+            db,
+            name=body.name,
+            scopes=[service.Scope(scope) for scope in body.scopes],
+            orders_from_tracking=body.orders_from_tracking,
+            before_commit=hook,
+        ),
+        render=lambda issued: ApiKeyCreated(
+            **ApiKeyOut.model_validate(issued.key).model_dump(), secret=issued.secret
+        ).model_dump(mode="json"),
+        kept=lambda answer: {**answer, "secret": None},
     )
-    return ApiKeyCreated(**ApiKeyOut.model_validate(issued.key).model_dump(), secret=issued.secret)
 
 
 @router.get("")

@@ -41,6 +41,9 @@ from rapport.platform.errors import Conflict, InvalidInput, MalformedBody
 from rapport.platform.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
+# What a verb runs last in its transaction, with its result, before it commits: the API passes
+# the hook that stores the command's answer under its key (see :func:`run_idempotent`).
+BeforeCommit = Callable[[Session, Any], None]
 # The header as a command endpoint's parameter, documented the same everywhere.
 IdempotencyKey = Annotated[
     str | None,
@@ -391,9 +394,12 @@ def run_idempotent(
     status_code: int,
     execute: Callable[[Callable[[Session, Any], None]], Any],
     render: Callable[[Any], Any],
+    kept: Callable[[Any], Any] | None = None,
 ) -> JSONResponse:
     """Run a command once per key. ``execute`` receives the hook to pass as the verb's
-    ``before_commit``; ``render`` turns the verb's result into the JSON answer."""
+    ``before_commit``; ``render`` turns the verb's result into the JSON answer. ``kept``, when
+    given, turns that answer into the one stored for a retry, for an answer holding what must
+    never be stored (a new API key's secret, shown once)."""
     claimed = claim(db, scope=scope, key=key, fingerprint=request_fingerprint(request_body))
     if isinstance(claimed, Replay):
         return JSONResponse(
@@ -403,7 +409,8 @@ def run_idempotent(
 
     def store_answer(session: Session, result: Any) -> None:
         answer["body"] = render(result)
-        complete(session, claimed, status_code=status_code, body=answer["body"])
+        stored = answer["body"] if kept is None else kept(answer["body"])
+        complete(session, claimed, status_code=status_code, body=stored)
 
     try:
         execute(store_answer)

@@ -17,9 +17,25 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
+from rapport.platform import formatting
+
 # Amounts in minor units (cents) fit the 32-bit INTEGER columns on every database.
 MAX_MINOR_UNITS = 2**31 - 1
 MinorUnits = Annotated[int, Field(ge=0, le=MAX_MINOR_UNITS, description="Minor units (cents).")]
+
+
+def _legal_tender(code: str) -> str:
+    # Reports group money by currency: a made-up code ("QQQ") would be a currency of its own.
+    if code not in formatting.currencies():
+        raise ValueError(f"{code!r} is not a currency in use (ISO 4217, such as EUR, GBP or USD)")
+    return code
+
+
+CurrencyCode = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{3}$", examples=["EUR"], description="ISO 4217 code, such as EUR"),
+    AfterValidator(_legal_tender),
+]
 
 
 # C0 control characters other than tab, line feed and carriage return, and DEL: PostgreSQL
@@ -172,7 +188,11 @@ class ApiKeyOut(ReadModel):
 
 
 class ApiKeyCreated(ApiKeyOut):
-    secret: str = Field(description="The key itself. Shown only now; store it safely.")
+    secret: str | None = Field(
+        description="The key itself. Shown only now; store it safely. A retry with the same"
+        " Idempotency-Key answers null: the secret is never stored (revoke the key and create"
+        " another if the first answer was lost)."
+    )
 
 
 class Health(BaseModel):

@@ -8,7 +8,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +72,12 @@ def create_api_key(
     scopes: list[Scope],
     rate_limit: str | None = None,
     orders_from_tracking: bool = True,
+    before_commit: Callable[[Session, IssuedKey], None] | None = None,
 ) -> IssuedKey:
     """Create a key with the given scopes (and its own request limit, if given: see
     ``platform.ratelimit``); the returned secret is the only copy. ``orders_from_tracking``:
-    whether the Segment e-commerce events it sends become orders and returns."""
+    whether the Segment e-commerce events it sends become orders and returns.
+    ``before_commit`` runs last in the transaction, with the issued key."""
     if not scopes:
         raise InvalidInput("An API key needs at least one scope", field="scopes")
     if rate_limit is not None:
@@ -93,8 +95,12 @@ def create_api_key(
         orders_from_tracking=orders_from_tracking,
     )
     db.add(key)
+    issued = IssuedKey(key=key, secret=secret)
+    if before_commit is not None:
+        db.flush()
+        before_commit(db, issued)
     db.commit()
-    return IssuedKey(key=key, secret=secret)
+    return issued
 
 
 def set_api_key_rate_limit(db: Session, *, key_id: str, rate_limit: str | None) -> ApiKey:
