@@ -255,7 +255,25 @@ def test_a_command_whose_answer_was_lost_is_retried_with_its_key_and_applied_onc
     assert f"authorization: bearer {key}".lower().encode() in request
 
 
-def test_a_command_rapport_does_not_deduplicate_is_not_repeated_after_a_lost_answer(shop) -> None:
+def test_a_new_customer_whose_answer_was_lost_is_created_once(shop) -> None:
+    server, key = shop
+    proxy = LoseFirstAnswer(server.base_url)
+    try:
+        with Rapport(proxy.base_url, api_key=key, backoff=0.05) as rapport:
+            created = rapport.customers.create(external_id="C-300")
+    finally:
+        proxy.close()
+    # the retry carried the first try's key, and was answered with the first answer
+    first, retry = proxy.idempotency_keys()
+    assert first == retry
+    with Rapport(server.base_url, api_key=key) as rapport:
+        assert (
+            rapport.customers.lookup("external_id", "C-300")["customer_id"]
+            == (created["customer_id"])
+        )
+
+
+def test_a_call_that_may_apply_twice_is_not_repeated_after_a_lost_answer(shop) -> None:
     server, key = shop
     proxy = LoseFirstAnswer(server.base_url)
     try:
@@ -263,13 +281,14 @@ def test_a_command_rapport_does_not_deduplicate_is_not_repeated_after_a_lost_ans
             Rapport(proxy.base_url, api_key=key, backoff=0.05) as rapport,
             pytest.raises(ConnectionFailed) as lost,
         ):
-            rapport.customers.create(external_id="C-300")
+            # A route the caller says a repeat could apply twice (one the client does not know)
+            rapport.request("POST", "/v1/customers", json={"external_id": "C-301"}, repeat="none")
     finally:
         proxy.close()
     assert lost.value.status is None
     assert len(proxy.requests) == 1
     with Rapport(server.base_url, api_key=key) as rapport:
-        assert rapport.customers.lookup("external_id", "C-300")["external_id"] == "C-300"
+        assert rapport.customers.lookup("external_id", "C-301")["external_id"] == "C-301"
 
 
 def test_rate_limited_calls_wait_for_retry_after_then_succeed(shop) -> None:

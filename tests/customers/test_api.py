@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rapport.customers import service as customers
-from tests.conftest import auth
+from tests.conftest import auth, command
 
 
 def test_create_and_read_customer_with_consents(client, api_key) -> None:
@@ -11,7 +11,7 @@ def test_create_and_read_customer_with_consents(client, api_key) -> None:
     created = client.post(
         "/v1/customers",
         json={"external_id": "C-77", "email": "ana@example.com", "consents": {"analytics": True}},
-        headers=auth(writer),
+        headers=command(writer),
     )
     assert created.status_code == 201
     customer_id = created.json()["customer_id"]
@@ -22,7 +22,9 @@ def test_create_and_read_customer_with_consents(client, api_key) -> None:
 
 def test_consent_put_and_unknown_purpose(client, api_key) -> None:
     writer = api_key("write")
-    customer_id = client.post("/v1/customers", json={}, headers=auth(writer)).json()["customer_id"]
+    customer_id = client.post("/v1/customers", json={}, headers=command(writer)).json()[
+        "customer_id"
+    ]
     ok = client.put(
         f"/v1/customers/{customer_id}/consents/location",
         json={"granted": True},

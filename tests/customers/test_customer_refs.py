@@ -18,7 +18,7 @@ from rapport.platform import clock
 from rapport.platform.db import open_session
 from rapport.platform.errors import NotFound
 from rapport.platform.settings import Settings
-from tests.conftest import auth
+from tests.conftest import auth, command
 from tests.loyalty.ledger import test_one_statement as one_statement
 
 _keys = itertools.count(1)
@@ -99,7 +99,7 @@ def shop(client: TestClient, api_key: Any, db: Session) -> dict[str, Any]:
             "email": "ref@example.com",
             "consents": {"personalization": True, "marketing_email": True},
         },
-        headers=auth(key),
+        headers=command(key),
     )
     assert created.status_code == 201, created.text
     customer_id = created.json()["customer_id"]
@@ -211,7 +211,7 @@ def test_customer_commands_take_the_shops_id(client: TestClient, shop: dict[str,
     identity = client.post(
         "/v1/customers/SHOP-42/identities",
         json={"kind": "loyalty_card", "value": "CARD-42"},
-        headers=headers,
+        headers=command(headers),
     )
     assert (consent.status_code, preferences.status_code, identity.status_code) == (200, 200, 201)
     profile = client.get(
@@ -253,7 +253,9 @@ def test_an_erasure_by_the_shops_id_erases_the_customer(
 ) -> None:
     headers = auth(shop["key"])
     erased = client.post(
-        "/v1/customers/SHOP-42/erase", json={"requested_by": "the customer"}, headers=headers
+        "/v1/customers/SHOP-42/erase",
+        json={"requested_by": "the customer"},
+        headers=command(headers),
     )
     assert erased.status_code == 200, erased.text
     # the shop's number went with the personal data; Rapport's id answers as erased ones do

@@ -18,7 +18,7 @@ from rapport.orders.schemas import OrderIn
 from rapport.orders.service import ImportedLine, ImportedOrder
 from rapport.platform.db import Base
 from rapport.platform.errors import InvalidInput
-from tests.conftest import auth
+from tests.conftest import auth, command
 from tests.customers.factories import T0, order_placed, process, track
 from tests.feedback.factories import make_survey
 from tests.orders.factories import CHIANTI, order_body, seed_catalog
@@ -197,7 +197,7 @@ def test_identify_over_http_refuses_an_erased_email_with_a_problem(client, api_k
     response = client.post(
         "/v1/customers/identify",
         json={"identities": {"email": EMAIL}, "first_name": FIRST},
-        headers=auth(api_key("ingest", "read", "write")),
+        headers=command(api_key("ingest", "read", "write")),
     )
     # then a problem names the field, and no profile is made
     assert response.status_code == 422, response.text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import auth
+from tests.conftest import auth, command
 from tests.customers.factories import order_placed, process, track
 
 
@@ -14,7 +14,7 @@ def test_identify_then_lookup_by_any_identity(client, api_key) -> None:
             "identities": {"email": "Ana@Example.com", "loyalty_card": "LC-77"},
             "first_name": "Ana",
         },
-        headers=auth(writer),
+        headers=command(writer),
     )
     assert created.status_code == 200
     customer_id = created.json()["customer_id"]
@@ -50,12 +50,12 @@ def test_merge_over_api_and_old_id_answers_with_the_survivor(client, api_key) ->
     a = client.post(
         "/v1/customers/identify",
         json={"identities": {"email": "a@example.com"}},
-        headers=auth(writer),
+        headers=command(writer),
     ).json()
     b = client.post(
         "/v1/customers/identify",
         json={"identities": {"email": "b@example.com"}},
-        headers=auth(writer),
+        headers=command(writer),
     ).json()
     merged = client.post(
         "/v1/customers/merge",
@@ -64,7 +64,7 @@ def test_merge_over_api_and_old_id_answers_with_the_survivor(client, api_key) ->
             "target_customer_id": b["customer_id"],
             "reason": "same person",
         },
-        headers=auth(writer),
+        headers=command(writer),
     )
     assert merged.status_code == 200
     assert merged.json()["moved"]["identities"] == 1
@@ -77,7 +77,7 @@ def test_preferences_are_validated_and_stored(client, api_key) -> None:
     customer_id = client.post(
         "/v1/customers/identify",
         json={"identities": {"email": "p@example.com"}},
-        headers=auth(writer),
+        headers=command(writer),
     ).json()["customer_id"]
     bad = client.put(
         f"/v1/customers/{customer_id}/preferences",
@@ -106,13 +106,13 @@ def test_export_and_erase_need_the_admin_scope(client, api_key) -> None:
     customer_id = client.post(
         "/v1/customers/identify",
         json={"identities": {"email": "q@example.com"}},
-        headers=auth(writer),
+        headers=command(writer),
     ).json()["customer_id"]
     assert (
         client.get(f"/v1/customers/{customer_id}/export", headers=auth(writer)).status_code == 403
     )
     refused = client.post(
-        f"/v1/customers/{customer_id}/erase", json={"requested_by": "x"}, headers=auth(writer)
+        f"/v1/customers/{customer_id}/erase", json={"requested_by": "x"}, headers=command(writer)
     )
     assert refused.status_code == 403
     exported = client.get(f"/v1/customers/{customer_id}/export", headers=auth(admin))
@@ -125,7 +125,7 @@ def test_consent_history_endpoint(client, api_key) -> None:
     customer_id = client.post(
         "/v1/customers/identify",
         json={"identities": {"email": "h@example.com"}},
-        headers=auth(writer),
+        headers=command(writer),
     ).json()["customer_id"]
     for granted in (True, False):
         client.put(

@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -86,7 +87,7 @@ class Api:
     url: str
 
     def post(self, path: str, body: dict[str, Any], key: str | None = None) -> Any:
-        headers = {**self.headers, **({"Idempotency-Key": key} if key else {})}
+        headers = {**self.headers, "Idempotency-Key": key or f"privacy-{uuid.uuid4().hex}"}
         response = self.client.post(path, json=body, headers=headers)
         assert response.status_code < 300, response.text
         return response.json()

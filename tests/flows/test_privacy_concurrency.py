@@ -36,7 +36,7 @@ from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import get_db, open_session
 from rapport.platform.settings import Settings
-from tests.conftest import auth
+from tests.conftest import auth, command
 from tests.customers.factories import track
 from tests.flows.test_privacy import dump_database
 
@@ -165,13 +165,13 @@ def test_erasures_racing_the_processors_all_succeed_and_leave_nothing(
                     "first_name": values["first_name"],
                     "last_name": values["last_name"],
                 },
-                headers=headers,
+                headers=command(headers),
             )
             assert identified.status_code == 200, identified.text
             cid = identified.json()["customer_id"]
             # ... and erased at once, while the worker may be processing their batch
             erasure = http.post(
-                f"/v1/customers/{cid}/erase", json={"requested_by": "dpo"}, headers=headers
+                f"/v1/customers/{cid}/erase", json={"requested_by": "dpo"}, headers=command(headers)
             )
             answers.append(erasure.status_code)
             assert erasure.status_code < 500, erasure.text

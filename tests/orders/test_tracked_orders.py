@@ -34,7 +34,7 @@ from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import create_db_engine, open_session
 from rapport.platform.migrations_runner import upgrade
-from tests.conftest import auth
+from tests.conftest import auth, command
 from tests.orders.factories import CHIANTI, CORKSCREW, seed_catalog
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -531,7 +531,9 @@ def test_a_refused_order_is_in_the_persons_export_and_goes_with_their_erasure(
     # when they ask for their data, then to be erased
     exported = client.get(f"/v1/customers/{person.customer_id}/export", headers=admin)
     erased = client.post(
-        f"/v1/customers/{person.customer_id}/erase", json={"requested_by": "dpo"}, headers=admin
+        f"/v1/customers/{person.customer_id}/erase",
+        json={"requested_by": "dpo"},
+        headers=command(admin),
     )
 
     # then the export lists the refusal, and nothing of it is kept after the erasure

@@ -30,7 +30,7 @@ from rapport.platform.db import (
     writers_waiting,
 )
 from rapport.platform.settings import Settings
-from tests.conftest import auth
+from tests.conftest import auth, command
 
 
 @pytest.fixture(autouse=True)
@@ -204,7 +204,7 @@ def test_points_sent_behind_a_stuck_writer_answer_503_in_time_and_apply_once_lat
     till = {**auth(key), "Idempotency-Key": "till-7-receipt-1"}
     earn = {"points": 5, "reason": "receipt 1"}
     with TestClient(app, raise_server_exceptions=False) as client:
-        member = client.post("/v1/customers", json={"external_id": "M-1"}, headers=auth(key))
+        member = client.post("/v1/customers", json={"external_id": "M-1"}, headers=command(key))
         assert member.status_code == 201, member.text
         path = f"/v1/loyalty/members/{member.json()['customer_id']}/earn"
 
@@ -273,7 +273,7 @@ def test_reads_are_answered_while_another_writer_keeps_the_database(
     # given a server whose requests have half a second each, a customer, and a shop's key
     app, key = _half_a_second_each(backend, settings, committed_url, "shop", ["read", "write"])
     with TestClient(app, raise_server_exceptions=False) as client:
-        made = client.post("/v1/customers", json={"external_id": "C-1"}, headers=auth(key))
+        made = client.post("/v1/customers", json={"external_id": "C-1"}, headers=command(key))
         assert made.status_code == 201, made.text
         profile = f"/v1/customers/{made.json()['customer_id']}"
 
@@ -285,7 +285,7 @@ def test_reads_are_answered_while_another_writer_keeps_the_database(
             read = client.get(profile, headers=auth(key))
             waited = time.monotonic() - started
             # and a customer is created meanwhile
-            write = client.post("/v1/customers", json={"external_id": "C-2"}, headers=auth(key))
+            write = client.post("/v1/customers", json={"external_id": "C-2"}, headers=command(key))
         finally:
             stuck.rollback()
             stuck.close()
@@ -297,5 +297,5 @@ def test_reads_are_answered_while_another_writer_keeps_the_database(
         # while the write still waits its turn, and is refused with when to retry
         assert write.status_code == 503, write.text
         # and the reading request's connection, back in the pool, writes again
-        again = client.post("/v1/customers", json={"external_id": "C-2"}, headers=auth(key))
+        again = client.post("/v1/customers", json={"external_id": "C-2"}, headers=command(key))
         assert again.status_code == 201, again.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from rapport.customers import service
@@ -36,6 +37,7 @@ from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession, WritingDbSession
 from rapport.platform.errors import NotFound
+from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -72,11 +74,20 @@ def _profile(db: Session, customer_id: str) -> ProfileOut:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-def create_customer(body: CustomerIn, db: DbSession, _key: WriteKey) -> ProfileOut:
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ProfileOut)
+def create_customer(
+    body: CustomerIn, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Register a customer with their consent choices."""
-    customer = service.create_customer(db, customer=body)
-    return _profile(db, customer.customer_id)
+    return run_idempotent(
+        db,
+        scope=f"customers.create:{key.id}",
+        key=idempotency_key,
+        request_body=body.model_dump(mode="json"),
+        status_code=status.HTTP_201_CREATED,
+        execute=lambda hook: service.create_customer(db, customer=body, before_commit=hook),
+        render=lambda customer: _profile(db, customer.customer_id).model_dump(mode="json"),
+    )
 
 
 @router.get("/lookup")
@@ -93,37 +104,57 @@ def lookup_customer(
     return _profile(db, customer.customer_id)
 
 
-@router.post("/identify")
-def identify_customer(body: IdentifyIn, db: DbSession, _key: WriteKey) -> ProfileOut:
+@router.post("/identify", response_model=ProfileOut)
+def identify_customer(
+    body: IdentifyIn, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Find or create the one customer these identities name (merging profiles that share a
     unique identity)."""
     profile = {"first_name": body.first_name, "last_name": body.last_name}
-    customer = service.identify_customer(
+    return run_idempotent(
         db,
-        identities={str(k): v for k, v in body.identities.items()},
-        profile=profile,
-        source="api",
-        channel=body.channel,
+        scope=f"customers.identify:{key.id}",
+        key=idempotency_key,
+        request_body=body.model_dump(mode="json"),
+        status_code=status.HTTP_200_OK,
+        execute=lambda hook: service.identify_customer(
+            db,
+            identities={str(k): v for k, v in body.identities.items()},
+            profile=profile,
+            source="api",
+            channel=body.channel,
+            before_commit=hook,
+        ),
+        render=lambda customer: _profile(db, customer.customer_id).model_dump(mode="json"),
     )
-    return _profile(db, customer.customer_id)
 
 
-@router.post("/merge")
-def merge_customers(body: MergeIn, db: DbSession, key: WriteKey) -> MergeOut:
+@router.post("/merge", response_model=MergeOut)
+def merge_customers(
+    body: MergeIn, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Merge one profile into another, with an audit record."""
     # A merge names the profiles themselves: a merged one stays itself (and is refused).
-    merge = service.merge_customers(
+    return run_idempotent(
         db,
-        source_customer_id=service.resolve_customer_ref(
-            db, ref=body.source_customer_id, field="source_customer_id", follow_merges=False
+        scope=f"customers.merge:{key.id}",
+        key=idempotency_key,
+        request_body=body.model_dump(mode="json"),
+        status_code=status.HTTP_200_OK,
+        execute=lambda hook: service.merge_customers(
+            db,
+            source_customer_id=service.resolve_customer_ref(
+                db, ref=body.source_customer_id, field="source_customer_id", follow_merges=False
+            ),
+            target_customer_id=service.resolve_customer_ref(
+                db, ref=body.target_customer_id, field="target_customer_id", follow_merges=False
+            ),
+            reason=body.reason,
+            actor=f"api key {key.name}",
+            before_commit=hook,
         ),
-        target_customer_id=service.resolve_customer_ref(
-            db, ref=body.target_customer_id, field="target_customer_id", follow_merges=False
-        ),
-        reason=body.reason,
-        actor=f"api key {key.name}",
+        render=lambda merge: MergeOut.model_validate(merge).model_dump(mode="json"),
     )
-    return MergeOut.model_validate(merge)
 
 
 @router.get("/{customer_id}")
@@ -151,18 +182,32 @@ def get_timeline(
     return [TimelineEventOut.model_validate(e) for e in events]
 
 
-@router.post("/{customer_id}/identities", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{customer_id}/identities", status_code=status.HTTP_201_CREATED, response_model=IdentityOut
+)
 def add_identity(
-    customer_id: CustomerIdPath, body: IdentityIn, db: DbSession, _key: WriteKey
-) -> IdentityOut:
+    customer_id: CustomerIdPath,
+    body: IdentityIn,
+    db: DbSession,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Add a way to recognise the customer."""
-    identity = service.add_identity(
+    return run_idempotent(
         db,
-        customer_id=service.resolve_customer_ref(db, ref=customer_id),
-        kind=body.kind,
-        value=body.value,
+        scope=f"customers.identity:{key.id}",
+        key=idempotency_key,
+        request_body={"customer_id": customer_id, **body.model_dump(mode="json")},
+        status_code=status.HTTP_201_CREATED,
+        execute=lambda hook: service.add_identity(
+            db,
+            customer_id=service.resolve_customer_ref(db, ref=customer_id),
+            kind=body.kind,
+            value=body.value,
+            before_commit=hook,
+        ),
+        render=lambda identity: IdentityOut.model_validate(identity).model_dump(mode="json"),
     )
-    return IdentityOut.model_validate(identity)
 
 
 @router.put("/{customer_id}/consents/{purpose}")
@@ -225,16 +270,28 @@ def export_customer(
     )
 
 
-@router.post("/{customer_id}/erase")
+@router.post("/{customer_id}/erase", response_model=PrivacyRequestOut)
 def erase_customer(
-    customer_id: CustomerIdPath, body: ErasureIn, db: DbSession, _key: AdminKey
-) -> PrivacyRequestOut:
+    customer_id: CustomerIdPath,
+    body: ErasureIn,
+    db: DbSession,
+    key: AdminKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Erase the customer's personal data in every domain (right to erasure); aggregates
     stay."""
-    request = privacy.erase_customer(
+    return run_idempotent(
         db,
-        customer_id=service.resolve_customer_ref(db, ref=customer_id),
-        requested_by=body.requested_by,
-        reason=body.reason,
+        scope=f"customers.erase:{key.id}",
+        key=idempotency_key,
+        request_body={"customer_id": customer_id, **body.model_dump(mode="json")},
+        status_code=status.HTTP_200_OK,
+        execute=lambda hook: privacy.erase_customer(
+            db,
+            customer_id=service.resolve_customer_ref(db, ref=customer_id),
+            requested_by=body.requested_by,
+            reason=body.reason,
+            before_commit=hook,
+        ),
+        render=lambda request: PrivacyRequestOut.model_validate(request).model_dump(mode="json"),
     )
-    return PrivacyRequestOut.model_validate(request)

@@ -23,6 +23,7 @@ from rapport.customers.profiles import PROFILE_FIELDS, get_customer, require_cus
 from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput
+from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.identity import identity_digest, normalise_identity
 from rapport.platform.ids import new_id
 
@@ -236,10 +237,11 @@ def identify_customer(
     profile: dict[str, Any] | None = None,
     source: str = "api",
     channel: str = "web",
+    before_commit: BeforeCommit | None = None,
 ) -> Customer:
     """Find or create the customer these identities name and commit. Safe to call at the same
     time for the same email: the database's unique index lets one insert win, and the loser
-    retries and finds the winner."""
+    retries and finds the winner. ``before_commit`` runs last in the same transaction."""
     for attempt in range(IDENTIFY_ATTEMPTS):
         try:
             customer = resolve_identities(db, identities=identities, profile=profile, source=source)
@@ -249,6 +251,8 @@ def identify_customer(
                 channel=channel,
                 customer_id=customer.customer_id,
             )
+            if before_commit is not None:
+                before_commit(db, customer)
             db.commit()
             return customer
         except IntegrityError:
@@ -259,10 +263,17 @@ def identify_customer(
 
 
 def add_identity(
-    db: Session, *, customer_id: str, kind: str, value: str, source: str = "api"
+    db: Session,
+    *,
+    customer_id: str,
+    kind: str,
+    value: str,
+    source: str = "api",
+    before_commit: BeforeCommit | None = None,
 ) -> Identity:
     """Add a way to recognise a customer. A unique identity another customer holds is a
-    conflict: merge the two profiles instead."""
+    conflict: merge the two profiles instead. ``before_commit`` runs last in the same
+    transaction, with the identity."""
     customer = require_customer(db, customer_id)
     cleaned = normalised_identities({kind: value})
     if not cleaned:
@@ -277,7 +288,7 @@ def add_identity(
             other_customer_id=owners[0],
         )
     attach_identity(db, customer_id=customer.customer_id, kind=kind, value=value, source=source)
-    db.commit()
+    db.flush()
     identity = db.scalar(
         select(Identity).where(
             Identity.customer_id == customer.customer_id,
@@ -286,4 +297,7 @@ def add_identity(
         )
     )
     assert identity is not None
+    if before_commit is not None:
+        before_commit(db, identity)
+    db.commit()
     return identity

@@ -21,6 +21,7 @@ from rapport.customers.traits import merge_traits
 from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
+from rapport.platform.idempotency import BeforeCommit
 
 
 def merge_profiles(
@@ -150,15 +151,24 @@ def merge_profiles(
 
 
 def merge_customers(
-    db: Session, *, source_customer_id: str, target_customer_id: str, reason: str, actor: str
+    db: Session,
+    *,
+    source_customer_id: str,
+    target_customer_id: str,
+    reason: str,
+    actor: str,
+    before_commit: BeforeCommit | None = None,
 ) -> CustomerMerge:
     """Merge one profile into another: identities, consents, preferences, traits and history
-    move to the target; the source remains as a pointer with an audit record."""
+    move to the target; the source remains as a pointer with an audit record.
+    ``before_commit`` runs last in the same transaction, with the merge record."""
     source = require_customer(db, source_customer_id, field="source_customer_id")
     target = require_customer(db, target_customer_id, field="target_customer_id")
     merge = merge_profiles(
         db, source_id=source.customer_id, target_id=target.customer_id, reason=reason, actor=actor
     )
+    if before_commit is not None:
+        before_commit(db, merge)
     db.commit()
     return merge
 

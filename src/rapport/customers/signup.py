@@ -20,11 +20,19 @@ from rapport.customers.schemas import CustomerIn
 from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.errors import Conflict
+from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.ids import new_id
 
 
-def create_customer(db: Session, *, customer: CustomerIn, channel: str = "web") -> Customer:
-    """Register a customer with their identities and consent choices; logs ``customer_created``."""
+def create_customer(
+    db: Session,
+    *,
+    customer: CustomerIn,
+    channel: str = "web",
+    before_commit: BeforeCommit | None = None,
+) -> Customer:
+    """Register a customer with their identities and consent choices; logs ``customer_created``.
+    ``before_commit`` runs last in the same transaction (the API stores its answer there)."""
     identities = {
         kind: value
         for kind, value in (
@@ -69,6 +77,8 @@ def create_customer(db: Session, *, customer: CustomerIn, channel: str = "web") 
         channel=channel,
         customer_id=record.customer_id,
     )
+    if before_commit is not None:
+        before_commit(db, record)
     try:
         db.commit()
     except IntegrityError as error:

@@ -40,6 +40,7 @@ from rapport.orders import service as orders
 from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import BUSY_TIMEOUT_MS
+from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.identity import identity_digest
 from rapport.platform.privacy import PrivacySubject
 from rapport.recommend import service as recommend
@@ -121,18 +122,28 @@ def export_customer(db: Session, *, customer_id: str, requested_by: str) -> dict
 
 
 def erase_customer(
-    db: Session, *, customer_id: str, requested_by: str, reason: str | None = None
+    db: Session,
+    *,
+    customer_id: str,
+    requested_by: str,
+    reason: str | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> PrivacyRequest:
     """Right to erasure, in every domain and one transaction: each domain's handler erases or
     pseudonymises what it holds (docs/customers.md says what each keeps); the profile is
     marked erased, its identities and its own customer ids suppressed, and the request
     recorded. On SQLite the WAL is then checkpointed and truncated, so no copy of the erased
     rows stays in it. A deadlock or serialization failure (PostgreSQL) rolls back and runs
-    the erasure again, up to ``ERASE_ATTEMPTS`` times."""
+    the erasure again, up to ``ERASE_ATTEMPTS`` times. ``before_commit`` runs last in the
+    erasure's transaction (the API stores its answer there)."""
     for attempt in range(1, ERASE_ATTEMPTS + 1):
         try:
             request = _erase_once(
-                db, customer_id=customer_id, requested_by=requested_by, reason=reason
+                db,
+                customer_id=customer_id,
+                requested_by=requested_by,
+                reason=reason,
+                before_commit=before_commit,
             )
         except DBAPIError as error:
             if attempt == ERASE_ATTEMPTS or not _retryable(error):
@@ -147,7 +158,12 @@ def erase_customer(
 
 
 def _erase_once(
-    db: Session, *, customer_id: str, requested_by: str, reason: str | None
+    db: Session,
+    *,
+    customer_id: str,
+    requested_by: str,
+    reason: str | None,
+    before_commit: BeforeCommit | None,
 ) -> PrivacyRequest:
     subject = _lock_subject(db, customer_id=customer_id)
     if db.get_bind().dialect.name != "sqlite":
@@ -162,6 +178,8 @@ def _erase_once(
             request = _erase_subject(db, subject, requested_by=requested_by, reason=reason)
         finally:
             connection.exec_driver_sql(f"PRAGMA secure_delete={usual}")
+    if before_commit is not None:
+        before_commit(db, request)
     db.commit()
     return request
 

@@ -11,8 +11,7 @@ from urllib.parse import quote
 
 # How a repeated request is answered:
 #   "key"     - the server stores the answer under the Idempotency-Key and replays it;
-#   "natural" - repeating it changes nothing more (reads, PUTs of a state, events by event_id,
-#               identify's find-or-create);
+#   "natural" - repeating it changes nothing more (reads, PUTs of a state, events by event_id);
 #   "none"    - a repeat may apply twice (retried only when it surely did not arrive).
 Repeat = Literal["key", "natural", "none"]
 
@@ -35,15 +34,15 @@ def _get(template: str, *query: str) -> Endpoint:
     return Endpoint("GET", template, "natural", query)
 
 
-CREATE_CUSTOMER = Endpoint("POST", "/v1/customers", "none")
-IDENTIFY_CUSTOMER = Endpoint("POST", "/v1/customers/identify", "natural")
+CREATE_CUSTOMER = Endpoint("POST", "/v1/customers", "key")
+IDENTIFY_CUSTOMER = Endpoint("POST", "/v1/customers/identify", "key")
 GET_CUSTOMER = _get("/v1/customers/{customer}")
 LOOKUP_CUSTOMER = _get("/v1/customers/lookup", "kind", "value")
 SET_CONSENT = Endpoint("PUT", "/v1/customers/{customer}/consents/{purpose}", "natural")
 CONSENT_HISTORY = _get("/v1/customers/{customer}/consents/history")
 SET_PREFERENCES = Endpoint("PUT", "/v1/customers/{customer}/preferences", "natural")
 EXPORT_CUSTOMER = _get("/v1/customers/{customer}/export")
-ERASE_CUSTOMER = Endpoint("POST", "/v1/customers/{customer}/erase", "none")
+ERASE_CUSTOMER = Endpoint("POST", "/v1/customers/{customer}/erase", "key")
 
 TRACK_EVENT = Endpoint("POST", "/v1/events", "natural")
 TRACK_BATCH = Endpoint("POST", "/v1/events/batch", "natural")
