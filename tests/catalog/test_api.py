@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rapport.catalog import service as catalog
-from tests.conftest import auth
+from tests.conftest import auth, command
 
 CHIANTI = {
     "name": "Chianti Classico 2021",
@@ -29,7 +29,9 @@ def test_put_then_get_product(client, api_key) -> None:
 def test_bulk_upsert_and_paginate(client, api_key, db) -> None:
     writer, reader = api_key("write"), api_key("read")
     products = [{**CHIANTI, "sku": f"W-{n:03d}"} for n in range(5)]
-    response = client.post("/v1/products/bulk", json={"products": products}, headers=auth(writer))
+    response = client.post(
+        "/v1/products/bulk", json={"products": products}, headers=command(writer)
+    )
     assert response.json() == {"upserted": 5}
     assert catalog.count_products(db) == 5
     page = client.get("/v1/products?limit=3", headers=auth(reader)).json()
@@ -95,9 +97,9 @@ def test_bulk_stores_stock_and_nearest_availability(client, api_key, db) -> None
         },
         {"store_id": "web", "name": "Web", "city": "Online", "address": "Lille", "country": "FR"},
     ]
-    assert client.post("/v1/stores/bulk", json={"stores": stores}, headers=auth(writer)).json() == {
-        "upserted": 3
-    }
+    assert client.post(
+        "/v1/stores/bulk", json={"stores": stores}, headers=command(writer)
+    ).json() == {"upserted": 3}
     client.put("/v1/products/W-1", json=CHIANTI, headers=auth(writer))
     levels = [
         {"sku": "W-1", "store_id": "st-par", "on_hand": 2},
@@ -131,9 +133,9 @@ def test_price_consistency_report_lists_deliberate_exceptions(client, api_key) -
     client.put("/v1/products/W-2", json={**CHIANTI, "name": "Barolo"}, headers=auth(writer))
     assert client.get("/v1/prices/consistency", headers=auth(reader)).json() == []
     rule = {"sku": "W-1", "channel": "app", "price_minor": 1100, "reason": "app launch offer"}
-    assert client.post("/v1/prices/channel", json=rule, headers=auth(writer)).status_code == 201
+    assert client.post("/v1/prices/channel", json=rule, headers=command(writer)).status_code == 201
     same = {"sku": "W-2", "channel": "store", "price_minor": 1200, "reason": "no change"}
-    client.post("/v1/prices/channel", json=same, headers=auth(writer))
+    client.post("/v1/prices/channel", json=same, headers=command(writer))
     report = client.get("/v1/prices/consistency", headers=auth(reader)).json()
     assert report == [
         {

@@ -19,7 +19,7 @@ from rapport.orders.schemas import OrderIn
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.platform.errors import Conflict
-from tests.conftest import auth
+from tests.conftest import auth, command
 from tests.orders.factories import CHIANTI, CORKSCREW, order_body, seed_catalog
 
 
@@ -134,7 +134,7 @@ def test_units_reserved_for_pick_up_are_not_sold_and_are_counted_once(client, db
     client.post(
         f"/v1/orders/{pickup['order_id']}/pickup",
         json={"pickup_code": pickup["pickup_code"], "store_id": "st-par-01"},
-        headers=writer,
+        headers=command(writer),
     )
 
     # then the reserved units were kept for the pick-up, and 5 left the shop in all

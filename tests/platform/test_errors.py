@@ -15,7 +15,7 @@ from starlette.routing import Route
 from rapport.catalog import service as catalog
 from rapport.platform import budget
 from rapport.platform.middleware import RequestBudget
-from tests.conftest import auth
+from tests.conftest import auth, command
 
 GOOD_PRODUCT = {
     "name": "Corkscrew",
@@ -73,7 +73,7 @@ def test_nested_error_names_the_full_path(client, db, writer) -> None:
             {**GOOD_PRODUCT, "sku": "A2", "currency": "euro"},
         ]
     }
-    response = client.post("/v1/products/bulk", json=body, headers=writer)
+    response = client.post("/v1/products/bulk", json=body, headers=command(writer))
     assert response.status_code == 422
     assert response.json()["field"] == "products.1.currency"
     # and the valid first product was not written either: a bulk call is all or nothing

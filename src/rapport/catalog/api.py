@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, status
+from fastapi.responses import JSONResponse
 
 from rapport.catalog import service
 from rapport.catalog.schemas import (
@@ -26,6 +27,7 @@ from rapport.catalog.schemas import (
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound
+from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.schemas import Page
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -67,10 +69,22 @@ def put_product(sku: SkuPath, body: ProductIn, db: DbSession, _key: WriteKey) ->
     return ProductOut.model_validate(product)
 
 
-@router.post("/products/bulk")
-def bulk_upsert_products(body: ProductBulkIn, db: DbSession, _key: WriteKey) -> BulkResult:
+@router.post("/products/bulk", response_model=BulkResult)
+def bulk_upsert_products(
+    body: ProductBulkIn, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Create or update up to 1,000 products in one transaction: all or none."""
-    return BulkResult(upserted=service.upsert_products(db, products=body.products))
+    return run_idempotent(
+        db,
+        scope=f"catalog.products:{key.id}",
+        key=idempotency_key,
+        request_body=body.model_dump(mode="json"),
+        status_code=status.HTTP_200_OK,
+        execute=lambda hook: service.upsert_products(
+            db, products=body.products, before_commit=hook
+        ),
+        render=lambda count: BulkResult(upserted=count).model_dump(mode="json"),
+    )
 
 
 @router.get("/stores")
@@ -79,10 +93,20 @@ def list_stores(db: DbSession, _key: ReadKey) -> list[StoreOut]:
     return [StoreOut.model_validate(store) for store in service.list_stores(db)]
 
 
-@router.post("/stores/bulk")
-def bulk_upsert_stores(body: StoreBulkIn, db: DbSession, _key: WriteKey) -> BulkResult:
+@router.post("/stores/bulk", response_model=BulkResult)
+def bulk_upsert_stores(
+    body: StoreBulkIn, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Create or update up to 1,000 stores in one transaction: all or none."""
-    return BulkResult(upserted=service.upsert_stores(db, stores=body.stores))
+    return run_idempotent(
+        db,
+        scope=f"catalog.stores:{key.id}",
+        key=idempotency_key,
+        request_body=body.model_dump(mode="json"),
+        status_code=status.HTTP_200_OK,
+        execute=lambda hook: service.upsert_stores(db, stores=body.stores, before_commit=hook),
+        render=lambda count: BulkResult(upserted=count).model_dump(mode="json"),
+    )
 
 
 @router.get("/stores/{store_id}")
@@ -128,18 +152,28 @@ def stock_view(
     ]
 
 
-@router.post("/prices/channel", status_code=201)
-def set_channel_price(body: ChannelPriceIn, db: DbSession, _key: WriteKey) -> ChannelPriceIn:
+@router.post("/prices/channel", status_code=status.HTTP_201_CREATED, response_model=ChannelPriceIn)
+def set_channel_price(
+    body: ChannelPriceIn, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Record a deliberate price exception for a channel or store, with its reason."""
-    service.set_channel_price(
+    return run_idempotent(
         db,
-        sku=body.sku,
-        channel=body.channel,
-        price_minor=body.price_minor,
-        reason=body.reason,
-        store_id=body.store_id,
+        scope=f"catalog.channel_price:{key.id}",
+        key=idempotency_key,
+        request_body=body.model_dump(mode="json"),
+        status_code=status.HTTP_201_CREATED,
+        execute=lambda hook: service.set_channel_price(
+            db,
+            sku=body.sku,
+            channel=body.channel,
+            price_minor=body.price_minor,
+            reason=body.reason,
+            store_id=body.store_id,
+            before_commit=hook,
+        ),
+        render=lambda _rule: body.model_dump(mode="json"),
     )
-    return body
 
 
 @router.get("/prices/consistency")

@@ -21,6 +21,7 @@ from rapport.catalog.upserts import upsert_products, upsert_stores
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
 from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.privacy import PrivacySubject
 
 __all__ = [
@@ -380,14 +381,19 @@ def set_channel_price(
     price_minor: int,
     reason: str,
     store_id: str | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> ChannelPrice:
-    """Record a deliberate price exception for a channel (or one store)."""
+    """Record a deliberate price exception for a channel (or one store). ``before_commit``
+    runs last in the transaction, with the rule."""
     if db.get(Product, sku) is None:
         raise NotFound(f"No product with SKU {sku!r}", field="sku")
     rule = ChannelPrice(
         sku=sku, channel=channel, store_id=store_id, price_minor=price_minor, reason=reason
     )
     db.add(rule)
+    db.flush()
+    if before_commit is not None:
+        before_commit(db, rule)
     db.commit()
     return rule
 

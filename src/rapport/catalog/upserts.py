@@ -14,6 +14,7 @@ from rapport.catalog.models import Product, Store
 from rapport.catalog.schemas import ProductUpsert, StoreUpsert
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
+from rapport.platform.idempotency import BeforeCommit
 
 _PRODUCT_FIELDS = [
     "name", "category_path", "brand", "price_minor", "cost_minor", "currency",
@@ -24,8 +25,11 @@ _STORE_FIELDS = [
 ]  # fmt: skip
 
 
-def upsert_products(db: Session, *, products: Sequence[ProductUpsert]) -> int:
-    """Create or update products by SKU in one transaction. Returns how many were written."""
+def upsert_products(
+    db: Session, *, products: Sequence[ProductUpsert], before_commit: BeforeCommit | None = None
+) -> int:
+    """Create or update products by SKU in one transaction. Returns how many were written.
+    ``before_commit`` runs last in the transaction, with that count."""
     now = clock.now()
     rows = [{**product.model_dump(), "created_at": now, "updated_at": now} for product in products]
     upsert_rows(
@@ -35,12 +39,17 @@ def upsert_products(db: Session, *, products: Sequence[ProductUpsert]) -> int:
         key_columns=["sku"],
         update_columns=[*_PRODUCT_FIELDS, "updated_at"],
     )
+    if before_commit is not None:
+        before_commit(db, len(rows))
     db.commit()
     return len(rows)
 
 
-def upsert_stores(db: Session, *, stores: Sequence[StoreUpsert]) -> int:
-    """Create or update stores by id in one transaction."""
+def upsert_stores(
+    db: Session, *, stores: Sequence[StoreUpsert], before_commit: BeforeCommit | None = None
+) -> int:
+    """Create or update stores by id in one transaction. ``before_commit`` runs last in the
+    transaction, with how many were written."""
     now = clock.now()
     rows = [{**store.model_dump(), "created_at": now, "updated_at": now} for store in stores]
     upsert_rows(
@@ -50,5 +59,7 @@ def upsert_stores(db: Session, *, stores: Sequence[StoreUpsert]) -> int:
         key_columns=["store_id"],
         update_columns=[*_STORE_FIELDS, "updated_at"],
     )
+    if before_commit is not None:
+        before_commit(db, len(rows))
     db.commit()
     return len(rows)

@@ -230,22 +230,57 @@ def pickup_qr(order_id: str, db: DbSession, _key: ReadKey) -> Response:
     return Response(buffer.getvalue(), media_type="image/svg+xml")
 
 
-@router.post("/{order_id}/pickup")
-def confirm_pickup(order_id: str, body: PickupIn, db: DbSession, _key: WriteKey) -> OrderOut:
+@router.post("/{order_id}/pickup", response_model=OrderOut)
+def confirm_pickup(
+    order_id: str,
+    body: PickupIn,
+    db: DbSession,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """The till scanned the customer's pick-up code: hand the order over."""
-    order = service.confirm_pickup(
-        db, order_id=order_id, pickup_code=body.pickup_code, store_id=body.store_id
+    return run_idempotent(
+        db,
+        scope=f"orders.pickup:{key.id}",
+        key=idempotency_key,
+        request_body={"order_id": order_id, **body.model_dump(mode="json")},
+        status_code=status.HTTP_200_OK,
+        execute=lambda hook: service.confirm_pickup(
+            db,
+            order_id=order_id,
+            pickup_code=body.pickup_code,
+            store_id=body.store_id,
+            before_commit=hook,
+        ),
+        render=lambda order: _order_out(db, order).model_dump(mode="json"),
     )
-    return _order_out(db, order)
 
 
-@router.post("/{order_id}/status")
-def update_status(order_id: str, body: StatusIn, db: DbSession, _key: WriteKey) -> OrderOut:
+@router.post("/{order_id}/status", response_model=OrderOut)
+def update_status(
+    order_id: str,
+    body: StatusIn,
+    db: DbSession,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """A delivery status from the warehouse or carrier."""
-    order = service.update_delivery_status(
-        db, order_id=order_id, status=body.status, at=body.at, note=body.note
+    return run_idempotent(
+        db,
+        scope=f"orders.status:{key.id}",
+        key=idempotency_key,
+        request_body={"order_id": order_id, **body.model_dump(mode="json")},
+        status_code=status.HTTP_200_OK,
+        execute=lambda hook: service.update_delivery_status(
+            db,
+            order_id=order_id,
+            status=body.status,
+            at=body.at,
+            note=body.note,
+            before_commit=hook,
+        ),
+        render=lambda order: _order_out(db, order).model_dump(mode="json"),
     )
-    return _order_out(db, order)
 
 
 @router.post("/{order_id}/returns", status_code=status.HTTP_201_CREATED, response_model=ReturnOut)

@@ -17,6 +17,7 @@ from rapport.orders.models import (
 from rapport.orders.records import get_lines, record_status, require_order
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput
+from rapport.platform.idempotency import BeforeCommit
 
 _DELIVERY_FLOW = {
     "packed": {"placed"},
@@ -28,8 +29,16 @@ _DELIVERY_FLOW = {
 }
 
 
-def confirm_pickup(db: Session, *, order_id: str, pickup_code: str, store_id: str) -> Order:
-    """The till scanned the pick-up code: the reserved units leave with the customer."""
+def confirm_pickup(
+    db: Session,
+    *,
+    order_id: str,
+    pickup_code: str,
+    store_id: str,
+    before_commit: BeforeCommit | None = None,
+) -> Order:
+    """The till scanned the pick-up code: the reserved units leave with the customer.
+    ``before_commit`` runs last in the transaction, with the order."""
     order = require_order(db, order_id)
     if order.fulfilment != "pickup_in_store":
         raise InvalidInput("This order is not for pick-up in store", field="order_id")
@@ -52,19 +61,32 @@ def confirm_pickup(db: Session, *, order_id: str, pickup_code: str, store_id: st
         channel="store",
         customer_id=order.customer_id,
     )
+    if before_commit is not None:
+        db.flush()
+        before_commit(db, order)
     db.commit()
     return order
 
 
 def update_delivery_status(
-    db: Session, *, order_id: str, status: str, at: datetime | None = None, note: str | None = None
+    db: Session,
+    *,
+    order_id: str,
+    status: str,
+    at: datetime | None = None,
+    note: str | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> Order:
-    """A carrier or warehouse update for a shipped order."""
+    """A carrier or warehouse update for a shipped order. ``before_commit`` runs last in the
+    transaction, with the order (also when the update changed nothing)."""
     order = require_order(db, order_id)
     if order.fulfilment != "ship":
         raise InvalidInput("Only shipped orders have delivery statuses", field="order_id")
-    if order.status == status:
-        return order  # the same update twice changes nothing
+    if order.status == status:  # the same update twice changes nothing
+        if before_commit is not None:
+            before_commit(db, order)
+            db.commit()
+        return order
     if order.status not in _DELIVERY_FLOW[status]:
         raise Conflict(f"An order that is {order.status} cannot become {status}", field="status")
     when = at or clock.now()
@@ -83,5 +105,8 @@ def update_delivery_status(
         customer_id=order.customer_id,
         occurred_at=when,
     )
+    if before_commit is not None:
+        db.flush()
+        before_commit(db, order)
     db.commit()
     return order
