@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from rapport.platform import clock
 from rapport.platform.settings import Settings
 from rapport.recommend import service
-from tests.conftest import auth
+from tests.conftest import auth, command
 
 from .factories import NOW, seed_shop
 
@@ -239,8 +239,8 @@ def test_models_list_versions_and_training_is_queued_once(
     assert len(versions) == 1
     assert versions[0]["active"] is True
     assert versions[0]["customers"] == 12
-    first = client.post("/v1/recommendations/models", headers=headers)
-    second = client.post("/v1/recommendations/models", headers=headers)
+    first = client.post("/v1/recommendations/models", headers=command(headers))
+    second = client.post("/v1/recommendations/models", headers=command(headers))
     assert first.status_code == 202
     assert second.json()["job_id"] == first.json()["job_id"]
 

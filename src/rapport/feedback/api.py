@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.feedback import service
+from rapport.feedback.commit_hooks import BeforeCommit
 from rapport.feedback.models import Invitation
 from rapport.feedback.schemas import (
     AnswerIn,
@@ -96,9 +97,19 @@ def _score_out(key: str, score: Score) -> ScoreOut:
 
 
 @api.post("/surveys", response_model=SurveyOut)
-def save_survey(body: SurveyIn, db: DbSession, key: WriteKey) -> Any:
+def save_survey(
+    body: SurveyIn, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Create or replace a survey: its kind, trigger, sampling, fatigue rule and wording."""
-    return service.save_survey(db, survey=body)
+    return run_idempotent(
+        db,
+        scope=f"feedback.survey:{key.id}",
+        key=idempotency_key,
+        request_body=body.model_dump(mode="json"),
+        status_code=status.HTTP_200_OK,
+        execute=lambda hook: service.save_survey(db, survey=body, before_commit=hook),
+        render=lambda row: SurveyOut.model_validate(row).model_dump(mode="json"),
+    )
 
 
 @api.get("/surveys", response_model=list[SurveyOut])
@@ -123,27 +134,44 @@ def _invitation_out(
 
 @api.post("/surveys/{survey_id}/invitations", response_model=InvitationOut)
 def invite(
-    survey_id: str, body: InvitationIn, db: DbSession, key: WriteKey, settings: AppSettings
-) -> Any:
+    survey_id: str,
+    body: InvitationIn,
+    db: DbSession,
+    key: WriteKey,
+    settings: AppSettings,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Ask a customer this survey now. Consent, sampling and the fatigue rule still apply;
     the answer says whether they were invited and why not, and carries the signed link."""
-    signals = service.order_signals(db, order_id=body.order_id) if body.order_id else {}
-    decision = service.invite(
+
+    def execute(hook: BeforeCommit) -> Any:
+        signals = service.order_signals(db, order_id=body.order_id) if body.order_id else {}
+        return service.invite(
+            db,
+            survey_id=survey_id,
+            customer_id=customers.resolve_customer_ref(db, ref=body.customer_id),
+            moment=service.Occasion(
+                # One invitation per order; other manual invitations are each their own moment.
+                source_key=f"manual:{body.order_id}" if body.order_id else new_id("manual"),
+                stage="manual",
+                channel=body.channel,
+                store_id=body.store_id,
+                order_id=body.order_id,
+                signals=signals,
+            ),
+            before_commit=hook,
+        )
+
+    return run_idempotent(
         db,
-        survey_id=survey_id,
-        customer_id=customers.resolve_customer_ref(db, ref=body.customer_id),
-        moment=service.Occasion(
-            # One invitation per order; other manual invitations are each their own moment.
-            source_key=f"manual:{body.order_id}" if body.order_id else new_id("manual"),
-            stage="manual",
-            channel=body.channel,
-            store_id=body.store_id,
-            order_id=body.order_id,
-            signals=signals,
-        ),
-    )
-    return _invitation_out(
-        decision.invitation, decision.invited, decision.reason, settings.session_secret()
+        scope=f"feedback.invitation:{key.id}",
+        key=idempotency_key,
+        request_body={"survey_id": survey_id, **body.model_dump(mode="json")},
+        status_code=status.HTTP_200_OK,
+        execute=execute,
+        render=lambda decision: _invitation_out(
+            decision.invitation, decision.invited, decision.reason, settings.session_secret()
+        ).model_dump(mode="json"),
     )
 
 
@@ -340,10 +368,28 @@ def moderation_queue(
 
 
 @api.post("/reviews/{review_id}/moderation", response_model=ReviewOut)
-def moderate(review_id: str, body: ModerationIn, db: DbSession, key: WriteKey) -> Any:
+def moderate(
+    review_id: str,
+    body: ModerationIn,
+    db: DbSession,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Publish or reject a review."""
-    return service.moderate_review(
-        db, review_id=review_id, decision=body.decision, moderator=f"api:{key.name}"
+    return run_idempotent(
+        db,
+        scope=f"feedback.moderation:{key.id}",
+        key=idempotency_key,
+        request_body={"review_id": review_id, **body.model_dump(mode="json")},
+        status_code=status.HTTP_200_OK,
+        execute=lambda hook: service.moderate_review(
+            db,
+            review_id=review_id,
+            decision=body.decision,
+            moderator=f"api:{key.name}",
+            before_commit=hook,
+        ),
+        render=lambda review: ReviewOut.model_validate(review).model_dump(mode="json"),
     )
 
 

@@ -170,9 +170,19 @@ def _version_out(version: ModelVersion, active: str | None) -> ModelVersionOut:
     )
 
 
-@router.post("/models", status_code=status.HTTP_202_ACCEPTED)
-def train(db: DbSession, key: WriteKey) -> TrainOut:
+@router.post("/models", status_code=status.HTTP_202_ACCEPTED, response_model=TrainOut)
+def train(db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Queue a training run; the worker trains, saves and switches serving to the new
-    version. Runs already queued are not queued twice."""
-    job = service.queue_training(db, by=f"api key {key.name}")
-    return TrainOut(job_id=job.id)
+    version. Runs already queued are not queued twice, and a retry with the same
+    Idempotency-Key queues none."""
+    return run_idempotent(
+        db,
+        scope=f"recommend.train:{key.id}",
+        key=idempotency_key,
+        request_body={},
+        status_code=status.HTTP_202_ACCEPTED,
+        execute=lambda hook: service.queue_training(
+            db, by=f"api key {key.name}", before_commit=hook
+        ),
+        render=lambda job: TrainOut(job_id=job.id).model_dump(mode="json"),
+    )

@@ -731,9 +731,12 @@ def measured(version: ModelVersion) -> dict[str, Measured]:
     return found
 
 
-def queue_training(db: Session, *, by: str) -> Job:
-    """Queue a training run for the worker, unless one is already queued or running."""
+def queue_training(db: Session, *, by: str, before_commit: BeforeCommit | None = None) -> Job:
+    """Queue a training run for the worker, unless one is already queued or running.
+    ``before_commit`` runs last in the transaction, with the job."""
     job = jobs.pending(db, kind=TRAIN_JOB) or jobs.enqueue(db, kind=TRAIN_JOB, payload={"by": by})
+    if before_commit is not None:
+        before_commit(db, job)
     db.commit()
     return job
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from rapport.events.models import Event
 from rapport.loyalty import service as loyalty
 from rapport.loyalty.models import Coupon, MembershipPayment
-from tests.conftest import auth
+from tests.conftest import auth, command
 from tests.loyalty.factories import make_customer
 
 PLAN = {"name": "Plus", "fee_minor": 499, "currency": "EUR", "period": "month"}
@@ -114,11 +114,11 @@ def test_referral_code_and_referrals_over_http(client, api_key, db) -> None:  # 
 def test_announcements_are_admin_only_and_published(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
     admin, reader = auth(api_key("admin", "read")), auth(api_key("read"))
     body = {"kind": "new_benefit", "title": "Gift wrap", "body": "Free for members."}
-    refused = client.post("/v1/loyalty/announcements", json=body, headers=reader)
+    refused = client.post("/v1/loyalty/announcements", json=body, headers=command(reader))
     bad = client.post(
-        "/v1/loyalty/announcements", json=body | {"audience": "friends"}, headers=admin
+        "/v1/loyalty/announcements", json=body | {"audience": "friends"}, headers=command(admin)
     )
-    published = client.post("/v1/loyalty/announcements", json=body, headers=admin)
+    published = client.post("/v1/loyalty/announcements", json=body, headers=command(admin))
     assert refused.status_code == 403
     assert (bad.status_code, bad.json()["field"]) == (422, "audience")
     assert published.status_code == 202

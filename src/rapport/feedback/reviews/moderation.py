@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from rapport.events.service import log_event
+from rapport.feedback.commit_hooks import BeforeCommit
 from rapport.feedback.events import ReviewPublished, ReviewVerified
 from rapport.feedback.models import Review
 from rapport.platform import clock
@@ -59,8 +60,16 @@ def log_published(
     )
 
 
-def moderate_review(db: Session, *, review_id: str, decision: str, moderator: str) -> Review:
-    """Publish or reject a review held by screening (or take a published one down)."""
+def moderate_review(
+    db: Session,
+    *,
+    review_id: str,
+    decision: str,
+    moderator: str,
+    before_commit: BeforeCommit | None = None,
+) -> Review:
+    """Publish or reject a review held by screening (or take a published one down).
+    ``before_commit`` runs last in the transaction, with the review."""
     review = db.get(Review, review_id)
     if review is None:
         raise NotFound(f"No review {review_id!r}", field="review_id")
@@ -73,6 +82,9 @@ def moderate_review(db: Session, *, review_id: str, decision: str, moderator: st
     if review.status == "published" and not was_published:
         log_published(db, review, customer_id=review.customer_id, moderated=True)
     reward_if_due(db, review)
+    if before_commit is not None:
+        db.flush()
+        before_commit(db, review)
     db.commit()
     return review
 

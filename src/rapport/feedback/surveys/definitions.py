@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rapport.feedback.commit_hooks import BeforeCommit
 from rapport.feedback.models import Survey
 from rapport.feedback.schemas import SurveyIn
 from rapport.feedback.surveys.wording import DEFAULT_LABELS
@@ -12,8 +13,11 @@ from rapport.platform import clock
 from rapport.platform.errors import InvalidInput, NotFound
 
 
-def save_survey(db: Session, *, survey: SurveyIn) -> Survey:
-    """Create or replace a survey definition."""
+def save_survey(
+    db: Session, *, survey: SurveyIn, before_commit: BeforeCommit | None = None
+) -> Survey:
+    """Create or replace a survey definition. ``before_commit`` runs last in the transaction,
+    with the survey."""
     if survey.channel is not None and survey.trigger != "after_purchase":
         raise InvalidInput("Only after_purchase surveys are limited to a channel", field="channel")
     now = clock.now()
@@ -37,6 +41,9 @@ def save_survey(db: Session, *, survey: SurveyIn) -> Survey:
     row.questions = [question.model_dump() for question in survey.questions]
     row.active = survey.active
     row.updated_at = now
+    if before_commit is not None:
+        db.flush()
+        before_commit(db, row)
     db.commit()
     return row
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.events.service import log_event
+from rapport.feedback.commit_hooks import BeforeCommit
 from rapport.feedback.events import SurveyInvited
 from rapport.feedback.models import Invitation, Survey
 from rapport.feedback.surveys.definitions import require_survey
@@ -67,12 +68,16 @@ def invite(
     customer_id: str,
     moment: Occasion,
     commit: bool = True,
+    before_commit: BeforeCommit | None = None,
 ) -> InviteDecision:
     """Ask ``customer_id`` the survey about ``moment``, unless the survey is inactive, the
     moment is outside the sample, the customer has not consented to be contacted for the
-    survey's purpose, or was asked any survey within the survey's fatigue days."""
+    survey's purpose, or was asked any survey within the survey's fatigue days.
+    ``before_commit`` runs last in the transaction, with the decision."""
     survey = require_survey(db, survey_id)
     decision = invite_to_survey(db, survey, customer_id, moment)
+    if before_commit is not None:
+        before_commit(db, decision)
     if commit:
         db.commit()
     return decision

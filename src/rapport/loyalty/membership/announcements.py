@@ -20,6 +20,7 @@ from rapport.loyalty.membership import lifecycle as memberships
 from rapport.loyalty.models import Announcement, LoyaltyAccount, TierStanding
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.idempotency import BeforeCommit
 
 KINDS = ("rule_change", "new_benefit", "early_access")
 # Jobs of this kind were queued by earlier versions to write the deliveries; one still waiting
@@ -38,10 +39,18 @@ def check_audience(audience: str) -> str:
 
 
 def create_announcement(
-    db: Session, *, kind: str, title: str, body: str, audience: str, created_by: str
+    db: Session,
+    *,
+    kind: str,
+    title: str,
+    body: str,
+    audience: str,
+    created_by: str,
+    before_commit: BeforeCommit | None = None,
 ) -> Announcement:
     """Store the announcement and publish it (``announcement_published``), in one
-    transaction: the campaigns domain sends it to the audience's consenting members."""
+    transaction: the campaigns domain sends it to the audience's consenting members.
+    ``before_commit`` runs last in that transaction (the API stores its answer there)."""
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
     if not title.strip() or len(title) > 200:
@@ -61,6 +70,8 @@ def create_announcement(
     db.add(announcement)
     db.flush()
     _publish(db, announcement)
+    if before_commit is not None:
+        before_commit(db, announcement)
     db.commit()
     return announcement
 

@@ -305,20 +305,28 @@ def get_membership(customer_id: CustomerId, db: DbSession, _key: ReadKey) -> JSO
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AnnouncementOut,
 )
-def create_announcement(body: AnnouncementIn, db: DbSession, key: AdminKey) -> JSONResponse:
+def create_announcement(
+    body: AnnouncementIn, db: DbSession, key: AdminKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Store an announcement and publish it (``announcement_published``): the campaigns
     domain queues one delivery per member of the audience who consented to marketing on a
     channel, and sends them. Accepted: the counts fill in as the worker goes."""
-    row = announcements.create_announcement(
+    return run_idempotent(
         db,
-        kind=body.kind,
-        title=body.title,
-        body=body.body,
-        audience=body.audience,
-        created_by=f"api key {key.name}",
-    )
-    return JSONResponse(
-        _announcement_out(row).model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED
+        scope=f"loyalty.announcement:{key.id}",
+        key=idempotency_key,
+        request_body=body.model_dump(mode="json"),
+        status_code=status.HTTP_202_ACCEPTED,
+        execute=lambda hook: announcements.create_announcement(
+            db,
+            kind=body.kind,
+            title=body.title,
+            body=body.body,
+            audience=body.audience,
+            created_by=f"api key {key.name}",
+            before_commit=hook,
+        ),
+        render=lambda row: _announcement_out(row).model_dump(mode="json"),
     )
 
 
