@@ -12,7 +12,7 @@ from rapport.platform import clock
 from rapport.platform.models import Job
 from tests.campaigns.planning.factories import make_customer, make_segment
 from tests.campaigns.receivers import SmtpSink
-from tests.conftest import auth
+from tests.conftest import auth, command
 
 
 def _new_campaign(client, headers: dict[str, str], segment_id: int) -> dict:  # type: ignore[type-arg]
@@ -63,13 +63,13 @@ def test_a_campaign_is_created_once_per_key_edited_previewed_and_launched(
     sent = client.post(
         f"{path}/test-send",
         json={"customer_id": customer_id, "to_address": "qa@example.com"},
-        headers=write,
+        headers=command(write),
     )
     assert sent.status_code == 200, sent.text
     assert [m.to for m in smtp_sink.messages] == ["qa@example.com"]
     assert smtp_sink.messages[0].subject == "[Test] Hello Ada"
 
-    launched = client.post(f"{path}/launch", headers=write)
+    launched = client.post(f"{path}/launch", headers=command(write))
     assert launched.status_code == 200
     assert launched.json()["status"] == "sending"
     job = db.query(Job).filter(Job.kind == "campaigns.launch").one()
@@ -92,13 +92,13 @@ def test_scheduling_and_pausing_over_http(client, api_key, db: Session) -> None:
     path = f"/v1/campaigns/{campaign['id']}"
     client.put(f"{path}/templates/email/en", json={"body": "<p>Hi</p>"}, headers=write)
     when = (clock.now() + timedelta(days=1)).isoformat()
-    scheduled = client.post(f"{path}/schedule", json={"scheduled_at": when}, headers=write)
+    scheduled = client.post(f"{path}/schedule", json={"scheduled_at": when}, headers=command(write))
     assert scheduled.status_code == 200, scheduled.text
     assert scheduled.json()["status"] == "scheduled"
-    assert client.post(f"{path}/pause", headers=write).json()["status"] == "paused"
-    assert client.post(f"{path}/resume", headers=write).json()["status"] == "scheduled"
-    assert client.post(f"{path}/cancel", headers=write).json()["status"] == "cancelled"
-    refused = client.post(f"{path}/launch", headers=write)
+    assert client.post(f"{path}/pause", headers=command(write)).json()["status"] == "paused"
+    assert client.post(f"{path}/resume", headers=command(write)).json()["status"] == "scheduled"
+    assert client.post(f"{path}/cancel", headers=command(write)).json()["status"] == "cancelled"
+    refused = client.post(f"{path}/launch", headers=command(write))
     assert refused.status_code == 409
     assert refused.headers["content-type"] == "application/problem+json"
 
@@ -149,7 +149,7 @@ def test_a_triggered_campaign_is_test_sent_with_a_sample_event(
     sent = client.post(
         f"{path}/test-send",
         json={"customer_id": customer_id, "to_address": "qa@example.com"},
-        headers=write,
+        headers=command(write),
     )
 
     assert sent.status_code == 200, sent.text

@@ -31,7 +31,7 @@ from rapport.loyalty.tiers.reviews import review_tier
 from rapport.platform import clock
 from rapport.platform.clock import FrozenClock
 from tests.campaigns.receivers import WebhookReceiver
-from tests.conftest import auth
+from tests.conftest import auth, command
 
 T0 = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 URL = "/v1/webhooks/subscriptions"
@@ -141,7 +141,7 @@ def test_a_dead_delivery_is_replayed_through_the_api(
     assert delivery is not None
     assert delivery.status == "dead"
     # when it is replayed and the dispatcher runs again
-    replayed = client.post(f"/v1/deliveries/{delivery.id}/replay", headers=admin)
+    replayed = client.post(f"/v1/deliveries/{delivery.id}/replay", headers=command(admin))
     assert replayed.status_code == 200, replayed.text
     dispatch_batch(db, worker="w1")
     # then the same delivery arrives, with the same id for the receiver to de-duplicate on

@@ -173,9 +173,22 @@ def get_delivery(delivery_id: RowId, db: DbSession, _key: ReadKey) -> dict[str, 
 
 
 @router.post("/v1/deliveries/{delivery_id}/replay")
-def replay(delivery_id: RowId, db: DbSession, _key: AdminKey) -> dict[str, Any]:
-    """Send a dead delivery again; its tries start over."""
-    return log.delivery_out(webhooks.replay_delivery(db, delivery_id=delivery_id))
+def replay(
+    delivery_id: RowId, db: DbSession, key: AdminKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    """Send a dead delivery again; its tries start over. A retry with the same
+    Idempotency-Key is answered, not queued again."""
+    return run_idempotent(
+        db,
+        scope=f"deliveries.replay:{key.id}",
+        key=idempotency_key,
+        request_body={"delivery_id": delivery_id},
+        status_code=status.HTTP_200_OK,
+        execute=lambda hook: webhooks.replay_delivery(
+            db, delivery_id=delivery_id, before_commit=hook
+        ),
+        render=log.delivery_out,
+    )
 
 
 # ---------------------------------------------------------------------- webhook endpoints

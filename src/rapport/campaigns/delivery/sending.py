@@ -80,6 +80,7 @@ from rapport.customers import service as customers
 from rapport.platform import clock
 from rapport.platform.db import insert_for, open_session, read_only, writer_turn
 from rapport.platform.errors import InvalidInput, UpstreamFailed
+from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.settings import Settings, get_settings
 
 LEASE = timedelta(minutes=2)
@@ -696,12 +697,14 @@ def send_test(
     customer_id: str,
     to_address: str | None,
     context: dict[str, Any] | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> RenderedMessage:
     """Render ``campaign`` for ``customer_id`` and send it now through the campaign's channel
     (email: to ``to_address`` or the customer's address; webhook: to the campaign's endpoint;
     inbox: rendered only), with no delivery row and without counting toward caps. ``context``
     stands in for the occasion's values (a triggered campaign's event, a local invitation's
-    store), as the preview shows them."""
+    store), as the preview shows them. With ``before_commit`` (the API's stored answer), it
+    runs once the message was taken, with the message, and the transaction commits."""
     settings = get_settings()
     rendered = render_message(
         db, campaign=campaign, customer_id=customer_id, context=dict(context or {})
@@ -742,4 +745,7 @@ def send_test(
                 f"The endpoint {endpoint.name!r} did not take the test: {result.reason}. "
                 "Check that it answers and send it again"
             )
+    if before_commit is not None:
+        before_commit(db, test)
+        db.commit()
     return test

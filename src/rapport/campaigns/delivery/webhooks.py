@@ -200,8 +200,15 @@ def recent_attempts(
     return list(db.scalars(query))
 
 
-def replay_delivery(db: Session, *, delivery_id: int, now: datetime | None = None) -> Delivery:
-    """Send a dead delivery again (its tries start over) and commit."""
+def replay_delivery(
+    db: Session,
+    *,
+    delivery_id: int,
+    now: datetime | None = None,
+    before_commit: Callable[[Session, Any], None] | None = None,
+) -> Delivery:
+    """Send a dead delivery again (its tries start over) and commit. ``before_commit`` runs
+    last in the transaction, with the delivery."""
     delivery = db.get(Delivery, delivery_id)
     if delivery is None:
         raise NotFound(f"No delivery {delivery_id}", field="delivery_id")
@@ -218,5 +225,8 @@ def replay_delivery(db: Session, *, delivery_id: int, now: datetime | None = Non
     delivery.next_attempt_at = at
     delivery.updated_at = at
     db.add(DeliveryStatus(delivery_id=delivery.id, status="queued", reason="replayed", at=at))
+    if before_commit is not None:
+        db.flush()
+        before_commit(db, delivery)
     db.commit()
     return delivery

@@ -4,6 +4,7 @@ the uplift over the control group (mounted by rapport.campaigns.api)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, status
@@ -29,7 +30,8 @@ from rapport.campaigns.planning.schemas import (
 from rapport.customers import service as customers
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
-from rapport.platform.idempotency import IdempotencyKey, run_idempotent
+from rapport.platform.idempotency import BeforeCommit, IdempotencyKey, run_idempotent
+from rapport.platform.service import Principal
 
 router = APIRouter(tags=["campaigns"])
 
@@ -131,35 +133,122 @@ def put_template(
     )
 
 
+def _campaign_command(
+    db: DbSession,
+    *,
+    action: str,
+    campaign_id: int,
+    key: Principal,
+    idempotency_key: str | None,
+    request_body: dict[str, Any],
+    execute: Callable[[BeforeCommit], Any],
+) -> JSONResponse:
+    """One state change of a campaign, once per Idempotency-Key: a retry is answered with
+    the campaign as the first request left it."""
+    return run_idempotent(
+        db,
+        scope=f"campaigns.{action}:{key.id}",
+        key=idempotency_key,
+        request_body={"campaign_id": campaign_id, **request_body},
+        status_code=status.HTTP_200_OK,
+        execute=execute,
+        render=lambda row: CampaignOut.model_validate(row).model_dump(mode="json"),
+    )
+
+
 @router.post("/v1/campaigns/{campaign_id:int}/launch", response_model=CampaignOut)
-def launch(campaign_id: CampaignId, db: DbSession, key: WriteKey) -> Any:
+def launch(
+    campaign_id: CampaignId, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Send now (the worker queues the audience batch by batch), or, for a triggered
     campaign, start listening for its event."""
-    return launching.start_campaign(db, campaign_id=campaign_id)
+    return _campaign_command(
+        db,
+        action="launch",
+        campaign_id=campaign_id,
+        key=key,
+        idempotency_key=idempotency_key,
+        request_body={},
+        execute=lambda hook: launching.start_campaign(
+            db, campaign_id=campaign_id, before_commit=hook
+        ),
+    )
 
 
 @router.post("/v1/campaigns/{campaign_id:int}/schedule", response_model=CampaignOut)
-def schedule(campaign_id: CampaignId, body: ScheduleIn, db: DbSession, key: WriteKey) -> Any:
+def schedule(
+    campaign_id: CampaignId,
+    body: ScheduleIn,
+    db: DbSession,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Send at a time in the future."""
-    return launching.schedule_campaign(db, campaign_id=campaign_id, scheduled_at=body.scheduled_at)
+    return _campaign_command(
+        db,
+        action="schedule",
+        campaign_id=campaign_id,
+        key=key,
+        idempotency_key=idempotency_key,
+        request_body=body.model_dump(mode="json"),
+        execute=lambda hook: launching.schedule_campaign(
+            db, campaign_id=campaign_id, scheduled_at=body.scheduled_at, before_commit=hook
+        ),
+    )
 
 
 @router.post("/v1/campaigns/{campaign_id:int}/pause", response_model=CampaignOut)
-def pause(campaign_id: CampaignId, db: DbSession, key: WriteKey) -> Any:
+def pause(
+    campaign_id: CampaignId, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Hold the campaign: nothing more is queued or sent until it is resumed."""
-    return launching.pause_campaign(db, campaign_id=campaign_id)
+    return _campaign_command(
+        db,
+        action="pause",
+        campaign_id=campaign_id,
+        key=key,
+        idempotency_key=idempotency_key,
+        request_body={},
+        execute=lambda hook: launching.pause_campaign(
+            db, campaign_id=campaign_id, before_commit=hook
+        ),
+    )
 
 
 @router.post("/v1/campaigns/{campaign_id:int}/resume", response_model=CampaignOut)
-def resume(campaign_id: CampaignId, db: DbSession, key: WriteKey) -> Any:
+def resume(
+    campaign_id: CampaignId, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Take a paused campaign up where it stood."""
-    return launching.resume_campaign(db, campaign_id=campaign_id)
+    return _campaign_command(
+        db,
+        action="resume",
+        campaign_id=campaign_id,
+        key=key,
+        idempotency_key=idempotency_key,
+        request_body={},
+        execute=lambda hook: launching.resume_campaign(
+            db, campaign_id=campaign_id, before_commit=hook
+        ),
+    )
 
 
 @router.post("/v1/campaigns/{campaign_id:int}/cancel", response_model=CampaignOut)
-def cancel(campaign_id: CampaignId, db: DbSession, key: WriteKey) -> Any:
+def cancel(
+    campaign_id: CampaignId, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """Stop for good; messages not sent yet are suppressed."""
-    return launching.cancel_campaign(db, campaign_id=campaign_id)
+    return _campaign_command(
+        db,
+        action="cancel",
+        campaign_id=campaign_id,
+        key=key,
+        idempotency_key=idempotency_key,
+        request_body={},
+        execute=lambda hook: launching.cancel_campaign(
+            db, campaign_id=campaign_id, before_commit=hook
+        ),
+    )
 
 
 @router.get("/v1/campaigns/{campaign_id:int}/results", response_model=ResultsOut)
@@ -198,21 +287,38 @@ def preview(
 
 @router.post("/v1/campaigns/{campaign_id:int}/test-send", response_model=MessageOut)
 def send_test_message(
-    campaign_id: CampaignId, body: TestSendIn, db: DbSession, key: WriteKey
-) -> Any:
+    campaign_id: CampaignId,
+    body: TestSendIn,
+    db: DbSession,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Send the message for a customer now, to a test address (email) or the campaign's
-    endpoint (webhook), marked [Test]; no delivery is recorded and no cap counts it."""
-    campaign = editing.get_campaign(db, campaign_id=campaign_id)
-    rendered = send_test(
+    endpoint (webhook), marked [Test]; no delivery is recorded and no cap counts it. A retry
+    with the same Idempotency-Key is answered without sending again."""
+
+    def execute(hook: BeforeCommit) -> Any:
+        campaign = editing.get_campaign(db, campaign_id=campaign_id)
+        return send_test(
+            db,
+            campaign=campaign,
+            customer_id=customers.resolve_customer_ref(db, ref=body.customer_id),
+            to_address=body.to_address,
+            context=sample_context(db, campaign),
+            before_commit=hook,
+        )
+
+    return run_idempotent(
         db,
-        campaign=campaign,
-        customer_id=customers.resolve_customer_ref(db, ref=body.customer_id),
-        to_address=body.to_address,
-        context=sample_context(db, campaign),
-    )
-    return MessageOut(
-        subject=rendered.subject,
-        body=rendered.body,
-        text=rendered.text,
-        unsubscribe_url=rendered.unsubscribe_url,
+        scope=f"campaigns.test_send:{key.id}",
+        key=idempotency_key,
+        request_body={"campaign_id": campaign_id, **body.model_dump(mode="json")},
+        status_code=status.HTTP_200_OK,
+        execute=execute,
+        render=lambda rendered: MessageOut(
+            subject=rendered.subject,
+            body=rendered.body,
+            text=rendered.text,
+            unsubscribe_url=rendered.unsubscribe_url,
+        ).model_dump(mode="json"),
     )

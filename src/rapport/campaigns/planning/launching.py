@@ -226,7 +226,9 @@ def _audience_batches(db: Session, campaign: Campaign) -> Iterator[list[str]]:
         yield from iter_audience(db, segment_id=campaign.segment_id, batch=AUDIENCE_BATCH)
 
 
-def pause_campaign(db: Session, *, campaign_id: int) -> Campaign:
+def pause_campaign(
+    db: Session, *, campaign_id: int, before_commit: BeforeCommit | None = None
+) -> Campaign:
     """Hold the campaign: a launch stops after its batch in hand, a scheduled one does not
     start, a triggered one ignores events, and deliveries not sent yet wait. Commits."""
     campaign = _locked(db, campaign_id)
@@ -234,11 +236,15 @@ def pause_campaign(db: Session, *, campaign_id: int) -> Campaign:
         raise Conflict(f"A {campaign.status} campaign cannot be paused")
     campaign.status = "paused"
     campaign.updated_at = clock.now()
+    if before_commit is not None:
+        before_commit(db, campaign)
     db.commit()
     return campaign
 
 
-def resume_campaign(db: Session, *, campaign_id: int) -> Campaign:
+def resume_campaign(
+    db: Session, *, campaign_id: int, before_commit: BeforeCommit | None = None
+) -> Campaign:
     """Take up a paused campaign where it stood: scheduled again (if it had not started),
     sending (the launch resumes, queueing only those not queued yet) or active. Commits."""
     campaign = _locked(db, campaign_id)
@@ -254,11 +260,15 @@ def resume_campaign(db: Session, *, campaign_id: int) -> Campaign:
         campaign.started_at = campaign.started_at or now
         _enqueue_launch(db, campaign)
     campaign.updated_at = now
+    if before_commit is not None:
+        before_commit(db, campaign)
     db.commit()
     return campaign
 
 
-def cancel_campaign(db: Session, *, campaign_id: int) -> Campaign:
+def cancel_campaign(
+    db: Session, *, campaign_id: int, before_commit: BeforeCommit | None = None
+) -> Campaign:
     """Stop for good: deliveries not sent yet are suppressed ('campaign cancelled'), with
     their history. Commits."""
     campaign = _locked(db, campaign_id)
@@ -292,5 +302,7 @@ def cancel_campaign(db: Session, *, campaign_id: int) -> Campaign:
     campaign.status = "cancelled"
     campaign.finished_at = now
     campaign.updated_at = now
+    if before_commit is not None:
+        before_commit(db, campaign)
     db.commit()
     return campaign
