@@ -32,7 +32,12 @@ def test_erase_from_the_customer_page_after_typing_erase(page, live_server) -> N
     erasure.get_by_label("Reason").fill("DPO ticket 5120")
     erasure.get_by_label("Confirm erasure").fill("erase")
     erasure.get_by_role("button", name="Erase").click()
-    assert page.get_by_test_id("message").inner_text() == "Type ERASE to confirm the erasure"
+    # the message is beside the confirmation, the reason typed is kept
+    erasure = page.get_by_role("article").filter(has_text="Erase personal data")
+    assert erasure.locator('[data-field-error="confirm"]').inner_text() == (
+        "Confirm erasure: type ERASE in capitals to erase this customer"
+    )
+    assert erasure.get_by_label("Reason").input_value() == "DPO ticket 5120"
     assert page.get_by_test_id("customer-name").inner_text().strip() == "Oriel Fairweather"
 
     # when ERASE is typed to confirm

@@ -151,6 +151,32 @@ def customer_page(
     paging_request: PageParams,
     message: str = "",
 ) -> Response:
+    return _customer_page(request, customer_id, db, user, paging_request, message=message)
+
+
+# What the merge and erase forms show before anything is typed.
+ACTION_VALUES = {
+    "source_customer_id": "",
+    "merge_reason": "duplicate profile",
+    "reason": "",
+    "confirm": "",
+}
+
+
+def _customer_page(
+    request: Request,
+    customer_id: str,
+    db: DbSession,
+    user: Any,
+    paging_request: PageRequest,
+    *,
+    message: str = "",
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The customer's 360; with ``values`` and ``errors``, the merge and erase forms as the
+    user sent them, each message beside its field."""
     customer = service.get_customer(db, customer_id=customer_id)
     if customer is None or customer.status != "active":
         return render(
@@ -212,7 +238,10 @@ def customer_page(
             "panels": panels,
             "value_panel": VALUE_PANEL_PATH not in {panel.path for panel in CUSTOMER_PANELS},
             "message": message,
+            "values": {**ACTION_VALUES, **(values or {})},
+            "errors": errors or {},
         },
+        status_code=status_code,
     )
 
 
@@ -243,20 +272,55 @@ def merge_into(
     customer_id: str,
     db: DbSession,
     user: CurrentAdmin,
-    source_customer_id: Annotated[str, Form()],
+    paging_request: PageParams,
+    source_customer_id: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "duplicate profile",
 ) -> Response:
-    try:
-        service.merge_customers(
+    source = source_customer_id.strip()
+    typed = {"source_customer_id": source_customer_id, "merge_reason": reason}
+    said = ""
+    if not source:
+        said = "Duplicate customer id: paste the cus_… id of the profile to merge into this one"
+    elif source == customer_id:
+        said = "Duplicate customer id: give another customer's id, not this one's"
+    else:
+        try:
+            service.merge_customers(
+                db,
+                source_customer_id=source,
+                target_customer_id=customer_id,
+                reason=reason.strip() or "duplicate profile",
+                actor=user.email,
+            )
+        except Problem as problem:
+            db.rollback()
+            said = _merge_said(problem, source)
+    if said:
+        return _customer_page(
+            request,
+            customer_id,
             db,
-            source_customer_id=source_customer_id.strip(),
-            target_customer_id=customer_id,
-            reason=reason,
-            actor=user.email,
+            user,
+            paging_request,
+            values=typed,
+            errors={"source_customer_id": said},
+            status_code=422,
         )
-    except Problem as problem:
-        return _back(customer_id, problem.detail)
-    return _back(customer_id, f"Merged {source_customer_id.strip()}")
+    return _back(customer_id, f"Merged {source}")
+
+
+def _merge_said(problem: Problem, source: str) -> str:
+    """A refused merge, for people, beside the duplicate's id."""
+    if problem.status == 404 and problem.field == "source_customer_id":
+        if "erased" in problem.detail:
+            return f"Duplicate customer id: {source} was erased; there is nothing to merge"
+        return f"Duplicate customer id: no customer has the id {source}; paste the cus_… id"
+    if problem.status == 409:
+        return "Duplicate customer id: only active profiles can be merged"
+    return f"Duplicate customer id: not merged ({problem.detail})"
+
+
+CONFIRM_WORD = "ERASE"
 
 
 @router.post("/{customer_id}/erase", dependencies=[CsrfChecked])
@@ -265,11 +329,26 @@ def erase(
     customer_id: str,
     db: DbSession,
     user: CurrentAdmin,
+    paging_request: PageParams,
     reason: Annotated[str, Form()] = "",
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
-    if confirm != "ERASE":
-        return _back(customer_id, "Type ERASE to confirm the erasure")
+    if confirm.strip() != CONFIRM_WORD:
+        said = (
+            f"Confirm erasure: type {CONFIRM_WORD} in capitals to erase this customer"
+            if confirm.strip()
+            else f"Confirm erasure: type {CONFIRM_WORD} to erase this customer"
+        )
+        return _customer_page(
+            request,
+            customer_id,
+            db,
+            user,
+            paging_request,
+            values={"reason": reason, "confirm": confirm},
+            errors={"confirm": said},
+            status_code=422,
+        )
     privacy.erase_customer(
         db, customer_id=customer_id, requested_by=user.email, reason=reason or None
     )

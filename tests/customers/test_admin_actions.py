@@ -1,0 +1,105 @@
+"""The customer page's merge and erase forms over HTTP: a refusal comes back beside the field
+it concerns, saying what to do, with what was typed kept, and nothing changes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from rapport.customers import service as customers
+from rapport.customers.models import Customer
+from rapport.platform import service as platform
+from tests.platform.admin_forms import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    page_form,
+    post_form,
+    sign_in,
+    typed,
+)
+
+
+@pytest.fixture
+def admin(client: TestClient, db: Session) -> TestClient:
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    assert sign_in(client).status_code == 303
+    return client
+
+
+def _customer(db: Session, email: str, first_name: str) -> str:
+    return customers.identify_customer(
+        db, identities={"email": email}, profile={"first_name": first_name}
+    ).customer_id
+
+
+def _error(html: str, field: str) -> str | None:
+    found = re.search(rf'data-field-error="{field}">([^<]*)<', html)
+    return found.group(1) if found else None
+
+
+@pytest.mark.parametrize(
+    ("word", "message"),
+    [
+        ("erase", "Confirm erasure: type ERASE in capitals to erase this customer"),
+        ("", "Confirm erasure: type ERASE to erase this customer"),
+    ],
+)
+def test_erase_without_the_confirmation_word_is_refused_beside_it_keeping_the_reason(
+    admin: TestClient, db: Session, word: str, message: str
+) -> None:
+    customer_id = _customer(db, "oriel@example.org", "Oriel")
+    path = f"/admin/customers/{customer_id}"
+    action = f"{path}/erase"
+    fields = page_form(admin.get(path).text, action=action)
+    fields = typed(typed(fields, "reason", "DPO ticket 5120"), "confirm", word)
+
+    answer = post_form(admin, action, fields)
+
+    # the page comes back with the message beside the confirmation field, not in a banner
+    assert answer.status_code == 422
+    assert _error(answer.text, "confirm") == message
+    assert 'data-testid="message"' not in answer.text
+    form = answer.text[answer.text.index('data-testid="erase-form"') :]
+    assert form.index('data-field-error="confirm"') < form.index("</form>")
+    # the reason and the word typed are kept
+    assert re.search(r'name="reason" type="text" value="DPO ticket 5120"', answer.text)
+    assert re.search(rf'name="confirm" type="text" value="{word}"', answer.text)
+    # and nobody was erased
+    db.expire_all()
+    stored = db.get(Customer, customer_id)
+    assert stored is not None
+    assert stored.status == "active"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "cus_nobody",
+            "Duplicate customer id: no customer has the id cus_nobody; paste the cus_… id",
+        ),
+        ("", "Duplicate customer id: paste the cus_… id of the profile to merge into this one"),
+        ("self", "Duplicate customer id: give another customer&#39;s id, not this one&#39;s"),
+    ],
+)
+def test_a_refused_merge_is_said_beside_the_duplicate_id_keeping_what_was_typed(
+    admin: TestClient, db: Session, source: str, message: str
+) -> None:
+    customer_id = _customer(db, "ann@example.org", "Ann")
+    source = customer_id if source == "self" else source
+    path = f"/admin/customers/{customer_id}"
+    action = f"{path}/merge"
+    fields = page_form(admin.get(path).text, action=action)
+    fields = typed(typed(fields, "source_customer_id", source), "reason", "Same person, ticket 77")
+
+    answer = post_form(admin, action, fields)
+
+    assert answer.status_code == 422
+    assert _error(answer.text, "source_customer_id") == message
+    assert 'data-testid="message"' not in answer.text
+    assert f'name="source_customer_id" type="text" value="{source}"' in answer.text
+    assert 'value="Same person, ticket 77"' in answer.text
+    assert customers.merge_history(db, customer_id=customer_id) == []
