@@ -67,6 +67,15 @@ def test_negative_price_is_refused(client, api_key, db) -> None:
     assert catalog.count_products(db) == 0
 
 
+def test_a_price_in_a_currency_nobody_uses_is_refused(client, api_key, db) -> None:
+    response = client.put(
+        "/v1/products/W-1", json={**CHIANTI, "currency": "ZZZ"}, headers=auth(api_key("write"))
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "currency"
+    assert catalog.count_products(db) == 0
+
+
 def test_store_with_impossible_latitude_is_refused(client, api_key) -> None:
     body = {"name": "X", "city": "Y", "address": "Z", "country": "FR", "latitude": 123.0}
     response = client.put("/v1/stores/st-1", json=body, headers=auth(api_key("write")))

@@ -112,6 +112,14 @@ def test_an_order_from_an_unknown_store_or_the_future_is_refused(
         assert _post(client, body, writer, key=key).status_code == 201
 
 
+def test_a_currency_nobody_uses_is_refused_naming_it(client, db, writer) -> None:
+    response = _post(client, order_body(currency="QQQ"), writer)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "currency"
+    assert "ISO 4217" in response.json()["detail"]
+    assert orders.count_orders(db) == 0
+
+
 @pytest.mark.parametrize(
     ("returned_at", "words"),
     [

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from rapport.platform.schemas import MinorUnits, ReadModel, StrictModel
+from rapport.platform.schemas import CurrencyCode, MinorUnits, ReadModel, StrictModel
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
 # Where a product without a category is filed: a shop without a taxonomy need not invent one
@@ -28,7 +28,7 @@ class ProductIn(StrictModel):
     brand: str | None = Field(default=None, max_length=120)
     price_minor: MinorUnits
     cost_minor: MinorUnits
-    currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])
+    currency: CurrencyCode
     country_of_origin: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     season: str | None = Field(default=None, max_length=20)
     attributes: dict[str, Any] = Field(default_factory=dict)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from rapport.platform.schemas import MinorUnits, ReadModel, StrictModel
+from rapport.platform.schemas import CurrencyCode, MinorUnits, ReadModel, StrictModel
 
 Channel = Literal["web", "app", "store", "call_center"]
 Fulfilment = Literal["ship", "pickup_in_store", "in_store"]
@@ -60,7 +60,7 @@ class OrderIn(StrictModel):
     channel: Channel
     fulfilment: Fulfilment
     store_id: str | None = Field(default=None, max_length=40)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    currency: CurrencyCode
     lines: list[LineIn] = Field(min_length=1, max_length=500)
     discount_minor: MinorUnits = 0
     shipping_minor: MinorUnits = 0
@@ -197,7 +197,7 @@ class ReturnRiskIn(StrictModel):
         min_length=1, max_length=100, description="cus_… or your customer number"
     )
     channel: Channel = "web"
-    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    currency: CurrencyCode = "EUR"
     lines: list[RiskLineIn] = Field(min_length=1, max_length=500)
     return_cost_minor: MinorUnits | None = Field(
         default=None, description="What one return costs you; defaults to the configured cost"
