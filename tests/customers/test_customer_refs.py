@@ -19,6 +19,7 @@ from rapport.platform.db import open_session
 from rapport.platform.errors import NotFound
 from rapport.platform.settings import Settings
 from tests.conftest import auth, command
+from tests.feedback.factories import in_catalogue
 from tests.loyalty.ledger import test_one_statement as one_statement
 
 _keys = itertools.count(1)
@@ -224,7 +225,10 @@ def test_customer_commands_take_the_shops_id(client: TestClient, shop: dict[str,
     assert shop["customer_id"] in exported.text
 
 
-def test_feedback_bodies_take_the_shops_id(client: TestClient, shop: dict[str, Any]) -> None:
+def test_feedback_bodies_take_the_shops_id(
+    client: TestClient, shop: dict[str, Any], db: Session
+) -> None:
+    in_catalogue(db, "SKU-1")
     headers = {**auth(shop["key"]), "Idempotency-Key": "ticket-1"}
     ticket = {"customer_id": "SHOP-42", "kind": "question", "channel": "email", "subject": "Hi"}
     opened = client.post("/v1/feedback/tickets", json=ticket, headers=headers)

@@ -145,6 +145,15 @@ def test_rules_are_created_once_per_idempotency_key_and_audited(
     assert client.delete(f"/v1/recommendations/rules/{rule_id}", headers=headers).status_code == 204
     changes = client.get(f"/v1/recommendations/rules/{rule_id}/changes", headers=headers).json()
     assert [c["change"] for c in changes] == ["deleted", "updated", "created"]
+    # a new rule never takes the deleted one's id, so its trail holds only its own changes
+    # (SQLite gave the highest deleted id to the next row)
+    other = {"name": "No corkscrews", "action": "exclude", "sku": "W-MONTE"}
+    new = client.post(
+        "/v1/recommendations/rules", json=other, headers={**headers, "Idempotency-Key": "rule-2"}
+    ).json()
+    assert new["id"] != rule_id
+    trail = client.get(f"/v1/recommendations/rules/{new['id']}/changes", headers=headers).json()
+    assert [c["change"] for c in trail] == ["created"]
 
 
 @pytest.mark.parametrize(

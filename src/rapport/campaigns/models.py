@@ -51,6 +51,8 @@ class Segment(Base):
     """A named audience: conditions over what Rapport knows, stored as validated JSON."""
 
     __tablename__ = "campaign_segments"
+    # A deleted segment's id is never given to a new one (a campaign names its segment by id).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -214,6 +216,9 @@ class WebhookSubscription(Base):
     delivered to it through the subscription's system campaign (``campaign_id``)."""
 
     __tablename__ = "campaign_webhook_subscriptions"
+    # A deleted subscription's id is never given to a new one (its system campaign is named
+    # after it).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     endpoint_id: Mapped[int] = mapped_column(Integer, unique=True)

@@ -47,6 +47,8 @@ class MerchRule(Base):
         CheckConstraint("position IS NULL OR position >= 1", name="position_from_one"),
         CheckConstraint("factor IS NULL OR factor > 0", name="factor_positive"),
         Index("ix_recommend_rules_active", "active", "placement"),
+        # A deleted rule's id is never given to a new one (its audit trail stays its own).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -32,6 +32,7 @@ from rapport.platform import clock
 from rapport.platform.clock import FrozenClock
 from tests.campaigns.receivers import WebhookReceiver
 from tests.conftest import auth, command
+from tests.feedback.factories import in_catalogue
 
 T0 = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 URL = "/v1/webhooks/subscriptions"
@@ -229,6 +230,7 @@ def feedback_flag(db: Session) -> int:
 
 
 def test_a_published_review_is_logged_as_review_published(db: Session) -> None:
+    in_catalogue(db, "SKU-1")
     clock.set_clock(FrozenClock(T0))
     review = feedback.submit_review(
         db, review=ReviewIn(sku="SKU-1", rating=5, title="Lovely", text="Fits well")
