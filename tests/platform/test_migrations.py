@@ -83,9 +83,7 @@ def test_ids_of_deleted_rows_stay_unused_after_upgrading_an_existing_sqlite_data
             connection.execute(text("DELETE FROM recommend_rules WHERE id = 2"))
         upgrade(url)
         with engine.begin() as connection:
-            assert connection.execute(text("SELECT name FROM recommend_rules")).all() == [
-                ("kept",)
-            ]
+            assert connection.execute(text("SELECT name FROM recommend_rules")).all() == [("kept",)]
             connection.execute(text(rule), {"id": None, "name": "new"})
             connection.execute(text("DELETE FROM recommend_rules WHERE name = 'new'"))
             connection.execute(text(rule), {"id": None, "name": "newer"})
