@@ -31,6 +31,7 @@ from rapport.platform.admin import (
     NavItem,
     add_template_dir,
     render,
+    shown_moment,
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
@@ -389,6 +390,7 @@ def customer_panel(
 
 @router.post("/customers/{customer_id}/tickets", dependencies=[CsrfChecked])
 def open_customer_ticket(
+    request: Request,
     customer_id: str,
     db: DbSession,
     user: CurrentAdmin,
@@ -409,7 +411,8 @@ def open_customer_ticket(
                 body=body.strip(),
             ),
         )
-        message = f"Ticket opened: {ticket.subject} (due {ticket.sla_due_at:%Y-%m-%d %H:%M} UTC)"
+        due = shown_moment(request, clock.as_utc(ticket.sla_due_at))
+        message = f"Ticket opened: {ticket.subject} (due {due} UTC)"
     except ValidationError as failure:
         first = failure.errors(include_url=False, include_input=False)[0]
         where = str(first["loc"][0]) if first["loc"] else "subject"

@@ -14,6 +14,7 @@ import math
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -131,6 +132,12 @@ class Display:
 def _display(request: Request) -> Display:
     found = getattr(request.state, "display", None)
     return found if isinstance(found, Display) else Display(locale=get_settings().locale)
+
+
+def shown_moment(request: Request, value: datetime | None) -> str:
+    """A date and time as the admin pages show it, for a message a route writes ("Scheduled
+    for 8 Dec 2026, 04:05"): the ``moment`` filter's words, in this request's locale."""
+    return formatting.moment(value, _display(request).locale)
 
 
 def _context_display(context: Context) -> Display:

@@ -10,7 +10,14 @@ import pytest
 
 from rapport.catalog import service as catalog
 from rapport.catalog.schemas import ProductUpsert
-from rapport.loyalty.program.rules import Fact, Member, OrderLine, evaluate, parse_rule_set
+from rapport.loyalty.program.rules import (
+    DEFAULT_RULES,
+    Fact,
+    Member,
+    OrderLine,
+    evaluate,
+    parse_rule_set,
+)
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.loyalty.rewards.checkout import CartLine, Coupon, MemberTerms, Policy, calculate
 from rapport.platform import service as platform
@@ -236,10 +243,15 @@ def test_the_program_admin_page_shows_the_warning(client, db) -> None:
     # when the program page is opened
     shown = client.get("/admin/loyalty/program")
 
-    # then the warning names the field and the category
+    # then the warning names the rule and its setting in the form's words, and the category
     assert shown.status_code == 200
     assert 'data-testid="rules-warnings"' in shown.text
-    assert "rules.0.exclude_categories.0" in shown.text
+    rule = DEFAULT_RULES["rules"][0]
+    assert (
+        f'(in <a href="/admin/loyalty/program/rules/{rule["id"]}">{rule["name"]}</a>, '
+        "categories that earn nothing)"
+    ) in shown.text
+    assert "rules.0.exclude_categories.0" not in shown.text
     assert "No product is in category &#39;Gift cards&#39;" in shown.text
 
 

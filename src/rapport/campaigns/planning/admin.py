@@ -27,7 +27,15 @@ from rapport.campaigns.planning import editing, launching, results
 from rapport.campaigns.planning.previews import sample_context
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, FormFields, NavItem, render
+from rapport.platform import clock
+from rapport.platform.admin import (
+    CsrfChecked,
+    CurrentAdmin,
+    FormFields,
+    NavItem,
+    render,
+    shown_moment,
+)
 from rapport.platform.charts import Chart, Series, Unit
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, Problem
@@ -341,6 +349,7 @@ def launch(campaign_id: int, db: DbSession, user: CurrentAdmin) -> Response:
 
 @router.post("/admin/campaigns/{campaign_id:int}/schedule", dependencies=[CsrfChecked])
 def schedule(
+    request: Request,
     campaign_id: int,
     db: DbSession,
     user: CurrentAdmin,
@@ -356,7 +365,8 @@ def schedule(
     except Problem as problem:
         return _back(_editor(campaign_id), problem.detail)
     assert campaign.scheduled_at is not None
-    return _back(_editor(campaign_id), f"Scheduled for {campaign.scheduled_at:%Y-%m-%d %H:%M} UTC")
+    when = shown_moment(request, clock.as_utc(campaign.scheduled_at))
+    return _back(_editor(campaign_id), f"Scheduled for {when} UTC")
 
 
 @router.post("/admin/campaigns/{campaign_id:int}/{action}", dependencies=[CsrfChecked])

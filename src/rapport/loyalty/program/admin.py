@@ -107,9 +107,12 @@ def program_page(
             "rules": [{**rule, "described": forms.describe_rule(rule, currency)} for rule in rules],
             "ladder": parse_tier_policy(versions["tiers"].document),
             "checkout": configuration.parse_checkout_policy(versions["checkout"].document),
-            "warnings": catalog.category_warnings(
-                db, named=named_categories(parse_rule_set(versions["rules"].document))
-            ),
+            "warnings": [
+                {"detail": warning.detail, **_rule_setting(warning.field, rules)}
+                for warning in catalog.category_warnings(
+                    db, named=named_categories(parse_rule_set(versions["rules"].document))
+                )
+            ],
             "tier_chart": Chart(
                 id="tier-chart",
                 kind="bar",
@@ -121,6 +124,25 @@ def program_page(
             "breakage": ledger.lifetime_flows(db),
         },
     )
+
+
+def _rule_setting(field: str, rules: list[dict[str, Any]]) -> dict[str, str]:
+    """Where a warning's field (``rules.0.exclude_categories.1``) is, for people: the rule
+    (its name and id, for the link to its form) and the setting in the form's words."""
+    parts = field.split(".")
+    if len(parts) < 3 or parts[0] != "rules" or not parts[1].isdigit():
+        return {"rule_id": "", "rule": "", "setting": ""}
+    rule = rules[int(parts[1])] if int(parts[1]) < len(rules) else {}
+    position = int(parts[3]) + 1 if len(parts) > 3 and parts[3].isdigit() else 0
+    setting = {
+        "exclude_categories": "categories that earn nothing",
+        "multipliers": f"multiplier {position}'s category" if position else "a multiplier",
+    }.get(parts[2], parts[2].replace("_", " "))
+    return {
+        "rule_id": str(rule.get("id", "")),
+        "rule": str(rule.get("name") or rule.get("id") or f"rule {int(parts[1]) + 1}"),
+        "setting": setting,
+    }
 
 
 # --- earning rules --------------------------------------------------------------------------

@@ -1,0 +1,82 @@
+"""Dates and times in the messages admin routes write are formatted for people, as the pages'
+``moment`` filter shows them ("8 Dec 2026, 04:05"): a ticket opened from the customer panel, a
+campaign scheduled from its editor."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.customers import service as customers
+from rapport.feedback.models import Ticket
+from rapport.platform import clock, formatting
+from rapport.platform import service as platform
+from tests.campaigns.delivery.factories import make_campaign
+from tests.campaigns.planning.factories import make_segment
+from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token, sign_in
+
+NOW = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def admin(client: TestClient, db: Session) -> TestClient:
+    clock.set_clock(clock.FrozenClock(NOW))
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    assert sign_in(client).status_code == 303
+    return client
+
+
+def _message(answer: object) -> str:
+    location = answer.headers["location"]  # type: ignore[attr-defined]
+    return parse_qs(urlsplit(location).query)["message"][0]
+
+
+def test_a_ticket_opened_from_the_customer_panel_says_its_due_time_for_people(
+    admin: TestClient, db: Session
+) -> None:
+    customer_id = customers.identify_customer(
+        db, identities={"email": "ann@example.org"}, profile={"first_name": "Ann"}
+    ).customer_id
+    token = csrf_token(admin.get(f"/admin/customers/{customer_id}").text)
+
+    answer = admin.post(
+        f"/admin/feedback/customers/{customer_id}/tickets",
+        data={
+            "csrf_token": token,
+            "subject": "Where is my parcel",
+            "body": "Ordered a week ago.",
+            "kind": "question",
+            "channel": "call_center",
+        },
+        follow_redirects=False,
+    )
+
+    assert answer.status_code == 303
+    due = db.scalars(select(Ticket.sla_due_at)).one()
+    shown = formatting.moment(clock.as_utc(due))
+    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} 2026, \d\d:\d\d", shown)
+    assert _message(answer) == f"Ticket opened: Where is my parcel (due {shown} UTC)"
+
+
+def test_a_campaign_scheduled_from_its_editor_says_when_for_people(
+    admin: TestClient, db: Session
+) -> None:
+    campaign = make_campaign(db, name="Winter sale", segment_id=make_segment(db))
+    campaign.status = "draft"
+    db.commit()
+    token = csrf_token(admin.get(f"/admin/campaigns/{campaign.id}").text)
+
+    answer = admin.post(
+        f"/admin/campaigns/{campaign.id}/schedule",
+        data={"csrf_token": token, "scheduled_at": "2026-12-08T04:05"},
+        follow_redirects=False,
+    )
+
+    assert answer.status_code == 303
+    assert _message(answer) == "Scheduled for 8 Dec 2026, 04:05 UTC"
