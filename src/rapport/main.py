@@ -28,13 +28,16 @@ from rapport.platform.api import ops_router
 from rapport.platform.db import Checkpointer, open_session
 from rapport.platform.errors import answer_problem, install_problem_handlers
 from rapport.platform.jobs import Worker, claim_embedded_worker
-from rapport.platform.middleware import BodySizeLimit, RequestBudget, RequestMetrics
+from rapport.platform.middleware import BodySizeLimit, HeadAsGet, RequestBudget, RequestMetrics
 from rapport.platform.openapi import install_docs_pages, install_webhooks
 from rapport.platform.ratelimit import RateLimitHeaders
 from rapport.platform.ratelimit import from_settings as rate_limits_from_settings
 from rapport.platform.settings import Settings, get_settings
 from rapport.platform.statements import StatementPool
-from rapport.platform.strict_input import RefuseControlCharacters, refuse_repeated_query_parameters
+from rapport.platform.strict_input import (
+    RefuseControlCharacters,
+    refuse_unknown_and_repeated_query_parameters,
+)
 from rapport.recommend import service as recommend
 
 log = logging.getLogger(__name__)
@@ -159,7 +162,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
-        dependencies=[Depends(refuse_repeated_query_parameters)],
+        dependencies=[Depends(refuse_unknown_and_repeated_query_parameters)],
     )
     app.state.settings = settings
     app.state.statements = None  # the lifespan opens a pool on PostgreSQL
@@ -212,7 +215,9 @@ def create_app(
         app.mount("/static/vendor", StaticFiles(directory=vendor), name="vendor")
     app.mount("/static", StaticFiles(directory=PACKAGE_STATIC), name="static")
 
-    # Outermost first: metrics see every answer, including 413s from the size limit.
+    # Innermost first; a HEAD is routed as its GET. Outermost last: metrics see every answer,
+    # including 413s from the size limit.
+    app.add_middleware(HeadAsGet)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(
         AdminOnly,

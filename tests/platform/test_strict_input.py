@@ -258,6 +258,22 @@ def test_money_and_quantities_must_be_json_integers(client, db, admin, overrides
     assert _row_counts(db) == before
 
 
+@pytest.mark.parametrize("when", [1733565600, 1733565600.5])
+def test_a_time_must_be_iso_text_not_a_number(client, db, admin, when) -> None:
+    """Pydantic would read a number as seconds since 1970 (found by the API fuzz test on
+    POST /v1/loyalty/coupons/validate)."""
+    seed_catalog(db)
+    before = _row_counts(db)
+    response = client.post(
+        "/v1/orders",
+        json=order_body(placed_at=when),
+        headers={**admin, "Idempotency-Key": "o-when"},
+    )
+    _assert_refused(response, "placed_at", "datetime_type")
+    assert "ISO 8601" in response.json()["detail"]
+    assert _row_counts(db) == before
+
+
 def test_the_same_order_with_integers_is_accepted(client, db, admin) -> None:
     # given a catalogue
     seed_catalog(db)
@@ -383,3 +399,21 @@ def test_every_api_request_body_is_a_strict_model(app: FastAPI) -> None:
         if not issubclass(model, StrictModel)
     )
     assert loose == []
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        pytest.param("/v1/feedback/tickets?customer_id=cus_1", "customer_id", id="tickets"),
+        pytest.param("/v1/products?limt=5", "limt", id="misspelt-limit"),
+        pytest.param("/v1/recommendations?placement=home&colour=red", "colour", id="own-query"),
+    ],
+)
+def test_a_query_parameter_the_endpoint_does_not_take_is_refused_naming_it(
+    client, admin, path, name
+) -> None:
+    """FastAPI ignores what a route does not declare: an unsupported filter would answer for
+    everyone, a misspelt limit would quietly page by the default."""
+    response = client.get(path, headers=admin)
+    _assert_refused(response, name, "unknown_query_parameter", location="query")
+    assert "this endpoint takes:" in response.json()["detail"]

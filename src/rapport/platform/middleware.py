@@ -216,3 +216,26 @@ def _forget(task: asyncio.Future[None]) -> None:
     """Collect what a cancelled handler ended with, so that asyncio does not log it."""
     if not task.cancelled():
         task.exception()
+
+
+class HeadAsGet:
+    """A ``HEAD`` is answered as the ``GET`` of the same URL would be, without its body (RFC
+    9110, 9.3.2): FastAPI routes only the methods a route declares, so every read answered
+    ``405`` to ``HEAD``, which clients and monitors use to check a resource cheaply."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)

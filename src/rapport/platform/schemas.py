@@ -82,6 +82,14 @@ def _refuse_nested_control_characters(value: Any) -> Any:
     return value
 
 
+def _refuse_numbers_as_times(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise PydanticCustomError(
+            "datetime_type", "Give a date or time as ISO 8601 text, such as 2026-12-07T10:00:00Z"
+        )
+    return value
+
+
 # Keys of a core schema that hold no validation schema (serialisers, JSON-schema hints).
 _NOT_VALIDATION = frozenset(("serialization", "metadata", "json_schema_input_schema"))
 
@@ -103,6 +111,9 @@ def exact_input(schema: Any) -> Any:
     kind = node.get("type")
     if kind in ("int", "float", "bool"):
         node["strict"] = True
+    elif kind in ("datetime", "date"):
+        # Pydantic would read a JSON number as seconds since 1970: a time is ISO 8601 text.
+        return core_schema.no_info_before_validator_function(_refuse_numbers_as_times, node)
     elif kind == "str":
         if "pattern" not in node:
             # Documents the rule (so generated clients and fuzzers know it); the check

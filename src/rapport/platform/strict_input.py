@@ -10,6 +10,7 @@ usual request pays one regular-expression search over its path and raw query str
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl
@@ -117,43 +118,74 @@ def _printable(text: str) -> str:
 # --- A query parameter that takes one value, given twice ---------------------------------------
 
 
-async def refuse_repeated_query_parameters(request: Request) -> None:
-    """Application-wide dependency: a query parameter that takes one value, given more than
-    once (``?category=a&category=b``), is a 422 naming it; FastAPI would quietly use the last.
-    Most requests repeat no key and pay one comparison."""
+async def refuse_unknown_and_repeated_query_parameters(request: Request) -> None:
+    """Application-wide dependency. On the API (``/v1``), a query parameter the endpoint does
+    not take is a 422 naming it and listing those it takes: FastAPI would ignore it, and a
+    misspelt or unsupported filter (``GET /v1/feedback/tickets?customer_id=…``) would quietly
+    answer for everyone. Anywhere, a parameter that takes one value given more than once
+    (``?category=a&category=b``) is a 422 naming it; FastAPI would quietly use the last.
+    Requests without a query string pay one check."""
     params = request.query_params
+    if not params:
+        return
+    taken = _query_parameters(request.scope.get("route"))
+    if request.url.path.startswith("/v1/"):
+        for name in params:
+            if name not in taken.every:
+                raise RequestValidationError([_unknown_query_error(name, taken.every)])
     if len(params.multi_items()) == len(params):
         return
-    single = _single_valued(request.scope.get("route"))
     for name in params:
         given = params.getlist(name)
-        if name in single and len(given) > 1:
+        if name in taken.single and len(given) > 1:
             raise RequestValidationError([repeated_query_error(name, given)])
 
 
-_SINGLE_VALUED = "rapport_single_valued_query"
+def _unknown_query_error(name: str, taken: frozenset[str]) -> dict[str, Any]:
+    listed = ", ".join(sorted(taken)) if taken else "none"
+    return {
+        "type": "unknown_query_parameter",
+        "loc": ("query", name),
+        "msg": f"Unknown query parameter; this endpoint takes: {listed}",
+        "input": name,
+    }
 
 
-def _single_valued(route: Any) -> frozenset[str]:
-    """The query parameters of ``route`` (its handler's and its dependencies') that take one
-    value, worked out once per route and kept on it (routes are not hashable)."""
-    known: frozenset[str] | None = getattr(route, _SINGLE_VALUED, None)
+@dataclass(frozen=True)
+class _Taken:
+    every: frozenset[str]
+    single: frozenset[str]  # those that take one value
+
+
+_TAKEN = "rapport_query_parameters"
+
+
+def _query_parameters(route: Any) -> _Taken:
+    """The query parameters ``route`` takes (its handler's, its dependencies' and those it
+    reads itself and documents in ``openapi_extra``), worked out once per route and kept on
+    it (routes are not hashable)."""
+    known: _Taken | None = getattr(route, _TAKEN, None)
     if known is None:
-        known = _query_singles(getattr(route, "dependant", None))
+        every, single = _declared(getattr(route, "dependant", None))
+        # A route that reads its own query (``openapi.parse_query``) also checks repeats.
+        for parameter in (getattr(route, "openapi_extra", None) or {}).get("parameters", []):
+            if parameter.get("in") == "query":
+                every.add(parameter["name"])
+        known = _Taken(frozenset(every), frozenset(single))
         if route is not None:
-            setattr(route, _SINGLE_VALUED, known)
+            setattr(route, _TAKEN, known)
     return known
 
 
-def _query_singles(dependant: Any) -> frozenset[str]:
-    found: set[str] = set()
+def _declared(dependant: Any) -> tuple[set[str], set[str]]:
+    every: set[str] = set()
+    single: set[str] = set()
     pending = [dependant] if dependant is not None else []
     while pending:
         current = pending.pop()
-        found.update(
-            field.alias
-            for field in current.query_params
-            if not takes_several(field.field_info.annotation)
-        )
+        for field in current.query_params:
+            every.add(field.alias)
+            if not takes_several(field.field_info.annotation):
+                single.add(field.alias)
         pending.extend(current.dependencies)
-    return frozenset(found)
+    return every, single
