@@ -305,6 +305,20 @@ def test_an_inactive_or_deleted_subscription_sends_nothing(
     # and a deleted subscription is gone
     assert client.delete(f"{URL}/{created['id']}", headers=admin).status_code == 204
     assert client.get(f"{URL}/{created['id']}", headers=admin).status_code == 404
+    # while its endpoint, kept with the delivery history, keeps its name and says so
+    again = client.post(
+        URL,
+        json={
+            "name": created["name"],
+            "url": webhook_receiver.url,
+            "event_types": ["points_earned"],
+        },
+        headers={**admin, "Idempotency-Key": "sub-again"},
+    )
+    assert again.status_code == 409
+    assert again.json()["field"] == "name"
+    assert "inactive endpoint" in again.json()["detail"]
+    assert "choose another name" in again.json()["detail"]
 
 
 def test_the_api_validates_and_names_the_field(

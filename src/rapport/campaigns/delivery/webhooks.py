@@ -146,6 +146,24 @@ class CreatedEndpoint:
     secret: str  # shown once
 
 
+def refuse_taken_name(db: Session, name: str, *, other_than: int | None = None) -> None:
+    """409 naming ``name`` when another endpoint holds it, saying which: an endpoint of a
+    deleted subscription is kept, inactive, with its delivery history, and keeps its name."""
+    query = select(WebhookEndpoint).where(WebhookEndpoint.name == name)
+    if other_than is not None:
+        query = query.where(WebhookEndpoint.id != other_than)
+    holder = db.scalars(query.limit(1)).first()
+    if holder is None:
+        return
+    which = (
+        f"endpoint {holder.id}"
+        if holder.active
+        else f"inactive endpoint {holder.id} (kept with its delivery history after its "
+        "subscription was deleted)"
+    )
+    raise Conflict(f"The name {name!r} is taken by {which}: choose another name", field="name")
+
+
 def create_endpoint(
     db: Session,
     *,
@@ -166,8 +184,7 @@ def create_endpoint(
         raise InvalidInput(f"Unknown consent purpose {consent_purpose!r}", field="consent_purpose")
     if not 1 <= max_attempts <= 20:
         raise InvalidInput("max_attempts between 1 and 20", field="max_attempts")
-    if db.scalar(select(WebhookEndpoint.id).where(WebhookEndpoint.name == name)) is not None:
-        raise Conflict(f"An endpoint named {name!r} exists", field="name")
+    refuse_taken_name(db, name)
     secret = "whsec_" + secrets.token_urlsafe(32)
     endpoint = WebhookEndpoint(
         name=name,

@@ -24,7 +24,7 @@ import httpx
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from rapport.campaigns.delivery.webhooks import create_endpoint
+from rapport.campaigns.delivery.webhooks import create_endpoint, refuse_taken_name
 from rapport.campaigns.models import (
     SUBSCRIPTION_CAMPAIGN_PREFIX,
     Campaign,
@@ -35,7 +35,7 @@ from rapport.campaigns.models import (
 )
 from rapport.campaigns.planning.editing import ensure_system_campaign
 from rapport.platform import clock
-from rapport.platform.errors import Conflict, InvalidInput, NotFound
+from rapport.platform.errors import InvalidInput, NotFound
 
 # The event types offered, with what each says (the API reference has each one's schema as
 # ``event.<type>``).
@@ -182,13 +182,7 @@ def update_subscription(
         name = str(changes["name"]).strip()
         if not name or len(name) > 200:
             raise InvalidInput("A name of 1 to 200 characters", field="name")
-        taken = db.scalar(
-            select(WebhookEndpoint.id).where(
-                WebhookEndpoint.name == name, WebhookEndpoint.id != endpoint.id
-            )
-        )
-        if taken is not None:
-            raise Conflict(f"An endpoint named {name!r} exists", field="name")
+        refuse_taken_name(db, name, other_than=endpoint.id)
         endpoint.name = name
     if "url" in changes:
         endpoint.url = _check_url(str(changes["url"]))
