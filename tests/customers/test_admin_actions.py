@@ -103,3 +103,13 @@ def test_a_refused_merge_is_said_beside_the_duplicate_id_keeping_what_was_typed(
     assert f'name="source_customer_id" type="text" value="{source}"' in answer.text
     assert 'value="Same person, ticket 77"' in answer.text
     assert customers.merge_history(db, customer_id=customer_id) == []
+
+
+def test_join_dates_the_wrong_way_round_are_named_beside_the_later_one(admin: TestClient) -> None:
+    page = admin.get("/admin/customers?joined_from=2026-12-01&joined_to=2026-01-01")
+    assert page.status_code == 422
+    assert "wrong way round" in (_error(page.text, "joined_to") or "")
+    assert 'value="2026-12-01"' in page.text  # what was typed stays
+    assert (
+        admin.get("/admin/customers?joined_from=2026-01-01&joined_to=2026-12-01").status_code == 200
+    )

@@ -89,6 +89,8 @@ def customer_list(
     ):
         if text.strip() and parsed is None:
             errors[name] = "A date such as 2026-03-31"
+    if filters.joined_from and filters.joined_to and filters.joined_to < filters.joined_from:
+        errors["joined_to"] = "On or after “Joined from”: the dates are the wrong way round"
     paging = paging_request.of(count_listed_customers(db, filters))
     rows = list_customers(db, filters, offset=paging.offset, limit=paging.per_page)
     filtered = bool(filters.query or filters.purpose or filters.joined_from or filters.joined_to)
