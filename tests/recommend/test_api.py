@@ -142,7 +142,9 @@ def test_rules_are_created_once_per_idempotency_key_and_audited(
         headers={**headers, "Idempotency-Key": "rule-1-update"},
     )
     assert changed.json()["position"] == 2
-    assert client.delete(f"/v1/recommendations/rules/{rule_id}", headers=headers).status_code == 204
+    deleted = client.delete(f"/v1/recommendations/rules/{rule_id}", headers=headers)
+    assert deleted.status_code == 204
+    assert "content-type" not in deleted.headers  # no body, so no claim of JSON
     changes = client.get(f"/v1/recommendations/rules/{rule_id}/changes", headers=headers).json()
     assert [c["change"] for c in changes] == ["deleted", "updated", "created"]
     # a new rule never takes the deleted one's id, so its trail holds only its own changes

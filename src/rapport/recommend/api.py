@@ -135,9 +135,10 @@ def update_rule(
 
 
 @router.delete("/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_rule(rule_id: RuleId, db: DbSession, key: WriteKey) -> None:
+def delete_rule(rule_id: RuleId, db: DbSession, key: WriteKey) -> Response:
     """Remove a rule (the audit keeps how it looked)."""
     service.delete_rule(db, rule_id=rule_id, by=f"api key {key.name}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/rules/{rule_id}/changes")
