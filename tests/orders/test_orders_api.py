@@ -338,3 +338,27 @@ def test_promise_kept_share_by_carrier(db) -> None:
     clock.set_clock(lambda: datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
     rows = {row.key: (row.due, row.on_time) for row in orders.promise_kept(db, by="carrier")}
     assert rows == {"DHL": (3, 1), "UPS": (1, 1)}
+
+
+def test_a_customers_orders_come_a_page_at_a_time_newest_first(client, db, writer, api_key) -> None:
+    reader = auth(api_key("read"))
+    # given a customer with five orders, two of them placed at the same moment
+    placed = [f"2026-01-0{day}T10:00:00+00:00" for day in (1, 2, 3, 3, 4)]
+    for n, at in enumerate(placed):
+        body = order_body(order_id=f"O-P{n}", placed_at=at)
+        assert _post(client, body, writer, key=f"page-{n}").status_code == 201
+    # when they are read two at a time, following next_cursor
+    seen, cursor = [], None
+    for _ in range(5):
+        query = "customer_id=C-100&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(f"/v1/orders?{query}", headers=reader).json()
+        seen.append([order["order_id"] for order in page["items"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    # then every order comes once, newest first, ties by order id, and the last page says so
+    assert seen == [["O-P4", "O-P3"], ["O-P2", "O-P1"], ["O-P0"]]
+    # and a cursor that is not one of theirs is refused naming it
+    other = client.get("/v1/orders?customer_id=C-100&cursor=O-NOPE", headers=reader)
+    assert other.status_code == 422
+    assert other.json()["field"] == "cursor"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.orders.models import (
@@ -14,7 +14,7 @@ from rapport.orders.models import (
     OrderStatusChange,
 )
 from rapport.platform import clock
-from rapport.platform.errors import NotFound
+from rapport.platform.errors import InvalidInput, NotFound
 
 
 def record_status(
@@ -56,15 +56,28 @@ def status_history(db: Session, *, order_id: str) -> list[OrderStatusChange]:
     )
 
 
-def customer_orders(db: Session, *, customer_id: str, limit: int = 100) -> list[Order]:
-    """A customer's orders across channels, newest first."""
-    return list(
-        db.scalars(
-            select(Order)
-            .where(Order.customer_id == customer_id)
-            .order_by(Order.placed_at.desc())
-            .limit(limit)
+def customer_orders(
+    db: Session, *, customer_id: str, limit: int = 100, after: str | None = None
+) -> list[Order]:
+    """A customer's orders across channels, newest first (ties by order id); ``after``, one of
+    their order ids, starts the list just past that order (a page's cursor). An ``after``
+    that is not one of theirs is 422 naming ``cursor``."""
+    query = select(Order).where(Order.customer_id == customer_id)
+    if after is not None:
+        last = db.get(Order, after)
+        if last is None or last.customer_id != customer_id:
+            raise InvalidInput(
+                "Not a cursor of this customer's orders: pass next_cursor as it came",
+                field="cursor",
+            )
+        query = query.where(
+            or_(
+                Order.placed_at < last.placed_at,
+                and_(Order.placed_at == last.placed_at, Order.order_id < last.order_id),
+            )
         )
+    return list(
+        db.scalars(query.order_by(Order.placed_at.desc(), Order.order_id.desc()).limit(limit))
     )
 
 

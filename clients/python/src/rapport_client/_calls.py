@@ -287,9 +287,21 @@ def get_order(order_id: str) -> Call[Order]:
     return Call.to(api.GET_ORDER, path=api.GET_ORDER.path(order_id=order_id))
 
 
-def list_orders(customer: str) -> Call[list[Order]]:
-    """The customer's orders."""
-    return Call.to(api.LIST_ORDERS, params={"customer_id": customer})
+def list_orders(
+    customer: str, *, limit: int | None = None, cursor: str | None = None
+) -> Call[Page[Order]]:
+    """One page of the customer's orders, newest first (``limit``: 1 to 100, default 50)."""
+    params = {"customer_id": customer, "limit": limit, "cursor": cursor}
+    return Call.to(api.LIST_ORDERS, params=params)
+
+
+def order_pages(customer: str, *, page_size: int | None = None) -> Pages[Order]:
+    """Every order of the customer, newest first, fetched page by page."""
+
+    def page(cursor: str | None) -> Call[Page[Order]]:
+        return list_orders(customer, limit=page_size, cursor=cursor)
+
+    return page
 
 
 def record_return(

@@ -49,7 +49,7 @@ TRACK_BATCH = Endpoint("POST", "/v1/events/batch", "natural")
 
 PLACE_ORDER = Endpoint("POST", "/v1/orders", "key")
 GET_ORDER = _get("/v1/orders/{order_id}")
-LIST_ORDERS = _get("/v1/orders", "customer_id")
+LIST_ORDERS = _get("/v1/orders", "customer_id", "limit", "cursor")
 RECORD_RETURN = Endpoint("POST", "/v1/orders/{order_id}/returns", "key")
 
 GET_MEMBER = _get("/v1/loyalty/members/{customer}")

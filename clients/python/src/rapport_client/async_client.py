@@ -47,6 +47,7 @@ class Orders(AsyncResource):
     place = async_method(_calls.place_order)
     get = async_method(_calls.get_order)
     list = async_method(_calls.list_orders)
+    iter_list = async_pager(_calls.order_pages)
     record_return = async_method(_calls.record_return)
 
 

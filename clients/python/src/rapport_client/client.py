@@ -46,6 +46,7 @@ class Orders(SyncResource):
     place = sync_method(_calls.place_order)
     get = sync_method(_calls.get_order)
     list = sync_method(_calls.list_orders)
+    iter_list = sync_pager(_calls.order_pages)
     record_return = sync_method(_calls.record_return)
 
 
