@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rapport.customers import service as customers
 from rapport.loyalty import service as loyalty
 from rapport.platform import idempotency
 from tests.conftest import auth
@@ -94,10 +95,16 @@ def test_a_missing_key_is_400_and_a_running_key_is_409(client, db, writer) -> No
     body = {"points": 5, "reason": "Order", "channel": "web"}
     idempotency.claim(
         db,
-        scope=f"loyalty.earn:{secret.key.id}:{customer_id}",
+        scope=f"loyalty.earn:{secret.key.id}",
         key="busy",
         fingerprint=idempotency.request_fingerprint(
-            {**body, "order_id": None, "rule_id": None, "expires_at": None}
+            {
+                "customer_id": customer_id,
+                **body,
+                "order_id": None,
+                "rule_id": None,
+                "expires_at": None,
+            }
         ),
     )
     busy = _post(client, f"{customer_id}/earn", body, auth(secret.secret), "busy")
@@ -246,3 +253,21 @@ def test_statement_pages_with_a_cursor(client, db, writer) -> None:
     rest = client.get(url, params={"limit": 3, "cursor": first["next_cursor"]}, headers=reader)
     assert [m["points"] for m in rest.json()["items"]] == [2, 1]
     assert rest.json()["next_cursor"] is None
+
+
+def test_a_key_reused_for_another_member_or_the_shops_number_is_refused_not_applied(
+    client, db, writer
+) -> None:
+    """A key is claimed once per API key and command, whatever the path names: the same key
+    for another member, or the same member by their shop number, is 422 and earns nothing
+    (the path's reference was part of the key's scope, so both were applied)."""
+    first, second = make_customer(db), make_customer(db)
+    number = customers.get_customer(db, customer_id=first).external_id
+    body = {"points": 7, "reason": "retry"}
+    assert _post(client, f"{first}/earn", body, writer, "k-1").status_code == 201
+    for path in (f"{second}/earn", f"{number}/earn"):
+        again = _post(client, path, body, writer, "k-1")
+        assert again.status_code == 422, again.text
+        assert again.json()["field"] == "Idempotency-Key"
+    assert loyalty.balance(db, customer_id=first) == 7
+    assert loyalty.balance(db, customer_id=second) == 0

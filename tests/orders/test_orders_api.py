@@ -362,3 +362,16 @@ def test_a_customers_orders_come_a_page_at_a_time_newest_first(client, db, write
     other = client.get("/v1/orders?customer_id=C-100&cursor=O-NOPE", headers=reader)
     assert other.status_code == 422
     assert other.json()["field"] == "cursor"
+
+
+def test_a_return_key_reused_for_another_order_is_refused_not_applied(client, db, writer) -> None:
+    for order_id in ("O-K1", "O-K2"):
+        _post(client, order_body(order_id=order_id), writer, key=f"place-{order_id}")
+    body = {"lines": [{"sku": CHIANTI, "quantity": 1, "reason": "damaged"}], "channel": "store"}
+    headers = {**writer, "Idempotency-Key": "one-return"}
+    assert client.post("/v1/orders/O-K1/returns", json=body, headers=headers).status_code == 201
+    again = client.post("/v1/orders/O-K2/returns", json=body, headers=headers)
+    assert again.status_code == 422
+    assert again.json()["field"] == "Idempotency-Key"
+    returned = db.scalars(select(Event).where(Event.type == "order_returned")).all()
+    assert [e.properties["order_id"] for e in returned] == ["O-K1"]

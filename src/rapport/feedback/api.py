@@ -456,9 +456,9 @@ def resolve_ticket(
     """Resolve a ticket, granting apology points through the loyalty ledger if asked."""
     return run_idempotent(
         db,
-        scope=f"feedback.resolve:{key.id}:{ticket_id}",
+        scope=f"feedback.resolve:{key.id}",
         key=idempotency_key,
-        request_body=body.model_dump(mode="json"),
+        request_body={"ticket_id": ticket_id, **body.model_dump(mode="json")},
         status_code=status.HTTP_200_OK,
         execute=lambda hook: service.resolve_ticket(
             db,

@@ -56,8 +56,14 @@ def _posted(posted: service.Posted) -> dict[str, Any]:
     return body
 
 
-def _scope(verb: str, key_id: str, customer_id: str) -> str:
-    return f"loyalty.{verb}:{key_id}:{customer_id}"
+def _scope(verb: str, key_id: str) -> str:
+    return f"loyalty.{verb}:{key_id}"
+
+
+def _fingerprinted(customer_id: str, body: BaseModel) -> dict[str, Any]:
+    """What a key's first use is compared with: the body and the customer in the path, so
+    the same key for another customer is refused (422), never applied as a new command."""
+    return {"customer_id": customer_id, **body.model_dump(mode="json")}
 
 
 async def _command(
@@ -74,9 +80,9 @@ async def _command(
     return await run_command(
         lambda: run_idempotent(
             db,
-            scope=_scope(verb, key_id, customer_id),
+            scope=_scope(verb, key_id),
             key=idempotency_key,
-            request_body=body.model_dump(mode="json"),
+            request_body=_fingerprinted(customer_id, body),
             status_code=status.HTTP_201_CREATED,
             execute=execute,
             render=_posted,
@@ -128,9 +134,9 @@ async def _hot_command(
             statements,
             customer_id=customer_id,
             answer=store_answer_parameters(
-                scope=_scope(verb, principal.id, customer_id),
+                scope=_scope(verb, principal.id),
                 key=check_key(idempotency_key),
-                request_body=body.model_dump(mode="json"),
+                request_body=_fingerprinted(customer_id, body),
                 status_code=status.HTTP_201_CREATED,
             ),
             **fields,

@@ -323,9 +323,9 @@ def record_return(
 
     return run_idempotent(
         db,
-        scope=f"orders.return:{key.id}:{order_id}",
+        scope=f"orders.return:{key.id}",
         key=idempotency_key,
-        request_body=body.model_dump(mode="json"),
+        request_body={"order_id": order_id, **body.model_dump(mode="json")},
         status_code=status.HTTP_201_CREATED,
         execute=lambda hook: service.record_return(
             db, order_id=order_id, request=body, before_commit=hook

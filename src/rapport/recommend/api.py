@@ -123,9 +123,9 @@ def update_rule(
     """Replace a rule's settings (the change is audited)."""
     return run_idempotent(
         db,
-        scope=f"recommend.rule:{key.id}:{rule_id}",
+        scope=f"recommend.rule_update:{key.id}",
         key=idempotency_key,
-        request_body=body.model_dump(mode="json"),
+        request_body={"rule_id": rule_id, **body.model_dump(mode="json")},
         status_code=status.HTTP_200_OK,
         execute=lambda hook: service.update_rule(
             db, rule_id=rule_id, rule=body, by=f"api key {key.name}", before_commit=hook

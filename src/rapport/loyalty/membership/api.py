@@ -242,9 +242,9 @@ def join_membership(
     A customer who already has a membership that has not lapsed is 409."""
     return run_idempotent(
         db,
-        scope=f"loyalty.join:{key.id}:{customer_id}",
+        scope=f"loyalty.join:{key.id}",
         key=idempotency_key,
-        request_body=body.model_dump(mode="json"),
+        request_body={"customer_id": customer_id, **body.model_dump(mode="json")},
         status_code=status.HTTP_201_CREATED,
         execute=lambda hook: memberships.join(
             db,
@@ -268,9 +268,9 @@ def cancel_membership(
     """Stop renewal; benefits stay until the end of the period already paid for."""
     return run_idempotent(
         db,
-        scope=f"loyalty.cancel:{key.id}:{customer_id}",
+        scope=f"loyalty.cancel:{key.id}",
         key=idempotency_key,
-        request_body={},
+        request_body={"customer_id": customer_id},
         status_code=status.HTTP_200_OK,
         execute=lambda hook: memberships.cancel(
             db, customer_id=customers.resolve_customer_ref(db, ref=customer_id), before_commit=hook

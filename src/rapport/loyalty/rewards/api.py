@@ -259,9 +259,9 @@ def redeem_reward(
     ``insufficient-points``, and no coupon is issued."""
     return run_idempotent(
         db,
-        scope=f"loyalty.redeem_reward:{key.id}:{customer_id}",
+        scope=f"loyalty.redeem_reward:{key.id}",
         key=idempotency_key,
-        request_body={"reward_id": reward_id},
+        request_body={"customer_id": customer_id, "reward_id": reward_id},
         status_code=status.HTTP_201_CREATED,
         execute=lambda hook: reward_coupons.redeem_reward(
             db,
