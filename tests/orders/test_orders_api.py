@@ -364,6 +364,21 @@ def test_a_customers_orders_come_a_page_at_a_time_newest_first(client, db, write
     assert other.json()["field"] == "cursor"
 
 
+def test_a_return_at_a_store_the_catalogue_lacks_is_refused(client, db, writer) -> None:
+    _post(client, order_body(order_id="O-S"), writer)
+    body = {
+        "lines": [{"sku": CHIANTI, "quantity": 1, "reason": "damaged"}],
+        "channel": "store",
+        "store_id": "no-such-store",
+    }
+    response = client.post(
+        "/v1/orders/O-S/returns", json=body, headers={**writer, "Idempotency-Key": "r-ghost"}
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "store_id"
+    assert db.scalars(select(Event).where(Event.type == "order_returned")).all() == []
+
+
 def test_a_return_key_reused_for_another_order_is_refused_not_applied(client, db, writer) -> None:
     for order_id in ("O-K1", "O-K2"):
         _post(client, order_body(order_id=order_id), writer, key=f"place-{order_id}")

@@ -32,7 +32,9 @@ WIDTHS = """() => ({
 })"""
 
 
-def _seed(url: str) -> None:
+def _seed(url: str) -> str:
+    """Seeds the pages; answers the page of a customer with a long address and every
+    consent (the customer 360)."""
     with open_session(url) as db:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
         seed_catalog(db)
@@ -61,6 +63,7 @@ def _seed(url: str) -> None:
                     db, customer_id=person.customer_id, purpose=purpose, granted=True, source="test"
                 )
             db.commit()
+        return f"/admin/customers/{person.customer_id}"
 
 
 PHONE_PAGES = (
@@ -79,12 +82,12 @@ PHONE_PAGES = (
 
 
 def test_no_admin_page_scrolls_sideways_on_a_phone(browser: Any, live_server: LiveServer) -> None:
-    _seed(live_server.database_url)
+    customer_page = _seed(live_server.database_url)
     context = browser.new_context(viewport=PHONE)
     page = context.new_page()
     sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
     wide = []
-    for path in PHONE_PAGES:
+    for path in (*PHONE_PAGES, customer_page):
         page.goto(f"{live_server.base_url}{path}")
         page.wait_for_load_state("networkidle")
         width = page.evaluate(WIDTHS)["page"]

@@ -42,6 +42,12 @@ def record_return(
     order = require_order(db, order_id)
     lines = {line.sku: line for line in get_lines(db, order_id=order_id)}
     restock_at = request.store_id or order.store_id or "web"
+    if request.store_id is not None and catalog.get_store(db, store_id=request.store_id) is None:
+        raise InvalidInput(
+            f"Unknown store {request.store_id!r}: name a store of the catalogue, or leave "
+            "store_id out for the order's own location",
+            field="store_id",
+        )
     if any(item.restock for item in request.lines) and (
         catalog.get_store(db, store_id=restock_at) is None
     ):

@@ -124,3 +124,17 @@ def test_a_post_that_leaves_settings_out_keeps_them(admin: TestClient, db: Sessi
     answer = post_form(admin, action, [*csrf, ("control_percent", "99")])
     assert "control_percent" in answer.headers["location"]
     assert _settings(db, campaign.id) == {**before, "name": "Leaner"}
+
+
+def test_the_preview_takes_the_shops_customer_number(admin: TestClient, db: Session) -> None:
+    """Staff know customers by the shop's number as well; the editor's preview takes it as the
+    API does."""
+    from rapport.customers import service as customers
+    from tests.campaigns.delivery.factories import make_campaign, make_customer
+
+    person = make_customer(db, first_name="Ella")
+    customers.add_identity(db, customer_id=person, kind="external_id", value="C0000042")
+    campaign = make_campaign(db, subject="Hello {{ customer.first_name }}")
+    page = admin.get(f"/admin/campaigns/{campaign.id}?preview_customer=C0000042")
+    assert page.status_code == 200
+    assert "Hello Ella" in page.text

@@ -256,7 +256,7 @@ def campaign_page(
             preview = render_message(
                 db,
                 campaign=context["campaign"],
-                customer_id=preview_customer.strip(),
+                customer_id=customers.resolve_customer_ref(db, ref=preview_customer.strip()),
                 context=sample_context(db, context["campaign"]),
                 locale=preview_locale.strip() or None,
             )
@@ -326,7 +326,7 @@ def send_test_message(
         send_test(
             db,
             campaign=campaign,
-            customer_id=customer_id.strip(),
+            customer_id=customers.resolve_customer_ref(db, ref=customer_id.strip()),
             to_address=to_address.strip() or None,
             context=sample_context(db, campaign),
         )
