@@ -121,6 +121,13 @@ def test_unknown_route_is_404_problem(client) -> None:
     response = client.get("/v1/nothing-here")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == (
+        "No such path: GET /v1/nothing-here. The API's paths are listed at /docs"
+    )
+    # a method the path does not take says which it does
+    wrong = client.put("/v1/products")
+    assert wrong.status_code == 405
+    assert wrong.json()["detail"] == "PUT is not taken here; this path takes GET"
 
 
 def test_missing_resource_is_404_naming_the_field(client, api_key) -> None:

@@ -295,12 +295,25 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         slug, title = _STATUS_SLUGS.get(exc.status_code, ("error", "Error"))
+        detail = str(exc.detail)
+        # Starlette's own words when no route matched the path or the method.
+        on_api = request.url.path.startswith("/v1/")  # admin pages word their own
+        if on_api and exc.status_code == 404 and detail == "Not Found":
+            detail = (
+                f"No such path: {request.method} {request.url.path}. The API's paths are "
+                "listed at /docs"
+            )
+        elif on_api and exc.status_code == 405 and detail == "Method Not Allowed":
+            allowed = (getattr(exc, "headers", None) or {}).get("Allow", "")
+            detail = f"{request.method} is not taken here" + (
+                f"; this path takes {allowed}" if allowed else ""
+            )
         return answer_problem(
             request,
             status=exc.status_code,
             slug=slug,
             title=title,
-            detail=str(exc.detail),
+            detail=detail,
             field="body" if exc.status_code == 413 else None,
             headers=getattr(exc, "headers", None),
         )
