@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.feedback import service
-from rapport.feedback.commit_hooks import BeforeCommit
 from rapport.feedback.models import Invitation
 from rapport.feedback.schemas import (
     AnswerIn,
@@ -43,7 +42,7 @@ from rapport.platform import clock
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound, Problem
-from rapport.platform.idempotency import IdempotencyKey, run_idempotent
+from rapport.platform.idempotency import BeforeCommit, IdempotencyKey, run_idempotent
 from rapport.platform.ids import new_id
 from rapport.platform.schemas import QueryDate
 from rapport.platform.settings import AppSettings

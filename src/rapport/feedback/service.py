@@ -12,7 +12,6 @@ level, apology points).
 
 from __future__ import annotations
 
-from rapport.feedback.commit_hooks import BeforeCommit
 from rapport.feedback.customer_view import customer_responses, customer_reviews
 from rapport.feedback.personal_data import (
     PRIVACY_TABLES,
@@ -108,6 +107,7 @@ from rapport.feedback.tickets import (
     ticket_counts,
     ticket_queue,
 )
+from rapport.platform.idempotency import BeforeCommit
 
 __all__ = [
     "BREAKDOWNS",

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.events.service import log_event
-from rapport.feedback.commit_hooks import BeforeCommit
 from rapport.feedback.events import TicketBreached, TicketOpened, TicketResolved
 from rapport.feedback.models import Ticket
 from rapport.feedback.schemas import TicketIn
@@ -26,6 +25,7 @@ from rapport.orders import service as orders
 from rapport.platform import clock
 from rapport.platform.db import read_only
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
+from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.ids import new_id
 
 # Base priority by issue, and what the customer's support level and value add.

@@ -45,7 +45,7 @@ router = APIRouter(prefix="/v1/loyalty", tags=["loyalty"])
 
 # Rapport's id or the shop's own (external_id): see docs/api.md, "Customer references".
 # Commands resolve it inside the command, after the Idempotency-Key is claimed, so a retry
-# is answered as before (the key's scope holds the reference as sent).
+# is answered as before (the key's fingerprint holds the reference as sent).
 CustomerId = customers.CustomerRefPath
 
 

@@ -392,7 +392,7 @@ def run_idempotent(
     key: str | None,
     request_body: Any,
     status_code: int,
-    execute: Callable[[Callable[[Session, Any], None]], Any],
+    execute: Callable[[BeforeCommit], Any],
     render: Callable[[Any], Any],
     kept: Callable[[Any], Any] | None = None,
 ) -> JSONResponse:

@@ -373,8 +373,10 @@ ERASED_ANSWER = {
 
 def _stored_answers_naming(subject: PrivacySubject) -> Any:
     """The stored answers that hold one of the person's ids or identity values as a whole
-    JSON string (or whose scope ends with it, as loyalty's name the member): a value that
-    merely contains it (an order total holding an external number's digits) is not theirs."""
+    JSON string (every command answering about a customer names them), or whose scope ends
+    with it (loyalty's keys named the member there until 2026-12-07; such records may still
+    be stored): a value that merely contains it (an order total holding an external number's
+    digits) is not theirs."""
     answer = cast(IdempotencyRecord.response_body, Text)
     return or_(
         *(

@@ -31,6 +31,7 @@ from rapport.orders import service as orders
 from rapport.platform import clock, jobs
 from rapport.platform.db import read_only
 from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.models import Job
 from rapport.platform.privacy import PrivacySubject
 from rapport.recommend.models import MerchRule, MerchRuleChange, ModelVersion
@@ -498,9 +499,6 @@ def get_rule(db: Session, *, rule_id: int) -> MerchRule:
     if rule is None:
         raise NotFound(f"rule {rule_id} not found", field="rule_id")
     return rule
-
-
-BeforeCommit = Callable[[Session, Any], None]
 
 
 def _check_targets(db: Session, rule: RuleIn) -> None:

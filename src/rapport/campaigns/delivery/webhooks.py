@@ -21,7 +21,6 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +33,7 @@ from rapport.campaigns.models import Delivery, DeliveryStatus, WebhookAttempt, W
 from rapport.customers import service as customers
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
+from rapport.platform.idempotency import BeforeCommit
 
 SIGNATURE_HEADER = "Rapport-Signature"
 DELIVERY_HEADER = "Rapport-Delivery-Id"
@@ -171,7 +171,7 @@ def create_endpoint(
     url: str,
     consent_purpose: str = "marketing_push",
     max_attempts: int = 6,
-    before_commit: Callable[[Session, Any], None] | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> CreatedEndpoint:
     """A new endpoint with a generated signing secret (returned once) and commit."""
     name = name.strip()
@@ -222,7 +222,7 @@ def replay_delivery(
     *,
     delivery_id: int,
     now: datetime | None = None,
-    before_commit: Callable[[Session, Any], None] | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> Delivery:
     """Send a dead delivery again (its tries start over) and commit. ``before_commit`` runs
     last in the transaction, with the delivery."""

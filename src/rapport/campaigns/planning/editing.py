@@ -8,7 +8,7 @@ retailer edited)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -31,9 +31,8 @@ from rapport.campaigns.models import (
 from rapport.catalog import service as catalog
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.schemas import StrictModel
-
-BeforeCommit = Callable[[Session, Any], None]
 
 # Kinds and purposes the retailer creates; transactional campaigns and staff messages are
 # Rapport's own producers' (``ensure_system_campaign``).

@@ -9,7 +9,7 @@ a launch that runs twice, or resumes after a crash mid-way, queues each customer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -26,8 +26,7 @@ from rapport.campaigns.segments.membership import iter_audience
 from rapport.catalog import service as catalog
 from rapport.platform import clock, jobs
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
-
-BeforeCommit = Callable[[Session, Any], None]
+from rapport.platform.idempotency import BeforeCommit
 
 LAUNCH_JOB = "campaigns.launch"
 AUDIENCE_BATCH = 1000

@@ -16,7 +16,7 @@ on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from rapport.campaigns.models import (
 from rapport.campaigns.planning.editing import ensure_system_campaign
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.idempotency import BeforeCommit
 
 # The event types offered, with what each says (the API reference has each one's schema as
 # ``event.<type>``).
@@ -94,7 +95,7 @@ def create_subscription(
     active: bool = True,
     max_attempts: int = 6,
     created_by: str = "",
-    before_commit: Callable[[Session, Any], None] | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> CreatedSubscription:
     """A new endpoint (with its generated signing secret, returned once) subscribed to
     ``event_types``, and its campaign, in one transaction; commits."""

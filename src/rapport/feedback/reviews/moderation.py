@@ -8,11 +8,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from rapport.events.service import log_event
-from rapport.feedback.commit_hooks import BeforeCommit
 from rapport.feedback.events import ReviewPublished, ReviewVerified
 from rapport.feedback.models import Review
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.idempotency import BeforeCommit
 
 
 def reward_if_due(db: Session, review: Review) -> None:

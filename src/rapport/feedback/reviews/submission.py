@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.events.service import log_event
-from rapport.feedback.commit_hooks import BeforeCommit
 from rapport.feedback.events import ReviewSubmitted
 from rapport.feedback.models import Review
 from rapport.feedback.reviews import screening
@@ -23,6 +22,7 @@ from rapport.feedback.schemas import ReviewIn
 from rapport.orders import service as orders
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput
+from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.ids import new_id
 
 DUPLICATE_LOOKBACK = timedelta(days=90)

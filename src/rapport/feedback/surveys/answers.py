@@ -7,7 +7,6 @@ from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.events.service import log_event
-from rapport.feedback.commit_hooks import BeforeCommit
 from rapport.feedback.events import SurveyAnswered
 from rapport.feedback.models import Invitation, Survey, SurveyResponse
 from rapport.feedback.schemas import ResponseIn, TicketIn
@@ -18,6 +17,7 @@ from rapport.feedback.tickets import open_ticket
 from rapport.loyalty import service as loyalty
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput, NotFound, Problem
+from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.ids import new_id
 
 

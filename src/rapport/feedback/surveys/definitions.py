@@ -5,12 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rapport.feedback.commit_hooks import BeforeCommit
 from rapport.feedback.models import Survey
 from rapport.feedback.schemas import SurveyIn
 from rapport.feedback.surveys.wording import DEFAULT_LABELS
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.idempotency import BeforeCommit
 
 
 def save_survey(

@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.events.service import log_event
-from rapport.feedback.commit_hooks import BeforeCommit
 from rapport.feedback.events import SurveyInvited
 from rapport.feedback.models import Invitation, Survey
 from rapport.feedback.surveys.definitions import require_survey
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
 from rapport.platform import clock
+from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.ids import new_id
 
 
