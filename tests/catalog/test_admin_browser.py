@@ -41,13 +41,18 @@ def test_a_demo_products_prices_per_channel_are_the_apis(page, demo_site) -> Non
     product = httpx.get(
         f"{demo_site.base_url}/v1/products/{sku}", headers=headers, timeout=30
     ).json()
-    rules = [
-        d
-        for d in httpx.get(
-            f"{demo_site.base_url}/v1/prices/consistency", headers=headers, timeout=30
+    rules, cursor = [], None
+    while True:  # the report a page at a time: every rule of the product, wherever it falls
+        report = httpx.get(
+            f"{demo_site.base_url}/v1/prices/consistency",
+            params={"limit": 500, **({"cursor": cursor} if cursor else {})},
+            headers=headers,
+            timeout=30,
         ).json()
-        if d["sku"] == sku and d["store_id"] is None
-    ]
+        rules += [d for d in report["items"] if d["sku"] == sku and d["store_id"] is None]
+        cursor = report["next_cursor"]
+        if cursor is None:
+            break
     expected = dict.fromkeys(CHANNELS, product["price_minor"])
     expected |= {d["channel"]: d["price_minor"] for d in rules}
     stock = httpx.get(f"{demo_site.base_url}/v1/stock/{sku}", headers=headers, timeout=30).json()

@@ -140,20 +140,24 @@ def test_price_consistency_report_lists_deliberate_exceptions(client, api_key) -
     writer, reader = api_key("write"), api_key("read")
     client.put("/v1/products/W-1", json=CHIANTI, headers=auth(writer))
     client.put("/v1/products/W-2", json={**CHIANTI, "name": "Barolo"}, headers=auth(writer))
-    assert client.get("/v1/prices/consistency", headers=auth(reader)).json() == []
+    empty = client.get("/v1/prices/consistency", headers=auth(reader)).json()
+    assert empty == {"items": [], "next_cursor": None}
     rule = {"sku": "W-1", "channel": "app", "price_minor": 1100, "reason": "app launch offer"}
     assert client.post("/v1/prices/channel", json=rule, headers=command(writer)).status_code == 201
     same = {"sku": "W-2", "channel": "store", "price_minor": 1200, "reason": "no change"}
     client.post("/v1/prices/channel", json=same, headers=command(writer))
     report = client.get("/v1/prices/consistency", headers=auth(reader)).json()
-    assert report == [
-        {
-            "sku": "W-1",
-            "name": "Chianti Classico 2021",
-            "catalogue_price_minor": 1200,
-            "channel": "app",
-            "store_id": None,
-            "price_minor": 1100,
-            "reason": "app launch offer",
-        }
-    ]
+    assert report == {
+        "items": [
+            {
+                "sku": "W-1",
+                "name": "Chianti Classico 2021",
+                "catalogue_price_minor": 1200,
+                "channel": "app",
+                "store_id": None,
+                "price_minor": 1100,
+                "reason": "app launch offer",
+            }
+        ],
+        "next_cursor": None,
+    }

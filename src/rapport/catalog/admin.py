@@ -87,14 +87,22 @@ def consistency_page(
     channel: str = "",
 ) -> HTMLResponse:
     """Prices that differ between channels (each with the rule's reason), or stock out of
-    step between the web warehouse and the shops, a page at a time."""
-    differences = views.price_consistency_report(db)
-    if channel:
-        differences = [d for d in differences if d.channel == channel]
-    gaps = views.stock_gaps(db)
+    step between the web warehouse and the shops, a page at a time: the database counts and
+    reads the page, never the whole list."""
+    channel = channel.strip()[:20]
+    differences, products_differing = views.count_price_differences(db, channel=channel or None)
+    gaps, sold_out_everywhere = views.count_stock_gaps(db)
     show = "stock" if show == "stock" else "prices"
-    listed: list[object] = list(differences) if show == "prices" else list(gaps)
-    paging = paging_request.of(len(listed))
+    paging = paging_request.of(differences if show == "prices" else gaps)
+    rows: list[object]
+    if show == "prices":
+        rows = list(
+            views.price_consistency_report(
+                db, channel=channel or None, offset=paging.offset, limit=paging.per_page
+            )
+        )
+    else:
+        rows = list(views.stock_gaps(db, offset=paging.offset, limit=paging.per_page))
     return render(
         request,
         "catalog/consistency.html",
@@ -103,11 +111,11 @@ def consistency_page(
             "show": show,
             "channel": channel,
             "channels": views.price_channels(db),
-            "rows": listed[paging.offset : paging.offset + paging.per_page],
+            "rows": rows,
             "paging": paging,
-            "price_differences": len(differences),
-            "products_differing": len({d.sku for d in differences}),
-            "stock_gaps": len(gaps),
-            "sold_out_everywhere": sum(1 for g in gaps if g.store_available <= 0),
+            "price_differences": differences,
+            "products_differing": products_differing,
+            "stock_gaps": gaps,
+            "sold_out_everywhere": sold_out_everywhere,
         },
     )

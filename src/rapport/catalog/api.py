@@ -177,6 +177,30 @@ def set_channel_price(
 
 
 @router.get("/prices/consistency")
-def price_consistency(db: DbSession, _key: ReadKey) -> list[PriceDifferenceOut]:
-    """Every product whose effective price differs between channels, and why."""
-    return [PriceDifferenceOut(**vars(d)) for d in service.price_consistency_report(db)]
+def price_consistency(
+    db: DbSession,
+    _key: ReadKey,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="next_cursor of the previous page")
+    ] = None,
+) -> Page[PriceDifferenceOut]:
+    """Every live price rule that sets a price other than the catalogue's, with its reason,
+    by SKU, a page at a time."""
+    found = service.price_consistency_report(db, limit=limit + 1, after=cursor)
+    page = found[:limit]
+    return Page(
+        items=[
+            PriceDifferenceOut(
+                sku=d.sku,
+                name=d.name,
+                catalogue_price_minor=d.catalogue_price_minor,
+                channel=d.channel,
+                store_id=d.store_id,
+                price_minor=d.price_minor,
+                reason=d.reason,
+            )
+            for d in page
+        ],
+        next_cursor=str(page[-1].rule_id) if len(found) > limit else None,
+    )

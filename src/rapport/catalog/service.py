@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import QueryableAttribute, Session
@@ -40,6 +41,7 @@ __all__ = [
     "category_warnings",
     "channel_prices",
     "collect_reserved",
+    "count_price_differences",
     "count_products",
     "count_stores",
     "effective_price",
@@ -465,15 +467,63 @@ class PriceDifference:
     store_id: str | None
     price_minor: int
     reason: str
+    rule_id: int  # the rule's id: the report's order is (sku, rule_id), its cursor the id
 
 
-def price_consistency_report(db: Session) -> list[PriceDifference]:
-    """Every product whose effective price differs between channels, and why."""
+# The largest rule id a cursor may name (the column is a 32-bit INTEGER on every database).
+_MAX_RULE_ID = 2**31 - 1
+
+
+def _live_price_differences(channel: str | None) -> list[ColumnElement[bool]]:
+    """The report's conditions, in SQL: a rule live now whose price is not the catalogue
+    price (on ``channel`` alone, when given)."""
     now = clock.now()
-    rows = db.execute(
+    conditions: list[ColumnElement[bool]] = [
+        ChannelPrice.price_minor != Product.price_minor,
+        or_(ChannelPrice.valid_from.is_(None), ChannelPrice.valid_from <= now),
+        or_(ChannelPrice.valid_to.is_(None), ChannelPrice.valid_to > now),
+    ]
+    if channel:
+        conditions.append(ChannelPrice.channel == channel)
+    return conditions
+
+
+def price_consistency_report(
+    db: Session,
+    *,
+    limit: int,
+    after: str | None = None,
+    offset: int = 0,
+    channel: str | None = None,
+) -> list[PriceDifference]:
+    """Up to ``limit`` live price rules that set a price other than the catalogue's, with
+    their reason, by SKU then rule (``channel``: that channel's only). ``after``, a rule's
+    id as a page's cursor gave it, starts just past that rule; one that names no rule is
+    422 naming ``cursor``. ``offset`` skips rows instead (the admin page's numbered pages)."""
+    query = (
         select(ChannelPrice, Product)
         .join(Product, Product.sku == ChannelPrice.sku)
-        .order_by(ChannelPrice.sku)
+        .where(*_live_price_differences(channel))
+    )
+    if after is not None:
+        last = None
+        if re.fullmatch(r"[0-9]{1,10}", after) and int(after) <= _MAX_RULE_ID:
+            last = db.get(ChannelPrice, int(after))
+        if last is None:
+            raise InvalidInput(
+                "Not a cursor of the price consistency report: pass next_cursor as it came",
+                field="cursor",
+            )
+        # Rules are never deleted, and a rule keeps its SKU: the cursor's place in the order
+        # holds even if that rule has since expired or stopped differing.
+        query = query.where(
+            or_(
+                ChannelPrice.sku > last.sku,
+                and_(ChannelPrice.sku == last.sku, ChannelPrice.id > last.id),
+            )
+        )
+    rows = db.execute(
+        query.order_by(ChannelPrice.sku, ChannelPrice.id).offset(offset).limit(limit)
     ).all()
     return [
         PriceDifference(
@@ -484,12 +534,21 @@ def price_consistency_report(db: Session) -> list[PriceDifference]:
             store_id=rule.store_id,
             price_minor=rule.price_minor,
             reason=rule.reason,
+            rule_id=rule.id,
         )
         for rule, product in rows
-        if rule.price_minor != product.price_minor
-        and (rule.valid_from is None or rule.valid_from <= now)
-        and (rule.valid_to is None or rule.valid_to > now)
     ]
+
+
+def count_price_differences(db: Session, *, channel: str | None = None) -> tuple[int, int]:
+    """How many live rules ``price_consistency_report`` lists, and for how many products."""
+    counted = db.execute(
+        select(func.count(), func.count(ChannelPrice.sku.distinct()))
+        .select_from(ChannelPrice)
+        .join(Product, Product.sku == ChannelPrice.sku)
+        .where(*_live_price_differences(channel))
+    ).one()
+    return int(counted[0]), int(counted[1])
 
 
 def get_products(db: Session, *, skus: Sequence[str]) -> dict[str, Product]:

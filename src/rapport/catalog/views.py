@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog.models import ChannelPrice, Product, StockLevel, Store
@@ -16,6 +17,7 @@ from rapport.catalog.service import (
     CATEGORY_SEPARATOR,
     category_condition,
     channel_prices,
+    count_price_differences,
     price_consistency_report,
     price_on,
 )
@@ -192,26 +194,48 @@ class StockGap:
     problem: str
 
 
-def stock_gaps(db: Session) -> list[StockGap]:
-    """Products whose stock is out of step between channels: sold out online while shops hold
-    units, or stocked nowhere at all."""
-    totals: dict[str, list[int]] = {}
-    for sku, store_id, on_hand, reserved in db.execute(
-        select(StockLevel.sku, StockLevel.store_id, StockLevel.on_hand, StockLevel.reserved)
-    ):
-        pair = totals.setdefault(sku, [0, 0])
-        pair[0 if store_id == WEB_LOCATION else 1] += on_hand - reserved
+def _stock_out_of_step() -> Select[Any]:
+    """Each product whose units available online are none (sold out online, or stocked
+    nowhere at all), with its units online and in the shops altogether, summed in SQL."""
+    available = StockLevel.on_hand - StockLevel.reserved
+    online = func.coalesce(
+        func.sum(case((StockLevel.store_id == WEB_LOCATION, available), else_=0)), 0
+    )
+    shops = func.coalesce(
+        func.sum(case((StockLevel.store_id != WEB_LOCATION, available), else_=0)), 0
+    )
+    return (
+        select(Product.sku, Product.name, online.label("online"), shops.label("shops"))
+        .outerjoin(StockLevel, StockLevel.sku == Product.sku)
+        .group_by(Product.sku, Product.name)
+        .having(online <= 0)
+    )
+
+
+def stock_gaps(db: Session, *, offset: int = 0, limit: int = 50) -> list[StockGap]:
+    """A page of the products whose stock is out of step between channels, by SKU: sold out
+    online while shops hold units, or stocked nowhere at all."""
     gaps = []
-    for sku, name in db.execute(select(Product.sku, Product.name).order_by(Product.sku)):
-        web_units, shop_units = totals.get(sku, [0, 0])
-        if web_units <= 0 and shop_units <= 0:
-            problem = "Out of stock everywhere"
-        elif web_units <= 0:
-            problem = "Sold out online, in stock in shops"
-        else:
-            continue
-        gaps.append(StockGap(sku, name, web_units, shop_units, problem))
+    for sku, name, web_units, shop_units in db.execute(
+        _stock_out_of_step().order_by(Product.sku).offset(offset).limit(limit)
+    ):
+        problem = (
+            "Out of stock everywhere" if shop_units <= 0 else "Sold out online, in stock in shops"
+        )
+        gaps.append(StockGap(sku, name, int(web_units), int(shop_units), problem))
     return gaps
+
+
+def count_stock_gaps(db: Session) -> tuple[int, int]:
+    """How many products ``stock_gaps`` lists, and how many of them are out of stock
+    everywhere."""
+    gaps = _stock_out_of_step().subquery()
+    counted = db.execute(
+        select(
+            func.count(), func.coalesce(func.sum(case((gaps.c.shops <= 0, 1), else_=0)), 0)
+        ).select_from(gaps)
+    ).one()
+    return int(counted[0]), int(counted[1])
 
 
 __all__ = [
@@ -221,7 +245,9 @@ __all__ = [
     "ProductRow",
     "StockGap",
     "StockRow",
+    "count_price_differences",
     "count_products",
+    "count_stock_gaps",
     "price_channels",
     "price_consistency_report",
     "product_detail",
