@@ -226,7 +226,9 @@ def list_webhook_endpoints(db: DbSession, _key: AdminKey) -> list[dict[str, Any]
 def create_webhook_endpoint(
     body: EndpointIn, db: DbSession, key: AdminKey, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    """A new endpoint; the answer carries its signing secret, shown this once."""
+    """A new endpoint; the answer carries its signing secret, shown this once: a retry with
+    the same Idempotency-Key answers the same endpoint with ``secret`` null (the answer kept
+    for retries never holds it)."""
     return run_idempotent(
         db,
         scope=f"campaigns.webhook-endpoint:{key.id}",
@@ -242,6 +244,7 @@ def create_webhook_endpoint(
             before_commit=hook,
         ),
         render=lambda created: _endpoint_out(created.endpoint, created.secret),
+        kept=lambda answer: {**answer, "secret": None},
     )
 
 

@@ -85,7 +85,8 @@ def create_subscription(
     body: SubscriptionIn, db: DbSession, key: AdminKey, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     """A new endpoint subscribed to ``event_types``; the answer carries its signing secret,
-    shown this once."""
+    shown this once: a retry with the same Idempotency-Key answers the same subscription with
+    ``secret`` null (the answer kept for retries never holds it)."""
     return run_idempotent(
         db,
         scope=f"campaigns.webhook-subscription:{key.id}",
@@ -105,6 +106,7 @@ def create_subscription(
         render=lambda created: subscription_out(
             managing.SubscriptionView(created.subscription, created.endpoint), created.secret
         ),
+        kept=lambda answer: {**answer, "secret": None},
     )
 
 
