@@ -8,16 +8,19 @@ import itertools
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.customers.models import Customer
 from rapport.main import create_app
 from rapport.platform import clock
-from rapport.platform.db import open_session
+from rapport.platform.db import Base, open_session
 from rapport.platform.errors import NotFound
 from rapport.platform.settings import Settings
+from tests.app_routes import every_route
 from tests.conftest import auth, command
 from tests.feedback.factories import in_catalogue
 from tests.loyalty.ledger import test_one_statement as one_statement
@@ -265,6 +268,78 @@ def test_an_erasure_by_the_shops_id_erases_the_customer(
     # the shop's number went with the personal data; Rapport's id answers as erased ones do
     assert client.get("/v1/customers/SHOP-42", headers=headers).status_code == 404
     assert client.get(f"/v1/customers/{shop['customer_id']}", headers=headers).status_code == 404
+
+
+# What each /v1 command with the customer in its path is sent (a walk below checks that these
+# and the reads cover every such route).
+ERASED_COMMANDS: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("POST", "/v1/loyalty/members/{customer_id}/earn"): {"points": 10, "reason": "Order"},
+    ("POST", "/v1/loyalty/members/{customer_id}/redeem"): {"points": 10},
+    ("POST", "/v1/loyalty/members/{customer_id}/adjust"): {"points": 5, "reason": "Goodwill"},
+    ("POST", "/v1/loyalty/members/{customer_id}/reverse"): {"order_id": "O-1", "points": 5},
+    ("POST", "/v1/loyalty/members/{customer_id}/rewards/{reward_id}/redeem"): None,
+    ("POST", "/v1/loyalty/members/{customer_id}/membership"): {"plan_id": "plus"},
+    ("POST", "/v1/loyalty/members/{customer_id}/membership/cancel"): None,
+    ("POST", "/v1/customers/{customer_id}/identities"): {"kind": "loyalty_card", "value": "C-1"},
+    ("PUT", "/v1/customers/{customer_id}/consents/{purpose}"): {"granted": True},
+    ("PUT", "/v1/customers/{customer_id}/preferences"): {"shoe_size": 42},
+    ("POST", "/v1/customers/{customer_id}/inbox/{message_id}/read"): None,
+    ("POST", "/v1/customers/{customer_id}/erase"): {"requested_by": "the customer, again"},
+}
+
+
+def test_every_route_naming_the_customer_in_its_path_is_listed_here(app: FastAPI) -> None:
+    named = {
+        (method, path)
+        for path, route in every_route(app.router.routes)
+        if path.startswith("/v1/") and "{customer_id}" in path
+        for method in getattr(route, "methods", ()) or ()
+        if method != "HEAD"
+    }
+    reads = {("GET", path.replace("{ref}", "{customer_id}")) for path in READS if "?" not in path}
+    reads.add(("GET", "/v1/customers/{customer_id}/export"))
+    assert named == reads | set(ERASED_COMMANDS), "a route that names a customer is not tested"
+
+
+def test_an_erased_customer_is_answered_as_erased_everywhere_and_nothing_is_recorded(
+    client: TestClient, shop: dict[str, Any], db: Session
+) -> None:
+    # given a member with points, erased
+    headers = auth(shop["key"])
+    customer_id = shop["customer_id"]
+    erased = client.post(
+        f"/v1/customers/{customer_id}/erase",
+        json={"requested_by": "the customer"},
+        headers=command(headers),
+    )
+    assert erased.status_code == 200, erased.text
+    rows_before = _rows_per_table(db)
+    # when every read and every command names them by Rapport's id
+    for path in [*READS, "/v1/customers/{ref}/export"]:
+        answer = client.get(path.format(ref=customer_id), headers=headers)
+        # then each answers 404 "was erased", naming the field, not an empty live member
+        assert answer.status_code == 404, (path, answer.text)
+        assert answer.json()["field"] == "customer_id", path
+        assert "was erased" in answer.json()["detail"], (path, answer.text)
+    for (method, path), body in ERASED_COMMANDS.items():
+        url = path.format(
+            customer_id=customer_id, reward_id="gift", purpose="location", message_id=1
+        )
+        answer = client.request(
+            method, url, json=body, headers=command(headers) if method == "POST" else headers
+        )
+        assert answer.status_code == 404, (method, path, answer.text)
+        assert "was erased" in answer.json()["detail"], (method, path, answer.text)
+    # and nothing was recorded for them
+    db.expire_all()
+    assert _rows_per_table(db) == rows_before
+
+
+def _rows_per_table(db: Session) -> dict[str, int]:
+    return {
+        table.name: db.scalar(select(func.count()).select_from(table)) or 0
+        for table in Base.metadata.sorted_tables
+    }
 
 
 def test_earn_as_one_statement_takes_the_shops_id_and_replays(live_client, postgres_url) -> None:

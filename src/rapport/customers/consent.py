@@ -158,6 +158,7 @@ def has_consent(db: Session, *, customer_id: str, purpose: str) -> bool:
 class ConsentState:
     customer_id: str  # the surviving profile, after merges
     granted: frozenset[str]
+    erased: bool = False  # an erased profile has granted nothing, and is answered as erased
 
 
 _CONSENT_STATE = (
@@ -182,7 +183,7 @@ def consent_state(db: Session, *, customer_id: str) -> ConsentState | None:
         granted = frozenset(
             purpose for _, _, purpose, yes in rows if yes and purpose and status == "active"
         )
-        return ConsentState(customer_id=customer_id, granted=granted)
+        return ConsentState(customer_id=customer_id, granted=granted, erased=status == "erased")
     return None
 
 

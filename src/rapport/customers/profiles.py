@@ -13,6 +13,7 @@ from rapport.customers.models import (
     Customer,
     Identity,
 )
+from rapport.customers.references import was_erased
 from rapport.platform.errors import NotFound
 from rapport.platform.identity import normalise_identity
 
@@ -32,7 +33,7 @@ def require_customer(db: Session, customer_id: str, *, field: str = "customer_id
     if customer is None:
         raise NotFound(f"No customer {customer_id!r}", field=field)
     if customer.status == "erased":
-        raise NotFound(f"Customer {customer_id!r} was erased", field=field)
+        raise was_erased(customer_id, field=field)
     return customer
 
 

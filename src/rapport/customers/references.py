@@ -4,11 +4,13 @@ Rapport's id in one way.
 
 A Rapport id that exists wins (a shop's number could look like one); otherwise the shop's
 number, held as an ``external_id`` identity or in ``Customer.external_id``. A merged profile
-resolves to the profile it went into; an erased one's Rapport id resolves to itself (each
-endpoint answers erased people as it always has), and its external id is gone with the rest
-of its personal data. Routers declare :data:`CustomerRefPath` or :data:`CustomerRefQuery`
-(validation and the OpenAPI description) and call :func:`resolve_customer_ref` after the
-key check, so an unauthorised caller cannot learn which numbers exist.
+resolves to the profile it went into. An erased one's Rapport id answers 404 "was erased"
+on every endpoint (reads, commands, export and a second erasure alike), so none answers for
+an erased person as if they were an empty live one; their external id went with the rest of
+their personal data, so it answers "No customer". Routers declare :data:`CustomerRefPath`
+or :data:`CustomerRefQuery` (validation and the OpenAPI description) and call
+:func:`resolve_customer_ref` after the key check, so an unauthorised caller cannot learn
+which numbers exist.
 """
 
 from __future__ import annotations
@@ -92,11 +94,20 @@ def find_customer_ref(db: Session, *, ref: str, follow_merges: bool = True) -> s
     return _survivor(db, customer) if follow_merges else customer.customer_id
 
 
+def was_erased(ref: str, *, field: str = "customer_id") -> NotFound:
+    """What every endpoint answers for an erased customer: 404, naming the field."""
+    return NotFound(
+        f"Customer {ref!r} was erased: their personal data is gone and nothing more is "
+        "recorded for them",
+        field=field,
+    )
+
+
 def resolve_customer_ref(
     db: Session, *, ref: str, field: str = "customer_id", follow_merges: bool = True
 ) -> str:
     """Rapport's customer id for ``ref``; 404 naming ``field`` (and both accepted forms)
-    when it names no customer."""
+    when it names no customer, and 404 "was erased" when it names an erased one."""
     found = find_customer_ref(db, ref=ref, follow_merges=follow_merges)
     if found is None:
         raise NotFound(
@@ -104,6 +115,9 @@ def resolve_customer_ref(
             "customer number (external_id)",
             field=field,
         )
+    customer = db.get(Customer, found)
+    if customer is not None and customer.status == "erased":
+        raise was_erased(ref, field=field)
     return found
 
 

@@ -90,6 +90,7 @@ from rapport.customers.references import (
     find_customer_ref,
     resolve_customer_ref,
     resolve_optional_customer_ref,
+    was_erased,
 )
 from rapport.customers.signup import create_customer
 
@@ -167,4 +168,5 @@ __all__ = [
     "set_consent",
     "set_preferences",
     "trait_audience",
+    "was_erased",
 ]

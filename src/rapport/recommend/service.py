@@ -368,6 +368,8 @@ def _customer(db: Session, request: Request) -> customers.ConsentState | None:
             )
         if state is None:
             raise NotFound(f"customer {request.customer_id} not found", field="customer_id")
+        if state.erased:
+            raise customers.was_erased(request.customer_id)
         return state
     if request.anonymous_id is not None:
         found = customers.find_customer(db, kind="anonymous_id", value=request.anonymous_id)
