@@ -158,6 +158,30 @@ def test_rules_are_created_once_per_idempotency_key_and_audited(
     assert [c["change"] for c in trail] == ["created"]
 
 
+def test_an_item_pinned_by_two_rules_is_shown_once_where_the_placements_pin_puts_it(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    # given one pin for every placement and one for home, of the same product
+    headers = auth(api_key("read", "write"))
+    pin = {"name": "Montepulciano", "action": "pin", "sku": "W-MONTE"}
+    for n, body in enumerate(({**pin, "position": 1}, {**pin, "position": 3, "placement": "home"})):
+        created = client.post(
+            "/v1/recommendations/rules", json=body, headers={**headers, "Idempotency-Key": f"p{n}"}
+        )
+        assert created.status_code == 201, created.json()
+    # when home is asked for
+    home = client.get("/v1/recommendations?placement=home&limit=4", headers=headers).json()
+    # then the product is there once, where the home pin puts it, and the list is full
+    found = [i["sku"] for i in home["items"]]
+    assert found.count("W-MONTE") == 1
+    assert found.index("W-MONTE") == 2
+    assert len(found) == 4
+    # and elsewhere the pin for every placement puts it first
+    email = client.get("/v1/recommendations?placement=email&limit=4", headers=headers).json()
+    assert [i["sku"] for i in email["items"]].count("W-MONTE") == 1
+    assert email["items"][0]["sku"] == "W-MONTE"
+
+
 @pytest.mark.parametrize(
     ("rule", "field", "message"),
     [

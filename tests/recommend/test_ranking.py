@@ -191,6 +191,83 @@ def test_rules_apply_in_order_exclude_filter_boost_bury_then_pins(bundle: Bundle
     assert "W-MONTE" not in skus(bundle, base, filtered_pin)
 
 
+def test_two_pins_of_one_item_show_it_once_where_the_most_specific_pin_puts_it(
+    bundle: Bundle,
+) -> None:
+    base = Context("home", limit=5)
+    everywhere = Rule("all", "pin", sku="W-MONTE", position=1)
+    on_home = Rule("home", "pin", sku="W-MONTE", position=3, placement="home")
+    for rules in ([everywhere, on_home], [on_home, everywhere]):
+        found = skus(bundle, base, rules)
+        # once, at the home pin's position: the rule for this placement overrides the other
+        assert found.count("W-MONTE") == 1
+        assert found.index("W-MONTE") == 2
+        assert len(found) == 5
+    # equally specific pins of one item: the first position wins
+    found = skus(
+        bundle,
+        base,
+        [Rule("a", "pin", sku="W-MONTE", position=4), Rule("b", "pin", sku="W-MONTE", position=2)],
+    )
+    assert found.count("W-MONTE") == 1
+    assert found.index("W-MONTE") == 1
+    # a segment's pin overrides one for everyone, the placement's overrides both
+    found = skus(
+        bundle,
+        base,
+        [
+            Rule("all", "pin", sku="W-MONTE", position=1),
+            Rule("gold", "pin", sku="W-MONTE", position=4, segment="gold"),
+        ],
+    )
+    assert found.index("W-MONTE") == 3
+
+
+def test_pins_keep_their_positions_when_another_pin_is_dropped(bundle: Bundle) -> None:
+    base = Context("home", limit=5)
+    rules = [
+        Rule("x", "exclude", sku="W-MONTE"),
+        Rule("first", "pin", sku="W-MONTE", position=1),
+        Rule("fourth", "pin", sku="W-CHABLIS", position=4),
+    ]
+    found = skus(bundle, base, rules)
+    # the excluded pin does not hand its position to the other one
+    assert "W-MONTE" not in found
+    assert found.index("W-CHABLIS") == 3
+    # two items pinned at one position follow each other, the earlier rule first
+    both = skus(
+        bundle,
+        base,
+        [
+            Rule("a", "pin", sku="W-MONTE", position=2),
+            Rule("b", "pin", sku="W-CHABLIS", position=2),
+        ],
+    )
+    assert both[1:3] == ["W-MONTE", "W-CHABLIS"]
+    assert len(both) == len(set(both)) == 5
+
+
+def test_boosts_of_one_item_by_two_rules_combine_by_specificity(bundle: Bundle) -> None:
+    base = Context("home", limit=20)
+
+    def score(rules: list[Rule], sku: str = "W-CHABLIS") -> float:
+        return next(r.score for r in rank(bundle, base, rules) if r.sku == sku)
+
+    plain = score([])
+    # the rule for this placement overrides the one for every placement, boost or bury
+    everywhere = Rule("all", "boost", sku="W-CHABLIS", factor=2.0)
+    on_home = Rule("home", "boost", sku="W-CHABLIS", factor=3.0, placement="home")
+    assert score([everywhere, on_home]) == pytest.approx(3 * plain, rel=1e-4)
+    bury_home = Rule("home", "bury", sku="W-CHABLIS", factor=2.0, placement="home")
+    assert score([everywhere, bury_home]) == pytest.approx(plain / 2, rel=1e-4)
+    # equally specific ones multiply: a boost and a bury of one target cancel
+    bury_all = Rule("all", "bury", sku="W-CHABLIS", factor=2.0)
+    assert score([everywhere, bury_all]) == pytest.approx(plain, rel=1e-4)
+    # rules on different targets that both match the item multiply too
+    wine = Rule("wine", "boost", attribute="category", value="Wine", factor=2.0, placement="home")
+    assert score([everywhere, wine]) == pytest.approx(4 * plain, rel=1e-4)
+
+
 def test_attribute_rules_match_brand_and_country(bundle: Bundle) -> None:
     base = Context("product_similar", limit=5, item="W-CHIANTI")
     assert "W-MONTE" not in skus(

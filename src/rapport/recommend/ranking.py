@@ -61,6 +61,10 @@ class Rule:
     value: str | None = None
     position: int | None = None
     factor: float | None = None
+    # What the rule was narrowed to (None: every placement, everyone): of two rules on the
+    # same item, the one for this placement (then for this segment) overrides the other.
+    placement: str | None = None
+    segment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,22 +132,21 @@ def rank(
     if context.browsed and context.placement in BROWSING_PLACEMENTS:
         candidates = _with_browsing(bundle, context, candidates)
     scores = candidates.scores.astype(np.float64)
+    rules = in_force(rules)
     scores[~_allowed(bundle, context, rules)] = -np.inf
     scores = _weighed(bundle, context, rules, scores)
-    pins = sorted(
-        (r for r in rules if r.action == "pin" and r.sku in bundle.item_index),
-        key=lambda r: r.position or 1,
-    )
-    pinned = [bundle.item_index[r.sku] for r in pins if r.sku is not None]
     allowed_pins = _allowed(bundle, context, [r for r in rules if r.action != "pin"])
-    pinned = [i for i in pinned if allowed_pins[i]]
-    wanted = context.limit + len(pinned)
+    # Each item once, at one position: (position, item), in the order they are placed.
+    pins = _pins(bundle, rules)
+    pins = [(position, i) for position, i in pins if allowed_pins[i]]
+    wanted = context.limit + len(pins)
     pool = _best(scores, max(4 * wanted, 50))
     if context.store_id is not None and available is not None:
         pool = _in_stock(bundle, scores, pool, wanted, available)
-        if pinned:
-            stocked = available([bundle.data.items[i] for i in pinned])
-            pinned = [i for i in pinned if bundle.data.items[i] in stocked]
+        if pins:
+            stocked = available([bundle.data.items[i] for _, i in pins])
+            pins = [(position, i) for position, i in pins if bundle.data.items[i] in stocked]
+    pinned = {i for _, i in pins}
     unpinned = [i for i in pool if i not in pinned]
     # A customer's own ranking is served as training measured it; lists for anyone (popular,
     # similar, complements) are spread across categories.
@@ -151,9 +154,13 @@ def rank(
         chosen = unpinned[: context.limit]
     else:
         chosen = _diverse(bundle, scores, unpinned, context.limit)
-    for rule, index in zip(pins, pinned, strict=False):
-        position = min((rule.position or 1) - 1, len(chosen))
-        chosen.insert(position, index)
+    # Pins in order of position: two at one position follow each other (the earlier rule
+    # first), and a pin never moves one placed before it.
+    free = 0
+    for position, index in pins:
+        place = min(max(position - 1, free), len(chosen))
+        chosen.insert(place, index)
+        free = place + 1
         candidates.reasons[index] = ("pinned", "Pinned by merchandiser")
     chosen = chosen[: context.limit]
     for i in chosen:
@@ -404,6 +411,50 @@ def _with_browsing(bundle: Bundle, context: Context, candidates: _Candidates) ->
 
 
 # -------------------------------------------------------------------------- rules, context
+
+
+def _specificity(rule: Rule) -> tuple[bool, bool]:
+    """How narrowly a rule was set: for one placement first, then for one segment."""
+    return (rule.placement is not None, rule.segment is not None)
+
+
+def _target(rule: Rule) -> tuple[str, str | None, str | None]:
+    """What a boost, bury or pin is about, and which kind of rule it is: boosts and buries
+    of one target are one kind (a bury overrides a boost just as another boost does)."""
+    kind = "pin" if rule.action == "pin" else "weigh"
+    if rule.sku is not None:
+        return (kind, "sku", rule.sku)
+    return (kind, rule.attribute, rule.value)
+
+
+def in_force(rules: Sequence[Rule]) -> list[Rule]:
+    """The rules that apply, in their order: of the pins of one SKU, and of the boosts and
+    buries of one target (one SKU, or one attribute and value), only the most specific ones
+    (a rule for this placement over one for every placement, then a rule for a segment over
+    one for everyone). Equally specific boosts and buries all apply (they multiply);
+    exclusions and filters always all apply."""
+    weighed = ("pin", "boost", "bury")
+    best: dict[tuple[str, str | None, str | None], tuple[bool, bool]] = {}
+    for rule in rules:
+        if rule.action in weighed:
+            target = _target(rule)
+            best[target] = max(best.get(target, (False, False)), _specificity(rule))
+    return [r for r in rules if r.action not in weighed or _specificity(r) == best[_target(r)]]
+
+
+def _pins(bundle: Bundle, rules: Sequence[Rule]) -> list[tuple[int, int]]:
+    """(position, item) for each pinned item the model knows, once: of two equally specific
+    pins of one SKU, the first position (then the earlier rule). Ordered by position, then
+    rule order."""
+    found: dict[int, int] = {}
+    for rule in rules:
+        index = bundle.item_index.get(rule.sku or "")
+        if rule.action != "pin" or index is None:
+            continue
+        position = rule.position or 1
+        if index not in found or position < found[index]:
+            found[index] = position
+    return sorted(((p, i) for i, p in found.items()), key=lambda pin: pin[0])
 
 
 def _matches(bundle: Bundle, rule: Rule) -> Mask:

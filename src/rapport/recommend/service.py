@@ -442,6 +442,8 @@ def _rules_for(
             value=r.value,
             position=r.position,
             factor=r.factor,
+            placement=r.placement,
+            segment=r.segment,
         )
         for r in sorted(active, key=lambda r: r.id)
         if (r.placement is None or r.placement == placement)
