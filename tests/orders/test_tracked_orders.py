@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import base64
 import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -25,15 +27,18 @@ from rapport.events.processors import (
     run_processors,
 )
 from rapport.loyalty import service as loyalty
+from rapport.main import create_app
 from rapport.orders import service as orders
 from rapport.orders.models import Order, TrackedOrderEvent
 from rapport.orders.schemas import OrderIn
 from rapport.orders.tracked import mapping
+from rapport.orders.tracked import processor as processor_module
 from rapport.orders.tracked.processor import TRACKING_SOURCE
-from rapport.platform import clock
+from rapport.platform import clock, jobs
 from rapport.platform import service as platform
-from rapport.platform.db import create_db_engine, open_session
+from rapport.platform.db import create_db_engine, get_db, open_session
 from rapport.platform.migrations_runner import upgrade
+from rapport.platform.settings import Settings
 from tests.conftest import auth, command
 from tests.orders.factories import CHIANTI, CORKSCREW, seed_catalog
 
@@ -574,3 +579,150 @@ def test_an_existing_install_does_not_turn_old_tracked_orders_into_orders(tmp_pa
         head = connection.execute(select(func.max(Event.position))).scalar_one()
     engine.dispose()
     assert cursor == head == 1
+
+
+# --- a poison message holds nothing up -------------------------------------------------------
+
+
+@pytest.fixture
+def committed_api(committed_url: str, tmp_path) -> Iterator[tuple[TestClient, str]]:
+    """The app on a database whose every request commits, as in production, so the worker's
+    own sessions see what was sent; the committed URL beside it."""
+    settings = Settings(
+        database_url=committed_url,
+        secret_key="tracked-orders-secret-for-tests",  # type: ignore[arg-type]
+        data_dir=tmp_path,
+    )
+    application = create_app(settings, run_worker=False)
+
+    def session() -> Iterator[Session]:
+        db = open_session(committed_url)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    application.dependency_overrides[get_db] = session
+    with TestClient(application) as client:
+        yield client, committed_url
+
+
+def test_an_order_priced_beyond_any_amount_is_refused_and_holds_up_no_order_or_job(
+    committed_api, monkeypatch
+) -> None:
+    # given a shop tracking orders, and a job due now (the worker runs only it: no schedules)
+    client, url = committed_api
+    load_tasks()
+    monkeypatch.setattr(jobs, "_schedules", {})
+    ran: list[dict[str, Any]] = []
+    monkeypatch.setitem(jobs._handlers, "test.due", lambda _db, payload: ran.append(payload))
+    with open_session(url) as db:
+        seed_catalog(db, stock=50)
+        secret = tracking_key(db)
+        jobs.enqueue(db, kind="test.due", payload={"n": 1})
+        db.commit()
+
+    # when an order priced 1e308 arrives (the tester's message), then a valid one, and the
+    # worker ticks once
+    poison = {
+        "userId": "PROBE-4",
+        "event": "Order Completed",
+        "messageId": "oc5",
+        "properties": {
+            "order_id": "TRK-5",
+            "currency": "EUR",
+            "products": [{"sku": CHIANTI, "price": 1e308, "quantity": 1}],
+        },
+    }
+    assert client.post("/v1/track", json=poison, headers=basic(secret)).status_code == 200
+    valid = {**poison, "messageId": "oc6", "properties": completed("TRK-6")}
+    assert client.post("/v1/track", json=valid, headers=basic(secret)).status_code == 200
+    jobs.Worker(database_url=url).tick()
+
+    # then the valid order is placed, the other refused as an invalid amount, the job ran
+    with open_session(url) as db:
+        assert list(db.scalars(select(Order.order_id))) == ["TRK-6"]
+        assert refusals(db) == [("TRK-5", "invalid_amount", "properties.products.0.price")]
+    assert ran == [{"n": 1}]
+
+
+@pytest.mark.parametrize(
+    ("_case", "properties", "field"),
+    [
+        ("a price in a string beyond Decimal's range", {"price": "1e999999"}, "products.0.price"),
+        ("not a number", {"price": "NaN"}, "products.0.price"),
+        ("infinite", {"price": "Infinity"}, "products.0.price"),
+        ("one cent over the most an order holds", {"price": "21474836.48"}, "products.0.price"),
+        ("a huge quantity", {"price": 1, "quantity": 1e308}, "products.0.quantity"),
+        ("a total of lines beyond an order", {"price": "21474836", "quantity": 2}, "products"),
+        ("a huge shipping", {"price": 1, "shipping": 1e308}, "shipping"),
+        ("a huge total", {"price": 1, "total": "1e400"}, "total"),
+    ],
+)
+def test_amounts_an_order_cannot_hold_are_refused_naming_the_field(
+    _case, properties, field
+) -> None:
+    product = {"sku": "A", "price": properties.pop("price")}
+    if "quantity" in properties:
+        product["quantity"] = properties.pop("quantity")
+
+    def mapped() -> OrderIn:
+        products = mapping.products_of({"products": [product]}, required=True)
+        return mapping.build_order(
+            properties,
+            order_id="H-1",
+            products=products,
+            skus=["A"],
+            currency="EUR",
+            customer_id=None,
+            channel="web",
+            placed_at=NOW,
+        )
+
+    with pytest.raises(mapping.Refusal) as refused:
+        mapped()
+    expected = "invalid_product" if field.endswith("quantity") else "invalid_amount"
+    assert (refused.value.reason, refused.value.field) == (expected, f"properties.{field}")
+
+
+def test_a_tiny_price_is_zero_cents() -> None:
+    products = mapping.products_of({"products": [{"sku": "A", "price": 1e-308}]}, required=True)
+    order = mapping.build_order(
+        {},
+        order_id="T-1",
+        products=products,
+        skus=["A"],
+        currency="EUR",
+        customer_id=None,
+        channel="web",
+        placed_at=NOW,
+    )
+    assert order.total_minor == 0
+
+
+def test_an_unforeseen_error_on_one_message_refuses_it_and_the_next_is_placed(
+    client, api_key, db, shop, monkeypatch
+) -> None:
+    # given a mapping that fails unexpectedly on one order (a bug no check foresaw)
+    real = processor_module.build_order
+
+    def failing(properties: Any, **kwargs: Any) -> OrderIn:
+        if kwargs["order_id"] == "BUG-1":
+            raise ArithmeticError("no check foresaw this")
+        return real(properties, **kwargs)
+
+    monkeypatch.setattr(processor_module, "build_order", failing)
+    secret = tracking_key(db)
+
+    # when that order and a valid one are processed
+    track(client, secret, "Order Completed", completed("BUG-1"))
+    track(client, secret, "Order Completed", completed("W-7007"))
+    process(db)
+
+    # then the first is kept as refused with reason error, and the second is placed
+    assert list(db.scalars(select(Order.order_id))) == ["W-7007"]
+    assert refusals(db) == [("BUG-1", "error", "")]
+    cursor = db.scalar(
+        select(ProcessorCursor.position).where(ProcessorCursor.name == "orders.tracked")
+    )
+    assert cursor == db.scalar(select(func.max(Event.position)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -169,6 +170,40 @@ def test_stale_running_job_is_requeued(committed_url, handlers, frozen, calls) -
         assert jobs.requeue_stale(db) == 1
     jobs.run_due(worker_id="w2", database_url=committed_url)
     assert calls == [{"n": 7}]
+
+
+def test_a_failing_tick_hook_holds_up_neither_the_other_hooks_nor_the_due_jobs(
+    committed_url, handlers, calls, frozen, monkeypatch, caplog
+) -> None:
+    # given a due job, a tick hook that fails every time (a processor stuck on an event) and
+    # one after it, and schedules whose queueing fails too
+    with open_session(committed_url) as db:
+        jobs.enqueue(db, kind="test.record", payload={"n": 1})
+        db.commit()
+    advanced: list[str | None] = []
+
+    def stuck(url: str | None) -> int:
+        raise ArithmeticError("an event no one foresaw")
+
+    def steady(url: str | None) -> int:
+        advanced.append(url)
+        return 3
+
+    monkeypatch.setattr(jobs, "_tick_hooks", [stuck, steady])
+    monkeypatch.setattr(jobs, "_schedules", {"broken": None})  # not a Schedule: queueing fails
+
+    # when the worker ticks, twice
+    with caplog.at_level(logging.ERROR, logger="rapport.platform.jobs"):
+        worker = jobs.Worker(database_url=committed_url)
+        first, second = worker.tick(), worker.tick()
+
+    # then the other hook and the job ran, and each failing part was logged
+    assert calls == [{"n": 1}]
+    assert advanced == [committed_url, committed_url]
+    assert (first, second) == (3 + 1, 3)
+    failures = [r.getMessage() for r in caplog.records]
+    assert sum("stuck failed" in message for message in failures) == 2
+    assert sum("schedules and stale jobs failed" in message for message in failures) == 1
 
 
 def test_concurrent_workers_never_run_a_job_twice(committed_url, handlers, calls) -> None:

@@ -186,21 +186,40 @@ def _handle_in_turn(db: Session, proc: Processor, events: list[Event]) -> list[E
 
 
 def run_processors(*, database_url: str | None = None, max_batches: int = 20) -> int:
-    """Advance every processor by up to ``max_batches`` batches; returns events handled."""
+    """Advance every processor by up to ``max_batches`` batches; returns events handled.
+
+    Processors are independent: a batch that raises is rolled back (its cursor stays, and the
+    next call retries it) and logged, the processors after it still advance, and then the
+    first such error is raised (the worker logs it and goes on with its tick). A handler
+    should not raise for one event it cannot apply, or it stops itself at that event: it
+    keeps the event's refusal and moves on (``orders.tracked`` does)."""
     handled = 0
+    failed: list[Exception] = []
     with open_session(database_url) as db:
         behind = _behind_the_head(db)
     for proc in _processors.values():
         if proc.name not in behind:
             continue
-        for _ in range(max_batches):
-            with open_session(database_url) as db, writer_turn(db, bulk=True):
-                # One batch per turn: on SQLite, ingestion and commands queue for the same
-                # turn, first come first served, so they go between the processor's batches.
-                count, more = run_batch_counted(db, proc)
-            handled += count
-            if not more:
-                break
+        try:
+            handled += _advance(proc, database_url=database_url, max_batches=max_batches)
+        except Exception as error:
+            log.exception("processor %s failed; its cursor stays, retried next time", proc.name)
+            failed.append(error)
+    if failed:
+        raise failed[0]
+    return handled
+
+
+def _advance(proc: Processor, *, database_url: str | None, max_batches: int) -> int:
+    handled = 0
+    for _ in range(max_batches):
+        with open_session(database_url) as db, writer_turn(db, bulk=True):
+            # One batch per turn: on SQLite, ingestion and commands queue for the same
+            # turn, first come first served, so they go between the processor's batches.
+            count, more = run_batch_counted(db, proc)
+        handled += count
+        if not more:
+            break
     return handled
 
 

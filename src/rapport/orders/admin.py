@@ -27,7 +27,7 @@ from rapport.platform.admin import (
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
-from rapport.platform.errors import InvalidInput
+from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.paging import PageParams, PageRequest
 from rapport.platform.settings import AppSettings
 
@@ -316,6 +316,8 @@ def _basket_risk(
         # The first look since the server started: say so rather than hold the panel.
         return {"loading": True}
     except InvalidInput:  # a product since removed from the catalogue: no score, the panel stays
+        return None
+    except NotFound:  # an erased customer: nothing is scored on their history
         return None
 
 

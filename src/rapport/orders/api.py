@@ -163,12 +163,17 @@ def price_consistency(
     )
 
 
-@router.post("/return-risk")
+@router.post(
+    "/return-risk",
+    responses={404: {"description": "No such customer, or the customer was erased"}},
+)
 def return_risk(
     body: ReturnRiskIn, db: DbSession, _key: ReadKey, settings: AppSettings
 ) -> ReturnRiskOut:
     """Before the sale: how likely something in this basket comes back, why, and an offer
-    where one pays for itself. Changes nothing."""
+    where one pays for itself, for the customer as they stand now (their Rapport id or the
+    shop's number; a merged profile's as the one it went into), or for a guest when no
+    ``customer_id`` is given. Changes nothing."""
     assessment = risk_serving.assess_return_risk(
         db,
         customer_id=body.customer_id,

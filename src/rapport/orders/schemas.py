@@ -193,8 +193,14 @@ class RiskLineIn(StrictModel):
 
 
 class ReturnRiskIn(StrictModel):
-    customer_id: str = Field(
-        min_length=1, max_length=100, description="cus_… or your customer number"
+    customer_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description=(
+            "cus_… or your customer number (unknown or erased: 404); leave it out for a "
+            "guest's basket, scored as a new customer's"
+        ),
     )
     channel: Channel = "web"
     currency: CurrencyCode = "EUR"

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -58,6 +59,10 @@ def on_tick(hook: TickHook) -> TickHook:
     if hook not in _tick_hooks:
         _tick_hooks.append(hook)
     return hook
+
+
+def _name_of(hook: TickHook) -> str:
+    return f"{getattr(hook, '__module__', '')}.{getattr(hook, '__qualname__', repr(hook))}"
 
 
 def job(kind: str) -> Callable[[JobHandler], JobHandler]:
@@ -272,15 +277,35 @@ class Worker:
         self._last_housekeeping = -HOUSEKEEPING_SECONDS
 
     def tick(self) -> int:
+        """One round of work: housekeeping, each tick hook, then the due jobs. Each part runs
+        whatever the others do: one that raises is logged and the rest still run, so a
+        processor failing on some event holds up neither the other hooks nor any job."""
+        done = 0
         # Schedules and stale-job recovery write to the database; on SQLite every write takes
         # the single writer lock, so they run every few seconds rather than on every tick.
         if time.monotonic() - self._last_housekeeping >= HOUSEKEEPING_SECONDS:
-            with open_session(self.database_url) as db:
-                enqueue_schedules(db)
-                requeue_stale(db)
             self._last_housekeeping = time.monotonic()
-        done = sum(hook(self.database_url) for hook in _tick_hooks)
-        return done + run_due(worker_id=self.worker_id, database_url=self.database_url, limit=100)
+            self._guarded("schedules and stale jobs", self._housekeeping)
+        for hook in list(_tick_hooks):
+            done += self._guarded(_name_of(hook), partial(hook, self.database_url))
+        return done + self._guarded(
+            "due jobs",
+            lambda: run_due(worker_id=self.worker_id, database_url=self.database_url, limit=100),
+        )
+
+    def _housekeeping(self) -> int:
+        with open_session(self.database_url) as db:
+            enqueue_schedules(db)
+            requeue_stale(db)
+        return 0
+
+    @staticmethod
+    def _guarded(what: str, part: Callable[[], int]) -> int:
+        try:
+            return part()
+        except Exception:
+            log.exception("worker tick: %s failed; the rest of the tick goes on", what)
+            return 0
 
     def run_forever(self) -> None:
         log.info("worker %s started", self.worker_id)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from rapport.customers import service as customers
 from rapport.demo.generator import DemoRetailer
 from rapport.demo.loader import load_demo, load_demo_orders
 from rapport.orders import service as orders
@@ -23,7 +24,7 @@ from rapport.orders.return_risk import BoostingParams, ReturnHistory, ReturnRisk
 from rapport.orders.return_risk import serving as risk
 from rapport.platform import budget, clock
 from rapport.platform.db import open_session
-from tests.conftest import auth
+from tests.conftest import auth, command
 
 NOW = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
 
@@ -149,6 +150,69 @@ def test_unknown_sku_is_named(client, api_key, demo_history) -> None:
     )
     assert response.status_code == 422
     assert response.json()["field"] == "lines.0.sku"
+
+
+def _risk(client: Any, key: dict[str, str], customer: str | None, lines: Any) -> Any:
+    body: dict[str, Any] = {"lines": lines, "return_cost_minor": 2500}
+    if customer is not None:
+        body["customer_id"] = customer
+    return client.post("/v1/orders/return-risk", json=body, headers=key)
+
+
+def test_the_customer_is_resolved_as_every_endpoint_resolves_one(
+    client, api_key, db, demo_history
+) -> None:
+    # given the demo shop, a customer who returns a lot, and no model (the history answers)
+    key = auth(api_key("read"))
+    lines = _basket(demo_history)
+    returner = max(
+        demo_history.histories(), key=lambda h: sum(len(o.returns) for o in h.orders)
+    ).customer.external_id
+    by_number = _risk(client, key, returner, lines)
+    assert by_number.status_code == 200, by_number.text
+    rapport_id = customers.resolve_customer_ref(db, ref=returner)
+
+    # when a customer number nobody has is scored
+    unknown = _risk(client, key, "NOPE", lines)
+    # then it is 404 naming customer_id, not scored as a new customer
+    assert unknown.status_code == 404, unknown.text
+    assert unknown.json()["field"] == "customer_id"
+    assert "NOPE" in unknown.json()["detail"]
+
+    # a guest's basket (no customer) is scored as a new customer's
+    guest = _risk(client, key, None, lines)
+    assert guest.status_code == 200, guest.text
+    assert guest.json()["probability"] != by_number.json()["probability"]
+
+    # Rapport's id answers as the number does
+    assert _risk(client, key, rapport_id, lines).json() == by_number.json()
+
+    # when the customer is erased, their Rapport id is 404 "was erased", not scored on history
+    erased = client.post(
+        f"/v1/customers/{rapport_id}/erase",
+        json={"requested_by": "test"},
+        headers=command(api_key("admin")),
+    )
+    assert erased.status_code == 200, erased.text
+    gone = _risk(client, key, rapport_id, lines)
+    assert gone.status_code == 404, gone.text
+    assert gone.json()["field"] == "customer_id"
+    assert "was erased" in gone.json()["detail"]
+
+
+def test_a_merged_customer_is_scored_as_the_profile_they_went_into(
+    client, api_key, db, demo_history
+) -> None:
+    key = auth(api_key("read"))
+    lines = _basket(demo_history)
+    histories = sorted(demo_history.histories(), key=lambda h: len(h.orders), reverse=True)
+    kept_number, merged_number = (h.customer.external_id for h in histories[:2])
+    kept = customers.resolve_customer_ref(db, ref=kept_number)
+    merged = customers.resolve_customer_ref(db, ref=merged_number)
+    customers.merge_customers(
+        db, source_customer_id=merged, target_customer_id=kept, reason="same person", actor="t"
+    )
+    assert _risk(client, key, merged, lines).json() == _risk(client, key, kept, lines).json()
 
 
 def test_risk_distribution_bands_every_recent_basket(db, demo_history, settings) -> None:

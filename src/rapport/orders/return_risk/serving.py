@@ -416,7 +416,7 @@ class RiskLine:
 def assess_return_risk(
     db: Session,
     *,
-    customer_id: str,
+    customer_id: str | None,
     lines: Sequence[RiskLine],
     channel: str,
     currency: str,
@@ -426,22 +426,22 @@ def assess_return_risk(
 ) -> dict[str, Any]:
     """The probability that something in this basket comes back, the top reasons, and an
     offer where one pays for itself. ``customer_id`` is a Rapport id or the retailer's customer
-    number; someone unknown is scored as a new customer.
+    number, resolved as every endpoint resolves one (a merged profile is scored as the one it
+    went into; unknown and erased are 404 naming ``customer_id``); ``None`` is a guest's
+    basket, scored as a new customer's.
 
     Before this process has read the order history, the call waits for it within the
     request's time budget; with ``wait=False`` (a panel beside other content) it raises
     :class:`HistoryLoading` at once instead, and the history is read for the next call."""
-    known = customers.get_customer(db, customer_id=customer_id) or customers.find_customer(
-        db, kind="external_id", value=customer_id
-    )
-    customer_id = known.customer_id if known else customer_id
+    # No customer id in the history is empty: a guest has no past baskets.
+    scored_as = "" if customer_id is None else customers.resolve_customer_ref(db, ref=customer_id)
     products = catalog.get_products(db, skus=[line.sku for line in lines])
     for index, line in enumerate(lines):
         if line.sku not in products:
             raise InvalidInput(f"Unknown SKU {line.sku!r}", field=f"lines.{index}.sku")
     basket = Basket(
         basket_id="pending",
-        customer_id=customer_id,
+        customer_id=scored_as,
         placed_at=clock.now(),
         lines=tuple(
             BasketLine(

@@ -69,6 +69,7 @@ Reason = Literal[
     "not_on_order",
     "nothing_to_return",
     "invalid",
+    "error",
 ]
 
 
@@ -113,7 +114,9 @@ def currency_exponent(code: str) -> int | None:
 
 def amount(value: Any, *, field: str) -> Decimal | None:
     """A money amount in major units, exactly as sent (``None`` when absent). Numbers and
-    numeric text are accepted; negative, infinite or non-numeric values are refused."""
+    numeric text are accepted; negative, infinite, non-numeric values and values beyond what
+    an order can hold in any currency (``MAX_MINOR_UNITS``) are refused, so every amount
+    returned can be added, compared and converted without leaving Decimal's range."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -129,15 +132,21 @@ def amount(value: Any, *, field: str) -> Decimal | None:
         raise Refusal("invalid_amount", f"{_name(field)} must be a finite number", field=field)
     if exact < 0:
         raise Refusal("invalid_amount", f"{_name(field)} may not be negative", field=field)
+    # Major units are at least minor units in every currency, so a larger value is too large
+    # for any (1e308 or "1e999999" would overflow the arithmetic below instead).
+    if exact > MAX_MINOR_UNITS:
+        raise Refusal("invalid_amount", _too_large(field), field=field)
     return exact
 
 
 def to_minor(value: Decimal, exponent: int, *, field: str) -> int:
-    """Major units as integer minor units (half to even, as banks round)."""
-    minor = int((value * (Decimal(10) ** exponent)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-    if minor > MAX_MINOR_UNITS:
-        raise Refusal("invalid_amount", f"{_name(field)} is too large", field=field)
-    return minor
+    """Major units as integer minor units (half to even, as banks round); refused beyond
+    ``MAX_MINOR_UNITS``. The bound is checked before rounding, whose result must fit the
+    context's precision (a larger one raises ``InvalidOperation``)."""
+    scaled = value.scaleb(exponent)
+    if not scaled.is_finite() or scaled < 0 or scaled > MAX_MINOR_UNITS:
+        raise Refusal("invalid_amount", _too_large(field), field=field)
+    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 def products_of(properties: Mapping[str, Any], *, required: bool) -> list[TrackedProduct]:
@@ -303,8 +312,23 @@ def build_order(
         for (sku, unit), quantity in merged.items()
     ]
     subtotal_minor = sum(quantity * unit for (_, unit), quantity in merged.items())
+    if subtotal_minor > MAX_MINOR_UNITS:
+        raise Refusal(
+            "invalid_amount",
+            f"The products add up to {goods} {currency}, more than an order can hold "
+            f"({_largest(exponent)} {currency})",
+            field="properties.products",
+        )
     discount_minor = to_minor(discount, exponent, field="properties.discount")
     shipping_minor = to_minor(shipping, exponent, field="properties.shipping")
+    total_minor = subtotal_minor - min(discount_minor, subtotal_minor) + shipping_minor
+    if total_minor > MAX_MINOR_UNITS:
+        raise Refusal(
+            "invalid_amount",
+            f"The order's total with shipping is more than an order can hold "
+            f"({_largest(exponent)} {currency})",
+            field="properties.shipping",
+        )
     body = {
         "order_id": order_id,
         "customer_id": customer_id,
@@ -315,7 +339,7 @@ def build_order(
         "discount_minor": min(discount_minor, subtotal_minor),
         "shipping_minor": shipping_minor,
         "subtotal_minor": subtotal_minor,
-        "total_minor": subtotal_minor - min(discount_minor, subtotal_minor) + shipping_minor,
+        "total_minor": total_minor,
         "placed_at": placed_at,
     }
     try:
@@ -338,3 +362,15 @@ def _wire_field(where: str) -> str:
 
 def _name(field: str) -> str:
     return field.removeprefix("properties.")
+
+
+def _largest(exponent: int) -> str:
+    """The largest amount an order holds, in major units of a currency with ``exponent``."""
+    return f"{Decimal(MAX_MINOR_UNITS).scaleb(-exponent):f}"
+
+
+def _too_large(field: str) -> str:
+    return (
+        f"{_name(field)} is too large: an amount is at most {MAX_MINOR_UNITS} minor units "
+        f"({_largest(2)} in a currency with cents)"
+    )

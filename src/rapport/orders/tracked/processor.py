@@ -19,12 +19,13 @@ and a message that cannot become an order or a return is kept with its reason
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any, NoReturn
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
@@ -46,6 +47,8 @@ from rapport.orders.tracked.mapping import (
 )
 from rapport.orders.tracked.outcomes import handled_positions, record_outcome
 from rapport.platform.errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 PROCESSOR = "orders.tracked"
 # The source the Segment routes give events whose sender's e-commerce events become orders
@@ -69,16 +72,36 @@ class _Held(Exception):
 
 
 def process_tracked_orders(db: Session, events: list[LoggedEvent]) -> None:
-    """The processor's handler: one batch of the log, in order, in the batch's transaction."""
+    """The processor's handler: one batch of the log, in order, in the batch's transaction.
+
+    Each event is handled in a savepoint of its own. An unexpected error while handling one
+    (a bug, a message no check foresaw) undoes that event's writes and keeps it as refused
+    with reason ``error``, so the cursor moves on and the messages after it are still placed;
+    a database error (a lost connection, a serialisation failure) fails the batch instead,
+    which the next tick retries."""
     ours = [e for e in events if e.source == TRACKING_SOURCE and e.type in HANDLED]
     done = handled_positions(db, (e.position for e in ours))
     for event in ours:
         if event.position in done:
             continue
-        if event.type == ORDER_COMPLETED:
-            _order_completed(db, event)
-        elif event.type == ORDER_REFUNDED:
-            _order_refunded(db, event)
+        try:
+            with db.begin_nested():
+                if event.type == ORDER_COMPLETED:
+                    _order_completed(db, event)
+                elif event.type == ORDER_REFUNDED:
+                    _order_refunded(db, event)
+        except SQLAlchemyError:
+            raise
+        except Exception as error:
+            log.exception("tracked %s at log position %s failed", event.type, event.position)
+            order_id = (event.properties or {}).get("order_id")
+            _refused(
+                db,
+                event,
+                _unexpected(error),
+                order_id=str(order_id) if isinstance(order_id, str | int) else None,
+                customer_id=event.customer_id,
+            )
 
 
 def _order_completed(db: Session, event: LoggedEvent) -> None:
@@ -123,6 +146,16 @@ def _order_completed(db: Session, event: LoggedEvent) -> None:
         _refused(db, event, _refusal_from(problem), order_id=order_id, customer_id=customer_id)
         return
     record_outcome(db, event, "placed", order_id=order_id)
+
+
+def _unexpected(error: Exception) -> Refusal:
+    """An error no check foresaw, as the refusal kept for the operator (the log has the rest)."""
+    return Refusal(
+        "error",
+        f"Rapport could not handle this message ({type(error).__name__}): it was not "
+        "recorded. Post the order or return to /v1/orders, and report the error with the "
+        "worker's log",
+    )
 
 
 def _refused(
