@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session
 from rapport.platform import service as platform
 from rapport.platform.settings import Settings
 from rapport.recommend import service
+from tests.platform.admin_forms import page_form, post_form, typed
+
+from .factories import seed_shop
 
 PASSWORD = "correct horse battery"
 
@@ -136,3 +139,48 @@ def test_the_overview_shows_the_weights_chosen_and_the_blend_against_its_best_pa
     # both versions are on the per-version chart: the old one with repeats only
     assert "v-old" in page
     assert "19.0%" in page
+
+
+def _rule_form(client: Any, path: str, **typed_in: str) -> list[tuple[str, str]]:
+    """The rule form at ``path`` as the page shows it, with the given fields typed in (a select
+    is set like a text box)."""
+    action = "/admin/recommendations/rules" + (
+        "" if path.endswith("new") else path[path.rindex("/") :]
+    )
+    fields = page_form(client.get(path).text, action=action, testid="rule-form")
+    for name, value in typed_in.items():
+        fields = typed(fields, name, value)
+    return fields
+
+
+def test_a_setting_the_action_ignores_is_refused_beside_its_field(
+    client: Any, db: Session, signed_in: None
+) -> None:
+    seed_shop(db)
+    # given a boost of a category with a position, which only a pin has
+    fields = _rule_form(
+        client,
+        "/admin/recommendations/rules/new",
+        name="Wine up",
+        action="boost",
+        attribute="category",
+        value="Wine",
+        factor="2",
+        position="3",
+    )
+    answer = post_form(client, "/admin/recommendations/rules", fields)
+    # then the form comes back with the message beside Position, what was typed kept
+    assert answer.status_code == 422
+    beside = re.search(r'data-field-error="position">([^<]+)<', answer.text)
+    assert beside is not None
+    assert beside.group(1) == "boost takes no position: only a pin has one"
+    assert page_form(answer.text, action="/admin/recommendations/rules", testid="rule-form")
+    assert 'value="3"' in answer.text
+    # and nothing is saved
+    assert service.list_rules(db) == []
+    # without the position it is saved
+    answer = post_form(client, "/admin/recommendations/rules", typed(fields, "position", ""))
+    assert answer.status_code == 200
+    assert [(r.action, r.position, r.factor) for r in service.list_rules(db)] == [
+        ("boost", None, 2.0)
+    ]

@@ -225,6 +225,78 @@ def test_an_incomplete_rule_is_refused_naming_the_field_to_fix(
 
 
 @pytest.mark.parametrize(
+    ("rule", "field", "message"),
+    [
+        (
+            {"action": "pin", "sku": "W-MONTE", "position": 1, "attribute": "brand", "value": "X"},
+            "attribute",
+            "pin takes no attribute: a pin places one sku",
+        ),
+        (
+            {"action": "pin", "sku": "W-MONTE", "position": 1, "factor": 2},
+            "factor",
+            "pin takes no factor: only boost and bury have one",
+        ),
+        (
+            {
+                "action": "boost",
+                "attribute": "category",
+                "value": "Wine",
+                "factor": 2,
+                "position": 3,
+            },
+            "position",
+            "boost takes no position: only a pin has one",
+        ),
+        (
+            {"action": "bury", "sku": "W-MONTE", "factor": 2, "position": 3},
+            "position",
+            "bury takes no position: only a pin has one",
+        ),
+        (
+            {"action": "exclude", "sku": "W-MONTE", "factor": 2},
+            "factor",
+            "exclude takes no factor: only boost and bury have one",
+        ),
+        (
+            {"action": "filter", "attribute": "category", "value": "Wine", "sku": "W-MONTE"},
+            "sku",
+            "filter takes no sku: a filter keeps the items whose attribute has a value",
+        ),
+    ],
+)
+def test_a_rule_with_a_setting_its_action_ignores_is_refused_naming_it(
+    client: TestClient, api_key, shop: dict[str, str], rule: dict[str, object], field: str,
+    message: str,
+) -> None:  # fmt: skip
+    # given a rule with a setting its action does not take (it would be kept and shown, and
+    # do nothing)
+    headers = {**auth(api_key("read", "write")), "Idempotency-Key": f"extra-{field}"}
+    response = client.post(
+        "/v1/recommendations/rules", json={"name": "Draft", **rule}, headers=headers
+    )
+    # then it is refused, naming that setting, and nothing is saved
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["field"] == field
+    assert problem["errors"][0]["pointer"] == f"/{field}"
+    assert problem["detail"] == f"{field}: {message}"
+    assert client.get("/v1/recommendations/rules", headers=headers).json() == []
+    # and without it the same rule is taken
+    without = {
+        k: v
+        for k, v in rule.items()
+        if k not in (field, "value" if field == "attribute" else field)
+    }
+    taken = client.post(
+        "/v1/recommendations/rules",
+        json={"name": "Draft", **without},
+        headers={**headers, "Idempotency-Key": f"fixed-{field}"},
+    )
+    assert taken.status_code == 201, taken.json()
+
+
+@pytest.mark.parametrize(
     ("change", "field", "words"),
     [
         ({"sku": "W-MONTEE"}, "sku", "No product 'W-MONTEE' in the catalogue"),

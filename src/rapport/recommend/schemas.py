@@ -85,11 +85,29 @@ class RecommendationQuery(BaseModel):
         return items or None
 
 
+_ONE_SKU = "a pin places one sku"
+_POSITION = "only a pin has one"
+_FACTOR = "only boost and bury have one"
+# What each action ignores, in the order the form shows the fields, and why.
+NOT_TAKEN: dict[str, dict[str, str]] = {
+    "pin": {"attribute": _ONE_SKU, "value": _ONE_SKU, "factor": _FACTOR},
+    "boost": {"position": _POSITION},
+    "bury": {"position": _POSITION},
+    "exclude": {"position": _POSITION, "factor": _FACTOR},
+    "filter": {
+        "sku": "a filter keeps the items whose attribute has a value",
+        "position": _POSITION,
+        "factor": _FACTOR,
+    },
+}
+
+
 class RuleIn(StrictModel):
     """A merchandising rule. ``pin`` needs ``sku`` and ``position``; ``boost`` and ``bury``
     need ``factor`` and either ``sku`` or ``attribute`` + ``value``; ``exclude`` needs ``sku``
     or ``attribute`` + ``value``; ``filter`` (keep only matching items) needs ``attribute`` +
-    ``value``. A category value matches that category and everything under it."""
+    ``value``. A category value matches that category and everything under it. A setting
+    the action does not take (a boost's position, a pin's attribute) is refused."""
 
     name: str = Field(min_length=1, max_length=200, examples=["Summer rosé on the home page"])
     action: Action
@@ -114,6 +132,11 @@ class RuleIn(StrictModel):
 
     @model_validator(mode="after")
     def _complete(self) -> RuleIn:
+        # A setting the action ignores would be kept and shown ("boost at 3") while doing
+        # nothing: refused, naming it.
+        for name, why in NOT_TAKEN[self.action].items():
+            if getattr(self, name) is not None:
+                raise FieldInvalid(name, f"{self.action} takes no {name}: {why}")
         targets_attribute = self.attribute is not None or self.value is not None
         if targets_attribute and (self.attribute is None or self.value is None):
             missing = "attribute" if self.attribute is None else "value"
