@@ -11,11 +11,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.events.models import Event
+from rapport.events.processors import registered_processors, run_batch
 from rapport.flows import orders as order_flows
 from rapport.loyalty import service as loyalty
 from rapport.loyalty.models import AppliedCheckout, Coupon
 from rapport.loyalty.rewards import coupons as reward_coupons
+from rapport.loyalty.tasks import expire_lots  # noqa: F401  (registers the processor)
 from rapport.orders import service as orders
+from rapport.orders.schemas import ReturnIn
 from rapport.platform.errors import InvalidInput
 from tests.loyalty.factories import T0, frozen_clock, make_customer
 from tests.orders.factories import CHIANTI, CORKSCREW, seed_catalog
@@ -136,3 +139,75 @@ def test_the_callers_hook_runs_in_the_same_transaction_after_the_effects(db: Ses
 
     # Then the hook saw the order with its points already redeemed
     assert seen == [("O-FLOW-3", 1500)]
+
+
+def _process(db: Session) -> None:
+    for proc in registered_processors():
+        while run_batch(db, proc):
+            pass
+
+
+def _return(db: Session, order_id: str, *lines: tuple[str, int]) -> orders.RecordedReturn:
+    request = ReturnIn.model_validate(
+        {
+            "lines": [{"sku": sku, "quantity": n, "reason": "changed_mind"} for sku, n in lines],
+            "channel": "store",
+        }
+    )
+    return orders.record_return(db, order_id=order_id, request=request)
+
+
+def test_a_return_gives_back_the_points_the_order_was_paid_with_for_the_part_returned(
+    db: Session,
+) -> None:
+    # Given an order of 34.95 paid 5.00 with 500 points and 29.95 by card, its points earned
+    member = member_with_points(db)
+    coupon = reward_coupons.create_campaign_coupon(
+        db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
+    )
+    order_flows.place_order(
+        db, order=order_with_effects(member, order_id="O-PTS-1", coupon=coupon.code)
+    )
+    _process(db)
+    earned = loyalty.order_points(db, customer_id=member, order_id="O-PTS-1").earned
+
+    # When one of the two Chianti comes back (12.00 less its share of the coupon: 10.91)
+    first = _return(db, "O-PTS-1", (CHIANTI, 1))
+    _process(db)
+
+    # Then the refund is split by the order's payments: 500/3495 of it in points
+    assert first.refund_minor == 1091
+    assert (first.points_refund_minor, first.money_refund_minor) == (156, 935)
+    # and the member gets those 156 points back (at 100 points per 1.00), not cash for them
+    assert loyalty.points_paid(db, customer_id=member, order_id="O-PTS-1") == (500, 156)
+
+    # When the rest comes back (shipping is not refunded)
+    rest = _return(db, "O-PTS-1", (CHIANTI, 1), (CORKSCREW, 1))
+    _process(db)
+
+    # Then the two returns' points add up to the points payment's share of all that came
+    # back, rounded once (not once per return), and never more than was paid
+    assert rest.refund_minor == 1091 + 819
+    assert first.points_refund_minor + rest.points_refund_minor == (1091 * 2 + 819) * 500 // 3495
+    assert loyalty.points_paid(db, customer_id=member, order_id="O-PTS-1") == (500, 429)
+    # and the balance is the 2,000 less what was paid, plus what came back, plus what the
+    # order earned less what its return took back (the first-purchase bonus stays)
+    reversed_ = loyalty.order_points(db, customer_id=member, order_id="O-PTS-1").reversed
+    assert reversed_ > 0
+    assert loyalty.balance(db, customer_id=member) == 2000 - 500 + 429 + earned - reversed_
+    assert loyalty.invariant_violations(db) == []
+    # and the programme's figures count the points given back as not redeemed
+    assert loyalty.lifetime_flows(db).redeemed == 500 - 429
+
+
+def test_a_return_of_an_order_paid_without_points_refunds_only_money(db: Session) -> None:
+    member = member_with_points(db)
+    body = order_with_effects(member, order_id="O-CARD-1", coupon="NONE").model_dump()
+    body.update(discount_minor=0, total_minor=3300 + 495, loyalty=None)
+    body["payments"] = [{"method": "card", "amount_minor": 3300 + 495}]
+    order_flows.place_order(db, order=orders.OrderIn.model_validate(body))
+    returned = _return(db, "O-CARD-1", (CORKSCREW, 1))
+    _process(db)
+    assert (returned.refund_minor, returned.points_refund_minor) == (900, 0)
+    assert returned.money_refund_minor == 900
+    assert loyalty.points_paid(db, customer_id=member, order_id="O-CARD-1") == (0, 0)

@@ -270,6 +270,8 @@ def test_returns_refund_paid_amount_and_cannot_exceed_what_was_bought(client, db
     assert first.status_code == 201
     # 1 of 2 Chianti at 1200, less its share of the 300 order discount: 1200 - 300*1200/3300
     assert first.json()["refund_minor"] == 1200 - 109
+    # paid by card alone: all of it is money to pay back, nothing in points
+    assert (first.json()["money_refund_minor"], first.json()["points_refund_minor"]) == (1091, 0)
     too_many = client.post(
         "/v1/orders/O-R/returns",
         json={

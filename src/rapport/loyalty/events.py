@@ -97,6 +97,20 @@ class PointsReversed(_PointsMovement):
     """Points the member had already spent and the program wrote off (no debt allowed)."""
 
 
+class PointsRefunded(_PointsMovement):
+    """A return of an order paid partly with points gave back the points paid for the part
+    returned, as a new lot (debt from earlier returns is paid first)."""
+
+    event_type: ClassVar[str] = "points_refunded"
+    domain: ClassVar[str] = "loyalty"
+
+    balance: int
+    """The member's available points after it."""
+    order_id: str
+    debt_change: int
+    """Debt the refunded points paid off (zero or negative)."""
+
+
 class PointsExpired(_PointsMovement):
     """A member's lots past their date expired (one event per member and expiry run)."""
 

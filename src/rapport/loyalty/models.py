@@ -41,7 +41,7 @@ BREAKAGE = "program:breakage"
 MEMBER_DEBT = "program:member_debt"
 PROGRAM_ACCOUNTS = (ISSUED, REDEEMED, EXPIRED, ADJUSTMENTS, BREAKAGE, MEMBER_DEBT)
 
-TRANSACTION_KINDS = ("earn", "redeem", "expire", "adjust", "reverse", "close")
+TRANSACTION_KINDS = ("earn", "redeem", "expire", "adjust", "reverse", "close", "refund")
 
 
 class LoyaltyProgram(Base):
@@ -98,7 +98,8 @@ class LedgerTransaction(Base):
     __tablename__ = "loyalty_transactions"
     __table_args__ = (
         CheckConstraint(
-            "kind IN ('earn', 'redeem', 'expire', 'adjust', 'reverse', 'close')", name="kind_known"
+            "kind IN ('earn', 'redeem', 'expire', 'adjust', 'reverse', 'close', 'refund')",
+            name="kind_known",
         ),
         Index("ix_loyalty_transactions_customer_id", "customer_id", "id"),
         Index("ix_loyalty_transactions_order_id", "order_id"),

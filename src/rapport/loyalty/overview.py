@@ -57,7 +57,7 @@ def monthly_flows(
         select(month, TRANSACTIONS.c.kind, func.sum(TRANSACTIONS.c.points))
         .where(
             TRANSACTIONS.c.created_at >= since,
-            TRANSACTIONS.c.kind.in_(("earn", "adjust", "redeem", "expire")),
+            TRANSACTIONS.c.kind.in_(("earn", "adjust", "redeem", "refund", "expire")),
             # a staff correction that removed points is not "issued"
             (TRANSACTIONS.c.kind != "adjust") | (TRANSACTIONS.c.points > 0),
         )
@@ -68,7 +68,7 @@ def monthly_flows(
         bucket = totals.setdefault(str(label), {"issued": 0, "redeemed": 0, "expired": 0})
         if kind in ("earn", "adjust"):
             bucket["issued"] += int(points or 0)
-        elif kind == "redeem":
+        elif kind in ("redeem", "refund"):  # points a return gave back were not spent
             bucket["redeemed"] += -int(points or 0)
         else:
             bucket["expired"] += -int(points or 0)
@@ -104,7 +104,7 @@ def lifetime_flows(db: Session) -> LifetimeFlows:
     rows = db.execute(
         select(TRANSACTIONS.c.kind, func.sum(TRANSACTIONS.c.points))
         .where(
-            TRANSACTIONS.c.kind.in_(("earn", "adjust", "redeem", "expire")),
+            TRANSACTIONS.c.kind.in_(("earn", "adjust", "redeem", "refund", "expire")),
             (TRANSACTIONS.c.kind != "adjust") | (TRANSACTIONS.c.points > 0),
         )
         .group_by(TRANSACTIONS.c.kind)
@@ -112,7 +112,7 @@ def lifetime_flows(db: Session) -> LifetimeFlows:
     found = {str(kind): int(points or 0) for kind, points in rows}
     return LifetimeFlows(
         issued=found.get("earn", 0) + found.get("adjust", 0),
-        redeemed=-found.get("redeem", 0),
+        redeemed=-found.get("redeem", 0) - found.get("refund", 0),
         expired=-found.get("expire", 0),
     )
 

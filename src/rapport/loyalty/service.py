@@ -35,7 +35,13 @@ from rapport.loyalty.ledger.liability import Liability, liability
 from rapport.loyalty.ledger.movements import InsufficientPoints, adjust, earn, redeem
 from rapport.loyalty.ledger.one_statement import earn_now, redeem_now
 from rapport.loyalty.ledger.redemptions import points_redeemed_in_window
-from rapport.loyalty.ledger.returns import OrderPoints, order_points, reverse_for_return
+from rapport.loyalty.ledger.returns import (
+    OrderPoints,
+    order_points,
+    points_paid,
+    refund_points_paid,
+    reverse_for_return,
+)
 from rapport.loyalty.ledger.settings import Program, add_months, configure_program, get_program
 from rapport.loyalty.privacy import PRIVACY_TABLES, erase_customer_data, export_customer_data
 
@@ -69,9 +75,11 @@ __all__ = [
     "liability",
     "member_benefits",
     "order_points",
+    "points_paid",
     "points_redeemed_in_window",
     "redeem",
     "redeem_now",
+    "refund_points_paid",
     "reverse_for_return",
     "statement",
 ]

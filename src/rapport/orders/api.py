@@ -307,13 +307,17 @@ def record_return(
     key: WriteKey,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Units brought back, per line, with the refund owed."""
+    """Units brought back, per line, with the refund owed: ``money_refund_minor`` to pay back,
+    and ``points_refund_minor``, the part the order paid with points, which the member gets
+    back as points."""
 
     def render(result: service.RecordedReturn) -> dict[str, Any]:
         return ReturnOut(
             return_id=result.return_id,
             order_id=result.order_id,
             refund_minor=result.refund_minor,
+            money_refund_minor=result.money_refund_minor,
+            points_refund_minor=result.points_refund_minor,
             lines=[
                 {
                     "sku": line.sku,

@@ -149,7 +149,8 @@ class ReturnedLine(BaseModel):
 
 class OrderReturned(DomainEvent):
     """Units brought back with the refund owed: traits take the refund off spend, loyalty takes
-    back the points the returned lines earned."""
+    back the points the returned lines earned and gives back the points the order was paid
+    with, for the part returned."""
 
     event_type: ClassVar[str] = "order_returned"
     domain: ClassVar[str] = "orders"
@@ -157,4 +158,11 @@ class OrderReturned(DomainEvent):
     order_id: str
     return_id: str
     refund_minor: int
+    """The value of what came back, money and points together."""
     lines: list[ReturnedLine]
+    points_refund_minor: int = 0
+    """The part of ``refund_minor`` the order paid with points (given back as points)."""
+    points_paid_minor: int = 0
+    """The order's whole points payment."""
+    points_refunded_to_date_minor: int = 0
+    """How much of the points payment the order's returns refund so far, this one included."""

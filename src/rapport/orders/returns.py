@@ -1,18 +1,18 @@
-"""Returns: units brought back per line, the refund owed, restocking, ``order_returned``."""
+"""Returns: units brought back per line, the refund owed (split between money and the points
+the order was partly paid with), restocking, ``order_returned``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.events.service import append_event
 from rapport.orders import events as order_events
-from rapport.orders.models import (
-    ReturnLine,
-)
+from rapport.orders.models import OrderPayment, ReturnLine
 from rapport.orders.records import get_lines, require_order
 from rapport.orders.schemas import ReturnIn
 from rapport.platform import clock
@@ -25,7 +25,59 @@ class RecordedReturn:
     return_id: str
     order_id: str
     refund_minor: int
+    """The value of what came back: ``money_refund_minor`` plus ``points_refund_minor``."""
     lines: list[ReturnLine]
+    points_refund_minor: int = 0
+    """The part of the refund the order paid with points: loyalty gives those points back."""
+
+    @property
+    def money_refund_minor(self) -> int:
+        """The part to pay back by the order's other payment methods."""
+        return self.refund_minor - self.points_refund_minor
+
+
+@dataclass(frozen=True)
+class PointsShare:
+    """The order's points payment, and how much of it its returns refund up to now."""
+
+    paid_minor: int
+    refunded_before_minor: int
+    refunded_to_date_minor: int
+
+    @property
+    def this_return_minor(self) -> int:
+        return self.refunded_to_date_minor - self.refunded_before_minor
+
+
+def _points_share(
+    db: Session, *, order_id: str, total_minor: int, refund_minor: int
+) -> PointsShare:
+    """What part of a return's refund the order paid with points: the points payment's share of
+    the order's total, over every return of the order so far, rounded down (the money part
+    gets the rounding), so the returns of a whole order add up to its share exactly."""
+    paid = int(
+        db.scalar(
+            select(func.coalesce(func.sum(OrderPayment.amount_minor), 0)).where(
+                OrderPayment.order_id == order_id, OrderPayment.method == "points"
+            )
+        )
+        or 0
+    )
+    if paid <= 0 or total_minor <= 0:
+        return PointsShare(paid_minor=0, refunded_before_minor=0, refunded_to_date_minor=0)
+    before = int(
+        db.scalar(
+            select(func.coalesce(func.sum(ReturnLine.refund_minor), 0)).where(
+                ReturnLine.order_id == order_id
+            )
+        )
+        or 0
+    )
+    return PointsShare(
+        paid_minor=paid,
+        refunded_before_minor=min(before * paid // total_minor, paid),
+        refunded_to_date_minor=min((before + refund_minor) * paid // total_minor, paid),
+    )
 
 
 def record_return(
@@ -36,9 +88,10 @@ def record_return(
     before_commit: Callable[[Session, RecordedReturn], None] | None = None,
 ) -> RecordedReturn:
     """Units brought back: the refund is each line's paid amount per unit, less its share of
-    any order discount. Lines marked ``restock`` go back into the stock of ``store_id`` (by
-    default the order's own location) in the same transaction. Logs ``order_returned``
-    with the lines."""
+    any order discount; of it, the points payment's share of the order's total is refunded
+    in points (``order_returned`` carries it, and loyalty gives the points back). Lines
+    marked ``restock`` go back into the stock of ``store_id`` (by default the order's own
+    location) in the same transaction. Logs ``order_returned`` with the lines."""
     order = require_order(db, order_id)
     lines = {line.sku: line for line in get_lines(db, order_id=order_id)}
     restock_at = request.store_id or order.store_id or "web"
@@ -102,6 +155,10 @@ def record_return(
                 restocked_to=restock_at if item.restock else None,
             )
         )
+    # Read before this return's lines are added: the refunds of the order's earlier returns.
+    points = _points_share(
+        db, order_id=order_id, total_minor=order.total_minor, refund_minor=refund_total
+    )
     for returned in recorded:
         if returned.restocked_to is not None:
             catalog.return_to_stock(
@@ -114,6 +171,9 @@ def record_return(
             order_id=order_id,
             return_id=return_id,
             refund_minor=refund_total,
+            points_refund_minor=points.this_return_minor,
+            points_paid_minor=points.paid_minor,
+            points_refunded_to_date_minor=points.refunded_to_date_minor,
             lines=[
                 order_events.ReturnedLine(
                     sku=r.sku,
@@ -131,7 +191,11 @@ def record_return(
         occurred_at=returned_at,
     )
     result = RecordedReturn(
-        return_id=return_id, order_id=order_id, refund_minor=refund_total, lines=recorded
+        return_id=return_id,
+        order_id=order_id,
+        refund_minor=refund_total,
+        lines=recorded,
+        points_refund_minor=points.this_return_minor,
     )
     db.flush()
     if before_commit is not None:

@@ -141,7 +141,13 @@ class ReturnIn(StrictModel):
 class ReturnOut(StrictModel):
     return_id: str
     order_id: str
-    refund_minor: int
+    refund_minor: int = Field(description="The value of what came back: money and points")
+    money_refund_minor: int = Field(
+        description="What to pay back by the order's money payments (card, cash, ...)"
+    )
+    points_refund_minor: int = Field(
+        description="The part the order paid with points: given back to the member as points"
+    )
     lines: list[dict[str, int | str | None]]
 
 

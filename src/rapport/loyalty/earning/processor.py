@@ -2,7 +2,8 @@
 
 It reads the log in order (a processor registered through ``events.service``, see
 ``loyalty.tasks``) and, in the processor's own transaction, gives points for ``order_placed``
-(spend, first purchase), takes back what returned lines earned on ``order_returned``,
+(spend, first purchase), takes back what returned lines earned on ``order_returned`` and
+gives back the points the order was paid with for the part returned,
 apologises for ``delivery_late`` and ``delivery_failed``, rewards ``preference_shared`` and
 ``review_verified``, moves a merged-away member's points to the survivor on
 ``customers_merged``, and keeps tiers current. Every award is a row unique per member, rule
@@ -27,7 +28,7 @@ from rapport.events.service import LoggedEvent
 from rapport.loyalty.earning.awards import award, earn_on, order_fact
 from rapport.loyalty.ledger.balances import get_member
 from rapport.loyalty.ledger.movements import adjust
-from rapport.loyalty.ledger.returns import order_points, reverse_for_return
+from rapport.loyalty.ledger.returns import order_points, refund_points_paid, reverse_for_return
 from rapport.loyalty.models import Award, QualifyingActivity, TierStanding
 from rapport.loyalty.program.rules import (
     Decision,
@@ -143,6 +144,18 @@ def _on_order_returned(db: Session, event: LoggedEvent) -> None:
             order_id=order_id,
             points=to_reverse,
             reason=f"Return of order {order_id}",
+            commit=False,
+        )
+    points_paid_minor = int(props.get("points_paid_minor") or 0)
+    if points_paid_minor > 0:
+        refund_points_paid(
+            db,
+            customer_id=customer_id,
+            order_id=order_id,
+            share_to_date=Fraction(
+                int(props.get("points_refunded_to_date_minor") or 0), points_paid_minor
+            ),
+            reason=f"Points paid for order {order_id}, given back on its return",
             commit=False,
         )
     db.add(

@@ -1,6 +1,7 @@
 """A return takes back the points its order earned: what the order earned and has had taken
 back (``order_points``), and the reversal itself (``reverse_for_return``), which records debt
-for points already spent (or writes them off)."""
+for points already spent (or writes them off). It also gives back the points the member paid
+the order with, for the part returned (``refund_points_paid``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fractions import Fraction
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from rapport.loyalty.events import PointsReversed
+from rapport.loyalty.events import PointsRefunded, PointsReversed
 from rapport.loyalty.ledger.accounts import lock_account
 from rapport.loyalty.ledger.journal import (
     BeforeCommit,
@@ -20,9 +21,10 @@ from rapport.loyalty.ledger.journal import (
     record_transaction,
 )
 from rapport.loyalty.ledger.lots import consume_lots
+from rapport.loyalty.ledger.movements import credit
 from rapport.loyalty.ledger.settings import get_program
 from rapport.loyalty.ledger.tables import ACCOUNTS, DEBTS, LOTS, TRANSACTIONS
-from rapport.loyalty.models import ISSUED, MEMBER_DEBT
+from rapport.loyalty.models import ISSUED, MEMBER_DEBT, REDEEMED
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 
@@ -188,3 +190,64 @@ def reverse_for_return(
         written_off=written_off,
     )
     return finish(db, posted, fact, channel="web", before_commit=before_commit, commit=commit)
+
+
+def points_paid(db: Session, *, customer_id: str, order_id: str) -> tuple[int, int]:
+    """Points the member paid ``order_id`` with, and how many returns gave back so far."""
+    paid = refunded = 0
+    for kind, points, debt_change in db.execute(
+        select(TRANSACTIONS.c.kind, TRANSACTIONS.c.points, TRANSACTIONS.c.debt_change).where(
+            TRANSACTIONS.c.customer_id == customer_id,
+            TRANSACTIONS.c.order_id == order_id,
+            TRANSACTIONS.c.kind.in_(("redeem", "refund")),
+        )
+    ):
+        if kind == "redeem":
+            paid += -points
+        else:
+            refunded += points - debt_change  # credited, plus the debt it paid
+    return paid, refunded
+
+
+def refund_points_paid(
+    db: Session,
+    *,
+    customer_id: str,
+    order_id: str,
+    share_to_date: Fraction,
+    reason: str,
+    commit: bool = True,
+) -> Posted | None:
+    """Give back the points the member paid ``order_id`` with, for the part returned:
+    ``share_to_date`` is the share of the order's points payment that all its returns so far
+    refund (this one included), so the points given back over several returns add up to
+    exactly those paid once everything came back (each return rounds down, the last one
+    gives the rest). The points come back as a new lot with the program's expiry; debt
+    from earlier returns is paid first. ``None`` when nothing is left to give back."""
+    if not 0 <= share_to_date <= 1:
+        raise InvalidInput("share_to_date must be between 0 and 1", field="share_to_date")
+    paid, refunded = points_paid(db, customer_id=customer_id, order_id=order_id)
+    to_refund = int(paid * share_to_date) - refunded  # rounded down until the last return
+    if to_refund <= 0:
+        return None
+    posted = credit(
+        db,
+        customer_id=customer_id,
+        points=to_refund,
+        kind="refund",
+        source_account=REDEEMED,
+        reason=reason,
+        order_id=order_id,
+        rule_id=None,
+        expires_at=None,
+        earned_at=None,
+        pays_debt=True,
+    )
+    fact = PointsRefunded(
+        transaction_id=posted.transaction_id,
+        points=posted.points,
+        balance=posted.balance,
+        order_id=order_id,
+        debt_change=posted.debt_change,
+    )
+    return finish(db, posted, fact, channel="web", before_commit=None, commit=commit)
