@@ -158,6 +158,42 @@ def test_rules_are_created_once_per_idempotency_key_and_audited(
     assert [c["change"] for c in trail] == ["created"]
 
 
+def test_a_rule_that_never_existed_has_no_changes_and_a_deleted_one_keeps_them(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    headers = {**auth(api_key("read", "write")), "Idempotency-Key": "rule-gone"}
+    # a rule that never existed: its changes are 404 naming rule_id, as PUT and DELETE are
+    rule = {"name": "No sofas", "action": "exclude", "sku": "H-SOFA"}
+    for method, path, body in (
+        ("GET", "/v1/recommendations/rules/999/changes", None),
+        ("PUT", "/v1/recommendations/rules/999", rule),
+        ("DELETE", "/v1/recommendations/rules/999", None),
+    ):
+        response = client.request(method, path, json=body, headers=headers)
+        assert response.status_code == 404, (method, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["field"] == "rule_id"
+        assert response.json()["detail"] == "rule 999 not found"
+    # a deleted rule: its changes are still there, and editing it says it was deleted
+    rule_id = client.post("/v1/recommendations/rules", json=rule, headers=headers).json()["id"]
+    assert client.delete(f"/v1/recommendations/rules/{rule_id}", headers=headers).status_code == 204
+    changes = client.get(f"/v1/recommendations/rules/{rule_id}/changes", headers=headers)
+    assert changes.status_code == 200
+    assert [c["change"] for c in changes.json()] == ["deleted", "created"]
+    for method, body in (("PUT", rule), ("DELETE", None)):
+        response = client.request(
+            method,
+            f"/v1/recommendations/rules/{rule_id}",
+            json=body,
+            headers={**headers, "Idempotency-Key": f"gone-{method}"},
+        )
+        assert response.status_code == 404
+        assert response.json()["field"] == "rule_id"
+        assert response.json()["detail"] == (
+            f"rule {rule_id} was deleted; its changes are still listed"
+        )
+
+
 def test_an_item_pinned_by_two_rules_is_shown_once_where_the_placements_pin_puts_it(
     client: TestClient, api_key, shop: dict[str, str]
 ) -> None:

@@ -143,7 +143,8 @@ def delete_rule(rule_id: RuleId, db: DbSession, key: WriteKey) -> Response:
 
 @router.get("/rules/{rule_id}/changes")
 def rule_changes(rule_id: RuleId, db: DbSession, _key: ReadKey) -> list[RuleChangeOut]:
-    """Who changed the rule, when, and how it looked before and after; newest first."""
+    """Who changed the rule, when, and how it looked before and after; newest first. A
+    deleted rule's changes stay readable; a rule that never existed is 404."""
     return [_change_out(c) for c in service.rule_changes(db, rule_id=rule_id)]
 
 

@@ -501,8 +501,22 @@ def list_rules(db: Session) -> list[MerchRule]:
 def get_rule(db: Session, *, rule_id: int) -> MerchRule:
     rule = db.get(MerchRule, rule_id)
     if rule is None:
-        raise NotFound(f"rule {rule_id} not found", field="rule_id")
+        raise _no_rule(db, rule_id)
     return rule
+
+
+def _no_rule(db: Session, rule_id: int) -> NotFound:
+    """404 for a rule that is not there: one deleted says so (its changes stay readable)."""
+    deleted = db.scalar(
+        select(MerchRuleChange.id).where(
+            MerchRuleChange.rule_id == rule_id, MerchRuleChange.change == "deleted"
+        )
+    )
+    if deleted is not None:
+        return NotFound(
+            f"rule {rule_id} was deleted; its changes are still listed", field="rule_id"
+        )
+    return NotFound(f"rule {rule_id} not found", field="rule_id")
 
 
 def _check_targets(db: Session, rule: RuleIn) -> None:
@@ -573,10 +587,15 @@ def delete_rule(db: Session, *, rule_id: int, by: str) -> None:
 def rule_changes(
     db: Session, *, rule_id: int | None = None, limit: int = 100
 ) -> list[MerchRuleChange]:
+    """The newest changes first, of one rule or of all. A rule's changes outlive it (the
+    audit keeps a deleted rule's); a rule that never existed is 404 naming ``rule_id``."""
     query = select(MerchRuleChange).order_by(MerchRuleChange.id.desc()).limit(limit)
     if rule_id is not None:
         query = query.where(MerchRuleChange.rule_id == rule_id)
-    return list(db.scalars(query))
+    changes = list(db.scalars(query))
+    if rule_id is not None and not changes and db.get(MerchRule, rule_id) is None:
+        raise NotFound(f"rule {rule_id} not found", field="rule_id")
+    return changes
 
 
 # ------------------------------------------------------------------------------ training
