@@ -456,6 +456,7 @@ def test_customers_events_loyalty_and_recommendations_through_the_client(shop) -
             lines=[{"sku": "W-2", "quantity": 1, "reason": "too_small"}],
         )
         assert returned["refund_minor"] == 1200
+        assert (returned["money_refund_minor"], returned["points_refund_minor"]) == (1200, 0)
 
         export = admin.customers.export(customer)
         assert "grace@example.com" in str(export)

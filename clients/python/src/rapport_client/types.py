@@ -201,6 +201,8 @@ class Return(TypedDict):
     return_id: str
     order_id: str
     refund_minor: int
+    money_refund_minor: int
+    points_refund_minor: int
     lines: list[dict[str, Any]]
 
 
