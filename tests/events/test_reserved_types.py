@@ -5,13 +5,17 @@ delivery), on which loyalty awards points and campaigns send messages."""
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from rapport.domains import load_tasks
+from rapport.events.ingest import RECORDED_BY, TRACKING_MAY_SEND, reserved_type_error
 from rapport.events.models import Event
 from rapport.platform import clock
+from rapport.platform.domain_events import event_classes
 from tests.conftest import auth
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -36,9 +40,9 @@ def _stored(db) -> int:  # type: ignore[no-untyped-def]
     ("type_", "properties", "where"),
     [
         ("review_verified", {"review_id": "r1", "sku": "W-1", "rating": 5}, "/v1/feedback/"),
-        ("order_placed", {"order_id": "X1", "total_minor": 900000}, "POST /v1/orders"),
-        ("delivery_late", {"order_id": "X1"}, "POST /v1/orders"),
-        ("points_earned", {"points": 5000}, "/v1/loyalty/"),
+        ("order_placed", {"order_id": "X1", "total_minor": 900000}, "POST /v1/orders "),
+        ("delivery_late", {"order_id": "X1"}, "POST /v1/orders/{order_id}/status"),
+        ("points_earned", {"points": 5000}, "/v1/loyalty/members/{customer_id}/earn"),
     ],
 )
 def test_a_tracking_event_may_not_claim_one_of_rapport_s_own_facts(
@@ -98,3 +102,30 @@ def test_segment_calls_and_batches_refuse_them_per_message(client, api_key, db) 
         headers=auth(key),
     )
     assert native.json()["rejected"] == 1
+
+
+def test_each_reserved_type_says_how_that_fact_is_recorded(app) -> None:
+    # given every fact Rapport logs itself, but the two a site may send too
+    load_tasks()
+    reserved = sorted(set(event_classes()) - TRACKING_MAY_SEND)
+    assert "delivery_late" in reserved
+
+    # then each refusal names how that very fact is recorded
+    assert [t for t in reserved if t not in RECORDED_BY] == []
+    paths = {
+        path
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+        if method in {"post", "put"}
+    }
+    for type_ in reserved:
+        error = reserved_type_error(type_, ("event",))
+        assert error is not None
+        named = re.findall(r"(?:POST|PUT) (/v1/[^ ,;)]*)", error[1])
+        assert all(path in paths for path in named), (type_, named)
+        assert named or "Rapport logs it itself" in error[1], type_
+    # a late delivery is recorded by the order's status updates, not by posting an order
+    late = reserved_type_error("delivery_late", ("event",))
+    assert late is not None
+    assert "POST /v1/orders/{order_id}/status" in late[1]
+    assert "Order Completed" not in late[1]

@@ -50,25 +50,79 @@ TRACKING_MAY_SEND = frozenset({"identified", "consent_changed"})
 
 
 def reserved_type_error(event_type: str, loc: Loc) -> ItemError | None:
-    """The error for a tracking event whose type is one of Rapport's own facts, else ``None``."""
+    """The error for a tracking event whose type is one of Rapport's own facts, else ``None``:
+    it says how that fact is recorded (the endpoint, or what Rapport logs it from)."""
     fact = event_class(event_type)
     if fact is None or event_type in TRACKING_MAY_SEND:
         return None
-    where = _RECORDED_BY.get(fact.domain, f"Rapport's {fact.domain} API")
+    how = RECORDED_BY.get(event_type, f"record it through Rapport's {fact.domain} API")
     return (
         loc,
-        f"'{event_type}' is a fact Rapport logs itself when it happens: record it through"
-        f" {where}, or give your event another name",
+        f"'{event_type}' is a fact Rapport logs itself when it happens: {how};"
+        " or give your event another name",
         "reserved_type",
     )
 
 
-# Where each domain's facts are recorded, for the refusal's "what to do".
-_RECORDED_BY = {
-    "orders": "POST /v1/orders (or Segment's Order Completed)",
-    "loyalty": "the loyalty API (/v1/loyalty/...)",
-    "feedback": "the feedback API (/v1/feedback/...)",
-    "customers": "the customers API (/v1/customers/...)",
+def _status(status: str) -> str:
+    return f'record it through POST /v1/orders/{{order_id}}/status (status "{status}")'
+
+
+_LOGGED_BY_RAPPORT = "Rapport logs it itself"
+# How each of Rapport's own facts is recorded, for the refusal's "what to do": the endpoint
+# whose command logs it, or what Rapport logs it from (a test holds every type here).
+RECORDED_BY: dict[str, str] = {
+    # orders
+    "order_placed": "record the order through POST /v1/orders (or send Segment's Order Completed)",
+    "order_returned": "record the return through POST /v1/orders/{order_id}/returns"
+    " (or send Segment's Order Refunded)",
+    "order_collected": "record the pick-up through POST /v1/orders/{order_id}/pickup",
+    "order_packed": _status("packed"),
+    "order_shipped": _status("shipped"),
+    "order_out_for_delivery": _status("out_for_delivery"),
+    "order_delivered": _status("delivered"),
+    "delivery_delayed": _status("delayed"),
+    "delivery_failed": _status("failed"),
+    "delivery_late": "send the order's delivery updates to POST /v1/orders/{order_id}/status;"
+    f" {_LOGGED_BY_RAPPORT} once a delivery is past its promised date",
+    # loyalty
+    "points_earned": "record it through POST /v1/loyalty/members/{customer_id}/earn"
+    " (orders earn their points by themselves)",
+    "points_redeemed": "record it through POST /v1/loyalty/members/{customer_id}/redeem"
+    " (or .../rewards/{reward_id}/redeem for a reward)",
+    "points_adjusted": "record it through POST /v1/loyalty/members/{customer_id}/adjust",
+    "points_reversed": "record it through POST /v1/loyalty/members/{customer_id}/reverse"
+    " (a return takes back its points by itself)",
+    "points_refunded": "record the return through POST /v1/orders/{order_id}/returns;"
+    f" {_LOGGED_BY_RAPPORT} when points paid for returned goods come back",
+    "points_expired": f"{_LOGGED_BY_RAPPORT} when points reach the program's expiry",
+    "tier_changed": f"{_LOGGED_BY_RAPPORT} when a tier review moves a member",
+    "loyalty_program_changed": "record it through PUT /v1/loyalty/program/{kind}",
+    "membership_joined": "record it through POST /v1/loyalty/members/{customer_id}/membership",
+    "membership_cancelled": "record it through"
+    " POST /v1/loyalty/members/{customer_id}/membership/cancel",
+    "membership_renewed": f"{_LOGGED_BY_RAPPORT} at the end of each paid membership period",
+    "membership_lapsed": f"{_LOGGED_BY_RAPPORT} at the end of each paid membership period",
+    "referral_recorded": "record it through POST /v1/loyalty/referrals",
+    "announcement_published": "record it through POST /v1/loyalty/announcements",
+    # feedback
+    "review_submitted": "record it through POST /v1/feedback/reviews",
+    "review_published": "record it through POST /v1/feedback/reviews/{review_id}/moderation",
+    "review_verified": f"{_LOGGED_BY_RAPPORT} when a review of a product the customer bought is"
+    " published (POST /v1/feedback/reviews, then .../reviews/{review_id}/moderation)",
+    "survey_invited": "record it through POST /v1/feedback/surveys/{survey_id}/invitations",
+    "survey_answered": "record it through POST /v1/feedback/invitations/{invitation_id}/answer"
+    " (or POST /v1/feedback/responses)",
+    "ticket_opened": "record it through POST /v1/feedback/tickets",
+    "ticket_resolved": "record it through POST /v1/feedback/tickets/{ticket_id}/resolve",
+    "ticket_breached": f"{_LOGGED_BY_RAPPORT} when a ticket misses its SLA deadline",
+    "score_below_target": f"{_LOGGED_BY_RAPPORT} when a score falls below its target"
+    " (PUT /v1/feedback/targets)",
+    # customers
+    "customer_created": "record it through POST /v1/customers (or an identify call)",
+    "customer_erased": "record it through POST /v1/customers/{customer_id}/erase",
+    "customers_merged": "record it through POST /v1/customers/merge (or an alias call)",
+    "preference_shared": "record it through PUT /v1/customers/{customer_id}/preferences",
 }
 
 
