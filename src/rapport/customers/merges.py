@@ -1,7 +1,15 @@
 """Merging two profiles of one person: identities, consents (with their history),
-preferences, traits and events move to the surviving profile, which keeps an audit record."""
+preferences, traits and events move to the surviving profile, which keeps an audit record.
+
+Domains above customers keep rows of their own under a customer's id (orders, returns): each
+registers a *merge step* (:func:`merge_step`, from its ``tasks.py``) that moves its rows in the
+merge's own transaction, so a merge, by any road (the API, the admin page, a shared identity,
+a tracked ``alias``), moves everything or nothing."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -22,6 +30,29 @@ from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.idempotency import BeforeCommit
+
+
+class MergeStep(Protocol):
+    """A domain's part of a merge: move its rows from ``source_id`` to ``target_id`` in the
+    caller's transaction (never commit), and say how many of each moved (the merge record's
+    ``moved``)."""
+
+    def __call__(self, db: Session, *, source_id: str, target_id: str) -> Mapping[str, int]: ...
+
+
+_merge_steps: dict[str, MergeStep] = {}
+
+
+def merge_step(domain: str) -> Callable[[MergeStep], MergeStep]:
+    """Register ``domain``'s merge step: every merge calls it, after the customers domain's own
+    part and before the ``customers_merged`` event, in the same transaction; an error in it
+    undoes the whole merge."""
+
+    def register(step: MergeStep) -> MergeStep:
+        _merge_steps[domain] = step
+        return step
+
+    return register
 
 
 def merge_profiles(
@@ -111,6 +142,9 @@ def merge_profiles(
     moved["events"] = events.reassign_customer_events(
         db, from_customer_id=source_id, to_customer_id=target_id
     )
+    # The other domains' rows (orders, returns ...), in this transaction.
+    for step in _merge_steps.values():
+        moved.update(step(db, source_id=source_id, target_id=target_id))
     # Profile fields the target lacks come across.
     for name in ("external_id", *PROFILE_FIELDS, "home_latitude", "home_longitude"):
         if getattr(target, name) in (None, "") and getattr(source, name) not in (None, ""):
@@ -160,7 +194,8 @@ def merge_customers(
     before_commit: BeforeCommit | None = None,
 ) -> CustomerMerge:
     """Merge one profile into another: identities, consents, preferences, traits and history
-    move to the target; the source remains as a pointer with an audit record.
+    move to the target, and every registered domain's rows (:func:`merge_step`); the source
+    remains as a pointer with an audit record.
     ``before_commit`` runs last in the same transaction, with the merge record."""
     source = require_customer(db, source_customer_id, field="source_customer_id")
     target = require_customer(db, target_customer_id, field="target_customer_id")

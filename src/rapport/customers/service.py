@@ -52,7 +52,7 @@ from rapport.customers.identities import (
     resolve_identities,
 )
 from rapport.customers.import_batch import ImportedCustomer, import_customers
-from rapport.customers.merges import merge_customers, merge_history
+from rapport.customers.merges import MergeStep, merge_customers, merge_history, merge_step
 from rapport.customers.models import CONSENT_PURPOSES, Customer, PrivacyRequest
 from rapport.customers.preferences import birthdays_on, get_preferences, set_preferences
 from rapport.customers.privacy import (
@@ -110,6 +110,7 @@ __all__ = [
     "CustomerRefPath",
     "CustomerRefQuery",
     "ImportedCustomer",
+    "MergeStep",
     "PrivacyRequest",
     "active_audience",
     "add_identity",
@@ -150,6 +151,7 @@ __all__ = [
     "may_contact",
     "merge_customers",
     "merge_history",
+    "merge_step",
     "near_audience",
     "nearest_store_audience",
     "preferred_store_audience",

@@ -18,6 +18,7 @@ Every verb owns its transaction and appends its events (``rapport.orders.events`
 - ``tracked/``: Segment's "Order Completed" and "Order Refunded" as orders and returns (the
   ``orders.tracked`` processor), what became of each, and the refusals kept for the operator;
 - ``privacy``: the domain's part of export and erasure;
+- ``merging``: the domain's part of a customer merge (orders, returns, notices, value);
 - ``return_risk/``: return risk before the sale (the API and the orders page use it within the
   domain; ``warm_return_risk`` starts reading the order history when a server starts).
 
@@ -44,6 +45,7 @@ from rapport.orders.customer_value.serving import (
 from rapport.orders.customer_value.tiers import VALUE_TIERS
 from rapport.orders.fulfilment import confirm_pickup, update_delivery_status
 from rapport.orders.history import ImportedLine, ImportedOrder, ImportedReturn, import_orders
+from rapport.orders.merging import merge_customer_orders
 from rapport.orders.models import Order
 from rapport.orders.placing import (
     DEFAULT_PROMISE_DAYS,
@@ -135,6 +137,7 @@ __all__ = [
     "import_orders",
     "late_deliveries",
     "mark_notice_sent",
+    "merge_customer_orders",
     "notices_for",
     "order_totals_by_customer",
     "order_totals_in_window",

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from rapport.customers import service as customers
 from rapport.events import service as events
 from rapport.orders import service
 from rapport.orders.return_risk import serving as risk_serving
@@ -42,6 +43,10 @@ def fit_customer_value(db: Session, payload: dict[str, Any]) -> None:
 
 
 jobs.scheduled("orders.fit_customer_value", every=timedelta(days=1))
+
+# A customer merge moves the merged-away profile's orders, returns and notices, in its own
+# transaction (customers.merge_step).
+customers.merge_step("orders")(service.merge_customer_orders)
 
 # Segment's "Order Completed" / "Order Refunded" as orders and returns (orders.tracked).
 events.processor(service.TRACKED_ORDERS_PROCESSOR, batch_size=500)(service.process_tracked_orders)

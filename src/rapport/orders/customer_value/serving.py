@@ -38,7 +38,7 @@ from rapport.orders.customer_value.gamma_gamma import (
     fit_gamma_gamma,
 )
 from rapport.orders.customer_value.summary import summarise_purchases
-from rapport.orders.customer_value.tiers import VALUE_TIERS, value_tiers
+from rapport.orders.customer_value.tiers import VALUE_TIERS, tier_at_rank, value_tiers
 from rapport.orders.models import CustomerValueFit, CustomerValueScore, Order
 from rapport.platform import clock
 from rapport.platform.db import read_only, upsert_rows
@@ -183,7 +183,7 @@ def fit_customer_value(db: Session) -> ValueFit | None:
     bgnbd = fit_bgnbd(summary.frequency, summary.recency, summary.age)
     repeat = int(np.count_nonzero((summary.frequency > 0) & (summary.monetary > 0)))
     spend_params = fit_gamma_gamma(summary.frequency, summary.monetary) if repeat >= 3 else None
-    scores = _score(bgnbd, spend_params, summary, amounts)
+    scores = _score(bgnbd, spend_params, summary, float(np.mean(amounts)) if amounts.size else 0.0)
     _write(db, [ids[code] for code in customer_codes], summary, scores, now)
     fit = CustomerValueFit(
         fitted_at=now,
@@ -219,7 +219,7 @@ def _score(
     bgnbd: BgNbdParams,
     spend_params: GammaGammaParams | None,
     summary: PurchaseSummary,
-    amounts: np.ndarray,
+    mean_spend: float,
 ) -> _Scores:
     x, t_x, age = summary.frequency, summary.recency, summary.age
     expected_90d = expected_purchases(bgnbd, SHORT_HORIZON_DAYS, x, t_x, age)
@@ -228,7 +228,7 @@ def _score(
         spend = expected_average_spend(spend_params, x, summary.monetary)
     else:
         # Too few repeat customers to learn spend from: everyone's mean order value.
-        spend = np.full(len(summary), float(np.mean(amounts)) if amounts.size else 0.0)
+        spend = np.full(len(summary), mean_spend)
     predicted = np.rint(expected_year * spend)
     return _Scores(
         expected_90d=expected_90d,
@@ -253,23 +253,7 @@ def _write(
     columns = [column.name for column in table.columns if column.name != "customer_id"]
 
     def rows(start: int, stop: int) -> list[dict[str, Any]]:
-        return [
-            {
-                "customer_id": customer_ids[i],
-                "frequency": int(summary.frequency[i]),
-                "recency_days": float(summary.recency[i]),
-                "age_days": float(summary.age[i]),
-                "monetary_minor": round(float(summary.monetary[i])),
-                "expected_purchases_90d": float(scores.expected_90d[i]),
-                "p_alive": float(scores.p_alive[i]),
-                "p_purchase_90d": float(scores.p_purchase_90d[i]),
-                "expected_spend_minor": round(float(scores.spend[i])),
-                "predicted_value_minor": int(scores.predicted_value[i]),
-                "value_tier": str(scores.tiers[i]),
-                "fitted_at": now,
-            }
-            for i in range(start, stop)
-        ]
+        return [_row(customer_ids[i], summary, scores, i, now) for i in range(start, stop)]
 
     for start in range(0, len(customer_ids), _WRITE_CHUNK):
         chunk = rows(start, min(start + _WRITE_CHUNK, len(customer_ids)))
@@ -285,6 +269,81 @@ def _write(
         )
         db.commit()
     db.execute(delete(CustomerValueScore).where(CustomerValueScore.fitted_at != now))
+
+
+def _row(
+    customer_id: str, summary: PurchaseSummary, scores: _Scores, i: int, fitted_at: datetime
+) -> dict[str, Any]:
+    """Row ``i`` of a fit as the columns of ``customer_values``."""
+    return {
+        "customer_id": customer_id,
+        "frequency": int(summary.frequency[i]),
+        "recency_days": float(summary.recency[i]),
+        "age_days": float(summary.age[i]),
+        "monetary_minor": round(float(summary.monetary[i])),
+        "expected_purchases_90d": float(scores.expected_90d[i]),
+        "p_alive": float(scores.p_alive[i]),
+        "p_purchase_90d": float(scores.p_purchase_90d[i]),
+        "expected_spend_minor": round(float(scores.spend[i])),
+        "predicted_value_minor": int(scores.predicted_value[i]),
+        "value_tier": str(scores.tiers[i]),
+        "fitted_at": fitted_at,
+    }
+
+
+def merge_customer_value(db: Session, *, source_id: str, target_id: str) -> bool:
+    """After a merge moved ``source_id``'s orders to ``target_id``: no value is kept under
+    the merged-away id, and the survivor's is worked out again from all their orders as the
+    fit in use saw them (its parameters, orders placed by its date; no refit), its tier by
+    its rank among the values stored. In the caller's transaction. Nothing is worked out when
+    neither profile had a value (no fit yet, or no order when it ran: the next fit gives
+    one). Whether the survivor has a value now."""
+    rows = list(
+        db.scalars(
+            select(CustomerValueScore).where(
+                CustomerValueScore.customer_id.in_((source_id, target_id))
+            )
+        )
+    )
+    fit = value_fit(db)
+    for row in rows:
+        db.delete(row)
+    db.flush()
+    if fit is None or not rows:
+        return False
+    purchases = db.execute(
+        select(_day_number(db), Order.total_minor).where(
+            Order.customer_id == target_id, Order.status != "cancelled"
+        )
+    ).all()
+    days = np.floor(np.asarray([float(day) for day, _ in purchases], dtype=np.float64))
+    amounts = np.asarray([int(total) for _, total in purchases], dtype=np.float64)
+    _, summary = summarise_purchases(
+        np.zeros(len(purchases), dtype=np.int64),
+        days.astype(np.int64),
+        amounts,
+        end_day=_today(fit.fitted_at),
+    )
+    if len(summary) == 0:
+        return False
+    # Without Gamma-Gamma every stored spend is the mean order value the fit saw.
+    mean_spend = float(np.mean([row.expected_spend_minor for row in rows]))
+    scores = _score(fit.bgnbd, fit.gamma_gamma, summary, mean_spend)
+    values = _row(target_id, summary, scores, 0, fit.fitted_at)
+    predicted = values["predicted_value_minor"]
+    others = int(db.scalar(select(func.count()).select_from(CustomerValueScore)) or 0)
+    above = int(
+        db.scalar(
+            select(func.count())
+            .select_from(CustomerValueScore)
+            .where(CustomerValueScore.predicted_value_minor > predicted)
+        )
+        or 0
+    )
+    values["value_tier"] = tier_at_rank(above + 1, others + 1)
+    db.add(CustomerValueScore(**values))
+    db.flush()
+    return True
 
 
 def _fit_out(row: CustomerValueFit) -> ValueFit:

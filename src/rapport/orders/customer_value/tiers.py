@@ -28,3 +28,12 @@ def value_tiers(predicted_value: ArrayLike) -> NDArray[np.str_]:
     for tier in ("top20", "top5", "top1"):  # narrowest last, so it wins
         tiers[rank <= int(np.floor(TIER_SHARES[tier] * n + 1e-9))] = tier
     return tiers
+
+
+def tier_at_rank(rank: int, customers: int) -> str:
+    """The tier of the customer at ``rank`` (1-based) of ``customers``, as :func:`value_tiers`
+    gives it: one customer placed among values already ranked (a merge's survivor)."""
+    for tier in ("top1", "top5", "top20"):  # narrowest first
+        if rank <= int(np.floor(TIER_SHARES[tier] * customers + 1e-9)):
+            return tier
+    return "rest"

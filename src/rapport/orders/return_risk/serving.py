@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
@@ -404,6 +404,20 @@ def _build_in_background(db: Session, data_dir: Path, key: str) -> threading.Eve
 def forget_cached_models() -> None:
     with _lock:
         _cache.clear()
+
+
+def history_changed(db: Session) -> None:
+    """Past orders changed hands in ``db``'s transaction (a merge): once it commits, this
+    process's history is stale, so the next basket scored starts the next build (and, where
+    the session cannot build in the background, builds it first). Other processes read the
+    change with their next build, at most ``HISTORY_MAX_AGE_SECONDS`` later."""
+
+    def mark_stale(session: Session) -> None:
+        with _lock:
+            for key, cached in _cache.items():
+                _cache[key] = replace(cached, built_at=float("-inf"))
+
+    event.listen(db, "after_commit", mark_stale, once=True)
 
 
 @dataclass(frozen=True)
