@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from rapport.loyalty.tasks import expire_lots  # noqa: F401  (registers the proc
 from rapport.loyalty.tiers import standing as tier_standing
 from rapport.orders import service as orders
 from rapport.orders.schemas import OrderIn, ReturnIn
+from rapport.platform.errors import Conflict
 from tests.loyalty.factories import T0, frozen_clock, make_customer
 from tests.orders.factories import CHIANTI, order_body, seed_catalog
 
@@ -114,6 +116,37 @@ def test_a_returned_line_takes_back_what_it_earned(db: Session) -> None:
     # then 36 points are reversed; the welcome bonus stays
     assert before - ledger.balance(db, customer_id=member) == 36
     assert ledger.order_points(db, customer_id=member, order_id=order_id).reversed == 36
+
+
+def test_after_a_whole_return_a_manual_reversal_cannot_take_the_first_purchase_bonus(
+    db: Session,
+) -> None:
+    # given a first order of 10 bottles (120 points) with the 200-point first-purchase bonus,
+    # all of it returned, its 120 points taken back
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    member = make_customer(db)
+    order_id = orders.place_order(db, order=big_order(member, 10)).order_id
+    process(db)
+    orders.record_return(
+        db,
+        order_id=order_id,
+        request=ReturnIn.model_validate(
+            {"lines": [{"sku": CHIANTI, "quantity": 10, "reason": "damaged"}], "channel": "web"}
+        ),
+    )
+    process(db)
+    after_return = ledger.balance(db, customer_id=member)
+    assert ledger.order_points(db, customer_id=member, order_id=order_id) == ledger.OrderPoints(
+        earned=120, reversed=120
+    )
+
+    # when a shop also sends the return through the reversal command
+    with pytest.raises(Conflict):
+        ledger.reverse_for_return(db, customer_id=member, order_id=order_id, points=5)
+
+    # then the first-purchase bonus stays, as the return left it
+    assert ledger.balance(db, customer_id=member) == after_return == 200
 
 
 def test_apology_points_once_per_order_and_preferences_once_per_field(db: Session) -> None:

@@ -24,7 +24,7 @@ from rapport.loyalty.ledger.lots import consume_lots
 from rapport.loyalty.ledger.movements import credit
 from rapport.loyalty.ledger.settings import get_program
 from rapport.loyalty.ledger.tables import ACCOUNTS, DEBTS, LOTS, TRANSACTIONS
-from rapport.loyalty.models import ISSUED, MEMBER_DEBT, REDEEMED
+from rapport.loyalty.models import ISSUED, MEMBER_DEBT, REDEEMED, Award
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 
@@ -42,11 +42,26 @@ class OrderPoints:
 
 
 def order_points(db: Session, *, customer_id: str, order_id: str) -> OrderPoints:
-    """Points the order issued to the member, and how many returns took back (including
-    any written off because the program allows no debt)."""
+    """Points the order issued to the member that a return can take back, and how many
+    returns took back (including any written off because the program allows no debt). A
+    bonus a rule gave for the order as a whole (a first purchase, a referred friend's first
+    order) is not among them: it stays after a return, as the earning processor's returns
+    leave it (they take back only what the returned lines earned)."""
+    whole_order_bonuses = {
+        transaction_id
+        for transaction_id, line_points in db.execute(
+            select(Award.transaction_id, Award.line_points).where(
+                Award.customer_id == customer_id,
+                Award.order_id == order_id,
+                Award.transaction_id.is_not(None),
+            )
+        )
+        if not line_points
+    }
     earned = reversed_ = 0
-    for kind, points, debt_change, details in db.execute(
+    for transaction_id, kind, points, debt_change, details in db.execute(
         select(
+            TRANSACTIONS.c.id,
             TRANSACTIONS.c.kind,
             TRANSACTIONS.c.points,
             TRANSACTIONS.c.debt_change,
@@ -58,7 +73,8 @@ def order_points(db: Session, *, customer_id: str, order_id: str) -> OrderPoints
         )
     ):
         if kind == "earn":
-            earned += points - debt_change  # issued: what was credited plus the debt it paid
+            if transaction_id not in whole_order_bonuses:
+                earned += points - debt_change  # issued: credited plus the debt it paid
         else:
             reversed_ += -points + debt_change + int((details or {}).get("written_off", 0))
     return OrderPoints(earned=earned, reversed=reversed_)
