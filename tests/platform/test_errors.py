@@ -127,7 +127,23 @@ def test_unknown_route_is_404_problem(client) -> None:
     # a method the path does not take says which it does
     wrong = client.put("/v1/products")
     assert wrong.status_code == 405
-    assert wrong.json()["detail"] == "PUT is not taken here; this path takes GET"
+    assert wrong.json()["detail"] == "PUT is not taken here; this path takes GET and HEAD"
+    assert wrong.headers["Allow"] == "GET, HEAD"
+
+
+def test_a_method_not_taken_names_every_method_the_path_takes(client) -> None:
+    # two routes share each of these paths with different methods; the answer names them all
+    for method, path, taken in (
+        ("PATCH", "/v1/recommendations/rules/1", "PUT, DELETE"),
+        ("DELETE", "/v1/recommendations/rules", "GET, HEAD, POST"),
+        ("PUT", "/v1/loyalty/members/C-1/membership", "GET, HEAD, POST"),
+    ):
+        response = client.request(method, path)
+        assert response.status_code == 405, (method, path)
+        assert response.headers["Allow"] == taken, (method, path)
+        assert response.json()["detail"].endswith(" and ".join(taken.rsplit(", ", 1))), (
+            response.json()
+        )
 
 
 def test_missing_resource_is_404_naming_the_field(client, api_key) -> None:

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from rapport.platform.openapi import install_openapi
 
@@ -270,6 +271,20 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Respon
     )
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _methods_taken(request: Request) -> list[str]:
+    """Every method some route of the application takes at the request's path (``HEAD``
+    wherever ``GET`` is: it is answered as one)."""
+    taken = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": "GET" if method == "HEAD" else method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            taken.append(method)
+    return taken
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every error through problem+json, and say so in the OpenAPI document."""
     install_openapi(app)
@@ -303,11 +318,16 @@ def install_problem_handlers(app: FastAPI) -> None:
                 f"No such path: {request.method} {request.url.path}. The API's paths are "
                 "listed at /docs"
             )
-        elif on_api and exc.status_code == 405 and detail == "Method Not Allowed":
-            allowed = (getattr(exc, "headers", None) or {}).get("Allow", "")
-            detail = f"{request.method} is not taken here" + (
-                f"; this path takes {allowed}" if allowed else ""
-            )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405 and detail == "Method Not Allowed":
+            # Starlette names only the methods of the first route that matched the path;
+            # another route may take the same path with other methods.
+            allowed = _methods_taken(request)
+            headers["Allow"] = ", ".join(allowed)
+            if on_api:
+                detail = f"{request.method} is not taken here; this path takes " + (
+                    " and ".join(", ".join(allowed).rsplit(", ", 1))
+                )
         return answer_problem(
             request,
             status=exc.status_code,
@@ -315,7 +335,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             title=title,
             detail=detail,
             field="body" if exc.status_code == 413 else None,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(Exception)
