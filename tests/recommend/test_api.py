@@ -107,6 +107,51 @@ def test_bad_requests_name_the_field(client: TestClient, api_key, query: str, fi
     assert field in response.json()["detail"] or response.json().get("field") == field
 
 
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ("lat=48.85", "lon", "lat and lon go together: give both, or neither"),
+        ("lon=2.35", "lat", "lat and lon go together: give both, or neither"),
+        (
+            "device=toaster",
+            "device",
+            "Input should be 'mobile', 'tablet', 'app', 'desktop' or 'pos'",
+        ),
+    ],
+)
+def test_half_a_point_and_an_unknown_device_are_refused_naming_the_parameter(
+    client: TestClient, api_key, shop: dict[str, str], query: str, field: str, message: str
+) -> None:
+    # given a latitude without its longitude (or the other way), or a device the docs do not list
+    response = client.get(
+        f"/v1/recommendations?placement=home&{query}", headers=auth(api_key("read"))
+    )
+    # then it is refused, naming the parameter to fix, rather than quietly ignored
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["field"] == field
+    assert problem["detail"] == f"{field}: {message}"
+
+
+def test_both_halves_of_a_point_and_a_listed_device_in_any_case_are_taken(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    headers = auth(api_key("read"))
+    for query in ("lat=48.85&lon=2.35", "device=mobile", "device=Desktop"):
+        response = client.get(f"/v1/recommendations?placement=home&{query}", headers=headers)
+        assert response.status_code == 200, (query, response.text)
+
+
+def test_the_devices_taken_are_those_ranking_knows() -> None:
+    from typing import get_args
+
+    from rapport.recommend.ranking import DEVICE_CHANNELS
+    from rapport.recommend.schemas import Device
+
+    assert get_args(Device) == tuple(DEVICE_CHANNELS)
+
+
 def test_unknown_customer_store_and_product_are_not_found(
     client: TestClient, api_key, shop: dict[str, str]
 ) -> None:
@@ -386,6 +431,26 @@ def test_models_list_versions_and_training_is_queued_once(
     second = client.post("/v1/recommendations/models", headers=command(headers))
     assert first.status_code == 202
     assert second.json()["job_id"] == first.json()["job_id"]
+
+
+def test_training_takes_no_body_and_refuses_a_field(
+    client: TestClient, api_key, shop: dict[str, str], db: Session
+) -> None:
+    from rapport.platform.models import Job
+
+    headers = auth(api_key("read", "write"))
+    # a field is refused, naming it, as every other /v1 body refuses an unknown field
+    refused = client.post("/v1/recommendations/models", json={"foo": 1}, headers=command(headers))
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "foo"
+    assert "Unknown field" in refused.json()["detail"]
+    # and nothing is queued
+    assert db.query(Job).filter(Job.kind == service.TRAIN_JOB).count() == 0
+    # no body, or an empty object, queues the run
+    for body in ({}, None):
+        taken = client.post("/v1/recommendations/models", json=body, headers=command(headers))
+        assert taken.status_code == 202
+    assert db.query(Job).filter(Job.kind == service.TRAIN_JOB).count() == 1
 
 
 def _history(db: Session, customer_id: str) -> set[str]:

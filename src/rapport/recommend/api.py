@@ -26,6 +26,7 @@ from rapport.recommend.schemas import (
     RuleChangeOut,
     RuleIn,
     RuleOut,
+    TrainIn,
     TrainOut,
 )
 
@@ -173,10 +174,15 @@ def _version_out(version: ModelVersion, active: str | None) -> ModelVersionOut:
 
 
 @router.post("/models", status_code=status.HTTP_202_ACCEPTED, response_model=TrainOut)
-def train(db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+def train(
+    db: DbSession,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+    body: TrainIn | None = None,
+) -> JSONResponse:
     """Queue a training run; the worker trains, saves and switches serving to the new
     version. Runs already queued are not queued twice, and a retry with the same
-    Idempotency-Key queues none."""
+    Idempotency-Key queues none. It takes no body (or `{}`): a field is refused."""
     return run_idempotent(
         db,
         scope=f"recommend.train:{key.id}",

@@ -16,6 +16,8 @@ MAX_SKU_LENGTH = 64
 Placement = Literal["home", "discover", "product_similar", "product_complements", "cart", "email"]
 Action = Literal["pin", "boost", "bury", "exclude", "filter"]
 Attribute = Literal["category", "brand", "country_of_origin"]
+# The devices a request may name (ranking.DEVICE_CHANNELS maps each to its sales channel).
+Device = Literal["mobile", "tablet", "app", "desktop", "pos"]
 Sku = Field(min_length=1, max_length=64)
 
 
@@ -50,10 +52,17 @@ class RecommendationQuery(BaseModel):
         str | None,
         Field(min_length=1, max_length=40, description="Only items in stock at this store"),
     ] = None
-    lat: Annotated[float | None, Field(ge=-90, le=90)] = None
-    lon: Annotated[float | None, Field(ge=-180, le=180)] = None
+    lat: Annotated[
+        float | None,
+        Field(ge=-90, le=90, description="Latitude; with lon, binds to the nearest store"),
+    ] = None
+    lon: Annotated[
+        float | None,
+        Field(ge=-180, le=180, description="Longitude; with lat, binds to the nearest store"),
+    ] = None
     device: Annotated[
-        str | None, Field(min_length=1, max_length=20, examples=["mobile", "desktop", "pos"])
+        Device | None,
+        Field(description="Favours categories that sell on this device's channel"),
     ] = None
     at: Annotated[
         AwareDatetime | None,
@@ -83,6 +92,24 @@ class RecommendationQuery(BaseModel):
                     f"a SKU has at most {MAX_SKU_LENGTH} characters: {sku[:20]}… has {len(sku)}"
                 )
         return items or None
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device(cls, device: object) -> object:
+        # Mobile and mobile are one device, as ranking always read them.
+        return device.strip().lower() if isinstance(device, str) else device
+
+    @model_validator(mode="after")
+    def _point(self) -> RecommendationQuery:
+        # Half a point binds to no store: refused rather than quietly ignored.
+        if (self.lat is None) != (self.lon is None):
+            missing = "lat" if self.lat is None else "lon"
+            raise FieldInvalid(missing, "lat and lon go together: give both, or neither")
+        return self
+
+
+class TrainIn(StrictModel):
+    """``POST /v1/recommendations/models`` takes no settings: send no body, or ``{}``."""
 
 
 _ONE_SKU = "a pin places one sku"

@@ -35,7 +35,14 @@ from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.models import Job
 from rapport.platform.privacy import PrivacySubject
 from rapport.recommend.models import MerchRule, MerchRuleChange, ModelVersion
-from rapport.recommend.ranking import BROWSING_PLACEMENTS, Context, Ranked, Rule, rank
+from rapport.recommend.ranking import (
+    BROWSING_PLACEMENTS,
+    DEVICE_CHANNELS,
+    Context,
+    Ranked,
+    Rule,
+    rank,
+)
 from rapport.recommend.schemas import RuleIn
 from rapport.recommend.trained_model import Bundle, ProductFacts, Purchase, build
 
@@ -246,6 +253,13 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
         raise InvalidInput(f"{request.placement} needs item_id", field="item_id")
     if request.placement == "cart" and not request.cart:
         raise InvalidInput("the cart placement needs at least one cart item", field="cart")
+    if request.device is not None and request.device.lower() not in DEVICE_CHANNELS:
+        raise InvalidInput(
+            f"Unknown device {request.device!r}: use {', '.join(DEVICE_CHANNELS)}", field="device"
+        )
+    if (request.latitude is None) != (request.longitude is None):
+        missing = "lat" if request.latitude is None else "lon"
+        raise InvalidInput("lat and lon go together: give both, or neither", field=missing)
     consent = _customer(db, request)
     customer_id = consent.customer_id if consent is not None else None
     personal = consent is not None and "personalization" in consent.granted
