@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
+from rapport.customers.audiences import CustomerIds, as_customer_ids
 from rapport.customers.models import IDENTITY_KINDS, Consent, Customer, CustomerTraits, Identity
 from rapport.platform.identity import normalise_identity
 
@@ -59,22 +60,7 @@ def _filtered(columns: list[Any], filters: CustomerFilters) -> Select[Any]:
     )
     text = filters.query.strip()
     if text:
-        lowered = text.lower()
-        full_name = func.lower(
-            func.coalesce(Customer.first_name, "") + " " + func.coalesce(Customer.last_name, "")
-        )
-        identities = {normalise_identity(kind, text) for kind in IDENTITY_KINDS} - {""}
-        query = query.where(
-            or_(
-                full_name.contains(lowered, autoescape=True),
-                func.lower(Customer.email).contains(lowered, autoescape=True),
-                Customer.customer_id == text,
-                Customer.external_id == text,
-                Customer.customer_id.in_(
-                    select(Identity.customer_id).where(Identity.value.in_(sorted(identities)))
-                ),
-            )
-        )
+        query = query.where(_matches(text))
     if filters.purpose:
         query = query.where(
             Customer.customer_id.in_(
@@ -88,6 +74,35 @@ def _filtered(columns: list[Any], filters: CustomerFilters) -> Select[Any]:
     if filters.joined_to is not None:
         query = query.where(joined_at_expression < _start_of(filters.joined_to + timedelta(days=1)))
     return query
+
+
+def _matches(text: str) -> ColumnElement[bool]:
+    """The search: part of a name or email, or exactly a Rapport id, customer number or
+    identity (a phone, a loyalty card, ...)."""
+    lowered = text.lower()
+    full_name = func.lower(
+        func.coalesce(Customer.first_name, "") + " " + func.coalesce(Customer.last_name, "")
+    )
+    identities = {normalise_identity(kind, text) for kind in IDENTITY_KINDS} - {""}
+    return or_(
+        full_name.contains(lowered, autoescape=True),
+        func.lower(Customer.email).contains(lowered, autoescape=True),
+        Customer.customer_id == text,
+        Customer.external_id == text,
+        Customer.customer_id.in_(
+            select(Identity.customer_id).where(Identity.value.in_(sorted(identities)))
+        ),
+    )
+
+
+def search_audience(text: str) -> CustomerIds:
+    """The ids of the profiles the admin's customer search finds for ``text`` (part of a name
+    or email, or exactly a Rapport id, customer number or identity), of any status (a merged
+    or anonymous profile's orders are found too), as a SELECT for another domain to nest
+    (the orders list's search); ``text`` empty, none."""
+    text = text.strip()
+    query = select(Customer.customer_id)
+    return as_customer_ids(query.where(_matches(text)) if text else query.where(false()))
 
 
 def _start_of(day: date) -> datetime:

@@ -52,6 +52,7 @@ from rapport.customers.identities import (
     resolve_identities,
 )
 from rapport.customers.import_batch import ImportedCustomer, import_customers
+from rapport.customers.listing import search_audience
 from rapport.customers.merges import MergeStep, merge_customers, merge_history, merge_step
 from rapport.customers.models import CONSENT_PURPOSES, Customer, PrivacyRequest
 from rapport.customers.preferences import birthdays_on, get_preferences, set_preferences
@@ -166,6 +167,7 @@ __all__ = [
     "resolve_optional_customer_ref",
     "rfm_audience",
     "rfm_boundaries",
+    "search_audience",
     "search_customers",
     "set_consent",
     "set_preferences",

@@ -201,8 +201,8 @@ def orders_list_page(
     carrier: str = "",
     late: bool = False,
 ) -> HTMLResponse:
-    """Every order, newest first, filtered by order or customer id, channel, status, carrier
-    and lateness."""
+    """Every order, newest first, filtered by order or customer (as the customers list finds
+    them: name, email, customer number ...), channel, status, carrier and lateness."""
     where = listing.OrderFilter(
         query=q.strip()[:100],
         channel=channel[:20],

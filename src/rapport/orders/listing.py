@@ -10,6 +10,7 @@ from datetime import date, datetime
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from rapport.customers import service as customers
 from rapport.orders.models import Order, OrderLine, ReturnLine
 from rapport.platform import clock
 
@@ -20,7 +21,9 @@ CHANNELS = ("web", "app", "store", "call_center")
 class OrderFilter:
     """What the orders list is narrowed to; empty fields do not narrow."""
 
-    query: str = ""  # order id or customer id, contained
+    # Part of an order id or Rapport customer id, or what finds the customer in the customers
+    # list (part of a name or email, exactly their customer number, phone or card).
+    query: str = ""
     channel: str = ""
     status: str = ""
     carrier: str = ""
@@ -28,12 +31,14 @@ class OrderFilter:
 
     def conditions(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
-        if self.query.strip():
-            pattern = f"%{self.query.strip().lower()}%"
+        text = self.query.strip()
+        if text:
+            lowered = text.lower()
             found.append(
                 or_(
-                    func.lower(Order.order_id).like(pattern),
-                    func.lower(func.coalesce(Order.customer_id, "")).like(pattern),
+                    func.lower(Order.order_id).contains(lowered, autoescape=True),
+                    func.lower(Order.customer_id).contains(lowered, autoescape=True),
+                    Order.customer_id.in_(customers.search_audience(text)),
                 )
             )
         if self.channel:
