@@ -41,7 +41,7 @@ from rapport.events import service as event_log
 from rapport.events.service import LoggedEvent
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
-from rapport.platform.identity import identity_digest, normalise_identity
+from rapport.platform.identity import identity_digest, is_email, normalise_identity
 
 IDENTIFYING_TRAITS = ("email", "phone", "loyalty_card")
 # Bookkeeping, not activity: these must not move "last seen" or count as events.
@@ -58,6 +58,19 @@ def _event_traits(event: LoggedEvent) -> dict[str, Any]:
     properties = event.properties or {}
     nested = properties.get("traits")
     return nested if isinstance(nested, dict) else properties
+
+
+def _identity_traits(traits: dict[str, Any]) -> dict[str, str]:
+    """The identities an identify call's traits name: an email that is not an address is
+    none (ingestion refuses it; events logged before it did are read as they are)."""
+    found: dict[str, str] = {}
+    for kind in IDENTIFYING_TRAITS:
+        value = traits.get(kind)
+        if isinstance(value, str) and value.strip():
+            if kind == "email" and not is_email(value):
+                continue
+            found[kind] = value
+    return found
 
 
 def _profile(traits: dict[str, Any]) -> dict[str, Any]:
@@ -141,11 +154,7 @@ def named_identities(event: LoggedEvent) -> dict[str, str]:
     if event.anonymous_id:
         named["anonymous_id"] = event.anonymous_id
     if event.type == "identified":
-        traits = _event_traits(event)
-        for kind in IDENTIFYING_TRAITS:
-            value = traits.get(kind)
-            if isinstance(value, str) and value.strip():
-                named[kind] = value
+        named.update(_identity_traits(_event_traits(event)))
     cleaned = {kind: normalise_identity(kind, value) for kind, value in named.items()}
     return {kind: value for kind, value in cleaned.items() if value}
 
@@ -288,10 +297,7 @@ def resolve_event_customer(
     if event.type == "identified":
         traits = _event_traits(event)
         profile = _profile(traits)
-        for kind in IDENTIFYING_TRAITS:
-            value = traits.get(kind)
-            if isinstance(value, str) and value.strip():
-                identities[kind] = value
+        identities.update(_identity_traits(traits))
     if identities:
         resolved = resolve_identities(
             db, identities=identities, profile=profile, source=f"event:{event.type}"

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import bisect
 import re
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from rapport.customers.models import CustomerTraits
 from rapport.events.service import LoggedEvent
 from rapport.platform import clock
+from rapport.platform.identity import birthday_date, is_email
 
 # A purchase says more about taste than a look: favourite categories weigh them so.
 PURCHASE_WEIGHT = 5
@@ -55,6 +56,10 @@ def profile_fields(traits: dict[str, Any]) -> dict[str, str]:
         for key in keys:
             value = traits.get(key)
             if isinstance(value, str) and value.strip():
+                # An email that is not an address never replaces the contact email (ingestion
+                # refuses it; events logged before it did are read as they are).
+                if name == "email" and not is_email(value):
+                    break
                 profile[name] = value.strip()
                 break
     full = traits.get("name")
@@ -75,15 +80,9 @@ def profile_fields(traits: dict[str, Any]) -> dict[str, str]:
 
 def birthday(traits: dict[str, Any]) -> str | None:
     """The ``birthday`` trait as ``YYYY-MM-DD`` (a date, or the date of an ISO moment), or
-    ``None`` when there is none or it is not a real past date."""
-    value = traits.get("birthday")
-    if not isinstance(value, str):
-        return None
-    try:
-        day = date.fromisoformat(value.strip()[:10])
-    except ValueError:
-        return None
-    return day.isoformat() if date(1900, 1, 1) <= day <= clock.now().date() else None
+    ``None`` when there is none or it is not a real past date (ingestion refuses those)."""
+    day = birthday_date(traits.get("birthday"), today=clock.now().date())
+    return day.isoformat() if day is not None else None
 
 
 def _keepable(value: Any, *, nested: bool = False) -> bool:

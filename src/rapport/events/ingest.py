@@ -13,6 +13,7 @@ refused as soon as it does, so a small "zip bomb" costs no more memory than the 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import zlib
@@ -28,6 +29,7 @@ from pydantic_core import ErrorDetails
 from rapport.events.dead_letters import Rejection
 from rapport.events.schemas import MAX_BATCH_EVENTS, EventBatchIn, EventIn
 from rapport.events.tracking_store import NewEvent, Outcome, Refusal
+from rapport.platform import clock
 from rapport.platform.domain_events import event_class
 from rapport.platform.errors import (
     UNKNOWN_FIELD,
@@ -38,6 +40,7 @@ from rapport.platform.errors import (
     field_error,
     pinpointed,
 )
+from rapport.platform.identity import EARLIEST_BIRTHDAY, birthday_date, is_email
 
 # Where in an event a problem is (relative to the event), what is wrong, and its code.
 Loc = tuple[str | int, ...]
@@ -239,9 +242,13 @@ _INT64 = 2**63
 _TRAIT_KINDS = "text, a number, true/false, null, a list of those or an object of those"
 
 
-def trait_errors(traits: Any, loc: Loc, *, known: bool = True) -> list[ItemError]:
+def trait_errors(
+    traits: Any, loc: Loc, *, known: bool = True, identifying: bool = True
+) -> list[ItemError]:
     """What is wrong with a traits object at ``loc`` (empty when nothing). ``known=False``
-    counts every trait as custom (a group's traits)."""
+    counts every trait as custom (a group's traits). A ``birthday`` must be a real date; an
+    ``email`` must be an address where it would become an identity and the contact email
+    (``identifying``: an identify call's traits, not another call's ``context.traits``)."""
     if not isinstance(traits, dict):
         return [(loc, "Traits must be a JSON object", "dict_type")]
     errors: list[ItemError] = []
@@ -261,6 +268,8 @@ def trait_errors(traits: Any, loc: Loc, *, known: bool = True) -> list[ItemError
         if longest is None:
             custom += 1
         problem = _trait_value_error(value, longest or MAX_TRAIT_TEXT, nested=False)
+        if problem is None and longest is not None:
+            problem = _known_trait_error(name, value, identifying=identifying)
         if problem is not None:
             errors.append(((*loc, name), *problem))
     if custom > MAX_CUSTOM_TRAITS:
@@ -272,6 +281,26 @@ def trait_errors(traits: Any, loc: Loc, *, known: bool = True) -> list[ItemError
             )
         )
     return errors
+
+
+def _known_trait_error(name: str, value: Any, *, identifying: bool) -> tuple[str, str] | None:
+    """What the profile processor could not keep of a known trait it would use (``null`` and
+    empty text are passed over as it passes them over)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if name == "birthday" and birthday_date(value, today=clock.now().date()) is None:
+        return (
+            "A birthday is a real date, YYYY-MM-DD (or an ISO moment), from "
+            f"{EARLIEST_BIRTHDAY.isoformat()} to today",
+            "date_parsing",
+        )
+    if name == "email" and identifying and not (isinstance(value, str) and is_email(value)):
+        return (
+            "Not an email address (name@example.com); it would become the person's email "
+            "identity and contact address: send their address, or leave the trait out",
+            "string_pattern_mismatch",
+        )
+    return None
 
 
 def _trait_value_error(value: Any, longest: int, *, nested: bool) -> tuple[str, str] | None:
@@ -301,13 +330,29 @@ def _trait_value_error(value: Any, longest: int, *, nested: bool) -> tuple[str, 
     return None
 
 
+# orjson reads an integer beyond 64 bits (below -2**63 or above 2**64 - 1) as a float:
+# 123456789012345678901234567890 becomes 1.2345678901234568e+29. Such an integer has at least
+# 19 digits, so a body with a run of 19 digits or more is read again by the standard library,
+# which keeps integers exact: the checks see the number as sent (``number_too_large``)
+# instead of a float nobody sent.
+_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
+
+
 def parse_body(raw: bytes) -> Any:
     """The request body as JSON, or a 400 problem naming ``body``."""
     try:
-        return orjson.loads(raw)
+        parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         reason = "it is empty" if not raw.strip() else str(error)
         raise MalformedBody(f"The request body is not valid JSON: {reason}", field="body") from None
+    if _LONG_DIGITS.search(raw) is None:
+        return parsed
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise MalformedBody(
+            "The request body is not valid JSON: it is nested too deeply", field="body"
+        ) from None
 
 
 def invalid(loc: Loc, message: str, code: str) -> InvalidInput:

@@ -242,7 +242,7 @@ def _traits(
     errors: list[ItemError] = []
     in_context = context.get("traits")
     if in_context is not None:
-        errors += trait_errors(in_context, ("context", "traits"))
+        errors += trait_errors(in_context, ("context", "traits"), identifying=kind == "identify")
     if kind == "group":
         errors += trait_errors(properties["traits"], ("traits",), known=False)
     if kind == "identify":

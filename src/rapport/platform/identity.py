@@ -1,15 +1,43 @@
 """Identity values in one canonical form, and their digests for the suppression list.
 
 Shared by ingestion (which refuses events of erased people) and the customers domain (which
-resolves and erases identities), so both always agree on what "the same email" means.
+resolves and erases identities), so both always agree on what "the same email" means; and
+what an email address and a birthday trait must look like, so that what ingestion accepts
+is what the profile processor keeps.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from datetime import date
+from typing import Any
 
 _NOT_PHONE_DIGIT = re.compile(r"[^0-9]")
+# An email address as POST /v1/customers takes one: name@domain.tld, without spaces.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_EMAIL = re.compile(EMAIL_PATTERN)
+EARLIEST_BIRTHDAY = date(1900, 1, 1)
+
+
+def is_email(value: str) -> bool:
+    """Whether ``value`` (trimmed) has the form of an email address."""
+    return _EMAIL.match(value.strip()) is not None
+
+
+def birthday_date(value: Any, *, today: date) -> date | None:
+    """A birthday trait's day: text starting with a real ``YYYY-MM-DD`` date (a date, or an
+    ISO moment), from 1900-01-01 to ``today``; ``None`` for anything else."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()[:10]
+    if len(text) != 10:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None
+    return day if EARLIEST_BIRTHDAY <= day <= today else None
 
 
 def normalise_identity(kind: str, value: str) -> str:
