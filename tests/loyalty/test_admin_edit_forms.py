@@ -449,7 +449,18 @@ def test_a_currency_not_in_use_is_refused_and_nothing_changes(
     ("field", "value", "message"),
     [
         ("point_value", "100000", "Value of 100 points: from US$0.00 to US$10,000.00"),
-        ("point_value", "lots", "Value of 100 points: an amount in USD, such as 1.00"),
+        (
+            "point_value",
+            "lots",
+            "Value of 100 points: an amount in USD; type it like 1,234.50, with a comma between"
+            " thousands and a point before the decimals",
+        ),
+        (
+            "point_value",
+            "2,5",
+            "Value of 100 points: an amount in USD; type it like 1,234.50, with a comma between"
+            " thousands and a point before the decimals",
+        ),
         ("expiry_months", "0", "Points expire after: a whole number of months from 1 to 120"),
         ("expiry_months", "ten", "Points expire after: a whole number of months from 1 to 120"),
     ],

@@ -130,7 +130,8 @@ def test_a_manager_adds_a_first_order_bonus_with_a_minimum_basket_in_euros(
     assert page.locator("[data-field-error='points']").inner_text() == "Give at least 1 point"
     assert (
         page.locator("[data-field-error='min_total']").inner_text()
-        == "Give an amount in EUR, like 100.00"
+        == "Give an amount in EUR; type it like 1,234.50, with a comma between thousands and"
+        " a point before the decimals"
     )
     assert page.get_by_label("Minimum basket (€)").input_value() == "abc"
     with open_session(live_server.database_url) as db:

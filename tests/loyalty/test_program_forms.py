@@ -34,6 +34,7 @@ from tests.platform.admin_forms import (
 Fields = list[tuple[str, str]]
 SIMULATE = "/admin/loyalty/program/simulate"
 NEW_FIRST = "/admin/loyalty/program/rules/new/first_purchase"
+HOW = "type it like 1,234.50, with a comma between thousands and a point before the decimals"
 
 
 @pytest.fixture
@@ -130,9 +131,14 @@ def test_a_minimum_basket_in_euros_is_stored_in_cents_and_fires_above_it_only(
     [
         ("points", "-5", "Give at least 1 point"),
         ("points", "lots", "Give a whole number of points"),
-        ("min_total", "abc", "Give an amount in EUR, like 100.00"),
+        ("min_total", "abc", f"Give an amount in EUR; {HOW}"),
         ("min_total", "-10.00", "Give at least €0.00"),
-        ("min_total", "10.005", "Give an amount in EUR, like 100.00"),
+        (
+            "min_total",
+            "10.005",
+            "Give an amount in EUR, which takes at most 2 decimals; type it like 1,234.50",
+        ),
+        ("min_total", "4,99", f"Give an amount in EUR; {HOW}"),
     ],
 )
 def test_invalid_input_is_shown_next_to_its_field_and_saves_nothing(

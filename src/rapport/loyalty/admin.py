@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
-from decimal import InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -37,18 +36,14 @@ from rapport.platform.admin import (
     add_template_dir,
     field_messages,
     form_changes,
+    money_field,
     render,
+    typed_money,
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Conflict, Problem
-from rapport.platform.formatting import (
-    currencies,
-    currency_choices,
-    major_to_minor,
-    minor_to_major,
-    money,
-)
+from rapport.platform.formatting import currencies, currency_choices, money
 from rapport.platform.idempotency import run_idempotent
 from rapport.platform.paging import PageParams
 from rapport.platform.settings import AppSettings
@@ -203,7 +198,7 @@ def _settings_values(program: Any) -> dict[str, Any]:
     """What the program settings form shows: 100 points' value in the currency ("2.50")."""
     return {
         "currency": program.currency,
-        "point_value": str(minor_to_major(program.point_value_minor_per_100, program.currency)),
+        "point_value": money_field(program.point_value_minor_per_100, program.currency),
         "expiry_months": str(program.expiry_months),
         "allow_debt": bool(program.allow_debt),
     }
@@ -262,11 +257,12 @@ def update_program(
         errors["currency"] = "Currency: choose one from the list, an ISO code such as EUR"
     currency = chosen if chosen in currencies() else program.currency
     if "point_value" in carried:
-        typed = carried.pop("point_value").strip().replace(",", ".")
         try:
-            carried["point_value_minor_per_100"] = str(major_to_minor(typed, currency))
-        except (ValueError, InvalidOperation):
-            errors["point_value"] = f"Value of 100 points: an amount in {currency}, such as 1.00"
+            carried["point_value_minor_per_100"] = str(
+                typed_money(carried.pop("point_value"), currency)
+            )
+        except ValueError as unreadable:
+            errors["point_value"] = f"Value of 100 points: {unreadable}"
     for name, said in field_messages(
         ProgramSettingsForm, carried, labels=SETTINGS_LABELS, field_of=_settings_field
     ).items():

@@ -151,6 +151,19 @@ def _money(context: Context, minor: int | float | None, currency: str | None = N
     return formatting.money(minor, currency or shown.currency, shown.locale)
 
 
+def typed_money(text: str, currency: str) -> int:
+    """What a person typed in an admin money field, in minor units of ``currency``: the one
+    reading every admin form uses (:func:`formatting.parse_money`), in the locale the pages
+    show amounts in. Raises :class:`formatting.MoneyUnreadable` saying how to type it."""
+    return formatting.parse_money(text, currency, get_settings().locale)
+
+
+def money_field(minor: int | None, currency: str) -> str:
+    """Minor units as an admin money field shows them ("1,234.50"), which
+    :func:`typed_money` reads back."""
+    return formatting.money_input(minor, currency, get_settings().locale)
+
+
 @pass_context
 def _number(context: Context, value: int | float | None, digits: int = 0) -> str:
     return formatting.number(value, _context_display(context).locale, digits)

@@ -8,6 +8,7 @@ into "€1,234.50", so no page shows raw cents.
 from __future__ import annotations
 
 import functools
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -19,6 +20,9 @@ from babel.numbers import (
     format_percent,
     get_currency_name,
     get_currency_precision,
+    get_currency_symbol,
+    get_decimal_symbol,
+    get_group_symbol,
     get_territory_currencies,
 )
 
@@ -74,6 +78,77 @@ def major_to_minor(major: Decimal | float | str, currency: str) -> int:
     if amount != amount.to_integral_value():
         raise ValueError(f"{major} {currency} has more decimals than {currency} allows")
     return int(amount)
+
+
+# Spaces a locale may group thousands with (fr_FR: a narrow no-break space); a person types
+# any of them, or a plain space.
+_SPACES = " \u00a0\u202f"
+_MARKS = {",": "a comma", ".": "a point", "\u2019": "an apostrophe", "'": "an apostrophe"}
+_MARKS.update(dict.fromkeys(_SPACES, "a space"))
+
+
+class MoneyUnreadable(ValueError):
+    """Typed money that cannot be read one way only; the message ("an amount in EUR; type it
+    like 1,234.50, ...") says how to type it, and a form puts the field's label before it."""
+
+
+def money_input(minor: int | None, currency: str, locale: str = DEFAULT_LOCALE) -> str:
+    """Minor units as a form's money field shows them, the way the pages show amounts but
+    without the symbol: ``123456, "EUR"`` → "1,234.56" (en_GB), "1.234,56" (de_DE);
+    ``1234, "JPY"`` → "1,234". :func:`parse_money` reads it back."""
+    if minor is None:
+        return ""
+    digits = get_currency_precision(currency)
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    return format_decimal(minor_to_major(minor, currency), format=pattern, locale=locale)
+
+
+def money_example(currency: str, locale: str = DEFAULT_LOCALE) -> str:
+    """How to type an amount of ``currency``, for a message: "1,234.50" (EUR), "1,234" (JPY)."""
+    return money_input(123450 if get_currency_precision(currency) else 1234, currency, locale)
+
+
+def parse_money(text: str, currency: str, locale: str = DEFAULT_LOCALE) -> int:
+    """What a person typed in a money field, in minor units of ``currency``: read the way the
+    pages show amounts in ``locale`` (en_GB: "," between thousands, "." before the decimals),
+    so "1,000" is a thousand, "1,234.50" is 123450 cents and "1000.5" is 100050. The
+    currency's symbol or code may stand on either side, and a minus before the digits.
+
+    Text that could mean two amounts is refused rather than guessed: "4,99" (not thousands,
+    and "," is not the decimal mark), "1.000" in JPY or "4.990" in EUR (more decimals than the
+    currency has, as typed with "." between thousands). Raises :class:`MoneyUnreadable`
+    saying how to type it."""
+    group, point = get_group_symbol(locale), get_decimal_symbol(locale)
+    digits = get_currency_precision(currency)
+    example = money_example(currency, locale)
+    between = _MARKS.get(group, group)
+    after = f"{_MARKS.get(point, point)} before the decimals" if digits else "no decimals"
+    how = f"type it like {example}, with {between} between thousands and {after}"
+    shown = text.strip()
+    for mark in sorted({currency, get_currency_symbol(currency, locale=locale)}, key=len)[::-1]:
+        if shown.startswith(mark):
+            shown = shown.removeprefix(mark).strip()
+            break
+        if shown.endswith(mark):
+            shown = shown.removesuffix(mark).strip()
+            break
+    negative = shown.startswith(("-", "\u2212"))
+    if negative:
+        shown = shown[1:].strip()
+    if group in _SPACES:
+        shown = re.sub(f"[{_SPACES}]", group, shown)
+    grouped = rf"\d{{1,3}}(?:{re.escape(group)}\d{{3}})+"
+    found = re.fullmatch(rf"({grouped}|\d+)(?:{re.escape(point)}(\d+))?", shown)
+    if found is None:
+        raise MoneyUnreadable(f"an amount in {currency}; {how}")
+    whole, fraction = found.group(1).replace(group, ""), found.group(2) or ""
+    if len(fraction) > digits:
+        taken = f"at most {digits} decimals" if digits else "no decimals"
+        raise MoneyUnreadable(
+            f"an amount in {currency}, which takes {taken}; type it like {example}"
+        )
+    minor = int(whole + fraction.ljust(digits, "0"))
+    return -minor if negative else minor
 
 
 def money(minor: int | float | None, currency: str, locale: str = DEFAULT_LOCALE) -> str:

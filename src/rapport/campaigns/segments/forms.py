@@ -199,11 +199,13 @@ def _money_text(value: Any, currency: str) -> str:
 
 
 def _money_value(text: str, currency: str) -> int | float | str:
-    """Major units typed ("12.50") as minor units; anything else goes on as typed, so
-    validation names the field."""
+    """Major units typed ("12.50") as minor units, read as every admin money field is
+    (``formatting.parse_money``; a number input sends "." before the decimals whatever the
+    locale, so its default reading); anything else goes on as typed, so validation names the
+    field."""
     try:
-        return formatting.major_to_minor(text.replace(",", ""), currency)
-    except (ValueError, ArithmeticError):
+        return formatting.parse_money(text, currency)
+    except ValueError:
         return _number(text)
 
 

@@ -30,13 +30,15 @@ from rapport.platform.admin import (
     FormFields,
     NavItem,
     field_messages,
+    money_field,
     render,
     settings_after_save,
+    typed_money,
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
-from rapport.platform.formatting import currencies, major_to_minor, minor_to_major, money
+from rapport.platform.formatting import currencies, money
 
 NAV = [NavItem("Paid membership", "/admin/loyalty/plans", "Loyalty")]
 router = APIRouter(include_in_schema=False)
@@ -63,7 +65,8 @@ PLAN_LABELS = {
 
 
 def _plan_values(plan: MembershipPlan | None, default_currency: str) -> dict[str, Any]:
-    """What the plan form shows: every setting, the fee in the plan's currency ("4.99")."""
+    """What the plan form shows: every setting, the fee in the plan's currency as the pages
+    show amounts ("4.99", "1,000.00")."""
     if plan is None:
         return {
             "plan_id": "",
@@ -80,7 +83,7 @@ def _plan_values(plan: MembershipPlan | None, default_currency: str) -> dict[str
     return {
         "plan_id": plan.plan_id,
         "name": plan.name,
-        "fee": str(minor_to_major(plan.fee_minor, plan.currency)),
+        "fee": money_field(plan.fee_minor, plan.currency),
         "currency": plan.currency,
         "period": plan.period,
         "early_access_hours": plan.early_access_hours,
@@ -181,15 +184,15 @@ def plan_page(request: Request, plan_id: str, db: DbSession, user: CurrentAdmin)
 
 
 def _plan_fields(fields: dict[str, str], currency: str, errors: dict[str, str]) -> dict[str, str]:
-    """The posted fields with the fee ("4.99", in ``currency``) as ``fee_minor``; a fee that
-    is not an amount of the currency gets its message in ``errors``."""
+    """The posted fields with the fee ("4.99", "1,000", in ``currency``) as ``fee_minor``; a
+    fee that cannot be read one way only gets its message in ``errors``, saying how to type
+    it."""
     carried = dict(fields)
     if "fee" in carried:
-        typed = carried.pop("fee").strip().replace(",", ".")
         try:
-            minor = major_to_minor(typed, currency)
-        except (ValueError, ArithmeticError):
-            errors["fee"] = f"Fee: an amount in {currency}, such as {money(499, currency)}"
+            minor = typed_money(carried.pop("fee"), currency)
+        except ValueError as unreadable:
+            errors["fee"] = f"Fee: {unreadable}"
             return carried
         if not 0 <= minor <= membership_plans.MAX_FEE_MINOR:
             errors["fee"] = _fee_range(currency)

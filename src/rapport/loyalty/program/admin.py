@@ -40,7 +40,14 @@ from rapport.loyalty.program.rules import (
 from rapport.loyalty.tiers.policy import TierPolicy, parse_tier_policy
 from rapport.loyalty.tiers.standing import standings_by_value, tier_distribution
 from rapport.platform import clock, formatting
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, FormFields, NavItem, render
+from rapport.platform.admin import (
+    CsrfChecked,
+    CurrentAdmin,
+    FormFields,
+    NavItem,
+    render,
+    typed_money,
+)
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
@@ -483,11 +490,9 @@ def _sample_fact(db: Session, fields: dict[str, str], currency: str) -> Fact:
     if event == "order_placed":
         text = fields.get("sample_amount", "").strip()
         try:
-            amount = formatting.major_to_minor(Decimal(text.replace(",", "")), currency)
-        except (ArithmeticError, ValueError):
-            raise ValueError(
-                f"Give the order's amount in {currency}, like {forms.money_text(10000, currency)}"
-            ) from None
+            amount = typed_money(text, currency)
+        except ValueError as unreadable:
+            raise ValueError(f"Give the order's amount: {unreadable}") from None
         if amount <= 0:
             raise ValueError("Give an order amount above zero")
         line = {
@@ -565,13 +570,13 @@ def _simulate_tiers(db: Session, fields: dict[str, str]) -> dict[str, Any]:
     if text:
         try:
             value = (
-                formatting.major_to_minor(Decimal(text.replace(",", "")), currency)
+                typed_money(text, currency)
                 if draft.basis == "spend"
                 else int(text.replace(",", ""))
             )
-        except (ArithmeticError, ValueError):
+        except ValueError as unreadable:
             result["error"] = (
-                f"Give the member's spend in {currency}, like {forms.money_text(60000, currency)}"
+                f"Give the member's spend: {unreadable}"
                 if draft.basis == "spend"
                 else "Give the member's qualifying points as a whole number"
             )
@@ -628,9 +633,9 @@ def _simulate_checkout(db: Session, fields: dict[str, str]) -> dict[str, Any]:
     saved = configuration.parse_checkout_policy(stored)
     text = fields.get("sample_amount", "").strip() or "0"
     try:
-        basket = formatting.major_to_minor(Decimal(text.replace(",", "")), currency)
-    except (ArithmeticError, ValueError):
-        return {"error": f"Give the basket in {currency}, like {forms.money_text(10000, currency)}"}
+        basket = typed_money(text, currency)
+    except ValueError as unreadable:
+        return {"error": f"Give the basket: {unreadable}"}
     value = ledger.get_program(db).point_value_minor_per_100
     db.rollback()
 

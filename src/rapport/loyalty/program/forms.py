@@ -1,7 +1,9 @@
 """The program's admin forms: an earning rule, the tier ladder and the checkout caps as form
 fields, turned into the same documents the JSON editor and the API save (and back).
 
-Money is typed in the program currency's major units ("100.00") and stored in minor units.
+Money is typed in the program currency's major units as the pages show amounts ("100.00",
+"1,500.00"; ``platform.admin.typed_money``, the one reading of every admin money field) and
+stored in minor units.
 A form changes only the settings it carried: each document starts from what is stored and
 only the fields the form sent replace it, so a setting the form does not show keeps its value.
 Errors are keyed by the form's own field names, so each message sits next to its field.
@@ -20,6 +22,7 @@ from typing import Any
 from babel.numbers import get_currency_symbol
 
 from rapport.platform import formatting
+from rapport.platform.admin import money_field, typed_money
 from rapport.platform.errors import Problem
 
 FieldErrors = dict[str, str]
@@ -85,20 +88,17 @@ def _decimal(text: str, *, low: Decimal, high: Decimal, what: str) -> Decimal:
 
 def _money(text: str, currency: str) -> int:
     try:
-        minor = formatting.major_to_minor(Decimal(text.strip().replace(",", "")), currency)
-    except (InvalidOperation, ValueError):
-        example = money_text(10000, currency)
-        raise ValueError(f"Give an amount in {currency}, like {example}") from None
+        minor = typed_money(text, currency)
+    except ValueError as unreadable:
+        raise ValueError(f"Give {unreadable}") from None
     if minor < 0:
         raise ValueError(f"Give at least {formatting.money(0, currency)}")
     return minor
 
 
 def money_text(minor: int | None, currency: str) -> str:
-    """Minor units as the form shows them: 10000 → "100.00"."""
-    if minor is None:
-        return ""
-    return str(formatting.minor_to_major(minor, currency))
+    """Minor units as the form shows them: 10000 → "100.00", 150000 → "1,500.00"."""
+    return money_field(minor, currency)
 
 
 def _moment(text: str) -> str | None:

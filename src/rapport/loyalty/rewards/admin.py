@@ -30,12 +30,14 @@ from rapport.platform.admin import (
     FormFields,
     NavItem,
     field_messages,
+    money_field,
     render,
     settings_after_save,
+    typed_money,
 )
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
-from rapport.platform.formatting import major_to_minor, minor_to_major, money
+from rapport.platform.formatting import money
 from rapport.platform.paging import PageParams, PageRequest
 
 router = APIRouter(include_in_schema=False)
@@ -79,10 +81,10 @@ def _reward_values(reward: Reward | None, currency: str) -> dict[str, Any]:
         "name": reward.name,
         "points_cost": reward.points_cost,
         "coupon_kind": reward.coupon_kind,
-        "coupon_value": str(minor_to_major(reward.coupon_value, currency))
+        "coupon_value": money_field(reward.coupon_value, currency)
         if reward.coupon_kind == "amount"
         else str(reward.coupon_value),
-        "min_subtotal": str(minor_to_major(reward.min_subtotal_minor, currency)),
+        "min_subtotal": money_field(reward.min_subtotal_minor, currency),
         "categories": ", ".join(reward.categories),
         "valid_days": reward.valid_days,
         "stackable": reward.stackable,
@@ -194,10 +196,12 @@ def reward_page(
 def _amount(
     typed: str, currency: str, label: str, name: str, errors: dict[str, str], *, least: int
 ) -> int | None:
+    """A money field ("5.00", "1,000") in minor units of ``currency`` (empty: zero), or None
+    with its message in ``errors`` when it cannot be read one way only or is out of range."""
     try:
-        minor = major_to_minor(typed.strip().replace(",", ".") or "0", currency)
-    except (ValueError, ArithmeticError):
-        errors[name] = f"{label}: an amount in {currency}, such as {money(500, currency)}"
+        minor = typed_money(typed.strip() or "0", currency)
+    except ValueError as unreadable:
+        errors[name] = f"{label}: {unreadable}"
         return None
     if not least <= minor <= MAX_AMOUNT_MINOR:
         errors[name] = (
