@@ -7,6 +7,7 @@ import base64
 import gzip
 import zlib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -25,6 +26,9 @@ EVENT = {
     "occurred_at": "2026-06-01T11:59:00Z",
 }
 SEGMENT_TRACK = {"userId": "u-1", "event": "Cart Viewed", "messageId": "m-1"}
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def raw_deflate(data: bytes) -> bytes:
@@ -118,6 +122,27 @@ def test_a_small_bomb_is_refused_for_its_decompressed_size(client, api_key, db) 
     assert problem["field"] == "body"
     assert "decompressed" in problem["detail"]
     assert events.count_events(db) == 0
+
+
+@pytest.mark.parametrize(("path", "key"), [("/v1/batch", "batch"), ("/v1/events/batch", "events")])
+def test_a_compressed_batch_of_over_1000_messages_is_422_naming_its_list(
+    client, api_key, db, path, key
+) -> None:
+    # given 1,001 messages, gzipped (small: empty ones)
+    body = {key: [{}] * 1001}
+
+    # when the batch is sent
+    response = send(client, api_key("ingest"), path, body, "gzip")
+
+    # then the whole batch is refused naming its list, as the tracking docs say
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert (problem["field"], problem["errors"][0]["code"]) == (key, "too_long")
+    assert events.count_events(db) == 0
+    limits = (DOCS / "tracking.md").read_text()
+    row = next(line for line in limits.splitlines() if "1,000 messages" in line)
+    assert "`422`" in row, row
+    assert f"`{key}`" in row, row
 
 
 def test_a_corrupt_stream_says_what_to_do(client, api_key, db) -> None:
