@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from rapport.platform import service as platform
 from rapport.platform.settings import Settings
 from rapport.recommend import service
+from rapport.recommend.schemas import RuleIn
 from tests.platform.admin_forms import page_form, post_form, typed
 
 from .factories import seed_shop
@@ -184,3 +185,55 @@ def test_a_setting_the_action_ignores_is_refused_beside_its_field(
     assert [(r.action, r.position, r.factor) for r in service.list_rules(db)] == [
         ("boost", None, 2.0)
     ]
+
+
+def test_saving_a_rule_unchanged_keeps_every_stored_value_and_audits_nothing(
+    client: Any, db: Session, signed_in: None
+) -> None:
+    seed_shop(db)
+    # given a rule whose window starts at a moment with seconds, at another offset than UTC
+    starts = datetime(2026, 12, 8, 0, 0, 30, 500000, tzinfo=timezone(timedelta(hours=2)))
+    rule = service.create_rule(
+        db,
+        rule=RuleIn(
+            name="Wine up",
+            action="boost",
+            attribute="category",
+            value="Wine",
+            factor=1.2345678,
+            starts_at=starts,
+        ),
+        by="api key shop",
+    )
+    path = f"/admin/recommendations/rules/{rule.id}"
+
+    # when its form is opened and saved as it is
+    answer = post_form(client, path, _rule_form(client, path))
+
+    # then nothing is changed, nor audited, and the page says so
+    assert answer.status_code == 200
+    assert f"Rule {rule.id} (Wine up) nothing changed" in answer.text
+    db.expire_all()
+    kept = service.get_rule(db, rule_id=rule.id)
+    assert kept.starts_at == starts  # 22:00:30.5 UTC, not 22:00:00
+    assert kept.factor == 1.2345678  # not the 1.23457 the form shows
+    assert kept.updated_by == "api key shop"
+    assert [c.change for c in service.rule_changes(db, rule_id=rule.id)] == ["created"]
+
+    # when only its name is changed, only the name changes, and the audit says just that
+    answer = post_form(client, path, _rule_form(client, path, name="Wine up, gently"))
+    assert f"Rule {rule.id} (Wine up, gently) saved" in answer.text
+    db.expire_all()
+    kept = service.get_rule(db, rule_id=rule.id)
+    assert (kept.name, kept.starts_at, kept.factor) == ("Wine up, gently", starts, 1.2345678)
+    change = service.rule_changes(db, rule_id=rule.id)[0]
+    assert change.change == "updated"
+    differs = {k for k in change.after or {} if (change.before or {}).get(k) != change.after[k]}
+    assert differs == {"name"}
+
+    # and a new moment typed in the form is taken, to the minute
+    answer = post_form(client, path, _rule_form(client, path, starts_at="2026-12-09T08:15"))
+    db.expire_all()
+    assert service.get_rule(db, rule_id=rule.id).starts_at == datetime(
+        2026, 12, 9, 8, 15, tzinfo=UTC
+    )

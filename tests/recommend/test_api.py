@@ -239,6 +239,29 @@ def test_a_rule_that_never_existed_has_no_changes_and_a_deleted_one_keeps_them(
         )
 
 
+def test_a_rule_put_unchanged_records_no_change(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    headers = auth(api_key("read", "write"))
+    rule = {
+        "name": "Wine up",
+        "action": "boost",
+        "attribute": "category",
+        "value": "Wine",
+        "factor": 2,
+        "starts_at": "2026-12-08T00:00:30.5+02:00",
+    }
+    created = client.post("/v1/recommendations/rules", json=rule, headers=command(headers)).json()
+    path = f"/v1/recommendations/rules/{created['id']}"
+    # the same settings again, the moment given at UTC this time: the same instant
+    same = {**rule, "starts_at": "2026-12-07T22:00:30.5Z"}
+    again = client.put(path, json=same, headers=command(headers))
+    assert again.status_code == 200
+    assert again.json()["updated_at"] == created["updated_at"]
+    changes = client.get(f"{path}/changes", headers=headers).json()
+    assert [c["change"] for c in changes] == ["created"]
+
+
 def test_an_item_pinned_by_two_rules_is_shown_once_where_the_placements_pin_puts_it(
     client: TestClient, api_key, shop: dict[str, str]
 ) -> None:

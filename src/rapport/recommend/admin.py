@@ -240,12 +240,39 @@ def _field_of(loc: tuple[Any, ...]) -> str:
     return str(loc[0]) if loc and str(loc[0]) in RULE_FIELDS else "action"
 
 
-def _parse_rule(fields: dict[str, str]) -> tuple[RuleIn | None, dict[str, str]]:
-    """The rule a form describes, or the message for each field that is wrong."""
+def _stored_text(rule: Any) -> dict[str, str]:
+    """Each stored setting as text that reads back exactly: the form shows some of them
+    rounded (a moment to the minute, a factor to six digits)."""
+    exact: dict[str, str] = {}
+    for name in RULE_FIELDS:
+        value = getattr(rule, name)
+        if isinstance(value, datetime):
+            exact[name] = value.astimezone(UTC).isoformat()
+        elif isinstance(value, bool):
+            exact[name] = "true" if value else "false"
+        elif isinstance(value, float):
+            exact[name] = repr(value)
+        elif value is not None:
+            exact[name] = str(value)
+    return exact
+
+
+def _parse_rule(
+    fields: dict[str, str], stored: Any | None = None
+) -> tuple[RuleIn | None, dict[str, str]]:
+    """The rule a form describes, or the message for each field that is wrong. Editing
+    ``stored``, a field left as the form showed it (or that the form did not carry) keeps its
+    exact stored value: the form never changes a setting the merchandiser did not touch."""
     errors: dict[str, str] = {}
     text: dict[str, str] = {}
+    shown = _form_values(stored) if stored is not None else {}
+    exact = _stored_text(stored) if stored is not None else {}
     for name in RULE_FIELDS:
         value = fields.get(name, "").strip()
+        if stored is not None and (name not in fields or value == shown[name]):
+            if name in exact:
+                text[name] = exact[name]
+            continue
         if name in ("starts_at", "ends_at") and value:
             try:
                 moment = _moment(value)
@@ -257,7 +284,11 @@ def _parse_rule(fields: dict[str, str]) -> tuple[RuleIn | None, dict[str, str]]:
             value = "true" if fields.get("active") == "true" else "false"
         if value:
             text[name] = value
-    if text.get("starts_at") and text.get("ends_at") and text["ends_at"] <= text["starts_at"]:
+    if (
+        text.get("starts_at")
+        and text.get("ends_at")
+        and datetime.fromisoformat(text["ends_at"]) <= datetime.fromisoformat(text["starts_at"])
+    ):
         errors["ends_at"] = "Until must be after From"
         del text["ends_at"]
     try:
@@ -299,7 +330,7 @@ def _form_values(rule: Any) -> dict[str, str]:
     for name in RULE_FIELDS:
         value = getattr(rule, name)
         if isinstance(value, datetime):
-            values[name] = value.strftime("%Y-%m-%dT%H:%M")
+            values[name] = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
         elif isinstance(value, bool):
             values[name] = "true" if value else "false"
         elif isinstance(value, float):
@@ -416,16 +447,20 @@ def _save(
     sample_customer = fields.get("sample_customer", "")[:100]
     sample_placement = fields.get("sample_placement", "home")[:30]
     before = _sample(db, settings, sample_customer, sample_placement)
-    rule, errors = _parse_rule(fields)
+    stored = service.get_rule(db, rule_id=rule_id) if rule_id is not None else None
+    rule, errors = _parse_rule(fields, stored)
     saved = None
     if rule is not None:
         try:
-            if rule_id is None:
+            if stored is None:
                 saved = service.create_rule(db, rule=rule, by=user.email)
                 message = f"Rule {saved.id} ({saved.name}) added"
             else:
-                saved = service.update_rule(db, rule_id=rule_id, rule=rule, by=user.email)
-                message = f"Rule {saved.id} ({saved.name}) saved"
+                was = {name: getattr(stored, name) for name in RULE_FIELDS}
+                saved = service.update_rule(db, rule_id=stored.id, rule=rule, by=user.email)
+                same = was == {name: getattr(saved, name) for name in RULE_FIELDS}
+                done = "nothing changed" if same else "saved"
+                message = f"Rule {saved.id} ({saved.name}) {done}"
         except InvalidInput as refused:  # a product or segment that does not exist
             errors = {refused.field or "action": refused.detail}
     if saved is None:

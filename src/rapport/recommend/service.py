@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -485,10 +485,11 @@ RULE_SETTINGS = (
 
 
 def _snapshot(rule: MerchRule) -> dict[str, Any]:
+    # Moments in UTC: one instant reads the same whatever offset it was given with.
     snapshot: dict[str, Any] = {}
     for name in RULE_SETTINGS:
         value = getattr(rule, name)
-        snapshot[name] = value.isoformat() if isinstance(value, datetime) else value
+        snapshot[name] = value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
     return snapshot
 
 
@@ -580,10 +581,14 @@ def update_rule(
     _check_targets(db, rule)
     before = _snapshot(row)
     for name, value in rule.model_dump().items():
-        setattr(row, name, value)
-    row.updated_by, row.updated_at = by, clock.now()
-    db.flush()
-    _record_change(db, row, "updated", by, before)
+        if getattr(row, name) != value:  # the same instant at another offset is no change
+            setattr(row, name, value)
+    # A save that changes nothing is no change: no audit entry, and who changed the rule last
+    # stays who did.
+    if _snapshot(row) != before:
+        row.updated_by, row.updated_at = by, clock.now()
+        db.flush()
+        _record_change(db, row, "updated", by, before)
     if before_commit is not None:
         before_commit(db, row)
     db.commit()
