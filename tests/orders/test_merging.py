@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
@@ -20,10 +22,13 @@ from rapport.demo.loader import load_demo, load_demo_orders
 from rapport.domains import load_tasks
 from rapport.orders import listing
 from rapport.orders import service as orders
-from rapport.orders.models import CustomerValueScore, Order, ReturnLine
+from rapport.orders.models import CustomerNotice, CustomerValueScore, Order, ReturnLine
 from rapport.orders.return_risk import serving as risk
 from rapport.platform import clock
-from tests.conftest import auth, command
+from rapport.platform.db import create_db_engine
+from rapport.platform.migrations_runner import alembic_config, upgrade
+from tests.conftest import auth, make_database_url
+from tests.conftest import command as command_headers
 
 load_tasks()  # the orders domain registers its part of every merge with its tasks
 
@@ -103,7 +108,7 @@ def test_a_merge_brings_the_orders_returns_value_and_return_risk_history(
     merged = client.post(
         "/v1/customers/merge",
         json={"source_customer_id": source, "target_customer_id": target, "reason": "dup"},
-        headers=command(api_key("write")),
+        headers=command_headers(api_key("write")),
     )
 
     # then the merge says what of the orders domain moved
@@ -159,7 +164,7 @@ def test_a_merge_by_a_shared_identity_brings_the_orders_too(
                 "external_id": merged_away.customer.external_id,
             }
         },
-        headers=command(api_key("write")),
+        headers=command_headers(api_key("write")),
     )
 
     # then the profiles are one, and so are their orders
@@ -199,3 +204,123 @@ def test_a_merge_that_fails_moves_no_order(db: Session, shop: DemoRetailer) -> N
     assert {
         ref: (_mine(db, Order, ref), _mine(db, ReturnLine, ref)) for ref in (source, target)
     } == counts
+
+
+def test_orders_left_under_profiles_merged_earlier_go_to_the_survivor_on_upgrade(
+    backend: str, tmp_path: Path
+) -> None:
+    # given a database where a profile was merged before merges moved orders: its orders,
+    # return line, notice and value still under its own id
+    url, remove = make_database_url(backend, tmp_path)
+    engine = create_db_engine(url)
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    try:
+        command.upgrade(alembic_config(url), "c19000000002")
+        with engine.begin() as connection:
+            connection.execute(
+                insert(Customer.__table__),
+                [
+                    {
+                        "customer_id": customer_id,
+                        "status": status,
+                        "merged_into": merged_into,
+                        "created_at": at,
+                        "updated_at": at,
+                    }
+                    for customer_id, status, merged_into in (
+                        ("cus_kept", "active", None),
+                        ("cus_other", "active", None),
+                        ("cus_gone", "merged", "cus_kept"),
+                    )
+                ],
+            )
+            connection.execute(
+                insert(Order.__table__),
+                [
+                    {
+                        "order_id": order_id,
+                        "customer_id": customer_id,
+                        "channel": "web",
+                        "fulfilment": "ship",
+                        "status": "delivered",
+                        "currency": "EUR",
+                        "subtotal_minor": 1000,
+                        "total_minor": 1000,
+                        "placed_at": at,
+                        "created_at": at,
+                        "updated_at": at,
+                    }
+                    for order_id, customer_id in (
+                        ("O-1", "cus_gone"),
+                        ("O-2", "cus_gone"),
+                        ("O-3", "cus_kept"),
+                        ("O-4", "cus_other"),
+                        ("O-5", None),
+                    )
+                ],
+            )
+            connection.execute(
+                insert(ReturnLine.__table__),
+                {
+                    "return_id": "R-1",
+                    "order_id": "O-1",
+                    "line_no": 1,
+                    "sku": "W-1",
+                    "quantity": 1,
+                    "reason": "too_small",
+                    "refund_minor": 1000,
+                    "channel": "web",
+                    "customer_id": "cus_gone",
+                    "returned_at": at,
+                },
+            )
+            connection.execute(
+                insert(CustomerNotice.__table__),
+                {
+                    "order_id": "O-2",
+                    "customer_id": "cus_gone",
+                    "kind": "delivery_late",
+                    "message": "late",
+                    "created_at": at,
+                },
+            )
+            connection.execute(
+                insert(CustomerValueScore.__table__),
+                [
+                    {
+                        "customer_id": customer_id,
+                        "frequency": 1,
+                        "recency_days": 1.0,
+                        "age_days": 2.0,
+                        "monetary_minor": 1000,
+                        "expected_purchases_90d": 0.5,
+                        "p_alive": 0.9,
+                        "p_purchase_90d": 0.4,
+                        "expected_spend_minor": 1000,
+                        "predicted_value_minor": 2000,
+                        "value_tier": "rest",
+                        "fitted_at": at,
+                    }
+                    for customer_id in ("cus_gone", "cus_kept")
+                ],
+            )
+
+        # when the database is upgraded
+        upgrade(url)
+
+        # then they are the survivor's; nobody else's moved, and the merged id keeps no value
+        with engine.connect() as connection:
+            owners = dict(connection.execute(select(Order.order_id, Order.customer_id)).all())
+            assert owners == {
+                "O-1": "cus_kept",
+                "O-2": "cus_kept",
+                "O-3": "cus_kept",
+                "O-4": "cus_other",
+                "O-5": None,
+            }
+            assert connection.scalar(select(ReturnLine.customer_id)) == "cus_kept"
+            assert connection.scalar(select(CustomerNotice.customer_id)) == "cus_kept"
+            assert connection.scalars(select(CustomerValueScore.customer_id)).all() == ["cus_kept"]
+    finally:
+        engine.dispose()
+        remove()
