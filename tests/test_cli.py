@@ -162,6 +162,19 @@ def test_keys_create_rejects_unknown_scope(database_url) -> None:
     runner.invoke(app, ["migrate"])
     result = runner.invoke(app, ["keys", "create", "x", "-s", "everything"])
     assert result.exit_code == 2
+    # the refusal lists the scopes, in the words of a person (no "Value error, ")
+    said = " ".join(result.output.replace("│", " ").split())
+    assert "'everything' is not one of 'ingest', 'read', 'write', 'admin'" in said
+    assert "Value error" not in said
+    with open_session(database_url) as db:
+        assert platform.list_api_keys(db) == []
+
+
+def test_keys_create_refuses_a_key_without_a_name(database_url) -> None:
+    runner.invoke(app, ["migrate"])
+    result = runner.invoke(app, ["keys", "create", "  ", "-s", "read"])
+    assert result.exit_code == 2, result.output
+    assert "Give the key a name" in result.output
     with open_session(database_url) as db:
         assert platform.list_api_keys(db) == []
 

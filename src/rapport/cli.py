@@ -11,9 +11,10 @@ import enum
 import gc
 import logging
 import os
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -452,30 +453,56 @@ def demo(
     _load_demo(customers=customers, seed=seed, end=end.date() if end else None)
 
 
+EnumT = TypeVar("EnumT", bound=enum.StrEnum)
+
+
 class Switch(enum.StrEnum):
     ON = "on"
     OFF = "off"
 
 
-@keys_app.command("create")
+def _one_of(choices: type[EnumT]) -> Callable[[str], EnumT]:
+    """A parser for an option or argument with fixed values whose refusal lists them
+    ("'nope' is not one of 'ingest', 'read', ...") without the "Value error, " that Typer's
+    own conversion of an enum puts first."""
+
+    def parse(value: str) -> EnumT:
+        try:
+            return choices(value)
+        except ValueError:
+            listed = ", ".join(repr(choice.value) for choice in choices)
+            raise typer.BadParameter(f"{value!r} is not one of {listed}") from None
+
+    return parse
+
+
+@keys_app.command(
+    "create",
+    help="Create an API key; its secret is printed once.\n\n"
+    "With --orders-from-tracking (the default), the Segment e-commerce events the key sends "
+    "(Order Completed, Order Refunded, ...) become orders and returns; turn it off where the "
+    "shop's own system sends its orders to POST /v1/orders.",
+)
 def keys_create(
     name: Annotated[str, typer.Argument(help="What the key is for, e.g. 'Shop front-end'")],
     scope: Annotated[
-        list[platform.Scope], typer.Option("--scope", "-s", help="Repeat for several scopes")
+        list[platform.Scope],
+        typer.Option(
+            "--scope",
+            "-s",
+            parser=_one_of(platform.Scope),
+            metavar="SCOPE",
+            help="ingest, read, write or admin; repeat for several",
+        ),
     ],
     rate_limit: Annotated[
         str | None,
-        typer.Option(help="This key's own request limit, e.g. '100/second;5000/hour'"),
+        typer.Option(metavar="LIMIT", help="Its own request limit, e.g. '100/second;5000/hour'"),
     ] = None,
     orders_from_tracking: Annotated[
-        bool,
-        typer.Option(
-            help="Segment e-commerce events it sends (Order Completed, Order Refunded...)"
-            " become orders and returns; off where the shop's system sends orders itself",
-        ),
+        bool, typer.Option(show_default=False, help="On by default: see above")
     ] = True,
 ) -> None:
-    """Create an API key; its secret is printed once."""
     with open_session() as db:
         issued = platform.create_api_key(
             db,
@@ -573,7 +600,7 @@ def keys_limit(
 @keys_app.command("orders-from-tracking")
 def keys_orders_from_tracking(
     key_id: Annotated[str, typer.Argument(help="The key's id (keys list)")],
-    switch: Annotated[Switch, typer.Argument(help="on or off")],
+    switch: Annotated[Switch, typer.Argument(parser=_one_of(Switch), help="on or off")],
 ) -> None:
     """Whether the Segment e-commerce events a key sends become orders and returns (only for
     a key that may also write; every server applies it within a second); off where the shop's

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from rapport.catalog.schemas import UNCATEGORISED, ProductUpsert
 from rapport.catalog.upserts import upsert_products
-from rapport.platform.errors import MalformedFile
+from rapport.platform.errors import MalformedFile, pinpointed
 from rapport.platform.files import open_decompressed
 
 REQUIRED = ("sku", "name", "price", "currency")
@@ -86,10 +86,10 @@ def read_products(path: Path) -> Iterator[ProductUpsert]:
             try:
                 yield ProductUpsert(**fields)
             except ValidationError as error:
-                first = error.errors()[0]
-                column = str(first["loc"][0]) if first["loc"] else None
+                loc, message = pinpointed(error.errors()[0])
+                column = str(loc[0]) if loc else None
                 column = {"price_minor": "price", "cost_minor": "cost"}.get(column or "", column)
-                raise MalformedFile(first["msg"], line=line, column=column) from None
+                raise MalformedFile(message, line=line, column=column) from None
 
 
 def import_products_file(

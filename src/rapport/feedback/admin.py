@@ -35,7 +35,7 @@ from rapport.platform.admin import (
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Problem
+from rapport.platform.errors import Problem, pinpointed
 from rapport.platform.paging import PageParams
 
 add_template_dir(Path(__file__).parent / "templates")
@@ -414,12 +414,12 @@ def open_customer_ticket(
         due = shown_moment(request, clock.as_utc(ticket.sla_due_at))
         message = f"Ticket opened: {ticket.subject} (due {due} UTC)"
     except ValidationError as failure:
-        first = failure.errors(include_url=False, include_input=False)[0]
-        where = str(first["loc"][0]) if first["loc"] else "subject"
+        loc, reason = pinpointed(failure.errors(include_url=False, include_input=False)[0])
+        where = str(loc[0]) if loc else "subject"
         message = (
             "Ticket not opened: write its subject"
             if where == "subject"
-            else f"Ticket not opened: {where}: {first['msg']}"
+            else f"Ticket not opened: {where}: {reason}"
         )
     except Problem as problem:
         db.rollback()

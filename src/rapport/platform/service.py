@@ -78,6 +78,10 @@ def create_api_key(
     ``platform.ratelimit``); the returned secret is the only copy. ``orders_from_tracking``:
     whether the Segment e-commerce events it sends become orders and returns.
     ``before_commit`` runs last in the transaction, with the issued key."""
+    if not name.strip():
+        raise InvalidInput(
+            "Give the key a name that says what it is for, e.g. 'Shop front-end'", field="name"
+        )
     if not scopes:
         raise InvalidInput("An API key needs at least one scope", field="scopes")
     if rate_limit is not None:

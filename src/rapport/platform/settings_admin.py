@@ -15,7 +15,7 @@ from rapport.platform import jobs, service
 from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, render
 from rapport.platform.api import ApiKeyRequest
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Problem
+from rapport.platform.errors import Problem, pinpointed
 from rapport.platform.models import ApiKey
 from rapport.platform.paging import PageParams
 
@@ -117,8 +117,9 @@ def create_key(
         )
     except ValidationError as failure:
         for error in failure.errors():
-            where = str(error["loc"][0]) if error["loc"] else "name"
-            errors.setdefault(where, _message(where, error["msg"]))
+            loc, message = pinpointed(error)
+            where = str(loc[0]) if loc else "name"
+            errors.setdefault(where, _message(where, message))
     except Problem as problem:
         errors[problem.field or "name"] = problem.detail
     if errors:

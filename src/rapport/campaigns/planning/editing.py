@@ -30,7 +30,7 @@ from rapport.campaigns.models import (
 )
 from rapport.catalog import service as catalog
 from rapport.platform import clock
-from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.errors import InvalidInput, NotFound, pinpointed
 from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.schemas import StrictModel
 
@@ -91,10 +91,10 @@ def parse_trigger(raw: Mapping[str, Any]) -> TriggerSpec:
     try:
         return TriggerSpec.model_validate(dict(raw))
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
+        loc, message = pinpointed(error.errors()[0])
+        where = ".".join(str(part) for part in loc)
         raise InvalidInput(
-            f"trigger.{where}: {first['msg']}" if where else f"trigger: {first['msg']}",
+            f"trigger.{where}: {message}" if where else f"trigger: {message}",
             field=f"trigger.{where}" if where else "trigger",
         ) from None
 

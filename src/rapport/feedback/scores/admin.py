@@ -20,7 +20,7 @@ from rapport.feedback.schemas import ActionPlanIn, TargetIn
 from rapport.platform import clock
 from rapport.platform.admin import CsrfChecked, CurrentAdmin, FormFields, render
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Problem
+from rapport.platform.errors import Problem, pinpointed
 from rapport.platform.paging import PageParams
 
 router = APIRouter(prefix="/targets", include_in_schema=False)
@@ -59,8 +59,9 @@ def _back(message: str) -> RedirectResponse:
 def _errors(failure: ValidationError, messages: dict[str, str], prefix: str = "") -> dict[str, str]:
     errors: dict[str, str] = {}
     for detail in failure.errors(include_url=False, include_input=False):
-        name = str(detail["loc"][0]) if detail["loc"] else "kind"
-        errors.setdefault(prefix + name, messages.get(name, detail["msg"]))
+        loc, message = pinpointed(detail)
+        name = str(loc[0]) if loc else "kind"
+        errors.setdefault(prefix + name, messages.get(name, message))
     return errors
 
 

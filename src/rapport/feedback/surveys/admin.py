@@ -17,7 +17,7 @@ from rapport.feedback.models import TRIGGERS
 from rapport.feedback.schemas import SurveyIn
 from rapport.platform.admin import CsrfChecked, CurrentAdmin, FormFields, render, templates
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Problem
+from rapport.platform.errors import Problem, pinpointed
 
 router = APIRouter(prefix="/surveys", include_in_schema=False)
 
@@ -176,8 +176,9 @@ def survey_from_form(fields: dict[str, str]) -> tuple[SurveyIn | None, dict[str,
         survey = SurveyIn.model_validate(document)
     except ValidationError as failure:
         for detail in failure.errors(include_url=False, include_input=False):
-            name = _field_of(tuple(detail["loc"]))
-            errors.setdefault(name, _message(name, detail["msg"]))
+            loc, message = pinpointed(detail)
+            name = _field_of(loc)
+            errors.setdefault(name, _message(name, message))
         return None, errors
     if survey.channel is not None and survey.trigger != "after_purchase":
         errors["channel"] = "Only surveys after a purchase are limited to a channel"
