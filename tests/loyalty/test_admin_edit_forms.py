@@ -489,3 +489,22 @@ def test_a_program_setting_refused_is_said_beside_it_keeping_what_was_typed(
     assert re.search(rf'name="{other}" type="(text|number)" value="(7|3.50)"', response.text)
     # and nothing saved
     assert _program(db) == before
+
+
+def test_the_add_plan_form_shows_and_sends_every_benefit(admin: TestClient, db: Session) -> None:
+    # given the add form as it stands: every benefit is on it, none given until chosen
+    fields = page_form(admin.get("/admin/loyalty/plans").text, action="/admin/loyalty/plans")
+    names = {name for name, _ in fields}
+    assert {"free_shipping", "member_prices", "early_access_hours", "points_multiplier"} <= names
+    # when a plan is added choosing only free shipping
+    for name, value in (("plan_id", "gold"), ("name", "Gold club"), ("fee", "9.99")):
+        fields = typed(fields, name, value)
+    response = post_form(admin, "/admin/loyalty/plans", ticked(fields, "free_shipping", True))
+    # then it gives free shipping and nothing else, as the API's defaults
+    assert response.status_code == 303
+    saved = _plan(db)
+    assert (saved["free_shipping"], saved["member_prices"], saved["early_access_hours"]) == (
+        True,
+        False,
+        0,
+    )

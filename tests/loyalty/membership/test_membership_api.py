@@ -31,6 +31,23 @@ def test_plans_need_the_admin_scope_and_validate_fields(client, api_key) -> None
     ]
 
 
+def test_a_plan_without_benefits_named_gives_none(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
+    admin = auth(api_key("admin", "read"))
+    # when a plan is created naming no benefit
+    saved = client.put("/v1/loyalty/plans/basic", json=PLAN | {"name": "Basic"}, headers=admin)
+    # then it gives none: no free shipping, no member prices, no early access, points x1
+    assert saved.status_code == 200
+    benefits = ("free_shipping", "member_prices", "early_access_hours", "points_multiplier")
+    assert [saved.json()[name] for name in benefits] == [False, False, 0, 1.0]
+    # and the API reference says so
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["PlanIn"]["properties"]
+    assert [schema[name]["default"] for name in benefits] == [False, False, 0, 1.0]
+    # while a benefit named is given
+    given = PLAN | {"free_shipping": True, "member_prices": True, "early_access_hours": 24}
+    shown = client.put("/v1/loyalty/plans/basic", json=given, headers=admin).json()
+    assert [shown[name] for name in benefits] == [True, True, 24, 1.0]
+
+
 def test_join_is_idempotent_and_the_membership_shows_its_value(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
     admin, writer = auth(api_key("admin", "read")), auth(api_key("write", "read"))
     client.put("/v1/loyalty/plans/plus", json=PLAN, headers=admin)

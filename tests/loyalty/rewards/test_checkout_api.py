@@ -27,7 +27,15 @@ def paying_member(db: Session) -> str:
         db, sku=CHIANTI, channel="members", price_minor=1000, reason="members' price"
     )
     membership_plans.save_plan(
-        db, plan_id="plus", name="Plus", fee_minor=4900, currency="EUR", period="year"
+        db,
+        plan_id="plus",
+        name="Plus",
+        fee_minor=4900,
+        currency="EUR",
+        period="year",
+        free_shipping=True,
+        member_prices=True,
+        early_access_hours=48,
     )
     member = make_customer(db)
     memberships.join(db, customer_id=member, plan_id="plus")

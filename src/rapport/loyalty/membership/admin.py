@@ -74,10 +74,10 @@ def _plan_values(plan: MembershipPlan | None, default_currency: str) -> dict[str
             "fee": "",
             "currency": default_currency,
             "period": "month",
-            "early_access_hours": 48,
+            "early_access_hours": 0,
             "points_multiplier": 1,
-            "free_shipping": True,
-            "member_prices": True,
+            "free_shipping": False,
+            "member_prices": False,
             "active": True,
         }
     return {
@@ -150,9 +150,9 @@ class PlanForm(BaseModel):
     fee_minor: int = Field(default=0, ge=0, le=membership_plans.MAX_FEE_MINOR)
     currency: str = Field(default="EUR", min_length=3, max_length=3)
     period: Literal["month", "year"] = "month"
-    free_shipping: bool = True
-    member_prices: bool = True
-    early_access_hours: int = Field(default=48, ge=0, le=24 * 90)
+    free_shipping: bool = False
+    member_prices: bool = False
+    early_access_hours: int = Field(default=0, ge=0, le=24 * 90)
     points_multiplier: float = Field(default=1.0, ge=1.0, le=10.0)
     active: bool = True
 

@@ -47,11 +47,20 @@ class PlanIn(StrictModel):
     fee_minor: MinorUnits = Field(examples=[499])
     currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])
     period: str = Field(pattern=r"^(month|year)$", examples=["month"])
-    free_shipping: bool = True
-    member_prices: bool = True
-    early_access_hours: int = Field(default=48, ge=0, le=2160)
-    points_multiplier: float = Field(default=1.0, ge=1.0, le=10.0)
-    active: bool = True
+    free_shipping: bool = Field(
+        default=False, description="Free shipping for members; off unless given."
+    )
+    member_prices: bool = Field(
+        default=False,
+        description="Members pay the catalogue's member prices; off unless given.",
+    )
+    early_access_hours: int = Field(
+        default=0, ge=0, le=2160, description="Hours of early access to sales; 0 unless given."
+    )
+    points_multiplier: float = Field(
+        default=1.0, ge=1.0, le=10.0, description="Points earned are multiplied; 1 unless given."
+    )
+    active: bool = Field(default=True, description="Offered to new members.")
 
 
 class PlanOut(BaseModel):
@@ -218,7 +227,9 @@ def list_plans(db: DbSession, _key: ReadKey) -> list[PlanOut]:
 
 @router.put("/plans/{plan_id}")
 def save_plan(plan_id: Identifier, body: PlanIn, db: DbSession, _key: AdminKey) -> PlanOut:
-    """Create or change a plan. A new fee applies from each member's next renewal."""
+    """Create or change a plan. A new fee applies from each member's next renewal. A benefit
+    left out is off (no free shipping, no member prices, no early access, points x1); a plan
+    with members keeps its period and currency."""
     plan = membership_plans.save_plan(db, plan_id=plan_id, **body.model_dump())
     return _plan_out(plan)
 

@@ -65,13 +65,14 @@ def save_plan(
     fee_minor: int,
     currency: str,
     period: str,
-    free_shipping: bool = True,
-    member_prices: bool = True,
-    early_access_hours: int = 48,
+    free_shipping: bool = False,
+    member_prices: bool = False,
+    early_access_hours: int = 0,
     points_multiplier: float = 1.0,
     active: bool = True,
 ) -> MembershipPlan:
-    """Create the plan or change it. A changed fee applies from each member's next renewal;
+    """Create the plan or change it; a benefit not given is off (no free shipping, no member
+    prices, no early access, points x1). A changed fee applies from each member's next renewal;
     a retired plan (``active`` false) takes no new members and does not renew. A new or
     changed currency must be one in use (``formatting.currencies``)."""
     _check_plan(
