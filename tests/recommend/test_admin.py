@@ -237,3 +237,42 @@ def test_saving_a_rule_unchanged_keeps_every_stored_value_and_audits_nothing(
     assert service.get_rule(db, rule_id=rule.id).starts_at == datetime(
         2026, 12, 9, 8, 15, tzinfo=UTC
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        (
+            "placement=product_similar",
+            "item_id",
+            "Enter the product&#39;s SKU: this placement shows items similar to one product",
+        ),
+        (
+            "placement=product_complements&item_id=%20",
+            "item_id",
+            "Enter the product&#39;s SKU: this placement shows items that go with one product",
+        ),
+        (
+            "placement=cart&cart=%2C",
+            "cart",
+            "Enter at least one SKU: this placement shows items that go with a cart",
+        ),
+        ("placement=home&device=toaster", "device", "Device: Unknown device &#39;toaster&#39;"),
+        ("placement=product_similar&item_id=NOPE", "item_id", "Product (SKU): product NOPE"),
+    ],
+)
+def test_the_preview_says_what_is_missing_beside_the_field_in_the_forms_words(
+    client: Any, db: Session, settings: Settings, signed_in: None, query: str, field: str,
+    message: str,
+) -> None:  # fmt: skip
+    seed_shop(db)
+    if "NOPE" in query:  # a product is looked up once a model is there
+        service.train_model(db, data_dir=settings.data_dir, trained_by="test")
+    answer = client.get(f"/admin/recommendations/preview?{query}")
+    assert answer.status_code in (404, 422)
+    beside = re.search(rf'data-field-error="{field}"[^>]*>([^<]+)<', answer.text)
+    assert beside is not None, answer.text[answer.text.find("preview-form") :][:2000]
+    assert beside.group(1).startswith(message)
+    # the API's parameter names are not what the form says
+    assert "needs item_id" not in answer.text
+    assert "cart placement needs" not in answer.text

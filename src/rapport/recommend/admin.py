@@ -203,8 +203,9 @@ def preview(
         "store_id": store_id,
         "device": device,
     }
-    if placement not in PLACEMENTS:
-        asked["error"] = f"Unknown placement {placement!r}"
+    refusal = _preview_refusal(placement, item_id=item_id, cart=cart)
+    if refusal is not None:
+        asked["error_field"], asked["error"] = refusal
         return _page(request, db, user, settings, preview=asked, status_code=422)
     try:
         answer = service.recommend(
@@ -220,10 +221,37 @@ def preview(
             data_dir=settings.data_dir,
         )
     except Problem as problem:
-        asked["error"] = problem.detail
+        # The API's words name its parameters; the form's name its fields.
+        label = PREVIEW_LABELS.get(problem.field or "")
+        asked["error_field"] = problem.field if label else None
+        asked["error"] = f"{label}: {problem.detail}" if label else problem.detail
         return _page(request, db, user, settings, preview=asked, status_code=problem.status)
     asked["answer"] = answer
     return _page(request, db, user, settings, preview=asked)
+
+
+# The preview form's fields by the API parameter each one is.
+PREVIEW_LABELS = {
+    "placement": "Placement",
+    "customer_id": "Customer id",
+    "item_id": "Product (SKU)",
+    "cart": "Cart SKUs",
+    "store_id": "Store",
+    "device": "Device",
+}
+
+
+def _preview_refusal(placement: str, *, item_id: str, cart: str) -> tuple[str, str] | None:
+    """(field, message) when the preview form lacks what its placement needs, in the form's
+    terms; None when it can be asked."""
+    if placement not in PLACEMENTS:
+        return "placement", f"Choose a placement: {placement!r} is none of them"
+    if placement in ("product_similar", "product_complements") and not item_id.strip():
+        shows = "similar to" if placement == "product_similar" else "that go with"
+        return "item_id", f"Enter the product's SKU: this placement shows items {shows} one product"
+    if placement == "cart" and not cart.replace(",", " ").strip():
+        return "cart", "Enter at least one SKU: this placement shows items that go with a cart"
+    return None
 
 
 RULE_FIELDS = service.RULE_SETTINGS
