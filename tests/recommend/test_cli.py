@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rapport.platform.console import console
+from rapport.platform.db import open_session
+from rapport.platform.migrations_runner import upgrade
+from rapport.platform.settings import get_settings
 from rapport.recommend import service
-from rapport.recommend.cli import measured_lines
+from rapport.recommend.cli import measured_lines, recommend_app
 
 from .test_admin import MEASURED
 
@@ -17,3 +29,58 @@ def test_training_reports_each_protocol_and_the_best_part_in_the_admin_pages_wor
         " (best part alone, Customers like them: 0.303)",
         "Last 28 days, new items only: served Recall@20 0.132 (best part alone, EASE: 0.125)",
     ]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
+    monkeypatch.setenv("RAPPORT_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    upgrade(url)
+    yield url
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_versions_show_each_id_whole_on_a_narrow_terminal(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    # given two versions trained the same day, whose ids differ only at the end
+    names = ["20261207-160328-e185", "20261207-160330-a1b2"]
+    with open_session(database_url) as db:
+        for minute, name in enumerate(names):
+            db.add(
+                service.ModelVersion(
+                    version=name,
+                    trained_at=datetime(2026, 12, 7, 16, minute, tzinfo=UTC),
+                    file_name=f"{name}.npz",
+                    customers=123_456,
+                    items=34_000,
+                    purchases=230_000,
+                    train_seconds=12.5,
+                    params={},
+                    metrics=MEASURED,
+                    trained_by="test",
+                )
+            )
+        db.commit()
+    directory = service.models_directory(tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    service.make_current(directory, names[1])
+    # when they are listed at 80 columns (a table) or 60 (a line each)
+    monkeypatch.setattr(console, "width", width)
+    listed = CliRunner().invoke(recommend_app, ["versions"])
+    # then every id is there whole, so that they can be told apart
+    assert listed.exit_code == 0, listed.output
+    assert "…" not in listed.output
+    assert re.findall(r"2026\d{4}-\d{6}-[0-9a-f]{4}", listed.output) == names[::-1]
+    lines = listed.output.splitlines()
+    if width == 80:  # a table that fits
+        assert all(len(line) <= width for line in lines)
+    else:  # a line per version, the id first: the terminal wraps the rest
+        assert [line.split()[0] for line in lines if line.startswith("2026")] == names[::-1]
+    serving = next(line for line in lines if names[1] in line)
+    assert serving.rstrip().endswith(("yes", "serving"))
+    assert "0.316" in serving
+    assert "0.132" in serving

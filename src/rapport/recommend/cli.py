@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
+from rich import box
+from rich.table import Column, Table
 
+from rapport.platform import clock
 from rapport.platform.console import console, require_migrated
 from rapport.platform.db import open_session
 from rapport.platform.settings import get_settings
@@ -58,26 +60,73 @@ def measured_lines(version: ModelVersion) -> list[str]:
     return lines
 
 
+# Said under the table: what its two Recall@20 columns measured.
+RECALL_NOTE = (
+    "R@20: the served blend's Recall@20 on the history's last weeks, repeats allowed; "
+    "new R@20: new items only."
+)
+
+
 @recommend_app.command("versions")
 def versions_command() -> None:
-    """Trained versions, newest first."""
+    """Trained versions, newest first; each id is shown whole."""
     from rapport.recommend import service
 
     require_migrated()
     active = service.active_version(get_settings().data_dir)
-    table = Table(
-        "version", "trained at", "customers", "items", "Recall@20", "new items R@20", "serving"
-    )
     with open_session() as db:
+        rows = []
         for v in service.list_versions(db):
             figures = service.measured(v)
             recall = [figures[p].served if p in figures else None for p in ("repeat", "discover")]
-            table.add_row(
-                v.version,
-                f"{v.trained_at:%Y-%m-%d %H:%M}",
-                f"{v.customers:,}",
-                f"{v.items:,}",
-                *("" if r is None else f"{r:.3f}" for r in recall),
-                "yes" if v.version == active else "",
+            rows.append(
+                (
+                    v.version,
+                    f"{clock.as_utc(v.trained_at):%Y-%m-%d %H:%M}",
+                    f"{v.customers:,}",
+                    f"{v.items:,}",
+                    *("" if r is None else f"{r:.3f}" for r in recall),
+                    "yes" if v.version == active else "",
+                )
             )
+    if not rows:
+        console.print("No model trained yet: rapport recommend train")
+        return
+    table = versions_table(rows)
+    if console.measure(table, options=console.options.update_width(1_000)).minimum > console.width:
+        # Too narrow for the table without cutting an id: a line per version, the id first.
+        for version, trained, customers, items, repeat, new, serving in rows:
+            line = (
+                f"{version}  trained {trained}  {customers} customers  {items} items"
+                + (f"  R@20 {repeat}" if repeat else "")
+                + (f"  new R@20 {new}" if new else "")
+                + ("  serving" if serving else "")
+            )
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
+        console.print(RECALL_NOTE, highlight=False)
+        return
     console.print(table)
+
+
+def versions_table(rows: list[tuple[str, ...]]) -> Table:
+    """The versions as a table that fits 80 columns: ids never cut (a version differs from the
+    next only in its last characters), the moment wrapping between date and time."""
+    table = Table(
+        Column("version", no_wrap=True, min_width=max((len(r[0]) for r in rows), default=7)),
+        Column("trained (UTC)", min_width=len("2026-12-07")),
+        Column("customers", justify="right", no_wrap=True),
+        Column("items", justify="right", no_wrap=True),
+        Column("R@20", justify="right", no_wrap=True),
+        Column("new R@20", justify="right", no_wrap=True),
+        Column("serving", no_wrap=True),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+        caption=RECALL_NOTE,
+        caption_justify="left",
+    )
+    for row in rows:
+        table.add_row(*row)
+    return table
