@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 
 from rapport.customers import service as customers
 from rapport.customers.models import CONSENT_PURPOSES
+from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
-from rapport.orders.schemas import OrderIn
+from rapport.orders.schemas import OrderIn, ReturnIn
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from tests.conftest import LiveServer, sign_in_as
@@ -112,3 +114,80 @@ def test_lists_with_nameless_customers_fit_a_desktop_window(
         assert widths["page"] <= DESKTOP["width"], path
         assert widths["tables"] == [], f"{path}: {widths['tables']}"
     context.close()
+
+
+def _seed_wide_rows(url: str) -> tuple[str, str]:
+    """A member whose order (Rapport's own long ``ord_…`` id) earned points and came back,
+    and an ingest key; answers the member's page and the key's secret."""
+    with open_session(url) as db:
+        person = customers.identify_customer(
+            db,
+            identities={"email": "returns.often@example.com"},
+            profile={"first_name": "Rhea", "last_name": "Turner"},
+        )
+        body = order_body(customer_id=person.customer_id)
+        body.pop("order_id", None)
+        placed = orders.place_order(db, order=OrderIn.model_validate(body))
+        loyalty.earn(
+            db, customer_id=person.customer_id, points=120, reason="Order", order_id=placed.order_id
+        )
+        line = placed.lines[0] if hasattr(placed, "lines") else None
+        sku = line.sku if line is not None else body["lines"][0]["sku"]
+        orders.record_return(
+            db,
+            order_id=placed.order_id,
+            request=ReturnIn.model_validate(
+                {"lines": [{"sku": sku, "quantity": 1, "reason": "damaged"}], "channel": "web"}
+            ),
+        )
+        issued = platform.create_api_key(db, name="site", scopes=[platform.Scope.INGEST])
+        return f"/admin/customers/{person.customer_id}", issued.secret
+
+
+def test_wide_tables_and_filters_fit_a_desktop_window(
+    browser: Any, live_server: LiveServer
+) -> None:
+    # given a member with an order, points and a return, and a batch with refused messages
+    _seed(live_server.database_url)
+    member_page, secret = _seed_wide_rows(live_server.database_url)
+    refused = [
+        {
+            "type": "track",
+            "event": "Viewed",
+            "messageId": f"m{n}",
+            "anonymousId": "a" * 60,
+            "properties": {"note": "x" * 400},
+            "timestamp": "1999-01-01T00:00:00Z",
+        }
+        for n in range(3)
+    ]
+    sent = httpx.post(
+        f"{live_server.base_url}/v1/batch", json={"batch": refused}, auth=(secret, ""), timeout=10
+    )
+    assert sent.status_code == 200, sent.text
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
+    # when their pages are shown at 1,280 px, then no table is cut or needs scrolling
+    for path in (member_page, "/admin/events/rejected", "/admin/loyalty"):
+        page.goto(f"{live_server.base_url}{path}")
+        page.wait_for_load_state("networkidle")
+        widths = page.evaluate(WIDTHS)
+        assert widths["page"] <= DESKTOP["width"], path
+        assert widths["tables"] == [], f"{path}: {widths['tables']}"
+        # and no form control runs past the box it sits in
+        outside = page.evaluate(OUTSIDE_THEIR_BOX)
+        assert outside == [], f"{path}: {outside}"
+    context.close()
+
+
+OUTSIDE_THEIR_BOX = """() => [...document.querySelectorAll(
+    "main form input, main form select, main form button, main table")]
+  .filter((el) => el.offsetParent !== null)
+  .filter((el) => {
+    const box = el.closest("article, section, main").getBoundingClientRect();
+    return el.getBoundingClientRect().right > box.right + 1;
+  })
+  .map((el) => `${el.tagName.toLowerCase()} `
+    + `${el.name || el.dataset.testid || el.textContent.trim().slice(0, 20)}`
+    + ` ends at ${Math.round(el.getBoundingClientRect().right)} px`)"""

@@ -209,6 +209,7 @@ def test_value_statement_compares_the_fee_with_the_plans_savings(db) -> None:
     customer_id = make_customer(db)
     memberships.join(db, customer_id=customer_id, plan_id="plus")
     for order_id, days, saved in (("O-0", -3, 900), ("O-1", 2, 350), ("O-2", 9, 400)):
+        _import_order(db, customer_id, order_id, days, 5000)
         db.add(
             AppliedCheckout(
                 order_id=order_id,
@@ -230,7 +231,14 @@ def test_value_statement_compares_the_fee_with_the_plans_savings(db) -> None:
     assert (statement.orders_with_savings, statement.currency) == (2, "EUR")
 
 
-def _import_order(db: Session, customer_id: str, order_id: str, days: int, total: int) -> None:
+def _import_order(
+    db: Session,
+    customer_id: str,
+    order_id: str,
+    days: int,
+    total: int,
+    currency: str = "EUR",
+) -> None:
     customer = customers.get_customer(db, customer_id=customer_id)
     assert customer is not None
     assert customer.external_id is not None
@@ -244,11 +252,70 @@ def _import_order(db: Session, customer_id: str, order_id: str, days: int, total
                 fulfilment="in_store",
                 store_id=None,
                 placed_at=T0 + timedelta(days=days),
-                currency="EUR",
+                currency=currency,
                 lines=[orders.ImportedLine(sku="SKU-1", quantity=1, unit_price_minor=total)],
             )
         ],
     )
+
+
+def test_savings_in_another_currency_are_never_set_against_the_plans_fee(db) -> None:
+    # given a member of a plan in JPY who saved 4.20 EUR with member prices on a EUR order
+    frozen_clock()
+    membership_plans.save_plan(
+        db, plan_id="yen", name="P yen", fee_minor=500, currency="JPY", period="month"
+    )
+    customer_id = make_customer(db)
+    memberships.join(db, customer_id=customer_id, plan_id="yen")
+    _import_order(db, customer_id, "E-1", 2, 5000, currency="EUR")
+    _import_order(db, customer_id, "Y-1", 3, 5000, currency="JPY")
+    for order_id, saved in (("E-1", 420), ("Y-1", 80)):
+        db.add(
+            AppliedCheckout(
+                order_id=order_id,
+                customer_id=customer_id,
+                effects=[],
+                plan_savings_minor=saved,
+                placed_at=T0 + timedelta(days=2),
+            )
+        )
+    db.commit()
+    # when the value statement is read
+    statement = value_statements.value_statement(db, customer_id=customer_id)
+    # then it is in yen: the fee against the yen saved, the euros apart and never subtracted
+    assert statement.currency == "JPY"
+    assert (statement.fee_paid_minor, statement.savings_minor, statement.net_minor) == (
+        500,
+        80,
+        -420,
+    )
+    assert statement.orders_with_savings == 1
+    assert statement.other_currencies == (
+        value_statements.CurrencyValue(currency="EUR", fee_paid_minor=0, savings_minor=420),
+    )
+
+
+def test_a_plan_with_members_keeps_its_currency(db) -> None:
+    # given a plan with a member
+    frozen_clock()
+    _plan(db)
+    memberships.join(db, customer_id=make_customer(db), plan_id="plus")
+    # when its currency is changed, then 409 naming currency and saying what to do
+    with pytest.raises(Conflict) as refused:
+        membership_plans.save_plan(
+            db, plan_id="plus", name="Plus", fee_minor=499, currency="GBP", period="month"
+        )
+    assert refused.value.field == "currency"
+    assert "create a new plan in GBP" in refused.value.detail
+    plan = membership_plans.get_plan(db, plan_id="plus")
+    assert plan is not None
+    assert plan.currency == "EUR"
+    # while a plan nobody has joined may change it
+    _plan(db, plan_id="empty")
+    changed = membership_plans.save_plan(
+        db, plan_id="empty", name="Empty", fee_minor=499, currency="GBP", period="month"
+    )
+    assert changed.currency == "GBP"
 
 
 def test_analytics_compare_paying_free_and_non_members(db) -> None:

@@ -79,6 +79,28 @@ def test_join_is_idempotent_and_the_membership_shows_its_value(client, api_key, 
     assert (missing.status_code, missing.json()["field"]) == (404, "customer_id")
 
 
+def test_a_plans_currency_is_kept_once_it_has_members(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
+    admin, writer = auth(api_key("admin", "read")), auth(api_key("write", "read"))
+    client.put("/v1/loyalty/plans/plus", json=PLAN, headers=admin)
+    customer_id = make_customer(db)
+    joined = client.post(
+        f"/v1/loyalty/members/{customer_id}/membership",
+        json={"plan_id": "plus"},
+        headers=writer | {"Idempotency-Key": "j1"},
+    )
+    assert joined.status_code == 201
+    # when the plan's currency is changed, then 409 naming currency, and nothing changes
+    changed = client.put("/v1/loyalty/plans/plus", json=PLAN | {"currency": "JPY"}, headers=admin)
+    assert (changed.status_code, changed.json()["field"]) == (409, "currency")
+    assert changed.headers["content-type"].startswith("application/problem+json")
+    assert "create a new plan in JPY" in changed.json()["detail"]
+    listed = client.get("/v1/loyalty/plans", headers=writer).json()
+    assert [(p["plan_id"], p["currency"]) for p in listed] == [("plus", "EUR")]
+    # and its value statement lists money in another currency apart
+    shown = client.get(f"/v1/loyalty/members/{customer_id}/membership", headers=writer).json()
+    assert (shown["value"]["currency"], shown["value"]["other_currencies"]) == ("EUR", [])
+
+
 def test_redeeming_a_reward_over_http_answers_a_coupon_once(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
     admin, writer = auth(api_key("admin", "read")), auth(api_key("write", "read"))
     assert client.put("/v1/loyalty/rewards/five-off", json=REWARD, headers=admin).status_code == 200

@@ -82,7 +82,17 @@ class JoinIn(StrictModel):
     channel: str = Field(default="web", pattern=r"^(web|app|store|call_center)$")
 
 
+class CurrencyValueOut(BaseModel):
+    currency: str
+    fee_paid_minor: int
+    savings_minor: int
+
+
 class ValueOut(BaseModel):
+    """Fees and savings in the plan's ``currency`` (``net_minor`` is savings less the fee,
+    both in it); money in any other currency is listed apart in ``other_currencies``, never
+    added or subtracted across currencies."""
+
     period_start: str
     period_end: str
     fee_paid_minor: int
@@ -90,6 +100,10 @@ class ValueOut(BaseModel):
     net_minor: int
     orders_with_savings: int
     currency: str | None
+    other_currencies: list[CurrencyValueOut] = Field(
+        default_factory=list,
+        description="Fees paid and plan savings on orders in other currencies, one entry each.",
+    )
 
 
 class MembershipOut(BaseModel):
@@ -194,6 +208,14 @@ def _membership_out(
             net_minor=value.net_minor,
             orders_with_savings=value.orders_with_savings,
             currency=value.currency,
+            other_currencies=[
+                CurrencyValueOut(
+                    currency=other.currency,
+                    fee_paid_minor=other.fee_paid_minor,
+                    savings_minor=other.savings_minor,
+                )
+                for other in value.other_currencies
+            ],
         )
         if value is not None
         else None,

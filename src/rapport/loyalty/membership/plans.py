@@ -74,7 +74,8 @@ def save_plan(
     """Create the plan or change it; a benefit not given is off (no free shipping, no member
     prices, no early access, points x1). A changed fee applies from each member's next renewal;
     a retired plan (``active`` false) takes no new members and does not renew. A new or
-    changed currency must be one in use (``formatting.currencies``)."""
+    changed currency must be one in use (``formatting.currencies``); a plan with members
+    keeps its period and its currency (409 naming the field)."""
     _check_plan(
         plan_id=plan_id,
         name=name,
@@ -95,10 +96,18 @@ def save_plan(
     if plan is None:
         plan = MembershipPlan(plan_id=plan_id, created_at=clock.now())
         db.add(plan)
-    elif plan.period != period and _has_memberships(db, plan_id):
+    elif (plan.period, plan.currency) != (period, currency) and _has_memberships(db, plan_id):
+        # its members joined at this period and pay in this currency: a change would bill them
+        # on other terms, and add fees in two currencies
         db.rollback()
+        if plan.period != period:
+            raise Conflict(
+                "A plan with members cannot change its period; create a new plan", field="period"
+            )
         raise Conflict(
-            "A plan with members cannot change its period; create a new plan", field="period"
+            f"A plan with members cannot change its currency (its members pay in "
+            f"{plan.currency}); keep {plan.currency}, or create a new plan in {currency}",
+            field="currency",
         )
     plan.name = name.strip()
     plan.fee_minor = fee_minor
