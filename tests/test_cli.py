@@ -407,8 +407,8 @@ def test_unreachable_postgresql_ends_with_what_to_do_not_a_traceback(tmp_path) -
             "is not a database URL",
             "postgresql+psycopg://",
         ),
-        ({}, ["keys", "list"], "is not migrated", "rapport migrate"),
-        ({}, ["admin", "unlock", "x@example.com"], "is not migrated", "rapport migrate"),
+        ({}, ["keys", "list"], "There is no Rapport database at", "rapport init"),
+        ({}, ["admin", "unlock", "x@example.com"], "There is no Rapport database", "rapport init"),
         ({"RAPPORT_BIND_PORT": "eighty"}, ["init"], "RAPPORT_BIND_PORT", "environment"),
     ],
 )
@@ -424,6 +424,16 @@ def test_errors_end_with_what_to_do(
     assert "Traceback" not in result.output
     assert problem in result.stderr
     assert remedy in result.stderr
+
+
+def test_a_database_behind_this_version_says_to_migrate(database_url) -> None:
+    # given a database migrated by an older Rapport (before admin sign-in limits)
+    runner.invoke(app, ["migrate", "--revision", "c14000000001"])
+    # when a command needs a table it does not have yet, then it says to migrate
+    result = runner.invoke(app, ["admin", "unlock", "x@example.com"])
+    assert result.exit_code == 1
+    assert "is not migrated" in result.stderr
+    assert "rapport migrate" in result.stderr
 
 
 def test_unknown_key_and_bad_option_say_what_to_do(database_url) -> None:

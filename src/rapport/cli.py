@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 from collections.abc import Callable
+from contextlib import closing
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -49,6 +50,23 @@ def _database_url_shown() -> str:
         return "RAPPORT_DATABASE_URL"
 
 
+def _holds_no_tables() -> bool:
+    """Whether the configured database is a SQLite file with no table at all (a data
+    directory nobody ran ``rapport init`` in: opening it made the empty file)."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(get_settings().database_url)
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return False
+        with closing(sqlite3.connect(f"file:{url.database}?mode=ro", uri=True)) as connection:
+            return connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    except Exception:  # whatever stops the check, the usual advice stands
+        return False
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -75,6 +93,12 @@ def explain(error: Exception) -> tuple[str, str]:
         reason = _first_line(error.orig) if error.orig is not None else _first_line(error)
         where = _database_url_shown()
         lowered = reason.lower()
+        if "no such table" in lowered and _holds_no_tables():
+            return (
+                f"There is no Rapport database at {where} yet.",
+                "Run: rapport init (it makes the database, an admin user and an API key), or"
+                " set RAPPORT_DATA_DIR or RAPPORT_DATABASE_URL to where yours is.",
+            )
         if any(sign in lowered for sign in ("no such table", "no such column")) or (
             "does not exist" in lowered and ("relation" in lowered or "column" in lowered)
         ):
