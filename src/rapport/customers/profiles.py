@@ -28,6 +28,15 @@ def get_customer(db: Session, *, customer_id: str) -> Customer | None:
     return customer
 
 
+def merged_ids(db: Session, *, customer_id: str) -> list[str]:
+    """The profiles merged into ``customer_id`` (merges keep every one pointing at the last
+    survivor, so one level holds them all): what was recorded under their ids is now this
+    customer's."""
+    return sorted(
+        db.scalars(select(Customer.customer_id).where(Customer.merged_into == customer_id))
+    )
+
+
 def require_customer(db: Session, customer_id: str, *, field: str = "customer_id") -> Customer:
     customer = get_customer(db, customer_id=customer_id)
     if customer is None:

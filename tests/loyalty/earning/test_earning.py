@@ -23,6 +23,7 @@ from rapport.loyalty.referrals import referring
 from rapport.loyalty.tasks import expire_lots  # noqa: F401  (registers the processor)
 from rapport.loyalty.tiers import standing as tier_standing
 from rapport.orders import service as orders
+from rapport.orders import tasks as order_tasks  # noqa: F401  (registers the merge step)
 from rapport.orders.schemas import OrderIn, ReturnIn
 from rapport.platform.errors import Conflict
 from tests.loyalty.factories import T0, frozen_clock, make_customer
@@ -147,6 +148,37 @@ def test_after_a_whole_return_a_manual_reversal_cannot_take_the_first_purchase_b
 
     # then the first-purchase bonus stays, as the return left it
     assert ledger.balance(db, customer_id=member) == after_return == 200
+
+
+def test_an_order_moved_by_a_merge_gives_back_its_points_when_returned(db: Session) -> None:
+    # given a member's order of 10 bottles (120 points), and their profile then merged into
+    # another (the order and the open points go to the survivor; the journal stays)
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    merged_away, survivor = make_customer(db), make_customer(db)
+    order_id = orders.place_order(db, order=big_order(merged_away, 10)).order_id
+    process(db)
+    customers.merge_customers(
+        db, source_customer_id=merged_away, target_customer_id=survivor, reason="same", actor="t"
+    )
+    process(db)
+    before = ledger.balance(db, customer_id=survivor)
+
+    # when 3 bottles come back
+    orders.record_return(
+        db,
+        order_id=order_id,
+        request=ReturnIn.model_validate(
+            {"lines": [{"sku": CHIANTI, "quantity": 3, "reason": "damaged"}], "channel": "store"}
+        ),
+    )
+    process(db)
+
+    # then the survivor gives back the 36 points those bottles earned
+    assert before - ledger.balance(db, customer_id=survivor) == 36
+    assert ledger.order_points(db, customer_id=survivor, order_id=order_id) == (
+        ledger.OrderPoints(earned=120, reversed=36)
+    )
 
 
 def test_apology_points_once_per_order_and_preferences_once_per_field(db: Session) -> None:

@@ -11,6 +11,7 @@ from fractions import Fraction
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from rapport.customers import service as customers
 from rapport.loyalty.events import PointsRefunded, PointsReversed
 from rapport.loyalty.ledger.accounts import lock_account
 from rapport.loyalty.ledger.journal import (
@@ -41,17 +42,25 @@ class OrderPoints:
         return self.earned - self.reversed
 
 
+def _known_as(db: Session, customer_id: str) -> list[str]:
+    """The member and the profiles merged into them: a merge moves an order and the points
+    left on its lots to the survivor, while the order's journal stays under the id it was
+    booked to."""
+    return [customer_id, *customers.merged_ids(db, customer_id=customer_id)]
+
+
 def order_points(db: Session, *, customer_id: str, order_id: str) -> OrderPoints:
     """Points the order issued to the member that a return can take back, and how many
     returns took back (including any written off because the program allows no debt). A
     bonus a rule gave for the order as a whole (a first purchase, a referred friend's first
     order) is not among them: it stays after a return, as the earning processor's returns
     leave it (they take back only what the returned lines earned)."""
+    known_as = _known_as(db, customer_id)
     whole_order_bonuses = {
         transaction_id
         for transaction_id, line_points in db.execute(
             select(Award.transaction_id, Award.line_points).where(
-                Award.customer_id == customer_id,
+                Award.customer_id.in_(known_as),
                 Award.order_id == order_id,
                 Award.transaction_id.is_not(None),
             )
@@ -67,7 +76,7 @@ def order_points(db: Session, *, customer_id: str, order_id: str) -> OrderPoints
             TRANSACTIONS.c.debt_change,
             TRANSACTIONS.c.details,
         ).where(
-            TRANSACTIONS.c.customer_id == customer_id,
+            TRANSACTIONS.c.customer_id.in_(known_as),
             TRANSACTIONS.c.order_id == order_id,
             TRANSACTIONS.c.kind.in_(("earn", "reverse")),
         )
@@ -213,7 +222,7 @@ def points_paid(db: Session, *, customer_id: str, order_id: str) -> tuple[int, i
     paid = refunded = 0
     for kind, points, debt_change in db.execute(
         select(TRANSACTIONS.c.kind, TRANSACTIONS.c.points, TRANSACTIONS.c.debt_change).where(
-            TRANSACTIONS.c.customer_id == customer_id,
+            TRANSACTIONS.c.customer_id.in_(_known_as(db, customer_id)),
             TRANSACTIONS.c.order_id == order_id,
             TRANSACTIONS.c.kind.in_(("redeem", "refund")),
         )
