@@ -8,16 +8,23 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
+from rapport.flows import privacy
+from rapport.loyalty import service as loyalty
 from rapport.loyalty.membership import lifecycle as memberships
 from rapport.loyalty.membership import plans as membership_plans
-from rapport.loyalty.models import AppliedCheckout
+from rapport.loyalty.models import AppliedCheckout, Coupon
+from rapport.loyalty.rewards import catalogue as reward_catalogue
+from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.orders import service as orders
+from rapport.platform import clock
 from rapport.platform import service as platform
+from rapport.platform.errors import InvalidInput
 from tests.loyalty.factories import T0, frozen_clock, make_customer
-from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, sign_in
+from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token, sign_in
 
 
 @pytest.fixture
@@ -28,7 +35,7 @@ def admin(client: TestClient, db: Session) -> TestClient:
 
 
 def _text(html: str, testid: str) -> str:
-    found = re.search(rf'data-testid="{testid}"[^>]*>(.*?)</(dd|span)>', html, re.S)
+    found = re.search(rf'data-testid="{testid}"[^>]*>(.*?)</(dd|span|p)>', html, re.S)
     assert found is not None, f"no {testid}"
     return " ".join(re.sub(r"<[^>]+>", " ", found.group(1)).split())
 
@@ -75,3 +82,77 @@ def test_the_panel_shows_savings_in_another_currency_apart(admin: TestClient, db
     # then the plan's value is in yen, the euros on their own line, never subtracted
     assert _text(html, "membership-net") == "behind by JP¥500"
     assert _text(html, "membership-other-currency") == "In EUR, apart: saved €4.20, €0.00 in fees"
+
+
+def _erased_member(db: Session) -> str:
+    reward_catalogue.save_reward(
+        db,
+        reward_id="five-off",
+        name="5 off",
+        points_cost=100,
+        coupon_kind="amount",
+        coupon_value=500,
+    )
+    customer_id = make_customer(db)
+    loyalty.earn(db, customer_id=customer_id, points=500, reason="Welcome")
+    privacy.erase_customer(db, customer_id=customer_id, requested_by="dpo")
+    return customer_id
+
+
+def _coupons(db: Session) -> int:
+    db.expire_all()
+    return db.scalar(select(func.count()).select_from(Coupon)) or 0
+
+
+def test_an_erased_customers_panel_says_so_and_offers_no_action(
+    admin: TestClient, db: Session
+) -> None:
+    customer_id = _erased_member(db)
+    html = admin.get(f"/admin/loyalty/customers/{customer_id}/panel").text
+    assert "This customer was erased" in _text(html, "panel-erased")
+    assert 'data-testid="coupon-form"' not in html
+    assert 'data-testid="goodwill-form"' not in html
+
+
+@pytest.mark.parametrize("htmx", [True, False])
+@pytest.mark.parametrize("pay", ["free", "points"])
+def test_no_coupon_is_issued_to_an_erased_customer(
+    admin: TestClient, db: Session, htmx: bool, pay: str
+) -> None:
+    # given an erased customer, and the coupon form as it was before the erasure
+    customer_id = _erased_member(db)
+    token = csrf_token(admin.get("/admin/loyalty/plans").text)
+    # when "Issue a coupon" is posted for them
+    answer = admin.post(
+        f"/admin/loyalty/customers/{customer_id}/coupon",
+        data={"csrf_token": token, "reward_id": "five-off", "pay": pay, "token": "t-1"},
+        headers={"HX-Request": "true"} if htmx else {},
+        follow_redirects=False,
+    )
+    # then it is refused saying they were erased, and no coupon exists
+    if htmx:
+        assert answer.status_code == 422
+        assert "This customer was erased" in _text(answer.text, "panel-erased")
+    else:
+        assert answer.status_code == 303
+        assert "erased" in answer.headers["location"]
+    assert "Issued coupon" not in answer.text
+    assert _coupons(db) == 0
+
+
+def test_the_coupon_verbs_refuse_an_erased_customer(db: Session) -> None:
+    customer_id = _erased_member(db)
+    with pytest.raises(InvalidInput) as free:
+        reward_coupons.create_campaign_coupon(
+            db,
+            rule="goodwill:five-off",
+            kind="amount",
+            value=500,
+            expires_at=clock.now() + timedelta(days=30),
+            customer_id=customer_id,
+        )
+    with pytest.raises(InvalidInput) as paid:
+        reward_coupons.redeem_reward(db, customer_id=customer_id, reward_id="five-off")
+    assert (free.value.field, paid.value.field) == ("customer_id", "customer_id")
+    assert "was erased" in free.value.detail
+    assert _coupons(db) == 0

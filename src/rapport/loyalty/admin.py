@@ -314,6 +314,11 @@ def _settings_said(name: str, said: str, currency: str) -> str:
 # ------------------------------------------------------------- the customer 360's panel
 
 
+def _is_erased(db: Any, customer_id: str) -> bool:
+    customer = customers.get_customer(db, customer_id=customer_id)
+    return customer is not None and customer.status == "erased"
+
+
 def _panel_context(db: Any, customer_id: str) -> dict[str, Any]:
     member = service.get_member(db, customer_id=customer_id)
     program = service.get_program(db)
@@ -334,6 +339,8 @@ def _panel_context(db: Any, customer_id: str) -> dict[str, Any]:
     rewards = [r for r in reward_catalogue.list_rewards(db) if r.active]
     return {
         "customer_id": customer_id,
+        # an erased customer's panel offers no actions: nothing more is given to them
+        "erased": _is_erased(db, customer_id),
         "member": member,
         "program": program,
         "progress": reads.tier_progress(db, customer_id=customer_id),
@@ -383,6 +390,14 @@ def _is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
+def _refused_erased(request: Request, db: Any, customer_id: str, what: str) -> Response:
+    """An action on an erased customer, refused before anything is written: the panel again
+    (saying they were erased, with no actions), or back to the customer page saying so."""
+    if _is_htmx(request):
+        return _panel(request, db, customer_id, status_code=422)
+    return _to_customer(customer_id, f"This customer was erased: no {what} are given to them")
+
+
 def _refused(
     request: Request,
     db: Any,
@@ -421,6 +436,8 @@ def give_goodwill_points(
     typed = {name: fields.get(name, "") for name in ("points", "reason", "note")}
     if customers.get_customer(db, customer_id=customer_id) is None:
         return _to_customer(customer_id, "No such customer")
+    if _is_erased(db, customer_id):
+        return _refused_erased(request, db, customer_id, "points")
     points = _number(typed["points"])
     if points is None or not 1 <= points <= GOODWILL_MAX:
         return _refused(
@@ -488,6 +505,9 @@ def issue_coupon(
     typed = {name: fields.get(name, "") for name in ("reward_id", "pay")}
     if customers.get_customer(db, customer_id=customer_id) is None:
         return _to_customer(customer_id, "No such customer")
+    if _is_erased(db, customer_id):
+        # the coupon verbs refuse an erased customer too (so the API cannot issue one)
+        return _refused_erased(request, db, customer_id, "coupons")
     reward = reward_catalogue.get_reward(db, reward_id=typed["reward_id"].strip())
     if reward is None or not reward.active:
         return _refused(

@@ -20,6 +20,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from rapport.customers import service as customers
 from rapport.loyalty.ledger.journal import Posted
 from rapport.loyalty.ledger.movements import redeem
 from rapport.loyalty.models import Coupon, Reward
@@ -96,6 +97,21 @@ def _insert_coupon(db: Session, values: dict[str, object], *, code: str | None) 
     raise RuntimeError("could not draw a free coupon code")
 
 
+def _coupon_holder(db: Session, customer_id: str) -> str:
+    """The live customer a coupon is issued to (a merged profile's survivor); an unknown
+    customer is 404 and an erased one 422, both naming ``customer_id``: nothing more is
+    recorded for an erased person."""
+    customer = customers.get_customer(db, customer_id=customer_id)
+    if customer is None:
+        raise NotFound(f"No customer {customer_id!r}", field="customer_id")
+    if customer.status != "active":
+        raise InvalidInput(
+            f"Customer {customer_id!r} was erased: no coupon is issued to them",
+            field="customer_id",
+        )
+    return customer.customer_id
+
+
 def redeem_reward(
     db: Session,
     *,
@@ -106,7 +122,9 @@ def redeem_reward(
 ) -> Coupon:
     """Spend the reward's points and issue its single-use coupon, valid ``valid_days`` from
     now, in one transaction. Not enough points is the ledger's
-    :class:`~rapport.loyalty.service.InsufficientPoints`, and no coupon is issued."""
+    :class:`~rapport.loyalty.service.InsufficientPoints`, and no coupon is issued. An erased
+    customer is refused (422 naming ``customer_id``)."""
+    customer_id = _coupon_holder(db, customer_id)
     reward = db.get(Reward, reward_id)
     if reward is None:
         raise NotFound(f"No reward {reward_id!r}", field="reward_id")
@@ -170,7 +188,10 @@ def create_campaign_coupon(
     stackable: bool = True,
 ) -> Coupon:
     """A coupon from a campaign, usable once by anyone (``customer_id`` None) or by one
-    customer. ``code`` may be chosen (e.g. printed on a flyer) or drawn at random."""
+    customer, who must not have been erased (422 naming ``customer_id``). ``code`` may be
+    chosen (e.g. printed on a flyer) or drawn at random."""
+    if customer_id is not None:
+        customer_id = _coupon_holder(db, customer_id)
     check_coupon_terms(
         kind=kind, value=value, min_subtotal_minor=min_subtotal_minor, categories=categories
     )
