@@ -62,7 +62,8 @@ def _holds_no_tables() -> bool:
         if url.get_backend_name() != "sqlite" or not url.database:
             return False
         with closing(sqlite3.connect(f"file:{url.database}?mode=ro", uri=True)) as connection:
-            return connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+            tables = int(connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+        return tables == 0
     except Exception:  # whatever stops the check, the usual advice stands
         return False
 
