@@ -111,6 +111,9 @@ def test_joining_twice_unknown_plan_or_customer_is_refused(db) -> None:
         "customer_id",
     )
     assert db.scalar(select(func.count()).select_from(MembershipPayment)) == 1
+    assert twice.value.detail == (
+        f"Customer {customer_id!r} already has an active membership of plan 'plus'"
+    )
 
 
 def test_renewal_job_charges_each_period_once_even_when_run_twice(db) -> None:

@@ -217,3 +217,25 @@ def test_no_line_goes_below_its_cap_and_totals_reconcile(
         if e.step in {"member_price", "tier_discount", "coupon"}
     )
     assert line_discounts == result.discount_minor
+
+
+def test_effects_say_points_and_money_in_words_a_person_reads() -> None:
+    # given a member paying with 1,641 points at 1.00 per 100 points, and a coupon whose
+    # minimum basket the cart misses
+    member = MemberTerms(points_balance=5000)
+    coupons = [
+        Coupon(code="BIG", rule="campaign:big", kind="amount", value=500, min_subtotal_minor=100000)
+    ]
+    result = calculate(
+        [cart_line(1, 10000)],
+        member=member,
+        coupons=coupons,
+        points_to_use=1641,
+        shipping_minor=0,
+        policy=Policy(point_value_minor_per_100=100, currency="EUR"),
+        earn=None,
+    )
+    # then the points payment reads as points worth money, the refusal as money
+    [payment] = [effect for effect in result.effects if effect.step == "points_payment"]
+    assert (payment.description, payment.amount_minor) == ("1,641 points, worth €16.41", 1641)
+    assert result.refused_coupons == {"BIG": "needs a basket of at least €1,000.00"}

@@ -108,6 +108,11 @@ def _record_payment(
     return payment
 
 
+def _an(word: str) -> str:
+    """The word with its article: "an active", "a cancelled"."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
 def join(
     db: Session,
     *,
@@ -137,7 +142,7 @@ def join(
     )
     if existing is not None:
         raise Conflict(
-            f"Customer {customer_id!r} already has a {existing.status} membership "
+            f"Customer {customer_id!r} already has {_an(existing.status)} membership "
             f"of plan {existing.plan_id!r}",
             field="customer_id",
         )

@@ -141,13 +141,14 @@ def tier_policy(db: Session, *, at: datetime | None = None) -> TierPolicy:
     return parsed
 
 
-def checkout_policy(db: Session, *, point_value_minor_per_100: int) -> Policy:
+def checkout_policy(db: Session, *, point_value_minor_per_100: int, currency: str) -> Policy:
     version = _version(db, "checkout", None)
     parsed = parse_checkout_policy(version.document)
     return Policy(
         max_line_discount_percent=parsed.max_line_discount_percent,
         max_points_payment_percent=parsed.max_points_payment_percent,
         point_value_minor_per_100=point_value_minor_per_100,
+        currency=currency,
     )
 
 

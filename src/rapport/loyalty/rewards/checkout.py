@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rapport.catalog.service import in_any_category
+from rapport.platform import formatting
 
 Step = Literal[
     "member_price", "tier_discount", "coupon", "points_payment", "free_shipping", "points_earned"
@@ -55,6 +56,7 @@ class Policy:
     max_line_discount_percent: int = 70
     max_points_payment_percent: int = 50
     point_value_minor_per_100: int = 100
+    currency: str = formatting.DEFAULT_CURRENCY  # the program's: what effects' words say
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +175,10 @@ def calculate(
             refused[coupon.code] = "no line in the cart qualifies"
             continue
         if base < coupon.min_subtotal_minor:
-            refused[coupon.code] = f"needs a basket of at least {coupon.min_subtotal_minor}"
+            refused[coupon.code] = (
+                f"needs a basket of at least "
+                f"{formatting.money(coupon.min_subtotal_minor, policy.currency)}"
+            )
             continue
         wanted = base * coupon.value // 100 if coupon.kind == "percent" else coupon.value
         taken_total = 0
@@ -199,7 +204,8 @@ def calculate(
             Effect(
                 "points_payment",
                 "program:points",
-                f"{usable} points at {value} per 100 points",
+                f"{formatting.number(usable)} points, worth "
+                f"{formatting.money(points_payment, policy.currency)}",
                 points_payment,
                 points=usable,
             )

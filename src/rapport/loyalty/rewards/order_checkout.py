@@ -126,8 +126,9 @@ def checkout(
     valid, refused = reward_coupons.validate_coupons(
         db, customer_id=customer_id, codes=coupons, at=moment
     )
+    program = get_program(db)
     policy = checkout_policy(
-        db, point_value_minor_per_100=get_program(db).point_value_minor_per_100
+        db, point_value_minor_per_100=program.point_value_minor_per_100, currency=program.currency
     )
 
     def earn(paid: dict[int, int]) -> list[tuple[str, str, int]]:
