@@ -36,6 +36,7 @@ from rapport.platform.settings import Settings, get_settings
 from rapport.platform.statements import StatementPool
 from rapport.platform.strict_input import (
     RefuseControlCharacters,
+    refuse_a_body_where_none_is_taken,
     refuse_unknown_and_repeated_query_parameters,
 )
 from rapport.recommend import service as recommend
@@ -162,7 +163,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
-        dependencies=[Depends(refuse_unknown_and_repeated_query_parameters)],
+        dependencies=[
+            Depends(refuse_unknown_and_repeated_query_parameters),
+            Depends(refuse_a_body_where_none_is_taken),
+        ],
     )
     app.state.settings = settings
     app.state.statements = None  # the lifespan opens a pool on PostgreSQL

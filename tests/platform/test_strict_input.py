@@ -5,6 +5,7 @@ naming the field, and changes nothing."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, get_args
 
 import pytest
@@ -417,3 +418,33 @@ def test_a_query_parameter_the_endpoint_does_not_take_is_refused_naming_it(
     response = client.get(path, headers=admin)
     _assert_refused(response, name, "unknown_query_parameter", location="query")
     assert "this endpoint takes:" in response.json()["detail"]
+
+
+def _bodiless_commands(app: FastAPI) -> list[tuple[str, str]]:
+    """Every /v1 command that takes no body (nor reads its own)."""
+    return sorted(
+        (method, path)
+        for path, route in every_route(app.routes)
+        if path.startswith("/v1/")
+        and isinstance(route, APIRoute)
+        and route.body_field is None
+        and "requestBody" not in (route.openapi_extra or {})
+        for method in route.methods & {"POST", "PUT", "PATCH", "DELETE"}
+    )
+
+
+def test_a_command_that_takes_no_body_refuses_one_with_fields(client, app: FastAPI) -> None:
+    """FastAPI ignores a body a route does not declare: {"at": "2027-01-01"} sent to a cancel
+    would look taken. Each such command refuses it naming body; none, or {}, are taken."""
+    commands = _bodiless_commands(app)
+    assert ("POST", "/v1/campaigns/{campaign_id:int}/pause") in commands
+    assert ("POST", "/v1/loyalty/members/{customer_id}/membership/cancel") in commands
+    for method, path in commands:
+        url = re.sub(r"\{[^}]+\}", "1", path)
+        refused = client.request(method, url, json={"at": "2027-01-01"})
+        _assert_refused(refused, "body", "body_not_taken")
+        assert "takes no body" in refused.json()["errors"][0]["message"], (method, path)
+        for empty in (None, {}):
+            taken = client.request(method, url, json=empty)
+            # no key was sent: the body passed, and the key check answers
+            assert taken.status_code == 401, (method, path, empty, taken.text)

@@ -189,3 +189,38 @@ def _declared(dependant: Any) -> tuple[set[str], set[str]]:
                 single.add(field.alias)
         pending.extend(current.dependencies)
     return every, single
+
+
+# --- A body sent to a command that takes none ------------------------------------------------
+
+_COMMAND_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_NO_BODY = (b"", b"{}")
+
+
+async def refuse_a_body_where_none_is_taken(request: Request) -> None:
+    """Application-wide dependency. On the API (``/v1``), a command that takes no body (pause
+    a campaign, cancel a membership, train a model) answers a body with fields by a ``422``
+    naming ``body``, as a command with a body refuses a field it does not take: FastAPI would
+    ignore it, and ``{"at": "2027-01-01"}`` sent to a cancel would look accepted. No body,
+    and ``{}``, are taken. Routes that read their own body (the hot ledger commands, tracking)
+    say so in their OpenAPI ``requestBody`` and are left to it."""
+    if request.method not in _COMMAND_METHODS or not request.url.path.startswith("/v1/"):
+        return
+    route = request.scope.get("route")
+    if route is None or getattr(route, "body_field", None) is not None:
+        return
+    if "requestBody" in (getattr(route, "openapi_extra", None) or {}):
+        return
+    body = (await request.body()).strip()
+    if body.replace(b" ", b"") in _NO_BODY:
+        return
+    raise RequestValidationError(
+        [
+            {
+                "type": "body_not_taken",
+                "loc": ("body",),
+                "msg": "This endpoint takes no body: send none (or {})",
+                "input": None,
+            }
+        ]
+    )
