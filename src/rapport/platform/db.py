@@ -443,6 +443,13 @@ class Checkpointer:
         while not self._stop.wait(self.seconds):
             try:
                 self.checkpoint()
+            except sqlite3.OperationalError as error:
+                # Another connection of this process holding a table (a schema change or a
+                # long read at start-up) is the usual cause: the next tick retries quietly.
+                if "locked" in str(error) or "busy" in str(error):
+                    log.debug("SQLite checkpoint put off: %s", error)
+                else:
+                    log.exception("SQLite checkpoint failed")
             except Exception:  # a failed checkpoint is retried on the next tick
                 log.exception("SQLite checkpoint failed")
 
