@@ -3,6 +3,7 @@ message, preview it for a customer, launch it, and read its results with the upl
 
 from __future__ import annotations
 
+from rapport.campaigns.delivery import sending
 from rapport.campaigns.models import Delivery
 from rapport.campaigns.segments import membership as segments
 from rapport.platform import jobs
@@ -14,7 +15,7 @@ from tests.conftest import sign_in_as
 PASSWORD = "correct horse battery"
 
 
-def test_create_preview_launch_and_read_results(page, live_server) -> None:
+def test_create_preview_launch_and_read_results(page, live_server, smtp_sink) -> None:
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
         customer_id = make_customer(db, first_name="Grace")
@@ -51,6 +52,10 @@ def test_create_preview_launch_and_read_results(page, live_server) -> None:
     with open_session(live_server.database_url) as db:
         assert db.query(Delivery).filter(Delivery.customer_id == customer_id).count() == 1
 
+    # Queued is not sent: the campaign reads sending until the dispatcher has sent it.
+    page.reload()
+    assert page.get_by_test_id("campaign-status").inner_text() == "sending"
+    sending.drain(database_url=live_server.database_url)
     page.reload()
     assert page.get_by_test_id("campaign-status").inner_text() == "sent"
     page.get_by_role("link", name="Results").click()

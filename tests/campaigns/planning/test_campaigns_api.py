@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from rapport.campaigns.delivery.sending import dispatch_batch
 from rapport.campaigns.planning import jobs as planning_jobs
 from rapport.platform import clock
 from rapport.platform.models import Job
@@ -74,6 +75,9 @@ def test_a_campaign_is_created_once_per_key_edited_previewed_and_launched(
     assert launched.json()["status"] == "sending"
     job = db.query(Job).filter(Job.kind == "campaigns.launch").one()
     planning_jobs.launch_campaign(db, job.payload)
+    assert client.get(path, headers=read).json()["status"] == "sending"  # queued, not sent
+    while dispatch_batch(db, worker="w1"):
+        pass
     results = client.get(f"{path}/results", headers=read)
     assert results.status_code == 200
     body = results.json()

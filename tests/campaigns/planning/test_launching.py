@@ -8,15 +8,18 @@ from datetime import timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from rapport.campaigns.delivery.policy import update_sending_policy
 from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
-from rapport.campaigns.models import Campaign, Delivery, DeliveryStatus
+from rapport.campaigns.delivery.sending import dispatch_batch
+from rapport.campaigns.models import Campaign, Delivery, DeliveryStatus, Segment
 from rapport.campaigns.planning import editing, launching
 from rapport.campaigns.planning import jobs as planning_jobs
 from rapport.campaigns.planning.control import control_position, in_control_group
 from rapport.campaigns.planning.editing import CampaignSettings
+from rapport.campaigns.segments import membership as segments
 from rapport.platform import jobs
 from rapport.platform.errors import Conflict, InvalidInput
 from rapport.platform.models import Job
@@ -98,10 +101,11 @@ def test_a_launch_queues_each_customer_once_even_when_it_runs_twice(db: Session)
         assert status == ("held_out" if expected == "control" else "queued")
     stored = db.get(Campaign, campaign.id)
     assert stored is not None
-    assert stored.status == "sent"
+    # Its audience is queued, not sent yet: it reads sending until the dispatcher is done.
+    assert stored.status == "sending"
     assert stored.audience_count == 12
     assert stored.started_at is not None
-    assert stored.finished_at is not None
+    assert stored.finished_at is None
 
 
 def test_launch_needs_an_audience_and_a_message(db: Session) -> None:
@@ -155,7 +159,7 @@ def test_a_scheduled_campaign_goes_out_once_its_time_has_passed(db: Session) -> 
     assert job.payload == {"campaign_id": campaign.id}
     planning_jobs.launch_campaign(db, job.payload)
     assert len(_deliveries(db, campaign.id)) == 2
-    assert db.get(Campaign, campaign.id).status == "sent"  # type: ignore[union-attr]
+    assert db.get(Campaign, campaign.id).status == "sending"  # type: ignore[union-attr]
     # The next check finds nothing more to do.
     assert launching.launch_due(db) == 0
 
@@ -188,9 +192,6 @@ def test_cancelling_suppresses_what_was_not_sent(db: Session) -> None:
     make_customer(db)
     campaign = _campaign(db)
     launching.launch_campaign(db, campaign_id=campaign.id)
-    # A campaign already sent cannot be cancelled; a sending one can.
-    db.get(Campaign, campaign.id).status = "sending"  # type: ignore[union-attr]
-    db.commit()
     cancelled = launching.cancel_campaign(db, campaign_id=campaign.id)
     assert cancelled.status == "cancelled"
     statuses = {status for _, status in _deliveries(db, campaign.id).values()}
@@ -225,3 +226,93 @@ def test_a_launch_resumed_after_a_crash_queues_only_the_rest(
     assert launching.launch_campaign(db, campaign_id=campaign.id) == 4
     assert sorted(_deliveries(db, campaign.id)) == everyone
     assert db.get(Campaign, campaign.id).audience_count == 7  # type: ignore[union-attr]
+
+
+def test_a_segment_a_campaign_sends_to_is_not_deleted(db: Session) -> None:
+    campaign = _campaign(db, name="Autumn")
+    assert campaign.segment_id is not None
+    with pytest.raises(Conflict) as refused:
+        segments.delete_segment(db, segment_id=campaign.segment_id)
+    assert "'Autumn'" in refused.value.detail
+    assert db.get(Segment, campaign.segment_id) is not None
+    # Once the campaign is finished, its segment may go.
+    launching.cancel_campaign(db, campaign_id=campaign.id)
+    segments.delete_segment(db, segment_id=campaign.segment_id)
+    assert db.get(Segment, campaign.segment_id) is None
+
+
+def test_a_campaign_whose_segment_is_gone_is_not_launched(db: Session) -> None:
+    make_customer(db)
+    campaign = _campaign(db)
+    # As a database from before the check could hold: the segment deleted under the campaign.
+    db.execute(delete(Segment).where(Segment.id == campaign.segment_id))
+    db.commit()
+    with pytest.raises(InvalidInput) as refused:
+        launching.start_campaign(db, campaign_id=campaign.id)
+    assert refused.value.field == "segment_id"
+    assert db.get(Campaign, campaign.id).status == "draft"  # type: ignore[union-attr]
+    # A launch job already queued for it ends the campaign instead of failing five times.
+    db.get(Campaign, campaign.id).status = "sending"  # type: ignore[union-attr]
+    db.commit()
+    planning_jobs.launch_campaign(db, {"campaign_id": campaign.id})
+    stored = db.get(Campaign, campaign.id)
+    assert stored is not None
+    assert stored.status == "cancelled"
+    assert stored.finished_at is not None
+
+
+def test_deliveries_deferred_by_quiet_hours_keep_the_campaign_sending(db: Session) -> None:
+    frozen_clock()  # 12:00 UTC
+    update_sending_policy(db, channel="email", changes={"quiet_start": 11, "quiet_end": 14})
+    make_customer(db)
+    make_customer(db)
+    campaign = _campaign(db)
+    launching.launch_campaign(db, campaign_id=campaign.id)
+    while dispatch_batch(db, worker="w1"):
+        pass
+    assert {s for _, s in _deliveries(db, campaign.id).values()} == {"deferred"}
+    db.expire_all()
+    assert db.get(Campaign, campaign.id).status == "sending"  # type: ignore[union-attr]
+    # Not sent yet, so it can be paused, resumed and cancelled.
+    assert launching.pause_campaign(db, campaign_id=campaign.id).status == "paused"
+    assert launching.resume_campaign(db, campaign_id=campaign.id).status == "sending"
+    cancelled = launching.cancel_campaign(db, campaign_id=campaign.id)
+    assert cancelled.status == "cancelled"
+    assert {s for _, s in _deliveries(db, campaign.id).values()} == {"suppressed"}
+
+
+def test_a_campaign_is_sent_once_its_last_deferred_delivery_is(
+    db: Session, smtp_sink: object
+) -> None:
+    clock = frozen_clock()
+    update_sending_policy(db, channel="email", changes={"quiet_start": 11, "quiet_end": 14})
+    make_customer(db)
+    campaign = _campaign(db)
+    launching.launch_campaign(db, campaign_id=campaign.id)
+    dispatch_batch(db, worker="w1")
+    db.expire_all()
+    assert db.get(Campaign, campaign.id).status == "sending"  # type: ignore[union-attr]
+    clock.advance(timedelta(hours=2, minutes=1))
+    while dispatch_batch(db, worker="w1"):
+        pass
+    assert {s for _, s in _deliveries(db, campaign.id).values()} == {"sent"}
+    db.expire_all()
+    stored = db.get(Campaign, campaign.id)
+    assert stored is not None
+    assert stored.status == "sent"
+    assert stored.finished_at is not None
+    with pytest.raises(Conflict):
+        launching.pause_campaign(db, campaign_id=campaign.id)
+    with pytest.raises(Conflict):
+        launching.cancel_campaign(db, campaign_id=campaign.id)
+
+
+def test_a_campaign_marked_sent_with_deliveries_waiting_can_be_cancelled(db: Session) -> None:
+    make_customer(db)
+    campaign = _campaign(db)
+    launching.launch_campaign(db, campaign_id=campaign.id)
+    # As an earlier version left it: sent while its deliveries were still deferred.
+    db.get(Campaign, campaign.id).status = "sent"  # type: ignore[union-attr]
+    db.commit()
+    assert launching.pause_campaign(db, campaign_id=campaign.id).status == "paused"
+    assert launching.cancel_campaign(db, campaign_id=campaign.id).status == "cancelled"

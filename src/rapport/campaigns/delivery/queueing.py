@@ -16,7 +16,7 @@ from itertools import islice
 from typing import Any, Literal
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import insert, text
+from sqlalchemy import exists, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.models import Campaign, Delivery, DeliveryStatus
@@ -28,6 +28,9 @@ STAFF_PREFIX = "staff:"
 # Rows per INSERT statement: big enough that 100k recipients take a few round trips, small
 # enough to stay far below PostgreSQL's 65,535 bind parameters (11 columns a row).
 QUEUE_BATCH = 2000
+# Deliveries not final yet: a campaign with any of these is not "sent" (it may still be paused
+# or cancelled; cancelling suppresses those not sent yet).
+WAITING = ("queued", "deferred", "sending", "failed")
 
 
 @dataclass(frozen=True)
@@ -176,3 +179,38 @@ def _rows(campaign: Campaign, chunk: list[Recipient], now: datetime) -> list[dic
             },
         )
     return list(rows.values())
+
+
+def settle_campaigns(db: Session, campaign_ids: Iterable[int], *, now: datetime) -> int:
+    """Mark ``sent`` every launched one-off or scheduled campaign among ``campaign_ids``
+    whose launch has queued its whole audience (``audience_count`` set) and whose deliveries
+    are all final (none queued, deferred, being sent or failed with a retry to come). The
+    launch leaves a campaign ``sending`` while some wait (quiet hours, say); the dispatcher
+    calls this after each batch. Returns how many became sent; the caller commits."""
+    ids = sorted(set(campaign_ids))
+    if not ids:
+        return 0
+    waiting = exists().where(Delivery.campaign_id == Campaign.id, Delivery.status.in_(WAITING))
+    settled = db.scalars(
+        update(Campaign)
+        .where(
+            Campaign.id.in_(ids),
+            Campaign.status == "sending",
+            Campaign.kind.in_(("one_off", "scheduled")),
+            Campaign.audience_count > 0,
+            ~waiting,
+        )
+        .values(status="sent", finished_at=now, updated_at=now)
+        .returning(Campaign.id)
+    ).all()
+    return len(settled)
+
+
+def has_waiting(db: Session, *, campaign_id: int) -> bool:
+    """Whether any of the campaign's deliveries is not final yet."""
+    found = db.scalar(
+        select(Delivery.id)
+        .where(Delivery.campaign_id == campaign_id, Delivery.status.in_(WAITING))
+        .limit(1)
+    )
+    return found is not None

@@ -57,7 +57,7 @@ from rapport.campaigns.delivery import email as smtp
 from rapport.campaigns.delivery import webhooks
 from rapport.campaigns.delivery.gates import Pending, Verdict, gate_batch, needed_purpose
 from rapport.campaigns.delivery.policy import sending_policy
-from rapport.campaigns.delivery.queueing import staff_address
+from rapport.campaigns.delivery.queueing import settle_campaigns, staff_address
 from rapport.campaigns.delivery.rendering import (
     CustomerFacts,
     RenderedMessage,
@@ -327,6 +327,8 @@ def dispatch_batch(
         handled += _send_email(batch, to_send["email"])
     if to_send["webhook"]:
         handled += _send_webhooks(batch, to_send["webhook"])
+    if settle_campaigns(db, campaign_ids, now=clock.now()):
+        db.commit()
     return handled
 
 

@@ -9,6 +9,7 @@ a launch that runs twice, or resumes after a crash mid-way, queues each customer
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -16,8 +17,14 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
-from rapport.campaigns.models import Campaign, CampaignTemplate, Delivery, DeliveryStatus
+from rapport.campaigns.delivery.queueing import Recipient, has_waiting, queue_deliveries
+from rapport.campaigns.models import (
+    Campaign,
+    CampaignTemplate,
+    Delivery,
+    DeliveryStatus,
+    Segment,
+)
 from rapport.campaigns.planning.control import in_control_group
 from rapport.campaigns.planning.editing import STORE_CONTEXT, get_campaign
 from rapport.campaigns.planning.local import local_invitation_query, store_context
@@ -27,6 +34,8 @@ from rapport.catalog import service as catalog
 from rapport.platform import clock, jobs
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.idempotency import BeforeCommit
+
+log = logging.getLogger(__name__)
 
 LAUNCH_JOB = "campaigns.launch"
 AUDIENCE_BATCH = 1000
@@ -49,6 +58,11 @@ def _check_ready(db: Session, campaign: Campaign) -> None:
     if campaign.kind != "triggered" and campaign.segment_id is None and campaign.store_id is None:
         raise InvalidInput(
             "Pick the segment to send to (or a store for a local invitation)", field="segment_id"
+        )
+    if campaign.segment_id is not None and db.get(Segment, campaign.segment_id) is None:
+        raise InvalidInput(
+            f"Segment {campaign.segment_id} was deleted; pick another segment to send to",
+            field="segment_id",
         )
     has_message = db.scalar(
         select(func.count())
@@ -165,6 +179,19 @@ def launch_campaign(db: Session, *, campaign_id: int) -> int:
         return 0
     if campaign.status == "draft":
         _check_ready(db, campaign)
+    if (
+        campaign.store_id is None
+        and campaign.segment_id is not None
+        and db.get(Segment, campaign.segment_id) is None
+    ):
+        # Retrying cannot bring the audience back: the campaign ends, cancelled, at once
+        # instead of staying "sending" behind a job failing five times.
+        log.warning(
+            "campaign %s cancelled: its segment %s was deleted", campaign.id, campaign.segment_id
+        )
+        _cancel(db, campaign, reason=f"campaign cancelled: segment {campaign.segment_id} deleted")
+        db.commit()
+        return 0
     now = clock.now()
     campaign.status = "sending"
     campaign.started_at = campaign.started_at or now
@@ -191,9 +218,12 @@ def launch_campaign(db: Session, *, campaign_id: int) -> int:
     campaign = _locked(db, campaign.id)
     if campaign.status == "sending":
         campaign.audience_count = audience_count(db, campaign_id=campaign.id)
-        campaign.status = "sent"
-        campaign.finished_at = clock.now()
-        campaign.updated_at = campaign.finished_at
+        campaign.updated_at = clock.now()
+        if not has_waiting(db, campaign_id=campaign.id):
+            campaign.status = "sent"
+            campaign.finished_at = campaign.updated_at
+        # else it stays "sending" until the dispatcher has settled its last delivery
+        # (delivery.sending.settle_campaigns): deferred ones may still be paused or cancelled
     db.commit()
     return added
 
@@ -231,7 +261,9 @@ def pause_campaign(
     """Hold the campaign: a launch stops after its batch in hand, a scheduled one does not
     start, a triggered one ignores events, and deliveries not sent yet wait. Commits."""
     campaign = _locked(db, campaign_id)
-    if campaign.status not in ("scheduled", "sending", "active"):
+    if campaign.status not in ("scheduled", "sending", "active") and not (
+        campaign.status == "sent" and has_waiting(db, campaign_id=campaign.id)
+    ):
         raise Conflict(f"A {campaign.status} campaign cannot be paused")
     campaign.status = "paused"
     campaign.updated_at = clock.now()
@@ -254,6 +286,13 @@ def resume_campaign(
         campaign.status = "active"
     elif campaign.started_at is None and campaign.scheduled_at is not None:
         campaign.status = "scheduled"  # the scheduled check launches it (at once if late)
+    elif campaign.audience_count > 0:
+        # Its launch had queued the whole audience: only deliveries still waiting remain
+        # (the dispatcher sends them and then marks the campaign sent).
+        waiting = has_waiting(db, campaign_id=campaign.id)
+        campaign.status = "sending" if waiting else "sent"
+        if not waiting:
+            campaign.finished_at = now
     else:
         campaign.status = "sending"
         campaign.started_at = campaign.started_at or now
@@ -273,10 +312,21 @@ def cancel_campaign(
     campaign = _locked(db, campaign_id)
     if campaign.key is not None:
         raise Conflict("A system campaign cannot be cancelled; edit or pause its message")
-    if campaign.status in ("sent", "cancelled"):
+    if campaign.status == "cancelled" or (
+        campaign.status == "sent" and not has_waiting(db, campaign_id=campaign.id)
+    ):
         raise Conflict(f"A {campaign.status} campaign cannot be cancelled")
+    _cancel(db, campaign, reason="campaign cancelled")
+    if before_commit is not None:
+        before_commit(db, campaign)
+    db.commit()
+    return campaign
+
+
+def _cancel(db: Session, campaign: Campaign, *, reason: str) -> None:
+    """Cancel in the session (no commit): deliveries not sent yet are suppressed with
+    ``reason``, with their history."""
     now = clock.now()
-    reason = "campaign cancelled"
     waiting = list(
         db.scalars(
             select(Delivery.id).where(
@@ -301,7 +351,3 @@ def cancel_campaign(
     campaign.status = "cancelled"
     campaign.finished_at = now
     campaign.updated_at = now
-    if before_commit is not None:
-        before_commit(db, campaign)
-    db.commit()
-    return campaign

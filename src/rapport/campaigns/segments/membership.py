@@ -12,7 +12,7 @@ from sqlalchemy import Table, delete, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rapport.campaigns.models import Segment, SegmentMember
+from rapport.campaigns.models import Campaign, Segment, SegmentMember
 from rapport.campaigns.segments.conditions import SegmentDefinition, parse_definition
 from rapport.campaigns.segments.evaluation import keyset_batches, segment_query
 from rapport.platform import clock
@@ -126,8 +126,27 @@ def update_segment(
 
 
 def delete_segment(db: Session, *, segment_id: int) -> None:
-    """Remove a segment and its members. Commits."""
+    """Remove a segment and its members. Commits. A segment that a campaign not finished yet
+    (any status but sent or cancelled) sends to is refused (409 naming those campaigns): its
+    launch would find no audience."""
     segment = get_segment(db, segment_id=segment_id)
+    users = list(
+        db.execute(
+            select(Campaign.id, Campaign.name)
+            .where(
+                Campaign.segment_id == segment.id,
+                Campaign.status.not_in(("sent", "cancelled")),
+            )
+            .order_by(Campaign.id)
+        )
+    )
+    if users:
+        named = ", ".join(f"{name!r} (#{cid})" for cid, name in users)
+        raise Conflict(
+            f"Segment {segment.name!r} is used by campaign{'s' if len(users) > 1 else ''} "
+            f"{named}; pick another segment for {'them' if len(users) > 1 else 'it'} or "
+            "cancel them first"
+        )
     db.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment.id))
     db.delete(segment)
     db.commit()
