@@ -24,7 +24,7 @@ from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput
 from rapport.platform.idempotency import BeforeCommit
-from rapport.platform.identity import identity_digest, normalise_identity
+from rapport.platform.identity import identity_digest, identity_problem, normalise_identity
 from rapport.platform.ids import new_id
 
 IDENTIFY_ATTEMPTS = 3
@@ -36,6 +36,20 @@ def _check_kind(kind: str) -> None:
             f"Unknown identity kind {kind!r}; use one of {', '.join(IDENTITY_KINDS)}",
             field="kind",
         )
+
+
+def check_identities(identities: dict[str, str], *, field: str) -> None:
+    """Refuse a value that is no identity of its kind (an email that is no address, a phone
+    with no digits, an id longer than a customer reference): the rule sign-up's schema uses
+    too (``platform.identity``). Empty values are passed over. ``field`` is the input's name,
+    ``{kind}`` filled in."""
+    for kind, value in identities.items():
+        _check_kind(kind)
+        if value is None or not str(value).strip():
+            continue
+        problem = identity_problem(kind, str(value))
+        if problem:
+            raise InvalidInput(problem, field=field.format(kind=kind))
 
 
 def identity_owners(db: Session, identities: dict[str, str]) -> list[str]:
@@ -131,9 +145,36 @@ def refuse_erased(db: Session, identities: dict[str, str], *, field: str) -> Non
         )
 
 
+def device_holders(db: Session, value: str) -> list[str]:
+    """The live (active) customers holding the device id ``value`` (normalised), by id."""
+    return list(
+        db.scalars(
+            select(Customer.customer_id)
+            .join(Identity, Identity.customer_id == Customer.customer_id)
+            .where(
+                Identity.kind == "device_id",
+                Identity.value == value,
+                Customer.status == "active",
+            )
+            .distinct()
+            .order_by(Customer.customer_id)
+        )
+    )
+
+
 def find_customer(db: Session, *, kind: str, value: str) -> Customer | None:
-    """The live customer recognised by an identity, or ``None``."""
+    """The live customer recognised by an identity, or ``None``. A device id held by several
+    live customers names none of them: :class:`Conflict` (``holders``, their number)."""
     _check_kind(kind)
+    if kind == "device_id":
+        holders = device_holders(db, normalise_identity(kind, value))
+        if len(holders) > 1:
+            raise Conflict(
+                f"This device_id is shared by {len(holders)} customers; look them up by "
+                "another identity",
+                field="value",
+                holders=len(holders),
+            )
     customer_id = db.scalar(
         select(Identity.customer_id)
         .where(Identity.kind == kind, Identity.value == normalise_identity(kind, value))
@@ -193,6 +234,17 @@ def resolve_identities(
         raise InvalidInput("Give at least one identity (email, phone, ...)", field="identities")
     refuse_erased(db, cleaned, field="identities.{kind}")
     owners = identity_owners(db, cleaned)
+    if not owners and "device_id" in cleaned and set(cleaned) == {"device_id"}:
+        # Only a device id: people share devices, so it names its one holder (or a new
+        # profile), never one of several picked at random.
+        owners = device_holders(db, cleaned["device_id"])
+        if len(owners) > 1:
+            raise Conflict(
+                f"This device_id is shared by {len(owners)} customers; give an identity of "
+                "the person too (email, phone, ...)",
+                field="identities.device_id",
+                holders=len(owners),
+            )
     if owners:
         # Locked (PostgreSQL), so an erasure running now either finished before (and the
         # profile reads as erased here) or waits until this transaction is done.
@@ -242,6 +294,7 @@ def identify_customer(
     """Find or create the customer these identities name and commit. Safe to call at the same
     time for the same email: the database's unique index lets one insert win, and the loser
     retries and finds the winner. ``before_commit`` runs last in the same transaction."""
+    check_identities(identities, field="identities.{kind}")
     for attempt in range(IDENTIFY_ATTEMPTS):
         try:
             customer = resolve_identities(db, identities=identities, profile=profile, source=source)
@@ -274,6 +327,8 @@ def add_identity(
     """Add a way to recognise a customer. A unique identity another customer holds is a
     conflict: merge the two profiles instead. ``before_commit`` runs last in the same
     transaction, with the identity."""
+    _check_kind(kind)
+    check_identities({kind: value}, field="value")
     customer = require_customer(db, customer_id)
     cleaned = normalised_identities({kind: value})
     if not cleaned:

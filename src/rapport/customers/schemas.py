@@ -5,17 +5,30 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from rapport.platform.errors import FieldInvalid
+from rapport.platform.identity import (
+    EMAIL_PATTERN,
+    IDENTITY_MAX_LENGTHS,
+    PHONE_PATTERN,
+    identity_problem,
+)
 from rapport.platform.schemas import ReadModel, StrictModel
 
 Purpose = Literal["analytics", "personalization", "marketing_email", "marketing_push", "location"]
 
 
 class CustomerIn(StrictModel):
-    external_id: str | None = Field(default=None, min_length=1, max_length=100)
-    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    phone: str | None = Field(default=None, max_length=40, pattern=r"^\+?[0-9 ()\-]{5,40}$")
+    external_id: str | None = Field(
+        default=None, min_length=1, max_length=IDENTITY_MAX_LENGTHS["external_id"]
+    )
+    email: str | None = Field(
+        default=None, max_length=IDENTITY_MAX_LENGTHS["email"], pattern=EMAIL_PATTERN
+    )
+    phone: str | None = Field(
+        default=None, max_length=IDENTITY_MAX_LENGTHS["phone"], pattern=PHONE_PATTERN
+    )
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=100)
     locale: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
@@ -23,6 +36,15 @@ class CustomerIn(StrictModel):
     home_latitude: float | None = Field(default=None, ge=-90, le=90)
     home_longitude: float | None = Field(default=None, ge=-180, le=180)
     consents: dict[Purpose, bool] = Field(default_factory=dict)
+
+    @field_validator("external_id", "email", "phone")
+    @classmethod
+    def _identity(cls, value: str | None, info: Any) -> str | None:
+        # The rule identify and POST /{id}/identities use too (platform.identity).
+        problem = identity_problem(info.field_name, value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class ConsentIn(StrictModel):
@@ -58,7 +80,19 @@ IdentityKind = Literal["email", "phone", "loyalty_card", "anonymous_id", "extern
 
 class IdentityIn(StrictModel):
     kind: IdentityKind
-    value: str = Field(min_length=1, max_length=320)
+    value: str = Field(
+        min_length=1,
+        max_length=max(IDENTITY_MAX_LENGTHS.values()),
+        description="An email address (at most 320 characters), a phone number (at most 40: "
+        "digits, spaces, brackets and dashes, '+' first), or another kind's id (at most 100).",
+    )
+
+    @model_validator(mode="after")
+    def _value_fits_kind(self) -> IdentityIn:
+        problem = identity_problem(self.kind, self.value)
+        if problem:
+            raise FieldInvalid("value", problem)
+        return self
 
 
 class IdentityOut(ReadModel):
@@ -70,11 +104,23 @@ class IdentityOut(ReadModel):
 
 class IdentifyIn(StrictModel):
     identities: dict[IdentityKind, str] = Field(
-        min_length=1, examples=[{"email": "ana@example.com", "anonymous_id": "a-123"}]
+        min_length=1,
+        examples=[{"email": "ana@example.com", "anonymous_id": "a-123"}],
+        description="Kind to value; each value as POST /{id}/identities takes it (an empty "
+        "one is left out).",
     )
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=100)
     channel: Literal["web", "app", "store", "call_center", "email"] = "web"
+
+    @field_validator("identities")
+    @classmethod
+    def _identities_fit_their_kinds(cls, identities: dict[str, str]) -> dict[str, str]:
+        for kind, value in identities.items():
+            problem = identity_problem(kind, value) if value.strip() else None
+            if problem:
+                raise FieldInvalid(kind, problem)
+        return identities
 
 
 class MergeIn(StrictModel):

@@ -17,12 +17,44 @@ _NOT_PHONE_DIGIT = re.compile(r"[^0-9]")
 # An email address as POST /v1/customers takes one: name@domain.tld, without spaces.
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _EMAIL = re.compile(EMAIL_PATTERN)
+# A phone number as a person types one: digits, spaces, brackets and dashes, "+" first.
+PHONE_PATTERN = r"^\+?[0-9 ()\-]{5,40}$"
+_PHONE = re.compile(PHONE_PATTERN)
+# The longest value each identity kind may have, wherever it is given (sign-up, identify, a
+# new identity): an external id is a customer reference, so no longer than one.
+IDENTITY_MAX_LENGTHS = {
+    "email": 320,
+    "phone": 40,
+    "external_id": 100,
+    "loyalty_card": 100,
+    "anonymous_id": 100,
+    "device_id": 100,
+}
 EARLIEST_BIRTHDAY = date(1900, 1, 1)
 
 
 def is_email(value: str) -> bool:
     """Whether ``value`` (trimmed) has the form of an email address."""
     return _EMAIL.match(value.strip()) is not None
+
+
+def identity_problem(kind: str, value: str) -> str | None:
+    """What is wrong with ``value`` (trimmed) as an identity of ``kind``, in a person's words,
+    or ``None`` when it may be used: the one rule sign-up, identify and adding an identity
+    share."""
+    text = value.strip()
+    longest = IDENTITY_MAX_LENGTHS.get(kind)
+    if longest is None:
+        return f"Unknown identity kind {kind!r}; use one of {', '.join(IDENTITY_MAX_LENGTHS)}"
+    if not text:
+        return f"Give the {kind}; it is empty"
+    if len(text) > longest:
+        return f"A {kind} has at most {longest} characters; this one has {len(text)}"
+    if kind == "email" and not is_email(text):
+        return "This is not an email address (name@example.com)"
+    if kind == "phone" and (_PHONE.match(text) is None or len(_NOT_PHONE_DIGIT.sub("", text)) < 5):
+        return "This is not a phone number: digits, spaces, brackets and dashes, '+' first"
+    return None
 
 
 def birthday_date(value: Any, *, today: date) -> date | None:
