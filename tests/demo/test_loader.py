@@ -108,3 +108,19 @@ def test_demo_stock_fills_every_shelf_once(db) -> None:
     assert view[-1].store_id == "web"
     assert view[-1].available >= 20
     assert db.get(StockLevel, (sku, "web")).reserved == 0
+
+
+def test_demo_event_ids_do_not_name_the_customer() -> None:
+    from rapport.demo.loader import activity_events
+
+    # given the demo's histories
+    retailer = DemoRetailer(seed=11, customers=10)
+    for history in retailer.histories():
+        # when their activity becomes tracking events, then no event id holds the customer
+        # number (an erasure could not tell it from the person), and the ids are stable
+        events = activity_events(history, {})
+        number = history.customer.external_id
+        assert not [e["event_id"] for e in events if number in e["event_id"]]
+        assert [e["event_id"] for e in activity_events(history, {})] == [
+            e["event_id"] for e in events
+        ]

@@ -57,6 +57,10 @@ TICKET_BODY = "Xylographic-ticket-55127"
 RESOLUTION = "Xylographic-resolution-22906"
 SURVEY_COMMENT = "Xylographic-comment-33914"
 ORDER_NOTE = "Xylographic-note-66047"
+# Free text a client wrote on a points movement (ledger and points_earned event).
+POINTS_REASON = "Xylographic-reason-70331 bonus"
+# A client's own event id that spells out who the event is about.
+EVENT_ID = f"signup-{EMAIL}-{EXTERNAL_ID}"
 PERSONAL = (
     EMAIL,
     PHONE,
@@ -74,6 +78,7 @@ PERSONAL = (
     RESOLUTION,
     SURVEY_COMMENT,
     ORDER_NOTE,
+    POINTS_REASON,
 )
 # Values the events domain must scrub from event documents (another part of issue 14 makes
 # that scrub deep); kept apart so a failure says which domain leaked.
@@ -117,6 +122,19 @@ def api(committed_url: str, tmp_path: Path) -> Iterator[Api]:
         yield Api(client, auth(secret), committed_url)
 
 
+def tracked_event() -> dict[str, Any]:
+    """A page view as the shop's site sends it, under an event id naming the person."""
+    return {
+        "event_id": EVENT_ID,
+        "type": "page_viewed",
+        "customer_id": EXTERNAL_ID,
+        "anonymous_id": ANONYMOUS_ID,
+        "channel": "web",
+        "occurred_at": clock.now().isoformat(),
+        "properties": {"url": IN_EVENTS[0], "full_name": IN_EVENTS[1]},
+    }
+
+
 def seed_everywhere(api: Api) -> str:
     """One customer in every domain, through the API where it has a route (with
     Idempotency-Keys, so answers naming them are stored), and the services elsewhere."""
@@ -139,24 +157,13 @@ def seed_everywhere(api: Api) -> str:
         json={"birthday": BIRTHDAY, "source": "app"},
         headers=api.headers,
     ).raise_for_status()
-    api.post(
-        "/v1/events",
-        {
-            "event_id": "ev-qf-1",
-            "type": "page_viewed",
-            "customer_id": EXTERNAL_ID,
-            "anonymous_id": ANONYMOUS_ID,
-            "channel": "web",
-            "occurred_at": clock.now().isoformat(),
-            "properties": {"url": IN_EVENTS[0], "full_name": IN_EVENTS[1]},
-        },
-    )
+    api.post("/v1/events", tracked_event())
     with open_session(api.url) as db:
         seed_catalog(db)
     order = api.post("/v1/orders", order_body(order_id="O-QF-1", customer_id=cid), key="ord-qf")
     api.post(f"/v1/orders/{order['order_id']}/status", {"status": "shipped", "note": ORDER_NOTE})
     api.post(
-        f"/v1/loyalty/members/{cid}/earn", {"points": 4428, "reason": "Order O-QF-1"}, key="e-qf"
+        f"/v1/loyalty/members/{cid}/earn", {"points": 4428, "reason": POINTS_REASON}, key="e-qf"
     )
     api.post(
         "/v1/feedback/reviews",
@@ -281,7 +288,7 @@ def test_erasure_leaves_no_copy_anywhere_in_the_database(api: Api) -> None:
     # and retrying a stored command answers 410 Gone, applying nothing again
     retry = api.client.post(
         f"/v1/loyalty/members/{cid}/earn",
-        json={"points": 4428, "reason": "Order O-QF-1"},
+        json={"points": 4428, "reason": POINTS_REASON},
         headers={**api.headers, "Idempotency-Key": "e-qf"},
     )
     assert retry.status_code == 410
@@ -292,6 +299,15 @@ def test_erasure_leaves_no_copy_anywhere_in_the_database(api: Api) -> None:
         headers={**api.headers, "Idempotency-Key": "e-qf-2"},
     )
     assert again.status_code in (404, 422), again.text
+    # and the site's retry of their event, under the same id, is refused: nothing comes back
+    resent = api.client.post(
+        "/v1/events",
+        json=tracked_event(),
+        headers={**api.headers, "Idempotency-Key": "ev-qf-retry"},
+    )
+    assert resent.status_code == 422, resent.text
+    assert resent.json()["errors"][0]["code"] == "suppressed"
+    assert EMAIL not in dump_database(api.url)
 
 
 def test_export_returns_every_domain_with_what_it_holds(api: Api) -> None:

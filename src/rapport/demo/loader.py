@@ -8,6 +8,7 @@ steps run, and the processors between them, is the workflow :mod:`rapport.flows.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -149,9 +150,11 @@ def activity_events(history: CustomerHistory, category_of: dict[str, str]) -> li
     re-running the demo stores nothing twice."""
     customer = history.customer
     number = customer.external_id
+    # The ids are stable but do not spell out the customer number (erasure replaces them).
+    tag = hashlib.sha256(f"rapport-demo:{number}".encode()).hexdigest()[:20]
     events: list[NewEvent] = [
         {
-            "event_id": f"demo-{number}-signup",
+            "event_id": f"demo-{tag}-signup",
             "type": "identified",
             "user_id": number,
             "anonymous_id": None,
@@ -171,7 +174,7 @@ def activity_events(history: CustomerHistory, category_of: dict[str, str]) -> li
     for index, view in enumerate(history.product_views):
         events.append(
             {
-                "event_id": f"demo-{number}-view-{index}",
+                "event_id": f"demo-{tag}-view-{index}",
                 "type": "product_viewed",
                 "user_id": number,
                 "anonymous_id": None,
@@ -185,7 +188,7 @@ def activity_events(history: CustomerHistory, category_of: dict[str, str]) -> li
     for index, visit in enumerate(history.store_visits):
         events.append(
             {
-                "event_id": f"demo-{number}-visit-{index}",
+                "event_id": f"demo-{tag}-visit-{index}",
                 "type": "store_visited",
                 "user_id": number,
                 "anonymous_id": None,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from rapport.events.models import Event
 from rapport.events.suppression import suppress_identities
 from rapport.platform.identity import identity_digest
+from rapport.platform.ids import new_id
 
 # Keys (compared lower-cased, without '_', '-', '.' or spaces) whose values are personal data
 # wherever they sit in properties, traits or context; erasure drops them.
@@ -60,6 +61,10 @@ _PERSONAL_UNDER_PARENT = frozenset({"id", "token", "name"})
 _URL_KEYS = frozenset(
     {"url", "referrer", "referer", "href", "link", "path", "landingpage", "pageurl", "uri"}
 )
+# Keys of free text about something done to the person (a points movement's "reason": staff
+# or a client wrote it, "Zoetrope bonus"): erasure keeps the key, its text becomes ERASED_TEXT.
+_FREE_TEXT_KEYS = frozenset({"reason"})
+ERASED_TEXT = "erased"
 _EMAIL_IN_TEXT = re.compile(r"[^\s@/?&=#:;,]+(?:@|%40)[^\s@/?&=#:;,]+\.[a-z]{2,}", re.IGNORECASE)
 _NOT_KEY_CHAR = re.compile(r"[^a-z0-9]")
 
@@ -85,8 +90,9 @@ def is_personal_key(key: str, *, parent: str | None = None) -> bool:
 class Scrubber:
     """Removes a person's data from event documents: values under personal keys, strings
     that contain an email address or one of the person's known values (their email, phone,
-    ids, names; also URL-encoded, inside URLs and query strings), and the query strings of
-    page addresses. Numbers, booleans and other keys stay, so aggregates still add up."""
+    ids, names; also URL-encoded, inside URLs and query strings), the query strings of page
+    addresses, and free text (a ``reason``, which becomes ``"erased"``). Numbers, booleans
+    and other keys stay, so aggregates still add up."""
 
     def __init__(self, known_values: Iterable[str] = ()) -> None:
         words: list[str] = []
@@ -145,13 +151,23 @@ class Scrubber:
         for key, value in document.items():
             if is_personal_key(key, parent=parent) or self.names_person(key):
                 continue
+            if isinstance(value, str) and _key_form(key) in _FREE_TEXT_KEYS:
+                cleaned[key] = ERASED_TEXT
+                continue
             keep, value = self._value(key, value, parent)
             if keep:
                 cleaned[key] = value
         return cleaned
 
     def event(self, event: Event) -> None:
-        """Scrub one event in place; its person columns are cleared too."""
+        """Scrub one event in place; its person columns are cleared too, and its id is
+        replaced by a random one when a sender chose it (it may spell the person out:
+        ``signup-ana@example.com``, the demo's ``demo-C0000080-signup``, a digest of the
+        message) or when it names the person. Ids Rapport gave its own facts stay. (A retry
+        of a tracked event under its old id cannot store it again: it names the person, whose
+        identities ingestion refuses from now on.)"""
+        if event.source != "command" or self.names_person(event.event_id):
+            event.event_id = new_id("evt")
         event.properties = self.document(event.properties or {})
         event.context = self.document(event.context or {})
         event.user_id = None

@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 from rapport.loyalty.ledger.accounts import close_account
 from rapport.loyalty.ledger.tables import ACCOUNTS, TRANSACTIONS
 from rapport.loyalty.models import (
+    Award,
     Coupon,
+    LedgerTransaction,
     Membership,
     MembershipPayment,
     Referral,
@@ -21,6 +23,10 @@ from rapport.loyalty.models import (
 )
 from rapport.platform import clock
 from rapport.platform.privacy import PrivacySubject
+
+# What an erased member's journal and awards say instead of their reasons (free text that
+# staff or a client wrote, which may name the person: "Zoetrope bonus").
+ERASED_REASON = "erased"
 
 PRIVACY_TABLES = (
     "loyalty_accounts",
@@ -44,10 +50,19 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     """Close the member's account (see ``close_account``), end their paid membership now
     (its payments stay: revenue), drop their tier standing and referral code, expire their
     unused coupons. Ledger, awards, tier history, referrals and checkouts stay under the random
-    customer id. (Announcements queued for them are the campaigns domain's deliveries, which
-    its own erasure and consent gate handle.)"""
+    customer id, the journal's and the awards' reasons (free text) replaced by
+    :data:`ERASED_REASON` (points and entries untouched: the journal still balances).
+    (Announcements queued for them are the campaigns domain's deliveries, which its own
+    erasure and consent gate handle.)"""
     ids = list(subject.customer_ids)
     now = clock.now()
+    for table in (LedgerTransaction, Award):
+        db.execute(
+            update(table)
+            .where(table.customer_id.in_(ids), table.reason != ERASED_REASON)
+            .values(reason=ERASED_REASON)
+            .execution_options(synchronize_session=False)
+        )
     for customer_id in ids:
         close_account(db, customer_id=customer_id, now=now)
     db.execute(
