@@ -334,14 +334,22 @@ def _webhooks(event_types: Mapping[str, str]) -> dict[str, Any]:
             "post": {
                 "summary": meaning,
                 "description": f"Sent to each active subscription to `{event_type}` "
-                "(POST /v1/webhooks/subscriptions); retried with backoff until a 2xx, then "
-                "held as dead for replay.",
+                "(POST /v1/webhooks/subscriptions). A 2xx answer delivers it; a 5xx, 408 or "
+                "429 answer, a timeout or a connection error is retried with backoff up to the "
+                "subscription's max_attempts; any other 4xx answer is final. Either way an "
+                "undelivered event is held as dead for replay.",
                 "parameters": headers,
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": body}},
                 },
-                "responses": {"2XX": {"description": "Received; any other answer is retried"}},
+                "responses": {
+                    "2XX": {"description": "Received"},
+                    "default": {
+                        "description": "Not received: 5xx, 408 and 429 are retried, any "
+                        "other answer is final (dead, replayable)"
+                    },
+                },
             }
         }
     return hooks

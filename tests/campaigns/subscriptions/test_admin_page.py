@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.models import WebhookSubscription
+from rapport.campaigns.subscriptions import managing
 from rapport.platform import service as platform
 from tests.platform.admin_forms import (
     ADMIN_EMAIL,
@@ -82,3 +83,58 @@ def test_an_admin_adds_and_edits_a_subscription(client: TestClient, db: Session)
     listed = client.get(PAGE).text
     assert "hooks.shop-crm.test" not in listed
     assert f'href="{edit}"' not in listed
+
+
+def _said(html: str, field: str) -> str | None:
+    found = re.search(rf'data-field-error="{field}">([^<]*)<', html)
+    return found.group(1) if found else None
+
+
+def test_a_refused_subscription_keeps_what_was_typed_with_the_message_beside_it(
+    client: TestClient, db: Session
+) -> None:
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    assert sign_in(client).status_code == 303
+    managing.create_subscription(
+        db, name="CRM", url="https://crm.example/hooks", event_types=["points_earned"]
+    )
+    form = page_form(client.get(PAGE).text, action=PAGE)
+    form = typed(typed(form, "name", "CRM"), "url", "https://other.example/in")
+    form = typed(form, "max_attempts", "9")
+    refused = post_form(client, PAGE, [*form, ("type_tier_changed", "true")])
+    assert refused.status_code == 422
+    said = _said(refused.text, "name")
+    assert said is not None
+    assert "is taken" in said
+    assert 'name="name" type="text" value="CRM"' in refused.text
+    assert 'name="url" type="url" value="https://other.example/in"' in refused.text
+    assert 'name="max_attempts" type="number" value="9"' in refused.text
+    assert 'name="type_tier_changed" value="true" checked' in refused.text
+    assert 'name="type_points_earned" value="true">' in refused.text
+    # beside the field, below the list, not only above the page
+    assert refused.text.index("data-field-error") > refused.text.index(
+        'data-testid="subscription-form"'
+    )
+    # an address with a space is refused beside the URL
+    spaced_form = typed(typed(form, "name", "ERP"), "url", "http://x y.example/")
+    spaced = post_form(client, PAGE, [*spaced_form, ("type_tier_changed", "true")])
+    assert spaced.status_code == 422
+    assert "without spaces" in (_said(spaced.text, "url") or "")
+    assert len(managing.list_subscriptions(db)) == 1
+
+
+def test_a_subscription_endpoint_needs_no_marketing_consent_on_the_endpoint_pages(
+    client: TestClient, db: Session
+) -> None:
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    assert sign_in(client).status_code == 303
+    created = managing.create_subscription(
+        db, name="CRM", url="https://crm.example/hooks", event_types=["points_earned"]
+    )
+    listed = client.get("/admin/webhooks").text
+    cell = re.search(r'data-testid="endpoint-consent">([^<]*)<', listed)
+    assert cell is not None
+    assert cell.group(1) == "none: an event subscription (purpose service)"
+    detail = client.get(f"/admin/webhooks/{created.endpoint.id}").text
+    assert "Marketing push" not in detail
+    assert "none: an event subscription (purpose service)" in detail

@@ -112,6 +112,9 @@ def test_points_earned_reaches_the_subscriber_once_signed(
     # and the body has the fields the API reference documents for this webhook
     document = client.get("/openapi.json").json()
     hook = document["webhooks"]["points_earned"]["post"]
+    # what it says of retries is what the dispatcher does: other 4xx answers are final
+    assert "any other 4xx answer is final" in hook["description"]
+    assert "until a 2xx" not in hook["description"]
     body = hook["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["required"]) <= set(payload) <= set(body["properties"])
     data = document["components"]["schemas"][body["properties"]["data"]["$ref"].split("/")[-1]]
@@ -343,6 +346,9 @@ def test_the_api_validates_and_names_the_field(
     bad_url = client.post(URL, json={**body, "url": "ftp://example.org/x"}, headers=keyed(admin))
     assert bad_url.status_code == 422
     assert bad_url.json()["field"] == "url"
+    spaced = client.post(URL, json={**body, "url": "http://x y.example/"}, headers=keyed(admin))
+    assert spaced.status_code == 422, spaced.text
+    assert spaced.json()["field"] == "url"
     assert client.post(URL, json=body, headers=keyed(auth(api_key("write")))).status_code == 403
     # created once per Idempotency-Key
     first = client.post(URL, json=body, headers={**admin, "Idempotency-Key": "k-1"})

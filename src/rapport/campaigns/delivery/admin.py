@@ -20,6 +20,7 @@ from rapport.campaigns.models import (
     Campaign,
     Delivery,
     WebhookEndpoint,
+    WebhookSubscription,
 )
 from rapport.campaigns.segments.forms import OPTION_LABELS
 from rapport.platform.admin import (
@@ -288,6 +289,14 @@ WEBHOOK_SAID = {
     "max_attempts": "Tries before dead: a whole number from 1 to 20",
 }
 WEBHOOK_VALUES = {"name": "", "url": "", "consent_purpose": "marketing_push", "max_attempts": "6"}
+# What an event subscription's endpoint needs, said instead of its stored consent purpose:
+# its campaign has purpose service (docs/webhooks.md), so no marketing consent applies.
+SUBSCRIPTION_CONSENT = "none: an event subscription (purpose service)"
+
+
+def _subscription_endpoints(db: DbSession) -> set[int]:
+    """The endpoints that belong to an event subscription."""
+    return set(db.scalars(select(WebhookSubscription.endpoint_id)))
 
 
 def _webhooks_page(
@@ -313,6 +322,8 @@ def _webhooks_page(
             "values": values or WEBHOOK_VALUES,
             "errors": errors or {},
             "purposes": PURPOSE_LABELS,
+            "subscription_endpoints": _subscription_endpoints(db),
+            "subscription_consent": SUBSCRIPTION_CONSENT,
         },
         status_code=status_code,
     )
@@ -384,6 +395,8 @@ def webhook_page(
             else [],
             "dead": dead,
             "purposes": PURPOSE_LABELS,
+            "subscription_endpoints": _subscription_endpoints(db),
+            "subscription_consent": SUBSCRIPTION_CONSENT,
         },
         status_code=200 if endpoint else 404,
     )

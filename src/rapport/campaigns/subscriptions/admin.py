@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from rapport.campaigns.subscriptions import managing
 from rapport.platform.admin import CsrfChecked, CurrentAdmin, FormFields, NavItem, render
 from rapport.platform.db import DbSession
-from rapport.platform.errors import InvalidInput, Problem
+from rapport.platform.errors import Conflict, Problem
 from rapport.platform.models import AdminUser
 
 NAV: list[NavItem] = [
@@ -50,13 +50,26 @@ def _chosen_types(fields: dict[str, str], current: list[str]) -> list[str]:
     return [t for t in managing.EVENT_TYPES if t in chosen]
 
 
+# What the add form starts with, and what a refused field says beside it.
+FORM_VALUES = {"name": "", "url": "", "max_attempts": "6"}
+SAID = {
+    "name": "Name: give 1 to 200 characters",
+    "url": "URL: give an http:// or https:// address without spaces, such as "
+    "https://crm.example/hooks",
+    "max_attempts": "Tries before dead: a whole number from 1 to 20",
+    "event_types": "Events: tick at least one event type",
+}
+
+
 def _list_page(
     request: Request,
     db: DbSession,
     user: AdminUser,
     *,
     created: managing.CreatedSubscription | None = None,
-    error: str = "",
+    values: dict[str, str] | None = None,
+    chosen: list[str] | None = None,
+    errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     context: dict[str, Any] = {
@@ -64,7 +77,9 @@ def _list_page(
         "subscriptions": managing.list_subscriptions(db, limit=managing.MAX_LISTED),
         "event_types": managing.EVENT_TYPES,
         "created": created,
-        "error": error,
+        "values": values or FORM_VALUES,
+        "chosen": chosen or [],
+        "errors": errors or {},
     }
     return render(request, "campaigns/subscriptions_list.html", context, status_code=status_code)
 
@@ -80,23 +95,40 @@ def subscriptions_page(request: Request, db: DbSession, user: CurrentAdmin) -> H
 def create_subscription(
     request: Request, db: DbSession, user: CurrentAdmin, fields: FormFields
 ) -> HTMLResponse:
-    """Creates the subscription and shows its secret on this answer only (never in a URL)."""
-    try:
-        attempts = fields.get("max_attempts", "6") or "6"
-        if not attempts.isdigit():
-            raise InvalidInput("max_attempts: a number", field="max_attempts")
-        created = managing.create_subscription(
-            db,
-            name=fields.get("name", ""),
-            url=fields.get("url", "").strip(),
-            event_types=_chosen_types(fields, []),
-            max_attempts=int(attempts),
-            created_by=user.email,
-        )
-    except Problem as problem:
-        db.rollback()
-        return _list_page(request, db, user, error=problem.detail, status_code=422)
-    return _list_page(request, db, user, created=created)
+    """Creates the subscription and shows its secret on this answer only (never in a URL); a
+    refusal keeps what was typed and ticked and says what is wrong beside its field."""
+    typed = {name: fields.get(name, value) for name, value in FORM_VALUES.items()}
+    chosen = _chosen_types(fields, [])
+    attempts = typed["max_attempts"].strip() or "6"
+    errors: dict[str, str] = {}
+    if not attempts.isdigit() or not 1 <= int(attempts) <= 20:
+        errors["max_attempts"] = SAID["max_attempts"]
+    if not chosen:
+        errors["event_types"] = SAID["event_types"]
+    if not errors:
+        try:
+            created = managing.create_subscription(
+                db,
+                name=typed["name"],
+                url=typed["url"].strip(),
+                event_types=chosen,
+                max_attempts=int(attempts),
+                created_by=user.email,
+            )
+        except Problem as problem:
+            db.rollback()
+            field = (problem.field or "name").split("[")[0]
+            field = field if field in SAID else "name"
+            errors[field] = (
+                f"Name: {problem.detail}"
+                if isinstance(problem, Conflict)
+                else SAID.get(field, problem.detail)
+            )
+        else:
+            return _list_page(request, db, user, created=created)
+    return _list_page(
+        request, db, user, values=typed, chosen=chosen, errors=errors, status_code=422
+    )
 
 
 @router.get("/admin/webhooks/subscriptions/{subscription_id:int}", response_class=HTMLResponse)

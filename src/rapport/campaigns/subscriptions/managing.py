@@ -20,11 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from rapport.campaigns.delivery.webhooks import create_endpoint, refuse_taken_name
+from rapport.campaigns.delivery.webhooks import check_url, create_endpoint, refuse_taken_name
 from rapport.campaigns.models import (
     SUBSCRIPTION_CAMPAIGN_PREFIX,
     Campaign,
@@ -159,14 +158,6 @@ def list_subscriptions(
     return [SubscriptionView(s, e) for s, e in db.execute(query).all()]
 
 
-def _check_url(url: str) -> str:
-    url = url.strip()
-    parsed = httpx.URL(url) if url.startswith(("http://", "https://")) else None
-    if parsed is None or not parsed.host or len(url) > 2000:
-        raise InvalidInput("An http:// or https:// URL", field="url")
-    return url
-
-
 def update_subscription(
     db: Session, *, subscription_id: int, changes: Mapping[str, Any]
 ) -> SubscriptionView:
@@ -186,7 +177,7 @@ def update_subscription(
         refuse_taken_name(db, name, other_than=endpoint.id)
         endpoint.name = name
     if "url" in changes:
-        endpoint.url = _check_url(str(changes["url"]))
+        endpoint.url = check_url(str(changes["url"]))
     if "max_attempts" in changes:
         attempts = changes["max_attempts"]
         if not isinstance(attempts, int) or not 1 <= attempts <= 20:
