@@ -392,8 +392,10 @@ def test_customers_events_loyalty_and_recommendations_through_the_client(shop) -
         assert {c["purpose"]: c["granted"] for c in rapport.customers.consents(customer)}[
             "marketing_email"
         ]
-        history = rapport.customers.consent_history(customer)
+        history = rapport.customers.consent_history(customer)["items"]
         assert [change["granted"] for change in history][-1] is True
+        paged = list(rapport.customers.iter_consent_history(customer, page_size=1))
+        assert paged == history
 
         seen_at = datetime.now(UTC) - timedelta(minutes=1)
         receipt = rapport.events.track(

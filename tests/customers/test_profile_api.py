@@ -135,7 +135,7 @@ def test_consent_history_endpoint(client, api_key) -> None:
         )
     history = client.get(
         f"/v1/customers/{customer_id}/consents/history", headers=auth(api_key("read"))
-    ).json()
+    ).json()["items"]
     assert [(h["purpose"], h["granted"]) for h in history] == [
         ("marketing_push", True),
         ("marketing_push", False),

@@ -38,6 +38,7 @@ from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession, WritingDbSession
 from rapport.platform.errors import NotFound
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
+from rapport.platform.schemas import Page
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -231,14 +232,24 @@ def set_consent(
 
 @router.get("/{customer_id}/consents/history")
 def get_consent_history(
-    customer_id: CustomerIdPath, db: DbSession, _key: ReadKey
-) -> list[ConsentChangeOut]:
-    """Every consent decision, oldest first."""
+    customer_id: CustomerIdPath,
+    db: DbSession,
+    _key: ReadKey,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="next_cursor of the previous page")
+    ] = None,
+) -> Page[ConsentChangeOut]:
+    """The customer's consent decisions, oldest first, a page at a time."""
     profile = _profile(db, service.resolve_customer_ref(db, ref=customer_id))
-    return [
-        ConsentChangeOut.model_validate(c)
-        for c in service.consent_history(db, customer_id=profile.customer_id)
-    ]
+    found = service.consent_history(
+        db, customer_id=profile.customer_id, limit=limit + 1, after=cursor
+    )
+    page = found[:limit]
+    return Page(
+        items=[ConsentChangeOut.model_validate(c) for c in page],
+        next_cursor=service.consent_cursor_of(page[-1]) if len(found) > limit else None,
+    )
 
 
 @router.put("/{customer_id}/preferences")

@@ -51,14 +51,32 @@ def get_consents(db: Session, *, customer_id: str) -> list[Consent]:
     )
 
 
-def consent_history(db: Session, *, customer_id: str) -> list[ConsentChange]:
-    return list(
-        db.scalars(
-            select(ConsentChange)
-            .where(ConsentChange.customer_id == customer_id)
-            .order_by(ConsentChange.id)
-        )
+def consent_history(
+    db: Session, *, customer_id: str, limit: int | None = None, after: str | None = None
+) -> list[ConsentChange]:
+    """The customer's consent decisions, oldest first: all of them, or ``limit`` after the
+    cursor ``after`` (a page's last ``consent_cursor_of``; anything else is refused naming
+    ``cursor``)."""
+    query = (
+        select(ConsentChange)
+        .where(ConsentChange.customer_id == customer_id)
+        .order_by(ConsentChange.id)
     )
+    if after is not None:
+        if not after.isdigit() or len(after) > 18:
+            raise InvalidInput(
+                "Not a cursor of this customer's consent history: pass next_cursor as it came",
+                field="cursor",
+            )
+        query = query.where(ConsentChange.id > int(after))
+    if limit is not None:
+        query = query.limit(limit)
+    return list(db.scalars(query))
+
+
+def consent_cursor_of(change: ConsentChange) -> str:
+    """The cursor for the page after ``change``."""
+    return str(change.id)
 
 
 # The outbound gate: every message queued to a customer and every personal use of their data
@@ -191,13 +209,17 @@ def set_consent(
     db: Session, *, customer_id: str, purpose: str, granted: bool, source: str, channel: str = "web"
 ) -> Consent:
     """Record the customer's choice for one purpose (kept in the history) and log
-    ``consent_changed``."""
+    ``consent_changed``. The choice already recorded, from the same source, changes nothing:
+    no history row, no event (a repeated PUT leaves what sending it once left)."""
     if purpose not in CONSENT_PURPOSES:
         raise InvalidInput(
             f"Unknown purpose {purpose!r}; use one of {', '.join(CONSENT_PURPOSES)}",
             field="purpose",
         )
     customer = require_customer(db, customer_id)
+    held = db.get(Consent, (customer.customer_id, purpose))
+    if held is not None and held.granted == granted and held.source == source:
+        return held
     consent = record_consent(
         db,
         customer_id=customer.customer_id,

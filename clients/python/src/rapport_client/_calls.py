@@ -122,9 +122,22 @@ def get_consents(customer: str) -> Call[list[Consent]]:
     return Call.to(api.GET_CUSTOMER, path=path, parse=_consents_of)
 
 
-def consent_history(customer: str) -> Call[list[ConsentChange]]:
-    """Every consent change, oldest first."""
-    return Call.to(api.CONSENT_HISTORY, path=api.CONSENT_HISTORY.path(customer=customer))
+def consent_history(
+    customer: str, *, limit: int | None = None, cursor: str | None = None
+) -> Call[Page[ConsentChange]]:
+    """One page of the customer's consent changes, oldest first (``limit``: 1 to 500, default
+    100)."""
+    path = api.CONSENT_HISTORY.path(customer=customer)
+    return Call.to(api.CONSENT_HISTORY, path=path, params={"limit": limit, "cursor": cursor})
+
+
+def consent_history_pages(customer: str, *, page_size: int | None = None) -> Pages[ConsentChange]:
+    """Every consent change of the customer, oldest first, fetched page by page."""
+
+    def page(cursor: str | None) -> Call[Page[ConsentChange]]:
+        return consent_history(customer, limit=page_size, cursor=cursor)
+
+    return page
 
 
 def set_preferences(

@@ -29,6 +29,7 @@ class Customers(AsyncResource):
     set_consent = async_method(_calls.set_consent)
     consents = async_method(_calls.get_consents)
     consent_history = async_method(_calls.consent_history)
+    iter_consent_history = async_pager(_calls.consent_history_pages)
     set_preferences = async_method(_calls.set_preferences)
     export = async_method(_calls.export_customer)
     erase = async_method(_calls.erase_customer)

@@ -28,6 +28,7 @@ class Customers(SyncResource):
     set_consent = sync_method(_calls.set_consent)
     consents = sync_method(_calls.get_consents)
     consent_history = sync_method(_calls.consent_history)
+    iter_consent_history = sync_pager(_calls.consent_history_pages)
     set_preferences = sync_method(_calls.set_preferences)
     export = sync_method(_calls.export_customer)
     erase = sync_method(_calls.erase_customer)
