@@ -453,3 +453,10 @@ def test_debug_shows_the_traceback(database_url) -> None:
     result = runner.invoke(app, ["--debug", "keys", "revoke", "key_missing"])
     # the error is raised as is, for the traceback
     assert type(result.exception).__name__ == "NotFound"
+
+
+def test_demo_refuses_an_end_day_that_is_not_yet_past(database_url) -> None:
+    today = datetime.now(UTC).date()
+    result = runner.invoke(app, ["demo", "--customers", "5", "--end", f"{today:%Y-%m-%d}"])
+    assert result.exit_code == 2
+    assert "the last day of history must be before today" in " ".join(result.output.split())

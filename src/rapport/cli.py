@@ -27,7 +27,7 @@ from typer.core import TyperGroup
 from rapport.customers.cli import import_customers_command
 from rapport.customers.service import count_customers
 from rapport.orders.cli import fit_customer_value_command, import_transactions_command
-from rapport.platform import admin_security
+from rapport.platform import admin_security, clock
 from rapport.platform import service as platform
 from rapport.platform.console import console, progress_bars, require_migrated
 from rapport.platform.db import open_session
@@ -473,6 +473,11 @@ def demo(
     """Generate the demo retailer and load it (streams; safe to re-run)."""
     from rapport.domains import load_tasks
 
+    if end is not None and end.date() >= clock.now().date():
+        raise typer.BadParameter(
+            "the last day of history must be before today (orders are never in the future)",
+            param_hint="--end",
+        )
     load_tasks()
     migrate()
     _load_demo(customers=customers, seed=seed, end=end.date() if end else None)

@@ -504,6 +504,21 @@ def test_returns_are_not_added_twice(db, tmp_path) -> None:
             "Line 1, column 'When': missing column 'When'; the header has",
         ),
         (HEADER + ROWS + 'R4,ana,"SKU-4\n', "Line 6: unexpected end of data"),
+        (
+            HEADER + ROWS.replace("2024-03-02 09:30:00", "2099-03-01 10:00:00"),
+            "Line 4, column 'When': '2099-03-01 10:00:00' is in the future",
+        ),
+        (
+            HEADER + ROWS + "C1,ana,SKU-1,2099-03-01 10:00:00,12.50,-1,,\n",
+            "Line 6, column 'When': '2099-03-01 10:00:00' is in the future",
+        ),
+        (
+            HEADER
+            + "R1,ana,SKU-1,2024-03-01 10:00:00,20000000.00,1,,\n"
+            + "R1,ana,SKU-2,2024-03-01 10:00:00,20000000.00,1,,\n",
+            "Line 3, column 'Price': order 'R1' comes to 4000000000 minor units with this line, "
+            "more than Rapport stores for an order (2147483647)",
+        ),
     ],
 )
 def test_malformed_file_names_its_line_and_changes_nothing(db, tmp_path, text, message) -> None:

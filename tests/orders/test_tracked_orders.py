@@ -726,3 +726,20 @@ def test_an_unforeseen_error_on_one_message_refuses_it_and_the_next_is_placed(
         select(ProcessorCursor.position).where(ProcessorCursor.name == "orders.tracked")
     )
     assert cursor == db.scalar(select(func.max(Event.position)))
+
+
+def test_an_order_completed_dated_in_the_future_makes_no_order(client, db, shop) -> None:
+    # given a site whose clock runs 70 years ahead
+    secret = tracking_key(db)
+    message = {
+        "event": "Order Completed",
+        "messageId": "msg-future",
+        "userId": "C-100",
+        "properties": completed("F-1"),
+        "timestamp": "2099-03-01T10:00:00+00:00",
+    }
+    # when its order arrives, then it is refused at the door and no order is ever stored
+    response = client.post("/v1/track", json=message, headers=basic(secret))
+    assert response.status_code == 422, response.text
+    process(db)
+    assert db.get(Order, "F-1") is None

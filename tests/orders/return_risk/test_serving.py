@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -554,3 +554,43 @@ def test_a_starting_server_reads_the_history_and_loads_the_model_before_any_requ
         # then the first basket is scored from it at once, and the model is already loaded
         assert shop.score(regular, product, wait=False)["model"] is not None
         assert recommend.holder(shop.data_dir).ready()
+
+
+def test_an_order_dated_in_the_future_is_left_out_and_every_basket_is_scored(
+    client, api_key, db, demo_history
+) -> None:
+    # given an order dated 2099 already in the database (written before the importers
+    # refused such dates: the clock is moved there for the write)
+    line = ImportedLine(sku=demo_history.products()[0].sku, quantity=1, unit_price_minor=100)
+    future = replace(_web_order("T8", "I-1", line), placed_at=datetime(2099, 3, 1, tzinfo=UTC))
+    with pytest.raises(ValueError, match="T8 is dated in the future"):
+        orders.import_orders(db, orders=[future])
+    clock.set_clock(lambda: datetime(2099, 3, 2, tzinfo=UTC))
+    orders.import_orders(db, orders=[future])
+    db.commit()
+    clock.set_clock(lambda: NOW)
+    risk.forget_cached_models()
+    # when baskets are scored for its customer and for another one
+    for customer_id in ("I-1", "C0000001"):
+        response = client.post(
+            "/v1/orders/return-risk",
+            json={"customer_id": customer_id, "lines": _basket(demo_history)},
+            headers=auth(api_key("read")),
+        )
+        # then both are scored, the future order left out of the history
+        assert response.status_code == 200, response.text
+    assert [b.basket.basket_id for b in risk.labelled_baskets(db, placed_by=NOW)][-1] != "T8"
+
+
+def test_a_history_ahead_of_the_clock_scores_the_basket_as_of_the_history(
+    client, api_key, demo_history
+) -> None:
+    # given a history built, then the clock set back an hour
+    basket = {"customer_id": "C0000001", "lines": _basket(demo_history)}
+    assert client.post(
+        "/v1/orders/return-risk", json=basket, headers=auth(api_key("read"))
+    ).is_success
+    clock.set_clock(lambda: NOW - timedelta(hours=1))
+    # when a basket is scored, then it is, not 500
+    response = client.post("/v1/orders/return-risk", json=basket, headers=auth(api_key("read")))
+    assert response.status_code == 200, response.text

@@ -21,6 +21,7 @@ from rapport.orders.importing.reading import (
     UNMATCHED_NO_PURCHASE,
     TransactionSource,
 )
+from rapport.platform.schemas import MAX_MINOR_UNITS
 
 # ------------------------------------------------------------------------------------ check
 
@@ -31,6 +32,7 @@ class _OrderHead:
     customer: str | None
     store: str | None
     line: int  # first line, for errors
+    total: int = 0  # the lines' total in minor units
 
 
 @dataclass(slots=True)
@@ -107,7 +109,7 @@ def scan_file(source: TransactionSource, report: Progress, phase: str = "check")
         key = row.order_key
         head = orders.get(key)
         if head is None:
-            orders[key] = _OrderHead(row.at, row.customer, row.store, row.line)
+            head = orders[key] = _OrderHead(row.at, row.customer, row.store, row.line)
         else:
             if head.customer != row.customer:
                 raise MalformedFile(
@@ -119,6 +121,15 @@ def scan_file(source: TransactionSource, report: Progress, phase: str = "check")
             head.at = min(head.at, row.at)
             if key != current:
                 scan.in_order = False
+        head.total += row.unit_price * row.quantity
+        if head.total > MAX_MINOR_UNITS:
+            raise MalformedFile(
+                f"order {key!r} comes to {head.total} minor units with this line, more than "
+                f"Rapport stores for an order ({MAX_MINOR_UNITS}); check the quantity and price "
+                "columns, or split the order",
+                line=row.line,
+                column=source.column_of("price"),
+            )
         if last_at is not None and row.at < last_at:
             scan.in_order = False
         current, last_at = key, row.at

@@ -121,11 +121,12 @@ class OlistSource:
             index = table.positions({c: c for c in columns}, columns)
             values = CellReader(table, self.mapping)
 
-            def when(row: list[str], column: str, line: int) -> datetime | None:
+            def when(row: list[str], column: str, line: int, *, past: bool) -> datetime | None:
                 value = row[index[column]].strip()
                 if not value:
                     return None
-                return values.time(value, line=line, column=column, fmt=None)[0]
+                read = values.past_time if past else values.time
+                return read(value, line=line, column=column, fmt=None)[0]
 
             for line, row in table.data():
                 order_id = row[index["order_id"]].strip()
@@ -134,20 +135,21 @@ class OlistSource:
                     raise table.error(
                         "this customer_id is not in customers.csv", line=line, column="customer_id"
                     )
-                placed_at = when(row, "order_purchase_timestamp", line)
+                placed_at = when(row, "order_purchase_timestamp", line, past=True)
                 if placed_at is None:
                     raise table.error(
                         "the purchase time is empty",
                         line=line,
                         column="order_purchase_timestamp",
                     )
-                promised = when(row, "order_estimated_delivery_date", line)
+                # A promised delivery may lie ahead; a purchase or a delivery may not.
+                promised = when(row, "order_estimated_delivery_date", line, past=False)
                 self.orders[order_id] = _OlistOrder(
                     status=row[index["order_status"]].strip(),
                     customer=values.customer(person, line=line, column="customer_id"),
                     placed_at=placed_at,
                     promised=promised.date() if promised is not None else None,
-                    delivered_at=when(row, "order_delivered_customer_date", line),
+                    delivered_at=when(row, "order_delivered_customer_date", line, past=True),
                 )
 
     def __exit__(

@@ -30,6 +30,7 @@ from rapport.orders.importing.mapping import (
     TransactionMapping,
     minor_digits,
 )
+from rapport.platform import clock
 from rapport.platform.files import open_decompressed
 from rapport.platform.schemas import MAX_MINOR_UNITS
 
@@ -310,6 +311,23 @@ class CellReader:
                 f"{value!r} is not {expected}", line=line, column=column
             ) from error
 
+    def past_time(
+        self, value: str, *, line: int, column: str, fmt: str | None
+    ) -> tuple[datetime, str]:
+        """:meth:`time` for something that has happened (an order placed, a return, a
+        delivery): more than :data:`rapport.platform.clock.MAX_CLOCK_SKEW` ahead of now is
+        refused, as the API refuses it."""
+        at, key = self.time(value, line=line, column=column, fmt=fmt)
+        if clock.is_in_future(at):
+            raise self.table.error(
+                f"{value!r} is in the future (more than 5 minutes after now, "
+                f"{clock.now():%Y-%m-%d %H:%M} UTC); an order or return in a file must have "
+                "happened already",
+                line=line,
+                column=column,
+            )
+        return at, key
+
     def money(self, value: str, *, line: int, column: str, what: str) -> tuple[int, bool]:
         try:
             if self.mapping.price_unit == "minor":
@@ -487,7 +505,7 @@ class CsvSource:
                 quantity = values.integer(
                     row[i_quantity].strip(), line=line, column=name_of["quantity"]
                 )
-            at, time_key = values.time(
+            at, time_key = values.past_time(
                 row[i_time].strip(), line=line, column=c_time, fmt=m.time_format
             )
             price, rounded = values.money(

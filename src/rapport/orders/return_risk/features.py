@@ -538,6 +538,11 @@ class ReturnHistory:
         )
 
     @property
+    def latest(self) -> datetime | None:
+        """The time of the last basket recorded or described: the next must not be earlier."""
+        return self._now
+
+    @property
     def overall_rate(self) -> float:
         """Share of closed baskets returned, smoothed by the starting prior."""
         return self._baskets.rate(self.config.starting_rate, self.config.starting_strength)

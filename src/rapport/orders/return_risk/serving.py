@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import ColumnElement, Engine, and_, event, func, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
@@ -49,9 +49,12 @@ HISTORY_MAX_AGE_SECONDS = 300.0
 MIN_TRAINING_BASKETS = 200
 
 
-def labelled_baskets(db: Session) -> Iterator[LabelledBasket]:
+def labelled_baskets(db: Session, *, placed_by: datetime | None = None) -> Iterator[LabelledBasket]:
     """Every customer's past order as a basket, labelled returned when something on it came
-    back within 30 days (with the time of its first return); oldest first.
+    back within 30 days (with the time of its first return); oldest first. With
+    ``placed_by``, only the orders placed by then: an order dated later (a clock ahead, an old
+    import) has not happened yet, and left in it would put the history's clock past the
+    baskets scored now.
 
     Streamed one basket at a time: what is held at once is the returned orders' labels, not
     every order line. Holding Online Retail's 400,000 lines as objects grew each server
@@ -74,7 +77,9 @@ def labelled_baskets(db: Session) -> Iterator[LabelledBasket]:
     # rather than once a line; Core rows straight from the connection, which skip the ORM's
     # row loading (a second of the history's build on Online Retail).
     connection = db.connection()
-    with_customer = Order.customer_id.is_not(None)
+    with_customer: ColumnElement[bool] = Order.customer_id.is_not(None)
+    if placed_by is not None:
+        with_customer = and_(with_customer, Order.placed_at <= placed_by)
     in_time_order = (Order.placed_at, Order.order_id)
     orders = connection.execute(
         select(Order.order_id, Order.customer_id, Order.placed_at, Order.channel, Order.currency)
@@ -240,11 +245,12 @@ def _build(db: Session, data_dir: Path) -> _Scorer:
     """The newest model with the history of every past basket, built from the database."""
     path, model = _load_latest(data_dir)
     history = model.new_history() if model else ReturnHistory()
-    settled_before = clock.now() - LABEL_WINDOW
+    now = clock.now()
+    settled_before = now - LABEL_WINDOW
     replayed = history.replay(
-        labelled_baskets(db),
+        labelled_baskets(db, placed_by=now),
         recent=RECENT_BASKETS,
-        expected=_basket_count(db),
+        expected=_basket_count(db, placed_by=now),
         settled_before=settled_before,
         settled_expected=_basket_count(db, placed_by=settled_before),
     )
@@ -471,6 +477,12 @@ def assess_return_risk(
     )
     scorer = _scorer(db, data_dir) if wait else _scorer_now(db, data_dir)
     with _lock:  # the shared history moves its clock forward as it answers
+        latest = scorer.history.latest
+        if latest is not None and latest > basket.placed_at:
+            # The history holds nothing placed after it was built, but a clock set back
+            # since (or a basket scored in the same instant) must not make the basket older
+            # than the history: it is scored as of the history's moment.
+            basket = replace(basket, placed_at=latest)
         baseline_probability = (
             scorer.baseline.predict_proba(basket, scorer.history)
             if scorer.baseline.rate is not None
