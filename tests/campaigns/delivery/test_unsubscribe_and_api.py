@@ -4,16 +4,19 @@ is suppressed); the inbox, sending-policy and deliveries API."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import get_args
 from urllib.parse import urlsplit
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rapport.campaigns.delivery.api import ChannelName, DeliveryStatusName
 from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
 from rapport.campaigns.delivery.sending import dispatch_batch
-from rapport.campaigns.models import Delivery
+from rapport.campaigns.models import CHANNELS, DELIVERY_STATUSES, Delivery
 from rapport.customers import service as customers
+from rapport.flows import privacy
 from tests.campaigns.delivery.factories import make_campaign, make_customer
 from tests.campaigns.receivers import SmtpSink
 from tests.conftest import auth
@@ -152,3 +155,33 @@ def test_deliveries_api_lists_with_filters_and_shows_the_history(
     detail = client.get(f"/v1/deliveries/{row.id}", headers=reader).json()
     assert [h["status"] for h in detail["history"]] == ["queued", "sending", "suppressed"]
     assert detail["history"][-1]["reason"] == "no marketing_email consent"
+
+
+def test_deliveries_api_refuses_an_unknown_status_or_channel_and_an_erased_customer(
+    db: Session, client: TestClient, api_key: Callable[..., str]
+) -> None:
+    reader = auth(api_key("read"))
+    assert get_args(DeliveryStatusName) == DELIVERY_STATUSES
+    assert get_args(ChannelName) == CHANNELS
+    for name, value in (("status", "bogus"), ("channel", "sms")):
+        refused = client.get(f"/v1/deliveries?{name}={value}", headers=reader)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["errors"][0]["field"] == name
+    assert (
+        client.get("/v1/deliveries?status=deferred&channel=inbox", headers=reader).json()[
+            "deliveries"
+        ]
+        == []
+    )
+    # an unknown customer matches nothing; an erased one is said to be erased
+    unknown = client.get("/v1/deliveries?customer_id=cus_nobody", headers=reader)
+    assert unknown.status_code == 200
+    assert unknown.json()["deliveries"] == []
+    person = make_customer(db, consents={})
+    _send(db, "email", person)
+    privacy.erase_customer(db, customer_id=person, requested_by="dpo@example.org")
+    erased = client.get(f"/v1/deliveries?customer_id={person}", headers=reader)
+    assert erased.status_code == 404, erased.text
+    assert "erased" in erased.json()["detail"]
+    assert erased.json()["field"] == "customer_id"
