@@ -131,11 +131,13 @@ def erase_customer(
 ) -> PrivacyRequest:
     """Right to erasure, in every domain and one transaction: each domain's handler erases or
     pseudonymises what it holds (docs/customers.md says what each keeps); the profile is
-    marked erased, its identities and its own customer ids suppressed, and the request
-    recorded. On SQLite the WAL is then checkpointed and truncated, so no copy of the erased
-    rows stays in it. A deadlock or serialization failure (PostgreSQL) rolls back and runs
-    the erasure again, up to ``ERASE_ATTEMPTS`` times. ``before_commit`` runs last in the
-    erasure's transaction (the API stores its answer there)."""
+    marked erased, its identities and its own customer ids suppressed, the request recorded
+    and ``customer_erased`` logged once for each of its customer ids (the survivor's and every
+    merged-away profile's, so webhook subscribers hear of each id). On SQLite the WAL is
+    then checkpointed and truncated, so no copy of the erased rows stays in it. A deadlock or
+    serialization failure (PostgreSQL) rolls back and runs the erasure again, up to
+    ``ERASE_ATTEMPTS`` times. ``before_commit`` runs last in the erasure's transaction (the
+    API stores its answer there)."""
     for attempt in range(1, ERASE_ATTEMPTS + 1):
         try:
             request = _erase_once(
@@ -201,9 +203,13 @@ def _erase_subject(
         requested_by=requested_by,
         reason=reason,
     )
-    events.append_event(
-        db, customers_events.CustomerErased(), channel="web", customer_id=subject.customer_id
-    )
+    # One notice per Rapport id the person had (the survivor first, then every profile merged
+    # into it): a webhook subscriber knows a merged-away profile only by its own id, and
+    # erases the person by erasing every id it is told about.
+    for erased_id in subject.customer_ids:
+        events.append_event(
+            db, customers_events.CustomerErased(), channel="web", customer_id=erased_id
+        )
     db.flush()
     return request
 
