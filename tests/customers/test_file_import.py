@@ -23,6 +23,7 @@ from rapport.customers.file_import import (
     import_customers_file,
     read_customers,
 )
+from rapport.flows import privacy
 from rapport.platform.db import open_session
 from rapport.platform.errors import InvalidInput
 from rapport.platform.migrations_runner import upgrade
@@ -476,6 +477,27 @@ def test_command_imports_and_prints_a_summary(command_app, database_url, tmp_pat
         stored = customers.find_customer_by_external_id(db, external_id="C-1")
         assert stored is not None
         assert stored.attributes == {"segment": "gold"}
+
+
+def test_a_row_naming_an_erased_person_is_counted_apart(
+    command_app, database_url, tmp_path
+) -> None:
+    # given an export imported once, then its first person erased
+    path = write(tmp_path, HEADER + ROWS)
+    assert runner.invoke(command_app, [str(path)]).exit_code == 0
+    with open_session(database_url) as db:
+        stored = customers.find_customer_by_external_id(db, external_id="C-1")
+        assert stored is not None
+        privacy.erase_customer(db, customer_id=stored.customer_id, requested_by="test")
+    # when the same export is imported again
+    again = runner.invoke(command_app, [str(path)])
+    # then the erased person's row is said apart, not as already in the database
+    assert again.exit_code == 0, again.output
+    assert re.search(r"Already in the database \(left as they are\)\s*│\s*2\s*│", again.output)
+    assert re.search(r"Skipped: the person was erased\s*│\s*1\s*│", again.output), again.output
+    with open_session(database_url) as db:
+        summary = import_customers_file(db, path, CRM)
+    assert (summary.skipped_existing, summary.skipped_erased) == (2, 1)
 
 
 def test_command_maps_columns(command_app, database_url, tmp_path) -> None:

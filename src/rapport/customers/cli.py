@@ -202,6 +202,7 @@ def _print_summary(path: Path, summary: ImportSummary, seconds: float) -> None:
     table.add_row("Customers added", f"{summary.added:,}")
     table.add_row("Already in the database (left as they are)", f"{summary.skipped_existing:,}")
     table.add_row("Repeated in the file (first row kept)", f"{summary.duplicates_in_file:,}")
+    table.add_row("Skipped: the person was erased", f"{summary.skipped_erased:,}")
     table.add_row("Time", f"{seconds:.1f} s")
     console.print(table)
     if summary.ignored_fields:

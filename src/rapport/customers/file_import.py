@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
-from rapport.customers.import_batch import ImportedCustomer, import_customers
+from rapport.customers.import_batch import ImportedCustomer, load_customers
 from rapport.customers.models import CONSENT_PURPOSES
 from rapport.platform.errors import InvalidInput, MalformedFile
 from rapport.platform.files import open_decompressed
@@ -257,6 +257,7 @@ class ImportSummary:
     added: int
     skipped_existing: int
     duplicates_in_file: int
+    skipped_erased: int = 0  # rows naming a person who was erased: never brought back
     ignored_fields: tuple[str, ...] = ()  # mapped, but their column is not in the file
     unused_columns: tuple[str, ...] = ()  # in the file, but mapped to nothing
 
@@ -587,15 +588,17 @@ def import_customers_file(
     checked = check_file(path, mapping, encoding=encoding, delimiter=delimiter, progress=progress)
     total = checked.rows
     seen: set[str] = set()
-    read = added = duplicates = 0
+    read = added = duplicates = erased = 0
     batch: list[ImportedCustomer] = []
 
     def flush() -> None:
-        nonlocal added
+        nonlocal added, erased
         if batch:
-            added += import_customers(
+            outcome = load_customers(
                 db, customers=batch, consent_source=import_consent_source(path)
             )
+            added += outcome.added
+            erased += outcome.erased
             batch.clear()
         report("import", read, total)
 
@@ -613,8 +616,9 @@ def import_customers_file(
     return ImportSummary(
         read=read,
         added=added,
-        skipped_existing=read - duplicates - added,
+        skipped_existing=read - duplicates - added - erased,
         duplicates_in_file=duplicates,
+        skipped_erased=erased,
         ignored_fields=checked.ignored_fields,
         unused_columns=checked.unused_columns,
     )

@@ -99,16 +99,32 @@ def _without_erased_people(
     return kept
 
 
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What :func:`load_customers` did: customers added, and records skipped because they
+    name an erased person."""
+
+    added: int
+    erased: int
+
+
 def import_customers(
     db: Session, *, customers: Sequence[ImportedCustomer], consent_source: str = "import"
 ) -> int:
+    """:func:`load_customers`, returning how many customers were added."""
+    return load_customers(db, customers=customers, consent_source=consent_source).added
+
+
+def load_customers(
+    db: Session, *, customers: Sequence[ImportedCustomer], consent_source: str = "import"
+) -> BatchOutcome:
     """Bulk-load customers by ``external_id`` in one transaction, with their identities,
     consents and attributes; ones already present are left as they are, so re-running an
     import adds nothing. An identity another customer already holds is not attached twice;
-    a record naming an erased person is skipped. ``consent_source`` is what the consent
-    history says the choices came from (``import:<file>`` for files)."""
+    a record naming an erased person is skipped (and counted). ``consent_source`` is what the
+    consent history says the choices came from (``import:<file>`` for files)."""
     if not customers:
-        return 0
+        return BatchOutcome(0, 0)
     now = clock.now()
     external_ids = [c.external_id for c in customers]
     existing = set(
@@ -120,7 +136,9 @@ def import_customers(
         if c.external_id not in existing and c.external_id not in seen:
             fresh.append(c)
             seen.add(c.external_id)
-    fresh = _without_erased_people(db, fresh)
+    unerased = _without_erased_people(db, fresh)
+    erased = len(fresh) - len(unerased)
+    fresh = unerased
     ids = {c.external_id: new_id("cus") for c in fresh}
     upsert_rows(
         db,
@@ -173,4 +191,4 @@ def import_customers(
         key_columns=None,
     )
     db.commit()
-    return len(fresh)
+    return BatchOutcome(len(fresh), erased)
