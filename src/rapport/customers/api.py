@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -32,12 +32,13 @@ from rapport.customers.schemas import (
     TraitsOut,
 )
 from rapport.customers.traits import rfm_scores, trait_summary
-from rapport.flows import privacy
+from rapport.flows import preferences, privacy
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession, WritingDbSession
 from rapport.platform.errors import NotFound
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
+from rapport.platform.middleware import is_head
 from rapport.platform.schemas import Page
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -256,12 +257,13 @@ def get_consent_history(
 def set_preferences(
     customer_id: CustomerIdPath, body: PreferencesIn, db: DbSession, _key: WriteKey
 ) -> list[PreferenceOut]:
-    """Store preferences the customer shared (zero-party data)."""
-    values = body.model_dump(mode="json", exclude_none=True)
-    stored = service.set_preferences(
+    """Store preferences the customer shared (zero-party data); a field sent as ``null`` is
+    forgotten. Answers the preferences stored by this call."""
+    stored = preferences.share_preferences(
         db,
         customer_id=service.resolve_customer_ref(db, ref=customer_id),
-        values=values,
+        values=body.shared(),
+        cleared=body.cleared(),
         source=body.source,
     )
     return [PreferenceOut.model_validate(p) for p in stored]
@@ -269,15 +271,17 @@ def set_preferences(
 
 @router.get("/{customer_id}/export")
 def export_customer(
-    customer_id: CustomerIdPath, db: WritingDbSession, key: AdminKey
+    customer_id: CustomerIdPath, db: WritingDbSession, key: AdminKey, request: Request
 ) -> dict[str, Any]:
     """Everything Rapport holds on the customer, from every domain, as one JSON document
     (right of access)."""
-    # Writing: every export is recorded with who asked for it.
+    # Writing: every export is recorded with who asked for it; a HEAD (headers only, no
+    # document handed out) records nothing.
     return privacy.export_customer(
         db,
         customer_id=service.resolve_customer_ref(db, ref=customer_id),
         requested_by=f"api key {key.name}",
+        record=not is_head(request),
     )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import String, cast, select
+from sqlalchemy import String, cast, delete, select
 from sqlalchemy.orm import Session
 
 from rapport.customers.events import PreferenceShared
@@ -17,12 +18,26 @@ from rapport.platform import clock
 
 
 def set_preferences(
-    db: Session, *, customer_id: str, values: dict[str, Any], source: str, channel: str = "web"
+    db: Session,
+    *,
+    customer_id: str,
+    values: dict[str, Any],
+    source: str,
+    channel: str = "web",
+    cleared: Iterable[str] = (),
 ) -> list[Preference]:
-    """Store what the customer told us about themselves. Each field shared for the first time
-    logs ``preference_shared`` (the loyalty engine rewards it once per field)."""
+    """Store what the customer told us about themselves, and forget the ``cleared`` fields
+    (no event). Each field shared logs ``preference_shared``, with ``first_time`` when it was
+    not held (the loyalty engine rewards it once per field, ever)."""
     customer = require_customer(db, customer_id)
     now = clock.now()
+    forget = set(cleared) - set(values)
+    if forget:
+        db.execute(
+            delete(Preference).where(
+                Preference.customer_id == customer.customer_id, Preference.field.in_(forget)
+            )
+        )
     stored = []
     for name, value in values.items():
         preference = db.get(Preference, (customer.customer_id, name))

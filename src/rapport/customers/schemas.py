@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
+from rapport.platform import clock
 from rapport.platform.errors import FieldInvalid
 from rapport.platform.identity import (
+    EARLIEST_BIRTHDAY,
     EMAIL_PATTERN,
     IDENTITY_MAX_LENGTHS,
     PHONE_PATTERN,
@@ -145,27 +147,75 @@ class ConsentChangeOut(ReadModel):
     changed_at: datetime
 
 
+Dietary = Literal["vegetarian", "vegan", "gluten_free", "lactose_free", "halal", "kosher"]
+CategoryName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+]
+
+
+def _folded(values: list[str] | None) -> list[str] | None:
+    """``values`` without repeats (letter case aside), the first spelling kept, in order."""
+    if values is None:
+        return None
+    seen: set[str] = set()
+    kept = []
+    for value in values:
+        if value.casefold() not in seen:
+            seen.add(value.casefold())
+            kept.append(value)
+    return kept
+
+
 class PreferencesIn(StrictModel):
-    """What the customer chose to tell us. Every field is optional; send what changed."""
+    """What the customer chose to tell us. Every field is optional; send what changed, and
+    ``null`` to clear one."""
 
     clothing_size: Literal["XS", "S", "M", "L", "XL", "XXL"] | None = None
     shoe_size: float | None = Field(default=None, ge=15, le=55, description="EU size")
-    favourite_categories: list[str] | None = Field(default=None, max_length=20)
-    birthday: date | None = None
+    favourite_categories: list[CategoryName] | None = Field(
+        default=None,
+        max_length=20,
+        description="Category names, none empty; a repeat (letter case aside) is folded into "
+        "the first.",
+    )
+    birthday: date | None = Field(default=None, description="From 1900-01-01 to today.")
     household_size: int | None = Field(default=None, ge=1, le=20)
-    dietary: (
-        list[Literal["vegetarian", "vegan", "gluten_free", "lactose_free", "halal", "kosher"]]
-        | None
-    ) = None
-    preferred_store_id: str | None = Field(default=None, max_length=40)
+    dietary: list[Dietary] | None = Field(
+        default=None, description="A repeat is folded into the first."
+    )
+    preferred_store_id: str | None = Field(
+        default=None, min_length=1, max_length=40, description="A store of the catalogue."
+    )
     preferred_channel: Literal["web", "app", "store", "email"] | None = None
     source: str = Field(default="preference_centre", min_length=1, max_length=60, exclude=True)
 
+    @field_validator("favourite_categories", "dietary")
+    @classmethod
+    def _fold_repeats(cls, values: list[str] | None) -> list[str] | None:
+        return _folded(values)
+
+    @field_validator("birthday")
+    @classmethod
+    def _birthday_was(cls, day: date | None) -> date | None:
+        if day is not None and not EARLIEST_BIRTHDAY <= day <= clock.now().date():
+            raise ValueError(f"A birthday is from {EARLIEST_BIRTHDAY.isoformat()} to today")
+        return day
+
     @model_validator(mode="after")
     def _something(self) -> PreferencesIn:
-        if not self.model_dump(exclude_none=True):
-            raise ValueError("send at least one preference")
+        if not self.model_fields_set - {"source"}:
+            raise ValueError("send at least one preference (null clears one)")
         return self
+
+    def shared(self) -> dict[str, Any]:
+        """The preferences given a value, as JSON."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def cleared(self) -> list[str]:
+        """The preferences sent as ``null``: to forget."""
+        return sorted(
+            name for name in self.model_fields_set - {"source"} if getattr(self, name) is None
+        )
 
 
 class PreferenceOut(ReadModel):

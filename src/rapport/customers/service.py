@@ -55,7 +55,7 @@ from rapport.customers.identities import (
 from rapport.customers.import_batch import ImportedCustomer, import_customers
 from rapport.customers.listing import search_audience
 from rapport.customers.merges import MergeStep, merge_customers, merge_history, merge_step
-from rapport.customers.models import CONSENT_PURPOSES, Customer, PrivacyRequest
+from rapport.customers.models import CONSENT_PURPOSES, Customer, Preference, PrivacyRequest
 from rapport.customers.preferences import birthdays_on, get_preferences, set_preferences
 from rapport.customers.privacy import (
     PRIVACY_TABLES,
@@ -114,6 +114,7 @@ __all__ = [
     "CustomerRefQuery",
     "ImportedCustomer",
     "MergeStep",
+    "Preference",
     "PrivacyRequest",
     "active_audience",
     "add_identity",
