@@ -10,6 +10,7 @@ from rapport.events import service as events
 from rapport.events.models import Event
 from rapport.flows import privacy
 from rapport.platform.db import Base
+from tests.conftest import auth
 from tests.customers.factories import order_placed, process, track
 
 EMAIL = "erase.me@example.com"
@@ -157,3 +158,32 @@ def test_consent_gate_says_no_without_a_recorded_choice(db) -> None:
         (True, "banner"),
         (False, "preference centre"),
     ]
+
+
+def test_a_head_of_the_export_answers_its_headers_and_records_nothing(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
+    # given a customer and an admin key
+    customer = customers.identify_customer(db, identities={"email": "head@example.com"})
+    db.commit()
+    admin = auth(api_key("admin"))
+    path = f"/v1/customers/{customer.customer_id}/export"
+
+    def recorded() -> int:
+        db.expire_all()
+        return len(
+            db.scalars(
+                select(PrivacyRequest).where(PrivacyRequest.customer_id == customer.customer_id)
+            ).all()
+        )
+
+    # when a client asks for the export's headers only
+    head = client.head(path, headers=admin)
+    # then it answers as the GET would, without the document, and no export is recorded
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == "application/json"
+    assert recorded() == 0
+    # while a GET hands the document out and is recorded
+    got = client.get(path, headers=admin)
+    assert got.status_code == 200
+    assert got.json()["customer_id"] == customer.customer_id
+    assert recorded() == 1

@@ -99,9 +99,12 @@ def privacy_handlers() -> list[PrivacyHandlers]:
     return found
 
 
-def export_customer(db: Session, *, customer_id: str, requested_by: str) -> dict[str, Any]:
+def export_customer(
+    db: Session, *, customer_id: str, requested_by: str, record: bool = True
+) -> dict[str, Any]:
     """Everything Rapport holds on a customer, from every domain, as one JSON-ready document
-    (right of access); the request is recorded."""
+    (right of access); the request is recorded, unless ``record`` is false (a ``HEAD``, which
+    writes nothing)."""
     subject = customers.privacy_subject(db, customer_id=customer_id)
     document: dict[str, Any] = {
         "exported_at": clock.now().isoformat(),
@@ -114,10 +117,11 @@ def export_customer(db: Session, *, customer_id: str, requested_by: str) -> dict
         assert not clash, f"{handlers.domain} exports sections already taken: {sorted(clash)}"
         document.update(sections)
         document["domains"].append(handlers.domain)
-    customers.record_privacy_request(
-        db, customer_id=subject.customer_id, kind="export", requested_by=requested_by
-    )
-    db.commit()
+    if record:
+        customers.record_privacy_request(
+            db, customer_id=subject.customer_id, kind="export", requested_by=requested_by
+        )
+        db.commit()
     return document
 
 

@@ -238,4 +238,14 @@ class HeadAsGet:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        await self.app({**scope, "method": "GET", HEAD_MARK: True}, receive, headers_only)
+
+
+# Set in the scope of a HEAD that HeadAsGet hands on as a GET (see :func:`is_head`).
+HEAD_MARK = "rapport.head"
+
+
+def is_head(request: Request) -> bool:
+    """Whether the client sent ``HEAD`` (which :class:`HeadAsGet` routes as ``GET``): a route
+    whose ``GET`` records something (a customer's export) answers a ``HEAD`` without it."""
+    return bool(request.scope.get(HEAD_MARK))
