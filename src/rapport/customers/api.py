@@ -32,7 +32,7 @@ from rapport.customers.schemas import (
     TraitsOut,
 )
 from rapport.customers.traits import rfm_scores, trait_summary
-from rapport.flows import privacy
+from rapport.flows import preferences, privacy
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession, WritingDbSession
@@ -257,12 +257,13 @@ def get_consent_history(
 def set_preferences(
     customer_id: CustomerIdPath, body: PreferencesIn, db: DbSession, _key: WriteKey
 ) -> list[PreferenceOut]:
-    """Store preferences the customer shared (zero-party data)."""
-    values = body.model_dump(mode="json", exclude_none=True)
-    stored = service.set_preferences(
+    """Store preferences the customer shared (zero-party data); a field sent as ``null`` is
+    forgotten. Answers the preferences stored by this call."""
+    stored = preferences.share_preferences(
         db,
         customer_id=service.resolve_customer_ref(db, ref=customer_id),
-        values=values,
+        values=body.shared(),
+        cleared=body.cleared(),
         source=body.source,
     )
     return [PreferenceOut.model_validate(p) for p in stored]
