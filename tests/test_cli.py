@@ -460,3 +460,12 @@ def test_demo_refuses_an_end_day_that_is_not_yet_past(database_url) -> None:
     result = runner.invoke(app, ["demo", "--customers", "5", "--end", f"{today:%Y-%m-%d}"])
     assert result.exit_code == 2
     assert "the last day of history must be before today" in " ".join(result.output.split())
+
+
+def test_import_products_says_one_row_in_the_singular(database_url, tmp_path) -> None:
+    runner.invoke(app, ["migrate"])
+    path = tmp_path / "catalogue.csv"
+    path.write_text("sku;name;price;currency\nM-1;Mug;4.50;GBP\n")
+    result = runner.invoke(app, ["import", "products", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1 row read, 1 product created or updated." in result.output

@@ -716,7 +716,8 @@ def import_products(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV, .gz or .zip")],
 ) -> None:
     """Load a catalogue CSV (sku, name, price, currency, and optionally category_path, brand,
-    cost, country_of_origin, season; other columns become attributes) by SKU."""
+    cost, country_of_origin, season; other columns become attributes) by SKU. The separator
+    (',', ';', tab or '|') is read off the header line; a SKU listed twice is refused."""
     from rapport.catalog.service import import_products_file
 
     with progress_bars() as progress, open_session() as db:
@@ -727,7 +728,9 @@ def import_products(
             path,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    console.print(f"{summary.rows} rows read, {summary.written} products created or updated.")
+    rows = f"{summary.rows:,} row{'' if summary.rows == 1 else 's'} read"
+    products = f"{summary.written:,} product{'' if summary.written == 1 else 's'}"
+    console.print(f"{rows}, {products} created or updated.")
 
 
 if __name__ == "__main__":

@@ -74,3 +74,65 @@ def test_a_catalogue_without_categories_files_its_products_as_uncategorised(db, 
     # then both products are there, filed where order imports file theirs
     assert catalog.get_product(db, sku="M-1").category_path == catalog.UNCATEGORISED
     assert catalog.get_product(db, sku="T-1").category_path == catalog.UNCATEGORISED
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("-5", "'-5' must not be negative"),
+        ("5.999", "'5.999' is not an amount in EUR such as 12.50 (at most 2 decimals)"),
+        ("five", "'five' is not an amount in EUR such as 12.50"),
+        (
+            "99999999999999",
+            "'99999999999999' is more than Rapport stores; the largest price is 21474836.47 EUR",
+        ),
+    ],
+)
+def test_a_price_is_refused_in_the_columns_own_units(db, tmp_path, cell, message) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(f"sku,name,price,currency\nX-1,Thing,{cell},EUR\n")
+    with pytest.raises(MalformedFile) as error:
+        import_products_file(db, path)
+    assert error.value.detail == f"Line 2, column 'price': {message}"
+    assert catalog.count_products(db) == 0
+
+
+def test_a_sku_listed_twice_is_refused_naming_both_lines(db, tmp_path) -> None:
+    path = tmp_path / "twice.csv"
+    path.write_text(CSV + "W-1,Chianti Riserva,Wine/Red,,19.00,,EUR,IT,\n")
+    with pytest.raises(MalformedFile) as error:
+        import_products_file(db, path)
+    assert error.value.detail == (
+        "Line 4, column 'sku': SKU 'W-1' is also on line 2; list each product once"
+    )
+    assert catalog.count_products(db) == 0
+
+
+@pytest.mark.parametrize("separator", [";", "\t", "|"])
+def test_a_file_separated_otherwise_is_read_by_its_header(db, tmp_path, separator) -> None:
+    # given a catalogue from a spreadsheet that separates with something other than commas
+    path = tmp_path / "catalogue.csv"
+    path.write_text(
+        separator.join(["sku", "name", "price", "currency", "grape"])
+        + "\n"
+        + separator.join(["W-1", "Chianti, Classico", "12.00", "EUR", "Sangiovese"])
+        + "\n"
+    )
+    # when it is imported, then it is read as the comma-separated file would be
+    assert import_products_file(db, path).written == 1
+    wine = catalog.get_product(db, sku="W-1")
+    assert (wine.name, wine.price_minor, wine.attributes) == (
+        "Chianti, Classico",
+        1200,
+        {"grape": "Sangiovese"},
+    )
+
+
+def test_bytes_that_are_not_utf8_are_named(db, tmp_path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("sku,name,price,currency\nX-1,Th\xe9,1.00,EUR\n".encode("latin-1"))
+    with pytest.raises(MalformedFile) as error:
+        import_products_file(db, path)
+    assert error.value.detail == (
+        "Line 2, column 'name': this value is not UTF-8 text; export the file as UTF-8"
+    )

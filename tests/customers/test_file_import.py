@@ -365,6 +365,7 @@ def test_bytes_that_are_not_utf8_name_their_line_and_column(db, tmp_path) -> Non
         import_customers_file(db, path, CRM)
     # then the error points at the value and suggests the encoding option
     assert (error.value.line, error.value.column) == (3_002, "city")
+    assert "this value is not UTF-8 text; export the file as UTF-8" in error.value.detail
     assert "--encoding" in error.value.detail
     assert customers.count_customers(db) == 0
     # and with the right encoding the file imports

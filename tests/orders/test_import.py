@@ -529,6 +529,17 @@ def test_malformed_file_names_its_line_and_changes_nothing(db, tmp_path, text, m
     assert totals(db) == (0, 0, 0, 0, 0, 0)
 
 
+def test_bytes_that_are_not_utf8_are_named_as_utf8(db, tmp_path) -> None:
+    path = tmp_path / "sales.csv"
+    path.write_bytes((HEADER + ROWS.replace("Chianti\n", "Chianti \xe9\n", 1)).encode("latin-1"))
+    with pytest.raises(MalformedFile) as error:
+        import_transactions_file(db, path, CUSTOM)
+    assert error.value.detail.startswith(
+        "Line 2, column 'Label': this value is not UTF-8 text; export the file as UTF-8 or pass"
+    ), error.value.detail
+    assert totals(db) == (0, 0, 0, 0, 0, 0)
+
+
 def test_damaged_gzip_is_malformed(db, tmp_path) -> None:
     path = tmp_path / "sales.csv.gz"
     path.write_bytes(gzip.compress((HEADER + ROWS * 50).encode())[:-30])

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -20,10 +22,12 @@ from rapport.catalog.schemas import UNCATEGORISED, ProductUpsert
 from rapport.catalog.upserts import upsert_products
 from rapport.platform.errors import MalformedFile, pinpointed
 from rapport.platform.files import open_decompressed
+from rapport.platform.schemas import MAX_MINOR_UNITS
 
 REQUIRED = ("sku", "name", "price", "currency")
 KNOWN = (*REQUIRED, "category_path", "brand", "cost", "country_of_origin", "season")
 BATCH = 1_000
+CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 @dataclass(frozen=True)
@@ -32,53 +36,117 @@ class ProductImportSummary:
     written: int
 
 
+DELIMITERS = (",", ";", "\t", "|")
+
+
 @contextmanager
 def _open(path: Path) -> Iterator[IO[str]]:
     with ExitStack() as stack:
         _raw, stream = open_decompressed(stack, path, fail=MalformedFile)
-        yield stack.enter_context(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""))
+        # Undecodable bytes arrive as lone surrogates, so the error can name line and column.
+        yield stack.enter_context(
+            io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        )
 
 
-def _minor(value: str, *, line: int, column: str) -> int:
+def _delimiter(header: str) -> str:
+    """The separator the header line uses: the first of ``DELIMITERS`` that splits it into
+    every required column, else the one that splits it into the most columns (``,`` if none
+    splits it at all): exports from spreadsheets set to a European locale use ``;``."""
+    best, most = ",", 1
+    for delimiter in DELIMITERS:
+        columns = [name.strip() for name in next(csv.reader([header], delimiter=delimiter), [])]
+        if all(column in columns for column in REQUIRED):
+            return delimiter
+        if len(columns) > most:
+            best, most = delimiter, len(columns)
+    return best
+
+
+def _minor(value: str, *, line: int, column: str, currency: str) -> int:
+    """An amount in major units (``12.50``, at most 2 decimals) as minor units."""
+    text = value.strip()
+    unit = f"in {currency}" if CURRENCY.fullmatch(currency) else "in the row's currency"
     try:
-        amount = Decimal(value.strip())
+        amount = Decimal(text)
+        if not amount.is_finite():
+            raise InvalidOperation
     except InvalidOperation:
         raise MalformedFile(
-            f"{value!r} is not an amount such as 12.50", line=line, column=column
+            f"{text!r} is not an amount {unit} such as 12.50", line=line, column=column
         ) from None
+    if amount < 0:
+        raise MalformedFile(f"{text!r} must not be negative", line=line, column=column)
     minor = amount * 100
-    if minor != minor.to_integral_value() or minor < 0:
+    if minor != minor.to_integral_value():
         raise MalformedFile(
-            f"{value!r} is not a non-negative amount in cents", line=line, column=column
+            f"{text!r} is not an amount {unit} such as 12.50 (at most 2 decimals)",
+            line=line,
+            column=column,
+        )
+    if minor > MAX_MINOR_UNITS:
+        largest = f"{Decimal(MAX_MINOR_UNITS).scaleb(-2)}"
+        if CURRENCY.fullmatch(currency):
+            largest = f"{largest} {currency}"
+        raise MalformedFile(
+            f"{text!r} is more than Rapport stores; the largest {column} is {largest}",
+            line=line,
+            column=column,
         )
     return int(minor)
 
 
 def read_products(path: Path) -> Iterator[ProductUpsert]:
-    """Products from the file, in order; raises :class:`MalformedFile` naming line and column."""
+    """Products from the file, in order; raises :class:`MalformedFile` naming line and column.
+    The separator is read off the header line (``,``, ``;``, tab or ``|``), and a SKU listed
+    twice is refused naming both lines."""
     with _open(path) as handle:
-        reader = csv.DictReader(handle)
+        first = handle.readline()
+        reader = csv.DictReader(itertools.chain([first], handle), delimiter=_delimiter(first))
         header = reader.fieldnames or []
         missing = [column for column in REQUIRED if column not in header]
         if missing:
             found = ", ".join(header) or "no header"
             raise MalformedFile(
-                f"missing column(s) {', '.join(missing)}; the file has {found}", line=1
+                f"missing column(s) {', '.join(missing)}; the file has {found} (separated by "
+                "',', ';', tab or '|')",
+                line=1,
             )
         extra = [column for column in header if column not in KNOWN]
+        seen: dict[str, int] = {}
         for row in reader:
             line = reader.line_num
             if None in row or any(value is None for value in row.values()):
                 raise MalformedFile(f"expected {len(header)} fields", line=line)
+            for column, value in row.items():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise MalformedFile(
+                        "this value is not UTF-8 text; export the file as UTF-8",
+                        line=line,
+                        column=column,
+                    ) from None
+            sku = row["sku"].strip()
+            if sku in seen:
+                raise MalformedFile(
+                    f"SKU {sku!r} is also on line {seen[sku]}; list each product once",
+                    line=line,
+                    column="sku",
+                )
+            seen[sku] = line
+            currency = row["currency"].strip()
             attributes = {column: row[column] for column in extra if row[column] != ""}
             fields = {
-                "sku": row["sku"].strip(),
+                "sku": sku,
                 "name": row["name"].strip(),
                 "category_path": row.get("category_path", "").strip() or UNCATEGORISED,
                 "brand": row.get("brand", "").strip() or None,
-                "price_minor": _minor(row["price"], line=line, column="price"),
-                "cost_minor": _minor(row.get("cost") or "0", line=line, column="cost"),
-                "currency": row["currency"].strip(),
+                "price_minor": _minor(row["price"], line=line, column="price", currency=currency),
+                "cost_minor": _minor(
+                    row.get("cost") or "0", line=line, column="cost", currency=currency
+                ),
+                "currency": currency,
                 "country_of_origin": row.get("country_of_origin", "").strip() or None,
                 "season": row.get("season", "").strip() or None,
                 "attributes": attributes,

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from rapport.customers.import_batch import ImportedCustomer, load_customers
 from rapport.customers.models import CONSENT_PURPOSES
 from rapport.platform.errors import InvalidInput, MalformedFile
-from rapport.platform.files import open_decompressed
+from rapport.platform.files import open_decompressed, text_encoding
 
 BATCH_SIZE = 2_000
 # How often the check pass reports progress; per row would cost more than the parsing.
@@ -345,8 +345,8 @@ class CustomerCsv:
                         value.encode("utf-8")
                     except UnicodeEncodeError as error:
                         raise MalformedFile(
-                            f"this value is not {self.encoding} text; export the file as UTF-8 "
-                            "or pass its encoding (--encoding cp1252)",
+                            f"this value is not {text_encoding(self.encoding)} text; export the "
+                            "file as UTF-8 or pass its encoding (--encoding cp1252)",
                             line=start,
                             column=self._column_name(position),
                         ) from error

@@ -3,6 +3,7 @@ get renamed), with a clear error for archives that hold nothing usable."""
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import zipfile
 from collections.abc import Callable
@@ -52,3 +53,9 @@ def open_decompressed(
         wanted = " or ".join(suffixes)
         raise fail(f"the zip archive holds no {wanted} file (it holds {names})")
     return raw, stack.enter_context(archive.open(members[0]))
+
+
+def text_encoding(encoding: str) -> str:
+    """An encoding as a person names it in a message: ``UTF-8`` for Python's ``utf-8-sig``
+    (UTF-8 with or without a byte-order mark) and its other spellings; others as given."""
+    return "UTF-8" if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") else encoding

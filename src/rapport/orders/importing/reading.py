@@ -31,7 +31,7 @@ from rapport.orders.importing.mapping import (
     minor_digits,
 )
 from rapport.platform import clock
-from rapport.platform.files import open_decompressed
+from rapport.platform.files import open_decompressed, text_encoding
 from rapport.platform.schemas import MAX_MINOR_UNITS
 
 # ------------------------------------------------------------------------------- reading
@@ -140,8 +140,8 @@ class TableFile:
                     except UnicodeEncodeError as error:
                         column = self.header[position] if position < len(self.header) else None
                         raise self.error(
-                            f"this value is not {self.encoding} text; export the file as UTF-8 "
-                            "or pass its encoding (--encoding cp1252)",
+                            f"this value is not {text_encoding(self.encoding)} text; export the "
+                            "file as UTF-8 or pass its encoding (--encoding cp1252)",
                             line=line,
                             column=column,
                         ) from error
