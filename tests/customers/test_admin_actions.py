@@ -79,9 +79,14 @@ def test_erase_without_the_confirmation_word_is_refused_beside_it_keeping_the_re
     [
         (
             "cus_nobody",
-            "Duplicate customer id: no customer has the id cus_nobody; paste the cus_… id",
+            "Duplicate customer id: no customer has the id or customer number cus_nobody; "
+            "paste the cus_… id or the shop&#39;s customer number",
         ),
-        ("", "Duplicate customer id: paste the cus_… id of the profile to merge into this one"),
+        (
+            "",
+            "Duplicate customer id: paste the cus_… id or the shop&#39;s customer number of the "
+            "profile to merge into this one",
+        ),
         ("self", "Duplicate customer id: give another customer&#39;s id, not this one&#39;s"),
     ],
 )
@@ -114,3 +119,39 @@ def test_join_dates_the_wrong_way_round_are_named_beside_the_later_one(admin: Te
     assert (
         admin.get("/admin/customers?joined_from=2026-01-01&joined_to=2026-12-01").status_code == 200
     )
+
+
+def test_the_merge_form_takes_the_shop_customer_number(admin: TestClient, db: Session) -> None:
+    target = _customer(db, "ann@example.org", "Ann")
+    duplicate = customers.identify_customer(
+        db, identities={"email": "ann.b@example.org", "external_id": "C0000015"}
+    ).customer_id
+    path = f"/admin/customers/{target}"
+    action = f"{path}/merge"
+    fields = page_form(admin.get(path).text, action=action)
+    answer = post_form(admin, action, typed(fields, "source_customer_id", "C0000015"))
+    assert answer.status_code == 303, _error(answer.text, "source_customer_id")
+    db.expire_all()
+    assert [m.source_customer_id for m in customers.merge_history(db, customer_id=target)] == [
+        duplicate
+    ]
+    # the same again: it was merged into this one already, and the form says so
+    again = post_form(admin, action, typed(fields, "source_customer_id", duplicate))
+    assert again.status_code == 422
+    assert _error(again.text, "source_customer_id") == (
+        f"Duplicate customer id: {duplicate} was already merged into {target}; nothing to merge"
+    )
+
+
+@pytest.mark.parametrize("query", ["consent=bogus", "purpose=bogus"])
+def test_a_filter_the_customer_list_does_not_know_is_said_not_ignored(
+    admin: TestClient, db: Session, query: str
+) -> None:
+    _customer(db, "listed@example.org", "Listed")
+    page = admin.get(f"/admin/customers?{query}")
+    assert page.status_code == 422
+    assert "listed@example.org" not in page.text
+    if query.startswith("consent"):
+        assert "Unknown filter consent" in page.text
+    else:
+        assert "Not a consent purpose" in (_error(page.text, "purpose") or "")

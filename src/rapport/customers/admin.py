@@ -33,7 +33,7 @@ from rapport.platform.admin import (
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Problem
+from rapport.platform.errors import InvalidInput, Problem
 from rapport.platform.paging import PageParams, PageRequest
 
 add_template_dir(Path(__file__).parent / "templates")
@@ -47,6 +47,10 @@ TIMELINE_PER_PAGE = 15
 
 # The orders domain's value fragment, shown on the 360 unless it comes as a panel.
 VALUE_PANEL_PATH = "/admin/orders/customer/{customer_id}/value"
+
+
+# What the customer list's address may say: its filters, paging, and the erasure notice.
+LIST_QUERY = frozenset({"q", "purpose", "joined_from", "joined_to", "page", "per_page", "erased"})
 
 
 def _default_per_page(request: Request, asked: PageRequest, per_page: int) -> PageRequest:
@@ -83,6 +87,15 @@ def customer_list(
         joined_from=_day_or_none(joined_from),
         joined_to=_day_or_none(joined_to),
     )
+    if purpose and not filters.purpose:
+        errors["purpose"] = f"Not a consent purpose: use one of {', '.join(CONSENT_PURPOSES)}"
+    unknown = sorted(set(request.query_params) - LIST_QUERY)
+    error = (
+        f"Unknown filter {', '.join(unknown)}: this list filters by search (q), consent granted "
+        "(purpose), joined_from and joined_to"
+        if unknown
+        else ""
+    )
     for name, text, parsed in (
         ("joined_from", joined_from, filters.joined_from),
         ("joined_to", joined_to, filters.joined_to),
@@ -91,8 +104,11 @@ def customer_list(
             errors[name] = "A date such as 2026-03-31"
     if filters.joined_from and filters.joined_to and filters.joined_to < filters.joined_from:
         errors["joined_to"] = "On or after “Joined from”: the dates are the wrong way round"
-    paging = paging_request.of(count_listed_customers(db, filters))
-    rows = list_customers(db, filters, offset=paging.offset, limit=paging.per_page)
+    refused = bool(errors or error)  # a filter not understood lists nobody, not everyone
+    paging = paging_request.of(0 if refused else count_listed_customers(db, filters))
+    rows = (
+        [] if refused else list_customers(db, filters, offset=paging.offset, limit=paging.per_page)
+    )
     filtered = bool(filters.query or filters.purpose or filters.joined_from or filters.joined_to)
     return render(
         request,
@@ -108,8 +124,9 @@ def customer_list(
             "paging": paging,
             "filtered": filtered,
             "errors": errors,
+            "error": error,
         },
-        status_code=422 if errors else 200,
+        status_code=422 if refused else 200,
     )
 
 
@@ -282,14 +299,25 @@ def merge_into(
     typed = {"source_customer_id": source_customer_id, "merge_reason": reason}
     said = ""
     if not source:
-        said = "Duplicate customer id: paste the cus_… id of the profile to merge into this one"
+        said = (
+            "Duplicate customer id: paste the cus_… id or the shop's customer number of the "
+            "profile to merge into this one"
+        )
     elif source == customer_id:
         said = "Duplicate customer id: give another customer's id, not this one's"
     else:
         try:
+            # As the API: a merge names the profiles themselves (a merged one is refused).
+            source_id = service.resolve_customer_ref(
+                db, ref=source, field="source_customer_id", follow_merges=False
+            )
+            if source_id == customer_id:
+                raise InvalidInput(
+                    "give another customer's id, not this one's", field="source_customer_id"
+                )
             service.merge_customers(
                 db,
-                source_customer_id=source,
+                source_customer_id=source_id,
                 target_customer_id=customer_id,
                 reason=reason.strip() or "duplicate profile",
                 actor=user.email,
@@ -316,7 +344,12 @@ def _merge_said(problem: Problem, source: str) -> str:
     if problem.status == 404 and problem.field == "source_customer_id":
         if "erased" in problem.detail:
             return f"Duplicate customer id: {source} was erased; there is nothing to merge"
-        return f"Duplicate customer id: no customer has the id {source}; paste the cus_… id"
+        return (
+            f"Duplicate customer id: no customer has the id or customer number {source}; "
+            "paste the cus_… id or the shop's customer number"
+        )
+    if problem.field == "source_customer_id" and problem.status in (409, 422):
+        return f"Duplicate customer id: {problem.detail}"
     if problem.status == 409:
         return "Duplicate customer id: only active profiles can be merged"
     return f"Duplicate customer id: not merged ({problem.detail})"

@@ -196,9 +196,23 @@ def merge_customers(
     """Merge one profile into another: identities, consents, preferences, traits and history
     move to the target, and every registered domain's rows (:func:`merge_step`); the source
     remains as a pointer with an audit record.
-    ``before_commit`` runs last in the same transaction, with the merge record."""
+    ``before_commit`` runs last in the same transaction, with the merge record.
+    A profile merged before is refused (409 ``already_merged``), saying where it went."""
     source = require_customer(db, source_customer_id, field="source_customer_id")
     target = require_customer(db, target_customer_id, field="target_customer_id")
+    for given, field, survivor in (
+        (source_customer_id, "source_customer_id", source),
+        (target_customer_id, "target_customer_id", target),
+    ):
+        if survivor.customer_id == given:
+            continue
+        if field == "source_customer_id" and survivor.customer_id == target.customer_id:
+            said = f"{given} was already merged into {target.customer_id}; nothing to merge"
+        elif field == "source_customer_id":
+            said = f"{given} was already merged into {survivor.customer_id}; merge that one"
+        else:
+            said = f"{given} was merged into {survivor.customer_id}; merge into that one"
+        raise Conflict(said, field=field, code="already_merged", merged_into=survivor.customer_id)
     merge = merge_profiles(
         db, source_id=source.customer_id, target_id=target.customer_id, reason=reason, actor=actor
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
+from rapport.customers.references import CUSTOMER_REF_MAX_LENGTH
 from rapport.platform import clock
 from rapport.platform.errors import FieldInvalid
 from rapport.platform.identity import (
@@ -38,6 +39,19 @@ class CustomerIn(StrictModel):
     home_latitude: float | None = Field(default=None, ge=-90, le=90)
     home_longitude: float | None = Field(default=None, ge=-180, le=180)
     consents: dict[Purpose, bool] = Field(default_factory=dict)
+
+    @field_validator("consents", mode="before")
+    @classmethod
+    def _known_purposes(cls, consents: Any) -> Any:
+        # Named as consents.<purpose>, where pydantic says consents.<purpose>.[key].
+        if isinstance(consents, dict):
+            for purpose in consents:
+                if purpose not in get_args(Purpose):
+                    raise FieldInvalid(
+                        str(purpose),
+                        f"Unknown consent purpose; use one of {', '.join(get_args(Purpose))}",
+                    )
+        return consents
 
     @field_validator("external_id", "email", "phone")
     @classmethod
@@ -126,8 +140,8 @@ class IdentifyIn(StrictModel):
 
 
 class MergeIn(StrictModel):
-    source_customer_id: str = Field(min_length=1, max_length=40)
-    target_customer_id: str = Field(min_length=1, max_length=40)
+    source_customer_id: str = Field(min_length=1, max_length=CUSTOMER_REF_MAX_LENGTH)
+    target_customer_id: str = Field(min_length=1, max_length=CUSTOMER_REF_MAX_LENGTH)
     reason: str = Field(min_length=1, max_length=200)
 
 
