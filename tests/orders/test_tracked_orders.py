@@ -548,6 +548,46 @@ def test_a_refused_order_is_in_the_persons_export_and_goes_with_their_erasure(
     assert refusals(db) == []
 
 
+def test_an_erasure_leaves_no_senders_id_naming_the_person_on_their_tracked_orders(
+    client, api_key, db, shop
+) -> None:
+    # given an order the shop tracked under a message id that spells out who bought it
+    secret = tracking_key(db)
+    message_id = "order-W-6107-c100.buyer@example.com"
+    response = client.post(
+        "/v1/track",
+        json={
+            "event": "Order Completed",
+            "messageId": message_id,
+            "userId": "C-100",
+            "properties": completed("W-6107"),
+            "timestamp": (NOW - timedelta(minutes=5)).isoformat(),
+        },
+        headers=basic(secret),
+    )
+    assert response.status_code == 200, response.text
+    process(db)
+    assert orders.get_order(db, order_id="W-6107") is not None
+    person = customers.find_customer(db, kind="external_id", value="C-100")
+    assert person is not None
+    # when the person is erased
+    erased = client.post(
+        f"/v1/customers/{person.customer_id}/erase",
+        json={"requested_by": "dpo"},
+        headers=command(auth(api_key("admin"))),
+    )
+    assert erased.status_code == 200, erased.text
+    # then neither the log nor the record of the applied order keeps the sender's id, and
+    # the order still counts once
+    db.expire_all()
+    kept = db.scalars(select(TrackedOrderEvent.event_id)).all()
+    logged = db.scalars(select(Event.event_id)).all()
+    assert message_id not in [*kept, *logged]
+    assert len(kept) == 1
+    assert kept[0] in logged
+    assert orders.get_order(db, order_id="W-6107") is not None
+
+
 def test_an_existing_install_does_not_turn_old_tracked_orders_into_orders(tmp_path) -> None:
     # given an install from before tracked orders, whose log holds an Order Completed
     url = f"sqlite:///{tmp_path / 'old.db'}"

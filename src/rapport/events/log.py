@@ -178,6 +178,21 @@ def get_event(db: Session, *, event_id: str) -> Event | None:
     return db.scalar(select(Event).where(Event.event_id == event_id))
 
 
+def event_ids_at(db: Session, *, positions: Iterable[int]) -> dict[int, str]:
+    """The event id now at each of ``positions`` in the log (an erasure may have replaced
+    a sender's)."""
+    wanted = sorted(set(positions))
+    found: dict[int, str] = {}
+    for start in range(0, len(wanted), 1000):
+        for position, event_id in db.execute(
+            select(Event.position, Event.event_id).where(
+                Event.position.in_(wanted[start : start + 1000])
+            )
+        ):
+            found[int(position)] = str(event_id)
+    return found
+
+
 def count_events(db: Session) -> int:
     return db.scalar(select(func.count()).select_from(Event)) or 0
 

@@ -16,10 +16,11 @@ from prometheus_client import Counter
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from rapport.events.service import LoggedEvent
-from rapport.orders.models import TrackedOrderEvent
+from rapport.events.service import LoggedEvent, event_ids_at
+from rapport.orders.models import Order, TrackedOrderEvent
 from rapport.orders.tracked.mapping import Refusal
 from rapport.platform import clock
+from rapport.platform.ids import new_id
 from rapport.platform.middleware import METRICS
 from rapport.platform.privacy import PrivacySubject
 
@@ -155,8 +156,17 @@ def export_refusals(db: Session, *, subject: PrivacySubject) -> list[dict[str, A
 
 def erase_refusals(db: Session, *, subject: PrivacySubject) -> None:
     """The person's refused tracked orders go (kept for the operator, in no report). Applied
-    ones name nobody and stay, so their events are still never applied twice."""
+    ones name nobody and stay, so their events are still never applied twice; those of the
+    person's orders take the id their event has in the log now (the events domain's erasure,
+    which runs first, replaced a sender's id, which may spell the person out)."""
     db.execute(delete(TrackedOrderEvent).where(_naming(subject)))
+    theirs = select(Order.order_id).where(Order.customer_id.in_(subject.customer_ids))
+    applied = list(
+        db.scalars(select(TrackedOrderEvent).where(TrackedOrderEvent.order_id.in_(theirs)))
+    )
+    now = event_ids_at(db, positions=[row.event_position for row in applied])
+    for row in applied:
+        row.event_id = now.get(row.event_position, new_id("evt"))[:100]
 
 
 def _rapport_id(value: str | None) -> bool:
