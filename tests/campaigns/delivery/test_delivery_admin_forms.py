@@ -5,6 +5,7 @@ was typed kept, and nothing is saved; the endpoints list names the consent each 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,9 +13,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery import webhooks
-from rapport.campaigns.delivery.policy import sending_policy
+from rapport.campaigns.delivery.policy import sending_policy, update_sending_policy
+from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
+from rapport.campaigns.delivery.sending import dispatch_batch
 from rapport.campaigns.models import WebhookEndpoint
 from rapport.platform import service as platform
+from tests.campaigns.delivery.factories import make_campaign, make_customer
+from tests.campaigns.planning.factories import frozen_clock
+from tests.campaigns.receivers import SmtpSink
 from tests.platform.admin_forms import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -117,3 +123,26 @@ def test_a_refused_endpoint_keeps_what_was_typed_with_the_message_beside_its_fie
     assert no_url.text.index("data-field-error") > no_url.text.index('data-testid="webhook-form"')
     # and nothing was added
     assert db.scalar(select(func.count()).select_from(WebhookEndpoint)) == 1
+
+
+def test_the_customer_panel_lists_newest_first_by_the_time_it_shows(
+    admin: TestClient, db: Session, smtp_sink: SmtpSink
+) -> None:
+    clock = frozen_clock()  # 12:00 UTC
+    update_sending_policy(db, channel="email", changes={"quiet_start": 11, "quiet_end": 13})
+    person = make_customer(db)
+    early = make_campaign(db, name="Early")
+    queue_deliveries(db, campaign=early, recipients=[Recipient(customer_id=person)])
+    db.commit()
+    dispatch_batch(db, worker="w1")  # deferred to 13:00 by quiet hours
+    clock.advance(timedelta(minutes=30))
+    update_sending_policy(db, channel="email", changes={"quiet_start": 0, "quiet_end": 0})
+    later = make_campaign(db, name="Later")
+    queue_deliveries(db, campaign=later, recipients=[Recipient(customer_id=person)])
+    db.commit()
+    dispatch_batch(db, worker="w1")  # sent at 12:30
+    clock.advance(timedelta(minutes=31))
+    dispatch_batch(db, worker="w1")  # the early one, sent at 13:01
+    panel = admin.get(f"/admin/campaigns/customers/{person}/panel").text
+    # queued first but sent last, it is the newest of what the panel shows
+    assert panel.index(">Early</a>") < panel.index(">Later</a>")

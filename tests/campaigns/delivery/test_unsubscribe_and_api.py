@@ -127,7 +127,18 @@ def test_the_sending_policy_api_changes_only_the_fields_given(
         headers=admin,
     )
     assert wrong.status_code == 422
-    assert "default_time_zone" in wrong.text
+    assert wrong.json()["field"] == "email.default_time_zone"
+    # a value refused in one channel changes no other channel
+    mixed = client.put(
+        "/v1/campaigns/sending-policy",
+        json={"email": {"cap_messages": 7}, "inbox": {"default_time_zone": "Mars/Olympus"}},
+        headers=admin,
+    )
+    assert mixed.status_code == 422
+    assert mixed.json()["field"] == "inbox.default_time_zone"
+    assert "Mars/Olympus" in mixed.json()["detail"]
+    kept = client.get("/v1/campaigns/sending-policy", headers=auth(api_key("read"))).json()
+    assert kept["email"]["cap_messages"] == 5
     refused = client.put(
         "/v1/campaigns/sending-policy",
         json={"email": {"cap_messages": 1}},

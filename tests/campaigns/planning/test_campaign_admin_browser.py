@@ -63,3 +63,4 @@ def test_create_preview_launch_and_read_results(page, live_server, smtp_sink) ->
     page.wait_for_function("() => Chart.getChart('revenue-chart') !== undefined")
     assert page.get_by_test_id("treated-customers").inner_text().startswith("1")
     assert "no control group" in page.get_by_test_id("reading").inner_text()
+    assert "start at 0 at the lowest" in page.get_by_test_id("intervals-note").inner_text()

@@ -4,6 +4,8 @@ it), every other setting as it was; a section the editor does not show keeps its
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -138,3 +140,26 @@ def test_the_preview_takes_the_shops_customer_number(admin: TestClient, db: Sess
     page = admin.get(f"/admin/campaigns/{campaign.id}?preview_customer=C0000042")
     assert page.status_code == 200
     assert "Hello Ella" in page.text
+
+
+def test_a_new_campaign_without_a_name_is_said_beside_it_keeping_the_kind(
+    admin: TestClient, db: Session
+) -> None:
+    form = page_form(admin.get("/admin/campaigns").text, action="/admin/campaigns")
+    refused = post_form(
+        admin, "/admin/campaigns", typed(typed(form, "name", "  "), "kind", "triggered")
+    )
+    assert refused.status_code == 422
+    said = re.search(r'data-field-error="name">([^<]*)<', refused.text)
+    assert said is not None
+    assert said.group(1) == "Name: give the campaign a name of 1 to 200 characters"
+    assert "String should" not in refused.text
+    assert '<option value="triggered" selected>' in refused.text
+    assert editing.list_campaigns(db, offset=0, limit=10).total == 0
+    # corrected, the same form creates it, triggered
+    created = post_form(
+        admin, "/admin/campaigns", typed(typed(form, "name", "Match day"), "kind", "triggered")
+    )
+    assert created.status_code == 303
+    listed = editing.list_campaigns(db, offset=0, limit=10).campaigns
+    assert [(c.name, c.kind) for c in listed] == [("Match day", "triggered")]

@@ -75,7 +75,6 @@ def test_a_campaign_is_created_once_per_key_edited_previewed_and_launched(
     assert launched.json()["status"] == "sending"
     job = db.query(Job).filter(Job.kind == "campaigns.launch").one()
     planning_jobs.launch_campaign(db, job.payload)
-    assert client.get(path, headers=read).json()["status"] == "sending"  # queued, not sent
     while dispatch_batch(db, worker="w1"):
         pass
     results = client.get(f"{path}/results", headers=read)
@@ -95,6 +94,20 @@ def test_scheduling_and_pausing_over_http(client, api_key, db: Session) -> None:
     campaign = _new_campaign(client, write, make_segment(db))
     path = f"/v1/campaigns/{campaign['id']}"
     client.put(f"{path}/templates/email/en", json={"body": "<p>Hi</p>"}, headers=write)
+    past = client.post(
+        f"{path}/schedule", json={"scheduled_at": "2020-01-01T00:00:00Z"}, headers=command(write)
+    )
+    assert past.status_code == 422
+    assert past.json()["field"] == "scheduled_at"
+    assert past.json()["detail"] == "The time to send must be in the future"
+    naive = (clock.now() + timedelta(days=1)).replace(tzinfo=None).isoformat()
+    no_zone = client.post(f"{path}/schedule", json={"scheduled_at": naive}, headers=command(write))
+    assert no_zone.status_code == 422, no_zone.text
+    assert no_zone.json()["errors"][0]["field"] == "scheduled_at"
+    # its segment cannot be deleted while the campaign may still send to it
+    in_use = client.delete(f"/v1/segments/{campaign['segment_id']}", headers=write)
+    assert in_use.status_code == 409, in_use.text
+    assert "'Autumn'" in in_use.json()["detail"]
     when = (clock.now() + timedelta(days=1)).isoformat()
     scheduled = client.post(f"{path}/schedule", json={"scheduled_at": when}, headers=command(write))
     assert scheduled.status_code == 200, scheduled.text

@@ -98,6 +98,10 @@ def test_results_match_a_hand_computed_case(db: Session) -> None:
     assert found.control.revenue_minor == 1200
     assert found.treated.conversion.value == pytest.approx(2 / len(treated))
     assert found.treated.revenue_per_customer.value == pytest.approx(4800 / len(treated))
+    # one order among zeros: the t interval would dip below zero; a customer's spend cannot
+    assert found.control.revenue_per_customer.low == 0.0
+    assert found.control.revenue_per_customer.high is not None
+    assert found.control.revenue_per_customer.high > 1200 / len(control)
     expected = difference_of_proportions((2, len(treated)), (1, len(control)))
     assert found.conversion_uplift == expected
     known = 2 / len(treated) - 1 / len(control)

@@ -89,3 +89,14 @@ def test_wilson_interval_touches_its_bound_exactly_at_none_or_all() -> None:
     assert wilson(0, 86).low == 0.0
     assert wilson(86, 86).high == 1.0
     assert 0.0 < wilson(0, 86).high < 0.05
+
+
+def test_a_mean_of_amounts_never_negative_has_no_negative_lower_bound() -> None:
+    # one customer of eight spent €1.30, the others nothing: the t interval dips below zero
+    spend = [130.0] + [0.0] * 7
+    plain = mean_interval(spend)
+    assert plain.low is not None
+    assert plain.low < 0
+    clamped = mean_interval(spend, floor=0.0)
+    assert clamped.low == 0.0
+    assert (clamped.value, clamped.high) == (plain.value, plain.high)

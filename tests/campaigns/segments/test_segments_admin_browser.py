@@ -51,7 +51,7 @@ def test_build_a_two_condition_segment_with_forms(page: Any, live_server: Any) -
     expect(live).to_contain_text("2 customers match now")
     # unticking "granted" turns it round at once
     page.get_by_test_id("c0-granted").uncheck()
-    expect(live).to_contain_text("1 customers match now")
+    expect(live).to_contain_text("1 customer matches now")
     expect(page.get_by_test_id("summary-0")).to_have_text("Has not granted marketing email consent")
     page.get_by_test_id("c0-granted").check()
     expect(live).to_contain_text("2 customers match now")
@@ -62,7 +62,7 @@ def test_build_a_two_condition_segment_with_forms(page: Any, live_server: Any) -
     page.get_by_test_id("c1-field").fill("home_city")
     page.get_by_test_id("c1-op").select_option("eq")
     page.get_by_test_id("c1-value").fill("Lyon")
-    expect(live).to_contain_text("1 customers match now")
+    expect(live).to_contain_text("1 customer matches now")
     expect(page.get_by_test_id("preview-sample")).to_contain_text("Léa M.")
     expect(page.get_by_test_id("summary-1")).to_have_text("Home city is Lyon")
     _screenshot(page, "segment-builder")
@@ -75,7 +75,7 @@ def test_build_a_two_condition_segment_with_forms(page: Any, live_server: Any) -
     )
     _screenshot(page, "segment-builder-error")
     page.get_by_test_id("c1-field").fill("home_city")
-    expect(live).to_contain_text("1 customers match now")
+    expect(live).to_contain_text("1 customer matches now")
     expect(page.get_by_test_id("error-c1-field")).to_have_text("")
 
     # the JSON fallback shows the same condition, and back

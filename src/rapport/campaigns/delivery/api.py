@@ -20,7 +20,7 @@ from rapport.campaigns.delivery.rendering import read_unsubscribe_token
 from rapport.customers import service as customers
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession
-from rapport.platform.errors import NotFound, Problem
+from rapport.platform.errors import InvalidInput, NotFound, Problem
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.schemas import QueryDatetime, StrictModel
 from rapport.platform.settings import AppSettings
@@ -108,13 +108,21 @@ def get_sending_policy(db: DbSession, _key: ReadKey) -> dict[str, Any]:
 
 @router.put("/v1/campaigns/sending-policy")
 def put_sending_policy(body: SendingPolicyIn, db: DbSession, _key: AdminKey) -> dict[str, Any]:
-    """Change the fields given (per channel); fields left out keep their value."""
+    """Change the fields given (per channel); fields left out keep their value. Every
+    channel's changes are checked before any is stored: a value refused is a 422 naming it
+    under its channel (``inbox.default_time_zone``) and changes nothing."""
+    wanted: dict[str, dict[str, Any]] = {}
     for channel in ("email", "webhook", "inbox"):
         changes = getattr(body, channel)
-        if changes is not None:
-            policy.update_sending_policy(
-                db, channel=channel, changes=changes.model_dump(exclude_none=True)
-            )
+        if changes is None:
+            continue
+        wanted[channel] = changes.model_dump(exclude_none=True)
+        try:
+            policy.check_policy_changes(channel=channel, changes=wanted[channel])
+        except InvalidInput as refused:
+            raise InvalidInput(refused.detail, field=f"{channel}.{refused.field}") from None
+    for channel, changes in wanted.items():
+        policy.update_sending_policy(db, channel=channel, changes=changes)
     return _policy_out(db)
 
 

@@ -138,7 +138,8 @@ def customer_deliveries(
     db: Session, *, customer_id: str, offset: int = 0, limit: int = 20
 ) -> tuple[int, list[CustomerDelivery]]:
     """How many messages a customer was sent or held from, and a page of them, newest
-    first, with their campaign's name and when an inbox message was read."""
+    first by the time the panel shows (when it was sent, else when it was queued), with
+    their campaign's name and when an inbox message was read."""
     total = int(
         db.scalar(
             select(func.count()).select_from(Delivery).where(Delivery.customer_id == customer_id)
@@ -150,7 +151,7 @@ def customer_deliveries(
         .join(Campaign, Campaign.id == Delivery.campaign_id, isouter=True)
         .join(InboxMessage, InboxMessage.delivery_id == Delivery.id, isouter=True)
         .where(Delivery.customer_id == customer_id)
-        .order_by(Delivery.queued_at.desc(), Delivery.id.desc())
+        .order_by(func.coalesce(Delivery.sent_at, Delivery.queued_at).desc(), Delivery.id.desc())
         .offset(offset)
         .limit(limit)
     ).all()

@@ -77,15 +77,21 @@ def _check(field: str, value: Any) -> Any:
     return value
 
 
-def update_sending_policy(db: Session, *, channel: str, changes: dict[str, Any]) -> ChannelPolicy:
-    """Change the named fields of one channel's policy (fields not named keep their value)
-    and commit."""
+def check_policy_changes(*, channel: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """The changes checked (422 naming the field when one is refused), nothing stored: the
+    API checks every channel's changes before it stores any."""
     if channel not in CHANNELS:
         raise InvalidInput(f"Unknown channel {channel!r}", field="channel")
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
-    checked = {field: _check(field, value) for field, value in changes.items()}
+    return {field: _check(field, value) for field, value in changes.items()}
+
+
+def update_sending_policy(db: Session, *, channel: str, changes: dict[str, Any]) -> ChannelPolicy:
+    """Change the named fields of one channel's policy (fields not named keep their value)
+    and commit."""
+    checked = check_policy_changes(channel=channel, changes=changes)
     row = db.get(SendingPolicy, channel)
     if row is None:
         row = SendingPolicy(channel=channel, **DEFAULTS, updated_at=clock.now())

@@ -39,7 +39,8 @@ from rapport.platform.admin import (
 from rapport.platform.charts import Chart, Series, Unit
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, Problem
-from rapport.platform.paging import PageParams
+from rapport.platform.models import AdminUser
+from rapport.platform.paging import PageParams, PageRequest
 
 NAV: list[NavItem] = [NavItem("Campaigns", "/admin/campaigns", "Campaigns")]
 router = APIRouter(include_in_schema=False)
@@ -170,13 +171,24 @@ def campaign_changes(fields: dict[str, str], stored_trigger: dict[str, Any]) -> 
     return changes
 
 
-@router.get("/admin/campaigns", response_class=HTMLResponse)
-def campaigns_page(
+# What the "new campaign" form starts with, and what a refused field says beside it.
+NEW_CAMPAIGN_VALUES = {"name": "", "kind": "one_off"}
+NEW_CAMPAIGN_SAID = {
+    "name": "Name: give the campaign a name of 1 to 200 characters",
+    "kind": "Kind: choose one-off, scheduled or triggered",
+}
+
+
+def _campaigns_page(
     request: Request,
     db: DbSession,
-    user: CurrentAdmin,
-    paging_request: PageParams,
+    user: AdminUser,
+    paging_request: PageRequest,
+    *,
     message: str = "",
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
     total = editing.list_campaigns(db, offset=0, limit=1).total
     paging = paging_request.of(total)
@@ -190,25 +202,55 @@ def campaigns_page(
             "paging": paging,
             "kinds": KIND_LABELS,
             "message": message,
+            "values": values or NEW_CAMPAIGN_VALUES,
+            "errors": errors or {},
         },
+        status_code=status_code,
     )
 
 
-@router.post("/admin/campaigns", dependencies=[CsrfChecked])
-def create_campaign(
+@router.get("/admin/campaigns", response_class=HTMLResponse)
+def campaigns_page(
+    request: Request,
     db: DbSession,
     user: CurrentAdmin,
-    name: Annotated[str, Form(min_length=1, max_length=200)],
-    kind: Annotated[str, Form()] = "one_off",
+    paging_request: PageParams,
+    message: str = "",
+) -> HTMLResponse:
+    return _campaigns_page(request, db, user, paging_request, message=message)
+
+
+@router.post("/admin/campaigns", dependencies=[CsrfChecked], response_model=None)
+def create_campaign(
+    request: Request, db: DbSession, user: CurrentAdmin, fields: FormFields
 ) -> Response:
-    try:
-        settings = editing.validated_settings({"name": name, "kind": kind})
-        if kind == "triggered":
-            settings.trigger = dict(DEFAULT_TRIGGER)
-        campaign = editing.create_campaign(db, settings=settings, created_by=user.email)
-    except Problem as problem:
-        return _back("/admin/campaigns", problem.detail)
-    return _back(_editor(campaign.id), "Campaign created: pick its audience and write its message")
+    """Creates a draft and opens its editor; a refused name or kind is said beside its field
+    on the list page, with what was typed and chosen kept (422)."""
+    typed = {name: fields.get(name, value) for name, value in NEW_CAMPAIGN_VALUES.items()}
+    errors: dict[str, str] = {}
+    if not 1 <= len(typed["name"].strip()) <= 200:
+        errors["name"] = NEW_CAMPAIGN_SAID["name"]
+    if typed["kind"] not in ("one_off", "scheduled", "triggered"):
+        errors["kind"] = NEW_CAMPAIGN_SAID["kind"]
+    if not errors:
+        try:
+            settings = editing.validated_settings(
+                {"name": typed["name"].strip(), "kind": typed["kind"]}
+            )
+            if typed["kind"] == "triggered":
+                settings.trigger = dict(DEFAULT_TRIGGER)
+            campaign = editing.create_campaign(db, settings=settings, created_by=user.email)
+        except Problem as problem:
+            db.rollback()
+            field = problem.field if problem.field in NEW_CAMPAIGN_SAID else "name"
+            errors[field] = NEW_CAMPAIGN_SAID[field]
+        else:
+            return _back(
+                _editor(campaign.id), "Campaign created: pick its audience and write its message"
+            )
+    return _campaigns_page(
+        request, db, user, PageRequest(), values=typed, errors=errors, status_code=422
+    )
 
 
 def _editor_context(db: DbSession, campaign_id: int) -> dict[str, Any]:

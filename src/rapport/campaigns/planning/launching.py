@@ -126,9 +126,13 @@ def schedule_campaign(
         raise InvalidInput("A triggered campaign fires on its event, not at a time", field="kind")
     if campaign.status not in ("draft", "scheduled"):
         raise Conflict(f"A {campaign.status} campaign cannot be scheduled")
+    if scheduled_at.tzinfo is None:
+        raise InvalidInput(
+            "Give the time to send with its offset (Z for UTC, or +02:00)", field="scheduled_at"
+        )
     at = clock.as_utc(scheduled_at)
     if at <= clock.now():
-        raise InvalidInput("The time to send is in the future", field="scheduled_at")
+        raise InvalidInput("The time to send must be in the future", field="scheduled_at")
     campaign.kind = "scheduled"
     campaign.scheduled_at = at
     campaign.status = "scheduled"

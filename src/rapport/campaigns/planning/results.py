@@ -11,8 +11,9 @@ treat"), so the comparison stays between two random halves of one audience.
   Newcombe's hybrid score interval for a difference of proportions (from the two Wilson
   intervals), which behaves at 0% and 100% where the Wald interval does not;
 - revenue per customer (order totals, minor units) and points redeemed per customer: means
-  over every customer of the group (zero for those who bought or redeemed nothing); the
-  uplift's interval is Welch's t interval for a difference of means.
+  over every customer of the group (zero for those who bought or redeemed nothing), with a t
+  interval whose lower bound is at least 0 (no customer spends or redeems less than nothing);
+  the uplift's interval is Welch's t interval for a difference of means (it may be negative).
 
 Without a control group, or with fewer than ``min_control`` customers in it, the results
 say so and give no uplift."""
@@ -120,8 +121,11 @@ def difference_of_proportions(
     return Interval(difference, low, high)
 
 
-def mean_interval(values: Sequence[float]) -> Interval:
-    """A mean and its t interval."""
+def mean_interval(values: Sequence[float], *, floor: float | None = None) -> Interval:
+    """A mean and its t interval; with ``floor``, a lower bound below it is raised to it (a
+    mean of amounts that are never negative, revenue or points per customer, has no negative
+    lower bound: the symmetric t interval of a few large orders among many zeros would
+    give one)."""
     n = len(values)
     if n == 0:
         return Interval.none()
@@ -130,7 +134,8 @@ def mean_interval(values: Sequence[float]) -> Interval:
         return Interval(mean, None, None)
     variance = sum((v - mean) ** 2 for v in values) / (n - 1)
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * math.sqrt(variance / n)
-    return Interval(mean, mean - half, mean + half)
+    low = mean - half if floor is None else max(floor, mean - half)
+    return Interval(mean, low, mean + half)
 
 
 def difference_of_means(treated: Sequence[float], control: Sequence[float]) -> Interval:
@@ -228,9 +233,9 @@ def _group(
         converted=converted,
         conversion=wilson(converted, len(customer_ids)),
         revenue_minor=int(sum(spend)),
-        revenue_per_customer=mean_interval(spend),
+        revenue_per_customer=mean_interval(spend, floor=0.0),
         points_redeemed=int(sum(points)),
-        points_per_customer=mean_interval(points),
+        points_per_customer=mean_interval(points, floor=0.0),
     )
     return result, spend, points, converted
 

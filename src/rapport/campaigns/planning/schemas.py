@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from rapport.campaigns.planning.editing import MAX_RADIUS_KM, RowId, parse_trigger
 from rapport.campaigns.planning.results import CampaignResults, GroupResult, Interval
@@ -23,7 +23,7 @@ class CampaignChanges(StrictModel):
     channel: Literal["email", "webhook", "inbox"] | None = None
     webhook_endpoint_id: RowId | None = None
     segment_id: RowId | None = None
-    scheduled_at: datetime | None = None
+    scheduled_at: AwareDatetime | None = None
     trigger: dict[str, Any] | None = None
     store_id: str | None = Field(default=None, max_length=64)
     radius_km: float | None = Field(default=None, gt=0, le=MAX_RADIUS_KM)
@@ -90,7 +90,10 @@ class CampaignList(BaseModel):
 
 
 class ScheduleIn(StrictModel):
-    scheduled_at: datetime = Field(description="When to send (UTC, or with an offset); future")
+    scheduled_at: AwareDatetime = Field(
+        description="When to send, with its offset (Z for UTC); in the future. A time without "
+        "one is refused (422 naming scheduled_at)"
+    )
 
 
 class TestSendIn(StrictModel):
