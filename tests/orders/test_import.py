@@ -834,6 +834,8 @@ def expected_olist(folder: Path, limit: int) -> dict[str, int]:
         i for i in items if olist_orders[i["order_id"]]["order_status"] in ("delivered", "shipped")
     ]
     imported = {i["order_id"] for i in kept}
+    with (folder / "customers.csv").open(encoding="utf-8", newline="") as file:
+        person = {row["customer_id"]: row["customer_unique_id"] for row in csv.DictReader(file)}
 
     def late(order: dict[str, str]) -> bool:
         promised = date.fromisoformat(order["order_estimated_delivery_date"][:10])
@@ -846,6 +848,7 @@ def expected_olist(folder: Path, limit: int) -> dict[str, int]:
         "skipped_items": len(items) - len(kept),
         "products": len({i["product_id"] for i in kept}),
         "late": sum(1 for o in imported if late(olist_orders[o])),
+        "customers": len({person[olist_orders[o]["customer_id"]] for o in imported}),
         "value": sum(
             int(Decimal(i["price"]).scaleb(2).to_integral_value(ROUND_HALF_UP)) for i in kept
         ),
@@ -872,6 +875,7 @@ def test_olist_subset_imports_delivered_and_shipped_orders_once(db, olist) -> No
         "skipped_items": 37,
         "products": 1_768,
         "late": 131,
+        "customers": 2_146,
         "value": 30_458_964,
     }
     assert (first.orders_added, first.lines_added, first.products_created) == (
@@ -880,7 +884,9 @@ def test_olist_subset_imports_delivered_and_shipped_orders_once(db, olist) -> No
         expected["products"],
     )
     assert sum(first.skipped.values()) == expected["skipped_items"]
-    assert first.customers_created == 9_920  # every person in customers.csv, with their city
+    # the people of those orders, with their city: not all 9,920 in customers.csv (a trial)
+    assert first.customers_created == expected["customers"]
+    assert customers.count_customers(db) == expected["customers"]
     late = db.scalar(select(func.count()).select_from(Event).where(Event.type == "delivery_late"))
     assert late == expected["late"]
     assert db.scalar(select(func.sum(Order.total_minor))) == expected["value"]
@@ -985,6 +991,25 @@ def test_olist_folder_imports_delivered_and_shipped_orders_with_their_promises(
     person = customers.find_customer_by_external_id(db, external_id="person-a")
     assert person is not None
     assert (person.home_city, person.locale) == ("sao paulo", "pt-BR")
+
+
+def test_an_olist_trial_creates_only_the_customers_of_its_orders(db, tmp_path) -> None:
+    # given an Olist folder whose customers.csv names three people, one with a two-line city
+    folder = olist_folder(
+        tmp_path,
+        customers=OLIST_FILES["customers.csv"].replace("curitiba", '"curitiba\nnorte"'),
+    )
+    # when only its first order item is read (o2, person-b's)
+    summary = import_transactions_file(db, folder, PRESETS["olist"], limit=1)
+    # then person-b alone is created, with their city
+    assert (summary.orders_added, summary.customers_created) == (1, 1)
+    assert customers.count_customers(db) == 1
+    person = customers.find_customer_by_external_id(db, external_id="person-b")
+    assert person is not None
+    assert person.home_city == "curitiba\nnorte"
+    # and the full import later creates the others
+    full = import_transactions_file(db, folder, PRESETS["olist"])
+    assert (full.orders_added, full.customers_created) == (1, 1)
 
 
 def test_olist_malformed_customers_file_is_named_and_changes_nothing(db, tmp_path) -> None:

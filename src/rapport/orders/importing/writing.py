@@ -18,11 +18,15 @@ for baskets), so running the same import again adds nothing.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import heapq
+import io
 import itertools
 import pickle
 import tempfile
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
@@ -53,6 +57,7 @@ from rapport.orders.importing.olist import OlistSource
 from rapport.orders.importing.reading import CsvSource, TransactionSource
 from rapport.orders.models import Order
 from rapport.platform.errors import MalformedFile as FileProblem
+from rapport.platform.files import open_decompressed
 from rapport.platform.schemas import MAX_MINOR_UNITS
 
 
@@ -363,6 +368,42 @@ def _import_olist_customers(
         ) from error
 
 
+def _only_people(path: Path, people: set[str], folder: Path) -> Path:
+    """A copy of Olist's ``customers.csv`` in ``folder`` with only the rows of ``people``
+    (their ``customer_unique_id``): the customers of a trial's orders (``--limit``), not every
+    person in the file. Every other record becomes as many blank lines as it spanned, which
+    the customers importer passes over, so an error still names the original file's line.
+    A file that cannot be read as CSV is left whole: the customers import says what is wrong."""
+    column = customers.CUSTOMER_FILE_PRESETS["olist"].external_id
+    copy = folder / path.name
+    try:
+        with ExitStack() as stack:
+            _raw, stream = open_decompressed(stack, path, fail=FileProblem)
+            text = stack.enter_context(
+                io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+            )
+            out = stack.enter_context(
+                copy.open("w", encoding="utf-8", errors="surrogateescape", newline="")
+            )
+            reader = csv.reader(text)
+            writer = csv.writer(out, lineterminator="\n")
+            header = next(reader, [])
+            if column not in [name.strip() for name in header]:
+                return path
+            position = [name.strip() for name in header].index(column)
+            writer.writerow(header)
+            seen = reader.line_num
+            for row in reader:
+                spanned, seen = reader.line_num - seen, reader.line_num
+                if len(row) > position and row[position].strip() in people:
+                    writer.writerow(row)
+                else:
+                    out.write("\n" * spanned)
+    except (csv.Error, FileProblem, OSError, EOFError, zlib.error, zipfile.BadZipFile):
+        return path
+    return copy
+
+
 def import_transactions_file(
     db: Session,
     path: Path,
@@ -376,7 +417,8 @@ def import_transactions_file(
     """Check the whole file, then create its missing stores, products and customers and
     import its orders in batches. A malformed file raises :class:`MalformedFile` before
     anything is written; orders already present are skipped, so a second run adds nothing.
-    ``limit`` reads only the first data rows (of ``order_items.csv`` for Olist)."""
+    ``limit`` reads only the first data rows (of ``order_items.csv`` for Olist, whose
+    customers are then only the people of the orders read)."""
     mapping.validate()
     report = reporter(progress)
     source = _open_source(path, mapping, limit)  # opened once per pass
@@ -390,7 +432,12 @@ def import_transactions_file(
     # Everything below writes; the file is known to be well formed.
     customers_before = customers.count_customers(db)
     if isinstance(source, OlistSource):
-        _import_olist_customers(db, source.customers_file, report, granted=mapping.granted_consents)
+        with tempfile.TemporaryDirectory(prefix="rapport-") as scratch:
+            people = source.customers_file
+            if limit is not None:  # a trial: the people of the orders it reads
+                named = {head.customer for head in scan.orders.values() if head.customer}
+                people = _only_people(people, named, Path(scratch))
+            _import_olist_customers(db, people, report, granted=mapping.granted_consents)
     stores_created = _ensure_stores(db, mapping, scan)
     category_of, products_created = _ensure_products(db, mapping, scan, report)
     with ExitStack() as stack:
