@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from rapport.campaigns.planning import editing
+from rapport.campaigns.planning import editing, launching
 from rapport.campaigns.planning.editing import CampaignSettings
 from rapport.platform import service as platform
-from tests.campaigns.planning.factories import make_segment
+from tests.campaigns.planning.factories import make_customer, make_segment, write_template
 from tests.orders.factories import seed_catalog
 from tests.platform.admin_forms import (
     ADMIN_EMAIL,
@@ -163,3 +163,25 @@ def test_a_new_campaign_without_a_name_is_said_beside_it_keeping_the_kind(
     assert created.status_code == 303
     listed = editing.list_campaigns(db, offset=0, limit=10).campaigns
     assert [(c.name, c.kind) for c in listed] == [("Match day", "triggered")]
+
+
+def test_a_sent_campaign_with_deliveries_waiting_offers_pause_and_cancel(
+    admin: TestClient, db: Session
+) -> None:
+    make_customer(db)
+    campaign = editing.create_campaign(
+        db, settings=CampaignSettings(name="Quiet", segment_id=make_segment(db))
+    )
+    write_template(db, campaign.id)
+    launching.launch_campaign(db, campaign_id=campaign.id)
+    # as an earlier version left it: sent while its delivery still waits
+    stored = editing.get_campaign(db, campaign_id=campaign.id)
+    stored.status = "sent"
+    db.commit()
+    page = admin.get(f"/admin/campaigns/{campaign.id}").text
+    assert 'data-testid="pause"' in page
+    assert 'data-testid="cancel"' in page
+    launching.cancel_campaign(db, campaign_id=campaign.id)
+    page = admin.get(f"/admin/campaigns/{campaign.id}").text
+    assert 'data-testid="pause"' not in page
+    assert 'data-testid="cancel"' not in page

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select
 
+from rapport.campaigns.delivery.queueing import has_waiting
 from rapport.campaigns.delivery.rendering import RenderedMessage, render_message
 from rapport.campaigns.delivery.sending import send_test
 from rapport.campaigns.models import CHANNELS, Segment, WebhookEndpoint
@@ -269,6 +270,9 @@ def _editor_context(db: DbSession, campaign_id: int) -> dict[str, Any]:
         "recent_customers": customers.recent_customers(db, limit=20),
         "filters_text": filters_text(dict(campaign.trigger.get("filters") or {})),
         "local": campaign.kind != "triggered" and campaign.key is None,
+        # A campaign an earlier version marked sent while deliveries still waited can still
+        # be paused or cancelled (launching.pause_campaign, cancel_campaign).
+        "waiting": campaign.status == "sent" and has_waiting(db, campaign_id=campaign.id),
     }
 
 
