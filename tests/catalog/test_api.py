@@ -42,6 +42,10 @@ def test_bulk_upsert_and_paginate(client, api_key, db) -> None:
     ).json()
     assert [p["sku"] for p in rest["items"]] == ["W-003", "W-004"]
     assert rest["next_cursor"] is None
+    # a last page that is full says it is the last, rather than sending the client on to an
+    # empty one
+    whole = client.get("/v1/products?limit=5", headers=auth(reader)).json()
+    assert (len(whole["items"]), whole["next_cursor"]) == (5, None)
 
 
 def test_a_product_without_a_category_is_filed_as_uncategorised(client, api_key) -> None:

@@ -28,7 +28,7 @@ from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
-from rapport.platform.schemas import Page
+from rapport.platform.schemas import Page, PageCursor, page_of
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -40,14 +40,13 @@ StoreIdPath = Annotated[str, Path(pattern=SKU_PATTERN, description="Store id")]
 def list_products(
     db: DbSession,
     _key: ReadKey,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: PageCursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     category: Annotated[str | None, Query(description="Category path prefix")] = None,
 ) -> Page[ProductOut]:
-    """Products in SKU order, one page at a time."""
-    products = service.list_products(db, after_sku=cursor, limit=limit, category=category)
-    next_cursor = products[-1].sku if len(products) == limit else None
-    return Page(items=[ProductOut.model_validate(p) for p in products], next_cursor=next_cursor)
+    """Products in SKU order, one page at a time (the last page has no next_cursor)."""
+    products = service.list_products(db, after_sku=cursor, limit=limit + 1, category=category)
+    return page_of(products, limit=limit, item=ProductOut.model_validate, cursor=lambda p: p.sku)
 
 
 @router.get("/products/{sku}")
@@ -181,26 +180,22 @@ def price_consistency(
     db: DbSession,
     _key: ReadKey,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[
-        str | None, Query(max_length=64, description="next_cursor of the previous page")
-    ] = None,
+    cursor: PageCursor = None,
 ) -> Page[PriceDifferenceOut]:
     """Every live price rule that sets a price other than the catalogue's, with its reason,
     by SKU, a page at a time."""
     found = service.price_consistency_report(db, limit=limit + 1, after=cursor)
-    page = found[:limit]
-    return Page(
-        items=[
-            PriceDifferenceOut(
-                sku=d.sku,
-                name=d.name,
-                catalogue_price_minor=d.catalogue_price_minor,
-                channel=d.channel,
-                store_id=d.store_id,
-                price_minor=d.price_minor,
-                reason=d.reason,
-            )
-            for d in page
-        ],
-        next_cursor=str(page[-1].rule_id) if len(found) > limit else None,
+    return page_of(
+        found,
+        limit=limit,
+        item=lambda d: PriceDifferenceOut(
+            sku=d.sku,
+            name=d.name,
+            catalogue_price_minor=d.catalogue_price_minor,
+            channel=d.channel,
+            store_id=d.store_id,
+            price_minor=d.price_minor,
+            reason=d.reason,
+        ),
+        cursor=lambda d: str(d.rule_id),
     )

@@ -39,7 +39,7 @@ from rapport.platform.db import DbSession, WritingDbSession
 from rapport.platform.errors import NotFound
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.middleware import is_head
-from rapport.platform.schemas import Page
+from rapport.platform.schemas import Page, PageCursor, page_of
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -237,19 +237,18 @@ def get_consent_history(
     db: DbSession,
     _key: ReadKey,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[
-        str | None, Query(max_length=64, description="next_cursor of the previous page")
-    ] = None,
+    cursor: PageCursor = None,
 ) -> Page[ConsentChangeOut]:
     """The customer's consent decisions, oldest first, a page at a time."""
     profile = _profile(db, service.resolve_customer_ref(db, ref=customer_id))
     found = service.consent_history(
         db, customer_id=profile.customer_id, limit=limit + 1, after=cursor
     )
-    page = found[:limit]
-    return Page(
-        items=[ConsentChangeOut.model_validate(c) for c in page],
-        next_cursor=service.consent_cursor_of(page[-1]) if len(found) > limit else None,
+    return page_of(
+        found,
+        limit=limit,
+        item=ConsentChangeOut.model_validate,
+        cursor=service.consent_cursor_of,
     )
 
 

@@ -39,7 +39,7 @@ from rapport.platform.auth import ReadKey, WriteKey, admit_coupon_codes
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
-from rapport.platform.schemas import Page, QueryDate
+from rapport.platform.schemas import Page, PageCursor, QueryDate, page_of
 from rapport.platform.settings import AppSettings
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -92,17 +92,13 @@ def list_orders(
     _key: ReadKey,
     customer_id: customers.CustomerRefQuery,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[
-        str | None, Query(max_length=64, description="next_cursor of the previous page")
-    ] = None,
+    cursor: PageCursor = None,
 ) -> Page[OrderOut]:
     """A customer's orders across channels, newest first, a page at a time."""
     customer_id = customers.resolve_customer_ref(db, ref=customer_id)
     found = service.customer_orders(db, customer_id=customer_id, limit=limit + 1, after=cursor)
-    page = found[:limit]
-    return Page(
-        items=[_order_out(db, o) for o in page],
-        next_cursor=page[-1].order_id if len(found) > limit else None,
+    return page_of(
+        found, limit=limit, item=lambda o: _order_out(db, o), cursor=lambda o: o.order_id
     )
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Query
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -160,6 +162,30 @@ class Page(BaseModel, Generic[ItemT]):
 
     items: list[ItemT]
     next_cursor: str | None = Field(default=None)
+
+
+RowT = TypeVar("RowT")
+
+# The ``cursor`` query parameter of every list that pages by cursor.
+PageCursor = Annotated[
+    str | None, Query(max_length=64, description="next_cursor of the previous page")
+]
+
+
+def page_of(
+    found: Sequence[RowT],
+    *,
+    limit: int,
+    item: Callable[[RowT], ItemT],
+    cursor: Callable[[RowT], str],
+) -> Page[ItemT]:
+    """The page answered from ``found``, read with ``limit + 1`` rows: the row beyond the
+    page is not shown, it only says another page follows (whose cursor is the last shown)."""
+    shown = found[:limit]
+    return Page[ItemT](
+        items=[item(row) for row in shown],
+        next_cursor=cursor(shown[-1]) if len(found) > limit else None,
+    )
 
 
 class ApiKeyIn(StrictModel):
