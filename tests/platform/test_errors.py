@@ -212,3 +212,30 @@ def test_an_admin_page_past_its_budget_is_a_page_saying_when_to_retry() -> None:
     assert response.headers["content-type"].startswith("text/html")
     assert "<h1>Request took too long</h1>" in response.text
     assert 'href="/admin/slow">Try again</a>' in response.text
+
+
+def test_an_unexpected_error_is_a_500_problem_logged_once_by_us_without_its_traceback(
+    app, caplog
+) -> None:
+    # given a route that fails in a way nobody foresaw
+    def fails() -> None:
+        raise ZeroDivisionError("division by zero")
+
+    app.add_api_route("/v1/failing-on-purpose", fails)
+    client = TestClient(app, raise_server_exceptions=False)
+    # when it is asked
+    with caplog.at_level("ERROR", logger="rapport.platform.errors"):
+        response = client.get("/v1/failing-on-purpose")
+    # then the caller gets a problem that changes nothing and leaks nothing
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"].startswith("Something went wrong on our side")
+    assert "division" not in response.text
+    # and our log says once which request failed and how, leaving the traceback to the server
+    # (Starlette raises the error again after the answer, and the server logs it with its
+    # traceback): one traceback per failure, not two
+    ours = [r for r in caplog.records if r.name == "rapport.platform.errors"]
+    assert [r.getMessage() for r in ours] == [
+        "unhandled error on GET /v1/failing-on-purpose: ZeroDivisionError: division by zero"
+    ]
+    assert ours[0].exc_info is None

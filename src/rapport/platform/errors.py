@@ -340,7 +340,15 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        # One line naming the request: Starlette's error middleware raises the error again
+        # once this answer is sent, and the server logs its traceback then.
+        log.error(
+            "unhandled error on %s %s: %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+            exc,
+        )
         return answer_problem(
             request,
             status=500,
