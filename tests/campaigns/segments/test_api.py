@@ -96,14 +96,87 @@ def test_a_bad_condition_is_named_in_problem_json(
     answer = client.post("/v1/segments", json={"name": "Bad", "definition": bad}, headers=writer)
     assert answer.status_code == 422
     assert answer.headers["content-type"].startswith("application/problem+json")
-    assert answer.json()["field"] == "definition.conditions[2].days"
+    assert answer.json()["field"] == "definition.conditions.2.days"
+    assert answer.json()["errors"] == [
+        {
+            "field": "definition.conditions.2.days",
+            "location": "body",
+            "pointer": "/definition/conditions/2/days",
+            "message": "Input should be greater than or equal to 1",
+            "code": "greater_than_equal",
+        }
+    ]
     unknown = client.post(
         "/v1/segments/preview",
         json={"definition": {"conditions": [{"kind": "horoscope"}]}},
         headers=writer,
     )
     assert unknown.status_code == 422
-    assert unknown.json()["field"] == "definition.conditions[0].kind"
+    assert unknown.json()["field"] == "definition.conditions.0.kind"
+
+
+def test_a_control_character_is_named_at_its_own_field(
+    client: TestClient, api_key: Callable[..., str]
+) -> None:
+    writer = auth(api_key("read", "write"))
+    bad = {
+        "conditions": [
+            {"kind": "consent", "purpose": "marketing_email"},
+            {"kind": "bought_category", "category": "Wi\u0000ne", "days": 30},
+            {"kind": "trait", "field": "home_city", "op": "in", "value": ["Lyon", "Pa\u0001ris"]},
+        ],
+    }
+    answer = client.post("/v1/segments", json={"name": "NUL", "definition": bad}, headers=writer)
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert problem["field"] == "definition.conditions.1.category"
+    assert [(e["field"], e["pointer"], e["code"]) for e in problem["errors"]] == [
+        (
+            "definition.conditions.1.category",
+            "/definition/conditions/1/category",
+            "control_character",
+        ),
+        (
+            "definition.conditions.2.value.1",
+            "/definition/conditions/2/value/1",
+            "control_character",
+        ),
+    ]
+    assert "\\u0000 at position 2" in problem["errors"][0]["message"]
+    preview = client.post("/v1/segments/preview", json={"definition": bad}, headers=writer)
+    assert preview.json()["field"] == "definition.conditions.1.category"
+    assert client.get("/v1/segments", headers=writer).json() == []
+    # a definition that is no JSON object is still named as the definition
+    listed = client.post("/v1/segments", json={"name": "L", "definition": [1]}, headers=writer)
+    assert listed.status_code == 422
+    assert listed.json()["field"] == "definition"
+
+
+def test_a_condition_refused_when_evaluated_is_named_in_the_definition(
+    client: TestClient, api_key: Callable[..., str]
+) -> None:
+    writer = auth(api_key("read", "write"))
+    nowhere = {"conditions": [{"kind": "store", "store_id": "nowhere", "by": "nearest"}]}
+    expected = [
+        {
+            "field": "definition.conditions.0.store_id",
+            "location": "body",
+            "pointer": "/definition/conditions/0/store_id",
+            "message": "No store 'nowhere' with coordinates",
+            "code": "invalid",
+        }
+    ]
+    preview = client.post("/v1/segments/preview", json={"definition": nowhere}, headers=writer)
+    created = client.post(
+        "/v1/segments",
+        json={"name": "Nowhere", "definition": nowhere},
+        headers={**writer, "Idempotency-Key": "seg-nowhere"},
+    )
+    for answer in (preview, created):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == "definition.conditions.0.store_id"
+        assert answer.json()["errors"] == expected
+    assert client.get("/v1/segments", headers=writer).json() == []
 
 
 def test_scopes_reads_need_read_and_changes_need_write(

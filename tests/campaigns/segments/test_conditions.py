@@ -1,5 +1,5 @@
 """Segment definitions: every kind parses, and a bad one is refused naming the condition and
-its field (``conditions[2].days``)."""
+its field (``conditions.2.days``)."""
 
 from __future__ import annotations
 
@@ -39,24 +39,33 @@ def test_every_kind_has_an_example_that_parses_and_round_trips() -> None:
 @pytest.mark.parametrize(
     ("condition", "field"),
     [
-        ({"kind": "bought_category", "category": "Wine", "days": 0}, "conditions[1].days"),
-        ({"kind": "horoscope"}, "conditions[1].kind"),
-        ({"kind": "trait", "field": "shoe_size", "op": "eq", "value": 1}, "conditions[1].field"),
+        ({"kind": "bought_category", "category": "Wine", "days": 0}, "conditions.1.days"),
+        ({"kind": "horoscope"}, "conditions.1.kind"),
+        ({"kind": "trait", "field": "shoe_size", "op": "eq", "value": 1}, "conditions.1.field"),
         (
             {"kind": "trait", "field": "last_order_at", "op": "eq", "value": 1.5},
-            "conditions[1].value",
+            "conditions.1.value",
         ),
-        ({"kind": "trait", "field": "channels", "op": "eq", "value": "web"}, "conditions[1].op"),
-        ({"kind": "near", "latitude": 51.5, "radius_km": 5}, "conditions[1].longitude"),
+        ({"kind": "trait", "field": "channels", "op": "eq", "value": "web"}, "conditions.1.op"),
+        ({"kind": "near", "latitude": 51.5, "radius_km": 5}, "conditions.1.longitude"),
         (
             {"kind": "near", "latitude": 91, "longitude": 0, "radius_km": 5},
-            "conditions[1].latitude",
+            "conditions.1.latitude",
         ),
-        ({"kind": "rfm", "recency": [5, 1]}, "conditions[1].recency"),
-        ({"kind": "rfm"}, "conditions[1].recency"),
-        ({"kind": "consent", "purpose": "marketing_fax"}, "conditions[1].purpose"),
-        ({"kind": "consent", "purpose": "location", "colour": "red"}, "conditions[1].colour"),
-        ({"kind": "p_alive", "min": 0.9, "max": 0.1}, "conditions[1].max"),
+        ({"kind": "rfm", "recency": [5, 1]}, "conditions.1.recency"),
+        ({"kind": "rfm"}, "conditions.1.recency"),
+        ({"kind": "consent", "purpose": "marketing_fax"}, "conditions.1.purpose"),
+        ({"kind": "consent", "purpose": "location", "colour": "red"}, "conditions.1.colour"),
+        ({"kind": "p_alive", "min": 0.9, "max": 0.1}, "conditions.1.max"),
+        # deeper down, the path the document really has, dotted
+        ({"kind": "rfm", "recency": [1, 9]}, "conditions.1.recency.1"),
+        # a control character, at its own field (not the whole list of conditions)
+        ({"kind": "bought_category", "category": "Wi\x00ne", "days": 30}, "conditions.1.category"),
+        (
+            {"kind": "trait", "field": "home_city", "op": "in", "value": ["Lyon", "Pa\x1bris"]},
+            "conditions.1.value.1",
+        ),
+        ({"kind": "consent", "purpose": "location", "co\x00lour": "red"}, "conditions.1"),
     ],
 )
 def test_a_bad_condition_is_named(condition: dict[str, Any], field: str) -> None:
@@ -65,6 +74,20 @@ def test_a_bad_condition_is_named(condition: dict[str, Any], field: str) -> None
         campaigns.parse_definition(raw)
     assert refused.value.field == field
     assert refused.value.detail.startswith(f"{field}: ")
+
+
+def test_fields_follow_the_document_not_the_union_pydantic_tried() -> None:
+    value = ["Lyon", {"x": 1}]
+    raw = {"conditions": [{"kind": "trait", "field": "home_city", "op": "in", "value": value}]}
+    with pytest.raises(InvalidInput) as refused:
+        campaigns.parse_definition(raw)
+    assert refused.value.errors is not None
+    places = {(error["field"], error["pointer"]) for error in refused.value.errors}
+    # the value as a whole (not text, a number...) and its second item; never ``list[...]``
+    assert places == {
+        ("conditions.0.value", "/conditions/0/value"),
+        ("conditions.0.value.1", "/conditions/0/value/1"),
+    }
 
 
 def test_the_definition_itself_is_checked() -> None:

@@ -141,7 +141,7 @@ def test_a_number_comparison_on_an_attribute_takes_numbers() -> None:
         campaigns.parse_definition(
             {"conditions": [{"kind": "trait", "field": "attributes.age", "op": "gt", "value": "x"}]}
         )
-    assert refused.value.field == "conditions[0].value", refused.value.detail
+    assert refused.value.field == "conditions.0.value", refused.value.detail
 
 
 def test_consent_granted_and_not_granted(db: Session) -> None:

@@ -152,7 +152,7 @@ def test_json_that_does_not_parse_is_named_or_shown_again_as_typed() -> None:
     fields = {"c0.kind": ["consent"], "c0.purpose": ["location"], "c1.json": ['{"kind":']}
     with pytest.raises(InvalidInput) as raised:
         conditions_from_form(fields)
-    assert raised.value.field == "conditions[1]"
+    assert raised.value.field == "conditions.1"
     kept = conditions_from_form(fields, strict=False)
     assert kept == [{"kind": "consent", "purpose": "location", "granted": False}, '{"kind":']
     assert condition_form(1, kept[1]).as_json == '{"kind":'
@@ -162,7 +162,7 @@ def test_empty_inputs_leave_fields_out_so_the_error_names_the_field() -> None:
     back = conditions_from_form({"c0.kind": ["bought_category"], "c0.category": ["Wine"]})
     with pytest.raises(InvalidInput) as raised:
         parse_definition({"conditions": back})
-    assert raised.value.field == "conditions[0].days"
+    assert raised.value.field == "conditions.0.days"
 
 
 @pytest.mark.parametrize(

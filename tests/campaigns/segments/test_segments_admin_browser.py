@@ -73,6 +73,8 @@ def test_build_a_two_condition_segment_with_forms(page: Any, live_server: Any) -
     expect(page.get_by_test_id("preview-error")).to_contain_text(
         "Condition 2 (Profile trait), Trait: unknown trait"
     )
+    # the field named dotted, as every API problem names it
+    expect(page.get_by_test_id("preview-error")).to_contain_text("[conditions.1.field]")
     _screenshot(page, "segment-builder-error")
     page.get_by_test_id("c1-field").fill("home_city")
     expect(live).to_contain_text("1 customer matches now")
@@ -108,6 +110,7 @@ def test_build_a_two_condition_segment_with_forms(page: Any, live_server: Any) -
     page.get_by_test_id("save-segment").click()
     expect(page.get_by_test_id("message")).to_contain_text("Not saved")
     expect(page.get_by_test_id("error-c2-days")).to_contain_text("less than or equal to 3650")
+    expect(page.get_by_test_id("message")).to_contain_text("[conditions.2.days]")
     expect(page.get_by_test_id("c2-days")).to_have_value("99999")
     _screenshot(page, "segment-save-refused")
     page.locator("details[data-section=Campaigns] > summary").click()

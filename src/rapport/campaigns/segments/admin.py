@@ -61,7 +61,9 @@ KIND_TEMPLATES: dict[str, dict[str, Any]] = {
     "store": {"kind": "store", "store_id": "store-1", "by": "preferred"},
     "near": {"kind": "near", "latitude": 48.8566, "longitude": 2.3522, "radius_km": 50},
 }
-_CONDITION_FIELD = re.compile(r"conditions\[(\d+)\](?:\.(\w+))?")
+# A field as problems name it, dotted: ``conditions.1`` or ``conditions.1.days`` (deeper
+# parts, ``conditions.1.value.0``, belong to the input ``days`` or ``value``).
+_CONDITION_FIELD = re.compile(r"conditions\.(\d+)(?:\.(\w+))?(?:\.|$)")
 
 
 async def _all_form_fields(request: Request) -> dict[str, list[str]]:

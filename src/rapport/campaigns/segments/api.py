@@ -4,13 +4,15 @@ through a segment's members. Reads need the ``read`` scope, changes ``write``.""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import Field, PlainValidator
+from pydantic_core import PydanticCustomError
 
 from rapport.campaigns.models import Segment
 from rapport.campaigns.segments.conditions import parse_definition
@@ -39,8 +41,20 @@ DEFINITION_EXAMPLE = {
         {"kind": "bought_category", "category": "Wine", "days": 90},
     ],
 }
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """Any JSON object: :func:`parse_definition` checks it, control characters included, and
+    names each problem at its own field (``definition.conditions.0.category``), where the
+    request model's blanket check on free-form JSON would name only ``definition.conditions``."""
+    if not isinstance(value, dict):
+        raise PydanticCustomError("dict_type", "Input should be a valid dictionary")
+    return value
+
+
 Definition = Annotated[
     dict[str, Any],
+    PlainValidator(_json_object, json_schema_input_type=dict[str, Any]),
     Field(
         description="match (all|any) and conditions, each named by kind "
         "(docs/campaigns-segments.md lists every kind)",
@@ -100,23 +114,32 @@ class MembersOut(ReadModel):
 SegmentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Segment id")]
 
 
-def _body_error(field: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """An entry of the problem's ``errors`` as every problem gives them: the field as the
-    builder names it (``definition.conditions[1].days``), where it is and its JSON pointer."""
-    parts = [part for part in re.split(r"[.\[\]]+", field) if part]
-    return {
-        "field": field,
-        "location": "body",
-        "pointer": "/" + "/".join(parts),
-        "message": entry["message"],
-        "code": entry["code"],
-    }
-
-
 def _in_definition(error: InvalidInput) -> InvalidInput:
-    """The same problem, its field named from the request body (``definition.conditions[1]``)."""
+    """The same problem, its fields named from the request body, dotted as every problem
+    names them (``definition.conditions.1.days``), each with where it is and its JSON pointer
+    (``/definition/conditions/1/days``)."""
     field = f"definition.{error.field}" if error.field else "definition"
-    errors = [_body_error(f"definition.{entry['field']}", entry) for entry in (error.errors or [])]
+    errors = [
+        {
+            "field": f"definition.{entry['field']}",
+            "location": "body",
+            "pointer": "/definition" + str(entry.get("pointer", "")),
+            "message": entry["message"],
+            "code": entry["code"],
+        }
+        for entry in (error.errors or [])
+    ]
+    if not errors and error.field:
+        # Refused when evaluated (an unknown store), named by the condition's field alone.
+        errors = [
+            {
+                "field": field,
+                "location": "body",
+                "pointer": "/definition/" + error.field.replace(".", "/"),
+                "message": error.detail,
+                "code": "invalid",
+            }
+        ]
     return InvalidInput(
         f"{field}: {error.detail.split(': ', 1)[-1]}", field=field, errors=errors or None
     )
@@ -129,6 +152,18 @@ def _parsed(definition: dict[str, Any]) -> Any:
         raise _in_definition(error) from None
 
 
+@contextmanager
+def _conditions_named_in_definition() -> Iterator[None]:
+    """A condition refused when the segment is evaluated (``conditions.0.store_id``) named
+    from the request body as a refused definition is (``definition.conditions.0.store_id``)."""
+    try:
+        yield
+    except InvalidInput as error:
+        if error.field is None or error.field.split(".", 1)[0] != "conditions":
+            raise
+        raise _in_definition(error) from None
+
+
 def _out(segment: Segment) -> dict[str, Any]:
     return SegmentOut.model_validate(segment).model_dump(mode="json")
 
@@ -138,24 +173,25 @@ def create(
     body: SegmentIn, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     """Create a segment from its definition (validated; a bad condition is named, e.g.
-    ``definition.conditions[2].days``) and fill its members."""
+    ``definition.conditions.2.days``) and fill its members."""
     definition = _parsed(body.definition)
-    return run_idempotent(
-        db,
-        scope=f"campaigns.segments.create:{key.id}",
-        key=idempotency_key,
-        request_body=body.model_dump(mode="json"),
-        status_code=status.HTTP_201_CREATED,
-        execute=lambda hook: create_segment(
+    with _conditions_named_in_definition():
+        return run_idempotent(
             db,
-            name=body.name,
-            description=body.description,
-            definition=definition,
-            created_by=key.name,
-            before_commit=hook,
-        ),
-        render=_out,
-    )
+            scope=f"campaigns.segments.create:{key.id}",
+            key=idempotency_key,
+            request_body=body.model_dump(mode="json"),
+            status_code=status.HTTP_201_CREATED,
+            execute=lambda hook: create_segment(
+                db,
+                name=body.name,
+                description=body.description,
+                definition=definition,
+                created_by=key.name,
+                before_commit=hook,
+            ),
+            render=_out,
+        )
 
 
 @router.get("/v1/segments", response_model=list[SegmentOut])
@@ -172,7 +208,9 @@ def list_all(
 @router.post("/v1/segments/preview", response_model=PreviewOut)
 def preview(body: PreviewIn, db: DbSession, key: ReadKey) -> Any:
     """How many customers a definition holds now and a few of them (masked), without saving."""
-    result = preview_segment(db, _parsed(body.definition), sample=body.sample)
+    definition = _parsed(body.definition)
+    with _conditions_named_in_definition():
+        result = preview_segment(db, definition, sample=body.sample)
     return {"count": result.count, "sample": result.sample}
 
 
@@ -185,13 +223,14 @@ def read(segment_id: SegmentId, db: DbSession, key: ReadKey) -> Any:
 def change(segment_id: SegmentId, body: SegmentChange, db: DbSession, key: WriteKey) -> Any:
     """Change a segment's name, description or definition (members are refreshed)."""
     definition = _parsed(body.definition) if body.definition is not None else None
-    return update_segment(
-        db,
-        segment_id=segment_id,
-        name=body.name,
-        description=body.description,
-        definition=definition,
-    )
+    with _conditions_named_in_definition():
+        return update_segment(
+            db,
+            segment_id=segment_id,
+            name=body.name,
+            description=body.description,
+            definition=definition,
+        )
 
 
 @router.delete("/v1/segments/{segment_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,14 +1,17 @@
 """What a segment is: ``match`` (all or any) over a list of conditions, each named by its
 ``kind``. Stored as JSON in ``campaign_segments.definition``; validated here, so a bad one is
-refused with the condition and field named (``conditions[2].days``)."""
+refused with the condition and field named, dotted as the API names every field
+(``conditions.2.days``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from rapport.platform.errors import FieldInvalid, InvalidInput, pinpointed
+from rapport.platform.schemas import CONTROL_CHARACTER_CODE, control_character_message
 
 MAX_CONDITIONS = 20
 MAX_DAYS = 3650
@@ -297,44 +300,92 @@ class SegmentDefinition(BaseModel):
 _DEFINITION = TypeAdapter(SegmentDefinition)
 
 
-def _field_path(loc: tuple[str | int, ...]) -> str:
-    """pydantic's location as ``conditions[2].days`` (the union's tag dropped)."""
-    parts: list[str] = []
-    index = 0
-    while index < len(loc):
-        part = loc[index]
-        if isinstance(part, int):
-            parts[-1] = f"{parts[-1]}[{part}]" if parts else f"[{part}]"
-            # After a condition's index pydantic names the union member (its kind): skip it.
-            if len(parts) == 1 and index + 1 < len(loc) and loc[index + 1] in CONDITION_KINDS:
-                index += 1
-        else:
-            parts.append(str(part))
-        index += 1
-    return ".".join(parts).replace(".[", "[")
+def _document_path(raw: Any, loc: tuple[str | int, ...], *, missing: bool) -> tuple[str | int, ...]:
+    """pydantic's location as the path the document really has (``("conditions", 2, "days")``):
+    the tags pydantic adds for a union's member (a condition's kind, ``list[...]`` or ``str``
+    for a trait's value) are no part of the JSON and are dropped; a field left out (``missing``)
+    is named last."""
+    path: list[str | int] = []
+    current = raw
+    for position, part in enumerate(loc):
+        in_object = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_object or in_list:
+            path.append(part)
+            current = current[part]
+        elif isinstance(current, dict) and missing and position == len(loc) - 1:
+            path.append(part)
+    return tuple(path)
+
+
+def field_name(path: Sequence[str | int]) -> str:
+    """A path in the document as the API names every field, dotted: ``conditions.2.days``."""
+    return ".".join(str(part) for part in path)
+
+
+def json_pointer(path: Sequence[str | int]) -> str:
+    """A path in the document as an RFC 6901 JSON pointer: ``/conditions/2/days``."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def _error(path: Sequence[str | int], message: str, code: str) -> dict[str, Any]:
+    return {
+        "field": field_name(path) or "definition",
+        "pointer": json_pointer(path),
+        "message": message,
+        "code": code,
+    }
+
+
+def _control_characters(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[dict[str, Any]]:
+    """An error for every text (or key) in the raw document holding a control character,
+    naming where it is (``conditions.1.category``; a key, the object holding it)."""
+    if isinstance(value, str):
+        message = control_character_message(value)
+        if message is not None:
+            yield _error(path, message, CONTROL_CHARACTER_CODE)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            key_message = control_character_message(str(key))
+            if key_message is not None:
+                yield _error(path, f"A field's name: {key_message}", CONTROL_CHARACTER_CODE)
+                continue
+            yield from _control_characters(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _control_characters(item, (*path, index))
 
 
 def parse_definition(raw: Any) -> SegmentDefinition:
     """Validate a segment's JSON. Raises ``InvalidInput`` naming the field of the first
-    problem (``conditions[2].days``), with every problem in ``errors``."""
+    problem (``conditions.2.days``), with every problem in ``errors`` (each with its JSON
+    pointer in the document, ``/conditions/2/days``); text holding a control character is
+    refused at its own field (``conditions.1.category``)."""
     if isinstance(raw, SegmentDefinition):
         return raw
     if not isinstance(raw, dict):
         raise InvalidInput("A segment definition is a JSON object", field="definition")
+    # Control characters first (PostgreSQL stores no NUL), each named at its own field.
+    errors = list(_control_characters(raw))
+    refused = {error["field"] for error in errors}
     try:
-        return _DEFINITION.validate_python(raw)
+        definition = _DEFINITION.validate_python(raw)
     except ValidationError as failure:
-        errors = []
         for detail in failure.errors(include_url=False, include_input=False):
+            where = tuple(detail["loc"])
             loc, message = pinpointed(detail)
+            named = loc[len(where) :]  # the field a FieldInvalid names
             if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 message = f"Unknown condition kind; known: {', '.join(CONDITION_KINDS)}"
-                loc = (*loc, "kind")
-            field = _field_path(loc)
-            errors.append(
-                {"field": field or "definition", "message": message, "code": detail["type"]}
-            )
-        first = errors[0]
-        raise InvalidInput(
-            f"{first['field']}: {first['message']}", field=first["field"], errors=errors
-        ) from None
+                named = (*named, "kind")
+            path = _document_path(raw, where, missing=detail["type"] == "missing") + named
+            error = _error(path, message, detail["type"])
+            if error["field"] not in refused:
+                errors.append(error)
+    else:
+        if not errors:
+            return definition
+    first = errors[0]
+    raise InvalidInput(
+        f"{first['field']}: {first['message']}", field=first["field"], errors=errors
+    ) from None

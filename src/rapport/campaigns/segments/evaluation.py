@@ -132,7 +132,7 @@ def _condition_part(db: Session, condition: Condition, *, now: datetime, index: 
                 customers.trait_audience(db, field=condition.field, op=op, value=value, now=now)
             )
         except ValueError as error:
-            raise InvalidInput(str(error), field=f"conditions[{index}].op") from None
+            raise InvalidInput(str(error), field=f"conditions.{index}.op") from None
     if isinstance(condition, ConsentCondition):
         return _Part(
             customers.consent_audience(purpose=condition.purpose), exclude=not condition.granted
@@ -195,7 +195,7 @@ def _condition_part(db: Session, condition: Condition, *, now: datetime, index: 
         if condition.store_id not in {store_id for store_id, _, _ in stores}:
             raise InvalidInput(
                 f"No store {condition.store_id!r} with coordinates",
-                field=f"conditions[{index}].store_id",
+                field=f"conditions.{index}.store_id",
             )
         return _Part(customers.nearest_store_audience(store_id=condition.store_id, stores=stores))
     if isinstance(condition, NearCondition):
@@ -205,7 +205,7 @@ def _condition_part(db: Session, condition: Condition, *, now: datetime, index: 
             if store is None or store.latitude is None or store.longitude is None:
                 raise InvalidInput(
                     f"No store {condition.store_id!r} with coordinates",
-                    field=f"conditions[{index}].store_id",
+                    field=f"conditions.{index}.store_id",
                 )
             latitude, longitude = store.latitude, store.longitude
         assert latitude is not None
@@ -214,7 +214,7 @@ def _condition_part(db: Session, condition: Condition, *, now: datetime, index: 
             latitude=latitude, longitude=longitude, radius_km=condition.radius_km, use=condition.use
         )
         return _Part(parts[0], alternatives=tuple(parts))
-    raise InvalidInput(f"Unknown condition {condition!r}", field=f"conditions[{index}]")
+    raise InvalidInput(f"Unknown condition {condition!r}", field=f"conditions.{index}")
 
 
 def _points_part(condition: TraitCondition, index: int) -> CustomerIds:
@@ -222,7 +222,7 @@ def _points_part(condition: TraitCondition, index: int) -> CustomerIds:
     if op == "between" and isinstance(value, list):
         return loyalty.points_audience(at_least=int(value[0]), at_most=int(value[1]))
     if isinstance(value, list | str):
-        raise InvalidInput("points_balance compares with a number", field=f"conditions[{index}]")
+        raise InvalidInput("points_balance compares with a number", field=f"conditions.{index}")
     number = int(value)
     bounds: dict[str, tuple[int | None, int | None]] = {
         "eq": (number, number),
@@ -234,7 +234,7 @@ def _points_part(condition: TraitCondition, index: int) -> CustomerIds:
     if op not in bounds:
         raise InvalidInput(
             "points_balance takes eq, lt, lte, gt, gte or between",
-            field=f"conditions[{index}].op",
+            field=f"conditions.{index}.op",
         )
     low, high = bounds[op]
     return loyalty.points_audience(at_least=low, at_most=high)

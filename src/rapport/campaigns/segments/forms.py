@@ -510,8 +510,8 @@ def conditions_from_form(
                     continue
                 position = len(conditions)
                 raise InvalidInput(
-                    f"conditions[{position}]: not JSON ({error.msg})",
-                    field=f"conditions[{position}]",
+                    f"conditions.{position}: not JSON ({error.msg})",
+                    field=f"conditions.{position}",
                 ) from None
         elif kind in MODELS:
             widgets = widgets_for(kind, choices=choices)

@@ -1,0 +1,79 @@
+"""The builder puts each refusal beside the input it names: problems name fields dotted
+(``conditions.1.days``, as the whole API does), and the page reads that form."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from rapport.platform import service as platform
+
+PASSWORD = "correct horse battery"
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match is not None
+    return match.group(1)
+
+
+@pytest.fixture
+def signed_in(client: Any, db: Session) -> str:
+    """A signed-in admin; returns the session's CSRF token."""
+    platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
+    token = _csrf(client.get("/admin/login").text)
+    client.post(
+        "/admin/login",
+        data={"email": "ops@example.com", "password": PASSWORD, "csrf_token": token},
+        follow_redirects=False,
+    )
+    return _csrf(client.get("/admin/segments/new").text)
+
+
+def _slot(html: str, slot: str) -> str:
+    match = re.search(rf'data-testid="error-{slot}">([^<]*)<', html)
+    assert match is not None, f"no error slot {slot}"
+    return unescape(match.group(1))
+
+
+def _save(client: Any, token: str, **fields: str) -> str:
+    answer = client.post(
+        "/admin/segments/save", data={"csrf_token": token, "name": "Wine lovers", **fields}
+    )
+    assert answer.status_code in (200, 422), answer.text
+    return str(answer.text)
+
+
+def test_a_refused_number_is_said_beside_its_input(client: Any, signed_in: str) -> None:
+    page = _save(
+        client,
+        signed_in,
+        **{
+            "c0.kind": "consent",
+            "c0.purpose": "location",
+            "c1.kind": "bought_category",
+            "c1.category": "Wine",
+            "c1.days": "99999",
+        },
+    )
+    assert "less than or equal to 3650" in _slot(page, "c1-days")
+    assert _slot(page, "c1") == ""
+    assert "Condition 2" in page
+    assert "[conditions.1.days]" in page
+    assert "Wine lovers" not in client.get("/admin/segments").text
+
+
+def test_a_control_character_is_said_beside_its_own_input(client: Any, signed_in: str) -> None:
+    page = _save(
+        client,
+        signed_in,
+        **{"c0.kind": "bought_category", "c0.category": "Wi\x01ne", "c0.days": "30"},
+    )
+    assert "control characters" in _slot(page, "c0-category")
+    assert _slot(page, "c0") == ""
+    assert "[conditions.0.category]" in page
+    assert "Wine lovers" not in client.get("/admin/segments").text
