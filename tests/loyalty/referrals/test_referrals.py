@@ -7,10 +7,11 @@ import pytest
 from sqlalchemy import func, select
 
 from rapport.loyalty import service as loyalty
-from rapport.loyalty.models import Award, Referral
+from rapport.loyalty.models import Award, Referral, ReferralCode
 from rapport.loyalty.referrals import completion as referral_completion
 from rapport.loyalty.referrals import referring
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
+from tests.conftest import auth
 from tests.loyalty.factories import frozen_clock, make_customer
 
 
@@ -110,3 +111,27 @@ def test_in_transaction_variant_lists_awards_and_closes_without_committing(db) -
     db.rollback()  # nothing was committed: the referral is open again
     assert referral_completion.referral_awards(db, friend_id=b, order_id="O-9") != []
     assert referral_completion.referral_awards(db, friend_id=a, order_id="O-9") == []
+
+
+def test_a_head_of_the_referral_code_makes_no_code(client, api_key, db) -> None:
+    # given a member who never asked for their code
+    frozen_clock()
+    member = make_customer(db)
+    reader = auth(api_key("read"))
+    # when a client asks only for the headers, then it is answered and nothing is written
+    assert (
+        client.head(f"/v1/loyalty/members/{member}/referral-code", headers=reader).status_code
+        == 200
+    )
+    assert db.scalar(select(func.count()).select_from(ReferralCode)) == 0
+    # and the first GET makes the code, which a later HEAD neither changes nor repeats
+    code = client.get(f"/v1/loyalty/members/{member}/referral-code", headers=reader).json()
+    assert code["customer_id"] == member
+    assert len(code["code"]) > 0
+    assert (
+        client.head(f"/v1/loyalty/members/{member}/referral-code", headers=reader).status_code
+        == 200
+    )
+    assert db.scalar(select(func.count()).select_from(ReferralCode)) == 1
+    # an unknown member is 404 for a HEAD as for a GET
+    assert client.head("/v1/loyalty/members/NOPE/referral-code", headers=reader).status_code == 404

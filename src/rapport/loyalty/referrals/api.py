@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -20,6 +20,7 @@ from rapport.platform import clock
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession, WritingDbSession
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
+from rapport.platform.middleware import is_head
 from rapport.platform.schemas import StrictModel
 
 router = APIRouter(tags=["loyalty membership and rewards"])
@@ -64,13 +65,14 @@ def _referral_out(referral: Referral) -> dict[str, Any]:
 
 
 @router.get("/members/{customer_id}/referral-code")
-def referral_code(customer_id: CustomerId, db: WritingDbSession, _key: ReadKey) -> ReferralCodeOut:
+def referral_code(
+    customer_id: CustomerId, request: Request, db: WritingDbSession, _key: ReadKey
+) -> ReferralCodeOut:
     """The member's referral code (created on the first ask, then always the same)."""
-    # Writing: the first ask creates the code.
-    record = referring.referral_code(
-        db, customer_id=customers.resolve_customer_ref(db, ref=customer_id)
-    )
-    return ReferralCodeOut(customer_id=record.customer_id, code=record.code)
+    # Writing: the first ask creates the code; a HEAD (headers only) creates none.
+    member = customers.resolve_customer_ref(db, ref=customer_id)
+    record = referring.referral_code(db, customer_id=member, create=not is_head(request))
+    return ReferralCodeOut(customer_id=member, code=record.code if record else "")
 
 
 @router.post("/referrals", status_code=status.HTTP_201_CREATED, response_model=ReferralOut)

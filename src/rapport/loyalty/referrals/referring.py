@@ -38,10 +38,11 @@ def _active_customer(db: Session, customer_id: str, *, field: str) -> str:
     return customer.customer_id
 
 
-def referral_code(db: Session, *, customer_id: str) -> ReferralCode:
-    """The member's referral code, created on first ask (and kept for good)."""
+def referral_code(db: Session, *, customer_id: str, create: bool = True) -> ReferralCode | None:
+    """The member's referral code, created on first ask (and kept for good); with
+    ``create=False`` (a ``HEAD``, which hands nothing out) ``None`` until one was made."""
     existing = db.get(ReferralCode, customer_id)
-    if existing is not None:
+    if existing is not None or not create:
         return existing
     customer_id = _active_customer(db, customer_id, field="customer_id")
     existing = db.get(ReferralCode, customer_id)
