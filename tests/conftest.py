@@ -250,6 +250,24 @@ class LiveServer:
     database_url: str
 
 
+def app_committing_to(url: str, data_dir: Path, *, secret_key: str) -> FastAPI:
+    """The app on the database at ``url`` whose every request runs in a session of its own
+    that commits, as in production, so the worker's and the test's own sessions see what was
+    sent (the ``app`` fixture answers through the test's rolled-back session instead)."""
+    settings = Settings(database_url=url, secret_key=secret_key, data_dir=data_dir)  # type: ignore[arg-type]
+    application = create_app(settings, run_worker=False)
+
+    def session() -> Iterator[Session]:
+        db = open_session(url)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    application.dependency_overrides[get_db] = session
+    return application
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:

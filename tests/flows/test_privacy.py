@@ -30,12 +30,10 @@ from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.models import LoyaltyAccount, TierStanding
 from rapport.loyalty.referrals import referring
 from rapport.loyalty.rewards import coupons as reward_coupons
-from rapport.main import create_app
 from rapport.platform import clock
 from rapport.platform import service as platform
-from rapport.platform.db import Base, get_db, open_session
-from rapport.platform.settings import Settings
-from tests.conftest import auth
+from rapport.platform.db import Base, open_session
+from tests.conftest import app_committing_to, auth
 from tests.feedback.factories import make_survey
 from tests.orders.factories import CHIANTI, order_body, seed_catalog
 
@@ -101,21 +99,9 @@ class Api:
 @pytest.fixture
 def api(committed_url: str, tmp_path: Path) -> Iterator[Api]:
     """The app on a database whose every request commits, as in production."""
-    settings = Settings(
-        database_url=committed_url,
-        secret_key="privacy-flow-secret-for-tests",  # type: ignore[arg-type]
-        data_dir=tmp_path,
+    application = app_committing_to(
+        committed_url, tmp_path, secret_key="privacy-flow-secret-for-tests"
     )
-    application = create_app(settings, run_worker=False)
-
-    def session() -> Iterator[Session]:
-        db = open_session(committed_url)
-        try:
-            yield db
-        finally:
-            db.close()
-
-    application.dependency_overrides[get_db] = session
     with open_session(committed_url) as db:
         secret = platform.create_api_key(db, name="dpo", scopes=[platform.Scope.ADMIN]).secret
     with TestClient(application, raise_server_exceptions=False) as client:

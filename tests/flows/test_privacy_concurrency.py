@@ -31,12 +31,10 @@ from rapport.events.processors import (
     run_processors,
 )
 from rapport.flows import privacy
-from rapport.main import create_app
 from rapport.platform import clock
 from rapport.platform import service as platform
-from rapport.platform.db import get_db, open_session
-from rapport.platform.settings import Settings
-from tests.conftest import auth, command
+from rapport.platform.db import open_session
+from tests.conftest import app_committing_to, auth, command
 from tests.customers.factories import track
 from tests.flows.test_privacy import dump_database
 
@@ -122,21 +120,9 @@ class Worker:
 
 @pytest.fixture
 def client(committed_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, str]]:
-    settings = Settings(
-        database_url=committed_url,
-        secret_key="privacy-race-secret-for-tests",  # type: ignore[arg-type]
-        data_dir=tmp_path,
+    application = app_committing_to(
+        committed_url, tmp_path, secret_key="privacy-race-secret-for-tests"
     )
-    application = create_app(settings, run_worker=False)
-
-    def session() -> Iterator[Session]:
-        db = open_session(committed_url)
-        try:
-            yield db
-        finally:
-            db.close()
-
-    application.dependency_overrides[get_db] = session
     with open_session(committed_url) as db:
         secret = platform.create_api_key(db, name="race", scopes=[platform.Scope.ADMIN]).secret
     with TestClient(application, raise_server_exceptions=False) as test_client:

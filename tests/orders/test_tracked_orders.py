@@ -27,7 +27,6 @@ from rapport.events.processors import (
     run_processors,
 )
 from rapport.loyalty import service as loyalty
-from rapport.main import create_app
 from rapport.orders import service as orders
 from rapport.orders.models import Order, TrackedOrderEvent
 from rapport.orders.schemas import OrderIn
@@ -36,10 +35,9 @@ from rapport.orders.tracked import processor as processor_module
 from rapport.orders.tracked.processor import TRACKING_SOURCE
 from rapport.platform import clock, jobs
 from rapport.platform import service as platform
-from rapport.platform.db import create_db_engine, get_db, open_session
+from rapport.platform.db import create_db_engine, open_session
 from rapport.platform.migrations_runner import upgrade
-from rapport.platform.settings import Settings
-from tests.conftest import auth, command
+from tests.conftest import app_committing_to, auth, command
 from tests.orders.factories import CHIANTI, CORKSCREW, seed_catalog
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -628,21 +626,9 @@ def test_an_existing_install_does_not_turn_old_tracked_orders_into_orders(tmp_pa
 def committed_api(committed_url: str, tmp_path) -> Iterator[tuple[TestClient, str]]:
     """The app on a database whose every request commits, as in production, so the worker's
     own sessions see what was sent; the committed URL beside it."""
-    settings = Settings(
-        database_url=committed_url,
-        secret_key="tracked-orders-secret-for-tests",  # type: ignore[arg-type]
-        data_dir=tmp_path,
+    application = app_committing_to(
+        committed_url, tmp_path, secret_key="tracked-orders-secret-for-tests"
     )
-    application = create_app(settings, run_worker=False)
-
-    def session() -> Iterator[Session]:
-        db = open_session(committed_url)
-        try:
-            yield db
-        finally:
-            db.close()
-
-    application.dependency_overrides[get_db] = session
     with TestClient(application) as client:
         yield client, committed_url
 

@@ -11,27 +11,15 @@ import pytest
 from sqlalchemy.orm import Session
 
 from rapport.platform import service as platform
-
-PASSWORD = "correct horse battery"
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match is not None
-    return match.group(1)
+from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token, sign_in
 
 
 @pytest.fixture
 def signed_in(client: Any, db: Session) -> str:
     """A signed-in admin; returns the session's CSRF token."""
-    platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
-    token = _csrf(client.get("/admin/login").text)
-    client.post(
-        "/admin/login",
-        data={"email": "ops@example.com", "password": PASSWORD, "csrf_token": token},
-        follow_redirects=False,
-    )
-    return _csrf(client.get("/admin/segments/new").text)
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    sign_in(client)
+    return csrf_token(client.get("/admin/segments/new").text)
 
 
 def _slot(html: str, slot: str) -> str:
