@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 
 from rapport.customers.cli import import_customers_command
 from rapport.customers.service import count_customers
+from rapport.events.cli import events_app
 from rapport.orders.cli import fit_customer_value_command, import_transactions_command
 from rapport.platform import admin_security, clock
 from rapport.platform import service as platform
@@ -180,7 +181,17 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 app.add_typer(import_app, name="import")
 app.add_typer(recommend_app, name="recommend")
+app.add_typer(events_app, name="events")
 app.command("fit-customer-value")(fit_customer_value_command)
+
+
+@events_app.callback()
+def events_callback() -> None:
+    """Events the processors could not apply, and retrying them."""
+    from rapport.domains import load_tasks
+
+    load_tasks()  # the processors a retry hands events to
+
 
 DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_KEY_NAME = "demo key"

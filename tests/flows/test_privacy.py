@@ -437,3 +437,37 @@ def test_closing_an_account_keeps_the_ledger_balanced_with_debt(db: Session) -> 
     assert (account.kind, account.balance, account.debt) == ("closed", 0, 0)
     assert loyalty.invariant_violations(db) == []
     assert loyalty.liability(db).outstanding_debt == 0
+
+
+def test_erasure_blanks_the_errors_kept_for_the_persons_held_events(db: Session) -> None:
+    # given an event of the customer a processor could not apply, its error quoting them
+    from rapport.events.models import HeldEvent
+    from rapport.events.privacy import ERASED_ERROR
+    from tests.events.factories import tracked
+    from tests.loyalty.factories import make_customer
+
+    cid = make_customer(db, email="held@example.com")
+    theirs = tracked(db, type="order_completed", channel="web", customer_id=cid)
+    others = tracked(db, type="order_completed", channel="web", customer_id=None)
+    db.flush()
+    now = clock.now()
+    for event, error in ((theirs, "no account for held@example.com"), (others, "bad total")):
+        db.add(
+            HeldEvent(
+                processor="loyalty.earning",
+                position=event.position,
+                attempts=3,
+                error=f"ValueError: {error}",
+                first_failed_at=now,
+                last_failed_at=now,
+                held_at=now,
+            )
+        )
+    db.flush()
+
+    # when they are erased
+    privacy.erase_customer(db, customer_id=cid, requested_by="dpo")
+
+    # then their event stays held (to be retried) without the error that named them
+    errors = dict(db.execute(select(HeldEvent.position, HeldEvent.error)).all())
+    assert errors == {theirs.position: ERASED_ERROR, others.position: "ValueError: bad total"}

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from rapport.customers import service as customers
 from rapport.customers.service import CONSENT_PURPOSES
 from rapport.events import service as events
+from rapport.events.service import HeldEventView
 from rapport.feedback import service as feedback
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
@@ -212,11 +213,20 @@ def collect_overview(db: Session) -> Overview:
 
 @dataclass(frozen=True)
 class Processing:
-    """The event log and how far behind each processor is (settings: event processing)."""
+    """The event log, how far behind each processor is, and the events processors set aside
+    (settings: event processing)."""
 
     events: int
     lag: dict[str, int]
+    held_total: int
+    held: list[HeldEventView]
 
 
 def collect_processing(db: Session) -> Processing:
-    return Processing(events=events.count_events(db), lag=events.processor_lag(db))
+    held_total, held = events.held_events(db, limit=50)
+    return Processing(
+        events=events.count_events(db),
+        lag=events.processor_lag(db),
+        held_total=held_total,
+        held=held,
+    )

@@ -52,6 +52,25 @@ class ProcessorCursor(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class HeldEvent(Base):
+    """An event a processor's handler raised on. While ``held_at`` is unset the processor's
+    cursor waits at it and each tick tries it again (``attempts`` counts the tries); after
+    ``processors.HOLD_AFTER`` tries it is set aside (``held_at``) and the processor goes on past
+    it, so one event it cannot apply never stops it for good. A held event waits for an
+    operator to mend the cause and retry it (``rapport events retry``); an applied one is
+    deleted. ``error`` may quote the event, so erasing its customer blanks it."""
+
+    __tablename__ = "processor_held_events"
+
+    processor: Mapped[str] = mapped_column(String(60), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str] = mapped_column(String(500))
+    first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
 class SuppressedIdentity(Base):
     """Identities of erased customers, kept only as salted digests, so that their events are
     refused at ingestion without keeping the personal data itself."""

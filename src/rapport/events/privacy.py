@@ -7,15 +7,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rapport.events import dead_letters
 from rapport.events.log import customer_events, pseudonymise_customer_events
-from rapport.events.models import Event
+from rapport.events.models import Event, HeldEvent
 from rapport.platform.privacy import PrivacySubject
 
-PRIVACY_TABLES = ("events", "tracking_dead_letters")
+PRIVACY_TABLES = ("events", "tracking_dead_letters", "processor_held_events")
+
+# What a held event's error reads once its customer is erased (the error may quote the event).
+ERASED_ERROR = "(erased: the error quoted the customer's data)"
 
 
 def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
@@ -51,8 +54,9 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
 
 def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     """Pseudonymise the person's events (and those still waiting for the profile processor
-    that name them): type, time, channel, the random customer id and non-personal properties
-    stay, so counts and spend add up. Refused tracking messages that name them go."""
+        that name them): type, time, channel, the random customer id and non-personal properties
+        stay, so counts and spend add up. Refused tracking messages that name them go, and the
+    errors kept for their events that a processor could not apply are blanked."""
     user_ids = [*subject.customer_ids, *subject.identity_values("external_id")]
     anonymous_ids = subject.identity_values("anonymous_id")
     pseudonymise_customer_events(
@@ -64,6 +68,13 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     )
     for merged in subject.customer_ids[1:]:
         pseudonymise_customer_events(db, customer_id=merged, known_values=subject.known_values)
+    # Pseudonymising gave the events still waiting for the profile processor their customer.
+    theirs = select(Event.position).where(Event.customer_id.in_(subject.customer_ids))
+    db.execute(
+        update(HeldEvent)
+        .where(HeldEvent.position.in_(theirs), HeldEvent.error != ERASED_ERROR)
+        .values(error=ERASED_ERROR)
+    )
     erase_dead_letters(db, [*user_ids, *anonymous_ids, *subject.identifiers])
 
 

@@ -2,6 +2,14 @@
 
 Each processor's writes and its cursor move commit together, so a crash replays at most one
 batch and applies nothing twice. Domains register processors in their ``tasks.py``.
+
+A handler that raises on an event stops only at that event, and not for good: the batch's
+events before it are applied, the event is tried again on the next ticks (a try is counted in
+``processor_held_events``), and once it has failed ``HOLD_AFTER`` times over at least
+``HOLD_PATIENCE`` it is *held*: set aside, logged and shown on the event processing page, and
+the processor goes on past it. An operator mends the cause and applies the held events with
+``rapport events retry`` (:func:`retry_held`). Errors that say nothing about the event (the
+database unreachable, busy or timing out) are never counted: the batch waits for the next tick.
 """
 
 from __future__ import annotations
@@ -11,14 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
+from prometheus_client import Counter
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from rapport.events.log import events_after, head_position
-from rapport.events.models import Event, ProcessorCursor
+from rapport.events.models import Event, HeldEvent, ProcessorCursor
 from rapport.platform import clock
 from rapport.platform.db import open_session, upsert_rows, writer_turn, writers_waiting
+from rapport.platform.middleware import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +39,20 @@ Handler = Callable[[Session, list[Event]], None]
 # order), and rolled-back or conflicting inserts leave permanent holes. A hole followed by an
 # event received less than this long ago is waited for; an older one is a hole for good.
 GAP_PATIENCE = timedelta(seconds=3)
+
+# An event a handler raises on is set aside after this many tries spread over at least this
+# long: a cause that passes (a deploy half done, a row another writer had not committed yet)
+# gets its chance, and a flood of failures during one bad minute is not all set aside at once.
+HOLD_AFTER = 3
+HOLD_PATIENCE = timedelta(minutes=1)
+_ERROR_CHARS = 500
+
+HELD = Counter(
+    "rapport_processor_events_held",
+    "Events a processor set aside after its handler raised on them, by processor.",
+    ["processor"],
+    registry=METRICS,
+)
 
 
 @dataclass
@@ -157,11 +182,103 @@ def run_batch_counted(db: Session, proc: Processor) -> tuple[int, bool]:
         db.rollback()
         return 0, False
     more = len(events) == proc.batch_size
-    handled = _handle_in_turn(db, proc, events)
-    cursor.position = handled[-1].position
-    cursor.updated_at = clock.now()
+    try:
+        with db.begin_nested():
+            handled = _handle_in_turn(db, proc, events)
+    except Exception as error:
+        if _passing(error):
+            raise
+        handled, read_on = _isolate(db, proc, events)
+    else:
+        _forget_tries(db, proc.name, through=handled[-1].position)
+        read_on = more or len(handled) < len(events)
+    if handled:
+        cursor.position = handled[-1].position
+        cursor.updated_at = clock.now()
     db.commit()
-    return len(handled), more or len(handled) < len(events)
+    return len(handled), read_on
+
+
+def _passing(error: BaseException) -> bool:
+    """Whether ``error`` says nothing about the events handled: the database could not be
+    reached, was busy (SQLite's lock, a lock timeout, a serialization failure) or the pool
+    ran dry. Such a batch is not counted against its events; the next tick tries again."""
+    return isinstance(error, OperationalError | InterfaceError | PoolTimeout)
+
+
+def _isolate(db: Session, proc: Processor, events: list[Event]) -> tuple[list[Event], bool]:
+    """After the batch raised as a whole: its events one at a time, each in its own savepoint,
+    up to the first that raises alone. That one has a try counted; once held it is passed
+    over. Returns the events the cursor may pass, and whether to read on in this tick (not
+    while an event waits for its next try, so that the tries fall on separate ticks)."""
+    passed: list[Event] = []
+    for event in events:
+        try:
+            with db.begin_nested():
+                proc.handle(db, [event])
+        except Exception as error:
+            if _passing(error):
+                raise
+            if not _count_try(db, proc.name, event, error):
+                return passed, False
+        else:
+            _forget_tries(db, proc.name, through=event.position)
+        passed.append(event)
+    return passed, True
+
+
+def _count_try(db: Session, name: str, event: Event, error: Exception) -> bool:
+    """Record that ``name``'s handler raised on ``event``; whether the event is now held."""
+    now = clock.now()
+    reason = f"{type(error).__name__}: {error}"[:_ERROR_CHARS]
+    entry = db.get(HeldEvent, (name, event.position))
+    if entry is None:
+        entry = HeldEvent(
+            processor=name,
+            position=event.position,
+            attempts=0,
+            error=reason,
+            first_failed_at=now,
+            last_failed_at=now,
+        )
+        db.add(entry)
+    entry.attempts += 1
+    entry.error = reason
+    entry.last_failed_at = now
+    if entry.attempts >= HOLD_AFTER and now - clock.as_utc(entry.first_failed_at) >= HOLD_PATIENCE:
+        entry.held_at = now
+        HELD.labels(name).inc()
+        log.error(
+            "processor %s set aside event %s (%s) after %d tries: %s; it goes on past it, and"
+            " `rapport events retry` applies it once the cause is mended",
+            name,
+            event.event_id,
+            event.type,
+            entry.attempts,
+            reason,
+        )
+        return True
+    log.warning(
+        "processor %s failed on event %s (%s), try %d: %s; it waits there and tries again",
+        name,
+        event.event_id,
+        event.type,
+        entry.attempts,
+        reason,
+    )
+    return False
+
+
+def _forget_tries(db: Session, name: str, *, through: int) -> None:
+    """Failed tries of events up to ``through`` that have now been applied (held ones stay
+    until retried)."""
+    db.execute(
+        delete(HeldEvent).where(
+            HeldEvent.processor == name,
+            HeldEvent.held_at.is_(None),
+            HeldEvent.position <= through,
+        )
+    )
 
 
 # On SQLite a batch holds the database's only write turn while it is handled: it is handed to
@@ -188,11 +305,11 @@ def _handle_in_turn(db: Session, proc: Processor, events: list[Event]) -> list[E
 def run_processors(*, database_url: str | None = None, max_batches: int = 20) -> int:
     """Advance every processor by up to ``max_batches`` batches; returns events handled.
 
-    Processors are independent: a batch that raises is rolled back (its cursor stays, and the
-    next call retries it) and logged, the processors after it still advance, and then the
-    first such error is raised (the worker logs it and goes on with its tick). A handler
-    should not raise for one event it cannot apply, or it stops itself at that event: it
-    keeps the event's refusal and moves on (``orders.tracked`` does)."""
+    Processors are independent: an event a handler raises on is tried again and then held
+    (see the module's docstring), and a batch that fails for a passing reason (the database
+    busy or gone) is rolled back (its cursor stays, and the next call retries it) and logged,
+    the processors after it still advance, and then the first such error is raised (the
+    worker logs it and goes on with its tick)."""
     handled = 0
     failed: list[Exception] = []
     with open_session(database_url) as db:
@@ -238,3 +355,94 @@ def processor_lag(db: Session) -> dict[str, int]:
     head = head_position(db)
     cursors = {c.name: c.position for c in db.scalars(select(ProcessorCursor))}
     return {name: head - cursors.get(name, 0) for name in _processors}
+
+
+@dataclass(frozen=True)
+class HeldEventView:
+    """A held event as the operator sees it: where it is, what it is and why it failed."""
+
+    processor: str
+    position: int
+    event_id: str
+    event_type: str
+    attempts: int
+    error: str
+    held_at: datetime
+
+
+def held_events(db: Session, *, limit: int = 50) -> tuple[int, list[HeldEventView]]:
+    """How many events processors hold, and the newest ``limit`` of them."""
+    total = db.scalar(select(func.count()).where(HeldEvent.held_at.is_not(None))) or 0
+    rows = db.execute(
+        select(HeldEvent, Event.event_id, Event.type)
+        .join(Event, Event.position == HeldEvent.position)
+        .where(HeldEvent.held_at.is_not(None))
+        .order_by(HeldEvent.held_at.desc(), HeldEvent.position.desc())
+        .limit(limit)
+    ).all()
+    return int(total), [
+        HeldEventView(
+            processor=held.processor,
+            position=held.position,
+            event_id=event_id,
+            event_type=event_type,
+            attempts=held.attempts,
+            error=held.error,
+            held_at=clock.as_utc(held.held_at or held.last_failed_at),
+        )
+        for held, event_id, event_type in rows
+    ]
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    applied: int
+    still_failing: int
+
+
+def retry_held(
+    *, database_url: str | None = None, processor_name: str | None = None
+) -> RetryOutcome:
+    """Apply the held events again through their processors, oldest first, each on its own:
+    an applied one is deleted, one that raises again stays held with its try counted. Events
+    are applied in their processor's turn (its cursor locked), after the events that came
+    after them: a handler must accept that, as it accepts a replayed batch."""
+    applied = failing = 0
+    for proc in list(_processors.values()):
+        if processor_name is not None and proc.name != processor_name:
+            continue
+        with open_session(database_url) as db:
+            positions = list(
+                db.scalars(
+                    select(HeldEvent.position)
+                    .where(HeldEvent.processor == proc.name, HeldEvent.held_at.is_not(None))
+                    .order_by(HeldEvent.position)
+                )
+            )
+        for position in positions:
+            with open_session(database_url) as db, writer_turn(db):
+                _locked_cursor(db, proc.name)
+                held = db.get(HeldEvent, (proc.name, position))
+                event = db.get(Event, position)
+                if held is None or held.held_at is None or event is None:
+                    db.rollback()
+                    continue
+                try:
+                    with db.begin_nested():
+                        proc.handle(db, [event])
+                except Exception as error:
+                    if _passing(error):
+                        raise
+                    held.attempts += 1
+                    held.error = f"{type(error).__name__}: {error}"[:_ERROR_CHARS]
+                    held.last_failed_at = clock.now()
+                    failing += 1
+                else:
+                    db.delete(held)
+                    applied += 1
+                db.commit()
+    return RetryOutcome(applied=applied, still_failing=failing)
+
+
+def known_processor(name: str) -> bool:
+    return name in _processors

@@ -35,6 +35,8 @@ from rapport.events.privacy import (
     export_customer_data,
 )
 from rapport.events.processors import (
+    HeldEventView,
+    held_events,
     lock_processor_cursors,
     processor,
     processor_lag,
@@ -60,6 +62,7 @@ __all__ = [
     "MAX_GROUP",
     "PRIVACY_TABLES",
     "GroupCommit",
+    "HeldEventView",
     "Ingested",
     "LoggedEvent",
     "NewEvent",
@@ -80,6 +83,7 @@ __all__ = [
     "export_customer_data",
     "get_event",
     "head_position",
+    "held_events",
     "ingest_event",
     "ingest_event_now",
     "ingest_events",

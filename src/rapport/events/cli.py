@@ -1,0 +1,68 @@
+"""``rapport events``: the events processors hold, and applying them again once mended. The
+composition root (``rapport.cli``) registers the processors before these commands run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rapport.platform.console import console, require_migrated
+from rapport.platform.db import open_session
+from rapport.platform.errors import NotFound
+
+events_app = typer.Typer(help="Events the processors could not apply, and retrying them.")
+
+
+@events_app.command("held")
+def held_command(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Show at most this many")] = 50,
+) -> None:
+    """List the events processors set aside after their handler raised on them, newest first."""
+    from rapport.events import processors
+
+    require_migrated()
+    with open_session() as db:
+        total, held = processors.held_events(db, limit=limit)
+    if not total:
+        console.print("No event is held: every processor applied every event it read.")
+        return
+    for entry in held:
+        # One block per event: its error wraps under it at any terminal width.
+        console.print(
+            f"[bold]{entry.processor}[/bold] held event {entry.event_id} ({entry.event_type},"
+            f" log position {entry.position}) at {entry.held_at:%Y-%m-%d %H:%M} UTC after"
+            f" {entry.attempts} tries:",
+            highlight=False,
+        )
+        console.print(f"  {entry.error}", highlight=False, markup=False)
+    shown = f" (the newest {len(held)} shown)" if len(held) < total else ""
+    console.print(
+        f"{total:,} held{shown}. Mend the cause (the error says what the handler met), then"
+        " run: rapport events retry"
+    )
+
+
+@events_app.command("retry")
+def retry_command(
+    processor: Annotated[
+        str | None, typer.Option(help="Only this processor's held events (see `events held`)")
+    ] = None,
+) -> None:
+    """Apply the held events again, oldest first; each that fails again stays held."""
+    from rapport.events import processors
+
+    require_migrated()
+    if processor is not None and not processors.known_processor(processor):
+        names = ", ".join(p.name for p in processors.registered_processors())
+        raise NotFound(f"There is no processor {processor!r}; the processors are: {names}.")
+    with console.status("Applying held events"):
+        outcome = processors.retry_held(processor_name=processor)
+    if not outcome.applied and not outcome.still_failing:
+        console.print("No event is held: nothing to retry.")
+        return
+    console.print(
+        f"{outcome.applied:,} applied and released; {outcome.still_failing:,} still failing."
+    )
+    if outcome.still_failing:
+        console.print("`rapport events held` shows why they still fail.")
