@@ -178,6 +178,29 @@ def test_a_control_character_in_the_path_or_query_is_refused_naming_it(
     _assert_refused(response, field, "control_character", location)
 
 
+@pytest.mark.parametrize(
+    ("path", "again"),
+    [
+        pytest.param("/admin/orders/list?q=%00", '<a href="/admin/orders/list">', id="query"),
+        pytest.param("/admin/catalog/products/%00", None, id="admin-path"),
+    ],
+)
+def test_a_person_following_such_an_address_to_an_admin_page_gets_a_page(
+    client, db, path, again
+) -> None:
+    # when a browser navigates to an admin address holding a control character
+    response = client.get(path, headers={"Accept": "text/html,application/xhtml+xml"})
+    # then it is the same 422, as a page that says what is wrong (not raw JSON); "Try again"
+    # leads to the page without the bad query, and there is none for a bad path
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Text may not contain control characters" in response.text
+    if again is None:
+        assert "Try again" not in response.text
+    else:
+        assert f"{again}Try again</a>" in response.text
+
+
 def test_a_control_character_in_the_idempotency_key_is_refused(client, db, admin) -> None:
     # given a member
     customer_id = make_customer(db)

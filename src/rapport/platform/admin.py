@@ -348,7 +348,9 @@ def problem_page(
     by a link) and one to the admin home."""
     if status == 404 and detail.lower() == title.lower():
         detail = "There is no admin page at this address."  # rather than "Not Found" again
-    again = request.url.path if request.method in ("GET", "HEAD") else None
+    # No link back to an address that cannot be asked again (one holding a control character).
+    path = request.url.path
+    again = path if request.method in ("GET", "HEAD") and path.isprintable() else None
     return templates.TemplateResponse(
         request,
         "problem.html",

@@ -19,7 +19,13 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rapport.platform.errors import InvalidInput, field_error, problem_response
+from rapport.platform.errors import (
+    InvalidInput,
+    answer_problem,
+    field_error,
+    for_a_person,
+    problem_response,
+)
 from rapport.platform.openapi import repeated_query_error, takes_several
 from rapport.platform.schemas import CONTROL_CHARACTER_CODE
 
@@ -51,14 +57,22 @@ class RefuseControlCharacters:
             if refusal is not None:
                 location, name, message = refusal
                 error = field_error((location, name), message, CONTROL_CHARACTER_CODE)
-                response = problem_response(
-                    status=InvalidInput.status,
-                    slug=InvalidInput.slug,
-                    title=InvalidInput.title,
-                    detail=f"{error['field']}: {message}",
-                    instance=_printable(str(scope.get("path", ""))),
-                    field=error["field"],
-                    errors=[error],
+                problem: dict[str, Any] = {
+                    "status": InvalidInput.status,
+                    "slug": InvalidInput.slug,
+                    "title": InvalidInput.title,
+                    "detail": f"{error['field']}: {message}",
+                    "field": error["field"],
+                    "errors": [error],
+                }
+                request = Request(scope)
+                # A person who followed such an address to an admin page gets a page.
+                response = (
+                    answer_problem(request, **problem)
+                    if for_a_person(request)
+                    else problem_response(
+                        instance=_printable(str(scope.get("path", ""))), **problem
+                    )
                 )
                 await response(scope, receive, send)
                 return
