@@ -332,6 +332,8 @@ def test_promise_kept_share_by_carrier(db) -> None:
         )
         orders.update_delivery_status(db, order_id=f"O-{n}", status="shipped")
     on_time = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
+    # the carriers report the deliveries once they happened (a time ahead of now is refused)
+    clock.set_clock(lambda: datetime(2026, 3, 5, 9, 0, tzinfo=UTC))
     orders.update_delivery_status(db, order_id="O-0", status="delivered", at=on_time)
     orders.update_delivery_status(
         db, order_id="O-1", status="delivered", at=on_time + timedelta(days=1)
@@ -340,6 +342,55 @@ def test_promise_kept_share_by_carrier(db) -> None:
     clock.set_clock(lambda: datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
     rows = {row.key: (row.due, row.on_time) for row in orders.promise_kept(db, by="carrier")}
     assert rows == {"DHL": (3, 1), "UPS": (1, 1)}
+
+
+@pytest.mark.parametrize(
+    ("status", "at", "words"),
+    [
+        pytest.param("packed", "2030-01-01T00:00:00Z", "future", id="packed-in-2030"),
+        pytest.param("delivered", "2040-01-01T00:00:00Z", "future", id="delivered-in-2040"),
+        pytest.param(
+            "shipped", "2020-01-01T00:00:00Z", "before order T-A-2 was placed", id="before-placing"
+        ),
+        pytest.param(
+            "delivered",
+            "2026-12-07T11:00:00Z",
+            "before the order's last status (shipped at 2026-12-07T12:00:00+00:00)",
+            id="before-the-last-status",
+        ),
+    ],
+)
+def test_a_delivery_status_dated_ahead_of_now_or_before_the_order_s_past_is_refused(
+    client, db, writer, status, at, words
+) -> None:
+    clock.set_clock(lambda: datetime(2026, 12, 7, 14, 0, tzinfo=UTC))
+    body = order_body(order_id="T-A-2", placed_at="2026-12-07T09:00:00Z")
+    assert _post(client, body, writer).status_code == 201
+    shipped = {"status": "shipped", "at": "2026-12-07T12:00:00Z"}
+    if status == "delivered" and at.startswith("2026"):
+        sent = client.post("/v1/orders/T-A-2/status", json=shipped, headers=command(writer))
+        assert sent.status_code == 200, sent.text
+    before = [(c.status, c.at) for c in orders.status_history(db, order_id="T-A-2")]
+    response = client.post(
+        "/v1/orders/T-A-2/status", json={"status": status, "at": at}, headers=command(writer)
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "at"
+    assert words in response.json()["detail"]
+    assert orders.get_order(db, order_id="T-A-2").delivered_at is None
+    assert [(c.status, c.at) for c in orders.status_history(db, order_id="T-A-2")] == before
+    logged = db.scalars(
+        select(Event.type).where(Event.type.in_(["order_packed", "order_delivered"]))
+    )
+    assert list(logged) == []
+    # a time in the order's own past, after the last status, and one a little ahead of a
+    # slow server clock are taken
+    for update in (shipped, {"status": "delivered", "at": "2026-12-07T14:03:00Z"}):
+        if update == shipped and status == "delivered" and at.startswith("2026"):
+            continue
+        sent = client.post("/v1/orders/T-A-2/status", json=update, headers=command(writer))
+        assert sent.status_code == 200, sent.text
+    assert sent.json()["delivered_at"] == "2026-12-07T14:03:00Z"
 
 
 def test_a_customers_orders_come_a_page_at_a_time_newest_first(client, db, writer, api_key) -> None:

@@ -4,16 +4,16 @@ delivery statuses carriers and warehouses send for shipped orders."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.events.service import append_event
 from rapport.orders import events as order_events
-from rapport.orders.models import (
-    Order,
-)
+from rapport.orders.models import Order, OrderStatusChange
 from rapport.orders.records import get_lines, record_status, require_order
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput
@@ -68,6 +68,41 @@ def confirm_pickup(
     return order
 
 
+@dataclass(frozen=True)
+class _LastStatus:
+    status: str
+    at: datetime
+
+
+def _last_status_change(db: Session, order: Order) -> _LastStatus:
+    """The order's latest status change (by time, then as recorded); an order loaded from
+    history has none, and its placing stands for it."""
+    change = db.scalars(
+        select(OrderStatusChange)
+        .where(OrderStatusChange.order_id == order.order_id)
+        .order_by(OrderStatusChange.at.desc(), OrderStatusChange.id.desc())
+        .limit(1)
+    ).first()
+    if change is None:
+        return _LastStatus(status="placed", at=clock.as_utc(order.placed_at))
+    return _LastStatus(status=change.status, at=clock.as_utc(change.at))
+
+
+def _check_status_time(order: Order, at: datetime) -> None:
+    """A status time may not lie ahead of this server's clock (beyond MAX_CLOCK_SKEW) nor
+    before the order was placed: 422 naming ``at``."""
+    if clock.is_in_future(at):
+        raise InvalidInput(
+            "at is more than 5 minutes in the future; check the sender's clock", field="at"
+        )
+    placed_at = clock.as_utc(order.placed_at)
+    if at < placed_at:
+        raise InvalidInput(
+            f"at is before order {order.order_id} was placed ({placed_at.isoformat()})",
+            field="at",
+        )
+
+
 def update_delivery_status(
     db: Session,
     *,
@@ -82,6 +117,8 @@ def update_delivery_status(
     order = require_order(db, order_id)
     if order.fulfilment != "ship":
         raise InvalidInput("Only shipped orders have delivery statuses", field="order_id")
+    if at is not None:
+        _check_status_time(order, at)
     if order.status == status:  # the same update twice changes nothing
         if before_commit is not None:
             before_commit(db, order)
@@ -89,7 +126,16 @@ def update_delivery_status(
         return order
     if order.status not in _DELIVERY_FLOW[status]:
         raise Conflict(f"An order that is {order.status} cannot become {status}", field="status")
-    when = at or clock.now()
+    last = _last_status_change(db, order)
+    if at is not None and at < last.at:
+        raise InvalidInput(
+            f"at is before the order's last status ({last.status} at {last.at.isoformat()}): "
+            "send the statuses in the order they happened",
+            field="at",
+        )
+    # Without a time the update happened now, yet never before the last status (a placed_at
+    # may lie up to MAX_CLOCK_SKEW ahead of this server's clock).
+    when = at or max(clock.now(), last.at)
     if status == "delivered":
         order.delivered_at = when
     record_status(db, order, status, when, note)
