@@ -6,13 +6,13 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy.orm import QueryableAttribute, Session, aliased
 
 from rapport.catalog.audiences import store_coordinates, stores_within
 from rapport.catalog.importer import ProductImportSummary, import_products_file
@@ -375,6 +375,14 @@ def stock_view(
 # ---------------------------------------------------------------------------------- prices
 
 
+def _same_place(sku: str, channel: str, store_id: str | None) -> list[ColumnElement[bool]]:
+    """The rules for one SKU on one channel in one place (the whole channel, or one store)."""
+    store = (
+        ChannelPrice.store_id.is_(None) if store_id is None else ChannelPrice.store_id == store_id
+    )
+    return [ChannelPrice.sku == sku, ChannelPrice.channel == channel, store]
+
+
 def set_channel_price(
     db: Session,
     *,
@@ -385,10 +393,23 @@ def set_channel_price(
     store_id: str | None = None,
     before_commit: BeforeCommit | None = None,
 ) -> ChannelPrice:
-    """Record a deliberate price exception for a channel (or one store). ``before_commit``
-    runs last in the transaction, with the rule."""
+    """Record a deliberate price exception for a channel (or one store). The rule in force
+    for the same SKU, channel and store ends where the new one begins (its ``valid_to`` is
+    set), so the newest rule wins and the history stays. ``before_commit`` runs last in the
+    transaction, with the rule."""
     if db.get(Product, sku) is None:
         raise NotFound(f"No product with SKU {sku!r}", field="sku")
+    now = clock.now()
+    db.execute(
+        update(ChannelPrice)
+        .where(
+            *_same_place(sku, channel, store_id),
+            or_(ChannelPrice.valid_from.is_(None), ChannelPrice.valid_from <= now),
+            or_(ChannelPrice.valid_to.is_(None), ChannelPrice.valid_to > now),
+        )
+        .values(valid_to=now)
+        .execution_options(synchronize_session="fetch")
+    )
     rule = ChannelPrice(
         sku=sku, channel=channel, store_id=store_id, price_minor=price_minor, reason=reason
     )
@@ -400,28 +421,51 @@ def set_channel_price(
     return rule
 
 
-def effective_price(
-    db: Session, *, sku: str, channel: str, store_id: str | None = None
-) -> int | None:
-    """The price a customer pays for ``sku`` on ``channel`` (store rule, then channel rule,
-    then the catalogue price)."""
-    product = db.get(Product, sku)
-    if product is None:
-        return None
-    now = clock.now()
-    rules = db.scalars(
-        select(ChannelPrice).where(ChannelPrice.sku == sku, ChannelPrice.channel == channel)
-    ).all()
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _live_at(rule: ChannelPrice, at: datetime) -> bool:
+    return (rule.valid_from is None or clock.as_utc(rule.valid_from) <= at) and (
+        rule.valid_to is None or clock.as_utc(rule.valid_to) > at
+    )
+
+
+def _deciding_rule(
+    rules: Iterable[ChannelPrice], *, channel: str, store_id: str | None, at: datetime
+) -> ChannelPrice | None:
+    """The rule that sets the price on ``channel`` (in ``store_id``) at ``at``: of the rules
+    live then, a store's own before the channel's, then the one that began last (a rule
+    without a start began first), then the one recorded last."""
     live = [
         r
         for r in rules
-        if (r.valid_from is None or r.valid_from <= now)
-        and (r.valid_to is None or r.valid_to > now)
+        if r.channel == channel and r.store_id in (None, store_id) and _live_at(r, at)
     ]
-    for rule in sorted(live, key=lambda r: r.store_id is None):
-        if rule.store_id in (None, store_id):
-            return rule.price_minor
-    return product.price_minor
+    if not live:
+        return None
+    return max(
+        live,
+        key=lambda r: (
+            r.store_id is not None,
+            clock.as_utc(r.valid_from) if r.valid_from is not None else _EARLIEST,
+            r.id,
+        ),
+    )
+
+
+def effective_price(
+    db: Session, *, sku: str, channel: str, store_id: str | None = None
+) -> int | None:
+    """The price a customer pays for ``sku`` on ``channel`` now (store rule, then channel
+    rule, then the catalogue price; see ``price_on``)."""
+    product = db.get(Product, sku)
+    if product is None:
+        return None
+    rules = db.scalars(
+        select(ChannelPrice).where(ChannelPrice.sku == sku, ChannelPrice.channel == channel)
+    ).all()
+    rule = _deciding_rule(rules, channel=channel, store_id=store_id, at=clock.now())
+    return rule.price_minor if rule is not None else product.price_minor
 
 
 def channel_prices(db: Session, *, skus: Sequence[str]) -> dict[str, list[ChannelPrice]]:
@@ -443,19 +487,14 @@ def price_on(
     at: datetime,
 ) -> tuple[int, ChannelPrice | None]:
     """The price on ``channel`` (in ``store_id``) at ``at`` as ``effective_price`` decides it
-    now: a store rule, then a channel rule live at that moment, else the catalogue price
-    given (with the rule that set it, if any)."""
-    live = [
-        r
-        for r in rules
-        if r.channel == channel
-        and (r.valid_from is None or clock.as_utc(r.valid_from) <= at)
-        and (r.valid_to is None or clock.as_utc(r.valid_to) > at)
-    ]
-    for rule in sorted(live, key=lambda r: r.store_id is None):
-        if rule.store_id in (None, store_id):
-            return rule.price_minor, rule
-    return catalogue_price_minor, None
+    now: the store's rule live at that moment, else the channel's, else the catalogue price
+    given (with the rule that set it, if any). Of two rules for the same place live at once
+    (rules recorded before a new one ended the old), the one that began last wins, then the
+    one recorded last."""
+    rule = _deciding_rule(rules, channel=channel, store_id=store_id, at=at)
+    if rule is None:
+        return catalogue_price_minor, None
+    return rule.price_minor, rule
 
 
 @dataclass(frozen=True)
@@ -475,13 +514,40 @@ _MAX_RULE_ID = 2**31 - 1
 
 
 def _live_price_differences(channel: str | None) -> list[ColumnElement[bool]]:
-    """The report's conditions, in SQL: a rule live now whose price is not the catalogue
-    price (on ``channel`` alone, when given)."""
+    """The report's conditions, in SQL: a rule that sets the price now (live, and no later
+    rule for the same place is) and whose price is not the catalogue price (on ``channel``
+    alone, when given)."""
     now = clock.now()
+    # A later rule for the same place, also live, decides the price instead (as
+    # ``_deciding_rule`` picks): rules recorded before a new rule ended the one in force.
+    later = aliased(ChannelPrice)
+    began_later = or_(
+        and_(later.valid_from.is_not(None), ChannelPrice.valid_from.is_(None)),
+        later.valid_from > ChannelPrice.valid_from,
+        and_(
+            or_(
+                and_(later.valid_from.is_(None), ChannelPrice.valid_from.is_(None)),
+                later.valid_from == ChannelPrice.valid_from,
+            ),
+            later.id > ChannelPrice.id,
+        ),
+    )
+    decided_by_later = exists().where(
+        later.sku == ChannelPrice.sku,
+        later.channel == ChannelPrice.channel,
+        or_(
+            and_(later.store_id.is_(None), ChannelPrice.store_id.is_(None)),
+            later.store_id == ChannelPrice.store_id,
+        ),
+        or_(later.valid_from.is_(None), later.valid_from <= now),
+        or_(later.valid_to.is_(None), later.valid_to > now),
+        began_later,
+    )
     conditions: list[ColumnElement[bool]] = [
         ChannelPrice.price_minor != Product.price_minor,
         or_(ChannelPrice.valid_from.is_(None), ChannelPrice.valid_from <= now),
         or_(ChannelPrice.valid_to.is_(None), ChannelPrice.valid_to > now),
+        ~decided_by_later,
     ]
     if channel:
         conditions.append(ChannelPrice.channel == channel)

@@ -1,0 +1,95 @@
+"""Price rules over time: a new rule for a place ends the one in force there, so the newest
+wins and the history stays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.catalog import service as catalog
+from rapport.catalog.models import ChannelPrice
+from rapport.catalog.schemas import ProductUpsert
+from rapport.platform import clock
+from tests.conftest import auth, command
+
+
+def _product(db: Session, sku: str = "APP-3", price_minor: int = 2400) -> None:
+    catalog.upsert_products(
+        db,
+        products=[
+            ProductUpsert(
+                sku=sku,
+                name=f"Product {sku}",
+                category_path="Wine/Red",
+                price_minor=price_minor,
+                cost_minor=600,
+                currency="EUR",
+            )
+        ],
+    )
+
+
+def _rules(db: Session, sku: str) -> list[ChannelPrice]:
+    return list(db.scalars(select(ChannelPrice).where(ChannelPrice.sku == sku).order_by("id")))
+
+
+def test_a_newer_rule_for_the_same_place_ends_the_one_in_force(
+    client: TestClient, db: Session, api_key: Callable[..., str]
+) -> None:
+    # given an app price rule
+    _product(db)
+    writer, reader = api_key("write"), auth(api_key("read"))
+    first = {"sku": "APP-3", "channel": "app", "price_minor": 2500, "reason": "app launch"}
+    assert client.post("/v1/prices/channel", json=first, headers=command(writer)).status_code == 201
+
+    # when a corrected rule for the same SKU and channel is recorded
+    second = {**first, "price_minor": 2600, "reason": "app launch, corrected"}
+    assert (
+        client.post("/v1/prices/channel", json=second, headers=command(writer)).status_code == 201
+    )
+
+    # then the app price is the newer one, now and at any moment after it began
+    assert catalog.effective_price(db, sku="APP-3", channel="app") == 2600
+    old, new = _rules(db, "APP-3")
+    assert new.valid_to is None
+    assert old.valid_to is not None
+    assert clock.as_utc(old.valid_to) <= clock.now()
+    price, rule = catalog.price_on(2400, [old, new], channel="app", store_id=None, at=clock.now())
+    assert (price, rule.reason if rule else None) == (2600, "app launch, corrected")
+    # and the consistency report lists only the rule in force
+    report = client.get("/v1/prices/consistency", headers=reader).json()
+    assert [(d["price_minor"], d["reason"]) for d in report["items"]] == [
+        (2600, "app launch, corrected")
+    ]
+    # while a rule for another place is left alone
+    web = catalog.set_channel_price(db, sku="APP-3", channel="web", price_minor=2000, reason="w")
+    catalog.set_channel_price(db, sku="APP-3", channel="app", price_minor=2700, reason="again")
+    assert db.get(ChannelPrice, web.id).valid_to is None  # type: ignore[union-attr]
+    assert catalog.effective_price(db, sku="APP-3", channel="web") == 2000
+
+
+def test_of_two_rules_for_one_place_both_open_the_one_recorded_last_decides(
+    client: TestClient, db: Session, api_key: Callable[..., str]
+) -> None:
+    # given two open rules for the app recorded by an earlier version, which ended none
+    _product(db)
+    db.add_all(
+        [
+            ChannelPrice(sku="APP-3", channel="app", price_minor=2500, reason="app launch"),
+            ChannelPrice(sku="APP-3", channel="app", price_minor=2600, reason="corrected"),
+        ]
+    )
+    db.commit()
+
+    # then the later one sets the price, and the report lists it alone
+    assert catalog.effective_price(db, sku="APP-3", channel="app") == 2600
+    price, rule = catalog.price_on(
+        2400, _rules(db, "APP-3"), channel="app", store_id=None, at=clock.now()
+    )
+    assert (price, rule.reason if rule else None) == (2600, "corrected")
+    report = client.get("/v1/prices/consistency", headers=auth(api_key("read"))).json()
+    assert [d["reason"] for d in report["items"]] == ["corrected"]
+    assert catalog.count_price_differences(db) == (1, 1)
