@@ -4,6 +4,7 @@ wins and the history stays."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from rapport.catalog.models import ChannelPrice
 from rapport.catalog.schemas import ProductUpsert
 from rapport.platform import clock
 from tests.conftest import auth, command
+from tests.orders.factories import CHIANTI, order_body, seed_catalog
 
 
 def _product(db: Session, sku: str = "APP-3", price_minor: int = 2400) -> None:
@@ -93,3 +95,35 @@ def test_of_two_rules_for_one_place_both_open_the_one_recorded_last_decides(
     report = client.get("/v1/prices/consistency", headers=auth(api_key("read"))).json()
     assert [d["reason"] for d in report["items"]] == ["corrected"]
     assert catalog.count_price_differences(db) == (1, 1)
+
+
+def test_a_rule_begins_when_it_is_recorded_and_never_prices_earlier_orders(
+    client: TestClient, db: Session, api_key: Callable[..., str]
+) -> None:
+    # given an app order placed last week at the catalogue price (12.00)
+    seed_catalog(db)
+    writer, reader = auth(api_key("write")), auth(api_key("read"))
+    placed_then = (clock.now() - timedelta(days=5)).isoformat()
+    body = order_body(channel="app", placed_at=placed_then, lines=[
+        {"sku": CHIANTI, "quantity": 1, "unit_price_minor": 1200},
+    ], subtotal_minor=1200, discount_minor=0, total_minor=1690, payments=[])  # fmt: skip
+    placed = client.post("/v1/orders", json=body, headers=command(writer))
+    assert placed.status_code == 201, placed.text
+
+    # when an app promotion from today is recorded
+    before = clock.now()
+    rule = {"sku": CHIANTI, "channel": "app", "price_minor": 1300, "reason": "promo from today"}
+    answer = client.post("/v1/prices/channel", json=rule, headers=command(writer))
+
+    # then it begins now (the answer says so, with the rule's id) ...
+    assert answer.status_code == 201, answer.text
+    recorded = answer.json()
+    assert {k: recorded[k] for k in rule} == rule
+    assert recorded["valid_to"] is None
+    assert before <= datetime.fromisoformat(recorded["valid_from"]) <= clock.now()
+    assert db.get(ChannelPrice, recorded["rule_id"]) is not None
+    # ... today's app price is the rule's, last week's order is not judged by it
+    assert catalog.effective_price(db, sku=CHIANTI, channel="app") == 1300
+    report = client.get("/v1/orders/reports/price-consistency", headers=reader).json()
+    assert report["lines_checked"] == 1
+    assert report["differences"] == []

@@ -13,6 +13,7 @@ from rapport.catalog.schemas import (
     AvailabilityOut,
     BulkResult,
     ChannelPriceIn,
+    ChannelPriceOut,
     PriceDifferenceOut,
     ProductBulkIn,
     ProductIn,
@@ -151,11 +152,12 @@ def stock_view(
     ]
 
 
-@router.post("/prices/channel", status_code=status.HTTP_201_CREATED, response_model=ChannelPriceIn)
+@router.post("/prices/channel", status_code=status.HTTP_201_CREATED, response_model=ChannelPriceOut)
 def set_channel_price(
     body: ChannelPriceIn, db: DbSession, key: WriteKey, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    """Record a deliberate price exception for a channel or store, with its reason."""
+    """Record a deliberate price exception for a channel or store, with its reason. It
+    begins now, and ends the rule in force for the same SKU, channel and store."""
     return run_idempotent(
         db,
         scope=f"catalog.channel_price:{key.id}",
@@ -171,7 +173,12 @@ def set_channel_price(
             store_id=body.store_id,
             before_commit=hook,
         ),
-        render=lambda _rule: body.model_dump(mode="json"),
+        render=lambda rule: ChannelPriceOut(
+            **body.model_dump(),
+            rule_id=rule.id,
+            valid_from=rule.valid_from,
+            valid_to=rule.valid_to,
+        ).model_dump(mode="json"),
     )
 
 

@@ -120,6 +120,18 @@ class ChannelPriceIn(StrictModel):
     reason: str = Field(min_length=1, max_length=200, examples=["clearance in Lyon"])
 
 
+class ChannelPriceOut(ChannelPriceIn):
+    """A price rule as recorded: it begins when it was recorded (``valid_from``) and stays
+    in force until a newer rule for the same place ends it (``valid_to``)."""
+
+    rule_id: int
+    valid_from: datetime | None = Field(
+        description="When the rule began; null for a rule an earlier version recorded, which "
+        "has no start and is read as always"
+    )
+    valid_to: datetime | None = Field(description="When the rule ended; null while in force")
+
+
 class PriceDifferenceOut(StrictModel):
     sku: str
     name: str

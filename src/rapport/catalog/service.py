@@ -395,8 +395,9 @@ def set_channel_price(
 ) -> ChannelPrice:
     """Record a deliberate price exception for a channel (or one store). The rule in force
     for the same SKU, channel and store ends where the new one begins (its ``valid_to`` is
-    set), so the newest rule wins and the history stays. ``before_commit`` runs last in the
-    transaction, with the rule."""
+    set), so the newest rule wins and the history stays. The rule begins now: orders placed
+    before it are never priced by it. ``before_commit`` runs last in the transaction, with
+    the rule."""
     if db.get(Product, sku) is None:
         raise NotFound(f"No product with SKU {sku!r}", field="sku")
     now = clock.now()
@@ -411,7 +412,12 @@ def set_channel_price(
         .execution_options(synchronize_session="fetch")
     )
     rule = ChannelPrice(
-        sku=sku, channel=channel, store_id=store_id, price_minor=price_minor, reason=reason
+        sku=sku,
+        channel=channel,
+        store_id=store_id,
+        price_minor=price_minor,
+        reason=reason,
+        valid_from=now,
     )
     db.add(rule)
     db.flush()
