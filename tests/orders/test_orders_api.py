@@ -112,6 +112,29 @@ def test_an_order_from_an_unknown_store_or_the_future_is_refused(
         assert _post(client, body, writer, key=key).status_code == 201
 
 
+def test_a_promise_before_the_placing_day_is_refused_not_flagged_late(client, db, writer) -> None:
+    clock.set_clock(lambda: datetime(2026, 12, 7, 10, 0, tzinfo=UTC))
+    body = order_body(
+        order_id="O-EARLY", placed_at="2026-12-02T09:54:17Z", promised_delivery="2026-11-28"
+    )
+    response = _post(client, body, writer)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "promised_delivery"
+    assert "before the order was placed (2026-12-02)" in response.json()["detail"]
+    assert orders.count_orders(db) == 0
+    assert orders.flag_late_deliveries(db) == []
+    # the placing day itself is a promise that can be kept, read in the sender's own offset:
+    # placed on 1 December at 20:00 in New York (2 December in UTC), due that evening
+    same_day = order_body(
+        order_id="O-SAME-DAY",
+        placed_at="2026-12-01T20:00:00-05:00",
+        promised_delivery="2026-12-01",
+    )
+    placed = _post(client, same_day, writer, key="k-same-day")
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["promised_delivery"] == "2026-12-01"
+
+
 def test_a_currency_nobody_uses_is_refused_naming_it(client, db, writer) -> None:
     response = _post(client, order_body(currency="QQQ"), writer)
     assert response.status_code == 422, response.text

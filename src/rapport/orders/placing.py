@@ -107,6 +107,14 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
         )
     now = clock.now()
     placed_at = order.placed_at or now
+    # The placing day as the sender lives it (its offset), so a same-day promise is never early.
+    if order.promised_delivery is not None and order.promised_delivery < placed_at.date():
+        raise InvalidInput(
+            f"promised_delivery {order.promised_delivery.isoformat()} is before the order was "
+            f"placed ({placed_at.date().isoformat()}): promise the day it will arrive, or leave "
+            f"it out for {DEFAULT_PROMISE_DAYS} days after placing",
+            field="promised_delivery",
+        )
     record = Order(
         order_id=order_id,
         customer_id=_resolve_customer(db, order.customer_id),
