@@ -185,10 +185,13 @@ def test_a_return_gives_back_the_points_the_order_was_paid_with_for_the_part_ret
     rest = _return(db, "O-PTS-1", (CHIANTI, 1), (CORKSCREW, 1))
     _process(db)
 
-    # Then the two returns' points add up to the points payment's share of all that came
-    # back, rounded once (not once per return), and never more than was paid
-    assert rest.refund_minor == 1091 + 819
-    assert first.points_refund_minor + rest.points_refund_minor == (1091 * 2 + 819) * 500 // 3495
+    # Then the two returns refund the 30.00 the goods cost after the coupon, not a cent more
+    # (the corkscrew's 8.18 where rounding each return on its own gave 8.19)
+    assert first.refund_minor + rest.refund_minor == 3300 - 300
+    assert rest.refund_minor == 1091 + 818
+    # and their points add up to the points payment's share of all that came back, rounded
+    # once (not once per return), and never more than was paid
+    assert first.points_refund_minor + rest.points_refund_minor == 3000 * 500 // 3495
     assert loyalty.points_paid(db, customer_id=member, order_id="O-PTS-1") == (500, 429)
     # and the balance is what the order left, plus the points given back, less what the
     # returned goods had earned (the first-purchase bonus stays)

@@ -3,7 +3,7 @@ the order was partly paid with), restocking, ``order_returned``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from rapport.catalog import service as catalog
 from rapport.events.service import append_event
 from rapport.orders import events as order_events
-from rapport.orders.models import OrderPayment, ReturnLine
+from rapport.orders.models import Order, OrderLine, OrderPayment, ReturnLine
 from rapport.orders.records import get_lines, require_order
 from rapport.orders.schemas import ReturnIn
 from rapport.platform import clock
@@ -49,6 +49,66 @@ class PointsShare:
         return self.refunded_to_date_minor - self.refunded_before_minor
 
 
+def split_in_proportion(amount: int, weights: Sequence[int]) -> list[int]:
+    """``amount`` split in proportion to ``weights`` in whole minor units that add up to it
+    exactly (largest remainder): each part is the floor of its exact share, and the units
+    left over go one each to the parts with the largest remainders (ties to the earlier).
+    All weights 0 (or none) gives every part 0."""
+    whole = sum(weights)
+    if whole <= 0 or amount <= 0:
+        return [0] * len(weights)
+    parts = [amount * weight // whole for weight in weights]
+    remainders = [amount * weight % whole for weight in weights]
+    left = amount - sum(parts)
+    for index in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:left]:
+        parts[index] += 1
+    return parts
+
+
+@dataclass(frozen=True)
+class LineRefunds:
+    """What one order line's units refund, fixed once for the order: the line's share of the
+    goods paid for (the lines' totals less the order discount, split over the lines in
+    proportion to their totals), split over its units, the first ``extra`` units one minor
+    unit more than the rest. Units come back in that order, so every unit is refunded once
+    and the refunds of all of an order's units add up to what was paid for its goods."""
+
+    quantity: int
+    amount_minor: int
+
+    def units(self, *, already_returned: int, quantity: int) -> int:
+        """The refund for the next ``quantity`` units of the line, ``already_returned``
+        having come back before."""
+        base, extra = divmod(self.amount_minor, self.quantity)
+        start, end = already_returned, already_returned + quantity
+        return quantity * base + max(0, min(end, extra) - min(start, extra))
+
+
+def line_refunds(order: Order, lines: Sequence[OrderLine]) -> dict[int, LineRefunds]:
+    """Each line's refunds by ``line_no``: the goods paid for (the lines' totals less the order
+    discount; shipping is not refunded by a return) split over the lines by
+    :func:`split_in_proportion` of their totals."""
+    goods = sum(line.total_minor for line in lines)
+    paid = max(0, goods - order.discount_minor)
+    amounts = split_in_proportion(paid, [max(0, line.total_minor) for line in lines])
+    return {
+        line.line_no: LineRefunds(quantity=line.quantity, amount_minor=amount)
+        for line, amount in zip(lines, amounts, strict=True)
+    }
+
+
+def _refunded_before(db: Session, *, order_id: str) -> int:
+    """What the order's earlier returns refunded."""
+    return int(
+        db.scalar(
+            select(func.coalesce(func.sum(ReturnLine.refund_minor), 0)).where(
+                ReturnLine.order_id == order_id
+            )
+        )
+        or 0
+    )
+
+
 def _points_share(
     db: Session, *, order_id: str, total_minor: int, refund_minor: int
 ) -> PointsShare:
@@ -65,19 +125,23 @@ def _points_share(
     )
     if paid <= 0 or total_minor <= 0:
         return PointsShare(paid_minor=0, refunded_before_minor=0, refunded_to_date_minor=0)
-    before = int(
-        db.scalar(
-            select(func.coalesce(func.sum(ReturnLine.refund_minor), 0)).where(
-                ReturnLine.order_id == order_id
-            )
-        )
-        or 0
-    )
+    before = _refunded_before(db, order_id=order_id)
     return PointsShare(
         paid_minor=paid,
         refunded_before_minor=min(before * paid // total_minor, paid),
         refunded_to_date_minor=min((before + refund_minor) * paid // total_minor, paid),
     )
+
+
+def _cap(recorded: list[ReturnLine], most: int) -> None:
+    """Lower the return's refunds, last line first, until they add up to at most ``most``."""
+    over = sum(r.refund_minor for r in recorded) - max(0, most)
+    for returned in reversed(recorded):
+        if over <= 0:
+            break
+        cut = min(over, returned.refund_minor)
+        returned.refund_minor -= cut
+        over -= cut
 
 
 def record_return(
@@ -87,13 +151,17 @@ def record_return(
     request: ReturnIn,
     before_commit: Callable[[Session, RecordedReturn], None] | None = None,
 ) -> RecordedReturn:
-    """Units brought back: the refund is each line's paid amount per unit, less its share of
-    any order discount; of it, the points payment's share of the order's total is refunded
-    in points (``order_returned`` carries it, and loyalty gives the points back). Lines
-    marked ``restock`` go back into the stock of ``store_id`` (by default the order's own
-    location) in the same transaction. Logs ``order_returned`` with the lines."""
+    """Units brought back: the refund is what was paid for those units, less their share of
+    any order discount, each unit's amount fixed once for the order (:func:`line_refunds`),
+    so no set of returns refunds more than the goods were paid and all of them refund that
+    exactly; of it, the points payment's share of the order's total is refunded in points
+    (``order_returned`` carries it, and loyalty gives the points back). Lines marked
+    ``restock`` go back into the stock of ``store_id`` (by default the order's own location)
+    in the same transaction. Logs ``order_returned`` with the lines."""
     order = require_order(db, order_id)
-    lines = {line.sku: line for line in get_lines(db, order_id=order_id)}
+    order_lines = get_lines(db, order_id=order_id)
+    refunds = line_refunds(order, order_lines)
+    lines = {line.sku: line for line in order_lines}
     restock_at = request.store_id or order.store_id or "web"
     if request.store_id is not None and catalog.get_store(db, store_id=request.store_id) is None:
         raise InvalidInput(
@@ -120,7 +188,6 @@ def record_return(
         )
     return_id = new_id("ret")
     recorded = []
-    refund_total = 0
     for index, item in enumerate(request.lines):
         line = lines.get(item.sku)
         if line is None:
@@ -133,13 +200,10 @@ def record_return(
                 f"Only {left} of {item.sku} can still be returned",
                 field=f"lines.{index}.quantity",
             )
-        paid = line.total_minor * item.quantity // line.quantity
-        discount_share = (
-            order.discount_minor * paid // order.subtotal_minor if order.subtotal_minor else 0
+        refund = refunds[line.line_no].units(
+            already_returned=line.returned_quantity, quantity=item.quantity
         )
-        refund = paid - discount_share
         line.returned_quantity += item.quantity
-        refund_total += refund
         recorded.append(
             ReturnLine(
                 return_id=return_id,
@@ -155,6 +219,13 @@ def record_return(
                 restocked_to=restock_at if item.restock else None,
             )
         )
+    # Returns recorded before each unit's refund was fixed (an earlier version rounded each
+    # return on its own) may have refunded a little more: never past what the goods cost.
+    _cap(
+        recorded,
+        sum(r.amount_minor for r in refunds.values()) - _refunded_before(db, order_id=order_id),
+    )
+    refund_total = sum(r.refund_minor for r in recorded)
     # Read before this return's lines are added: the refunds of the order's earlier returns.
     points = _points_share(
         db, order_id=order_id, total_minor=order.total_minor, refund_minor=refund_total

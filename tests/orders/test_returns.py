@@ -1,0 +1,190 @@
+"""Returns: what each one refunds (never more than was paid, all of them exactly that), which
+orders can be returned, and units spread over the lines of their SKU."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.catalog import service as catalog
+from rapport.catalog.schemas import ProductUpsert
+from rapport.events.models import Event
+from rapport.orders import service as orders
+from tests.conftest import auth, command
+from tests.orders.factories import seed_catalog
+
+SKUS = ("R-0", "R-1", "R-2", "R-3")
+_order_numbers = itertools.count(1)
+
+
+def seed_products(db: Session) -> None:
+    """The factories' catalogue and stores, with four more products stocked on the web."""
+    seed_catalog(db)
+    catalog.upsert_products(
+        db,
+        products=[
+            ProductUpsert(
+                sku=sku,
+                name=f"Product {sku}",
+                category_path="Test/Returns",
+                price_minor=1000,
+                cost_minor=500,
+                currency="EUR",
+            )
+            for sku in SKUS
+        ],
+    )
+    catalog.set_stock(db, levels=[(sku, "web", 1_000_000) for sku in SKUS])
+
+
+@pytest.fixture
+def writer(db: Session, api_key: Any) -> dict[str, str]:
+    seed_products(db)
+    return auth(api_key("write"))
+
+
+def order_of(order_id: str, lines: list[dict[str, Any]], **changes: Any) -> dict[str, Any]:
+    """A shipped web order of ``lines``, its totals computed from them and ``changes``."""
+    subtotal = sum(
+        line["quantity"] * line["unit_price_minor"] - line.get("discount_minor", 0)
+        for line in lines
+    )
+    body: dict[str, Any] = {
+        "order_id": order_id,
+        "customer_id": "C-RET",
+        "channel": "web",
+        "fulfilment": "ship",
+        "currency": "EUR",
+        "lines": lines,
+        "discount_minor": 0,
+        "shipping_minor": 0,
+        "subtotal_minor": subtotal,
+    }
+    body.update(changes)
+    body["total_minor"] = body["subtotal_minor"] - body["discount_minor"] + body["shipping_minor"]
+    return body
+
+
+def returning(*units: tuple[str, int], restock: bool = False) -> dict[str, Any]:
+    return {
+        "lines": [
+            {"sku": sku, "quantity": quantity, "reason": "changed_mind", "restock": restock}
+            for sku, quantity in units
+        ],
+        "channel": "web",
+    }
+
+
+# --- what a return refunds -----------------------------------------------------------------
+
+
+def test_three_lines_returned_one_by_one_or_together_refund_exactly_what_was_paid(
+    client: Any, db: Session, writer: dict[str, str]
+) -> None:
+    # given two orders of three 10.00 lines with 1.00 off the order: 29.00 paid for each
+    lines = [{"sku": sku, "quantity": 1, "unit_price_minor": 1000} for sku in SKUS[:3]]
+    for order_id in ("O-ONE-BY-ONE", "O-TOGETHER"):
+        body = order_of(order_id, lines, discount_minor=100)
+        assert client.post("/v1/orders", json=body, headers=command(writer)).status_code == 201
+
+    # when one comes back a line at a time, and the other all at once
+    one_by_one = [
+        client.post(
+            "/v1/orders/O-ONE-BY-ONE/returns", json=returning((sku, 1)), headers=command(writer)
+        ).json()["refund_minor"]
+        for sku in SKUS[:3]
+    ]
+    together = client.post(
+        "/v1/orders/O-TOGETHER/returns",
+        json=returning(*((sku, 1) for sku in SKUS[:3])),
+        headers=command(writer),
+    ).json()
+
+    # then both refund the 29.00 paid, not 29.01 (9.67 three times)
+    assert sum(one_by_one) == 2900
+    assert sorted(one_by_one) == [966, 967, 967]
+    assert together["refund_minor"] == together["money_refund_minor"] == 2900
+    assert sum(line["refund_minor"] for line in together["lines"]) == 2900
+    logged = db.scalars(select(Event).where(Event.type == "order_returned")).all()
+    assert sum(event.properties["refund_minor"] for event in logged) == 2 * 2900
+
+
+@st.composite
+def orders_and_returns(draw: st.DrawFn) -> tuple[dict[str, Any], list[list[tuple[int, int]]]]:
+    """An order of one to four lines (quantities, prices and line discounts drawn), an order
+    discount up to its subtotal and any shipping; and its units returned in a drawn sequence
+    of returns, each of one or more (line, units) parts, until every unit came back."""
+    count = draw(st.integers(1, 4))
+    lines = []
+    for index in range(count):
+        quantity = draw(st.integers(1, 7))
+        price = draw(st.integers(0, 5000))
+        discount = draw(st.integers(0, quantity * price))
+        lines.append(
+            {
+                "sku": SKUS[index],
+                "quantity": quantity,
+                "unit_price_minor": price,
+                "discount_minor": discount,
+            }
+        )
+    subtotal = sum(
+        line["quantity"] * line["unit_price_minor"] - line["discount_minor"] for line in lines
+    )
+    body = order_of(
+        f"O-PROP-{next(_order_numbers)}",
+        lines,
+        discount_minor=draw(st.integers(0, subtotal)),
+        shipping_minor=draw(st.sampled_from([0, 0, 495])),
+    )
+    left = [line["quantity"] for line in lines]
+    returns: list[list[tuple[int, int]]] = []
+    while sum(left):
+        parts: dict[int, int] = {}
+        for _ in range(draw(st.integers(1, 3))):
+            open_lines = [i for i in range(count) if left[i]]
+            if not open_lines:
+                break
+            index = draw(st.sampled_from(open_lines))
+            units = draw(st.integers(1, left[index]))
+            left[index] -= units
+            parts[index] = parts.get(index, 0) + units
+        returns.append(sorted(parts.items()))
+    return body, returns
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(drawn=orders_and_returns())
+def test_no_sequence_of_returns_refunds_more_than_was_paid_and_all_of_them_refund_exactly_that(
+    db: Session, drawn: tuple[dict[str, Any], list[list[tuple[int, int]]]]
+) -> None:
+    body, returns = drawn
+    if catalog.get_product(db, sku=SKUS[0]) is None:
+        seed_products(db)
+    order = orders.place_order(db, order=orders.OrderIn.model_validate(body))
+    paid_for_goods = order.total_minor - order.shipping_minor
+
+    refunded = 0
+    for parts in returns:
+        request = returning(*((body["lines"][index]["sku"], units) for index, units in parts))
+        result = orders.record_return(
+            db, order_id=order.order_id, request=orders.ReturnIn.model_validate(request)
+        )
+        assert result.refund_minor == sum(line.refund_minor for line in result.lines)
+        assert all(line.refund_minor >= 0 for line in result.lines)
+        refunded += result.refund_minor
+        # never more than was paid for the goods, whatever came back so far
+        assert refunded <= paid_for_goods
+
+    # every unit back: exactly what was paid for the goods (shipping is not refunded)
+    assert refunded == paid_for_goods
