@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -127,3 +128,44 @@ def test_a_rule_begins_when_it_is_recorded_and_never_prices_earlier_orders(
     report = client.get("/v1/orders/reports/price-consistency", headers=reader).json()
     assert report["lines_checked"] == 1
     assert report["differences"] == []
+
+
+@pytest.mark.parametrize(
+    ("channel", "store_id", "says"),
+    [
+        ("store", "st-nope", "'st-nope' is unknown"),
+        ("store", "web", "online warehouse"),
+        ("web", "st-par-01", "channel 'store'"),
+        ("app", "st-nope", "channel 'store'"),
+    ],
+)
+def test_a_rule_names_a_store_only_on_the_store_channel_and_only_a_known_one(
+    client: TestClient, db: Session, api_key: Callable[..., str], channel: str, store_id: str,
+    says: str,
+) -> None:  # fmt: skip
+    # given a catalogue with the store st-par-01 (and the web warehouse)
+    seed_catalog(db)
+    body = {"sku": CHIANTI, "channel": channel, "store_id": store_id, "price_minor": 1100,
+            "reason": "Clapham promo"}  # fmt: skip
+
+    # when a rule names a store that is not there, or a store on another channel
+    refused = client.post("/v1/prices/channel", json=body, headers=command(api_key("write")))
+
+    # then it is refused naming store_id, saying what fits, and nothing is recorded
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == "store_id"
+    assert says in refused.json()["detail"]
+    assert _rules(db, CHIANTI) == []
+    assert catalog.count_price_differences(db) == (0, 0)
+
+
+def test_a_rule_for_a_store_of_the_catalogue_is_recorded(
+    client: TestClient, db: Session, api_key: Callable[..., str]
+) -> None:
+    seed_catalog(db)
+    body = {"sku": CHIANTI, "channel": "store", "store_id": "st-par-01", "price_minor": 1100,
+            "reason": "Rivoli promo"}  # fmt: skip
+    answer = client.post("/v1/prices/channel", json=body, headers=command(api_key("write")))
+    assert answer.status_code == 201, answer.text
+    assert catalog.effective_price(db, sku=CHIANTI, channel="store", store_id="st-par-01") == 1100
+    assert catalog.effective_price(db, sku=CHIANTI, channel="store", store_id="st-x") == 1200

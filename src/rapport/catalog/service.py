@@ -178,6 +178,9 @@ def count_stores(db: Session) -> int:
 
 # ----------------------------------------------------------------------------------- stock
 
+# The online warehouse's location id: stock sold on the web leaves from it.
+WEB_LOCATION = "web"
+
 
 def set_stock(db: Session, *, levels: Sequence[tuple[str, str, int]]) -> int:
     """Set on-hand units for (sku, store_id, units) triples in one transaction; reservations
@@ -383,6 +386,29 @@ def _same_place(sku: str, channel: str, store_id: str | None) -> list[ColumnElem
     return [ChannelPrice.sku == sku, ChannelPrice.channel == channel, store]
 
 
+# The channel whose price may differ from store to store (``ChannelPriceIn.channel``).
+STORE_CHANNEL = "store"
+
+
+def _check_price_store(db: Session, *, channel: str, store_id: str) -> None:
+    """A rule names a store only for the store channel, and only a store of the catalogue
+    (not the web warehouse): 422 naming ``store_id`` otherwise."""
+    if channel != STORE_CHANNEL:
+        raise InvalidInput(
+            f"A price for one store is a price on channel {STORE_CHANNEL!r}, not {channel!r}: "
+            f"send channel {STORE_CHANNEL!r} with store_id, or leave store_id out for a "
+            f"price on the whole {channel} channel",
+            field="store_id",
+        )
+    if store_id == WEB_LOCATION or db.get(Store, store_id) is None:
+        what = "is the online warehouse, not a store" if store_id == WEB_LOCATION else "is unknown"
+        raise InvalidInput(
+            f"Store {store_id!r} {what}: name a store of the catalogue (add one with "
+            f"PUT /v1/stores/{{store_id}} first)",
+            field="store_id",
+        )
+
+
 def set_channel_price(
     db: Session,
     *,
@@ -400,6 +426,8 @@ def set_channel_price(
     the rule."""
     if db.get(Product, sku) is None:
         raise NotFound(f"No product with SKU {sku!r}", field="sku")
+    if store_id is not None:
+        _check_price_store(db, channel=channel, store_id=store_id)
     now = clock.now()
     db.execute(
         update(ChannelPrice)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from rapport.catalog.models import ChannelPrice, Product, StockLevel, Store
 from rapport.catalog.service import (
     CATEGORY_SEPARATOR,
+    WEB_LOCATION,
     category_condition,
     channel_prices,
     count_price_differences,
@@ -26,7 +27,6 @@ from rapport.platform import clock
 # The channels a price can differ on (``ChannelPriceIn.channel``), in the order pages show them,
 # then the loyalty members' price (loyalty records it as the channel ``members``).
 CHANNELS = ("web", "app", "store", "call_center", "members")
-WEB_LOCATION = "web"
 
 
 @dataclass(frozen=True)
