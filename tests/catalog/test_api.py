@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rapport.catalog import service as catalog
 from tests.conftest import auth, command
 
@@ -165,3 +167,21 @@ def test_price_consistency_report_lists_deliberate_exceptions(client, api_key) -
         ],
         "next_cursor": None,
     }
+
+
+@pytest.mark.parametrize("cursor", ["NOPE", "W-0000", "", " W-001", "x" * 64])
+def test_a_products_cursor_we_did_not_give_out_is_refused_naming_it(
+    client, api_key, db, cursor: str
+) -> None:
+    writer, reader = api_key("write"), api_key("read")
+    products = [{**CHIANTI, "sku": f"W-{n:03d}"} for n in range(3)]
+    client.post("/v1/products/bulk", json={"products": products}, headers=command(writer))
+
+    refused = client.get("/v1/products", params={"cursor": cursor}, headers=auth(reader))
+
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem.get("field", (problem.get("errors") or [{}])[0].get("field")) == "cursor"
+    # while one a page gave goes on after it
+    rest = client.get("/v1/products", params={"cursor": "W-000"}, headers=auth(reader)).json()
+    assert [p["sku"] for p in rest["items"]] == ["W-001", "W-002"]

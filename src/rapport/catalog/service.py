@@ -80,9 +80,16 @@ def get_product(db: Session, *, sku: str) -> Product | None:
 def list_products(
     db: Session, *, after_sku: str | None = None, limit: int = 50, category: str | None = None
 ) -> list[Product]:
-    """Products in SKU order, ``limit`` at a time, starting after ``after_sku``."""
+    """Products in SKU order, ``limit`` at a time, starting after ``after_sku`` (a page's
+    cursor: the last SKU it showed); a cursor that is no product's SKU is 422 naming
+    ``cursor`` (products are never deleted, so every cursor a page gave still is one)."""
     query = select(Product).order_by(Product.sku).limit(limit)
     if after_sku is not None:
+        if db.get(Product, after_sku) is None:
+            raise InvalidInput(
+                "Not a cursor of the product list: pass next_cursor as it came",
+                field="cursor",
+            )
         query = query.where(Product.sku > after_sku)
     if category is not None:
         query = query.where(category_condition(Product.category_path, category))
