@@ -104,20 +104,25 @@ def test_the_price_differences_come_a_page_at_a_time(client: TestClient, db: Ses
 
 
 def test_the_stock_out_of_step_comes_a_page_at_a_time(client: TestClient, db: Session) -> None:
-    # given 30 products: 10 in stock online, 12 sold out online but in the shop, 8 nowhere
+    # given 36 products: 10 in stock online, 12 sold out online but in the shop, 8 out of
+    # stock online and in the shop, 3 out of stock online and tracked nowhere else; and 3
+    # whose stock is not tracked (no level at all), online or anywhere
     platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    _shop(db, 30)
+    _shop(db, 36)
     levels = [(f"P-{n:03d}", "web", 4) for n in range(10)]
-    levels += [(f"P-{n:03d}", "web", 0) for n in range(10, 22)]
+    levels += [(f"P-{n:03d}", "web", 0) for n in range(10, 30)]
     levels += [(f"P-{n:03d}", "st-1", 3) for n in range(10, 22)]
+    levels += [(f"P-{n:03d}", "st-1", 0) for n in range(22, 27)]
+    levels += [(f"P-{n:03d}", "st-1", 5) for n in range(33, 34)]  # tracked in the shop only
     catalog.set_stock(db, levels=levels)
     assert sign_in(client).status_code == 303
 
     # when the stock view is opened, 10 rows a page
     first = client.get(f"{PAGE}?show=stock&per_page=10")
 
-    # then it counts 20 products out of step, 8 of them out of stock everywhere, and lists
-    # the first 10 by SKU; the last page has the rest
+    # then it counts 20 products out of step, 8 of them out of stock everywhere they are
+    # tracked, and lists the first 10 by SKU; the last page has the rest, and none of the
+    # untracked products
     assert first.status_code == 200
     assert re.search(r'data-testid="tile-stock".*?<p class="stat-value">20</p>', first.text, re.S)
     assert "8 out of stock everywhere" in first.text
@@ -126,3 +131,4 @@ def test_the_stock_out_of_step_comes_a_page_at_a_time(client: TestClient, db: Se
     assert _rows(last.text, "stock-gaps") == [f"P-{n:03d}" for n in range(20, 30)]
     assert "Sold out online, in stock in shops" in last.text
     assert "Out of stock everywhere" in last.text
+    assert "P-030" not in first.text + last.text

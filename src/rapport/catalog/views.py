@@ -195,8 +195,11 @@ class StockGap:
 
 
 def _stock_out_of_step() -> Select[Any]:
-    """Each product whose units available online are none (sold out online, or stocked
-    nowhere at all), with its units online and in the shops altogether, summed in SQL."""
+    """Each product whose stock is tracked online (the web warehouse keeps a level for it)
+    with no units available there, with its units online and in the shops that track it
+    altogether, summed in SQL. A location that keeps no level for a product does not track
+    it (orders for it there are not limited): it counts for nothing here, and a product
+    tracked nowhere is never out of step."""
     available = StockLevel.on_hand - StockLevel.reserved
     online = func.coalesce(
         func.sum(case((StockLevel.store_id == WEB_LOCATION, available), else_=0)), 0
@@ -204,17 +207,18 @@ def _stock_out_of_step() -> Select[Any]:
     shops = func.coalesce(
         func.sum(case((StockLevel.store_id != WEB_LOCATION, available), else_=0)), 0
     )
+    tracked_online = func.sum(case((StockLevel.store_id == WEB_LOCATION, 1), else_=0))
     return (
         select(Product.sku, Product.name, online.label("online"), shops.label("shops"))
-        .outerjoin(StockLevel, StockLevel.sku == Product.sku)
+        .join(StockLevel, StockLevel.sku == Product.sku)
         .group_by(Product.sku, Product.name)
-        .having(online <= 0)
+        .having(tracked_online > 0, online <= 0)
     )
 
 
 def stock_gaps(db: Session, *, offset: int = 0, limit: int = 50) -> list[StockGap]:
     """A page of the products whose stock is out of step between channels, by SKU: sold out
-    online while shops hold units, or stocked nowhere at all."""
+    online while shops hold units, or out of stock at every location that tracks it."""
     gaps = []
     for sku, name, web_units, shop_units in db.execute(
         _stock_out_of_step().order_by(Product.sku).offset(offset).limit(limit)
