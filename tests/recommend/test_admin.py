@@ -142,6 +142,34 @@ def test_the_overview_shows_the_weights_chosen_and_the_blend_against_its_best_pa
     assert "19.0%" in page
 
 
+def test_a_version_training_could_not_measure_says_why_and_shows_the_default_weights(
+    client: Any, db: Session, settings: Settings, signed_in: None
+) -> None:
+    # given a shop whose history was too short to measure: the report training keeps
+    from rapport.recommend.tuning import tune
+    from tests.recommend.test_tuning import grocery
+
+    report = tune(grocery(customers=20), dict(service.DEFAULT_BLEND)).report
+    _version(db, "v-short", report, 3)
+    directory = service.models_directory(settings.data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    service.make_current(directory, "v-short")
+
+    page = client.get("/admin/recommendations").text
+    said = re.sub(r"\s+", " ", page)
+
+    # then no empty chart: the page says nothing could be measured, why, and what serves
+    assert 'id="metrics-chart"' not in page
+    assert "No version could be measured yet" in said
+    notice = said[said.index('data-testid="not-measured"') :]
+    assert "Version v-short could not be measured on the history's last weeks: only" in notice
+    assert "at least 50 are needed to measure" in notice
+    weights = page[page.index('data-testid="blend-weights"') :]
+    weights = weights[: weights.index("</table>")]
+    rows = dict(re.findall(r"<tr><td>([^<]+)</td>\s*<td class=\"num\">([^<]+)</td>", weights))
+    assert rows["Own purchases"].strip() == "1.00"
+
+
 def _rule_form(client: Any, path: str, **typed_in: str) -> list[tuple[str, str]]:
     """The rule form at ``path`` as the page shows it, with the given fields typed in (a select
     is set like a text box)."""

@@ -31,6 +31,15 @@ def test_training_reports_each_protocol_and_the_best_part_in_the_admin_pages_wor
     ]
 
 
+def test_a_version_training_could_not_measure_says_why() -> None:
+    metrics = {"measured": False, "reason": "only 12 customers bought both in the last 28 days"}
+    version = service.ModelVersion(version="v1", metrics=metrics)
+    assert measured_lines(version) == [
+        "Not measured on the history's last weeks: only 12 customers bought both in the last"
+        " 28 days; the default weights serve."
+    ]
+
+
 @pytest.fixture
 def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
@@ -84,3 +93,28 @@ def test_versions_show_each_id_whole_on_a_narrow_terminal(
     assert serving.rstrip().endswith(("yes", "serving"))
     assert "0.316" in serving
     assert "0.132" in serving
+
+
+def test_a_version_of_one_customer_is_not_said_in_the_plural(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_session(database_url) as db:
+        db.add(
+            service.ModelVersion(
+                version="20261207-160328-e185",
+                trained_at=datetime(2026, 12, 7, 16, tzinfo=UTC),
+                file_name="v.npz",
+                customers=1,
+                items=1,
+                purchases=1,
+                train_seconds=0.1,
+                params={},
+                metrics={"measured": False, "reason": "there are no purchases yet"},
+                trained_by="test",
+            )
+        )
+        db.commit()
+    monkeypatch.setattr(console, "width", 60)  # a line per version
+    listed = CliRunner().invoke(recommend_app, ["versions"])
+    assert "1 customer  1 item" in listed.output
+    assert "customers" not in listed.output.split("R@20")[0]

@@ -3,6 +3,8 @@ best single part, never serving a blend that scored below that part."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -168,8 +170,34 @@ def test_too_few_customers_measure_nothing_and_keep_the_weights_given() -> None:
     small = grocery(customers=MIN_CUSTOMERS // 2)
     given = {"own": 1.0, "knn": 0.1, "popular": 0.1}
     result = tune(small, given)
-    assert result.report == {"measured": False}
     assert result.params == given
+    # the report says why, in a retailer's words, and which weights therefore serve
+    assert result.report["measured"] is False
+    assert re.fullmatch(
+        r"only \d+ customers bought both in the last \d+ days and before them;"
+        r" at least 50 are needed to measure",
+        result.report["reason"],
+    )
+    returning = int(result.report["reason"].split()[1])
+    assert 0 < returning < MIN_CUSTOMERS
+    assert result.report["repeat"]["weights"]["own"] == 1.0
+    assert result.report["discover"]["weights"]["own"] == 0.0
+    assert result.report["repeat"]["served"] is None
+
+
+def test_a_catalogue_too_small_to_measure_is_said_so() -> None:
+    from rapport.recommend.tuning import why_unmeasured
+
+    # 100 customers buying, week after week, from a shelf of 10 products
+    customers = [f"c{c}" for c in range(100) for _ in range(8)]
+    items = [f"sku{(c + week) % 10}" for c in range(100) for week in range(8)]
+    days = [float(week * 7) for _ in range(100) for week in range(8)]
+    small_shelf = Interactions.from_purchases(customers, items, days)
+    assert tune(small_shelf).report["reason"] == (
+        "only 10 products have been bought; at least 40 are needed to measure"
+    )
+    empty = Interactions.from_purchases([], [], [])
+    assert why_unmeasured(empty) == "there are no purchases yet"
 
 
 def test_a_blend_weighed_for_discovery_ranks_with_those_weights(shop: Interactions) -> None:

@@ -151,6 +151,10 @@ def _page(
             "active": active,
             "serving": serving,
             "measured": service.measured(serving) if serving is not None else {},
+            "unmeasured": service.unmeasured_reason(serving) if serving is not None else None,
+            "any_measured": any(
+                f.served is not None for v in versions for f in service.measured(v).values()
+            ),
             "version_figures": {v.version: service.measured(v) for v in versions},
             "weights": _weights(serving),
             "parts_chart": _parts_chart(serving),

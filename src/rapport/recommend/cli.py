@@ -30,8 +30,8 @@ def train_command(
     with console.status("Training recommendations"), open_session() as db:
         version = service.train_model(db, data_dir=get_settings().data_dir, trained_by=by)
     console.print(
-        f"Model [bold]{version.version}[/bold]: {version.customers:,} customers, "
-        f"{version.items:,} items, {version.purchases:,} purchase lines, "
+        f"Model [bold]{version.version}[/bold]: {_counted(version.customers, 'customer')}, "
+        f"{_counted(version.items, 'item')}, {_counted(version.purchases, 'purchase line')}, "
         f"trained in {version.train_seconds:.1f} s; now serving."
     )
     for line in measured_lines(version):
@@ -43,6 +43,9 @@ def measured_lines(version: ModelVersion) -> list[str]:
     the admin page's words."""
     from rapport.recommend import service
 
+    reason = service.unmeasured_reason(version)
+    if reason is not None:
+        return [f"Not measured on the history's last weeks: {reason}; the default weights serve."]
     window = (version.metrics or {}).get("window_days")
     days = f"{window:g}" if isinstance(window, int | float) else "?"
     lines = []
@@ -58,6 +61,14 @@ def measured_lines(version: ModelVersion) -> list[str]:
         what = service.PROTOCOL_LABELS[figures.protocol]
         lines.append(f"Last {days} days, {what}: served Recall@20 {figures.served:.3f}{best}")
     return lines
+
+
+def _plural(count: str | int, noun: str) -> str:
+    return noun if str(count) == "1" else f"{noun}s"
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count:,} {_plural(count, noun)}"
 
 
 # Said under the table: what its two Recall@20 columns measured.
@@ -97,7 +108,8 @@ def versions_command() -> None:
         # Too narrow for the table without cutting an id: a line per version, the id first.
         for version, trained, customers, items, repeat, new, serving in rows:
             line = (
-                f"{version}  trained {trained}  {customers} customers  {items} items"
+                f"{version}  trained {trained}  {customers} {_plural(customers, 'customer')}"
+                f"  {items} {_plural(items, 'item')}"
                 + (f"  R@20 {repeat}" if repeat else "")
                 + (f"  new R@20 {new}" if new else "")
                 + ("  serving" if serving else "")

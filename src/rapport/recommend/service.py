@@ -84,6 +84,7 @@ __all__ = [
     "rule_changes",
     "train_model",
     "trained_since",
+    "unmeasured_reason",
     "update_rule",
     "warm",
 ]
@@ -769,6 +770,15 @@ def measured(version: ModelVersion) -> dict[str, Measured]:
             customers=None,
         )
     return found
+
+
+def unmeasured_reason(version: ModelVersion) -> str | None:
+    """Why training could not measure ``version`` on the history's last weeks (it then serves
+    the default weights), or ``None`` when it did (or the version predates the check)."""
+    metrics = version.metrics or {}
+    if metrics.get("measured") is not False:
+        return None
+    return str(metrics.get("reason") or "the history was too short")
 
 
 def queue_training(db: Session, *, by: str, before_commit: BeforeCommit | None = None) -> Job:

@@ -105,10 +105,7 @@ def validation_window(
     the window to predict; ``None`` when too few customers bought both before and in it."""
     if not len(data.day) or len(data.items) < MIN_ITEMS:
         return None
-    ordered = np.sort(data.day)
-    tenth_from_end = float(ordered[-max(int(len(ordered) * MIN_WINDOW_SHARE), 1)])
-    days = max(horizon_days, math.ceil(data.end - tenth_from_end))
-    cutoff = data.end - days
+    days, cutoff = _window_span(data, horizon_days)
     before = data.day < cutoff
     train = Interactions(
         users=data.users,
@@ -136,6 +133,33 @@ def validation_window(
     return Window(train=train, cutoff=cutoff, days=days, users=users, targets=targets)
 
 
+def _window_span(data: Interactions, horizon_days: float) -> tuple[float, float]:
+    """The validation window's length in days and the day it starts."""
+    ordered = np.sort(data.day)
+    tenth_from_end = float(ordered[-max(int(len(ordered) * MIN_WINDOW_SHARE), 1)])
+    days = max(horizon_days, math.ceil(data.end - tenth_from_end))
+    return days, data.end - days
+
+
+def why_unmeasured(data: Interactions, *, horizon_days: float = HORIZON_DAYS) -> str:
+    """Why :func:`validation_window` finds no window in ``data``, in a retailer's words."""
+    if not len(data.day):
+        return "there are no purchases yet"
+    if len(data.items) < MIN_ITEMS:
+        return (
+            f"only {len(data.items):,} products have been bought;"
+            f" at least {MIN_ITEMS} are needed to measure"
+        )
+    days, cutoff = _window_span(data, horizon_days)
+    before = data.day < cutoff
+    returning = np.intersect1d(np.unique(data.user[before]), np.unique(data.user[~before]))
+    one = "customer" if len(returning) == 1 else "customers"
+    return (
+        f"only {len(returning):,} {one} bought both in the last {days:g} days and before them;"
+        f" at least {MIN_CUSTOMERS} are needed to measure"
+    )
+
+
 def tune(
     data: Interactions,
     params: dict[str, Any] | None = None,
@@ -149,7 +173,14 @@ def tune(
     base = dict(params or {})
     window = validation_window(data, horizon_days=horizon_days, sample=sample)
     if window is None:
-        return Tuning(params=base, report={"measured": False})
+        # The defaults serve; the report says which weights, and why nothing was measured.
+        defaults = Blend(**base)
+        report: dict[str, Any] = {
+            "measured": False,
+            "reason": why_unmeasured(data, horizon_days=horizon_days),
+            **{p: {"weights": defaults.weights(p), "served": None} for p in PROTOCOLS},
+        }
+        return Tuning(params=base, report=report)
     # The window before it too (when there is history enough): one window's season (its best
     # sellers) does not carry to the next weeks; what holds on two windows more likely does.
     earlier = validation_window(window.train, horizon_days=window.days, sample=sample // 2)
@@ -163,7 +194,7 @@ def tune(
             measured.append((older, earlier, _Search.build(older, earlier)))
     search = _Pooled([one for _, _, one in measured])
     chosen = dict(base)
-    report: dict[str, Any] = {
+    report = {
         "measured": True,
         "window_days": round(window.days, 1),
         "train_until_day": round(window.cutoff, 3),
