@@ -16,8 +16,10 @@ from rapport.catalog import service as catalog
 from rapport.catalog.schemas import ProductUpsert
 from rapport.events.models import Event
 from rapport.orders import service as orders
+from rapport.orders.models import Order, OrderLine, ReturnLine
+from rapport.platform import clock
 from tests.conftest import auth, command
-from tests.orders.factories import seed_catalog
+from tests.orders.factories import CHIANTI, seed_catalog
 
 SKUS = ("R-0", "R-1", "R-2", "R-3")
 _order_numbers = itertools.count(1)
@@ -188,3 +190,145 @@ def test_no_sequence_of_returns_refunds_more_than_was_paid_and_all_of_them_refun
 
     # every unit back: exactly what was paid for the goods (shipping is not refunded)
     assert refunded == paid_for_goods
+
+
+# --- only what the customer was given can come back ----------------------------------------
+
+
+def _stock(db: Session, sku: str, store_id: str) -> tuple[int, int]:
+    level = catalog.get_stock(db, sku=sku, store_id=store_id)
+    assert level is not None
+    db.refresh(level)
+    return level.on_hand, level.reserved
+
+
+def _pickup_order(client: Any, writer: dict[str, str], order_id: str) -> dict[str, Any]:
+    """Four Chianti to collect in Paris (it holds five)."""
+    body = order_of(
+        order_id,
+        [{"sku": CHIANTI, "quantity": 4, "unit_price_minor": 1000}],
+        fulfilment="pickup_in_store",
+        store_id="st-par-01",
+    )
+    placed = client.post("/v1/orders", json=body, headers=command(writer))
+    assert placed.status_code == 201, placed.text
+    return dict(placed.json())
+
+
+def test_a_pick_up_order_not_collected_cannot_be_returned_until_it_is(
+    client: Any, db: Session, writer: dict[str, str]
+) -> None:
+    # given a pick-up order waiting in the shop (5 on hand, 4 of them reserved)
+    placed = _pickup_order(client, writer, "O-PICK")
+    assert _stock(db, CHIANTI, "st-par-01") == (5, 4)
+
+    # when the till records its return before the customer collected it
+    early = client.post(
+        "/v1/orders/O-PICK/returns",
+        json=returning((CHIANTI, 4), restock=True),
+        headers=command(writer),
+    )
+
+    # then it is refused, saying why and what to do, and nothing is refunded or restocked
+    assert early.status_code == 409, early.text
+    assert early.json()["field"] == "order_id"
+    assert "has not been collected" in early.json()["detail"]
+    assert "/v1/orders/O-PICK/pickup" in early.json()["detail"]
+    assert _stock(db, CHIANTI, "st-par-01") == (5, 4)
+    assert db.scalars(select(Event).where(Event.type == "order_returned")).all() == []
+
+    # when the customer collects it, and later brings it back
+    collected = client.post(
+        "/v1/orders/O-PICK/pickup",
+        json={"pickup_code": placed["pickup_code"], "store_id": "st-par-01"},
+        headers=command(writer),
+    )
+    assert collected.status_code == 200, collected.text
+    assert _stock(db, CHIANTI, "st-par-01") == (1, 0)
+    back = client.post(
+        "/v1/orders/O-PICK/returns",
+        json=returning((CHIANTI, 4), restock=True),
+        headers=command(writer),
+    )
+
+    # then the return is recorded and its units are on sale again
+    assert back.status_code == 201, back.text
+    assert back.json()["refund_minor"] == 4000
+    assert _stock(db, CHIANTI, "st-par-01") == (5, 0)
+
+
+def test_a_cancelled_order_cannot_be_returned(
+    client: Any, db: Session, writer: dict[str, str]
+) -> None:
+    body = order_of("O-GONE", [{"sku": CHIANTI, "quantity": 1, "unit_price_minor": 1000}])
+    assert client.post("/v1/orders", json=body, headers=command(writer)).status_code == 201
+    order = db.get(Order, "O-GONE")
+    assert order is not None
+    order.status = "cancelled"
+    db.flush()
+    refused = client.post(
+        "/v1/orders/O-GONE/returns", json=returning((CHIANTI, 1)), headers=command(writer)
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["field"] == "order_id"
+    assert "was cancelled" in refused.json()["detail"]
+    assert db.scalars(select(Event).where(Event.type == "order_returned")).all() == []
+
+
+def _returned_before_collection(db: Session, order_id: str, units: int, *, restocked: bool) -> None:
+    """What an earlier version recorded for a return of a pick-up order not yet collected: the
+    line's units marked returned, a return line, and (restocked) the units counted back."""
+    line = db.scalars(select(OrderLine).where(OrderLine.order_id == order_id)).one()
+    line.returned_quantity = units
+    db.add(
+        ReturnLine(
+            return_id=f"ret-old-{order_id}",
+            order_id=order_id,
+            line_no=line.line_no,
+            sku=line.sku,
+            quantity=units,
+            reason="changed_mind",
+            refund_minor=units * 1000,
+            channel="store",
+            customer_id=None,
+            returned_at=clock.now(),
+            restocked_to="st-par-01" if restocked else None,
+        )
+    )
+    if restocked:
+        catalog.return_to_stock(db, sku=line.sku, store_id="st-par-01", quantity=units)
+    db.flush()
+
+
+@pytest.mark.parametrize("restocked", [True, False], ids=["restocked", "not-restocked"])
+def test_collecting_an_order_an_earlier_version_let_be_returned_hands_over_only_the_rest(
+    client: Any, db: Session, writer: dict[str, str], restocked: bool
+) -> None:
+    # given two pick-up orders of four Chianti, of which an earlier version recorded 1 and 4
+    # units as returned before collection
+    catalog.set_stock(db, levels=[(CHIANTI, "st-par-01", 8)])
+    part = _pickup_order(client, writer, "O-PART")
+    whole = _pickup_order(client, writer, "O-WHOLE")
+    _returned_before_collection(db, "O-PART", 1, restocked=restocked)
+    _returned_before_collection(db, "O-WHOLE", 4, restocked=restocked)
+
+    # when the customers come with their codes
+    def collect(order: dict[str, Any]) -> Any:
+        return client.post(
+            f"/v1/orders/{order['order_id']}/pickup",
+            json={"pickup_code": order["pickup_code"], "store_id": "st-par-01"},
+            headers=command(writer),
+        )
+
+    taken_part, taken_whole = collect(part), collect(whole)
+
+    # then the order with units left hands over only those three: they leave the shop, and
+    # the returned unit (still on the shelf) is no longer reserved nor counted twice
+    assert taken_part.status_code == 200, taken_part.text
+    assert taken_part.json()["status"] == "collected"
+    # and the order returned whole has nothing to hand over: refused, its stock as it was
+    assert taken_whole.status_code == 409, taken_whole.text
+    assert taken_whole.json()["field"] == "order_id"
+    assert "nothing to hand over" in taken_whole.json()["detail"]
+    phantom = 4 if restocked else 0
+    assert _stock(db, CHIANTI, "st-par-01") == (8 - 3 + phantom, 4)

@@ -257,6 +257,34 @@ def test_an_order_posted_to_the_orders_api_is_not_placed_again(client, api_key, 
     assert refusals(db) == [("W-2002", "order_exists", "properties.order_id")]
 
 
+def test_a_refund_of_a_pick_up_order_not_collected_is_refused(client, api_key, db, shop) -> None:
+    # given a pick-up order the shop posted, still waiting in the shop
+    secret = tracking_key(db)
+    body = {
+        "order_id": "W-PICK",
+        "customer_id": "C-100",
+        "channel": "web",
+        "fulfilment": "pickup_in_store",
+        "store_id": "st-par-01",
+        "currency": "EUR",
+        "lines": [{"sku": CHIANTI, "quantity": 2, "unit_price_minor": 1200}],
+        "subtotal_minor": 2400,
+        "total_minor": 2400,
+    }
+    posted = client.post("/v1/orders", json=body, headers=command(api_key("write")))
+    assert posted.status_code == 201, posted.text
+
+    # when the site's tracking says it was refunded
+    track(client, secret, "Order Refunded", {"order_id": "W-PICK"})
+    process(db)
+
+    # then nothing is returned, and the operator sees why
+    assert db.scalars(select(Event).where(Event.type == "order_returned")).all() == []
+    assert refusals(db) == [("W-PICK", "not_handed_over", "properties.order_id")]
+    kept = db.scalars(select(TrackedOrderEvent.message)).one()
+    assert "has not been collected" in kept
+
+
 @pytest.mark.parametrize(
     "key",
     [

@@ -15,6 +15,7 @@ from rapport.events.service import append_event
 from rapport.orders import events as order_events
 from rapport.orders.models import Order, OrderStatusChange
 from rapport.orders.records import get_lines, record_status, require_order
+from rapport.orders.returns import units_restocked_at
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput
 from rapport.platform.idempotency import BeforeCommit
@@ -37,7 +38,8 @@ def confirm_pickup(
     store_id: str,
     before_commit: BeforeCommit | None = None,
 ) -> Order:
-    """The till scanned the pick-up code: the reserved units leave with the customer.
+    """The till scanned the pick-up code: the reserved units leave with the customer (less any
+    an earlier version let be returned before collection; 409 if that was all of them).
     ``before_commit`` runs last in the transaction, with the order."""
     order = require_order(db, order_id)
     if order.fulfilment != "pickup_in_store":
@@ -50,9 +52,30 @@ def confirm_pickup(
         raise InvalidInput("The pick-up code does not match this order", field="pickup_code")
     if order.status != "ready_for_pickup":
         raise Conflict(f"The order is {order.status}, not ready for pick-up", field="order_id")
+    lines = get_lines(db, order_id=order_id)
+    if all(line.returned_quantity >= line.quantity for line in lines):
+        raise Conflict(
+            f"Every unit of order {order_id} was recorded as returned before it was collected "
+            "(an earlier version allowed that): there is nothing to hand over",
+            field="order_id",
+        )
     now = clock.now()
-    for line in get_lines(db, order_id=order_id):
-        catalog.collect_reserved(db, sku=line.sku, store_id=store_id, quantity=line.quantity)
+    restocked = units_restocked_at(db, order_id=order_id, store_id=store_id)
+    for line in lines:
+        # Units an earlier version let be returned before collection stay in the shop and
+        # are not handed over: their reservation goes, and where that return counted them
+        # back into this shop's stock (they never left), they are taken out of it again.
+        counted_back = min(line.returned_quantity, restocked.get(line.line_no, 0))
+        catalog.collect_reserved(
+            db,
+            sku=line.sku,
+            store_id=store_id,
+            quantity=line.quantity - line.returned_quantity + counted_back,
+        )
+        if line.returned_quantity > counted_back:
+            catalog.release_reserved(
+                db, sku=line.sku, store_id=store_id, quantity=line.returned_quantity - counted_back
+            )
     order.delivered_at = now
     record_status(db, order, "collected", now)
     append_event(

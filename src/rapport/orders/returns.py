@@ -16,7 +16,7 @@ from rapport.orders.models import Order, OrderLine, OrderPayment, ReturnLine
 from rapport.orders.records import get_lines, require_order
 from rapport.orders.schemas import ReturnIn
 from rapport.platform import clock
-from rapport.platform.errors import InvalidInput
+from rapport.platform.errors import Conflict, InvalidInput
 from rapport.platform.ids import new_id
 
 
@@ -97,6 +97,18 @@ def line_refunds(order: Order, lines: Sequence[OrderLine]) -> dict[int, LineRefu
     }
 
 
+def units_restocked_at(db: Session, *, order_id: str, store_id: str) -> dict[int, int]:
+    """The order's returned units put back into ``store_id``'s stock, by ``line_no``."""
+    return {
+        int(line_no): int(units)
+        for line_no, units in db.execute(
+            select(ReturnLine.line_no, func.sum(ReturnLine.quantity))
+            .where(ReturnLine.order_id == order_id, ReturnLine.restocked_to == store_id)
+            .group_by(ReturnLine.line_no)
+        )
+    }
+
+
 def _refunded_before(db: Session, *, order_id: str) -> int:
     """What the order's earlier returns refunded."""
     return int(
@@ -133,6 +145,28 @@ def _points_share(
     )
 
 
+def _check_handed_over(order: Order) -> None:
+    """A return brings back what the customer was given: a pick-up order not collected yet
+    (its units still reserved in the shop) or a cancelled order has nothing to bring back
+    (409 naming ``order_id``). A shipped order is returnable whatever its delivery status:
+    a shop need not send statuses (a tracked order never has them), and a parcel that came
+    back undelivered is recorded as a return."""
+    if order.status == "cancelled":
+        raise Conflict(
+            f"Order {order.order_id} was cancelled: nothing of it was handed over, so there "
+            "is nothing to return",
+            field="order_id",
+        )
+    if order.fulfilment == "pickup_in_store" and order.status != "collected":
+        raise Conflict(
+            f"Order {order.order_id} has not been collected (it is {order.status} at "
+            f"{order.store_id}): its units are still in the shop, so there is nothing to "
+            "return. Hand them over and confirm the pick-up at the till "
+            f"(POST /v1/orders/{order.order_id}/pickup) before recording a return",
+            field="order_id",
+        )
+
+
 def _cap(recorded: list[ReturnLine], most: int) -> None:
     """Lower the return's refunds, last line first, until they add up to at most ``most``."""
     over = sum(r.refund_minor for r in recorded) - max(0, most)
@@ -159,6 +193,7 @@ def record_return(
     ``restock`` go back into the stock of ``store_id`` (by default the order's own location)
     in the same transaction. Logs ``order_returned`` with the lines."""
     order = require_order(db, order_id)
+    _check_handed_over(order)
     order_lines = get_lines(db, order_id=order_id)
     refunds = line_refunds(order, order_lines)
     lines = {line.sku: line for line in order_lines}

@@ -68,6 +68,7 @@ Reason = Literal[
     "unknown_order",
     "not_on_order",
     "nothing_to_return",
+    "not_handed_over",
     "invalid",
     "error",
 ]

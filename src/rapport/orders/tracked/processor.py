@@ -46,7 +46,7 @@ from rapport.orders.tracked.mapping import (
     products_of,
 )
 from rapport.orders.tracked.outcomes import handled_positions, record_outcome
-from rapport.platform.errors import InvalidInput
+from rapport.platform.errors import Conflict, InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +279,12 @@ def _order_refunded(db: Session, event: LoggedEvent) -> None:
         return
     except InvalidInput as problem:
         _refused(db, event, _refusal_from(problem), order_id=order_id, customer_id=customer_id)
+        return
+    except Conflict as problem:
+        # The return verb's refusal of an order whose goods the customer was not given (a
+        # pick-up not collected, a cancelled order).
+        not_given = Refusal("not_handed_over", problem.detail, field="properties.order_id")
+        _refused(db, event, not_given, order_id=order_id, customer_id=customer_id)
         return
     assert recorded is not None
     record_outcome(db, event, "returned", order_id=order_id, return_id=recorded.return_id)
