@@ -119,6 +119,27 @@ def test_a_refused_loyalty_effect_leaves_no_order(db: Session) -> None:
     assert loyalty.balance(db, customer_id=member) == 1500
 
 
+def test_a_points_payment_without_the_loyalty_block_places_nothing(db: Session) -> None:
+    # Given a member with 2,000 points and an order paying 5.00 with points but no loyalty block
+    member = member_with_points(db)
+    body = order_with_effects(member, order_id="O-NO-BLOCK", coupon="NONE").model_dump()
+    body.update(discount_minor=0, total_minor=3300 + 495, loyalty=None)
+    body["payments"] = [
+        {"method": "points", "amount_minor": 500},
+        {"method": "card", "amount_minor": 3300 + 495 - 500},
+    ]
+
+    # When it is placed
+    with pytest.raises(InvalidInput) as refused:
+        order_flows.place_order(db, order=orders.OrderIn.model_validate(body))
+
+    # Then it is refused naming the payments, and nothing is stored or taken
+    assert refused.value.field == "payments"
+    assert orders.get_order(db, order_id="O-NO-BLOCK") is None
+    assert placed_events(db) == 0
+    assert loyalty.balance(db, customer_id=member) == 2000
+
+
 def test_the_callers_hook_runs_in_the_same_transaction_after_the_effects(db: Session) -> None:
     # Given a member and a coupon, and a caller's hook (the API stores its idempotent answer)
     member = member_with_points(db)

@@ -5,7 +5,8 @@ to pay with, coupons, the shipping before benefits). :func:`place_order` records
 makes exactly those effects true in the order's own transaction: the points paid are redeemed,
 the coupons consumed, and what the member saved recorded. All or nothing: an effect loyalty
 refuses (a coupon already used, too few points, totals that differ from the effects) leaves no
-order, no stock moved and no event.
+order, no stock moved and no event. A ``points`` payment comes only with that block: points
+are spent through the checkout, never on the order's word alone.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from sqlalchemy.orm import Session
 
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
+from rapport.platform.errors import InvalidInput
+
+# The payment method that spends loyalty points (``OrderPlaced.points_payment_minor``).
+POINTS = "points"
 
 
 def place_order(
@@ -22,7 +27,16 @@ def place_order(
     """Place ``order`` (``orders.place_order``) and apply its loyalty checkout effects with it,
     all or nothing. ``before_commit`` runs last in the same transaction (the API stores its
     idempotent answer there). On any refusal the transaction is rolled back and the error
-    raised."""
+    raised. A ``points`` payment without the ``loyalty`` block is refused before anything is
+    stored (422 naming ``payments``): no points would be taken for it, yet a return would
+    give them back."""
+    if order.loyalty is None and any(p.method == POINTS for p in order.payments):
+        raise InvalidInput(
+            "A points payment needs the loyalty block, so the points are taken with the "
+            "order: ask POST /v1/loyalty/checkout with points_to_use and send its effects as "
+            'loyalty {"points_to_use": ...}, or pay the amount by another method',
+            field="payments",
+        )
 
     def with_loyalty(session: Session, placed: orders.Order) -> None:
         if order.loyalty is not None:

@@ -172,6 +172,44 @@ def test_an_order_whose_totals_differ_from_the_effects_is_refused(client, api_ke
     assert db.scalar(select(AppliedCheckout.order_id)) is None
 
 
+def test_a_points_payment_without_the_loyalty_block_is_refused(client, api_key, db) -> None:
+    # given a member with 2,000 points
+    member = paying_member(db)
+    key = auth(api_key("write"))
+    body = {
+        "order_id": "O-NO-LOYALTY",
+        "customer_id": member,
+        "channel": "web",
+        "fulfilment": "ship",
+        "currency": "EUR",
+        "lines": [{"sku": CORKSCREW, "quantity": 1, "unit_price_minor": 1000}],
+        "subtotal_minor": 1000,
+        "total_minor": 1000,
+        "payments": [
+            {"method": "points", "amount_minor": 900},
+            {"method": "card", "amount_minor": 100},
+        ],
+    }
+
+    # when an order says 9.00 of it was paid with points, without the checkout's loyalty block
+    refused = client.post("/v1/orders", json=body, headers={**key, "Idempotency-Key": "o-4"})
+
+    # then it is refused naming payments and saying what to send, and nothing is stored: no
+    # order for a return to give back points that were never taken
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["field"] == "payments"
+    assert "loyalty" in refused.json()["detail"]
+    read = auth(api_key("read"))
+    assert client.get("/v1/orders/O-NO-LOYALTY", headers=read).status_code == 404
+    assert ledger.balance(db, customer_id=member) == 2000
+
+    # and the same order paid by card alone is placed
+    body["payments"] = [{"method": "card", "amount_minor": 1000}]
+    placed = client.post("/v1/orders", json=body, headers={**key, "Idempotency-Key": "o-5"})
+    assert placed.status_code == 201, placed.text
+
+
 def test_benefits_combine_the_tier_and_the_paid_plan(client, api_key, db) -> None:
     member = paying_member(db)
     other = make_customer(db)
