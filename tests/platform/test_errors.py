@@ -42,6 +42,41 @@ def test_malformed_json_is_400(client, db, writer) -> None:
     assert catalog.count_products(db) == 0
 
 
+@pytest.mark.parametrize("declared", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_json_body_declared_as_something_else_is_415_saying_what_to_send(
+    client, db, writer, declared
+) -> None:
+    import json
+
+    response = client.put(
+        "/v1/products/SKU-1",
+        content=json.dumps(GOOD_PRODUCT).encode(),
+        headers={**writer, "Content-Type": f"{declared}; charset=utf-8"},
+    )
+    assert response.status_code == 415
+    problem = response.json()
+    assert problem["type"].endswith("/unsupported-media-type")
+    assert problem["field"] == "Content-Type"
+    assert problem["detail"] == (
+        "The body must be JSON sent with Content-Type: application/json;"
+        f" this request said '{declared}'"
+    )
+    assert catalog.count_products(db) == 0
+
+
+def test_a_json_body_without_a_content_type_is_415_saying_what_to_send(client, db, writer) -> None:
+    import json
+
+    headers = {k: v for k, v in writer.items() if k != "Content-Type"}
+    response = client.put(
+        "/v1/products/SKU-1", content=json.dumps(GOOD_PRODUCT).encode(), headers=headers
+    )
+    assert response.status_code == 415
+    assert response.json()["detail"] == (
+        "The body must be JSON sent with Content-Type: application/json; this request sent none"
+    )
+
+
 def test_wrong_type_is_422_naming_the_field(client, db, writer) -> None:
     response = client.put(
         "/v1/products/SKU-1", json={**GOOD_PRODUCT, "price_minor": "nine"}, headers=writer

@@ -254,6 +254,21 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Respon
             instance=request.url.path,
             field="body",
         )
+    declared = request.headers.get("content-type", "").split(";")[0].strip()
+    if "json" not in declared.lower() and any(
+        tuple(e.get("loc", ())) == ("body",) and e.get("type") != "missing" for e in raw_errors
+    ):
+        # FastAPI reads a body not declared as JSON as bytes, which no model takes: say what
+        # to send rather than "Input should be a valid dictionary".
+        said = f"this request said {declared!r}" if declared else "this request sent none"
+        return answer_problem(
+            request,
+            status=415,
+            slug=_STATUS_SLUGS[415][0],
+            title=_STATUS_SLUGS[415][1],
+            detail=f"The body must be JSON sent with Content-Type: application/json; {said}",
+            field="Content-Type",
+        )
     errors = []
     for error in raw_errors:
         loc, message = pinpointed(error)
