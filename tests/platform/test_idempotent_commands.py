@@ -379,6 +379,7 @@ def test_a_retry_with_the_same_key_is_answered_not_applied(
         refused = client.post(path, json=body, headers=keyed)
         assert refused.status_code == 422, refused.text
         assert refused.json()["field"] == "Idempotency-Key"
+        assert "another body, or another resource in the path" in refused.json()["detail"]
         assert case.applied(db) == applied
 
     # and without a key the command is refused before it starts

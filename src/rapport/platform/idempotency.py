@@ -267,7 +267,8 @@ def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Clai
         if record.fingerprint != fingerprint:
             db.rollback()
             raise InvalidInput(
-                f"This {HEADER} was used with a different request body; use a new key",
+                f"This {HEADER} was used with a different request (another body, or another"
+                " resource in the path); use a new key for each request",
                 field=HEADER,
             )
         if record.status == "done":
