@@ -139,7 +139,7 @@ def test_bulk_stores_stock_and_nearest_availability(client, api_key, db) -> None
         headers=auth(writer),
     )
     assert unknown.status_code == 422
-    assert unknown.json()["field"] == "levels"
+    assert unknown.json()["field"] == "levels.0.store_id"
 
 
 def test_price_consistency_report_lists_deliberate_exceptions(client, api_key) -> None:
@@ -185,3 +185,109 @@ def test_a_products_cursor_we_did_not_give_out_is_refused_naming_it(
     # while one a page gave goes on after it
     rest = client.get("/v1/products", params={"cursor": "W-000"}, headers=auth(reader)).json()
     assert [p["sku"] for p in rest["items"]] == ["W-001", "W-002"]
+
+
+STORE = {"name": "Clapham", "city": "London", "address": "1 High St", "country": "GB"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"latitude": 51.46}, "longitude"),
+        ({"longitude": -0.14}, "latitude"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"timezone": "utc"}, "timezone"),
+        ({"opening_hours": {"mon": "25:00-26:00"}}, "opening_hours.mon"),
+        ({"opening_hours": {"mon": "09:00-20:00", "xyz": "hello"}}, "opening_hours.xyz"),
+        ({"opening_hours": {"tue": "20:00-09:00"}}, "opening_hours.tue"),
+        ({"opening_hours": {"wed": "09:00-13:00, 12:00-18:00"}}, "opening_hours.wed"),
+        ({"opening_hours": {"thu": 9}}, "opening_hours.thu"),
+        ({"opening_hours": {"fri": "open"}}, "opening_hours.fri"),
+    ],
+)
+def test_a_store_with_half_a_position_an_unknown_zone_or_hours_that_are_none_is_refused(
+    client, api_key, db, change: dict, field: str
+) -> None:
+    response = client.put(
+        "/v1/stores/st-t-a", json={**STORE, **change}, headers=auth(api_key("write"))
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+    assert catalog.get_store(db, store_id="st-t-a") is None
+
+
+def test_a_store_with_a_position_a_zone_and_opening_hours_is_stored(client, api_key, db) -> None:
+    hours = {"mon": "09:00-20:00", "sat": "09:00-12:30, 14:00-19:00", "sun": "closed",
+             "fri": "00:00-24:00"}  # fmt: skip
+    body = {**STORE, "latitude": 51.46, "longitude": -0.14, "timezone": "Europe/London",
+            "opening_hours": hours}  # fmt: skip
+    response = client.put("/v1/stores/st-t-a", json=body, headers=auth(api_key("write")))
+    assert response.status_code == 200, response.text
+    assert response.json()["opening_hours"] == hours
+    # and a bulk put naming one store twice is refused, naming the second
+    stores = [{**STORE, "store_id": "st-1"}, {**STORE, "store_id": "st-2"},
+              {**STORE, "store_id": "st-1", "name": "Other"}]  # fmt: skip
+    twice = client.post(
+        "/v1/stores/bulk", json={"stores": stores}, headers=command(api_key("write"))
+    )
+    assert twice.status_code == 422, twice.text
+    assert twice.json()["field"] == "stores.2.store_id"
+    assert twice.json()["errors"][0]["pointer"] == "/stores/2/store_id"
+    assert catalog.get_store(db, store_id="st-1") is None
+
+
+def test_stock_errors_name_the_level_and_field_and_a_level_given_twice_is_refused(
+    client, api_key, db
+) -> None:
+    writer = auth(api_key("write"))
+    client.put("/v1/products/W-1", json=CHIANTI, headers=writer)
+    client.put("/v1/stores/st-par", json={**STORE, "city": "Paris"}, headers=writer)
+    client.put("/v1/stores/web", json={**STORE, "city": "Online"}, headers=writer)
+    client.put("/v1/stock", json={"levels": [{"sku": "W-1", "store_id": "st-par", "on_hand": 3}]},
+               headers=writer)  # fmt: skip
+    assert catalog.reserve_stock(db, sku="W-1", store_id="st-par", quantity=2)
+    db.commit()
+
+    def put(*levels: tuple[str, str, int]):  # type: ignore[no-untyped-def]
+        body = {"levels": [{"sku": k, "store_id": s, "on_hand": n} for k, s, n in levels]}
+        return client.put("/v1/stock", json=body, headers=writer)
+
+    # an unknown store, below what is reserved, the same SKU and location twice
+    unknown = put(("W-1", "web", 5), ("W-1", "st-nope", 1))
+    below = put(("W-1", "web", 5), ("W-1", "st-par", 1))
+    twice = put(("W-1", "web", 5), ("W-1", "st-par", 4), ("W-1", "web", 6))
+
+    assert (unknown.status_code, unknown.json()["field"]) == (422, "levels.1.store_id")
+    assert (below.status_code, below.json()["field"]) == (422, "levels.1.on_hand")
+    assert (twice.status_code, twice.json()["field"]) == (422, "levels.2.store_id")
+    assert "levels.0" in twice.json()["detail"]
+    # and nothing changed
+    db.expire_all()
+    assert catalog.get_stock(db, sku="W-1", store_id="web") is None
+    level = catalog.get_stock(db, sku="W-1", store_id="st-par")
+    assert level is not None
+    assert (level.on_hand, level.reserved) == (3, 2)
+
+
+def test_a_bulk_put_naming_a_product_twice_is_refused_naming_the_second(
+    client, api_key, db
+) -> None:
+    products = [{**CHIANTI, "sku": sku} for sku in ("W-1", "W-2", "W-3", "W-2")]
+    response = client.post(
+        "/v1/products/bulk", json={"products": products}, headers=command(api_key("write"))
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "products.3.sku"
+    assert response.json()["errors"][0]["pointer"] == "/products/3/sku"
+    assert catalog.count_products(db) == 0
+
+
+@pytest.mark.parametrize(("query", "field"), [("lat=50", "lon"), ("lon=4.8", "lat")])
+def test_stock_near_half_a_point_is_refused_naming_the_other_half(
+    client, api_key, query: str, field: str
+) -> None:
+    client.put("/v1/products/W-1", json=CHIANTI, headers=auth(api_key("write")))
+    response = client.get(f"/v1/stock/W-1?{query}", headers=auth(api_key("read")))
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field

@@ -27,7 +27,7 @@ from rapport.catalog.schemas import (
 )
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
-from rapport.platform.errors import NotFound
+from rapport.platform.errors import InvalidInput, NotFound, field_error
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.schemas import Page, PageCursor, page_of
 
@@ -140,10 +140,19 @@ def stock_view(
     sku: str,
     db: DbSession,
     _key: ReadKey,
-    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
-    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+    lat: Annotated[float | None, Query(ge=-90, le=90, description="Latitude, with lon")] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180, description="Longitude, with lat")] = None,
 ) -> list[AvailabilityOut]:
     """Availability at each store and the web, nearest first from (lat, lon)."""
+    if (lat is None) != (lon is None):
+        # Half a point places nothing: refused rather than quietly ignored.
+        missing = "lat" if lat is None else "lon"
+        message = "lat and lon go together: give both, or neither"
+        raise InvalidInput(
+            f"{missing}: {message}",
+            field=missing,
+            errors=[field_error(("query", missing), message, "missing")],
+        )
     if service.get_product(db, sku=sku) is None:
         raise NotFound(f"No product with SKU {sku!r}", field="sku")
     return [

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
+from rapport.platform.errors import FieldInvalid
 from rapport.platform.schemas import CurrencyCode, MinorUnits, ReadModel, StrictModel
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
@@ -57,15 +60,86 @@ class ProductOut(ReadModel):
     updated_at: datetime
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CLOSED = "closed"
+_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+_SPAN = re.compile(rf"({_TIME})-({_TIME}|24:00)")
+HOURS_EXAMPLE = "'09:00-20:00', '09:00-12:30, 14:00-19:00' or 'closed'"
+
+
+def hours_problem(value: Any) -> str | None:
+    """What is wrong with one day's opening hours, or None: spans 'HH:MM-HH:MM' (opening
+    before closing, 00:00 to 24:00), several in the day's order separated by commas, or
+    'closed'."""
+    if not isinstance(value, str):
+        return f"Opening hours are text such as {HOURS_EXAMPLE}"
+    if value == CLOSED:
+        return None
+    last_close = ""
+    for part in value.split(","):
+        span = _SPAN.fullmatch(part.strip())
+        if span is None:
+            return f"{part.strip()!r} is not a time span: write {HOURS_EXAMPLE}"
+        opens, closes = span.groups()
+        if opens >= closes:
+            return f"{part.strip()!r} closes before it opens"
+        if opens < last_close:
+            return f"{part.strip()!r} starts before the span before it ends"
+        last_close = closes
+    return None
+
+
 class StoreIn(StrictModel):
     name: str = Field(min_length=1, max_length=200)
     city: str = Field(min_length=1, max_length=120)
     address: str = Field(min_length=1, max_length=300)
     country: str = Field(pattern=r"^[A-Z]{2}$")
-    latitude: float | None = Field(default=None, ge=-90, le=90)
-    longitude: float | None = Field(default=None, ge=-180, le=180)
-    timezone: str = Field(default="UTC", max_length=60)
-    opening_hours: dict[str, Any] = Field(default_factory=dict)
+    latitude: float | None = Field(
+        default=None, ge=-90, le=90, description="With longitude, or neither"
+    )
+    longitude: float | None = Field(
+        default=None, ge=-180, le=180, description="With latitude, or neither"
+    )
+    timezone: str = Field(
+        default="UTC", max_length=60, description="An IANA time zone", examples=["Europe/Paris"]
+    )
+    opening_hours: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Per weekday (mon … sun, each at most once; a day left out is not known): "
+        f"{HOURS_EXAMPLE}",
+        examples=[{"mon": "09:00-20:00", "sun": "closed"}],
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(
+                f"Unknown time zone {value!r}: give an IANA name such as Europe/Paris"
+            ) from error
+        return value
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _hours_per_weekday(cls, hours: dict[str, Any]) -> dict[str, Any]:
+        for day, value in hours.items():
+            if day not in WEEKDAYS:
+                raise FieldInvalid(day, f"Not a weekday: the days are {', '.join(WEEKDAYS)}")
+            problem = hours_problem(value)
+            if problem:
+                raise FieldInvalid(day, problem)
+        return hours
+
+    @model_validator(mode="after")
+    def _both_coordinates_or_neither(self) -> StoreIn:
+        if (self.latitude is None) != (self.longitude is None):
+            missing = "longitude" if self.longitude is None else "latitude"
+            raise FieldInvalid(
+                missing, "A store's position needs latitude and longitude: send both, or neither"
+            )
+        return self
 
 
 class StoreUpsert(StoreIn):

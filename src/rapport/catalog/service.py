@@ -18,7 +18,7 @@ from rapport.catalog.audiences import store_coordinates, stores_within
 from rapport.catalog.importer import ProductImportSummary, import_products_file
 from rapport.catalog.models import ChannelPrice, Product, StockLevel, Store
 from rapport.catalog.schemas import SKU_PATTERN, UNCATEGORISED, ProductUpsert, StoreUpsert
-from rapport.catalog.upserts import upsert_products, upsert_stores
+from rapport.catalog.upserts import refuse_repeats, upsert_products, upsert_stores
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
 from rapport.platform.errors import InvalidInput, NotFound
@@ -191,32 +191,42 @@ WEB_LOCATION = "web"
 
 def set_stock(db: Session, *, levels: Sequence[tuple[str, str, int]]) -> int:
     """Set on-hand units for (sku, store_id, units) triples in one transaction; reservations
-    stay. Unknown stores or SKUs are refused before anything is written. Returns how many
-    levels were written."""
-    stores = {store_id for _, store_id, _ in levels}
-    unknown_stores = stores - set(
-        db.scalars(select(Store.store_id).where(Store.store_id.in_(stores)))
+    stay. Unknown stores or SKUs, a SKU and location given twice and a level below its
+    reservations are refused, naming ``levels.<index>.<field>``, before anything is written.
+    Returns how many levels were written."""
+    refuse_repeats(
+        [(sku, store_id) for sku, store_id, _ in levels],
+        within="levels",
+        field="store_id",
+        describe=lambda key: f"{key[0]} at {key[1]}",
     )
-    if unknown_stores:
-        raise InvalidInput(f"Unknown store(s): {', '.join(sorted(unknown_stores))}", field="levels")
+    stores = {store_id for _, store_id, _ in levels}
+    known_stores = set(db.scalars(select(Store.store_id).where(Store.store_id.in_(stores))))
     known = get_products(db, skus=[sku for sku, _, _ in levels])
-    for index, (sku, _, _) in enumerate(levels):
+    for index, (sku, store_id, _) in enumerate(levels):
         if sku not in known:
             raise InvalidInput(f"Unknown SKU {sku!r}", field=f"levels.{index}.sku")
+        if store_id not in known_stores:
+            raise InvalidInput(
+                f"Unknown store {store_id!r}: a store of the catalogue, or 'web' for the online "
+                "warehouse (add a store with PUT /v1/stores/{store_id} first)",
+                field=f"levels.{index}.store_id",
+            )
+    existing = [db.get(StockLevel, (sku, store_id)) for sku, store_id, _ in levels]
+    for index, ((sku, store_id, units), level) in enumerate(zip(levels, existing, strict=True)):
+        if level is not None and units < level.reserved:
+            raise InvalidInput(
+                f"{sku} at {store_id}: {level.reserved} units are reserved for pick-up; "
+                f"on hand cannot drop to {units}",
+                field=f"levels.{index}.on_hand",
+            )
     now = clock.now()
-    for sku, store_id, units in levels:
-        level = db.get(StockLevel, (sku, store_id))
+    for (sku, store_id, units), level in zip(levels, existing, strict=True):
         if level is None:
             db.add(
                 StockLevel(sku=sku, store_id=store_id, on_hand=units, reserved=0, updated_at=now)
             )
         else:
-            if units < level.reserved:
-                raise InvalidInput(
-                    f"{sku} at {store_id}: {level.reserved} units are reserved for pick-up; "
-                    f"on hand cannot drop to {units}",
-                    field="on_hand",
-                )
             level.on_hand = units
             level.updated_at = now
     db.commit()
