@@ -332,3 +332,52 @@ def test_collecting_an_order_an_earlier_version_let_be_returned_hands_over_only_
     assert "nothing to hand over" in taken_whole.json()["detail"]
     phantom = 4 if restocked else 0
     assert _stock(db, CHIANTI, "st-par-01") == (8 - 3 + phantom, 4)
+
+
+# --- a SKU on several lines ----------------------------------------------------------------
+
+
+def test_every_unit_of_a_sku_on_two_lines_can_be_returned(
+    client: Any, db: Session, writer: dict[str, str], api_key: Any
+) -> None:
+    # given an order with the same product on two lines: one at 1.00, two at 1.00
+    lines = [
+        {"sku": SKUS[0], "quantity": 1, "unit_price_minor": 100},
+        {"sku": SKUS[0], "quantity": 2, "unit_price_minor": 100},
+    ]
+    body = order_of("O-TWICE", lines)
+    assert client.post("/v1/orders", json=body, headers=command(writer)).status_code == 201
+
+    def give_back(units: int) -> Any:
+        return client.post(
+            "/v1/orders/O-TWICE/returns", json=returning((SKUS[0], units)), headers=command(writer)
+        )
+
+    # when two come back, then one more, then one too many
+    two, one, too_many = give_back(2), give_back(1), give_back(1)
+
+    # then the three units bought came back, taken from the lines in order
+    assert two.status_code == 201, two.text
+    assert [(li["line_no"], li["quantity"]) for li in two.json()["lines"]] == [(1, 1), (2, 1)]
+    assert one.status_code == 201, one.text
+    assert [(li["line_no"], li["quantity"]) for li in one.json()["lines"]] == [(2, 1)]
+    assert two.json()["refund_minor"] + one.json()["refund_minor"] == 300
+    read = client.get("/v1/orders/O-TWICE", headers=auth(api_key("read"))).json()
+    assert [line["returned_quantity"] for line in read["lines"]] == [1, 2]
+    # and a fourth is refused, counting what is left on both lines
+    assert too_many.status_code == 422
+    assert too_many.json()["field"] == "lines.0.quantity"
+    assert too_many.json()["detail"] == f"Only 0 of {SKUS[0]} can still be returned"
+    # and all three at once on another such order spread over both lines too
+    body = order_of("O-TWICE-2", lines)
+    assert client.post("/v1/orders", json=body, headers=command(writer)).status_code == 201
+    three = client.post(
+        "/v1/orders/O-TWICE-2/returns", json=returning((SKUS[0], 3)), headers=command(writer)
+    )
+    assert three.status_code == 201, three.text
+    assert [(li["line_no"], li["quantity"]) for li in three.json()["lines"]] == [(1, 1), (2, 2)]
+    logged = db.scalars(select(Event).where(Event.type == "order_returned")).all()
+    assert [
+        [(line["line_no"], line["quantity"]) for line in event.properties["lines"]]
+        for event in logged
+    ] == [[(1, 1), (2, 1)], [(2, 1)], [(1, 1), (2, 2)]]

@@ -286,6 +286,45 @@ def test_a_refund_of_a_pick_up_order_not_collected_is_refused(client, api_key, d
 
 
 @pytest.mark.parametrize(
+    "refund",
+    [
+        pytest.param({"products": [{"sku": CHIANTI, "quantity": 3}]}, id="three-named"),
+        pytest.param({}, id="the-whole-order"),
+    ],
+)
+def test_a_refund_of_a_product_sold_at_two_prices_returns_both_lines(
+    client, api_key, db, shop, refund
+) -> None:
+    # given an order with one Chianti at 12.00 and two at 10.00: two lines of one SKU
+    secret = tracking_key(db)
+    products = [
+        {"sku": CHIANTI, "price": 12, "quantity": 1},
+        {"sku": CHIANTI, "price": 10, "quantity": 2},
+    ]
+    track(
+        client,
+        secret,
+        "Order Completed",
+        {"order_id": "W-TWO", "products": products, "total": 32, "currency": "EUR"},
+    )
+    process(db)
+    lines = orders.get_lines(db, order_id="W-TWO")
+    assert [(line.sku, line.quantity) for line in lines] == [(CHIANTI, 1), (CHIANTI, 2)]
+
+    # when all three are refunded
+    track(client, secret, "Order Refunded", {"order_id": "W-TWO", **refund})
+    process(db)
+
+    # then both lines come back whole, refunding what they cost
+    assert refusals(db) == []
+    db.expire_all()
+    lines = orders.get_lines(db, order_id="W-TWO")
+    assert [line.returned_quantity for line in lines] == [1, 2]
+    returned = db.scalars(select(Event).where(Event.type == "order_returned")).one()
+    assert returned.properties["refund_minor"] == 3200
+
+
+@pytest.mark.parametrize(
     "key",
     [
         pytest.param({"orders_from_tracking": False}, id="switched-off"),

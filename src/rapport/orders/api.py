@@ -317,6 +317,7 @@ def record_return(
             lines=[
                 {
                     "sku": line.sku,
+                    "line_no": line.line_no,
                     "quantity": line.quantity,
                     "reason": line.reason,
                     "refund_minor": line.refund_minor,

@@ -189,14 +189,20 @@ def record_return(
     any order discount, each unit's amount fixed once for the order (:func:`line_refunds`),
     so no set of returns refunds more than the goods were paid and all of them refund that
     exactly; of it, the points payment's share of the order's total is refunded in points
-    (``order_returned`` carries it, and loyalty gives the points back). Lines marked
+    (``order_returned`` carries it, and loyalty gives the points back). A SKU on several
+    lines is returned from them in line order (a return line for each line it takes from).
+    Lines marked
     ``restock`` go back into the stock of ``store_id`` (by default the order's own location)
     in the same transaction. Logs ``order_returned`` with the lines."""
     order = require_order(db, order_id)
     _check_handed_over(order)
     order_lines = get_lines(db, order_id=order_id)
     refunds = line_refunds(order, order_lines)
-    lines = {line.sku: line for line in order_lines}
+    # A SKU may be on several lines (two prices, a line split by the till): a return of it
+    # takes from them in line order.
+    lines: dict[str, list[OrderLine]] = {}
+    for order_line in order_lines:
+        lines.setdefault(order_line.sku, []).append(order_line)
     restock_at = request.store_id or order.store_id or "web"
     if request.store_id is not None and catalog.get_store(db, store_id=request.store_id) is None:
         raise InvalidInput(
@@ -224,36 +230,42 @@ def record_return(
     return_id = new_id("ret")
     recorded = []
     for index, item in enumerate(request.lines):
-        line = lines.get(item.sku)
-        if line is None:
+        of_sku = lines.get(item.sku)
+        if of_sku is None:
             raise InvalidInput(
                 f"{item.sku!r} is not on order {order_id}", field=f"lines.{index}.sku"
             )
-        if line.returned_quantity + item.quantity > line.quantity:
-            left = line.quantity - line.returned_quantity
+        left = sum(line.quantity - line.returned_quantity for line in of_sku)
+        if item.quantity > left:
             raise InvalidInput(
                 f"Only {left} of {item.sku} can still be returned",
                 field=f"lines.{index}.quantity",
             )
-        refund = refunds[line.line_no].units(
-            already_returned=line.returned_quantity, quantity=item.quantity
-        )
-        line.returned_quantity += item.quantity
-        recorded.append(
-            ReturnLine(
-                return_id=return_id,
-                order_id=order_id,
-                line_no=line.line_no,
-                sku=item.sku,
-                quantity=item.quantity,
-                reason=item.reason,
-                refund_minor=refund,
-                channel=request.channel,
-                customer_id=order.customer_id,
-                returned_at=returned_at,
-                restocked_to=restock_at if item.restock else None,
+        wanted = item.quantity
+        for line in of_sku:
+            units = min(wanted, line.quantity - line.returned_quantity)
+            if units <= 0:
+                continue
+            refund = refunds[line.line_no].units(
+                already_returned=line.returned_quantity, quantity=units
             )
-        )
+            line.returned_quantity += units
+            wanted -= units
+            recorded.append(
+                ReturnLine(
+                    return_id=return_id,
+                    order_id=order_id,
+                    line_no=line.line_no,
+                    sku=item.sku,
+                    quantity=units,
+                    reason=item.reason,
+                    refund_minor=refund,
+                    channel=request.channel,
+                    customer_id=order.customer_id,
+                    returned_at=returned_at,
+                    restocked_to=restock_at if item.restock else None,
+                )
+            )
     # Returns recorded before each unit's refund was fixed (an earlier version rounded each
     # return on its own) may have refunded a little more: never past what the goods cost.
     _cap(

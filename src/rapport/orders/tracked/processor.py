@@ -297,15 +297,16 @@ def _hold_return(db: Session, recorded: RecordedReturn) -> NoReturn:
 def _returned_units(lines: list[OrderLine], properties: Mapping[str, Any]) -> dict[str, int]:
     """Units to return per SKU: the ``products`` given (a product without ``quantity`` gives
     back what is left of its line), else everything not returned yet."""
-    # The return verb finds a line by its SKU; with two lines of one SKU it takes the last.
-    by_sku = {line.sku: line for line in lines}
-    left = {sku: line.quantity - line.returned_quantity for sku, line in by_sku.items()}
+    # A SKU may be on several lines (sent at two prices): the return verb takes from each.
+    left: dict[str, int] = {}
+    for line in lines:
+        left[line.sku] = left.get(line.sku, 0) + line.quantity - line.returned_quantity
     products = products_of(properties, required=False)
     wanted: dict[str, int] = {}
     if not products:
         wanted = {sku: units for sku, units in left.items() if units > 0}
     for product in products:
-        sku = next((i for i in product.ids if i in by_sku), None)
+        sku = next((i for i in product.ids if i in left), None)
         if sku is None:
             raise Refusal(
                 "not_on_order",
