@@ -135,6 +135,89 @@ def test_a_promise_before_the_placing_day_is_refused_not_flagged_late(client, db
     assert placed.json()["promised_delivery"] == "2026-12-01"
 
 
+def _till_sale(**overrides):  # type: ignore[no-untyped-def]
+    sale = {
+        "channel": "store",
+        "fulfilment": "in_store",
+        "store_id": "st-par-01",
+        "discount_minor": 0,
+        "shipping_minor": 0,
+        "total_minor": 3300,
+        "payments": [],
+    }
+    return order_body(**{**sale, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        pytest.param(
+            _till_sale(promised_delivery="2020-01-01"),
+            "promised_delivery",
+            "An in_store order is not delivered, so it takes no promised_delivery",
+            id="till-sale-with-a-promise",
+        ),
+        pytest.param(
+            _till_sale(carrier="DHL"),
+            "carrier",
+            "takes no carrier: leave it out, or send fulfilment ship",
+            id="till-sale-with-a-carrier",
+        ),
+        pytest.param(
+            order_body(fulfilment="pickup_in_store", store_id="st-par-01", carrier="DHL"),
+            "carrier",
+            "A pickup_in_store order is not delivered",
+            id="pick-up-with-a-carrier",
+        ),
+        pytest.param(
+            _till_sale(channel="web"),
+            "fulfilment",
+            "its channel is store, not web: an order placed by web is ship or pickup_in_store",
+            id="web-order-sold-at-a-till",
+        ),
+        pytest.param(
+            order_body(fulfilment="pickup_in_store", store_id="web"),
+            "store_id",
+            "'web' is the online warehouse, where no customer comes in",
+            id="pick-up-at-the-warehouse",
+        ),
+        pytest.param(
+            _till_sale(store_id="web"),
+            "store_id",
+            "names the store of the sale",
+            id="till-sale-at-the-warehouse",
+        ),
+    ],
+)
+def test_what_an_order_s_fulfilment_cannot_hold_is_refused_not_dropped(
+    client, db, writer, body, field, words
+) -> None:
+    response = _post(client, body, writer)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+    assert words in response.json()["detail"]
+    assert orders.count_orders(db) == 0
+    assert catalog.get_stock(db, sku=CHIANTI, store_id="st-par-01").reserved == 0
+
+
+def test_each_fulfilment_takes_what_fits_it(client, db, writer) -> None:
+    catalog.set_stock(db, levels=[(CHIANTI, "st-par-01", 20), (CORKSCREW, "st-par-01", 20)])
+    shipped = order_body(order_id="O-SHIP", carrier="DHL", promised_delivery="2099-01-01")
+    by_phone = order_body(order_id="O-PHONE", channel="call_center")
+    pick_up = order_body(
+        order_id="O-PICK", channel="app", fulfilment="pickup_in_store", store_id="st-par-01"
+    )
+    ordered_in_shop = order_body(
+        order_id="O-SHOP-PICK", channel="store", fulfilment="pickup_in_store", store_id="st-par-01"
+    )
+    till = _till_sale(order_id="O-TILL")
+    for n, body in enumerate((shipped, by_phone, pick_up, ordered_in_shop, till)):
+        response = _post(client, body, writer, key=f"k-fits-{n}")
+        assert response.status_code == 201, response.text
+    assert orders.get_order(db, order_id="O-SHIP").carrier == "DHL"
+    assert orders.get_order(db, order_id="O-TILL").status == "completed"
+
+
 def test_a_currency_nobody_uses_is_refused_naming_it(client, db, writer) -> None:
     response = _post(client, order_body(currency="QQQ"), writer)
     assert response.status_code == 422, response.text

@@ -25,6 +25,7 @@ from rapport.platform.errors import Conflict, InvalidInput
 from rapport.platform.ids import new_id
 
 DEFAULT_PROMISE_DAYS = 3
+WEB_WAREHOUSE = "web"  # the online warehouse's location: stock, never a place to shop
 PICKUP_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread at the till
 BeforeCommit = Callable[[Session, Order], None]
 
@@ -50,6 +51,37 @@ def _resolve_customer(db: Session, customer_id: str | None) -> str | None:
     if known is None or known.status != "active":
         raise erased
     return found
+
+
+def _check_fulfilment(order: OrderIn) -> None:
+    """Refuse what an order's fulfilment cannot hold (422 naming the field), rather than
+    dropping it: only a shipped order has a promise and a carrier; a till sale is the store
+    channel's; a pick-up or a till sale happens at a store a customer walks into."""
+    ships = order.fulfilment == "ship"
+    if not ships:
+        kind = ("An " if order.fulfilment == "in_store" else "A ") + order.fulfilment
+        for field in ("promised_delivery", "carrier"):
+            if getattr(order, field) is not None:
+                raise InvalidInput(
+                    f"{kind} order is not delivered, so it takes no {field}: "
+                    "leave it out, or send fulfilment ship for an order to deliver",
+                    field=field,
+                )
+        if not order.store_id:
+            raise InvalidInput(f"{kind} order needs a store_id", field="store_id")
+        if order.store_id == WEB_WAREHOUSE:
+            raise InvalidInput(
+                f"{WEB_WAREHOUSE!r} is the online warehouse, where no customer comes in: a "
+                f"{order.fulfilment} order names the store of the "
+                + ("pick-up" if order.fulfilment == "pickup_in_store" else "sale"),
+                field="store_id",
+            )
+    if order.fulfilment == "in_store" and order.channel != "store":
+        raise InvalidInput(
+            f"An in_store order is a sale at a store's till, so its channel is store, not "
+            f"{order.channel}: an order placed by {order.channel} is ship or pickup_in_store",
+            field="fulfilment",
+        )
 
 
 def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | None = None) -> Order:
@@ -88,11 +120,10 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
         )
     if order.payments and sum(p.amount_minor for p in order.payments) != total:
         raise InvalidInput("The payments do not add up to total_minor", field="payments")
-    if order.fulfilment != "ship" and not order.store_id:
-        raise InvalidInput(f"A {order.fulfilment} order needs a store_id", field="store_id")
+    _check_fulfilment(order)
     # A shipped order leaves from the web warehouse unless it names the store it ships from.
     ships = order.fulfilment == "ship"
-    ships_from_web = ships and order.store_id in (None, "web")
+    ships_from_web = ships and order.store_id in (None, WEB_WAREHOUSE)
     if not ships_from_web and catalog.get_store(db, store_id=order.store_id or "") is None:
         way_out = ", or leave store_id out to ship from the web" if ships else ""
         raise InvalidInput(
@@ -120,7 +151,7 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
         customer_id=_resolve_customer(db, order.customer_id),
         channel=order.channel,
         fulfilment=order.fulfilment,
-        store_id=order.store_id if order.fulfilment != "ship" else (order.store_id or "web"),
+        store_id=order.store_id if not ships else (order.store_id or WEB_WAREHOUSE),
         status="placed",
         currency=order.currency,
         subtotal_minor=subtotal,
