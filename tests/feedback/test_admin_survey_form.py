@@ -24,7 +24,7 @@ def test_a_survey_survives_its_form_unchanged(db: Session) -> None:
                 "channel": "web",
                 "sampling_rate": 0.35,
                 "fatigue_days": 45,
-                "consent_purpose": "analytics",
+                "consent_purpose": "marketing_email",
                 "link_days": 7,
                 "labels": {
                     "en": {"question": "Happy?", "comment": "Why?", "low": "No", "high": "Yes"},
@@ -48,7 +48,7 @@ def test_a_survey_survives_its_form_unchanged(db: Session) -> None:
         "channel": "web",
         "sampling_rate": 0.35,
         "fatigue_days": 45,
-        "consent_purpose": "analytics",
+        "consent_purpose": "marketing_email",
         "link_days": 7,
         "active": False,
     }

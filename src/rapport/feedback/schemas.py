@@ -17,6 +17,10 @@ Trigger = Literal[
 ]
 TicketKind = Literal["complaint", "question", "return_problem", "delivery_problem"]
 Channel = Literal["web", "app", "store", "call_center", "email", "survey"]
+SURVEY_PURPOSE_MESSAGE = (
+    "Survey invitations are sent by email, so a survey is asked only with email consent: "
+    "use marketing_email (push or analytics consent does not cover an email)"
+)
 Locale = Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", examples=["en", "fr"])]
 # Rapport's id or the shop's own (external_id): see docs/api.md, "Customer references".
 CustomerRef = Annotated[
@@ -55,7 +59,10 @@ class SurveyIn(StrictModel):
     fatigue_days: int = Field(
         default=30, ge=0, le=365, description="Nobody is asked again within this many days"
     )
-    consent_purpose: Literal["marketing_email", "marketing_push", "analytics"] = "marketing_email"
+    consent_purpose: Literal["marketing_email"] = Field(
+        default="marketing_email",
+        description="Invitations are emailed, so the consent asked is the email one",
+    )
     link_days: int = Field(default=14, ge=1, le=90, description="How long a link stays valid")
     labels: dict[Locale, Labels] | None = Field(
         default=None,
@@ -63,6 +70,13 @@ class SurveyIn(StrictModel):
     )
     questions: list[ExtraQuestion] = Field(default_factory=list, max_length=5)
     active: bool = True
+
+    @field_validator("consent_purpose", mode="before")
+    @classmethod
+    def _emailed(cls, value: Any) -> Any:
+        if value != "marketing_email":
+            raise ValueError(SURVEY_PURPOSE_MESSAGE)
+        return value
 
 
 class SurveyOut(ReadModel):
@@ -241,9 +255,14 @@ class TicketIn(StrictModel):
     body: str = Field(default="", max_length=10_000)
 
 
+# The most apology points one resolution grants, through the API and the admin's form alike.
+APOLOGY_POINTS_MAX = 100_000
+RESOLUTION_MAX_LENGTH = 5000
+
+
 class ResolveIn(StrictModel):
-    resolution: str = Field(min_length=1, max_length=5000)
-    apology_points: int = Field(default=0, ge=0, le=100_000)
+    resolution: str = Field(min_length=1, max_length=RESOLUTION_MAX_LENGTH)
+    apology_points: int = Field(default=0, ge=0, le=APOLOGY_POINTS_MAX)
 
 
 class TicketOut(ReadModel):

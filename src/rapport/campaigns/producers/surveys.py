@@ -2,8 +2,9 @@
 to the public survey page.
 
 The message is about something the customer did (their order, visit or ticket), so it goes as
-a service message; feedback invited only customers who granted the survey's own consent
-purpose (``marketing_email`` unless the survey says otherwise), and that rule holds here too:
+a service message; feedback invited only customers who granted the survey's consent purpose
+(``marketing_email``: a survey may ask no other, since this is an email), and that rule holds
+here too:
 the invitation is queued only while that consent still stands. An invitation answered or
 expired before it is queued is not sent.
 """

@@ -30,11 +30,8 @@ TRIGGER_NAMES = {
     "after_purchase": "After a purchase",
     "manual": "Only when asked (API, admin)",
 }
-PURPOSES = {
-    "marketing_email": "Email consent",
-    "marketing_push": "Push consent",
-    "analytics": "Analytics consent",
-}
+# Invitations are emailed (campaigns' survey invitation), so email consent is the one asked.
+PURPOSES = {"marketing_email": "Email consent (invitations are emailed)"}
 LANGUAGES = {"en": "English", "fr": "French", "de": "German", "pt": "Portuguese"}
 LABEL_PARTS = ("question", "comment", "low", "high")
 QUESTION_SLOTS = 5
