@@ -163,6 +163,7 @@ def test_price_consistency_report_lists_deliberate_exceptions(client, api_key) -
                 "store_id": None,
                 "price_minor": 1100,
                 "reason": "app launch offer",
+                "rule_id": report["items"][0]["rule_id"],
             }
         ],
         "next_cursor": None,

@@ -169,3 +169,40 @@ def test_a_rule_for_a_store_of_the_catalogue_is_recorded(
     assert answer.status_code == 201, answer.text
     assert catalog.effective_price(db, sku=CHIANTI, channel="store", store_id="st-par-01") == 1100
     assert catalog.effective_price(db, sku=CHIANTI, channel="store", store_id="st-x") == 1200
+
+
+def test_a_rule_ended_over_the_api_stays_as_history_and_prices_no_more(
+    client: TestClient, db: Session, api_key: Callable[..., str]
+) -> None:
+    # given a store promo and an app price, in force
+    seed_catalog(db)
+    writer, reader = api_key("write"), auth(api_key("read"))
+    promo = {"sku": CHIANTI, "channel": "store", "store_id": "st-par-01", "price_minor": 1000,
+             "reason": "Rivoli promo"}  # fmt: skip
+    app = {"sku": CHIANTI, "channel": "app", "price_minor": 1100, "reason": "app"}
+    rule_id = client.post("/v1/prices/channel", json=promo, headers=command(writer)).json()[
+        "rule_id"
+    ]
+    client.post("/v1/prices/channel", json=app, headers=command(writer))
+    listed = client.get("/v1/prices/consistency", headers=reader).json()["items"]
+    assert rule_id in [d["rule_id"] for d in listed]
+
+    # when the promo is ended
+    ended = client.delete(f"/v1/prices/channel/{rule_id}", headers=auth(writer))
+
+    # then the answer says when, the store's price is the catalogue's again, the report
+    # lists only the app price, and the rule is kept with its window
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["rule_id"] == rule_id
+    assert ended.json()["valid_to"] is not None
+    assert catalog.effective_price(db, sku=CHIANTI, channel="store", store_id="st-par-01") == 1200
+    listed = client.get("/v1/prices/consistency", headers=reader).json()["items"]
+    assert [d["reason"] for d in listed] == ["app"]
+    assert db.get(ChannelPrice, rule_id) is not None
+    # ending it again changes nothing; an unknown rule is 404 naming rule_id
+    again = client.delete(f"/v1/prices/channel/{rule_id}", headers=auth(writer))
+    assert again.json() == ended.json()
+    unknown = client.delete("/v1/prices/channel/999999", headers=auth(writer))
+    assert (unknown.status_code, unknown.json()["field"]) == (404, "rule_id")
+    # and a key that may only read may not end one
+    assert client.delete(f"/v1/prices/channel/{rule_id}", headers=reader).status_code == 403

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import JSONResponse
 
 from rapport.catalog import service
+from rapport.catalog.models import ChannelPrice
 from rapport.catalog.schemas import (
     SKU_PATTERN,
     AvailabilityOut,
@@ -182,12 +183,31 @@ def set_channel_price(
             store_id=body.store_id,
             before_commit=hook,
         ),
-        render=lambda rule: ChannelPriceOut(
-            **body.model_dump(),
-            rule_id=rule.id,
-            valid_from=rule.valid_from,
-            valid_to=rule.valid_to,
-        ).model_dump(mode="json"),
+        render=lambda rule: _rule_out(rule).model_dump(mode="json"),
+    )
+
+
+@router.delete("/prices/channel/{rule_id}")
+def end_channel_price(
+    rule_id: Annotated[int, Path(ge=1, le=2_147_483_647, description="The rule's rule_id")],
+    db: DbSession,
+    _key: WriteKey,
+) -> ChannelPriceOut:
+    """End a price rule now; it stays in the product's history. Ending one that has ended
+    changes nothing."""
+    return _rule_out(service.end_channel_price(db, rule_id=rule_id))
+
+
+def _rule_out(rule: ChannelPrice) -> ChannelPriceOut:
+    return ChannelPriceOut(
+        sku=rule.sku,
+        channel=rule.channel,
+        store_id=rule.store_id,
+        price_minor=rule.price_minor,
+        reason=rule.reason,
+        rule_id=rule.id,
+        valid_from=rule.valid_from,
+        valid_to=rule.valid_to,
     )
 
 
@@ -212,6 +232,7 @@ def price_consistency(
             store_id=d.store_id,
             price_minor=d.price_minor,
             reason=d.reason,
+            rule_id=d.rule_id,
         ),
         cursor=lambda d: str(d.rule_id),
     )

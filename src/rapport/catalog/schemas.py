@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from rapport.platform.errors import FieldInvalid
 from rapport.platform.schemas import CurrencyCode, MinorUnits, ReadModel, StrictModel
@@ -194,10 +194,16 @@ class ChannelPriceIn(StrictModel):
     reason: str = Field(min_length=1, max_length=200, examples=["clearance in Lyon"])
 
 
-class ChannelPriceOut(ChannelPriceIn):
+class ChannelPriceOut(BaseModel):
     """A price rule as recorded: it begins when it was recorded (``valid_from``) and stays
-    in force until a newer rule for the same place ends it (``valid_to``)."""
+    in force until a newer rule for the same place, or ``DELETE
+    /v1/prices/channel/{rule_id}``, ends it (``valid_to``)."""
 
+    sku: str
+    channel: str = Field(description="web, app, store or call_center (members: loyalty's price)")
+    store_id: str | None
+    price_minor: int
+    reason: str
     rule_id: int
     valid_from: datetime | None = Field(
         description="When the rule began; null for a rule an earlier version recorded, which "
@@ -214,3 +220,4 @@ class PriceDifferenceOut(StrictModel):
     store_id: str | None
     price_minor: int
     reason: str
+    rule_id: int = Field(description="The rule's id: DELETE /v1/prices/channel/{rule_id} ends it")

@@ -45,6 +45,7 @@ __all__ = [
     "count_products",
     "count_stores",
     "effective_price",
+    "end_channel_price",
     "erase_customer_data",
     "export_customer_data",
     "get_product",
@@ -469,6 +470,21 @@ def set_channel_price(
     if before_commit is not None:
         before_commit(db, rule)
     db.commit()
+    return rule
+
+
+def end_channel_price(db: Session, *, rule_id: int) -> ChannelPrice:
+    """End a price rule now (its ``valid_to``), keeping it as history: the product's price
+    there is the catalogue's again, or the channel's where a store rule ends. A rule that
+    has already ended is left as it is; one that has not begun ends before it begins."""
+    rule = db.get(ChannelPrice, rule_id)
+    if rule is None:
+        raise NotFound(f"No price rule {rule_id}", field="rule_id")
+    now = clock.now()
+    if rule.valid_to is None or clock.as_utc(rule.valid_to) > now:
+        begins = clock.as_utc(rule.valid_from) if rule.valid_from is not None else None
+        rule.valid_to = begins if begins is not None and begins > now else now
+        db.commit()
     return rule
 
 
