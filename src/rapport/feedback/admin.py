@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from rapport.customers import service as customers
 from rapport.feedback import service
 from rapport.feedback.models import TICKET_KINDS
-from rapport.feedback.schemas import TicketIn
+from rapport.feedback.schemas import APOLOGY_POINTS_MAX, RESOLUTION_MAX_LENGTH, TicketIn
 from rapport.feedback.scores import admin as scores_admin
 from rapport.feedback.scores.arithmetic import Score
 from rapport.feedback.surveys import admin as surveys_admin
@@ -28,10 +28,12 @@ from rapport.platform.admin import (
     CsrfChecked,
     CurrentAdmin,
     CustomerPanel,
+    FormFields,
     NavItem,
     add_template_dir,
     render,
     shown_moment,
+    whole_number,
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
@@ -292,6 +294,22 @@ def ticket_page(
 def one_ticket_page(
     request: Request, ticket_id: str, db: DbSession, user: CurrentAdmin, message: str = ""
 ) -> HTMLResponse:
+    return _ticket_page(request, db, user, ticket_id, message=message)
+
+
+def _ticket_page(
+    request: Request,
+    db: DbSession,
+    user: Any,
+    ticket_id: str,
+    *,
+    message: str = "",
+    errors: dict[str, str] | None = None,
+    typed: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """A ticket's page; a refused resolve form comes back in it with its messages at the
+    fields and what was typed."""
     ticket = service.get_ticket(db, ticket_id=ticket_id)
     if ticket is None:
         return render(
@@ -323,41 +341,75 @@ def one_ticket_page(
             if ticket.customer_id
             else [],
             "message": message,
+            "errors": errors or {},
+            "typed": typed or {},
+            "apology_max": APOLOGY_POINTS_MAX,
+            "resolution_max": RESOLUTION_MAX_LENGTH,
         },
+        status_code=status_code,
     )
+
+
+def _resolve_errors(typed: dict[str, str]) -> tuple[dict[str, str], int]:
+    """What is wrong with the resolve form (by field), and the apology points it asks."""
+    errors: dict[str, str] = {}
+    resolution = typed["resolution"].strip()
+    if not resolution:
+        errors["resolution"] = "Reply: write what was done; it is kept on the ticket"
+    elif len(resolution) > RESOLUTION_MAX_LENGTH:
+        errors["resolution"] = f"Reply: at most {RESOLUTION_MAX_LENGTH:,} characters"
+    text = typed["apology_points"]
+    points = whole_number(text, low=0, high=APOLOGY_POINTS_MAX) if text.strip() else 0
+    if points is None:
+        errors["apology_points"] = (
+            f"Apology points: a whole number from 0 to {APOLOGY_POINTS_MAX:,}"
+        )
+    return errors, points or 0
 
 
 @router.post("/tickets/{ticket_id}/resolve", dependencies=[CsrfChecked])
 def resolve(
-    ticket_id: str,
-    db: DbSession,
-    user: CurrentAdmin,
-    resolution: Annotated[str, Form()],
-    apology_points: Annotated[str, Form()] = "0",
-    back: Annotated[str, Form()] = "",
-) -> RedirectResponse:
+    request: Request, ticket_id: str, db: DbSession, user: CurrentAdmin, fields: FormFields
+) -> Response:
+    """Resolve the ticket with the reply and any apology points (at most what the API
+    grants); a refused form comes back with its messages at the fields and what was typed."""
+    typed = {name: fields.get(name, "") for name in ("resolution", "apology_points")}
+    errors, points = _resolve_errors(typed)
+    if errors:
+        return _ticket_page(
+            request, db, user, ticket_id, errors=errors, typed=typed, status_code=422
+        )
     try:
-        points = int(apology_points.strip() or "0")
-    except ValueError:
-        points = -1
-    try:
-        if points < 0:
-            raise Problem("Apology points are a whole number, 0 or more", field="apology_points")
         ticket = service.resolve_ticket(
             db,
             ticket_id=ticket_id,
-            resolution=resolution.strip() or "Resolved",
+            resolution=typed["resolution"].strip(),
             resolved_by=user.email,
             apology_points=points,
         )
-        message = f"Ticket {ticket.ticket_id} resolved"
-        if ticket.apology_points:
-            message += f" with {ticket.apology_points} apology points"
     except Problem as problem:
         db.rollback()
-        message = problem.detail
+        field = problem.field if problem.field in typed else None
+        if field is None:
+            return _ticket_page(
+                request, db, user, ticket_id, message=problem.detail, status_code=problem.status
+            )
+        return _ticket_page(
+            request,
+            db,
+            user,
+            ticket_id,
+            errors={field: problem.detail},
+            typed=typed,
+            status_code=422,
+        )
+    message = f"Ticket {ticket.ticket_id} resolved"
+    if ticket.apology_points:
+        message += f" with {ticket.apology_points:,} apology points"
     where = (
-        f"/admin/feedback/tickets/{ticket_id}" if back == "ticket" else "/admin/feedback/tickets"
+        f"/admin/feedback/tickets/{ticket_id}"
+        if fields.get("back") == "ticket"
+        else "/admin/feedback/tickets"
     )
     return RedirectResponse(f"{where}?{urlencode({'message': message})}", status_code=303)
 

@@ -174,6 +174,9 @@ class TargetOut(StrictModel):
     window_days: int
     score: ScoreOut
     below: bool
+    state: Literal["too_few", "below", "on_target"] = Field(
+        description="too_few: fewer answers than min_responses (none included), so not judged"
+    )
 
 
 class ActionPlanIn(StrictModel):

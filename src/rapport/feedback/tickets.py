@@ -19,7 +19,7 @@ from rapport.customers import service as customers
 from rapport.events.service import log_event
 from rapport.feedback.events import TicketBreached, TicketOpened, TicketResolved
 from rapport.feedback.models import Ticket
-from rapport.feedback.schemas import TicketIn
+from rapport.feedback.schemas import APOLOGY_POINTS_MAX, TicketIn
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
 from rapport.platform import clock
@@ -138,6 +138,11 @@ def resolve_ticket(
         raise NotFound(f"No ticket {ticket_id!r}", field="ticket_id")
     if ticket.status != "open":
         raise Conflict("The ticket is already resolved", field="ticket_id")
+    if not 0 <= apology_points <= APOLOGY_POINTS_MAX:
+        raise InvalidInput(
+            f"Apology points are a whole number from 0 to {APOLOGY_POINTS_MAX:,}",
+            field="apology_points",
+        )
     if apology_points and ticket.customer_id is None:
         raise InvalidInput("Apology points need a customer on the ticket", field="apology_points")
     now = clock.now()

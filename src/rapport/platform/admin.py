@@ -158,6 +158,25 @@ def typed_money(text: str, currency: str) -> int:
     return formatting.parse_money(text, currency, get_settings().locale)
 
 
+# The largest whole number an admin form or filter passes on: what an INTEGER column holds on
+# both databases (PostgreSQL's is 32 bits; SQLite raises OverflowError beyond 64).
+INTEGER_MAX = 2**31 - 1
+
+
+def whole_number(text: str, *, low: int = 0, high: int = INTEGER_MAX) -> int | None:
+    """The whole number typed in an admin form field or list filter (thousands separators
+    and spaces allowed), or None when it is none or lies outside ``low``..``high``: the page
+    then marks the field, and a number no column holds never reaches SQL."""
+    cleaned = "".join(text.replace(",", "").split())
+    if not cleaned or len(cleaned) > 20:
+        return None
+    try:
+        number = int(cleaned)
+    except ValueError:
+        return None
+    return number if low <= number <= high else None
+
+
 def money_field(minor: int | None, currency: str) -> str:
     """Minor units as an admin money field shows them ("1,234.50"), which
     :func:`typed_money` reads back."""

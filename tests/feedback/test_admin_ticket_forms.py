@@ -1,0 +1,119 @@
+"""The ticket forms of the Experience admin over HTTP: resolving a ticket from its page, and
+the ticket list's filters; what they refuse, where they say so, and that nothing changes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from rapport.feedback import service
+from rapport.feedback.schemas import TicketIn
+from rapport.loyalty import service as loyalty
+from rapport.platform import service as platform
+from rapport.platform.errors import InvalidInput
+from tests.feedback.factories import make_customer
+from tests.platform.admin_forms import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    page_form,
+    post_form,
+    sign_in,
+    typed,
+)
+
+
+@pytest.fixture
+def admin(client: TestClient, db: Session) -> TestClient:
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    assert sign_in(client).status_code == 303
+    return client
+
+
+def _open(db: Session, customer_id: str | None) -> str:
+    ticket = service.open_ticket(
+        db,
+        ticket=TicketIn(
+            customer_id=customer_id, kind="complaint", channel="email", subject="Late parcel"
+        ),
+    )
+    return ticket.ticket_id
+
+
+def _field_error(html: str, name: str) -> str:
+    found = re.search(rf'data-field-error="{name}">([^<]*)<', html)
+    assert found is not None, f"no message at {name}"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("points", ["99999999", "100001", "-5", "abc", "1" * 40])
+def test_a_refused_resolution_keeps_the_reply_and_credits_nothing(
+    admin: TestClient, db: Session, points: str
+) -> None:
+    # given an open ticket of a customer
+    customer_id, _ = make_customer(db)
+    ticket_id = _open(db, customer_id)
+    action = f"/admin/feedback/tickets/{ticket_id}/resolve"
+    fields = page_form(admin.get(f"/admin/feedback/tickets/{ticket_id}").text, action=action)
+    # when the agent replies and asks more apology points than the API grants, or none
+    fields = typed(
+        typed(fields, "resolution", "We are sorry & resent it"), "apology_points", points
+    )
+    answer = post_form(admin, action, fields)
+    # then the page comes back with the message at the field and what was typed
+    assert answer.status_code == 422
+    assert _field_error(answer.text, "apology_points") == (
+        "Apology points: a whole number from 0 to 100,000"
+    )
+    again = page_form(answer.text, action=action)
+    assert ("resolution", "We are sorry & resent it") in again
+    assert ("apology_points", points) in again
+    # and nothing happened: the ticket is open, no point credited
+    db.expire_all()
+    ticket = service.get_ticket(db, ticket_id=ticket_id)
+    assert ticket is not None
+    assert ticket.status == "open"
+    assert loyalty.balance(db, customer_id=customer_id) == 0
+
+
+def test_the_most_apology_points_the_api_grants_are_credited(
+    admin: TestClient, db: Session
+) -> None:
+    customer_id, _ = make_customer(db)
+    ticket_id = _open(db, customer_id)
+    action = f"/admin/feedback/tickets/{ticket_id}/resolve"
+    fields = page_form(admin.get(f"/admin/feedback/tickets/{ticket_id}").text, action=action)
+    fields = typed(typed(fields, "resolution", "Resent"), "apology_points", "100,000")
+    answer = post_form(admin, action, fields)
+    assert answer.status_code == 303
+    assert "with+100%2C000+apology+points" in answer.headers["location"]
+    db.expire_all()
+    assert loyalty.balance(db, customer_id=customer_id) == 100_000
+
+
+def test_an_empty_reply_is_pointed_out(admin: TestClient, db: Session) -> None:
+    customer_id, _ = make_customer(db)
+    ticket_id = _open(db, customer_id)
+    action = f"/admin/feedback/tickets/{ticket_id}/resolve"
+    fields = page_form(admin.get(f"/admin/feedback/tickets/{ticket_id}").text, action=action)
+    answer = post_form(
+        admin, action, typed(typed(fields, "resolution", "  "), "apology_points", "20")
+    )
+    assert answer.status_code == 422
+    assert _field_error(answer.text, "resolution").startswith("Reply: write what was done")
+    assert ("apology_points", "20") in page_form(answer.text, action=action)
+    db.expire_all()
+    assert service.get_ticket(db, ticket_id=ticket_id).status == "open"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("points", [-1, 100_001])
+def test_the_verb_grants_no_more_than_the_api(db: Session, points: int) -> None:
+    customer_id, _ = make_customer(db)
+    ticket_id = _open(db, customer_id)
+    with pytest.raises(InvalidInput) as refused:
+        service.resolve_ticket(
+            db, ticket_id=ticket_id, resolution="Sorry", resolved_by="a", apology_points=points
+        )
+    assert refused.value.field == "apology_points"
