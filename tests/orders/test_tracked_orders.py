@@ -285,6 +285,63 @@ def test_a_refund_of_a_pick_up_order_not_collected_is_refused(client, api_key, d
     assert "has not been collected" in kept
 
 
+def test_a_refund_sent_by_another_person_is_refused(client, api_key, db, shop) -> None:
+    # given an order of C-100's, and another customer, C-200
+    secret = tracking_key(db)
+    track(client, secret, "Order Completed", completed("W-MINE"), user_id="C-100")
+    track(client, secret, "Order Completed", completed("W-THEIRS"), user_id="C-200")
+    process(db)
+    owner = orders.get_order(db, order_id="W-MINE").customer_id
+    other = orders.get_order(db, order_id="W-THEIRS").customer_id
+
+    # when C-200 (by the shop's number, then by Rapport's id) says C-100's order was refunded
+    track(client, secret, "Order Refunded", {"order_id": "W-MINE"}, user_id="C-200")
+    track(client, secret, "Order Refunded", {"order_id": "W-MINE"}, user_id=other)
+    # and a visitor who never bought anything says so
+    track(client, secret, "Order Refunded", {"order_id": "W-MINE"}, user_id="C-NOBODY")
+    process(db)
+    nobody = customers.find_customer_ref(db, ref="C-NOBODY")  # the profile tracking made
+
+    # then nothing comes back, and each is kept as a refusal under its sender, not the owner
+    assert [li.returned_quantity for li in orders.get_lines(db, order_id="W-MINE")] == [0, 0]
+    assert db.scalars(select(Event).where(Event.type == "order_returned")).all() == []
+    assert refusals(db) == [("W-MINE", "not_the_customer", "userId")] * 3
+    kept = db.scalars(select(TrackedOrderEvent).where(TrackedOrderEvent.outcome == "refused"))
+    assert [(row.customer_ref, row.customer_id) for row in kept] == [
+        ("C-200", other),
+        (other, other),
+        ("C-NOBODY", nobody),
+    ]
+    assert owner not in (other, nobody)
+    # and the owner's own refund is applied
+    track(client, secret, "Order Refunded", {"order_id": "W-MINE"}, user_id="C-100")
+    process(db)
+    assert [li.returned_quantity for li in orders.get_lines(db, order_id="W-MINE")] == [2, 1]
+
+
+def test_a_refund_sent_by_a_profile_merged_with_the_customer_is_applied(
+    client, api_key, db, shop
+) -> None:
+    # given an order of C-100's, and C-101, found later to be the same person
+    secret = tracking_key(db)
+    track(client, secret, "Order Completed", completed("W-ONE"), user_id="C-100")
+    track(client, secret, "Order Completed", completed("W-TWO-IDS"), user_id="C-101")
+    process(db)
+    first = orders.get_order(db, order_id="W-ONE").customer_id
+    second = orders.get_order(db, order_id="W-TWO-IDS").customer_id
+    customers.merge_customers(
+        db, source_customer_id=first, target_customer_id=second, reason="same", actor="test"
+    )
+
+    # when the shop sends the refund of C-100's order under C-101's number
+    track(client, secret, "Order Refunded", {"order_id": "W-ONE"}, user_id="C-101")
+    process(db)
+
+    # then it is the same person's: the return is recorded
+    assert refusals(db) == []
+    assert [li.returned_quantity for li in orders.get_lines(db, order_id="W-ONE")] == [2, 1]
+
+
 @pytest.mark.parametrize(
     "refund",
     [

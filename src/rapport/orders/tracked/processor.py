@@ -256,6 +256,16 @@ def _order_refunded(db: Session, event: LoggedEvent) -> None:
                 "sent, or the order was posted elsewhere",
                 field="properties.order_id",
             )
+        sender = _sender(db, event)
+        if order.customer_id is not None and sender != _survivor(db, order.customer_id):
+            customer_id = sender
+            raise Refusal(
+                "not_the_customer",
+                f"Order {order_id!r} is not this person's: a refund is applied only when sent "
+                "by the order's customer (its userId, or an id merged with it). Send it with "
+                f"the order's customer, or post the return to /v1/orders/{order_id}/returns",
+                field="userId" if event.user_id else "anonymousId",
+            )
         customer_id = order.customer_id
         returned = _returned_units(get_lines(db, order_id=order_id), properties)
         request = ReturnIn.model_validate(
@@ -288,6 +298,24 @@ def _order_refunded(db: Session, event: LoggedEvent) -> None:
         return
     assert recorded is not None
     record_outcome(db, event, "returned", order_id=order_id, return_id=recorded.return_id)
+
+
+def _survivor(db: Session, customer_id: str) -> str:
+    """The profile ``customer_id`` is now (itself, or the one it was merged into)."""
+    return customers.find_customer_ref(db, ref=customer_id) or customer_id
+
+
+def _sender(db: Session, event: LoggedEvent) -> str | None:
+    """Rapport's id of the person who sent ``event``, as their profile is now (merges
+    followed), creating nobody: ``userId`` (Rapport's id or the shop's own number), else the
+    profile holding the ``anonymousId``, else the profile the event was filed under; ``None``
+    when none of them names a profile."""
+    if event.user_id:
+        return customers.find_customer_ref(db, ref=event.user_id)
+    if event.anonymous_id:
+        holder = customers.find_customer(db, kind="anonymous_id", value=event.anonymous_id)
+        return _survivor(db, holder.customer_id) if holder is not None else None
+    return _survivor(db, event.customer_id) if event.customer_id else None
 
 
 def _hold_return(db: Session, recorded: RecordedReturn) -> NoReturn:
