@@ -202,7 +202,7 @@ def test_a_setting_the_action_ignores_is_refused_beside_its_field(
     assert answer.status_code == 422
     beside = re.search(r'data-field-error="position">([^<]+)<', answer.text)
     assert beside is not None
-    assert beside.group(1) == "boost takes no position: only a pin has one"
+    assert beside.group(1) == "Position: boost takes no position: only a pin has one"
     assert page_form(answer.text, action="/admin/recommendations/rules", testid="rule-form")
     assert 'value="3"' in answer.text
     # and nothing is saved
@@ -213,6 +213,44 @@ def test_a_setting_the_action_ignores_is_refused_beside_its_field(
     assert [(r.action, r.position, r.factor) for r in service.list_rules(db)] == [
         ("boost", None, 2.0)
     ]
+
+
+@pytest.mark.parametrize(
+    ("typed_in", "field", "message"),
+    [
+        (
+            {"factor": "abc"},
+            "factor",
+            "Factor: Input should be a valid number, unable to parse string as a number",
+        ),
+        ({"factor": "nan"}, "factor", "Factor: Input should be a finite number"),
+        ({"factor": "inf"}, "factor", "Factor: Input should be a finite number"),
+        (
+            {"starts_at": "2026-12-10T10:00", "ends_at": "2026-12-09T10:00"},
+            "ends_at",
+            "Until: must be after From",
+        ),
+        ({"sku": "NO-SUCH"}, "sku", "SKU: "),
+    ],
+)
+def test_each_rule_form_message_starts_with_its_fields_label(
+    client: Any, db: Session, signed_in: None, typed_in: dict[str, str], field: str, message: str
+) -> None:
+    seed_shop(db)
+    fields = _rule_form(
+        client, "/admin/recommendations/rules/new", name="Up", action="boost", **{
+            "attribute": "" if "sku" in typed_in else "category",
+            "value": "" if "sku" in typed_in else "Wine",
+            "factor": "2",
+            **typed_in,
+        }
+    )  # fmt: skip
+    answer = post_form(client, "/admin/recommendations/rules", fields)
+    assert answer.status_code == 422
+    beside = re.search(rf'data-field-error="{field}"[^>]*>([^<]+)<', answer.text)
+    assert beside is not None, answer.text
+    assert beside.group(1).startswith(message)
+    assert service.list_rules(db) == []
 
 
 def test_saving_a_rule_unchanged_keeps_every_stored_value_and_audits_nothing(

@@ -259,6 +259,21 @@ def _preview_refusal(placement: str, *, item_id: str, cart: str) -> tuple[str, s
 
 
 RULE_FIELDS = service.RULE_SETTINGS
+# Each field's label on the rule form, which starts its message (as every admin form's does).
+RULE_LABELS = {
+    "name": "Name",
+    "action": "Action",
+    "placement": "Placement",
+    "segment": "Segment",
+    "sku": "SKU",
+    "attribute": "Attribute",
+    "value": "Equal to",
+    "position": "Position",
+    "factor": "Factor",
+    "starts_at": "From",
+    "ends_at": "Until",
+    "active": "On",
+}
 
 
 def _moment(value: str) -> datetime | None:
@@ -309,7 +324,7 @@ def _parse_rule(
             try:
                 moment = _moment(value)
             except ValueError:
-                errors[name] = "Enter a date and time"
+                errors[name] = "enter a date and time"
                 continue
             value = moment.isoformat() if moment else ""
         if name == "active":
@@ -321,7 +336,7 @@ def _parse_rule(
         and text.get("ends_at")
         and datetime.fromisoformat(text["ends_at"]) <= datetime.fromisoformat(text["starts_at"])
     ):
-        errors["ends_at"] = "Until must be after From"
+        errors["ends_at"] = "must be after From"
         del text["ends_at"]
     try:
         # A form sends text: read it as text (API bodies must send numbers as numbers).
@@ -330,8 +345,11 @@ def _parse_rule(
         for error in failure.errors(include_url=False):
             loc, message = pinpointed(error)
             errors.setdefault(_field_of(loc), message)
-        return None, errors
-    return (rule, {}) if not errors else (None, errors)
+        rule = None
+    labelled = {
+        name: f"{RULE_LABELS.get(name, name)}: {message}" for name, message in errors.items()
+    }
+    return (rule, {}) if rule is not None and not errors else (None, labelled)
 
 
 def _sample(
@@ -494,7 +512,9 @@ def _save(
                 done = "nothing changed" if same else "saved"
                 message = f"Rule {saved.id} ({saved.name}) {done}"
         except InvalidInput as refused:  # a product or segment that does not exist
-            errors = {refused.field or "action": refused.detail}
+            field = refused.field or "action"
+            said = refused.detail.removeprefix(f"{field}: ")
+            errors = {field: f"{RULE_LABELS.get(field, field)}: {said}"}
     if saved is None:
         return _rule_page(
             request,

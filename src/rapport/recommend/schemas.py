@@ -152,7 +152,7 @@ class RuleIn(StrictModel):
     attribute: Attribute | None = None
     value: str | None = Field(default=None, min_length=1, max_length=300)
     position: int | None = Field(default=None, ge=1, le=100)
-    factor: float | None = Field(default=None, gt=0, le=100)
+    factor: float | None = Field(default=None, gt=0, le=100, allow_inf_nan=False)
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     active: bool = True
