@@ -13,6 +13,8 @@ from rapport.feedback.models import Invitation, Review, SurveyResponse, Ticket
 from rapport.platform import clock
 from rapport.platform.privacy import PrivacySubject
 
+# Who "moderated" a held review that an erasure took out of the queue.
+ERASURE_MODERATOR = "erasure"
 PRIVACY_TABLES = (
     "feedback_invitations",
     "feedback_responses",
@@ -99,7 +101,8 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     summaries and SLA reports add up); what the person wrote goes: survey comments and
     free-text answers, review titles, texts and photos (and the device and network digests
     kept for screening), ticket subjects, messages and resolutions. Unanswered survey links
-    expire now."""
+    expire now. Reviews still held for moderation leave the queue as ``rejected`` (by
+    ``erasure``): nothing is published under the person's id any more."""
     ids = list(subject.customer_ids)
     now = clock.now()
     db.execute(
@@ -117,6 +120,11 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
         update(Review)
         .where(Review.customer_id.in_(ids))
         .values(title="", body="", photos=[], device_id=None, address_digest=None)
+    )
+    db.execute(
+        update(Review)
+        .where(Review.customer_id.in_(ids), Review.status == "flagged")
+        .values(status="rejected", moderated_at=now, moderated_by=ERASURE_MODERATOR)
     )
     db.execute(
         update(Ticket)

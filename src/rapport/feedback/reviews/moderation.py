@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from rapport.customers import service as customers
 from rapport.events.service import log_event
 from rapport.feedback.events import ReviewPublished, ReviewVerified
 from rapport.feedback.models import Review
@@ -68,13 +69,19 @@ def moderate_review(
     moderator: str,
     before_commit: BeforeCommit | None = None,
 ) -> Review:
-    """Publish or reject a review held by screening (or take a published one down).
+    """Publish or reject a review held by screening (or take a published one down). An
+    erased customer's review is never published (404 "was erased"); it may be taken down.
     ``before_commit`` runs last in the transaction, with the review."""
     review = db.get(Review, review_id)
     if review is None:
         raise NotFound(f"No review {review_id!r}", field="review_id")
     if decision not in ("publish", "reject"):
         raise InvalidInput("Decide publish or reject", field="decision")
+    if decision == "publish" and review.customer_id is not None:
+        author = customers.get_customer(db, customer_id=review.customer_id)
+        if author is not None and author.status == "erased":
+            # Nothing is written under an erased person's id (a takedown writes nothing).
+            raise customers.was_erased(review.customer_id, field="review_id")
     was_published = review.status == "published"
     review.status = "published" if decision == "publish" else "rejected"
     review.moderated_at = clock.now()
