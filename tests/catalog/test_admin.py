@@ -132,3 +132,25 @@ def test_the_stock_out_of_step_comes_a_page_at_a_time(client: TestClient, db: Se
     assert "Sold out online, in stock in shops" in last.text
     assert "Out of stock everywhere" in last.text
     assert "P-030" not in first.text + last.text
+
+
+def test_a_location_that_keeps_no_stock_level_is_shown_as_not_tracked(
+    client: TestClient, db: Session
+) -> None:
+    # given a product stocked in the shop only, the web warehouse keeping no level for it
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    _shop(db, 1)
+    catalog.set_stock(db, levels=[("P-000", "st-1", 3)])
+    assert sign_in(client).status_code == 303
+
+    # then its page says the web does not track it, rather than showing 0 available there
+    detail = client.get("/admin/catalog/products/P-000").text
+    web_row = detail[detail.index('data-store="web"') :]
+    web_row = web_row[: web_row.index("</tr>")]
+    assert "not tracked" in web_row
+    shop_row = detail[detail.index('data-store="st-1"') :]
+    assert "not tracked" not in shop_row[: shop_row.index("</tr>")]
+    # and so does the product list's Online column
+    listed = client.get("/admin/catalog/products").text
+    row = listed[listed.index('data-sku="P-000"') :]
+    assert "not tracked" in row[: row.index("</tr>")]

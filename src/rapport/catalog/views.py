@@ -40,7 +40,7 @@ class ChannelPriceView:
 class ProductRow:
     product: Product
     prices: list[ChannelPriceView]
-    web_available: int
+    web_available: int | None  # None: the web warehouse keeps no level (not tracked online)
     store_available: int
     stores_stocking: int
 
@@ -58,6 +58,7 @@ class StockRow:
     reserved: int
     available: int
     store_price_minor: int | None = None
+    tracked: bool = True  # False: the location keeps no stock level for the product
     store_price_reason: str | None = None
 
 
@@ -130,7 +131,7 @@ def product_rows(
         ProductRow(
             product=p,
             prices=_prices(p, rules.get(p.sku, [])),
-            web_available=web.get(p.sku, 0),
+            web_available=web.get(p.sku),
             store_available=shops.get(p.sku, 0),
             stores_stocking=stocking.get(p.sku, 0),
         )
@@ -180,6 +181,7 @@ def product_detail(db: Session, *, sku: str) -> ProductDetail | None:
                 available=on_hand - reserved,
                 store_price_minor=store_price,
                 store_price_reason=rule.reason if rule else None,
+                tracked=level is not None,
             )
         )
     return ProductDetail(product=product, prices=_prices(product, rules), stock=stock, rules=rules)
