@@ -499,6 +499,43 @@ def test_a_delivery_status_dated_ahead_of_now_or_before_the_order_s_past_is_refu
     assert sent.json()["delivered_at"] == "2026-12-07T14:03:00Z"
 
 
+def test_an_order_is_read_with_its_status_history_oldest_first(client, db, writer, api_key) -> None:
+    clock.set_clock(lambda: datetime(2026, 12, 7, 14, 0, tzinfo=UTC))
+    assert _post(client, order_body(order_id="T-H", placed_at="2026-12-07T09:00:00Z"), writer)
+    for status, at, note in (
+        ("packed", "2026-12-07T10:00:00Z", None),
+        ("shipped", "2026-12-07T11:30:00+01:00", "tracking 1Z999"),
+        ("delivered", None, None),
+    ):
+        update = {
+            "status": status,
+            **({"at": at} if at else {}),
+            **({"note": note} if note else {}),
+        }
+        sent = client.post("/v1/orders/T-H/status", json=update, headers=command(writer))
+        assert sent.status_code == 200, sent.text
+    expected = [
+        {"status": "placed", "at": "2026-12-07T09:00:00Z", "note": None},
+        {"status": "packed", "at": "2026-12-07T10:00:00Z", "note": None},
+        {"status": "shipped", "at": "2026-12-07T10:30:00Z", "note": "tracking 1Z999"},
+        {"status": "delivered", "at": "2026-12-07T14:00:00Z", "note": None},
+    ]
+    assert sent.json()["status_history"] == expected
+    reader = auth(api_key("read"))
+    assert client.get("/v1/orders/T-H", headers=reader).json()["status_history"] == expected
+    listed = client.get("/v1/orders", params={"customer_id": "C-100"}, headers=reader).json()
+    assert listed["items"][0]["status_history"] == expected
+    # a pick-up tells when it was ready and when it was collected
+    pick_up = order_body(
+        order_id="T-P", fulfilment="pickup_in_store", store_id="st-par-01", placed_at=None
+    )
+    placed = _post(client, pick_up, writer, key="k-pick").json()
+    assert [(c["status"], c["at"]) for c in placed["status_history"]] == [
+        ("placed", "2026-12-07T14:00:00Z"),
+        ("ready_for_pickup", "2026-12-07T14:00:00Z"),
+    ]
+
+
 def test_a_customers_orders_come_a_page_at_a_time_newest_first(client, db, writer, api_key) -> None:
     reader = auth(api_key("read"))
     # given a customer with five orders, two of them placed at the same moment

@@ -30,6 +30,7 @@ from rapport.orders.schemas import (
     ReturnOut,
     ReturnRiskIn,
     ReturnRiskOut,
+    StatusChangeOut,
     StatusIn,
     ValueFitOut,
 )
@@ -51,6 +52,10 @@ def _order_out(db: Session, order: Any) -> OrderOut:
     out = OrderOut.model_validate(order)
     out.lines = [
         LineOut.model_validate(line) for line in service.get_lines(db, order_id=order.order_id)
+    ]
+    out.status_history = [
+        StatusChangeOut.model_validate(change)
+        for change in service.status_history(db, order_id=order.order_id)
     ]
     if order.pickup_code:
         out.pickup_qr_url = f"/v1/orders/{order.order_id}/pickup-qr.svg"
@@ -220,7 +225,7 @@ def customer_value(
 
 @router.get("/{order_id}")
 def get_order(order_id: str, db: DbSession, _key: ReadKey) -> OrderOut:
-    """One order with its lines."""
+    """One order with its lines and status history (oldest first)."""
     order = service.get_order(db, order_id=order_id)
     if order is None:
         raise NotFound(f"No order {order_id!r}", field="order_id")

@@ -47,11 +47,12 @@ def get_lines(db: Session, *, order_id: str) -> list[OrderLine]:
 
 
 def status_history(db: Session, *, order_id: str) -> list[OrderStatusChange]:
+    """The order's status changes, oldest first (those of one moment as recorded)."""
     return list(
         db.scalars(
             select(OrderStatusChange)
             .where(OrderStatusChange.order_id == order_id)
-            .order_by(OrderStatusChange.id)
+            .order_by(OrderStatusChange.at, OrderStatusChange.id)
         )
     )
 

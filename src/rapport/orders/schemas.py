@@ -86,6 +86,12 @@ class LineOut(ReadModel):
     returned_quantity: int
 
 
+class StatusChangeOut(ReadModel):
+    status: str
+    at: datetime = Field(description="When it happened (the sender's time, else when received)")
+    note: str | None = Field(description="What the sender said with it (a carrier's note)")
+
+
 class OrderOut(ReadModel):
     order_id: str
     customer_id: str | None
@@ -105,6 +111,11 @@ class OrderOut(ReadModel):
     pickup_code: str | None
     lines: list[LineOut] = Field(default_factory=list)
     pickup_qr_url: str | None = None
+    status_history: list[StatusChangeOut] = Field(
+        default_factory=list,
+        description="Every status the order took, oldest first (orders loaded from history "
+        "have none)",
+    )
 
 
 class StatusIn(StrictModel):

@@ -169,6 +169,12 @@ class OrderLine(TypedDict):
     returned_quantity: int
 
 
+class StatusChange(TypedDict):
+    status: str
+    at: str
+    note: str | None
+
+
 class Order(TypedDict):
     order_id: str
     customer_id: str | None
@@ -188,6 +194,7 @@ class Order(TypedDict):
     pickup_code: str | None
     lines: list[OrderLine]
     pickup_qr_url: str | None
+    status_history: list[StatusChange]  # oldest first
 
 
 class ReturnLineIn(TypedDict):
