@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
-from rapport.catalog.schemas import ProductUpsert
+from rapport.catalog.schemas import ProductUpsert, StoreUpsert
 from rapport.customers import service as customers
 from rapport.customers.schemas import CustomerIn
 from rapport.feedback import service
@@ -64,6 +64,23 @@ def in_catalogue(db: Session, *skus: str) -> None:
                 currency="EUR",
             )
             for sku in skus
+        ],
+    )
+
+
+def in_stores(db: Session, *store_ids: str) -> None:
+    """Stores of the catalogue (a store's target names one that exists)."""
+    catalog.upsert_stores(
+        db,
+        stores=[
+            StoreUpsert(
+                store_id=store_id,
+                name=f"Store {store_id}",
+                city="Lisbon",
+                address="1 Rua",
+                country="PT",
+            )
+            for store_id in store_ids
         ],
     )
 

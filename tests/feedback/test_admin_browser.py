@@ -8,7 +8,7 @@ from rapport.loyalty import service as loyalty
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from tests.conftest import sign_in_as
-from tests.feedback.factories import in_catalogue, make_customer
+from tests.feedback.factories import in_catalogue, in_stores, make_customer
 
 PASSWORD = "correct horse battery"
 
@@ -35,6 +35,7 @@ def test_dashboard_moderation_and_ticket_queue(page, live_server) -> None:
                     survey_id="nps", score=score, store_id=store, comment="Late delivery"
                 ),
             )
+        in_stores(db, "st-2")
         service.set_target(
             db,
             target=TargetIn(

@@ -15,7 +15,14 @@ from rapport.feedback.schemas import ResponseIn, TargetIn
 from rapport.feedback.surveys import links
 from rapport.platform.errors import InvalidInput
 from tests.events.factories import tracked
-from tests.feedback.factories import T0, delivered_order, frozen_clock, make_customer, make_survey
+from tests.feedback.factories import (
+    T0,
+    delivered_order,
+    frozen_clock,
+    in_stores,
+    make_customer,
+    make_survey,
+)
 
 SECRET = "test-secret"
 
@@ -246,6 +253,7 @@ def test_a_score_below_its_target_raises_one_alert_a_day(db) -> None:
     # given a store whose NPS target is 40 and whose last answers give 0
     frozen_clock()
     make_survey(db, trigger="manual")
+    in_stores(db, "st-1")
     service.set_target(
         db,
         target=TargetIn(kind="nps", scope="store", scope_value="st-1", target=40, min_responses=4),

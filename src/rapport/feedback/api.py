@@ -320,6 +320,7 @@ def _target_out(status_: service.TargetStatus) -> TargetOut:
         window_days=target.window_days,
         score=_score_out(target.scope_value or "all", status_.score),
         below=status_.below,
+        state=status_.state,
     )
 
 

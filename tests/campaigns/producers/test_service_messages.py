@@ -25,6 +25,7 @@ from tests.campaigns.conftest import TEST_SECRET
 from tests.campaigns.delivery.factories import make_customer, make_endpoint
 from tests.campaigns.producers.flow import frozen, run_worker
 from tests.campaigns.receivers import SmtpSink, WebhookReceiver
+from tests.feedback.factories import in_stores
 
 SURVEY = {"survey_id": "nps-visit", "name": "NPS", "kind": "nps", "trigger": "manual"}
 
@@ -121,6 +122,7 @@ def test_a_score_below_target_alerts_staff_once_a_day(
         platform.create_admin_user(db, email="admin1@example.org", password="a-long-password-1")
         platform.create_admin_user(db, email="admin2@example.org", password="a-long-password-2")
         feedback.save_survey(db, survey=SurveyIn(**SURVEY))
+        in_stores(db, "st-1")
         feedback.set_target(
             db,
             target=TargetIn(

@@ -59,6 +59,13 @@ def value_of(kind: str, score: int) -> float:
     return float(score)
 
 
+def score_range(kind: str) -> tuple[float, float]:
+    """The lowest and highest score a kind can reach: the values of the ends of its answer
+    scale (NPS -100 to 100, CSAT 0 to 100, CES 1 to 7)."""
+    low, high = SCALES[kind]
+    return value_of(kind, low), value_of(kind, high)
+
+
 def check_score(kind: str, score: int) -> bool:
     low, high = SCALES[kind]
     return low <= score <= high

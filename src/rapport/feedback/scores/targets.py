@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal, get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rapport.catalog import service as catalog
 from rapport.events.service import log_event
 from rapport.feedback.events import ScoreBelowTarget
 from rapport.feedback.models import ScoreAlert, ScoreTarget
-from rapport.feedback.schemas import TargetIn
-from rapport.feedback.scores.arithmetic import Score, score
+from rapport.feedback.schemas import Channel, TargetIn
+from rapport.feedback.scores.arithmetic import Score, score, score_range
 from rapport.feedback.scores.reports import responses_of_kind
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
@@ -25,6 +27,20 @@ def set_target(db: Session, *, target: TargetIn) -> ScoreTarget:
         raise InvalidInput("A business-wide target names no store or channel", field="scope_value")
     if target.scope != "all" and not target.scope_value:
         raise InvalidInput(f"Name the {target.scope}", field="scope_value")
+    low, high = score_range(target.kind)
+    if not low <= target.target <= high:
+        raise InvalidInput(
+            f"A {target.kind.upper()} target is {low:g} to {high:g}, as the score can be",
+            field="target",
+        )
+    if target.scope == "store" and catalog.get_store(db, store_id=target.scope_value) is None:
+        raise InvalidInput(f"No store {target.scope_value!r} in the catalogue", field="scope_value")
+    channels = get_args(Channel)
+    if target.scope == "channel" and target.scope_value not in channels:
+        raise InvalidInput(
+            f"No channel {target.scope_value!r}: use one of {', '.join(channels)}",
+            field="scope_value",
+        )
     row = db.scalar(
         select(ScoreTarget).where(
             ScoreTarget.kind == target.kind,
@@ -53,12 +69,16 @@ class TargetStatus:
     score: Score
 
     @property
+    def state(self) -> Literal["too_few", "below", "on_target"]:
+        """The one judgement every page shows: too few answers to judge (none included),
+        else below target or on target."""
+        if self.score.value is None or self.score.n < self.target.min_responses:
+            return "too_few"
+        return "below" if self.score.value < self.target.target else "on_target"
+
+    @property
     def below(self) -> bool:
-        return (
-            self.score.value is not None
-            and self.score.n >= self.target.min_responses
-            and self.score.value < self.target.target
-        )
+        return self.state == "below"
 
 
 def target_status(db: Session, *, now: datetime | None = None) -> list[TargetStatus]:
