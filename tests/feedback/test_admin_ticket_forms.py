@@ -117,3 +117,27 @@ def test_the_verb_grants_no_more_than_the_api(db: Session, points: int) -> None:
             db, ticket_id=ticket_id, resolution="Sorry", resolved_by="a", apology_points=points
         )
     assert refused.value.field == "apology_points"
+
+
+@pytest.mark.parametrize("priority", ["99999999999999999999", "91", "-1", "abc", "1e3"])
+def test_a_priority_filter_no_ticket_can_reach_is_pointed_out(
+    admin: TestClient, db: Session, priority: str
+) -> None:
+    # given an open ticket
+    _open(db, None)
+    # when the list is filtered from a priority no ticket has, or from no number at all
+    answer = admin.get("/admin/feedback/tickets", params={"priority": priority})
+    # then the filter says what it takes, keeps what was typed and lists nothing
+    assert answer.status_code == 422
+    assert _field_error(answer.text, "priority") == (
+        "A whole number from 0 to 90 (the highest priority a ticket has)"
+    )
+    assert f'name="priority" type="number" min="0" max="90" value="{priority}"' in answer.text
+    assert "data-ticket=" not in answer.text
+
+
+def test_a_priority_filter_lists_the_tickets_from_it(admin: TestClient, db: Session) -> None:
+    ticket_id = _open(db, None)  # a complaint: priority 30
+    assert f'data-ticket="{ticket_id}"' in admin.get("/admin/feedback/tickets?priority=30").text
+    assert f'data-ticket="{ticket_id}"' not in admin.get("/admin/feedback/tickets?priority=31").text
+    assert f'data-ticket="{ticket_id}"' in admin.get("/admin/feedback/tickets?priority=").text

@@ -23,6 +23,7 @@ from rapport.feedback.schemas import APOLOGY_POINTS_MAX, RESOLUTION_MAX_LENGTH, 
 from rapport.feedback.scores import admin as scores_admin
 from rapport.feedback.scores.arithmetic import Score
 from rapport.feedback.surveys import admin as surveys_admin
+from rapport.feedback.tickets import MAX_PRIORITY
 from rapport.platform import clock
 from rapport.platform.admin import (
     CsrfChecked,
@@ -246,7 +247,13 @@ def ticket_page(
     now = clock.now()
     status = status if status in ("open", "resolved", "all") else "open"
     kind = kind if kind in TICKET_KINDS else ""
-    min_priority = int(priority) if priority.isdigit() else None
+    errors: dict[str, str] = {}
+    min_priority = whole_number(priority, low=0, high=MAX_PRIORITY) if priority.strip() else None
+    if priority.strip() and min_priority is None:
+        # a number no ticket reaches (or none at all) never reaches SQL: the filter says so
+        errors["priority"] = (
+            f"A whole number from 0 to {MAX_PRIORITY} (the highest priority a ticket has)"
+        )
     filters: dict[str, Any] = {
         "status": None if status == "all" else status,
         "breached": {"yes": True, "no": False}.get(breached),
@@ -254,11 +261,14 @@ def ticket_page(
         "min_priority": min_priority,
         "text": q.strip() or None,
     }
-    total, _ = service.find_tickets(db, **filters, limit=0, now=now)
+    total, tickets = 0, []  # type: tuple[int, list[Any]]
+    if not errors:  # a filter not understood lists nothing, not everything
+        total, _ = service.find_tickets(db, **filters, limit=0, now=now)
     paging = paging_request.of(total)
-    _, tickets = service.find_tickets(
-        db, **filters, offset=paging.offset, limit=paging.per_page, now=now
-    )
+    if not errors:
+        _, tickets = service.find_tickets(
+            db, **filters, offset=paging.offset, limit=paging.per_page, now=now
+        )
     names = _customer_names(db, {t.customer_id for t in tickets if t.customer_id})
     rows = [
         {
@@ -286,7 +296,10 @@ def ticket_page(
             "issues": ISSUE_NAMES,
             "sla": service.sla_report(db, since=now - timedelta(days=90)),
             "message": message,
+            "errors": errors,
+            "max_priority": MAX_PRIORITY,
         },
+        status_code=422 if errors else 200,
     )
 
 

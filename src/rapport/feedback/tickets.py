@@ -35,6 +35,8 @@ LEVEL_WEIGHT = {"standard": 0, "priority": 20, "dedicated": 40}
 SLA_HOURS = {"complaint": 24, "delivery_problem": 24, "return_problem": 48, "question": 72}
 LEVEL_SLA_FACTOR = {"standard": 1.0, "priority": 0.5, "dedicated": 0.25}
 HIGH_VALUE_MINOR = 50_000  # spend from which a customer's value adds to the priority
+# The highest priority a ticket can have: the weightiest issue and support level, full value.
+MAX_PRIORITY = max(ISSUE_WEIGHT.values()) + max(LEVEL_WEIGHT.values()) + 4 * 5
 
 
 def prioritise(kind: str, support_level: str, value_minor: int) -> tuple[int, list[str]]:
