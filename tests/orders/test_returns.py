@@ -117,6 +117,44 @@ def test_three_lines_returned_one_by_one_or_together_refund_exactly_what_was_pai
     assert sum(event.properties["refund_minor"] for event in logged) == 2 * 2900
 
 
+def test_a_return_after_returns_an_earlier_version_refunded_never_goes_past_what_was_paid(
+    client: Any, db: Session, writer: dict[str, str]
+) -> None:
+    # given an order of three 10.00 lines with 1.00 off (29.00 paid), of which an earlier
+    # version refunded the second and third lines 9.67 each (rounding each return alone)
+    lines = [{"sku": sku, "quantity": 1, "unit_price_minor": 1000} for sku in SKUS[:3]]
+    body = order_of("O-OLD", lines, discount_minor=100)
+    assert client.post("/v1/orders", json=body, headers=command(writer)).status_code == 201
+    for line in db.scalars(select(OrderLine).where(OrderLine.order_id == "O-OLD")):
+        if line.line_no == 1:
+            continue
+        line.returned_quantity = 1
+        db.add(
+            ReturnLine(
+                return_id="ret-old",
+                order_id="O-OLD",
+                line_no=line.line_no,
+                sku=line.sku,
+                quantity=1,
+                reason="changed_mind",
+                refund_minor=967,
+                channel="web",
+                customer_id=None,
+                returned_at=clock.now(),
+            )
+        )
+    db.flush()
+
+    # when the first line comes back now
+    last = client.post(
+        "/v1/orders/O-OLD/returns", json=returning((SKUS[0], 1)), headers=command(writer)
+    )
+
+    # then it refunds what is left of the 29.00 (9.66), not its own 9.67
+    assert last.status_code == 201, last.text
+    assert last.json()["refund_minor"] == 2900 - 2 * 967
+
+
 @st.composite
 def orders_and_returns(draw: st.DrawFn) -> tuple[dict[str, Any], list[list[tuple[int, int]]]]:
     """An order of one to four lines (quantities, prices and line discounts drawn), an order
