@@ -295,17 +295,26 @@ def themes(
     period: Literal["month", "week"] = "month",
     since: Since = None,
     until: Until = None,
+    kind: Kind | None = None,
 ) -> list[dict[str, Any]]:
-    """The words and phrases that stand out in each period's comments, per language."""
+    """The words and phrases that stand out in each period's comments, per language, with the
+    share of unhappy answers among the comments that mention each (NPS 0-6, CSAT 1-2, CES
+    1-2); ``mean_value`` is the answers' mean value when they are all of one ``kind`` (ask
+    ``kind`` for one kind of survey), else null."""
+    found = service.comment_themes(
+        db, since=_start(since), until=_start(until), period=period, kind=kind
+    )
     return [
         {
             "period": t.period,
             "locale": t.locale,
             "phrase": t.phrase,
             "mentions": t.mentions,
-            "mean_value": round(t.mean_value, 1),
+            "kind": t.kind,
+            "mean_value": round(t.mean_value, 1) if t.mean_value is not None else None,
+            "unhappy_share": round(t.unhappy_share, 1),
         }
-        for t in service.comment_themes(db, since=_start(since), until=_start(until), period=period)
+        for t in found
     ]
 
 

@@ -59,6 +59,14 @@ def value_of(kind: str, score: int) -> float:
     return float(score)
 
 
+def unhappy(kind: str, score: int) -> bool:
+    """An unhappy answer, the one that opens a ticket: NPS 0-6 (a detractor), CSAT 1-2,
+    CES 1-2 (very hard). Its share is comparable across kinds, where their values are not."""
+    if kind == "nps":
+        return score <= 6
+    return score <= 2
+
+
 def score_range(kind: str) -> tuple[float, float]:
     """The lowest and highest score a kind can reach: the values of the ends of its answer
     scale (NPS -100 to 100, CSAT 0 to 100, CES 1 to 7)."""

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.feedback.models import SurveyResponse
-from rapport.feedback.scores.arithmetic import Score, score, value_of
+from rapport.feedback.scores.arithmetic import Score, score, unhappy, value_of
 from rapport.feedback.scores.moments import Moment, Observation, moments_of_truth
 from rapport.feedback.scores.themes import Comment, Theme, extract_themes
 from rapport.platform import clock
@@ -120,13 +120,23 @@ def comment_themes(
     until: datetime | None = None,
     period: str = "month",
     per_period: int = 6,
+    kind: str | None = None,
 ) -> list[Theme]:
-    """Themes of the survey comments per period and language, and of the published reviews
-    (review stars count as values 20-100)."""
+    """Themes of the survey comments per period and language (of one ``kind`` of survey, or
+    all), each with the share of unhappy answers and, when one kind, their mean value."""
     comments: list[Comment] = []
-    for kind in ("nps", "csat", "ces"):
-        for r in responses_of_kind(db, kind=kind, since=since, until=until):
+    for one in (kind,) if kind else ("nps", "csat", "ces"):
+        for r in responses_of_kind(db, kind=one, since=since, until=until):
             if r.comment:
                 label = period_of(r.answered_at, period)
-                comments.append(Comment(label, r.locale, r.comment, value_of(kind, r.score)))
+                comments.append(
+                    Comment(
+                        label,
+                        r.locale,
+                        r.comment,
+                        value_of(one, r.score),
+                        kind=one,
+                        unhappy=unhappy(one, r.score),
+                    )
+                )
     return extract_themes(comments, per_period=per_period)

@@ -4,8 +4,11 @@ customers' own language, so that scores are read with what people said.
 Each (period, language) is one document; TF-IDF across the periods of a language ranks the
 words and two-word phrases that are frequent in a period and less so in the others (with a
 single period the ranking falls back to plain frequency). For each theme we count the
-comments that mention it and their average value (see :func:`arithmetic.value_of`), so a theme
-carried by unhappy customers is visible as such.
+comments that mention it and the share of them that came with an unhappy answer (NPS 0-6,
+CSAT 1-2, CES 1-2: :func:`arithmetic.unhappy`), so a theme carried by unhappy customers is
+visible as such whatever the kinds of survey. The average value (see
+:func:`arithmetic.value_of`) is given only when the mentions are all of one kind: NPS, CSAT and
+CES values are on different scales and mean nothing together.
 
 The stop-word lists are short lists of function words written for this purpose.
 """
@@ -60,7 +63,9 @@ class Comment:
     period: str
     locale: str
     text: str
-    value: float  # the answer's value (NPS +100/0/-100, CSAT 100/0, CES score, review stars)
+    value: float  # the answer's value (NPS +100/0/-100, CSAT 100/0, CES score)
+    kind: str = ""
+    unhappy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +74,11 @@ class Theme:
     locale: str
     phrase: str
     mentions: int
-    mean_value: float
+    # The mean of the answers' values when they are all of one kind (``kind``), else None.
+    mean_value: float | None
     weight: float
+    kind: str | None = None
+    unhappy_share: float = 0.0  # percent of the mentions that came with an unhappy answer
 
 
 def _language(locale: str) -> str:
@@ -117,14 +125,19 @@ def extract_themes(comments: Sequence[Comment], *, per_period: int = 8) -> list[
                 ]
                 if not mentioning:
                     continue
+                kinds = {c.kind for c in mentioning}
                 themes.append(
                     Theme(
                         period=name,
                         locale=language,
                         phrase=phrase,
                         mentions=len(mentioning),
-                        mean_value=sum(c.value for c in mentioning) / len(mentioning),
+                        mean_value=sum(c.value for c in mentioning) / len(mentioning)
+                        if len(kinds) == 1
+                        else None,
                         weight=float(weights[index]),
+                        kind=next(iter(kinds)) if len(kinds) == 1 else None,
+                        unhappy_share=100 * sum(c.unhappy for c in mentioning) / len(mentioning),
                     )
                 )
     return themes

@@ -10,7 +10,7 @@ from rapport.events.service import log_event
 from rapport.feedback.events import SurveyAnswered
 from rapport.feedback.models import Invitation, Survey, SurveyResponse
 from rapport.feedback.schemas import ResponseIn, TicketIn
-from rapport.feedback.scores.arithmetic import check_score
+from rapport.feedback.scores.arithmetic import check_score, unhappy
 from rapport.feedback.surveys.definitions import require_survey
 from rapport.feedback.surveys.invitations import order_signals
 from rapport.feedback.tickets import open_ticket
@@ -27,13 +27,6 @@ class AlreadyAnswered(Conflict):
 
 class LinkExpired(Problem):
     status, slug, title = 410, "link-expired", "Survey link expired"
-
-
-def _detractor(kind: str, value: int) -> bool:
-    """Answers that open a ticket: NPS 0-6, CSAT 1-2, CES 1-2 (very hard)."""
-    if kind == "nps":
-        return value <= 6
-    return value <= 2
 
 
 def _check(kind: str, value: int) -> None:
@@ -142,7 +135,7 @@ def _record(
         customer_id=response.customer_id,
         occurred_at=response.answered_at,
     )
-    if _detractor(survey.kind, response.score):
+    if unhappy(survey.kind, response.score):
         label = {"nps": "NPS", "csat": "CSAT", "ces": "CES"}[survey.kind]
         ticket = open_ticket(
             db,
