@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from rapport.platform import clock
 from rapport.platform import service as platform
 from tests.conftest import command
 from tests.orders.factories import order_body, seed_catalog
@@ -77,3 +79,38 @@ def test_the_orders_list_finds_a_customer_as_the_customers_list_does(
     assert listed("b-") == ["B-1"]
     assert listed("%") == []
     assert "No order matches" in client.get("/admin/orders/list", params={"q": "NOBODY"}).text
+
+
+def test_the_api_and_the_admin_pages_count_the_same_last_30_days(
+    client: TestClient, db: Session, api_key: Any
+) -> None:
+    # given orders of two lines each, placed around the edges of the last 30 days on
+    # 7 December at noon: 7 November in the morning (31 days back, before the window), just
+    # after midnight on 8 November (its first day), and a minute ahead by a till's clock
+    clock.set_clock(lambda: datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+    seed_catalog(db)
+    key = api_key("admin")
+    for order_id, placed_at in (
+        ("O-31-DAYS", "2026-11-07T06:00:00Z"),
+        ("O-FIRST-DAY", "2026-11-08T00:30:00Z"),
+        ("O-TILL-AHEAD", "2026-12-07T12:01:00Z"),
+    ):
+        body = order_body(order_id=order_id, placed_at=placed_at)
+        assert client.post("/v1/orders", json=body, headers=command(key)).status_code == 201
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    assert sign_in(client).status_code == 303
+
+    # when the report is asked of the API, and the Orders pages are opened
+    report = client.get(
+        "/v1/orders/reports/price-consistency", headers={"Authorization": f"Bearer {key}"}
+    ).json()
+    tile = re.search(r"of ([\d,]+) lines", client.get("/admin/orders").text)
+    charged = client.get("/admin/orders/charged").text
+
+    # then all three count the 30 whole days ending today: the last two orders' four lines
+    assert (report["since"], report["until"]) == ("2026-11-08T00:00:00Z", "2026-12-08T00:00:00Z")
+    assert report["lines_checked"] == 4
+    assert tile is not None
+    assert tile.group(1) == "4"
+    assert "4 lines checked" in charged
+    assert "since 8 Nov 2026, today included" in charged

@@ -6,7 +6,6 @@ risk of a basket like the last one)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -117,9 +116,8 @@ def promises_page(
     by_carrier = service.promise_kept(db, by="carrier")
     distribution = risk_serving.recent_risk_distribution(db, data_dir=settings.data_dir)
     late = listing.OrderFilter(late_only=True)
-    charged = service.charged_price_report(
-        db, since=clock.now() - timedelta(days=30), until=clock.now(), limit=5000
-    )
+    window = service.last_30_days()
+    charged = service.charged_price_report(db, since=window.since, until=window.until, limit=5000)
     due = sum(row.due for row in by_channel)
     late_orders = listing.list_orders(db, where=late, limit=10)
     return render(
@@ -224,9 +222,8 @@ def charged_page(
     request: Request, db: DbSession, user: CurrentAdmin, paging_request: PageParams
 ) -> HTMLResponse:
     """Order lines of the last 30 days charged otherwise than their channel price."""
-    report = service.charged_price_report(
-        db, since=clock.now() - timedelta(days=30), until=clock.now(), limit=5000
-    )
+    window = service.last_30_days()
+    report = service.charged_price_report(db, since=window.since, until=window.until, limit=5000)
     paging = paging_request.of(len(report.differences))
     return render(
         request,

@@ -4,7 +4,7 @@ returns, the promise and returns reports, and customer lifetime value."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
 import qrcode
@@ -35,7 +35,6 @@ from rapport.orders.schemas import (
     ValueFitOut,
 )
 from rapport.orders.tracked.api import router as tracked_router
-from rapport.platform import clock
 from rapport.platform.auth import ReadKey, WriteKey, admit_coupon_codes
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound
@@ -132,24 +131,23 @@ def price_consistency(
     db: DbSession,
     _key: ReadKey,
     since: Annotated[
-        QueryDate | None, Query(description="On or after (default: 30 days ago)")
+        QueryDate | None,
+        Query(description="On or after, from midnight UTC (default: 29 days before today)"),
     ] = None,
-    until: Annotated[QueryDate | None, Query(description="Before (default: tomorrow)")] = None,
+    until: Annotated[
+        QueryDate | None, Query(description="Before, midnight UTC (default: tomorrow)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> ChargedPriceReportOut:
     """What each order line was charged per unit against its channel's price at order time
-    (the channel or store rule live then, else today's catalogue price), with the amounts."""
-    today = clock.now().date()
-    start = since or today - timedelta(days=30)
-    end = until or today + timedelta(days=1)
+    (the channel or store rule live then, else today's catalogue price), with the amounts.
+    By default the last 30 days, today included, as the admin Orders pages count them."""
+    window = service.last_30_days()
+    start = datetime.combine(since, time(), tzinfo=UTC) if since else window.since
+    end = datetime.combine(until, time(), tzinfo=UTC) if until else window.until
     if end <= start:
         raise InvalidInput("until must be after since", field="until")
-    report = service.charged_price_report(
-        db,
-        since=datetime.combine(start, time(), tzinfo=UTC),
-        until=datetime.combine(end, time(), tzinfo=UTC),
-        limit=limit,
-    )
+    report = service.charged_price_report(db, since=start, until=end, limit=limit)
     return ChargedPriceReportOut(
         since=report.since,
         until=report.until,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -61,6 +61,29 @@ class ChargedPriceReport:
     undercharged_minor: int
     totals: list[ChargedTotals]
     truncated: bool
+
+
+RECENT_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Window:
+    """[since, until): what the reports and pages mean by a span of days."""
+
+    since: datetime
+    until: datetime
+
+
+def last_30_days() -> Window:
+    """ "The last 30 days" of every report and page: 30 whole days in UTC, today the last of
+    them, from midnight 29 days ago to tomorrow's midnight (so an order placed a moment ago,
+    or a few minutes ahead by a till's clock, is in it). The API's ``since``/``until`` dates
+    name the same window: ``since`` = today - 29, ``until`` = today + 1."""
+    today = clock.now().date()
+    return Window(
+        since=datetime.combine(today - timedelta(days=RECENT_DAYS - 1), time(), tzinfo=UTC),
+        until=datetime.combine(today + timedelta(days=1), time(), tzinfo=UTC),
+    )
 
 
 def charged_price_report(

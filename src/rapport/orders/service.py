@@ -82,8 +82,10 @@ from rapport.orders.reports import (
     ChargedDifference,
     ChargedPriceReport,
     Concentration,
+    Window,
     charged_price_report,
     concentration,
+    last_30_days,
     returns_concentration,
 )
 from rapport.orders.return_risk.serving import start_history as warm_return_risk
@@ -118,6 +120,7 @@ __all__ = [
     "TierSummary",
     "TrackedRefusalPage",
     "ValueFit",
+    "Window",
     "bought_in_categories",
     "charged_price_report",
     "concentration",
@@ -135,6 +138,7 @@ __all__ = [
     "get_lines",
     "get_order",
     "import_orders",
+    "last_30_days",
     "late_deliveries",
     "mark_notice_sent",
     "merge_customer_orders",
