@@ -1,6 +1,6 @@
 """What a survey definition may say: invitations are emailed, so a survey asks email consent
 (push or analytics consent is refused, naming consent_purpose, and the form offers email
-only)."""
+only); its kind cannot change while invitations are open or answers exist (409 naming kind)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from rapport.feedback.models import Survey
 from rapport.platform import service as platform
 from tests.conftest import command
+from tests.feedback.factories import frozen_clock, make_customer
+from tests.platform.admin_forms import page_form, post_form, typed
 from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, sign_in
 
 MANUAL = {"survey_id": "t-cp", "name": "Manual NPS", "kind": "nps", "trigger": "manual"}
@@ -29,9 +31,8 @@ def test_a_survey_gated_on_a_consent_other_than_email_is_refused(
     )
     assert answer.status_code == 422
     assert answer.headers["content-type"] == "application/problem+json"
-    [error] = answer.json()["errors"]
-    assert error["field"] == "consent_purpose"
-    assert "sent by email" in error["message"]
+    assert answer.json()["field"] == "consent_purpose"
+    assert "sent by email" in answer.json()["detail"]
     assert db.scalar(select(func.count()).select_from(Survey)) == 0
     # the email consent is taken, and is the default
     assert (
@@ -50,3 +51,60 @@ def test_the_survey_form_offers_email_consent_only(client: TestClient, db: Sessi
     assert 'value="marketing_email"' in select_html
     assert "analytics" not in select_html
     assert "marketing_push" not in select_html
+
+
+def test_the_kind_of_a_survey_with_open_invitations_or_answers_cannot_change(
+    client: TestClient, api_key, db: Session
+) -> None:
+    frozen_clock()
+    writer = api_key("write")
+    survey = MANUAL | {"survey_id": "t-kind"}
+    assert (
+        client.post("/v1/feedback/surveys", json=survey, headers=command(writer)).status_code == 200
+    )
+    # with no invitation nor answer yet, the kind may still change (and back)
+    for kind in ("ces", "nps"):
+        changed = client.post(
+            "/v1/feedback/surveys", json=survey | {"kind": kind}, headers=command(writer)
+        )
+        assert changed.json()["kind"] == kind
+    customer, _ = make_customer(db)
+    invited = client.post(
+        "/v1/feedback/surveys/t-kind/invitations",
+        json={"customer_id": customer},
+        headers=command(writer),
+    ).json()
+    assert invited["invited"] is True
+    refused = client.post(
+        "/v1/feedback/surveys", json=survey | {"kind": "ces"}, headers=command(writer)
+    )
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["field"] == "kind"
+    assert "1 open invitation" in refused.json()["detail"]
+    db.expire_all()
+    assert db.get(Survey, "t-kind").kind == "nps"  # type: ignore[union-attr]
+    # the invitation is answered on the scale it was sent with
+    answered = client.post(
+        f"/v1/feedback/invitations/{invited['invitation_id']}/answer",
+        json={"score": 9},
+        headers=command(writer),
+    )
+    assert answered.status_code in (200, 201)
+    # once answered, the answer holds the kind: the admin form says so beside the field
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    assert sign_in(client).status_code == 303
+    fields = page_form(
+        client.get("/admin/feedback/surveys/t-kind").text,
+        action="/admin/feedback/surveys",
+        testid="survey-form",
+    )
+    answer = post_form(
+        client, "/admin/feedback/surveys", typed(typed(fields, "kind", "ces"), "name", "Renamed")
+    )
+    assert answer.status_code == 422
+    assert 'data-field-error="kind">Survey &#39;t-kind&#39; is NPS and has 1 answer' in answer.text
+    kept = dict(page_form(answer.text, action="/admin/feedback/surveys", testid="survey-form"))
+    assert (kept["kind"], kept["name"]) == ("ces", "Renamed")
+    db.expire_all()
+    assert db.get(Survey, "t-kind").name == "Manual NPS"  # type: ignore[union-attr]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from rapport.feedback.models import Survey
+from rapport.feedback.models import Invitation, Survey, SurveyResponse
 from rapport.feedback.schemas import SurveyIn
 from rapport.feedback.surveys.wording import DEFAULT_LABELS
 from rapport.platform import clock
-from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.idempotency import BeforeCommit
 
 
@@ -22,6 +24,8 @@ def save_survey(
         raise InvalidInput("Only after_purchase surveys are limited to a channel", field="channel")
     now = clock.now()
     row = db.get(Survey, survey.survey_id)
+    if row is not None and row.kind != survey.kind:
+        _refuse_kind_change(db, row, now)
     if row is None:
         row = Survey(survey_id=survey.survey_id, created_at=now)
         db.add(row)
@@ -46,6 +50,36 @@ def save_survey(
         before_commit(db, row)
     db.commit()
     return row
+
+
+def _refuse_kind_change(db: Session, row: Survey, now: datetime) -> None:
+    """A survey's kind is its answers' scale: it cannot change while an invitation may still
+    be answered on the old one, nor once answers on it exist (their scores would mix)."""
+    open_invitations = db.scalar(
+        select(func.count())
+        .select_from(Invitation)
+        .where(
+            Invitation.survey_id == row.survey_id,
+            Invitation.answered_at.is_(None),
+            Invitation.expires_at > now,
+        )
+    )
+    answers = db.scalar(
+        select(func.count())
+        .select_from(SurveyResponse)
+        .where(SurveyResponse.survey_id == row.survey_id)
+    )
+    held = [
+        f"{count} {name}{'' if count == 1 else 's'}"
+        for count, name in ((open_invitations, "open invitation"), (answers, "answer"))
+        if count
+    ]
+    if held:
+        raise Conflict(
+            f"Survey {row.survey_id!r} is {row.kind.upper()} and has {' and '.join(held)} on "
+            "that scale, so its kind cannot change: create a new survey for another kind",
+            field="kind",
+        )
 
 
 def get_survey(db: Session, *, survey_id: str) -> Survey | None:
