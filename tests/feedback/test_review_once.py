@@ -18,8 +18,8 @@ from rapport.loyalty import service as loyalty
 from rapport.loyalty.earning import processor as earning_processor
 from rapport.loyalty.models import Award
 from rapport.platform.db import open_session
-from rapport.platform.errors import Conflict
-from tests.conftest import auth
+from rapport.platform.errors import Conflict, InvalidInput
+from tests.conftest import auth, command
 from tests.feedback.factories import T0, delivered_order, frozen_clock, in_catalogue, make_customer
 
 GOOD = "Exactly what I was looking for, really happy with the quality and the fit"
@@ -134,6 +134,53 @@ def test_the_api_answers_409_naming_the_field(client, api_key, db) -> None:
     assert again.json()["review_id"] == first.json()["review_id"]
     assert replay.status_code == 201
     assert replay.json()["review_id"] == first.json()["review_id"]
+
+
+def _order_of(db, *, sku: str, delivered: bool = True) -> tuple[str, str]:
+    """A customer and their order of ``sku``: (customer id, order id)."""
+    customer, external = make_customer(db)
+    return customer, delivered_order(db, external_id=external, sku=sku, delivered=delivered)
+
+
+@pytest.mark.parametrize(
+    "case", ["no such order", "another customer's", "another product's", "not delivered yet"]
+)
+def test_a_review_of_an_order_that_is_no_purchase_of_it_is_refused(
+    client, api_key, db, case: str
+) -> None:
+    # given a buyer who received SKU-1 and reviewed it, and orders of every other kind
+    frozen_clock()
+    in_catalogue(db, "SKU-1", "SKU-2")
+    customer, external = make_customer(db)
+    delivered_order(db, external_id=external, sku="SKU-1")
+    first = _review(db, customer)
+    order_id = {
+        "no such order": lambda: "NO-SUCH",
+        "another customer's": lambda: _order_of(db, sku="SKU-1")[1],
+        "another product's": lambda: delivered_order(db, external_id=external, sku="SKU-2"),
+        "not delivered yet": lambda: delivered_order(
+            db, external_id=external, sku="SKU-1", delivered=False
+        ),
+    }[case]()
+    # when they review SKU-1 again naming that order
+    body = {"customer_id": customer, "sku": "SKU-1", "order_id": order_id, "rating": 5}
+    answer = client.post(
+        "/v1/feedback/reviews", json={**body, "text": OTHER}, headers=command(api_key("write"))
+    )
+    # then it is 422 naming order_id, and nothing is stored
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == "order_id"
+    assert order_id in answer.json()["detail"]
+    db.expire_all()
+    assert [r.review_id for r in db.scalars(select(Review))] == [first.review_id]
+
+
+def test_an_anonymous_review_naming_an_order_is_refused(db) -> None:
+    frozen_clock()
+    _, order_id = _order_of(db, sku="SKU-1")
+    with pytest.raises(InvalidInput) as refused:
+        _review(db, None, order_id=order_id)
+    assert refused.value.field == "order_id"
 
 
 def test_a_review_verified_twice_earns_once(db) -> None:

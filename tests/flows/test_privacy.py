@@ -148,6 +148,8 @@ def seed_everywhere(api: Api) -> str:
         seed_catalog(db)
     order = api.post("/v1/orders", order_body(order_id="O-QF-1", customer_id=cid), key="ord-qf")
     api.post(f"/v1/orders/{order['order_id']}/status", {"status": "shipped", "note": ORDER_NOTE})
+    # delivered: a review names an order of theirs they received
+    api.post(f"/v1/orders/{order['order_id']}/status", {"status": "delivered"})
     api.post(
         f"/v1/loyalty/members/{cid}/earn", {"points": 4428, "reason": POINTS_REASON}, key="e-qf"
     )

@@ -73,8 +73,9 @@ def submit_review(
     review logs ``review_verified``, which the loyalty program rewards.
 
     One review per reviewer, product and purchase: a buyer's review is of the first line
-    delivered to them (in ``order_id``, when given) they have not reviewed yet; someone who
-    did not receive the product may review it once. Another is ``409`` naming ``sku`` (or
+    delivered to them (in ``order_id``, when given: one of their orders of the product,
+    received, else ``422`` naming it) they have not reviewed yet; someone who did not receive
+    the product may review it once. Another is ``409`` naming ``sku`` (or
     ``order_id``); two submissions at once are settled by the database's unique index."""
     now = at or clock.now()
     if catalog.get_product(db, sku=review.sku) is None:
@@ -166,10 +167,43 @@ def _already_reviewed(review: ReviewIn, existing: str | None = None) -> Conflict
     )
 
 
+def _require_reviewers_order(db: Session, review: ReviewIn, *, is_customer: bool) -> None:
+    """A named ``order_id`` is one of the reviewer's orders holding the product, received:
+    else ``422`` naming it (a review of that purchase would be of no purchase at all)."""
+    order_id, sku = review.order_id or "", review.sku
+    order = orders.get_order(db, order_id=order_id)
+    theirs = (
+        is_customer
+        and order is not None
+        and order.customer_id == review.customer_id
+        and any(line.sku == sku for line in orders.get_lines(db, order_id=order_id))
+    )
+    if not theirs or order is None:
+        who = review.customer_id or "an anonymous reviewer"
+        raise InvalidInput(
+            f"Order {order_id!r} is not an order of {who} holding {sku}: name the order of "
+            "theirs the review is of, or leave order_id out",
+            field="order_id",
+        )
+    if order.status == "cancelled":
+        raise InvalidInput(
+            f"Order {order_id!r} was cancelled: there is no purchase of {sku} in it to review",
+            field="order_id",
+        )
+    if order.delivered_at is None:
+        raise InvalidInput(
+            f"Order {order_id!r} has not reached {review.customer_id} yet (not delivered or "
+            f"collected): its {sku} is reviewed once received",
+            field="order_id",
+        )
+
+
 def _purchase_to_review(db: Session, review: ReviewIn, *, is_customer: bool) -> str:
     """The purchase key a new review takes: the reviewer's first delivered line of the product
     (in ``order_id`` when given) not yet reviewed, "" when they never received it; or the
     ``409`` when every one of them is reviewed already."""
+    if review.order_id is not None:
+        _require_reviewers_order(db, review, is_customer=is_customer)
     if review.customer_id is None:
         return ""  # anonymous: not a buyer, and nothing to hold a second review against
     taken = {
