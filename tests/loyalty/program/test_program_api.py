@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.loyalty import service as ledger
 from rapport.loyalty.models import Award, ProgramConfig
+from rapport.loyalty.program import versions as program_versions
 from rapport.loyalty.program.rules import DEFAULT_RULES
 from tests.conftest import auth
-from tests.loyalty.factories import frozen_clock, make_customer
+from tests.loyalty.factories import T0, frozen_clock, make_customer
 from tests.orders.factories import CHIANTI, seed_catalog
 
 
@@ -30,6 +33,79 @@ def test_rules_start_from_the_defaults_and_new_versions_are_kept(client, api_key
     assert saved.json()["changed_by"].startswith("api key")
     history = client.get("/v1/loyalty/program/rules/history", headers=admin).json()
     assert [version["note"] for version in history] == ["spend only"]
+
+
+SPEND_ONLY = {"rules": [{"id": "a", "name": "A", "kind": "spend", "points_per_unit": "1"}]}
+
+
+def test_a_version_never_takes_effect_in_the_past(client, api_key, db: Session) -> None:
+    frozen = frozen_clock()
+    admin = auth(api_key("admin"))
+    saved = client.put("/v1/loyalty/program/rules", json={"document": SPEND_ONLY}, headers=admin)
+    assert saved.status_code == 200
+    frozen.advance(timedelta(hours=1))
+
+    # then a moment before now is refused naming active_from, and nothing is saved
+    for past in ("2020-01-01T00:00:00Z", (T0 + timedelta(minutes=50)).isoformat()):
+        refused = client.put(
+            "/v1/loyalty/program/rules",
+            json={"active_from": past, "document": SPEND_ONLY},
+            headers=admin,
+        )
+        assert refused.status_code == 422
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["field"] == "active_from"
+        assert "in the past" in refused.json()["detail"]
+    assert db.scalar(select(func.count()).select_from(ProgramConfig)) == 1
+    history = client.get("/v1/loyalty/program/rules/history", headers=admin).json()
+    assert [version["version"] for version in history] == [saved.json()["version"]]
+
+    # a moment a drifting clock puts a minute before ours is taken as now
+    drifted = client.put(
+        "/v1/loyalty/program/checkout",
+        json={"active_from": (frozen.at - timedelta(minutes=1)).isoformat(), "document": {}},
+        headers=admin,
+    )
+    assert drifted.status_code == 200
+    assert datetime.fromisoformat(drifted.json()["active_from"]) == frozen.at
+
+
+def test_a_later_active_from_schedules_the_version(client, api_key, db: Session) -> None:
+    frozen = frozen_clock()
+    admin = auth(api_key("admin"))
+    now = client.put("/v1/loyalty/program/rules", json={"document": SPEND_ONLY}, headers=admin)
+    later = T0 + timedelta(days=30)
+    scheduled = client.put(
+        "/v1/loyalty/program/rules",
+        json={"active_from": later.isoformat(), "document": DEFAULT_RULES, "note": "later"},
+        headers=admin,
+    )
+    assert scheduled.status_code == 200
+
+    # then the version in force stays the one saved now, and the history lists both, newest first
+    shown = client.get("/v1/loyalty/program/rules", headers=admin).json()
+    assert shown["version"] == now.json()["version"]
+    assert program_versions.rule_set(db)[0] == now.json()["version"]
+    history = client.get("/v1/loyalty/program/rules/history", headers=admin).json()
+    assert [v["version"] for v in history] == [scheduled.json()["version"], now.json()["version"]]
+
+    # a version may not slip in before the scheduled one
+    before = client.put(
+        "/v1/loyalty/program/rules",
+        json={"active_from": (later - timedelta(days=1)).isoformat(), "document": SPEND_ONLY},
+        headers=admin,
+    )
+    assert before.status_code == 422
+    assert before.json()["field"] == "active_from"
+    assert f"version {scheduled.json()['version']} is scheduled" in before.json()["detail"]
+    default = client.put("/v1/loyalty/program/rules", json={"document": SPEND_ONLY}, headers=admin)
+    assert default.status_code == 422
+    assert db.scalar(select(func.count()).select_from(ProgramConfig)) == 2
+
+    # and from its moment on it is in force
+    frozen.advance(timedelta(days=30))
+    shown = client.get("/v1/loyalty/program/rules", headers=admin).json()
+    assert shown["version"] == scheduled.json()["version"]
 
 
 def test_invalid_configuration_is_refused_naming_the_field_and_saves_nothing(

@@ -59,7 +59,9 @@ class ConfigIn(StrictModel):
     document: dict[str, Any] = Field(description="The rules, tier ladder or checkout policy.")
     note: str = Field(default="", max_length=500)
     active_from: AwareDatetime | None = Field(
-        default=None, description="When it takes effect (default: now)."
+        default=None,
+        description="When it takes effect: now (the default) or later, which schedules it; a"
+        " moment in the past, or before a version already scheduled, is refused.",
     )
 
 
@@ -91,13 +93,14 @@ def _warnings(db: Session, version: versions.ConfigVersion) -> list[CategoryWarn
 
 @router.get("/program/{kind}", response_model=ConfigOut)
 def get_config(kind: Kind, db: DbSession, _key: ReadKey) -> ConfigOut:
-    """The version in force now."""
+    """The version in force now (a version scheduled later is not, until its moment)."""
     version = versions.current(db, kind)
     return _config_out(version, _warnings(db, version))
 
 
 @router.get("/program/{kind}/history", response_model=list[ConfigOut])
 def config_history(kind: Kind, db: DbSession, _key: ReadKey) -> list[ConfigOut]:
+    """The versions, the one that takes effect last first (scheduled ones included)."""
     return [_config_out(version) for version in versions.history(db, kind)]
 
 

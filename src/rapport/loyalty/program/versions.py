@@ -26,7 +26,7 @@ from rapport.loyalty.program.rules import DEFAULT_RULES, RuleSet, parse_rule_set
 from rapport.loyalty.rewards.checkout import Policy
 from rapport.loyalty.tiers.policy import DEFAULT_TIERS, TierPolicy, parse_tier_policy
 from rapport.platform import clock
-from rapport.platform.errors import invalid_document
+from rapport.platform.errors import InvalidInput, invalid_document
 from rapport.platform.schemas import StrictModel
 
 ConfigKind = Literal["rules", "tiers", "checkout"]
@@ -95,15 +95,15 @@ def pinned(db: Session) -> Iterator[None]:
 
 
 def _version(db: Session, kind: str, at: datetime | None) -> ConfigVersion:
+    """The version in force at ``at`` (default: now; a version scheduled later is not)."""
+    at = at or clock.now()
     known = _pinned.get()
     if known is not None:
         for version in known[kind]:
-            if at is None or (version.active_from is not None and version.active_from <= at):
+            if version.active_from is not None and version.active_from <= at:
                 return version
         return ConfigVersion(None, kind, dict(_DEFAULTS[kind]), None, "default", "")
-    query = select(ProgramConfig).where(ProgramConfig.kind == kind)
-    if at is not None:
-        query = query.where(ProgramConfig.active_from <= at)
+    query = select(ProgramConfig).where(ProgramConfig.kind == kind, ProgramConfig.active_from <= at)
     row = db.scalar(query.order_by(ProgramConfig.active_from.desc(), ProgramConfig.id.desc()))
     if row is None:
         return ConfigVersion(None, kind, dict(_DEFAULTS[kind]), None, "default", "")
@@ -179,14 +179,44 @@ def save(
     active_from: datetime | None = None,
 ) -> ConfigVersion:
     """Validate ``document`` and make it the version in force from ``active_from`` (default:
-    now). Raises a 422 problem naming the bad field; nothing is saved then."""
+    now; a later moment schedules it). Raises a 422 problem naming the bad field; nothing is
+    saved then.
+
+    A version never takes effect in the past (a moment within the clock skew a sender may
+    have, :data:`clock.MAX_CLOCK_SKEW`, before now is taken as now), nor before the latest
+    version of its kind: facts already received keep the version they were evaluated with,
+    so a replay of the log gives the same points."""
     validate(kind, document)
     assert isinstance(document, dict)
     now = clock.now()
+    starts = active_from or now
+    if starts < now - clock.MAX_CLOCK_SKEW:
+        raise InvalidInput(
+            f"active_from: {starts.isoformat()} is in the past; a version takes effect now"
+            " or later (leave active_from out for now), as facts already received keep the"
+            " version they were evaluated with",
+            field="active_from",
+        )
+    # A moment a drifting clock put a little before ours is taken as now: even those few
+    # minutes' facts keep the version they were evaluated with.
+    starts = max(starts, now)
+    latest = db.scalar(
+        select(ProgramConfig)
+        .where(ProgramConfig.kind == kind)
+        .order_by(ProgramConfig.active_from.desc(), ProgramConfig.id.desc())
+        .limit(1)
+    )
+    if latest is not None and starts < clock.as_utc(latest.active_from):
+        raise InvalidInput(
+            f"active_from: version {latest.id} is scheduled from"
+            f" {clock.as_utc(latest.active_from).isoformat()}; a new version takes effect at"
+            " that moment or later",
+            field="active_from",
+        )
     row = ProgramConfig(
         kind=kind,
         document=document,
-        active_from=active_from or now,
+        active_from=starts,
         changed_by=changed_by,
         note=note[:500],
     )
