@@ -12,6 +12,7 @@ from rapport.events.models import Event
 from rapport.feedback import service
 from rapport.feedback.reviews import screening
 from rapport.feedback.schemas import ReviewIn
+from rapport.platform.errors import NotFound
 from tests.feedback.factories import delivered_order, frozen_clock, in_catalogue, make_customer
 
 GOOD = "Exactly what I was looking for, really happy with the quality and the fit"
@@ -211,4 +212,5 @@ def test_rating_summary_counts_published_reviews_only(db) -> None:
     assert summary.distribution == {"1": 0, "2": 0, "3": 1, "4": 2, "5": 1}
     # shop mean 4.0 as the prior: (16 + 5 * 4) / 9
     assert summary.weighted == 4.0
-    assert service.rating_summary(db, sku="SKU-NONE").reviews == 0
+    with pytest.raises(NotFound):
+        service.rating_summary(db, sku="SKU-NONE")

@@ -1,6 +1,8 @@
 """What a survey definition may say: invitations are emailed, so a survey asks email consent
 (push or analytics consent is refused, naming consent_purpose, and the form offers email
-only); its kind cannot change while invitations are open or answers exist (409 naming kind)."""
+only); its kind cannot change while invitations are open or answers exist (409 naming kind);
+an after-purchase survey's channel is one purchases are made in. And the reads refuse what
+names nothing: a product the catalogue lacks, a window that ends before it starts."""
 
 from __future__ import annotations
 
@@ -11,10 +13,16 @@ from sqlalchemy.orm import Session
 
 from rapport.feedback.models import Survey
 from rapport.platform import service as platform
-from tests.conftest import command
-from tests.feedback.factories import frozen_clock, make_customer
-from tests.platform.admin_forms import page_form, post_form, typed
-from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, sign_in
+from tests.conftest import auth, command
+from tests.feedback.factories import frozen_clock, in_catalogue, make_customer
+from tests.platform.admin_forms import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    page_form,
+    post_form,
+    sign_in,
+    typed,
+)
 
 MANUAL = {"survey_id": "t-cp", "name": "Manual NPS", "kind": "nps", "trigger": "manual"}
 
@@ -108,3 +116,45 @@ def test_the_kind_of_a_survey_with_open_invitations_or_answers_cannot_change(
     assert (kept["kind"], kept["name"]) == ("ces", "Renamed")
     db.expire_all()
     assert db.get(Survey, "t-kind").name == "Manual NPS"  # type: ignore[union-attr]
+
+
+def test_a_survey_channel_no_purchase_is_made_in_is_refused(
+    client: TestClient, api_key, db: Session
+) -> None:
+    survey = MANUAL | {"trigger": "after_purchase", "channel": "pigeon"}
+    answer = client.post("/v1/feedback/surveys", json=survey, headers=command(api_key("write")))
+    assert answer.status_code == 422
+    assert answer.json()["field"] == "channel"
+    assert "use one of web, app, store, call_center" in answer.json()["detail"]
+    assert db.scalar(select(func.count()).select_from(Survey)) == 0
+    kept = client.post(
+        "/v1/feedback/surveys", json=survey | {"channel": "app"}, headers=command(api_key("write"))
+    )
+    assert kept.json()["channel"] == "app"
+
+
+def test_the_rating_of_a_product_the_catalogue_lacks_is_404_naming_sku(
+    client: TestClient, api_key, db: Session
+) -> None:
+    reader = auth(api_key("read"))
+    answer = client.get("/v1/feedback/products/NO-SUCH-SKU/rating", headers=reader)
+    assert answer.status_code == 404
+    assert answer.json()["field"] == "sku"
+    assert "NO-SUCH-SKU" in answer.json()["detail"]
+    # a product of the catalogue nobody reviewed yet has its zeros
+    in_catalogue(db, "SKU-Z")
+    unreviewed = client.get("/v1/feedback/products/SKU-Z/rating", headers=reader)
+    assert (unreviewed.status_code, unreviewed.json()["reviews"]) == (200, 0)
+
+
+@pytest.mark.parametrize("path", ["scores", "scores/trend", "moments", "themes"])
+def test_a_window_ending_before_it_starts_is_422_naming_until(
+    client: TestClient, api_key, path: str
+) -> None:
+    answer = client.get(
+        f"/v1/feedback/{path}?since=2027-01-01&until=2026-01-01", headers=auth(api_key("read"))
+    )
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["field"] == "until"
+    assert answer.json()["detail"] == "until must be after since"

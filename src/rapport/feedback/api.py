@@ -76,6 +76,14 @@ def _start(day: date | None) -> datetime | None:
     return datetime.combine(day, time(), tzinfo=UTC) if day is not None else None
 
 
+def _window(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
+    """The [since, until) window of a report; 422 naming ``until`` when it is not after
+    ``since``, as every report of the API says (an empty list would read as no answers)."""
+    if since is not None and until is not None and until <= since:
+        raise InvalidInput("until must be after since", field="until")
+    return _start(since), _start(until)
+
+
 def _score_out(key: str, score: Score) -> ScoreOut:
     def rounded(value: float | None) -> float | None:
         return round(value, 2) if value is not None else None
@@ -236,7 +244,7 @@ def scores(
     until: Until = None,
 ) -> Any:
     """The score with its 95% interval and sample size, overall or per group."""
-    start, end = _start(since), _start(until)
+    start, end = _window(since, until)
     if by == "all":
         return [_score_out("all", service.overall_score(db, kind=kind, since=start, until=end))]
     return [
@@ -255,11 +263,10 @@ def score_trend(
     until: Until = None,
 ) -> Any:
     """The score per period, oldest first, each with its interval."""
+    start, end = _window(since, until)
     return [
         _score_out(k.key, k.score)
-        for k in service.trend(
-            db, kind=kind, period=period, since=_start(since), until=_start(until)
-        )
+        for k in service.trend(db, kind=kind, period=period, since=start, until=end)
     ]
 
 
@@ -268,7 +275,8 @@ def moments(
     db: DbSession, key: ReadKey, kind: Kind = "nps", since: Since = None, until: Until = None
 ) -> list[dict[str, Any]]:
     """How much each experience signal moves the score, with 95% intervals."""
-    found = service.moments(db, kind=kind, since=_start(since), until=_start(until))
+    start, end = _window(since, until)
+    found = service.moments(db, kind=kind, since=start, until=end)
     return [
         {
             "signal": m.signal,
@@ -301,9 +309,8 @@ def themes(
     share of unhappy answers among the comments that mention each (NPS 0-6, CSAT 1-2, CES
     1-2); ``mean_value`` is the answers' mean value when they are all of one ``kind`` (ask
     ``kind`` for one kind of survey), else null."""
-    found = service.comment_themes(
-        db, since=_start(since), until=_start(until), period=period, kind=kind
-    )
+    start, end = _window(since, until)
+    found = service.comment_themes(db, since=start, until=end, period=period, kind=kind)
     return [
         {
             "period": t.period,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, Field, HttpUrl, field_validator
 
@@ -17,6 +17,8 @@ Trigger = Literal[
 ]
 TicketKind = Literal["complaint", "question", "return_problem", "delivery_problem"]
 Channel = Literal["web", "app", "store", "call_center", "email", "survey"]
+# The channels orders are placed in (an after_purchase survey's channel is one of them).
+PurchaseChannel = Literal["web", "app", "store", "call_center"]
 SURVEY_PURPOSE_MESSAGE = (
     "Survey invitations are sent by email, so a survey is asked only with email consent: "
     "use marketing_email (push or analytics consent does not cover an email)"
@@ -52,8 +54,8 @@ class SurveyIn(StrictModel):
     name: str = Field(min_length=1, max_length=200)
     kind: Kind
     trigger: Trigger
-    channel: str | None = Field(
-        default=None, max_length=20, description="after_purchase: only purchases in this channel"
+    channel: PurchaseChannel | None = Field(
+        default=None, description="after_purchase: only purchases in this channel"
     )
     sampling_rate: float = Field(default=1.0, ge=0, le=1)
     fatigue_days: int = Field(
@@ -70,6 +72,15 @@ class SurveyIn(StrictModel):
     )
     questions: list[ExtraQuestion] = Field(default_factory=list, max_length=5)
     active: bool = True
+
+    @field_validator("channel", mode="before")
+    @classmethod
+    def _a_purchase_channel(cls, value: Any) -> Any:
+        if value is not None and value not in get_args(PurchaseChannel):
+            raise ValueError(
+                f"No purchase channel {value!r}: use one of {', '.join(get_args(PurchaseChannel))}"
+            )
+        return value
 
     @field_validator("consent_purpose", mode="before")
     @classmethod

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from rapport.catalog import service as catalog
 from rapport.feedback.models import Review
+from rapport.platform.errors import NotFound
 
 
 def product_reviews(db: Session, *, sku: str, limit: int = 50) -> list[Review]:
@@ -79,4 +81,9 @@ def rating_summaries(db: Session, *, skus: Iterable[str]) -> dict[str, RatingSum
 
 
 def rating_summary(db: Session, *, sku: str) -> RatingSummary:
-    return rating_summaries(db, skus=[sku])[sku]
+    """One product's summary; :class:`NotFound` naming ``sku`` for a product the catalogue
+    lacks and nobody reviewed (zeros would read as a product nobody has reviewed yet)."""
+    summary = rating_summaries(db, skus=[sku])[sku]
+    if summary.reviews == 0 and catalog.get_product(db, sku=sku) is None:
+        raise NotFound(f"No product {sku!r} in the catalogue", field="sku")
+    return summary
