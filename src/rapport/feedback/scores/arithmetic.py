@@ -192,9 +192,16 @@ def _mean_var(values: Sequence[float]) -> tuple[float, float]:
 
 
 def difference(
-    a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE
+    a: Sequence[float],
+    b: Sequence[float],
+    confidence: float = CONFIDENCE,
+    value_range: tuple[float, float] | None = None,
 ) -> Difference:
-    """Mean of ``a`` minus mean of ``b`` (values, see :func:`value_of`) with Welch's interval."""
+    """Mean of ``a`` minus mean of ``b`` (values, see :func:`value_of`) with Welch's interval.
+    With the ``value_range`` values can take (:func:`score_range`), the interval is clipped to
+    the differences possible, from lowest minus highest to highest minus lowest: a few answers
+    give a wide interval, which cannot reach past the scale (NPS -200 to 200 points, CSAT -100
+    to 100, CES -6 to 6)."""
     if not a or not b:
         mean_a = sum(a) / len(a) if a else None
         mean_b = sum(b) / len(b) if b else None
@@ -211,7 +218,11 @@ def difference(
     # Welch-Satterthwaite degrees of freedom.
     df = (se_a + se_b) ** 2 / (se_a**2 / (len(a) - 1) + se_b**2 / (len(b) - 1))
     margin = t_quantile(df, confidence) * standard_error
-    return Difference(len(a), len(b), mean_a, mean_b, effect, effect - margin, effect + margin)
+    low, high = effect - margin, effect + margin
+    if value_range is not None:
+        widest = value_range[1] - value_range[0]
+        low, high = max(low, -widest), min(high, widest)
+    return Difference(len(a), len(b), mean_a, mean_b, effect, low, high)
 
 
 @dataclass(frozen=True, slots=True)

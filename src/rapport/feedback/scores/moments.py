@@ -4,9 +4,9 @@ Every answer carries the signals known when it was asked (``days_late`` of the d
 ``first_purchase``, ``pickup_wait_minutes``, ``resolution_hours`` of a ticket). For each
 signal we compare the answers where it happened with those where it did not, as a difference
 of mean values (NPS points, CSAT points or CES points, see :mod:`arithmetic`) with Welch's 95%
-interval, and for the continuous ones fit the change per unit (per day late, per ten minutes
-of waiting, per day to resolve). These are observed associations, not experiments: a late
-parcel may also be a bulky one.
+interval (clipped to the differences the scale allows), and for the continuous ones fit the
+change per unit (per day late, per ten minutes of waiting, per day to resolve). These are
+observed associations, not experiments: a late parcel may also be a bulky one.
 """
 
 from __future__ import annotations
@@ -92,8 +92,12 @@ def _slope(observations: Sequence[Observation], name: str, scale: float, cap: fl
     return slope(xs, ys)
 
 
-def moments_of_truth(observations: Sequence[Observation]) -> list[Moment]:
-    """Every moment with at least one answer on each side, in a fixed order."""
+def moments_of_truth(
+    observations: Sequence[Observation], value_range: tuple[float, float] | None = None
+) -> list[Moment]:
+    """Every moment with at least one answer on each side, in a fixed order; ``value_range``
+    is what an answer's value can be (:func:`arithmetic.score_range`), which bounds the
+    intervals."""
     found: list[Moment] = []
 
     def add(
@@ -106,7 +110,8 @@ def moments_of_truth(observations: Sequence[Observation]) -> list[Moment]:
     ) -> None:
         happened, rest = _split(observations, test)
         if happened and rest:
-            found.append(Moment(signal, label, baseline, difference(happened, rest), fitted, unit))
+            compared = difference(happened, rest, value_range=value_range)
+            found.append(Moment(signal, label, baseline, compared, fitted, unit))
 
     add(
         "days_late",

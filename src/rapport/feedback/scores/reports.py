@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.feedback.models import SurveyResponse
-from rapport.feedback.scores.arithmetic import Score, score, unhappy, value_of
+from rapport.feedback.scores.arithmetic import Score, score, score_range, unhappy, value_of
 from rapport.feedback.scores.moments import Moment, Observation, moments_of_truth
 from rapport.feedback.scores.themes import Comment, Theme, extract_themes
 from rapport.platform import clock
@@ -110,7 +110,7 @@ def moments(
         Observation(value_of(kind, r.score), r.signals or {})
         for r in responses_of_kind(db, kind=kind, since=since, until=until)
     ]
-    return moments_of_truth(observations)
+    return moments_of_truth(observations, value_range=score_range(kind))
 
 
 def comment_themes(
