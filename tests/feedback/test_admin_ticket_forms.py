@@ -4,6 +4,7 @@ the ticket list's filters; what they refuse, where they say so, and that nothing
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -141,3 +142,64 @@ def test_a_priority_filter_lists_the_tickets_from_it(admin: TestClient, db: Sess
     assert f'data-ticket="{ticket_id}"' in admin.get("/admin/feedback/tickets?priority=30").text
     assert f'data-ticket="{ticket_id}"' not in admin.get("/admin/feedback/tickets?priority=31").text
     assert f'data-ticket="{ticket_id}"' in admin.get("/admin/feedback/tickets?priority=").text
+
+
+def _panel_form(admin: TestClient, customer_id: str) -> tuple[str, list[tuple[str, str]]]:
+    action = f"/admin/feedback/customers/{customer_id}/tickets"
+    html = admin.get(f"/admin/feedback/customers/{customer_id}/panel").text
+    return action, page_form(html, action=action)
+
+
+def _htmx_post(admin: TestClient, action: str, fields: list[tuple[str, str]]) -> Any:
+    body: dict[str, list[str]] = {}
+    for name, value in fields:
+        body.setdefault(name, []).append(value)
+    return admin.post(action, data=body, headers={"HX-Request": "true"}, follow_redirects=False)
+
+
+@pytest.mark.parametrize("htmx", [True, False])
+def test_a_ticket_form_sent_twice_opens_one_ticket(
+    admin: TestClient, db: Session, htmx: bool
+) -> None:
+    # given the Experience panel's form, filled in
+    customer_id, _ = make_customer(db)
+    action, fields = _panel_form(admin, customer_id)
+    fields = typed(typed(fields, "subject", "Wrong size"), "body", "Wants a 42 instead")
+    send = _htmx_post if htmx else post_form
+    # when it is sent twice (a double click: the same form, the same token)
+    first, second = send(admin, action, fields), send(admin, action, fields)
+    # then one ticket is opened, and the second answer says the form was sent twice
+    db.expire_all()
+    tickets = service.customer_tickets(db, customer_id=customer_id)
+    assert [(t.subject, t.body) for t in tickets] == [("Wrong size", "Wants a 42 instead")]
+    said = second.text if htmx else second.headers["location"]
+    assert "opened already" in said or "opened+already" in said
+    assert first.status_code == (200 if htmx else 303)
+    # and the panel it answers offers a fresh form that opens another
+    if htmx:
+        again = page_form(first.text, action=action)
+        assert again != fields
+        assert _htmx_post(admin, action, typed(again, "subject", "Other")).status_code == 200
+        db.expire_all()
+        assert len(service.customer_tickets(db, customer_id=customer_id)) == 2
+
+
+def test_a_refused_ticket_form_keeps_what_was_typed(admin: TestClient, db: Session) -> None:
+    # given the Experience panel's form with a message, an issue and no subject
+    customer_id, _ = make_customer(db)
+    action, fields = _panel_form(admin, customer_id)
+    fields = typed(typed(fields, "body", "Parcel never came"), "kind", "delivery_problem")
+    # when it is sent from the 360 page (htmx)
+    answer = _htmx_post(admin, action, fields)
+    # then the panel comes back with the message at the subject and everything typed
+    assert answer.status_code == 422
+    assert _field_error(answer.text, "subject") == "Subject: write what the ticket is about"
+    again = page_form(answer.text, action=action)
+    assert ("body", "Parcel never came") in again
+    assert ("kind", "delivery_problem") in again
+    db.expire_all()
+    assert service.customer_tickets(db, customer_id=customer_id) == []
+    # and an issue that is none is pointed out at its field
+    odd = _htmx_post(admin, action, typed(typed(again, "subject", "Late"), "kind", "bogus"))
+    assert odd.status_code == 422
+    assert _field_error(odd.text, "kind") == "Issue: choose one"

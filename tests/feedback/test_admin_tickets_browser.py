@@ -127,3 +127,42 @@ def test_ticket_opened_from_the_experience_panel_is_in_the_queue(
             "call_center",
             "open",
         )
+
+
+def test_a_ticket_refused_on_the_customer_page_keeps_what_was_typed(
+    page: Any, live_server: LiveServer
+) -> None:
+    # given a customer and a signed-in agent on their 360 page
+    base = live_server.base_url
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="agent@example.com", password=PASSWORD)
+        customer_id, _ = make_customer(db)
+    sign_in_as(page, base, "agent@example.com", PASSWORD)
+    page.goto(f"{base}/admin/customers/{customer_id}")
+    panel = page.locator('[data-panel="Experience"]').get_by_test_id("experience-panel")
+    panel.wait_for()
+    # when they open a ticket with a message but no subject
+    panel.get_by_text("Open a ticket").click()
+    panel.get_by_label("Message").fill("Parcel never came")
+    panel.get_by_label("Issue (sets the priority and SLA)").select_option("delivery_problem")
+    panel.get_by_role("button", name="Open ticket").click()
+    # then the panel says so beside the subject, with the message and issue as typed
+    error = page.locator('[data-panel="Experience"] [data-field-error="subject"]')
+    error.wait_for()
+    assert error.inner_text() == "Subject: write what the ticket is about"
+    panel = page.locator('[data-panel="Experience"]').get_by_test_id("experience-panel")
+    assert panel.get_by_label("Message").input_value() == "Parcel never came"
+    assert panel.get_by_label("Issue (sets the priority and SLA)").input_value() == (
+        "delivery_problem"
+    )
+    # and once the subject is written the ticket is opened, once
+    panel.get_by_label("Subject").fill("Lost parcel")
+    panel.get_by_role("button", name="Open ticket").click()
+    page.get_by_text("Ticket opened: Lost parcel").first.wait_for()
+    with open_session(live_server.database_url) as db:
+        (ticket,) = service.customer_tickets(db, customer_id=customer_id)
+        assert (ticket.subject, ticket.body, ticket.kind) == (
+            "Lost parcel",
+            "Parcel never came",
+            "delivery_problem",
+        )

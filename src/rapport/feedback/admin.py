@@ -7,11 +7,13 @@ and action plans (``scores/admin.py``), and the customer 360's Experience panel 
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import orjson
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
@@ -39,6 +41,7 @@ from rapport.platform.admin import (
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem, pinpointed
+from rapport.platform.idempotency import run_idempotent
 from rapport.platform.paging import PageParams
 
 add_template_dir(Path(__file__).parent / "templates")
@@ -436,59 +439,131 @@ def customer_panel(
 ) -> HTMLResponse:
     """The customer's tickets, reviews and survey answers, and a form to open a ticket (an
     HTML fragment the customer 360 page loads)."""
+    return _panel(request, db, customer_id)
+
+
+def _panel(
+    request: Request,
+    db: DbSession,
+    customer_id: str,
+    *,
+    errors: dict[str, str] | None = None,
+    typed: dict[str, str] | None = None,
+    message: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The Experience panel; a refused "open a ticket" form comes back in it with its
+    messages at the fields and what was typed."""
     now = clock.now()
     tickets = service.customer_tickets(db, customer_id=customer_id, limit=5)
     return render(
         request,
         "feedback/customer_panel.html",
         {
-            "user": user,
             "customer_id": customer_id,
             "tickets": [{"ticket": t, "sla": _clock(t, now)} for t in tickets],
             "reviews": service.customer_reviews(db, customer_id=customer_id, limit=5),
             "responses": service.customer_responses(db, customer_id=customer_id, limit=5),
             "issues": ISSUE_NAMES,
             "channels": CHANNELS,
+            # A fresh one-time token per rendering: the same form sent twice opens one ticket.
+            "ticket_token": secrets.token_urlsafe(18),
+            "errors": errors or {},
+            "typed": typed or {},
+            "message": message,
         },
+        status_code=status_code,
+    )
+
+
+TICKET_FIELDS = ("subject", "body", "kind", "channel")
+TICKET_LABELS = {"subject": "Subject", "body": "Message", "kind": "Issue", "channel": "Channel"}
+
+
+def _ticket_form_errors(typed: dict[str, str]) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not typed["subject"].strip():
+        errors["subject"] = "Subject: write what the ticket is about"
+    if typed["kind"] not in ISSUE_NAMES:
+        errors["kind"] = "Issue: choose one"
+    if typed["channel"] not in CHANNELS:
+        errors["channel"] = "Channel: choose one"
+    if errors:
+        return errors
+    try:
+        _ticket_in("cus_check", typed)
+    except ValidationError as failure:
+        for detail in failure.errors(include_url=False, include_input=False):
+            loc, reason = pinpointed(detail)
+            name = str(loc[0]) if loc else "subject"
+            name = "subject" if name not in TICKET_FIELDS else name
+            errors.setdefault(name, f"{TICKET_LABELS[name]}: {reason}")
+    return errors
+
+
+def _ticket_in(customer_id: str, typed: dict[str, str]) -> TicketIn:
+    return TicketIn(
+        customer_id=customer_id,
+        kind=typed["kind"],
+        channel=typed["channel"],
+        subject=typed["subject"].strip(),
+        body=typed["body"].strip(),
     )
 
 
 @router.post("/customers/{customer_id}/tickets", dependencies=[CsrfChecked])
 def open_customer_ticket(
-    request: Request,
-    customer_id: str,
-    db: DbSession,
-    user: CurrentAdmin,
-    subject: Annotated[str, Form()] = "",
-    body: Annotated[str, Form()] = "",
-    kind: Annotated[str, Form()] = "question",
-    channel: Annotated[str, Form()] = "call_center",
+    request: Request, customer_id: str, db: DbSession, user: CurrentAdmin, fields: FormFields
 ) -> Response:
-    """Open a ticket for the customer from their 360 page, then go back there."""
-    try:
-        ticket = service.open_ticket(
-            db,
-            ticket=TicketIn(
-                customer_id=customer_id,
-                kind=kind,
-                channel=channel,
-                subject=subject.strip(),
-                body=body.strip(),
-            ),
+    """Open a ticket for the customer from their 360 page, once per form (its one-time token
+    is the command's Idempotency-Key: a form sent twice opens one ticket). A refused form
+    comes back in the panel with the messages at the fields and what was typed."""
+    typed = {name: fields.get(name, "") for name in TICKET_FIELDS}
+    typed["kind"] = typed["kind"] or "question"
+    typed["channel"] = typed["channel"] or "call_center"
+    htmx = request.headers.get("hx-request") == "true"
+
+    def refused(errors: dict[str, str]) -> Response:
+        if htmx:  # the shell swaps a 422 in (base.html): the agent sees the message at its field
+            return _panel(request, db, customer_id, errors=errors, typed=typed, status_code=422)
+        message = "Ticket not opened: " + "; ".join(errors.values())
+        return RedirectResponse(
+            f"/admin/customers/{customer_id}?{urlencode({'message': message})}", status_code=303
         )
-        due = shown_moment(request, clock.as_utc(ticket.sla_due_at))
-        message = f"Ticket opened: {ticket.subject} (due {due} UTC)"
-    except ValidationError as failure:
-        loc, reason = pinpointed(failure.errors(include_url=False, include_input=False)[0])
-        where = str(loc[0]) if loc else "subject"
-        message = (
-            "Ticket not opened: write its subject"
-            if where == "subject"
-            else f"Ticket not opened: {where}: {reason}"
+
+    errors = _ticket_form_errors(typed)
+    if errors:
+        return refused(errors)
+    token = fields.get("token", "").strip()
+    if not token:
+        return refused({"subject": "This form has expired; open it again"})
+    ticket_in = _ticket_in(customer_id, typed)
+    try:
+        answer = run_idempotent(
+            db,
+            scope=f"admin.ticket:{user.id}:{customer_id}",
+            key=token,
+            request_body=ticket_in.model_dump(mode="json"),
+            status_code=201,
+            execute=lambda hook: service.open_ticket(db, ticket=ticket_in, before_commit=hook),
+            render=lambda ticket: {
+                "ticket_id": ticket.ticket_id,
+                "subject": ticket.subject,
+                "sla_due_at": clock.as_utc(ticket.sla_due_at).isoformat(),
+            },
         )
     except Problem as problem:
         db.rollback()
-        message = f"Ticket not opened: {problem.detail}"
+        field = problem.field if problem.field in TICKET_FIELDS else "subject"
+        return refused({field: problem.detail})
+    opened = orjson.loads(answer.body)
+    if answer.headers.get("idempotent-replayed") == "true":
+        message = f"This ticket was opened already (the form was sent twice): {opened['subject']}"
+    else:
+        due = shown_moment(request, datetime.fromisoformat(opened["sla_due_at"]))
+        message = f"Ticket opened: {opened['subject']} (due {due} UTC)"
+    if htmx:
+        return _panel(request, db, customer_id, message=message)
     return RedirectResponse(
         f"/admin/customers/{customer_id}?{urlencode({'message': message})}", status_code=303
     )
