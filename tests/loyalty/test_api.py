@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from rapport.customers import service as customers
 from rapport.loyalty import service as loyalty
-from rapport.platform import idempotency
+from rapport.platform import clock, idempotency
 from tests.conftest import auth
 from tests.loyalty.factories import make_customer
 
@@ -50,6 +52,27 @@ def test_earn_then_redeem_over_http(client, db, writer) -> None:
         ("earn", 100, "O-1"),
     ]
     assert statement.json()["next_cursor"] is None
+
+
+def test_the_member_lists_the_soonest_expiring_lots_and_counts_the_rest(client, db) -> None:  # type: ignore[no-untyped-def]
+    customer_id = make_customer(db)
+    start = clock.now() + timedelta(days=30)
+    for n in range(25):  # each later order's points expire sooner
+        loyalty.earn(
+            db,
+            customer_id=customer_id,
+            points=n + 1,
+            reason=f"Order O-{n}",
+            order_id=f"O-{n}",
+            expires_at=start + timedelta(days=25 - n),
+        )
+    member = client.get(f"/v1/loyalty/members/{customer_id}", headers=auth_reader(client, db))
+    assert member.status_code == 200
+    # then 20 lots come, soonest to expire first, and the 5 others are counted
+    lots = member.json()["lots"]
+    assert [lot["order_id"] for lot in lots] == [f"O-{n}" for n in range(24, 4, -1)]
+    assert member.json()["more_lots"] == 5
+    assert member.json()["balance"] == sum(range(1, 26))
 
 
 def auth_reader(client, db):  # type: ignore[no-untyped-def]
@@ -201,7 +224,13 @@ def test_reads_need_a_key_with_read_scope(client, db, api_key) -> None:
     denied = client.get(f"/v1/loyalty/members/{customer_id}", headers=auth(api_key("ingest")))
     assert denied.status_code == 403
     fresh = client.get(f"/v1/loyalty/members/{customer_id}", headers=auth(api_key("read")))
-    assert fresh.json() == {"customer_id": customer_id, "balance": 0, "debt": 0, "lots": []}
+    assert fresh.json() == {
+        "customer_id": customer_id,
+        "balance": 0,
+        "debt": 0,
+        "lots": [],
+        "more_lots": 0,
+    }
     missing = client.get("/v1/loyalty/members/cus_nobody", headers=auth(api_key("read")))
     assert missing.status_code == 404
 

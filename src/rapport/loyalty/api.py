@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from rapport.customers import service as customers
 from rapport.loyalty import service
 from rapport.loyalty.schemas import (
+    MEMBER_LOTS,
     AdjustIn,
     EarnIn,
     LotOut,
@@ -273,9 +274,10 @@ async def reverse(
 
 @router.get("/members/{customer_id}")
 def get_member(customer_id: CustomerId, db: DbSession, _key: ReadKey) -> MemberOut:
-    """The member's available balance, debt and open lots (oldest first)."""
+    """The member's available balance, debt and open lots: the soonest to expire first, at
+    most 20, and how many more there are (``more_lots``)."""
     customer_id = customers.resolve_customer_ref(db, ref=customer_id)
-    member = service.get_member(db, customer_id=customer_id)
+    member = service.get_member(db, customer_id=customer_id, lots_limit=MEMBER_LOTS)
     if member is None:
         return MemberOut(customer_id=customer_id, balance=0, debt=0, lots=[])
     return MemberOut(
@@ -283,6 +285,7 @@ def get_member(customer_id: CustomerId, db: DbSession, _key: ReadKey) -> MemberO
         balance=member.balance,
         debt=member.debt,
         lots=[LotOut(**asdict(lot)) for lot in member.lots],
+        more_lots=member.more_lots,
     )
 
 

@@ -98,11 +98,20 @@ class LotOut(StrictModel):
     order_id: str | None
 
 
+# The open lots GET /v1/loyalty/members/{id} lists, soonest to expire first.
+MEMBER_LOTS = 20
+
+
 class MemberOut(StrictModel):
     customer_id: str
     balance: int
     debt: int
-    lots: list[LotOut]
+    lots: list[LotOut] = Field(
+        description=f"Open lots, soonest to expire first: at most {MEMBER_LOTS}."
+    )
+    more_lots: int = Field(
+        default=0, description="Open lots not listed in lots (0: lots lists every one)."
+    )
 
 
 class MovementOut(StrictModel):

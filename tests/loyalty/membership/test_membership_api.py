@@ -3,11 +3,15 @@ and PostgreSQL: scopes, idempotency keys, problem+json naming the field."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
 from rapport.events.models import Event
 from rapport.loyalty import service as loyalty
 from rapport.loyalty.models import Coupon, MembershipPayment
+from rapport.loyalty.rewards import coupons
+from rapport.platform import clock
 from tests.conftest import auth, command
 from tests.loyalty.factories import make_customer
 
@@ -129,6 +133,43 @@ def test_redeeming_a_reward_over_http_answers_a_coupon_once(client, api_key, db)
     assert checked["refused"] == {"NOPE": "unknown"}
     catalogue = client.get("/v1/loyalty/rewards", headers=writer).json()
     assert [r["reward_id"] for r in catalogue] == ["five-off"]
+
+
+def test_a_members_coupons_come_a_page_at_a_time(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
+    reader = auth(api_key("read"))
+    customer_id = make_customer(db)
+    soon = clock.now() + timedelta(days=10)
+    for n in range(7):  # expiring in reverse order of their codes, two on the same day
+        coupons.create_campaign_coupon(
+            db,
+            rule="campaign:test",
+            kind="amount",
+            value=500,
+            expires_at=soon + timedelta(days=max(0, 6 - n - 1)),
+            code=f"PAGE{n}",
+            customer_id=customer_id,
+        )
+    db.commit()
+    url = f"/v1/loyalty/members/{customer_id}/coupons"
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        page = client.get(url, params=params, headers=reader)
+        assert page.status_code == 200, page.text
+        seen += [c["code"] for c in page.json()["items"]]
+        pages += 1
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    # then every coupon comes once, soonest to expire first, ties by code
+    assert pages == 3
+    assert seen == ["PAGE5", "PAGE6", "PAGE4", "PAGE3", "PAGE2", "PAGE1", "PAGE0"]
+    assert len(client.get(url, headers=reader).json()["items"]) == 7
+    # and a cursor no page gave, or a limit beyond 100, is refused naming it
+    wrong = client.get(url, params={"cursor": "NOPE"}, headers=reader)
+    assert (wrong.status_code, wrong.json()["field"]) == (422, "cursor")
+    too_many = client.get(url, params={"limit": 101}, headers=reader)
+    assert (too_many.status_code, too_many.json()["field"]) == (422, "limit")
 
 
 def test_referral_code_and_referrals_over_http(client, api_key, db) -> None:  # type: ignore[no-untyped-def]

@@ -341,7 +341,8 @@ def record_return(
 
 
 def get_member(customer: str) -> Call[Member]:
-    """The member's balance, debt and open lots."""
+    """The member's balance, debt and open lots (the 20 soonest to expire; ``more_lots``
+    counts the others)."""
     return Call.to(api.GET_MEMBER, path=api.GET_MEMBER.path(customer=customer))
 
 

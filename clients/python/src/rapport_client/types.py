@@ -229,7 +229,8 @@ class Member(TypedDict):
     customer_id: str
     balance: int
     debt: int
-    lots: list[Lot]
+    lots: list[Lot]  # the 20 soonest to expire
+    more_lots: int  # open lots not in ``lots``
 
 
 class Movement(TypedDict):

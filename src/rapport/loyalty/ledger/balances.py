@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.loyalty.ledger.tables import ACCOUNTS, LOTS, TRANSACTIONS
@@ -29,6 +29,8 @@ class Member:
     balance: int
     debt: int
     lots: list[OpenLot] = field(default_factory=list)
+    # Open lots beyond those in ``lots`` (read with ``lots_limit``; 0 when every one is).
+    more_lots: int = 0
 
     @property
     def next_expiry(self) -> OpenLot | None:
@@ -75,8 +77,11 @@ def balances(db: Session, *, customer_ids: Iterable[str]) -> dict[str, int]:
     return found
 
 
-def get_member(db: Session, *, customer_id: str) -> Member | None:
-    """The member's balance, debt and open lots (oldest first), or ``None`` without points."""
+def get_member(db: Session, *, customer_id: str, lots_limit: int | None = None) -> Member | None:
+    """The member's balance, debt and open lots (oldest first), or ``None`` without points.
+
+    With ``lots_limit``, only that many lots, soonest to expire first (a member who earned
+    on hundreds of orders has hundreds), and ``more_lots`` counts the others."""
     account = db.execute(
         select(ACCOUNTS.c.balance, ACCOUNTS.c.debt).where(
             ACCOUNTS.c.account_id == customer_id, ACCOUNTS.c.kind == "member"
@@ -84,6 +89,11 @@ def get_member(db: Session, *, customer_id: str) -> Member | None:
     ).first()
     if account is None:
         return None
+    open_lots = select(LOTS).where(LOTS.c.customer_id == customer_id, LOTS.c.remaining > 0)
+    if lots_limit is None:
+        query = open_lots.order_by(LOTS.c.earned_at, LOTS.c.id)
+    else:
+        query = open_lots.order_by(LOTS.c.expires_at, LOTS.c.earned_at, LOTS.c.id).limit(lots_limit)
     lots = [
         OpenLot(
             lot_id=row.id,
@@ -93,13 +103,19 @@ def get_member(db: Session, *, customer_id: str) -> Member | None:
             expires_at=clock.as_utc(row.expires_at),
             order_id=row.order_id,
         )
-        for row in db.execute(
-            select(LOTS)
-            .where(LOTS.c.customer_id == customer_id, LOTS.c.remaining > 0)
-            .order_by(LOTS.c.earned_at, LOTS.c.id)
-        )
+        for row in db.execute(query)
     ]
-    return Member(customer_id=customer_id, balance=account.balance, debt=account.debt, lots=lots)
+    more = 0
+    if lots_limit is not None and len(lots) == lots_limit:
+        total = db.scalar(select(func.count()).select_from(open_lots.subquery())) or 0
+        more = total - len(lots)
+    return Member(
+        customer_id=customer_id,
+        balance=account.balance,
+        debt=account.debt,
+        lots=lots,
+        more_lots=more,
+    )
 
 
 def statement(

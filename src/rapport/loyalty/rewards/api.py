@@ -24,7 +24,7 @@ from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey, admit_coupon_codes
 from rapport.platform.db import DbSession
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
-from rapport.platform.schemas import MinorUnits, StrictModel
+from rapport.platform.schemas import MinorUnits, Page, PageCursor, StrictModel, page_of
 
 # The checkout is documented with the program's configuration, the catalogue and coupons
 # with membership (as before the rewards code had a package of its own).
@@ -279,16 +279,23 @@ def member_coupons(
     db: DbSession,
     _key: ReadKey,
     include_used: Annotated[bool, Query()] = False,
-) -> list[CouponOut]:
-    """The member's coupons, soonest to expire first."""
-    return [
-        CouponOut.model_validate(_coupon_out(c))
-        for c in reward_coupons.customer_coupons(
-            db,
-            customer_id=customers.resolve_customer_ref(db, ref=customer_id),
-            include_used=include_used,
-        )
-    ]
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: PageCursor = None,
+) -> Page[CouponOut]:
+    """The member's coupons, soonest to expire first (ties by code), a page at a time."""
+    found = reward_coupons.customer_coupons(
+        db,
+        customer_id=customers.resolve_customer_ref(db, ref=customer_id),
+        include_used=include_used,
+        limit=limit + 1,
+        after=cursor,
+    )
+    return page_of(
+        found,
+        limit=limit,
+        item=lambda c: CouponOut.model_validate(_coupon_out(c)),
+        cursor=lambda c: c.code,
+    )
 
 
 @router.post("/coupons/validate", tags=[REWARDS_TAG])

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Literal, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -226,14 +226,36 @@ def create_campaign_coupon(
     return coupon
 
 
-def customer_coupons(db: Session, *, customer_id: str, include_used: bool = False) -> list[Coupon]:
-    query = (
-        select(Coupon)
-        .where(Coupon.customer_id == customer_id)
-        .order_by(Coupon.expires_at, Coupon.code)
-    )
+def customer_coupons(
+    db: Session,
+    *,
+    customer_id: str,
+    include_used: bool = False,
+    limit: int | None = None,
+    after: str | None = None,
+) -> list[Coupon]:
+    """The customer's coupons, soonest to expire first (ties by code): ``limit`` of them,
+    starting just past the coupon coded ``after`` (a page's cursor). An ``after`` that is not
+    one of their coupons is 422 naming ``cursor``."""
+    query = select(Coupon).where(Coupon.customer_id == customer_id)
     if not include_used:
         query = query.where(Coupon.used_at.is_(None))
+    if after is not None:
+        last = db.get(Coupon, after)
+        if last is None or last.customer_id != customer_id:
+            raise InvalidInput(
+                "Not a cursor of this customer's coupons: pass next_cursor as it came",
+                field="cursor",
+            )
+        query = query.where(
+            or_(
+                Coupon.expires_at > last.expires_at,
+                and_(Coupon.expires_at == last.expires_at, Coupon.code > last.code),
+            )
+        )
+    query = query.order_by(Coupon.expires_at, Coupon.code)
+    if limit is not None:
+        query = query.limit(limit)
     return list(db.scalars(query))
 
 
