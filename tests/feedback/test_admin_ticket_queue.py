@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from rapport.feedback import service
 from rapport.feedback.schemas import TicketIn
-from tests.feedback.factories import T0, frozen_clock, make_customer
+from tests.feedback.factories import T0, delivered_order, frozen_clock, make_customer
 
 
 def _ticket(db: Session, customer: str | None, kind: str, subject: str, **extra: str):  # type: ignore[no-untyped-def]
@@ -23,9 +23,10 @@ def _ticket(db: Session, customer: str | None, kind: str, subject: str, **extra:
 def test_filters_search_and_pages(db: Session) -> None:
     # given three tickets: one past due, one resolved, one fresh question
     clock = frozen_clock()
-    customer, _ = make_customer(db, email="ines.silva@example.com")
+    customer, external = make_customer(db, email="ines.silva@example.com")
+    order_id = delivered_order(db, external_id=external)
     late = _ticket(
-        db, customer, "delivery_problem", "Parcel lost", body="Tracking stuck", order_id="ORD-77"
+        db, customer, "delivery_problem", "Parcel lost", body="Tracking stuck", order_id=order_id
     )
     done = _ticket(db, None, "complaint", "Rude driver")
     service.resolve_ticket(db, ticket_id=done.ticket_id, resolution="Apologised", resolved_by="a")
@@ -51,7 +52,7 @@ def test_filters_search_and_pages(db: Session) -> None:
     assert ids(text="ines.silva@example.com") == [late.ticket_id, fresh.ticket_id]
     assert ids(text="Feedback") == [late.ticket_id, fresh.ticket_id]
     assert ids(text="tracking") == [late.ticket_id]
-    assert ids(text="ORD-77") == [late.ticket_id]
+    assert ids(text=order_id) == [late.ticket_id]
     assert ids(text="nobody") == []
     # a page: the total counts every match
     total, rows = service.find_tickets(db, status=None, now=at, offset=1, limit=1)

@@ -14,18 +14,20 @@ from rapport.feedback.schemas import TicketIn
 from rapport.loyalty import service as loyalty
 from rapport.loyalty.earning import processor as earning_processor
 from rapport.platform.errors import Conflict
+from tests.conftest import command
 from tests.feedback.factories import T0, delivered_order, frozen_clock, make_customer
 
 
-def _gold_customer(db) -> str:
-    """A customer whose spend (1,600.00) puts them in the default ladder's Gold tier."""
+def _gold_customer(db) -> tuple[str, str]:
+    """A customer whose spend (1,600.00) puts them in the default ladder's Gold tier, and
+    their order."""
     customer, external = make_customer(db)
-    delivered_order(db, external_id=external, total_minor=160_000)
+    order_id = delivered_order(db, external_id=external, total_minor=160_000)
     events = list(db.scalars(select(Event).where(Event.customer_id == customer)))
     earning_processor.process_loyalty_events(db, events)
     db.commit()
     assert loyalty.member_benefits(db, customer_id=customer).tier_id == "gold"
-    return customer
+    return customer, order_id
 
 
 def _ticket(db, kind: str = "complaint", customer_id: str | None = None, **extra):
@@ -58,10 +60,10 @@ def test_priority_and_sla(
 def test_gold_members_come_first_and_are_due_sooner(db) -> None:
     # given a gold member and an anonymous customer with the same complaint
     frozen_clock()
-    gold = _gold_customer(db)
+    gold, order_id = _gold_customer(db)
     anonymous = _ticket(db)
     question = _ticket(db, kind="question")
-    gold_ticket = _ticket(db, customer_id=gold, order_id="O-1")
+    gold_ticket = _ticket(db, customer_id=gold, order_id=order_id)
     # then the gold member's ticket is first, due in 6 hours instead of 24
     assert gold_ticket.tier == "gold"
     assert gold_ticket.support_level == "dedicated"
@@ -129,3 +131,33 @@ def test_sla_report_counts_breaches_and_overdue_tickets(db) -> None:
     ) == (3, 2, 1, 2, 1)
     question = report["question / standard"]
     assert (question.tickets, question.breached, question.open_overdue) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("case", ["no such order", "another customer's", "theirs, no customer"])
+def test_a_ticket_names_only_the_customers_own_order(client, api_key, db, case: str) -> None:
+    # given a customer with an order, and another customer with theirs
+    frozen_clock()
+    customer, external = make_customer(db)
+    mine = delivered_order(db, external_id=external)
+    _, other_external = make_customer(db)
+    others = delivered_order(db, external_id=other_external)
+    body = {"kind": "delivery_problem", "channel": "web", "subject": "Where is it?"}
+    body |= {
+        "no such order": {"customer_id": customer, "order_id": "NOPE-1"},
+        "another customer's": {"customer_id": customer, "order_id": others},
+        "theirs, no customer": {"order_id": mine},
+    }[case]
+    # when a ticket names that order
+    answer = client.post("/v1/feedback/tickets", json=body, headers=command(api_key("write")))
+    # then it is 422 naming order_id, and no ticket is opened
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["field"] == "order_id"
+    assert body["order_id"] in answer.json()["detail"]
+    db.expire_all()
+    assert service.find_tickets(db, status=None)[0] == 0
+    # and naming their own order opens it
+    fine = {**body, "customer_id": customer, "order_id": mine}
+    opened = client.post("/v1/feedback/tickets", json=fine, headers=command(api_key("write")))
+    assert opened.status_code == 201, opened.text
+    assert opened.json()["order_id"] == mine

@@ -69,6 +69,24 @@ def customer_value(db: Session, *, customer_id: str) -> int:
     )
 
 
+def _require_customers_order(db: Session, ticket: TicketIn) -> None:
+    order_id = ticket.order_id or ""
+    order = orders.get_order(db, order_id=order_id)
+    if order is not None and order.customer_id == ticket.customer_id:
+        return
+    if ticket.customer_id is None:
+        raise InvalidInput(
+            f"Order {order_id!r} is not a guest order Rapport has: name the customer whose "
+            "order it is in customer_id, or leave order_id out",
+            field="order_id",
+        )
+    raise InvalidInput(
+        f"Order {order_id!r} is not an order of {ticket.customer_id}: name one of their "
+        "orders, or leave order_id out",
+        field="order_id",
+    )
+
+
 def open_ticket(
     db: Session,
     *,
@@ -79,11 +97,17 @@ def open_ticket(
     before_commit: BeforeCommit | None = None,
 ) -> Ticket:
     """Open a ticket: its priority comes from the issue, the customer's support level (their
-    tier or paid plan) and their value; its SLA due time from the issue and support level."""
+    tier or paid plan) and their value; its SLA due time from the issue and support level.
+    An ``order_id`` is one of the customer's orders (a guest order for a ticket without a
+    customer), else ``422`` naming it; a detractor's ticket (``response_id``) keeps the order
+    its answer names."""
     now = opened_at or clock.now()
     tier, level, value = None, "standard", 0
     if ticket.customer_id is not None:
         customers.require_customer(db, ticket.customer_id)
+    if ticket.order_id is not None and response_id is None:
+        _require_customers_order(db, ticket)
+    if ticket.customer_id is not None:
         benefits = loyalty.member_benefits(db, customer_id=ticket.customer_id)
         tier, level = benefits.tier_id, benefits.support_priority
         value = customer_value(db, customer_id=ticket.customer_id)

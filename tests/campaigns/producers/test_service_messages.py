@@ -25,7 +25,7 @@ from tests.campaigns.conftest import TEST_SECRET
 from tests.campaigns.delivery.factories import make_customer, make_endpoint
 from tests.campaigns.producers.flow import frozen, run_worker
 from tests.campaigns.receivers import SmtpSink, WebhookReceiver
-from tests.feedback.factories import in_stores
+from tests.feedback.factories import delivered_order, in_stores
 
 SURVEY = {"survey_id": "nps-visit", "name": "NPS", "kind": "nps", "trigger": "manual"}
 
@@ -78,13 +78,15 @@ def test_a_ticket_resolved_with_apology_points_says_so(
     frozen()
     with open_session(committed_url) as db:
         customer = make_customer(db, email="sorry@example.org", consents={})
+        customers.get_customer(db, customer_id=customer).external_id = "SORRY-1"  # type: ignore[union-attr]
+        order_id = delivered_order(db, external_id="SORRY-1")  # a ticket names their order
         db.commit()
         for points in (200, 0):
             ticket = feedback.open_ticket(
                 db,
                 ticket=TicketIn(
                     customer_id=customer,
-                    order_id="O-9",
+                    order_id=order_id,
                     kind="complaint",
                     channel="web",
                     subject="Broken glass",
@@ -102,7 +104,7 @@ def test_a_ticket_resolved_with_apology_points_says_so(
     # then one apology email (a service message: no marketing consent needed) names the points
     (mail,) = smtp_sink.to("sorry@example.org")
     assert mail.subject == "Sorry: we've added 200 points to your account"
-    assert "about your order O-9" in mail.text
+    assert f"about your order {order_id}" in mail.text
 
 
 @pytest.mark.parametrize("configured", [True, False])
