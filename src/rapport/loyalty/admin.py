@@ -83,6 +83,29 @@ def _number(text: str) -> int | None:
         return None
 
 
+# The most a balance filter takes: the largest integer both databases store (a balance is
+# never more), so a bound typed beyond it is marked on the form and never reaches SQL.
+MAX_BALANCE_FILTER = 2**63 - 1
+
+
+def _balance_filters(
+    min_balance: str, max_balance: str
+) -> tuple[int | None, int | None, dict[str, str]]:
+    """The member list's balance range as typed, and a message per bound it cannot take."""
+    errors: dict[str, str] = {}
+    bounds: list[int | None] = []
+    for name, text in (("min_balance", min_balance), ("max_balance", max_balance)):
+        value = _number(text)
+        if text.strip() and (value is None or not 0 <= value <= MAX_BALANCE_FILTER):
+            errors[name] = f"A whole number of points from 0 to {MAX_BALANCE_FILTER:,}"
+            value = None
+        bounds.append(value)
+    low, high = bounds
+    if low is not None and high is not None and high < low:
+        errors["max_balance"] = "At least “Points from”: the bounds are the wrong way round"
+    return low, high, errors
+
+
 @router.get("", response_class=HTMLResponse)
 def overview_page(
     request: Request,
@@ -152,15 +175,20 @@ def _overview(
         label_heading="Tier",
         horizontal=True,
     )
-    low, high = _number(min_balance), _number(max_balance)
+    low, high, filter_errors = _balance_filters(min_balance, max_balance)
     found_ids: list[str] | None = None
     if q.strip():
         found_ids = [c.customer_id for c in customers.search_customers(db, query=q, limit=200)]
     chosen = reads.MemberFilter(
         tier=tier or None, min_balance=low, max_balance=high, customer_ids=found_ids
     )
-    paging = paging_request.of(reads.count_members(db, chosen))
-    rows = reads.member_page(db, chosen, offset=paging.offset, limit=paging.per_page)
+    # a filter not understood lists nobody, not everyone
+    paging = paging_request.of(0 if filter_errors else reads.count_members(db, chosen))
+    rows = (
+        []
+        if filter_errors
+        else reads.member_page(db, chosen, offset=paging.offset, limit=paging.per_page)
+    )
     tier_names = {tier_id: name for tier_id, name, _ in by_tier}
     members = [
         {
@@ -187,10 +215,11 @@ def _overview(
             "members": members,
             "paging": paging,
             "filters": filters,
+            "filter_errors": filter_errors,
             "filtered": bool(q or tier or min_balance or max_balance),
             "message": message,
         },
-        status_code=status_code,
+        status_code=422 if filter_errors and status_code == 200 else status_code,
     )
 
 
