@@ -297,3 +297,21 @@ def test_the_migration_keeps_repeats_already_written_as_history(backend, tmp_pat
     finally:
         engine.dispose()
         remove()
+
+
+def test_a_verified_review_taken_down_keeps_its_points(db) -> None:
+    # given a buyer's published verified review, rewarded
+    frozen_clock()
+    customer, external = make_customer(db)
+    delivered_order(db, external_id=external, sku="SKU-1")
+    review = _review(db, customer)
+    balance = _earn_from_log(db, customer)
+    assert _review_points(db, customer) == 50
+    # when a moderator takes it down
+    taken_down = service.moderate_review(
+        db, review_id=review.review_id, decision="reject", moderator="mod"
+    )
+    # then it is out of sight and the points stay (docs/feedback.md says why)
+    assert taken_down.status == "rejected"
+    assert _earn_from_log(db, customer) == balance
+    assert _review_points(db, customer) == 50
