@@ -202,3 +202,26 @@ def test_processor_waits_for_a_fresh_hole_in_the_log_but_not_an_old_one() -> Non
     # read) is one for good at once
     assert [e.position for e in settled(0, fresh, now=T0, final_through=3)] == [1, 2, 4]
     assert [e.position for e in settled(0, fresh, now=T0, final_through=2)] == [1, 2]
+
+
+def test_a_cancelled_order_leaves_the_customers_orders_and_spend(db) -> None:
+    placed = order_placed(4000, ["Wine/Red"])
+    track(db, "order_placed", user_id="C-8", at=T0, properties=placed)
+    track(
+        db,
+        "order_placed",
+        user_id="C-8",
+        at=T0 + timedelta(days=1),
+        properties=order_placed(2000, ["Wine/Red"]),
+    )
+    track(
+        db,
+        "order_cancelled",
+        user_id="C-8",
+        at=T0 + timedelta(days=2),
+        properties={"order_id": placed["order_id"], "total_minor": 4000},
+    )
+    process(db)
+    customer = customers.find_customer(db, kind="external_id", value="C-8")
+    traits = customers.get_traits(db, customer_id=customer.customer_id)
+    assert (traits.order_count, traits.spend_minor) == (1, 2000)

@@ -235,3 +235,28 @@ def test_a_return_of_an_order_paid_without_points_refunds_only_money(db: Session
     assert (returned.refund_minor, returned.points_refund_minor) == (900, 0)
     assert returned.money_refund_minor == 900
     assert loyalty.points_paid(db, customer_id=member, order_id="O-CARD-1") == (0, 0)
+
+
+def test_a_cancelled_order_gives_back_every_point_it_was_paid_with(db: Session) -> None:
+    # Given an order paid 5.00 with 500 points and the rest by card, its points earned
+    member = member_with_points(db)
+    coupon = reward_coupons.create_campaign_coupon(
+        db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
+    )
+    order_flows.place_order(
+        db, order=order_with_effects(member, order_id="O-PTS-X", coupon=coupon.code)
+    )
+    _process(db)
+    after_order = loyalty.balance(db, customer_id=member)
+    earned = loyalty.order_points(db, customer_id=member, order_id="O-PTS-X").earned
+    assert earned > 0
+
+    # When the shop cancels it before it is sent
+    orders.cancel_order(db, order_id="O-PTS-X", reason="payment declined")
+    _process(db)
+
+    # Then the 500 points paid come back, and what its goods earned is taken back
+    assert loyalty.points_paid(db, customer_id=member, order_id="O-PTS-X") == (500, 500)
+    assert loyalty.order_points(db, customer_id=member, order_id="O-PTS-X").reversible == 0
+    assert loyalty.balance(db, customer_id=member) == after_order + 500 - earned
+    assert loyalty.invariant_violations(db) == []

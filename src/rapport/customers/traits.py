@@ -175,6 +175,9 @@ def apply_event(traits: CustomerTraits, event: LoggedEvent, *, location_allowed:
                 )
     elif event.type == "order_returned":
         traits.spend_minor = (traits.spend_minor or 0) - int(properties.get("refund_minor", 0))
+    elif event.type == "order_cancelled":  # an order called off is no longer one they made
+        traits.order_count = max((traits.order_count or 0) - 1, 0)
+        traits.spend_minor = (traits.spend_minor or 0) - int(properties.get("total_minor", 0))
     elif event.type == "product_viewed" and properties.get("category"):
         traits.category_counts = _bump(
             traits.category_counts, str(properties["category"]), VIEW_WEIGHT

@@ -18,6 +18,7 @@ from rapport.flows import orders as order_flows
 from rapport.orders import service
 from rapport.orders.return_risk import serving as risk_serving
 from rapport.orders.schemas import (
+    CancelIn,
     ChargedDifferenceOut,
     ChargedPriceReportOut,
     ChargedTotalsOut,
@@ -293,6 +294,35 @@ def update_status(
             at=body.at,
             note=body.note,
             before_commit=hook,
+        ),
+        render=lambda order: _order_out(db, order).model_dump(mode="json"),
+    )
+
+
+@router.post(
+    "/{order_id}/cancel",
+    response_model=OrderOut,
+    responses={409: {"description": "Already cancelled, or handed over: record a return"}},
+)
+def cancel_order(
+    order_id: str,
+    db: DbSession,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+    body: CancelIn | None = None,
+) -> JSONResponse:
+    """Call off an order not yet handed over (not shipped, delivered, collected or sold at
+    the till): a pick-up's reserved units are released, a parcel's go back into stock, and
+    the member loses the points it earned and gets back the points it was paid with."""
+    request = body or CancelIn()
+    return run_idempotent(
+        db,
+        scope=f"orders.cancel:{key.id}",
+        key=idempotency_key,
+        request_body={"order_id": order_id, **request.model_dump(mode="json")},
+        status_code=status.HTTP_200_OK,
+        execute=lambda hook: service.cancel_order(
+            db, order_id=order_id, reason=request.reason, before_commit=hook
         ),
         render=lambda order: _order_out(db, order).model_dump(mode="json"),
     )

@@ -56,6 +56,27 @@ class OrderCollected(DomainEvent):
     store_id: str
 
 
+class OrderCancelled(DomainEvent):
+    """An order called off before it was handed over (not shipped, delivered or collected):
+    traits take it off the customer's orders and spend, loyalty takes back the points it
+    earned and gives back the points it was paid with."""
+
+    event_type: ClassVar[str] = "order_cancelled"
+    domain: ClassVar[str] = "orders"
+
+    order_id: str
+    reason: str | None
+    total_minor: int
+    """The order's total, money and points together, as placed."""
+    points_paid_minor: int = 0
+    """The order's points payment, all of which the member gets back."""
+    currency: str
+    store_id: str | None
+    fulfilment: str
+    released: bool
+    """A pick-up's units reserved at ``store_id`` were released (False for other orders)."""
+
+
 class DeliveryStatusChanged(DomainEvent):
     """Shared shape of a carrier or warehouse update for a shipped order (not appended itself:
     each status has its own event type below)."""
@@ -130,6 +151,10 @@ class DeliveryLate(DomainEvent):
     # As logged since the first release: the promised date as text (``str(date)``).
     promised_delivery: str
     reason: str
+    failed: bool = False
+    """The delivery failed (the order's status is ``failed``): the order is unfulfilled, not
+    only late, and the loyalty apology rule counts it as ``order_unfulfilled``. False in events
+    logged before December 2026 (their reason said "delivery failed")."""
 
 
 class ReturnedLine(BaseModel):

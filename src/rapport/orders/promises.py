@@ -49,6 +49,7 @@ def flag_late_deliveries(db: Session) -> list[str]:
     candidates = db.scalars(
         select(Order).where(
             Order.fulfilment == "ship",
+            Order.status != "cancelled",
             Order.delivered_at.is_(None),
             Order.late_notified_at.is_(None),
             Order.promised_delivery <= today,
@@ -84,6 +85,7 @@ def flag_late_deliveries(db: Session) -> list[str]:
                 order_id=order.order_id,
                 promised_delivery=str(order.promised_delivery),
                 reason=reason,
+                failed=order.status == "failed",
             ),
             channel=order.channel,
             customer_id=order.customer_id,
@@ -168,7 +170,7 @@ def promise_kept(db: Session, *, by: str, since: date | None = None) -> list[Pro
         raise InvalidInput("Group by channel, store or carrier", field="by")
     today = clock.now().date()
     query = select(column, Order.promised_delivery, Order.delivered_at, Order.status).where(
-        Order.fulfilment == "ship", Order.promised_delivery <= today
+        Order.fulfilment == "ship", Order.promised_delivery <= today, Order.status != "cancelled"
     )
     if since is not None:
         query = query.where(Order.promised_delivery >= since)

@@ -124,6 +124,14 @@ class StatusIn(StrictModel):
     note: str | None = Field(default=None, max_length=500)
 
 
+class CancelIn(StrictModel):
+    reason: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Why, as the shop records it (kept with the status change and logged)",
+    )
+
+
 class PickupIn(StrictModel):
     pickup_code: str = Field(min_length=4, max_length=16)
     store_id: str = Field(min_length=1, max_length=40)

@@ -3,10 +3,11 @@ orders. Everything else in ``rapport.orders`` is private to the domain.
 
 Every verb owns its transaction and appends its events (``rapport.orders.events``:
 ``order_placed``, ``order_collected``, ``order_delivered``, ``delivery_late``,
-``order_returned`` …) in it. The verbs live in modules by concept:
+``order_returned``, ``order_cancelled`` …) in it. The verbs live in modules by concept:
 
 - ``placing``: place an order from any channel;
 - ``fulfilment``: collection at the till, delivery statuses;
+- ``cancelling``: an order called off before it was handed over;
 - ``promises``: late deliveries and the notices about them, the promise-kept report;
 - ``returns``: units brought back and their refund;
 - ``reports``: charged prices against channel prices, returns concentration;
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 from rapport.orders.audiences import spent_audience
 from rapport.orders.campaign_reads import bought_in_categories, order_totals_in_window
+from rapport.orders.cancelling import cancel_order
 from rapport.orders.customer_value.serving import (
     CustomerValue,
     TierSummary,
@@ -122,6 +124,7 @@ __all__ = [
     "ValueFit",
     "Window",
     "bought_in_categories",
+    "cancel_order",
     "charged_price_report",
     "concentration",
     "confirm_pickup",

@@ -119,6 +119,30 @@ def test_a_returned_line_takes_back_what_it_earned(db: Session) -> None:
     assert ledger.order_points(db, customer_id=member, order_id=order_id).reversed == 36
 
 
+def test_a_cancelled_order_gives_back_what_it_earned_once(db: Session) -> None:
+    # given a member's second order of 10 bottles (120 points), not yet sent
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    member = make_customer(db)
+    place(db, member)
+    order_id = orders.place_order(db, order=big_order(member, 10)).order_id
+    process(db)
+    before = ledger.balance(db, customer_id=member)
+
+    # when the shop cancels it, and the log is processed twice over (a replay)
+    orders.cancel_order(db, order_id=order_id, reason="out of stock at the supplier")
+    process(db)
+    db.execute(
+        update(ProcessorCursor).where(ProcessorCursor.name == "loyalty.earning").values(position=0)
+    )
+    process(db)
+
+    # then the 120 points it earned are taken back, once, as a return takes them
+    assert before - ledger.balance(db, customer_id=member) == 120
+    assert ledger.order_points(db, customer_id=member, order_id=order_id).reversible == 0
+    assert ledger.invariant_violations(db) == []
+
+
 def test_after_a_whole_return_a_manual_reversal_cannot_take_the_first_purchase_bonus(
     db: Session,
 ) -> None:

@@ -3,7 +3,8 @@
 It reads the log in order (a processor registered through ``events.service``, see
 ``loyalty.tasks``) and, in the processor's own transaction, gives points for ``order_placed``
 (spend, first purchase), takes back what returned lines earned on ``order_returned`` and
-gives back the points the order was paid with for the part returned,
+gives back the points the order was paid with for the part returned, does both for the
+whole order on ``order_cancelled``,
 apologises for ``delivery_late`` and ``delivery_failed``, rewards ``preference_shared`` and
 ``review_verified``, moves a merged-away member's points to the survivor on
 ``customers_merged``, and keeps tiers current. Every award is a row unique per member, rule
@@ -170,6 +171,55 @@ def _on_order_returned(db: Session, event: LoggedEvent) -> None:
     db.flush()
 
 
+def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
+    """An order called off before it was handed over: the points it earned are taken back
+    (as a whole return takes back its lines' points, with ``reverse_for_return``) and the
+    points it was paid with all come back (``refund_points_paid``); its spend leaves the
+    member's qualifying activity. A bonus a rule gave for the order as a whole (a first
+    purchase, a referral) stays, as after a return."""
+    props = event.properties
+    customer_id = str(event.customer_id)
+    order_id = str(props["order_id"])
+    source_key = f"cancel:{order_id}"
+    if db.scalar(select(QualifyingActivity.id).where(QualifyingActivity.source_key == source_key)):
+        return  # already handled: a replay
+    to_reverse = order_points(db, customer_id=customer_id, order_id=order_id).reversible
+    if to_reverse > 0:
+        reverse_for_return(
+            db,
+            customer_id=customer_id,
+            order_id=order_id,
+            points=to_reverse,
+            reason=f"Order {order_id} cancelled",
+            commit=False,
+        )
+    if int(props.get("points_paid_minor") or 0) > 0:
+        refund_points_paid(
+            db,
+            customer_id=customer_id,
+            order_id=order_id,
+            share_to_date=Fraction(1),
+            reason=f"Points paid for order {order_id}, given back on its cancellation",
+            commit=False,
+        )
+    counted = db.scalar(
+        select(QualifyingActivity.spend_minor).where(
+            QualifyingActivity.source_key == f"order:{order_id}"
+        )
+    )
+    db.add(
+        QualifyingActivity(
+            customer_id=customer_id,
+            source_key=source_key,
+            spend_minor=-int(counted or 0),
+            points=-to_reverse,
+            occurred_at=event.occurred_at,
+        )
+    )
+    db.flush()
+    review_tier(db, customer_id=customer_id, at=event.occurred_at)
+
+
 def _simple_fact(kind: FactKind) -> Callable[[Session, LoggedEvent], None]:
     def handle(db: Session, event: LoggedEvent) -> None:
         props = event.properties
@@ -245,6 +295,7 @@ _HANDLERS: dict[str, Callable[[Session, LoggedEvent], None]] = {
     "customers_merged": _on_customers_merged,
     "order_placed": _on_order_placed,
     "order_returned": _on_order_returned,
+    "order_cancelled": _on_order_cancelled,
     "delivery_late": _simple_fact("delivery_late"),
     "delivery_failed": _simple_fact("order_unfulfilled"),
     "preference_shared": _simple_fact("preference_shared"),

@@ -1,0 +1,186 @@
+"""Cancelling an order not yet handed over: POST /v1/orders/{order_id}/cancel."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from rapport.catalog import service as catalog
+from rapport.events.models import Event
+from rapport.orders import service as orders
+from rapport.platform import clock
+from tests.conftest import auth, command
+from tests.orders.factories import CHIANTI, CORKSCREW, order_body, seed_catalog
+
+NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def writer(db, api_key):  # type: ignore[no-untyped-def]
+    clock.set_clock(lambda: NOW)
+    seed_catalog(db)
+    return auth(api_key("write"))
+
+
+def _place(client, headers, **overrides):  # type: ignore[no-untyped-def]
+    response = client.post("/v1/orders", json=order_body(**overrides), headers=command(headers))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _cancel(client, headers, order_id, body=None, key=None):  # type: ignore[no-untyped-def]
+    headers = command(headers) if key is None else {**headers, "Idempotency-Key": key}
+    return client.post(f"/v1/orders/{order_id}/cancel", json=body, headers=headers)
+
+
+def _cancelled_events(db):  # type: ignore[no-untyped-def]
+    return db.scalars(select(Event).where(Event.type == "order_cancelled")).all()
+
+
+def test_a_pick_up_not_collected_is_cancelled_and_its_reservation_released(
+    client, db, writer
+) -> None:
+    # given a pick-up order holding 2 Chianti and a corkscrew at Paris Rivoli
+    _place(
+        client,
+        writer,
+        order_id="O-PICK",
+        fulfilment="pickup_in_store",
+        store_id="st-par-01",
+        shipping_minor=0,
+        total_minor=3000,
+        payments=[],
+    )
+    assert catalog.get_stock(db, sku=CHIANTI, store_id="st-par-01").reserved == 2
+
+    # when the shop cancels it, saying why
+    clock.set_clock(lambda: NOW + timedelta(hours=2))
+    response = _cancel(client, writer, "O-PICK", {"reason": "customer changed their mind"}, "c-1")
+
+    # then the order is cancelled, with the change and its reason in its history
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["status"] == "cancelled"
+    assert answer["status_history"][-1] == {
+        "status": "cancelled",
+        "at": "2026-12-07T12:00:00Z",
+        "note": "customer changed their mind",
+    }
+    # and the units are on sale again: nothing reserved, nothing taken
+    for sku in (CHIANTI, CORKSCREW):
+        level = catalog.get_stock(db, sku=sku, store_id="st-par-01")
+        assert (level.on_hand, level.reserved) == (5, 0)
+    # and order_cancelled is logged once, for the customer
+    (event,) = _cancelled_events(db)
+    assert event.properties["order_id"] == "O-PICK"
+    assert event.properties["reason"] == "customer changed their mind"
+    assert event.properties["released"] is True
+    assert event.customer_id == orders.get_order(db, order_id="O-PICK").customer_id
+    # a retry with the same key answers the same and changes nothing
+    again = _cancel(client, writer, "O-PICK", {"reason": "customer changed their mind"}, "c-1")
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == answer
+    # a new cancellation of a cancelled order is a conflict that says so
+    twice = _cancel(client, writer, "O-PICK")
+    assert twice.status_code == 409
+    assert twice.json()["detail"] == "Order O-PICK is already cancelled"
+    assert len(_cancelled_events(db)) == 1
+    # and a cancelled pick-up cannot be collected
+    collected = client.post(
+        "/v1/orders/O-PICK/pickup",
+        json={"pickup_code": answer["pickup_code"], "store_id": "st-par-01"},
+        headers=command(writer),
+    )
+    assert collected.status_code == 409
+
+
+def test_a_parcel_not_sent_is_cancelled_its_units_back_and_never_flagged_late(
+    client, db, writer
+) -> None:
+    # given a parcel placed and packed, its two Chianti taken from the web warehouse
+    _place(client, writer, order_id="O-SHIP", promised_delivery="2026-12-09")
+    packed = client.post(
+        "/v1/orders/O-SHIP/status", json={"status": "packed"}, headers=command(writer)
+    )
+    assert packed.status_code == 200, packed.text
+    assert catalog.get_stock(db, sku=CHIANTI, store_id="web").on_hand == 98
+
+    # when it is cancelled without a reason (no body at all)
+    response = _cancel(client, writer, "O-SHIP")
+
+    # then it is cancelled and the two units are back in the warehouse (the corkscrew,
+    # whose stock the warehouse does not keep, is left alone)
+    assert response.status_code == 200, response.text
+    assert response.json()["status_history"][-1]["note"] is None
+    assert catalog.get_stock(db, sku=CHIANTI, store_id="web").on_hand == 100
+    assert catalog.get_stock(db, sku=CORKSCREW, store_id="web") is None
+    # and once its promised day has passed, nobody is told it is late, nor is it counted
+    clock.set_clock(lambda: NOW + timedelta(days=5))
+    assert orders.flag_late_deliveries(db) == []
+    assert orders.promise_kept(db, by="channel") == []
+
+
+@pytest.mark.parametrize(
+    ("fulfilment", "steps", "words"),
+    [
+        pytest.param("ship", ["shipped"], "is shipped: it was handed to the carrier", id="shipped"),
+        pytest.param(
+            "ship",
+            ["shipped", "delayed"],
+            "is delayed: it was handed to the carrier",
+            id="delayed-on-the-way",
+        ),
+        pytest.param("ship", ["shipped", "delivered"], "it was delivered", id="delivered"),
+        pytest.param("pickup_in_store", ["collect"], "it was collected", id="collected"),
+        pytest.param("in_store", [], "is completed: it was sold at the till", id="till-sale"),
+    ],
+)
+def test_an_order_handed_over_cannot_be_cancelled(
+    client, db, writer, fulfilment, steps, words
+) -> None:
+    overrides = {"order_id": "O-GONE", "fulfilment": fulfilment}
+    if fulfilment != "ship":
+        overrides.update(store_id="st-par-01", shipping_minor=0, total_minor=3000, payments=[])
+    if fulfilment == "in_store":
+        overrides["channel"] = "store"
+    placed = _place(client, writer, **overrides)
+    for step in steps:
+        if step == "collect":
+            body = {"pickup_code": placed["pickup_code"], "store_id": "st-par-01"}
+            sent = client.post("/v1/orders/O-GONE/pickup", json=body, headers=command(writer))
+        else:
+            body = {"status": step}
+            sent = client.post("/v1/orders/O-GONE/status", json=body, headers=command(writer))
+        assert sent.status_code == 200, sent.text
+    before = orders.get_order(db, order_id="O-GONE").status
+
+    response = _cancel(client, writer, "O-GONE", {"reason": "too late"})
+
+    assert response.status_code == 409, response.text
+    assert response.json()["field"] == "order_id"
+    assert words in response.json()["detail"]
+    assert (
+        "record what comes back as a return (POST /v1/orders/O-GONE/returns)"
+        in (response.json()["detail"])
+    )
+    db.expire_all()
+    assert orders.get_order(db, order_id="O-GONE").status == before
+    assert _cancelled_events(db) == []
+
+
+def test_a_cancellation_needs_a_key_a_known_order_and_a_short_reason(client, db, writer) -> None:
+    _place(client, writer, order_id="O-K")
+    missing = client.post("/v1/orders/O-K/cancel", headers=writer)
+    assert missing.status_code == 400
+    assert missing.json()["field"] == "Idempotency-Key"
+    unknown = _cancel(client, writer, "O-NONE")
+    assert unknown.status_code == 404
+    too_long = _cancel(client, writer, "O-K", {"reason": "x" * 501})
+    assert too_long.status_code == 422
+    assert too_long.json()["field"] == "reason"
+    misspelt = _cancel(client, writer, "O-K", {"reson": "typo"})
+    assert misspelt.status_code == 422
+    assert orders.get_order(db, order_id="O-K").status == "placed"
+    assert _cancelled_events(db) == []
