@@ -5,7 +5,7 @@ those it was paid with; traits take it off the customer's orders)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
@@ -48,6 +48,20 @@ def cancel_order(
             field="order_id",
         )
     now = clock.now()
+    # Claimed with one guarded UPDATE before anything moves: of two cancellations at once (or
+    # a cancellation and a collection) one finds the order no longer as it read it.
+    claimed = db.execute(
+        update(Order)
+        .where(Order.order_id == order_id, Order.status == order.status)
+        .values(status="cancelled", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        db.rollback()
+        raise Conflict(
+            f"Order {order_id} changed while it was being cancelled: read it again",
+            field="order_id",
+        )
     lines = get_lines(db, order_id=order_id)
     assert order.store_id is not None or order.fulfilment == "ship"
     location = order.store_id or "web"
