@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from rapport.catalog import service as catalog
 from rapport.events.models import Event
 from rapport.orders import service as orders
+from rapport.orders.schemas import OrderIn
 from rapport.platform import clock
+from rapport.platform.db import open_session
+from rapport.platform.errors import Conflict
 from tests.conftest import auth, command
 from tests.orders.factories import CHIANTI, CORKSCREW, order_body, seed_catalog
 
@@ -184,3 +189,50 @@ def test_a_cancellation_needs_a_key_a_known_order_and_a_short_reason(client, db,
     assert misspelt.status_code == 422
     assert orders.get_order(db, order_id="O-K").status == "placed"
     assert _cancelled_events(db) == []
+
+
+def test_a_cancellation_racing_a_collection_releases_nothing(committed_url, backend) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite runs one writing transaction at a time: nothing can interleave")
+    # given a pick-up holding the one Chianti of Lyon
+    with open_session(committed_url) as db:
+        seed_catalog(db)
+        request = order_body(
+            order_id="O-RACE",
+            fulfilment="pickup_in_store",
+            store_id="st-lyo-01",
+            lines=[{"sku": CHIANTI, "quantity": 1, "unit_price_minor": 1200}],
+            discount_minor=0,
+            shipping_minor=0,
+            subtotal_minor=1200,
+            total_minor=1200,
+            payments=[],
+        )
+        orders.place_order(db, order=OrderIn.model_validate(request))
+    outcome: list[str] = []
+
+    def cancel() -> None:
+        with open_session(committed_url) as db:
+            try:
+                orders.cancel_order(db, order_id="O-RACE")
+                outcome.append("cancelled")
+            except Conflict as refused:
+                outcome.append(str(refused.detail))
+
+    # when a till is handing it over (its transaction holds the order) as the shop cancels it
+    with open_session(committed_url) as till:
+        till.execute(text("SELECT 1 FROM orders WHERE order_id = 'O-RACE' FOR UPDATE"))
+        canceller = threading.Thread(target=cancel)
+        canceller.start()
+        time.sleep(1)  # the cancellation has read the order ready for pick-up, and waits
+        till.execute(text("UPDATE orders SET status = 'collected' WHERE order_id = 'O-RACE'"))
+        till.commit()
+        canceller.join(timeout=30)
+
+    # then the cancellation finds the order no longer as it read it, and releases nothing
+    assert outcome == ["Order O-RACE changed while it was being cancelled: read it again"]
+    with open_session(committed_url) as db:
+        level = catalog.get_stock(db, sku=CHIANTI, store_id="st-lyo-01")
+        assert (level.on_hand, level.reserved) == (1, 1)
+        assert orders.get_order(db, order_id="O-RACE").status == "collected"
+        assert db.scalars(select(Event).where(Event.type == "order_cancelled")).all() == []
