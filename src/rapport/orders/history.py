@@ -106,6 +106,7 @@ def import_orders(db: Session, *, orders: Sequence[ImportedOrder], source: str =
                     order_id=o.order_id,
                     promised_delivery=str(o.promised_delivery),
                     reason="promised date passed" if o.delivered_at else "delivery failed",
+                    failed=o.delivered_at is None,
                 ),
                 channel=o.channel,
                 customer_id=customer_id,

@@ -237,6 +237,13 @@ def _simple_fact(kind: FactKind) -> Callable[[Session, LoggedEvent], None]:
     return handle
 
 
+def _on_delivery_late(db: Session, event: LoggedEvent) -> None:
+    """A broken promise: late, or, when the delivery failed (``failed``), an unfulfilled order,
+    as ``delivery_failed`` is: an apology rule on late deliveries only gives nothing for it."""
+    kind: FactKind = "order_unfulfilled" if event.properties.get("failed") else "delivery_late"
+    _simple_fact(kind)(db, event)
+
+
 def _on_customers_merged(db: Session, event: LoggedEvent) -> None:
     """Two profiles became one: the merged-away member's open points move to the survivor,
     each lot keeping its expiry date, as two journal transactions (out of one account, into
@@ -296,7 +303,7 @@ _HANDLERS: dict[str, Callable[[Session, LoggedEvent], None]] = {
     "order_placed": _on_order_placed,
     "order_returned": _on_order_returned,
     "order_cancelled": _on_order_cancelled,
-    "delivery_late": _simple_fact("delivery_late"),
+    "delivery_late": _on_delivery_late,
     "delivery_failed": _simple_fact("order_unfulfilled"),
     "preference_shared": _simple_fact("preference_shared"),
     "review_verified": _simple_fact("review_verified"),
