@@ -9,11 +9,21 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from rapport.catalog import service as catalog
+from rapport.orders import service as orders
 from rapport.platform import clock
 from rapport.platform import service as platform
 from tests.conftest import command
-from tests.orders.factories import order_body, seed_catalog
-from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, sign_in
+from tests.orders.factories import CHIANTI, order_body, seed_catalog
+from tests.platform.admin_forms import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    csrf_token,
+    page_form,
+    post_form,
+    sign_in,
+    typed,
+)
 
 
 def test_on_time_panels_say_why_they_are_empty_rather_than_draw_empty_axes(
@@ -114,3 +124,50 @@ def test_the_api_and_the_admin_pages_count_the_same_last_30_days(
     assert tile.group(1) == "4"
     assert "4 lines checked" in charged
     assert "since 8 Nov 2026, today included" in charged
+
+
+def test_an_order_not_handed_over_is_cancelled_from_the_customers_orders_page(
+    client: TestClient, db: Session, api_key: Any
+) -> None:
+    # given a customer with a pick-up waiting at Paris Rivoli and a parcel already shipped
+    seed_catalog(db)
+    key = api_key("admin")
+    pick_up = order_body(
+        order_id="O-WAITING",
+        fulfilment="pickup_in_store",
+        store_id="st-par-01",
+        shipping_minor=0,
+        total_minor=3000,
+        payments=[],
+    )
+    for body in (pick_up, order_body(order_id="O-SENT")):
+        assert client.post("/v1/orders", json=body, headers=command(key)).status_code == 201
+    sent = client.post("/v1/orders/O-SENT/status", json={"status": "shipped"}, headers=command(key))
+    assert sent.status_code == 200, sent.text
+    customer_id = orders.get_order(db, order_id="O-WAITING").customer_id
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    assert sign_in(client).status_code == 303
+    page = client.get(f"/admin/orders/customer/{customer_id}").text
+
+    # when the pick-up is cancelled there, with a reason (the shipped parcel offers no Cancel)
+    assert 'data-testid="cancel-O-SENT"' not in page
+    fields = page_form(page, action="/admin/orders/O-WAITING/cancel")
+    answer = post_form(client, "/admin/orders/O-WAITING/cancel", typed(fields, "reason", "no show"))
+
+    # then the page says so, the order is cancelled with its reason and its units are free
+    assert answer.status_code == 303
+    shown = client.get(answer.headers["location"]).text
+    assert "Order O-WAITING cancelled" in shown
+    assert (
+        "cancelled" in re.search(r'data-testid="order-O-WAITING">(.*?)</article>', shown, re.S)[1]
+    )
+    assert "(no show)" in shown
+    assert 'data-testid="cancel-O-WAITING"' not in shown
+    assert catalog.get_stock(db, sku=CHIANTI, store_id="st-par-01").reserved == 0
+    # and a cancellation the order refuses is said on the page, changing nothing
+    token = csrf_token(page)
+    refused = client.post(
+        "/admin/orders/O-SENT/cancel", data={"csrf_token": token}, follow_redirects=True
+    )
+    assert "Order O-SENT is shipped: it was handed to the carrier" in refused.text
+    assert orders.get_order(db, order_id="O-SENT").status == "shipped"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from rapport.customers import service as customers
@@ -26,7 +27,7 @@ from rapport.platform.admin import (
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
-from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.errors import InvalidInput, NotFound, Problem
 from rapport.platform.paging import PageParams, PageRequest
 from rapport.platform.settings import AppSettings
 
@@ -244,9 +245,10 @@ def customer_orders_page(
     db: DbSession,
     user: CurrentAdmin,
     paging_request: CustomerPageParams,
+    message: Annotated[str | None, Query(max_length=500)] = None,
 ) -> HTMLResponse:
     """A customer's orders across channels with their lines and status history, ten at a
-    time."""
+    time; an order not handed over yet can be cancelled from here."""
     customer = customers.get_customer(db, customer_id=customer_id)
     rows = []
     paging = paging_request.of(0)
@@ -259,11 +261,13 @@ def customer_orders_page(
         )
         paging = paging_request.of(view.total_orders)
         for order in view.orders:
+            history = service.status_history(db, order_id=order.order_id)
             rows.append(
                 {
                     "order": order,
                     "lines": service.get_lines(db, order_id=order.order_id),
-                    "history": service.status_history(db, order_id=order.order_id),
+                    "history": history,
+                    "cancellable": service.cancellable(order, [h.status for h in history]),
                 }
             )
     return render(
@@ -280,8 +284,35 @@ def customer_orders_page(
                 else None
             ),
             "tier_names": TIER_NAMES,
+            "message": message,
         },
         status_code=200 if customer is not None else 404,
+    )
+
+
+@router.post("/{order_id}/cancel", dependencies=[CsrfChecked])
+def cancel_order(
+    request: Request,
+    order_id: str,
+    db: DbSession,
+    user: CurrentAdmin,
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> RedirectResponse:
+    """Cancel an order not yet handed over, as POST /v1/orders/{order_id}/cancel does; the
+    customer's orders page says what happened (or why it could not be)."""
+    order = service.get_order(db, order_id=order_id)
+    if order is None or order.customer_id is None:
+        raise NotFound(f"No order {order_id!r}", field="order_id")
+    customer_id = order.customer_id
+    try:
+        service.cancel_order(db, order_id=order_id, reason=reason.strip() or None)
+        said = f"Order {order_id} cancelled"
+    except Problem as problem:
+        db.rollback()
+        said = problem.detail or problem.title
+    query = urlencode({"message": said})
+    return RedirectResponse(
+        f"/admin/orders/customer/{customer_id}?{query}#order-{order_id}", status_code=303
     )
 
 

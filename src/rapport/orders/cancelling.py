@@ -23,6 +23,11 @@ HANDED_OVER = frozenset(
 )
 
 
+def cancellable(order: Order, history: list[str]) -> bool:
+    """Whether ``order``, whose status changes were ``history``, may still be cancelled."""
+    return order.status != "cancelled" and not ({order.status, *history} & HANDED_OVER)
+
+
 def cancel_order(
     db: Session,
     *,

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from rapport.orders.audiences import spent_audience
 from rapport.orders.campaign_reads import bought_in_categories, order_totals_in_window
-from rapport.orders.cancelling import cancel_order
+from rapport.orders.cancelling import cancel_order, cancellable
 from rapport.orders.customer_value.serving import (
     CustomerValue,
     TierSummary,
@@ -125,6 +125,7 @@ __all__ = [
     "Window",
     "bought_in_categories",
     "cancel_order",
+    "cancellable",
     "charged_price_report",
     "concentration",
     "confirm_pickup",
