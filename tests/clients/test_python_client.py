@@ -23,6 +23,7 @@ import pytest
 import rapport_client
 from rapport_client import (
     AsyncRapport,
+    Conflict,
     ConnectionFailed,
     Forbidden,
     InvalidInput,
@@ -459,6 +460,17 @@ def test_customers_events_loyalty_and_recommendations_through_the_client(shop) -
         )
         assert returned["refund_minor"] == 1200
         assert (returned["money_refund_minor"], returned["points_refund_minor"]) == (1200, 0)
+        unwanted = rapport.orders.place(
+            customer=customer,
+            channel="web",
+            currency="EUR",
+            lines=[{"sku": "W-1", "quantity": 1, "unit_price_minor": 1200}],
+        )
+        cancelled = rapport.orders.cancel(unwanted["order_id"], reason="ordered twice")
+        assert cancelled["status"] == "cancelled"
+        assert cancelled["status_history"][-1]["note"] == "ordered twice"
+        with pytest.raises(Conflict):
+            rapport.orders.cancel(unwanted["order_id"])
 
         export = admin.customers.export(customer)
         assert "grace@example.com" in str(export)

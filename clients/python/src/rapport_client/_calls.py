@@ -337,6 +337,17 @@ def record_return(
     return Call.to(api.RECORD_RETURN, path=path, json=body, idempotency_key=idempotency_key)
 
 
+def cancel_order(
+    order_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+) -> Call[Order]:
+    """Cancel an order not yet handed over (a pick-up's reservation released, a parcel's units
+    back in stock, its points taken back and those it was paid with given back); one
+    shipped, delivered, collected or already cancelled raises ``Conflict``."""
+    path = api.CANCEL_ORDER.path(order_id=order_id)
+    body = without_none(reason=reason)
+    return Call.to(api.CANCEL_ORDER, path=path, json=body, idempotency_key=idempotency_key)
+
+
 # --- Loyalty --------------------------------------------------------------------------------
 
 

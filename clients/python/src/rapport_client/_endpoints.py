@@ -51,6 +51,7 @@ PLACE_ORDER = Endpoint("POST", "/v1/orders", "key")
 GET_ORDER = _get("/v1/orders/{order_id}")
 LIST_ORDERS = _get("/v1/orders", "customer_id", "limit", "cursor")
 RECORD_RETURN = Endpoint("POST", "/v1/orders/{order_id}/returns", "key")
+CANCEL_ORDER = Endpoint("POST", "/v1/orders/{order_id}/cancel", "key")
 
 GET_MEMBER = _get("/v1/loyalty/members/{customer}")
 GET_STATEMENT = _get("/v1/loyalty/members/{customer}/statement", "limit", "cursor")

@@ -43,13 +43,14 @@ class Events(AsyncResource):
 
 
 class Orders(AsyncResource):
-    """``rapport.orders``: place, read and return orders."""
+    """``rapport.orders``: place, read, return and cancel orders."""
 
     place = async_method(_calls.place_order)
     get = async_method(_calls.get_order)
     list = async_method(_calls.list_orders)
     iter_list = async_pager(_calls.order_pages)
     record_return = async_method(_calls.record_return)
+    cancel = async_method(_calls.cancel_order)
 
 
 class Loyalty(AsyncResource):

@@ -42,13 +42,14 @@ class Events(SyncResource):
 
 
 class Orders(SyncResource):
-    """``rapport.orders``: place, read and return orders."""
+    """``rapport.orders``: place, read, return and cancel orders."""
 
     place = sync_method(_calls.place_order)
     get = sync_method(_calls.get_order)
     list = sync_method(_calls.list_orders)
     iter_list = sync_pager(_calls.order_pages)
     record_return = sync_method(_calls.record_return)
+    cancel = sync_method(_calls.cancel_order)
 
 
 class Loyalty(SyncResource):
