@@ -202,8 +202,9 @@ def test_a_rule_form_submitted_untouched_changes_nothing(
         "rules": [
             {
                 **rule,
-                "starts_at": "2026-03-01T08:30:00+00:00",
-                "ends_at": "2027-03-01T00:00:00+00:00",
+                # moments with seconds, which the form's datetime-local fields do not show
+                "starts_at": "2026-03-01T00:00:30+00:00",
+                "ends_at": "2027-03-01T12:34:56.789000+00:00",
                 "cap": {"points": 700, "period": "week"},
             }
             for rule in DEFAULT_RULES["rules"]
@@ -220,6 +221,51 @@ def test_a_rule_form_submitted_untouched_changes_nothing(
     assert answer.status_code == 303
     db.expire_all()
     assert parse_rule_set(program_versions.current(db, "rules").document) == before
+
+
+def test_a_moment_typed_on_the_rule_form_replaces_the_stored_one(
+    admin: TestClient, db: Session
+) -> None:
+    document = {"rules": [{**DEFAULT_RULES["rules"][0], "ends_at": "2027-03-01T12:34:56+00:00"}]}  # type: ignore[index]
+    program_versions.save(db, "rules", document, changed_by="test")
+    path = "/admin/loyalty/program/rules/base-earn"
+    fields = typed(_form(admin, path, "rule-form"), "ends_at", "2027-04-01T10:00")
+    assert post_form(admin, path, fields).status_code == 303
+    assert _rules(db)["base-earn"]["ends_at"] == "2027-04-01T10:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("path", "testid", "field", "bad"),
+    [
+        ("/admin/loyalty/program/rules/base-earn", "rule-form", "points_per_unit", "-1"),
+        (NEW_FIRST, "rule-form", "points", "lots"),
+        ("/admin/loyalty/program/tiers/edit", "tiers-form", "grace_days", "-3"),
+        (
+            "/admin/loyalty/program/checkout/edit",
+            "checkout-form",
+            "max_points_payment_percent",
+            "120",
+        ),
+    ],
+)
+def test_a_refused_program_form_keeps_the_note_typed(
+    admin: TestClient, db: Session, path: str, testid: str, field: str, bad: str
+) -> None:
+    fields = typed(typed(_form(admin, path, testid), field, bad), "note", "Winter changes")
+    answer = post_form(admin, path, fields)
+    assert answer.status_code == 422
+    assert f'data-field-error="{field}"' in answer.text
+    assert dict(page_form(answer.text, action=path, testid=testid))["note"] == "Winter changes"
+    assert program_versions.current(db, "rules").id is None
+
+
+def test_a_refused_json_document_keeps_the_note_typed(admin: TestClient, db: Session) -> None:
+    action = "/admin/loyalty/program/rules"
+    fields = page_form(admin.get("/admin/loyalty/program/advanced").text, action=action)
+    fields = typed(typed(fields, "document", '{"rules": [}'), "note", "Winter changes")
+    answer = post_form(admin, action, fields)
+    assert answer.status_code == 422
+    assert dict(page_form(answer.text, action=action))["note"] == "Winter changes"
 
 
 def test_a_rule_is_deleted_leaving_the_others(admin: TestClient, db: Session) -> None:

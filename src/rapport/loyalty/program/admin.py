@@ -659,6 +659,7 @@ def _advanced(
     user: Any,
     *,
     drafts: dict[str, str] | None = None,
+    notes: dict[str, str] | None = None,
     errors: dict[str, list[dict[str, Any]]] | None = None,
     message: str = "",
     simulation: dict[str, Any] | None = None,
@@ -677,6 +678,8 @@ def _advanced(
             "kinds": KINDS,
             "versions": versions,
             "documents": documents,
+            # the note typed with a draft the page refused, shown again with it
+            "notes": notes or {},
             "histories": {kind: configuration.history(db, kind, limit=5) for kind in KINDS},  # type: ignore[arg-type]
             "errors": errors or {},
             # Categories the saved rules name that no product is in: kept, but flagged.
@@ -715,14 +718,26 @@ def save_program(
     except json.JSONDecodeError as error:
         problem = [{"field": "document", "message": f"Not JSON: {error}"}]
         return _advanced(
-            request, db, user, drafts={kind: document}, errors={kind: problem}, status_code=422
+            request,
+            db,
+            user,
+            drafts={kind: document},
+            notes={kind: note},
+            errors={kind: problem},
+            status_code=422,
         )
     try:
         saved = configuration.save(db, kind, parsed, changed_by=user.email, note=note)  # type: ignore[arg-type]
     except Problem as problem:
         found = problem.errors or [{"field": problem.field, "message": problem.detail}]
         return _advanced(
-            request, db, user, drafts={kind: document}, errors={kind: found}, status_code=422
+            request,
+            db,
+            user,
+            drafts={kind: document},
+            notes={kind: note},
+            errors={kind: found},
+            status_code=422,
         )
     return _advanced(request, db, user, message=f"{KINDS[kind]}: version {saved.id} saved")
 

@@ -115,7 +115,8 @@ def _moment(text: str) -> str | None:
 
 
 def _moment_text(value: object) -> str:
-    """A stored moment as a ``datetime-local`` input shows it (UTC, to the minute)."""
+    """A stored moment as a ``datetime-local`` input shows it (UTC, to the minute; a form
+    sending it back unchanged keeps the stored moment, seconds and all)."""
     if not value:
         return ""
     try:
@@ -219,7 +220,8 @@ def rule_from_form(
     if form.has("active"):
         rule["active"] = fields["active"] in ("true", "on", "1")
     for name in ("starts_at", "ends_at"):
-        if form.has(name):
+        # A moment left as the form showed it (to the minute) keeps its stored seconds.
+        if form.has(name) and (stored is None or form.text(name) != _moment_text(stored.get(name))):
             moment = form.read(name, _moment)
             if moment is None:
                 rule.pop(name, None)
