@@ -245,3 +245,37 @@ def test_refused_codes_are_left_alone_however_they_are_typed(client, api_key, db
     used = db.get(Coupon, coupon.code)
     assert used is not None
     assert used.used_order_id == placed.json()["order_id"]
+
+
+def test_a_code_given_twice_counts_once_and_is_used_by_the_order(client, api_key, db) -> None:
+    member = paying_member(db)
+    coupon = reward_coupons.create_campaign_coupon(
+        db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
+    )
+    twice = [coupon.code, coupon.code.lower(), "NOPE"]
+    key = auth(api_key("write", "read"))
+    # the validation lists it once, as valid, and never as refused too
+    checked = client.post(
+        "/v1/loyalty/coupons/validate", json={"customer_id": member, "codes": twice}, headers=key
+    ).json()
+    assert [c["code"] for c in checked["valid"]] == [coupon.code]
+    assert checked["refused"] == {"NOPE": "unknown"}
+    # the checkout takes it off once
+    checkout = client.post(
+        "/v1/loyalty/checkout", json=cart(member, coupons=twice), headers=key
+    ).json()
+    assert [e["rule"] for e in checkout["effects"] if e["step"] == "coupon"] == ["campaign:spring"]
+    assert checkout["refused_coupons"] == {"NOPE": "unknown"}
+
+    placed = client.post(
+        "/v1/orders",
+        json=order_from(checkout, member, twice, 0),
+        headers={**key, "Idempotency-Key": "twice"},
+    )
+
+    # and the order that took it off used it up
+    assert placed.status_code == 201, placed.text
+    db.expire_all()
+    used = db.get(Coupon, coupon.code)
+    assert used is not None
+    assert used.used_order_id == placed.json()["order_id"]

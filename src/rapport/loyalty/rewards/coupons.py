@@ -290,22 +290,17 @@ def validate_coupons(
     db: Session, *, customer_id: str | None, codes: Iterable[str], at: datetime | None = None
 ) -> tuple[list[checkout.Coupon], dict[str, str]]:
     """The coupons among ``codes`` that ``customer_id`` may use at ``at`` (default now), in
-    the order given, and each refused code with why: 'unknown', 'expired', 'used',
-    'belongs to another customer' or 'given twice'. Reads only."""
+    the order given, and each refused code with why: 'unknown', 'expired', 'used' or
+    'belongs to another customer'. A code given more than once, however typed, counts once
+    (a coupon is used once): it is either valid or refused, never both. Reads only."""
     moment = at or clock.now()
-    wanted = [normalise_code(code) for code in codes]
+    wanted = list(dict.fromkeys(normalise_code(code) for code in codes))
     found = {
-        coupon.code: coupon
-        for coupon in db.scalars(select(Coupon).where(Coupon.code.in_(set(wanted))))
+        coupon.code: coupon for coupon in db.scalars(select(Coupon).where(Coupon.code.in_(wanted)))
     }
     valid: list[checkout.Coupon] = []
     refused: dict[str, str] = {}
-    seen: set[str] = set()
     for code in wanted:
-        if code in seen:
-            refused.setdefault(code, "given twice")
-            continue
-        seen.add(code)
         reason = _refusal(found.get(code), customer_id=customer_id, at=moment)
         if reason is None:
             valid.append(as_checkout_coupon(found[code]))
