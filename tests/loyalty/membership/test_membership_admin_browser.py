@@ -75,7 +75,7 @@ def test_plans_analytics_rewards_and_announcements(page, live_server) -> None:
     page.get_by_label("Kind").select_option("early_access")
     page.get_by_label("Title").fill("Early access")
     page.get_by_label("Message").fill("Members shop the sale a day early.")
-    page.get_by_label("Audience").fill("paying")
+    page.get_by_label("Audience").select_option("paying")
     page.get_by_role("button", name="Create and send").click()
     assert page.get_by_role("status").inner_text().startswith("Announcement published")
     _campaigns_queue(live_server.database_url)

@@ -212,6 +212,32 @@ def test_announcements_are_admin_only_and_published(client, api_key, db) -> None
     ]
 
 
+def test_an_announcement_to_a_tier_the_program_lacks_is_refused_naming_the_tiers(  # type: ignore[no-untyped-def]
+    client, api_key, db
+) -> None:
+    admin = auth(api_key("admin", "read"))
+    body = {"kind": "new_benefit", "title": "Lounge", "body": "Free coffee."}
+    platinum = client.post(
+        "/v1/loyalty/announcements",
+        json=body | {"audience": "tier:platinum"},
+        headers=command(admin),
+    )
+    # then it is refused naming audience and the tiers there are, and nothing is published
+    assert platinum.status_code == 422
+    assert platinum.json()["field"] == "audience"
+    assert "'tier:member', 'tier:silver', 'tier:gold'" in platinum.json()["detail"]
+    assert (
+        db.scalar(
+            select(func.count()).select_from(Event).where(Event.type == "announcement_published")
+        )
+        == 0
+    )
+    gold = client.post(
+        "/v1/loyalty/announcements", json=body | {"audience": "tier:gold"}, headers=command(admin)
+    )
+    assert gold.status_code == 202
+
+
 def test_membership_analytics_answers_three_segments(client, api_key) -> None:  # type: ignore[no-untyped-def]
     reader = auth(api_key("read"))
     report = client.get("/v1/loyalty/analytics/membership", headers=reader)

@@ -24,6 +24,7 @@ from rapport.loyalty.membership import announcements
 from rapport.loyalty.membership import lifecycle as memberships
 from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.models import MembershipPlan
+from rapport.loyalty.program.versions import tier_policy
 from rapport.platform.admin import (
     CsrfChecked,
     CurrentAdmin,
@@ -318,6 +319,7 @@ def announcements_page(
             "user": user,
             "announcements": announcements.list_announcements(db),
             "kinds": announcements.KINDS,
+            "tiers": [(tier.id, tier.name) for tier in tier_policy(db).tiers],
             "message": message,
         },
     )

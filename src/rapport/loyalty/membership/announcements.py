@@ -18,6 +18,7 @@ from rapport.events.service import append_event
 from rapport.loyalty.events import AnnouncementPublished
 from rapport.loyalty.membership import lifecycle as memberships
 from rapport.loyalty.models import Announcement, LoyaltyAccount, TierStanding
+from rapport.loyalty.program.versions import tier_policy
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput, NotFound
 from rapport.platform.idempotency import BeforeCommit
@@ -28,14 +29,22 @@ KINDS = ("rule_change", "new_benefit", "early_access")
 QUEUE_JOB = "loyalty.queue_announcement"
 
 
-def check_audience(audience: str) -> str:
-    """'all' (every member), 'paying' (a paid plan's benefits now) or 'tier:<tier id>'."""
+def check_audience(db: Session, audience: str) -> str:
+    """'all' (every member), 'paying' (a paid plan's benefits now) or 'tier:<tier id>' of a
+    tier the ladder in force has (an announcement to a tier nobody can be in reaches nobody)."""
     audience = audience.strip()
     if audience in ("all", "paying"):
         return audience
-    if audience.startswith("tier:") and 1 <= len(audience) - 5 <= 55:
-        return audience
-    raise InvalidInput("audience must be 'all', 'paying' or 'tier:<tier id>'", field="audience")
+    tiers = [tier.id for tier in tier_policy(db).tiers]
+    choices = ", ".join(["'all'", "'paying'", *(f"'tier:{tier}'" for tier in tiers)])
+    if audience.startswith("tier:"):
+        if audience[5:] in tiers:
+            return audience
+        raise InvalidInput(
+            f"No tier {audience[5:]!r} in the program: the audience is one of {choices}",
+            field="audience",
+        )
+    raise InvalidInput(f"audience must be one of {choices}", field="audience")
 
 
 def create_announcement(
@@ -61,7 +70,7 @@ def create_announcement(
         kind=kind,
         title=title.strip(),
         body=body.strip(),
-        audience=check_audience(audience),
+        audience=check_audience(db, audience),
         created_at=clock.now(),
         created_by=created_by[:200],
         queued_count=0,

@@ -128,7 +128,8 @@ class AnnouncementIn(StrictModel):
     audience: str = Field(
         default="all",
         pattern=r"^(all|paying|tier:[A-Za-z0-9._\-]{1,55})$",
-        description="all, paying, or tier:<tier id>",
+        description="all, paying, or tier:<tier id> of a tier the program has (422 naming"
+        " audience, with the tiers there are, otherwise)",
     )
 
 
