@@ -156,3 +156,31 @@ def test_the_coupon_verbs_refuse_an_erased_customer(db: Session) -> None:
     assert (free.value.field, paid.value.field) == ("customer_id", "customer_id")
     assert "was erased" in free.value.detail
     assert _coupons(db) == 0
+
+
+def test_a_coupon_issued_from_the_panel_has_a_code_like_every_other_coupon(
+    admin: TestClient, db: Session
+) -> None:
+    reward_catalogue.save_reward(
+        db,
+        reward_id="five-off",
+        name="5 off",
+        points_cost=100,
+        coupon_kind="amount",
+        coupon_value=500,
+    )
+    customer_id = make_customer(db)
+    token = csrf_token(admin.get("/admin/loyalty/plans").text)
+    form = {"csrf_token": token, "reward_id": "five-off", "pay": "free", "token": "t-2"}
+    url = f"/admin/loyalty/customers/{customer_id}/coupon"
+    assert admin.post(url, data=form, follow_redirects=False).status_code == 303
+    db.expire_all()
+    code = db.scalar(select(Coupon.code).where(Coupon.customer_id == customer_id))
+    assert code is not None
+    # then the code is 10 symbols of the coupon alphabet, as a redeemed reward's is
+    assert len(code) == reward_coupons.CODE_LENGTH == 10
+    assert set(code) <= set(reward_coupons.CODE_ALPHABET)
+    # and the form sent twice issues it once
+    again = admin.post(url, data=form, follow_redirects=False)
+    assert "issued+already" in again.headers["location"]
+    assert _coupons(db) == 1

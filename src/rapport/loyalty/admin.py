@@ -519,10 +519,16 @@ def give_goodwill_points(
 
 def _coupon_code(token: str) -> str:
     """The coupon's code, drawn from the form's one-time token: the same form sent twice
-    asks for the same code, which the coupon table refuses the second time."""
+    asks for the same code, which the coupon table refuses the second time. As long as
+    every other coupon's code (``CODE_LENGTH``), from the same alphabet."""
     digest = hashlib.sha256(f"goodwill-coupon:{token}".encode()).digest()
     alphabet = reward_coupons.CODE_ALPHABET
-    return "".join(alphabet[byte % len(alphabet)] for byte in digest[:12])
+    # the digest read as one number, in base 26: every symbol as likely as the others
+    number, symbols = int.from_bytes(digest), []
+    for _ in range(reward_coupons.CODE_LENGTH):
+        number, symbol = divmod(number, len(alphabet))
+        symbols.append(alphabet[symbol])
+    return "".join(symbols)
 
 
 @router.post("/customers/{customer_id}/coupon", dependencies=[CsrfChecked])
