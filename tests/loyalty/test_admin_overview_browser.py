@@ -144,3 +144,30 @@ def test_members_by_tier_counts_the_tiers_the_api_gives(page, live_server) -> No
     )
     assert {name: count for name, count in plotted.items() if count} == dict(served)
     assert sum(plotted.values()) == 3
+
+
+def test_each_figure_stays_on_one_line_at_1280_pixels(page, live_server) -> None:
+    base = live_server.base_url
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="manager@example.com", password=PASSWORD)
+        member = make_customer(db)
+        # 100,350,687 points at 1.00 per 100: a liability of €1,003,506.87
+        loyalty.earn(db, customer_id=member, points=100_000_000, reason="Order O-1")
+        loyalty.earn(db, customer_id=member, points=350_687, reason="Order O-2")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    _sign_in(page, base)
+    page.goto(f"{base}/admin/loyalty")
+    assert page.get_by_test_id("liability-value").inner_text() == "€1,003,506.87"
+    figures = page.locator('[data-testid="loyalty-figures"] .stat-value').evaluate_all(
+        """values => values.map(v => {
+            const range = document.createRange();
+            range.selectNodeContents(v);
+            return {
+                text: v.innerText,
+                lines: range.getClientRects().length,
+                overflows: v.scrollWidth > v.clientWidth,
+            };
+        })"""
+    )
+    # then every figure is on one line, inside its tile
+    assert [f for f in figures if f["lines"] != 1 or f["overflows"]] == []
