@@ -3,7 +3,6 @@ an unfulfilled order) decide, whichever event tells of it, and the customer is s
 
 from __future__ import annotations
 
-import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -22,8 +21,6 @@ from rapport.orders.schemas import OrderIn
 from tests.loyalty.factories import T0, frozen_clock, make_customer
 from tests.orders.factories import order_body, seed_catalog
 
-_moments = itertools.count()
-
 
 def process(db: Session) -> None:
     for proc in registered_processors():
@@ -38,9 +35,7 @@ def _rules(on: list[str]) -> dict[str, Any]:
 def _broken_promise(db: Session, *, on: list[str], failed: bool) -> tuple[str, str]:
     """An order promised for T0 + 2 days, shipped, then failed (or only late), with the
     promise job run after the promised day."""
-    # each test's version at its own moment: parsed versions are kept by database, id and
-    # moment, and every test's database starts again at version 1
-    frozen = frozen_clock(T0 + timedelta(minutes=next(_moments)))
+    frozen = frozen_clock()
     seed_catalog(db, stock=50)
     program_versions.save(db, "rules", _rules(on), changed_by="test")
     member = make_customer(db)

@@ -8,6 +8,7 @@ defaults below apply.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -111,21 +112,20 @@ def _version(db: Session, kind: str, at: datetime | None) -> ConfigVersion:
 
 
 # Parsed versions: a saved version never changes, so parsing it once is enough. Keyed by the
-# database too, and the moment it took effect: ids restart in every database a process opens
-# (tests, several installations), and version 1 of one is not version 1 of another.
-_parsed: dict[tuple[str, str, int | None, datetime | None], object] = {}
+# document itself (as canonical JSON, a few microseconds against a parse's hundreds): ids and
+# moments restart in every database a process opens (tests, several installations), and
+# version 1 of one is not version 1 of another.
+_parsed: dict[tuple[str, str], object] = {}
 
 
-def _parsed_key(
-    db: Session, version: ConfigVersion
-) -> tuple[str, str, int | None, datetime | None]:
-    return (version.kind, str(db.get_bind().engine.url), version.id, version.active_from)
+def _parsed_key(version: ConfigVersion) -> tuple[str, str]:
+    return (version.kind, json.dumps(version.document, sort_keys=True, default=str))
 
 
 def rule_set(db: Session, *, at: datetime | None = None) -> tuple[int | None, RuleSet]:
     """The earning rules in force at ``at`` (default: now) and their version id."""
     version = _version(db, "rules", at)
-    key = _parsed_key(db, version)
+    key = _parsed_key(version)
     parsed = _parsed.get(key)
     if not isinstance(parsed, RuleSet):
         parsed = _parsed[key] = parse_rule_set(version.document)
@@ -134,7 +134,7 @@ def rule_set(db: Session, *, at: datetime | None = None) -> tuple[int | None, Ru
 
 def tier_policy(db: Session, *, at: datetime | None = None) -> TierPolicy:
     version = _version(db, "tiers", at)
-    key = _parsed_key(db, version)
+    key = _parsed_key(version)
     parsed = _parsed.get(key)
     if not isinstance(parsed, TierPolicy):
         parsed = _parsed[key] = parse_tier_policy(version.document)
