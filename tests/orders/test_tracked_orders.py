@@ -115,9 +115,12 @@ PROCESSORS = ("customers.profile", "orders.tracked", "loyalty.earning")
 
 
 def process(db: Session) -> None:
-    """Run those processors until the log is caught up."""
+    """Run those processors, in that order (the profile first, as the worker registers them),
+    until the log is caught up: the order other tests happened to register them in must not
+    decide whether a sender's profile exists when their message is handled."""
     load_tasks()
-    chain = [proc for proc in registered_processors() if proc.name in PROCESSORS]
+    named = {proc.name: proc for proc in registered_processors()}
+    chain = [named[name] for name in PROCESSORS if name in named]
     assert len(chain) == len(PROCESSORS)
     # On PostgreSQL, positions other tests' rolled-back inserts took are holes in the log;
     # with nobody else writing to this database they are final at once, clock or not.
