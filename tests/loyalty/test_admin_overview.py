@@ -4,12 +4,14 @@ bound they cannot take is marked beside it, never sent to the database."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from rapport.loyalty import service as loyalty
+from rapport.platform import clock
 from rapport.platform import service as platform
 from tests.loyalty.factories import make_customer
 from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, sign_in
@@ -60,3 +62,23 @@ def test_balance_bounds_within_range_filter_the_members(admin: TestClient, db: S
     backwards = admin.get("/admin/loyalty", params={"min_balance": "900", "max_balance": "100"})
     assert backwards.status_code == 422
     assert "wrong way round" in (_error(backwards.text, "max_balance") or "")
+
+
+def test_a_statement_lists_the_soonest_expiring_lots_and_counts_the_rest(
+    admin: TestClient, db: Session
+) -> None:
+    member = make_customer(db)
+    start = clock.now() + timedelta(days=30)
+    for n in range(55):
+        loyalty.earn(
+            db,
+            customer_id=member,
+            points=1,
+            reason=f"Order O-{n}",
+            expires_at=start + timedelta(days=n),
+        )
+    page = admin.get(f"/admin/loyalty/members/{member}")
+    assert page.status_code == 200
+    lots = page.text.split('data-testid="open-lots"', 1)[1].split("</tbody>", 1)[0]
+    assert lots.count("<tr><td>") == 50
+    assert "50 soonest to expire; 5 more open lots expire later" in page.text

@@ -67,6 +67,8 @@ GOODWILL_REASONS = (
     "Other",
 )
 PANEL_MOVEMENTS = 5
+# The open lots a member's statement page lists, soonest to expire first (the others counted).
+STATEMENT_LOTS = 50
 EXPIRY_HORIZON_DAYS = 90
 
 
@@ -610,7 +612,7 @@ def member_page(
     request: Request, customer_id: str, db: DbSession, user: CurrentAdmin, before: int | None = None
 ) -> HTMLResponse:
     customer = customers.get_customer(db, customer_id=customer_id)
-    member = service.get_member(db, customer_id=customer_id)
+    member = service.get_member(db, customer_id=customer_id, lots_limit=STATEMENT_LOTS)
     movements = service.statement(
         db, customer_id=customer_id, limit=STATEMENT_PAGE + 1, before=before
     )
