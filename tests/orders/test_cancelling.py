@@ -236,3 +236,45 @@ def test_a_cancellation_racing_a_collection_releases_nothing(committed_url, back
         assert (level.on_hand, level.reserved) == (1, 1)
         assert orders.get_order(db, order_id="O-RACE").status == "collected"
         assert db.scalars(select(Event).where(Event.type == "order_cancelled")).all() == []
+
+
+def test_a_collection_after_the_order_was_cancelled_hands_nothing_over(
+    committed_url, backend
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite runs one writing transaction at a time: nothing can interleave")
+    # given a pick-up holding the one Chianti of Lyon
+    with open_session(committed_url) as db:
+        seed_catalog(db)
+        request = order_body(
+            order_id="O-LATE",
+            fulfilment="pickup_in_store",
+            store_id="st-lyo-01",
+            lines=[{"sku": CHIANTI, "quantity": 1, "unit_price_minor": 1200}],
+            discount_minor=0,
+            shipping_minor=0,
+            subtotal_minor=1200,
+            total_minor=1200,
+            payments=[],
+        )
+        code = orders.place_order(db, order=OrderIn.model_validate(request)).pickup_code
+    assert code is not None
+
+    # when the till has read the order, ready for pick-up, and the shop cancels it before the
+    # till's collection goes through
+    with open_session(committed_url) as till:
+        read = orders.get_order(till, order_id="O-LATE")
+        assert read is not None
+        assert read.status == "ready_for_pickup"
+        with open_session(committed_url) as shop:
+            orders.cancel_order(shop, order_id="O-LATE", reason="customer called")
+        with pytest.raises(Conflict) as refused:
+            orders.confirm_pickup(till, order_id="O-LATE", pickup_code=code, store_id="st-lyo-01")
+
+    # then the collection is refused, and the order stays cancelled with its unit in stock
+    assert "changed while it was being collected" in refused.value.detail
+    with open_session(committed_url) as db:
+        assert orders.get_order(db, order_id="O-LATE").status == "cancelled"
+        level = catalog.get_stock(db, sku=CHIANTI, store_id="st-lyo-01")
+        assert (level.on_hand, level.reserved) == (1, 0)
+        assert db.scalars(select(Event).where(Event.type == "order_collected")).all() == []

@@ -5,14 +5,14 @@ those it was paid with; traits take it off the customer's orders)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.events.service import append_event
 from rapport.orders import events as order_events
 from rapport.orders.models import Order, OrderPayment, OrderStatusChange
-from rapport.orders.records import get_lines, record_status, require_order
+from rapport.orders.records import claim_status, get_lines, record_status, require_order
 from rapport.platform import clock
 from rapport.platform.errors import Conflict
 from rapport.platform.idempotency import BeforeCommit
@@ -53,15 +53,7 @@ def cancel_order(
             field="order_id",
         )
     now = clock.now()
-    # Claimed with one guarded UPDATE before anything moves: of two cancellations at once (or
-    # a cancellation and a collection) one finds the order no longer as it read it.
-    claimed = db.execute(
-        update(Order)
-        .where(Order.order_id == order_id, Order.status == order.status)
-        .values(status="cancelled", updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if not claimed.rowcount:  # type: ignore[attr-defined]
+    if not claim_status(db, order, "cancelled"):
         db.rollback()
         raise Conflict(
             f"Order {order_id} changed while it was being cancelled: read it again",

@@ -14,7 +14,7 @@ from rapport.catalog import service as catalog
 from rapport.events.service import append_event
 from rapport.orders import events as order_events
 from rapport.orders.models import Order, OrderStatusChange
-from rapport.orders.records import get_lines, record_status, require_order
+from rapport.orders.records import claim_status, get_lines, record_status, require_order
 from rapport.orders.returns import units_restocked_at
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput
@@ -57,6 +57,13 @@ def confirm_pickup(
         raise Conflict(
             f"Every unit of order {order_id} was recorded as returned before it was collected "
             "(an earlier version allowed that): there is nothing to hand over",
+            field="order_id",
+        )
+    if not claim_status(db, order, "collected"):
+        db.rollback()
+        raise Conflict(
+            f"Order {order_id} changed while it was being collected (cancelled, say): read it"
+            " again before handing anything over",
             field="order_id",
         )
     now = clock.now()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from rapport.orders.models import (
@@ -24,6 +24,20 @@ def record_status(
     order.status = status
     order.updated_at = clock.now()
     db.add(OrderStatusChange(order_id=order.order_id, status=status, note=note, at=at))
+
+
+def claim_status(db: Session, order: Order, status: str) -> bool:
+    """Move ``order`` to ``status`` with one guarded UPDATE that holds only while the order is
+    still in the status it was read in, before anything else moves: of two changes at once (a
+    cancellation and a till's collection) the later finds it changed and gets ``False``, and
+    should roll back. :func:`record_status` then keeps the change in the history."""
+    claimed = db.execute(
+        update(Order)
+        .where(Order.order_id == order.order_id, Order.status == order.status)
+        .values(status=status, updated_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
 
 def require_order(db: Session, order_id: str) -> Order:
