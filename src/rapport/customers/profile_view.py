@@ -84,6 +84,8 @@ TIMELINE_LABELS = {
     "checkout_started": "Started checkout",
     "order_completed": "Completed an order (tracking)",
     "order_refunded": "Refunded (tracking)",
+    "tracked_order_cancelled": "Cancelled an order (tracking)",
+    "order_cancelled": "Order cancelled",
     "order_placed": "Placed an order",
     "order_returned": "Returned items",
     "page_viewed": "Viewed a page",
@@ -99,7 +101,14 @@ def timeline_label(event: events.LoggedEvent) -> str:
     products = properties.get("products")
     what = _text(properties.get("name")) or _text(properties.get("sku"))
     what = what or _text(properties.get("product_id"))
-    if event.type in ("order_completed", "order_refunded", "order_placed", "order_returned"):
+    if event.type in (
+        "order_completed",
+        "order_refunded",
+        "tracked_order_cancelled",
+        "order_placed",
+        "order_returned",
+        "order_cancelled",
+    ):
         what = _text(properties.get("order_id"))
     elif isinstance(products, list):
         named = _text(properties.get("name")) or _text(properties.get("category"))

@@ -80,7 +80,10 @@ RECORDED_BY: dict[str, str] = {
     "order_returned": "record the return through POST /v1/orders/{order_id}/returns"
     " (or send Segment's Order Refunded)",
     "order_collected": "record the pick-up through POST /v1/orders/{order_id}/pickup",
-    "order_cancelled": "cancel the order through POST /v1/orders/{order_id}/cancel",
+    "order_cancelled": (
+        "cancel the order through POST /v1/orders/{order_id}/cancel (or send Segment's Order"
+        " Cancelled)"
+    ),
     "order_packed": _status("packed"),
     "order_shipped": _status("shipped"),
     "order_out_for_delivery": _status("out_for_delivery"),

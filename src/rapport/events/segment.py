@@ -60,8 +60,15 @@ SEGMENT_NAMES = {
     "properties.traits.phone": "traits.phone",
 }
 
-# Segment's spec names for events Rapport has its own type for.
-TYPE_ALIASES = {"application_opened": "app_opened", "products_searched": "searched"}
+# Segment's spec names for events Rapport has its own type for, and for "Order Cancelled",
+# which would otherwise take the name of Rapport's own fact (``order_cancelled``, logged when an
+# order is cancelled): the shop's message is stored as ``tracked_order_cancelled`` and the
+# ``orders.tracked`` processor turns it into that fact.
+TYPE_ALIASES = {
+    "application_opened": "app_opened",
+    "products_searched": "searched",
+    "order_cancelled": "tracked_order_cancelled",
+}
 _TYPE_RE = re.compile(EVENT_TYPE_PATTERN)
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")

@@ -54,7 +54,8 @@ def cancel_order(
         )
     now = clock.now()
     if not claim_status(db, order, "cancelled"):
-        db.rollback()
+        # The claim wrote nothing; the caller's transaction (a request's, or a processor's
+        # savepoint) ends with the error.
         raise Conflict(
             f"Order {order_id} changed while it was being cancelled: read it again",
             field="order_id",

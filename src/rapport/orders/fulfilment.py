@@ -60,7 +60,8 @@ def confirm_pickup(
             field="order_id",
         )
     if not claim_status(db, order, "collected"):
-        db.rollback()
+        # The claim wrote nothing; the caller's transaction (a request's, or a processor's
+        # savepoint) ends with the error.
         raise Conflict(
             f"Order {order_id} changed while it was being collected (cancelled, say): read it"
             " again before handing anything over",

@@ -222,7 +222,9 @@ class TrackedOrderEvent(Base):
 
     __tablename__ = "tracked_order_events"
     __table_args__ = (
-        CheckConstraint("outcome IN ('placed', 'returned', 'refused')", name="outcome_known"),
+        CheckConstraint(
+            "outcome IN ('placed', 'returned', 'refused', 'cancelled')", name="outcome_known"
+        ),
         Index("ix_tracked_order_events_outcome_reason", "outcome", "reason"),
         Index("ix_tracked_order_events_customer_ref", "customer_ref"),
         Index("ix_tracked_order_events_customer_id", "customer_id"),

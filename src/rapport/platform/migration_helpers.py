@@ -7,11 +7,17 @@ from alembic import op
 
 def replace_kind_check(table: str, old: str, new: str) -> None:
     """Replace the table's ``kind IN (old)`` check with ``kind IN (new)``."""
-    name = op.f(f"ck_{table}_kind_known")
+    replace_in_check(table, "kind", old, new)
+
+
+def replace_in_check(table: str, column: str, old: str, new: str) -> None:
+    """Replace the table's ``<column> IN (old)`` check (named ``<column>_known``) with
+    ``<column> IN (new)``."""
+    name = op.f(f"ck_{table}_{column}_known")
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
         op.drop_constraint(name, table, type_="check")
-        op.create_check_constraint(name, table, f"kind IN ({new})")
+        op.create_check_constraint(name, table, f"{column} IN ({new})")
         return
     # SQLite cannot alter a CHECK, and rebuilding these tables (batch mode) would drop a
     # parent of the ledger's foreign keys while they are enforced. SQLite documents editing
@@ -20,7 +26,7 @@ def replace_kind_check(table: str, old: str, new: str) -> None:
     sql = bind.exec_driver_sql(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
     ).scalar_one()
-    before, after = f"kind IN ({old})", f"kind IN ({new})"
+    before, after = f"{column} IN ({old})", f"{column} IN ({new})"
     assert before in sql, f"{table}: {before} not found in its schema"
     version = bind.exec_driver_sql("PRAGMA schema_version").scalar_one()
     bind.exec_driver_sql("PRAGMA writable_schema=ON")

@@ -69,6 +69,7 @@ Reason = Literal[
     "not_on_order",
     "nothing_to_return",
     "not_handed_over",
+    "not_cancellable",
     "not_the_customer",
     "invalid",
     "error",

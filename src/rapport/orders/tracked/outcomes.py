@@ -33,7 +33,7 @@ TRACKED = Counter(
 )
 
 MAX_PAGE = 200
-Outcome = Literal["placed", "returned", "refused"]
+Outcome = Literal["placed", "returned", "cancelled", "refused"]
 
 
 def handled_positions(db: Session, positions: Iterable[int]) -> set[int]:

@@ -1,14 +1,15 @@
-"""The ``orders.tracked`` processor: Segment's "Order Completed" and "Order Refunded" as orders
-and returns, each applied once.
+"""The ``orders.tracked`` processor: Segment's "Order Completed", "Order Refunded" and "Order
+Cancelled" as orders, returns and cancellations, each applied once.
 
 It reads the log in order (registered in ``orders.tasks``) and handles only events whose
 ``source`` is ``"segment"``: the Segment routes stamp that on messages from keys whose
 ``orders_from_tracking`` is on, and ``"segment-no-orders"`` otherwise, so a shop that posts
 its orders to ``/v1/orders`` switches the key off and nothing is counted twice.
 
-An order is placed and a return recorded by the domain's own verbs (``placing``,
-``returns``): the same checks, the same ``order_placed`` and ``order_returned`` events, so
-loyalty earns and takes back points as for any order. The verbs commit their own
+An order is placed, a return recorded and an order cancelled by the domain's own verbs
+(``placing``, ``returns``, ``cancelling``): the same checks, the same ``order_placed``,
+``order_returned`` and ``order_cancelled`` events, so loyalty earns and takes back points as
+for any order. The verbs commit their own
 transaction; here they must not (the batch and the cursor commit together), so each runs in
 a savepoint and its ``before_commit`` hook hands the result back instead of letting it
 commit. An order id the log already holds is never placed twice (the order's primary key),
@@ -23,6 +24,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -31,6 +33,7 @@ from sqlalchemy.orm import Session
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.events.service import LoggedEvent
+from rapport.orders.cancelling import cancel_order
 from rapport.orders.models import Order, OrderLine
 from rapport.orders.placing import place_order
 from rapport.orders.records import get_lines
@@ -56,7 +59,10 @@ PROCESSOR = "orders.tracked"
 TRACKING_SOURCE = "segment"
 ORDER_COMPLETED = "order_completed"
 ORDER_REFUNDED = "order_refunded"
-HANDLED = frozenset((ORDER_COMPLETED, ORDER_REFUNDED))
+# Segment's "Order Cancelled", as the Segment routes store it (``events.segment.TYPE_ALIASES``:
+# ``order_cancelled`` is Rapport's own fact, logged when the order is cancelled).
+ORDER_CANCELLED = "tracked_order_cancelled"
+HANDLED = frozenset((ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED))
 # Where a tracked order's units are taken from, as for a shipped order posted without a store.
 WEB_LOCATION = "web"
 # ``orders.source`` of an order placed from tracking.
@@ -90,6 +96,8 @@ def process_tracked_orders(db: Session, events: list[LoggedEvent]) -> None:
                     _order_completed(db, event)
                 elif event.type == ORDER_REFUNDED:
                     _order_refunded(db, event)
+                elif event.type == ORDER_CANCELLED:
+                    _order_cancelled(db, event)
         except SQLAlchemyError:
             raise
         except Exception as error:
@@ -248,25 +256,12 @@ def _order_refunded(db: Session, event: LoggedEvent) -> None:
     customer_id: str | None = event.customer_id
     try:
         order_id = order_id_of(properties)
-        order = db.get(Order, order_id)
-        if order is None:
-            raise Refusal(
-                "unknown_order",
-                f"No order {order_id!r} to refund: its Order Completed was refused or never "
-                "sent, or the order was posted elsewhere",
-                field="properties.order_id",
-            )
-        sender = _sender(db, event)
-        if order.customer_id is not None and sender != _survivor(db, order.customer_id):
-            customer_id = sender
-            raise Refusal(
-                "not_the_customer",
-                f"Order {order_id!r} is not this person's: a refund is applied only when sent "
-                "by the order's customer (its userId, or an id merged with it). Send it with "
-                f"the order's customer, or post the return to /v1/orders/{order_id}/returns",
-                field="userId" if event.user_id else "anonymousId",
-            )
-        customer_id = order.customer_id
+        named = _senders_order(
+            db, event, order_id, what="refund", instead=f"/v1/orders/{order_id}/returns"
+        )
+        customer_id = named.customer_id
+        if named.refusal is not None:
+            raise named.refusal
         returned = _returned_units(get_lines(db, order_id=order_id), properties)
         request = ReturnIn.model_validate(
             {
@@ -298,6 +293,82 @@ def _order_refunded(db: Session, event: LoggedEvent) -> None:
         return
     assert recorded is not None
     record_outcome(db, event, "returned", order_id=order_id, return_id=recorded.return_id)
+
+
+@dataclass(frozen=True)
+class _Named:
+    """The order a message names, whom to file the outcome under, and why it is refused (no
+    such order, or a sender other than the order's customer: filed under the sender)."""
+
+    order: Order | None
+    customer_id: str | None
+    refusal: Refusal | None
+
+
+def _senders_order(
+    db: Session, event: LoggedEvent, order_id: str, *, what: str, instead: str
+) -> _Named:
+    """The order ``event`` names, if its sender may act on it: the order's customer or a
+    profile merged with them (a guest's order names no one to check)."""
+    order = db.get(Order, order_id)
+    if order is None:
+        unknown = Refusal(
+            "unknown_order",
+            f"No order {order_id!r} to {what}: its Order Completed was refused or never "
+            "sent, or the order was posted elsewhere",
+            field="properties.order_id",
+        )
+        return _Named(None, event.customer_id, unknown)
+    sender = _sender(db, event)
+    if order.customer_id is not None and sender != _survivor(db, order.customer_id):
+        stranger = Refusal(
+            "not_the_customer",
+            f"Order {order_id!r} is not this person's: a {what} is applied only when sent "
+            "by the order's customer (its userId, or an id merged with it). Send it with "
+            f"the order's customer, or use {instead}",
+            field="userId" if event.user_id else "anonymousId",
+        )
+        return _Named(order, sender, stranger)
+    return _Named(order, order.customer_id, None)
+
+
+def _order_cancelled(db: Session, event: LoggedEvent) -> None:
+    """Segment's "Order Cancelled": the order is cancelled by the verb behind
+    ``POST /v1/orders/{id}/cancel`` (its reservation released, its units back, its points
+    taken back), when the order's customer sent it and the order was not handed over yet."""
+    properties: Mapping[str, Any] = event.properties or {}
+    order_id: str | None = None
+    customer_id: str | None = event.customer_id
+    try:
+        order_id = order_id_of(properties)
+        named = _senders_order(
+            db, event, order_id, what="cancellation", instead=f"/v1/orders/{order_id}/cancel"
+        )
+        customer_id = named.customer_id
+        if named.refusal is not None:
+            raise named.refusal
+        assert named.order is not None
+        reason = properties.get("reason")
+        with db.begin_nested(), suppress(_Held):
+            cancel_order(
+                db,
+                order_id=named.order.order_id,
+                reason=reason[:500] if isinstance(reason, str) and reason.strip() else None,
+                before_commit=_hold_cancelled,
+            )
+    except Refusal as refusal:
+        _refused(db, event, refusal, order_id=order_id, customer_id=customer_id)
+        return
+    except Conflict as problem:
+        # Already cancelled, or handed over (shipped, delivered, collected, a till sale).
+        not_now = Refusal("not_cancellable", problem.detail, field="properties.order_id")
+        _refused(db, event, not_now, order_id=order_id, customer_id=customer_id)
+        return
+    record_outcome(db, event, "cancelled", order_id=order_id)
+
+
+def _hold_cancelled(db: Session, order: Order) -> NoReturn:
+    raise _Held(order)
 
 
 def _survivor(db: Session, customer_id: str) -> str:
