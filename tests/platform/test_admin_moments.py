@@ -19,7 +19,15 @@ from rapport.platform import clock, formatting
 from rapport.platform import service as platform
 from tests.campaigns.delivery.factories import make_campaign
 from tests.campaigns.planning.factories import make_segment
-from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token, sign_in
+from tests.platform.admin_forms import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    csrf_token,
+    page_form,
+    post_form,
+    sign_in,
+    typed,
+)
 
 NOW = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
 
@@ -43,19 +51,13 @@ def test_a_ticket_opened_from_the_customer_panel_says_its_due_time_for_people(
     customer_id = customers.identify_customer(
         db, identities={"email": "ann@example.org"}, profile={"first_name": "Ann"}
     ).customer_id
-    token = csrf_token(admin.get(f"/admin/customers/{customer_id}").text)
+    # the Experience panel's form, as the 360 page loads it (with its one-time token)
+    action = f"/admin/feedback/customers/{customer_id}/tickets"
+    panel = admin.get(f"/admin/feedback/customers/{customer_id}/panel").text
+    fields = typed(page_form(panel, action=action), "subject", "Where is my parcel")
+    fields = typed(typed(fields, "body", "Ordered a week ago."), "kind", "question")
 
-    answer = admin.post(
-        f"/admin/feedback/customers/{customer_id}/tickets",
-        data={
-            "csrf_token": token,
-            "subject": "Where is my parcel",
-            "body": "Ordered a week ago.",
-            "kind": "question",
-            "channel": "call_center",
-        },
-        follow_redirects=False,
-    )
+    answer = post_form(admin, action, typed(fields, "channel", "call_center"))
 
     assert answer.status_code == 303
     due = db.scalars(select(Ticket.sla_due_at)).one()
