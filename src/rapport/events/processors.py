@@ -147,14 +147,16 @@ def _other_writers_active(db: Session) -> bool:
     fill and there is nothing to wait for. Sessions of other databases on the same server
     cannot fill a hole in ours and do not count. (The server's snapshot does not serve here:
     it lists only transactions older than the newest one finished, so the newest writer of
-    all goes unseen.) Both columns are shown for every role's sessions, not only ours."""
+    all goes unseen.) Both columns are shown for every role's sessions, not only ours. Only
+    client sessions count: the server's own workers (autovacuum, which holds an ``xmin`` while
+    it vacuums the log's busy tables) never insert an event."""
     # The server keeps what a transaction first read of the sessions until it ends.
     db.execute(text("SELECT pg_stat_clear_snapshot()"))
     return (
         db.execute(
             text(
                 "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid()"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
                 " AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) LIMIT 1"
             )
         ).first()
