@@ -191,14 +191,12 @@ def test_a_cancellation_needs_a_key_a_known_order_and_a_short_reason(client, db,
     assert _cancelled_events(db) == []
 
 
-def test_a_cancellation_racing_a_collection_releases_nothing(committed_url, backend) -> None:
-    if backend == "sqlite":
-        pytest.skip("SQLite runs one writing transaction at a time: nothing can interleave")
-    # given a pick-up holding the one Chianti of Lyon
-    with open_session(committed_url) as db:
+def _one_chianti_to_collect(url: str, order_id: str) -> str:
+    """A pick-up at Lyon of its one Chianti, placed and committed; its pick-up code."""
+    with open_session(url) as db:
         seed_catalog(db)
         request = order_body(
-            order_id="O-RACE",
+            order_id=order_id,
             fulfilment="pickup_in_store",
             store_id="st-lyo-01",
             lines=[{"sku": CHIANTI, "quantity": 1, "unit_price_minor": 1200}],
@@ -208,7 +206,16 @@ def test_a_cancellation_racing_a_collection_releases_nothing(committed_url, back
             total_minor=1200,
             payments=[],
         )
-        orders.place_order(db, order=OrderIn.model_validate(request))
+        code = orders.place_order(db, order=OrderIn.model_validate(request)).pickup_code
+    assert code is not None
+    return code
+
+
+def test_a_cancellation_racing_a_collection_releases_nothing(committed_url, backend) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite runs one writing transaction at a time: nothing can interleave")
+    # given a pick-up holding the one Chianti of Lyon
+    _one_chianti_to_collect(committed_url, "O-RACE")
     outcome: list[str] = []
 
     def cancel() -> None:
@@ -244,21 +251,7 @@ def test_a_collection_after_the_order_was_cancelled_hands_nothing_over(
     if backend == "sqlite":
         pytest.skip("SQLite runs one writing transaction at a time: nothing can interleave")
     # given a pick-up holding the one Chianti of Lyon
-    with open_session(committed_url) as db:
-        seed_catalog(db)
-        request = order_body(
-            order_id="O-LATE",
-            fulfilment="pickup_in_store",
-            store_id="st-lyo-01",
-            lines=[{"sku": CHIANTI, "quantity": 1, "unit_price_minor": 1200}],
-            discount_minor=0,
-            shipping_minor=0,
-            subtotal_minor=1200,
-            total_minor=1200,
-            payments=[],
-        )
-        code = orders.place_order(db, order=OrderIn.model_validate(request)).pickup_code
-    assert code is not None
+    code = _one_chianti_to_collect(committed_url, "O-LATE")
 
     # when the till has read the order, ready for pick-up, and the shop cancels it before the
     # till's collection goes through

@@ -24,7 +24,6 @@ import logging
 from collections import Counter
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -174,6 +173,8 @@ def _refused(
     order_id: str | None,
     customer_id: str | None,
 ) -> None:
+    if isinstance(refusal, _NotTheirs):  # kept under its sender, not the order's customer
+        customer_id = refusal.sender
     record_outcome(
         db, event, "refused", order_id=order_id, refusal=refusal, customer_id=customer_id
     )
@@ -256,12 +257,9 @@ def _order_refunded(db: Session, event: LoggedEvent) -> None:
     customer_id: str | None = event.customer_id
     try:
         order_id = order_id_of(properties)
-        named = _senders_order(
+        customer_id = _senders_order(
             db, event, order_id, what="refund", instead=f"/v1/orders/{order_id}/returns"
-        )
-        customer_id = named.customer_id
-        if named.refusal is not None:
-            raise named.refusal
+        ).customer_id
         returned = _returned_units(get_lines(db, order_id=order_id), properties)
         request = ReturnIn.model_validate(
             {
@@ -295,41 +293,42 @@ def _order_refunded(db: Session, event: LoggedEvent) -> None:
     record_outcome(db, event, "returned", order_id=order_id, return_id=recorded.return_id)
 
 
-@dataclass(frozen=True)
-class _Named:
-    """The order a message names, whom to file the outcome under, and why it is refused (no
-    such order, or a sender other than the order's customer: filed under the sender)."""
+class _NotTheirs(Refusal):
+    """``not_the_customer``: kept under the person who sent the message, not the order's."""
 
-    order: Order | None
-    customer_id: str | None
-    refusal: Refusal | None
+    def __init__(self, message: str, *, field: str, sender: str | None) -> None:
+        super().__init__("not_the_customer", message, field=field)
+        self.sender = sender
 
 
 def _senders_order(
     db: Session, event: LoggedEvent, order_id: str, *, what: str, instead: str
-) -> _Named:
+) -> Order:
     """The order ``event`` names, if its sender may act on it: the order's customer or a
-    profile merged with them (a guest's order names no one to check)."""
+    profile merged with them (a guest's order names no one to check); else a refusal
+    (``unknown_order``, or :class:`_NotTheirs`)."""
     order = db.get(Order, order_id)
     if order is None:
-        unknown = Refusal(
+        raise Refusal(
             "unknown_order",
             f"No order {order_id!r} to {what}: its Order Completed was refused or never "
             "sent, or the order was posted elsewhere",
             field="properties.order_id",
         )
-        return _Named(None, event.customer_id, unknown)
     sender = _sender(db, event)
     if order.customer_id is not None and sender != _survivor(db, order.customer_id):
-        stranger = Refusal(
-            "not_the_customer",
+        raise _NotTheirs(
             f"Order {order_id!r} is not this person's: a {what} is applied only when sent "
             "by the order's customer (its userId, or an id merged with it). Send it with "
             f"the order's customer, or use {instead}",
             field="userId" if event.user_id else "anonymousId",
+            sender=sender,
         )
-        return _Named(order, sender, stranger)
-    return _Named(order, order.customer_id, None)
+    return order
+
+
+def _filed_under(refusal: Refusal, customer_id: str | None) -> str | None:
+    return refusal.sender if isinstance(refusal, _NotTheirs) else customer_id
 
 
 def _order_cancelled(db: Session, event: LoggedEvent) -> None:
@@ -341,18 +340,15 @@ def _order_cancelled(db: Session, event: LoggedEvent) -> None:
     customer_id: str | None = event.customer_id
     try:
         order_id = order_id_of(properties)
-        named = _senders_order(
+        order = _senders_order(
             db, event, order_id, what="cancellation", instead=f"/v1/orders/{order_id}/cancel"
         )
-        customer_id = named.customer_id
-        if named.refusal is not None:
-            raise named.refusal
-        assert named.order is not None
+        customer_id = order.customer_id
         reason = properties.get("reason")
         with db.begin_nested(), suppress(_Held):
             cancel_order(
                 db,
-                order_id=named.order.order_id,
+                order_id=order.order_id,
                 reason=reason[:500] if isinstance(reason, str) and reason.strip() else None,
                 before_commit=_hold_cancelled,
             )
