@@ -13,28 +13,11 @@ from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.catalog.models import ChannelPrice
-from rapport.catalog.schemas import ProductUpsert
 from rapport.platform import clock
+from tests.catalog.factories import add_products
 from tests.conftest import auth
 
 URL = "/v1/prices/consistency"
-
-
-def _products(db: Session, *skus: str, price_minor: int = 1200) -> None:
-    catalog.upsert_products(
-        db,
-        products=[
-            ProductUpsert(
-                sku=sku,
-                name=f"Product {sku}",
-                category_path="Wine/Red",
-                price_minor=price_minor,
-                cost_minor=600,
-                currency="EUR",
-            )
-            for sku in skus
-        ],
-    )
 
 
 def _rule(db: Session, sku: str, channel: str, price_minor: int, **window: object) -> int:
@@ -67,7 +50,7 @@ def test_pages_walk_every_live_difference_once_by_sku_then_rule(
     # given three products, one of them with four rules that differ (ties on its SKU), a rule
     # at the catalogue price, one that has ended and one that has not started yet
     now = clock.now()
-    _products(db, "A-1", "B-2", "C-3")
+    add_products(db, "A-1", "B-2", "C-3")
     _rule(db, "B-2", "app", 1100)
     _rule(db, "A-1", "web", 1000)
     _rule(db, "B-2", "web", 1150)
@@ -102,7 +85,7 @@ def test_a_page_goes_on_from_its_cursor_after_that_rule_has_ended(
     client: TestClient, db: Session, api_key: Callable[..., str]
 ) -> None:
     # given a first page whose last rule ends before the next page is asked for
-    _products(db, "A-1", "B-2")
+    add_products(db, "A-1", "B-2")
     last_on_page = _rule(db, "A-1", "web", 1000)
     _rule(db, "A-1", "app", 1100)
     _rule(db, "B-2", "web", 1000)
@@ -128,7 +111,7 @@ def test_a_hundred_rows_by_default_and_at_most_five_hundred(
     client: TestClient, db: Session, api_key: Callable[..., str]
 ) -> None:
     # given 501 live differences
-    _products(db, *(f"P-{n:03d}" for n in range(167)))
+    add_products(db, *(f"P-{n:03d}" for n in range(167)))
     db.add_all(
         ChannelPrice(sku=f"P-{n // 3:03d}", channel=channel, price_minor=1000, reason="offer")
         for n, channel in zip(range(501), ["web", "app", "store"] * 167, strict=True)
@@ -158,7 +141,7 @@ def test_a_hundred_rows_by_default_and_at_most_five_hundred(
 def test_a_cursor_we_did_not_give_out_is_refused_naming_it(
     client: TestClient, db: Session, api_key: Callable[..., str], cursor: str
 ) -> None:
-    _products(db, "W-1")
+    add_products(db, "W-1")
     _rule(db, "W-1", "app", 1100)
 
     refused = client.get(URL, params={"cursor": cursor}, headers=auth(api_key("read")))

@@ -13,26 +13,14 @@ from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.catalog.models import ChannelPrice
-from rapport.catalog.schemas import ProductUpsert
 from rapport.platform import clock
+from tests.catalog.factories import add_products
 from tests.conftest import auth, command
 from tests.orders.factories import CHIANTI, order_body, seed_catalog
 
 
 def _product(db: Session, sku: str = "APP-3", price_minor: int = 2400) -> None:
-    catalog.upsert_products(
-        db,
-        products=[
-            ProductUpsert(
-                sku=sku,
-                name=f"Product {sku}",
-                category_path="Wine/Red",
-                price_minor=price_minor,
-                cost_minor=600,
-                currency="EUR",
-            )
-        ],
-    )
+    add_products(db, sku, price_minor=price_minor)
 
 
 def _rules(db: Session, sku: str) -> list[ChannelPrice]:
