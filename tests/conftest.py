@@ -218,6 +218,17 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture
+def admin(client: TestClient, db: Session) -> TestClient:
+    """The client signed in to the admin pages as an admin user (tests.platform.admin_forms),
+    for tests that send admin forms over HTTP."""
+    from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, sign_in
+
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    assert sign_in(client).status_code == 303
+    return client
+
+
+@pytest.fixture
 def api_key(db: Session) -> Callable[..., str]:
     """Make a key with the given scopes and return its secret."""
 

@@ -11,22 +11,11 @@ from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.customers.models import Customer
-from rapport.platform import service as platform
 from tests.platform.admin_forms import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
     page_form,
     post_form,
-    sign_in,
     typed,
 )
-
-
-@pytest.fixture
-def admin(client: TestClient, db: Session) -> TestClient:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
-    return client
 
 
 def _customer(db: Session, email: str, first_name: str) -> str:

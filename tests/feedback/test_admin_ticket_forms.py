@@ -13,24 +13,13 @@ from sqlalchemy.orm import Session
 from rapport.feedback import service
 from rapport.feedback.schemas import TicketIn
 from rapport.loyalty import service as loyalty
-from rapport.platform import service as platform
 from rapport.platform.errors import InvalidInput
 from tests.feedback.factories import make_customer
 from tests.platform.admin_forms import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
     page_form,
     post_form,
-    sign_in,
     typed,
 )
-
-
-@pytest.fixture
-def admin(client: TestClient, db: Session) -> TestClient:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
-    return client
 
 
 def _open(db: Session, customer_id: str | None) -> str:

@@ -21,17 +21,9 @@ from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.orders import service as orders
 from rapport.platform import clock
-from rapport.platform import service as platform
 from rapport.platform.errors import InvalidInput
 from tests.loyalty.factories import T0, frozen_clock, make_customer
-from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, csrf_token, sign_in
-
-
-@pytest.fixture
-def admin(client: TestClient, db: Session) -> TestClient:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
-    return client
+from tests.platform.admin_forms import csrf_token
 
 
 def _text(html: str, testid: str) -> str:

@@ -18,26 +18,15 @@ from rapport.loyalty import service as loyalty
 from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.program import versions as program_versions
 from rapport.loyalty.rewards import catalogue as reward_catalogue
-from rapport.platform import service as platform
 from tests.platform.admin_forms import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
     csrf_token,
     page_form,
     post_form,
-    sign_in,
     ticked,
     typed,
 )
 
 Fields = list[tuple[str, str]]
-
-
-@pytest.fixture
-def admin(client: TestClient, db: Session) -> TestClient:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
-    return client
 
 
 def _plan(db: Session) -> dict[str, Any]:

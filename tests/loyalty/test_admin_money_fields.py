@@ -18,24 +18,13 @@ from rapport.loyalty.models import Coupon
 from rapport.loyalty.program import versions as program_versions
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.platform import formatting
-from rapport.platform import service as platform
 from tests.platform.admin_forms import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
     page_form,
     post_form,
-    sign_in,
     typed,
 )
 
 HOW = "type it like 1,234.50, with a comma between thousands and a point before the decimals"
-
-
-@pytest.fixture
-def admin(client: TestClient, db: Session) -> TestClient:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
-    return client
 
 
 def _error(html: str, field: str) -> str:

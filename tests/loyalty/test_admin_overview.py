@@ -12,16 +12,7 @@ from sqlalchemy.orm import Session
 
 from rapport.loyalty import service as loyalty
 from rapport.platform import clock
-from rapport.platform import service as platform
 from tests.loyalty.factories import make_customer
-from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, sign_in
-
-
-@pytest.fixture
-def admin(client: TestClient, db: Session) -> TestClient:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
-    return client
 
 
 def _error(html: str, field: str) -> str | None:

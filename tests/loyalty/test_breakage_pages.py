@@ -7,21 +7,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from rapport.loyalty import service as loyalty
-from rapport.platform import service as platform
 from tests.loyalty.factories import frozen_clock, make_customer
-from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, sign_in
-
-
-@pytest.fixture
-def admin(client: TestClient, db: Session) -> TestClient:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
-    return client
 
 
 def _text(html: str) -> str:

@@ -19,15 +19,11 @@ from rapport.loyalty.program import versions as program_versions
 from rapport.loyalty.program.rules import DEFAULT_RULES, parse_rule_set
 from rapport.loyalty.tiers.policy import DEFAULT_TIERS, parse_tier_policy
 from rapport.loyalty.tiers.standing import tier_distribution
-from rapport.platform import service as platform
 from tests.conftest import auth
 from tests.platform.admin_forms import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
     csrf_token,
     page_form,
     post_form,
-    sign_in,
     typed,
 )
 
@@ -35,13 +31,6 @@ Fields = list[tuple[str, str]]
 SIMULATE = "/admin/loyalty/program/simulate"
 NEW_FIRST = "/admin/loyalty/program/rules/new/first_purchase"
 HOW = "type it like 1,234.50, with a comma between thousands and a point before the decimals"
-
-
-@pytest.fixture
-def admin(client: TestClient, db: Session) -> TestClient:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
-    return client
 
 
 def _form(admin: TestClient, path: str, testid: str, action: str | None = None) -> Fields:

@@ -17,27 +17,16 @@ from rapport.campaigns.delivery.policy import sending_policy, update_sending_pol
 from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
 from rapport.campaigns.delivery.sending import dispatch_batch
 from rapport.campaigns.models import WebhookEndpoint
-from rapport.platform import service as platform
 from tests.campaigns.delivery.factories import make_campaign, make_customer
 from tests.campaigns.planning.factories import frozen_clock
 from tests.campaigns.receivers import SmtpSink
 from tests.platform.admin_forms import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
     page_form,
     post_form,
-    sign_in,
     typed,
 )
 
 POLICY = "/admin/deliveries/policy"
-
-
-@pytest.fixture
-def admin(client: TestClient, db: Session) -> TestClient:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
-    return client
 
 
 def _error(html: str, field: str) -> str | None:

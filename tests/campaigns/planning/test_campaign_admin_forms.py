@@ -12,15 +12,11 @@ from sqlalchemy.orm import Session
 
 from rapport.campaigns.planning import editing, launching
 from rapport.campaigns.planning.editing import CampaignSettings
-from rapport.platform import service as platform
 from tests.campaigns.planning.factories import make_customer, make_segment, write_template
 from tests.orders.factories import seed_catalog
 from tests.platform.admin_forms import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
     page_form,
     post_form,
-    sign_in,
     typed,
 )
 
@@ -37,13 +33,6 @@ SETTINGS = (
     "conversion_days",
     "trigger",
 )
-
-
-@pytest.fixture
-def admin(client: TestClient, db: Session) -> TestClient:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
-    return client
 
 
 def _settings(db: Session, campaign_id: int) -> dict[str, object]:
