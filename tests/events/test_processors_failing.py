@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -285,3 +285,76 @@ def test_the_event_processing_page_shows_held_events(
     assert event.event_id in page
     assert "total 1e308 is out of range" in page
     assert "rapport events retry" in page
+
+
+def _deterministic_operational_error(db: Session) -> None:
+    """A statement every try meets again, which the driver reports as an OperationalError:
+    a table that does not exist on SQLite, a function called with more arguments than
+    PostgreSQL allows (SQLSTATE 54023; its missing table is a ProgrammingError)."""
+    if db.get_bind().dialect.name == "sqlite":
+        db.execute(text("SELECT points FROM loyalty_points_before_the_migration"))
+    else:
+        db.execute(text(f"SELECT concat({', '.join(['1'] * 101)})"))
+
+
+def test_an_operational_error_every_try_meets_again_is_counted_and_held(
+    committed_url: str, monkeypatch: pytest.MonkeyPatch, frozen: clock.FrozenClock
+) -> None:
+    def broken(db: Session, events: list[Event]) -> None:
+        for event in events:
+            if (event.properties or {}).get("path") == "/poison":
+                _deterministic_operational_error(db)
+            db.add(
+                ProcessorCursor(
+                    name=f"applied {event.position}", position=0, updated_at=clock.now()
+                )
+            )
+
+    monkeypatch.setattr(
+        processors, "_processors", {"test.broken": Processor(name="test.broken", handle=broken)}
+    )
+    _log(committed_url, "/a", "/poison", "/c")
+    at = _positions(committed_url)
+
+    # the first tick counts a try, where it raised and counted none, every tick, for good
+    run_processors(database_url=committed_url)
+    [entry] = _tries(committed_url)
+    assert (entry.position, entry.attempts, entry.held_at) == (at["/poison"], 1, None)
+    assert entry.error.startswith("OperationalError: ")
+    assert _cursor(committed_url, "test.broken") == at["/a"]
+
+    # and after three tries over a minute it is held and the processor goes on past it
+    _hold_poison(committed_url, frozen)
+    assert _cursor(committed_url, "test.broken") == at["/c"]
+
+
+def test_a_passing_database_error_from_the_driver_is_still_not_counted(
+    committed_url: str, monkeypatch: pytest.MonkeyPatch, frozen: clock.FrozenClock
+) -> None:
+    """The errors that pass, as each driver reports them: SQLite's busy database, a
+    PostgreSQL serialization failure, deadlock, statement timeout and lost connection."""
+    import sqlite3
+
+    import psycopg.errors
+
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+    passing = [
+        busy,
+        sqlite3.OperationalError("database is locked"),
+        psycopg.errors.SerializationFailure("could not serialize access"),
+        psycopg.errors.DeadlockDetected("deadlock detected"),
+        psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
+        psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
+        psycopg.OperationalError("connection failed: Connection refused"),
+    ]
+    for orig in passing:
+        assert processors._passing(OperationalError("UPDATE points", {}, orig)), orig
+    deterministic = [
+        sqlite3.OperationalError("too many SQL variables"),
+        sqlite3.OperationalError("no such column: points"),
+        psycopg.errors.TooManyArguments("cannot pass more than 100 arguments to a function"),
+        psycopg.errors.ProgramLimitExceeded("index row size exceeds maximum"),
+    ]
+    for orig in deterministic:
+        assert not processors._passing(OperationalError("UPDATE points", {}, orig)), orig

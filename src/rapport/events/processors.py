@@ -9,12 +9,14 @@ events before it are applied, the event is tried again on the next ticks (a try 
 ``HOLD_PATIENCE`` it is *held*: set aside, logged and shown on the event processing page, and
 the processor goes on past it. An operator mends the cause and applies the held events with
 ``rapport events retry`` (:func:`retry_held`). Errors that say nothing about the event (the
-database unreachable, busy or timing out) are never counted: the batch waits for the next tick.
+database unreachable, busy or timing out) are never counted: the batch waits for the next tick;
+a database error every try meets again (a missing table) is counted (:func:`_passing`).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +30,13 @@ from sqlalchemy.orm import Session
 from rapport.events.log import events_after, head_position
 from rapport.events.models import Event, HeldEvent, ProcessorCursor
 from rapport.platform import clock
-from rapport.platform.db import open_session, upsert_rows, writer_turn, writers_waiting
+from rapport.platform.db import (
+    WriterTurnBusy,
+    open_session,
+    upsert_rows,
+    writer_turn,
+    writers_waiting,
+)
 from rapport.platform.middleware import METRICS
 
 log = logging.getLogger(__name__)
@@ -201,11 +209,72 @@ def run_batch_counted(db: Session, proc: Processor) -> tuple[int, bool]:
     return len(handled), read_on
 
 
+# PostgreSQL's errors that pass, by SQLSTATE: a whole class (08 the connection, 40 a
+# serialization failure or deadlock, 53 resources such as a full disk or too many
+# connections, 57 an operator's or a timeout's cancel, 58 the server's own I/O), or one code
+# (55P03 a lock not available in time). Every other code names something a statement will meet
+# again (42 a missing table or column, 54 a program limit such as too many arguments).
+_PASSING_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+_PASSING_SQLSTATES = frozenset({"55P03"})
+# SQLite's, by primary result code: busy or locked, out of memory, I/O, a full disk, a file it
+# cannot open, a lock protocol clash, an interrupted statement, a schema changed under a
+# prepared statement. SQLITE_ERROR (a missing table or column, a syntax error, too many SQL
+# variables) and the rest are the statement's own.
+_PASSING_SQLITE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_INTERRUPT,
+        sqlite3.SQLITE_SCHEMA,
+    }
+)
+# The same, by message, for an error raised without its code.
+_PASSING_SQLITE_MESSAGES = (
+    "locked",
+    "busy",
+    "disk i/o error",
+    "unable to open database file",
+    "database or disk is full",
+    "out of memory",
+    "interrupted",
+    "schema has changed",
+)
+
+
 def _passing(error: BaseException) -> bool:
     """Whether ``error`` says nothing about the events handled: the database could not be
-    reached, was busy (SQLite's lock, a lock timeout, a serialization failure) or the pool
-    ran dry. Such a batch is not counted against its events; the next tick tries again."""
-    return isinstance(error, OperationalError | InterfaceError | PoolTimeout)
+    reached, was busy (SQLite's lock, a lock timeout, a serialization failure, a deadlock) or
+    the pool ran dry. Such a batch is not counted against its events; the next tick tries
+    again. An ``OperationalError`` that every try would meet again (a missing table or column,
+    a syntax error, too many SQL variables or arguments) is the events' own, and counted:
+    PostgreSQL's by the SQLSTATE class of the driver's error, SQLite's by its result code (or
+    message)."""
+    if isinstance(error, InterfaceError | PoolTimeout):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    return _passing_driver_error(error.orig)
+
+
+def _passing_driver_error(orig: BaseException | None) -> bool:
+    if isinstance(orig, WriterTurnBusy):
+        return True
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            return code & 0xFF in _PASSING_SQLITE_CODES
+        message = str(orig).lower()
+        return any(phrase in message for phrase in _PASSING_SQLITE_MESSAGES)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if not isinstance(sqlstate, str) or len(sqlstate) != 5:
+        # No answer from the server (a connection refused or lost): nothing about the events.
+        return True
+    return sqlstate[:2] in _PASSING_SQLSTATE_CLASSES or sqlstate in _PASSING_SQLSTATES
 
 
 def _isolate(db: Session, proc: Processor, events: list[Event]) -> tuple[list[Event], bool]:
