@@ -260,12 +260,33 @@ def test_boosts_of_one_item_by_two_rules_combine_by_specificity(bundle: Bundle) 
     assert score([everywhere, on_home]) == pytest.approx(3 * plain, rel=1e-4)
     bury_home = Rule("home", "bury", sku="W-CHABLIS", factor=2.0, placement="home")
     assert score([everywhere, bury_home]) == pytest.approx(plain / 2, rel=1e-4)
-    # equally specific ones multiply: a boost and a bury of one target cancel
+    # of equally specific ones of one target the newest applies, never both
     bury_all = Rule("all", "bury", sku="W-CHABLIS", factor=2.0)
-    assert score([everywhere, bury_all]) == pytest.approx(plain, rel=1e-4)
+    assert score([everywhere, bury_all]) == pytest.approx(plain / 2, rel=1e-4)
+    assert score([bury_all, everywhere]) == pytest.approx(2 * plain, rel=1e-4)
     # rules on different targets that both match the item multiply too
     wine = Rule("wine", "boost", attribute="category", value="Wine", factor=2.0, placement="home")
     assert score([everywhere, wine]) == pytest.approx(4 * plain, rel=1e-4)
+
+
+def test_of_two_equally_specific_boosts_of_one_target_the_newest_applies(bundle: Bundle) -> None:
+    base = Context("home", limit=20)
+
+    def score(rules: list[Rule], sku: str = "W-CHABLIS") -> float:
+        return next(r.score for r in rank(bundle, base, rules) if r.sku == sku)
+
+    plain = score([])
+    # two boosts of the category Wine for every placement: x2 made first, x3 made later
+    older = Rule("x2", "boost", attribute="category", value="Wine", factor=2.0, rule_id=7)
+    newer = Rule("x3", "boost", attribute="category", value="Wine", factor=3.0, rule_id=9)
+    assert score([older, newer]) == pytest.approx(3 * plain, rel=1e-4)  # not x6
+    assert score([newer, older]) == pytest.approx(3 * plain, rel=1e-4)
+    # a rule that began later is newer than one made later that has no start
+    summer = Rule(
+        "summer", "boost", attribute="category", value="Wine", factor=1.5, rule_id=5,
+        starts_at=datetime(2026, 6, 1, tzinfo=UTC),
+    )  # fmt: skip
+    assert score([older, newer, summer]) == pytest.approx(1.5 * plain, rel=1e-4)
 
 
 def test_attribute_rules_match_brand_and_country(bundle: Bundle) -> None:

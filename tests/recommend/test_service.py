@@ -4,6 +4,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,30 @@ def test_segment_rules_apply_only_to_their_segment_and_only_in_their_window(
     assert ask(db, tmp_path, placement="email").items[0].sku != "W-MONTE"
     later = ask(db, tmp_path, placement="home", at=NOW + timedelta(days=2))
     assert later.items[0].sku != "W-MONTE"
+
+
+def test_two_boosts_of_one_category_do_not_multiply_the_newest_applies(
+    db: Session, tmp_path: Path, shop: dict[str, str]
+) -> None:
+    def chablis() -> float:
+        found = ask(db, tmp_path, placement="home", limit=20).items
+        return next(item.score for item in found if item.sku == "W-CHABLIS")
+
+    def boost(name: str, factor: float, **window: object) -> None:
+        rule = RuleIn(
+            name=name, action="boost", attribute="category", value="Wine", factor=factor,
+            **window,  # type: ignore[arg-type]
+        )  # fmt: skip
+        service.create_rule(db, rule=rule, by="merch@example.com")
+
+    plain = chablis()
+    boost("Wine x2", 2.0)
+    boost("Wine x3", 3.0)
+    # the rule made last applies, where both did (x6)
+    assert chablis() == pytest.approx(3 * plain, rel=1e-4)
+    # a boost that began later than both (an older row, begun since) is newer still
+    boost("Summer wine x1.5", 1.5, starts_at=NOW - timedelta(hours=1))
+    assert chablis() == pytest.approx(1.5 * plain, rel=1e-4)
 
 
 def test_every_rule_change_is_audited(db: Session, tmp_path: Path, shop: dict[str, str]) -> None:

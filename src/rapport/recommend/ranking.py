@@ -13,7 +13,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +65,10 @@ class Rule:
     # same item, the one for this placement (then for this segment) overrides the other.
     placement: str | None = None
     segment: str | None = None
+    # Which of two equally specific boosts or buries of one target is the newest: the one
+    # that began last (a rule without a start began first), then the one made last.
+    starts_at: datetime | None = None
+    rule_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -413,6 +417,9 @@ def _with_browsing(bundle: Bundle, context: Context, candidates: _Candidates) ->
 # -------------------------------------------------------------------------- rules, context
 
 
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
 def _specificity(rule: Rule) -> tuple[bool, bool]:
     """How narrowly a rule was set: for one placement first, then for one segment."""
     return (rule.placement is not None, rule.segment is not None)
@@ -431,15 +438,28 @@ def in_force(rules: Sequence[Rule]) -> list[Rule]:
     """The rules that apply, in their order: of the pins of one SKU, and of the boosts and
     buries of one target (one SKU, or one attribute and value), only the most specific ones
     (a rule for this placement over one for every placement, then a rule for a segment over
-    one for everyone). Equally specific boosts and buries all apply (they multiply);
-    exclusions and filters always all apply."""
+    one for everyone). Of equally specific boosts and buries of one target only the newest
+    applies (the one that began last, then the one made last, then the last given), as the
+    newest price rule sets a price; boosts of different targets that match one item still
+    multiply. Exclusions and filters always all apply."""
     weighed = ("pin", "boost", "bury")
     best: dict[tuple[str, str | None, str | None], tuple[bool, bool]] = {}
     for rule in rules:
         if rule.action in weighed:
             target = _target(rule)
             best[target] = max(best.get(target, (False, False)), _specificity(rule))
-    return [r for r in rules if r.action not in weighed or _specificity(r) == best[_target(r)]]
+    kept = [r for r in rules if r.action not in weighed or _specificity(r) == best[_target(r)]]
+    newest: dict[tuple[str, str | None, str | None], tuple[datetime, int, int]] = {}
+    for order, rule in enumerate(kept):
+        if rule.action in ("boost", "bury"):
+            began = rule.starts_at if rule.starts_at is not None else _EARLIEST
+            target = _target(rule)
+            newest[target] = max(newest.get(target, (began, -1, -1)), (began, rule.rule_id, order))
+    return [
+        r
+        for order, r in enumerate(kept)
+        if r.action not in ("boost", "bury") or newest[_target(r)][2] == order
+    ]
 
 
 def _pins(bundle: Bundle, rules: Sequence[Rule]) -> list[tuple[int, int]]:

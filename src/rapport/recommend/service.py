@@ -459,6 +459,8 @@ def _rules_for(
             factor=r.factor,
             placement=r.placement,
             segment=r.segment,
+            starts_at=clock.as_utc(r.starts_at) if r.starts_at is not None else None,
+            rule_id=r.id,
         )
         for r in sorted(active, key=lambda r: r.id)
         if (r.placement is None or r.placement == placement)
