@@ -13,8 +13,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, func, insert, literal, select
+from sqlalchemy.orm import Session, aliased
 
 from rapport.catalog import service as catalog
 from rapport.events.service import LoggedEvent
@@ -22,6 +22,7 @@ from rapport.loyalty.ledger.journal import MAX_POINTS_PER_COMMAND
 from rapport.loyalty.ledger.movements import earn
 from rapport.loyalty.models import Award, QualifyingActivity, TierStanding
 from rapport.loyalty.program.rules import (
+    FIRST_ORDER,
     Decision,
     Fact,
     Member,
@@ -81,6 +82,9 @@ def member_context(db: Session, rules: RuleSet, fact: Fact) -> Member:
     standing = db.get(TierStanding, customer_id)
     tier = policy.tier(standing.tier_id if standing else None)
     this_order = f"order:{fact.order_id}" if fact.order_id else None
+    # Earlier orders are those still standing: an order cancelled since was never a purchase
+    # (its ``cancel:`` row is the earning processor's record of the cancellation).
+    cancellation = aliased(QualifyingActivity)
     earlier = db.scalar(
         select(func.count())
         .select_from(QualifyingActivity)
@@ -88,6 +92,12 @@ def member_context(db: Session, rules: RuleSet, fact: Fact) -> Member:
             QualifyingActivity.customer_id == customer_id,
             QualifyingActivity.source_key.like("order:%"),
             QualifyingActivity.source_key != (this_order or ""),
+            ~select(cancellation.id)
+            .where(
+                cancellation.source_key
+                == literal("cancel:") + func.substr(QualifyingActivity.source_key, 7)
+            )
+            .exists(),
         )
     )
     cap_used: dict[str, int] = {}
@@ -108,7 +118,7 @@ def member_context(db: Session, rules: RuleSet, fact: Fact) -> Member:
         key
         for key in (
             this_order,
-            "first-order",
+            FIRST_ORDER,
             f"field:{fact.preference_field}" if fact.preference_field else None,
             f"review:{fact.review_id}" if fact.review_id else None,
             f"birthday:{fact.occurred_at.year}",

@@ -4,7 +4,7 @@ It reads the log in order (a processor registered through ``events.service``, se
 ``loyalty.tasks``) and, in the processor's own transaction, gives points for ``order_placed``
 (spend, first purchase), takes back what returned lines earned on ``order_returned`` and
 gives back the points the order was paid with for the part returned, does both for the
-whole order on ``order_cancelled``,
+whole order on ``order_cancelled`` and takes back its first-purchase bonus there,
 apologises for ``delivery_late`` and ``delivery_failed``, rewards ``preference_shared`` and
 ``review_verified``, moves a merged-away member's points to the survivor on
 ``customers_merged``, and keeps tiers current. Every award is a row unique per member, rule
@@ -29,9 +29,15 @@ from rapport.events.service import LoggedEvent
 from rapport.loyalty.earning.awards import award, earn_on, order_fact
 from rapport.loyalty.ledger.balances import get_member
 from rapport.loyalty.ledger.movements import adjust
-from rapport.loyalty.ledger.returns import order_points, refund_points_paid, reverse_for_return
+from rapport.loyalty.ledger.returns import (
+    order_points,
+    refund_points_paid,
+    reverse_bonus,
+    reverse_for_return,
+)
 from rapport.loyalty.models import Award, QualifyingActivity, TierStanding
 from rapport.loyalty.program.rules import (
+    FIRST_ORDER,
     Decision,
     Fact,
     FactKind,
@@ -172,11 +178,12 @@ def _on_order_returned(db: Session, event: LoggedEvent) -> None:
 
 
 def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
-    """An order called off before it was handed over: the points it earned are taken back
-    (as a whole return takes back its lines' points, with ``reverse_for_return``) and the
-    points it was paid with all come back (``refund_points_paid``); its spend leaves the
-    member's qualifying activity. A bonus a rule gave for the order as a whole (a first
-    purchase, a referral) stays, as after a return."""
+    """An order called off before it was handed over was never a purchase: the points its
+    lines earned are taken back (as a whole return takes them back, with
+    ``reverse_for_return``), so is its first-purchase bonus (``_take_back_first_purchase``),
+    and the points it was paid with all come back (``refund_points_paid``); its spend leaves
+    the member's qualifying activity, and it no longer counts as an earlier order, so the
+    member's next order is their first purchase. A referral completed by it stays."""
     props = event.properties
     customer_id = str(event.customer_id)
     order_id = str(props["order_id"])
@@ -193,6 +200,7 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
             reason=f"Order {order_id} cancelled",
             commit=False,
         )
+    _take_back_first_purchase(db, customer_id=customer_id, order_id=order_id)
     if int(props.get("points_paid_minor") or 0) > 0:
         refund_points_paid(
             db,
@@ -218,6 +226,34 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
     )
     db.flush()
     review_tier(db, customer_id=customer_id, at=event.occurred_at)
+
+
+def _take_back_first_purchase(db: Session, *, customer_id: str, order_id: str) -> None:
+    """Reverse the first-purchase bonus ``order_id`` earned, if it earned one, and keep its
+    award under another key (``first-order cancelled <order>``): the bonus is then neither
+    taken back twice nor in the way of the member's next order, their first purchase now."""
+    bonus = db.scalar(
+        select(Award).where(
+            Award.customer_id.in_(
+                [customer_id, *customers.merged_ids(db, customer_id=customer_id)]
+            ),
+            Award.order_id == order_id,
+            Award.once_key == FIRST_ORDER,
+        )
+    )
+    if bonus is None:
+        return
+    reverse_bonus(
+        db,
+        customer_id=customer_id,
+        order_id=order_id,
+        rule_id=bonus.rule_id,
+        points=bonus.points,
+        reason=f"First purchase bonus: order {order_id} cancelled",
+        commit=False,
+    )
+    bonus.once_key = f"{FIRST_ORDER} cancelled {order_id}"[:120]
+    db.flush()
 
 
 def _simple_fact(kind: FactKind) -> Callable[[Session, LoggedEvent], None]:

@@ -1,11 +1,14 @@
 """A return takes back the points its order earned: what the order earned and has had taken
 back (``order_points``), and the reversal itself (``reverse_for_return``), which records debt
 for points already spent (or writes them off). It also gives back the points the member paid
-the order with, for the part returned (``refund_points_paid``)."""
+the order with, for the part returned (``refund_points_paid``). A cancellation takes back, as
+well, the bonus a rule gave for the order as a whole (``reverse_bonus``: the first-purchase
+bonus of an order that was never a purchase), the same way."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from fractions import Fraction
 
 from sqlalchemy import insert, select, update
@@ -68,13 +71,14 @@ def order_points(db: Session, *, customer_id: str, order_id: str) -> OrderPoints
         if not line_points
     }
     earned = reversed_ = 0
-    for transaction_id, kind, points, debt_change, details in db.execute(
+    for transaction_id, kind, points, debt_change, details, rule_id in db.execute(
         select(
             TRANSACTIONS.c.id,
             TRANSACTIONS.c.kind,
             TRANSACTIONS.c.points,
             TRANSACTIONS.c.debt_change,
             TRANSACTIONS.c.details,
+            TRANSACTIONS.c.rule_id,
         ).where(
             TRANSACTIONS.c.customer_id.in_(known_as),
             TRANSACTIONS.c.order_id == order_id,
@@ -84,7 +88,7 @@ def order_points(db: Session, *, customer_id: str, order_id: str) -> OrderPoints
         if kind == "earn":
             if transaction_id not in whole_order_bonuses:
                 earned += points - debt_change  # issued: credited plus the debt it paid
-        else:
+        elif rule_id is None:  # a bonus's own reversal (``reverse_bonus``) names its rule
             reversed_ += -points + debt_change + int((details or {}).get("written_off", 0))
     return OrderPoints(earned=earned, reversed=reversed_)
 
@@ -131,6 +135,76 @@ def reverse_for_return(
     if to_reverse <= 0:
         db.rollback()
         raise Conflict(f"The points of order {order_id!r} were already reversed", field="order_id")
+    posted, fact = _take_back(
+        db,
+        customer_id=customer_id,
+        order_id=order_id,
+        points=to_reverse,
+        wanted=wanted,
+        reason=reason,
+        rule_id=None,
+        balance=balance,
+        debt=debt,
+        now=now,
+    )
+    return finish(db, posted, fact, channel="web", before_commit=before_commit, commit=commit)
+
+
+def reverse_bonus(
+    db: Session,
+    *,
+    customer_id: str,
+    order_id: str,
+    rule_id: str,
+    points: int,
+    reason: str,
+    commit: bool = True,
+) -> Posted:
+    """Take back ``points`` a rule (``rule_id``) gave for ``order_id`` as a whole, such as the
+    first-purchase bonus of an order cancelled before it was handed over: one ``reverse``
+    transaction naming the rule, taken as a return's reversal is (the order's own lots
+    first, then the member's others oldest first; points already spent become debt, or are
+    written off where the program allows no debt). It is not counted among the order's
+    reversals of what its lines earned (``order_points``). The caller makes sure it runs
+    once per bonus."""
+    check_points(points)
+    locked = lock_account(db, customer_id)
+    if locked is None:
+        db.rollback()
+        raise NotFound(f"Customer {customer_id!r} has no points yet", field="customer_id")
+    balance, debt = locked
+    posted, fact = _take_back(
+        db,
+        customer_id=customer_id,
+        order_id=order_id,
+        points=points,
+        wanted=points,
+        reason=reason,
+        rule_id=rule_id,
+        balance=balance,
+        debt=debt,
+        now=clock.now(),
+    )
+    return finish(db, posted, fact, channel="web", before_commit=None, commit=commit)
+
+
+def _take_back(
+    db: Session,
+    *,
+    customer_id: str,
+    order_id: str,
+    points: int,
+    wanted: int,
+    reason: str,
+    rule_id: str | None,
+    balance: int,
+    debt: int,
+    now: datetime,
+) -> tuple[Posted, PointsReversed]:
+    """Post the reversal of ``points`` of ``order_id`` on the locked member (``balance``,
+    ``debt``): the order's open lots first, then the others; the shortfall is debt or
+    written off."""
+    to_reverse = points
     order_lots = db.execute(
         select(LOTS.c.id, LOTS.c.remaining)
         .where(
@@ -166,6 +240,7 @@ def reverse_for_return(
             (ISSUED, from_balance + new_debt),
         ],
         order_id=order_id,
+        rule_id=rule_id,
         debt_change=new_debt,
         details={"requested": wanted, "written_off": written_off} if written_off else {},
         now=now,
@@ -214,7 +289,7 @@ def reverse_for_return(
         debt_change=new_debt,
         written_off=written_off,
     )
-    return finish(db, posted, fact, channel="web", before_commit=before_commit, commit=commit)
+    return posted, fact
 
 
 def points_paid(db: Session, *, customer_id: str, order_id: str) -> tuple[int, int]:

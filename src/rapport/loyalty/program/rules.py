@@ -107,8 +107,14 @@ class SpendRule(_Rule):
     exclude_categories: list[str] = Field(default_factory=list, max_length=100)
 
 
+# The once key of the first-purchase bonus: one award per member and rule. The award of an
+# order cancelled since is kept under another key, so a later order can be the first.
+FIRST_ORDER = "first-order"
+
+
 class FirstPurchaseRule(_Rule):
-    """A bonus on the customer's first order, once."""
+    """A bonus on the customer's first order, once. An order cancelled before it was handed
+    over is no purchase: its bonus is taken back and it does not count as an earlier order."""
 
     kind: Literal["first_purchase"]
     points: Points
@@ -340,7 +346,7 @@ def _points(rule: Rule, fact: Fact, member: Member) -> tuple[int, str, str, dict
             return "not the customer's first order"
         if fact.total_minor < rule.min_total_minor:
             return f"the order is under {rule.min_total_minor} minor units"
-        return rule.points, "first-order", "first order", {}
+        return rule.points, FIRST_ORDER, "first order", {}
     if isinstance(rule, PreferenceRule):
         name = fact.preference_field
         if name is None:

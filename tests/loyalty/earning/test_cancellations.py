@@ -1,0 +1,114 @@
+"""A cancelled order in loyalty: it was never a purchase, so the first-purchase bonus it earned
+is taken back through the ledger, once, and the customer's next order counts as their first."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from rapport.events.models import ProcessorCursor
+from rapport.loyalty import service as ledger
+from rapport.loyalty.models import Award
+from rapport.orders import service as orders
+from tests.loyalty.earning.test_earning import big_order, place, process
+from tests.loyalty.factories import frozen_clock, make_customer
+from tests.orders.factories import seed_catalog
+
+
+def _replay(db: Session) -> None:
+    db.execute(
+        update(ProcessorCursor).where(ProcessorCursor.name == "loyalty.earning").values(position=0)
+    )
+    process(db)
+
+
+def test_a_cancelled_first_order_gives_back_its_first_purchase_bonus_once(db: Session) -> None:
+    # given a member's first order of 10 bottles: 120 points and the 200-point welcome bonus
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    member = make_customer(db)
+    order_id = orders.place_order(db, order=big_order(member, 10)).order_id
+    process(db)
+    assert ledger.balance(db, customer_id=member) == 320
+
+    # when the shop cancels it, and the log is processed twice over (a replay)
+    orders.cancel_order(db, order_id=order_id, reason="changed their mind")
+    process(db)
+    _replay(db)
+
+    # then both the lines' points and the bonus are taken back, once each, as reversals
+    assert ledger.balance(db, customer_id=member) == 0
+    reversals = [
+        (m.points, m.rule_id, m.reason)
+        for m in ledger.statement(db, customer_id=member)
+        if m.kind == "reverse"
+    ]
+    assert sorted(reversals) == [
+        (-200, "welcome", f"First purchase bonus: order {order_id} cancelled"),
+        (-120, None, f"Order {order_id} cancelled"),
+    ]
+    assert ledger.get_member(db, customer_id=member).debt == 0
+    assert ledger.invariant_violations(db) == []
+    # the order has nothing left to take back
+    assert ledger.order_points(db, customer_id=member, order_id=order_id).reversible == 0
+
+    # and their next order is their first purchase: it earns the welcome bonus
+    second = place(db, member)
+    process(db)
+    assert ledger.balance(db, customer_id=member) == 30 + 200
+    welcome = db.scalars(
+        select(Award.order_id).where(Award.customer_id == member, Award.rule_id == "welcome")
+    ).all()
+    assert sorted(welcome) == sorted([order_id, second])
+    # and its order after that is not
+    place(db, member)
+    process(db)
+    assert ledger.balance(db, customer_id=member) == 30 + 200 + 30
+
+
+def test_a_spent_first_purchase_bonus_becomes_debt_when_its_order_is_cancelled(
+    db: Session,
+) -> None:
+    # given a member's first order (30 points and the 200-point bonus), 200 of them spent
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    member = make_customer(db)
+    order_id = place(db, member)
+    process(db)
+    ledger.redeem(db, customer_id=member, points=200, reason="Coffee reward")
+
+    # when the order is cancelled
+    orders.cancel_order(db, order_id=order_id)
+    process(db)
+
+    # then the 30 points still there are taken, and the spent bonus is owed, as after a
+    # return of spent points: the member's next earning pays it first
+    member_now = ledger.get_member(db, customer_id=member)
+    assert (member_now.balance, member_now.debt) == (0, 200)
+    assert ledger.invariant_violations(db) == []
+    ledger.earn(db, customer_id=member, points=250, reason="Goodwill", order_id=None)
+    member_now = ledger.get_member(db, customer_id=member)
+    assert (member_now.balance, member_now.debt) == (50, 0)
+
+
+def test_an_order_placed_before_the_first_was_cancelled_keeps_its_place(db: Session) -> None:
+    # given a member's first order (bonus) and a second one placed before the first is
+    # cancelled: the second was judged when placed, not a first purchase
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    member = make_customer(db)
+    first = place(db, member)
+    place(db, member)
+    process(db)
+    assert ledger.balance(db, customer_id=member) == 30 + 200 + 30
+
+    # when the first is cancelled
+    orders.cancel_order(db, order_id=first)
+    process(db)
+
+    # then its points and bonus go; the second order's points stay, and a later order is
+    # not a first purchase either (the second one was)
+    assert ledger.balance(db, customer_id=member) == 30
+    place(db, member)
+    process(db)
+    assert ledger.balance(db, customer_id=member) == 60
