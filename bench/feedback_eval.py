@@ -22,13 +22,14 @@ import argparse
 import csv
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rapport.feedback.reviews import screening
-from rapport.feedback.scores.arithmetic import csat, difference
+from rapport.feedback.scores.arithmetic import SCALES, csat, difference, score_range
 from rapport.feedback.scores.moments import Observation, moments_of_truth
 from rapport.feedback.scores.themes import Comment, extract_themes
 
@@ -105,6 +106,16 @@ def order_signals(data: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]
     return signals, owner
 
 
+# What one review's value can be in each measure: the satisfied share counts a review as 0 or
+# 100 points (CSAT), the stars are 1 to 5. A difference of means, and so its interval, lies
+# within lowest minus highest and highest minus lowest (-100 to +100 points, -4 to +4 stars).
+MEASURES: tuple[tuple[str, Callable[[int], float], tuple[float, float]], ...] = (
+    ("satisfied share (CSAT points)", lambda s: 100.0 if s >= 4 else 0.0, score_range("csat")),
+    ("mean stars", float, (float(SCALES["csat"][0]), float(SCALES["csat"][1]))),
+)
+STARS = MEASURES[1][2]
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:+.{digits}f}"
 
@@ -123,15 +134,18 @@ def moments_report(
         f"{len(on_time)} on time or early.\n"
     )
     headline: dict[str, Any] = {"joined": len(joined), "late": len(late)}
-    for name, value_of in (
-        ("satisfied share (CSAT points)", lambda s: 100.0 if s >= 4 else 0.0),
-        ("mean stars", float),
-    ):
+    for name, value_of, value_range in MEASURES:
         observations = [Observation(value_of(r.score), s) for r, s in joined]
+        widest = value_range[1] - value_range[0]
         print(f"### Effect on the {name}\n")
+        print(
+            f"Welch's 95% intervals, clipped to the differences the scale allows ({-widest:+g} "
+            f"to {widest:+g}), as the dashboard and GET /v1/feedback/moments clip them; the "
+            "per-unit slopes are not clipped.\n"
+        )
         print("| moment | n | baseline n | effect | 95% interval | per unit |")
         print("|---|---:|---:|---:|---|---|")
-        for m in moments_of_truth(observations):
+        for m in moments_of_truth(observations, value_range=value_range):
             d = m.difference
             digits = 1 if name.startswith("satisfied") else 2
             per_unit = (
@@ -147,7 +161,9 @@ def moments_report(
             key = f"{m.label}|{name}"
             headline[key] = round(d.effect, 2) if d.effect is not None else None
         print()
-    stars_late = difference([float(r.score) for r in late], [float(r.score) for r in on_time])
+    stars_late = difference(
+        [float(r.score) for r in late], [float(r.score) for r in on_time], value_range=STARS
+    )
     headline["late_minus_on_time_stars"] = round(stars_late.effect or 0.0, 2)
     headline["late_minus_on_time_stars_interval"] = [
         round(stars_late.low or 0.0, 2),
