@@ -220,6 +220,9 @@ class Processing:
     lag: dict[str, int]
     held_total: int
     held: list[HeldEventView]
+    # Of held_total: those waiting, untried, behind an earlier held event of their customer
+    # or order.
+    held_behind: int = 0
 
 
 def collect_processing(db: Session) -> Processing:
@@ -229,4 +232,5 @@ def collect_processing(db: Session) -> Processing:
         lag=events.processor_lag(db),
         held_total=held_total,
         held=held,
+        held_behind=events.count_held_behind(db),
     )

@@ -8,11 +8,24 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from rapport.customers import service
-from rapport.customers.processor import process_profile_events
+from rapport.customers.processor import alias_identities, process_profile_events
 from rapport.events import service as events
 from rapport.platform import jobs
 
-events.processor("customers.profile", batch_size=500)(process_profile_events)
+
+def _person_of(event: events.LoggedEvent) -> set[str]:
+    """Whose profile an event changes: its person, and an alias's previous id (merged in)."""
+    named = events.by_person(event)
+    for kind, value in alias_identities(event):
+        named.add(f"user:{value}" if kind == "external_id" else f"visitor:{value}")
+    return named
+
+
+# Traits, consent and groups keep the latest a person said: a held event of theirs holds their
+# later ones behind it, so that a retry never puts an older statement over a newer one.
+events.processor("customers.profile", batch_size=500, in_order_by=_person_of)(
+    process_profile_events
+)
 
 
 @jobs.job("customers.refresh_rfm_boundaries")

@@ -58,7 +58,11 @@ class HeldEvent(Base):
     ``processors.HOLD_AFTER`` tries it is set aside (``held_at``) and the processor goes on past
     it, so one event it cannot apply never stops it for good. A held event waits for an
     operator to mend the cause and retry it (``rapport events retry``); an applied one is
-    deleted. ``error`` may quote the event, so erasing its customer blanks it."""
+    deleted. ``error`` may quote the event, so erasing its customer blanks it.
+
+    A processor whose events must apply in their order per customer or order (``in_order_by``)
+    also holds the later events of a held event's subjects, untried, ``behind`` it (its log
+    position; ``attempts`` 0), so that a retry applies them after it, never before."""
 
     __tablename__ = "processor_held_events"
 
@@ -69,6 +73,7 @@ class HeldEvent(Base):
     first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     held_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    behind: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class SuppressedIdentity(Base):

@@ -8,16 +8,20 @@ events before it are applied, the event is tried again on the next ticks (a try 
 ``processor_held_events``), and once it has failed ``HOLD_AFTER`` times over at least
 ``HOLD_PATIENCE`` it is *held*: set aside, logged and shown on the event processing page, and
 the processor goes on past it. An operator mends the cause and applies the held events with
-``rapport events retry`` (:func:`retry_held`). Errors that say nothing about the event (the
-database unreachable, busy or timing out) are never counted: the batch waits for the next tick;
-a database error every try meets again (a missing table) is counted (:func:`_passing`).
+``rapport events retry`` (:func:`retry_held`). A processor whose events must apply in their
+order per customer or order (``in_order_by``: points, profiles, tracked orders) holds the later
+events of a held event's customer or order behind it, untried, and a retry applies them after
+it, in log order; the other processors' held events may apply late. Errors that say nothing
+about the event (the database unreachable, busy or timing out) are never counted: the batch
+waits for the next tick; a database error every try meets again (a missing table) is counted
+(:func:`_passing`).
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,7 +29,7 @@ from prometheus_client import Counter
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from rapport.events.log import events_after, head_position
 from rapport.events.models import Event, HeldEvent, ProcessorCursor
@@ -42,6 +46,9 @@ from rapport.platform.middleware import METRICS
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, list[Event]], None]
+# The subjects whose events a processor must apply in log order: keys such as
+# ``customer:cus_…`` or ``order:A-1``; two events are of one subject when they share a key.
+Subjects = Callable[[Event], Iterable[str]]
 
 # On PostgreSQL a position can become visible after a higher one (transactions commit out of
 # order), and rolled-back or conflicting inserts leave permanent holes. A hole followed by an
@@ -68,19 +75,127 @@ class Processor:
     name: str
     handle: Handler
     batch_size: int = 500
+    # None: a held event may be applied after the events that followed it (the handler's
+    # outcome does not depend on their order). Otherwise the subjects an event is of: while
+    # one is held, the later events of its subjects are held behind it.
+    in_order_by: Subjects | None = None
 
 
 _processors: dict[str, Processor] = {}
 
 
-def processor(name: str, *, batch_size: int = 500) -> Callable[[Handler], Handler]:
-    """Register ``func`` to be called with each new batch of events, in log order."""
+def processor(
+    name: str, *, batch_size: int = 500, in_order_by: Subjects | None = None
+) -> Callable[[Handler], Handler]:
+    """Register ``func`` to be called with each new batch of events, in log order.
+
+    ``in_order_by`` names the subjects (a customer, an order) whose events the handler must
+    apply in their order: a handler that keeps the latest state (a trait, a consent, an order's
+    status) or builds on what came before (a return's points on the order's award). While an
+    event is held, the later events of its subjects are held behind it and applied after it
+    by ``rapport events retry``. Leave it out for a handler whose outcome does not depend on
+    the order (an invitation, a webhook): its held events may be applied late."""
 
     def register(func: Handler) -> Handler:
-        _processors[name] = Processor(name=name, handle=func, batch_size=batch_size)
+        _processors[name] = Processor(
+            name=name, handle=func, batch_size=batch_size, in_order_by=in_order_by
+        )
         return func
 
     return register
+
+
+def by_person(event: Event) -> set[str]:
+    """The subjects of an event's person, as the event names them: Rapport's customer id, the
+    sender's user id and visitor id (a user id of the form ``cus_…`` is the customer id)."""
+    keys: set[str] = set()
+    if event.customer_id:
+        keys.add(f"customer:{event.customer_id}")
+    if event.user_id:
+        user = event.user_id
+        keys.add(f"customer:{user}" if user.startswith("cus_") else f"user:{user}")
+    if event.anonymous_id:
+        keys.add(f"visitor:{event.anonymous_id}")
+    return keys
+
+
+class _InOrder:
+    """The subjects of a processor's held events, each with the held event the later events of
+    that subject wait behind (the one whose handler raised)."""
+
+    def __init__(self, proc: Processor, subjects: Subjects) -> None:
+        self.proc = proc
+        self.subjects = subjects
+        self.roots: dict[str, int] = {}
+
+    @classmethod
+    def load(cls, db: Session, proc: Processor) -> _InOrder | None:
+        """The processor's held subjects as stored; None for a processor whose held events
+        may apply late."""
+        if proc.in_order_by is None:
+            return None
+        order = cls(proc, proc.in_order_by)
+        rows = db.execute(
+            select(HeldEvent.position, HeldEvent.behind, Event)
+            .join(Event, Event.position == HeldEvent.position)
+            .where(HeldEvent.processor == proc.name, HeldEvent.held_at.is_not(None))
+            .order_by(HeldEvent.position)
+        ).all()
+        for position, behind, event in rows:
+            order.hold(event, behind or position)
+        return order
+
+    def root(self, event: Event) -> int | None:
+        """The held event this one must wait behind, if one of its subjects is held."""
+        found = [self.roots[key] for key in self.subjects(event) if key in self.roots]
+        return min(found) if found else None
+
+    def hold(self, event: Event, root: int) -> None:
+        for key in self.subjects(event):
+            self.roots.setdefault(key, root)
+
+    def partition(self, events: list[Event]) -> tuple[list[Event], dict[int, int]]:
+        """The events free to handle, and those to hold behind a held one (by position: the
+        held one's), in log order."""
+        ready: list[Event] = []
+        behind: dict[int, int] = {}
+        for event in events:
+            root = self.root(event)
+            if root is None:
+                ready.append(event)
+            else:
+                behind[event.position] = root
+                self.hold(event, root)
+        return ready, behind
+
+
+def _waiting_reason(root: int) -> str:
+    return (
+        f"Waits behind the held event at log position {root}, of the same customer or order:"
+        " applied after it by `rapport events retry`."
+    )
+
+
+def _hold_behind(db: Session, name: str, event: Event, root: int) -> None:
+    """Hold ``event`` untried behind the held event at ``root`` (one of its subjects')."""
+    now = clock.now()
+    entry = db.get(HeldEvent, (name, event.position))
+    if entry is None:
+        entry = HeldEvent(processor=name, position=event.position, attempts=0)
+        entry.first_failed_at = now
+        db.add(entry)
+    entry.error = _waiting_reason(root)
+    entry.last_failed_at = now
+    entry.held_at = entry.held_at or now
+    entry.behind = root
+    log.warning(
+        "processor %s holds event %s (%s) behind the held event at log position %s, of the"
+        " same customer or order",
+        name,
+        event.event_id,
+        event.type,
+        root,
+    )
 
 
 def registered_processors() -> list[Processor]:
@@ -192,15 +307,27 @@ def run_batch_counted(db: Session, proc: Processor) -> tuple[int, bool]:
         db.rollback()
         return 0, False
     more = len(events) == proc.batch_size
+    order = _InOrder.load(db, proc)
+    ready, behind = order.partition(events) if order is not None else (events, {})
     try:
         with db.begin_nested():
-            handled = _handle_in_turn(db, proc, events)
+            done = _handle_in_turn(db, proc, ready) if ready else []
     except Exception as error:
         if _passing(error):
             raise
         handled, read_on = _isolate(db, proc, events)
     else:
-        _forget_tries(db, proc.name, through=handled[-1].position)
+        # The events the cursor may pass: all, or those before the first ready one not
+        # handled in this turn (the held-behind ones among them are held now).
+        if len(done) < len(ready):
+            handled = [e for e in events if e.position < ready[len(done)].position]
+        else:
+            handled = events
+        for event in handled:
+            if event.position in behind:
+                _hold_behind(db, proc.name, event, behind[event.position])
+        if handled:
+            _forget_tries(db, proc.name, through=handled[-1].position)
         read_on = more or len(handled) < len(events)
     if handled:
         cursor.position = handled[-1].position
@@ -280,10 +407,18 @@ def _passing_driver_error(orig: BaseException | None) -> bool:
 def _isolate(db: Session, proc: Processor, events: list[Event]) -> tuple[list[Event], bool]:
     """After the batch raised as a whole: its events one at a time, each in its own savepoint,
     up to the first that raises alone. That one has a try counted; once held it is passed
-    over. Returns the events the cursor may pass, and whether to read on in this tick (not
-    while an event waits for its next try, so that the tries fall on separate ticks)."""
+    over, and so are the later events of its subjects, held behind it (``in_order_by``).
+    Returns the events the cursor may pass, and whether to read on in this tick (not while an
+    event waits for its next try, so that the tries fall on separate ticks)."""
     passed: list[Event] = []
+    order = _InOrder.load(db, proc)
     for event in events:
+        root = order.root(event) if order is not None else None
+        if order is not None and root is not None:
+            _hold_behind(db, proc.name, event, root)
+            order.hold(event, root)
+            passed.append(event)
+            continue
         try:
             with db.begin_nested():
                 proc.handle(db, [event])
@@ -292,6 +427,8 @@ def _isolate(db: Session, proc: Processor, events: list[Event]) -> tuple[list[Ev
                 raise
             if not _count_try(db, proc.name, event, error):
                 return passed, False
+            if order is not None:
+                order.hold(event, event.position)
         else:
             _forget_tries(db, proc.name, through=event.position)
         passed.append(event)
@@ -430,7 +567,8 @@ def processor_lag(db: Session) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class HeldEventView:
-    """A held event as the operator sees it: where it is, what it is and why it failed."""
+    """A held event as the operator sees it: where it is, what it is and why it failed, or
+    which held event of the same customer or order it waits behind (``behind_event_id``)."""
 
     processor: str
     position: int
@@ -439,14 +577,17 @@ class HeldEventView:
     attempts: int
     error: str
     held_at: datetime
+    behind_event_id: str | None = None
 
 
 def held_events(db: Session, *, limit: int = 50) -> tuple[int, list[HeldEventView]]:
     """How many events processors hold, and the newest ``limit`` of them."""
     total = db.scalar(select(func.count()).where(HeldEvent.held_at.is_not(None))) or 0
+    root = aliased(Event)
     rows = db.execute(
-        select(HeldEvent, Event.event_id, Event.type)
+        select(HeldEvent, Event.event_id, Event.type, root.event_id)
         .join(Event, Event.position == HeldEvent.position)
+        .outerjoin(root, root.position == HeldEvent.behind)
         .where(HeldEvent.held_at.is_not(None))
         .order_by(HeldEvent.held_at.desc(), HeldEvent.position.desc())
         .limit(limit)
@@ -460,43 +601,80 @@ def held_events(db: Session, *, limit: int = 50) -> tuple[int, list[HeldEventVie
             attempts=held.attempts,
             error=held.error,
             held_at=clock.as_utc(held.held_at or held.last_failed_at),
+            behind_event_id=behind_event_id if held.behind is not None else None,
         )
-        for held, event_id, event_type in rows
+        for held, event_id, event_type, behind_event_id in rows
     ]
+
+
+def count_held_behind(db: Session) -> int:
+    """How many of the held events wait behind an earlier one of their customer or order."""
+    return (
+        db.scalar(
+            select(func.count()).where(
+                HeldEvent.held_at.is_not(None), HeldEvent.behind.is_not(None)
+            )
+        )
+        or 0
+    )
 
 
 @dataclass(frozen=True)
 class RetryOutcome:
     applied: int
     still_failing: int
+    # Held behind an event of the same customer or order that still fails: not tried.
+    still_waiting: int = 0
 
 
 def retry_held(
     *, database_url: str | None = None, processor_name: str | None = None
 ) -> RetryOutcome:
-    """Apply the held events again through their processors, oldest first, each on its own:
+    """Apply the held events again through their processors, in log order, each on its own:
     an applied one is deleted, one that raises again stays held with its try counted. Events
-    are applied in their processor's turn (its cursor locked), after the events that came
-    after them: a handler must accept that, as it accepts a replayed batch."""
-    applied = failing = 0
+    are applied in their processor's turn (its cursor locked). A processor that applies in
+    order (``in_order_by``) has held the later events of a held event's subjects behind it:
+    they are applied after it, in their order, and while it still fails they stay held behind
+    it, untried; one that fails in turn holds the rest of its subjects behind itself. The other
+    processors' held events are applied after the events that came after them: their handlers
+    accept that, as they accept a replayed batch."""
+    applied = failing = waiting = 0
     for proc in list(_processors.values()):
         if processor_name is not None and proc.name != processor_name:
             continue
-        with open_session(database_url) as db:
-            positions = list(
-                db.scalars(
-                    select(HeldEvent.position)
-                    .where(HeldEvent.processor == proc.name, HeldEvent.held_at.is_not(None))
-                    .order_by(HeldEvent.position)
-                )
-            )
-        for position in positions:
+        # The subjects that stay held in this retry, as it goes (those it applies are free).
+        order = _InOrder(proc, proc.in_order_by) if proc.in_order_by is not None else None
+        last = 0
+        while True:
+            # One held event at a time, the next in log order: the processor may hold more
+            # behind them meanwhile (at higher positions), and this retry reaches those too.
             with open_session(database_url) as db, writer_turn(db):
                 _locked_cursor(db, proc.name)
-                held = db.get(HeldEvent, (proc.name, position))
-                event = db.get(Event, position)
-                if held is None or held.held_at is None or event is None:
+                held = db.scalar(
+                    select(HeldEvent)
+                    .where(
+                        HeldEvent.processor == proc.name,
+                        HeldEvent.held_at.is_not(None),
+                        HeldEvent.position > last,
+                    )
+                    .order_by(HeldEvent.position)
+                    .limit(1)
+                )
+                if held is None:
                     db.rollback()
+                    break
+                last = held.position
+                event = db.get(Event, held.position)
+                if event is None:
+                    db.rollback()
+                    continue
+                root = order.root(event) if order is not None else None
+                if order is not None and root is not None:
+                    held.behind = root
+                    held.error = _waiting_reason(root)
+                    order.hold(event, root)
+                    waiting += 1
+                    db.commit()
                     continue
                 try:
                     with db.begin_nested():
@@ -507,12 +685,15 @@ def retry_held(
                     held.attempts += 1
                     held.error = f"{type(error).__name__}: {error}"[:_ERROR_CHARS]
                     held.last_failed_at = clock.now()
+                    held.behind = None
+                    if order is not None:
+                        order.hold(event, event.position)
                     failing += 1
                 else:
                     db.delete(held)
                     applied += 1
                 db.commit()
-    return RetryOutcome(applied=applied, still_failing=failing)
+    return RetryOutcome(applied=applied, still_failing=failing, still_waiting=waiting)
 
 
 def known_processor(name: str) -> bool:

@@ -36,6 +36,8 @@ from rapport.events.privacy import (
 )
 from rapport.events.processors import (
     HeldEventView,
+    by_person,
+    count_held_behind,
     held_events,
     lock_processor_cursors,
     processor,
@@ -72,8 +74,10 @@ __all__ = [
     "Status",
     "append_event",
     "assign_customer",
+    "by_person",
     "claim_anonymous_events",
     "count_events",
+    "count_held_behind",
     "customer_events",
     "customer_timeline",
     "erase_customer_data",

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from rapport.events.service import processor
+from rapport.events.service import LoggedEvent, by_person, processor
 from rapport.loyalty import service as ledger
 from rapport.loyalty.earning.birthdays import give_birthday_points
 from rapport.loyalty.earning.processor import process_loyalty_events
@@ -17,7 +17,19 @@ from rapport.loyalty.membership import jobs as membership_jobs  # noqa: F401
 from rapport.loyalty.tiers.reviews import review_due_tiers
 from rapport.platform import jobs
 
-processor("loyalty.earning", batch_size=200)(process_loyalty_events)
+
+def _members_of(event: LoggedEvent) -> set[str]:
+    """Whose points an event moves: its customer, and a merge's merged-away member."""
+    named = by_person(event)
+    merged = (event.properties or {}).get("merged_customer_id")
+    if event.type == "customers_merged" and isinstance(merged, str):
+        named.add(f"customer:{merged}")
+    return named
+
+
+# An order's return or cancellation takes back what its award gave, a first purchase is the
+# first: a held event of a member holds their later ones behind it, applied after it on retry.
+processor("loyalty.earning", batch_size=200, in_order_by=_members_of)(process_loyalty_events)
 
 
 @jobs.job("loyalty.expire_lots")

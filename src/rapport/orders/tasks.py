@@ -48,5 +48,16 @@ jobs.scheduled("orders.fit_customer_value", every=timedelta(days=1))
 # transaction (customers.merge_step).
 customers.merge_step("orders")(service.merge_customer_orders)
 
-# Segment's "Order Completed" / "Order Refunded" as orders and returns (orders.tracked).
-events.processor(service.TRACKED_ORDERS_PROCESSOR, batch_size=500)(service.process_tracked_orders)
+
+def _tracked_order_of(event: events.LoggedEvent) -> set[str]:
+    """The order a tracked e-commerce event is about."""
+    order_id = (event.properties or {}).get("order_id")
+    return {f"order:{order_id}"} if isinstance(order_id, str | int) and order_id != "" else set()
+
+
+# Segment's "Order Completed" / "Order Refunded" / "Order Cancelled" as orders, returns and
+# cancellations (orders.tracked): an order's refund or cancellation after its completion, so a
+# held event of an order holds that order's later ones behind it.
+events.processor(service.TRACKED_ORDERS_PROCESSOR, batch_size=500, in_order_by=_tracked_order_of)(
+    service.process_tracked_orders
+)
