@@ -83,8 +83,14 @@ def major_to_minor(major: Decimal | float | str, currency: str) -> int:
 # Spaces a locale may group thousands with (fr_FR: a narrow no-break space); a person types
 # any of them, or a plain space.
 _SPACES = " \u00a0\u202f"
+# de_CH groups with a right single quotation mark; a keyboard types the straight one.
+_APOSTROPHES = "\u2019'"
 _MARKS = {",": "a comma", ".": "a point", "\u2019": "an apostrophe", "'": "an apostrophe"}
 _MARKS.update(dict.fromkeys(_SPACES, "a space"))
+# Marks that set the direction of right-to-left text (ar_EG, he_IL and fa_IR amounts carry
+# them around the sign and the symbol): they are not part of the amount.
+_DIRECTION_MARKS = dict.fromkeys(map(ord, "\u200e\u200f\u061c"))
+_MINUS = ("-", "\u2212")
 
 
 class MoneyUnreadable(ValueError):
@@ -108,37 +114,67 @@ def money_example(currency: str, locale: str = DEFAULT_LOCALE) -> str:
     return money_input(123450 if get_currency_precision(currency) else 1234, currency, locale)
 
 
+def _currency_marks(currency: str, locale: str) -> list[str]:
+    """What may stand for ``currency`` beside a typed amount, longest first: its code, its
+    symbol in ``locale`` and its common symbol ("€" in de_CH, whose own is "EUR")."""
+    marks = {currency, get_currency_symbol(currency, locale=locale)}
+    marks.add(get_currency_symbol(currency, locale="en"))
+    return sorted({mark.translate(_DIRECTION_MARKS) for mark in marks}, key=len, reverse=True)
+
+
+def _without(shown: str, marks: list[str]) -> str:
+    """``shown`` with one of ``marks`` taken off its start or end (codes in any case)."""
+    for mark in marks:
+        if shown.upper().startswith(mark.upper()):
+            return shown[len(mark) :].strip()
+        if shown.upper().endswith(mark.upper()):
+            return shown[: len(shown) - len(mark)].strip()
+    return shown
+
+
+def _grouped(locale: str, group: str) -> str:
+    """A whole number with ``group`` between its groups, as the pages write it: in threes
+    (1,234,567), or as the locale groups (en_IN: 12,34,567)."""
+    mark = re.escape(group)
+    primary, secondary = Locale.parse(locale).decimal_formats[None].grouping
+    threes = rf"\d{{1,3}}(?:{mark}\d{{3}})+"
+    if (primary, secondary) == (3, 3):
+        return threes
+    local = rf"\d{{1,{secondary}}}(?:{mark}\d{{{secondary}}})*{mark}\d{{{primary}}}"
+    return f"{threes}|{local}"
+
+
 def parse_money(text: str, currency: str, locale: str = DEFAULT_LOCALE) -> int:
     """What a person typed in a money field, in minor units of ``currency``: read the way the
     pages show amounts in ``locale`` (en_GB: "," between thousands, "." before the decimals),
-    so "1,000" is a thousand, "1,234.50" is 123450 cents and "1000.5" is 100050. The
-    currency's symbol or code may stand on either side, and a minus before the digits.
+    so "1,000" is a thousand, "1,234.50" is 123450 cents and "1000.5" is 100050; what
+    :func:`money` and :func:`money_input` write, "-€1,234.50" included, reads back as the
+    amount. The currency's code (any case) or symbol may stand on either side, and a minus
+    (``-`` or U+2212) before or after the symbol; where the locale groups otherwise
+    (en_IN: "12,34,567.50") both its grouping and threes are read.
 
     Text that could mean two amounts is refused rather than guessed: "4,99" (not thousands,
     and "," is not the decimal mark), "1.000" in JPY or "4.990" in EUR (more decimals than the
-    currency has, as typed with "." between thousands). Raises :class:`MoneyUnreadable`
-    saying how to type it."""
+    currency has, as typed with "." between thousands), "1e3", another currency's symbol.
+    Raises :class:`MoneyUnreadable` saying how to type it."""
     group, point = get_group_symbol(locale), get_decimal_symbol(locale)
     digits = get_currency_precision(currency)
     example = money_example(currency, locale)
     between = _MARKS.get(group, group)
     after = f"{_MARKS.get(point, point)} before the decimals" if digits else "no decimals"
     how = f"type it like {example}, with {between} between thousands and {after}"
-    shown = text.strip()
-    for mark in sorted({currency, get_currency_symbol(currency, locale=locale)}, key=len)[::-1]:
-        if shown.startswith(mark):
-            shown = shown.removeprefix(mark).strip()
-            break
-        if shown.endswith(mark):
-            shown = shown.removesuffix(mark).strip()
-            break
-    negative = shown.startswith(("-", "\u2212"))
+    shown = text.translate(_DIRECTION_MARKS).strip()
+    negative = shown.startswith(_MINUS)
     if negative:
         shown = shown[1:].strip()
+    shown = _without(shown, _currency_marks(currency, locale))
+    if not negative and shown.startswith(_MINUS):
+        negative, shown = True, shown[1:].strip()
     if group in _SPACES:
         shown = re.sub(f"[{_SPACES}]", group, shown)
-    grouped = rf"\d{{1,3}}(?:{re.escape(group)}\d{{3}})+"
-    found = re.fullmatch(rf"({grouped}|\d+)(?:{re.escape(point)}(\d+))?", shown)
+    elif group in _APOSTROPHES:
+        shown = re.sub(f"[{_APOSTROPHES}]", group, shown)
+    found = re.fullmatch(rf"({_grouped(locale, group)}|\d+)(?:{re.escape(point)}(\d+))?", shown)
     if found is None:
         raise MoneyUnreadable(f"an amount in {currency}; {how}")
     whole, fraction = found.group(1).replace(group, ""), found.group(2) or ""
