@@ -7,14 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from rapport.events.models import Event
+from rapport.events.models import Event, ProcessorCursor
 from rapport.events.processors import registered_processors, run_batch
 from rapport.flows import orders as order_flows
 from rapport.loyalty import service as loyalty
 from rapport.loyalty.models import AppliedCheckout, Coupon
+from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.loyalty.tasks import expire_lots  # noqa: F401  (registers the processor)
 from rapport.orders import service as orders
@@ -261,3 +262,120 @@ def test_a_cancelled_order_gives_back_every_point_it_was_paid_with(db: Session) 
     assert loyalty.order_points(db, customer_id=member, order_id="O-PTS-X").reversible == 0
     assert loyalty.balance(db, customer_id=member) == after_order + 500 - earned - 200
     assert loyalty.invariant_violations(db) == []
+
+
+def _replay_loyalty(db: Session) -> None:
+    """The loyalty processor reads the whole log again, as after a crash before its cursor."""
+    db.execute(
+        update(ProcessorCursor).where(ProcessorCursor.name == "loyalty.earning").values(position=0)
+    )
+    _process(db)
+
+
+def _holder(db: Session, code: str) -> str | None:
+    db.expire_all()
+    coupon = db.get(Coupon, code)
+    assert coupon is not None
+    assert (coupon.used_at is None) == (coupon.used_order_id is None)
+    return coupon.used_order_id
+
+
+def test_a_cancelled_order_gives_back_the_coupon_it_used_once(db: Session) -> None:
+    # Given an order that used a 3.00 campaign coupon
+    member = member_with_points(db)
+    coupon = reward_coupons.create_campaign_coupon(
+        db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
+    ).code
+    order_flows.place_order(db, order=order_with_effects(member, order_id="O-CPN-1", coupon=coupon))
+    _process(db)
+    assert _holder(db, coupon) == "O-CPN-1"
+
+    # When the order is cancelled, and the log is processed twice over (a replay)
+    orders.cancel_order(db, order_id="O-CPN-1", reason="changed their mind")
+    _process(db)
+    _replay_loyalty(db)
+
+    # Then the coupon is free again: the checkout takes it and the next order uses it
+    assert _holder(db, coupon) is None
+    valid, refused = reward_coupons.validate_coupons(db, customer_id=member, codes=[coupon])
+    assert ([c.code for c in valid], refused) == ([coupon], {})
+    order_flows.place_order(db, order=order_with_effects(member, order_id="O-CPN-2", coupon=coupon))
+    assert _holder(db, coupon) == "O-CPN-2"
+    # and a replay of the first order's cancellation never takes it from the second
+    _replay_loyalty(db)
+    assert _holder(db, coupon) == "O-CPN-2"
+
+
+def test_a_coupon_expired_by_the_cancellation_stays_used(db: Session) -> None:
+    # Given an order that used a coupon valid for a day
+    member = member_with_points(db)
+    coupon = reward_coupons.create_campaign_coupon(
+        db, rule="campaign:flash", kind="amount", value=300, expires_at=T0 + timedelta(days=1)
+    ).code
+    order_flows.place_order(db, order=order_with_effects(member, order_id="O-OLD-1", coupon=coupon))
+    _process(db)
+
+    # When the order is cancelled two days later
+    frozen_clock(T0 + timedelta(days=2))
+    orders.cancel_order(db, order_id="O-OLD-1")
+    _process(db)
+
+    # Then the coupon, expired, stays used by the cancelled order
+    assert _holder(db, coupon) == "O-OLD-1"
+
+
+def test_a_reward_coupon_comes_back_without_the_points_it_cost(db: Session) -> None:
+    # Given a member with 2,000 points who bought a 3.00 coupon for 300 of them, and used it
+    # on their first order, paying 500 more points toward it
+    member = member_with_points(db)
+    reward_catalogue.save_reward(
+        db,
+        reward_id="three-off",
+        name="3 off",
+        points_cost=300,
+        coupon_kind="amount",
+        coupon_value=300,
+        min_subtotal_minor=0,
+        categories=[],
+        stackable=True,
+        valid_days=30,
+    )
+    coupon = reward_coupons.redeem_reward(db, customer_id=member, reward_id="three-off").code
+    assert loyalty.balance(db, customer_id=member) == 1700
+    order_flows.place_order(db, order=order_with_effects(member, order_id="O-RWD-1", coupon=coupon))
+    _process(db)
+
+    # When the order is cancelled
+    orders.cancel_order(db, order_id="O-RWD-1")
+    _process(db)
+    _replay_loyalty(db)
+
+    # Then the coupon is theirs to use again, and the points are as before the order: the 500
+    # paid back, what the order earned (its first-purchase bonus too) taken back, and the
+    # reward's 300 still spent, since the coupon they bought is back
+    assert _holder(db, coupon) is None
+    assert loyalty.balance(db, customer_id=member) == 1700
+    assert loyalty.invariant_violations(db) == []
+
+
+def test_a_guests_cancelled_order_gives_back_its_coupon(db: Session) -> None:
+    # Given a guest's order (no customer) that used a campaign coupon, paid by card
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    coupon = reward_coupons.create_campaign_coupon(
+        db, rule="campaign:spring", kind="amount", value=300, expires_at=T0 + timedelta(days=30)
+    ).code
+    body = order_with_effects("nobody", order_id="O-GUEST-1", coupon=coupon).model_dump()
+    body["customer_id"] = None
+    body["payments"] = [{"method": "card", "amount_minor": body["total_minor"]}]
+    body["loyalty"]["points_to_use"] = 0
+    order_flows.place_order(db, order=orders.OrderIn.model_validate(body))
+    _process(db)
+    assert _holder(db, coupon) == "O-GUEST-1"
+
+    # When it is cancelled
+    orders.cancel_order(db, order_id="O-GUEST-1")
+    _process(db)
+
+    # Then the coupon is free again
+    assert _holder(db, coupon) is None

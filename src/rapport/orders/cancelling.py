@@ -1,7 +1,8 @@
 """Cancelling an order not yet handed over: a pick-up's reserved units released, a parcel's
 units back in the stock they left, status ``cancelled`` with its status change, and
-``order_cancelled`` logged (loyalty takes back the points the order earned and gives back
-those it was paid with; traits take it off the customer's orders)."""
+``order_cancelled`` logged (loyalty takes back the points the order earned, its
+first-purchase bonus too, and gives back those it was paid with and the coupons it used;
+traits take it off the customer's orders)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ It reads the log in order (a processor registered through ``events.service``, se
 ``loyalty.tasks``) and, in the processor's own transaction, gives points for ``order_placed``
 (spend, first purchase), takes back what returned lines earned on ``order_returned`` and
 gives back the points the order was paid with for the part returned, does both for the
-whole order on ``order_cancelled`` and takes back its first-purchase bonus there,
+whole order on ``order_cancelled``, where it also takes back its first-purchase bonus and
+releases the coupons it used,
 apologises for ``delivery_late`` and ``delivery_failed``, rewards ``preference_shared`` and
 ``review_verified``, moves a merged-away member's points to the survivor on
 ``customers_merged``, and keeps tiers current. Every award is a row unique per member, rule
@@ -44,6 +45,7 @@ from rapport.loyalty.program.rules import (
 )
 from rapport.loyalty.program.versions import pinned
 from rapport.loyalty.referrals import completion as referral_completion
+from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.loyalty.tiers.reviews import review_tier
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,10 @@ def process_loyalty_events(db: Session, events: list[LoggedEvent]) -> None:
             customer_id = event.customer_id
             if handler is not None and customer_id is not None and customer_id not in erased:
                 handler(db, event)
+            elif event.type == "order_cancelled" and customer_id is None:
+                # A guest's order earned nothing, but may have used a campaign coupon.
+                order_id = str(event.properties["order_id"])
+                reward_coupons.release_coupons(db, order_id=order_id, at=event.occurred_at)
 
 
 def _on_order_placed(db: Session, event: LoggedEvent) -> None:
@@ -181,8 +187,9 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
     """An order called off before it was handed over was never a purchase: the points its
     lines earned are taken back (as a whole return takes them back, with
     ``reverse_for_return``), so is its first-purchase bonus (``_take_back_first_purchase``),
-    and the points it was paid with all come back (``refund_points_paid``); its spend leaves
-    the member's qualifying activity, and it no longer counts as an earlier order, so the
+    the points it was paid with all come back (``refund_points_paid``) and the coupons it
+    used are usable again unless expired (``release_coupons``); its spend leaves the
+    member's qualifying activity, and it no longer counts as an earlier order, so the
     member's next order is their first purchase. A referral completed by it stays."""
     props = event.properties
     customer_id = str(event.customer_id)
@@ -201,6 +208,7 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
             commit=False,
         )
     _take_back_first_purchase(db, customer_id=customer_id, order_id=order_id)
+    reward_coupons.release_coupons(db, order_id=order_id, at=event.occurred_at)
     if int(props.get("points_paid_minor") or 0) > 0:
         refund_points_paid(
             db,

@@ -259,6 +259,22 @@ def customer_coupons(
     return list(db.scalars(query))
 
 
+def release_coupons(db: Session, *, order_id: str, at: datetime) -> list[str]:
+    """Give back the coupons ``order_id`` used, in the caller's transaction (no commit): the
+    order was cancelled before it was handed over, so each is usable again until it expires.
+    One expired at ``at`` (the cancellation) stays used by the order. Only coupons the order
+    still holds are touched, so a second call, or one after a coupon went to another order,
+    changes nothing. Returns the codes released. The points a reward's coupon cost stay
+    spent: the coupon they bought is back."""
+    released = db.execute(
+        update(_coupons)
+        .where(_coupons.c.used_order_id == order_id, _coupons.c.expires_at > at)
+        .values(used_at=None, used_order_id=None)
+        .returning(_coupons.c.code)
+    )
+    return sorted(released.scalars())
+
+
 # ------------------------------------------------------------------------------ checkout
 
 
