@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from typer._click.core import Command
+from typer.main import get_command
 from typer.testing import CliRunner
 
 from rapport.cli import app
@@ -469,3 +471,42 @@ def test_import_products_says_one_row_in_the_singular(database_url, tmp_path) ->
     result = runner.invoke(app, ["import", "products", str(path)])
     assert result.exit_code == 0, result.output
     assert "1 row read, 1 product created or updated." in result.output
+
+
+def _commands(
+    command: Command, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Command]]:
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def _whole(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize(
+    ("path", "command"),
+    [
+        pytest.param(path, command, id=" ".join(path) or "rapport")
+        for path, command in _commands(get_command(app))
+    ],
+)
+def test_every_help_shows_every_option_and_its_help_whole_at_80_columns(path, command) -> None:
+    # when an operator asks a command for help on CI's 80-column console
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+    # then it fits, and names every option whole, with its help and the command's, uncut
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80, result.output
+    shown = _whole(result.output)
+    for parameter in command.params:
+        if getattr(parameter, "hidden", False):
+            continue
+        for name in (*parameter.opts, *parameter.secondary_opts):
+            if name.startswith("-"):
+                assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", result.output), name
+        if getattr(parameter, "help", None):
+            assert _whole(parameter.help) in shown, parameter.help
+    assert _whole(command.help or "") in shown
+    for sub in getattr(command, "commands", {}).values():
+        assert _whole(sub.get_short_help_str(limit=10_000)) in shown

@@ -22,7 +22,6 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 from typer._click.core import Context as CommandContext  # what TyperGroup.invoke takes
-from typer.core import TyperGroup
 
 from rapport.customers.cli import import_customers_command
 from rapport.customers.service import count_customers
@@ -30,7 +29,7 @@ from rapport.events.cli import events_app
 from rapport.orders.cli import fit_customer_value_command, import_transactions_command
 from rapport.platform import admin_security, clock
 from rapport.platform import service as platform
-from rapport.platform.console import console, progress_bars, require_migrated
+from rapport.platform.console import Commands, HelpGroup, console, progress_bars, require_migrated
 from rapport.platform.db import open_session
 from rapport.platform.errors import NotFound, Problem
 from rapport.platform.models import ApiKey
@@ -155,7 +154,7 @@ def explain(error: Exception) -> tuple[str, str]:
     )
 
 
-class RapportCommands(TyperGroup):
+class RapportCommands(HelpGroup):
     """The top-level command: turns any error into what went wrong and what to do."""
 
     def invoke(self, ctx: CommandContext) -> Any:
@@ -173,10 +172,10 @@ class RapportCommands(TyperGroup):
 
 
 # Its help is the docstring of ``main`` below.
-app = typer.Typer(cls=RapportCommands)
-keys_app = typer.Typer(help="Create, list and revoke API keys.")
-admin_app = typer.Typer(help="Manage admin users of the admin pages.")
-import_app = typer.Typer(help="Import real data (transactions, catalogue, customers).")
+app = Commands(cls=RapportCommands)
+keys_app = Commands(help="Create, list and revoke API keys.")
+admin_app = Commands(help="Manage admin users of the admin pages.")
+import_app = Commands(help="Import real data (transactions, catalogue, customers).")
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 app.add_typer(import_app, name="import")

@@ -1,7 +1,11 @@
-"""What every ``rapport`` command shares: one Rich console, progress bars, and the check that
-the database schema is current before a command writes to it."""
+"""What every ``rapport`` command shares: one Rich console, progress bars, help that stays
+whole at any terminal width, and the check that the database schema is current before a
+command writes to it."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -15,10 +19,83 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+from typer._click.core import Context
+from typer._click.formatting import HelpFormatter
+from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandFunctionType
 
 from rapport.platform.db import get_engine
 
 console = Console()
+
+# Stands in for "-" while help is laid out: lines break between words only.
+_UNBROKEN_HYPHEN = "\u2011"
+
+
+def _unbroken(text: str) -> str:
+    return text.replace("-", _UNBROKEN_HYPHEN)
+
+
+class _HelpLayout(HelpFormatter):
+    """Click's help layout, breaking lines between words only, never at a hyphen inside one
+    (as in --orders-from-tracking or docs/operator-guide.md): option names have a column of
+    their own and are never cut (a long one puts its help on the next line), and the prose is
+    wrapped to the terminal, whatever its width."""
+
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        super().write_usage(_unbroken(prog), _unbroken(args), prefix)
+
+    def write_text(self, text: str) -> None:
+        super().write_text(_unbroken(text))
+
+    def write_dl(
+        self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
+        rows = [(_unbroken(term), _unbroken(text)) for term, text in rows]
+        super().write_dl(rows, col_max, col_spacing)
+
+    def getvalue(self) -> str:
+        return super().getvalue().replace(_UNBROKEN_HYPHEN, "-")
+
+
+class _HelpContext(Context):
+    formatter_class = _HelpLayout
+
+
+class HelpCommand(TyperCommand):
+    """A ``rapport`` command whose --help is laid out by ``_HelpLayout``."""
+
+    context_class = _HelpContext
+
+
+class HelpGroup(TyperGroup):
+    """A group of ``rapport`` commands: its --help is laid out by ``_HelpLayout`` and lists
+    each command with the first sentence of its help, whole."""
+
+    context_class = _HelpContext
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class Commands(typer.Typer):
+    """A ``typer.Typer`` for ``rapport`` and its command groups: Click's plain help (Rich's
+    option panels cut long option names to fit 80 columns) in ``_HelpLayout``."""
+
+    def __init__(self, *, cls: type[TyperGroup] = HelpGroup, **options: Any) -> None:
+        super().__init__(cls=cls, rich_markup_mode=None, **options)
+
+    def command(
+        self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **options: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        return super().command(name, cls=cls or HelpCommand, **options)
 
 
 class _Counts(MofNCompleteColumn):

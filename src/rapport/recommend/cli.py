@@ -9,14 +9,14 @@ from rich import box
 from rich.table import Column, Table
 
 from rapport.platform import clock
-from rapport.platform.console import console, require_migrated
+from rapport.platform.console import Commands, console, require_migrated
 from rapport.platform.db import open_session
 from rapport.platform.settings import get_settings
 
 if TYPE_CHECKING:
     from rapport.recommend.models import ModelVersion
 
-recommend_app = typer.Typer(help="Train and inspect recommendation models.")
+recommend_app = Commands(help="Train and inspect recommendation models.")
 
 
 @recommend_app.command("train")
