@@ -6,11 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from rapport.feedback.models import Review
+from rapport.feedback.models import Review, SurveyResponse
 from tests.conftest import auth, command
-from tests.feedback.factories import frozen_clock, in_catalogue, make_customer
+from tests.feedback.factories import (
+    delivered_order,
+    frozen_clock,
+    in_catalogue,
+    make_customer,
+)
 
 SURVEY = {
     "survey_id": "csat-visit",
@@ -179,3 +184,39 @@ def test_a_review_of_an_unknown_product_or_from_no_address_is_refused(
         ).status_code
         == 201
     )
+
+
+@pytest.mark.parametrize("case", ["no such order", "another customer's", "theirs, no customer"])
+def test_an_answer_names_only_the_customers_own_order(client, api_key, db, case: str) -> None:
+    # given a CSAT survey, a customer with an order, and another customer with theirs
+    frozen_clock()
+    writer = api_key("write", "read")
+    assert client.post("/v1/feedback/surveys", json=SURVEY, headers=command(writer)).is_success
+    customer, external = make_customer(db)
+    mine = delivered_order(db, external_id=external)
+    _, other_external = make_customer(db)
+    others = delivered_order(db, external_id=other_external)
+    body = {"survey_id": "csat-visit", "score": 1, "comment": "Awful"}
+    body |= {
+        "no such order": {"customer_id": customer, "order_id": "NOPE-1"},
+        "another customer's": {"customer_id": customer, "order_id": others},
+        "theirs, no customer": {"order_id": mine},
+    }[case]
+    # when a detractor's answer without an invitation names that order
+    answer = client.post("/v1/feedback/responses", json=body, headers=command(writer))
+    # then it is 422 naming order_id, and neither the answer nor a ticket is recorded
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["field"] == "order_id"
+    assert body["order_id"] in answer.json()["detail"]
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(SurveyResponse)) == 0
+    assert client.get("/v1/feedback/tickets", headers=auth(writer)).json() == []
+    # and naming their own order records it, its ticket keeping that order
+    fine = {**body, "customer_id": customer, "order_id": mine}
+    recorded = client.post("/v1/feedback/responses", json=fine, headers=command(writer))
+    assert recorded.status_code == 201, recorded.text
+    queue = client.get("/v1/feedback/tickets", headers=auth(writer)).json()
+    assert [(t["ticket_id"], t["order_id"]) for t in queue] == [
+        (recorded.json()["ticket_id"], mine)
+    ]

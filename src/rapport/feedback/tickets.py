@@ -19,6 +19,7 @@ from rapport.customers import service as customers
 from rapport.events.service import log_event
 from rapport.feedback.events import TicketBreached, TicketOpened, TicketResolved
 from rapport.feedback.models import Ticket
+from rapport.feedback.named_orders import require_customers_order
 from rapport.feedback.schemas import APOLOGY_POINTS_MAX, TicketIn
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
@@ -69,24 +70,6 @@ def customer_value(db: Session, *, customer_id: str) -> int:
     )
 
 
-def _require_customers_order(db: Session, ticket: TicketIn) -> None:
-    order_id = ticket.order_id or ""
-    order = orders.get_order(db, order_id=order_id)
-    if order is not None and order.customer_id == ticket.customer_id:
-        return
-    if ticket.customer_id is None:
-        raise InvalidInput(
-            f"Order {order_id!r} is not a guest order Rapport has: name the customer whose "
-            "order it is in customer_id, or leave order_id out",
-            field="order_id",
-        )
-    raise InvalidInput(
-        f"Order {order_id!r} is not an order of {ticket.customer_id}: name one of their "
-        "orders, or leave order_id out",
-        field="order_id",
-    )
-
-
 def open_ticket(
     db: Session,
     *,
@@ -99,14 +82,15 @@ def open_ticket(
     """Open a ticket: its priority comes from the issue, the customer's support level (their
     tier or paid plan) and their value; its SLA due time from the issue and support level.
     An ``order_id`` is one of the customer's orders (a guest order for a ticket without a
-    customer), else ``422`` naming it; a detractor's ticket (``response_id``) keeps the order
-    its answer names."""
+    customer), else ``422`` naming it (:mod:`rapport.feedback.named_orders`, as for answers and
+    reviews); a detractor's ticket (``response_id``) keeps the order its answer names, checked
+    when the answer was recorded."""
     now = opened_at or clock.now()
     tier, level, value = None, "standard", 0
     if ticket.customer_id is not None:
         customers.require_customer(db, ticket.customer_id)
     if ticket.order_id is not None and response_id is None:
-        _require_customers_order(db, ticket)
+        require_customers_order(db, order_id=ticket.order_id, customer_id=ticket.customer_id)
     if ticket.customer_id is not None:
         benefits = loyalty.member_benefits(db, customer_id=ticket.customer_id)
         tier, level = benefits.tier_id, benefits.support_priority

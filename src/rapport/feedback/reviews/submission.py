@@ -16,6 +16,7 @@ from rapport.customers import service as customers
 from rapport.events.service import log_event
 from rapport.feedback.events import ReviewSubmitted
 from rapport.feedback.models import Review
+from rapport.feedback.named_orders import require_customers_order
 from rapport.feedback.reviews import screening
 from rapport.feedback.reviews.moderation import log_published, reward_if_due
 from rapport.feedback.schemas import ReviewIn
@@ -171,18 +172,18 @@ def _require_reviewers_order(db: Session, review: ReviewIn, *, is_customer: bool
     """A named ``order_id`` is one of the reviewer's orders holding the product, received:
     else ``422`` naming it (a review of that purchase would be of no purchase at all)."""
     order_id, sku = review.order_id or "", review.sku
-    order = orders.get_order(db, order_id=order_id)
-    theirs = (
-        is_customer
-        and order is not None
-        and order.customer_id == review.customer_id
-        and any(line.sku == sku for line in orders.get_lines(db, order_id=order_id))
-    )
-    if not theirs or order is None:
+    if not is_customer:
         who = review.customer_id or "an anonymous reviewer"
         raise InvalidInput(
-            f"Order {order_id!r} is not an order of {who} holding {sku}: name the order of "
-            "theirs the review is of, or leave order_id out",
+            f"Order {order_id!r} is not an order of {who}: a review names only an order of "
+            "the customer writing it, or leave order_id out",
+            field="order_id",
+        )
+    order = require_customers_order(db, order_id=order_id, customer_id=review.customer_id)
+    if not any(line.sku == sku for line in orders.get_lines(db, order_id=order_id)):
+        raise InvalidInput(
+            f"Order {order_id!r} holds no {sku}: name the order of theirs the review is of, "
+            "or leave order_id out",
             field="order_id",
         )
     if order.status == "cancelled":

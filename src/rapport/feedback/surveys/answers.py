@@ -9,6 +9,7 @@ from rapport.customers import service as customers
 from rapport.events.service import log_event
 from rapport.feedback.events import SurveyAnswered
 from rapport.feedback.models import Invitation, Survey, SurveyResponse
+from rapport.feedback.named_orders import require_customers_order
 from rapport.feedback.schemas import ResponseIn, TicketIn
 from rapport.feedback.scores.arithmetic import check_score, unhappy
 from rapport.feedback.surveys.definitions import require_survey
@@ -87,13 +88,17 @@ def _known_answers(survey: Survey, answers: dict[str, str]) -> dict[str, str]:
 def record_response(
     db: Session, *, response: ResponseIn, before_commit: BeforeCommit | None = None
 ) -> SurveyResponse:
-    """An answer given without an invitation (a kiosk, the app, a till tablet)."""
+    """An answer given without an invitation (a kiosk, the app, a till tablet). An
+    ``order_id`` is one of the customer's orders (a guest order for an answer without a
+    customer), else ``422`` naming it and nothing is recorded: a detractor's ticket keeps it."""
     survey = require_survey(db, response.survey_id)
     _check(survey.kind, response.score)
     tier = None
     if response.customer_id is not None:
         customers.require_customer(db, response.customer_id)
         tier = loyalty.member_benefits(db, customer_id=response.customer_id).tier_id
+    if response.order_id is not None:
+        require_customers_order(db, order_id=response.order_id, customer_id=response.customer_id)
     signals = order_signals(db, order_id=response.order_id) if response.order_id else {}
     row = SurveyResponse(
         response_id=new_id("rsp"),
