@@ -257,3 +257,45 @@ def test_the_event_processing_page_says_which_event_one_waits_behind(
     assert "1 of them waits, untried, behind an earlier held event" in page
     assert f"Waits behind <code>{grant.event_id}</code>" in page
     assert "unknown source &#39;kiosk&#39;" in page
+
+
+def test_a_held_event_that_cannot_be_mended_is_skipped_and_those_behind_it_apply(
+    committed_url: str,
+    broken: BrokenOn,
+    frozen: clock.FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a grant nobody can read, held, with her withdrawal behind it
+    _identify(committed_url, "C-ana", "ana@example.com")
+    grant = _consent(committed_url, "C-ana", True, minute=1)
+    broken.poisoned.add(grant.event_id)
+    withdrawal = _consent(committed_url, "C-ana", False, minute=5)
+    _hold(committed_url, frozen)
+
+    monkeypatch.setenv("RAPPORT_DATABASE_URL", committed_url)
+    from rapport.platform.settings import get_settings
+
+    get_settings.cache_clear()
+    monkeypatch.setattr("rapport.domains.load_tasks", lambda: None)  # keep the test's one
+    try:
+        # an event nobody holds is refused, naming it, and changes nothing
+        unknown = CliRunner().invoke(cli, ["events", "skip", "evt_nobody"])
+        assert unknown.exit_code == 2
+        assert "No processor holds event 'evt_nobody'" in " ".join(unknown.output.split())
+        assert len(_held(committed_url)) == 2
+
+        # when the operator gives up on the grant
+        skipped = CliRunner().invoke(cli, ["events", "skip", grant.event_id])
+        assert skipped.exit_code == 0, skipped.output
+        said = " ".join(skipped.output.split())
+        assert f"Event {grant.event_id} skipped by customers.profile" in said
+        retried = CliRunner().invoke(cli, ["events", "retry"])
+        assert retried.exit_code == 0, retried.output
+    finally:
+        get_settings.cache_clear()
+
+    # then the withdrawal behind it applies, and the grant never does
+    assert " ".join(retried.output.split()).startswith("1 applied and released; 0 still failing.")
+    assert _held(committed_url) == {}
+    assert _history(committed_url, "C-ana") == [False]
+    assert withdrawal.event_id not in _held(committed_url)

@@ -89,3 +89,30 @@ def retry_command(
     )
     if outcome.still_failing:
         console.print("`rapport events held` shows why they still fail.")
+
+
+@events_app.command("skip")
+def skip_command(
+    event_id: Annotated[str, typer.Argument(help="The held event's id (see `events held`)")],
+    processor: Annotated[
+        str | None, typer.Option(help="Only this processor's hold on it (see `events held`)")
+    ] = None,
+) -> None:
+    """Give up on a held event without applying it, when its cause cannot be mended; the next
+    `rapport events retry` applies the events held behind it."""
+    from rapport.events import processors
+
+    require_migrated()
+    if processor is not None and not processors.known_processor(processor):
+        names = ", ".join(p.name for p in processors.registered_processors())
+        raise NotFound(f"There is no processor {processor!r}; the processors are: {names}.")
+    released = processors.skip_held(event_id=event_id, processor_name=processor)
+    if not released:
+        raise NotFound(
+            f"No processor holds event {event_id!r}; `rapport events held` lists the held ones."
+        )
+    console.print(
+        f"Event {event_id} skipped by {', '.join(released)}: it will not be applied. Run"
+        " `rapport events retry` to apply the events held behind it.",
+        highlight=False,
+    )

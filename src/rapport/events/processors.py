@@ -696,5 +696,33 @@ def retry_held(
     return RetryOutcome(applied=applied, still_failing=failing, still_waiting=waiting)
 
 
+def skip_held(
+    *, event_id: str, database_url: str | None = None, processor_name: str | None = None
+) -> list[str]:
+    """Give up on a held event without applying it (its data cannot be mended): its row is
+    deleted, so the next retry applies the events held behind it. Returns the processors that
+    held it (none: it was not held, or not by ``processor_name``)."""
+    with open_session(database_url) as db, writer_turn(db):
+        query = (
+            select(HeldEvent)
+            .join(Event, Event.position == HeldEvent.position)
+            .where(Event.event_id == event_id, HeldEvent.held_at.is_not(None))
+        )
+        if processor_name is not None:
+            query = query.where(HeldEvent.processor == processor_name)
+        held = list(db.scalars(query.order_by(HeldEvent.processor)))
+        for entry in held:
+            log.warning(
+                "processor %s skips held event %s (log position %s) without applying it, as an"
+                " operator asked",
+                entry.processor,
+                event_id,
+                entry.position,
+            )
+            db.delete(entry)
+        db.commit()
+        return [entry.processor for entry in held]
+
+
 def known_processor(name: str) -> bool:
     return name in _processors
