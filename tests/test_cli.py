@@ -378,6 +378,35 @@ def test_rapport_from_any_directory_uses_the_configured_database_and_shows_whole
         assert platform.list_api_keys(db) == []
 
 
+def test_a_command_in_a_fresh_data_directory_creates_nothing_and_says_to_run_init(
+    tmp_path,
+) -> None:
+    # given a data directory nobody ran `rapport init` for: not there yet, then empty
+    data = tmp_path / "new"
+    environment = _operator_environment(tmp_path, RAPPORT_DATA_DIR=str(data))
+    for arguments, made in ((("keys", "list"), False), (("events", "held"), True)):
+        if made:
+            data.mkdir()
+        # when a command other than init runs there
+        refused = _rapport(*arguments, cwd=tmp_path, env=environment)
+        # then it says there is no database yet and to run init, and creates nothing
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "There is no Rapport database at" in refused.stderr
+        assert str(data / "rapport.db") in refused.stderr
+        assert "Run: rapport init" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert list(data.iterdir()) == [] if made else not data.exists()
+    # and `rapport init` then makes it there, after which the same command works
+    initialised = _rapport("init", cwd=tmp_path, env=environment)
+    assert initialised.returncode == 0, initialised.stderr
+    secret = KEY_PATTERN.findall(initialised.stdout)[0]
+    listed = _rapport("keys", "list", cwd=tmp_path, env=environment)
+    assert listed.returncode == 0, listed.stderr
+    assert "initial admin key" in listed.stdout
+    with open_session(f"sqlite:///{data / 'rapport.db'}") as db:
+        assert platform.authenticate_api_key(db, secret=secret) is not None
+
+
 def test_unreachable_postgresql_ends_with_what_to_do_not_a_traceback(tmp_path) -> None:
     # given a PostgreSQL URL where no server listens
     url = f"postgresql+psycopg://rapport:s3cret@127.0.0.1:{free_port()}/rapport"

@@ -12,7 +12,6 @@ import gc
 import logging
 import os
 from collections.abc import Callable
-from contextlib import closing
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -29,7 +28,15 @@ from rapport.events.cli import events_app
 from rapport.orders.cli import fit_customer_value_command, import_transactions_command
 from rapport.platform import admin_security, clock
 from rapport.platform import service as platform
-from rapport.platform.console import Commands, HelpGroup, console, progress_bars, require_migrated
+from rapport.platform.console import (
+    Commands,
+    DatabaseMaker,
+    HelpGroup,
+    NoDatabaseYet,
+    console,
+    progress_bars,
+    require_migrated,
+)
 from rapport.platform.db import open_session
 from rapport.platform.errors import NotFound, Problem
 from rapport.platform.models import ApiKey
@@ -50,22 +57,12 @@ def _database_url_shown() -> str:
         return "RAPPORT_DATABASE_URL"
 
 
-def _holds_no_tables() -> bool:
-    """Whether the configured database is a SQLite file with no table at all (a data
-    directory nobody ran ``rapport init`` in: opening it made the empty file)."""
-    import sqlite3
-
-    from sqlalchemy.engine import make_url
-
-    try:
-        url = make_url(get_settings().database_url)
-        if url.get_backend_name() != "sqlite" or not url.database:
-            return False
-        with closing(sqlite3.connect(f"file:{url.database}?mode=ro", uri=True)) as connection:
-            tables = int(connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
-        return tables == 0
-    except Exception:  # whatever stops the check, the usual advice stands
-        return False
+def _no_database_yet(path: str) -> tuple[str, str]:
+    return (
+        f"There is no Rapport database at {path} yet: nothing was created.",
+        "Run: rapport init (it makes the database, an admin user and an API key), or"
+        " set RAPPORT_DATA_DIR or RAPPORT_DATABASE_URL to where yours is.",
+    )
 
 
 def _first_line(error: BaseException) -> str:
@@ -79,6 +76,8 @@ def explain(error: Exception) -> tuple[str, str]:
     from pydantic import ValidationError
     from sqlalchemy.exc import ArgumentError, DBAPIError
 
+    if isinstance(error, NoDatabaseYet):
+        return _no_database_yet(error.path)
     if isinstance(error, NotFound) and error.field == "key_id":
         return error.detail, "`rapport keys list` shows the ids (`--all` with revoked keys)."
     if isinstance(error, Problem):
@@ -94,12 +93,6 @@ def explain(error: Exception) -> tuple[str, str]:
         reason = _first_line(error.orig) if error.orig is not None else _first_line(error)
         where = _database_url_shown()
         lowered = reason.lower()
-        if "no such table" in lowered and _holds_no_tables():
-            return (
-                f"There is no Rapport database at {where} yet.",
-                "Run: rapport init (it makes the database, an admin user and an API key), or"
-                " set RAPPORT_DATA_DIR or RAPPORT_DATABASE_URL to where yours is.",
-            )
         if any(sign in lowered for sign in ("no such table", "no such column")) or (
             "does not exist" in lowered and ("relation" in lowered or "column" in lowered)
         ):
@@ -215,7 +208,7 @@ def main(
     Data: RAPPORT_DATA_DIR (default ~/.local/share/rapport), whatever the current directory."""
 
 
-@app.command()
+@app.command(cls=DatabaseMaker)
 def migrate(revision: Annotated[str, typer.Option(help="Target revision")] = "head") -> None:
     """Bring the database schema up to date (safe to run any time)."""
     from rapport.platform.migrations_runner import upgrade
@@ -232,7 +225,7 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-@app.command()
+@app.command(cls=DatabaseMaker)
 def init(
     demo: Annotated[
         bool, typer.Option(help="Embedded demo: also load the demo retailer (once)")
@@ -471,7 +464,7 @@ def _load_demo(*, customers: int, seed: int, end: date | None = None) -> None:
     )
 
 
-@app.command()
+@app.command(cls=DatabaseMaker)
 def demo(
     customers: Annotated[int, typer.Option(min=1, help="How many customers to generate")] = 10_000,
     seed: Annotated[int, typer.Option(help="Same seed and end date, same retailer")] = 42,

@@ -5,6 +5,8 @@ command writes to it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -62,10 +64,62 @@ class _HelpContext(Context):
     formatter_class = _HelpLayout
 
 
-class HelpCommand(TyperCommand):
-    """A ``rapport`` command whose --help is laid out by ``_HelpLayout``."""
+class NoDatabaseYet(Exception):
+    """The configured SQLite database is not there yet: nobody ran ``rapport init`` here."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"There is no Rapport database at {path} yet.")
+        self.path = path
+
+
+def missing_database() -> str | None:
+    """The path of the configured SQLite database where it is not there yet: no file, an empty
+    one, or one without a table (left by a command of an older Rapport run before ``rapport
+    init``); ``None`` where there is one, or the database is not a SQLite file. Looks without
+    opening it for writing, so it creates nothing."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    from rapport.platform.settings import get_settings
+
+    url = make_url(get_settings().database_url)
+    path = url.database or ""
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return None
+    if path.startswith("file:"):
+        return None
+    file = Path(path)
+    if not file.exists() or (file.is_file() and file.stat().st_size == 0):
+        return path
+    try:
+        with closing(sqlite3.connect(f"{file.as_uri()}?mode=ro", uri=True)) as connection:
+            tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.Error:  # whatever it is, the command will say so when it opens it
+        return None
+    return path if tables == 0 else None
+
+
+class RapportCommand(TyperCommand):
+    """A ``rapport`` command: its --help is laid out by ``_HelpLayout``, and it runs only on a
+    database that is there (``NoDatabaseYet`` where the SQLite file is not, before anything is
+    opened, so a mistyped data directory gets no empty database), unless it makes it."""
 
     context_class = _HelpContext
+    makes_database = False
+
+    def invoke(self, ctx: Context) -> Any:
+        if not self.makes_database:
+            missing = missing_database()
+            if missing is not None:
+                raise NoDatabaseYet(missing)
+        return super().invoke(ctx)
+
+
+class DatabaseMaker(RapportCommand):
+    """A command that makes the database where there is none yet (init, migrate, demo)."""
+
+    makes_database = True
 
 
 class HelpGroup(TyperGroup):
@@ -95,7 +149,7 @@ class Commands(typer.Typer):
     def command(
         self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **options: Any
     ) -> Callable[[CommandFunctionType], CommandFunctionType]:
-        return super().command(name, cls=cls or HelpCommand, **options)
+        return super().command(name, cls=cls or RapportCommand, **options)
 
 
 class _Counts(MofNCompleteColumn):
