@@ -176,3 +176,52 @@ def test_a_coupon_issued_from_the_panel_has_a_code_like_every_other_coupon(
     again = admin.post(url, data=form, follow_redirects=False)
     assert "issued+already" in again.headers["location"]
     assert _coupons(db) == 1
+
+
+def test_the_panel_lists_the_newest_open_coupons_and_counts_the_rest(
+    admin: TestClient, db: Session
+) -> None:
+    # given a member with 2 coupons that expired, 1 used, and 8 open ones issued a minute
+    # apart, and another customer's open coupon
+    moment = frozen_clock()
+    customer_id, other = make_customer(db), make_customer(db)
+
+    def coupon(holder: str, days: int) -> str:
+        moment.advance(timedelta(minutes=1))
+        return reward_coupons.create_campaign_coupon(
+            db,
+            rule="goodwill:test",
+            kind="amount",
+            value=500,
+            customer_id=holder,
+            expires_at=clock.now() + timedelta(days=days),
+        ).code
+
+    expired = [coupon(customer_id, 1) for _ in range(2)]
+    used = coupon(customer_id, 30)
+    reward_coupons.consume_coupons(db, codes=[used], order_id="O-USED")
+    db.commit()
+    moment.advance(timedelta(days=2))
+    open_ones = [coupon(customer_id, 30) for _ in range(8)]
+    theirs = coupon(other, 30)
+
+    # when the panel is opened
+    html = admin.get(f"/admin/loyalty/customers/{customer_id}/panel").text
+
+    # then it lists the 5 newest open coupons, newest first, and says how many more are open,
+    # linking to them
+    listed = re.search(r'data-testid="panel-coupons"[^>]*>(.*?)</dd>', html, re.S)
+    assert listed is not None
+    assert re.findall(r"<code>(\w+)</code>", listed.group(1)) == open_ones[::-1][:5]
+    link = f"/admin/loyalty/coupons?customer={customer_id}&amp;state=open"
+    assert f'<a href="{link}" data-testid="panel-more-coupons">and 3 more open</a>' in html
+
+    # and the link lists every open coupon of theirs, a page at a time, and no one else's
+    page = admin.get(link.replace("&amp;", "&"))
+    assert page.status_code == 200
+    table = re.search(r'data-testid="coupons"(.*?)</table>', page.text, re.S)
+    assert table is not None
+    codes = re.findall(r"<code>(\w+)</code>", table.group(1))
+    assert codes == open_ones[::-1]
+    assert not {*expired, used, theirs} & set(codes)
+    assert f'name="customer" value="{customer_id}"' in page.text

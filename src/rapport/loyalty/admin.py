@@ -67,6 +67,9 @@ GOODWILL_REASONS = (
     "Other",
 )
 PANEL_MOVEMENTS = 5
+# The customer 360's loyalty panel lists this many open coupons, newest first, and counts the
+# others (the coupons page lists them all, a page at a time).
+PANEL_COUPONS = 5
 # The open lots a member's statement page lists, soonest to expire first (the others counted).
 STATEMENT_LOTS = 50
 EXPIRY_HORIZON_DAYS = 90
@@ -368,6 +371,11 @@ def _panel_context(db: Any, customer_id: str) -> dict[str, Any]:
                 db, customer_id=customer_id, period_start=started, period_end=now
             )
     rewards = [r for r in reward_catalogue.list_rewards(db) if r.active]
+    open_coupons = reads.CouponFilter(state="open", customer_id=customer_id)
+    coupons = reads.coupon_page(db, open_coupons, offset=0, limit=PANEL_COUPONS)
+    more_coupons = (
+        reads.count_coupons(db, open_coupons) - len(coupons) if len(coupons) == PANEL_COUPONS else 0
+    )
     return {
         "customer_id": customer_id,
         # an erased customer's panel offers no actions: nothing more is given to them
@@ -382,7 +390,10 @@ def _panel_context(db: Any, customer_id: str) -> dict[str, Any]:
         "plan": plan,
         "value": value,
         "now": clock.now(),
-        "coupons": reward_coupons.customer_coupons(db, customer_id=customer_id),
+        "coupons": coupons,
+        "more_coupons": more_coupons,
+        "more_coupons_url": "/admin/loyalty/coupons?"
+        + urlencode({"customer": customer_id, "state": "open"}),
         "rewards": rewards,
         "reasons": GOODWILL_REASONS,
         "goodwill_max": GOODWILL_MAX,

@@ -263,11 +263,12 @@ COUPON_STATES = ("open", "used", "expired")
 @dataclass(frozen=True, slots=True)
 class CouponFilter:
     """Which coupons a list keeps: a state (open, used, expired), a campaign (its rule, as a
-    prefix) and a code."""
+    prefix), a code and a customer (the coupons issued to them)."""
 
     state: str | None = None
     rule: str | None = None
     code: str | None = None
+    customer_id: str | None = None
 
 
 def _coupon_query(chosen: CouponFilter, now: datetime) -> Select[Any]:
@@ -282,6 +283,8 @@ def _coupon_query(chosen: CouponFilter, now: datetime) -> Select[Any]:
         query = query.where(Coupon.rule.startswith(chosen.rule, autoescape=True))
     if chosen.code:
         query = query.where(Coupon.code == chosen.code)
+    if chosen.customer_id:
+        query = query.where(Coupon.customer_id == chosen.customer_id)
     return query
 
 

@@ -317,6 +317,7 @@ def _coupons_context(
         state=state if state in reads.COUPON_STATES else None,
         rule=params.get("rule", "").strip() or None,
         code=reward_coupons.normalise_code(params.get("code", "")) or None,
+        customer_id=params.get("customer", "").strip()[:40] or None,
     )
     paging = paging_request.of(reads.count_coupons(db, chosen))
     return {
@@ -329,6 +330,7 @@ def _coupons_context(
             "state": state,
             "rule": params.get("rule", ""),
             "code": params.get("code", ""),
+            "customer": chosen.customer_id or "",
         },
         "states": reads.COUPON_STATES,
         "now": clock.now(),
