@@ -171,3 +171,80 @@ def test_the_consistency_report_lists_a_product_made_inconsistent(page, live_ser
     gaps = page.get_by_test_id("stock-gaps").locator("tr[data-sku]")
     assert [gaps.nth(i).get_attribute("data-sku") for i in range(gaps.count())] == ["W-TWO"]
     assert "Sold out online" in gaps.first.inner_text()
+
+
+def _overflow(page) -> int:
+    return page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+
+
+def test_a_price_rule_is_ended_from_the_product_page(page, browser, live_server) -> None:
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="merch@example.com", password=PASSWORD)
+        catalog.upsert_products(db, products=[_product("W-ONE", 1200)])
+        catalog.upsert_stores(
+            db,
+            stores=[
+                StoreUpsert(
+                    store_id="st-lyo-01", name="Lyon Bellecour", city="Lyon", address="2 place",
+                    country="FR", timezone="Europe/Paris",
+                )
+            ],
+        )  # fmt: skip
+        app = catalog.set_channel_price(
+            db, sku="W-ONE", channel="app", price_minor=999, reason="App launch offer"
+        )
+        lyon = catalog.set_channel_price(
+            db, sku="W-ONE", channel="store", store_id="st-lyo-01", price_minor=899,
+            reason="Clearance in Lyon",
+        )  # fmt: skip
+    product = f"{live_server.base_url}/admin/catalog/products/W-ONE"
+
+    # with htmx: End rule, the confirmation, then back on the product with the app's price
+    sign_in_as(
+        page,
+        live_server.base_url,
+        "merch@example.com",
+        PASSWORD,
+        at="/admin/catalog/products/W-ONE",
+    )
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert _overflow(page) <= 0, f"the product page scrolls sideways at {width} px"
+    # at 390 px the rules table scrolls inside itself, so every End rule can be reached
+    wrap = page.get_by_test_id("price-rules").locator("xpath=..")
+    assert "table-wrap" in (wrap.get_attribute("class") or "")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.locator(f'tr[data-rule="{app.id}"]').get_by_role("link", name="End rule").click()
+    assert "€12.00" in page.get_by_test_id("after").inner_text()
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert _overflow(page) <= 0, f"the confirmation scrolls sideways at {width} px"
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.get_by_test_id("confirm-end").click()
+    page.wait_for_url(f"{product}?*")
+    assert "app launch offer" in page.get_by_test_id("message").inner_text().lower()
+    app_price = page.get_by_test_id("channel-prices").locator(
+        'tr[data-channel="app"] td[data-minor]'
+    )
+    assert app_price.get_attribute("data-minor") == "1200"
+    assert page.locator(f'tr[data-rule="{app.id}"] a').count() == 0
+    page.set_viewport_size({"width": 390, "height": 900})
+
+    # without JavaScript: the same form, posted by the browser itself
+    context = browser.new_context(java_script_enabled=False)
+    plain = context.new_page()
+    sign_in_as(
+        plain,
+        live_server.base_url,
+        "merch@example.com",
+        PASSWORD,
+        at="/admin/catalog/products/W-ONE",
+    )
+    plain.locator(f'tr[data-rule="{lyon.id}"]').get_by_role("link", name="End rule").click()
+    plain.get_by_test_id("confirm-end").click()
+    plain.wait_for_url(f"{product}?*")
+    assert "in store st-lyo-01" in plain.get_by_test_id("message").inner_text()
+    lyon_row = plain.get_by_test_id("stock").locator('tr[data-store="st-lyo-01"]')
+    assert "€12.00" in lyon_row.inner_text()
+    assert "Clearance" not in lyon_row.inner_text()
+    context.close()

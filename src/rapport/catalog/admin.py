@@ -4,18 +4,20 @@ consistency report (prices that differ between channels and why, stock out of st
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 
-from rapport.catalog import views
-from rapport.platform.admin import CurrentAdmin, NavItem, add_template_dir, render
+from rapport.catalog import service, views
+from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession
+from rapport.platform.errors import NotFound
 from rapport.platform.paging import PageRequest
 
-add_template_dir(Path(__file__).parent / "templates")
+add_template_dir(FilePath(__file__).parent / "templates")
 
 NAV = [
     NavItem("Prices and stock", "/admin/catalog/products", "Orders & stock"),
@@ -66,15 +68,59 @@ def products_page(
 
 
 @router.get("/products/{sku}", response_class=HTMLResponse)
-def product_page(request: Request, sku: str, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
-    """One product: its price on each channel and its stock at each location."""
+def product_page(
+    request: Request, sku: str, db: DbSession, user: CurrentAdmin, message: str = ""
+) -> HTMLResponse:
+    """One product: its price on each channel and its stock at each location, and its price
+    rules, each live or future one with an *End rule* link."""
     detail = views.product_detail(db, sku=sku)
     return render(
         request,
         "catalog/product.html",
-        {"user": user, "detail": detail, "sku": sku},
+        {"user": user, "detail": detail, "sku": sku, "message": message[:300]},
         status_code=200 if detail is not None else 404,
     )
+
+
+RuleId = Annotated[int, Path(ge=1, le=2_147_483_647, description="The rule's rule_id")]
+
+
+def _rule_ending(db: DbSession, sku: str, rule_id: int) -> views.RuleEnding:
+    ending = views.rule_ending(db, sku=sku, rule_id=rule_id)
+    if ending is None:
+        raise NotFound(f"Product {sku} has no price rule {rule_id}", field="rule_id")
+    return ending
+
+
+@router.get("/products/{sku}/rules/{rule_id}/end", response_class=HTMLResponse)
+def confirm_end_rule(
+    request: Request, sku: str, rule_id: RuleId, db: DbSession, user: CurrentAdmin
+) -> HTMLResponse:
+    """Ask before ending a price rule, saying what the price there will be once it ends."""
+    ending = _rule_ending(db, sku, rule_id)
+    return render(request, "catalog/end_rule.html", {"user": user, "ending": ending})
+
+
+@router.post("/products/{sku}/rules/{rule_id}/end", dependencies=[CsrfChecked])
+def end_rule(
+    request: Request, sku: str, rule_id: RuleId, db: DbSession, _user: CurrentAdmin
+) -> Response:
+    """End a price rule now, as ``DELETE /v1/prices/channel/{rule_id}`` does (one that has
+    ended is left as it is), and go back to the product saying so: a 303 for a browser's
+    form, ``HX-Redirect`` for htmx."""
+    ending = _rule_ending(db, sku, rule_id)
+    if ending.ended:
+        said = f"Price rule {rule_id} had already ended; nothing changed"
+    else:
+        service.end_channel_price(db, rule_id=rule_id)
+        rule = ending.rule
+        where = f"in store {rule.store_id}" if rule.store_id else f"on {rule.channel}"
+        said = f"Price rule {rule_id} ({rule.reason}) ended; the price {where} now comes from "
+        said += ending.set_by_after
+    target = f"/admin/catalog/products/{quote(sku, safe='')}?{urlencode({'message': said})}"
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
 
 
 @router.get("/consistency", response_class=HTMLResponse)

@@ -68,6 +68,40 @@ class ProductDetail:
     prices: list[ChannelPriceView]
     stock: list[StockRow]
     rules: list[ChannelPrice] = field(default_factory=list)
+    open_rule_ids: frozenset[int] = frozenset()  # rules not ended yet (live or to come)
+
+
+@dataclass(frozen=True)
+class RuleEnding:
+    """A price rule an admin is about to end, and the price there once it has."""
+
+    product: Product
+    rule: ChannelPrice
+    ended: bool  # it has ended already (its valid_to has passed): nothing to end
+    price_after_minor: int
+    set_by_after: (
+        str  # what sets the price once it ends: "rule 9 (app offer)", "the catalogue price"
+    )
+
+
+def rule_ending(db: Session, *, sku: str, rule_id: int) -> RuleEnding | None:
+    """The price rule ``rule_id`` of product ``sku`` (None when the product has no such rule)
+    and what the price in its place will be once it ends: the next rule live there, else the
+    channel's rule (for a store's), else the catalogue price."""
+    product = db.get(Product, sku)
+    rule = db.get(ChannelPrice, rule_id)
+    if product is None or rule is None or rule.sku != sku:
+        return None
+    now = clock.now()
+    ended = rule.valid_to is not None and clock.as_utc(rule.valid_to) <= now
+    others = [r for r in channel_prices(db, skus=[sku]).get(sku, []) if r.id != rule.id]
+    price, deciding = price_on(
+        product.price_minor, others, channel=rule.channel, store_id=rule.store_id, at=now
+    )
+    set_by = "the catalogue price"
+    if deciding is not None:
+        set_by = f"rule {deciding.id} ({deciding.reason})"
+    return RuleEnding(product, rule, ended, price, set_by)
 
 
 def _search(query: str, category: str) -> list[ColumnElement[bool]]:
@@ -184,7 +218,16 @@ def product_detail(db: Session, *, sku: str) -> ProductDetail | None:
                 tracked=level is not None,
             )
         )
-    return ProductDetail(product=product, prices=_prices(product, rules), stock=stock, rules=rules)
+    open_rules = frozenset(
+        r.id for r in rules if r.valid_to is None or clock.as_utc(r.valid_to) > now
+    )
+    return ProductDetail(
+        product=product,
+        prices=_prices(product, rules),
+        stock=stock,
+        rules=rules,
+        open_rule_ids=open_rules,
+    )
 
 
 @dataclass(frozen=True)
@@ -249,6 +292,7 @@ __all__ = [
     "ChannelPriceView",
     "ProductDetail",
     "ProductRow",
+    "RuleEnding",
     "StockGap",
     "StockRow",
     "count_price_differences",
@@ -258,6 +302,7 @@ __all__ = [
     "price_consistency_report",
     "product_detail",
     "product_rows",
+    "rule_ending",
     "stock_gaps",
     "top_categories",
 ]
