@@ -192,3 +192,37 @@ def test_a_refused_ticket_form_keeps_what_was_typed(admin: TestClient, db: Sessi
     odd = _htmx_post(admin, action, typed(typed(again, "subject", "Late"), "kind", "bogus"))
     assert odd.status_code == 422
     assert _field_error(odd.text, "kind") == "Issue: choose one"
+
+
+def test_a_refused_ticket_form_without_javascript_comes_back_as_typed(
+    admin: TestClient, db: Session
+) -> None:
+    # given the Experience panel's form with a message, an issue, a channel and no subject
+    customer_id, _ = make_customer(db)
+    action, fields = _panel_form(admin, customer_id)
+    fields = typed(typed(fields, "body", "Parcel never came"), "kind", "delivery_problem")
+    fields = typed(fields, "channel", "email")
+    # when a browser without JavaScript sends it (a plain form post, no htmx)
+    answer = post_form(admin, action, fields)
+    # then the form comes back in a page of its own, 422, with the message at the subject,
+    # everything typed kept, and a way back to the customer
+    assert answer.status_code == 422
+    assert 'data-testid="signed-in-as"' in answer.text
+    assert "Experience of Feedback Number" in answer.text
+    assert f'href="/admin/customers/{customer_id}"' in answer.text
+    assert _field_error(answer.text, "subject") == "Subject: write what the ticket is about"
+    again = page_form(answer.text, action=action)
+    assert ("body", "Parcel never came") in again
+    assert ("kind", "delivery_problem") in again
+    assert ("channel", "email") in again
+    db.expire_all()
+    assert service.customer_tickets(db, customer_id=customer_id) == []
+    # and the same form, now with a subject, opens the ticket and goes back to the customer
+    opened = post_form(admin, action, typed(again, "subject", "Where is it?"))
+    assert opened.status_code == 303
+    assert opened.headers["location"].startswith(f"/admin/customers/{customer_id}?message=")
+    db.expire_all()
+    tickets = service.customer_tickets(db, customer_id=customer_id)
+    assert [(t.subject, t.body, t.kind, t.channel) for t in tickets] == [
+        ("Where is it?", "Parcel never came", "delivery_problem", "email")
+    ]

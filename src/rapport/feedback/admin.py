@@ -437,9 +437,14 @@ def resolve(
 def customer_panel(
     request: Request, customer_id: str, db: DbSession, user: CurrentAdmin
 ) -> HTMLResponse:
-    """The customer's tickets, reviews and survey answers, and a form to open a ticket (an
-    HTML fragment the customer 360 page loads)."""
-    return _panel(request, db, customer_id)
+    """The customer's tickets, reviews and survey answers, and a form to open a ticket: an
+    HTML fragment the customer 360 page loads with htmx, or a page of its own for a browser
+    without JavaScript."""
+    return _panel(request, db, customer_id, page=None if _is_htmx(request) else user)
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
 
 
 def _panel(
@@ -451,16 +456,21 @@ def _panel(
     typed: dict[str, str] | None = None,
     message: str = "",
     status_code: int = 200,
+    page: Any | None = None,
 ) -> HTMLResponse:
-    """The Experience panel; a refused "open a ticket" form comes back in it with its
-    messages at the fields and what was typed."""
+    """The Experience panel, or, with ``page`` (the signed-in admin), the panel as a page in
+    the admin shell with a way back to the customer; a refused "open a ticket" form comes back
+    in it with its messages at the fields and what was typed."""
     now = clock.now()
     tickets = service.customer_tickets(db, customer_id=customer_id, limit=5)
+    label = customer_name(customers.get_customer(db, customer_id=customer_id)) or customer_id
     return render(
         request,
-        "feedback/customer_panel.html",
+        "feedback/customer_experience.html" if page else "feedback/customer_panel.html",
         {
+            "user": page,
             "customer_id": customer_id,
+            "customer_label": label,
             "tickets": [{"ticket": t, "sla": _clock(t, now)} for t in tickets],
             "reviews": service.customer_reviews(db, customer_id=customer_id, limit=5),
             "responses": service.customer_responses(db, customer_id=customer_id, limit=5),
@@ -521,14 +531,20 @@ def open_customer_ticket(
     typed = {name: fields.get(name, "") for name in TICKET_FIELDS}
     typed["kind"] = typed["kind"] or "question"
     typed["channel"] = typed["channel"] or "call_center"
-    htmx = request.headers.get("hx-request") == "true"
+    htmx = _is_htmx(request)
 
     def refused(errors: dict[str, str]) -> Response:
-        if htmx:  # the shell swaps a 422 in (base.html): the agent sees the message at its field
-            return _panel(request, db, customer_id, errors=errors, typed=typed, status_code=422)
-        message = "Ticket not opened: " + "; ".join(errors.values())
-        return RedirectResponse(
-            f"/admin/customers/{customer_id}?{urlencode({'message': message})}", status_code=303
+        # The panel again, 422, with the message at its field and everything typed: swapped
+        # in on the customer page (the shell swaps a 422 in, base.html), or as a page of its
+        # own for a browser without JavaScript.
+        return _panel(
+            request,
+            db,
+            customer_id,
+            errors=errors,
+            typed=typed,
+            status_code=422,
+            page=None if htmx else user,
         )
 
     errors = _ticket_form_errors(typed)
