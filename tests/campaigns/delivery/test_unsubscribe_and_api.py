@@ -168,7 +168,7 @@ def test_deliveries_api_lists_with_filters_and_shows_the_history(
     assert detail["history"][-1]["reason"] == "no marketing_email consent"
 
 
-def test_deliveries_api_refuses_an_unknown_status_or_channel_and_an_erased_customer(
+def test_deliveries_api_refuses_an_unknown_status_or_channel_or_customer_and_an_erased_one(
     db: Session, client: TestClient, api_key: Callable[..., str]
 ) -> None:
     reader = auth(api_key("read"))
@@ -185,10 +185,18 @@ def test_deliveries_api_refuses_an_unknown_status_or_channel_and_an_erased_custo
         ]
         == []
     )
-    # an unknown customer matches nothing; an erased one is said to be erased
+    # an unknown customer is a 404 naming the field, as on every customer-scoped list
+    # (GET /v1/orders?customer_id=…), not an empty page; an erased one is said to be erased
     unknown = client.get("/v1/deliveries?customer_id=cus_nobody", headers=reader)
-    assert unknown.status_code == 200
-    assert unknown.json()["deliveries"] == []
+    assert unknown.status_code == 404, unknown.text
+    assert unknown.headers["content-type"].startswith("application/problem+json")
+    assert unknown.json()["field"] == "customer_id"
+    assert unknown.json()["detail"].startswith("No customer 'cus_nobody'")
+    orders_answer = client.get("/v1/orders?customer_id=cus_nobody", headers=reader)
+    assert (orders_answer.status_code, orders_answer.json()["field"]) == (404, "customer_id")
+    empty = client.get("/v1/deliveries?customer_id=", headers=reader)
+    assert empty.status_code == 422, empty.text
+    assert empty.json()["errors"][0]["field"] == "customer_id"
     person = make_customer(db, consents={})
     _send(db, "email", person)
     privacy.erase_customer(db, customer_id=person, requested_by="dpo@example.org")

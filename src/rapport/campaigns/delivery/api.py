@@ -155,9 +155,10 @@ def list_deliveries(
     customer_id: Annotated[
         str | None,
         Query(
+            min_length=1,
             max_length=customers.CUSTOMER_REF_MAX_LENGTH,
-            description=f"{customers.CUSTOMER_REF_DESCRIPTION} An unknown one matches nothing; "
-            "an erased one is a 404 saying so.",
+            description=f"{customers.CUSTOMER_REF_DESCRIPTION} An unknown one is a 404 naming "
+            "it, as on every endpoint that names a customer; an erased one is a 404 saying so.",
         ),
     ] = None,
     since: QueryDatetime | None = None,
@@ -166,9 +167,9 @@ def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """Deliveries, newest first, filtered; ``next_before`` pages on."""
-    # A filter: a customer Rapport does not know has no deliveries (no 404), while an erased
-    # one is answered as every other endpoint answers it (404 "was erased").
-    if customer_id and customers.find_customer_ref(db, ref=customer_id) is not None:
+    # A customer is read as every endpoint reads one: unknown or erased is a 404 naming the
+    # field (an empty page would hide a mistyped number).
+    if customer_id is not None:
         customer_id = customers.resolve_customer_ref(db, ref=customer_id)
     page = log.find_deliveries(
         db,
