@@ -20,6 +20,7 @@ from rapport.loyalty.models import AppliedCheckout, MembershipPayment
 from rapport.orders import service as orders
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from tests.loyalty.factories import T0, frozen_clock, make_customer
+from tests.orders.factories import order_body, seed_catalog
 
 
 def _plan(db: Session, *, plan_id: str = "plus", period: str = "month", fee: int = 499) -> None:
@@ -232,6 +233,39 @@ def test_value_statement_compares_the_fee_with_the_plans_savings(db) -> None:
         251,
     )
     assert (statement.orders_with_savings, statement.currency) == (2, "EUR")
+
+
+def test_a_cancelled_orders_savings_do_not_count_in_the_value_statement(db) -> None:
+    # given a member who saved 350 and 400 with the plan on two orders placed this period
+    frozen_clock()
+    _plan(db)
+    seed_catalog(db, stock=50)
+    customer_id = make_customer(db)
+    memberships.join(db, customer_id=customer_id, plan_id="plus")
+    for order_id, saved in (("O-KEPT", 350), ("O-CALLED-OFF", 400)):
+        placed = orders.place_order(
+            db,
+            order=orders.OrderIn.model_validate(
+                order_body(customer_id=customer_id, order_id=order_id)
+            ),
+        )
+        db.add(
+            AppliedCheckout(
+                order_id=order_id,
+                customer_id=customer_id,
+                effects=[],
+                plan_savings_minor=saved,
+                placed_at=placed.placed_at,
+            )
+        )
+    db.commit()
+
+    # when the second order is cancelled before it was sent
+    orders.cancel_order(db, order_id="O-CALLED-OFF")
+
+    # then only what the plan saved on the order kept counts: the cancelled one saved nothing
+    statement = value_statements.value_statement(db, customer_id=customer_id)
+    assert (statement.savings_minor, statement.orders_with_savings) == (350, 1)
 
 
 def _import_order(

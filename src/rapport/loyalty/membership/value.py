@@ -59,8 +59,8 @@ def value_statement(
 ) -> ValueStatement:
     """Fees paid for periods starting within [start, end) against what the plan saved on
     orders placed within it, in the plan's currency (each order's currency is the orders
-    domain's); other currencies are counted apart. Without dates: the membership's current
-    period."""
+    domain's); other currencies are counted apart; an order cancelled since saved nothing.
+    Without dates: the membership's current period."""
     membership = get_membership(db, customer_id=customer_id)
     if period_start is None or period_end is None:
         if membership is None:
@@ -93,6 +93,8 @@ def value_statement(
     ):
         order = orders.get_order(db, order_id=order_id)
         if order is None:  # the order is gone (erased): its currency is unknown
+            continue
+        if order.status == "cancelled":  # called off before it was handed over: no saving
             continue
         savings[order.currency] = savings.get(order.currency, 0) + int(saved)
         orders_with_savings[order.currency] = orders_with_savings.get(order.currency, 0) + 1
