@@ -173,7 +173,8 @@ def get_timeline(
     _key: ReadKey,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[
-        int | None, Query(ge=1, description="position of the oldest event seen")
+        int | None,
+        Query(ge=1, le=2**63 - 1, description="position of the oldest event seen"),
     ] = None,
 ) -> list[TimelineEventOut]:
     """The customer's events, newest first."""

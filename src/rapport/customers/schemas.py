@@ -36,8 +36,9 @@ class CustomerIn(StrictModel):
     last_name: str | None = Field(default=None, max_length=100)
     locale: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     home_city: str | None = Field(default=None, max_length=120)
-    home_latitude: float | None = Field(default=None, ge=-90, le=90)
-    home_longitude: float | None = Field(default=None, ge=-180, le=180)
+    # NaN compares as neither below nor above a bound: refused as not finite, by name.
+    home_latitude: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
+    home_longitude: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
     consents: dict[Purpose, bool] = Field(default_factory=dict)
 
     @field_validator("consents", mode="before")
@@ -185,7 +186,9 @@ class PreferencesIn(StrictModel):
     ``null`` to clear one."""
 
     clothing_size: Literal["XS", "S", "M", "L", "XL", "XXL"] | None = None
-    shoe_size: float | None = Field(default=None, ge=15, le=55, description="EU size")
+    shoe_size: float | None = Field(
+        default=None, ge=15, le=55, allow_inf_nan=False, description="EU size"
+    )
     favourite_categories: list[CategoryName] | None = Field(
         default=None,
         max_length=20,
