@@ -4,6 +4,7 @@ admin page gets the same problem as a page."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -87,6 +88,40 @@ def test_wrong_type_is_422_naming_the_field(client, db, writer) -> None:
     assert problem["field"] == "price_minor"
     assert problem["errors"][0]["pointer"] == "/price_minor"
     assert problem["errors"][0]["code"] == "int_type"  # a string is not a number, however it reads
+    assert catalog.count_products(db) == 0
+
+
+def _resolved(document: Any, pointer: str) -> Any:
+    """What an RFC 6901 pointer names in the document, read as any client reads it."""
+    for token in pointer.split("/")[1:]:
+        key = token.replace("~1", "/").replace("~0", "~")
+        document = document[int(key)] if isinstance(document, list) else document[key]
+    return document
+
+
+def test_a_key_holding_a_slash_or_a_tilde_is_pointed_at_whole(client, db, writer) -> None:
+    # given a product whose attribute keys hold "/" and "~" (one "~1" as typed), each value bad
+    attributes = {"a/b": "bell\u0007", "x~y": "bell\u0007", "z~1": "bell\u0007", "a": "fine"}
+    body = {**GOOD_PRODUCT, "attributes": attributes}
+    # when it is sent
+    response = client.put("/v1/products/SKU-1", json=body, headers=writer)
+    # then each error's pointer is escaped (RFC 6901) and names that very key, not another
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert {(error["field"], error["pointer"]) for error in errors} == {
+        ("attributes.a/b", "/attributes/a~1b"),
+        ("attributes.x~y", "/attributes/x~0y"),
+        ("attributes.z~1", "/attributes/z~01"),
+    }
+    assert all(_resolved(body, error["pointer"]) == "bell\u0007" for error in errors)
+    # and nothing was written
+    assert catalog.count_products(db) == 0
+
+
+def test_the_whole_body_is_the_empty_pointer(client, db, writer) -> None:
+    response = client.put("/v1/products/SKU-1", json=["not", "an", "object"], headers=writer)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["pointer"] == ""
     assert catalog.count_products(db) == 0
 
 

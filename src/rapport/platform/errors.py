@@ -204,6 +204,14 @@ def pinpointed(detail: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
     return loc, str(detail.get("msg", "invalid")).removeprefix("Value error, ")
 
 
+def json_pointer(path: Sequence[str | int]) -> str:
+    """A place in a JSON document as an RFC 6901 pointer, each key or index escaped ("~" as
+    "~0", then "/" as "~1"): ``("attributes", "a/b")`` is ``/attributes/a~1b``, never the key
+    ``b`` inside ``a``; the whole document is ``""``. Every pointer a problem carries is made
+    here."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
 def field_error(loc: Sequence[str | int], message: str, code: str) -> dict[str, Any]:
     """One entry of a problem's ``errors``: where (dotted field and JSON pointer) and why."""
     location = str(loc[0]) if loc else "body"
@@ -215,7 +223,7 @@ def field_error(loc: Sequence[str | int], message: str, code: str) -> dict[str, 
     return {
         "field": ".".join(path) if path else location,
         "location": location,
-        "pointer": "/" + "/".join(path),
+        "pointer": json_pointer(path),
         "message": message,
         "code": code,
     }

@@ -28,7 +28,7 @@ from rapport.campaigns.segments.membership import (
 )
 from rapport.platform.auth import ReadKey, WriteKey
 from rapport.platform.db import DbSession
-from rapport.platform.errors import InvalidInput
+from rapport.platform.errors import InvalidInput, json_pointer
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.schemas import ReadModel, StrictModel
 
@@ -135,7 +135,7 @@ def _in_definition(error: InvalidInput) -> InvalidInput:
             {
                 "field": field,
                 "location": "body",
-                "pointer": "/definition/" + error.field.replace(".", "/"),
+                "pointer": json_pointer(("definition", *error.field.split("."))),
                 "message": error.detail,
                 "code": "invalid",
             }

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from rapport.platform.errors import FieldInvalid, InvalidInput, pinpointed
+from rapport.platform.errors import FieldInvalid, InvalidInput, json_pointer, pinpointed
 from rapport.platform.schemas import CONTROL_CHARACTER_CODE, control_character_message
 
 MAX_CONDITIONS = 20
@@ -321,11 +321,6 @@ def _document_path(raw: Any, loc: tuple[str | int, ...], *, missing: bool) -> tu
 def field_name(path: Sequence[str | int]) -> str:
     """A path in the document as the API names every field, dotted: ``conditions.2.days``."""
     return ".".join(str(part) for part in path)
-
-
-def json_pointer(path: Sequence[str | int]) -> str:
-    """A path in the document as an RFC 6901 JSON pointer: ``/conditions/2/days``."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
 
 
 def _error(path: Sequence[str | int], message: str, code: str) -> dict[str, Any]:
