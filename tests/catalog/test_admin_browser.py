@@ -4,12 +4,15 @@ inconsistent."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 from sqlalchemy import select
 
 from rapport.catalog import service as catalog
-from rapport.catalog.models import Product
+from rapport.catalog.models import ChannelPrice, Product, Store
 from rapport.catalog.schemas import ProductUpsert, StoreUpsert
+from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from tests.conftest import sign_in, sign_in_as
@@ -248,3 +251,35 @@ def test_a_price_rule_is_ended_from_the_product_page(page, browser, live_server)
     assert "€12.00" in lyon_row.inner_text()
     assert "Clearance" not in lyon_row.inner_text()
     context.close()
+
+
+def test_the_rows_to_fix_fit_a_phone_and_a_desktop(page, live_server) -> None:
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="merch@example.com", password=PASSWORD)
+        catalog.upsert_products(db, products=[_product("W-ONE", 1200)])
+        now = clock.now()
+        db.add(
+            Store(
+                store_id="st-old-01", name="Old shop", city="Paris", address="-", country="FR",
+                latitude=48.85, timezone="Mars/Olympus", opening_hours={"mon": "9-5"},
+                created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+        db.add(
+            ChannelPrice(
+                sku="W-ONE", channel="store", store_id="st-gone", price_minor=900,
+                reason="Closed shop's clearance", valid_from=now - timedelta(days=1),
+            )
+        )  # fmt: skip
+        db.commit()
+    sign_in_as(
+        page, live_server.base_url, "merch@example.com", PASSWORD, at="/admin/catalog/consistency"
+    )
+    page.get_by_test_id("tile-checks").click()
+    rows = page.get_by_test_id("catalog-checks").locator("tr[data-kind]")
+    assert rows.count() == 4
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert _overflow(page) <= 0, f"the rows to fix scroll sideways at {width} px"
+    page.get_by_role("link", name="End rule 1").click()
+    assert "st-gone" in page.get_by_test_id("rule").inner_text()

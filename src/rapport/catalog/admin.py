@@ -132,14 +132,17 @@ def consistency_page(
     show: str = "prices",
     channel: str = "",
 ) -> HTMLResponse:
-    """Prices that differ between channels (each with the rule's reason), or stock out of
-    step between the web warehouse and the shops, a page at a time: the database counts and
-    reads the page, never the whole list."""
+    """Prices that differ between channels (each with the rule's reason), stock out of step
+    between the web warehouse and the shops, or the stored rules and stores to fix (saved by
+    an earlier version that checked less), a page at a time: the database counts and reads
+    the first two's page, never the whole list; the rows to fix are few by nature."""
     channel = channel.strip()[:20]
     differences, products_differing = views.count_price_differences(db, channel=channel or None)
     gaps, sold_out_everywhere = views.count_stock_gaps(db)
-    show = "stock" if show == "stock" else "prices"
-    paging = paging_request.of(differences if show == "prices" else gaps)
+    problems = service.catalog_problems(db)
+    show = show if show in ("stock", "checks") else "prices"
+    counts = {"prices": differences, "stock": gaps, "checks": len(problems)}
+    paging = paging_request.of(counts[show])
     rows: list[object]
     if show == "prices":
         rows = list(
@@ -147,8 +150,10 @@ def consistency_page(
                 db, channel=channel or None, offset=paging.offset, limit=paging.per_page
             )
         )
-    else:
+    elif show == "stock":
         rows = list(views.stock_gaps(db, offset=paging.offset, limit=paging.per_page))
+    else:
+        rows = list(problems[paging.offset : paging.offset + paging.per_page])
     return render(
         request,
         "catalog/consistency.html",
@@ -163,5 +168,6 @@ def consistency_page(
             "products_differing": products_differing,
             "stock_gaps": gaps,
             "sold_out_everywhere": sold_out_everywhere,
+            "problems": len(problems),
         },
     )

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import QueryableAttribute, Session, aliased
 
 from rapport.catalog.audiences import store_coordinates, stores_within
+from rapport.catalog.checks import CatalogProblem, catalog_problems
 from rapport.catalog.importer import ProductImportSummary, import_products_file
 from rapport.catalog.models import ChannelPrice, Product, StockLevel, Store
 from rapport.catalog.schemas import SKU_PATTERN, UNCATEGORISED, ProductUpsert, StoreUpsert
@@ -31,12 +32,14 @@ __all__ = [
     "SKU_PATTERN",
     "UNCATEGORISED",
     "Availability",
+    "CatalogProblem",
     "CategoryWarning",
     "PriceDifference",
     "ProductImportSummary",
     "ProductUpsert",
     "StoreUpsert",
     "available_at",
+    "catalog_problems",
     "category_condition",
     "category_warnings",
     "channel_prices",
