@@ -110,16 +110,16 @@ def test_old_rules_and_stores_are_listed_with_what_is_wrong_and_the_fix(
     assert _listed(page) == [
         (
             f"rule {ghost} of W-1 (closed shop)",
-            f"names store 'st-gone', which is not in the catalogue | End rule {ghost}: {again}",
+            "names store 'st-gone', which is not in the catalogue: no order can be placed "
+            f"there | End rule {ghost}: {again}",
         ),
         (
             f"rule {warehouse} of W-1 (warehouse)",
-            "names 'web', the online warehouse, as a store: it prices nothing | "
-            f"End rule {warehouse}: {again}",
+            f"names 'web', the online warehouse, as a store | End rule {warehouse}: {again}",
         ),
         (
             f"rule {on_app} of W-2 (app in Lyon)",
-            "prices one store on channel 'app': only channel 'store' has prices per store | "
+            "prices app orders at one store: a price for one store is on channel 'store' only | "
             f"End rule {on_app}: {again}",
         ),
         (

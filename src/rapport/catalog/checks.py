@@ -67,7 +67,8 @@ def _rule_problem(rule: ChannelPrice, problem: str, fix: str) -> CatalogProblem:
 
 
 def _rules_for_no_store(db: Session) -> list[CatalogProblem]:
-    """Live rules naming a store that the price of no order can come from."""
+    """Live rules naming a store as today's rules would not: one the catalogue lacks, the
+    web warehouse, or a store on another channel than ``store``."""
     found = []
     rows = db.execute(
         select(ChannelPrice, Store.store_id)
@@ -78,13 +79,16 @@ def _rules_for_no_store(db: Session) -> list[CatalogProblem]:
     for rule, known in rows:
         again = "record it again for a store of the catalogue on channel store if it is wanted"
         if rule.store_id == "web":
-            problem = "names 'web', the online warehouse, as a store: it prices nothing"
+            problem = "names 'web', the online warehouse, as a store"
         elif known is None:
-            problem = f"names store {rule.store_id!r}, which is not in the catalogue"
+            problem = (
+                f"names store {rule.store_id!r}, which is not in the catalogue: no order can "
+                "be placed there"
+            )
         elif rule.channel != "store":
             problem = (
-                f"prices one store on channel {rule.channel!r}: only channel 'store' has "
-                "prices per store"
+                f"prices {rule.channel} orders at one store: a price for one store is on "
+                "channel 'store' only"
             )
         else:
             continue
