@@ -3,6 +3,8 @@ is taken back through the ledger, once, and the customer's next order counts as 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -10,6 +12,7 @@ from rapport.events.models import ProcessorCursor
 from rapport.loyalty import service as ledger
 from rapport.loyalty.models import Award
 from rapport.orders import service as orders
+from rapport.platform import clock
 from tests.loyalty.earning.test_earning import big_order, place, process
 from tests.loyalty.factories import frozen_clock, make_customer
 from tests.orders.factories import seed_catalog
@@ -91,24 +94,47 @@ def test_a_spent_first_purchase_bonus_becomes_debt_when_its_order_is_cancelled(
     assert (member_now.balance, member_now.debt) == (50, 0)
 
 
-def test_an_order_placed_before_the_first_was_cancelled_keeps_its_place(db: Session) -> None:
+def test_an_order_placed_before_the_first_was_cancelled_becomes_the_first_purchase(
+    db: Session,
+) -> None:
     # given a member's first order (bonus) and a second one placed before the first is
-    # cancelled: the second was judged when placed, not a first purchase
-    frozen_clock()
+    # cancelled (judged then: not a first purchase), and a third
+    moment = frozen_clock()
     seed_catalog(db, stock=50)
     member = make_customer(db)
     first = place(db, member)
+    moment.advance(timedelta(hours=1))
+    second = place(db, member)
+    moment.advance(timedelta(hours=1))
     place(db, member)
     process(db)
-    assert ledger.balance(db, customer_id=member) == 30 + 200 + 30
+    assert ledger.balance(db, customer_id=member) == 30 + 200 + 30 + 30
 
-    # when the first is cancelled
+    # when the first is cancelled, and the log is read again (a replay)
+    moment.advance(timedelta(days=1))
     orders.cancel_order(db, order_id=first)
     process(db)
+    _replay(db)
 
-    # then its points and bonus go; the second order's points stay, and a later order is
-    # not a first purchase either (the second one was)
-    assert ledger.balance(db, customer_id=member) == 30
+    # then its points and bonus go, and the second order, the customer's first purchase now,
+    # earns the bonus, once, dated today
+    assert ledger.balance(db, customer_id=member) == 30 + 200 + 30
+    welcome = db.scalars(
+        select(Award).where(Award.customer_id == member, Award.rule_id == "welcome")
+    ).all()
+    assert sorted((a.order_id, a.once_key) for a in welcome) == sorted(
+        [(first, f"first-order cancelled {first}"), (second, "first-order")]
+    )
+    movement = next(
+        m
+        for m in ledger.statement(db, customer_id=member)
+        if m.kind == "earn" and m.order_id == second and m.rule_id == "welcome"
+    )
+    assert movement.points == 200
+    assert movement.reason == f"First purchase bonus: first order ({first} was cancelled)"
+    assert movement.created_at == clock.now()  # the cancellation's day
+    assert ledger.invariant_violations(db) == []
+    # and a later order is no first purchase
     place(db, member)
     process(db)
-    assert ledger.balance(db, customer_id=member) == 60
+    assert ledger.balance(db, customer_id=member) == 30 + 200 + 30 + 30

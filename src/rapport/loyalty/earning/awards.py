@@ -10,10 +10,12 @@ and the simulator all go through here.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, literal, select
+from sqlalchemy import ColumnElement, Table, func, insert, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from rapport.catalog import service as catalog
@@ -76,28 +78,35 @@ def order_fact(db: Session, event: LoggedEvent) -> Fact:
     )
 
 
+def standing_orders(customer_id: str) -> list[ColumnElement[bool]]:
+    """The conditions on ``QualifyingActivity`` that keep the customer's orders still
+    standing: an order cancelled since was never a purchase (its ``cancel:`` row is the
+    earning processor's record of the cancellation)."""
+    cancellation = aliased(QualifyingActivity)
+    return [
+        QualifyingActivity.customer_id == customer_id,
+        QualifyingActivity.source_key.like("order:%"),
+        ~select(cancellation.id)
+        .where(
+            cancellation.source_key
+            == literal("cancel:") + func.substr(QualifyingActivity.source_key, 7)
+        )
+        .exists(),
+    ]
+
+
 def member_context(db: Session, rules: RuleSet, fact: Fact) -> Member:
     customer_id = fact.customer_id
     policy = tier_policy(db, at=fact.occurred_at)
     standing = db.get(TierStanding, customer_id)
     tier = policy.tier(standing.tier_id if standing else None)
     this_order = f"order:{fact.order_id}" if fact.order_id else None
-    # Earlier orders are those still standing: an order cancelled since was never a purchase
-    # (its ``cancel:`` row is the earning processor's record of the cancellation).
-    cancellation = aliased(QualifyingActivity)
     earlier = db.scalar(
         select(func.count())
         .select_from(QualifyingActivity)
         .where(
-            QualifyingActivity.customer_id == customer_id,
-            QualifyingActivity.source_key.like("order:%"),
+            *standing_orders(customer_id),
             QualifyingActivity.source_key != (this_order or ""),
-            ~select(cancellation.id)
-            .where(
-                cancellation.source_key
-                == literal("cancel:") + func.substr(QualifyingActivity.source_key, 7)
-            )
-            .exists(),
         )
     )
     cap_used: dict[str, int] = {}
@@ -196,6 +205,29 @@ def award(
         )
     )
     return points
+
+
+def award_first_purchase(db: Session, fact: Fact, *, at: datetime, why: str) -> int:
+    """Give ``fact``'s order the first-purchase bonus as the customer's first order, judged by
+    the rules in force when it was placed (``fact.occurred_at``), posted ``at`` with ``why``:
+    the caller found it to be the customer's earliest order still standing, the one before it
+    having been cancelled. Only first-purchase rules are judged again (what the order's lines
+    earned was settled when it was placed); a bonus given already is not given twice.
+    Returns the points given."""
+    config_id, rules = rule_set(db, at=fact.occurred_at)
+    member = replace(member_context(db, rules, fact), earlier_orders=0)
+    given = 0
+    for decision in evaluate(rules, fact, member):
+        if decision.fired and decision.kind == "first_purchase":
+            given += award(
+                db,
+                replace(decision, why=why),
+                replace(fact, occurred_at=at),
+                config_id=config_id,
+                event_position=None,
+                checked=True,
+            )
+    return given
 
 
 def earn_on(db: Session, fact: Fact, event: LoggedEvent | None) -> list[Decision]:

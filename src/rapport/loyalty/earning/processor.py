@@ -27,7 +27,13 @@ from sqlalchemy.orm import Session, aliased
 
 from rapport.customers import service as customers
 from rapport.events.service import LoggedEvent
-from rapport.loyalty.earning.awards import award, earn_on, order_fact
+from rapport.loyalty.earning.awards import (
+    award,
+    award_first_purchase,
+    earn_on,
+    order_fact,
+    standing_orders,
+)
 from rapport.loyalty.ledger.balances import get_member
 from rapport.loyalty.ledger.movements import adjust
 from rapport.loyalty.ledger.returns import (
@@ -47,6 +53,8 @@ from rapport.loyalty.program.versions import pinned
 from rapport.loyalty.referrals import completion as referral_completion
 from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.loyalty.tiers.reviews import review_tier
+from rapport.orders import service as orders
+from rapport.platform import clock
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +197,9 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
     ``reverse_for_return``), so is its first-purchase bonus (``_take_back_first_purchase``),
     the points it was paid with all come back (``refund_points_paid``) and the coupons it
     used are usable again unless expired (``release_coupons``); its spend leaves the
-    member's qualifying activity, and it no longer counts as an earlier order, so the
-    member's next order is their first purchase. A referral completed by it stays."""
+    member's qualifying activity, and it no longer counts as an earlier order, so the bonus
+    goes to the member's first order still standing (``_first_purchase_moves_on``) or else
+    to their next. A referral completed by it stays."""
     props = event.properties
     customer_id = str(event.customer_id)
     order_id = str(props["order_id"])
@@ -207,7 +216,7 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
             reason=f"Order {order_id} cancelled",
             commit=False,
         )
-    _take_back_first_purchase(db, customer_id=customer_id, order_id=order_id)
+    bonus_taken_back = _take_back_first_purchase(db, customer_id=customer_id, order_id=order_id)
     reward_coupons.release_coupons(db, order_id=order_id, at=event.occurred_at)
     if int(props.get("points_paid_minor") or 0) > 0:
         refund_points_paid(
@@ -233,13 +242,17 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
         )
     )
     db.flush()
+    if bonus_taken_back:
+        _first_purchase_moves_on(
+            db, customer_id=customer_id, cancelled=order_id, at=event.occurred_at
+        )
     review_tier(db, customer_id=customer_id, at=event.occurred_at)
 
 
-def _take_back_first_purchase(db: Session, *, customer_id: str, order_id: str) -> None:
-    """Reverse the first-purchase bonus ``order_id`` earned, if it earned one, and keep its
-    award under another key (``first-order cancelled <order>``): the bonus is then neither
-    taken back twice nor in the way of the member's next order, their first purchase now."""
+def _take_back_first_purchase(db: Session, *, customer_id: str, order_id: str) -> bool:
+    """Reverse the first-purchase bonus ``order_id`` earned, if it earned one (whether it
+    did), and keep its award under another key (``first-order cancelled <order>``): the bonus
+    is then neither taken back twice nor in the way of the member's first purchase now."""
     bonus = db.scalar(
         select(Award).where(
             Award.customer_id.in_(
@@ -250,7 +263,7 @@ def _take_back_first_purchase(db: Session, *, customer_id: str, order_id: str) -
         )
     )
     if bonus is None:
-        return
+        return False
     reverse_bonus(
         db,
         customer_id=customer_id,
@@ -262,6 +275,34 @@ def _take_back_first_purchase(db: Session, *, customer_id: str, order_id: str) -
     )
     bonus.once_key = f"{FIRST_ORDER} cancelled {order_id}"[:120]
     db.flush()
+    return True
+
+
+def _first_purchase_moves_on(
+    db: Session, *, customer_id: str, cancelled: str, at: datetime
+) -> None:
+    """The cancelled order's first-purchase bonus goes to the customer's earliest order still
+    standing, placed after it and before its cancellation (it was not their first order when
+    it was placed, and is now), if the rules in force then give it one; with none, their next
+    order earns it when placed."""
+    first = db.scalar(
+        select(QualifyingActivity.source_key)
+        .where(*standing_orders(customer_id))
+        .order_by(QualifyingActivity.occurred_at, QualifyingActivity.id)
+        .limit(1)
+    )
+    order = orders.get_order(db, order_id=first.removeprefix("order:")) if first else None
+    if order is None or order.status == "cancelled":
+        return
+    fact = Fact(
+        kind="order_placed",
+        customer_id=customer_id,
+        occurred_at=clock.as_utc(order.placed_at),
+        channel=order.channel,
+        order_id=order.order_id,
+        total_minor=order.total_minor,
+    )
+    award_first_purchase(db, fact, at=at, why=f"first order ({cancelled} was cancelled)")
 
 
 def _simple_fact(kind: FactKind) -> Callable[[Session, LoggedEvent], None]:
