@@ -7,8 +7,11 @@ A batch goes through four steps:
    ``claimed_by = worker`` and ``next_attempt_at = now + LEASE``, in one statement (PostgreSQL:
    ``FOR UPDATE SKIP LOCKED``, so workers never take the same rows; SQLite: one writer at a
    time) and one commit;
-2. **gate** — consent, erasure, suppressions, quiet hours, frequency caps, in bulk
-   (``gates.gate_batch``); refused rows become ``suppressed`` or ``deferred`` in one commit;
+2. **gate** — a cancelled or paused campaign, a triggered message past its window, a survey
+   invitation feedback withdrew (answered, expired, its order cancelled:
+   ``producers.surveys.withdrawn``), then consent, erasure, suppressions, quiet hours,
+   frequency caps, in bulk (``gates.gate_batch``); refused rows become ``suppressed`` or
+   ``deferred`` in one commit;
 3. **send** per channel — email in groups of ``SMTP_CONNECTIONS`` messages over as many
    SMTP connections, each protocol step written on every connection before the replies are
    read; webhooks over one HTTP client; inbox rows in one transaction;
@@ -76,6 +79,7 @@ from rapport.campaigns.models import (
     WebhookEndpoint,
 )
 from rapport.campaigns.planning.gates import expiry_reason
+from rapport.campaigns.producers import surveys
 from rapport.customers import service as customers
 from rapport.platform import clock
 from rapport.platform.db import insert_for, open_session, read_only, writer_turn
@@ -280,6 +284,15 @@ def dispatch_batch(
         }
     batch.customers = load_customers(db, [r.customer_id for r in claimed if r.customer_id])
 
+    # A survey invitation answered, expired or about an order cancelled since it was queued.
+    withdrawn = surveys.withdrawn(
+        db,
+        [
+            (row.id, batch.campaigns[row.campaign_id], row.occasion)
+            for row in claimed
+            if row.campaign_id in batch.campaigns
+        ],
+    )
     marks: list[Mark] = []
     pending: list[Pending] = []
     for row in claimed:
@@ -290,6 +303,8 @@ def dispatch_batch(
             marks.append(Mark(row.id, "deferred", "campaign paused", now + PAUSED_RECHECK))
         elif (expired := expiry_reason(row.context, now=now)) is not None:
             marks.append(Mark(row.id, "suppressed", expired))  # a triggered message too late
+        elif row.id in withdrawn:
+            marks.append(Mark(row.id, "suppressed", withdrawn[row.id]))
         elif row.channel == "webhook" and campaign.webhook_endpoint_id not in batch.endpoints:
             marks.append(Mark(row.id, "dead", "the campaign has no webhook endpoint"))
         else:

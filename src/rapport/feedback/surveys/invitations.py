@@ -1,11 +1,15 @@
 """Survey invitations: who is asked which survey about which moment. The consent gate
 (``customers.may_contact`` for the survey's purpose), the sample (a hash, so replays agree),
 fatigue (nobody asked any survey twice within the survey's days) and one invitation per survey
-and moment; each invitation keeps the experience signals known when it was made."""
+and moment; each invitation keeps the experience signals known when it was made. No survey is
+asked about an order that was cancelled, and an invitation not sent yet is not sent once its
+order is cancelled (:func:`invitations_not_to_send`, which the email's queueing and sending
+ask)."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,7 +45,9 @@ class Occasion:
 @dataclass(frozen=True, slots=True)
 class InviteDecision:
     invited: bool
-    reason: str  # "invited", "no_consent", "fatigue", "not_sampled", "inactive", "already"
+    # "invited", "no_consent", "fatigue", "not_sampled", "inactive", "already",
+    # "order_cancelled"
+    reason: str
     invitation: Invitation | None = None
 
 
@@ -71,8 +77,9 @@ def invite(
     before_commit: BeforeCommit | None = None,
 ) -> InviteDecision:
     """Ask ``customer_id`` the survey about ``moment``, unless the survey is inactive, the
-    moment is outside the sample, the customer has not consented to be contacted for the
-    survey's purpose, or was asked any survey within the survey's fatigue days.
+    moment's order was cancelled, the moment is outside the sample, the customer has not
+    consented to be contacted for the survey's purpose, or was asked any survey within the
+    survey's fatigue days.
     ``before_commit`` runs last in the transaction, with the decision."""
     survey = require_survey(db, survey_id)
     decision = invite_to_survey(db, survey, customer_id, moment)
@@ -96,6 +103,8 @@ def invite_to_survey(
     )
     if existing is not None:
         return InviteDecision(False, "already", existing)
+    if cancelled_order(db, order_id=moment.order_id):
+        return InviteDecision(False, "order_cancelled")  # no survey about a purchase called off
     if not sampled(survey.survey_id, moment.source_key, survey.sampling_rate):
         return InviteDecision(False, "not_sampled")
     customer = customers.get_customer(db, customer_id=customer_id)
@@ -143,6 +152,44 @@ def invite_to_survey(
 
 def get_invitation(db: Session, *, invitation_id: str) -> Invitation | None:
     return db.get(Invitation, invitation_id)
+
+
+def cancelled_order(db: Session, *, order_id: str | None) -> bool:
+    """Whether ``order_id`` names an order that was cancelled: a survey about it asks about a
+    purchase that did not happen."""
+    if not order_id:
+        return False
+    order = orders.get_order(db, order_id=order_id)
+    return order is not None and order.status == "cancelled"
+
+
+def invitations_not_to_send(
+    db: Session, *, invitation_ids: Collection[str], now: datetime | None = None
+) -> dict[str, str]:
+    """Why each of these invitations must not be sent (any more), by id: unknown, answered,
+    its link expired, or its order cancelled since it was made. The others may go out. Asked
+    when the invitation's email is queued and again when it is sent, so a cancellation that
+    arrives in between withdraws it; one already sent stays as it is (its link still works)."""
+    ids = set(invitation_ids)
+    if not ids:
+        return {}
+    moment = now or clock.now()
+    found = {
+        row.invitation_id: row
+        for row in db.scalars(select(Invitation).where(Invitation.invitation_id.in_(ids)))
+    }
+    refused: dict[str, str] = {}
+    for invitation_id in ids:
+        invitation = found.get(invitation_id)
+        if invitation is None:
+            refused[invitation_id] = "survey invitation unknown"
+        elif invitation.answered_at is not None:
+            refused[invitation_id] = "survey already answered"
+        elif clock.as_utc(invitation.expires_at) <= moment:
+            refused[invitation_id] = "survey link expired"
+        elif cancelled_order(db, order_id=invitation.order_id):
+            refused[invitation_id] = f"survey withdrawn: order {invitation.order_id} cancelled"
+    return refused
 
 
 def order_signals(db: Session, *, order_id: str) -> dict[str, Any]:
