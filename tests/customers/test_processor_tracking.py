@@ -15,6 +15,7 @@ from rapport.customers.models import Customer, CustomerGroup, Identity, Preferen
 from rapport.customers.traits import MAX_CUSTOM_TRAITS
 from rapport.events.models import Event
 from rapport.flows import privacy
+from rapport.platform import clock
 from rapport.platform import service as platform
 from tests.conftest import auth
 from tests.customers.factories import T0, process, track
@@ -71,7 +72,11 @@ def test_custom_traits_are_kept_typed_and_known_ones_fill_the_profile(db) -> Non
         "signed_up": "2024-02-29",
         "interests": ["wine", "books"],
     }
-    # and the birthday is the preference the loyalty birthday bonus reads
+    # and the birthday is the preference the loyalty birthday bonus reads, once held 30 days
+    held = db.get(Preference, (customer.customer_id, "birthday"))
+    assert (held.value, held.source) == ("1985-04-12", "event:identified")
+    assert customers.birthdays_on(db, month=4, day=12) == []
+    clock.set_clock(lambda: held.updated_at + timedelta(days=30))
     assert customers.birthdays_on(db, month=4, day=12) == [customer.customer_id]
 
 

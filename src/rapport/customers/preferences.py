@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, delete, select
+from sqlalchemy import String, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.customers.events import PreferenceShared
@@ -69,14 +70,26 @@ def get_preferences(db: Session, *, customer_id: str) -> list[Preference]:
     )
 
 
+# A birthday tracking sent (any key, one a shop's pages carry for anyone to read) counts for
+# the birthday bonus only once it has been held this long: "my birthday is today" from a
+# page earns nothing today.
+TRACKED_BIRTHDAY_WAIT = timedelta(days=30)
+
+
 def birthdays_on(db: Session, *, month: int, day: int) -> list[str]:
-    """Customers whose shared birthday (a ``YYYY-MM-DD`` preference) falls on this day."""
+    """Customers whose shared birthday (a ``YYYY-MM-DD`` preference) falls on this day; one
+    from tracking (source ``event:…``) only once held ``TRACKED_BIRTHDAY_WAIT``."""
     # The JSON text of the value is the quoted date on both databases ('"1990-05-12"').
     as_text = cast(Preference.value, String)
+    settled = clock.now() - TRACKED_BIRTHDAY_WAIT
     return list(
         db.scalars(
             select(Preference.customer_id)
-            .where(Preference.field == "birthday", as_text.like(f'%-{month:02d}-{day:02d}"'))
+            .where(
+                Preference.field == "birthday",
+                as_text.like(f'%-{month:02d}-{day:02d}"'),
+                or_(~Preference.source.startswith("event:"), Preference.updated_at <= settled),
+            )
             .order_by(Preference.customer_id)
         )
     )

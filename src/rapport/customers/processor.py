@@ -9,6 +9,7 @@ identity, and ``grouped`` as the customer's account or household.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -52,6 +53,8 @@ _CONTEXT_PROFILE_FIELDS = ("first_name", "last_name", "home_city")
 # An alias's previous id may have been a visitor id or a user id: it is looked up, and
 # linked, as both.
 _ALIAS_KINDS = ("external_id", "anonymous_id")
+
+log = logging.getLogger(__name__)
 
 
 def _event_traits(event: LoggedEvent) -> dict[str, Any]:
@@ -297,7 +300,12 @@ def resolve_event_customer(
     if event.type == "identified":
         traits = _event_traits(event)
         profile = _profile(traits)
-        identities.update(_identity_traits(traits))
+        said = _identity_traits(traits)
+        named = customer or _named_profile(db, event)
+        for kind in _withheld(db, said, named, event):
+            del said[kind]
+            profile.pop(kind, None)  # nor made the contact detail of the named profile
+        identities.update(said)
     if identities:
         resolved = resolve_identities(
             db, identities=identities, profile=profile, source=f"event:{event.type}"
@@ -333,6 +341,54 @@ def resolve_event_customer(
                 actor="profile processor",
             )
     return customer
+
+
+def _named_profile(db: Session, event: LoggedEvent) -> Customer | None:
+    """The live profile a tracking call names by itself: its user id's (the shop's customer
+    number), else, with no user id, its visitor id's; ``None`` when nobody holds it yet."""
+    if event.user_id:
+        kind, value = "external_id", event.user_id
+    elif event.anonymous_id:
+        kind, value = "anonymous_id", event.anonymous_id
+    else:
+        return None
+    value = normalise_identity(kind, value) or value
+    owner = db.scalar(
+        select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value).limit(1)
+    )
+    return get_customer(db, customer_id=owner) if owner else None
+
+
+def _withheld(
+    db: Session, said: dict[str, str], named: Customer | None, event: LoggedEvent
+) -> list[str]:
+    """The identities an identify call's traits name that another known profile holds.
+    Tracking never merges two known people (a shop's write key sits in its pages for anyone
+    to read): such an identity is left out, and the call applies to the profile it names.
+    Anonymous visitor profiles hold none of these kinds, so they never count here."""
+    withheld: list[str] = []
+    for kind, value in said.items():
+        normal = normalise_identity(kind, value)
+        if not normal:
+            continue
+        holder = db.execute(
+            select(Customer.customer_id, Customer.is_anonymous)
+            .join(Identity, Identity.customer_id == Customer.customer_id)
+            .where(Identity.kind == kind, Identity.value == normal)
+            .limit(1)
+        ).first()
+        if holder is None or holder.is_anonymous:
+            continue
+        if named is not None and holder.customer_id == named.customer_id:
+            continue
+        withheld.append(kind)
+        log.warning(
+            "identify event %s names a %s another customer holds: not linked, no merge "
+            "(merge them with POST /v1/customers/merge if they are one person)",
+            event.event_id,
+            kind,
+        )
+    return withheld
 
 
 def _first_unique(db: Session, customer: Customer) -> dict[str, str]:
@@ -397,7 +453,8 @@ def _apply_traits(db: Session, customer: Customer, event: LoggedEvent) -> None:
 
 def _share_birthday(db: Session, customer_id: str, day: str, *, source: str) -> None:
     """The birthday tracking sent, as the ``birthday`` preference the loyalty bonus reads,
-    unless the customer gave one themselves (the preference centre's answer wins)."""
+    only while the profile holds none: tracking never changes one (its own earlier one, or
+    the customer's from the preference centre), so a page cannot move it to today."""
     held = db.get(Preference, (customer_id, "birthday"))
     if held is None:
         db.add(
@@ -409,14 +466,13 @@ def _share_birthday(db: Session, customer_id: str, day: str, *, source: str) -> 
                 updated_at=clock.now(),
             )
         )
-    elif held.source.startswith("event:") and held.value != day:
-        held.value, held.source, held.updated_at = day, source, clock.now()
 
 
 def _apply_alias(db: Session, customer: Customer, event: LoggedEvent) -> None:
-    """``aliased``: the previous id's profile is merged into the event's (the new id's); a
-    previous id nobody holds becomes an identity of the event's profile, as a user id and a
-    visitor id."""
+    """``aliased``: the previous id's profile is merged into the event's (the new id's) when
+    it is an anonymous visitor's; a known person's profile is never merged from tracking (it
+    is left as it is, logged). A previous id nobody holds becomes an identity of the event's
+    profile, as a user id and a visitor id."""
     previous = _previous_id(event)
     if previous is None:
         return
@@ -441,6 +497,13 @@ def _apply_alias(db: Session, customer: Customer, event: LoggedEvent) -> None:
         other = get_customer(db, customer_id=owner_id)
         if other is None or other.status != "active" or other.customer_id == customer.customer_id:
             continue  # already one profile, or an erased one (its ids are on the blocklist)
+        if not other.is_anonymous:
+            log.warning(
+                "alias event %s names a known customer's id as its previous id: no merge "
+                "(merge them with POST /v1/customers/merge if they are one person)",
+                event.event_id,
+            )
+            continue
         merge_profiles(
             db,
             source_id=other.customer_id,
