@@ -1,5 +1,6 @@
 """A cancelled order in loyalty: it was never a purchase, so the first-purchase bonus it earned
-is taken back through the ledger, once, and the customer's next order counts as their first."""
+is taken back through the ledger, once, and the customer's first order still standing (or else
+their next) counts as their first; a referral it completed is taken back and reopened alike."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from rapport.events.models import ProcessorCursor
 from rapport.loyalty import service as ledger
-from rapport.loyalty.models import Award
+from rapport.loyalty.models import Award, Referral
+from rapport.loyalty.referrals import referring
 from rapport.orders import service as orders
 from rapport.platform import clock
 from tests.loyalty.earning.test_earning import big_order, place, process
@@ -138,3 +140,82 @@ def test_an_order_placed_before_the_first_was_cancelled_becomes_the_first_purcha
     place(db, member)
     process(db)
     assert ledger.balance(db, customer_id=member) == 30 + 200 + 30 + 30
+
+
+def _referred_pair(db: Session) -> tuple[str, str]:
+    referrer, friend = make_customer(db), make_customer(db)
+    code = referring.referral_code(db, customer_id=referrer)
+    referring.refer(db, code=code.code, friend_id=friend)
+    return referrer, friend
+
+
+def test_a_referred_friends_cancelled_first_order_pays_neither_side(db: Session) -> None:
+    # given a referred friend whose first order paid both sides 500 (and the friend 30 + 200)
+    moment = frozen_clock()
+    seed_catalog(db, stock=50)
+    referrer, friend = _referred_pair(db)
+    first = place(db, friend)
+    process(db)
+    assert (ledger.balance(db, customer_id=referrer), ledger.balance(db, customer_id=friend)) == (
+        500,
+        500 + 200 + 30,
+    )
+
+    # when the order is cancelled, and the log is read again (a replay)
+    moment.advance(timedelta(hours=2))
+    orders.cancel_order(db, order_id=first)
+    process(db)
+    _replay(db)
+
+    # then neither side keeps the referral bonus: it was no purchase, and the referral is open
+    assert (ledger.balance(db, customer_id=referrer), ledger.balance(db, customer_id=friend)) == (
+        0,
+        0,
+    )
+    reasons = [m.reason for m in ledger.statement(db, customer_id=referrer) if m.kind == "reverse"]
+    assert reasons == [f"Referral bonus: order {first} cancelled"]
+    referral = db.get(Referral, friend)
+    assert referral is not None
+    assert (referral.completed_at, referral.order_id) == (None, None)
+    assert ledger.invariant_violations(db) == []
+
+    # and the friend's next order completes it, paying both sides once
+    second = place(db, friend)
+    process(db)
+    _replay(db)
+    assert (ledger.balance(db, customer_id=referrer), ledger.balance(db, customer_id=friend)) == (
+        500,
+        500 + 200 + 30,
+    )
+    db.refresh(referral)
+    assert referral.order_id == second
+
+
+def test_a_referral_moves_to_the_friends_order_placed_before_the_cancellation(
+    db: Session,
+) -> None:
+    # given a referred friend's first order (it completed the referral) and a second one
+    moment = frozen_clock()
+    seed_catalog(db, stock=50)
+    referrer, friend = _referred_pair(db)
+    first = place(db, friend)
+    moment.advance(timedelta(hours=1))
+    second = place(db, friend)
+    process(db)
+
+    # when the first is cancelled
+    moment.advance(timedelta(days=1))
+    orders.cancel_order(db, order_id=first)
+    process(db)
+    _replay(db)
+
+    # then the second order is the friend's first purchase: it completes the referral (both
+    # sides paid once) and earns the first-purchase bonus
+    referral = db.get(Referral, friend)
+    assert referral is not None
+    assert referral.order_id == second
+    assert (ledger.balance(db, customer_id=referrer), ledger.balance(db, customer_id=friend)) == (
+        500,
+        500 + 200 + 30,
+    )
+    assert ledger.invariant_violations(db) == []

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from fractions import Fraction
 from typing import cast
@@ -42,7 +43,7 @@ from rapport.loyalty.ledger.returns import (
     reverse_bonus,
     reverse_for_return,
 )
-from rapport.loyalty.models import Award, QualifyingActivity, TierStanding
+from rapport.loyalty.models import Award, QualifyingActivity, Referral, TierStanding
 from rapport.loyalty.program.rules import (
     FIRST_ORDER,
     Decision,
@@ -103,7 +104,8 @@ def _on_order_placed(db: Session, event: LoggedEvent) -> None:
 
 def _complete_referral(db: Session, fact: Fact) -> None:
     """A referred friend's first purchase pays both sides, once (the referral closes in this
-    transaction). Not linked to the order: a return does not take it back."""
+    transaction). Not linked to the order: a return does not take it back; a cancellation
+    does (``_take_back_referral``)."""
     assert fact.order_id is not None
     payable = referral_completion.referral_awards(
         db, friend_id=fact.customer_id, order_id=fact.order_id
@@ -199,7 +201,8 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
     used are usable again unless expired (``release_coupons``); its spend leaves the
     member's qualifying activity, and it no longer counts as an earlier order, so the bonus
     goes to the member's first order still standing (``_first_purchase_moves_on``) or else
-    to their next. A referral completed by it stays."""
+    to their next. A referral it completed is taken back from both sides and reopened
+    (``_take_back_referral``), for that same order to complete."""
     props = event.properties
     customer_id = str(event.customer_id)
     order_id = str(props["order_id"])
@@ -217,6 +220,7 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
             commit=False,
         )
     bonus_taken_back = _take_back_first_purchase(db, customer_id=customer_id, order_id=order_id)
+    referral_reopened = _take_back_referral(db, customer_id=customer_id, order_id=order_id)
     reward_coupons.release_coupons(db, order_id=order_id, at=event.occurred_at)
     if int(props.get("points_paid_minor") or 0) > 0:
         refund_points_paid(
@@ -242,9 +246,14 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
         )
     )
     db.flush()
-    if bonus_taken_back:
+    if bonus_taken_back or referral_reopened:
         _first_purchase_moves_on(
-            db, customer_id=customer_id, cancelled=order_id, at=event.occurred_at
+            db,
+            customer_id=customer_id,
+            cancelled=order_id,
+            at=event.occurred_at,
+            bonus=bonus_taken_back,
+            referral=referral_reopened,
         )
     review_tier(db, customer_id=customer_id, at=event.occurred_at)
 
@@ -278,13 +287,61 @@ def _take_back_first_purchase(db: Session, *, customer_id: str, order_id: str) -
     return True
 
 
+def _take_back_referral(db: Session, *, customer_id: str, order_id: str) -> bool:
+    """A referral ``order_id`` completed (the referred friend's first purchase): both sides'
+    bonuses are reversed through the ledger (a side erased since had its points closed and is
+    left alone), their awards kept under another key (``referral:<friend> cancelled
+    <order>``), and the referral opened again, so the friend's real first purchase completes
+    it. Whether there was one."""
+    known_as = [customer_id, *customers.merged_ids(db, customer_id=customer_id)]
+    referral = db.scalar(
+        select(Referral).where(
+            Referral.friend_id.in_(known_as),
+            Referral.order_id == order_id,
+            Referral.completed_at.is_not(None),
+        )
+    )
+    if referral is None:
+        return False
+    once_key = f"referral:{referral.friend_id}"
+    bonuses = db.scalars(
+        select(Award)
+        .where(Award.rule_id == referral_completion.REFERRAL_RULE_ID, Award.once_key == once_key)
+        .order_by(Award.id)
+    ).all()
+    closed = customers.erased_among(db, {bonus.customer_id for bonus in bonuses})
+    for bonus in bonuses:
+        if bonus.customer_id not in closed:
+            reverse_bonus(
+                db,
+                customer_id=bonus.customer_id,
+                order_id=order_id,
+                rule_id=bonus.rule_id,
+                points=bonus.points,
+                reason=f"Referral bonus: order {order_id} cancelled",
+                commit=False,
+            )
+        bonus.once_key = f"{once_key} cancelled {order_id}"[:120]
+    referral.completed_at = None
+    referral.order_id = None
+    db.flush()
+    return True
+
+
 def _first_purchase_moves_on(
-    db: Session, *, customer_id: str, cancelled: str, at: datetime
+    db: Session,
+    *,
+    customer_id: str,
+    cancelled: str,
+    at: datetime,
+    bonus: bool,
+    referral: bool,
 ) -> None:
-    """The cancelled order's first-purchase bonus goes to the customer's earliest order still
-    standing, placed after it and before its cancellation (it was not their first order when
-    it was placed, and is now), if the rules in force then give it one; with none, their next
-    order earns it when placed."""
+    """What the cancelled order's first purchase earned goes to the customer's earliest order
+    still standing, placed after it and before its cancellation (it was not their first order
+    when it was placed, and is now): the first-purchase bonus (``bonus``), if the rules in
+    force then give it one, and the completion of their referral (``referral``), both dated
+    ``at``; with none standing, their next order earns them when placed."""
     first = db.scalar(
         select(QualifyingActivity.source_key)
         .where(*standing_orders(customer_id))
@@ -302,7 +359,10 @@ def _first_purchase_moves_on(
         order_id=order.order_id,
         total_minor=order.total_minor,
     )
-    award_first_purchase(db, fact, at=at, why=f"first order ({cancelled} was cancelled)")
+    if bonus:
+        award_first_purchase(db, fact, at=at, why=f"first order ({cancelled} was cancelled)")
+    if referral:
+        _complete_referral(db, replace(fact, occurred_at=at))
 
 
 def _simple_fact(kind: FactKind) -> Callable[[Session, LoggedEvent], None]:
