@@ -137,3 +137,26 @@ def test_a_rule_that_has_ended_is_not_ended_again(admin: TestClient, db: Session
     again = admin.get(end).text
     assert 'data-testid="already-ended"' in again
     assert "end-rule-form" not in again
+
+
+def test_a_rule_still_to_begin_ends_before_it_begins(admin: TestClient, db: Session) -> None:
+    from rapport.catalog.models import ChannelPrice
+
+    _shop(db)
+    starts = clock.now() + timedelta(days=2)  # saved by an earlier version, to begin later
+    rule = ChannelPrice(
+        sku="W-1", channel="web", price_minor=1000, reason="weekend offer", valid_from=starts
+    )
+    db.add(rule)
+    db.commit()
+    end = f"/admin/catalog/products/W-1/rules/{rule.id}/end"
+    assert end in _end_links(admin.get(PAGE).text)
+    confirm = admin.get(end).text
+    assert "It has not begun: it ends before it begins" in confirm
+    assert post_form(admin, end, page_form(confirm, action=end)).status_code == 303
+    db.expire_all()
+    ended = db.get(ChannelPrice, rule.id)
+    assert ended is not None
+    assert clock.as_utc(ended.valid_to) == starts  # type: ignore[arg-type]
+    assert end not in _end_links(admin.get(PAGE).text)
+    assert "it never sets a price" in admin.get(end).text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
@@ -77,11 +78,22 @@ class RuleEnding:
 
     product: Product
     rule: ChannelPrice
-    ended: bool  # it has ended already (its valid_to has passed): nothing to end
+    ended: bool  # it has ended, or was ended before it began: nothing to end
+    begun: bool  # False: an earlier version's rule still to begin, which ending cancels
     price_after_minor: int
     set_by_after: (
         str  # what sets the price once it ends: "rule 9 (app offer)", "the catalogue price"
     )
+
+
+def rule_over(rule: ChannelPrice, now: datetime) -> bool:
+    """Whether a price rule sets no price from ``now`` on: it has ended, or it was ended
+    before it began (its end is its start)."""
+    if rule.valid_to is None:
+        return False
+    ends = clock.as_utc(rule.valid_to)
+    begins = clock.as_utc(rule.valid_from) if rule.valid_from is not None else None
+    return ends <= now or (begins is not None and ends <= begins)
 
 
 def rule_ending(db: Session, *, sku: str, rule_id: int) -> RuleEnding | None:
@@ -93,7 +105,8 @@ def rule_ending(db: Session, *, sku: str, rule_id: int) -> RuleEnding | None:
     if product is None or rule is None or rule.sku != sku:
         return None
     now = clock.now()
-    ended = rule.valid_to is not None and clock.as_utc(rule.valid_to) <= now
+    ended = rule_over(rule, now)
+    begun = rule.valid_from is None or clock.as_utc(rule.valid_from) <= now
     others = [r for r in channel_prices(db, skus=[sku]).get(sku, []) if r.id != rule.id]
     price, deciding = price_on(
         product.price_minor, others, channel=rule.channel, store_id=rule.store_id, at=now
@@ -101,7 +114,7 @@ def rule_ending(db: Session, *, sku: str, rule_id: int) -> RuleEnding | None:
     set_by = "the catalogue price"
     if deciding is not None:
         set_by = f"rule {deciding.id} ({deciding.reason})"
-    return RuleEnding(product, rule, ended, price, set_by)
+    return RuleEnding(product, rule, ended, begun, price, set_by)
 
 
 def _search(query: str, category: str) -> list[ColumnElement[bool]]:
@@ -218,9 +231,7 @@ def product_detail(db: Session, *, sku: str) -> ProductDetail | None:
                 tracked=level is not None,
             )
         )
-    open_rules = frozenset(
-        r.id for r in rules if r.valid_to is None or clock.as_utc(r.valid_to) > now
-    )
+    open_rules = frozenset(r.id for r in rules if not rule_over(r, now))
     return ProductDetail(
         product=product,
         prices=_prices(product, rules),
