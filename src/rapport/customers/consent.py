@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.customers.events import ConsentChanged
@@ -16,6 +16,7 @@ from rapport.customers.models import (
     Consent,
     ConsentChange,
     Customer,
+    CustomerTraits,
     Identity,
 )
 from rapport.customers.profiles import require_customer
@@ -27,20 +28,65 @@ from rapport.platform.identity import identity_digest
 
 def record_consent(
     db: Session, *, customer_id: str, purpose: str, granted: bool, source: str, at: datetime
-) -> Consent:
+) -> bool:
+    """Record one decision for one purpose, made at ``at``, whatever door it came through (the
+    API, an unsubscribe link, sign-up, a tracked ``consent_changed``). The most recent
+    decision per purpose stands; whether it came first or late does not matter:
+
+    - the choice as it stands (same answer and source), or one already in the history at that
+      very time, changes nothing: no history row;
+    - a decision older than the one standing (a late tracked event) is kept in the history at
+      its own time, and changes nothing else;
+    - otherwise it becomes the standing choice, with its history row. Withdrawing ``location``
+      empties the last known location.
+
+    True when a history row was added."""
     consent = db.get(Consent, (customer_id, purpose))
+    if consent is not None and consent.granted == granted and consent.source == source:
+        return False
+    late = consent is not None and at < consent.updated_at
+    if late and db.scalar(
+        select(ConsentChange.id)
+        .where(
+            ConsentChange.customer_id == customer_id,
+            ConsentChange.purpose == purpose,
+            ConsentChange.granted.is_(granted),
+            ConsentChange.source == source,
+            ConsentChange.changed_at == at,
+        )
+        .limit(1)
+    ):
+        return False
+    db.add(
+        ConsentChange(
+            customer_id=customer_id, purpose=purpose, granted=granted, source=source, changed_at=at
+        )
+    )
+    if late:
+        return True
     if consent is None:
         consent = Consent(customer_id=customer_id, purpose=purpose)
         db.add(consent)
     consent.granted = granted
     consent.source = source
     consent.updated_at = at
-    db.add(
-        ConsentChange(
-            customer_id=customer_id, purpose=purpose, granted=granted, source=source, changed_at=at
-        )
-    )
-    return consent
+    if purpose == "location" and not granted:
+        forget_location(db, customer_id=customer_id)
+    return True
+
+
+def forget_location(db: Session, *, customer_id: str) -> None:
+    """Empty the profile's last known location: it is kept only while the customer consents
+    to ``location`` (a withdrawal by any door, or a merge whose standing choice is no)."""
+    db.flush()  # traits a caller has just added (the profile processor's batch) are found
+    traits = db.get(CustomerTraits, customer_id)
+    if traits is not None and (
+        traits.last_latitude is not None
+        or traits.last_longitude is not None
+        or traits.last_location_at is not None
+    ):
+        traits.last_latitude = traits.last_longitude = None
+        traits.last_location_at = None
 
 
 def get_consents(db: Session, *, customer_id: str) -> list[Consent]:
@@ -60,18 +106,41 @@ def consent_history(
     query = (
         select(ConsentChange)
         .where(ConsentChange.customer_id == customer_id)
-        .order_by(ConsentChange.id)
+        .order_by(ConsentChange.changed_at, ConsentChange.id)
     )
     if after is not None:
-        if not after.isdigit() or len(after) > 18:
-            raise InvalidInput(
-                "Not a cursor of this customer's consent history: pass next_cursor as it came",
-                field="cursor",
+        cursor = _history_cursor(db, customer_id=customer_id, after=after)
+        query = query.where(
+            or_(
+                ConsentChange.changed_at > cursor.changed_at,
+                and_(
+                    ConsentChange.changed_at == cursor.changed_at,
+                    ConsentChange.id > cursor.id,
+                ),
             )
-        query = query.where(ConsentChange.id > int(after))
+        )
     if limit is not None:
         query = query.limit(limit)
     return list(db.scalars(query))
+
+
+def _history_cursor(db: Session, *, customer_id: str, after: str) -> ConsentChange:
+    """The history row a cursor names (a row of this customer's history), else 422."""
+    found = (
+        db.scalar(
+            select(ConsentChange).where(
+                ConsentChange.id == int(after), ConsentChange.customer_id == customer_id
+            )
+        )
+        if after.isdigit() and len(after) <= 18
+        else None
+    )
+    if found is None:
+        raise InvalidInput(
+            "Not a cursor of this customer's consent history: pass next_cursor as it came",
+            field="cursor",
+        )
+    return found
 
 
 def consent_cursor_of(change: ConsentChange) -> str:
@@ -208,19 +277,17 @@ def consent_state(db: Session, *, customer_id: str) -> ConsentState | None:
 def set_consent(
     db: Session, *, customer_id: str, purpose: str, granted: bool, source: str, channel: str = "web"
 ) -> Consent:
-    """Record the customer's choice for one purpose (kept in the history) and log
-    ``consent_changed``. The choice already recorded, from the same source, changes nothing:
-    no history row, no event (a repeated PUT leaves what sending it once left)."""
+    """Record the customer's choice for one purpose now (kept in the history, through
+    :func:`record_consent`, as every door does) and log ``consent_changed``. The choice
+    already recorded, from the same source, changes nothing: no history row, no event (a
+    repeated PUT leaves what sending it once left)."""
     if purpose not in CONSENT_PURPOSES:
         raise InvalidInput(
             f"Unknown purpose {purpose!r}; use one of {', '.join(CONSENT_PURPOSES)}",
             field="purpose",
         )
     customer = require_customer(db, customer_id)
-    held = db.get(Consent, (customer.customer_id, purpose))
-    if held is not None and held.granted == granted and held.source == source:
-        return held
-    consent = record_consent(
+    recorded = record_consent(
         db,
         customer_id=customer.customer_id,
         purpose=purpose,
@@ -228,13 +295,16 @@ def set_consent(
         source=source,
         at=clock.now(),
     )
-    events.append_event(
-        db,
-        ConsentChanged(purpose=purpose, granted=granted, source=source),
-        channel=channel,
-        customer_id=customer.customer_id,
-    )
-    db.commit()
+    consent = db.get(Consent, (customer.customer_id, purpose))
+    assert consent is not None  # recorded now, or standing as sent
+    if recorded:
+        events.append_event(
+            db,
+            ConsentChanged(purpose=purpose, granted=granted, source=source),
+            channel=channel,
+            customer_id=customer.customer_id,
+        )
+        db.commit()
     return consent
 
 

@@ -14,6 +14,7 @@ from typing import Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from rapport.customers.consent import forget_location
 from rapport.customers.events import CustomersMerged
 from rapport.customers.models import (
     Consent,
@@ -139,6 +140,11 @@ def merge_profiles(
         merge_traits(target_traits, source_traits)
         target_traits.updated_at = now
         db.delete(source_traits)
+        standing = db.get(Consent, (target_id, "location"))
+        if standing is None or not standing.granted:
+            # The survivor's standing choice is no: no last known location, whichever
+            # profile brought it.
+            forget_location(db, customer_id=target_id)
     moved["events"] = events.reassign_customer_events(
         db, from_customer_id=source_id, to_customer_id=target_id
     )

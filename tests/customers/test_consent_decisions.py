@@ -1,0 +1,193 @@
+"""Consent decisions through every door: the most recent decision stands, a late one only
+joins the history, a choice sent again records nothing, and withdrawing location forgets it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from rapport.customers import service as customers
+from rapport.customers.models import ConsentChange
+from rapport.platform import clock
+from tests.conftest import auth, command
+from tests.customers.factories import process
+
+
+def _customer(client, writer, external_id: str) -> str:
+    answer = client.post(
+        "/v1/customers",
+        json={"external_id": external_id, "email": f"{external_id.lower()}@example.com"},
+        headers=command(writer),
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()["customer_id"]
+
+
+def _track(client, key, event_id: str, customer: str, at, **properties) -> None:
+    answer = client.post(
+        "/v1/events",
+        json={
+            "event_id": event_id,
+            "type": "consent_changed",
+            "channel": "web",
+            "customer_id": customer,
+            "occurred_at": at.isoformat(),
+            "properties": properties,
+        },
+        headers=auth(key),
+    )
+    assert answer.status_code == 201, answer.text
+
+
+def test_a_late_tracked_grant_does_not_undo_a_newer_withdrawal(client, api_key, db) -> None:
+    writer = api_key("write", "read", "ingest")
+    customer_id = _customer(client, writer, "T-wanda")
+    withdrawn = client.put(
+        "/v1/customers/T-wanda/consents/marketing_email",
+        json={"granted": False, "source": "phone call"},
+        headers=auth(writer),
+    )
+    assert withdrawn.status_code == 200
+    two_hours_ago = clock.now() - timedelta(hours=2)
+    _track(
+        client,
+        writer,
+        "wan-late-1",
+        "T-wanda",
+        two_hours_ago,
+        purpose="marketing_email",
+        granted=True,
+        source="old_banner",
+    )
+    process(db)
+    consents = {
+        c["purpose"]: c
+        for c in client.get("/v1/customers/T-wanda", headers=auth(writer)).json()["consents"]
+    }
+    assert consents["marketing_email"]["granted"] is False
+    assert consents["marketing_email"]["source"] == "phone call"
+    assert not customers.may_contact(db, customer_id=customer_id, purpose="marketing_email")
+    # the late decision is in the history at its own time, which is read oldest first
+    history = client.get("/v1/customers/T-wanda/consents/history", headers=auth(writer)).json()
+    assert [(h["granted"], h["source"]) for h in history["items"]] == [
+        (True, "old_banner"),
+        (False, "phone call"),
+    ]
+    first = client.get(
+        "/v1/customers/T-wanda/consents/history?limit=1", headers=auth(writer)
+    ).json()
+    rest = client.get(
+        f"/v1/customers/T-wanda/consents/history?limit=1&cursor={first['next_cursor']}",
+        headers=auth(writer),
+    ).json()
+    assert [h["source"] for h in first["items"] + rest["items"]] == ["old_banner", "phone call"]
+    # a newer tracked decision does stand
+    _track(
+        client,
+        writer,
+        "wan-new-1",
+        "T-wanda",
+        clock.now() + timedelta(seconds=1),
+        purpose="marketing_email",
+        granted=True,
+        source="banner",
+    )
+    process(db)
+    assert customers.may_contact(db, customer_id=customer_id, purpose="marketing_email")
+
+
+def test_a_tracked_choice_sent_again_adds_no_history_row(client, api_key, db) -> None:
+    key = api_key("write", "ingest")
+    customer_id = _customer(client, key, "T-repeat")
+    at = clock.now()
+    for number in range(3):
+        _track(
+            client,
+            key,
+            f"rep-{number}",
+            "T-repeat",
+            at + timedelta(minutes=number),
+            purpose="analytics",
+            granted=True,
+            source="banner",
+        )
+    process(db)
+    # the PUT of the same choice changes nothing either: one code path for both doors
+    client.put(
+        "/v1/customers/T-repeat/consents/analytics",
+        json={"granted": True, "source": "banner"},
+        headers=auth(key),
+    )
+    rows = select(func.count()).select_from(ConsentChange)
+    assert db.scalar(rows.where(ConsentChange.customer_id == customer_id)) == 1
+
+
+def _located(client, key, customer: str, event_id: str) -> None:
+    answer = client.post(
+        "/v1/events",
+        json={
+            "event_id": event_id,
+            "type": "location_updated",
+            "channel": "app",
+            "customer_id": customer,
+            "occurred_at": clock.now().isoformat(),
+            "context": {"location": {"lat": 48.85, "lon": 2.35}},
+        },
+        headers=auth(key),
+    )
+    assert answer.status_code == 201, answer.text
+
+
+def test_withdrawing_location_forgets_the_last_known_location(client, api_key, db) -> None:
+    key = api_key("write", "read", "ingest", "admin")
+    _customer(client, key, "T-loc")
+    client.put("/v1/customers/T-loc/consents/location", json={"granted": True}, headers=auth(key))
+    _located(client, key, "T-loc", "loc-1")
+    process(db)
+    profile = client.get("/v1/customers/T-loc", headers=auth(key)).json()
+    assert profile["traits"]["last_location"]["lat"] == 48.85
+    client.put("/v1/customers/T-loc/consents/location", json={"granted": False}, headers=auth(key))
+    profile = client.get("/v1/customers/T-loc", headers=auth(key)).json()
+    assert profile["traits"]["last_location"] is None
+    exported = client.get("/v1/customers/T-loc/export", headers=auth(key)).json()
+    assert exported["traits"]["last_location"] is None
+    # by tracking, in the same batch as the location it forgets
+    client.put("/v1/customers/T-loc/consents/location", json={"granted": True}, headers=auth(key))
+    _located(client, key, "T-loc", "loc-2")
+    _track(
+        client,
+        key,
+        "loc-no",
+        "T-loc",
+        clock.now() + timedelta(seconds=1),
+        purpose="location",
+        granted=False,
+        source="app settings",
+    )
+    process(db)
+    profile = client.get("/v1/customers/T-loc", headers=auth(key)).json()
+    assert profile["traits"]["last_location"] is None
+
+
+def test_a_merge_whose_standing_choice_is_no_keeps_no_location(client, api_key, db) -> None:
+    key = api_key("write", "read", "ingest")
+    _customer(client, key, "T-old")
+    _customer(client, key, "T-dup")
+    client.put("/v1/customers/T-dup/consents/location", json={"granted": True}, headers=auth(key))
+    _located(client, key, "T-dup", "dup-loc")
+    process(db)
+    # the survivor said no later than the duplicate said yes
+    client.put("/v1/customers/T-old/consents/location", json={"granted": False}, headers=auth(key))
+    merged = client.post(
+        "/v1/customers/merge",
+        json={
+            "source_customer_id": "T-dup",
+            "target_customer_id": "T-old",
+            "reason": "same person",
+        },
+        headers=command(key),
+    )
+    assert merged.status_code in (200, 201), merged.text
+    profile = client.get("/v1/customers/T-old", headers=auth(key)).json()
+    assert profile["traits"]["last_location"] is None
