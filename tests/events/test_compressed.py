@@ -178,10 +178,10 @@ def test_an_unknown_encoding_is_415(client, api_key, db) -> None:
         headers={**basic(api_key("ingest")), "Content-Encoding": "br"},
     )
 
-    # then the answer says which codings it takes
+    # then the answer names the header and says which codings it takes
     assert response.status_code == 415
     problem = response.json()
-    assert problem["field"] == "body"
+    assert problem["field"] == "Content-Encoding"
     assert "gzip or deflate" in problem["detail"]
 
 

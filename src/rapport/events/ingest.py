@@ -7,16 +7,14 @@ valid items only when some are invalid, so that each error is reported at its in
 dicts all the way to the database.
 
 Bodies may come compressed (``Content-Encoding: gzip`` or ``deflate``, as RudderStack's SDKs
-send them by default): they are inflated in steps, and a body that inflates past the limit is
-refused as soon as it does, so a small "zip bomb" costs no more memory than the limit.
+send them by default): ``platform.bodies`` undoes that and parses the JSON, as for every
+endpoint, with the same refusals.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import zlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -30,13 +28,11 @@ from rapport.events.dead_letters import Rejection
 from rapport.events.schemas import MAX_BATCH_EVENTS, EventBatchIn, EventIn
 from rapport.events.tracking_store import NewEvent, Outcome, Refusal
 from rapport.platform import clock
+from rapport.platform.bodies import parse_body
 from rapport.platform.domain_events import event_class
 from rapport.platform.errors import (
     UNKNOWN_FIELD,
     InvalidInput,
-    MalformedBody,
-    PayloadTooLarge,
-    Problem,
     field_error,
     pinpointed,
 )
@@ -149,79 +145,6 @@ def json_response(content: Any, *, status_code: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
 
 
-# Content codings a body may come in, and zlib's window bits for each (gzip: a gzip header;
-# deflate: RFC 9110 says a zlib stream, but some clients send raw deflate, tried second).
-CONTENT_CODINGS = ("gzip", "x-gzip", "deflate", "identity")
-_GZIP_BITS = 16 + zlib.MAX_WBITS
-_INFLATE_STEP = 64 * 1024
-
-
-class UnsupportedEncoding(Problem):
-    status, slug, title = 415, "unsupported-encoding", "Unsupported content encoding"
-
-
-def decoded_body(raw: bytes, content_encoding: str | None, *, limit: int) -> bytes:
-    """The body with its ``Content-Encoding`` undone (codings applied in order are undone in
-    reverse). 413 naming ``body`` once it inflates past ``limit`` bytes, 400 when it is not
-    the stream it says it is, 415 for a coding Rapport does not know."""
-    if not content_encoding:
-        return raw
-    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
-    for coding in reversed(codings):
-        if coding not in CONTENT_CODINGS:
-            raise UnsupportedEncoding(
-                f"Content-Encoding {coding!r} is not supported; send the body as it is or "
-                "compressed with gzip or deflate",
-                field="body",
-            )
-        if coding in ("gzip", "x-gzip"):
-            raw = _inflate(raw, wbits=_GZIP_BITS, coding="gzip", limit=limit)
-        elif coding == "deflate":
-            try:
-                raw = _inflate(raw, wbits=zlib.MAX_WBITS, coding="deflate", limit=limit)
-            except MalformedBody:
-                raw = _inflate(raw, wbits=-zlib.MAX_WBITS, coding="deflate", limit=limit)
-    return raw
-
-
-def _inflate(data: bytes, *, wbits: int, coding: str, limit: int) -> bytes:
-    """Inflate ``data`` at most ``_INFLATE_STEP`` bytes at a time, never past ``limit + 1``.
-    Concatenated gzip members (allowed by the format) are read one after the other."""
-    out = bytearray()
-    pending = data
-    while True:
-        inflater = zlib.decompressobj(wbits=wbits)
-        tail = pending
-        try:
-            while True:
-                chunk = inflater.decompress(tail, min(_INFLATE_STEP, limit + 1 - len(out)))
-                out += chunk
-                if len(out) > limit:
-                    raise PayloadTooLarge(
-                        f"The request body is larger than {limit} bytes once decompressed; "
-                        "split it up.",
-                        field="body",
-                    )
-                tail = inflater.unconsumed_tail
-                if inflater.eof or (not tail and not chunk):
-                    break
-        except zlib.error as error:
-            raise _not_encoded(coding, str(error)) from None
-        if not inflater.eof:
-            raise _not_encoded(coding, "the stream ends early")
-        pending = inflater.unused_data
-        if not pending or wbits != _GZIP_BITS:
-            return bytes(out)
-
-
-def _not_encoded(coding: str, reason: str) -> MalformedBody:
-    return MalformedBody(
-        f"The request body is not valid {coding} data ({reason}); compress the whole body "
-        f"with {coding}, or send it uncompressed without Content-Encoding",
-        field="body",
-    )
-
-
 # --- Traits ---------------------------------------------------------------------------------
 # What an identify call (or ``context.traits``, or a group call) may say about someone. Known
 # traits become profile fields and identities (the profile processor maps them); every other
@@ -332,31 +255,6 @@ def _trait_value_error(value: Any, longest: int, *, nested: bool) -> tuple[str, 
         if problem is not None:
             return problem
     return None
-
-
-# orjson reads an integer beyond 64 bits (below -2**63 or above 2**64 - 1) as a float:
-# 123456789012345678901234567890 becomes 1.2345678901234568e+29. Such an integer has at least
-# 19 digits, so a body with a run of 19 digits or more is read again by the standard library,
-# which keeps integers exact: the checks see the number as sent (``number_too_large``)
-# instead of a float nobody sent.
-_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
-
-
-def parse_body(raw: bytes) -> Any:
-    """The request body as JSON, or a 400 problem naming ``body``."""
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        reason = "it is empty" if not raw.strip() else str(error)
-        raise MalformedBody(f"The request body is not valid JSON: {reason}", field="body") from None
-    if _LONG_DIGITS.search(raw) is None:
-        return parsed
-    try:
-        return json.loads(raw)
-    except RecursionError:
-        raise MalformedBody(
-            "The request body is not valid JSON: it is nested too deeply", field="body"
-        ) from None
 
 
 def invalid(loc: Loc, message: str, code: str) -> InvalidInput:

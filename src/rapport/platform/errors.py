@@ -252,13 +252,19 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Respon
     raw_errors = exc.errors()
     malformed = [e for e in raw_errors if e.get("type") == "json_invalid"]
     if malformed:
+        # Worded by the parser every body meets (the tracking endpoints' too), which says
+        # where: line, column and character.
+        from rapport.platform.bodies import json_problem  # it imports this module
+
+        raw = exc.body.encode() if isinstance(exc.body, str) else exc.body
+        problem = json_problem(raw) if isinstance(raw, bytes) else None
         ctx = malformed[0].get("ctx") or {}
         reason = ctx.get("error", "invalid JSON")
         return problem_response(
             status=400,
             slug=MalformedBody.slug,
             title=MalformedBody.title,
-            detail=f"The request body is not valid JSON: {reason}",
+            detail=problem.detail if problem else f"The request body is not valid JSON: {reason}",
             instance=request.url.path,
             field="body",
         )
@@ -292,6 +298,21 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Respon
         field=first["field"],
         errors=errors,
     )
+
+
+# What FastAPI says when reading a JSON body failed for a reason other than its syntax (the
+# bytes are not UTF-8, the nesting exhausts Python's recursion limit) or its reading raised.
+_UNPARSED_BODY = "There was an error parsing the body"
+
+
+async def _unparsed_body(request: Request, cause: BaseException | None) -> Problem:
+    """The problem with a body FastAPI could not read, as ``platform.bodies`` words it for
+    every endpoint (``request`` is the one that read the body, which it keeps)."""
+    from rapport.platform.bodies import unreadable_body  # it imports this module
+
+    if isinstance(cause, Problem):
+        return cause
+    return unreadable_body(await request.body(), cause)
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -332,6 +353,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == _UNPARSED_BODY:
+            return await _problem(request, await _unparsed_body(request, exc.__cause__))
         slug, title = _STATUS_SLUGS.get(exc.status_code, ("error", "Error"))
         detail = str(exc.detail)
         # Starlette's own words when no route matched the path or the method.

@@ -1,0 +1,253 @@
+"""Request bodies as every endpoint reads them: a ``Content-Encoding`` undone within the size
+limit, the JSON parsed, and a body that cannot be read refused with a problem saying why and
+where (``400 malformed-body`` naming ``body``, ``415`` naming ``Content-Encoding``, ``413``).
+
+The tracking endpoints read their raw bodies themselves (``events.ingest``) and call
+:func:`decoded_body` and :func:`parse_body`; every other endpoint takes a JSON model that
+FastAPI parses, and meets the same code twice: :class:`UndoContentEncoding` inflates its body
+before FastAPI reads it, and when FastAPI cannot parse it (text that is not UTF-8, nesting
+deeper than Python's recursion limit) :func:`unreadable_body` explains the failure as
+:func:`parse_body` would have. The usual request pays one look for a ``Content-Encoding``
+header; a body that parses is never read twice.
+
+Compressed bodies are inflated in steps, and a body that inflates past the limit is refused as
+soon as it does, so a small "zip bomb" costs no more memory than the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rapport.platform.errors import MalformedBody, PayloadTooLarge, Problem
+
+# Content codings a body may come in, and zlib's window bits for each (gzip: a gzip header;
+# deflate: RFC 9110 says a zlib stream, but some clients send raw deflate, tried second).
+CONTENT_CODINGS = ("gzip", "x-gzip", "deflate", "identity")
+_GZIP_BITS = 16 + zlib.MAX_WBITS
+_INFLATE_STEP = 64 * 1024
+# Compressed bodies up to this size are inflated on the event loop (well under a millisecond);
+# larger ones in a worker thread.
+INFLATE_ON_LOOP = 16 * 1024
+# How deeply a JSON body may nest arrays and objects (orjson's own limit): no request of the
+# API comes near it.
+MAX_DEPTH = 1024
+
+
+class UnsupportedEncoding(Problem):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+def decoded_body(raw: bytes, content_encoding: str | None, *, limit: int) -> bytes:
+    """The body with its ``Content-Encoding`` undone (codings applied in order are undone in
+    reverse). 413 naming ``body`` once it inflates past ``limit`` bytes, 400 naming ``body``
+    when it is not the stream it says it is, 415 naming ``Content-Encoding`` for a coding
+    Rapport does not know."""
+    if not content_encoding:
+        return raw
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    for coding in reversed(codings):
+        if coding not in CONTENT_CODINGS:
+            raise UnsupportedEncoding(
+                f"Content-Encoding {coding!r} is not supported; send the body as it is or "
+                "compressed with gzip or deflate",
+                field="Content-Encoding",
+            )
+        if coding in ("gzip", "x-gzip"):
+            raw = _inflate(raw, wbits=_GZIP_BITS, coding="gzip", limit=limit)
+        elif coding == "deflate":
+            try:
+                raw = _inflate(raw, wbits=zlib.MAX_WBITS, coding="deflate", limit=limit)
+            except MalformedBody:
+                raw = _inflate(raw, wbits=-zlib.MAX_WBITS, coding="deflate", limit=limit)
+    return raw
+
+
+async def decoded_off_loop(raw: bytes, content_encoding: str | None, *, limit: int) -> bytes:
+    """:func:`decoded_body`, in a worker thread when the body is large enough to hold up the
+    event loop."""
+    if not content_encoding or len(raw) <= INFLATE_ON_LOOP:
+        return decoded_body(raw, content_encoding, limit=limit)
+    return await run_in_threadpool(decoded_body, raw, content_encoding, limit=limit)
+
+
+def _inflate(data: bytes, *, wbits: int, coding: str, limit: int) -> bytes:
+    """Inflate ``data`` at most ``_INFLATE_STEP`` bytes at a time, never past ``limit + 1``.
+    Concatenated gzip members (allowed by the format) are read one after the other."""
+    out = bytearray()
+    pending = data
+    while True:
+        inflater = zlib.decompressobj(wbits=wbits)
+        tail = pending
+        try:
+            while True:
+                chunk = inflater.decompress(tail, min(_INFLATE_STEP, limit + 1 - len(out)))
+                out += chunk
+                if len(out) > limit:
+                    raise PayloadTooLarge(
+                        f"The request body is larger than {limit} bytes once decompressed; "
+                        "split it up.",
+                        field="body",
+                    )
+                tail = inflater.unconsumed_tail
+                if inflater.eof or (not tail and not chunk):
+                    break
+        except zlib.error as error:
+            raise _not_encoded(coding, str(error)) from None
+        if not inflater.eof:
+            raise _not_encoded(coding, "the stream ends early")
+        pending = inflater.unused_data
+        if not pending or wbits != _GZIP_BITS:
+            return bytes(out)
+
+
+def _not_encoded(coding: str, reason: str) -> MalformedBody:
+    return MalformedBody(
+        f"The request body is not valid {coding} data ({reason}); compress the whole body "
+        f"with {coding}, or send it uncompressed without Content-Encoding",
+        field="body",
+    )
+
+
+# orjson reads an integer beyond 64 bits (below -2**63 or above 2**64 - 1) as a float:
+# 123456789012345678901234567890 becomes 1.2345678901234568e+29. Such an integer has at least
+# 19 digits, so a body with a run of 19 digits or more is read again by the standard library,
+# which keeps integers exact: the checks see the number as sent (``number_too_large``)
+# instead of a float nobody sent.
+_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
+
+
+def parse_body(raw: bytes) -> Any:
+    """The request body as JSON, or a 400 problem naming ``body`` that says what is wrong and
+    where (see :func:`unreadable_json`)."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise unreadable_json(raw, error) from None
+    if _LONG_DIGITS.search(raw) is None:
+        return parsed
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise _too_deep(None) from None
+
+
+def unreadable_json(raw: bytes, error: orjson.JSONDecodeError) -> MalformedBody:
+    """What is wrong with a body orjson could not parse: empty, not UTF-8 (at which byte),
+    nested too deeply, or the parser's own words with the line, column and character."""
+    message = str(error)
+    if not raw.strip():
+        reason = "it is empty"
+    elif message.startswith("str is not valid UTF-8"):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return _not_utf8(raw, bad)
+        reason = message  # valid bytes, but an escaped lone surrogate (\ud800)
+    elif message.startswith("depth limit exceeded"):
+        return _too_deep(error.pos)
+    else:
+        reason = message
+    return MalformedBody(f"The request body is not valid JSON: {reason}", field="body")
+
+
+def _not_utf8(raw: bytes, error: UnicodeDecodeError) -> MalformedBody:
+    return MalformedBody(
+        f"The request body is not valid UTF-8: byte 0x{raw[error.start]:02x} at position "
+        f"{error.start} ({error.reason}); send JSON as UTF-8 text, and a compressed body "
+        "with its Content-Encoding",
+        field="body",
+    )
+
+
+def _too_deep(position: int | None) -> MalformedBody:
+    """Nesting past orjson's limit (``position`` where it met it), or past what the standard
+    library's parser reads within Python's recursion limit (about 1,000 levels)."""
+    how = (
+        f"more than {MAX_DEPTH} levels, at position {position}"
+        if position is not None
+        else "about 1,000 levels or more"
+    )
+    return MalformedBody(
+        f"The request body is not valid JSON: it is nested too deeply ({how}); send the "
+        "objects and lists the endpoint takes",
+        field="body",
+    )
+
+
+def unreadable_body(raw: bytes, cause: BaseException | None) -> MalformedBody:
+    """The problem with a JSON body FastAPI failed to parse (it says only "There was an error
+    parsing the body"): what :func:`parse_body` finds wrong with the same bytes; nesting deep
+    enough to exhaust Python's recursion limit but within orjson's is still too deep."""
+    problem = json_problem(raw)
+    if problem is not None:
+        return problem
+    if isinstance(cause, UnicodeDecodeError):  # UTF-16 or UTF-32, which json guessed
+        return _not_utf8(raw, cause)
+    return _too_deep(None)
+
+
+def json_problem(raw: bytes) -> MalformedBody | None:
+    """What :func:`parse_body` finds wrong with ``raw``, or ``None`` when it parses."""
+    try:
+        parse_body(raw)
+    except MalformedBody as problem:
+        return problem
+    return None
+
+
+_CONTENT_ENCODING = b"content-encoding"
+
+
+class UndoContentEncoding:
+    """Inflate a gzip or deflate body (``Content-Encoding``) before an endpoint that takes a
+    JSON model reads it, within ``max_bytes`` decompressed; refuse another coding with 415.
+    Routes that read their body themselves (tracking) get it as sent and undo it themselves;
+    a request without the header passes untouched."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        coding = None
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == _CONTENT_ENCODING:
+                    coding = value.decode("latin-1")
+                    break
+        if coding is None or coding.strip().lower() in ("", "identity"):
+            await self.app(scope, receive, send)
+            return
+        decoded: list[Message] = []
+
+        async def decoding_receive() -> Message:
+            # Asked for the body only once the request is routed: the route says who reads it.
+            if not _parses_json_model(scope):
+                return await receive()
+            if decoded:
+                return await receive()  # after the body: a disconnect, as Starlette asks
+            chunks = []
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return message
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            raw = await decoded_off_loop(b"".join(chunks), coding, limit=self.max_bytes)
+            decoded.append({"type": "http.request", "body": raw, "more_body": False})
+            return decoded[0]
+
+        await self.app(scope, decoding_receive, send)
+
+
+def _parses_json_model(scope: Scope) -> bool:
+    """Whether the route that took the request has FastAPI read its body into a model."""
+    return getattr(scope.get("route"), "body_field", None) is not None

@@ -1,0 +1,157 @@
+"""Bodies every JSON endpoint reads as the tracking endpoints do (``platform.bodies``): text
+that is not UTF-8, nesting too deep and bad JSON are ``400 malformed-body`` naming ``body`` and
+saying where; a gzip or deflate body is inflated, within the size limit; another
+``Content-Encoding`` is ``415`` naming the header. Nothing is stored for a refused body."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import orjson
+import pytest
+
+from rapport.customers import service as customers
+from rapport.events import service as events
+from tests.conftest import auth, command
+
+MALFORMED = "https://rapport.dev/problems/malformed-body"
+
+
+def _customer(client, headers: dict[str, str], content: bytes):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/v1/customers",
+        content=content,
+        headers={**headers, "Content-Type": "application/json"},
+    )
+
+
+def test_text_that_is_not_utf8_is_400_naming_body_and_where(client, api_key, db) -> None:
+    # given a body whose bytes are not UTF-8 (0xc3 begins a character 0x28 does not continue)
+    body = b'{"external_id":"A\xc3\x28"}'
+
+    # when it is sent to an ordinary endpoint and to a tracking one
+    ordinary = _customer(client, command(api_key("write")), body)
+    tracking = client.post(
+        "/v1/events",
+        content=b'{"event_id":"e-\xc3\x28"}',
+        headers={**auth(api_key("ingest")), "Content-Type": "application/json"},
+    )
+
+    # then both say the body is not UTF-8 and at which byte, and nothing is stored
+    for response, position in ((ordinary, 17), (tracking, 15)):
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["type"] == MALFORMED
+        assert problem["field"] == "body"
+        assert problem["detail"].startswith(
+            f"The request body is not valid UTF-8: byte 0xc3 at position {position} "
+        )
+    assert customers.count_customers(db) == 0
+    assert events.count_events(db) == 0
+
+
+@pytest.mark.parametrize("depth", [1_000, 30_000])
+def test_nesting_too_deep_is_400_saying_so(client, api_key, db, depth: int) -> None:
+    # given JSON nested deeper than any request takes: 1,000 levels exhausts Python's
+    # recursion limit (but not orjson's), 30,000 both
+    body = b'{"external_id": "C-1", "attributes": ' + b"[" * depth + b"]" * depth + b"}"
+
+    # when it is sent
+    response = _customer(client, command(api_key("write")), body)
+
+    # then the answer says it is nested too deeply, naming the body
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["type"] == MALFORMED
+    assert problem["field"] == "body"
+    assert problem["detail"].startswith(
+        "The request body is not valid JSON: it is nested too deeply"
+    )
+    assert customers.count_customers(db) == 0
+
+
+def test_json_that_does_not_parse_says_where(client, api_key, db) -> None:
+    # when a body breaks off in the middle
+    response = _customer(client, command(api_key("write")), b'{"external_id": "C-1",')
+
+    # then the answer says where, in the words the tracking endpoints use
+    assert response.status_code == 400
+    problem = response.json()
+    assert problem["type"] == MALFORMED
+    assert problem["field"] == "body"
+    assert problem["detail"].startswith("The request body is not valid JSON: ")
+    assert "line 1 column 23 (char 22)" in problem["detail"]
+    assert customers.count_customers(db) == 0
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "x-gzip"])
+def test_a_compressed_body_is_read_as_sent(client, api_key, db, coding: str) -> None:
+    # given a customer compressed as the SDKs compress tracking
+    body = orjson.dumps({"external_id": "C-7", "email": "c7@example.com"})
+    squeezed = zlib.compress(body) if coding == "deflate" else gzip.compress(body)
+
+    # when it is sent with its Content-Encoding to an ordinary endpoint
+    headers = {**command(api_key("write")), "Content-Encoding": coding}
+    response = _customer(client, headers, squeezed)
+
+    # then it is read as the JSON it holds
+    assert response.status_code == 201, response.text
+    created = client.get("/v1/customers/C-7", headers=auth(api_key("read")))
+    assert created.json()["email"] == "c7@example.com"
+
+
+def test_a_body_that_inflates_past_the_limit_is_413(client, api_key, db, settings) -> None:
+    # given a small gzip body that inflates past the size limit
+    padding = " " * (settings.max_body_bytes + 1)
+    squeezed = gzip.compress(b'{"external_id": "C-8"' + padding.encode() + b"}")
+    assert len(squeezed) < 10_000
+
+    # when it is sent
+    headers = {**command(api_key("write")), "Content-Encoding": "gzip"}
+    response = _customer(client, headers, squeezed)
+
+    # then it is refused as too large once decompressed
+    assert response.status_code == 413
+    problem = response.json()
+    assert problem["field"] == "body"
+    assert "once decompressed" in problem["detail"]
+    assert customers.count_customers(db) == 0
+
+
+def test_a_corrupt_stream_is_400_naming_body(client, api_key, db) -> None:
+    # when a body says gzip but is not
+    headers = {**command(api_key("write")), "Content-Encoding": "gzip"}
+    response = _customer(client, headers, b'{"external_id": "C-9"}')
+
+    # then the answer says so
+    assert response.status_code == 400
+    problem = response.json()
+    assert problem["type"] == MALFORMED
+    assert problem["field"] == "body"
+    assert "not valid gzip data" in problem["detail"]
+    assert customers.count_customers(db) == 0
+
+
+def test_an_unknown_encoding_is_415_naming_the_header(client, api_key, db) -> None:
+    # when a body comes in a coding Rapport does not read, on an ordinary endpoint and a
+    # tracking one
+    ordinary = _customer(
+        client, {**command(api_key("write")), "Content-Encoding": "br"}, b"\x0b\x02\x80{}"
+    )
+    tracking = client.post(
+        "/v1/events",
+        content=b"\x00\x01",
+        headers={**auth(api_key("ingest")), "Content-Encoding": "br"},
+    )
+
+    # then both are 415 naming Content-Encoding and the codings taken, and nothing is stored
+    for response in (ordinary, tracking):
+        assert response.status_code == 415, response.text
+        problem = response.json()
+        assert problem["type"] == "https://rapport.dev/problems/unsupported-media-type"
+        assert problem["field"] == "Content-Encoding"
+        assert "'br' is not supported" in problem["detail"]
+        assert "gzip or deflate" in problem["detail"]
+    assert customers.count_customers(db) == 0
