@@ -15,6 +15,8 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rapport import __version__
@@ -27,7 +29,7 @@ from rapport.platform import settings_admin
 from rapport.platform.api import ops_router
 from rapport.platform.bodies import UndoContentEncoding
 from rapport.platform.db import Checkpointer, open_session
-from rapport.platform.errors import answer_problem, install_problem_handlers
+from rapport.platform.errors import answer_problem, install_problem_handlers, problem_response
 from rapport.platform.jobs import Worker, claim_embedded_worker
 from rapport.platform.middleware import BodySizeLimit, HeadAsGet, RequestBudget, RequestMetrics
 from rapport.platform.openapi import install_docs_pages, install_webhooks
@@ -71,6 +73,68 @@ class AdminOnly:
             await self.wrapped(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+class BrowserCors:
+    """CORS for the routes a shop's pages call from the browser (a domain router's
+    ``BROWSER_PATHS``: tracking), from ``RAPPORT_TRACKING_ALLOWED_ORIGINS``: a preflight
+    (``OPTIONS``) is answered for them, and their answers say which page may read them. Every
+    other path (the admin pages, the rest of the API) gets no CORS allowance. Never with
+    credentials: the key travels in a header or the body, never a cookie."""
+
+    def __init__(self, app: ASGIApp, /, *, paths: frozenset[str], origins: list[str]) -> None:
+        self.app = app
+        self.paths = paths
+        self.cors = _ProblemCors(
+            app,
+            allow_origins=origins,
+            allow_methods=["POST"],
+            # SDKs add their own headers (RudderStack's AnonymousId): any is fine without
+            # credentials.
+            allow_headers=["*"],
+            allow_credentials=False,
+            expose_headers=["Retry-After", "RateLimit", "RateLimit-Policy"],
+            max_age=3600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") in self.paths:
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+class _ProblemCors(CORSMiddleware):
+    """Starlette's CORS, refusing a preflight as problem+json naming the header at fault."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        failures = bytes(response.body).decode().removeprefix("Disallowed CORS ").split(", ")
+        field, detail = _CORS_REFUSALS[failures[0]]
+        return problem_response(
+            status=400,
+            slug="cors-refused",
+            title="Cross-origin request refused",
+            detail=detail,
+            field=field,
+        )
+
+
+_CORS_REFUSALS = {
+    "origin": (
+        "Origin",
+        "This page's origin may not send tracking events here; the operator adds it to "
+        "RAPPORT_TRACKING_ALLOWED_ORIGINS",
+    ),
+    "method": ("Access-Control-Request-Method", "Tracking events are sent with POST"),
+    "headers": ("Access-Control-Request-Headers", "A requested header is not allowed"),
+    "private-network": (
+        "Access-Control-Request-Private-Network",
+        "A public page may not send tracking events to a server on a private network",
+    ),
+}
 
 
 # Domains whose routes answer most requests, busiest first: FastAPI tries routes in order and
@@ -239,6 +303,15 @@ def create_app(
     app.add_middleware(RefuseControlCharacters)
     app.add_middleware(RequestBudget, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Outside the size limit and the checks, so the browser may read their refusals too.
+    if settings.tracking_origins:
+        app.add_middleware(
+            BrowserCors,
+            paths=frozenset(
+                path for module in routers() for path in getattr(module, "BROWSER_PATHS", ())
+            ),
+            origins=settings.tracking_origins,
+        )
     app.add_middleware(RequestMetrics)
     return app
 

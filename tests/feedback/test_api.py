@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from rapport.feedback.models import Review, SurveyResponse
+from rapport.feedback.models import Invitation, Review, SurveyResponse
 from tests.conftest import auth, command
 from tests.feedback.factories import (
     delivered_order,
@@ -220,3 +220,29 @@ def test_an_answer_names_only_the_customers_own_order(client, api_key, db, case:
     assert [(t["ticket_id"], t["order_id"]) for t in queue] == [
         (recorded.json()["ticket_id"], mine)
     ]
+
+
+@pytest.mark.parametrize("case", ["no such order", "another customer's"])
+def test_an_invitation_names_only_the_customers_own_order(client, api_key, db, case: str) -> None:
+    # given a CSAT survey, a customer with an order, and another customer with theirs
+    frozen_clock()
+    writer = api_key("write", "read")
+    assert client.post("/v1/feedback/surveys", json=SURVEY, headers=command(writer)).is_success
+    customer, external = make_customer(db)
+    mine = delivered_order(db, external_id=external)
+    _, other_external = make_customer(db)
+    others = delivered_order(db, external_id=other_external)
+    order_id = {"no such order": "NOPE-1", "another customer's": others}[case]
+    # when the customer is asked the survey by hand about that order
+    path = "/v1/feedback/surveys/csat-visit/invitations"
+    body = {"customer_id": customer, "order_id": order_id}
+    answer = client.post(path, json=body, headers=command(writer))
+    # then it is 422 naming order_id, and nobody is invited (an answer would keep that order)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["field"] == "order_id"
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(Invitation)) == 0
+    # and about their own order they are invited
+    asked = client.post(path, json={**body, "order_id": mine}, headers=command(writer))
+    assert asked.json()["invited"] is True, asked.text

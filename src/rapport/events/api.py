@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response, status
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
@@ -38,7 +39,7 @@ from rapport.events.schemas import (
 )
 from rapport.events.service import Ingested, NewEvent
 from rapport.platform import clock
-from rapport.platform.auth import OPENAPI_SECURITY, admit
+from rapport.platform.auth import OPENAPI_SECURITY, admit, key_in_headers
 from rapport.platform.bodies import decoded_off_loop, parse_body
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Conflict, InvalidInput, PayloadTooLarge, Problem, field_error
@@ -94,14 +95,21 @@ async def _ingest(
     work: Callable[..., Response],
     *args: Any,
     limit: int | None = None,
+    segment_body: bool = True,
 ) -> Response:
     """Read the body, check the key (on the event loop for a key seen in the last second),
     then ``work(db, raw, sender, *args)`` in one worker thread: one hop per request, where
-    FastAPI's dependencies would cost more than storing a single event."""
+    FastAPI's dependencies would cost more than storing a single event. A ``segment_body``
+    may carry the key as its ``writeKey`` when no key header is sent."""
     raw = await _body(request, limit=limit)
-    principal = await admit(request, db, Scope.INGEST)
     settings = app_settings(request)
-    raw = await _decoded(request, raw, limit=limit or settings.max_body_bytes)
+    if key_in_headers(request) or not segment_body:
+        principal = await admit(request, db, Scope.INGEST)
+        raw = await _decoded(request, raw, limit=limit or settings.max_body_bytes)
+    else:
+        # Segment's browser SDK sends no header: its key is the body's writeKey.
+        raw = await _decoded(request, raw, limit=limit or settings.max_body_bytes)
+        principal = await admit(request, db, Scope.INGEST, write_key=_write_key(raw))
     sender = _Sender(
         principal.id,
         settings.dead_letter_limit,
@@ -111,6 +119,25 @@ async def _ingest(
         ),
     )
     return await run_in_threadpool(work, db, raw, sender, *args)
+
+
+def _write_key(raw: bytes) -> str | None:
+    """The ``writeKey`` of a Segment body sent without a key header (analytics.js puts it
+    there, beside the message or the batch), or ``None``."""
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    found = payload.get("writeKey") if isinstance(payload, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def _without_write_key(item: Any) -> Any:
+    """A message as kept among the rejected ones: its ``writeKey`` (analytics.js copies the
+    key into every message) is never stored."""
+    if isinstance(item, dict) and "writeKey" in item:
+        return {name: value for name, value in item.items() if name != "writeKey"}
+    return item
 
 
 def _counted(problem: Problem) -> Problem:
@@ -131,7 +158,7 @@ def _keep_rejected(
 ) -> None:
     dead_letters.record(
         db,
-        rejections(items, receipt, key=key),
+        rejections([_without_write_key(item) for item in items], receipt, key=key),
         endpoint=endpoint,
         api_key_id=sender.api_key_id,
         names=names,
@@ -211,7 +238,7 @@ async def track_batch(request: Request, db: DbSession) -> Response:
     """Store up to 1,000 events (1 MiB). Each event is accepted, a duplicate (its ``event_id``
     is already stored, or earlier in this batch), or rejected with its errors; what was
     accepted is committed when the answer is 200."""
-    return await _ingest(request, db, _track_batch, limit=MAX_BATCH_BYTES)
+    return await _ingest(request, db, _track_batch, limit=MAX_BATCH_BYTES, segment_body=False)
 
 
 def _track_batch(db: Session, raw: bytes, sender: _Sender) -> Response:
@@ -262,17 +289,26 @@ def _segment_endpoint(kind: str) -> Callable[[Request, Session], Awaitable[Respo
 
     endpoint.__name__ = f"segment_{kind}"
     endpoint.__doc__ = (
-        f"Segment-compatible `{kind}` call (write key as the basic-auth user name). "
+        f"Segment-compatible `{kind}` call (write key as the basic-auth user name, or as the "
+        "body's `writeKey` when no key header is sent, as analytics.js does; any Content-Type, "
+        f"`text/plain` included). Also at `/v1/{kind[0]}`, the path analytics.js posts to. "
         'Answers `{"success": true}`, also for a message already stored (same messageId).'
     )
     return endpoint
 
 
+def _short(path: str) -> str:
+    """The path analytics.js (and, for ``/v1/batch``, Segment's mobile SDKs) posts a call to:
+    the first letter of its type under the SDK's ``apiHost``."""
+    return path[: len("/v1/") + 1]
+
+
 _SEGMENT_MESSAGE = request_body_schema(TypeAdapter(segment.SegmentMessage))
 for _kind in ("track", "identify", "page", "screen", "alias", "group"):
+    _endpoint = _segment_endpoint(_kind)
     router.add_api_route(
         f"/v1/{_kind}",
-        _segment_endpoint(_kind),
+        _endpoint,
         methods=["POST"],
         tags=["segment compatibility"],
         response_model=None,
@@ -280,6 +316,14 @@ for _kind in ("track", "identify", "page", "screen", "alias", "group"):
             200: {"model": SegmentAck, "description": "Stored (or already stored)"},
             **_ENCODING_PROBLEMS,
         },
+        openapi_extra=_documented(_SEGMENT_MESSAGE),
+    )
+    # The same handler at the SDK's short path, left out of the reference (one operation each).
+    router.add_api_route(
+        _short(f"/v1/{_kind}"),
+        _endpoint,
+        methods=["POST"],
+        include_in_schema=False,
         openapi_extra=_documented(_SEGMENT_MESSAGE),
     )
 
@@ -299,8 +343,19 @@ async def segment_batch(request: Request, db: DbSession) -> Response:
     messages are stored even when others are rejected, and the answer stays 200 (Segment
     clients resend a batch on any other status): it counts the rejected messages and lists
     each with its ``index``, ``reason`` and ``field``. Rejected messages are also kept (see
-    ``/admin/events/rejected``) and counted in ``rapport_tracking_rejected_total``."""
+    ``/admin/events/rejected``) and counted in ``rapport_tracking_rejected_total``. Also at
+    ``/v1/b``, the path Segment's browser and mobile SDKs post batches to; the key may come as
+    the body's ``writeKey`` when no key header is sent."""
     return await _ingest(request, db, _segment_batch, limit=MAX_BATCH_BYTES)
+
+
+router.add_api_route(
+    _short("/v1/batch"),
+    segment_batch,
+    methods=["POST"],
+    include_in_schema=False,
+    openapi_extra=_documented(request_body_schema(TypeAdapter(segment.SegmentBatch))),
+)
 
 
 def _segment_batch(db: Session, raw: bytes, sender: _Sender) -> Response:
@@ -355,3 +410,9 @@ def _segment_batch(db: Session, raw: bytes, sender: _Sender) -> Response:
 for _route in router.routes:
     if isinstance(_route, APIRoute):
         _route.description = (_route.description or "") + _ENCODINGS
+
+# The routes a shop's pages may call from the browser: the composition root answers CORS for
+# these paths only (RAPPORT_TRACKING_ALLOWED_ORIGINS), never for the rest of the API.
+BROWSER_PATHS: frozenset[str] = frozenset(
+    route.path for route in router.routes if isinstance(route, APIRoute)
+)

@@ -26,16 +26,17 @@ from tests.campaigns.delivery.factories import make_customer, make_endpoint
 from tests.campaigns.producers.flow import frozen, run_worker
 from tests.campaigns.receivers import SmtpSink, WebhookReceiver
 from tests.feedback.factories import delivered_order, in_stores
+from tests.feedback.factories import make_customer as make_feedback_customer
 
 SURVEY = {"survey_id": "nps-visit", "name": "NPS", "kind": "nps", "trigger": "manual"}
 
 
-def _invite(db, customer_id: str, source_key: str) -> str:  # type: ignore[no-untyped-def]
+def _invite(db, customer_id: str, source_key: str, order_id: str | None = None) -> str:  # type: ignore[no-untyped-def]
     decision = feedback.invite(
         db,
         survey_id="nps-visit",
         customer_id=customer_id,
-        moment=feedback.Occasion(source_key=source_key, stage="manual", order_id="O-7"),
+        moment=feedback.Occasion(source_key=source_key, stage="manual", order_id=order_id),
     )
     assert decision.invitation is not None, decision.reason
     return decision.invitation.invitation_id
@@ -49,10 +50,11 @@ def test_a_survey_invitation_is_an_email_with_its_link(
     frozen()
     with open_session(committed_url) as db:
         feedback.save_survey(db, survey=SurveyIn(**SURVEY))
-        asked = make_customer(db, email="asked@example.org", first_name="Ola")
+        asked, asked_external = make_feedback_customer(db, email="asked@example.org")
+        order_id = delivered_order(db, external_id=asked_external)
         withdrew = make_customer(db, email="withdrew@example.org")
         db.commit()
-        invitation_id = _invite(db, asked, "manual:1")
+        invitation_id = _invite(db, asked, "manual:1", order_id)
         _invite(db, withdrew, "manual:2")
         customers.set_consent(
             db, customer_id=withdrew, purpose="marketing_email", granted=False, source="test"
@@ -63,7 +65,7 @@ def test_a_survey_invitation_is_an_email_with_its_link(
     assert [m.to for m in smtp_sink.messages] == ["asked@example.org"]
     (mail,) = smtp_sink.messages
     assert mail.subject == "How did we do? Tell us in one minute"
-    assert "How was your order O-7?" in mail.text
+    assert f"How was your order {order_id}?" in mail.text
     link = links.url(invitation_id, secret=TEST_SECRET, base_url="http://testserver")
     assert f'href="{link}"' in mail.html
     token = link.rsplit("/s/", 1)[1]

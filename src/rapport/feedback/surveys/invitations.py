@@ -21,6 +21,7 @@ from rapport.customers import service as customers
 from rapport.events.service import log_event
 from rapport.feedback.events import SurveyInvited
 from rapport.feedback.models import Invitation, Survey
+from rapport.feedback.named_orders import require_customers_order
 from rapport.feedback.surveys.definitions import require_survey
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
@@ -79,9 +80,13 @@ def invite(
     """Ask ``customer_id`` the survey about ``moment``, unless the survey is inactive, the
     moment's order was cancelled, the moment is outside the sample, the customer has not
     consented to be contacted for the survey's purpose, or was asked any survey within the
-    survey's fatigue days.
+    survey's fatigue days. A ``moment`` naming an order names one of the customer's own
+    (:mod:`rapport.feedback.named_orders`, as answers, reviews and tickets do), else ``422``
+    naming ``order_id``: an answer to the invitation, and its detractor ticket, keep that order.
     ``before_commit`` runs last in the transaction, with the decision."""
     survey = require_survey(db, survey_id)
+    if moment.order_id is not None:
+        require_customers_order(db, order_id=moment.order_id, customer_id=customer_id)
     decision = invite_to_survey(db, survey, customer_id, moment)
     if before_commit is not None:
         before_commit(db, decision)
