@@ -309,10 +309,16 @@ def set_consent(
 
 
 def consent_counts(db: Session) -> dict[str, int]:
-    """How many customers have granted each purpose."""
+    """How many known, live customers have granted each purpose: the population
+    ``count_customers`` counts (no anonymous visitor, merged or erased profile)."""
     rows = db.execute(
         select(Consent.purpose, func.count())
-        .where(Consent.granted.is_(True))
+        .join(Customer, Customer.customer_id == Consent.customer_id)
+        .where(
+            Consent.granted.is_(True),
+            Customer.status == "active",
+            Customer.is_anonymous.is_(False),
+        )
         .group_by(Consent.purpose)
     ).all()
     return {purpose: int(count) for purpose, count in rows}

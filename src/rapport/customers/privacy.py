@@ -14,6 +14,8 @@ from rapport.customers.consent import consent_history, get_consents
 from rapport.customers.identities import get_identities
 from rapport.customers.merges import merge_history
 from rapport.customers.models import (
+    Consent,
+    ConsentChange,
     Customer,
     CustomerGroup,
     CustomerTraits,
@@ -40,6 +42,9 @@ PRIVACY_TABLES = (
     "customer_merges",
     "privacy_requests",
 )
+
+# What an erased person's consent rows say came from where (the source may be free text).
+ERASED_SOURCE = "erased"
 
 _ERASED_FIELDS = (
     "external_id",
@@ -186,7 +191,8 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     membership and last location of the profile and of those merged into it (and the group
     when no one else belongs to it), mark it erased, and put every
     former identity on the suppression list (digests only) so that later events naming it
-    are refused. Consents stay (an erased person grants nothing), as do traits' totals."""
+    are refused. Consents stay, each a refusal with the source ``erased`` (an erased person
+    grants nothing; the history keeps answers and times, not sources), as do traits' totals."""
     cid = subject.customer_id
     events.suppress_identities(
         db,
@@ -220,6 +226,18 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
         update(CustomerTraits)
         .where(CustomerTraits.customer_id.in_(subject.customer_ids))
         .values(last_latitude=None, last_longitude=None, last_location_at=None)
+    )
+    # An erased person grants nothing: every standing choice becomes a refusal, and the
+    # history keeps each decision's purpose, answer and time without its free-text source.
+    db.execute(
+        update(Consent)
+        .where(Consent.customer_id.in_(subject.customer_ids))
+        .values(granted=False, source=ERASED_SOURCE, updated_at=now)
+    )
+    db.execute(
+        update(ConsentChange)
+        .where(ConsentChange.customer_id.in_(subject.customer_ids))
+        .values(source=ERASED_SOURCE)
     )
     db.flush()
     # The membership went with the person; a group nobody else belongs to (a household of
