@@ -106,7 +106,8 @@ class SegmentMessage(TypedDict, total=False):
 @with_config(_LENIENT)
 class SegmentBatch(TypedDict, total=False):
     """``POST /v1/batch``: messages with their ``type``, and optional shared ``context`` and
-    ``sentAt``. ``writeKey`` in the body is ignored: send the key as basic-auth user name."""
+    ``sentAt``. ``writeKey`` is the key when no key header is sent (analytics.js), never
+    stored."""
 
     batch: Annotated[list[SegmentMessage], Field(max_length=1000)]
     sentAt: SegmentTime | None

@@ -49,10 +49,18 @@ def _secret_from_request(request: Request) -> str | None:
     return None
 
 
-def check_scope(request: Request, db: Session, scope: Scope) -> Principal:
+def key_in_headers(request: Request) -> bool:
+    """Whether the request carries a key header (``Authorization`` or ``X-API-Key``)."""
+    return "authorization" in request.headers or "x-api-key" in request.headers
+
+
+def check_scope(
+    request: Request, db: Session, scope: Scope, *, write_key: str | None = None
+) -> Principal:
     """The request's key if it holds ``scope`` (or ``admin``) and is within its rate limit;
-    else 401, 403 or 429. May query."""
-    secret = _secret_from_request(request)
+    else 401, 403 or 429. May query. ``write_key``: the key a tracking body carries (see
+    :func:`admit`), used only when no header carries one."""
+    secret, field = _secret_and_field(request, write_key)
     if secret is None:
         raise Unauthorized(
             "Send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
@@ -60,18 +68,29 @@ def check_scope(request: Request, db: Session, scope: Scope) -> Principal:
             headers=_CHALLENGE,
         )
     key = remembered_api_key(secret) or authenticate_api_key(db, secret=secret)
-    return _admitted(request, key, scope)
+    return _admitted(request, key, scope, field=field)
 
 
-def _admitted(request: Request, key: Principal | None, scope: Scope) -> Principal:
+# The field a refusal names when the key came in a tracking body (Segment's ``writeKey``).
+WRITE_KEY_FIELD = "writeKey"
+
+
+def _secret_and_field(request: Request, write_key: str | None) -> tuple[str | None, str]:
+    """The key sent and where: a header wins; else the body's ``write_key``."""
+    if write_key and not key_in_headers(request):
+        return write_key.strip() or None, WRITE_KEY_FIELD
+    return _secret_from_request(request), "Authorization"
+
+
+def _admitted(
+    request: Request, key: Principal | None, scope: Scope, *, field: str = "Authorization"
+) -> Principal:
     if key is None:
-        raise Unauthorized(
-            "The API key is unknown or revoked", field="Authorization", headers=_CHALLENGE
-        )
+        raise Unauthorized("The API key is unknown or revoked", field=field, headers=_CHALLENGE)
     if not key_allows(key, scope):
         raise Forbidden(
             f"This API key lacks the '{scope.value}' scope (it has: {', '.join(key.scopes)})",
-            field="Authorization",
+            field=field,
             required_scope=scope.value,
         )
     request.state.api_key_id = key.id
@@ -102,15 +121,19 @@ def admit_coupon_codes(request: Request, key: Principal, *, codes: int) -> None:
 OPENAPI_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}, {"APIKeyHeader": []}]}
 
 
-async def admit(request: Request, db: Session, scope: Scope) -> Principal:
+async def admit(
+    request: Request, db: Session, scope: Scope, *, write_key: str | None = None
+) -> Principal:
     """What :func:`require_scope` does, called by the route itself: FastAPI's dependency
     solving costs the hottest routes more than their work. A key seen in the last second is
-    admitted here; a lookup runs in a worker thread."""
-    secret = _secret_from_request(request)
+    admitted here; a lookup runs in a worker thread. ``write_key`` is the key a tracking
+    body carries (Segment's browser SDK sends ``writeKey`` there, and no header): it is
+    checked the same way, only when no header carries a key, and refusals name ``writeKey``."""
+    secret, field = _secret_and_field(request, write_key)
     remembered = remembered_api_key(secret) if secret is not None else None
     if remembered is not None:
-        return _admitted(request, remembered, scope)
-    return await run_in_threadpool(lambda: check_scope(request, db, scope))
+        return _admitted(request, remembered, scope, field=field)
+    return await run_in_threadpool(lambda: check_scope(request, db, scope, write_key=write_key))
 
 
 def require_scope(scope: Scope) -> Callable[..., Awaitable[Principal]]:

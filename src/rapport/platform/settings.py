@@ -9,6 +9,7 @@ and relative paths given in settings are made absolute once, when they are read.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -62,6 +63,17 @@ def env_files() -> tuple[Path, ...]:
             f" {ENV_FILE_VARIABLE}"
         )
     return (user_env_file(), Path(".env"))
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
+
+
+def tracking_origins(value: str) -> list[str]:
+    """``RAPPORT_TRACKING_ALLOWED_ORIGINS`` as a list (a trailing slash dropped); ``none``
+    (or nothing) is no origin at all."""
+    if value.strip().lower() == "none":
+        return []
+    return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
 
 
 def absolute(path: Path) -> Path:
@@ -217,6 +229,16 @@ class Settings(BaseSettings):
         ),
     )
 
+    tracking_allowed_origins: str = Field(
+        default="*",
+        description=(
+            "Web pages (origins, https://shop.example, separated by commas) whose scripts may"
+            " send tracking events from the browser (CORS on the tracking routes only, never"
+            " with credentials). `*`: any page, as the write key in a page is public anyway;"
+            " `none`: no page."
+        ),
+    )
+
     locale: str = Field(
         default="en_GB",
         description=(
@@ -229,6 +251,22 @@ class Settings(BaseSettings):
     @classmethod
     def _known_locale(cls, value: str) -> str:
         return formatting.checked_locale(value)
+
+    @field_validator("tracking_allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in tracking_origins(value):
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port] without a path"
+                    " (https://shop.example), or * for any page"
+                )
+        return value
+
+    @property
+    def tracking_origins(self) -> list[str]:
+        """The origins allowed to send tracking events from a browser (``["*"]``: any)."""
+        return tracking_origins(self.tracking_allowed_origins)
 
     @field_validator("secret_key")
     @classmethod
