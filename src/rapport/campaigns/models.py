@@ -28,7 +28,18 @@ CAMPAIGN_KINDS = ("one_off", "scheduled", "triggered", "transactional")
 # contact gate's "service"); staff: to the retailer's own people, not to customers.
 CAMPAIGN_PURPOSES = ("marketing", "service", "staff")
 CHANNELS = ("email", "webhook", "inbox")
-CAMPAIGN_STATUSES = ("draft", "scheduled", "sending", "sent", "active", "paused", "cancelled")
+# failed: a launch found it could not go out after the request that launched it (a scheduled
+# campaign whose segment went, say); failure_reason says why and what to do.
+CAMPAIGN_STATUSES = (
+    "draft",
+    "scheduled",
+    "sending",
+    "sent",
+    "active",
+    "paused",
+    "cancelled",
+    "failed",
+)
 DELIVERY_STATUSES = (
     "queued",
     "deferred",
@@ -116,6 +127,8 @@ class Campaign(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Why a launch failed and what to do (status failed); cleared when it is launched again.
+    failure_reason: Mapped[str | None] = mapped_column(String(500), default=None)
 
 
 class CampaignTemplate(Base):

@@ -7,7 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from rapport.campaigns.delivery import webhooks
 from rapport.campaigns.delivery.sending import dispatch_batch
+from rapport.campaigns.models import WebhookEndpoint
 from rapport.campaigns.planning import jobs as planning_jobs
 from rapport.platform import clock
 from rapport.platform.models import Job
@@ -171,3 +173,100 @@ def test_a_triggered_campaign_is_test_sent_with_a_sample_event(
 
     assert sent.status_code == 200, sent.text
     assert [m.subject for m in smtp_sink.messages] == ["[Test] Sample venue celebrates"]
+
+
+def _webhook_campaign(client, db: Session, write: dict[str, str]) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    """A webhook campaign to every customer, with its message written: its path and its
+    endpoint's id."""
+    endpoint = webhooks.create_endpoint(db, name="Push gateway", url="https://push.example/hooks")
+    created = client.post(
+        "/v1/campaigns",
+        json={
+            "name": "Push",
+            "segment_id": make_segment(db),
+            "channel": "webhook",
+            "webhook_endpoint_id": endpoint.endpoint.id,
+        },
+        headers=command(write),
+    )
+    assert created.status_code == 201, created.text
+    path = f"/v1/campaigns/{created.json()['id']}"
+    written = client.put(f"{path}/templates/webhook/en", json={"body": "Hi"}, headers=write)
+    assert written.status_code == 200, written.text
+    return path, endpoint.endpoint.id
+
+
+def _deactivate(db: Session, endpoint_id: int) -> None:
+    """As deleting the subscription that made the endpoint leaves it: kept, inactive."""
+    stored = db.get(WebhookEndpoint, endpoint_id)
+    assert stored is not None
+    stored.active = False
+    db.commit()
+
+
+def test_a_launch_that_cannot_go_out_is_refused_naming_what_to_fix(
+    client, api_key, db: Session
+) -> None:
+    write = auth(api_key("write"))
+    read = auth(api_key("read"))
+    make_customer(db)
+    path, endpoint_id = _webhook_campaign(client, db, write)
+    # given its endpoint is inactive now
+    _deactivate(db, endpoint_id)
+    # when it is launched, or scheduled
+    when = (clock.now() + timedelta(days=1)).isoformat()
+    for refused in (
+        client.post(f"{path}/launch", headers=command(write)),
+        client.post(f"{path}/schedule", json={"scheduled_at": when}, headers=command(write)),
+    ):
+        # then it is refused naming the endpoint and what to do, and stays a draft
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        problem = refused.json()
+        assert problem["field"] == "webhook_endpoint_id"
+        assert f"Webhook endpoint {endpoint_id} is inactive" in problem["detail"]
+        assert "pick an active endpoint" in problem["detail"]
+    shown = client.get(path, headers=read).json()
+    assert (shown["status"], shown["started_at"], shown["failure_reason"]) == ("draft", None, None)
+    assert db.query(Job).filter(Job.kind == "campaigns.launch").count() == 0
+
+
+def test_a_scheduled_launch_found_unable_to_go_out_fails_saying_why(
+    client, admin, api_key, db: Session
+) -> None:
+    write = auth(api_key("write"))
+    read = auth(api_key("read"))
+    make_customer(db)
+    path, endpoint_id = _webhook_campaign(client, db, write)
+    when = (clock.now() + timedelta(hours=1)).isoformat()
+    scheduled = client.post(f"{path}/schedule", json={"scheduled_at": when}, headers=command(write))
+    assert scheduled.status_code == 200, scheduled.text
+    # given its endpoint went inactive after it was scheduled
+    _deactivate(db, endpoint_id)
+    # when its time comes and the scheduled check runs
+    clock.set_clock(clock.FrozenClock(clock.now() + timedelta(hours=2)))
+    planning_jobs.launch_scheduled(db, {})
+    planning_jobs.launch_campaign(db, {"campaign_id": scheduled.json()["id"]})
+    clock.reset_clock()
+    # then it is failed, not cancelled nor sending, saying why and what to do, nothing queued
+    shown = client.get(path, headers=read).json()
+    assert shown["status"] == "failed"
+    assert shown["failure_reason"] == (
+        f"webhook_endpoint_id: Webhook endpoint {endpoint_id} is inactive; pick an active "
+        "endpoint to send to, then launch it again"
+    )
+    assert shown["audience_count"] == 0
+    listed = client.get("/v1/campaigns", params={"status": "failed"}, headers=read).json()
+    assert [item["id"] for item in listed["items"]] == [shown["id"]]
+    # and the admin campaign page says so
+    page = admin.get(f"/admin/campaigns/{shown['id']}").text
+    assert 'data-testid="campaign-status">failed<' in page
+    assert "The launch failed; nothing was sent." in page
+    assert f"Webhook endpoint {endpoint_id} is inactive" in page
+    # and once mended (another endpoint), it is launched again
+    other = webhooks.create_endpoint(db, name="New gateway", url="https://new.example/hooks")
+    changed = client.put(path, json={"webhook_endpoint_id": other.endpoint.id}, headers=write)
+    assert changed.status_code == 200, changed.text
+    launched = client.post(f"{path}/launch", headers=command(write))
+    assert launched.status_code == 200, launched.text
+    assert (launched.json()["status"], launched.json()["failure_reason"]) == ("sending", None)

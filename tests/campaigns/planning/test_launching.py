@@ -20,7 +20,7 @@ from rapport.campaigns.planning import jobs as planning_jobs
 from rapport.campaigns.planning.control import control_position, in_control_group
 from rapport.campaigns.planning.editing import CampaignSettings
 from rapport.campaigns.segments import membership as segments
-from rapport.platform import jobs
+from rapport.platform import clock, jobs
 from rapport.platform.errors import Conflict, InvalidInput
 from rapport.platform.models import Job
 from tests.campaigns.planning.factories import (
@@ -251,14 +251,25 @@ def test_a_campaign_whose_segment_is_gone_is_not_launched(db: Session) -> None:
         launching.start_campaign(db, campaign_id=campaign.id)
     assert refused.value.field == "segment_id"
     assert db.get(Campaign, campaign.id).status == "draft"  # type: ignore[union-attr]
-    # A launch job already queued for it ends the campaign instead of failing five times.
+    # A launch job already queued for it ends the campaign failed, saying why, instead of
+    # failing five times; nothing was sent, so its segment may be picked again.
     db.get(Campaign, campaign.id).status = "sending"  # type: ignore[union-attr]
+    db.get(Campaign, campaign.id).started_at = clock.now()  # type: ignore[union-attr]
     db.commit()
     planning_jobs.launch_campaign(db, {"campaign_id": campaign.id})
     stored = db.get(Campaign, campaign.id)
     assert stored is not None
-    assert stored.status == "cancelled"
+    assert stored.status == "failed"
+    assert stored.failure_reason == (
+        f"segment_id: Segment {campaign.segment_id} was deleted; pick another segment to send"
+        " to, then launch it again"
+    )
     assert stored.finished_at is not None
+    assert stored.started_at is None
+    assert _deliveries(db, campaign.id) == {}
+    editing.update_campaign(db, campaign_id=campaign.id, changes={"segment_id": make_segment(db)})
+    assert launching.start_campaign(db, campaign_id=campaign.id).status == "sending"
+    assert db.get(Campaign, campaign.id).failure_reason is None  # type: ignore[union-attr]
 
 
 def test_deliveries_deferred_by_quiet_hours_keep_the_campaign_sending(db: Session) -> None:

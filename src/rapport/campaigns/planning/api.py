@@ -74,7 +74,8 @@ def list_campaigns(
     db: DbSession,
     key: ReadKey,
     status_filter: Annotated[
-        Literal["draft", "scheduled", "sending", "sent", "active", "paused", "cancelled"] | None,
+        Literal["draft", "scheduled", "sending", "sent", "active", "paused", "cancelled", "failed"]
+        | None,
         Query(alias="status"),
     ] = None,
     kind: Annotated[

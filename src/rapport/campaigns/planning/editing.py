@@ -53,7 +53,8 @@ FIXED_ONCE_LAUNCHED = (
     "categories",
     "control_percent",
 )
-EDITABLE_STATUSES = ("draft", "scheduled", "paused", "active")
+# A failed launch sent nothing: its settings are mended before it is launched again.
+EDITABLE_STATUSES = ("draft", "scheduled", "paused", "active", "failed")
 # What may change whatever the status (a longer window measures a sent campaign longer).
 ALWAYS_EDITABLE = ("name", "conversion_days")
 

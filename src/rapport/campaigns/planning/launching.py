@@ -24,6 +24,7 @@ from rapport.campaigns.models import (
     Delivery,
     DeliveryStatus,
     Segment,
+    WebhookEndpoint,
 )
 from rapport.campaigns.planning.control import in_control_group
 from rapport.campaigns.planning.editing import STORE_CONTEXT, get_campaign
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 LAUNCH_JOB = "campaigns.launch"
 AUDIENCE_BATCH = 1000
+# A failed launch (nothing wrong with the request; found later) is launched again once mended.
+LAUNCHABLE = ("draft", "scheduled", "failed")
 
 
 def _locked(db: Session, campaign_id: int) -> Campaign:
@@ -52,18 +55,50 @@ def _locked(db: Session, campaign_id: int) -> Campaign:
 
 
 def _check_ready(db: Session, campaign: Campaign) -> None:
-    """What a campaign needs before it can go out: an audience and a message."""
+    """What a campaign needs before it can go out: an audience and a message (422 naming the
+    setting to fix otherwise)."""
     if campaign.key is not None or campaign.kind == "transactional":
         raise Conflict("A system campaign is always on; it is not launched")
+    problem = launch_problem(db, campaign)
+    if problem is not None:
+        raise problem
+
+
+def launch_problem(db: Session, campaign: Campaign) -> InvalidInput | None:
+    """Why the campaign cannot go out now, naming the setting to fix and how (its segment
+    deleted, a local invitation's store gone or without coordinates, its webhook endpoint
+    gone or inactive, no message on its channel); None when it can."""
     if campaign.kind != "triggered" and campaign.segment_id is None and campaign.store_id is None:
-        raise InvalidInput(
+        return InvalidInput(
             "Pick the segment to send to (or a store for a local invitation)", field="segment_id"
         )
     if campaign.segment_id is not None and db.get(Segment, campaign.segment_id) is None:
-        raise InvalidInput(
+        return InvalidInput(
             f"Segment {campaign.segment_id} was deleted; pick another segment to send to",
             field="segment_id",
         )
+    if campaign.store_id is not None:
+        store = catalog.get_store(db, store_id=campaign.store_id)
+        if store is None or store.latitude is None or store.longitude is None:
+            said = "is not in the catalogue" if store is None else "has no coordinates"
+            return InvalidInput(
+                f"Store {campaign.store_id!r} {said} any more; give it its coordinates in the "
+                "catalogue, or pick another store",
+                field="store_id",
+            )
+    if campaign.channel == "webhook":
+        endpoint = (
+            db.get(WebhookEndpoint, campaign.webhook_endpoint_id)
+            if campaign.webhook_endpoint_id is not None
+            else None
+        )
+        if endpoint is None or not endpoint.active:
+            said = "does not exist" if endpoint is None else "is inactive"
+            return InvalidInput(
+                f"Webhook endpoint {campaign.webhook_endpoint_id} {said}; pick an active "
+                "endpoint to send to",
+                field="webhook_endpoint_id",
+            )
     has_message = db.scalar(
         select(func.count())
         .select_from(CampaignTemplate)
@@ -73,10 +108,31 @@ def _check_ready(db: Session, campaign: Campaign) -> None:
         )
     )
     if not has_message:
-        raise InvalidInput(
+        return InvalidInput(
             f"Write the {campaign.channel} message first (a template in at least one locale)",
             field="templates",
         )
+    return None
+
+
+def _fail(db: Session, campaign: Campaign, problem: InvalidInput) -> None:
+    """End a launch that cannot go out (found by the scheduled check or the launch job, after
+    the request that launched it): the campaign is ``failed`` with what is wrong and what to
+    do (``failure_reason``), in the session (no commit). Nothing was queued, so its settings
+    may change again and it may be launched anew; a delivery a resumed launch had queued is
+    suppressed with the reason, and the settings then stay as they were sent."""
+    reason = f"{problem.field}: {problem.detail}, then launch it again"
+    log.warning("campaign %s failed to launch: %s", campaign.id, reason)
+    _suppress_waiting(db, campaign, reason=f"campaign failed: {problem.detail}")
+    now = clock.now()
+    campaign.status = "failed"
+    campaign.failure_reason = reason[:500]
+    campaign.finished_at = now
+    campaign.updated_at = now
+    if not db.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign.id)
+    ):
+        campaign.started_at = None  # never launched: who it goes to may still change
 
 
 def start_campaign(
@@ -86,9 +142,11 @@ def start_campaign(
     audience), a triggered one becomes active and fires on its next matching event. Commits."""
     campaign = _locked(db, campaign_id)
     _check_ready(db, campaign)
-    if campaign.status not in ("draft", "scheduled"):
+    if campaign.status not in LAUNCHABLE:
         raise Conflict(f"A {campaign.status} campaign cannot be launched")
     now = clock.now()
+    campaign.failure_reason = None
+    campaign.finished_at = None
     campaign.started_at = campaign.started_at or now
     campaign.updated_at = now
     if campaign.kind == "triggered":
@@ -124,7 +182,7 @@ def schedule_campaign(
     _check_ready(db, campaign)
     if campaign.kind == "triggered":
         raise InvalidInput("A triggered campaign fires on its event, not at a time", field="kind")
-    if campaign.status not in ("draft", "scheduled"):
+    if campaign.status not in LAUNCHABLE:
         raise Conflict(f"A {campaign.status} campaign cannot be scheduled")
     if scheduled_at.tzinfo is None:
         raise InvalidInput(
@@ -136,6 +194,8 @@ def schedule_campaign(
     campaign.kind = "scheduled"
     campaign.scheduled_at = at
     campaign.status = "scheduled"
+    campaign.failure_reason = None
+    campaign.finished_at = None
     campaign.updated_at = clock.now()
     if before_commit is not None:
         before_commit(db, campaign)
@@ -158,7 +218,10 @@ def launch_due(db: Session) -> int:
     started = 0
     for campaign_id in due:
         campaign = _locked(db, campaign_id)
-        if campaign.status == "scheduled":  # not paused or cancelled since the read
+        problem = launch_problem(db, campaign) if campaign.status == "scheduled" else None
+        if problem is not None:
+            _fail(db, campaign, problem)
+        elif campaign.status == "scheduled":  # not paused or cancelled since the read
             now = clock.now()
             campaign.status = "sending"
             campaign.started_at = campaign.started_at or now
@@ -179,21 +242,16 @@ def launch_campaign(db: Session, *, campaign_id: int) -> int:
         raise InvalidInput(
             f"A {campaign.kind} campaign is not launched to an audience at once", field="kind"
         )
-    if campaign.status in ("sent", "cancelled", "paused"):
+    if campaign.status in ("sent", "cancelled", "paused", "failed"):
         return 0
     if campaign.status == "draft":
         _check_ready(db, campaign)
-    if (
-        campaign.store_id is None
-        and campaign.segment_id is not None
-        and db.get(Segment, campaign.segment_id) is None
-    ):
-        # Retrying cannot bring the audience back: the campaign ends, cancelled, at once
-        # instead of staying "sending" behind a job failing five times.
-        log.warning(
-            "campaign %s cancelled: its segment %s was deleted", campaign.id, campaign.segment_id
-        )
-        _cancel(db, campaign, reason=f"campaign cancelled: segment {campaign.segment_id} deleted")
+    problem = launch_problem(db, campaign)
+    if problem is not None:
+        # Retrying cannot mend it (a segment deleted, an endpoint deactivated since the
+        # launch): the campaign ends failed, saying why, at once, instead of staying
+        # "sending" behind a job failing five times.
+        _fail(db, _locked(db, campaign.id), problem)
         db.commit()
         return 0
     now = clock.now()
@@ -330,6 +388,16 @@ def cancel_campaign(
 def _cancel(db: Session, campaign: Campaign, *, reason: str) -> None:
     """Cancel in the session (no commit): deliveries not sent yet are suppressed with
     ``reason``, with their history."""
+    _suppress_waiting(db, campaign, reason=reason)
+    now = clock.now()
+    campaign.status = "cancelled"
+    campaign.finished_at = now
+    campaign.updated_at = now
+
+
+def _suppress_waiting(db: Session, campaign: Campaign, *, reason: str) -> None:
+    """The campaign's deliveries not sent yet become suppressed with ``reason``, with their
+    history (no commit)."""
     now = clock.now()
     waiting = list(
         db.scalars(
@@ -352,6 +420,3 @@ def _cancel(db: Session, campaign: Campaign, *, reason: str) -> None:
                 for delivery_id in chunk
             ],
         )
-    campaign.status = "cancelled"
-    campaign.finished_at = now
-    campaign.updated_at = now

@@ -76,6 +76,11 @@ class CampaignOut(ReadModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    failure_reason: str | None = Field(
+        default=None,
+        description="Status failed: why the launch could not go out and what to do (the "
+        "setting to fix, then launch again); null otherwise",
+    )
 
 
 class CampaignDetail(CampaignOut):
