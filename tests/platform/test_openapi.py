@@ -3,6 +3,7 @@ FastAPI's parameters, and the OpenAPI document says what they accept."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import FastAPI, Request
@@ -79,3 +80,34 @@ def test_recommendations_document_their_parameters_and_key(client, api_key) -> N
     response = client.get("/v1/recommendations?placement=nowhere", headers=auth(api_key("read")))
     assert response.status_code == 422
     assert response.json()["field"] == "placement"
+
+
+def test_every_operation_that_refuses_a_query_parameter_it_does_not_take_documents_422(
+    client, api_key
+) -> None:
+    """Found by asking, not from a list: each operation of the document is sent a query
+    parameter none takes, and each that refuses it (GET /v1/stores, which takes none, too)
+    lists the 422 it answers, with the Problem schema."""
+    document = client.get("/openapi.json").json()
+    headers = auth(api_key("admin"))
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    refused, undocumented = [], []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            # when the operation is asked with a parameter it does not take
+            url = re.sub(r"\{[^}]+\}", "1", path) + "?not_a_parameter=1"
+            response = client.request(method.upper(), url, headers=headers)
+            codes = (
+                [error["code"] for error in response.json().get("errors", [])]
+                if response.headers["content-type"] == "application/problem+json"
+                else []
+            )
+            if response.status_code != 422 or "unknown_query_parameter" not in codes:
+                continue
+            # then, as it refuses it, its document says so
+            refused.append(f"{method.upper()} {path}")
+            if operation["responses"].get("422", {}).get("content") != problem:
+                undocumented.append(f"{method.upper()} {path}")
+    assert {"GET /v1/stores", "GET /v1/webhook-endpoints", "POST /v1/orders"} <= set(refused)
+    assert len(refused) > 100
+    assert undocumented == []

@@ -7,7 +7,8 @@ API reference pages (``/docs``, ``/redoc``), served from local files."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin
@@ -21,6 +22,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from rapport.platform.domain_events import event_classes
 
 M = TypeVar("M", bound=BaseModel)
+C = TypeVar("C", bound=Callable[..., Any])
 
 
 def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +175,7 @@ PROBLEM_DESCRIPTIONS = {
     "409": "The request clashes with existing data or with a command still running",
     "413": "The body is over the configured limit",
     "422": "Invalid input: wrong types, missing or unknown fields, values out of range, control "
-    "characters (`field` names it)",
+    "characters, a query parameter the operation does not take (`field` names it)",
     "429": "Over the key's rate limit (see `Retry-After`)",
     "503": "The request ran out of its time budget; nothing was changed, try again",
 }
@@ -204,11 +206,52 @@ def _problem_statuses(method: str, operation: dict[str, Any]) -> list[str]:
     return sorted(statuses)
 
 
-def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Refusals:
+    """The problem answers an application-wide dependency may give on every operation under
+    ``under`` (of ``methods``, or any), whatever the operation declares: the document lists
+    them there (see :func:`refuses`)."""
+
+    statuses: tuple[str, ...]
+    under: str
+    methods: frozenset[str] | None = None
+
+    def cover(self, path: str, method: str) -> bool:
+        return path.startswith(self.under) and (self.methods is None or method in self.methods)
+
+
+_REFUSALS = "rapport_refusals"
+
+
+def refuses(*statuses: str, under: str, methods: Iterable[str] | None = None) -> Callable[[C], C]:
+    """Mark an application-wide dependency with the problem answers it may give on every
+    operation under ``under`` (a query parameter no operation declares, refused everywhere):
+    :func:`install_openapi` lists them on each, as no operation's own signature says so."""
+    refusals = Refusals(statuses, under, frozenset(m.lower() for m in methods) if methods else None)
+
+    def mark(check: C) -> C:
+        setattr(check, _REFUSALS, refusals)
+        return check
+
+    return mark
+
+
+def app_wide_refusals(app: FastAPI) -> list[Refusals]:
+    """What the application's own dependencies (``FastAPI(dependencies=...)``, every route's)
+    may refuse, as :func:`refuses` marked them."""
+    found = (getattr(d.dependency, _REFUSALS, None) for d in app.router.dependencies)
+    return [refusals for refusals in found if refusals is not None]
+
+
+def document_problems(
+    document: dict[str, Any], everywhere: Iterable[Refusals] = ()
+) -> dict[str, Any]:
     """``document`` (FastAPI's OpenAPI) saying what the API does: every authenticated operation
     lists its problem+json answers with the ``Problem`` schema (instead of FastAPI's
-    ``HTTPValidationError``, which it never sends), and ``Idempotency-Key`` is required
-    wherever it is taken (a command without one is refused)."""
+    ``HTTPValidationError``, which it never sends), every operation those of ``everywhere``
+    that cover it, and ``Idempotency-Key`` is required wherever it is taken (a command without
+    one is refused)."""
+    everywhere = list(everywhere)
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas["Problem"] = PROBLEM_SCHEMA
@@ -218,7 +261,7 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
     problem_content = {
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
     }
-    for path_item in document.get("paths", {}).values():
+    for path, path_item in document.get("paths", {}).items():
         for method, operation in path_item.items():
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
@@ -232,6 +275,9 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
                 statuses = sorted({*statuses, *(code for code in responses if code >= "400")})
             if "422" in responses:
                 statuses = sorted({*statuses, "422"})
+            for refusals in everywhere:
+                if refusals.cover(path, method):
+                    statuses = sorted({*statuses, *refusals.statuses})
             for status in statuses:
                 response = responses.setdefault(status, {})
                 response["description"] = (
@@ -273,7 +319,7 @@ def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         document = build()
         if not completed or completed[-1] != id(document):
-            document_problems(document)
+            document_problems(document, app_wide_refusals(app))
             document_event_types(document)
             completed.append(id(document))
         return document

@@ -26,7 +26,7 @@ from rapport.platform.errors import (
     for_a_person,
     problem_response,
 )
-from rapport.platform.openapi import repeated_query_error, takes_several
+from rapport.platform.openapi import refuses, repeated_query_error, takes_several
 from rapport.platform.schemas import CONTROL_CHARACTER_CODE
 
 # A control character in a raw query string: percent-encoded (``%00``…``%1F``, ``%7F``) or,
@@ -132,6 +132,7 @@ def _printable(text: str) -> str:
 # --- A query parameter that takes one value, given twice ---------------------------------------
 
 
+@refuses("422", under="/v1/")
 async def refuse_unknown_and_repeated_query_parameters(request: Request) -> None:
     """Application-wide dependency. On the API (``/v1``), a query parameter the endpoint does
     not take is a 422 naming it and listing those it takes: FastAPI would ignore it, and a
@@ -211,6 +212,7 @@ _COMMAND_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _NO_BODY = (b"", b"{}")
 
 
+@refuses("422", under="/v1/", methods=_COMMAND_METHODS)
 async def refuse_a_body_where_none_is_taken(request: Request) -> None:
     """Application-wide dependency. On the API (``/v1``), a command that takes no body (pause
     a campaign, cancel a membership, train a model) answers a body with fields by a ``422``
