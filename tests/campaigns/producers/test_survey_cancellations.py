@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from rapport.campaigns.delivery.sending import dispatch_batch
 from rapport.campaigns.models import Delivery
 from rapport.campaigns.producers.processor import PROCESSOR
+from rapport.customers import service as customers
+from rapport.customers.schemas import CustomerIn
 from rapport.events import service as events
 from rapport.events.processors import GAP_PATIENCE, run_batch
 from rapport.feedback import service as feedback
@@ -24,6 +26,7 @@ from tests.campaigns.producers.flow import frozen
 from tests.campaigns.receivers import SmtpSink
 from tests.conftest import auth, command
 from tests.feedback.factories import make_customer
+from tests.orders import test_tracked_orders as tracked
 from tests.orders.factories import order_body, seed_catalog
 
 NOON = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -160,3 +163,32 @@ def test_a_survey_is_not_asked_by_hand_about_a_cancelled_order(
     assert asked.status_code == 200, asked.text
     assert (asked.json()["invited"], asked.json()["reason"]) == (False, "order_cancelled")
     assert _invitations(db) == {}
+
+
+def test_a_segment_order_cancelled_withdraws_the_invitation_waiting(
+    client: Any, db: Session, smtp_sink: SmtpSink
+) -> None:
+    # given a shop tracking its orders with Segment, and a customer who consents to surveys
+    frozen(tracked.NOW)
+    seed_catalog(db, stock=50)
+    feedback.save_survey(db, survey=SurveyIn(**SURVEY))
+    customers.create_customer(
+        db,
+        customer=CustomerIn(
+            external_id="C-100", email="c100@example.com", consents={"marketing_email": True}
+        ),
+    )
+    secret = tracked.tracking_key(db)
+    # whose Order Completed became an order, and its survey invitation is queued
+    tracked.track(client, secret, "Order Completed", tracked.completed("W-S1"))
+    tracked.process(db)
+    _process(db)
+    assert sorted(_invitations(db)) == ["W-S1"]
+    # when the shop's Order Cancelled arrives before the email is sent
+    tracked.track(client, secret, "Order Cancelled", {"order_id": "W-S1"})
+    tracked.process(db)
+    dispatch_batch(db, worker="test")
+    # then no survey is emailed, and the delivery says why
+    assert smtp_sink.messages == []
+    (status,) = _deliveries(db).values()
+    assert status == ("suppressed", "survey withdrawn: order W-S1 cancelled")
