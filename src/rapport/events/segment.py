@@ -26,14 +26,22 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    with_config,
+)
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from rapport.events.ingest import (
     ItemError,
     Loc,
     checked_time,
-    contains_nul,
     parse_time,
     pydantic_errors,
     reserved_type_error,
@@ -77,7 +85,26 @@ _MOBILE_SYSTEMS = frozenset(("ios", "android", "ipados", "tvos", "watchos"))
 # Fields Rapport does not read are ignored; those it reads have their JSON types (an id is a
 # string or an integer, never a boolean).
 _LENIENT = ConfigDict(extra="ignore", str_strip_whitespace=True, strict=True)
-Identifier = Annotated[str, Field(min_length=1, max_length=100)] | int
+
+
+def _id_as_text(value: Any) -> Any:
+    """An id sent as an integer is its digits; anything but text or an integer is refused,
+    as one error at the field (a union's branches would each name themselves)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    raise PydanticCustomError("identifier_type", "An id is text or an integer")
+
+
+Identifier = Annotated[
+    str,
+    Field(min_length=1, max_length=100),
+    BeforeValidator(_id_as_text),  # runs first: the length is the text's
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 100}, {"type": "integer"}]}
+    ),
+]
 Text = Annotated[str, Field(max_length=200)]
 SegmentTime = Annotated[str, Field(max_length=40, json_schema_extra={"format": "date-time"})]
 
@@ -153,6 +180,11 @@ def to_event(
         message = MESSAGE_ADAPTER.validate_python(raw)
     except ValidationError as failure:
         return pydantic_errors(failure)
+    # PostgreSQL stores no NUL character in text or JSONB: refused on every database, named
+    # where the sender put it (``userId``, ``traits.plan``), in every field Rapport keeps.
+    nul = nul_at(message)
+    if nul is not None:
+        return [(nul, NUL_MESSAGE, "nul_character")]
     kind = kind or message.get("type")
     if kind not in KINDS:
         return [(("type",), "type must be one of: " + ", ".join(sorted(KINDS)), "enum")]
@@ -188,10 +220,30 @@ def to_event(
         "context": normalised,
         "source": source,
     }
-    for key in ("properties", "context", "user_id", "anonymous_id", "event_id"):
-        if contains_nul(event[key]):
-            return [((key,), "Text may not contain the NUL character (\\u0000)", "nul_character")]
     return event
+
+
+NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)"
+
+
+def nul_at(value: Any, loc: Loc = ()) -> Loc | None:
+    """Where the first NUL character in ``value`` is (a key holding one names itself, the NUL
+    written as ``\\u0000``), or ``None``."""
+    if isinstance(value, str):
+        return loc if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return (*loc, key.replace("\x00", "\\u0000"))
+            found = nul_at(item, (*loc, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = nul_at(item, (*loc, index))
+            if found is not None:
+                return found
+    return None
 
 
 def _identifier(value: str | int | None) -> str | None:
