@@ -13,7 +13,7 @@ from rapport.loyalty.models import Coupon, MembershipPayment
 from rapport.loyalty.rewards import coupons
 from rapport.platform import clock
 from tests.conftest import auth, command
-from tests.loyalty.factories import make_customer
+from tests.loyalty.factories import frozen_clock, make_customer
 
 PLAN = {"name": "Plus", "fee_minor": 499, "currency": "EUR", "period": "month"}
 REWARD = {"name": "5 off", "points_cost": 100, "coupon_kind": "amount", "coupon_value": 500}
@@ -170,6 +170,44 @@ def test_a_members_coupons_come_a_page_at_a_time(client, api_key, db) -> None:  
     assert (wrong.status_code, wrong.json()["field"]) == (422, "cursor")
     too_many = client.get(url, params={"limit": 101}, headers=reader)
     assert (too_many.status_code, too_many.json()["field"]) == (422, "limit")
+
+
+def test_a_members_coupons_are_the_open_ones_unless_asked_for_more(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
+    # given a member with a coupon still open, one expired unused and one used
+    reader = auth(api_key("read"))
+    moment = frozen_clock()
+    customer_id = make_customer(db)
+
+    def coupon(code: str, days: int) -> None:
+        coupons.create_campaign_coupon(
+            db,
+            rule="campaign:test",
+            kind="amount",
+            value=500,
+            expires_at=clock.now() + timedelta(days=days),
+            code=code,
+            customer_id=customer_id,
+        )
+
+    coupon("GONE1", 1)
+    coupon("USED1", 20)
+    coupon("OPEN1", 30)
+    coupons.consume_coupons(db, codes=["USED1"], order_id="O-1")
+    db.commit()
+    moment.advance(timedelta(days=2))
+    url = f"/v1/loyalty/members/{customer_id}/coupons"
+
+    def listed(**params: str) -> list[str]:
+        answer = client.get(url, params=params, headers=reader)
+        assert answer.status_code == 200, answer.text
+        return [c["code"] for c in answer.json()["items"]]
+
+    # then the list is of the coupons they can use now, as the word "open" says everywhere
+    assert listed() == ["OPEN1"]
+    # and the expired ones, the used ones, or both come when asked for
+    assert listed(include_expired="true") == ["GONE1", "OPEN1"]
+    assert listed(include_used="true") == ["USED1", "OPEN1"]
+    assert listed(include_used="true", include_expired="true") == ["GONE1", "USED1", "OPEN1"]
 
 
 def test_referral_code_and_referrals_over_http(client, api_key, db) -> None:  # type: ignore[no-untyped-def]

@@ -278,15 +278,20 @@ def member_coupons(
     customer_id: CustomerId,
     db: DbSession,
     _key: ReadKey,
-    include_used: Annotated[bool, Query()] = False,
+    include_used: Annotated[bool, Query(description="Also the coupons used by an order.")] = False,
+    include_expired: Annotated[
+        bool, Query(description="Also the coupons that expired unused.")
+    ] = False,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: PageCursor = None,
 ) -> Page[CouponOut]:
-    """The member's coupons, soonest to expire first (ties by code), a page at a time."""
+    """The member's open coupons (not used, not expired), soonest to expire first (ties by
+    code), a page at a time; the used or expired ones too when asked for."""
     found = reward_coupons.customer_coupons(
         db,
         customer_id=customers.resolve_customer_ref(db, ref=customer_id),
         include_used=include_used,
+        include_expired=include_expired,
         limit=limit + 1,
         after=cursor,
     )

@@ -231,15 +231,25 @@ def customer_coupons(
     *,
     customer_id: str,
     include_used: bool = False,
+    include_expired: bool = False,
     limit: int | None = None,
     after: str | None = None,
+    at: datetime | None = None,
 ) -> list[Coupon]:
-    """The customer's coupons, soonest to expire first (ties by code): ``limit`` of them,
-    starting just past the coupon coded ``after`` (a page's cursor). An ``after`` that is not
-    one of their coupons is 422 naming ``cursor``."""
+    """The customer's open coupons (not used, not expired at ``at``, default now), with the
+    used ones too if ``include_used`` and the expired unused ones if ``include_expired``,
+    soonest to expire first (ties by code): ``limit`` of them, starting just past the coupon
+    coded ``after`` (a page's cursor). An ``after`` that is not one of their coupons is 422
+    naming ``cursor``."""
+    moment = at or clock.now()
     query = select(Coupon).where(Coupon.customer_id == customer_id)
-    if not include_used:
-        query = query.where(Coupon.used_at.is_(None))
+    unused = Coupon.used_at.is_(None)
+    kept = [and_(unused, Coupon.expires_at > moment)]
+    if include_used:
+        kept.append(~unused)
+    if include_expired:
+        kept.append(and_(unused, Coupon.expires_at <= moment))
+    query = query.where(or_(*kept))
     if after is not None:
         last = db.get(Coupon, after)
         if last is None or last.customer_id != customer_id:
