@@ -7,9 +7,21 @@ visitor's traits); these classes are the shapes Rapport's own commands append.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import StrictBool, StringConstraints
 
 from rapport.platform.domain_events import DomainEvent
+
+# A consent purpose, and where a choice was made: the one rule for the API's
+# PUT /v1/customers/{id}/consents/{purpose} and for a tracked consent_changed (validated at
+# ingestion against ConsentChanged below).
+ConsentPurpose = Literal[
+    "analytics", "personalization", "marketing_email", "marketing_push", "location"
+]
+ConsentSource = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)
+]
 
 
 class CustomerCreated(DomainEvent):
@@ -48,9 +60,9 @@ class ConsentChanged(DomainEvent):
 
     event_type: ClassVar[str] = "consent_changed"
     domain: ClassVar[str] = "customers"
-    purpose: str
-    granted: bool
-    source: str
+    purpose: ConsentPurpose
+    granted: StrictBool
+    source: ConsentSource
 
 
 class PreferenceShared(DomainEvent):

@@ -413,7 +413,7 @@ def _apply_consent(db: Session, customer: Customer, event: LoggedEvent) -> None:
             customer_id=customer.customer_id,
             purpose=str(purpose),
             granted=granted,
-            source=str(properties.get("source") or f"event:{event.channel}"),
+            source=str(properties.get("source") or f"event:{event.channel}")[:60],
             at=event.occurred_at,
         )
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
+from rapport.customers.events import ConsentPurpose, ConsentSource
 from rapport.customers.references import CUSTOMER_REF_MAX_LENGTH
 from rapport.platform import clock
 from rapport.platform.errors import FieldInvalid
@@ -19,7 +20,7 @@ from rapport.platform.identity import (
 )
 from rapport.platform.schemas import ReadModel, StrictModel
 
-Purpose = Literal["analytics", "personalization", "marketing_email", "marketing_push", "location"]
+Purpose = ConsentPurpose
 
 
 class CustomerIn(StrictModel):
@@ -66,7 +67,7 @@ class CustomerIn(StrictModel):
 
 class ConsentIn(StrictModel):
     granted: bool
-    source: str = Field(default="api", min_length=1, max_length=60)
+    source: ConsentSource = "api"
 
 
 class ConsentOut(ReadModel):

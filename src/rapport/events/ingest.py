@@ -63,6 +63,32 @@ def reserved_type_error(event_type: str, loc: Loc) -> ItemError | None:
     )
 
 
+# A tracked type that is also one of Rapport's facts must have the shape its command logs
+# (the fact's schema, ``event.<type>`` in the API reference), so that what is stored is a
+# choice Rapport can apply: a ``consent_changed`` names a known purpose, a JSON true or false
+# and at most 60 characters of source (the same types as PUT /v1/customers/{id}/consents/…).
+# The source may be left out: the profile processor then records ``event:<channel>``.
+_SHAPED_BY_FACT = frozenset({"consent_changed"})
+_DEFAULT_SOURCE = "event"
+
+
+def fact_shape_errors(event_type: str, properties: Any, loc: Loc) -> list[ItemError]:
+    """What is wrong with a tracked event's ``properties`` (at ``loc``) against the fact of
+    the same type (empty when nothing, or for a type not shaped by one). Other properties
+    are kept as sent."""
+    fact = event_class(event_type) if event_type in _SHAPED_BY_FACT else None
+    if fact is None or not isinstance(properties, dict):
+        return []
+    shaped = {name: properties[name] for name in fact.model_fields if name in properties}
+    shaped.setdefault("source", _DEFAULT_SOURCE)
+    try:
+        fact.model_validate(shaped)
+    except ValidationError as failure:
+        errors = pydantic_errors(failure)
+        return [((*loc, *where), message, code) for where, message, code in errors]
+    return []
+
+
 def _status(status: str) -> str:
     return f'record it through POST /v1/orders/{{order_id}}/status (status "{status}")'
 
@@ -380,6 +406,9 @@ def to_new_event(event: EventIn) -> NewEvent | ItemError:
         wrong = trait_errors(properties["traits"], ("properties", "traits"))
         if wrong:
             return wrong[0]
+    misshapen = fact_shape_errors(event["type"], properties, ("properties",))
+    if misshapen:
+        return misshapen[0]
     return {
         "event_id": event["event_id"],
         "type": event["type"],

@@ -42,6 +42,7 @@ from rapport.events.ingest import (
     ItemError,
     Loc,
     checked_time,
+    fact_shape_errors,
     parse_time,
     pydantic_errors,
     reserved_type_error,
@@ -272,6 +273,9 @@ def _type_and_properties(
                     "string_pattern_mismatch",
                 )
             ]
+        misshapen = fact_shape_errors(type_, properties, ("properties",))
+        if misshapen:
+            return misshapen
         return type_, properties
     if kind in {"page", "screen"}:
         for key in ("name", "category"):

@@ -1,0 +1,85 @@
+"""Tracked consent_changed events are the choice the API's PUT takes: a purpose Rapport
+knows, a JSON true or false, a source of at most 60 characters; anything else is 422 naming
+the property, and nothing is stored."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from sqlalchemy import func, select
+
+from rapport.events.models import Event
+from rapport.platform import clock
+from tests.conftest import auth
+
+
+def _stored(db) -> int:
+    return db.scalar(select(func.count()).select_from(Event).where(Event.type == "consent_changed"))
+
+
+@pytest.mark.parametrize(
+    ("properties", "field", "code"),
+    [
+        (
+            {"purpose": "marketing_sms", "granted": False, "source": "x"},
+            "properties.purpose",
+            "literal_error",
+        ),
+        ({"purpose": "marketing_push", "granted": "no"}, "properties.granted", "bool_type"),
+        ({"purpose": "marketing_push"}, "properties.granted", "missing"),
+        ({"granted": True}, "properties.purpose", "missing"),
+        (
+            {"purpose": "analytics", "granted": True, "source": "s" * 300},
+            "properties.source",
+            "string_too_long",
+        ),
+        (
+            {"purpose": "analytics", "granted": True, "source": "  "},
+            "properties.source",
+            "string_too_short",
+        ),
+    ],
+)
+def test_a_tracked_consent_that_is_no_choice_is_refused(
+    client, api_key, db, properties, field, code
+):
+    key = api_key("ingest")
+    body = {
+        "event_id": "c-1",
+        "type": "consent_changed",
+        "channel": "web",
+        "customer_id": "T-wanda",
+        "occurred_at": clock.now().isoformat(),
+        "properties": properties,
+    }
+    answer = client.post("/v1/events", json=body, headers=auth(key))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == field
+    assert answer.json()["errors"][0]["code"] == code
+    batch = client.post("/v1/events/batch", json={"events": [body]}, headers=auth(key))
+    assert batch.status_code == 200
+    assert batch.json()["rejected"] == 1
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    segment = client.post(
+        "/v1/track",
+        json={"userId": "T-wanda", "event": "Consent Changed", "properties": properties},
+        headers=basic,
+    )
+    assert segment.status_code == 422, segment.text
+    assert segment.json()["field"] == field
+    assert _stored(db) == 0
+
+
+def test_a_tracked_consent_without_a_source_is_taken(client, api_key, db) -> None:
+    key = api_key("ingest")
+    body = {
+        "event_id": "c-2",
+        "type": "consent_changed",
+        "channel": "web",
+        "anonymous_id": "anon-1",
+        "occurred_at": clock.now().isoformat(),
+        "properties": {"purpose": "analytics", "granted": True, "banner": "v2"},
+    }
+    assert client.post("/v1/events", json=body, headers=auth(key)).status_code == 201
+    assert _stored(db) == 1
