@@ -13,6 +13,7 @@ from rapport.campaigns.models import WebhookEndpoint
 from rapport.campaigns.planning import jobs as planning_jobs
 from rapport.platform import clock
 from rapport.platform.models import Job
+from rapport.platform.settings import get_settings
 from tests.campaigns.planning.factories import make_customer, make_segment
 from tests.campaigns.receivers import SmtpSink
 from tests.conftest import auth, command
@@ -270,3 +271,26 @@ def test_a_scheduled_launch_found_unable_to_go_out_fails_saying_why(
     launched = client.post(f"{path}/launch", headers=command(write))
     assert launched.status_code == 200, launched.text
     assert (launched.json()["status"], launched.json()["failure_reason"]) == ("sending", None)
+
+
+def test_an_email_launch_without_a_sender_address_is_refused_saying_what_to_set(
+    client, api_key, db: Session, monkeypatch
+) -> None:
+    write = auth(api_key("write"))
+    read = auth(api_key("read"))
+    campaign = _new_campaign(client, write, make_segment(db))
+    path = f"/v1/campaigns/{campaign['id']}"
+    client.put(f"{path}/templates/email/en", json={"body": "<p>Hi</p>"}, headers=write)
+    # given the operator set a From: without an address
+    monkeypatch.setenv("RAPPORT_SMTP_FROM", "Our shop")
+    get_settings.cache_clear()
+    try:
+        refused = client.post(f"{path}/launch", headers=command(write))
+    finally:
+        monkeypatch.delenv("RAPPORT_SMTP_FROM")
+        get_settings.cache_clear()
+    # then the launch is refused saying what to set, and the campaign stays a draft
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == "channel"
+    assert "set RAPPORT_SMTP_FROM" in refused.json()["detail"]
+    assert client.get(path, headers=read).json()["status"] == "draft"

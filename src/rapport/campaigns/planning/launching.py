@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import datetime
+from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -35,6 +36,7 @@ from rapport.catalog import service as catalog
 from rapport.platform import clock, jobs
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.idempotency import BeforeCommit
+from rapport.platform.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,8 @@ def _check_ready(db: Session, campaign: Campaign) -> None:
 def launch_problem(db: Session, campaign: Campaign) -> InvalidInput | None:
     """Why the campaign cannot go out now, naming the setting to fix and how (its segment
     deleted, a local invitation's store gone or without coordinates, its webhook endpoint
-    gone or inactive, no message on its channel); None when it can."""
+    gone or inactive, email without a sender address, no message on its channel); None when
+    it can."""
     if campaign.kind != "triggered" and campaign.segment_id is None and campaign.store_id is None:
         return InvalidInput(
             "Pick the segment to send to (or a store for a local invitation)", field="segment_id"
@@ -86,6 +89,12 @@ def launch_problem(db: Session, campaign: Campaign) -> InvalidInput | None:
                 "catalogue, or pick another store",
                 field="store_id",
             )
+    if campaign.channel == "email" and "@" not in parseaddr(get_settings().smtp_from)[1]:
+        return InvalidInput(
+            "Email has no sender address to go out from: set RAPPORT_SMTP_FROM to one (such as "
+            "'Shop <news@shop.example>') and restart Rapport",
+            field="channel",
+        )
     if campaign.channel == "webhook":
         endpoint = (
             db.get(WebhookEndpoint, campaign.webhook_endpoint_id)
