@@ -215,8 +215,8 @@ def schedule_campaign(
 def launch_due(db: Session) -> int:
     """Start every scheduled campaign whose time has come (the check that runs every
     minute): each becomes ``sending`` and its launch job is queued, so the check stays quick
-    and a launch cut short by a crash is taken up again by the job's retry. Returns how many
-    started."""
+    and a launch cut short by a crash is taken up again by the job's retry; one that cannot go
+    out now (``launch_problem``) ends ``failed``, saying why. Returns how many started."""
     due = list(
         db.scalars(
             select(Campaign.id)
