@@ -5,6 +5,7 @@ and refusing those of erased people."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from rapport.customers.models import (
     Identity,
 )
 from rapport.customers.profiles import PROFILE_FIELDS, get_customer, require_customer
+from rapport.customers.traits import SAID_FIELDS, is_current, stamp
 from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput
@@ -193,7 +195,9 @@ def get_identities(db: Session, *, customer_id: str) -> list[Identity]:
     )
 
 
-def _new_customer(db: Session, *, identities: dict[str, str], profile: dict[str, Any]) -> Customer:
+def _new_customer(
+    db: Session, *, identities: dict[str, str], profile: dict[str, Any], at: datetime
+) -> Customer:
     now = clock.now()
     known = any(kind not in ("anonymous_id", "device_id") for kind in identities)
     record = Customer(
@@ -211,6 +215,7 @@ def _new_customer(db: Session, *, identities: dict[str, str], profile: dict[str,
     for name in PROFILE_FIELDS:
         if profile.get(name):
             setattr(record, name, profile[name])
+    stamp(record, [name for name in SAID_FIELDS if getattr(record, name, None)], at)
     db.add(record)
     db.flush()
     return record
@@ -223,12 +228,16 @@ def resolve_identities(
     profile: dict[str, Any] | None = None,
     source: str,
     actor: str = "identity resolution",
+    at: datetime | None = None,
 ) -> Customer:
     """Find or create the one customer these identities name, inside the caller's transaction.
 
     A unique identity held by several customers means they are one person: the others are
     merged into the oldest known profile. Anonymous-only identities make an anonymous profile.
+    ``profile`` fields were said ``at`` (now, by default): each replaces the profile's value
+    unless that one was said later (``traits.is_current``).
     """
+    at = at or clock.now()
     cleaned = normalised_identities(identities)
     if not cleaned:
         raise InvalidInput("Give at least one identity (email, phone, ...)", field="identities")
@@ -263,20 +272,23 @@ def resolve_identities(
                 actor=actor,
             )
     else:
-        customer = _new_customer(db, identities=cleaned, profile=profile or {})
+        customer = _new_customer(db, identities=cleaned, profile=profile or {}, at=at)
     for kind, value in cleaned.items():
         attach_identity(db, customer_id=customer.customer_id, kind=kind, value=value, source=source)
         if kind not in ("anonymous_id", "device_id") and customer.is_anonymous:
             customer.is_anonymous = False
         if kind == "external_id" and customer.external_id is None:
             customer.external_id = value
+    said: list[str] = []
     for name in PROFILE_FIELDS:
-        if profile and profile.get(name):
+        if profile and profile.get(name) and is_current(customer, name, at):
             setattr(customer, name, profile[name])
-    if customer.email is None and "email" in cleaned:
-        customer.email = cleaned["email"]
-    if customer.phone is None and "phone" in cleaned:
-        customer.phone = cleaned["phone"]
+            said.append(name)
+    for name in ("email", "phone"):
+        if getattr(customer, name) is None and name in cleaned:
+            setattr(customer, name, cleaned[name])
+            said.append(name)
+    stamp(customer, said, at)
     customer.updated_at = clock.now()
     db.flush()
     return customer

@@ -54,6 +54,10 @@ class Customer(Base):
     # An IANA zone ("Europe/Paris"): quiet hours are the customer's own night.
     time_zone: Mapped[str | None] = mapped_column(String(50), default=None)
     attributes: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    # When each value tracking (or a command) set was said: field name, or
+    # ``attributes.<trait>``, to an ISO time. A value said earlier never replaces it (an app's
+    # offline queue flushed late); a field without one takes any value (``traits.as_of``).
+    field_times: Mapped[dict[str, str] | None] = mapped_column(JsonDocument, default=dict)
     # The account or household the customer belongs to (a tracking ``group`` call).
     group_id: Mapped[str | None] = mapped_column(String(100), default=None)
     # A visitor known only by anonymous or device ids until they identify themselves.

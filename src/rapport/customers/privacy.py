@@ -218,6 +218,7 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
         for name in _ERASED_FIELDS:
             setattr(person, name, None)
         person.attributes = {}
+        person.field_times = {}
         person.updated_at = now
         if person.customer_id == cid:
             person.status = "erased"

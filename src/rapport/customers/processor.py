@@ -33,10 +33,13 @@ from rapport.customers.profiles import get_customer
 from rapport.customers.traits import (
     MAX_CUSTOM_TRAITS,
     apply_event,
+    attribute_field,
     birthday,
     custom_traits,
+    is_current,
     kept_attributes,
     profile_fields,
+    stamp,
 )
 from rapport.events import service as event_log
 from rapport.events.service import LoggedEvent
@@ -255,6 +258,7 @@ def _erase_anonymous_profile(db: Session, customer: Customer) -> None:
     customer.erased_at = now
     customer.updated_at = now
     customer.attributes = {}
+    customer.field_times = {}
     customer.group_id = None
     db.add(
         PrivacyRequest(
@@ -308,7 +312,11 @@ def resolve_event_customer(
         identities.update(said)
     if identities:
         resolved = resolve_identities(
-            db, identities=identities, profile=profile, source=f"event:{event.type}"
+            db,
+            identities=identities,
+            profile=profile,
+            source=f"event:{event.type}",
+            at=event.occurred_at,
         )
         if customer is None or customer.customer_id == resolved.customer_id:
             customer = resolved
@@ -383,7 +391,7 @@ def _withheld(
             continue
         withheld.append(kind)
         log.warning(
-            "identify event %s names a %s another customer holds: not linked, no merge "
+            "identify event %s: its %s belongs to another known customer; not linked, no merge "
             "(merge them with POST /v1/customers/merge if they are one person)",
             event.event_id,
             kind,
@@ -433,17 +441,29 @@ def _apply_traits(db: Session, customer: Customer, event: LoggedEvent) -> None:
     if not stated:
         return
     changed = False
-    fields = profile_fields(stated)
-    for name in _CONTEXT_PROFILE_FIELDS:
-        if fields.get(name) and getattr(customer, name) != fields[name]:
-            setattr(customer, name, fields[name])
+    at = event.occurred_at
+    # Each field keeps the value said last (by occurred_at), whatever order events arrive in.
+    fields = {
+        name: value
+        for name, value in profile_fields(stated).items()
+        if name in _CONTEXT_PROFILE_FIELDS and value and is_current(customer, name, at)
+    }
+    for name, value in fields.items():
+        if getattr(customer, name) != value:
+            setattr(customer, name, value)
             changed = True
-    custom = custom_traits(stated)
+    custom = {
+        name: value
+        for name, value in custom_traits(stated).items()
+        if is_current(customer, attribute_field(name), at)
+    }
     if custom:
         attributes = kept_attributes(customer.attributes or {}, custom)
         if attributes != customer.attributes:
             customer.attributes = attributes  # a new dict: JSON columns track assignment
             changed = True
+        custom = {name: value for name, value in custom.items() if name in attributes}
+    stamp(customer, [*fields, *(attribute_field(name) for name in custom)], at)
     day = birthday(stated)
     if day is not None:
         _share_birthday(db, customer.customer_id, day, source=f"event:{event.type}")

@@ -17,6 +17,7 @@ from rapport.customers.models import (
     Customer,
 )
 from rapport.customers.schemas import CustomerIn
+from rapport.customers.traits import SAID_FIELDS, stamp
 from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.errors import Conflict
@@ -58,6 +59,8 @@ def create_customer(
         attributes={},
         **customer.model_dump(exclude={"consents"}),
     )
+    # What sign-up says is as of now: an identify from before it, sent late, does not undo it.
+    stamp(record, [name for name in SAID_FIELDS if getattr(record, name, None)], now)
     db.add(record)
     db.flush()
     for kind, value in normalised_identities(identities).items():

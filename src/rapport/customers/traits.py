@@ -18,7 +18,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from rapport.customers.models import CustomerTraits
+from rapport.customers.models import Customer, CustomerTraits
 from rapport.events.service import LoggedEvent
 from rapport.platform import clock
 from rapport.platform.identity import birthday_date, is_email
@@ -115,6 +115,38 @@ def kept_attributes(attributes: dict[str, Any], custom: dict[str, Any]) -> dict[
         if name in kept or len(kept) < MAX_CUSTOM_TRAITS:
             kept[name] = value
     return kept
+
+
+# The profile fields a person's identify traits (or a command) set, each kept as of when said.
+SAID_FIELDS = ("email", "phone", "first_name", "last_name", "home_city")
+
+
+def attribute_field(name: str) -> str:
+    """The key a custom trait's time is kept under in ``Customer.field_times``."""
+    return f"attributes.{name}"
+
+
+def as_of(customer: Customer, field: str) -> datetime | None:
+    """When the value ``field`` holds was said, where recorded."""
+    said = (customer.field_times or {}).get(field)
+    return clock.as_utc(datetime.fromisoformat(said)) if isinstance(said, str) else None
+
+
+def is_current(customer: Customer, field: str, at: datetime) -> bool:
+    """Whether a value said at ``at`` may replace the one ``field`` holds: one said at the same
+    time or later may (the later arrival wins a tie), one said before it may not, so a late
+    event (an app's offline queue) never overwrites newer data."""
+    held = as_of(customer, field)
+    return held is None or clock.as_utc(at) >= held
+
+
+def stamp(customer: Customer, fields: list[str], at: datetime) -> None:
+    """Record that the values of ``fields`` were said at ``at``."""
+    if not fields:
+        return
+    times = dict(customer.field_times or {})  # a new dict: JSON columns track assignment
+    times.update(dict.fromkeys(fields, clock.as_utc(at).isoformat()))
+    customer.field_times = times
 
 
 def _bump(counts: dict[str, int] | None, key: str, by: int) -> dict[str, int]:
