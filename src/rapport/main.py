@@ -31,7 +31,13 @@ from rapport.platform.bodies import UndoContentEncoding
 from rapport.platform.db import Checkpointer, open_session
 from rapport.platform.errors import answer_problem, install_problem_handlers, problem_response
 from rapport.platform.jobs import Worker, claim_embedded_worker
-from rapport.platform.middleware import BodySizeLimit, HeadAsGet, RequestBudget, RequestMetrics
+from rapport.platform.middleware import (
+    BodySizeLimit,
+    HeadAsGet,
+    RequestBudget,
+    RequestHeadLimit,
+    RequestMetrics,
+)
 from rapport.platform.openapi import install_docs_pages, install_webhooks
 from rapport.platform.ratelimit import RateLimitHeaders
 from rapport.platform.ratelimit import from_settings as rate_limits_from_settings
@@ -303,6 +309,7 @@ def create_app(
     app.add_middleware(RefuseControlCharacters)
     app.add_middleware(RequestBudget, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestHeadLimit)
     # Outside the size limit and the checks, so the browser may read their refusals too.
     if settings.tracking_origins:
         app.add_middleware(

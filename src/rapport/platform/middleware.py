@@ -7,6 +7,7 @@ import asyncio
 import os
 import time
 from typing import Any
+from urllib.parse import unquote_plus
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -101,6 +102,74 @@ class BodySizeLimit:
             field="body",
         )
         await response(scope, receive, send)
+
+
+# The longest request target (path and query string) and header block Rapport reads. Below
+# what the HTTP server refuses on its own, before Rapport sees the request, with a plain-text
+# "400 Invalid HTTP request received." (uvicorn with httptools: a target over 65,535 bytes;
+# with h11: 16 KiB of request line and headers together), so that a request growing too long
+# meets these problem+json answers first.
+MAX_URL_BYTES = 8 * 1024
+MAX_HEADER_BYTES = 32 * 1024
+
+
+class RequestHeadLimit:
+    """Answer ``414`` problem+json to a request target (path and query string) over
+    ``MAX_URL_BYTES``, naming the query parameter (or the path) that makes it so long, and
+    ``431`` to headers over ``MAX_HEADER_BYTES`` together, naming the longest."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = _head_refusal(scope)
+            if refusal is not None:
+                await answer_problem(Request(scope), **refusal)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _head_refusal(scope: Scope) -> dict[str, Any] | None:
+    path: bytes = scope.get("raw_path") or str(scope.get("path", "")).encode()
+    query: bytes = scope.get("query_string", b"")
+    length = len(path) + (len(query) + 1 if query else 0)
+    if length > MAX_URL_BYTES:
+        room: dict[bytes, int] = {}  # each query parameter's bytes, over its repeats
+        for pair in query.split(b"&"):
+            name = pair.partition(b"=")[0]
+            room[name] = room.get(name, 0) + len(pair) + 1
+        field, longest = "path", len(path)
+        for name, taken in room.items():
+            if taken > longest:
+                field, longest = unquote_plus(name.decode("latin-1")), taken
+        return {
+            "status": 414,
+            "slug": "uri-too-long",
+            "title": "URI too long",
+            "detail": (
+                f"The URL is {length:,} bytes long; Rapport reads at most {MAX_URL_BYTES:,} "
+                f"(path and query string). {field} takes {longest:,} of them: send fewer or "
+                "shorter values"
+            ),
+            "field": field[:100],
+        }
+    headers = scope.get("headers", ())
+    total = sum(len(name) + len(value) + 4 for name, value in headers)
+    if total > MAX_HEADER_BYTES:
+        name, value = max(headers, key=lambda header: len(header[0]) + len(header[1]))
+        field = name.decode("latin-1").title()
+        return {
+            "status": 431,
+            "slug": "request-header-fields-too-large",
+            "title": "Request headers too large",
+            "detail": (
+                f"The request's headers are {total:,} bytes long; Rapport reads at most "
+                f"{MAX_HEADER_BYTES:,}. {field} takes {len(value):,} of them"
+            ),
+            "field": field[:100],
+        }
+    return None
 
 
 class RequestMetrics:
