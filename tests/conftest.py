@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, event, text
@@ -46,6 +47,13 @@ REQUIRE_POSTGRES_ENV = "RAPPORT_REQUIRE_POSTGRES"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 load_models()
+
+# Admin passwords are argon2id at the library's recommended cost (64 MiB, three passes: a
+# fifth of a second a hash here), right for a person signing in; the suite signs in hundreds
+# of times, so in its own process it hashes at the lowest cost. Servers it starts as
+# subprocesses keep the product's cost, and tests/platform/test_service.py checks that cost.
+PRODUCT_PASSWORD_HASHER = platform._password_hasher
+platform._password_hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 # Settings read from the environment keep their files (secret key, rate-limit counters, the
 # default SQLite database) in the data dir, and read the user's env file: the suite uses its
@@ -83,6 +91,23 @@ def _drop_postgres_database(server_url: str, url: str) -> None:
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+_MIGRATED_SQLITE_TEMPLATE = Path(_SUITE_DATA_DIR) / "migrated-template.db"
+_MIGRATED_SQLITE_LOCK = threading.Lock()
+
+
+def migrated_sqlite(path: Path) -> str:
+    """The URL of a SQLite database at ``path`` migrated to head: a copy of one this test
+    process migrated once, since migrating takes about two seconds and copying milliseconds.
+    Tests of the migrations themselves call ``upgrade`` on empty databases instead."""
+    with _MIGRATED_SQLITE_LOCK:
+        if not _MIGRATED_SQLITE_TEMPLATE.exists():
+            building = _MIGRATED_SQLITE_TEMPLATE.with_suffix(".building")
+            upgrade(f"sqlite:///{building}")
+            building.rename(_MIGRATED_SQLITE_TEMPLATE)
+    shutil.copyfile(_MIGRATED_SQLITE_TEMPLATE, path)
+    return f"sqlite:///{path}"
 
 
 def make_database_url(backend: str, tmp_path: Path) -> tuple[str, Callable[[], None]]:
@@ -297,8 +322,12 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 def serve_rapport(data_dir: Path) -> Iterator[LiveServer]:
     """Rapport served by uvicorn on loopback from ``data_dir`` (its SQLite database migrated
     there), until the block ends: ``live_server`` per test, or a module's own shared one."""
-    database_url = f"sqlite:///{data_dir / 'live.db'}"
-    upgrade(database_url)
+    database = data_dir / "live.db"
+    if database.exists():  # a module's own database, filled before it is served
+        database_url = f"sqlite:///{database}"
+        upgrade(database_url)
+    else:
+        database_url = migrated_sqlite(database)
     settings = Settings(
         database_url=database_url,
         secret_key="live-server-secret-for-tests",  # type: ignore[arg-type]
@@ -358,8 +387,7 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
     from rapport.flows.demo import load_demo
 
     data_dir = tmp_path_factory.mktemp("demo-site")
-    database_url = f"sqlite:///{data_dir / 'live.db'}"
-    upgrade(database_url)
+    database_url = migrated_sqlite(data_dir / "live.db")
     load_tasks()
     load_demo(customers=120, seed=11, database_url=database_url, data_dir=data_dir)
     with open_session(database_url) as db:

@@ -39,9 +39,8 @@ from rapport.orders.importing import (
 from rapport.orders.models import Order, OrderLine, ReturnLine
 from rapport.platform.db import open_session
 from rapport.platform.errors import InvalidInput
-from rapport.platform.migrations_runner import upgrade
 from rapport.platform.settings import get_settings
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, migrated_sqlite
 
 HEADER = "Receipt,Client,Article,When,Price,Qty,Group,Label\n"
 ROWS = (
@@ -602,11 +601,10 @@ def command_app() -> typer.Typer:
 
 @pytest.fixture
 def database_url(tmp_path, monkeypatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'import.db'}"
+    url = migrated_sqlite(tmp_path / "import.db")
     monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
     monkeypatch.setenv("RAPPORT_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()
-    upgrade(url)
     yield url
     get_settings.cache_clear()
 

@@ -19,8 +19,7 @@ import pytest
 
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
-from rapport.platform.migrations_runner import upgrade
-from tests.conftest import auth, free_port
+from tests.conftest import auth, free_port, migrated_sqlite
 from tests.platform.test_serving import RAPPORT, Served, _servers, _wait_for
 
 # The machine running the suite may be busy: a server process can take a minute to start.
@@ -31,8 +30,7 @@ CONNECTIONS = 16
 @pytest.fixture
 def two_processes(tmp_path: Path) -> Iterator[Served]:
     """``rapport serve --processes 2`` on SQLite, waited for until both processes listen."""
-    url = f"sqlite:///{tmp_path / 'serve.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "serve.db")
     port = free_port()
     log = tmp_path / "serve.log"
     env = {

@@ -17,7 +17,7 @@ from rapport.platform import service as platform
 from rapport.platform.db import get_db, open_session
 from rapport.platform.errors import InvalidInput
 from rapport.platform.ratelimit import SharedFileStorage
-from tests.conftest import auth
+from tests.conftest import auth, migrated_sqlite
 from tests.platform.test_serving import Served, _servers, served  # noqa: F401
 
 EVENT = {
@@ -214,15 +214,13 @@ def test_keys_get_their_own_limit_from_the_command_line(tmp_path: Path, monkeypa
     from typer.testing import CliRunner
 
     from rapport.cli import app
-    from rapport.platform.migrations_runner import upgrade
     from rapport.platform.settings import get_settings
 
     # given a migrated database the command uses
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    url = migrated_sqlite(tmp_path / "cli.db")
     monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
     monkeypatch.setenv("RAPPORT_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()
-    upgrade(url)
     runner = CliRunner()
     try:
         # when a key is created with a limit, then changed, then set back to the default

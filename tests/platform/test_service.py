@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from argon2 import Type
 
 from rapport.platform import service as platform
 from rapport.platform.errors import Conflict, InvalidInput
+from tests.conftest import PRODUCT_PASSWORD_HASHER
 
 
 def test_admin_password_is_stored_as_argon2id_hash(db) -> None:
@@ -13,6 +15,14 @@ def test_admin_password_is_stored_as_argon2id_hash(db) -> None:
     assert user.email == "ops@example.com"
     assert user.password_hash.startswith("$argon2id$")
     assert "correct horse battery" not in user.password_hash
+
+
+def test_the_product_hashes_passwords_at_owasp_s_argon2id_cost_or_more() -> None:
+    # the product's own hasher (the suite's process hashes cheaper: tests/conftest.py)
+    assert PRODUCT_PASSWORD_HASHER.type is Type.ID
+    # OWASP's least for argon2id: 19 MiB of memory and two passes
+    assert PRODUCT_PASSWORD_HASHER.memory_cost >= 19 * 1024
+    assert PRODUCT_PASSWORD_HASHER.time_cost >= 2
 
 
 def test_admin_sign_in_accepts_right_password_only(db) -> None:

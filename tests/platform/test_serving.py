@@ -17,8 +17,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from rapport.platform.migrations_runner import upgrade
-from tests.conftest import free_port
+from tests.conftest import free_port, migrated_sqlite
 
 RAPPORT = str(Path(sys.executable).with_name("rapport"))
 
@@ -83,8 +82,7 @@ def _wait_for(condition, what: str, timeout: float = 60) -> None:  # type: ignor
 def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
     """``rapport serve --processes 2``; indirect parameters add environment variables."""
     extra_env = getattr(request, "param", {})
-    url = f"sqlite:///{tmp_path / 'serve.db'}"
-    upgrade(url)
+    url = migrated_sqlite(tmp_path / "serve.db")
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
@@ -175,8 +173,7 @@ def test_a_port_in_use_is_reported_at_once(tmp_path: Path) -> None:
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
-        url = f"sqlite:///{tmp_path / 'serve.db'}"
-        upgrade(url)
+        url = migrated_sqlite(tmp_path / "serve.db")
 
         # when Rapport is asked to serve there
         finished = subprocess.run(

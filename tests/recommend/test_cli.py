@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from rapport.platform.console import console
 from rapport.platform.db import open_session
-from rapport.platform.migrations_runner import upgrade
 from rapport.platform.settings import get_settings
 from rapport.recommend import service
 from rapport.recommend.cli import measured_lines, recommend_app
+from tests.conftest import migrated_sqlite
 
 from .test_admin import MEASURED
 
@@ -42,11 +42,10 @@ def test_a_version_training_could_not_measure_says_why() -> None:
 
 @pytest.fixture
 def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    url = migrated_sqlite(tmp_path / "cli.db")
     monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
     monkeypatch.setenv("RAPPORT_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()
-    upgrade(url)
     yield url
     get_settings.cache_clear()
 
