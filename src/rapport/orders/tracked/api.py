@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from rapport.orders.tracked.mapping import Reason
 from rapport.orders.tracked.outcomes import MAX_PAGE, list_refusals
 from rapport.platform.auth import AdminKey
 from rapport.platform.db import DbSession
@@ -45,7 +46,9 @@ class TrackedRefusalsOut(BaseModel):
 def tracked_refusals(
     db: DbSession,
     _key: AdminKey,
-    reason: Annotated[str | None, Query(max_length=40)] = None,
+    reason: Annotated[
+        Reason | None, Query(description="Only the refusals of this reason (one of those listed)")
+    ] = None,
     before: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> TrackedRefusalsOut:
