@@ -65,6 +65,37 @@ _URL_KEYS = frozenset(
 # or a client wrote it, "Zoetrope bonus"): erasure keeps the key, its text becomes ERASED_TEXT.
 _FREE_TEXT_KEYS = frozenset({"reason"})
 ERASED_TEXT = "erased"
+# What a sender may put in a tracked event is an open set: no list of personal key names can
+# be complete (``review_body``, ``delivery_instructions``, a household's ``group_id``). So at
+# erasure a tracked event keeps text only under these keys (compared as PERSONAL_KEYS are),
+# known to name things, not people: products, orders, money, places of the shop, the page and
+# the software that sent it. Every other string becomes ERASED_TEXT, however deeply nested;
+# numbers and booleans stay (amounts, quantities, ratings add up). Rapport's own facts
+# (``source`` "command") have declared shapes and keep theirs, scrubbed by the key rules.
+KEPT_TRACKED_TEXT = frozenset(
+    {
+        # products and carts
+        "sku", "productid", "variantid", "variant", "category", "categories", "brand",
+        "listid", "cartid", "wishlistid", "size", "color", "colour",
+        # orders and money
+        "orderid", "checkoutid", "currency", "coupon", "couponid", "promotionid", "creative",
+        "shippingmethod", "paymentmethod", "step", "affiliation",
+        # the shop
+        "storeid", "channel",
+        # what happened
+        "type", "event", "status", "purpose",
+        # the page or screen (addresses lose their query string, see _URL_KEYS)
+        "url", "referrer", "referer", "href", "link", "path", "landingpage", "pageurl", "uri",
+        # the software that sent it
+        "library", "version", "build", "namespace", "os", "platform", "model", "manufacturer",
+        "locale", "language",
+    }
+)  # fmt: skip
+# "name" is kept under these (a product's, a campaign's, the SDK's), never on its own.
+_NAMED_THINGS = frozenset(
+    {"products", "product", "items", "item", "lines", "campaign", "library", "app", "os",
+     "browser", "promotion", "promotions"}
+)  # fmt: skip
 _EMAIL_IN_TEXT = re.compile(r"[^\s@/?&=#:;,]+(?:@|%40)[^\s@/?&=#:;,]+\.[a-z]{2,}", re.IGNORECASE)
 _NOT_KEY_CHAR = re.compile(r"[^a-z0-9]")
 
@@ -87,12 +118,28 @@ def is_personal_key(key: str, *, parent: str | None = None) -> bool:
     )
 
 
+def _kept_text(key: str | None, parent: str | None) -> bool:
+    """Whether a tracked event's text under ``key`` (inside ``parent``) names a thing, and
+    stays at erasure (a list's items are under the list's key)."""
+    if key is None:
+        return False
+    form = _key_form(key)
+    if form in KEPT_TRACKED_TEXT:
+        return True
+    if parent is None:
+        return False
+    if form in {"source", "medium"}:  # a campaign's (UTM), not a consent's "phone call"
+        return _key_form(parent) == "campaign"
+    return form in {"name", "id"} and _key_form(parent) in _NAMED_THINGS
+
+
 class Scrubber:
     """Removes a person's data from event documents: values under personal keys, strings
     that contain an email address or one of the person's known values (their email, phone,
     ids, names; also URL-encoded, inside URLs and query strings), the query strings of page
-    addresses, and free text (a ``reason``, which becomes ``"erased"``). Numbers, booleans
-    and other keys stay, so aggregates still add up."""
+    addresses, and free text (a ``reason``, which becomes ``"erased"``). In a tracked event
+    every string not under :data:`KEPT_TRACKED_TEXT` becomes ``"erased"`` as well. Numbers,
+    booleans and other keys stay, so aggregates still add up."""
 
     def __init__(self, known_values: Iterable[str] = ()) -> None:
         words: list[str] = []
@@ -129,24 +176,32 @@ class Scrubber:
             text = text.split("?", 1)[0].split("#", 1)[0]
         return None if self.names_person(text) else text
 
-    def _value(self, key: str | None, value: Any, parent: str | None) -> tuple[bool, Any]:
+    def _value(
+        self, key: str | None, value: Any, parent: str | None, *, tracked: bool
+    ) -> tuple[bool, Any]:
         """(keep, cleaned value)."""
         if isinstance(value, dict):
-            return True, self.document(value, parent=key)
+            return True, self.document(value, parent=key, tracked=tracked)
         if isinstance(value, list):
             cleaned = []
             for item in value:
-                keep, item = self._value(key, item, parent)
+                keep, item = self._value(key, item, parent, tracked=tracked)
                 if keep:
                     cleaned.append(item)
             return True, cleaned
         if isinstance(value, str):
+            if tracked and not _kept_text(key, parent):
+                return True, ERASED_TEXT
             text = self._string(key, value)
             return text is not None, text
         return True, value
 
-    def document(self, document: dict[str, Any], *, parent: str | None = None) -> dict[str, Any]:
-        """A copy of ``document`` without the person's data."""
+    def document(
+        self, document: dict[str, Any], *, parent: str | None = None, tracked: bool = False
+    ) -> dict[str, Any]:
+        """A copy of ``document`` without the person's data. ``tracked``: a document a sender
+        wrote (a tracked event's properties or context), whose text is kept only under
+        :data:`KEPT_TRACKED_TEXT`."""
         cleaned: dict[str, Any] = {}
         for key, value in document.items():
             if is_personal_key(key, parent=parent) or self.names_person(key):
@@ -154,7 +209,7 @@ class Scrubber:
             if isinstance(value, str) and _key_form(key) in _FREE_TEXT_KEYS:
                 cleaned[key] = ERASED_TEXT
                 continue
-            keep, value = self._value(key, value, parent)
+            keep, value = self._value(key, value, parent, tracked=tracked)
             if keep:
                 cleaned[key] = value
         return cleaned
@@ -166,10 +221,11 @@ class Scrubber:
         message) or when it names the person. Ids Rapport gave its own facts stay. (A retry
         of a tracked event under its old id cannot store it again: it names the person, whose
         identities ingestion refuses from now on.)"""
-        if event.source != "command" or self.names_person(event.event_id):
+        tracked = event.source != "command"
+        if tracked or self.names_person(event.event_id):
             event.event_id = new_id("evt")
-        event.properties = self.document(event.properties or {})
-        event.context = self.document(event.context or {})
+        event.properties = self.document(event.properties or {}, tracked=tracked)
+        event.context = self.document(event.context or {}, tracked=tracked)
         event.user_id = None
         event.anonymous_id = None
 
