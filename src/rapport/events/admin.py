@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from rapport.events import dead_letters
+from rapport.platform import service as platform
 from rapport.platform.admin import CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession
 from rapport.platform.paging import PageParams
@@ -41,6 +42,8 @@ def rejected_page(
     letters = dead_letters.latest(db, reason=reason or None, limit=paging.offset + paging.per_page)[
         paging.offset :
     ]
+    # Each key by its name (revoked ones too): an id says nothing to whoever reads the page.
+    key_names = {key.id: key.name for key in platform.list_api_keys(db, include_revoked=True)}
     return render(
         request,
         "events/rejected.html",
@@ -49,6 +52,7 @@ def rejected_page(
             "reason": reason,
             "reasons": reasons,
             "letters": letters,
+            "key_names": key_names,
             "keep": settings.dead_letter_limit,
             "paging": paging,
         },
