@@ -142,10 +142,16 @@ def resolve_ticket(
     before_commit: BeforeCommit | None = None,
 ) -> Ticket:
     """Close a ticket, granting apology points through the loyalty ledger if asked (the
-    ledger transaction is recorded on the ticket, in the same database transaction)."""
+    ledger transaction is recorded on the ticket, in the same database transaction). An
+    erased customer's ticket is not resolved (404 "was erased" naming ``ticket_id``):
+    nothing is written under an erased person's id, as for publishing their review."""
     ticket = db.get(Ticket, ticket_id)
     if ticket is None:
         raise NotFound(f"No ticket {ticket_id!r}", field="ticket_id")
+    if ticket.customer_id is not None:
+        owner = customers.get_customer(db, customer_id=ticket.customer_id)
+        if owner is not None and owner.status == "erased":
+            raise customers.was_erased(ticket.customer_id, field="ticket_id")
     if ticket.status != "open":
         raise Conflict("The ticket is already resolved", field="ticket_id")
     if not 0 <= apology_points <= APOLOGY_POINTS_MAX:

@@ -92,6 +92,15 @@ def submit_review(
         # Refuses an erased person: nothing new is written about them. Someone Rapport does
         # not know may still review.
         customers.require_customer(db, customer.customer_id)
+    elif review.customer_id and customers.erased_kinds(db, {"external_id": review.customer_id}):
+        # An erased person's customer number (their profile no longer holds it) stays gone:
+        # refused as an order, a sign-up or tracking refuses it, not kept as a stranger's.
+        raise InvalidInput(
+            f"Customer {review.customer_id!r} was erased: their customer number cannot be "
+            "used again",
+            field="customer_id",
+            code="suppressed",
+        )
     is_customer = customer is not None and customer.status == "active"
     purchase_key = _purchase_to_review(db, review, is_customer=is_customer)
     is_buyer = purchase_key != ""
