@@ -18,11 +18,13 @@ from sqlalchemy import create_engine, insert, select
 from sqlalchemy.orm import Session
 
 from rapport.platform import clock, idempotency
+from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.platform.errors import Conflict
 from rapport.platform.models import IdempotencyRecord
 from rapport.recommend import service
 from rapport.recommend.schemas import RuleIn
+from tests.conftest import auth
 from tests.orders.factories import CHIANTI, seed_catalog
 
 SCOPE = "recommend.rule:test"
@@ -144,9 +146,9 @@ def test_a_key_held_on_another_host_is_free_after_the_lease(session: Session) ->
     # When the client retries within the lease
     with pytest.raises(Conflict) as waiting:
         create_rule_once(session, "crash-2")
-    # Then it is told to come back when the lease ends
+    # Then it is told to come back shortly (the command may well be running still)
     assert waiting.value.headers is not None
-    assert waiting.value.headers["Retry-After"] == str(int(idempotency.LEASE.total_seconds()))
+    assert waiting.value.headers["Retry-After"] == str(idempotency.STILL_RUNNING_RETRY_S)
     assert rules(session) == []
     # When it retries after the lease (ten seconds, not minutes)
     clock.set_clock(clock.FrozenClock(now + idempotency.LEASE + timedelta(seconds=1)))
@@ -269,3 +271,39 @@ def test_a_database_out_of_reach_holds_back_no_other_lease(
         idempotency.release(running, claimed)
     finally:
         running.close()
+
+
+def test_a_retry_while_the_command_runs_is_told_to_come_back_in_seconds(client, db) -> None:
+    # given a rule command still running under its key in this process (its lease 10 s)
+    seed_catalog(db)
+    issued = platform.create_api_key(db, name="shop", scopes=[platform.Scope.WRITE])
+    body = RuleIn.model_validate(BODY).model_dump(mode="json")
+    now = clock.now()
+    db.execute(
+        insert(IdempotencyRecord).values(
+            scope=f"recommend.rule:{issued.key.id}",
+            key="running-1",
+            fingerprint=idempotency.request_fingerprint(body),
+            status="running",
+            created_at=now,
+            holder=idempotency._new_holder(),
+            lease_expires_at=now + idempotency.LEASE,
+        )
+    )
+    db.commit()
+
+    # when the shop's client sends it again with the same key
+    response = client.post(
+        "/v1/recommendations/rules",
+        json=BODY,
+        headers={**auth(issued.secret), "Idempotency-Key": "running-1"},
+    )
+
+    # then it is told to send it again in two seconds, the header and the words alike, not
+    # at the end of the ten-second lease: the command is most likely answered by then
+    assert response.status_code == 409
+    assert response.headers["Retry-After"] == "2"
+    problem = response.json()
+    assert problem["field"] == "Idempotency-Key"
+    assert "send it again in 2 s" in problem["detail"]
+    assert service.list_rules(db) == []

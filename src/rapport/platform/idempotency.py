@@ -70,6 +70,10 @@ LEASE = timedelta(seconds=10)
 RELEASE_WAIT_S = 2.0
 # How often the holding process renews the leases of commands still running.
 RENEW_EVERY_S = 3.0
+# When a retry of a command still running is told to come back (Retry-After): a command
+# usually answers within it, and the retry then gets its answer; a holder that died on another
+# host frees the key when its lease ends, a few such retries later.
+STILL_RUNNING_RETRY_S = budget.RETRY_AFTER_SECONDS
 _HOST = socket.gethostname()[:100]
 _PROCESS_TOKEN = secrets.token_hex(4)
 
@@ -279,12 +283,8 @@ def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Clai
         now = clock.now()
         if expires > now and not holder_is_gone(record.holder):
             db.rollback()
-            wait = max(1, int((expires - now).total_seconds() + 0.999))
-            raise Conflict(
-                f"A request with this {HEADER} is still being processed; retry shortly",
-                field=HEADER,
-                headers={"Retry-After": str(wait)},
-            )
+            lease_left = max(1, int((expires - now).total_seconds() + 0.999))
+            raise _still_running(min(STILL_RUNNING_RETRY_S, lease_left))
         # The holder is gone or its lease ran out: take the key over, unless it finished or
         # was taken over by someone else in the meantime (then look again).
         db.execute(
@@ -298,10 +298,17 @@ def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Clai
             )
         )
     db.rollback()
-    raise Conflict(
-        f"A request with this {HEADER} is still being processed; retry shortly",
+    raise _still_running(1)
+
+
+def _still_running(seconds: int) -> Conflict:
+    """The 409 for a retry of a command still running: when to send it again, said alike in
+    the detail and ``Retry-After``."""
+    return Conflict(
+        f"A request with this {HEADER} is still being processed; send it again in "
+        f"{seconds} s for its answer",
         field=HEADER,
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": str(seconds)},
     )
 
 
