@@ -30,11 +30,12 @@ def test_moments_over_the_api_stay_within_nps_points(
     frozen_clock()
     make_survey(db, trigger="manual")
     for score, days_late in [(0, 4), (10, 4)] + [(10, 0)] * 5 + [(8, 0)] * 3 + [(2, 0)] * 2:
-        _, external = make_customer(db)
+        customer_id, external = make_customer(db)
         order_id = delivered_order(db, external_id=external, days_late=days_late)
-        service.record_response(
-            db, response=ResponseIn(survey_id="nps-delivery", score=score, order_id=order_id)
+        answer = ResponseIn(
+            survey_id="nps-delivery", score=score, customer_id=customer_id, order_id=order_id
         )
+        service.record_response(db, response=answer)
     moments = client.get("/v1/feedback/moments?kind=nps", headers=auth(api_key("read"))).json()
     [late] = [m for m in moments if m["label"] == "Late by 3-5 days"]
     assert (late["n"], late["n_baseline"], late["effect"]) == (2, 10, -30.0)
