@@ -56,6 +56,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def _server_process(host: str, port: int) -> None:
     import uvicorn
 
+    from rapport.platform.http_protocol import ProblemHttpProtocol
     from rapport.platform.settings import get_settings
 
     sock = listening_socket(host, port)
@@ -64,6 +65,7 @@ def _server_process(host: str, port: int) -> None:
         factory=True,
         host=host,
         port=port,
+        http=ProblemHttpProtocol,  # a request it cannot read is answered with problem+json
         proxy_headers=True,
         access_log=get_settings().access_log,
     )
