@@ -334,6 +334,10 @@ for _kind in ("track", "identify", "page", "screen", "alias", "group"):
     response_model=None,
     responses={
         200: {"model": SegmentAck, "description": "Counts and rejected messages"},
+        422: {
+            "description": "Not a batch, or its own sentAt or context is wrong (problem+json "
+            "naming the field); nothing stored"
+        },
         **_ENCODING_PROBLEMS,
     },
     openapi_extra=_documented(request_body_schema(TypeAdapter(segment.SegmentBatch))),
@@ -362,9 +366,7 @@ def _segment_batch(db: Session, raw: bytes, sender: _Sender) -> Response:
     payload = parse_body(raw)
     items = batch_items(payload, key="batch")
     received_at = clock.now()
-    sent_at = segment.batch_sent_at(payload)
-    shared = payload.get("context")
-    shared_context = shared if isinstance(shared, dict) else None
+    sent_at, shared_context = segment.batch_envelope(payload)
     valid: list[tuple[int, NewEvent]] = []
     errors: dict[int, list[ItemError]] = {}
     for index, item in enumerate(items):

@@ -5,8 +5,9 @@ Rapport key with the ``ingest`` scope) as before. Each message becomes one event
 
 - ``messageId`` → ``event_id`` (a digest of the message when absent, so retries still match),
   ``userId`` → the sender's customer id, ``anonymousId`` → ``anonymous_id``;
-- ``timestamp``, else ``originalTimestamp`` corrected for the device's clock by ``sentAt``
-  (``receivedAt - (sentAt - originalTimestamp)``), else the time received → ``occurred_at``;
+- ``timestamp``, else ``originalTimestamp``, corrected for the device's clock by ``sentAt``
+  (the message's, else its batch's) when there is one (``receivedAt - (sentAt - timestamp)``),
+  else the time received → ``occurred_at``;
 - ``track`` "Product Viewed" → ``product_viewed`` (snake_case of the event name; "Application
   Opened" → ``app_opened``, "Products Searched" → ``searched``), ``page`` → ``page_viewed``,
   ``screen`` → ``screen_viewed``, ``identify`` → ``identified`` with ``{"traits": …}`` (its
@@ -43,6 +44,7 @@ from rapport.events.ingest import (
     Loc,
     checked_time,
     fact_shape_errors,
+    invalid,
     parse_time,
     pydantic_errors,
     reserved_type_error,
@@ -155,13 +157,34 @@ def event_type(name: str) -> str | None:
     return snake if _TYPE_RE.match(snake) else None
 
 
-def batch_sent_at(payload: dict[str, Any]) -> datetime | None:
-    """The batch envelope's ``sentAt``, or ``None`` when absent or unreadable."""
+_ENVELOPE_TIME: TypeAdapter[str | None] = TypeAdapter(
+    Annotated[SegmentTime | None, Field()], config=_LENIENT
+)
+
+
+def batch_envelope(payload: dict[str, Any]) -> tuple[datetime | None, dict[str, Any] | None]:
+    """The batch envelope's ``sentAt`` and shared ``context``, checked as a single call's
+    are: a bad one is a 422 naming it (``sentAt``, ``context.page.url``), and nothing of the
+    batch is stored, where a message of its own would be refused alone."""
     value = payload.get("sentAt")
-    if not isinstance(value, str):
-        return None
-    parsed = parse_time(value, field="sentAt", naive_is_utc=True)
-    return parsed if isinstance(parsed, datetime) else None
+    sent_at: datetime | None = None
+    try:
+        text = _ENVELOPE_TIME.validate_python(value)
+    except ValidationError as failure:
+        loc, message, code = pydantic_errors(failure)[0]
+        raise invalid(("sentAt", *loc), message, code) from None
+    if text:
+        parsed = parse_time(text, field="sentAt", naive_is_utc=True)
+        if isinstance(parsed, tuple):
+            raise invalid(*parsed)
+        sent_at = parsed
+    context = payload.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise invalid(("context",), "Input should be a valid dictionary", "dict_type")
+    nul = nul_at(context, ("context",))
+    if nul is not None:
+        raise invalid(nul, NUL_MESSAGE, "nul_character")
+    return sent_at, context
 
 
 def to_event(
@@ -387,21 +410,23 @@ def _occurred_at(
     sent = parse_time(sent_text, field="sentAt", naive_is_utc=True) if sent_text else sent_at
     if isinstance(sent, tuple):
         return sent  # refused even where unused, as the other times are
-    timestamp = message.get("timestamp")
-    if timestamp is not None:
-        return parse_time(timestamp, field="timestamp", naive_is_utc=True)
-    original_text = message.get("originalTimestamp")
-    if original_text is None:
+    # The device's stamp: ``timestamp`` (the mobile SDKs, analytics.js), else
+    # ``originalTimestamp``; without either, the time received.
+    stamped_text, field = message.get("timestamp"), "timestamp"
+    if stamped_text is None:
+        stamped_text, field = message.get("originalTimestamp"), "originalTimestamp"
+    if stamped_text is None:
         return received_at
-    original = parse_time(original_text, field="originalTimestamp", naive_is_utc=True)
-    if isinstance(original, tuple) or sent is None:
-        return original
-    # The device's clock may be off; the gap between two of its readings is not.
+    stamped = parse_time(stamped_text, field=field, naive_is_utc=True)
+    if isinstance(stamped, tuple) or sent is None:
+        return stamped
+    # The device's clock may be off; the gap between two of its readings is not. As Segment
+    # does: timestamp = receivedAt - (sentAt - the device's stamp).
     try:
-        corrected = received_at - (sent - original)
+        corrected = received_at - (sent - stamped)
     except OverflowError:
         corrected = datetime.max.replace(tzinfo=UTC)  # refused below as too far ahead
-    return checked_time(corrected, field="originalTimestamp")
+    return checked_time(corrected, field=field)
 
 
 def _message_digest(kind: str, raw: dict[str, Any]) -> str:
