@@ -146,6 +146,43 @@ def test_keys_orders_from_tracking_switch(database_url) -> None:
     assert runner.invoke(app, ["keys", "orders-from-tracking", key.id, "maybe"]).exit_code == 2
 
 
+def test_keys_list_says_which_scopes_orders_from_tracking_needs(database_url, monkeypatch) -> None:
+    from rapport.platform.console import console
+
+    runner.invoke(app, ["migrate"])
+    # given keys with the switch on (the default) and each mix of scopes, and one switched off
+    wanted = {
+        "Server": ([platform.Scope.INGEST, platform.Scope.WRITE], "on"),
+        "Ops": ([platform.Scope.ADMIN], "on"),
+        "Pages": ([platform.Scope.INGEST], "on, but needs write scope"),
+        # /v1/track refuses a key without ingest: its switch takes no effect either
+        "Backoffice": ([platform.Scope.WRITE], "on, but needs ingest scope"),
+        "Reports": ([platform.Scope.READ], "on, but needs ingest and write scopes"),
+    }
+    with open_session(database_url) as db:
+        ids = {
+            name: platform.create_api_key(db, name=name, scopes=scopes).key.id
+            for name, (scopes, _state) in wanted.items()
+        }
+        ids["Quiet"] = platform.create_api_key(
+            db, name="Quiet", scopes=[platform.Scope.INGEST], orders_from_tracking=False
+        ).key.id
+    states = {name: state for name, (_scopes, state) in wanted.items()} | {"Quiet": "off"}
+    # when they are listed on CI's 80-column console
+    monkeypatch.setattr(console, "width", 80)
+    listed = runner.invoke(app, ["keys", "list"])
+    assert listed.exit_code == 0, listed.output
+    # then each key's line says what its switch does with its scopes
+    lines = {line.split()[0]: " ".join(line.split()) for line in listed.output.splitlines()}
+    for name, state in states.items():
+        assert f"orders from tracking: {state} created" in lines[ids[name]], (name, listed.output)
+    # and switching says the same
+    switched = runner.invoke(app, ["keys", "orders-from-tracking", ids["Backoffice"], "on"])
+    assert switched.exit_code == 0, switched.output
+    said = " ".join(switched.output.split())
+    assert "are refused until it has the ingest scope" in said
+
+
 def test_keys_list_table_shows_whole_ids(database_url, monkeypatch) -> None:
     from rapport.platform.console import console
 

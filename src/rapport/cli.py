@@ -558,12 +558,10 @@ def keys_create(
 KEY_TABLE_WIDTH = 120
 
 
-def _orders_from_tracking(key: ApiKey) -> str:
-    if platform.places_tracked_orders(
+def _orders_from_tracking(key: ApiKey) -> platform.OrdersFromTracking:
+    return platform.orders_from_tracking_state(
         scopes=key.scopes, orders_from_tracking=key.orders_from_tracking
-    ):
-        return "on"
-    return "on, but needs write scope" if key.orders_from_tracking else "off"
+    )
 
 
 @keys_app.command("list")
@@ -580,7 +578,7 @@ def keys_list(
             key.key_prefix,
             ", ".join(key.scopes),
             key.rate_limit or "default",
-            _orders_from_tracking(key),
+            str(_orders_from_tracking(key)),
             key.created_at.strftime("%Y-%m-%d %H:%M"),
             key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "",
         )
@@ -636,17 +634,22 @@ def keys_orders_from_tracking(
     switch: Annotated[Switch, typer.Argument(parser=_one_of(Switch), help="on or off")],
 ) -> None:
     """Whether the Segment e-commerce events a key sends become orders and returns (only for
-    a key that may also write; every server applies it within a second); off where the shop's
-    system sends orders itself."""
+    a key that may ingest and write; every server applies it within a second); off where the
+    shop's system sends orders itself."""
     with open_session() as db:
         key = platform.set_api_key_orders_from_tracking(
             db, key_id=key_id, enabled=switch is Switch.ON
         )
     state = _orders_from_tracking(key)
-    outcome = {
-        "on": "become orders and returns",
-        "off": "are kept as events only",
-    }.get(state, "are kept as events only until it has the write scope (a server-side key)")
+    if state.effective:
+        outcome = "become orders and returns"
+    elif not state.switched_on:
+        outcome = "are kept as events only"
+    elif platform.Scope.INGEST.value in state.missing:
+        # /v1/track refuses a key without ingest: it sends no events at all.
+        outcome = f"are refused until it has the {state.needs} (then they become orders)"
+    else:
+        outcome = f"are kept as events only until it has the {state.needs} (a server-side key)"
     console.print(
         f"Segment e-commerce events from {key.id} ({key.name}) {outcome}.",
         highlight=False,

@@ -104,13 +104,44 @@ def test_revoking_needs_the_csrf_token(client: Any, db: Session, signed_in: str)
 def test_orders_from_tracking_is_switched_on_the_page(
     client: Any, db: Session, signed_in: str
 ) -> None:
-    issued = platform.create_api_key(db, name="Shop server", scopes=[platform.Scope.WRITE])
+    issued = platform.create_api_key(
+        db, name="Shop server", scopes=[platform.Scope.INGEST, platform.Scope.WRITE]
+    )
     path = f"/admin/settings/keys/{issued.key.id}/orders-from-tracking"
     client.post(path, data={"csrf_token": signed_in, "enabled": "false"})
     assert platform.get_api_key(db, key_id=issued.key.id).orders_from_tracking is False
     page = client.post(path, data={"csrf_token": signed_in, "enabled": "true"})
     assert platform.get_api_key(db, key_id=issued.key.id).orders_from_tracking is True
-    assert "Orders from tracking for Shop server: on" in page.text
+    assert "Orders from tracking for Shop server: on</p>" in page.text
+
+
+def test_orders_from_tracking_says_which_scopes_it_needs(
+    client: Any, db: Session, signed_in: str
+) -> None:
+    # given keys with the switch on and each mix of scopes, and one switched off
+    wanted = {
+        "Server": ([platform.Scope.INGEST, platform.Scope.WRITE], True, "on"),
+        "Ops": ([platform.Scope.ADMIN], True, "on"),
+        "Pages": ([platform.Scope.INGEST], True, "on, but needs write scope"),
+        "Backoffice": ([platform.Scope.WRITE], True, "on, but needs ingest scope"),
+        "Reports": ([platform.Scope.READ], True, "on, but needs ingest and write scopes"),
+        "Quiet": ([platform.Scope.INGEST, platform.Scope.WRITE], False, "off"),
+    }
+    ids = {
+        name: platform.create_api_key(
+            db, name=name, scopes=scopes, orders_from_tracking=switched_on
+        ).key.id
+        for name, (scopes, switched_on, _state) in wanted.items()
+    }
+    # when the keys page is opened
+    page = client.get("/admin/settings/keys").text
+    # then each key's row says what its switch does with its scopes
+    for name, (_scopes, _on, state) in wanted.items():
+        row = re.search(rf'data-key-id="{ids[name]}".*?</tr>', page, re.S)
+        assert row is not None
+        cell = re.search(r'data-testid="orders-from-tracking">([^<]*)<', row.group(0))
+        assert cell is not None
+        assert cell.group(1).strip() == state, name
 
 
 def _rows(html: str) -> list[str]:

@@ -225,12 +225,55 @@ def authenticate_api_key(db: Session, *, secret: str) -> Principal | None:
     return principal
 
 
+@dataclass(frozen=True, slots=True)
+class OrdersFromTracking:
+    """What a key's orders-from-tracking switch does with the key's scopes: ``str()`` is how
+    ``rapport keys list`` and the admin's API keys page say it ("on", "off", "on, but needs
+    ingest scope", "on, but needs write scope", "on, but needs ingest and write scopes")."""
+
+    switched_on: bool
+    # The scopes the key lacks for the switch to take effect, in the order named.
+    missing: tuple[str, ...]
+
+    @property
+    def effective(self) -> bool:
+        return self.switched_on and not self.missing
+
+    @property
+    def needs(self) -> str:
+        """The missing scopes in words: "write scope", "ingest and write scopes"."""
+        plural = "s" if len(self.missing) > 1 else ""
+        return f"{' and '.join(self.missing)} scope{plural}"
+
+    def __str__(self) -> str:
+        if not self.switched_on:
+            return "off"
+        if not self.missing:
+            return "on"
+        return f"on, but needs {self.needs}"
+
+
+def orders_from_tracking_state(
+    *, scopes: Sequence[str], orders_from_tracking: bool
+) -> OrdersFromTracking:
+    """Whether a key's Segment "Order Completed" messages become orders, and if not, why:
+    the switch must be on, and the key must both send tracking (``ingest``: without it
+    ``/v1/track`` refuses it) and write (an order is a write; a key that may only track is the
+    one a shop's pages carry for anyone to read, and a forged order must earn no points).
+    ``admin`` holds both."""
+    needed = () if Scope.ADMIN.value in scopes else (Scope.INGEST.value, Scope.WRITE.value)
+    return OrdersFromTracking(
+        switched_on=orders_from_tracking,
+        missing=tuple(scope for scope in needed if scope not in scopes),
+    )
+
+
 def places_tracked_orders(*, scopes: Sequence[str], orders_from_tracking: bool) -> bool:
-    """Whether a key's Segment "Order Completed" messages become orders: switched on, and the
-    key may write. An order is a write; a key that may only track is the one a shop's pages
-    carry for anyone to read, and a forged order must earn no points."""
-    allowed = {Scope.WRITE.value, Scope.ADMIN.value}
-    return orders_from_tracking and not allowed.isdisjoint(scopes)
+    """Whether a key's Segment "Order Completed" messages become orders
+    (``orders_from_tracking_state``: switched on, and the key may ingest and write)."""
+    return orders_from_tracking_state(
+        scopes=scopes, orders_from_tracking=orders_from_tracking
+    ).effective
 
 
 def key_allows(key: Principal, scope: Scope) -> bool:

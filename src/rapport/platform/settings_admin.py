@@ -46,11 +46,11 @@ SCOPE_HELP = {
 
 def orders_from_tracking_state(key: ApiKey) -> str:
     """What the key's Segment e-commerce events do, as ``rapport keys list`` says it."""
-    if service.places_tracked_orders(
-        scopes=key.scopes, orders_from_tracking=key.orders_from_tracking
-    ):
-        return "on"
-    return "on, but needs write scope" if key.orders_from_tracking else "off"
+    return str(
+        service.orders_from_tracking_state(
+            scopes=key.scopes, orders_from_tracking=key.orders_from_tracking
+        )
+    )
 
 
 def _keys_page(
