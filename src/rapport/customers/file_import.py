@@ -26,6 +26,7 @@ from rapport.customers.import_batch import ImportedCustomer, load_customers
 from rapport.customers.models import CONSENT_PURPOSES
 from rapport.platform.errors import InvalidInput, MalformedFile
 from rapport.platform.files import open_decompressed, text_encoding
+from rapport.platform.identity import customer_number_problem
 
 BATCH_SIZE = 2_000
 # How often the check pass reports progress; per row would cost more than the parsing.
@@ -474,6 +475,13 @@ class CustomerCsv:
         if external_id is None:
             raise MalformedFile(
                 "the external id is empty; every row needs one",
+                line=line,
+                column=self.header[index["external_id"]],
+            )
+        problem = customer_number_problem(external_id)
+        if problem is not None:
+            raise MalformedFile(
+                f"{external_id!r} cannot be a customer number. {problem}",
                 line=line,
                 column=self.header[index["external_id"]],
             )

@@ -26,7 +26,12 @@ from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput
 from rapport.platform.idempotency import BeforeCommit
-from rapport.platform.identity import identity_digest, identity_problem, normalise_identity
+from rapport.platform.identity import (
+    customer_number_problem,
+    identity_digest,
+    identity_problem,
+    normalise_identity,
+)
 from rapport.platform.ids import new_id
 
 IDENTIFY_ATTEMPTS = 3
@@ -147,6 +152,20 @@ def refuse_erased(db: Session, identities: dict[str, str], *, field: str) -> Non
         )
 
 
+def refuse_new_customer_number(db: Session, value: str | None, *, field: str) -> None:
+    """Refuse to give anyone a customer number that cannot name them in a path (a ``/``):
+    every road that creates one (an order, an import, a tracked user id) comes through here.
+    One a customer already holds (from before December 2026) still finds them."""
+    problem = customer_number_problem(value) if value else None
+    if problem is None:
+        return
+    held = db.scalar(
+        select(Identity.id).where(Identity.kind == "external_id", Identity.value == value).limit(1)
+    )
+    if held is None:
+        raise InvalidInput(problem, field=field)
+
+
 def device_holders(db: Session, value: str) -> list[str]:
     """The live (active) customers holding the device id ``value`` (normalised), by id."""
     return list(
@@ -242,6 +261,7 @@ def resolve_identities(
     if not cleaned:
         raise InvalidInput("Give at least one identity (email, phone, ...)", field="identities")
     refuse_erased(db, cleaned, field="identities.{kind}")
+    refuse_new_customer_number(db, cleaned.get("external_id"), field="identities.external_id")
     owners = identity_owners(db, cleaned)
     if not owners and "device_id" in cleaned and set(cleaned) == {"device_id"}:
         # Only a device id: people share devices, so it names its one holder (or a new

@@ -22,7 +22,8 @@ from rapport.customers.models import (
 from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
-from rapport.platform.identity import identity_digest, normalise_identity
+from rapport.platform.errors import InvalidInput
+from rapport.platform.identity import customer_number_problem, identity_digest, normalise_identity
 from rapport.platform.ids import new_id
 
 
@@ -136,6 +137,12 @@ def load_customers(
         if c.external_id not in existing and c.external_id not in seen:
             fresh.append(c)
             seen.add(c.external_id)
+    for c in fresh:
+        # A number no path can name is refused before anything is written (the file import
+        # names its line; a transactions file stops here, naming it).
+        problem = customer_number_problem(c.external_id)
+        if problem is not None:
+            raise InvalidInput(f"{c.external_id!r}: {problem}", field="external_id")
     unerased = _without_erased_people(db, fresh)
     erased = len(fresh) - len(unerased)
     fresh = unerased

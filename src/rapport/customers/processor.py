@@ -17,7 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rapport.customers.consent import record_consent
-from rapport.customers.identities import attach_identity, get_identities, resolve_identities
+from rapport.customers.identities import (
+    attach_identity,
+    get_identities,
+    refuse_new_customer_number,
+    resolve_identities,
+)
 from rapport.customers.merges import merge_profiles
 from rapport.customers.models import (
     CONSENT_PURPOSES,
@@ -45,7 +50,12 @@ from rapport.events import service as event_log
 from rapport.events.service import LoggedEvent
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
-from rapport.platform.identity import identity_digest, is_email, normalise_identity
+from rapport.platform.identity import (
+    customer_number_problem,
+    identity_digest,
+    is_email,
+    normalise_identity,
+)
 
 IDENTIFYING_TRAITS = ("email", "phone", "loyalty_card")
 # Bookkeeping, not activity: these must not move "last seen" or count as events.
@@ -299,7 +309,7 @@ def resolve_event_customer(
             return direct
         if direct is not None:
             customer = direct
-        else:
+        elif _usable_user_id(db, event):
             identities["external_id"] = event.user_id
     if event.type == "identified":
         traits = _event_traits(event)
@@ -349,6 +359,21 @@ def resolve_event_customer(
                 actor="profile processor",
             )
     return customer
+
+
+def _usable_user_id(db: Session, event: LoggedEvent) -> bool:
+    """Whether the event's user id may be a customer number: one that cannot name a customer
+    in a path (a ``/``) is never made one (the event is its visitor id's, if any), unless a
+    customer already holds it."""
+    try:
+        refuse_new_customer_number(db, event.user_id, field="userId")
+    except InvalidInput:
+        log.warning(
+            "event %s: its user id cannot be a customer number (it holds '/'); not linked",
+            event.event_id,
+        )
+        return False
+    return True
 
 
 def _named_profile(db: Session, event: LoggedEvent) -> Customer | None:
@@ -509,6 +534,8 @@ def _apply_alias(db: Session, customer: Customer, event: LoggedEvent) -> None:
         owners.add(previous)
     if not owners:
         for kind, value in alias_identities(event):
+            if kind == "external_id" and customer_number_problem(value):
+                continue  # a visitor id may hold '/', a customer number may not
             attach_identity(
                 db, customer_id=customer.customer_id, kind=kind, value=value, source="event:aliased"
             )

@@ -54,6 +54,23 @@ def identity_problem(kind: str, value: str) -> str | None:
         return "This is not an email address (name@example.com)"
     if kind == "phone" and (_PHONE.match(text) is None or len(_NOT_PHONE_DIGIT.sub("", text)) < 5):
         return "This is not a phone number: digits, spaces, brackets and dashes, '+' first"
+    if kind == "external_id":
+        return customer_number_problem(text)
+    return None
+
+
+def customer_number_problem(value: str) -> str | None:
+    """What keeps ``value`` (trimmed) from being a shop's customer number: it names the
+    customer in paths (``/v1/customers/{customer_id}``), where no server or proxy keeps a
+    ``/`` (even sent as ``%2F``) inside one segment, and a client drops a ``.`` or ``..``
+    segment; every other character travels percent-encoded."""
+    if "/" in value:
+        return (
+            "A customer number cannot hold '/': it names the customer in paths "
+            "(/v1/customers/{customer_id}); use another character, such as '-'"
+        )
+    if value in (".", ".."):
+        return f"A customer number cannot be {value!r}: it names the customer in paths"
     return None
 
 
