@@ -32,7 +32,7 @@ from typing import Annotated, Any, cast
 import orjson
 from fastapi import Header
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, Table, delete, select, update
+from sqlalchemy import Engine, Table, delete, exists, literal, select, update
 from sqlalchemy.orm import Session
 
 from rapport.platform import budget, clock
@@ -212,23 +212,42 @@ def request_fingerprint(body: Any) -> str:
 _records = cast(Table, IdempotencyRecord.__table__)
 
 
+# A key whose answer named a person since erased is kept as this digest of itself (the key
+# may spell the person out: "signup-ivy@example.com"), so that a retry still finds it.
+ERASED_KEY_PREFIX = "erased:"
+
+
+def erased_key(key: str) -> str:
+    """What ``key`` is stored as once the person its answer named is erased."""
+    return ERASED_KEY_PREFIX + hashlib.sha256(key.encode()).hexdigest()
+
+
 def _insert_running(db: Session, *, scope: str, key: str, fingerprint: str, holder: str) -> bool:
-    """Insert the key as running, in one statement; False when it is already there."""
+    """Insert the key as running, in one statement; False when it is already there, or
+    stored as its erased digest."""
     insert = insert_for(db)
     now = clock.now()
+    columns = _records.c
+    erased = select(columns.key).where(columns.scope == scope, columns.key == erased_key(key))
+    values = {
+        "scope": scope,
+        "key": key,
+        "fingerprint": fingerprint,
+        "status": "running",
+        "created_at": now,
+        "holder": holder,
+        "lease_expires_at": now + LEASE,
+    }
     statement = (
         insert(_records)
-        .values(
-            scope=scope,
-            key=key,
-            fingerprint=fingerprint,
-            status="running",
-            created_at=now,
-            holder=holder,
-            lease_expires_at=now + LEASE,
+        .from_select(
+            list(values),
+            select(*(literal(value, columns[name].type) for name, value in values.items())).where(
+                ~exists(erased)
+            ),
         )
         .on_conflict_do_nothing(index_elements=["scope", "key"])
-        .returning(_records.c.key)
+        .returning(columns.key)
     )
     return db.execute(statement).first() is not None
 
@@ -264,10 +283,19 @@ def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Clai
                 _records.c.created_at,
                 _records.c.holder,
                 _records.c.lease_expires_at,
-            ).where(_records.c.scope == scope, _records.c.key == key)
+            )
+            .where(_records.c.scope == scope, _records.c.key.in_([key, erased_key(key)]))
+            .order_by(_records.c.key.startswith(ERASED_KEY_PREFIX).desc())
+            .limit(1)
         ).first()
         if record is None:
             continue  # released between our insert and our read
+        if record.status == "done" and record.response_status == 410:
+            # The person its answer named is erased: whatever is sent under the key now
+            # applies nothing and reveals nothing.
+            replay = Replay(status_code=410, body=record.response_body)
+            db.rollback()
+            return replay
         if record.fingerprint != fingerprint:
             db.rollback()
             raise InvalidInput(
@@ -349,7 +377,8 @@ def complete(db: Session, claimed: Claim, *, status_code: int, body: Any) -> Non
         update(_records)
         .where(
             _records.c.scope == claimed.scope,
-            _records.c.key == claimed.key,
+            # (an erasure run under a key naming the person has kept it as its digest)
+            _records.c.key.in_([claimed.key, erased_key(claimed.key)]),
             _records.c.status == "running",
             _records.c.holder == claimed.holder,
         )

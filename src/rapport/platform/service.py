@@ -6,6 +6,7 @@ import enum
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from rapport.platform import clock
 from rapport.platform.db import driver_cursor, read_only
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
+from rapport.platform.idempotency import ERASED_KEY_PREFIX, erased_key
 from rapport.platform.ids import new_id
 from rapport.platform.models import AdminUser, ApiKey, IdempotencyRecord, Job
 from rapport.platform.privacy import PrivacySubject
@@ -459,13 +461,56 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
     }
 
 
+def _keys_naming(db: Session, subject: PrivacySubject) -> set[tuple[str, str]]:
+    """The stored (scope, key) pairs whose key holds one of the person's ids or identity
+    values as a whole word (``signup-ivy@example.com``, ``earn-C-100-1``; not ``earn-C-1000``)."""
+    words = re.compile(
+        r"(?<![0-9a-z])(?:"
+        + "|".join(re.escape(value) for value in sorted(subject.identifiers))
+        + r")(?![0-9a-z])",
+        re.IGNORECASE,
+    )
+    candidates = db.execute(
+        select(IdempotencyRecord.scope, IdempotencyRecord.key).where(
+            or_(
+                *(
+                    IdempotencyRecord.key.contains(value, autoescape=True)
+                    for value in subject.identifiers
+                )
+            )
+        )
+    )
+    return {(scope, key) for scope, key in candidates if words.search(key)}
+
+
 def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
-    """Replace every stored answer that names the person by ``410 Gone``: a retry with the
-    same key still changes nothing (the key stays used) and reveals nothing."""
+    """Replace every stored answer that names the person, or whose key does, by ``410
+    Gone``, and the key by its digest (``idempotency.erased_key``: the key may spell the
+    person out): a retry with the same key still finds it, changes nothing and reveals
+    nothing."""
     if not subject.identifiers:
         return
-    db.execute(
-        update(IdempotencyRecord)
-        .where(_stored_answers_naming(subject))
-        .values(response_status=410, response_body=ERASED_ANSWER)
-    )
+    theirs = {
+        (scope, key)
+        for scope, key in db.execute(
+            select(IdempotencyRecord.scope, IdempotencyRecord.key).where(
+                _stored_answers_naming(subject)
+            )
+        )
+    }
+    theirs |= _keys_naming(db, subject)
+    for scope, key in sorted(theirs):
+        record = IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+        digest = key if key.startswith(ERASED_KEY_PREFIX) else erased_key(key)
+        db.execute(
+            update(IdempotencyRecord)
+            .where(*record, IdempotencyRecord.status == "done")
+            .values(key=digest, response_status=410, response_body=ERASED_ANSWER)
+        )
+        # A command still running under such a key (the erasure's own) stores its answer
+        # under the digest when it completes.
+        db.execute(
+            update(IdempotencyRecord)
+            .where(*record, IdempotencyRecord.status == "running")
+            .values(key=digest)
+        )
