@@ -126,3 +126,32 @@ def test_out_of_order_in_one_batch_and_across_batches(client, api_key, db) -> No
             "Newer",
             {"plan": "new"},
         )
+
+
+def test_a_merged_visitors_values_keep_their_times(db) -> None:
+    # given a visitor who said their plan and city, then signed in: the profiles merged
+    track(
+        db,
+        "page_viewed",
+        anonymous_id="anon-oo",
+        at=T0,
+        context={"traits": {"plan": "new", "address": {"city": "Utrecht"}}},
+    )
+    process(db)
+    track(db, "identified", user_id="OO-6", anonymous_id="anon-oo", at=T0 + timedelta(minutes=1))
+    process(db)
+    assert _profile(db, "OO-6").attributes["plan"] == "new"
+
+    # when a call said before them arrives late
+    track(
+        db,
+        "page_viewed",
+        user_id="OO-6",
+        at=T0 - timedelta(days=30),
+        context={"traits": {"plan": "old", "address": {"city": "Delft"}}},
+    )
+    process(db)
+
+    # then the visitor's values stand
+    oo = _profile(db, "OO-6")
+    assert (oo.attributes["plan"], oo.home_city) == ("new", "Utrecht")

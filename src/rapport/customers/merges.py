@@ -151,7 +151,10 @@ def merge_profiles(
     # The other domains' rows (orders, returns ...), in this transaction.
     for step in _merge_steps.values():
         moved.update(step(db, source_id=source_id, target_id=target_id))
-    # Profile fields the target lacks come across.
+    # Profile fields the target lacks come across, with when they were said.
+    came = {f"attributes.{name}" for name in source.attributes or {}} - {
+        f"attributes.{name}" for name in target.attributes or {}
+    }
     for name in ("external_id", *PROFILE_FIELDS, "home_latitude", "home_longitude"):
         if getattr(target, name) in (None, "") and getattr(source, name) not in (None, ""):
             value = getattr(source, name)
@@ -159,7 +162,11 @@ def merge_profiles(
                 source.external_id = None
                 db.flush()
             setattr(target, name, value)
+            came.add(name)
     target.attributes = {**(source.attributes or {}), **(target.attributes or {})}
+    carried = {k: v for k, v in (source.field_times or {}).items() if k in came}
+    if carried:
+        target.field_times = {**(target.field_times or {}), **carried}
     # The account or household the source belonged to, when the target has none.
     target.group_id = target.group_id or source.group_id
     target.is_anonymous = target.is_anonymous and source.is_anonymous
