@@ -319,13 +319,18 @@ def _identity_digests(event: NewEvent) -> list[tuple[str, str]]:
         named.append(("customer_id", _digest("external_id", event["user_id"])))
     if event["anonymous_id"] is not None:
         named.append(("anonymous_id", _digest("anonymous_id", event["anonymous_id"])))
+    # An identify call's traits, and any call's context.traits (the copy an SDK keeps and
+    # sends with every track call): an erased person's email or phone in either is refused.
+    places: list[tuple[str, Any]] = []
     if event["type"] == "identified":
-        traits = event["properties"].get("traits")
+        places.append(("properties.traits", event["properties"].get("traits")))
+    places.append(("context.traits", (event["context"] or {}).get("traits")))
+    for where, traits in places:
         if isinstance(traits, dict):
             for kind in ("email", "phone"):
                 value = traits.get(kind)
                 if isinstance(value, str) and value.strip():
-                    named.append((f"properties.traits.{kind}", _digest(kind, value)))
+                    named.append((f"{where}.{kind}", _digest(kind, value)))
     return named
 
 

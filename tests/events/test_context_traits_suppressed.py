@@ -1,0 +1,47 @@
+"""An erased person's email or phone arriving in a track call's context.traits (the copy an
+SDK keeps) is refused as suppressed, as in an identify call's traits: nothing is stored."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from sqlalchemy import select
+
+from rapport.events.models import Event
+from tests.conftest import command
+
+
+def test_an_erased_persons_email_in_context_traits_is_refused(client, api_key, db) -> None:
+    key = api_key("write", "admin", "ingest")
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    made = client.post(
+        "/v1/customers",
+        json={"email": "zelda.ctx@example.com", "phone": "+33 6 11 22 33 44"},
+        headers=command(key),
+    )
+    assert made.status_code == 201, made.text
+    erased = client.post(
+        f"/v1/customers/{made.json()['customer_id']}/erase",
+        json={"requested_by": "DPO"},
+        headers=command(key),
+    )
+    assert erased.status_code == 200, erased.text
+    for trait, value in (("email", "Zelda.Ctx@example.com"), ("phone", "+33611223344")):
+        message = {
+            "anonymousId": f"new-browser-{trait}",
+            "event": "Product Viewed",
+            "properties": {"sku": "W-1"},
+            "context": {"traits": {trait: value}},
+        }
+        answer = client.post("/v1/track", json=message, headers=basic)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == f"context.traits.{trait}"
+        assert answer.json()["errors"][0]["code"] == "suppressed"
+        batch = client.post(
+            "/v1/batch", json={"batch": [{**message, "type": "track"}]}, headers=basic
+        )
+        assert batch.status_code == 200
+    stored = json.dumps([e.context for e in db.scalars(select(Event))])
+    assert "zelda.ctx" not in stored.lower()
+    assert "11223344" not in stored
