@@ -138,3 +138,35 @@ def test_a_subscription_endpoint_needs_no_marketing_consent_on_the_endpoint_page
     detail = client.get(f"/admin/webhooks/{created.endpoint.id}").text
     assert "Marketing push" not in detail
     assert "none: an event subscription (purpose service)" in detail
+
+
+def test_every_refused_field_is_said_at_once(client: TestClient, db: Session) -> None:
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    assert sign_in(client).status_code == 303
+    # given a subscription named "CRM sync"
+    managing.create_subscription(
+        db, name="CRM sync", url="https://crm.example/hooks", event_types=["points_earned"]
+    )
+    # when the form is sent with that name, an address with a space and no tries
+    form = page_form(client.get(PAGE).text, action=PAGE)
+    form = typed(typed(form, "name", "CRM sync"), "url", "http://x y.example/")
+    form = typed(form, "max_attempts", "0")
+    refused = post_form(client, PAGE, [*form, ("type_tier_changed", "true")])
+    # then each of the three is said beside its field, on the one answer
+    assert refused.status_code == 422
+    assert "is taken" in (_said(refused.text, "name") or "")
+    assert "without spaces" in (_said(refused.text, "url") or "")
+    assert "from 1 to 20" in (_said(refused.text, "max_attempts") or "")
+    assert _said(refused.text, "event_types") is None
+    # with what was typed and ticked kept, and nothing added
+    assert 'name="url" type="url" value="http://x y.example/"' in refused.text
+    assert 'name="max_attempts" type="number" value="0"' in refused.text
+    assert 'name="type_tier_changed" value="true" checked' in refused.text
+    assert len(managing.list_subscriptions(db)) == 1
+    # and with nothing ticked and tries that are no number, those two are said as well
+    worse = typed(form, "max_attempts", "six")
+    all_four = post_form(client, PAGE, worse)
+    assert all_four.status_code == 422
+    fields = ["name", "url", "max_attempts", "event_types"]
+    assert [field for field in fields if _said(all_four.text, field)] == fields
+    assert len(managing.list_subscriptions(db)) == 1

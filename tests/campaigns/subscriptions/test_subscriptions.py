@@ -350,6 +350,27 @@ def test_the_api_validates_and_names_the_field(
     assert spaced.status_code == 422, spaced.text
     assert spaced.json()["field"] == "url"
     assert client.post(URL, json=body, headers=keyed(auth(api_key("write")))).status_code == 403
+    # several fields wrong: one 422 naming each, the name taken among them
+    taken = client.post(URL, json={**body, "name": "Taken"}, headers=keyed(admin))
+    assert taken.status_code == 201, taken.text
+    several = client.post(
+        URL,
+        json={
+            **body,
+            "name": "Taken",
+            "url": "http://x y.example/",
+            "event_types": ["points_earned", "points_stolen"],
+        },
+        headers=keyed(admin),
+    )
+    assert several.status_code == 422, several.text
+    assert several.json()["field"] == "name"
+    assert [(e["field"], e["code"]) for e in several.json()["errors"]] == [
+        ("name", "taken"),
+        ("url", "invalid"),
+        ("event_types.1", "invalid"),
+    ]
+    assert client.delete(f"{URL}/{taken.json()['id']}", headers=admin).status_code == 204
     # created once per Idempotency-Key
     first = client.post(URL, json=body, headers={**admin, "Idempotency-Key": "k-1"})
     again = client.post(URL, json=body, headers={**admin, "Idempotency-Key": "k-1"})

@@ -96,36 +96,40 @@ def create_subscription(
     request: Request, db: DbSession, user: CurrentAdmin, fields: FormFields
 ) -> HTMLResponse:
     """Creates the subscription and shows its secret on this answer only (never in a URL); a
-    refusal keeps what was typed and ticked and says what is wrong beside its field."""
+    refusal keeps what was typed and ticked and says beside each refused field what is wrong
+    (every one at once: the service's ``subscription_problems``)."""
     typed = {name: fields.get(name, value) for name, value in FORM_VALUES.items()}
     chosen = _chosen_types(fields, [])
-    attempts = typed["max_attempts"].strip() or "6"
-    errors: dict[str, str] = {}
-    if not attempts.isdigit() or not 1 <= int(attempts) <= 20:
-        errors["max_attempts"] = SAID["max_attempts"]
-    if not chosen:
-        errors["event_types"] = SAID["event_types"]
-    if not errors:
+    attempts_typed = typed["max_attempts"].strip() or FORM_VALUES["max_attempts"]
+    # Digits are read as the number; anything else goes as typed, for the service to refuse.
+    attempts: int | str = (
+        int(attempts_typed)
+        if attempts_typed.isascii() and attempts_typed.isdigit()
+        else attempts_typed
+    )
+    wanted: dict[str, Any] = {
+        "name": typed["name"],
+        "url": typed["url"].strip(),
+        "max_attempts": attempts,
+        "event_types": chosen,
+    }
+    problems = managing.subscription_problems(db, **wanted)
+    if not problems:
         try:
-            created = managing.create_subscription(
-                db,
-                name=typed["name"],
-                url=typed["url"].strip(),
-                event_types=chosen,
-                max_attempts=int(attempts),
-                created_by=user.email,
-            )
-        except Problem as problem:
+            created = managing.create_subscription(db, **wanted, created_by=user.email)
+        except Problem as late:  # a name taken in the meantime
             db.rollback()
-            field = (problem.field or "name").split("[")[0]
-            field = field if field in SAID else "name"
-            errors[field] = (
-                f"Name: {problem.detail}"
-                if isinstance(problem, Conflict)
-                else SAID.get(field, problem.detail)
-            )
+            problems = [late]
         else:
             return _list_page(request, db, user, created=created)
+    errors: dict[str, str] = {}
+    for problem in problems:
+        field = (problem.field or "name").split("[")[0]
+        field = field if field in SAID else "name"
+        errors.setdefault(
+            field,
+            f"Name: {problem.detail}" if isinstance(problem, Conflict) else SAID[field],
+        )
     return _list_page(
         request, db, user, values=typed, chosen=chosen, errors=errors, status_code=422
     )

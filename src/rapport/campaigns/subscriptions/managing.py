@@ -16,7 +16,8 @@ on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ from rapport.campaigns.models import (
 )
 from rapport.campaigns.planning.editing import ensure_system_campaign
 from rapport.platform import clock
-from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.errors import Conflict, InvalidInput, NotFound, Problem, field_error
 from rapport.platform.idempotency import BeforeCommit
 
 # The event types offered, with what each says (the API reference has each one's schema as
@@ -68,6 +69,80 @@ def validate_event_types(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+def _checked_name(db: Session, name: str, *, other_than: int | None = None) -> str:
+    """``name`` stripped: 1 to 200 characters (422) that no other endpoint holds (409)."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("A name of 1 to 200 characters", field="name")
+    refuse_taken_name(db, name, other_than=other_than)
+    return name
+
+
+def _checked_attempts(value: object) -> int:
+    """Tries before dead: a whole number from 1 to 20 (text, as a form sends, is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 20:
+        raise InvalidInput("max_attempts between 1 and 20", field="max_attempts")
+    return value
+
+
+def subscription_problems(
+    db: Session,
+    *,
+    name: str,
+    url: str,
+    max_attempts: object,
+    event_types: Sequence[str],
+    other_than: int | None = None,
+) -> list[Problem]:
+    """Every field of a subscription that would be refused, each as the problem naming it, in
+    the order a form shows them (``name``, ``url``, ``max_attempts``, ``event_types``); empty
+    when all are fine. ``name``: 1 to 200 characters, held by no other endpoint (``Conflict``,
+    409); ``url``: as ``check_url``; ``max_attempts``: a whole number from 1 to 20;
+    ``event_types``: as ``validate_event_types``. ``create_subscription`` and the admin form
+    both check with it, so a person sees every refused field at once."""
+    checks: list[Callable[[], object]] = [
+        lambda: _checked_name(db, name, other_than=other_than),
+        lambda: check_url(url),
+        lambda: _checked_attempts(max_attempts),
+        lambda: validate_event_types(event_types),
+    ]
+    problems: list[Problem] = []
+    for check in checks:
+        try:
+            check()
+        except Problem as problem:
+            problems.append(problem)
+    return problems
+
+
+def _refuse(problems: Sequence[Problem]) -> None:
+    """Raise the one problem, or for several a 422 whose ``errors`` names each field."""
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise problems[0]
+    errors = [
+        field_error(
+            ("body", *_path(problem.field or "body")),
+            problem.detail,
+            "taken" if isinstance(problem, Conflict) else "invalid",
+        )
+        for problem in problems
+    ]
+    first = errors[0]
+    raise InvalidInput(
+        f"{first['field']}: {first['message']} (and {len(errors) - 1} more)",
+        field=problems[0].field,
+        errors=errors,
+    )
+
+
+def _path(field: str) -> tuple[str | int, ...]:
+    """``event_types[1]`` as ``("event_types", 1)``."""
+    found = re.fullmatch(r"(\w+)\[(\d+)\]", field)
+    return (found.group(1), int(found.group(2))) if found else (field,)
+
+
 def campaign_key(endpoint_id: int) -> str:
     return f"{SUBSCRIPTION_CAMPAIGN_PREFIX}{endpoint_id}"
 
@@ -97,7 +172,14 @@ def create_subscription(
     before_commit: BeforeCommit | None = None,
 ) -> CreatedSubscription:
     """A new endpoint (with its generated signing secret, returned once) subscribed to
-    ``event_types``, and its campaign, in one transaction; commits."""
+    ``event_types``, and its campaign, in one transaction; commits. Refused, changing
+    nothing, with the problem naming the field (``subscription_problems``), or with several
+    fields wrong a 422 whose ``errors`` names each."""
+    _refuse(
+        subscription_problems(
+            db, name=name, url=url, max_attempts=max_attempts, event_types=event_types
+        )
+    )
     wanted = validate_event_types(event_types)
     result: dict[str, CreatedSubscription] = {}
 
@@ -171,18 +253,11 @@ def update_subscription(
     if "event_types" in changes:
         subscription.event_types = validate_event_types(changes["event_types"])
     if "name" in changes:
-        name = str(changes["name"]).strip()
-        if not name or len(name) > 200:
-            raise InvalidInput("A name of 1 to 200 characters", field="name")
-        refuse_taken_name(db, name, other_than=endpoint.id)
-        endpoint.name = name
+        endpoint.name = _checked_name(db, str(changes["name"]), other_than=endpoint.id)
     if "url" in changes:
         endpoint.url = check_url(str(changes["url"]))
     if "max_attempts" in changes:
-        attempts = changes["max_attempts"]
-        if not isinstance(attempts, int) or not 1 <= attempts <= 20:
-            raise InvalidInput("max_attempts between 1 and 20", field="max_attempts")
-        endpoint.max_attempts = attempts
+        endpoint.max_attempts = _checked_attempts(changes["max_attempts"])
     if "active" in changes and bool(changes["active"]) != subscription.active:
         _set_active(db, subscription, endpoint, active=bool(changes["active"]))
     subscription.updated_at = clock.now()
