@@ -10,6 +10,7 @@ contact gate refuses an erased profile anyway).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import case, delete, func, select, update
@@ -24,33 +25,107 @@ from rapport.campaigns.models import (
     Suppression,
     WebhookAttempt,
 )
-from rapport.platform.privacy import PrivacySubject
+from rapport.platform.privacy import ExportedColumns, PrivacySubject
+
+# How the export shows each table's rows: every column exported or left out saying why (see
+# ``ExportedColumns``; a test holds every column of PRIVACY_TABLES to one or the other).
+_THEIR_ID = "the person's own customer id: the document's customer_id (or a profile merged into it)"
+_DELIVERY = "the message's row number, internal to Rapport: the row is under its message"
+EXPORTED_COLUMNS = {
+    e.table: e
+    for e in (
+        ExportedColumns(
+            "campaign_deliveries",
+            (
+                "campaign_id",
+                "channel",
+                "occasion",
+                "grp",
+                "status",
+                "reason",
+                "context",
+                "attempts",
+                "next_attempt_at",
+                "queued_at",
+                "sent_at",
+                "updated_at",
+            ),
+            left_out={
+                "id": "the message's row number, internal to Rapport",
+                "customer_id": _THEIR_ID,
+                "recipient_key": "the customer id again (a staff address for staff messages)",
+                "claimed_by": "the worker sending it at the moment, internal to Rapport",
+            },
+            renamed={"grp": "group"},
+        ),
+        ExportedColumns(
+            "campaign_delivery_history",
+            ("status", "reason", "at"),
+            left_out={"id": "the row number, internal to Rapport", "delivery_id": _DELIVERY},
+        ),
+        ExportedColumns(
+            "campaign_webhook_attempts",
+            ("endpoint_id", "attempt", "status_code", "error", "duration_ms", "at"),
+            left_out={"id": "the row number, internal to Rapport", "delivery_id": _DELIVERY},
+        ),
+        ExportedColumns(
+            "campaign_inbox",
+            ("subject", "body", "created_at", "read_at"),
+            left_out={
+                "id": "the inbox message's row number, internal to Rapport",
+                "customer_id": _THEIR_ID,
+                "delivery_id": "the message it came with, internal to Rapport (under messages)",
+            },
+        ),
+        ExportedColumns(
+            "campaign_suppressions",
+            ("channel", "reason", "at"),
+            left_out={"customer_id": _THEIR_ID},
+        ),
+        ExportedColumns(
+            "campaign_segment_members",
+            ("segment_id", "added_at"),
+            left_out={"customer_id": _THEIR_ID},
+        ),
+    )
+}
 
 
 def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
+    """The messages sent or queued for the person (each with its context, status history
+    and webhook tries), their inbox, channel suppressions and segment memberships: every
+    column of every table that is about them but those ``EXPORTED_COLUMNS`` leaves out."""
     ids = list(subject.customer_ids)
+    shown = EXPORTED_COLUMNS
     deliveries = list(
         db.scalars(select(Delivery).where(Delivery.customer_id.in_(ids)).order_by(Delivery.id))
     )
+    theirs = [d.id for d in deliveries]
+    history: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for change in db.scalars(
+        select(DeliveryStatus)
+        .where(DeliveryStatus.delivery_id.in_(theirs))
+        .order_by(DeliveryStatus.id)
+    ):
+        history[change.delivery_id].append(shown["campaign_delivery_history"].row(change))
+    tries: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for attempt in db.scalars(
+        select(WebhookAttempt)
+        .where(WebhookAttempt.delivery_id.in_(theirs))
+        .order_by(WebhookAttempt.id)
+    ):
+        tries[attempt.delivery_id].append(shown["campaign_webhook_attempts"].row(attempt))
     return {
         "messages": [
             {
-                "campaign_id": d.campaign_id,
-                "channel": d.channel,
-                "status": d.status,
-                "reason": d.reason,
-                "queued_at": d.queued_at.isoformat(),
-                "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+                **shown["campaign_deliveries"].row(d),
+                "history": history[d.id],
+                "webhook_tries": tries[d.id],
             }
             for d in deliveries
         ],
         "inbox": [
-            {
-                "subject": m.subject,
-                "body": m.body,
-                "created_at": m.created_at.isoformat(),
-                "read_at": m.read_at.isoformat() if m.read_at else None,
-            }
+            shown["campaign_inbox"].row(m)
             for m in db.scalars(
                 select(InboxMessage)
                 .where(InboxMessage.customer_id.in_(ids))
@@ -58,12 +133,19 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
             )
         ],
         "suppressions": [
-            {"channel": s.channel, "reason": s.reason, "at": s.at.isoformat()}
-            for s in db.scalars(select(Suppression).where(Suppression.customer_id.in_(ids)))
+            shown["campaign_suppressions"].row(s)
+            for s in db.scalars(
+                select(Suppression).where(Suppression.customer_id.in_(ids)).order_by(Suppression.at)
+            )
         ],
-        "segments": sorted(
-            db.scalars(select(SegmentMember.segment_id).where(SegmentMember.customer_id.in_(ids)))
-        ),
+        "segments": [
+            shown["campaign_segment_members"].row(m)
+            for m in db.scalars(
+                select(SegmentMember)
+                .where(SegmentMember.customer_id.in_(ids))
+                .order_by(SegmentMember.segment_id)
+            )
+        ],
     }
 
 

@@ -3,7 +3,6 @@ of a person and how it erases them, keeping scores, ratings and ticket times."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -11,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from rapport.feedback.models import Invitation, Review, SurveyResponse, Ticket
 from rapport.platform import clock
-from rapport.platform.privacy import PrivacySubject
+from rapport.platform.privacy import ExportedColumns, PrivacySubject
 
 # Who "moderated" a held review that an erasure took out of the queue.
 ERASURE_MODERATOR = "erasure"
@@ -23,22 +22,125 @@ PRIVACY_TABLES = (
 )
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+# How the export shows each table's rows: every column exported or left out saying why (see
+# ``ExportedColumns``; a test holds every column of PRIVACY_TABLES to one or the other).
+_THEIR_ID = "the person's own customer id: the document's customer_id (or a profile merged into it)"
+_STAFF = "who on the retailer's staff did it (an admin or API key): staff's data, not theirs"
+EXPORTED_COLUMNS = {
+    e.table: e
+    for e in (
+        ExportedColumns(
+            "feedback_invitations",
+            (
+                "invitation_id",
+                "survey_id",
+                "source_key",
+                "locale",
+                "channel",
+                "store_id",
+                "order_id",
+                "ticket_id",
+                "stage",
+                "tier",
+                "signals",
+                "created_at",
+                "expires_at",
+                "answered_at",
+            ),
+            left_out={"customer_id": _THEIR_ID},
+        ),
+        ExportedColumns(
+            "feedback_responses",
+            (
+                "response_id",
+                "invitation_id",
+                "survey_id",
+                "kind",
+                "score",
+                "comment",
+                "answers",
+                "locale",
+                "channel",
+                "store_id",
+                "order_id",
+                "stage",
+                "tier",
+                "signals",
+                "ticket_id",
+                "answered_at",
+            ),
+            left_out={"customer_id": _THEIR_ID},
+        ),
+        ExportedColumns(
+            "feedback_reviews",
+            (
+                "review_id",
+                "sku",
+                "order_id",
+                "rating",
+                "title",
+                "body",
+                "photos",
+                "locale",
+                "verified",
+                "status",
+                "reasons",
+                "device_id",
+                "address_digest",
+                "created_at",
+                "moderated_at",
+                "rewarded",
+            ),
+            left_out={
+                "customer_id": _THEIR_ID,
+                "purchase_key": "the order line reviewed, internal to Rapport (order_id says "
+                "which order)",
+                "moderated_by": _STAFF,
+            },
+        ),
+        ExportedColumns(
+            "feedback_tickets",
+            (
+                "ticket_id",
+                "order_id",
+                "response_id",
+                "kind",
+                "channel",
+                "subject",
+                "body",
+                "status",
+                "priority",
+                "priority_reasons",
+                "tier",
+                "support_level",
+                "customer_value_minor",
+                "sla_due_at",
+                "breached_at",
+                "opened_at",
+                "resolved_at",
+                "resolution",
+                "apology_points",
+            ),
+            left_out={
+                "customer_id": _THEIR_ID,
+                "resolved_by": _STAFF,
+                "apology_transaction_id": "the loyalty journal's row number, internal to "
+                "Rapport (the points are under loyalty.transactions)",
+            },
+        ),
+    )
+}
 
 
 def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
-    """The person's survey invitations and answers (with comments), reviews and tickets."""
+    """The person's survey invitations and answers (with comments, and the signals, tier and
+    stage they were asked at), reviews and tickets: every column of every table that is about
+    them but those ``EXPORTED_COLUMNS`` leaves out, saying why."""
     ids = list(subject.customer_ids)
+    shown = EXPORTED_COLUMNS
     return {
         "survey_invitations": [
-            {
-                "invitation_id": i.invitation_id,
-                "survey_id": i.survey_id,
-                "created_at": _iso(i.created_at),
-                "expires_at": _iso(i.expires_at),
-                "answered_at": _iso(i.answered_at),
-            }
+            shown["feedback_invitations"].row(i)
             for i in db.scalars(
                 select(Invitation)
                 .where(Invitation.customer_id.in_(ids))
@@ -46,15 +148,7 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
             )
         ],
         "survey_responses": [
-            {
-                "survey_id": r.survey_id,
-                "kind": r.kind,
-                "score": r.score,
-                "comment": r.comment,
-                "answers": r.answers,
-                "order_id": r.order_id,
-                "answered_at": _iso(r.answered_at),
-            }
+            shown["feedback_responses"].row(r)
             for r in db.scalars(
                 select(SurveyResponse)
                 .where(SurveyResponse.customer_id.in_(ids))
@@ -62,33 +156,13 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
             )
         ],
         "reviews": [
-            {
-                "review_id": r.review_id,
-                "sku": r.sku,
-                "rating": r.rating,
-                "title": r.title,
-                "body": r.body,
-                "photos": r.photos,
-                "status": r.status,
-                "created_at": _iso(r.created_at),
-            }
+            shown["feedback_reviews"].row(r)
             for r in db.scalars(
                 select(Review).where(Review.customer_id.in_(ids)).order_by(Review.created_at)
             )
         ],
         "tickets": [
-            {
-                "ticket_id": t.ticket_id,
-                "kind": t.kind,
-                "channel": t.channel,
-                "subject": t.subject,
-                "body": t.body,
-                "status": t.status,
-                "opened_at": _iso(t.opened_at),
-                "resolved_at": _iso(t.resolved_at),
-                "resolution": t.resolution,
-                "apology_points": t.apology_points,
-            }
+            shown["feedback_tickets"].row(t)
             for t in db.scalars(
                 select(Ticket).where(Ticket.customer_id.in_(ids)).order_by(Ticket.opened_at)
             )

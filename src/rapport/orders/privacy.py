@@ -5,7 +5,6 @@ they carry is the status notes staff and carriers write ("left with a neighbour,
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -20,8 +19,8 @@ from rapport.orders.models import (
     OrderStatusChange,
     ReturnLine,
 )
-from rapport.orders.tracked.outcomes import erase_refusals, export_refusals
-from rapport.platform.privacy import PrivacySubject
+from rapport.orders.tracked.outcomes import EXPORTED_REFUSALS, erase_refusals, export_refusals
+from rapport.platform.privacy import ExportedColumns, PrivacySubject
 
 PRIVACY_TABLES = (
     "orders",
@@ -32,14 +31,116 @@ PRIVACY_TABLES = (
 )
 
 
-def _iso(value: datetime | date | None) -> str | None:
-    return value.isoformat() if value else None
+# How the export shows each table's rows: every column exported or left out saying why (see
+# ``ExportedColumns``; a test holds every column of PRIVACY_TABLES, and of the rows nested
+# under an order, to one or the other).
+_THEIR_ID = "the person's own customer id: the document's customer_id (or a profile merged into it)"
+_NESTED = "the order's id: the row is under its order"
+EXPORTED_COLUMNS = {
+    e.table: e
+    for e in (
+        ExportedColumns(
+            "orders",
+            (
+                "order_id",
+                "channel",
+                "fulfilment",
+                "store_id",
+                "status",
+                "currency",
+                "subtotal_minor",
+                "discount_minor",
+                "shipping_minor",
+                "total_minor",
+                "placed_at",
+                "promised_delivery",
+                "delivered_at",
+                "late_notified_at",
+                "carrier",
+                "pickup_code",
+                "source",
+                "created_at",
+                "updated_at",
+            ),
+            left_out={"customer_id": _THEIR_ID},
+        ),
+        ExportedColumns(
+            "order_lines",
+            (
+                "line_no",
+                "sku",
+                "category",
+                "quantity",
+                "unit_price_minor",
+                "discount_minor",
+                "total_minor",
+                "returned_quantity",
+            ),
+            left_out={"order_id": _NESTED},
+        ),
+        ExportedColumns(
+            "order_payments",
+            ("method", "amount_minor"),
+            left_out={"id": "the row number, internal to Rapport", "order_id": _NESTED},
+        ),
+        ExportedColumns(
+            "order_status_changes",
+            ("status", "note", "at"),
+            left_out={"id": "the row number, internal to Rapport", "order_id": _NESTED},
+        ),
+        ExportedColumns(
+            "return_lines",
+            (
+                "return_id",
+                "line_no",
+                "sku",
+                "quantity",
+                "reason",
+                "refund_minor",
+                "channel",
+                "returned_at",
+                "restocked_to",
+            ),
+            left_out={
+                "id": "the row number, internal to Rapport",
+                "order_id": _NESTED,
+                "customer_id": _THEIR_ID,
+            },
+        ),
+        ExportedColumns(
+            "customer_notices",
+            ("order_id", "kind", "message", "details", "created_at", "sent_at"),
+            left_out={"id": "the row number, internal to Rapport", "customer_id": _THEIR_ID},
+        ),
+        ExportedColumns(
+            "customer_values",
+            (
+                "customer_id",
+                "frequency",
+                "recency_days",
+                "age_days",
+                "monetary_minor",
+                "expected_purchases_90d",
+                "p_alive",
+                "p_purchase_90d",
+                "expected_spend_minor",
+                "predicted_value_minor",
+                "value_tier",
+                "fitted_at",
+            ),
+        ),
+        EXPORTED_REFUSALS,
+    )
+}
 
 
 def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
     """The person's orders with their lines, payments, status history and returns, the
-    notices sent about them, and their tracked orders that were refused."""
+    notices sent about them, their predicted value and their tracked orders that were
+    refused: every column of every table that is about them but those ``EXPORTED_COLUMNS``
+    leaves out, saying why."""
     ids = list(subject.customer_ids)
+    shown = EXPORTED_COLUMNS
     placed = list(
         db.scalars(select(Order).where(Order.customer_id.in_(ids)).order_by(Order.placed_at))
     )
@@ -50,66 +151,27 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
     for line in db.scalars(
         select(OrderLine).where(OrderLine.order_id.in_(order_ids)).order_by(OrderLine.line_no)
     ):
-        by_order[line.order_id]["lines"].append(
-            {
-                "sku": line.sku,
-                "category": line.category,
-                "quantity": line.quantity,
-                "unit_price_minor": line.unit_price_minor,
-                "total_minor": line.total_minor,
-                "returned_quantity": line.returned_quantity,
-            }
-        )
-    for payment in db.scalars(select(OrderPayment).where(OrderPayment.order_id.in_(order_ids))):
-        by_order[payment.order_id]["payments"].append(
-            {"method": payment.method, "amount_minor": payment.amount_minor}
-        )
+        by_order[line.order_id]["lines"].append(shown["order_lines"].row(line))
+    for payment in db.scalars(
+        select(OrderPayment).where(OrderPayment.order_id.in_(order_ids)).order_by(OrderPayment.id)
+    ):
+        by_order[payment.order_id]["payments"].append(shown["order_payments"].row(payment))
     for change in db.scalars(
         select(OrderStatusChange)
         .where(OrderStatusChange.order_id.in_(order_ids))
         .order_by(OrderStatusChange.id)
     ):
         by_order[change.order_id]["status_history"].append(
-            {"status": change.status, "note": change.note, "at": _iso(change.at)}
+            shown["order_status_changes"].row(change)
         )
-    for returned in db.scalars(select(ReturnLine).where(ReturnLine.order_id.in_(order_ids))):
-        by_order[returned.order_id]["returns"].append(
-            {
-                "sku": returned.sku,
-                "quantity": returned.quantity,
-                "reason": returned.reason,
-                "refund_minor": returned.refund_minor,
-                "channel": returned.channel,
-                "returned_at": _iso(returned.returned_at),
-            }
-        )
+    for returned in db.scalars(
+        select(ReturnLine).where(ReturnLine.order_id.in_(order_ids)).order_by(ReturnLine.id)
+    ):
+        by_order[returned.order_id]["returns"].append(shown["return_lines"].row(returned))
     return {
-        "orders": [
-            {
-                "order_id": o.order_id,
-                "channel": o.channel,
-                "fulfilment": o.fulfilment,
-                "store_id": o.store_id,
-                "status": o.status,
-                "currency": o.currency,
-                "total_minor": o.total_minor,
-                "placed_at": _iso(o.placed_at),
-                "promised_delivery": _iso(o.promised_delivery),
-                "delivered_at": _iso(o.delivered_at),
-                "carrier": o.carrier,
-                "pickup_code": o.pickup_code,
-                **by_order[o.order_id],
-            }
-            for o in placed
-        ],
+        "orders": [{**shown["orders"].row(o), **by_order[o.order_id]} for o in placed],
         "order_notices": [
-            {
-                "order_id": n.order_id,
-                "kind": n.kind,
-                "message": n.message,
-                "created_at": _iso(n.created_at),
-                "sent_at": _iso(n.sent_at),
-            }
+            shown["customer_notices"].row(n)
             for n in db.scalars(
                 select(CustomerNotice)
                 .where(CustomerNotice.customer_id.in_(ids))
@@ -117,20 +179,7 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
             )
         ],
         "customer_value": [
-            {
-                "customer_id": v.customer_id,
-                "frequency": v.frequency,
-                "recency_days": v.recency_days,
-                "age_days": v.age_days,
-                "monetary_minor": v.monetary_minor,
-                "expected_purchases_90d": v.expected_purchases_90d,
-                "p_alive": v.p_alive,
-                "p_purchase_90d": v.p_purchase_90d,
-                "expected_spend_minor": v.expected_spend_minor,
-                "predicted_value_minor": v.predicted_value_minor,
-                "value_tier": v.value_tier,
-                "fitted_at": _iso(v.fitted_at),
-            }
+            shown["customer_values"].row(v)
             for v in db.scalars(
                 select(CustomerValueScore)
                 .where(CustomerValueScore.customer_id.in_(ids))

@@ -22,7 +22,7 @@ from rapport.orders.tracked.mapping import Refusal
 from rapport.platform import clock
 from rapport.platform.ids import new_id
 from rapport.platform.middleware import METRICS
-from rapport.platform.privacy import PrivacySubject
+from rapport.platform.privacy import ExportedColumns, PrivacySubject
 
 TRACKED = Counter(
     "rapport_tracked_orders",
@@ -137,17 +137,35 @@ def _naming(subject: PrivacySubject) -> Any:
     )
 
 
+# How a person's export shows their refused tracked orders (a test holds every column to
+# exported or left out, see ``ExportedColumns``).
+EXPORTED_REFUSALS = ExportedColumns(
+    "tracked_order_events",
+    (
+        "event_id",
+        "event_type",
+        "order_id",
+        "outcome",
+        "return_id",
+        "reason",
+        "field",
+        "message",
+        "customer_ref",
+        "occurred_at",
+        "recorded_at",
+    ),
+    left_out={
+        "id": "the row number, internal to Rapport",
+        "event_position": "the event's place in Rapport's log, internal to Rapport",
+        "customer_id": "the person's own customer id: the document's customer_id",
+    },
+)
+
+
 def export_refusals(db: Session, *, subject: PrivacySubject) -> list[dict[str, Any]]:
     """The person's refused tracked orders and refunds, oldest first."""
     return [
-        {
-            "event_id": row.event_id,
-            "event_type": row.event_type,
-            "order_id": row.order_id,
-            "reason": row.reason,
-            "message": row.message,
-            "occurred_at": _iso(row.occurred_at),
-        }
+        EXPORTED_REFUSALS.row(row)
         for row in db.scalars(
             select(TrackedOrderEvent).where(_naming(subject)).order_by(TrackedOrderEvent.id)
         )
