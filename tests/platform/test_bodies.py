@@ -155,3 +155,33 @@ def test_an_unknown_encoding_is_415_naming_the_header(client, api_key, db) -> No
         assert "'br' is not supported" in problem["detail"]
         assert "gzip or deflate" in problem["detail"]
     assert customers.count_customers(db) == 0
+
+
+def test_a_hot_command_reading_its_own_body_reads_it_the_same_way(client, api_key, db) -> None:
+    # given a member, and loyalty's earn, which reads its own body (no FastAPI model)
+    writer = api_key("write")
+    client.post("/v1/customers", json={"external_id": "C-20"}, headers=command(writer))
+    earn = "/v1/loyalty/members/C-20/earn"
+    json_headers = {**command(writer), "Content-Type": "application/json"}
+
+    # when it is sent gzip-compressed, it is read as the JSON it holds
+    squeezed = gzip.compress(orjson.dumps({"points": 12, "reason": "Order"}))
+    earned = client.post(
+        earn, content=squeezed, headers={**json_headers, "Content-Encoding": "gzip"}
+    )
+    assert earned.status_code == 201, earned.text
+
+    # and text that is not UTF-8, or another coding, is refused as everywhere
+    bad = client.post(earn, content=b'{"points": 1, "reason": "\xff"}', headers=command(writer))
+    assert bad.status_code == 400
+    assert bad.json()["field"] == "body"
+    assert bad.json()["detail"].startswith(
+        "The request body is not valid UTF-8: byte 0xff at position 25 "
+    )
+    brotli = client.post(
+        earn, content=b"\x0b\x02\x80{}", headers={**command(writer), "Content-Encoding": "br"}
+    )
+    assert brotli.status_code == 415
+    assert brotli.json()["field"] == "Content-Encoding"
+    balance = client.get("/v1/loyalty/members/C-20", headers=auth(api_key("read")))
+    assert balance.json()["balance"] == 12

@@ -28,6 +28,7 @@ from rapport.loyalty.schemas import (
     StatementOut,
 )
 from rapport.platform.auth import OPENAPI_SECURITY, AdminKey, ReadKey, WriteKey, admit
+from rapport.platform.bodies import read_json_body
 from rapport.platform.concurrency import run_command
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput
@@ -39,7 +40,7 @@ from rapport.platform.idempotency import (
     run_idempotent,
     store_answer_parameters,
 )
-from rapport.platform.openapi import parse_json_body, request_body_schema
+from rapport.platform.openapi import request_body_schema
 from rapport.platform.service import Scope
 
 router = APIRouter(prefix="/v1/loyalty", tags=["loyalty"])
@@ -126,7 +127,7 @@ async def _hot_command(
     when the app has a statement pool and the case allows, through the session otherwise.
     The body's fields are the service verbs' keyword arguments."""
     principal = await admit(request, db, Scope.WRITE)
-    body = parse_json_body(await request.body(), model)
+    body = await read_json_body(request, model)
     fields = dict(body)
     idempotency_key = request.headers.get(HEADER)
     statements = request.app.state.statements

@@ -124,6 +124,14 @@ def parse_json_body(raw: bytes, model: type[M]) -> M:
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:
+        if any(detail["type"] == "json_invalid" for detail in error.errors()):
+            # Worded as every endpoint words it (``platform.bodies``, which imports this
+            # module's importers): where the bytes stop being JSON or UTF-8.
+            from rapport.platform.bodies import json_problem
+
+            problem = json_problem(raw)
+            if problem is not None:
+                raise problem from None
         raise _request_error(error, "body") from None
 
 
