@@ -77,14 +77,6 @@ def test_a_new_user_id_never_lands_on_another_known_customer(db) -> None:
         at=T0 + timedelta(minutes=1),
         properties={"traits": {"email": "k1@example.com", "firstName": "Mallory"}},
     )
-    # and a visitor with no user id types K-1's email
-    track(
-        db,
-        "identified",
-        anonymous_id="anon-x",
-        at=T0 + timedelta(minutes=2),
-        properties={"traits": {"email": "K1@example.com"}},
-    )
     process(db)
 
     # then K-9 is a profile of its own, without the email, and K-1 is untouched
@@ -94,12 +86,37 @@ def test_a_new_user_id_never_lands_on_another_known_customer(db) -> None:
     assert (k9.email, k9.first_name) == (None, "Mallory")
     db.refresh(k1)
     assert (k1.status, k1.first_name) == ("active", None)
-    # and the visitor stays an anonymous visitor of their own
+    assert _merges(db) == 0
+
+
+def test_a_visitor_named_by_traits_joins_one_known_customer_only(db) -> None:
+    # given two known customers, and a visitor browsing
+    track(db, "identified", user_id="K-1", properties={"traits": {"email": "k1@example.com"}})
+    track(db, "identified", user_id="K-3", properties={"traits": {"phone": "+33 6 12 34 56 78"}})
+    track(db, "page_viewed", anonymous_id="anon-x")
+    process(db)
     visitor = customers.find_customer(db, kind="anonymous_id", value="anon-x")
     assert visitor is not None
-    assert visitor.is_anonymous
-    assert visitor.email is None
-    assert _merges(db) == 0
+
+    # when the visitor identifies with no user id, with K-1's email and K-3's phone
+    track(
+        db,
+        "identified",
+        anonymous_id="anon-x",
+        at=T0 + timedelta(minutes=2),
+        properties={"traits": {"email": "K1@example.com", "phone": "+33612345678"}},
+    )
+    process(db)
+
+    # then the visitor joined K-1 (the email names them first), and K-3 stayed apart
+    k1 = customers.find_customer(db, kind="external_id", value="K-1")
+    k3 = customers.find_customer(db, kind="external_id", value="K-3")
+    assert k1 is not None
+    assert k3 is not None
+    assert customers.find_customer(db, kind="anonymous_id", value="anon-x") == k1
+    assert customers.find_customer(db, kind="phone", value="+33612345678") == k3
+    assert (k1.phone, k3.status) == (None, "active")
+    assert _merges(db) == 1  # the visitor's profile into K-1's
 
 
 def test_an_alias_of_a_known_customers_id_merges_nothing(db) -> None:

@@ -57,7 +57,8 @@ class Customer(Base):
     # When each value tracking (or a command) set was said: field name, or
     # ``attributes.<trait>``, to an ISO time. A value said earlier never replaces it (an app's
     # offline queue flushed late); a field without one takes any value (``traits.as_of``).
-    field_times: Mapped[dict[str, str] | None] = mapped_column(JsonDocument, default=dict)
+    # No Python default: a row written without it (an older schema's insert) names no column.
+    field_times: Mapped[dict[str, str] | None] = mapped_column(JsonDocument)
     # The account or household the customer belongs to (a tracking ``group`` call).
     group_id: Mapped[str | None] = mapped_column(String(100), default=None)
     # A visitor known only by anonymous or device ids until they identify themselves.

@@ -398,8 +398,13 @@ def _withheld(
     """The identities an identify call's traits name that another known profile holds.
     Tracking never merges two known people (a shop's write key sits in its pages for anyone
     to read): such an identity is left out, and the call applies to the profile it names.
+    A call with no user id from a visitor not known yet is named by its traits: the first
+    known profile they name (email, then phone, then card) is the person, and the visitor's
+    anonymous profile joins it, as a sign-in does; identities of any other are left out.
     Anonymous visitor profiles hold none of these kinds, so they never count here."""
     withheld: list[str] = []
+    anchor = named.customer_id if named is not None and not named.is_anonymous else None
+    by_traits = anchor is None and not event.user_id
     for kind, value in said.items():
         normal = normalise_identity(kind, value)
         if not normal:
@@ -412,7 +417,9 @@ def _withheld(
         ).first()
         if holder is None or holder.is_anonymous:
             continue
-        if named is not None and holder.customer_id == named.customer_id:
+        if anchor is None and by_traits:
+            anchor = holder.customer_id
+        if holder.customer_id == anchor:
             continue
         withheld.append(kind)
         log.warning(
