@@ -54,6 +54,11 @@ def identity_problem(kind: str, value: str) -> str | None:
         return "This is not an email address (name@example.com)"
     if kind == "phone" and (_PHONE.match(text) is None or len(_NOT_PHONE_DIGIT.sub("", text)) < 5):
         return "This is not a phone number: digits, spaces, brackets and dashes, '+' first"
+    if kind == "phone" and (_is_national(text) or normalise_identity(kind, text)[:2] == "+0"):
+        return (
+            "Give the phone number in international form, with its country code: "
+            "+33 6 12 34 56 78 (or 0033 6 12 34 56 78), not 06 12 34 56 78"
+        )
     if kind == "external_id":
         return customer_number_problem(text)
     return None
@@ -89,13 +94,27 @@ def birthday_date(value: Any, *, today: date) -> date | None:
     return day if EARLIEST_BIRTHDAY <= day <= today else None
 
 
+def _is_national(phone: str) -> bool:
+    """Whether ``phone`` is written in a country's own form (a trunk ``0`` first, no ``+``
+    nor ``00``): no country code, so not one number the world over (no country code starts
+    with 0, so ``+06…`` is no number at all)."""
+    digits = _NOT_PHONE_DIGIT.sub("", phone)
+    return not phone.lstrip().startswith("+") and digits[:1] == "0" and digits[:2] != "00"
+
+
 def normalise_identity(kind: str, value: str) -> str:
-    """Canonical form: emails lower-cased, phones as digits with a leading '+', others trimmed."""
+    """Canonical form: emails lower-cased, phones as ``+`` and digits (the international
+    ``00`` prefix read as ``+``: ``0033 6 12 34 56 78`` is ``+33612345678``; a national
+    number, which names no country, is no phone identity: ``""``), others trimmed."""
     value = value.strip()
     if kind == "email":
         return value.lower()
     if kind == "phone":
+        if _is_national(value):
+            return ""
         digits = _NOT_PHONE_DIGIT.sub("", value)
+        if digits.startswith("00"):  # 0033…, or +0033… as a "+" was put before it
+            digits = digits[2:]
         return f"+{digits}" if digits else ""
     return value
 
