@@ -63,23 +63,39 @@ def test_a_phone_running_ten_minutes_fast_keeps_its_events(client, api_key, db) 
     ]
 
 
-def test_a_single_call_s_timestamp_is_corrected_by_its_sent_at() -> None:
-    # given a device 1 hour behind, that stamped the event 5 s before sending it
+def test_a_single_call_s_timestamp_is_corrected_when_its_device_runs_fast() -> None:
+    # given a device 1 hour ahead, that stamped the event 5 s before sending it
     message = {
         "userId": "u",
         "event": "A B",
-        "timestamp": "2026-06-01T10:59:55Z",
-        "sentAt": "2026-06-01T11:00:00Z",
+        "timestamp": "2026-06-01T12:59:55Z",
+        "sentAt": "2026-06-01T13:00:00Z",
     }
 
     # then it happened 5 s before it arrived; without sentAt the timestamp is taken as sent
-    assert to_event(message, kind="track", received_at=NOW)["occurred_at"] == NOW - timedelta(
-        seconds=5
-    )  # type: ignore[index]
+    event = to_event(message, kind="track", received_at=NOW)
+    assert event["occurred_at"] == NOW - timedelta(seconds=5)  # type: ignore[index]
     alone = {key: value for key, value in message.items() if key != "sentAt"}
-    assert to_event(alone, kind="track", received_at=NOW)["occurred_at"] == datetime(  # type: ignore[index]
-        2026, 6, 1, 10, 59, 55, tzinfo=UTC
-    )
+    event = to_event(alone, kind="track", received_at=NOW)
+    assert event["occurred_at"] == datetime(2026, 6, 1, 12, 59, 55, tzinfo=UTC)  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("_case", "sent_at"),
+    [
+        ("the trip", NOW - timedelta(milliseconds=40)),
+        ("a batch resent 2 hours after its first try", NOW - timedelta(hours=2)),
+        ("a clock within a second", NOW + timedelta(milliseconds=300)),
+    ],
+)
+def test_a_timestamp_is_taken_as_sent_when_the_device_is_not_ahead(_case, sent_at) -> None:
+    # given an event stamped by a device whose clock is right, sent a while later
+    stamped = NOW - timedelta(hours=3)
+    message = {"userId": "u", "event": "A B", "timestamp": iso(stamped), "sentAt": iso(sent_at)}
+
+    # then it keeps its time: events stamped alike keep their order, a queued one its time
+    event = to_event(message, kind="track", received_at=NOW)
+    assert event["occurred_at"] == stamped  # type: ignore[index]
 
 
 @pytest.mark.parametrize(

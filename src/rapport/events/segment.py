@@ -6,8 +6,9 @@ Rapport key with the ``ingest`` scope) as before. Each message becomes one event
 - ``messageId`` → ``event_id`` (a digest of the message when absent, so retries still match),
   ``userId`` → the sender's customer id, ``anonymousId`` → ``anonymous_id``;
 - ``timestamp``, else ``originalTimestamp``, corrected for the device's clock by ``sentAt``
-  (the message's, else its batch's) when there is one (``receivedAt - (sentAt - timestamp)``),
-  else the time received → ``occurred_at``;
+  (the message's, else its batch's; ``receivedAt - (sentAt - stamp)``): ``originalTimestamp``
+  always, ``timestamp`` when ``sentAt`` is ahead of the time received (the device's clock runs
+  fast); else the time received → ``occurred_at``;
 - ``track`` "Product Viewed" → ``product_viewed`` (snake_case of the event name; "Application
   Opened" → ``app_opened``, "Products Searched" → ``searched``), ``page`` → ``page_viewed``,
   ``screen`` → ``screen_viewed``, ``identify`` → ``identified`` with ``{"traits": …}`` (its
@@ -23,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -420,6 +421,11 @@ def _occurred_at(
     stamped = parse_time(stamped_text, field=field, naive_is_utc=True)
     if isinstance(stamped, tuple) or sent is None:
         return stamped
+    if field == "timestamp" and sent - received_at <= CLOCK_AHEAD:
+        # A sentAt not ahead of Rapport's clock is the trip (or a batch resent later with its
+        # first sentAt, as the mobile SDKs do): the timestamp is taken as sent, so that events
+        # stamped alike keep their order and a queued event keeps its time.
+        return stamped
     # The device's clock may be off; the gap between two of its readings is not. As Segment
     # does: timestamp = receivedAt - (sentAt - the device's stamp).
     try:
@@ -427,6 +433,11 @@ def _occurred_at(
     except OverflowError:
         corrected = datetime.max.replace(tzinfo=UTC)  # refused below as too far ahead
     return checked_time(corrected, field=field)
+
+
+# A sentAt later than the time received by more than this says the device's clock runs ahead
+# (no trip makes a message arrive before it was sent): its timestamp is corrected by it.
+CLOCK_AHEAD = timedelta(seconds=1)
 
 
 def _message_digest(kind: str, raw: dict[str, Any]) -> str:
