@@ -12,7 +12,8 @@ from rapport.feedback.models import Invitation, Review, SurveyResponse, Ticket
 from rapport.platform import clock
 from rapport.platform.privacy import ExportedColumns, PrivacySubject
 
-# Who "moderated" a held review that an erasure took out of the queue.
+# Who "moderated" a held review that an erasure took out of the queue, and "resolved" an open
+# ticket it closed.
 ERASURE_MODERATOR = "erasure"
 PRIVACY_TABLES = (
     "feedback_invitations",
@@ -176,7 +177,8 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     free-text answers, review titles, texts and photos (and the device and network digests
     kept for screening), ticket subjects, messages and resolutions. Unanswered survey links
     expire now. Reviews still held for moderation leave the queue as ``rejected`` (by
-    ``erasure``): nothing is published under the person's id any more."""
+    ``erasure``), and open tickets close as ``resolved`` by ``erasure``: nothing is published,
+    resolved or flagged under the person's id any more."""
     ids = list(subject.customer_ids)
     now = clock.now()
     db.execute(
@@ -204,4 +206,12 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
         update(Ticket)
         .where(Ticket.customer_id.in_(ids))
         .values(subject="(erased)", body="", resolution=None)
+    )
+    # Their open tickets close with the erasure (by ``erasure``: no resolution, no points, no
+    # event): none waits in the queue for a resolution nobody may write under their id, and
+    # none is flagged breached later under it.
+    db.execute(
+        update(Ticket)
+        .where(Ticket.customer_id.in_(ids), Ticket.status == "open")
+        .values(status="resolved", resolved_at=now, resolved_by=ERASURE_MODERATOR)
     )
