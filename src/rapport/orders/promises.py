@@ -9,6 +9,7 @@ points) and stamps the notice sent once the message has gone out on a channel
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -110,6 +111,41 @@ def flag_late_deliveries(db: Session) -> list[str]:
         flagged.append(order.order_id)
     db.commit()
     return flagged
+
+
+# Statuses after which the goods reached the customer (a shipped order delivered, then
+# completed; a pick-up collected).
+_ARRIVED = frozenset({"delivered", "completed", "collected"})
+
+
+def late_notice_outdated(db: Session, *, order_ids: Iterable[str]) -> dict[str, str]:
+    """The orders among ``order_ids`` that a late-delivery notice would misreport now, each
+    with why (``"order O-1 delivered"``): delivered since it was flagged (``delivered_at``
+    stamped, or delivered, completed or collected), cancelled, or no longer known. Campaigns
+    asks before it queues the notice and again before it sends it; a failed delivery is still
+    news."""
+    wanted = sorted(set(order_ids))
+    if not wanted:
+        return {}
+    found = {
+        order_id: (status, delivered_at)
+        for order_id, status, delivered_at in db.execute(
+            select(Order.order_id, Order.status, Order.delivered_at).where(
+                Order.order_id.in_(wanted)
+            )
+        )
+    }
+    outdated: dict[str, str] = {}
+    for order_id in wanted:
+        if order_id not in found:
+            outdated[order_id] = f"order {order_id} no longer known"
+            continue
+        status, delivered_at = found[order_id]
+        if delivered_at is not None or status in _ARRIVED:
+            outdated[order_id] = f"order {order_id} {status if status in _ARRIVED else 'delivered'}"
+        elif status == "cancelled":
+            outdated[order_id] = f"order {order_id} cancelled"
+    return outdated
 
 
 def mark_notice_sent(

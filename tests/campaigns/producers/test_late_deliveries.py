@@ -17,7 +17,7 @@ from rapport.orders.schemas import OrderIn
 from rapport.platform import clock
 from rapport.platform.db import open_session
 from tests.campaigns.delivery.factories import make_customer
-from tests.campaigns.producers.flow import NOON, frozen, run_worker
+from tests.campaigns.producers.flow import NOON, advance_processors, frozen, run_worker
 from tests.campaigns.receivers import SmtpSink
 from tests.orders.factories import order_body, seed_catalog
 
@@ -151,3 +151,86 @@ def test_apology_points_for_a_promise_broken_long_ago_send_nothing(
     run_worker(committed_url)
     # then the customer gets neither a late notice nor an apology about it
     assert smtp_sink.to("history@example.org") == []
+
+
+def _late_notices(db, order_id: str) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    return [
+        (key, status, reason)
+        for key, status, reason in db.execute(
+            select(Campaign.key, Delivery.status, Delivery.reason)
+            .join(Campaign, Campaign.id == Delivery.campaign_id)
+            .where(
+                Campaign.key.in_(("orders.late_delivery", "orders.late_delivery.inbox")),
+                Delivery.occasion == f"order:{order_id}",
+            )
+            .order_by(Campaign.key)
+        )
+    ]
+
+
+def test_a_parcel_delivered_before_its_late_fact_is_handled_is_not_called_late(
+    committed_url: str, smtp_sink: SmtpSink
+) -> None:
+    # given a shipped order flagged late, delivered before the worker handled the fact (as a
+    # held delivery_late applied by `rapport events retry` after the parcel arrived)
+    frozen(MORNING)
+    with open_session(committed_url) as db:
+        seed_catalog(db)
+        customer = make_customer(db, email="arrived@example.org", first_name="Ada")
+        db.commit()
+        _late_order(db, "O-ARRIVED", customer)
+    frozen(NOON)
+    with open_session(committed_url) as db:
+        assert orders.flag_late_deliveries(db) == ["O-ARRIVED"]
+        orders.update_delivery_status(db, order_id="O-ARRIVED", status="delivered")
+    # when the processors and the dispatcher run, past the wait for apology points
+    run_worker(committed_url)
+    frozen(NOON + timedelta(minutes=3))
+    run_worker(committed_url)
+    # then no "running late" message reached the customer, by email or in the app
+    # (the promise was broken all the same: the apology points loyalty added are told in
+    # their own message, which says nothing about the parcel being on its way)
+    assert [m.subject for m in smtp_sink.to("arrived@example.org")] == [
+        "Sorry: we've added 150 points to your account"
+    ]
+    late = "Your order O-ARRIVED is running late"
+    with open_session(committed_url) as db:
+        inbox = db.scalars(select(InboxMessage).where(InboxMessage.customer_id == customer)).all()
+        assert [m.subject for m in inbox if m.subject == late] == []
+        # and each copy is kept as suppressed, saying why, as other suppressions are
+        reason = "late notice withdrawn: order O-ARRIVED delivered"
+        assert _late_notices(db, "O-ARRIVED") == [
+            ("orders.late_delivery", "suppressed", reason),
+            ("orders.late_delivery.inbox", "suppressed", reason),
+        ]
+
+
+def test_a_late_notice_waiting_when_the_parcel_arrives_is_not_sent(
+    committed_url: str, smtp_sink: SmtpSink
+) -> None:
+    # given a late notice queued (waiting for the apology points) for a shipped order
+    frozen(MORNING)
+    with open_session(committed_url) as db:
+        seed_catalog(db)
+        customer = make_customer(db, email="waiting@example.org")
+        db.commit()
+        _late_order(db, "O-WAITING", customer)
+    frozen(NOON)
+    with open_session(committed_url) as db:
+        assert orders.flag_late_deliveries(db) == ["O-WAITING"]
+    advance_processors(committed_url)
+    with open_session(committed_url) as db:
+        assert {status for _key, status, _reason in _late_notices(db, "O-WAITING")} == {"queued"}
+        # when the parcel arrives before the notice goes out
+        orders.update_delivery_status(db, order_id="O-WAITING", status="delivered")
+    frozen(NOON + timedelta(minutes=3))
+    run_worker(committed_url)
+    # then the dispatcher sends no late notice, and says why
+    late = "Your order O-WAITING is running late"
+    assert [m.subject for m in smtp_sink.to("waiting@example.org") if m.subject == late] == []
+    with open_session(committed_url) as db:
+        reason = "late notice withdrawn: order O-WAITING delivered"
+        assert _late_notices(db, "O-WAITING") == [
+            ("orders.late_delivery", "suppressed", reason),
+            ("orders.late_delivery.inbox", "suppressed", reason),
+        ]

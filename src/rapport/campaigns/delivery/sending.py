@@ -9,9 +9,10 @@ A batch goes through four steps:
    time) and one commit;
 2. **gate** — a cancelled or paused campaign, a triggered message past its window, a survey
    invitation feedback withdrew (answered, expired, its order cancelled:
-   ``producers.surveys.withdrawn``), then consent, erasure, suppressions, quiet hours,
-   frequency caps, in bulk (``gates.gate_batch``); refused rows become ``suppressed`` or
-   ``deferred`` in one commit;
+   ``producers.surveys.withdrawn``), a late-delivery notice whose order arrived or was
+   cancelled since (``producers.late_deliveries.overtaken``), then consent, erasure,
+   suppressions, quiet hours, frequency caps, in bulk (``gates.gate_batch``); refused rows
+   become ``suppressed`` or ``deferred`` in one commit;
 3. **send** per channel — email in groups of ``SMTP_CONNECTIONS`` messages over as many
    SMTP connections, each protocol step written on every connection before the replies are
    read; webhooks over one HTTP client; inbox rows in one transaction;
@@ -79,7 +80,7 @@ from rapport.campaigns.models import (
     WebhookEndpoint,
 )
 from rapport.campaigns.planning.gates import expiry_reason
-from rapport.campaigns.producers import surveys
+from rapport.campaigns.producers import late_deliveries, surveys
 from rapport.customers import service as customers
 from rapport.platform import clock
 from rapport.platform.db import insert_for, open_session, read_only, writer_turn
@@ -284,15 +285,14 @@ def dispatch_batch(
         }
     batch.customers = load_customers(db, [r.customer_id for r in claimed if r.customer_id])
 
-    # A survey invitation answered, expired or about an order cancelled since it was queued.
-    withdrawn = surveys.withdrawn(
-        db,
-        [
-            (row.id, batch.campaigns[row.campaign_id], row.occasion)
-            for row in claimed
-            if row.campaign_id in batch.campaigns
-        ],
-    )
+    # A survey invitation answered, expired or about an order cancelled since it was queued;
+    # a late-delivery notice whose order was delivered (or cancelled) since.
+    occasions = [
+        (row.id, batch.campaigns[row.campaign_id], row.occasion)
+        for row in claimed
+        if row.campaign_id in batch.campaigns
+    ]
+    withdrawn = surveys.withdrawn(db, occasions) | late_deliveries.overtaken(db, occasions)
     marks: list[Mark] = []
     pending: list[Pending] = []
     for row in claimed:

@@ -10,18 +10,24 @@ apology points of a resolved ticket.
 
 Once a notice's message went out, the orders notice is stamped sent
 (:func:`stamp_sent_notices`, a scheduled job): orders keeps the record, campaigns the channel.
+
+A notice must not tell a customer their parcel is late once it has arrived: a ``delivery_late``
+handled after the order was delivered (held by the processor, then applied by ``rapport events
+retry``) or cancelled is queued as ``suppressed`` with the reason, and the dispatcher asks
+again before sending (:func:`overtaken`), both through ``orders.service.late_notice_outdated``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
-from rapport.campaigns.models import Campaign, Delivery
+from rapport.campaigns.models import Campaign, Delivery, DeliveryStatus
 from rapport.campaigns.producers.messages import (
     APOLOGY,
     LATE_DELIVERY,
@@ -40,6 +46,8 @@ APOLOGY_GRACE = timedelta(minutes=2)
 # this leaves older notices unstamped, their messages sent all the same).
 STAMP_WINDOW = timedelta(days=2)
 _WAITING = ("queued", "deferred")
+_LATE_KEYS = (LATE_DELIVERY, LATE_DELIVERY_INBOX)
+_WITHDRAWN = "late notice withdrawn: "
 
 
 def _occasion(order_id: str) -> str:
@@ -83,8 +91,57 @@ def on_delivery_late(db: Session, event: LoggedEvent) -> None:
         queue_deliveries(
             db, campaign=campaign, recipients=with_control_group(campaign, [recipient])
         )
-    if not points and loyalty.apology_rule_ids(db):
+    outdated = orders.late_notice_outdated(db, order_ids=[order_id])
+    if order_id in outdated:
+        # Delivered (or cancelled) before this fact was handled: kept, not sent, saying why.
+        _withdraw(
+            db, campaigns, occasion=_occasion(order_id), reason=_WITHDRAWN + outdated[order_id]
+        )
+    elif not points and loyalty.apology_rule_ids(db):
         _hold_for_apology(db, campaigns, occasion=_occasion(order_id))
+
+
+def _withdraw(db: Session, campaigns: list[Campaign], *, occasion: str, reason: str) -> None:
+    """The occasion's deliveries not sent yet become ``suppressed`` with ``reason``, with
+    their history rows (the caller's transaction)."""
+    now = clock.now()
+    ids = list(
+        db.scalars(
+            update(Delivery)
+            .where(
+                Delivery.campaign_id.in_([c.id for c in campaigns]),
+                Delivery.occasion == occasion,
+                Delivery.status.in_(_WAITING),
+            )
+            .values(status="suppressed", reason=reason, updated_at=now)
+            .returning(Delivery.id),
+            execution_options={"synchronize_session": False},
+        )
+    )
+    if ids:
+        db.execute(
+            insert(DeliveryStatus),
+            [{"delivery_id": i, "status": "suppressed", "reason": reason, "at": now} for i in ids],
+        )
+
+
+def overtaken(db: Session, rows: Iterable[tuple[int, Campaign, str]]) -> dict[int, str]:
+    """The late-delivery notices among claimed deliveries (delivery id, campaign, occasion)
+    whose order was delivered or cancelled since they were queued, with why, by delivery id:
+    the dispatcher suppresses them."""
+    wanted = {
+        delivery_id: occasion.removeprefix("order:")
+        for delivery_id, campaign, occasion in rows
+        if campaign.key in _LATE_KEYS and occasion.startswith("order:")
+    }
+    if not wanted:
+        return {}
+    outdated = orders.late_notice_outdated(db, order_ids=wanted.values())
+    return {
+        delivery_id: _WITHDRAWN + outdated[order_id]
+        for delivery_id, order_id in wanted.items()
+        if order_id in outdated
+    }
 
 
 def _hold_for_apology(db: Session, campaigns: list[Campaign], *, occasion: str) -> None:
