@@ -83,3 +83,60 @@ def test_a_tracked_consent_without_a_source_is_taken(client, api_key, db) -> Non
     }
     assert client.post("/v1/events", json=body, headers=auth(key)).status_code == 201
     assert _stored(db) == 1
+
+
+def test_a_public_key_may_withdraw_but_not_grant_marketing(client, api_key, db) -> None:
+    public, server = api_key("ingest"), api_key("ingest", "write")
+
+    def body(event_id: str, purpose: str, granted: bool) -> dict:  # type: ignore[type-arg]
+        return {
+            "event_id": event_id,
+            "type": "consent_changed",
+            "channel": "web",
+            "customer_id": "T-wanda",
+            "occurred_at": clock.now().isoformat(),
+            "properties": {"purpose": purpose, "granted": granted, "source": "banner"},
+        }
+
+    forged = client.post(
+        "/v1/events", json=body("f-1", "marketing_email", True), headers=auth(public)
+    )
+    assert forged.status_code == 422, forged.text
+    assert forged.json()["field"] == "properties.granted"
+    assert forged.json()["errors"][0]["code"] == "grant_needs_write_scope"
+    batch = client.post(
+        "/v1/events/batch",
+        json={
+            "events": [body("f-2", "marketing_push", True), body("w-1", "marketing_push", False)]
+        },
+        headers=auth(public),
+    )
+    assert batch.status_code == 200
+    assert batch.json()["rejected"] == 1
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{public}:".encode()).decode()}
+    segment = client.post(
+        "/v1/track",
+        json={
+            "userId": "T-wanda",
+            "event": "Consent Changed",
+            "properties": {"purpose": "marketing_email", "granted": True},
+        },
+        headers=basic,
+    )
+    assert segment.status_code == 422, segment.text
+    assert segment.json()["field"] == "properties.granted"
+    # withdrawals, and a cookie banner's analytics grant, are taken from the public key
+    for event_id, purpose, granted in (
+        ("w-2", "marketing_email", False),
+        ("a-1", "analytics", True),
+    ):
+        answer = client.post(
+            "/v1/events", json=body(event_id, purpose, granted), headers=auth(public)
+        )
+        assert answer.status_code == 201, answer.text
+    # the shop's server may grant marketing
+    granted = client.post(
+        "/v1/events", json=body("s-1", "marketing_email", True), headers=auth(server)
+    )
+    assert granted.status_code == 201, granted.text
+    assert _stored(db) == 4

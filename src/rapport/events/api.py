@@ -25,7 +25,10 @@ from rapport.events.ingest import (
     ItemError,
     batch_items,
     batch_receipt,
+    grant_scope_error,
+    invalid,
     json_response,
+    may_grant_marketing,
     read_batch,
     refusal_error,
     rejections,
@@ -82,6 +85,21 @@ class _Sender:
     keep: int
     max_bytes: int
     orders_from_tracking: bool = True
+    # Whether its consent_changed may grant marketing (ingest.grant_scope_error).
+    may_grant: bool = True
+
+    def refused_grants(
+        self, valid: list[tuple[int, NewEvent]], errors: dict[int, list[ItemError]]
+    ) -> list[tuple[int, NewEvent]]:
+        """``valid`` without the grants this key may not make, each moved to ``errors``."""
+        kept: list[tuple[int, NewEvent]] = []
+        for index, event in valid:
+            refusal = grant_scope_error(event, may_grant=self.may_grant)
+            if refusal is None:
+                kept.append((index, event))
+            else:
+                errors[index] = [refusal]
+        return kept
 
     @property
     def segment_source(self) -> str:
@@ -117,6 +135,7 @@ async def _ingest(
         places_tracked_orders(
             scopes=principal.scopes, orders_from_tracking=principal.orders_from_tracking
         ),
+        may_grant_marketing(principal.scopes),
     )
     return await run_in_threadpool(work, db, raw, sender, *args)
 
@@ -203,11 +222,14 @@ async def _decoded(request: Request, raw: bytes, *, limit: int) -> bytes:
 async def track_event(request: Request, db: DbSession) -> Response:
     """Store one tracking event. Sending the same ``event_id`` again stores nothing new."""
     raw = await _body(request)
-    await admit(request, db, Scope.INGEST)
+    principal = await admit(request, db, Scope.INGEST)
     raw = await _decoded(request, raw, limit=app_settings(request).max_body_bytes)
     payload = parse_body(raw)
     try:
         incoming = validate_event(payload, raw=raw)
+        refusal = grant_scope_error(incoming, may_grant=may_grant_marketing(principal.scopes))
+        if refusal is not None:
+            raise invalid(*refusal)
         # Written right here when SQLite's write lock is free: the trips to a worker thread
         # and back would cost more than the write. Otherwise it joins the group commit.
         result = service.ingest_event_now(db, incoming=incoming)
@@ -243,6 +265,7 @@ async def track_batch(request: Request, db: DbSession) -> Response:
 
 def _track_batch(db: Session, raw: bytes, sender: _Sender) -> Response:
     items, valid, errors = read_batch(raw)
+    valid = sender.refused_grants(valid, errors)
     events = [event for _, event in valid]
     outcomes = service.ingest_events(db, events=events) if events else []
     receipt = batch_receipt(items, valid, outcomes, errors, key="events")
@@ -276,6 +299,9 @@ def _segment_call(db: Session, raw: bytes, sender: _Sender, kind: str) -> Respon
     )
     if isinstance(converted, list):
         raise _counted(_segment_problem(converted))
+    refusal = grant_scope_error(converted, may_grant=sender.may_grant)
+    if refusal is not None:
+        raise _counted(_segment_problem([refusal]))
     outcome = service.ingest_grouped(db, event=converted, compare_duplicates=False)
     if outcome.refusal is not None:
         error = refusal_error((), outcome.refusal, segment.SEGMENT_NAMES)
@@ -382,6 +408,7 @@ def _segment_batch(db: Session, raw: bytes, sender: _Sender) -> Response:
             errors[index] = converted
         else:
             valid.append((index, converted))
+    valid = sender.refused_grants(valid, errors)
     events = [event for _, event in valid]
     outcomes = service.ingest_events(db, events=events, compare_duplicates=False) if events else []
     receipt = batch_receipt(

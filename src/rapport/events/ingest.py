@@ -89,6 +89,38 @@ def fact_shape_errors(event_type: str, properties: Any, loc: Loc) -> list[ItemEr
     return []
 
 
+# The purposes a shop's pages and apps may grant with their public, ingest-only key: what a
+# cookie banner or an app's permission asks. A marketing opt-in (marketing_email,
+# marketing_push) lets Rapport send messages: anyone can read a public key, and with it name
+# any customer number, so such a grant needs a key with the write scope (the shop's server,
+# after its double opt-in) or PUT /v1/customers/{id}/consents/{purpose}. Withdrawals are
+# always taken: saying no can harm nobody.
+PUBLIC_GRANTS = frozenset({"analytics", "personalization", "location"})
+
+
+def may_grant_marketing(scopes: Iterable[str]) -> bool:
+    """Whether a key's tracked ``consent_changed`` may grant a marketing purpose."""
+    return not {"write", "admin"}.isdisjoint(scopes)
+
+
+def grant_scope_error(event: NewEvent, *, may_grant: bool) -> ItemError | None:
+    """The refusal of a tracked marketing grant from a key that may not make one (see
+    :data:`PUBLIC_GRANTS`), else ``None``."""
+    if may_grant or event["type"] != "consent_changed":
+        return None
+    properties = event["properties"]
+    purpose = properties.get("purpose")
+    if properties.get("granted") is not True or purpose in PUBLIC_GRANTS:
+        return None
+    return (
+        ("properties", "granted"),
+        f"A grant of {purpose} needs a key with the write scope (send it from the shop's"
+        " server, or PUT /v1/customers/{customer_id}/consents/" + str(purpose) + "); this"
+        " key may only withdraw it, or grant " + ", ".join(sorted(PUBLIC_GRANTS)),
+        "grant_needs_write_scope",
+    )
+
+
 def _status(status: str) -> str:
     return f'record it through POST /v1/orders/{{order_id}}/status (status "{status}")'
 
