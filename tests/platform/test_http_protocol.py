@@ -1,16 +1,57 @@
 """``rapport serve``'s HTTP protocol answers what it cannot read with problem+json: a URL over
 the 65,535 bytes httptools reads is 414, where uvicorn answered a plain-text
 ``400 Invalid HTTP request received.``; a URL Rapport reads but refuses (over 8 KiB) is the
-application's own 414. Asked of a real ``rapport serve --processes 2``."""
+application's own 414. Asked of a real ``rapport serve``, with one process and with two."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from rapport.platform.http_protocol import PARSER_MAX_URL_BYTES
 from rapport.platform.middleware import MAX_URL_BYTES
-from tests.platform.test_serving import Served, served  # noqa: F401 (the fixture)
+from tests.conftest import free_port, migrated_sqlite
+from tests.platform.test_serving import RAPPORT, Served, served  # noqa: F401 (the fixture)
+
+
+@pytest.fixture
+def one_process(tmp_path: Path) -> Iterator[Served]:
+    """``rapport serve`` as one process (uvicorn run in it, not the supervisor's children)."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [RAPPORT, "serve", "--port", str(port), "--processes", "1", "--no-worker"],
+            env={
+                **os.environ,
+                "RAPPORT_DATABASE_URL": migrated_sqlite(tmp_path / "serve.db"),
+                "RAPPORT_DATA_DIR": str(tmp_path),
+                "RAPPORT_SECRET_KEY": "serving-secret-for-tests",
+            },
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "rapport serve listening within 60 s"
+                time.sleep(0.2)
+        yield Served(process, port, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 def _ask(port: int, target: bytes) -> tuple[bytes, dict[str, str], bytes]:
@@ -30,14 +71,16 @@ def _ask(port: int, target: bytes) -> tuple[bytes, dict[str, str], bytes]:
     raise AssertionError(f"no whole answer: {answer[:300]!r}")
 
 
+@pytest.mark.parametrize("serving", ["one_process", "served"])
 def test_what_the_server_cannot_read_or_rapport_refuses_is_problem_json(
-    served: Served,  # noqa: F811
+    serving: str, request: pytest.FixtureRequest
 ) -> None:
+    server: Served = request.getfixturevalue(serving)
     # given a cart so long that the URL is over what the HTTP parser reads
     target = b"/v1/recommendations?placement=home&cart=" + b"x" * (PARSER_MAX_URL_BYTES + 1)
 
     # when it is asked for
-    status, headers, body = _ask(served.port, target)
+    status, headers, body = _ask(server.port, target)
 
     # then the server's own answer is a problem saying what Rapport reads
     assert status.startswith(b"HTTP/1.1 414 "), status
@@ -50,13 +93,13 @@ def test_what_the_server_cannot_read_or_rapport_refuses_is_problem_json(
 
     # and a URL the server reads but Rapport refuses is the application's 414, naming cart
     target = b"/v1/recommendations?placement=home&cart=" + b"x" * (MAX_URL_BYTES + 1)
-    status, headers, body = _ask(served.port, target)
+    status, headers, body = _ask(server.port, target)
     assert status.startswith(b"HTTP/1.1 414 "), status
     assert headers["content-type"] == "application/problem+json"
     assert json.loads(body)["field"] == "cart"
 
     # and a request that is not HTTP is a 400 problem, not plain text
-    status, headers, body = _ask(served.port, b"/healthz HTTP/1.1\r\nNo colon here")
+    status, headers, body = _ask(server.port, b"/healthz HTTP/1.1\r\nNo colon here")
     assert status.startswith(b"HTTP/1.1 400 "), status
     assert headers["content-type"] == "application/problem+json"
     assert json.loads(body)["type"] == "https://rapport.dev/problems/bad-request"
