@@ -53,7 +53,7 @@ from rapport.platform.errors import InvalidInput
 from rapport.platform.identity import (
     customer_number_problem,
     identity_digest,
-    is_email,
+    identity_problem,
     normalise_identity,
 )
 
@@ -77,20 +77,33 @@ def _event_traits(event: LoggedEvent) -> dict[str, Any]:
 
 
 def _identity_traits(traits: dict[str, Any]) -> dict[str, str]:
-    """The identities an identify call's traits name: an email that is not an address is
-    none (ingestion refuses it; events logged before it did are read as they are)."""
+    """The identities an identify call's traits name, by the rule the API uses
+    (``platform.identity.identity_problem``): a value the API would refuse, such as an
+    email that is not an address or a national phone number (06 …, no country), is none
+    (left out; events logged before ingestion refused some are read as they are)."""
     found: dict[str, str] = {}
     for kind in IDENTIFYING_TRAITS:
         value = traits.get(kind)
-        if isinstance(value, str) and value.strip():
-            if kind == "email" and not is_email(value):
-                continue
+        if isinstance(value, str) and value.strip() and identity_problem(kind, value) is None:
             found[kind] = value
     return found
 
 
 def _profile(traits: dict[str, Any]) -> dict[str, Any]:
-    return dict(profile_fields(traits))
+    """The profile fields an identify call's traits fill. The contact email and phone obey
+    the identity rule: one the API would refuse is left out (a national phone number names
+    no country), and a phone written with the international ``00`` prefix is kept as the
+    ``+`` number it is (``0033 6 11 22 33 44`` as ``+33611223344``)."""
+    profile: dict[str, Any] = dict(profile_fields(traits))
+    for kind in ("email", "phone"):
+        value = profile.get(kind)
+        if value is None:
+            continue
+        if identity_problem(kind, value) is not None:
+            del profile[kind]
+        elif kind == "phone" and value.lstrip("+ ").startswith("00"):
+            profile[kind] = normalise_identity(kind, value)
+    return profile
 
 
 def _previous_id(event: LoggedEvent) -> str | None:
