@@ -105,6 +105,25 @@ class BrowserCors:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("path") in self.paths:
+            # A page may send a "simple" request (analytics.js posts text/plain) without a
+            # preflight: its Origin is checked here too, or any site's pages could send.
+            origin = Headers(scope=scope).get("origin")
+            if (
+                scope.get("method") != "OPTIONS"
+                and origin is not None
+                and not self.cors.allow_all_origins
+                and not self.cors.is_allowed_origin(origin)
+            ):
+                field, detail = _CORS_REFUSALS["origin"]
+                refusal = problem_response(
+                    status=403,
+                    slug="origin-refused",
+                    title="Origin not allowed",
+                    detail=detail,
+                    field=field,
+                )
+                await refusal(scope, receive, send)
+                return
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)
@@ -311,14 +330,15 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestHeadLimit)
     # Outside the size limit and the checks, so the browser may read their refusals too.
-    if settings.tracking_origins:
-        app.add_middleware(
-            BrowserCors,
-            paths=frozenset(
-                path for module in routers() for path in getattr(module, "BROWSER_PATHS", ())
-            ),
-            origins=settings.tracking_origins,
-        )
+    # Always: with RAPPORT_TRACKING_ALLOWED_ORIGINS=none, a request carrying an Origin (a
+    # page's) is refused, and no preflight is answered.
+    app.add_middleware(
+        BrowserCors,
+        paths=frozenset(
+            path for module in routers() for path in getattr(module, "BROWSER_PATHS", ())
+        ),
+        origins=settings.tracking_origins,
+    )
     app.add_middleware(RequestMetrics)
     return app
 

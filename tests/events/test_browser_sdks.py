@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from rapport.events.models import DeadLetter, Event
 from rapport.main import create_app
+from rapport.platform.db import get_db, get_writing_db
 from rapport.platform.settings import Settings
 from tests.conftest import auth
 
@@ -194,3 +195,47 @@ def test_allowed_origins_are_a_setting(settings: Settings) -> None:
 def test_an_allowed_origin_must_be_an_origin(value) -> None:
     with pytest.raises(ValueError, match="not an origin"):
         Settings(tracking_allowed_origins=value)
+
+
+def test_a_listed_origin_list_refuses_other_pages_simple_requests_too(
+    settings: Settings, api_key, db
+) -> None:
+    # given an operator who lets only the shop's own pages send
+    only_shop = settings.model_copy(update={"tracking_allowed_origins": SHOP})
+    closed = settings.model_copy(update={"tracking_allowed_origins": "none"})
+    key = api_key("ingest")
+
+    def identify(user_id: str) -> bytes:
+        message = {"writeKey": key, "type": "identify", "userId": user_id, "traits": {"x": 1}}
+        return orjson.dumps(message)
+
+    def answering_through_db(settings: Settings) -> TestClient:
+        application = create_app(settings, run_worker=False)
+        application.dependency_overrides[get_db] = lambda: db
+        application.dependency_overrides[get_writing_db] = lambda: db
+        return TestClient(application)
+
+    with answering_through_db(only_shop) as client:
+        # when another site's page posts text/plain (no preflight) as analytics.js does
+        evil = client.post(
+            "/v1/i", content=identify("EVIL-1"), headers={**TEXT, "Origin": "https://evil.example"}
+        )
+        # the shop's page, and a server (no Origin), are taken as before
+        shop = client.post("/v1/i", content=identify("SHOP-1"), headers={**TEXT, "Origin": SHOP})
+        server = client.post("/v1/i", content=identify("SRV-1"), headers=TEXT)
+    # then the other page is 403 naming Origin and nothing of it is stored
+    assert evil.status_code == 403
+    assert evil.headers["content-type"] == "application/problem+json"
+    assert evil.json()["field"] == "Origin"
+    assert (shop.status_code, server.status_code) == (200, 200)
+    db.expire_all()
+    assert sorted(row[0] for row in db.execute(select(Event.user_id))) == ["SHOP-1", "SRV-1"]
+
+    # and with none allowed, every request carrying an Origin is refused, others are taken
+    with answering_through_db(closed) as client:
+        page = client.post("/v1/i", content=identify("PAGE-1"), headers={**TEXT, "Origin": SHOP})
+        app_call = client.post("/v1/i", content=identify("APP-1"), headers=TEXT)
+    assert (page.status_code, page.json()["field"]) == (403, "Origin")
+    assert app_call.status_code == 200
+    db.expire_all()
+    assert "PAGE-1" not in {row[0] for row in db.execute(select(Event.user_id))}
