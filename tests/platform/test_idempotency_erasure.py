@@ -48,6 +48,16 @@ def test_keys_naming_an_erased_person_are_kept_as_digests(client, api_key, db) -
         headers=_headers(key, "signup-ivy.keyed@zqmail.test"),
     )
     assert retry.status_code == 410, retry.text
+    # as a problem, like every error, naming the request it answers
+    assert retry.headers["content-type"] == "application/problem+json"
+    assert retry.headers["idempotent-replayed"] == "true"
+    problem = retry.json()
+    assert problem["type"] == "https://rapport.dev/problems/erased"
+    assert problem["title"] == "Answer erased"
+    assert problem["status"] == 410
+    assert "erased" in problem["detail"]
+    assert problem["instance"] == "/v1/customers"
+    assert problem["field"] == "Idempotency-Key"
     # the erasure's own retry is answered with its first answer, as every erasure's is
     again = client.post(
         "/v1/customers/IVY-1/erase",

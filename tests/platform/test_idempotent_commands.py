@@ -385,6 +385,9 @@ def test_a_retry_with_the_same_key_is_answered_not_applied(
     # and without a key the command is refused before it starts
     missing = client.post(sent.path, json=sent.body, headers=headers)
     assert missing.status_code == 400, missing.text
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["type"] == "https://rapport.dev/problems/idempotency-key-required"
+    assert missing.json()["title"] == "Idempotency-Key header required"
     assert missing.json()["field"] == "Idempotency-Key"
     assert case.applied(db) == applied
 

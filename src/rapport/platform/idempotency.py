@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from rapport.platform import budget, clock
 from rapport.platform.db import insert_for
-from rapport.platform.errors import Conflict, InvalidInput, MalformedBody
+from rapport.platform.errors import Conflict, InvalidInput, Problem
 from rapport.platform.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -252,17 +252,30 @@ def _insert_running(db: Session, *, scope: str, key: str, fingerprint: str, hold
     return db.execute(statement).first() is not None
 
 
+class KeyRequired(Problem):
+    """A command sent without its Idempotency-Key: the request is incomplete, not its body
+    malformed. 400, as every request to fix before sending again (clients read it so)."""
+
+    status, slug, title = 400, "idempotency-key-required", f"{HEADER} header required"
+
+
 def check_key(key: str | None) -> str:
-    """The header's key: 400 when it is missing, 422 when it is too long."""
+    """The header's key: 400 ``idempotency-key-required`` when it is missing, 422 when it
+    is too long."""
     if key is None or not key.strip():
-        raise MalformedBody(f"This command needs an {HEADER} header", field=HEADER)
+        raise KeyRequired(
+            f"This command needs an {HEADER} header: a unique string (up to 200 characters)"
+            " per command, the same on each retry of it",
+            field=HEADER,
+        )
     if len(key) > 200:
         raise InvalidInput(f"{HEADER} is longer than 200 characters", field=HEADER)
     return key
 
 
 def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Claim | Replay:
-    """Start a command under ``key``, or return the first answer if it already ran."""
+    """Start a command under ``key``, or return the first answer if it already ran (an answer
+    that named a person since erased is :class:`AnswerErased`, raised)."""
     key = check_key(key)
     holder = _new_holder()
     for _ in range(3):
@@ -292,10 +305,9 @@ def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Clai
             continue  # released between our insert and our read
         if record.status == "done" and record.response_status == 410:
             # The person its answer named is erased: whatever is sent under the key now
-            # applies nothing and reveals nothing.
-            replay = Replay(status_code=410, body=record.response_body)
+            # applies nothing and reveals nothing, answered as a problem like every error.
             db.rollback()
-            return replay
+            raise AnswerErased(_erased_detail(record.response_body), field=HEADER)
         if record.fingerprint != fingerprint:
             db.rollback()
             raise InvalidInput(
@@ -327,6 +339,29 @@ def claim(db: Session, *, scope: str, key: str | None, fingerprint: str) -> Clai
         )
     db.rollback()
     raise _still_running(1)
+
+
+class AnswerErased(Problem):
+    """A retry under a key whose stored answer named a person since erased: 410, and
+    nothing applied or revealed (``Idempotent-Replayed``: it is the key's answer)."""
+
+    status, slug, title = 410, "erased", "Answer erased"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail, field=field, headers={"Idempotent-Replayed": "true"})
+
+
+ERASED_DETAIL = (
+    "This request's answer named a person whose data has since been erased; nothing was"
+    " applied again"
+)
+
+
+def _erased_detail(stored: Any) -> str:
+    """The detail an erased answer is replayed with: the one stored by the erasure, which
+    says why, or this module's own words."""
+    detail = stored.get("detail") if isinstance(stored, dict) else None
+    return detail if isinstance(detail, str) and detail else ERASED_DETAIL
 
 
 def _still_running(seconds: int) -> Conflict:
