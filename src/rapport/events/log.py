@@ -61,9 +61,13 @@ _PERSONAL_UNDER_PARENT = frozenset({"id", "token", "name"})
 _URL_KEYS = frozenset(
     {"url", "referrer", "referer", "href", "link", "path", "landingpage", "pageurl", "uri"}
 )
-# Keys of free text about something done to the person (a points movement's "reason": staff
-# or a client wrote it, "Zoetrope bonus"): erasure keeps the key, its text becomes ERASED_TEXT.
-_FREE_TEXT_KEYS = frozenset({"reason"})
+# Keys of free text in Rapport's own facts (the declared event shapes, ``source`` "command"):
+# text staff or a client wrote about something done to the person (a points movement's
+# "reason", "Zoetrope bonus"; a consent's "source", "checkout box at Lindenstrasse"). Erasure
+# keeps the key, its text becomes ERASED_TEXT. Every other text field of a declared fact is
+# either personal (PERSONAL_KEYS: an order's "note") or chosen by Rapport (ids, codes, dates,
+# names of things); tests/events/test_erasure_free_text.py holds each declared field to one.
+FREE_TEXT_KEYS = frozenset({"reason", "source"})
 ERASED_TEXT = "erased"
 # What a sender may put in a tracked event is an open set: no list of personal key names can
 # be complete (``review_body``, ``delivery_instructions``, a household's ``group_id``). So at
@@ -131,6 +135,15 @@ def _kept_text(key: str | None, parent: str | None) -> bool:
     if form in {"source", "medium"}:  # a campaign's (UTM), not a consent's "phone call"
         return _key_form(parent) == "campaign"
     return form in {"name", "id"} and _key_form(parent) in _NAMED_THINGS
+
+
+def _erased_text(value: Any) -> Any:
+    """A free-text value with its text erased (each text of a list), other values kept."""
+    if isinstance(value, str):
+        return ERASED_TEXT
+    if isinstance(value, list):
+        return [ERASED_TEXT if isinstance(item, str) else item for item in value]
+    return value
 
 
 class Scrubber:
@@ -206,8 +219,8 @@ class Scrubber:
         for key, value in document.items():
             if is_personal_key(key, parent=parent) or self.names_person(key):
                 continue
-            if isinstance(value, str) and _key_form(key) in _FREE_TEXT_KEYS:
-                cleaned[key] = ERASED_TEXT
+            if not tracked and _key_form(key) in FREE_TEXT_KEYS:
+                cleaned[key] = _erased_text(value)
                 continue
             keep, value = self._value(key, value, parent, tracked=tracked)
             if keep:
