@@ -528,6 +528,25 @@ def test_malformed_file_names_its_line_and_changes_nothing(db, tmp_path, text, m
     assert totals(db) == (0, 0, 0, 0, 0, 0)
 
 
+SLASHED = (
+    "R1,ana,NEWSKU-77,2024-03-01 10:00:00,12.50,1,,New\n"
+    "R2,ana,NEWSKU-77,2024-03-01 11:00:00,12.50,1,,New\n"
+    "R3,TX/1,NEWSKU-78,2024-03-02 09:30:00,13.00,1,,Newer\n"
+)
+
+
+def test_a_customer_number_with_a_slash_stops_the_check_pass(db, tmp_path) -> None:
+    # the customers import's own check: nothing written, not even the products before it
+    path = write(tmp_path, HEADER + SLASHED)
+    with pytest.raises(MalformedFile) as error:
+        import_transactions_file(db, path, CUSTOM)
+    assert error.value.detail.startswith(
+        "Line 4, column 'Client': 'TX/1' cannot be a customer number. "
+        "A customer number cannot hold '/'"
+    ), error.value.detail
+    assert totals(db) == (0, 0, 0, 0, 0, 0)
+
+
 def test_bytes_that_are_not_utf8_are_named_as_utf8(db, tmp_path) -> None:
     path = tmp_path / "sales.csv"
     path.write_bytes((HEADER + ROWS.replace("Chianti\n", "Chianti \xe9\n", 1)).encode("latin-1"))
@@ -661,6 +680,23 @@ def test_command_reports_a_malformed_file_and_exits_2(command_app, database_url,
     output = " ".join(result.output.split())
     assert "Error in sales.csv: Line 4, column 'Price': 'thirteen' is not a price" in output
     assert "Nothing was imported" in output
+    with open_session(database_url) as db:
+        assert totals(db) == (0, 0, 0, 0, 0, 0)
+
+
+def test_command_reports_a_slashed_customer_number_before_writing(
+    command_app, database_url, tmp_path
+) -> None:
+    path = write(tmp_path, HEADER + SLASHED)
+    result = runner.invoke(command_app, [str(path), *MAPPED])
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())
+    assert (
+        "Error in sales.csv: Line 4, column 'Client': 'TX/1' cannot be a customer number. "
+        "A customer number cannot hold '/'" in output
+    ), output
+    assert "Nothing was imported" in output
+    assert "Creating products" not in output
     with open_session(database_url) as db:
         assert totals(db) == (0, 0, 0, 0, 0, 0)
 

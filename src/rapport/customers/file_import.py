@@ -64,6 +64,15 @@ CONSENT_VALUES: dict[str, bool] = {
 CONSENT_SOURCE_LENGTH = 60  # consents.source and consent_changes.source
 
 
+def customer_number_refusal(value: str) -> str | None:
+    """Why a file's row cannot name ``value`` as a customer number (``'IMP/2' cannot be a
+    customer number. A customer number cannot hold '/'…``), or ``None``: the one check the
+    customers and transactions imports make in their check pass, before anything is
+    written."""
+    problem = customer_number_problem(value)
+    return None if problem is None else f"{value!r} cannot be a customer number. {problem}"
+
+
 def consent_choice(value: str) -> bool | None:
     """A consent cell's choice: ``True`` or ``False``, ``None`` for an empty cell. Raises
     ``ValueError`` for a value that is neither (the caller names the line and column)."""
@@ -478,13 +487,9 @@ class CustomerCsv:
                 line=line,
                 column=self.header[index["external_id"]],
             )
-        problem = customer_number_problem(external_id)
+        problem = customer_number_refusal(external_id)
         if problem is not None:
-            raise MalformedFile(
-                f"{external_id!r} cannot be a customer number. {problem}",
-                line=line,
-                column=self.header[index["external_id"]],
-            )
+            raise MalformedFile(problem, line=line, column=self.header[index["external_id"]])
         email = text("email")
         if email is not None and "@" not in email:
             raise MalformedFile(

@@ -39,6 +39,7 @@ from rapport.customers.file_import import PRESETS as CUSTOMER_FILE_PRESETS
 from rapport.customers.file_import import (
     consent_choice,
     consent_choices_hint,
+    customer_number_refusal,
     import_consent_source,
     import_customers_file,
 )
@@ -132,6 +133,7 @@ __all__ = [
     "count_customers",
     "create_customer",
     "customer_ids_by_external_id",
+    "customer_number_refusal",
     "customer_profile",
     "erase_customer_data",
     "erased_among",

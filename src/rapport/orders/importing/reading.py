@@ -404,6 +404,9 @@ class CellReader:
                 line=line,
                 column=column,
             )
+        problem = customers.customer_number_refusal(self.mapping.customer_prefix + value)
+        if problem is not None:
+            raise self.table.error(problem, line=line, column=column)
         return value
 
 
