@@ -45,6 +45,9 @@ def test_a_long_path_is_414_naming_the_path(live_server: LiveServer) -> None:
 
     assert response.status_code == 414
     assert response.json()["field"] == "path"
+    # and the long path is not echoed back whole: instance is its first 200 characters
+    assert response.json()["instance"] == f"/v1/customers/{'C' * 9_000}"[:200]
+    assert len(response.content) < 1_000
 
 
 def test_headers_over_the_limit_are_431_naming_the_longest(live_server: LiveServer) -> None:

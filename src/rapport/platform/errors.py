@@ -162,11 +162,22 @@ def for_a_person(request: Request) -> bool:
     )
 
 
+# The most of a request's path a problem's ``instance`` repeats: a URL refused for its length
+# (414) is not echoed back whole; the server's own protocol cuts alike (``http_protocol``).
+MAX_INSTANCE_CHARS = 200
+
+
+def problem_instance(path: str) -> str:
+    """The ``instance`` of a problem about a request to ``path`` (never its query string):
+    the path, cut to ``MAX_INSTANCE_CHARS``."""
+    return path[:MAX_INSTANCE_CHARS]
+
+
 def answer_problem(request: Request, **problem: Any) -> Response:
     """:func:`problem_response` for ``request``, or the same problem as an admin page when a
     person navigated there (:func:`for_a_person`): status, headers and wording kept."""
     if not for_a_person(request):
-        return problem_response(instance=request.url.path, **problem)
+        return problem_response(instance=problem_instance(request.url.path), **problem)
     # Imported here: the admin shell's module imports this one.
     from rapport.platform.admin import problem_page
 
@@ -265,7 +276,7 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Respon
             slug=MalformedBody.slug,
             title=MalformedBody.title,
             detail=problem.detail if problem else f"The request body is not valid JSON: {reason}",
-            instance=request.url.path,
+            instance=problem_instance(request.url.path),
             field="body",
         )
     declared = request.headers.get("content-type", "").split(";")[0].strip()
