@@ -501,7 +501,13 @@ def refusal_error(
 ) -> dict[str, Any]:
     """A refusal as a problem ``errors`` entry; ``names`` renames fields for another wire shape."""
     field = names.get(refusal.field, refusal.field) if names else refusal.field
-    return field_error(("body", *prefix, *field.split(".")), refusal.message, refusal.code)
+    message = refusal.message
+    if field != refusal.field:
+        # The message names the field as the sender sent it ("userId belongs to ...").
+        said, sent = refusal.field.rsplit(".", 1)[-1], field.rsplit(".", 1)[-1]
+        if message.startswith(said):
+            message = sent + message[len(said) :]
+    return field_error(("body", *prefix, *field.split(".")), message, refusal.code)
 
 
 def batch_receipt(

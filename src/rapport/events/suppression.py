@@ -12,6 +12,12 @@ from rapport.events.models import SuppressedIdentity
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
 
+# The identities of a person that events name in their own words, checked at ingestion in an
+# identify call's traits, any call's context.traits and any event's properties (an erased
+# person's email back in a newsletter signup's properties is refused). Personal keys to the
+# scrub too (events.log.PERSONAL_KEYS).
+IDENTIFYING_KEYS = ("email", "phone")
+
 
 def suppress_identities(db: Session, *, digests: list[str]) -> None:
     """Refuse future events naming these identity digests (see ``identity_digest``). Adds to

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from rapport.events.models import Event
+from rapport.events.suppression import IDENTIFYING_KEYS
 from rapport.platform import clock
 from rapport.platform.clock import MAX_CLOCK_SKEW
 from rapport.platform.db import begin_write_now, driver_cursor, writer_turn
@@ -319,15 +320,16 @@ def _identity_digests(event: NewEvent) -> list[tuple[str, str]]:
         named.append(("customer_id", _digest("external_id", event["user_id"])))
     if event["anonymous_id"] is not None:
         named.append(("anonymous_id", _digest("anonymous_id", event["anonymous_id"])))
-    # An identify call's traits, and any call's context.traits (the copy an SDK keeps and
-    # sends with every track call): an erased person's email or phone in either is refused.
-    places: list[tuple[str, Any]] = []
+    # An identify call's traits, any call's context.traits (the copy an SDK keeps and sends
+    # with every track call) and any event's properties (a newsletter signup's email): an
+    # erased person's email or phone in any of them is refused.
+    places: list[tuple[str, Any]] = [("properties", event["properties"])]
     if event["type"] == "identified":
         places.append(("properties.traits", event["properties"].get("traits")))
     places.append(("context.traits", (event["context"] or {}).get("traits")))
     for where, traits in places:
         if isinstance(traits, dict):
-            for kind in ("email", "phone"):
+            for kind in IDENTIFYING_KEYS:
                 value = traits.get(kind)
                 if isinstance(value, str) and value.strip():
                     named.append((f"{where}.{kind}", _digest(kind, value)))
