@@ -243,6 +243,28 @@ def test_mapping_refuses_unknown_fields_and_purposes() -> None:
         CRM.with_overrides({"external_id": ""})
 
 
+def test_the_crm_preset_reads_the_customer_number_from_external_id_too(db, tmp_path) -> None:
+    # given an export calling the customer number by the API's name
+    path = write(tmp_path, "External_ID,email\nC-1,a@example.com\n")
+    # when it is imported with the crm preset
+    summary = import_customers_file(db, path, CRM)
+    # then the column is the customer number, and nothing is left unread
+    assert (summary.added, summary.unused_columns) == (1, ())
+    stored = customers.find_customer_by_external_id(db, external_id="C-1")
+    assert stored is not None
+    assert stored.email == "a@example.com"
+    # but a column named with --map is the only one read
+    other = write(tmp_path, "external_id,email\nC-2,b@example.com\n", name="other.csv")
+    with pytest.raises(MalformedFile) as error:
+        import_customers_file(db, other, CRM.with_overrides({"external_id": "No"}))
+    assert error.value.detail.startswith(
+        "Line 1, column 'No': missing column 'No' (field external_id: a column named 'No'); "
+        "the header has 'external_id', 'email'. Rename the column in the file or map another "
+        "one with --map external_id=COLUMN"
+    ), error.value.detail
+    assert customers.count_customers(db) == 1
+
+
 def test_an_unmapped_field_is_not_read(db, tmp_path) -> None:
     # given an export whose phone column holds something else
     path = write(tmp_path, "customer_id,phone\nC-1,ask reception\n")
@@ -260,7 +282,8 @@ MALFORMED = [
         "id,email\nC-1,a@example.com\n",
         1,
         "customer_id",
-        "missing column 'customer_id'; the header has 'id', 'email'",
+        "missing column 'customer_id' (field external_id: a column named 'customer_id' or "
+        "'external_id'); the header has 'id', 'email'",
         id="missing-column",
     ),
     pytest.param(
@@ -509,6 +532,26 @@ def test_command_maps_columns(command_app, database_url, tmp_path) -> None:
         stored = customers.find_customer_by_external_id(db, external_id="7")
         assert stored is not None
         assert stored.email == "g@example.com"
+
+
+def test_command_says_which_columns_the_preset_reads_the_customer_number_from(
+    command_app, database_url, tmp_path
+) -> None:
+    path = write(tmp_path, "id,email\nC-1,a@example.com\n")
+    result = runner.invoke(command_app, [str(path)])
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())
+    assert (
+        "Error in crm.csv: Line 1, column 'customer_id': missing column 'customer_id' (field "
+        "external_id: a column named 'customer_id' or 'external_id'); the header has 'id', "
+        "'email'. Rename the column in the file or map another one with --map "
+        "external_id=COLUMN" in output
+    ), output
+    assert "Nothing was imported" in output
+    taken = runner.invoke(command_app, [str(write(tmp_path, "external_id\nC-2\n"))])
+    assert taken.exit_code == 0, taken.output
+    with open_session(database_url) as db:
+        assert customers.find_customer_by_external_id(db, external_id="C-2") is not None
 
 
 def test_command_reports_a_malformed_file_and_exits_2(command_app, database_url, tmp_path) -> None:

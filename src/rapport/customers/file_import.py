@@ -151,6 +151,9 @@ class ColumnMapping:
     attributes: tuple[str, ...] = ()  # columns copied into ``attributes`` under their name
     default_locale: str = "en"
     required: frozenset[str] = frozenset()
+    # field -> other header names read for it when its own column is not in the file (the
+    # crm preset reads the customer number from ``external_id``, the API's name for it, too)
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.consents) - set(CONSENT_PURPOSES))
@@ -184,6 +187,7 @@ class ColumnMapping:
         named here must be in the file."""
         changes: dict[str, Any] = {}
         consents = dict(self.consents)
+        aliases = dict(self.aliases)
         required = set(self.required)
         for name, column in (columns or {}).items():
             column = column.strip()
@@ -203,6 +207,7 @@ class ColumnMapping:
                 if not column and name == "external_id":
                     raise InvalidInput("external_id cannot be unmapped", field=name)
                 changes[name] = column or None
+                aliases.pop(name, None)  # a column named with --map is the only one read
             else:
                 raise InvalidInput(
                     f"Unknown field {name!r}; use one of {', '.join(mappable_fields())}",
@@ -216,6 +221,7 @@ class ColumnMapping:
             self,
             **changes,
             consents=consents,
+            aliases=aliases,
             attributes=tuple(names),
             default_locale=self.default_locale if default_locale is None else default_locale,
             required=frozenset(required),
@@ -243,6 +249,7 @@ PRESETS: dict[str, ColumnMapping] = {
         longitude="longitude",
         loyalty_card="loyalty_card",
         consents={p: f"consent_{p}" for p in CONSENT_PURPOSES},
+        aliases={"external_id": ("external_id",)},
     ),
     # Olist's customers.csv: customer_unique_id is the person; customer_id is one per order,
     # so it is not an identity of the person and is not imported.
@@ -367,6 +374,25 @@ class CustomerCsv:
             return None
         return self.header[position] if position < len(self.header) else None
 
+    def _present(self, name: str, column: str, positions: Mapping[str, list[int]]) -> str:
+        """The header's column for field ``name``: its mapped column, else the first of the
+        field's aliases in the header, else the mapped column (missing)."""
+        if column.casefold() in positions:
+            return column
+        for other in self.mapping.aliases.get(name, ()):
+            if other.casefold() in positions:
+                return other
+        return column
+
+    def _described(self, column: str, name: str) -> str:
+        """A missing column as the error names it: the field it holds and every header name
+        read for it (``'customer_id' (field external_id: a column named 'customer_id' or
+        'external_id')``)."""
+        if name.startswith("attribute."):
+            return repr(column)
+        accepted = " or ".join(repr(c) for c in (column, *self.mapping.aliases.get(name, ())))
+        return f"{column!r} (field {name}: a column named {accepted})"
+
     def _read_header(self) -> None:
         mapping = self.mapping
         first = self._next_row()
@@ -379,21 +405,25 @@ class CustomerCsv:
         for position, name in enumerate(self.header):
             positions.setdefault(name.casefold(), []).append(position)
 
-        wanted = list(mapping.fields().items())
+        wanted = [
+            (name, self._present(name, column, positions))
+            for name, column in mapping.fields().items()
+        ]
         wanted += [("attribute." + column, column) for column in mapping.attributes]
         must_have = {mapping.external_id.casefold()} | {c.casefold() for c in mapping.required}
         missing = sorted(
-            {column for _, column in wanted if column.casefold() in must_have}
-            - {column for _, column in wanted if column.casefold() in positions},
+            {(column, name) for name, column in wanted if column.casefold() in must_have}
+            - {(column, name) for name, column in wanted if column.casefold() in positions},
         )
         if missing:
             plural = "s" if len(missing) > 1 else ""
+            described = ", ".join(self._described(column, name) for column, name in missing)
             raise MalformedFile(
-                f"missing column{plural} {', '.join(repr(c) for c in missing)}; the header has "
+                f"missing column{plural} {described}; the header has "
                 f"{', '.join(repr(c) for c in self.header)}. Rename the column{plural} in the "
-                "file or map another one with --map FIELD=COLUMN",
+                f"file or map another one with --map {missing[0][1]}=COLUMN",
                 line=1,
-                column=missing[0],
+                column=missing[0][0],
             )
         ignored = []
         used: set[int] = set()
