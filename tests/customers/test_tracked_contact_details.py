@@ -29,6 +29,7 @@ def test_a_national_phone_never_becomes_the_contact_phone(client, api_key, db, r
     ingest, reader = api_key("ingest"), api_key("read")
     _send(client, ingest, route, "NATP-1", {"phone": "06 11 22 33 44", "firstName": "Nat"})
     _send(client, ingest, route, "NATP-2", {"phone": "+06 11 22 33 44"})
+    _send(client, ingest, route, "NATP-3", {"phone": "call me"})  # no number the API takes
     _send(client, ingest, route, "INTP-1", {"phone": "0033 6 11 22 33 45"})
     _send(client, ingest, route, "INTP-2", {"phone": "+33 6 11 22 33 46"})
     process(db)
@@ -36,7 +37,8 @@ def test_a_national_phone_never_becomes_the_contact_phone(client, api_key, db, r
     national = client.get("/v1/customers/NATP-1", headers=auth(reader)).json()
     assert (national["phone"], national["first_name"]) == (None, "Nat")
     assert [i["kind"] for i in national["identities"]] == ["external_id"]
-    assert client.get("/v1/customers/NATP-2", headers=auth(reader)).json()["phone"] is None
+    for other in ("NATP-2", "NATP-3"):
+        assert client.get(f"/v1/customers/{other}", headers=auth(reader)).json()["phone"] is None
     prefixed = client.get("/v1/customers/INTP-1", headers=auth(reader)).json()
     assert prefixed["phone"] == "+33611223345"
     assert {(i["kind"], i["value"]) for i in prefixed["identities"]} == {
