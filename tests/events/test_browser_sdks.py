@@ -239,3 +239,34 @@ def test_a_listed_origin_list_refuses_other_pages_simple_requests_too(
     assert app_call.status_code == 200
     db.expire_all()
     assert "PAGE-1" not in {row[0] for row in db.execute(select(Event.user_id))}
+
+
+def test_a_segment_body_that_cannot_be_read_is_400_not_401(client, api_key, db) -> None:
+    key = api_key("ingest")
+    raw = b'{"writeKey":"' + key.encode() + b'","type":"track","event":"A b","anonymousId":"a\xff"}'
+    for path in ("/v1/t", "/v1/track", "/v1/b"):
+        answer = client.post(path, content=raw, headers=TEXT)
+        assert answer.status_code == 400, (path, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["field"] == "body"
+        assert key not in answer.text
+    broken = client.post("/v1/t", content=b'{"writeKey": ', headers=TEXT)
+    assert (broken.status_code, broken.json()["field"]) == (400, "body")
+    assert stored(db) == []
+
+
+@pytest.mark.parametrize("write_key", [123, "", "   ", None, ["k"]])
+def test_a_write_key_that_is_not_a_key_is_401_naming_it(client, db, write_key) -> None:
+    body = {"writeKey": write_key, "type": "track", "event": "A b", "userId": "u"}
+    answer = client.post("/v1/t", content=orjson.dumps(body), headers=TEXT)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["field"] == "writeKey"
+    assert stored(db) == []
+
+
+def test_a_segment_call_without_any_key_mentions_the_write_key(client, db) -> None:
+    body = {"type": "track", "event": "A b", "userId": "u"}
+    answer = client.post("/v1/t", content=orjson.dumps(body), headers=TEXT)
+    assert (answer.status_code, answer.json()["field"]) == (401, "Authorization")
+    assert "writeKey" in answer.json()["detail"]
+    assert answer.headers["www-authenticate"]

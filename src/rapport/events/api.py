@@ -42,10 +42,17 @@ from rapport.events.schemas import (
 )
 from rapport.events.service import Ingested, NewEvent
 from rapport.platform import clock
-from rapport.platform.auth import OPENAPI_SECURITY, admit, key_in_headers
+from rapport.platform.auth import OPENAPI_SECURITY, WRITE_KEY_FIELD, admit, key_in_headers
 from rapport.platform.bodies import decoded_off_loop, parse_body
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Conflict, InvalidInput, PayloadTooLarge, Problem, field_error
+from rapport.platform.errors import (
+    Conflict,
+    InvalidInput,
+    PayloadTooLarge,
+    Problem,
+    Unauthorized,
+    field_error,
+)
 from rapport.platform.openapi import request_body_schema
 from rapport.platform.service import Scope, places_tracked_orders
 from rapport.platform.settings import app_settings
@@ -127,7 +134,15 @@ async def _ingest(
     else:
         # Segment's browser SDK sends no header: its key is the body's writeKey.
         raw = await _decoded(request, raw, limit=limit or settings.max_body_bytes)
-        principal = await admit(request, db, Scope.INGEST, write_key=_write_key(raw))
+        write_key = _write_key(raw)
+        if write_key is None:
+            raise Unauthorized(
+                "Send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>', or "
+                "as the body's writeKey (Segment's writeKey option)",
+                field="Authorization",
+                headers=_CHALLENGE,
+            )
+        principal = await admit(request, db, Scope.INGEST, write_key=write_key)
     sender = _Sender(
         principal.id,
         settings.dead_letter_limit,
@@ -140,15 +155,29 @@ async def _ingest(
     return await run_in_threadpool(work, db, raw, sender, *args)
 
 
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rapport", Basic realm="rapport"'}
+
+
 def _write_key(raw: bytes) -> str | None:
     """The ``writeKey`` of a Segment body sent without a key header (analytics.js puts it
-    there, beside the message or the batch), or ``None``."""
+    there, beside the message or the batch), or ``None`` when it has none. A body that cannot
+    be read is 400 naming ``body`` (as every route's), a ``writeKey`` that is not a key (a
+    number, empty) 401 naming ``writeKey``."""
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
+        parse_body(raw)  # raises the body's own 400 (not UTF-8, not JSON, empty)
+        raise
+    if not isinstance(payload, dict) or "writeKey" not in payload:
         return None
-    found = payload.get("writeKey") if isinstance(payload, dict) else None
-    return found if isinstance(found, str) else None
+    found = payload["writeKey"]
+    if not isinstance(found, str) or not found.strip():
+        raise Unauthorized(
+            "writeKey must be the write key (an API key with the ingest scope), as text",
+            field=WRITE_KEY_FIELD,
+            headers=_CHALLENGE,
+        )
+    return found
 
 
 def _without_write_key(item: Any) -> Any:
