@@ -36,7 +36,12 @@ from rapport.platform.errors import (
     field_error,
     pinpointed,
 )
-from rapport.platform.identity import EARLIEST_BIRTHDAY, birthday_date, is_email
+from rapport.platform.identity import (
+    EARLIEST_BIRTHDAY,
+    birthday_date,
+    customer_number_problem,
+    is_email,
+)
 
 # Where in an event a problem is (relative to the event), what is wrong, and its code.
 Loc = tuple[str | int, ...]
@@ -422,11 +427,27 @@ def validate_event(payload: Any, *, raw: bytes) -> NewEvent:
     return converted
 
 
+def user_id_error(user_id: str | None, anonymous_id: str | None, loc: Loc) -> ItemError | None:
+    """The error for an event whose only person is a user id that cannot be a customer number
+    (it holds '/', or is '.' or '..': platform.identity.customer_number_problem), else
+    ``None``. Such a user id is never made a customer number (the profile processor applies
+    the event to its visitor id), so without an anonymous id the event would reach nobody."""
+    if user_id is None or anonymous_id is not None:
+        return None
+    problem = customer_number_problem(user_id.strip())
+    if problem is None:
+        return None
+    return loc, problem + "; or send the visitor's anonymous id with it", "customer_number"
+
+
 def to_new_event(event: EventIn) -> NewEvent | ItemError:
     customer_id = event.get("customer_id")
     anonymous_id = event.get("anonymous_id")
     if customer_id is None and anonymous_id is None:
         return ("customer_id",), "An event needs customer_id or anonymous_id", "person_missing"
+    unusable = user_id_error(customer_id, anonymous_id, ("customer_id",))
+    if unusable is not None:
+        return unusable
     occurred_at = parse_time(event["occurred_at"], field="occurred_at")
     if isinstance(occurred_at, tuple):
         return occurred_at

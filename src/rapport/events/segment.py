@@ -50,6 +50,7 @@ from rapport.events.ingest import (
     pydantic_errors,
     reserved_type_error,
     trait_errors,
+    user_id_error,
 )
 from rapport.events.schemas import CHANNELS, EVENT_TYPE_PATTERN
 from rapport.events.tracking_store import NewEvent
@@ -217,6 +218,9 @@ def to_event(
     anonymous_id = _identifier(message.get("anonymousId"))
     if user_id is None and anonymous_id is None:
         return [(("userId",), "A message needs userId or anonymousId", "person_missing")]
+    unusable = user_id_error(user_id, anonymous_id, ("userId",))
+    if unusable is not None:
+        return [unusable]
 
     found = _type_and_properties(kind, message)
     if isinstance(found, list):
