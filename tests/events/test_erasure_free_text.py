@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from rapport.events.log import FREE_TEXT_KEYS, is_personal_key
 from rapport.events.models import Event
+from rapport.events.suppression import IDENTIFYING_KEYS
 from rapport.platform.domain_events import event_classes
 from tests.conftest import command
 from tests.customers.factories import process
@@ -144,3 +145,8 @@ def test_every_text_field_of_a_declared_fact_is_classified_for_erasure(app) -> N
                 unclassified.append(f"{event_type}.{name}")
     assert unclassified == []
     assert event_classes()["consent_changed"].model_fields.keys() >= {"source"}
+
+
+def test_the_identities_ingestion_refuses_are_personal_to_the_scrub() -> None:
+    # the keys ingestion reads an erased person's identities from are dropped at erasure
+    assert all(is_personal_key(key) for key in IDENTIFYING_KEYS)

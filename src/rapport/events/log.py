@@ -137,15 +137,6 @@ def _kept_text(key: str | None, parent: str | None) -> bool:
     return form in {"name", "id"} and _key_form(parent) in _NAMED_THINGS
 
 
-def _erased_text(value: Any) -> Any:
-    """A free-text value with its text erased (each text of a list), other values kept."""
-    if isinstance(value, str):
-        return ERASED_TEXT
-    if isinstance(value, list):
-        return [ERASED_TEXT if isinstance(item, str) else item for item in value]
-    return value
-
-
 class Scrubber:
     """Removes a person's data from event documents: values under personal keys, strings
     that contain an email address or one of the person's known values (their email, phone,
@@ -219,8 +210,8 @@ class Scrubber:
         for key, value in document.items():
             if is_personal_key(key, parent=parent) or self.names_person(key):
                 continue
-            if not tracked and _key_form(key) in FREE_TEXT_KEYS:
-                cleaned[key] = _erased_text(value)
+            if not tracked and isinstance(value, str) and _key_form(key) in FREE_TEXT_KEYS:
+                cleaned[key] = ERASED_TEXT
                 continue
             keep, value = self._value(key, value, parent, tracked=tracked)
             if keep:
