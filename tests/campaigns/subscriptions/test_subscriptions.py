@@ -338,8 +338,12 @@ def test_the_api_validates_and_names_the_field(
         URL, json={**body, "event_types": ["points_earned", "points_stolen"]}, headers=keyed(admin)
     )
     assert unknown.status_code == 422, unknown.text
-    assert unknown.json()["field"] == "event_types[1]"
+    assert unknown.json()["field"] == "event_types.1"
     assert "points_stolen" in unknown.json()["detail"]
+    # one refused field is named in errors too, as pydantic's own are
+    assert [(e["field"], e["pointer"], e["code"]) for e in unknown.json()["errors"]] == [
+        ("event_types.1", "/event_types/1", "invalid")
+    ]
     extra = client.post(URL, json={**body, "secret": "mine"}, headers=keyed(admin))
     assert extra.status_code == 422
     assert extra.json()["errors"][0]["field"] == "secret"
@@ -370,6 +374,26 @@ def test_the_api_validates_and_names_the_field(
         ("url", "invalid"),
         ("event_types.1", "invalid"),
     ]
+    # the tries out of bounds too: the service's rules, not the schema's first, so every
+    # refused field is in the one answer
+    all_wrong = client.post(
+        URL,
+        json={
+            "name": "Taken",
+            "url": "http://x y.example/",
+            "event_types": ["points_earned", "bogus"],
+            "max_attempts": 0,
+        },
+        headers=keyed(admin),
+    )
+    assert all_wrong.status_code == 422, all_wrong.text
+    assert [(e["field"], e["code"]) for e in all_wrong.json()["errors"]] == [
+        ("name", "taken"),
+        ("url", "invalid"),
+        ("max_attempts", "invalid"),
+        ("event_types.1", "invalid"),
+    ]
+    assert "(and 3 more)" in all_wrong.json()["detail"]
     assert client.delete(f"{URL}/{taken.json()['id']}", headers=admin).status_code == 204
     # created once per Idempotency-Key
     first = client.post(URL, json=body, headers={**admin, "Idempotency-Key": "k-1"})
@@ -388,7 +412,7 @@ def test_the_api_validates_and_names_the_field(
     assert null.json()["field"] == "active"
     wrong = client.patch(f"{URL}/{sub}", json={"event_types": ["nope"]}, headers=admin)
     assert wrong.status_code == 422
-    assert wrong.json()["field"] == "event_types[0]"
+    assert wrong.json()["field"] == "event_types.0"
     changed = client.patch(
         f"{URL}/{sub}", json={"event_types": ["tier_changed", "delivery_late"]}, headers=admin
     )

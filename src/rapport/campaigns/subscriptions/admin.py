@@ -124,7 +124,7 @@ def create_subscription(
             return _list_page(request, db, user, created=created)
     errors: dict[str, str] = {}
     for problem in problems:
-        field = (problem.field or "name").split("[")[0]
+        field = (problem.field or "name").split(".")[0]
         field = field if field in SAID else "name"
         errors.setdefault(
             field,

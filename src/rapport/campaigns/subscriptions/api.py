@@ -31,11 +31,28 @@ EventTypes = Annotated[
 
 
 class SubscriptionIn(StrictModel):
-    name: str = Field(min_length=1, max_length=200, examples=["CRM sync"])
-    url: str = Field(min_length=8, max_length=2000, examples=["https://crm.example/hooks"])
-    event_types: EventTypes
+    """The shape only (types, fields known): the values' rules (a name of 1 to 200 characters
+    not in use, the URL, tries from 1 to 20, event types offered) are the service's
+    ``managing.subscription_problems``, which names every refused field in one 422; the
+    schema still documents them."""
+
+    name: str = Field(examples=["CRM sync"], json_schema_extra={"minLength": 1, "maxLength": 200})
+    url: str = Field(
+        examples=["https://crm.example/hooks"],
+        json_schema_extra={"minLength": 8, "maxLength": 2000},
+    )
+    event_types: list[str] = Field(
+        max_length=100,
+        description="Among: " + ", ".join(f"`{t}`" for t in managing.EVENT_TYPES),
+        examples=[["points_earned", "tier_changed"]],
+        json_schema_extra={"minItems": 1},
+    )
     active: StrictBool = True
-    max_attempts: int = Field(default=6, ge=1, le=20, description="Tries before `dead`")
+    max_attempts: int = Field(
+        default=6,
+        description="Tries before `dead`",
+        json_schema_extra={"minimum": 1, "maximum": 20},
+    )
 
 
 class SubscriptionPatch(StrictModel):

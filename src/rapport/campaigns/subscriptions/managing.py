@@ -16,7 +16,6 @@ on.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,14 +56,15 @@ _TEMPLATES = {("webhook", "en"): ("Rapport event", "Rapport event")}
 
 
 def validate_event_types(values: Sequence[str]) -> list[str]:
-    """The event types, each one offered (an error names ``event_types[i]``), once each."""
+    """The event types, each one offered (an error names ``event_types.<i>``, dotted as
+    every field the API names), once each."""
     if not values:
         raise InvalidInput("Choose at least one event type", field="event_types")
     for index, value in enumerate(values):
         if value not in EVENT_TYPES:
             raise InvalidInput(
                 f"Unknown event type {value!r}; one of {', '.join(EVENT_TYPES)}",
-                field=f"event_types[{index}]",
+                field=f"event_types.{index}",
             )
     return list(dict.fromkeys(values))
 
@@ -116,10 +116,11 @@ def subscription_problems(
 
 
 def _refuse(problems: Sequence[Problem]) -> None:
-    """Raise the one problem, or for several a 422 whose ``errors`` names each field."""
+    """Raise a 422 whose ``errors`` names each refused field (a name in use among them with
+    code ``taken``); a name in use alone is the 409 it is wherever a name is taken."""
     if not problems:
         return
-    if len(problems) == 1:
+    if len(problems) == 1 and isinstance(problems[0], Conflict):
         raise problems[0]
     errors = [
         field_error(
@@ -130,17 +131,15 @@ def _refuse(problems: Sequence[Problem]) -> None:
         for problem in problems
     ]
     first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     raise InvalidInput(
-        f"{first['field']}: {first['message']} (and {len(errors) - 1} more)",
-        field=problems[0].field,
-        errors=errors,
+        f"{first['field']}: {first['message']}{more}", field=first["field"], errors=errors
     )
 
 
 def _path(field: str) -> tuple[str | int, ...]:
-    """``event_types[1]`` as ``("event_types", 1)``."""
-    found = re.fullmatch(r"(\w+)\[(\d+)\]", field)
-    return (found.group(1), int(found.group(2))) if found else (field,)
+    """``event_types.1`` as ``("event_types", 1)``."""
+    return tuple(int(part) if part.isdigit() else part for part in field.split("."))
 
 
 def campaign_key(endpoint_id: int) -> str:
