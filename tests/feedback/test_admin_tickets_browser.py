@@ -14,7 +14,7 @@ from rapport.feedback import service
 from rapport.feedback.schemas import TicketIn
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
-from tests.conftest import DemoSite, LiveServer, sign_in, sign_in_as
+from tests.conftest import NAVIGATION_TIMEOUT_MS, DemoSite, LiveServer, sign_in, sign_in_as
 from tests.feedback.factories import make_customer
 
 pytestmark = pytest.mark.browser
@@ -178,6 +178,7 @@ def test_a_refused_ticket_without_javascript_keeps_what_was_typed(
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     page.set_default_timeout(10_000)
+    page.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)  # as the page fixture's
     try:
         sign_in_as(page, live_server.base_url, "agent@example.com", PASSWORD)
         # when the agent fills in the Experience panel's form but forgets the subject

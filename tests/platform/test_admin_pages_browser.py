@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DemoSite, sign_in
+from tests.conftest import NAVIGATION_TIMEOUT_MS, DemoSite, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -138,6 +138,7 @@ def test_every_admin_page_fits_and_its_charts_agree_with_their_tables(
     context = browser.new_context(viewport={"width": WIDTH, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
+    page.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)  # as the page fixture's
     console_errors: list[str] = []
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     sign_in(page, demo_site)
