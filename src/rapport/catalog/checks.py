@@ -99,15 +99,11 @@ def _rules_for_no_store(db: Session) -> list[CatalogProblem]:
 def _rules_live_together(db: Session) -> list[CatalogProblem]:
     """Every live rule of a place where another live rule sets the price instead."""
     place = (ChannelPrice.sku, ChannelPrice.channel, func.coalesce(ChannelPrice.store_id, ""))
-    crowded = (
-        select(*place).where(*_live_now()).group_by(*place).having(func.count() > 1).subquery()
-    )
+    live = _live_now()  # one moment for the places and their rules
+    crowded = select(*place).where(*live).group_by(*place).having(func.count() > 1).subquery()
     rules = db.scalars(
         select(ChannelPrice)
-        .where(
-            tuple_(*place).in_(select(crowded.c[0], crowded.c[1], crowded.c[2])),
-            *_live_now(),
-        )
+        .where(tuple_(*place).in_(select(crowded.c[0], crowded.c[1], crowded.c[2])), *live)
         .order_by(ChannelPrice.sku, ChannelPrice.id)
     ).all()
     deciding: dict[tuple[str, str, str | None], ChannelPrice] = {}
