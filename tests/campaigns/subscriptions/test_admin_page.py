@@ -12,14 +12,10 @@ from sqlalchemy.orm import Session
 
 from rapport.campaigns.models import WebhookSubscription
 from rapport.campaigns.subscriptions import managing
-from rapport.platform import service as platform
 from tests.platform.admin_forms import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
     csrf_token,
     page_form,
     post_form,
-    sign_in,
     ticked,
     typed,
 )
@@ -27,25 +23,23 @@ from tests.platform.admin_forms import (
 PAGE = "/admin/webhooks/subscriptions"
 
 
-def test_an_admin_adds_and_edits_a_subscription(client: TestClient, db: Session) -> None:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
-    form = page_form(client.get(PAGE).text, action=PAGE)
+def test_an_admin_adds_and_edits_a_subscription(admin: TestClient, db: Session) -> None:
+    form = page_form(admin.get(PAGE).text, action=PAGE)
     form = typed(typed(form, "name", "CRM"), "url", "https://hooks.shop-crm.test/rapport")
     # without an event type the form is refused, saying why
-    refused = post_form(client, PAGE, form)
+    refused = post_form(admin, PAGE, form)
     assert refused.status_code == 422
     assert "at least one event type" in refused.text
     # with two ticked it adds the subscription and shows its secret on that answer only
     added = post_form(
-        client,
+        admin,
         PAGE,
         [*form, ("type_points_earned", "true"), ("type_customer_erased", "true")],
     )
     assert added.status_code == 200
     secret = re.search(r'data-testid="subscription-secret">(whsec_[^<]+)<', added.text)
     assert secret is not None
-    assert secret.group(1) not in client.get(PAGE).text
+    assert secret.group(1) not in admin.get(PAGE).text
     subscription = db.scalars(
         select(WebhookSubscription).order_by(WebhookSubscription.id.desc())
     ).first()
@@ -53,8 +47,8 @@ def test_an_admin_adds_and_edits_a_subscription(client: TestClient, db: Session)
     assert subscription.event_types == ["points_earned", "customer_erased"]
     edit = f"{PAGE}/{subscription.id}"
     # saved untouched, the edit form changes nothing
-    untouched = page_form(client.get(edit).text, action=edit)
-    assert post_form(client, edit, untouched).status_code == 303
+    untouched = page_form(admin.get(edit).text, action=edit)
+    assert post_form(admin, edit, untouched).status_code == 303
     db.refresh(subscription)
     assert (subscription.event_types, subscription.active) == (
         ["points_earned", "customer_erased"],
@@ -62,25 +56,23 @@ def test_an_admin_adds_and_edits_a_subscription(client: TestClient, db: Session)
     )
     # unticking one type and ticking another changes just those
     changed = ticked(ticked(untouched, "type_points_earned", False), "type_tier_changed", True)
-    post_form(client, edit, changed)
+    post_form(admin, edit, changed)
     db.refresh(subscription)
     assert subscription.event_types == ["tier_changed", "customer_erased"]
     assert subscription.active is True
     # a save that carries only the active flag leaves the event types as they were
-    post_form(
-        client, edit, [("csrf_token", csrf_token(client.get(edit).text)), ("active", "false")]
-    )
+    post_form(admin, edit, [("csrf_token", csrf_token(admin.get(edit).text)), ("active", "false")])
     db.refresh(subscription)
     assert subscription.active is False
     assert subscription.event_types == ["tier_changed", "customer_erased"]
     # deleting it takes it off the list (where it was, by its URL and edit link)
-    listed = client.get(PAGE).text
+    listed = admin.get(PAGE).text
     assert "hooks.shop-crm.test" in listed
     assert f'href="{edit}"' in listed
     delete = f"{edit}/delete"
-    post_form(client, delete, page_form(client.get(edit).text, action=delete))
+    post_form(admin, delete, page_form(admin.get(edit).text, action=delete))
     # (not its name: a page's random CSRF token may spell "CRM")
-    listed = client.get(PAGE).text
+    listed = admin.get(PAGE).text
     assert "hooks.shop-crm.test" not in listed
     assert f'href="{edit}"' not in listed
 
@@ -91,17 +83,15 @@ def _said(html: str, field: str) -> str | None:
 
 
 def test_a_refused_subscription_keeps_what_was_typed_with_the_message_beside_it(
-    client: TestClient, db: Session
+    admin: TestClient, db: Session
 ) -> None:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
     managing.create_subscription(
         db, name="CRM", url="https://crm.example/hooks", event_types=["points_earned"]
     )
-    form = page_form(client.get(PAGE).text, action=PAGE)
+    form = page_form(admin.get(PAGE).text, action=PAGE)
     form = typed(typed(form, "name", "CRM"), "url", "https://other.example/in")
     form = typed(form, "max_attempts", "9")
-    refused = post_form(client, PAGE, [*form, ("type_tier_changed", "true")])
+    refused = post_form(admin, PAGE, [*form, ("type_tier_changed", "true")])
     assert refused.status_code == 422
     said = _said(refused.text, "name")
     assert said is not None
@@ -117,41 +107,37 @@ def test_a_refused_subscription_keeps_what_was_typed_with_the_message_beside_it(
     )
     # an address with a space is refused beside the URL
     spaced_form = typed(typed(form, "name", "ERP"), "url", "http://x y.example/")
-    spaced = post_form(client, PAGE, [*spaced_form, ("type_tier_changed", "true")])
+    spaced = post_form(admin, PAGE, [*spaced_form, ("type_tier_changed", "true")])
     assert spaced.status_code == 422
     assert "without spaces" in (_said(spaced.text, "url") or "")
     assert len(managing.list_subscriptions(db)) == 1
 
 
 def test_a_subscription_endpoint_needs_no_marketing_consent_on_the_endpoint_pages(
-    client: TestClient, db: Session
+    admin: TestClient, db: Session
 ) -> None:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
     created = managing.create_subscription(
         db, name="CRM", url="https://crm.example/hooks", event_types=["points_earned"]
     )
-    listed = client.get("/admin/webhooks").text
+    listed = admin.get("/admin/webhooks").text
     cell = re.search(r'data-testid="endpoint-consent">([^<]*)<', listed)
     assert cell is not None
     assert cell.group(1) == "none: an event subscription (purpose service)"
-    detail = client.get(f"/admin/webhooks/{created.endpoint.id}").text
+    detail = admin.get(f"/admin/webhooks/{created.endpoint.id}").text
     assert "Marketing push" not in detail
     assert "none: an event subscription (purpose service)" in detail
 
 
-def test_every_refused_field_is_said_at_once(client: TestClient, db: Session) -> None:
-    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
-    assert sign_in(client).status_code == 303
+def test_every_refused_field_is_said_at_once(admin: TestClient, db: Session) -> None:
     # given a subscription named "CRM sync"
     managing.create_subscription(
         db, name="CRM sync", url="https://crm.example/hooks", event_types=["points_earned"]
     )
     # when the form is sent with that name, an address with a space and no tries
-    form = page_form(client.get(PAGE).text, action=PAGE)
+    form = page_form(admin.get(PAGE).text, action=PAGE)
     form = typed(typed(form, "name", "CRM sync"), "url", "http://x y.example/")
     form = typed(form, "max_attempts", "0")
-    refused = post_form(client, PAGE, [*form, ("type_tier_changed", "true")])
+    refused = post_form(admin, PAGE, [*form, ("type_tier_changed", "true")])
     # then each of the three is said beside its field, on the one answer
     assert refused.status_code == 422
     assert "is taken" in (_said(refused.text, "name") or "")
@@ -165,7 +151,7 @@ def test_every_refused_field_is_said_at_once(client: TestClient, db: Session) ->
     assert len(managing.list_subscriptions(db)) == 1
     # and with nothing ticked and tries that are no number, those two are said as well
     worse = typed(form, "max_attempts", "six")
-    all_four = post_form(client, PAGE, worse)
+    all_four = post_form(admin, PAGE, worse)
     assert all_four.status_code == 422
     fields = ["name", "url", "max_attempts", "event_types"]
     assert [field for field in fields if _said(all_four.text, field)] == fields
