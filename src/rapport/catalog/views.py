@@ -81,9 +81,8 @@ class RuleEnding:
     ended: bool  # it has ended, or was ended before it began: nothing to end
     begun: bool  # False: an earlier version's rule still to begin, which ending cancels
     price_after_minor: int
-    set_by_after: (
-        str  # what sets the price once it ends: "rule 9 (app offer)", "the catalogue price"
-    )
+    # What sets the price once it ends: "rule 9 (app offer)", "the catalogue price".
+    set_by_after: str
 
 
 def rule_over(rule: ChannelPrice, now: datetime) -> bool:
