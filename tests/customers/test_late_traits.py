@@ -4,7 +4,6 @@ the event's time), whatever order the calls arrive or are processed in."""
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime, timedelta
 
 from rapport.customers import service as customers
@@ -12,13 +11,10 @@ from rapport.customers.models import Customer
 from rapport.platform import clock
 from tests.conftest import auth, command
 from tests.customers.factories import T0, process, track
+from tests.events.factories import basic_auth
 
 NEWER = {"email": "new@example.com", "firstName": "Newer", "plan": "new"}
 OLDER = {"email": "old@example.com", "firstName": "Older", "lastName": "Only", "plan": "old"}
-
-
-def _basic(secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
 
 
 def _profile(db, user_id: str) -> Customer:  # type: ignore[no-untyped-def]
@@ -75,7 +71,7 @@ def test_sign_up_is_not_undone_by_an_identify_said_before_it(client, api_key, db
     client.post(
         "/v1/identify",
         json={"userId": "OO-3", "timestamp": said, "traits": {"firstName": "Before"}},
-        headers=_basic(ingest),
+        headers=basic_auth(ingest),
     )
     process(db)
 
@@ -106,7 +102,7 @@ def test_out_of_order_in_one_batch_and_across_batches(client, api_key, db) -> No
                 identify("OO-5", newer, {**NEWER, "email": "new5@example.com"}, "b-3"),
             ]
         },
-        headers=_basic(ingest),
+        headers=basic_auth(ingest),
     )
     assert sent.status_code == 200
     process(db)
@@ -114,7 +110,7 @@ def test_out_of_order_in_one_batch_and_across_batches(client, api_key, db) -> No
     client.post(
         "/v1/batch",
         json={"batch": [identify("OO-5", older, {**OLDER, "email": "old5@example.com"}, "b-4")]},
-        headers=_basic(ingest),
+        headers=basic_auth(ingest),
     )
     process(db)
 

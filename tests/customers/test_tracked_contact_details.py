@@ -5,22 +5,17 @@ kept as the + number it is."""
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
 from tests.conftest import auth
 from tests.customers.factories import process
-
-
-def _basic(secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
+from tests.events.factories import basic_auth
 
 
 def _send(client, secret: str, route: str, user_id: str, traits: dict) -> None:  # type: ignore[no-untyped-def]
     call = {"userId": user_id, "messageId": f"m-{user_id}", "traits": traits}
     body = {"batch": [{**call, "type": "identify"}]} if route == "/v1/batch" else call
-    sent = client.post(route, json=body, headers=_basic(secret))
+    sent = client.post(route, json=body, headers=basic_auth(secret))
     assert sent.status_code == 200, sent.text
 
 

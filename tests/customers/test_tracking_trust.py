@@ -5,7 +5,6 @@ anonymous profile joining the customer who identifies on it, still merges."""
 
 from __future__ import annotations
 
-import base64
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -16,11 +15,7 @@ from rapport.events.models import Event
 from rapport.platform import clock
 from tests.conftest import auth, command
 from tests.customers.factories import T0, process, track
-
-
-def _basic(secret: str) -> dict[str, str]:
-    """As Segment's SDKs send the write key: the basic-auth user name."""
-    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
+from tests.events.factories import basic_auth
 
 
 def _merges(db) -> int:  # type: ignore[no-untyped-def]
@@ -49,7 +44,7 @@ def test_an_ingest_key_cannot_merge_two_known_customers_by_email(client, api_key
     sent = client.post(
         "/v1/identify",
         json={"userId": "K-3", "messageId": "mg-1", "traits": {"email": "k1@example.com"}},
-        headers=_basic(ingest),
+        headers=basic_auth(ingest),
     )
     assert sent.status_code == 200
     process(db)
@@ -147,7 +142,7 @@ def test_signing_in_still_joins_the_visitors_anonymous_profile(client, api_key, 
         headers=command(writer),
     )
     client.post(
-        "/v1/page", json={"anonymousId": "anon-1", "messageId": "p-1"}, headers=_basic(ingest)
+        "/v1/page", json={"anonymousId": "anon-1", "messageId": "p-1"}, headers=basic_auth(ingest)
     )
     process(db)
     visitor = customers.find_customer(db, kind="anonymous_id", value="anon-1")
@@ -163,7 +158,7 @@ def test_signing_in_still_joins_the_visitors_anonymous_profile(client, api_key, 
             "messageId": "i-1",
             "traits": {"email": "k1@example.com", "firstName": "Kim"},
         },
-        headers=_basic(ingest),
+        headers=basic_auth(ingest),
     )
     process(db)
 

@@ -3,6 +3,7 @@ properties (commands append typed events only)."""
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
@@ -37,3 +38,8 @@ def tracked(
     )
     db.add(event)
     return event
+
+
+def basic_auth(secret: str) -> dict[str, str]:
+    """The key header as Segment's SDKs send a write key: the basic-auth user name."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}

@@ -4,8 +4,6 @@ and CORS on the tracking routes only."""
 
 from __future__ import annotations
 
-import base64
-
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -16,13 +14,10 @@ from rapport.main import create_app
 from rapport.platform.db import get_db, get_writing_db
 from rapport.platform.settings import Settings
 from tests.conftest import auth
+from tests.events.factories import basic_auth
 
 TEXT = {"Content-Type": "text/plain"}
 SHOP = "http://shop.example"
-
-
-def basic(secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
 
 
 def stored(db) -> list[tuple[str, str, dict]]:  # type: ignore[no-untyped-def]
@@ -73,7 +68,7 @@ def test_a_batch_comes_to_v1_b_from_the_browser_and_from_a_phone(client, api_key
 
     # when both post to /v1/b
     first = client.post("/v1/b", content=orjson.dumps(browser), headers=TEXT)
-    second = client.post("/v1/b", json=phone, headers=basic(secret))
+    second = client.post("/v1/b", json=phone, headers=basic_auth(secret))
 
     # then both are stored
     assert (first.status_code, first.json()["accepted"]) == (200, 1), first.text

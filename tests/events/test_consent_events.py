@@ -4,14 +4,13 @@ the property, and nothing is stored."""
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 from sqlalchemy import func, select
 
 from rapport.events.models import Event
 from rapport.platform import clock
 from tests.conftest import auth
+from tests.events.factories import basic_auth
 
 
 def _stored(db) -> int:
@@ -60,7 +59,7 @@ def test_a_tracked_consent_that_is_no_choice_is_refused(
     batch = client.post("/v1/events/batch", json={"events": [body]}, headers=auth(key))
     assert batch.status_code == 200
     assert batch.json()["rejected"] == 1
-    basic = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    basic = basic_auth(key)
     segment = client.post(
         "/v1/track",
         json={"userId": "T-wanda", "event": "Consent Changed", "properties": properties},
@@ -113,7 +112,7 @@ def test_a_public_key_may_withdraw_but_not_grant_marketing(client, api_key, db) 
     )
     assert batch.status_code == 200
     assert batch.json()["rejected"] == 1
-    basic = {"Authorization": "Basic " + base64.b64encode(f"{public}:".encode()).decode()}
+    basic = basic_auth(public)
     segment = client.post(
         "/v1/track",
         json={

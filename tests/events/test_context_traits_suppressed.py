@@ -3,18 +3,18 @@ SDK keeps) is refused as suppressed, as in an identify call's traits: nothing is
 
 from __future__ import annotations
 
-import base64
 import json
 
 from sqlalchemy import select
 
 from rapport.events.models import Event
 from tests.conftest import auth, command
+from tests.events.factories import basic_auth
 
 
 def test_an_erased_persons_email_in_context_traits_is_refused(client, api_key, db) -> None:
     key = api_key("write", "admin", "ingest")
-    basic = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    basic = basic_auth(key)
     made = client.post(
         "/v1/customers",
         json={"email": "zelda.ctx@example.com", "phone": "+33 6 11 22 33 44"},
@@ -49,7 +49,7 @@ def test_an_erased_persons_email_in_context_traits_is_refused(client, api_key, d
 
 def test_an_erased_persons_email_in_properties_is_refused(client, api_key, db) -> None:
     key = api_key("write", "admin", "ingest")
-    basic = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    basic = basic_auth(key)
     made = client.post(
         "/v1/customers",
         json={"external_id": "ZELDA-9", "email": "zelda.keyed@zqmail.test"},
@@ -92,7 +92,7 @@ def test_an_erased_persons_email_in_properties_is_refused(client, api_key, db) -
 
 def test_a_suppressed_user_id_is_named_as_the_sender_named_it(client, api_key, db) -> None:
     key = api_key("write", "admin", "ingest")
-    basic = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    basic = basic_auth(key)
     made = client.post("/v1/customers", json={"external_id": "ZELDA-8"}, headers=command(key))
     assert made.status_code == 201, made.text
     erased = client.post(

@@ -3,7 +3,6 @@ thing (a SKU, an order, a currency, the page) stays; amounts still add up."""
 
 from __future__ import annotations
 
-import base64
 import json
 
 from sqlalchemy import select
@@ -14,6 +13,7 @@ from rapport.events.suppression import IDENTIFYING_KEYS
 from rapport.platform.domain_events import event_classes
 from tests.conftest import command
 from tests.customers.factories import process
+from tests.events.factories import basic_auth
 
 REVIEW = "Drank it at my flat on 7 Lindenstrasse with my husband Wolfram"
 INSTRUCTIONS = "Leave it with the neighbour, gate code 4711"
@@ -21,7 +21,7 @@ INSTRUCTIONS = "Leave it with the neighbour, gate code 4711"
 
 def test_free_text_and_groups_in_tracked_events_are_gone_after_erasure(client, api_key, db):
     key = api_key("write", "admin", "ingest")
-    basic = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    basic = basic_auth(key)
     made = client.post(
         "/v1/customers",
         json={"external_id": "Z-1", "email": "zelda@example.com"},

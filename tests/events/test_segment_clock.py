@@ -4,7 +4,6 @@ time taken."""
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,12 +12,9 @@ from sqlalchemy import select
 from rapport.events.models import Event
 from rapport.events.segment import to_event
 from rapport.platform import clock
+from tests.events.factories import basic_auth
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-
-
-def basic(secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
 
 
 def iso(at: datetime) -> str:
@@ -51,7 +47,7 @@ def test_a_phone_running_ten_minutes_fast_keeps_its_events(client, api_key, db) 
     }
 
     # when it arrives at noon
-    response = client.post("/v1/batch", json=body, headers=basic(api_key("ingest")))
+    response = client.post("/v1/batch", json=body, headers=basic_auth(api_key("ingest")))
 
     # then both are kept, at when they happened by Rapport's clock (they were refused as
     # clock_skew, more than 5 minutes in the future)
@@ -117,8 +113,10 @@ def test_a_bad_batch_envelope_is_refused_as_a_single_call_s_field_is(
 
     # when it is sent to /v1/batch, and its message alone to /v1/track with the same field
     key = api_key("ingest")
-    batch = client.post("/v1/batch", json=body, headers=basic(key))
-    single = client.post("/v1/track", json={**body["batch"][0], **envelope}, headers=basic(key))
+    batch = client.post("/v1/batch", json=body, headers=basic_auth(key))
+    single = client.post(
+        "/v1/track", json={**body["batch"][0], **envelope}, headers=basic_auth(key)
+    )
 
     # then both are 422 naming the field, and nothing is stored (the batch ignored a bad
     # sentAt and stored its messages)
@@ -130,7 +128,7 @@ def test_a_bad_batch_envelope_is_refused_as_a_single_call_s_field_is(
 
 def test_a_time_before_1970_is_refused(client, api_key, db) -> None:
     message = {"event": "A B", "userId": "u", "timestamp": "1969-07-20T20:17:00Z"}
-    response = client.post("/v1/track", json=message, headers=basic(api_key("ingest")))
+    response = client.post("/v1/track", json=message, headers=basic_auth(api_key("ingest")))
     assert response.status_code == 422
     error = response.json()["errors"][0]
     assert (error["field"], error["code"]) == ("timestamp", "too_early")

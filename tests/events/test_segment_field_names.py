@@ -3,17 +3,11 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 from sqlalchemy import select
 
 from rapport.events.models import DeadLetter, Event
-
-
-def basic(secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
-
+from tests.events.factories import basic_auth
 
 NUL = "\u0000"
 
@@ -46,7 +40,7 @@ NUL = "\u0000"
 )
 def test_a_single_call_names_the_segment_field(client, api_key, db, path, message, field) -> None:
     # when a call with one bad field is sent
-    response = client.post(path, json=message, headers=basic(api_key("ingest")))
+    response = client.post(path, json=message, headers=basic_auth(api_key("ingest")))
 
     # then it is refused naming that field as sent, once, and nothing is stored
     assert response.status_code == 422, response.text
@@ -71,7 +65,7 @@ def test_a_batch_names_each_refused_message_s_field_as_sent(client, api_key, db)
     }
 
     # when it is sent
-    response = client.post("/v1/batch", json=body, headers=basic(api_key("ingest")))
+    response = client.post("/v1/batch", json=body, headers=basic_auth(api_key("ingest")))
 
     # then each refusal names the message's own field, once
     answer = response.json()
@@ -92,7 +86,7 @@ def test_a_batch_names_each_refused_message_s_field_as_sent(client, api_key, db)
 
 def test_an_integer_user_id_is_still_taken(client, api_key, db) -> None:
     response = client.post(
-        "/v1/track", json={"event": "A B", "userId": 4711}, headers=basic(api_key("ingest"))
+        "/v1/track", json={"event": "A B", "userId": 4711}, headers=basic_auth(api_key("ingest"))
     )
     assert response.status_code == 200, response.text
     assert list(db.scalars(select(Event.user_id))) == ["4711"]

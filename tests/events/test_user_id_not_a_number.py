@@ -3,17 +3,12 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 from sqlalchemy import func, select
 
 from rapport.events.models import Event
 from tests.conftest import auth
-
-
-def _basic(key: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+from tests.events.factories import basic_auth
 
 
 @pytest.mark.parametrize("kind", ["track", "identify", "page", "screen", "alias", "group"])
@@ -25,13 +20,15 @@ def test_every_segment_call_naming_only_such_a_user_id_is_422(client, api_key, d
         "previousId": "old-1",
         "groupId": "g-1",
     }
-    answer = client.post(f"/v1/{kind}", json=message, headers=_basic(api_key("ingest")))
+    answer = client.post(f"/v1/{kind}", json=message, headers=basic_auth(api_key("ingest")))
     assert answer.status_code == 422, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["field"] == "userId"
     assert "cannot hold '/'" in answer.json()["detail"]
     batch = client.post(
-        "/v1/batch", json={"batch": [{**message, "type": kind}]}, headers=_basic(api_key("ingest"))
+        "/v1/batch",
+        json={"batch": [{**message, "type": kind}]},
+        headers=basic_auth(api_key("ingest")),
     )
     assert batch.json()["rejected"] == 1, batch.text
     assert batch.json()["errors"][0]["field"] == "batch.0.userId"
@@ -59,5 +56,5 @@ def test_a_native_event_naming_only_such_a_customer_id_is_422(client, api_key, d
 
 def test_with_a_visitor_id_the_event_is_the_visitors(client, api_key, db) -> None:
     message = {"userId": "AB/7", "anonymousId": "anon-7", "traits": {"firstName": "Ab"}}
-    answer = client.post("/v1/identify", json=message, headers=_basic(api_key("ingest")))
+    answer = client.post("/v1/identify", json=message, headers=basic_auth(api_key("ingest")))
     assert answer.status_code == 200, answer.text
