@@ -9,7 +9,6 @@ import json
 import os
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,12 @@ import pytest
 from rapport.platform.http_protocol import PARSER_MAX_URL_BYTES
 from rapport.platform.middleware import MAX_URL_BYTES
 from tests.conftest import free_port, migrated_sqlite
-from tests.platform.test_serving import RAPPORT, Served, served  # noqa: F401 (the fixture)
+from tests.platform.test_serving import (  # noqa: F401 (served: the fixture)
+    RAPPORT,
+    Served,
+    _wait_for,
+    served,
+)
 
 
 @pytest.fixture
@@ -38,16 +42,17 @@ def one_process(tmp_path: Path) -> Iterator[Served]:
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+
+    def listening() -> bool:
+        assert process.poll() is None, log.read_text()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "rapport serve listening within 60 s"
-                time.sleep(0.2)
+        _wait_for(listening, "rapport serve listening")
         yield Served(process, port, log)
     finally:
         process.terminate()
