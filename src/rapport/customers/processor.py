@@ -376,14 +376,15 @@ def resolve_event_customer(
 
 def _usable_user_id(db: Session, event: LoggedEvent) -> bool:
     """Whether the event's user id may be a customer number: one that cannot name a customer
-    in a path (a ``/``) is never made one (the event is its visitor id's, if any), unless a
-    customer already holds it."""
+    in a path (a ``/``, or ``.`` or ``..``: ``customer_number_problem``) is never made one
+    (the event is its visitor id's, if any), unless a customer already holds it."""
     try:
         refuse_new_customer_number(db, event.user_id, field="userId")
-    except InvalidInput:
+    except InvalidInput as refusal:
         log.warning(
-            "event %s: its user id cannot be a customer number (it holds '/'); not linked",
+            "event %s: its user id cannot be a customer number (%s); not linked",
             event.event_id,
+            refusal.detail,
         )
         return False
     return True
