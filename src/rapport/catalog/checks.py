@@ -7,7 +7,6 @@ Each is listed with what is wrong and how to fix it; nothing here changes a row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,6 +14,7 @@ from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from rapport.catalog.models import ChannelPrice, Store
+from rapport.catalog.precedence import rule_recency
 from rapport.catalog.schemas import WEEKDAYS, hours_problem
 from rapport.platform import clock
 
@@ -38,14 +38,6 @@ def _live_now() -> list[Any]:
         or_(ChannelPrice.valid_from.is_(None), ChannelPrice.valid_from <= now),
         or_(ChannelPrice.valid_to.is_(None), ChannelPrice.valid_to > now),
     ]
-
-
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
-
-
-def _began(rule: ChannelPrice) -> tuple[datetime, int]:
-    start = clock.as_utc(rule.valid_from) if rule.valid_from is not None else _EARLIEST
-    return (start, rule.id)
 
 
 def _place(rule: ChannelPrice) -> str:
@@ -109,7 +101,8 @@ def _rules_live_together(db: Session) -> list[CatalogProblem]:
     deciding: dict[tuple[str, str, str | None], ChannelPrice] = {}
     for rule in rules:  # as the price is decided: the rule that began last, then made last
         key = (rule.sku, rule.channel, rule.store_id)
-        if key not in deciding or _began(rule) >= _began(deciding[key]):
+        newest = deciding.setdefault(key, rule)
+        if rule_recency(rule.valid_from, rule.id) > rule_recency(newest.valid_from, newest.id):
             deciding[key] = rule
     found = []
     for rule in rules:

@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
@@ -18,6 +18,7 @@ from rapport.catalog.audiences import store_coordinates, stores_within
 from rapport.catalog.checks import CatalogProblem, catalog_problems
 from rapport.catalog.importer import ProductImportSummary, import_products_file
 from rapport.catalog.models import ChannelPrice, Product, StockLevel, Store
+from rapport.catalog.precedence import rule_recency
 from rapport.catalog.schemas import SKU_PATTERN, UNCATEGORISED, ProductUpsert, StoreUpsert
 from rapport.catalog.upserts import refuse_repeats, upsert_products, upsert_stores
 from rapport.platform import clock
@@ -67,6 +68,7 @@ __all__ = [
     "release_reserved",
     "reserve_stock",
     "return_to_stock",
+    "rule_recency",
     "set_channel_price",
     "set_stock",
     "stock_view",
@@ -491,9 +493,6 @@ def end_channel_price(db: Session, *, rule_id: int) -> ChannelPrice:
     return rule
 
 
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
-
-
 def _live_at(rule: ChannelPrice, at: datetime) -> bool:
     return (rule.valid_from is None or clock.as_utc(rule.valid_from) <= at) and (
         rule.valid_to is None or clock.as_utc(rule.valid_to) > at
@@ -513,14 +512,7 @@ def _deciding_rule(
     ]
     if not live:
         return None
-    return max(
-        live,
-        key=lambda r: (
-            r.store_id is not None,
-            clock.as_utc(r.valid_from) if r.valid_from is not None else _EARLIEST,
-            r.id,
-        ),
-    )
+    return max(live, key=lambda r: (r.store_id is not None, *rule_recency(r.valid_from, r.id)))
 
 
 def effective_price(

@@ -13,12 +13,12 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
 
-from rapport.catalog.service import in_category
+from rapport.catalog.service import in_category, rule_recency
 from rapport.platform import budget
 from rapport.recommend.interactions import FloatArray, dense_row, row_entries
 from rapport.recommend.trained_model import CHANNELS, Bundle, daypart, top_category
@@ -417,9 +417,6 @@ def _with_browsing(bundle: Bundle, context: Context, candidates: _Candidates) ->
 # -------------------------------------------------------------------------- rules, context
 
 
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
-
-
 def _specificity(rule: Rule) -> tuple[bool, bool]:
     """How narrowly a rule was set: for one placement first, then for one segment."""
     return (rule.placement is not None, rule.segment is not None)
@@ -452,9 +449,10 @@ def in_force(rules: Sequence[Rule]) -> list[Rule]:
     newest: dict[tuple[str, str | None, str | None], tuple[datetime, int, int]] = {}
     for order, rule in enumerate(kept):
         if rule.action in ("boost", "bury"):
-            began = rule.starts_at if rule.starts_at is not None else _EARLIEST
+            # newest as of price rules (``catalog.service.rule_recency``), then the last given
+            key = (*rule_recency(rule.starts_at, rule.rule_id), order)
             target = _target(rule)
-            newest[target] = max(newest.get(target, (began, -1, -1)), (began, rule.rule_id, order))
+            newest[target] = max(newest.get(target, key), key)
     return [
         r
         for order, r in enumerate(kept)
