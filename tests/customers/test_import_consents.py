@@ -84,6 +84,16 @@ def test_a_consent_column_records_each_choice_with_the_file_as_source(db, tmp_pa
     assert marketable(db, ["C-1", "C-2", "C-3"], customers.SERVICE) == {"C-1", "C-2", "C-3"}
 
 
+def test_a_long_file_name_is_cut_to_what_a_consent_source_holds(db, tmp_path) -> None:
+    name = f"crm-{'x' * 80}.csv"
+    path = write(tmp_path, CRM, name)
+    mapping = CRM_MAPPING.with_overrides({"consent.marketing_email": "Newsletter"})
+    import_customers_file(db, path, mapping)
+    assert consents_of(db, "C-1") == {"marketing_email": True}
+    # 60 characters, what consents.source and consent_changes.source hold on every database
+    assert history_sources(db, "C-1") == {f"import:{name}"[:60]}
+
+
 def test_a_granted_purpose_applies_to_everyone_but_a_rows_own_no(db, tmp_path) -> None:
     path = write(tmp_path, CRM, "crm.csv")
     mapping = CRM_MAPPING.with_overrides(

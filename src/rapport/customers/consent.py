@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from rapport.customers.events import ConsentChanged
 from rapport.customers.models import (
     CONSENT_PURPOSES,
+    CONSENT_SOURCE_LENGTH,
     Consent,
     ConsentChange,
     Customer,
@@ -24,6 +25,13 @@ from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
 from rapport.platform.identity import identity_digest
+
+
+def clipped_consent_source(source: str) -> str:
+    """``source`` as a consent's history keeps it, its first ``CONSENT_SOURCE_LENGTH``
+    characters: for a source Rapport composes (a file's name, a tracked event's channel) or
+    takes from a file or an event, where the API's ``ConsentSource`` refuses a longer one."""
+    return source[:CONSENT_SOURCE_LENGTH]
 
 
 def record_consent(

@@ -11,6 +11,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import StrictBool, StringConstraints
 
+from rapport.customers.models import CONSENT_SOURCE_LENGTH
 from rapport.platform.domain_events import DomainEvent
 
 # A consent purpose, and where a choice was made: the one rule for the API's
@@ -20,7 +21,7 @@ ConsentPurpose = Literal[
     "analytics", "personalization", "marketing_email", "marketing_push", "location"
 ]
 ConsentSource = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=CONSENT_SOURCE_LENGTH)
 ]
 
 

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
+from rapport.customers.consent import clipped_consent_source
 from rapport.customers.import_batch import ImportedCustomer, load_customers
 from rapport.customers.models import CONSENT_PURPOSES
 from rapport.platform.errors import InvalidInput, MalformedFile
@@ -61,7 +62,6 @@ CONSENT_VALUES: dict[str, bool] = {
     "opted-out": False,
     "unsubscribed": False,
 }
-CONSENT_SOURCE_LENGTH = 60  # consents.source and consent_changes.source
 
 
 def customer_number_refusal(value: str) -> str | None:
@@ -91,7 +91,7 @@ def consent_choices_hint() -> str:
 
 def import_consent_source(path: Path) -> str:
     """What the consent history names as the source of choices read from ``path``."""
-    return f"import:{path.name}"[:CONSENT_SOURCE_LENGTH]
+    return clipped_consent_source(f"import:{path.name}")
 
 
 def check_purposes(purposes: Iterable[str], *, field: str) -> frozenset[str]:

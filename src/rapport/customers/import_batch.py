@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rapport.customers.consent import clipped_consent_source
 from rapport.customers.identities import normalised_identities
 from rapport.customers.models import (
     UNIQUE_IDENTITY_KINDS,
@@ -180,7 +181,7 @@ def load_customers(
             "customer_id": ids[c.external_id],
             "purpose": purpose,
             "granted": granted,
-            "source": consent_source[:60],
+            "source": clipped_consent_source(consent_source),
         }
         for c in fresh
         for purpose, granted in c.consents.items()

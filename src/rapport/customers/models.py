@@ -23,6 +23,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from rapport.platform.db import Base, JsonDocument, UTCDateTime
 
 CONSENT_PURPOSES = ("analytics", "personalization", "marketing_email", "marketing_push", "location")
+# The most characters of where a consent choice was made (consents.source, consent_changes.source).
+CONSENT_SOURCE_LENGTH = 60
 # Identity kinds that name exactly one person; a device can be shared by a household.
 UNIQUE_IDENTITY_KINDS = ("email", "phone", "loyalty_card", "anonymous_id", "external_id")
 IDENTITY_KINDS = (*UNIQUE_IDENTITY_KINDS, "device_id")
@@ -99,7 +101,7 @@ class Consent(Base):
     )
     purpose: Mapped[str] = mapped_column(String(30), primary_key=True)
     granted: Mapped[bool] = mapped_column(Boolean)
-    source: Mapped[str] = mapped_column(String(60))
+    source: Mapped[str] = mapped_column(String(CONSENT_SOURCE_LENGTH))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -157,7 +159,7 @@ class ConsentChange(Base):
     )
     purpose: Mapped[str] = mapped_column(String(30))
     granted: Mapped[bool] = mapped_column(Boolean)
-    source: Mapped[str] = mapped_column(String(60))
+    source: Mapped[str] = mapped_column(String(CONSENT_SOURCE_LENGTH))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rapport.customers.consent import record_consent
+from rapport.customers.consent import clipped_consent_source, record_consent
 from rapport.customers.identities import (
     attach_identity,
     get_identities,
@@ -467,7 +467,9 @@ def _apply_consent(db: Session, customer: Customer, event: LoggedEvent) -> None:
             customer_id=customer.customer_id,
             purpose=str(purpose),
             granted=granted,
-            source=str(properties.get("source") or f"event:{event.channel}")[:60],
+            source=clipped_consent_source(
+                str(properties.get("source") or f"event:{event.channel}")
+            ),
             at=event.occurred_at,
         )
 
