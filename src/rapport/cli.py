@@ -39,7 +39,6 @@ from rapport.platform.console import (
 )
 from rapport.platform.db import open_session
 from rapport.platform.errors import NotFound, Problem
-from rapport.platform.models import ApiKey
 from rapport.platform.settings import get_settings, user_env_file
 from rapport.recommend.cli import recommend_app
 
@@ -565,12 +564,6 @@ def keys_create(
 KEY_TABLE_WIDTH = 120
 
 
-def _orders_from_tracking(key: ApiKey) -> platform.OrdersFromTracking:
-    return platform.orders_from_tracking_state(
-        scopes=key.scopes, orders_from_tracking=key.orders_from_tracking
-    )
-
-
 @keys_app.command("list")
 def keys_list(
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys")] = False,
@@ -585,7 +578,7 @@ def keys_list(
             key.key_prefix,
             ", ".join(key.scopes),
             key.rate_limit or "default",
-            str(_orders_from_tracking(key)),
+            str(platform.key_orders_from_tracking(key)),
             key.created_at.strftime("%Y-%m-%d %H:%M"),
             key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "",
         )
@@ -647,7 +640,7 @@ def keys_orders_from_tracking(
         key = platform.set_api_key_orders_from_tracking(
             db, key_id=key_id, enabled=switch is Switch.ON
         )
-    state = _orders_from_tracking(key)
+    state = platform.key_orders_from_tracking(key)
     if state.effective:
         outcome = "become orders and returns"
     elif not state.switched_on:

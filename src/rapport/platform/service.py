@@ -270,6 +270,14 @@ def orders_from_tracking_state(
     )
 
 
+def key_orders_from_tracking(key: ApiKey) -> OrdersFromTracking:
+    """``orders_from_tracking_state`` of a stored key: its switch with its scopes, as
+    ``rapport keys`` and the admin's API keys page show it."""
+    return orders_from_tracking_state(
+        scopes=key.scopes, orders_from_tracking=key.orders_from_tracking
+    )
+
+
 def places_tracked_orders(*, scopes: Sequence[str], orders_from_tracking: bool) -> bool:
     """Whether a key's Segment "Order Completed" messages become orders
     (``orders_from_tracking_state``: switched on, and the key may ingest and write)."""

@@ -16,7 +16,6 @@ from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, render
 from rapport.platform.api import ApiKeyRequest
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem, pinpointed
-from rapport.platform.models import ApiKey
 from rapport.platform.paging import PageParams
 
 NAV: list[NavItem] = [
@@ -44,15 +43,6 @@ SCOPE_HELP = {
 }
 
 
-def orders_from_tracking_state(key: ApiKey) -> str:
-    """What the key's Segment e-commerce events do, as ``rapport keys list`` says it."""
-    return str(
-        service.orders_from_tracking_state(
-            scopes=key.scopes, orders_from_tracking=key.orders_from_tracking
-        )
-    )
-
-
 def _keys_page(
     request: Request,
     db: DbSession,
@@ -71,7 +61,7 @@ def _keys_page(
         {
             "user": user,
             "keys": sorted(keys, key=lambda key: (key.revoked_at is not None, key.created_at)),
-            "states": {key.id: orders_from_tracking_state(key) for key in keys},
+            "states": {key.id: str(service.key_orders_from_tracking(key)) for key in keys},
             "scope_help": SCOPE_HELP,
             "created": created,
             "form": form or {"name": "", "scopes": [], "orders_from_tracking": True},
@@ -160,7 +150,7 @@ def set_orders_from_tracking(
     enabled: Annotated[bool, Form()],
 ) -> RedirectResponse:
     key = service.set_api_key_orders_from_tracking(db, key_id=key_id, enabled=enabled)
-    state = orders_from_tracking_state(key)
+    state = service.key_orders_from_tracking(key)
     return RedirectResponse(
         f"/admin/settings/keys?message=Orders from tracking for {key.name}: {state}",
         status_code=303,
