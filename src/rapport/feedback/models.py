@@ -99,6 +99,9 @@ class Invitation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # When its email was given up before it went out (order cancelled, link expired, consent
+    # withdrawn): it asked the customer nothing, so it does not count for fatigue.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class SurveyResponse(Base):

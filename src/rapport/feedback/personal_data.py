@@ -47,6 +47,7 @@ EXPORTED_COLUMNS = {
                 "created_at",
                 "expires_at",
                 "answered_at",
+                "withdrawn_at",
             ),
             left_out={"customer_id": _THEIR_ID},
         ),

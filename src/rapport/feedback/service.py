@@ -85,6 +85,7 @@ from rapport.feedback.surveys.invitations import (
     last_invited,
     order_signals,
     sampled,
+    withdraw_invitations,
 )
 from rapport.feedback.surveys.links import url as survey_link_url
 from rapport.feedback.surveys.triggers import process_feedback_events
@@ -192,4 +193,5 @@ __all__ = [
     "ticket_counts",
     "ticket_queue",
     "trend",
+    "withdraw_invitations",
 ]

@@ -8,8 +8,8 @@ A batch goes through four steps:
    ``FOR UPDATE SKIP LOCKED``, so workers never take the same rows; SQLite: one writer at a
    time) and one commit;
 2. **gate** — a cancelled or paused campaign, a triggered message past its window, a survey
-   invitation feedback withdrew (answered, expired, its order cancelled:
-   ``producers.surveys.withdrawn``), a late-delivery notice whose order arrived or was
+   invitation feedback withdrew (answered, expired, its order cancelled, its consent
+   withdrawn: ``producers.surveys.withdrawn``), a late-delivery notice whose order arrived or was
    cancelled since (``producers.late_deliveries.overtaken``), then consent, erasure,
    suppressions, quiet hours, frequency caps, in bulk (``gates.gate_batch``); refused rows
    become ``suppressed`` or ``deferred`` in one commit;
@@ -285,7 +285,8 @@ def dispatch_batch(
         }
     batch.customers = load_customers(db, [r.customer_id for r in claimed if r.customer_id])
 
-    # A survey invitation answered, expired or about an order cancelled since it was queued;
+    # A survey invitation answered, expired, about an order cancelled or no longer consented to
+    # since it was queued (feedback records it withdrawn in this transaction);
     # a late-delivery notice whose order was delivered (or cancelled) since.
     occasions = [
         (row.id, batch.campaigns[row.campaign_id], row.occasion)

@@ -4,11 +4,12 @@ to the public survey page.
 The message is about something the customer did (their order, visit or ticket), so it goes as
 a service message; feedback invited only customers who granted the survey's consent purpose
 (``marketing_email``: a survey may ask no other, since this is an email), and that rule holds
-here too:
-the invitation is queued only while that consent still stands. An invitation answered or
-expired before it is queued, or whose order was cancelled, is not queued; and the dispatcher
-asks feedback again when it sends (:func:`withdrawn`), so one whose order is cancelled while it
-waits is suppressed. One already sent stays as it is.
+here too: feedback says which invitations must not go out (``feedback.withdraw_invitations``:
+answered, expired, the order cancelled, the survey's consent no longer standing) and records
+them withdrawn, so that one never sent does not count for fatigue. It is asked when the
+invitation is queued, and again by the dispatcher when it sends (:func:`withdrawn`), so one
+whose order is cancelled, or whose consent is withdrawn, while it waits is suppressed. One
+already sent stays as it is.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from rapport.campaigns.producers.messages import (
     system_campaign,
     with_control_group,
 )
-from rapport.customers import service as customers
 from rapport.events.service import LoggedEvent
 from rapport.feedback import service as feedback
 from rapport.platform import clock
@@ -35,17 +35,12 @@ def on_survey_invited(db: Session, event: LoggedEvent) -> None:
     invitation_id = (event.properties or {}).get("invitation_id")
     if not invitation_id:
         return
-    if feedback.invitations_not_to_send(db, invitation_ids=[str(invitation_id)]):
-        return  # answered, expired, or its order cancelled before it was queued
+    if feedback.withdraw_invitations(db, invitation_ids=[str(invitation_id)]):
+        return  # answered, expired, its order cancelled or its consent withdrawn: not queued
     invitation = feedback.get_invitation(db, invitation_id=str(invitation_id))
     if invitation is None:
         return
     expires_at = clock.as_utc(invitation.expires_at)
-    survey = feedback.get_survey(db, survey_id=invitation.survey_id)
-    if survey is None or not customers.may_contact(
-        db, customer_id=invitation.customer_id, purpose=survey.consent_purpose
-    ):
-        return
     settings = get_settings()
     link = feedback.survey_link_url(
         invitation.invitation_id,
@@ -78,14 +73,15 @@ def on_survey_invited(db: Session, event: LoggedEvent) -> None:
 
 def withdrawn(db: Session, rows: Iterable[tuple[int, Campaign, str]]) -> dict[int, str]:
     """The survey invitations among claimed deliveries (delivery id, campaign, occasion) that
-    must not go out any more (answered, expired, the order cancelled since it was queued),
-    with why, by delivery id: the dispatcher suppresses them."""
+    must not go out any more (answered, expired, the order cancelled or the survey's consent
+    withdrawn since it was queued), with why, by delivery id: the dispatcher suppresses them,
+    and feedback has recorded them withdrawn, in the dispatcher's transaction."""
     wanted = {
         delivery_id: occasion.removeprefix("invitation:")
         for delivery_id, campaign, occasion in rows
         if campaign.key == SURVEY_INVITATION and occasion.startswith("invitation:")
     }
-    refused = feedback.invitations_not_to_send(db, invitation_ids=set(wanted.values()))
+    refused = feedback.withdraw_invitations(db, invitation_ids=set(wanted.values()))
     return {
         delivery_id: refused[invitation_id]
         for delivery_id, invitation_id in wanted.items()

@@ -3,8 +3,9 @@
 fatigue (nobody asked any survey twice within the survey's days) and one invitation per survey
 and moment; each invitation keeps the experience signals known when it was made. No survey is
 asked about an order that was cancelled, and an invitation not sent yet is not sent once its
-order is cancelled (:func:`invitations_not_to_send`, which the email's queueing and sending
-ask)."""
+order is cancelled, its link expired or the customer may no longer be emailed for the survey's
+purpose: it is withdrawn (:func:`withdraw_invitations`, which the email's queueing and sending
+ask), and a withdrawn invitation, never sent, does not count for fatigue."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
@@ -61,9 +62,14 @@ def sampled(survey_id: str, source_key: str, rate: float) -> bool:
 
 
 def last_invited(db: Session, *, customer_id: str) -> datetime | None:
-    """When the customer was last asked any survey."""
+    """When the customer was last asked any survey: the latest invitation sent, answered or
+    still waiting to go out. One withdrawn before it was sent (:func:`withdraw_invitations`)
+    asked them nothing, so it does not count."""
     at = db.scalar(
-        select(func.max(Invitation.created_at)).where(Invitation.customer_id == customer_id)
+        select(func.max(Invitation.created_at)).where(
+            Invitation.customer_id == customer_id,
+            or_(Invitation.withdrawn_at.is_(None), Invitation.answered_at.is_not(None)),
+        )
     )
     return clock.as_utc(at) if at is not None else None
 
@@ -172,9 +178,10 @@ def invitations_not_to_send(
     db: Session, *, invitation_ids: Collection[str], now: datetime | None = None
 ) -> dict[str, str]:
     """Why each of these invitations must not be sent (any more), by id: unknown, answered,
-    its link expired, or its order cancelled since it was made. The others may go out. Asked
-    when the invitation's email is queued and again when it is sent, so a cancellation that
-    arrives in between withdraws it; one already sent stays as it is (its link still works)."""
+    its link expired, its order cancelled since it was made, or the customer no longer to be
+    contacted for the survey's consent purpose (consent withdrawn, profile erased). The others
+    may go out. Only a judgement: the email's queueing and sending ask
+    :func:`withdraw_invitations`, which also records the withdrawal."""
     ids = set(invitation_ids)
     if not ids:
         return {}
@@ -184,6 +191,14 @@ def invitations_not_to_send(
         for row in db.scalars(select(Invitation).where(Invitation.invitation_id.in_(ids)))
     }
     refused: dict[str, str] = {}
+    waiting: dict[str, list[Invitation]] = {}  # by the consent purpose their survey asks
+    purposes = dict(
+        db.execute(
+            select(Survey.survey_id, Survey.consent_purpose).where(
+                Survey.survey_id.in_({i.survey_id for i in found.values()})
+            )
+        ).all()
+    )
     for invitation_id in ids:
         invitation = found.get(invitation_id)
         if invitation is None:
@@ -194,6 +209,40 @@ def invitations_not_to_send(
             refused[invitation_id] = "survey link expired"
         elif cancelled_order(db, order_id=invitation.order_id):
             refused[invitation_id] = f"survey withdrawn: order {invitation.order_id} cancelled"
+        elif invitation.survey_id not in purposes:
+            refused[invitation_id] = "survey unknown"
+        else:
+            waiting.setdefault(purposes[invitation.survey_id], []).append(invitation)
+    for purpose, invitations in waiting.items():
+        allowed = customers.contactable(
+            db, customer_ids={i.customer_id for i in invitations}, purpose=purpose
+        )
+        for invitation in invitations:
+            if invitation.customer_id not in allowed:
+                refused[invitation.invitation_id] = f"survey withdrawn: no {purpose} consent"
+    return refused
+
+
+def withdraw_invitations(
+    db: Session, *, invitation_ids: Collection[str], now: datetime | None = None
+) -> dict[str, str]:
+    """:func:`invitations_not_to_send`, for the email about to be queued or sent: each of
+    these invitations that must not go out, with why, by id; those unanswered are recorded
+    withdrawn (``withdrawn_at``, once) in the caller's transaction, so that an invitation never
+    sent does not count as the customer's last survey for fatigue. Ask it only for invitations
+    not sent yet: one already sent was asked, whatever happened since."""
+    moment = now or clock.now()
+    refused = invitations_not_to_send(db, invitation_ids=invitation_ids, now=moment)
+    if refused:
+        db.execute(
+            update(Invitation)
+            .where(
+                Invitation.invitation_id.in_(refused),
+                Invitation.answered_at.is_(None),
+                Invitation.withdrawn_at.is_(None),
+            )
+            .values(withdrawn_at=moment)
+        )
     return refused
 
 
