@@ -27,7 +27,7 @@ from rapport.customers.import_batch import ImportedCustomer, load_customers
 from rapport.customers.models import CONSENT_PURPOSES
 from rapport.platform.errors import InvalidInput, MalformedFile
 from rapport.platform.files import open_decompressed, text_encoding
-from rapport.platform.identity import customer_number_problem
+from rapport.platform.identity import canonical_phone, customer_number_problem
 
 BATCH_SIZE = 2_000
 # How often the check pass reports progress; per row would cost more than the parsing.
@@ -527,6 +527,17 @@ class CustomerCsv:
                 line=line,
                 column=self.header[index["email"]],
             )
+        phone = text("phone")
+        if phone is not None:
+            try:
+                phone = canonical_phone(phone)
+            except ValueError as problem:
+                raise MalformedFile(
+                    f"{phone!r} is no phone number Rapport can keep. {problem}; correct it or "
+                    "leave it empty",
+                    line=line,
+                    column=self.header[index["phone"]],
+                ) from None
         consents: dict[str, bool] = {}
         for purpose in CONSENT_PURPOSES:
             position = index.get(CONSENT_PREFIX + purpose)
@@ -549,7 +560,7 @@ class CustomerCsv:
         return ImportedCustomer(
             external_id=external_id,
             email=email,
-            phone=text("phone"),
+            phone=phone,
             first_name=text("first_name"),
             last_name=text("last_name"),
             locale=text("locale") or self.mapping.default_locale,

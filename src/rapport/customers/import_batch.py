@@ -24,7 +24,12 @@ from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
 from rapport.platform.errors import InvalidInput
-from rapport.platform.identity import customer_number_problem, identity_digest, normalise_identity
+from rapport.platform.identity import (
+    canonical_phone,
+    customer_number_problem,
+    identity_digest,
+    normalise_identity,
+)
 from rapport.platform.ids import new_id
 
 
@@ -33,7 +38,8 @@ class ImportedCustomer:
     """A customer record from a bulk source (demo generator, CRM importers).
 
     ``identities`` adds ways to recognise the customer beyond ``external_id`` and ``email``
-    (kind -> value, e.g. ``{"phone": "+33 6 12 34 56 78", "loyalty_card": "LC-0042"}``);
+    (kind -> value, e.g. ``{"loyalty_card": "LC-0042"}``); ``phone`` is the contact phone and
+    a phone identity, kept as ``+`` and digits (``platform.identity.canonical_phone``);
     ``attributes`` holds the retailer's own fields (segment, zip code, ...)."""
 
     external_id: str
@@ -138,12 +144,20 @@ def load_customers(
         if c.external_id not in existing and c.external_id not in seen:
             fresh.append(c)
             seen.add(c.external_id)
+    phones: dict[str, str] = {}
     for c in fresh:
         # A number no path can name is refused before anything is written (the file import
         # names its line; a transactions file stops here, naming it).
         problem = customer_number_problem(c.external_id)
         if problem is not None:
             raise InvalidInput(f"{c.external_id!r}: {problem}", field="external_id")
+        if c.phone:
+            # Kept as its identity has it; a national or unreadable one is refused, as the
+            # file import refuses it naming its line.
+            try:
+                phones[c.external_id] = canonical_phone(c.phone)
+            except ValueError as refusal:
+                raise InvalidInput(f"{c.external_id!r}: {refusal}", field="phone") from None
     unerased = _without_erased_people(db, fresh)
     erased = len(fresh) - len(unerased)
     fresh = unerased
@@ -156,7 +170,7 @@ def load_customers(
                 "customer_id": ids[c.external_id],
                 "external_id": c.external_id,
                 "email": normalise_identity("email", c.email) if c.email else None,
-                "phone": c.phone,
+                "phone": phones.get(c.external_id),
                 "first_name": c.first_name,
                 "last_name": c.last_name,
                 "locale": c.locale,

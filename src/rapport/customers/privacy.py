@@ -80,7 +80,10 @@ def privacy_subject(db: Session, *, customer_id: str) -> PrivacySubject:
         for kind in ("email", "phone", "external_id"):
             value = getattr(person, kind)
             if value:
-                identities.add((kind, normalise_identity(kind, value)))
+                # A national phone kept from before the doors refused one names no country:
+                # it is no identity (its digest would be every national number's).
+                if normal := normalise_identity(kind, value):
+                    identities.add((kind, normal))
                 details.add(value)
         for name in ("first_name", "last_name", "home_city"):
             if getattr(person, name):

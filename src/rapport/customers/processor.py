@@ -10,6 +10,7 @@ identity, and ``grouped`` as the customer's account or household.
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -51,6 +52,7 @@ from rapport.events.service import LoggedEvent
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
 from rapport.platform.identity import (
+    canonical_phone,
     customer_number_problem,
     identity_digest,
     identity_problem,
@@ -92,17 +94,16 @@ def _identity_traits(traits: dict[str, Any]) -> dict[str, str]:
 def _profile(traits: dict[str, Any]) -> dict[str, Any]:
     """The profile fields an identify call's traits fill. The contact email and phone obey
     the identity rule: one the API would refuse is left out (a national phone number names
-    no country), and a phone written with the international ``00`` prefix is kept as the
-    ``+`` number it is (``0033 6 11 22 33 44`` as ``+33611223344``)."""
+    no country; ingestion refuses one, events logged before it did are read as they are),
+    and a phone is kept as the ``+`` number its identity is (``+33 6 11 22 33 44`` and
+    ``0033 6 11 22 33 44`` as ``+33611223344``: ``platform.identity.canonical_phone``)."""
     profile: dict[str, Any] = dict(profile_fields(traits))
-    for kind in ("email", "phone"):
-        value = profile.get(kind)
-        if value is None:
-            continue
-        if identity_problem(kind, value) is not None:
-            del profile[kind]
-        elif kind == "phone" and value.lstrip("+ ").startswith("00"):
-            profile[kind] = normalise_identity(kind, value)
+    email, phone = profile.get("email"), profile.pop("phone", None)
+    if email is not None and identity_problem("email", email) is not None:
+        del profile["email"]
+    if phone is not None:
+        with suppress(ValueError):
+            profile["phone"] = canonical_phone(phone)
     return profile
 
 

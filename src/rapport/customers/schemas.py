@@ -16,6 +16,7 @@ from rapport.platform.identity import (
     EMAIL_PATTERN,
     IDENTITY_MAX_LENGTHS,
     PHONE_PATTERN,
+    canonical_phone,
     identity_problem,
 )
 from rapport.platform.schemas import ReadModel, StrictModel
@@ -30,8 +31,15 @@ class CustomerIn(StrictModel):
     email: str | None = Field(
         default=None, max_length=IDENTITY_MAX_LENGTHS["email"], pattern=EMAIL_PATTERN
     )
+    # Stored as platform.identity.canonical_phone gives it (+33612345678 for +33 6 12 34 56 78);
+    # the pattern is documented here and checked there, whose refusal says what is wrong.
     phone: str | None = Field(
-        default=None, max_length=IDENTITY_MAX_LENGTHS["phone"], pattern=PHONE_PATTERN
+        default=None,
+        max_length=IDENTITY_MAX_LENGTHS["phone"],
+        json_schema_extra={"pattern": PHONE_PATTERN},
+        description="In international form, with its country code after '+' or '00'; kept as "
+        "'+' and digits (+33 6 12 34 56 78 is kept as +33612345678). A national number "
+        "(06 12 34 56 78) is refused.",
     )
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=100)
@@ -58,7 +66,10 @@ class CustomerIn(StrictModel):
     @field_validator("external_id", "email", "phone")
     @classmethod
     def _identity(cls, value: str | None, info: Any) -> str | None:
-        # The rule identify and POST /{id}/identities use too (platform.identity).
+        # The rule identify and POST /{id}/identities use too (platform.identity); a phone is
+        # kept in the one form every door stores.
+        if value is not None and info.field_name == "phone":
+            return canonical_phone(value)
         problem = identity_problem(info.field_name, value) if value is not None else None
         if problem:
             raise ValueError(problem)

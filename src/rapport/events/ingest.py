@@ -40,6 +40,7 @@ from rapport.platform.identity import (
     EARLIEST_BIRTHDAY,
     birthday_date,
     customer_number_problem,
+    identity_problem,
     is_email,
 )
 
@@ -237,8 +238,9 @@ def trait_errors(
 ) -> list[ItemError]:
     """What is wrong with a traits object at ``loc`` (empty when nothing). ``known=False``
     counts every trait as custom (a group's traits). A ``birthday`` must be a real date; an
-    ``email`` must be an address where it would become an identity and the contact email
-    (``identifying``: an identify call's traits, not another call's ``context.traits``)."""
+    ``email`` must be an address and a ``phone`` a number in international form where they
+    would become identities and contact details (``identifying``: an identify call's traits,
+    not another call's ``context.traits``)."""
     if not isinstance(traits, dict):
         return [(loc, "Traits must be a JSON object", "dict_type")]
     errors: list[ItemError] = []
@@ -290,6 +292,18 @@ def _known_trait_error(name: str, value: Any, *, identifying: bool) -> tuple[str
             "identity and contact address: send their address, or leave the trait out",
             "string_pattern_mismatch",
         )
+    if name == "phone" and identifying:
+        problem = (
+            identity_problem("phone", value)
+            if isinstance(value, str)
+            else "Send the phone number as text, in international form (+33 6 12 34 56 78)"
+        )
+        if problem is not None:
+            return (
+                f"{problem}; it would become the person's phone identity and contact phone: "
+                "send it so, or leave the trait out",
+                "string_pattern_mismatch",
+            )
     return None
 
 

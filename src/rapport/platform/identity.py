@@ -64,6 +64,19 @@ def identity_problem(kind: str, value: str) -> str | None:
     return None
 
 
+def canonical_phone(value: str) -> str:
+    """``value`` in the one form Rapport keeps a phone number in, whichever door it comes
+    through (sign-up, identify, tracking, imports): ``+`` and digits, the ``00`` prefix read
+    as ``+`` (``+33 6 12 34 56 78`` and ``0033 6 12 34 56 78`` are ``+33612345678``), which is
+    the phone identity's form, so a person is one number in the profile, the identities, the
+    erasure blocklist and an export. Raises ``ValueError`` saying in a person's words why
+    ``value`` is no such number: unreadable, or national (no country code)."""
+    problem = identity_problem("phone", value)
+    if problem is not None:
+        raise ValueError(problem)
+    return normalise_identity("phone", value)
+
+
 def customer_number_problem(value: str) -> str | None:
     """What keeps ``value`` (trimmed) from being a shop's customer number: it names the
     customer in paths (``/v1/customers/{customer_id}``), where no server or proxy keeps a
