@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from rapport.customers import service as customers
 from rapport.customers.tasks import process_profile_events  # noqa: F401  (registers processor)
 from rapport.events.models import Event
 from rapport.events.processors import registered_processors, run_batch
@@ -44,6 +45,22 @@ def track(
     db.add(event)
     db.flush()
     return event
+
+
+def imported(external_id: str, **fields: Any) -> customers.ImportedCustomer:
+    """A bulk-load record (``customers.import_customers``) with nothing but its customer
+    number, locale ``en`` and no consents, but for ``fields``."""
+    record: dict[str, Any] = {
+        "email": None,
+        "first_name": None,
+        "last_name": None,
+        "locale": "en",
+        "home_city": None,
+        "home_latitude": None,
+        "home_longitude": None,
+        "consents": {},
+    }
+    return customers.ImportedCustomer(external_id=external_id, **{**record, **fields})
 
 
 def order_placed(total: int, categories: list[str], store_id: str = "web") -> dict[str, Any]:

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from rapport.customers import service as customers
-from rapport.customers.import_batch import ImportedCustomer
 from rapport.customers.models import Customer, Identity
 from rapport.flows import privacy
 from rapport.platform.errors import InvalidInput
 from tests.conftest import auth, command
+from tests.customers.factories import imported
 
 
 @pytest.mark.parametrize(
@@ -93,26 +93,14 @@ def test_a_number_signed_up_with_spaces_is_one_person_everywhere(client, api_key
 
 
 def test_a_bulk_load_stores_the_phone_as_its_identity_and_refuses_a_national_one(db) -> None:
-    def record(external_id: str, phone: str) -> ImportedCustomer:
-        return ImportedCustomer(
-            external_id=external_id,
-            email=None,
-            first_name=None,
-            last_name=None,
-            locale="en",
-            home_city=None,
-            home_latitude=None,
-            home_longitude=None,
-            consents={},
-            phone=phone,
-        )
-
-    assert customers.import_customers(db, customers=[record("B-1", "+33 6 12 34 56 78")]) == 1
+    assert (
+        customers.import_customers(db, customers=[imported("B-1", phone="+33 6 12 34 56 78")]) == 1
+    )
     loaded = customers.find_customer_by_external_id(db, external_id="B-1")
     assert loaded is not None
     assert loaded.phone == "+33612345678"
     with pytest.raises(InvalidInput) as refused:
-        customers.import_customers(db, customers=[record("B-2", "06 12 34 56 79")])
+        customers.import_customers(db, customers=[imported("B-2", phone="06 12 34 56 79")])
     assert refused.value.field == "phone"
     assert "'B-2'" in refused.value.detail
     assert "international form" in refused.value.detail
