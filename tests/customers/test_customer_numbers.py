@@ -5,7 +5,6 @@ character travels percent-encoded. One held from before still finds its customer
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -20,6 +19,7 @@ from rapport.orders.importing import import_transactions_file
 from rapport.platform.errors import InvalidInput
 from tests.conftest import auth, command
 from tests.customers.factories import process, track
+from tests.events.factories import basic_auth
 from tests.orders.factories import order_body, seed_catalog
 
 
@@ -80,7 +80,7 @@ def test_an_order_for_such_a_number_is_refused_and_nothing_stored(client, api_ke
 
 def test_a_tracked_user_id_with_a_slash_is_no_customer_number(client, api_key, db) -> None:
     ingest = api_key("ingest")
-    basic = {"Authorization": "Basic " + base64.b64encode(f"{ingest}:".encode()).decode()}
+    basic = basic_auth(ingest)
     client.post(
         "/v1/identify",
         json={"userId": "AB/7", "anonymousId": "anon-7", "traits": {"firstName": "Ab"}},

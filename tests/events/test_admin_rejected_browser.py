@@ -4,7 +4,6 @@ name, and the page never scrolls sideways."""
 
 from __future__ import annotations
 
-import base64
 import os
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from tests.conftest import LiveServer, sign_in_as
+from tests.events.factories import basic_auth
 
 pytestmark = pytest.mark.browser
 
@@ -43,7 +43,7 @@ def _seed(server: LiveServer) -> None:
     answer = httpx.post(
         f"{server.base_url}/v1/batch",
         json=batch,
-        headers={"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()},
+        headers=basic_auth(secret),
     )
     assert answer.json()["rejected"] == 1
 

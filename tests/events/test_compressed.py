@@ -3,7 +3,6 @@ endpoint, the size limit on the decompressed body, and clear refusals otherwise.
 
 from __future__ import annotations
 
-import base64
 import gzip
 import zlib
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from fastapi import FastAPI
 from rapport.events import api as events_api
 from rapport.events import service as events
 from rapport.platform import clock
+from tests.events.factories import basic_auth
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 EVENT = {
@@ -43,10 +43,6 @@ CODINGS = {
 }
 
 
-def basic(secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
-
-
 def endpoints() -> list[tuple[str, dict[str, object], int]]:
     """Each ingestion endpoint with a body it stores as one event (ids differ per call)."""
     event = {**EVENT, "event_id": "e-2"}
@@ -68,7 +64,7 @@ def send(client, key: str, path: str, body: object, coding: str):  # type: ignor
         path,
         content=CODINGS[coding](orjson.dumps(body)),
         headers={
-            **basic(key),
+            **basic_auth(key),
             "Content-Type": "application/json",
             "Content-Encoding": "gzip" if coding == "gzip" else "deflate",
         },
@@ -112,7 +108,7 @@ def test_a_small_bomb_is_refused_for_its_decompressed_size(client, api_key, db) 
     response = client.post(
         "/v1/batch",
         content=bomb,
-        headers={**basic(api_key("ingest")), "Content-Encoding": "gzip"},
+        headers={**basic_auth(api_key("ingest")), "Content-Encoding": "gzip"},
     )
 
     # then it is a 413 naming the body, and nothing is stored
@@ -155,7 +151,7 @@ def test_a_corrupt_stream_says_what_to_do(client, api_key, db) -> None:
         client.post(
             "/v1/track",
             content=body,
-            headers={**basic(api_key("ingest")), "Content-Encoding": "gzip"},
+            headers={**basic_auth(api_key("ingest")), "Content-Encoding": "gzip"},
         )
         for body in (cut, plain)
     ]
@@ -175,7 +171,7 @@ def test_an_unknown_encoding_is_415(client, api_key, db) -> None:
     response = client.post(
         "/v1/events",
         content=b"\x00\x01",
-        headers={**basic(api_key("ingest")), "Content-Encoding": "br"},
+        headers={**basic_auth(api_key("ingest")), "Content-Encoding": "br"},
     )
 
     # then the answer names the header and says which codings it takes

@@ -4,7 +4,6 @@ erasure reaches, and listed on an admin page."""
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 from datetime import UTC, datetime, timedelta
@@ -22,13 +21,10 @@ from rapport.platform import service as platform
 from rapport.platform.db import get_db
 from rapport.platform.identity import identity_digest
 from tests.conftest import auth
+from tests.events.factories import basic_auth
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
-
-
-def basic(secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
 
 
 def track(message_id: str, **fields: Any) -> dict[str, Any]:
@@ -87,7 +83,7 @@ def test_segment_batch_answers_what_was_rejected_and_keeps_it(client, api_key, d
 
     # when it is sent
     with caplog.at_level(logging.WARNING, logger="rapport.events.dead_letters"):
-        response = client.post("/v1/batch", json={"batch": batch}, headers=basic(secret))
+        response = client.post("/v1/batch", json={"batch": batch}, headers=basic_auth(secret))
 
     # then the answer stays 200 (Segment clients resend anything else) and says what was lost
     assert response.status_code == 200
@@ -149,7 +145,9 @@ def test_a_batch_without_rejections_keeps_nothing(client, api_key, db) -> None:
     # when an all-valid batch is sent
     clock.set_clock(lambda: NOW)
     response = client.post(
-        "/v1/batch", json={"batch": [track("m-0"), track("m-1")]}, headers=basic(api_key("ingest"))
+        "/v1/batch",
+        json={"batch": [track("m-0"), track("m-1")]},
+        headers=basic_auth(api_key("ingest")),
     )
 
     # then nothing is kept or listed
@@ -173,18 +171,20 @@ def test_the_store_keeps_only_the_newest_and_cuts_large_messages(
 
     # when two batches bring 5 rejected messages, one of them large
     big = track("m-big", event="", properties={"text": "y" * 5000})
-    client.post("/v1/batch", json={"batch": [track("m-1", event=""), big]}, headers=basic(secret))
+    client.post(
+        "/v1/batch", json={"batch": [track("m-1", event=""), big]}, headers=basic_auth(secret)
+    )
     client.post(
         "/v1/batch",
         json={"batch": [track(f"m-{n}", event="") for n in (3, 4, 5)]},
-        headers=basic(secret),
+        headers=basic_auth(secret),
     )
 
     # then only the newest three are kept
     rows = kept(db)
     assert [r.event_id for r in rows] == ["m-3", "m-4", "m-5"]
     # and a large message is cut, and says so
-    client.post("/v1/batch", json={"batch": [big]}, headers=basic(secret))
+    client.post("/v1/batch", json={"batch": [big]}, headers=basic_auth(secret))
     newest = kept(db)[-1]
     assert newest.event_id == "m-big"
     assert newest.truncated
@@ -196,7 +196,9 @@ def test_nul_characters_are_kept_on_every_database(client, api_key, db) -> None:
     # when a rejected message carries NUL characters in its ids and body
     clock.set_clock(lambda: NOW)
     message = track("m-\x00", userId="u\x00-1", event="", properties={"a\x00": "b\x00"})
-    response = client.post("/v1/batch", json={"batch": [message]}, headers=basic(api_key("ingest")))
+    response = client.post(
+        "/v1/batch", json={"batch": [message]}, headers=basic_auth(api_key("ingest"))
+    )
 
     # then it is answered and kept (PostgreSQL stores no NUL in text)
     assert response.status_code == 200
@@ -221,7 +223,7 @@ def test_erasure_removes_the_persons_dead_letters(client, api_key, db) -> None:
         },
         track("m-4", event="", userId="bob-1"),
     ]
-    client.post("/v1/batch", json={"batch": batch}, headers=basic(api_key("ingest")))
+    client.post("/v1/batch", json={"batch": batch}, headers=basic_auth(api_key("ingest")))
     assert len(kept(db)) == 4
 
     # when the erasure workflow erases Ann's identities
@@ -243,7 +245,7 @@ def test_an_erased_persons_rejected_message_is_kept_without_them(client, api_key
     client.post(
         "/v1/batch",
         json={"batch": [track("m-1", event="", userId="gone-1")]},
-        headers=basic(api_key("ingest")),
+        headers=basic_auth(api_key("ingest")),
     )
 
     # then only the fact and the reason are kept
@@ -263,7 +265,9 @@ def test_single_calls_refused_are_counted(client, api_key) -> None:
     before = rejected_count(client, "string_too_short")
     ahead = rejected_count(client, "clock_skew")
     assert (
-        client.post("/v1/track", json=track("m-1", event=""), headers=basic(secret)).status_code
+        client.post(
+            "/v1/track", json=track("m-1", event=""), headers=basic_auth(secret)
+        ).status_code
         == 422
     )
     event = {
@@ -301,7 +305,7 @@ def test_admin_page_lists_rejected_messages_by_reason(signed_in, api_key) -> Non
     signed_in.post(
         "/v1/batch",
         json={"batch": [track("m-1", event=""), track("m-2", timestamp=ahead)]},
-        headers=basic(api_key("ingest")),
+        headers=basic_auth(api_key("ingest")),
     )
 
     # when the tracking page is opened, then filtered to one reason

@@ -5,7 +5,6 @@ message stores nothing; an earlier logged one is read as it is and changes no co
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,13 +17,10 @@ from rapport.events.models import Event
 from rapport.platform import clock
 from tests.conftest import auth
 from tests.customers.factories import process, track
+from tests.events.factories import basic_auth
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 BIG = 123456789012345678901234567890
-
-
-def basic(secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
 
 
 def _stored(db) -> int:  # type: ignore[no-untyped-def]
@@ -57,12 +53,12 @@ def test_an_identify_call_with_a_trait_the_profile_cannot_keep_is_refused_naming
 
     # when it is sent alone, and in a batch beside a valid message
     message: dict[str, Any] = {"userId": "u-9", "messageId": "m-1", "traits": traits}
-    single = client.post("/v1/identify", json=message, headers=basic(secret))
+    single = client.post("/v1/identify", json=message, headers=basic_auth(secret))
     good = {"type": "identify", "userId": "u-9", "messageId": "m-2", "traits": {"plan": "pro"}}
     batch = client.post(
         "/v1/batch",
         json={"batch": [{**message, "type": "identify"}, good]},
-        headers=basic(secret),
+        headers=basic_auth(secret),
     )
     native = client.post(
         "/v1/events",
@@ -100,7 +96,7 @@ def test_a_valid_birthday_email_and_large_number_still_pass(client, api_key, db)
     sent = client.post(
         "/v1/identify",
         json={"userId": "u-10", "messageId": "m-3", "traits": traits},
-        headers=basic(secret),
+        headers=basic_auth(secret),
     )
     assert sent.status_code == 200, sent.text
     stored = db.scalar(select(Event).where(Event.user_id == "u-10"))
@@ -120,9 +116,9 @@ def test_a_tracks_context_traits_email_is_not_checked_as_it_is_never_used(
         "messageId": "m-4",
         "context": {"traits": {"email": "not-an-email"}},
     }
-    assert client.post("/v1/track", json=message, headers=basic(secret)).status_code == 200
+    assert client.post("/v1/track", json=message, headers=basic_auth(secret)).status_code == 200
     message = {**message, "messageId": "m-5", "context": {"traits": {"birthday": "1985-02-30"}}}
-    refused = client.post("/v1/track", json=message, headers=basic(secret))
+    refused = client.post("/v1/track", json=message, headers=basic_auth(secret))
     assert refused.status_code == 422
     assert refused.json()["field"] == "context.traits.birthday"
 

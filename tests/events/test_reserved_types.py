@@ -4,7 +4,6 @@ delivery), on which loyalty awards points and campaigns send messages."""
 
 from __future__ import annotations
 
-import base64
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +16,7 @@ from rapport.events.models import Event
 from rapport.platform import clock
 from rapport.platform.domain_events import event_classes
 from tests.conftest import auth
+from tests.events.factories import basic_auth
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -79,7 +79,7 @@ def test_the_types_a_site_shares_with_commands_are_still_tracked(client, api_key
 def test_segment_calls_and_batches_refuse_them_per_message(client, api_key, db) -> None:
     clock.set_clock(lambda: NOW)
     key = api_key("ingest")
-    basic = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    basic = basic_auth(key)
     claim = {"userId": "C-77", "event": "Review Verified", "properties": {"rating": 5}}
 
     single = client.post("/v1/track", json=claim, headers=basic)

@@ -3,7 +3,6 @@ Python SDK sending to a running server."""
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,13 +14,9 @@ from rapport.events.segment import SOURCE_WITHOUT_ORDERS, event_type, to_event
 from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
+from tests.events.factories import basic_auth
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-
-
-def basic(secret: str) -> dict[str, str]:
-    """Segment SDKs send the write key as the basic-auth user name, with no password."""
-    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
 
 
 # --- mapping ---------------------------------------------------------------------------------
@@ -298,7 +293,7 @@ def test_track_call_is_stored_once_and_answered_like_segment(client, api_key, db
     # given a track call with the shop's server-side key (it may write: its orders are
     # trusted) as basic-auth user
     clock.set_clock(lambda: NOW)
-    key = basic(api_key("ingest", "write"))
+    key = basic_auth(api_key("ingest", "write"))
     message = {
         "userId": "u-1",
         "event": "Order Completed",
@@ -329,7 +324,7 @@ def test_track_call_is_stored_once_and_answered_like_segment(client, api_key, db
 def test_invalid_single_call_is_a_problem(client, api_key, db) -> None:
     # given a page call without any person
     # when it is sent
-    response = client.post("/v1/page", json={"name": "Home"}, headers=basic(api_key("ingest")))
+    response = client.post("/v1/page", json={"name": "Home"}, headers=basic_auth(api_key("ingest")))
 
     # then it is problem+json naming the Segment field
     assert response.status_code == 422
@@ -340,7 +335,7 @@ def test_invalid_single_call_is_a_problem(client, api_key, db) -> None:
 
 def test_invalid_traits_are_refused_naming_the_trait(client, api_key, db) -> None:
     # given identify calls with a trait Rapport cannot keep, alone and in a batch
-    key = basic(api_key("ingest"))
+    key = basic_auth(api_key("ingest"))
     bad = {"userId": "u-1", "traits": {"plan": {"tier": {"level": 1}}}, "messageId": "m-1"}
     batch = {
         "batch": [
@@ -379,7 +374,7 @@ def test_native_identified_events_follow_the_same_trait_rules(client, api_key, d
     }
 
     # when it is sent
-    response = client.post("/v1/events", json=event, headers=basic(api_key("ingest")))
+    response = client.post("/v1/events", json=event, headers=basic_auth(api_key("ingest")))
 
     # then it is refused naming the trait
     assert response.status_code == 422
@@ -404,7 +399,7 @@ def test_batch_stores_valid_messages_and_lists_rejected_ones(client, api_key, db
     }
 
     # when it is sent
-    response = client.post("/v1/batch", json=body, headers=basic(api_key("ingest")))
+    response = client.post("/v1/batch", json=body, headers=basic_auth(api_key("ingest")))
 
     # then the valid messages are stored with the batch's context and the rest named
     assert response.status_code == 200

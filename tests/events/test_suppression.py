@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.identity import identity_digest
 from tests.conftest import auth
+from tests.events.factories import basic_auth
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 WHEN = (NOW - timedelta(minutes=1)).isoformat()
@@ -89,7 +89,7 @@ def test_segment_identify_with_a_suppressed_phone_is_refused(client, api_key, db
     # given a suppressed phone number
     clock.set_clock(lambda: NOW)
     suppress(db, ("phone", "+31 6 1234 5678"))
-    basic = base64.b64encode(f"{api_key('ingest')}:".encode()).decode()
+    basic = basic_auth(api_key("ingest"))
 
     # when a Segment identify call carries it in another notation
     response = client.post(
@@ -100,7 +100,7 @@ def test_segment_identify_with_a_suppressed_phone_is_refused(client, api_key, db
             "messageId": "m1",
             "timestamp": WHEN,
         },
-        headers={"Authorization": f"Basic {basic}"},
+        headers=basic,
     )
 
     # then it is refused naming the Segment field

@@ -5,7 +5,6 @@ processor batch fails, and afterwards nothing of the person is anywhere in the d
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -36,6 +35,7 @@ from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from tests.conftest import app_committing_to, auth, command
 from tests.customers.factories import track
+from tests.events.factories import basic_auth
 from tests.flows.test_privacy import dump_database
 
 PEOPLE = 10
@@ -134,7 +134,7 @@ def test_erasures_racing_the_processors_all_succeed_and_leave_nothing(
 ) -> None:
     http, secret = client
     headers = auth(secret)
-    segment = {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
+    segment = basic_auth(secret)
     answers: list[int] = []
     erased: list[str] = []
     # given a worker running the processors on its own sessions

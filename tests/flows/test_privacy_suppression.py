@@ -3,8 +3,6 @@ sender is refused, by the native and the Segment-compatible APIs."""
 
 from __future__ import annotations
 
-import base64
-
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
@@ -12,6 +10,7 @@ from rapport.events import service as events
 from rapport.flows import privacy
 from rapport.platform import clock
 from tests.conftest import auth
+from tests.events.factories import basic_auth
 
 
 def test_events_naming_an_erased_customer_id_are_refused(client, api_key, db: Session) -> None:
@@ -46,7 +45,7 @@ def test_events_naming_an_erased_customer_id_are_refused(client, api_key, db: Se
                 }
             ]
         },
-        headers={"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()},
+        headers=basic_auth(secret),
     )
 
     # then both are refused as an erased person's, naming the field, and nothing is stored

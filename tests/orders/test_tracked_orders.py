@@ -5,7 +5,6 @@ its reason for the operator."""
 
 from __future__ import annotations
 
-import base64
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -38,15 +37,11 @@ from rapport.platform import service as platform
 from rapport.platform.db import create_db_engine, open_session
 from rapport.platform.migrations_runner import upgrade
 from tests.conftest import app_committing_to, auth, command
+from tests.events.factories import basic_auth
 from tests.orders.factories import CHIANTI, CORKSCREW, seed_catalog
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 _numbers = itertools.count(1)
-
-
-def basic(secret: str) -> dict[str, str]:
-    """Segment SDKs send the write key as the basic-auth user name."""
-    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
 
 
 def tracking_key(
@@ -105,7 +100,7 @@ def track(
         message["userId"] = user_id
     if anonymous_id:
         message["anonymousId"] = anonymous_id
-    response = client.post("/v1/track", json=message, headers=basic(secret))
+    response = client.post("/v1/track", json=message, headers=basic_auth(secret))
     assert response.status_code == 200, response.text
 
 
@@ -688,7 +683,7 @@ def test_an_erasure_leaves_no_senders_id_naming_the_person_on_their_tracked_orde
             "properties": completed("W-6107"),
             "timestamp": (NOW - timedelta(minutes=5)).isoformat(),
         },
-        headers=basic(secret),
+        headers=basic_auth(secret),
     )
     assert response.status_code == 200, response.text
     process(db)
@@ -787,9 +782,9 @@ def test_an_order_priced_beyond_any_amount_is_refused_and_holds_up_no_order_or_j
             "products": [{"sku": CHIANTI, "price": 1e308, "quantity": 1}],
         },
     }
-    assert client.post("/v1/track", json=poison, headers=basic(secret)).status_code == 200
+    assert client.post("/v1/track", json=poison, headers=basic_auth(secret)).status_code == 200
     valid = {**poison, "messageId": "oc6", "properties": completed("TRK-6")}
-    assert client.post("/v1/track", json=valid, headers=basic(secret)).status_code == 200
+    assert client.post("/v1/track", json=valid, headers=basic_auth(secret)).status_code == 200
     jobs.Worker(database_url=url).tick()
 
     # then the valid order is placed, the other refused as an invalid amount, the job ran
@@ -892,7 +887,7 @@ def test_an_order_completed_dated_in_the_future_makes_no_order(client, db, shop)
         "timestamp": "2099-03-01T10:00:00+00:00",
     }
     # when its order arrives, then it is refused at the door and no order is ever stored
-    response = client.post("/v1/track", json=message, headers=basic(secret))
+    response = client.post("/v1/track", json=message, headers=basic_auth(secret))
     assert response.status_code == 422, response.text
     process(db)
     assert db.get(Order, "F-1") is None

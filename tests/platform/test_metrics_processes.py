@@ -5,7 +5,6 @@ Requests are labelled with their route's full template, routers' prefixes includ
 
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from tests.conftest import auth, free_port, migrated_sqlite
+from tests.events.factories import basic_auth
 from tests.platform.test_serving import RAPPORT, Served, _servers, _wait_for
 
 # The machine running the suite may be busy: a server process can take a minute to start.
@@ -65,10 +65,6 @@ def two_processes(tmp_path: Path) -> Iterator[Served]:
         if process.poll() is None:
             process.terminate()
             process.wait(timeout=120)
-
-
-def _basic(secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
 
 
 def _track(message_id: str, event: str) -> dict[str, object]:
@@ -120,7 +116,7 @@ def test_one_scrape_counts_every_process(two_processes: Served, tmp_path: Path) 
         def send(numbered: tuple[int, httpx.Client]) -> int:
             number, client = numbered
             batch = [_track(f"ok-{number}", "Product Viewed"), _track(f"bad-{number}", "x" * 201)]
-            response = client.post("/v1/batch", json={"batch": batch}, headers=_basic(secret))
+            response = client.post("/v1/batch", json={"batch": batch}, headers=basic_auth(secret))
             assert response.json()["rejected"] == 1, response.text
             return response.status_code
 

@@ -4,7 +4,6 @@ recommendations, bounded and explained; without consent, or once old, it does no
 
 from __future__ import annotations
 
-import base64
 import itertools
 from datetime import timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from rapport.platform import clock
 from rapport.platform.settings import Settings
 from rapport.recommend import service
 from tests.conftest import auth
+from tests.events.factories import basic_auth
 
 from .factories import NOW, seed_shop
 
@@ -37,7 +37,7 @@ def shop(db: Session, settings: Settings) -> dict[str, str]:
 def browse(client: TestClient, key: str, db: Session, *calls: tuple[str, dict[str, Any]]) -> None:
     """c9 browses the shop (Segment track calls), and the profile processor files the events
     under their profile."""
-    basic = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    basic = basic_auth(key)
     for minutes, (event, properties) in enumerate(calls):
         message = {
             "userId": "c9",
