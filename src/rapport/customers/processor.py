@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from rapport.customers.consent import clipped_consent_source, record_consent
 from rapport.customers.identities import (
     attach_identity,
+    find_customer,
     get_identities,
     refuse_new_customer_number,
     resolve_identities,
@@ -395,16 +396,10 @@ def _named_profile(db: Session, event: LoggedEvent) -> Customer | None:
     """The live profile a tracking call names by itself: its user id's (the shop's customer
     number), else, with no user id, its visitor id's; ``None`` when nobody holds it yet."""
     if event.user_id:
-        kind, value = "external_id", event.user_id
-    elif event.anonymous_id:
-        kind, value = "anonymous_id", event.anonymous_id
-    else:
-        return None
-    value = normalise_identity(kind, value) or value
-    owner = db.scalar(
-        select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value).limit(1)
-    )
-    return get_customer(db, customer_id=owner) if owner else None
+        return find_customer(db, kind="external_id", value=event.user_id)
+    if event.anonymous_id:
+        return find_customer(db, kind="anonymous_id", value=event.anonymous_id)
+    return None
 
 
 def _withheld(
