@@ -30,18 +30,25 @@ def test_a_review_under_an_erased_customer_number_is_refused(client, api_key, db
     customer_id, number = make_customer(db)
     privacy.erase_customer(db, customer_id=customer_id, requested_by="dpo")
     key = api_key("write")
-    # when a review names that number, as the shop knew them
-    for ref in (number, customer_id):
+    # when a review names that number, as the shop knew them, or their Rapport id
+    for ref, status, problem, code in (
+        (number, 422, "validation-error", "suppressed"),
+        (customer_id, 404, "not-found", None),
+    ):
         answer = client.post(
             "/v1/feedback/reviews",
             json={"customer_id": ref, "sku": "WIN-00003", "rating": 5, "text": "Back again"},
             headers=command(key),
         )
-        # then it is refused, naming customer_id, and nothing is stored
-        assert answer.status_code in (404, 422), answer.text
-        assert answer.headers["content-type"].startswith("application/problem+json")
-        assert "was erased" in answer.json()["detail"]
-        assert answer.json()["field"] == "customer_id", answer.json()
+        # then it is refused, naming customer_id, and nothing is stored: the former number is
+        # 422 suppressed (a review would be kept as a stranger's), the Rapport id 404 (as every
+        # endpoint naming an erased customer answers; docs/feedback.md, docs/api.md)
+        assert answer.status_code == status, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        body = answer.json()
+        assert body["type"] == f"https://rapport.dev/problems/{problem}", body
+        assert (body["field"], body.get("code")) == ("customer_id", code), body
+        assert "was erased" in body["detail"]
     db.expire_all()
     assert _count(db, Review) == 0
     assert _count(db, Event, Event.type == "review_submitted") == 0

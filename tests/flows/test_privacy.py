@@ -280,13 +280,18 @@ def test_erasure_leaves_no_copy_anywhere_in_the_database(api: Api) -> None:
         headers={**api.headers, "Idempotency-Key": "e-qf"},
     )
     assert retry.status_code == 410
-    # and the closed account takes no new points
+    # and the closed account takes no new points: 404 naming customer_id, "was erased", as
+    # every command naming an erased customer's Rapport id answers (docs/api.md)
     again = api.client.post(
         f"/v1/loyalty/members/{cid}/earn",
         json={"points": 10, "reason": "After erasure"},
         headers={**api.headers, "Idempotency-Key": "e-qf-2"},
     )
-    assert again.status_code in (404, 422), again.text
+    assert again.status_code == 404, again.text
+    assert again.headers["content-type"] == "application/problem+json"
+    assert again.json()["type"] == "https://rapport.dev/problems/not-found"
+    assert again.json()["field"] == "customer_id"
+    assert "was erased" in again.json()["detail"]
     # and the site's retry of their event, under the same id, is refused: nothing comes back
     resent = api.client.post(
         "/v1/events",
