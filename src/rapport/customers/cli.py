@@ -24,7 +24,7 @@ from rapport.customers.file_import import (
     mappable_fields,
 )
 from rapport.customers.models import CONSENT_PURPOSES
-from rapport.platform.console import console, progress_bars, require_migrated
+from rapport.platform.console import console, progress_bars, refuse_file, require_migrated
 from rapport.platform.db import open_session
 from rapport.platform.errors import InvalidInput, MalformedFile
 
@@ -117,13 +117,7 @@ def import_customers_command(
                 db, path, mapping, report, encoding=encoding, delimiter=delimiter
             )
         except MalformedFile as error:
-            progress.stop()
-            console.print(f"[red]Error in {path.name}:[/red] {error.detail}", highlight=False)
-            console.print(
-                "Nothing was imported. Fix the file (or the mapping) and run the command again.",
-                highlight=False,
-            )
-            raise typer.Exit(code=2) from error
+            refuse_file(progress, path, error)
     _print_summary(path, summary, time.perf_counter() - started)
     _print_consents(path, summary, mapping)
 

@@ -25,7 +25,7 @@ from rapport.orders.importing import (
     TransactionMapping,
     import_transactions_file,
 )
-from rapport.platform.console import console, progress_bars, require_migrated
+from rapport.platform.console import console, progress_bars, refuse_file, require_migrated
 from rapport.platform.db import open_session
 from rapport.platform.errors import InvalidInput
 
@@ -174,13 +174,7 @@ def import_transactions_command(
         try:
             summary = import_transactions_file(db, path, mapping, report, limit=limit)
         except MalformedFile as error:
-            progress.stop()
-            console.print(f"[red]Error in {path.name}:[/red] {error.detail}", highlight=False)
-            console.print(
-                "Nothing was imported. Fix the file (or the mapping) and run the command again.",
-                highlight=False,
-            )
-            raise typer.Exit(code=2) from error
+            refuse_file(progress, path, error)
     _print_summary(path, mapping, summary, time.perf_counter() - started)
     _print_currency(mapping)
 

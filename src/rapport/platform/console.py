@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,6 +27,7 @@ from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
 from rapport.platform.db import get_engine
+from rapport.platform.errors import MalformedFile
 
 console = Console()
 
@@ -174,6 +175,18 @@ def progress_bars() -> Progress:
         TimeRemainingColumn(),
         console=console,
     )
+
+
+def refuse_file(progress: Progress, path: Path, error: MalformedFile) -> NoReturn:
+    """An import stopped by its file (``path``): the bars end, the file's problem and that
+    nothing was imported are said, and the command exits with code 2."""
+    progress.stop()
+    console.print(f"[red]Error in {path.name}:[/red] {error.detail}", highlight=False)
+    console.print(
+        "Nothing was imported. Fix the file (or the mapping) and run the command again.",
+        highlight=False,
+    )
+    raise typer.Exit(code=2) from error
 
 
 def require_migrated() -> None:
