@@ -56,6 +56,15 @@ def get_membership(db: Session, *, customer_id: str) -> Membership | None:
     )
 
 
+def _unlapsed(db: Session, customer_id: str, *, lock: bool = False) -> Membership | None:
+    """The customer's membership that has not lapsed (a customer has one at most), locked
+    for a change with ``lock``."""
+    query = select(Membership).where(
+        Membership.customer_id == customer_id, Membership.status != "lapsed"
+    )
+    return db.scalar(query.with_for_update() if lock else query)
+
+
 def _is_current(membership: Membership, at: datetime) -> bool:
     if clock.as_utc(membership.started_at) > at:
         return False
@@ -72,11 +81,7 @@ def current_membership(
 ) -> Membership | None:
     """The membership giving the customer benefits at ``at`` (default now), if any."""
     moment = at or clock.now()
-    membership = db.scalar(
-        select(Membership).where(
-            Membership.customer_id == customer_id, Membership.status != "lapsed"
-        )
-    )
+    membership = _unlapsed(db, customer_id)
     if membership is None or not _is_current(membership, moment):
         return None
     return membership
@@ -135,11 +140,7 @@ def join(
         raise NotFound(f"No plan {plan_id!r}", field="plan_id")
     if not plan.active:
         raise InvalidInput(f"Plan {plan_id!r} takes no new members", field="plan_id")
-    existing = db.scalar(
-        select(Membership).where(
-            Membership.customer_id == customer_id, Membership.status != "lapsed"
-        )
-    )
+    existing = _unlapsed(db, customer_id)
     if existing is not None:
         raise Conflict(
             f"Customer {customer_id!r} already has {_an(existing.status)} membership "
@@ -193,11 +194,7 @@ def cancel(
 ) -> Membership:
     """Stop renewal. Benefits stay until the paid period ends; the renewal job then marks
     the membership lapsed. Cancelling a cancelled membership changes nothing."""
-    membership = db.scalar(
-        select(Membership)
-        .where(Membership.customer_id == customer_id, Membership.status != "lapsed")
-        .with_for_update()
-    )
+    membership = _unlapsed(db, customer_id, lock=True)
     if membership is None:
         db.rollback()
         raise NotFound(f"Customer {customer_id!r} has no membership to cancel", field="customer_id")
@@ -236,11 +233,7 @@ def _lapse(db: Session, membership: Membership, *, at: datetime, reason: str) ->
 
 def lapse(db: Session, *, customer_id: str, reason: str = "ended by staff") -> Membership:
     """End the customer's membership now (benefits stop at once), e.g. a refused payment."""
-    membership = db.scalar(
-        select(Membership)
-        .where(Membership.customer_id == customer_id, Membership.status != "lapsed")
-        .with_for_update()
-    )
+    membership = _unlapsed(db, customer_id, lock=True)
     if membership is None:
         db.rollback()
         raise NotFound(f"Customer {customer_id!r} has no membership", field="customer_id")
