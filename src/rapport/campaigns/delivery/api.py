@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery import inbox, log, policy, webhooks
-from rapport.campaigns.delivery.rendering import read_unsubscribe_token
+from rapport.campaigns.delivery.rendering import SAMPLE_TOKEN, read_unsubscribe_token
 from rapport.customers import service as customers
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession
@@ -298,6 +298,8 @@ _PURPOSE_LABELS = {
 @router.get("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
 def unsubscribe_page(token: str, request: Request, settings: AppSettings) -> Any:
     """Asks to confirm (a GET never changes anything: mail scanners follow links)."""
+    if token == SAMPLE_TOKEN:
+        return _unsubscribe_page(request, state="sample")
     found = read_unsubscribe_token(token, secret=settings.session_secret())
     if found is None:
         return _unsubscribe_page(request, state="invalid", status_code=404)
@@ -307,7 +309,10 @@ def unsubscribe_page(token: str, request: Request, settings: AppSettings) -> Any
 @router.post("/u/{token}", response_class=HTMLResponse, include_in_schema=False)
 def unsubscribe(token: str, request: Request, db: DbSession, settings: AppSettings) -> Any:
     """Withdraws the consent the link was made for: the confirmation form's post and the
-    RFC 8058 one-click post (body ``List-Unsubscribe=One-Click``) alike."""
+    RFC 8058 one-click post (body ``List-Unsubscribe=One-Click``) alike. The sample link of a
+    preview or test send changes nothing."""
+    if token == SAMPLE_TOKEN:
+        return _unsubscribe_page(request, state="sample")
     found = read_unsubscribe_token(token, secret=settings.session_secret())
     if found is None:
         return _unsubscribe_page(request, state="invalid", status_code=404)

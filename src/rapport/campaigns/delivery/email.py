@@ -1,6 +1,6 @@
 """Email over SMTP (stdlib ``smtplib``): one connection reused for a batch, List-Unsubscribe
-headers (with RFC 8058 one-click), a Message-ID derived from the delivery (the same message
-keeps the same id whatever retries it).
+headers (with RFC 8058 one-click) on a delivery's message, a Message-ID derived from the
+delivery (the same message keeps the same id whatever retries it).
 
 Each message is sent with smtplib's lower-level calls — MAIL, RCPT, DATA and the body — and
 the caller's ``before_terminator`` callback runs (it marks the delivery sent and COMMITS)
@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.header import Header
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from functools import lru_cache
 
 from rapport.campaigns.delivery.rendering import RenderedMessage
@@ -50,8 +50,12 @@ def _sender(smtp_from: str) -> tuple[str, str, str]:
 
 
 def message_id(delivery_id: int | None, settings: Settings) -> str:
+    """``<delivery-{id}@{from domain}>``, the same on every try of a delivery; a test send
+    (no delivery) gets a unique ``<…test@{from domain}>`` of its own."""
     domain = _sender(settings.smtp_from)[2]
-    return f"<delivery-{delivery_id}@{domain}>" if delivery_id else f"<test-{formatdate()}>"
+    if delivery_id:
+        return f"<delivery-{delivery_id}@{domain}>"
+    return make_msgid(idstring="test", domain=domain)
 
 
 def _header_value(value: str) -> str:
@@ -78,7 +82,9 @@ def build_message(
 ) -> bytes:
     """The message as it goes on the wire: CRLF line ends, not yet dot-stuffed. Built by hand
     (quoted-printable parts, RFC 2047 headers): the email package's header machinery costs
-    several milliseconds a message, more than the whole SMTP exchange."""
+    several milliseconds a message, more than the whole SMTP exchange. A test send (no
+    ``delivery_id``) carries no List-Unsubscribe: it goes to staff, whose mail client must not
+    offer to unsubscribe the customer it was rendered for."""
     headers = [
         f"From: {_sender(settings.smtp_from)[0]}",
         f"To: {to}",
@@ -87,7 +93,7 @@ def build_message(
         f"Message-ID: {message_id(delivery_id, settings)}",
         "MIME-Version: 1.0",
     ]
-    if rendered.unsubscribe_url:
+    if rendered.unsubscribe_url and delivery_id is not None:
         headers.append(f"List-Unsubscribe: <{rendered.unsubscribe_url}>")
         headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
     if not rendered.text:

@@ -11,8 +11,10 @@ Templates see:
   empty list);
 - ``occasion``: the values the producer attached to the delivery (order id, survey link …),
   also available by name at the top level;
-- ``unsubscribe_url``: a signed link to the public page that withdraws the consent matching
-  the campaign's channel (empty for staff messages).
+- ``unsubscribe_url``: a signed link to the public page that withdraws the consent the
+  message is sent under (:func:`consent_purpose`; empty for staff messages and for service
+  messages no consent governs); previews and test sends get :func:`sample_unsubscribe_url`
+  instead, a link that changes nothing.
 
 Names a template uses that are none of these are refused when the template is saved
 (:func:`validate_template`) and make the delivery fail, with the name, at send time. Email
@@ -54,6 +56,9 @@ KNOWN_NAMES = frozenset(
 _UNSUBSCRIBE_SALT = "rapport.campaigns.unsubscribe"
 # The marketing consent each channel's messages need (a webhook endpoint names its own).
 CHANNEL_PURPOSES = {"email": "marketing_email", "inbox": "marketing_push"}
+# The token of the sample link previews and test sends carry: its page says so and changes
+# nothing (a real token is "<customer id>.<purpose>.<signature>", never this).
+SAMPLE_TOKEN = "sample"
 
 
 class TemplateError(Exception):
@@ -201,17 +206,32 @@ def read_unsubscribe_token(token: str, *, secret: str) -> tuple[str, str] | None
     return customer_id, purpose
 
 
-def consent_purpose(campaign: Campaign, endpoint: WebhookEndpoint | None = None) -> str:
-    """The marketing consent a campaign's channel needs (and its unsubscribe link withdraws)."""
+def consent_purpose(campaign: Campaign, endpoint: WebhookEndpoint | None = None) -> str | None:
+    """The marketing consent a campaign's channel needs (and its unsubscribe link withdraws);
+    None (no link) for staff messages."""
+    if campaign.purpose == "staff":
+        return None
     if campaign.channel == "webhook":
         return endpoint.consent_purpose if endpoint is not None else "marketing_push"
     return CHANNEL_PURPOSES[campaign.channel]
 
 
+def _page_url(token: str, settings: Settings) -> str:
+    return f"{settings.public_base_url.rstrip('/')}/u/{token}"
+
+
 def unsubscribe_url(customer_id: str, purpose: str, *, settings: Settings | None = None) -> str:
     settings = settings or get_settings()
-    token = unsubscribe_token(customer_id, purpose, secret=unsubscribe_secret(settings))
-    return f"{settings.public_base_url.rstrip('/')}/u/{token}"
+    return _page_url(
+        unsubscribe_token(customer_id, purpose, secret=unsubscribe_secret(settings)), settings
+    )
+
+
+def sample_unsubscribe_url(settings: Settings | None = None) -> str:
+    """The link previews and test sends show where a customer's message has theirs: its page
+    says it is a sample and changes nothing (a staff member's click must not unsubscribe the
+    customer the test was rendered for)."""
+    return _page_url(SAMPLE_TOKEN, settings or get_settings())
 
 
 # ---------------------------------------------------------------------- rendering
@@ -229,13 +249,17 @@ class Renderer:
         channel: str | None = None,
         endpoint: WebhookEndpoint | None = None,
         settings: Settings | None = None,
+        sample_links: bool = False,
     ) -> None:
+        """``sample_links``: messages carry :func:`sample_unsubscribe_url` rather than the
+        customer's own link (previews, test sends)."""
         self.db = db
         self.campaign = campaign
         self.channel = channel or campaign.channel
         self.settings = settings or get_settings()
         self.secret = unsubscribe_secret(self.settings)
         self.purpose = consent_purpose(campaign, endpoint)
+        self.sample_link = sample_unsubscribe_url(self.settings) if sample_links else ""
         rows = list(
             db.scalars(
                 select(CampaignTemplate)
@@ -294,9 +318,11 @@ class Renderer:
     ) -> RenderedMessage:
         compiled = self._template(locale or (customer.locale if customer else None))
         link = ""
-        if customer is not None and self.campaign.purpose != "staff":
-            token = unsubscribe_token(customer.customer_id, self.purpose, secret=self.secret)
-            link = f"{self.settings.public_base_url.rstrip('/')}/u/{token}"
+        if customer is not None and self.purpose is not None:
+            link = self.sample_link or _page_url(
+                unsubscribe_token(customer.customer_id, self.purpose, secret=self.secret),
+                self.settings,
+            )
         values = self._values(compiled.names, customer, occasion, link)
         try:
             subject = compiled.subject.render(values).strip()
@@ -380,8 +406,10 @@ def render_message(
     locale: str | None = None,
 ) -> RenderedMessage:
     """The message ``campaign`` would send to ``customer_id`` (None: no customer, as for staff
-    messages) with the occasion's ``context``; for previews and test sends. Raises NotFound for
-    an unknown customer and InvalidInput (field 'template') when the template cannot render."""
+    messages) with the occasion's ``context``; for previews and test sends, so its unsubscribe
+    link is the inert sample (:func:`sample_unsubscribe_url`), never the customer's own. Raises
+    NotFound for an unknown customer and InvalidInput (field 'template') when the template
+    cannot render."""
     customer = None
     if customer_id is not None:
         customer = load_customers(db, [customer_id]).get(customer_id)
@@ -392,7 +420,7 @@ def render_message(
         if campaign.webhook_endpoint_id is not None
         else None
     )
-    renderer = Renderer(db, campaign, channel=channel, endpoint=endpoint)
+    renderer = Renderer(db, campaign, channel=channel, endpoint=endpoint, sample_links=True)
     try:
         return renderer.render(customer, context, locale=locale)
     except TemplateError as error:

@@ -719,7 +719,9 @@ def send_test(
 ) -> RenderedMessage:
     """Render ``campaign`` for ``customer_id`` and send it now through the campaign's channel
     (email: to ``to_address`` or the customer's address; webhook: to the campaign's endpoint;
-    inbox: rendered only), with no delivery row and without counting toward caps. ``context``
+    inbox: rendered only), with no delivery row and without counting toward caps; its
+    unsubscribe link is the inert sample and an email has no List-Unsubscribe (it goes to
+    staff, not to the customer it was rendered for). ``context``
     stands in for the occasion's values (a triggered campaign's event, a local invitation's
     store), as the preview shows them. With ``before_commit`` (the API's stored answer), it
     runs once the message was taken, with the message, and the transaction commits."""
