@@ -70,31 +70,19 @@ def test_a_visitor_with_no_consent_on_record_is_stored_without_coordinates(
     client, api_key, db
 ) -> None:
     key = api_key("ingest")
-    sent = client.post(
-        "/v1/events",
-        json=_event(
-            "v-1",
-            type="location_updated",
-            anonymous_id="anon-1",
-            properties={"lat": 48.85, "lon": 2.35, "accuracy_m": 20, "latitude": 1.0},
-        ),
-        headers=auth(key),
+    body = _event(
+        "v-1",
+        type="location_updated",
+        anonymous_id="anon-1",
+        properties={"lat": 48.85, "lon": 2.35, "accuracy_m": 20, "latitude": 1.0},
     )
+    sent = client.post("/v1/events", json=body, headers=auth(key))
     assert sent.status_code == 201, sent.text
     stored = _stored(db, "v-1")
     assert stored.context == {"page": {"path": "/stores"}, "ip": "203.0.113.9"}
     assert stored.properties == {"accuracy_m": 20}
-    # and sending it again is the same event, not a conflict
-    again = client.post(
-        "/v1/events",
-        json=_event(
-            "v-1",
-            type="location_updated",
-            anonymous_id="anon-1",
-            properties={"lat": 48.85, "lon": 2.35, "accuracy_m": 20, "latitude": 1.0},
-        ),
-        headers=auth(key),
-    )
+    # and sending it again (coordinates and all) is the same event, not a conflict
+    again = client.post("/v1/events", json=body, headers=auth(key))
     assert again.status_code == 200, again.text
     assert again.json()["duplicate"] is True
 
