@@ -2,7 +2,8 @@
 ``context.location``, the latitude and longitude of Segment's own ``context.location`` and a
 ``lat``/``lon`` in its properties are left out of the log where the customer (or visitor)
 has not granted ``location`` when the event is stored, unless the same event or batch grants
-it; the rest of the event is stored as sent. One consent lookup for a whole batch."""
+it; the rest of the event is stored as sent. One consent lookup for a whole batch. A refused
+message is kept among the dead letters without its coordinates."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import event, select
 
-from rapport.events.models import Event
+from rapport.events.models import DeadLetter, Event
 from rapport.platform import clock
 from tests.conftest import auth, command
 from tests.events.factories import basic_auth
@@ -215,3 +217,24 @@ def test_a_batch_reads_everyones_consent_at_once(client, api_key, db, statements
     assert len([s for s in statements if "FROM identities" in s]) == 1
     kept = [n for n in range(12) if "location" in _stored(db, f"q-{n}").context]
     assert kept == [0, 2, 4, 6, 8, 10]
+
+
+def test_a_refused_message_is_kept_without_its_coordinates(client, api_key, db) -> None:
+    key = api_key("ingest")
+    location = {"latitude": 52.52, "longitude": 13.405, "city": "Berlin"}
+    refused = {
+        "type": "track",
+        "anonymousId": "anon-r",
+        "messageId": "r-1",
+        "properties": {"lat": 52.5, "lon": 13.4, "sku": "W-1"},
+        "context": {"location": location, "locale": "de-DE"},
+    }  # no event name: refused
+    answer = client.post("/v1/batch", json={"batch": [refused]}, headers=basic_auth(key))
+    assert answer.json()["rejected"] == 1, answer.text
+    kept = db.scalar(select(DeadLetter).where(DeadLetter.event_id == "r-1"))
+    assert kept is not None
+    assert orjson.loads(kept.raw) == {
+        **refused,
+        "properties": {"sku": "W-1"},
+        "context": {"location": {"city": "Berlin"}, "locale": "de-DE"},
+    }

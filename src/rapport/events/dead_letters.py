@@ -13,7 +13,8 @@ other status, and would send the valid ones again for ever). So each refused mes
 Only batches with refusals come here: an all-valid batch costs nothing more.
 Dead letters may hold personal data; :func:`erase` removes a person's rows (the erasure
 workflow calls it through ``events.service.erase_dead_letters``). A message naming an
-erased (suppressed) person is kept without its identities or body.
+erased (suppressed) person is kept without its identities or body, and every message without
+its coordinates (``events.location``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy import Table, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from rapport.events.location import message_without_coordinates
 from rapport.events.models import DeadLetter, SuppressedIdentity
 from rapport.platform import clock
 from rapport.platform.db import writer_turn
@@ -135,7 +137,9 @@ def _row(
     max_bytes: int,
     now: datetime,
 ) -> dict[str, Any]:
-    item = rejection.item
+    # Kept without its coordinates: a refused message is no one's event, whose person's
+    # consent to location could be asked (events.location).
+    item = message_without_coordinates(rejection.item)
     fields = item if isinstance(item, dict) else {}
     try:
         encoded = orjson.dumps(item, default=str)

@@ -87,19 +87,35 @@ def _holds_coordinate(document: dict[str, Any]) -> bool:
     return any(key in document for key in COORDINATE_KEYS)
 
 
-def _segment_location(context: dict[str, Any]) -> dict[str, Any] | None:
-    segment = context.get("segment")
-    location = segment.get("location") if isinstance(segment, dict) else None
-    return location if isinstance(location, dict) else None
+def _without(document: dict[str, Any], keys: Collection[str]) -> dict[str, Any]:
+    return {key: value for key, value in document.items() if key not in keys}
+
+
+def _located(holder: dict[str, Any]) -> bool:
+    """Whether ``holder``'s ``location`` object holds a coordinate."""
+    location = holder.get("location")
+    return isinstance(location, dict) and _holds_coordinate(location)
+
+
+def _unlocated(holder: dict[str, Any]) -> dict[str, Any]:
+    """``holder`` (a context, or the Segment objects kept in it) without its location's
+    coordinates: the location object stays with the rest (a city), or goes when empty."""
+    if not _located(holder):
+        return holder
+    rest = _without(holder["location"], _COORDINATE_KEYS)
+    unlocated = _without(holder, ("location",))
+    if rest:
+        unlocated["location"] = rest
+    return unlocated
 
 
 def has_coordinates(event: NewEvent) -> bool:
     """Whether the event holds a coordinate anywhere :func:`without_coordinates` removes one."""
     properties, context = event["properties"], event["context"]
-    if "location" in context or _holds_coordinate(properties):
+    if _holds_coordinate(properties) or _located(context):
         return True
-    kept = _segment_location(context) if "segment" in context else None
-    return kept is not None and _holds_coordinate(kept)
+    segment = context.get("segment")
+    return isinstance(segment, dict) and _located(segment)
 
 
 def without_coordinates(event: NewEvent) -> NewEvent:
@@ -115,21 +131,31 @@ def bare(
     """An event's properties and context without its coordinates (a document that holds
     none is returned as it is, not copied)."""
     if _holds_coordinate(properties):
-        properties = {k: v for k, v in properties.items() if k not in _COORDINATE_KEYS}
-    kept = _segment_location(context) if "segment" in context else None
-    kept_coordinates = kept is not None and _holds_coordinate(kept)
-    if "location" in context or kept_coordinates:
-        context = {k: v for k, v in context.items() if k != "location"}
-    if kept is not None and kept_coordinates:
-        rest = {k: v for k, v in kept.items() if k not in _COORDINATE_KEYS}
-        segment = {k: v for k, v in context["segment"].items() if k != "location"}
-        if rest:
-            segment["location"] = rest
-        if segment:
-            context["segment"] = segment
-        else:
-            del context["segment"]
+        properties = _without(properties, _COORDINATE_KEYS)
+    context = _unlocated(context)
+    segment = context.get("segment")
+    if isinstance(segment, dict) and _located(segment):
+        kept = _unlocated(segment)
+        context = {**context, "segment": kept} if kept else _without(context, ("segment",))
     return properties, context
+
+
+def message_without_coordinates(message: Any) -> Any:
+    """A tracking message as sent (any JSON value) without the coordinates of its
+    ``properties`` and ``context``: for keeping one that was refused, whose person's choice
+    is never asked (a refused message is no one's event)."""
+    if not isinstance(message, dict):
+        return message
+    documents = [message.get(name) for name in ("properties", "context")]
+    sent = [document if isinstance(document, dict) else {} for document in documents]
+    unlocated = bare(sent[0], sent[1])
+    if unlocated[0] is sent[0] and unlocated[1] is sent[1]:
+        return message
+    kept = dict(message)
+    for name, document, left in zip(("properties", "context"), documents, unlocated, strict=True):
+        if isinstance(document, dict):
+            kept[name] = left
+    return kept
 
 
 def _person(event: NewEvent) -> TrackedPerson:
