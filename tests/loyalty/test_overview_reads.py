@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from rapport.loyalty import overview as reads
@@ -113,3 +114,15 @@ def test_coupons_by_state_and_campaign(db: Session) -> None:
     assert codes(rule="spring") == ["SPRING1", "SPRING2"]
     assert codes(code="SPRING2") == ["SPRING2"]
     assert ("spring", 2, 1) in reads.coupon_campaigns(db)
+
+
+def test_points_by_month_are_utc_months_whatever_the_session_time_zone(db: Session) -> None:
+    # given points earned on the 31st of January at noon UTC (already February in Kiritimati)
+    frozen_clock(datetime(2026, 1, 31, 12, 0, tzinfo=UTC))
+    loyalty.adjust(db, customer_id=make_customer(db), points=40, reason="Goodwill: Late parcel")
+    # when the months are read by a PostgreSQL session set to UTC+14
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SET LOCAL TIME ZONE 'Pacific/Kiritimati'"))
+    flows = reads.monthly_flows(db, months=2, now=datetime(2026, 2, 10, tzinfo=UTC))
+    # then the points stay in January, the calendar month (UTC) the page promises
+    assert [(f.month, f.issued) for f in flows] == [("2026-01", 40), ("2026-02", 0)]

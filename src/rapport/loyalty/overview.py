@@ -50,7 +50,8 @@ def monthly_flows(
     moment = now or clock.now()
     since = _month_start(moment, months - 1)
     if db.get_bind().dialect.name == "postgresql":
-        month = func.to_char(TRANSACTIONS.c.created_at, "YYYY-MM")
+        # the UTC month whatever the session's time zone (to_char reads a timestamptz in it)
+        month = func.to_char(func.timezone("UTC", TRANSACTIONS.c.created_at), "YYYY-MM")
     else:
         month = func.strftime("%Y-%m", TRANSACTIONS.c.created_at)
     rows = db.execute(
