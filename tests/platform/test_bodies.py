@@ -185,3 +185,45 @@ def test_a_hot_command_reading_its_own_body_reads_it_the_same_way(client, api_ke
     assert brotli.json()["field"] == "Content-Encoding"
     balance = client.get("/v1/loyalty/members/C-20", headers=auth(api_key("read")))
     assert balance.json()["balance"] == 12
+
+
+@pytest.mark.parametrize("depth", [250, 1_100])
+def test_a_hot_command_nests_as_deeply_as_any_body(client, api_key, db, depth: int) -> None:
+    # given a member, and a body nested ``depth`` levels in a field earn and redeem do not take
+    # (250 is past pydantic's own JSON parser's limit of about 200, 1,100 past orjson's 1,024)
+    writer = api_key("write")
+    client.post("/v1/customers", json={"external_id": "C-21"}, headers=command(writer))
+    nested = b"[" * depth + b"]" * depth
+    json_headers = {**command(writer), "Content-Type": "application/json"}
+
+    # when it is sent to earn, to redeem and to an endpoint FastAPI reads
+    answers = [
+        client.post(
+            f"/v1/loyalty/members/C-21/{verb}",
+            content=b'{"points": 1, "reason": "Order", "order_id": ' + nested + b"}",
+            headers=json_headers,
+        )
+        for verb in ("earn", "redeem")
+    ]
+    answers.append(
+        client.post(
+            "/v1/orders",
+            content=b'{"order_id": "O-1", "customer_id": "C-21", "x": ' + nested + b"}",
+            headers=json_headers,
+        )
+    )
+
+    # then all answer alike: a field refused (422) while the body parses, else too deep (400)
+    for response in answers:
+        if depth == 250:
+            assert response.status_code == 422, response.text
+            assert response.json()["type"] == "https://rapport.dev/problems/validation-error"
+        else:
+            assert response.status_code == 400, response.text
+            assert response.json()["type"] == MALFORMED
+            assert response.json()["field"] == "body"
+            assert response.json()["detail"].startswith(
+                "The request body is not valid JSON: it is nested too deeply"
+            )
+    balance = client.get("/v1/loyalty/members/C-21", headers=auth(api_key("read")))
+    assert balance.json()["balance"] == 0

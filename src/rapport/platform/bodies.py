@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport.platform.errors import MalformedBody, PayloadTooLarge, Problem
-from rapport.platform.openapi import parse_json_body
+from rapport.platform.openapi import validated_body
 from rapport.platform.settings import app_settings
 
 M = TypeVar("M", bound=BaseModel)
@@ -211,13 +211,14 @@ def json_problem(raw: bytes) -> MalformedBody | None:
 async def read_json_body(request: Request, model: type[M]) -> M:
     """The body of a route that reads its own (FastAPI's parsing costs the hot commands more
     than the work) as ``model``, read as every endpoint reads one: its ``Content-Encoding``
-    undone within the size limit, refused in the same words."""
+    undone within the size limit, parsed by :func:`parse_body` (so it nests as deeply as any
+    other body, and a deeper one is refused in the same words), then validated."""
     raw = await decoded_off_loop(
         await request.body(),
         request.headers.get("content-encoding"),
         limit=app_settings(request).max_body_bytes,
     )
-    return parse_json_body(raw, model)
+    return validated_body(parse_body(raw), model)
 
 
 _CONTENT_ENCODING = b"content-encoding"

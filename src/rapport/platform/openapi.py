@@ -118,20 +118,13 @@ def parse_query(request: Request, model: type[M]) -> M:
         raise _request_error(error, "query") from None
 
 
-def parse_json_body(raw: bytes, model: type[M]) -> M:
-    """The request body as ``model``, answered as FastAPI's own body parameter would be when
-    it is not: 400 for JSON that does not parse, 422 naming each bad field."""
+def validated_body(parsed: Any, model: type[M]) -> M:
+    """A request body already parsed as JSON (``platform.bodies.parse_body``, the one reader
+    of every body) as ``model``, answered as FastAPI's own body parameter would be when it is
+    not: 422 naming each bad field."""
     try:
-        return model.model_validate_json(raw)
+        return model.model_validate(parsed)
     except ValidationError as error:
-        if any(detail["type"] == "json_invalid" for detail in error.errors()):
-            # Worded as every endpoint words it (``platform.bodies``, which imports this
-            # module's importers): where the bytes stop being JSON or UTF-8.
-            from rapport.platform.bodies import json_problem
-
-            problem = json_problem(raw)
-            if problem is not None:
-                raise problem from None
         raise _request_error(error, "body") from None
 
 
