@@ -32,6 +32,7 @@ from rapport.platform.db import Checkpointer, open_session
 from rapport.platform.errors import answer_problem, install_problem_handlers, problem_response
 from rapport.platform.jobs import Worker, claim_embedded_worker
 from rapport.platform.middleware import (
+    AnswerUnhandled,
     BodySizeLimit,
     HeadAsGet,
     RequestBudget,
@@ -339,6 +340,8 @@ def create_app(
         ),
         origins=settings.tracking_origins,
     )
+    # Outside every other middleware, so that an error raised anywhere is answered once.
+    app.add_middleware(AnswerUnhandled)
     app.add_middleware(RequestMetrics)
     return app
 

@@ -4,9 +4,15 @@ admin page gets the same problem as a page."""
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
+import threading
+import time
 from typing import Any
 
+import httpx2 as httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -15,8 +21,9 @@ from starlette.routing import Route
 
 from rapport.catalog import service as catalog
 from rapport.platform import budget
+from rapport.platform.http_protocol import ProblemHttpProtocol
 from rapport.platform.middleware import RequestBudget
-from tests.conftest import auth, command
+from tests.conftest import app_committing_to, auth, command, free_port, migrated_sqlite
 
 GOOD_PRODUCT = {
     "name": "Corkscrew",
@@ -284,28 +291,68 @@ def test_an_admin_page_past_its_budget_is_a_page_saying_when_to_retry() -> None:
     assert 'href="/admin/slow">Try again</a>' in response.text
 
 
-def test_an_unexpected_error_is_a_500_problem_logged_once_by_us_without_its_traceback(
-    app, caplog
-) -> None:
+def test_an_unexpected_error_is_a_500_problem_logged_once_with_its_traceback(app, caplog) -> None:
     # given a route that fails in a way nobody foresaw
     def fails() -> None:
         raise ZeroDivisionError("division by zero")
 
     app.add_api_route("/v1/failing-on-purpose", fails)
-    client = TestClient(app, raise_server_exceptions=False)
-    # when it is asked
-    with caplog.at_level("ERROR", logger="rapport.platform.errors"):
+    client = TestClient(app, raise_server_exceptions=True)
+    # when it is asked (the error is not raised again to the server: TestClient would raise it)
+    with caplog.at_level("ERROR"):
         response = client.get("/v1/failing-on-purpose")
     # then the caller gets a problem that changes nothing and leaks nothing
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"].startswith("Something went wrong on our side")
     assert "division" not in response.text
-    # and our log says once which request failed and how, leaving the traceback to the server
-    # (Starlette raises the error again after the answer, and the server logs it with its
-    # traceback): one traceback per failure, not two
-    ours = [r for r in caplog.records if r.name == "rapport.platform.errors"]
-    assert [r.getMessage() for r in ours] == [
+    # and the log says once which request failed and how, with the one traceback
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
         "unhandled error on GET /v1/failing-on-purpose: ZeroDivisionError: division by zero"
     ]
-    assert ours[0].exc_info is None
+    assert caplog.records[-1].exc_info is not None
+
+
+def test_after_a_500_the_keep_alive_connection_answers_the_next_request(tmp_path) -> None:
+    # given a real server whose one route fails, and a client keeping its connection
+    application = app_committing_to(
+        migrated_sqlite(tmp_path / "errors.db"), tmp_path, secret_key="errors-test-secret"
+    )
+
+    def fails() -> None:
+        raise ZeroDivisionError("division by zero")
+
+    application.add_api_route("/v1/failing-on-purpose", fails)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(application, host="127.0.0.1", port=port, http=ProblemHttpProtocol)
+    )
+    logged = io.StringIO()
+    handler = logging.StreamHandler(logged)
+    logging.getLogger().addHandler(handler)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            # when the failing route is asked, then the health check, on one connection
+            failed = client.get("/v1/failing-on-purpose")
+            after = client.get("/healthz")
+            again = client.get("/v1/failing-on-purpose")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        logging.getLogger().removeHandler(handler)
+    # then the failure is one 500 problem, and the connection answers what follows
+    assert failed.status_code == 500
+    assert failed.headers["content-type"] == "application/problem+json"
+    assert after.status_code == 200
+    assert again.status_code == 500
+    # and each failure is logged once, with one traceback, never by the server again
+    text = logged.getvalue()
+    assert "Exception in ASGI application" not in text
+    assert text.count("Traceback (most recent call last)") == 2
+    assert text.count("unhandled error on GET /v1/failing-on-purpose") == 2

@@ -6,6 +6,7 @@ import asyncio
 import errno
 import fcntl
 import logging
+import math
 import os
 import sqlite3
 import struct
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
+import psycopg
 from fastapi import Depends, Request
 from sqlalchemy import (
     JSON,
@@ -469,7 +471,84 @@ class Checkpointer:
                 log.exception("SQLite checkpoint failed")
 
 
+# PostgreSQL: how long opening a connection may take at most (libpq's connect_timeout; in a
+# request, what is left of its budget if less), and TCP keepalives, so that a connection whose
+# server or network went away is found dead in about a minute rather than two hours.
+CONNECT_TIMEOUT_S = 10
+KEEPALIVES: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+# How long a rollback may wait for PostgreSQL once a request's budget is spent: a healthy
+# server answers at once, and one that does not loses the connection.
+ROLLBACK_GRACE_S = 5.0
+
+
+class DatabaseTimeout(psycopg.OperationalError):
+    """PostgreSQL did not answer within the request's time budget: the connection is closed,
+    so its transaction, which had not begun to commit, is never committed."""
+
+
+class BudgetedConnection(psycopg.Connection[Any]):
+    """A psycopg connection that waits for PostgreSQL no longer than the request's time budget
+    (``budget``): opening it (``connect_timeout``), the pool's ping, ``BEGIN`` and every
+    statement. Past the deadline it closes itself and raises :class:`DatabaseTimeout` (a
+    503 ``database-unavailable``), leaving the transaction uncommitted: a server that stopped
+    answering (paused, overloaded, cut off) would otherwise hold a command for good, as the
+    kernel still takes what is sent to it. Its ``COMMIT`` alone is never cut short: a command
+    whose commit was sent has either been done or not, and only the server can say which.
+    Outside a request (commands, the worker) it waits as psycopg does."""
+
+    _committing = False
+    _rolling_back = False
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> BudgetedConnection:
+        remaining = budget.remaining()
+        if remaining is not None:
+            if remaining <= 0:
+                raise DatabaseTimeout("no time left in the request to connect to the database")
+            configured = int(kwargs.get("connect_timeout", CONNECT_TIMEOUT_S))
+            kwargs["connect_timeout"] = max(min(configured, math.ceil(remaining)), 2)
+        return super().connect(conninfo, **kwargs)
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        remaining = budget.remaining()
+        if remaining is None or timeout is not None or self._committing:
+            return super().wait(gen, interval=interval, timeout=timeout)
+        if self._rolling_back:
+            remaining = max(remaining, ROLLBACK_GRACE_S)
+        try:
+            return super().wait(gen, interval=interval, timeout=max(remaining, 0.001))
+        except psycopg.errors._WaitTimeout:
+            # Mid-exchange: the connection can carry nothing more, and closing it makes the
+            # server roll its transaction back.
+            self.pgconn.finish()
+            raise DatabaseTimeout(
+                "the database did not answer within the request's time budget"
+            ) from None
+
+    def commit(self) -> None:
+        self._committing = True
+        try:
+            super().commit()
+        finally:
+            self._committing = False
+
+    def rollback(self) -> None:
+        self._rolling_back = True
+        try:
+            super().rollback()
+        finally:
+            self._rolling_back = False
+
+
 def create_db_engine(url: str) -> Engine:
+    """An engine for ``url``. Never with the statements' parameters in its errors
+    (``hide_parameters``): they hold people's email addresses, names and phones, and a
+    logged error would keep them in the server's log, where erasure cannot reach."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -482,10 +561,25 @@ def create_db_engine(url: str) -> Engine:
                 "factory": TurnTakingConnection,
             },
             pool_size=8,
+            hide_parameters=True,
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        hide_parameters=True,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S, **KEEPALIVES},
+    )
+    if engine.dialect.driver == "psycopg":
+
+        @event.listens_for(engine, "do_connect")
+        def _budgeted(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+            return BudgetedConnection.connect(*cargs, **cparams)
+
+    return engine
 
 
 @lru_cache(maxsize=8)

@@ -9,13 +9,16 @@ navigated to an admin page gets the same problem as a page they can read
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy import exc as sqlalchemy_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -105,6 +108,48 @@ class UpstreamFailed(Problem):
     be reached: nothing was wrong with the request, and it may work when sent again."""
 
     status, slug, title = 502, "upstream-failed", "Another server failed"
+
+
+# How long a client told the database is unavailable waits before it asks again.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+class DatabaseUnavailable(Problem):
+    """The database could not be reached, or did not answer within the request's time: the
+    request changed nothing, and may work when sent again (with the same Idempotency-Key)."""
+
+    status, slug, title = 503, "database-unavailable", "Database unavailable"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            detail
+            or "The database is unavailable or did not answer in time; nothing was changed."
+            " Retry shortly",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+
+
+# SQLite's answers that mean "not now" rather than a fault of the request or the code.
+_SQLITE_UNAVAILABLE = frozenset(
+    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN}
+)
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database is down, unreachable, restarting, too busy or did
+    not answer in time (a connection refused or lost, PostgreSQL shutting down, a statement
+    or lock timeout, SQLite locked), rather than that the request or the code is wrong."""
+    if isinstance(error, sqlalchemy_errors.TimeoutError):  # no pooled connection came free
+        return True
+    if isinstance(error, sqlalchemy_errors.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        error = error.orig if isinstance(error.orig, BaseException) else error
+    if isinstance(error, psycopg.OperationalError):
+        return True
+    if isinstance(error, sqlite3.OperationalError):
+        return getattr(error, "sqlite_errorcode", None) in _SQLITE_UNAVAILABLE
+    return False
 
 
 _STATUS_SLUGS = {
@@ -395,21 +440,44 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers=headers or None,
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        # One line naming the request: Starlette's error middleware raises the error again
-        # once this answer is sent, and the server logs its traceback then.
-        log.error(
-            "unhandled error on %s %s: %s: %s",
+    # An error no handler above takes is answered by ``unexpected_problem`` from the
+    # ``middleware.AnswerUnhandled`` the application wraps itself in: Starlette's own error
+    # middleware raises it again once answered, and the server then logs it a second time
+    # and resets the connection.
+
+
+def unexpected_problem(request: Request, error: BaseException) -> Response:
+    """The answer to an error no handler took: ``503`` with Retry-After when the database is
+    unavailable (:func:`database_unavailable`), ``500`` otherwise. Logs it once: one line
+    for an unavailable database, one line and its traceback for anything else."""
+    if database_unavailable(error):
+        log.warning(
+            "database unavailable on %s %s: %s",
             request.method,
             request.url.path,
-            type(exc).__name__,
-            exc,
+            str(error).splitlines()[0] if str(error) else type(error).__name__,
         )
+        problem = DatabaseUnavailable()
         return answer_problem(
             request,
-            status=500,
-            slug="internal-error",
-            title="Internal error",
-            detail="Something went wrong on our side; nothing was changed. The error is logged.",
+            status=problem.status,
+            slug=problem.slug,
+            title=problem.title,
+            detail=problem.detail,
+            headers=problem.headers,
         )
+    log.error(
+        "unhandled error on %s %s: %s: %s",
+        request.method,
+        request.url.path,
+        type(error).__name__,
+        error,
+        exc_info=error,
+    )
+    return answer_problem(
+        request,
+        status=500,
+        slug="internal-error",
+        title="Internal error",
+        detail="Something went wrong on our side; nothing was changed. The error is logged.",
+    )

@@ -4,6 +4,7 @@ metrics."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from typing import Any
@@ -12,11 +13,13 @@ from urllib.parse import unquote_plus
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport.platform import budget
-from rapport.platform.errors import answer_problem, problem_response
+from rapport.platform.errors import answer_problem, problem_response, unexpected_problem
+
+log = logging.getLogger(__name__)
 
 # Every metric of the application registers here. Under `rapport serve --processes N` the
 # supervisor sets PROMETHEUS_MULTIPROC_DIR before the processes start, so prometheus_client
@@ -170,6 +173,50 @@ def _head_refusal(scope: Scope) -> dict[str, Any] | None:
             "field": field[:100],
         }
     return None
+
+
+class AnswerUnhandled:
+    """Answer an error that no exception handler took, once, and keep the connection: ``503``
+    ``database-unavailable`` with Retry-After when the database is down or did not answer in
+    time, else ``500`` ``internal-error`` with one log entry and its traceback
+    (:func:`~rapport.platform.errors.unexpected_problem`). Starlette's own error middleware
+    (outside this one) answers and then raises the error again, which uvicorn logs a second
+    time before resetting the keep-alive connection under the client's next request.
+
+    An error after the answer has begun cannot be answered: it is logged, and the server
+    closes the connection on the unfinished answer. A client that left while its body was
+    read (``ClientDisconnect``) is nobody to answer: that is one line at INFO."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except ClientDisconnect:
+            log.info("client left during %s %s", scope.get("method"), scope.get("path"))
+        except Exception as error:
+            request = Request(scope)
+            if started:
+                log.error(
+                    "error after the answer to %s %s had begun",
+                    request.method,
+                    request.url.path,
+                    exc_info=error,
+                )
+                return
+            await unexpected_problem(request, error)(scope, receive, send)
 
 
 class RequestMetrics:

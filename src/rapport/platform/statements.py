@@ -28,6 +28,10 @@ from psycopg import errors
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
+from rapport.platform import budget
+from rapport.platform.db import CONNECT_TIMEOUT_S, KEEPALIVES
+from rapport.platform.errors import DatabaseUnavailable
+
 log = logging.getLogger(__name__)
 
 # Contention on one member is rare and brief: a few fresh snapshots, then the general path
@@ -71,6 +75,8 @@ class StatementPool:
             kwargs={
                 "autocommit": True,
                 "options": "-c default_transaction_isolation=repeatable\\ read -c timezone=UTC",
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                **KEEPALIVES,
             },
             open=False,
             name="rapport-statements",
@@ -90,10 +96,15 @@ class StatementPool:
     async def first_row(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """Run ``sql`` as its own transaction (or in a group's) and answer its first row;
         ``None`` when it gave no row, kept meeting concurrent changes, broke a unique key, or
-        could not reach the database (the caller's general path handles and reports each)."""
+        could not reach the database (the caller's general path handles and reports each).
+
+        Within a request, an answer that has not come by the request's deadline (the server
+        stopped answering) raises :class:`DatabaseUnavailable`: the statement, its own
+        transaction, may still be applied should the server wake, so the problem says to send
+        the command again with its Idempotency-Key, which is then answered as first done."""
         for _ in range(ATTEMPTS):
             try:
-                return await self._send(sql, params)
+                return await self._answer_in_time(self._send(sql, params))
             except errors.SerializationFailure:
                 continue
             except errors.UniqueViolation:
@@ -102,6 +113,19 @@ class StatementPool:
                 log.warning("one-statement command fell back to the general path: %s", error)
                 return None
         return None
+
+    @staticmethod
+    async def _answer_in_time(
+        answer: asyncio.Future[tuple[Any, ...] | None],
+    ) -> tuple[Any, ...] | None:
+        remaining = budget.remaining()
+        if remaining is None:
+            return await answer
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), max(remaining, 0.001))
+        except TimeoutError:
+            answer.add_done_callback(_collect)
+            raise DatabaseUnavailable(UNANSWERED) from None
 
     def _send(self, sql: str, params: dict[str, Any]) -> asyncio.Future[tuple[Any, ...] | None]:
         loop = asyncio.get_running_loop()
@@ -151,6 +175,19 @@ class StatementPool:
             return
         for waiting, row in zip(group, rows, strict=True):
             _settle(waiting, row=row)
+
+
+UNANSWERED = (
+    "The database did not answer within the request's time. The command may still be applied"
+    " if it wakes: send it again with the same Idempotency-Key, which is answered as first"
+    " done, or done now"
+)
+
+
+def _collect(answer: asyncio.Future[tuple[Any, ...] | None]) -> None:
+    """Collect an answer nobody waits for any more, so that asyncio does not log it."""
+    if not answer.cancelled():
+        answer.exception()
 
 
 def _settle(
