@@ -13,8 +13,8 @@ Templates see:
   also available by name at the top level;
 - ``unsubscribe_url``: a signed link to the public page that withdraws the consent the
   message is sent under (:func:`consent_purpose`; empty for staff messages and for service
-  messages no consent governs); previews and test sends get :func:`sample_unsubscribe_url`
-  instead, a link that changes nothing.
+  messages no consent governs, such as a late-delivery notice or apology points); previews
+  and test sends get :func:`sample_unsubscribe_url` instead, a link that changes nothing.
 
 Names a template uses that are none of these are refused when the template is saved
 (:func:`validate_template`) and make the delivery fail, with the name, at send time. Email
@@ -56,6 +56,12 @@ KNOWN_NAMES = frozenset(
 _UNSUBSCRIBE_SALT = "rapport.campaigns.unsubscribe"
 # The marketing consent each channel's messages need (a webhook endpoint names its own).
 CHANNEL_PURPOSES = {"email": "marketing_email", "inbox": "marketing_push"}
+# The service messages a consent governs, by system campaign key: a survey invitation goes only
+# to customers holding the survey's consent (always ``marketing_email``: docs/feedback.md), so
+# withdrawing it stops survey invitations. Other service messages (a late-delivery notice,
+# apology points, the retailer's own service campaigns) go whatever the customer's marketing
+# consent: an unsubscribe link would not stop them, so they carry none.
+SERVICE_CONSENTS = {"feedback.survey_invitation": "marketing_email"}
 # The token of the sample link previews and test sends carry: its page says so and changes
 # nothing (a real token is "<customer id>.<purpose>.<signature>", never this).
 SAMPLE_TOKEN = "sample"
@@ -207,9 +213,13 @@ def read_unsubscribe_token(token: str, *, secret: str) -> tuple[str, str] | None
 
 
 def consent_purpose(campaign: Campaign, endpoint: WebhookEndpoint | None = None) -> str | None:
-    """The marketing consent a campaign's channel needs (and its unsubscribe link withdraws);
-    None (no link) for staff messages."""
-    if campaign.purpose == "staff":
+    """The consent a campaign's messages go out under, which their unsubscribe link withdraws:
+    a marketing campaign's channel consent; a service message's only where a consent governs
+    it (:data:`SERVICE_CONSENTS`). None (no link, no List-Unsubscribe) for staff messages and
+    other service messages, which withdrawing a consent would not stop."""
+    if campaign.purpose == "service":
+        return SERVICE_CONSENTS.get(campaign.key or "")
+    if campaign.purpose != "marketing":
         return None
     if campaign.channel == "webhook":
         return endpoint.consent_purpose if endpoint is not None else "marketing_push"
