@@ -16,6 +16,7 @@ from rapport.platform.identity import (
     EMAIL_PATTERN,
     IDENTITY_MAX_LENGTHS,
     PHONE_PATTERN,
+    canonical_email,
     canonical_phone,
     identity_problem,
 )
@@ -29,7 +30,11 @@ class CustomerIn(StrictModel):
         default=None, min_length=1, max_length=IDENTITY_MAX_LENGTHS["external_id"]
     )
     email: str | None = Field(
-        default=None, max_length=IDENTITY_MAX_LENGTHS["email"], pattern=EMAIL_PATTERN
+        default=None,
+        max_length=IDENTITY_MAX_LENGTHS["email"],
+        pattern=EMAIL_PATTERN,
+        description="Kept lower-cased, as its identity is (Ana@Example.com is kept as "
+        "ana@example.com).",
     )
     # Stored as platform.identity.canonical_phone gives it (+33612345678 for +33 6 12 34 56 78);
     # the pattern is documented here and checked there, whose refusal says what is wrong.
@@ -66,13 +71,15 @@ class CustomerIn(StrictModel):
     @field_validator("external_id", "email", "phone")
     @classmethod
     def _identity(cls, value: str | None, info: Any) -> str | None:
-        # The rule identify and POST /{id}/identities use too (platform.identity); a phone is
-        # kept in the one form every door stores.
+        # The rule identify and POST /{id}/identities use too (platform.identity); a phone and
+        # an email are kept in the one form every door stores.
         if value is not None and info.field_name == "phone":
             return canonical_phone(value)
         problem = identity_problem(info.field_name, value) if value is not None else None
         if problem:
             raise ValueError(problem)
+        if value is not None and info.field_name == "email":
+            return canonical_email(value)
         return value
 
 

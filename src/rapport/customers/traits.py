@@ -21,7 +21,7 @@ from typing import Any
 from rapport.customers.models import Customer, CustomerTraits
 from rapport.events.service import LoggedEvent, coordinates
 from rapport.platform import clock
-from rapport.platform.identity import birthday_date, is_email
+from rapport.platform.identity import birthday_date, canonical_email, is_email
 
 # A purchase says more about taste than a look: favourite categories weigh them so.
 PURCHASE_WEIGHT = 5
@@ -60,7 +60,8 @@ def profile_fields(traits: dict[str, Any]) -> dict[str, str]:
                 # refuses it; events logged before it did are read as they are).
                 if name == "email" and not is_email(value):
                     break
-                profile[name] = value.strip()
+                # kept as its identity is (lower-cased), as every door keeps an email
+                profile[name] = canonical_email(value) if name == "email" else value.strip()
                 break
     full = traits.get("name")
     if isinstance(full, str) and full.strip() and not {"first_name", "last_name"} & set(profile):

@@ -77,6 +77,14 @@ def canonical_phone(value: str) -> str:
     return normalise_identity("phone", value)
 
 
+def canonical_email(value: str) -> str:
+    """``value`` in the one form Rapport keeps an email address in, whichever door it comes
+    through (sign-up, identify, tracking, imports): trimmed and lower-cased, the email
+    identity's form, so ``Ana@Example.COM`` is one person's ``ana@example.com`` in the
+    profile, the identities, the erasure blocklist and an export."""
+    return normalise_identity("email", value)
+
+
 def customer_number_problem(value: str) -> str | None:
     """What keeps ``value`` (trimmed) from being a shop's customer number: it names the
     customer in paths (``/v1/customers/{customer_id}``), where no server or proxy keeps a
