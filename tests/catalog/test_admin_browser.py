@@ -224,7 +224,7 @@ def test_a_price_rule_is_ended_from_the_product_page(page, browser, live_server)
         assert _overflow(page) <= 0, f"the confirmation scrolls sideways at {width} px"
     page.set_viewport_size({"width": 1280, "height": 900})
     page.get_by_test_id("confirm-end").click()
-    page.wait_for_url(f"{product}?*")
+    page.wait_for_url(product)
     assert "app launch offer" in page.get_by_test_id("message").inner_text().lower()
     app_price = page.get_by_test_id("channel-prices").locator(
         'tr[data-channel="app"] td[data-minor]'
@@ -245,7 +245,7 @@ def test_a_price_rule_is_ended_from_the_product_page(page, browser, live_server)
     )
     plain.locator(f'tr[data-rule="{lyon.id}"]').get_by_role("link", name="End rule").click()
     plain.get_by_test_id("confirm-end").click()
-    plain.wait_for_url(f"{product}?*")
+    plain.wait_for_url(product)
     assert "in store st-lyo-01" in plain.get_by_test_id("message").inner_text()
     lyon_row = plain.get_by_test_id("stock").locator('tr[data-store="st-lyo-01"]')
     assert "€12.00" in lyon_row.inner_text()

@@ -46,7 +46,7 @@ def test_erase_from_the_customer_page_after_typing_erase(page, live_server) -> N
     erasure.get_by_role("button", name="Erase").click()
 
     # then the customers page says they were erased
-    page.wait_for_url(f"{live_server.base_url}/admin/customers?q=&erased={customer_id}")
+    page.wait_for_url(f"{live_server.base_url}/admin/customers")
     assert page.get_by_role("status").inner_text() == f"Customer {customer_id} was erased."
     # and their page shows them as erased, with nothing of their profile
     answer = page.goto(f"{live_server.base_url}/admin/customers/{customer_id}")

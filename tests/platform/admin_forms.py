@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
@@ -124,3 +125,17 @@ def post_form(client: TestClient, action: str, fields: list[tuple[str, str]]) ->
     for name, value in fields:
         body.setdefault(name, []).append(value)
     return client.post(action, data=body, follow_redirects=False)
+
+
+def status_line(html: str) -> str | None:
+    """The text of the page's status line (its first ``role="status"``), unescaped; None
+    when the page has none."""
+    match = re.search(r'<(\w+)[^>]*\brole="status"[^>]*>(.*?)</\1>', html, re.DOTALL)
+    return unescape(re.sub(r"<[^>]+>", "", match.group(2))).strip() if match else None
+
+
+def said_after(client: TestClient, answer: Any) -> str | None:
+    """What the page a form's answer sends the browser to says in its status line: the 303's
+    ``Location`` (or htmx's ``HX-Redirect``) opened as the browser does, with its cookies."""
+    where = answer.headers.get("location") or answer.headers["hx-redirect"]
+    return status_line(client.get(where).text)

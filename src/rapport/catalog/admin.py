@@ -6,13 +6,21 @@ from __future__ import annotations
 
 from pathlib import Path as FilePath
 from typing import Annotated
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 
 from rapport.catalog import service, views
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, add_template_dir, render
+from rapport.platform.admin import (
+    CsrfChecked,
+    CurrentAdmin,
+    NavItem,
+    add_template_dir,
+    flash,
+    redirect_saying,
+    render,
+)
 from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound
 from rapport.platform.paging import PageRequest
@@ -68,16 +76,14 @@ def products_page(
 
 
 @router.get("/products/{sku}", response_class=HTMLResponse)
-def product_page(
-    request: Request, sku: str, db: DbSession, user: CurrentAdmin, message: str = ""
-) -> HTMLResponse:
+def product_page(request: Request, sku: str, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
     """One product: its price on each channel and its stock at each location, and its price
     rules, each live or future one with an *End rule* link."""
     detail = views.product_detail(db, sku=sku)
     return render(
         request,
         "catalog/product.html",
-        {"user": user, "detail": detail, "sku": sku, "message": message[:300]},
+        {"user": user, "detail": detail, "sku": sku},
         status_code=200 if detail is not None else 404,
     )
 
@@ -117,10 +123,11 @@ def end_rule(
         where = f"in store {rule.store_id}" if rule.store_id else f"on {rule.channel}"
         said = f"Price rule {rule_id} ({rule.reason}) ended; the price {where} now comes from "
         said += ending.set_by_after
-    target = f"/admin/catalog/products/{quote(sku, safe='')}?{urlencode({'message': said})}"
+    target = f"/admin/catalog/products/{quote(sku, safe='')}"
     if request.headers.get("hx-request") == "true":
+        flash(request, said)
         return Response(status_code=204, headers={"HX-Redirect": target})
-    return RedirectResponse(target, status_code=303)
+    return redirect_saying(request, target, said)
 
 
 @router.get("/consistency", response_class=HTMLResponse)

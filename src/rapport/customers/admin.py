@@ -8,7 +8,6 @@ import json
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.encoders import jsonable_encoder
@@ -29,6 +28,7 @@ from rapport.platform.admin import (
     CurrentAdmin,
     NavItem,
     add_template_dir,
+    redirect_saying,
     render,
 )
 from rapport.platform.charts import Chart, Series
@@ -49,8 +49,8 @@ TIMELINE_PER_PAGE = 15
 VALUE_PANEL_PATH = "/admin/orders/customer/{customer_id}/value"
 
 
-# What the customer list's address may say: its filters, paging, and the erasure notice.
-LIST_QUERY = frozenset({"q", "purpose", "joined_from", "joined_to", "page", "per_page", "erased"})
+# What the customer list's address may say: its filters and paging.
+LIST_QUERY = frozenset({"q", "purpose", "joined_from", "joined_to", "page", "per_page"})
 
 
 def _default_per_page(request: Request, asked: PageRequest, per_page: int) -> PageRequest:
@@ -168,9 +168,8 @@ def customer_page(
     db: DbSession,
     user: CurrentAdmin,
     paging_request: PageParams,
-    message: str = "",
 ) -> Response:
-    return _customer_page(request, customer_id, db, user, paging_request, message=message)
+    return _customer_page(request, customer_id, db, user, paging_request)
 
 
 # What the merge and erase forms show before anything is typed.
@@ -189,7 +188,6 @@ def _customer_page(
     user: Any,
     paging_request: PageRequest,
     *,
-    message: str = "",
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
@@ -256,7 +254,6 @@ def _customer_page(
             "paging": paging,
             "panels": panels,
             "value_panel": VALUE_PANEL_PATH not in {panel.path for panel in CUSTOMER_PANELS},
-            "message": message,
             "values": {**ACTION_VALUES, **(values or {})},
             "errors": errors or {},
         },
@@ -264,9 +261,8 @@ def _customer_page(
     )
 
 
-def _back(customer_id: str, message: str) -> RedirectResponse:
-    query = urlencode({"message": message})
-    return RedirectResponse(f"/admin/customers/{customer_id}?{query}", status_code=303)
+def _back(request: Request, customer_id: str, message: str) -> RedirectResponse:
+    return redirect_saying(request, f"/admin/customers/{customer_id}", message)
 
 
 @router.post("/{customer_id}/export", dependencies=[CsrfChecked])
@@ -276,7 +272,7 @@ def export(request: Request, customer_id: str, db: DbSession, user: CurrentAdmin
     try:
         document = privacy.export_customer(db, customer_id=customer_id, requested_by=user.email)
     except Problem as problem:
-        return _back(customer_id, problem.detail)
+        return _back(request, customer_id, problem.detail)
     body = json.dumps(jsonable_encoder(document), indent=2, ensure_ascii=False)
     return Response(
         body,
@@ -336,7 +332,7 @@ def merge_into(
             errors={"source_customer_id": said},
             status_code=422,
         )
-    return _back(customer_id, f"Merged {source}")
+    return _back(request, customer_id, f"Merged {source}")
 
 
 def _merge_said(problem: Problem, source: str) -> str:
@@ -387,4 +383,4 @@ def erase(
     privacy.erase_customer(
         db, customer_id=customer_id, requested_by=user.email, reason=reason or None
     )
-    return RedirectResponse(f"/admin/customers?q=&erased={customer_id}", status_code=303)
+    return redirect_saying(request, "/admin/customers", f"Customer {customer_id} was erased.")

@@ -11,7 +11,6 @@ import secrets
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Form, Request
@@ -34,6 +33,7 @@ from rapport.platform.admin import (
     FormFields,
     NavItem,
     add_template_dir,
+    redirect_saying,
     render,
     shown_moment,
     whole_number,
@@ -157,19 +157,19 @@ def moderation_page(
     db: DbSession,
     user: CurrentAdmin,
     paging_request: PageParams,
-    message: str | None = None,
 ) -> HTMLResponse:
     paging = paging_request.of(service.count_reviews(db).get("flagged", 0))
     queue = service.moderation_queue(db, limit=paging.offset + paging.per_page)[paging.offset :]
     return render(
         request,
         "feedback/moderation.html",
-        {"user": user, "queue": queue, "paging": paging, "message": message},
+        {"user": user, "queue": queue, "paging": paging},
     )
 
 
 @router.post("/reviews/{review_id}", dependencies=[CsrfChecked])
 def moderate(
+    request: Request,
     review_id: str,
     db: DbSession,
     user: CurrentAdmin,
@@ -182,9 +182,7 @@ def moderate(
         message = f"Review {review.review_id} {review.status}"
     except Problem as problem:
         message = problem.detail
-    return RedirectResponse(
-        f"/admin/feedback/reviews?{urlencode({'message': message})}", status_code=303
-    )
+    return redirect_saying(request, "/admin/feedback/reviews", message)
 
 
 # ------------------------------------------------------------------------------- tickets
@@ -240,7 +238,6 @@ def ticket_page(
     db: DbSession,
     user: CurrentAdmin,
     paging_request: PageParams,
-    message: str | None = None,
     status: str = "open",
     breached: str = "",
     kind: str = "",
@@ -298,7 +295,6 @@ def ticket_page(
             "q": q,
             "issues": ISSUE_NAMES,
             "sla": service.sla_report(db, since=now - timedelta(days=90)),
-            "message": message,
             "errors": errors,
             "max_priority": MAX_PRIORITY,
         },
@@ -308,9 +304,9 @@ def ticket_page(
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
 def one_ticket_page(
-    request: Request, ticket_id: str, db: DbSession, user: CurrentAdmin, message: str = ""
+    request: Request, ticket_id: str, db: DbSession, user: CurrentAdmin
 ) -> HTMLResponse:
-    return _ticket_page(request, db, user, ticket_id, message=message)
+    return _ticket_page(request, db, user, ticket_id)
 
 
 def _ticket_page(
@@ -427,7 +423,7 @@ def resolve(
         if fields.get("back") == "ticket"
         else "/admin/feedback/tickets"
     )
-    return RedirectResponse(f"{where}?{urlencode({'message': message})}", status_code=303)
+    return redirect_saying(request, where, message)
 
 
 # ------------------------------------------------------------------ customer 360 panel
@@ -580,9 +576,7 @@ def open_customer_ticket(
         message = f"Ticket opened: {opened['subject']} (due {due} UTC)"
     if htmx:
         return _panel(request, db, customer_id, message=message)
-    return RedirectResponse(
-        f"/admin/customers/{customer_id}?{urlencode({'message': message})}", status_code=303
-    )
+    return redirect_saying(request, f"/admin/customers/{customer_id}", message)
 
 
 router.include_router(surveys_admin.router)

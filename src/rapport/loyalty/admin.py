@@ -37,6 +37,7 @@ from rapport.platform.admin import (
     field_messages,
     form_changes,
     money_field,
+    redirect_saying,
     render,
     typed_money,
 )
@@ -75,10 +76,8 @@ STATEMENT_LOTS = 50
 EXPIRY_HORIZON_DAYS = 90
 
 
-def _to_customer(customer_id: str, message: str) -> RedirectResponse:
-    return RedirectResponse(
-        f"/admin/customers/{customer_id}?{urlencode({'message': message})}", status_code=303
-    )
+def _to_customer(request: Request, customer_id: str, message: str) -> RedirectResponse:
+    return redirect_saying(request, f"/admin/customers/{customer_id}", message)
 
 
 def _number(text: str) -> int | None:
@@ -121,7 +120,6 @@ def overview_page(
     tier: str = "",
     min_balance: str = "",
     max_balance: str = "",
-    message: str = "",
     *,
     settings: AppSettings,
 ) -> HTMLResponse:
@@ -131,7 +129,6 @@ def overview_page(
         user,
         paging_request,
         {"q": q, "tier": tier, "min_balance": min_balance, "max_balance": max_balance},
-        message=message,
         locale=settings.locale,
     )
 
@@ -144,7 +141,6 @@ def _overview(
     filters: dict[str, str],
     *,
     locale: str,
-    message: str = "",
     settings_values: dict[str, Any] | None = None,
     settings_errors: dict[str, str] | None = None,
     status_code: int = 200,
@@ -222,7 +218,6 @@ def _overview(
             "filters": filters,
             "filter_errors": filter_errors,
             "filtered": bool(q or tier or min_balance or max_balance),
-            "message": message,
         },
         status_code=422 if filter_errors and status_code == 200 else status_code,
     )
@@ -308,7 +303,7 @@ def update_program(
             name = _settings_field(problem.field or "currency")
             errors[name] = _settings_said(name, problem.detail, currency)
     if not errors:
-        return RedirectResponse("/admin/loyalty?message=Program+settings+saved", status_code=303)
+        return redirect_saying(request, "/admin/loyalty", "Program settings saved")
     values = _settings_values(program)
     for name in values:
         if name in fields:
@@ -437,7 +432,9 @@ def _refused_erased(request: Request, db: Any, customer_id: str, what: str) -> R
     (saying they were erased, with no actions), or back to the customer page saying so."""
     if _is_htmx(request):
         return _panel(request, db, customer_id, status_code=422)
-    return _to_customer(customer_id, f"This customer was erased: no {what} are given to them")
+    return _to_customer(
+        request, customer_id, f"This customer was erased: no {what} are given to them"
+    )
 
 
 def _refused(
@@ -456,7 +453,7 @@ def _refused(
         return _panel(
             request, db, customer_id, errors={field: detail}, typed=typed, status_code=422
         )
-    return _to_customer(customer_id, detail)
+    return _to_customer(request, customer_id, detail)
 
 
 class GoodwillForm(BaseModel):
@@ -477,7 +474,7 @@ def give_goodwill_points(
     Idempotency-Key): a form sent twice gives the points once."""
     typed = {name: fields.get(name, "") for name in ("points", "reason", "note")}
     if customers.get_customer(db, customer_id=customer_id) is None:
-        return _to_customer(customer_id, "No such customer")
+        return _to_customer(request, customer_id, "No such customer")
     if _is_erased(db, customer_id):
         return _refused_erased(request, db, customer_id, "points")
     points = _number(typed["points"])
@@ -527,7 +524,7 @@ def give_goodwill_points(
     )
     if _is_htmx(request):
         return _panel(request, db, customer_id, message=message)
-    return _to_customer(customer_id, message)
+    return _to_customer(request, customer_id, message)
 
 
 def _coupon_code(token: str) -> str:
@@ -552,7 +549,7 @@ def issue_coupon(
     member's points as the reward costs."""
     typed = {name: fields.get(name, "") for name in ("reward_id", "pay")}
     if customers.get_customer(db, customer_id=customer_id) is None:
-        return _to_customer(customer_id, "No such customer")
+        return _to_customer(request, customer_id, "No such customer")
     if _is_erased(db, customer_id):
         # the coupon verbs refuse an erased customer too (so the API cannot issue one)
         return _refused_erased(request, db, customer_id, "coupons")
@@ -588,7 +585,7 @@ def issue_coupon(
     except Conflict as problem:
         if problem.field == "code":
             return _to_customer(
-                customer_id, "This coupon was issued already (the form was sent twice)"
+                request, customer_id, "This coupon was issued already (the form was sent twice)"
             )
         return _refused(
             request, db, customer_id, problem.field or "reward_id", problem.detail, typed
@@ -600,7 +597,7 @@ def issue_coupon(
     message = f"Issued coupon {code}: {reward.name}"
     if _is_htmx(request):
         return _panel(request, db, customer_id, message=message)
-    return _to_customer(customer_id, message)
+    return _to_customer(request, customer_id, message)
 
 
 def _paid_coupon(db: Any, *, user_id: Any, customer_id: str, reward: Any, token: str) -> str:

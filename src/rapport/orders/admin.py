@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -23,6 +22,7 @@ from rapport.platform.admin import (
     CustomerPanel,
     NavItem,
     add_template_dir,
+    redirect_saying,
     render,
 )
 from rapport.platform.charts import Chart, Series
@@ -245,7 +245,6 @@ def customer_orders_page(
     db: DbSession,
     user: CurrentAdmin,
     paging_request: CustomerPageParams,
-    message: Annotated[str | None, Query(max_length=500)] = None,
 ) -> HTMLResponse:
     """A customer's orders across channels with their lines and status history, ten at a
     time; an order not handed over yet can be cancelled from here."""
@@ -284,7 +283,6 @@ def customer_orders_page(
                 else None
             ),
             "tier_names": TIER_NAMES,
-            "message": message,
         },
         status_code=200 if customer is not None else 404,
     )
@@ -310,10 +308,7 @@ def cancel_order(
     except Problem as problem:
         db.rollback()
         said = problem.detail or problem.title
-    query = urlencode({"message": said})
-    return RedirectResponse(
-        f"/admin/orders/customer/{customer_id}?{query}#order-{order_id}", status_code=303
-    )
+    return redirect_saying(request, f"/admin/orders/customer/{customer_id}#order-{order_id}", said)
 
 
 def _basket_risk(
@@ -401,9 +396,7 @@ def customer_returns_panel(
 
 
 @router.get("/customer-value", response_class=HTMLResponse)
-def customer_value_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
-) -> HTMLResponse:
+def customer_value_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
     """The fitted models' parameters, the value tiers and the most valuable customers."""
     top = service.top_customers(db, limit=20)
     names: dict[str, str] = {}
@@ -434,7 +427,6 @@ def customer_value_page(
             "tier_names": TIER_NAMES,
             "top": top,
             "names": names,
-            "message": message,
         },
     )
 
@@ -448,7 +440,7 @@ def refit_customer_value(request: Request, db: DbSession, user: CurrentAdmin) ->
         if fit is not None
         else "No customer has an order yet: nothing to fit"
     )
-    return RedirectResponse(f"/admin/orders/customer-value?message={message}", status_code=303)
+    return redirect_saying(request, "/admin/orders/customer-value", message)
 
 
 @router.get("/customer/{customer_id}/value", response_class=HTMLResponse)

@@ -343,10 +343,32 @@ CurrentAdmin = Annotated[AdminUser, Depends(current_admin)]
 CsrfChecked = Depends(verify_csrf)
 
 
+# Where a form's outcome waits for the page it redirects to (see redirect_saying).
+FLASH_KEY = "flash"
+FLASH_MAX = 500
+
+
+def flash(request: Request, message: str) -> None:
+    """Have the next admin page this browser is shown say ``message`` in its status line
+    (``message`` in the template's context, :func:`render`), once. The message waits in the
+    signed session cookie, never in the address, so nobody can send a staff member a link to
+    a real admin page saying what they like ("Your session expired, call …"): an address's
+    ``?message=`` shows nothing."""
+    request.session[FLASH_KEY] = message[:FLASH_MAX]
+
+
+def redirect_saying(request: Request, url: str, message: str) -> RedirectResponse:
+    """A form's 303 to the page ``url``, which says ``message`` (:func:`flash`)."""
+    flash(request, message)
+    return RedirectResponse(url, status_code=303)
+
+
 def render(
     request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
-    """Render an admin template with the shell's context (nav, CSRF token, signed-in user)."""
+    """Render an admin template with the shell's context (nav, CSRF token, signed-in user),
+    and the message a form's redirect left for it (:func:`redirect_saying`) when the page
+    says none of its own."""
     base = {
         "nav": nav_sections(),
         "display": _display(request),
@@ -354,9 +376,11 @@ def render(
         "csrf_field": CSRF_FIELD,
         "path": request.url.path,
     }
-    return templates.TemplateResponse(
-        request, name, {**base, **(context or {})}, status_code=status_code
-    )
+    shown = {**base, **(context or {})}
+    flashed = request.session.pop(FLASH_KEY, None)
+    if isinstance(flashed, str) and not shown.get("message"):
+        shown["message"] = flashed
+    return templates.TemplateResponse(request, name, shown, status_code=status_code)
 
 
 def problem_page(
@@ -385,8 +409,9 @@ class SessionCookie:
 
     The scheme is the one uvicorn saw: behind a proxy it comes from ``X-Forwarded-Proto`` only
     when the proxy's address is trusted (``FORWARDED_ALLOW_IPS``), so a client cannot ask for
-    a cookie that would then travel in clear text. The cookie holds the CSRF token and the
-    server-side session's secret, nothing else."""
+    a cookie that would then travel in clear text. The cookie holds the CSRF token, the
+    server-side session's secret and, from a form's redirect to the page it shows, the outcome
+    that page says once (:func:`redirect_saying`), nothing else."""
 
     def __init__(
         self, app: ASGIApp, /, *, secret_key: str, max_age: int, secure_always: bool

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from rapport.platform import jobs, service
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, render
+from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, redirect_saying, render
 from rapport.platform.api import ApiKeyRequest
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem, pinpointed
@@ -51,7 +51,6 @@ def _keys_page(
     created: service.IssuedKey | None = None,
     form: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
-    message: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     keys = service.list_api_keys(db, include_revoked=True)
@@ -66,17 +65,14 @@ def _keys_page(
             "created": created,
             "form": form or {"name": "", "scopes": [], "orders_from_tracking": True},
             "errors": errors or {},
-            "message": message,
         },
         status_code=status_code,
     )
 
 
 @router.get("/keys", response_class=HTMLResponse)
-def keys_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str | None = None
-) -> HTMLResponse:
-    return _keys_page(request, db, user, message=message)
+def keys_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    return _keys_page(request, db, user)
 
 
 @router.post("/keys", response_class=HTMLResponse, dependencies=[CsrfChecked])
@@ -135,15 +131,16 @@ def confirm_revoke(
 
 
 @router.post("/keys/{key_id}/revoke", dependencies=[CsrfChecked])
-def revoke_key(db: DbSession, _user: CurrentAdmin, key_id: KeyId) -> RedirectResponse:
+def revoke_key(
+    request: Request, db: DbSession, _user: CurrentAdmin, key_id: KeyId
+) -> RedirectResponse:
     key = service.revoke_api_key(db, key_id=key_id)
-    return RedirectResponse(
-        f"/admin/settings/keys?message=Key {key.name} ({key.id}) revoked", status_code=303
-    )
+    return redirect_saying(request, "/admin/settings/keys", f"Key {key.name} ({key.id}) revoked")
 
 
 @router.post("/keys/{key_id}/orders-from-tracking", dependencies=[CsrfChecked])
 def set_orders_from_tracking(
+    request: Request,
     db: DbSession,
     _user: CurrentAdmin,
     key_id: KeyId,
@@ -151,9 +148,8 @@ def set_orders_from_tracking(
 ) -> RedirectResponse:
     key = service.set_api_key_orders_from_tracking(db, key_id=key_id, enabled=enabled)
     state = service.key_orders_from_tracking(key)
-    return RedirectResponse(
-        f"/admin/settings/keys?message=Orders from tracking for {key.name}: {state}",
-        status_code=303,
+    return redirect_saying(
+        request, "/admin/settings/keys", f"Orders from tracking for {key.name}: {state}"
     )
 
 

@@ -20,6 +20,7 @@ from rapport.platform.admin import (
     FormFields,
     NavItem,
     add_template_dir,
+    redirect_saying,
     render,
 )
 from rapport.platform.charts import Chart, Series
@@ -136,7 +137,6 @@ def _page(
     *,
     preview: dict[str, Any] | None = None,
     errors: list[dict[str, Any]] | None = None,
-    message: str = "",
     status_code: int = 200,
 ) -> HTMLResponse:
     versions = service.list_versions(db, limit=20)
@@ -167,7 +167,6 @@ def _page(
             "attributes": RULE_ATTRIBUTES,
             "preview": preview,
             "errors": errors or [],
-            "message": message,
             "chart": _metrics_chart(versions),
         },
         status_code=status_code,
@@ -180,9 +179,8 @@ def overview(
     db: DbSession,
     user: CurrentAdmin,
     settings: AppSettings,
-    message: str = "",
 ) -> HTMLResponse:
-    return _page(request, db, user, settings, message=message)
+    return _page(request, db, user, settings)
 
 
 @router.get("/preview", response_class=HTMLResponse)
@@ -426,9 +424,7 @@ def _rule_page(
 
 
 @router.get("/rules", response_class=HTMLResponse)
-def rules_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
-) -> HTMLResponse:
+def rules_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
     """Every merchandising rule with its edit link, and the recent changes."""
     return render(
         request,
@@ -437,7 +433,6 @@ def rules_page(
             "user": user,
             "rules": service.list_rules(db),
             "changes": service.rule_changes(db, limit=15),
-            "message": message,
         },
     )
 
@@ -471,7 +466,6 @@ def edit_rule_page(
     settings: AppSettings,
     customer_id: str = "",
     placement: str = "home",
-    message: str = "",
 ) -> HTMLResponse:
     rule = service.get_rule(db, rule_id=rule_id)
     return _rule_page(
@@ -482,7 +476,6 @@ def edit_rule_page(
         sample_customer=customer_id,
         sample_placement=placement,
         before=_sample(db, settings, customer_id, placement),
-        message=message,
     )
 
 
@@ -566,20 +559,19 @@ def change_rule(
 
 @router.post("/rules/{rule_id}/delete", dependencies=[CsrfChecked])
 def remove_rule(
-    rule_id: Annotated[int, Path(ge=1, le=2_147_483_647)], db: DbSession, user: CurrentAdmin
+    request: Request,
+    rule_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
+    db: DbSession,
+    user: CurrentAdmin,
 ) -> RedirectResponse:
     service.delete_rule(db, rule_id=rule_id, by=user.email)
-    return RedirectResponse(
-        f"/admin/recommendations/rules?message=Rule+{rule_id}+deleted", status_code=303
-    )
+    return redirect_saying(request, "/admin/recommendations/rules", f"Rule {rule_id} deleted")
 
 
 @router.post("/train", dependencies=[CsrfChecked])
-def train(db: DbSession, user: CurrentAdmin) -> RedirectResponse:
+def train(request: Request, db: DbSession, user: CurrentAdmin) -> RedirectResponse:
     job = service.queue_training(db, by=user.email)
-    return RedirectResponse(
-        f"/admin/recommendations?message=Training+queued+(job+{job.id})", status_code=303
-    )
+    return redirect_saying(request, "/admin/recommendations", f"Training queued (job {job.id})")
 
 
 @router.get("/customers/{customer_id}/panel", response_class=HTMLResponse)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -30,6 +30,7 @@ from rapport.platform.admin import (
     NavItem,
     field_messages,
     form_changes,
+    redirect_saying,
     render,
 )
 from rapport.platform.db import DbSession
@@ -125,7 +126,7 @@ def deliveries_page(
 
 @router.get("/admin/deliveries/{delivery_id:int}", response_class=HTMLResponse)
 def delivery_page(
-    request: Request, delivery_id: int, db: DbSession, user: CurrentAdmin, message: str = ""
+    request: Request, delivery_id: int, db: DbSession, user: CurrentAdmin
 ) -> HTMLResponse:
     row = db.get(Delivery, delivery_id)
     if row is None:
@@ -139,21 +140,20 @@ def delivery_page(
             "campaign": db.get(Campaign, row.campaign_id),
             "history": log.delivery_history(db, delivery_id=delivery_id),
             "attempts": log.delivery_attempts(db, delivery_id=delivery_id),
-            "message": message,
         },
     )
 
 
 @router.post("/admin/deliveries/{delivery_id:int}/replay", dependencies=[CsrfChecked])
-def replay_delivery(delivery_id: int, db: DbSession, user: CurrentAdmin) -> Response:
+def replay_delivery(
+    request: Request, delivery_id: int, db: DbSession, user: CurrentAdmin
+) -> Response:
     try:
         webhooks.replay_delivery(db, delivery_id=delivery_id)
         message = "Queued again: the dispatcher sends it within seconds"
     except Problem as problem:
         message = problem.detail
-    return RedirectResponse(
-        f"/admin/deliveries/{delivery_id}?{urlencode({'message': message})}", status_code=303
-    )
+    return redirect_saying(request, f"/admin/deliveries/{delivery_id}", message)
 
 
 # ---------------------------------------------------------------------- sending policy
@@ -190,10 +190,8 @@ POLICY_SAID = {
 
 
 @router.get("/admin/deliveries/policy", response_class=HTMLResponse)
-def policy_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
-) -> HTMLResponse:
-    return _policy_page(request, db, user, message=message)
+def policy_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    return _policy_page(request, db, user)
 
 
 def _policy_page(
@@ -201,7 +199,6 @@ def _policy_page(
     db: DbSession,
     user: AdminUser,
     *,
-    message: str = "",
     channel: str = "",
     typed: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
@@ -224,7 +221,6 @@ def _policy_page(
             "policies": policies,
             "values": values,
             "errors": {channel: errors or {}},
-            "message": message,
         },
         status_code=status_code,
     )
@@ -251,10 +247,7 @@ def save_policy(
         return _policy_page(
             request, db, user, channel=channel, typed=fields, errors=errors, status_code=422
         )
-    message = f"The {channel} policy is saved"
-    return RedirectResponse(
-        f"/admin/deliveries/policy?{urlencode({'message': message})}", status_code=303
-    )
+    return redirect_saying(request, "/admin/deliveries/policy", f"The {channel} policy is saved")
 
 
 # ---------------------------------------------------------------------- webhook endpoints

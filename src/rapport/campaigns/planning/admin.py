@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from babel.numbers import get_currency_symbol
 from fastapi import APIRouter, Form, Request
@@ -34,6 +33,7 @@ from rapport.platform.admin import (
     CurrentAdmin,
     FormFields,
     NavItem,
+    redirect_saying,
     render,
     shown_moment,
 )
@@ -56,8 +56,8 @@ KIND_LABELS = {
 DEFAULT_TRIGGER = {"event_type": "venue_event", "radius_km": 50, "within_minutes": 120}
 
 
-def _back(path: str, message: str) -> RedirectResponse:
-    return RedirectResponse(f"{path}?{urlencode({'message': message})}", status_code=303)
+def _back(request: Request, path: str, message: str) -> RedirectResponse:
+    return redirect_saying(request, path, message)
 
 
 def _editor(campaign_id: int) -> str:
@@ -186,7 +186,6 @@ def _campaigns_page(
     user: AdminUser,
     paging_request: PageRequest,
     *,
-    message: str = "",
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
@@ -202,7 +201,6 @@ def _campaigns_page(
             "page": page,
             "paging": paging,
             "kinds": KIND_LABELS,
-            "message": message,
             "values": values or NEW_CAMPAIGN_VALUES,
             "errors": errors or {},
         },
@@ -216,9 +214,8 @@ def campaigns_page(
     db: DbSession,
     user: CurrentAdmin,
     paging_request: PageParams,
-    message: str = "",
 ) -> HTMLResponse:
-    return _campaigns_page(request, db, user, paging_request, message=message)
+    return _campaigns_page(request, db, user, paging_request)
 
 
 @router.post("/admin/campaigns", dependencies=[CsrfChecked], response_model=None)
@@ -247,7 +244,9 @@ def create_campaign(
             errors[field] = NEW_CAMPAIGN_SAID[field]
         else:
             return _back(
-                _editor(campaign.id), "Campaign created: pick its audience and write its message"
+                request,
+                _editor(campaign.id),
+                "Campaign created: pick its audience and write its message",
             )
     return _campaigns_page(
         request, db, user, PageRequest(), values=typed, errors=errors, status_code=422
@@ -282,7 +281,6 @@ def campaign_page(
     campaign_id: int,
     db: DbSession,
     user: CurrentAdmin,
-    message: str = "",
     preview_customer: str = "",
     preview_locale: str = "",
 ) -> HTMLResponse:
@@ -314,7 +312,6 @@ def campaign_page(
         {
             **context,
             "user": user,
-            "message": message,
             "preview": preview,
             "preview_error": preview_error,
             "preview_customer": preview_customer.strip(),
@@ -324,19 +321,20 @@ def campaign_page(
 
 @router.post("/admin/campaigns/{campaign_id:int}", dependencies=[CsrfChecked])
 def save_campaign(
-    campaign_id: int, db: DbSession, user: CurrentAdmin, fields: FormFields
+    request: Request, campaign_id: int, db: DbSession, user: CurrentAdmin, fields: FormFields
 ) -> Response:
     try:
         campaign = editing.get_campaign(db, campaign_id=campaign_id)
         changes = campaign_changes(fields, campaign.trigger)
         editing.update_campaign(db, campaign_id=campaign_id, changes=changes)
     except Problem as problem:
-        return _back(_editor(campaign_id), problem.detail)
-    return _back(_editor(campaign_id), "Campaign saved")
+        return _back(request, _editor(campaign_id), problem.detail)
+    return _back(request, _editor(campaign_id), "Campaign saved")
 
 
 @router.post("/admin/campaigns/{campaign_id:int}/templates", dependencies=[CsrfChecked])
 def save_template(
+    request: Request,
     campaign_id: int,
     db: DbSession,
     user: CurrentAdmin,
@@ -355,12 +353,13 @@ def save_template(
             body=body,
         )
     except Problem as problem:
-        return _back(_editor(campaign_id), problem.detail)
-    return _back(_editor(campaign_id), f"Message for {channel} ({locale}) saved")
+        return _back(request, _editor(campaign_id), problem.detail)
+    return _back(request, _editor(campaign_id), f"Message for {channel} ({locale}) saved")
 
 
 @router.post("/admin/campaigns/{campaign_id:int}/test-send", dependencies=[CsrfChecked])
 def send_test_message(
+    request: Request,
     campaign_id: int,
     db: DbSession,
     user: CurrentAdmin,
@@ -377,20 +376,24 @@ def send_test_message(
             context=sample_context(db, campaign),
         )
     except Problem as problem:
-        return _back(_editor(campaign_id), problem.detail)
+        return _back(request, _editor(campaign_id), problem.detail)
     where = to_address.strip() or f"{customer_id}'s {campaign.channel}"
-    return _back(_editor(campaign_id), f"Test message sent to {where}")
+    return _back(request, _editor(campaign_id), f"Test message sent to {where}")
 
 
 @router.post("/admin/campaigns/{campaign_id:int}/launch", dependencies=[CsrfChecked])
-def launch(campaign_id: int, db: DbSession, user: CurrentAdmin) -> Response:
+def launch(request: Request, campaign_id: int, db: DbSession, user: CurrentAdmin) -> Response:
     try:
         campaign = launching.start_campaign(db, campaign_id=campaign_id)
     except Problem as problem:
-        return _back(_editor(campaign_id), problem.detail)
+        return _back(request, _editor(campaign_id), problem.detail)
     if campaign.status == "active":
-        return _back(_editor(campaign_id), "Campaign active: it fires on its next matching event")
-    return _back(_editor(campaign_id), "Campaign launched: the worker queues its audience now")
+        return _back(
+            request, _editor(campaign_id), "Campaign active: it fires on its next matching event"
+        )
+    return _back(
+        request, _editor(campaign_id), "Campaign launched: the worker queues its audience now"
+    )
 
 
 @router.post("/admin/campaigns/{campaign_id:int}/schedule", dependencies=[CsrfChecked])
@@ -409,27 +412,29 @@ def schedule(
         at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
         campaign = launching.schedule_campaign(db, campaign_id=campaign_id, scheduled_at=at)
     except Problem as problem:
-        return _back(_editor(campaign_id), problem.detail)
+        return _back(request, _editor(campaign_id), problem.detail)
     assert campaign.scheduled_at is not None
     when = shown_moment(request, clock.as_utc(campaign.scheduled_at))
-    return _back(_editor(campaign_id), f"Scheduled for {when} UTC")
+    return _back(request, _editor(campaign_id), f"Scheduled for {when} UTC")
 
 
 @router.post("/admin/campaigns/{campaign_id:int}/{action}", dependencies=[CsrfChecked])
-def change_status(campaign_id: int, action: str, db: DbSession, user: CurrentAdmin) -> Response:
+def change_status(
+    request: Request, campaign_id: int, action: str, db: DbSession, user: CurrentAdmin
+) -> Response:
     verbs = {
         "pause": (launching.pause_campaign, "Campaign paused"),
         "resume": (launching.resume_campaign, "Campaign resumed"),
         "cancel": (launching.cancel_campaign, "Campaign cancelled"),
     }
     if action not in verbs:
-        return _back(_editor(campaign_id), f"Unknown action {action!r}")
+        return _back(request, _editor(campaign_id), f"Unknown action {action!r}")
     verb, done = verbs[action]
     try:
         verb(db, campaign_id=campaign_id)
     except Problem as problem:
-        return _back(_editor(campaign_id), problem.detail)
-    return _back(_editor(campaign_id), done)
+        return _back(request, _editor(campaign_id), problem.detail)
+    return _back(request, _editor(campaign_id), done)
 
 
 def _currency(request: Request) -> str:

@@ -11,10 +11,9 @@ import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.segments.conditions import CONDITION_KINDS, parse_definition
@@ -36,7 +35,7 @@ from rapport.campaigns.segments.membership import (
 )
 from rapport.catalog import service as catalog
 from rapport.loyalty import service as loyalty
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, render
+from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, redirect_saying, render
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
 
@@ -181,13 +180,11 @@ def _slots(fields: Mapping[str, list[str]]) -> list[str]:
 
 
 @router.get("/admin/segments", response_class=HTMLResponse)
-def segments_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
-) -> HTMLResponse:
+def segments_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
     return render(
         request,
         "campaigns/segments_list.html",
-        {"user": user, "segments": list_segments(db, limit=500), "message": message},
+        {"user": user, "segments": list_segments(db, limit=500)},
     )
 
 
@@ -241,7 +238,6 @@ def segment_page(
     db: DbSession,
     user: CurrentAdmin,
     after: str | None = None,
-    message: str = "",
 ) -> HTMLResponse:
     segment = get_segment(db, segment_id=segment_id)
     definition = segment.definition or {}
@@ -253,9 +249,7 @@ def segment_page(
         segment_id=segment.id,
         choices=_choices(db),
     )
-    return _edit_page(
-        request, db, user, context, segment_id=segment.id, message=message, after=after
-    )
+    return _edit_page(request, db, user, context, segment_id=segment.id, after=after)
 
 
 def _segment_id(fields: Mapping[str, list[str]]) -> int | None:
@@ -390,7 +384,6 @@ def save(request: Request, db: DbSession, user: CurrentAdmin, fields: AllFormFie
             message=f"Not saved. {_in_words(problem, fields)}",
             status_code=problem.status,
         )
-    message = f"Saved: {segment.member_count:,} members"
-    return RedirectResponse(
-        f"/admin/segments/{segment.id}?{urlencode({'message': message})}", status_code=303
+    return redirect_saying(
+        request, f"/admin/segments/{segment.id}", f"Saved: {segment.member_count:,} members"
     )

@@ -9,13 +9,19 @@ keeps its value."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rapport.campaigns.subscriptions import managing
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, FormFields, NavItem, render
+from rapport.platform.admin import (
+    CsrfChecked,
+    CurrentAdmin,
+    FormFields,
+    NavItem,
+    redirect_saying,
+    render,
+)
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Conflict, Problem
 from rapport.platform.models import AdminUser
@@ -137,7 +143,7 @@ def create_subscription(
 
 @router.get("/admin/webhooks/subscriptions/{subscription_id:int}", response_class=HTMLResponse)
 def subscription_page(
-    request: Request, subscription_id: int, db: DbSession, user: CurrentAdmin, message: str = ""
+    request: Request, subscription_id: int, db: DbSession, user: CurrentAdmin
 ) -> HTMLResponse:
     try:
         view: managing.SubscriptionView | None = managing.get_subscription(
@@ -148,14 +154,14 @@ def subscription_page(
     return render(
         request,
         "campaigns/subscriptions_edit.html",
-        {"user": user, "view": view, "event_types": managing.EVENT_TYPES, "message": message},
+        {"user": user, "view": view, "event_types": managing.EVENT_TYPES},
         status_code=200 if view else 404,
     )
 
 
 @router.post("/admin/webhooks/subscriptions/{subscription_id:int}", dependencies=[CsrfChecked])
 def save_subscription(
-    subscription_id: int, db: DbSession, user: CurrentAdmin, fields: FormFields
+    request: Request, subscription_id: int, db: DbSession, user: CurrentAdmin, fields: FormFields
 ) -> Response:
     try:
         view = managing.get_subscription(db, subscription_id=subscription_id)
@@ -171,10 +177,7 @@ def save_subscription(
     except Problem as problem:
         db.rollback()
         message = f"Not saved: {problem.detail}"
-    return RedirectResponse(
-        f"/admin/webhooks/subscriptions/{subscription_id}?{urlencode({'message': message})}",
-        status_code=303,
-    )
+    return redirect_saying(request, f"/admin/webhooks/subscriptions/{subscription_id}", message)
 
 
 @router.post(

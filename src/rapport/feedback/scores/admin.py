@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -18,7 +17,13 @@ from rapport.feedback import service
 from rapport.feedback.models import PLAN_STATUSES
 from rapport.feedback.schemas import ActionPlanIn, TargetIn
 from rapport.platform import clock
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, FormFields, render
+from rapport.platform.admin import (
+    CsrfChecked,
+    CurrentAdmin,
+    FormFields,
+    redirect_saying,
+    render,
+)
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem, pinpointed
 from rapport.platform.paging import PageParams
@@ -50,10 +55,8 @@ PLAN_MESSAGES = {
 }
 
 
-def _back(message: str) -> RedirectResponse:
-    return RedirectResponse(
-        f"/admin/feedback/targets?{urlencode({'message': message})}", status_code=303
-    )
+def _back(request: Request, message: str) -> RedirectResponse:
+    return redirect_saying(request, "/admin/feedback/targets", message)
 
 
 def _errors(failure: ValidationError, messages: dict[str, str], prefix: str = "") -> dict[str, str]:
@@ -130,7 +133,6 @@ def targets_page(
     user: CurrentAdmin,
     paging_request: PageParams,
     status: str = "",
-    message: str = "",
     edit: int | None = None,
 ) -> HTMLResponse:
     plan_values = None
@@ -146,9 +148,7 @@ def targets_page(
                 "target_id": str(plan.target_id or ""),
                 "theme": plan.theme,
             }
-    return _page(
-        request, db, user, paging_request, status=status, message=message, plan_values=plan_values
-    )
+    return _page(request, db, user, paging_request, status=status, plan_values=plan_values)
 
 
 @router.post("", dependencies=[CsrfChecked])
@@ -188,7 +188,7 @@ def set_target(
                            "channel": fields.get("channel", "")},
             errors={field: problem.detail}, message="Target not saved", status_code=422,
         )  # fmt: skip
-    return _back(f"{row.kind.upper()} target for {_scope_text(row)} set to {row.target:g}")
+    return _back(request, f"{row.kind.upper()} target for {_scope_text(row)} set to {row.target:g}")
 
 
 @router.post("/plans", dependencies=[CsrfChecked])
@@ -225,16 +225,16 @@ def save_plan(
             errors={f"plan_{problem.field or 'action'}": problem.detail},
             message="Action plan not saved", status_code=422,
         )  # fmt: skip
-    return _back(f"Action plan for {saved.owner} saved")
+    return _back(request, f"Action plan for {saved.owner} saved")
 
 
 @router.post("/plans/{plan_id}/status", dependencies=[CsrfChecked])
 def change_plan_status(
-    plan_id: int, db: DbSession, user: CurrentAdmin, fields: FormFields
+    request: Request, plan_id: int, db: DbSession, user: CurrentAdmin, fields: FormFields
 ) -> Response:
     plan = service.get_action_plan(db, plan_id=plan_id)
     if plan is None:
-        return _back(f"No action plan {plan_id}")
+        return _back(request, f"No action plan {plan_id}")
     try:
         changed = ActionPlanIn(
             owner=plan.owner,
@@ -247,5 +247,5 @@ def change_plan_status(
         service.save_action_plan(db, plan=changed, actor=user.email, plan_id=plan_id)
     except (ValidationError, Problem):
         db.rollback()
-        return _back("Pick one of the statuses")
-    return _back(f"Action plan {plan_id}: {STATUS_NAMES[changed.status].lower()}")
+        return _back(request, "Pick one of the statuses")
+    return _back(request, f"Action plan {plan_id}: {STATUS_NAMES[changed.status].lower()}")

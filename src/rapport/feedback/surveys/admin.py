@@ -6,16 +6,22 @@ saving it (mounted by rapport.feedback.admin)."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from rapport.feedback import service
 from rapport.feedback.models import TRIGGERS
 from rapport.feedback.schemas import SurveyIn
-from rapport.platform.admin import CsrfChecked, CurrentAdmin, FormFields, render, templates
+from rapport.platform.admin import (
+    CsrfChecked,
+    CurrentAdmin,
+    FormFields,
+    redirect_saying,
+    render,
+    templates,
+)
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem, pinpointed
 
@@ -253,9 +259,7 @@ def _form(
 
 
 @router.get("", response_class=HTMLResponse)
-def surveys_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
-) -> HTMLResponse:
+def surveys_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
     return render(
         request,
         "feedback/surveys.html",
@@ -264,7 +268,6 @@ def surveys_page(
             "surveys": service.list_surveys(db),
             "kinds": KIND_NAMES,
             "triggers": TRIGGER_NAMES,
-            "message": message,
         },
     )
 
@@ -276,7 +279,7 @@ def new_survey_page(request: Request, user: CurrentAdmin) -> HTMLResponse:
 
 @router.get("/{survey_id}", response_class=HTMLResponse)
 def survey_page(
-    request: Request, survey_id: str, db: DbSession, user: CurrentAdmin, message: str = ""
+    request: Request, survey_id: str, db: DbSession, user: CurrentAdmin
 ) -> HTMLResponse:
     survey = service.get_survey(db, survey_id=survey_id)
     if survey is None:
@@ -292,7 +295,7 @@ def survey_page(
             },
             status_code=404,
         )
-    return _form(request, user, values=values_of(survey), errors={}, is_new=False, message=message)
+    return _form(request, user, values=values_of(survey), errors={}, is_new=False)
 
 
 @router.post("", dependencies=[CsrfChecked])
@@ -321,8 +324,9 @@ def save_survey(
         db.rollback()
         errors[problem.field or "survey_id"] = problem.detail
         return _form(request, user, values=values, errors=errors, is_new=is_new, status_code=422)
-    query = urlencode({"message": f"Survey {saved.name} saved"})
-    return RedirectResponse(f"/admin/feedback/surveys/{saved.survey_id}?{query}", status_code=303)
+    return redirect_saying(
+        request, f"/admin/feedback/surveys/{saved.survey_id}", f"Survey {saved.name} saved"
+    )
 
 
 @router.post("/preview", dependencies=[CsrfChecked])

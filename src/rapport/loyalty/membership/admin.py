@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -32,6 +31,7 @@ from rapport.platform.admin import (
     NavItem,
     field_messages,
     money_field,
+    redirect_saying,
     render,
     settings_after_save,
     typed_money,
@@ -47,8 +47,8 @@ router = APIRouter(include_in_schema=False)
 SEGMENT_LABELS = {"paying": "Paying members", "free": "Free members", "non_member": "Non-members"}
 
 
-def _back(path: str, message: str) -> RedirectResponse:
-    return RedirectResponse(f"{path}?{urlencode({'message': message})}", status_code=303)
+def _back(request: Request, path: str, message: str) -> RedirectResponse:
+    return redirect_saying(request, path, message)
 
 
 PLAN_LABELS = {
@@ -122,22 +122,19 @@ def _plan_json(plan: MembershipPlan) -> str:
     )
 
 
-def _plans_context(db: Session, user: Any, message: str = "") -> dict[str, Any]:
+def _plans_context(db: Session, user: Any) -> dict[str, Any]:
     return {
         "user": user,
         "plans": membership_plans.list_plans(db),
         "paying": len(memberships.paying_members(db)),
-        "message": message,
         "values": _plan_values(None, get_program(db).currency),
         "errors": {},
     }
 
 
 @router.get("/plans", response_class=HTMLResponse)
-def plans_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
-) -> HTMLResponse:
-    return render(request, "loyalty/membership_plans.html", _plans_context(db, user, message))
+def plans_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    return render(request, "loyalty/membership_plans.html", _plans_context(db, user))
 
 
 class PlanForm(BaseModel):
@@ -240,7 +237,7 @@ def save_plan(request: Request, db: DbSession, user: CurrentAdmin, fields: FormF
                 said = _fee_range(currency)
             errors[name] = said
     if not errors:
-        return _back("/admin/loyalty/plans", f"Plan {plan_id} saved")
+        return _back(request, "/admin/loyalty/plans", f"Plan {plan_id} saved")
     if adding:
         context = _plans_context(db, user)
         context["values"] = _typed_values(fields, context["values"])
@@ -309,9 +306,7 @@ def analytics_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLR
 
 
 @router.get("/announcements", response_class=HTMLResponse)
-def announcements_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
-) -> HTMLResponse:
+def announcements_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
     return render(
         request,
         "loyalty/membership_announcements.html",
@@ -320,13 +315,13 @@ def announcements_page(
             "announcements": announcements.list_announcements(db),
             "kinds": announcements.KINDS,
             "tiers": [(tier.id, tier.name) for tier in tier_policy(db).tiers],
-            "message": message,
         },
     )
 
 
 @router.post("/announcements", dependencies=[CsrfChecked])
 def create_announcement(
+    request: Request,
     db: DbSession,
     user: CurrentAdmin,
     kind: Annotated[str, Form()],
@@ -339,20 +334,24 @@ def create_announcement(
             db, kind=kind, title=title, body=body, audience=audience, created_by=user.email
         )
     except Problem as problem:
-        return _back("/admin/loyalty/announcements", problem.detail)
+        return _back(request, "/admin/loyalty/announcements", problem.detail)
     return _back(
+        request,
         "/admin/loyalty/announcements",
         "Announcement published: the worker queues and sends it to consenting members",
     )
 
 
 @router.post("/announcements/{announcement_id}/queue", dependencies=[CsrfChecked])
-def queue_announcement(announcement_id: int, db: DbSession, user: CurrentAdmin) -> Response:
+def queue_announcement(
+    request: Request, announcement_id: int, db: DbSession, user: CurrentAdmin
+) -> Response:
     try:
         announcements.requeue_announcement(db, announcement_id=announcement_id)
     except Problem as problem:
-        return _back("/admin/loyalty/announcements", problem.detail)
+        return _back(request, "/admin/loyalty/announcements", problem.detail)
     return _back(
+        request,
         "/admin/loyalty/announcements",
         "Announcement published again: members who joined since will get it",
     )

@@ -14,7 +14,6 @@ import re
 from collections import Counter
 from decimal import Decimal
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from babel.numbers import get_currency_symbol
 from fastapi import APIRouter, Form, Request
@@ -45,6 +44,7 @@ from rapport.platform.admin import (
     CurrentAdmin,
     FormFields,
     NavItem,
+    redirect_saying,
     render,
     typed_money,
 )
@@ -97,9 +97,7 @@ def _common(request: Request, db: Session, user: Any) -> dict[str, Any]:
 
 
 @router.get("/program", response_class=HTMLResponse)
-def program_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
-) -> HTMLResponse:
+def program_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
     currency = _currency(db)
     versions = {kind: configuration.current(db, kind) for kind in KINDS}  # type: ignore[arg-type]
     rules = list(versions["rules"].document.get("rules") or [])
@@ -109,7 +107,6 @@ def program_page(
         "loyalty/program.html",
         {
             **_common(request, db, user),
-            "message": message,
             "versions": versions,
             "rules": [{**rule, "described": forms.describe_rule(rule, currency)} for rule in rules],
             "ladder": parse_tier_policy(versions["tiers"].document),
@@ -216,7 +213,7 @@ def _default_sample(kind: str) -> dict[str, str]:
 @router.get("/program/rules/new/{kind}", response_class=HTMLResponse)
 def new_rule_form(request: Request, kind: str, db: DbSession, user: CurrentAdmin) -> Response:
     if kind not in forms.RULE_KINDS:
-        return RedirectResponse(f"{PROGRAM}?message=Unknown+kind+of+rule", status_code=303)
+        return _back(request, "Unknown kind of rule")
     values = {"active": "true", "name": forms.RULE_KINDS[kind]}
     if kind == "apology":
         values.update({f"on_{trigger}": "true" for trigger in forms.TRIGGERS})
@@ -234,7 +231,7 @@ def add_rule(
 def edit_rule_form(request: Request, rule_id: str, db: DbSession, user: CurrentAdmin) -> Response:
     rule = _stored_rule(db, rule_id)
     if rule is None:
-        return RedirectResponse(f"{PROGRAM}?message=No+such+rule", status_code=303)
+        return _back(request, "No such rule")
     values = forms.rule_fields(rule, _currency(db))
     return _rule_page(request, db, user, kind=str(rule["kind"]), values=values, editing=rule_id)
 
@@ -245,7 +242,7 @@ def update_rule(
 ) -> Response:
     rule = _stored_rule(db, rule_id)
     if rule is None:
-        return RedirectResponse(f"{PROGRAM}?message=No+such+rule", status_code=303)
+        return _back(request, "No such rule")
     return _save_rule(request, db, user, kind=str(rule["kind"]), editing=rule_id, fields=fields)
 
 
@@ -273,7 +270,7 @@ def _save_rule(
         errors = forms.rule_errors(problem, index)
     else:
         message = f"Earning rule {rule['name']!r} saved: rules version {saved.id}"
-        return _back(message)
+        return _back(request, message)
     values = {**(forms.rule_fields(stored, _currency(db)) if stored else {}), **fields}
     return _rule_page(
         request,
@@ -289,11 +286,11 @@ def _save_rule(
 
 @router.post("/program/rules/{rule_id}/delete", dependencies=[CsrfChecked])
 def delete_rule(
-    rule_id: str, db: DbSession, user: CurrentAdmin, fields: FormFields
+    request: Request, rule_id: str, db: DbSession, user: CurrentAdmin, fields: FormFields
 ) -> RedirectResponse:
     rule = _stored_rule(db, rule_id)
     if rule is None:
-        return _back("No such rule")
+        return _back(request, "No such rule")
     document = configuration.current(db, "rules").document
     try:
         saved = configuration.save(
@@ -304,12 +301,12 @@ def delete_rule(
             note=fields.get("note") or f"removed rule {rule_id}",
         )
     except Problem as problem:
-        return _back(f"Not removed: {problem.detail}")
-    return _back(f"Earning rule {rule.get('name')!r} removed: rules version {saved.id}")
+        return _back(request, f"Not removed: {problem.detail}")
+    return _back(request, f"Earning rule {rule.get('name')!r} removed: rules version {saved.id}")
 
 
-def _back(message: str) -> RedirectResponse:
-    return RedirectResponse(f"{PROGRAM}?message={quote(message)}", status_code=303)
+def _back(request: Request, message: str) -> RedirectResponse:
+    return redirect_saying(request, PROGRAM, message)
 
 
 # --- tiers and checkout caps ----------------------------------------------------------------
@@ -364,7 +361,7 @@ def save_tiers(request: Request, db: DbSession, user: CurrentAdmin, fields: Form
     except Problem as problem:
         errors = forms.tier_errors(problem, rows, [t["id"] for t in draft.get("tiers", [])])
     else:
-        return _back(f"Tiers and benefits saved: tiers version {saved.id}")
+        return _back(request, f"Tiers and benefits saved: tiers version {saved.id}")
     values = {**forms.tier_fields(stored, _currency(db)), **fields}
     return _tiers_page(request, db, user, values=values, errors=errors, status_code=422)
 
@@ -416,7 +413,7 @@ def save_checkout(
     except Problem as problem:
         errors = forms.checkout_errors(problem)
     else:
-        return _back(f"Checkout caps saved: checkout version {saved.id}")
+        return _back(request, f"Checkout caps saved: checkout version {saved.id}")
     values = {**forms.checkout_fields(stored), **fields}
     return _checkout_page(request, db, user, values=values, errors=errors, status_code=422)
 
@@ -696,10 +693,8 @@ def _advanced(
 
 
 @router.get("/program/advanced", response_class=HTMLResponse)
-def advanced_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
-) -> HTMLResponse:
-    return _advanced(request, db, user, message=message)
+def advanced_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    return _advanced(request, db, user)
 
 
 @router.post("/program/{kind}", response_class=HTMLResponse, dependencies=[CsrfChecked])

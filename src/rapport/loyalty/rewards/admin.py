@@ -31,6 +31,7 @@ from rapport.platform.admin import (
     NavItem,
     field_messages,
     money_field,
+    redirect_saying,
     render,
     settings_after_save,
     typed_money,
@@ -45,8 +46,8 @@ NAV = [NavItem("Coupons", "/admin/loyalty/coupons", "Loyalty")]
 MAX_AMOUNT_MINOR = 100_000_000
 
 
-def _back(path: str, message: str) -> RedirectResponse:
-    return RedirectResponse(f"{path}?{urlencode({'message': message})}", status_code=303)
+def _back(request: Request, path: str, message: str) -> RedirectResponse:
+    return redirect_saying(request, path, message)
 
 
 REWARD_LABELS = {
@@ -101,7 +102,7 @@ def _typed_values(fields: dict[str, str], shown: dict[str, Any]) -> dict[str, An
     return values
 
 
-def _rewards_context(db: Session, user: Any, message: str = "") -> dict[str, Any]:
+def _rewards_context(db: Session, user: Any) -> dict[str, Any]:
     catalogue = reward_catalogue.list_rewards(db)
     # Categories a reward names that no product is in: kept, but said (it matches nothing yet).
     warnings = [
@@ -112,7 +113,6 @@ def _rewards_context(db: Session, user: Any, message: str = "") -> dict[str, Any
     return {
         "user": user,
         "rewards": catalogue,
-        "message": message,
         "warnings": warnings,
         "values": _reward_values(None, get_program(db).currency),
         "errors": {},
@@ -120,10 +120,8 @@ def _rewards_context(db: Session, user: Any, message: str = "") -> dict[str, Any
 
 
 @router.get("/rewards", response_class=HTMLResponse)
-def rewards_page(
-    request: Request, db: DbSession, user: CurrentAdmin, message: str = ""
-) -> HTMLResponse:
-    return render(request, "loyalty/membership_rewards.html", _rewards_context(db, user, message))
+def rewards_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    return render(request, "loyalty/membership_rewards.html", _rewards_context(db, user))
 
 
 def _category_list(value: object) -> object:
@@ -267,7 +265,7 @@ def save_reward(
         except Problem as problem:
             errors[_field_of(problem.field or "name")] = problem.detail
     if not errors:
-        return _back("/admin/loyalty/rewards", f"Reward {reward_id} saved")
+        return _back(request, "/admin/loyalty/rewards", f"Reward {reward_id} saved")
     if adding:
         context = _rewards_context(db, user)
         context["values"] = _typed_values(fields, context["values"])
@@ -309,7 +307,7 @@ def _coupon_values() -> dict[str, Any]:
 
 
 def _coupons_context(
-    request: Request, db: Session, user: Any, paging_request: PageRequest, message: str = ""
+    request: Request, db: Session, user: Any, paging_request: PageRequest
 ) -> dict[str, Any]:
     params = request.query_params
     state = params.get("state", "")
@@ -322,7 +320,6 @@ def _coupons_context(
     paging = paging_request.of(reads.count_coupons(db, chosen))
     return {
         "user": user,
-        "message": message,
         "coupons": reads.coupon_page(db, chosen, offset=paging.offset, limit=paging.per_page),
         "campaigns": reads.coupon_campaigns(db),
         "paging": paging,
@@ -346,12 +343,9 @@ def coupons_page(
     db: DbSession,
     user: CurrentAdmin,
     paging_request: PageParams,
-    message: str = "",
 ) -> HTMLResponse:
     return render(
-        request,
-        "loyalty/coupons.html",
-        _coupons_context(request, db, user, paging_request, message),
+        request, "loyalty/coupons.html", _coupons_context(request, db, user, paging_request)
     )
 
 
@@ -425,8 +419,11 @@ def create_coupons(
             errors[name] = problem.detail
     if not errors:
         shown = issued[0] if count == 1 else f"{count} coupons"
-        query = urlencode({"message": f"Issued {shown} for {rule}", "rule": rule})
-        return RedirectResponse(f"/admin/loyalty/coupons?{query}", status_code=303)
+        return redirect_saying(
+            request,
+            f"/admin/loyalty/coupons?{urlencode({'rule': rule})}",
+            f"Issued {shown} for {rule}",
+        )
     context = _coupons_context(request, db, user, paging_request)
     context["values"] = _typed_values(fields, context["values"])
     context["errors"] = errors
