@@ -67,8 +67,24 @@ class BodyTooLarge(HTTPException):
         )
 
 
+class BodyTooSlow(HTTPException):
+    """The body had not all arrived by the request's deadline (a client sending a byte at a
+    time would hold the request for good): ``408``, and the connection is closed, since the
+    rest of the body is still on its way."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            408,
+            detail="The request body did not all arrive within the time this server gives a"
+            " request; send it again, faster",
+            headers={"Connection": "close"},
+        )
+
+
 class BodySizeLimit:
-    """Answer 413 problem+json to bodies over ``max_bytes``, declared or streamed."""
+    """Answer 413 problem+json to bodies over ``max_bytes``, declared or streamed, and 408 to
+    a body still arriving at the request's deadline (``budget``; inside ``RequestBudget``'s
+    request, as this wraps what the application reads)."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -83,14 +99,24 @@ class BodySizeLimit:
             await self._refuse(scope, receive, send)
             return
         received = 0
+        complete = False
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            remaining = None if complete else budget.remaining()
+            if remaining is None:
+                message = await receive()
+            else:
+                try:
+                    async with asyncio.timeout(max(remaining, 0)):
+                        message = await receive()
+                except TimeoutError:
+                    raise BodyTooSlow() from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     raise BodyTooLarge(self.max_bytes)
+                complete = not message.get("more_body", False)
             return message
 
         await self.app(scope, counting_receive, send)
