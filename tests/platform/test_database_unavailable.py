@@ -142,6 +142,52 @@ def test_a_write_to_a_paused_database_is_refused_in_its_budget_and_commits_nothi
     assert _create(served, "after.pause@example.test").status_code == 201
 
 
+def _earn(served: Served, customer_id: str, key: str) -> httpx.Response:
+    with httpx.Client(base_url=served.base_url, timeout=60) as client:
+        return client.post(
+            f"/v1/loyalty/members/{customer_id}/earn",
+            json={"points": 10, "reason": "Order O-1"},
+            headers={"Authorization": f"Bearer {served.key}", "Idempotency-Key": key},
+        )
+
+
+def _balance(served: Served, customer_id: str) -> int:
+    with httpx.Client(base_url=served.base_url, timeout=60) as client:
+        member = client.get(
+            f"/v1/loyalty/members/{customer_id}",
+            headers={"Authorization": f"Bearer {served.key}"},
+        )
+    assert member.status_code == 200, member.text
+    return int(member.json()["balance"])
+
+
+@pytest.mark.postgres
+def test_points_earned_on_a_paused_database_are_refused_in_the_budget(served: Served) -> None:
+    # given a member who has earned before (the next earning is the one-statement path)
+    created = _create(served, "earner@example.test")
+    assert created.status_code == 201, created.text
+    customer_id = created.json()["customer_id"]
+    assert _earn(served, customer_id, f"first-{uuid.uuid4().hex}").status_code == 201
+    assert _earn(served, customer_id, f"second-{uuid.uuid4().hex}").status_code == 201
+    # when the database stops answering and points are earned
+    served.cluster.pause()
+    key = f"paused-{uuid.uuid4().hex}"
+    try:
+        started = time.monotonic()
+        response = _earn(served, customer_id, key)
+        took = time.monotonic() - started
+    finally:
+        served.cluster.resume()
+    # then the answer comes within the budget, where it never came
+    _assert_unavailable(response)
+    assert took < BUDGET_S + 3, took
+    # and the same request sent again is applied once
+    time.sleep(1)
+    again = _earn(served, customer_id, key)
+    assert again.status_code == 201, again.text
+    assert _balance(served, customer_id) == 30
+
+
 @pytest.mark.postgres
 def test_a_stopped_database_is_503_with_retry_after_for_reads_and_writes(served: Served) -> None:
     served.cluster.stop()
