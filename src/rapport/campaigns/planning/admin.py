@@ -22,7 +22,7 @@ from sqlalchemy import select
 from rapport.campaigns.delivery.queueing import has_waiting
 from rapport.campaigns.delivery.rendering import RenderedMessage, render_message
 from rapport.campaigns.delivery.sending import send_test
-from rapport.campaigns.models import CHANNELS, Segment, WebhookEndpoint
+from rapport.campaigns.models import CHANNELS, Campaign, Segment, WebhookEndpoint
 from rapport.campaigns.planning import editing, launching, results
 from rapport.campaigns.planning.previews import sample_context
 from rapport.catalog import service as catalog
@@ -39,7 +39,7 @@ from rapport.platform.admin import (
 )
 from rapport.platform.charts import Chart, Series, Unit
 from rapport.platform.db import DbSession
-from rapport.platform.errors import InvalidInput, Problem
+from rapport.platform.errors import Conflict, InvalidInput, Problem
 from rapport.platform.models import AdminUser
 from rapport.platform.paging import PageParams, PageRequest
 
@@ -58,6 +58,20 @@ DEFAULT_TRIGGER = {"event_type": "venue_event", "radius_km": 50, "within_minutes
 
 def _back(request: Request, path: str, message: str) -> RedirectResponse:
     return redirect_saying(request, path, message)
+
+
+# Why a launched one-off or scheduled campaign's messages show read-only.
+MESSAGES_FIXED = (
+    "This campaign has been launched: its messages are what its customers were sent, so they "
+    "no longer change (results compare what was sent); write a new campaign for a new message"
+)
+
+
+def messages_fixed(campaign: Campaign) -> bool:
+    """Whether the campaign's messages are what was sent and no longer change: a one-off or
+    scheduled campaign of the retailer's once launched (a failed launch sent nothing).
+    Triggered and Rapport's own campaigns keep sending, so their next message may change."""
+    return campaign.key is None and campaign.kind != "triggered" and campaign.started_at is not None
 
 
 def _editor(campaign_id: int) -> str:
@@ -272,18 +286,24 @@ def _editor_context(db: DbSession, campaign_id: int) -> dict[str, Any]:
         # A campaign an earlier version marked sent while deliveries still waited can still
         # be paused or cancelled (launching.pause_campaign, cancel_campaign).
         "waiting": campaign.status == "sent" and has_waiting(db, campaign_id=campaign.id),
+        "messages_fixed": MESSAGES_FIXED if messages_fixed(campaign) else "",
     }
 
 
-@router.get("/admin/campaigns/{campaign_id:int}", response_class=HTMLResponse)
-def campaign_page(
+def _editor_page(
     request: Request,
-    campaign_id: int,
     db: DbSession,
-    user: CurrentAdmin,
+    user: AdminUser,
+    campaign_id: int,
+    *,
     preview_customer: str = "",
     preview_locale: str = "",
+    message_form: dict[str, Any] | None = None,
+    schedule_form: dict[str, str] | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
+    """The editor; with ``message_form`` or ``schedule_form``, that form as it was typed with
+    the refusal beside its field (a refused form answers 422 keeping what was typed)."""
     try:
         context = _editor_context(db, campaign_id)
     except Problem as problem:
@@ -315,7 +335,29 @@ def campaign_page(
             "preview": preview,
             "preview_error": preview_error,
             "preview_customer": preview_customer.strip(),
+            "message_form": message_form or {},
+            "schedule_form": schedule_form or {},
         },
+        status_code=status_code,
+    )
+
+
+@router.get("/admin/campaigns/{campaign_id:int}", response_class=HTMLResponse)
+def campaign_page(
+    request: Request,
+    campaign_id: int,
+    db: DbSession,
+    user: CurrentAdmin,
+    preview_customer: str = "",
+    preview_locale: str = "",
+) -> HTMLResponse:
+    return _editor_page(
+        request,
+        db,
+        user,
+        campaign_id,
+        preview_customer=preview_customer,
+        preview_locale=preview_locale,
     )
 
 
@@ -332,6 +374,10 @@ def save_campaign(
     return _back(request, _editor(campaign_id), "Campaign saved")
 
 
+# The fields of a message's form a refusal is said beside (others: beside the body).
+MESSAGE_FIELDS = ("locale", "subject", "body")
+
+
 @router.post("/admin/campaigns/{campaign_id:int}/templates", dependencies=[CsrfChecked])
 def save_template(
     request: Request,
@@ -342,8 +388,14 @@ def save_template(
     locale: Annotated[str, Form(max_length=10)],
     body: Annotated[str, Form(max_length=100_000)],
     subject: Annotated[str, Form(max_length=300)] = "",
+    new: Annotated[str, Form(max_length=1)] = "",
 ) -> Response:
+    """Saves a message; a refused one (a template that does not parse, a name it does not
+    know) comes back in its own form as typed, the reason beside its field (422)."""
     try:
+        campaign = editing.get_campaign(db, campaign_id=campaign_id)
+        if messages_fixed(campaign):
+            raise Conflict(MESSAGES_FIXED, field="body")
         editing.set_template(
             db,
             campaign_id=campaign_id,
@@ -353,7 +405,23 @@ def save_template(
             body=body,
         )
     except Problem as problem:
-        return _back(request, _editor(campaign_id), problem.detail)
+        db.rollback()
+        if problem.status == 404:
+            return _back(request, _editor(campaign_id), problem.detail)
+        field = problem.field if problem.field in MESSAGE_FIELDS else "body"
+        typed = {"channel": channel, "locale": locale, "subject": subject, "body": body}
+        return _editor_page(
+            request,
+            db,
+            user,
+            campaign_id,
+            message_form={
+                **typed,
+                "form": "new" if new else f"{channel}-{locale}",
+                "errors": {field: problem.detail},
+            },
+            status_code=problem.status if problem.status in (409, 422) else 422,
+        )
     return _back(request, _editor(campaign_id), f"Message for {channel} ({locale}) saved")
 
 
@@ -404,6 +472,8 @@ def schedule(
     user: CurrentAdmin,
     scheduled_at: Annotated[str, Form(max_length=40)],
 ) -> Response:
+    """Schedules the campaign; a refused time (not given, in the past) comes back in the form
+    as typed with the reason beside it (422)."""
     try:
         try:
             at = datetime.fromisoformat(scheduled_at.strip())
@@ -412,10 +482,46 @@ def schedule(
         at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
         campaign = launching.schedule_campaign(db, campaign_id=campaign_id, scheduled_at=at)
     except Problem as problem:
-        return _back(request, _editor(campaign_id), problem.detail)
+        db.rollback()
+        if problem.field != "scheduled_at":
+            return _back(request, _editor(campaign_id), problem.detail)
+        return _editor_page(
+            request,
+            db,
+            user,
+            campaign_id,
+            schedule_form={"value": scheduled_at, "error": problem.detail},
+            status_code=422,
+        )
     assert campaign.scheduled_at is not None
     when = shown_moment(request, clock.as_utc(campaign.scheduled_at))
     return _back(request, _editor(campaign_id), f"Scheduled for {when} UTC")
+
+
+@router.get("/admin/campaigns/{campaign_id:int}/cancel", response_class=HTMLResponse)
+def confirm_cancel(
+    request: Request, campaign_id: int, db: DbSession, user: CurrentAdmin
+) -> HTMLResponse:
+    """Ask before cancelling, which is final: a page of its own, so it works without
+    JavaScript (the editor's "Cancel campaign" links here)."""
+    try:
+        campaign = editing.get_campaign(db, campaign_id=campaign_id)
+    except Problem as problem:
+        return render(
+            request,
+            "campaigns/campaign_missing.html",
+            {"user": user, "message": problem.detail},
+            status_code=404,
+        )
+    waiting = has_waiting(db, campaign_id=campaign.id)
+    cancellable = campaign.key is None and (
+        campaign.status not in ("sent", "cancelled") or (campaign.status == "sent" and waiting)
+    )
+    return render(
+        request,
+        "campaigns/campaign_cancel.html",
+        {"user": user, "campaign": campaign, "waiting": waiting, "cancellable": cancellable},
+    )
 
 
 @router.post("/admin/campaigns/{campaign_id:int}/{action}", dependencies=[CsrfChecked])
