@@ -57,6 +57,7 @@ from rapport.platform.identity import (
     customer_number_problem,
     identity_digest,
     identity_problem,
+    known_time_zone,
     normalise_identity,
 )
 
@@ -65,7 +66,7 @@ IDENTIFYING_TRAITS = ("email", "phone", "loyalty_card")
 NOT_ACTIVITY = frozenset({"customers_merged", "customer_erased"})
 # Profile columns a tracking event's ``context.traits`` may fill (identities and contact
 # details come from identify calls only).
-_CONTEXT_PROFILE_FIELDS = ("first_name", "last_name", "home_city")
+_CONTEXT_PROFILE_FIELDS = ("first_name", "last_name", "home_city", "time_zone")
 # An alias's previous id may have been a visitor id or a user id: it is looked up, and
 # linked, as both.
 _ALIAS_KINDS = ("external_id", "anonymous_id")
@@ -473,7 +474,8 @@ def _apply_consent(db: Session, customer: Customer, event: LoggedEvent) -> None:
 def _apply_traits(db: Session, customer: Customer, event: LoggedEvent) -> None:
     """What a tracking event says about its person: an identify call's traits (profile
     fields were set by resolution) and any call's ``context.traits`` fill custom attributes,
-    names, home city and birthday. Identities and contact details come from identify calls
+    names, home city, time zone and birthday, and any call's ``context.timezone`` the time
+    zone where its traits say none. Identities and contact details come from identify calls
     only: ``context.traits`` are a copy an SDK kept, not a statement to link by."""
     if event.source == "command":
         return  # commands' events carry their own facts, not traits
@@ -482,14 +484,20 @@ def _apply_traits(db: Session, customer: Customer, event: LoggedEvent) -> None:
     said = properties.get("traits") if event.type == "identified" else None
     if isinstance(said, dict):
         stated.update(said)
-    if not stated:
+    # The device's zone (Segment's SDKs send context.timezone on every call), where no trait
+    # says one; a zone zoneinfo does not know is passed over (the shop cannot fix a device).
+    device_zone = known_time_zone((event.context or {}).get("timezone"))
+    if not stated and device_zone is None:
         return
     changed = False
     at = event.occurred_at
+    said_fields = profile_fields(stated)
+    if device_zone is not None:
+        said_fields.setdefault("time_zone", device_zone)
     # Each field keeps the value said last (by occurred_at), whatever order events arrive in.
     fields = {
         name: value
-        for name, value in profile_fields(stated).items()
+        for name, value in said_fields.items()
         if name in _CONTEXT_PROFILE_FIELDS and value and is_current(customer, name, at)
     }
     for name, value in fields.items():

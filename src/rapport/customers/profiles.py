@@ -17,7 +17,15 @@ from rapport.customers.references import was_erased
 from rapport.platform.errors import NotFound
 from rapport.platform.identity import normalise_identity
 
-PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "home_city")
+PROFILE_FIELDS = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "locale",
+    "home_city",
+    "time_zone",
+)
 
 
 def get_customer(db: Session, *, customer_id: str) -> Customer | None:

@@ -16,9 +16,11 @@ from rapport.platform.identity import (
     EMAIL_PATTERN,
     IDENTITY_MAX_LENGTHS,
     PHONE_PATTERN,
+    TIME_ZONE_MAX_LENGTH,
     canonical_email,
     canonical_phone,
     identity_problem,
+    time_zone_problem,
 )
 from rapport.platform.schemas import ReadModel, StrictModel
 
@@ -53,7 +55,22 @@ class CustomerIn(StrictModel):
     # NaN compares as neither below nor above a bound: refused as not finite, by name.
     home_latitude: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
     home_longitude: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
+    time_zone: str | None = Field(
+        default=None,
+        max_length=TIME_ZONE_MAX_LENGTH,
+        examples=["Europe/Paris"],
+        description="The customer's IANA time zone: quiet hours are their own night in it "
+        "(else the delivery policy's default zone). An unknown zone is refused.",
+    )
     consents: dict[Purpose, bool] = Field(default_factory=dict)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str | None) -> str | None:
+        problem = time_zone_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("consents", mode="before")
     @classmethod
@@ -106,6 +123,7 @@ class CustomerOut(ReadModel):
     home_city: str | None
     home_latitude: float | None
     home_longitude: float | None
+    time_zone: str | None
     created_at: datetime
     updated_at: datetime
     consents: list[ConsentOut] = Field(default_factory=list)

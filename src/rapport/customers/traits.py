@@ -21,7 +21,7 @@ from typing import Any
 from rapport.customers.models import Customer, CustomerTraits
 from rapport.events.service import LoggedEvent, coordinates
 from rapport.platform import clock
-from rapport.platform.identity import birthday_date, canonical_email, is_email
+from rapport.platform.identity import birthday_date, canonical_email, is_email, known_time_zone
 
 # A purchase says more about taste than a look: favourite categories weigh them so.
 PURCHASE_WEIGHT = 5
@@ -36,10 +36,11 @@ PROFILE_TRAITS: dict[str, tuple[str, ...]] = {
     "last_name": ("last_name", "lastName"),
     "email": ("email",),
     "phone": ("phone",),
+    "time_zone": ("timezone",),  # Segment's reserved trait: an IANA zone
 }
 KNOWN_TRAITS = frozenset(
     {"email", "phone", "loyalty_card", "firstName", "first_name", "lastName", "last_name"}
-    | {"name", "birthday"}
+    | {"name", "birthday", "timezone"}
 )
 # A profile keeps at most this many custom traits (ingestion allows as many per message).
 MAX_CUSTOM_TRAITS = 50
@@ -50,7 +51,8 @@ _COLUMN_LENGTHS = {"first_name": 100, "last_name": 100, "home_city": 120}
 
 def profile_fields(traits: dict[str, Any]) -> dict[str, str]:
     """The profile columns that traits fill: names (``name`` split when first and last are
-    not given), email, phone, and the home city from ``address.city``."""
+    not given), email, phone, the time zone (``timezone``, an IANA zone) and the home city
+    from ``address.city``."""
     profile: dict[str, str] = {}
     for name, keys in PROFILE_TRAITS.items():
         for key in keys:
@@ -59,6 +61,9 @@ def profile_fields(traits: dict[str, Any]) -> dict[str, str]:
                 # An email that is not an address never replaces the contact email (ingestion
                 # refuses it; events logged before it did are read as they are).
                 if name == "email" and not is_email(value):
+                    break
+                # Nor does a zone zoneinfo does not know (ingestion refuses it in identify).
+                if name == "time_zone" and known_time_zone(value) is None:
                     break
                 # kept as its identity is (lower-cased), as every door keeps an email
                 profile[name] = canonical_email(value) if name == "email" else value.strip()
@@ -119,7 +124,7 @@ def kept_attributes(attributes: dict[str, Any], custom: dict[str, Any]) -> dict[
 
 
 # The profile fields a person's identify traits (or a command) set, each kept as of when said.
-SAID_FIELDS = ("email", "phone", "first_name", "last_name", "home_city")
+SAID_FIELDS = ("email", "phone", "first_name", "last_name", "home_city", "time_zone")
 
 
 def attribute_field(name: str) -> str:

@@ -42,6 +42,7 @@ from rapport.platform.identity import (
     customer_number_problem,
     identity_problem,
     is_email,
+    time_zone_problem,
 )
 
 # Where in an event a problem is (relative to the event), what is wrong, and its code.
@@ -228,6 +229,7 @@ KNOWN_TRAITS: dict[str, int] = {
     "last_name": 100,
     "name": 200,
     "birthday": 40,
+    "timezone": 50,
 }
 _INT64 = 2**63
 _TRAIT_KINDS = "text, a number, true/false, null, a list of those or an object of those"
@@ -285,6 +287,12 @@ def _known_trait_error(name: str, value: Any, *, identifying: bool) -> tuple[str
             "A birthday is a real date, YYYY-MM-DD (or an ISO moment), from "
             f"{EARLIEST_BIRTHDAY.isoformat()} to today",
             "date_parsing",
+        )
+    if name == "timezone" and identifying and (problem := time_zone_problem(value)):
+        return (
+            f"{problem}; it would become the person's time zone, their quiet hours' night: "
+            "send it so, or leave the trait out",
+            "time_zone",
         )
     if name == "email" and identifying and not (isinstance(value, str) and is_email(value)):
         return (

@@ -2,8 +2,8 @@
 
 Shared by ingestion (which refuses events of erased people) and the customers domain (which
 resolves and erases identities), so both always agree on what "the same email" means; and
-what an email address and a birthday trait must look like, so that what ingestion accepts
-is what the profile processor keeps.
+what an email address, a birthday trait and a time zone must look like, so that what
+ingestion accepts is what the profile processor keeps.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import hashlib
 import re
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _NOT_PHONE_DIGIT = re.compile(r"[^0-9]")
 # An email address as POST /v1/customers takes one: name@domain.tld, without spaces.
@@ -113,6 +114,31 @@ def birthday_date(value: Any, *, today: date) -> date | None:
     except ValueError:
         return None
     return day if EARLIEST_BIRTHDAY <= day <= today else None
+
+
+# The longest time zone a profile keeps (its column); IANA's longest name is 32 characters.
+TIME_ZONE_MAX_LENGTH = 50
+
+
+def time_zone_problem(value: Any) -> str | None:
+    """What keeps ``value`` from being a person's time zone: an IANA name Python's
+    ``zoneinfo`` knows (``Asia/Tokyo``, ``Europe/Paris``, ``UTC``), given as text."""
+    if not isinstance(value, str):
+        return "Send the time zone as text, an IANA name such as Europe/Paris"
+    if len(value) > TIME_ZONE_MAX_LENGTH:
+        return f"A time zone is at most {TIME_ZONE_MAX_LENGTH} characters"
+    try:
+        ZoneInfo(value.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"Unknown time zone {value!r}: give an IANA name such as Europe/Paris"
+    return None
+
+
+def known_time_zone(value: Any) -> str | None:
+    """``value`` trimmed when it is a time zone :func:`time_zone_problem` takes, else
+    ``None`` (a device's zone that is no such name is passed over)."""
+    zone = value.strip() if isinstance(value, str) else value
+    return zone if zone and time_zone_problem(zone) is None else None
 
 
 def _is_national(phone: str) -> bool:

@@ -33,11 +33,10 @@ def make_customer(
             email=email or f"person{n}@example.org",
             first_name=first_name,
             locale=locale,
+            time_zone=time_zone,
             consents=consents if consents is not None else {"marketing_email": True},  # type: ignore[arg-type]
         ),
     )
-    if time_zone:
-        customer.time_zone = time_zone
     db.flush()
     return customer.customer_id
 

@@ -17,6 +17,7 @@ from rapport.platform import clock
 from rapport.platform.clock import FrozenClock
 from tests.campaigns.delivery.factories import make_campaign, make_customer
 from tests.campaigns.receivers import SmtpSink
+from tests.customers.factories import process, track
 
 NOON_UTC = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 
@@ -166,3 +167,35 @@ def test_quiet_hours_defer_to_the_customers_morning_then_send(
         pass
     assert {_delivery(db, campaign, c).status for c in (paris, unknown)} == {"sent"}
     assert len(smtp_sink.messages) == 5
+
+
+def test_quiet_hours_keep_the_night_of_the_zone_the_customers_device_sends(
+    db: Session, smtp_sink: SmtpSink
+) -> None:
+    # given a customer whose phone's app said Asia/Tokyo (context.timezone), the only place
+    # Rapport learnt it, and a policy quiet from 21:00 to 08:00
+    clock.set_clock(FrozenClock(datetime(2026, 6, 10, 13, 30, tzinfo=UTC)))  # 22:30 in Tokyo
+    update_sending_policy(
+        db, channel="email", changes={"quiet_start": 21, "quiet_end": 8, "cap_messages": 0}
+    )
+    person = make_customer(db)
+    track(
+        db,
+        "app_opened",
+        user_id=person,
+        at=datetime(2026, 6, 10, 13, 0, tzinfo=UTC),
+        context={"timezone": "Asia/Tokyo"},
+    )
+    process(db)
+    assert customers.get_customer(db, customer_id=person).time_zone == "Asia/Tokyo"  # type: ignore[union-attr]
+
+    # when a marketing email goes out at 13:30 UTC, the afternoon in the policy's UTC
+    campaign = make_campaign(db)
+    _send(db, campaign, person)
+
+    # then it waits for 08:00 in Tokyo (23:00 UTC)
+    row = _delivery(db, campaign, person)
+    assert row.status == "deferred"
+    assert row.reason == "quiet hours in Asia/Tokyo until 08:00"
+    assert clock.as_utc(row.next_attempt_at) == datetime(2026, 6, 10, 23, 0, tzinfo=UTC)
+    assert smtp_sink.messages == []

@@ -59,6 +59,7 @@ def create_customer(
     home_city: str | None = None,
     home_latitude: float | None = None,
     home_longitude: float | None = None,
+    time_zone: str | None = None,
     consents: Mapping[ConsentPurpose, bool] | None = None,
 ) -> Call[Profile]:
     """Register a customer with their consent choices (``409`` if an identity is taken: use
@@ -73,6 +74,7 @@ def create_customer(
         home_city=home_city,
         home_latitude=home_latitude,
         home_longitude=home_longitude,
+        time_zone=time_zone,
         consents=dict(consents) if consents is not None else None,
     )
     return Call.to(api.CREATE_CUSTOMER, json=body)

@@ -78,6 +78,7 @@ class Profile(TypedDict):
     home_city: str | None
     home_latitude: float | None
     home_longitude: float | None
+    time_zone: str | None
     created_at: str
     updated_at: str
     consents: list[Consent]
