@@ -5,11 +5,13 @@ Domains add pages with their own ``admin.py`` exposing ``router`` and ``NAV`` (l
 section) and optionally ``CUSTOMER_PANELS`` (what the domain shows on the customer 360 page,
 loaded into it by htmx); they render templates that extend ``base.html`` and import
 ``macros.html`` (pager, chart, form field). Numbers, money and dates go through the
-``money``/``number``/``share``/``day``/``moment`` filters (:mod:`rapport.platform.formatting`).
+``money``/``number``/``share``/``day``/``moment`` filters (:mod:`rapport.platform.formatting`);
+a list edited as text goes through ``list_text`` and back through :func:`typed_list`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -158,6 +160,48 @@ def typed_money(text: str, currency: str) -> int:
     return formatting.parse_money(text, currency, get_settings().locale)
 
 
+def _plain_item(item: str) -> bool:
+    """Whether a list item reads back unchanged from comma-separated text."""
+    return (
+        bool(item)
+        and item == item.strip()
+        and "," not in item
+        and item.splitlines() == [item]
+        and not item.startswith("[")
+    )
+
+
+def list_text(items: Sequence[str]) -> str:
+    """A list of names (categories, plans, values) as an admin form's text field shows it:
+    separated by commas, or, when an item could not be read back from that (it holds a
+    comma or a line break, starts with ``[``, is empty, or has spaces at either end), the
+    list as JSON (``["Beer, Wine & Spirits", "Red"]``). :func:`typed_list` reads either back
+    to the same list, so a form saved unchanged never changes a list it shows."""
+    if all(_plain_item(item) for item in items):
+        return ", ".join(items)
+    return json.dumps(list(items), ensure_ascii=False)
+
+
+def typed_list(text: str) -> list[str]:
+    """The list an admin form's list field holds (what :func:`list_text` shows): a JSON list
+    of strings when the text starts with ``[``, else the names separated by commas or line
+    breaks, each trimmed, empty ones left out. Raises :class:`ValueError` saying how to write
+    it when JSON was meant but the text is not a JSON list of strings."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            found = json.loads(stripped)
+        except json.JSONDecodeError:
+            found = None
+        if not isinstance(found, list) or not all(isinstance(item, str) for item in found):
+            raise ValueError(
+                'a list starting with "[" is read as JSON: write it as ["first", "second"],'
+                " or separate the names with commas"
+            )
+        return found
+    return [part.strip() for line in text.splitlines() for part in line.split(",") if part.strip()]
+
+
 # The largest whole number an admin form or filter passes on: what an INTEGER column holds on
 # both databases (PostgreSQL's is 32 bits; SQLite raises OverflowError beyond 64).
 INTEGER_MAX = 2**31 - 1
@@ -203,7 +247,9 @@ def _moment(context: Context, value: Any) -> str:
     return formatting.moment(value, _context_display(context).locale)
 
 
-templates.env.filters.update(money=_money, number=_number, share=_share, day=_day, moment=_moment)
+templates.env.filters.update(
+    money=_money, number=_number, share=_share, day=_day, moment=_moment, list_text=list_text
+)
 
 
 def add_template_dir(directory: Path) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from babel.numbers import get_currency_symbol
 
 from rapport.platform import formatting
-from rapport.platform.admin import money_field, typed_money
+from rapport.platform.admin import list_text, money_field, typed_list, typed_money
 from rapport.platform.errors import Problem
 
 FieldErrors = dict[str, str]
@@ -128,10 +128,6 @@ def _moment_text(value: object) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M")
 
 
-def _lines(text: str) -> list[str]:
-    return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
-
-
 class _Reader:
     """Reads the carried fields, collecting a message per field instead of stopping."""
 
@@ -175,7 +171,7 @@ def rule_fields(rule: Mapping[str, Any], currency: str) -> dict[str, str]:
     }
     if kind == "spend":
         values["points_per_unit"] = str(rule.get("points_per_unit", ""))
-        values["exclude_categories"] = "\n".join(rule.get("exclude_categories") or [])
+        values["exclude_categories"] = list_text(rule.get("exclude_categories") or [])
         for index, multiplier in enumerate(rule.get("multipliers") or []):
             on = next((name for name in MULTIPLIER_ON if multiplier.get(name)), "category")
             values[f"m{index}_on"] = on
@@ -186,7 +182,7 @@ def rule_fields(rule: Mapping[str, Any], currency: str) -> dict[str, str]:
     if kind == "first_purchase":
         values["min_total"] = money_text(int(rule.get("min_total_minor") or 0), currency)
     if kind == "preference_shared":
-        values["fields"] = "\n".join(rule.get("fields") or [])
+        values["fields"] = list_text(rule.get("fields") or [])
     if kind == "apology":
         triggers = list(rule.get("on") or TRIGGERS)
         for trigger in TRIGGERS:
@@ -251,7 +247,7 @@ def rule_from_form(
             )
             rule["points_per_unit"] = str(rate) if rate is not None else None
         if form.has("exclude_categories"):
-            rule["exclude_categories"] = _lines(fields["exclude_categories"])
+            rule["exclude_categories"] = form.read("exclude_categories", typed_list)
         if form.has("multiplier_rows"):
             rule["multipliers"] = _multipliers(form)
     elif form.has("points"):
@@ -262,7 +258,7 @@ def rule_from_form(
         text = form.text("min_total")
         rule["min_total_minor"] = form.read("min_total", lambda _t: _money(text or "0", currency))
     if kind == "preference_shared" and form.has("fields"):
-        named = _lines(fields["fields"])
+        named = form.read("fields", typed_list)
         if named:
             rule["fields"] = named
         else:

@@ -30,10 +30,12 @@ from rapport.platform.admin import (
     FormFields,
     NavItem,
     field_messages,
+    list_text,
     money_field,
     redirect_saying,
     render,
     settings_after_save,
+    typed_list,
     typed_money,
 )
 from rapport.platform.db import DbSession
@@ -86,7 +88,7 @@ def _reward_values(reward: Reward | None, currency: str) -> dict[str, Any]:
         if reward.coupon_kind == "amount"
         else str(reward.coupon_value),
         "min_subtotal": money_field(reward.min_subtotal_minor, currency),
-        "categories": ", ".join(reward.categories),
+        "categories": list_text(reward.categories),
         "valid_days": reward.valid_days,
         "stackable": reward.stackable,
         "active": reward.active,
@@ -125,10 +127,8 @@ def rewards_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLRes
 
 
 def _category_list(value: object) -> object:
-    # The form shows the categories as one text field, separated by commas.
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
+    # The form shows the categories as one text field (platform.admin.list_text).
+    return typed_list(value) if isinstance(value, str) else value
 
 
 class RewardForm(BaseModel):
@@ -394,7 +394,11 @@ def create_coupons(
     code = fields.get("code", "").strip() or None
     if code is not None and count != 1:
         errors["code"] = "Code: a chosen code makes one coupon; leave it empty for a set"
-    categories = [part.strip() for part in fields.get("categories", "").split(",") if part.strip()]
+    categories: list[str] = []
+    try:
+        categories = typed_list(fields.get("categories", ""))
+    except ValueError as unreadable:
+        errors["categories"] = f"Only for categories: {unreadable}"
     stackable = fields.get("stackable") == "true"
     issued: list[str] = []
     if not errors and value is not None and basket is not None and expires_at is not None:
