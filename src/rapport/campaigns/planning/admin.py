@@ -10,10 +10,10 @@ kind (the trigger of a one-off, the store of a triggered campaign) keeps its sto
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from babel.numbers import get_currency_symbol
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -27,7 +27,7 @@ from rapport.campaigns.planning import editing, launching, results
 from rapport.campaigns.planning.previews import sample_context
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
-from rapport.platform import clock
+from rapport.platform import clock, formatting
 from rapport.platform.admin import (
     CsrfChecked,
     CurrentAdmin,
@@ -36,7 +36,6 @@ from rapport.platform.admin import (
     redirect_saying,
     render,
     shown_moment,
-    typed_list,
 )
 from rapport.platform.charts import Chart, Series, Unit
 from rapport.platform.db import DbSession
@@ -168,10 +167,7 @@ def campaign_changes(fields: dict[str, str], stored_trigger: dict[str, Any]) -> 
     rebuilt from its carried parts over the stored one."""
     changes = _form_changes(CampaignForm, fields)
     if "categories" in changes:
-        try:
-            changes["categories"] = typed_list(changes["categories"])
-        except ValueError as unreadable:
-            raise InvalidInput(f"Categories: {unreadable}", field="categories") from None
+        changes["categories"] = [c.strip() for c in changes["categories"].split(",") if c.strip()]
     trigger_parts = _form_changes(TriggerForm, fields)
     if trigger_parts:
         trigger = dict(stored_trigger)
@@ -211,6 +207,7 @@ def _campaigns_page(
     total = editing.list_campaigns(db, offset=0, limit=1).total
     paging = paging_request.of(total)
     page = editing.list_campaigns(db, offset=paging.offset, limit=paging.per_page)
+    audiences = results.audience_sizes(db, campaign_ids=[c.id for c in page.campaigns])
     return render(
         request,
         "campaigns/campaign_list.html",
@@ -218,6 +215,7 @@ def _campaigns_page(
             "user": user,
             "page": page,
             "paging": paging,
+            "audiences": audiences,
             "kinds": KIND_LABELS,
             "values": values or NEW_CAMPAIGN_VALUES,
             "errors": errors or {},
@@ -553,6 +551,13 @@ def _currency(request: Request) -> str:
     return str(getattr(display, "currency", "EUR"))
 
 
+def _money_writer(request: Request, currency: str) -> Callable[[float], str]:
+    """Amounts of minor units as the admin's pages write them ("€1.07"), in their locale."""
+    display = getattr(request.state, "display", None)
+    locale = str(getattr(display, "locale", formatting.DEFAULT_LOCALE))
+    return lambda minor: formatting.money(minor, currency, locale)
+
+
 def range_chart(
     chart_id: str,
     title: str,
@@ -595,6 +600,7 @@ def results_page(
         )
     found = results.campaign_results(db, campaign_id=campaign_id)
     currency = _currency(request)
+    money = _money_writer(request, currency)
     charts = {
         "conversion": range_chart(
             "conversion-chart",
@@ -619,9 +625,8 @@ def results_page(
             "user": user,
             "campaign": campaign,
             "results": found,
-            "reading": results.reading(
-                found, currency_symbol=get_currency_symbol(currency, locale="en")
-            ),
+            "reading": results.reading(found, money=money),
+            "revenue_uplift": results.money_uplift(found.revenue_uplift, money),
             "currency": currency,
             "charts": charts,
         },

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -194,6 +194,21 @@ def _members(db: Session, campaign_id: int) -> dict[str, _Member]:
     return members
 
 
+def audience_sizes(db: Session, *, campaign_ids: Sequence[int]) -> dict[int, int]:
+    """Per campaign, the customers who have entered it, treated and held out: the results'
+    treated plus control customers (each customer counts once, whatever their deliveries),
+    for triggered and Rapport's own campaigns as for one-offs. Campaigns nobody entered are
+    left out."""
+    if not campaign_ids:
+        return {}
+    rows = db.execute(
+        select(Delivery.campaign_id, func.count(func.distinct(Delivery.customer_id)))
+        .where(Delivery.campaign_id.in_(list(campaign_ids)), Delivery.customer_id.is_not(None))
+        .group_by(Delivery.campaign_id)
+    )
+    return {int(campaign_id): int(count) for campaign_id, count in rows}
+
+
 def _outcomes(
     db: Session, members: dict[str, _Member], days: int
 ) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
@@ -302,8 +317,26 @@ def _state(
     return "ok", ""
 
 
-def reading(results: CampaignResults, *, currency_symbol: str = "") -> str:
-    """The results in a sentence or two of plain language (the results page)."""
+def _plain_amount(minor: float) -> str:
+    return f"{minor / 100:.2f}"
+
+
+def money_uplift(
+    uplift: Interval, money: Callable[[float], str] = _plain_amount
+) -> tuple[str, str, str] | None:
+    """The revenue uplift's value and its interval's ends as text, with ``money`` writing an
+    amount of minor units (the admin's: "€1.07", "-€1.57"): the value signed before the
+    currency ("+€1.07"), the ends as amounts ("-€1.57", "€3.72"). The results table and
+    :func:`reading` both write it so. None when there is no uplift."""
+    if uplift.value is None or uplift.low is None or uplift.high is None:
+        return None
+    sign = "+" if uplift.value >= 0 else ""
+    return sign + money(uplift.value), money(uplift.low), money(uplift.high)
+
+
+def reading(results: CampaignResults, *, money: Callable[[float], str] = _plain_amount) -> str:
+    """The results in a sentence or two of plain language (the results page); ``money`` writes
+    amounts of minor units (plain "1.07" unless given, as in the API)."""
     if results.state != "ok":
         return results.note
     uplift = results.conversion_uplift
@@ -328,13 +361,13 @@ def reading(results: CampaignResults, *, currency_symbol: str = "") -> str:
                 f"95% interval ({low:.1f} to {high:.1f}) includes zero: no clear effect yet."
             )
     revenue = results.revenue_uplift
-    if revenue.value is not None and revenue.low is not None and revenue.high is not None:
+    written = money_uplift(revenue, money)
+    if written is not None and revenue.low is not None and revenue.high is not None:
         clear = revenue.low > 0 or revenue.high < 0
+        value, low_end, high_end = written
         parts.append(
-            f"Revenue per customer {'changed' if clear else 'moved'} by "
-            f"{currency_symbol}{revenue.value / 100:+.2f}"
-            f" (95% interval {revenue.low / 100:+.2f} to {revenue.high / 100:+.2f})"
-            f"{'' if clear else ', within chance'}."
+            f"Revenue per customer {'changed' if clear else 'moved'} by {value}"
+            f" (95% interval {low_end} to {high_end}){'' if clear else ', within chance'}."
         )
     if not results.complete:
         parts.append("Some customers' conversion windows are still open; figures may move.")
