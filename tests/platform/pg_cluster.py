@@ -9,7 +9,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,11 +70,13 @@ class Cluster:
         """SIGSTOP the postmaster and its children: the server no longer answers anything,
         though the kernel still accepts connections and data for it."""
         for pid in self._processes():
-            os.kill(pid, signal.SIGSTOP)
+            with suppress(ProcessLookupError):  # a child that has just exited
+                os.kill(pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         for pid in self._processes():
-            os.kill(pid, signal.SIGCONT)
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 @contextmanager
