@@ -69,6 +69,23 @@ def _day(value: str | None) -> datetime | None:
         return None
 
 
+def _filter_errors(
+    campaign_id: str, status: str, channel: str, since: str, until: str
+) -> dict[str, str]:
+    """What the deliveries log's filters say beside a value they cannot read."""
+    errors: dict[str, str] = {}
+    if campaign_id.strip() and not (campaign_id.strip().isdigit() and int(campaign_id) > 0):
+        errors["campaign_id"] = "Campaign: choose one from the list (a campaign's number)"
+    if status and status not in DELIVERY_STATUSES:
+        errors["status"] = f"Not a delivery status: use one of {', '.join(DELIVERY_STATUSES)}"
+    if channel and channel not in CHANNELS:
+        errors["channel"] = f"Not a channel: use one of {', '.join(CHANNELS)}"
+    for name, text in (("since", since), ("until", until)):
+        if text.strip() and _day(text.strip()) is None:
+            errors[name] = "A date such as 2026-03-31"
+    return errors
+
+
 def _campaign_names(db: DbSession) -> dict[int, str]:
     rows = db.execute(select(Campaign.id, Campaign.name).order_by(Campaign.id.desc()).limit(500))
     return {int(campaign_id): str(name) for campaign_id, name in rows}
@@ -87,15 +104,23 @@ def deliveries_page(
     until: Annotated[str, Query(max_length=10)] = "",
     before: int | None = None,
 ) -> HTMLResponse:
+    """The deliveries log; a filter it cannot read (an unknown status or channel, a campaign
+    that is not a number, a date that is not one) is said beside it and lists nothing (422),
+    as the API refuses it, where it would list every delivery or none without saying why."""
+    errors = _filter_errors(campaign_id, status, channel, since, until)
     filters = log.DeliveryFilters(
-        campaign_id=int(campaign_id) if campaign_id.isdigit() else None,
+        campaign_id=int(campaign_id) if campaign_id.strip().isdigit() else None,
         status=status or None,
         channel=channel or None,
         customer_id=customer_id.strip() or None,
         since=_day(since),
         until=_day(until),
     )
-    page = log.find_deliveries(db, filters=filters, before=before, limit=PAGE)
+    page = (
+        log.DeliveryPage([], None)
+        if errors
+        else log.find_deliveries(db, filters=filters, before=before, limit=PAGE)
+    )
     chosen = {
         "campaign_id": campaign_id,
         "status": status,
@@ -120,7 +145,9 @@ def deliveries_page(
             "channels": CHANNELS,
             "chosen": chosen,
             "older": older,
+            "errors": errors,
         },
+        422 if errors else 200,
     )
 
 
