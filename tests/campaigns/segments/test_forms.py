@@ -138,9 +138,14 @@ def test_a_condition_the_form_cannot_show_exactly_stays_json() -> None:
     form = condition_form(0, odd, choices=CHOICES)
     assert form.as_json is not None
     assert json.loads(form.as_json) == odd
-    # a list value holding a comma cannot travel as comma-separated text
+    # a list value holding a comma travels as the list field's JSON, unchanged
     comma = {"kind": "trait", "field": "home_city", "op": "in", "value": ["Paris, FR", "Lyon"]}
-    assert condition_form(0, comma, choices=CHOICES).as_json is not None
+    shown = condition_form(0, comma, choices=CHOICES)
+    assert shown.as_json is None
+    assert shown.values["value"] == '["Paris, FR", "Lyon"]'
+    assert conditions_from_form(
+        field_names(0, shown.widgets, shown.values) | {"c0.kind": ["trait"]}
+    ) == [comma]
     # an unknown kind is shown as it is
     assert condition_form(0, {"kind": "shoe_size"}).as_json == json.dumps({"kind": "shoe_size"})
     # and JSON rows come back exactly
@@ -207,3 +212,34 @@ def test_summaries_name_tiers_and_stores_as_listed() -> None:
 def test_every_kind_has_a_summary() -> None:
     for condition in EXAMPLES:
         assert not summary(condition).startswith("Unknown")
+
+
+def test_ticked_tiers_come_back_in_the_order_the_segment_holds_them() -> None:
+    # a browser sends ticks in the order the options are shown: gold before silver stays so
+    held = {"kind": "tier", "tiers": ["gold", "silver"]}
+    form = condition_form(0, held, choices=CHOICES)
+    assert form.as_json is None
+    assert [value for value, _ in form.widgets[0].options] == ["base", "gold", "silver"]
+    assert _through_the_form([held]) == [held]
+    assert _through_the_form([{"kind": "tier", "tiers": ["silver", "gold"]}]) == [
+        {"kind": "tier", "tiers": ["silver", "gold"]}
+    ]
+
+
+def test_a_money_trait_is_shown_and_typed_in_the_currency_with_a_label() -> None:
+    spend = {"kind": "trait", "field": "spend_minor", "op": "between", "value": [10001, 50099]}
+    form = condition_form(0, spend, choices={**CHOICES, "currency": [("EUR", "EUR")]})
+    assert form.as_json is None
+    assert form.values["value"] == "100.01, 500.99"
+    assert "EUR" in next(w.label for w in form.widgets if w.name == "value")
+    assert ("spend_minor", "Total spend") in next(
+        w.suggestions for w in form.widgets if w.name == "field"
+    )
+    assert form.summary == "Total spend is between €100.01 and €500.99"
+    typed = {"c0.kind": ["trait"], "c0.field": ["spend_minor"], "c0.op": ["gte"]}
+    assert conditions_from_form({**typed, "c0.value": ["100"]}) == [
+        {"kind": "trait", "field": "spend_minor", "op": "gte", "value": 10000}
+    ]
+    # other numeric traits stay plain numbers
+    orders = {**typed, "c0.field": ["order_count"], "c0.value": ["100"]}
+    assert conditions_from_form(orders)[0]["value"] == 100

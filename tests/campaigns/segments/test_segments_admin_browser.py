@@ -131,3 +131,28 @@ def test_build_a_two_condition_segment_with_forms(page: Any, live_server: Any) -
     expect(page.get_by_test_id("message")).to_contain_text("Saved")
     with open_session(live_server.database_url) as db:
         assert get_segment(db, segment_id=segment_id).definition == stored
+
+
+def test_a_number_out_of_bounds_is_said_under_its_input_at_once(
+    page: Any, live_server: Any
+) -> None:
+    # given a segment of customers who bought wine lately, with its live count standing
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
+        make_customer(db, first_name="Léa", last_name="Martin", home_city="Lyon")
+        segment = create_segment(
+            db,
+            name="Wine",
+            definition={
+                "conditions": [{"kind": "bought_category", "category": "Wine", "days": 30}]
+            },
+        )
+    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
+    page.goto(f"{live_server.base_url}/admin/segments/{segment.id}")
+    expect(page.get_by_test_id("live-count")).to_contain_text("match now")
+    # when 0 is typed into "In the last N days" (below the input's minimum)
+    page.get_by_test_id("c0-days").fill("0")
+    # then the error shows under that input at once and no count stands as if still true
+    expect(page.get_by_test_id("error-c0-days")).not_to_be_empty()
+    expect(page.get_by_test_id("live-count")).to_have_count(0)
+    expect(page.get_by_test_id("preview-error")).to_contain_text("conditions.0.days")

@@ -1,6 +1,7 @@
 """The segment builder's condition forms: each condition kind's inputs are generated from its
 pydantic model's JSON schema (a select for a choice, number inputs with the model's bounds, a
-checkbox for yes/no, ticks for a list of choices, comma-separated text for a list of names),
+checkbox for yes/no, ticks for a list of choices, a list of names as admin list fields show
+it (``platform.admin.list_text``: comma-separated, or JSON when a name holds a comma)),
 so one piece of code serves all kinds; plus the conversion of a definition to form values and
 back, and a one-line plain-language summary of each condition.
 
@@ -37,6 +38,7 @@ from rapport.campaigns.segments.conditions import (
     ValueTierCondition,
 )
 from rapport.platform import formatting
+from rapport.platform.admin import list_text, typed_list
 from rapport.platform.errors import InvalidInput
 
 MAX_CONDITIONS_IN_FORM = 20
@@ -128,6 +130,22 @@ OPTION_LABELS: dict[str, str] = {
     "home_store": "Home store",
 }
 TRAIT_NAMES = (*NUMERIC_TRAITS, *DATE_TRAITS, "channels", *TEXT_TRAITS)
+# Traits holding money (minor units): shown and typed in the currency.
+MONEY_TRAITS = ("spend_minor",)
+TRAIT_LABELS = {
+    "order_count": "Orders",
+    "spend_minor": "Total spend",
+    "event_count": "Events",
+    "points_balance": "Points balance",
+    "last_order_at": "Last order",
+    "first_order_at": "First order",
+    "last_seen_at": "Last seen",
+    "first_seen_at": "First seen",
+    "channels": "Channels",
+    "locale": "Locale",
+    "home_city": "Home city",
+    "time_zone": "Time zone",
+}
 _INTEGER = re.compile(r"-?\d+")
 
 
@@ -145,7 +163,7 @@ class Widget:
     step: str = "1"
     max_length: int | None = None
     required: bool = False
-    suggestions: tuple[str, ...] = ()
+    suggestions: tuple[tuple[str, str], ...] = ()
     # Money: the condition holds minor units, the input takes the currency's major units.
     currency: str | None = None
 
@@ -229,7 +247,8 @@ def widgets_for(
         known = choices.get(f"{kind}.{name}") or choices.get(name)
         common: dict[str, Any] = {"name": name, "label": label, "required": name in required}
         if kind == "trait" and name == "value":
-            widgets.append(Widget(control="value", **common))
+            common["label"] = f"{label} (an amount in {currency} for spend)"
+            widgets.append(Widget(control="value", currency=currency, **common))
         elif name.endswith("_minor") and spec.get("type") == "integer":
             bounds = _number_bounds(spec)
             precision = get_currency_precision(currency)
@@ -269,7 +288,11 @@ def widgets_for(
         elif known and not optional:
             widgets.append(Widget(control="select", options=tuple(known), **common))
         else:
-            suggestions = TRAIT_NAMES if (kind, name) == ("trait", "field") else ()
+            suggestions = (
+                tuple((n, TRAIT_LABELS[n]) for n in TRAIT_NAMES)
+                if (kind, name) == ("trait", "field")
+                else ()
+            )
             widgets.append(
                 Widget(
                     control="text",
@@ -302,6 +325,11 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _shown_item(value: Any, currency: str | None) -> str:
+    """One value as a text input shows it: money (``currency``) in major units."""
+    return _money_text(value, currency) if currency else _text(value)
+
+
 def form_values(condition: Mapping[str, Any], widgets: Sequence[Widget]) -> dict[str, Any]:
     """A condition's values as its inputs show them: text for single inputs, a list of ticked
     options for ticks, a (low, high) pair for a range."""
@@ -319,8 +347,16 @@ def form_values(condition: Mapping[str, Any], widgets: Sequence[Widget]) -> dict
         elif widget.control == "range":
             pair = value if isinstance(value, list | tuple) and len(value) == 2 else ("", "")
             values[widget.name] = (_text(pair[0]), _text(pair[1]))
-        elif widget.control in ("list", "value") and isinstance(value, list | tuple):
-            values[widget.name] = ", ".join(_text(v) for v in value)
+        elif widget.control in ("list", "value"):
+            money = (
+                widget.currency if widget.control == "value" and _money_trait(condition) else None
+            )
+            items = (
+                [_shown_item(v, money) for v in value] if isinstance(value, list | tuple) else None
+            )
+            values[widget.name] = (
+                list_text(items) if items is not None else _shown_item(value, money)
+            )
         elif widget.currency:
             values[widget.name] = _money_text(value, widget.currency)
         else:
@@ -341,7 +377,9 @@ def field_names(
         if widget.control == "checkbox":
             submitted[key] = ["false", "true"] if value else ["false"]
         elif widget.control == "checkboxes":
-            submitted[key] = list(value or [])
+            # As a browser sends them: the ticked ones, in the order the options are shown.
+            ticked = list(value or [])
+            submitted[key] = [option for option, _ in widget.options if option in ticked]
         elif widget.control == "range":
             low, high = value or ("", "")
             submitted[key + ".low"], submitted[key + ".high"] = [low], [high]
@@ -368,16 +406,28 @@ def _last(fields: Mapping[str, Sequence[str]], key: str) -> str | None:
     return values[-1].strip() if values else None
 
 
-def _trait_value(fields: Mapping[str, Sequence[str]], prefix: str, text: str) -> Any:
+def _money_trait(condition: Mapping[str, Any]) -> bool:
+    return condition.get("field") in MONEY_TRAITS
+
+
+def _trait_value(
+    fields: Mapping[str, Sequence[str]], prefix: str, text: str, currency: str | None
+) -> Any:
     trait = _last(fields, prefix + "field") or ""
     op = _last(fields, prefix + "op") or ""
     numeric = trait in NUMERIC_TRAITS or trait in DATE_TRAITS
 
     def typed(item: str) -> Any:
+        if trait in MONEY_TRAITS and currency:
+            return _money_value(item, currency)
         return _number(item) if numeric else item
 
     if op in ("between", "in"):
-        return [typed(item.strip()) for item in text.split(",") if item.strip()]
+        try:
+            items = typed_list(text)
+        except ValueError:
+            return text  # goes on as typed: validation names the field
+        return [typed(item) for item in items]
     return typed(text)
 
 
@@ -410,9 +460,12 @@ def condition_from_fields(
             elif widget.control == "number":
                 condition[widget.name] = _number(text)
             elif widget.control == "list":
-                condition[widget.name] = [item.strip() for item in text.split(",") if item.strip()]
+                try:
+                    condition[widget.name] = typed_list(text)
+                except ValueError:
+                    condition[widget.name] = text  # validation names the field
             elif widget.control == "value":
-                condition[widget.name] = _trait_value(fields, prefix, text)
+                condition[widget.name] = _trait_value(fields, prefix, text, widget.currency)
             else:
                 condition[widget.name] = text
     return condition
@@ -474,7 +527,9 @@ def condition_form(
 
 def _with_current_options(widgets: list[Widget], condition: Mapping[str, Any]) -> list[Widget]:
     """A run-time list of options (stores, tiers) extended by the values the condition holds
-    that the list lacks, so showing it never drops them."""
+    that the list lacks, so showing it never drops them; ticks list the ticked options in the
+    order the condition holds them (in the places the ticked ones take), so a browser sends
+    them back in that order and a save leaves the list as it was."""
     extended = []
     for widget in widgets:
         current = condition.get(widget.name)
@@ -483,6 +538,15 @@ def _with_current_options(widgets: list[Widget], condition: Mapping[str, Any]) -
         missing = tuple(_option(str(v)) for v in held if str(v) not in known)
         if missing and widget.control in ("select", "checkboxes"):
             widget = replace(widget, options=(*widget.options, *missing))
+        if widget.control == "checkboxes" and held:
+            labels = dict(widget.options)
+            ticked = list(dict.fromkeys(str(v) for v in held))
+            in_order = iter(ticked)
+            options = tuple(
+                (value, labels[value]) if value not in ticked else (t := next(in_order), labels[t])
+                for value, _ in widget.options
+            )
+            widget = replace(widget, options=options)
         extended.append(widget)
     return extended
 
@@ -546,16 +610,23 @@ def summary(
     kind = c.get("kind")
     if kind == "trait":
         value = c.get("value")
+        if _money_trait(c):
+            currency = currency_of(choices)
+            value = (
+                [_amount(v, currency) for v in value]
+                if isinstance(value, list)
+                else _amount(value, currency)
+            )
         shown = (
             " and ".join(map(str, value))
             if c.get("op") == "between" and isinstance(value, list)
             else _names(value)
         )
-        trait = str(c.get("field", "")).replace("_", " ")
+        trait = TRAIT_LABELS.get(str(c.get("field")), str(c.get("field", "")).replace("_", " "))
         unit = " days ago" if c.get("field") in DATE_TRAITS else ""
-        return (
-            f"{trait.capitalize()} {OPTION_LABELS.get(str(c.get('op')), c.get('op'))} {shown}{unit}"
-        )
+        # The comparison as a phrase: without the typing hint its option carries.
+        op = str(OPTION_LABELS.get(str(c.get("op")), c.get("op"))).split(" (")[0]
+        return f"{trait[:1].upper()}{trait[1:]} {op} {shown}{unit}"
     if kind == "consent":
         purpose = OPTION_LABELS.get(str(c.get("purpose")), str(c.get("purpose"))).lower()
         return f"{'Granted' if c.get('granted', True) else 'Has not granted'} {purpose} consent"
