@@ -261,16 +261,13 @@ def _save_rule(
     try:
         rule = forms.rule_from_form(stored, kind, fields, _currency(db))
         draft, index = forms.rules_with(document, editing, rule)
-        saved = configuration.save(
-            db, "rules", draft, changed_by=user.email, note=fields.get("note", "")
-        )
+        saved = _save_changed(db, "rules", draft, user=user, note=fields.get("note", ""))
     except FormInvalid as invalid:
         errors = invalid.errors
     except Problem as problem:
         errors = forms.rule_errors(problem, index)
     else:
-        message = f"Earning rule {rule['name']!r} saved: rules version {saved.id}"
-        return _back(request, message)
+        return _back(request, _said_saved(db, f"Earning rule {rule['name']!r}", "rules", saved))
     values = {**(forms.rule_fields(stored, _currency(db)) if stored else {}), **fields}
     return _rule_page(
         request,
@@ -307,6 +304,37 @@ def delete_rule(
 
 def _back(request: Request, message: str) -> RedirectResponse:
     return redirect_saying(request, PROGRAM, message)
+
+
+def _save_changed(
+    db: Session, kind: configuration.ConfigKind, draft: dict[str, Any], *, user: Any, note: str
+) -> configuration.ConfigVersion | None:
+    """Save a form's draft as a new version of ``kind``, or nothing (None) when it means the
+    same as the version in force: compared as the program reads them, so an implicit default
+    written out (``"active": true``) or 5 written 5.0 is no change. Raises a 422 problem as
+    :func:`versions.save` does."""
+    stored = configuration.current(db, kind).document
+    read = configuration.validate(kind, draft)
+    if _meaning(read) == _meaning(configuration.validate(kind, stored)):
+        return None
+    return configuration.save(db, kind, draft, changed_by=user.email, note=note)
+
+
+def _meaning(parsed: object) -> object:
+    dump = getattr(parsed, "model_dump", None)
+    return dump() if dump is not None else parsed
+
+
+def _said_saved(
+    db: Session,
+    what: str,
+    kind: configuration.ConfigKind,
+    saved: configuration.ConfigVersion | None,
+) -> str:
+    if saved is None:
+        in_force = configuration.current(db, kind).id
+        return f"{what}: nothing changed, {kind} version {in_force} stays in force"
+    return f"{what} saved: {kind} version {saved.id}"
 
 
 # --- tiers and checkout caps ----------------------------------------------------------------
@@ -353,15 +381,13 @@ def save_tiers(request: Request, db: DbSession, user: CurrentAdmin, fields: Form
     rows: list[int] = []
     try:
         draft, rows = forms.tiers_from_form(stored, fields, _currency(db))
-        saved = configuration.save(
-            db, "tiers", draft, changed_by=user.email, note=fields.get("note", "")
-        )
+        saved = _save_changed(db, "tiers", draft, user=user, note=fields.get("note", ""))
     except FormInvalid as invalid:
         errors = invalid.errors
     except Problem as problem:
         errors = forms.tier_errors(problem, rows, [t["id"] for t in draft.get("tiers", [])])
     else:
-        return _back(request, f"Tiers and benefits saved: tiers version {saved.id}")
+        return _back(request, _said_saved(db, "Tiers and benefits", "tiers", saved))
     values = {**forms.tier_fields(stored, _currency(db)), **fields}
     return _tiers_page(request, db, user, values=values, errors=errors, status_code=422)
 
@@ -405,15 +431,13 @@ def save_checkout(
     stored = configuration.current(db, "checkout").document
     try:
         draft = forms.checkout_from_form(stored, fields)
-        saved = configuration.save(
-            db, "checkout", draft, changed_by=user.email, note=fields.get("note", "")
-        )
+        saved = _save_changed(db, "checkout", draft, user=user, note=fields.get("note", ""))
     except FormInvalid as invalid:
         errors = invalid.errors
     except Problem as problem:
         errors = forms.checkout_errors(problem)
     else:
-        return _back(request, f"Checkout caps saved: checkout version {saved.id}")
+        return _back(request, _said_saved(db, "Checkout caps", "checkout", saved))
     values = {**forms.checkout_fields(stored), **fields}
     return _checkout_page(request, db, user, values=values, errors=errors, status_code=422)
 
