@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -37,7 +37,7 @@ from rapport.platform.console import (
     progress_bars,
     require_migrated,
 )
-from rapport.platform.db import open_session
+from rapport.platform.db import get_engine, open_session
 from rapport.platform.errors import NotFound, Problem
 from rapport.platform.settings import get_settings, user_env_file
 from rapport.recommend.cli import recommend_app
@@ -64,6 +64,21 @@ def _no_database_yet(path: str) -> tuple[str, str]:
     )
 
 
+def _missing_database_driver() -> bool:
+    """Whether the driver RAPPORT_DATABASE_URL names cannot be imported (``psycopg2`` for
+    ``postgresql+psycopg2://``, ``MySQLdb`` for ``mysql://``): Rapport installs only
+    ``psycopg`` (3) and the standard library's ``sqlite3``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(get_settings().database_url).get_dialect().import_dbapi()
+    except ImportError:
+        return True
+    except Exception:  # a URL or setting problem of another kind: not this one
+        return False
+    return False
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -80,6 +95,11 @@ def explain(error: Exception) -> tuple[str, str]:
     if isinstance(error, NotFound) and error.field == "key_id":
         return error.detail, "`rapport keys list` shows the ids (`--all` with revoked keys)."
     if isinstance(error, Problem):
+        if error.field and error.field.startswith("RAPPORT_"):  # a setting Rapport refused
+            return (
+                f"A setting is wrong: {error.field}: {error.detail}.",
+                f"Correct it in the environment, ./.env or {user_env_file()}.",
+            )
         return error.detail, "Correct it and run the command again."
     if isinstance(error, ArgumentError):
         return (
@@ -87,6 +107,14 @@ def explain(error: Exception) -> tuple[str, str]:
             "Set it to sqlite:////absolute/path/rapport.db or"
             " postgresql+psycopg://user:password@host:5432/rapport, or unset it for the"
             " embedded database in RAPPORT_DATA_DIR.",
+        )
+    if isinstance(error, ImportError) and _missing_database_driver():
+        return (
+            "RAPPORT_DATABASE_URL is not a database URL Rapport can use (its driver is not"
+            f" installed: {_first_line(error)}).",
+            "Set it to postgresql+psycopg://user:password@host:5432/rapport or"
+            " sqlite:////absolute/path/rapport.db, or unset it for the embedded database in"
+            " RAPPORT_DATA_DIR.",
         )
     if isinstance(error, DBAPIError):
         reason = _first_line(error.orig) if error.orig is not None else _first_line(error)
@@ -208,14 +236,48 @@ def main(
 
 
 @app.command(cls=DatabaseMaker)
-def migrate(revision: Annotated[str, typer.Option(help="Target revision")] = "head") -> None:
-    """Bring the database schema up to date (safe to run any time)."""
-    from rapport.platform.migrations_runner import upgrade
+def migrate(
+    revision: Annotated[
+        str, typer.Option(help="Target revision (never an older one: it only upgrades)")
+    ] = "head",
+) -> None:
+    """Bring the database schema up to date (safe to run any time; it never downgrades)."""
+    from rapport.platform.migrations_runner import (
+        behind,
+        current_revisions,
+        schema_problem,
+        unknown_revisions,
+        upgrade,
+    )
 
     url = get_settings().database_url
+    with get_engine(url).connect() as connection:
+        newer = bool(unknown_revisions(connection))
+        problem = schema_problem(connection)
+        older = behind(connection, revision)
+        at = ", ".join(current_revisions(connection))
+    if newer and problem is not None:
+        _refuse(*problem)
+    if older:
+        _refuse(
+            f"The database at {_safe_url(url)} is at revision {at}, after {revision}:"
+            " rapport migrate only upgrades.",
+            "To go back, restore the backup taken before the upgrade; or, from the checkout of"
+            " the version that migrated it, run RAPPORT_DATABASE_URL=... .venv/bin/alembic"
+            f" downgrade {revision} (it drops what the later migrations added).",
+        )
     with console.status("Migrating database"):
         upgrade(url, revision)
-    console.print(f"Database at [bold]{_safe_url(url)}[/bold] is at revision {revision}.")
+    with get_engine(url).connect() as connection:
+        at = ", ".join(current_revisions(connection)) or "base (empty)"
+    console.print(f"Database at [bold]{_safe_url(url)}[/bold] is at revision {at}.")
+
+
+def _refuse(problem: str, remedy: str) -> NoReturn:
+    """End the command with exit code 2: what was refused, and what to do instead."""
+    errors.print(f"[red]Error:[/red] {problem}", soft_wrap=True, highlight=False)
+    errors.print(remedy, soft_wrap=True, highlight=False, markup=False)
+    raise typer.Exit(code=2)
 
 
 def _safe_url(url: str) -> str:
@@ -306,7 +368,7 @@ LOGIN, PASSWORD, KEY = "Admin login", "Admin password", "API key (admin)"
 def _keep_credentials(path: Path, created: list[tuple[str, str]]) -> None:
     """Write the first run's credentials where only this user may read them (never readable
     by others, not even between creating and restricting the file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}")
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
@@ -371,6 +433,7 @@ def serve(
     count = processes or settings.web_processes
     host, port = host or settings.bind_host, port or settings.bind_port
     if count == 1:
+        _require_free_port(host, port)
         from rapport.main import create_app, tune_interpreter
 
         application = create_app(settings, run_worker=worker, warm=True)
@@ -409,6 +472,7 @@ def run_worker(
 
     load_tasks()
     settings = get_settings()
+    require_migrated()  # as serve does: jobs on an older or newer schema only fail
     job_worker = Worker(poll_seconds=settings.worker_poll_seconds)
     if once:
         ran = job_worker.tick()
@@ -420,6 +484,31 @@ def run_worker(
         job_worker.run_forever()
     except KeyboardInterrupt:
         job_worker.stop()
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Say at once, before the application is built (seconds), that ``host:port`` is taken,
+    as ``--processes N`` does: exit code 1 and what to do."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            errors.print(
+                f"[red]Error:[/red] cannot listen on {host}:{port}: {error.strerror}.",
+                soft_wrap=True,
+                highlight=False,
+            )
+            errors.print(
+                "Stop what uses it or choose another --port (or RAPPORT_BIND_PORT).",
+                soft_wrap=True,
+                highlight=False,
+                markup=False,
+            )
+            raise typer.Exit(code=1) from None
 
 
 class _DemoBars:

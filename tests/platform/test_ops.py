@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from tests.conftest import auth
 
 
@@ -13,6 +15,19 @@ def test_readyz_checks_database_and_migrations(client) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "checks": {"database": "ok", "migrations": "ok"}}
+
+
+def test_readyz_names_a_database_migrated_by_a_newer_rapport(client, db) -> None:
+    # given a database a newer Rapport migrated (a revision this code does not know)
+    db.execute(text("UPDATE alembic_version SET version_num = 'f99999999999'"))
+    # when readiness is asked
+    response = client.get("/readyz")
+    # then it is not ready, and says why and what to do, not that migrations are pending
+    assert response.status_code == 503
+    check = response.json()["checks"]["migrations"]
+    assert check.startswith("migrated by a newer Rapport (revision f99999999999 unknown"), check
+    assert "restore the backup" in check
+    assert "pending" not in check
 
 
 def test_metrics_count_requests_by_route_template(client, api_key) -> None:

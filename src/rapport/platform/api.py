@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import field_validator
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from rapport.platform import service
 from rapport.platform.auth import AdminKey
@@ -16,7 +16,7 @@ from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.middleware import exposition_registry
-from rapport.platform.migrations_runner import pending_migrations
+from rapport.platform.migrations_runner import pending_migrations, unknown_revisions
 from rapport.platform.schemas import ApiKeyChange, ApiKeyCreated, ApiKeyIn, ApiKeyOut, Health
 
 ops_router = APIRouter(tags=["operations"])
@@ -52,14 +52,23 @@ def readyz(db: DbSession, response: Response) -> Health:
     except Exception as error:  # any driver error means "not ready"
         checks["database"] = f"unavailable: {type(error).__name__}"
     else:
-        pending = pending_migrations(db.connection())
-        checks["migrations"] = (
-            "ok" if not pending else f"{len(pending)} pending: run rapport migrate"
-        )
+        checks["migrations"] = _migrations_check(db.connection())
     ready = all(value == "ok" for value in checks.values())
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return Health(status="ok" if ready else "unavailable", checks=checks)
+
+
+def _migrations_check(connection: Connection) -> str:
+    """``ok`` where the schema is this code's; else what is wrong and what to do."""
+    unknown = unknown_revisions(connection)
+    if unknown:
+        return (
+            f"migrated by a newer Rapport (revision {', '.join(unknown)} unknown to this"
+            " version): run that version, or restore the backup taken before the upgrade"
+        )
+    pending = pending_migrations(connection)
+    return "ok" if not pending else f"{len(pending)} pending: run rapport migrate"
 
 
 @ops_router.get("/metrics", response_class=Response)

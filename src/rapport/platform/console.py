@@ -4,8 +4,9 @@ command writes to it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -73,13 +74,9 @@ class NoDatabaseYet(Exception):
         self.path = path
 
 
-def missing_database() -> str | None:
-    """The path of the configured SQLite database where it is not there yet: no file, an empty
-    one, or one without a table (left by a command of an older Rapport run before ``rapport
-    init``); ``None`` where there is one, or the database is not a SQLite file. Looks without
-    opening it for writing, so it creates nothing."""
-    import sqlite3
-
+def _sqlite_file() -> Path | None:
+    """The configured SQLite database's file; ``None`` where the database is not one (a
+    server, an in-memory database, a ``file:`` URI)."""
     from sqlalchemy.engine import make_url
 
     from rapport.platform.settings import get_settings
@@ -90,7 +87,20 @@ def missing_database() -> str | None:
         return None
     if path.startswith("file:"):
         return None
-    file = Path(path)
+    return Path(path)
+
+
+def missing_database() -> str | None:
+    """The path of the configured SQLite database where it is not there yet: no file, an empty
+    one, or one without a table (left by a command of an older Rapport run before ``rapport
+    init``); ``None`` where there is one, or the database is not a SQLite file. Looks without
+    opening it for writing, so it creates nothing."""
+    import sqlite3
+
+    file = _sqlite_file()
+    if file is None:
+        return None
+    path = str(file)
     if not file.exists() or (file.is_file() and file.stat().st_size == 0):
         return path
     try:
@@ -117,10 +127,28 @@ class RapportCommand(TyperCommand):
         return super().invoke(ctx)
 
 
+def make_private_database() -> None:
+    """Where the configured SQLite database is not there yet, make its file (empty) readable
+    and writable by its owner only (SQLite gives its ``-wal`` and ``-shm`` files the same
+    mode), and the directory it goes in, where missing, one only the owner may enter: it
+    holds personal data, as ``secret_key`` and ``first-run-credentials`` hold secrets."""
+    file = _sqlite_file()
+    if file is None:
+        return
+    file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class DatabaseMaker(RapportCommand):
-    """A command that makes the database where there is none yet (init, migrate, demo)."""
+    """A command that makes the database where there is none yet (init, migrate, demo),
+    private to its owner (``make_private_database``)."""
 
     makes_database = True
+
+    def invoke(self, ctx: Context) -> Any:
+        make_private_database()
+        return super().invoke(ctx)
 
 
 class HelpGroup(TyperGroup):
@@ -190,11 +218,14 @@ def refuse_file(progress: Progress, path: Path, error: MalformedFile) -> NoRetur
 
 
 def require_migrated() -> None:
-    """Stop with exit code 2 and a hint when migrations are pending."""
-    from rapport.platform.migrations_runner import pending_migrations
+    """Stop with exit code 2 and what to do where the database's schema is not the one this
+    code expects: migrations pending, or a newer Rapport migrated it."""
+    from rapport.platform.migrations_runner import schema_problem
+    from rapport.platform.settings import get_settings
 
-    with get_engine().connect() as connection:
-        pending = pending_migrations(connection)
-    if pending:
-        console.print(f"[red]{len(pending)} migration(s) pending.[/red] Run: rapport migrate")
+    with get_engine(get_settings().database_url).connect() as connection:
+        problem = schema_problem(connection)
+    if problem is not None:
+        what, remedy = problem
+        console.print(f"[red]{what}[/red] {remedy}", soft_wrap=True, highlight=False)
         raise typer.Exit(code=2)

@@ -275,23 +275,44 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.stop_event = threading.Event()
         self._last_housekeeping = -HOUSEKEEPING_SECONDS
+        self._schema_problem: tuple[str, str] | None = None
 
     def tick(self) -> int:
         """One round of work: housekeeping, each tick hook, then the due jobs. Each part runs
         whatever the others do: one that raises is logged and the rest still run, so a
-        processor failing on some event holds up neither the other hooks nor any job."""
+        processor failing on some event holds up neither the other hooks nor any job.
+
+        Nothing runs while the database's schema is not the one this code expects (migrated
+        under a running worker, by a newer or older Rapport): every job would fail on it."""
         done = 0
         # Schedules and stale-job recovery write to the database; on SQLite every write takes
         # the single writer lock, so they run every few seconds rather than on every tick.
         if time.monotonic() - self._last_housekeeping >= HOUSEKEEPING_SECONDS:
             self._last_housekeeping = time.monotonic()
-            self._guarded("schedules and stale jobs", self._housekeeping)
+            self._guarded("schema check", self._check_schema)
+            if self._schema_problem is None:
+                self._guarded("schedules and stale jobs", self._housekeeping)
+        if self._schema_problem is not None:
+            return 0
         for hook in list(_tick_hooks):
             done += self._guarded(_name_of(hook), partial(hook, self.database_url))
         return done + self._guarded(
             "due jobs",
             lambda: run_due(worker_id=self.worker_id, database_url=self.database_url, limit=100),
         )
+
+    def _check_schema(self) -> int:
+        from rapport.platform.migrations_runner import schema_problem
+
+        with open_session(self.database_url) as db:
+            problem = schema_problem(db.connection())
+        if problem != self._schema_problem:
+            if problem is not None:
+                log.error("worker %s takes no jobs: %s %s", self.worker_id, *problem)
+            else:
+                log.info("worker %s takes jobs again: the schema is current", self.worker_id)
+        self._schema_problem = problem
+        return 0
 
     def _housekeeping(self) -> int:
         with open_session(self.database_url) as db:

@@ -1,0 +1,241 @@
+"""What ``rapport`` does with a database whose schema is not this version's, with settings and
+ports it cannot use, and with the files it makes (docs/operator-guide.md)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner, Result
+
+from rapport.cli import app
+from rapport.platform import jobs
+from rapport.platform.db import create_db_engine, open_session
+from rapport.platform.migrations_runner import current_revisions, upgrade
+from rapport.platform.models import Job
+from rapport.platform.settings import get_settings
+from tests.conftest import make_database_url
+
+runner = CliRunner()
+OLDER = "c14000000001"  # before admin sign-in limits: later migrations are pending there
+UNKNOWN = "f99999999999"  # a revision a newer Rapport would have made
+
+
+@pytest.fixture
+def database(backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty database of ``backend`` that ``rapport`` commands use."""
+    url, remove = make_database_url(backend, tmp_path)
+    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
+    monkeypatch.setenv("RAPPORT_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+    remove()
+
+
+def _rapport(*arguments: str) -> Result:
+    return runner.invoke(app, list(arguments))
+
+
+def _revisions(url: str) -> tuple[str, ...]:
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            return current_revisions(connection)
+    finally:
+        engine.dispose()
+
+
+def _set_revision(url: str, revision: str) -> None:
+    engine = create_db_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _taken_port() -> Iterator[int]:
+    """A port another program listens on, on 127.0.0.1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield int(taken.getsockname()[1])
+
+
+def _said(result: Result) -> str:
+    return " ".join((result.stdout + result.stderr).split())
+
+
+def test_worker_refuses_a_database_with_migrations_pending_as_serve_does(database) -> None:
+    # given a database an older Rapport migrated
+    upgrade(database, OLDER)
+    # when the worker runs what is due, and serve starts
+    worker = _rapport("worker", "--once")
+    with _taken_port() as port:  # were it not refused, it would stop here, not serve
+        serve = _rapport("serve", "--port", str(port))
+    # then both refuse, the same way, saying to migrate, and nothing ran
+    for result in (worker, serve):
+        assert result.exit_code == 2, _said(result)
+        assert "migration(s) pending. Run: rapport migrate" in _said(result)
+        assert "Ran" not in _said(result)
+    # and once migrated, the worker runs
+    assert _rapport("migrate").exit_code == 0
+    ran = _rapport("worker", "--once")
+    assert ran.exit_code == 0, _said(ran)
+    assert "Ran " in ran.stdout
+
+
+def test_a_database_migrated_by_a_newer_rapport_is_named_as_such(database) -> None:
+    # given a database a newer Rapport migrated (a revision this code does not know)
+    upgrade(database)
+    _set_revision(database, UNKNOWN)
+    # when serve, the worker and migrate meet it
+    for arguments in (("serve",), ("worker", "--once"), ("migrate",)):
+        with _taken_port() as port:
+            result = _rapport(
+                *arguments, *(["--port", str(port)] if arguments[0] == "serve" else [])
+            )
+        # then each says a newer Rapport migrated it and what to do, not that migrations
+        # are pending, and changes nothing
+        said = _said(result)
+        assert result.exit_code == 2, said
+        assert f"migrated by a newer Rapport (revision {UNKNOWN} is unknown" in said, said
+        assert "restore the backup" in said
+        assert "pending" not in said
+        assert "Traceback" not in said
+    assert _revisions(database) == (UNKNOWN,)
+
+
+def test_migrate_says_the_revision_the_database_is_at_and_never_downgrades(database) -> None:
+    # given a database migrated to an older revision
+    older = _rapport("migrate", "--revision", OLDER)
+    assert older.exit_code == 0, _said(older)
+    assert f"is at revision {OLDER}." in _said(older)
+    # when it is migrated to head, then the revision it is at is printed, not "head"
+    head = _rapport("migrate")
+    assert head.exit_code == 0, _said(head)
+    (at,) = _revisions(database)
+    assert at != OLDER
+    assert f"is at revision {at}." in _said(head)
+    # when an older revision is asked for, then it is refused with what to do instead
+    refused = _rapport("migrate", "--revision", OLDER)
+    said = _said(refused)
+    assert refused.exit_code == 2, said
+    assert f"is at revision {at}, after {OLDER}: rapport migrate only upgrades" in said
+    assert f"alembic downgrade {OLDER}" in said
+    assert _revisions(database) == (at,)
+    # and asking for the revision it is at changes nothing
+    again = _rapport("migrate", "--revision", at)
+    assert again.exit_code == 0, _said(again)
+    assert f"is at revision {at}." in _said(again)
+
+
+def test_a_worker_stops_taking_jobs_when_the_schema_changes_under_it(database) -> None:
+    from rapport.domains import load_tasks
+
+    load_tasks()
+    # given a worker on a current database, with a job queued
+    upgrade(database)
+    with open_session(database) as db:
+        job_id = jobs.enqueue(db, kind="platform.prune_finished_jobs", payload={}).id
+        db.commit()
+    worker = jobs.Worker(database_url=database)
+    # when a newer Rapport migrates the database under it
+    _set_revision(database, UNKNOWN)
+    # then it takes no job: the queued one is still queued, never tried
+    assert worker.tick() == 0
+    with open_session(database) as db:
+        job = db.get(Job, job_id)
+        assert job is not None
+        assert (job.status, job.attempts) == ("queued", 0)
+
+
+@pytest.mark.parametrize("variable", ["RAPPORT_API_RATE_LIMIT", "RAPPORT_COUPON_RATE_LIMIT"])
+def test_a_bad_rate_limit_setting_is_named(database, monkeypatch, variable) -> None:
+    # given a migrated database and a rate limit that is none
+    upgrade(database)
+    monkeypatch.setenv(variable, "lots")
+    get_settings.cache_clear()
+    # when serve starts, then it refuses naming the setting and what to do
+    result = _rapport("serve", "--port", str(_free_port()))
+    said = _said(result)
+    assert result.exit_code != 0, said
+    assert f"A setting is wrong: {variable}: 'lots' is not a rate limit" in said
+    assert "Correct it in the environment" in said
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_on_a_port_in_use_says_so_at_once(database) -> None:
+    # given a migrated database and a port another program listens on
+    upgrade(database)
+    with _taken_port() as port:
+        # when serve is started on it with one process
+        result = _rapport("serve", "--host", "127.0.0.1", "--port", str(port))
+    # then it says so and what to do, exit code 1, as with --processes N
+    said = _said(result)
+    assert result.exit_code == 1, said
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in said
+    assert "choose another --port" in said
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg2://rapport:s3cret@127.0.0.1/rapport", "mysql://u:p@db/rapport"]
+)
+def test_a_database_url_with_a_driver_not_installed_says_what_to_set(
+    tmp_path, monkeypatch, url
+) -> None:
+    monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
+    monkeypatch.setenv("RAPPORT_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        result = _rapport("keys", "list")
+    finally:
+        get_settings.cache_clear()
+    said = _said(result)
+    assert result.exit_code == 1, said
+    assert "RAPPORT_DATABASE_URL is not a database URL Rapport can use" in said
+    assert "postgresql+psycopg://" in said
+    assert "Unexpected" not in said
+    assert "s3cret" not in said
+
+
+def test_init_makes_the_data_directory_and_database_readable_by_their_owner_only(
+    tmp_path, monkeypatch
+) -> None:
+    # given a data directory not there yet, and the default (embedded) database
+    data = tmp_path / "new" / "rapport"
+    monkeypatch.setenv("RAPPORT_DATA_DIR", str(data))
+    monkeypatch.delenv("RAPPORT_DATABASE_URL", raising=False)
+    previous = os.umask(0o022)
+    get_settings.cache_clear()
+    try:
+        # when rapport init makes them
+        result = _rapport("init")
+    finally:
+        os.umask(previous)
+        get_settings.cache_clear()
+    assert result.exit_code == 0, _said(result)
+
+    # then the directory, the database and its WAL are the owner's only, like the secrets
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert mode(data) == 0o700
+    database = data / "rapport.db"
+    files = [database, data / "first-run-credentials"]
+    others = ("rapport.db-wal", "rapport.db-shm", "secret_key")
+    files += [data / name for name in others if (data / name).exists()]
+    assert {path.name: mode(path) for path in files} == {path.name: 0o600 for path in files}
