@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,20 @@ def test_a_named_env_file_is_read_and_must_exist(home: Path, monkeypatch) -> Non
     monkeypatch.setenv("RAPPORT_ENV_FILE", str(home / "missing.env"))
     with pytest.raises(FileNotFoundError, match="RAPPORT_ENV_FILE"):
         Settings()
+
+
+GUIDE = Path(__file__).parents[2] / "docs" / "operator-guide.md"
+# Read from the environment before settings are: not fields of Settings.
+NOT_SETTINGS = {"RAPPORT_ENV_FILE", "RAPPORT_DEBUG"}
+
+
+def test_the_operator_guide_lists_every_setting_and_only_settings() -> None:
+    # given the guide's settings table (its first column names the variables)
+    guide = GUIDE.read_text()
+    rows = [line for line in guide.splitlines() if line.startswith("| `RAPPORT_")]
+    listed = {name for row in rows for name in re.findall(r"RAPPORT_[A-Z_]+", row.split("|")[1])}
+    settings = {f"RAPPORT_{name.upper()}" for name in Settings.model_fields}
+    # then every setting is in the table, and every RAPPORT_ name in the guide is a setting
+    assert settings - listed == set()
+    named = set(re.findall(r"RAPPORT_[A-Z][A-Z_]*[A-Z]", guide))
+    assert named - settings - NOT_SETTINGS == set()
