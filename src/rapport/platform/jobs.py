@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from rapport.platform import clock
 from rapport.platform.db import in_read_only_transaction, open_session
+from rapport.platform.errors import database_unavailable
 from rapport.platform.models import Job
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ BACKOFF_BASE = timedelta(seconds=10)
 BACKOFF_CAP = timedelta(hours=1)
 STALE_AFTER = timedelta(minutes=30)
 HOUSEKEEPING_SECONDS = 10.0
+# While the database is unavailable the worker tries again after 0.25 s, doubling up to 30 s.
+OUTAGE_FIRST_WAIT_S = 0.25
+OUTAGE_MAX_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,12 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.stop_event = threading.Event()
         self._last_housekeeping = -HOUSEKEEPING_SECONDS
+        # The database outage under way: failed attempts so far, since when, the next wait.
+        self._outage_attempts = 0
+        self._outage_since = 0.0
+        self._outage_wait = OUTAGE_FIRST_WAIT_S
+        # The last failure of each part, and how many times in a row it failed so.
+        self._last_failure: dict[str, tuple[str, int]] = {}
         self._schema_problem: tuple[str, str] | None = None
 
     def tick(self) -> int:
@@ -320,25 +330,87 @@ class Worker:
             requeue_stale(db)
         return 0
 
-    @staticmethod
-    def _guarded(what: str, part: Callable[[], int]) -> int:
+    def _guarded(self, what: str, part: Callable[[], int]) -> int:
+        """Run one part of the tick, logging what it raised. A database that is unavailable
+        is not the part's failure: it ends the tick (``DatabaseDown``), for the loop to back
+        off. A part failing the same way as last time is one line with a count, not another
+        traceback."""
         try:
-            return part()
-        except Exception:
-            log.exception("worker tick: %s failed; the rest of the tick goes on", what)
+            done = part()
+        except Exception as error:
+            if database_unavailable(error):
+                raise DatabaseDown(error) from error
+            said = f"{type(error).__name__}: {error}"
+            previous, times = self._last_failure.get(what, ("", 0))
+            if said == previous:
+                self._last_failure[what] = (said, times + 1)
+                log.error(
+                    "worker tick: %s failed again (%d times in a row): %s",
+                    what,
+                    times + 1,
+                    _first_line(said),
+                )
+            else:
+                self._last_failure[what] = (said, 1)
+                log.exception("worker tick: %s failed; the rest of the tick goes on", what)
             return 0
+        if self._last_failure.pop(what, None) is not None:
+            log.info("worker tick: %s works again", what)
+        return done
 
     def run_forever(self) -> None:
         log.info("worker %s started", self.worker_id)
         while not self.stop_event.is_set():
             try:
                 ran = self.tick()
-            except Exception:  # keep the loop alive through a database blip
+            except DatabaseDown as down:
+                self._database_down(down.error)
+                self.stop_event.wait(self._outage_wait)
+                self._outage_wait = min(self._outage_wait * 2, OUTAGE_MAX_WAIT_S)
+                continue
+            except Exception:  # keep the loop alive through anything else
                 log.exception("worker tick failed")
                 ran = 0
+            self._database_back()
             if ran == 0:
                 self.stop_event.wait(self.poll_seconds)
         log.info("worker %s stopped", self.worker_id)
+
+    def _database_down(self, error: BaseException) -> None:
+        """Log one failed attempt of an outage: its traceback the first time, then a line."""
+        self._outage_attempts += 1
+        if self._outage_attempts == 1:
+            self._outage_since = time.monotonic()
+            log.error(
+                "worker %s: the database is unavailable; trying again in %g s, then less and"
+                " less often (at most every %g s)",
+                self.worker_id,
+                self._outage_wait,
+                OUTAGE_MAX_WAIT_S,
+                exc_info=error,
+            )
+            return
+        log.warning(
+            "worker %s: the database is still unavailable (attempt %d, %.0f s); next try in"
+            " %g s: %s",
+            self.worker_id,
+            self._outage_attempts,
+            time.monotonic() - self._outage_since,
+            self._outage_wait,
+            _first_line(f"{type(error).__name__}: {error}"),
+        )
+
+    def _database_back(self) -> None:
+        if not self._outage_attempts:
+            return
+        log.info(
+            "worker %s: database available again after %d failed attempts (%.0f s)",
+            self.worker_id,
+            self._outage_attempts,
+            time.monotonic() - self._outage_since,
+        )
+        self._outage_attempts = 0
+        self._outage_wait = OUTAGE_FIRST_WAIT_S
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run_forever, name="rapport-worker", daemon=True)
@@ -347,6 +419,18 @@ class Worker:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+class DatabaseDown(Exception):
+    """A part of the worker's tick found the database unavailable: the tick ends there."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0][:300] if text else text
 
 
 @job("platform.prune_finished_jobs")
