@@ -557,7 +557,9 @@ def open_customer_ticket(
             key=token,
             request_body=ticket_in.model_dump(mode="json"),
             status_code=201,
-            execute=lambda hook: service.open_ticket(db, ticket=ticket_in, before_commit=hook),
+            execute=lambda hook: service.open_ticket(
+                db, ticket=ticket_in, opened_by=user.email, before_commit=hook
+            ),
             render=lambda ticket: {
                 "ticket_id": ticket.ticket_id,
                 "subject": ticket.subject,

@@ -447,7 +447,10 @@ def open_ticket(
         request_body=body.model_dump(mode="json"),
         status_code=status.HTTP_201_CREATED,
         execute=lambda hook: service.open_ticket(
-            db, ticket=_with_customer_resolved(db, body), before_commit=hook
+            db,
+            ticket=_with_customer_resolved(db, body),
+            opened_by=f"api:{key.name}",
+            before_commit=hook,
         ),
         render=lambda row: TicketOut.model_validate(row).model_dump(mode="json"),
     )

@@ -266,6 +266,8 @@ class Ticket(Base):
     # When ``ticket_breached`` was logged for it (once per ticket; None: not breached yet).
     breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Who opened it: the admin user's login, ``api:<key name>``; None for a survey's ticket.
+    opened_by: Mapped[str | None] = mapped_column(String(200), default=None)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     resolution: Mapped[str | None] = mapped_column(Text, default=None)
     resolved_by: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -125,6 +125,7 @@ EXPORTED_COLUMNS = {
             ),
             left_out={
                 "customer_id": _THEIR_ID,
+                "opened_by": _STAFF,
                 "resolved_by": _STAFF,
                 "apology_transaction_id": "the loyalty journal's row number, internal to "
                 "Rapport (the points are under loyalty.transactions)",

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AwareDatetime, Field, HttpUrl, field_validator
 
 from rapport.customers import service as customers
+from rapport.loyalty import service as loyalty
 from rapport.platform.schemas import ReadModel, StrictModel
 
 Kind = Literal["nps", "csat", "ces"]
@@ -269,8 +270,9 @@ class TicketIn(StrictModel):
     body: str = Field(default="", max_length=10_000)
 
 
-# The most apology points one resolution grants, through the API and the admin's form alike.
-APOLOGY_POINTS_MAX = 100_000
+# The most apology points one resolution grants, through the API and the admin's form alike:
+# loyalty's one cap on points a staff member gives by hand (goodwill points use it too).
+APOLOGY_POINTS_MAX = loyalty.MANUAL_POINTS_MAX
 RESOLUTION_MAX_LENGTH = 5000
 
 
@@ -293,8 +295,12 @@ class TicketOut(ReadModel):
     support_level: str
     sla_due_at: datetime
     opened_at: datetime
+    opened_by: str | None = Field(
+        description="Who opened it: the admin user's login, api:<key name>; null for a survey's"
+    )
     resolved_at: datetime | None
     resolution: str | None
+    resolved_by: str | None = Field(description="Who resolved it, as opened_by")
     apology_points: int
     apology_transaction_id: int | None
     response_id: str | None

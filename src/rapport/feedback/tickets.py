@@ -76,6 +76,7 @@ def open_ticket(
     ticket: TicketIn,
     response_id: str | None = None,
     opened_at: datetime | None = None,
+    opened_by: str | None = None,
     commit: bool = True,
     before_commit: BeforeCommit | None = None,
 ) -> Ticket:
@@ -84,7 +85,8 @@ def open_ticket(
     An ``order_id`` is one of the customer's orders (a guest order for a ticket without a
     customer), else ``422`` naming it (:mod:`rapport.feedback.named_orders`, as for answers and
     reviews); a detractor's ticket (``response_id``) keeps the order its answer names, checked
-    when the answer was recorded."""
+    when the answer was recorded. ``opened_by`` is who opened it (an admin user's login,
+    ``api:<key name>``; None for a survey's detractor ticket)."""
     now = opened_at or clock.now()
     tier, level, value = None, "standard", 0
     if ticket.customer_id is not None:
@@ -112,6 +114,7 @@ def open_ticket(
         customer_value_minor=min(value, 2**31 - 1),
         sla_due_at=sla_due(ticket.kind, level, now),
         opened_at=now,
+        opened_by=opened_by,
         response_id=response_id,
     )
     db.add(row)

@@ -57,8 +57,9 @@ router = APIRouter(prefix="/admin/loyalty", include_in_schema=False)
 STATEMENT_PAGE = 25
 CHART_MONTHS = 24
 
-# Goodwill points an agent may give in one go, and the reasons they choose from.
-GOODWILL_MAX = 10_000
+# Goodwill points an agent may give in one go (loyalty's one cap on points given by hand, as
+# for a ticket's apology points), and the reasons they choose from.
+GOODWILL_MAX = service.MANUAL_POINTS_MAX
 GOODWILL_REASONS = (
     "Late delivery",
     "Damaged or wrong item",
@@ -510,7 +511,12 @@ def give_goodwill_points(
             request_body={"points": points, "reason": reason},
             status_code=201,
             execute=lambda hook: service.adjust(
-                db, customer_id=customer_id, points=points, reason=reason, before_commit=hook
+                db,
+                customer_id=customer_id,
+                points=points,
+                reason=reason,
+                actor=user.email,
+                before_commit=hook,
             ),
             render=lambda posted: {"points": posted.points, "balance": posted.balance},
         )
@@ -565,9 +571,7 @@ def issue_coupon(
         )
     try:
         if typed["pay"] == "points":
-            code = _paid_coupon(
-                db, user_id=user.id, customer_id=customer_id, reward=reward, token=token
-            )
+            code = _paid_coupon(db, user=user, customer_id=customer_id, reward=reward, token=token)
         else:
             coupon = reward_coupons.create_campaign_coupon(
                 db,
@@ -580,6 +584,7 @@ def issue_coupon(
                 min_subtotal_minor=reward.min_subtotal_minor,
                 categories=list(reward.categories),
                 stackable=reward.stackable,
+                issued_by=user.email,
             )
             code = coupon.code
     except Conflict as problem:
@@ -600,15 +605,19 @@ def issue_coupon(
     return _to_customer(request, customer_id, message)
 
 
-def _paid_coupon(db: Any, *, user_id: Any, customer_id: str, reward: Any, token: str) -> str:
+def _paid_coupon(db: Any, *, user: Any, customer_id: str, reward: Any, token: str) -> str:
     answer = run_idempotent(
         db,
-        scope=f"admin.coupon:{user_id}:{customer_id}",
+        scope=f"admin.coupon:{user.id}:{customer_id}",
         key=token,
         request_body={"reward_id": reward.reward_id},
         status_code=201,
         execute=lambda hook: reward_coupons.redeem_reward(
-            db, customer_id=customer_id, reward_id=reward.reward_id, before_commit=hook
+            db,
+            customer_id=customer_id,
+            reward_id=reward.reward_id,
+            issued_by=user.email,
+            before_commit=hook,
         ),
         render=lambda coupon: {"code": coupon.code},
     )

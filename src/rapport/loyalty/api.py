@@ -228,6 +228,7 @@ async def adjust(
             points=body.points,
             reason=body.reason,
             expires_at=body.expires_at,
+            actor=f"api:{key.name}",
             before_commit=hook,
         ),
     )

@@ -79,6 +79,8 @@ class PointsAdjusted(_PointsMovement):
     balance: int
     """The member's available points after it."""
     reason: str
+    by: str | None = None
+    """Who made it: the admin user's login, or ``api:<key name>`` for an API call."""
 
 
 class PointsReversed(_PointsMovement):

@@ -434,6 +434,8 @@ class Coupon(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     transaction_id: Mapped[int | None] = mapped_column(LedgerId, default=None)
+    # Who issued it: the admin user's login, ``api:<key name>``; None where no one asked.
+    issued_by: Mapped[str | None] = mapped_column(String(200), default=None)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     used_order_id: Mapped[str | None] = mapped_column(String(64), default=None)
 

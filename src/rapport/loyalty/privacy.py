@@ -217,7 +217,12 @@ EXPORTED_COLUMNS = {
                 "used_at",
                 "used_order_id",
             ),
-            left_out={"transaction_id": _JOURNAL_ROW, "customer_id": _THEIR_ID},
+            left_out={
+                "transaction_id": _JOURNAL_ROW,
+                "customer_id": _THEIR_ID,
+                "issued_by": "who on the retailer's staff issued it (an admin's login or an API "
+                "key): staff's data, not theirs",
+            },
         ),
         ExportedColumns(
             "loyalty_referral_codes",
@@ -274,7 +279,7 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
                 for a in db.execute(select(ACCOUNTS).where(ACCOUNTS.c.account_id.in_(ids)))
             ],
             "transactions": [
-                EXPORTED_COLUMNS["loyalty_transactions"].row(t)
+                _without_staff(EXPORTED_COLUMNS["loyalty_transactions"].row(t))
                 for t in db.execute(
                     select(TRANSACTIONS)
                     .where(TRANSACTIONS.c.customer_id.in_(ids))
@@ -324,6 +329,15 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
             "referrals": referrals,
         }
     }
+
+
+def _without_staff(shown: dict[str, Any]) -> dict[str, Any]:
+    """A journal row as exported: an adjustment's ``details.by`` (who on the retailer's staff
+    made it) is staff's data, not theirs, and is left out."""
+    details = shown.get("details")
+    if isinstance(details, dict) and "by" in details:
+        shown["details"] = {k: v for k, v in details.items() if k != "by"}
+    return shown
 
 
 _MODELS: dict[str, Any] = {

@@ -123,6 +123,8 @@ class MovementOut(StrictModel):
     order_id: str | None
     rule_id: str | None
     created_at: datetime
+    by: str | None = None
+    """Who made an adjustment: the admin user's login, or ``api:<key name>``."""
 
 
 StatementOut = Page[MovementOut]

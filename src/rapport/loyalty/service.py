@@ -30,7 +30,12 @@ from rapport.loyalty.ledger.balances import (
 )
 from rapport.loyalty.ledger.expiry import ExpiryRun, expire_lots
 from rapport.loyalty.ledger.invariants import invariant_violations
-from rapport.loyalty.ledger.journal import MAX_POINTS_PER_COMMAND, BeforeCommit, Posted
+from rapport.loyalty.ledger.journal import (
+    MANUAL_POINTS_MAX,
+    MAX_POINTS_PER_COMMAND,
+    BeforeCommit,
+    Posted,
+)
 from rapport.loyalty.ledger.liability import Liability, liability
 from rapport.loyalty.ledger.movements import InsufficientPoints, adjust, earn, redeem
 from rapport.loyalty.ledger.one_statement import earn_now, redeem_now
@@ -46,6 +51,7 @@ from rapport.loyalty.ledger.settings import Program, add_months, configure_progr
 from rapport.loyalty.privacy import PRIVACY_TABLES, erase_customer_data, export_customer_data
 
 __all__ = [
+    "MANUAL_POINTS_MAX",
     "MAX_POINTS_PER_COMMAND",
     "PRIVACY_TABLES",
     "BeforeCommit",

@@ -47,6 +47,7 @@ class Movement:
     order_id: str | None
     rule_id: str | None
     created_at: datetime
+    by: str | None = None  # who made an adjustment (``details.by``)
 
 
 def balance(db: Session, *, customer_id: str) -> int:
@@ -140,6 +141,7 @@ def statement(
             order_id=row.order_id,
             rule_id=row.rule_id,
             created_at=clock.as_utc(row.created_at),
+            by=(row.details or {}).get("by"),
         )
         for row in db.execute(query)
     ]

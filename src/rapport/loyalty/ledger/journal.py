@@ -21,6 +21,9 @@ from rapport.platform.errors import InvalidInput
 # One command never moves more points than this (far beyond any real basket, well inside
 # 64-bit sums, and a guard against a typo of a few zeros).
 MAX_POINTS_PER_COMMAND = 100_000_000
+# The most points a staff member gives by hand in one action: goodwill points from the
+# customer page, a ticket's apology points (admin form and API alike).
+MANUAL_POINTS_MAX = 10_000
 # (balance, debt) of a member account; (id, remaining) of a lot.
 AccountRow = Row[Any, Any]
 LotRow = Row[Any, Any]

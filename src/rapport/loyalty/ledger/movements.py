@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rapport.loyalty.events import PointsAdjusted, PointsEarned, PointsRedeemed
@@ -20,7 +20,7 @@ from rapport.loyalty.ledger.journal import (
     check_points,
     finish,
 )
-from rapport.loyalty.ledger.tables import ACCOUNTS
+from rapport.loyalty.ledger.tables import ACCOUNTS, TRANSACTIONS
 from rapport.loyalty.models import ADJUSTMENTS, ISSUED, REDEEMED
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
@@ -217,11 +217,14 @@ def adjust(
     points: int,
     reason: str,
     expires_at: datetime | None = None,
+    actor: str | None = None,
     before_commit: BeforeCommit | None = None,
     commit: bool = True,
 ) -> Posted:
     """A correction by staff: add points (a new lot) or remove them (oldest lots first,
-    never below zero). Corrections are new transactions; nothing is edited."""
+    never below zero). Corrections are new transactions; nothing is edited. ``actor`` is who
+    made it (an admin user's login, ``api:<key name>``): kept in the transaction's
+    ``details`` as ``by`` and in the event."""
     check_points(points, allow_negative=True)
     if not reason.strip():
         raise InvalidInput("Say why the points are adjusted", field="reason")
@@ -249,11 +252,18 @@ def adjust(
             reason=reason,
             order_id=None,
         )
+    if actor:
+        db.execute(
+            update(TRANSACTIONS)
+            .where(TRANSACTIONS.c.id == posted.transaction_id)
+            .values(details={"by": actor})
+        )
     fact = PointsAdjusted(
         transaction_id=posted.transaction_id,
         points=posted.points,
         balance=posted.balance,
         reason=reason,
+        by=actor,
     )
     return finish(
         db, posted, fact, channel="call_center", before_commit=before_commit, commit=commit

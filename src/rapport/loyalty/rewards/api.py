@@ -162,6 +162,10 @@ class CouponOut(BaseModel):
     expires_at: str
     used_at: str | None
     used_order_id: str | None
+    issued_by: str | None = Field(
+        default=None,
+        description="Who issued it: the admin user's login, or api:<key name> for an API call",
+    )
 
 
 class ValidateIn(StrictModel):
@@ -219,6 +223,7 @@ def _coupon_out(coupon: Coupon) -> dict[str, Any]:
         expires_at=clock.as_utc(coupon.expires_at).isoformat(),
         used_at=iso_or_none(coupon.used_at),
         used_order_id=coupon.used_order_id,
+        issued_by=coupon.issued_by,
     ).model_dump(mode="json")
 
 
@@ -267,6 +272,7 @@ def redeem_reward(
             db,
             customer_id=customers.resolve_customer_ref(db, ref=customer_id),
             reward_id=reward_id,
+            issued_by=f"api:{key.name}",
             before_commit=hook,
         ),
         render=_coupon_out,

@@ -118,10 +118,12 @@ def redeem_reward(
     customer_id: str,
     reward_id: str,
     channel: str = "web",
+    issued_by: str | None = None,
     before_commit: CouponHook | None = None,
 ) -> Coupon:
     """Spend the reward's points and issue its single-use coupon, valid ``valid_days`` from
-    now, in one transaction. Not enough points is the ledger's
+    now, in one transaction; ``issued_by`` is who asked (an admin user's login,
+    ``api:<key name>``). Not enough points is the ledger's
     :class:`~rapport.loyalty.service.InsufficientPoints`, and no coupon is issued. An erased
     customer is refused (422 naming ``customer_id``)."""
     customer_id = _coupon_holder(db, customer_id)
@@ -156,6 +158,7 @@ def redeem_reward(
                 "issued_at": now,
                 "expires_at": now + timedelta(days=cast(int, terms["valid_days"])),
                 "transaction_id": posted.transaction_id,
+                "issued_by": issued_by,
             },
             code=None,
         )
@@ -186,10 +189,12 @@ def create_campaign_coupon(
     min_subtotal_minor: int = 0,
     categories: Sequence[str] = (),
     stackable: bool = True,
+    issued_by: str | None = None,
 ) -> Coupon:
     """A coupon from a campaign, usable once by anyone (``customer_id`` None) or by one
     customer, who must not have been erased (422 naming ``customer_id``). ``code`` may be
-    chosen (e.g. printed on a flyer) or drawn at random."""
+    chosen (e.g. printed on a flyer) or drawn at random. ``issued_by``: who issued it (an
+    admin user's login, ``api:<key name>``)."""
     if customer_id is not None:
         customer_id = _coupon_holder(db, customer_id)
     check_coupon_terms(
@@ -216,6 +221,7 @@ def create_campaign_coupon(
                 "stackable": stackable,
                 "issued_at": now,
                 "expires_at": expires_at,
+                "issued_by": issued_by,
             },
             code=chosen,
         )
