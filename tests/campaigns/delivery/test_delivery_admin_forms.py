@@ -135,3 +135,31 @@ def test_the_customer_panel_lists_newest_first_by_the_time_it_shows(
     panel = admin.get(f"/admin/campaigns/customers/{person}/panel").text
     # queued first but sent last, it is the newest of what the panel shows
     assert panel.index(">Early</a>") < panel.index(">Later</a>")
+
+
+def test_every_refused_field_is_said_at_once(admin: TestClient, db: Session) -> None:
+    """Where the form's bounds and the service's own check (a URL's scheme, a time zone's
+    name) each refused a field, only the first group showed; the rest one resubmit later."""
+    before = sending_policy(db)
+    action = f"{POLICY}/email"
+    fields = page_form(admin.get(POLICY).text, action=action)
+    for field, value in {
+        "cap_messages": "-1",
+        "quiet_start": "24",
+        "default_time_zone": "Mars/Olympus",
+    }.items():
+        fields = typed(fields, field, value)
+    answer = post_form(admin, action, fields)
+    assert answer.status_code == 422
+    for field in ("cap_messages", "quiet_start", "default_time_zone"):
+        assert _error(answer.text, field), field
+    db.expire_all()
+    assert sending_policy(db) == before
+
+    form = page_form(admin.get("/admin/webhooks").text, action="/admin/webhooks")
+    bad = typed(typed(form, "url", "ftp://x"), "max_attempts", "0")
+    refused = post_form(admin, "/admin/webhooks", typed(bad, "name", "CRM"))
+    assert refused.status_code == 422
+    assert _error(refused.text, "url")
+    assert _error(refused.text, "max_attempts")
+    assert db.scalar(select(func.count()).select_from(WebhookEndpoint)) == 0

@@ -4,6 +4,7 @@ channel), and webhook endpoints with their recent tries and dead deliveries to r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -216,6 +217,22 @@ POLICY_SAID = {
 }
 
 
+def _service_refusals(
+    errors: dict[str, str], said: dict[str, str], checks: dict[str, Callable[[], object]]
+) -> None:
+    """Add the message of each field the service's own check refuses (a URL's scheme, a time
+    zone's name) where the form's check let it through, so a refused form shows every error
+    at once rather than one group per try."""
+    for name, check in checks.items():
+        if name in errors:
+            continue
+        try:
+            check()
+        except Problem as problem:
+            if problem.field == name:
+                errors[name] = said[name]
+
+
 @router.get("/admin/deliveries/policy", response_class=HTMLResponse)
 def policy_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
     return _policy_page(request, db, user)
@@ -261,6 +278,17 @@ def save_policy(
         name: POLICY_SAID.get(name, said)
         for name, said in field_messages(PolicyForm, fields, labels=POLICY_LABELS).items()
     }
+    if "default_time_zone" in fields:
+        zone = {"default_time_zone": fields["default_time_zone"]}
+        _service_refusals(
+            errors,
+            POLICY_SAID,
+            {
+                "default_time_zone": lambda: policy.check_policy_changes(
+                    channel=channel, changes=zone
+                )
+            },
+        )
     if not errors:
         try:
             policy.update_sending_policy(
@@ -365,6 +393,7 @@ def create_webhook(
         name: WEBHOOK_SAID.get(name, said)
         for name, said in field_messages(WebhookForm, typed, labels=WEBHOOK_LABELS).items()
     }
+    _service_refusals(errors, WEBHOOK_SAID, {"url": lambda: webhooks.check_url(typed["url"])})
     if not errors:
         form = WebhookForm.model_validate(typed)
         try:
