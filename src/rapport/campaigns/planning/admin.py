@@ -36,6 +36,7 @@ from rapport.platform.admin import (
     redirect_saying,
     render,
     shown_moment,
+    typed_list,
 )
 from rapport.platform.charts import Chart, Series, Unit
 from rapport.platform.db import DbSession
@@ -167,7 +168,10 @@ def campaign_changes(fields: dict[str, str], stored_trigger: dict[str, Any]) -> 
     rebuilt from its carried parts over the stored one."""
     changes = _form_changes(CampaignForm, fields)
     if "categories" in changes:
-        changes["categories"] = [c.strip() for c in changes["categories"].split(",") if c.strip()]
+        try:
+            changes["categories"] = typed_list(changes["categories"])
+        except ValueError as unreadable:
+            raise InvalidInput(f"Categories: {unreadable}", field="categories") from None
     trigger_parts = _form_changes(TriggerForm, fields)
     if trigger_parts:
         trigger = dict(stored_trigger)
