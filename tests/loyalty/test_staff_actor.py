@@ -17,7 +17,7 @@ from rapport.loyalty.models import Coupon
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from tests.conftest import auth, command
 from tests.loyalty.factories import make_customer
-from tests.platform.admin_forms import ADMIN_EMAIL, csrf_token
+from tests.platform.admin_forms import ADMIN_EMAIL, csrf_token, page_form, post_form, typed
 
 
 def _adjusted_events(db: Session, customer_id: str) -> list[dict]:
@@ -152,3 +152,15 @@ def test_points_given_by_hand_have_one_cap() -> None:
     from rapport.loyalty.admin import GOODWILL_MAX
 
     assert loyalty.MANUAL_POINTS_MAX == GOODWILL_MAX == APOLOGY_POINTS_MAX == 10_000
+
+
+def test_a_coupon_campaign_from_the_coupons_page_names_the_admin_user(
+    admin: TestClient, db: Session
+) -> None:
+    # when a set of coupons is made on the Coupons page
+    fields = page_form(admin.get("/admin/loyalty/coupons").text, action="/admin/loyalty/coupons")
+    fields = typed(typed(typed(fields, "rule", "flyer"), "value", "5"), "count", "2")
+    assert post_form(admin, "/admin/loyalty/coupons", fields).status_code == 303
+    # then every coupon of the set names the admin who made it
+    db.expire_all()
+    assert [c.issued_by for c in db.query(Coupon)] == [ADMIN_EMAIL, ADMIN_EMAIL]

@@ -448,13 +448,23 @@ def _refused(
 ) -> Response:
     """A refused action: the panel again with the message at its field (htmx), or back to
     the customer page with the message naming the field."""
+    return _refused_fields(request, db, customer_id, {field: detail}, typed)
+
+
+def _refused_fields(
+    request: Request,
+    db: Any,
+    customer_id: str,
+    errors: dict[str, str],
+    typed: dict[str, str],
+) -> Response:
+    """:func:`_refused` for every field a form got wrong at once, so the agent mends them in
+    one go rather than one resubmit each."""
     if _is_htmx(request):
         # 422 with the panel: the shell tells htmx to swap a 422 in (base.html), so the agent
-        # sees the message at its field.
-        return _panel(
-            request, db, customer_id, errors={field: detail}, typed=typed, status_code=422
-        )
-    return _to_customer(request, customer_id, detail)
+        # sees each message at its field.
+        return _panel(request, db, customer_id, errors=errors, typed=typed, status_code=422)
+    return _to_customer(request, customer_id, "; ".join(errors.values()))
 
 
 class GoodwillForm(BaseModel):
@@ -479,24 +489,18 @@ def give_goodwill_points(
     if _is_erased(db, customer_id):
         return _refused_erased(request, db, customer_id, "points")
     points = _number(typed["points"])
-    if points is None or not 1 <= points <= GOODWILL_MAX:
-        return _refused(
-            request,
-            db,
-            customer_id,
-            "points",
-            f"Points: a whole number from 1 to {GOODWILL_MAX:,}",
-            typed,
-        )
     choice, note = typed["reason"].strip(), " ".join(typed["note"].split())
+    errors: dict[str, str] = {}
+    if points is None or not 1 <= points <= GOODWILL_MAX:
+        errors["points"] = f"Points: a whole number from 1 to {GOODWILL_MAX:,}"
     if choice not in GOODWILL_REASONS:
-        return _refused(request, db, customer_id, "reason", "Reason: choose one", typed)
+        errors["reason"] = "Reason: choose one"
     if choice == "Other" and not note:
-        return _refused(
-            request, db, customer_id, "note", "Reason: say why in the note for Other", typed
-        )
-    if len(note) > 300:
-        return _refused(request, db, customer_id, "note", "Note: at most 300 characters", typed)
+        errors["note"] = "Reason: say why in the note for Other"
+    elif len(note) > 300:
+        errors["note"] = "Note: at most 300 characters"
+    if errors or points is None:
+        return _refused_fields(request, db, customer_id, errors, typed)
     token = fields.get("token", "").strip()
     if not token:
         return _refused(

@@ -414,6 +414,7 @@ def create_coupons(
                     min_subtotal_minor=basket,
                     categories=categories,
                     stackable=stackable,
+                    issued_by=user.email,
                 )
                 issued.append(coupon.code)
         except Problem as problem:
