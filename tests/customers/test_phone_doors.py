@@ -140,3 +140,48 @@ def test_erasing_a_national_contact_phone_kept_from_before_blocks_no_other_numbe
         headers=auth(writer),
     )
     assert sent.status_code == 201, sent.text
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("+44 (0)20 7946 0958", "+442079460958"),
+        ("0044 (0)20 7946 0958", "+442079460958"),
+        ("+44(0)2079460958", "+442079460958"),
+        ("0044 20 7946 0958", "+442079460958"),
+        ("+49 (0)30 123456", "+4930123456"),
+        ("0041 (0) 44 668 18 00", "+41446681800"),
+        # only a bracketed trunk 0 right after the country code is dropped
+        ("+39 06 1234 5678", "+390612345678"),
+        ("+44 20 (0)7946 0958", "+442007946" + "0958"),
+        ("+33 (6) 12-34-56-78", "+33612345678"),
+    ],
+)
+def test_a_bracketed_trunk_zero_after_the_country_code_is_dropped(written, stored) -> None:
+    from rapport.platform.identity import canonical_phone, normalise_identity
+
+    assert canonical_phone(written) == stored
+    assert normalise_identity("phone", written) == stored
+
+
+def test_the_bracketed_trunk_form_finds_the_person_the_00_form_signed_up(
+    client, api_key, db
+) -> None:
+    # given a customer who signed up with the 00 form
+    made = client.post(
+        "/v1/customers", json={"phone": "0044 20 7946 0958"}, headers=command(api_key("write"))
+    )
+    assert made.status_code == 201, made.text
+
+    # when they identify with the UK form, the trunk 0 in brackets
+    identified = client.post(
+        "/v1/customers/identify",
+        json={"identities": {"phone": "+44 (0)20 7946 0958"}},
+        headers=command(api_key("write")),
+    )
+
+    # then it is the same person and the same number
+    assert identified.status_code == 200, identified.text
+    assert identified.json()["customer_id"] == made.json()["customer_id"]
+    assert identified.json()["phone"] == "+442079460958"
+    assert customers.count_customers(db) == 1

@@ -21,6 +21,9 @@ _EMAIL = re.compile(EMAIL_PATTERN)
 # A phone number as a person types one: digits, spaces, brackets and dashes, "+" first.
 PHONE_PATTERN = r"^\+?[0-9 ()\-]{5,40}$"
 _PHONE = re.compile(PHONE_PATTERN)
+# A trunk 0 in brackets right after the country code, as the UK, Germany and Switzerland
+# write a number (+44 (0)20 7946 0111, 0049 (0)30 123456): the 0 is dialled only at home.
+_BRACKETED_TRUNK = re.compile(r"^(\+|\+?00)\s*([1-9][0-9]{0,2})\s*\(0\)")
 # The longest value each identity kind may have, wherever it is given (sign-up, identify, a
 # new identity): an external id is a customer reference, so no longer than one.
 IDENTITY_MAX_LENGTHS = {
@@ -68,7 +71,8 @@ def identity_problem(kind: str, value: str) -> str | None:
 def canonical_phone(value: str) -> str:
     """``value`` in the one form Rapport keeps a phone number in, whichever door it comes
     through (sign-up, identify, tracking, imports): ``+`` and digits, the ``00`` prefix read
-    as ``+`` (``+33 6 12 34 56 78`` and ``0033 6 12 34 56 78`` are ``+33612345678``), which is
+    as ``+`` (``+33 6 12 34 56 78`` and ``0033 6 12 34 56 78`` are ``+33612345678``) and a
+    trunk ``(0)`` after the country code dropped (``+44 (0)20 7946 0958``), which is
     the phone identity's form, so a person is one number in the profile, the identities, the
     erasure blocklist and an export. Raises ``ValueError`` saying in a person's words why
     ``value`` is no such number: unreadable, or national (no country code)."""
@@ -151,12 +155,15 @@ def _is_national(phone: str) -> bool:
 
 def normalise_identity(kind: str, value: str) -> str:
     """Canonical form: emails lower-cased, phones as ``+`` and digits (the international
-    ``00`` prefix read as ``+``: ``0033 6 12 34 56 78`` is ``+33612345678``; a national
-    number, which names no country, is no phone identity: ``""``), others trimmed."""
+    ``00`` prefix read as ``+``: ``0033 6 12 34 56 78`` is ``+33612345678``; a trunk ``(0)``
+    in brackets right after the country code dropped: ``+44 (0)20 7946 0958`` is
+    ``+442079460958``; a national number, which names no country, is no phone identity:
+    ``""``), others trimmed."""
     value = value.strip()
     if kind == "email":
         return value.lower()
     if kind == "phone":
+        value = _BRACKETED_TRUNK.sub(r"\1\2 ", value)
         if _is_national(value):
             return ""
         digits = _NOT_PHONE_DIGIT.sub("", value)
