@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from rapport.campaigns.delivery import webhooks
 from rapport.campaigns.delivery.sending import dispatch_batch
 from rapport.campaigns.models import WebhookEndpoint
+from rapport.campaigns.planning import editing, launching
 from rapport.campaigns.planning import jobs as planning_jobs
 from rapport.platform import clock
 from rapport.platform.models import Job
@@ -294,3 +295,24 @@ def test_an_email_launch_without_a_sender_address_is_refused_saying_what_to_set(
     assert refused.json()["field"] == "channel"
     assert "set RAPPORT_SMTP_FROM" in refused.json()["detail"]
     assert client.get(path, headers=read).json()["status"] == "draft"
+
+
+def test_a_sent_campaigns_messages_are_kept_as_sent_over_http(client, api_key, db: Session) -> None:
+    """The API refuses a launched one-off's message like the admin does (409): the message
+    sent and a new locale alike; the stored message stays what was sent."""
+    write = auth(api_key("write"))
+    make_customer(db)
+    campaign = _new_campaign(client, write, make_segment(db))
+    path = f"/v1/campaigns/{campaign['id']}"
+    sent = {"subject": "Hello {{ first_name }}", "body": "<p>Autumn</p>"}
+    assert client.put(f"{path}/templates/email/en", json=sent, headers=write).status_code == 200
+    launching.launch_campaign(db, campaign_id=campaign["id"])
+    changed = {"subject": "CHANGED AFTER SEND", "body": "<p>changed</p>"}
+    for locale in ("en", "fr"):
+        refused = client.put(f"{path}/templates/email/{locale}", json=changed, headers=write)
+        assert refused.status_code == 409, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "write a new campaign" in refused.json()["detail"]
+    db.expire_all()
+    [stored] = editing.get_templates(db, campaign_id=campaign["id"])
+    assert (stored.subject, stored.body) == (sent["subject"], sent["body"])

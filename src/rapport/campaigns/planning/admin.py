@@ -22,7 +22,7 @@ from sqlalchemy import select
 from rapport.campaigns.delivery.queueing import has_waiting
 from rapport.campaigns.delivery.rendering import RenderedMessage, render_message
 from rapport.campaigns.delivery.sending import send_test
-from rapport.campaigns.models import CHANNELS, Campaign, Segment, WebhookEndpoint
+from rapport.campaigns.models import CHANNELS, Segment, WebhookEndpoint
 from rapport.campaigns.planning import editing, launching, results
 from rapport.campaigns.planning.previews import sample_context
 from rapport.catalog import service as catalog
@@ -40,7 +40,7 @@ from rapport.platform.admin import (
 )
 from rapport.platform.charts import Chart, Series, Unit
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Conflict, InvalidInput, Problem
+from rapport.platform.errors import InvalidInput, Problem
 from rapport.platform.models import AdminUser
 from rapport.platform.paging import PageParams, PageRequest
 
@@ -61,18 +61,9 @@ def _back(request: Request, path: str, message: str) -> RedirectResponse:
     return redirect_saying(request, path, message)
 
 
-# Why a launched one-off or scheduled campaign's messages show read-only.
-MESSAGES_FIXED = (
-    "This campaign has been launched: its messages are what its customers were sent, so they "
-    "no longer change (results compare what was sent); write a new campaign for a new message"
-)
-
-
-def messages_fixed(campaign: Campaign) -> bool:
-    """Whether the campaign's messages are what was sent and no longer change: a one-off or
-    scheduled campaign of the retailer's once launched (a failed launch sent nothing).
-    Triggered and Rapport's own campaigns keep sending, so their next message may change."""
-    return campaign.key is None and campaign.kind != "triggered" and campaign.started_at is not None
+# Why a launched one-off or scheduled campaign's messages show read-only (the service's rule).
+MESSAGES_FIXED = editing.MESSAGES_FIXED
+messages_fixed = editing.messages_fixed
 
 
 def _editor(campaign_id: int) -> str:
@@ -399,9 +390,6 @@ def save_template(
     """Saves a message; a refused one (a template that does not parse, a name it does not
     know) comes back in its own form as typed, the reason beside its field (422)."""
     try:
-        campaign = editing.get_campaign(db, campaign_id=campaign_id)
-        if messages_fixed(campaign):
-            raise Conflict(MESSAGES_FIXED, field="body")
         editing.set_template(
             db,
             campaign_id=campaign_id,

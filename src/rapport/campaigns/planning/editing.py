@@ -30,7 +30,7 @@ from rapport.campaigns.models import (
 )
 from rapport.catalog import service as catalog
 from rapport.platform import clock
-from rapport.platform.errors import InvalidInput, NotFound, pinpointed
+from rapport.platform.errors import Conflict, InvalidInput, NotFound, pinpointed
 from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.schemas import StrictModel
 
@@ -57,6 +57,13 @@ FIXED_ONCE_LAUNCHED = (
 EDITABLE_STATUSES = ("draft", "scheduled", "paused", "active", "failed")
 # What may change whatever the status (a longer window measures a sent campaign longer).
 ALWAYS_EDITABLE = ("name", "conversion_days")
+
+# Why a launched one-off or scheduled campaign's messages no longer change (``set_template``
+# refuses them, 409, from the admin and the API alike; the editor shows them read-only).
+MESSAGES_FIXED = (
+    "This campaign has been launched: its messages are what its customers were sent, so they "
+    "no longer change (results compare what was sent); write a new campaign for a new message"
+)
 
 # Whole numbers JSON carries exactly (and every database stores).
 SafeInt = Annotated[int, Field(ge=-(2**53), le=2**53)]
@@ -375,6 +382,13 @@ def occasion_names(campaign: Campaign) -> tuple[str, ...]:
     return ()
 
 
+def messages_fixed(campaign: Campaign) -> bool:
+    """Whether the campaign's messages are what was sent and no longer change: a one-off or
+    scheduled campaign of the retailer's once launched (a failed launch sent nothing).
+    Triggered and Rapport's own campaigns keep sending, so their next message may change."""
+    return campaign.key is None and campaign.kind != "triggered" and campaign.started_at is not None
+
+
 def set_template(
     db: Session,
     *,
@@ -385,8 +399,12 @@ def set_template(
     body: str,
     edited: bool = True,
 ) -> CampaignTemplate:
-    """Save the message for ``channel`` in ``locale`` (created or replaced); commits."""
-    campaign = get_campaign(db, campaign_id=campaign_id)
+    """Save the message for ``channel`` in ``locale`` (created or replaced); commits. A
+    launched one-off or scheduled campaign's messages are kept as sent (409,
+    ``messages_fixed``), a new locale's too."""
+    campaign = _locked(db, campaign_id)
+    if messages_fixed(campaign):
+        raise Conflict(MESSAGES_FIXED, field="body")
     template = _put_template(
         db, campaign=campaign, channel=channel, locale=locale, subject=subject, body=body
     )
