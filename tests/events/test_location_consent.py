@@ -238,3 +238,97 @@ def test_a_refused_message_is_kept_without_its_coordinates(client, api_key, db) 
         "properties": {"sku": "W-1"},
         "context": {"location": {"city": "Berlin"}, "locale": "de-DE"},
     }
+
+
+def test_a_persons_coordinates_never_ride_in_as_traits_or_a_location_object(
+    client, api_key, db
+) -> None:
+    key = api_key("ingest")
+    refusal = {
+        "type": "track",
+        "event": "Consent Changed",
+        "anonymousId": "anon-geo-2",
+        "messageId": "g-0",
+        "timestamp": NOW.isoformat(),
+        "properties": {"purpose": "location", "granted": False},
+    }
+    marseille = {"latitude": 43.2965, "longitude": 5.3698}
+    identify = {
+        "type": "identify",
+        "anonymousId": "anon-geo-2",
+        "userId": "geo-2",
+        "messageId": "g-1",
+        "timestamp": NOW.isoformat(),
+        "traits": {"email": "geo2@example.com", **marseille},
+    }
+    tracked_call = {
+        "type": "track",
+        "event": "Store Searched",
+        "anonymousId": "anon-geo-2",
+        "messageId": "g-2",
+        "timestamp": NOW.isoformat(),
+        "properties": {"query": "bikes", "location": {"lat": 43.3, "lon": 5.37, "city": "X"}},
+        "context": {"traits": {"plan": "gold", **marseille, "location": {"lat": 43.3}}},
+    }
+    batch = {"batch": [refusal, identify, tracked_call]}
+    answer = client.post("/v1/batch", json=batch, headers=basic_auth(key))
+    assert answer.json()["accepted"] == 3, answer.text
+
+    assert _stored(db, "g-1").properties == {"traits": {"email": "geo2@example.com"}}
+    searched = _stored(db, "g-2")
+    assert searched.properties == {"query": "bikes", "location": {"city": "X"}}
+    assert searched.context["traits"] == {"plan": "gold"}
+
+    # and the profile never gets them as custom attributes
+    from rapport.customers import service as customers
+    from rapport.events.processors import GAP_PATIENCE
+    from tests.customers.factories import process
+
+    clock.set_clock(lambda: NOW + GAP_PATIENCE + timedelta(seconds=1))
+    process(db)
+    person = customers.find_customer(db, kind="external_id", value="geo-2")
+    assert person is not None
+    db.refresh(person)
+    assert not {"latitude", "longitude", "lat", "lon", "location"} & set(person.attributes)
+
+
+def test_a_refused_messages_traits_are_kept_without_coordinates(client, api_key, db) -> None:
+    key = api_key("ingest")
+    refused = {
+        "type": "identify",
+        "anonymousId": "anon-rt",
+        "messageId": "rt-1",
+        "traits": {"email": "not an address", "latitude": 43.2965, "longitude": 5.3698},
+        "context": {"traits": {"lat": 43.2, "plan": "gold"}},
+    }  # an email that is no address: refused
+    answer = client.post("/v1/batch", json={"batch": [refused]}, headers=basic_auth(key))
+    assert answer.json()["rejected"] == 1, answer.text
+    kept = db.scalar(select(DeadLetter).where(DeadLetter.event_id == "rt-1"))
+    assert kept is not None
+    assert orjson.loads(kept.raw) == {
+        **refused,
+        "traits": {"email": "not an address"},
+        "context": {"traits": {"plan": "gold"}},
+    }
+
+
+def test_a_venue_events_point_is_kept_without_anyones_consent(client, api_key, db) -> None:
+    body = {
+        "event_id": "cup-final-2026-y",
+        "type": "venue_event",
+        "channel": "app",
+        "anonymous_id": "venue:parc-des-princes",
+        "occurred_at": NOW.isoformat(),
+        "properties": {
+            "name": "Cup final",
+            "result": "won",
+            "latitude": 48.8414,
+            "longitude": 2.2530,
+        },
+        "context": CONTEXT,
+    }
+    answer = client.post("/v1/events", json=body, headers=auth(api_key("ingest")))
+    assert answer.status_code == 201, answer.text
+    stored = _stored(db, "cup-final-2026-y")
+    assert stored.properties == body["properties"]
+    assert "location" not in stored.context  # the sender's own device stays private

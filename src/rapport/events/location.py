@@ -32,6 +32,10 @@ LOCATION_PURPOSE = "location"
 # them (Rapport's ``{lat, lon}``, Segment's ``{latitude, longitude}``).
 COORDINATE_KEYS = ("lat", "lon", "latitude", "longitude")
 _COORDINATE_KEYS = frozenset(COORDINATE_KEYS)
+# Event types about a place, not a person: their properties' coordinates are the place's (a
+# venue event's ``latitude``/``longitude``, the point a triggered campaign's radius is drawn
+# around) and are kept whoever sent them. Their context's are still the sender's.
+PLACE_EVENT_TYPES = frozenset({"venue_event"})
 
 # A person as a tracking event names them: (user id, visitor id), either may be None.
 TrackedPerson = tuple[str | None, str | None]
@@ -109,30 +113,53 @@ def _unlocated(holder: dict[str, Any]) -> dict[str, Any]:
     return unlocated
 
 
+def _pointless(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` (properties, traits) without its own coordinates and its location's."""
+    if _holds_coordinate(document):
+        document = _without(document, _COORDINATE_KEYS)
+    return _unlocated(document)
+
+
+def _traitless(holder: dict[str, Any]) -> dict[str, Any]:
+    """``holder`` with its ``traits`` (an identify call's, ``context.traits``) without their
+    coordinates: a person's coordinates sent as traits would become profile attributes."""
+    traits = holder.get("traits")
+    if not isinstance(traits, dict):
+        return holder
+    kept = _pointless(traits)
+    return holder if kept is traits else {**holder, "traits": kept}
+
+
+def about_a_place(event_type: Any) -> bool:
+    """Whether events of this type say where a place is (a venue), not where a person was."""
+    return event_type in PLACE_EVENT_TYPES
+
+
 def has_coordinates(event: NewEvent) -> bool:
     """Whether the event holds a coordinate anywhere :func:`without_coordinates` removes one."""
     properties, context = event["properties"], event["context"]
-    if _holds_coordinate(properties) or _located(context):
-        return True
-    segment = context.get("segment")
-    return isinstance(segment, dict) and _located(segment)
+    left = bare(event["type"], properties, context)
+    return left[0] is not properties or left[1] is not context
 
 
 def without_coordinates(event: NewEvent) -> NewEvent:
-    """A copy of the event without its coordinates; the rest (a city, a country) stays."""
+    """A copy of the event without its person's coordinates; the rest (a city, a country,
+    a venue's point) stays."""
     copy = event.copy()
-    copy["properties"], copy["context"] = bare(event["properties"], event["context"])
+    copy["properties"], copy["context"] = bare(event["type"], event["properties"], event["context"])
     return copy
 
 
 def bare(
-    properties: dict[str, Any], context: dict[str, Any]
+    event_type: Any, properties: dict[str, Any], context: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """An event's properties and context without its coordinates (a document that holds
-    none is returned as it is, not copied)."""
-    if _holds_coordinate(properties):
-        properties = _without(properties, _COORDINATE_KEYS)
-    context = _unlocated(context)
+    """An event's properties and context without its person's coordinates (a document that
+    holds none is returned as it is, not copied): the properties' own and their
+    ``location``'s and ``traits``' (but an event about a place keeps its properties), the
+    context's ``location``, ``segment.location`` and ``traits``."""
+    if not about_a_place(event_type):
+        properties = _traitless(_pointless(properties))
+    context = _traitless(_unlocated(context))
     segment = context.get("segment")
     if isinstance(segment, dict) and _located(segment):
         kept = _unlocated(segment)
@@ -141,17 +168,19 @@ def bare(
 
 
 def message_without_coordinates(message: Any) -> Any:
-    """A tracking message as sent (any JSON value) without the coordinates of its
-    ``properties`` and ``context``: for keeping one that was refused, whose person's choice
-    is never asked (a refused message is no one's event)."""
+    """A tracking message as sent (any JSON value) without its person's coordinates: its
+    ``properties``' and ``context``'s as :func:`bare` leaves them, and its ``traits``' (an
+    identify call's); for keeping one that was refused, whose person's choice is never
+    asked (a refused message is no one's event)."""
     if not isinstance(message, dict):
         return message
     documents = [message.get(name) for name in ("properties", "context")]
     sent = [document if isinstance(document, dict) else {} for document in documents]
-    unlocated = bare(sent[0], sent[1])
+    unlocated = bare(message.get("type"), sent[0], sent[1])
+    kept = _traitless(message)
     if unlocated[0] is sent[0] and unlocated[1] is sent[1]:
-        return message
-    kept = dict(message)
+        return kept
+    kept = dict(kept)
     for name, document, left in zip(("properties", "context"), documents, unlocated, strict=True):
         if isinstance(document, dict):
             kept[name] = left

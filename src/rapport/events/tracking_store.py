@@ -578,4 +578,6 @@ def _same_event(event: NewEvent, other: Any) -> bool:
         event[name] == other[name]  # type: ignore[literal-required]
         for name in _COMPARED
         if name not in ("properties", "context")
-    ) and bare(event["properties"], event["context"]) == bare(other["properties"], other["context"])
+    ) and bare(event["type"], event["properties"], event["context"]) == bare(
+        other["type"], other["properties"], other["context"]
+    )
