@@ -172,6 +172,29 @@ def test_a_bad_rate_limit_setting_is_named(database, monkeypatch, variable) -> N
     assert "Correct it in the environment" in said
 
 
+@pytest.mark.parametrize("storage", ["bogus://x", "memcached", "redis:6379"])
+def test_a_bad_rate_limit_storage_is_named_with_the_forms_taken(
+    database, monkeypatch, storage
+) -> None:
+    # given a migrated database and a rate-limit storage that is none
+    upgrade(database)
+    monkeypatch.setenv("RAPPORT_RATE_LIMIT_STORAGE", storage)
+    get_settings.cache_clear()
+    # when serve starts, then it refuses naming the setting and the forms it takes
+    result = _rapport("serve", "--port", str(_free_port()))
+    said = _said(result)
+    assert result.exit_code == 2, said
+    assert (
+        f"A setting is wrong: RAPPORT_RATE_LIMIT_STORAGE: {storage!r} is not a rate-limit storage"
+        in said
+    )
+    assert "redis://host:6379" in said
+    assert "memcached://host:11211" in said
+    assert "Value error" not in said
+    assert "Unexpected" not in said
+    assert "Correct it in the environment" in said
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

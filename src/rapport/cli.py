@@ -155,7 +155,8 @@ def explain(error: Exception) -> tuple[str, str]:
         )
     if isinstance(error, ValidationError):
         problems = "; ".join(
-            f"RAPPORT_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
+            f"RAPPORT_{'_'.join(str(part) for part in item['loc']).upper()}:"
+            f" {item['msg'].removeprefix('Value error, ')}"
             for item in error.errors()
         )
         return (
@@ -188,7 +189,10 @@ class RapportCommands(HelpGroup):
             problem, remedy = explain(error)
             errors.print(f"[red]Error:[/red] {problem}", soft_wrap=True, highlight=False)
             errors.print(remedy, soft_wrap=True, highlight=False, markup=False)
-            raise typer.Exit(code=2 if isinstance(error, Problem) else 1) from error
+            from pydantic import ValidationError  # a setting refused: an input, as a Problem
+
+            refused = isinstance(error, (Problem, ValidationError))
+            raise typer.Exit(code=2 if refused else 1) from error
 
 
 # Its help is the docstring of ``main`` below.

@@ -461,7 +461,10 @@ def from_settings(
     if not limit.strip():
         return None
     uri = storage or f"{FILE_SCHEME}://{(data_dir / STORAGE_FILE).resolve()}"
-    backend = storage_from_string(uri)
+    try:
+        backend = storage_from_string(uri)
+    except ConfigurationError as error:  # its client library is not installed, say
+        raise InvalidInput(str(error), field="RAPPORT_RATE_LIMIT_STORAGE") from None
     if not isinstance(backend, Storage):
         raise ConfigurationError(f"RAPPORT_RATE_LIMIT_STORAGE {storage!r} is an async storage")
     return ApiRateLimits(default=limit, storage=backend, coupons=coupons)

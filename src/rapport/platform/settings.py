@@ -66,6 +66,15 @@ def env_files() -> tuple[Path, ...]:
 
 
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
+# The `limits` storages RAPPORT_RATE_LIMIT_STORAGE may name: the synchronous ones (docs/
+# operator-guide.md); each needs its client library installed (redis, pymemcache, pymongo).
+RATE_LIMIT_STORAGE_SCHEMES = frozenset(
+    {
+        "redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel",
+        "valkey", "valkeys", "valkey+unix", "valkey+cluster", "valkey+sentinel",
+        "memcached", "mongodb", "mongodb+srv",
+    }
+)  # fmt: skip
 
 
 def tracking_origins(value: str) -> list[str]:
@@ -261,6 +270,21 @@ class Settings(BaseSettings):
                     f"{origin!r} is not an origin: write scheme://host[:port] without a path"
                     " (https://shop.example), or * for any page"
                 )
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_limit_storage(cls, value: str) -> str:
+        value = value.strip()
+        scheme, separator, _ = value.partition("://")
+        if value and (not separator or scheme.lower() not in RATE_LIMIT_STORAGE_SCHEMES):
+            raise ValueError(
+                f"{value!r} is not a rate-limit storage: leave it empty for a file in the data"
+                " directory (the processes of one host), or give a `limits` storage URI for"
+                " servers on several hosts: redis://host:6379 (or rediss://, redis+unix://,"
+                " redis+cluster://, redis+sentinel://, valkey://), memcached://host:11211 or"
+                " mongodb://host:27017"
+            )
         return value
 
     @property
