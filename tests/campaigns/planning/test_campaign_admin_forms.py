@@ -112,9 +112,10 @@ def test_a_post_that_leaves_settings_out_keeps_them(admin: TestClient, db: Sessi
     ]
     assert post_form(admin, action, [*csrf, ("name", "Leaner")]).status_code == 303
     assert _settings(db, campaign.id) == {**before, "name": "Leaner"}
-    # An invalid value is refused with its field named and changes nothing.
+    # An invalid value is refused beside its field, in words, and changes nothing.
     answer = post_form(admin, action, [*csrf, ("control_percent", "99")])
-    assert "control_percent" in str(said_after(admin, answer))
+    assert answer.status_code == 422
+    assert 'data-field-error="control_percent">Control group: give a share' in answer.text
     assert _settings(db, campaign.id) == {**before, "name": "Leaner"}
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from rapport.campaigns.planning import editing, launching
 from rapport.campaigns.planning.editing import CampaignSettings
 from tests.campaigns.planning.factories import make_customer, make_segment, write_template
+from tests.orders.factories import seed_catalog
 from tests.platform.admin_forms import page_form, post_form, said_after, typed
 
 
@@ -123,3 +124,45 @@ def test_a_launched_campaigns_messages_show_read_only(admin: TestClient, db: Ses
     db.expire_all()
     [stored] = editing.get_templates(db, campaign_id=campaign_id)
     assert stored.body == "<p>Hello {{ first_name }}</p>"
+
+
+def test_refused_settings_come_back_as_typed_each_beside_its_field(
+    admin: TestClient, db: Session
+) -> None:
+    """The settings form keeps what was typed on a refusal (422), every refused field said
+    beside it in words, the form's bounds and the service's rules alike."""
+    seed_catalog(db)
+    campaign_id = _draft(db)
+    action = f"/admin/campaigns/{campaign_id}"
+    form = page_form(admin.get(action).text, action=action, testid="settings-form")
+    fields = typed(typed(form, "name", "Spring promo (typed)"), "conversion_days", "0")
+    fields = typed(typed(fields, "radius_km", "7.5"), "categories", "Wine, Kitchen/Tools")
+    refused = post_form(admin, action, typed(fields, "control_percent", "150"))
+    assert refused.status_code == 422
+    said = {
+        "conversion_days": "Conversion window: give a whole number of days from 1 to 90",
+        "control_percent": "Control group: give a share from 0 to 90 %",
+    }
+    for field, words in said.items():
+        assert _said(refused.text, field) == words
+    assert "Input should" not in refused.text
+    again = page_form(refused.text, action=action, testid="settings-form")
+    for name, value in [
+        ("name", "Spring promo (typed)"),
+        ("conversion_days", "0"),
+        ("control_percent", "150"),
+        ("radius_km", "7.5"),
+        ("categories", "Wine, Kitchen/Tools"),
+    ]:
+        assert (name, value) in again
+    # the service's own rule (a radius needs its store) is said beside its field too
+    fields = typed(typed(again, "conversion_days", "7"), "control_percent", "10")
+    no_store = post_form(admin, action, fields)
+    assert no_store.status_code == 422
+    assert _said(no_store.text, "store_id") == "A radius needs the store it is around"
+    assert ("name", "Spring promo (typed)") in page_form(
+        no_store.text, action=action, testid="settings-form"
+    )
+    db.expire_all()
+    stored = editing.get_campaign(db, campaign_id=campaign_id)
+    assert (stored.name, stored.conversion_days, stored.control_percent) == ("Spring", 7, 0)

@@ -75,7 +75,8 @@ def _empty_is_none(value: Any) -> Any:
 
 
 class CampaignForm(BaseModel):
-    """The editor's settings as the form sends them (text); only those carried change."""
+    """The editor's settings as the form sends them (text); only those carried change. Its
+    bounds are the service's (``CampaignSettings``), so every refused field is said at once."""
 
     model_config = ConfigDict(str_strip_whitespace=True)
 
@@ -83,13 +84,13 @@ class CampaignForm(BaseModel):
     kind: str = "one_off"
     purpose: str = "marketing"
     channel: str = "email"
-    webhook_endpoint_id: int | None = None
-    segment_id: int | None = None
+    webhook_endpoint_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    segment_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     store_id: str | None = Field(default=None, max_length=64)
-    radius_km: float | None = None
+    radius_km: float | None = Field(default=None, gt=0, le=editing.MAX_RADIUS_KM)
     categories: str = ""
-    control_percent: float = 0.0
-    conversion_days: int = 7
+    control_percent: float = Field(default=0.0, ge=0, le=90)
+    conversion_days: int = Field(default=7, ge=1, le=90)
 
     _blank = field_validator(
         "webhook_endpoint_id", "segment_id", "store_id", "radius_km", mode="before"
@@ -100,11 +101,41 @@ class TriggerForm(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
     trigger_event_type: str = ""
-    trigger_radius_km: float | None = None
-    trigger_within_minutes: int = 120
+    trigger_radius_km: float | None = Field(default=None, ge=0, le=editing.MAX_RADIUS_KM)
+    trigger_within_minutes: int = Field(default=120, ge=1, le=editing.MAX_WITHIN_MINUTES)
     trigger_filters: str = ""
 
     _blank = field_validator("trigger_radius_km", mode="before")(_empty_is_none)
+
+
+# What a refused setting says beside its field, in words (the form's own bounds).
+SETTINGS_SAID = {
+    "name": "Name: give the campaign a name of 1 to 200 characters",
+    "kind": "Kind: choose one-off, scheduled or triggered",
+    "purpose": "Purpose: choose marketing or service",
+    "channel": "Channel: choose email, webhook or inbox",
+    "webhook_endpoint_id": "Webhook endpoint: choose one of the list",
+    "segment_id": "Segment: choose one of the list",
+    "store_id": "Store: choose one of the list",
+    "radius_km": "Radius: give a distance over 0 and up to 500 km",
+    "categories": "Categories: give the category paths, comma separated",
+    "control_percent": "Control group: give a share from 0 to 90 %",
+    "conversion_days": "Conversion window: give a whole number of days from 1 to 90",
+    "trigger_event_type": "Event type: give the event that triggers the campaign",
+    "trigger_radius_km": "Radius: give a distance from 0 to 500 km, or leave it empty",
+    "trigger_within_minutes": "Send within: give a whole number of minutes from 1 to 10080",
+    "trigger_filters": "Only events with: write property=value, one a line",
+}
+# A refusal of the service about a setting the form does not carry is said above the form.
+SETTINGS_FORM = "settings"
+
+
+class SettingsRefused(Exception):
+    """The settings form's refusals, each beside its field (form field -> words)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(errors)
+        self.errors = errors
 
 
 def _form_changes(model: type[BaseModel], fields: dict[str, str]) -> dict[str, Any]:
@@ -112,10 +143,34 @@ def _form_changes(model: type[BaseModel], fields: dict[str, str]) -> dict[str, A
     try:
         parsed = model.model_validate(carried)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
+        said: dict[str, str] = {}
+        for found in error.errors():
+            where = str(found["loc"][0]) if found["loc"] else SETTINGS_FORM
+            said.setdefault(where, SETTINGS_SAID.get(where, str(found["msg"])))
+        raise SettingsRefused(said) from None
     return parsed.model_dump(exclude_unset=True)
+
+
+def settings_field(service_field: str | None) -> str:
+    """The settings form's field for a field the service names (``trigger.radius_km`` is
+    ``trigger_radius_km``, ``categories[2]`` is ``categories``); the form itself otherwise."""
+    name = (service_field or "").split("[", 1)[0]
+    if name == "trigger" or name.startswith("trigger."):
+        part = name.removeprefix("trigger").lstrip(".").split(".", 1)[0] or "event_type"
+        name = f"trigger_{part}"
+        if name not in TriggerForm.model_fields:
+            name = "trigger_filters" if part == "filters" else "trigger_event_type"
+    return name if name in SETTINGS_SAID else SETTINGS_FORM
+
+
+def settings_said(problem: Problem) -> dict[str, str]:
+    """A service refusal beside the settings form's field, in words: its own detail, or the
+    field's sentence where the detail is a validator's ("control_percent: Input should…")."""
+    field = settings_field(problem.field)
+    detail = problem.detail
+    if field in SETTINGS_SAID and ("Input should" in detail or detail.startswith(f"{field}:")):
+        detail = SETTINGS_SAID[field]
+    return {field: detail}
 
 
 def _filter_value(raw: str) -> str | int | float | bool:
@@ -156,14 +211,30 @@ def _parse_filters(text: str) -> dict[str, str | int | float | bool]:
 
 def campaign_changes(fields: dict[str, str], stored_trigger: dict[str, Any]) -> dict[str, Any]:
     """What the editor's save changes: the settings the form carried, with the trigger
-    rebuilt from its carried parts over the stored one."""
-    changes = _form_changes(CampaignForm, fields)
+    rebuilt from its carried parts over the stored one; :class:`SettingsRefused` with every
+    field the form's bounds refuse."""
+    errors: dict[str, str] = {}
+    changes: dict[str, Any] = {}
+    trigger_parts: dict[str, Any] = {}
+    try:
+        changes = _form_changes(CampaignForm, fields)
+    except SettingsRefused as refused:
+        errors.update(refused.errors)
     if "categories" in changes:
         try:
             changes["categories"] = typed_list(changes["categories"])
         except ValueError as unreadable:
-            raise InvalidInput(f"Categories: {unreadable}", field="categories") from None
-    trigger_parts = _form_changes(TriggerForm, fields)
+            errors["categories"] = f"Categories: {unreadable}"
+    try:
+        trigger_parts = _form_changes(TriggerForm, fields)
+        if "trigger_filters" in trigger_parts:
+            trigger_parts["trigger_filters"] = _parse_filters(trigger_parts["trigger_filters"])
+    except SettingsRefused as refused:
+        errors.update(refused.errors)
+    except InvalidInput as unreadable:
+        errors["trigger_filters"] = unreadable.detail
+    if errors:
+        raise SettingsRefused(errors)
     if trigger_parts:
         trigger = dict(stored_trigger)
         if "trigger_event_type" in trigger_parts:
@@ -173,7 +244,7 @@ def campaign_changes(fields: dict[str, str], stored_trigger: dict[str, Any]) -> 
         if "trigger_within_minutes" in trigger_parts:
             trigger["within_minutes"] = trigger_parts["trigger_within_minutes"]
         if "trigger_filters" in trigger_parts:
-            trigger["filters"] = _parse_filters(trigger_parts["trigger_filters"])
+            trigger["filters"] = trigger_parts["trigger_filters"]
         changes["trigger"] = trigger
     elif changes.get("kind") == "triggered" and not stored_trigger:
         # Made triggered from the editor, which shows the trigger only from then on.
@@ -297,9 +368,11 @@ def _editor_page(
     preview_locale: str = "",
     message_form: dict[str, Any] | None = None,
     schedule_form: dict[str, str] | None = None,
+    settings_form: dict[str, dict[str, str]] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    """The editor; with ``message_form`` or ``schedule_form``, that form as it was typed with
+    """The editor; with ``message_form``, ``schedule_form`` or ``settings_form`` (``values``
+    as typed, ``errors`` per field), that form as it was typed with
     the refusal beside its field (a refused form answers 422 keeping what was typed)."""
     try:
         context = _editor_context(db, campaign_id)
@@ -334,6 +407,7 @@ def _editor_page(
             "preview_customer": preview_customer.strip(),
             "message_form": message_form or {},
             "schedule_form": schedule_form or {},
+            "settings_form": settings_form or {"values": {}, "errors": {}},
         },
         status_code=status_code,
     )
@@ -362,12 +436,31 @@ def campaign_page(
 def save_campaign(
     request: Request, campaign_id: int, db: DbSession, user: CurrentAdmin, fields: FormFields
 ) -> Response:
+    """Saves the settings; a refused one comes back in the form as typed with each reason
+    beside its field, in words (422)."""
     try:
         campaign = editing.get_campaign(db, campaign_id=campaign_id)
-        changes = campaign_changes(fields, campaign.trigger)
-        editing.update_campaign(db, campaign_id=campaign_id, changes=changes)
     except Problem as problem:
         return _back(request, _editor(campaign_id), problem.detail)
+    try:
+        changes = campaign_changes(fields, campaign.trigger)
+        editing.update_campaign(db, campaign_id=campaign_id, changes=changes)
+    except (SettingsRefused, Problem) as refused:
+        db.rollback()
+        errors = refused.errors if isinstance(refused, SettingsRefused) else settings_said(refused)
+        typed = {
+            name: value
+            for name, value in fields.items()
+            if name in CampaignForm.model_fields or name in TriggerForm.model_fields
+        }
+        return _editor_page(
+            request,
+            db,
+            user,
+            campaign_id,
+            settings_form={"values": typed, "errors": errors},
+            status_code=422,
+        )
     return _back(request, _editor(campaign_id), "Campaign saved")
 
 
