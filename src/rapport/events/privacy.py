@@ -17,13 +17,29 @@ from rapport.platform.privacy import PrivacySubject
 
 PRIVACY_TABLES = ("events", "tracking_dead_letters", "processor_held_events")
 
+# Staff data in Rapport's own events, by event type: who did it (an admin's login, an API
+# key's name) is the shop's, not the customer's, so the export leaves it out. A new field
+# naming who did something (``by``, ``*_by``) must be classified here (a test checks).
+STAFF_FIELDS: dict[str, frozenset[str]] = {
+    "points_adjusted": frozenset({"by"}),
+    "loyalty_program_changed": frozenset({"changed_by"}),
+}
+
+
+def _exported(event_type: str, properties: Any) -> Any:
+    staff = STAFF_FIELDS.get(event_type)
+    if not staff or not isinstance(properties, dict):
+        return properties
+    return {key: value for key, value in properties.items() if key not in staff}
+
+
 # What a held event's error reads once its customer is erased (the error may quote the event).
 ERASED_ERROR = "(erased: the error quoted the customer's data)"
 
 
 def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
     """Every event of the person, oldest first, and those naming them that still wait for
-    the profile processor."""
+    the profile processor; without the staff data :data:`STAFF_FIELDS` names."""
     waiting = db.scalars(
         select(Event)
         .where(
@@ -40,7 +56,7 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
                 "type": e.type,
                 "channel": e.channel,
                 "occurred_at": e.occurred_at.isoformat(),
-                "properties": e.properties,
+                "properties": _exported(e.type, e.properties),
                 "context": e.context,
             }
             for events in (
