@@ -59,3 +59,23 @@ def test_a_changed_rule_is_still_saved_as_a_new_version(admin: TestClient, db: S
     after = program_versions.current(db, "rules")
     assert after.id != before
     assert after.document["rules"][0]["points_per_unit"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("page", "what"),
+    [
+        ("/admin/loyalty/program/tiers/edit", "Tiers"),
+        ("/admin/loyalty/program/checkout/edit", "Checkout caps"),
+    ],
+)
+def test_an_unchanged_save_on_the_built_in_defaults_says_they_stay(
+    admin: TestClient, db: Session, page: str, what: str
+) -> None:
+    # given a programme whose tiers and checkout caps were never saved
+    # when the form is saved unchanged
+    fields = page_form(admin.get(page).text, action=page)
+    said = said_after(admin, post_form(admin, page, fields)) or ""
+    # then it names the built-in defaults, not a version that does not exist
+    assert "nothing changed, the built-in defaults stay in force" in said, said
+    assert "None" not in said, said
+    assert what in said, said

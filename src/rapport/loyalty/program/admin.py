@@ -333,6 +333,8 @@ def _said_saved(
 ) -> str:
     if saved is None:
         in_force = configuration.current(db, kind).id
+        if in_force is None:  # never saved: the program runs on its built-in defaults
+            return f"{what}: nothing changed, the built-in defaults stay in force"
         return f"{what}: nothing changed, {kind} version {in_force} stays in force"
     return f"{what} saved: {kind} version {saved.id}"
 
