@@ -22,6 +22,10 @@ from tests.campaigns.delivery.factories import make_campaign, make_customer
         ("since=notadate", "since", "A date such as 2026-03-31"),
         ("until=2026-02-30", "until", "A date such as 2026-03-31"),
         ("campaign_id=abc", "campaign_id", "Campaign: choose one from the list"),
+        ("campaign_id=99999", "campaign_id", "No such campaign (99999)"),
+        ("campaign_id=99999999999999999999", "campaign_id", "Campaign: choose one from the list"),
+        ("before=abc", "before", "Older page: follow the Older link"),
+        ("customer_id=nobody-here", "customer_id", "No customer &#39;nobody-here&#39;"),
     ],
 )
 def test_a_filter_not_understood_is_said_beside_it(
@@ -39,3 +43,21 @@ def test_a_filter_not_understood_is_said_beside_it(
     assert found.group(1).startswith(said)
     assert 'data-status="queued"' not in page.text
     assert "Nothing is listed until the filters marked" in page.text
+
+
+def test_the_customer_filter_takes_the_shops_customer_number(
+    admin: TestClient, db: Session
+) -> None:
+    """The Customer filter reads a customer as the API does: the shop's number lists that
+    customer's deliveries, where it listed none."""
+    from rapport.customers import service as customers
+
+    fan = make_customer(db)
+    customers.add_identity(db, customer_id=fan, kind="external_id", value="fan-1")
+    campaign = make_campaign(db)
+    queue_deliveries(db, campaign=campaign, recipients=[Recipient(customer_id=fan)])
+    db.commit()
+    page = admin.get("/admin/deliveries?customer_id=fan-1")
+    assert page.status_code == 200
+    assert 'data-status="queued"' in page.text
+    assert "No deliveries match." not in page.text

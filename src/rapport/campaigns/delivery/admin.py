@@ -24,6 +24,7 @@ from rapport.campaigns.models import (
     WebhookSubscription,
 )
 from rapport.campaigns.segments.forms import OPTION_LABELS
+from rapport.customers import service as customers
 from rapport.platform.admin import (
     CsrfChecked,
     CurrentAdmin,
@@ -92,35 +93,67 @@ def _campaign_names(db: DbSession) -> dict[int, str]:
     return {int(campaign_id): str(name) for campaign_id, name in rows}
 
 
+# Ids of campaigns and deliveries as the database keeps them.
+MAX_CAMPAIGN_ID = 2**31 - 1
+MAX_DELIVERY_ID = 2**63 - 1
+
+
+def _row_id(text: str, highest: int) -> int | None:
+    """A positive whole number up to ``highest`` written as ``text``, else None."""
+    text = text.strip()
+    if not text.isdigit() or len(text) > 20:
+        return None
+    value = int(text)
+    return value if 1 <= value <= highest else None
+
+
 @router.get("/admin/deliveries", response_class=HTMLResponse)
 def deliveries_page(
     request: Request,
     db: DbSession,
     user: CurrentAdmin,
-    campaign_id: Annotated[str, Query(max_length=12)] = "",
+    campaign_id: Annotated[str, Query(max_length=40)] = "",
     status: Annotated[str, Query(max_length=12)] = "",
     channel: Annotated[str, Query(max_length=10)] = "",
     customer_id: Annotated[str, Query(max_length=40)] = "",
     since: Annotated[str, Query(max_length=10)] = "",
     until: Annotated[str, Query(max_length=10)] = "",
-    before: int | None = None,
+    before: Annotated[str, Query(max_length=40)] = "",
 ) -> HTMLResponse:
     """The deliveries log; a filter it cannot read (an unknown status or channel, a campaign
-    that is not a number, a date that is not one) is said beside it and lists nothing (422),
-    as the API refuses it, where it would list every delivery or none without saying why."""
+    that is not a number or not there, a customer Rapport does not know, a date that is not
+    one, an older page that is not a delivery's number) is said beside it and lists nothing
+    (422), as the API refuses it, where it would list every delivery or none without saying
+    why. The customer is read as the API reads it (``customers.resolve_customer_ref``: the
+    shop's customer number too)."""
     errors = _filter_errors(campaign_id, status, channel, since, until)
+    campaign = _row_id(campaign_id, MAX_CAMPAIGN_ID) if campaign_id.strip() else None
+    if campaign_id.strip() and "campaign_id" not in errors:
+        if campaign is None:
+            errors["campaign_id"] = "Campaign: choose one from the list (a campaign's number)"
+        elif db.get(Campaign, campaign) is None:
+            errors["campaign_id"] = f"No such campaign ({campaign}): choose one from the list"
+    customer: str | None = None
+    if customer_id.strip():
+        try:
+            customer = customers.resolve_customer_ref(db, ref=customer_id.strip())
+        except Problem as problem:
+            errors["customer_id"] = problem.detail
+    older_than = _row_id(before, MAX_DELIVERY_ID) if before.strip() else None
+    if before.strip() and older_than is None:
+        errors["before"] = "Older page: follow the Older link (a delivery's number)"
     filters = log.DeliveryFilters(
-        campaign_id=int(campaign_id) if campaign_id.strip().isdigit() else None,
+        campaign_id=campaign,
         status=status or None,
         channel=channel or None,
-        customer_id=customer_id.strip() or None,
+        customer_id=customer,
         since=_day(since),
         until=_day(until),
     )
     page = (
         log.DeliveryPage([], None)
         if errors
-        else log.find_deliveries(db, filters=filters, before=before, limit=PAGE)
+        else log.find_deliveries(db, filters=filters, before=older_than, limit=PAGE)
     )
     chosen = {
         "campaign_id": campaign_id,
