@@ -109,3 +109,22 @@ def test_a_forms_outcome_shows_once_on_the_page_it_returns_to(
     assert "Till &lt;b&gt;2&lt;/b&gt;" in page
     # and only once: the page opened again says nothing
     assert status_line(admin.get("/admin/settings/keys").text) is None
+
+
+def test_a_form_field_refused_by_a_validator_shows_no_pydantic_prefix() -> None:
+    from pydantic import BaseModel, field_validator
+
+    from rapport.platform.admin import field_messages
+
+    class Reward(BaseModel):
+        categories: str
+
+        @field_validator("categories")
+        @classmethod
+        def _json(cls, value: str) -> str:
+            raise ValueError('a list starting with "[" is read as JSON')
+
+    said = field_messages(
+        Reward, {"categories": '["Beer, Wine'}, labels={"categories": "Categories"}
+    )
+    assert said == {"categories": 'Categories: a list starting with "[" is read as JSON'}

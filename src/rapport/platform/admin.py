@@ -337,7 +337,8 @@ def field_messages(
         messages: dict[str, str] = {}
         for detail in failure.errors(include_url=False):
             name = field_of(str(detail["loc"][0]))
-            messages.setdefault(name, f"{labels.get(name, name)}: {detail['msg']}")
+            said = str(detail["msg"]).removeprefix("Value error, ")  # pydantic's, not ours
+            messages.setdefault(name, f"{labels.get(name, name)}: {said}")
         return messages
     return {}
 

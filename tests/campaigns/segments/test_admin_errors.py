@@ -65,3 +65,15 @@ def test_a_control_character_is_said_beside_its_own_input(client: Any, signed_in
     assert _slot(page, "c0") == ""
     assert "[conditions.0.category]" in page
     assert "Wine lovers" not in client.get("/admin/segments").text
+
+
+def test_a_spend_that_is_no_amount_is_said_in_the_currency(client: Any, signed_in: str) -> None:
+    # when the builder is saved with a total spend "is at least" abc
+    page = _save(
+        client,
+        signed_in,
+        **{"c0.kind": "trait", "c0.field": "spend_minor", "c0.op": "gte", "c0.value": "abc"},
+    )
+    # then the value's slot and the page's message ask for an amount in the currency
+    assert _slot(page, "c0-value") == "Total spend: an amount in EUR, such as 12.50"
+    assert "spend_minor compares with a number" not in unescape(page)

@@ -21,8 +21,11 @@ from rapport.campaigns.segments.evaluation import customer_sample, preview_segme
 from rapport.campaigns.segments.forms import (
     KIND_LABELS,
     MAX_CONDITIONS_IN_FORM,
+    MONEY_TRAITS,
+    TRAIT_LABELS,
     condition_form,
     conditions_from_form,
+    currency_of,
     summary,
     widgets_for,
 )
@@ -106,7 +109,16 @@ def _new_condition(kind: str, choices: Mapping[str, Sequence[tuple[str, str]]]) 
     return condition
 
 
-def _errors_by_slot(problem: Problem) -> dict[str, list[str]]:
+def _in_currency(message: str, currency: str) -> str:
+    """A money trait's value refused as no number, said as the builder asks for it: an
+    amount in the currency (the condition holds minor units, the input takes major ones)."""
+    for trait in MONEY_TRAITS:
+        if message.endswith(f"{trait} compares with a number"):
+            return f"{TRAIT_LABELS[trait]}: an amount in {currency}, such as 12.50"
+    return message
+
+
+def _errors_by_slot(problem: Problem, currency: str) -> dict[str, list[str]]:
     """Each error under the input it names (``c1-days``), or its condition (``c1``), or the
     form (``form``)."""
     details = list(problem.errors or []) or [{"field": problem.field, "message": problem.detail}]
@@ -118,11 +130,12 @@ def _errors_by_slot(problem: Problem) -> dict[str, list[str]]:
         else:
             slot = f"c{match[1]}-{match[2]}" if match[2] else f"c{match[1]}"
         message = str(detail.get("message") or problem.detail)
-        slots.setdefault(slot, []).append(message.removeprefix(f"{detail.get('field')}: "))
+        message = _in_currency(message.removeprefix(f"{detail.get('field')}: "), currency)
+        slots.setdefault(slot, []).append(message)
     return slots
 
 
-def _in_words(problem: Problem, fields: Mapping[str, list[str]]) -> str:
+def _in_words(problem: Problem, fields: Mapping[str, list[str]], currency: str) -> str:
     """The first error naming the condition as the builder numbers it ("Condition 2, Profile
     trait, trait: ..."), the field path kept for reference."""
     match = _CONDITION_FIELD.match(problem.field or "")
@@ -136,7 +149,7 @@ def _in_words(problem: Problem, fields: Mapping[str, list[str]]) -> str:
         label = next((w.label for w in widgets_for(kind) if w.name == label), label)
     if label:
         where += f", {label}"
-    message = problem.detail.removeprefix(f"{problem.field}: ")
+    message = _in_currency(problem.detail.removeprefix(f"{problem.field}: "), currency)
     return f"{where}: {message} [{problem.field}]"
 
 
@@ -275,7 +288,7 @@ def builder(
     try:
         conditions_from_form(fields, choices=choices)
     except Problem as problem:
-        errors = _errors_by_slot(problem)
+        errors = _errors_by_slot(problem, currency_of(choices))
     # JSON that does not parse stays as it was typed; the other rows keep what was entered.
     conditions = conditions_from_form(fields, choices=choices, strict=False)
     if action == "add":
@@ -330,7 +343,11 @@ def preview(
         definition = parse_definition(_definition_from_form(fields, choices))
         result = preview_segment(db, definition, sample=10)
     except Problem as problem:
-        context |= {"error": _in_words(problem, fields), "errors": _errors_by_slot(problem)}
+        currency = currency_of(choices)
+        context |= {
+            "error": _in_words(problem, fields, currency),
+            "errors": _errors_by_slot(problem, currency),
+        }
         return render(request, "campaigns/segments_preview.html", context)
     context |= {"count": result.count, "sample": result.sample, "error": None}
     return render(request, "campaigns/segments_preview.html", context)
@@ -373,7 +390,7 @@ def save(request: Request, db: DbSession, user: CurrentAdmin, fields: AllFormFie
             segment_id=segment_id,
             choices=choices,
             as_json=as_json,
-            errors=_errors_by_slot(problem),
+            errors=_errors_by_slot(problem, currency_of(choices)),
         )
         return _edit_page(
             request,
@@ -381,7 +398,7 @@ def save(request: Request, db: DbSession, user: CurrentAdmin, fields: AllFormFie
             user,
             context,
             segment_id=segment_id,
-            message=f"Not saved. {_in_words(problem, fields)}",
+            message=f"Not saved. {_in_words(problem, fields, currency_of(choices))}",
             status_code=problem.status,
         )
     return redirect_saying(
