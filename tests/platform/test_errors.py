@@ -20,6 +20,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from rapport.catalog import service as catalog
+from rapport.main import create_app
 from rapport.platform import budget
 from rapport.platform.http_protocol import ProblemHttpProtocol
 from rapport.platform.middleware import RequestBudget
@@ -291,11 +292,15 @@ def test_an_admin_page_past_its_budget_is_a_page_saying_when_to_retry() -> None:
     assert 'href="/admin/slow">Try again</a>' in response.text
 
 
-def test_an_unexpected_error_is_a_500_problem_logged_once_with_its_traceback(app, caplog) -> None:
-    # given a route that fails in a way nobody foresaw
+def test_an_unexpected_error_is_a_500_problem_logged_once_with_its_traceback(
+    settings, caplog
+) -> None:
+    # given a route that fails in a way nobody foresaw (on an app of its own: the app fixture's
+    # routes are shared)
     def fails() -> None:
         raise ZeroDivisionError("division by zero")
 
+    app = create_app(settings, run_worker=False)
     app.add_api_route("/v1/failing-on-purpose", fails)
     client = TestClient(app, raise_server_exceptions=True)
     # when it is asked (the error is not raised again to the server: TestClient would raise it)
