@@ -84,3 +84,24 @@ def test_cancel_asks_first_without_javascript(browser, live_server) -> None:
         assert page.get_by_test_id("campaign-status").inner_text() == "cancelled"
     finally:
         context.close()
+
+
+def test_a_draft_campaigns_editor_fits_a_phone(browser, live_server) -> None:
+    # given a draft one-off campaign, the schedule form beside Launch now
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
+        draft = editing.create_campaign(
+            db, settings=CampaignSettings(name="Spring promo", segment_id=make_segment(db))
+        ).id
+    # when it is opened on a 390 px wide phone
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
+    page.goto(f"{live_server.base_url}/admin/campaigns/{draft}")
+    # then nothing runs off the side: the page does not scroll sideways, and the schedule
+    # button is whole on screen
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = page.get_by_role("button", name="Schedule (UTC)").bounding_box()
+    assert box is not None
+    assert box["x"] + box["width"] <= 390
+    context.close()
