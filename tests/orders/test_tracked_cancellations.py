@@ -15,8 +15,8 @@ from rapport.events.models import Event
 from rapport.orders import service as orders
 from rapport.orders.models import TrackedOrderEvent
 from tests.conftest import auth
+from tests.events.factories import basic_auth
 from tests.orders.test_tracked_orders import (
-    basic,
     completed,
     process,
     refusals,
@@ -100,7 +100,7 @@ def test_order_cancelled_from_a_key_without_orders_is_stored_and_changes_nothing
     response = client.post(
         "/v1/track",
         json={"event": "Order Cancelled", "userId": "C-100", "properties": {"order_id": "W-C3"}},
-        headers=basic(browser),
+        headers=basic_auth(browser),
     )
     process(db)
 
