@@ -122,7 +122,7 @@ def test_a_consent_source_in_rapports_own_event_is_erased(client, api_key, db) -
 # (log.is_personal_key: dropped at erasure) or free text (log.FREE_TEXT_KEYS: erased).
 CHOSEN_BY_RAPPORT = frozenset(
     {
-        "audience", "benefits_until", "carrier", "change", "changed_by", "code", "consents",
+        "audience", "benefits_until", "by", "carrier", "change", "changed_by", "code", "consents",
         "currency", "field", "friend_id", "from_tier", "fulfilment", "invitation_id", "kind",
         "kinds", "locale", "merged_customer_id", "order_id", "period_end", "period_start",
         "plan_id", "promised_delivery", "purpose", "reasons", "response_id", "return_id",
