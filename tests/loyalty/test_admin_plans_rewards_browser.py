@@ -30,7 +30,7 @@ def test_a_plans_fee_is_typed_in_the_currency(page, live_server) -> None:
     form = page.get_by_test_id("plan-form")
     # when a fee with too many decimals is typed
     form.get_by_label("Plan id").fill("plus")
-    form.get_by_label("Name").fill("Rapport Plus")
+    form.get_by_label("Name", exact=True).fill("Rapport Plus")
     form.get_by_label("Fee").fill("4.999")
     form.get_by_role("button", name="Save plan").click()
     # then the form comes back with the message at the fee, in the currency, and what was typed
@@ -38,7 +38,10 @@ def test_a_plans_fee_is_typed_in_the_currency(page, live_server) -> None:
     assert message.inner_text() == (
         "Fee: an amount in EUR, which takes at most 2 decimals; type it like 1,234.50"
     )
-    assert page.get_by_test_id("plan-form").get_by_label("Name").input_value() == "Rapport Plus"
+    assert (
+        page.get_by_test_id("plan-form").get_by_label("Name", exact=True).input_value()
+        == "Rapport Plus"
+    )
     with open_session(live_server.database_url) as db:
         assert membership_plans.get_plan(db, plan_id="plus") is None
     # when the fee is typed as 4.99
@@ -75,7 +78,7 @@ def test_a_rewards_coupon_and_basket_are_typed_in_the_currency(page, live_server
     page.goto(f"{base}/admin/loyalty/rewards")
     form = page.get_by_test_id("reward-form")
     form.get_by_label("Reward id").fill("five-off")
-    form.get_by_label("Name").fill("€5 off")
+    form.get_by_label("Name", exact=True).fill("€5 off")
     form.get_by_label("Points cost").fill("500")
     form.get_by_label("Coupon kind").select_option("amount")
     form.get_by_label("Coupon value").fill("5.00")

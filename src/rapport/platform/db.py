@@ -481,8 +481,10 @@ KEEPALIVES: dict[str, int] = {
     "keepalives_interval": 10,
     "keepalives_count": 3,
 }
-# How long a rollback may wait for PostgreSQL once a request's budget is spent: a healthy
-# server answers at once, and one that does not loses the connection.
+# How long a statement or a rollback may wait for PostgreSQL once a request's budget is
+# spent: a healthy server answers at once, and one that does not loses the connection. A
+# command slow in Python past its deadline still finishes (its answer says what happened); a
+# server that stopped answering holds it at most this much longer.
 ROLLBACK_GRACE_S = 5.0
 
 
@@ -494,7 +496,8 @@ class DatabaseTimeout(psycopg.OperationalError):
 class BudgetedConnection(psycopg.Connection[Any]):
     """A psycopg connection that waits for PostgreSQL no longer than the request's time budget
     (``budget``): opening it (``connect_timeout``), the pool's ping, ``BEGIN`` and every
-    statement. Past the deadline it closes itself and raises :class:`DatabaseTimeout` (a
+    statement (one that starts past the deadline gets ``ROLLBACK_GRACE_S``). Past that it
+    closes itself and raises :class:`DatabaseTimeout` (a
     503 ``database-unavailable``), leaving the transaction uncommitted: a server that stopped
     answering (paused, overloaded, cut off) would otherwise hold a command for good, as the
     kernel still takes what is sent to it. Its ``COMMIT`` alone is never cut short: a command
@@ -502,7 +505,6 @@ class BudgetedConnection(psycopg.Connection[Any]):
     Outside a request (commands, the worker) it waits as psycopg does."""
 
     _committing = False
-    _rolling_back = False
 
     @classmethod
     def connect(cls, conninfo: str = "", **kwargs: Any) -> BudgetedConnection:
@@ -518,10 +520,8 @@ class BudgetedConnection(psycopg.Connection[Any]):
         remaining = budget.remaining()
         if remaining is None or timeout is not None or self._committing:
             return super().wait(gen, interval=interval, timeout=timeout)
-        if self._rolling_back:
-            remaining = max(remaining, ROLLBACK_GRACE_S)
         try:
-            return super().wait(gen, interval=interval, timeout=max(remaining, 0.001))
+            return super().wait(gen, interval=interval, timeout=max(remaining, ROLLBACK_GRACE_S))
         except psycopg.errors._WaitTimeout:
             # Mid-exchange: the connection can carry nothing more, and closing it makes the
             # server roll its transaction back.
@@ -536,13 +536,6 @@ class BudgetedConnection(psycopg.Connection[Any]):
             super().commit()
         finally:
             self._committing = False
-
-    def rollback(self) -> None:
-        self._rolling_back = True
-        try:
-            super().rollback()
-        finally:
-            self._rolling_back = False
 
 
 def create_db_engine(url: str) -> Engine:

@@ -44,7 +44,7 @@ def test_plans_analytics_rewards_and_announcements(page, live_server) -> None:
         "month",
     ]
     page.get_by_label("Plan id").fill("plus-year")
-    page.get_by_label("Name").fill("Plus yearly")
+    page.get_by_label("Name", exact=True).fill("Plus yearly")
     page.get_by_label("Fee").fill("49.00")
     page.get_by_label("Period").select_option("year")
     page.get_by_role("button", name="Save plan").click()
@@ -62,7 +62,7 @@ def test_plans_analytics_rewards_and_announcements(page, live_server) -> None:
     # when a reward is added
     page.get_by_role("link", name="Rewards").click()
     page.get_by_label("Reward id").fill("five-off")
-    page.get_by_label("Name").fill("5 EUR off")
+    page.get_by_label("Name", exact=True).fill("5 EUR off")
     page.get_by_label("Points cost").fill("500")
     page.get_by_label("Coupon value").fill("5.00")
     page.get_by_role("button", name="Save reward").click()
