@@ -16,7 +16,7 @@ from rapport.orders import service as orders
 from rapport.orders.schemas import OrderIn, ReturnIn
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
-from tests.conftest import LiveServer, sign_in_as
+from tests.conftest import LiveServer, sign_in_as, wait_until_settled
 from tests.orders.factories import order_body, seed_catalog
 
 pytestmark = pytest.mark.browser
@@ -91,7 +91,7 @@ def test_no_admin_page_scrolls_sideways_on_a_phone(browser: Any, live_server: Li
     wide = []
     for path in (*PHONE_PAGES, customer_page):
         page.goto(f"{live_server.base_url}{path}")
-        page.wait_for_load_state("networkidle")
+        wait_until_settled(page)
         width = page.evaluate(WIDTHS)["page"]
         if width > PHONE["width"]:
             wide.append(f"{path} is {width} px wide")
@@ -108,7 +108,7 @@ def test_lists_with_nameless_customers_fit_a_desktop_window(
     sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
     for path in ("/admin/customers", "/admin/orders/list"):
         page.goto(f"{live_server.base_url}{path}")
-        page.wait_for_load_state("networkidle")
+        wait_until_settled(page)
         assert page.locator("a.opaque").count() >= 3, path
         widths = page.evaluate(WIDTHS)
         assert widths["page"] <= DESKTOP["width"], path
@@ -171,7 +171,7 @@ def test_wide_tables_and_filters_fit_a_desktop_window(
     # when their pages are shown at 1,280 px, then no table is cut or needs scrolling
     for path in (member_page, "/admin/events/rejected", "/admin/loyalty"):
         page.goto(f"{live_server.base_url}{path}")
-        page.wait_for_load_state("networkidle")
+        wait_until_settled(page)
         widths = page.evaluate(WIDTHS)
         assert widths["page"] <= DESKTOP["width"], path
         assert widths["tables"] == [], f"{path}: {widths['tables']}"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import NAVIGATION_TIMEOUT_MS, DemoSite, sign_in
+from tests.conftest import NAVIGATION_TIMEOUT_MS, DemoSite, sign_in, wait_until_settled
 
 pytestmark = pytest.mark.browser
 
@@ -126,7 +126,7 @@ def _crawl(page: Any, site: DemoSite) -> Iterator[tuple[str, Any]]:
             continue
         seen_shapes.add(shape)
         response = page.goto(f"{site.base_url}{path}")
-        page.wait_for_load_state("networkidle")
+        wait_until_settled(page)
         visited += 1
         yield path, response
         queue.extend(_admin_links(page, "main a"))
