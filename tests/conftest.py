@@ -110,6 +110,42 @@ def migrated_sqlite(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+_MIGRATED_POSTGRES_TEMPLATE: dict[str, str] = {}  # server URL -> this process's template URL
+_MIGRATED_POSTGRES_LOCK = threading.Lock()
+
+
+def _migrated_postgres_template(server_url: str) -> str:
+    """The name of a PostgreSQL database this test process migrated once and connects to no
+    more, to be copied with CREATE DATABASE ... TEMPLATE (dropped when the process ends)."""
+    with _MIGRATED_POSTGRES_LOCK:
+        if server_url not in _MIGRATED_POSTGRES_TEMPLATE:
+            url = _fresh_postgres_database(server_url)
+            upgrade(url)
+            atexit.register(_drop_postgres_database, server_url, url)
+            _MIGRATED_POSTGRES_TEMPLATE[server_url] = url
+    return str(make_url(_MIGRATED_POSTGRES_TEMPLATE[server_url]).database)
+
+
+def migrated_database(backend: str, tmp_path: Path) -> tuple[str, Callable[[], None]]:
+    """A database of ``backend`` migrated to head, of the caller's own, and a function that
+    removes it: a copy of one this test process migrated once (SQLite: ``migrated_sqlite``;
+    PostgreSQL: CREATE DATABASE ... TEMPLATE), where migrating takes seconds."""
+    if backend == "sqlite":
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        return migrated_sqlite(tmp_path / f"rapport-{uuid.uuid4().hex[:8]}.db"), lambda: None
+    server_url = _postgres_server_url()
+    if server_url is None:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_ENV} (./scripts/test.sh sets it)")
+    template = _migrated_postgres_template(server_url)
+    name = f"rapport_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    admin.dispose()
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    return url, lambda: _drop_postgres_database(server_url, url)
+
+
 def make_database_url(backend: str, tmp_path: Path) -> tuple[str, Callable[[], None]]:
     """An empty database of ``backend`` and a function that removes it."""
     if backend == "sqlite":

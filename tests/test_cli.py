@@ -24,9 +24,8 @@ from rapport.events.service import count_events
 from rapport.platform import admin_security
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
-from rapport.platform.migrations_runner import upgrade
 from rapport.platform.settings import get_settings
-from tests.conftest import free_port
+from tests.conftest import free_port, migrated_sqlite
 
 runner = CliRunner()
 KEY_PATTERN = re.compile(r"rk_[0-9a-f]{12}_[A-Za-z0-9_\-]{43}")
@@ -262,7 +261,7 @@ def test_init_demo_twice_keeps_the_first_login_and_key(database_url) -> None:
 
 def test_serve_with_two_processes_shares_one_sqlite_database(database_url, tmp_path) -> None:
     # given a migrated database, a key, and `rapport serve --processes 2` on it
-    upgrade(database_url)
+    migrated_sqlite(tmp_path / "cli.db")  # the file database_url names
     with open_session(database_url) as db:
         secret = platform.create_api_key(db, name="shop", scopes=[platform.Scope.ADMIN]).secret
     port = free_port()
@@ -384,7 +383,8 @@ def test_rapport_from_any_directory_uses_the_configured_database_and_shows_whole
 ) -> None:
     # given a data directory with a migrated database and a key, and no database URL set
     data = tmp_path / "data"
-    upgrade(f"sqlite:///{data / 'rapport.db'}")
+    data.mkdir()
+    migrated_sqlite(data / "rapport.db")
     with open_session(f"sqlite:///{data / 'rapport.db'}") as db:
         key = platform.create_api_key(db, name="Shop front-end", scopes=[platform.Scope.READ]).key
     elsewhere = tmp_path / "somewhere" / "else"

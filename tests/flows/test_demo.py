@@ -21,9 +21,8 @@ from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
 from rapport.platform import clock
 from rapport.platform.db import open_session
-from rapport.platform.migrations_runner import upgrade
 from rapport.recommend import service as recommend
-from tests.conftest import make_database_url
+from tests.conftest import migrated_database
 
 CUSTOMERS = 30
 SEED = 5
@@ -35,8 +34,7 @@ load_tasks()  # profiles, traits and points come from the processors
 @pytest.fixture
 def fresh_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """An empty migrated database of its own: the workflow opens and commits its own sessions."""
-    url, remove = make_database_url(backend, tmp_path)
-    upgrade(url)
+    url, remove = migrated_database(backend, tmp_path)
     yield url
     remove()
 
@@ -253,8 +251,7 @@ def test_the_demo_history_is_dated_through_its_two_years(
         assert len({month for k, month in answered if k == kind}) >= 4, kind
 
     # when the same seed is loaded again into another database
-    other, remove = make_database_url(backend, tmp_path / "again")
-    upgrade(other)
+    other, remove = migrated_database(backend, tmp_path / "again")
     try:
         load_demo_data(customers=HISTORY_CUSTOMERS, seed=HISTORY_SEED, database_url=other)
         # then it holds the same figures
