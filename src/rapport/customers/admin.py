@@ -19,7 +19,7 @@ from rapport.customers.listing import (
     count_listed_customers,
     list_customers,
 )
-from rapport.customers.models import CONSENT_PURPOSES, Consent
+from rapport.customers.models import CONSENT_PURPOSES, Consent, Customer
 from rapport.customers.profile_view import activity_by_month, count_timeline
 from rapport.flows import privacy
 from rapport.platform.admin import (
@@ -34,6 +34,7 @@ from rapport.platform.admin import (
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, Problem
+from rapport.platform.formatting import day
 from rapport.platform.paging import PageParams, PageRequest
 
 add_template_dir(Path(__file__).parent / "templates")
@@ -196,20 +197,7 @@ def _customer_page(
     user sent them, each message beside its field."""
     customer = service.get_customer(db, customer_id=customer_id)
     if customer is None or customer.status != "active":
-        return render(
-            request,
-            "customers/search.html",
-            {
-                "user": user,
-                "q": customer_id,
-                "purposes": CONSENT_PURPOSES,
-                "results": [],
-                "filtered": True,
-                "errors": {},
-                "error": "No such customer (erased or unknown).",
-            },
-            status_code=404,
-        )
+        return _gone_page(request, user, customer_id, customer)
     if customer.customer_id != customer_id:
         return RedirectResponse(f"/admin/customers/{customer.customer_id}", status_code=303)
     paging_request = _default_per_page(request, paging_request, TIMELINE_PER_PAGE)
@@ -258,6 +246,25 @@ def _customer_page(
             "errors": errors or {},
         },
         status_code=status_code,
+    )
+
+
+def _gone_page(
+    request: Request, user: Any, customer_id: str, customer: Customer | None
+) -> Response:
+    """The page of a customer Rapport no longer holds (404): when they were erased, or that
+    no customer has this id."""
+    erased_at = customer.erased_at if customer is not None else None
+    if customer is not None and customer.status == "erased":
+        when = f" on {day(erased_at)}" if erased_at is not None else ""
+        said = f"Customer {customer_id} was erased{when}; nothing personal is kept."
+    else:
+        said = f"No customer has the id {customer_id}."
+    return render(
+        request,
+        "customers/gone.html",
+        {"user": user, "said": said, "erased_at": erased_at},
+        status_code=404,
     )
 
 
