@@ -240,6 +240,17 @@ def _new_customer(
     return record
 
 
+def _fill_contact(customer: Customer, identities: dict[str, str]) -> list[str]:
+    """A profile without a contact email or phone takes its email or phone identity's as
+    one: the customer is reachable on what recognises them. The fields it filled."""
+    filled: list[str] = []
+    for name in ("email", "phone"):
+        if getattr(customer, name) is None and name in identities:
+            setattr(customer, name, identities[name])
+            filled.append(name)
+    return filled
+
+
 def resolve_identities(
     db: Session,
     *,
@@ -304,10 +315,7 @@ def resolve_identities(
         if profile and profile.get(name) and is_current(customer, name, at):
             setattr(customer, name, profile[name])
             said.append(name)
-    for name in ("email", "phone"):
-        if getattr(customer, name) is None and name in cleaned:
-            setattr(customer, name, cleaned[name])
-            said.append(name)
+    said += _fill_contact(customer, cleaned)
     stamp(customer, said, at)
     customer.updated_at = clock.now()
     db.flush()
@@ -375,6 +383,10 @@ def add_identity(
             other_customer_id=owners[0],
         )
     attach_identity(db, customer_id=customer.customer_id, kind=kind, value=value, source=source)
+    filled = _fill_contact(customer, cleaned)
+    if filled:
+        stamp(customer, filled, clock.now())
+        customer.updated_at = clock.now()
     db.flush()
     identity = db.scalar(
         select(Identity).where(
