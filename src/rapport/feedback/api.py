@@ -550,6 +550,7 @@ _PAGE_TEXT = {
         "thanks": "Thank you! Your answer has been recorded.",
         "answered": "This survey has already been answered. Thank you!",
         "expired": "This survey link has expired.",
+        "withdrawn": "This survey is no longer open. Thank you all the same.",
         "invalid": "This survey link is not valid.",
         "pick": "Please choose a score.",
     },
@@ -558,6 +559,7 @@ _PAGE_TEXT = {
         "thanks": "Merci ! Votre réponse a été enregistrée.",
         "answered": "Vous avez déjà répondu à ce questionnaire. Merci !",
         "expired": "Ce lien a expiré.",
+        "withdrawn": "Ce questionnaire n'est plus ouvert. Merci tout de même.",
         "invalid": "Ce lien n'est pas valide.",
         "pick": "Merci de choisir une note.",
     },
@@ -566,6 +568,7 @@ _PAGE_TEXT = {
         "thanks": "Vielen Dank! Ihre Antwort wurde gespeichert.",
         "answered": "Diese Umfrage wurde bereits beantwortet. Vielen Dank!",
         "expired": "Dieser Link ist abgelaufen.",
+        "withdrawn": "Diese Umfrage ist nicht mehr geöffnet. Trotzdem vielen Dank.",
         "invalid": "Dieser Link ist ungültig.",
         "pick": "Bitte wählen Sie eine Bewertung.",
     },
@@ -574,6 +577,7 @@ _PAGE_TEXT = {
         "thanks": "Obrigado! Sua resposta foi registrada.",
         "answered": "Esta pesquisa já foi respondida. Obrigado!",
         "expired": "Este link expirou.",
+        "withdrawn": "Esta pesquisa não está mais aberta. Obrigado mesmo assim.",
         "invalid": "Este link não é válido.",
         "pick": "Escolha uma nota.",
     },
@@ -598,12 +602,17 @@ def _open_invitation(
         return invitation, _page(
             request, db, state="expired", invitation=invitation, status_code=410
         )
+    if invitation.withdrawn_at is not None:
+        return invitation, _page(
+            request, db, state="withdrawn", invitation=invitation, status_code=410
+        )
     return invitation, None
 
 
 @public.get("/s/{token}", response_class=HTMLResponse)
 def survey_page(token: str, request: Request, db: DbSession, settings: AppSettings) -> Any:
-    """The survey, in the customer's language; refuses forged, expired and used links."""
+    """The survey, in the customer's language; refuses forged, expired, withdrawn and used
+    links."""
     invitation, refusal = _open_invitation(request, db, token, settings.session_secret())
     if refusal is not None:
         return refusal

@@ -71,6 +71,7 @@ from rapport.feedback.scores.targets import (
 )
 from rapport.feedback.surveys.answers import (
     AlreadyAnswered,
+    InvitationWithdrawn,
     LinkExpired,
     answer_invitation,
     record_response,
@@ -127,6 +128,7 @@ __all__ = [
     "AlreadyAnswered",
     "BeforeCommit",
     "ImportedReview",
+    "InvitationWithdrawn",
     "InviteDecision",
     "Keyed",
     "LinkExpired",

@@ -30,6 +30,13 @@ class LinkExpired(Problem):
     status, slug, title = 410, "link-expired", "Survey link expired"
 
 
+class InvitationWithdrawn(Problem):
+    """The invitation was withdrawn before it reached the customer (its order cancelled, its
+    consent withdrawn, its email given up): it takes no answer, as an expired link does."""
+
+    status, slug, title = 410, "invitation-withdrawn", "Survey withdrawn"
+
+
 def _check(kind: str, value: int) -> None:
     if not check_score(kind, value):
         low, high = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}[kind]
@@ -46,8 +53,9 @@ def answer_invitation(
     before_commit: BeforeCommit | None = None,
 ) -> SurveyResponse:
     """Record the answer to an invitation, once: a second answer is :class:`AlreadyAnswered`
-    and an answer after the link's expiry :class:`LinkExpired`. A detractor's answer opens a
-    complaint ticket in the same transaction."""
+    an answer after the link's expiry :class:`LinkExpired` and one to an invitation withdrawn
+    before it reached the customer :class:`InvitationWithdrawn` (nothing is recorded). A
+    detractor's answer opens a complaint ticket in the same transaction."""
     invitation = db.get(Invitation, invitation_id)
     if invitation is None:
         raise NotFound("No such survey invitation", field="invitation_id")
@@ -58,6 +66,10 @@ def answer_invitation(
         raise AlreadyAnswered("This survey has already been answered; thank you")
     if now >= clock.as_utc(invitation.expires_at):
         raise LinkExpired("This survey link has expired")
+    if invitation.withdrawn_at is not None:
+        raise InvitationWithdrawn(
+            "This survey invitation was withdrawn; it takes no answer", field="invitation_id"
+        )
     invitation.answered_at = now
     response = SurveyResponse(
         response_id=new_id("rsp"),
