@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -170,6 +172,141 @@ def test_stale_running_job_is_requeued(committed_url, handlers, frozen, calls) -
         assert jobs.requeue_stale(db) == 1
     jobs.run_due(worker_id="w2", database_url=committed_url)
     assert calls == [{"n": 7}]
+
+
+def test_a_job_whose_heartbeat_stopped_is_requeued_and_a_long_running_one_is_not(
+    committed_url, handlers, frozen, caplog
+) -> None:
+    # given two running jobs: one whose worker was killed, one whose worker is alive
+    with open_session(committed_url) as db:
+        dead_id = jobs.enqueue(db, kind="test.record", payload={"n": 1}).id
+        busy_id = jobs.enqueue(db, kind="test.record", payload={"n": 2}).id
+        db.commit()
+        dead = jobs._claim(db, "host:1:dead")
+        busy = jobs._claim(db, "host:2:busy")
+    assert (dead and dead.id, busy and busy.id) == (dead_id, busy_id)
+    assert busy is not None
+    # when 40 minutes pass, the live worker's heartbeat arriving every 20 s, and the stale
+    # jobs are looked for each minute
+    requeued = 0
+    with caplog.at_level(logging.WARNING, logger="rapport.platform.jobs"):
+        for _ in range(40 * 3):
+            frozen.advance(timedelta(seconds=20))
+            assert jobs.beat(busy, worker_id="host:2:busy", database_url=committed_url)
+            if frozen().second == 0:
+                with open_session(committed_url) as db:
+                    requeued += jobs.requeue_stale(db)
+    # then the killed worker's job was queued again within the stale bound, once
+    assert requeued == 1
+    assert [r.getMessage() for r in caplog.records if "queued again" in r.getMessage()] == [
+        f"job {dead_id} (test.record) queued again: its worker host:1:dead sent no heartbeat"
+        f" since {START}"
+    ]
+    again = _job(committed_url, dead_id)
+    assert (again.status, again.locked_by, again.heartbeat_at) == ("queued", None, None)
+    assert again.run_at <= START + jobs.STALE_AFTER + timedelta(minutes=1)
+    # and the job running long is still its worker's, its heartbeat the latest
+    running = _job(committed_url, busy_id)
+    assert (running.status, running.locked_by) == ("running", "host:2:busy")
+    assert running.heartbeat_at == frozen()
+
+
+@pytest.mark.parametrize("outcome", ["done", "failed"])
+def test_a_worker_that_lost_its_job_cannot_mark_it_finished(
+    committed_url, frozen, caplog, outcome
+) -> None:
+    # given a job whose worker stalls past the stale bound while running it, so that the job
+    # is queued again and another worker takes it
+    @jobs.job("test.stalls")
+    def stalls(db: Session, payload: dict[str, Any]) -> None:
+        frozen.advance(jobs.STALE_AFTER + timedelta(seconds=1))
+        with open_session(committed_url) as other:
+            assert jobs.requeue_stale(other) == 1
+            assert jobs._claim(other, "w2") is not None
+        if outcome == "failed":
+            raise RuntimeError("the stalled worker's handler failed")
+
+    try:
+        with open_session(committed_url) as db:
+            job_id = jobs.enqueue(db, kind="test.stalls", payload={}).id
+            db.commit()
+        # when the first worker's handler returns
+        with caplog.at_level(logging.WARNING, logger="rapport.platform.jobs"):
+            assert jobs.run_one(worker_id="w1", database_url=committed_url) == job_id
+    finally:
+        jobs._handlers.pop("test.stalls", None)
+    # then the job stays with the worker that now runs it, neither done nor queued
+    taken = _job(committed_url, job_id)
+    assert (taken.status, taken.locked_by, taken.attempts) == ("running", "w2", 2)
+    assert (taken.finished_at, taken.last_error) == (None, None)
+    assert any(
+        f"job {job_id} (test.stalls): worker w1 no longer owns it" in r.getMessage()
+        and f"its {'completion' if outcome == 'done' else 'failure'} is not recorded"
+        in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_the_heartbeat_advances_while_a_worker_runs_a_job(committed_url, monkeypatch) -> None:
+    # given a worker beating every 50 ms, and a job that runs until the test lets it finish
+    release = threading.Event()
+    started = threading.Event()
+
+    @jobs.job("test.long")
+    def long(db: Session, payload: dict[str, Any]) -> None:
+        started.set()
+        assert release.wait(timeout=30)
+
+    monkeypatch.setattr(jobs, "_schedules", {})
+    monkeypatch.setattr(jobs, "_tick_hooks", [])
+    worker = jobs.Worker(database_url=committed_url, poll_seconds=0.05, heartbeat_seconds=0.05)
+    thread: threading.Thread | None = None
+    try:
+        with open_session(committed_url) as db:
+            job_id = jobs.enqueue(db, kind="test.long", payload={}).id
+            db.commit()
+        thread = worker.start_thread()
+        assert started.wait(timeout=30)
+        # when it runs, the heartbeat is seen moving on three times
+        first = _job(committed_url, job_id)
+        assert (first.status, first.locked_by) == ("running", worker.worker_id)
+        assert first.heartbeat_at is not None
+        seen = [first.heartbeat_at]
+        deadline = time.monotonic() + 20
+        while len(seen) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            latest = _job(committed_url, job_id).heartbeat_at
+            assert latest is not None
+            if latest > seen[-1]:
+                seen.append(latest)
+        # then it advanced while the job ran, and the job still ran once to its end
+        assert len(seen) == 4, seen
+        release.set()
+        deadline = time.monotonic() + 20
+        while _job(committed_url, job_id).status == "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        done = _job(committed_url, job_id)
+        assert (done.status, done.attempts, done.locked_by, done.heartbeat_at) == (
+            "done",
+            1,
+            None,
+            None,
+        )
+    finally:
+        release.set()
+        worker.stop()
+        jobs._handlers.pop("test.long", None)
+        if thread is not None:
+            thread.join(timeout=30)
+    assert thread is not None
+    assert not thread.is_alive()
+
+
+def test_each_worker_has_an_id_of_its_own() -> None:
+    # host:pid:random, so that a restarted process with the same pid is another worker
+    first, second = jobs.default_worker_id(), jobs.default_worker_id()
+    assert first != second
+    assert first.rsplit(":", 2)[1] == second.rsplit(":", 2)[1] == str(os.getpid())
 
 
 def test_a_failing_tick_hook_holds_up_neither_the_other_hooks_nor_the_due_jobs(

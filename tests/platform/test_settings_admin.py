@@ -172,3 +172,27 @@ def test_jobs_are_counted_filtered_and_paged(client: Any, db: Session, signed_in
     ).text
     assert len(_rows(queued_exports)) == 1
     assert client.get("/admin/settings/jobs", params={"status": "lost"}).status_code == 422
+
+
+def test_a_running_job_shows_its_worker_and_heartbeat_age(
+    client: Any, db: Session, signed_in: str
+) -> None:
+    # given a job running on one worker that beat 40 s ago, and one whose worker went quiet
+    # 5 minutes ago
+    now = clock.now()
+    beating = jobs.enqueue(db, kind="test.export")
+    beating.status, beating.locked_by = "running", "shop-1:4242:9f3a61c0"
+    beating.started_at, beating.heartbeat_at = now - timedelta(hours=1), now - timedelta(seconds=40)
+    quiet = jobs.enqueue(db, kind="test.import")
+    quiet.status, quiet.locked_by = "running", "shop-2:77:0b1c2d3e"
+    quiet.started_at, quiet.heartbeat_at = now - timedelta(minutes=6), now - timedelta(minutes=5)
+    db.commit()
+    # when the jobs page is opened
+    page = client.get("/admin/settings/jobs", params={"status": "running"}).text
+    # then each row names its worker and how long ago it beat, the quiet one marked stale
+    workers = re.findall(r'data-testid="job-worker">(.*?)</td>', page, re.S)
+    assert len(workers) == 2
+    shown = {re.sub(r"<[^>]+>", " ", cell).split()[0]: " ".join(cell.split()) for cell in workers}
+    assert "heartbeat 4" in shown["shop-1:4242:9f3a61c0"]  # 40 s, or 41 s on a slow run
+    assert "stale" not in shown["shop-1:4242:9f3a61c0"]
+    assert "heartbeat 5 min ago, stale" in shown["shop-2:77:0b1c2d3e"]

@@ -3,6 +3,12 @@
 Domains declare handlers next to their code (``<domain>/tasks.py``) with :func:`job` and
 periodic work with :func:`scheduled`. Handlers must be idempotent: a job can run again after a
 crash between its work and its completion mark.
+
+A running job carries its worker's id (``locked_by``) and a heartbeat (``heartbeat_at``) that a
+thread of the worker's refreshes every ``HEARTBEAT_SECONDS`` while the handler runs. A job whose
+heartbeat is older than ``STALE_AFTER`` lost its worker and is queued again; a job running long
+keeps its heartbeat fresh and stays with its worker. A worker marks a job done or failed only
+while it still owns that run of it.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -21,7 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,7 +43,10 @@ JobHandler = Callable[[Session, dict[str, Any]], None]
 
 BACKOFF_BASE = timedelta(seconds=10)
 BACKOFF_CAP = timedelta(hours=1)
-STALE_AFTER = timedelta(minutes=30)
+# A running job's worker refreshes its heartbeat this often; one whose heartbeat is older than
+# STALE_AFTER (several missed beats) lost its worker and is queued again.
+HEARTBEAT_SECONDS = 20.0
+STALE_AFTER = timedelta(minutes=2)
 HOUSEKEEPING_SECONDS = 10.0
 # While the database is unavailable the worker tries again after 0.25 s, doubling up to 30 s.
 OUTAGE_FIRST_WAIT_S = 0.25
@@ -155,16 +165,34 @@ def enqueue_schedules(db: Session) -> int:
     return added
 
 
-def requeue_stale(db: Session) -> int:
-    """Jobs left 'running' by a worker that died go back to the queue."""
-    cutoff = clock.now() - STALE_AFTER
-    result = db.execute(
-        update(Job)
-        .where(Job.status == "running", Job.started_at < cutoff)
-        .values(status="queued", locked_by=None, run_at=clock.now())
+def requeue_stale(db: Session, *, stale_after: timedelta = STALE_AFTER) -> int:
+    """Jobs left 'running' by a worker that died (no heartbeat for ``stale_after``) go back to
+    the queue; a job running long, its heartbeat fresh, stays with its worker."""
+    cutoff = clock.now() - stale_after
+    stale = and_(
+        Job.status == "running",
+        or_(Job.heartbeat_at < cutoff, and_(Job.heartbeat_at.is_(None), Job.started_at < cutoff)),
     )
+    found = db.execute(select(Job.id, Job.kind, Job.locked_by, Job.heartbeat_at).where(stale))
+    requeued = 0
+    for job_id, kind, worker_id, heartbeat_at in found.all():
+        # Stale still: a beat that came in since the read keeps the job with its worker.
+        result = db.execute(
+            update(Job)
+            .where(Job.id == job_id, stale)
+            .values(status="queued", locked_by=None, heartbeat_at=None, run_at=clock.now())
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            requeued += 1
+            log.warning(
+                "job %s (%s) queued again: its worker %s sent no heartbeat since %s",
+                job_id,
+                kind,
+                worker_id,
+                heartbeat_at or "it started",
+            )
     db.commit()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return requeued
 
 
 class _Claimed(NamedTuple):
@@ -210,72 +238,210 @@ def _claim(db: Session, worker_id: str) -> _Claimed | None:
             attempts=Job.attempts + 1,
             locked_by=worker_id,
             started_at=now,
+            heartbeat_at=now,
         )
     )
     db.commit()
     return job if claimed.rowcount else None  # type: ignore[attr-defined]
 
 
-def run_one(*, worker_id: str, database_url: str | None = None) -> int | None:
+def _owned(job: _Claimed, worker_id: str) -> ColumnElement[bool]:
+    """Whether the job is still this worker's run of it: running, locked by the worker, at
+    this run's attempt (a job queued again and claimed anew counts another attempt)."""
+    return and_(
+        Job.id == job.id,
+        Job.status == "running",
+        Job.locked_by == worker_id,
+        Job.attempts == job.attempts,
+    )
+
+
+def beat(job: _Claimed, *, worker_id: str, database_url: str | None = None) -> bool:
+    """Refresh a running job's heartbeat, in a short transaction of its own (on SQLite one
+    UPDATE by id holds the write lock); False when the worker no longer owns the job."""
+    with open_session(database_url) as db:
+        result = db.execute(
+            update(Job).where(_owned(job, worker_id)).values(heartbeat_at=clock.now())
+        )
+        db.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class _Heartbeat:
+    """A thread that refreshes a running job's heartbeat every ``every`` seconds until
+    stopped; a beat that fails (the database briefly unavailable) is logged and tried again
+    at the next one."""
+
+    def __init__(
+        self, job: _Claimed, *, worker_id: str, database_url: str | None, every: float
+    ) -> None:
+        self.job = job
+        self.worker_id = worker_id
+        self.database_url = database_url
+        self.every = every
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, name=f"rapport-job-{job.id}-heartbeat", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.every):
+            try:
+                owned = beat(self.job, worker_id=self.worker_id, database_url=self.database_url)
+            except Exception as error:
+                log.warning(
+                    "job %s (%s): its heartbeat failed; trying again in %g s: %s",
+                    self.job.id,
+                    self.job.kind,
+                    self.every,
+                    _first_line(f"{type(error).__name__}: {error}"),
+                )
+                continue
+            if not owned:
+                if not self.stopped.is_set():
+                    log.warning(
+                        "job %s (%s): worker %s no longer owns it (queued again after its"
+                        " heartbeat stopped); its heartbeat stops",
+                        self.job.id,
+                        self.job.kind,
+                        self.worker_id,
+                    )
+                return
+
+    def stop(self) -> None:
+        """Stop beating; returns at once (a beat under way may still finish)."""
+        self.stopped.set()
+
+    def join(self) -> None:
+        self.thread.join(timeout=max(self.every, 5.0) + 30.0)
+
+
+def _finish(
+    db: Session, job: _Claimed, worker_id: str, values: dict[str, Any], outcome: str
+) -> None:
+    """Record how the run ended, only if the worker still owns the job: a job queued again
+    and taken by another worker is left to that worker."""
+    result = db.execute(update(Job).where(_owned(job, worker_id)).values(**values))
+    db.commit()
+    if not result.rowcount:  # type: ignore[attr-defined]
+        log.warning(
+            "job %s (%s): worker %s no longer owns it (queued again after its heartbeat"
+            " stopped); its %s is not recorded",
+            job.id,
+            job.kind,
+            worker_id,
+            outcome,
+        )
+
+
+def run_one(
+    *,
+    worker_id: str,
+    database_url: str | None = None,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
+) -> int | None:
     """Claim and run the next due job. Returns its id, or ``None`` when nothing is due."""
     with open_session(database_url) as db:
         claimed = _claim(db, worker_id)
         if claimed is None:
             return None
-        job_id, kind, payload, attempts, max_attempts = claimed
-        handler = _handlers.get(kind)
+        heartbeat = _Heartbeat(
+            claimed, worker_id=worker_id, database_url=database_url, every=heartbeat_seconds
+        )
         try:
-            if handler is None:
-                raise LookupError(f"no handler registered for job kind {kind!r}")
-            handler(db, payload)
-        except Exception:
-            db.rollback()
-            error = traceback.format_exc(limit=5)
-            log.warning("job %s (%s) failed: %s", job_id, kind, error)
-            exhausted = attempts >= max_attempts
-            values: dict[str, Any] = {
-                "status": "failed" if exhausted else "queued",
-                "last_error": error[-4000:],
-                "locked_by": None,
-            }
-            if exhausted:
-                values["finished_at"] = clock.now()
-            else:
-                values["run_at"] = clock.now() + backoff(attempts)
-            db.execute(update(Job).where(Job.id == job_id).values(**values))
-            db.commit()
+            _run_claimed(db, claimed, worker_id, heartbeat)
+        finally:
+            heartbeat.stop()
+            # After the completion mark has committed: on SQLite a beat under way may be
+            # waiting for the write lock that the handler's transaction holds until then.
+            heartbeat.join()
+        return claimed.id
+
+
+def _run_claimed(db: Session, claimed: _Claimed, worker_id: str, heartbeat: _Heartbeat) -> None:
+    job_id, kind, payload, attempts, max_attempts = claimed
+    handler = _handlers.get(kind)
+    try:
+        if handler is None:
+            raise LookupError(f"no handler registered for job kind {kind!r}")
+        handler(db, payload)
+    except Exception:
+        heartbeat.stop()
+        db.rollback()
+        error = traceback.format_exc(limit=5)
+        log.warning("job %s (%s) failed: %s", job_id, kind, error)
+        exhausted = attempts >= max_attempts
+        values: dict[str, Any] = {
+            "status": "failed" if exhausted else "queued",
+            "last_error": error[-4000:],
+            "locked_by": None,
+            "heartbeat_at": None,
+        }
+        if exhausted:
+            values["finished_at"] = clock.now()
         else:
-            if in_read_only_transaction(db):
-                db.commit()  # the handler only read; its read-only transaction cannot write
-            db.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(status="done", finished_at=clock.now(), locked_by=None, last_error=None)
-            )
-            db.commit()
-        return job_id
+            values["run_at"] = clock.now() + backoff(attempts)
+        _finish(db, claimed, worker_id, values, "failure")
+    else:
+        heartbeat.stop()
+        if in_read_only_transaction(db):
+            db.commit()  # the handler only read; its read-only transaction cannot write
+        _finish(
+            db,
+            claimed,
+            worker_id,
+            {
+                "status": "done",
+                "finished_at": clock.now(),
+                "locked_by": None,
+                "heartbeat_at": None,
+                "last_error": None,
+            },
+            "completion",
+        )
 
 
-def run_due(*, worker_id: str, database_url: str | None = None, limit: int = 1000) -> int:
+def run_due(
+    *,
+    worker_id: str,
+    database_url: str | None = None,
+    limit: int = 1000,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
+) -> int:
     """Run every job due now (up to ``limit``); used by tests and ``rapport worker --once``."""
     ran = 0
-    while ran < limit and run_one(worker_id=worker_id, database_url=database_url) is not None:
+    while (
+        ran < limit
+        and run_one(
+            worker_id=worker_id, database_url=database_url, heartbeat_seconds=heartbeat_seconds
+        )
+        is not None
+    ):
         ran += 1
     return ran
 
 
 def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    """``host:pid:random``: unique to this worker, also where a restarted container's process
+    has the same host name and pid as the one before it."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Worker:
     """The worker loop: tick schedules, recover stale jobs, run due jobs, sleep when idle."""
 
     def __init__(
-        self, *, database_url: str | None = None, poll_seconds: float = 1.0, worker_id: str = ""
+        self,
+        *,
+        database_url: str | None = None,
+        poll_seconds: float = 1.0,
+        worker_id: str = "",
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.database_url = database_url
         self.poll_seconds = poll_seconds
+        self.heartbeat_seconds = heartbeat_seconds
         self.worker_id = worker_id or default_worker_id()
         self.stop_event = threading.Event()
         self._last_housekeeping = -HOUSEKEEPING_SECONDS
@@ -308,7 +474,12 @@ class Worker:
             done += self._guarded(_name_of(hook), partial(hook, self.database_url))
         return done + self._guarded(
             "due jobs",
-            lambda: run_due(worker_id=self.worker_id, database_url=self.database_url, limit=100),
+            lambda: run_due(
+                worker_id=self.worker_id,
+                database_url=self.database_url,
+                limit=100,
+                heartbeat_seconds=self.heartbeat_seconds,
+            ),
         )
 
     def _check_schema(self) -> int:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from rapport.platform import jobs, service
+from rapport.platform import clock, jobs, service
 from rapport.platform.admin import CsrfChecked, CurrentAdmin, NavItem, redirect_saying, render
 from rapport.platform.api import ApiKeyRequest
 from rapport.platform.db import DbSession
@@ -179,6 +179,8 @@ def jobs_page(
             "statuses": service.JOB_STATUSES,
             "kinds": service.job_kinds(db),
             "jobs": found.jobs,
+            "now": clock.now(),
+            "stale_after_s": jobs.STALE_AFTER.total_seconds(),
             "paging": paging,
             "status": status,
             "kind": kind,
