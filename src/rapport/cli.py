@@ -446,6 +446,7 @@ def serve(
         gc.freeze()
         tune_interpreter()
         from rapport.platform.http_protocol import ProblemHttpProtocol
+        from rapport.platform.serving import log_config
 
         uvicorn.run(
             application,
@@ -453,7 +454,8 @@ def serve(
             port=port,
             http=ProblemHttpProtocol,  # a request it cannot read is answered with problem+json
             proxy_headers=True,
-            access_log=settings.access_log,
+            access_log=False,  # the application writes it, without personal values
+            log_config=log_config(),
         )
         return
     # Each process builds the app from the environment; pass on what the options chose, and

@@ -342,7 +342,7 @@ def create_app(
     )
     # Outside every other middleware, so that an error raised anywhere is answered once.
     app.add_middleware(AnswerUnhandled)
-    app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestMetrics, access_log=settings.access_log)
     return app
 
 

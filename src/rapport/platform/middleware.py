@@ -1,14 +1,15 @@
-"""ASGI middleware: request body size limit, request time budget and Prometheus request
-metrics."""
+"""ASGI middleware: request body size limit, request time budget, Prometheus request
+metrics and the access log."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import re
 import time
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qsl, unquote_plus
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -20,6 +21,13 @@ from rapport.platform import budget
 from rapport.platform.errors import answer_problem, problem_response, unexpected_problem
 
 log = logging.getLogger(__name__)
+# One line per HTTP request, written by RequestMetrics where uvicorn's own access log (which
+# writes the raw path and query string, personal values included) is turned off.
+ACCESS_LOG = logging.getLogger("rapport.access")
+# A query parameter's name the access log writes as it is; any other name (an email sent as
+# a bare ``?alice@example.com``, say) is written as "…", like every value.
+_LOGGED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,39}")
+_LOGGED_NAMES = 20
 
 # Every metric of the application registers here. Under `rapport serve --processes N` the
 # supervisor sets PROMETHEUS_MULTIPROC_DIR before the processes start, so prometheus_client
@@ -246,10 +254,12 @@ class AnswerUnhandled:
 
 
 class RequestMetrics:
-    """Count and time every HTTP request by its route template (not its raw path)."""
+    """Count and time every HTTP request by its route template (not its raw path); with
+    ``access_log``, write a line for it to the ``rapport.access`` logger (see logged_target)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, access_log: bool = False) -> None:
         self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -269,8 +279,40 @@ class RequestMetrics:
         finally:
             template = route_template(scope)
             method = scope.get("method", "GET")
+            elapsed = time.perf_counter() - started
             REQUESTS.labels(method, template, str(status_code)).inc()
-            LATENCY.labels(method, template).observe(time.perf_counter() - started)
+            LATENCY.labels(method, template).observe(elapsed)
+            if self.access_log and ACCESS_LOG.isEnabledFor(logging.INFO):
+                ACCESS_LOG.info(
+                    '"%s %s HTTP/%s" %d %.1f ms',
+                    method,
+                    logged_target(scope, template),
+                    scope.get("http_version", "1.1"),
+                    status_code,
+                    elapsed * 1000,
+                )
+
+
+def logged_target(scope: Scope, template: str) -> str:
+    """What the access log writes for a request's path and query: the route's template
+    (``/v1/customers/{customer_id}``) where a route matched, else the path as sent; and the
+    query's parameter names with every value left out (``?kind=…&value=…``). So an email or
+    phone number in a path or query never reaches the log, where erasure cannot reach it."""
+    if template == "unmatched":
+        raw: Any = scope.get("raw_path")
+        # Percent-encoded as sent: a decoded %0A would start a line of its own in the log.
+        path = raw.decode("ascii", "backslashreplace") if isinstance(raw, bytes) else "?"
+    else:
+        path = template
+    query: Any = scope.get("query_string")
+    if not query:
+        return path
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    names = [name if _LOGGED_NAME.fullmatch(name) else "…" for name, _ in pairs]
+    shown = [f"{name}=…" for name in names[:_LOGGED_NAMES]]
+    if len(names) > _LOGGED_NAMES:
+        shown.append("…")
+    return f"{path}?{'&'.join(shown) or '…'}"
 
 
 def route_template(scope: Scope) -> str:

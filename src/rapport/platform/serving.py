@@ -14,6 +14,7 @@ them, each process writes its counts to its own memory-mapped files there, and `
 
 from __future__ import annotations
 
+import copy
 import logging
 import multiprocessing
 import os
@@ -25,6 +26,7 @@ import time
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +55,31 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration, plus the access log Rapport writes itself
+    (``rapport.access``, see middleware.RequestMetrics) in uvicorn's format, on stdout as
+    uvicorn's was. Every door that starts uvicorn passes it with ``access_log=False``:
+    uvicorn's own access log writes the raw path and query string, emails included."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["rapport.access"] = {
+        "formatter": "default",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"]["rapport.access"] = {
+        "handlers": ["rapport.access"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    return config
+
+
 def _server_process(host: str, port: int) -> None:
     import uvicorn
 
     from rapport.platform.http_protocol import ProblemHttpProtocol
-    from rapport.platform.settings import get_settings
 
     sock = listening_socket(host, port)
     config = uvicorn.Config(
@@ -67,7 +89,8 @@ def _server_process(host: str, port: int) -> None:
         port=port,
         http=ProblemHttpProtocol,  # a request it cannot read is answered with problem+json
         proxy_headers=True,
-        access_log=get_settings().access_log,
+        access_log=False,  # the application writes it (see log_config)
+        log_config=log_config(),
     )
     uvicorn.Server(config).run(sockets=[sock])
 

@@ -136,8 +136,9 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         default=True,
         description=(
-            "Log one line per HTTP request (uvicorn's access log); turn off where a load"
-            " balancer logs requests already."
+            "Log one line per HTTP request (method, route, status, time taken; never a"
+            " query's values or a path's personal values); turn off where a load balancer"
+            " logs requests already."
         ),
     )
     request_timeout_seconds: float = Field(
