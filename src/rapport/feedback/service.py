@@ -88,6 +88,7 @@ from rapport.feedback.surveys.invitations import (
     sampled,
     withdraw_invitations,
 )
+from rapport.feedback.surveys.links import path as survey_link_path
 from rapport.feedback.surveys.links import url as survey_link_url
 from rapport.feedback.surveys.triggers import process_feedback_events
 from rapport.feedback.surveys.wording import DEFAULT_LABELS, labels_for, question_text
@@ -190,6 +191,7 @@ __all__ = [
     "sla_due",
     "sla_report",
     "submit_review",
+    "survey_link_path",
     "survey_link_url",
     "target_status",
     "ticket_counts",

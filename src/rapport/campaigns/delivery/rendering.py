@@ -10,7 +10,10 @@ Templates see:
   for the ``email`` placement, only for customers with ``personalization`` consent (else an
   empty list);
 - ``occasion``: the values the producer attached to the delivery (order id, survey link …),
-  also available by name at the top level;
+  also available by name at the top level; a path on this installation it attached as
+  ``<name>_path`` (a survey's signed ``/s/<token>``) is also there as ``<name>_url``, under
+  ``RAPPORT_PUBLIC_BASE_URL`` as it stands at render time (:func:`with_links`), so a message
+  queued before the setting changed carries the new host;
 - ``unsubscribe_url``: a signed link to the public page that withdraws the consent the
   message is sent under (:func:`consent_purpose`; empty for staff messages and for service
   messages no consent governs, such as a late-delivery notice or apology points); previews
@@ -230,6 +233,22 @@ def _page_url(token: str, settings: Settings) -> str:
     return f"{settings.public_base_url.rstrip('/')}/u/{token}"
 
 
+def with_links(occasion: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """``occasion``'s values with each ``<name>_path`` (a path on this installation, such as
+    a survey's signed ``/s/<token>``) also as ``<name>_url`` under ``settings``'
+    ``public_base_url``: a delivery keeps the path and its address is built when the message
+    is rendered, so one queued before ``RAPPORT_PUBLIC_BASE_URL`` changed carries the new
+    host. A ``<name>_url`` stored with the delivery (messages queued before) stays as it is."""
+    values = dict(occasion)
+    for name, value in occasion.items():
+        if name.endswith("_path") and isinstance(value, str) and value.startswith("/"):
+            values.setdefault(
+                name.removesuffix("_path") + "_url",
+                f"{settings.public_base_url.rstrip('/')}{value}",
+            )
+    return values
+
+
 def unsubscribe_url(customer_id: str, purpose: str, *, settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     return _page_url(
@@ -352,9 +371,10 @@ class Renderer:
         link: str,
     ) -> dict[str, Any]:
         first = (customer.first_name if customer else None) or FALLBACK_NAME
+        occasion = with_links(occasion, self.settings)
         values: dict[str, Any] = dict(occasion)
         values.update(
-            occasion=dict(occasion),
+            occasion=occasion,
             first_name=first,
             customer={
                 "first_name": first,

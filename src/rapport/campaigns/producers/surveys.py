@@ -1,5 +1,8 @@
 """Survey invitations: ``survey_invited`` (feedback) becomes an email carrying the signed link
-to the public survey page.
+to the public survey page. The delivery keeps the link's signed path (``survey_path``); the
+address (``occasion.survey_url``) is built when the email is rendered, under
+``RAPPORT_PUBLIC_BASE_URL`` as it is then, so a host changed while the email waits is the one
+it carries.
 
 The message is about something the customer did (their order, visit or ticket), so it goes as
 a service message; feedback invited only customers who granted the survey's consent purpose
@@ -41,11 +44,10 @@ def on_survey_invited(db: Session, event: LoggedEvent) -> None:
     if invitation is None:
         return
     expires_at = clock.as_utc(invitation.expires_at)
-    settings = get_settings()
-    link = feedback.survey_link_url(
-        invitation.invitation_id,
-        secret=settings.session_secret(),
-        base_url=settings.public_base_url,
+    # The signed path only: the dispatcher renders it under RAPPORT_PUBLIC_BASE_URL as it
+    # stands when the email goes out (``occasion.survey_url``, rendering.with_links).
+    path = feedback.survey_link_path(
+        invitation.invitation_id, secret=get_settings().session_secret()
     )
     campaign = system_campaign(db, SURVEY_INVITATION)
     queue_deliveries(
@@ -60,7 +62,7 @@ def on_survey_invited(db: Session, event: LoggedEvent) -> None:
                     context={
                         "invitation_id": invitation.invitation_id,
                         "survey_id": invitation.survey_id,
-                        "survey_url": link,
+                        "survey_path": path,
                         "expires_on": expires_at.date().isoformat(),
                         "order_id": invitation.order_id or "",
                         "stage": invitation.stage,
