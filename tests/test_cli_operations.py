@@ -114,6 +114,45 @@ def test_a_database_migrated_by_a_newer_rapport_is_named_as_such(database) -> No
     assert _revisions(database) == (UNKNOWN,)
 
 
+KEY_COMMANDS = (
+    ("keys", "list"),
+    ("keys", "create", "shop", "--scope", "read"),
+    ("keys", "limit", "key_x", "10/second"),
+    ("keys", "orders-from-tracking", "key_x", "off"),
+    ("keys", "revoke", "key_x"),
+)
+
+
+def _key_count(url: str) -> int:
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM api_keys")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_keys_commands_refuse_a_database_whose_schema_is_not_this_versions(database) -> None:
+    # given a database an older Rapport migrated
+    upgrade(database, OLDER)
+    # when the keys commands meet it, then each refuses as serve does, saying to migrate
+    for arguments in KEY_COMMANDS:
+        result = _rapport(*arguments)
+        said = _said(result)
+        assert result.exit_code == 2, said
+        assert "migration(s) pending. Run: rapport migrate" in said, said
+    # given one a newer Rapport migrated, then each says so and what to do, making no key
+    upgrade(database)
+    _set_revision(database, UNKNOWN)
+    for arguments in KEY_COMMANDS:
+        result = _rapport(*arguments)
+        said = _said(result)
+        assert result.exit_code == 2, said
+        assert f"migrated by a newer Rapport (revision {UNKNOWN} is unknown" in said, said
+        assert "Created key" not in said
+    assert _key_count(database) == 0
+
+
 def test_migrate_says_the_revision_the_database_is_at_and_never_downgrades(database) -> None:
     # given a database migrated to an older revision
     older = _rapport("migrate", "--revision", OLDER)

@@ -637,6 +637,7 @@ def keys_create(
         bool, typer.Option(show_default=False, help="On by default: see above")
     ] = True,
 ) -> None:
+    require_migrated()  # as serve does: a key made on another schema may not work there
     with open_session() as db:
         issued = platform.create_api_key(
             db,
@@ -664,6 +665,7 @@ def keys_list(
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys")] = False,
 ) -> None:
     """List API keys (never their secrets); each id is shown whole, for `keys revoke`."""
+    require_migrated()
     with open_session() as db:
         keys = platform.list_api_keys(db, include_revoked=all_keys)
     rows = [
@@ -714,6 +716,7 @@ def keys_limit(
 ) -> None:
     """Give an API key its own request limit (every server applies it within a second)."""
     own = None if rate_limit == "default" else rate_limit
+    require_migrated()
     with open_session() as db:
         key = platform.set_api_key_rate_limit(db, key_id=key_id, rate_limit=own)
     console.print(
@@ -731,6 +734,7 @@ def keys_orders_from_tracking(
     """Whether the Segment e-commerce events a key sends become orders and returns (only for
     a key that may ingest and write; every server applies it within a second); off where the
     shop's system sends orders itself."""
+    require_migrated()
     with open_session() as db:
         key = platform.set_api_key_orders_from_tracking(
             db, key_id=key_id, enabled=switch is Switch.ON
@@ -755,6 +759,7 @@ def keys_orders_from_tracking(
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (keys list)")]) -> None:
     """Revoke an API key at once."""
+    require_migrated()
     with open_session() as db:
         key = platform.revoke_api_key(db, key_id=key_id)
     console.print(f"Revoked {key.id} ({key.name}).", highlight=False, markup=False)
