@@ -234,6 +234,24 @@ def test_a_bad_rate_limit_storage_is_named_with_the_forms_taken(
     assert "Correct it in the environment" in said
 
 
+def test_a_public_base_url_that_is_no_url_is_named_with_what_to_write(
+    database, monkeypatch
+) -> None:
+    # given a public address that is no URL
+    monkeypatch.setenv("RAPPORT_PUBLIC_BASE_URL", "notaurl")
+    get_settings.cache_clear()
+    # when a command reads the settings, then it refuses naming the setting and an example
+    result = _rapport("keys", "list")
+    said = _said(result)
+    assert result.exit_code == 2, said
+    assert (
+        "A setting is wrong: RAPPORT_PUBLIC_BASE_URL: 'notaurl' is not an absolute http(s) URL"
+        in said
+    )
+    assert "such as https://shop.example.com" in said
+    assert "Value error" not in said
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

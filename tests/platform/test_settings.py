@@ -91,3 +91,37 @@ def test_the_operator_guide_lists_every_setting_and_only_settings() -> None:
     assert settings - listed == set()
     named = set(re.findall(r"RAPPORT_[A-Z][A-Z_]*[A-Z]", guide))
     assert named - settings - NOT_SETTINGS == set()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000",
+        "https://shop.example.com",
+        "https://surveys.shop.example/",
+        "HTTPS://shop.example.com:8443/rapport",
+    ],
+)
+def test_a_public_base_url_is_kept_as_given(home: Path, url: str) -> None:
+    assert Settings(public_base_url=url).public_base_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "notaurl",
+        "shop.example.com",
+        "/u",
+        "ftp://shop.example.com",
+        "https://",
+        "https://shop.example.com:port",
+        "https://shop example.com",
+        "https://shop.example.com/?utm=1",
+        "https://user:pw@shop.example.com",
+    ],
+)
+def test_a_public_base_url_that_is_no_absolute_http_url_is_refused(home: Path, url: str) -> None:
+    with pytest.raises(ValueError, match="public_base_url") as refused:
+        Settings(public_base_url=url)
+    assert "is not an absolute http(s) URL" in str(refused.value)
+    assert "https://shop.example.com" in str(refused.value)

@@ -14,6 +14,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -66,6 +67,27 @@ def env_files() -> tuple[Path, ...]:
 
 
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
+
+
+def _is_public_base_url(value: str) -> bool:
+    """Whether ``value`` is an absolute http(s) URL with a host, and neither a query, a
+    fragment nor credentials: what links in messages can be built under."""
+    if any(character.isspace() for character in value):
+        return False
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018  (raises on a port that is no number, or out of range)
+    except ValueError:
+        return False
+    return (
+        parts.scheme.lower() in {"http", "https"}
+        and bool(parts.hostname)
+        and not (parts.query or parts.fragment or parts.username or parts.password)
+        and "?" not in value
+        and "#" not in value
+    )
+
+
 # The `limits` storages RAPPORT_RATE_LIMIT_STORAGE may name: the synchronous ones (docs/
 # operator-guide.md); each needs its client library installed (redis, pymemcache, pymongo).
 RATE_LIMIT_STORAGE_SCHEMES = frozenset(
@@ -209,7 +231,7 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000",
         description=(
             "Where customers reach this installation's public pages (unsubscribe links in"
-            " messages): scheme, host and port, no trailing slash."
+            " messages): an absolute http(s) URL, such as https://shop.example.com."
         ),
     )
     smtp_host: str = Field(default="localhost", description="SMTP server for email deliveries.")
@@ -272,6 +294,18 @@ class Settings(BaseSettings):
                     " (https://shop.example), or * for any page"
                 )
         return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str) -> str:
+        value = value.strip()
+        if not _is_public_base_url(value):
+            raise ValueError(
+                f"{value!r} is not an absolute http(s) URL: write the scheme and host customers"
+                " reach Rapport at, such as https://shop.example.com (a port or a path may"
+                " follow, no query)"
+            )
+        return value  # a trailing slash is kept: the links built on it drop it
 
     @field_validator("rate_limit_storage")
     @classmethod
