@@ -7,19 +7,22 @@ risk of a basket like the last one)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rapport.customers import service as customers
 from rapport.orders import listing, service
 from rapport.orders.return_risk import serving as risk_serving
+from rapport.orders.schemas import ReturnIn, ReturnLineIn, ReturnReason
 from rapport.platform import clock
 from rapport.platform.admin import (
+    CSRF_FIELD,
     CsrfChecked,
     CurrentAdmin,
     CustomerPanel,
+    FormFields,
     NavItem,
     add_template_dir,
     redirect_saying,
@@ -28,6 +31,7 @@ from rapport.platform.admin import (
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound, Problem
+from rapport.platform.formatting import money
 from rapport.platform.paging import PageParams, PageRequest
 from rapport.platform.settings import AppSettings
 
@@ -247,7 +251,30 @@ def customer_orders_page(
     paging_request: CustomerPageParams,
 ) -> HTMLResponse:
     """A customer's orders across channels with their lines and status history, ten at a
-    time; an order not handed over yet can be cancelled from here."""
+    time; an order not handed over yet can be cancelled from here, and a return of one handed
+    over recorded."""
+    return _customer_orders(request, db, user, customer_id, paging_request)
+
+
+# What the return form shows before anything is typed (plus each line's quantity, empty).
+RETURN_VALUES = {"reason": "", "channel": "call_center", "restock": ""}
+RETURN_CHANNELS = ("call_center", "store", "web", "app")
+
+
+def _customer_orders(
+    request: Request,
+    db: DbSession,
+    user: Any,
+    customer_id: str,
+    paging_request: PageRequest,
+    *,
+    return_order: str | None = None,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The customer's orders page; with ``return_order``, ``values`` and ``errors``, that
+    order's return form as the user sent it, each message beside its field."""
     customer = customers.get_customer(db, customer_id=customer_id)
     rows = []
     paging = paging_request.of(0)
@@ -261,12 +288,14 @@ def customer_orders_page(
         paging = paging_request.of(view.total_orders)
         for order in view.orders:
             history = service.status_history(db, order_id=order.order_id)
+            lines = service.get_lines(db, order_id=order.order_id)
             rows.append(
                 {
                     "order": order,
-                    "lines": service.get_lines(db, order_id=order.order_id),
+                    "lines": lines,
                     "history": history,
                     "cancellable": service.cancellable(order, [h.status for h in history]),
+                    "returnable": service.returnable(order, lines),
                 }
             )
     return render(
@@ -283,9 +312,133 @@ def customer_orders_page(
                 else None
             ),
             "tier_names": TIER_NAMES,
+            "reasons": get_args(ReturnReason),
+            "return_channels": RETURN_CHANNELS,
+            "return_order": return_order,
+            "values": {**RETURN_VALUES, **(values or {})},
+            "errors": errors or {},
         },
-        status_code=200 if customer is not None else 404,
+        status_code=status_code if customer is not None else 404,
     )
+
+
+def _return_lines(
+    lines: list[Any], form: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
+    """The return's lines from the form's ``quantity_<line_no>`` fields (a SKU on several lines
+    summed into one, as the API takes it): the lines, the form field each line's message goes
+    beside, and the messages for fields that are no quantity."""
+    errors: dict[str, str] = {}
+    by_sku: dict[str, int] = {}
+    field_of: dict[str, str] = {}
+    for line in lines:
+        name = f"quantity_{line.line_no}"
+        typed = form.get(name, "").strip()
+        if not typed:
+            continue
+        left = line.quantity - line.returned_quantity
+        if not typed.isdigit():
+            errors[name] = f"A whole number of units, from 0 to {left}"
+            continue
+        if int(typed) > 0:
+            by_sku[line.sku] = by_sku.get(line.sku, 0) + int(typed)
+            field_of.setdefault(line.sku, name)
+    return (
+        [{"sku": sku, "quantity": quantity} for sku, quantity in by_sku.items()],
+        [field_of[sku] for sku in by_sku],
+        errors,
+    )
+
+
+@router.post("/{order_id}/returns", dependencies=[CsrfChecked])
+def record_return(
+    request: Request,
+    order_id: str,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: CustomerPageParams,
+    form: FormFields,
+) -> Response:
+    """Record a return of units of the order, as POST /v1/orders/{order_id}/returns does
+    (refund, stock, points given back and taken back), recorded as by the signed-in admin. A
+    quantity above what is left to return, or none chosen, comes back beside its field with
+    what was typed kept, and nothing changes."""
+    order = service.get_order(db, order_id=order_id)
+    if order is None or order.customer_id is None:
+        raise NotFound(f"No order {order_id!r}", field="order_id")
+    customer_id = order.customer_id
+    values = {key: value[:100] for key, value in form.items() if key != CSRF_FIELD}
+    lines, fields, errors = _return_lines(service.get_lines(db, order_id=order_id), form)
+    reason, channel = form.get("reason", ""), form.get("channel", "")
+    if reason not in get_args(ReturnReason):
+        errors["reason"] = "Choose why the units came back"
+    if channel not in RETURN_CHANNELS:
+        errors["channel"] = f"Choose where they came back: {', '.join(RETURN_CHANNELS)}"
+    if not lines and not errors:
+        errors["lines"] = "Choose the units that came back: a quantity on at least one line"
+    if not errors:
+        try:
+            result = service.record_return(
+                db,
+                order_id=order_id,
+                request=ReturnIn(
+                    lines=[
+                        ReturnLineIn(
+                            sku=line["sku"],
+                            quantity=line["quantity"],
+                            reason=reason,
+                            restock=bool(form.get("restock")),
+                        )
+                        for line in lines
+                    ],
+                    channel=channel,
+                ),
+                recorded_by=user.email,
+            )
+        except Problem as problem:
+            db.rollback()
+            errors[_form_field(problem.field, fields)] = problem.detail or problem.title
+        else:
+            return redirect_saying(
+                request,
+                f"/admin/orders/customer/{customer_id}#order-{order_id}",
+                _return_said(result, order.currency),
+            )
+    return _customer_orders(
+        request,
+        db,
+        user,
+        customer_id,
+        paging_request,
+        return_order=order_id,
+        values=values,
+        errors=errors,
+        status_code=409 if "order_id" in errors else 422,
+    )
+
+
+def _form_field(field: str | None, fields: list[str]) -> str:
+    """The return form's field a refusal naming ``field`` goes beside: ``lines.<i>.…`` is the
+    quantity of that line; anything else above the lines."""
+    parts = (field or "").split(".")
+    if len(parts) == 3 and parts[0] == "lines" and parts[1].isdigit():
+        index = int(parts[1])
+        if index < len(fields):
+            return fields[index]
+    return field if field in ("order_id", "store_id") else "lines"
+
+
+def _return_said(result: service.RecordedReturn, currency: str) -> str:
+    """What the orders page says once a return is recorded."""
+    units = sum(line.quantity for line in result.lines)
+    said = (
+        f"Return {result.return_id} recorded for order {result.order_id}: {units} "
+        f"unit{'s' if units != 1 else ''}, {money(result.money_refund_minor, currency)} to pay "
+        "back"
+    )
+    if result.points_refund_minor:
+        said += f", {money(result.points_refund_minor, currency)} paid in points given back"
+    return said + "."
 
 
 @router.post("/{order_id}/cancel", dependencies=[CsrfChecked])

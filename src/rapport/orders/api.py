@@ -367,7 +367,11 @@ def record_return(
         request_body={"order_id": order_id, **body.model_dump(mode="json")},
         status_code=status.HTTP_201_CREATED,
         execute=lambda hook: service.record_return(
-            db, order_id=order_id, request=body, before_commit=hook
+            db,
+            order_id=order_id,
+            request=body,
+            recorded_by=f"api:{key.name}",
+            before_commit=hook,
         ),
         render=render,
     )

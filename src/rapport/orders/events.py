@@ -191,3 +191,6 @@ class OrderReturned(DomainEvent):
     """The order's whole points payment."""
     points_refunded_to_date_minor: int = 0
     """How much of the points payment the order's returns refund so far, this one included."""
+    recorded_by: str | None = None
+    """Who recorded the return: an admin user's login, or ``api:<key name>``; None for one
+    recorded before December 2026 or loaded from history."""

@@ -145,26 +145,41 @@ def _points_share(
     )
 
 
-def _check_handed_over(order: Order) -> None:
-    """A return brings back what the customer was given: a pick-up order not collected yet
-    (its units still reserved in the shop) or a cancelled order has nothing to bring back
-    (409 naming ``order_id``). A shipped order is returnable whatever its delivery status:
-    a shop need not send statuses (a tracked order never has them), and a parcel that came
-    back undelivered is recorded as a return."""
+def not_handed_over(order: Order) -> str | None:
+    """Why nothing of ``order`` can come back, or None when it was handed over: a return brings
+    back what the customer was given, so a pick-up order not collected yet (its units still
+    reserved in the shop) or a cancelled order has nothing to bring back. A shipped order is
+    returnable whatever its delivery status: a shop need not send statuses (a tracked order
+    never has them), and a parcel that came back undelivered is recorded as a return."""
     if order.status == "cancelled":
-        raise Conflict(
+        return (
             f"Order {order.order_id} was cancelled: nothing of it was handed over, so there "
-            "is nothing to return",
-            field="order_id",
+            "is nothing to return"
         )
     if order.fulfilment == "pickup_in_store" and order.status != "collected":
-        raise Conflict(
+        return (
             f"Order {order.order_id} has not been collected (it is {order.status} at "
             f"{order.store_id}): its units are still in the shop, so there is nothing to "
             "return. Hand them over and confirm the pick-up at the till "
-            f"(POST /v1/orders/{order.order_id}/pickup) before recording a return",
-            field="order_id",
+            f"(POST /v1/orders/{order.order_id}/pickup) before recording a return"
         )
+    return None
+
+
+def returnable(order: Order, lines: Sequence[OrderLine]) -> bool:
+    """Whether a return of ``order`` can be recorded now: handed over, with units of its
+    ``lines`` not yet brought back."""
+    return not_handed_over(order) is None and any(
+        line.quantity > line.returned_quantity for line in lines
+    )
+
+
+def _check_handed_over(order: Order) -> None:
+    """Nothing of an order not handed over can come back (409 naming ``order_id``; see
+    :func:`not_handed_over`)."""
+    refusal = not_handed_over(order)
+    if refusal is not None:
+        raise Conflict(refusal, field="order_id")
 
 
 def _cap(recorded: list[ReturnLine], most: int) -> None:
@@ -183,6 +198,7 @@ def record_return(
     *,
     order_id: str,
     request: ReturnIn,
+    recorded_by: str | None = None,
     before_commit: Callable[[Session, RecordedReturn], None] | None = None,
 ) -> RecordedReturn:
     """Units brought back: the refund is what was paid for those units, less their share of
@@ -193,7 +209,8 @@ def record_return(
     lines is returned from them in line order (a return line for each line it takes from).
     Lines marked
     ``restock`` go back into the stock of ``store_id`` (by default the order's own location)
-    in the same transaction. Logs ``order_returned`` with the lines."""
+    in the same transaction. Logs ``order_returned`` with the lines and ``recorded_by``, who
+    recorded it (an admin user's login, or ``api:<key name>``)."""
     order = require_order(db, order_id)
     _check_handed_over(order)
     order_lines = get_lines(db, order_id=order_id)
@@ -292,6 +309,7 @@ def record_return(
             points_refund_minor=points.this_return_minor,
             points_paid_minor=points.paid_minor,
             points_refunded_to_date_minor=points.refunded_to_date_minor,
+            recorded_by=recorded_by,
             lines=[
                 order_events.ReturnedLine(
                     sku=r.sku,

@@ -92,7 +92,7 @@ from rapport.orders.reports import (
     returns_concentration,
 )
 from rapport.orders.return_risk.serving import start_history as warm_return_risk
-from rapport.orders.returns import RecordedReturn, record_return
+from rapport.orders.returns import RecordedReturn, not_handed_over, record_return, returnable
 from rapport.orders.schemas import OrderIn, ReturnIn
 from rapport.orders.tracked.outcomes import RefusalPage as TrackedRefusalPage
 from rapport.orders.tracked.outcomes import list_refusals as tracked_order_refusals
@@ -148,6 +148,7 @@ __all__ = [
     "late_notice_outdated",
     "mark_notice_sent",
     "merge_customer_orders",
+    "not_handed_over",
     "notices_for",
     "order_totals_by_customer",
     "order_totals_in_window",
@@ -157,6 +158,7 @@ __all__ = [
     "purchase_lines",
     "recently_bought",
     "record_return",
+    "returnable",
     "returns_concentration",
     "status_history",
     "top_customers",
