@@ -227,6 +227,9 @@ def apply_marks(db: Session, marks: Sequence[Mark], *, worker: str, now: datetim
             for m in marks
         ],
     )
+    # A survey invitation whose email ends here never reached the customer: feedback records
+    # it withdrawn, so it does not count for their fatigue days.
+    surveys.given_up(db, [m.delivery_id for m in marks if m.status in surveys.GIVEN_UP])
     return int(changed)
 
 

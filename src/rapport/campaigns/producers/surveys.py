@@ -12,17 +12,21 @@ answered, expired, the order cancelled, the survey's consent no longer standing)
 them withdrawn, so that one never sent does not count for fatigue. It is asked when the
 invitation is queued, and again by the dispatcher when it sends (:func:`withdrawn`), so one
 whose order is cancelled, or whose consent is withdrawn, while it waits is suppressed. One
-already sent stays as it is.
+already sent stays as it is. An invitation whose email never reaches the customer for the
+campaigns domain's own reasons (held out in the control group when queued; suppressed, dead or
+bounced when the dispatcher marks it: :func:`given_up`) is recorded withdrawn too
+(``feedback.invitations_not_sent``): it asked nothing, so it does not count for fatigue.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
-from rapport.campaigns.models import Campaign
+from rapport.campaigns.models import Campaign, Delivery
 from rapport.campaigns.producers.messages import (
     SURVEY_INVITATION,
     system_campaign,
@@ -50,27 +54,27 @@ def on_survey_invited(db: Session, event: LoggedEvent) -> None:
         invitation.invitation_id, secret=get_settings().session_secret()
     )
     campaign = system_campaign(db, SURVEY_INVITATION)
-    queue_deliveries(
-        db,
-        campaign=campaign,
-        recipients=with_control_group(
-            campaign,
-            [
-                Recipient(
-                    customer_id=invitation.customer_id,
-                    occasion=f"invitation:{invitation.invitation_id}",
-                    context={
-                        "invitation_id": invitation.invitation_id,
-                        "survey_id": invitation.survey_id,
-                        "survey_path": path,
-                        "expires_on": expires_at.date().isoformat(),
-                        "order_id": invitation.order_id or "",
-                        "stage": invitation.stage,
-                    },
-                )
-            ],
-        ),
+    recipients = with_control_group(
+        campaign,
+        [
+            Recipient(
+                customer_id=invitation.customer_id,
+                occasion=f"invitation:{invitation.invitation_id}",
+                context={
+                    "invitation_id": invitation.invitation_id,
+                    "survey_id": invitation.survey_id,
+                    "survey_path": path,
+                    "expires_on": expires_at.date().isoformat(),
+                    "order_id": invitation.order_id or "",
+                    "stage": invitation.stage,
+                },
+            )
+        ],
     )
+    queue_deliveries(db, campaign=campaign, recipients=recipients)
+    if any(r.group == "control" for r in recipients):
+        # Held out: never sent, so it asked the customer nothing (fatigue).
+        feedback.invitations_not_sent(db, invitation_ids=[invitation.invitation_id])
 
 
 def withdrawn(db: Session, rows: Iterable[tuple[int, Campaign, str]]) -> dict[int, str]:
@@ -89,3 +93,31 @@ def withdrawn(db: Session, rows: Iterable[tuple[int, Campaign, str]]) -> dict[in
         for delivery_id, invitation_id in wanted.items()
         if invitation_id in refused
     }
+
+
+# A delivery that ends in one of these never reached the customer.
+GIVEN_UP = ("suppressed", "dead", "bounced")
+
+
+def given_up(db: Session, delivery_ids: Collection[int]) -> None:
+    """Tell feedback which survey invitations among these deliveries, just marked, ended
+    without reaching the customer (:data:`GIVEN_UP`: no email address, an address suppressed
+    after a hard bounce, consent or erasure refused by the gates, a bounce, the server refusing
+    it every time), in the dispatcher's transaction: feedback records them withdrawn, so they
+    do not count for the customer's fatigue days."""
+    if not delivery_ids:
+        return
+    occasions = db.scalars(
+        select(Delivery.occasion)
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(
+            Delivery.id.in_(set(delivery_ids)),
+            Delivery.status.in_(GIVEN_UP),
+            Campaign.key == SURVEY_INVITATION,
+            Delivery.occasion.startswith("invitation:"),
+        )
+    ).all()
+    if occasions:
+        feedback.invitations_not_sent(
+            db, invitation_ids={o.removeprefix("invitation:") for o in occasions}
+        )

@@ -5,7 +5,9 @@ and moment; each invitation keeps the experience signals known when it was made.
 asked about an order that was cancelled, and an invitation not sent yet is not sent once its
 order is cancelled, its link expired or the customer may no longer be emailed for the survey's
 purpose: it is withdrawn (:func:`withdraw_invitations`, which the email's queueing and sending
-ask), and a withdrawn invitation, never sent, does not count for fatigue."""
+ask), as is one whose email the campaigns domain gave up on for its own reasons
+(:func:`invitations_not_sent`); a withdrawn invitation, never sent, does not count for fatigue
+and takes no answer."""
 
 from __future__ import annotations
 
@@ -62,9 +64,10 @@ def sampled(survey_id: str, source_key: str, rate: float) -> bool:
 
 
 def last_invited(db: Session, *, customer_id: str) -> datetime | None:
-    """When the customer was last asked any survey: the latest invitation sent, answered or
-    still waiting to go out. One withdrawn before it was sent (:func:`withdraw_invitations`)
-    asked them nothing, so it does not count."""
+    """When the customer was last asked any survey: the latest invitation sent, handed out by
+    the API, answered or still waiting to go out. One withdrawn before it was sent
+    (:func:`withdraw_invitations`) or whose email was given up (:func:`invitations_not_sent`:
+    the control group, no address, a bounce …) asked them nothing, so it does not count."""
     at = db.scalar(
         select(func.max(Invitation.created_at)).where(
             Invitation.customer_id == customer_id,
@@ -233,17 +236,37 @@ def withdraw_invitations(
     not sent yet: one already sent was asked, whatever happened since."""
     moment = now or clock.now()
     refused = invitations_not_to_send(db, invitation_ids=invitation_ids, now=moment)
-    if refused:
+    _mark_withdrawn(db, refused, moment)
+    return refused
+
+
+def invitations_not_sent(
+    db: Session, *, invitation_ids: Collection[str], now: datetime | None = None
+) -> None:
+    """Record withdrawn (``withdrawn_at``, once, in the caller's transaction) these
+    invitations whose email the campaigns domain gave up on for a reason of its own: held out
+    in the control group, no email address, an address suppressed after a hard bounce, a
+    consent or erasure the dispatcher's gates refused, a bounce, the server refusing it every
+    time. They asked the customer nothing, so they do not count for fatigue. One answered, or
+    made through the API (stage ``manual``: its link was handed out in the answer, so it may
+    have reached the customer another way), stays as it is and counts."""
+    _mark_withdrawn(db, invitation_ids, now or clock.now(), Invitation.stage != "manual")
+
+
+def _mark_withdrawn(
+    db: Session, invitation_ids: Collection[str], moment: datetime, *where: Any
+) -> None:
+    if invitation_ids:
         db.execute(
             update(Invitation)
             .where(
-                Invitation.invitation_id.in_(refused),
+                Invitation.invitation_id.in_(set(invitation_ids)),
                 Invitation.answered_at.is_(None),
                 Invitation.withdrawn_at.is_(None),
+                *where,
             )
             .values(withdrawn_at=moment)
         )
-    return refused
 
 
 def order_signals(db: Session, *, order_id: str) -> dict[str, Any]:
