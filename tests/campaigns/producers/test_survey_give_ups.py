@@ -25,10 +25,11 @@ from rapport.feedback.schemas import SurveyIn
 from rapport.platform import clock
 from tests.campaigns.producers.flow import frozen
 from tests.campaigns.producers.test_survey_cancellations import NOON, SURVEY, _process
+from tests.campaigns.producers.test_survey_withdrawals import _asked, _place
 from tests.campaigns.receivers import SmtpSink
 from tests.conftest import auth, command
 from tests.feedback.factories import make_customer
-from tests.orders.factories import order_body, seed_catalog
+from tests.orders.factories import seed_catalog
 
 
 @pytest.fixture
@@ -38,17 +39,6 @@ def shop(client: Any, db: Session, api_key: Any) -> dict[str, str]:
     seed_catalog(db)
     feedback.save_survey(db, survey=SurveyIn(**SURVEY | {"fatigue_days": 30}))
     return auth(api_key("write", "read"))
-
-
-def _place(client: Any, shop: dict[str, str], customer: str, order_id: str) -> None:
-    body = order_body(order_id=order_id, customer_id=customer)
-    placed = client.post("/v1/orders", json=body, headers=command(shop))
-    assert placed.status_code == 201, placed.text
-
-
-def _asked(db: Session) -> dict[str, Invitation]:
-    db.expire_all()
-    return {i.order_id or "": i for i in db.scalars(select(Invitation))}
 
 
 def _statuses(db: Session) -> dict[str, tuple[str, str]]:
