@@ -75,6 +75,7 @@ def test_crm_export_imports_profiles_consents_identities_attributes(db, tmp_path
         skipped_existing=0,
         duplicates_in_file=0,
         ignored_fields=(
+            "time_zone",
             "consent.personalization",
             "consent.marketing_push",
         ),
@@ -277,6 +278,30 @@ def test_an_unmapped_field_is_not_read(db, tmp_path) -> None:
     assert stored.phone is None
 
 
+ZONED_HEADER = "customer_id,time_zone\n"
+
+
+def test_the_time_zone_column_is_each_customers_time_zone(db, tmp_path) -> None:
+    # given a CRM export with a time_zone column, one row without a zone
+    path = write(
+        tmp_path, ZONED_HEADER + "C-1, Asia/Tokyo \nC-2,\nC-3,America/Argentina/Buenos_Aires\n"
+    )
+    # when it is imported with the crm preset
+    summary = import_customers_file(db, path, CRM)
+    # then the column is read, each zone kept trimmed, an empty one left unset
+    assert (summary.added, summary.unused_columns) == (3, ())
+    zones = {}
+    for number in ("C-1", "C-2", "C-3"):
+        customer = customers.find_customer_by_external_id(db, external_id=number)
+        assert customer is not None
+        zones[number] = customer.time_zone
+    assert zones == {
+        "C-1": "Asia/Tokyo",
+        "C-2": None,
+        "C-3": "America/Argentina/Buenos_Aires",
+    }
+
+
 MALFORMED = [
     pytest.param(
         "id,email\nC-1,a@example.com\n",
@@ -342,6 +367,21 @@ MALFORMED = [
         "phone",
         "'ask reception' is no phone number Rapport can keep. This is not a phone number",
         id="unreadable-phone",
+    ),
+    pytest.param(
+        ZONED_HEADER + "C-1,Europe/Paris\nC-2,Mars/Olympus_Mons\n",
+        3,
+        "time_zone",
+        "Unknown time zone 'Mars/Olympus_Mons': give an IANA name such as Europe/Paris, or "
+        "leave it empty",
+        id="unknown-time-zone",
+    ),
+    pytest.param(
+        ZONED_HEADER + "C-1,paris\n",
+        2,
+        "time_zone",
+        "Unknown time zone 'paris'",
+        id="city-for-a-time-zone",
     ),
     pytest.param(
         HEADER + ROWS.replace("C-2,", ","),

@@ -27,7 +27,12 @@ from rapport.customers.import_batch import ImportedCustomer, load_customers
 from rapport.customers.models import CONSENT_PURPOSES
 from rapport.platform.errors import InvalidInput, MalformedFile
 from rapport.platform.files import open_decompressed, text_encoding
-from rapport.platform.identity import canonical_phone, customer_number_problem
+from rapport.platform.identity import (
+    TIME_ZONE_MAX_LENGTH,
+    canonical_phone,
+    customer_number_problem,
+    time_zone_problem,
+)
 
 BATCH_SIZE = 2_000
 # How often the check pass reports progress; per row would cost more than the parsing.
@@ -119,8 +124,18 @@ MAX_LENGTHS = {
     "locale": 10,
     "city": 120,
     "loyalty_card": 320,
+    "time_zone": TIME_ZONE_MAX_LENGTH,
 }
-TEXT_FIELDS = ("external_id", "email", "phone", "first_name", "last_name", "locale", "city")
+TEXT_FIELDS = (
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "locale",
+    "city",
+    "time_zone",
+)
 NUMBER_RANGES = {"latitude": (-90.0, 90.0), "longitude": (-180.0, 180.0)}
 SINGLE_FIELDS = (*TEXT_FIELDS, "latitude", "longitude", "loyalty_card")
 CONSENT_PREFIX = "consent."
@@ -141,6 +156,7 @@ class ColumnMapping:
     last_name: str | None = None
     locale: str | None = None
     city: str | None = None
+    time_zone: str | None = None
     latitude: str | None = None
     longitude: str | None = None
     loyalty_card: str | None = None
@@ -245,6 +261,7 @@ PRESETS: dict[str, ColumnMapping] = {
         last_name="last_name",
         locale="locale",
         city="city",
+        time_zone="time_zone",
         latitude="latitude",
         longitude="longitude",
         loyalty_card="loyalty_card",
@@ -538,6 +555,13 @@ class CustomerCsv:
                     line=line,
                     column=self.header[index["phone"]],
                 ) from None
+        time_zone = text("time_zone")
+        if time_zone is not None and (zone := time_zone_problem(time_zone)) is not None:
+            raise MalformedFile(
+                f"{zone}, or leave it empty",
+                line=line,
+                column=self.header[index["time_zone"]],
+            )
         consents: dict[str, bool] = {}
         for purpose in CONSENT_PURPOSES:
             position = index.get(CONSENT_PREFIX + purpose)
@@ -565,6 +589,7 @@ class CustomerCsv:
             last_name=text("last_name"),
             locale=text("locale") or self.mapping.default_locale,
             home_city=text("city"),
+            time_zone=time_zone,
             home_latitude=number("latitude"),
             home_longitude=number("longitude"),
             consents=consents,

@@ -29,6 +29,7 @@ from rapport.platform.identity import (
     customer_number_problem,
     identity_digest,
     normalise_identity,
+    time_zone_problem,
 )
 from rapport.platform.ids import new_id
 
@@ -52,6 +53,8 @@ class ImportedCustomer:
     home_longitude: float | None
     consents: dict[str, bool]
     phone: str | None = None
+    time_zone: str | None = None
+    """An IANA zone (``Europe/Paris``; ``platform.identity.time_zone_problem``)."""
     identities: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None  # when the customer joined (default: the import)
@@ -158,6 +161,8 @@ def load_customers(
                 phones[c.external_id] = canonical_phone(c.phone)
             except ValueError as refusal:
                 raise InvalidInput(f"{c.external_id!r}: {refusal}", field="phone") from None
+        if c.time_zone is not None and (zone := time_zone_problem(c.time_zone)) is not None:
+            raise InvalidInput(f"{c.external_id!r}: {zone}", field="time_zone")
     unerased = _without_erased_people(db, fresh)
     erased = len(fresh) - len(unerased)
     fresh = unerased
@@ -177,6 +182,7 @@ def load_customers(
                 "home_city": c.home_city,
                 "home_latitude": c.home_latitude,
                 "home_longitude": c.home_longitude,
+                "time_zone": c.time_zone.strip() if c.time_zone else None,
                 "attributes": dict(c.attributes),
                 "is_anonymous": False,
                 "status": "active",
