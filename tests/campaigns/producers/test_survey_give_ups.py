@@ -1,20 +1,23 @@
 """Fatigue counts only the surveys a customer was asked: an invitation whose email the
 campaigns domain gave up on for its own reasons (held out in the control group, no email
 address, an address suppressed after a hard bounce) asked nothing, so the customer's next
-moment is asked within the fatigue days. One handed out by the API still counts."""
+moment is asked within the fatigue days. One handed out by the API still counts. Those given
+up before the upgrade are marked from their emails (migration c25000000006)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from alembic import command as alembic
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery.sending import dispatch_batch
-from rapport.campaigns.models import Delivery, Suppression
+from rapport.campaigns.models import Campaign, Delivery, Suppression
 from rapport.campaigns.planning.control import in_control_group
 from rapport.campaigns.producers.messages import SURVEY_INVITATION, system_campaign
 from rapport.customers import service as customers
@@ -23,11 +26,13 @@ from rapport.feedback import service as feedback
 from rapport.feedback.models import Invitation
 from rapport.feedback.schemas import SurveyIn
 from rapport.platform import clock
+from rapport.platform.db import create_db_engine
+from rapport.platform.migrations_runner import alembic_config, upgrade
 from tests.campaigns.producers.flow import frozen
 from tests.campaigns.producers.test_survey_cancellations import NOON, SURVEY, _process
 from tests.campaigns.producers.test_survey_withdrawals import _asked, _place
 from tests.campaigns.receivers import SmtpSink
-from tests.conftest import auth, command
+from tests.conftest import auth, command, make_database_url
 from tests.feedback.factories import make_customer
 from tests.orders.factories import seed_catalog
 
@@ -130,3 +135,95 @@ def test_an_invitation_handed_out_by_the_api_counts_whatever_its_email(
     _place(client, shop, customer, "O-NEXT")
     _process(db)
     assert "O-NEXT" not in _asked(db)
+
+
+def test_invitations_given_up_before_the_upgrade_are_marked_from_their_emails(
+    backend: str, tmp_path: Path
+) -> None:
+    # given a database of before given-up emails withdrew their invitations: emails held out,
+    # suppressed, dead, bounced and sent, one given up for an answered invitation and one for
+    # an invitation the API made
+    url, remove = make_database_url(backend, tmp_path)
+    engine = create_db_engine(url)
+    at = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    ended = at + timedelta(minutes=5)
+    far = datetime(2099, 1, 1, tzinfo=UTC)
+    emails = {
+        "inv_held_out": "held_out",
+        "inv_suppressed": "suppressed",
+        "inv_dead": "dead",
+        "inv_bounced": "bounced",
+        "inv_sent": "sent",
+        "inv_answered": "dead",
+        "inv_manual": "suppressed",
+    }
+    try:
+        alembic.upgrade(alembic_config(url), "c25000000005")
+        with engine.begin() as connection:
+            connection.execute(
+                insert(Invitation.__table__),
+                [
+                    {
+                        "invitation_id": invitation_id,
+                        "survey_id": "s",
+                        "source_key": f"order:{invitation_id}",
+                        "customer_id": "cus_1",
+                        "locale": "en",
+                        "stage": "manual" if invitation_id == "inv_manual" else "after_purchase",
+                        "created_at": at,
+                        "expires_at": far,
+                        "answered_at": at if invitation_id == "inv_answered" else None,
+                    }
+                    for invitation_id in emails
+                ],
+            )
+            connection.execute(
+                insert(Campaign.__table__),
+                {
+                    "id": 1,
+                    "key": SURVEY_INVITATION,
+                    "name": "Survey invitation",
+                    "purpose": "service",
+                    "kind": "transactional",
+                    "channel": "email",
+                    "status": "active",
+                    "created_at": at,
+                    "updated_at": at,
+                },
+            )
+            connection.execute(
+                insert(Delivery.__table__),
+                [
+                    {
+                        "campaign_id": 1,
+                        "recipient_key": "cus_1",
+                        "occasion": f"invitation:{invitation_id}",
+                        "channel": "email",
+                        "status": status,
+                        "next_attempt_at": at,
+                        "queued_at": at,
+                        "sent_at": at if status == "sent" else None,
+                        "updated_at": ended,
+                    }
+                    for invitation_id, status in emails.items()
+                ],
+            )
+        # when the database is upgraded
+        upgrade(url)
+        # then the invitations whose email was given up are withdrawn, when it ended
+        with engine.connect() as connection:
+            marked = dict(
+                connection.execute(select(Invitation.invitation_id, Invitation.withdrawn_at)).all()
+            )
+        assert marked == {
+            "inv_held_out": ended,
+            "inv_suppressed": ended,
+            "inv_dead": ended,
+            "inv_bounced": ended,
+            "inv_sent": None,
+            "inv_answered": None,
+            "inv_manual": None,
+        }
+    finally:
+        engine.dispose()
+        remove()
