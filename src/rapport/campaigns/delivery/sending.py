@@ -69,6 +69,7 @@ from rapport.campaigns.delivery.rendering import (
     TemplateError,
     load_customers,
     render_message,
+    with_links,
 )
 from rapport.campaigns.models import (
     SUBSCRIPTION_CAMPAIGN_PREFIX,
@@ -581,7 +582,9 @@ def _send_webhooks(batch: _Batch, items: list[tuple[Claimed, Verdict]]) -> int:
                 if rendered is None:
                     marks.append(Mark(row.id, "dead", error))
                     continue
-                payload = webhook_payload(row.id, campaign, row, customer, rendered)
+                payload = webhook_payload(
+                    row.id, campaign, row, customer, rendered, settings=batch.settings
+                )
                 future = threads.submit(
                     webhooks.post, client, webhooks.Target.of(endpoint), payload, str(row.id)
                 )
@@ -626,8 +629,12 @@ def webhook_payload(
     row: Claimed | None,
     customer: CustomerFacts | None,
     rendered: RenderedMessage,
+    *,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """The JSON a webhook endpoint receives."""
+    """The JSON a webhook endpoint receives. Its ``context`` is the delivery's, each
+    ``<name>_path`` also as ``<name>_url`` under ``RAPPORT_PUBLIC_BASE_URL`` as it is now
+    (rendering.with_links), as the template saw it."""
     if row is not None and (campaign.key or "").startswith(SUBSCRIPTION_CAMPAIGN_PREFIX):
         # An event subscription's delivery holds its body whole (campaigns/subscriptions/).
         return dict(row.context)
@@ -647,7 +654,7 @@ def webhook_payload(
         "subject": rendered.subject,
         "body": rendered.body,
         "unsubscribe_url": rendered.unsubscribe_url or None,
-        "context": row.context if row else {},
+        "context": with_links(row.context, settings or get_settings()) if row else {},
     }
 
 

@@ -2,7 +2,9 @@
 target) becomes a staff message to the addresses in ``RAPPORT_CX_ALERT_EMAILS`` (every admin
 user when it is empty), and, when ``RAPPORT_CX_ALERT_WEBHOOK`` names an active webhook
 endpoint, one webhook delivery to it (a chat or paging system). One delivery per address,
-target and day, whatever runs twice.
+target and day, whatever runs twice. The delivery keeps the feedback pages' path
+(``admin_path``); the address (``occasion.admin_url``) is built when the alert is sent, under
+``RAPPORT_PUBLIC_BASE_URL`` as it is then.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ def on_score_below_target(db: Session, event: LoggedEvent) -> None:
         "score": props.get("score"),
         "responses": props.get("responses"),
         "day": day,
-        "admin_url": f"{get_settings().public_base_url.rstrip('/')}/admin/feedback",
+        # The path only: the dispatcher renders it under RAPPORT_PUBLIC_BASE_URL as it stands
+        # when the alert goes out (``occasion.admin_url``, rendering.with_links).
+        "admin_path": "/admin/feedback",
     }
     occasion = f"{kind}:{scope}:{scope_value}:{day}"
     queue_deliveries(
