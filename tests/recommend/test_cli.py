@@ -117,3 +117,14 @@ def test_a_version_of_one_customer_is_not_said_in_the_plural(
     listed = CliRunner().invoke(recommend_app, ["versions"])
     assert "1 customer  1 item" in listed.output
     assert "customers" not in listed.output.split("R@20")[0]
+
+
+def test_training_before_any_order_trains_nothing_and_says_so(
+    database_url: str, tmp_path: Path
+) -> None:
+    trained = CliRunner().invoke(recommend_app, ["train"])
+    assert trained.exit_code == 0, trained.output
+    assert "No orders to learn from yet: nothing trained." in trained.output
+    with open_session(database_url) as db:
+        assert service.list_versions(db) == []
+    assert service.active_version(tmp_path) is None

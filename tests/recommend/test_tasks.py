@@ -88,3 +88,60 @@ def test_the_nightly_run_reads_the_history_without_holding_up_the_shops_writes(
     # then the request could write meanwhile, and the model was trained
     assert writer_free == [True]
     assert trained == ["schedule"]
+
+
+def _scheduled_run(committed_url: str) -> None:
+    """What the worker does at a tick: queue the schedules' runs due, then run what is due."""
+    with open_session(committed_url) as db:
+        jobs.enqueue_schedules(db)
+    jobs.run_due(worker_id="w1", database_url=committed_url)
+
+
+def test_a_fresh_install_trains_nothing_until_history_arrives_then_within_the_hour(
+    committed_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a fresh install, its worker's first tick (the first `rapport serve`)
+    frozen = clock.FrozenClock(NOW)
+    clock.set_clock(frozen)
+    monkeypatch.setattr(tasks, "get_settings", lambda: settings)
+    _scheduled_run(committed_url)
+
+    # then no model is trained: answers keep `model_version: null` and no items
+    with open_session(committed_url) as db:
+        assert _versions(db) == []
+        answer = service.recommend(
+            db, request=service.Request(placement="home"), data_dir=settings.data_dir
+        )
+    assert (answer.model_version, answer.items) == (None, [])
+    assert service.active_version(settings.data_dir) is None
+
+    # when history is imported later that same day, the next tick trains a model on it
+    with open_session(committed_url) as db:
+        seed_shop(db)
+        db.commit()
+    frozen.advance(tasks.TICK)
+    _scheduled_run(committed_url)
+    with open_session(committed_url) as db:
+        assert _versions(db) == ["schedule"]
+        answer = service.recommend(
+            db, request=service.Request(placement="home"), data_dir=settings.data_dir
+        )
+    assert answer.model_version is not None
+    assert answer.items
+
+    # and the ticks after it that day train nothing more; the next day's first one does
+    frozen.advance(tasks.TICK)
+    _scheduled_run(committed_url)
+    frozen.advance(timedelta(days=1))
+    _scheduled_run(committed_url)
+    with open_session(committed_url) as db:
+        assert _versions(db) == ["schedule", "schedule"]
+
+
+def test_training_asked_for_before_any_order_trains_nothing(
+    db: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tasks, "get_settings", lambda: settings)
+    tasks.train(db, {"by": "admin"})
+    assert _versions(db) == []
+    assert service.active_version(settings.data_dir) is None

@@ -23,11 +23,18 @@ recommend_app = Commands(help="Train and inspect recommendation models.")
 def train_command(
     by: Annotated[str, typer.Option(help="Recorded as who trained it")] = "command line",
 ) -> None:
-    """Train a new model version from every purchase so far and serve it."""
-    from rapport.recommend import service
+    """Train a new model version from every purchase so far and serve it, at once. With no
+    orders yet nothing is trained: recommendations keep answering ``model_version: null``."""
+    from rapport.recommend import service, tasks
 
     require_migrated()
     with console.status("Training recommendations"), open_session() as db:
+        if tasks.nothing_to_learn(db):
+            console.print(
+                "No orders to learn from yet: nothing trained. Import or place orders, then "
+                "train again (the worker trains within the hour once there are some)."
+            )
+            return
         version = service.train_model(db, data_dir=get_settings().data_dir, trained_by=by)
     console.print(
         f"Model [bold]{version.version}[/bold]: {_counted(version.customers, 'customer')}, "
