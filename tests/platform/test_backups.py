@@ -107,3 +107,43 @@ def test_the_documented_postgresql_restore_works_on_a_new_database_and_over_the_
 def _libpq(url: str) -> str:
     """A SQLAlchemy PostgreSQL URL as the connection string pg_dump and pg_restore take."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _as_cron_runs(line: str) -> tuple[str, str]:
+    """A crontab line's command and input as cron gives them to the shell: the first
+    unescaped ``%`` ends the command (the rest is its input, each further ``%`` a new line)
+    and ``\\%`` is a ``%`` (crontab(5))."""
+    command = line.split(None, 5)[5]
+    parts = re.split(r"(?<!\\)%", command)
+    return parts[0].replace("\\%", "%"), "\n".join(parts[1:])
+
+
+@pytest.mark.skipif(shutil.which("sqlite3") is None, reason="needs the sqlite3 command")
+def test_the_documented_crontab_line_makes_a_dated_private_sqlite_backup(
+    tmp_path: Path,
+) -> None:
+    # given a database where the guide keeps it, and the backup directory the guide names
+    home = tmp_path / "home"
+    (home / ".local/share/rapport").mkdir(parents=True)
+    migrated_sqlite(home / ".local/share/rapport/rapport.db")
+    _add_key(f"sqlite:///{home}/.local/share/rapport/rapport.db", "in the backup")
+    backups = tmp_path / "backups"
+    backups.mkdir(mode=0o700)
+    (block,) = re.findall(r"```cron\n(.*?)```", GUIDE, re.S)
+    (line,) = [line for line in block.splitlines() if "sqlite3" in line]
+    line = line.replace("/var/backups/rapport", str(backups))
+    # when cron runs it
+    command, stdin = _as_cron_runs(line)
+    subprocess.run(
+        ["/bin/sh", "-c", command],
+        input=stdin,
+        text=True,
+        check=True,
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin", "SHELL": "/bin/sh"},
+        timeout=60,
+    )
+    # then the day's backup is there, the owner's only, holding the database
+    (backup,) = backups.iterdir()
+    assert re.fullmatch(r"rapport-\d{4}-\d{2}-\d{2}\.db", backup.name)
+    assert backup.stat().st_mode & 0o777 == 0o600
+    assert _key_names(f"sqlite:///{backup}") == {"in the backup"}
