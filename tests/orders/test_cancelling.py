@@ -175,6 +175,56 @@ def test_an_order_handed_over_cannot_be_cancelled(
     assert _cancelled_events(db) == []
 
 
+@pytest.mark.parametrize("restock", [False, True], ids=["damaged", "restocked"])
+def test_an_order_with_a_return_cannot_be_cancelled(client, db, writer, restock) -> None:
+    # given a parcel of two Chianti (the warehouse 100 -> 98), not shipped yet, of which one
+    # came back (damaged, or put back on sale: 99)
+    _place(client, writer, order_id="O-PART")
+    returned = client.post(
+        "/v1/orders/O-PART/returns",
+        json={
+            "lines": [{"sku": CHIANTI, "quantity": 1, "reason": "damaged", "restock": restock}],
+            "channel": "web",
+        },
+        headers=command(writer),
+    )
+    assert returned.status_code == 201, returned.text
+    on_hand = 99 if restock else 98
+    assert catalog.get_stock(db, sku=CHIANTI, store_id="web").on_hand == on_hand
+
+    # when it is cancelled
+    response = _cancel(client, writer, "O-PART", {"reason": "customer changed their mind"})
+
+    # then it is refused, saying to return the rest instead, and nothing changes: no unit
+    # back on sale twice, no order_cancelled taking its whole total off the customer's spend
+    assert response.status_code == 409, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["field"] == "order_id"
+    assert "1 unit(s) returned already" in problem["detail"]
+    assert (
+        "record the rest as a return instead (POST /v1/orders/O-PART/returns)"
+        in (problem["detail"])
+    )
+    db.expire_all()
+    assert catalog.get_stock(db, sku=CHIANTI, store_id="web").on_hand == on_hand
+    assert orders.get_order(db, order_id="O-PART").status == "placed"
+    assert _cancelled_events(db) == []
+    # and the rest can still be returned
+    rest = client.post(
+        "/v1/orders/O-PART/returns",
+        json={
+            "lines": [
+                {"sku": CHIANTI, "quantity": 1, "reason": "changed_mind"},
+                {"sku": CORKSCREW, "quantity": 1, "reason": "changed_mind"},
+            ],
+            "channel": "web",
+        },
+        headers=command(writer),
+    )
+    assert rest.status_code == 201, rest.text
+
+
 def test_a_cancellation_needs_a_key_a_known_order_and_a_short_reason(client, db, writer) -> None:
     _place(client, writer, order_id="O-K")
     missing = client.post("/v1/orders/O-K/cancel", headers=writer)

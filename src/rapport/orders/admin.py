@@ -294,7 +294,7 @@ def _customer_orders(
                     "order": order,
                     "lines": lines,
                     "history": history,
-                    "cancellable": service.cancellable(order, [h.status for h in history]),
+                    "cancellable": service.cancellable(order, [h.status for h in history], lines),
                     "returnable": service.returnable(order, lines),
                 }
             )

@@ -6,13 +6,15 @@ traits take it off the customer's orders)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.events.service import append_event
 from rapport.orders import events as order_events
-from rapport.orders.models import Order, OrderPayment, OrderStatusChange
+from rapport.orders.models import Order, OrderLine, OrderPayment, OrderStatusChange
 from rapport.orders.records import claim_status, get_lines, record_status, require_order
 from rapport.platform import clock
 from rapport.platform.errors import Conflict
@@ -24,9 +26,18 @@ HANDED_OVER = frozenset(
 )
 
 
-def cancellable(order: Order, history: list[str]) -> bool:
-    """Whether ``order``, whose status changes were ``history``, may still be cancelled."""
-    return order.status != "cancelled" and not ({order.status, *history} & HANDED_OVER)
+def cancellable(order: Order, history: list[str], lines: Sequence[OrderLine] = ()) -> bool:
+    """Whether ``order``, whose status changes were ``history`` and whose lines are
+    ``lines``, may still be cancelled: not cancelled, never handed over, nothing returned."""
+    return (
+        order.status != "cancelled"
+        and not ({order.status, *history} & HANDED_OVER)
+        and _returned_units(lines) == 0
+    )
+
+
+def _returned_units(lines: Sequence[OrderLine]) -> int:
+    return sum(line.returned_quantity for line in lines)
 
 
 def cancel_order(
@@ -53,6 +64,17 @@ def cancel_order(
             f"(POST /v1/orders/{order_id}/returns)",
             field="order_id",
         )
+    lines = get_lines(db, order_id=order_id)
+    returned = _returned_units(lines)
+    if returned:
+        # A return means something was handed over: cancelling would put its units back on
+        # sale and take its total off the customer's spend a second time.
+        raise Conflict(
+            f"Order {order_id} has {returned} unit(s) returned already, so it can no longer "
+            "be cancelled; record the rest as a return instead "
+            f"(POST /v1/orders/{order_id}/returns)",
+            field="order_id",
+        )
     now = clock.now()
     if not claim_status(db, order, "cancelled"):
         # The claim wrote nothing; the caller's transaction (a request's, or a processor's
@@ -61,7 +83,6 @@ def cancel_order(
             f"Order {order_id} changed while it was being cancelled: read it again",
             field="order_id",
         )
-    lines = get_lines(db, order_id=order_id)
     assert order.store_id is not None or order.fulfilment == "ship"
     location = order.store_id or "web"
     released = order.fulfilment == "pickup_in_store"
