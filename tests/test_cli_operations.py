@@ -9,9 +9,12 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from sqlalchemy import text
+from typer.core import TyperGroup
 from typer.testing import CliRunner, Result
 
 from rapport.cli import app
@@ -123,11 +126,11 @@ KEY_COMMANDS = (
 )
 
 
-def _key_count(url: str) -> int:
+def _count(url: str, table: str) -> int:
     engine = create_db_engine(url)
     try:
         with engine.connect() as connection:
-            return int(connection.execute(text("SELECT count(*) FROM api_keys")).scalar_one())
+            return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
     finally:
         engine.dispose()
 
@@ -150,7 +153,74 @@ def test_keys_commands_refuse_a_database_whose_schema_is_not_this_versions(datab
         assert result.exit_code == 2, said
         assert f"migrated by a newer Rapport (revision {UNKNOWN} is unknown" in said, said
         assert "Created key" not in said
-    assert _key_count(database) == 0
+    assert _count(database, "api_keys") == 0
+
+
+# Every other command that opens the database (a file argument names one in tmp_path).
+DATABASE_COMMANDS = (
+    ("admin", "create", "ops@example.org", "--password", "a-long-password-1"),
+    ("admin", "set-password", "ops@example.org", "--password", "a-long-password-2"),
+    ("admin", "unlock", "ops@example.org"),
+    ("import", "products", "{csv}"),
+    ("import", "customers", "{csv}"),
+    ("import", "transactions", "{csv}", "--currency", "EUR"),
+    ("fit-customer-value",),
+    ("recommend", "train"),
+    ("recommend", "versions"),
+    ("events", "held"),
+    ("events", "retry"),
+    ("events", "skip", "evt_x"),
+)
+# Those that must run on such a database: they migrate it (or say it is a newer one's).
+MIGRATING_COMMANDS = {("migrate",), ("init",), ("demo",)}
+
+
+def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The paths of every command under ``command`` (a group's subcommands, or itself)."""
+    if isinstance(command, TyperGroup):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+    else:
+        yield path
+
+
+def test_every_command_is_checked_for_the_schema_or_migrates_it() -> None:
+    # given every rapport command, then each is one checked below, a keys one, or one that
+    # migrates: a new command is added to one of the lists
+    checked = {
+        arguments[:2]
+        if arguments[0] in ("admin", "import", "recommend", "events", "keys")
+        else arguments[:1]
+        for arguments in (*DATABASE_COMMANDS, *KEY_COMMANDS)
+    }
+    checked |= MIGRATING_COMMANDS | {("serve",), ("worker",)}
+    assert set(_commands(typer.main.get_command(app))) == checked
+
+
+def test_commands_that_open_the_database_refuse_one_whose_schema_is_not_this_versions(
+    database, tmp_path: Path
+) -> None:
+    # given a database an older Rapport migrated, and a catalogue file
+    csv = tmp_path / "products.csv"
+    csv.write_text("sku,name,price,currency\nSKU-1,Mug,9.90,EUR\n")
+    commands = [[a.format(csv=csv) for a in arguments] for arguments in DATABASE_COMMANDS]
+    upgrade(database, OLDER)
+    # when each command meets it, then each refuses as serve does, saying to migrate
+    for arguments in commands:
+        result = _rapport(*arguments)
+        said = _said(result)
+        assert result.exit_code == 2, (arguments, said)
+        assert "migration(s) pending. Run: rapport migrate" in said, (arguments, said)
+    # given one a newer Rapport migrated, then each says so and what to do, writing nothing
+    upgrade(database)
+    _set_revision(database, UNKNOWN)
+    for arguments in commands:
+        result = _rapport(*arguments)
+        said = _said(result)
+        assert result.exit_code == 2, (arguments, said)
+        assert f"migrated by a newer Rapport (revision {UNKNOWN} is unknown" in said, said
+    assert _count(database, "admin_users") == 0
+    assert _count(database, "products") == 0
 
 
 def test_migrate_says_the_revision_the_database_is_at_and_never_downgrades(database) -> None:

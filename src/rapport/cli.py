@@ -771,6 +771,7 @@ def admin_create(
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
 ) -> None:
     """Add an admin user."""
+    require_migrated()
     with open_session() as db:
         platform.create_admin_user(db, email=email, password=password)
     console.print(f"Admin user {email} created.")
@@ -782,6 +783,7 @@ def admin_set_password(
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
 ) -> None:
     """Set a new password for an admin user."""
+    require_migrated()
     with open_session() as db:
         platform.set_admin_password(db, email=email, password=password)
     console.print(f"Password for {email} changed.")
@@ -799,6 +801,7 @@ def admin_unlock(
     """Lift a sign-in lock at once (after wrong passwords) for an account and/or an address."""
     if not email and not address:
         raise typer.BadParameter("Name the account's EMAIL, or an --address, or both.")
+    require_migrated()
     with open_session() as db:
         cleared = admin_security.lift_lock(db, email=email, address=address)
     named = " and ".join(filter(None, (email, address)))
@@ -826,6 +829,7 @@ def import_products(
     (',', ';', tab or '|') is read off the header line; a SKU listed twice is refused."""
     from rapport.catalog.service import import_products_file
 
+    require_migrated()
     with progress_bars() as progress, open_session() as db:
         # Unknown total while the whole file is checked; then the rows it holds.
         task = progress.add_task("Products", total=None)
