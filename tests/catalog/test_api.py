@@ -292,3 +292,13 @@ def test_stock_near_half_a_point_is_refused_naming_the_other_half(
     response = client.get(f"/v1/stock/W-1?{query}", headers=auth(api_key("read")))
     assert response.status_code == 422, response.text
     assert response.json()["field"] == field
+
+
+def test_stock_near_nan_says_a_number_is_expected(client, api_key) -> None:
+    # given NaN for a point's latitude (FastAPI's own query parameter, bounded -90 to 90)
+    client.put("/v1/products/W-1", json=CHIANTI, headers=auth(api_key("write")))
+    response = client.get("/v1/stock/W-1?lat=nan&lon=4.8", headers=auth(api_key("read")))
+    # then the problem says a number is expected, not that NaN is too large
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "lat"
+    assert response.json()["detail"] == "lat: Input should be a number less than or equal to 90"

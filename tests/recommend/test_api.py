@@ -513,3 +513,67 @@ def test_exclude_purchased_must_be_a_boolean(client: TestClient, api_key) -> Non
     )
     assert response.status_code == 422
     assert "exclude_purchased" in response.text
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "detail"),
+    [
+        ("margin_weight=nan", "margin_weight", "Input should be a number from 0 to 1"),
+        ("margin_weight=1.5", "margin_weight", "Input should be a number from 0 to 1"),
+        ("lat=nan&lon=nan", "lat", "Input should be a number from -90 to 90 (and 1 more)"),
+        ("lat=48.85&lon=NaN", "lon", "Input should be a number from -180 to 180"),
+        ("lat=inf&lon=2.35", "lat", "Input should be a number from -90 to 90"),
+    ],
+)
+def test_a_number_out_of_range_or_nan_is_told_the_whole_range(
+    client: TestClient, api_key, query: str, field: str, detail: str
+) -> None:
+    # given NaN (which compares as neither below nor above a bound) or a number out of range
+    response = client.get(
+        f"/v1/recommendations?placement=home&{query}", headers=auth(api_key("read"))
+    )
+    # then the problem names the parameter and says it must be a number in the range
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["field"] == field
+    assert problem["detail"] == f"{field}: {detail}"
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        "0001-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "2026-06-02T12:00:01Z",
+        "9999-12-31T23:59:59Z",
+    ],
+)
+def test_a_moment_before_1970_or_over_a_day_ahead_is_refused_naming_at(
+    client: TestClient, api_key, shop: dict[str, str], at: str
+) -> None:
+    # given a consenting customer (whose browsing is read back from `at`) and a moment far off
+    response = client.get(
+        "/v1/recommendations",
+        params={"placement": "home", "customer_id": shop["c1"], "at": at},
+        headers=auth(api_key("read")),
+    )
+    # then it is a 422 naming `at`, not a server error
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["field"] == "at"
+    assert problem["detail"] == (
+        "at: Input should be a moment from 1970-01-01T00:00:00Z to a day after now"
+    )
+
+
+@pytest.mark.parametrize("at", ["1970-01-01T00:00:00Z", "2026-06-02T12:00:00Z"])
+def test_a_moment_from_1970_to_a_day_ahead_is_answered(
+    client: TestClient, api_key, shop: dict[str, str], at: str
+) -> None:
+    response = client.get(
+        "/v1/recommendations",
+        params={"placement": "home", "customer_id": shop["c1"], "at": at},
+        headers=auth(api_key("read")),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["items"]

@@ -9,6 +9,7 @@ navigated to an admin page gets the same problem as a page they can read
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -258,7 +259,25 @@ def pinpointed(detail: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
         loc = (*loc, cause.field)
     if detail.get("type") == "extra_forbidden":
         return loc, UNKNOWN_FIELD
-    return loc, str(detail.get("msg", "invalid")).removeprefix("Value error, ")
+    message = str(detail.get("msg", "invalid")).removeprefix("Value error, ")
+    if detail.get("type") in _BOUNDS and _is_nan(detail.get("input")):
+        # NaN compares as neither below nor above a bound: "should be less than or equal to
+        # 1" alone reads as if it were a number too large.
+        return loc, f"Input should be a number {message.removeprefix('Input should be ')}"
+    return loc, message
+
+
+_BOUNDS = frozenset(("greater_than", "greater_than_equal", "less_than", "less_than_equal"))
+
+
+def _is_nan(value: object) -> bool:
+    """Whether ``value`` (as given: a query's text, a JSON number) is NaN."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, float) and math.isnan(value)
 
 
 def json_pointer(path: Sequence[str | int]) -> str:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from rapport.customers import service as customers
+from rapport.platform import clock
 from rapport.platform.errors import FieldInvalid
 from rapport.platform.schemas import StrictModel
 
@@ -19,6 +28,12 @@ Attribute = Literal["category", "brand", "country_of_origin"]
 # The devices a request may name (ranking.DEVICE_CHANNELS maps each to its sales channel).
 Device = Literal["mobile", "tablet", "app", "desktop", "pos"]
 Sku = Field(min_length=1, max_length=64)
+# The ranges of the query's numbers, each refused with the whole range.
+QUERY_RANGES = {"lat": (-90.0, 90.0), "lon": (-180.0, 180.0), "margin_weight": (0.0, 1.0)}
+# The moments a request may be asked for (`at`): from the Unix epoch to a day ahead (a
+# storefront's clock a little fast, a page prepared for tomorrow morning).
+EARLIEST_AT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_AT_AHEAD = timedelta(days=1)
 
 
 class RecommendationQuery(BaseModel):
@@ -66,7 +81,10 @@ class RecommendationQuery(BaseModel):
     ] = None
     at: Annotated[
         AwareDatetime | None,
-        Field(description="Moment of the request (ISO 8601 with offset); default: now"),
+        Field(
+            description="Moment of the request (ISO 8601 with offset), from "
+            "1970-01-01T00:00:00Z to a day after now; default: now"
+        ),
     ] = None
     margin_weight: Annotated[
         float, Field(ge=0, le=1, description="How much margin counts (0: not at all)")
@@ -92,6 +110,32 @@ class RecommendationQuery(BaseModel):
                     f"a SKU has at most {MAX_SKU_LENGTH} characters: {sku[:20]}… has {len(sku)}"
                 )
         return items or None
+
+    @field_validator("lat", "lon", "margin_weight", mode="before")
+    @classmethod
+    def _number_in_range(cls, value: object, info: ValidationInfo) -> object:
+        # NaN compares as neither below nor above a bound: pydantic's own check then said
+        # "should be less than or equal to 1" of it. Every value out of range, NaN, an
+        # infinity or a word, is told the whole range instead.
+        low, high = QUERY_RANGES[str(info.field_name)]
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = math.nan
+        if not low <= number <= high:
+            raise ValueError(f"Input should be a number from {low:g} to {high:g}")
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _moment_in_range(cls, at: datetime | None) -> datetime | None:
+        # A moment far from now reads nothing (no browsing, no rule that runs then) and
+        # overflowed the windows measured back from it.
+        if at is not None and not EARLIEST_AT <= at <= clock.now() + LATEST_AT_AHEAD:
+            raise ValueError(
+                f"Input should be a moment from {EARLIEST_AT:%Y-%m-%dT%H:%M:%SZ} to a day after now"
+            )
+        return at
 
     @field_validator("device", mode="before")
     @classmethod
