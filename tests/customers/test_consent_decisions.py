@@ -12,6 +12,7 @@ from rapport.customers.models import ConsentChange
 from rapport.platform import clock
 from tests.conftest import auth, command
 from tests.customers.factories import process
+from tests.events.factories import basic_auth
 
 
 def _customer(client, writer, external_id: str) -> str:
@@ -191,3 +192,98 @@ def test_a_merge_whose_standing_choice_is_no_keeps_no_location(client, api_key, 
     assert merged.status_code == 200, merged.text
     profile = client.get("/v1/customers/T-old", headers=auth(key)).json()
     assert profile["traits"]["last_location"] is None
+
+
+def _identify_at(client, key, customer: str, lat: float) -> None:
+    answer = client.post(
+        "/v1/identify",
+        json={
+            "userId": customer,
+            "traits": {
+                "location": {"lat": lat, "lon": 2.1, "city": "Orléans"},
+                "lat": lat,
+                "lon": 2.1,
+                "tier": "gold",
+            },
+        },
+        headers=basic_auth(key),
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def _near_count(client, key, low: float, high: float) -> int:
+    answer = client.post(
+        "/v1/segments/preview",
+        json={
+            "definition": {
+                "conditions": [
+                    {
+                        "kind": "trait",
+                        "field": "attributes.lat",
+                        "op": "between",
+                        "value": [low, high],
+                    }
+                ]
+            }
+        },
+        headers=auth(key),
+    )
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["count"])
+
+
+def test_withdrawing_location_takes_coordinates_out_of_the_attributes(client, api_key, db) -> None:
+    key = api_key("write", "read", "ingest", "admin")
+    _customer(client, key, "T-geo")
+    yes, no = {"granted": True, "source": "test"}, {"granted": False, "source": "test"}
+    client.put("/v1/customers/T-geo/consents/location", json=yes, headers=auth(key))
+    _identify_at(client, key, "T-geo", 48.1)
+    process(db)
+    attributes = client.get("/v1/customers/T-geo", headers=auth(key)).json()["attributes"]
+    assert attributes["lat"] == 48.1
+    assert attributes["location"]["lat"] == 48.1
+    assert _near_count(client, key, 48.0, 48.2) == 1
+    # by the API
+    client.put("/v1/customers/T-geo/consents/location", json=no, headers=auth(key))
+    attributes = client.get("/v1/customers/T-geo", headers=auth(key)).json()["attributes"]
+    assert attributes == {"location": {"city": "Orléans"}, "tier": "gold"}
+    assert _near_count(client, key, 48.0, 48.2) == 0
+    # by tracking, in the same batch as the traits it withdraws
+    client.put("/v1/customers/T-geo/consents/location", json=yes, headers=auth(key))
+    _identify_at(client, key, "T-geo", 48.15)
+    _track(
+        client,
+        key,
+        "geo-no",
+        "T-geo",
+        clock.now() + timedelta(seconds=1),
+        purpose="location",
+        granted=False,
+        source="app settings",
+    )
+    process(db)
+    attributes = client.get("/v1/customers/T-geo", headers=auth(key)).json()["attributes"]
+    assert attributes == {"location": {"city": "Orléans"}, "tier": "gold"}
+    assert _near_count(client, key, 48.0, 48.2) == 0
+
+
+def test_traits_stored_before_a_withdrawal_and_read_after_it_add_no_coordinates(
+    client, api_key, db
+) -> None:
+    key = api_key("write", "read", "ingest", "admin")
+    _customer(client, key, "T-lag")
+    client.put(
+        "/v1/customers/T-lag/consents/location",
+        json={"granted": True, "source": "test"},
+        headers=auth(key),
+    )
+    _identify_at(client, key, "T-lag", 48.1)  # stored with its coordinates: granted then
+    client.put(
+        "/v1/customers/T-lag/consents/location",
+        json={"granted": False, "source": "test"},
+        headers=auth(key),
+    )
+    process(db)  # the profile processor reads it after the withdrawal
+    attributes = client.get("/v1/customers/T-lag", headers=auth(key)).json()["attributes"]
+    assert attributes == {"location": {"city": "Orléans"}, "tier": "gold"}
+    assert _near_count(client, key, 48.0, 48.2) == 0

@@ -21,6 +21,7 @@ from rapport.customers.models import (
     Identity,
 )
 from rapport.customers.profiles import require_customer
+from rapport.customers.traits import attribute_field
 from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
@@ -46,7 +47,7 @@ def record_consent(
     - a decision older than the one standing (a late tracked event) is kept in the history at
       its own time, and changes nothing else;
     - otherwise it becomes the standing choice, with its history row. Withdrawing ``location``
-      empties the last known location.
+      empties the last known location and takes coordinates out of the custom attributes.
 
     True when a history row was added."""
     consent = db.get(Consent, (customer_id, purpose))
@@ -84,9 +85,23 @@ def record_consent(
 
 
 def forget_location(db: Session, *, customer_id: str) -> None:
-    """Empty the profile's last known location: it is kept only while the customer consents
-    to ``location`` (a withdrawal by any door, or a merge whose standing choice is no)."""
+    """Empty the profile's last known location, and take the coordinates tracking's traits
+    left in its custom attributes out of them (``lat``, ``lon``, ``latitude``, ``longitude``
+    and a ``location`` object's, as ingestion strips them: ``events.without_coordinate_traits``):
+    they are kept only while the customer consents to ``location`` (a withdrawal by any door,
+    or a merge whose standing choice is no)."""
     db.flush()  # traits a caller has just added (the profile processor's batch) are found
+    customer = db.get(Customer, customer_id)
+    if customer is not None and customer.attributes:
+        kept = events.without_coordinate_traits(customer.attributes)
+        if kept is not customer.attributes:
+            gone = {attribute_field(name) for name in set(customer.attributes) - set(kept)}
+            customer.attributes = dict(kept)  # a new dict: JSON columns track assignment
+            if gone and customer.field_times:
+                customer.field_times = {
+                    name: said for name, said in customer.field_times.items() if name not in gone
+                }
+            customer.updated_at = clock.now()
     traits = db.get(CustomerTraits, customer_id)
     if traits is not None and (
         traits.last_latitude is not None

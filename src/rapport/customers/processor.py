@@ -471,12 +471,14 @@ def _apply_consent(db: Session, customer: Customer, event: LoggedEvent) -> None:
         )
 
 
-def _apply_traits(db: Session, customer: Customer, event: LoggedEvent) -> None:
+def _apply_traits(db: Session, customer: Customer, event: LoggedEvent, *, located: bool) -> None:
     """What a tracking event says about its person: an identify call's traits (profile
     fields were set by resolution) and any call's ``context.traits`` fill custom attributes,
     names, home city, time zone and birthday, and any call's ``context.timezone`` the time
     zone where its traits say none. Identities and contact details come from identify calls
-    only: ``context.traits`` are a copy an SDK kept, not a statement to link by."""
+    only: ``context.traits`` are a copy an SDK kept, not a statement to link by. Coordinates
+    in traits become attributes only while the profile's standing choice on ``location`` is
+    yes (``located``): one stored with a grant withdrawn before it was read adds none."""
     if event.source == "command":
         return  # commands' events carry their own facts, not traits
     stated: dict[str, Any] = dict(_context_traits(event))
@@ -484,6 +486,8 @@ def _apply_traits(db: Session, customer: Customer, event: LoggedEvent) -> None:
     said = properties.get("traits") if event.type == "identified" else None
     if isinstance(said, dict):
         stated.update(said)
+    if not located:
+        stated = event_log.without_coordinate_traits(stated)
     # The device's zone (Segment's SDKs send context.timezone on every call), where no trait
     # says one; a zone zoneinfo does not know is passed over (the shop cannot fix a device).
     device_zone = known_time_zone((event.context or {}).get("timezone"))
@@ -710,12 +714,6 @@ def process_profile_events(db: Session, events: list[LoggedEvent]) -> None:
             cache.forget()  # identities moved
         if event.type == "grouped":
             _apply_group(db, customer, event)
-        _apply_traits(db, customer, event)
-        traits = traits_by_customer.get(cid) or db.get(CustomerTraits, cid)
-        if traits is None:
-            traits = CustomerTraits(customer_id=cid, updated_at=clock.now())
-            db.add(traits)
-        traits_by_customer[cid] = traits
         if cid not in location_allowed:
             location_allowed[cid] = bool(
                 db.scalar(
@@ -724,6 +722,12 @@ def process_profile_events(db: Session, events: list[LoggedEvent]) -> None:
                     )
                 )
             )
+        _apply_traits(db, customer, event, located=location_allowed[cid])
+        traits = traits_by_customer.get(cid) or db.get(CustomerTraits, cid)
+        if traits is None:
+            traits = CustomerTraits(customer_id=cid, updated_at=clock.now())
+            db.add(traits)
+        traits_by_customer[cid] = traits
         apply_event(traits, event, location_allowed=location_allowed[cid])
         traits.updated_at = clock.now()
     for cid, positions in assigned.items():

@@ -120,6 +120,14 @@ def _pointless(document: dict[str, Any]) -> dict[str, Any]:
     return _unlocated(document)
 
 
+def without_coordinate_traits(traits: dict[str, Any]) -> dict[str, Any]:
+    """Traits, or the profile attributes they became, without a person's coordinates: their
+    own ``lat``, ``lon``, ``latitude`` and ``longitude`` and their ``location`` object's (the
+    object stays with the rest, a city, or goes when empty), as ingestion leaves traits
+    without consent to ``location``. ``traits`` holding none is returned as it is."""
+    return _pointless(traits)
+
+
 def _traitless(holder: dict[str, Any]) -> dict[str, Any]:
     """``holder`` with its ``traits`` (an identify call's, ``context.traits``) without their
     coordinates: a person's coordinates sent as traits would become profile attributes."""

@@ -21,6 +21,7 @@ from rapport.events.location import (
     TrackedPerson,
     coordinates,
     location_consent_from,
+    without_coordinate_traits,
 )
 from rapport.events.log import (
     Scrubber,
@@ -118,6 +119,7 @@ __all__ = [
     "run_processors",
     "suppress_identities",
     "suppressed",
+    "without_coordinate_traits",
 ]
 
 # One record of the log as processors' handlers receive it (read its fields; the log's own
