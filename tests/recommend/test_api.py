@@ -577,3 +577,24 @@ def test_a_moment_from_1970_to_a_day_ahead_is_answered(
     )
     assert response.status_code == 200, response.text
     assert response.json()["items"]
+
+
+def test_a_put_replaces_the_whole_rule_and_the_reference_says_so(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    headers = auth(api_key("read", "write"))
+    # given a disabled rule
+    rule = {"name": "Rioja up", "action": "boost", "sku": "W-RIOJA", "factor": 2, "active": False}
+    created = client.post("/v1/recommendations/rules", json=rule, headers=command(headers)).json()
+    # when it is replaced by a body without `active`
+    without_active = {k: v for k, v in rule.items() if k != "active"} | {"factor": 3}
+    replaced = client.put(
+        f"/v1/recommendations/rules/{created['id']}", json=without_active, headers=command(headers)
+    )
+    # then it is active again, as the reference tells integrators
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["active"] is True
+    route = client.get("/openapi.json").json()["paths"]["/v1/recommendations/rules/{rule_id}"]
+    description = route["put"]["description"]
+    assert "Replace the whole rule" in description
+    assert "leaving out `active` switches a disabled rule back on" in description

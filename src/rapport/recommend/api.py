@@ -121,7 +121,10 @@ def update_rule(
     key: WriteKey,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Replace a rule's settings (the change is audited)."""
+    """Replace the whole rule with the body (the change is audited). A field left out takes
+    its default, as on create: leaving out `active` switches a disabled rule back on, and
+    leaving out `placement`, `segment`, `starts_at` or `ends_at` widens it to every placement,
+    everyone, or no start or end. Send every setting the rule keeps, as the list returns them."""
     return run_idempotent(
         db,
         scope=f"recommend.rule_update:{key.id}",
