@@ -1,8 +1,10 @@
 """Fatigue counts only the surveys a customer was asked: an invitation whose email the
 campaigns domain gave up on for its own reasons (held out in the control group, no email
-address, an address suppressed after a hard bounce) asked nothing, so the customer's next
-moment is asked within the fatigue days. One handed out by the API still counts. Those given
-up before the upgrade are marked from their emails (migration c25000000006)."""
+address, an address suppressed after a hard bounce, a bounce when it is sent) asked nothing,
+so the customer's next moment is asked within the fatigue days. One handed out by the API
+still counts. Those given up before the upgrade are marked from their emails (migration
+c25000000006). No survey email is stopped where feedback is not told: cancelling campaigns or
+switching subscriptions off never reaches it."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from alembic import command as alembic
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from rapport.campaigns import service as campaigns
 from rapport.campaigns.delivery.sending import dispatch_batch
 from rapport.campaigns.models import Campaign, Delivery, Suppression
 from rapport.campaigns.planning.control import in_control_group
@@ -27,6 +30,7 @@ from rapport.feedback.models import Invitation
 from rapport.feedback.schemas import SurveyIn
 from rapport.platform import clock
 from rapport.platform.db import create_db_engine
+from rapport.platform.errors import Conflict
 from rapport.platform.migrations_runner import alembic_config, upgrade
 from tests.campaigns.producers.flow import frozen
 from tests.campaigns.producers.test_survey_cancellations import NOON, SURVEY, _process
@@ -227,3 +231,50 @@ def test_invitations_given_up_before_the_upgrade_are_marked_from_their_emails(
     finally:
         engine.dispose()
         remove()
+
+
+def test_an_invitation_whose_email_bounces_when_sent_does_not_count_for_fatigue(
+    client: Any, db: Session, shop: dict[str, str], smtp_sink: SmtpSink
+) -> None:
+    # given a customer whose mail server refuses the survey email for good when it is sent
+    # (Rapport learns of a bounce only there: the SMTP answer, marked by the dispatcher)
+    customer = make_customer(db, email="gone@example.org")[0]
+    smtp_sink.reject.add("gone@example.org")
+    _place(client, shop, customer, "O-BOUNCED")
+    _process(db)
+    dispatch_batch(db, worker="test")
+    first = _asked(db)["O-BOUNCED"]
+    assert _statuses(db)[f"invitation:{first.invitation_id}"][0] == "bounced"
+    # then it is recorded withdrawn, and their next order the next day is asked
+    assert first.withdrawn_at is not None
+    clock.set_clock(clock.FrozenClock(NOON + timedelta(days=1)))
+    _place(client, shop, customer, "O-NEXT")
+    _process(db)
+    assert sorted(_asked(db)) == ["O-BOUNCED", "O-NEXT"]
+
+
+def test_cancelling_campaigns_or_subscriptions_never_stops_a_survey_email(
+    client: Any, db: Session, shop: dict[str, str], smtp_sink: SmtpSink
+) -> None:
+    # given a survey email waiting to go out, and a webhook subscription
+    customer = make_customer(db, email="asked@example.org")[0]
+    _place(client, shop, customer, "O-WAITING")
+    _process(db)
+    [(status, _)] = _statuses(db).values()
+    assert status == "queued"
+    subscription = campaigns.create_subscription(
+        db, name="Ops", url="https://hooks.example.org/rapport", event_types=["points_earned"]
+    ).subscription
+    # when the survey's campaign is cancelled (refused: a system campaign), and the
+    # subscription switched off, the two bulk suppressions that do not tell feedback
+    with pytest.raises(Conflict):
+        campaigns.cancel_campaign(db, campaign_id=system_campaign(db, SURVEY_INVITATION).id)
+    db.rollback()
+    campaigns.update_subscription(db, subscription_id=subscription.id, changes={"active": False})
+    # then the survey email still waits, and goes out: no survey email is given up there
+    # unseen by fatigue (feedback.invitations_not_sent)
+    [(status, _)] = _statuses(db).values()
+    assert status == "queued"
+    dispatch_batch(db, worker="test")
+    assert [m.to for m in smtp_sink.messages] == ["asked@example.org"]
+    assert _asked(db)["O-WAITING"].withdrawn_at is None
