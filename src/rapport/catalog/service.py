@@ -36,9 +36,11 @@ __all__ = [
     "CatalogProblem",
     "CategoryWarning",
     "PriceDifference",
+    "ProductFacts",
     "ProductImportSummary",
     "ProductUpsert",
     "StoreUpsert",
+    "attribute_values",
     "available_at",
     "catalog_problems",
     "category_condition",
@@ -56,6 +58,7 @@ __all__ = [
     "get_products",
     "get_stock",
     "get_store",
+    "has_attribute_value",
     "import_products_file",
     "in_any_category",
     "in_category",
@@ -65,6 +68,7 @@ __all__ = [
     "nearest_store",
     "price_consistency_report",
     "price_on",
+    "product_facts",
     "release_reserved",
     "reserve_stock",
     "return_to_stock",
@@ -146,6 +150,47 @@ def unknown_categories(db: Session, *, categories: Iterable[str]) -> list[str]:
         if not found:
             unknown.append(category)
     return unknown
+
+
+# The product attributes a rule may name (merchandising rules), each with its column.
+_ATTRIBUTE_COLUMNS = {
+    "category": Product.category_path,
+    "brand": Product.brand,
+    "country_of_origin": Product.country_of_origin,
+}
+
+
+def has_attribute_value(db: Session, *, attribute: str, value: str) -> bool:
+    """Whether some product has ``value`` for ``attribute`` (a category: the category itself
+    or one under it), compared as rules compare it: case counts."""
+    column = _ATTRIBUTE_COLUMNS[attribute]
+    holds = column == value
+    if attribute == "category":
+        # SQLite's LIKE ignores case: the prefix is compared as written too.
+        path = _rule_path(value)
+        paths = Product.category_path
+        holds = category_condition(paths, value) & (func.substr(paths, 1, len(path)) == path)
+    return bool(db.scalar(select(exists().where(holds))))
+
+
+def attribute_values(db: Session, *, attribute: str, limit: int = 10_000) -> list[str]:
+    """The values some product has for ``attribute`` (``category``, ``brand`` or
+    ``country_of_origin``), sorted, at most ``limit`` of them; for ``category`` every level of
+    every path ("Wine" and "Wine/Red" for a product in "Wine/Red"), as a rule may name any."""
+    column = _ATTRIBUTE_COLUMNS[attribute]
+    found = db.scalars(
+        select(column).where(column.is_not(None)).distinct().order_by(column).limit(limit)
+    )
+    values: set[str] = set()
+    for value in found:
+        if value is None:
+            continue
+        if attribute == "category":
+            parts = value.split(CATEGORY_SEPARATOR)
+            values.update(CATEGORY_SEPARATOR.join(parts[: n + 1]) for n in range(len(parts)))
+        else:
+            values.add(value)
+    return sorted(values)
 
 
 @dataclass(frozen=True)
@@ -682,6 +727,36 @@ def count_price_differences(db: Session, *, channel: str | None = None) -> tuple
 def get_products(db: Session, *, skus: Sequence[str]) -> dict[str, Product]:
     """Products by SKU (missing SKUs are simply absent)."""
     return {p.sku: p for p in db.scalars(select(Product).where(Product.sku.in_(set(skus))))}
+
+
+@dataclass(frozen=True)
+class ProductFacts:
+    """What a product is sold as: its name, category, brand, origin and price."""
+
+    sku: str
+    name: str
+    category_path: str
+    brand: str | None
+    country_of_origin: str | None
+    price_minor: int
+
+
+def product_facts(db: Session, *, skus: Sequence[str]) -> dict[str, ProductFacts]:
+    """``ProductFacts`` by SKU, in one query of those columns only (for hot paths that serve a
+    few dozen products: recommendations); missing SKUs are simply absent."""
+    if not skus:
+        return {}
+    rows = db.execute(
+        select(
+            Product.sku,
+            Product.name,
+            Product.category_path,
+            Product.brand,
+            Product.country_of_origin,
+            Product.price_minor,
+        ).where(Product.sku.in_(set(skus)))
+    )
+    return {row[0]: ProductFacts(*row) for row in rows}
 
 
 def available_at(db: Session, *, store_id: str, skus: Sequence[str]) -> dict[str, int]:

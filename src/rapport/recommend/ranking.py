@@ -5,6 +5,11 @@ never be shown (the product itself, the cart, what the customer just bought unle
 again and again, rule exclusions and filters); boosts and buries; context (time of day, device,
 margin); the stock filter when the request is store-bound; diversity across categories; pins
 last, at their positions.
+
+The model's scores rank; what is served of each listed item (name, price, category) and what
+rules match it on are the catalogue's facts now, read once for the candidates (``facts``): a
+product renamed, repriced or moved to another category since training is served and ruled as
+it is, and a pinned product added since training is pinned.
 """
 
 from __future__ import annotations
@@ -99,6 +104,28 @@ class Context:
 
 
 @dataclass(frozen=True)
+class Facts:
+    """A product as the catalogue holds it now: what is served, and what rules match on."""
+
+    name: str
+    category: str
+    price_minor: int
+    brand: str | None = None
+    country: str | None = None
+
+
+def bundle_facts(bundle: Bundle, index: int) -> Facts:
+    """A product as the catalogue held it at training."""
+    return Facts(
+        name=bundle.names[index],
+        category=bundle.categories[index],
+        price_minor=int(bundle.price_minor[index]),
+        brand=bundle.brands[index],
+        country=bundle.countries[index],
+    )
+
+
+@dataclass(frozen=True)
 class Ranked:
     sku: str
     name: str
@@ -129,9 +156,13 @@ def rank(
     rules: Sequence[Rule] = (),
     *,
     available: Callable[[list[str]], set[str]] | None = None,
+    facts: Callable[[list[str]], Mapping[str, Facts]] | None = None,
 ) -> list[Ranked]:
     """The ranked list. ``available`` answers which of some SKUs are in stock at the request's
-    store; it is called only when the request is store-bound."""
+    store; it is called only when the request is store-bound. ``facts`` gives the catalogue's
+    facts now for some SKUs (those it leaves out are not in the catalogue and are not shown);
+    it is called once, for the candidates and the pins. Without it the facts at training
+    serve (and only pins of products the model knows)."""
     candidates = _candidates(bundle, context)
     if context.browsed and context.placement in BROWSING_PLACEMENTS:
         candidates = _with_browsing(bundle, context, candidates)
@@ -140,16 +171,38 @@ def rank(
     scores[~_allowed(bundle, context, rules)] = -np.inf
     scores = _weighed(bundle, context, rules, scores)
     allowed_pins = _allowed(bundle, context, [r for r in rules if r.action != "pin"])
+    # Pinned products the model does not know (added since training) get indices past its
+    # items: only with the catalogue's facts to serve them from.
+    known = len(bundle.data.items)
+    extra: list[str] = []
+
+    def sku_of(index: int) -> str:
+        return bundle.data.items[index] if index < known else extra[index - known]
+
     # Each item once, at one position: (position, item), in the order they are placed.
-    pins = _pins(bundle, rules)
-    pins = [(position, i) for position, i in pins if allowed_pins[i]]
+    pins = _pins(bundle, rules, extra if facts is not None else None)
+    never = {context.item, *context.cart}
+    pins = [
+        (position, i)
+        for position, i in pins
+        if (allowed_pins[i] if i < known else sku_of(i) not in never)
+    ]
     wanted = context.limit + len(pins)
     pool = _best(scores, max(4 * wanted, 50))
     if context.store_id is not None and available is not None:
         pool = _in_stock(bundle, scores, pool, wanted, available)
         if pins:
-            stocked = available([bundle.data.items[i] for _, i in pins])
-            pins = [(position, i) for position, i in pins if bundle.data.items[i] in stocked]
+            stocked = available([sku_of(i) for _, i in pins])
+            pins = [(position, i) for position, i in pins if sku_of(i) in stocked]
+    current: Mapping[str, Facts] = {}
+    if facts is not None:
+        # One read of the catalogue for what may be listed; rules by attribute are applied
+        # again on its facts (the scores above matched them on the facts at training).
+        pool = pool[: max(4 * wanted, 50)]
+        current = facts([sku_of(i) for i in [*pool, *(i for _, i in pins)]])
+        scores = scores.copy()
+        pool = _as_catalogued(bundle, rules, pool, scores, current)
+        pins = [(p, i) for p, i in pins if _shown(rules, sku_of(i), current.get(sku_of(i)))]
     pinned = {i for _, i in pins}
     unpinned = [i for i in pool if i not in pinned]
     # A customer's own ranking is served as training measured it; lists for anyone (popular,
@@ -170,18 +223,22 @@ def rank(
     for i in chosen:
         candidates.reasons[i] = candidates.reason(i)
     _explain_neighbours(bundle, context, candidates, chosen)
-    return [
-        Ranked(
-            sku=bundle.data.items[i],
-            name=bundle.names[i],
-            category=bundle.categories[i],
-            price_minor=int(bundle.price_minor[i]),
-            score=round(float(scores[i]) if np.isfinite(scores[i]) else 0.0, 6),
-            reason=candidates.reasons[i][0],
-            explanation=candidates.reasons[i][1],
+    served = []
+    for i in chosen:
+        item = current.get(sku_of(i)) or bundle_facts(bundle, i)
+        score = float(scores[i]) if i < known and np.isfinite(scores[i]) else 0.0
+        served.append(
+            Ranked(
+                sku=sku_of(i),
+                name=item.name,
+                category=item.category,
+                price_minor=item.price_minor,
+                score=round(score, 6),
+                reason=candidates.reasons[i][0],
+                explanation=candidates.reasons[i][1],
+            )
         )
-        for i in chosen
-    ]
+    return served
 
 
 # ---------------------------------------------------------------------------- candidates
@@ -460,14 +517,23 @@ def in_force(rules: Sequence[Rule]) -> list[Rule]:
     ]
 
 
-def _pins(bundle: Bundle, rules: Sequence[Rule]) -> list[tuple[int, int]]:
-    """(position, item) for each pinned item the model knows, once: of two equally specific
-    pins of one SKU, the first position (then the earlier rule). Ordered by position, then
-    rule order."""
+def _pins(
+    bundle: Bundle, rules: Sequence[Rule], extra: list[str] | None = None
+) -> list[tuple[int, int]]:
+    """(position, item) for each pinned item, once: of two equally specific pins of one SKU,
+    the first position (then the earlier rule). Ordered by position, then rule order. A SKU
+    the model does not know is appended to ``extra`` and indexed after the model's items
+    (without ``extra``, it is left out)."""
     found: dict[int, int] = {}
     for rule in rules:
-        index = bundle.item_index.get(rule.sku or "")
-        if rule.action != "pin" or index is None:
+        if rule.action != "pin" or not rule.sku:
+            continue
+        index = bundle.item_index.get(rule.sku)
+        if index is None and extra is not None:
+            if rule.sku not in extra:
+                extra.append(rule.sku)
+            index = len(bundle.data.items) + extra.index(rule.sku)
+        if index is None:
             continue
         position = rule.position or 1
         if index not in found or position < found[index]:
@@ -500,6 +566,63 @@ def attribute_mask(bundle: Bundle, attribute: str, value: str) -> Mask:
             found = [c == value for c in bundle.countries]
         cache[key] = np.asarray(found, dtype=bool)
     return cache[key]
+
+
+def _matches_facts(rule: Rule, sku: str, item: Facts) -> bool:
+    """Whether a rule targets a product with these facts (``attribute_mask``'s test)."""
+    if rule.sku is not None:
+        return rule.sku == sku
+    if rule.attribute == "category":
+        return in_category(item.category, rule.value or "")
+    if rule.attribute == "brand":
+        return item.brand == rule.value
+    return item.country == rule.value
+
+
+def _shown(rules: Sequence[Rule], sku: str, item: Facts | None) -> bool:
+    """Whether exclusions and filters let a product with these facts (None: not in the
+    catalogue) be shown."""
+    if item is None:
+        return False
+    for rule in rules:
+        if rule.action == "exclude" and _matches_facts(rule, sku, item):
+            return False
+        if rule.action == "filter" and not _matches_facts(rule, sku, item):
+            return False
+    return True
+
+
+def _factor(rules: Sequence[Rule], sku: str, item: Facts) -> float:
+    """What boosts and buries multiply a product's score by (``_weighed``'s rules)."""
+    factor = 1.0
+    for rule in rules:
+        if rule.action in ("boost", "bury") and rule.factor and _matches_facts(rule, sku, item):
+            factor *= rule.factor if rule.action == "boost" else 1.0 / rule.factor
+    return factor
+
+
+def _as_catalogued(
+    bundle: Bundle,
+    rules: Sequence[Rule],
+    pool: list[int],
+    scores: npt.NDArray[np.float64],
+    current: Mapping[str, Facts],
+) -> list[int]:
+    """The pool as the catalogue stands: products no longer in it, or that exclusions and
+    filters now leave out, dropped; boosts and buries matched on the current facts in place
+    of those at training (``scores`` changed in place); reordered by score."""
+    kept: list[int] = []
+    for i in pool:
+        sku = bundle.data.items[i]
+        item = current.get(sku)
+        if not _shown(rules, sku, item):
+            continue
+        assert item is not None
+        before = bundle_facts(bundle, i)
+        if item != before:
+            scores[i] *= _factor(rules, sku, item) / _factor(rules, sku, before)
+        kept.append(i)
+    return sorted(kept, key=lambda i: (-scores[i], i))
 
 
 def _allowed(bundle: Bundle, context: Context, rules: Sequence[Rule]) -> Mask:

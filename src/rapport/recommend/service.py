@@ -9,6 +9,7 @@ second and swaps to the new model between requests, never in the middle of one.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import secrets
@@ -39,6 +40,7 @@ from rapport.recommend.ranking import (
     BROWSING_PLACEMENTS,
     DEVICE_CHANNELS,
     Context,
+    Facts,
     Ranked,
     Rule,
     rank,
@@ -325,14 +327,19 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
         cart_categories=cart_categories,
         browsed=browsed,
     )
-    rules = _rules_for(db, request.placement, lambda: _segments(db, customer_id), at)
+    # Without consent, no loyalty tier: the rules for everyone and for customers only.
+    rules = _rules_for(
+        db, request.placement, lambda: _segments(db, customer_id, personal=personal), at
+    )
 
     def available(skus: list[str]) -> set[str]:
         assert store_id is not None
         stock = catalog.available_at(db, store_id=store_id, skus=skus)
         return {sku for sku, units in stock.items() if units > 0}
 
-    items = rank(bundle, context, rules, available=available)
+    items = rank(
+        bundle, context, rules, available=available, facts=lambda skus: _catalogued(db, skus)
+    )
     return Answer(
         placement=request.placement,
         model_version=bundle.version,
@@ -342,12 +349,31 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
     )
 
 
+def _catalogued(db: Session, skus: Sequence[str]) -> dict[str, Facts]:
+    """The catalogue's facts now for the SKUs that may be served (one query)."""
+    return {
+        sku: Facts(
+            name=p.name,
+            category=p.category_path,
+            price_minor=p.price_minor,
+            brand=p.brand or "",  # as the model holds a missing one
+            country=p.country_of_origin or "",
+        )
+        for sku, p in catalog.product_facts(db, skus=skus).items()
+    }
+
+
+# The earliest moment whose browsing window can be computed (``at`` in year 1).
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
 def recently_browsed(db: Session, *, customer_id: str, at: datetime) -> tuple[tuple[str, str], ...]:
     """What the customer looked at or put in their basket in the last ``BROWSING_DAYS``, newest
     first, from their last ``BROWSING_EVENTS`` events (Segment's "Product Viewed", "Product
     Added", "Cart Viewed"): ``(sku, "viewed" | "added")``, each SKU once. A product is named
     by ``sku``, else ``product_id``, as the shop sent it."""
-    since = at - timedelta(days=BROWSING_DAYS)
+    window = timedelta(days=BROWSING_DAYS)
+    since = at - window if at - _EARLIEST > window else _EARLIEST
     found: dict[str, str] = {}
     for event in events.customer_timeline(db, customer_id=customer_id, limit=BROWSING_EVENTS):
         kind = BROWSING_TYPES.get(event.type)
@@ -415,9 +441,14 @@ def _store(
 ANONYMOUS, CUSTOMERS = "anonymous", "customers"
 
 
-def _segments(db: Session, customer_id: str | None) -> set[str]:
+def _segments(db: Session, customer_id: str | None, *, personal: bool) -> set[str]:
+    """The segments rules see a request in. A customer's loyalty tier is personal data: without
+    ``personalization`` consent they are in ``customers`` only (no tier's rules, not even the
+    entry tier's)."""
     if customer_id is None:
         return {ANONYMOUS}
+    if not personal:
+        return {CUSTOMERS}
     return {CUSTOMERS, member_tier(db, customer_id=customer_id).tier_id}
 
 
@@ -538,8 +569,11 @@ def _no_rule(db: Session, rule_id: int) -> NotFound:
 
 
 def _check_targets(db: Session, rule: RuleIn) -> None:
-    """A rule naming a product or a segment that does not exist would never apply, silently
-    (a mistyped SKU pins nothing): refused, naming the field."""
+    """A rule naming a product, an attribute value or a segment that does not exist would
+    never apply, silently (a mistyped SKU pins nothing, a mistyped filter value empties every
+    shelf): refused, naming the field."""
+    if rule.attribute is not None and rule.value is not None:
+        _check_value(db, rule.attribute, rule.value)
     if rule.sku is not None and not catalog.get_products(db, skus=[rule.sku]):
         raise InvalidInput(
             f"No product {rule.sku!r} in the catalogue: check the SKU, or add the product first",
@@ -553,6 +587,30 @@ def _check_targets(db: Session, rule: RuleIn) -> None:
                 f"({', '.join(tiers)})",
                 field="segment",
             )
+
+
+def _check_value(db: Session, attribute: str, value: str) -> None:
+    """Refuses an attribute value no product has, naming the closest that some do (values
+    are compared as written: case counts, as it does when rules are applied)."""
+    if catalog.has_attribute_value(db, attribute=attribute, value=value):
+        return
+    known = catalog.attribute_values(db, attribute=attribute)
+    same_case = [v for v in known if v.casefold() == value.strip().casefold()]
+    close = same_case or difflib.get_close_matches(value, known, n=3, cutoff=0.6)
+    named = attribute.replace("_", " ")
+    if same_case:
+        hint = f"values are compared as written (case counts): use {same_case[0]!r}"
+    elif close:
+        hint = "closest: " + ", ".join(repr(v) for v in close)
+    elif known:
+        hint = "some that exist: " + ", ".join(repr(v) for v in known[:5])
+    else:
+        hint = f"no product has a {named} yet"
+    raise InvalidInput(
+        f"No product in the catalogue has {named} {value!r}, so the rule would match nothing; "
+        f"{hint}",
+        field="value",
+    )
 
 
 def create_rule(
@@ -825,12 +883,11 @@ PRIVACY_TABLES: tuple[str, ...] = ()
 def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, Any]:
     """Whether recommendations are personal for the customer, and the segments that the
     merchandising rules see them in."""
+    personal = customers.has_consent(db, customer_id=subject.customer_id, purpose="personalization")
     return {
         "recommendations": {
-            "personalised": customers.has_consent(
-                db, customer_id=subject.customer_id, purpose="personalization"
-            ),
-            "segments": sorted(_segments(db, subject.customer_id)),
+            "personalised": personal,
+            "segments": sorted(_segments(db, subject.customer_id, personal=personal)),
         }
     }
 
