@@ -35,6 +35,7 @@ from rapport.loyalty.earning.awards import (
     order_fact,
     standing_orders,
 )
+from rapport.loyalty.ledger.accounts import lock_account
 from rapport.loyalty.ledger.balances import get_member
 from rapport.loyalty.ledger.movements import adjust
 from rapport.loyalty.ledger.returns import (
@@ -138,6 +139,10 @@ def _complete_referral(db: Session, fact: Fact) -> None:
 
 
 def _on_order_returned(db: Session, event: LoggedEvent) -> None:
+    """What the returned lines earned is taken back cumulatively: the points all the order's
+    returns so far (this one included) would take back, rounded down as the earn was, less
+    what was already reversed; so a whole order returned in several parts gives back exactly
+    what it earned, and a part never more than 1 point off its proportional share."""
     props = event.properties
     customer_id = str(event.customer_id)
     order_id = str(props["order_id"])
@@ -149,17 +154,12 @@ def _on_order_returned(db: Session, event: LoggedEvent) -> None:
         for line in props.get("lines") or []
         if line.get("line_no") is not None
     }
-    owed = Fraction(0)
-    for line_points in db.scalars(
-        select(Award.line_points).where(
-            Award.customer_id == customer_id, Award.order_id == order_id
-        )
-    ):
-        for line_no, quantity in returned.items():
-            points, bought = (line_points or {}).get(str(line_no), (0, 1))
-            owed += Fraction(int(points) * min(quantity, int(bought)), max(int(bought), 1))
-    reversible = order_points(db, customer_id=customer_id, order_id=order_id).reversible
-    to_reverse = min(int(owed), reversible)  # rounded down, in the member's favour
+    # The member's account row first: returns of one order are counted one after another.
+    lock_account(db, customer_id)
+    owed_to_date = _returned_to_date(db, customer_id=customer_id, order_id=order_id, now=returned)
+    so_far = order_points(db, customer_id=customer_id, order_id=order_id)
+    # rounded down as the earn was, less what earlier returns (or anyone) already reversed
+    to_reverse = max(min(int(owed_to_date) - so_far.reversed, so_far.reversible), 0)
     if to_reverse > 0:
         reverse_for_return(
             db,
@@ -191,6 +191,32 @@ def _on_order_returned(db: Session, event: LoggedEvent) -> None:
         )
     )
     db.flush()
+
+
+def _returned_to_date(
+    db: Session, *, customer_id: str, order_id: str, now: dict[int, int]
+) -> Fraction:
+    """The points the order's returns so far take back, exactly: each award's points per line
+    times the share of the line's units returned, ``now`` (line number: units) added to the
+    units earlier returns brought back. Each award keeps the units returned per line as the
+    third item of its ``line_points`` (``[points, bought, returned]``), updated here."""
+    owed = Fraction(0)
+    for found in db.scalars(
+        select(Award)
+        .where(Award.customer_id == customer_id, Award.order_id == order_id)
+        .order_by(Award.id)
+    ):
+        kept: dict[str, list[int]] = {}
+        for line_no, held in (found.line_points or {}).items():
+            points, bought = int(held[0]), max(int(held[1]), 1)
+            back = min(int(held[2]) if len(held) > 2 else 0, bought)
+            back = min(back + now.get(int(line_no), 0), bought)
+            owed += Fraction(points * back, bought)
+            kept[line_no] = [points, bought, back]
+        if kept and kept != found.line_points:
+            found.line_points = kept
+    db.flush()
+    return owed
 
 
 def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
