@@ -136,3 +136,110 @@ def test_bytes_that_are_not_utf8_are_named(db, tmp_path) -> None:
     assert error.value.detail == (
         "Line 2, column 'name': this value is not UTF-8 text; export the file as UTF-8"
     )
+
+
+@pytest.mark.parametrize(
+    ("row", "price_minor"),
+    [
+        ("PX-6,Yen whole,1200,JPY", 1200),  # the yen has no minor unit
+        ("PX-7,Dinar,1.250,KWD", 1250),  # the dinar has three decimals
+        ("PX-7,Dinar,1.255,KWD", 1255),
+        ("PX-8,Euro,12.5,EUR", 1250),
+    ],
+)
+def test_a_price_has_the_decimals_of_its_currency(db, tmp_path, row, price_minor) -> None:
+    path = tmp_path / "catalogue.csv"
+    path.write_text(f"sku,name,price,currency\n{row}\n")
+    assert import_products_file(db, path).written == 1
+    assert catalog.get_product(db, sku=row.split(",")[0]).price_minor == price_minor
+
+
+@pytest.mark.parametrize(
+    ("cell", "currency", "message"),
+    [
+        ("1200.5", "JPY", "'1200.5' is not an amount in JPY such as 1250 (JPY has no decimals)"),
+        ("1.2555", "KWD", "'1.2555' is not an amount in KWD such as 12.500 (at most 3 decimals)"),
+        (
+            "99999999999",
+            "JPY",
+            "'99999999999' is more than Rapport stores; the largest price is 2147483647 JPY",
+        ),
+        (
+            "9999999",
+            "KWD",
+            "'9999999' is more than Rapport stores; the largest price is 2147483.647 KWD",
+        ),
+    ],
+)
+def test_a_price_is_refused_by_the_decimals_of_its_currency(
+    db, tmp_path, cell, currency, message
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(f"sku,name,price,currency\nX-1,Thing,{cell},{currency}\n")
+    with pytest.raises(MalformedFile) as error:
+        import_products_file(db, path)
+    assert error.value.detail == f"Line 2, column 'price': {message}"
+    assert catalog.count_products(db) == 0
+
+
+def test_a_semicolon_file_may_write_prices_with_a_decimal_comma(db, tmp_path) -> None:
+    # given what a spreadsheet in a European locale exports
+    path = tmp_path / "catalogue.csv"
+    path.write_text(
+        "sku;name;price;cost;currency\nW-1;Chianti;12,50;7,1;EUR\nD-1;Dinar;1,250;;KWD\n"
+        'Q-1;Quoted;"3,99";;EUR\n'
+    )
+    assert import_products_file(db, path).written == 3
+    prices = {
+        sku: (p.price_minor, p.cost_minor)
+        for sku in ("W-1", "D-1", "Q-1")
+        if (p := catalog.get_product(db, sku=sku)) is not None
+    }
+    assert prices == {"W-1": (1250, 710), "D-1": (1250, 0), "Q-1": (399, 0)}
+
+
+@pytest.mark.parametrize(
+    ("header", "cell", "currency", "message"),
+    [
+        (
+            "sku;name;price;currency",
+            "1.234,50",
+            "EUR",
+            "'1.234,50' is not an amount in EUR such as 12.50: write amounts without thousands "
+            "separators, like 12.50 or 12,50, with at most 2 decimals",
+        ),
+        (
+            "sku,name,price,currency",
+            '"1,234"',
+            "EUR",
+            "'1,234' is not an amount in EUR such as 12.50: write amounts without thousands "
+            "separators, like 12.50 or 12,50, with at most 2 decimals",
+        ),
+        (
+            "sku;name;price;currency",
+            "1200,5",
+            "JPY",
+            "'1200,5' is not an amount in JPY such as 1250: write amounts without thousands "
+            "separators, like 1250 (the currency has no decimals)",
+        ),
+    ],
+)
+def test_a_comma_that_could_separate_thousands_is_refused(
+    db, tmp_path, header, cell, currency, message
+) -> None:
+    separator = header[3]
+    path = tmp_path / "bad.csv"
+    path.write_text(f"{header}\n" + separator.join(["X-1", "Thing", cell, currency]) + "\n")
+    with pytest.raises(MalformedFile) as error:
+        import_products_file(db, path)
+    assert error.value.detail == f"Line 2, column 'price': {message}"
+    assert catalog.count_products(db) == 0
+
+
+def test_a_line_of_spaces_is_skipped_as_blank(db, tmp_path) -> None:
+    path = tmp_path / "catalogue.csv"
+    path.write_text(
+        "sku,name,price,currency\nW-1,Chianti,12.00,EUR\n   \n\t\nK-1,Corkscrew,9.50,EUR\n"
+    )
+    assert import_products_file(db, path).rows == 2
+    assert catalog.count_products(db) == 2

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.events.models import Event
+from rapport.flows import privacy
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
 from rapport.orders.cli import import_transactions_command
@@ -480,7 +481,7 @@ def test_returns_are_not_added_twice(db, tmp_path) -> None:
         ),
         (
             HEADER + ROWS.replace("13.00", "thirteen"),
-            "Line 4, column 'Price': 'thirteen' is not a price; use a number with a dot (12.50)",
+            "Line 4, column 'Price': 'thirteen' is not a price; use a number like 12.50 or 12,50",
         ),
         (
             HEADER + ROWS.replace("2024-03-02 09:30:00", "02/03/2024"),
@@ -1073,3 +1074,91 @@ def test_olist_item_of_an_unknown_order_is_malformed(db, tmp_path) -> None:
 def test_olist_needs_its_files(db, tmp_path) -> None:
     with pytest.raises(MalformedFile, match=r"is not an Olist folder: orders\.csv, order_items"):
         import_transactions_file(db, tmp_path, PRESETS["olist"])
+
+
+# --- decimal commas, blank lines, erased people -------------------------------------------
+
+
+def test_a_semicolon_file_may_write_amounts_with_a_decimal_comma(db, tmp_path) -> None:
+    # given a till export from a spreadsheet in a European locale
+    path = write(tmp_path, (HEADER + ROWS).replace(",", ";").replace("12.50", "12,50"))
+    path.write_text(path.read_text().replace("13.00", "13,0").replace(";3;1", ";3,00;1"))
+    # when it is imported, then its amounts read as the comma-separated file's
+    summary = import_transactions_file(db, path, CUSTOM.with_overrides(delimiter=";"))
+    assert (summary.orders_added, summary.prices_rounded) == (3, 0)
+    assert lines_of(db, "csv:R1") == [
+        ("SKU-1", 2, 1250, "Wine/Red", 0),
+        ("SKU-2", 1, 300, "Uncategorised", 0),
+    ]
+    assert lines_of(db, "csv:R2") == [("SKU-1", 1, 1300, "Wine/Red", 0)]
+
+
+@pytest.mark.parametrize(
+    ("currency", "price", "unit_price"),
+    [("EUR", '"12,5"', 1250), ("KWD", '"1,250"', 1250), ("JPY", "1200", 1200)],
+)
+def test_a_decimal_comma_has_the_currencys_decimals(
+    db, tmp_path, currency, price, unit_price
+) -> None:
+    path = write(tmp_path, HEADER + f"R1,ana,SKU-1,2024-03-01 10:00:00,{price},1,,\n")
+    import_transactions_file(db, path, CUSTOM.with_overrides(currency=currency))
+    assert lines_of(db, "csv:R1") == [("SKU-1", 1, unit_price, "Uncategorised", 0)]
+
+
+@pytest.mark.parametrize(
+    ("currency", "price", "message"),
+    [
+        (
+            "EUR",
+            "1.234,50",
+            "'1.234,50' is not a price; write amounts without thousands separators, like 12.50 "
+            "or 12,50, with at most 2 decimals",
+        ),
+        (
+            "EUR",
+            "1,234",
+            "'1,234' is not a price; write amounts without thousands separators, like 12.50 "
+            "or 12,50, with at most 2 decimals",
+        ),
+        (
+            "JPY",
+            "1200,5",
+            "'1200,5' is not a price; write amounts without thousands separators, like 1250 "
+            "(the currency has no decimals)",
+        ),
+    ],
+)
+def test_a_comma_that_could_separate_thousands_is_refused(
+    db, tmp_path, currency, price, message
+) -> None:
+    path = write(tmp_path, HEADER.replace(",", ";") + f"R1;ana;SKU-1;2024-03-01;{price};1;;\n")
+    with pytest.raises(MalformedFile) as error:
+        import_transactions_file(db, path, CUSTOM.with_overrides(currency=currency, delimiter=";"))
+    assert error.value.detail == f"Line 2, column 'Price': {message}"
+    assert totals(db) == (0, 0, 0, 0, 0, 0)
+
+
+def test_a_line_of_spaces_is_skipped_as_blank(db, tmp_path) -> None:
+    path = write(tmp_path, HEADER + ROWS.replace("\nR2", "\n   \n\t\nR2"))
+    summary = import_transactions_file(db, path, CUSTOM)
+    assert (summary.rows, summary.orders_added) == (4, 3)
+
+
+def test_an_erased_persons_orders_are_kept_without_them_and_counted(db, tmp_path) -> None:
+    # given a customer erased after a first import
+    import_transactions_file(db, write(tmp_path, HEADER + ROWS), CUSTOM)
+    ben = customers.find_customer_by_external_id(db, external_id="ben")
+    assert ben is not None
+    privacy.erase_customer(db, customer_id=ben.customer_id, requested_by="test")
+    # when an older export naming them is imported
+    older = write(tmp_path, HEADER + "OLD-" + ROWS.replace("\nR", "\nOLD-R"), name="o.csv")
+    summary = import_transactions_file(db, older, CUSTOM)
+    # then their order is kept, without them, and said apart; nobody is created again
+    assert (summary.orders_added, summary.customers_created, summary.orders_of_erased) == (
+        3,
+        0,
+        1,
+    )
+    assert external_id_of(db, "csv:OLD-R2") is None
+    assert external_id_of(db, "csv:OLD-R1") == "ana"
+    assert customers.find_customer_by_external_id(db, external_id="ben") is None

@@ -15,13 +15,16 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO
 
+from babel.numbers import get_currency_precision
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from rapport.catalog.schemas import UNCATEGORISED, ProductUpsert
 from rapport.catalog.upserts import upsert_products
+from rapport.platform import amounts
 from rapport.platform.errors import MalformedFile, pinpointed
 from rapport.platform.files import open_decompressed
+from rapport.platform.formatting import major_to_minor, minor_to_major
 from rapport.platform.schemas import MAX_MINOR_UNITS
 
 REQUIRED = ("sku", "name", "price", "currency")
@@ -64,36 +67,43 @@ def _delimiter(header: str) -> str:
 
 
 def _minor(value: str, *, line: int, column: str, currency: str) -> int:
-    """An amount in major units (``12.50``, at most 2 decimals) as minor units."""
+    """An amount in major units (``12.50``, or ``12,50`` with a decimal comma) as minor
+    units, with as many decimals as the currency has (ISO 4217: 0 for JPY, 3 for KWD)."""
     text = value.strip()
-    unit = f"in {currency}" if CURRENCY.fullmatch(currency) else "in the row's currency"
+    known = CURRENCY.fullmatch(currency) is not None
+    unit = f"in {currency}" if known else "in the row's currency"
+    digits = get_currency_precision(currency)  # 2 for a code that is no currency
+    such_as = f"such as {amounts.example(digits)}"
     try:
-        amount = Decimal(text)
+        amount = Decimal(amounts.decimal_point(text, digits))
         if not amount.is_finite():
             raise InvalidOperation
-    except InvalidOperation:
+    except (InvalidOperation, ValueError) as error:
+        reason = "" if isinstance(error, InvalidOperation) else f": {error}"
         raise MalformedFile(
-            f"{text!r} is not an amount {unit} such as 12.50", line=line, column=column
+            f"{text!r} is not an amount {unit} {such_as}{reason}", line=line, column=column
         ) from None
     if amount < 0:
         raise MalformedFile(f"{text!r} must not be negative", line=line, column=column)
-    minor = amount * 100
-    if minor != minor.to_integral_value():
+    try:
+        minor = major_to_minor(amount, currency)
+    except ValueError:
+        decimals = f"at most {digits} decimals" if digits else f"{currency} has no decimals"
         raise MalformedFile(
-            f"{text!r} is not an amount {unit} such as 12.50 (at most 2 decimals)",
+            f"{text!r} is not an amount {unit} {such_as} ({decimals})",
             line=line,
             column=column,
-        )
+        ) from None
     if minor > MAX_MINOR_UNITS:
-        largest = f"{Decimal(MAX_MINOR_UNITS).scaleb(-2)}"
-        if CURRENCY.fullmatch(currency):
+        largest = f"{minor_to_major(MAX_MINOR_UNITS, currency)}"
+        if known:
             largest = f"{largest} {currency}"
         raise MalformedFile(
             f"{text!r} is more than Rapport stores; the largest {column} is {largest}",
             line=line,
             column=column,
         )
-    return int(minor)
+    return minor
 
 
 def read_products(path: Path) -> Iterator[ProductUpsert]:
@@ -116,6 +126,9 @@ def read_products(path: Path) -> Iterator[ProductUpsert]:
         seen: dict[str, int] = {}
         for row in reader:
             line = reader.line_num
+            values = list(row.values())
+            if None not in row and values[0].strip() == "" and all(v is None for v in values[1:]):
+                continue  # a line of spaces only, as blank as an empty one
             if None in row or any(value is None for value in row.values()):
                 raise MalformedFile(f"expected {len(header)} fields", line=line)
             for column, value in row.items():

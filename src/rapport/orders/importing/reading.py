@@ -30,7 +30,7 @@ from rapport.orders.importing.mapping import (
     TransactionMapping,
     minor_digits,
 )
-from rapport.platform import clock
+from rapport.platform import amounts, clock
 from rapport.platform.files import open_decompressed, text_encoding
 from rapport.platform.schemas import MAX_MINOR_UNITS
 
@@ -129,8 +129,8 @@ class TableFile:
                 raise self.error(
                     f"the compressed file is damaged ({error}); export it again", line=line + 1
                 ) from error
-            if not row:
-                continue
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # an empty line, or one of spaces only
             # Undecodable bytes arrive as lone surrogates (errors="surrogateescape"), so the
             # error can name the line and column rather than a chunk of the file.
             if not "".join(row).isascii():
@@ -332,12 +332,22 @@ class CellReader:
         try:
             if self.mapping.price_unit == "minor":
                 return int(value), False
+            if "," in value:  # a decimal comma, as European spreadsheets write amounts
+                try:
+                    value = amounts.decimal_point(value, self.digits)
+                except ValueError as error:
+                    raise self.table.error(
+                        f"{value!r} is not a {what}; {error}", line=line, column=column
+                    ) from None
             return _to_minor(value, self.digits)
         except ValueError as error:
             hint = (
                 "a whole number of minor units (1250)"
                 if self.mapping.price_unit == "minor"
-                else "a number with a dot (12.50)"
+                else f"a number like {amounts.example(self.digits)} or "
+                f"{amounts.example(self.digits, ',')}"
+                if self.digits
+                else f"a whole number like {amounts.example(0)}"
             )
             raise self.table.error(
                 f"{value!r} is not a {what}; use {hint}", line=line, column=column

@@ -84,6 +84,9 @@ class ImportSummary:
     prices_rounded: int
     sorted_on_disk: bool
     unused_columns: tuple[str, ...] = ()
+    # Orders added without their customer: the person was erased in Rapport, so the sale is
+    # kept (sales figures stay true) and nothing of theirs is created or linked again.
+    orders_of_erased: int = 0
 
 
 def _open_source(path: Path, mapping: TransactionMapping, limit: int | None) -> TransactionSource:
@@ -242,6 +245,7 @@ class _Loaded:
     present: int = 0
     lines: int = 0
     returns: int = 0
+    of_erased: int = 0
 
 
 def _load_orders(
@@ -271,6 +275,8 @@ def _load_orders(
         # New customers in bulk first: import_orders would create them one at a time, about
         # three times slower (it still looks each one up).
         externals = sorted({o.customer_external_id for o in fresh if o.customer_external_id})
+        erased = customers.erased_values(db, kind="external_id", values=externals)
+        loaded.of_erased += sum(1 for o in fresh if o.customer_external_id in erased)
         customers.import_customers(
             db,
             customers=[
@@ -478,4 +484,5 @@ def import_transactions_file(
         prices_rounded=scan.rounded,
         sorted_on_disk=not scan.in_order,
         unused_columns=scan.unused_columns,
+        orders_of_erased=loaded.of_erased,
     )
