@@ -681,3 +681,52 @@ def test_olist_preset_imports_one_customer_per_person(db, olist_customers) -> No
     assert moved is not None
     assert moved.home_city == "duque de caxias"
     assert elapsed < 60  # a generous bound: measured about 1-3 s
+
+
+def test_a_phone_another_customer_holds_is_left_out_naming_its_line(db, tmp_path) -> None:
+    # given a customer holding a phone
+    first = write(tmp_path, "customer_id,phone\nC-1,+33 6 12 34 56 78\n", "first.csv")
+    assert import_customers_file(db, first, CRM).added == 1
+    # when a file gives the same number to someone else, in another spelling, and one
+    # number to two new customers
+    second = write(
+        tmp_path,
+        "customer_id,email,phone\n"
+        "C-8,h@example.com,\n"
+        "C-9,i@example.com,0033 6 12 34 56 78\n"
+        "C-10,j@example.com,+44 20 7946 0958\n"
+        "C-11,k@example.com,+442079460958\n",
+        "second.csv",
+    )
+    summary = import_customers_file(db, second, CRM)
+    # then everyone is imported, those two without the phone, each named by line and column
+    assert summary.added == 4
+    assert summary.phones_left_out == (
+        "Line 3, column 'phone': '+33612345678' is another customer's phone; C-9 was imported "
+        "without it (merge the two if they are one person)",
+        "Line 5, column 'phone': '+442079460958' is another customer's phone; C-11 was "
+        "imported without it (merge the two if they are one person)",
+    )
+    nine = customers.find_customer_by_external_id(db, external_id="C-9")
+    assert nine is not None
+    assert nine.phone is None
+    assert "phone" not in identities_of(db, "C-9")
+    ten = customers.find_customer_by_external_id(db, external_id="C-10")
+    assert ten is not None
+    assert ten.phone == "+442079460958"
+    assert identities_of(db, "C-10")["phone"] == "+442079460958"
+    # and once the holder is erased, nobody imported carries their blocklisted number
+    one = customers.find_customer_by_external_id(db, external_id="C-1")
+    assert one is not None
+    privacy.erase_customer(db, customer_id=one.customer_id, requested_by="test")
+    db.refresh(nine)
+    assert nine.phone is None
+    assert customers.may_contact(db, customer_id=nine.customer_id, purpose="service")
+
+
+def test_the_command_counts_and_names_phones_left_out(command_app, database_url, tmp_path) -> None:
+    path = write(tmp_path, "customer_id,phone\nC-1,+33612345678\nC-2,+33 6 12 34 56 78\n")
+    result = runner.invoke(command_app, [str(path)])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"Added without their phone: another customer's\s*│\s*1\s*│", result.output)
+    assert "Line 3, column 'phone': '+33612345678' is another customer's phone" in result.output

@@ -197,8 +197,13 @@ def _print_summary(path: Path, summary: ImportSummary, seconds: float) -> None:
     table.add_row("Already in the database (left as they are)", f"{summary.skipped_existing:,}")
     table.add_row("Repeated in the file (first row kept)", f"{summary.duplicates_in_file:,}")
     table.add_row("Skipped: the person was erased", f"{summary.skipped_erased:,}")
+    table.add_row(
+        "Added without their phone: another customer's", f"{len(summary.phones_left_out):,}"
+    )
     table.add_row("Time", f"{seconds:.1f} s")
     console.print(table)
+    for message in summary.phones_left_out:
+        console.print(message, style="yellow", markup=False, highlight=False)
     if summary.ignored_fields:
         console.print(
             "[dim]Mapped but not in the file:[/dim] " + ", ".join(summary.ignored_fields),

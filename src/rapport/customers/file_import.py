@@ -292,6 +292,9 @@ class ImportSummary:
     skipped_existing: int
     duplicates_in_file: int
     skipped_erased: int = 0  # rows naming a person who was erased: never brought back
+    # Customers added without their phone, which another customer holds: one message each,
+    # naming the line and column.
+    phones_left_out: tuple[str, ...] = ()
     ignored_fields: tuple[str, ...] = ()  # mapped, but their column is not in the file
     unused_columns: tuple[str, ...] = ()  # in the file, but mapped to nothing
 
@@ -599,6 +602,7 @@ class CustomerCsv:
                 for name, position in self._attribute_index
                 if row[position].strip()
             },
+            line=line,
         )
 
 
@@ -669,6 +673,7 @@ def import_customers_file(
     seen: set[str] = set()
     read = added = duplicates = erased = 0
     batch: list[ImportedCustomer] = []
+    phones_left_out: list[str] = []
 
     def flush() -> None:
         nonlocal added, erased
@@ -678,6 +683,15 @@ def import_customers_file(
             )
             added += outcome.added
             erased += outcome.erased
+            phones_left_out.extend(
+                MalformedFile(
+                    f"{c.phone!r} is another customer's phone; {c.external_id} was imported "
+                    "without it (merge the two if they are one person)",
+                    line=c.line,
+                    column=mapping.phone,
+                ).detail
+                for c in outcome.phones_left_out
+            )
             batch.clear()
         report("import", read, total)
 
@@ -698,6 +712,7 @@ def import_customers_file(
         skipped_existing=read - duplicates - added - erased,
         duplicates_in_file=duplicates,
         skipped_erased=erased,
+        phones_left_out=tuple(phones_left_out),
         ignored_fields=checked.ignored_fields,
         unused_columns=checked.unused_columns,
     )

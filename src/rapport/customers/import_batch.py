@@ -22,7 +22,7 @@ from rapport.customers.models import (
 )
 from rapport.events import service as events
 from rapport.platform import clock
-from rapport.platform.db import upsert_rows
+from rapport.platform.db import among, upsert_rows
 from rapport.platform.errors import InvalidInput
 from rapport.platform.identity import (
     canonical_phone,
@@ -58,16 +58,20 @@ class ImportedCustomer:
     identities: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None  # when the customer joined (default: the import)
+    line: int | None = field(default=None, compare=False)  # a file's line it was read from
 
 
 def _identity_rows(
-    ids: dict[str, str], customers: Iterable[ImportedCustomer], now: datetime
+    ids: dict[str, str],
+    customers: Iterable[ImportedCustomer],
+    now: datetime,
+    phones: dict[str, str],
 ) -> list[dict[str, Any]]:
     rows = []
     for c in customers:
         identities = {"external_id": c.external_id, **({"email": c.email} if c.email else {})}
-        if c.phone:
-            identities["phone"] = c.phone
+        if c.external_id in phones:
+            identities["phone"] = phones[c.external_id]
         identities.update(c.identities)
         for kind, value in normalised_identities(identities).items():
             rows.append(
@@ -110,13 +114,39 @@ def _without_erased_people(
     return kept
 
 
+def _phones_held(db: Session, phones: dict[str, str]) -> list[str]:
+    """Of ``phones`` (external id -> phone, in the batch's order), the external ids whose
+    phone another customer's identity holds, or an earlier record of the batch: such a number
+    names someone else, as tracking's identify finds it, and is neither attached nor made
+    the contact phone (the erasure of its holder would leave it on this profile)."""
+    held = (
+        set(
+            db.scalars(
+                select(Identity.value).where(
+                    Identity.kind == "phone", among(db, Identity.value, set(phones.values()))
+                )
+            )
+        )
+        if phones
+        else set()
+    )
+    left_out: list[str] = []
+    for external_id, phone in phones.items():
+        if phone in held:
+            left_out.append(external_id)
+        held.add(phone)
+    return left_out
+
+
 @dataclass(frozen=True)
 class BatchOutcome:
-    """What :func:`load_customers` did: customers added, and records skipped because they
-    name an erased person."""
+    """What :func:`load_customers` did: customers added, records skipped because they name
+    an erased person, and the records added without their phone, which another customer
+    holds (``phones_left_out``)."""
 
     added: int
     erased: int
+    phones_left_out: tuple[ImportedCustomer, ...] = ()
 
 
 def import_customers(
@@ -131,8 +161,10 @@ def load_customers(
 ) -> BatchOutcome:
     """Bulk-load customers by ``external_id`` in one transaction, with their identities,
     consents and attributes; ones already present are left as they are, so re-running an
-    import adds nothing. An identity another customer already holds is not attached twice;
-    a record naming an erased person is skipped (and counted). ``consent_source`` is what the
+    import adds nothing. An identity another customer already holds is not attached twice,
+    and a phone another customer holds (or an earlier record) is not kept as the contact
+    phone either (the record is added without it, and returned); a record naming an erased
+    person is skipped (and counted). ``consent_source`` is what the
     consent history says the choices came from (``import:<file>`` for files)."""
     if not customers:
         return BatchOutcome(0, 0)
@@ -166,6 +198,10 @@ def load_customers(
     unerased = _without_erased_people(db, fresh)
     erased = len(fresh) - len(unerased)
     fresh = unerased
+    phones = {c.external_id: phones[c.external_id] for c in fresh if c.external_id in phones}
+    left_out = set(_phones_held(db, phones))
+    for external_id in left_out:
+        del phones[external_id]
     ids = {c.external_id: new_id("cus") for c in fresh}
     upsert_rows(
         db,
@@ -195,7 +231,7 @@ def load_customers(
         ],
         key_columns=["external_id"],
     )
-    upsert_rows(db, Identity.__table__, _identity_rows(ids, fresh, now), key_columns=None)
+    upsert_rows(db, Identity.__table__, _identity_rows(ids, fresh, now, phones), key_columns=None)
     consent_rows = [
         {
             "customer_id": ids[c.external_id],
@@ -219,4 +255,4 @@ def load_customers(
         key_columns=None,
     )
     db.commit()
-    return BatchOutcome(len(fresh), erased)
+    return BatchOutcome(len(fresh), erased, tuple(c for c in fresh if c.external_id in left_out))
