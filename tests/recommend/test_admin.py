@@ -342,3 +342,42 @@ def test_the_preview_says_what_is_missing_beside_the_field_in_the_forms_words(
     # the API's parameter names are not what the form says
     assert "needs item_id" not in answer.text
     assert "cart placement needs" not in answer.text
+
+
+def test_every_setting_a_changed_action_refuses_is_said_at_once_beside_its_field(
+    client: Any, db: Session, signed_in: None
+) -> None:
+    seed_shop(db)
+    # given a boost of a category by a factor of 2
+    rule = service.create_rule(
+        db,
+        rule=RuleIn(name="Wine up", action="boost", attribute="category", value="Wine", factor=2),
+        by="test",
+    )
+    # when its action is switched to pin, with a SKU and position 2, the rest left as it was
+    path = f"/admin/recommendations/rules/{rule.id}"
+    fields = _rule_form(client, path, action="pin", sku="W-MONTE", position="2")
+    answer = post_form(client, path, fields)
+    # then every setting a pin does not take is named at once, each beside its field
+    assert answer.status_code == 422
+    beside = dict(re.findall(r'data-field-error="(\w+)"[^>]*>([^<]+)<', answer.text))
+    assert beside == {
+        "attribute": "Attribute: pin takes no attribute: a pin places one sku",
+        "value": "Equal to: pin takes no value: a pin places one sku",
+        "factor": "Factor: pin takes no factor: only boost and bury have one",
+    }
+    assert "The rule was not saved: 3 fields to correct." in answer.text
+    # and what was typed is kept
+    kept = dict(page_form(answer.text, action=path, testid="rule-form"))
+    assert (kept["action"], kept["sku"], kept["position"]) == ("pin", "W-MONTE", "2")
+    # when those are cleared, it is saved as a pin
+    for name in ("attribute", "value", "factor"):
+        fields = typed(fields, name, "")
+    assert post_form(client, path, fields).status_code == 200
+    saved = service.get_rule(db, rule_id=rule.id)
+    assert (saved.action, saved.sku, saved.position, saved.factor) == ("pin", "W-MONTE", 2, None)
+
+
+def test_the_api_still_refuses_a_rule_by_its_first_wrong_setting() -> None:
+    with pytest.raises(ValueError, match="pin takes no attribute"):
+        RuleIn(name="x", action="pin", sku="S", position=2, attribute="category", value="W")

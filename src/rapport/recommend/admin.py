@@ -30,7 +30,7 @@ from rapport.platform.settings import AppSettings
 from rapport.recommend import service
 from rapport.recommend.algorithms import SEASON
 from rapport.recommend.models import PLACEMENTS, RULE_ACTIONS, RULE_ATTRIBUTES
-from rapport.recommend.schemas import RuleIn
+from rapport.recommend.schemas import RuleIn, rule_problems
 
 add_template_dir(FilePath(__file__).parent / "templates")
 
@@ -343,6 +343,10 @@ def _parse_rule(
         for error in failure.errors(include_url=False):
             loc, message = pinpointed(error)
             errors.setdefault(_field_of(loc), message)
+        # The rule refuses the first setting its action does not take or lacks: the form says
+        # every one at once, each beside its field.
+        for name, message in rule_problems(text):
+            errors.setdefault(name, message)
         rule = None
     labelled = {
         name: f"{RULE_LABELS.get(name, name)}: {message}" for name, message in errors.items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -205,28 +206,48 @@ class RuleIn(StrictModel):
     def _complete(self) -> RuleIn:
         # A setting the action ignores would be kept and shown ("boost at 3") while doing
         # nothing: refused, naming it.
-        for name, why in NOT_TAKEN[self.action].items():
-            if getattr(self, name) is not None:
-                raise FieldInvalid(name, f"{self.action} takes no {name}: {why}")
-        targets_attribute = self.attribute is not None or self.value is not None
-        if targets_attribute and (self.attribute is None or self.value is None):
-            missing = "attribute" if self.attribute is None else "value"
-            raise FieldInvalid(missing, "attribute and value go together")
-        if self.action == "pin" and (self.sku is None or self.position is None):
-            raise FieldInvalid(
-                "sku" if self.sku is None else "position", "a pin needs sku and position"
-            )
-        if self.action in ("boost", "bury") and self.factor is None:
-            raise FieldInvalid("factor", f"{self.action} needs factor")
-        if self.action in ("boost", "bury", "exclude") and (self.sku is None) == (
-            self.attribute is None
-        ):
-            raise FieldInvalid("sku", f"{self.action} needs either sku or attribute and value")
-        if self.action == "filter" and self.attribute is None:
-            raise FieldInvalid("attribute", "filter needs attribute and value")
-        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise FieldInvalid("ends_at", "must be after starts_at")
+        problems = rule_problems({name: getattr(self, name) for name in type(self).model_fields})
+        if problems:
+            field, message = problems[0]
+            raise FieldInvalid(field, message)
         return self
+
+
+def rule_problems(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every setting a rule's action refuses or lacks, as ``(field, why)``, at most one per
+    field, in the order :class:`RuleIn` checks them (it refuses the first): a form shows them
+    all at once. ``settings`` holds a rule's settings, ``None`` (or absent) where not given;
+    only whether each is given counts, and the moments' order when both are datetimes."""
+    action = settings.get("action")
+    if action not in NOT_TAKEN:
+        return []
+    problems: dict[str, str] = {}
+    refused = NOT_TAKEN[action]
+    for name, why in refused.items():
+        if settings.get(name) is not None:
+            problems[name] = f"{action} takes no {name}: {why}"
+
+    # What the action takes, a refused setting counted as not given: its own message says it all.
+    def given(name: str) -> bool:
+        return name not in refused and settings.get(name) is not None
+
+    def problem(field: str, message: str) -> None:
+        problems.setdefault(field, message)
+
+    if given("attribute") != given("value"):
+        problem("value" if given("attribute") else "attribute", "attribute and value go together")
+    if action == "pin" and not (given("sku") and given("position")):
+        problem("position" if given("sku") else "sku", "a pin needs sku and position")
+    if action in ("boost", "bury") and not given("factor"):
+        problem("factor", f"{action} needs factor")
+    if action in ("boost", "bury", "exclude") and given("sku") == given("attribute"):
+        problem("sku", f"{action} needs either sku or attribute and value")
+    if action == "filter" and not given("attribute"):
+        problem("attribute", "filter needs attribute and value")
+    starts, ends = settings.get("starts_at"), settings.get("ends_at")
+    if isinstance(starts, datetime) and isinstance(ends, datetime) and ends <= starts:
+        problem("ends_at", "must be after starts_at")
+    return list(problems.items())
 
 
 class RuleOut(StrictModel):
