@@ -26,10 +26,11 @@ from rapport.orders.return_risk import (
     suggest_incentive,
 )
 from rapport.orders.return_risk.model import _Forest
-from rapport.orders.return_risk.reasons import round_down
+from rapport.orders.return_risk.reasons import reason_for, round_down
 
 START = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
 SPLIT = START + timedelta(days=240)
+HOUR = timedelta(hours=1)
 FAST_GRID = (BoostingParams(0.1, 60, 7, 20, 1.0),)
 
 
@@ -272,9 +273,61 @@ def test_explain_names_a_serial_returner_first(world, fitted) -> None:
     probability = fitted.predict_proba(risky, history)
 
     # then the customer's record is the first reason, and the risk is high
-    assert reasons[0] == "customer returned 6 of their 6 past orders"
+    assert reasons[0] == "6 past orders with their 30 days closed, 6 returned"
     assert len(reasons) <= 3
     assert probability > 0.5
+
+
+def test_the_customer_reason_never_calls_open_or_returned_orders_kept() -> None:
+    # given a customer with one order whose 30 days have closed, kept, then three orders
+    # today whose every unit came back within the hour
+    history = ReturnHistory()
+    history.record(LabelledBasket(basket("K1", "cleo", 0), False))
+    for number in range(3):
+        placed = basket(f"R{number}", "cleo", 100 + number / 100, ("SHIRT-1", "apparel", 3, 2500))
+        history.record(LabelledBasket(placed, True, returned_at=placed.placed_at + HOUR))
+
+    # when her next basket is described
+    row = history.features(basket("N1", "cleo", 101))
+
+    # then the reason counts the closed order and the returns already made, and says "kept"
+    # of nothing
+    assert reason_for("customer", row) == (
+        "1 past order with its 30 days closed, none returned; 3 returned recently"
+    )
+
+
+@pytest.mark.parametrize(
+    ("returns", "expected"),
+    [
+        ((), "2 past orders, all within their 30 days, none returned yet"),
+        ((0,), "2 past orders, all within their 30 days; 1 returned already"),
+    ],
+)
+def test_orders_all_within_their_30_days_are_not_judged(
+    returns: tuple[int, ...], expected: str
+) -> None:
+    history = ReturnHistory()
+    for number in range(2):
+        placed = basket(f"O{number}", "dan", number)
+        came_back = number in returns
+        history.record(
+            LabelledBasket(
+                placed, came_back, returned_at=placed.placed_at + HOUR if came_back else None
+            )
+        )
+    assert reason_for("customer", history.features(basket("N", "dan", 3))) == expected
+
+
+def test_closed_orders_and_those_still_open_are_told_apart() -> None:
+    history = ReturnHistory()
+    history.record(LabelledBasket(basket("O1", "eve", 0), True))
+    history.record(LabelledBasket(basket("O2", "eve", 1), False))
+    history.record(LabelledBasket(basket("O3", "eve", 50), False))
+    row = history.features(basket("N", "eve", 60))
+    assert reason_for("customer", row) == (
+        "2 past orders with their 30 days closed, 1 returned; 1 more within their 30 days"
+    )
 
 
 @pytest.mark.parametrize(

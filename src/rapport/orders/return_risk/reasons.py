@@ -13,6 +13,31 @@ def money(minor: float, currency: str) -> str:
     return f"{minor / 100:,.2f} {currency}"
 
 
+def _orders(count: int) -> str:
+    return f"{count} past order" + ("" if count == 1 else "s")
+
+
+def _customer_record(row: BasketFeatures) -> str:
+    """The customer's orders as far as they can be judged: those whose 30 days have closed
+    and how many of them came back, then the returns already made on newer orders (or how
+    many newer orders are still within their 30 days). Never "kept" of an order that may
+    still come back or already did."""
+    closed, returned = row.closed_baskets, row.returned_baskets
+    still_open = row.prior_baskets - closed
+    # Returns known so far, less those of closed orders: returns made within an open window.
+    recent = max(row.known_returns - returned, 0)
+    if closed:
+        its = "its" if closed == 1 else "their"
+        text = f"{_orders(closed)} with {its} 30 days closed, {returned or 'none'} returned"
+        if recent:
+            return f"{text}; {recent} returned recently"
+        if still_open:
+            return f"{text}; {still_open} more within their 30 days"
+        return text
+    text = f"{_orders(still_open)}, all within their 30 days"
+    return f"{text}; {recent} returned already" if recent else f"{text}, none returned yet"
+
+
 def round_down(major: float) -> str:
     """The largest 1-2-5 step not above ``major``: 312.40 -> "300", 1,234 -> "1,000"."""
     if major < 1:
@@ -24,16 +49,9 @@ def round_down(major: float) -> str:
 
 def reason_for(group: str, row: BasketFeatures) -> str:
     if group == "customer":
-        if row.returned_baskets:
-            return (
-                f"customer returned {row.returned_baskets} of their "
-                f"{row.closed_baskets} past orders"
-            )
         if row.is_new:
             return "new customer with no past orders"
-        if not row.closed_baskets:
-            return "customer's past orders are all too recent to judge"
-        return f"customer kept all {row.closed_baskets} past orders"
+        return _customer_record(row)
     if group == "returns":
         if row.days_since_last_return is None:
             return "customer has never returned anything"
