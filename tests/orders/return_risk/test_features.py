@@ -408,3 +408,60 @@ def test_describing_baskets_out_of_time_order_is_refused() -> None:
     # then describing them as a stream in that order fails rather than leak the future
     with pytest.raises(ValueError, match="time order"):
         ReturnHistory.describe(iter([later, earlier]))
+
+
+def test_a_basket_in_another_currency_is_not_compared_as_the_same_money() -> None:
+    # given a shop selling in EUR: ann's two orders of the mug at 8.00 and 22.00 EUR
+    history = ReturnHistory()
+    history.record(kept(basket("B1", "ann", 0, ("MUG-1", 1, 800))))
+    history.record(kept(basket("B2", "ann", 5, ("MUG-1", 1, 800), ("VASE-1", 1, 1400))))
+
+    # when she puts the mug in a basket at 15,000 KRW, and at 150.00 EUR
+    krw = history.features(replace(basket("K1", "ann", 10, ("MUG-1", 1, 15000)), currency="KRW"))
+    eur = history.features(basket("E1", "ann", 10, ("MUG-1", 1, 15000)))
+
+    # then the KRW basket's amounts are left out (the model learnt amounts in EUR), and it is
+    # set against no usual spend nor usual price, since she never paid in KRW
+    assert (krw.shop_currency, krw.currency) == ("EUR", "KRW")
+    assert (krw.value_minor, krw.max_unit_price_minor, krw.mean_unit_price_minor) == (None,) * 3
+    assert krw.value_vs_customer_mean is None
+    assert (krw.price_vs_usual_min, krw.discounted_line_share) == (None, None)
+    assert (krw.basket_value_minor, krw.basket_max_unit_price_minor) == (15000, 15000)
+    # while the customer's usual spend in EUR stays what it is
+    assert krw.customer_mean_value_minor == pytest.approx(1500.0)
+    assert np.isnan(krw.vector()).sum() > np.isnan(eur.vector()).sum()
+    # and the EUR basket is compared as before
+    assert (eur.value_minor, eur.max_unit_price_minor) == (15000, 15000)
+    assert eur.value_vs_customer_mean == pytest.approx(10.0)
+    assert eur.price_vs_usual_min == pytest.approx(15000 / 800)
+
+
+def test_a_basket_is_set_against_the_customers_baskets_in_its_own_currency() -> None:
+    # given an EUR shop where bo paid for two mugs in JPY, 1,000 and 3,000 yen
+    history = ReturnHistory()
+    for number in range(3):
+        history.record(kept(basket(f"S{number}", "shop", number, ("MUG-1", 1, 800))))
+    for number, price in enumerate((1000, 3000)):
+        bought = basket(f"J{number}", "bo", 4 + number, ("MUG-1", 1, price))
+        history.record(kept(replace(bought, currency="JPY")))
+
+    # when bo puts the mug in a basket at 8,000 yen
+    found = history.features(replace(basket("J3", "bo", 9, ("MUG-1", 1, 8000)), currency="JPY"))
+
+    # then it is four times bo's usual JPY basket and price, though no JPY amount is a feature
+    assert found.shop_currency == "EUR"
+    assert found.value_vs_customer_mean == pytest.approx(4.0)
+    assert found.price_vs_usual_min == pytest.approx(4.0)
+    assert found.customer_mean_value_minor is None
+    assert found.value_minor is None
+
+
+def test_the_shop_currency_is_the_one_most_baskets_are_in() -> None:
+    history = ReturnHistory()
+    assert history.shop_currency is None
+    history.record(kept(replace(basket("B1", "ann", 0), currency="JPY")))
+    assert history.shop_currency == "JPY"
+    history.record(kept(basket("B2", "ann", 1)))
+    assert history.shop_currency == "JPY"  # a tie keeps the first
+    history.record(kept(basket("B3", "bo", 2)))
+    assert history.shop_currency == "EUR"

@@ -330,6 +330,46 @@ def test_closed_orders_and_those_still_open_are_told_apart() -> None:
     )
 
 
+def test_money_reasons_use_the_currencys_decimals() -> None:
+    # given a shop selling in EUR, where a customer's past orders were 8.00 EUR mugs
+    history = ReturnHistory()
+    history.record(LabelledBasket(basket("B1", "ann", 0), False))
+    history.record(LabelledBasket(basket("B2", "ann", 5), False))
+
+    # when the same numbers come in KRW, in EUR, and in JPY
+    def described(currency: str, price: int) -> list[str]:
+        row = history.features(
+            replace(basket("N", "ann", 10, ("MUG-1", "mugs", 1, price)), currency=currency)
+        )
+        return [reason_for(group, row) for group in ("price", "value", "discount")]
+
+    # then KRW 15,000 is 15,000 KRW, not set against EUR amounts, and EUR 15000 is 150.00
+    assert described("KRW", 15000) == [
+        "unit prices up to 15,000 KRW (not compared with prices in EUR)",
+        "basket over 10,000 KRW (not compared with amounts in EUR)",
+        "products never sold in KRW before",
+    ]
+    assert described("EUR", 15000) == [
+        "unit prices up to 150.00 EUR",
+        "basket over 100 EUR (18.8x their usual)",
+        "prices at or above the usual price",
+    ]
+    assert described("JPY", 1500)[:2] == [
+        "unit prices up to 1,500 JPY (not compared with prices in EUR)",
+        "basket over 1,000 JPY (not compared with amounts in EUR)",
+    ]
+
+
+def test_a_shop_in_yen_reads_yen_without_decimals() -> None:
+    history = ReturnHistory()
+    history.record(LabelledBasket(replace(basket("B1", "ann", 0), currency="JPY"), False))
+    row = history.features(
+        replace(basket("N", "ann", 1, ("MUG-1", "mugs", 2, 1500)), currency="JPY")
+    )
+    assert reason_for("price", row) == "unit prices up to 1,500 JPY"
+    assert reason_for("value", row) == "basket over 3,000 JPY (3.8x their usual)"
+
+
 @pytest.mark.parametrize(
     ("major", "expected"),
     [(312.4, "300"), (1234.0, "1,000"), (55.0, "50"), (2.5, "2"), (0.4, "0")],

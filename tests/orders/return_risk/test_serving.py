@@ -20,7 +20,13 @@ from rapport.demo.loader import load_demo, load_demo_orders
 from rapport.orders import service as orders
 from rapport.orders.history import ImportedLine, ImportedOrder, ImportedReturn
 from rapport.orders.models import Order
-from rapport.orders.return_risk import BoostingParams, ReturnHistory, ReturnRiskModel
+from rapport.orders.return_risk import (
+    Basket,
+    BasketLine,
+    BoostingParams,
+    ReturnHistory,
+    ReturnRiskModel,
+)
 from rapport.orders.return_risk import serving as risk
 from rapport.platform import budget, clock
 from rapport.platform.db import open_session
@@ -120,6 +126,47 @@ def test_trained_model_scores_explains_and_is_deterministic(
     assert answers[heavy]["probability"] > answers[keeper]["probability"]
     assert len(answers[heavy]["reasons"]) >= 1
     assert all(isinstance(reason, str) and reason for reason in answers[heavy]["reasons"])
+
+
+def test_a_basket_in_another_currency_is_not_scored_as_the_shops_money(
+    client, api_key, db, demo_history, settings
+) -> None:
+    # given a model trained on the demo shop's orders, all in EUR
+    trained = risk.train_return_risk(db, data_dir=settings.data_dir, seed=3, model=small_model())
+    assert trained is not None
+    sku = _basket(demo_history)[0]["sku"]
+    customer = "C0000002"
+    key = auth(api_key("read"))
+
+    # when one item at 15000 minor units is scored in EUR (150.00 EUR) and in KRW (15,000
+    # KRW, about 10 EUR)
+    def scored(currency: str) -> Any:
+        lines = [{"sku": sku, "quantity": 1, "unit_price_minor": 15000}]
+        body = {"customer_id": customer, "currency": currency, "lines": lines}
+        response = client.post("/v1/orders/return-risk", json=body, headers=key)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    eur, krw = scored("EUR"), scored("KRW")
+
+    # then the KRW basket's amounts are not read as EUR: it scores differently, and the
+    # amounts the model saw for it, and the reasons, are not 150.00 of anything
+    assert krw["probability"] != eur["probability"]
+    with risk._lock:
+        row = risk._cache[str(settings.data_dir)].history.features(
+            Basket(
+                basket_id="pending",
+                customer_id=str(customers.resolve_customer_ref(db, ref=customer)),
+                placed_at=clock.now(),
+                lines=(BasketLine(str(sku), "", 1, 15000),),
+                currency="KRW",
+            )
+        )
+    assert (row.shop_currency, row.value_minor, row.max_unit_price_minor) == ("EUR", None, None)
+    assert not any("150.00" in reason for reason in krw["reasons"])
+    assert all("not compared" in reason for reason in krw["reasons"] if "KRW" in reason), krw[
+        "reasons"
+    ]
 
 
 def test_incentive_only_when_it_pays(client, api_key, demo_history) -> None:

@@ -59,7 +59,8 @@ class Basket:
     channel : str, default "web"
         Sales channel, such as ``"web"``, ``"app"`` or ``"store"``.
     currency : str, default "EUR"
-        ISO 4217 code of every ``unit_price_minor`` in the basket (two-decimal currencies).
+        ISO 4217 code of every ``unit_price_minor`` in the basket, in its minor units (cents
+        for EUR, yen for JPY: as many decimals as the currency has).
     """
 
     basket_id: str

@@ -130,7 +130,9 @@ class _Customer:
     prior_baskets: int = 0
     first_at: datetime | None = None
     last_at: datetime | None = None
-    value_total_minor: int = 0
+    # Per currency: [value of the baskets in it, how many]. Money is compared only within
+    # one currency (a basket in KRW is not set against a usual spend in EUR).
+    spent: dict[str, list[int]] = field(default_factory=dict)
     units_total: int = 0
     lines_total: int = 0
     recent: deque[datetime] = field(default_factory=deque)
@@ -149,7 +151,8 @@ class _Product:
 
     lines: int = 0
     quantity_total: int = 0
-    price_total_minor: int = 0
+    # Per currency: [sum of the lines' unit prices, how many lines].
+    prices: dict[str, list[int]] = field(default_factory=dict)
     baskets: int = 0
     return_events: int = 0
     recent_sales: deque[datetime] = field(default_factory=deque)
@@ -282,6 +285,13 @@ class BasketFeatures:
     of a return the moment it is made. They never see that an open basket was kept. ``None``
     means "no history" (a new customer has no previous basket); it becomes NaN in
     :meth:`vector`.
+
+    Money is compared only within one currency. Amounts (``value_minor``, the unit prices,
+    ``customer_mean_value_minor``) are in minor units of ``shop_currency``, the currency most
+    earlier baskets were in, and ``None`` for a basket in another (15,000 KRW is not 150.00
+    EUR); ratios (``value_vs_customer_mean``, ``price_vs_usual_*``) set the basket against the
+    customer's baskets and the products' prices in the basket's own currency, ``None`` where
+    there were none.
     """
 
     basket_id: str
@@ -289,6 +299,11 @@ class BasketFeatures:
     placed_at: datetime
     channel: str
     currency: str
+    # The currency whose amounts are money features (the shop's: the most common so far), and
+    # the basket's own amounts in its currency, for the reasons.
+    shop_currency: str
+    basket_value_minor: int
+    basket_max_unit_price_minor: int
     prior_baskets: int
     closed_baskets: int
     returned_baskets: int
@@ -297,12 +312,12 @@ class BasketFeatures:
     days_since_previous: float | None
     baskets_last_30_days: int
     customer_mean_value_minor: float | None
-    value_minor: int
+    value_minor: int | None
     value_vs_customer_mean: float | None
     lines: int
     units: int
-    max_unit_price_minor: int
-    mean_unit_price_minor: float
+    max_unit_price_minor: int | None
+    mean_unit_price_minor: float | None
     sku_rate_max: float
     sku_rate_mean: float
     sku_any_return: float
@@ -390,6 +405,10 @@ class ReturnHistory:
         self._sku_lines = _Tally()
         self._category_lines = _Tally()
         self._family_lines = _Tally()
+        # Baskets per currency, and the most common one: the shop's currency, the only one
+        # whose amounts the money features give as amounts.
+        self._currency_baskets: dict[str, int] = {}
+        self._shop_currency: str | None = None
         fixed = self.config.item_prior_strength
         start = DEFAULT_ITEM_STRENGTH if fixed is None else fixed
         self._strength = {"sku": start, "family": start, "category": start}
@@ -543,6 +562,12 @@ class ReturnHistory:
         return self._now
 
     @property
+    def shop_currency(self) -> str | None:
+        """The currency most baskets recorded so far are in (the first to reach that count on
+        a tie); ``None`` before any. Money features give amounts only in it."""
+        return self._shop_currency
+
+    @property
     def overall_rate(self) -> float:
         """Share of closed baskets returned, smoothed by the starting prior."""
         return self._baskets.rate(self.config.starting_rate, self.config.starting_strength)
@@ -570,7 +595,14 @@ class ReturnHistory:
         if customer.first_at is None:
             customer.first_at = at
         customer.last_at = at
-        customer.value_total_minor += basket.value_minor
+        spent = customer.spent.setdefault(basket.currency, [0, 0])
+        spent[0] += basket.value_minor
+        spent[1] += 1
+        count = self._currency_baskets.get(basket.currency, 0) + 1
+        self._currency_baskets[basket.currency] = count
+        shop = self._shop_currency
+        if shop is None or (shop != basket.currency and count > self._currency_baskets[shop]):
+            self._shop_currency = basket.currency
         customer.units_total += basket.units
         customer.lines_total += len(basket.lines)
         customer.recent.append(at)
@@ -579,7 +611,9 @@ class ReturnHistory:
             product = self._products.setdefault(line.sku, _Product())
             product.lines += 1
             product.quantity_total += line.quantity
-            product.price_total_minor += line.unit_price_minor
+            prices = product.prices.setdefault(basket.currency, [0, 0])
+            prices[0] += line.unit_price_minor
+            prices[1] += 1
         for sku in dict.fromkeys(line.sku for line in basket.lines):
             customer.bought[sku] = at
             product = self._products[sku]
@@ -627,9 +661,13 @@ class ReturnHistory:
         while customer.recent and customer.recent[0] <= at - timedelta(days=30):
             customer.recent.popleft()
         closed = customer.closed
-        mean_value = (
-            customer.value_total_minor / customer.prior_baskets if customer.prior_baskets else None
-        )
+        # Amounts are features only in the shop's currency (the model learnt them in it); a
+        # basket in another is compared only with the customer's baskets and the products'
+        # prices in its own currency, never as if it were the same money.
+        shop_currency = self.shop_currency or basket.currency
+        in_shop_currency = basket.currency == shop_currency
+        mean_value = _mean(customer.spent.get(shop_currency))
+        usual_value = _mean(customer.spent.get(basket.currency))
         value = basket.value_minor
         units = basket.units
 
@@ -673,10 +711,9 @@ class ReturnHistory:
             if product is None or not product.lines:
                 continue
             quantity_ratios.append(line.quantity * product.lines / product.quantity_total)
-            if product.price_total_minor:
-                price_ratios.append(
-                    line.unit_price_minor * product.lines / product.price_total_minor
-                )
+            prices = product.prices.get(basket.currency)
+            if prices and prices[0]:
+                price_ratios.append(line.unit_price_minor * prices[1] / prices[0])
         usual_units = customer.units_total / customer.lines_total if customer.lines_total else None
 
         # Returns as they happened (not only closed labels), and reorders.
@@ -718,6 +755,9 @@ class ReturnHistory:
             placed_at=at,
             channel=basket.channel,
             currency=basket.currency,
+            shop_currency=shop_currency,
+            basket_value_minor=value,
+            basket_max_unit_price_minor=max(line.unit_price_minor for line in basket.lines),
             prior_baskets=customer.prior_baskets,
             closed_baskets=closed.seen,
             returned_baskets=closed.returned,
@@ -726,12 +766,14 @@ class ReturnHistory:
             days_since_previous=_days(at, customer.last_at),
             baskets_last_30_days=len(customer.recent),
             customer_mean_value_minor=mean_value,
-            value_minor=value,
-            value_vs_customer_mean=value / mean_value if mean_value else None,
+            value_minor=value if in_shop_currency else None,
+            value_vs_customer_mean=value / usual_value if usual_value else None,
             lines=len(basket.lines),
             units=units,
-            max_unit_price_minor=max(line.unit_price_minor for line in basket.lines),
-            mean_unit_price_minor=value / units,
+            max_unit_price_minor=(
+                max(line.unit_price_minor for line in basket.lines) if in_shop_currency else None
+            ),
+            mean_unit_price_minor=value / units if in_shop_currency else None,
             sku_rate_max=sku.max_rate,
             sku_rate_mean=sku.mean_rate,
             sku_any_return=sku.any_rate,
@@ -841,6 +883,11 @@ class ReturnHistory:
                 "family": prior_strength(self._families.values()),
                 "category": prior_strength(self._categories.values()),
             }
+
+
+def _mean(spent: list[int] | None) -> float | None:
+    """The mean basket value of ``[total, baskets]``, ``None`` for none."""
+    return spent[0] / spent[1] if spent else None
 
 
 def _days(at: datetime, since: datetime | None) -> float | None:

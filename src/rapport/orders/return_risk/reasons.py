@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 
 from rapport.orders.return_risk.features import BasketFeatures
+from rapport.platform.formatting import minor_to_major, money_input
 
 # --- reasons -------------------------------------------------------------------------------
 
 
-def money(minor: float, currency: str) -> str:
-    return f"{minor / 100:,.2f} {currency}"
+def money(minor: int, currency: str) -> str:
+    """Minor units with the currency's decimals: "150.00 EUR", "15,000 KRW"."""
+    return f"{money_input(minor, currency)} {currency}"
 
 
 def _orders(count: int) -> str:
@@ -36,6 +38,10 @@ def _customer_record(row: BasketFeatures) -> str:
         return text
     text = f"{_orders(still_open)}, all within their 30 days"
     return f"{text}; {recent} returned already" if recent else f"{text}, none returned yet"
+
+
+def _other_currency(row: BasketFeatures, what: str) -> str:
+    return f"not compared with {what} in {row.shop_currency}"
 
 
 def round_down(major: float) -> str:
@@ -73,6 +79,8 @@ def reason_for(group: str, row: BasketFeatures) -> str:
         return "one of each product"
     if group == "discount":
         if row.price_vs_usual_min is None:
+            if row.currency != row.shop_currency:
+                return f"products never sold in {row.currency} before"
             return "products never sold before"
         if row.price_vs_usual_min < 1:
             return f"prices up to {1 - row.price_vs_usual_min:.0%} below the usual price"
@@ -90,14 +98,23 @@ def reason_for(group: str, row: BasketFeatures) -> str:
             return "first order"
         return f"ordered again {row.days_since_previous:.0f} days after the previous order"
     if group == "value":
-        text = f"basket over {round_down(row.value_minor / 100)} {row.currency}"
+        major = float(minor_to_major(row.basket_value_minor, row.currency))
+        text = f"basket over {round_down(major)} {row.currency}"
+        other = row.currency != row.shop_currency
+        notes = []
         if row.value_vs_customer_mean is not None and row.value_vs_customer_mean >= 2:
-            text += f" ({row.value_vs_customer_mean:.1f}x their usual)"
-        return text
+            usual = " in " + row.currency if other else ""
+            notes.append(f"{row.value_vs_customer_mean:.1f}x their usual{usual}")
+        if other:
+            notes.append(_other_currency(row, "amounts"))
+        return f"{text} ({'; '.join(notes)})" if notes else text
     if group == "size":
         return f"large basket: {row.lines} lines, {row.units} units"
     if group == "price":
-        return f"unit prices up to {money(row.max_unit_price_minor, row.currency)}"
+        text = f"unit prices up to {money(row.basket_max_unit_price_minor, row.currency)}"
+        if row.currency != row.shop_currency:
+            text += f" ({_other_currency(row, 'prices')})"
+        return text
     if group == "items":
         if row.top_sku is None:
             return "items never sold before"
