@@ -325,6 +325,64 @@ def test_pickup_without_stock_is_a_conflict_and_reserves_nothing(client, db, wri
     assert orders.count_orders(db) == 0
 
 
+def test_pickup_where_the_store_keeps_no_stock_level_says_so_and_reserves_nothing(
+    client, db, writer
+) -> None:
+    # given Lyon keeps a level for Chianti (1) but none for the corkscrew
+    body = order_body(
+        fulfilment="pickup_in_store",
+        store_id="st-lyo-01",
+        lines=[
+            {"sku": CHIANTI, "quantity": 1, "unit_price_minor": 1200},
+            {"sku": CORKSCREW, "quantity": 1, "unit_price_minor": 900},
+        ],
+        discount_minor=0,
+        shipping_minor=0,
+        subtotal_minor=2100,
+        total_minor=2100,
+        payments=[],
+    )
+
+    response = _post(client, body, writer)
+
+    # then the answer says the store keeps no stock level for it, not "not enough stock"
+    assert response.status_code == 409, response.text
+    problem = response.json()
+    assert problem["field"] == "lines.1.sku"
+    assert "st-lyo-01 keeps no stock level for K-CORK" in problem["detail"]
+    assert "PUT /v1/stock" in problem["detail"]
+    assert "not enough stock" not in problem["detail"]
+    # and nothing is reserved, nor any level made up
+    db.expire_all()
+    assert catalog.get_stock(db, sku=CHIANTI, store_id="st-lyo-01").reserved == 0
+    assert catalog.get_stock(db, sku=CORKSCREW, store_id="st-lyo-01") is None
+    assert orders.count_orders(db) == 0
+
+
+def test_a_wrong_code_on_a_cancelled_pick_up_says_it_was_cancelled(client, db, writer) -> None:
+    body = order_body(
+        order_id="O-OFF",
+        fulfilment="pickup_in_store",
+        store_id="st-par-01",
+        shipping_minor=0,
+        total_minor=3000,
+        payments=[],
+    )
+    assert _post(client, body, writer).status_code == 201
+    cancelled = client.post("/v1/orders/O-OFF/cancel", headers=command(writer))
+    assert cancelled.status_code == 200, cancelled.text
+
+    response = client.post(
+        "/v1/orders/O-OFF/pickup",
+        json={"pickup_code": "AAAAAAAA", "store_id": "st-par-01"},
+        headers=command(writer),
+    )
+
+    assert response.status_code == 409, response.text
+    assert response.json()["field"] == "order_id"
+    assert "cancelled, not ready for pick-up" in response.json()["detail"]
+
+
 def test_concurrent_pickup_orders_for_the_last_unit_one_wins(committed_url) -> None:
     # given a store with exactly one Chianti left
     with open_session(committed_url) as db:

@@ -44,14 +44,15 @@ def confirm_pickup(
     order = require_order(db, order_id)
     if order.fulfilment != "pickup_in_store":
         raise InvalidInput("This order is not for pick-up in store", field="order_id")
+    if order.status != "ready_for_pickup":
+        # Its state first: a cancelled order is said to be cancelled, whatever code was typed.
+        raise Conflict(f"The order is {order.status}, not ready for pick-up", field="order_id")
     if order.store_id != store_id:
         raise InvalidInput(f"This order is to be collected at {order.store_id}", field="store_id")
     if order.pickup_code is None or not secrets.compare_digest(
         order.pickup_code, pickup_code.strip().upper()
     ):
         raise InvalidInput("The pick-up code does not match this order", field="pickup_code")
-    if order.status != "ready_for_pickup":
-        raise Conflict(f"The order is {order.status}, not ready for pick-up", field="order_id")
     lines = get_lines(db, order_id=order_id)
     if all(line.returned_quantity >= line.quantity for line in lines):
         raise Conflict(

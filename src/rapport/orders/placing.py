@@ -195,7 +195,16 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
             if not catalog.reserve_stock(
                 db, sku=line.sku, store_id=order.store_id, quantity=line.quantity
             ):
+                untracked = catalog.get_stock(db, sku=line.sku, store_id=order.store_id) is None
                 db.rollback()
+                if untracked:
+                    # Nothing to reserve: a pick-up needs units the store counts, which a till
+                    # sale (left alone where the store keeps no level) does not.
+                    raise Conflict(
+                        f"{order.store_id} keeps no stock level for {line.sku}, so it cannot "
+                        "reserve it for pick-up: set its stock there with PUT /v1/stock first",
+                        field=f"lines.{index}.sku",
+                    )
                 raise Conflict(
                     f"{order.store_id} cannot hold {line.quantity} x {line.sku} for pick-up: "
                     "not enough stock",
