@@ -383,6 +383,36 @@ def test_a_wrong_code_on_a_cancelled_pick_up_says_it_was_cancelled(client, db, w
     assert "cancelled, not ready for pick-up" in response.json()["detail"]
 
 
+def test_every_answer_gives_the_order_s_moments_in_utc(client, db, writer, api_key) -> None:
+    # given a till at -05:00 sends its local time
+    body = order_body(order_id="O-NY", placed_at="2026-12-06T23:30:00-05:00")
+    placed = _post(client, body, writer, key="ny-1")
+    replayed = _post(client, body, writer, key="ny-1")
+    shipped = client.post(
+        "/v1/orders/O-NY/status",
+        json={"status": "shipped", "at": "2026-12-07T18:00:00+09:00"},
+        headers=command(writer),
+    )
+    assert shipped.status_code == 200, shipped.text
+    status = client.post(
+        "/v1/orders/O-NY/status",
+        json={"status": "delivered", "at": "2026-12-07T19:15:00+09:00"},
+        headers=command(writer),
+    )
+    read = client.get("/v1/orders/O-NY", headers=auth(api_key("read")))
+
+    # then placing, its replay, the status answer and the read all say the same UTC moments
+    assert placed.status_code == 201, placed.text
+    assert replayed.headers.get("Idempotent-Replayed") == "true"
+    assert status.status_code == 200, status.text
+    for answer in (placed.json(), replayed.json(), status.json(), read.json()):
+        assert answer["placed_at"] == "2026-12-07T04:30:00Z"
+        assert answer["status_history"][0]["at"] == "2026-12-07T04:30:00Z"
+    for answer in (status.json(), read.json()):
+        assert answer["delivered_at"] == "2026-12-07T10:15:00Z"
+        assert answer["status_history"][-1]["at"] == "2026-12-07T10:15:00Z"
+
+
 def test_concurrent_pickup_orders_for_the_last_unit_one_wins(committed_url) -> None:
     # given a store with exactly one Chianti left
     with open_session(committed_url) as db:

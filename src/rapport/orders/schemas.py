@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
+from rapport.platform.clock import as_utc
 from rapport.platform.schemas import CurrencyCode, MinorUnits, ReadModel, StrictModel
 
 Channel = Literal["web", "app", "store", "call_center"]
@@ -86,9 +87,18 @@ class LineOut(ReadModel):
     returned_quantity: int
 
 
+def _in_utc(value: datetime) -> datetime:
+    return as_utc(value).astimezone(UTC)
+
+
+UTCInstant = Annotated[datetime, AfterValidator(_in_utc)]
+"""A moment answered in UTC (``...Z``) whatever offset it was sent with: one record, one
+string, in the answer to the command that made it and in every read after."""
+
+
 class StatusChangeOut(ReadModel):
     status: str
-    at: datetime = Field(description="When it happened (the sender's time, else when received)")
+    at: UTCInstant = Field(description="When it happened (the sender's time, else when received)")
     note: str | None = Field(description="What the sender said with it (a carrier's note)")
 
 
@@ -104,9 +114,9 @@ class OrderOut(ReadModel):
     discount_minor: int
     shipping_minor: int
     total_minor: int
-    placed_at: datetime
+    placed_at: UTCInstant
     promised_delivery: date | None
-    delivered_at: datetime | None
+    delivered_at: UTCInstant | None
     carrier: str | None
     pickup_code: str | None
     lines: list[LineOut] = Field(default_factory=list)
