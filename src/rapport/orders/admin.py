@@ -173,7 +173,7 @@ def _orders_list(
 ) -> HTMLResponse:
     paging = paging_request.of(listing.count_orders(db, where=where))
     orders = listing.list_orders(db, where=where, offset=paging.offset, limit=paging.per_page)
-    today = clock.now().date()
+    now = clock.now()
     return render(
         request,
         "orders/list.html",
@@ -181,7 +181,7 @@ def _orders_list(
             "user": user,
             "title": title,
             "orders": orders,
-            "promise": {o.order_id: listing.promise_state(o, today) for o in orders},
+            "promise": {o.order_id: listing.promise_state(o, now) for o in orders},
             "names": _names(db, {o.customer_id for o in orders if o.customer_id}),
             "paging": paging,
             "where": where,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
-from rapport.orders.models import Order, OrderLine, ReturnLine
+from rapport.orders.models import Order, OrderLine, ReturnLine, local_day
 from rapport.platform import clock
 
 CHANNELS = ("web", "app", "store", "call_center")
@@ -82,16 +82,18 @@ def carriers(db: Session) -> list[str]:
     )
 
 
-def promise_state(order: Order, today: date | None = None) -> str:
+def promise_state(order: Order, now: datetime | None = None) -> str:
     """``kept``, ``late``, ``due`` (not yet delivered, promise not passed) or ``''`` where
-    nothing was promised (collected in a shop, picked up)."""
+    nothing was promised (collected in a shop, picked up). Days are read at the offset the
+    order was placed with, as its promise was."""
     if order.promised_delivery is None:
         return ""
-    if order.delivered_at is not None:
-        return "kept" if order.delivered_at.date() <= order.promised_delivery else "late"
+    kept = order.promise_kept
+    if kept is not None:
+        return "kept" if kept else "late"
     if order.status == "failed":
         return "late"
-    today = today or clock.now().date()
+    today = local_day(now or clock.now(), order.placed_offset_minutes)
     return "late" if today > order.promised_delivery else "due"
 
 
@@ -177,11 +179,11 @@ def customer_orders_view(
             .limit(20)
         )
     ]
-    today = clock.now().date()
+    now = clock.now()
     return CustomerOrdersView(
         orders=orders,
         total_orders=sum(by_channel.values()),
-        promise={o.order_id: promise_state(o, today) for o in orders},
+        promise={o.order_id: promise_state(o, now) for o in orders},
         units=dict(units),
         returned_units=dict(returned),
         returns=returns,

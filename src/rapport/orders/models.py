@@ -3,7 +3,7 @@ and the notices sent about them."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from rapport.platform.clock import as_utc
 from rapport.platform.db import Base, JsonDocument, UTCDateTime
 
 CHANNELS = ("web", "app", "store", "call_center")
@@ -36,6 +37,12 @@ STATUSES = (
     "completed",
     "cancelled",
 )
+
+
+def local_day(moment: datetime, offset_minutes: int | None) -> date:
+    """The day ``moment`` falls on at the UTC offset an order was placed with (null: UTC): the
+    day its promise was read in, so the day it is judged in."""
+    return (as_utc(moment) + timedelta(minutes=offset_minutes or 0)).date()
 
 
 class Order(Base):
@@ -66,6 +73,9 @@ class Order(Base):
     shipping_minor: Mapped[int] = mapped_column(Integer, default=0)
     total_minor: Mapped[int] = mapped_column(Integer)
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The UTC offset (minutes) ``placed_at`` was sent with, the clock its promise was read by;
+    # null: UTC (placed without one, loaded from history, or placed before it was kept).
+    placed_offset_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
     promised_delivery: Mapped[date | None] = mapped_column(Date, default=None)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     carrier: Mapped[str | None] = mapped_column(String(40), default=None)
@@ -74,6 +84,22 @@ class Order(Base):
     source: Mapped[str] = mapped_column(String(20), default="api")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    @property
+    def delivered_day(self) -> date | None:
+        """The day it was delivered, at the offset it was placed with (as its promise)."""
+        if self.delivered_at is None:
+            return None
+        return local_day(self.delivered_at, self.placed_offset_minutes)
+
+    @property
+    def promise_kept(self) -> bool | None:
+        """Delivered by the promised day, both read at the offset it was placed with; None
+        while it has no promise or is not delivered."""
+        day = self.delivered_day
+        if self.promised_delivery is None or day is None:
+            return None
+        return day <= self.promised_delivery
 
 
 class OrderLine(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -159,6 +159,7 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
         shipping_minor=order.shipping_minor,
         total_minor=total,
         placed_at=placed_at,
+        placed_offset_minutes=_offset_minutes(placed_at),
         source="api",
         created_at=now,
         updated_at=now,
@@ -270,3 +271,11 @@ def _take_sold_units(db: Session, *, location: str, order: OrderIn) -> None:
                 "stock count (PUT /v1/stock) or sell from another location",
                 field=f"lines.{index}.quantity",
             )
+
+
+def _offset_minutes(placed_at: datetime) -> int | None:
+    """The UTC offset ``placed_at`` was sent with, in minutes (None for UTC): the clock the
+    order's promise is read and judged by."""
+    offset = placed_at.utcoffset()
+    minutes = 0 if offset is None else int(offset.total_seconds() // 60)
+    return minutes or None

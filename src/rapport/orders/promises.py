@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from rapport.orders import events as order_events
 from rapport.orders.models import (
     CustomerNotice,
     Order,
+    local_day,
 )
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
@@ -47,13 +48,14 @@ def flag_late_deliveries(db: Session) -> list[str]:
     to it) and record the notice the customer is sent (unsent until campaigns sends it)."""
     now = clock.now()
     today = now.date()
+    # Each order's today is read at the offset it was placed with (up to a day ahead of UTC's).
     candidates = db.scalars(
         select(Order).where(
             Order.fulfilment == "ship",
             Order.status != "cancelled",
             Order.delivered_at.is_(None),
             Order.late_notified_at.is_(None),
-            Order.promised_delivery <= today,
+            Order.promised_delivery <= today + timedelta(days=1),
         )
     ).all()
     candidates = [
@@ -68,7 +70,7 @@ def flag_late_deliveries(db: Session) -> list[str]:
     ]
     flagged = []
     for order in candidates:
-        reason = _late_reason(order, today)
+        reason = _late_reason(order, local_day(now, order.placed_offset_minutes))
         if reason is None:
             continue
         # Claim the order with a guarded update, so two workers cannot both notify.
@@ -200,24 +202,35 @@ class PromiseKept:
 
 def promise_kept(db: Session, *, by: str, since: date | None = None) -> list[PromiseKept]:
     """On-time share of shipped orders whose promised date has come, by channel, store or
-    carrier. Delivered after the promise, failed, or still out past the promise: not kept."""
+    carrier. Delivered after the promise, failed, or still out past the promise: not kept.
+    Days are read at the offset each order was placed with, as its promise was."""
     column = {"channel": Order.channel, "store": Order.store_id, "carrier": Order.carrier}.get(by)
     if column is None:
         raise InvalidInput("Group by channel, store or carrier", field="by")
-    today = clock.now().date()
-    query = select(column, Order.promised_delivery, Order.delivered_at, Order.status).where(
-        Order.fulfilment == "ship", Order.promised_delivery <= today, Order.status != "cancelled"
+    now = clock.now()
+    query = select(
+        column,
+        Order.promised_delivery,
+        Order.delivered_at,
+        Order.status,
+        Order.placed_offset_minutes,
+    ).where(
+        Order.fulfilment == "ship",
+        # Each order's today is read at the offset it was placed with (a day ahead at most).
+        Order.promised_delivery <= now.date() + timedelta(days=1),
+        Order.status != "cancelled",
     )
     if since is not None:
         query = query.where(Order.promised_delivery >= since)
     due: Counter[str] = Counter()
     kept: Counter[str] = Counter()
-    for key, promised, delivered_at, status in db.execute(query):
+    for key, promised, delivered_at, status, offset in db.execute(query):
+        if promised is None or promised > local_day(now, offset):
+            continue
         name = key or "unknown"
         due[name] += 1
-        on_time = (
-            promised is not None and delivered_at is not None and delivered_at.date() <= promised
-        )
+        # Delivered on the promised day at the sender's clock, the one the promise was read by.
+        on_time = delivered_at is not None and local_day(delivered_at, offset) <= promised
         if on_time and status != "failed":
             kept[name] += 1
     return [PromiseKept(key=k, due=due[k], on_time=kept[k]) for k in sorted(due)]
