@@ -15,25 +15,16 @@ from rapport.catalog import service as catalog
 from rapport.catalog.schemas import ProductUpsert
 from rapport.customers import service as customers
 from rapport.loyalty.models import TierStanding
-from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
 from rapport.platform.privacy import PrivacySubject
 from rapport.recommend import service
 from rapport.recommend.schemas import RuleIn
 
-from .factories import NOW, seed_shop
+from . import test_service
+from .factories import NOW
+from .test_service import ask
 
-
-@pytest.fixture
-def shop(db: Session, tmp_path: Path) -> dict[str, str]:
-    clock.set_clock(clock.FrozenClock(NOW))
-    ids = seed_shop(db)
-    service.train_model(db, data_dir=tmp_path, trained_by="test")
-    return ids
-
-
-def ask(db: Session, tmp_path: Path, **kw: object) -> service.Answer:
-    return service.recommend(db, request=service.Request(**kw), data_dir=tmp_path)  # type: ignore[arg-type]
+shop = test_service.shop  # the trained shop (a fixture)
 
 
 def skus(answer: service.Answer) -> list[str]:

@@ -3,24 +3,13 @@ product has, over HTTP."""
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
 
-from rapport.platform import clock
-from rapport.platform.settings import Settings
-from rapport.recommend import service
 from tests.conftest import auth, command
 
-from .factories import NOW, seed_shop
+from . import test_api
 
-
-@pytest.fixture
-def shop(db: Session, settings: Settings) -> dict[str, str]:
-    clock.set_clock(clock.FrozenClock(NOW))
-    ids = seed_shop(db)
-    service.train_model(db, data_dir=settings.data_dir, trained_by="test")
-    return ids
+shop = test_api.shop  # the trained shop (a fixture)
 
 
 def test_a_product_changed_since_training_is_served_and_ruled_as_it_is(

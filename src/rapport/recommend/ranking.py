@@ -23,6 +23,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
+from rapport.catalog.service import ProductFacts as Facts
 from rapport.catalog.service import in_category, rule_recency
 from rapport.platform import budget
 from rapport.recommend.interactions import FloatArray, dense_row, row_entries
@@ -103,25 +104,15 @@ class Context:
     browsed: Sequence[tuple[str, str]] = ()
 
 
-@dataclass(frozen=True)
-class Facts:
-    """A product as the catalogue holds it now: what is served, and what rules match on."""
-
-    name: str
-    category: str
-    price_minor: int
-    brand: str | None = None
-    country: str | None = None
-
-
 def bundle_facts(bundle: Bundle, index: int) -> Facts:
-    """A product as the catalogue held it at training."""
+    """A product as the catalogue held it at training (what the model file keeps of it)."""
     return Facts(
+        sku=bundle.data.items[index],
         name=bundle.names[index],
-        category=bundle.categories[index],
+        category_path=bundle.categories[index],
+        brand=bundle.brands[index] or None,
+        country_of_origin=bundle.countries[index] or None,
         price_minor=int(bundle.price_minor[index]),
-        brand=bundle.brands[index],
-        country=bundle.countries[index],
     )
 
 
@@ -231,7 +222,7 @@ def rank(
             Ranked(
                 sku=sku_of(i),
                 name=item.name,
-                category=item.category,
+                category=item.category_path,
                 price_minor=item.price_minor,
                 score=round(score, 6),
                 reason=candidates.reasons[i][0],
@@ -573,10 +564,10 @@ def _matches_facts(rule: Rule, sku: str, item: Facts) -> bool:
     if rule.sku is not None:
         return rule.sku == sku
     if rule.attribute == "category":
-        return in_category(item.category, rule.value or "")
+        return in_category(item.category_path, rule.value or "")
     if rule.attribute == "brand":
         return item.brand == rule.value
-    return item.country == rule.value
+    return item.country_of_origin == rule.value
 
 
 def _shown(rules: Sequence[Rule], sku: str, item: Facts | None) -> bool:
@@ -611,17 +602,21 @@ def _as_catalogued(
     """The pool as the catalogue stands: products no longer in it, or that exclusions and
     filters now leave out, dropped; boosts and buries matched on the current facts in place
     of those at training (``scores`` changed in place); reordered by score."""
+    sifting = [r for r in rules if r.action in ("exclude", "filter")]
+    weighing = [r for r in rules if r.action in ("boost", "bury") and r.attribute is not None]
     kept: list[int] = []
     for i in pool:
         sku = bundle.data.items[i]
         item = current.get(sku)
-        if not _shown(rules, sku, item):
+        if item is None or (sifting and not _shown(sifting, sku, item)):
             continue
-        assert item is not None
-        before = bundle_facts(bundle, i)
-        if item != before:
-            scores[i] *= _factor(rules, sku, item) / _factor(rules, sku, before)
+        if weighing:
+            before = bundle_facts(bundle, i)
+            if item != before:
+                scores[i] *= _factor(weighing, sku, item) / _factor(weighing, sku, before)
         kept.append(i)
+    if not weighing:
+        return kept  # still in the order of their scores
     return sorted(kept, key=lambda i: (-scores[i], i))
 
 

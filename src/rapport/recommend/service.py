@@ -40,7 +40,6 @@ from rapport.recommend.ranking import (
     BROWSING_PLACEMENTS,
     DEVICE_CHANNELS,
     Context,
-    Facts,
     Ranked,
     Rule,
     rank,
@@ -337,8 +336,13 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
         stock = catalog.available_at(db, store_id=store_id, skus=skus)
         return {sku for sku, units in stock.items() if units > 0}
 
+    # The catalogue's facts now for what may be served, in one query.
     items = rank(
-        bundle, context, rules, available=available, facts=lambda skus: _catalogued(db, skus)
+        bundle,
+        context,
+        rules,
+        available=available,
+        facts=lambda skus: catalog.product_facts(db, skus=skus),
     )
     return Answer(
         placement=request.placement,
@@ -347,20 +351,6 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
         store_id=store_id,
         items=items,
     )
-
-
-def _catalogued(db: Session, skus: Sequence[str]) -> dict[str, Facts]:
-    """The catalogue's facts now for the SKUs that may be served (one query)."""
-    return {
-        sku: Facts(
-            name=p.name,
-            category=p.category_path,
-            price_minor=p.price_minor,
-            brand=p.brand or "",  # as the model holds a missing one
-            country=p.country_of_origin or "",
-        )
-        for sku, p in catalog.product_facts(db, skus=skus).items()
-    }
 
 
 # The earliest moment whose browsing window can be computed (``at`` in year 1).
