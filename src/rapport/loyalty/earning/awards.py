@@ -22,6 +22,7 @@ from rapport.catalog import service as catalog
 from rapport.events.service import LoggedEvent
 from rapport.loyalty.ledger.journal import MAX_POINTS_PER_COMMAND
 from rapport.loyalty.ledger.movements import earn
+from rapport.loyalty.ledger.settings import get_program
 from rapport.loyalty.models import Award, QualifyingActivity, TierStanding
 from rapport.loyalty.program.rules import (
     FIRST_ORDER,
@@ -75,6 +76,8 @@ def order_fact(db: Session, event: LoggedEvent) -> Fact:
         + sum(int(line.get("discount_minor") or 0) for line in props.get("lines") or [])
         + int(props.get("points_payment_minor") or 0),
         total_minor=int(props.get("total_minor") or 0),
+        currency=props.get("currency"),
+        program_currency=get_program(db).currency,
     )
 
 
@@ -235,7 +238,9 @@ def earn_on(db: Session, fact: Fact, event: LoggedEvent | None) -> list[Decision
     member = member_context(db, rules, fact)
     decisions = evaluate(rules, fact, member)
     for decision in decisions:
-        if decision.fired:
+        if not decision.fired and decision.kind == "spend" and fact.unconverted:
+            _record_unearned(db, decision, fact, config_id=config_id, event=event)
+        elif decision.fired:
             award(
                 db,
                 decision,
@@ -245,3 +250,36 @@ def earn_on(db: Session, fact: Fact, event: LoggedEvent | None) -> list[Decision
                 checked=True,
             )
     return decisions
+
+
+def _record_unearned(
+    db: Session, decision: Decision, fact: Fact, *, config_id: int | None, event: LoggedEvent | None
+) -> None:
+    """An award of no points, with its reason ("1 point per euro: order in KRW, program in
+    EUR: no points"), for an order whose amounts the spend rule could not read: no ledger
+    movement, but the earn log says why the order earned nothing, once."""
+    if decision.once_key is None or event is None:
+        return
+    if db.scalar(
+        select(Award.id).where(
+            Award.customer_id == fact.customer_id,
+            Award.rule_id == decision.rule_id,
+            Award.once_key == decision.once_key,
+        )
+    ):
+        return
+    db.execute(
+        insert(_AWARDS).values(
+            customer_id=fact.customer_id,
+            rule_id=decision.rule_id,
+            once_key=decision.once_key,
+            points=0,
+            transaction_id=None,
+            order_id=fact.order_id,
+            line_points={},
+            reason=f"{decision.rule_name}: {decision.why}"[:500],
+            config_id=config_id,
+            event_position=event.position,
+            awarded_at=fact.occurred_at,
+        )
+    )

@@ -44,6 +44,7 @@ from rapport.loyalty.ledger.returns import (
     reverse_bonus,
     reverse_for_return,
 )
+from rapport.loyalty.ledger.settings import get_program
 from rapport.loyalty.models import Award, QualifyingActivity, Referral, TierStanding
 from rapport.loyalty.program.rules import (
     FIRST_ORDER,
@@ -88,7 +89,9 @@ def _on_order_placed(db: Session, event: LoggedEvent) -> None:
     if db.scalar(select(QualifyingActivity.id).where(QualifyingActivity.source_key == source_key)):
         return  # already counted: a replay
     decisions = earn_on(db, fact, event)
-    spend = max(sum(line.total_minor for line in fact.lines) - fact.discount_minor, 0)
+    # An order in another currency than the program's is no spend in it (nothing converts).
+    paid = max(sum(line.total_minor for line in fact.lines) - fact.discount_minor, 0)
+    spend = 0 if fact.unconverted else paid
     spend_points = sum(d.points for d in decisions if d.fired and d.kind == "spend")
     db.execute(
         insert(_QUALIFYING).values(
@@ -185,12 +188,23 @@ def _on_order_returned(db: Session, event: LoggedEvent) -> None:
         QualifyingActivity(
             customer_id=customer_id,
             source_key=source_key,
-            spend_minor=-int(props.get("refund_minor") or 0),
+            spend_minor=-_refund_spend(
+                db, order_id=order_id, refund_minor=props.get("refund_minor")
+            ),
             points=-to_reverse,
             occurred_at=event.occurred_at,
         )
     )
     db.flush()
+
+
+def _refund_spend(db: Session, *, order_id: str, refund_minor: object) -> int:
+    """The spend a return takes off the member's qualifying activity: its refund, unless the
+    order was in another currency than the program's (it counted as no spend)."""
+    order = orders.get_order(db, order_id=order_id)
+    if order is not None and order.currency != get_program(db).currency:
+        return 0
+    return int(str(refund_minor or 0))
 
 
 def _returned_to_date(

@@ -237,6 +237,17 @@ class Fact:
     total_minor: int = 0
     preference_field: str | None = None
     review_id: str | None = None
+    # An order's currency and the program's (None: the program's). Amounts in another
+    # currency are not converted (Rapport keeps no exchange rates): they earn nothing.
+    currency: str | None = None
+    program_currency: str | None = None
+
+    @property
+    def unconverted(self) -> str | None:
+        """Why the order's amounts cannot be read in the program's currency, or None."""
+        if self.currency and self.program_currency and self.currency != self.program_currency:
+            return f"order in {self.currency}, program in {self.program_currency}: no points"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +355,8 @@ def _points(rule: Rule, fact: Fact, member: Member) -> tuple[int, str, str, dict
     if isinstance(rule, FirstPurchaseRule):
         if member.earlier_orders > 0:
             return "not the customer's first order"
+        if rule.min_total_minor and fact.unconverted:
+            return f"{fact.unconverted} (its total is not compared with the minimum)"
         if fact.total_minor < rule.min_total_minor:
             return f"the order is under {rule.min_total_minor} minor units"
         return rule.points, FIRST_ORDER, "first order", {}
@@ -371,6 +384,8 @@ def _points(rule: Rule, fact: Fact, member: Member) -> tuple[int, str, str, dict
 
 def _spend(rule: SpendRule, fact: Fact, member: Member) -> tuple[int, str, str, dict[int, int]]:
     order_key = f"order:{fact.order_id}"
+    if fact.unconverted:
+        return 0, order_key, fact.unconverted, {}
     gross = sum(line.total_minor for line in fact.lines)
     if gross <= 0:
         return 0, order_key, "nothing paid", {}

@@ -60,6 +60,14 @@ class CheckoutIn(StrictModel):
     coupons: list[str] = Field(default_factory=list, max_length=10)
     points_to_use: int = Field(default=0, ge=0, le=100_000_000)
     shipping_minor: MinorUnits = Field(default=0, description="Shipping before loyalty effects.")
+    currency: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{3}$",
+        examples=["EUR"],
+        description="ISO 4217 code of the prices. Default: the program's currency. A cart in "
+        "another currency earns no points (an effect of 0 points says why), as its order "
+        "would not.",
+    )
 
 
 class EffectOut(StrictModel):
@@ -102,6 +110,7 @@ def checkout(request: Request, body: CheckoutIn, db: DbSession, key: WriteKey) -
         coupons=body.coupons,
         points_to_use=body.points_to_use,
         shipping_minor=body.shipping_minor,
+        currency=body.currency,
     )
     db.rollback()
     return CheckoutOut(

@@ -116,8 +116,11 @@ def checkout(
     points_to_use: int = 0,
     shipping_minor: int = 0,
     at: datetime | None = None,
+    currency: str | None = None,
 ) -> Checkout:
-    """The effects for this cart, in the documented order. Reads only."""
+    """The effects for this cart, in the documented order. Reads only. A cart in another
+    ``currency`` than the program's earns no points, as its order would not (the earning rules
+    say why, in a points-earned effect of 0 points)."""
     moment = at or clock.now()
     if points_to_use and customer_id is None:
         raise InvalidInput("Only a member can pay with points", field="points_to_use")
@@ -152,13 +155,15 @@ def checkout(
                 for line in lines
             ],
             total_minor=sum(paid.values()),
+            currency=currency or program.currency,
+            program_currency=program.currency,
         )
         _version, rules = rule_set(db, at=moment)
         member = earning_awards.member_context(db, rules, fact)
         return [
             (f"rule:{d.rule_id}", f"{d.rule_name}: {d.why}", d.points)
             for d in evaluate(rules, fact, member)
-            if d.fired
+            if d.fired or (d.kind == "spend" and fact.unconverted)
         ]
 
     result = calculate(
