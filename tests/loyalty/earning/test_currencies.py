@@ -14,26 +14,21 @@ from rapport.customers import service as customers
 from rapport.loyalty import service as ledger
 from rapport.loyalty.models import Award, QualifyingActivity
 from rapport.orders import service as orders
-from rapport.orders.schemas import OrderIn, ReturnIn
 from tests.conftest import auth
 from tests.loyalty.earning.test_earning import process
+from tests.loyalty.earning.test_return_reversals import place_lines, return_units
 from tests.loyalty.factories import T0, frozen_clock, make_customer
-from tests.orders.factories import CHIANTI, order_body, seed_catalog
+from tests.orders.factories import CHIANTI, seed_catalog
 
 
-def _place(db: Session, member: str, currency: str, price: int, quantity: int = 1) -> str:
-    total = price * quantity
-    body = order_body(
-        customer_id=member,
-        currency=currency,
-        lines=[{"sku": CHIANTI, "quantity": quantity, "unit_price_minor": price}],
-        discount_minor=0,
-        shipping_minor=0,
-        subtotal_minor=total,
-        total_minor=total,
-        payments=[{"method": "card", "amount_minor": total}],
-    )
-    return orders.place_order(db, order=OrderIn.model_validate(body)).order_id
+def _member(db: Session) -> str:
+    """A member of a program in EUR, past their first order (the welcome bonus)."""
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    member = make_customer(db)
+    place_lines(db, member, [(CHIANTI, 1, 1200)])
+    process(db)
+    return member
 
 
 @pytest.mark.parametrize(
@@ -44,23 +39,13 @@ def test_an_order_in_another_currency_earns_nothing_and_says_why(
     db: Session, currency: str, price: int
 ) -> None:
     # given a member of a program in EUR, past their first order
-    frozen_clock()
-    seed_catalog(db, stock=50)
-    member = make_customer(db)
-    _place(db, member, "EUR", 1200)
-    process(db)
+    member = _member(db)
     before = ledger.balance(db, customer_id=member)
 
     # when they place an order in another currency, and return half of it
-    order_id = _place(db, member, currency, price, quantity=2)
+    order_id = place_lines(db, member, [(CHIANTI, 2, price)], currency=currency)
     process(db)
-    orders.record_return(
-        db,
-        order_id=order_id,
-        request=ReturnIn.model_validate(
-            {"lines": [{"sku": CHIANTI, "quantity": 1, "reason": "damaged"}], "channel": "store"}
-        ),
-    )
+    return_units(db, order_id, {CHIANTI: 1})
     process(db)
 
     # then it earned no points, and its award of none says why
@@ -87,11 +72,7 @@ def test_an_order_in_another_currency_earns_nothing_and_says_why(
 
 def test_an_imported_order_in_another_currency_earns_nothing(db: Session) -> None:
     # given a member past their first order, and orders from history in yen and in euros
-    frozen_clock()
-    seed_catalog(db, stock=50)
-    member = make_customer(db)
-    _place(db, member, "EUR", 1200)
-    process(db)
+    member = _member(db)
     before = ledger.balance(db, customer_id=member)
     external_id = customers.get_customer(db, customer_id=member).external_id  # type: ignore[union-attr]
     imported = [
@@ -118,11 +99,8 @@ def test_an_imported_order_in_another_currency_earns_nothing(db: Session) -> Non
 
 
 def test_an_order_in_the_programs_currency_still_earns(db: Session) -> None:
-    frozen_clock()
-    seed_catalog(db, stock=50)
-    member = make_customer(db)
-    _place(db, member, "EUR", 1200)
-    order_id = _place(db, member, "EUR", 150_000)
+    member = _member(db)
+    order_id = place_lines(db, member, [(CHIANTI, 1, 150_000)])
     process(db)
     assert ledger.order_points(db, customer_id=member, order_id=order_id).earned == 1500
 
@@ -138,11 +116,7 @@ def _cart(member: str, **extra: object) -> dict[str, object]:
 def test_the_checkout_preview_takes_a_currency_and_earns_as_the_order_would(
     client, api_key, db
 ) -> None:
-    frozen_clock()
-    seed_catalog(db, stock=50)
-    member = make_customer(db)
-    _place(db, member, "EUR", 1200)
-    process(db)
+    member = _member(db)
     key = auth(api_key("write"))
 
     in_won = client.post("/v1/loyalty/checkout", json=_cart(member, currency="KRW"), headers=key)

@@ -19,11 +19,14 @@ from tests.loyalty.factories import frozen_clock, make_customer
 from tests.orders.factories import CHIANTI, CORKSCREW, order_body, seed_catalog
 
 
-def _order(db: Session, member: str, lines: list[tuple[str, int, int]]) -> str:
-    """A second-or-later order (no discount, no shipping) of ``(sku, quantity, price)``."""
+def place_lines(
+    db: Session, member: str, lines: list[tuple[str, int, int]], *, currency: str = "EUR"
+) -> str:
+    """An order (no discount, no shipping) of ``(sku, quantity, price)`` in ``currency``."""
     subtotal = sum(quantity * price for _, quantity, price in lines)
     body = order_body(
         customer_id=member,
+        currency=currency,
         lines=[
             {"sku": sku, "quantity": quantity, "unit_price_minor": price}
             for sku, quantity, price in lines
@@ -37,7 +40,7 @@ def _order(db: Session, member: str, lines: list[tuple[str, int, int]]) -> str:
     return orders.place_order(db, order=OrderIn.model_validate(body)).order_id
 
 
-def _return(db: Session, order_id: str, units: dict[str, int]) -> None:
+def return_units(db: Session, order_id: str, units: dict[str, int]) -> None:
     orders.record_return(
         db,
         order_id=order_id,
@@ -78,14 +81,14 @@ def test_three_single_unit_returns_give_back_all_the_order_earned(db: Session) -
     frozen_clock()
     seed_catalog(db, stock=50)
     member = make_customer(db)
-    _order(db, member, [(CHIANTI, 1, 1200)])
-    order_id = _order(db, member, [(CHIANTI, 3, 1449)])
+    place_lines(db, member, [(CHIANTI, 1, 1200)])
+    order_id = place_lines(db, member, [(CHIANTI, 3, 1449)])
     process(db)
     assert _earned(db, member, order_id) == 43
 
     # when the three bottles come back one at a time
     for _ in range(3):
-        _return(db, order_id, {CHIANTI: 1})
+        return_units(db, order_id, {CHIANTI: 1})
         process(db)
 
     # then 14, 14, 15 (each within a point of 14.33) and all 43 are taken back
@@ -109,9 +112,9 @@ def test_returns_in_any_split_never_take_back_more_than_earned(
     frozen_clock()
     seed_catalog(db, stock=1000)
     member = make_customer(db)
-    _order(db, member, [(CHIANTI, 1, 100)])  # the welcome bonus goes to this one
+    place_lines(db, member, [(CHIANTI, 1, 100)])  # the welcome bonus goes to this one
     bought = {CHIANTI: chianti[0], CORKSCREW: corkscrew[0]}
-    order_id = _order(db, member, [(CHIANTI, *chianti), (CORKSCREW, *corkscrew)])
+    order_id = place_lines(db, member, [(CHIANTI, *chianti), (CORKSCREW, *corkscrew)])
     process(db)
     earned = _earned(db, member, order_id)
     line_points = {CHIANTI: 0, CORKSCREW: 0}  # what each line earned, over the order's awards
@@ -127,7 +130,7 @@ def test_returns_in_any_split_never_take_back_more_than_earned(
         }
         if not any(units.values()):
             continue
-        _return(db, order_id, units)
+        return_units(db, order_id, units)
         process(db)
         left = {sku: left[sku] - units[sku] for sku in left}
         shares.append(sum(Fraction(line_points[s] * units[s], bought[s]) for s in units))
