@@ -142,6 +142,43 @@ def test_bulk_stores_stock_and_nearest_availability(client, api_key, db) -> None
     assert unknown.json()["field"] == "levels.0.store_id"
 
 
+def test_stock_at_a_location_that_keeps_no_level_is_not_tracked_rather_than_sold_out(
+    client, api_key
+) -> None:
+    writer, reader = api_key("write"), api_key("read")
+    for store_id in ("st-par", "st-lyo", "web"):
+        store = {"name": store_id, "city": "Paris", "address": "1 rue", "country": "FR"}
+        client.put(f"/v1/stores/{store_id}", json=store, headers=auth(writer))
+    client.put("/v1/products/W-1", json=CHIANTI, headers=auth(writer))
+    levels = [
+        {"sku": "W-1", "store_id": "st-par", "on_hand": 3},
+        {"sku": "W-1", "store_id": "web", "on_hand": 0},
+    ]
+    client.put("/v1/stock", json={"levels": levels}, headers=auth(writer))
+    view = client.get("/v1/stock/W-1", headers=auth(reader)).json()
+    by_store = {v.pop("store_id"): v for v in view}
+    # Lyon keeps no level: the till sells there without limit, so not "0 available"
+    assert by_store["st-lyo"] == {
+        "name": "st-lyo",
+        "city": "Paris",
+        "tracked": False,
+        "on_hand": None,
+        "reserved": None,
+        "available": None,
+        "distance_km": None,
+    }
+    assert {k: by_store["st-par"][k] for k in ("tracked", "on_hand", "reserved", "available")} == {
+        "tracked": True,
+        "on_hand": 3,
+        "reserved": 0,
+        "available": 3,
+    }
+    # a level of 0 is tracked and sold out
+    assert (by_store["web"]["tracked"], by_store["web"]["available"]) == (True, 0)
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["AvailabilityOut"]
+    assert {e["tracked"] for e in schema["examples"]} == {True, False}
+
+
 def test_price_consistency_report_lists_deliberate_exceptions(client, api_key) -> None:
     writer, reader = api_key("write"), api_key("read")
     client.put("/v1/products/W-1", json=CHIANTI, headers=auth(writer))

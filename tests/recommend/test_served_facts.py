@@ -165,7 +165,7 @@ def test_a_pin_of_a_product_added_since_training_shows_at_once(
     db: Session, tmp_path: Path, shop: dict[str, str]
 ) -> None:
     put_product(db, "W-NEW", "Crémant", "Wine/Sparkling", 1850)
-    catalog.set_stock(db, levels=[("W-NEW", "st-par-01", 4)])
+    catalog.set_stock(db, levels=[("W-NEW", "st-par-01", 4), ("W-NEW", "st-lyo-01", 0)])
     db.commit()
     rule(db, name="New Crémant", action="pin", sku="W-NEW", position=2, placement="home")
     for who in ({}, {"customer_id": shop["c2"]}, {"store_id": "st-par-01"}):

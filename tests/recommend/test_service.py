@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
+from rapport.catalog.models import StockLevel
 from rapport.customers import service as customers
 from rapport.platform import clock
 from rapport.recommend import service
@@ -96,6 +98,19 @@ def test_store_bound_requests_leave_out_items_out_of_stock_there(
     )
     assert near.store_id == "st-par-01"
     assert "G-COFFEE" not in [i.sku for i in near.items]
+
+
+def test_store_bound_requests_keep_items_the_store_does_not_track(
+    db: Session, tmp_path: Path, shop: dict[str, str]
+) -> None:
+    # Paris keeps no stock level for coffee: the till sells it there without limit, so it is
+    # not out of stock there (a level of 0 would be).
+    db.execute(
+        delete(StockLevel).where(StockLevel.sku == "G-COFFEE", StockLevel.store_id == "st-par-01")
+    )
+    db.commit()
+    at_paris = ask(db, tmp_path, placement="home", customer_id=shop["c2"], store_id="st-par-01")
+    assert at_paris.items[0].sku == "G-COFFEE"
 
 
 def test_recently_bought_sofa_is_not_recommended_again(

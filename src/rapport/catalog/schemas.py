@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rapport.platform.errors import FieldInvalid
 from rapport.platform.schemas import CurrencyCode, MinorUnits, ReadModel, StrictModel
@@ -179,10 +179,47 @@ class StockBulkIn(StrictModel):
 
 
 class AvailabilityOut(StrictModel):
+    """A product's stock at one location. A location that keeps no stock level for it is not
+    tracked there (``tracked`` false): its sales are not limited, as the till sells it, and
+    its units are null, not 0."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "store_id": "st-lyo",
+                    "name": "Lyon",
+                    "city": "Lyon",
+                    "tracked": True,
+                    "on_hand": 7,
+                    "reserved": 2,
+                    "available": 5,
+                    "distance_km": 2.1,
+                },
+                {
+                    "store_id": "web",
+                    "name": "Web",
+                    "city": "Online",
+                    "tracked": False,
+                    "on_hand": None,
+                    "reserved": None,
+                    "available": None,
+                    "distance_km": None,
+                },
+            ]
+        }
+    )
+
     store_id: str
     name: str
     city: str
-    available: int
+    tracked: bool = Field(
+        description="Whether the location keeps a stock level for the product; false: its "
+        "sales there are not limited and the units are null"
+    )
+    on_hand: int | None
+    reserved: int | None = Field(description="Units reserved for pick-up orders")
+    available: int | None = Field(description="On hand less reserved; null when not tracked")
     distance_km: float | None
 
 

@@ -404,10 +404,17 @@ def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 @dataclass(frozen=True)
 class Availability:
+    """A product's stock at one location. ``tracked`` False: the location keeps no stock level
+    for it, so its sales there are not limited (as the till sells it) and the units are None,
+    not 0."""
+
     store_id: str
     name: str
     city: str
-    available: int
+    tracked: bool
+    on_hand: int | None
+    reserved: int | None
+    available: int | None  # on hand less reserved for pick-up
     distance_km: float | None
 
 
@@ -415,7 +422,8 @@ def stock_view(
     db: Session, *, sku: str, latitude: float | None = None, longitude: float | None = None
 ) -> list[Availability]:
     """Units available (on hand less reserved) at every location for a product, nearest first
-    when a point is given; the web warehouse comes last."""
+    when a point is given; the web warehouse comes last. A location that keeps no stock level
+    for the product is not tracked there (``tracked`` False, no units)."""
     rows = db.execute(
         select(Store, StockLevel).outerjoin(
             StockLevel, (StockLevel.store_id == Store.store_id) & (StockLevel.sku == sku)
@@ -436,7 +444,10 @@ def stock_view(
                 store_id=store.store_id,
                 name=store.name,
                 city=store.city,
-                available=(level.on_hand - level.reserved) if level else 0,
+                tracked=level is not None,
+                on_hand=level.on_hand if level else None,
+                reserved=level.reserved if level else None,
+                available=(level.on_hand - level.reserved) if level else None,
                 distance_km=distance,
             )
         )
@@ -759,9 +770,10 @@ def product_facts(db: Session, *, skus: Sequence[str]) -> dict[str, ProductFacts
     return {row[0]: ProductFacts(*row) for row in rows}
 
 
-def available_at(db: Session, *, store_id: str, skus: Sequence[str]) -> dict[str, int]:
-    """Units available (on hand less reserved) at one location for each of ``skus``; a SKU
-    the location has never stocked is 0."""
+def available_at(db: Session, *, store_id: str, skus: Sequence[str]) -> dict[str, int | None]:
+    """Units available (on hand less reserved) at one location for each of ``skus``; None for
+    a SKU the location keeps no stock level for (not tracked there: its sales are not
+    limited, as the till sells it)."""
     if not skus:
         return {}
     rows = db.execute(
@@ -769,12 +781,12 @@ def available_at(db: Session, *, store_id: str, skus: Sequence[str]) -> dict[str
             StockLevel.store_id == store_id, StockLevel.sku.in_(list(skus))
         )
     )
-    available = dict.fromkeys(skus, 0)
+    available: dict[str, int | None] = dict.fromkeys(skus)
     available.update({str(sku): int(units) for sku, units in rows})
     return available
 
 
-def nearest_store(db: Session, *, latitude: float, longitude: float) -> Availability | None:
+def nearest_store(db: Session, *, latitude: float, longitude: float) -> Store | None:
     """The physical store closest to a point (stores without coordinates left out)."""
     best: tuple[float, Store] | None = None
     for store in list_stores(db):
@@ -785,14 +797,7 @@ def nearest_store(db: Session, *, latitude: float, longitude: float) -> Availabi
             best = (distance, store)
     if best is None:
         return None
-    distance, store = best
-    return Availability(
-        store_id=store.store_id,
-        name=store.name,
-        city=store.city,
-        available=0,
-        distance_km=round(distance, 1),
-    )
+    return best[1]
 
 
 # ------------------------------------------------------------------------------ privacy

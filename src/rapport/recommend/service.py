@@ -333,8 +333,9 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
 
     def available(skus: list[str]) -> set[str]:
         assert store_id is not None
+        # A SKU the store keeps no stock level for is not tracked there: not limited.
         stock = catalog.available_at(db, store_id=store_id, skus=skus)
-        return {sku for sku, units in stock.items() if units > 0}
+        return {sku for sku, units in stock.items() if units is None or units > 0}
 
     # The catalogue's facts now for what may be served, in one query.
     items = rank(
