@@ -197,14 +197,48 @@ def test_customers_sharing_an_email_are_both_imported(db, tmp_path) -> None:
     path = write(tmp_path, "customer_id,email\nC-1,home@example.com\nC-2,HOME@example.com\n")
     # when the file is imported
     summary = import_customers_file(db, path, CRM)
-    # then both are customers, and the email recognises only one of them
+    # then both are customers, the email recognises the first, and the second is added
+    # without it, named by line and column
     assert summary.added == 2
-    holders = [
-        external_id
-        for external_id in ("C-1", "C-2")
-        if identities_of(db, external_id).get("email") == "home@example.com"
-    ]
-    assert len(holders) == 1
+    assert identities_of(db, "C-1")["email"] == "home@example.com"
+    assert "email" not in identities_of(db, "C-2")
+    assert summary.emails_left_out == (
+        "Line 3, column 'email': 'home@example.com' is another customer's email; C-2 was "
+        "imported without it (merge the two if they are one person)",
+    )
+
+
+def test_an_email_another_customer_holds_is_left_out_and_not_kept_once_they_are_erased(
+    db, tmp_path
+) -> None:
+    # given a customer holding an email
+    first = write(tmp_path, "customer_id,email\nC-1,ana@example.com\n", "first.csv")
+    assert import_customers_file(db, first, CRM).added == 1
+    # when a later file gives it, in capitals, to someone else
+    second = write(
+        tmp_path, "customer_id,email\nC-8,ANA@Example.com\nC-9,eve@example.com\n", "second.csv"
+    )
+    summary = import_customers_file(db, second, CRM)
+    # then both rows are imported, C-8 without the email, and the summary says so
+    assert summary.added == 2
+    assert summary.emails_left_out == (
+        "Line 2, column 'email': 'ana@example.com' is another customer's email; C-8 was "
+        "imported without it (merge the two if they are one person)",
+    )
+    eight = customers.find_customer_by_external_id(db, external_id="C-8")
+    assert eight is not None
+    assert eight.email is None
+    assert "email" not in identities_of(db, "C-8")
+    nine = customers.find_customer_by_external_id(db, external_id="C-9")
+    assert nine is not None
+    assert (nine.email, identities_of(db, "C-9")["email"]) == ("eve@example.com",) * 2
+    # and once the holder is erased, nobody imported carries their blocklisted address
+    one = customers.find_customer_by_external_id(db, external_id="C-1")
+    assert one is not None
+    privacy.erase_customer(db, customer_id=one.customer_id, requested_by="test")
+    db.refresh(eight)
+    assert eight.email is None
+    assert customers.may_contact(db, customer_id=eight.customer_id, purpose="service")
 
 
 def test_mapping_overrides_read_other_column_names(db, tmp_path) -> None:
@@ -466,6 +500,12 @@ def test_line_numbers_count_physical_lines(db, tmp_path) -> None:
     assert (error.value.line, error.value.column) == (5, "latitude")
 
 
+def test_a_line_of_spaces_is_skipped_as_blank(db, tmp_path) -> None:
+    path = write(tmp_path, "customer_id,city\nC-1,Paris\n   \n\t\nC-2,Lyon\n  \n")
+    summary = import_customers_file(db, path, CRM)
+    assert (summary.read, summary.added) == (2, 2)
+
+
 def test_damaged_gzip_is_malformed(db, tmp_path) -> None:
     # given a gzip export cut short
     whole = gzipped(write(tmp_path, HEADER + ROWS * 200)).read_bytes()
@@ -724,9 +764,17 @@ def test_a_phone_another_customer_holds_is_left_out_naming_its_line(db, tmp_path
     assert customers.may_contact(db, customer_id=nine.customer_id, purpose="service")
 
 
-def test_the_command_counts_and_names_phones_left_out(command_app, database_url, tmp_path) -> None:
-    path = write(tmp_path, "customer_id,phone\nC-1,+33612345678\nC-2,+33 6 12 34 56 78\n")
+def test_the_command_counts_and_names_phones_and_emails_left_out(
+    command_app, database_url, tmp_path
+) -> None:
+    path = write(
+        tmp_path,
+        "customer_id,phone,email\nC-1,+33612345678,a@example.com\n"
+        "C-2,+33 6 12 34 56 78,b@example.com\nC-3,,A@example.com\n",
+    )
     result = runner.invoke(command_app, [str(path)])
     assert result.exit_code == 0, result.output
     assert re.search(r"Added without their phone: another customer's\s*│\s*1\s*│", result.output)
+    assert re.search(r"Added without their email: another customer's\s*│\s*1\s*│", result.output)
     assert "Line 3, column 'phone': '+33612345678' is another customer's phone" in result.output
+    assert "Line 4, column 'email': 'a@example.com' is another customer's email" in result.output

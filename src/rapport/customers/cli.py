@@ -200,9 +200,12 @@ def _print_summary(path: Path, summary: ImportSummary, seconds: float) -> None:
     table.add_row(
         "Added without their phone: another customer's", f"{len(summary.phones_left_out):,}"
     )
+    table.add_row(
+        "Added without their email: another customer's", f"{len(summary.emails_left_out):,}"
+    )
     table.add_row("Time", f"{seconds:.1f} s")
     console.print(table)
-    for message in summary.phones_left_out:
+    for message in (*summary.phones_left_out, *summary.emails_left_out):
         console.print(message, style="yellow", markup=False, highlight=False)
     if summary.ignored_fields:
         console.print(

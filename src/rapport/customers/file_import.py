@@ -29,6 +29,7 @@ from rapport.platform.errors import InvalidInput, MalformedFile
 from rapport.platform.files import open_decompressed, text_encoding
 from rapport.platform.identity import (
     TIME_ZONE_MAX_LENGTH,
+    canonical_email,
     canonical_phone,
     customer_number_problem,
     time_zone_problem,
@@ -295,6 +296,7 @@ class ImportSummary:
     # Customers added without their phone, which another customer holds: one message each,
     # naming the line and column.
     phones_left_out: tuple[str, ...] = ()
+    emails_left_out: tuple[str, ...] = ()  # the same, for an email another customer holds
     ignored_fields: tuple[str, ...] = ()  # mapped, but their column is not in the file
     unused_columns: tuple[str, ...] = ()  # in the file, but mapped to nothing
 
@@ -372,8 +374,8 @@ class CustomerCsv:
                 raise MalformedFile(
                     f"the compressed file is damaged ({error}); export it again", line=start
                 ) from error
-            if not row:  # the csv module yields [] for blank lines, often found at the end
-                continue
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank: [] from the csv module (often at the end), or spaces only
             # Undecodable bytes arrive as lone surrogates (errors="surrogateescape"), so the
             # error can name the exact line and column; a decoding error would name a chunk.
             if not "".join(row).isascii():
@@ -674,6 +676,7 @@ def import_customers_file(
     read = added = duplicates = erased = 0
     batch: list[ImportedCustomer] = []
     phones_left_out: list[str] = []
+    emails_left_out: list[str] = []
 
     def flush() -> None:
         nonlocal added, erased
@@ -684,13 +687,10 @@ def import_customers_file(
             added += outcome.added
             erased += outcome.erased
             phones_left_out.extend(
-                MalformedFile(
-                    f"{c.phone!r} is another customer's phone; {c.external_id} was imported "
-                    "without it (merge the two if they are one person)",
-                    line=c.line,
-                    column=mapping.phone,
-                ).detail
-                for c in outcome.phones_left_out
+                _left_out(c, "phone", mapping.phone) for c in outcome.phones_left_out
+            )
+            emails_left_out.extend(
+                _left_out(c, "email", mapping.email) for c in outcome.emails_left_out
             )
             batch.clear()
         report("import", read, total)
@@ -713,6 +713,19 @@ def import_customers_file(
         duplicates_in_file=duplicates,
         skipped_erased=erased,
         phones_left_out=tuple(phones_left_out),
+        emails_left_out=tuple(emails_left_out),
         ignored_fields=checked.ignored_fields,
         unused_columns=checked.unused_columns,
     )
+
+
+def _left_out(customer: ImportedCustomer, kind: str, column: str | None) -> str:
+    """Why ``customer`` was imported without its ``kind`` (``phone``, ``email``), naming its
+    line and column: another customer holds the value."""
+    value = customer.phone if kind == "phone" else canonical_email(customer.email or "")
+    return MalformedFile(
+        f"{value!r} is another customer's {kind}; {customer.external_id} was imported "
+        "without it (merge the two if they are one person)",
+        line=customer.line,
+        column=column,
+    ).detail

@@ -25,10 +25,10 @@ from rapport.platform import clock
 from rapport.platform.db import among, upsert_rows
 from rapport.platform.errors import InvalidInput
 from rapport.platform.identity import (
+    canonical_email,
     canonical_phone,
     customer_number_problem,
     identity_digest,
-    normalise_identity,
     time_zone_problem,
 )
 from rapport.platform.ids import new_id
@@ -66,10 +66,13 @@ def _identity_rows(
     customers: Iterable[ImportedCustomer],
     now: datetime,
     phones: dict[str, str],
+    emails: dict[str, str],
 ) -> list[dict[str, Any]]:
     rows = []
     for c in customers:
-        identities = {"external_id": c.external_id, **({"email": c.email} if c.email else {})}
+        identities = {"external_id": c.external_id}
+        if c.external_id in emails:
+            identities["email"] = emails[c.external_id]
         if c.external_id in phones:
             identities["phone"] = phones[c.external_id]
         identities.update(c.identities)
@@ -114,39 +117,41 @@ def _without_erased_people(
     return kept
 
 
-def _phones_held(db: Session, phones: dict[str, str]) -> list[str]:
-    """Of ``phones`` (external id -> phone, in the batch's order), the external ids whose
-    phone another customer's identity holds, or an earlier record of the batch: such a number
-    names someone else, as tracking's identify finds it, and is neither attached nor made
-    the contact phone (the erasure of its holder would leave it on this profile)."""
+def _held(db: Session, kind: str, values: dict[str, str]) -> set[str]:
+    """Of ``values`` (external id -> phone or email in its identity's form, in the batch's
+    order), the external ids whose value another customer's ``kind`` identity holds, or an
+    earlier record of the batch: such a value names someone else, as tracking's identify
+    finds it, and is neither attached nor made the contact phone or email (the erasure of its
+    holder would leave it, blocklisted, on this profile)."""
     held = (
         set(
             db.scalars(
                 select(Identity.value).where(
-                    Identity.kind == "phone", among(db, Identity.value, set(phones.values()))
+                    Identity.kind == kind, among(db, Identity.value, set(values.values()))
                 )
             )
         )
-        if phones
+        if values
         else set()
     )
-    left_out: list[str] = []
-    for external_id, phone in phones.items():
-        if phone in held:
-            left_out.append(external_id)
-        held.add(phone)
+    left_out: set[str] = set()
+    for external_id, value in values.items():
+        if value in held:
+            left_out.add(external_id)
+        held.add(value)
     return left_out
 
 
 @dataclass(frozen=True)
 class BatchOutcome:
     """What :func:`load_customers` did: customers added, records skipped because they name
-    an erased person, and the records added without their phone, which another customer
-    holds (``phones_left_out``)."""
+    an erased person, and the records added without their phone or email, which another
+    customer holds (``phones_left_out``, ``emails_left_out``)."""
 
     added: int
     erased: int
     phones_left_out: tuple[ImportedCustomer, ...] = ()
+    emails_left_out: tuple[ImportedCustomer, ...] = ()
 
 
 def import_customers(
@@ -162,8 +167,9 @@ def load_customers(
     """Bulk-load customers by ``external_id`` in one transaction, with their identities,
     consents and attributes; ones already present are left as they are, so re-running an
     import adds nothing. An identity another customer already holds is not attached twice,
-    and a phone another customer holds (or an earlier record) is not kept as the contact
-    phone either (the record is added without it, and returned); a record naming an erased
+    and a phone or email another customer holds (or an earlier record) is not kept as the
+    contact phone or email either (the record is added without it, and returned); a record
+    naming an erased
     person is skipped (and counted). ``consent_source`` is what the
     consent history says the choices came from (``import:<file>`` for files)."""
     if not customers:
@@ -199,9 +205,14 @@ def load_customers(
     erased = len(fresh) - len(unerased)
     fresh = unerased
     phones = {c.external_id: phones[c.external_id] for c in fresh if c.external_id in phones}
-    left_out = set(_phones_held(db, phones))
-    for external_id in left_out:
+    phones_left_out = _held(db, "phone", phones)
+    for external_id in phones_left_out:
         del phones[external_id]
+    emails = {c.external_id: canonical_email(c.email) for c in fresh if c.email}
+    emails = {external_id: email for external_id, email in emails.items() if email}
+    emails_left_out = _held(db, "email", emails)
+    for external_id in emails_left_out:
+        del emails[external_id]
     ids = {c.external_id: new_id("cus") for c in fresh}
     upsert_rows(
         db,
@@ -210,7 +221,7 @@ def load_customers(
             {
                 "customer_id": ids[c.external_id],
                 "external_id": c.external_id,
-                "email": normalise_identity("email", c.email) if c.email else None,
+                "email": emails.get(c.external_id),
                 "phone": phones.get(c.external_id),
                 "first_name": c.first_name,
                 "last_name": c.last_name,
@@ -231,7 +242,9 @@ def load_customers(
         ],
         key_columns=["external_id"],
     )
-    upsert_rows(db, Identity.__table__, _identity_rows(ids, fresh, now, phones), key_columns=None)
+    upsert_rows(
+        db, Identity.__table__, _identity_rows(ids, fresh, now, phones, emails), key_columns=None
+    )
     consent_rows = [
         {
             "customer_id": ids[c.external_id],
@@ -255,4 +268,9 @@ def load_customers(
         key_columns=None,
     )
     db.commit()
-    return BatchOutcome(len(fresh), erased, tuple(c for c in fresh if c.external_id in left_out))
+    return BatchOutcome(
+        len(fresh),
+        erased,
+        tuple(c for c in fresh if c.external_id in phones_left_out),
+        tuple(c for c in fresh if c.external_id in emails_left_out),
+    )
