@@ -49,6 +49,43 @@ def test_category_filter_matches_path_prefix_only_at_boundaries(db) -> None:
     assert [p.sku for p in catalog.list_products(db, category="Wine/Red")] == ["A"]
 
 
+def test_categories_compare_case_and_every_character_alike_on_every_database(db) -> None:
+    catalog.upsert_products(
+        db,
+        products=[
+            product("A", category="Wine/Red"),
+            product("B", category="wine/red"),
+            product("C", category="Spirits/50%_ABV/Rum"),
+            product("D", category="Spirits/50x-ABV/Gin"),
+            product("E", category="Épicerie/Thé"),
+        ],
+    )
+
+    def skus(category: str) -> list[str]:
+        return [p.sku for p in catalog.list_products(db, category=category)]
+
+    # case counts, as in_category and recommendation rules say (SQLite's LIKE ignored it)
+    assert skus("Wine") == ["A"]
+    assert skus("wine") == ["B"]
+    assert skus("WINE/RED") == []
+    assert skus("Épicerie") == ["E"]
+    assert skus("ÉPICERIE") == skus("épicerie") == []
+    # '%' and '_' are letters, not wildcards
+    assert skus("Spirits/50%_ABV") == ["C"]
+    assert skus("Spirits/50%") == skus("Spirits/50_") == skus("Spirits/%") == []
+    assert skus("Spirits") == ["C", "D"]
+    assert catalog.unknown_categories(
+        db, categories=["WINE", "Wine", "Spirits/50%_ABV", "Spirits/50_x-ABV", "Spirits/_"]
+    ) == ["WINE", "Spirits/50_x-ABV", "Spirits/_"]
+    assert catalog.has_attribute_value(db, attribute="category", value="wine/red")
+    assert not catalog.has_attribute_value(db, attribute="category", value="Wine/RED")
+    # the SQL agrees with in_category, product by product
+    paths = {p.sku: p.category_path for p in catalog.list_products(db)}
+    for category in ("Wine", "wine", "Spirits/50%_ABV", "Spirits/", "Épicerie", ""):
+        expected = [sku for sku, path in paths.items() if catalog.in_category(path, category)]
+        assert skus(category) == expected, category
+
+
 def test_stores_upsert_and_list(db) -> None:
     store = StoreUpsert(
         store_id="st-par-01",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import QueryableAttribute, Session, aliased
@@ -135,9 +135,14 @@ def in_any_category(product_category: str | None, rule_categories: Iterable[str]
 def category_condition(
     column: QueryableAttribute[str] | ColumnElement[str], rule_category: str
 ) -> ColumnElement[bool]:
-    """``in_category`` as SQL (LIKE wildcards in the name are escaped: '_' is a letter)."""
+    """``in_category`` as SQL, the same on every database: case counts ("wine" is not
+    "Wine") and every character is itself ('%' and '_' are letters). A prefix compared with
+    ``substr`` rather than LIKE, which ignores ASCII case on SQLite and not on PostgreSQL."""
     wanted = _rule_path(rule_category)
-    return (column == wanted) | column.startswith(wanted + CATEGORY_SEPARATOR, autoescape=True)
+    if not wanted:
+        return false()
+    under = wanted + CATEGORY_SEPARATOR
+    return (column == wanted) | (func.substr(column, 1, len(under)) == under)
 
 
 def unknown_categories(db: Session, *, categories: Iterable[str]) -> list[str]:
@@ -166,10 +171,7 @@ def has_attribute_value(db: Session, *, attribute: str, value: str) -> bool:
     column = _ATTRIBUTE_COLUMNS[attribute]
     holds = column == value
     if attribute == "category":
-        # SQLite's LIKE ignores case: the prefix is compared as written too.
-        path = _rule_path(value)
-        paths = Product.category_path
-        holds = category_condition(paths, value) & (func.substr(paths, 1, len(path)) == path)
+        holds = category_condition(Product.category_path, value)
     return bool(db.scalar(select(exists().where(holds))))
 
 
