@@ -145,6 +145,8 @@ def test_bytes_that_are_not_utf8_are_named(db, tmp_path) -> None:
         ("PX-7,Dinar,1.250,KWD", 1250),  # the dinar has three decimals
         ("PX-7,Dinar,1.255,KWD", 1255),
         ("PX-8,Euro,12.5,EUR", 1250),
+        ("PX-9,Iraqi dinar,1.234,IQD", 1234),  # ISO 4217's 3 decimals, though CLDR shows none
+        ("PX-10,Serbian dinar,12.34,RSD", 1234),  # ISO 4217's 2, though CLDR shows none
     ],
 )
 def test_a_price_has_the_decimals_of_its_currency(db, tmp_path, row, price_minor) -> None:

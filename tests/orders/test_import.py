@@ -38,6 +38,7 @@ from rapport.orders.importing import (
     import_transactions_file,
 )
 from rapport.orders.models import Order, OrderLine, ReturnLine
+from rapport.platform import formatting
 from rapport.platform.db import open_session
 from rapport.platform.errors import InvalidInput
 from rapport.platform.settings import get_settings
@@ -1103,6 +1104,22 @@ def test_a_decimal_comma_has_the_currencys_decimals(
     path = write(tmp_path, HEADER + f"R1,ana,SKU-1,2024-03-01 10:00:00,{price},1,,\n")
     import_transactions_file(db, path, CUSTOM.with_overrides(currency=currency))
     assert lines_of(db, "csv:R1") == [("SKU-1", 1, unit_price, "Uncategorised", 0)]
+
+
+@pytest.mark.parametrize(
+    ("currency", "price", "unit_price", "shown"),
+    [("IQD", "1.234", 1234, "IQD1.234"), ("RSD", "12.34", 1234, "RSD12.34")],
+)
+def test_a_currency_cldr_shows_without_decimals_keeps_its_iso_4217_minor_unit(
+    db, tmp_path, currency, price, unit_price, shown
+) -> None:
+    # given a file in a currency ISO 4217 gives decimals and CLDR shows without (IQD 3, RSD 2)
+    path = write(tmp_path, HEADER + f"R1,ana,SKU-1,2024-03-01 10:00:00,{price},1,,\n")
+    # when it is imported, then the price is stored in ISO 4217 minor units, and the admin
+    # pages show it as the file wrote it
+    import_transactions_file(db, path, CUSTOM.with_overrides(currency=currency))
+    assert lines_of(db, "csv:R1") == [("SKU-1", 1, unit_price, "Uncategorised", 0)]
+    assert formatting.money(unit_price, currency) == shown
 
 
 @pytest.mark.parametrize(

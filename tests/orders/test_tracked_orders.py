@@ -32,7 +32,7 @@ from rapport.orders.schemas import OrderIn
 from rapport.orders.tracked import mapping
 from rapport.orders.tracked import processor as processor_module
 from rapport.orders.tracked.processor import TRACKING_SOURCE
-from rapport.platform import clock, jobs
+from rapport.platform import clock, formatting, jobs
 from rapport.platform import service as platform
 from rapport.platform.db import create_db_engine, open_session
 from rapport.platform.migrations_runner import upgrade
@@ -529,6 +529,32 @@ def test_money_is_converted_by_the_currency_exponent() -> None:
     assert (kuwait.lines[0].unit_price_minor, kuwait.total_minor) == (1255, 1255)
     assert mapping.currency_exponent("EUR") == 2
     assert mapping.currency_exponent("XYZ") is None
+
+
+@pytest.mark.parametrize(
+    ("currency", "price", "minor", "shown"),
+    [("IQD", "1.234", 1234, "IQD1.234"), ("RSD", "12.34", 1234, "RSD12.34"), ("AFN", 5, 500, None)],
+)
+def test_money_of_a_currency_cldr_shows_without_decimals_has_its_iso_4217_exponent(
+    currency: str, price: str | int, minor: int, shown: str | None
+) -> None:
+    # given a price in a currency ISO 4217 gives decimals and CLDR shows without
+    products = mapping.products_of({"products": [{"sku": "A", "price": price}]}, required=True)
+    order = mapping.build_order(
+        {"total": price},
+        order_id="Q-1",
+        products=products,
+        skus=["A"],
+        currency=currency,
+        customer_id=None,
+        channel="web",
+        placed_at=NOW,
+    )
+    # then it is stored in ISO 4217 minor units, which the admin pages show back as sent
+    assert (order.lines[0].unit_price_minor, order.total_minor) == (minor, minor)
+    assert mapping.currency_exponent(currency) == formatting.minor_unit_digits(currency)
+    if shown is not None:
+        assert formatting.money(minor, currency) == shown
 
 
 @pytest.mark.parametrize(

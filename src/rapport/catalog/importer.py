@@ -15,7 +15,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO
 
-from babel.numbers import get_currency_precision
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
@@ -24,7 +23,7 @@ from rapport.catalog.upserts import upsert_products
 from rapport.platform import amounts
 from rapport.platform.errors import MalformedFile, pinpointed
 from rapport.platform.files import open_decompressed
-from rapport.platform.formatting import major_to_minor, minor_to_major
+from rapport.platform.formatting import major_to_minor, minor_to_major, minor_unit_digits
 from rapport.platform.schemas import MAX_MINOR_UNITS
 
 REQUIRED = ("sku", "name", "price", "currency")
@@ -72,7 +71,7 @@ def _minor(value: str, *, line: int, column: str, currency: str) -> int:
     text = value.strip()
     known = CURRENCY.fullmatch(currency) is not None
     unit = f"in {currency}" if known else "in the row's currency"
-    digits = get_currency_precision(currency)  # 2 for a code that is no currency
+    digits = minor_unit_digits(currency)  # 2 for a code that is no currency
     such_as = f"such as {amounts.example(digits)}"
     try:
         amount = Decimal(amounts.decimal_point(text, digits))

@@ -2,24 +2,29 @@
 (``RAPPORT_LOCALE``, CLDR rules through Babel) and the program's currency.
 
 Money is stored in integer minor units (cents); :func:`money` is the one place that turns it
-into "€1,234.50", so no page shows raw cents.
+into "€1,234.50", so no page shows raw cents. How many minor units a major unit has is
+ISO 4217's minor unit (:func:`minor_unit_digits`), the same table the API, the imports and
+tracking read amounts with; CLDR only decides how an amount looks (symbol, grouping), never
+its decimals (CLDR shows IQD and RSD without decimals, ISO 4217 gives them 3 and 2).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from types import MappingProxyType
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.numbers import (
-    format_currency,
+    NumberPattern,
     format_decimal,
     format_percent,
     get_currency_name,
-    get_currency_precision,
     get_currency_symbol,
     get_decimal_symbol,
     get_group_symbol,
@@ -28,6 +33,34 @@ from babel.numbers import (
 
 DEFAULT_LOCALE = "en_GB"
 DEFAULT_CURRENCY = "EUR"
+UNKNOWN_CURRENCY_DIGITS = 2  # what an unknown code is read with, as Babel read it
+
+# ISO 4217 currencies (list one, with the fund codes and recently withdrawn ones still sent),
+# by their minor unit: the digits after the point. The only table of currency decimals.
+_MINOR_UNIT_0 = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
+_MINOR_UNIT_3 = "BHD IQD JOD KWD LYD OMR TND"
+_MINOR_UNIT_4 = "CLF UYW"
+_MINOR_UNIT_2 = (
+    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN BWP"
+    " BYN BZD CAD CDF CHE CHF CHW CNY COP COU CRC CUC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR"
+    " FJD FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW"
+    " KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN"
+    " NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD"
+    " SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD USN UYU"
+    " UZS VED VES WST XCD XCG YER ZAR ZMW ZWG ZWL"
+)
+MINOR_UNITS: Mapping[str, int] = MappingProxyType(
+    {
+        code: digits
+        for digits, codes in (
+            (0, _MINOR_UNIT_0),
+            (2, _MINOR_UNIT_2),
+            (3, _MINOR_UNIT_3),
+            (4, _MINOR_UNIT_4),
+        )
+        for code in codes.split()
+    }
+)
 NOTHING = "\u2013"  # an en dash where there is no value
 
 
@@ -66,15 +99,22 @@ def currency_choices(locale: str = DEFAULT_LOCALE) -> list[tuple[str, str]]:
     ]
 
 
+def minor_unit_digits(currency: str) -> int:
+    """Digits after the point of ``currency``'s minor unit, as ISO 4217 sets them: 2 for EUR
+    and RSD, 0 for JPY, 3 for KWD and IQD; 2 for a code ISO 4217 does not list (a code is
+    checked against :data:`MINOR_UNITS` where an unknown one must be refused)."""
+    return MINOR_UNITS.get(currency, UNKNOWN_CURRENCY_DIGITS)
+
+
 def minor_to_major(minor: int | float, currency: str) -> Decimal:
     """Minor units as the currency's major unit: 1234 cents → 12.34 (0 decimals for JPY)."""
-    return Decimal(str(minor)).scaleb(-get_currency_precision(currency))
+    return Decimal(str(minor)).scaleb(-minor_unit_digits(currency))
 
 
 def major_to_minor(major: Decimal | float | str, currency: str) -> int:
     """What a form's "12.34" is in minor units; raises ValueError on more decimals than the
     currency has."""
-    amount = Decimal(str(major)).scaleb(get_currency_precision(currency))
+    amount = Decimal(str(major)).scaleb(minor_unit_digits(currency))
     if amount != amount.to_integral_value():
         raise ValueError(f"{major} {currency} has more decimals than {currency} allows")
     return int(amount)
@@ -104,14 +144,17 @@ def money_input(minor: int | None, currency: str, locale: str = DEFAULT_LOCALE) 
     ``1234, "JPY"`` → "1,234". :func:`parse_money` reads it back."""
     if minor is None:
         return ""
-    digits = get_currency_precision(currency)
+    digits = minor_unit_digits(currency)
     pattern = "#,##0" + ("." + "0" * digits if digits else "")
     return format_decimal(minor_to_major(minor, currency), format=pattern, locale=locale)
 
 
 def money_example(currency: str, locale: str = DEFAULT_LOCALE) -> str:
-    """How to type an amount of ``currency``, for a message: "1,234.50" (EUR), "1,234" (JPY)."""
-    return money_input(123450 if get_currency_precision(currency) else 1234, currency, locale)
+    """How to type an amount of ``currency``, for a message: "1,234.50" (EUR), "1,234" (JPY),
+    "1,234.500" (KWD)."""
+    digits = minor_unit_digits(currency)
+    minor = int(Decimal("1234.5").scaleb(digits)) if digits else 1234
+    return money_input(minor, currency, locale)
 
 
 def _currency_marks(currency: str, locale: str) -> list[str]:
@@ -158,7 +201,7 @@ def parse_money(text: str, currency: str, locale: str = DEFAULT_LOCALE) -> int:
     currency has, as typed with "." between thousands), "1e3", another currency's symbol.
     Raises :class:`MoneyUnreadable` saying how to type it."""
     group, point = get_group_symbol(locale), get_decimal_symbol(locale)
-    digits = get_currency_precision(currency)
+    digits = minor_unit_digits(currency)
     example = money_example(currency, locale)
     between = _MARKS.get(group, group)
     after = f"{_MARKS.get(point, point)} before the decimals" if digits else "no decimals"
@@ -188,10 +231,26 @@ def parse_money(text: str, currency: str, locale: str = DEFAULT_LOCALE) -> int:
 
 
 def money(minor: int | float | None, currency: str, locale: str = DEFAULT_LOCALE) -> str:
-    """``1234, "EUR"`` → "€12.34"; ``None`` → an en dash."""
+    """``1234, "EUR"`` → "€12.34", ``1234, "IQD"`` → "IQD1.234"; ``None`` → an en dash. The
+    locale's currency pattern (symbol, grouping) with exactly the ISO 4217 decimals."""
     if minor is None:
         return NOTHING
-    return format_currency(minor_to_major(minor, currency), currency, locale=locale)
+    digits = minor_unit_digits(currency)
+    shown: str = _currency_pattern(locale, digits).apply(
+        minor_to_major(minor, currency),
+        Locale.parse(locale),
+        currency=currency,
+        currency_digits=False,
+    )
+    return shown
+
+
+@functools.cache
+def _currency_pattern(locale: str, digits: int) -> NumberPattern:
+    """``locale``'s standard currency pattern with ``digits`` decimals, neither more nor less."""
+    pattern: NumberPattern = copy.copy(Locale.parse(locale).currency_formats["standard"])
+    pattern.frac_prec = (digits, digits)
+    return pattern
 
 
 def number(

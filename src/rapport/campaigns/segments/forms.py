@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from babel.numbers import get_currency_precision
 from pydantic import BaseModel, ValidationError
 
 from rapport.campaigns.segments.conditions import (
@@ -251,7 +250,7 @@ def widgets_for(
             widgets.append(Widget(control="value", currency=currency, **common))
         elif name.endswith("_minor") and spec.get("type") == "integer":
             bounds = _number_bounds(spec)
-            precision = get_currency_precision(currency)
+            precision = formatting.minor_unit_digits(currency)
             common["label"] = f"{label} ({currency})"
             widgets.append(
                 Widget(

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
+from rapport.platform import formatting
 from rapport.platform.errors import InvalidInput
 from rapport.platform.errors import MalformedFile as FileProblem
 
@@ -41,22 +42,15 @@ CONSENT_PREFIX = "consent."  # consent.<purpose>: the column holding the custome
 WHITESPACE = "whitespace"
 WEB_STORE_ID = "web"  # the online warehouse, as the demo retailer names it
 
-# ISO 4217 currencies whose minor unit is not the cent; the rest have two decimals.
-_ZERO_DECIMALS = frozenset(
-    {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
-     "VUV", "XAF", "XOF", "XPF"}
-)  # fmt: skip
-_THREE_DECIMALS = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
 SKU = re.compile(catalog.SKU_PATTERN)
 NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
 SAMPLE_TIME = datetime(2001, 2, 3, 14, 5, 6)  # noqa: DTZ001 - only formatted, as an example
 
 
 def minor_digits(currency: str) -> int:
-    """Decimals of the currency's minor unit (2 for EUR, 0 for JPY, 3 for KWD)."""
-    if currency in _ZERO_DECIMALS:
-        return 0
-    return 3 if currency in _THREE_DECIMALS else 2
+    """Decimals of the currency's ISO 4217 minor unit (2 for EUR, 0 for JPY, 3 for KWD and
+    IQD), as everywhere in Rapport (:func:`rapport.platform.formatting.minor_unit_digits`)."""
+    return formatting.minor_unit_digits(currency)
 
 
 class MalformedFile(FileProblem):

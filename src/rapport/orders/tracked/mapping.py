@@ -26,30 +26,16 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from rapport.orders.schemas import OrderIn
+from rapport.platform import formatting
 from rapport.platform.schemas import MAX_MINOR_UNITS
 
 # The most products one tracked order may have (as POST /v1/orders allows lines).
 MAX_PRODUCTS = 500
 MAX_QUANTITY = 10_000
 
-# ISO 4217 currencies in use, by their minor-unit exponent (digits after the point).
-_EXPONENT_0 = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
-_EXPONENT_3 = "BHD IQD JOD KWD LYD OMR TND"
-_EXPONENT_4 = "CLF UYW"
-_EXPONENT_2 = (
-    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN BWP"
-    " BYN BZD CAD CDF CHE CHF CHW CNY COP COU CRC CUC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR"
-    " FJD FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW"
-    " KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN"
-    " NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD"
-    " SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD USN UYU"
-    " UZS VED VES WST XCD XCG YER ZAR ZMW ZWG ZWL"
-)
-CURRENCY_EXPONENTS: dict[str, int] = {
-    code: exponent
-    for exponent, codes in ((0, _EXPONENT_0), (2, _EXPONENT_2), (3, _EXPONENT_3), (4, _EXPONENT_4))
-    for code in codes.split()
-}
+# ISO 4217 currencies by their minor-unit exponent (digits after the point): Rapport's one
+# table, which the admin pages and the imports read amounts with too.
+CURRENCY_EXPONENTS: Mapping[str, int] = formatting.MINOR_UNITS
 
 Reason = Literal[
     "missing_order_id",
