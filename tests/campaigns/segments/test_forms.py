@@ -243,3 +243,26 @@ def test_a_money_trait_is_shown_and_typed_in_the_currency_with_a_label() -> None
     # other numeric traits stay plain numbers
     orders = {**typed, "c0.field": ["order_count"], "c0.value": ["100"]}
     assert conditions_from_form(orders)[0]["value"] == 100
+
+
+@pytest.mark.parametrize(
+    ("currency", "step", "shown"),
+    [
+        ("EUR", "0.01", "12.34"),
+        ("JPY", "1", "1234"),
+        ("IQD", "0.001", "1.234"),
+        ("RSD", "0.01", "12.34"),
+    ],
+)
+def test_a_money_field_has_the_currencys_iso_4217_decimals(
+    currency: str, step: str, shown: str
+) -> None:
+    # IQD and RSD: ISO 4217 gives them 3 and 2 decimals where CLDR shows none
+    choices = {**CHOICES, "currency": [(currency, currency)]}
+    condition = {"kind": "predicted_value", "min_minor": 1234}
+    form = condition_form(0, condition, choices=choices)
+    widgets = {w.name: w for w in form.widgets}
+    assert (widgets["min_minor"].currency, widgets["min_minor"].step) == (currency, step)
+    assert form.values["min_minor"] == shown
+    submitted = {"c0.kind": [form.kind], **field_names(0, form.widgets, form.values)}
+    assert conditions_from_form(submitted, choices=choices) == [_stored(condition)]
