@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from rapport.orders import service as orders
+from rapport.orders.schemas import OrderIn
 from rapport.platform.console import console
 from rapport.platform.db import open_session
 from rapport.platform.settings import get_settings
 from rapport.recommend import service
 from rapport.recommend.cli import measured_lines, recommend_app
 from tests.conftest import migrated_sqlite
+from tests.loyalty.factories import make_customer
+from tests.orders.factories import order_body, seed_catalog
 
 from .test_admin import MEASURED
 
@@ -125,6 +129,25 @@ def test_training_before_any_order_trains_nothing_and_says_so(
     trained = CliRunner().invoke(recommend_app, ["train"])
     assert trained.exit_code == 0, trained.output
     assert "No orders to learn from yet: nothing trained." in trained.output
+    with open_session(database_url) as db:
+        assert service.list_versions(db) == []
+    assert service.active_version(tmp_path) is None
+
+
+def test_training_a_shop_whose_orders_are_all_cancelled_trains_nothing_and_says_so(
+    database_url: str, tmp_path: Path
+) -> None:
+    with open_session(database_url) as db:
+        seed_catalog(db, stock=50)
+        order = orders.place_order(
+            db, order=OrderIn.model_validate(order_body(customer_id=make_customer(db)))
+        )
+        orders.cancel_order(db, order_id=order.order_id)
+    trained = CliRunner().invoke(recommend_app, ["train"])
+    assert trained.exit_code == 0, trained.output
+    assert "No purchases to learn from: every order is cancelled or returned." in " ".join(
+        trained.output.split()
+    )
     with open_session(database_url) as db:
         assert service.list_versions(db) == []
     assert service.active_version(tmp_path) is None

@@ -8,10 +8,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
+from rapport.orders import service as orders
+from rapport.orders.schemas import OrderIn
 from rapport.platform import clock, jobs
 from rapport.platform.db import begin_write_now, open_session
 from rapport.platform.settings import Settings
 from rapport.recommend import service, tasks
+from tests.loyalty.factories import make_customer
+from tests.orders.factories import order_body, seed_catalog
 
 from .factories import NOW, seed_shop
 
@@ -145,3 +149,37 @@ def test_training_asked_for_before_any_order_trains_nothing(
     tasks.train(db, {"by": "admin"})
     assert _versions(db) == []
     assert service.active_version(settings.data_dir) is None
+
+
+def test_a_shop_whose_orders_are_all_cancelled_gets_no_empty_model_at_any_tick(
+    committed_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a shop whose only order was cancelled: it has orders, but no purchase
+    frozen = clock.FrozenClock(NOW)
+    clock.set_clock(frozen)
+    monkeypatch.setattr(tasks, "get_settings", lambda: settings)
+    with open_session(committed_url) as db:
+        seed_catalog(db, stock=50)
+        order = orders.place_order(
+            db, order=OrderIn.model_validate(order_body(customer_id=make_customer(db)))
+        )
+        orders.cancel_order(db, order_id=order.order_id, reason="payment declined")
+
+    # when training is asked for, and the worker's ticks come through the day
+    with open_session(committed_url) as db:
+        with pytest.raises(service.NothingToLearn):
+            service.train_model(db, data_dir=settings.data_dir, trained_by="admin")
+        tasks.train(db, {"by": "admin"})
+    for _ in range(3):
+        _scheduled_run(committed_url)
+        frozen.advance(tasks.TICK)
+
+    # then no version is recorded or saved, and answers keep `model_version: null`
+    with open_session(committed_url) as db:
+        assert _versions(db) == []
+        answer = service.recommend(
+            db, request=service.Request(placement="home"), data_dir=settings.data_dir
+        )
+    assert (answer.model_version, answer.items) == (None, [])
+    assert service.active_version(settings.data_dir) is None
+    assert not list(service.models_directory(settings.data_dir).glob("*.npz"))

@@ -35,7 +35,14 @@ def train_command(
                 "train again (the worker trains within the hour once there are some)."
             )
             return
-        version = service.train_model(db, data_dir=get_settings().data_dir, trained_by=by)
+        try:
+            version = service.train_model(db, data_dir=get_settings().data_dir, trained_by=by)
+        except service.NothingToLearn:
+            console.print(
+                "No purchases to learn from: every order is cancelled or returned. Nothing "
+                "trained; the model served stays."
+            )
+            return
     console.print(
         f"Model [bold]{version.version}[/bold]: {_counted(version.customers, 'customer')}, "
         f"{_counted(version.items, 'item')}, {_counted(version.purchases, 'purchase line')}, "

@@ -64,6 +64,7 @@ __all__ = [
     "MerchRuleChange",
     "ModelHolder",
     "ModelVersion",
+    "NothingToLearn",
     "Request",
     "RuleIn",
     "active_version",
@@ -672,6 +673,12 @@ def rule_changes(
 # ------------------------------------------------------------------------------ training
 
 
+class NothingToLearn(Exception):
+    """:func:`train_model` found no purchase to learn from (no orders yet, or every one
+    cancelled or returned): it recorded nothing, and the model served (or none:
+    ``model_version: null``) stays."""
+
+
 def _training_data(db: Session, until: datetime) -> tuple[list[Purchase], list[ProductFacts]]:
     purchases = [
         Purchase(
@@ -684,6 +691,10 @@ def _training_data(db: Session, until: datetime) -> tuple[list[Purchase], list[P
         )
         for line in orders.purchase_lines(db, until=until)
     ]
+    if not purchases:
+        raise NothingToLearn(
+            "no purchases to learn from (no orders yet, or every one cancelled or returned)"
+        )
     products: list[ProductFacts] = []
     after: str | None = None
     while page := catalog.list_products(db, after_sku=after, limit=1000):
@@ -719,13 +730,19 @@ def train_model(
 ) -> ModelVersion:
     """Learn a new model version from every purchase so far, with the blend's weights chosen
     and measured on the history's last weeks (``metrics``: per protocol, each part's and the
-    served blend's Recall@20), save it, and make it the one served."""
+    served blend's Recall@20), save it, and make it the one served. With no purchase to learn
+    from it raises :class:`NothingToLearn` and records nothing: an empty model would answer a
+    version with no items, where storefronts wait for ``model_version: null``."""
     started = time.perf_counter()
     moment = now or clock.now()
     # Read without SQLite's write lock (training takes seconds to minutes), then end that
     # read before recording the version.
     read_only(db)
-    purchases, products = _training_data(db, moment)
+    try:
+        purchases, products = _training_data(db, moment)
+    except NothingToLearn:
+        db.rollback()
+        raise
     segments = _segments_of_customers(db, purchases)
     db.rollback()
     version = f"{moment:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"

@@ -47,8 +47,9 @@ def train(db: Session, payload: dict[str, Any]) -> None:
     trains once a UTC day: it leaves out a day whose model already learnt from purchases
     (``rapport init --demo`` trains before the first ``serve``, whose worker would otherwise
     learn the same history again at once), and a shop with no orders yet (a fresh install
-    keeps answering ``model_version: null``). Training someone asked for (``payload["by"]``)
-    runs whatever the day, once there are orders."""
+    keeps answering ``model_version: null``), or whose orders hold no purchase (all cancelled
+    or returned: nothing is trained or recorded, the model served stays). Training someone
+    asked for (``payload["by"]``) runs whatever the day, once there are purchases."""
     scheduled = "by" not in payload
     day = jobs.period_start(NIGHTLY)
     # The checks and the training's read share one snapshot: begun by the check, a write
@@ -60,9 +61,14 @@ def train(db: Session, payload: dict[str, Any]) -> None:
     if nothing_to_learn(db):
         log.info("training left out: no orders to learn from yet")
         return
-    service.train_model(
-        db, data_dir=get_settings().data_dir, trained_by=str(payload.get("by", "schedule"))
-    )
+    try:
+        service.train_model(
+            db, data_dir=get_settings().data_dir, trained_by=str(payload.get("by", "schedule"))
+        )
+    except service.NothingToLearn as nothing:
+        # Every order cancelled or returned: one query on the purchase lines, then nothing is
+        # recorded or served, and the next tick looks again.
+        log.info("training left out: %s", nothing)
 
 
 jobs.scheduled(service.TRAIN_JOB, every=TICK)
