@@ -653,6 +653,27 @@ def test_command_imports_and_prints_a_summary(command_app, database_url, tmp_pat
         assert totals(db)[:2] == (3, 4)
 
 
+def test_command_counts_the_orders_kept_without_their_erased_customer(
+    command_app, database_url, tmp_path
+) -> None:
+    # given a customer erased after a first import, which says nothing of erased people
+    first = runner.invoke(command_app, [str(write(tmp_path, HEADER + ROWS)), *MAPPED])
+    assert first.exit_code == 0, first.output
+    assert "erased" not in first.output
+    with open_session(database_url) as db:
+        ben = customers.find_customer_by_external_id(db, external_id="ben")
+        assert ben is not None
+        privacy.erase_customer(db, customer_id=ben.customer_id, requested_by="test")
+    # when an older export naming them is imported
+    older = write(tmp_path, HEADER + "OLD-" + ROWS.replace("\nR", "\nOLD-R"), name="o.csv")
+    result = runner.invoke(command_app, [str(older), *MAPPED])
+    # then the summary counts their order apart
+    assert result.exit_code == 0, result.output
+    assert re.search(r"Orders kept without their erased customer\s*│\s*1\s*│", result.output), (
+        result.output
+    )
+
+
 def test_command_says_when_the_prices_are_not_in_the_currency_the_admin_shows(
     command_app, database_url, tmp_path
 ) -> None:

@@ -200,6 +200,8 @@ def _print_summary(
                 f"{summary.return_units_capped:,}",
             )
     table.add_row("Customers created", f"{summary.customers_created:,}")
+    if summary.orders_of_erased:
+        table.add_row("Orders kept without their erased customer", f"{summary.orders_of_erased:,}")
     table.add_row("Products created", f"{summary.products_created:,}")
     if summary.stores_created:
         table.add_row("Stores created", f"{summary.stores_created:,}")
