@@ -3,6 +3,7 @@ parts gives back exactly what it earned, never more, each part within a point of
 
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 
 from hypothesis import HealthCheck, given, settings
@@ -10,10 +11,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rapport.events.models import Event
 from rapport.loyalty import service as ledger
+from rapport.loyalty.earning.processor import process_loyalty_events
 from rapport.loyalty.models import Award, QualifyingActivity
 from rapport.orders import service as orders
 from rapport.orders.schemas import OrderIn, ReturnIn
+from rapport.platform.db import open_session
 from tests.loyalty.earning.test_earning import process
 from tests.loyalty.factories import frozen_clock, make_customer
 from tests.orders.factories import CHIANTI, CORKSCREW, order_body, seed_catalog
@@ -146,3 +150,51 @@ def test_returns_in_any_split_never_take_back_more_than_earned(
     for reversal in reversals:
         running += reversal
         assert 0 <= running <= earned
+
+
+def test_concurrent_returns_of_one_order_take_back_what_it_earned_once(committed_url) -> None:
+    # given a member's order of 3 x 14.49 (43 points) and its three single-unit returns,
+    # logged but not yet handled
+    frozen_clock()
+    with open_session(committed_url) as db:
+        seed_catalog(db, stock=50)
+        member = make_customer(db)
+        place_lines(db, member, [(CHIANTI, 1, 1200)])
+        order_id = place_lines(db, member, [(CHIANTI, 3, 1449)])
+        process(db)
+        for _ in range(3):
+            return_units(db, order_id, {CHIANTI: 1})
+        positions = list(
+            db.scalars(
+                select(Event.position)
+                .where(Event.type == "order_returned", Event.customer_id == member)
+                .order_by(Event.position)
+            )
+        )
+    assert len(positions) == 3
+    start = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def handle(position: int) -> None:
+        start.wait()
+        with open_session(committed_url) as db:
+            try:
+                event = db.scalars(select(Event).where(Event.position == position)).one()
+                process_loyalty_events(db, [event])
+                db.commit()
+            except BaseException as error:
+                errors.append(error)
+
+    # when the three are handled at the same moment, each in its own transaction
+    threads = [threading.Thread(target=handle, args=(p,)) for p in positions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    # then together they take back the 43 points, once
+    assert errors == []
+    with open_session(committed_url) as db:
+        assert sorted(_reversals(db, member)) == [14, 14, 15]
+        assert ledger.order_points(db, customer_id=member, order_id=order_id).reversible == 0
+        assert ledger.invariant_violations(db) == []
