@@ -338,7 +338,7 @@ def test_export_returns_every_domain_with_what_it_holds(api: Api) -> None:
     assert len(points["referral_codes"]) == 1
     assert points["referrals"][0]["role"] == "referrer"
     assert [c["rule"] for c in points["coupons"]] == ["welcome"]
-    assert document["recommendations"]["personalised"] is True
+    assert document["recommendations"]["personalized"] is True
     stored = [answer["answer"] for answer in document["stored_answers"]]
     assert any(a.get("subject") == TICKET_SUBJECT for a in stored)
     # and the request is on record

@@ -132,7 +132,8 @@ def test_tier_rules_do_not_apply_without_personalization_consent(
     exported = service.export_customer_data(
         db, subject=PrivacySubject(customer_id=customer, customer_ids=(customer,))
     )
-    assert exported["recommendations"]["segments"] == ["customers"]
+    # Spelt as the API's `personalized` and the consent purpose are.
+    assert exported["recommendations"] == {"personalized": False, "segments": ["customers"]}
 
 
 @pytest.mark.parametrize(

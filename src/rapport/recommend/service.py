@@ -894,7 +894,7 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
     personal = customers.has_consent(db, customer_id=subject.customer_id, purpose="personalization")
     return {
         "recommendations": {
-            "personalised": personal,
+            "personalized": personal,
             "segments": sorted(_segments(db, subject.customer_id, personal=personal)),
         }
     }
