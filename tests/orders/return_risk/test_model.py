@@ -278,6 +278,35 @@ def test_explain_names_a_serial_returner_first(world, fitted) -> None:
     assert probability > 0.5
 
 
+def test_a_basket_below_the_shops_rate_is_called_low_risk_not_raised(world, fitted) -> None:
+    # given the training history plus a customer who kept all six past orders
+    labelled, _ = world
+    history = fitted.new_history()
+    past = [item for item in labelled if item.basket.placed_at < SPLIT]
+    past += [
+        LabelledBasket(basket(f"K{day}", "keeper", day, ("HOME-1", "home", 1, 900)), False)
+        for day in (10, 40, 70, 100, 130, 160)
+    ]
+    for item in sorted(past, key=lambda item: item.basket.placed_at):
+        history.record(item)
+    safe = basket("K-next", "keeper", 245, ("HOME-2", "home", 1, 900))
+    shop_rate = sum(item.returned for item in past) / len(past)
+    probability = fitted.predict_proba(safe, history)
+    assert probability < shop_rate
+
+    # when the basket is explained against the shop's rate
+    reasons = fitted.explain(safe, history, base_rate=shop_rate)
+
+    # then it is said to be low risk, with both figures, and every other reason says it keeps
+    # the risk low: none reads as raising it
+    assert reasons[0] == f"low risk: {probability:.1%} against the shop's {shop_rate:.1%}"
+    assert 2 <= len(reasons) <= 3
+    assert all(reason.startswith("keeps it low: ") for reason in reasons[1:])
+    assert "keeps it low: 6 past orders with their 30 days closed, none returned" in reasons
+    # and a basket above the rate is still explained by what raises it
+    assert fitted.explain(safe, history, base_rate=probability / 2) == fitted.explain(safe, history)
+
+
 def test_the_customer_reason_never_calls_open_or_returned_orders_kept() -> None:
     # given a customer with one order whose 30 days have closed, kept, then three orders
     # today whose every unit came back within the hour

@@ -574,8 +574,17 @@ class ReturnRiskModel:
         """Calibrated probabilities for feature rows."""
         return self._probabilities(self._matrix(rows))
 
-    def explain(self, basket: Basket, history: ReturnHistory, *, top: int = 3) -> list[str]:
-        """The reasons that raise this basket's risk most, as short sentences.
+    def explain(
+        self,
+        basket: Basket,
+        history: ReturnHistory,
+        *,
+        top: int = 3,
+        base_rate: float | None = None,
+    ) -> list[str]:
+        """The reasons that raise this basket's risk most, as short sentences; with
+        ``base_rate`` (the shop's share of orders that come back), a basket scored at or
+        below it is said to be low risk instead, with what keeps it low.
 
         Parameters
         ----------
@@ -585,15 +594,22 @@ class ReturnRiskModel:
             Everything known before the basket.
         top : int, default 3
             At most this many reasons.
+        base_rate : float, optional
+            The shop's return rate. A basket whose probability is at or below it is never
+            explained by what raises its risk (a 2% basket in an 8% shop "often comes back"
+            misleads): the first reason says "low risk" and both figures, and the others
+            each begin "keeps it low:".
 
         Returns
         -------
         list of str
             Most important first; empty when nothing raises the risk above typical.
         """
-        return self.explain_features(history.features(basket), top=top)
+        return self.explain_features(history.features(basket), top=top, base_rate=base_rate)
 
-    def explain_features(self, row: BasketFeatures, *, top: int = 3) -> list[str]:
+    def explain_features(
+        self, row: BasketFeatures, *, top: int = 3, base_rate: float | None = None
+    ) -> list[str]:
         """:meth:`explain` from a feature row.
 
         Each reason group (customer record, recency, value, size, prices, items, categories,
@@ -616,6 +632,16 @@ class ReturnRiskModel:
             what_if[number, columns] = self.reference[columns]
         raw = self._raw(what_if)
         lifts = {name: raw[0] - raw[number] for number, name in enumerate(groups, start=1)}
+        if base_rate is not None:
+            probability = float(self._probabilities(base)[0])
+            if probability <= base_rate:
+                # What lowers the log-odds most is what keeps this basket low.
+                lowering = sorted(
+                    (name for name in groups if lifts[name] < -0.02), key=lambda n: lifts[n]
+                )
+                said = f"low risk: {probability:.1%} against the shop's {base_rate:.1%}"
+                kept_low = [f"keeps it low: {reason_for(name, row)}" for name in lowering]
+                return [said, *kept_low][:top]
         ranked = sorted((name for name in groups if lifts[name] > 0.02), key=lambda n: -lifts[n])
         return [reason_for(name, row) for name in ranked[:top]]
 

@@ -490,7 +490,7 @@ def assess_return_risk(
         )
         if scorer.model is not None:
             probability = scorer.model.predict_proba(basket, scorer.history)
-            reasons = scorer.model.explain(basket, scorer.history)
+            reasons = scorer.model.explain(basket, scorer.history, base_rate=scorer.baseline.rate)
             source = scorer.model_path.name if scorer.model_path else "model"
         else:
             probability = baseline_probability if baseline_probability is not None else 0.0
