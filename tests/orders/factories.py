@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -97,3 +99,27 @@ def order_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def run_at_once(*calls: Callable[[], str]) -> list[str]:
+    """Each call in a thread of its own, all let go at the same moment; what each answered, in
+    the order given (an error other than a refusal is raised here)."""
+    barrier = threading.Barrier(len(calls))
+    answers: list[str | BaseException] = [""] * len(calls)
+
+    def run(index: int) -> None:
+        barrier.wait(timeout=30)
+        try:
+            answers[index] = calls[index]()
+        except BaseException as error:
+            answers[index] = error
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
+    return [str(answer) for answer in answers]

@@ -12,12 +12,12 @@ from sqlalchemy import select, text
 from rapport.catalog import service as catalog
 from rapport.events.models import Event
 from rapport.orders import service as orders
-from rapport.orders.schemas import OrderIn
+from rapport.orders.schemas import OrderIn, ReturnIn
 from rapport.platform import clock
 from rapport.platform.db import open_session
-from rapport.platform.errors import Conflict
+from rapport.platform.errors import Conflict, Problem
 from tests.conftest import auth, command
-from tests.orders.factories import CHIANTI, CORKSCREW, order_body, seed_catalog
+from tests.orders.factories import CHIANTI, CORKSCREW, order_body, run_at_once, seed_catalog
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 
@@ -281,13 +281,14 @@ def test_a_cancellation_racing_a_collection_releases_nothing(committed_url, back
         till.execute(text("SELECT 1 FROM orders WHERE order_id = 'O-RACE' FOR UPDATE"))
         canceller = threading.Thread(target=cancel)
         canceller.start()
-        time.sleep(1)  # the cancellation has read the order ready for pick-up, and waits
+        time.sleep(1)  # the cancellation waits for the order
         till.execute(text("UPDATE orders SET status = 'collected' WHERE order_id = 'O-RACE'"))
         till.commit()
         canceller.join(timeout=30)
 
-    # then the cancellation finds the order no longer as it read it, and releases nothing
-    assert outcome == ["Order O-RACE changed while it was being cancelled: read it again"]
+    # then the cancellation reads the order collected, and releases nothing
+    assert len(outcome) == 1
+    assert outcome[0].startswith("Order O-RACE is collected: it was collected, so it can no")
     with open_session(committed_url) as db:
         level = catalog.get_stock(db, sku=CHIANTI, store_id="st-lyo-01")
         assert (level.on_hand, level.reserved) == (1, 1)
@@ -321,3 +322,84 @@ def test_a_collection_after_the_order_was_cancelled_hands_nothing_over(
         level = catalog.get_stock(db, sku=CHIANTI, store_id="st-lyo-01")
         assert (level.on_hand, level.reserved) == (1, 0)
         assert db.scalars(select(Event).where(Event.type == "order_collected")).all() == []
+
+
+def _two_chianti_shipped(url: str, order_id: str) -> None:
+    """A parcel of two Chianti from the web warehouse, placed and committed."""
+    with open_session(url) as db:
+        request = order_body(
+            order_id=order_id,
+            lines=[{"sku": CHIANTI, "quantity": 2, "unit_price_minor": 600}],
+            discount_minor=0,
+            shipping_minor=0,
+            subtotal_minor=1200,
+            total_minor=1200,
+            payments=[{"method": "card", "amount_minor": 1200}],
+        )
+        orders.place_order(db, order=OrderIn.model_validate(request))
+
+
+def _attempt(url: str, verb: str, action) -> str:  # type: ignore[no-untyped-def]
+    with open_session(url) as db:
+        try:
+            action(db)
+        except Problem as refused:
+            db.rollback()
+            return f"refused: {refused.detail}"
+    return verb
+
+
+def test_a_cancellation_and_a_return_at_once_are_never_both_taken(committed_url) -> None:
+    # given parcels of two Chianti taken from the web warehouse's 100
+    with open_session(committed_url) as db:
+        seed_catalog(db)
+    rounds = 8
+    for n in range(rounds):
+        _two_chianti_shipped(committed_url, f"RACE-{n}")
+    one_back = ReturnIn.model_validate(
+        {
+            "channel": "web",
+            "lines": [{"sku": CHIANTI, "quantity": 1, "reason": "damaged", "restock": True}],
+        }
+    )
+
+    # when each is cancelled and one of its units returned at the same moment
+    outcomes = [
+        run_at_once(
+            lambda n=n: _attempt(
+                committed_url,
+                "cancelled",
+                lambda db: orders.cancel_order(db, order_id=f"RACE-{n}"),
+            ),
+            lambda n=n: _attempt(
+                committed_url,
+                "returned",
+                lambda db: orders.record_return(db, order_id=f"RACE-{n}", request=one_back),
+            ),
+        )
+        for n in range(rounds)
+    ]
+
+    # then of each pair exactly one went through, and stock and the log say only that one
+    cancelled = sum(1 for outcome in outcomes if outcome[0] == "cancelled")
+    for cancel, give_back in outcomes:
+        if cancel == "cancelled":
+            assert give_back.startswith("refused: Order RACE-")
+            assert "was cancelled" in give_back
+        else:
+            assert give_back == "returned"
+            assert "unit(s) returned already" in cancel or "changed while" in cancel
+    with open_session(committed_url) as db:
+        level = catalog.get_stock(db, sku=CHIANTI, store_id="web")
+        assert level is not None
+        # 2 units back for each cancellation, 1 for each return
+        assert level.on_hand == 100 - 2 * rounds + 2 * cancelled + (rounds - cancelled)
+        logged = db.scalars(
+            select(Event).where(Event.type.in_(["order_cancelled", "order_returned"]))
+        ).all()
+        by_order = sorted(event.properties["order_id"] for event in logged)
+        assert by_order == sorted(f"RACE-{n}" for n in range(rounds))
+        for n, (cancel, _) in enumerate(outcomes):
+            order = orders.get_order(db, order_id=f"RACE-{n}")
+            assert order is not None
+            assert order.status == ("cancelled" if cancel == "cancelled" else "placed")

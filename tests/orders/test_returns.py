@@ -17,9 +17,12 @@ from rapport.catalog.schemas import ProductUpsert
 from rapport.events.models import Event
 from rapport.orders import service as orders
 from rapport.orders.models import Order, OrderLine, ReturnLine
+from rapport.orders.schemas import OrderIn, ReturnIn
 from rapport.platform import clock
+from rapport.platform.db import open_session
+from rapport.platform.errors import Problem
 from tests.conftest import auth, command
-from tests.orders.factories import CHIANTI, seed_catalog
+from tests.orders.factories import CHIANTI, run_at_once, seed_catalog
 
 SKUS = ("R-0", "R-1", "R-2", "R-3")
 _order_numbers = itertools.count(1)
@@ -419,3 +422,47 @@ def test_every_unit_of_a_sku_on_two_lines_can_be_returned(
         [(line["line_no"], line["quantity"]) for line in event.properties["lines"]]
         for event in logged
     ] == [[(1, 1), (2, 1)], [(2, 1)], [(1, 1), (2, 2)]]
+
+
+def test_returns_at_the_same_moment_never_bring_back_more_than_was_bought(
+    committed_url: str,
+) -> None:
+    # given parcels of two Chianti taken from the web warehouse's 100
+    with open_session(committed_url) as db:
+        seed_catalog(db)
+    rounds = 4
+    for n in range(rounds):
+        with open_session(committed_url) as db:
+            body = order_of(
+                f"TWICE-{n}", [{"sku": CHIANTI, "quantity": 2, "unit_price_minor": 600}]
+            )
+            orders.place_order(db, order=OrderIn.model_validate(body))
+    one_back = ReturnIn.model_validate(returning((CHIANTI, 1), restock=True))
+
+    def give_back(order_id: str) -> str:
+        with open_session(committed_url) as db:
+            try:
+                return orders.record_return(db, order_id=order_id, request=one_back).return_id
+            except Problem as refused:
+                db.rollback()
+                return f"refused: {refused.detail}"
+
+    # when three returns of one unit each come for each at the same moment
+    outcomes = [run_at_once(*[lambda n=n: give_back(f"TWICE-{n}")] * 3) for n in range(rounds)]
+
+    # then two of each went through and the third was told only what was left (none)
+    for outcome in outcomes:
+        refused = [said for said in outcome if said.startswith("refused")]
+        assert refused == [f"refused: Only 0 of {CHIANTI} can still be returned"]
+    with open_session(committed_url) as db:
+        returned = db.scalars(select(OrderLine.returned_quantity)).all()
+        assert returned == [2] * rounds
+        back = db.scalars(select(ReturnLine.quantity)).all()
+        assert sum(back) == 2 * rounds
+        refunds = db.scalars(select(ReturnLine.refund_minor)).all()
+        assert sum(refunds) == 1200 * rounds
+        level = catalog.get_stock(db, sku=CHIANTI, store_id="web")
+        assert level is not None
+        assert level.on_hand == 100
+        logged = db.scalars(select(Event).where(Event.type == "order_returned")).all()
+        assert len(logged) == 2 * rounds

@@ -15,7 +15,7 @@ from rapport.catalog import service as catalog
 from rapport.events.service import append_event
 from rapport.orders import events as order_events
 from rapport.orders.models import Order, OrderLine, OrderPayment, OrderStatusChange
-from rapport.orders.records import claim_status, get_lines, record_status, require_order
+from rapport.orders.records import claim_status, get_lines, lock_order, record_status
 from rapport.platform import clock
 from rapport.platform.errors import Conflict
 from rapport.platform.idempotency import BeforeCommit
@@ -49,8 +49,10 @@ def cancel_order(
 ) -> Order:
     """Call off an order that was not handed over: ``cancelled`` (409 naming ``order_id``
     for one already cancelled, or shipped, delivered, collected or sold at the till).
-    ``before_commit`` runs last in the transaction, with the order."""
-    order = require_order(db, order_id)
+    ``before_commit`` runs last in the transaction, with the order. The order is held first
+    (:func:`lock_order`), as a return holds it: of a cancellation and a return at the same
+    moment, the later reads what the earlier did and is refused."""
+    order = lock_order(db, order_id)
     if order.status == "cancelled":
         raise Conflict(f"Order {order_id} is already cancelled", field="order_id")
     taken = set(
@@ -64,7 +66,7 @@ def cancel_order(
             f"(POST /v1/orders/{order_id}/returns)",
             field="order_id",
         )
-    lines = get_lines(db, order_id=order_id)
+    lines = get_lines(db, order_id=order_id, fresh=True)
     returned = _returned_units(lines)
     if returned:
         # A return means something was handed over: cancelling would put its units back on

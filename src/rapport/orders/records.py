@@ -48,16 +48,30 @@ def require_order(db: Session, order_id: str) -> Order:
     return order
 
 
+def lock_order(db: Session, order_id: str) -> Order:
+    """The order read afresh and held (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite runs one
+    writing transaction at a time) until the transaction ends, or 404 naming ``order_id``.
+    What changes an order without changing its status (a return) and what claims it by its
+    status (a cancellation) both take it first, so of two at once the later waits and then
+    reads what the earlier did: a return never lands beside a cancellation, nor two returns
+    bring back the same units."""
+    order = db.get(Order, order_id, with_for_update=True, populate_existing=True)
+    if order is None:
+        raise NotFound(f"No order {order_id!r}", field="order_id")
+    return order
+
+
 def get_order(db: Session, *, order_id: str) -> Order | None:
     return db.get(Order, order_id)
 
 
-def get_lines(db: Session, *, order_id: str) -> list[OrderLine]:
-    return list(
-        db.scalars(
-            select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.line_no)
-        )
-    )
+def get_lines(db: Session, *, order_id: str, fresh: bool = False) -> list[OrderLine]:
+    """The order's lines by ``line_no``; ``fresh`` reads them again from the database even
+    where this session loaded them before (after :func:`lock_order`: what others committed)."""
+    query = select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.line_no)
+    if fresh:
+        query = query.execution_options(populate_existing=True)
+    return list(db.scalars(query))
 
 
 def status_history(db: Session, *, order_id: str) -> list[OrderStatusChange]:

@@ -13,7 +13,7 @@ from rapport.catalog import service as catalog
 from rapport.events.service import append_event
 from rapport.orders import events as order_events
 from rapport.orders.models import Order, OrderLine, OrderPayment, ReturnLine
-from rapport.orders.records import get_lines, require_order
+from rapport.orders.records import get_lines, lock_order
 from rapport.orders.schemas import ReturnIn
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput
@@ -210,10 +210,12 @@ def record_return(
     Lines marked
     ``restock`` go back into the stock of ``store_id`` (by default the order's own location)
     in the same transaction. Logs ``order_returned`` with the lines and ``recorded_by``, who
-    recorded it (an admin user's login, or ``api:<key name>``)."""
-    order = require_order(db, order_id)
+    recorded it (an admin user's login, or ``api:<key name>``). The order is held first
+    (:func:`lock_order`): a cancellation or another return of it at the same moment waits,
+    or this one reads what it did (cancelled: 409; units already back: 422)."""
+    order = lock_order(db, order_id)
     _check_handed_over(order)
-    order_lines = get_lines(db, order_id=order_id)
+    order_lines = get_lines(db, order_id=order_id, fresh=True)
     refunds = line_refunds(order, order_lines)
     # A SKU may be on several lines (two prices, a line split by the till): a return of it
     # takes from them in line order.
