@@ -53,6 +53,7 @@ EXPORTED_COLUMNS = {
                 "shipping_minor",
                 "total_minor",
                 "placed_at",
+                "placed_offset_minutes",
                 "promised_delivery",
                 "delivered_at",
                 "late_notified_at",
