@@ -171,3 +171,39 @@ def test_an_order_not_handed_over_is_cancelled_from_the_customers_orders_page(
     )
     assert "Order O-SENT is shipped: it was handed to the carrier" in refused.text
     assert orders.get_order(db, order_id="O-SENT").status == "shipped"
+
+
+def test_a_cancelled_parcel_is_shown_neither_late_nor_due(
+    client: TestClient, db: Session, api_key: Any
+) -> None:
+    # given two parcels cancelled before they were sent: one promised for the 9th of December,
+    # one for the 20th
+    clock.set_clock(lambda: datetime(2026, 12, 7, 10, 0, tzinfo=UTC))
+    seed_catalog(db)
+    key = api_key("admin")
+    for order_id, promised in (("O-PAST", "2026-12-09"), ("O-AHEAD", "2026-12-20")):
+        body = order_body(order_id=order_id, promised_delivery=promised)
+        assert client.post("/v1/orders", json=body, headers=command(key)).status_code == 201
+        cancelled = client.post(f"/v1/orders/{order_id}/cancel", headers=command(key))
+        assert cancelled.status_code == 200, cancelled.text
+    customer_id = orders.get_order(db, order_id="O-PAST").customer_id
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+
+    # when the orders list and the customer's orders are read on the 12th, past the first
+    # promise and before the second
+    clock.set_clock(lambda: datetime(2026, 12, 12, 10, 0, tzinfo=UTC))
+    assert sign_in(client).status_code == 303
+    listed = client.get("/admin/orders/list").text
+    late_only = client.get("/admin/orders/list?late=true").text
+    panel = client.get(f"/admin/orders/customers/{customer_id}/panel").text
+
+    # then neither is late nor due, as the late filter has it: the promise column shows a dash
+    for order_id in ("O-PAST", "O-AHEAD"):
+        row = re.search(rf'<tr data-order="{order_id}">(.*?)</tr>', listed, re.S)
+        assert row is not None
+        promise = re.findall(r"<td>(.*?)</td>", row[1], re.S)[-1]
+        assert promise.startswith('<span class="muted">\u2013</span>'), promise
+        assert f'data-order="{order_id}"' not in late_only
+        line = re.search(rf'<tr data-order="{order_id}">(.*?)</tr>', panel, re.S)
+        assert line is not None
+        assert "cancelled</small>" in line[1], line[1]

@@ -84,9 +84,10 @@ def carriers(db: Session) -> list[str]:
 
 def promise_state(order: Order, now: datetime | None = None) -> str:
     """``kept``, ``late``, ``due`` (not yet delivered, promise not passed) or ``''`` where
-    nothing was promised (collected in a shop, picked up). Days are read at the offset the
-    order was placed with, as its promise was."""
-    if order.promised_delivery is None:
+    nothing was promised (collected in a shop, picked up) or the order was cancelled (nothing
+    is owed on it: never late, as the late filter and the promise report have it). Days are
+    read at the offset the order was placed with, as its promise was."""
+    if order.promised_delivery is None or order.status == "cancelled":
         return ""
     kept = order.promise_kept
     if kept is not None:
