@@ -381,3 +381,82 @@ def test_every_setting_a_changed_action_refuses_is_said_at_once_beside_its_field
 def test_the_api_still_refuses_a_rule_by_its_first_wrong_setting() -> None:
     with pytest.raises(ValueError, match="pin takes no attribute"):
         RuleIn(name="x", action="pin", sku="S", position=2, attribute="category", value="W")
+
+
+def _beside(text: str) -> dict[str, str]:
+    return dict(re.findall(r'data-field-error="(\w+)"[^>]*>([^<]+)<', text))
+
+
+def test_a_pin_without_sku_and_position_is_told_both_at_once(
+    client: Any, db: Session, signed_in: None
+) -> None:
+    seed_shop(db)
+    # given a new pin with neither SKU nor position
+    new = "/admin/recommendations/rules/new"
+    fields = _rule_form(client, new, name="Top", action="pin", sku="", position="")
+    answer = post_form(client, "/admin/recommendations/rules", fields)
+    # then both are marked, each beside its field, and counted
+    assert answer.status_code == 422
+    assert _beside(answer.text) == {
+        "sku": "SKU: a pin needs sku and position",
+        "position": "Position: a pin needs sku and position",
+    }
+    assert "The rule was not saved: 2 fields to correct." in answer.text
+
+
+def test_a_boost_switched_to_pin_is_told_every_setting_at_once(
+    client: Any, db: Session, signed_in: None
+) -> None:
+    seed_shop(db)
+    # given a boost of a brand by 2, switched to pin with nothing else typed
+    rule = service.create_rule(
+        db,
+        rule=RuleIn(
+            name="Castello up", action="boost", attribute="brand", value="Castello", factor=2
+        ),
+        by="test",
+    )
+    path = f"/admin/recommendations/rules/{rule.id}"
+    answer = post_form(client, path, _rule_form(client, path, action="pin"))
+    # then the three settings a pin refuses and the two it lacks are all said
+    assert answer.status_code == 422
+    assert set(_beside(answer.text)) == {"sku", "position", "attribute", "value", "factor"}
+    assert "The rule was not saved: 5 fields to correct." in answer.text
+
+
+def test_catalogue_problems_come_with_the_rules_own_in_one_save(
+    client: Any, db: Session, signed_in: None
+) -> None:
+    seed_shop(db)
+    # given a filter on 'wine' (the category is 'Wine') that ends before it starts
+    new = "/admin/recommendations/rules/new"
+    fields = _rule_form(
+        client, new, name="Wine only", action="filter", attribute="category", value="wine",
+        starts_at="2026-12-10T10:00", ends_at="2026-12-09T10:00",
+    )  # fmt: skip
+    answer = post_form(client, "/admin/recommendations/rules", fields)
+    # then the case and the dates are both said, in one go
+    beside = _beside(answer.text)
+    assert answer.status_code == 422
+    assert set(beside) == {"value", "ends_at"}
+    assert "use &#39;Wine&#39;" in beside["value"]
+    assert "2 fields to correct" in answer.text
+    # and a pin of an unknown SKU without a position is told both
+    fields = _rule_form(client, new, name="Top", action="pin", sku="NO-SUCH", position="")
+    answer = post_form(client, "/admin/recommendations/rules", fields)
+    beside = _beside(answer.text)
+    assert beside["sku"].startswith("SKU: No product &#39;NO-SUCH&#39; in the catalogue")
+    assert beside["position"] == "Position: a pin needs sku and position"
+    assert service.list_rules(db) == []
+
+
+def test_a_category_with_a_trailing_slash_is_saved_without_it(
+    client: Any, db: Session, signed_in: None
+) -> None:
+    seed_shop(db)
+    new = "/admin/recommendations/rules/new"
+    fields = _rule_form(
+        client, new, name="Reds", action="filter", attribute="category", value="Wine/Red/"
+    )
+    assert post_form(client, "/admin/recommendations/rules", fields).status_code == 200
+    assert [r.value for r in service.list_rules(db)] == ["Wine/Red"]

@@ -598,3 +598,46 @@ def test_a_put_replaces_the_whole_rule_and_the_reference_says_so(
     description = route["put"]["description"]
     assert "Replace the whole rule" in description
     assert "leaving out `active` switches a disabled rule back on" in description
+
+
+def test_every_setting_naming_what_does_not_exist_is_in_the_problems_errors(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    # given a filter on 'wine' (the category is 'Wine') for a segment that does not exist
+    headers = {**auth(api_key("read", "write")), "Idempotency-Key": "two-wrongs"}
+    rule = {
+        "name": "Wine only",
+        "action": "filter",
+        "attribute": "category",
+        "value": "wine",
+        "segment": "platinum",
+    }
+    response = client.post("/v1/recommendations/rules", json=rule, headers=headers)
+    # then both are named, the first as the problem's field, and nothing is saved
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["field"] == "value"
+    assert [e["pointer"] for e in problem["errors"]] == ["/value", "/segment"]
+    assert "use 'Wine'" in problem["errors"][0]["message"]
+    assert problem["detail"].endswith("(and 1 more)")
+    assert client.get("/v1/recommendations/rules", headers=headers).json() == []
+
+
+def test_a_category_value_is_stored_without_a_trailing_slash(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    headers = {**auth(api_key("read", "write")), "Idempotency-Key": "slash"}
+    rule = {"name": "Reds", "action": "filter", "attribute": "category", "value": "Wine/Red/"}
+    created = client.post("/v1/recommendations/rules", json=rule, headers=headers)
+    assert created.status_code == 201, created.json()
+    assert created.json()["value"] == "Wine/Red"
+    path = f"/v1/recommendations/rules/{created.json()['id']}"
+    updated = client.put(path, json={**rule, "value": "Wine/"}, headers=command(headers))
+    assert updated.json()["value"] == "Wine"
+    # a path of nothing but slashes is refused naming the value
+    refused = client.put(path, json={**rule, "value": "/"}, headers=command(headers))
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "value"
+    # a brand is kept as written
+    brand = {"name": "B", "action": "exclude", "attribute": "brand", "value": "Castello"}
+    assert client.put(path, json=brand, headers=command(headers)).json()["value"] == "Castello"

@@ -5,6 +5,7 @@ of each trained version, queue a training run, and the customer 360's recommenda
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -303,11 +304,16 @@ def _stored_text(rule: Any) -> dict[str, str]:
 
 
 def _parse_rule(
-    fields: dict[str, str], stored: Any | None = None
+    fields: dict[str, str],
+    stored: Any | None = None,
+    *,
+    check: Callable[[dict[str, str]], list[tuple[str, str]]] | None = None,
 ) -> tuple[RuleIn | None, dict[str, str]]:
     """The rule a form describes, or the message for each field that is wrong. Editing
     ``stored``, a field left as the form showed it (or that the form did not carry) keeps its
-    exact stored value: the form never changes a setting the merchandiser did not touch."""
+    exact stored value: the form never changes a setting the merchandiser did not touch.
+    ``check`` finds what the settings name that does not exist (``service.target_problems``):
+    its messages come with the rule's own, every one at once."""
     errors: dict[str, str] = {}
     text: dict[str, str] = {}
     shown = _form_values(stored) if stored is not None else {}
@@ -348,6 +354,8 @@ def _parse_rule(
         for name, message in rule_problems(text):
             errors.setdefault(name, message)
         rule = None
+    for name, message in check(text) if check is not None else ():
+        errors.setdefault(name, message)
     labelled = {
         name: f"{RULE_LABELS.get(name, name)}: {message}" for name, message in errors.items()
     }
@@ -495,7 +503,7 @@ def _save(
     sample_placement = fields.get("sample_placement", "home")[:30]
     before = _sample(db, settings, sample_customer, sample_placement)
     stored = service.get_rule(db, rule_id=rule_id) if rule_id is not None else None
-    rule, errors = _parse_rule(fields, stored)
+    rule, errors = _parse_rule(fields, stored, check=lambda text: service.target_problems(db, text))
     saved = None
     if rule is not None:
         try:

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.platform import clock
 from rapport.platform.errors import FieldInvalid
@@ -174,12 +175,22 @@ NOT_TAKEN: dict[str, dict[str, str]] = {
 }
 
 
+def rule_value(attribute: object, value: str) -> str:
+    """A rule's value as it is stored and compared: a category path loses any trailing ``/``
+    (``Wine/`` is ``Wine``, ``Wine/Red/`` is ``Wine/Red``), which matching always ignored and
+    no product's path ends in; anything else is kept as written."""
+    if attribute == "category":
+        return value.strip().rstrip(catalog.CATEGORY_SEPARATOR)
+    return value
+
+
 class RuleIn(StrictModel):
     """A merchandising rule. ``pin`` needs ``sku`` and ``position``; ``boost`` and ``bury``
     need ``factor`` and either ``sku`` or ``attribute`` + ``value``; ``exclude`` needs ``sku``
     or ``attribute`` + ``value``; ``filter`` (keep only matching items) needs ``attribute`` +
-    ``value``. A category value matches that category and everything under it. A setting
-    the action does not take (a boost's position, a pin's attribute) is refused."""
+    ``value``. A category value matches that category and everything under it (a trailing
+    ``/`` is dropped). A setting the action does not take (a boost's position, a pin's
+    attribute) is refused."""
 
     name: str = Field(min_length=1, max_length=200, examples=["Summer rosé on the home page"])
     action: Action
@@ -201,6 +212,16 @@ class RuleIn(StrictModel):
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     active: bool = True
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        kept = rule_value(info.data.get("attribute"), value)
+        if not kept:
+            raise ValueError("a category path, such as 'Wine' or 'Wine/Red'")
+        return kept
 
     @model_validator(mode="after")
     def _complete(self) -> RuleIn:
@@ -236,14 +257,18 @@ def rule_problems(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     if given("attribute") != given("value"):
         problem("value" if given("attribute") else "attribute", "attribute and value go together")
-    if action == "pin" and not (given("sku") and given("position")):
-        problem("position" if given("sku") else "sku", "a pin needs sku and position")
+    if action == "pin":
+        for name in ("sku", "position"):
+            if not given(name):
+                problem(name, "a pin needs sku and position")
     if action in ("boost", "bury") and not given("factor"):
         problem("factor", f"{action} needs factor")
     if action in ("boost", "bury", "exclude") and given("sku") == given("attribute"):
         problem("sku", f"{action} needs either sku or attribute and value")
     if action == "filter" and not given("attribute"):
         problem("attribute", "filter needs attribute and value")
+        if not given("value"):
+            problem("value", "filter needs attribute and value")
     starts, ends = settings.get("starts_at"), settings.get("ends_at")
     if isinstance(starts, datetime) and isinstance(ends, datetime) and ends <= starts:
         problem("ends_at", "must be after starts_at")

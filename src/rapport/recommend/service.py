@@ -15,11 +15,11 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -31,7 +31,7 @@ from rapport.loyalty.service import member_tier, tier_policy, tiers_by_customer
 from rapport.orders import service as orders
 from rapport.platform import clock, jobs
 from rapport.platform.db import read_only
-from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.errors import InvalidInput, NotFound, field_error
 from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.models import Job
 from rapport.platform.privacy import PrivacySubject
@@ -44,7 +44,7 @@ from rapport.recommend.ranking import (
     Rule,
     rank,
 )
-from rapport.recommend.schemas import RuleIn
+from rapport.recommend.schemas import NOT_TAKEN, Attribute, RuleIn, rule_value
 from rapport.recommend.trained_model import Bundle, ProductFacts, Purchase, build
 
 __all__ = [
@@ -84,6 +84,7 @@ __all__ = [
     "recommend",
     "recommend_now",
     "rule_changes",
+    "target_problems",
     "train_model",
     "trained_since",
     "unmeasured_reason",
@@ -563,29 +564,61 @@ def _no_rule(db: Session, rule_id: int) -> NotFound:
 def _check_targets(db: Session, rule: RuleIn) -> None:
     """A rule naming a product, an attribute value or a segment that does not exist would
     never apply, silently (a mistyped SKU pins nothing, a mistyped filter value empties every
-    shelf): refused, naming the field."""
-    if rule.attribute is not None and rule.value is not None:
-        _check_value(db, rule.attribute, rule.value)
-    if rule.sku is not None and not catalog.get_products(db, skus=[rule.sku]):
+    shelf): refused, naming the field, every such field in the problem's ``errors``."""
+    problems = target_problems(db, rule.model_dump())
+    if problems:
+        field, message = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise InvalidInput(
-            f"No product {rule.sku!r} in the catalogue: check the SKU, or add the product first",
-            field="sku",
+            f"{message}{more}",
+            field=field,
+            errors=[field_error(("body", name), why, "not_found") for name, why in problems],
         )
-    if rule.segment is not None:
+
+
+def target_problems(db: Session, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Each setting of a rule that names what does not exist, as ``(field, why)``: a
+    ``value`` no product has for its ``attribute``, a ``sku`` not in the catalogue, a
+    ``segment`` that is none. ``settings`` may be a rule still being written (a form's text,
+    a setting missing or one its action refuses): what is not there, or refused, is not
+    looked up, so a form can say these beside the rule's own problems in one go."""
+    refused = NOT_TAKEN.get(str(settings.get("action")), {})
+
+    def given(name: str) -> str | None:
+        value = settings.get(name)
+        return value if isinstance(value, str) and value.strip() and name not in refused else None
+
+    problems: list[tuple[str, str]] = []
+    attribute, value, sku, segment = (
+        given(name) for name in ("attribute", "value", "sku", "segment")
+    )
+    if attribute is not None and attribute in get_args(Attribute) and value is not None:
+        wrong = _value_problem(db, attribute, rule_value(attribute, value))
+        if wrong is not None:
+            problems.append(("value", wrong))
+    if sku is not None and not catalog.get_products(db, skus=[sku.strip()]):
+        problems.append(
+            ("sku", f"No product {sku!r} in the catalogue: check the SKU, or add the product first")
+        )
+    if segment is not None:
         tiers = [tier.id for tier in tier_policy(db).tiers]
-        if rule.segment not in {CUSTOMERS, ANONYMOUS, *tiers}:
-            raise InvalidInput(
-                f"No segment {rule.segment!r}: use {CUSTOMERS}, {ANONYMOUS} or a loyalty tier id "
-                f"({', '.join(tiers)})",
-                field="segment",
+        if segment.strip() not in {CUSTOMERS, ANONYMOUS, *tiers}:
+            problems.append(
+                (
+                    "segment",
+                    f"No segment {segment!r}: use {CUSTOMERS}, {ANONYMOUS} or a loyalty tier id "
+                    f"({', '.join(tiers)})",
+                )
             )
+    return problems
 
 
-def _check_value(db: Session, attribute: str, value: str) -> None:
-    """Refuses an attribute value no product has, naming the closest that some do (values
-    are compared as written: case counts, as it does when rules are applied)."""
-    if catalog.has_attribute_value(db, attribute=attribute, value=value):
-        return
+def _value_problem(db: Session, attribute: str, value: str) -> str | None:
+    """Why an attribute value no product has is refused, naming the closest that some do
+    (values are compared as written: case counts, as it does when rules are applied); None
+    when some product has it."""
+    if not value or catalog.has_attribute_value(db, attribute=attribute, value=value):
+        return None
     known = catalog.attribute_values(db, attribute=attribute)
     same_case = [v for v in known if v.casefold() == value.strip().casefold()]
     close = same_case or difflib.get_close_matches(value, known, n=3, cutoff=0.6)
@@ -598,10 +631,9 @@ def _check_value(db: Session, attribute: str, value: str) -> None:
         hint = "some that exist: " + ", ".join(repr(v) for v in known[:5])
     else:
         hint = f"no product has a {named} yet"
-    raise InvalidInput(
+    return (
         f"No product in the catalogue has {named} {value!r}, so the rule would match nothing; "
-        f"{hint}",
-        field="value",
+        f"{hint}"
     )
 
 
