@@ -109,3 +109,34 @@ def test_orders_panel_lists_a_customers_orders_with_money(page, demo_site) -> No
         f"{demo_site.base_url}/admin/orders/customers/{customer_id}/panel", max_redirects=0
     )
     assert answer.status in (302, 303, 307, 401)
+
+
+def test_orders_list_columns_and_filters_line_up_at_1280_px(page, demo_site) -> None:
+    # given the orders list in a 1,280 px window
+    sign_in(page, demo_site)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{demo_site.base_url}/admin/orders/list")
+
+    # when the heads and the cells of its columns, and its filters, are measured
+    measured = page.evaluate(
+        """() => {
+          const table = document.querySelector('[data-testid=orders]');
+          const align = (cell) => getComputedStyle(cell).textAlign.replace('start', 'left');
+          const middle = (el) => {
+            const box = el.getBoundingClientRect();
+            return box.top + box.height / 2;
+          };
+          return {
+            heads: [...table.querySelectorAll('thead th')].map(align),
+            cells: [...table.querySelectorAll('tbody tr:first-child td')].map(align),
+            checkbox: middle(document.querySelector('input[name=late]')),
+            button: middle(document.querySelector('[data-testid=order-filters] button')),
+          };
+        }"""
+    )
+
+    # then every column's cells sit as its head does (the order id under "Order", not pushed
+    # right), and "Late only" is level with the Filter button beside it
+    assert measured["cells"] == measured["heads"]
+    assert measured["heads"][0] == "left"
+    assert abs(measured["checkbox"] - measured["button"]) <= 2, measured
