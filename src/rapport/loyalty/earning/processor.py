@@ -398,6 +398,8 @@ def _first_purchase_moves_on(
         channel=order.channel,
         order_id=order.order_id,
         total_minor=order.total_minor,
+        currency=order.currency,
+        program_currency=get_program(db).currency,
     )
     if bonus:
         award_first_purchase(db, fact, at=at, why=f"first order ({cancelled} was cancelled)")

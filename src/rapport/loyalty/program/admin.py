@@ -33,6 +33,7 @@ from rapport.loyalty.program.rules import (
     Fact,
     RuleSet,
     evaluate,
+    minor_per_unit,
     named_categories,
     parse_rule_set,
 )
@@ -85,6 +86,8 @@ def _common(request: Request, db: Session, user: Any) -> dict[str, Any]:
         "user": user,
         "currency": currency,
         "symbol": get_currency_symbol(currency, locale=locale),
+        # One unit of the currency in minor units, for the spend rule's example (¥1 is 1).
+        "unit_minor": minor_per_unit(currency),
         "kinds": KINDS,
         "rule_kinds": forms.RULE_KINDS,
         "events": EVENTS,
@@ -168,7 +171,7 @@ def _rule_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    sample = _default_sample(kind)
+    sample = _default_sample(kind, _currency(db))
     return render(
         request,
         "loyalty/program_rule.html",
@@ -192,7 +195,7 @@ def _rule_page(
     )
 
 
-def _default_sample(kind: str) -> dict[str, str]:
+def _default_sample(kind: str, currency: str) -> dict[str, str]:
     event = {
         "preference_shared": "preference_shared",
         "verified_review": "review_verified",
@@ -201,7 +204,8 @@ def _default_sample(kind: str) -> dict[str, str]:
     }.get(kind, "order_placed")
     return {
         "sample_event": event,
-        "sample_amount": "100.00",
+        # 100 units of the currency: 100.00 EUR, 100 JPY, 100.000 KWD.
+        "sample_amount": forms.money_text(100 * minor_per_unit(currency), currency),
         "sample_channel": "web",
         "sample_category": "",
         "sample_tier": "",
@@ -533,6 +537,7 @@ def _sample_fact(db: Session, fields: dict[str, str], currency: str) -> Fact:
             order_id="simulated",
             lines=earning_awards.order_lines(db, [line]),
             total_minor=amount,
+            program_currency=currency,
         )
     if event not in EVENT_FACTS:
         raise ValueError(f"Unknown kind of event {event!r}")
@@ -785,7 +790,7 @@ def simulate(
                 if text.strip()
             ]
             if not raw:
-                raise ValueError("Give at least one line: SKU quantity unit-price-in-cents")
+                raise ValueError("Give at least one line: SKU quantity unit-price-in-minor-units")
             fact = Fact(
                 kind="order_placed",
                 customer_id=member_id,
@@ -794,6 +799,7 @@ def simulate(
                 order_id="simulated",
                 lines=earning_awards.order_lines(db, raw),
                 total_minor=sum(line["quantity"] * line["unit_price_minor"] for line in raw),
+                program_currency=_currency(db),
             )
         else:
             if event not in EVENT_FACTS:
@@ -830,7 +836,7 @@ def _line(number: int, text: str) -> dict[str, Any]:
     parts = text.split()
     if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
         raise ValueError(
-            f"Line {number}: write 'SKU quantity unit-price-in-cents', e.g. 'W-1 2 1200'"
+            f"Line {number}: write 'SKU quantity unit-price-in-minor-units', e.g. 'W-1 2 1200'"
         )
     return {
         "line_no": number,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.loyalty.earning import awards as earning_awards
+from rapport.loyalty.ledger.settings import get_program
 from rapport.loyalty.program import versions
 from rapport.loyalty.program.rules import (
     EVENT_FACTS,
@@ -144,6 +145,14 @@ class SimOrder(StrictModel):
     channel: Literal["web", "app", "store", "call_center"] = "web"
     lines: list[SimLine] = Field(min_length=1, max_length=500)
     discount_minor: MinorUnits = 0
+    currency: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{3}$",
+        examples=["EUR"],
+        description="ISO 4217 code of the prices. Default: the program's currency. An order "
+        "in another currency earns no points (its spend rules say why), as a placed one would "
+        "not.",
+    )
 
 
 class SimEvent(StrictModel):
@@ -199,6 +208,7 @@ def simulate(body: SimulateIn, db: DbSession, _key: ReadKey) -> SimulateOut:
         or "simulated-customer"
     )
     at = body.occurred_at or clock.now()
+    program_currency = get_program(db).currency
     if body.order is not None:
         order = body.order
         fact = Fact(
@@ -214,6 +224,8 @@ def simulate(body: SimulateIn, db: DbSession, _key: ReadKey) -> SimulateOut:
             discount_minor=order.discount_minor,
             total_minor=sum(line.quantity * line.unit_price_minor for line in order.lines)
             - order.discount_minor,
+            currency=order.currency or program_currency,
+            program_currency=program_currency,
         )
     else:
         assert body.event is not None
@@ -224,6 +236,7 @@ def simulate(body: SimulateIn, db: DbSession, _key: ReadKey) -> SimulateOut:
             order_id=body.event.order_id,
             preference_field=body.event.field,
             review_id=body.event.review_id,
+            program_currency=program_currency,
         )
     if body.rules is not None:
         version, rules = None, parse_rule_set(body.rules, prefix=("rules",))

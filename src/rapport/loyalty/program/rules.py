@@ -27,6 +27,7 @@ from pydantic import (
 
 from rapport.catalog.service import in_any_category, in_category
 from rapport.platform.errors import FieldInvalid, invalid_document
+from rapport.platform.formatting import minor_unit_digits
 from rapport.platform.schemas import StrictModel
 
 RuleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,59}$", examples=["base-earn"])]
@@ -40,8 +41,6 @@ FactKind = Literal[
     "delivery_late",
     "order_unfulfilled",
 ]
-# Minor units per currency unit ("points per euro" counts cents in hundreds).
-MINOR_PER_UNIT = 100
 
 
 class Cap(StrictModel):
@@ -97,9 +96,11 @@ class _Rule(StrictModel):
 
 
 class SpendRule(_Rule):
-    """Points per currency unit spent on an order (after its discount, before shipping),
-    times every multiplier that matches the line or the order. A category (in a multiplier or
-    ``exclude_categories``) covers everything filed under it: "Wine" covers "Wine/Red"."""
+    """Points per unit of the program's currency spent on an order (after its discount,
+    before shipping): per euro (100 cents), per yen (1 minor unit), per dinar (1,000 fils for
+    KWD), as ISO 4217 sets its minor unit; times every multiplier that matches the line or
+    the order. A category (in a multiplier or ``exclude_categories``) covers everything filed
+    under it: "Wine" covers "Wine/Red"."""
 
     kind: Literal["spend"]
     points_per_unit: Annotated[Decimal, Field(gt=0, le=1000, max_digits=8, decimal_places=3)]
@@ -223,6 +224,13 @@ class OrderLine:
         return self.quantity * self.unit_price_minor
 
 
+def minor_per_unit(currency: str) -> int:
+    """Minor units in one unit of ``currency`` ("points per unit" counts in these): 100 for
+    EUR, 1 for JPY, 1,000 for KWD, as ISO 4217 sets the minor unit (2 digits for a code it
+    does not list)."""
+    return int(10 ** minor_unit_digits(currency))
+
+
 @dataclass(frozen=True, slots=True)
 class Fact:
     """Something that may earn points. Orders carry lines; the others a key of their own."""
@@ -241,6 +249,12 @@ class Fact:
     # currency are not converted (Rapport keeps no exchange rates): they earn nothing.
     currency: str | None = None
     program_currency: str | None = None
+
+    @property
+    def minor_per_unit(self) -> int:
+        """Minor units in one unit of the program's currency (ISO 4217): 100 for EUR, 1 for
+        JPY, 1,000 for KWD; 100 where no currency is named."""
+        return minor_per_unit(self.program_currency or self.currency or "")
 
     @property
     def unconverted(self) -> str | None:
@@ -355,8 +369,9 @@ def _points(rule: Rule, fact: Fact, member: Member) -> tuple[int, str, str, dict
     if isinstance(rule, FirstPurchaseRule):
         if member.earlier_orders > 0:
             return "not the customer's first order"
-        if rule.min_total_minor and fact.unconverted:
-            return f"{fact.unconverted} (its total is not compared with the minimum)"
+        if fact.unconverted:
+            # The program cannot tell what the order bought: it earns nothing, bonus included.
+            return fact.unconverted
         if fact.total_minor < rule.min_total_minor:
             return f"the order is under {rule.min_total_minor} minor units"
         return rule.points, FIRST_ORDER, "first order", {}
@@ -413,7 +428,7 @@ def _spend(rule: SpendRule, fact: Fact, member: Member) -> tuple[int, str, str, 
                 described = _describe(multiplier)
                 if described not in applied:
                     applied.append(described)
-        units = Decimal(line.total_minor) * paid_share / MINOR_PER_UNIT
+        units = Decimal(line.total_minor) * paid_share / fact.minor_per_unit
         exact[line.line_no] = units * rule.points_per_unit * factor
     total = int(sum(exact.values(), Decimal(0)).to_integral_value(ROUND_FLOOR))
     why = f"{rule.points_per_unit} per currency unit on {len(exact)} line(s)"
