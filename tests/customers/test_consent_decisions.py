@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from rapport.customers import service as customers
@@ -287,3 +288,88 @@ def test_traits_stored_before_a_withdrawal_and_read_after_it_add_no_coordinates(
     attributes = client.get("/v1/customers/T-lag", headers=auth(key)).json()["attributes"]
     assert attributes == {"location": {"city": "Orléans"}, "tier": "gold"}
     assert _near_count(client, key, 48.0, 48.2) == 0
+
+
+def _consent(client, key, customer: str, granted: bool) -> None:
+    answer = client.put(
+        f"/v1/customers/{customer}/consents/location",
+        json={"granted": granted, "source": "test"},
+        headers=auth(key),
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def _identify_traits(client, key, customer: str, traits: dict[str, object]) -> None:
+    answer = client.post(
+        "/v1/identify", json={"userId": customer, "traits": traits}, headers=basic_auth(key)
+    )
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize(
+    ("located", "refusing", "refused_first"),
+    [
+        ("T-src", "T-tgt", False),  # the duplicate brings coordinates, the survivor said no
+        ("T-tgt", "T-src", False),  # the survivor holds them, the duplicate's no is later
+        ("T-src", "T-tgt", True),  # a grant later than the refusal stands: they stay
+    ],
+)
+def test_a_merges_surviving_attributes_keep_coordinates_only_with_a_standing_yes(
+    client, api_key, db, located, refusing, refused_first
+) -> None:
+    key = api_key("write", "read", "ingest")
+    _customer(client, key, "T-src")
+    _customer(client, key, "T-tgt")
+    if refused_first:
+        _consent(client, key, refusing, False)
+    _consent(client, key, located, True)
+    _identify_traits(client, key, located, {"lat": 40.1, "lon": -3.7, "hobby": "golf"})
+    process(db)
+    if not refused_first:
+        _consent(client, key, refusing, False)
+    merged = client.post(
+        "/v1/customers/merge",
+        json={"source_customer_id": "T-src", "target_customer_id": "T-tgt", "reason": "same"},
+        headers=command(key),
+    )
+    assert merged.status_code == 200, merged.text
+    profile = client.get("/v1/customers/T-tgt", headers=auth(key)).json()
+    granted = {c["purpose"]: c["granted"] for c in profile["consents"]}["location"]
+    assert granted is refused_first
+    if granted:
+        assert profile["attributes"] == {"lat": 40.1, "lon": -3.7, "hobby": "golf"}
+        assert _near_count(client, key, 40.0, 40.2) == 1
+    else:
+        assert profile["attributes"] == {"hobby": "golf"}
+        assert _near_count(client, key, 40.0, 40.2) == 0
+
+
+SCATTERED = {
+    "lng": -3.7,
+    "Latitude": 40.1,
+    "LONG": -3.7,
+    "geo": {"latitude": 40.1, "longitude": -3.7},
+    "home": {"lat": 40.1, "lon": -3.7, "city": "Madrid"},
+    "address": {"Lat": 40.1, "Lng": -3.7},
+    "hobby": "golf",
+}
+UNLOCATED = {"home": {"city": "Madrid"}, "hobby": "golf"}
+
+
+def test_coordinates_under_any_name_and_depth_need_location_consent(client, api_key, db) -> None:
+    key = api_key("write", "read", "ingest", "admin")
+    _customer(client, key, "T-any")
+    # without the grant, tracking's traits bring none of them
+    _identify_traits(client, key, "T-any", SCATTERED)
+    process(db)
+    attributes = client.get("/v1/customers/T-any", headers=auth(key)).json()["attributes"]
+    assert attributes == UNLOCATED
+    # with it they are kept, and a withdrawal takes every one out, not half a coordinate
+    _consent(client, key, "T-any", True)
+    _identify_traits(client, key, "T-any", {**SCATTERED, "hobby": "chess"})
+    process(db)
+    attributes = client.get("/v1/customers/T-any", headers=auth(key)).json()["attributes"]
+    assert attributes == {**SCATTERED, "hobby": "chess"}
+    _consent(client, key, "T-any", False)
+    attributes = client.get("/v1/customers/T-any", headers=auth(key)).json()["attributes"]
+    assert attributes == {**UNLOCATED, "hobby": "chess"}

@@ -140,11 +140,6 @@ def merge_profiles(
         merge_traits(target_traits, source_traits)
         target_traits.updated_at = now
         db.delete(source_traits)
-        standing = db.get(Consent, (target_id, "location"))
-        if standing is None or not standing.granted:
-            # The survivor's standing choice is no: no last known location, whichever
-            # profile brought it.
-            forget_location(db, customer_id=target_id)
     moved["events"] = events.reassign_customer_events(
         db, from_customer_id=source_id, to_customer_id=target_id
     )
@@ -167,6 +162,11 @@ def merge_profiles(
     carried = {k: v for k, v in (source.field_times or {}).items() if k in came}
     if carried:
         target.field_times = {**(target.field_times or {}), **carried}
+    standing = db.get(Consent, (target_id, "location"))
+    if standing is None or not standing.granted:
+        # The survivor's standing choice is no: no last known location and no coordinates
+        # in the surviving attributes, whichever profile brought them.
+        forget_location(db, customer_id=target_id)
     # The account or household the source belonged to, when the target has none.
     target.group_id = target.group_id or source.group_id
     target.is_anonymous = target.is_anonymous and source.is_anonymous

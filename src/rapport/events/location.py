@@ -2,10 +2,13 @@
 
 A consent is checked at every use, and keeping a person's coordinates in the log is one: an
 event's precise location (its ``context.location``, the latitude and longitude of Segment's
-own ``context.location``, kept under ``context.segment.location``, and a ``lat``, ``lon``,
-``latitude`` or ``longitude`` at the top of its properties, as a ``location_updated`` call
-sends them) is stored only where the person it names has granted ``location`` at that
-moment. Everything else of the event is stored as sent (a city, a country, the page).
+own ``context.location``, kept under ``context.segment.location``, a coordinate at the top of
+its properties, as a ``location_updated`` call sends them, and one at any depth of its traits)
+is stored only where the person it names has granted ``location`` at that moment. Everything
+else of the event is stored as sent (a city, a country, the page). A coordinate is a key
+named ``lat``, ``lng``, ``lon``, ``long``, ``latitude`` or ``longitude`` in any case
+(``Latitude``, ``LNG``): :func:`is_coordinate_key`, the one rule tracking, a withdrawal, a
+merge and the migrations strip by.
 
 Who has granted it is the customers domain's to say: it registers a :class:`LocationConsent`
 (:func:`location_consent_from`, from its ``tasks.py``, as processors are registered), which
@@ -28,9 +31,9 @@ if TYPE_CHECKING:  # tracking_store stores what this module leaves of an event
     from rapport.events.tracking_store import NewEvent
 
 LOCATION_PURPOSE = "location"
-# The top-level properties that hold a coordinate, and the names a location object gives
-# them (Rapport's ``{lat, lon}``, Segment's ``{latitude, longitude}``).
-COORDINATE_KEYS = ("lat", "lon", "latitude", "longitude")
+# The names that hold a coordinate, compared in lower case (Rapport's ``{lat, lon}``,
+# Segment's ``{latitude, longitude}``, a map library's ``{lat, lng}`` or ``{lat, long}``).
+COORDINATE_KEYS = ("lat", "lng", "lon", "long", "latitude", "longitude")
 _COORDINATE_KEYS = frozenset(COORDINATE_KEYS)
 # Event types about a place, not a person: their properties' coordinates are the place's (a
 # venue event's ``latitude``/``longitude``, the point a triggered campaign's radius is drawn
@@ -87,12 +90,43 @@ def coordinates(properties: dict[str, Any], context: dict[str, Any]) -> tuple[fl
     return None
 
 
+def is_coordinate_key(key: Any) -> bool:
+    """Whether a document's key names a coordinate: ``lat``, ``lng``, ``lon``, ``long``,
+    ``latitude`` or ``longitude``, in any case, around any spaces."""
+    return isinstance(key, str) and key.strip().lower() in _COORDINATE_KEYS
+
+
 def _holds_coordinate(document: dict[str, Any]) -> bool:
-    return any(key in document for key in COORDINATE_KEYS)
+    return any(is_coordinate_key(key) for key in document)
 
 
 def _without(document: dict[str, Any], keys: Collection[str]) -> dict[str, Any]:
     return {key: value for key, value in document.items() if key not in keys}
+
+
+def _without_coordinate_keys(document: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in document.items() if not is_coordinate_key(key)}
+
+
+def _deep_pointless(value: Any) -> Any:
+    """``value`` (any JSON value) without a coordinate key at any depth: an object or a list
+    that held only coordinates goes, one with anything else left stays with the rest, an
+    object that was empty as sent stays. A value holding none is returned as it is."""
+    if isinstance(value, dict):
+        kept: dict[str, Any] = {}
+        changed = False
+        for key, item in value.items():
+            left = _deep_pointless(item)
+            if not is_coordinate_key(key) and (left is item or left):
+                kept[key] = left
+            changed = changed or key not in kept or left is not item
+        return kept if changed else value
+    if isinstance(value, list):
+        lefts = [_deep_pointless(item) for item in value]
+        if all(left is item for left, item in zip(lefts, value, strict=True)):
+            return value
+        return [left for left, item in zip(lefts, value, strict=True) if left is item or left]
+    return value
 
 
 def _located(holder: dict[str, Any]) -> bool:
@@ -106,7 +140,7 @@ def _unlocated(holder: dict[str, Any]) -> dict[str, Any]:
     coordinates: the location object stays with the rest (a city), or goes when empty."""
     if not _located(holder):
         return holder
-    rest = _without(holder["location"], _COORDINATE_KEYS)
+    rest = _without_coordinate_keys(holder["location"])
     unlocated = _without(holder, ("location",))
     if rest:
         unlocated["location"] = rest
@@ -116,16 +150,19 @@ def _unlocated(holder: dict[str, Any]) -> dict[str, Any]:
 def _pointless(document: dict[str, Any]) -> dict[str, Any]:
     """``document`` (properties, traits) without its own coordinates and its location's."""
     if _holds_coordinate(document):
-        document = _without(document, _COORDINATE_KEYS)
+        document = _without_coordinate_keys(document)
     return _unlocated(document)
 
 
 def without_coordinate_traits(traits: dict[str, Any]) -> dict[str, Any]:
-    """Traits, or the profile attributes they became, without a person's coordinates: their
-    own ``lat``, ``lon``, ``latitude`` and ``longitude`` and their ``location`` object's (the
-    object stays with the rest, a city, or goes when empty), as ingestion leaves traits
-    without consent to ``location``. ``traits`` holding none is returned as it is."""
-    return _pointless(traits)
+    """Traits, or the profile attributes they became, without a person's coordinates: every
+    key :func:`is_coordinate_key` names, at any depth (``lng``, ``Latitude``,
+    ``geo.latitude``, ``address.lat``, a list's objects'); an object left with anything
+    else (a city) stays, one left empty goes. As ingestion leaves traits without consent to
+    ``location``, a withdrawal and a merge whose choice is no leave attributes.
+    ``traits`` holding none is returned as it is."""
+    kept: dict[str, Any] = _deep_pointless(traits)
+    return kept
 
 
 def _traitless(holder: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +171,7 @@ def _traitless(holder: dict[str, Any]) -> dict[str, Any]:
     traits = holder.get("traits")
     if not isinstance(traits, dict):
         return holder
-    kept = _pointless(traits)
+    kept = without_coordinate_traits(traits)
     return holder if kept is traits else {**holder, "traits": kept}
 
 
