@@ -29,7 +29,20 @@ def test_sign_up_takes_a_time_zone_and_shows_it(client, api_key, db) -> None:
     assert exported.json()["customer"]["time_zone"] == "Asia/Tokyo"
 
 
-@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "+09:00", "../../etc/passwd"])
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "Mars/Olympus_Mons",
+        "+09:00",
+        "../../etc/passwd",
+        # files zoneinfo opens that are no place's zone: the pseudo-zones and the copies
+        "localtime",
+        "posixrules",
+        "Factory",
+        "posix/Europe/Paris",
+        "right/UTC",
+    ],
+)
 def test_sign_up_refuses_an_unknown_time_zone_naming_it(client, api_key, db, zone) -> None:
     refused = client.post(
         "/v1/customers", json={"time_zone": zone}, headers=command(api_key("write"))
@@ -39,6 +52,15 @@ def test_sign_up_refuses_an_unknown_time_zone_naming_it(client, api_key, db, zon
     assert refused.json()["field"] == "time_zone"
     assert "IANA" in refused.json()["detail"]
     assert customers.count_customers(db) == 0
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Etc/GMT+2", "America/Argentina/Buenos_Aires"])
+def test_sign_up_takes_utc_etc_and_deep_zones(client, api_key, db, zone) -> None:
+    created = client.post(
+        "/v1/customers", json={"time_zone": zone}, headers=command(api_key("write"))
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["time_zone"] == zone
 
 
 @pytest.mark.parametrize("route", ["/v1/identify", "/v1/batch"])

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import date
+from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
 _NOT_PHONE_DIGIT = re.compile(r"[^0-9]")
 # An email address as POST /v1/customers takes one: name@domain.tld, without spaces.
@@ -124,16 +125,29 @@ def birthday_date(value: Any, *, today: date) -> date | None:
 TIME_ZONE_MAX_LENGTH = 50
 
 
+# Files of a time zone database that name no zone: the host's own zone (``localtime``), the
+# rules POSIX strings borrow (``posixrules``), and the zone of a machine not set up yet
+# (``Factory``). ``zoneinfo`` opens them, and lists ``localtime`` where the host has one.
+PSEUDO_TIME_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    """The IANA zones a profile may hold: ``zoneinfo.available_timezones()`` (read once)
+    without the pseudo-zones; the ``posix/`` and ``right/`` copies are never in it."""
+    return frozenset(available_timezones()) - PSEUDO_TIME_ZONES
+
+
 def time_zone_problem(value: Any) -> str | None:
-    """What keeps ``value`` from being a person's time zone: an IANA name Python's
-    ``zoneinfo`` knows (``Asia/Tokyo``, ``Europe/Paris``, ``UTC``), given as text."""
+    """What keeps ``value`` from being a person's time zone: an IANA name of a zone, as
+    ``zoneinfo.available_timezones()`` lists them (``Asia/Tokyo``, ``Europe/Paris``,
+    ``UTC``, ``Etc/GMT+2``), given as text; the database's pseudo-zones (``localtime``,
+    ``posixrules``, ``Factory``) and its ``posix/``/``right/`` copies are no zone."""
     if not isinstance(value, str):
         return "Send the time zone as text, an IANA name such as Europe/Paris"
     if len(value) > TIME_ZONE_MAX_LENGTH:
         return f"A time zone is at most {TIME_ZONE_MAX_LENGTH} characters"
-    try:
-        ZoneInfo(value.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    if value.strip() not in _time_zones():
         return f"Unknown time zone {value!r}: give an IANA name such as Europe/Paris"
     return None
 
