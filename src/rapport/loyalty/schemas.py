@@ -15,6 +15,15 @@ from rapport.platform.schemas import MinorUnits, Page, StrictModel
 Channel = Literal["web", "app", "store", "call_center"]
 Points = Field(ge=1, le=MAX_POINTS_PER_COMMAND, description="Whole points, more than zero")
 Reference = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")
+# The currency of a cart or simulated order's prices (POST /v1/loyalty/checkout, /simulate).
+PricesCurrency = Field(
+    default=None,
+    pattern=r"^[A-Z]{3}$",
+    examples=["EUR"],
+    description="ISO 4217 code of the prices. Default: the program's currency. Prices in "
+    "another currency earn no points (each rule that reads them says why, with 0 points), as "
+    "an order placed in it would not.",
+)
 
 
 class EarnIn(StrictModel):

@@ -26,7 +26,7 @@ from rapport.loyalty.program.rules import (
     named_categories,
     parse_rule_set,
 )
-from rapport.loyalty.schemas import CategoryWarningOut
+from rapport.loyalty.schemas import CategoryWarningOut, PricesCurrency
 from rapport.loyalty.tiers.policy import parse_tier_policy
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey
@@ -145,14 +145,7 @@ class SimOrder(StrictModel):
     channel: Literal["web", "app", "store", "call_center"] = "web"
     lines: list[SimLine] = Field(min_length=1, max_length=500)
     discount_minor: MinorUnits = 0
-    currency: str | None = Field(
-        default=None,
-        pattern=r"^[A-Z]{3}$",
-        examples=["EUR"],
-        description="ISO 4217 code of the prices. Default: the program's currency. An order "
-        "in another currency earns no points (its spend rules say why), as a placed one would "
-        "not.",
-    )
+    currency: str | None = PricesCurrency
 
 
 class SimEvent(StrictModel):

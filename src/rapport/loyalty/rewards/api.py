@@ -19,7 +19,7 @@ from rapport.loyalty.models import Coupon, Reward
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.loyalty.rewards import order_checkout
-from rapport.loyalty.schemas import CategoryWarningOut, iso_or_none
+from rapport.loyalty.schemas import CategoryWarningOut, PricesCurrency, iso_or_none
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey, admit_coupon_codes
 from rapport.platform.db import DbSession
@@ -60,14 +60,7 @@ class CheckoutIn(StrictModel):
     coupons: list[str] = Field(default_factory=list, max_length=10)
     points_to_use: int = Field(default=0, ge=0, le=100_000_000)
     shipping_minor: MinorUnits = Field(default=0, description="Shipping before loyalty effects.")
-    currency: str | None = Field(
-        default=None,
-        pattern=r"^[A-Z]{3}$",
-        examples=["EUR"],
-        description="ISO 4217 code of the prices. Default: the program's currency. A cart in "
-        "another currency earns no points (an effect of 0 points says why), as its order "
-        "would not.",
-    )
+    currency: str | None = PricesCurrency
 
 
 class EffectOut(StrictModel):
