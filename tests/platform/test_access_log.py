@@ -84,8 +84,37 @@ def test_the_access_log_leaves_out_every_query_value_and_odd_name(
     assert found.status_code == 404
     lines = [record.getMessage() for record in caplog.records if record.name == "rapport.access"]
     assert lines[0].startswith('"GET /v1/customers/lookup?kind=…&value=… HTTP/1.1" 404 ')
-    assert lines[1].startswith('"GET /healthz?…=…&plain=… HTTP/1.1" 200 ')
-    # a path no route matched is written as sent (still encoded: no line of its own; the
-    # control character refused)
-    assert lines[2].startswith('"GET /no-such-page/%0Aforged?value=… HTTP/1.1" 422 ')
+    assert lines[1].startswith('"GET /healthz?…&… HTTP/1.1" 200 ')
+    # a path no route matches is cut to its first segments that are words of Rapport's routes
+    # (no line of its own from a %0A; the control character refused)
+    assert lines[2].startswith('"GET /…?value=… HTTP/1.1" 422 ')
     assert all("alice" not in line and "\n" not in line for line in lines)
+
+
+def test_the_access_log_writes_the_template_of_a_path_redirected_or_sent_as_head(
+    client: TestClient, api_key: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = {"Authorization": f"Bearer {api_key('read')}"}
+    with caplog.at_level(logging.INFO, logger="rapport.access"):
+        # a trailing slash (redirected), a HEAD of a read, a mistyped path, bare query words
+        slash = client.get(f"/v1/customers/{EMAIL}/", headers=headers, follow_redirects=False)
+        member = client.get(f"/v1/loyalty/members/+{PHONE}/statement/", follow_redirects=False)
+        head = client.head(f"/v1/customers/{EMAIL}/export", headers=headers)
+        client.get(f"/v1/customers/{EMAIL}/no-such-view", headers=headers)
+        client.get(f"/v1/{EMAIL}", headers=headers)
+        client.get(f"/{EMAIL}/customers", headers=headers)
+        client.get("/healthz?JohnSmith&kind=email", headers=headers)
+        client.get("/static/no-such-file.css")
+    assert slash.status_code == member.status_code == 307
+    assert head.status_code == 403  # a read key may not export
+    lines = [record.getMessage() for record in caplog.records if record.name == "rapport.access"]
+    # then each is written as the route's template, else the first segments Rapport knows
+    assert lines[0].startswith('"GET /v1/customers/{customer_id} HTTP/1.1" 307 ')
+    assert lines[1].startswith('"GET /v1/loyalty/members/{customer_id}/statement HTTP/1.1" 307 ')
+    assert lines[2].startswith('"HEAD /v1/customers/{customer_id}/export HTTP/1.1" 403 ')
+    assert lines[3].startswith('"GET /v1/customers/… HTTP/1.1" 404 ')
+    assert lines[4].startswith('"GET /v1/… HTTP/1.1" 404 ')
+    assert lines[5].startswith('"GET /… HTTP/1.1" 404 ')
+    assert lines[6].startswith('"GET /healthz?…&kind=… HTTP/1.1" 200 ')
+    assert lines[7].startswith('"GET /static/… HTTP/1.1" 404 ')
+    assert not [line for line in lines if "alice" in line or PHONE in line or "John" in line]

@@ -9,12 +9,14 @@ import os
 import re
 import time
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import unquote_plus
 
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
+from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rapport.platform import budget
@@ -295,24 +297,94 @@ class RequestMetrics:
 
 def logged_target(scope: Scope, template: str) -> str:
     """What the access log writes for a request's path and query: the route's template
-    (``/v1/customers/{customer_id}``) where a route matched, else the path as sent; and the
-    query's parameter names with every value left out (``?kind=…&value=…``). So an email or
+    (``/v1/customers/{customer_id}``) where a route matched; where none did, the template of
+    the route the path would match whatever its method and trailing slash (a ``HEAD``, a
+    ``/…/`` redirected), else the path's first two segments and ``…`` (each segment only when
+    it is a word of some route's template, else ``…``); and the query's parameter names with
+    every value left out (``?kind=…&value=…``; a bare word, no ``=``, is ``…``). So an email or
     phone number in a path or query never reaches the log, where erasure cannot reach it."""
-    if template == "unmatched":
-        raw: Any = scope.get("raw_path")
-        # Percent-encoded as sent: a decoded %0A would start a line of its own in the log.
-        path = raw.decode("ascii", "backslashreplace") if isinstance(raw, bytes) else "?"
-    else:
-        path = template
+    path = template if template != "unmatched" else _unmatched_path(scope)
     query: Any = scope.get("query_string")
     if not query:
         return path
-    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-    names = [name if _LOGGED_NAME.fullmatch(name) else "…" for name, _ in pairs]
-    shown = [f"{name}=…" for name in names[:_LOGGED_NAMES]]
-    if len(names) > _LOGGED_NAMES:
-        shown.append("…")
+    shown: list[str] = []
+    for pair in query.decode("latin-1").split("&"):
+        if not pair:
+            continue
+        if len(shown) == _LOGGED_NAMES:
+            shown.append("…")
+            break
+        name, equals, _ = pair.partition("=")
+        name = unquote_plus(name)
+        if not equals:
+            shown.append("…")
+        else:
+            shown.append(f"{name if _LOGGED_NAME.fullmatch(name) else '…'}=…")
     return f"{path}?{'&'.join(shown) or '…'}"
+
+
+class _KnownRoutes:
+    """The application's route templates as the access log matches a path no route answered
+    against: each template's pattern, the methods it answers and, per segment position, the
+    literal words templates have there."""
+
+    def __init__(self, routes: list[Any]) -> None:
+        self.patterns: list[tuple[re.Pattern[str], str, frozenset[str]]] = []
+        self.words: list[set[str]] = [set(), set()]
+        for context in iter_route_contexts(routes):
+            template = context.path_format
+            if not template:
+                continue
+            if isinstance(context.original_route, Mount):
+                prefix = context.path or ""
+                pattern, logged = f"{prefix}/{{path:path}}", f"{prefix}/…"
+                methods: frozenset[str] = frozenset()
+            else:
+                pattern, logged = template, template
+                methods = frozenset(getattr(context.original_route, "methods", None) or ())
+            self.patterns.append((compile_path(pattern)[0], logged, methods))
+            for position, word in enumerate(template.split("/")[1:3]):
+                if word and "{" not in word:
+                    self.words[position].add(word)
+
+    def template(self, path: str, method: str) -> str | None:
+        """The template of the route ``path`` matches, ignoring a trailing slash; one that
+        answers ``method`` (a ``HEAD``: ``GET``) first, as the router would choose it."""
+        trimmed = path.rstrip("/") or "/"
+        wanted = "GET" if method == "HEAD" else method
+        found = None
+        for pattern, logged, methods in self.patterns:
+            if pattern.match(path) or pattern.match(trimmed) or pattern.match(f"{trimmed}/"):
+                if not methods or wanted in methods:
+                    return logged
+                found = found or logged
+        return found
+
+    def start(self, path: str) -> str:
+        """The path's first two segments, each only when it is a word of some template."""
+        shown: list[str] = []
+        for position, segment in enumerate(path.split("/")[1:3]):
+            if segment not in self.words[position]:
+                break
+            shown.append(segment)
+        return "/" + "".join(f"{segment}/" for segment in shown) + "…"
+
+
+def _unmatched_path(scope: Scope) -> str:
+    """What the access log writes for a path no route answered (see logged_target)."""
+    router: Any = getattr(scope.get("app"), "router", None)
+    if router is None:
+        return "/…"
+    known = getattr(router, "_rapport_known_routes", None)  # read once per application
+    if not isinstance(known, _KnownRoutes):
+        known = _KnownRoutes(list(router.routes))
+        router._rapport_known_routes = known
+    path = str(scope.get("path", "/"))
+    # A mount the path went into set root_path to its own prefix; app_root_path keeps the first.
+    root = str(scope.get("app_root_path", scope.get("root_path", "")))
+    if root and path.startswith(f"{root}/"):
+        path = path[len(root) :]
+    return known.template(path, str(scope.get("method", "GET"))) or known.start(path)
 
 
 def route_template(scope: Scope) -> str:
