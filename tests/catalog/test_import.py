@@ -245,3 +245,29 @@ def test_a_line_of_spaces_is_skipped_as_blank(db, tmp_path) -> None:
     )
     assert import_products_file(db, path).rows == 2
     assert catalog.count_products(db) == 2
+
+
+@pytest.mark.parametrize(
+    "cell", ["1_000", "1e3", ",5", "5,", ".5", "5.", "+5", "\uff11\uff12", "\u0661\u0662", "1 000"]
+)
+def test_a_price_written_otherwise_than_in_ascii_digits_is_refused(db, tmp_path, cell) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(f'sku;name;price;currency\nX-1;Thing;"{cell}";EUR\n', encoding="utf-8")
+    with pytest.raises(MalformedFile) as error:
+        import_products_file(db, path)
+    assert error.value.detail == (
+        f"Line 2, column 'price': {cell!r} is not an amount in EUR such as 12.50"
+    )
+    assert catalog.count_products(db) == 0
+
+
+def test_a_lowercase_currency_is_refused_saying_how_to_write_it(db, tmp_path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("sku,name,price,currency\nX-1,Thing,1.00,eur\n")
+    with pytest.raises(MalformedFile) as error:
+        import_products_file(db, path)
+    assert error.value.detail == (
+        "Line 2, column 'currency': 'eur' is not a currency code; write the currency as three "
+        "capital letters, such as EUR"
+    )
+    assert catalog.count_products(db) == 0

@@ -1200,3 +1200,24 @@ def test_an_erased_persons_orders_are_kept_without_them_and_counted(db, tmp_path
     assert external_id_of(db, "csv:OLD-R2") is None
     assert external_id_of(db, "csv:OLD-R1") == "ana"
     assert customers.find_customer_by_external_id(db, external_id="ben") is None
+
+
+@pytest.mark.parametrize(
+    ("price_unit", "price"),
+    [
+        *[
+            ("major", price)
+            for price in ["1_000", "1e3", ",5", "5,", ".5", "5.", "+5", "\uff11\uff12"]
+        ],
+        *[("minor", price) for price in ["1_000", "\u0661\u0662", "+5", "12.50"]],
+    ],
+)
+def test_a_price_written_otherwise_than_in_ascii_digits_is_refused(
+    db, tmp_path, price_unit, price
+) -> None:
+    path = write(tmp_path, HEADER.replace(",", ";") + f"R1;ana;SKU-1;2024-03-01;{price};1;;\n")
+    mapping = CUSTOM.with_overrides(delimiter=";", price_unit=price_unit)
+    with pytest.raises(MalformedFile) as error:
+        import_transactions_file(db, path, mapping)
+    assert error.value.detail.startswith(f"Line 2, column 'Price': {price!r} is not a price")
+    assert totals(db) == (0, 0, 0, 0, 0, 0)

@@ -11,7 +11,6 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO
 
@@ -74,11 +73,9 @@ def _minor(value: str, *, line: int, column: str, currency: str) -> int:
     digits = minor_unit_digits(currency)  # 2 for a code that is no currency
     such_as = f"such as {amounts.example(digits)}"
     try:
-        amount = Decimal(amounts.decimal_point(text, digits))
-        if not amount.is_finite():
-            raise InvalidOperation
-    except (InvalidOperation, ValueError) as error:
-        reason = "" if isinstance(error, InvalidOperation) else f": {error}"
+        amount = amounts.read(text, digits)
+    except ValueError as error:
+        reason = "" if isinstance(error, amounts.NotAnAmount) else f": {error}"
         raise MalformedFile(
             f"{text!r} is not an amount {unit} {such_as}{reason}", line=line, column=column
         ) from None
@@ -148,6 +145,13 @@ def read_products(path: Path) -> Iterator[ProductUpsert]:
                 )
             seen[sku] = line
             currency = row["currency"].strip()
+            if not CURRENCY.fullmatch(currency):
+                raise MalformedFile(
+                    f"{currency!r} is not a currency code; write the currency as three capital "
+                    "letters, such as EUR",
+                    line=line,
+                    column="currency",
+                )
             attributes = {column: row[column] for column in extra if row[column] != ""}
             fields = {
                 "sku": sku,

@@ -43,7 +43,6 @@ WHITESPACE = "whitespace"
 WEB_STORE_ID = "web"  # the online warehouse, as the demo retailer names it
 
 SKU = re.compile(catalog.SKU_PATTERN)
-NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
 SAMPLE_TIME = datetime(2001, 2, 3, 14, 5, 6)  # noqa: DTZ001 - only formatted, as an example
 
 

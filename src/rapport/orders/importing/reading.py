@@ -22,7 +22,6 @@ from rapport.orders.importing.mapping import (
     MAX_EXTERNAL_ID,
     MAX_NAME,
     MAX_STORE_ID,
-    NUMBER,
     SAMPLE_TIME,
     SKU,
     WHITESPACE,
@@ -231,7 +230,7 @@ def _parse_time(value: str, fmt: str | None) -> tuple[datetime, str]:
 def _to_minor(value: str, digits: int) -> tuple[int, bool]:
     """A decimal amount in major units as minor units, rounded half up, and whether it had to
     be rounded (0.001 GBP). Raises ValueError for anything but a plain decimal number."""
-    if not NUMBER.fullmatch(value):
+    if not amounts.AMOUNT.fullmatch(value):
         raise ValueError(value)
     exact = Decimal(value).scaleb(digits)
     whole = exact.to_integral_value(rounding=ROUND_HALF_UP)
@@ -331,15 +330,18 @@ class CellReader:
     def money(self, value: str, *, line: int, column: str, what: str) -> tuple[int, bool]:
         try:
             if self.mapping.price_unit == "minor":
+                if not amounts.WHOLE.fullmatch(value):
+                    raise ValueError(value)
                 return int(value), False
+            point = value
             if "," in value:  # a decimal comma, as European spreadsheets write amounts
                 try:
-                    value = amounts.decimal_point(value, self.digits)
+                    point = amounts.decimal_point(value, self.digits)
                 except ValueError as error:
                     raise self.table.error(
                         f"{value!r} is not a {what}; {error}", line=line, column=column
                     ) from None
-            return _to_minor(value, self.digits)
+            return _to_minor(point, self.digits)
         except ValueError as error:
             hint = (
                 "a whole number of minor units (1250)"
