@@ -155,3 +155,73 @@ def test_a_cancelled_order_offers_no_return_form(admin: TestClient, db: Session)
     html = admin.get(f"/admin/orders/customer/{customer_id}").text
 
     assert f'data-testid="return-{order_id}"' not in html
+
+
+def _returned(db: Session, order_id: str) -> list[tuple[str, int]]:
+    db.expire_all()
+    return [
+        (r.sku, r.quantity)
+        for r in db.scalars(select(ReturnLine).where(ReturnLine.order_id == order_id))
+    ]
+
+
+def test_the_same_return_form_sent_twice_records_one_return(admin: TestClient, db: Session) -> None:
+    # given a member's order of ten bottles and the return form as the page gave it
+    customer_id, order_id = _bought(db)
+    before = ledger.balance(db, customer_id=customer_id)
+    fields = _return_form(admin, customer_id, order_id)
+    fields = typed(typed(fields, "quantity_1", "3"), "reason", "damaged")
+
+    # when the form is sent twice as it is (same one-time token, same CSRF token)
+    first = post_form(admin, f"/admin/orders/{order_id}/returns?page=1", fields)
+    said_first = said_after(admin, first)
+    second = post_form(admin, f"/admin/orders/{order_id}/returns?page=1", fields)
+    said_second = said_after(admin, second)
+
+    # then both lead to the confirmation of the one return
+    assert (first.status_code, second.status_code) == (303, 303)
+    assert said_first is not None
+    assert said_second is not None
+    assert said_second.startswith(said_first), (said_first, said_second)
+    assert said_second.endswith("The form was sent twice; the return was recorded once.")
+    # and three bottles came back once: one refund, one event, 36 points taken back once
+    assert _returned(db, order_id) == [(CHIANTI, 3)]
+    assert len(db.scalars(select(Event).where(Event.type == "order_returned")).all()) == 1
+    _process(db)
+    assert before - ledger.balance(db, customer_id=customer_id) == 36
+
+    # and a fresh page's form records another return
+    fields = _return_form(admin, customer_id, order_id)
+    fields = typed(typed(fields, "quantity_1", "1"), "reason", "damaged")
+    assert post_form(admin, f"/admin/orders/{order_id}/returns?page=1", fields).status_code == 303
+    assert _returned(db, order_id) == [(CHIANTI, 3), (CHIANTI, 1)]
+
+
+def test_a_return_form_without_its_one_time_token_records_nothing(
+    admin: TestClient, db: Session
+) -> None:
+    customer_id, order_id = _bought(db)
+    fields = _return_form(admin, customer_id, order_id)
+    fields = [(name, value) for name, value in fields if name != "token"]
+    fields = typed(typed(fields, "quantity_1", "3"), "reason", "damaged")
+
+    answer = post_form(admin, f"/admin/orders/{order_id}/returns?page=1", fields)
+
+    assert answer.status_code == 422
+    assert _error(answer.text, "lines") == "This form has expired; open the orders page again"
+    assert _returned(db, order_id) == []
+
+
+@pytest.mark.parametrize("quantity", ["2147483648", "99999999999999999999", "10001", "²"])
+def test_a_quantity_beyond_any_return_comes_back_beside_its_field(
+    admin: TestClient, db: Session, quantity: str
+) -> None:
+    customer_id, order_id = _bought(db)
+    fields = _return_form(admin, customer_id, order_id)
+    fields = typed(typed(fields, "quantity_1", quantity), "reason", "damaged")
+
+    answer = post_form(admin, f"/admin/orders/{order_id}/returns?page=1", fields)
+
+    assert answer.status_code == 422
+    assert _error(answer.text, "quantity_1") == "A whole number of units, from 0 to 10"
+    assert _returned(db, order_id) == []

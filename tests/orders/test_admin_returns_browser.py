@@ -66,3 +66,33 @@ def test_a_return_taken_on_the_orders_page_at_390_px(page, live_server, tmp_path
     with open_session(live_server.database_url) as db:
         returned = db.scalars(select(ReturnLine).where(ReturnLine.order_id == order_id)).all()
         assert [(r.sku, r.quantity, r.reason) for r in returned] == [(CHIANTI, 2, "damaged")]
+
+
+def test_a_double_click_on_record_return_records_one_return(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    # given an agent and a customer's shipped order of two Chianti and a corkscrew
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="agent@example.com", password=PASSWORD)
+        seed_catalog(db, stock=50)
+        customer_id = make_customer(db)
+        order_id = orders.place_order(
+            db, order=OrderIn.model_validate(order_body(customer_id=customer_id))
+        ).order_id
+    path = f"/admin/orders/customer/{customer_id}"
+    sign_in_as(page, live_server.base_url, "agent@example.com", PASSWORD, at=path)
+    wait_until_settled(page)
+
+    # when the agent double-clicks Record return for one bottle
+    page.get_by_text("Record a return").click()
+    form = page.get_by_test_id(f"return-{order_id}")
+    form.locator('[name="quantity_1"]').fill("1")
+    form.get_by_label("Reason").select_option("damaged")
+    form.get_by_role("button", name="Record return").dblclick()
+    wait_until_settled(page)
+
+    # then the page confirms the return, and one bottle came back once
+    assert f"recorded for order {order_id}: 1 unit, " in (
+        page.get_by_test_id("order-message").inner_text()
+    )
+    with open_session(live_server.database_url) as db:
+        returned = db.scalars(select(ReturnLine).where(ReturnLine.order_id == order_id)).all()
+        assert [(r.sku, r.quantity) for r in returned] == [(CHIANTI, 1)]

@@ -6,11 +6,15 @@ risk of a basket like the last one)."""
 
 from __future__ import annotations
 
+import secrets
+import time
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
+import orjson
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
 from rapport.customers import service as customers
 from rapport.orders import listing, service
@@ -32,6 +36,7 @@ from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound, Problem
 from rapport.platform.formatting import money
+from rapport.platform.idempotency import HEADER, ClaimLost, run_idempotent
 from rapport.platform.paging import PageParams, PageRequest
 from rapport.platform.settings import AppSettings
 
@@ -317,9 +322,27 @@ def _customer_orders(
             "return_order": return_order,
             "values": {**RETURN_VALUES, **(values or {})},
             "errors": errors or {},
+            # A fresh one-time token per rendering: the return form sent twice records once.
+            "return_token": secrets.token_urlsafe(18),
         },
         status_code=status_code if customer is not None else 404,
     )
+
+
+# The most units of a SKU one return takes (ReturnLineIn's bound, as the API has it).
+RETURN_QUANTITY_MAX = next(
+    bound.le for bound in ReturnLineIn.model_fields["quantity"].metadata if hasattr(bound, "le")
+)
+# How long a form sent again waits for the first sending still being recorded (a double
+# click), to answer what it did rather than "still being processed".
+RETURN_REPEAT_WAIT_S = 5.0
+# What the form says when its one-time token was sent before with other units (422), or is
+# still being recorded after that wait (409).
+REPEAT_REFUSED = {
+    422: "This form was sent already with other units; open the orders page again to record"
+    " another return",
+    409: "This return is still being recorded; open the orders page again in a moment",
+}
 
 
 def _return_lines(
@@ -337,7 +360,8 @@ def _return_lines(
         if not typed:
             continue
         left = line.quantity - line.returned_quantity
-        if not typed.isdigit():
+        # (ASCII digits only: "²" is a digit to str.isdigit but no number to int)
+        if not (typed.isascii() and typed.isdigit()) or int(typed) > RETURN_QUANTITY_MAX:
             errors[name] = f"A whole number of units, from 0 to {left}"
             continue
         if int(typed) > 0:
@@ -376,33 +400,44 @@ def record_return(
         errors["channel"] = f"Choose where they came back: {', '.join(RETURN_CHANNELS)}"
     if not lines and not errors:
         errors["lines"] = "Choose the units that came back: a quantity on at least one line"
+    token = form.get("token", "").strip()
+    if not errors and not token:
+        errors["lines"] = "This form has expired; open the orders page again"
     if not errors:
         try:
-            result = service.record_return(
-                db,
-                order_id=order_id,
-                request=ReturnIn(
-                    lines=[
-                        ReturnLineIn(
-                            sku=line["sku"],
-                            quantity=line["quantity"],
-                            reason=reason,
-                            restock=bool(form.get("restock")),
-                        )
-                        for line in lines
-                    ],
-                    channel=channel,
-                ),
-                recorded_by=user.email,
+            request_in = ReturnIn(
+                lines=[
+                    ReturnLineIn(
+                        sku=line["sku"],
+                        quantity=line["quantity"],
+                        reason=reason,
+                        restock=bool(form.get("restock")),
+                    )
+                    for line in lines
+                ],
+                channel=channel,
+            )
+        except ValidationError as invalid:
+            for error in invalid.errors():
+                field = ".".join(str(part) for part in error["loc"])
+                errors[_form_field(field, fields)] = "Too many units for one return"
+    if not errors:
+        try:
+            said, replayed = _record_return_once(
+                db, user=user, order=order, request_in=request_in, token=token
             )
         except Problem as problem:
             db.rollback()
-            errors[_form_field(problem.field, fields)] = problem.detail or problem.title
+            errors[_form_field(problem.field, fields)] = (
+                REPEAT_REFUSED.get(problem.status, problem.detail or problem.title)
+                if problem.field == HEADER
+                else problem.detail or problem.title
+            )
         else:
+            if replayed:
+                said += " The form was sent twice; the return was recorded once."
             return redirect_saying(
-                request,
-                f"/admin/orders/customer/{customer_id}#order-{order_id}",
-                _return_said(result, order.currency),
+                request, f"/admin/orders/customer/{customer_id}#order-{order_id}", said
             )
     return _customer_orders(
         request,
@@ -415,6 +450,47 @@ def record_return(
         errors=errors,
         status_code=409 if "order_id" in errors else 422,
     )
+
+
+def _record_return_once(
+    db: DbSession, *, user: Any, order: Any, request_in: ReturnIn, token: str
+) -> tuple[str, bool]:
+    """Record the return once per form: the form's one-time token is the command's
+    Idempotency-Key (scoped to the admin user and the order), as the API's key is, so the
+    same form sent again answers what the first sending said and applies nothing. A sending
+    still being recorded is waited for, briefly. What the page says, and whether it was a
+    repeat."""
+    waited_until = time.monotonic() + RETURN_REPEAT_WAIT_S
+    while True:
+        try:
+            answer = run_idempotent(
+                db,
+                scope=f"admin.return:{user.id}:{order.order_id}",
+                key=token,
+                request_body={"order_id": order.order_id, **request_in.model_dump(mode="json")},
+                status_code=201,
+                execute=lambda hook: service.record_return(
+                    db,
+                    order_id=order.order_id,
+                    request=request_in,
+                    recorded_by=user.email,
+                    before_commit=hook,
+                ),
+                render=lambda result: {"said": _return_said(result, order.currency)},
+            )
+        except Problem as problem:
+            still_running = (
+                problem.status == 409
+                and problem.field == HEADER
+                and not isinstance(problem, ClaimLost)
+            )
+            if not still_running or time.monotonic() >= waited_until:
+                raise
+            db.rollback()
+            time.sleep(0.2)
+            continue
+        said = str(orjson.loads(answer.body)["said"])
+        return said, answer.headers.get("idempotent-replayed") == "true"
 
 
 def _form_field(field: str | None, fields: list[str]) -> str:
