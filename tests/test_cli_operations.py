@@ -389,3 +389,32 @@ def test_init_makes_the_data_directory_and_database_readable_by_their_owner_only
     others = ("rapport.db-wal", "rapport.db-shm", "secret_key")
     files += [data / name for name in others if (data / name).exists()]
     assert {path.name: mode(path) for path in files} == {path.name: 0o600 for path in files}
+
+
+@pytest.mark.parametrize("command", ["create", "set-password"])
+def test_admin_password_commands_refuse_a_wrong_schema_before_asking_for_the_password(
+    database, command: str
+) -> None:
+    # given a database an older Rapport migrated
+    upgrade(database, OLDER)
+    # when an admin password command is run without --password
+    result = runner.invoke(app, ["admin", command, "ops@example.org"], input="pw\npw\n")
+    # then it refuses at once, never asking for a password nobody could set
+    said = _said(result)
+    assert result.exit_code == 2, said
+    assert "migration(s) pending. Run: rapport migrate" in said, said
+    assert "Password" not in said, said
+
+
+def test_admin_create_asks_for_the_password_twice_once_the_schema_is_right(database) -> None:
+    # given a migrated database
+    upgrade(database)
+    # when an admin is created without --password, then the password is asked for twice
+    result = runner.invoke(
+        app, ["admin", "create", "ops@example.org"], input="a-long-password-1\na-long-password-1\n"
+    )
+    said = _said(result)
+    assert result.exit_code == 0, said
+    assert "Password: Repeat for confirmation:" in said, said
+    assert "a-long-password-1" not in said
+    assert _count(database, "admin_users") == 1

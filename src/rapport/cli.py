@@ -765,25 +765,35 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (keys l
     console.print(f"Revoked {key.id} ({key.name}).", highlight=False, markup=False)
 
 
+# Asked for once the database's schema is checked (see _new_password), not before.
+NewPassword = Annotated[
+    str | None, typer.Option(help="The password; asked for (twice, hidden) when not given")
+]
+
+
+def _new_password(given: str | None) -> str:
+    """The password given, else asked for twice without echo: after require_migrated, so a
+    database that cannot take it is refused before anyone types it."""
+    if given is not None:
+        return given
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
 @admin_app.command("create")
-def admin_create(
-    email: str,
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
-) -> None:
+def admin_create(email: str, password: NewPassword = None) -> None:
     """Add an admin user."""
     require_migrated()
+    password = _new_password(password)
     with open_session() as db:
         platform.create_admin_user(db, email=email, password=password)
     console.print(f"Admin user {email} created.")
 
 
 @admin_app.command("set-password")
-def admin_set_password(
-    email: str,
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
-) -> None:
+def admin_set_password(email: str, password: NewPassword = None) -> None:
     """Set a new password for an admin user."""
     require_migrated()
+    password = _new_password(password)
     with open_session() as db:
         platform.set_admin_password(db, email=email, password=password)
     console.print(f"Password for {email} changed.")
