@@ -100,6 +100,8 @@ def test_the_operator_guide_lists_every_setting_and_only_settings() -> None:
         "https://shop.example.com",
         "https://surveys.shop.example/",
         "HTTPS://shop.example.com:8443/rapport",
+        "http://[::1]:8000/shop%20front/",
+        "https://shop-1.example.com./a_b~c/(x)",
     ],
 )
 def test_a_public_base_url_is_kept_as_given(home: Path, url: str) -> None:
@@ -118,6 +120,15 @@ def test_a_public_base_url_is_kept_as_given(home: Path, url: str) -> None:
         "https://shop example.com",
         "https://shop.example.com/?utm=1",
         "https://user:pw@shop.example.com",
+        'https://shop.example.com/"><script>',
+        "https://shop.example.com/<b>",
+        "https://shop.example.com/it's",
+        "https://shop.example.com/a%2",
+        "https://exa%6dple.com",
+        "https://-shop.example.com",
+        "https://shop_front.example.com",
+        "https://[not-ipv6]",
+        "https://shop..example.com",
     ],
 )
 def test_a_public_base_url_that_is_no_absolute_http_url_is_refused(home: Path, url: str) -> None:
@@ -125,3 +136,8 @@ def test_a_public_base_url_that_is_no_absolute_http_url_is_refused(home: Path, u
         Settings(public_base_url=url)
     assert "is not an absolute http(s) URL" in str(refused.value)
     assert "https://shop.example.com" in str(refused.value)
+
+
+def test_a_public_base_url_is_kept_without_the_spaces_around_it(home: Path) -> None:
+    url = Settings(public_base_url=" https://shop.example.com\t").public_base_url
+    assert url == "https://shop.example.com"

@@ -8,6 +8,7 @@ and relative paths given in settings are made absolute once, when they are read.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -69,19 +70,42 @@ def env_files() -> tuple[Path, ...]:
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 
 
+# A host RAPPORT_PUBLIC_BASE_URL may name: an ASCII host name (labels of letters, digits and
+# inner hyphens; an IPv4 address is one too) or a bracketed IPv6 literal, checked apart.
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# What a URL's path may hold as it is (RFC 3986's pchar and '/', the quote left out: the links
+# go into HTML and emails as they are), or as %XX escapes.
+_URL_PATH = re.compile(r"(?:[A-Za-z0-9\-._~!$&()*+,;=:@/]|%[0-9A-Fa-f]{2})*")
+
+
+def _is_host(host: str, bracketed: bool) -> bool:
+    """Whether ``host`` (as urlsplit's hostname gives it) is a host name or an IP literal."""
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+        return True
+    labels = host.removesuffix(".").split(".")
+    return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
 def _is_public_base_url(value: str) -> bool:
-    """Whether ``value`` is an absolute http(s) URL with a host, and neither a query, a
-    fragment nor credentials: what links in messages can be built under."""
+    """Whether ``value`` is an absolute http(s) URL with a host name or IP literal, a path of
+    URL characters only, and neither a query, a fragment nor credentials: what links in
+    messages can be built under."""
     if any(character.isspace() for character in value):
         return False
-    parts = urlsplit(value)
     try:
+        parts = urlsplit(value)  # raises on a bracketed host that is no IPv6 address
         parts.port  # noqa: B018  (raises on a port that is no number, or out of range)
     except ValueError:
         return False
     return (
         parts.scheme.lower() in {"http", "https"}
         and bool(parts.hostname)
+        and _is_host(parts.hostname or "", parts.netloc.startswith("["))
+        and _URL_PATH.fullmatch(parts.path) is not None
         and not (parts.query or parts.fragment or parts.username or parts.password)
         and "?" not in value
         and "#" not in value
@@ -302,8 +326,9 @@ class Settings(BaseSettings):
         if not _is_public_base_url(value):
             raise ValueError(
                 f"{value!r} is not an absolute http(s) URL: write the scheme and host customers"
-                " reach Rapport at, such as https://shop.example.com (a port or a path may"
-                " follow, no query)"
+                " reach Rapport at, such as https://shop.example.com (a host name or IP address;"
+                " a port or a path of URL characters may follow, no query, quotes, spaces or"
+                " angle brackets)"
             )
         return value  # a trailing slash is kept: the links built on it drop it
 
