@@ -96,3 +96,29 @@ def test_a_double_click_on_record_return_records_one_return(page, live_server) -
     with open_session(live_server.database_url) as db:
         returned = db.scalars(select(ReturnLine).where(ReturnLine.order_id == order_id)).all()
         assert [(r.sku, r.quantity) for r in returned] == [(CHIANTI, 1)]
+
+
+def test_record_return_is_disabled_once_the_form_is_sent(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="agent@example.com", password=PASSWORD)
+        seed_catalog(db, stock=50)
+        customer_id = make_customer(db)
+        order_id = orders.place_order(
+            db, order=OrderIn.model_validate(order_body(customer_id=customer_id))
+        ).order_id
+    path = f"/admin/orders/customer/{customer_id}"
+    sign_in_as(page, live_server.base_url, "agent@example.com", PASSWORD, at=path)
+    wait_until_settled(page)
+    page.get_by_text("Record a return").click()
+    form = page.get_by_test_id(f"return-{order_id}")
+    # (the page stays: this sending is held back, to look at the button after it)
+    form.evaluate("f => f.addEventListener('submit', (e) => e.preventDefault())")
+    button = form.get_by_role("button", name="Record return")
+    assert button.is_enabled()
+
+    button.click()
+
+    page.wait_for_function(
+        "f => f.querySelector('button[type=submit]').disabled", arg=form.element_handle()
+    )
+    assert button.is_disabled()

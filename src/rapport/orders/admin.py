@@ -31,6 +31,7 @@ from rapport.platform.admin import (
     add_template_dir,
     redirect_saying,
     render,
+    whole_number,
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
@@ -371,12 +372,12 @@ def _return_lines(
         if not typed:
             continue
         left = line.quantity - line.returned_quantity
-        # (ASCII digits only: "²" is a digit to str.isdigit but no number to int)
-        if not (typed.isascii() and typed.isdigit()) or int(typed) > RETURN_QUANTITY_MAX:
+        quantity = whole_number(typed, high=RETURN_QUANTITY_MAX)
+        if quantity is None:
             errors[name] = f"A whole number of units, from 0 to {left}"
             continue
-        if int(typed) > 0:
-            by_sku[line.sku] = by_sku.get(line.sku, 0) + int(typed)
+        if quantity > 0:
+            by_sku[line.sku] = by_sku.get(line.sku, 0) + quantity
             field_of.setdefault(line.sku, name)
     return (
         [{"sku": sku, "quantity": quantity} for sku, quantity in by_sku.items()],
