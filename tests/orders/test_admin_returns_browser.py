@@ -20,8 +20,9 @@ from tests.orders.factories import CHIANTI, order_body, seed_catalog
 PASSWORD = "correct horse battery"
 
 
-def test_a_return_taken_on_the_orders_page_at_390_px(page, live_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    # given an agent and a customer's shipped order of two Chianti and a corkscrew
+def _agent_and_order(page, live_server, *, width: int = 1280) -> str:  # type: ignore[no-untyped-def]
+    """An agent signed in on a customer's orders page, at ``width`` px, with their shipped
+    order of two Chianti and a corkscrew: the order's id."""
     with open_session(live_server.database_url) as db:
         platform.create_admin_user(db, email="agent@example.com", password=PASSWORD)
         seed_catalog(db, stock=50)
@@ -29,10 +30,16 @@ def test_a_return_taken_on_the_orders_page_at_390_px(page, live_server, tmp_path
         order_id = orders.place_order(
             db, order=OrderIn.model_validate(order_body(customer_id=customer_id))
         ).order_id
-    page.set_viewport_size({"width": 390, "height": 844})
+    page.set_viewport_size({"width": width, "height": 844})
     path = f"/admin/orders/customer/{customer_id}"
     sign_in_as(page, live_server.base_url, "agent@example.com", PASSWORD, at=path)
     wait_until_settled(page)
+    return str(order_id)
+
+
+def test_a_return_taken_on_the_orders_page_at_390_px(page, live_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # given an agent and a customer's shipped order of two Chianti and a corkscrew
+    order_id = _agent_and_order(page, live_server, width=390)
 
     # when the agent asks to take back 3 of the 2 bottles bought
     page.get_by_text("Record a return").click()
@@ -70,16 +77,7 @@ def test_a_return_taken_on_the_orders_page_at_390_px(page, live_server, tmp_path
 
 def test_a_double_click_on_record_return_records_one_return(page, live_server) -> None:  # type: ignore[no-untyped-def]
     # given an agent and a customer's shipped order of two Chianti and a corkscrew
-    with open_session(live_server.database_url) as db:
-        platform.create_admin_user(db, email="agent@example.com", password=PASSWORD)
-        seed_catalog(db, stock=50)
-        customer_id = make_customer(db)
-        order_id = orders.place_order(
-            db, order=OrderIn.model_validate(order_body(customer_id=customer_id))
-        ).order_id
-    path = f"/admin/orders/customer/{customer_id}"
-    sign_in_as(page, live_server.base_url, "agent@example.com", PASSWORD, at=path)
-    wait_until_settled(page)
+    order_id = _agent_and_order(page, live_server)
 
     # when the agent double-clicks Record return for one bottle
     page.get_by_text("Record a return").click()
@@ -99,16 +97,7 @@ def test_a_double_click_on_record_return_records_one_return(page, live_server) -
 
 
 def test_record_return_is_disabled_once_the_form_is_sent(page, live_server) -> None:  # type: ignore[no-untyped-def]
-    with open_session(live_server.database_url) as db:
-        platform.create_admin_user(db, email="agent@example.com", password=PASSWORD)
-        seed_catalog(db, stock=50)
-        customer_id = make_customer(db)
-        order_id = orders.place_order(
-            db, order=OrderIn.model_validate(order_body(customer_id=customer_id))
-        ).order_id
-    path = f"/admin/orders/customer/{customer_id}"
-    sign_in_as(page, live_server.base_url, "agent@example.com", PASSWORD, at=path)
-    wait_until_settled(page)
+    order_id = _agent_and_order(page, live_server)
     page.get_by_text("Record a return").click()
     form = page.get_by_test_id(f"return-{order_id}")
     # (the page stays: this sending is held back, to look at the button after it)
