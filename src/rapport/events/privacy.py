@@ -23,6 +23,7 @@ PRIVACY_TABLES = ("events", "tracking_dead_letters", "processor_held_events")
 STAFF_FIELDS: dict[str, frozenset[str]] = {
     "points_adjusted": frozenset({"by"}),
     "loyalty_program_changed": frozenset({"changed_by"}),
+    "order_returned": frozenset({"recorded_by"}),
 }
 
 
