@@ -6,13 +6,11 @@ member's statement, and the loyalty panel of the customer 360 page with its acti
 from __future__ import annotations
 
 import hashlib
-import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
@@ -36,16 +34,18 @@ from rapport.platform.admin import (
     add_template_dir,
     field_messages,
     form_changes,
+    form_token,
     money_field,
     redirect_saying,
     render,
+    run_form_once,
+    sent_token,
     typed_money,
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Conflict, Problem
 from rapport.platform.formatting import currencies, currency_choices, day, money
-from rapport.platform.idempotency import run_idempotent
 from rapport.platform.paging import PageParams
 from rapport.platform.settings import AppSettings
 
@@ -394,8 +394,8 @@ def _panel_context(db: Any, customer_id: str) -> dict[str, Any]:
         "reasons": GOODWILL_REASONS,
         "goodwill_max": GOODWILL_MAX,
         # A fresh one-time token per rendering: sending the same form twice gives once.
-        "goodwill_token": secrets.token_urlsafe(18),
-        "coupon_token": secrets.token_urlsafe(18),
+        "goodwill_token": form_token(),
+        "coupon_token": form_token(),
     }
 
 
@@ -501,19 +501,20 @@ def give_goodwill_points(
         errors["note"] = "Note: at most 300 characters"
     if errors or points is None:
         return _refused_fields(request, db, customer_id, errors, typed)
-    token = fields.get("token", "").strip()
+    token = sent_token(fields)
     if not token:
         return _refused(
             request, db, customer_id, "points", "This form has expired; open it again", typed
         )
     reason = _goodwill_reason(choice, note)
     try:
-        answer = run_idempotent(
+        _, replayed = run_form_once(
             db,
-            scope=f"admin.goodwill:{user.id}:{customer_id}",
-            key=token,
+            user=user,
+            action="goodwill",
+            subject=customer_id,
+            token=token,
             request_body={"points": points, "reason": reason},
-            status_code=201,
             execute=lambda hook: service.adjust(
                 db,
                 customer_id=customer_id,
@@ -526,7 +527,6 @@ def give_goodwill_points(
         )
     except Problem as problem:
         return _refused(request, db, customer_id, problem.field or "points", problem.detail, typed)
-    replayed = answer.headers.get("idempotent-replayed") == "true"
     message = (
         f"These {points:,} goodwill points were given already (the form was sent twice)"
         if replayed
@@ -568,7 +568,7 @@ def issue_coupon(
         return _refused(
             request, db, customer_id, "reward_id", "Coupon: choose a reward on offer", typed
         )
-    token = fields.get("token", "").strip()
+    token = sent_token(fields)
     if not token:
         return _refused(
             request, db, customer_id, "reward_id", "This form has expired; open it again", typed
@@ -610,12 +610,13 @@ def issue_coupon(
 
 
 def _paid_coupon(db: Any, *, user: Any, customer_id: str, reward: Any, token: str) -> str:
-    answer = run_idempotent(
+    answer, _ = run_form_once(
         db,
-        scope=f"admin.coupon:{user.id}:{customer_id}",
-        key=token,
+        user=user,
+        action="coupon",
+        subject=customer_id,
+        token=token,
         request_body={"reward_id": reward.reward_id},
-        status_code=201,
         execute=lambda hook: reward_coupons.redeem_reward(
             db,
             customer_id=customer_id,
@@ -625,7 +626,7 @@ def _paid_coupon(db: Any, *, user: Any, customer_id: str, reward: Any, token: st
         ),
         render=lambda coupon: {"code": coupon.code},
     )
-    return str(orjson.loads(answer.body)["code"])
+    return str(answer["code"])
 
 
 @router.get("/members/{customer_id}", response_class=HTMLResponse)

@@ -6,12 +6,10 @@ risk of a basket like the last one)."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
-import orjson
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
@@ -29,15 +27,18 @@ from rapport.platform.admin import (
     FormFields,
     NavItem,
     add_template_dir,
+    form_token,
     redirect_saying,
     render,
+    run_form_once,
+    sent_token,
     whole_number,
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound, Problem
 from rapport.platform.formatting import day, money
-from rapport.platform.idempotency import HEADER, ClaimLost, run_idempotent
+from rapport.platform.idempotency import HEADER, ClaimLost
 from rapport.platform.paging import PageParams, PageRequest
 from rapport.platform.settings import AppSettings
 
@@ -326,7 +327,7 @@ def _customer_orders(
             "values": {**RETURN_VALUES, **(values or {})},
             "errors": errors or {},
             # A fresh one-time token per rendering: the return form sent twice records once.
-            "return_token": secrets.token_urlsafe(18),
+            "return_token": form_token(),
         },
         status_code=status_code if customer is not None else 404,
     )
@@ -412,7 +413,7 @@ def record_return(
         errors["channel"] = f"Choose where they came back: {', '.join(RETURN_CHANNELS)}"
     if not lines and not errors:
         errors["lines"] = "Choose the units that came back: a quantity on at least one line"
-    token = form.get("token", "").strip()
+    token = sent_token(form)
     if not errors and not token:
         errors["lines"] = "This form has expired; open the orders page again"
     if not errors:
@@ -475,12 +476,13 @@ def _record_return_once(
     waited_until = time.monotonic() + RETURN_REPEAT_WAIT_S
     while True:
         try:
-            answer = run_idempotent(
+            answer, replayed = run_form_once(
                 db,
-                scope=f"admin.return:{user.id}:{order.order_id}",
-                key=token,
+                user=user,
+                action="return",
+                subject=order.order_id,
+                token=token,
                 request_body={"order_id": order.order_id, **request_in.model_dump(mode="json")},
-                status_code=201,
                 execute=lambda hook: service.record_return(
                     db,
                     order_id=order.order_id,
@@ -501,8 +503,7 @@ def _record_return_once(
             db.rollback()
             time.sleep(0.2)
             continue
-        said = str(orjson.loads(answer.body)["said"])
-        return said, answer.headers.get("idempotent-replayed") == "true"
+        return str(answer["said"]), replayed
 
 
 def _form_field(field: str | None, fields: list[str]) -> str:

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rapport.platform import admin_security, clock, formatting, service
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Conflict, InvalidInput, invalid_document
+from rapport.platform.idempotency import BeforeCommit, run_idempotent
 from rapport.platform.models import AdminUser
 from rapport.platform.settings import AppSettings, get_settings
 
@@ -219,6 +220,49 @@ def whole_number(text: str, *, low: int = 0, high: int = INTEGER_MAX) -> int | N
     except ValueError:
         return None
     return number if low <= number <= high else None
+
+
+FORM_TOKEN_FIELD = "token"
+
+
+def form_token() -> str:
+    """A fresh one-time token for one rendering of a form that must act once (its hidden
+    ``token`` field); :func:`run_form_once` takes it back as the command's Idempotency-Key."""
+    return secrets.token_urlsafe(18)
+
+
+def sent_token(fields: Mapping[str, str]) -> str:
+    """The one-time token a form came back with; empty when it carried none (the page then
+    refuses it as expired)."""
+    return fields.get(FORM_TOKEN_FIELD, "").strip()
+
+
+def run_form_once(
+    db: Session,
+    *,
+    user: Any,
+    action: str,
+    subject: str,
+    token: str,
+    request_body: Any,
+    execute: Callable[[BeforeCommit], Any],
+    render: Callable[[Any], Any],
+) -> tuple[Any, bool]:
+    """Run a form's command once per one-time token, as the API runs one per Idempotency-Key
+    (:func:`rapport.platform.idempotency.run_idempotent`), scoped to the signed-in admin, the
+    ``action`` and its ``subject`` (a customer, an order): the same form sent again answers
+    what the first sending did and applies nothing. The command's answer (``render`` of its
+    result), and whether it was such a repeat."""
+    answer = run_idempotent(
+        db,
+        scope=f"admin.{action}:{user.id}:{subject}",
+        key=token,
+        request_body=request_body,
+        status_code=201,
+        execute=execute,
+        render=render,
+    )
+    return json.loads(bytes(answer.body)), answer.headers.get("idempotent-replayed") == "true"
 
 
 def money_field(minor: int | None, currency: str) -> str:

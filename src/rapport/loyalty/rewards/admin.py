@@ -30,10 +30,13 @@ from rapport.platform.admin import (
     FormFields,
     NavItem,
     field_messages,
+    form_token,
     list_text,
     money_field,
     redirect_saying,
     render,
+    run_form_once,
+    sent_token,
     settings_after_save,
     typed_list,
     typed_money,
@@ -41,6 +44,7 @@ from rapport.platform.admin import (
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Problem
 from rapport.platform.formatting import money
+from rapport.platform.idempotency import HEADER, BeforeCommit
 from rapport.platform.paging import PageParams, PageRequest
 
 router = APIRouter(include_in_schema=False)
@@ -290,6 +294,12 @@ def save_reward(
 # ------------------------------------------------------------------------------ coupons
 
 COUPON_SET_MAX = 500
+# What the form says when its one-time token was sent before with other terms (422), or its
+# coupons are still being issued (409).
+REPEAT_REFUSED = {
+    422: "This form was sent already with other terms; open the coupons page again to issue more",
+    409: "These coupons are still being issued; open the coupons page again in a moment",
+}
 
 
 def _coupon_values() -> dict[str, Any]:
@@ -334,6 +344,8 @@ def _coupons_context(
         "values": _coupon_values(),
         "errors": {},
         "set_max": COUPON_SET_MAX,
+        # A fresh one-time token per rendering: the form sent twice issues the coupons once.
+        "coupon_token": form_token(),
     }
 
 
@@ -400,35 +412,59 @@ def create_coupons(
     except ValueError as unreadable:
         errors["categories"] = f"Only for categories: {unreadable}"
     stackable = fields.get("stackable") == "true"
+    token = sent_token(fields)
+    if not errors and not token:
+        errors["rule"] = "This form has expired; open the coupons page again"
     issued: list[str] = []
+    replayed = False
     if not errors and value is not None and basket is not None and expires_at is not None:
+        terms: dict[str, Any] = {
+            "rule": rule,
+            "kind": kind,
+            "value": value,
+            "expires_at": expires_at,
+            "code": code,
+            "min_subtotal_minor": basket,
+            "categories": categories,
+            "stackable": stackable,
+        }
+
+        def issue_set(before_commit: BeforeCommit) -> list[str]:
+            codes = [
+                reward_coupons.create_campaign_coupon(db, **terms, issued_by=user.email).code
+                for _ in range(count)
+            ]
+            before_commit(db, codes)
+            db.commit()
+            return codes
+
         try:
-            for _ in range(count):
-                coupon = reward_coupons.create_campaign_coupon(
-                    db,
-                    rule=rule,
-                    kind=kind,
-                    value=value,
-                    expires_at=expires_at,
-                    code=code,
-                    min_subtotal_minor=basket,
-                    categories=categories,
-                    stackable=stackable,
-                    issued_by=user.email,
-                )
-                issued.append(coupon.code)
+            answer, replayed = run_form_once(
+                db,
+                user=user,
+                action="coupons",
+                subject="",
+                token=token,
+                request_body={**terms, "count": count},
+                execute=issue_set,
+                render=lambda codes: {"codes": codes},
+            )
+            issued = list(answer["codes"])
         except Problem as problem:
+            db.rollback()
             name = {"coupon_value": "value", "min_subtotal_minor": "min_subtotal"}.get(
                 problem.field or "rule", problem.field or "rule"
             )
-            errors[name] = problem.detail
+            if problem.field == HEADER:
+                errors["rule"] = REPEAT_REFUSED.get(problem.status, problem.detail)
+            else:
+                errors[name if name in _coupon_values() else "rule"] = problem.detail
     if not errors:
-        shown = issued[0] if count == 1 else f"{count} coupons"
-        return redirect_saying(
-            request,
-            f"/admin/loyalty/coupons?{urlencode({'rule': rule})}",
-            f"Issued {shown} for {rule}",
-        )
+        shown = issued[0] if len(issued) == 1 else f"{len(issued)} coupons"
+        said = f"Issued {shown} for {rule}"
+        if replayed:
+            said += " (the form was sent twice; they were issued once)"
+        return redirect_saying(request, f"/admin/loyalty/coupons?{urlencode({'rule': rule})}", said)
     context = _coupons_context(request, db, user, paging_request)
     context["values"] = _typed_values(fields, context["values"])
     context["errors"] = errors
