@@ -43,3 +43,21 @@ def test_an_unknown_customers_page_says_no_customer_has_the_id(admin: TestClient
     assert answer.status_code == 404
     assert "No customer has the id cus_nobody." in answer.text
     assert "Correct the filters" not in answer.text
+
+
+def test_gone_notice_says_nothing_of_an_active_customer_or_an_id_merged_into_one(
+    db: Session,
+) -> None:
+    kept = customers.identify_customer(db, identities={"email": "ivy.kept@example.org"})
+    merged = customers.identify_customer(db, identities={"email": "ivy.old@example.org"})
+    customers.merge_customers(
+        db,
+        source_customer_id=merged.customer_id,
+        target_customer_id=kept.customer_id,
+        reason="same person",
+        actor="agent@example.com",
+    )
+
+    assert customers.gone_notice(db, kept.customer_id) is None
+    assert customers.gone_notice(db, merged.customer_id) is None
+    assert customers.gone_notice(db, "cus_nobody") == "No customer has the id cus_nobody."

@@ -19,7 +19,7 @@ from rapport.customers.listing import (
     count_listed_customers,
     list_customers,
 )
-from rapport.customers.models import CONSENT_PURPOSES, Consent, Customer
+from rapport.customers.models import CONSENT_PURPOSES, Consent
 from rapport.customers.profile_view import activity_by_month, count_timeline
 from rapport.flows import privacy
 from rapport.platform.admin import (
@@ -34,7 +34,6 @@ from rapport.platform.admin import (
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, Problem
-from rapport.platform.formatting import day
 from rapport.platform.paging import PageParams, PageRequest
 
 add_template_dir(Path(__file__).parent / "templates")
@@ -195,9 +194,11 @@ def _customer_page(
 ) -> Response:
     """The customer's 360; with ``values`` and ``errors``, the merge and erase forms as the
     user sent them, each message beside its field."""
+    said = service.gone_notice(db, customer_id)
+    if said is not None:
+        return render(request, "customers/gone.html", {"user": user, "said": said}, status_code=404)
     customer = service.get_customer(db, customer_id=customer_id)
-    if customer is None or customer.status != "active":
-        return _gone_page(request, user, customer_id, customer)
+    assert customer is not None  # an active customer (gone_notice said nothing)
     if customer.customer_id != customer_id:
         return RedirectResponse(f"/admin/customers/{customer.customer_id}", status_code=303)
     paging_request = _default_per_page(request, paging_request, TIMELINE_PER_PAGE)
@@ -246,25 +247,6 @@ def _customer_page(
             "errors": errors or {},
         },
         status_code=status_code,
-    )
-
-
-def _gone_page(
-    request: Request, user: Any, customer_id: str, customer: Customer | None
-) -> Response:
-    """The page of a customer Rapport no longer holds (404): when they were erased, or that
-    no customer has this id."""
-    erased_at = customer.erased_at if customer is not None else None
-    if customer is not None and customer.status == "erased":
-        when = f" on {day(erased_at)}" if erased_at is not None else ""
-        said = f"Customer {customer_id} was erased{when}; nothing personal is kept."
-    else:
-        said = f"No customer has the id {customer_id}."
-    return render(
-        request,
-        "customers/gone.html",
-        {"user": user, "said": said, "erased_at": erased_at},
-        status_code=404,
     )
 
 

@@ -9,6 +9,8 @@ signup, consent (with the outbound contact gate), preferences, the customer 360
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from rapport.customers.audiences import (
     CustomerIds,
     active_audience,
@@ -97,6 +99,7 @@ from rapport.customers.references import (
     was_erased,
 )
 from rapport.customers.signup import create_customer
+from rapport.platform.formatting import day
 
 __all__ = [
     "CONSENT_PURPOSES",
@@ -149,6 +152,7 @@ __all__ = [
     "get_preferences",
     "get_timeline",
     "get_traits",
+    "gone_notice",
     "has_consent",
     "identify_customer",
     "import_consent_source",
@@ -181,3 +185,17 @@ __all__ = [
     "trait_audience",
     "was_erased",
 ]
+
+
+def gone_notice(db: Session, customer_id: str) -> str | None:
+    """What an admin page of a customer Rapport no longer holds says (the customers domain's
+    ``customers/gone.html`` shows it, 404): "Customer X was erased on <day>; nothing personal
+    is kept." or "No customer has the id X."; None for an active customer (a merged id
+    followed to the customer it was merged into)."""
+    customer = get_customer(db, customer_id=customer_id)
+    if customer is not None and customer.status == "active":
+        return None
+    if customer is not None and customer.status == "erased":
+        when = f" on {day(customer.erased_at)}" if customer.erased_at is not None else ""
+        return f"Customer {customer_id} was erased{when}; nothing personal is kept."
+    return f"No customer has the id {customer_id}."

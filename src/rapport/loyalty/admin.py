@@ -45,7 +45,7 @@ from rapport.platform.admin import (
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Conflict, Problem
-from rapport.platform.formatting import currencies, currency_choices, day, money
+from rapport.platform.formatting import currencies, currency_choices, money
 from rapport.platform.paging import PageParams
 from rapport.platform.settings import AppSettings
 
@@ -634,12 +634,10 @@ def member_page(
     request: Request, customer_id: str, db: DbSession, user: CurrentAdmin, before: int | None = None
 ) -> HTMLResponse:
     customer = customers.get_customer(db, customer_id=customer_id)
-    if customer is not None and customer.status == "erased":
-        # As the customer page says it (not "0 points available"): who was erased, and when.
-        when = f" on {day(customer.erased_at)}" if customer.erased_at is not None else ""
-        said = f"Customer {customer.customer_id} was erased{when}; nothing personal is kept."
-        context = {"user": user, "said": said, "erased_at": customer.erased_at}
-        return render(request, "customers/gone.html", context, status_code=404)
+    said = customers.gone_notice(db, customer_id) if customer is not None else None
+    if said is not None:
+        # erased: said as the customer page says it (not "0 points available")
+        return render(request, "customers/gone.html", {"user": user, "said": said}, status_code=404)
     member = service.get_member(db, customer_id=customer_id, lots_limit=STATEMENT_LOTS)
     movements = service.statement(
         db, customer_id=customer_id, limit=STATEMENT_PAGE + 1, before=before

@@ -37,7 +37,7 @@ from rapport.platform.admin import (
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound, Problem
-from rapport.platform.formatting import day, money
+from rapport.platform.formatting import money
 from rapport.platform.idempotency import HEADER, ClaimLost
 from rapport.platform.paging import PageParams, PageRequest
 from rapport.platform.settings import AppSettings
@@ -283,8 +283,10 @@ def _customer_orders(
     """The customer's orders page; with ``return_order``, ``values`` and ``errors``, that
     order's return form as the user sent it, each message beside its field."""
     customer = customers.get_customer(db, customer_id=customer_id)
-    if customer is not None and customer.status == "erased":
-        return _erased_page(request, user, customer)
+    said = customers.gone_notice(db, customer_id) if customer is not None else None
+    if said is not None:
+        # erased: said as the customer page says it (not "No orders yet")
+        return render(request, "customers/gone.html", {"user": user, "said": said}, status_code=404)
     rows = []
     paging = paging_request.of(0)
     if customer is not None:
@@ -347,15 +349,6 @@ REPEAT_REFUSED = {
     " another return",
     409: "This return is still being recorded; open the orders page again in a moment",
 }
-
-
-def _erased_page(request: Request, user: Any, customer: Any) -> HTMLResponse:
-    """An erased customer's page (404), as the customer page has it: when they were erased,
-    and that nothing personal is kept (not "No orders yet")."""
-    when = f" on {day(customer.erased_at)}" if customer.erased_at is not None else ""
-    said = f"Customer {customer.customer_id} was erased{when}; nothing personal is kept."
-    context = {"user": user, "said": said, "erased_at": customer.erased_at}
-    return render(request, "customers/gone.html", context, status_code=404)
 
 
 def _return_lines(
