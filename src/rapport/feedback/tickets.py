@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
@@ -164,6 +164,16 @@ def resolve_ticket(
         )
     if apology_points and ticket.customer_id is None:
         raise InvalidInput("Apology points need a customer on the ticket", field="apology_points")
+    # Claim the ticket before crediting or logging: of two resolutions at once, the second
+    # waits for the first's commit and then finds it resolved (one credit, one event).
+    claimed = db.execute(
+        update(Ticket)
+        .where(Ticket.ticket_id == ticket_id, Ticket.status == "open")
+        .values(status="resolved")
+        .execution_options(synchronize_session=False)
+    )
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        raise Conflict("The ticket is already resolved", field="ticket_id")
     now = clock.now()
     if apology_points:
         posted = loyalty.earn(

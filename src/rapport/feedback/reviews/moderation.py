@@ -82,11 +82,21 @@ def moderate_review(
         if author is not None and author.status == "erased":
             # Nothing is written under an erased person's id (a takedown writes nothing).
             raise customers.was_erased(review.customer_id, field="review_id")
-    was_published = review.status == "published"
+    made_visible = False
+    if decision == "publish" and review.status != "published":
+        # Claimed with a guarded UPDATE: of moderators publishing at once, only the one whose
+        # decision made the review visible logs ``review_published`` (one webhook).
+        claimed = db.execute(
+            update(Review)
+            .where(Review.review_id == review_id, Review.status != "published")
+            .values(status="published")
+            .execution_options(synchronize_session=False)
+        )
+        made_visible = bool(claimed.rowcount)  # type: ignore[attr-defined]
     review.status = "published" if decision == "publish" else "rejected"
     review.moderated_at = clock.now()
     review.moderated_by = moderator
-    if review.status == "published" and not was_published:
+    if made_visible:
         log_published(db, review, customer_id=review.customer_id, moderated=True)
     reward_if_due(db, review)
     if before_commit is not None:

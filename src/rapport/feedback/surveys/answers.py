@@ -3,6 +3,7 @@ app, till tablet). A detractor's answer opens a complaint ticket in the same tra
 
 from __future__ import annotations
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
@@ -70,6 +71,16 @@ def answer_invitation(
         raise InvitationWithdrawn(
             "This survey invitation was withdrawn; it takes no answer", field="invitation_id"
         )
+    # Claim the invitation before recording: of two answers at once, the second waits for the
+    # first's commit and then finds it answered (409, not the unique index's error).
+    claimed = db.execute(
+        update(Invitation)
+        .where(Invitation.invitation_id == invitation_id, Invitation.answered_at.is_(None))
+        .values(answered_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        raise AlreadyAnswered("This survey has already been answered; thank you")
     invitation.answered_at = now
     response = SurveyResponse(
         response_id=new_id("rsp"),
