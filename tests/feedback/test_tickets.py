@@ -11,10 +11,11 @@ from sqlalchemy import select
 from rapport.events.models import Event
 from rapport.feedback import service
 from rapport.feedback.schemas import TicketIn
+from rapport.flows import privacy
 from rapport.loyalty import service as loyalty
 from rapport.loyalty.earning import processor as earning_processor
 from rapport.platform.errors import Conflict
-from tests.conftest import command
+from tests.conftest import auth, command
 from tests.feedback.factories import T0, delivered_order, frozen_clock, make_customer
 
 
@@ -108,6 +109,30 @@ def test_resolution_grants_apology_points_recorded_on_the_ticket(db) -> None:
     assert event.properties["resolution_hours"] == 30.0
     with pytest.raises(Conflict):
         service.resolve_ticket(db, ticket_id=ticket.ticket_id, resolution="x", resolved_by="ana")
+
+
+def test_tickets_an_erasure_closed_are_left_out_of_the_sla_report(client, api_key, db) -> None:
+    # given a customer's ticket resolved late, and another customer's open ticket erased
+    clock = frozen_clock()
+    kept, _ = make_customer(db)
+    erased, _ = make_customer(db)
+    late = _ticket(db, customer_id=kept)
+    _ticket(db, customer_id=erased)
+    clock.advance(timedelta(hours=2))
+    privacy.erase_customer(db, customer_id=erased, requested_by="dpo")
+    clock.advance(timedelta(hours=30))
+    service.resolve_ticket(db, ticket_id=late.ticket_id, resolution="ok", resolved_by="a")
+
+    # when the SLA report is read, by the service and over the API
+    (line,) = service.sla_report(db)
+    answer = client.get("/v1/feedback/tickets/sla", headers=auth(api_key("read")))
+
+    # then only the late one counts: the erased ticket is neither resolved nor in time
+    assert (line.tickets, line.resolved, line.resolved_in_time, line.breached) == (1, 1, 0, 1)
+    assert answer.status_code == 200, answer.text
+    assert [(r["tickets"], r["resolved"], r["resolved_in_time"]) for r in answer.json()] == [
+        (1, 1, 0)
+    ]
 
 
 def test_sla_report_counts_breaches_and_overdue_tickets(db) -> None:

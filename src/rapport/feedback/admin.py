@@ -139,6 +139,7 @@ def dashboard(
             "targets": service.target_status(db),
             "alerts": service.recent_alerts(db, limit=5),
             "moments": service.moments(db, kind="nps", since=since),
+            "moments_days": TREND_DAYS,
             "themes": themes[:12],
             "breakdown": sorted(
                 breakdown.items(), key=lambda item: -sum(v.n for v in item[1].values())

@@ -20,6 +20,7 @@ from rapport.events.service import log_event
 from rapport.feedback.events import TicketBreached, TicketOpened, TicketResolved
 from rapport.feedback.models import Ticket
 from rapport.feedback.named_orders import require_customers_order
+from rapport.feedback.personal_data import ERASURE_MODERATOR
 from rapport.feedback.schemas import APOLOGY_POINTS_MAX, TicketIn
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
@@ -310,9 +311,12 @@ class SlaLine:
 def sla_report(
     db: Session, *, since: datetime | None = None, now: datetime | None = None
 ) -> list[SlaLine]:
-    """SLA breaches per issue and support level, for tickets opened since ``since``."""
+    """SLA breaches per issue and support level, for tickets opened since ``since``. Tickets
+    an erasure closed are left out: nobody resolved them, in time or late."""
     at = now or clock.now()
-    query = select(Ticket)
+    query = select(Ticket).where(
+        or_(Ticket.resolved_by.is_(None), Ticket.resolved_by != ERASURE_MODERATOR)
+    )
     if since is not None:
         query = query.where(Ticket.opened_at >= since)
     lines: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
