@@ -4,10 +4,12 @@ domains through ``loyalty.service``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from rapport.loyalty.membership import lifecycle as memberships
+from rapport.loyalty.models import MembershipPlan
 from rapport.loyalty.tiers.standing import member_tier
 
 
@@ -26,6 +28,21 @@ class MemberBenefits:
     early_access_hours: int
 
 
+def better_multiplier(tier_multiplier: float, plan: MembershipPlan | None) -> float:
+    """The points multiplier a member earns at: the better of their tier's and their paid
+    plan's (the one :func:`rapport.loyalty.membership.lifecycle.current_plan` finds)."""
+    return max(tier_multiplier, plan.points_multiplier if plan is not None else 1.0)
+
+
+def points_multiplier(
+    db: Session, *, customer_id: str, tier_multiplier: float, at: datetime | None = None
+) -> float:
+    """:func:`better_multiplier` with the plan the customer has at ``at`` (default now):
+    what earning, its simulation and the checkout preview multiply a purchase's points by."""
+    plan = memberships.current_plan(db, customer_id=customer_id, at=at)
+    return better_multiplier(tier_multiplier, plan)
+
+
 def member_benefits(db: Session, *, customer_id: str) -> MemberBenefits:
     """The better of the tier's and the paid plan's benefits for ``customer_id``."""
     tier = member_tier(db, customer_id=customer_id)
@@ -37,7 +54,7 @@ def member_benefits(db: Session, *, customer_id: str) -> MemberBenefits:
     return MemberBenefits(
         tier_id=tier.tier_id,
         paying_plan=plan.plan_id if plan is not None else None,
-        points_multiplier=benefits.points_multiplier,
+        points_multiplier=better_multiplier(benefits.points_multiplier, plan),
         member_discount_percent=benefits.member_discount_percent,
         free_shipping_over_minor=free_shipping,
         member_prices=bool(plan is not None and plan.member_prices),
