@@ -55,7 +55,7 @@ from rapport.loyalty.program.rules import (
 from rapport.loyalty.program.versions import pinned
 from rapport.loyalty.referrals import completion as referral_completion
 from rapport.loyalty.rewards import coupons as reward_coupons
-from rapport.loyalty.tiers.reviews import review_tier
+from rapport.loyalty.tiers.reviews import review_after_cancellation, review_tier
 from rapport.orders import service as orders
 from rapport.platform import clock
 
@@ -241,8 +241,9 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
     used are usable again unless expired (``release_coupons``); its spend leaves the
     member's qualifying activity, and it no longer counts as an earlier order, so the bonus
     goes to the member's first order still standing (``_first_purchase_moves_on``) or else
-    to their next. A referral it completed is taken back from both sides and reopened
-    (``_take_back_referral``), for that same order to complete."""
+    to their next; a tier it lifted the member to is taken back at once
+    (``review_after_cancellation``). A referral it completed is taken back from both sides
+    and reopened (``_take_back_referral``), for that same order to complete."""
     props = event.properties
     customer_id = str(event.customer_id)
     order_id = str(props["order_id"])
@@ -271,16 +272,16 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
             reason=f"Points paid for order {order_id}, given back on its cancellation",
             commit=False,
         )
-    counted = db.scalar(
-        select(QualifyingActivity.spend_minor).where(
+    counted = db.execute(
+        select(QualifyingActivity.spend_minor, QualifyingActivity.occurred_at).where(
             QualifyingActivity.source_key == f"order:{order_id}"
         )
-    )
+    ).first()
     db.add(
         QualifyingActivity(
             customer_id=customer_id,
             source_key=source_key,
-            spend_minor=-int(counted or 0),
+            spend_minor=-int(counted.spend_minor or 0) if counted else 0,
             points=-to_reverse,
             occurred_at=event.occurred_at,
         )
@@ -295,7 +296,13 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
             bonus=bonus_taken_back,
             referral=referral_reopened,
         )
-    review_tier(db, customer_id=customer_id, at=event.occurred_at)
+    # A tier the order lifted the member to is taken back at once (it was never a purchase).
+    review_after_cancellation(
+        db,
+        customer_id=customer_id,
+        placed_at=counted.occurred_at if counted else event.occurred_at,
+        at=event.occurred_at,
+    )
 
 
 def _take_back_first_purchase(db: Session, *, customer_id: str, order_id: str) -> bool:

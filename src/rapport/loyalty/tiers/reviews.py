@@ -1,11 +1,14 @@
 """Tier reviews: a member's qualifying value over the policy's window, re-placing one member
-on the ladder (upgrades as orders come in), and the daily review of members whose review date
-has come (renewals and downgrades). A move to another tier appends ``tier_changed`` in the
-same transaction as its tier history row."""
+on the ladder (upgrades as orders come in), taking back an upgrade a cancelled order earned
+(``review_after_cancellation``), and the daily review of members whose review date has come
+(renewals and downgrades). A move to another tier appends ``tier_changed`` in the same
+transaction as its tier history row."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -33,15 +36,26 @@ def qualifying_value(db: Session, *, customer_id: str, policy: TierPolicy, at: d
     return max(int(total or 0), 0)
 
 
-def review_tier(db: Session, *, customer_id: str, at: datetime) -> str | None:
-    """Re-place the member on the ladder at ``at``; records and returns any change."""
+def review_tier(
+    db: Session, *, customer_id: str, at: datetime, start: Standing | None = None
+) -> str | None:
+    """Re-place the member on the ladder at ``at``; records and returns any change. With
+    ``start``, the review starts from that standing instead of the one held (a cancelled
+    order's upgrade taken back): a move from the tier held is then an upgrade or a downgrade
+    by the ladder's order, whatever the review says of ``start``."""
     policy = tier_policy(db, at=at)
     standing = db.get(TierStanding, customer_id)
     current = (
         None if standing is None else Standing(standing.tier_id, standing.since, standing.review_at)
     )
     value = qualifying_value(db, customer_id=customer_id, policy=policy, at=at)
-    result = review(policy, current, value, at)
+    result = review(policy, start if start is not None else current, value, at)
+    if start is not None and current is not None:
+        was, placed = policy.rank(current.tier_id), policy.rank(result.standing.tier_id)
+        moved: Literal["upgrade", "downgrade"] | None = (
+            "upgrade" if placed > was else "downgrade" if placed < was else None
+        )
+        result = replace(result, change=moved)
     now = clock.now()
     if standing is None:
         standing = TierStanding(customer_id=customer_id)
@@ -80,6 +94,57 @@ def review_tier(db: Session, *, customer_id: str, at: datetime) -> str | None:
             )
     db.flush()
     return result.change
+
+
+def review_after_cancellation(
+    db: Session, *, customer_id: str, placed_at: datetime, at: datetime
+) -> str | None:
+    """Re-place the member on the ladder at ``at`` after an order placed at ``placed_at`` was
+    cancelled (its spend already left their qualifying activity). A cancelled order was never
+    a purchase, so a tier reached since it was placed that the remaining value no longer earns
+    is taken back at once: the member is reviewed from the standing they held before the
+    order (its tier and review date; none: the base tier), as if it had never counted. A tier
+    reached before the order, or still earned, stays as any review leaves it."""
+    policy = tier_policy(db, at=at)
+    standing = db.get(TierStanding, customer_id)
+    if standing is None or clock.as_utc(standing.since) < clock.as_utc(placed_at):
+        return review_tier(db, customer_id=customer_id, at=at)
+    value = qualifying_value(db, customer_id=customer_id, policy=policy, at=at)
+    if policy.tier(standing.tier_id).threshold <= value:
+        return review_tier(db, customer_id=customer_id, at=at)
+    before = standing_at(db, customer_id=customer_id, at=placed_at)
+    base = policy.tiers[0].id
+    start = before or Standing(base, clock.as_utc(placed_at), clock.as_utc(placed_at))
+    return review_tier(db, customer_id=customer_id, at=at, start=start)
+
+
+def standing_at(db: Session, *, customer_id: str, at: datetime) -> Standing | None:
+    """The standing the member held just before ``at``, from their tier history: the tier of
+    the last change before it, since the move into that tier (renewals keep it), reviewed one
+    window (of the ladder then in force) after that last change; ``None`` without history."""
+    changes = db.scalars(
+        select(TierChangeRecord)
+        .where(
+            TierChangeRecord.customer_id == customer_id,
+            TierChangeRecord.changed_at < at,
+        )
+        .order_by(TierChangeRecord.changed_at.desc(), TierChangeRecord.id.desc())
+    )
+    last: TierChangeRecord | None = None
+    since: datetime | None = None
+    for change in changes:
+        if last is None:
+            last = change
+        elif change.to_tier != last.to_tier:
+            break
+        since = clock.as_utc(change.changed_at)
+        if change.change != "renewed":
+            break
+    if last is None or since is None:
+        return None
+    reviewed = clock.as_utc(last.changed_at)
+    window = tier_policy(db, at=reviewed).window_months
+    return Standing(last.to_tier, since, reviewed + timedelta(days=round(window * 30.44)))
 
 
 def review_due_tiers(db: Session, *, now: datetime | None = None, page: int = 500) -> int:
