@@ -10,9 +10,11 @@ from rapport.loyalty import service as loyalty
 from rapport.loyalty.models import Award, Referral, ReferralCode
 from rapport.loyalty.referrals import completion as referral_completion
 from rapport.loyalty.referrals import referring
+from rapport.platform.db import open_session
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from tests.conftest import auth
 from tests.loyalty.factories import frozen_clock, make_customer
+from tests.orders.factories import run_at_once
 
 
 def test_a_members_code_is_created_once_and_kept(db) -> None:
@@ -135,3 +137,55 @@ def test_a_head_of_the_referral_code_makes_no_code(client, api_key, db) -> None:
     assert db.scalar(select(func.count()).select_from(ReferralCode)) == 1
     # an unknown member is 404 for a HEAD as for a GET
     assert client.head("/v1/loyalty/members/NOPE/referral-code", headers=reader).status_code == 404
+
+
+def _refer_now(url: str, code: str, friend_id: str) -> str:
+    with open_session(url) as db:
+        try:
+            referring.refer(db, code=code, friend_id=friend_id)
+        except (InvalidInput, Conflict) as refused:
+            db.rollback()
+            return f"refused: {refused}"
+        return "stored"
+
+
+def test_members_referring_each_other_at_once_are_never_both_stored(committed_url) -> None:
+    # given pairs of members with codes, and chains B->C and D->A that two referrals at once,
+    # A->B and C->D, would close into a loop
+    rounds = 12
+    with open_session(committed_url) as db:
+        pairs = [(make_customer(db), make_customer(db)) for _ in range(rounds)]
+        fours = [tuple(make_customer(db) for _ in range(4)) for _ in range(rounds)]
+        codes = {
+            member: referring.referral_code(db, customer_id=member).code
+            for group in (*pairs, *fours)
+            for member in group
+        }
+        for a, b, c, d in fours:
+            referring.refer(db, code=codes[b], friend_id=c)
+            referring.refer(db, code=codes[d], friend_id=a)
+
+    # when each pair refers each other, and each chain's two links are made, at the same moment
+    mutual = [
+        run_at_once(
+            lambda a=a, b=b: _refer_now(committed_url, codes[b], a),
+            lambda a=a, b=b: _refer_now(committed_url, codes[a], b),
+        )
+        for a, b in pairs
+    ]
+    longer = [
+        run_at_once(
+            lambda a=a, b=b: _refer_now(committed_url, codes[a], b),
+            lambda c=c, d=d: _refer_now(committed_url, codes[c], d),
+        )
+        for a, b, c, d in fours
+    ]
+
+    # then of each, exactly one is stored and the other refused as a loop
+    for outcome in (*mutual, *longer):
+        assert sorted(outcome)[1] == "stored"
+        assert sorted(outcome)[0].startswith("refused: ")
+        assert "cannot go back up the chain" in sorted(outcome)[0]
+    with open_session(committed_url) as db:
+        stored = db.scalar(select(func.count()).select_from(Referral))
+        assert stored == rounds + 2 * rounds + rounds

@@ -3,7 +3,10 @@ against it.
 
 Refused: referring oneself, a loop (the friend is the referrer's own referrer, or further up
 the chain), a friend already referred (the friend is the table's primary key, so two
-concurrent claims cannot both win), and a friend who has already bought. Paying both sides
+concurrent claims cannot both win), and a friend who has already bought. Recording a referral
+takes one lock for the whole programme before it reads the chain (:func:`_one_at_a_time`), so
+two members referring each other at once (or the last links of a longer loop) cannot both be
+stored. Paying both sides
 is :mod:`rapport.loyalty.referrals.completion`.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +30,18 @@ from rapport.platform.errors import Conflict, InvalidInput, NotFound
 REFERRAL_CODE_LENGTH = 8
 # How far up the chain of referrers a loop is looked for.
 MAX_CHAIN = 100
+# The PostgreSQL advisory lock that records referrals one at a time ("Referal" in ASCII).
+_REFERRALS_LOCK = 0x5265_6665_7261_6C00
+
+
+def _one_at_a_time(db: Session) -> None:
+    """Hold, until the transaction ends, the lock under which referrals are recorded: a loop
+    can close through any link of the chain, so locking the two members named is not
+    enough (A referring B and C referring D race into a loop when B->C and D->A exist).
+    Referrals are rare, so one lock costs nothing; SQLite's transactions already take the
+    database's one writer turn (``BEGIN IMMEDIATE``) before they read."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _REFERRALS_LOCK})
 
 
 def _active_customer(db: Session, customer_id: str, *, field: str) -> str:
@@ -99,6 +114,7 @@ def refer(
     referrer_id = owner.customer_id
     if friend_id == referrer_id:
         raise InvalidInput("A member cannot refer themselves", field="friend_id")
+    _one_at_a_time(db)
     if friend_id in _referrer_chain(db, referrer_id):
         raise InvalidInput(
             f"Customer {friend_id!r} referred {referrer_id!r} (directly or through others); "
