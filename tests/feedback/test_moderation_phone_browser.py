@@ -39,7 +39,9 @@ def test_publish_and_reject_are_on_a_phones_screen(page, live_server) -> None:
     for name in ("Publish", "Reject"):
         box = page.get_by_role("button", name=name).bounding_box()
         assert box is not None
-        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (name, box)
+        assert box["x"] >= 0, (name, box)
+        assert box["x"] + box["width"] <= 390, (name, box)
     text = page.get_by_test_id("review-text").bounding_box()
-    assert text is not None and text["width"] >= 300, text
+    assert text is not None
+    assert text["width"] >= 300, text
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
