@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -76,18 +77,23 @@ def get_preferences(db: Session, *, customer_id: str) -> list[Preference]:
 TRACKED_BIRTHDAY_WAIT = timedelta(days=30)
 
 
-def birthdays_on(db: Session, *, month: int, day: int) -> list[str]:
-    """Customers whose shared birthday (a ``YYYY-MM-DD`` preference) falls on this day; one
-    from tracking (source ``event:…``) only once held ``TRACKED_BIRTHDAY_WAIT``."""
+def birthdays_on(db: Session, *, month: int, day: int, year: int | None = None) -> list[str]:
+    """Customers whose shared birthday (a ``YYYY-MM-DD`` preference) falls on this day of
+    ``year`` (default this year); one from tracking (source ``event:…``) only once held
+    ``TRACKED_BIRTHDAY_WAIT``. A 29 February birthday falls on 28 February in a year without
+    one, so it comes once every year."""
     # The JSON text of the value is the quoted date on both databases ('"1990-05-12"').
     as_text = cast(Preference.value, String)
     settled = clock.now() - TRACKED_BIRTHDAY_WAIT
+    days = [f"{month:02d}-{day:02d}"]
+    if (month, day) == (2, 28) and not calendar.isleap(year or clock.now().year):
+        days.append("02-29")
     return list(
         db.scalars(
             select(Preference.customer_id)
             .where(
                 Preference.field == "birthday",
-                as_text.like(f'%-{month:02d}-{day:02d}"'),
+                or_(*(as_text.like(f'%-{on}"') for on in days)),
                 or_(~Preference.source.startswith("event:"), Preference.updated_at <= settled),
             )
             .order_by(Preference.customer_id)

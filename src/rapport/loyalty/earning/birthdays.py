@@ -17,7 +17,7 @@ def give_birthday_points(db: Session, *, today: datetime | None = None) -> int:
     """The daily birthday bonus for customers whose shared birthday is today; once a year."""
     at = today or clock.now()
     given = 0
-    born_today = customers.birthdays_on(db, month=at.month, day=at.day)
+    born_today = customers.birthdays_on(db, month=at.month, day=at.day, year=at.year)
     # A personal use of what they told us: only live profiles the gate allows.
     allowed = customers.contactable(db, customer_ids=born_today, purpose=customers.SERVICE)
     for customer_id in sorted(set(allowed.values())):
