@@ -239,3 +239,24 @@ def test_effects_say_points_and_money_in_words_a_person_reads() -> None:
     [payment] = [effect for effect in result.effects if effect.step == "points_payment"]
     assert (payment.description, payment.amount_minor) == ("1,641 points, worth €16.41", 1641)
     assert result.refused_coupons == {"BIG": "needs a basket of at least €1,000.00"}
+
+
+def test_free_shipping_says_its_threshold_in_the_programmes_currency() -> None:
+    def reason(member: MemberTerms, policy: Policy) -> str:
+        result = calculate(
+            [cart_line(1, 9500)],
+            member=member,
+            coupons=[],
+            points_to_use=0,
+            shipping_minor=495,
+            policy=policy,
+            earn=None,
+        )
+        return next(e.description for e in result.effects if e.step == "free_shipping")
+
+    member = MemberTerms(tier="member", free_shipping_over_minor=9000)
+    gold = MemberTerms(tier="gold", free_shipping_over_minor=0)
+    in_yen = Policy(max_line_discount_percent=70, max_points_payment_percent=50, currency="JPY")
+    assert reason(member, POLICY) == "free shipping for member over €90.00"
+    assert reason(member, in_yen) == "free shipping for member over JP¥9,000"
+    assert reason(gold, POLICY) == "always free shipping for gold"

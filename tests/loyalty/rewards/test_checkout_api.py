@@ -141,14 +141,19 @@ def test_an_order_with_the_checkout_effects_applies_them_once(client, api_key, d
     assert applied.coupon_savings_minor == 300
     assert applied.effects[0]["step"] == "member_price"
 
-    # the same coupon again is refused with the order, which changes nothing
+    # the same coupon again is refused with the order as used, which changes nothing
     again = client.post(
         "/v1/orders",
         json=order_from(checkout, member, [coupon.code], 500),
         headers={**key, "Idempotency-Key": "order-2"},
     )
-    assert again.status_code == 422
-    assert again.json()["field"] == "discount_minor"
+    assert again.status_code == 409
+    problem = again.json()
+    assert (problem["type"].rsplit("/", 1)[-1], problem["field"]) == (
+        "coupon-unavailable",
+        "loyalty.coupons.0",
+    )
+    assert (problem["code"], problem["reason"]) == (coupon.code, "used")
     assert ledger.balance(db, customer_id=member) == 1500
 
 
@@ -279,3 +284,27 @@ def test_a_code_given_twice_counts_once_and_is_used_by_the_order(client, api_key
     used = db.get(Coupon, coupon.code)
     assert used is not None
     assert used.used_order_id == placed.json()["order_id"]
+
+
+def test_the_tiers_free_shipping_says_its_threshold_as_money(client, api_key, db) -> None:
+    # given a member of the default tier (free shipping over 90.00) and no paid plan
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    member = make_customer(db)
+    # when a cart of 96.00 is checked
+    answer = client.post(
+        "/v1/loyalty/checkout",
+        json={
+            "customer_id": member,
+            "channel": "web",
+            "lines": [{"sku": CHIANTI, "quantity": 8, "unit_price_minor": 1200}],
+            "shipping_minor": 495,
+        },
+        headers=auth(api_key("write")),
+    )
+    # then shipping is free, said in the programme's currency
+    assert answer.status_code == 200
+    shipping = [e for e in answer.json()["effects"] if e["step"] == "free_shipping"]
+    assert [(e["rule"], e["description"]) for e in shipping] == [
+        ("tier:member", "free shipping for member over €90.00")
+    ]

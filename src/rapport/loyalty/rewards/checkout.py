@@ -222,8 +222,12 @@ def calculate(
         elif (
             member.free_shipping_over_minor is not None and goods >= member.free_shipping_over_minor
         ):
+            over = member.free_shipping_over_minor
             reason, rule = (
-                f"free shipping for {member.tier} from {member.free_shipping_over_minor}",
+                f"always free shipping for {member.tier}"
+                if over == 0
+                else f"free shipping for {member.tier} over "
+                f"{formatting.money(over, policy.currency)}",
                 f"tier:{member.tier}",
             )
         if reason is not None:
