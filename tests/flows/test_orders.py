@@ -104,13 +104,15 @@ def test_a_refused_loyalty_effect_leaves_no_order(db: Session) -> None:
     db.expire_all()  # as a later request would, read the coupon as the first order left it
 
     # When a second order claims the same coupon
-    with pytest.raises(InvalidInput) as refused:
+    with pytest.raises(reward_coupons.CouponUnavailable) as refused:
         order_flows.place_order(
             db, order=order_with_effects(member, order_id="O-FLOW-2", coupon=coupon.code)
         )
 
-    # Then loyalty refuses the effect, naming the discount, and nothing of the order is left
-    assert refused.value.field == "discount_minor"
+    # Then loyalty refuses the coupon as used, naming it (not the discount it no longer
+    # gives), and nothing of the order is left
+    assert refused.value.field == "loyalty.coupons.0"
+    assert refused.value.extra == {"code": coupon.code, "reason": "used"}
     db.expire_all()
     assert orders.get_order(db, order_id="O-FLOW-2") is None
     assert orders.count_orders(db) == 1

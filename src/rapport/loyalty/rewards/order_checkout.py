@@ -252,8 +252,10 @@ def apply_to_order(
     at: datetime,
 ) -> Checkout:
     """For ``POST /v1/orders`` with a loyalty block, in the order's transaction: work out the
-    checkout effects, refuse an order whose totals carry other effects (422 naming the field
-    and the expected amount), then apply them."""
+    checkout effects, refuse an order carrying a coupon used or expired since its checkout
+    (409 coupon-unavailable naming ``loyalty.coupons.N``, also when another order takes it
+    while this one is applied), then one whose totals carry other effects (422 naming the
+    field and the expected amount), then apply them."""
     result = checkout(
         db,
         customer_id=customer_id,
@@ -265,6 +267,11 @@ def apply_to_order(
         shipping_minor=shipping_before_minor,
         at=at,
     )
+    # A coupon used (by an order racing this one) or expired since the checkout is answered
+    # as such, before the totals it no longer gives are compared.
+    for code, reason in result.refused_coupons.items():
+        if reason in _GONE_SINCE_CHECKOUT:
+            raise _unavailable(coupons, code=code, reason=reason)
     for field, sent, expected in (
         ("discount_minor", discount_minor, result.discount_minor),
         ("shipping_minor", shipping_minor, result.shipping_minor),
@@ -278,5 +285,30 @@ def apply_to_order(
                 field=field,
                 expected=expected,
             )
-    apply(db, order_id=order_id, customer_id=customer_id, result=result, coupons=coupons, at=at)
+    try:
+        apply(db, order_id=order_id, customer_id=customer_id, result=result, coupons=coupons, at=at)
+    except reward_coupons.CouponUnavailable as lost:  # another order used it first
+        code, reason = str(lost.extra.get("code")), str(lost.extra.get("reason"))
+        raise _unavailable(coupons, code=code, reason=reason) from None
     return result
+
+
+# Refusals that can come between a checkout and its order (the others, an unknown code or
+# another customer's, were already refused at the checkout and change nothing).
+_GONE_SINCE_CHECKOUT = frozenset({"used", "expired"})
+
+
+def _unavailable(
+    coupons: Sequence[str], *, code: str, reason: str
+) -> reward_coupons.CouponUnavailable:
+    """409 coupon-unavailable naming the order's ``loyalty.coupons.N`` that gave ``code``
+    (however it was typed), with the code and why."""
+    index = next(
+        (n for n, sent in enumerate(coupons) if reward_coupons.normalise_code(sent) == code), 0
+    )
+    return reward_coupons.CouponUnavailable(
+        f"Coupon {code} cannot be used: {reason}",
+        field=f"loyalty.coupons.{index}",
+        code=code,
+        reason=reason,
+    )
