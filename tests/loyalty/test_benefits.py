@@ -73,3 +73,32 @@ def test_a_plans_multiplier_applies_while_its_benefits_last(db: Session) -> None
     assert member_benefits(db, customer_id=cancelled).points_multiplier == 1.0
     assert member_benefits(db, customer_id=lapsed).points_multiplier == 1.0
     assert loyalty.balance(db, customer_id=lapsed) == 200 + 360 + 120
+
+
+def test_the_spend_reason_names_the_plan_whose_multiplier_won(db: Session) -> None:
+    # given a x3 plan, one member on it and one not (their tier earns x1)
+    frozen_clock()
+    seed_catalog(db, stock=500)
+    membership_plans.save_plan(
+        db,
+        plan_id="triple",
+        name="Triple",
+        fee_minor=999,
+        currency="EUR",
+        period="month",
+        points_multiplier=3.0,
+    )
+    paying = make_customer(db)
+    memberships.join(db, customer_id=paying, plan_id="triple")
+
+    # when they buy
+    orders.place_order(db, order=big_order(paying, 10))
+    process(db)
+
+    # then the award's reason says the x3 came from the plan, not the tier
+    reason = db.scalar(
+        select(Award.reason).where(Award.customer_id == paying, Award.rule_id == "base-earn")
+    )
+    assert reason is not None
+    assert "times 3.0 for plan Triple" in reason
+    assert "tier" not in reason

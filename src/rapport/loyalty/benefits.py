@@ -39,8 +39,20 @@ def points_multiplier(
 ) -> float:
     """:func:`better_multiplier` with the plan the customer has at ``at`` (default now):
     what earning, its simulation and the checkout preview multiply a purchase's points by."""
+    return multiplier_and_source(
+        db, customer_id=customer_id, tier_multiplier=tier_multiplier, at=at
+    )[0]
+
+
+def multiplier_and_source(
+    db: Session, *, customer_id: str, tier_multiplier: float, at: datetime | None = None
+) -> tuple[float, str | None]:
+    """:func:`points_multiplier` and, where the paid plan's multiplier won over the tier's,
+    the plan's name ("Gold Club"); None where the tier's is the one (or they are equal)."""
     plan = memberships.current_plan(db, customer_id=customer_id, at=at)
-    return better_multiplier(tier_multiplier, plan)
+    better = better_multiplier(tier_multiplier, plan)
+    won = plan is not None and plan.points_multiplier > tier_multiplier
+    return better, (plan.name if won and plan is not None else None)
 
 
 def member_benefits(db: Session, *, customer_id: str) -> MemberBenefits:

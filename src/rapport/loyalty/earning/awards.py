@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased
 
 from rapport.catalog import service as catalog
 from rapport.events.service import LoggedEvent
-from rapport.loyalty.benefits import points_multiplier
+from rapport.loyalty.benefits import multiplier_and_source
 from rapport.loyalty.ledger.journal import MAX_POINTS_PER_COMMAND
 from rapport.loyalty.ledger.movements import earn
 from rapport.loyalty.ledger.settings import get_program
@@ -146,18 +146,16 @@ def member_context(db: Session, rules: RuleSet, fact: Fact) -> Member:
             )
         )
     )
+    multiplier, plan_name = multiplier_and_source(
+        db,
+        customer_id=customer_id,
+        tier_multiplier=tier.benefits.points_multiplier,
+        at=fact.occurred_at,
+    )
     return Member(
         tier=tier.id,
-        tier_multiplier=Decimal(
-            str(
-                points_multiplier(
-                    db,
-                    customer_id=customer_id,
-                    tier_multiplier=tier.benefits.points_multiplier,
-                    at=fact.occurred_at,
-                )
-            )
-        ),
+        tier_multiplier=Decimal(str(multiplier)),
+        multiplier_plan=plan_name,
         earlier_orders=int(earlier or 0),
         cap_used=cap_used,
         awarded=awarded,

@@ -271,6 +271,9 @@ class Member:
     tier: str | None = None
     # The tier's own points multiplier (a tier benefit), on top of the rules' multipliers.
     tier_multiplier: Decimal = Decimal(1)
+    # The paid plan's name where its multiplier won over the tier's (then ``tier_multiplier``
+    # is the plan's); None: the tier's.
+    multiplier_plan: str | None = None
     earlier_orders: int = 0
     # Points already given under each capped rule in the period containing the fact.
     cap_used: Mapping[str, int] = field(default_factory=dict)
@@ -409,7 +412,11 @@ def _spend(rule: SpendRule, fact: Fact, member: Member) -> tuple[int, str, str, 
     order_factor = member.tier_multiplier
     applied: list[str] = []
     if member.tier_multiplier != 1:
-        applied.append(f"{member.tier_multiplier} for the {member.tier} tier")
+        applied.append(
+            f"{member.tier_multiplier} for plan {member.multiplier_plan}"
+            if member.multiplier_plan is not None
+            else f"{member.tier_multiplier} for the {member.tier} tier"
+        )
     for multiplier in rule.multipliers:
         line_level = multiplier.category is not None or multiplier.brand is not None
         if not line_level and multiplier.matches(None, fact, member.tier):
