@@ -102,6 +102,8 @@ def test_the_operator_guide_lists_every_setting_and_only_settings() -> None:
         "HTTPS://shop.example.com:8443/rapport",
         "http://[::1]:8000/shop%20front/",
         "https://shop-1.example.com./a_b~c/(x)",
+        "https://10.0.0.1./",
+        "https://1shop.example.com",
     ],
 )
 def test_a_public_base_url_is_kept_as_given(home: Path, url: str) -> None:
@@ -129,6 +131,12 @@ def test_a_public_base_url_is_kept_as_given(home: Path, url: str) -> None:
         "https://shop_front.example.com",
         "https://[not-ipv6]",
         "https://shop..example.com",
+        "https://shop.example.com:0",
+        "http://127.0.0.1:0/",
+        "https://1.2.3.999",
+        "https://1.2.3",
+        "https://999",
+        "https://999.",
     ],
 )
 def test_a_public_base_url_that_is_no_absolute_http_url_is_refused(home: Path, url: str) -> None:

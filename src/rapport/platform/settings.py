@@ -87,6 +87,14 @@ def _is_host(host: str, bracketed: bool) -> bool:
             return False
         return True
     labels = host.removesuffix(".").split(".")
+    if all(label.isdigit() for label in labels):
+        # Digits and dots only: browsers read it as an IPv4 address ('999' as 0.0.3.231),
+        # so it must be a dotted-quad one.
+        try:
+            ipaddress.IPv4Address(host.removesuffix("."))
+        except ValueError:
+            return False
+        return True
     return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
 
 
@@ -98,11 +106,12 @@ def _is_public_base_url(value: str) -> bool:
         return False
     try:
         parts = urlsplit(value)  # raises on a bracketed host that is no IPv6 address
-        parts.port  # noqa: B018  (raises on a port that is no number, or out of range)
+        port = parts.port  # raises on a port that is no number, or out of range
     except ValueError:
         return False
     return (
-        parts.scheme.lower() in {"http", "https"}
+        port != 0
+        and parts.scheme.lower() in {"http", "https"}
         and bool(parts.hostname)
         and _is_host(parts.hostname or "", parts.netloc.startswith("["))
         and _URL_PATH.fullmatch(parts.path) is not None
