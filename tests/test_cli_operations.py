@@ -418,3 +418,42 @@ def test_admin_create_asks_for_the_password_twice_once_the_schema_is_right(datab
     assert "Password: Repeat for confirmation:" in said, said
     assert "a-long-password-1" not in said
     assert _count(database, "admin_users") == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "email", "refusal"),
+    [
+        ("create", "ops@example.org", "An admin user ops@example.org already exists"),
+        ("set-password", "nobody@example.org", "No admin user nobody@example.org"),
+    ],
+)
+def test_admin_password_commands_refuse_the_user_before_asking_for_the_password(
+    database, command: str, email: str, refusal: str
+) -> None:
+    # given a migrated database with one admin user, ops@example.org
+    upgrade(database)
+    made = runner.invoke(
+        app, ["admin", "create", "ops@example.org", "--password", "a-long-password-1"]
+    )
+    assert made.exit_code == 0, _said(made)
+    # when creating that user again, or setting the password of one there is not
+    result = runner.invoke(app, ["admin", command, email], input="a-long-password-2\n" * 2)
+    # then it refuses at once, never asking for the password
+    said = _said(result)
+    assert result.exit_code != 0, said
+    assert refusal in said, said
+    assert "Password" not in said, said
+
+
+def test_admin_set_password_asks_for_the_password_twice_for_a_known_user(database) -> None:
+    # given a migrated database with one admin user
+    upgrade(database)
+    runner.invoke(app, ["admin", "create", "ops@example.org", "--password", "a-long-password-1"])
+    # when their password is set without --password, then it is asked for twice and set
+    result = runner.invoke(
+        app, ["admin", "set-password", "OPS@example.org"], input="a-long-password-2\n" * 2
+    )
+    said = _said(result)
+    assert result.exit_code == 0, said
+    assert "Password: Repeat for confirmation:" in said, said
+    assert "Password for OPS@example.org changed." in said, said

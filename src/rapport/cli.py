@@ -783,6 +783,9 @@ def _new_password(given: str | None) -> str:
 def admin_create(email: str, password: NewPassword = None) -> None:
     """Add an admin user."""
     require_migrated()
+    if password is None:  # a taken email is refused before the password is typed twice
+        with open_session() as db:
+            platform.check_new_admin_email(db, email)
     password = _new_password(password)
     with open_session() as db:
         platform.create_admin_user(db, email=email, password=password)
@@ -793,6 +796,9 @@ def admin_create(email: str, password: NewPassword = None) -> None:
 def admin_set_password(email: str, password: NewPassword = None) -> None:
     """Set a new password for an admin user."""
     require_migrated()
+    if password is None:  # an unknown user is refused before the password is typed twice
+        with open_session() as db:
+            platform.existing_admin_user(db, email)
     password = _new_password(password)
     with open_session() as db:
         platform.set_admin_password(db, email=email, password=password)

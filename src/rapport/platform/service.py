@@ -336,13 +336,29 @@ def _normalise_email(email: str) -> str:
     return email
 
 
+def check_new_admin_email(db: Session, email: str) -> str:
+    """``email`` as an admin user is created under, refused if it is no email address or
+    already an admin user's (so a command can say so before asking for a password)."""
+    email = _normalise_email(email)
+    if db.scalar(select(AdminUser).where(AdminUser.email == email)) is not None:
+        raise Conflict(f"An admin user {email} already exists", field="email")
+    return email
+
+
+def existing_admin_user(db: Session, email: str) -> AdminUser:
+    """The admin user ``email`` names, refused (not found) if there is none."""
+    user = db.scalar(select(AdminUser).where(AdminUser.email == _normalise_email(email)))
+    if user is None:
+        raise NotFound(f"No admin user {email}", field="email")
+    return user
+
+
 def create_admin_user(db: Session, *, email: str, password: str) -> AdminUser:
     """Add a person who can sign in to the admin pages."""
     email = _normalise_email(email)
     if len(password) < 12:
         raise InvalidInput("Use a password of at least 12 characters", field="password")
-    if db.scalar(select(AdminUser).where(AdminUser.email == email)) is not None:
-        raise Conflict(f"An admin user {email} already exists", field="email")
+    email = check_new_admin_email(db, email)
     user = AdminUser(
         id=new_id("adm"),
         email=email,
@@ -357,9 +373,7 @@ def create_admin_user(db: Session, *, email: str, password: str) -> AdminUser:
 def set_admin_password(db: Session, *, email: str, password: str) -> AdminUser:
     if len(password) < 12:
         raise InvalidInput("Use a password of at least 12 characters", field="password")
-    user = db.scalar(select(AdminUser).where(AdminUser.email == _normalise_email(email)))
-    if user is None:
-        raise NotFound(f"No admin user {email}", field="email")
+    user = existing_admin_user(db, email)
     user.password_hash = _password_hasher.hash(password)
     # A new password signs the person out everywhere (a stolen cookie dies with the old one).
     from rapport.platform.admin_security import end_sessions_of
