@@ -154,3 +154,24 @@ def test_a_location_that_keeps_no_stock_level_is_shown_as_not_tracked(
     listed = client.get("/admin/catalog/products").text
     row = listed[listed.index('data-sku="P-000"') :]
     assert "not tracked" in row[: row.index("</tr>")]
+    assert 'data-testid="shops-not-tracked"' not in row[: row.index("</tr>")]
+
+
+def test_a_product_no_shop_keeps_a_level_for_is_listed_as_not_tracked_in_shops(
+    client: TestClient, db: Session
+) -> None:
+    # given a product stocked on the web only, no shop keeping a level for it
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    _shop(db, 1)
+    catalog.set_stock(db, levels=[("P-000", "web", 4)])
+    assert sign_in(client).status_code == 303
+    # when the product list is opened
+    listed = client.get("/admin/catalog/products").text
+    row = listed[listed.index('data-sku="P-000"') :]
+    row = row[: row.index("</tr>")]
+    # then its In shops column says not tracked, as its page does, rather than 0
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    assert cells[-3:] == ["4", "not tracked", "0"], cells
+    detail = client.get("/admin/catalog/products/P-000").text
+    shop_row = detail[detail.index('data-store="st-1"') :]
+    assert "not tracked" in shop_row[: shop_row.index("</tr>")]

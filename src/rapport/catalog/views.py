@@ -42,7 +42,7 @@ class ProductRow:
     product: Product
     prices: list[ChannelPriceView]
     web_available: int | None  # None: the web warehouse keeps no level (not tracked online)
-    store_available: int
+    store_available: int | None  # None: no shop keeps a level for it (not tracked in shops)
     stores_stocking: int
 
     @property
@@ -178,7 +178,7 @@ def product_rows(
             product=p,
             prices=_prices(p, rules.get(p.sku, [])),
             web_available=web.get(p.sku),
-            store_available=shops.get(p.sku, 0),
+            store_available=shops.get(p.sku),
             stores_stocking=stocking.get(p.sku, 0),
         )
         for p in products
