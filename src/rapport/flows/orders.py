@@ -71,4 +71,5 @@ def apply_loyalty_effects(db: Session, *, order: orders.OrderIn, placed: orders.
         points_to_use=order.loyalty.points_to_use,
         shipping_before_minor=order.loyalty.shipping_before_minor,
         at=placed.placed_at,
+        currency=order.currency,
     )

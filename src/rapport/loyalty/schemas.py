@@ -16,13 +16,14 @@ Channel = Literal["web", "app", "store", "call_center"]
 Points = Field(ge=1, le=MAX_POINTS_PER_COMMAND, description="Whole points, more than zero")
 Reference = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")
 # The currency of a cart or simulated order's prices (POST /v1/loyalty/checkout, /simulate).
+# A code orders take (a currency in use, as POST /v1/orders checks), or None.
 PricesCurrency = Field(
     default=None,
-    pattern=r"^[A-Z]{3}$",
     examples=["EUR"],
-    description="ISO 4217 code of the prices. Default: the program's currency. Prices in "
-    "another currency earn no points (each rule that reads them says why, with 0 points), as "
-    "an order placed in it would not.",
+    description="ISO 4217 code of the prices, a currency in use as POST /v1/orders takes. "
+    "Default: the program's currency. Prices in another currency earn no points (each rule "
+    "that reads them says why, with 0 points) and get no coupon, points payment, member "
+    "price, tier discount or free shipping, as an order placed in it would not.",
 )
 
 

@@ -32,7 +32,7 @@ from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput
-from rapport.platform.schemas import MinorUnits, StrictModel
+from rapport.platform.schemas import CurrencyCode, MinorUnits, StrictModel
 
 # Included by loyalty.api, under its /v1/loyalty prefix.
 router = APIRouter(tags=["loyalty program"])
@@ -145,7 +145,7 @@ class SimOrder(StrictModel):
     channel: Literal["web", "app", "store", "call_center"] = "web"
     lines: list[SimLine] = Field(min_length=1, max_length=500)
     discount_minor: MinorUnits = 0
-    currency: str | None = PricesCurrency
+    currency: CurrencyCode | None = PricesCurrency
 
 
 class SimEvent(StrictModel):

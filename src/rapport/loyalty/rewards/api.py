@@ -24,7 +24,14 @@ from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey, admit_coupon_codes
 from rapport.platform.db import DbSession
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
-from rapport.platform.schemas import MinorUnits, Page, PageCursor, StrictModel, page_of
+from rapport.platform.schemas import (
+    CurrencyCode,
+    MinorUnits,
+    Page,
+    PageCursor,
+    StrictModel,
+    page_of,
+)
 
 # The checkout is documented with the program's configuration, the catalogue and coupons
 # with membership (as before the rewards code had a package of its own).
@@ -60,7 +67,7 @@ class CheckoutIn(StrictModel):
     coupons: list[str] = Field(default_factory=list, max_length=10)
     points_to_use: int = Field(default=0, ge=0, le=100_000_000)
     shipping_minor: MinorUnits = Field(default=0, description="Shipping before loyalty effects.")
-    currency: str | None = PricesCurrency
+    currency: CurrencyCode | None = PricesCurrency
 
 
 class EffectOut(StrictModel):

@@ -7,6 +7,11 @@
 5. free shipping (paying members, or the tier's threshold)
 6. points to be earned (the earning rules on what is paid for each line)
 
+A cart in another currency than the program's gets none of the money effects (1 to 5): its
+minor units are not the program's, and Rapport keeps no exchange rates. Each that would have
+applied is answered with 0 off and why ("order in JPY, program in EUR: coupons, points and
+member prices apply only in EUR"); its coupons are refused with the same words.
+
 Every line discount stops at the line's cap (a share of its list price) and a price never goes
 below zero; points pay at most a share of the order. Each effect names the rule that made it.
 The calculation is pure: ``loyalty.service`` reads the member, coupons and rules, and applies
@@ -102,6 +107,17 @@ class Checkout:
 Earner = Callable[[dict[int, int]], list[tuple[str, str, int]]]
 
 
+def foreign_currency(currency: str | None, program_currency: str) -> str | None:
+    """Why a cart or order in ``currency`` gets no coupon, points payment, member price, tier
+    discount or free shipping, or None when it is in the program's currency (or says none)."""
+    if currency is None or currency == program_currency:
+        return None
+    return (
+        f"order in {currency}, program in {program_currency}: coupons, points and member "
+        f"prices apply only in {program_currency}"
+    )
+
+
 def calculate(
     lines: Sequence[CartLine],
     *,
@@ -111,7 +127,29 @@ def calculate(
     shipping_minor: int,
     policy: Policy,
     earn: Earner | None,
+    foreign: str | None = None,
 ) -> Checkout:
+    """The effects, in order. ``foreign``: why the cart's currency takes no money effects
+    (:func:`foreign_currency`); then only the points to be earned are worked out."""
+    if foreign is not None:
+        result = calculate(
+            lines,
+            member=MemberTerms(),
+            coupons=(),
+            points_to_use=0,
+            shipping_minor=shipping_minor,
+            policy=policy,
+            earn=earn,
+        )
+        result.effects[:0] = _not_applied(
+            lines,
+            member=member,
+            points_to_use=points_to_use,
+            shipping_minor=shipping_minor,
+            why=foreign,
+        )
+        result.refused_coupons.update({coupon.code: foreign for coupon in coupons})
+        return result
     list_totals = {line.line_no: line.quantity * line.unit_price_minor for line in lines}
     paid = dict(list_totals)
     floors = {
@@ -263,6 +301,45 @@ def calculate(
         effects=effects,
         refused_coupons=refused,
     )
+
+
+def _not_applied(
+    lines: Sequence[CartLine],
+    *,
+    member: MemberTerms,
+    points_to_use: int,
+    shipping_minor: int,
+    why: str,
+) -> list[Effect]:
+    """The money effects a cart in another currency would otherwise have had, each with 0
+    off and ``why``."""
+    effects: list[Effect] = []
+    plan = f"plan:{member.paying_plan}"
+    if member.paying and member.plan_member_prices:
+        effects.extend(
+            Effect("member_price", plan, f"no member price for {line.sku}: {why}", 0, line.line_no)
+            for line in lines
+            if line.member_unit_price_minor is not None
+            and line.member_unit_price_minor < line.unit_price_minor
+        )
+    if member.tier_discount_percent > 0:
+        effects.append(
+            Effect(
+                "tier_discount",
+                f"tier:{member.tier}",
+                f"no {member.tier_discount_percent:g}% {member.tier} discount: {why}",
+            )
+        )
+    if points_to_use > 0:
+        effects.append(Effect("points_payment", "program:points", f"no points payment: {why}"))
+    if shipping_minor:
+        if member.paying and member.plan_free_shipping:
+            effects.append(Effect("free_shipping", plan, f"no free shipping: {why}"))
+        elif member.free_shipping_over_minor is not None:
+            effects.append(
+                Effect("free_shipping", f"tier:{member.tier}", f"no free shipping: {why}")
+            )
+    return effects
 
 
 def _split(amount: int, weights: list[int]) -> list[int]:

@@ -26,7 +26,13 @@ from rapport.loyalty.models import AppliedCheckout
 from rapport.loyalty.program.rules import Fact, OrderLine, evaluate
 from rapport.loyalty.program.versions import checkout_policy, rule_set
 from rapport.loyalty.rewards import coupons as reward_coupons
-from rapport.loyalty.rewards.checkout import CartLine, Checkout, MemberTerms, calculate
+from rapport.loyalty.rewards.checkout import (
+    CartLine,
+    Checkout,
+    MemberTerms,
+    calculate,
+    foreign_currency,
+)
 from rapport.loyalty.tiers.standing import member_tier
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
@@ -120,7 +126,8 @@ def checkout(
 ) -> Checkout:
     """The effects for this cart, in the documented order. Reads only. A cart in another
     ``currency`` than the program's earns no points, as its order would not (the earning rules
-    say why, in a points-earned effect of 0 points)."""
+    say why, in a points-earned effect of 0 points), and gets no coupon, points payment,
+    member price, tier discount or free shipping (each says why, with 0 off)."""
     moment = at or clock.now()
     if points_to_use and customer_id is None:
         raise InvalidInput("Only a member can pay with points", field="points_to_use")
@@ -174,6 +181,7 @@ def checkout(
         shipping_minor=shipping_minor,
         policy=policy,
         earn=earn,
+        foreign=foreign_currency(currency, program.currency),
     )
     result.refused_coupons.update(refused)
     return result
@@ -250,12 +258,22 @@ def apply_to_order(
     points_to_use: int,
     shipping_before_minor: int,
     at: datetime,
+    currency: str | None = None,
 ) -> Checkout:
     """For ``POST /v1/orders`` with a loyalty block, in the order's transaction: work out the
     checkout effects, refuse an order carrying a coupon used or expired since its checkout
     (409 coupon-unavailable naming ``loyalty.coupons.N``, also when another order takes it
     while this one is applied), then one whose totals carry other effects (422 naming the
-    field and the expected amount), then apply them."""
+    field and the expected amount), then apply them. An order in another ``currency`` than the
+    program's carrying coupons or points to use is refused first (422 naming ``loyalty``):
+    those apply only in the program's currency."""
+    foreign = foreign_currency(currency, get_program(db).currency)
+    if foreign is not None and (coupons or points_to_use):
+        raise InvalidInput(
+            f"An {foreign[0].lower()}{foreign[1:]}; send the order without loyalty coupons "
+            "or points_to_use",
+            field="loyalty",
+        )
     result = checkout(
         db,
         customer_id=customer_id,
@@ -266,6 +284,7 @@ def apply_to_order(
         points_to_use=points_to_use,
         shipping_minor=shipping_before_minor,
         at=at,
+        currency=currency,
     )
     # A coupon used (by an order racing this one) or expired since the checkout is answered
     # as such, before the totals it no longer gives are compared.
