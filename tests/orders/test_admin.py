@@ -207,3 +207,34 @@ def test_a_cancelled_parcel_is_shown_neither_late_nor_due(
         line = re.search(rf'<tr data-order="{order_id}">(.*?)</tr>', panel, re.S)
         assert line is not None
         assert "cancelled</small>" in line[1], line[1]
+
+
+def test_the_customers_orders_page_shows_a_cancelled_orders_promise_as_a_dash(
+    client: TestClient, db: Session, api_key: Any
+) -> None:
+    # given a parcel promised for the 9th of December, cancelled before it was sent, and one
+    # still open
+    clock.set_clock(lambda: datetime(2026, 12, 7, 10, 0, tzinfo=UTC))
+    seed_catalog(db)
+    key = api_key("admin")
+    for order_id in ("O-GONE", "O-OPEN"):
+        body = order_body(order_id=order_id, promised_delivery="2026-12-09")
+        assert client.post("/v1/orders", json=body, headers=command(key)).status_code == 201
+    cancelled = client.post("/v1/orders/O-GONE/cancel", headers=command(key))
+    assert cancelled.status_code == 200, cancelled.text
+    customer_id = orders.get_order(db, order_id="O-GONE").customer_id
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+
+    # when the customer's orders page is read
+    assert sign_in(client).status_code == 303
+    page = client.get(f"/admin/orders/customer/{customer_id}").text
+
+    # then the cancelled order's promise is a dash, as the orders list has it; the open one's
+    # is still its day
+    gone = re.search(r'<article id="order-O-GONE".*?</article>', page, re.S)
+    assert gone is not None
+    assert "Promised 9 Dec 2026" not in gone[0]
+    assert "Promise \u2013." in gone[0]
+    still = re.search(r'<article id="order-O-OPEN".*?</article>', page, re.S)
+    assert still is not None
+    assert "Promised 9 Dec 2026." in still[0]

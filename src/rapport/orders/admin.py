@@ -307,6 +307,8 @@ def _customer_orders(
                     "history": history,
                     "cancellable": service.cancellable(order, [h.status for h in history], lines),
                     "returnable": service.returnable(order, lines),
+                    # As the orders list has it: "" (nothing owed, as for a cancelled order).
+                    "promise": listing.promise_state(order),
                 }
             )
     return render(
