@@ -96,6 +96,7 @@ def delivered_order(
     total_minor: int = 2000,
     channel: str = "web",
     delivered: bool = True,
+    currency: str = "EUR",
 ) -> str:
     """A shipped order of one ``sku`` (in the catalogue), delivered ``days_late`` days after
     its promise."""
@@ -118,7 +119,7 @@ def delivered_order(
                 fulfilment="ship",
                 store_id=None,
                 placed_at=placed_at,
-                currency="EUR",
+                currency=currency,
                 lines=[ImportedLine(sku=sku, quantity=1, unit_price_minor=total_minor)],
                 promised_delivery=promise,
                 delivered_at=delivered_at,

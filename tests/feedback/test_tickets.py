@@ -54,8 +54,65 @@ def _ticket(db, kind: str = "complaint", customer_id: str | None = None, **extra
 def test_priority_and_sla(
     _case: str, kind: str, level: str, value: int, priority: int, hours: int
 ) -> None:
-    assert service.prioritise(kind, level, value)[0] == priority
+    assert service.prioritise(kind, level, value, "EUR")[0] == priority
     assert service.sla_due(kind, level, T0) == T0 + timedelta(hours=hours)
+
+
+@pytest.mark.parametrize(
+    ("currency", "value", "reasons"),
+    [
+        ("EUR", 49_999, ["question +10"]),
+        ("EUR", 50_000, ["question +10", "customer value €500.00 +5"]),
+        ("JPY", 499, ["question +10"]),
+        ("JPY", 60_000, ["question +10", "customer value JP¥60,000 +20"]),
+        ("JPY", 500, ["question +10", "customer value JP¥500 +5"]),
+        ("KWD", 499_999, ["question +10"]),
+        ("KWD", 500_000, ["question +10", "customer value KWD500.000 +5"]),
+    ],
+)
+def test_value_counts_from_500_in_the_currencys_own_units(
+    currency: str, value: int, reasons: list[str]
+) -> None:
+    assert service.prioritise("question", "standard", value, currency)[1] == reasons
+
+
+def test_a_customers_value_is_counted_and_shown_in_the_shops_currency_only(db) -> None:
+    # given a shop in euros and a customer with one order of ¥60,000 and one of €120.00
+    frozen_clock()
+    customer, external = make_customer(db)
+    delivered_order(db, external_id=external, total_minor=60_000, currency="JPY")
+    delivered_order(db, external_id=external, total_minor=12_000)
+    # when they open a ticket
+    ticket = _ticket(db, kind="question", customer_id=customer)
+    # then only the euros count: €120.00, short of 500.00, adds nothing (¥60,000 is no €600)
+    assert ticket.customer_value_minor == 12_000
+    assert ticket.priority == 10
+    assert ticket.priority_reasons == ["question +10"]
+
+
+def test_the_ticket_page_shows_the_value_in_the_shops_currency(admin, db) -> None:
+    # given a shop in euros and a customer whose only order is ¥60,000
+    customer, external = make_customer(db)
+    delivered_order(db, external_id=external, total_minor=60_000, currency="JPY")
+    ticket = _ticket(db, kind="question", customer_id=customer)
+    # when the ticket's page is opened, then it shows no €600.00 they never spent
+    page = admin.get(f"/admin/feedback/tickets/{ticket.ticket_id}").text
+    assert "<dt>Customer value</dt><dd>€0.00</dd>" in page
+
+
+def test_a_shop_in_yen_counts_its_customers_value_in_yen(db) -> None:
+    # given a shop in yen and a customer with one order of ¥60,000 and one of €1,000.00
+    frozen_clock()
+    loyalty.configure_program(db, currency="JPY")
+    db.commit()
+    customer, external = make_customer(db)
+    delivered_order(db, external_id=external, total_minor=60_000, currency="JPY")
+    delivered_order(db, external_id=external, total_minor=100_000)
+    # when they open a ticket
+    ticket = _ticket(db, kind="question", customer_id=customer)
+    # then their value is ¥60,000, over ¥500 four times over and more: +20, said in yen
+    assert ticket.customer_value_minor == 60_000
+    assert ticket.priority_reasons == ["question +10", "customer value JP¥60,000 +20"]
 
 
 def test_gold_members_come_first_and_are_due_sooner(db) -> None:
@@ -72,7 +129,7 @@ def test_gold_members_come_first_and_are_due_sooner(db) -> None:
     assert gold_ticket.priority_reasons == [
         "complaint +30",
         "dedicated support +40",
-        "customer value 1,600 +15",
+        "customer value €1,600.00 +15",
     ]
     assert gold_ticket.sla_due_at == T0 + timedelta(hours=6)
     assert anonymous.sla_due_at == T0 + timedelta(hours=24)

@@ -94,7 +94,7 @@ from rapport.feedback.surveys.links import url as survey_link_url
 from rapport.feedback.surveys.triggers import process_feedback_events
 from rapport.feedback.surveys.wording import DEFAULT_LABELS, labels_for, question_text
 from rapport.feedback.tickets import (
-    HIGH_VALUE_MINOR,
+    HIGH_VALUE_MAJOR,
     ISSUE_WEIGHT,
     LEVEL_SLA_FACTOR,
     LEVEL_WEIGHT,
@@ -119,7 +119,7 @@ __all__ = [
     "DEFAULT_LABELS",
     "DUPLICATE_CANDIDATES",
     "DUPLICATE_LOOKBACK",
-    "HIGH_VALUE_MINOR",
+    "HIGH_VALUE_MAJOR",
     "ISSUE_WEIGHT",
     "LEVEL_SLA_FACTOR",
     "LEVEL_WEIGHT",

@@ -27,6 +27,7 @@ from rapport.orders import service as orders
 from rapport.platform import clock
 from rapport.platform.db import read_only
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
+from rapport.platform.formatting import minor_unit_digits, money
 from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.ids import new_id
 
@@ -36,23 +37,31 @@ LEVEL_WEIGHT = {"standard": 0, "priority": 20, "dedicated": 40}
 # First response due within these hours, by issue; better support levels get a fraction.
 SLA_HOURS = {"complaint": 24, "delivery_problem": 24, "return_problem": 48, "question": 72}
 LEVEL_SLA_FACTOR = {"standard": 1.0, "priority": 0.5, "dedicated": 0.25}
-HIGH_VALUE_MINOR = 50_000  # spend from which a customer's value adds to the priority
+HIGH_VALUE_MAJOR = 500  # spend (in the shop's currency) from which value adds to the priority
 # The highest priority a ticket can have: the weightiest issue and support level, full value.
 MAX_PRIORITY = max(ISSUE_WEIGHT.values()) + max(LEVEL_WEIGHT.values()) + 4 * 5
 
 
-def prioritise(kind: str, support_level: str, value_minor: int) -> tuple[int, list[str]]:
-    """The ticket's priority (higher first) and why."""
+def high_value_minor(currency: str) -> int:
+    """:data:`HIGH_VALUE_MAJOR` in ``currency``'s minor units (500.00 EUR, ¥500, 500.000 KWD)."""
+    return HIGH_VALUE_MAJOR * int(10 ** minor_unit_digits(currency))
+
+
+def prioritise(
+    kind: str, support_level: str, value_minor: int, currency: str
+) -> tuple[int, list[str]]:
+    """The ticket's priority (higher first) and why; ``value_minor`` is the customer's value in
+    minor units of ``currency`` (the shop's)."""
     reasons = [f"{kind.replace('_', ' ')} +{ISSUE_WEIGHT[kind]}"]
     priority = ISSUE_WEIGHT[kind]
     level = LEVEL_WEIGHT.get(support_level, 0)
     if level:
         priority += level
         reasons.append(f"{support_level} support +{level}")
-    value_points = min(value_minor // HIGH_VALUE_MINOR, 4) * 5
+    value_points = min(value_minor // high_value_minor(currency), 4) * 5
     if value_points:
         priority += value_points
-        reasons.append(f"customer value {value_minor / 100:,.0f} +{value_points}")
+        reasons.append(f"customer value {money(value_minor, currency)} +{value_points}")
     return priority, reasons
 
 
@@ -62,12 +71,14 @@ def sla_due(kind: str, support_level: str, opened_at: datetime) -> datetime:
     return opened_at + timedelta(hours=hours)
 
 
-def customer_value(db: Session, *, customer_id: str) -> int:
-    """What the customer has spent (orders not cancelled, latest 500)."""
+def customer_value(db: Session, *, customer_id: str, currency: str) -> int:
+    """What the customer has spent in ``currency`` (the shop's), in its minor units: orders
+    not cancelled among the latest 500; orders in another currency are left out, as loyalty
+    leaves them out of points."""
     return sum(
         o.total_minor
         for o in orders.customer_orders(db, customer_id=customer_id, limit=500)
-        if o.status != "cancelled"
+        if o.status != "cancelled" and o.currency == currency
     )
 
 
@@ -90,6 +101,7 @@ def open_ticket(
     ``api:<key name>``; None for a survey's detractor ticket)."""
     now = opened_at or clock.now()
     tier, level, value = None, "standard", 0
+    currency = loyalty.get_program(db).currency  # the shop's: the value is counted in it
     if ticket.customer_id is not None:
         customers.require_customer(db, ticket.customer_id)
     if ticket.order_id is not None and response_id is None:
@@ -97,8 +109,8 @@ def open_ticket(
     if ticket.customer_id is not None:
         benefits = loyalty.member_benefits(db, customer_id=ticket.customer_id)
         tier, level = benefits.tier_id, benefits.support_priority
-        value = customer_value(db, customer_id=ticket.customer_id)
-    priority, reasons = prioritise(ticket.kind, level, value)
+        value = customer_value(db, customer_id=ticket.customer_id, currency=currency)
+    priority, reasons = prioritise(ticket.kind, level, value, currency)
     row = Ticket(
         ticket_id=new_id("tkt"),
         customer_id=ticket.customer_id,
