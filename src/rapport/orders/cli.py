@@ -28,6 +28,7 @@ from rapport.orders.importing import (
 from rapport.platform.console import console, progress_bars, refuse_file, require_migrated
 from rapport.platform.db import open_session
 from rapport.platform.errors import InvalidInput
+from rapport.platform.formatting import money
 
 _LABELS = {
     "check": "Checking {name}",
@@ -261,6 +262,7 @@ def fit_customer_value_command() -> None:
     with console.status("Fitting customer value"), open_session() as db:
         fit = service.fit_customer_value(db)
         tiers = service.value_tier_summary(db) if fit is not None else []
+        currency = shown_currency(db)  # the shop's: the amounts are in its minor units
     if fit is None:
         console.print("No customer has an order yet: nothing to fit.")
         return
@@ -279,7 +281,8 @@ def fit_customer_value_command() -> None:
     for tier in tiers:
         table.add_row(
             f"Tier {tier.tier}",
-            f"{tier.customers:,} customers, {tier.predicted_value_minor / 100:,.2f} next 365 days",
+            f"{tier.customers:,} customers,"
+            f" {money(tier.predicted_value_minor, currency)} next 365 days",
         )
     table.add_row("Time", f"{fit.seconds:.1f} s")
     console.print(table)
