@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -45,7 +46,7 @@ def test_the_list_counts_a_triggered_campaigns_audience_as_its_results_do(
     assert shown.group(1) == "3"
 
 
-def _found(uplift: Interval) -> CampaignResults:
+def _found(uplift: Interval, currency: str = "EUR") -> CampaignResults:
     group = GroupResult(
         customers=100,
         sent=100,
@@ -68,6 +69,7 @@ def _found(uplift: Interval) -> CampaignResults:
         conversion_uplift=Interval(0.0, -0.05, 0.05),
         revenue_uplift=uplift,
         points_uplift=Interval(0.0, 0.0, 0.0),
+        currency=currency,
     )
 
 
@@ -86,3 +88,18 @@ def test_the_revenue_uplift_reads_as_the_table_writes_it() -> None:
     )
     # The API's reading, without a currency, writes the amounts alike.
     assert "moved by +1.07 (95% interval -1.57 to 3.72)" in results.reading(_found(uplift))
+
+
+@pytest.mark.parametrize(
+    ("currency", "said"),
+    [
+        ("EUR", "moved by +1.07 (95% interval -1.57 to 3.72)"),
+        ("JPY", "moved by +107 (95% interval -157 to 372)"),
+        ("KWD", "moved by +0.107 (95% interval -0.157 to 0.372)"),
+    ],
+)
+def test_the_apis_reading_writes_amounts_in_the_shops_currency(currency: str, said: str) -> None:
+    # given results read in the shop's currency, when the API's reading writes them (no
+    # money writer given), then the amounts have that currency's ISO 4217 decimals: ¥107 is
+    # no 1.07
+    assert said in results.reading(_found(Interval(107.0, -157.0, 372.0), currency))

@@ -36,6 +36,7 @@ from rapport.campaigns.planning.editing import get_campaign
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
 from rapport.platform import clock
+from rapport.platform.formatting import minor_to_major, minor_unit_digits
 
 CONFIDENCE = 0.95
 MIN_CONTROL = 30
@@ -83,6 +84,7 @@ class CampaignResults:
     conversion_uplift: Interval  # treated - control, as a share (0.02 = 2 points)
     revenue_uplift: Interval  # per customer, minor units
     points_uplift: Interval  # per customer
+    currency: str = "EUR"  # the shop's (the loyalty program's): what the revenue is read in
 
 
 # ---------------------------------------------------------------------------- arithmetic
@@ -296,6 +298,7 @@ def campaign_results(
         conversion_uplift=conversion_uplift,
         revenue_uplift=revenue_uplift,
         points_uplift=points_uplift,
+        currency=loyalty.get_program(db).currency,
     )
 
 
@@ -317,13 +320,14 @@ def _state(
     return "ok", ""
 
 
-def _plain_amount(minor: float) -> str:
-    return f"{minor / 100:.2f}"
+def plain_amount(minor: float, currency: str) -> str:
+    """Minor units of ``currency`` as a plain amount in its major unit, with its ISO 4217
+    decimals: 107.3 EUR cents → "1.07", 107.3 yen → "107", 1073 fils (KWD) → "1.073"."""
+    digits = minor_unit_digits(currency)
+    return f"{minor_to_major(minor, currency):.{digits}f}"
 
 
-def money_uplift(
-    uplift: Interval, money: Callable[[float], str] = _plain_amount
-) -> tuple[str, str, str] | None:
+def money_uplift(uplift: Interval, money: Callable[[float], str]) -> tuple[str, str, str] | None:
     """The revenue uplift's value and its interval's ends as text, with ``money`` writing an
     amount of minor units (the admin's: "€1.07", "-€1.57"): the value signed before the
     currency ("+€1.07"), the ends as amounts ("-€1.57", "€3.72"). The results table and
@@ -334,9 +338,13 @@ def money_uplift(
     return sign + money(uplift.value), money(uplift.low), money(uplift.high)
 
 
-def reading(results: CampaignResults, *, money: Callable[[float], str] = _plain_amount) -> str:
+def reading(results: CampaignResults, *, money: Callable[[float], str] | None = None) -> str:
     """The results in a sentence or two of plain language (the results page); ``money`` writes
-    amounts of minor units (plain "1.07" unless given, as in the API)."""
+    amounts of minor units (unless given, as in the API, plain amounts of the results'
+    currency: "1.07" for EUR, "107" for JPY)."""
+    if money is None:
+        currency = results.currency
+        money = lambda minor: plain_amount(minor, currency)  # noqa: E731
     if results.state != "ok":
         return results.note
     uplift = results.conversion_uplift
