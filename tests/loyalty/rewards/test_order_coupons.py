@@ -67,6 +67,11 @@ def test_an_order_carrying_a_coupon_used_since_is_refused_naming_it(db: Session)
         "loyalty.coupons.1",
     )
     assert problem.extra == {"code": code, "reason": "used"}
+    # and says what to do
+    assert problem.detail == (
+        f"Coupon {code} cannot be used: used. Run POST /v1/loyalty/checkout again without it"
+        " and send the order with the amounts it gives"
+    )
     stored = db.get(Coupon, code)
     assert stored is not None
     assert stored.used_order_id == first.order_id

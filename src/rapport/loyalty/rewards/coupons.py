@@ -306,6 +306,15 @@ def as_checkout_coupon(coupon: Coupon) -> checkout.Coupon:
     )
 
 
+def unavailable_detail(code: str, reason: str) -> str:
+    """What a refused coupon's problem says: why, and what to do (the order or checkout again
+    without it)."""
+    return (
+        f"Coupon {code} cannot be used: {reason}. Run POST /v1/loyalty/checkout again without"
+        " it and send the order with the amounts it gives"
+    )
+
+
 def _refusal(coupon: Coupon | None, *, customer_id: str | None, at: datetime) -> str | None:
     if coupon is None:
         return "unknown"
@@ -379,5 +388,5 @@ def consume_coupons(
             db.refresh(coupon)
         reason = _refusal(coupon, customer_id=customer_id, at=moment) or "used"
         raise CouponUnavailable(
-            f"Coupon {code} cannot be used: {reason}", field="coupons", code=code, reason=reason
+            unavailable_detail(code, reason), field="coupons", code=code, reason=reason
         )

@@ -326,7 +326,7 @@ def _unavailable(
         (n for n, sent in enumerate(coupons) if reward_coupons.normalise_code(sent) == code), 0
     )
     return reward_coupons.CouponUnavailable(
-        f"Coupon {code} cannot be used: {reason}",
+        reward_coupons.unavailable_detail(code, reason),
         field=f"loyalty.coupons.{index}",
         code=code,
         reason=reason,
