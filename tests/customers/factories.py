@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,8 @@ from rapport.customers import service as customers
 from rapport.customers.tasks import process_profile_events  # noqa: F401  (registers processor)
 from rapport.events.models import Event
 from rapport.events.processors import registered_processors, run_batch
+from rapport.flows import privacy
+from rapport.platform import clock
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 _numbers = itertools.count(1)
@@ -80,3 +83,31 @@ def process(db: Session) -> int:
     while count := run_batch(db, profile):
         handled += count
     return handled
+
+
+ERASED_ON = datetime(2026, 12, 3, 10, 30, tzinfo=UTC)
+
+
+def erased_customer(db: Session, *, before: Callable[[str], object] | None = None) -> str:
+    """A customer named Wren, erased on 3 December 2026 (``ERASED_ON``); ``before`` gives them
+    something (points, an order) first. Their id."""
+    clock.set_clock(clock.FrozenClock(ERASED_ON))
+    try:
+        customer_id = customers.identify_customer(
+            db, identities={"email": "wren.aldous@example.org"}, profile={"first_name": "Wren"}
+        ).customer_id
+        if before is not None:
+            before(customer_id)
+        privacy.erase_customer(db, customer_id=customer_id, requested_by="dpo@example.com")
+    finally:
+        clock.reset_clock()
+    return customer_id
+
+
+def says_erased(page: str, customer_id: str) -> bool:
+    """Whether an admin page says the customer was erased on ``ERASED_ON`` and nothing
+    personal is kept, and shows nothing of them."""
+    return (
+        f"Customer {customer_id} was erased on 3 Dec 2026; nothing personal is kept." in page
+        and "Wren" not in page
+    )
