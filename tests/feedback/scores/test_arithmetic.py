@@ -7,23 +7,52 @@ import pytest
 from rapport.feedback.scores import arithmetic
 
 
-def test_nps_is_promoters_minus_detractors_with_its_interval() -> None:
+def test_nps_is_promoters_minus_detractors_with_an_adjusted_wald_interval() -> None:
     # given 5 promoters, 3 passives and 2 detractors
     answers = [10, 9, 9, 10, 9, 7, 8, 7, 3, 6]
     # when
     result = arithmetic.nps(answers)
-    # then NPS = 50% - 20% = 30, and the interval uses (p+ + p- - (p+ - p-)^2) / n
+    # then NPS = 50% - 20% = 30, and the interval adds 3/4 answer to promoters and detractors
+    # and 3 to n: p+ = 5.75/13, p- = 2.75/13, variance (p+ + p- - (p+ - p-)^2) / 13
     assert result.n == 10
     assert result.value == pytest.approx(30.0)
     assert (result.promoters, result.passives, result.detractors) == pytest.approx((50, 30, 20))
-    margin = 1.959964 * ((0.5 + 0.2 - 0.3**2) / 10) ** 0.5 * 100
-    assert result.low == pytest.approx(30 - margin, abs=1e-3)
-    assert result.high == pytest.approx(30 + margin, abs=1e-3)
+    promoters, detractors = 5.75 / 13, 2.75 / 13
+    centre = promoters - detractors
+    margin = 1.959964 * ((promoters + detractors - centre**2) / 13) ** 0.5
+    assert result.low == pytest.approx(100 * (centre - margin), abs=1e-3)
+    assert result.high == pytest.approx(100 * (centre + margin), abs=1e-3)
+    assert (result.low, result.high) == pytest.approx((-19.05, 65.20), abs=0.01)
 
 
-def test_nps_interval_is_clipped_to_the_scale() -> None:
-    result = arithmetic.nps([10, 10, 9])
-    assert (result.value, result.low, result.high) == (100.0, 100.0, 100.0)
+def test_nps_interval_on_an_ordinary_sample_matches_the_figure_by_hand() -> None:
+    # given 100 answers: 50 promoters, 30 passives, 20 detractors (NPS 30)
+    answers = [10] * 50 + [7] * 30 + [3] * 20
+    # when
+    result = arithmetic.nps(answers)
+    # then the adjusted Wald interval is 14.05 to 44.20 (worked by hand:
+    # p+ = 50.75/103, p- = 20.75/103), close to the plain normal 14.7 to 45.3 at this n
+    assert result.value == pytest.approx(30.0)
+    assert (result.low, result.high) == pytest.approx((14.05, 44.20), abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("answers", "low_below"),
+    [([10, 10, 9], 0.0), ([10, 10], -20.0), ([3, 10], -70.0), ([0], -99.0), ([9], -40.0)],
+)
+def test_nps_interval_widens_for_a_few_answers_and_stays_on_the_scale(
+    answers: list[int], low_below: float
+) -> None:
+    # when a handful of answers is scored
+    result = arithmetic.nps(answers)
+    # then the interval is wide (not the point the plain normal interval gave: 100 to 100 for
+    # three promoters), inside -100..100, and reaches the score itself
+    assert result.low is not None
+    assert result.high is not None
+    assert result.value is not None
+    assert -100.0 <= result.low <= result.value <= result.high <= 100.0
+    assert result.high - result.low > 50.0
+    assert result.low < low_below
 
 
 def test_csat_is_the_share_of_four_and_five_with_a_wilson_interval() -> None:

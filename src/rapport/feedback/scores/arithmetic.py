@@ -6,8 +6,14 @@ Every answer is first turned into a *value* whose mean is the score: an NPS answ
 %promoters - %detractors; a CSAT answer is 100 when it is 4 or 5 and 0 otherwise, so the mean
 is the share of satisfied answers; a CES answer is its own value (1-7). Intervals:
 
-* NPS: normal approximation with the variance of the promoter/detractor difference,
-  ``(p+ + p- - (p+ - p-)^2) / n``;
+* NPS: adjusted Wald interval for the difference of the promoter and detractor shares (Rocks,
+  "Interval estimation for the net promoter score", The American Statistician 70(4), 2016):
+  add 3/4 of an answer to the promoters and to the detractors and 3 to ``n`` (an Agresti-Caffo
+  style correction), then use the normal interval with variance
+  ``(p+ + p- - (p+ - p-)^2) / n``. Unlike the plain normal interval, which collapses to a point
+  for two or three answers all alike, it widens for few answers; it is clipped to -100..100
+  and always reaches the score itself;
+  the score itself stays the plain %promoters - %detractors;
 * CSAT: Wilson score interval for a proportion (sound for small samples and extreme shares);
 * CES: Student's t interval for a mean.
 
@@ -100,21 +106,33 @@ class Score:
         return (self.high - self.low) / 2
 
 
+NPS_ADJUSTMENT = 0.75
+"""Answers added to the promoters and to the detractors (and twice that to the passives, so 3
+to ``n``) for the interval only: the adjusted Wald interval for NPS (see the module docstring)."""
+
+
 def nps(scores: Sequence[int], confidence: float = CONFIDENCE) -> Score:
     n = len(scores)
     if n == 0:
         return Score("nps", 0, None, None, None)
-    promoters = sum(1 for s in scores if s >= 9) / n
-    detractors = sum(1 for s in scores if s <= 6) / n
-    value = promoters - detractors
-    variance = (promoters + detractors - value**2) / n
+    promoting = sum(1 for s in scores if s >= 9)
+    detracting = sum(1 for s in scores if s <= 6)
+    promoters, detractors = promoting / n, detracting / n
+    adjusted_n = n + 4 * NPS_ADJUSTMENT
+    adjusted_promoters = (promoting + NPS_ADJUSTMENT) / adjusted_n
+    adjusted_detractors = (detracting + NPS_ADJUSTMENT) / adjusted_n
+    centre = adjusted_promoters - adjusted_detractors
+    variance = (adjusted_promoters + adjusted_detractors - centre**2) / adjusted_n
     margin = z_quantile(confidence) * math.sqrt(max(variance, 0.0))
+    value = promoters - detractors
+    # The adjusted centre leans towards 0, so a single answer's interval could leave out the
+    # score itself (one detractor: -98.5 to 48.5): it always reaches the score.
     return Score(
         "nps",
         n,
         100 * value,
-        100 * max(value - margin, -1.0),
-        100 * min(value + margin, 1.0),
+        100 * max(min(centre - margin, value), -1.0),
+        100 * min(max(centre + margin, value), 1.0),
         promoters=100 * promoters,
         passives=100 * (1 - promoters - detractors),
         detractors=100 * detractors,
