@@ -47,7 +47,8 @@ def record_consent(
     - a decision older than the one standing (a late tracked event) is kept in the history at
       its own time, and changes nothing else;
     - otherwise it becomes the standing choice, with its history row. Withdrawing ``location``
-      empties the last known location and takes coordinates out of the custom attributes.
+      empties the last known location and the home point and takes coordinates out of the
+      custom attributes.
 
     True when a history row was added."""
     consent = db.get(Consent, (customer_id, purpose))
@@ -84,14 +85,25 @@ def record_consent(
     return True
 
 
+HOME_POINT = ("home_latitude", "home_longitude")
+
+
 def forget_location(db: Session, *, customer_id: str) -> None:
-    """Empty the profile's last known location, and take the coordinates tracking's traits
+    """Empty the profile's last known location and its home point (``home_latitude``,
+    ``home_longitude``; the home city stays), and take the coordinates tracking's traits
     left in its custom attributes out of them (``lat``, ``lon``, ``latitude``, ``longitude``
     and a ``location`` object's, as ingestion strips them: ``events.without_coordinate_traits``):
     they are kept only while the customer consents to ``location`` (a withdrawal by any door,
     or a merge whose standing choice is no)."""
     db.flush()  # traits a caller has just added (the profile processor's batch) are found
     customer = db.get(Customer, customer_id)
+    if customer is not None and any(getattr(customer, name) is not None for name in HOME_POINT):
+        customer.home_latitude = customer.home_longitude = None
+        if customer.field_times and set(HOME_POINT) & set(customer.field_times):
+            customer.field_times = {
+                name: said for name, said in customer.field_times.items() if name not in HOME_POINT
+            }
+        customer.updated_at = clock.now()
     if customer is not None and customer.attributes:
         kept = events.without_coordinate_traits(customer.attributes)
         if kept is not customer.attributes:
