@@ -78,6 +78,26 @@ def test_complements_run_out_into_best_sellers_of_other_categories(bundle: Bundl
     assert ranked[2].explanation == "Popular right now"
 
 
+@pytest.mark.parametrize(
+    "context",
+    [
+        # in the catalogue and the model, never bought
+        Context("product_complements", limit=5, item="W-MONTE"),
+        # added to the catalogue after training
+        Context("product_complements", limit=5, item="W-NEWER", item_category="Wine/Red"),
+    ],
+    ids=["never-bought", "added-since-training"],
+)
+def test_best_sellers_behind_a_never_bought_product_are_said_to_be_popular(
+    bundle: Bundle, context: Context
+) -> None:
+    # given a product nothing was ever bought with (nor by anyone)
+    ranked = rank(bundle, context, [])
+    # then its shelf is best sellers, explained as popular, not as going with it
+    assert ranked
+    assert {(r.reason, r.explanation) for r in ranked} == {("popular", "Popular right now")}
+
+
 def test_a_cart_nobody_knows_still_gets_a_full_shelf_of_best_sellers(bundle: Bundle) -> None:
     # given a cart of a SKU neither the model nor the catalogue knows
     ranked = rank(bundle, Context("cart", limit=4, cart=("NOT-A-SKU",)), [])

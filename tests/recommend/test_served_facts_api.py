@@ -59,3 +59,33 @@ def test_a_rule_value_no_product_has_is_422_naming_value(
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["field"] == "value"
     assert "use 'Wine'" in response.json()["detail"]
+
+
+def test_each_served_price_names_its_currency_from_the_catalogue(
+    client: TestClient, api_key, shop: dict[str, str]
+) -> None:
+    # given a product now priced in yen, the rest in euros
+    writer, reader = api_key("write"), api_key("read")
+    in_yen = {
+        "name": "Chablis",
+        "category_path": "Wine/White",
+        "brand": "Domaine Clair",
+        "price_minor": 2100,
+        "cost_minor": 800,
+        "currency": "JPY",
+        "country_of_origin": "FR",
+    }
+    assert (
+        client.put("/v1/products/W-CHABLIS", json=in_yen, headers=auth(writer)).status_code == 200
+    )
+    # when the home placement is served
+    response = client.get(
+        "/v1/recommendations", params={"placement": "home", "limit": 20}, headers=auth(reader)
+    )
+    # then every price carries the catalogue product's currency beside it
+    assert response.status_code == 200
+    served = {
+        item["sku"]: (item["price_minor"], item["currency"]) for item in response.json()["items"]
+    }
+    assert served["W-CHABLIS"] == (2100, "JPY")
+    assert {currency for sku, (_, currency) in served.items() if sku != "W-CHABLIS"} == {"EUR"}

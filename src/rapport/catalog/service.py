@@ -752,6 +752,7 @@ class ProductFacts:
     brand: str | None
     country_of_origin: str | None
     price_minor: int
+    currency: str | None = None  # ISO 4217 code of ``price_minor``
 
 
 def product_facts(db: Session, *, skus: Sequence[str]) -> dict[str, ProductFacts]:
@@ -767,6 +768,7 @@ def product_facts(db: Session, *, skus: Sequence[str]) -> dict[str, ProductFacts
             Product.brand,
             Product.country_of_origin,
             Product.price_minor,
+            Product.currency,
         ).where(Product.sku.in_(set(skus)))
     )
     return {row[0]: ProductFacts(*row) for row in rows}

@@ -122,6 +122,9 @@ class Ranked:
     name: str
     category: str
     price_minor: int
+    # The catalogue's currency of ``price_minor`` (None only when served from the facts kept
+    # at training, which hold no currency).
+    currency: str | None
     score: float
     reason: str
     explanation: str
@@ -224,6 +227,7 @@ def rank(
                 name=item.name,
                 category=item.category_path,
                 price_minor=item.price_minor,
+                currency=item.currency,
                 score=round(score, 6),
                 reason=candidates.reasons[i][0],
                 explanation=candidates.reasons[i][1],
@@ -381,7 +385,11 @@ def _complements(bundle: Bundle, context: Context, anchors: list[str]) -> _Candi
             # Never bought with anything across categories: what its buyers also buy.
             row = 0.5 * dense_row(bundle.blend.knn.similarity, anchor)
         if not row.any():
-            row = 0.5 * _category_fallback(bundle, bundle.categories[anchor], partners=True)
+            # Best sellers of the categories bought with its own: nothing links them to the
+            # product itself, so they are explained as what they are (popular), not as its
+            # complements.
+            scores += 0.5 * _category_fallback(bundle, bundle.categories[anchor], partners=True)
+            continue
         better = row > best_value
         best_anchor[better], best_value[better] = anchor, row[better]
         scores += row
@@ -404,8 +412,9 @@ def _complements(bundle: Bundle, context: Context, anchors: list[str]) -> _Candi
             return None
         return ("bought_together", f"Often bought with {bundle.names[anchor]}")
 
-    default = ("bought_together", "Goes well with your choice")
-    return _Candidates(scores=scores, default_reason=default, explain=explain)
+    # What no bought-with link raised (a category's best sellers for a product never bought
+    # with anything) is popular, not "goes with" the product.
+    return _Candidates(scores=scores, explain=explain)
 
 
 def _with_browsing(bundle: Bundle, context: Context, candidates: _Candidates) -> _Candidates:

@@ -308,7 +308,10 @@ class Recommendation(StrictModel):
     sku: str
     name: str
     category: str
-    price_minor: int
+    price_minor: int = Field(description="The catalogue's price now, in minor units of currency")
+    currency: str | None = Field(
+        description="ISO 4217 code of price_minor, the catalogue product's currency"
+    )
     score: float
     reason: str = Field(
         description="bought_together, similar, buy_again, because_you_bought, "

@@ -269,6 +269,7 @@ class Recommendation(TypedDict):
     name: str
     category: str
     price_minor: int
+    currency: str | None  # ISO 4217 code of price_minor
     score: float
     reason: str
     explanation: str
