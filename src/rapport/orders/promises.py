@@ -27,9 +27,20 @@ from rapport.orders.models import (
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
 
+# How far back a delivery reported late is still apologised for: a delivery time past its
+# promise reported after the order arrived counts as late, but a promise broken weeks ago
+# (orders an earlier version recorded without flagging) is history, not news.
+LATE_DELIVERED_WINDOW = timedelta(days=14)
+
 
 def _late_reason(order: Order, today: date) -> str | None:
-    if order.promised_delivery is None or order.delivered_at is not None:
+    if order.promised_delivery is None:
+        return None
+    if order.delivered_at is not None:
+        # Late by the times, whichever came first: the report of the delivery or the check.
+        delivered_on = local_day(clock.as_utc(order.delivered_at), order.placed_offset_minutes)
+        if delivered_on > order.promised_delivery and order.status != "failed":
+            return "delivered after the promised date"
         return None
     if order.status == "failed":
         return "delivery failed"
@@ -67,6 +78,17 @@ def flag_late_deliveries(db: Session) -> list[str]:
                 Order.promised_delivery > today,
             )
         ).all(),
+        # Delivered after the promise before the check ran (or reported so afterwards).
+        *db.scalars(
+            select(Order).where(
+                Order.fulfilment == "ship",
+                Order.status != "cancelled",
+                Order.delivered_at.is_not(None),
+                Order.delivered_at >= now - LATE_DELIVERED_WINDOW,
+                Order.late_notified_at.is_(None),
+                Order.promised_delivery < today + timedelta(days=1),
+            )
+        ).all(),
     ]
     flagged = []
     for order in candidates:
@@ -98,12 +120,16 @@ def flag_late_deliveries(db: Session) -> list[str]:
         if order.customer_id is None or customers.may_contact(
             db, customer_id=order.customer_id, purpose=customers.SERVICE
         ):
+            arrived = order.delivered_at is not None
             notice = CustomerNotice(
                 order_id=order.order_id,
                 customer_id=order.customer_id,
                 kind="delivery_delay",
                 message=(
-                    f"We're sorry: your order {order.order_id} will not arrive by "
+                    f"We're sorry: your order {order.order_id} arrived after "
+                    f"{order.promised_delivery:%d %B}, the day we promised."
+                    if arrived
+                    else f"We're sorry: your order {order.order_id} will not arrive by "
                     f"{order.promised_delivery:%d %B} as promised ({reason}). We're on it."
                 ),
                 details={"reason": reason, "carrier": order.carrier},
