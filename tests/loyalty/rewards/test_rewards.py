@@ -146,7 +146,7 @@ def test_validation_names_why_each_code_is_refused(db) -> None:
     # (the code given twice counts once: valid, and not refused too)
     assert refused == {
         used: "used",
-        theirs: "belongs to another customer",
+        theirs: "unknown",
         "NOPE1234": "unknown",
     }
     assert (later_valid, later_refused) == ([], {mine: "expired"})

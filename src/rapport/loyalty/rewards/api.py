@@ -323,9 +323,10 @@ def validate_coupons(
     request: Request, body: ValidateIn, db: DbSession, key: ReadKey
 ) -> ValidateOut:
     """Which codes the customer may use now (as checkout will apply them), and why each
-    other code is refused: unknown, expired, used, belongs to another customer. A code given
-    twice counts once, valid or refused. Changes nothing. Each code counts toward the key's
-    coupon lookup limit."""
+    other code is refused: unknown, expired, used. Another customer's coupon is refused as
+    unknown, exactly as a code never issued, whatever its state. A code given twice counts
+    once, valid or refused. Changes nothing. Each code counts toward the key's coupon lookup
+    limit."""
     admit_coupon_codes(request, key, codes=len(body.codes))
     valid, refused = reward_coupons.validate_coupons(
         db,

@@ -316,14 +316,16 @@ def unavailable_detail(code: str, reason: str) -> str:
 
 
 def _refusal(coupon: Coupon | None, *, customer_id: str | None, at: datetime) -> str | None:
-    if coupon is None:
+    """Why ``customer_id`` (None: a guest) may not use ``coupon`` at ``at``, or None. Another
+    customer's coupon is 'unknown', as a code never issued is, and its state (used, expired)
+    is not told: an answer must not tell a code that exists from one that does not, or codes
+    could be probed."""
+    if coupon is None or coupon.customer_id not in (None, customer_id):
         return "unknown"
     if coupon.used_at is not None:
         return "used"
     if clock.as_utc(coupon.expires_at) <= at:
         return "expired"
-    if coupon.customer_id is not None and coupon.customer_id != customer_id:
-        return "belongs to another customer"
     return None
 
 
@@ -331,9 +333,10 @@ def validate_coupons(
     db: Session, *, customer_id: str | None, codes: Iterable[str], at: datetime | None = None
 ) -> tuple[list[checkout.Coupon], dict[str, str]]:
     """The coupons among ``codes`` that ``customer_id`` may use at ``at`` (default now), in
-    the order given, and each refused code with why: 'unknown', 'expired', 'used' or
-    'belongs to another customer'. A code given more than once, however typed, counts once
-    (a coupon is used once): it is either valid or refused, never both. Reads only."""
+    the order given, and each refused code with why: 'unknown' (never issued, or another
+    customer's: the two answer alike), 'expired' or 'used'. A code given more than once,
+    however typed, counts once (a coupon is used once): it is either valid or refused, never
+    both. Reads only."""
     moment = at or clock.now()
     wanted = list(dict.fromkeys(normalise_code(code) for code in codes))
     found = {
@@ -361,8 +364,8 @@ def consume_coupons(
     """Mark each coupon used by ``order_id``, inside the caller's transaction (no commit).
     A coupon already used by another order, expired, unknown, or (when ``customer_id`` is
     given) another customer's raises :class:`CouponUnavailable` naming the code; the caller
-    rolls back. Using a coupon again for the same order is a no-op, so a replayed order is
-    safe."""
+    rolls back. Another customer's coupon is refused as 'unknown', whatever its state. Using a
+    coupon again for the same order is a no-op, so a replayed order is safe."""
     moment = at or clock.now()
     # Key order, so that two orders sharing coupons lock them in the same order.
     for code in sorted({normalise_code(code) for code in codes}):
@@ -386,7 +389,9 @@ def consume_coupons(
         coupon = db.get(Coupon, code)
         if coupon is not None:
             db.refresh(coupon)
-        reason = _refusal(coupon, customer_id=customer_id, at=moment) or "used"
+        # Without a customer to check against, the coupon's own holder may use it.
+        holder = customer_id if customer_id is not None or coupon is None else coupon.customer_id
+        reason = _refusal(coupon, customer_id=holder, at=moment) or "used"
         raise CouponUnavailable(
             unavailable_detail(code, reason), field="coupons", code=code, reason=reason
         )
