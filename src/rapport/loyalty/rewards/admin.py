@@ -430,13 +430,18 @@ def create_coupons(
         }
 
         def issue_set(before_commit: BeforeCommit) -> list[str]:
-            codes = [
-                reward_coupons.create_campaign_coupon(db, **terms, issued_by=user.email).code
-                for _ in range(count)
-            ]
-            before_commit(db, codes)
-            db.commit()
-            return codes
+            # One transaction for the whole set, the form's answer stored in it: a failure
+            # midway issues none of it, and the form sent again issues all of it, once.
+            issued = reward_coupons.issue_campaign_coupons(
+                db,
+                count=count,
+                **terms,
+                issued_by=user.email,
+                before_commit=lambda session, coupons: before_commit(
+                    session, [c.code for c in coupons]
+                ),
+            )
+            return [c.code for c in issued]
 
         try:
             answer, replayed = run_form_once(

@@ -195,6 +195,42 @@ def create_campaign_coupon(
     customer, who must not have been erased (422 naming ``customer_id``). ``code`` may be
     chosen (e.g. printed on a flyer) or drawn at random. ``issued_by``: who issued it (an
     admin user's login, ``api:<key name>``)."""
+    return issue_campaign_coupons(
+        db,
+        count=1,
+        rule=rule,
+        kind=kind,
+        value=value,
+        expires_at=expires_at,
+        code=code,
+        customer_id=customer_id,
+        min_subtotal_minor=min_subtotal_minor,
+        categories=categories,
+        stackable=stackable,
+        issued_by=issued_by,
+    )[0]
+
+
+def issue_campaign_coupons(
+    db: Session,
+    *,
+    count: int,
+    rule: str,
+    kind: str,
+    value: int,
+    expires_at: datetime,
+    code: str | None = None,
+    customer_id: str | None = None,
+    min_subtotal_minor: int = 0,
+    categories: Sequence[str] = (),
+    stackable: bool = True,
+    issued_by: str | None = None,
+    before_commit: Callable[[Session, list[Coupon]], None] | None = None,
+) -> list[Coupon]:
+    """A set of ``count`` campaign coupons on the same terms (as
+    :func:`create_campaign_coupon`; a chosen ``code`` makes a set of one), all or none: they
+    are written in one transaction, which ``before_commit`` (given the coupons) ends, so a
+    failure at any of them (a code taken, the database gone) rolls back the whole set."""
     if customer_id is not None:
         customer_id = _coupon_holder(db, customer_id)
     check_coupon_terms(
@@ -205,31 +241,32 @@ def create_campaign_coupon(
     chosen = normalise_code(code) if code is not None else None
     if chosen is not None and not (4 <= len(chosen) <= 40 and chosen.isalnum()):
         raise InvalidInput("code must be 4-40 letters or digits", field="code")
+    if count < 1 or (chosen is not None and count != 1):
+        raise InvalidInput("count: at least 1, and 1 under a chosen code", field="count")
     now = clock.now()
     if expires_at <= now:
         raise InvalidInput("expires_at must be in the future", field="expires_at")
+    values: dict[str, object] = {
+        "customer_id": customer_id,
+        "rule": rule,
+        "kind": kind,
+        "value": value,
+        "min_subtotal_minor": min_subtotal_minor,
+        "categories": list(categories),
+        "stackable": stackable,
+        "issued_at": now,
+        "expires_at": expires_at,
+        "issued_by": issued_by,
+    }
     try:
-        coupon = _insert_coupon(
-            db,
-            {
-                "customer_id": customer_id,
-                "rule": rule,
-                "kind": kind,
-                "value": value,
-                "min_subtotal_minor": min_subtotal_minor,
-                "categories": list(categories),
-                "stackable": stackable,
-                "issued_at": now,
-                "expires_at": expires_at,
-                "issued_by": issued_by,
-            },
-            code=chosen,
-        )
-    except Conflict:
+        issued = [_insert_coupon(db, values, code=chosen) for _ in range(count)]
+        if before_commit is not None:
+            before_commit(db, issued)
+    except BaseException:
         db.rollback()
         raise
     db.commit()
-    return coupon
+    return issued
 
 
 def customer_coupons(
