@@ -93,3 +93,41 @@ def test_a_held_review_an_erasure_left_in_the_queue_is_not_published(
     )
     assert reject.status_code == 200
     assert reject.json()["status"] == "rejected"
+
+
+def test_an_erased_reviewers_published_review_is_listed_as_removed_with_its_rating_kept(
+    client, admin, api_key, db: Session
+) -> None:
+    # given two published reviews of a product, 5 and 3 stars, and the first's author erased
+    customer_id, review_id = _held_review(db)
+    service.moderate_review(db, review_id=review_id, decision="publish", moderator="mod")
+    other_id, _ = make_customer(db)
+    other = service.submit_review(
+        db, review=ReviewIn(customer_id=other_id, sku="APP-00541", rating=3, text="Fine, ok")
+    )
+    service.moderate_review(db, review_id=other.review_id, decision="publish", moderator="mod")
+    key = api_key("read")
+    before = client.get("/v1/feedback/products/APP-00541/rating", headers=auth(key)).json()
+    privacy.erase_customer(db, customer_id=customer_id, requested_by="dpo")
+    # when the product's reviews are listed
+    listed = client.get("/v1/feedback/products/APP-00541/reviews", headers=auth(key)).json()
+    # then the erased reviewer's review says it was removed at their request, with no text,
+    # and the other review is as written
+    by_id = {r["review_id"]: r for r in listed}
+    assert set(by_id) == {review_id, other.review_id}
+    removed = by_id[review_id]
+    assert removed["removed"] == "removed at the reviewer's request"
+    assert (removed["title"], removed["body"], removed["photos"]) == ("", "", [])
+    assert by_id[other.review_id]["removed"] is None
+    assert by_id[other.review_id]["body"] == "Fine, ok"
+    # and the product's rating still counts it (docs/feedback.md: ratings stay)
+    after = client.get("/v1/feedback/products/APP-00541/rating", headers=auth(key)).json()
+    assert after == before
+    assert (after["reviews"], after["average"]) == (2, 4.0)
+    # and the admin's panel of the erased customer says the same, with no text
+    panel = admin.get(
+        f"/admin/feedback/customers/{customer_id}/panel", headers={"hx-request": "true"}
+    )
+    assert panel.status_code == 200
+    assert "Removed at the reviewer&#39;s request" in panel.text
+    assert "Super" not in panel.text

@@ -460,6 +460,7 @@ def _panel(
     in it with its messages at the fields and what was typed."""
     now = clock.now()
     tickets = service.customer_tickets(db, customer_id=customer_id, limit=5)
+    reviews = service.customer_reviews(db, customer_id=customer_id, limit=5)
     label = customer_name(customers.get_customer(db, customer_id=customer_id)) or customer_id
     return render(
         request,
@@ -469,7 +470,9 @@ def _panel(
             "customer_id": customer_id,
             "customer_label": label,
             "tickets": [{"ticket": t, "sla": _clock(t, now)} for t in tickets],
-            "reviews": service.customer_reviews(db, customer_id=customer_id, limit=5),
+            "reviews": reviews,
+            "removed": service.removed_at_request(db, reviews),
+            "removed_note": service.REMOVED_AT_REQUEST,
             "responses": service.customer_responses(db, customer_id=customer_id, limit=5),
             "issues": ISSUE_NAMES,
             "channels": CHANNELS,

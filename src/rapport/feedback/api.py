@@ -427,8 +427,16 @@ def rating(sku: str, db: DbSession, key: ReadKey) -> Any:
 def product_reviews(
     sku: str, db: DbSession, key: ReadKey, limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> Any:
-    """Published reviews of a product, verified first."""
-    return service.product_reviews(db, sku=sku, limit=limit)
+    """Published reviews of a product, verified first; one whose author was erased is listed
+    as "removed at the reviewer's request", with no text (its rating still counts)."""
+    reviews = service.product_reviews(db, sku=sku, limit=limit)
+    removed = service.removed_at_request(db, reviews)
+    return [
+        ReviewOut.model_validate(r).model_copy(
+            update={"removed": service.REMOVED_AT_REQUEST if r.review_id in removed else None}
+        )
+        for r in reviews
+    ]
 
 
 # ------------------------------------------------------------------------------ tickets

@@ -244,6 +244,13 @@ class ReviewOut(ReadModel):
     status: str
     reasons: list[Any]
     created_at: datetime
+    removed: str | None = Field(
+        default=None,
+        description=(
+            '"removed at the reviewer\'s request" when its author was erased: the title and '
+            "body are empty, the rating still counts in the product's summary"
+        ),
+    )
 
 
 class ModerationIn(StrictModel):

@@ -27,10 +27,12 @@ from rapport.feedback.reviews.moderation import (
 )
 from rapport.feedback.reviews.ratings import (
     PRIOR_WEIGHT,
+    REMOVED_AT_REQUEST,
     RatingSummary,
     product_reviews,
     rating_summaries,
     rating_summary,
+    removed_at_request,
 )
 from rapport.feedback.reviews.submission import (
     DUPLICATE_CANDIDATES,
@@ -125,6 +127,7 @@ __all__ = [
     "LEVEL_WEIGHT",
     "PRIOR_WEIGHT",
     "PRIVACY_TABLES",
+    "REMOVED_AT_REQUEST",
     "SLA_HOURS",
     "ActionPlanIn",
     "AlreadyAnswered",
@@ -184,6 +187,7 @@ __all__ = [
     "rating_summary",
     "recent_alerts",
     "record_response",
+    "removed_at_request",
     "resolve_ticket",
     "sampled",
     "save_action_plan",

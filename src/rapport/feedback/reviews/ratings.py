@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
+from rapport.customers import service as customers
 from rapport.feedback.models import Review
 from rapport.platform.errors import NotFound
 
@@ -25,6 +26,22 @@ def product_reviews(db: Session, *, sku: str, limit: int = 50) -> list[Review]:
             .limit(limit)
         )
     )
+
+
+REMOVED_AT_REQUEST = "removed at the reviewer's request"
+"""What a published review whose author was erased says in lists, in place of its text (its
+title and body were emptied by the erasure; its rating still counts in the summaries)."""
+
+
+def removed_at_request(db: Session, reviews: Iterable[Review]) -> set[str]:
+    """The ids of these reviews whose author was erased (or merged into an erased profile):
+    lists show them as :data:`REMOVED_AT_REQUEST`, with no text."""
+    by_author: dict[str, list[str]] = defaultdict(list)
+    for review in reviews:
+        if review.customer_id:
+            by_author[review.customer_id].append(review.review_id)
+    erased = customers.erased_among(db, set(by_author))
+    return {review_id for author in erased for review_id in by_author[author]}
 
 
 @dataclass(frozen=True, slots=True)
