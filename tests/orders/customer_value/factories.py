@@ -21,10 +21,17 @@ def add_customer_with_orders(
     days_ago: Sequence[int],
     total_minor: int = 2500,
     first_name: str | None = None,
+    currency: str = "EUR",
+    existing: str | None = None,
 ) -> str:
-    """A customer and one order on each of ``days_ago`` (days before ``NOW``); returns the id."""
-    customer = customers.create_customer(
-        db, customer=CustomerIn(external_id=name, first_name=first_name)
+    """A customer (or the ``existing`` one) and one order in ``currency`` on each of
+    ``days_ago`` (days before ``NOW``); returns the id."""
+    customer = (
+        customers.require_customer(db, existing)
+        if existing is not None
+        else customers.create_customer(
+            db, customer=CustomerIn(external_id=name, first_name=first_name)
+        )
     )
     for n, ago in enumerate(days_ago):
         placed = NOW - timedelta(days=ago)
@@ -35,7 +42,7 @@ def add_customer_with_orders(
                 channel="web",
                 fulfilment="ship",
                 status="delivered",
-                currency="EUR",
+                currency=currency,
                 subtotal_minor=total_minor,
                 total_minor=total_minor,
                 placed_at=placed,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from rapport.flows import privacy
 from rapport.orders import service
+from rapport.orders.customer_value.serving import fit_currency, merge_customer_value
 from rapport.platform import clock
 from rapport.platform.errors import InvalidInput
 from tests.orders.customer_value.factories import NOW, add_customer_with_orders
@@ -161,3 +162,38 @@ def test_without_orders_nothing_is_fitted(db: Session) -> None:
     clock.set_clock(lambda: NOW)
     assert service.fit_customer_value(db) is None
     assert service.value_fit(db) is None
+
+
+def test_the_fit_counts_only_the_shops_currency(db: Session, history: dict[str, str]) -> None:
+    # given two customers with the same euro orders, one of whom also bought in dollars
+    euros = add_customer_with_orders(db, name="euros", days_ago=[20, 50, 80], total_minor=5000)
+    mixed = add_customer_with_orders(db, name="mixed", days_ago=[20, 50, 80], total_minor=5000)
+    add_customer_with_orders(
+        db,
+        name="mixed-usd",
+        days_ago=[10, 35, 65],
+        total_minor=900000,
+        currency="USD",
+        existing=mixed,
+    )
+    dollars = add_customer_with_orders(
+        db, name="dollars", days_ago=[5, 30], total_minor=700000, currency="USD"
+    )
+    # when the models are fitted: most orders are in euros, the shop's currency
+    assert fit_currency(db) == "EUR"
+    fit = service.fit_customer_value(db)
+    # then the dollar orders are left out, never added to euro totals
+    assert fit is not None
+    assert fit.customers == 32
+    a = service.customer_value(db, customer_id=euros)
+    b = service.customer_value(db, customer_id=mixed)
+    assert a is not None
+    assert b is not None
+    assert (b.frequency, b.monetary_minor) == (a.frequency, a.monetary_minor) == (2, 5000)
+    assert b.predicted_value_minor == a.predicted_value_minor
+    assert service.customer_value(db, customer_id=dollars) is None
+    # and a merge works the survivor's value out on its euro orders only
+    merge_customer_value(db, source_id=dollars, target_id=mixed)
+    merged = service.customer_value(db, customer_id=mixed)
+    assert merged is not None
+    assert merged.monetary_minor == 5000

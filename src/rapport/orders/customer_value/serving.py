@@ -8,7 +8,8 @@ the repeat-purchase summary in days and minor units, fits BG/NBD and Gamma-Gamma
 from the demo, and from ``rapport orders fit-customer-value``.
 
 The predicted value is the expected number of purchase days in the next 365 days times the
-expected spend per purchase day, undiscounted, in the currency's minor units.
+expected spend per purchase day, undiscounted, in minor units of the shop's currency: the one
+most orders are in (:func:`fit_currency`); orders in other currencies are left out.
 """
 
 from __future__ import annotations
@@ -119,15 +120,33 @@ def _day_number(db: Session) -> ColumnElement[Any]:
     return func.extract("epoch", Order.placed_at) / _DAY_SECONDS
 
 
+def fit_currency(db: Session) -> str | None:
+    """The currency the values are fitted in: the one most of the known customers' orders (not
+    cancelled) are in, the shop's, ties to the first by code; ``None`` without orders. Totals
+    in other currencies are never added to it (there is no exchange rate): those orders are
+    left out of the fit, as the return-risk features leave them out of amounts."""
+    orders = func.count()
+    return db.scalar(
+        select(Order.currency)
+        .where(Order.customer_id.is_not(None), Order.status != "cancelled")
+        .group_by(Order.currency)
+        .order_by(orders.desc(), Order.currency)
+        .limit(1)
+    )
+
+
 def _purchases(db: Session) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """Every known customer's purchases as (ids, customer codes, UTC day numbers, amounts)."""
+    """Every known customer's purchases in :func:`fit_currency` as (ids, customer codes, UTC
+    day numbers, amounts)."""
     ids: dict[str, int] = {}
     codes: list[int] = []
     days: list[float] = []
     amounts: list[int] = []
     rows = db.execute(
         select(Order.customer_id, _day_number(db), Order.total_minor).where(
-            Order.customer_id.is_not(None), Order.status != "cancelled"
+            Order.customer_id.is_not(None),
+            Order.status != "cancelled",
+            Order.currency == fit_currency(db),
         )
     )
     for customer_id, day, total_minor in rows:
@@ -313,7 +332,9 @@ def merge_customer_value(db: Session, *, source_id: str, target_id: str) -> bool
         return False
     purchases = db.execute(
         select(_day_number(db), Order.total_minor).where(
-            Order.customer_id == target_id, Order.status != "cancelled"
+            Order.customer_id == target_id,
+            Order.status != "cancelled",
+            Order.currency == fit_currency(db),
         )
     ).all()
     days = np.floor(np.asarray([float(day) for day, _ in purchases], dtype=np.float64))
