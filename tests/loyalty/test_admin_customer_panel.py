@@ -225,3 +225,46 @@ def test_the_panel_lists_the_newest_open_coupons_and_counts_the_rest(
     assert codes == open_ones[::-1]
     assert not {*expired, used, theirs} & set(codes)
     assert f'name="customer" value="{customer_id}"' in page.text
+
+
+@pytest.mark.parametrize("htmx", [True, False])
+def test_a_cancelled_membership_is_resumed_from_the_panel(
+    admin: TestClient, db: Session, htmx: bool
+) -> None:
+    # given a member who cancelled a monthly plan (the period ends on 1 April)
+    moment = frozen_clock()
+    membership_plans.save_plan(
+        db, plan_id="plus", name="Plus", fee_minor=499, currency="EUR", period="month"
+    )
+    customer_id = make_customer(db)
+    memberships.join(db, customer_id=customer_id, plan_id="plus")
+    memberships.cancel(db, customer_id=customer_id)
+    moment.advance(timedelta(days=5))
+    html = admin.get(f"/admin/loyalty/customers/{customer_id}/panel").text
+    assert 'data-testid="membership-resume"' in html
+    # when "Resume membership" is pressed twice (a double click)
+    path = f"/admin/loyalty/customers/{customer_id}/membership/resume"
+    headers = {"HX-Request": "true"} if htmx else {}
+    answers = [
+        admin.post(
+            path,
+            data={"csrf_token": csrf_token(html)},
+            headers=headers,
+            follow_redirects=False,
+        )
+        for _ in range(2)
+    ]
+    # then it renews again with the one fee paid at joining, and the panel says so
+    if htmx:
+        assert [a.status_code for a in answers] == [200, 200]
+        said = _text(answers[0].text, "panel-message")
+        assert 'data-testid="membership-resume"' not in answers[0].text
+    else:
+        assert [a.status_code for a in answers] == [303, 303]
+        said = str(said_after(admin, answers[0]))
+    assert "Membership resumed: it renews on 1 Apr 2026, with no fee now" in said
+    db.expire_all()
+    membership = memberships.get_membership(db, customer_id=customer_id)
+    assert membership is not None
+    assert (membership.status, membership.auto_renew) == ("active", True)
+    assert [p.amount_minor for p in memberships.payments(db, customer_id=customer_id)] == [499]

@@ -169,6 +169,8 @@ RECORDED_BY: dict[str, str] = {
     "membership_joined": "record it through POST /v1/loyalty/members/{customer_id}/membership",
     "membership_cancelled": "record it through"
     " POST /v1/loyalty/members/{customer_id}/membership/cancel",
+    "membership_resumed": "record it through"
+    " POST /v1/loyalty/members/{customer_id}/membership/resume",
     "membership_renewed": f"{_LOGGED_BY_RAPPORT} at the end of each paid membership period",
     "membership_lapsed": f"{_LOGGED_BY_RAPPORT} at the end of each paid membership period",
     "referral_recorded": "record it through POST /v1/loyalty/referrals",

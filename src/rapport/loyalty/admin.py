@@ -45,7 +45,7 @@ from rapport.platform.admin import (
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import Conflict, Problem
-from rapport.platform.formatting import currencies, currency_choices, money
+from rapport.platform.formatting import currencies, currency_choices, day, money
 from rapport.platform.paging import PageParams
 from rapport.platform.settings import AppSettings
 
@@ -531,6 +531,29 @@ def give_goodwill_points(
         f"These {points:,} goodwill points were given already (the form was sent twice)"
         if replayed
         else f"Gave {points:,} goodwill points: {reason.removeprefix('Goodwill: ')}"
+    )
+    if _is_htmx(request):
+        return _panel(request, db, customer_id, message=message)
+    return _to_customer(request, customer_id, message)
+
+
+@router.post("/customers/{customer_id}/membership/resume", dependencies=[CsrfChecked])
+def resume_membership(
+    request: Request, customer_id: str, db: DbSession, user: CurrentAdmin
+) -> Response:
+    """Take a cancellation of the customer's paid membership back before its period ends
+    (no new fee); sent twice, the second changes nothing."""
+    if customers.get_customer(db, customer_id=customer_id) is None:
+        return _to_customer(request, customer_id, "No such customer")
+    try:
+        membership = memberships.resume(db, customer_id=customer_id)
+    except Problem as problem:
+        if _is_htmx(request):
+            return _panel(request, db, customer_id, message=problem.detail, status_code=422)
+        return _to_customer(request, customer_id, problem.detail)
+    message = (
+        "Membership resumed: it renews on "
+        f"{day(clock.as_utc(membership.current_period_end))}, with no fee now"
     )
     if _is_htmx(request):
         return _panel(request, db, customer_id, message=message)

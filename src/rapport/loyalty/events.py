@@ -17,6 +17,7 @@ __all__ = [
     "MembershipJoined",
     "MembershipLapsed",
     "MembershipRenewed",
+    "MembershipResumed",
     "PointsAdjusted",
     "PointsEarned",
     "PointsExpired",
@@ -204,6 +205,18 @@ class MembershipCancelled(DomainEvent):
     plan_id: str
     benefits_until: str
     """The end of the period already paid for (ISO 8601)."""
+
+
+class MembershipResumed(DomainEvent):
+    """A cancelled member took the cancellation back before the paid period ended: renewal
+    is on again, with no new fee (the period already paid runs on)."""
+
+    event_type: ClassVar[str] = "membership_resumed"
+    domain: ClassVar[str] = "loyalty"
+
+    plan_id: str
+    renews_at: str
+    """The end of the period already paid for, when it next renews (ISO 8601)."""
 
 
 class MembershipLapsed(DomainEvent):

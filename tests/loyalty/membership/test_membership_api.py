@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from rapport.events.models import Event
 from rapport.loyalty import service as loyalty
+from rapport.loyalty.membership import lifecycle as memberships
 from rapport.loyalty.models import Coupon, MembershipPayment
 from rapport.loyalty.rewards import coupons
 from rapport.platform import clock
@@ -81,6 +82,72 @@ def test_join_is_idempotent_and_the_membership_shows_its_value(client, api_key, 
     )
     missing = client.get(f"/v1/loyalty/members/{make_customer(db)}/membership", headers=writer)
     assert (missing.status_code, missing.json()["field"]) == (404, "customer_id")
+
+
+def test_a_cancelled_membership_is_resumed_before_it_lapses_with_no_new_fee(  # type: ignore[no-untyped-def]
+    client, api_key, db
+) -> None:
+    frozen = frozen_clock()  # 1 March 2026, a monthly plan: the period ends on 1 April
+    admin, writer = auth(api_key("admin", "read")), auth(api_key("write", "read"))
+    client.put("/v1/loyalty/plans/plus", json=PLAN, headers=admin)
+    customer_id = make_customer(db)
+    path = f"/v1/loyalty/members/{customer_id}/membership"
+    client.post(path, json={"plan_id": "plus"}, headers=writer | {"Idempotency-Key": "j1"})
+    client.post(f"{path}/cancel", headers=writer | {"Idempotency-Key": "c1"})
+    # when the member tries to join again before it lapses
+    again = client.post(path, json={"plan_id": "plus"}, headers=writer | {"Idempotency-Key": "j2"})
+    # then 409 says when it lapses and how to keep it
+    assert (again.status_code, again.json()["field"]) == (409, "customer_id")
+    assert again.json()["detail"] == (
+        f"Customer {customer_id!r} already has a cancelled membership of plan 'plus', which "
+        "lapses on 1 Apr 2026 (2026-04-01T09:00:00+00:00). To keep it, resume it with "
+        f"POST /v1/loyalty/members/{customer_id}/membership/resume (no new fee); to change "
+        "plan, join again once it has lapsed"
+    )
+    # when it is resumed, the same request twice and once more with another key
+    frozen.advance(timedelta(days=10))
+    resumed = client.post(f"{path}/resume", headers=writer | {"Idempotency-Key": "r1"})
+    replay = client.post(f"{path}/resume", headers=writer | {"Idempotency-Key": "r1"})
+    once_more = client.post(f"{path}/resume", headers=writer | {"Idempotency-Key": "r2"})
+    # then it is active and renewing again, on the period already paid, with no new fee
+    assert resumed.status_code == 200
+    assert (replay.status_code, replay.json()) == (200, resumed.json())
+    assert (once_more.status_code, once_more.json()) == (200, resumed.json())
+    shown = resumed.json()
+    assert (shown["status"], shown["auto_renew"], shown["cancelled_at"]) == ("active", True, None)
+    assert shown["current_period_end"] == "2026-04-01T09:00:00+00:00"
+    assert db.scalar(select(func.count()).select_from(MembershipPayment)) == 1
+    resumed_events = (
+        select(func.count()).select_from(Event).where(Event.type == "membership_resumed")
+    )
+    assert db.scalar(resumed_events) == 1
+    # and it renews at the period's end like any active membership
+    frozen.advance(timedelta(days=21))
+    assert memberships.renew_due(db).renewed_periods == 1
+    assert client.get(path, headers=writer).json()["status"] == "active"
+
+
+def test_a_membership_whose_period_ended_is_not_resumed(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
+    frozen = frozen_clock()
+    admin, writer = auth(api_key("admin", "read")), auth(api_key("write", "read"))
+    client.put("/v1/loyalty/plans/plus", json=PLAN, headers=admin)
+    customer_id = make_customer(db)
+    path = f"/v1/loyalty/members/{customer_id}/membership"
+    client.post(path, json={"plan_id": "plus"}, headers=writer | {"Idempotency-Key": "j1"})
+    client.post(f"{path}/cancel", headers=writer | {"Idempotency-Key": "c1"})
+    # when the paid period has ended (before the job marked it lapsed)
+    frozen.advance(timedelta(days=31))
+    late = client.post(f"{path}/resume", headers=writer | {"Idempotency-Key": "r1"})
+    nobody = client.post(
+        f"/v1/loyalty/members/{make_customer(db)}/membership/resume",
+        headers=writer | {"Idempotency-Key": "r2"},
+    )
+    # then 409 says it lapsed and to join again; a customer with none is 404
+    assert (late.status_code, late.json()["field"]) == (409, "customer_id")
+    assert "lapsed on 1 Apr 2026" in late.json()["detail"]
+    assert "join again" in late.json()["detail"]
+    assert (nobody.status_code, nobody.json()["field"]) == (404, "customer_id")
+    assert client.get(path, headers=writer).json()["status"] == "cancelled"
 
 
 def test_a_plans_currency_is_kept_once_it_has_members(client, api_key, db) -> None:  # type: ignore[no-untyped-def]

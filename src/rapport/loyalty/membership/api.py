@@ -1,5 +1,5 @@
-"""Paid membership, announcements and program analytics over HTTP: plans, joining, cancelling
-and reading a membership with its value statement, announcements to members, and paying vs
+"""Paid membership, announcements and program analytics over HTTP: plans, joining, cancelling,
+resuming and reading a membership with its value statement, announcements to members, and paying vs
 free vs non-members. Commands take an ``Idempotency-Key``; routers parse, authorise, call one verb.
 
 Included by ``loyalty.api`` under its ``/v1/loyalty`` prefix.
@@ -273,7 +273,8 @@ def join_membership(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Join a paid plan: benefits at once, the first period's fee recorded as revenue.
-    A customer who already has a membership that has not lapsed is 409."""
+    A customer who already has a membership that has not lapsed is 409 (for a cancelled one,
+    saying when it lapses and that ``.../membership/resume`` keeps it)."""
     return run_idempotent(
         db,
         scope=f"loyalty.join:{key.id}",
@@ -307,6 +308,29 @@ def cancel_membership(
         request_body={"customer_id": customer_id},
         status_code=status.HTTP_200_OK,
         execute=lambda hook: memberships.cancel(
+            db, customer_id=customers.resolve_customer_ref(db, ref=customer_id), before_commit=hook
+        ),
+        render=lambda row: _membership_out(row, benefits=True),
+    )
+
+
+@router.post("/members/{customer_id}/membership/resume", response_model=MembershipOut)
+def resume_membership(
+    customer_id: CustomerId,
+    db: DbSession,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Take a cancellation back before the paid period ends: renewal on again, no new fee
+    (the next is charged at the period's end). Resuming an active membership changes
+    nothing; one whose period has ended is 409 (join again)."""
+    return run_idempotent(
+        db,
+        scope=f"loyalty.resume:{key.id}",
+        key=idempotency_key,
+        request_body={"customer_id": customer_id},
+        status_code=status.HTTP_200_OK,
+        execute=lambda hook: memberships.resume(
             db, customer_id=customers.resolve_customer_ref(db, ref=customer_id), before_commit=hook
         ),
         render=lambda row: _membership_out(row, benefits=True),

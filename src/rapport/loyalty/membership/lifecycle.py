@@ -4,7 +4,8 @@ which membership and plan give benefits now, and the fees paid.
 A membership is ``active`` from the moment the member joins (benefits at once) and renews
 itself at the end of each period; the renewal job records each period's fee once (a unique
 index on membership and period start makes a second run a no-op). A cancelled membership
-keeps its benefits until the paid period ends, then the job marks it ``lapsed``. Fees are
+keeps its benefits until the paid period ends, then the job marks it ``lapsed``; until then
+the member may resume it (renewal on again, no new fee). Fees are
 revenue (:class:`MembershipPayment` rows), never points.
 
 Commands own their transaction and commit, like the ledger's verbs; ``before_commit`` lets
@@ -28,6 +29,7 @@ from rapport.loyalty.events import (
     MembershipJoined,
     MembershipLapsed,
     MembershipRenewed,
+    MembershipResumed,
 )
 from rapport.loyalty.membership.plans import period_end
 from rapport.loyalty.models import (
@@ -35,7 +37,7 @@ from rapport.loyalty.models import (
     MembershipPayment,
     MembershipPlan,
 )
-from rapport.platform import clock
+from rapport.platform import clock, formatting
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 
 # Catch-up limit for one membership in one job run (a worker that was down for years should
@@ -118,6 +120,23 @@ def _an(word: str) -> str:
     return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
+def _already_a_member(existing: Membership) -> str:
+    """Why a customer cannot join: the membership they have, and for a cancelled one when it
+    lapses and how to take the cancellation back."""
+    detail = (
+        f"Customer {existing.customer_id!r} already has {_an(existing.status)} membership "
+        f"of plan {existing.plan_id!r}"
+    )
+    if existing.status != "cancelled":
+        return detail
+    lapses = clock.as_utc(existing.current_period_end)
+    return (
+        f"{detail}, which lapses on {formatting.day(lapses)} ({lapses.isoformat()}). "
+        f"To keep it, resume it with POST /v1/loyalty/members/{existing.customer_id}"
+        "/membership/resume (no new fee); to change plan, join again once it has lapsed"
+    )
+
+
 def join(
     db: Session,
     *,
@@ -142,11 +161,7 @@ def join(
         raise InvalidInput(f"Plan {plan_id!r} takes no new members", field="plan_id")
     existing = _unlapsed(db, customer_id)
     if existing is not None:
-        raise Conflict(
-            f"Customer {customer_id!r} already has {_an(existing.status)} membership "
-            f"of plan {existing.plan_id!r}",
-            field="customer_id",
-        )
+        raise Conflict(_already_a_member(existing), field="customer_id")
     now = clock.now()
     end = period_end(now, plan.period)
     membership = Membership(
@@ -209,6 +224,46 @@ def cancel(
                 plan_id=membership.plan_id,
                 benefits_until=clock.as_utc(membership.current_period_end).isoformat(),
             ),
+            channel=channel,
+            customer_id=membership.customer_id,
+        )
+    if before_commit is not None:
+        db.flush()
+        before_commit(db, membership)
+    db.commit()
+    return membership
+
+
+def resume(
+    db: Session,
+    *,
+    customer_id: str,
+    channel: str = "web",
+    before_commit: MembershipHook | None = None,
+) -> Membership:
+    """Take a cancellation back before the paid period ends: renewal is on again and the
+    period already paid runs on, so no fee is recorded now (the next is at its end). Resuming
+    an active membership changes nothing; one whose period has ended lapsed (409 saying when:
+    join again)."""
+    membership = _unlapsed(db, customer_id, lock=True)
+    if membership is None:
+        db.rollback()
+        raise NotFound(f"Customer {customer_id!r} has no membership to resume", field="customer_id")
+    if membership.status == "cancelled":
+        end = clock.as_utc(membership.current_period_end)
+        if clock.now() >= end:
+            db.rollback()
+            raise Conflict(
+                f"Customer {customer_id!r}'s membership of plan {membership.plan_id!r} lapsed "
+                f"on {formatting.day(end)} ({end.isoformat()}): join again to become a member",
+                field="customer_id",
+            )
+        membership.status = "active"
+        membership.auto_renew = True
+        membership.cancelled_at = None
+        append_event(
+            db,
+            MembershipResumed(plan_id=membership.plan_id, renews_at=end.isoformat()),
             channel=channel,
             customer_id=membership.customer_id,
         )
