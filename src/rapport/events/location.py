@@ -33,7 +33,10 @@ if TYPE_CHECKING:  # tracking_store stores what this module leaves of an event
 LOCATION_PURPOSE = "location"
 # The names that hold a coordinate, compared in lower case (Rapport's ``{lat, lon}``,
 # Segment's ``{latitude, longitude}``, a map library's ``{lat, lng}`` or ``{lat, long}``).
-COORDINATE_KEYS = ("lat", "lng", "lon", "long", "latitude", "longitude")
+# A latitude's names and a longitude's, in the order they are read when several are sent.
+LATITUDE_KEYS = ("lat", "latitude")
+LONGITUDE_KEYS = ("lon", "lng", "long", "longitude")
+COORDINATE_KEYS = LATITUDE_KEYS + LONGITUDE_KEYS
 _COORDINATE_KEYS = frozenset(COORDINATE_KEYS)
 # Event types about a place, not a person: their properties' coordinates are the place's (a
 # venue event's ``latitude``/``longitude``, the point a triggered campaign's radius is drawn
@@ -71,15 +74,27 @@ def location_consent_from(lookup: LocationConsent) -> LocationConsent:
     return lookup
 
 
+def _named(document: dict[str, Any], names: tuple[str, ...]) -> Any:
+    """The value of ``document``'s first key of ``names`` (compared as :func:`is_coordinate_key`
+    compares them: in any case, around any spaces) that holds one, else ``None``."""
+    found = {
+        key.strip().lower(): value
+        for key, value in reversed(document.items())
+        if isinstance(key, str) and value is not None
+    }
+    return next((found[name] for name in names if name in found), None)
+
+
 def coordinates(properties: dict[str, Any], context: dict[str, Any]) -> tuple[float, float] | None:
-    """The event's coordinates, ``(latitude, longitude)``: its properties' ``lat``/``lon``
-    (or ``latitude``/``longitude``), else its ``context.location``'s; ``None`` when neither
-    holds a pair of numbers in range."""
+    """The event's coordinates, ``(latitude, longitude)``: its properties', else its
+    ``context.location``'s, read under every name :func:`is_coordinate_key` strips (a
+    latitude's ``lat`` or ``latitude``, a longitude's ``lon``, ``lng``, ``long`` or
+    ``longitude``, in any case); ``None`` when neither holds a pair of numbers in range."""
     for source in (properties, context.get("location") or {}):
         if not isinstance(source, dict):
             continue
-        lat = source.get("lat", source.get("latitude"))
-        lon = source.get("lon", source.get("longitude"))
+        lat = _named(source, LATITUDE_KEYS)
+        lon = _named(source, LONGITUDE_KEYS)
         if (
             isinstance(lat, int | float)
             and isinstance(lon, int | float)
