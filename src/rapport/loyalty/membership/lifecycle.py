@@ -115,6 +115,17 @@ def _record_payment(
     return payment
 
 
+def _committed(
+    db: Session, membership: Membership, before_commit: MembershipHook | None
+) -> Membership:
+    """Finish a command: the idempotency layer's answer stored, then one commit."""
+    if before_commit is not None:
+        db.flush()
+        before_commit(db, membership)
+    db.commit()
+    return membership
+
+
 def _an(word: str) -> str:
     """The word with its article: "an active", "a cancelled"."""
     return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
@@ -193,11 +204,7 @@ def join(
         channel=channel,
         customer_id=customer_id,
     )
-    if before_commit is not None:
-        db.flush()
-        before_commit(db, membership)
-    db.commit()
-    return membership
+    return _committed(db, membership, before_commit)
 
 
 def cancel(
@@ -227,11 +234,7 @@ def cancel(
             channel=channel,
             customer_id=membership.customer_id,
         )
-    if before_commit is not None:
-        db.flush()
-        before_commit(db, membership)
-    db.commit()
-    return membership
+    return _committed(db, membership, before_commit)
 
 
 def resume(
@@ -267,11 +270,7 @@ def resume(
             channel=channel,
             customer_id=membership.customer_id,
         )
-    if before_commit is not None:
-        db.flush()
-        before_commit(db, membership)
-    db.commit()
-    return membership
+    return _committed(db, membership, before_commit)
 
 
 def _lapse(db: Session, membership: Membership, *, at: datetime, reason: str) -> None:
