@@ -99,16 +99,14 @@ def _insert_coupon(db: Session, values: dict[str, object], *, code: str | None) 
 
 def _coupon_holder(db: Session, customer_id: str) -> str:
     """The live customer a coupon is issued to (a merged profile's survivor); an unknown
-    customer is 404 and an erased one 422, both naming ``customer_id``: nothing more is
-    recorded for an erased person."""
+    customer is 404, and an erased one 404 "was erased" as every endpoint answers for them
+    (``customers.was_erased``), both naming ``customer_id``: nothing more is recorded for an
+    erased person."""
     customer = customers.get_customer(db, customer_id=customer_id)
     if customer is None:
         raise NotFound(f"No customer {customer_id!r}", field="customer_id")
     if customer.status != "active":
-        raise InvalidInput(
-            f"Customer {customer_id!r} was erased: no coupon is issued to them",
-            field="customer_id",
-        )
+        raise customers.was_erased(customer_id)
     return customer.customer_id
 
 
@@ -125,7 +123,7 @@ def redeem_reward(
     now, in one transaction; ``issued_by`` is who asked (an admin user's login,
     ``api:<key name>``). Not enough points is the ledger's
     :class:`~rapport.loyalty.service.InsufficientPoints`, and no coupon is issued. An erased
-    customer is refused (422 naming ``customer_id``)."""
+    customer is refused (404 "was erased", naming ``customer_id``)."""
     customer_id = _coupon_holder(db, customer_id)
     reward = db.get(Reward, reward_id)
     if reward is None:
@@ -192,9 +190,9 @@ def create_campaign_coupon(
     issued_by: str | None = None,
 ) -> Coupon:
     """A coupon from a campaign, usable once by anyone (``customer_id`` None) or by one
-    customer, who must not have been erased (422 naming ``customer_id``). ``code`` may be
-    chosen (e.g. printed on a flyer) or drawn at random. ``issued_by``: who issued it (an
-    admin user's login, ``api:<key name>``)."""
+    customer, who must not have been erased (404 "was erased", naming ``customer_id``).
+    ``code`` may be chosen (e.g. printed on a flyer) or drawn at random. ``issued_by``: who
+    issued it (an admin user's login, ``api:<key name>``)."""
     return issue_campaign_coupons(
         db,
         count=1,
