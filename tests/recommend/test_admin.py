@@ -324,6 +324,11 @@ def test_saving_a_rule_unchanged_keeps_every_stored_value_and_audits_nothing(
             "Enter at least one SKU: this placement shows items that go with a cart",
         ),
         ("placement=home&device=toaster", "device", "Device: Unknown device &#39;toaster&#39;"),
+        (
+            "placement=home&item_id=W-CHIANTI",
+            "item_id",
+            "Leave the product empty: this placement shows no items about one product",
+        ),
         ("placement=product_similar&item_id=NOPE", "item_id", "Product (SKU): product NOPE"),
     ],
 )

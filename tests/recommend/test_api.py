@@ -134,6 +134,32 @@ def test_half_a_point_and_an_unknown_device_are_refused_naming_the_parameter(
     assert problem["detail"] == f"{field}: {message}"
 
 
+@pytest.mark.parametrize(
+    ("query", "field", "says"),
+    [
+        ("placement=home&customer_id={c1}&anonymous_id=anon-1", "anonymous_id", "not both"),
+        ("placement=home&item_id=W-CHIANTI", "item_id", "home takes no item_id"),
+        ("placement=discover&item_id=W-CHIANTI", "item_id", "discover takes no item_id"),
+        ("placement=email&item_id=W-CHIANTI", "item_id", "email takes no item_id"),
+        ("placement=cart&cart=K-CORK&item_id=W-CHIANTI", "item_id", "send it in cart"),
+        ("placement=home&store_id=st-par-01&lat=48.85&lon=2.35", "lat", "not both"),
+    ],
+)
+def test_a_parameter_the_placement_would_not_read_is_refused_saying_what_to_send(
+    client: TestClient, api_key, shop: dict[str, str], query: str, field: str, says: str
+) -> None:
+    # given a parameter the answer would silently not read
+    response = client.get(
+        f"/v1/recommendations?{query.format(**shop)}", headers=auth(api_key("read"))
+    )
+    # then it is refused, naming it and saying what to send instead
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["field"] == field
+    assert says in problem["detail"]
+
+
 def test_both_halves_of_a_point_and_a_listed_device_in_any_case_are_taken(
     client: TestClient, api_key, shop: dict[str, str]
 ) -> None:

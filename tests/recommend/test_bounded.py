@@ -80,7 +80,13 @@ CASES: list[tuple[str, dict[str, str], dict[str, tuple[int, str | None]]]] = [
     (
         "unknown item",
         {"item_id": "NOT-A-PRODUCT", "store_id": STORES[0]},
-        dict.fromkeys(PLACEMENTS, (404, "item_id")),
+        # a placement not about one product refuses any item_id, known or not
+        {
+            p: (404, "item_id")
+            if p in ("product_similar", "product_complements")
+            else (422, "item_id")
+            for p in PLACEMENTS
+        },
     ),
     (
         "unknown customer",

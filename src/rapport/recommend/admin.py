@@ -252,6 +252,8 @@ def _preview_refusal(placement: str, *, item_id: str, cart: str) -> tuple[str, s
     if placement in ("product_similar", "product_complements") and not item_id.strip():
         shows = "similar to" if placement == "product_similar" else "that go with"
         return "item_id", f"Enter the product's SKU: this placement shows items {shows} one product"
+    if item_id.strip() and placement not in ("product_similar", "product_complements"):
+        return "item_id", "Leave the product empty: this placement shows no items about one product"
     if placement == "cart" and not cart.replace(",", " ").strip():
         return "cart", "Enter at least one SKU: this placement shows items that go with a cart"
     return None

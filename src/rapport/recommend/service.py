@@ -253,7 +253,8 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
     """Recommendations for one placement, in context, with rules applied and each item
     explained. Without ``personalization`` consent the answer uses no personal data."""
     read_only(db)
-    if request.placement in ("product_similar", "product_complements") and not request.item_id:
+    _refuse_ignored(request)
+    if request.placement in ITEM_PLACEMENTS and not request.item_id:
         raise InvalidInput(f"{request.placement} needs item_id", field="item_id")
     if request.placement == "cart" and not request.cart:
         raise InvalidInput("the cart placement needs at least one cart item", field="cart")
@@ -354,6 +355,34 @@ def recommend(db: Session, *, request: Request, data_dir: Path) -> Answer:
         store_id=store_id,
         items=items,
     )
+
+
+# The placements about one product (``item_id``).
+ITEM_PLACEMENTS = ("product_similar", "product_complements")
+
+
+def _refuse_ignored(request: Request) -> None:
+    """A parameter the answer would not read is refused, naming it and what to send: a
+    developer must not believe it does something."""
+    if request.customer_id is not None and request.anonymous_id is not None:
+        raise InvalidInput(
+            "Send customer_id or anonymous_id, not both: customer_id for a signed-in customer "
+            "(anonymous_id is then not read), anonymous_id for a visitor not signed in",
+            field="anonymous_id",
+        )
+    if request.item_id is not None and request.placement not in ITEM_PLACEMENTS:
+        raise InvalidInput(
+            f"{request.placement} takes no item_id: only product_similar and "
+            "product_complements are about one product (to keep a product off this list, send "
+            "it in cart)",
+            field="item_id",
+        )
+    if request.store_id is not None and request.latitude is not None:
+        raise InvalidInput(
+            "Send store_id or lat and lon, not both: store_id binds the request to that store "
+            "(lat and lon are then not read), lat and lon to the nearest one",
+            field="lat",
+        )
 
 
 # The earliest moment whose browsing window can be computed (``at`` in year 1).
