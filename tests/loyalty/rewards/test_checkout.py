@@ -254,9 +254,29 @@ def test_free_shipping_says_its_threshold_in_the_programmes_currency() -> None:
         )
         return next(e.description for e in result.effects if e.step == "free_shipping")
 
-    member = MemberTerms(tier="member", free_shipping_over_minor=9000)
-    gold = MemberTerms(tier="gold", free_shipping_over_minor=0)
+    member = MemberTerms(tier="member", tier_name="Member", free_shipping_over_minor=9000)
+    gold = MemberTerms(tier="gold", tier_name="Gold Circle", free_shipping_over_minor=0)
     in_yen = Policy(max_line_discount_percent=70, max_points_payment_percent=50, currency="JPY")
-    assert reason(member, POLICY) == "free shipping for member over €90.00"
-    assert reason(member, in_yen) == "free shipping for member over JP¥9,000"
-    assert reason(gold, POLICY) == "always free shipping for gold"
+    assert reason(member, POLICY) == "free shipping for Member over €90.00"
+    assert reason(member, in_yen) == "free shipping for Member over JP¥9,000"
+    assert reason(gold, POLICY) == "always free shipping for Gold Circle"
+
+
+def test_the_tier_discount_names_the_tier_by_its_name_and_its_rule_by_its_id() -> None:
+    # given a member of the tier with id "gold", named "Gold Circle", with 5% off
+    gold = MemberTerms(tier="gold", tier_name="Gold Circle", tier_discount_percent=5)
+
+    # when a cart is worked out
+    result = calculate(
+        [cart_line(1, 2000)],
+        member=gold,
+        coupons=[],
+        points_to_use=0,
+        shipping_minor=0,
+        policy=POLICY,
+        earn=None,
+    )
+
+    # then the discount says the tier's name, and its rule keeps the id for clients
+    discounts = [(e.rule, e.description) for e in result.effects if e.step == "tier_discount"]
+    assert discounts == [("tier:gold", "5% Gold Circle discount")]

@@ -302,9 +302,10 @@ def test_the_tiers_free_shipping_says_its_threshold_as_money(client, api_key, db
         },
         headers=auth(api_key("write")),
     )
-    # then shipping is free, said in the programme's currency
+    # then shipping is free, said in the programme's currency and naming the tier by its name
+    # (its id in the rule)
     assert answer.status_code == 200
     shipping = [e for e in answer.json()["effects"] if e["step"] == "free_shipping"]
     assert [(e["rule"], e["description"]) for e in shipping] == [
-        ("tier:member", "free shipping for member over €90.00")
+        ("tier:member", "free shipping for Member over €90.00")
     ]

@@ -72,10 +72,16 @@ class MemberTerms:
     paying_plan: str | None = None
     plan_member_prices: bool = True
     plan_free_shipping: bool = True
-    tier: str | None = None
+    tier: str | None = None  # the tier's id: effects' rules name it ("tier:member")
+    tier_name: str | None = None  # its display name: effects' descriptions say it ("Member")
     tier_discount_percent: float = 0.0
     free_shipping_over_minor: int | None = None
     points_balance: int = 0
+
+    @property
+    def shown_tier(self) -> str | None:
+        """The tier as effects' descriptions say it: its name (its id when none is known)."""
+        return self.tier_name or self.tier
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +196,7 @@ def calculate(
                     Effect(
                         "tier_discount",
                         f"tier:{member.tier}",
-                        f"{member.tier_discount_percent:g}% {member.tier} discount",
+                        f"{member.tier_discount_percent:g}% {member.shown_tier} discount",
                         taken,
                         line.line_no,
                     )
@@ -262,9 +268,9 @@ def calculate(
         ):
             over = member.free_shipping_over_minor
             reason, rule = (
-                f"always free shipping for {member.tier}"
+                f"always free shipping for {member.shown_tier}"
                 if over == 0
-                else f"free shipping for {member.tier} over "
+                else f"free shipping for {member.shown_tier} over "
                 f"{formatting.money(over, policy.currency)}",
                 f"tier:{member.tier}",
             )
@@ -327,7 +333,7 @@ def _not_applied(
             Effect(
                 "tier_discount",
                 f"tier:{member.tier}",
-                f"no {member.tier_discount_percent:g}% {member.tier} discount: {why}",
+                f"no {member.tier_discount_percent:g}% {member.shown_tier} discount: {why}",
             )
         )
     if points_to_use > 0:

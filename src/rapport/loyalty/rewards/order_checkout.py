@@ -73,6 +73,7 @@ def member_terms(db: Session, *, customer_id: str | None, at: datetime) -> Membe
         plan_free_shipping=bool(plan and plan.free_shipping),
         plan_member_prices=bool(plan and plan.member_prices),
         tier=tier.tier_id,
+        tier_name=tier.tier_name,
         tier_discount_percent=tier.benefits.member_discount_percent,
         free_shipping_over_minor=tier.benefits.free_shipping_over_minor,
         points_balance=balance(db, customer_id=customer_id),
