@@ -51,11 +51,12 @@ def test_dashboard_moderation_and_ticket_queue(page, live_server) -> None:
     page.goto(f"{live_server.base_url}/admin/feedback")
     # then NPS is 25 (2 promoters, 1 detractor of 4) with its interval and per-store figures
     assert page.get_by_test_id("value-nps").inner_text() == "25.0"
-    assert page.get_by_test_id("interval-nps").inner_text() == "-56.3 to 100.0"
+    # (the adjusted Wald interval: p+ = 2.75/7, p- = 1.75/7)
+    assert page.get_by_test_id("interval-nps").inner_text() == "-44.2 to 72.7"
     rows = page.get_by_test_id("breakdown").locator("tbody tr").all_inner_texts()
     assert [row.split("\t")[:4] for row in rows] == [
-        ["st-1", "100.0", "100.0 to 100.0", "2"],
-        ["st-2", "-50.0", "-100.0 to 19.3", "2"],
+        ["st-1", "100.0", "-24.4 to 100.0", "2"],
+        ["st-2", "-50.0", "-79.4 to 39.4", "2"],
     ]
     assert page.get_by_test_id("below-target").inner_text() == "below target"
     themes = page.get_by_test_id("themes").locator("tbody tr").all_inner_texts()
