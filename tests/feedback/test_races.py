@@ -1,7 +1,8 @@
 """Feedback writes sent at the same moment: a ticket resolved once (one apology credit, one
 ``ticket_resolved``), an invitation answered once (the others 409 already answered), a held
-review published once (one ``review_published``). Threads let go at once, several rounds; on
-PostgreSQL the writes truly overlap, on SQLite they take turns."""
+review published once (one ``review_published``, the other moderators 409 naming who).
+Threads let go at once, several rounds; on PostgreSQL the writes truly overlap, on SQLite they
+take turns."""
 
 from __future__ import annotations
 
@@ -116,14 +117,32 @@ def test_a_held_review_published_at_once_is_announced_once(committed_url) -> Non
             assert held.status == "flagged"
             review_id = held.review_id
 
-        # when several moderators publish it at once
-        def publish(db, review_id: str = review_id) -> object:
-            return service.moderate_review(
-                db, review_id=review_id, decision="publish", moderator="mod"
-            )
+        # when several moderators publish it at once, each under their own name
+        def publisher(name: str, review_id: str = review_id) -> Callable[[], str]:
+            def call() -> str:
+                with open_session(committed_url) as db:
+                    try:
+                        service.moderate_review(
+                            db, review_id=review_id, decision="publish", moderator=name
+                        )
+                    except Conflict as refused:
+                        return refused.detail
+                    return "200"
 
-        answers = run_at_once(*[_refusing(committed_url, publish)] * AT_ONCE)
+            return call
 
-        # then it is published, and review_published is logged once
-        assert answers == ["200"] * AT_ONCE
+        answers = run_at_once(*[publisher(f"mod{i}") for i in range(AT_ONCE)])
+
+        # then one publishes it and logs review_published once; the others get 409 saying who
+        # published it, and the review keeps that moderator's name
+        assert answers.count("200") == 1
+        with open_session(committed_url) as db:
+            review = service.get_review(db, review_id=review_id)
+            assert review is not None
+            winner = review.moderated_by
+            assert review.status == "published"
+        assert winner == f"mod{answers.index('200')}"
+        for answer in answers:
+            if answer != "200":
+                assert answer.startswith(f"Review {review_id} is already published by {winner}")
         assert _events(committed_url, "review_published", review_id=review_id) == 1

@@ -193,9 +193,10 @@ def test_a_review_verified_twice_earns_once(db) -> None:
     earning_processor.process_loyalty_events(db, [verified])
     earning_processor.process_loyalty_events(db, [verified])
     db.commit()
-    # and a moderator publishes it again
+    # and a moderator publishes it again: 409, it was published at submission
     review = db.scalars(select(Review)).one()
-    service.moderate_review(db, review_id=review.review_id, decision="publish", moderator="ops")
+    with pytest.raises(Conflict, match="already published at submission"):
+        service.moderate_review(db, review_id=review.review_id, decision="publish", moderator="ops")
 
     # then the review earned once, and was announced once
     assert _review_points(db, customer) == 50

@@ -12,7 +12,7 @@ from rapport.events.models import Event
 from rapport.feedback import service
 from rapport.feedback.reviews import screening
 from rapport.feedback.schemas import ReviewIn
-from rapport.platform.errors import NotFound
+from rapport.platform.errors import Conflict, NotFound
 from tests.feedback.factories import delivered_order, frozen_clock, in_catalogue, make_customer
 
 GOOD = "Exactly what I was looking for, really happy with the quality and the fit"
@@ -185,8 +185,10 @@ def test_moderation_publishes_and_only_then_rewards(db) -> None:
     assert _verified_events(db) == []
     # when a moderator publishes it
     service.moderate_review(db, review_id=held.review_id, decision="publish", moderator="ops")
-    # then it leaves the queue and loyalty hears of it once, even if published again
-    service.moderate_review(db, review_id=held.review_id, decision="publish", moderator="ops")
+    # then it leaves the queue and loyalty hears of it once; publishing it again is 409
+    # saying who published it, and changes nothing
+    with pytest.raises(Conflict, match="already published by ops"):
+        service.moderate_review(db, review_id=held.review_id, decision="publish", moderator="x")
     assert service.moderation_queue(db) == []
     assert len(_verified_events(db)) == 1
     # and a rejected unverified review never earns

@@ -12,7 +12,7 @@ from rapport.events.service import log_event
 from rapport.feedback.events import ReviewPublished, ReviewVerified
 from rapport.feedback.models import Review
 from rapport.platform import clock
-from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.idempotency import BeforeCommit
 
 
@@ -82,20 +82,31 @@ def moderate_review(
         if author is not None and author.status == "erased":
             # Nothing is written under an erased person's id (a takedown writes nothing).
             raise customers.was_erased(review.customer_id, field="review_id")
-    made_visible = False
-    if decision == "publish" and review.status != "published":
-        # Claimed with a guarded UPDATE: of moderators publishing at once, only the one whose
-        # decision made the review visible logs ``review_published`` (one webhook).
-        claimed = db.execute(
-            update(Review)
-            .where(Review.review_id == review_id, Review.status != "published")
-            .values(status="published")
-            .execution_options(synchronize_session=False)
+    seen = review.status
+    status = "published" if decision == "publish" else "rejected"
+    if seen == status:
+        raise _already(review)
+    # Compare-and-set on the status this moderator saw: of moderators deciding at once, the
+    # second waits for the first's commit, finds the status changed and gets 409 saying who
+    # decided (``moderated_by`` is never overwritten by a decision taken on a stale view);
+    # only the decision that made the review visible logs ``review_published`` (one webhook).
+    now = clock.now()
+    claimed = db.execute(
+        update(Review)
+        .where(Review.review_id == review_id, Review.status == seen)
+        .values(status=status, moderated_at=now, moderated_by=moderator)
+        .execution_options(synchronize_session=False)
+    )
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        db.rollback()
+        current = db.get(Review, review_id)
+        raise (
+            _already(current)
+            if current is not None
+            else NotFound(f"No review {review_id!r}", field="review_id")
         )
-        made_visible = bool(claimed.rowcount)  # type: ignore[attr-defined]
-    review.status = "published" if decision == "publish" else "rejected"
-    review.moderated_at = clock.now()
-    review.moderated_by = moderator
+    review.status, review.moderated_at, review.moderated_by = status, now, moderator
+    made_visible = status == "published"
     if made_visible:
         log_published(db, review, customer_id=review.customer_id, moderated=True)
     reward_if_due(db, review)
@@ -104,6 +115,20 @@ def moderate_review(
         before_commit(db, review)
     db.commit()
     return review
+
+
+def _already(review: Review) -> Conflict:
+    """409 naming ``review_id``: the review is already what was decided, or another moderator
+    decided while this one looked, and who it was."""
+    if review.moderated_by:
+        who = f" by {review.moderated_by}"
+        when = f" at {review.moderated_at:%Y-%m-%d %H:%M} UTC" if review.moderated_at else ""
+    else:
+        who, when = "", " at submission" if review.status == "published" else ""
+    return Conflict(
+        f"Review {review.review_id} is already {review.status}{who}{when}; nothing changed",
+        field="review_id",
+    )
 
 
 def get_review(db: Session, *, review_id: str) -> Review | None:
