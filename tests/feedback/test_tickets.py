@@ -115,6 +115,21 @@ def test_a_shop_in_yen_counts_its_customers_value_in_yen(db) -> None:
     assert ticket.priority_reasons == ["question +10", "customer value JP¥60,000 +20"]
 
 
+def test_a_ticket_keeps_its_value_with_the_currency_it_was_counted_in(admin, db) -> None:
+    # given a shop in yen and a customer whose only order is ¥60,000, with a ticket
+    loyalty.configure_program(db, currency="JPY")
+    db.commit()
+    customer, external = make_customer(db)
+    delivered_order(db, external_id=external, total_minor=60_000, currency="JPY")
+    ticket = _ticket(db, kind="question", customer_id=customer)
+    assert (ticket.customer_value_minor, ticket.customer_value_currency) == (60_000, "JPY")
+    # when the shop moves to euros, then the ticket still says yen, not €600.00
+    loyalty.configure_program(db, currency="EUR")
+    db.commit()
+    page = admin.get(f"/admin/feedback/tickets/{ticket.ticket_id}").text
+    assert "<dt>Customer value</dt><dd>JP¥60,000</dd>" in page
+
+
 def test_gold_members_come_first_and_are_due_sooner(db) -> None:
     # given a gold member and an anonymous customer with the same complaint
     frozen_clock()

@@ -262,6 +262,8 @@ class Ticket(Base):
     tier: Mapped[str | None] = mapped_column(String(60), default=None)
     support_level: Mapped[str] = mapped_column(String(20), default="standard")
     customer_value_minor: Mapped[int] = mapped_column(Integer, default=0)
+    # The currency the value is counted in: the loyalty program's when the ticket was opened.
+    customer_value_currency: Mapped[str | None] = mapped_column(String(3), default=None)
     sla_due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When ``ticket_breached`` was logged for it (once per ticket; None: not breached yet).
     breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

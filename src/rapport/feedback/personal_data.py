@@ -116,6 +116,7 @@ EXPORTED_COLUMNS = {
                 "tier",
                 "support_level",
                 "customer_value_minor",
+                "customer_value_currency",
                 "sla_due_at",
                 "breached_at",
                 "opened_at",

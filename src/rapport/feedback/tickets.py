@@ -125,6 +125,7 @@ def open_ticket(
         tier=tier,
         support_level=level,
         customer_value_minor=min(value, 2**31 - 1),
+        customer_value_currency=currency,
         sla_due_at=sla_due(ticket.kind, level, now),
         opened_at=now,
         opened_by=opened_by,
