@@ -399,7 +399,8 @@ def test_batch_stores_valid_messages_and_lists_rejected_ones(client, api_key, db
     }
 
     # when it is sent
-    response = client.post("/v1/batch", json=body, headers=basic_auth(api_key("ingest")))
+    till = api_key("ingest", "write")  # a key that may claim the store channel
+    response = client.post("/v1/batch", json=body, headers=basic_auth(till))
 
     # then the valid messages are stored with the batch's context and the rest named
     assert response.status_code == 200

@@ -25,13 +25,13 @@ from rapport.events.ingest import (
     ItemError,
     batch_items,
     batch_receipt,
-    grant_scope_error,
     invalid,
     json_response,
     may_grant_marketing,
     read_batch,
     refusal_error,
     rejections,
+    trust_error,
     validate_event,
 )
 from rapport.events.schemas import (
@@ -92,16 +92,17 @@ class _Sender:
     keep: int
     max_bytes: int
     orders_from_tracking: bool = True
-    # Whether its consent_changed may grant marketing (ingest.grant_scope_error).
+    # Whether it may write: grant marketing, claim a staff channel (ingest.trust_error).
     may_grant: bool = True
 
     def refused_grants(
         self, valid: list[tuple[int, NewEvent]], errors: dict[int, list[ItemError]]
     ) -> list[tuple[int, NewEvent]]:
-        """``valid`` without the grants this key may not make, each moved to ``errors``."""
+        """``valid`` without the grants and channels this key may not send, each moved to
+        ``errors``."""
         kept: list[tuple[int, NewEvent]] = []
         for index, event in valid:
-            refusal = grant_scope_error(event, may_grant=self.may_grant)
+            refusal = trust_error(event, trusted=self.may_grant)
             if refusal is None:
                 kept.append((index, event))
             else:
@@ -256,7 +257,7 @@ async def track_event(request: Request, db: DbSession) -> Response:
     payload = parse_body(raw)
     try:
         incoming = validate_event(payload, raw=raw)
-        refusal = grant_scope_error(incoming, may_grant=may_grant_marketing(principal.scopes))
+        refusal = trust_error(incoming, trusted=may_grant_marketing(principal.scopes))
         if refusal is not None:
             raise invalid(*refusal)
         # Written right here when SQLite's write lock is free: the trips to a worker thread
@@ -328,7 +329,7 @@ def _segment_call(db: Session, raw: bytes, sender: _Sender, kind: str) -> Respon
     )
     if isinstance(converted, list):
         raise _counted(_segment_problem(converted))
-    refusal = grant_scope_error(converted, may_grant=sender.may_grant)
+    refusal = trust_error(converted, trusted=sender.may_grant)
     if refusal is not None:
         raise _counted(_segment_problem([refusal]))
     outcome = service.ingest_grouped(db, event=converted, compare_duplicates=False)

@@ -128,6 +128,39 @@ def grant_scope_error(event: NewEvent, *, may_grant: bool) -> ItemError | None:
     )
 
 
+# Channels only the shop's own systems speak for: a till's sale, a call-centre agent's note.
+# A key that may only ingest is the one a shop's pages and apps carry, readable by anyone, so
+# its events could otherwise claim to come from the till (a store visit, the preferred store);
+# claiming one needs a key that may also write (a till or the shop's server, as tracked orders
+# and marketing grants do: may_grant_marketing).
+STAFF_CHANNELS = frozenset({"store", "call_center"})
+
+
+def channel_scope_error(event: NewEvent, *, trusted: bool) -> ItemError | None:
+    """The refusal of an event claiming a staff channel (:data:`STAFF_CHANNELS`) from a key
+    without the write scope, else ``None``; named where it was claimed (a Segment message's
+    ``context.channel``, an event's ``channel``)."""
+    channel = event["channel"]
+    if trusted or channel not in STAFF_CHANNELS:
+        return None
+    claimed = event["context"].get("channel") == channel
+    return (
+        ("context", "channel") if claimed else ("channel",),
+        f"The {channel} channel needs a key with the write scope (the till's or the shop's"
+        " server's); this key, which a shop's pages and apps carry, may send web, app or email",
+        "channel_needs_write_scope",
+    )
+
+
+def trust_error(event: NewEvent, *, trusted: bool) -> ItemError | None:
+    """Why a key without the write scope (``trusted`` False) may not send this event: a
+    marketing grant (:func:`grant_scope_error`) or a staff channel
+    (:func:`channel_scope_error`); ``None`` when it may."""
+    return grant_scope_error(event, may_grant=trusted) or channel_scope_error(
+        event, trusted=trusted
+    )
+
+
 def _status(status: str) -> str:
     return f'record it through POST /v1/orders/{{order_id}}/status (status "{status}")'
 
