@@ -60,6 +60,8 @@ CHART_MONTHS = 24
 # Goodwill points an agent may give in one go (loyalty's one cap on points given by hand, as
 # for a ticket's apology points), and the reasons they choose from.
 GOODWILL_MAX = service.MANUAL_POINTS_MAX
+GOODWILL_WINDOW_POINTS_MAX = service.GOODWILL_WINDOW_POINTS_MAX
+GOODWILL_WINDOW_DAYS_MAX = service.GOODWILL_WINDOW_DAYS_MAX
 GOODWILL_REASONS = (
     "Late delivery",
     "Damaged or wrong item",
@@ -211,6 +213,9 @@ def _overview(
             "settings_values": settings_values or _settings_values(program),
             "settings_errors": settings_errors or {},
             "currency_choices": _currency_choices(program.currency, locale),
+            "goodwill_max": GOODWILL_MAX,
+            "goodwill_window_points_max": str(GOODWILL_WINDOW_POINTS_MAX),
+            "goodwill_window_days_max": str(GOODWILL_WINDOW_DAYS_MAX),
             "points_chart": points_chart,
             "tier_chart": tier_chart,
             "tiers": by_tier,
@@ -231,6 +236,8 @@ def _settings_values(program: Any) -> dict[str, Any]:
         "point_value": money_field(program.point_value_minor_per_100, program.currency),
         "expiry_months": str(program.expiry_months),
         "allow_debt": bool(program.allow_debt),
+        "goodwill_window_points": str(program.goodwill_window_points),
+        "goodwill_window_days": str(program.goodwill_window_days),
     }
 
 
@@ -254,6 +261,8 @@ class ProgramSettingsForm(BaseModel):
     point_value_minor_per_100: int = Field(default=0, ge=0, le=MAX_POINT_VALUE_MINOR)
     expiry_months: int = Field(default=24, ge=1, le=120)
     allow_debt: bool = False
+    goodwill_window_points: int = Field(default=20_000, ge=0, le=GOODWILL_WINDOW_POINTS_MAX)
+    goodwill_window_days: int = Field(default=30, ge=1, le=GOODWILL_WINDOW_DAYS_MAX)
 
 
 SETTINGS_LABELS = {
@@ -261,6 +270,8 @@ SETTINGS_LABELS = {
     "point_value": "Value of 100 points",
     "expiry_months": "Points expire after",
     "allow_debt": "Debt from returns",
+    "goodwill_window_points": "Goodwill per customer",
+    "goodwill_window_days": "Goodwill window",
 }
 
 
@@ -332,6 +343,10 @@ _SETTINGS_SAID = {
     "currency": "Currency: choose one from the list, an ISO code such as EUR",
     "point_value": "Value of 100 points: from {lowest} to {highest}",
     "expiry_months": "Points expire after: a whole number of months from 1 to 120",
+    "goodwill_window_points": "Goodwill per customer: a whole number of points from 0 to "
+    f"{GOODWILL_WINDOW_POINTS_MAX:,}",
+    "goodwill_window_days": "Goodwill window: a whole number of days from 1 to "
+    f"{GOODWILL_WINDOW_DAYS_MAX}",
 }
 
 
@@ -393,6 +408,7 @@ def _panel_context(db: Any, customer_id: str) -> dict[str, Any]:
         "rewards": rewards,
         "reasons": GOODWILL_REASONS,
         "goodwill_max": GOODWILL_MAX,
+        "goodwill_room": service.goodwill_room(db, customer_id=customer_id),
         # A fresh one-time token per rendering: sending the same form twice gives once.
         "goodwill_token": form_token(),
         "coupon_token": form_token(),
@@ -515,7 +531,7 @@ def give_goodwill_points(
             subject=customer_id,
             token=token,
             request_body={"points": points, "reason": reason},
-            execute=lambda hook: service.adjust(
+            execute=lambda hook: service.give_goodwill(
                 db,
                 customer_id=customer_id,
                 points=points,

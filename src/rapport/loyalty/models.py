@@ -63,6 +63,10 @@ class LoyaltyProgram(Base):
     # A return reversing points already spent: record the shortfall as the member's debt
     # (cleared by later earning), or reverse only what the balance still holds.
     allow_debt: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The most goodwill points (the customer page's goodwill form) one customer is given in
+    # any ``goodwill_window_days`` days, whoever gives them (each grant is also capped).
+    goodwill_window_points: Mapped[int] = mapped_column(Integer, default=20_000)
+    goodwill_window_days: Mapped[int] = mapped_column(Integer, default=30)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

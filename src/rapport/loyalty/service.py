@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from rapport.loyalty.audiences import membership_audience, points_audience, tier_audience
 from rapport.loyalty.benefits import MemberBenefits, member_benefits
+from rapport.loyalty.goodwill import GoodwillRoom, give_goodwill, goodwill_room
 from rapport.loyalty.ledger.balances import (
     Member,
     Movement,
@@ -47,15 +48,25 @@ from rapport.loyalty.ledger.returns import (
     refund_points_paid,
     reverse_for_return,
 )
-from rapport.loyalty.ledger.settings import Program, add_months, configure_program, get_program
+from rapport.loyalty.ledger.settings import (
+    GOODWILL_WINDOW_DAYS_MAX,
+    GOODWILL_WINDOW_POINTS_MAX,
+    Program,
+    add_months,
+    configure_program,
+    get_program,
+)
 from rapport.loyalty.privacy import PRIVACY_TABLES, erase_customer_data, export_customer_data
 
 __all__ = [
+    "GOODWILL_WINDOW_DAYS_MAX",
+    "GOODWILL_WINDOW_POINTS_MAX",
     "MANUAL_POINTS_MAX",
     "MAX_POINTS_PER_COMMAND",
     "PRIVACY_TABLES",
     "BeforeCommit",
     "ExpiryRun",
+    "GoodwillRoom",
     "InsufficientPoints",
     "Liability",
     "Member",
@@ -77,6 +88,8 @@ __all__ = [
     "export_customer_data",
     "get_member",
     "get_program",
+    "give_goodwill",
+    "goodwill_room",
     "invariant_violations",
     "liability",
     "member_benefits",

@@ -218,13 +218,15 @@ def adjust(
     reason: str,
     expires_at: datetime | None = None,
     actor: str | None = None,
+    rule_id: str | None = None,
     before_commit: BeforeCommit | None = None,
     commit: bool = True,
 ) -> Posted:
     """A correction by staff: add points (a new lot) or remove them (oldest lots first,
     never below zero). Corrections are new transactions; nothing is edited. ``actor`` is who
     made it (an admin user's login, ``api:<key name>``): kept in the transaction's
-    ``details`` as ``by`` and in the event."""
+    ``details`` as ``by`` and in the event. ``rule_id`` marks what an addition was (``goodwill``
+    for goodwill points, which ``loyalty.goodwill`` counts against the program's window)."""
     check_points(points, allow_negative=True)
     if not reason.strip():
         raise InvalidInput("Say why the points are adjusted", field="reason")
@@ -237,7 +239,7 @@ def adjust(
             source_account=ADJUSTMENTS,
             reason=reason,
             order_id=None,
-            rule_id=None,
+            rule_id=rule_id,
             expires_at=expires_at,
             earned_at=None,
             pays_debt=False,

@@ -1,5 +1,6 @@
 """The points program's settings that govern the ledger: how long lots last (expiry months),
-what 100 points are worth and in which currency, whether a return may leave a member in debt.
+what 100 points are worth and in which currency, whether a return may leave a member in debt,
+how many goodwill points one customer may be given in a rolling window.
 Stored in ``loyalty_program``; defaults until an operator changes them. With them the calendar
 arithmetic that dates a lot's expiry (``add_months``)."""
 
@@ -25,6 +26,9 @@ class Program:
     point_value_minor_per_100: int = 100
     currency: str = "EUR"
     allow_debt: bool = True
+    # Goodwill points one customer may be given in any ``goodwill_window_days`` days.
+    goodwill_window_points: int = 20_000
+    goodwill_window_days: int = 30
 
     def worth_minor(self, points: int) -> int:
         """What ``points`` are worth in minor units of the currency, rounded down."""
@@ -41,7 +45,14 @@ def get_program(db: Session) -> Program:
         point_value_minor_per_100=row.point_value_minor_per_100,
         currency=row.currency,
         allow_debt=row.allow_debt,
+        goodwill_window_points=row.goodwill_window_points,
+        goodwill_window_days=row.goodwill_window_days,
     )
+
+
+# The bounds of the goodwill window (a window of 0 points gives no goodwill at all).
+GOODWILL_WINDOW_POINTS_MAX = 10_000_000
+GOODWILL_WINDOW_DAYS_MAX = 365
 
 
 def configure_program(
@@ -52,6 +63,8 @@ def configure_program(
     point_value_minor_per_100: int | None = None,
     currency: str | None = None,
     allow_debt: bool | None = None,
+    goodwill_window_points: int | None = None,
+    goodwill_window_days: int | None = None,
 ) -> Program:
     """Change the program's settings; what is not given stays as it is. Points already
     earned keep their expiry date: settings never rewrite the past.
@@ -72,6 +85,21 @@ def configure_program(
         raise InvalidInput(
             "point_value_minor_per_100 cannot be negative", field="point_value_minor_per_100"
         )
+    if goodwill_window_points is not None and not (
+        0 <= goodwill_window_points <= GOODWILL_WINDOW_POINTS_MAX
+    ):
+        raise InvalidInput(
+            f"goodwill_window_points must be between 0 and {GOODWILL_WINDOW_POINTS_MAX:,}",
+            field="goodwill_window_points",
+        )
+    if (
+        goodwill_window_days is not None
+        and not 1 <= goodwill_window_days <= GOODWILL_WINDOW_DAYS_MAX
+    ):
+        raise InvalidInput(
+            f"goodwill_window_days must be between 1 and {GOODWILL_WINDOW_DAYS_MAX}",
+            field="goodwill_window_days",
+        )
     row = db.get(LoyaltyProgram, 1)
     if row is None:
         defaults = Program()
@@ -82,6 +110,8 @@ def configure_program(
             point_value_minor_per_100=defaults.point_value_minor_per_100,
             currency=defaults.currency,
             allow_debt=defaults.allow_debt,
+            goodwill_window_points=defaults.goodwill_window_points,
+            goodwill_window_days=defaults.goodwill_window_days,
             updated_at=clock.now(),
         )
         db.add(row)
@@ -95,6 +125,10 @@ def configure_program(
         row.currency = currency
     if allow_debt is not None:
         row.allow_debt = allow_debt
+    if goodwill_window_points is not None:
+        row.goodwill_window_points = goodwill_window_points
+    if goodwill_window_days is not None:
+        row.goodwill_window_days = goodwill_window_days
     row.updated_at = clock.now()
     db.commit()
     return get_program(db)
