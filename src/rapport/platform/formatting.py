@@ -99,6 +99,12 @@ def currency_choices(locale: str = DEFAULT_LOCALE) -> list[tuple[str, str]]:
     ]
 
 
+def currency_unit(currency: str, locale: str = DEFAULT_LOCALE) -> str:
+    """One major unit of ``currency`` named in words in ``locale``, as "1 point per …" says
+    it: "euro", "Japanese yen", "Kuwaiti dinar"; the code itself for one CLDR does not name."""
+    return get_currency_name(currency, count=1, locale=locale)
+
+
 def minor_unit_digits(currency: str) -> int:
     """Digits after the point of ``currency``'s minor unit, as ISO 4217 sets them: 2 for EUR
     and RSD, 0 for JPY, 3 for KWD and IQD; 2 for a code ISO 4217 does not list (a code is

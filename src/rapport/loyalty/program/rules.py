@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import (
     AwareDatetime,
@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from rapport.catalog.service import in_any_category, in_category
+from rapport.platform import formatting
 from rapport.platform.errors import FieldInvalid, invalid_document
 from rapport.platform.formatting import minor_unit_digits
 from rapport.platform.schemas import StrictModel
@@ -500,11 +501,29 @@ def period_start(moment: datetime, period: Period) -> datetime:
     return day.replace(month=1, day=1)
 
 
+def spend_rule_name(currency: str) -> str:
+    """The default spend rule's name in a program counting ``currency``: "1 point per euro",
+    "1 point per Japanese yen"."""
+    return f"1 point per {formatting.currency_unit(currency)}"
+
+
+def default_rules(currency: str) -> dict[str, object]:
+    """The default earning rules (:data:`DEFAULT_RULES`) of a program in ``currency``, the
+    spend rule named in it."""
+    rules = cast(list[dict[str, object]], DEFAULT_RULES["rules"])
+    return {
+        "rules": [
+            {**rule, "name": spend_rule_name(currency)} if rule["id"] == "base-earn" else rule
+            for rule in rules
+        ]
+    }
+
+
 DEFAULT_RULES: dict[str, object] = {
     "rules": [
         {
             "id": "base-earn",
-            "name": "1 point per euro",
+            "name": spend_rule_name(formatting.DEFAULT_CURRENCY),
             "kind": "spend",
             "points_per_unit": "1",
             "multipliers": [{"channel": "app", "factor": "1.5"}],

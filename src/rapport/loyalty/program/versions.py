@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 
 from rapport.events.service import append_event
 from rapport.loyalty.events import ProgramChanged
+from rapport.loyalty.ledger.settings import get_program
 from rapport.loyalty.models import ProgramConfig
-from rapport.loyalty.program.rules import DEFAULT_RULES, RuleSet, parse_rule_set
+from rapport.loyalty.program.rules import DEFAULT_RULES, RuleSet, default_rules, parse_rule_set
 from rapport.loyalty.rewards.checkout import Policy
 from rapport.loyalty.tiers.policy import DEFAULT_TIERS, TierPolicy, parse_tier_policy
 from rapport.platform import clock
@@ -77,6 +78,13 @@ _pinned: ContextVar[dict[str, list[ConfigVersion]] | None] = ContextVar(
 )
 
 
+def _default(db: Session, kind: str) -> ConfigVersion:
+    """The built-in version of ``kind``, in force until one is saved; the default spend rule
+    is named in the program's currency ("1 point per Japanese yen")."""
+    document = default_rules(get_program(db).currency) if kind == "rules" else dict(_DEFAULTS[kind])
+    return ConfigVersion(None, kind, document, None, "default", "")
+
+
 @contextmanager
 def pinned(db: Session) -> Iterator[None]:
     """Read the configuration once for a batch of work (the earning processor evaluates
@@ -88,6 +96,8 @@ def pinned(db: Session) -> Iterator[None]:
         versions[row.kind].append(
             ConfigVersion(row.id, row.kind, row.document, row.active_from, row.changed_by, row.note)
         )
+    for kind, known in versions.items():
+        known.append(_default(db, kind))  # last, never in force by a moment: the fallback
     token = _pinned.set(versions)
     try:
         yield
@@ -103,11 +113,11 @@ def _version(db: Session, kind: str, at: datetime | None) -> ConfigVersion:
         for version in known[kind]:
             if version.active_from is not None and version.active_from <= at:
                 return version
-        return ConfigVersion(None, kind, dict(_DEFAULTS[kind]), None, "default", "")
+        return known[kind][-1]
     query = select(ProgramConfig).where(ProgramConfig.kind == kind, ProgramConfig.active_from <= at)
     row = db.scalar(query.order_by(ProgramConfig.active_from.desc(), ProgramConfig.id.desc()))
     if row is None:
-        return ConfigVersion(None, kind, dict(_DEFAULTS[kind]), None, "default", "")
+        return _default(db, kind)
     return ConfigVersion(row.id, kind, row.document, row.active_from, row.changed_by, row.note)
 
 
