@@ -243,20 +243,41 @@ def update_subscription(
     db: Session, *, subscription_id: int, changes: Mapping[str, Any]
 ) -> SubscriptionView:
     """Change the fields given (``name``, ``url``, ``event_types``, ``active``,
-    ``max_attempts``); the others keep their value. Commits."""
+    ``max_attempts``); the others keep their value. Commits. Refused, changing nothing, as
+    ``create_subscription`` refuses: a 422 whose ``errors`` names each refused field (a null
+    one too: leave it out to keep it), or the 409 of a name in use alone."""
     view = get_subscription(db, subscription_id=subscription_id)
     subscription, endpoint = view.subscription, view.endpoint
-    for field, value in changes.items():
-        if value is None:
-            raise InvalidInput(f"{field} cannot be null; leave it out to keep it", field=field)
-    if "event_types" in changes:
-        subscription.event_types = validate_event_types(changes["event_types"])
-    if "name" in changes:
-        endpoint.name = _checked_name(db, str(changes["name"]), other_than=endpoint.id)
-    if "url" in changes:
-        endpoint.url = check_url(str(changes["url"]))
-    if "max_attempts" in changes:
-        endpoint.max_attempts = _checked_attempts(changes["max_attempts"])
+    checks: dict[str, Callable[[], Any]] = {
+        "name": lambda: _checked_name(db, str(changes["name"]), other_than=endpoint.id),
+        "url": lambda: check_url(str(changes["url"])),
+        "max_attempts": lambda: _checked_attempts(changes["max_attempts"]),
+        "event_types": lambda: validate_event_types(changes["event_types"]),
+    }
+    checked: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for field in (*checks, *(name for name in changes if name not in checks)):
+        if field not in changes:
+            continue
+        if changes[field] is None:
+            problems.append(
+                InvalidInput(f"{field} cannot be null; leave it out to keep it", field=field)
+            )
+            continue
+        if field in checks:
+            try:
+                checked[field] = checks[field]()
+            except Problem as problem:
+                problems.append(problem)
+    _refuse(problems)
+    if "event_types" in checked:
+        subscription.event_types = checked["event_types"]
+    if "name" in checked:
+        endpoint.name = checked["name"]
+    if "url" in checked:
+        endpoint.url = checked["url"]
+    if "max_attempts" in checked:
+        endpoint.max_attempts = checked["max_attempts"]
     if "active" in changes and bool(changes["active"]) != subscription.active:
         _set_active(db, subscription, endpoint, active=bool(changes["active"]))
     subscription.updated_at = clock.now()
