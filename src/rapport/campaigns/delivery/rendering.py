@@ -233,19 +233,24 @@ def _page_url(token: str, settings: Settings) -> str:
     return f"{settings.public_base_url.rstrip('/')}/u/{token}"
 
 
+# The paths on this installation Rapport's own producers put in an occasion, each with the
+# address it becomes: a survey invitation's signed ``/s/<token>``, a CX alert's admin page.
+# Only these become links: any other ``*_path`` (a tracked event's property a triggered
+# campaign copies, a shop's own value) stays text, so no sender can put a link in a message.
+LINK_PATHS = {"survey_path": "survey_url", "admin_path": "admin_url"}
+
+
 def with_links(occasion: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
-    """``occasion``'s values with each ``<name>_path`` (a path on this installation, such as
-    a survey's signed ``/s/<token>``) also as ``<name>_url`` under ``settings``'
+    """``occasion``'s values with each path of :data:`LINK_PATHS` (a path on this
+    installation, starting with ``/``) also as its ``<name>_url`` under ``settings``'
     ``public_base_url``: a delivery keeps the path and its address is built when the message
     is rendered, so one queued before ``RAPPORT_PUBLIC_BASE_URL`` changed carries the new
     host. A ``<name>_url`` stored with the delivery (messages queued before) stays as it is."""
     values = dict(occasion)
-    for name, value in occasion.items():
-        if name.endswith("_path") and isinstance(value, str) and value.startswith("/"):
-            values.setdefault(
-                name.removesuffix("_path") + "_url",
-                f"{settings.public_base_url.rstrip('/')}{value}",
-            )
+    for name, link in LINK_PATHS.items():
+        value = occasion.get(name)
+        if isinstance(value, str) and value.startswith("/"):
+            values.setdefault(link, f"{settings.public_base_url.rstrip('/')}{value}")
     return values
 
 
