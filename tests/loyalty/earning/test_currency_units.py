@@ -117,6 +117,26 @@ def test_a_first_order_in_another_currency_earns_no_bonus(db: Session) -> None:
     assert ledger.balance(db, customer_id=member) == 0
 
 
+def test_the_first_order_that_can_earn_gets_the_first_purchase_bonus(db: Session) -> None:
+    # given a new member of a program in euros whose first order was in won (it earned nothing)
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    member = make_customer(db)
+    place_lines(db, member, [(CHIANTI, 1, 150_000)], currency="KRW")
+    process(db)
+
+    # when their first order in euros comes, and then a second one
+    first = place_lines(db, member, [(CHIANTI, 1, 1_500)])
+    process(db)
+    second = place_lines(db, member, [(CHIANTI, 1, 1_500)])
+    process(db)
+
+    # then the first in euros earns its 15 points and the welcome bonus, the second its 15
+    assert ledger.order_points(db, customer_id=member, order_id=first).earned == 15
+    assert ledger.order_points(db, customer_id=member, order_id=second).earned == 15
+    assert ledger.balance(db, customer_id=member) == 15 + 200 + 15
+
+
 def test_the_rule_form_of_a_program_in_yen_speaks_in_yen(admin: TestClient, db: Session) -> None:
     # given a program in yen
     ledger.configure_program(db, currency="JPY")

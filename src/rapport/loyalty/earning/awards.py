@@ -82,10 +82,23 @@ def order_fact(db: Session, event: LoggedEvent) -> Fact:
     )
 
 
+# An order in another currency than the program's earns nothing (nothing converts), so it is
+# no earlier order for a first-purchase bonus: its qualifying row is kept under this prefix,
+# not ``order:``, which only orders that can earn carry.
+FOREIGN_ORDER_PREFIX = "order-in-other-currency:"
+
+
+def qualifying_key(fact: Fact) -> str:
+    """The key of an order's qualifying row: ``order:<id>`` for an order that can earn (one in
+    the program's currency), the foreign prefix for one that cannot."""
+    return f"{FOREIGN_ORDER_PREFIX if fact.unconverted else 'order:'}{fact.order_id}"
+
+
 def standing_orders(customer_id: str) -> list[ColumnElement[bool]]:
     """The conditions on ``QualifyingActivity`` that keep the customer's orders still
-    standing: an order cancelled since was never a purchase (its ``cancel:`` row is the
-    earning processor's record of the cancellation)."""
+    standing that could earn: an order cancelled since was never a purchase (its ``cancel:``
+    row is the earning processor's record of the cancellation), and one in another currency
+    than the program's earned nothing (its row is under ``FOREIGN_ORDER_PREFIX``)."""
     cancellation = aliased(QualifyingActivity)
     return [
         QualifyingActivity.customer_id == customer_id,

@@ -29,10 +29,12 @@ from sqlalchemy.orm import Session, aliased
 from rapport.customers import service as customers
 from rapport.events.service import LoggedEvent
 from rapport.loyalty.earning.awards import (
+    FOREIGN_ORDER_PREFIX,
     award,
     award_first_purchase,
     earn_on,
     order_fact,
+    qualifying_key,
     standing_orders,
 )
 from rapport.loyalty.ledger.accounts import lock_account
@@ -85,8 +87,10 @@ def process_loyalty_events(db: Session, events: list[LoggedEvent]) -> None:
 
 def _on_order_placed(db: Session, event: LoggedEvent) -> None:
     fact = order_fact(db, event)
-    source_key = f"order:{fact.order_id}"
-    if db.scalar(select(QualifyingActivity.id).where(QualifyingActivity.source_key == source_key)):
+    source_key = qualifying_key(fact)
+    # Under either key: the program's currency may have changed since it was counted.
+    either = [f"order:{fact.order_id}", f"{FOREIGN_ORDER_PREFIX}{fact.order_id}"]
+    if db.scalar(select(QualifyingActivity.id).where(QualifyingActivity.source_key.in_(either))):
         return  # already counted: a replay
     decisions = earn_on(db, fact, event)
     # An order in another currency than the program's is no spend in it (nothing converts).
