@@ -309,6 +309,7 @@ def _customer_orders(
                     "returnable": service.returnable(order, lines),
                     # As the orders list has it: "" (nothing owed, as for a cancelled order).
                     "promise": listing.promise_state(order),
+                    "collect_by": service.collect_by(order),
                 }
             )
     return render(

@@ -59,6 +59,7 @@ def _order_out(db: Session, order: Any) -> OrderOut:
     ]
     if order.pickup_code:
         out.pickup_qr_url = f"/v1/orders/{order.order_id}/pickup-qr.svg"
+    out.collect_by = service.collect_by(order)
     return out
 
 

@@ -157,6 +157,34 @@ class DeliveryLate(DomainEvent):
     logged before December 2026 (their reason said "delivery failed")."""
 
 
+class OrderReadyForPickup(DomainEvent):
+    """A pick-up-in-store order waits at its store: the customer is told where, and until when
+    it is kept (campaigns sends the notice)."""
+
+    event_type: ClassVar[str] = "order_ready_for_pickup"
+    domain: ClassVar[str] = "orders"
+
+    order_id: str
+    store_id: str
+    store_name: str
+    collect_by: str
+    """The last day it is kept, as text (``str(date)``, at the order's offset)."""
+
+
+class OrderNotCollected(DomainEvent):
+    """A pick-up order's collection deadline passed: it was cancelled (``order_cancelled``,
+    logged just before, released its units and takes back its points) and the customer is
+    told."""
+
+    event_type: ClassVar[str] = "order_not_collected"
+    domain: ClassVar[str] = "orders"
+
+    order_id: str
+    store_id: str
+    store_name: str
+    collect_by: str
+
+
 class ReturnedLine(BaseModel):
     """Units of one order line brought back. ``line_no`` is ``None`` for a returned SKU that an
     imported order's lines do not hold; ``refund_minor`` and ``restocked_to`` are known for

@@ -18,6 +18,7 @@ from rapport.orders.models import (
     OrderLine,
     OrderPayment,
 )
+from rapport.orders.pickups import announce_ready
 from rapport.orders.records import record_status
 from rapport.orders.schemas import OrderIn
 from rapport.platform import clock
@@ -190,6 +191,7 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
         for p in order.payments
     )
     record_status(db, record, "placed", placed_at)
+    ready_for_pickup = False
     if order.fulfilment == "pickup_in_store":
         assert order.store_id is not None
         for index, line in enumerate(order.lines):
@@ -213,6 +215,7 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
                 )
         record.pickup_code = _pickup_code()
         record_status(db, record, "ready_for_pickup", placed_at)
+        ready_for_pickup = True
     elif order.fulfilment == "in_store":
         record.delivered_at = placed_at
         record_status(db, record, "completed", placed_at)
@@ -248,6 +251,9 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
         customer_id=record.customer_id,
         occurred_at=placed_at,
     )
+    if ready_for_pickup:
+        # After order_placed in the log: the notice names the store and the last day it waits.
+        announce_ready(db, record)
     db.flush()
     if before_commit is not None:
         before_commit(db, record)

@@ -121,6 +121,12 @@ class OrderOut(ReadModel):
     pickup_code: str | None
     lines: list[LineOut] = Field(default_factory=list)
     pickup_qr_url: str | None = None
+    collect_by: date | None = Field(
+        default=None,
+        description="A pick-up order's collection deadline: the last day it is kept at its "
+        "store (RAPPORT_PICKUP_HOLD_DAYS after the day it was ready); not collected by then, it "
+        "is cancelled and its units go back on sale. Null for other orders",
+    )
     status_history: list[StatusChangeOut] = Field(
         default_factory=list,
         description="Every status the order took, oldest first (orders loaded from history "

@@ -8,6 +8,7 @@ Every verb owns its transaction and appends its events (``rapport.orders.events`
 - ``placing``: place an order from any channel;
 - ``fulfilment``: collection at the till, delivery statuses;
 - ``cancelling``: an order called off before it was handed over;
+- ``pickups``: pick-up orders' ready notice, collection deadline and release;
 - ``promises``: late deliveries and the notices about them, the promise-kept report;
 - ``returns``: units brought back and their refund;
 - ``reports``: charged prices against channel prices, returns concentration;
@@ -49,6 +50,12 @@ from rapport.orders.fulfilment import confirm_pickup, update_delivery_status
 from rapport.orders.history import ImportedLine, ImportedOrder, ImportedReturn, import_orders
 from rapport.orders.merging import merge_customer_orders
 from rapport.orders.models import Order
+from rapport.orders.pickups import (
+    NOT_COLLECTED_NOTICE,
+    READY_NOTICE,
+    collect_by,
+    release_uncollected_pickups,
+)
 from rapport.orders.placing import (
     DEFAULT_PROMISE_DAYS,
     PICKUP_CODE_ALPHABET,
@@ -101,8 +108,10 @@ from rapport.orders.tracked.processor import process_tracked_orders
 
 __all__ = [
     "DEFAULT_PROMISE_DAYS",
+    "NOT_COLLECTED_NOTICE",
     "PICKUP_CODE_ALPHABET",
     "PRIVACY_TABLES",
+    "READY_NOTICE",
     "TRACKED_ORDERS_PROCESSOR",
     "VALUE_TIERS",
     "BeforeCommit",
@@ -128,6 +137,7 @@ __all__ = [
     "cancel_order",
     "cancellable",
     "charged_price_report",
+    "collect_by",
     "concentration",
     "confirm_pickup",
     "count_orders",
@@ -158,6 +168,7 @@ __all__ = [
     "purchase_lines",
     "recently_bought",
     "record_return",
+    "release_uncollected_pickups",
     "returnable",
     "returns_concentration",
     "status_history",

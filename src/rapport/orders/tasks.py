@@ -23,6 +23,12 @@ def flag_late_deliveries(db: Session, payload: dict[str, Any]) -> None:
     service.flag_late_deliveries(db)
 
 
+@jobs.job("orders.release_uncollected_pickups")
+def release_uncollected_pickups(db: Session, payload: dict[str, Any]) -> None:
+    """Cancel the pick-up orders not collected by their deadline and tell their customers."""
+    service.release_uncollected_pickups(db)
+
+
 @jobs.job("orders.train_return_risk")
 def train_return_risk(db: Session, payload: dict[str, Any]) -> None:
     """Retrain the return-risk model on the orders and returns held now."""
@@ -32,6 +38,7 @@ def train_return_risk(db: Session, payload: dict[str, Any]) -> None:
 
 
 jobs.scheduled("orders.flag_late_deliveries", every=timedelta(minutes=15))
+jobs.scheduled("orders.release_uncollected_pickups", every=timedelta(hours=1))
 jobs.scheduled("orders.train_return_risk", every=timedelta(days=1))
 
 

@@ -253,6 +253,15 @@ class Settings(BaseSettings):
     return_cost_minor: int = Field(
         default=800, ge=0, description="What one return costs (carriage, handling), in cents."
     )
+    pickup_hold_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description=(
+            "How many days a pick-up-in-store order waits at the store once ready: past it,"
+            " it is not collected, its units go back on sale and the customer is told."
+        ),
+    )
     vendor_static_dir: Path | None = Field(
         default=None,
         description=(

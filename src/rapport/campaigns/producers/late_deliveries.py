@@ -32,6 +32,8 @@ from rapport.campaigns.producers.messages import (
     APOLOGY,
     LATE_DELIVERY,
     LATE_DELIVERY_INBOX,
+    PICKUP_NOT_COLLECTED,
+    PICKUP_READY,
     system_campaign,
     with_control_group,
 )
@@ -259,9 +261,10 @@ def on_ticket_resolved(db: Session, event: LoggedEvent) -> None:
 
 
 def stamp_sent_notices(db: Session) -> int:
-    """Stamp the orders notices whose message went out (email or inbox, whichever first);
-    returns how many were stamped. Commits."""
-    keys = (LATE_DELIVERY, LATE_DELIVERY_INBOX)
+    """Stamp the orders notices whose message went out (email or inbox, whichever first):
+    late deliveries', and pick-ups' ready and not-collected notices; returns how many were
+    stamped. Commits."""
+    keys = (LATE_DELIVERY, LATE_DELIVERY_INBOX, PICKUP_READY, PICKUP_NOT_COLLECTED)
     since = clock.now() - STAMP_WINDOW
     rows = db.execute(
         select(Delivery.context, Delivery.sent_at)

@@ -23,6 +23,8 @@ Templates = dict[tuple[str, str], tuple[str, str]]
 
 LATE_DELIVERY = "orders.late_delivery"
 LATE_DELIVERY_INBOX = "orders.late_delivery.inbox"
+PICKUP_READY = "orders.pickup_ready"
+PICKUP_NOT_COLLECTED = "orders.pickup_not_collected"
 SURVEY_INVITATION = "feedback.survey_invitation"
 APOLOGY = "service.apology"
 CX_ALERT = "feedback.cx_alert"
@@ -73,6 +75,54 @@ _LATE_INBOX: Templates = {
         "{{ occasion.promised_date }} as promised ({{ occasion.reason }}). We're on it."
         "{% if occasion.apology_points %} We have added {{ occasion.apology_points }} points "
         "to your account.{% endif %}",
+    ),
+}
+
+_PICKUP_READY: Templates = {
+    ("email", "en"): (
+        "Your order {{ occasion.order_id }} is ready for collection",
+        "<p>Hello {{ customer.first_name }},</p>\n"
+        "<p>Your order {{ occasion.order_id }} is ready for collection at "
+        "{{ occasion.store_name }}. We keep it for you until {{ occasion.collect_by_date }}."
+        "</p>\n<p>Bring your pick-up code: {{ occasion.pickup_code }}.</p>\n",
+    ),
+    ("email", "fr"): (
+        "Votre commande {{ occasion.order_id }} vous attend",
+        "<p>Bonjour {{ customer.first_name }},</p>\n"
+        "<p>Votre commande {{ occasion.order_id }} vous attend à {{ occasion.store_name }}. "
+        "Nous la gardons jusqu'au {{ occasion.collect_by }}.</p>\n"
+        "<p>Votre code de retrait : {{ occasion.pickup_code }}.</p>\n",
+    ),
+    ("email", "de"): (
+        "Ihre Bestellung {{ occasion.order_id }} liegt zur Abholung bereit",
+        "<p>Hallo {{ customer.first_name }},</p>\n"
+        "<p>Ihre Bestellung {{ occasion.order_id }} liegt in {{ occasion.store_name }} zur "
+        "Abholung bereit. Wir halten sie bis {{ occasion.collect_by }} für Sie zurück.</p>\n"
+        "<p>Ihr Abholcode: {{ occasion.pickup_code }}.</p>\n",
+    ),
+}
+
+_PICKUP_NOT_COLLECTED: Templates = {
+    ("email", "en"): (
+        "Your order {{ occasion.order_id }} was not collected",
+        "<p>Hello {{ customer.first_name }},</p>\n"
+        "<p>Your order {{ occasion.order_id }} was not collected at {{ occasion.store_name }} "
+        "by {{ occasion.collect_by_date }}, so we have cancelled it and put its items back on "
+        "sale. Anything you paid for it is given back.</p>\n",
+    ),
+    ("email", "fr"): (
+        "Votre commande {{ occasion.order_id }} n'a pas été retirée",
+        "<p>Bonjour {{ customer.first_name }},</p>\n"
+        "<p>Votre commande {{ occasion.order_id }} n'a pas été retirée à "
+        "{{ occasion.store_name }} avant le {{ occasion.collect_by }} : nous l'avons annulée "
+        "et remis ses articles en vente. Ce que vous avez payé vous est rendu.</p>\n",
+    ),
+    ("email", "de"): (
+        "Ihre Bestellung {{ occasion.order_id }} wurde nicht abgeholt",
+        "<p>Hallo {{ customer.first_name }},</p>\n"
+        "<p>Ihre Bestellung {{ occasion.order_id }} wurde bis {{ occasion.collect_by }} nicht "
+        "in {{ occasion.store_name }} abgeholt: Wir haben sie storniert und die Artikel wieder "
+        "in den Verkauf gegeben. Was Sie bezahlt haben, erhalten Sie zurück.</p>\n",
     ),
 }
 
@@ -154,6 +204,16 @@ SYSTEM_CAMPAIGNS: dict[str, SystemCampaign] = {
         SystemCampaign(LATE_DELIVERY, "Late-delivery notice", "service", "email", _LATE_EMAIL),
         SystemCampaign(
             LATE_DELIVERY_INBOX, "Late-delivery notice (app inbox)", "service", "inbox", _LATE_INBOX
+        ),
+        SystemCampaign(
+            PICKUP_READY, "Ready for collection notice", "service", "email", _PICKUP_READY
+        ),
+        SystemCampaign(
+            PICKUP_NOT_COLLECTED,
+            "Not collected notice",
+            "service",
+            "email",
+            _PICKUP_NOT_COLLECTED,
         ),
         SystemCampaign(SURVEY_INVITATION, "Survey invitation", "service", "email", _SURVEY),
         SystemCampaign(APOLOGY, "Apology points", "service", "email", _APOLOGY),

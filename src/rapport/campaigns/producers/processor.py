@@ -22,6 +22,7 @@ from rapport.campaigns.producers.late_deliveries import (
     on_points_earned,
     on_ticket_resolved,
 )
+from rapport.campaigns.producers.pickups import on_order_not_collected, on_order_ready_for_pickup
 from rapport.campaigns.producers.surveys import on_survey_invited
 from rapport.events.service import LoggedEvent
 from rapport.loyalty import service as loyalty
@@ -35,6 +36,8 @@ Handler = Callable[[Session, LoggedEvent], None]
 _HANDLERS: dict[str, Handler] = {
     "delivery_late": on_delivery_late,
     "points_earned": on_points_earned,
+    "order_ready_for_pickup": on_order_ready_for_pickup,
+    "order_not_collected": on_order_not_collected,
     "ticket_resolved": on_ticket_resolved,
     "score_below_target": on_score_below_target,
     "survey_invited": on_survey_invited,

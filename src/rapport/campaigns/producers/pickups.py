@@ -1,0 +1,66 @@
+"""Pick-up-in-store notices: ``order_ready_for_pickup`` (orders) becomes the "ready for
+collection" email, naming the store and the last day the order is kept, and
+``order_not_collected`` the email saying it was cancelled after that day. Each goes only for
+an order notice the orders domain recorded (it records one only for a customer the service
+gate allowed), as the late-delivery notice does; the stamping job
+(:func:`rapport.campaigns.producers.late_deliveries.stamp_sent_notices`) stamps it sent once
+the email went out."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
+from rapport.campaigns.producers.messages import (
+    PICKUP_NOT_COLLECTED,
+    PICKUP_READY,
+    system_campaign,
+    with_control_group,
+)
+from rapport.events.service import LoggedEvent
+from rapport.orders import service as orders
+
+
+def _day(text: str) -> str:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return text
+    return f"{day.day} {day:%B %Y}"
+
+
+def _queue(db: Session, event: LoggedEvent, *, notice_kind: str, campaign_key: str) -> None:
+    props = event.properties or {}
+    order_id = str(props.get("order_id") or "")
+    if not order_id or event.customer_id is None:
+        return
+    notices = [n for n in orders.notices_for(db, order_id=order_id) if n.kind == notice_kind]
+    if not notices:
+        return  # the service gate refused the customer when the notice was due
+    notice = notices[-1]
+    order = orders.get_order(db, order_id=order_id)
+    collect_by = str(props.get("collect_by") or "")
+    campaign = system_campaign(db, campaign_key)
+    recipient = Recipient(
+        customer_id=notice.customer_id or event.customer_id,
+        occasion=f"order:{order_id}",
+        context={
+            "order_id": order_id,
+            "store_name": str(props.get("store_name") or props.get("store_id") or ""),
+            "collect_by": collect_by,
+            "collect_by_date": _day(collect_by),
+            "pickup_code": (order.pickup_code if order is not None else None) or "",
+            "notice_id": notice.id,
+        },
+    )
+    queue_deliveries(db, campaign=campaign, recipients=with_control_group(campaign, [recipient]))
+
+
+def on_order_ready_for_pickup(db: Session, event: LoggedEvent) -> None:
+    _queue(db, event, notice_kind=orders.READY_NOTICE, campaign_key=PICKUP_READY)
+
+
+def on_order_not_collected(db: Session, event: LoggedEvent) -> None:
+    _queue(db, event, notice_kind=orders.NOT_COLLECTED_NOTICE, campaign_key=PICKUP_NOT_COLLECTED)
