@@ -490,7 +490,20 @@ def test_returns_are_not_added_twice(db, tmp_path) -> None:
         ),
         (
             HEADER + ROWS.replace(",2,Wine", ",two,Wine"),
-            "Line 2, column 'Qty': 'two' is not a quantity; use a whole number",
+            "Line 2, column 'Qty': 'two' is not a quantity; use a whole number in the digits 0-9",
+        ),
+        (
+            HEADER + ROWS.replace(",2,Wine", ",1_000,Wine"),
+            "Line 2, column 'Qty': '1_000' is not a quantity; use a whole number in the digits",
+        ),
+        (
+            # Arabic-Indic three, which int() reads as 3
+            HEADER + ROWS.replace(",2,Wine", ",\u0663,Wine"),
+            "Line 2, column 'Qty': '\u0663' is not a quantity; use a whole number in the digits",
+        ),
+        (
+            HEADER + ROWS.replace(",2,Wine", ",+2,Wine"),
+            "Line 2, column 'Qty': '+2' is not a quantity; use a whole number in the digits",
         ),
         (
             HEADER + ROWS.replace("SKU-3", "SKU 3"),

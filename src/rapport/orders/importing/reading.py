@@ -356,12 +356,16 @@ class CellReader:
             ) from error
 
     def integer(self, value: str, *, line: int, column: str) -> int:
-        try:
-            number = int(value)
-        except ValueError as error:
+        # Plain ASCII digits, with a minus for a return's line: int() would also take "1_000",
+        # "+2" and other scripts' digits ("٣"), which no shop's export means as a quantity.
+        if not amounts.WHOLE.fullmatch(value):
             raise self.table.error(
-                f"{value!r} is not a quantity; use a whole number", line=line, column=column
-            ) from error
+                f"{value!r} is not a quantity; use a whole number in the digits 0-9 (a minus "
+                "for a return), with no separators",
+                line=line,
+                column=column,
+            )
+        number = int(value)
         if abs(number) > MAX_MINOR_UNITS:  # the quantity columns are 32-bit integers too
             raise self.table.error(
                 f"{value} is more units than a line can hold", line=line, column=column
