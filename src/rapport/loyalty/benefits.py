@@ -50,6 +50,14 @@ def multiplier_and_source(
     """:func:`points_multiplier` and, where the paid plan's multiplier won over the tier's,
     the plan's name ("Gold Club"); None where the tier's is the one (or they are equal)."""
     plan = memberships.current_plan(db, customer_id=customer_id, at=at)
+    return multiplier_with_plan(tier_multiplier, plan)
+
+
+def multiplier_with_plan(
+    tier_multiplier: float, plan: MembershipPlan | None
+) -> tuple[float, str | None]:
+    """:func:`multiplier_and_source` for a given plan (or none): what the rule simulator
+    uses for a plan chosen on its form, so it multiplies as earning does."""
     better = better_multiplier(tier_multiplier, plan)
     won = plan is not None and plan.points_multiplier > tier_multiplier
     return better, (plan.name if won and plan is not None else None)

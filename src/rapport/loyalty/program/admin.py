@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.loyalty import service as ledger
+from rapport.loyalty.benefits import multiplier_with_plan
 from rapport.loyalty.earning import awards as earning_awards
+from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.program import forms
 from rapport.loyalty.program import versions as configuration
 from rapport.loyalty.program.forms import FormInvalid
@@ -51,7 +53,7 @@ from rapport.platform.admin import (
 )
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
-from rapport.platform.errors import Problem
+from rapport.platform.errors import NotFound, Problem
 
 NAV = [NavItem("Program and rules", "/admin/loyalty/program", "Loyalty")]
 # Included by loyalty.admin, under its /admin/loyalty prefix.
@@ -186,6 +188,7 @@ def _rule_page(
             "periods": forms.PERIODS,
             "triggers": forms.TRIGGERS,
             "multiplier_on": forms.MULTIPLIER_ON,
+            "plans": membership_plans.list_plans(db),
             "sample": sample,
             "simulation": _simulate_rules(
                 db, {**values, **sample, "rule_kind": kind, "editing": editing or ""}
@@ -209,6 +212,7 @@ def _default_sample(kind: str, currency: str) -> dict[str, str]:
         "sample_channel": "web",
         "sample_category": "",
         "sample_tier": "",
+        "sample_plan": "",
         "sample_customer": "",
         "sample_field": "shoe_size",
     }
@@ -493,8 +497,12 @@ def _simulate_rules(db: Session, fields: dict[str, str]) -> dict[str, Any]:
     except (ValueError, Problem) as error:
         return {"error": getattr(error, "detail", None) or str(error)}
     _version, saved_rules = configuration.rule_set(db, at=fact.occurred_at)
-    draft_result = _evaluate(db, rules, fact, fields.get("sample_tier", ""))
-    saved_result = _evaluate(db, saved_rules, fact, fields.get("sample_tier", ""))
+    tier_id, plan_id = fields.get("sample_tier", ""), fields.get("sample_plan", "")
+    try:
+        draft_result = _evaluate(db, rules, fact, tier_id, plan_id)
+        saved_result = _evaluate(db, saved_rules, fact, tier_id, plan_id)
+    except Problem as problem:
+        return {"error": problem.detail}
     db.rollback()  # reads only
     return {
         **draft_result,
@@ -551,15 +559,33 @@ def _sample_fact(db: Session, fields: dict[str, str], currency: str) -> Fact:
     )
 
 
-def _evaluate(db: Session, rules: RuleSet, fact: Fact, tier_id: str) -> dict[str, Any]:
-    """The earning processor's own evaluation, for a member of the sample's tier."""
+# The rule simulator's plan choice for a member with no paid plan (empty: the customer's own).
+NO_PLAN = "none"
+
+
+def _evaluate(
+    db: Session, rules: RuleSet, fact: Fact, tier_id: str, plan_id: str = ""
+) -> dict[str, Any]:
+    """The earning processor's own evaluation, for a member of the sample's tier and paid plan
+    (each the sample customer's unless chosen): the points multiplier is the better of the
+    tier's and the plan's, by ``benefits.multiplier_with_plan`` as earning has it."""
     member = earning_awards.member_context(db, rules, fact)
-    if tier_id:
-        tier = configuration.tier_policy(db, at=fact.occurred_at).tier(tier_id)
+    if tier_id or plan_id:
+        tier = configuration.tier_policy(db, at=fact.occurred_at).tier(tier_id or member.tier)
+        if plan_id == NO_PLAN:
+            plan = None
+        elif plan_id:
+            plan = membership_plans.get_plan(db, plan_id=plan_id)
+            if plan is None:
+                raise NotFound(f"No plan {plan_id!r}", field="sample_plan")
+        else:
+            plan = ledger.current_plan(db, customer_id=fact.customer_id, at=fact.occurred_at)
+        multiplier, plan_name = multiplier_with_plan(tier.benefits.points_multiplier, plan)
         member = dataclasses.replace(
             member,
             tier=tier.id,
-            tier_multiplier=Decimal(str(tier.benefits.points_multiplier)),
+            tier_multiplier=Decimal(str(multiplier)),
+            multiplier_plan=plan_name,
         )
     decisions = [_in_currency(d, _currency(db)) for d in evaluate(rules, fact, member)]
     return {
@@ -567,6 +593,7 @@ def _evaluate(db: Session, rules: RuleSet, fact: Fact, tier_id: str) -> dict[str
         "points": sum(d.points for d in decisions if d.fired),
         "tier": member.tier,
         "tier_multiplier": member.tier_multiplier,
+        "multiplier_plan": member.multiplier_plan,
         "first_order": member.earlier_orders == 0,
     }
 
