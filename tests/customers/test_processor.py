@@ -101,7 +101,7 @@ def test_orders_build_spend_frequency_and_favourite_categories(db) -> None:
     )
     process(db)
     customer = customers.find_customer(db, kind="external_id", value="C-7")
-    profile = customers.customer_profile(db, customer_id=customer.customer_id)
+    profile = customers.customer_profile(db, customer_id=customer.customer_id, currency="EUR")
     traits = profile["traits"]
     assert traits["order_count"] == 2
     assert traits["spend_minor"] == 5500

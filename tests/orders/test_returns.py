@@ -118,6 +118,8 @@ def test_three_lines_returned_one_by_one_or_together_refund_exactly_what_was_pai
     assert sum(line["refund_minor"] for line in together["lines"]) == 2900
     logged = db.scalars(select(Event).where(Event.type == "order_returned")).all()
     assert sum(event.properties["refund_minor"] for event in logged) == 2 * 2900
+    # in the order's currency, which traits take the refund off
+    assert {event.properties["currency"] for event in logged} == {"EUR"}
 
 
 def test_a_return_after_returns_an_earlier_version_refunded_never_goes_past_what_was_paid(

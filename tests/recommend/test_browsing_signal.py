@@ -98,7 +98,7 @@ def test_viewed_and_basket_items_lead_a_consenting_customers_home_page(
     ]
     # and the customer's timeline says what they did, in words, latest first (the profile
     # was made when the processor read these events, after them)
-    profile = customers.customer_profile(db, customer_id=shop["c9"])
+    profile = customers.customer_profile(db, customer_id=shop["c9"], currency="EUR")
     labels = [profile["timeline_labels"][event.position] for event in profile["timeline"]]
     assert labels[:4] == [
         "Customer created",

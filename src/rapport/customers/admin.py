@@ -22,6 +22,7 @@ from rapport.customers.listing import (
 from rapport.customers.models import CONSENT_PURPOSES, Consent
 from rapport.customers.profile_view import activity_by_month, count_timeline
 from rapport.flows import privacy
+from rapport.flows.currency import shown_currency
 from rapport.platform.admin import (
     CUSTOMER_PANELS,
     CsrfChecked,
@@ -206,6 +207,7 @@ def _customer_page(
     profile = service.customer_profile(
         db,
         customer_id=customer_id,
+        currency=shown_currency(db),
         timeline_limit=paging.per_page,
         timeline_offset=paging.offset,
     )

@@ -33,6 +33,7 @@ from rapport.customers.schemas import (
 )
 from rapport.customers.traits import rfm_scores, trait_summary
 from rapport.flows import preferences, privacy
+from rapport.flows.currency import shown_currency
 from rapport.platform import clock
 from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession, WritingDbSession
@@ -56,7 +57,9 @@ def _profile(db: Session, customer_id: str) -> ProfileOut:
     traits = None
     if traits_row is not None:
         summary: dict[str, Any] = trait_summary(traits_row, now=clock.now())
-        summary["rfm"] = rfm_scores(traits_row, service.rfm_boundaries(db), now=clock.now())
+        summary["rfm"] = rfm_scores(
+            traits_row, service.rfm_boundaries(db), now=clock.now(), currency=shown_currency(db)
+        )
         traits = TraitsOut(**summary)
     return ProfileOut(
         **{

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from rapport.customers.models import Consent, Customer, CustomerTraits, RfmBoundaries
+from rapport.customers.traits import monetary_metric
 
 EARTH_RADIUS_KM = 6371.0
 KM_PER_DEGREE = math.pi * EARTH_RADIUS_KM / 180.0
@@ -181,12 +182,26 @@ def _json_array_contains(db: Session, column: Any, value: str) -> ColumnElement[
     return select(literal(1)).select_from(element).where(element.c.value == value).exists()
 
 
+def spend_in(currency: str) -> ColumnElement[int]:
+    """A customer's net spend in ``currency``'s minor units, in SQL: their entry of
+    ``customer_traits.spend_by_currency``, 0 without one (orders in other currencies never
+    count: there is no exchange rate)."""
+    return func.coalesce(CustomerTraits.spend_by_currency[currency].as_integer(), 0)
+
+
 def trait_audience(
-    db: Session, *, field: str, op: Comparison, value: Any, now: datetime
+    db: Session,
+    *,
+    field: str,
+    op: Comparison,
+    value: Any,
+    now: datetime,
+    currency: str | None = None,
 ) -> CustomerIds:
     """Customers whose trait ``field`` compares to ``value`` with ``op``.
 
     - counts and money (``order_count``, ``spend_minor``, ``event_count``): numbers;
+      ``spend_minor`` is the spend in ``currency`` (the shop's) only, which it requires;
     - moments (``last_order_at`` ...): whole days ago (``lte`` 30: in the last 30 days);
       customers without the moment never match;
     - ``channels``: ``contains`` a channel (web, app, store ...);
@@ -196,6 +211,10 @@ def trait_audience(
     """
     traits = select(CustomerTraits.customer_id)
     profiles = select(Customer.customer_id)
+    if field == "spend_minor":
+        if currency is None:
+            raise ValueError("spend is compared in a currency")
+        return as_customer_ids(traits.where(_compare(spend_in(currency), op, value)))
     if field in NUMERIC_TRAITS:
         return as_customer_ids(traits.where(_compare(getattr(CustomerTraits, field), op, value)))
     if field in DATE_TRAITS:
@@ -283,10 +302,12 @@ def rfm_audience(
     frequency: tuple[int, int] | None = None,
     monetary: tuple[int, int] | None = None,
     now: datetime,
+    currency: str,
 ) -> CustomerIds:
     """Customers whose RFM scores (1-5, 5 best, against the population's stored quintile
     boundaries) lie in the given inclusive ranges. Without boundaries (never computed) or an
-    order, a customer has no scores and matches nothing."""
+    order, a customer has no scores and matches nothing. Monetary is the spend in
+    ``currency`` (the shop's) against everyone's spend in it (``monetary.<currency>``)."""
     stored = {row.metric: list(row.boundaries) for row in db.scalars(select(RfmBoundaries))}
     query = select(CustomerTraits.customer_id).where(
         CustomerTraits.order_count > 0, CustomerTraits.last_order_at.is_not(None)
@@ -306,7 +327,7 @@ def rfm_audience(
         score = _score(CustomerTraits.order_count, stored.get("frequency", []))
         query = query.where(score >= frequency[0], score <= frequency[1])
     if monetary is not None:
-        score = _score(CustomerTraits.spend_minor, stored.get("monetary", []))
+        score = _score(spend_in(currency), stored.get(monetary_metric(currency), []))
         query = query.where(score >= monetary[0], score <= monetary[1])
     return as_customer_ids(query)
 

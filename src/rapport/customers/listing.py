@@ -38,6 +38,8 @@ class ListedCustomer:
     spend_minor: int
     currency: str | None
     granted: list[str] = field(default_factory=list)
+    # Net spend in each currency, by code (never added across currencies).
+    spend_by_currency: dict[str, int] = field(default_factory=dict)
 
 
 # When a customer joined: their first event when it is older than the profile (history
@@ -135,6 +137,7 @@ def list_customers(
                 CustomerTraits.order_count,
                 CustomerTraits.spend_minor,
                 CustomerTraits.currency,
+                CustomerTraits.spend_by_currency,
             ],
             filters,
         )
@@ -164,6 +167,10 @@ def list_customers(
             spend_minor=row.spend_minor or 0,
             currency=row.currency,
             granted=granted.get(row.customer_id, []),
+            spend_by_currency={
+                currency: int(minor)
+                for currency, minor in sorted((row.spend_by_currency or {}).items())
+            },
         )
         for row in rows
     ]

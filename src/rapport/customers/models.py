@@ -192,6 +192,10 @@ class CustomerTraits(Base):
     channels: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
     event_count: Mapped[int] = mapped_column(Integer, default=0)
     order_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Net spend (orders less returns and cancellations) in each currency, by code: amounts in
+    # different currencies are never added. ``spend_minor`` is the one in ``currency``, the
+    # latest order's; segments and RFM read the shop's currency's from the JSON.
+    spend_by_currency: Mapped[dict[str, int]] = mapped_column(JsonDocument, default=dict)
     spend_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     currency: Mapped[str | None] = mapped_column(String(3), default=None)
     first_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

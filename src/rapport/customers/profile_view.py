@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from rapport.customers.consent import consent_history, get_consents
@@ -20,7 +20,12 @@ from rapport.customers.models import (
 )
 from rapport.customers.preferences import get_preferences
 from rapport.customers.profiles import require_customer
-from rapport.customers.traits import quintile_boundaries, rfm_scores, trait_summary
+from rapport.customers.traits import (
+    monetary_metric,
+    quintile_boundaries,
+    rfm_scores,
+    trait_summary,
+)
 from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
@@ -36,22 +41,37 @@ def rfm_boundaries(db: Session) -> dict[str, list[float]]:
 
 def refresh_rfm_boundaries(db: Session) -> dict[str, list[float]]:
     """Recompute the population's quintile boundaries for recency, frequency and monetary
-    value (one pass over traits, run daily; per-event updates stay incremental)."""
+    value (one pass over traits, run daily; per-event updates stay incremental). Monetary has
+    boundaries in each currency customers bought in (``monetary.EUR``: everyone's spend in
+    euros): amounts in different currencies are never compared, and scores read the shop's."""
     now = clock.now()
     rows = db.execute(
         select(
-            CustomerTraits.last_order_at, CustomerTraits.order_count, CustomerTraits.spend_minor
+            CustomerTraits.last_order_at,
+            CustomerTraits.order_count,
+            CustomerTraits.spend_by_currency,
         ).where(CustomerTraits.order_count > 0)
     ).all()
     if not rows:
         return {}
+    currencies = sorted({currency for r in rows for currency in r.spend_by_currency or {}})
     metrics = {
         "recency_days": quintile_boundaries(
             [(now - r.last_order_at).total_seconds() / 86400 for r in rows if r.last_order_at]
         ),
         "frequency": quintile_boundaries([float(r.order_count) for r in rows]),
-        "monetary": quintile_boundaries([float(r.spend_minor) for r in rows]),
+    } | {
+        monetary_metric(currency): quintile_boundaries(
+            [float((r.spend_by_currency or {}).get(currency, 0)) for r in rows]
+        )
+        for currency in currencies
     }
+    # a currency nobody's spend is in any longer, and the single sum kept before
+    db.execute(
+        delete(RfmBoundaries).where(
+            RfmBoundaries.metric.startswith("monetary"), RfmBoundaries.metric.not_in(metrics)
+        )
+    )
     for metric, boundaries in metrics.items():
         upsert_rows(
             db,
@@ -187,17 +207,23 @@ def _months_between(first: str, last: str) -> list[str]:
 
 
 def customer_profile(
-    db: Session, *, customer_id: str, timeline_limit: int = 50, timeline_offset: int = 0
+    db: Session,
+    *,
+    customer_id: str,
+    currency: str,
+    timeline_limit: int = 50,
+    timeline_offset: int = 0,
 ) -> dict[str, Any]:
     """The customer 360: profile, identities, consents and their history, preferences,
-    traits (with RFM scores) and a page of events, latest first (``timeline_offset`` events
-    skipped; ``timeline_labels``: each one's :func:`timeline_label`, by log position)."""
+    traits (with RFM scores, monetary in ``currency``, the shop's) and a page of events,
+    latest first (``timeline_offset`` events skipped; ``timeline_labels``: each one's
+    :func:`timeline_label`, by log position)."""
     customer = require_customer(db, customer_id)
     cid = customer.customer_id
     traits = db.get(CustomerTraits, cid)
     summary = trait_summary(traits, now=clock.now()) if traits else None
     if summary is not None and traits is not None:
-        summary["rfm"] = rfm_scores(traits, rfm_boundaries(db), now=clock.now())
+        summary["rfm"] = rfm_scores(traits, rfm_boundaries(db), now=clock.now(), currency=currency)
     timeline = timeline_page(db, customer_id=cid, offset=timeline_offset, limit=timeline_limit)
     return {
         "customer": customer,

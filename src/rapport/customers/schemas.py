@@ -285,9 +285,19 @@ class TraitsOut(BaseModel):
     channels: list[str]
     event_count: int
     order_count: int
-    spend_minor: int
+    spend_minor: int = Field(
+        description="Net spend (orders less returns and cancellations) in `currency`, the latest"
+        " order's, in its minor units; orders in other currencies are not in it"
+    )
     currency: str | None
-    average_order_minor: int | None
+    spend_by_currency: dict[str, int] = Field(
+        default_factory=dict,
+        description="Net spend in each currency the customer bought in, by ISO 4217 code, in"
+        " that currency's minor units: amounts in different currencies are never added",
+    )
+    average_order_minor: int | None = Field(
+        description="Spend per order, while every order was in one currency (else null)"
+    )
     first_order_at: datetime | None
     last_order_at: datetime | None
     days_since_last_order: int | None

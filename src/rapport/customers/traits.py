@@ -162,6 +162,23 @@ def _bump(counts: dict[str, int] | None, key: str, by: int) -> dict[str, int]:
     return updated
 
 
+# The key of an amount whose event named no currency (ISO 4217's "no currency").
+NO_CURRENCY = "XXX"
+
+
+def _spend(traits: CustomerTraits, currency: str | None, by: int) -> None:
+    """Add ``by`` to the customer's spend in ``currency``: each currency is counted on its
+    own (there is no exchange rate), and ``spend_minor`` is the one in ``traits.currency``."""
+    traits.spend_by_currency = _bump(traits.spend_by_currency, currency or NO_CURRENCY, by)
+    traits.spend_minor = (traits.spend_by_currency or {}).get(traits.currency or NO_CURRENCY, 0)
+
+
+def spend_in(traits: CustomerTraits, currency: str) -> int:
+    """The customer's spend, net of returns and cancellations, in ``currency``'s minor units:
+    their orders in other currencies never count."""
+    return int((traits.spend_by_currency or {}).get(currency, 0))
+
+
 def _earliest(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b < a else a
 
@@ -191,8 +208,8 @@ def apply_event(traits: CustomerTraits, event: LoggedEvent, *, location_allowed:
     properties = event.properties or {}
     if event.type == "order_placed":
         traits.order_count = (traits.order_count or 0) + 1
-        traits.spend_minor = (traits.spend_minor or 0) + int(properties.get("total_minor", 0))
         traits.currency = properties.get("currency") or traits.currency
+        _spend(traits, traits.currency, int(properties.get("total_minor", 0)))
         traits.first_order_at = _earliest(traits.first_order_at, at)
         traits.last_order_at = _latest(traits.last_order_at, at)
         for line in properties.get("lines", []):
@@ -201,10 +218,13 @@ def apply_event(traits: CustomerTraits, event: LoggedEvent, *, location_allowed:
                     traits.category_counts, str(line["category"]), PURCHASE_WEIGHT
                 )
     elif event.type == "order_returned":
-        traits.spend_minor = (traits.spend_minor or 0) - int(properties.get("refund_minor", 0))
+        # in the order's currency; a return logged before returns said it: the latest order's
+        currency = properties.get("currency") or traits.currency
+        _spend(traits, currency, -int(properties.get("refund_minor", 0)))
     elif event.type == "order_cancelled":  # an order called off is no longer one they made
         traits.order_count = max((traits.order_count or 0) - 1, 0)
-        traits.spend_minor = (traits.spend_minor or 0) - int(properties.get("total_minor", 0))
+        currency = properties.get("currency") or traits.currency
+        _spend(traits, currency, -int(properties.get("total_minor", 0)))
     elif event.type == "product_viewed" and properties.get("category"):
         traits.category_counts = _bump(
             traits.category_counts, str(properties["category"]), VIEW_WEIGHT
@@ -232,15 +252,16 @@ def merge_traits(target: CustomerTraits, source: CustomerTraits) -> None:
         value = getattr(source, name)
         if value is not None:
             setattr(target, name, _latest(getattr(target, name), value))
-    for name in ("event_count", "order_count", "spend_minor"):
+    for name in ("event_count", "order_count"):
         setattr(target, name, (getattr(target, name) or 0) + (getattr(source, name) or 0))
     target.channels = sorted({*(target.channels or []), *(source.channels or [])})
     target.currency = target.currency or source.currency
-    for name in ("category_counts", "store_counts"):
+    for name in ("category_counts", "store_counts", "spend_by_currency"):
         combined = dict(getattr(target, name) or {})
         for key, count in (getattr(source, name) or {}).items():
             combined[key] = combined.get(key, 0) + count
         setattr(target, name, combined)
+    target.spend_minor = spend_in(target, target.currency or NO_CURRENCY)
     if source.last_location_at is not None and (
         target.last_location_at is None or source.last_location_at > target.last_location_at
     ):
@@ -252,10 +273,23 @@ def _top(counts: dict[str, int] | None, n: int) -> list[str]:
     return [key for key, _ in sorted((counts or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
 
 
+def spend_by_currency(traits: CustomerTraits) -> dict[str, int]:
+    """The customer's net spend in each currency they bought in, by currency code: amounts in
+    different currencies are never added (there is no exchange rate in Rapport)."""
+    return {
+        currency: int(minor)
+        for currency, minor in sorted((traits.spend_by_currency or {}).items())
+        if currency != NO_CURRENCY or minor
+    }
+
+
 def trait_summary(traits: CustomerTraits, *, now: datetime) -> dict[str, Any]:
     """Traits as the 360 view shows them, with the derived ones (average order value, days
-    since the last order, favourite categories, preferred store)."""
+    since the last order, favourite categories, preferred store). ``spend_minor`` is the spend
+    in ``currency`` (the latest order's) and ``spend_by_currency`` every currency's; the
+    average order value is given only while every order was in one currency."""
     orders = traits.order_count or 0
+    spends = spend_by_currency(traits)
     return {
         "first_seen_at": traits.first_seen_at,
         "last_seen_at": traits.last_seen_at,
@@ -264,7 +298,10 @@ def trait_summary(traits: CustomerTraits, *, now: datetime) -> dict[str, Any]:
         "order_count": orders,
         "spend_minor": traits.spend_minor or 0,
         "currency": traits.currency,
-        "average_order_minor": (traits.spend_minor or 0) // orders if orders else None,
+        "spend_by_currency": spends,
+        "average_order_minor": (traits.spend_minor or 0) // orders
+        if orders and len(spends) <= 1
+        else None,
         "first_order_at": traits.first_order_at,
         "last_order_at": traits.last_order_at,
         "days_since_last_order": (now - traits.last_order_at).days
@@ -292,20 +329,28 @@ def quintile_boundaries(values: list[float]) -> list[float]:
     return [ordered[min(len(ordered) - 1, (len(ordered) * q) // 5)] for q in (1, 2, 3, 4)]
 
 
+def monetary_metric(currency: str) -> str:
+    """The RFM boundaries of spend in ``currency`` (``monetary.EUR``)."""
+    return f"monetary.{currency}"
+
+
 def _score(value: float, boundaries: list[float]) -> int:
     return bisect.bisect_right(boundaries, value) + 1
 
 
 def rfm_scores(
-    traits: CustomerTraits, boundaries: dict[str, list[float]], *, now: datetime
+    traits: CustomerTraits, boundaries: dict[str, list[float]], *, now: datetime, currency: str
 ) -> dict[str, int] | None:
     """Recency, frequency and monetary scores 1-5 (5 best) against the population's quintiles;
-    ``None`` before the first order or before boundaries have been computed."""
+    ``None`` before the first order or before boundaries have been computed. Monetary is the
+    spend in ``currency`` (the shop's) against everyone's spend in it."""
     if not traits.order_count or traits.last_order_at is None or not boundaries:
         return None
     recency_days = (now - traits.last_order_at).total_seconds() / 86400
     return {
         "recency": 6 - _score(recency_days, boundaries.get("recency_days", [])),
         "frequency": _score(float(traits.order_count), boundaries.get("frequency", [])),
-        "monetary": _score(float(traits.spend_minor or 0), boundaries.get("monetary", [])),
+        "monetary": _score(
+            float(spend_in(traits, currency)), boundaries.get(monetary_metric(currency), [])
+        ),
     }

@@ -222,3 +222,6 @@ class OrderReturned(DomainEvent):
     recorded_by: str | None = None
     """Who recorded the return: an admin user's login, or ``api:<key name>``; None for one
     recorded before December 2026 or loaded from history."""
+    currency: str | None = None
+    """The order's currency, that of ``refund_minor`` (traits take the refund off the spend in
+    it); None for a return logged before December 2026."""

@@ -215,6 +215,7 @@ def import_orders(db: Session, *, orders: Sequence[ImportedOrder], source: str =
                     refund_minor=sum(
                         row["refund_minor"] for row in return_rows if row["order_id"] == o.order_id
                     ),
+                    currency=o.currency,
                     lines=[
                         order_events.ReturnedLine(
                             sku=r.sku,

@@ -312,6 +312,7 @@ def record_return(
             points_paid_minor=points.paid_minor,
             points_refunded_to_date_minor=points.refunded_to_date_minor,
             recorded_by=recorded_by,
+            currency=order.currency,
             lines=[
                 order_events.ReturnedLine(
                     sku=r.sku,

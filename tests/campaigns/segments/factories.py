@@ -44,6 +44,10 @@ def make_customer(
 
 
 def set_traits(db: Session, customer_id: str, **values: Any) -> None:
+    """Set traits as the profile processor keeps them: a ``spend_minor`` is the spend in
+    ``currency`` (EUR, the program's, unless given), so it is that currency's spend too."""
+    if "spend_minor" in values and "spend_by_currency" not in values:
+        values["spend_by_currency"] = {values.get("currency") or "EUR": values["spend_minor"]}
     row = db.get(CustomerTraits, customer_id)
     if row is None:
         row = CustomerTraits(customer_id=customer_id, updated_at=clock.now())

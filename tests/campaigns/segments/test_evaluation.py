@@ -209,7 +209,7 @@ def test_rfm_scores_follow_the_stored_boundaries(db: Session) -> None:
     for metric, boundaries in {
         "recency_days": [10.0, 30.0, 90.0, 180.0],
         "frequency": [2.0, 3.0, 5.0, 8.0],
-        "monetary": [5_000.0, 10_000.0, 30_000.0, 60_000.0],
+        "monetary.EUR": [5_000.0, 10_000.0, 30_000.0, 60_000.0],
     }.items():
         db.add(RfmBoundaries(metric=metric, boundaries=boundaries, computed_at=NOW))
     db.commit()

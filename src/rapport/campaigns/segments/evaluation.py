@@ -129,7 +129,15 @@ def _condition_part(db: Session, condition: Condition, *, now: datetime, index: 
         op = condition.op
         try:
             return _Part(
-                customers.trait_audience(db, field=condition.field, op=op, value=value, now=now)
+                customers.trait_audience(
+                    db,
+                    field=condition.field,
+                    op=op,
+                    value=value,
+                    now=now,
+                    # spend in the program's currency, as the builder types it
+                    currency=loyalty.get_program(db).currency,
+                )
             )
         except ValueError as error:
             raise InvalidInput(str(error), field=f"conditions.{index}.op") from None
@@ -152,6 +160,7 @@ def _condition_part(db: Session, condition: Condition, *, now: datetime, index: 
                 frequency=condition.frequency,
                 monetary=condition.monetary,
                 now=now,
+                currency=loyalty.get_program(db).currency,
             )
         )
     if isinstance(condition, PredictedValueCondition):

@@ -246,7 +246,9 @@ def widgets_for(
         known = choices.get(f"{kind}.{name}") or choices.get(name)
         common: dict[str, Any] = {"name": name, "label": label, "required": name in required}
         if kind == "trait" and name == "value":
-            common["label"] = f"{label} (an amount in {currency} for spend)"
+            common["label"] = (
+                f"{label} (an amount in {currency} for spend: orders in {currency} only)"
+            )
             widgets.append(Widget(control="value", currency=currency, **common))
         elif name.endswith("_minor") and spec.get("type") == "integer":
             bounds = _number_bounds(spec)
