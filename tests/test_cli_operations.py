@@ -88,6 +88,9 @@ def test_worker_refuses_a_database_with_migrations_pending_as_serve_does(databas
     for result in (worker, serve):
         assert result.exit_code == 2, _said(result)
         assert "migration(s) pending. Run: rapport migrate" in _said(result)
+        # on stderr, as every refusal, with nothing on stdout
+        assert "migration(s) pending" in " ".join(result.stderr.split())
+        assert result.stdout == ""
         assert "Ran" not in _said(result)
     # and once migrated, the worker runs
     assert _rapport("migrate").exit_code == 0
@@ -113,6 +116,8 @@ def test_a_database_migrated_by_a_newer_rapport_is_named_as_such(database) -> No
         assert f"migrated by a newer Rapport (revision {UNKNOWN} is unknown" in said, said
         assert "restore the backup" in said
         assert "pending" not in said
+        assert "migrated by a newer Rapport" in " ".join(result.stderr.split())
+        assert "newer Rapport" not in result.stdout
         assert "Traceback" not in said
     assert _revisions(database) == (UNKNOWN,)
 

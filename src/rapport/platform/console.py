@@ -31,6 +31,7 @@ from rapport.platform.db import get_engine
 from rapport.platform.errors import MalformedFile
 
 console = Console()
+errors = Console(stderr=True)
 
 # Stands in for "-" while help is laid out: lines break between words only.
 _UNBROKEN_HYPHEN = "\u2011"
@@ -227,5 +228,6 @@ def require_migrated() -> None:
         problem = schema_problem(connection)
     if problem is not None:
         what, remedy = problem
-        console.print(f"[red]{what}[/red] {remedy}", soft_wrap=True, highlight=False)
+        # On stderr, as every refusal: a script reading stdout gets nothing from it.
+        errors.print(f"[red]{what}[/red] {remedy}", soft_wrap=True, highlight=False)
         raise typer.Exit(code=2)
