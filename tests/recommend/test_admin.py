@@ -226,6 +226,12 @@ def test_a_setting_the_action_ignores_is_refused_beside_its_field(
         ({"factor": "nan"}, "factor", "Factor: Input should be a finite number"),
         ({"factor": "inf"}, "factor", "Factor: Input should be a finite number"),
         (
+            {"factor": "1"},
+            "factor",
+            "Factor: boost multiplies the score by a factor from 1.1 to 100, not 1: a factor "
+            "this close to 1 changes (almost) nothing",
+        ),
+        (
             {"starts_at": "2026-12-10T10:00", "ends_at": "2026-12-09T10:00"},
             "ends_at",
             "Until: must be after From",

@@ -202,7 +202,7 @@ def test_rules_are_created_once_per_idempotency_key_and_audited(
     assert first.status_code == 201
     assert again.status_code == 201
     assert again.json()["id"] == first.json()["id"]
-    assert len(client.get("/v1/recommendations/rules", headers=headers).json()) == 1
+    assert len(client.get("/v1/recommendations/rules", headers=headers).json()["items"]) == 1
     home = client.get("/v1/recommendations?placement=home", headers=headers).json()
     assert home["items"][0]["sku"] == "W-MONTE"
     assert home["items"][0]["reason"] == "pinned"
@@ -351,7 +351,7 @@ def test_an_incomplete_rule_is_refused_naming_the_field_to_fix(
     assert problem["errors"][0]["pointer"] == f"/{field}"
     assert problem["detail"] == f"{field}: {message}"
     # and nothing is saved
-    assert client.get("/v1/recommendations/rules", headers=headers).json() == []
+    assert client.get("/v1/recommendations/rules", headers=headers).json()["items"] == []
 
 
 @pytest.mark.parametrize(
@@ -411,7 +411,7 @@ def test_a_rule_with_a_setting_its_action_ignores_is_refused_naming_it(
     assert problem["field"] == field
     assert problem["errors"][0]["pointer"] == f"/{field}"
     assert problem["detail"] == f"{field}: {message}"
-    assert client.get("/v1/recommendations/rules", headers=headers).json() == []
+    assert client.get("/v1/recommendations/rules", headers=headers).json()["items"] == []
     # and without it the same rule is taken
     without = {
         k: v
@@ -445,7 +445,7 @@ def test_a_rule_that_could_never_apply_is_refused_naming_its_field(
     assert response.status_code == 422
     assert response.json()["field"] == field
     assert words in response.json()["detail"]
-    assert client.get("/v1/recommendations/rules", headers=headers).json() == []
+    assert client.get("/v1/recommendations/rules", headers=headers).json()["items"] == []
     # and a rule already saved cannot be changed into one either
     saved = client.post(
         "/v1/recommendations/rules", json=rule, headers={**headers, "Idempotency-Key": "ok"}
@@ -458,7 +458,7 @@ def test_a_rule_that_could_never_apply_is_refused_naming_its_field(
     )
     assert changed.status_code == 422
     assert changed.json()["field"] == field
-    kept = client.get("/v1/recommendations/rules", headers=headers).json()
+    kept = client.get("/v1/recommendations/rules", headers=headers).json()["items"]
     assert [(r["sku"], r["segment"]) for r in kept] == [("W-MONTE", None)]
 
 
@@ -646,7 +646,7 @@ def test_every_setting_naming_what_does_not_exist_is_in_the_problems_errors(
     assert [e["pointer"] for e in problem["errors"]] == ["/value", "/segment"]
     assert "use 'Wine'" in problem["errors"][0]["message"]
     assert problem["detail"].endswith("(and 1 more)")
-    assert client.get("/v1/recommendations/rules", headers=headers).json() == []
+    assert client.get("/v1/recommendations/rules", headers=headers).json()["items"] == []
 
 
 def test_a_category_value_is_stored_without_a_trailing_slash(

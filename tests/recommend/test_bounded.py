@@ -239,9 +239,9 @@ def test_a_read_stuck_waiting_answers_503_at_its_deadline(
     # Given a read whose handler waits (in a worker thread) far longer than its budget
     real_list_rules = service.list_rules
 
-    def slow_list_rules(db: Session) -> Any:
+    def slow_list_rules(db: Session, **page: Any) -> Any:
         time.sleep(2)
-        return real_list_rules(db)
+        return real_list_rules(db, **page)
 
     monkeypatch.setattr(service, "list_rules", slow_list_rules)
     headers = auth(api_key("read"))
@@ -271,9 +271,9 @@ def test_a_command_is_not_cut_off_by_the_budget(
     response = tight_client.post("/v1/recommendations/rules", json=rule, headers=headers)
     # Then it completes and says so: a 503 could land after its commit
     assert response.status_code == 201
-    assert tight_client.get("/v1/recommendations/rules", headers=headers).json()[0]["name"] == (
-        "Rioja first"
-    )
+    assert tight_client.get("/v1/recommendations/rules", headers=headers).json()["items"][0][
+        "name"
+    ] == ("Rioja first")
 
 
 def test_work_outside_a_request_has_no_deadline_and_inside_one_stops() -> None:

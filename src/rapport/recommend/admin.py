@@ -27,6 +27,7 @@ from rapport.platform.admin import (
 from rapport.platform.charts import Chart, Series
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, Problem, pinpointed
+from rapport.platform.paging import PageParams
 from rapport.platform.settings import AppSettings
 from rapport.recommend import service
 from rapport.recommend.algorithms import SEASON
@@ -161,7 +162,7 @@ def _page(
             "parts_chart": _parts_chart(serving),
             "protocols": service.PROTOCOL_LABELS,
             "part_label": service.part_label,
-            "rules": service.list_rules(db),
+            "rule_counts": service.count_rules(db),
             "changes": service.rule_changes(db, limit=15),
             "placements": PLACEMENTS,
             "actions": RULE_ACTIONS,
@@ -438,14 +439,24 @@ def _rule_page(
 
 
 @router.get("/rules", response_class=HTMLResponse)
-def rules_page(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
-    """Every merchandising rule with its edit link, and the recent changes."""
+def rules_page(
+    request: Request, db: DbSession, user: CurrentAdmin, paging_request: PageParams
+) -> HTMLResponse:
+    """The merchandising rules a page at a time, each with its edit link and what it holds
+    that a rule saved now is refused for, and the recent changes."""
+    total, on = service.count_rules(db)
+    paging = paging_request.of(total)
+    rules = service.list_rules(db, offset=paging.offset, limit=paging.per_page)
     return render(
         request,
         "recommend/rules.html",
         {
             "user": user,
-            "rules": service.list_rules(db),
+            "rules": rules,
+            "problems": {rule.id: service.stored_rule_problems(db, rule) for rule in rules},
+            "paging": paging,
+            "on": on,
+            "max_on": service.MAX_ACTIVE_RULES,
             "changes": service.rule_changes(db, limit=15),
         },
     )

@@ -13,8 +13,10 @@ from rapport.platform import clock
 from rapport.platform.auth import OPENAPI_SECURITY, ReadKey, WriteKey, admit
 from rapport.platform.concurrency import run_command
 from rapport.platform.db import DbSession
+from rapport.platform.errors import InvalidInput
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.openapi import parse_query, query_parameters
+from rapport.platform.schemas import Page, PageCursor, page_of
 from rapport.platform.service import Scope
 from rapport.platform.settings import AppSettings, app_settings
 from rapport.recommend import service
@@ -90,9 +92,26 @@ def _rule_out(rule: MerchRule) -> dict[str, object]:
 
 
 @router.get("/rules")
-def list_rules(db: DbSession, _key: ReadKey) -> list[RuleOut]:
-    """Every merchandising rule, active or not."""
-    return [RuleOut.model_validate(r, from_attributes=True) for r in service.list_rules(db)]
+def list_rules(
+    db: DbSession,
+    _key: ReadKey,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: PageCursor = None,
+) -> Page[RuleOut]:
+    """The merchandising rules, on or not, oldest first, a page at a time."""
+    if cursor is not None and not (cursor.isdigit() and len(cursor) <= 10):
+        raise InvalidInput(
+            "not a cursor this list gave: send next_cursor of the previous page", field="cursor"
+        )
+    found = service.list_rules(
+        db, after_id=int(cursor) if cursor is not None else None, limit=limit + 1
+    )
+    return page_of(
+        found,
+        limit=limit,
+        item=lambda r: RuleOut.model_validate(r, from_attributes=True),
+        cursor=service.rule_cursor,
+    )
 
 
 @router.post("/rules", status_code=status.HTTP_201_CREATED, response_model=RuleOut)

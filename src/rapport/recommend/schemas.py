@@ -175,6 +175,37 @@ NOT_TAKEN: dict[str, dict[str, str]] = {
 }
 
 
+# The factors of a boost (score x factor) and a bury (score ÷ factor) that mean something: a
+# tenth more or less at least (1 does nothing), a hundredfold at most (beyond, a boost buries
+# everything else and a bury hides the item, which is what exclude is for).
+FACTOR_RANGE = (1.1, 100.0)
+
+
+def factor_problem(action: object, factor: object) -> str | None:
+    """Why a boost's or bury's factor means nothing or hides what it says, saying what to use
+    instead; None when it is in :data:`FACTOR_RANGE` (or the action takes no factor)."""
+    if action not in ("boost", "bury") or not isinstance(factor, int | float):
+        return None
+    low, high = FACTOR_RANGE
+    if low <= factor <= high:
+        return None
+    word = "multiplies" if action == "boost" else "divides"
+    # What a factor beyond the range amounts to: a boost puts items first, a bury hides them.
+    first, hide = "to put the items first use a pin", "to never show the items use exclude"
+    if factor < 1:
+        other, way = ("bury", "lower") if action == "boost" else ("boost", "raise")
+        instead = f"to {way} items use {other} with {1 / factor:.3g}"
+        if 1 / factor > high:
+            instead = hide if action == "boost" else first
+    elif factor < low:
+        instead = f"a factor this close to 1 changes (almost) nothing: use {low:g} or more"
+    else:
+        instead = first if action == "boost" else hide
+    return (
+        f"{action} {word} the score by a factor from {low:g} to {high:g}, not {factor:g}: {instead}"
+    )
+
+
 def rule_value(attribute: object, value: str) -> str:
     """A rule's value as it is stored and compared: a category path loses any trailing ``/``
     (``Wine/`` is ``Wine``, ``Wine/Red/`` is ``Wine/Red``), which matching always ignored and
@@ -208,10 +239,23 @@ class RuleIn(StrictModel):
     attribute: Attribute | None = None
     value: str | None = Field(default=None, min_length=1, max_length=300)
     position: int | None = Field(default=None, ge=1, le=100)
-    factor: float | None = Field(default=None, gt=0, le=100, allow_inf_nan=False)
+    factor: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="boost: the score times this; bury: the score divided by it; from 1.1 to 100",
+    )
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     active: bool = True
+
+    @field_validator("factor")
+    @classmethod
+    def _factor(cls, factor: float | None, info: ValidationInfo) -> float | None:
+        problem = factor_problem(info.data.get("action"), factor)
+        if problem is not None:
+            raise ValueError(problem)
+        return factor
 
     @field_validator("value")
     @classmethod
