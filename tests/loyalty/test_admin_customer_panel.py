@@ -21,7 +21,7 @@ from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.orders import service as orders
 from rapport.platform import clock
-from rapport.platform.errors import InvalidInput
+from rapport.platform.errors import NotFound
 from tests.loyalty.factories import T0, frozen_clock, make_customer
 from tests.platform.admin_forms import csrf_token, said_after
 
@@ -134,7 +134,7 @@ def test_no_coupon_is_issued_to_an_erased_customer(
 
 def test_the_coupon_verbs_refuse_an_erased_customer(db: Session) -> None:
     customer_id = _erased_member(db)
-    with pytest.raises(InvalidInput) as free:
+    with pytest.raises(NotFound) as free:
         reward_coupons.create_campaign_coupon(
             db,
             rule="goodwill:five-off",
@@ -143,10 +143,12 @@ def test_the_coupon_verbs_refuse_an_erased_customer(db: Session) -> None:
             expires_at=clock.now() + timedelta(days=30),
             customer_id=customer_id,
         )
-    with pytest.raises(InvalidInput) as paid:
+    with pytest.raises(NotFound) as paid:
         reward_coupons.redeem_reward(db, customer_id=customer_id, reward_id="five-off")
+    # (404 "was erased", what every endpoint answers for an erased customer)
     assert (free.value.field, paid.value.field) == ("customer_id", "customer_id")
     assert "was erased" in free.value.detail
+    assert free.value.status == paid.value.status == 404
     assert _coupons(db) == 0
 
 
