@@ -44,7 +44,13 @@ def list_products(
     _key: ReadKey,
     cursor: PageCursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    category: Annotated[str | None, Query(description="Category path prefix")] = None,
+    category: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            description="Category path prefix (an empty one is refused: 422)",
+        ),
+    ] = None,
 ) -> Page[ProductOut]:
     """Products in SKU order, one page at a time (the last page has no next_cursor)."""
     products = service.list_products(db, after_sku=cursor, limit=limit + 1, category=category)
