@@ -61,12 +61,15 @@ class Store(Base):
 
 class StockLevel(Base):
     """Units of a product at one location (a store, or ``web`` for the online warehouse).
-    ``reserved`` units are promised to pick-up orders; the database refuses to over-reserve."""
+    ``reserved`` units are promised to pick-up orders (reserving is guarded by what is
+    available); a count below them is recorded as it is, the level then short of them."""
 
     __tablename__ = "stock_levels"
     __table_args__ = (
         CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
-        CheckConstraint("reserved >= 0 AND reserved <= on_hand", name="reserved_within_on_hand"),
+        # A count below the reservations is recorded as it is (a reserved unit broke): the
+        # level is short of them, never negative.
+        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
         Index("ix_stock_levels_store_id", "store_id"),
     )
 

@@ -195,6 +195,7 @@ class AvailabilityOut(StrictModel):
                     "reserved": 2,
                     "available": 5,
                     "distance_km": 2.1,
+                    "short_by": 0,
                 },
                 {
                     "store_id": "web",
@@ -205,6 +206,7 @@ class AvailabilityOut(StrictModel):
                     "reserved": None,
                     "available": None,
                     "distance_km": None,
+                    "short_by": None,
                 },
             ]
         }
@@ -219,8 +221,16 @@ class AvailabilityOut(StrictModel):
     )
     on_hand: int | None
     reserved: int | None = Field(description="Units reserved for pick-up orders")
-    available: int | None = Field(description="On hand less reserved; null when not tracked")
+    available: int | None = Field(
+        description="On hand less reserved, never below 0; null when not tracked"
+    )
     distance_km: float | None
+    short_by: int | None = Field(
+        default=None,
+        description="Reserved units the count on hand cannot cover (a count below the "
+        "reservations was recorded: a reserved unit broke or went missing), 0 when every "
+        "reservation is covered; null when not tracked",
+    )
 
 
 class ChannelPriceIn(StrictModel):

@@ -42,6 +42,7 @@ __all__ = [
     "StoreUpsert",
     "attribute_values",
     "available_at",
+    "available_units",
     "catalog_problems",
     "category_condition",
     "category_warnings",
@@ -75,6 +76,7 @@ __all__ = [
     "rule_recency",
     "set_channel_price",
     "set_stock",
+    "short_by",
     "stock_view",
     "take_stock",
     "unknown_categories",
@@ -244,9 +246,11 @@ WEB_LOCATION = "web"
 
 def set_stock(db: Session, *, levels: Sequence[tuple[str, str, int]]) -> int:
     """Set on-hand units for (sku, store_id, units) triples in one transaction; reservations
-    stay. Unknown stores or SKUs, a SKU and location given twice and a level below its
-    reservations are refused, naming ``levels.<index>.<field>``, before anything is written.
-    Returns how many levels were written."""
+    stay. Unknown stores or SKUs and a SKU and location given twice are refused, naming
+    ``levels.<index>.<field>``, before anything is written. A count below the units reserved
+    for pick-up is recorded as it is (the physical count is the truth: a reserved unit broke);
+    the level then shows 0 available and how many reserved units it is short
+    (:func:`short_by`). Returns how many levels were written."""
     refuse_repeats(
         [(sku, store_id) for sku, store_id, _ in levels],
         within="levels",
@@ -266,13 +270,6 @@ def set_stock(db: Session, *, levels: Sequence[tuple[str, str, int]]) -> int:
                 field=f"levels.{index}.store_id",
             )
     existing = [db.get(StockLevel, (sku, store_id)) for sku, store_id, _ in levels]
-    for index, ((sku, store_id, units), level) in enumerate(zip(levels, existing, strict=True)):
-        if level is not None and units < level.reserved:
-            raise InvalidInput(
-                f"{sku} at {store_id}: {level.reserved} units are reserved for pick-up; "
-                f"on hand cannot drop to {units}",
-                field=f"levels.{index}.on_hand",
-            )
     now = clock.now()
     for (sku, store_id, units), level in zip(levels, existing, strict=True):
         if level is None:
@@ -288,7 +285,7 @@ def set_stock(db: Session, *, levels: Sequence[tuple[str, str, int]]) -> int:
 
 def load_stock(db: Session, *, levels: Sequence[tuple[str, str, int]]) -> int:
     """Bulk-set on-hand units (imports, demo): one statement per batch. Reservations stay;
-    a level below its reservations is refused by the database's check."""
+    a level below its reservations is recorded as it is, short of them."""
     now = clock.now()
     upsert_rows(
         db,
@@ -320,11 +317,17 @@ def reserve_stock(db: Session, *, sku: str, store_id: str, quantity: int) -> boo
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def collect_reserved(db: Session, *, sku: str, store_id: str, quantity: int) -> None:
-    """Reserved units leave the shop with the customer (inside the caller's transaction)."""
-    db.execute(
+def collect_reserved(db: Session, *, sku: str, store_id: str, quantity: int) -> bool:
+    """Reserved units leave the shop with the customer (inside the caller's transaction).
+    False, and nothing moved, where the shop counts fewer units on hand than that (a count
+    below its reservations was recorded: :func:`short_by`)."""
+    result = db.execute(
         update(StockLevel)
-        .where(StockLevel.sku == sku, StockLevel.store_id == store_id)
+        .where(
+            StockLevel.sku == sku,
+            StockLevel.store_id == store_id,
+            StockLevel.on_hand >= quantity,
+        )
         .values(
             on_hand=StockLevel.on_hand - quantity,
             reserved=StockLevel.reserved - quantity,
@@ -332,6 +335,19 @@ def collect_reserved(db: Session, *, sku: str, store_id: str, quantity: int) -> 
         )
         .execution_options(synchronize_session=False)
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def available_units(on_hand: int, reserved: int) -> int:
+    """Units a level can still sell or reserve: on hand less reserved, never below 0 (a count
+    below the reservations leaves none, and :func:`short_by` says by how many)."""
+    return max(on_hand - reserved, 0)
+
+
+def short_by(on_hand: int, reserved: int) -> int:
+    """How many reserved units a level cannot hand over: reserved less on hand, 0 when every
+    reservation is covered."""
+    return max(reserved - on_hand, 0)
 
 
 def release_reserved(db: Session, *, sku: str, store_id: str, quantity: int) -> None:
@@ -416,8 +432,9 @@ class Availability:
     tracked: bool
     on_hand: int | None
     reserved: int | None
-    available: int | None  # on hand less reserved for pick-up
+    available: int | None  # on hand less reserved for pick-up, never below 0
     distance_km: float | None
+    short_by: int | None = None  # reserved units the count cannot cover (None: not tracked)
 
 
 def stock_view(
@@ -449,8 +466,9 @@ def stock_view(
                 tracked=level is not None,
                 on_hand=level.on_hand if level else None,
                 reserved=level.reserved if level else None,
-                available=(level.on_hand - level.reserved) if level else None,
+                available=available_units(level.on_hand, level.reserved) if level else None,
                 distance_km=distance,
+                short_by=short_by(level.on_hand, level.reserved) if level else None,
             )
         )
     return sorted(view, key=lambda a: (a.distance_km is None, a.distance_km or 0.0, a.store_id))
@@ -786,7 +804,7 @@ def available_at(db: Session, *, store_id: str, skus: Sequence[str]) -> dict[str
         )
     )
     available: dict[str, int | None] = dict.fromkeys(skus)
-    available.update({str(sku): int(units) for sku, units in rows})
+    available.update({str(sku): max(int(units), 0) for sku, units in rows})
     return available
 
 

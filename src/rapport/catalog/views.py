@@ -17,11 +17,13 @@ from rapport.catalog.models import ChannelPrice, Product, StockLevel, Store
 from rapport.catalog.service import (
     CATEGORY_SEPARATOR,
     WEB_LOCATION,
+    available_units,
     category_condition,
     channel_prices,
     count_price_differences,
     price_consistency_report,
     price_on,
+    short_by,
 )
 from rapport.platform import clock
 
@@ -57,10 +59,11 @@ class StockRow:
     city: str
     on_hand: int
     reserved: int
-    available: int
+    available: int  # never below 0
     store_price_minor: int | None = None
     tracked: bool = True  # False: the location keeps no stock level for the product
     store_price_reason: str | None = None
+    short_by: int = 0  # reserved units the count on hand cannot cover
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,7 @@ def product_rows(
                 StockLevel.sku, StockLevel.store_id, StockLevel.on_hand, StockLevel.reserved
             ).where(StockLevel.sku.in_(skus))
         ):
-            available = on_hand - reserved
+            available = available_units(on_hand, reserved)
             if store_id == WEB_LOCATION:
                 web[sku] = web.get(sku, 0) + available
             else:
@@ -224,10 +227,11 @@ def product_detail(db: Session, *, sku: str) -> ProductDetail | None:
                 city=store.city,
                 on_hand=on_hand,
                 reserved=reserved,
-                available=on_hand - reserved,
+                available=available_units(on_hand, reserved),
                 store_price_minor=store_price,
                 store_price_reason=rule.reason if rule else None,
                 tracked=level is not None,
+                short_by=short_by(on_hand, reserved),
             )
         )
     open_rules = frozenset(r.id for r in rules if not rule_over(r, now))
@@ -255,7 +259,11 @@ def _stock_out_of_step() -> Select[Any]:
     altogether, summed in SQL. A location that keeps no level for a product does not track
     it (orders for it there are not limited): it counts for nothing here, and a product
     tracked nowhere is never out of step."""
-    available = StockLevel.on_hand - StockLevel.reserved
+    # Never below 0: a level short of its reservations has nothing to sell, not less.
+    available = case(
+        (StockLevel.on_hand > StockLevel.reserved, StockLevel.on_hand - StockLevel.reserved),
+        else_=0,
+    )
     online = func.coalesce(
         func.sum(case((StockLevel.store_id == WEB_LOCATION, available), else_=0)), 0
     )

@@ -75,12 +75,16 @@ def confirm_pickup(
         # are not handed over: their reservation goes, and where that return counted them
         # back into this shop's stock (they never left), they are taken out of it again.
         counted_back = min(line.returned_quantity, restocked.get(line.line_no, 0))
-        catalog.collect_reserved(
-            db,
-            sku=line.sku,
-            store_id=store_id,
-            quantity=line.quantity - line.returned_quantity + counted_back,
-        )
+        handed = line.quantity - line.returned_quantity + counted_back
+        if not catalog.collect_reserved(db, sku=line.sku, store_id=store_id, quantity=handed):
+            # The shop's count fell below its reservations (a reserved unit broke): the
+            # caller's transaction ends with the error, so nothing is handed over.
+            raise Conflict(
+                f"{store_id} counts fewer than the {handed} x {line.sku} reserved for order "
+                f"{order_id} (its stock is short of its reservations): hand over nothing, then "
+                "correct the count with PUT /v1/stock or cancel the order",
+                field=f"lines.{line.line_no - 1}.quantity",
+            )
         if line.returned_quantity > counted_back:
             catalog.release_reserved(
                 db, sku=line.sku, store_id=store_id, quantity=line.returned_quantity - counted_back
