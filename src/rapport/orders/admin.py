@@ -6,6 +6,7 @@ risk of a basket like the last one)."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Annotated, Any, get_args
@@ -354,6 +355,9 @@ REPEAT_REFUSED = {
 }
 
 
+_FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
 def _return_lines(
     lines: list[Any], form: dict[str, str]
 ) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
@@ -412,6 +416,12 @@ def record_return(
     token = sent_token(form)
     if not errors and not token:
         errors["lines"] = "This form has expired; open the orders page again"
+    elif not errors and not _FORM_TOKEN.fullmatch(token):
+        # Not one this page gave out (form_token: URL-safe, as Idempotency-Key at most 200
+        # characters): said so, rather than "sent already" from the key's own refusal.
+        errors["lines"] = (
+            "This form is not valid (not one this page gave out); open the orders page again"
+        )
     if not errors:
         try:
             request_in = ReturnIn(
