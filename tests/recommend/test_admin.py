@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
+from rapport.catalog import service as catalog
+from rapport.catalog.schemas import ProductUpsert
 from rapport.platform import service as platform
 from rapport.platform.settings import Settings
 from rapport.recommend import service
@@ -471,3 +473,59 @@ def test_a_category_with_a_trailing_slash_is_saved_without_it(
     )
     assert post_form(client, "/admin/recommendations/rules", fields).status_code == 200
     assert [r.value for r in service.list_rules(db)] == ["Wine/Red"]
+
+
+def test_a_tiny_shops_verdict_says_its_customers_are_too_few_to_tell(
+    client: Any, db: Session, settings: Settings, signed_in: None
+) -> None:
+    # given a version measured on a small shop's few validation customers
+    tiny = {
+        **MEASURED,
+        "repeat": {**MEASURED["repeat"], "users": 40},
+        "discover": {**MEASURED["discover"], "users": 1},
+    }
+    _version(db, "v-tiny", tiny, 2)
+    directory = service.models_directory(settings.data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    service.make_current(directory, "v-tiny")
+    page = client.get("/admin/recommendations").text
+    # then each verdict gives the figures but says they are too few to tell, not which is better
+    repeat = re.sub(r"\s+", " ", page[page.index('data-testid="verdict-repeat"') :][:600])
+    repeat = repeat[: repeat.index("</p>")]
+    assert "on only 40 customers the blend served found 31.6%" in repeat
+    assert "against 30.3% for its best part alone (Customers like them)" in repeat
+    assert "on the customers its weights were chosen on" in repeat
+    assert "too few to tell whether either does better (that takes at least 500)" in repeat
+    discover = re.sub(r"\s+", " ", page[page.index('data-testid="verdict-discover"') :][:600])
+    assert "on only 1 customer the blend" in discover
+    assert "too few to tell" in discover
+
+
+def test_the_preview_shows_each_price_in_its_products_currency(
+    client: Any, db: Session, settings: Settings, signed_in: None
+) -> None:
+    # given a trained shop whose sofa is now priced in yen
+    seed_shop(db)
+    service.train_model(db, data_dir=settings.data_dir, trained_by="test")
+    sofa = catalog.get_product(db, sku="H-SOFA")
+    assert sofa is not None
+    catalog.upsert_products(
+        db,
+        products=[
+            ProductUpsert(
+                sku="H-SOFA",
+                name=sofa.name,
+                category_path=sofa.category_path,
+                price_minor=89900,
+                cost_minor=50000,
+                currency="JPY",
+            )
+        ],
+    )
+    # when the home placement is previewed
+    page = client.get("/admin/recommendations/preview?placement=home&limit=20").text
+    row = re.search(r"Three-seat sofa.*?</tr>", page, re.S)
+    # then its price reads in yen (89,900 yen, not 899.00 of the shop's currency)
+    assert row is not None
+    assert "89,900" in row.group(0)
+    assert "899.00" not in row.group(0)
