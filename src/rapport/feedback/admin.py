@@ -22,7 +22,7 @@ from rapport.feedback import service
 from rapport.feedback.models import TICKET_KINDS
 from rapport.feedback.schemas import APOLOGY_POINTS_MAX, RESOLUTION_MAX_LENGTH, TicketIn
 from rapport.feedback.scores import admin as scores_admin
-from rapport.feedback.scores.arithmetic import Score
+from rapport.feedback.scores.arithmetic import Score, score_range
 from rapport.feedback.surveys import admin as surveys_admin
 from rapport.feedback.tickets import MAX_PRIORITY
 from rapport.platform import clock
@@ -78,7 +78,9 @@ def _rounded(value: float | None) -> float | None:
 
 def trend_chart(kind: str, rows: list[service.Keyed]) -> Chart:
     """The score per period with its 95% interval, as the scores API serves it (two
-    decimals)."""
+    decimals), on an axis that spans the kind's scale (NPS -100 to 100, CSAT 0 to 100, CES 1
+    to 7: a CES axis from 0 would show a score no answer can give)."""
+    lowest, highest = score_range(kind)
     return Chart(
         id=f"trend-{kind}",
         kind="line",
@@ -91,8 +93,8 @@ def trend_chart(kind: str, rows: list[service.Keyed]) -> Chart:
         unit="score",
         title=f"{KIND_NAMES[kind]} per period",
         label_heading="Period",
-        y_min=-100 if kind == "nps" else None,
-        y_max=100 if kind in ("nps", "csat") else 7,
+        y_min=lowest,
+        y_max=highest,
     )
 
 
