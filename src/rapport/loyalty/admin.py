@@ -6,7 +6,7 @@ member's statement, and the loyalty panel of the customer 360 page with its acti
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,6 +24,7 @@ from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.membership.value import value_statement
 from rapport.loyalty.rewards import catalogue as reward_catalogue
 from rapport.loyalty.rewards import coupons as reward_coupons
+from rapport.loyalty.tiers.standing import tier_history
 from rapport.platform import clock
 from rapport.platform.admin import (
     CsrfChecked,
@@ -55,6 +56,8 @@ NAV = [NavItem("Members and points", "/admin/loyalty", "Loyalty")]
 CUSTOMER_PANELS = [CustomerPanel("Loyalty", "/admin/loyalty/customers/{customer_id}/panel", 20)]
 router = APIRouter(prefix="/admin/loyalty", include_in_schema=False)
 STATEMENT_PAGE = 25
+# The newest tier changes the statement lists.
+STATEMENT_TIER_CHANGES = 10
 CHART_MONTHS = 24
 
 # Goodwill points an agent may give in one go (loyalty's one cap on points given by hand, as
@@ -694,6 +697,12 @@ def member_page(
             if len(movements) > STATEMENT_PAGE
             else None,
             "program": service.get_program(db),
+            "tier_changes": [
+                change | {"changed_at": datetime.fromisoformat(change["changed_at"])}
+                for change in tier_history(
+                    db, customer_id=customer_id, limit=STATEMENT_TIER_CHANGES
+                )
+            ],
         },
         status_code=200 if customer is not None or member is not None else 404,
     )

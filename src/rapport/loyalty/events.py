@@ -143,6 +143,9 @@ class TierChanged(DomainEvent):
     ladder's basis)."""
     review_at: str
     """When the new tier is next reviewed (ISO 8601)."""
+    reason: str | None = None
+    """Why, when the move was not a review's: ``order cancelled`` for a tier taken back
+    because the order that lifted the member to it was cancelled."""
 
 
 # --- the program's configuration -----------------------------------------------------------

@@ -291,7 +291,8 @@ class TierStanding(Base):
 
 
 class TierChangeRecord(Base):
-    """Tier history: every upgrade, renewal and downgrade."""
+    """Tier history: every upgrade, renewal and downgrade, with its reason when it was not a
+    review's (a tier taken back after a cancelled order)."""
 
     __tablename__ = "loyalty_tier_changes"
     __table_args__ = (Index("ix_loyalty_tier_changes_customer", "customer_id", "id"),)
@@ -303,6 +304,8 @@ class TierChangeRecord(Base):
     change: Mapped[str] = mapped_column(String(20))
     qualifying_value: Mapped[int] = mapped_column(BigInteger)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Why, when the move was not a review's: "order cancelled" for a tier taken back.
+    reason: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
 # --- paid membership ------------------------------------------------------------------------

@@ -160,7 +160,7 @@ EXPORTED_COLUMNS = {
         ),
         ExportedColumns(
             "loyalty_tier_changes",
-            ("from_tier", "to_tier", "change", "qualifying_value", "changed_at"),
+            ("from_tier", "to_tier", "change", "qualifying_value", "changed_at", "reason"),
             left_out={"id": "the row number, internal to Rapport", "customer_id": _THEIR_ID},
         ),
         ExportedColumns(

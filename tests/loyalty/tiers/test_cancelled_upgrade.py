@@ -3,8 +3,10 @@ once (to the tier and review date held before it), while a tier reached before i
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,18 +39,18 @@ def test_an_upgrade_to_gold_is_taken_back_when_its_order_is_cancelled(db: Sessio
     tier = tier_standing.member_tier(db, customer_id=member)
     assert (tier.tier_id, tier.qualifying_value) == ("member", 0)
     assert tier.benefits.member_discount_percent == 0
+    # and the tier history and tier_changed say why: the order was cancelled
     history = tier_standing.tier_history(db, customer_id=member)
-    assert next((h["from_tier"], h["to_tier"], h["change"]) for h in history) == (
-        "gold",
-        "member",
-        "downgrade",
-    )
+    assert [(h["from_tier"], h["to_tier"], h["change"], h["reason"]) for h in history] == [
+        ("gold", "member", "downgrade", "order cancelled"),
+        (None, "gold", "upgrade", None),
+    ]
     moves = db.scalars(
         select(Event.properties).where(Event.type == "tier_changed", Event.customer_id == member)
     ).all()
-    assert [(m["from_tier"], m["to_tier"]) for m in moves] == [
-        ("member", "gold"),
-        ("gold", "member"),
+    assert [(m["from_tier"], m["to_tier"], m.get("reason")) for m in moves] == [
+        ("member", "gold", None),
+        ("gold", "member", "order cancelled"),
     ]
 
 
@@ -120,3 +122,22 @@ def test_a_tier_reached_before_the_cancelled_order_is_kept(db: Session) -> None:
         select(TierChangeRecord.change).where(TierChangeRecord.customer_id == member)
     ).all()
     assert changes == ["upgrade"]
+
+
+def test_the_statement_says_a_tier_was_taken_back_for_a_cancelled_order(
+    admin: TestClient, db: Session
+) -> None:
+    # given a member made gold by an order the shop then cancelled
+    frozen = frozen_clock()
+    seed_catalog(db, stock=500)
+    member = make_customer(db)
+    order_id = orders.place_order(db, order=big_order(member, 130)).order_id
+    process(db)
+    frozen.advance(timedelta(days=1))
+    orders.cancel_order(db, order_id=order_id, reason="payment never arrived")
+    process(db)
+    # when the member's loyalty statement is opened
+    page = admin.get(f"/admin/loyalty/members/{member}").text
+    # then its tier changes say the upgrade and why gold was taken back
+    reasons = re.findall(r'data-testid="tier-change-reason">([^<]*)<', page)
+    assert reasons == ["order cancelled", "qualifying activity"]

@@ -36,13 +36,23 @@ def qualifying_value(db: Session, *, customer_id: str, policy: TierPolicy, at: d
     return max(int(total or 0), 0)
 
 
+# Why a tier was taken back (the history row's and tier_changed's ``reason``).
+ORDER_CANCELLED = "order cancelled"
+
+
 def review_tier(
-    db: Session, *, customer_id: str, at: datetime, start: Standing | None = None
+    db: Session,
+    *,
+    customer_id: str,
+    at: datetime,
+    start: Standing | None = None,
+    reason: str | None = None,
 ) -> str | None:
     """Re-place the member on the ladder at ``at``; records and returns any change. With
     ``start``, the review starts from that standing instead of the one held (a cancelled
     order's upgrade taken back): a move from the tier held is then an upgrade or a downgrade
-    by the ladder's order, whatever the review says of ``start``."""
+    by the ladder's order, whatever the review says of ``start``. ``reason`` says why in the
+    history row and the event (none for a plain review)."""
     policy = tier_policy(db, at=at)
     standing = db.get(TierStanding, customer_id)
     current = (
@@ -74,6 +84,7 @@ def review_tier(
                 change=result.change,
                 qualifying_value=value,
                 changed_at=at,
+                reason=reason,
             )
         )
         # Customers without a standing are in the base tier: placing one there is no move.
@@ -87,6 +98,7 @@ def review_tier(
                     change=result.change,
                     qualifying_value=value,
                     review_at=clock.as_utc(result.standing.review_at).isoformat(),
+                    reason=reason,
                 ),
                 channel="web",
                 customer_id=customer_id,
@@ -104,7 +116,8 @@ def review_after_cancellation(
     a purchase, so a tier reached since it was placed that the remaining value no longer earns
     is taken back at once: the member is reviewed from the standing they held before the
     order (its tier and review date; none: the base tier), as if it had never counted. A tier
-    reached before the order, or still earned, stays as any review leaves it."""
+    reached before the order, or still earned, stays as any review leaves it. A tier taken
+    back is recorded as a ``downgrade`` with reason ``order cancelled``."""
     policy = tier_policy(db, at=at)
     standing = db.get(TierStanding, customer_id)
     if standing is None or clock.as_utc(standing.since) < clock.as_utc(placed_at):
@@ -115,7 +128,7 @@ def review_after_cancellation(
     before = standing_at(db, customer_id=customer_id, at=placed_at)
     base = policy.tiers[0].id
     start = before or Standing(base, clock.as_utc(placed_at), clock.as_utc(placed_at))
-    return review_tier(db, customer_id=customer_id, at=at, start=start)
+    return review_tier(db, customer_id=customer_id, at=at, start=start, reason=ORDER_CANCELLED)
 
 
 def standing_at(db: Session, *, customer_id: str, at: datetime) -> Standing | None:

@@ -93,6 +93,7 @@ def tier_history(db: Session, *, customer_id: str, limit: int = 50) -> list[dict
             "change": row.change,
             "qualifying_value": row.qualifying_value,
             "changed_at": row.changed_at.isoformat(),
+            "reason": row.reason,
         }
         for row in rows
     ]
