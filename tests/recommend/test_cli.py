@@ -35,6 +35,18 @@ def test_training_reports_each_protocol_and_the_best_part_in_the_admin_pages_wor
     ]
 
 
+def test_a_tiny_shops_figures_say_they_are_too_few_to_tell() -> None:
+    # given a version measured on 40 validation customers
+    tiny = {**MEASURED, "repeat": {**MEASURED["repeat"], "users": 40}}
+    version = service.ModelVersion(version="v1", metrics=tiny)
+    # then its line gives the figures and says they tell nothing of which does better
+    assert measured_lines(version)[0] == (
+        "Last 28 days, repeats allowed: served Recall@20 0.316"
+        " (best part alone, Customers like them: 0.303); on only 40 customers, those the"
+        " weights were chosen on: too few to tell which does better (that takes 500)"
+    )
+
+
 def test_a_version_training_could_not_measure_says_why() -> None:
     metrics = {"measured": False, "reason": "only 12 customers bought both in the last 28 days"}
     version = service.ModelVersion(version="v1", metrics=metrics)

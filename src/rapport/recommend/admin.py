@@ -111,11 +111,6 @@ def _parts_chart(version: Any | None) -> Chart | None:
     )
 
 
-# Fewer validation customers than this tell nothing of whether the blend finds more than its
-# best part: a Recall@20 on n customers is uncertain by up to 1.96 x 0.5 / sqrt(n), 4.4 points
-# at 500, and the weights were chosen on those same customers (the gain is in-sample).
-VERDICT_CUSTOMERS = 500
-
 # Not a part: the power of the in-season factor that multiplies the weighted parts.
 SEASON_LABEL = "In-season boost (power)"
 
@@ -164,7 +159,7 @@ def _page(
             ),
             "version_figures": {v.version: service.measured(v) for v in versions},
             "weights": _weights(serving),
-            "verdict_customers": VERDICT_CUSTOMERS,
+            "verdict_customers": service.VERDICT_CUSTOMERS,
             "parts_chart": _parts_chart(serving),
             "protocols": service.PROTOCOL_LABELS,
             "part_label": service.part_label,

@@ -73,7 +73,16 @@ def measured_lines(version: ModelVersion) -> list[str]:
             else ""
         )
         what = service.PROTOCOL_LABELS[figures.protocol]
-        lines.append(f"Last {days} days, {what}: served Recall@20 {figures.served:.3f}{best}")
+        few = figures.customers
+        caveat = (
+            f"; on only {few} customer{'' if few == 1 else 's'}, those the weights were chosen"
+            f" on: too few to tell which does better (that takes {service.VERDICT_CUSTOMERS})"
+            if few is not None and few < service.VERDICT_CUSTOMERS and best
+            else ""
+        )
+        lines.append(
+            f"Last {days} days, {what}: served Recall@20 {figures.served:.3f}{best}{caveat}"
+        )
     return lines
 
 
