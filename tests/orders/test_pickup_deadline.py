@@ -5,6 +5,7 @@ cancellation's, and the customer told."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,10 +16,12 @@ from rapport.events.models import Event
 from rapport.orders import service as orders
 from rapport.orders.schemas import OrderIn
 from rapport.platform import clock
+from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from rapport.platform.errors import Problem
 from tests.conftest import auth, command
 from tests.orders.factories import CHIANTI, CORKSCREW, order_body, run_at_once, seed_catalog
+from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, sign_in
 
 # Placed on 2 March at 10:00 UTC: kept the 7 days after (RAPPORT_PICKUP_HOLD_DAYS), to 9 March.
 PLACED = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -170,3 +173,17 @@ def test_a_collection_and_the_expiry_at_once_one_wins_and_stock_is_right(committ
         )
         # each collected order took its two units; a released one gave them back
         assert _level(db, CHIANTI) == (2 * rounds - 2 * collected, 0)
+
+
+def test_the_customers_orders_page_shows_until_when_a_pick_up_is_kept(client, db) -> None:
+    clock.set_clock(lambda: PLACED)
+    seed_catalog(db)
+    orders.place_order(db, order=_pickup("O-PAGE"))
+    customer_id = orders.get_order(db, order_id="O-PAGE").customer_id
+    platform.create_admin_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+    db.commit()
+    assert sign_in(client).status_code == 303
+    page = client.get(f"/admin/orders/customer/{customer_id}").text
+    said = re.search(r'data-testid="collect-by-O-PAGE">(.*?)</small>', page)
+    assert said is not None
+    assert said[1] == "Kept for collection at st-par-01 until 9 Mar 2026."

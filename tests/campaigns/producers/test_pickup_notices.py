@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
+from rapport.campaigns.models import Campaign, Delivery
 from rapport.campaigns.producers import late_deliveries
 from rapport.orders import service as orders
 from rapport.platform import jobs
@@ -63,3 +66,30 @@ def test_the_customer_is_emailed_when_ready_and_when_not_collected(
         # and both notices are stamped sent once their email went out
         assert late_deliveries.stamp_sent_notices(db) == 1
         assert all(n.sent_at is not None for n in orders.notices_for(db, order_id="O-MAIL"))
+
+
+def test_a_ready_notice_is_not_sent_once_the_order_was_collected(
+    committed_url: str, smtp_sink: SmtpSink
+) -> None:
+    # given a pick-up the customer collected before the worker sent its ready email
+    frozen(PLACED - timedelta(hours=1))
+    with open_session(committed_url) as db:
+        seed_catalog(db)
+        customer = make_customer(db, email="quick@example.org")
+        db.commit()
+    frozen(PLACED)
+    with open_session(committed_url) as db:
+        code = orders.place_order(db, order=_pickup("O-QUICK", customer_id=customer)).pickup_code
+        orders.confirm_pickup(db, order_id="O-QUICK", pickup_code=code or "", store_id="st-par-01")
+    # when the worker runs
+    frozen(PLACED + timedelta(minutes=10))
+    run_worker(committed_url)
+    # then no email tells them it waits, and the delivery says why
+    assert smtp_sink.to("quick@example.org") == []
+    with open_session(committed_url) as db:
+        reasons = db.scalars(
+            select(Delivery.reason)
+            .join(Campaign, Campaign.id == Delivery.campaign_id)
+            .where(Campaign.key == "orders.pickup_ready")
+        ).all()
+        assert reasons == ["ready notice withdrawn: order O-QUICK collected"]

@@ -81,7 +81,7 @@ from rapport.campaigns.models import (
     WebhookEndpoint,
 )
 from rapport.campaigns.planning.gates import expiry_reason
-from rapport.campaigns.producers import late_deliveries, surveys
+from rapport.campaigns.producers import late_deliveries, pickups, surveys
 from rapport.customers import service as customers
 from rapport.platform import clock
 from rapport.platform.db import insert_for, open_session, read_only, writer_turn
@@ -291,13 +291,18 @@ def dispatch_batch(
 
     # A survey invitation answered, expired, about an order cancelled or no longer consented to
     # since it was queued (feedback records it withdrawn in this transaction);
-    # a late-delivery notice whose order was delivered (or cancelled) since.
+    # a late-delivery notice whose order was delivered (or cancelled) since; a ready-for-
+    # collection notice whose order was collected (or cancelled) since.
     occasions = [
         (row.id, batch.campaigns[row.campaign_id], row.occasion)
         for row in claimed
         if row.campaign_id in batch.campaigns
     ]
-    withdrawn = surveys.withdrawn(db, occasions) | late_deliveries.overtaken(db, occasions)
+    withdrawn = (
+        surveys.withdrawn(db, occasions)
+        | late_deliveries.overtaken(db, occasions)
+        | pickups.overtaken(db, occasions)
+    )
     marks: list[Mark] = []
     pending: list[Pending] = []
     for row in claimed:

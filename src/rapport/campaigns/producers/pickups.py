@@ -4,15 +4,18 @@ collection" email, naming the store and the last day the order is kept, and
 an order notice the orders domain recorded (it records one only for a customer the service
 gate allowed), as the late-delivery notice does; the stamping job
 (:func:`rapport.campaigns.producers.late_deliveries.stamp_sent_notices`) stamps it sent once
-the email went out."""
+the email went out. A ready notice whose order was collected or cancelled before it went
+out is withdrawn (:func:`overtaken`, asked by the dispatcher)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
+from rapport.campaigns.models import Campaign
 from rapport.campaigns.producers.messages import (
     PICKUP_NOT_COLLECTED,
     PICKUP_READY,
@@ -64,3 +67,20 @@ def on_order_ready_for_pickup(db: Session, event: LoggedEvent) -> None:
 
 def on_order_not_collected(db: Session, event: LoggedEvent) -> None:
     _queue(db, event, notice_kind=orders.NOT_COLLECTED_NOTICE, campaign_key=PICKUP_NOT_COLLECTED)
+
+
+def overtaken(db: Session, rows: Iterable[tuple[int, Campaign, str]]) -> dict[int, str]:
+    """The ready-for-collection notices among claimed deliveries (delivery id, campaign,
+    occasion) whose order is no longer waiting at its store (collected, cancelled, or no
+    longer known), with why, by delivery id: the dispatcher suppresses them."""
+    withdrawn: dict[int, str] = {}
+    for delivery_id, campaign, occasion in rows:
+        if campaign.key != PICKUP_READY or not occasion.startswith("order:"):
+            continue
+        order_id = occasion.removeprefix("order:")
+        order = orders.get_order(db, order_id=order_id)
+        if order is None:
+            withdrawn[delivery_id] = f"ready notice withdrawn: order {order_id} no longer known"
+        elif order.status != "ready_for_pickup":
+            withdrawn[delivery_id] = f"ready notice withdrawn: order {order_id} {order.status}"
+    return withdrawn
