@@ -96,7 +96,9 @@ def _on_order_placed(db: Session, event: LoggedEvent) -> None:
     # An order in another currency than the program's is no spend in it (nothing converts).
     paid = max(sum(line.total_minor for line in fact.lines) - fact.discount_minor, 0)
     spend = 0 if fact.unconverted else paid
-    spend_points = sum(d.points for d in decisions if d.fired and d.kind == "spend")
+    # Toward a points-based tier count the spend rules' base points: a tier's or a paid plan's
+    # multiplier speeds earning, not progress (docs/loyalty-program.md, Tiers).
+    spend_points = sum(d.qualifying_points for d in decisions if d.fired and d.kind == "spend")
     db.execute(
         insert(_QUALIFYING).values(
             customer_id=fact.customer_id,
@@ -195,11 +197,25 @@ def _on_order_returned(db: Session, event: LoggedEvent) -> None:
             spend_minor=-_refund_spend(
                 db, order_id=order_id, refund_minor=props.get("refund_minor")
             ),
-            points=-to_reverse,
+            points=-_qualifying_share(db, order_id=order_id, points=to_reverse, of=so_far.earned),
             occurred_at=event.occurred_at,
         )
     )
     db.flush()
+
+
+def _qualifying_share(db: Session, *, order_id: str, points: int, of: int) -> int:
+    """The qualifying points that ``points`` taken back of the ``of`` an order earned stand
+    for: the same share of what the order counted toward a points-based tier (its base
+    points, without the member's multiplier), rounded down."""
+    counted = db.scalar(
+        select(QualifyingActivity.points).where(
+            QualifyingActivity.source_key == f"order:{order_id}"
+        )
+    )
+    if not counted or of <= 0:
+        return 0
+    return min(points, of) * int(counted) // of
 
 
 def _refund_spend(db: Session, *, order_id: str, refund_minor: object) -> int:
@@ -254,7 +270,8 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
     source_key = f"cancel:{order_id}"
     if db.scalar(select(QualifyingActivity.id).where(QualifyingActivity.source_key == source_key)):
         return  # already handled: a replay
-    to_reverse = order_points(db, customer_id=customer_id, order_id=order_id).reversible
+    so_far = order_points(db, customer_id=customer_id, order_id=order_id)
+    to_reverse = so_far.reversible
     if to_reverse > 0:
         reverse_for_return(
             db,
@@ -286,7 +303,7 @@ def _on_order_cancelled(db: Session, event: LoggedEvent) -> None:
             customer_id=customer_id,
             source_key=source_key,
             spend_minor=-int(counted.spend_minor or 0) if counted else 0,
-            points=-to_reverse,
+            points=-_qualifying_share(db, order_id=order_id, points=to_reverse, of=so_far.earned),
             occurred_at=event.occurred_at,
         )
     )

@@ -296,6 +296,10 @@ class Decision:
     # Points per order line (spend rules), so a return can reverse exactly what its lines earned.
     line_points: Mapping[int, int] = field(default_factory=dict)
     capped: bool = False
+    # Spend rules: what counts toward a points-based tier, the points a member with no tier
+    # bonus and no paid plan would earn (the rule's category, brand and channel multipliers
+    # count; the member's tier or plan multiplier and tier-only multipliers do not).
+    qualifying_points: int = 0
 
 
 # The facts an event type (other than an order) stands for, for the simulators.
@@ -363,7 +367,10 @@ def _decide(rule: Rule, fact: Fact, member: Member) -> Decision:
             why += f"; capped at {room} (cap {rule.cap.points} per {rule.cap.period})"
             line_points = _scaled(line_points, room)
             points, capped = room, True
-    return Decision(rule.id, rule.name, rule.kind, True, points, why, once_key, line_points, capped)
+    qualifying = min(_spend(rule, fact, Member())[0], points) if isinstance(rule, SpendRule) else 0
+    return Decision(
+        rule.id, rule.name, rule.kind, True, points, why, once_key, line_points, capped, qualifying
+    )
 
 
 def _points(rule: Rule, fact: Fact, member: Member) -> tuple[int, str, str, dict[int, int]] | str:
