@@ -21,17 +21,27 @@ from tests.orders.factories import CHIANTI, seed_catalog
 from tests.orders.test_pickup_deadline import PAST_IT, PLACED, _level, _pickup
 
 
+def _shop_with_customer(url: str, **customer: object) -> str:
+    """The catalogue and one customer, an hour before the orders are placed (every fact of a
+    test is logged at or before the worker's "now")."""
+    frozen(PLACED - timedelta(hours=1))
+    with open_session(url) as db:
+        seed_catalog(db)
+        customer_id = make_customer(db, **customer)
+        db.commit()
+    return customer_id
+
+
 def test_the_customer_is_emailed_when_ready_and_when_not_collected(
     committed_url: str, smtp_sink: SmtpSink
 ) -> None:
     # given a customer who refused marketing email (these are service messages)
-    frozen(PLACED - timedelta(hours=1))
-    with open_session(committed_url) as db:
-        seed_catalog(db)
-        customer = make_customer(
-            db, consents={"marketing_email": False}, email="pick@example.org", first_name="Pia"
-        )
-        db.commit()
+    customer = _shop_with_customer(
+        committed_url,
+        consents={"marketing_email": False},
+        email="pick@example.org",
+        first_name="Pia",
+    )
     # when they order for pick-up in Paris and the worker runs
     frozen(PLACED)
     with open_session(committed_url) as db:
@@ -72,11 +82,7 @@ def test_a_ready_notice_is_not_sent_once_the_order_was_collected(
     committed_url: str, smtp_sink: SmtpSink
 ) -> None:
     # given a pick-up the customer collected before the worker sent its ready email
-    frozen(PLACED - timedelta(hours=1))
-    with open_session(committed_url) as db:
-        seed_catalog(db)
-        customer = make_customer(db, email="quick@example.org")
-        db.commit()
+    customer = _shop_with_customer(committed_url, email="quick@example.org")
     frozen(PLACED)
     with open_session(committed_url) as db:
         code = orders.place_order(db, order=_pickup("O-QUICK", customer_id=customer)).pickup_code
