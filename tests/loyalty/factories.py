@@ -1,4 +1,5 @@
-"""Test helpers for the loyalty ledger: members (real customers) and a fixed clock."""
+"""Test helpers for the loyalty ledger: members (real customers), a paid plan and a fixed
+clock."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.customers.schemas import CustomerIn
+from rapport.loyalty.membership import plans as membership_plans
 from rapport.platform import clock
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -37,3 +39,17 @@ def frozen_clock(at: datetime = T0) -> clock.FrozenClock:
     frozen = clock.FrozenClock(at)
     clock.set_clock(frozen)
     return frozen
+
+
+def triple_plan(db: Session) -> str:
+    """A monthly plan 'triple' (Triple, €9.99) whose members earn points x3; its id."""
+    membership_plans.save_plan(
+        db,
+        plan_id="triple",
+        name="Triple",
+        fee_minor=999,
+        currency="EUR",
+        period="month",
+        points_multiplier=3.0,
+    )
+    return "triple"

@@ -11,11 +11,10 @@ from sqlalchemy.orm import Session
 from rapport.loyalty import service as loyalty
 from rapport.loyalty.benefits import member_benefits
 from rapport.loyalty.membership import lifecycle as memberships
-from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.models import Award
 from rapport.orders import service as orders
 from tests.loyalty.earning.test_earning import big_order, process
-from tests.loyalty.factories import frozen_clock, make_customer
+from tests.loyalty.factories import frozen_clock, make_customer, triple_plan
 from tests.orders.factories import seed_catalog
 
 
@@ -33,15 +32,7 @@ def test_a_plans_multiplier_applies_while_its_benefits_last(db: Session) -> None
     # given a x3 monthly plan; one member on it, one who cancelled, one whose plan lapsed
     clock = frozen_clock()
     seed_catalog(db, stock=500)
-    membership_plans.save_plan(
-        db,
-        plan_id="triple",
-        name="Triple",
-        fee_minor=999,
-        currency="EUR",
-        period="month",
-        points_multiplier=3.0,
-    )
+    triple_plan(db)
     paying, cancelled, lapsed = (make_customer(db) for _ in range(3))
     for member in (paying, cancelled, lapsed):
         memberships.join(db, customer_id=member, plan_id="triple")
@@ -79,15 +70,7 @@ def test_the_spend_reason_names_the_plan_whose_multiplier_won(db: Session) -> No
     # given a x3 plan, one member on it and one not (their tier earns x1)
     frozen_clock()
     seed_catalog(db, stock=500)
-    membership_plans.save_plan(
-        db,
-        plan_id="triple",
-        name="Triple",
-        fee_minor=999,
-        currency="EUR",
-        period="month",
-        points_multiplier=3.0,
-    )
+    triple_plan(db)
     paying = make_customer(db)
     memberships.join(db, customer_id=paying, plan_id="triple")
 

@@ -10,8 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from rapport.loyalty.membership import lifecycle as memberships
-from rapport.loyalty.membership import plans as membership_plans
-from tests.loyalty.factories import make_customer
+from tests.loyalty.factories import make_customer, triple_plan
 from tests.platform.admin_forms import page_form
 
 RULE = "/admin/loyalty/program/rules/base-earn"
@@ -36,15 +35,7 @@ def _points(admin: TestClient, **sample: str) -> int:
 
 def test_the_simulator_uses_the_sample_customers_paid_plan(admin: TestClient, db: Session) -> None:
     # given a customer on a x3 plan, and the plan list on the rule's form
-    membership_plans.save_plan(
-        db,
-        plan_id="triple",
-        name="Triple",
-        fee_minor=999,
-        currency="EUR",
-        period="month",
-        points_multiplier=3.0,
-    )
+    triple_plan(db)
     member = make_customer(db)
     memberships.join(db, customer_id=member, plan_id="triple")
     assert 'value="triple"' in admin.get(RULE).text

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from rapport.loyalty import service as loyalty
 from rapport.loyalty.membership import lifecycle as memberships
-from rapport.loyalty.membership import plans as membership_plans
 from rapport.loyalty.program import versions as program_versions
 from rapport.loyalty.tiers import standing as tier_standing
 from rapport.loyalty.tiers.policy import DEFAULT_TIERS
@@ -20,7 +19,7 @@ from rapport.orders import service as orders
 from rapport.orders.schemas import ReturnIn
 from rapport.platform import clock
 from tests.loyalty.earning.test_earning import big_order, process
-from tests.loyalty.factories import frozen_clock, make_customer
+from tests.loyalty.factories import frozen_clock, make_customer, triple_plan
 from tests.orders.factories import CHIANTI, seed_catalog
 
 
@@ -46,15 +45,7 @@ def test_a_plans_multiplier_does_not_multiply_tier_progress(db: Session) -> None
     frozen = frozen_clock()
     seed_catalog(db, stock=500)
     _points_ladder(db)
-    membership_plans.save_plan(
-        db,
-        plan_id="triple",
-        name="Triple",
-        fee_minor=999,
-        currency="EUR",
-        period="month",
-        points_multiplier=3.0,
-    )
+    triple_plan(db)
     member = make_customer(db)
     memberships.join(db, customer_id=member, plan_id="triple")
     frozen.advance(timedelta(minutes=1))
