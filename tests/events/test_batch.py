@@ -123,7 +123,8 @@ def test_batch_event_is_stored_as_sent(client, api_key, db) -> None:
         None,
         None,
     )
-    assert (stored.channel, stored.source) == ("web", "api")
+    # (sent with a key that may only ingest: marked so for the profile processor)
+    assert (stored.channel, stored.source) == ("web", "api-public")
     assert stored.occurred_at == datetime(2026, 6, 1, 11, 59, tzinfo=UTC)
     assert stored.received_at == NOW
     assert stored.properties == {"sku": "W-1"}

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from rapport.events import service as events
+from rapport.events.ingest import PUBLIC_SEGMENT_SOURCE
 from rapport.events.models import Event
-from rapport.events.segment import SOURCE_WITHOUT_ORDERS, event_type, to_event
+from rapport.events.segment import event_type, to_event
 from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
@@ -432,8 +433,8 @@ def test_segment_python_sdk_sends_to_rapport(live_server) -> None:
     from segment.analytics import Client
     from segment.analytics.version import VERSION
 
-    # given an ingest key (as a site's pages carry: its orders are never trusted, and its
-    # events say so in their source), and Segment's client pointed at Rapport
+    # given an ingest key (as a site's pages carry: its orders and contact details are never
+    # trusted, and its events say so in their source), and Segment's client pointed at Rapport
     with open_session(live_server.database_url) as db:
         secret = platform.create_api_key(db, name="sdk", scopes=[platform.Scope.INGEST]).secret
     sdk = Client(write_key=secret, host=live_server.base_url, sync_mode=True, max_retries=0)
@@ -489,7 +490,7 @@ def test_segment_python_sdk_sends_to_rapport(live_server) -> None:
             at,
             {"traits": {"email": "ann@example.com"}},
             {"library": library},
-            SOURCE_WITHOUT_ORDERS,
+            PUBLIC_SEGMENT_SOURCE,
         ),
         (
             "sdk-2",
@@ -500,7 +501,7 @@ def test_segment_python_sdk_sends_to_rapport(live_server) -> None:
             at,
             {"sku": "W-1"},
             {"library": library},
-            SOURCE_WITHOUT_ORDERS,
+            PUBLIC_SEGMENT_SOURCE,
         ),
         (
             "sdk-3",
@@ -511,7 +512,7 @@ def test_segment_python_sdk_sends_to_rapport(live_server) -> None:
             at,
             {"url": "https://shop.example/p/W-1", "name": "Wok", "category": "Shop"},
             {"library": library, "page": {"url": "https://shop.example/p/W-1"}},
-            SOURCE_WITHOUT_ORDERS,
+            PUBLIC_SEGMENT_SOURCE,
         ),
         (
             "sdk-4",
@@ -522,6 +523,6 @@ def test_segment_python_sdk_sends_to_rapport(live_server) -> None:
             at,
             {"items": 2, "name": "Basket"},
             {"app": {"name": "Shop"}, "library": library},
-            SOURCE_WITHOUT_ORDERS,
+            PUBLIC_SEGMENT_SOURCE,
         ),
     ]

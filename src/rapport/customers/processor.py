@@ -70,6 +70,14 @@ _CONTEXT_PROFILE_FIELDS = ("first_name", "last_name", "home_city", "time_zone")
 # An alias's previous id may have been a visitor id or a user id: it is looked up, and
 # linked, as both.
 _ALIAS_KINDS = ("external_id", "anonymous_id")
+# What an event sent with an ingest-only key (``events.service.from_public_key``: the key a
+# shop's pages and apps carry, readable by anyone, with customer numbers easy to guess) may
+# not change on a known customer who exists already: their contact email and phone, their
+# names, and the identities the API looks them up by (``IDENTIFYING_TRAITS``, and an alias's
+# previous id as their user id). Setting or changing them takes a key that may also write (the
+# shop's server, a till), as a marketing grant does. A new customer's first identify may set
+# them (a sign-up on the shop's page).
+GUARDED_FIELDS = ("email", "phone", "first_name", "last_name")
 
 log = logging.getLogger(__name__)
 
@@ -299,11 +307,41 @@ def _erase_anonymous_profile(db: Session, customer: Customer) -> None:
     db.flush()
 
 
+def _public(event: LoggedEvent) -> bool:
+    return event_log.from_public_key(event.source)
+
+
+def guarded(db: Session, event: LoggedEvent) -> bool:
+    """Whether an event from an ingest-only key names a known customer who exists already
+    (by their Rapport id, their user id, or, with no user id, their visitor id), whose
+    ``GUARDED_FIELDS`` and identities it may then not change. Only an event that could change
+    them (an identify, an alias, traits in its context) is looked up."""
+    if not _public(event) or event.customer_id is not None:
+        return False
+    if event.type not in ("identified", "aliased") and not _context_traits(event):
+        return False
+    named = None
+    if event.user_id and event.user_id.startswith("cus_"):
+        named = get_customer(db, customer_id=event.user_id)
+    named = named or _named_profile(db, event)
+    return named is not None and named.status == "active" and not named.is_anonymous
+
+
+def _unguarded(profile: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in profile.items() if name not in GUARDED_FIELDS}
+
+
 def resolve_event_customer(
-    db: Session, event: LoggedEvent, cache: IdentityCache | None = None
+    db: Session,
+    event: LoggedEvent,
+    cache: IdentityCache | None = None,
+    *,
+    protected: bool = False,
 ) -> Customer | None:
     """The customer an event belongs to, linking identities as it learns them. An erased
-    customer named by their Rapport id is returned as they are (erased): nothing is linked."""
+    customer named by their Rapport id is returned as they are (erased): nothing is linked.
+    A ``protected`` event (:func:`guarded`) links no identity its traits name and sets none
+    of the ``GUARDED_FIELDS``."""
     if event.customer_id is not None:
         return get_customer(db, customer_id=event.customer_id)
     if cache is not None:
@@ -331,8 +369,18 @@ def resolve_event_customer(
         traits = _event_traits(event)
         profile = _profile(traits)
         said = _identity_traits(traits)
+        if protected:
+            withheld = sorted({*said, *(name for name in profile if name in GUARDED_FIELDS)})
+            if withheld:
+                log.warning(
+                    "identify event %s from an ingest-only key names a known customer: its %s "
+                    "not applied (send them with a key that may also write)",
+                    event.event_id,
+                    ", ".join(withheld),
+                )
+            profile, said = _unguarded(profile), {}
         named = customer or _named_profile(db, event)
-        for kind in _withheld(db, said, named, event):
+        for kind in _withheld(db, said, named, event, by_traits=not _public(event)):
             del said[kind]
             profile.pop(kind, None)  # nor made the contact detail of the named profile
         identities.update(said)
@@ -404,7 +452,12 @@ def _named_profile(db: Session, event: LoggedEvent) -> Customer | None:
 
 
 def _withheld(
-    db: Session, said: dict[str, str], named: Customer | None, event: LoggedEvent
+    db: Session,
+    said: dict[str, str],
+    named: Customer | None,
+    event: LoggedEvent,
+    *,
+    by_traits: bool = True,
 ) -> list[str]:
     """The identities an identify call's traits name that another known profile holds.
     Tracking never merges two known people (a shop's write key sits in its pages for anyone
@@ -412,10 +465,12 @@ def _withheld(
     A call with no user id from a visitor not known yet is named by its traits: the first
     known profile they name (email, then phone, then card) is the person, and the visitor's
     anonymous profile joins it, as a sign-in does; identities of any other are left out.
-    Anonymous visitor profiles hold none of these kinds, so they never count here."""
+    Anonymous visitor profiles hold none of these kinds, so they never count here. Without
+    ``by_traits`` (an ingest-only key's call) traits name nobody: a known profile's identity
+    is left out, as another's is."""
     withheld: list[str] = []
     anchor = named.customer_id if named is not None and not named.is_anonymous else None
-    by_traits = anchor is None and not event.user_id
+    by_traits = by_traits and anchor is None and not event.user_id
     for kind, value in said.items():
         normal = normalise_identity(kind, value)
         if not normal:
@@ -471,14 +526,17 @@ def _apply_consent(db: Session, customer: Customer, event: LoggedEvent) -> None:
         )
 
 
-def _apply_traits(db: Session, customer: Customer, event: LoggedEvent, *, located: bool) -> None:
+def _apply_traits(
+    db: Session, customer: Customer, event: LoggedEvent, *, located: bool, protected: bool
+) -> None:
     """What a tracking event says about its person: an identify call's traits (profile
     fields were set by resolution) and any call's ``context.traits`` fill custom attributes,
     names, home city, time zone and birthday, and any call's ``context.timezone`` the time
     zone where its traits say none. Identities and contact details come from identify calls
     only: ``context.traits`` are a copy an SDK kept, not a statement to link by. Coordinates
     in traits become attributes only while the profile's standing choice on ``location`` is
-    yes (``located``): one stored with a grant withdrawn before it was read adds none."""
+    yes (``located``): one stored with a grant withdrawn before it was read adds none. A
+    ``protected`` event (:func:`guarded`) changes no name."""
     if event.source == "command":
         return  # commands' events carry their own facts, not traits
     stated: dict[str, Any] = dict(_context_traits(event))
@@ -496,6 +554,8 @@ def _apply_traits(db: Session, customer: Customer, event: LoggedEvent, *, locate
     changed = False
     at = event.occurred_at
     said_fields = profile_fields(stated)
+    if protected:
+        said_fields = _unguarded(said_fields)
     if device_zone is not None:
         said_fields.setdefault("time_zone", device_zone)
     # Each field keeps the value said last (by occurred_at), whatever order events arrive in.
@@ -544,11 +604,12 @@ def _share_birthday(db: Session, customer_id: str, day: str, *, source: str) -> 
         )
 
 
-def _apply_alias(db: Session, customer: Customer, event: LoggedEvent) -> None:
+def _apply_alias(db: Session, customer: Customer, event: LoggedEvent, *, protected: bool) -> None:
     """``aliased``: the previous id's profile is merged into the event's (the new id's) when
     it is an anonymous visitor's; a known person's profile is never merged from tracking (it
     is left as it is, logged). A previous id nobody holds becomes an identity of the event's
-    profile, as a user id and a visitor id."""
+    profile, as a user id and a visitor id; only as a visitor id when the call is
+    ``protected`` (:func:`guarded`: an ingest-only key's, naming a known customer)."""
     previous = _previous_id(event)
     if previous is None:
         return
@@ -565,7 +626,7 @@ def _apply_alias(db: Session, customer: Customer, event: LoggedEvent) -> None:
         owners.add(previous)
     if not owners:
         for kind, value in alias_identities(event):
-            if kind == "external_id" and customer_number_problem(value):
+            if kind == "external_id" and (protected or customer_number_problem(value)):
                 continue  # a visitor id may hold '/', a customer number may not
             attach_identity(
                 db, customer_id=customer.customer_id, kind=kind, value=value, source="event:aliased"
@@ -629,6 +690,7 @@ def _resolve_unless_erased(
     named: dict[str, str],
     cache: IdentityCache,
     blocklist: Blocklist,
+    protected: bool = False,
 ) -> Customer | None:
     """``resolve_event_customer``, taking in its stride what other transactions did since the
     batch began. A profile the same identities created at this moment (an identify call)
@@ -645,7 +707,7 @@ def _resolve_unless_erased(
     for attempt in (1, 2):
         try:
             with db.begin_nested():
-                return resolve_event_customer(db, event, cache)
+                return resolve_event_customer(db, event, cache, protected=protected)
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -659,7 +721,7 @@ def _resolve_unless_erased(
     if blocklist.shared_browser(named):
         event.anonymous_id = None  # someone else, on a browser an erased person used
         with db.begin_nested():
-            return resolve_event_customer(db, event, cache)
+            return resolve_event_customer(db, event, cache, protected=protected)
     blocklist.forget(event, named)
     return None
 
@@ -689,7 +751,10 @@ def process_profile_events(db: Session, events: list[LoggedEvent]) -> None:
             blocklist.forget(event, named)
             cache.forget()
             continue
-        customer = _resolve_unless_erased(db, event, named, cache, blocklist)
+        # Whether it may change the customer's contact details: read before resolution, which
+        # may create the profile it names (a sign-up).
+        protected = guarded(db, event)
+        customer = _resolve_unless_erased(db, event, named, cache, blocklist, protected)
         if customer is None:
             continue
         if customer.status != "active":
@@ -710,7 +775,7 @@ def process_profile_events(db: Session, events: list[LoggedEvent]) -> None:
         if event.type in NOT_ACTIVITY:
             continue
         if previous:
-            _apply_alias(db, customer, event)
+            _apply_alias(db, customer, event, protected=protected)
             cache.forget()  # identities moved
         if event.type == "grouped":
             _apply_group(db, customer, event)
@@ -722,7 +787,7 @@ def process_profile_events(db: Session, events: list[LoggedEvent]) -> None:
                     )
                 )
             )
-        _apply_traits(db, customer, event, located=location_allowed[cid])
+        _apply_traits(db, customer, event, located=location_allowed[cid], protected=protected)
         traits = traits_by_customer.get(cid) or db.get(CustomerTraits, cid)
         if traits is None:
             traits = CustomerTraits(customer_id=cid, updated_at=clock.now())

@@ -22,11 +22,13 @@ from rapport.events import dead_letters, segment, service
 from rapport.events.ingest import (
     BATCH_ADAPTER,
     EVENT_ADAPTER,
+    PUBLIC_SEGMENT_SOURCE,
     ItemError,
     batch_items,
     batch_receipt,
     invalid,
     json_response,
+    marked_public,
     may_grant_marketing,
     read_batch,
     refusal_error,
@@ -99,12 +101,12 @@ class _Sender:
         self, valid: list[tuple[int, NewEvent]], errors: dict[int, list[ItemError]]
     ) -> list[tuple[int, NewEvent]]:
         """``valid`` without the grants and channels this key may not send, each moved to
-        ``errors``."""
+        ``errors``; the others marked as this key's (``ingest.marked_public``)."""
         kept: list[tuple[int, NewEvent]] = []
         for index, event in valid:
             refusal = trust_error(event, trusted=self.may_grant)
             if refusal is None:
-                kept.append((index, event))
+                kept.append((index, marked_public(event, trusted=self.may_grant)))
             else:
                 errors[index] = [refusal]
         return kept
@@ -112,6 +114,8 @@ class _Sender:
     @property
     def segment_source(self) -> str:
         """The ``source`` its Segment messages are stored with (see ``segment.SOURCE``)."""
+        if not self.may_grant:
+            return PUBLIC_SEGMENT_SOURCE  # an ingest-only key's: no orders, no contact changes
         return segment.SOURCE if self.orders_from_tracking else segment.SOURCE_WITHOUT_ORDERS
 
 
@@ -257,9 +261,11 @@ async def track_event(request: Request, db: DbSession) -> Response:
     payload = parse_body(raw)
     try:
         incoming = validate_event(payload, raw=raw)
-        refusal = trust_error(incoming, trusted=may_grant_marketing(principal.scopes))
+        trusted = may_grant_marketing(principal.scopes)
+        refusal = trust_error(incoming, trusted=trusted)
         if refusal is not None:
             raise invalid(*refusal)
+        incoming = marked_public(incoming, trusted=trusted)
         # Written right here when SQLite's write lock is free: the trips to a worker thread
         # and back would cost more than the write. Otherwise it joins the group commit.
         result = service.ingest_event_now(db, incoming=incoming)

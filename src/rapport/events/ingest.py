@@ -161,6 +161,28 @@ def trust_error(event: NewEvent, *, trusted: bool) -> ItemError | None:
     )
 
 
+# The ``source`` a tracking event is stored with when its key may only ingest (not write): the
+# profile processor reads it to keep such an event from changing a known customer's contact
+# email and phone, names and identities (customers.processor: a public key is readable by
+# anyone, and customer numbers are easy to guess). Not compared between duplicates.
+PUBLIC_API_SOURCE = "api-public"
+PUBLIC_SEGMENT_SOURCE = "segment-public"
+PUBLIC_SOURCES = frozenset({PUBLIC_API_SOURCE, PUBLIC_SEGMENT_SOURCE})
+
+
+def from_public_key(source: str) -> bool:
+    """Whether an event stored with ``source`` was sent with a key that may only ingest."""
+    return source in PUBLIC_SOURCES
+
+
+def marked_public(event: NewEvent, *, trusted: bool) -> NewEvent:
+    """``event`` as stored for its key: an ingest-only key's (``trusted`` False) is marked with
+    a public source (:data:`PUBLIC_SOURCES`); a Segment message's source says so already."""
+    if not trusted and event["source"] == "api":
+        event["source"] = PUBLIC_API_SOURCE
+    return event
+
+
 def _status(status: str) -> str:
     return f'record it through POST /v1/orders/{{order_id}}/status (status "{status}")'
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from rapport.events.appending import append_event, log_event, log_event_parameters, log_event_sql
 from rapport.events.audiences import did_event_audience
+from rapport.events.ingest import PUBLIC_SOURCES, from_public_key
 from rapport.events.location import (
     LocationChoice,
     LocationConsent,
@@ -73,6 +74,7 @@ from rapport.events.tracking_store import (
 __all__ = [
     "MAX_GROUP",
     "PRIVACY_TABLES",
+    "PUBLIC_SOURCES",
     "GroupCommit",
     "HeldEventView",
     "Ingested",
@@ -99,6 +101,7 @@ __all__ = [
     "event_ids_at",
     "events_after",
     "export_customer_data",
+    "from_public_key",
     "get_event",
     "head_position",
     "held_events",
