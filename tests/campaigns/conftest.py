@@ -26,6 +26,8 @@ TEST_SECRET = "test-secret-key-not-for-production"
 def _sender_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("RAPPORT_SECRET_KEY", TEST_SECRET)
     monkeypatch.setenv("RAPPORT_PUBLIC_BASE_URL", "http://testserver")
+    # The receivers listen on loopback, which webhooks reach only when allowed.
+    monkeypatch.setenv("RAPPORT_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
     get_settings.cache_clear()
     yield
     monkeypatch.undo()

@@ -30,6 +30,8 @@ from sqlalchemy.engine import make_url
 from rapport.platform import formatting
 
 ENV_FILE_VARIABLE = "RAPPORT_ENV_FILE"
+WEBHOOK_ALLOWED_NETWORKS_SETTING = "RAPPORT_WEBHOOK_ALLOWED_NETWORKS"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 SQLITE_FILE = "rapport.db"
 
 
@@ -138,6 +140,23 @@ def tracking_origins(value: str) -> list[str]:
     if value.strip().lower() == "none":
         return []
     return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+
+
+def webhook_networks(value: str) -> list[Network]:
+    """``RAPPORT_WEBHOOK_ALLOWED_NETWORKS`` read: CIDRs (or single addresses) separated by
+    commas; ValueError naming one that is not."""
+    networks: list[Network] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"{part!r} is not a network: write CIDRs separated by commas, such as"
+                " 10.20.0.0/16, 192.168.1.5/32 or fd00::/8"
+            ) from None
+    return networks
 
 
 def absolute(path: Path) -> Path:
@@ -303,6 +322,16 @@ class Settings(BaseSettings):
         ),
     )
 
+    webhook_allowed_networks: str = Field(
+        default="",
+        description=(
+            "Networks of the host's own (CIDRs separated by commas, such as 10.20.0.0/16,"
+            " 127.0.0.1/32) that webhooks may be sent to, such as an ERP on the shop's own"
+            " network. Empty: webhooks reach public addresses only; loopback, private,"
+            " link-local (cloud metadata), multicast and reserved addresses are refused."
+        ),
+    )
+
     tracking_allowed_origins: str = Field(
         default="*",
         description=(
@@ -336,6 +365,17 @@ class Settings(BaseSettings):
                     " (https://shop.example), or * for any page"
                 )
         return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _webhook_networks(cls, value: str) -> str:
+        webhook_networks(value)
+        return value
+
+    @property
+    def webhook_networks(self) -> list[Network]:
+        """The networks webhooks may reach besides public addresses."""
+        return webhook_networks(self.webhook_allowed_networks)
 
     @field_validator("public_base_url")
     @classmethod

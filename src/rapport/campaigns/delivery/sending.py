@@ -570,7 +570,7 @@ def _send_webhooks(batch: _Batch, items: list[tuple[Claimed, Verdict]]) -> int:
     queue = iter(items)
     in_flight: dict[Future[webhooks.WebhookOutcome], tuple[Claimed, WebhookEndpoint]] = {}
     with (
-        httpx.Client(timeout=webhooks.TIMEOUT, limits=limits) as client,
+        webhooks.client(batch.settings, limits=limits) as client,
         ThreadPoolExecutor(WEBHOOK_CONCURRENCY, thread_name_prefix="webhooks") as threads,
     ):
         while True:
@@ -771,7 +771,7 @@ def send_test(
             raise InvalidInput("The campaign has no webhook endpoint", field="webhook_endpoint_id")
         customer = load_customers(db, [customer_id]).get(customer_id)
         payload = webhook_payload(f"test-{uuid.uuid4().hex[:12]}", campaign, None, customer, test)
-        with httpx.Client(timeout=webhooks.TIMEOUT) as client:
+        with webhooks.client(settings) as client:
             result = webhooks.post(
                 client, webhooks.Target.of(endpoint), payload, payload["delivery_id"]
             )

@@ -12,19 +12,33 @@ Each try POSTs the message as JSON with two headers:
 (``next_attempt_at``); after the endpoint's ``max_attempts`` the delivery is ``dead`` and can
 be replayed from the admin page or the API. Other 4xx answers are final. Every try is stored
 in ``campaign_webhook_attempts`` with its status code and duration.
+
+Webhooks do not reach inside the host's own networks unless the operator lists them in
+``RAPPORT_WEBHOOK_ALLOWED_NETWORKS``: an endpoint whose host is a loopback, private, link-local
+(cloud metadata), unspecified, multicast or reserved address, ``localhost``, or an IPv4 address
+in a numeric shorthand (``2130706433``, ``0x7f.1``) is refused when it is saved (``check_url``),
+and each try resolves the host itself, refuses it if any of its addresses is such an address
+and connects to the address it checked (``GuardedBackend``), so a name that resolves to
+another address between the check and the connection (DNS rebinding) gets nowhere. A refused
+try is final (``dead``, replayable once the operator allowed the network) and stores no
+timing. The client takes no proxy from the environment.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
+import socket
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpcore
 import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,6 +48,12 @@ from rapport.customers import service as customers
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from rapport.platform.idempotency import BeforeCommit
+from rapport.platform.settings import (
+    WEBHOOK_ALLOWED_NETWORKS_SETTING,
+    Network,
+    Settings,
+    get_settings,
+)
 
 SIGNATURE_HEADER = "Rapport-Signature"
 DELIVERY_HEADER = "Rapport-Delivery-Id"
@@ -41,6 +61,123 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
 RETRIED_STATUS = frozenset({408, 429})
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# IPv6 addresses that carry an IPv4 address a router or the host may reach (NAT64, 6to4).
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+class DestinationRefused(Exception):
+    """A webhook's host is, or resolves to, an address inside the host's own networks."""
+
+
+def address_refusal(address: IPAddress, allowed: Sequence[Network]) -> str | None:
+    """What ``address`` is when a webhook may not reach it ("a loopback address"), or None
+    when it may: a public address, or one inside a network of ``allowed``."""
+    if any(address.version == network.version and address in network for network in allowed):
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(address.packed[-4:])
+        if embedded is not None and (refused := address_refusal(embedded, allowed)):
+            return refused
+    kinds = (
+        (address.is_unspecified, "an unspecified address"),
+        (address.is_loopback, "a loopback address"),
+        (address.is_link_local, "a link-local address (where cloud metadata services answer)"),
+        (address.is_multicast, "a multicast address"),
+        (address.is_private, "a private network address"),
+        (address.is_reserved or not address.is_global, "a reserved address"),
+    )
+    return next((kind for refused, kind in kinds if refused), None)
+
+
+def host_refusal(host: str, allowed: Sequence[Network]) -> str | None:
+    """Why a webhook may not be sent to ``host`` as written in its URL, or None: a loopback
+    name, an IPv4 address in a numeric shorthand, or an address ``address_refusal`` refuses.
+    A host name's addresses are checked at each try (``GuardedBackend``)."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        refused = address_refusal(ipaddress.IPv4Address("127.0.0.1"), allowed)
+        return refused and "a loopback name"
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        try:
+            dotted = socket.inet_ntoa(socket.inet_aton(name))
+        except OSError:
+            return None  # a host name
+        return f"an IPv4 address in a numeric shorthand (write it {dotted})"
+    return address_refusal(address, allowed)
+
+
+def refusal_text(host: str, refusal: str) -> str:
+    return (
+        f"{host} is {refusal}: webhooks do not reach the host's own networks. An operator "
+        f"allows a network by listing it in {WEBHOOK_ALLOWED_NETWORKS_SETTING} "
+        "(docs/webhooks.md)"
+    )
+
+
+class GuardedBackend(httpcore.SyncBackend):
+    """Connects only to addresses ``address_refusal`` lets through: it resolves the host,
+    refuses the connection when any of its addresses is refused, and connects to the
+    addresses it checked (TLS still names the URL's host)."""
+
+    def __init__(self, allowed: Sequence[Network]) -> None:
+        self.allowed = tuple(allowed)
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as error:
+            raise httpcore.ConnectError(f"{host}: {error}") from error
+        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in found))
+        for address in addresses:
+            if refused := address_refusal(address, self.allowed):
+                raise DestinationRefused(
+                    refusal_text(f"{host} resolves to an address that", refused)
+                )
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
+                failure = error
+        raise failure or httpcore.ConnectError(f"{host} has no address")
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport whose connections go through ``GuardedBackend``, no proxy."""
+
+    def __init__(self, allowed: Sequence[Network], *, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(allowed),
+        )
+
+
+def client(settings: Settings | None = None, *, limits: httpx.Limits | None = None) -> httpx.Client:
+    """The HTTP client webhooks are sent with: no redirects followed, no proxy from the
+    environment, only the destinations ``RAPPORT_WEBHOOK_ALLOWED_NETWORKS`` lets through."""
+    allowed = (settings or get_settings()).webhook_networks
+    transport = GuardedTransport(allowed, limits=limits or httpx.Limits())
+    return httpx.Client(timeout=TIMEOUT, transport=transport, trust_env=False)
 
 
 def sign(secret: str, body: bytes, *, timestamp: int) -> str:
@@ -106,6 +243,8 @@ def post(
     started = time.perf_counter()
     try:
         response = client.post(endpoint.url, content=body, headers=headers)
+    except DestinationRefused as error:  # final, and nothing of the address's answer
+        return WebhookOutcome(False, False, None, f"refused: {error}"[:300], 0.0)
     except httpx.TimeoutException as error:
         return WebhookOutcome(False, True, None, f"timeout: {error}"[:300], _ms(started))
     except httpx.HTTPError as error:
@@ -164,11 +303,12 @@ def refuse_taken_name(db: Session, name: str, *, other_than: int | None = None) 
     raise Conflict(f"The name {name!r} is taken by {which}: choose another name", field="name")
 
 
-def check_url(url: str) -> str:
+def check_url(url: str, *, allowed: Sequence[Network] | None = None) -> str:
     """``url`` stripped, or 422 naming ``url``: an http:// or https:// address with a host of
     letters, digits, dots, hyphens (an IPv6 address in brackets) and no space or control
     character anywhere (``http://x y.example/`` is refused, where httpx quietly made it
-    ``x%20y.example``)."""
+    ``x%20y.example``), whose host ``host_refusal`` lets through with the ``allowed``
+    networks (by default ``RAPPORT_WEBHOOK_ALLOWED_NETWORKS``)."""
     url = url.strip()
     said = "An http:// or https:// URL without spaces, such as https://crm.example/hooks"
     if len(url) > 2000 or any(c.isspace() or not c.isprintable() for c in url):
@@ -180,6 +320,9 @@ def check_url(url: str) -> str:
     host = parsed.host if parsed is not None else ""
     if not host or not all(c.isalnum() or c in ".-_:" for c in host):
         raise InvalidInput(said, field="url")
+    networks = get_settings().webhook_networks if allowed is None else allowed
+    if refused := host_refusal(host, networks):
+        raise InvalidInput(refusal_text(host, refused), field="url")
     return url
 
 
