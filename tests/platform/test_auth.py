@@ -122,6 +122,52 @@ def test_key_headers_x_api_key_and_basic_auth_are_accepted(client, api_key) -> N
     assert client.get("/v1/products", headers=basic).status_code == 200
 
 
+def _two_headers(x_api_key: str, authorization: str) -> dict[str, str]:
+    return {"X-API-Key": x_api_key, "Authorization": authorization}
+
+
+def test_two_different_credentials_are_refused_whichever_is_valid(client, api_key) -> None:
+    # given a read key, an admin key, and a request carrying one of them in each header
+    reader, admin = api_key("read"), api_key("admin")
+    sent = [
+        ("/v1/products", _two_headers(reader, "Bearer junk")),
+        ("/v1/products", _two_headers(reader, "Bearer")),
+        ("/v1/products", _two_headers(reader, "Token whatever")),
+        ("/v1/keys", _two_headers(admin, f"Bearer {reader}")),
+        ("/v1/keys", _two_headers(reader, f"Bearer {admin}")),
+        ("/v1/products", {"X-API-Key": reader, **basic_auth(admin)}),
+    ]
+    for path, headers in sent:
+        # when it is sent, then it is refused, whichever of the two would be admitted
+        answer = client.get(path, headers=headers)
+        assert answer.status_code == 401, (path, headers, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["field"] == "Authorization"
+        assert "different credentials" in answer.json()["detail"]
+    # and a tracking call with a Segment body is refused the same way
+    refused = client.post(
+        "/v1/events", json=EVENT, headers=_two_headers(api_key("ingest"), "Bearer x")
+    )
+    assert refused.status_code == 401
+
+
+def test_the_same_key_in_both_headers_is_accepted(client, api_key) -> None:
+    reader, admin = api_key("read"), api_key("admin")
+    assert (
+        client.get("/v1/products", headers=_two_headers(reader, f"Bearer {reader}")).status_code
+        == 200
+    )
+    same_basic = {"X-API-Key": reader, **basic_auth(reader)}
+    assert client.get("/v1/products", headers=same_basic).status_code == 200
+    assert (
+        client.get("/v1/keys", headers=_two_headers(admin, f"Bearer  {admin} ")).status_code == 200
+    )
+    # an empty X-API-Key is no credential: Authorization's key is the one
+    assert (
+        client.get("/v1/products", headers=_two_headers("", f"Bearer {reader}")).status_code == 200
+    )
+
+
 def test_keys_are_not_stored_in_clear(db) -> None:
     # given a new key
     issued = platform.create_api_key(db, name="shop", scopes=[platform.Scope.INGEST])

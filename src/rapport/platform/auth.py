@@ -32,10 +32,25 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rapport", Basic realm="rapport"
 
 
 def _secret_from_request(request: Request) -> str | None:
-    header_key = request.headers.get("x-api-key")
-    if header_key:
-        return header_key.strip()
-    authorization = request.headers.get("authorization", "")
+    """The key the headers carry: ``X-API-Key``, or ``Authorization`` (``Bearer``, or the
+    basic-auth user name). Both may be sent only with the same key: two that differ (or an
+    ``Authorization`` that carries none beside an ``X-API-Key``) are a 401, so a request is
+    never admitted by one credential while carrying another."""
+    header_key = (request.headers.get("x-api-key") or "").strip()
+    authorization = request.headers.get("authorization")
+    if not header_key:
+        return _authorization_secret(authorization or "")
+    if (authorization or "").strip() and _authorization_secret(authorization or "") != header_key:
+        raise Unauthorized(
+            "X-API-Key and Authorization carry different credentials: send the API key in "
+            "one of them (or the same key in both)",
+            field="Authorization",
+            headers=_CHALLENGE,
+        )
+    return header_key
+
+
+def _authorization_secret(authorization: str) -> str | None:
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer" and value:
         return value.strip()
