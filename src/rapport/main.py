@@ -71,15 +71,24 @@ class AdminOnly:
     """Run ``middleware`` for admin pages only: the API never uses the session cookie, and
     skipping it saves every API request the cookie parsing and signing."""
 
+    prefixes: tuple[str, ...] = ("/admin",)
+
     def __init__(self, app: ASGIApp, /, *, middleware: Any, **options: Any) -> None:
         self.app = app
         self.wrapped = middleware(app, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/admin"):
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.prefixes):
             await self.wrapped(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+class PublicPagesOnly(AdminOnly):
+    """Run ``middleware`` for the HTML pages customers open from a message without signing
+    in: a survey (feedback) and an unsubscribe confirmation (campaigns)."""
+
+    prefixes = ("/s/", "/u/")
 
 
 class BrowserCors:
@@ -326,6 +335,11 @@ def create_app(
     )
     # Outside the session cookie, so every admin answer carries them (redirects included).
     app.add_middleware(AdminOnly, middleware=admin_shell.SecurityHeaders)
+    app.add_middleware(
+        PublicPagesOnly,
+        middleware=admin_shell.SecurityHeaders,
+        headers=admin_shell.PUBLIC_SECURITY_HEADERS,
+    )
     app.add_middleware(RefuseControlCharacters)
     app.add_middleware(RequestBudget, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -535,19 +535,30 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"referrer-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 ]
+# The customers' pages (a survey, an unsubscribe confirmation): the admin's set, but their
+# URLs carry a token, so no page they link to learns it from a Referer.
+PUBLIC_SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
+    (name, b"no-referrer" if name == b"referrer-policy" else value)
+    for name, value in SECURITY_HEADERS
+]
 
 
 class SecurityHeaders:
-    """Adds :data:`SECURITY_HEADERS` to every answer it wraps (main.py wraps /admin)."""
+    """Adds ``headers`` (:data:`SECURITY_HEADERS`) to every answer it wraps, but those the
+    answer sets itself (main.py wraps /admin, and the public pages with
+    :data:`PUBLIC_SECURITY_HEADERS`)."""
 
-    def __init__(self, app: ASGIApp, /) -> None:
+    def __init__(
+        self, app: ASGIApp, /, *, headers: list[tuple[bytes, bytes]] = SECURITY_HEADERS
+    ) -> None:
         self.app = app
+        self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in names]
+                extra = [(n, v) for n, v in self.headers if n not in names]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

@@ -41,9 +41,9 @@ PURPOSES = {"marketing_email": "Email consent (invitations are emailed)"}
 LANGUAGES = {"en": "English", "fr": "French", "de": "German", "pt": "Portuguese"}
 LABEL_PARTS = ("question", "comment", "low", "high")
 QUESTION_SLOTS = 5
-# What the preview frame may do: show the page and its own styles, nothing else.
+# What the preview frame may do: show the page and its stylesheet, nothing else.
 PREVIEW_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; base-uri 'none'; "
+    "default-src 'none'; style-src 'self'; form-action 'none'; base-uri 'none'; "
     "frame-ancestors 'self'"
 )
 
