@@ -280,6 +280,7 @@ ERASED_COMMANDS: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/loyalty/members/{customer_id}/rewards/{reward_id}/redeem"): None,
     ("POST", "/v1/loyalty/members/{customer_id}/membership"): {"plan_id": "plus"},
     ("POST", "/v1/loyalty/members/{customer_id}/membership/cancel"): None,
+    ("POST", "/v1/loyalty/members/{customer_id}/membership/resume"): None,
     ("POST", "/v1/customers/{customer_id}/identities"): {"kind": "loyalty_card", "value": "C-1"},
     ("PUT", "/v1/customers/{customer_id}/consents/{purpose}"): {"granted": True},
     ("PUT", "/v1/customers/{customer_id}/preferences"): {"shoe_size": 42},

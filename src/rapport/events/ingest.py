@@ -206,6 +206,10 @@ RECORDED_BY: dict[str, str] = {
     "order_delivered": _status("delivered"),
     "delivery_delayed": _status("delayed"),
     "delivery_failed": _status("failed"),
+    "order_ready_for_pickup": "record the order through POST /v1/orders with fulfilment"
+    f" pickup_in_store; {_LOGGED_BY_RAPPORT} when a pick-up order is placed",
+    "order_not_collected": f"{_LOGGED_BY_RAPPORT} when a pick-up order passes its collection"
+    " deadline (collect_by) uncollected",
     "delivery_late": "send the order's delivery updates to POST /v1/orders/{order_id}/status;"
     f" {_LOGGED_BY_RAPPORT} once a delivery is past its promised date",
     # loyalty
