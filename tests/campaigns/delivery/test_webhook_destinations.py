@@ -133,6 +133,19 @@ def _earn_and_dispatch(db: Session) -> Delivery:
     return delivery
 
 
+def _subscribe_localhost(
+    client: TestClient,
+    api_key: Callable[..., str],
+    receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A subscription to the receiver by the name localhost, with loopback allowed."""
+    clock.set_clock(FrozenClock(T0))
+    _allow(monkeypatch, "127.0.0.0/8, ::1/128")
+    url = receiver.url.replace("127.0.0.1", "localhost")
+    assert _subscribe(client, auth(api_key("admin")), url, "local").status_code == 201
+
+
 def test_a_name_resolving_to_loopback_is_refused_when_sent(
     db: Session,
     client: TestClient,
@@ -141,11 +154,7 @@ def test_a_name_resolving_to_loopback_is_refused_when_sent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given a subscription to localhost, taken while loopback was allowed
-    clock.set_clock(FrozenClock(T0))
-    admin = auth(api_key("admin"))
-    _allow(monkeypatch, "127.0.0.0/8, ::1/128")
-    url = webhook_receiver.url.replace("127.0.0.1", "localhost")
-    assert _subscribe(client, admin, url, "local").status_code == 201
+    _subscribe_localhost(client, api_key, webhook_receiver, monkeypatch)
     # when the operator no longer allows it and an event is sent
     _allow(monkeypatch, None)
     delivery = _earn_and_dispatch(db)
@@ -170,10 +179,7 @@ def test_a_name_resolving_to_an_allowed_network_is_sent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given loopback allowed, a subscription to localhost is delivered there
-    clock.set_clock(FrozenClock(T0))
-    _allow(monkeypatch, "127.0.0.0/8, ::1/128")
-    url = webhook_receiver.url.replace("127.0.0.1", "localhost")
-    assert _subscribe(client, auth(api_key("admin")), url, "allowed").status_code == 201
+    _subscribe_localhost(client, api_key, webhook_receiver, monkeypatch)
     delivery = _earn_and_dispatch(db)
     assert delivery.status == "sent"
     [request] = webhook_receiver.requests
