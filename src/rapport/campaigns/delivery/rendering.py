@@ -29,18 +29,25 @@ size, not one per recipient.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from string import Formatter
+from typing import Any, cast
 
+import jinja2
 from itsdangerous import BadSignature, Signer
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes, pass_context
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -118,39 +125,453 @@ def load_customers(db: Session, customer_ids: Iterable[str]) -> dict[str, Custom
 
 
 # ---------------------------------------------------------------------- the sandbox
+#
+# A template is the retailer's code running in our process, so rendering one is bounded by
+# construction (docs/campaigns-delivery.md, "Template limits"): every loop round, call and
+# filter is a step; what every operation builds, and what the template writes, is measured
+# as it is made; operations that would build something past a limit are refused before they
+# run; and a render stops after RENDER_SECONDS. Going past a limit raises LimitExceeded,
+# which the caller reports as the author's template error, never as our failure.
 
-_html_environment = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
-_text_environment = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+MAX_RANGE = 1_000  # numbers one range() gives
+MAX_STEPS = 20_000  # loop rounds, calls and filters in one render
+MAX_VALUE_CHARS = 200_000  # characters in one value (a string, or all strings in a list)
+MAX_VALUE_ITEMS = 10_000  # items in one value, nested ones included
+MAX_WRITTEN_CHARS = 500_000  # characters written in one render, macros' included
+MAX_BUILT_CHARS = 5_000_000  # characters built by all the operations of one render
+MAX_INT_BITS = 4_096  # a number's size (about 1,200 digits)
+MAX_FORMAT_WIDTH = 1_000  # a width or precision in "%10s" or "{:>10}"
+RENDER_SECONDS = 1.0  # one subject or body
+
+# The exceptions a template's own code raises while rendering: its author's error.
+TEMPLATE_FAULTS = (
+    jinja2.TemplateError,
+    ArithmeticError,
+    TypeError,
+    ValueError,
+    LookupError,
+    RecursionError,
+)
 
 
-def _environment(channel: str, part: str) -> SandboxedEnvironment:
+class LimitExceeded(SecurityError):
+    """A template went past one of the rendering limits."""
+
+
+@dataclass
+class _Budget:
+    deadline: float
+    steps: int = 0
+    written: int = 0
+    built: int = 0
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("rapport_template_budget", default=None)
+
+
+def _current() -> _Budget:
+    budget = _budget.get()
+    if budget is None:  # our bug: templates render only through _render_bounded
+        raise RuntimeError("a campaign template rendered outside its budget")
+    return budget
+
+
+def _step() -> None:
+    budget = _current()
+    budget.steps += 1
+    if budget.steps > MAX_STEPS:
+        raise LimitExceeded(
+            f"it takes more than {MAX_STEPS:,} steps (loop rounds, calls and filters); "
+            "loop over fewer items or nest fewer loops"
+        )
+    if time.monotonic() > budget.deadline:
+        raise LimitExceeded(f"it takes more than {RENDER_SECONDS:g} second to render")
+
+
+def _measure(value: Any) -> int:
+    """The characters in ``value`` (a string, or every string inside a list or mapping);
+    raises LimitExceeded past a value's limits. Walks at most MAX_VALUE_ITEMS items."""
+    items = chars = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        items += 1
+        if items > MAX_VALUE_ITEMS:
+            raise LimitExceeded(
+                f"a list or mapping holds more than {MAX_VALUE_ITEMS:,} items in all"
+            )
+        if isinstance(item, str | bytes):
+            chars += len(item)
+            if chars > MAX_VALUE_CHARS:
+                raise LimitExceeded(
+                    f"a value grows past {MAX_VALUE_CHARS:,} characters; repeat or join less text"
+                )
+        elif isinstance(item, bool | float | None):
+            continue
+        elif isinstance(item, int):
+            if item.bit_length() > MAX_INT_BITS:
+                raise LimitExceeded(f"a number grows past {MAX_INT_BITS:,} bits")
+        elif isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            pending.extend(item)
+    return chars
+
+
+def _built(value: Any) -> Any:
+    """``value``, made by an operation of the template: measured and counted."""
+    budget = _current()
+    budget.built += _measure(value)
+    if budget.built > MAX_BUILT_CHARS:
+        raise LimitExceeded(
+            f"it builds more than {MAX_BUILT_CHARS:,} characters of text; repeat or join less text"
+        )
+    return value
+
+
+def _too_big(what: str, size: int, limit: int) -> None:
+    if size > limit:
+        raise LimitExceeded(f"{what} would make {size:,}, past the limit of {limit:,}")
+
+
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _check_widths(numbers: Iterable[str | None]) -> None:
+    for number in numbers:
+        if number == "*" or (number and int(number) > MAX_FORMAT_WIDTH):
+            raise LimitExceeded(
+                f"a format's width or precision is past {MAX_FORMAT_WIDTH:,} "
+                "(or given as an argument)"
+            )
+
+
+def _check_printf(pattern: Any) -> None:
+    if isinstance(pattern, str):
+        for match in _PRINTF_SPEC.finditer(pattern):
+            _check_widths(match.groups())
+
+
+def _check_format(pattern: Any) -> None:
+    if not isinstance(pattern, str):
+        return
+    try:
+        fields = list(Formatter().parse(pattern))
+    except ValueError:
+        return  # str.format reports it
+    for _, _, spec, _ in fields:
+        if spec and "{" in spec:
+            _check_widths(["*"])
+        _check_widths(re.findall(r"\d+", spec or ""))
+
+
+def _check_replace(text: Any, old: Any, new: Any, count: Any = None) -> None:
+    if isinstance(text, str) and isinstance(old, str) and isinstance(new, str):
+        times = len(text) + 1 if not old else len(text) // len(old)
+        if isinstance(count, int) and count >= 0:
+            times = min(times, count)
+        _too_big("replace", len(text) + times * len(new), MAX_VALUE_CHARS)
+
+
+def _width(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _materialized(args: tuple[Any, ...], position: int, separator: Any) -> tuple[Any, ...]:
+    """``args`` with the iterable at ``position`` as a measured list (what a join joins)."""
+    if len(args) <= position:
+        return args
+    items = list(args[position])
+    _measure(items)
+    if isinstance(separator, str):
+        _too_big("join", len(items) * len(separator), MAX_VALUE_CHARS)
+    return (*args[:position], items, *args[position + 1 :])
+
+
+def _check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """Refuse a str method call that would build past the limits before it runs."""
+    owner = getattr(method, "__self__", None)
+    if not isinstance(owner, str | bytes):
+        return args
+    name = getattr(method, "__name__", "")
+    if name in {"ljust", "rjust", "center", "zfill"} and args:
+        _too_big(name, _width(args[0]), MAX_VALUE_CHARS)
+    elif name in {"expandtabs", "translate", "maketrans"}:
+        raise LimitExceeded(f"templates cannot call {name}")
+    elif name == "replace" and len(args) >= 2:
+        _check_replace(owner, *args[:3])
+    elif name == "join":
+        return _materialized(args, 0, owner)
+    return args
+
+
+def _check_filter(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """Refuse a filter that would build past the limits before it runs (``args`` without
+    the context Jinja passes some filters)."""
+    if name == "center":
+        _too_big(
+            "center", _width(kwargs.get("width", args[1] if len(args) > 1 else 0)), MAX_VALUE_CHARS
+        )
+    elif name == "indent" and args:
+        width = kwargs.get("width", args[1] if len(args) > 1 else 4)
+        size = len(width) if isinstance(width, str) else _width(width)
+        _too_big("indent", (str(args[0]).count("\n") + 1) * size, MAX_VALUE_CHARS)
+    elif name == "format" and args:
+        _check_printf(args[0])
+    elif name == "replace" and len(args) >= 3:
+        _check_replace(*args[:4])
+    elif name == "wordwrap" and args:
+        wrap = kwargs.get("wrapstring", args[4] if len(args) > 4 else None)
+        if isinstance(wrap, str):
+            _too_big("wordwrap", len(str(args[0])) * (len(wrap) + 1), MAX_VALUE_CHARS)
+    elif name == "slice" and len(args) > 1:
+        _too_big("slice", _width(kwargs.get("slices", args[1])), MAX_VALUE_ITEMS)
+    elif name == "join" and args:
+        return _materialized(args, 0, kwargs.get("d", args[1] if len(args) > 1 else ""))
+    return args
+
+
+def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    passes = 1 if getattr(function, "jinja_pass_arg", None) is not None else 0
+
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        _step()
+        given = args[passes:]
+        for value in (*given, *kwargs.values()):
+            _measure(value)
+        given = _check_filter(name, given, kwargs)
+        return _built(function(*args[:passes], *given, **kwargs))
+
+    return bounded
+
+
+def _range(*args: int) -> range:
+    numbers = range(*args)
+    if len(numbers) > MAX_RANGE:
+        raise LimitExceeded(
+            f"range() gives at most {MAX_RANGE:,} numbers; loop over the items themselves"
+        )
+    return numbers
+
+
+@pass_context
+def _rounds(context: Context, iterable: Any) -> Iterator[Any]:
+    """What a for loop iterates: one step per round."""
+    _measure(iterable)
+    for item in iterable:
+        _step()
+        yield item
+
+
+@pass_context
+def _value(context: Context, value: Any) -> Any:
+    return _built(value)
+
+
+@pass_context
+def _write(context: Context, value: Any) -> Any:
+    budget = _current()
+    budget.written += _measure(value) if not isinstance(value, int | float) else 0
+    if budget.written > MAX_WRITTEN_CHARS:
+        raise LimitExceeded(
+            f"it writes more than {MAX_WRITTEN_CHARS:,} characters; write a shorter message"
+        )
+    if time.monotonic() > budget.deadline:
+        raise LimitExceeded(f"it takes more than {RENDER_SECONDS:g} second to render")
+    return value
+
+
+_ROUNDS, _VALUE, _WRITE = "rapport_rounds", "rapport_value", "rapport_write"
+
+
+def _filtered(node: nodes.Node, name: str) -> nodes.Expr:
+    return nodes.Filter(cast(nodes.Expr, node), name, [], [], None, None, lineno=node.lineno)
+
+
+class _Bounding(NodeTransformer):
+    """Puts a template's loops, concatenations and output through the budget's filters."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        if node.recursive:
+            raise LimitExceeded("recursive loops are not available in templates")
+        node.iter = _filtered(node.iter, _ROUNDS)
+        return node
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+        self.generic_visit(node)
+        node.nodes = [_filtered(child, _WRITE) for child in node.nodes]
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        joined = node.nodes[0]
+        for operand in node.nodes[1:]:  # pairwise, each result measured before the next
+            joined = _filtered(nodes.Concat([joined, operand], lineno=node.lineno), _VALUE)
+        return joined
+
+
+class BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox templates render in (no mutating a list or dict, no reaching into
+    Python), with every operation that could run long or build much measured: see the
+    limits above."""
+
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
+
+    def __init__(self, *, autoescape: bool) -> None:
+        # Not optimized: the optimizer would run filters on constants while compiling.
+        super().__init__(autoescape=autoescape, undefined=StrictUndefined, optimized=False)
+        self.globals["range"] = _range
+        self.globals.pop("lipsum", None)
+        self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
+        self.filters.update({_ROUNDS: _rounds, _VALUE: _value, _WRITE: _write})
+
+    def bounded(self, source: str) -> jinja2.Template:
+        """``source`` compiled with its loops, concatenations and output measured; raises
+        TemplateSyntaxError, or LimitExceeded for what templates cannot do at all."""
+        tree = _Bounding().visit(self.parse(source))
+        return self.from_string(tree)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        _measure(left)
+        _measure(right)
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, str | bytes | list | tuple) and isinstance(times, int):
+                    _too_big("repeating", len(sequence) * times, MAX_VALUE_CHARS)
+                    _too_big("repeating", _measure(sequence) * times, MAX_VALUE_CHARS)
+            if isinstance(left, int) and isinstance(right, int):
+                bits = left.bit_length() + right.bit_length()
+                _too_big("multiplying (bits)", bits, MAX_INT_BITS + 1)
+        elif operator == "**" and isinstance(left, int) and isinstance(right, int):
+            if abs(left) > 1 and right > 0:
+                _too_big("the power (bits)", (abs(left).bit_length() - 1) * right, MAX_INT_BITS)
+        elif operator == "%":
+            _check_printf(left)
+        return _built(super().call_binop(context, operator, left, right))
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:  # str.format, wrapped when read: its widths checked then
+            _check_format(value.__self__)
+        return wrapped
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _step()
+        for value in (*args, *kwargs.values()):
+            _measure(value)
+        args = _check_method(__obj, args, kwargs)
+        return _built(super().call(__context, __obj, *args, **kwargs))
+
+
+_html_environment = BoundedEnvironment(autoescape=True)
+_text_environment = BoundedEnvironment(autoescape=False)
+
+
+def _environment(channel: str, part: str) -> BoundedEnvironment:
     return _html_environment if channel == "email" and part == "body" else _text_environment
 
 
+def _render_bounded(template: jinja2.Template, values: Mapping[str, Any]) -> str:
+    """``template`` rendered within a fresh budget; raises one of TEMPLATE_FAULTS."""
+    token = _budget.set(_Budget(deadline=time.monotonic() + RENDER_SECONDS))
+    try:
+        return template.render(values)
+    finally:
+        _budget.reset(token)
+
+
+def fault_reason(error: BaseException) -> str:
+    """What went wrong in a template, for its author."""
+    if isinstance(error, UndefinedError):
+        return str(error.message)
+    if isinstance(error, LimitExceeded):
+        return f"stopped: {error}"
+    if isinstance(error, SecurityError):
+        return f"refused by the sandbox: {error}"
+    if isinstance(error, RecursionError):
+        return "a macro calls itself too deeply"
+    return f"{type(error).__name__}: {error}"
+
+
 def validate_template(
-    subject: str, body: str, *, channel: str = "email", context_names: Iterable[str] = ()
+    subject: str,
+    body: str,
+    *,
+    channel: str = "email",
+    context_names: Iterable[str] = (),
+    sample: Mapping[str, Any] | None = None,
+    any_names: bool = False,
 ) -> None:
-    """Refuse a template that does not parse, or uses a name templates do not get (see the
-    module's list; ``context_names`` adds the occasion's values a producer always attaches).
-    Raises InvalidInput naming the field ('subject' or 'body')."""
+    """Refuse a template that does not parse, uses a name templates do not get (see the
+    module's list; ``context_names`` adds the occasion's values a producer always attaches),
+    or fails rendered for a sample customer with ``sample`` as the occasion (what a preview
+    shows): past a limit always; with another error when it uses none of the occasion's
+    values (a real occasion may differ from the sample). Raises InvalidInput naming the field
+    ('subject' or 'body'). ``any_names``: Rapport's own campaigns, whose producers attach
+    values of their own, may use any name (each counts as an occasion's value)."""
     allowed = KNOWN_NAMES | set(context_names)
+    varying = set(context_names) | {"occasion"}
+    compiled: list[tuple[str, jinja2.Template, set[str]]] = []
     for field, source in (("subject", subject), ("body", body)):
         environment = _environment(channel, field)
         try:
             parsed = environment.parse(source)
+            template = environment.bounded(source)
         except TemplateSyntaxError as error:
             raise InvalidInput(
                 f"The {field} does not parse: {error.message} (line {error.lineno})", field=field
             ) from error
-        unknown = sorted(meta.find_undeclared_variables(parsed) - allowed)
-        if unknown:
+        except LimitExceeded as error:
+            raise InvalidInput(f"The {field} cannot be used: {error}", field=field) from error
+        names = meta.find_undeclared_variables(parsed)
+        unknown = sorted(names - allowed)
+        if any_names:
+            varying |= set(unknown)
+        elif unknown:
             raise InvalidInput(
                 f"The {field} uses {', '.join(unknown)}, which templates do not get; use "
                 f"{', '.join(sorted(KNOWN_NAMES))} or occasion.<name>",
                 field=field,
             )
+        compiled.append((field, template, names))
     if not body.strip():
         raise InvalidInput("The body is empty", field="body")
+    values = _sample_values(sample or {})
+    for field, template, names in compiled:
+        try:
+            _render_bounded(template, values)
+        except UndefinedError:
+            continue  # a value the sample occasion lacks: names were checked above
+        except TEMPLATE_FAULTS as error:
+            if isinstance(error, LimitExceeded) or not names & varying:
+                raise InvalidInput(
+                    f"The {field} fails for a sample customer: {fault_reason(error)}",
+                    field=field,
+                ) from error
+
+
+SAMPLE_RECOMMENDATIONS = [
+    {"sku": f"SAMPLE-{n}", "name": f"Sample product {n}", "category": "Sample", "price_minor": 1999}
+    for n in range(1, RECOMMENDATIONS + 1)
+]
+
+
+def _sample_values(occasion: Mapping[str, Any]) -> dict[str, Any]:
+    """What a template gets for a sample customer (as :meth:`Renderer._values` fills it)."""
+    values: dict[str, Any] = dict(occasion)
+    values.update(
+        occasion=dict(occasion),
+        first_name=FALLBACK_NAME,
+        customer={"first_name": FALLBACK_NAME, "last_name": "", "locale": "en"},
+        unsubscribe_url="https://example.com/u/sample",
+        points=120,
+        tier="Member",
+        recommendations=SAMPLE_RECOMMENDATIONS,
+    )
+    return values
 
 
 class _Compiled:
@@ -158,16 +579,30 @@ class _Compiled:
 
     def __init__(self, template: CampaignTemplate) -> None:
         self.channel = template.channel
+        self.where = f"{template.channel} template '{template.locale}'"
         subject_env = _environment(template.channel, "subject")
         body_env = _environment(template.channel, "body")
         try:
-            self.subject = subject_env.from_string(template.subject)
-            self.body = body_env.from_string(template.body)
+            self.subject = subject_env.bounded(template.subject)
+            self.body = body_env.bounded(template.body)
             self.names = meta.find_undeclared_variables(
                 subject_env.parse(template.subject)
             ) | meta.find_undeclared_variables(body_env.parse(template.body))
         except TemplateSyntaxError as error:
-            raise TemplateError(f"template {template.id}: {error.message}") from error
+            raise TemplateError(f"{self.where}: {error.message}") from error
+        except LimitExceeded as error:
+            raise TemplateError(f"{self.where}: {error}") from error
+
+    def render(self, values: Mapping[str, Any]) -> tuple[str, str]:
+        """(subject, body); raises TemplateError naming the part and what went wrong."""
+        part = "subject"
+        try:
+            subject = _render_bounded(self.subject, values).strip()
+            part = "body"
+            body = _render_bounded(self.body, values)
+        except TEMPLATE_FAULTS as error:
+            raise TemplateError(f"the {part} of the {self.where}: {fault_reason(error)}") from error
+        return subject, body
 
 
 # Keyed by the template's text, so an edited template is compiled afresh.
@@ -358,13 +793,7 @@ class Renderer:
                 self.settings,
             )
         values = self._values(compiled.names, customer, occasion, link)
-        try:
-            subject = compiled.subject.render(values).strip()
-            body = compiled.body.render(values)
-        except UndefinedError as error:
-            raise TemplateError(f"template: {error.message}") from error
-        except SecurityError as error:
-            raise TemplateError(f"template refused by the sandbox: {error}") from error
+        subject, body = compiled.render(values)
         text = _html_to_text(body) if compiled.channel == "email" else ""
         return RenderedMessage(subject=subject, body=body, unsubscribe_url=link, text=text)
 

@@ -429,8 +429,16 @@ def _put_template(
         raise InvalidInput("A message has a body", field="body")
     if len(body) > 100_000:
         raise InvalidInput("A body is at most 100,000 characters", field="body")
-    if campaign.key is None:  # system campaigns' producers attach values of their own
-        validate_template(subject, body, channel=channel, context_names=occasion_names(campaign))
+    from rapport.campaigns.planning.previews import sample_context  # imports this module
+
+    validate_template(
+        subject,
+        body,
+        channel=channel,
+        context_names=occasion_names(campaign),
+        sample=sample_context(db, campaign),
+        any_names=campaign.key is not None,  # system campaigns' producers attach their own
+    )
     template = db.scalar(
         select(CampaignTemplate).where(
             CampaignTemplate.campaign_id == campaign.id,
