@@ -163,6 +163,8 @@ class GuardedTransport(httpx.HTTPTransport):
 
     def __init__(self, allowed: Sequence[Network], *, limits: httpx.Limits) -> None:
         super().__init__(limits=limits, trust_env=False)
+        # httpx takes no network backend; its transport sends through ``_pool`` (httpx 0.28,
+        # 0.29). tests/campaigns/delivery/test_webhook_destinations.py fails if that changes.
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
             max_connections=limits.max_connections,
