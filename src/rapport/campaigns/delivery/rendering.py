@@ -191,6 +191,12 @@ def _step() -> None:
 def _measure(value: Any) -> int:
     """The characters in ``value`` (a string, or every string inside a list or mapping);
     raises LimitExceeded past a value's limits. Walks at most MAX_VALUE_ITEMS items."""
+    if isinstance(value, str) and len(value) <= MAX_VALUE_CHARS:
+        return len(value)  # the common case, without the walk
+    if isinstance(value, float | bool | None) or (
+        type(value) is int and value.bit_length() <= MAX_INT_BITS
+    ):
+        return 0
     items = chars = 0
     pending = [value]
     while pending:
@@ -373,7 +379,7 @@ def _value(context: Context, value: Any) -> Any:
 @pass_context
 def _write(context: Context, value: Any) -> Any:
     budget = _current()
-    budget.written += _measure(value) if not isinstance(value, int | float) else 0
+    budget.written += _measure(value)
     if budget.written > MAX_WRITTEN_CHARS:
         raise LimitExceeded(
             f"it writes more than {MAX_WRITTEN_CHARS:,} characters; write a shorter message"
