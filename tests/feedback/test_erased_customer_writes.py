@@ -116,7 +116,7 @@ def test_erasure_closes_open_tickets_and_none_is_resolved_or_breached_later(
     assert left_open is not None
     assert (left_open.status, left_open.resolution, left_open.resolved_at) == ("open", None, None)
     assert _count(db, Event, Event.type == "ticket_resolved") == 0
-    assert _count(db, LedgerTransaction, LedgerTransaction.rule_id == "ticket-apology") == 0
+    assert _count(db, LedgerTransaction, LedgerTransaction.rule_id == "goodwill") == 0
     # and past their due time no breach is logged under the erased id (the one left open is
     # marked, so the check does not find it again)
     flag_breached_tickets(db, now=clock.now() + timedelta(days=30))

@@ -158,8 +158,11 @@ def resolve_ticket(
     apology_points: int = 0,
     before_commit: BeforeCommit | None = None,
 ) -> Ticket:
-    """Close a ticket, granting apology points through the loyalty ledger if asked (the
-    ledger transaction is recorded on the ticket, in the same database transaction). An
+    """Close a ticket, granting apology points if asked: goodwill
+    (``loyalty.give_goodwill``, by ``resolved_by``), counted in the customer's goodwill window;
+    the ledger transaction is recorded on the ticket, in the same database transaction. Points
+    beyond what the window leaves are refused (409 naming ``apology_points``, saying what is
+    left and from when) and the ticket stays open, to be resolved with fewer or none. An
     erased customer's ticket is not resolved (404 "was erased" naming ``ticket_id``):
     nothing is written under an erased person's id, as for publishing their review."""
     ticket = db.get(Ticket, ticket_id)
@@ -190,15 +193,16 @@ def resolve_ticket(
         raise Conflict("The ticket is already resolved", field="ticket_id")
     now = clock.now()
     if apology_points:
-        posted = loyalty.earn(
+        # Goodwill, counted in the customer's window under their account's lock: beyond
+        # what the window leaves, 409 naming apology_points and the ticket stays open.
+        posted = loyalty.give_goodwill(
             db,
             customer_id=ticket.customer_id or "",
             points=apology_points,
             reason=f"Apology for ticket {ticket.ticket_id}",
-            order_id=ticket.order_id,
-            rule_id="ticket-apology",
-            channel="call_center",
+            actor=resolved_by,
             commit=False,
+            field="apology_points",
         )
         ticket.apology_points = apology_points
         ticket.apology_transaction_id = posted.transaction_id

@@ -1,4 +1,5 @@
-"""Goodwill points an agent gives a customer by hand (the customer page's goodwill form): each
+"""Goodwill points an agent gives a customer by hand (the customer page's goodwill form, a
+ticket's apology points when it is resolved): each
 grant is capped (``MANUAL_POINTS_MAX``), and so is what one customer is given over a rolling
 window, the program's ``goodwill_window_points`` in any ``goodwill_window_days`` days (20,000 in
 30 until an operator changes them), so the per-grant cap cannot be given again and again.
@@ -84,7 +85,7 @@ def goodwill_room(db: Session, *, customer_id: str, at: datetime | None = None) 
     )
 
 
-def _over_the_window(customer_id: str, room: GoodwillRoom, points: int) -> Conflict:
+def _over_the_window(customer_id: str, room: GoodwillRoom, points: int, *, field: str) -> Conflict:
     free_from = room.free_from(points)
     when = (
         f"the {points:,} asked can be given from {formatting.moment(free_from)} UTC"
@@ -95,7 +96,7 @@ def _over_the_window(customer_id: str, room: GoodwillRoom, points: int) -> Confl
         f"Goodwill for {customer_id} is capped at {room.window_points:,} points in any "
         f"{room.window_days} days: {room.given:,} given in the last {room.window_days} days, so "
         f"{room.left:,} more can be given now; {when}",
-        field="points",
+        field=field,
         goodwill_left=room.left,
         goodwill_free_from=free_from.isoformat() if free_from is not None else None,
     )
@@ -109,21 +110,25 @@ def give_goodwill(
     reason: str,
     actor: str,
     before_commit: BeforeCommit | None = None,
+    commit: bool = True,
+    field: str = "points",
 ) -> Posted:
     """Give goodwill points (an adjustment marked ``goodwill``, recording ``actor``): 1 to
     ``MANUAL_POINTS_MAX``, and no more than the program's window leaves the customer (409
-    naming ``points``, saying what is left and from when the points asked can be given)."""
+    naming ``field``, saying what is left and from when the points asked can be given).
+
+    ``commit=False`` leaves the commit to a caller that writes more in the same transaction
+    (a ticket's resolution); a refusal rolls the whole transaction back all the same, the
+    caller's writes with it, so nothing is half done."""
     if not 1 <= points <= MANUAL_POINTS_MAX:
-        raise InvalidInput(
-            f"Points: a whole number from 1 to {MANUAL_POINTS_MAX:,}", field="points"
-        )
+        raise InvalidInput(f"Points: a whole number from 1 to {MANUAL_POINTS_MAX:,}", field=field)
     # The member's row lock first (opening the account on their first points): a grant at
     # the same moment waits here, then sees this one in the window.
     customer_id, _ = open_account(db, customer_id, clock.now())
     room = goodwill_room(db, customer_id=customer_id)
     if points > room.left:
         db.rollback()
-        raise _over_the_window(customer_id, room, points)
+        raise _over_the_window(customer_id, room, points, field=field)
     return adjust(
         db,
         customer_id=customer_id,
@@ -132,4 +137,5 @@ def give_goodwill(
         actor=actor,
         rule_id=GOODWILL_RULE,
         before_commit=before_commit,
+        commit=commit,
     )
