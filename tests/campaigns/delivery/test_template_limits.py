@@ -176,3 +176,20 @@ def test_validate_template_names_the_field_past_a_limit() -> None:
         validate_template("Hi", "{% for x in [1] recursive %}{{ loop(x) }}{% endfor %}")
     assert refused.value.field == "body"
     assert "recursive" in refused.value.detail
+
+
+def test_a_test_send_past_the_limits_is_the_authors_422(
+    client: TestClient, api_key, db: Session
+) -> None:
+    campaign = make_campaign(db, channel="inbox", subject="Hi", body=ENDLESS)
+    db.commit()
+    started = time.monotonic()
+    answer = client.post(
+        f"/v1/campaigns/{campaign.id}/test-send",
+        json={"customer_id": make_customer(db, consents={"marketing_push": True})},
+        headers={**auth(api_key("write")), "Idempotency-Key": "test-send-1"},
+    )
+    assert time.monotonic() - started < 2.5
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == "template"
+    assert "stopped: range() gives at most 1,000 numbers" in answer.json()["detail"]
