@@ -13,8 +13,10 @@ from rapport.loyalty.referrals import referring
 from rapport.platform.db import open_session
 from rapport.platform.errors import Conflict, InvalidInput, NotFound
 from tests.conftest import auth
+from tests.loyalty.earning.test_earning import process
+from tests.loyalty.earning.test_return_reversals import place_lines
 from tests.loyalty.factories import frozen_clock, make_customer
-from tests.orders.factories import run_at_once
+from tests.orders.factories import CHIANTI, run_at_once, seed_catalog
 
 
 def test_a_members_code_is_created_once_and_kept(db) -> None:
@@ -189,3 +191,28 @@ def test_members_referring_each_other_at_once_are_never_both_stored(committed_ur
     with open_session(committed_url) as db:
         stored = db.scalar(select(func.count()).select_from(Referral))
         assert stored == rounds + 2 * rounds + rounds
+
+
+def test_a_first_order_in_another_currency_does_not_complete_the_referral(db) -> None:
+    # given A referred B, in a program in euros
+    frozen_clock()
+    seed_catalog(db, stock=50)
+    a, b = make_customer(db), make_customer(db)
+    referring.refer(db, code=referring.referral_code(db, customer_id=a).code, friend_id=b)
+    # when B's first order is in won (it earns nothing)
+    place_lines(db, b, [(CHIANTI, 1, 150_000)], currency="KRW")
+    process(db)
+    # then the referral stays open and neither side earns
+    referral = referring.get_referral(db, friend_id=b)
+    assert referral is not None
+    assert referral.completed_at is None
+    assert (loyalty.balance(db, customer_id=a), loyalty.balance(db, customer_id=b)) == (0, 0)
+    # and B's first order in euros completes it, paying both sides once
+    first = place_lines(db, b, [(CHIANTI, 1, 1_500)])
+    process(db)
+    db.expire_all()
+    referral = referring.get_referral(db, friend_id=b)
+    assert referral is not None
+    assert referral.order_id == first
+    assert loyalty.balance(db, customer_id=a) == 500
+    assert loyalty.balance(db, customer_id=b) == 15 + 200 + 500  # spend, welcome, referral

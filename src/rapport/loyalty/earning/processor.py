@@ -115,8 +115,12 @@ def _on_order_placed(db: Session, event: LoggedEvent) -> None:
 def _complete_referral(db: Session, fact: Fact) -> None:
     """A referred friend's first purchase pays both sides, once (the referral closes in this
     transaction). Not linked to the order: a return does not take it back; a cancellation
-    does (``_take_back_referral``)."""
+    does (``_take_back_referral``). Only an order that can earn completes it, as only one
+    earns the first-purchase bonus (``Fact.unconverted``: one in another currency than the
+    program's earns nothing, so it leaves the referral open for the next)."""
     assert fact.order_id is not None
+    if fact.unconverted:
+        return
     payable = referral_completion.referral_awards(
         db, friend_id=fact.customer_id, order_id=fact.order_id
     )
