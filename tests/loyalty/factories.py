@@ -18,14 +18,19 @@ _numbers = itertools.count(1)
 
 
 def make_customer(
-    db: Session, *, email: str | None = None, consents: dict[str, bool] | None = None
+    db: Session,
+    *,
+    email: str | None = None,
+    consents: dict[str, bool] | None = None,
+    external_id: str | None = None,
 ) -> str:
-    """A real customer profile (with these consent choices); returns its customer id."""
+    """A real customer profile (with these consent choices and the shop's number);
+    returns its customer id."""
     number = next(_numbers)
     record = customers.create_customer(
         db,
         customer=CustomerIn(
-            external_id=f"LOY-{number}",
+            external_id=external_id or f"LOY-{number}",
             email=email or f"member{number}@example.com",
             first_name="Member",
             last_name=f"Number{number}",

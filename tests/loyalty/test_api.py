@@ -300,3 +300,19 @@ def test_a_key_reused_for_another_member_or_the_shops_number_is_refused_not_appl
         assert again.json()["field"] == "Idempotency-Key"
     assert loyalty.balance(db, customer_id=first) == 7
     assert loyalty.balance(db, customer_id=second) == 0
+
+
+@pytest.mark.parametrize("length", [40, 41, 100])
+def test_earn_and_redeem_take_the_shops_number_of_any_valid_length(
+    client, db, writer, length
+) -> None:
+    number = f"EXT-{'7' * (length - 9)}-9342"
+    customer_id = make_customer(db, external_id=number)
+    earned = _post(client, f"{number}/earn", {"points": 10, "reason": "x"}, writer, "e-1")
+    redeemed = _post(client, f"{number}/redeem", {"points": 4}, writer, "r-1")
+    assert (earned.status_code, redeemed.status_code) == (201, 201), redeemed.text
+    assert redeemed.json()["customer_id"] == customer_id
+    assert loyalty.balance(db, customer_id=customer_id) == 6
+    unknown = number.replace("EXT-", "NON-")
+    missing = _post(client, f"{unknown}/earn", {"points": 1, "reason": "x"}, writer, "u-1")
+    assert (missing.status_code, missing.json()["field"]) == (404, "customer_id")

@@ -410,3 +410,38 @@ def test_fifty_parallel_redemptions_over_http_apply_exactly_ten(live_client, pos
     with open_session(postgres_url) as db:
         assert loyalty.balance(db, customer_id=customer_id) == 0
         assert loyalty.invariant_violations(db) == []
+
+
+@pytest.mark.parametrize("length", [40, 41, 59, 100])
+def test_the_shops_number_of_any_valid_length_earns_and_redeems(
+    live_client, postgres_url, length
+) -> None:
+    # given a member known by a shop's number of this length (references run to 100)
+    number = f"EXT-{'7' * (length - 9)}-9342"
+    with open_session(postgres_url) as db:
+        customer_id = make_customer(db, external_id=number)
+    headers = writer(postgres_url)
+
+    def post(ref: str, verb: str, body: dict[str, Any], key: str) -> Any:
+        return live_client.post(
+            f"/v1/loyalty/members/{ref}/{verb}",
+            json=body,
+            headers={**headers, "Idempotency-Key": key},
+        )
+
+    # when they earn twice (the second as one statement) and redeem by that number
+    for key in ("e-1", "e-2"):
+        earned = post(number, "earn", {"points": 10, "reason": "x"}, key)
+        assert earned.status_code == 201, earned.text
+        assert earned.json()["customer_id"] == customer_id
+    redeemed = post(number, "redeem", {"points": 5, "reason": "x"}, "r-1")
+    # then both apply to the member
+    assert redeemed.status_code == 201, redeemed.text
+    assert redeemed.json()["balance"] == 15
+    # and a number of that length that names no one is 404 naming the customer
+    unknown = number.replace("EXT-", "NON-")
+    for verb in ("earn", "redeem"):
+        missing = post(unknown, verb, {"points": 1, "reason": "x"}, f"u-{verb}")
+        assert (missing.status_code, missing.json()["field"]) == (404, "customer_id")
+    with open_session(postgres_url) as db:
+        assert loyalty.balance(db, customer_id=customer_id) == 15

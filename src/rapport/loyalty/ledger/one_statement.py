@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
+from sqlalchemy import String
+
 from rapport.events.service import log_event_parameters, log_event_sql
 from rapport.loyalty.events import PointsEarned, PointsRedeemed
 from rapport.loyalty.ledger.journal import check_points
@@ -16,7 +18,7 @@ from rapport.loyalty.ledger.postgres import (
     credit_parameters,
     debit_parameters,
 )
-from rapport.loyalty.models import ISSUED, REDEEMED
+from rapport.loyalty.models import ISSUED, REDEEMED, LedgerTransaction
 from rapport.platform import clock, idempotency
 from rapport.platform.errors import InvalidInput
 from rapport.platform.statements import StatementPool
@@ -27,6 +29,13 @@ from rapport.platform.statements import StatementPool
 # Each runs at REPEATABLE READ in its own transaction, so a redemption's lots are read from the
 # same snapshot as the balance it guards, and a concurrent change to the member refuses it
 # (it runs again). The event and the answer are built in SQL, field by field of their classes.
+
+
+# The longest Rapport id the ledger holds (its customer columns). A longer reference is a
+# shop's own number (references run to 100 characters): it names no account here, and as a
+# parameter PostgreSQL would refuse it as too long for the columns it is compared with and
+# written to, so the session path resolves it (as ``customers.resolve_customer_ref``).
+_LONGEST_ID = cast(String, LedgerTransaction.__table__.c.customer_id.type).length or 0
 
 
 def _jsonb(values: dict[str, str]) -> str:
@@ -123,8 +132,10 @@ async def earn_now(
     """:func:`earn` for a member with an account and no debt, as one statement, storing
     the answer under its key (``answer``: ``idempotency.store_answer_parameters``). Answers
     that JSON, or ``None`` when the session path must run: a first earning, debt to pay, the
-    key already stored, the member busy."""
+    key already stored, the member busy, a reference longer than an id."""
     check_points(points)
+    if len(customer_id) > _LONGEST_ID:
+        return None
     now = clock.now()
     if expires_at is not None and expires_at <= now:
         raise InvalidInput("expires_at must be after the points are earned", field="expires_at")
@@ -165,8 +176,11 @@ async def redeem_now(
 ) -> str | None:
     """:func:`redeem` when the balance covers it, as one statement, storing the answer
     under its key. Answers that JSON, or ``None`` when the session path must run (to refuse
-    with the balance, or because the key is stored or the member busy)."""
+    with the balance, or because the key is stored, the member busy or the reference longer
+    than an id)."""
     check_points(points)
+    if len(customer_id) > _LONGEST_ID:
+        return None
     row = await statements.first_row(
         _REDEEM_NOW,
         {
