@@ -137,18 +137,10 @@ def _row(
     max_bytes: int,
     now: datetime,
 ) -> dict[str, Any]:
-    # Kept without its coordinates: a refused message is no one's event, whose person's
-    # consent to location could be asked (events.location).
-    item = message_without_coordinates(rejection.item)
-    fields = item if isinstance(item, dict) else {}
-    try:
-        encoded = orjson.dumps(item, default=str)
-    except TypeError:  # integers beyond 64 bits
-        encoded = orjson.dumps(repr(item))
-    truncated = len(encoded) > max_bytes
-    # orjson escapes NUL as \u0000, so the text stores on PostgreSQL too.
-    raw = encoded[:max_bytes].decode("utf-8", "ignore")
-    return {
+    """A rejection's row: its reason always, and its message with the identities it names
+    unless reading it fails (then the row says only what was refused and why, and the others
+    of the batch are kept as they are)."""
+    row: dict[str, Any] = {
         "received_at": now,
         "endpoint": endpoint,
         "api_key_id": api_key_id,
@@ -156,11 +148,40 @@ def _row(
         "reason": _text(rejection.reason, 60) or "unknown",
         "field": _text(rejection.field, _FIELD_CHARS) or "body",
         "message": _text(rejection.message, _MESSAGE_CHARS) or "",
+        "event_id": None,
+        "customer_ref": None,
+        "anonymous_id": None,
+        "raw": None,
+        "truncated": False,
+    }
+    try:
+        row.update(_content(rejection.item, names, max_bytes))
+    except Exception:
+        log.exception(
+            "could not keep rejected tracking message %d on %s as sent; kept its reason only",
+            rejection.index,
+            endpoint,
+        )
+    return row
+
+
+def _content(item: Any, names: dict[str, str], max_bytes: int) -> dict[str, Any]:
+    """The kept message (any JSON value, whatever type each field holds) and its identities."""
+    # Kept without its coordinates: a refused message is no one's event, whose person's
+    # consent to location could be asked (events.location).
+    item = message_without_coordinates(item)
+    fields = item if isinstance(item, dict) else {}
+    try:
+        encoded = orjson.dumps(item, default=str)
+    except TypeError:  # integers beyond 64 bits
+        encoded = orjson.dumps(repr(item))
+    # orjson escapes NUL as \u0000, so the text stores on PostgreSQL too.
+    return {
         "event_id": _text(fields.get(names["event_id"]), _ID_CHARS),
         "customer_ref": _text(fields.get(names["customer_id"]), _ID_CHARS),
         "anonymous_id": _text(fields.get(names["anonymous_id"]), _ID_CHARS),
-        "raw": raw,
-        "truncated": truncated,
+        "raw": encoded[:max_bytes].decode("utf-8", "ignore"),
+        "truncated": len(encoded) > max_bytes,
     }
 
 

@@ -191,8 +191,9 @@ def _traitless(holder: dict[str, Any]) -> dict[str, Any]:
 
 
 def about_a_place(event_type: Any) -> bool:
-    """Whether events of this type say where a place is (a venue), not where a person was."""
-    return event_type in PLACE_EVENT_TYPES
+    """Whether events of this type say where a place is (a venue), not where a person was.
+    ``event_type`` is any JSON value a message sent (an object, a list): only a name is one."""
+    return isinstance(event_type, str) and event_type in PLACE_EVENT_TYPES
 
 
 def has_coordinates(event: NewEvent) -> bool:
