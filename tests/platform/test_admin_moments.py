@@ -1,11 +1,11 @@
 """Dates and times in the messages admin routes write are formatted for people, as the pages'
-``moment`` filter shows them ("8 Dec 2026, 04:05"): a ticket opened from the customer panel, a
-campaign scheduled from its editor."""
+``moment`` filter shows them ("8 Dec 2026, 04:05 UTC", the zone said once): a ticket opened from
+the customer panel, a campaign scheduled from its editor; the filter itself says the zone."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.feedback.models import Ticket
-from rapport.platform import clock, formatting
+from rapport.platform import clock, formatting, jobs
 from rapport.platform import service as platform
 from tests.campaigns.delivery.factories import make_campaign
 from tests.campaigns.planning.factories import make_segment
@@ -57,8 +57,8 @@ def test_a_ticket_opened_from_the_customer_panel_says_its_due_time_for_people(
     assert answer.status_code == 303
     due = db.scalars(select(Ticket.sla_due_at)).one()
     shown = formatting.moment(clock.as_utc(due))
-    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} 2026, \d\d:\d\d", shown)
-    assert said_after(admin, answer) == f"Ticket opened: Where is my parcel (due {shown} UTC)"
+    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]{2} 2026, \d\d:\d\d UTC", shown)
+    assert said_after(admin, answer) == f"Ticket opened: Where is my parcel (due {shown})"
 
 
 def test_a_campaign_scheduled_from_its_editor_says_when_for_people(
@@ -77,3 +77,27 @@ def test_a_campaign_scheduled_from_its_editor_says_when_for_people(
 
     assert answer.status_code == 303
     assert said_after(admin, answer) == "Scheduled for 8 Dec 2026, 04:05 UTC"
+
+
+def test_the_moment_filter_says_the_zone_and_shows_every_time_in_utc() -> None:
+    # an aware time in another zone is moved to UTC; a naive one is read as UTC
+    assert formatting.moment(datetime(2026, 12, 8, 4, 5, tzinfo=UTC)) == "8 Dec 2026, 04:05 UTC"
+    paris = timezone(timedelta(hours=1))
+    assert formatting.moment(datetime(2026, 12, 8, 5, 5, tzinfo=paris)) == "8 Dec 2026, 04:05 UTC"
+    naive = datetime(2026, 12, 8, 4, 5)  # noqa: DTZ001
+    assert formatting.moment(naive) == "8 Dec 2026, 04:05 UTC"
+    assert formatting.moment(None) == formatting.NOTHING
+
+
+def test_a_page_showing_times_names_the_zone_once(admin: TestClient, db: Session) -> None:
+    # a job and a customer, whose pages show their times through the moment filter
+    jobs.enqueue(db, kind="platform.prune_finished_jobs", payload={})
+    db.commit()
+    customer_id = customers.identify_customer(
+        db, identities={"email": "bo@example.org"}
+    ).customer_id
+    queue = admin.get("/admin/settings/jobs").text
+    profile = admin.get(f"/admin/customers/{customer_id}").text
+    assert "7 Dec 2026, 04:00 UTC" in queue
+    assert "7 Dec 2026, 04:00 UTC" in profile
+    assert "UTC UTC" not in queue + profile

@@ -581,7 +581,7 @@ def open_customer_ticket(
         message = f"This ticket was opened already (the form was sent twice): {opened['subject']}"
     else:
         due = shown_moment(request, datetime.fromisoformat(opened["sla_due_at"]))
-        message = f"Ticket opened: {opened['subject']} (due {due} UTC)"
+        message = f"Ticket opened: {opened['subject']} (due {due})"
     if htmx:
         return _panel(request, db, customer_id, message=message)
     return redirect_saying(request, f"/admin/customers/{customer_id}", message)

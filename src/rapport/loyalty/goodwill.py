@@ -88,7 +88,7 @@ def goodwill_room(db: Session, *, customer_id: str, at: datetime | None = None) 
 def _over_the_window(customer_id: str, room: GoodwillRoom, points: int, *, field: str) -> Conflict:
     free_from = room.free_from(points)
     when = (
-        f"the {points:,} asked can be given from {formatting.moment(free_from)} UTC"
+        f"the {points:,} asked can be given from {formatting.moment(free_from)}"
         if free_from is not None
         else f"the window never holds {points:,}"
     )

@@ -139,7 +139,7 @@ def _display(request: Request) -> Display:
 
 def shown_moment(request: Request, value: datetime | None) -> str:
     """A date and time as the admin pages show it, for a message a route writes ("Scheduled
-    for 8 Dec 2026, 04:05"): the ``moment`` filter's words, in this request's locale."""
+    for 8 Dec 2026, 04:05 UTC"): the ``moment`` filter's words, in this request's locale."""
     return formatting.moment(value, _display(request).locale)
 
 

@@ -284,8 +284,15 @@ def day(value: date | datetime | None, locale: str = DEFAULT_LOCALE) -> str:
     return format_date(value, "medium", locale=locale)
 
 
+# The zone every admin time is shown in: times are stored in UTC and there is no shop-wide
+# time zone setting (stores and campaigns have their own, for their own work).
+SHOWN_ZONE = "UTC"
+
+
 def moment(value: datetime | None, locale: str = DEFAULT_LOCALE) -> str:
-    """A date and time to the minute: "5 Dec 2026, 14:05"."""
+    """A date and time to the minute, saying its zone: "5 Dec 2026, 14:05 UTC". An aware
+    time in another zone is moved to UTC first; a naive one is read as UTC."""
     if value is None:
         return NOTHING
-    return format_datetime(value, "d MMM y, HH:mm", locale=locale)
+    shown = format_datetime(value, "d MMM y, HH:mm", tzinfo=UTC, locale=locale)
+    return f"{shown} {SHOWN_ZONE}"

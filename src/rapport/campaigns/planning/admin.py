@@ -582,7 +582,7 @@ def schedule(
         )
     assert campaign.scheduled_at is not None
     when = shown_moment(request, clock.as_utc(campaign.scheduled_at))
-    return _back(request, _editor(campaign_id), f"Scheduled for {when} UTC")
+    return _back(request, _editor(campaign_id), f"Scheduled for {when}")
 
 
 @router.get("/admin/campaigns/{campaign_id:int}/cancel", response_class=HTMLResponse)
