@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from rapport.platform import clock
@@ -99,6 +99,28 @@ def _address(address: str) -> str:
     return f"address:{address.strip()[:64]}"
 
 
+# Past this a counter's run of failures is forgotten: the row then only says which email was
+# typed from which address, so it is deleted (at each wrong password and by the hourly job
+# ``platform.prune_login_failures``) rather than kept.
+FORGOTTEN_AFTER = max(ACCOUNT_LIMIT.forget_after, ADDRESS_LIMIT.forget_after)
+
+
+def prune_login_failures(db: Session, now: datetime | None = None) -> int:
+    """Delete the counters whose last wrong password is ``FORGOTTEN_AFTER`` ago or more and
+    that hold no lock in force; how many. The caller commits."""
+    now = now or clock.now()
+    pruned = db.execute(
+        delete(AdminLoginFailures).where(
+            AdminLoginFailures.last_failure_at <= now - FORGOTTEN_AFTER,
+            or_(
+                AdminLoginFailures.locked_until.is_(None),
+                AdminLoginFailures.locked_until <= now,
+            ),
+        )
+    )
+    return int(cast(Any, pruned).rowcount or 0)
+
+
 def login_subjects(email: str, address: str) -> dict[str, LoginLimit]:
     """The counters a sign-in attempt counts against, with their limits."""
     return {_account(email): ACCOUNT_LIMIT, _address(address): ADDRESS_LIMIT}
@@ -119,9 +141,11 @@ def locked_until(db: Session, subjects: dict[str, LoginLimit]) -> datetime | Non
 
 def record_failure(db: Session, subjects: dict[str, LoginLimit]) -> datetime | None:
     """Count one wrong password against each subject (atomically, so racing attempts on
-    other processes are all counted) and lock those past their free tries. Returns when the
-    latest lock it set ends, if any. Commits."""
+    other processes are all counted) and lock those past their free tries; counters long
+    forgotten are deleted on the way. Returns when the latest lock it set ends, if any.
+    Commits."""
     now = clock.now()
+    prune_login_failures(db, now)
     table: Any = AdminLoginFailures.__table__
     insert = insert_for(db)
     latest: datetime | None = None

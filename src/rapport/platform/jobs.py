@@ -32,7 +32,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rapport.platform import clock
+from rapport.platform import admin_security, clock
 from rapport.platform.db import in_read_only_transaction, open_session
 from rapport.platform.errors import database_unavailable
 from rapport.platform.models import Job
@@ -613,6 +613,17 @@ def prune_finished_jobs(db: Session, payload: dict[str, Any]) -> None:
 
 
 scheduled("platform.prune_finished_jobs", every=timedelta(days=1), payload={"keep_days": 7})
+
+
+@job("platform.prune_login_failures")
+def prune_login_failures(db: Session, payload: dict[str, Any]) -> None:
+    """Delete the admin wrong-password counters forgotten 24 hours after their last failure:
+    the emails typed and the client addresses are not kept past the limits' memory."""
+    admin_security.prune_login_failures(db)
+    db.commit()
+
+
+scheduled("platform.prune_login_failures", every=timedelta(hours=1))
 
 
 def job_counts(db: Session) -> dict[str, int]:
