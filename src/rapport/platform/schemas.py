@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -253,10 +253,6 @@ def _iso_text(value: Any) -> Any:
 QueryDate = Annotated[date, BeforeValidator(_iso_text)]
 
 
-def _utc_when_naive(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-# A moment without an offset ("2026-12-01", "2026-12-01T08:00") is read as UTC.
-QueryDatetime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_utc_when_naive)]
+# A moment needs its offset ("2026-12-01T08:00Z"): one without ("2026-12-01T08:00", a day
+# alone) is refused, as every time in a body is (docs/api.md).
 QueryAwareDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]

@@ -22,7 +22,7 @@ from rapport.platform.auth import AdminKey, ReadKey, WriteKey
 from rapport.platform.db import DbSession
 from rapport.platform.errors import InvalidInput, NotFound, Problem
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
-from rapport.platform.schemas import QueryDatetime, StrictModel
+from rapport.platform.schemas import QueryAwareDatetime, StrictModel
 from rapport.platform.settings import AppSettings
 
 router = APIRouter(tags=["campaigns"])
@@ -161,8 +161,8 @@ def list_deliveries(
             "it, as on every endpoint that names a customer; an erased one is a 404 saying so.",
         ),
     ] = None,
-    since: QueryDatetime | None = None,
-    until: QueryDatetime | None = None,
+    since: QueryAwareDatetime | None = None,
+    until: QueryAwareDatetime | None = None,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
