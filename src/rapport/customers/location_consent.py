@@ -1,5 +1,7 @@
-"""Who has granted ``location``, for ingestion: it stores a tracking event's coordinates only
-where the person the event names has (``events.location``; registered in ``tasks.py``)."""
+"""Who has granted ``location`` or ``analytics``, for ingestion: it stores a tracking event's
+coordinates only where the person the event names has granted ``location``, and no browsing
+event of a person who refused ``analytics`` (``events.location``, ``events.behaviour``;
+registered in ``tasks.py``)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from rapport.platform.db import among
 
 
 def location_choices(
-    db: Session, people: Collection[events.TrackedPerson]
-) -> dict[events.TrackedPerson, events.LocationChoice]:
-    """The standing choice on ``location`` of the person each ``(user id, visitor id)`` names,
-    found as the profile processor will find them: the user id's customer (Rapport's id
+    db: Session, people: Collection[events.TrackedPerson], purposes: Collection[str]
+) -> dict[str, dict[events.TrackedPerson, events.LocationChoice]]:
+    """By purpose, the standing choice on each of ``purposes`` (``location``, ``analytics``)
+    of the person each ``(user id, visitor id)`` names, found as the profile processor will
+    find them: the user id's customer (Rapport's id
     ``cus_…``, following merges, else the customer number's holder), else, when nobody holds
     the user id (or there is none), the visitor id's. Left out: people nobody holds yet (a
     new visitor), who made no choice, or whose profile is erased (no choice means no). Two
@@ -29,7 +32,7 @@ def location_choices(
         held.append(and_(Identity.kind == "external_id", among(db, Identity.value, user_ids)))
     if visitor_ids:
         held.append(and_(Identity.kind == "anonymous_id", among(db, Identity.value, visitor_ids)))
-    if not held:
+    if not held or not purposes:
         return {}
     holders = {
         (kind, value): customer_id
@@ -43,16 +46,17 @@ def location_choices(
     merged = Customer.status == "merged"
     live_id = case((merged, survivor.customer_id), else_=Customer.customer_id)
     live_status = case((merged, survivor.status), else_=Customer.status)
-    choices: dict[str, events.LocationChoice] = {}  # by the id named (a merged one's too)
+    # By purpose and the id named (a merged one's too).
+    choices: dict[tuple[str, str], events.LocationChoice] = {}
     known: set[str] = set()
-    for customer_id, granted, at in db.execute(
-        select(Customer.customer_id, Consent.granted, Consent.updated_at)
+    for customer_id, purpose, granted, at in db.execute(
+        select(Customer.customer_id, Consent.purpose, Consent.granted, Consent.updated_at)
         .outerjoin(survivor, survivor.customer_id == Customer.merged_into)
         .outerjoin(
             Consent,
             and_(
                 Consent.customer_id == live_id,
-                Consent.purpose == "location",
+                Consent.purpose.in_(sorted(purposes)),
                 live_status == "active",  # an erased profile has granted nothing
             ),
         )
@@ -60,7 +64,7 @@ def location_choices(
     ):
         known.add(customer_id)
         if granted is not None:
-            choices[customer_id] = events.LocationChoice(bool(granted), at)
+            choices[(purpose, customer_id)] = events.LocationChoice(bool(granted), at)
 
     def holder(user: str | None, visitor: str | None) -> str | None:
         if user and user in direct and user in known:
@@ -69,9 +73,10 @@ def location_choices(
             return holders[("external_id", user)]
         return holders.get(("anonymous_id", visitor)) if visitor else None
 
-    found: dict[events.TrackedPerson, events.LocationChoice] = {}
+    found: dict[str, dict[events.TrackedPerson, events.LocationChoice]] = {}
     for user, visitor in people:
         named = holder(user, visitor)
-        if named is not None and named in choices:
-            found[(user, visitor)] = choices[named]
+        for purpose in purposes:
+            if named is not None and (purpose, named) in choices:
+                found.setdefault(purpose, {})[(user, visitor)] = choices[(purpose, named)]
     return found

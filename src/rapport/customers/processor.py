@@ -726,10 +726,24 @@ def _resolve_unless_erased(
     return None
 
 
+def _refused_browsing(db: Session, customer_id: str, known: dict[str, bool]) -> bool:
+    """Whether the customer has refused ``analytics`` (read once per batch, ``known``)."""
+    if customer_id not in known:
+        granted = db.scalar(
+            select(Consent.granted).where(
+                Consent.customer_id == customer_id,
+                Consent.purpose == event_log.ANALYTICS_PURPOSE,
+            )
+        )
+        known[customer_id] = granted is False
+    return known[customer_id]
+
+
 def process_profile_events(db: Session, events: list[LoggedEvent]) -> None:
     """Resolve and fold a batch of events into profiles (called by the processor runner)."""
     traits_by_customer: dict[str, CustomerTraits] = {}
     location_allowed: dict[str, bool] = {}
+    browsing_refused: dict[str, bool] = {}
     assigned: dict[str, list[int]] = {}
     cache = IdentityCache(db)
     blocklist = Blocklist(db, events)
@@ -767,11 +781,19 @@ def process_profile_events(db: Session, events: list[LoggedEvent]) -> None:
             event.customer_id = customer.customer_id
             continue
         cid = customer.customer_id
+        if event_log.is_behaviour(event.type, event.source) and _refused_browsing(
+            db, cid, browsing_refused
+        ):
+            # Stored before ingestion knew of the refusal: it joins no profile, and keeps
+            # nothing of the person (event_log.is_behaviour).
+            _scrub(event, named)
+            continue
         if event.customer_id != cid:
             assigned.setdefault(cid, []).append(event.position)
         if event.type == "consent_changed" and event.source != "command":
             _apply_consent(db, customer, event)
             location_allowed.pop(cid, None)
+            browsing_refused.pop(cid, None)
         if event.type in NOT_ACTIVITY:
             continue
         if previous:

@@ -37,5 +37,6 @@ def refresh_rfm_boundaries(db: Session, payload: dict[str, Any]) -> None:
 
 jobs.scheduled("customers.refresh_rfm_boundaries", every=timedelta(days=1))
 
-# Ingestion stores a tracking event's coordinates only where its person has granted location.
+# Ingestion stores a tracking event's coordinates only where its person has granted location,
+# and no browsing of a person who refused analytics.
 events.location_consent_from(location_choices)

@@ -248,6 +248,10 @@ async def _decoded(request: Request, raw: bytes, *, limit: int) -> bytes:
     responses={
         201: {"model": EventReceipt, "description": "Stored"},
         200: {"model": EventReceipt, "description": "Already stored (same event_id)"},
+        202: {
+            "model": EventReceipt,
+            "description": "Acknowledged, not stored: browsing of a person who refused analytics",
+        },
         409: {"description": "The event_id was used for a different event (problem+json)"},
         **_ENCODING_PROBLEMS,
     },
@@ -283,6 +287,8 @@ def _event_receipt(result: Ingested) -> Response:
         "duplicate": result.duplicate,
     }
     code = status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
+    if result.position is None:
+        code = status.HTTP_202_ACCEPTED  # not stored: its person refused analytics
     return json_response(receipt, status_code=code)
 
 

@@ -55,13 +55,14 @@ class LocationChoice(NamedTuple):
 
 
 class LocationConsent(Protocol):
-    """The standing choice on ``location`` of each person in ``people`` who made one, read
-    in the storing transaction (a few queries for the whole batch, never one per event);
-    people who made none, or are not known, are left out (no choice means no)."""
+    """The standing choice on each of ``purposes`` (``location``, ``analytics``) of each
+    person in ``people`` who made one, by purpose, read in the storing transaction (a few
+    queries for the whole batch and every purpose, never one per event); people who made
+    none, or are not known, are left out."""
 
     def __call__(
-        self, db: Session, people: Collection[TrackedPerson]
-    ) -> dict[TrackedPerson, LocationChoice]: ...
+        self, db: Session, people: Collection[TrackedPerson], purposes: Collection[str]
+    ) -> dict[str, dict[TrackedPerson, LocationChoice]]: ...
 
 
 _lookup: list[LocationConsent] = []
@@ -261,39 +262,60 @@ def _ids(event: NewEvent) -> list[tuple[str, str]]:
     return found
 
 
-def _choice(event: NewEvent) -> bool | None:
-    """The ``location`` choice a tracked ``consent_changed`` makes, else ``None``."""
+def _choice(event: NewEvent, purpose: str) -> bool | None:
+    """The choice on ``purpose`` a tracked ``consent_changed`` makes, else ``None``."""
     if event["type"] != "consent_changed":
         return None
     properties = event["properties"]
     granted = properties.get("granted")
-    if properties.get("purpose") != LOCATION_PURPOSE or not isinstance(granted, bool):
+    if properties.get("purpose") != purpose or not isinstance(granted, bool):
         return None
     return granted
 
 
-def consented_coordinates(
-    db: Session, events: Mapping[int, NewEvent], located: Iterable[int]
-) -> list[int]:
-    """Of ``events`` (a batch's events to store, by index in log order), those at ``located``
-    (holding coordinates) whose person has granted ``location`` when they are stored: the
-    ones stored with their coordinates. One lookup for the whole batch."""
-    wanted = {index for index in located if index in events}
-    deciding = {index for index, event in events.items() if _choice(event) is not None}
-    people = {_person(events[index]) for index in wanted | deciding}
-    standing = _lookup[0](db, people) if _lookup and people else {}
-    if not deciding and not any(choice.granted for choice in standing.values()):
-        return []  # nobody has granted it, nor does in this batch
+def choices_when_stored(
+    db: Session, events: Mapping[int, NewEvent], wanted: Mapping[str, Iterable[int]]
+) -> dict[str, dict[int, LocationChoice]]:
+    """Of ``events`` (a batch's events to store, by index in log order), for each purpose of
+    ``wanted`` (``location``: the events holding coordinates), the choice on it standing for
+    the person of each event at its indices when that event is stored: the one stored (read
+    once for the whole batch and every purpose), or one a tracked ``consent_changed`` earlier
+    in the batch made, unless a standing one was made later (an app's offline queue flushed
+    late). Left out: events whose person made none. Without a lookup registered nobody made
+    one but in the batch itself."""
+    asked = {purpose: {i for i in found if i in events} for purpose, found in wanted.items()}
+    deciding = {
+        purpose: {i for i, event in events.items() if _choice(event, purpose) is not None}
+        for purpose in asked
+    }
+    people = {_person(events[i]) for purpose in asked for i in asked[purpose] | deciding[purpose]}
+    standing = _lookup[0](db, people, list(asked)) if _lookup and people else {}
+    return {
+        purpose: _current(events, indices, deciding[purpose], standing.get(purpose, {}), purpose)
+        for purpose, indices in asked.items()
+    }
+
+
+def _current(
+    events: Mapping[int, NewEvent],
+    wanted: set[int],
+    deciding: set[int],
+    standing: dict[TrackedPerson, LocationChoice],
+    purpose: str,
+) -> dict[int, LocationChoice]:
+    if not deciding:
+        found = ((index, standing.get(_person(events[index]))) for index in wanted)
+        return {index: choice for index, choice in found if choice is not None}
     said: dict[tuple[str, str], LocationChoice] = {}  # choices made in this batch, by id
 
     def current(event: NewEvent) -> LocationChoice | None:
         made = [said[key] for key in _ids(event) if key in said]
         return max(made, key=lambda c: c.at) if made else standing.get(_person(event))
 
-    granted: list[int] = []
+    found_now: dict[int, LocationChoice] = {}
     for index in sorted(wanted | deciding):
         event = events[index]
-        choice = _choice(event)
+        choice = _choice(event, purpose)
         if choice is not None:
             before = current(event)
             if before is None or event["occurred_at"] >= before.at:
@@ -301,6 +323,6 @@ def consented_coordinates(
                     said[key] = LocationChoice(choice, event["occurred_at"])
         if index in wanted:
             now = current(event)
-            if now is not None and now.granted:
-                granted.append(index)
-    return granted
+            if now is not None:
+                found_now[index] = now
+    return found_now

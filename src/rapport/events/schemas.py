@@ -168,7 +168,10 @@ class EventReceipt(BaseModel):
     # A response: it echoes the event id as sent (tracking refuses only NUL in it), so it
     # states none of a request body's rules (``StrictModel``'s no control characters).
     event_id: str
-    position: int
+    position: int | None = Field(
+        description="Where the event is in the log; null (status 202) when it was"
+        " acknowledged and not stored: browsing of a person who refused analytics"
+    )
     duplicate: bool
 
 

@@ -4,8 +4,9 @@ Commands append their domain's typed events inside their own transaction (``appe
 tracking events are de-duplicated by ``event_id`` and committed before the API answers
 (``tracking_store``); erased people's identities go on the suppression list
 (``suppression``); an event's coordinates are stored only with its person's consent to
-``location``, which the customers domain answers through :func:`location_consent_from`
-(``location``). Processors, registered with :func:`processor`, read the log in order
+``location``, and no browsing (:func:`is_behaviour`) of a person who refused ``analytics``,
+which the customers domain answers through :func:`location_consent_from` (``location``,
+``behaviour``). Processors, registered with :func:`processor`, read the log in order
 (``processors``) and receive :data:`LoggedEvent` records, which the log's verbs (``log``)
 assign, claim, reassign and pseudonymise. ``privacy`` is the domain's part of export and
 erasure.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from rapport.events.appending import append_event, log_event, log_event_parameters, log_event_sql
 from rapport.events.audiences import did_event_audience
+from rapport.events.behaviour import ANALYTICS_PURPOSE, is_behaviour
 from rapport.events.ingest import PUBLIC_SOURCES, from_public_key
 from rapport.events.location import (
     LocationChoice,
@@ -72,6 +74,7 @@ from rapport.events.tracking_store import (
 )
 
 __all__ = [
+    "ANALYTICS_PURPOSE",
     "MAX_GROUP",
     "PRIVACY_TABLES",
     "PUBLIC_SOURCES",
@@ -109,6 +112,7 @@ __all__ = [
     "ingest_event_now",
     "ingest_events",
     "ingest_grouped",
+    "is_behaviour",
     "location_consent_from",
     "lock_processor_cursors",
     "log_event",

@@ -19,9 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
+from rapport.events.behaviour import ANALYTICS_PURPOSE, browsing
 from rapport.events.location import (
+    LOCATION_PURPOSE,
     bare,
-    consented_coordinates,
+    choices_when_stored,
     has_coordinates,
     without_coordinates,
 )
@@ -69,7 +71,7 @@ class Outcome:
 @dataclass(frozen=True)
 class Ingested:
     event_id: str
-    position: int
+    position: int | None  # None: acknowledged, not stored (its person refused analytics)
     duplicate: bool
 
 
@@ -129,15 +131,24 @@ def ingest_events(
             if hit is not None:
                 outcomes[index] = Outcome("rejected", refusal=_suppressed_refusal(hit))
                 del rows[index]
-        consented = (
-            consented_coordinates(db, {i: events[i] for i in rows}, located) if located else []
-        )
+        # The people's choices, read once: a person who refused analytics has their browsing
+        # acknowledged, not stored; one who granted location has their coordinates stored.
+        kept = {i: events[i] for i in rows}
+        asked = {ANALYTICS_PURPOSE: browsing(kept), LOCATION_PURPOSE: located}
+        choices = choices_when_stored(db, kept, asked) if kept else {}
+        on_analytics = choices.get(ANALYTICS_PURPOSE, {})
+        refused = [i for i, choice in on_analytics.items() if not choice.granted]
+        for index in refused:
+            outcomes[index] = _ACCEPTED
+            del rows[index]
+        on_location = choices.get(LOCATION_PURPOSE, {})
+        consented = sorted(i for i, choice in on_location.items() if choice.granted and i in rows)
         for index in consented:
             with suppress(orjson.JSONEncodeError):  # a number no coordinate is: left out
                 rows[index] = _row(events[index], sqlite=sqlite)
         if not rows:
             inserted: dict[str, int | None] = {}
-        elif prepared is not None and not suppressed and not consented:
+        elif prepared is not None and not suppressed and not consented and not refused:
             inserted = _write_sqlite(cursor, prepared)
         else:
             inserted = _insert(cursor, list(rows.values()), received_at=now, sqlite=sqlite)
@@ -279,7 +290,6 @@ def _ingested(incoming: NewEvent, outcome: Outcome) -> Ingested:
         error = field_error(loc, refusal.message, refusal.code)
         problem = Conflict if refusal.code == "conflict" else InvalidInput
         raise problem(refusal.message, field=refusal.field, errors=[error])
-    assert outcome.position is not None
     return Ingested(
         event_id=incoming["event_id"],
         position=outcome.position,

@@ -118,7 +118,7 @@ class Event(TypedDict):
 
 class EventReceipt(TypedDict):
     event_id: str
-    position: int
+    position: int | None  # None: acknowledged, not stored (its person refused analytics)
     duplicate: bool
 
 
