@@ -4,6 +4,7 @@ listed a page at a time, and rules saved before a check existed are flagged, not
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,9 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from rapport.platform import clock
+from rapport.platform import service as platform
+from rapport.platform.db import open_session
 from rapport.recommend import service
 from rapport.recommend.models import MerchRule
-from tests.conftest import auth, command
+from tests.conftest import app_committing_to, auth, command
+from tests.orders.factories import run_at_once
 
 from . import test_admin
 from .factories import NOW, seed_shop
@@ -212,3 +216,30 @@ def test_rules_saved_before_the_checks_load_serve_and_are_flagged_on_the_rules_p
     assert typo.startswith("No product in the catalogue has category &#39;wine&#39;")
     assert "use &#39;Wine&#39;" in typo
     assert flags(fine) == []
+
+
+def test_rules_switched_on_at_the_same_moment_never_pass_the_most_allowed(
+    committed_url: str, tmp_path: Path
+) -> None:
+    # given two rules fewer on than there may be
+    with open_session(committed_url) as db:
+        seed_shop(db)
+        _stored(db, service.MAX_ACTIVE_RULES - 2)
+        secret = platform.create_api_key(
+            db, name="rules race", scopes=[platform.Scope("write")]
+        ).secret
+    application = app_committing_to(committed_url, tmp_path, secret_key="rules-race-secret")
+    with TestClient(application, raise_server_exceptions=False) as http:
+
+        def post() -> str:
+            answer = http.post(
+                "/v1/recommendations/rules", json={**BOOST, "factor": 2}, headers=command(secret)
+            )
+            return str(answer.status_code)
+
+        # when four rules are added on at the same moment
+        answers = run_at_once(*[post] * 4)
+    # then two are taken, the others 409, and no more than the most allowed are on
+    assert sorted(answers) == ["201", "201", "409", "409"], answers
+    with open_session(committed_url) as db:
+        assert service.count_rules(db)[1] == service.MAX_ACTIVE_RULES

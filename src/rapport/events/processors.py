@@ -79,13 +79,20 @@ class Processor:
     # outcome does not depend on their order). Otherwise the subjects an event is of: while
     # one is held, the later events of its subjects are held behind it.
     in_order_by: Subjects | None = None
+    # The processors whose cursor this one never passes: it reads an event only once each of
+    # them has handled it (the triggers read the customer the profile processor assigned).
+    after: tuple[str, ...] = ()
 
 
 _processors: dict[str, Processor] = {}
 
 
 def processor(
-    name: str, *, batch_size: int = 500, in_order_by: Subjects | None = None
+    name: str,
+    *,
+    batch_size: int = 500,
+    in_order_by: Subjects | None = None,
+    after: Iterable[str] = (),
 ) -> Callable[[Handler], Handler]:
     """Register ``func`` to be called with each new batch of events, in log order.
 
@@ -94,11 +101,19 @@ def processor(
     status) or builds on what came before (a return's points on the order's award). While an
     event is held, the later events of its subjects are held behind it and applied after it
     by ``rapport events retry``. Leave it out for a handler whose outcome does not depend on
-    the order (an invitation, a webhook): its held events may be applied late."""
+    the order (an invitation, a webhook): its held events may be applied late.
+
+    ``after`` names processors whose work the handler reads from the event log (the customer
+    the profile processor assigns an event): it reads only events all of them have passed,
+    and runs after them in each round (:func:`run_processors`)."""
 
     def register(func: Handler) -> Handler:
         _processors[name] = Processor(
-            name=name, handle=func, batch_size=batch_size, in_order_by=in_order_by
+            name=name,
+            handle=func,
+            batch_size=batch_size,
+            in_order_by=in_order_by,
+            after=tuple(after),
         )
         return func
 
@@ -300,9 +315,14 @@ def run_batch_counted(db: Session, proc: Processor) -> tuple[int, bool]:
     # SQLite has one writer at a time, so a hole there is always a rolled-back insert.
     postgres = db.get_bind().dialect.name == "postgresql"
     final_through = _final_through(db) if postgres else 0
+    # Read before the events: an event at or below it was handled, and its writes committed
+    # with that cursor, by every processor this one runs after.
+    through = _passed_by(db, proc.after) if proc.after else None
     events = events_after(db, position=start, limit=proc.batch_size)
     if postgres:
         events = settled(start, events, now=clock.now(), final_through=final_through)
+    if through is not None:
+        events = [event for event in events if event.position <= through]
     if not events:
         db.rollback()
         return 0, False
@@ -334,6 +354,44 @@ def run_batch_counted(db: Session, proc: Processor) -> tuple[int, bool]:
         cursor.updated_at = clock.now()
     db.commit()
     return len(handled), read_on
+
+
+def _passed_by(db: Session, names: tuple[str, ...]) -> int:
+    """The log position every processor in ``names`` has passed (0 for one that has not
+    started); a name no processor is registered under is an error, not a wait for ever."""
+    unknown = [name for name in names if name not in _processors]
+    if unknown:
+        raise LookupError(f"processors run after unregistered processors: {', '.join(unknown)}")
+    rows = db.execute(
+        select(ProcessorCursor.name, ProcessorCursor.position).where(
+            ProcessorCursor.name.in_(names)
+        )
+    ).all()
+    positions = {row.name: row.position for row in rows}
+    return min(int(positions.get(name, 0)) for name in names)
+
+
+def in_run_order() -> list[Processor]:
+    """The registered processors in the order a round runs them: as registered, except that
+    each comes after the processors it names in ``after``."""
+    ordered: dict[str, Processor] = {}
+    visiting: set[str] = set()
+
+    def place(proc: Processor) -> None:
+        if proc.name in ordered:
+            return
+        if proc.name in visiting:
+            raise LookupError(f"processors wait on each other in a circle: {proc.name}")
+        visiting.add(proc.name)
+        for name in proc.after:
+            if name in _processors:
+                place(_processors[name])
+        visiting.discard(proc.name)
+        ordered[proc.name] = proc
+
+    for proc in _processors.values():
+        place(proc)
+    return list(ordered.values())
 
 
 # PostgreSQL's errors that pass, by SQLSTATE: a whole class (08 the connection, 40 a
@@ -522,7 +580,9 @@ def run_processors(*, database_url: str | None = None, max_batches: int = 20) ->
     failed: list[Exception] = []
     with open_session(database_url) as db:
         behind = _behind_the_head(db)
-    for proc in _processors.values():
+    # A processor reading what another writes to the log runs after it (``after``), so that
+    # it reads this round's events rather than waiting for the next.
+    for proc in in_run_order():
         if proc.name not in behind:
             continue
         try:

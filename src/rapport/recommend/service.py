@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
@@ -605,12 +605,28 @@ def count_rules(db: Session) -> tuple[int, int]:
     return int(total), int(on)
 
 
+# The PostgreSQL advisory lock under which a rule is switched on ("MerchOn" in ASCII).
+_SWITCHING_ON_LOCK = 0x4D65_7263_684F_6E00
+
+
+def _switching_on_one_at_a_time(db: Session) -> None:
+    """Hold, until the transaction ends, the lock under which rules are switched on, so two
+    switched on at the same moment cannot both count 99 and make 101: the second waits for
+    the first's commit and then counts it. SQLite's transactions already take the database's
+    one writer turn (``BEGIN IMMEDIATE``) before they read."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SWITCHING_ON_LOCK})
+
+
 def _check_room(db: Session, rule: RuleIn, was_active: bool = False) -> None:
-    """A rule switched on beyond :data:`MAX_ACTIVE_RULES` is refused, saying what to do."""
+    """A rule switched on beyond :data:`MAX_ACTIVE_RULES` is refused, saying what to do;
+    counted under the switching-on lock, held until the caller's commit."""
     if not rule.active or was_active:
         return
+    _switching_on_one_at_a_time(db)
     on = count_rules(db)[1]
     if on >= MAX_ACTIVE_RULES:
+        db.rollback()  # the lock goes with it
         raise Conflict(
             f"{on} rules are on, the most there may be ({MAX_ACTIVE_RULES}): every request "
             "weighs each one. Switch off (active false) or delete rules no longer needed, "

@@ -4,7 +4,9 @@ one delivery each, due within the campaign's window; others none; a replayed eve
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,20 +15,29 @@ from rapport.campaigns.models import Campaign, Delivery
 from rapport.campaigns.planning import editing, launching
 from rapport.campaigns.planning.editing import CampaignSettings
 from rapport.campaigns.planning.gates import planning_verdict
-from rapport.campaigns.planning.jobs import TRIGGERS_PROCESSOR
+from rapport.campaigns.planning.jobs import PROFILE_PROCESSOR, TRIGGERS_PROCESSOR
 from rapport.campaigns.planning.triggers import process_trigger_events
+from rapport.customers import service as customers
+from rapport.domains import load_tasks
 from rapport.events import service as events
-from rapport.events.processors import GAP_PATIENCE, run_batch
-from rapport.platform import clock
+from rapport.events.processors import GAP_PATIENCE, in_run_order, run_batch
+from rapport.platform import clock, jobs
+from rapport.platform import service as platform
+from rapport.platform.db import open_session
+from tests.campaigns.conftest import TEST_SECRET
 from tests.campaigns.planning.factories import (
     frozen_clock,
     make_customer,
+    make_segment,
     place_customer,
     write_template,
 )
 from tests.campaigns.receivers import SmtpSink
-from tests.conftest import auth
+from tests.conftest import app_committing_to, auth
 from tests.events.factories import tracked
+
+# Every domain's processors, as the worker has them (the triggers wait behind the profile's).
+load_tasks()
 
 STADIUM = (48.857, 2.352)
 LOCATED = {"marketing_email": True, "location": True}
@@ -146,8 +157,20 @@ def test_only_matching_events_of_active_campaigns_fire(db: Session) -> None:
     assert len(_deliveries(db, campaign.id)) == 1
 
 
-def test_the_trigger_processor_is_registered() -> None:
-    assert TRIGGERS_PROCESSOR in {p.name for p in events.registered_processors()}
+def _run_triggers(db: Session) -> None:
+    """The profile processor, then the triggers (which wait behind it), to the log's head."""
+    for name in (PROFILE_PROCESSOR, TRIGGERS_PROCESSOR):
+        proc = next(p for p in events.registered_processors() if p.name == name)
+        while run_batch(db, proc):
+            pass
+
+
+def test_the_trigger_processor_is_registered_behind_the_profile_processor() -> None:
+    registered = {p.name: p for p in events.registered_processors()}
+    assert registered[TRIGGERS_PROCESSOR].after == (PROFILE_PROCESSOR,)
+    assert PROFILE_PROCESSOR in registered
+    order = [p.name for p in in_run_order()]
+    assert order.index(PROFILE_PROCESSOR) < order.index(TRIGGERS_PROCESSOR)
 
 
 def test_a_venue_message_reaches_the_fan_by_email_only_within_its_window(
@@ -205,13 +228,59 @@ def test_a_tracked_venue_event_reaches_fans_through_the_processor(
     # On PostgreSQL the processor waits a moment for gaps in the log to fill (earlier tests
     # leave holes in the positions); a few seconds on, a gap is a gap for good.
     frozen_clock(clock.now() + GAP_PATIENCE + timedelta(seconds=1))
-    triggers = next(p for p in events.registered_processors() if p.name == TRIGGERS_PROCESSOR)
-    while run_batch(db, triggers):
-        pass
+    _run_triggers(db)
     (delivery,) = _deliveries(db, campaign.id)
     assert (delivery.customer_id, delivery.occasion) == (fan, "cup-final-2026")
     # Sent again by the venue's system: stored once, so nothing more is queued.
     client.post("/v1/events", json=body, headers=auth(api_key("ingest")))
-    while run_batch(db, triggers):
-        pass
+    _run_triggers(db)
     assert len(_deliveries(db, campaign.id)) == 1
+
+
+def test_a_tracked_view_by_a_segment_member_queues_one_delivery_in_one_worker_tick(
+    committed_url: str, tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    # given a launched campaign on product_viewed for the customers of Lyon, two of them and
+    # one of Paris
+    frozen_clock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
+    with open_session(committed_url) as db:
+        by_id, by_number, outsider = (
+            make_customer(db, home_city=city) for city in ("Lyon", "Lyon", "Paris")
+        )
+        number = customers.require_customer(db, customer_id=by_number).external_id
+        in_lyon = {"kind": "trait", "field": "home_city", "op": "in", "value": ["Lyon"]}
+        campaign = editing.create_campaign(
+            db,
+            settings=CampaignSettings(
+                name="Viewed",
+                kind="triggered",
+                segment_id=make_segment(db, definition={"conditions": [in_lyon]}),
+                trigger={"event_type": "product_viewed", "within_minutes": 30},
+            ),
+        )
+        write_template(db, campaign.id)
+        launching.start_campaign(db, campaign_id=campaign.id)
+        secret = platform.create_api_key(db, name="shop", scopes=[platform.Scope("ingest")]).secret
+        db.commit()
+    # when each views a product, the second named by the shop's own customer number only
+    app = app_committing_to(committed_url, tmp_path, secret_key=TEST_SECRET)
+    with TestClient(app) as client:
+        for n, person in enumerate((by_id, number, outsider)):
+            body = {
+                "event_id": f"view-{n}",
+                "type": "product_viewed",
+                "customer_id": person,
+                "channel": "web",
+                "occurred_at": clock.now().isoformat(),
+                "properties": {"sku": "SKU-1"},
+            }
+            answer = client.post("/v1/events", json=body, headers=auth(secret))
+            assert answer.status_code == 201, answer.text
+    # and the worker ticks once (past the log's gap patience), then again
+    frozen_clock(clock.now() + GAP_PATIENCE + timedelta(seconds=1))
+    jobs.Worker(database_url=committed_url).tick()
+    jobs.Worker(database_url=committed_url).tick()
+    # then each member has exactly one delivery for their view, the customer of Paris none
+    with open_session(committed_url) as db:
+        queued = sorted((d.customer_id, d.occasion) for d in _deliveries(db, campaign.id))
+    assert queued == sorted([(by_id, "view-0"), (by_number, "view-1")])

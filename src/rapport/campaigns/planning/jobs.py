@@ -16,6 +16,8 @@ from rapport.platform import jobs
 
 SCHEDULED_CHECK_JOB = "campaigns.launch_scheduled"
 TRIGGERS_PROCESSOR = "campaigns.triggers"
+# The customers domain's processor (customers/tasks.py) that assigns each event its customer.
+PROFILE_PROCESSOR = "customers.profile"
 
 
 @jobs.job(launching.LAUNCH_JOB)
@@ -31,4 +33,8 @@ def launch_scheduled(db: Session, payload: dict[str, Any]) -> None:
 
 
 jobs.scheduled(SCHEDULED_CHECK_JOB, every=timedelta(minutes=1))
-events.processor(TRIGGERS_PROCESSOR, batch_size=200)(process_trigger_events)
+# A trigger reaches the event's customer, which the profile processor assigns the event (from
+# its user or visitor id): it reads only events that processor has passed.
+events.processor(TRIGGERS_PROCESSOR, batch_size=200, after=(PROFILE_PROCESSOR,))(
+    process_trigger_events
+)
