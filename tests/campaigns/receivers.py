@@ -35,6 +35,7 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    at: float = 0.0  # time.monotonic() when the server took it
 
     @property
     def message(self) -> EmailMessage:
@@ -67,12 +68,16 @@ class SmtpSink:
     ``reject`` addresses get a permanent 550 at RCPT; ``hold_after`` (n) makes the server
     wait, after storing the n-th message, until ``release`` is set before it answers (so a
     test can kill a sender in the window where the message is delivered but not yet
-    acknowledged)."""
+    acknowledged). ``delay`` seconds pass between the final '.' and the server taking the
+    message (a slow server); ``data_reply`` answers the end of DATA instead of taking it
+    (a refusal such as "452 4.3.1 Insufficient storage")."""
 
     def __init__(self) -> None:
         self.messages: list[ReceivedMail] = []
         self.reject: set[str] = set()
         self.hold_after: int | None = None
+        self.delay = 0.0
+        self.data_reply: str | None = None
         self.holding = threading.Event()
         self.release = threading.Event()
         self.connections = 0
@@ -91,9 +96,15 @@ class SmtpSink:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.data_reply is not None:
+            return self.data_reply
         with self._lock:
             self.messages.append(
-                ReceivedMail(str(envelope.mail_from), list(envelope.rcpt_tos), content)
+                ReceivedMail(
+                    str(envelope.mail_from), list(envelope.rcpt_tos), content, time.monotonic()
+                )
             )
             count = len(self.messages)
         if self.hold_after is not None and count == self.hold_after:

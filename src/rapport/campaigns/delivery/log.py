@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from rapport.campaigns.delivery.queueing import WAITING
 from rapport.campaigns.models import (
     Campaign,
     Delivery,
@@ -72,7 +73,10 @@ def delivery_out(row: Delivery) -> dict[str, Any]:
         "status": row.status,
         "reason": row.reason,
         "attempts": row.attempts,
-        "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
+        # Only a delivery still to be tried (or whose claim a dispatcher holds) has one.
+        "next_attempt_at": row.next_attempt_at.isoformat()
+        if row.next_attempt_at and row.status in WAITING
+        else None,
         "queued_at": row.queued_at.isoformat(),
         "sent_at": row.sent_at.isoformat() if row.sent_at else None,
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, Literal
 
@@ -31,6 +31,10 @@ QUEUE_BATCH = 2000
 # Deliveries not final yet: a campaign with any of these is not "sent" (it may still be paused
 # or cancelled; cancelling suppresses those not sent yet).
 WAITING = ("queued", "deferred", "sending", "failed")
+# A paused campaign's deliveries wait as ``deferred`` with this reason; the dispatcher looks
+# again after PAUSED_RECHECK, and resuming makes them due at once.
+PAUSED = "campaign paused"
+PAUSED_RECHECK = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -214,3 +218,93 @@ def has_waiting(db: Session, *, campaign_id: int) -> bool:
         .limit(1)
     )
     return found is not None
+
+
+def _restate(
+    db: Session,
+    *,
+    campaign_id: int,
+    statuses: tuple[str, ...],
+    status: str,
+    reason: str,
+    due: datetime,
+    only_reason: str | None = None,
+) -> int:
+    """The campaign's deliveries in ``statuses`` become ``status`` with ``reason``, due at
+    ``due`` and claimed by nobody, with their history (no commit); returns how many. On
+    PostgreSQL the rows are locked in id order, as the dispatcher's marks lock theirs, so the
+    two never deadlock; a row a dispatcher marked first is no longer in ``statuses``."""
+    now = clock.now()
+    rows = select(Delivery.id).where(
+        Delivery.campaign_id == campaign_id, Delivery.status.in_(statuses)
+    )
+    if only_reason is not None:
+        rows = rows.where(Delivery.reason == only_reason)
+    if db.get_bind().dialect.name == "postgresql":
+        rows = rows.order_by(Delivery.id).with_for_update()
+    changed = list(
+        db.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(rows.scalar_subquery()), Delivery.status.in_(statuses))
+            .values(
+                status=status, reason=reason, next_attempt_at=due, claimed_by=None, updated_at=now
+            )
+            .returning(Delivery.id),
+            execution_options={"synchronize_session": False},
+        )
+    )
+    for start in range(0, len(changed), QUEUE_BATCH):
+        db.execute(
+            insert(DeliveryStatus),
+            [
+                {"delivery_id": delivery_id, "status": status, "reason": reason, "at": now}
+                for delivery_id in changed[start : start + QUEUE_BATCH]
+            ],
+        )
+    return len(changed)
+
+
+def withdraw_unsent(db: Session, *, campaign_id: int, reason: str) -> int:
+    """Every delivery of the campaign not sent yet (:data:`WAITING`: queued, deferred, failed
+    with a retry to come, or claimed by a dispatcher that has not marked it sent) becomes
+    ``suppressed`` with ``reason``, with its history (no commit). A dispatcher holding a claim
+    on one finds it gone when it comes to mark the message sent (a compare-and-set on
+    ``sending`` and its ``claimed_by``), so it never ends that email's DATA nor posts that
+    webhook."""
+    return _restate(
+        db,
+        campaign_id=campaign_id,
+        statuses=WAITING,
+        status="suppressed",
+        reason=reason,
+        due=clock.now(),
+    )
+
+
+def hold_claimed(db: Session, *, campaign_id: int) -> int:
+    """A paused campaign's deliveries claimed by a dispatcher (``sending``) go back to waiting:
+    ``deferred`` ("campaign paused"), with their history (no commit); the dispatcher's mark
+    then fails for them as for a cancel's. Rows not claimed wait where they are: the
+    dispatcher defers them when it claims them."""
+    return _restate(
+        db,
+        campaign_id=campaign_id,
+        statuses=("sending",),
+        status="deferred",
+        reason=PAUSED,
+        due=clock.now() + PAUSED_RECHECK,
+    )
+
+
+def release_paused(db: Session, *, campaign_id: int) -> int:
+    """A resumed campaign's deliveries deferred because it was paused are due now (no
+    commit)."""
+    return _restate(
+        db,
+        campaign_id=campaign_id,
+        statuses=("deferred",),
+        status="deferred",
+        reason="campaign resumed",
+        due=clock.now(),
+        only_reason=PAUSED,
+    )

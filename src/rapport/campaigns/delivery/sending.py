@@ -32,6 +32,13 @@ none lost:
   (``claimed_by``, status ``sending``): a worker that lost its claim to another closes that
   connection instead of terminating the message.
 - *inbox*: the message row and the ``sent`` mark commit together: exactly once.
+
+Cancel and pause (``queueing.withdraw_unsent``, ``queueing.hold_claimed``) take back, in their
+own transaction, the rows a dispatcher claimed and has not marked: the marks' compare-and-set
+then fails for them, so no email is terminated, no webhook posted and no inbox message written
+for them after the verb's commit. What still reaches a server is what was marked (or, for
+webhooks, checked) before it: at most one email group, ``WEBHOOK_CONCURRENCY`` POSTs. Each
+group re-reads its claims first, so the rest are not even started.
 - *webhooks*: at least once; the ``Rapport-Delivery-Id`` header lets the receiver drop a
   repeat. Each answer's try and mark commit as soon as it arrives, and a new request starts
   only when a mark committed, so a killed worker leaves at most ``WEBHOOK_CONCURRENCY``
@@ -51,17 +58,23 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 import httpx
-from sqlalchemy import bindparam, insert, literal, select, update
+from sqlalchemy import Select, bindparam, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery import email as smtp
 from rapport.campaigns.delivery import webhooks
 from rapport.campaigns.delivery.gates import Pending, Verdict, gate_batch, needed_purpose
 from rapport.campaigns.delivery.policy import sending_policy
-from rapport.campaigns.delivery.queueing import settle_campaigns, staff_address
+from rapport.campaigns.delivery.queueing import (
+    PAUSED,
+    PAUSED_RECHECK,
+    settle_campaigns,
+    staff_address,
+)
 from rapport.campaigns.delivery.rendering import (
     CustomerFacts,
     RenderedMessage,
@@ -93,7 +106,6 @@ LEASE = timedelta(minutes=2)
 DEFAULT_BATCH = 500
 EMAIL_MAX_ATTEMPTS = 5
 EMAIL_BACKOFF = timedelta(minutes=1)
-PAUSED_RECHECK = timedelta(minutes=5)
 DUE_STATUSES = ("queued", "deferred", "failed", "sending")
 # SMTP connections a dispatcher sends on side by side (one message each per group).
 SMTP_CONNECTIONS = 20
@@ -188,6 +200,8 @@ def apply_marks(db: Session, marks: Sequence[Mark], *, worker: str, now: datetim
     the session's transaction; return how many rows changed."""
     if not marks:
         return 0
+    # In id order, as a cancel or pause locks the rows (queueing._restate): no deadlock.
+    marks = sorted(marks, key=lambda mark: mark.delivery_id)
     statement = (
         update(Delivery)
         .where(
@@ -310,7 +324,7 @@ def dispatch_batch(
         if campaign is None or campaign.status == "cancelled":
             marks.append(Mark(row.id, "suppressed", "campaign cancelled or deleted"))
         elif campaign.status == "paused":
-            marks.append(Mark(row.id, "deferred", "campaign paused", now + PAUSED_RECHECK))
+            marks.append(Mark(row.id, "deferred", PAUSED, now + PAUSED_RECHECK))
         elif (expired := expiry_reason(row.context, now=now)) is not None:
             marks.append(Mark(row.id, "suppressed", expired))  # a triggered message too late
         elif row.id in withdrawn:
@@ -409,13 +423,22 @@ def _send_inbox(batch: _Batch, items: list[tuple[Claimed, Verdict]]) -> int:
         )
         marks.append(Mark(row.id, "sent", sent=True, tried=True))
     if messages:
+        # Only rows still this worker's claim (a cancel or pause may have taken some back),
+        # locked until the commit (PostgreSQL; SQLite's transaction holds the write lock).
+        claimed = _claimed_query(batch, [message["delivery_id"] for message in messages])
+        if batch.db.get_bind().dialect.name == "postgresql":
+            claimed = claimed.order_by(Delivery.id).with_for_update()
+        kept = set(batch.db.scalars(claimed))
+        messages = [message for message in messages if message["delivery_id"] in kept]
+    if messages:
         batch.db.execute(
             insert_for(batch.db)(InboxMessage).on_conflict_do_nothing(
                 index_elements=["delivery_id"]
             ),
             messages,
         )
-    # The messages and the marks commit together: a crash leaves both or neither.
+    # The messages and the marks commit together: a crash leaves both or neither; the marks
+    # apply only where the claim holds, as the messages were kept.
     batch.commit_marks(marks)
     return len(items)
 
@@ -429,7 +452,12 @@ def _send_email(batch: _Batch, items: list[tuple[Claimed, Verdict]]) -> int:
             group: list[tuple[Claimed, Verdict]] = []
             messages: list[tuple[str, bytes]] = []
             marks: list[Mark] = []
-            for row, verdict in items[start : start + SMTP_CONNECTIONS]:
+            chunk = items[start : start + SMTP_CONNECTIONS]
+            # Rows a cancel or pause took back since the claim are left to it.
+            claimed = _still_claimed(batch, [row.id for row, _ in chunk])
+            for row, verdict in chunk:
+                if row.id not in claimed:
+                    continue
                 rendered, customer, error = _render(batch, row, verdict)
                 address = staff_address(row.recipient_key) if customer is None else customer.email
                 if rendered is None:
@@ -467,15 +495,43 @@ def _send_email(batch: _Batch, items: list[tuple[Claimed, Verdict]]) -> int:
     return len(items)
 
 
+def _claimed_query(batch: _Batch, delivery_ids: Sequence[int]) -> Select[int]:
+    """Those of ``delivery_ids`` still this worker's claim: ``sending`` with its name (a cancel
+    or pause takes the claim back from rows not marked sent yet)."""
+    return select(Delivery.id).where(
+        Delivery.id.in_(delivery_ids),
+        Delivery.status == "sending",
+        Delivery.claimed_by == batch.worker,
+    )
+
+
+def _still_claimed(batch: _Batch, delivery_ids: Sequence[int]) -> set[int]:
+    """Those of ``delivery_ids`` still this worker's claim, read now (a plain read: no write
+    lock is held while the messages go out). Not the guarantee, which is the compare-and-set
+    of the marks; it spares starting messages a cancel or pause already withdrew."""
+    db = batch.db
+    began_here = not db.in_transaction()
+    if began_here:
+        read_only(db)
+    claimed = set(db.scalars(_claimed_query(batch, delivery_ids)))
+    if began_here:
+        db.commit()
+    return claimed
+
+
 def _mark_sent_now(batch: _Batch, delivery_ids: list[int]) -> set[int]:
     """Mark these deliveries sent (those still claimed by this worker) with their history rows
     and COMMIT; return the ids marked. PostgreSQL: one statement (the update feeds the history
     insert), since this runs once per group on the hot path."""
     db, now = batch.db, clock.now()
+    postgres = db.get_bind().dialect.name == "postgresql"
+    claimed = _claimed_query(batch, delivery_ids)
+    if postgres:  # locked in id order, as a cancel or pause locks them: no deadlock
+        claimed = claimed.order_by(Delivery.id).with_for_update()
     marking = (
         update(Delivery)
         .where(
-            Delivery.id.in_(delivery_ids),
+            Delivery.id.in_(claimed.scalar_subquery()),
             Delivery.status == "sending",
             Delivery.claimed_by == batch.worker,
         )
@@ -483,13 +539,14 @@ def _mark_sent_now(batch: _Batch, delivery_ids: list[int]) -> set[int]:
             status="sent",
             reason="",
             sent_at=now,
+            next_attempt_at=now,  # nothing more is due (the API shows none)
             attempts=Delivery.attempts + 1,
             claimed_by=None,
             updated_at=now,
         )
         .returning(Delivery.id)
     )
-    if db.get_bind().dialect.name == "postgresql":
+    if postgres:
         marked_rows = marking.cte("marked")
         statement = (
             insert(DeliveryStatus)
@@ -523,11 +580,17 @@ def _email_refused(
     if outcome.reason == smtp.LEASE_LOST:
         return  # another worker owns the row now; it sends the message
     if outcome.committed:
-        # Marked sent before the terminator, then refused: take the claim back to correct it.
+        # Marked sent before the terminator, then refused: take the claim back to correct it,
+        # and the try the sent mark counted with it (the mark below counts this one try).
         db.execute(
             update(Delivery)
             .where(Delivery.id == row.id, Delivery.status == "sent")
-            .values(status="sending", claimed_by=batch.worker, sent_at=None)
+            .values(
+                status="sending",
+                claimed_by=batch.worker,
+                sent_at=None,
+                attempts=Delivery.attempts - 1,
+            )
         )
     if outcome.permanent:
         if verdict.customer_id:
@@ -577,23 +640,27 @@ def _send_webhooks(batch: _Batch, items: list[tuple[Claimed, Verdict]]) -> int:
             # Fill the free slots; messages that cannot render are marked with the next commit.
             marks: list[Mark] = []
             while len(in_flight) < WEBHOOK_CONCURRENCY:
-                item = next(queue, None)
-                if item is None:
+                wanted = list(islice(queue, WEBHOOK_CONCURRENCY - len(in_flight)))
+                if not wanted:
                     break
-                row, verdict = item
-                campaign = batch.campaigns[row.campaign_id]
-                endpoint = batch.endpoints[campaign.webhook_endpoint_id or -1]
-                rendered, customer, error = _render(batch, row, verdict)
-                if rendered is None:
-                    marks.append(Mark(row.id, "dead", error))
-                    continue
-                payload = webhook_payload(
-                    row.id, campaign, row, customer, rendered, settings=batch.settings
-                )
-                future = threads.submit(
-                    webhooks.post, client, webhooks.Target.of(endpoint), payload, str(row.id)
-                )
-                in_flight[future] = (row, endpoint)
+                # Rows a cancel or pause took back since the claim are left to it.
+                claimed = _still_claimed(batch, [row.id for row, _ in wanted])
+                for row, verdict in wanted:
+                    if row.id not in claimed:
+                        continue
+                    campaign = batch.campaigns[row.campaign_id]
+                    endpoint = batch.endpoints[campaign.webhook_endpoint_id or -1]
+                    rendered, customer, error = _render(batch, row, verdict)
+                    if rendered is None:
+                        marks.append(Mark(row.id, "dead", error))
+                        continue
+                    payload = webhook_payload(
+                        row.id, campaign, row, customer, rendered, settings=batch.settings
+                    )
+                    future = threads.submit(
+                        webhooks.post, client, webhooks.Target.of(endpoint), payload, str(row.id)
+                    )
+                    in_flight[future] = (row, endpoint)
             if not in_flight:
                 if marks:
                     batch.commit_marks(marks)

@@ -15,15 +15,21 @@ from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from rapport.campaigns.delivery.queueing import Recipient, has_waiting, queue_deliveries
+from rapport.campaigns.delivery.queueing import (
+    Recipient,
+    has_waiting,
+    hold_claimed,
+    queue_deliveries,
+    release_paused,
+    withdraw_unsent,
+)
 from rapport.campaigns.models import (
     Campaign,
     CampaignTemplate,
     Delivery,
-    DeliveryStatus,
     Segment,
     WebhookEndpoint,
 )
@@ -330,13 +336,17 @@ def pause_campaign(
     db: Session, *, campaign_id: int, before_commit: BeforeCommit | None = None
 ) -> Campaign:
     """Hold the campaign: a launch stops after its batch in hand, a scheduled one does not
-    start, a triggered one ignores events, and deliveries not sent yet wait. Commits."""
+    start, a triggered one ignores events, and deliveries not sent yet wait (those a dispatcher
+    had claimed too). Commits."""
     campaign = _locked(db, campaign_id)
     if campaign.status not in ("scheduled", "sending", "active") and not (
         campaign.status == "sent" and has_waiting(db, campaign_id=campaign.id)
     ):
         raise Conflict(f"A {campaign.status} campaign cannot be paused")
     campaign.status = "paused"
+    # Deliveries a dispatcher claimed but has not marked sent wait again; its mark then fails
+    # for them, so no message starts after this commit (docs/campaigns-delivery.md).
+    hold_claimed(db, campaign_id=campaign.id)
     campaign.updated_at = clock.now()
     if before_commit is not None:
         before_commit(db, campaign)
@@ -353,6 +363,7 @@ def resume_campaign(
     if campaign.status != "paused":
         raise Conflict(f"A {campaign.status} campaign is not paused")
     now = clock.now()
+    release_paused(db, campaign_id=campaign.id)  # due now, not after the paused recheck
     if campaign.kind == "triggered":
         campaign.status = "active"
     elif campaign.started_at is None and campaign.scheduled_at is not None:
@@ -405,27 +416,7 @@ def _cancel(db: Session, campaign: Campaign, *, reason: str) -> None:
 
 
 def _suppress_waiting(db: Session, campaign: Campaign, *, reason: str) -> None:
-    """The campaign's deliveries not sent yet become suppressed with ``reason``, with their
-    history (no commit)."""
-    now = clock.now()
-    waiting = list(
-        db.scalars(
-            select(Delivery.id).where(
-                Delivery.campaign_id == campaign.id, Delivery.status.in_(("queued", "deferred"))
-            )
-        )
-    )
-    for start in range(0, len(waiting), 1000):
-        chunk = waiting[start : start + 1000]
-        db.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(chunk), Delivery.status.in_(("queued", "deferred")))
-            .values(status="suppressed", reason=reason, updated_at=now)
-        )
-        db.execute(
-            insert(DeliveryStatus),
-            [
-                {"delivery_id": delivery_id, "status": "suppressed", "reason": reason, "at": now}
-                for delivery_id in chunk
-            ],
-        )
+    """The campaign's deliveries not sent yet (waiting, failed with a retry to come, or claimed
+    by a dispatcher that has not marked them sent) become suppressed with ``reason``, with
+    their history (no commit)."""
+    withdraw_unsent(db, campaign_id=campaign.id, reason=reason)

@@ -1,0 +1,178 @@
+"""Cancel and pause stop a campaign's sending at once, even for deliveries a dispatcher has
+already claimed: only a group of messages marked sent before the cancel's (or pause's) commit
+may still reach the server; the rest never get their DATA terminated. And one try is one
+attempt, a refusal at the end of DATA included."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from rapport.campaigns import service as campaigns
+from rapport.campaigns.delivery import sending
+from rapport.campaigns.delivery.log import delivery_out
+from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
+from rapport.campaigns.delivery.sending import dispatch_batch, dispatch_due
+from rapport.campaigns.models import Delivery
+from rapport.platform import clock
+from rapport.platform.clock import FrozenClock
+from rapport.platform.db import open_session
+from tests.campaigns.delivery.factories import make_campaign, make_customer
+from tests.campaigns.receivers import ReceivedMail, SmtpSink
+
+GROUP = 2  # SMTP connections side by side: messages go out two at a time
+COUNT = 12
+
+
+def _queue(url: str, count: int = COUNT) -> int:
+    with open_session(url) as db:
+        people = [make_customer(db) for _ in range(count)]
+        campaign = make_campaign(db, audience_count=count, started_at=clock.now())
+        queue_deliveries(
+            db, campaign=campaign, recipients=[Recipient(customer_id=p) for p in people]
+        )
+        db.commit()
+        return campaign.id
+
+
+def _rows(url: str, campaign_id: int) -> dict[int, tuple[str, str]]:
+    with open_session(url) as db:
+        return {
+            row.id: (row.status, row.reason)
+            for row in db.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id))
+        }
+
+
+def _delivery_id(mail: ReceivedMail) -> int:
+    found = re.search(r"<delivery-(\d+)@", str(mail.message["Message-ID"]))
+    assert found is not None
+    return int(found.group(1))
+
+
+def _dispatch_while(url: str, smtp_sink: SmtpSink, verb: str, campaign_id: int) -> float:
+    """Run a dispatcher over the whole batch in a thread; once the server took a first message,
+    call ``verb`` on the campaign. Returns when the verb returned (monotonic)."""
+    worker = threading.Thread(
+        target=dispatch_due, kwargs={"limit": 100, "worker": "busy", "database_url": url}
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not smtp_sink.messages and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert smtp_sink.messages, "the dispatcher sent nothing"
+        with open_session(url) as db:
+            getattr(campaigns, f"{verb}_campaign")(db, campaign_id=campaign_id)
+        returned = time.monotonic()
+    finally:
+        worker.join(60)
+    assert not worker.is_alive()
+    return returned
+
+
+@pytest.fixture
+def slow_groups(monkeypatch: pytest.MonkeyPatch, smtp_sink: SmtpSink) -> SmtpSink:
+    monkeypatch.setattr(sending, "SMTP_CONNECTIONS", GROUP)
+    smtp_sink.delay = 0.2  # each message taken 0.2 s after its terminator
+    return smtp_sink
+
+
+def test_cancel_mid_batch_stops_the_claimed_messages(
+    committed_url: str, slow_groups: SmtpSink
+) -> None:
+    campaign_id = _queue(committed_url)
+    cancelled = _dispatch_while(committed_url, slow_groups, "cancel", campaign_id)
+    time.sleep(0.5)  # anything still on its way arrives
+
+    rows = _rows(committed_url, campaign_id)
+    received = [_delivery_id(m) for m in slow_groups.messages]
+    sent = {i for i, (status, _) in rows.items() if status == "sent"}
+    # Each message the server took is a delivery marked sent (before the cancel), once.
+    assert Counter(received) == Counter(sent)
+    # After the cancel returned, at most the group in flight (marked sent before it).
+    late = [m for m in slow_groups.messages if m.at > cancelled]
+    assert len(late) <= GROUP
+    # Everything else, the claimed rows included, is suppressed for the cancel.
+    assert len(sent) < COUNT
+    assert {rows[i] for i in rows.keys() - sent} == {("suppressed", "campaign cancelled")}
+
+
+def test_pause_mid_batch_holds_the_claimed_messages_and_resume_sends_them_once(
+    committed_url: str, slow_groups: SmtpSink
+) -> None:
+    campaign_id = _queue(committed_url)
+    paused = _dispatch_while(committed_url, slow_groups, "pause", campaign_id)
+    time.sleep(0.5)
+
+    rows = _rows(committed_url, campaign_id)
+    sent = {i for i, (status, _) in rows.items() if status == "sent"}
+    assert Counter(_delivery_id(m) for m in slow_groups.messages) == Counter(sent)
+    assert len([m for m in slow_groups.messages if m.at > paused]) <= GROUP
+    assert len(sent) < COUNT
+    # The rest wait (not suppressed), none left claimed.
+    assert {rows[i] for i in rows.keys() - sent} == {("deferred", "campaign paused")}
+
+    with open_session(committed_url) as db:
+        campaigns.resume_campaign(db, campaign_id=campaign_id)
+    # Due at once after the resume, not after the paused recheck.
+    assert dispatch_due(limit=100, worker="after", database_url=committed_url) == COUNT - len(sent)
+    assert Counter(_delivery_id(m) for m in slow_groups.messages) == Counter(
+        set(_rows(committed_url, campaign_id))
+    )
+    assert set(_rows(committed_url, campaign_id).values()) == {("sent", "")}
+
+
+def test_cancel_suppresses_deliveries_waiting_to_retry_at_once(
+    committed_url: str, smtp_sink: SmtpSink
+) -> None:
+    smtp_sink.data_reply = "452 4.3.1 Insufficient system storage"
+    campaign_id = _queue(committed_url, 3)
+    assert dispatch_due(limit=100, worker="w", database_url=committed_url) == 3
+    assert set(_rows(committed_url, campaign_id).values()) == {
+        ("failed", "SMTP end of DATA: 452 4.3.1 Insufficient system storage")
+    }
+    with open_session(committed_url) as db:
+        campaigns.cancel_campaign(db, campaign_id=campaign_id)
+    assert set(_rows(committed_url, campaign_id).values()) == {("suppressed", "campaign cancelled")}
+
+
+def test_a_refusal_at_the_end_of_data_counts_one_try(
+    committed_url: str, smtp_sink: SmtpSink
+) -> None:
+    smtp_sink.data_reply = "452 4.3.1 Insufficient system storage"
+    clock.set_clock(frozen := FrozenClock(clock.now()))
+    campaign_id = _queue(committed_url, 1)
+    waits = []
+    with open_session(committed_url) as db:
+        for attempt in range(1, 6):
+            assert dispatch_batch(db, worker="w") == 1
+            row = db.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id)).one()
+            assert row.attempts == attempt
+            if attempt < 5:
+                assert row.status == "failed"
+                wait = clock.as_utc(row.next_attempt_at) - clock.now()
+                waits.append(wait)
+                assert dispatch_batch(db, worker="w") == 0  # not due before its time
+                frozen.advance(wait)
+            db.expire_all()
+        assert row.status == "dead"
+        assert row.reason.endswith("(after 5 tries)")
+    assert waits == [timedelta(minutes=m) for m in (1, 2, 4, 8)]
+
+
+def test_a_sent_delivery_has_no_next_attempt(committed_url: str, smtp_sink: SmtpSink) -> None:
+    campaign_id = _queue(committed_url, 1)
+    assert dispatch_due(limit=10, worker="w", database_url=committed_url) == 1
+    with open_session(committed_url) as db:
+        row = db.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id)).one()
+        assert row.status == "sent"
+        assert row.sent_at is not None
+        # No lease left behind: nothing is due for it any more.
+        assert clock.as_utc(row.next_attempt_at) == clock.as_utc(row.sent_at)
+        assert delivery_out(row)["next_attempt_at"] is None
