@@ -174,10 +174,18 @@ PROBLEM_DESCRIPTIONS = {
     "403": "The key lacks the scope this operation needs (`required_scope`)",
     "404": "No such resource (`field` names the identifier)",
     "409": "The request clashes with existing data or with a command still running",
+    "410": "A retry under an Idempotency-Key whose answer named a person since erased "
+    "(`erased`, `Idempotent-Replayed: true`): nothing is applied again or revealed",
     "413": "The body is over the configured limit",
+    "414": "The URL (path and query string) is over 8 KiB (`field` names the parameter, or "
+    "the path, taking the most of it)",
+    "415": "The body is not sent as JSON (`Content-Type: application/json`), or in a "
+    "`Content-Encoding` Rapport does not read (`field` names the header)",
     "422": "Invalid input: wrong types, missing or unknown fields, values out of range, control "
     "characters, a query parameter the operation does not take (`field` names it)",
     "429": "Over the key's rate limit (see `Retry-After`)",
+    "502": "A server Rapport relies on (an SMTP server, a webhook endpoint) refused or could "
+    "not be reached (`upstream-failed`): the request may work when sent again",
     "503": "The request ran out of its time budget; nothing was changed, try again",
 }
 _COMMAND_METHODS = frozenset(("post", "put", "patch", "delete"))
@@ -185,9 +193,12 @@ _VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 
 def _problem_statuses(method: str, operation: dict[str, Any]) -> list[str]:
-    """The problem answers an API operation may give, from what it takes."""
+    """The problem answers an API operation may give, from what it takes: a JSON body may
+    come as something else (415), an Idempotency-Key's answer may have been erased since
+    (410), a path or query parameter may make the URL too long (414)."""
     parameters = operation.get("parameters", [])
     has_body = "requestBody" in operation
+    json_body = "application/json" in operation.get("requestBody", {}).get("content", {})
     needs_key = any(
         parameter.get("in") == "header" and parameter.get("name") == "Idempotency-Key"
         for parameter in parameters
@@ -195,6 +206,12 @@ def _problem_statuses(method: str, operation: dict[str, Any]) -> list[str]:
     statuses = ["401", "403", "429", "503"]
     if has_body or needs_key:
         statuses.append("400")
+    if needs_key:
+        statuses.append("410")
+    if any(parameter.get("in") in ("path", "query") for parameter in parameters):
+        statuses.append("414")
+    if json_body:
+        statuses.append("415")
     if parameters or has_body or method in _COMMAND_METHODS:
         # Paths, queries, bodies and commands name resources (a customer, a product, an order).
         statuses.append("404")

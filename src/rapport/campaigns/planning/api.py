@@ -286,7 +286,17 @@ def preview(
     )
 
 
-@router.post("/v1/campaigns/{campaign_id:int}/test-send", response_model=MessageOut)
+@router.post(
+    "/v1/campaigns/{campaign_id:int}/test-send",
+    response_model=MessageOut,
+    responses={
+        502: {
+            "description": "The SMTP server or the campaign's webhook endpoint refused the "
+            "test message or could not be reached (`upstream-failed`): send it again once "
+            "it answers"
+        }
+    },
+)
 def send_test_message(
     campaign_id: CampaignId,
     body: TestSendIn,
