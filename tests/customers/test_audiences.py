@@ -58,7 +58,11 @@ def test_home_distance_edges_hold_everywhere(db: Session, centre: tuple[float, f
     for bearing in range(0, 360, 45):
         for km, bucket in ((9.95, inside), (10.05, outside)):
             lat, lon = _point_at(*centre, km, bearing)
-            bucket.append(make_customer(db, home_latitude=lat, home_longitude=lon))
+            bucket.append(
+                make_customer(
+                    db, consents={"location": True}, home_latitude=lat, home_longitude=lon
+                )
+            )
     found = {
         str(customer_id)
         for customer_id in db.scalars(

@@ -74,3 +74,55 @@ def test_withdrawing_location_empties_the_home_point(client, api_key, db) -> Non
     profile = client.get("/v1/customers/H-one", headers=auth(key)).json()
     assert (profile["home_latitude"], profile["home_longitude"]) == (None, None)
     assert profile["home_city"] == "Madrid"
+
+
+def test_an_import_row_refusing_location_keeps_no_home_point(db, tmp_path) -> None:
+    from rapport.customers import service as customers
+    from rapport.customers.file_import import PRESETS, import_customers_file
+
+    path = tmp_path / "crm.csv"
+    path.write_text(
+        "customer_id,email,city,latitude,longitude,consent_location\n"
+        "HP-no,no@example.com,Madrid,40.4,-3.7,false\n"
+        "HP-yes,yes@example.com,Madrid,40.4,-3.7,true\n"
+        "HP-none,none@example.com,Madrid,40.4,-3.7,\n",
+        encoding="utf-8",
+    )
+    import_customers_file(db, path, PRESETS["crm"])
+    points = {}
+    for number in ("HP-no", "HP-yes", "HP-none"):
+        found = customers.find_customer_by_external_id(db, external_id=number)
+        assert found is not None
+        assert found.home_city == "Madrid"
+        points[number] = (found.home_latitude, found.home_longitude)
+    # as sign-up does: the refusal keeps no point, no choice keeps it until a withdrawal
+    assert points == {"HP-no": (None, None), "HP-yes": (40.4, -3.7), "HP-none": (40.4, -3.7)}
+
+    # and a segment near home finds only the person who granted location
+    near = customers.near_audience(latitude=40.4, longitude=-3.7, radius_km=5, use=["home"])
+    found_ids = {str(c) for c in db.scalars(near)}
+    by_number = {
+        number: customers.find_customer_by_external_id(db, external_id=number)
+        for number in ("HP-no", "HP-yes", "HP-none")
+    }
+    assert {n for n, c in by_number.items() if c is not None and c.customer_id in found_ids} == {
+        "HP-yes"
+    }
+
+
+def test_a_home_point_without_a_grant_is_not_used_by_a_near_segment(client, api_key, db) -> None:
+    from rapport.customers import service as customers
+
+    key = api_key("write", "read")
+    _customer(client, key, "HN-none", **HOME)  # no choice on record: the point is kept
+    _customer(client, key, "HN-yes", **HOME)
+    _consent(client, key, "HN-yes", True)
+    near = customers.near_audience(latitude=40.4, longitude=-3.7, radius_km=5, use=["home"])
+    found = {str(c) for c in db.scalars(near)}
+    none = customers.find_customer_by_external_id(db, external_id="HN-none")
+    granted = customers.find_customer_by_external_id(db, external_id="HN-yes")
+    assert none is not None
+    assert granted is not None
+    assert none.home_latitude == 40.4
+    assert granted.customer_id in found
+    assert none.customer_id not in found

@@ -431,8 +431,9 @@ def near_audience(
     radius_km: float,
     use: Sequence[LocationSource] = ("last_location", "home"),
 ) -> CustomerIds:
-    """Customers within ``radius_km`` of a point by their last known location (only while
-    they consent to location) or their home address."""
+    """Customers within ``radius_km`` of a point by their last known location or their home
+    point, either only while they consent to ``location`` (a point is a location, however it
+    was stored: no choice on record is no)."""
     parts: list[CustomerIds] = []
     if "last_location" in use:
         parts.append(
@@ -459,7 +460,8 @@ def near_audience(
                         latitude=latitude,
                         longitude=longitude,
                         radius_km=radius_km,
-                    )
+                    ),
+                    Customer.customer_id.in_(consent_audience(purpose="location")),
                 )
             )
         )

@@ -88,6 +88,18 @@ def record_consent(
 HOME_POINT = ("home_latitude", "home_longitude")
 
 
+def new_home_point(
+    location: bool | None, latitude: float | None, longitude: float | None
+) -> tuple[float | None, float | None]:
+    """The home point a new profile is stored with, given the choice on ``location`` it comes
+    with (``None``: none): no point where it refuses (as a withdrawal would empty it at once),
+    else the one given. The one rule for every door that creates a profile with a home point:
+    sign-up (``POST /v1/customers``) and CRM imports (``import_batch.load_customers``)."""
+    if location is False:
+        return None, None
+    return latitude, longitude
+
+
 def forget_location(db: Session, *, customer_id: str) -> None:
     """Empty the profile's last known location and its home point (``home_latitude``,
     ``home_longitude``; the home city stays), and take the coordinates tracking's traits

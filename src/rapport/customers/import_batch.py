@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rapport.customers.consent import clipped_consent_source
+from rapport.customers.consent import clipped_consent_source, new_home_point
 from rapport.customers.identities import normalised_identities
 from rapport.customers.models import (
     UNIQUE_IDENTITY_KINDS,
@@ -214,6 +214,11 @@ def load_customers(
     for external_id in emails_left_out:
         del emails[external_id]
     ids = {c.external_id: new_id("cus") for c in fresh}
+    # No home point where the record refuses location (the rule sign-up applies).
+    homes = {
+        c.external_id: new_home_point(c.consents.get("location"), c.home_latitude, c.home_longitude)
+        for c in fresh
+    }
     upsert_rows(
         db,
         Customer.__table__,
@@ -227,8 +232,8 @@ def load_customers(
                 "last_name": c.last_name,
                 "locale": c.locale,
                 "home_city": c.home_city,
-                "home_latitude": c.home_latitude,
-                "home_longitude": c.home_longitude,
+                "home_latitude": homes[c.external_id][0],
+                "home_longitude": homes[c.external_id][1],
                 "time_zone": c.time_zone.strip() if c.time_zone else None,
                 "attributes": dict(c.attributes),
                 "is_anonymous": False,

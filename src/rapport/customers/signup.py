@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rapport.customers.consent import record_consent
+from rapport.customers.consent import new_home_point, record_consent
 from rapport.customers.events import CustomerCreated
 from rapport.customers.identities import (
     attach_identity,
@@ -50,6 +50,10 @@ def create_customer(
             field="external_id" if customer.external_id else "email",
         )
     now = clock.now()
+    fields = customer.model_dump(exclude={"consents"})
+    fields["home_latitude"], fields["home_longitude"] = new_home_point(
+        customer.consents.get("location"), customer.home_latitude, customer.home_longitude
+    )
     record = Customer(
         customer_id=new_id("cus"),
         created_at=now,
@@ -57,7 +61,7 @@ def create_customer(
         status="active",
         is_anonymous=False,
         attributes={},
-        **customer.model_dump(exclude={"consents"}),
+        **fields,
     )
     # What sign-up says is as of now: an identify from before it, sent late, does not undo it.
     stamp(record, [name for name in SAID_FIELDS if getattr(record, name, None)], now)

@@ -171,6 +171,10 @@ def activity_events(history: CustomerHistory, category_of: dict[str, str]) -> li
             "source": "demo",
         }
     ]
+    if customer.consents.get("analytics") is False:
+        # Their browsing and visits are not tracked: the shop's banner sends none, and
+        # ingestion would keep none (docs/tracking.md).
+        return events
     for index, view in enumerate(history.product_views):
         events.append(
             {

@@ -361,12 +361,14 @@ def _destination(lat: float, lon: float, km: float, bearing_deg: float) -> tuple
 
 
 CENTRE = (51.5, -0.12)
+# A home point is used only with consent to location, as a last known location is.
+LOCATED = {"location": True}
 
 
 @pytest.mark.parametrize("bearing", [0, 90, 135, 180, 270])
 def test_radius_edges_by_home_location_and_home_store(db: Session, bearing: float) -> None:
-    inside_home = make_customer(db, home_latitude=0.0, home_longitude=0.0)
-    outside_home = make_customer(db, home_latitude=0.0, home_longitude=0.0)
+    inside_home = make_customer(db, consents=LOCATED, home_latitude=0.0, home_longitude=0.0)
+    outside_home = make_customer(db, consents=LOCATED, home_latitude=0.0, home_longitude=0.0)
     for customer_id, km in ((inside_home, 49.9), (outside_home, 50.1)):
         lat, lon = _destination(*CENTRE, km, bearing)
         record = customers.get_customer(db, customer_id=customer_id)
@@ -404,9 +406,9 @@ def test_last_location_counts_only_with_location_consent(db: Session) -> None:
 
 
 def test_a_radius_across_the_antimeridian(db: Session) -> None:
-    east = make_customer(db, home_latitude=0.0, home_longitude=179.9)
-    west = make_customer(db, home_latitude=0.0, home_longitude=-179.9)
-    far = make_customer(db, home_latitude=0.0, home_longitude=178.0)
+    east = make_customer(db, consents=LOCATED, home_latitude=0.0, home_longitude=179.9)
+    west = make_customer(db, consents=LOCATED, home_latitude=0.0, home_longitude=-179.9)
+    far = make_customer(db, consents=LOCATED, home_latitude=0.0, home_longitude=178.0)
     found = members(
         db,
         one(
