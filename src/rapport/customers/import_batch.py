@@ -4,7 +4,7 @@ new customers by external id, with their identities, consents and attributes."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from rapport.platform.identity import (
     canonical_phone,
     customer_number_problem,
     identity_digest,
+    normalise_identity,
     time_zone_problem,
 )
 from rapport.platform.ids import new_id
@@ -174,6 +175,11 @@ def load_customers(
     consent history says the choices came from (``import:<file>`` for files)."""
     if not customers:
         return BatchOutcome(0, 0)
+    # The customer number in the form its identity is kept (NFC, trimmed): "Zoë" is one
+    # customer however its "ë" was typed, in this file or the API.
+    customers = [
+        replace(c, external_id=normalise_identity("external_id", c.external_id)) for c in customers
+    ]
     now = clock.now()
     external_ids = [c.external_id for c in customers]
     existing = set(

@@ -20,6 +20,7 @@ from rapport.platform.identity import (
     canonical_email,
     canonical_phone,
     identity_problem,
+    normalise_identity,
     time_zone_problem,
 )
 from rapport.platform.schemas import ReadModel, StrictModel
@@ -35,8 +36,9 @@ class CustomerIn(StrictModel):
         default=None,
         max_length=IDENTITY_MAX_LENGTHS["email"],
         pattern=EMAIL_PATTERN,
-        description="Kept lower-cased, as its identity is (Ana@Example.com is kept as "
-        "ana@example.com).",
+        description="Kept as its identity is: Unicode NFKC, lower-cased (Ana@Example.com is "
+        "kept as ana@example.com, full-width letters as ASCII); invisible characters "
+        "(zero-width space, BOM, bidi marks) are refused.",
     )
     # Stored as platform.identity.canonical_phone gives it (+33612345678 for +33 6 12 34 56 78);
     # the pattern is documented here and checked there, whose refusal says what is wrong.
@@ -97,7 +99,9 @@ class CustomerIn(StrictModel):
             raise ValueError(problem)
         if value is not None and info.field_name == "email":
             return canonical_email(value)
-        return value
+        # In the form its identity is kept (NFC, trimmed), so "Zoë" is one customer number
+        # however its "ë" was typed.
+        return None if value is None else normalise_identity("external_id", value)
 
 
 class ConsentIn(StrictModel):

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from datetime import date
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import available_timezones
 
 _NOT_PHONE_DIGIT = re.compile(r"[^0-9]")
@@ -38,9 +39,30 @@ IDENTITY_MAX_LENGTHS = {
 EARLIEST_BIRTHDAY = date(1900, 1, 1)
 
 
+# Unicode categories of characters that show nothing: format (Cf: zero-width space, joiners,
+# byte order mark, bidi marks) and control (Cc: tab, newline, NUL). No identity holds one.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc"})
+
+
+def _invisible(value: str) -> str | None:
+    """The first invisible character in ``value``, or ``None``."""
+    return next((c for c in value if unicodedata.category(c) in _INVISIBLE_CATEGORIES), None)
+
+
+def _unicode_form(kind: str) -> Literal["NFC", "NFKC"]:
+    """The Unicode normal form an identity of ``kind`` is kept in: NFKC for an email, so
+    full-width letters fold to ASCII (``\uff21`` is ``A``, then ``a``), NFC for
+    the others (a shop's ids keep their compatibility characters)."""
+    return "NFKC" if kind == "email" else "NFC"
+
+
 def is_email(value: str) -> bool:
-    """Whether ``value`` (trimmed) has the form of an email address."""
-    return _EMAIL.match(value.strip()) is not None
+    """Whether ``value`` (trimmed, in its normal form) has the form of an email address and
+    holds no invisible character."""
+    text = value.strip()
+    return (
+        _invisible(text) is None and _EMAIL.match(unicodedata.normalize("NFKC", text)) is not None
+    )
 
 
 def identity_problem(kind: str, value: str) -> str | None:
@@ -51,6 +73,13 @@ def identity_problem(kind: str, value: str) -> str | None:
     longest = IDENTITY_MAX_LENGTHS.get(kind)
     if longest is None:
         return f"Unknown identity kind {kind!r}; use one of {', '.join(IDENTITY_MAX_LENGTHS)}"
+    if (hidden := _invisible(text)) is not None:
+        name = unicodedata.name(hidden, "a control character")
+        return (
+            f"The {kind} holds an invisible character, U+{ord(hidden):04X} "
+            f"({name}), which no {kind} may hold: send it without"
+        )
+    text = unicodedata.normalize(_unicode_form(kind), text).strip()
     if not text:
         return f"Give the {kind}; it is empty"
     if len(text) > longest:
@@ -85,9 +114,10 @@ def canonical_phone(value: str) -> str:
 
 def canonical_email(value: str) -> str:
     """``value`` in the one form Rapport keeps an email address in, whichever door it comes
-    through (sign-up, identify, tracking, imports): trimmed and lower-cased, the email
-    identity's form, so ``Ana@Example.COM`` is one person's ``ana@example.com`` in the
-    profile, the identities, the erasure blocklist and an export."""
+    through (sign-up, identify, tracking, imports): in Unicode NFKC, trimmed and lower-cased,
+    the email identity's form, so ``Ana@Example.COM`` (or ``José`` typed with a combining
+    accent, or in full-width letters) is one person's ``ana@example.com`` in the profile, the
+    identities, the erasure blocklist and an export."""
     return normalise_identity("email", value)
 
 
@@ -168,14 +198,21 @@ def _is_national(phone: str) -> bool:
 
 
 def normalise_identity(kind: str, value: str) -> str:
-    """Canonical form: emails lower-cased, phones as ``+`` and digits (the international
-    ``00`` prefix read as ``+``: ``0033 6 12 34 56 78`` is ``+33612345678``; a trunk ``(0)``
-    in brackets right after the country code dropped: ``+44 (0)20 7946 0958`` is
-    ``+442079460958``; a national number, which names no country, is no phone identity:
-    ``""``), others trimmed."""
-    value = value.strip()
+    """Canonical form, the one every door (sign-up, identify, tracking, imports, lookups,
+    the erasure blocklist) compares and keeps: invisible characters (Unicode Cf and Cc, which
+    :func:`identity_problem` refuses where a person can be told) dropped, then Unicode NFC
+    (NFKC for an email) and trimmed; emails lower-cased, phones as ``+`` and digits (the
+    international ``00`` prefix read as ``+``: ``0033 6 12 34 56 78`` is ``+33612345678``; a
+    trunk ``(0)`` in brackets right after the country code dropped: ``+44 (0)20 7946 0958``
+    is ``+442079460958``; a national number, which names no country, is no phone identity:
+    ``""``)."""
+    form = _unicode_form(kind)
+    if _invisible(value) is not None:
+        value = "".join(c for c in value if unicodedata.category(c) not in _INVISIBLE_CATEGORIES)
+    value = unicodedata.normalize(form, value).strip()
     if kind == "email":
-        return value.lower()
+        # Lower-casing may leave a form NFKC writes otherwise (a capital I with dot above).
+        return unicodedata.normalize(form, value.lower())
     if kind == "phone":
         value = _BRACKETED_TRUNK.sub(r"\1\2 ", value)
         if _is_national(value):
