@@ -172,7 +172,7 @@ def test_a_hot_command_reading_its_own_body_reads_it_the_same_way(client, api_ke
     assert earned.status_code == 201, earned.text
 
     # and text that is not UTF-8, or another coding, is refused as everywhere
-    bad = client.post(earn, content=b'{"points": 1, "reason": "\xff"}', headers=command(writer))
+    bad = client.post(earn, content=b'{"points": 1, "reason": "\xff"}', headers=json_headers)
     assert bad.status_code == 400
     assert bad.json()["field"] == "body"
     assert bad.json()["detail"].startswith(
@@ -227,3 +227,40 @@ def test_a_hot_command_nests_as_deeply_as_any_body(client, api_key, db, depth: i
             )
     balance = client.get("/v1/loyalty/members/C-21", headers=auth(api_key("read")))
     assert balance.json()["balance"] == 0
+
+
+def test_a_byte_order_mark_before_the_json_is_read_past_by_every_endpoint(
+    client, api_key, db
+) -> None:
+    # given bodies that start with a UTF-8 byte order mark (RFC 8259 lets a parser ignore
+    # it), to an endpoint FastAPI reads, to earn (which reads its own) and to the tracking
+    # batches (Rapport's and Segment's)
+    bom = b"\xef\xbb\xbf"
+    writer, ingest = api_key("write"), api_key("ingest")
+    json_headers = {**command(writer), "Content-Type": "application/json"}
+    created = _customer(client, json_headers, bom + b'{"external_id": "C-22"}')
+    earned = client.post(
+        "/v1/loyalty/members/C-22/earn",
+        content=bom + b'{"points": 5, "reason": "Order"}',
+        headers={**command(writer), "Content-Type": "application/json"},
+    )
+    event = {"type": "page_viewed", "channel": "web", "customer_id": "C-22"}
+    event["occurred_at"] = "2026-03-01T09:00:00Z"
+    batch = client.post(
+        "/v1/events/batch",
+        content=bom + orjson.dumps({"events": [{**event, "event_id": "bom-1"}]}),
+        headers={**auth(ingest), "Content-Type": "application/json"},
+    )
+    segment = client.post(
+        "/v1/batch",
+        content=bom
+        + orjson.dumps({"batch": [{"type": "track", "event": "Viewed", "userId": "C-22"}]}),
+        headers={**auth(ingest), "Content-Type": "application/json"},
+    )
+
+    # then each is read as the JSON after the mark
+    assert (created.status_code, earned.status_code) == (201, 201), earned.text
+    assert batch.status_code in (200, 201), batch.text
+    assert batch.json()["accepted"] == 1, batch.text
+    assert segment.status_code == 200, segment.text
+    assert segment.json()["accepted"] == 1, segment.text

@@ -16,6 +16,7 @@ soon as it does, so a small "zip bomb" costs no more memory than the limit.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import zlib
@@ -27,7 +28,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rapport.platform.errors import MalformedBody, PayloadTooLarge, Problem
+from rapport.platform.errors import (
+    InvalidInput,
+    MalformedBody,
+    PayloadTooLarge,
+    Problem,
+    field_error,
+)
 from rapport.platform.openapi import validated_body
 from rapport.platform.settings import app_settings
 
@@ -46,15 +53,45 @@ INFLATE_ON_LOOP = 16 * 1024
 MAX_DEPTH = 1024
 
 
-class UnsupportedEncoding(Problem):
+class UnsupportedMediaType(Problem):
     status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class UnsupportedEncoding(UnsupportedMediaType):
+    """A ``Content-Encoding`` Rapport does not know."""
+
+
+def not_json(content_type: str) -> UnsupportedMediaType:
+    """415 naming ``Content-Type`` for a body a JSON endpoint got declared as something else
+    (``content_type``: the media type the request said, or empty)."""
+    said = f"this request said {content_type!r}" if content_type else "this request sent none"
+    return UnsupportedMediaType(
+        f"The body must be JSON sent with Content-Type: application/json; {said}",
+        field="Content-Type",
+    )
+
+
+def declares_json(content_type: str | None) -> bool:
+    """Whether a ``Content-Type`` says JSON as FastAPI takes it for a model's body:
+    ``application/json`` or ``application/…+json``, whatever its parameters."""
+    main, _, sub = (content_type or "").split(";")[0].strip().lower().partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
+# A UTF-8 byte order mark before the JSON: RFC 8259 lets a parser ignore one, and FastAPI's
+# reader (the standard library's) does, so every body reader drops it.
+_BOM = codecs.BOM_UTF8
 
 
 def decoded_body(raw: bytes, content_encoding: str | None, *, limit: int) -> bytes:
     """The body with its ``Content-Encoding`` undone (codings applied in order are undone in
-    reverse). 413 naming ``body`` once it inflates past ``limit`` bytes, 400 naming ``body``
-    when it is not the stream it says it is, 415 naming ``Content-Encoding`` for a coding
-    Rapport does not know."""
+    reverse) and a leading UTF-8 byte order mark dropped. 413 naming ``body`` once it
+    inflates past ``limit`` bytes, 400 naming ``body`` when it is not the stream it says it
+    is, 415 naming ``Content-Encoding`` for a coding Rapport does not know."""
+    return _undone(raw, content_encoding, limit=limit).removeprefix(_BOM)
+
+
+def _undone(raw: bytes, content_encoding: str | None, *, limit: int) -> bytes:
     if not content_encoding:
         return raw
     codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
@@ -212,13 +249,28 @@ async def read_json_body(request: Request, model: type[M]) -> M:
     """The body of a route that reads its own (FastAPI's parsing costs the hot commands more
     than the work) as ``model``, read as every endpoint reads one: its ``Content-Encoding``
     undone within the size limit, parsed by :func:`parse_body` (so it nests as deeply as any
-    other body, and a deeper one is refused in the same words), then validated."""
+    other body, and a deeper one is refused in the same words), declared as JSON (415 naming
+    ``Content-Type``, as FastAPI's reader of a model's body), then validated: a body that is
+    not a JSON object is 422 naming ``body``, in the words of the tracking endpoints."""
     raw = await decoded_off_loop(
         await request.body(),
         request.headers.get("content-encoding"),
         limit=app_settings(request).max_body_bytes,
     )
-    return validated_body(parse_body(raw), model)
+    content_type = request.headers.get("content-type")
+    if raw and not declares_json(content_type):
+        raise not_json((content_type or "").split(";")[0].strip())
+    parsed = parse_body(raw)
+    if not isinstance(parsed, dict):
+        raise InvalidInput(
+            NOT_AN_OBJECT,
+            field="body",
+            errors=[field_error(("body",), NOT_AN_OBJECT, "model_type")],
+        )
+    return validated_body(parsed, model)
+
+
+NOT_AN_OBJECT = "The body must be a JSON object"
 
 
 _CONTENT_ENCODING = b"content-encoding"

@@ -350,14 +350,16 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Respon
     ):
         # FastAPI reads a body not declared as JSON as bytes, which no model takes: say what
         # to send rather than "Input should be a valid dictionary".
-        said = f"this request said {declared!r}" if declared else "this request sent none"
+        from rapport.platform.bodies import not_json  # it imports this module
+
+        refused = not_json(declared)
         return answer_problem(
             request,
-            status=415,
-            slug=_STATUS_SLUGS[415][0],
-            title=_STATUS_SLUGS[415][1],
-            detail=f"The body must be JSON sent with Content-Type: application/json; {said}",
-            field="Content-Type",
+            status=refused.status,
+            slug=refused.slug,
+            title=refused.title,
+            detail=refused.detail,
+            field=refused.field,
         )
     errors = []
     for error in raw_errors:
