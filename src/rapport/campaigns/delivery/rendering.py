@@ -510,6 +510,7 @@ def validate_template(
     context_names: Iterable[str] = (),
     sample: Mapping[str, Any] | None = None,
     any_names: bool = False,
+    occasion_fields: Iterable[str] | None = None,
 ) -> None:
     """Refuse a template that does not parse, uses a name templates do not get (see the
     module's list; ``context_names`` adds the occasion's values a producer always attaches),
@@ -517,7 +518,13 @@ def validate_template(
     shows): past a limit always; with another error when it uses none of the occasion's
     values (a real occasion may differ from the sample). Raises InvalidInput naming the field
     ('subject' or 'body'). ``any_names``: Rapport's own campaigns, whose producers attach
-    values of their own, may use any name (each counts as an occasion's value)."""
+    values of their own, may use any name (each counts as an occasion's value).
+    ``occasion_fields``: the values a system campaign's producer attaches to every delivery;
+    the template may use those (by themselves or as ``occasion.<name>``) and no other."""
+    fields = None if occasion_fields is None else frozenset(occasion_fields)
+    if fields is not None:
+        context_names = (*context_names, *fields)
+        any_names = False
     allowed = KNOWN_NAMES | set(context_names)
     varying = set(context_names) | {"occasion"}
     compiled: list[tuple[str, jinja2.Template, set[str]]] = []
@@ -534,6 +541,16 @@ def validate_template(
             raise InvalidInput(f"The {field} cannot be used: {error}", field=field) from error
         names = meta.find_undeclared_variables(parsed)
         unknown = sorted(names - allowed)
+        if fields is not None:
+            unknown = sorted({*unknown, *(_occasion_attributes(parsed) - fields)})
+            if unknown:
+                raise InvalidInput(
+                    f"The {field} uses {', '.join(unknown)}, which this campaign's messages do"
+                    f" not get; its occasion gives {', '.join(sorted(fields)) or 'nothing'}"
+                    f" (by itself or as occasion.<name>), besides"
+                    f" {', '.join(sorted(KNOWN_NAMES - {'occasion'}))}",
+                    field=field,
+                )
         if any_names:
             varying |= set(unknown)
         elif unknown:
@@ -557,6 +574,39 @@ def validate_template(
                     f"The {field} fails for a sample customer: {fault_reason(error)}",
                     field=field,
                 ) from error
+
+
+# What a template may call on the occasion itself rather than name one of its values.
+_MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
+
+
+def _occasion_attributes(parsed: nodes.Template) -> set[str]:
+    """The names a template reads from ``occasion`` (``occasion.x``, ``occasion['x']``,
+    ``occasion.get('x')``)."""
+    names: set[str] = set()
+    for node in parsed.find_all((nodes.Getattr, nodes.Getitem)):
+        if not isinstance(node, nodes.Getattr | nodes.Getitem):
+            continue
+        if not (isinstance(node.node, nodes.Name) and node.node.name == "occasion"):
+            continue
+        if isinstance(node, nodes.Getattr):
+            if node.attr not in _MAPPING_METHODS:
+                names.add(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            names.add(node.arg.value)
+    for call in parsed.find_all(nodes.Call):
+        target = call.node
+        if (
+            isinstance(target, nodes.Getattr)
+            and target.attr == "get"
+            and isinstance(target.node, nodes.Name)
+            and target.node.name == "occasion"
+            and call.args
+            and isinstance(call.args[0], nodes.Const)
+            and isinstance(call.args[0].value, str)
+        ):
+            names.add(call.args[0].value)
+    return names
 
 
 SAMPLE_RECOMMENDATIONS = [

@@ -430,6 +430,7 @@ def _put_template(
     if len(body) > 100_000:
         raise InvalidInput("A body is at most 100,000 characters", field="body")
     from rapport.campaigns.planning.previews import sample_context  # imports this module
+    from rapport.campaigns.producers.messages import occasion_fields  # imports this module
 
     validate_template(
         subject,
@@ -438,6 +439,8 @@ def _put_template(
         context_names=occasion_names(campaign),
         sample=sample_context(db, campaign),
         any_names=campaign.key is not None,  # system campaigns' producers attach their own
+        # What a system campaign's producer attaches: its templates may use that and no more.
+        occasion_fields=occasion_fields(campaign.key) if campaign.key is not None else None,
     )
     template = db.scalar(
         select(CampaignTemplate).where(

@@ -32,6 +32,51 @@ CX_ALERT_WEBHOOK = "feedback.cx_alert.webhook"
 ANNOUNCEMENT_PREFIX = "loyalty.announcement."
 
 
+# The values each producer attaches to its deliveries (its occasion), by system campaign: a
+# template of the campaign may use these and no other name (``occasion_fields``: checked when
+# it is saved, so an edited template never names a value its messages lack).
+LATE_OCCASION = (
+    "order_id",
+    "promised_delivery",
+    "promised_date",
+    "reason",
+    "apology_points",
+    "notice_id",
+)
+PICKUP_OCCASION = (
+    "order_id",
+    "store_name",
+    "collect_by",
+    "collect_by_date",
+    "pickup_code",
+    "notice_id",
+)
+# ``survey_url`` and ``admin_url`` are built from the paths when the message is rendered
+# (rendering.with_links).
+SURVEY_OCCASION = (
+    "invitation_id",
+    "survey_id",
+    "survey_path",
+    "survey_url",
+    "expires_on",
+    "order_id",
+    "stage",
+)
+APOLOGY_OCCASION = ("points", "order_id", "ticket_id")
+CX_ALERT_OCCASION = (
+    "kind",
+    "scope",
+    "scope_value",
+    "scope_label",
+    "target",
+    "score",
+    "responses",
+    "day",
+    "admin_path",
+    "admin_url",
+)
+
+
 @dataclass(frozen=True)
 class SystemCampaign:
     key: str
@@ -39,6 +84,7 @@ class SystemCampaign:
     purpose: str
     channel: str
     templates: Templates
+    occasion: tuple[str, ...]
 
 
 _LATE_EMAIL: Templates = {
@@ -201,12 +247,24 @@ _CX_ALERT_WEBHOOK: Templates = {
 SYSTEM_CAMPAIGNS: dict[str, SystemCampaign] = {
     c.key: c
     for c in (
-        SystemCampaign(LATE_DELIVERY, "Late-delivery notice", "service", "email", _LATE_EMAIL),
         SystemCampaign(
-            LATE_DELIVERY_INBOX, "Late-delivery notice (app inbox)", "service", "inbox", _LATE_INBOX
+            LATE_DELIVERY, "Late-delivery notice", "service", "email", _LATE_EMAIL, LATE_OCCASION
         ),
         SystemCampaign(
-            PICKUP_READY, "Ready for collection notice", "service", "email", _PICKUP_READY
+            LATE_DELIVERY_INBOX,
+            "Late-delivery notice (app inbox)",
+            "service",
+            "inbox",
+            _LATE_INBOX,
+            LATE_OCCASION,
+        ),
+        SystemCampaign(
+            PICKUP_READY,
+            "Ready for collection notice",
+            "service",
+            "email",
+            _PICKUP_READY,
+            PICKUP_OCCASION,
         ),
         SystemCampaign(
             PICKUP_NOT_COLLECTED,
@@ -214,15 +272,35 @@ SYSTEM_CAMPAIGNS: dict[str, SystemCampaign] = {
             "service",
             "email",
             _PICKUP_NOT_COLLECTED,
+            PICKUP_OCCASION,
         ),
-        SystemCampaign(SURVEY_INVITATION, "Survey invitation", "service", "email", _SURVEY),
-        SystemCampaign(APOLOGY, "Apology points", "service", "email", _APOLOGY),
-        SystemCampaign(CX_ALERT, "CX-target alert (staff)", "staff", "email", _CX_ALERT),
         SystemCampaign(
-            CX_ALERT_WEBHOOK, "CX-target alert (webhook)", "staff", "webhook", _CX_ALERT_WEBHOOK
+            SURVEY_INVITATION, "Survey invitation", "service", "email", _SURVEY, SURVEY_OCCASION
+        ),
+        SystemCampaign(APOLOGY, "Apology points", "service", "email", _APOLOGY, APOLOGY_OCCASION),
+        SystemCampaign(
+            CX_ALERT, "CX-target alert (staff)", "staff", "email", _CX_ALERT, CX_ALERT_OCCASION
+        ),
+        SystemCampaign(
+            CX_ALERT_WEBHOOK,
+            "CX-target alert (webhook)",
+            "staff",
+            "webhook",
+            _CX_ALERT_WEBHOOK,
+            CX_ALERT_OCCASION,
         ),
     )
 }
+
+
+def occasion_fields(key: str) -> tuple[str, ...] | None:
+    """The values the producer of system campaign ``key`` attaches to each delivery, which
+    its templates may use; an announcement's none (its message is the operator's text). None
+    for a key no producer here sends."""
+    if key.startswith(ANNOUNCEMENT_PREFIX):
+        return ()
+    spec = SYSTEM_CAMPAIGNS.get(key)
+    return spec.occasion if spec is not None else None
 
 
 def system_campaign(db: Session, key: str, *, webhook_endpoint_id: int | None = None) -> Campaign:
