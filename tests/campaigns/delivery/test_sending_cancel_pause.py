@@ -19,12 +19,12 @@ from rapport.campaigns.delivery import sending
 from rapport.campaigns.delivery.log import delivery_out
 from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
 from rapport.campaigns.delivery.sending import dispatch_batch, dispatch_due
-from rapport.campaigns.models import Delivery
+from rapport.campaigns.models import Delivery, DeliveryStatus
 from rapport.platform import clock
 from rapport.platform.clock import FrozenClock
 from rapport.platform.db import open_session
-from tests.campaigns.delivery.factories import make_campaign, make_customer
-from tests.campaigns.receivers import ReceivedMail, SmtpSink
+from tests.campaigns.delivery.factories import make_campaign, make_customer, make_endpoint
+from tests.campaigns.receivers import ReceivedMail, SmtpSink, WebhookReceiver
 
 GROUP = 2  # SMTP connections side by side: messages go out two at a time
 COUNT = 12
@@ -101,6 +101,16 @@ def test_cancel_mid_batch_stops_the_claimed_messages(
     # Everything else, the claimed rows included, is suppressed for the cancel.
     assert len(sent) < COUNT
     assert {rows[i] for i in rows.keys() - sent} == {("suppressed", "campaign cancelled")}
+    # Their history ends with the cancel: no mark of the dispatcher's came after it.
+    with open_session(committed_url) as db:
+        history = db.execute(
+            select(DeliveryStatus.delivery_id, DeliveryStatus.status)
+            .where(DeliveryStatus.delivery_id.in_(rows.keys() - sent))
+            .order_by(DeliveryStatus.id)
+        ).all()
+    last = {row.delivery_id: row.status for row in history}
+    assert set(last.values()) == {"suppressed"}
+    assert "sent" not in {status for _, status in history}
 
 
 def test_pause_mid_batch_holds_the_claimed_messages_and_resume_sends_them_once(
@@ -126,6 +136,50 @@ def test_pause_mid_batch_holds_the_claimed_messages_and_resume_sends_them_once(
         set(_rows(committed_url, campaign_id))
     )
     assert set(_rows(committed_url, campaign_id).values()) == {("sent", "")}
+
+
+def test_cancel_mid_batch_stops_the_claimed_webhooks(
+    committed_url: str, webhook_receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "WEBHOOK_CONCURRENCY", GROUP)
+    webhook_receiver.delay = 0.2
+    with open_session(committed_url) as db:
+        endpoint = make_endpoint(db, url=webhook_receiver.url)
+        people = [make_customer(db, consents={"marketing_push": True}) for _ in range(COUNT)]
+        campaign = make_campaign(db, channel="webhook", webhook_endpoint_id=endpoint.id)
+        queue_deliveries(
+            db, campaign=campaign, recipients=[Recipient(customer_id=p) for p in people]
+        )
+        db.commit()
+        campaign_id = campaign.id
+    worker = threading.Thread(
+        target=dispatch_due, kwargs={"limit": 100, "worker": "busy", "database_url": committed_url}
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not webhook_receiver.requests and time.monotonic() < deadline:
+            time.sleep(0.005)
+        with open_session(committed_url) as db:
+            campaigns.cancel_campaign(db, campaign_id=campaign_id)
+            posted_by_then = len(webhook_receiver.requests)
+    finally:
+        worker.join(60)
+    rows = _rows(committed_url, campaign_id)
+    sent = {i for i, (status, _) in rows.items() if status == "sent"}
+    # After the cancel, at most the requests already in flight (one slot each).
+    assert len(webhook_receiver.requests) <= posted_by_then + GROUP
+    assert len(sent) < COUNT
+    assert {rows[i] for i in rows.keys() - sent} == {("suppressed", "campaign cancelled")}
+    with open_session(committed_url) as db:
+        statuses = set(
+            db.scalars(
+                select(DeliveryStatus.status).where(
+                    DeliveryStatus.delivery_id.in_(rows.keys() - sent)
+                )
+            )
+        )
+    assert "sent" not in statuses  # an answer after the cancel marks nothing
 
 
 def test_cancel_suppresses_deliveries_waiting_to_retry_at_once(

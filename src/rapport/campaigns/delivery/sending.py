@@ -197,11 +197,25 @@ class Mark:
 
 def apply_marks(db: Session, marks: Sequence[Mark], *, worker: str, now: datetime) -> int:
     """Write ``marks`` (only on rows still claimed by ``worker``) with their history rows, in
-    the session's transaction; return how many rows changed."""
+    the session's transaction; return how many rows changed. A row a cancel or pause took
+    back keeps what the verb wrote, with no history row for the mark."""
     if not marks:
         return 0
-    # In id order, as a cancel or pause locks the rows (queueing._restate): no deadlock.
-    marks = sorted(marks, key=lambda mark: mark.delivery_id)
+    # The rows still claimed, locked (PostgreSQL) in id order as a cancel or pause locks them
+    # (queueing._restate), so the two never deadlock; SQLite's transaction holds the write lock.
+    held = select(Delivery.id).where(
+        Delivery.id.in_([mark.delivery_id for mark in marks]),
+        Delivery.status == "sending",
+        Delivery.claimed_by == worker,
+    )
+    if db.get_bind().dialect.name == "postgresql":
+        held = held.order_by(Delivery.id).with_for_update()
+    claimed = set(db.scalars(held))
+    marks = sorted(
+        (mark for mark in marks if mark.delivery_id in claimed), key=lambda mark: mark.delivery_id
+    )
+    if not marks:
+        return 0
     statement = (
         update(Delivery)
         .where(
