@@ -57,6 +57,8 @@ SURVEY_COMMENT = "Xylographic-comment-33914"
 ORDER_NOTE = "Xylographic-note-66047"
 # Free text a client wrote on a points movement (ledger and points_earned event).
 POINTS_REASON = "Xylographic-reason-70331 bonus"
+# Free text staff wrote on a merge of their two profiles (customer_merges.reason).
+MERGE_REASON = "Xylographic-merge-51288"
 # A client's own event id that spells out who the event is about.
 EVENT_ID = f"signup-{EMAIL}-{EXTERNAL_ID}"
 PERSONAL = (
@@ -77,6 +79,7 @@ PERSONAL = (
     SURVEY_COMMENT,
     ORDER_NOTE,
     POINTS_REASON,
+    MERGE_REASON,
 )
 # Values the events domain must scrub from event documents (another part of issue 14 makes
 # that scrub deep); kept apart so a failure says which domain leaked.
@@ -137,6 +140,16 @@ def seed_everywhere(api: Api) -> str:
         },
     )
     cid = customer["customer_id"]
+    # a duplicate profile of theirs, merged in with a note naming them
+    duplicate = api.post("/v1/customers", {"external_id": "CRM-QF-DUP"})["customer_id"]
+    api.post(
+        "/v1/customers/merge",
+        {
+            "source_customer_id": duplicate,
+            "target_customer_id": cid,
+            "reason": f"{MERGE_REASON}: phoned from {PHONE} ({EMAIL})",
+        },
+    )
     api.post(f"/v1/customers/{cid}/identities", {"kind": "anonymous_id", "value": ANONYMOUS_ID})
     api.client.put(
         f"/v1/customers/{cid}/preferences",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from rapport.customers.consent import consent_history, get_consents
@@ -18,6 +18,7 @@ from rapport.customers.models import (
     ConsentChange,
     Customer,
     CustomerGroup,
+    CustomerMerge,
     CustomerTraits,
     Identity,
     Preference,
@@ -194,7 +195,8 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     membership and last location of the profile and of those merged into it (and the group
     when no one else belongs to it), mark it erased, and put every
     former identity on the suppression list (digests only) so that later events naming it
-    are refused. Consents stay, each a refusal with the source ``erased`` (an erased person
+    are refused; the reason of every merge either of whose profiles is theirs becomes
+    ``erased``. Consents stay, each a refusal with the source ``erased`` (an erased person
     grants nothing; the history keeps answers and times, not sources), as do traits' totals."""
     cid = subject.customer_id
     events.suppress_identities(
@@ -242,6 +244,18 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
         update(ConsentChange)
         .where(ConsentChange.customer_id.in_(subject.customer_ids))
         .values(source=ERASED_SOURCE)
+    )
+    # A merge's reason is free text staff wrote about the person ("phoned from +44…"): the
+    # audit keeps which profile went where, when and by whom, not why.
+    db.execute(
+        update(CustomerMerge)
+        .where(
+            or_(
+                CustomerMerge.source_customer_id.in_(subject.customer_ids),
+                CustomerMerge.target_customer_id.in_(subject.customer_ids),
+            )
+        )
+        .values(reason=ERASED_SOURCE)
     )
     db.flush()
     # The membership went with the person; a group nobody else belongs to (a household of
