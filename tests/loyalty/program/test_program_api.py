@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from rapport.events.models import Event
 from rapport.loyalty import service as ledger
+from rapport.loyalty.events import ProgramChanged
 from rapport.loyalty.models import Award, ProgramConfig
 from rapport.loyalty.program import versions as program_versions
 from rapport.loyalty.program.rules import DEFAULT_RULES
@@ -188,3 +191,65 @@ def test_member_tier_shows_benefits(client, api_key, db) -> None:
     assert answer.json()["benefits"]["free_shipping_over_minor"] == 9000
     missing = client.get("/v1/loyalty/members/cus_nobody/tier", headers=auth(api_key("read")))
     assert missing.status_code == 404
+
+
+MEMBER = {"id": "member", "name": "Member", "threshold": 0}
+
+
+def _program_changes(db: Session) -> int:
+    return (
+        db.scalar(
+            select(func.count()).select_from(Event).where(Event.type == ProgramChanged.event_type)
+        )
+        or 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "document", "changed"),
+    [
+        ("rules", SPEND_ONLY, {"rules": [{**SPEND_ONLY["rules"][0], "points_per_unit": "2"}]}),
+        ("tiers", {"tiers": [MEMBER]}, {"tiers": [MEMBER], "grace_days": 10}),
+        ("checkout", {"max_points_payment_percent": 40}, {"max_points_payment_percent": 30}),
+    ],
+)
+def test_a_put_sent_again_leaves_what_one_left(
+    client, api_key, db: Session, kind: str, document: dict, changed: dict
+) -> None:
+    # given a version saved by PUT
+    admin = auth(api_key("admin"))
+    url = f"/v1/loyalty/program/{kind}"
+    first = client.put(url, json={"document": document, "note": "first"}, headers=admin)
+    assert first.status_code == 200, first.text
+    changes = _program_changes(db)
+
+    # when the same document is sent again (another note, and as the program reads it alike)
+    for note in ("first", "a retry"):
+        again = client.put(url, json={"document": document, "note": note}, headers=admin)
+        # then it answers the version in force and records nothing
+        assert again.status_code == 200, again.text
+        assert again.json()["version"] == first.json()["version"]
+        assert again.json()["note"] == "first"
+    assert len(program_versions.history(db, kind)) == 1  # type: ignore[arg-type]
+    assert _program_changes(db) == changes
+
+    # and a real change still makes a version
+    other = client.put(url, json={"document": changed}, headers=admin)
+    assert other.status_code == 200, other.text
+    assert other.json()["version"] != first.json()["version"]
+    assert len(program_versions.history(db, kind)) == 2  # type: ignore[arg-type]
+    assert _program_changes(db) == changes + 1
+
+
+def test_a_scheduled_put_sent_again_schedules_once(client, api_key, db: Session) -> None:
+    frozen_clock()
+    admin = auth(api_key("admin"))
+    body = {"document": SPEND_ONLY, "active_from": (T0 + timedelta(days=3)).isoformat()}
+    first = client.put("/v1/loyalty/program/rules", json=body, headers=admin)
+    again = client.put("/v1/loyalty/program/rules", json=body, headers=admin)
+    assert (first.status_code, again.status_code) == (200, 200), again.text
+    assert again.json()["version"] == first.json()["version"]
+    # the same document from now, before the scheduled one, is still refused
+    now = client.put("/v1/loyalty/program/rules", json={"document": SPEND_ONLY}, headers=admin)
+    assert (now.status_code, now.json()["field"]) == (422, "active_from")
+    assert len(program_versions.history(db, "rules")) == 1

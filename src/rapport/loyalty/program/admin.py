@@ -323,14 +323,9 @@ def _save_changed(
     :func:`versions.save` does."""
     stored = configuration.current(db, kind).document
     read = configuration.validate(kind, draft)
-    if _meaning(read) == _meaning(configuration.validate(kind, stored)):
+    if configuration.means_the_same(kind, read, stored):
         return None
     return configuration.save(db, kind, draft, changed_by=user.email, note=note)
-
-
-def _meaning(parsed: object) -> object:
-    dump = getattr(parsed, "model_dump", None)
-    return dump() if dump is not None else parsed
 
 
 def _said_saved(

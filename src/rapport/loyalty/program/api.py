@@ -108,7 +108,9 @@ def config_history(kind: Kind, db: DbSession, _key: ReadKey) -> list[ConfigOut]:
 @router.put("/program/{kind}", response_model=ConfigOut)
 def save_config(kind: Kind, body: ConfigIn, db: DbSession, key: AdminKey) -> ConfigOut:
     """Save a new version. Invalid documents are refused naming the field
-    (``document.rules.2.points_per_unit``); the past keeps the points it earned."""
+    (``document.rules.2.points_per_unit``); the past keeps the points it earned. A document
+    that means what the latest version does, from the same moment, saves nothing and answers
+    that version (a PUT sent twice leaves what one left; the note is not compared)."""
     version = versions.save(
         db,
         kind,
@@ -116,6 +118,7 @@ def save_config(kind: Kind, body: ConfigIn, db: DbSession, key: AdminKey) -> Con
         changed_by=f"api key {key.name}",
         note=body.note,
         active_from=body.active_from,
+        if_changed=True,
     )
     return _config_out(version, _warnings(db, version))
 

@@ -93,9 +93,7 @@ def pinned(db: Session) -> Iterator[None]:
     for row in db.scalars(
         select(ProgramConfig).order_by(ProgramConfig.active_from.desc(), ProgramConfig.id.desc())
     ):
-        versions[row.kind].append(
-            ConfigVersion(row.id, row.kind, row.document, row.active_from, row.changed_by, row.note)
-        )
+        versions[row.kind].append(_of_row(row))
     for kind, known in versions.items():
         known.append(_default(db, kind))  # last, never in force by a moment: the fallback
     token = _pinned.set(versions)
@@ -118,7 +116,11 @@ def _version(db: Session, kind: str, at: datetime | None) -> ConfigVersion:
     row = db.scalar(query.order_by(ProgramConfig.active_from.desc(), ProgramConfig.id.desc()))
     if row is None:
         return _default(db, kind)
-    return ConfigVersion(row.id, kind, row.document, row.active_from, row.changed_by, row.note)
+    return _of_row(row)
+
+
+def _of_row(row: ProgramConfig) -> ConfigVersion:
+    return ConfigVersion(row.id, row.kind, row.document, row.active_from, row.changed_by, row.note)
 
 
 # Parsed versions: a saved version never changes, so parsing it once is enough. Keyed by the
@@ -173,10 +175,7 @@ def history(db: Session, kind: ConfigKind, *, limit: int = 20) -> list[ConfigVer
         .order_by(ProgramConfig.active_from.desc(), ProgramConfig.id.desc())
         .limit(limit)
     )
-    return [
-        ConfigVersion(row.id, kind, row.document, row.active_from, row.changed_by, row.note)
-        for row in rows
-    ]
+    return [_of_row(row) for row in rows]
 
 
 def save(
@@ -187,16 +186,19 @@ def save(
     changed_by: str,
     note: str = "",
     active_from: datetime | None = None,
+    if_changed: bool = False,
 ) -> ConfigVersion:
     """Validate ``document`` and make it the version in force from ``active_from`` (default:
     now; a later moment schedules it). Raises a 422 problem naming the bad field; nothing is
-    saved then.
+    saved then. ``if_changed`` (a ``PUT``, which sent twice leaves what one left): a document
+    that means the same as the latest version of its kind from the same moment (the one in
+    force now, for now) saves nothing and answers that version (the note aside).
 
     A version never takes effect in the past (a moment within the clock skew a sender may
     have, :data:`clock.MAX_CLOCK_SKEW`, before now is taken as now), nor before the latest
     version of its kind: facts already received keep the version they were evaluated with,
     so a replay of the log gives the same points."""
-    validate(kind, document)
+    read = validate(kind, document)
     assert isinstance(document, dict)
     now = clock.now()
     starts = active_from or now
@@ -223,6 +225,12 @@ def save(
             " that moment or later",
             field="active_from",
         )
+    if if_changed and latest is not None:
+        # The same moment: now while the latest is in force, or the moment it is scheduled for.
+        latest_from = clock.as_utc(latest.active_from)
+        same_moment = starts == (now if latest_from <= now else latest_from)
+        if same_moment and means_the_same(kind, read, latest.document):
+            return _of_row(latest)
     row = ProgramConfig(
         kind=kind,
         document=document,
@@ -239,6 +247,18 @@ def save(
     )
     db.commit()
     return ConfigVersion(row.id, kind, row.document, row.active_from, changed_by, row.note)
+
+
+def means_the_same(kind: ConfigKind, read: object, document: object) -> bool:
+    """Whether ``read`` (:func:`validate`'s answer for a draft) means what ``document`` (a
+    stored version) does, compared as the program reads both: an implicit default written
+    out (``"active": true``) or 5 written 5.0 is no change."""
+    return _meaning(read) == _meaning(validate(kind, document))
+
+
+def _meaning(parsed: object) -> object:
+    dump = getattr(parsed, "model_dump", None)
+    return dump() if dump is not None else parsed
 
 
 def validate(kind: ConfigKind, document: object) -> object:
