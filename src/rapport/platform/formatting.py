@@ -277,11 +277,12 @@ def share(value: float | None, locale: str = DEFAULT_LOCALE, digits: int = 1) ->
     return format_percent(value, format=pattern, locale=locale)
 
 
-def day(value: date | datetime | None, locale: str = DEFAULT_LOCALE) -> str:
-    """A date: "5 Dec 2026"."""
+def day(value: date | datetime | None, locale: str = DEFAULT_LOCALE, width: str = "medium") -> str:
+    """A date: "5 Dec 2026"; ``width="long"`` spells the month as a letter to a customer
+    does, in ``locale``'s language ("5 December 2026", "5 décembre 2026", "5. Dezember 2026")."""
     if value is None:
         return NOTHING
-    return format_date(value, "medium", locale=locale)
+    return format_date(value, width, locale=locale)
 
 
 # The zone every admin time is shown in: times are stored in UTC and there is no shop-wide

@@ -7,10 +7,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
-from rapport.campaigns.models import Campaign, Delivery
+from rapport.campaigns.models import Campaign, CampaignTemplate, Delivery
+from rapport.campaigns.planning.editing import ensure_system_campaign, set_template
 from rapport.campaigns.producers import late_deliveries
+from rapport.campaigns.producers.messages import (
+    PICKUP_NOT_COLLECTED,
+    PICKUP_READY,
+    SYSTEM_CAMPAIGNS,
+    system_campaign,
+)
 from rapport.orders import service as orders
 from rapport.platform import jobs
 from rapport.platform.db import open_session
@@ -99,3 +107,88 @@ def test_a_ready_notice_is_not_sent_once_the_order_was_collected(
             .where(Campaign.key == "orders.pickup_ready")
         ).all()
         assert reasons == ["ready notice withdrawn: order O-QUICK collected"]
+
+
+@pytest.mark.parametrize(
+    ("locale", "ready_line", "gone_line"),
+    [
+        ("en", "We keep it for you until 9 March 2026.", "by 9 March 2026, so we have"),
+        ("fr", "Nous la gardons jusqu'au 9 mars 2026.", "avant le 9 mars 2026 :"),
+        ("de", "Wir halten sie bis 9. März 2026 für Sie zurück.", "wurde bis 9. März 2026 nicht"),
+    ],
+)
+def test_each_language_writes_the_collection_day_in_words(
+    committed_url: str, smtp_sink: SmtpSink, locale: str, ready_line: str, gone_line: str
+) -> None:
+    # given a customer who reads the shop in ``locale``
+    address = f"pick-{locale}@example.org"
+    customer = _shop_with_customer(committed_url, email=address, locale=locale)
+    # when their pick-up order is ready, and later passes its deadline uncollected
+    frozen(PLACED)
+    with open_session(committed_url) as db:
+        orders.place_order(db, order=_pickup(f"O-{locale}", customer_id=customer))
+    frozen(PLACED + timedelta(hours=2))
+    run_worker(committed_url)
+    frozen(PAST_IT)
+    with open_session(committed_url) as db:
+        jobs.enqueue(db, kind="orders.release_uncollected_pickups")
+        db.commit()
+    run_worker(committed_url)
+    # then both emails name the day in the customer's language, never as 2026-03-09
+    ready, gone = smtp_sink.to(address)
+    assert ready_line in ready.text
+    assert gone_line in gone.text
+    assert "2026-03-09" not in ready.text + gone.text
+
+
+def test_a_stored_french_default_with_the_iso_date_becomes_todays_an_edited_one_stays(
+    committed_url: str,
+) -> None:
+    # given the pick-up campaigns as Rapport created them before December 2026 (French and
+    # German with the ISO date), the German not-collected one since edited by the retailer
+    ids: dict[str, int] = {}
+    with open_session(committed_url) as db:
+        for key in (PICKUP_READY, PICKUP_NOT_COLLECTED):
+            before = SYSTEM_CAMPAIGNS[key].superseded
+            assert set(before) == {("email", "fr"), ("email", "de")}
+            ids[key] = ensure_system_campaign(
+                db,
+                key=key,
+                name=key,
+                purpose="service",
+                channel="email",
+                templates={**SYSTEM_CAMPAIGNS[key].templates, **before},
+            ).id
+        db.commit()
+    edited = "Bis {{ occasion.collect_by }} abholen"
+    with open_session(committed_url) as db:
+        set_template(
+            db,
+            campaign_id=ids[PICKUP_NOT_COLLECTED],
+            channel="email",
+            locale="de",
+            subject="Hallo",
+            body=edited,
+        )
+    # when a producer next uses them
+    with open_session(committed_url) as db:
+        for key in (PICKUP_READY, PICKUP_NOT_COLLECTED):
+            system_campaign(db, key)
+        db.commit()
+        stored = {
+            (key, t.locale): t.body
+            for key, t in db.execute(
+                select(Campaign.key, CampaignTemplate).join(
+                    CampaignTemplate, CampaignTemplate.campaign_id == Campaign.id
+                )
+            )
+        }
+    # then the untouched defaults are today's, and the retailer's text is kept
+    for key in (PICKUP_READY, PICKUP_NOT_COLLECTED):
+        for locale in ("fr", "de"):
+            if (key, locale) == (PICKUP_NOT_COLLECTED, "de"):
+                assert stored[(key, locale)] == edited
+            else:
+                assert (
+                    stored[(key, locale)] == SYSTEM_CAMPAIGNS[key].templates[("email", locale)][1]
+                )

@@ -475,11 +475,13 @@ def ensure_system_campaign(
     channel: str,
     templates: Mapping[tuple[str, str], tuple[str, str]],
     webhook_endpoint_id: int | None = None,
+    superseded: Mapping[tuple[str, str], tuple[str, str]] | None = None,
 ) -> Campaign:
     """The transactional campaign named ``key`` (created on first use, ``active``), with a
     template for each (channel, locale) it lacks. Templates it already has are the
-    retailer's to edit and are never overwritten. Flushes, does not commit: the caller's
-    transaction (a producer's batch) owns it."""
+    retailer's to edit and are never overwritten, except one still exactly as ``superseded``
+    says Rapport wrote it before (never edited), which becomes today's default. Flushes, does
+    not commit: the caller's transaction (a producer's batch) owns it."""
     if purpose not in CAMPAIGN_PURPOSES:
         raise InvalidInput(f"Unknown purpose {purpose!r}", field="purpose")
     if channel not in CHANNELS:
@@ -508,14 +510,16 @@ def ensure_system_campaign(
         if campaign is None:
             campaign = db.scalar(select(Campaign).where(Campaign.key == key))
             assert campaign is not None
-    have = {
-        (t.channel, t.locale)
+    stored = {
+        (t.channel, t.locale): (t.subject, t.body)
         for t in db.scalars(
             select(CampaignTemplate).where(CampaignTemplate.campaign_id == campaign.id)
         )
     }
+    before = superseded or {}
     for (template_channel, locale), (subject, body) in templates.items():
-        if (template_channel, locale) not in have:
+        where = (template_channel, locale)
+        if where not in stored or (where in before and stored[where] == before[where]):
             _put_template(
                 db,
                 campaign=campaign,

@@ -9,8 +9,8 @@ because templates render with undefined names refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.orm import Session
 
@@ -48,6 +48,8 @@ PICKUP_OCCASION = (
     "store_name",
     "collect_by",
     "collect_by_date",
+    "collect_by_date_fr",
+    "collect_by_date_de",
     "pickup_code",
     "notice_id",
 )
@@ -85,6 +87,9 @@ class SystemCampaign:
     channel: str
     templates: Templates
     occasion: tuple[str, ...]
+    # Defaults Rapport shipped before, by (channel, locale): a stored template still exactly
+    # so (never edited) is replaced by today's default when the campaign is next used.
+    superseded: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
 
 _LATE_EMAIL: Templates = {
@@ -136,14 +141,15 @@ _PICKUP_READY: Templates = {
         "Votre commande {{ occasion.order_id }} vous attend",
         "<p>Bonjour {{ customer.first_name }},</p>\n"
         "<p>Votre commande {{ occasion.order_id }} vous attend à {{ occasion.store_name }}. "
-        "Nous la gardons jusqu'au {{ occasion.collect_by }}.</p>\n"
+        "Nous la gardons jusqu'au {{ occasion.collect_by_date_fr }}.</p>\n"
         "<p>Votre code de retrait : {{ occasion.pickup_code }}.</p>\n",
     ),
     ("email", "de"): (
         "Ihre Bestellung {{ occasion.order_id }} liegt zur Abholung bereit",
         "<p>Hallo {{ customer.first_name }},</p>\n"
         "<p>Ihre Bestellung {{ occasion.order_id }} liegt in {{ occasion.store_name }} zur "
-        "Abholung bereit. Wir halten sie bis {{ occasion.collect_by }} für Sie zurück.</p>\n"
+        "Abholung bereit. Wir halten sie bis {{ occasion.collect_by_date_de }} für Sie zurück."
+        "</p>\n"
         "<p>Ihr Abholcode: {{ occasion.pickup_code }}.</p>\n",
     ),
 }
@@ -160,16 +166,39 @@ _PICKUP_NOT_COLLECTED: Templates = {
         "Votre commande {{ occasion.order_id }} n'a pas été retirée",
         "<p>Bonjour {{ customer.first_name }},</p>\n"
         "<p>Votre commande {{ occasion.order_id }} n'a pas été retirée à "
-        "{{ occasion.store_name }} avant le {{ occasion.collect_by }} : nous l'avons annulée "
+        "{{ occasion.store_name }} avant le {{ occasion.collect_by_date_fr }} : nous l'avons "
+        "annulée "
         "et remis ses articles en vente. Ce que vous avez payé vous est rendu.</p>\n",
     ),
     ("email", "de"): (
         "Ihre Bestellung {{ occasion.order_id }} wurde nicht abgeholt",
         "<p>Hallo {{ customer.first_name }},</p>\n"
-        "<p>Ihre Bestellung {{ occasion.order_id }} wurde bis {{ occasion.collect_by }} nicht "
+        "<p>Ihre Bestellung {{ occasion.order_id }} wurde bis {{ occasion.collect_by_date_de }} "
+        "nicht "
         "in {{ occasion.store_name }} abgeholt: Wir haben sie storniert und die Artikel wieder "
         "in den Verkauf gegeben. Was Sie bezahlt haben, erhalten Sie zurück.</p>\n",
     ),
+}
+
+
+def _superseded(templates: Templates, *, now: str, before: str) -> Templates:
+    """The defaults as Rapport wrote them before ``before`` became ``now`` in them."""
+    return {
+        where: (subject.replace(now, before), body.replace(now, before))
+        for where, (subject, body) in templates.items()
+        if now in subject or now in body
+    }
+
+
+# Until December 2026 the French and German pick-up emails showed the ISO date
+# (``occasion.collect_by``, "2026-12-14"): a stored one still so is today's default again.
+_PICKUP_READY_BEFORE = {
+    **_superseded(_PICKUP_READY, now="collect_by_date_fr", before="collect_by"),
+    **_superseded(_PICKUP_READY, now="collect_by_date_de", before="collect_by"),
+}
+_PICKUP_NOT_COLLECTED_BEFORE = {
+    **_superseded(_PICKUP_NOT_COLLECTED, now="collect_by_date_fr", before="collect_by"),
+    **_superseded(_PICKUP_NOT_COLLECTED, now="collect_by_date_de", before="collect_by"),
 }
 
 _SURVEY: Templates = {
@@ -265,6 +294,7 @@ SYSTEM_CAMPAIGNS: dict[str, SystemCampaign] = {
             "email",
             _PICKUP_READY,
             PICKUP_OCCASION,
+            _PICKUP_READY_BEFORE,
         ),
         SystemCampaign(
             PICKUP_NOT_COLLECTED,
@@ -273,6 +303,7 @@ SYSTEM_CAMPAIGNS: dict[str, SystemCampaign] = {
             "email",
             _PICKUP_NOT_COLLECTED,
             PICKUP_OCCASION,
+            _PICKUP_NOT_COLLECTED_BEFORE,
         ),
         SystemCampaign(
             SURVEY_INVITATION, "Survey invitation", "service", "email", _SURVEY, SURVEY_OCCASION
@@ -316,6 +347,7 @@ def system_campaign(db: Session, key: str, *, webhook_endpoint_id: int | None = 
         channel=spec.channel,
         templates=spec.templates,
         webhook_endpoint_id=webhook_endpoint_id,
+        superseded=spec.superseded,
     )
     if webhook_endpoint_id is not None and campaign.webhook_endpoint_id != webhook_endpoint_id:
         campaign.webhook_endpoint_id = webhook_endpoint_id

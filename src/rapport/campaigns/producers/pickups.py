@@ -24,14 +24,26 @@ from rapport.campaigns.producers.messages import (
 )
 from rapport.events.service import LoggedEvent
 from rapport.orders import service as orders
+from rapport.platform import formatting
+
+# The languages Rapport writes the pick-up emails in, with the locale each date is spelled in:
+# ``collect_by_date`` is English, ``collect_by_date_<language>`` each other.
+DATE_LOCALES = {"en": "en_GB", "fr": "fr_FR", "de": "de_DE"}
 
 
-def _day(text: str) -> str:
+def _days(text: str) -> dict[str, str]:
+    """The collection deadline as each language's emails write it ("14 December 2026",
+    "14 décembre 2026", "14. Dezember 2026"); the text as it came when it is no date."""
     try:
-        day = date.fromisoformat(text)
+        deadline: date | None = date.fromisoformat(text)
     except ValueError:
-        return text
-    return f"{day.day} {day:%B %Y}"
+        deadline = None
+    return {
+        "collect_by_date" if language == "en" else f"collect_by_date_{language}": (
+            formatting.day(deadline, locale, width="long") if deadline is not None else text
+        )
+        for language, locale in DATE_LOCALES.items()
+    }
 
 
 def _queue(db: Session, event: LoggedEvent, *, notice_kind: str, campaign_key: str) -> None:
@@ -53,7 +65,7 @@ def _queue(db: Session, event: LoggedEvent, *, notice_kind: str, campaign_key: s
             "order_id": order_id,
             "store_name": str(props.get("store_name") or props.get("store_id") or ""),
             "collect_by": collect_by,
-            "collect_by_date": _day(collect_by),
+            **_days(collect_by),
             "pickup_code": (order.pickup_code if order is not None else None) or "",
             "notice_id": notice.id,
         },
