@@ -196,6 +196,32 @@ def test_cancel_suppresses_deliveries_waiting_to_retry_at_once(
     assert set(_rows(committed_url, campaign_id).values()) == {("suppressed", "campaign cancelled")}
 
 
+def test_a_refusal_after_the_cancel_does_not_retry(
+    committed_url: str, slow_groups: SmtpSink
+) -> None:
+    # The group's rows are marked sent before their terminators; the server refuses them at
+    # the end of DATA, after the cancel committed: they end suppressed, not failed to retry.
+    slow_groups.data_reply = "452 4.3.1 Insufficient system storage"
+    slow_groups.delay = 0.5
+    campaign_id = _queue(committed_url, 4)
+    worker = threading.Thread(
+        target=dispatch_due, kwargs={"limit": 100, "worker": "busy", "database_url": committed_url}
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and ("sent", "") not in set(
+            _rows(committed_url, campaign_id).values()
+        ):
+            time.sleep(0.01)
+        with open_session(committed_url) as db:
+            campaigns.cancel_campaign(db, campaign_id=campaign_id)
+    finally:
+        worker.join(60)
+    assert set(_rows(committed_url, campaign_id).values()) == {("suppressed", "campaign cancelled")}
+    assert slow_groups.messages == []
+
+
 def test_a_refusal_at_the_end_of_data_counts_one_try(
     committed_url: str, smtp_sink: SmtpSink
 ) -> None:

@@ -593,7 +593,15 @@ def _email_refused(
     db, now = batch.db, clock.now()
     if outcome.reason == smtp.LEASE_LOST:
         return  # another worker owns the row now; it sends the message
+    cancelled = False
     if outcome.committed:
+        # The campaign first (shared lock on PostgreSQL), as a cancel locks it before its
+        # deliveries: a cancel committed since the sent mark is seen here; one after this
+        # commit finds the row waiting to retry and suppresses it.
+        campaign_status = select(Campaign.status).where(Campaign.id == row.campaign_id)
+        if db.get_bind().dialect.name == "postgresql":
+            campaign_status = campaign_status.with_for_update(read=True)
+        cancelled = db.scalar(campaign_status) in (None, "cancelled")
         # Marked sent before the terminator, then refused: take the claim back to correct it,
         # and the try the sent mark counted with it (the mark below counts this one try).
         db.execute(
@@ -620,6 +628,9 @@ def _email_refused(
                 ],
             )
         batch.commit_marks([Mark(row.id, "bounced", outcome.reason, tried=True)])
+        return
+    if cancelled:  # no retry for a cancelled campaign
+        batch.commit_marks([Mark(row.id, "suppressed", "campaign cancelled", tried=True)])
         return
     batch.commit_marks(
         [
