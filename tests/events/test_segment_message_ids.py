@@ -64,3 +64,23 @@ def test_two_events_alike_are_two_with_their_own_message_id_or_timestamp(
     # and each retried is still one
     assert _batch(client, key, {**CLICK, "messageId": "m-1"}, sent_at=NOW) == (0, 1)
     assert _stored(db) == 4
+
+
+def test_a_message_with_an_integer_beyond_64_bits_is_refused_not_a_crash(client, api_key) -> None:
+    # given messages without messageId carrying a number JSON allows but 64 bits do not hold,
+    # in a field the stored event keeps and in one it drops
+    key = api_key("ingest")
+    clock.set_clock(lambda: NOW)
+    for huge in (
+        {**CLICK, "properties": {"b": 2**70}},
+        {**CLICK, "context": {"app": {"build": 2**70}}},
+        {**CLICK, "integrations": {"All": 2**70}},
+    ):
+        # when it is sent
+        answer = client.post(
+            "/v1/screen" if "integrations" in huge else "/v1/track",
+            json=huge,
+            headers=basic_auth(key),
+        )
+        # then it is answered, never a server error
+        assert answer.status_code < 500, answer.text

@@ -22,6 +22,7 @@ Rapport key with the ``ingest`` scope) as before. Each message becomes one event
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
@@ -447,5 +448,10 @@ CLOCK_AHEAD = timedelta(seconds=1)
 def _message_digest(kind: str, raw: dict[str, Any]) -> str:
     """A stable id for a message sent without ``messageId``: retries of it get the same."""
     stable = {key: value for key, value in raw.items() if key not in {"sentAt", "writeKey"}}
-    encoded = orjson.dumps([kind, stable], option=orjson.OPT_SORT_KEYS)
+    try:
+        encoded = orjson.dumps([kind, stable], option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits, which JSON allows: the standard encoder
+        # writes them, as deterministically, so such a message still gets its one id.
+        encoded = json.dumps([kind, stable], sort_keys=True, separators=(",", ":")).encode()
     return "seg-" + hashlib.sha256(encoded).hexdigest()[:40]
