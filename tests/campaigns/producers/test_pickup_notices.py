@@ -192,3 +192,28 @@ def test_a_stored_french_default_with_the_iso_date_becomes_todays_an_edited_one_
                 assert (
                     stored[(key, locale)] == SYSTEM_CAMPAIGNS[key].templates[("email", locale)][1]
                 )
+
+
+def test_a_back_dated_pickup_order_emails_no_one_when_it_is_released(
+    committed_url: str, smtp_sink: SmtpSink
+) -> None:
+    # given a pick-up order loaded 17 days after it was placed (an import of history)
+    customer = _shop_with_customer(committed_url, email="history@example.org")
+    frozen(PLACED + timedelta(days=17))
+    with open_session(committed_url) as db:
+        orders.place_order(db, order=_pickup("O-OLD", customer_id=customer, placed_at=PLACED))
+    # when the worker runs, and the hourly job releases it (long past its deadline)
+    run_worker(committed_url)
+    with open_session(committed_url) as db:
+        jobs.enqueue(db, kind="orders.release_uncollected_pickups")
+        db.commit()
+    run_worker(committed_url)
+    # then the order is cancelled, both notices are recorded, and no email went out: the
+    # ready fact was too old to tell (the producers' two days), and a customer never told the
+    # order was ready is not told it was not collected
+    assert smtp_sink.to("history@example.org") == []
+    with open_session(committed_url) as db:
+        assert orders.get_order(db, order_id="O-OLD").status == "cancelled"
+        kinds = sorted(n.kind for n in orders.notices_for(db, order_id="O-OLD"))
+        assert kinds == sorted([orders.READY_NOTICE, orders.NOT_COLLECTED_NOTICE])
+        assert db.scalars(select(Delivery.id)).all() == []

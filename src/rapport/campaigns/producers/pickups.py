@@ -5,17 +5,20 @@ an order notice the orders domain recorded (it records one only for a customer t
 gate allowed), as the late-delivery notice does; the stamping job
 (:func:`rapport.campaigns.producers.late_deliveries.stamp_sent_notices`) stamps it sent once
 the email went out. A ready notice whose order was collected or cancelled before it went
-out is withdrawn (:func:`overtaken`, asked by the dispatcher)."""
+out is withdrawn (:func:`overtaken`, asked by the dispatcher). An order whose ready email was
+never queued (loaded back-dated: its ready fact older than the producers' ``MAX_AGE``) gets no
+"not collected" email either."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
-from rapport.campaigns.models import Campaign
+from rapport.campaigns.models import Campaign, Delivery
 from rapport.campaigns.producers.messages import (
     PICKUP_NOT_COLLECTED,
     PICKUP_READY,
@@ -78,7 +81,25 @@ def on_order_ready_for_pickup(db: Session, event: LoggedEvent) -> None:
 
 
 def on_order_not_collected(db: Session, event: LoggedEvent) -> None:
+    """The "not collected" email, only to a customer Rapport told the order was ready (a ready
+    delivery was queued for it, whatever became of it): an order loaded back-dated (an import
+    of history, whose ready fact was passed over as stale) emails no one when it is released."""
+    order_id = str((event.properties or {}).get("order_id") or "")
+    if not order_id or not _ready_queued(db, order_id):
+        return
     _queue(db, event, notice_kind=orders.NOT_COLLECTED_NOTICE, campaign_key=PICKUP_NOT_COLLECTED)
+
+
+def _ready_queued(db: Session, order_id: str) -> bool:
+    return (
+        db.scalar(
+            select(Delivery.id)
+            .join(Campaign, Campaign.id == Delivery.campaign_id)
+            .where(Campaign.key == PICKUP_READY, Delivery.occasion == f"order:{order_id}")
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def overtaken(db: Session, rows: Iterable[tuple[int, Campaign, str]]) -> dict[int, str]:
