@@ -187,3 +187,41 @@ def test_a_head_of_the_export_answers_its_headers_and_records_nothing(client, ap
     assert got.status_code == 200
     assert got.json()["customer_id"] == customer.customer_id
     assert recorded() == 1
+
+
+def test_the_api_export_holds_each_events_ids_times_and_source_and_is_not_cached(  # type: ignore[no-untyped-def]
+    client, api_key, db
+) -> None:
+    # given a customer whose browser sent a page view under their number and visitor id
+    writer, ingest = api_key("write"), api_key("ingest")
+    made = client.post(
+        "/v1/customers",
+        json={"external_id": "EXP-1"},
+        headers={**auth(writer), "Idempotency-Key": "exp-1"},
+    )
+    assert made.status_code == 201, made.text
+    sent = client.post(
+        "/v1/events",
+        json={
+            "event_id": "exp-page-1",
+            "type": "page_viewed",
+            "customer_id": "EXP-1",
+            "anonymous_id": "anon-exp-1",
+            "channel": "web",
+            "occurred_at": "2026-06-01T12:00:00+00:00",
+        },
+        headers=auth(ingest),
+    )
+    assert sent.status_code == 201, sent.text
+    process(db)
+    # when an admin exports them through the API
+    got = client.get("/v1/customers/EXP-1/export", headers=auth(api_key("admin")))
+    # then each event says whom it was sent as, from where, and when it was received
+    assert got.status_code == 200, got.text
+    assert got.headers["cache-control"] == "no-store"
+    page = next(e for e in got.json()["events"] if e["event_id"] == "exp-page-1")
+    assert page["user_id"] == "EXP-1"
+    assert page["anonymous_id"] == "anon-exp-1"
+    assert page["source"] == "api-public"
+    assert page["received_at"]
+    assert page["occurred_at"].startswith("2026-06-01T12:00:00")

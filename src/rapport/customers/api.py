@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -274,10 +274,16 @@ def set_preferences(
 
 @router.get("/{customer_id}/export")
 def export_customer(
-    customer_id: CustomerIdPath, db: WritingDbSession, key: AdminKey, request: Request
+    customer_id: CustomerIdPath,
+    db: WritingDbSession,
+    key: AdminKey,
+    request: Request,
+    response: Response,
 ) -> dict[str, Any]:
     """Everything Rapport holds on the customer, from every domain, as one JSON document
-    (right of access)."""
+    (right of access), sent with ``Cache-Control: no-store``."""
+    # A person's whole file: no cache on the way (a proxy, the browser's) keeps a copy.
+    response.headers["Cache-Control"] = "no-store"
     # Writing: every export is recorded with who asked for it; a HEAD (headers only, no
     # document handed out) records nothing.
     return privacy.export_customer(

@@ -55,8 +55,12 @@ def export_customer_data(db: Session, *, subject: PrivacySubject) -> dict[str, A
             {
                 "event_id": e.event_id,
                 "type": e.type,
+                "user_id": e.user_id,
+                "anonymous_id": e.anonymous_id,
                 "channel": e.channel,
+                "source": e.source,
                 "occurred_at": e.occurred_at.isoformat(),
+                "received_at": e.received_at.isoformat(),
                 "properties": _exported(e.type, e.properties),
                 "context": e.context,
             }
