@@ -94,6 +94,18 @@ def find_customer_ref(db: Session, *, ref: str, follow_merges: bool = True) -> s
     return _survivor(db, customer) if follow_merges else customer.customer_id
 
 
+def active_customer_sql(parameter: str) -> str:
+    """SQL that is true when the Rapport id in the statement's ``%(parameter)s`` names an
+    active profile: not merged away, not erased. For a statement that takes a customer's id
+    as given, not through :func:`resolve_customer_ref` (loyalty's one-statement earn and
+    redeem), so that it declines a merged-away profile's id, which answers as the profile it
+    went into, from the moment the merge commits."""
+    return (
+        f"EXISTS (SELECT 1 FROM customers WHERE customers.customer_id = %({parameter})s"
+        " AND customers.status = 'active')"
+    )
+
+
 def was_erased(ref: str, *, field: str = "customer_id") -> NotFound:
     """What every endpoint answers for an erased customer: 404, naming the field."""
     return NotFound(

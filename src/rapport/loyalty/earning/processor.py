@@ -467,8 +467,14 @@ def _on_customers_merged(db: Session, event: LoggedEvent) -> None:
     """Two profiles became one: the merged-away member's open points move to the survivor,
     each lot keeping its expiry date, as two journal transactions (out of one account, into
     the other); their qualifying activity and awards follow, and the survivor's tier is
-    reviewed. Debt stays with the old account (it is paid from later earning there)."""
+    reviewed. Debt stays with the old account.
+
+    The old account's row is locked before its balance is read. Since the merge committed,
+    the old id resolves to the survivor and the one-statement earn and redeem decline it; one
+    of those that read the profile as active just before is either committed and moved here,
+    or meets this change, runs again and finds the profile merged."""
     source, target = str(event.properties["merged_customer_id"]), str(event.customer_id)
+    lock_account(db, source)
     member = get_member(db, customer_id=source)
     if member is not None and member.balance > 0:
         adjust(

@@ -12,9 +12,9 @@ from rapport.events.service import log_event_parameters, log_event_sql
 from rapport.loyalty.events import PointsEarned, PointsRedeemed
 from rapport.loyalty.ledger.journal import check_points
 from rapport.loyalty.ledger.postgres import (
-    CREDIT_DEBT_FREE_MEMBER,
+    CREDIT_DEBT_FREE_ACTIVE_MEMBER,
     DEBIT_LOTS,
-    TAKE_POINTS,
+    TAKE_ACTIVE_MEMBER_POINTS,
     credit_parameters,
     debit_parameters,
 )
@@ -82,7 +82,7 @@ REDEEMED_PROPERTIES = {
 _ISO_UTC = "to_char(expiry.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
 
 _EARN_NOW = (
-    CREDIT_DEBT_FREE_MEMBER
+    CREDIT_DEBT_FREE_ACTIVE_MEMBER
     + ", event AS ("
     + log_event_sql(source="journal, account", properties=_jsonb(EARNED_PROPERTIES))
     + "), answer AS ("
@@ -95,7 +95,7 @@ _EARN_NOW = (
 
 _REDEEM_NOW = (
     "WITH account AS ("
-    + TAKE_POINTS
+    + TAKE_ACTIVE_MEMBER_POINTS
     + "),"
     + DEBIT_LOTS
     # The lots hold the balance (the ledger's invariant). Were it ever broken, the failing

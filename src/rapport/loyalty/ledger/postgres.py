@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from rapport.customers import service as customers
 from rapport.loyalty.ledger.journal import AccountRow, Credit, Debit, Posted
 from rapport.loyalty.ledger.settings import Program
 
@@ -58,6 +59,14 @@ WITH account AS (
 CREDIT_DEBT_FREE_MEMBER = _CREDIT.format(
     guard="AND debt = 0", default_months=Program().expiry_months
 )
+# The one-statement path takes the customer's id as sent, unresolved: its statements also
+# require an active profile, so a merged-away profile's id (whose account the merge emptied,
+# or is about to) is never credited or debited there; the session path resolves it to the
+# profile it went into. Erasure closes the account, so an erased id declines there anyway.
+_ACTIVE_CUSTOMER = customers.active_customer_sql("customer")
+CREDIT_DEBT_FREE_ACTIVE_MEMBER = _CREDIT.format(
+    guard="AND debt = 0 AND " + _ACTIVE_CUSTOMER, default_months=Program().expiry_months
+)
 CREDIT_MEMBER = _CREDIT.format(guard="", default_months=Program().expiry_months)
 # The credit's answer through the session: the journal transaction, the balances after it, the
 # lot's expiry.
@@ -68,11 +77,13 @@ _CREDITED = (
 # Take a debit's points from the member's balance if it covers them: one guarded UPDATE, so
 # check-and-take is one statement and concurrent debits queue on the row lock, each seeing the
 # balance the previous one left. Answers the member's (balance, debt) after it, or no row.
-TAKE_POINTS = """
+_TAKE = """
     UPDATE loyalty_accounts SET balance = balance - %(points)s, updated_at = %(now)s
-    WHERE account_id = %(customer)s AND kind = 'member' AND balance >= %(points)s
+    WHERE account_id = %(customer)s AND kind = 'member' AND balance >= %(points)s{guard}
     RETURNING balance, debt
 """
+TAKE_POINTS = _TAKE.format(guard="")
+TAKE_ACTIVE_MEMBER_POINTS = _TAKE.format(guard=" AND " + _ACTIVE_CUSTOMER)
 
 # The lots side of a redemption, after ``account`` (the member's row, its points already
 # taken): consume the open lots oldest first (a running sum says how much each gives), write

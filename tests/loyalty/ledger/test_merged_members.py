@@ -1,0 +1,163 @@
+"""Points commands that name a merged-away profile land on the profile it went into, on both
+databases and by every path (on PostgreSQL earn and redeem are sent as one statement when they
+can: ``ledger.one_statement``), whether the merge's points have moved yet or not."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from rapport.customers import service as customers
+from rapport.events.processors import registered_processors, run_batch
+from rapport.loyalty import service as loyalty
+from rapport.loyalty import tasks as loyalty_tasks  # noqa: F401  (registers the processor)
+from rapport.loyalty.models import LoyaltyAccount
+from rapport.platform import service as platform
+from rapport.platform.db import open_session
+from tests.conftest import app_committing_to, auth
+from tests.loyalty.factories import make_customer
+
+
+@pytest.fixture
+def live(committed_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    """The app committing every request on its own session (on PostgreSQL with its statement
+    pool, so earn and redeem go as one statement when they can)."""
+    app = app_committing_to(
+        committed_url, tmp_path, secret_key="test-secret-key-not-for-production"
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def keys(url: str) -> dict[str, str]:
+    with open_session(url) as db:
+        return auth(platform.create_api_key(db, name="a", scopes=[platform.Scope.ADMIN]).secret)
+
+
+def process(url: str) -> None:
+    with open_session(url) as db:
+        for proc in registered_processors():
+            while run_batch(db, proc):
+                pass
+
+
+def two_profiles(url: str, points: int) -> tuple[str, str]:
+    """A survivor with no points and a profile with ``points`` (order O-1), to merge into it."""
+    with open_session(url) as db:
+        kept, gone = make_customer(db), make_customer(db)
+        loyalty.earn(db, customer_id=gone, points=points, reason="Order O-1", order_id="O-1")
+    return kept, gone
+
+
+def merge(url: str, *, gone: str, kept: str) -> None:
+    with open_session(url) as db:
+        customers.merge_customers(
+            db, source_customer_id=gone, target_customer_id=kept, reason="same", actor="t"
+        )
+
+
+def balances(url: str, *customer_ids: str) -> list[int]:
+    with open_session(url) as db:
+        assert loyalty.invariant_violations(db) == []
+        return [loyalty.balance(db, customer_id=customer_id) for customer_id in customer_ids]
+
+
+def post(client: TestClient, headers: dict[str, str], ref: str, verb: str, body: Any) -> Any:
+    answer = client.post(
+        f"/v1/loyalty/members/{ref}/{verb}",
+        json=body,
+        headers={**headers, "Idempotency-Key": f"{verb}-{body}"},
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def test_commands_by_a_merged_id_move_the_survivors_points(live, committed_url) -> None:
+    # given a member with 5 points merged into another, and the merge's points moved
+    kept, gone = two_profiles(committed_url, 5)
+    headers = keys(committed_url)
+    merge(committed_url, gone=gone, kept=kept)
+    process(committed_url)
+    assert balances(committed_url, kept, gone) == [5, 0]
+
+    # when points are earned, redeemed, adjusted and reversed by the merged-away id
+    earned = post(live, headers, gone, "earn", {"points": 7, "reason": "Order O-2"})
+    redeemed = post(live, headers, gone, "redeem", {"points": 2, "reason": "Reward"})
+    adjusted = post(live, headers, gone, "adjust", {"points": 1, "reason": "Goodwill"})
+    reversed_ = post(live, headers, gone, "reverse", {"order_id": "O-1", "points": 5})
+
+    # then each answers for the survivor, with the survivor's balance
+    assert [(a["customer_id"], a["balance"]) for a in (earned, redeemed, adjusted, reversed_)] == [
+        (kept, 12),
+        (kept, 10),
+        (kept, 11),
+        (kept, 6),
+    ]
+    # and the merged-away account took none of it
+    assert balances(committed_url, kept, gone) == [6, 0]
+    member = live.get(f"/v1/loyalty/members/{gone}", headers=headers).json()
+    assert (member["customer_id"], member["balance"]) == (kept, 6)
+    # and a second earning by the merged id (one statement where it can) lands there too
+    again = post(live, headers, gone, "earn", {"points": 4, "reason": "Order O-3"})
+    assert (again["customer_id"], again["balance"]) == (kept, 10)
+    assert balances(committed_url, kept, gone) == [10, 0]
+
+
+def test_commands_by_a_merged_id_before_its_points_moved(live, committed_url) -> None:
+    # given a member with 5 points merged into another whose points have not moved yet
+    kept, gone = two_profiles(committed_url, 5)
+    headers = keys(committed_url)
+    merge(committed_url, gone=gone, kept=kept)
+
+    # when 7 are earned and 3 redeemed by the merged-away id
+    earned = post(live, headers, gone, "earn", {"points": 7, "reason": "Order O-2"})
+    redeemed = post(live, headers, gone, "redeem", {"points": 3, "reason": "Reward"})
+
+    # then both land on the survivor, the old account keeping its 5 for the merge to move
+    assert (earned["customer_id"], earned["balance"]) == (kept, 7)
+    assert (redeemed["customer_id"], redeemed["balance"]) == (kept, 4)
+    assert balances(committed_url, kept, gone) == [4, 5]
+    # and once the merge's points move, the survivor holds them all
+    process(committed_url)
+    assert balances(committed_url, kept, gone) == [9, 0]
+
+
+def test_earnings_by_a_merged_id_racing_the_points_move_all_reach_the_survivor(
+    live, committed_url
+) -> None:
+    # given a member with 5 points just merged into another
+    kept, gone = two_profiles(committed_url, 5)
+    headers = keys(committed_url)
+    merge(committed_url, gone=gone, kept=kept)
+    start = threading.Barrier(9)
+    answers: list[str] = []
+    lock = threading.Lock()
+
+    def earn(number: int) -> None:
+        start.wait()
+        answer = post(live, headers, gone, "earn", {"points": 7, "reason": f"Order {number}"})
+        with lock:
+            answers.append(answer["customer_id"])
+
+    # when eight earnings of 7 by the merged id race the merge's move of its points
+    threads = [threading.Thread(target=earn, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    process(committed_url)
+    for thread in threads:
+        thread.join(timeout=120)
+    process(committed_url)
+
+    # then every earning answered for the survivor, which holds every point
+    assert answers == [kept] * 8
+    assert balances(committed_url, kept, gone) == [5 + 8 * 7, 0]
+    with open_session(committed_url) as db:
+        old = db.scalar(select(LoyaltyAccount.balance).where(LoyaltyAccount.account_id == gone))
+        assert old == 0
