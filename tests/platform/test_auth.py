@@ -168,6 +168,64 @@ def test_the_same_key_in_both_headers_is_accepted(client, api_key) -> None:
     )
 
 
+def _refused_as_two_credentials(answer: Any) -> None:
+    assert answer.status_code == 401, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["field"] == "Authorization"
+    assert "different credentials" in answer.json()["detail"]
+
+
+def test_repeated_key_headers_carrying_two_keys_are_refused_in_any_order(client, api_key) -> None:
+    # given an admin key and a read key, and requests repeating a key header with both
+    admin, reader = api_key("admin"), api_key("read")
+    sent: list[list[tuple[str, str]]] = [
+        [("X-API-Key", admin), ("X-API-Key", reader)],
+        [("X-API-Key", reader), ("X-API-Key", admin)],
+        [("Authorization", f"Bearer {admin}"), ("Authorization", f"Bearer {reader}")],
+        [("Authorization", f"Bearer {reader}"), ("Authorization", f"Bearer {admin}")],
+        [
+            ("X-API-Key", admin),
+            ("Authorization", f"Bearer {admin}"),
+            ("Authorization", f"Bearer {reader}"),
+        ],
+        [("Authorization", f"Bearer {admin}"), *basic_auth(reader).items()],
+        [("Authorization", f"Bearer {admin}"), ("Authorization", "Bearer")],
+        [("X-API-Key", admin), ("X-API-Key", "junk")],
+    ]
+    for headers in sent:
+        # when /v1/keys (admin only) is asked with them, then it is refused, whichever is first
+        _refused_as_two_credentials(client.get("/v1/keys", headers=headers))
+
+
+def test_the_same_key_repeated_in_key_headers_is_accepted(client, api_key) -> None:
+    admin = api_key("admin")
+    sent: list[list[tuple[str, str]]] = [
+        [("X-API-Key", admin), ("X-API-Key", admin)],
+        [("Authorization", f"Bearer {admin}"), ("Authorization", f"Bearer {admin}")],
+        [("X-API-Key", admin), ("X-API-Key", ""), *basic_auth(admin).items()],
+        [("X-API-Key", admin), ("Authorization", f"Bearer {admin}"), *basic_auth(admin).items()],
+    ]
+    for headers in sent:
+        assert client.get("/v1/keys", headers=headers).status_code == 200, headers
+
+
+def test_a_write_key_in_the_body_must_be_the_header_s_key(client, api_key) -> None:
+    # given an ingest key and another one, and a Segment track message
+    secret, other = api_key("ingest"), api_key("ingest")
+    message = {"type": "track", "event": "Viewed", "userId": "u-1"}
+    # when the body's writeKey is another key than the header's, then it is refused
+    for headers in (basic_auth(secret), {"X-API-Key": secret}, auth(secret)):
+        answer = client.post(
+            "/v1/track", json={**message, "messageId": "wk-1", "writeKey": other}, headers=headers
+        )
+        _refused_as_two_credentials(answer)
+    batch = {"writeKey": other, "batch": [{**message, "messageId": "wk-2"}]}
+    _refused_as_two_credentials(client.post("/v1/batch", json=batch, headers=basic_auth(secret)))
+    # and the same key in both is accepted (Segment's SDKs may send it in both)
+    same = {**message, "messageId": "wk-3", "writeKey": secret}
+    assert client.post("/v1/track", json=same, headers=basic_auth(secret)).status_code == 200
+
+
 def test_keys_are_not_stored_in_clear(db) -> None:
     # given a new key
     issued = platform.create_api_key(db, name="shop", scopes=[platform.Scope.INGEST])

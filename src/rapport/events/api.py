@@ -44,7 +44,13 @@ from rapport.events.schemas import (
 )
 from rapport.events.service import Ingested, NewEvent
 from rapport.platform import clock
-from rapport.platform.auth import OPENAPI_SECURITY, WRITE_KEY_FIELD, admit, key_in_headers
+from rapport.platform.auth import (
+    OPENAPI_SECURITY,
+    WRITE_KEY_FIELD,
+    admit,
+    key_in_headers,
+    refuse_other_write_key,
+)
 from rapport.platform.bodies import decoded_off_loop, parse_body
 from rapport.platform.db import DbSession
 from rapport.platform.errors import (
@@ -136,6 +142,9 @@ async def _ingest(
     if key_in_headers(request) or not segment_body:
         principal = await admit(request, db, Scope.INGEST)
         raw = await _decoded(request, raw, limit=limit or settings.max_body_bytes)
+        beside = _write_key_beside_header(raw) if segment_body else None
+        if beside is not None:
+            refuse_other_write_key(request, beside)
     else:
         # Segment's browser SDK sends no header: its key is the body's writeKey.
         raw = await _decoded(request, raw, limit=limit or settings.max_body_bytes)
@@ -183,6 +192,19 @@ def _write_key(raw: bytes) -> str | None:
             headers=_CHALLENGE,
         )
     return found
+
+
+def _write_key_beside_header(raw: bytes) -> str | None:
+    """The text ``writeKey`` of a Segment body that also came with a key header, which must
+    be that key; ``None`` when it has none (a body that cannot be read is refused later)."""
+    if b"writeKey" not in raw and b"\\u" not in raw:
+        return None  # cannot name one: spares the hot path a second parse
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    found = payload.get("writeKey") if isinstance(payload, dict) else None
+    return found if isinstance(found, str) and found.strip() else None
 
 
 def _without_write_key(item: Any) -> Any:

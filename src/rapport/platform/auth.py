@@ -33,21 +33,31 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rapport", Basic realm="rapport"
 
 def _secret_from_request(request: Request) -> str | None:
     """The key the headers carry: ``X-API-Key``, or ``Authorization`` (``Bearer``, or the
-    basic-auth user name). Both may be sent only with the same key: two that differ (or an
-    ``Authorization`` that carries none beside an ``X-API-Key``) are a 401, so a request is
-    never admitted by one credential while carrying another."""
-    header_key = (request.headers.get("x-api-key") or "").strip()
-    authorization = request.headers.get("authorization")
-    if not header_key:
-        return _authorization_secret(authorization or "")
-    if (authorization or "").strip() and _authorization_secret(authorization or "") != header_key:
+    basic-auth user name), every value of each read (a header may be repeated). They may
+    carry only one key, however often: two that differ (or an ``Authorization`` that carries
+    none beside another credential) are a 401, so a request is never admitted by one
+    credential while carrying another. An empty value counts as not sent."""
+    carried = [value.strip() for value in request.headers.getlist("x-api-key") if value.strip()] + [
+        _authorization_secret(value)
+        for value in request.headers.getlist("authorization")
+        if value.strip()
+    ]
+    if not carried:
+        return None
+    return same_credential(carried)
+
+
+def same_credential(carried: list[str | None]) -> str | None:
+    """The one key in ``carried`` (the credentials a request carries, ``None`` for one that
+    holds no key); a 401 naming ``Authorization`` when they are not all the same key."""
+    if len(set(carried)) > 1 or (len(carried) > 1 and carried[0] is None):
         raise Unauthorized(
             "X-API-Key and Authorization carry different credentials: send the API key in "
             "one of them (or the same key in both)",
             field="Authorization",
             headers=_CHALLENGE,
         )
-    return header_key
+    return carried[0]
 
 
 def _authorization_secret(authorization: str) -> str | None:
@@ -67,6 +77,12 @@ def _authorization_secret(authorization: str) -> str | None:
 def key_in_headers(request: Request) -> bool:
     """Whether the request carries a key header (``Authorization`` or ``X-API-Key``)."""
     return "authorization" in request.headers or "x-api-key" in request.headers
+
+
+def refuse_other_write_key(request: Request, write_key: str) -> None:
+    """A 401 naming ``Authorization`` when a tracking body's ``writeKey`` is not the key the
+    headers carry (they carry one: see :func:`admit`), as for two headers that differ."""
+    same_credential([_secret_from_request(request), write_key.strip()])
 
 
 def check_scope(
