@@ -148,6 +148,60 @@ def test_a_membership_whose_period_ended_is_not_resumed(client, api_key, db) -> 
     assert "join again" in late.json()["detail"]
     assert (nobody.status_code, nobody.json()["field"]) == (404, "customer_id")
     assert client.get(path, headers=writer).json()["status"] == "cancelled"
+    # and once the renewal job has marked it lapsed, the same 409, not 404
+    assert memberships.renew_due(db).lapsed == 1
+    marked = client.post(f"{path}/resume", headers=writer | {"Idempotency-Key": "r3"})
+    assert (marked.status_code, marked.json()["field"]) == (409, "customer_id")
+    assert marked.json()["detail"] == (
+        f"Customer {customer_id!r}'s membership of plan 'plus' lapsed on 1 Apr 2026 "
+        "(2026-04-01T09:00:00+00:00) because it was cancelled: join again to become a member"
+    )
+    assert client.get(path, headers=writer).json()["status"] == "lapsed"
+
+
+def test_a_membership_on_a_retired_plan_is_not_resumed(client, api_key, db) -> None:  # type: ignore[no-untyped-def]
+    frozen = frozen_clock()  # 1 March 2026, a monthly plan: the period ends on 1 April
+    admin, writer = auth(api_key("admin", "read")), auth(api_key("write", "read"))
+    client.put("/v1/loyalty/plans/old", json=PLAN, headers=admin)
+    cancelling, renewing = make_customer(db), make_customer(db)
+    for customer_id in (cancelling, renewing):
+        client.post(
+            f"/v1/loyalty/members/{customer_id}/membership",
+            json={"plan_id": "old"},
+            headers=writer | {"Idempotency-Key": f"j-{customer_id}"},
+        )
+    path = f"/v1/loyalty/members/{cancelling}/membership"
+    client.post(f"{path}/cancel", headers=writer | {"Idempotency-Key": "c1"})
+    client.put("/v1/loyalty/plans/old", json=PLAN | {"active": False}, headers=admin)
+    # when the cancelled member asks to resume on the retired plan
+    refused = client.post(f"{path}/resume", headers=writer | {"Idempotency-Key": "r1"})
+    # then 409 says the plan is retired and when benefits end; nothing changes, nothing logged
+    assert (refused.status_code, refused.json()["field"]) == (409, "customer_id")
+    assert refused.json()["detail"] == (
+        f"Customer {cancelling!r}'s membership of plan 'old' cannot be resumed: the plan is "
+        "retired, so it renews nobody. Its benefits end on 1 Apr 2026 "
+        "(2026-04-01T09:00:00+00:00); join another plan to stay a member"
+    )
+    shown = client.get(path, headers=writer).json()
+    assert (shown["status"], shown["auto_renew"]) == ("cancelled", False)
+    resumed_events = (
+        select(func.count()).select_from(Event).where(Event.type == "membership_resumed")
+    )
+    assert db.scalar(resumed_events) == 0
+    # when the renewing member's period ends on the retired plan and the job lapses it
+    frozen.advance(timedelta(days=31))
+    assert memberships.renew_due(db).lapsed == 2
+    late = client.post(
+        f"/v1/loyalty/members/{renewing}/membership/resume",
+        headers=writer | {"Idempotency-Key": "r2"},
+    )
+    # then 409 says when and why it lapsed
+    assert (late.status_code, late.json()["field"]) == (409, "customer_id")
+    assert late.json()["detail"] == (
+        f"Customer {renewing!r}'s membership of plan 'old' lapsed on 1 Apr 2026 "
+        "(2026-04-01T09:00:00+00:00) because the plan was retired: join another plan to "
+        "become a member"
+    )
 
 
 def test_a_plans_currency_is_kept_once_it_has_members(client, api_key, db) -> None:  # type: ignore[no-untyped-def]

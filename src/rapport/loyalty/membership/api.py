@@ -323,7 +323,8 @@ def resume_membership(
 ) -> JSONResponse:
     """Take a cancellation back before the paid period ends: renewal on again, no new fee
     (the next is charged at the period's end). Resuming an active membership changes
-    nothing; one whose period has ended is 409 (join again)."""
+    nothing; one whose period has ended is 409 saying when and why it lapsed (join again),
+    and one on a retired plan is 409 saying when its benefits end (it cannot renew)."""
     return run_idempotent(
         db,
         scope=f"loyalty.resume:{key.id}",

@@ -246,21 +246,34 @@ def resume(
 ) -> Membership:
     """Take a cancellation back before the paid period ends: renewal is on again and the
     period already paid runs on, so no fee is recorded now (the next is at its end). Resuming
-    an active membership changes nothing; one whose period has ended lapsed (409 saying when:
-    join again)."""
+    an active membership changes nothing; one whose period has ended lapsed, whether or not
+    the renewal job has marked it yet (409 saying when and why: join again), and one on a
+    retired plan cannot renew (409 saying the plan is retired and when its benefits end)."""
     membership = _unlapsed(db, customer_id, lock=True)
     if membership is None:
+        lapsed = get_membership(db, customer_id=customer_id)
+        detail = _lapsed_detail(db, customer_id, lapsed) if lapsed is not None else None
         db.rollback()
-        raise NotFound(f"Customer {customer_id!r} has no membership to resume", field="customer_id")
+        if detail is None:
+            raise NotFound(
+                f"Customer {customer_id!r} has no membership to resume", field="customer_id"
+            )
+        raise Conflict(detail, field="customer_id")
     if membership.status == "cancelled":
         end = clock.as_utc(membership.current_period_end)
         if clock.now() >= end:
+            detail = _lapsed_detail(db, customer_id, membership)
             db.rollback()
-            raise Conflict(
-                f"Customer {customer_id!r}'s membership of plan {membership.plan_id!r} lapsed "
-                f"on {formatting.day(end)} ({end.isoformat()}): join again to become a member",
-                field="customer_id",
+            raise Conflict(detail, field="customer_id")
+        plan = db.get(MembershipPlan, membership.plan_id)
+        if plan is None or not plan.active:
+            detail = (
+                f"Customer {customer_id!r}'s membership of plan {membership.plan_id!r} cannot "
+                f"be resumed: the plan is retired, so it renews nobody. Its benefits end on "
+                f"{formatting.day(end)} ({end.isoformat()}); join another plan to stay a member"
             )
+            db.rollback()
+            raise Conflict(detail, field="customer_id")
         membership.status = "active"
         membership.auto_renew = True
         membership.cancelled_at = None
@@ -271,6 +284,28 @@ def resume(
             customer_id=membership.customer_id,
         )
     return _committed(db, membership, before_commit)
+
+
+def _lapsed_detail(db: Session, customer_id: str, membership: Membership) -> str:
+    """Why a membership whose period has ended cannot be resumed: when it lapsed, why (the
+    renewal job's reasons, read from the membership), and to join again."""
+    end = clock.as_utc(membership.current_period_end)
+    ended = clock.as_utc(membership.ended_at) if membership.ended_at is not None else end
+    plan = db.get(MembershipPlan, membership.plan_id)
+    retired = plan is None or not plan.active
+    if membership.cancelled_at is not None:
+        why = "it was cancelled"
+    elif ended < end:
+        why = "it was ended before its paid period's end"
+    elif retired:
+        why = "the plan was retired"
+    else:
+        why = "it was not set to renew"
+    join = "join another plan" if retired else "join again"
+    return (
+        f"Customer {customer_id!r}'s membership of plan {membership.plan_id!r} lapsed on "
+        f"{formatting.day(ended)} ({ended.isoformat()}) because {why}: {join} to become a member"
+    )
 
 
 def _lapse(db: Session, membership: Membership, *, at: datetime, reason: str) -> None:
