@@ -19,7 +19,7 @@ from decimal import Decimal
 from types import MappingProxyType
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_skeleton
 from babel.numbers import (
     NumberPattern,
     format_decimal,
@@ -283,6 +283,12 @@ def day(value: date | datetime | None, locale: str = DEFAULT_LOCALE, width: str 
     if value is None:
         return NOTHING
     return format_date(value, width, locale=locale)
+
+
+def day_of_month(value: date, locale: str = DEFAULT_LOCALE) -> str:
+    """A day and its month, without the year, as ``locale`` writes them to a customer ("14
+    December", "14 décembre", "14. Dezember")."""
+    return format_skeleton("MMMMd", value, locale=locale)
 
 
 # The zone every admin time is shown in: times are stored in UTC and there is no shop-wide

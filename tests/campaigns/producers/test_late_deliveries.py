@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from rapport.campaigns.models import Campaign, Delivery, InboxMessage
@@ -234,3 +235,35 @@ def test_a_late_notice_waiting_when_the_parcel_arrives_is_not_sent(
             ("orders.late_delivery", "suppressed", reason),
             ("orders.late_delivery.inbox", "suppressed", reason),
         ]
+
+
+@pytest.mark.parametrize(
+    ("locale", "line"),
+    [
+        ("en", "will not arrive by 4 March as promised"),
+        ("fr", "n'arrivera pas le 4 mars comme promis"),
+        ("de", "kommt nicht wie versprochen bis 4. März an"),
+    ],
+)
+def test_each_language_writes_the_promised_day_in_words(
+    committed_url: str, smtp_sink: SmtpSink, locale: str, line: str
+) -> None:
+    # given a late order of a customer who reads the shop in ``locale``
+    frozen(MORNING)
+    address = f"late-{locale}@example.org"
+    with open_session(committed_url) as db:
+        seed_catalog(db)
+        customer = make_customer(db, email=address, locale=locale)
+        db.commit()
+        _late_order(db, f"O-{locale}", customer)
+    # when it is flagged late and the worker runs
+    frozen(NOON)
+    with open_session(committed_url) as db:
+        assert orders.flag_late_deliveries(db) == [f"O-{locale}"]
+    run_worker(committed_url)
+    frozen(NOON + timedelta(minutes=3))
+    run_worker(committed_url)
+    # then the email names the promised day in their language, never as 2026-03-04
+    (mail,) = smtp_sink.to(address)
+    assert line in mail.text
+    assert "2026-03-04" not in mail.text

@@ -30,6 +30,7 @@ from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
 from rapport.campaigns.models import Campaign, Delivery, DeliveryStatus
 from rapport.campaigns.producers.messages import (
     APOLOGY,
+    DATE_LOCALES,
     LATE_DELIVERY,
     LATE_DELIVERY_INBOX,
     PICKUP_NOT_COLLECTED,
@@ -40,7 +41,7 @@ from rapport.campaigns.producers.messages import (
 from rapport.events.service import LoggedEvent
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
-from rapport.platform import clock
+from rapport.platform import clock, formatting
 
 # How long a late notice waits for the apology points the loyalty processor may still award.
 APOLOGY_GRACE = timedelta(minutes=2)
@@ -56,12 +57,20 @@ def _occasion(order_id: str) -> str:
     return f"order:{order_id}"
 
 
-def _promised_date(text: str) -> str:
+def _promised_dates(text: str) -> dict[str, str]:
+    """The promised day as each language's notices write it ("4 March", "4 mars", "4. März"):
+    ``promised_date`` English, ``promised_date_<language>`` each other; the text as it came
+    when it is no date."""
     try:
-        promised = date.fromisoformat(text)
+        promised: date | None = date.fromisoformat(text)
     except ValueError:
-        return text
-    return f"{promised.day} {promised:%B}"
+        promised = None
+    return {
+        "promised_date" if language == "en" else f"promised_date_{language}": (
+            formatting.day_of_month(promised, locale) if promised is not None else text
+        )
+        for language, locale in DATE_LOCALES.items()
+    }
 
 
 def on_delivery_late(db: Session, event: LoggedEvent) -> None:
@@ -78,7 +87,7 @@ def on_delivery_late(db: Session, event: LoggedEvent) -> None:
     context: dict[str, Any] = {
         "order_id": order_id,
         "promised_delivery": promised,
-        "promised_date": _promised_date(promised),
+        **_promised_dates(promised),
         "reason": str(props.get("reason") or ""),
         "apology_points": points,
         "notice_id": notice.id,

@@ -32,6 +32,10 @@ CX_ALERT_WEBHOOK = "feedback.cx_alert.webhook"
 ANNOUNCEMENT_PREFIX = "loyalty.announcement."
 
 
+# The languages Rapport writes its messages in, with the locale each one's dates are spelled
+# in: a date value (``collect_by_date``) is English, ``<value>_<language>`` each other's.
+DATE_LOCALES = {"en": "en_GB", "fr": "fr_FR", "de": "de_DE"}
+
 # The values each producer attaches to its deliveries (its occasion), by system campaign: a
 # template of the campaign may use these and no other name (``occasion_fields``: checked when
 # it is saved, so an edited template never names a value its messages lack).
@@ -39,6 +43,8 @@ LATE_OCCASION = (
     "order_id",
     "promised_delivery",
     "promised_date",
+    "promised_date_fr",
+    "promised_date_de",
     "reason",
     "apology_points",
     "notice_id",
@@ -105,7 +111,7 @@ _LATE_EMAIL: Templates = {
         "Votre commande {{ occasion.order_id }} a du retard",
         "<p>Bonjour {{ customer.first_name }},</p>\n"
         "<p>Nous sommes désolés : votre commande {{ occasion.order_id }} n'arrivera pas le "
-        "{{ occasion.promised_delivery }} comme promis. Nous nous en occupons.</p>\n"
+        "{{ occasion.promised_date_fr }} comme promis. Nous nous en occupons.</p>\n"
         "{% if occasion.apology_points %}<p>Pour nous faire pardonner, nous avons ajouté "
         "{{ occasion.apology_points }} points à votre compte.</p>\n{% endif %}",
     ),
@@ -113,7 +119,7 @@ _LATE_EMAIL: Templates = {
         "Ihre Bestellung {{ occasion.order_id }} verspätet sich",
         "<p>Hallo {{ customer.first_name }},</p>\n"
         "<p>Es tut uns leid: Ihre Bestellung {{ occasion.order_id }} kommt nicht wie "
-        "versprochen bis {{ occasion.promised_delivery }} an. Wir kümmern uns darum.</p>\n"
+        "versprochen bis {{ occasion.promised_date_de }} an. Wir kümmern uns darum.</p>\n"
         "{% if occasion.apology_points %}<p>Als Entschuldigung haben wir Ihrem Konto "
         "{{ occasion.apology_points }} Punkte gutgeschrieben.</p>\n{% endif %}",
     ),
@@ -190,8 +196,13 @@ def _superseded(templates: Templates, *, now: str, before: str) -> Templates:
     }
 
 
-# Until December 2026 the French and German pick-up emails showed the ISO date
-# (``occasion.collect_by``, "2026-12-14"): a stored one still so is today's default again.
+# Until December 2026 the French and German late-delivery and pick-up emails showed the ISO
+# date (``occasion.promised_delivery``, ``occasion.collect_by``: "2026-12-14"): a stored one
+# still so is today's default again.
+_LATE_EMAIL_BEFORE = {
+    **_superseded(_LATE_EMAIL, now="promised_date_fr", before="promised_delivery"),
+    **_superseded(_LATE_EMAIL, now="promised_date_de", before="promised_delivery"),
+}
 _PICKUP_READY_BEFORE = {
     **_superseded(_PICKUP_READY, now="collect_by_date_fr", before="collect_by"),
     **_superseded(_PICKUP_READY, now="collect_by_date_de", before="collect_by"),
@@ -277,7 +288,13 @@ SYSTEM_CAMPAIGNS: dict[str, SystemCampaign] = {
     c.key: c
     for c in (
         SystemCampaign(
-            LATE_DELIVERY, "Late-delivery notice", "service", "email", _LATE_EMAIL, LATE_OCCASION
+            LATE_DELIVERY,
+            "Late-delivery notice",
+            "service",
+            "email",
+            _LATE_EMAIL,
+            LATE_OCCASION,
+            _LATE_EMAIL_BEFORE,
         ),
         SystemCampaign(
             LATE_DELIVERY_INBOX,

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
 from rapport.campaigns.models import Campaign, Delivery
 from rapport.campaigns.producers.messages import (
+    DATE_LOCALES,
     PICKUP_NOT_COLLECTED,
     PICKUP_READY,
     system_campaign,
@@ -28,10 +29,6 @@ from rapport.campaigns.producers.messages import (
 from rapport.events.service import LoggedEvent
 from rapport.orders import service as orders
 from rapport.platform import formatting
-
-# The languages Rapport writes the pick-up emails in, with the locale each date is spelled in:
-# ``collect_by_date`` is English, ``collect_by_date_<language>`` each other.
-DATE_LOCALES = {"en": "en_GB", "fr": "fr_FR", "de": "de_DE"}
 
 
 def _days(text: str) -> dict[str, str]:
