@@ -150,6 +150,9 @@ def test_the_rules_page_shows_a_page_of_rules_and_how_many_are_on(
         ("bury", 0.5, "to raise items use boost with 2"),
         ("bury", 1000, "to never show the items use exclude"),
         ("boost", 1000, "to put the items first use a pin"),
+        # the factor as sent, not rounded into the range it is refused for
+        ("boost", 100.0001, "from 1.1 to 100, not 100.0001: to put the items first use a pin"),
+        ("bury", 1.0999999, "not 1.0999999: a factor this close to 1 changes (almost) nothing"),
     ],
 )
 def test_a_factor_that_means_nothing_or_hides_is_422_saying_what_to_use(

@@ -201,9 +201,10 @@ def factor_problem(action: object, factor: object) -> str | None:
         instead = f"a factor this close to 1 changes (almost) nothing: use {low:g} or more"
     else:
         instead = first if action == "boost" else hide
-    return (
-        f"{action} {word} the score by a factor from {low:g} to {high:g}, not {factor:g}: {instead}"
-    )
+    # The factor as sent: short when that is exact (1, 1e-300), never rounded into the range
+    # it is refused for (100.0001 is not "100", 1.0999999 not "1.1").
+    sent = f"{factor:g}" if float(f"{factor:g}") == factor else repr(float(factor))
+    return f"{action} {word} the score by a factor from {low:g} to {high:g}, not {sent}: {instead}"
 
 
 def rule_value(attribute: object, value: str) -> str:
