@@ -105,7 +105,7 @@ def test_a_refused_endpoint_keeps_what_was_typed_with_the_message_beside_its_fie
     assert re.search(r'<option value="marketing_email" selected>', refused.text)
     assert no_url.status_code == 422
     assert _error(no_url.text, "url") == (
-        "URL: give an http:// or https:// address, such as https://gateway.example/hooks"
+        "URL: An http:// or https:// URL without spaces, such as https://crm.example/hooks"
     )
     assert 'name="name" type="text" value="CRM"' in no_url.text
     # not above the table

@@ -6,8 +6,10 @@ that says why and nothing of what answered there."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from html import unescape
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,7 +17,9 @@ from httpx import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from rapport.campaigns.delivery import webhooks
 from rapport.campaigns.delivery.sending import dispatch_batch
+from rapport.campaigns.delivery.webhooks import WebhookOutcome
 from rapport.campaigns.models import Delivery
 from rapport.campaigns.subscriptions.processor import deliver_events
 from rapport.customers import service as customers
@@ -28,6 +32,7 @@ from rapport.platform.clock import FrozenClock
 from rapport.platform.settings import Settings, get_settings
 from tests.campaigns.receivers import WebhookReceiver
 from tests.conftest import auth
+from tests.platform.admin_forms import page_form, post_form, typed
 
 T0 = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 URL = "/v1/webhooks/subscriptions"
@@ -44,13 +49,68 @@ INSIDE = [
     "http://[::]/x",
     "http://[fc00::1]/x",
     "http://[fe80::1]/x",
-    "http://[::ffff:127.0.0.1]/x",
-    "http://[::ffff:169.254.169.254]/x",
     "http://224.0.0.1/x",
     "http://240.0.0.1/x",
     "http://100.64.0.1/x",
 ]
-SHORTHANDS = ["http://2130706433/x", "http://0x7f.1/x", "http://017700000001/x", "http://127.1/x"]
+# A representative of each IANA special-purpose range that is not globally reachable, with
+# what the refusal calls it (Python 3.11.7's ipaddress calls some of them global).
+RANGES = [
+    ("0.1.2.3", "a 'this network' address (0.0.0.0/8)"),
+    ("0.0.0.0", "an unspecified address"),
+    ("10.1.2.3", "a private network address (10.0.0.0/8)"),
+    ("100.64.0.1", "a shared carrier-grade NAT address (100.64.0.0/10)"),
+    ("127.0.0.2", "a loopback address"),
+    ("169.254.169.254", "a link-local address"),
+    ("172.16.0.1", "a private network address (172.16.0.0/12)"),
+    ("192.0.0.8", "an IETF protocol assignment address (192.0.0.0/24)"),
+    ("192.0.0.170", "an IETF protocol assignment address (192.0.0.0/24)"),
+    ("192.0.2.1", "a documentation address (192.0.2.0/24)"),
+    ("192.88.99.1", "a 6to4 relay anycast address (192.88.99.0/24)"),
+    ("192.168.0.1", "a private network address (192.168.0.0/16)"),
+    ("198.18.0.1", "a benchmarking address (198.18.0.0/15)"),
+    ("198.51.100.1", "a documentation address (198.51.100.0/24)"),
+    ("203.0.113.1", "a documentation address (203.0.113.0/24)"),
+    ("224.0.0.251", "a multicast address"),
+    ("240.0.0.1", "a reserved address (240.0.0.0/4)"),
+    ("255.255.255.255", "the broadcast address"),
+    ("[::]", "an unspecified address"),
+    ("[::1]", "a loopback address"),
+    ("[64:ff9b::a00:1]", "a NAT64 address carrying 10.0.0.1, a private network address"),
+    ("[64:ff9b::c000:8]", "a NAT64 address carrying 192.0.0.8, an IETF protocol assignment"),
+    ("[64:ff9b:1::1]", "a local-use NAT64 address (64:ff9b:1::/48)"),
+    ("[100::1]", "a discard-only address (100::/64)"),
+    ("[2001::1]", "an IETF protocol assignment address (2001::/23)"),
+    ("[2001:10::1]", "an IETF protocol assignment address (2001::/23)"),
+    ("[2001:db8::1]", "a documentation address (2001:db8::/32)"),
+    ("[2002:7f00:1::1]", "a 6to4 address carrying 127.0.0.1, a loopback address"),
+    ("[2002:c000:8::1]", "a 6to4 address carrying 192.0.0.8, an IETF protocol assignment"),
+    ("[fd12:3456::1]", "a unique local (private network) address (fc00::/7)"),
+    ("[fe80::1]", "a link-local address"),
+    ("[ff02::1]", "a multicast address"),
+    ("[::7f00:1]", "a reserved address (not globally reachable)"),
+]
+SHORTHANDS = [
+    "http://2130706433/x",
+    "http://0x7f.1/x",
+    "http://017700000001/x",
+    "http://127.1/x",
+    "http://0177.0.0.1/x",
+    "http://127.000.000.001/x",
+]
+# An IPv4 address written as IPv6 is refused whatever the setting, saying how to write it.
+MAPPED = [
+    ("http://[::ffff:127.0.0.1]/x", "127.0.0.1"),
+    ("http://[::ffff:169.254.169.254]/x", "169.254.169.254"),
+    ("http://[::ffff:8.8.8.8]/x", "8.8.8.8"),
+]
+PUBLIC = [
+    "https://crm.example/hooks",
+    "http://8.8.8.8/x",
+    "http://[2606:4700::1]/x",
+    "http://[64:ff9b::808:808]/x",
+    "http://[2002:808:808::1]/x",
+]
 
 
 def _allow(monkeypatch: pytest.MonkeyPatch, networks: str | None) -> None:
@@ -86,7 +146,8 @@ def test_an_address_inside_the_hosts_networks_is_refused_when_subscribed(
     problem = answer.json()
     assert problem["field"] == "url"
     if url in SHORTHANDS:
-        assert "write it 127.0.0.1" in problem["detail"]
+        assert "write it as 127.0.0.1" in problem["detail"]
+        assert "spaces" not in problem["detail"]
     else:
         assert SETTING in problem["detail"]
         assert "address" in problem["detail"] or "name" in problem["detail"]
@@ -110,9 +171,7 @@ def test_a_public_host_is_taken_without_any_network_allowed(
     client: TestClient, api_key: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _allow(monkeypatch, None)
-    for n, url in enumerate(
-        ["https://crm.example/hooks", "http://8.8.8.8/x", "http://[2606:4700::1]/x"]
-    ):
+    for n, url in enumerate(PUBLIC):
         answer = _subscribe(client, auth(api_key("admin")), url, f"public-{n}")
         assert answer.status_code == 201, answer.text
 
@@ -195,3 +254,113 @@ def test_the_setting_refuses_what_is_not_a_network() -> None:
         "10.1.2.3/32",
         "fd00::/8",
     ]
+
+
+@pytest.mark.parametrize(("host", "kind"), RANGES)
+def test_each_special_purpose_range_is_refused_when_subscribed(
+    client: TestClient,
+    api_key: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    host: str,
+    kind: str,
+) -> None:
+    # given no network allowed, when an endpoint on an address of the range is subscribed
+    _allow(monkeypatch, None)
+    answer = _subscribe(client, auth(api_key("admin")), f"http://{host}/x", "range")
+    # then it is refused naming url, saying what the address is and which setting allows it
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert problem["field"] == "url"
+    assert problem["detail"].startswith(f"url: {host.strip('[]')} is {kind}"), problem["detail"]
+    assert SETTING in problem["detail"]
+
+
+def _send(url: str) -> WebhookOutcome:
+    with webhooks.client(get_settings()) as sender:
+        return webhooks.post(sender, webhooks.Target(url=url, secret="s"), {"n": 1}, "dest-1")
+
+
+@pytest.mark.parametrize(("host", "kind"), RANGES)
+def test_each_special_purpose_range_is_refused_when_sent(
+    monkeypatch: pytest.MonkeyPatch, host: str, kind: str
+) -> None:
+    # given an endpoint on an address of the range, stored before the check (or the setting)
+    _allow(monkeypatch, None)
+    # when a delivery is sent there, the try is refused before any connection, for good
+    outcome = _send(f"http://{host}:9/x")
+    assert (outcome.delivered, outcome.retry, outcome.status_code) == (False, False, None)
+    assert outcome.reason.startswith(f"refused: {host.strip('[]')} resolves to an address that")
+    assert kind in outcome.reason
+    assert outcome.duration_ms == 0.0
+
+
+@pytest.mark.parametrize("networks", [None, "127.0.0.0/8", "0.0.0.0/0, ::/0"])
+@pytest.mark.parametrize(("url", "dotted"), MAPPED)
+def test_an_ipv4_address_written_as_ipv6_is_refused_whatever_the_setting(
+    client: TestClient,
+    api_key: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    networks: str | None,
+    url: str,
+    dotted: str,
+) -> None:
+    # given any setting, even one allowing the IPv4 network or everything
+    _allow(monkeypatch, networks)
+    # when an endpoint on an IPv4 address written as IPv6 is subscribed, or sent to
+    answer = _subscribe(client, auth(api_key("admin")), url, "mapped")
+    outcome = _send(url)
+    # then both refuse it the same way, saying how to write the address
+    assert answer.status_code == 422, answer.text
+    said = f"is an IPv4 address written as IPv6 (write it as {dotted})"
+    assert said in answer.json()["detail"]
+    assert said in outcome.reason
+    assert outcome.reason.startswith("refused: ")
+
+
+def _field_error(html: str, field: str) -> str:
+    found = re.search(rf'data-field-error="{field}">([^<]*)<', html)
+    assert found is not None, html
+    return unescape(found.group(1))
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "http://192.0.0.8/",
+            "URL: 192.0.0.8 is an IETF protocol assignment address (192.0.0.0/24): webhooks do"
+            " not reach the host's own networks. An operator allows a network by listing it in"
+            f" {SETTING}",
+        ),
+        ("http://0177.0.0.1/", "URL: 0177.0.0.1 is an IPv4 address in a numeric shorthand"),
+        ("http://[::ffff:127.0.0.1]/", "(write it as 127.0.0.1)"),
+    ],
+)
+def test_the_admin_forms_say_what_the_api_says_of_an_address(
+    admin: TestClient,
+    api_key: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    said: str,
+) -> None:
+    # given no network allowed
+    _allow(monkeypatch, None)
+    # when an endpoint and a subscription on an inside address are added in the admin forms
+    endpoint_form = page_form(admin.get("/admin/webhooks").text, action="/admin/webhooks")
+    endpoint = post_form(
+        admin, "/admin/webhooks", typed(typed(endpoint_form, "name", "ERP"), "url", url)
+    )
+    page = "/admin/webhooks/subscriptions"
+    subscription_form = typed(
+        typed(page_form(admin.get(page).text, action=page), "name", "ERP"), "url", url
+    )
+    subscription = post_form(admin, page, [*subscription_form, ("type_tier_changed", "true")])
+    api = _subscribe(admin, auth(api_key("admin")), url, "form")
+    # then each says beside the URL what the API says: what the address is, what allows it
+    assert (endpoint.status_code, subscription.status_code, api.status_code) == (422, 422, 422)
+    for answer in (endpoint, subscription):
+        message = _field_error(answer.text, "url")
+        assert said in message
+        assert message.removeprefix("URL: ") == api.json()["detail"].removeprefix("url: ")
+        assert "give an http" not in message
+        assert "spaces" not in message

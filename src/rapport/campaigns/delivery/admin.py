@@ -426,7 +426,11 @@ def create_webhook(
         name: WEBHOOK_SAID.get(name, said)
         for name, said in field_messages(WebhookForm, typed, labels=WEBHOOK_LABELS).items()
     }
-    _service_refusals(errors, WEBHOOK_SAID, {"url": lambda: webhooks.check_url(typed["url"])})
+    if "url" not in errors:  # said as the API says it: what the address is, what allows it
+        try:
+            webhooks.check_url(typed["url"])
+        except Problem as problem:
+            errors["url"] = f"URL: {problem.detail}"
     if not errors:
         form = WebhookForm.model_validate(typed)
         try:

@@ -14,9 +14,11 @@ be replayed from the admin page or the API. Other 4xx answers are final. Every t
 in ``campaign_webhook_attempts`` with its status code and duration.
 
 Webhooks do not reach inside the host's own networks unless the operator lists them in
-``RAPPORT_WEBHOOK_ALLOWED_NETWORKS``: an endpoint whose host is a loopback, private, link-local
-(cloud metadata), unspecified, multicast or reserved address, ``localhost``, or an IPv4 address
-in a numeric shorthand (``2130706433``, ``0x7f.1``) is refused when it is saved (``check_url``),
+``RAPPORT_WEBHOOK_ALLOWED_NETWORKS``: an endpoint whose host is in one of IANA's
+special-purpose ranges that are not globally reachable (``_DENIED``: loopback, private,
+link-local (cloud metadata), documentation, 192.0.0.0/24 …), ``localhost``, or an IPv4 address
+in a numeric shorthand (``2130706433``, ``0177.0.0.1``) or written as IPv6 (``::ffff:127.0.0.1``,
+refused whatever the setting) is refused when it is saved (``check_url``),
 and each try resolves the host itself, refuses it if any of its addresses is such an address
 and connects to the address it checked (``GuardedBackend``), so a name that resolves to
 another address between the check and the connection (DNS rebinding) gets nowhere. A refused
@@ -37,6 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -64,8 +67,47 @@ RETRIED_STATUS = frozenset({408, 429})
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-# IPv6 addresses that carry an IPv4 address a router or the host may reach (NAT64, 6to4).
+
+
+def _ranges(*pairs: tuple[str, str]) -> tuple[tuple[Network, str], ...]:
+    return tuple((ipaddress.ip_network(cidr), kind) for cidr, kind in pairs)
+
+
+# IANA's special-purpose ranges that are not globally reachable, each with what it is, listed
+# rather than left to ``ipaddress``'s flags (Python 3.11.7 calls 192.0.0.8 global); the first
+# range holding an address names it. Addresses outside them that ``ipaddress`` still does not
+# call global are refused as reserved.
+_DENIED = _ranges(
+    ("0.0.0.0/32", "an unspecified address"),
+    ("0.0.0.0/8", "a 'this network' address (0.0.0.0/8)"),
+    ("10.0.0.0/8", "a private network address (10.0.0.0/8)"),
+    ("100.64.0.0/10", "a shared carrier-grade NAT address (100.64.0.0/10)"),
+    ("127.0.0.0/8", "a loopback address"),
+    ("169.254.0.0/16", "a link-local address (where cloud metadata services answer)"),
+    ("172.16.0.0/12", "a private network address (172.16.0.0/12)"),
+    ("192.0.0.0/24", "an IETF protocol assignment address (192.0.0.0/24)"),
+    ("192.0.2.0/24", "a documentation address (192.0.2.0/24)"),
+    ("192.88.99.0/24", "a 6to4 relay anycast address (192.88.99.0/24)"),
+    ("192.168.0.0/16", "a private network address (192.168.0.0/16)"),
+    ("198.18.0.0/15", "a benchmarking address (198.18.0.0/15)"),
+    ("198.51.100.0/24", "a documentation address (198.51.100.0/24)"),
+    ("203.0.113.0/24", "a documentation address (203.0.113.0/24)"),
+    ("224.0.0.0/4", "a multicast address"),
+    ("255.255.255.255/32", "the broadcast address"),
+    ("240.0.0.0/4", "a reserved address (240.0.0.0/4)"),
+    ("::/128", "an unspecified address"),
+    ("::1/128", "a loopback address"),
+    ("64:ff9b:1::/48", "a local-use NAT64 address (64:ff9b:1::/48)"),
+    ("100::/64", "a discard-only address (100::/64)"),
+    ("2001:db8::/32", "a documentation address (2001:db8::/32)"),
+    ("2001::/23", "an IETF protocol assignment address (2001::/23)"),
+    ("fc00::/7", "a unique local (private network) address (fc00::/7)"),
+    ("fe80::/10", "a link-local address"),
+    ("ff00::/8", "a multicast address"),
+)
+# IPv6 ranges that carry an IPv4 address a gateway reaches: they are what that address is.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_SIXTOFOUR = ipaddress.IPv6Network("2002::/16")
 
 
 class DestinationRefused(Exception):
@@ -74,24 +116,22 @@ class DestinationRefused(Exception):
 
 def address_refusal(address: IPAddress, allowed: Sequence[Network]) -> str | None:
     """What ``address`` is when a webhook may not reach it ("a loopback address"), or None
-    when it may: a public address, or one inside a network of ``allowed``."""
+    when it may: a public address, or one inside a network of ``allowed``. An IPv4 address
+    written as IPv6 (``::ffff:127.0.0.1``) is refused whatever ``allowed`` says, saying how
+    to write it, so that one address is judged in one form only."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return f"an IPv4 address written as IPv6 (write it as {address.ipv4_mapped})"
     if any(address.version == network.version and address in network for network in allowed):
         return None
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address in _NAT64:
-            embedded = ipaddress.IPv4Address(address.packed[-4:])
-        if embedded is not None and (refused := address_refusal(embedded, allowed)):
-            return refused
-    kinds = (
-        (address.is_unspecified, "an unspecified address"),
-        (address.is_loopback, "a loopback address"),
-        (address.is_link_local, "a link-local address (where cloud metadata services answer)"),
-        (address.is_multicast, "a multicast address"),
-        (address.is_private, "a private network address"),
-        (address.is_reserved or not address.is_global, "a reserved address"),
-    )
-    return next((kind for refused, kind in kinds if refused), None)
+    if isinstance(address, ipaddress.IPv6Address) and (address in _NAT64 or address in _SIXTOFOUR):
+        carried = address.sixtofour or ipaddress.IPv4Address(address.packed[-4:])
+        which = "a NAT64" if address in _NAT64 else "a 6to4"
+        refused = address_refusal(carried, allowed)
+        return refused and f"{which} address carrying {carried}, {refused}"
+    kind = next((kind for network, kind in _DENIED if address in network), None)
+    if kind is None and (address.is_reserved or not address.is_global):
+        kind = "a reserved address (not globally reachable)"
+    return kind
 
 
 def host_refusal(host: str, allowed: Sequence[Network]) -> str | None:
@@ -105,15 +145,32 @@ def host_refusal(host: str, allowed: Sequence[Network]) -> str | None:
     try:
         address = ipaddress.ip_address(name)
     except ValueError:
-        try:
-            dotted = socket.inet_ntoa(socket.inet_aton(name))
-        except OSError:
-            return None  # a host name
-        return f"an IPv4 address in a numeric shorthand (write it {dotted})"
+        dotted = dotted_quad(name)
+        return dotted and shorthand_refusal(dotted)  # None: a host name
     return address_refusal(address, allowed)
 
 
+def dotted_quad(host: str) -> str | None:
+    """``host`` as a dotted IPv4 address when the C library reads it as one (``127.1``,
+    ``0177.0.0.1``, ``2130706433``), else None."""
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def shorthand_refusal(dotted: str) -> str:
+    return f"an IPv4 address in a numeric shorthand (write it as {dotted})"
+
+
 def refusal_text(host: str, refusal: str) -> str:
+    """The message of a refused destination: what ``host`` is, and what to do about it."""
+    if "(write it as " in refusal:  # refused whatever the networks allowed
+        return (
+            f"{host} is {refusal}: webhooks take an IPv4 address only as four decimal numbers"
+            f" with dots, which {WEBHOOK_ALLOWED_NETWORKS_SETTING} is checked against"
+            " (docs/webhooks.md)"
+        )
     return (
         f"{host} is {refusal}: webhooks do not reach the host's own networks. An operator "
         f"allows a network by listing it in {WEBHOOK_ALLOWED_NETWORKS_SETTING} "
@@ -318,6 +375,14 @@ def check_url(url: str, *, allowed: Sequence[Network] | None = None) -> str:
     try:
         parsed = httpx.URL(url) if url.startswith(("http://", "https://")) else None
     except httpx.InvalidURL:
+        # httpx refuses some IPv4 shorthands (0177.0.0.1, 127.000.000.001) it cannot read
+        try:
+            typed_host = urlsplit(url).hostname or ""
+        except ValueError:
+            typed_host = ""
+        if dotted := dotted_quad(typed_host):
+            said_host = refusal_text(typed_host, shorthand_refusal(dotted))
+            raise InvalidInput(said_host, field="url") from None
         parsed = None
     host = parsed.host if parsed is not None else ""
     if not host or not all(c.isalnum() or c in ".-_:" for c in host):

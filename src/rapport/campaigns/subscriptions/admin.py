@@ -56,12 +56,11 @@ def _chosen_types(fields: dict[str, str], current: list[str]) -> list[str]:
     return [t for t in managing.EVENT_TYPES if t in chosen]
 
 
-# What the add form starts with, and what a refused field says beside it.
+# What the add form starts with, and what a refused field says beside it (a URL: the
+# service's own words, as the API says them).
 FORM_VALUES = {"name": "", "url": "", "max_attempts": "6"}
 SAID = {
     "name": "Name: give 1 to 200 characters",
-    "url": "URL: give an http:// or https:// address without spaces, such as "
-    "https://crm.example/hooks",
     "max_attempts": "Tries before dead: a whole number from 1 to 20",
     "event_types": "Events: tick at least one event type",
 }
@@ -131,11 +130,14 @@ def create_subscription(
     errors: dict[str, str] = {}
     for problem in problems:
         field = (problem.field or "name").split(".")[0]
-        field = field if field in SAID else "name"
-        errors.setdefault(
-            field,
-            f"Name: {problem.detail}" if isinstance(problem, Conflict) else SAID[field],
-        )
+        field = field if field in SAID or field == "url" else "name"
+        if field == "url":  # what the address is and what allows it, as the API says
+            said = f"URL: {problem.detail}"
+        elif isinstance(problem, Conflict):
+            said = f"Name: {problem.detail}"
+        else:
+            said = SAID[field]
+        errors.setdefault(field, said)
     return _list_page(
         request, db, user, values=typed, chosen=chosen, errors=errors, status_code=422
     )
