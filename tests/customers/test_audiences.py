@@ -82,3 +82,24 @@ def test_last_location_needs_location_consent_now(db: Session) -> None:
     assert person in {str(c) for c in db.scalars(near)}
     customers.set_consent(db, customer_id=person, purpose="location", granted=False, source="app")
     assert person not in {str(c) for c in db.scalars(near)}
+
+
+def test_the_nearest_store_by_home_counts_only_with_location_consent(db: Session) -> None:
+    # given two stores and three customers living next to the first: one granted location, one
+    # with no choice on record (a point kept from sign-up), one who grants and then withdraws
+    stores = [("st-a", 48.85, 2.35), ("st-b", 45.76, 4.83)]
+    home = {"home_latitude": 48.80, "home_longitude": 2.30}
+    granted = make_customer(db, consents={"location": True}, **home)
+    unasked = make_customer(db, **home)
+    withdrawn = make_customer(db, consents={"location": True}, **home)
+    customers.set_consent(
+        db, customer_id=withdrawn, purpose="location", granted=False, source="app"
+    )
+    nearest_a = customers.nearest_store_audience(store_id="st-a", stores=stores)
+    nearest_b = customers.nearest_store_audience(store_id="st-b", stores=stores)
+    # then only the one who granted location is in the nearest store's audience, and the others
+    # are in no store's
+    found_a = {str(c) for c in db.scalars(nearest_a)}
+    found_b = {str(c) for c in db.scalars(nearest_b)}
+    assert found_a & {granted, unasked, withdrawn} == {granted}
+    assert not found_b & {granted, unasked, withdrawn}

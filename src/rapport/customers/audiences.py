@@ -472,7 +472,9 @@ def nearest_store_audience(
     *, store_id: str, stores: Sequence[tuple[str, float, float]]
 ) -> CustomerIds:
     """Customers whose home is nearer to ``store_id`` than to any other of ``stores``
-    ((id, latitude, longitude) of every store with coordinates; ties go to the smaller id)."""
+    ((id, latitude, longitude) of every store with coordinates; ties go to the smaller id),
+    only while they consent to ``location``, as :func:`near_audience` (a home point is a
+    location: one who refused or never chose is in no store's audience)."""
     by_id = {sid: (lat, lon) for sid, lat, lon in stores}
     if store_id not in by_id:
         return as_customer_ids(select(Customer.customer_id).where(false()))
@@ -481,6 +483,7 @@ def nearest_store_audience(
     conditions: list[ColumnElement[bool]] = [
         Customer.home_latitude.is_not(None),
         Customer.home_longitude.is_not(None),
+        Customer.customer_id.in_(consent_audience(purpose="location")),
     ]
     for other_id, other_lat, other_lon in stores:
         if other_id == store_id:

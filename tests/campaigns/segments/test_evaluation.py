@@ -329,14 +329,17 @@ def test_events_did_at_least_k_times_or_did_not(db: Session) -> None:
 
 def test_preferred_and_nearest_store(db: Session) -> None:
     make_stores(db, {"st-a": (48.85, 2.35), "st-b": (45.76, 4.83)})
+    # nearest to home uses a home point only with consent to location, as near does
     parisian = make_customer(
         db,
+        consents={"location": True},
         home_latitude=48.80,
         home_longitude=2.30,
         traits={"store_counts": {"st-a": 1, "st-b": 4}},
     )
     lyonnais = make_customer(
         db,
+        consents={"location": True},
         home_latitude=45.70,
         home_longitude=4.80,
         traits={"store_counts": {"st-a": 2, "st-b": 2}},
