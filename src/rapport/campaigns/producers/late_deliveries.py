@@ -20,7 +20,7 @@ again before sending (:func:`overtaken`), both through ``orders.service.late_not
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -30,11 +30,11 @@ from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
 from rapport.campaigns.models import Campaign, Delivery, DeliveryStatus
 from rapport.campaigns.producers.messages import (
     APOLOGY,
-    DATE_LOCALES,
     LATE_DELIVERY,
     LATE_DELIVERY_INBOX,
     PICKUP_NOT_COLLECTED,
     PICKUP_READY,
+    dates_in_languages,
     system_campaign,
     with_control_group,
 )
@@ -58,19 +58,8 @@ def _occasion(order_id: str) -> str:
 
 
 def _promised_dates(text: str) -> dict[str, str]:
-    """The promised day as each language's notices write it ("4 March", "4 mars", "4. März"):
-    ``promised_date`` English, ``promised_date_<language>`` each other; the text as it came
-    when it is no date."""
-    try:
-        promised: date | None = date.fromisoformat(text)
-    except ValueError:
-        promised = None
-    return {
-        "promised_date" if language == "en" else f"promised_date_{language}": (
-            formatting.day_of_month(promised, locale) if promised is not None else text
-        )
-        for language, locale in DATE_LOCALES.items()
-    }
+    """The promised day as each language's notices write it ("4 March", "4 mars", "4. März")."""
+    return dates_in_languages("promised_date", text, formatting.day_of_month)
 
 
 def on_delivery_late(db: Session, event: LoggedEvent) -> None:

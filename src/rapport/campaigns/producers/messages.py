@@ -9,8 +9,9 @@ because templates render with undefined names refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 
 from sqlalchemy.orm import Session
 
@@ -35,6 +36,23 @@ ANNOUNCEMENT_PREFIX = "loyalty.announcement."
 # The languages Rapport writes its messages in, with the locale each one's dates are spelled
 # in: a date value (``collect_by_date``) is English, ``<value>_<language>`` each other's.
 DATE_LOCALES = {"en": "en_GB", "fr": "fr_FR", "de": "de_DE"}
+
+
+def dates_in_languages(name: str, text: str, spell: Callable[[date, str], str]) -> dict[str, str]:
+    """The ISO day ``text`` as each language's messages write it (``spell``: the day and a
+    locale), as ``name`` (English) and ``name_<language>``; the text as it came when it is no
+    date."""
+    try:
+        day: date | None = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    return {
+        name if language == "en" else f"{name}_{language}": (
+            spell(day, locale) if day is not None else text
+        )
+        for language, locale in DATE_LOCALES.items()
+    }
+
 
 # The values each producer attaches to its deliveries (its occasion), by system campaign: a
 # template of the campaign may use these and no other name (``occasion_fields``: checked when

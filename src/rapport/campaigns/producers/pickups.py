@@ -12,7 +12,6 @@ never queued (loaded back-dated: its ready fact older than the producers' ``MAX_
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,9 +19,9 @@ from sqlalchemy.orm import Session
 from rapport.campaigns.delivery.queueing import Recipient, queue_deliveries
 from rapport.campaigns.models import Campaign, Delivery
 from rapport.campaigns.producers.messages import (
-    DATE_LOCALES,
     PICKUP_NOT_COLLECTED,
     PICKUP_READY,
+    dates_in_languages,
     system_campaign,
     with_control_group,
 )
@@ -33,17 +32,10 @@ from rapport.platform import formatting
 
 def _days(text: str) -> dict[str, str]:
     """The collection deadline as each language's emails write it ("14 December 2026",
-    "14 décembre 2026", "14. Dezember 2026"); the text as it came when it is no date."""
-    try:
-        deadline: date | None = date.fromisoformat(text)
-    except ValueError:
-        deadline = None
-    return {
-        "collect_by_date" if language == "en" else f"collect_by_date_{language}": (
-            formatting.day(deadline, locale, width="long") if deadline is not None else text
-        )
-        for language, locale in DATE_LOCALES.items()
-    }
+    "14 décembre 2026", "14. Dezember 2026")."""
+    return dates_in_languages(
+        "collect_by_date", text, lambda day, locale: formatting.day(day, locale, width="long")
+    )
 
 
 def _queue(db: Session, event: LoggedEvent, *, notice_kind: str, campaign_key: str) -> None:
