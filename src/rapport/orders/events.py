@@ -159,7 +159,9 @@ class DeliveryLate(DomainEvent):
 
 class OrderReadyForPickup(DomainEvent):
     """A pick-up-in-store order waits at its store: the customer is told where, and until when
-    it is kept (campaigns sends the notice)."""
+    it is kept (campaigns sends the notice). Logged when Rapport records the order (the moment
+    it is known to be waiting, however late a till sent it), not at ``placed_at``; an order
+    whose ``collect_by`` had already passed when recorded is never ready and logs none."""
 
     event_type: ClassVar[str] = "order_ready_for_pickup"
     domain: ClassVar[str] = "orders"
@@ -169,6 +171,9 @@ class OrderReadyForPickup(DomainEvent):
     store_name: str
     collect_by: str
     """The last day it is kept, as text (``str(date)``, at the order's offset)."""
+    placed_at: str | None = None
+    """When the order was placed (ISO 8601, UTC); None in events logged before December 2026,
+    which occurred at it."""
 
 
 class OrderNotCollected(DomainEvent):

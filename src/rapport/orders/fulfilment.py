@@ -14,6 +14,7 @@ from rapport.catalog import service as catalog
 from rapport.events.service import append_event
 from rapport.orders import events as order_events
 from rapport.orders.models import Order, OrderStatusChange
+from rapport.orders.pickups import released_words
 from rapport.orders.records import claim_status, get_lines, record_status, require_order
 from rapport.orders.returns import units_restocked_at
 from rapport.platform import clock
@@ -45,8 +46,12 @@ def confirm_pickup(
     if order.fulfilment != "pickup_in_store":
         raise InvalidInput("This order is not for pick-up in store", field="order_id")
     if order.status != "ready_for_pickup":
-        # Its state first: a cancelled order is said to be cancelled, whatever code was typed.
-        raise Conflict(f"The order is {order.status}, not ready for pick-up", field="order_id")
+        # Its state first: a cancelled order is said to be cancelled, whatever code was typed,
+        # and one released at its deadline is said to be so, with the date.
+        raise Conflict(
+            released_words(db, order) or f"The order is {order.status}, not ready for pick-up",
+            field="order_id",
+        )
     if order.store_id != store_id:
         raise InvalidInput(f"This order is to be collected at {order.store_id}", field="store_id")
     if order.pickup_code is None or not secrets.compare_digest(

@@ -3,7 +3,7 @@ and the notices sent about them."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -41,8 +41,10 @@ STATUSES = (
 
 def local_day(moment: datetime, offset_minutes: int | None) -> date:
     """The day ``moment`` falls on at the UTC offset an order was placed with (null: UTC): the
-    day its promise was read in, so the day it is judged in."""
-    return (as_utc(moment) + timedelta(minutes=offset_minutes or 0)).date()
+    day its promise was read in, so the day it is judged in. ``moment`` is first brought to UTC
+    (an aware value sent at another offset too, as placing holds it before it is stored), so
+    the offset is added once, whether the value came from the sender or from the database."""
+    return (as_utc(moment).astimezone(UTC) + timedelta(minutes=offset_minutes or 0)).date()
 
 
 class Order(Base):
@@ -59,6 +61,7 @@ class Order(Base):
         # Segments' purchase windows ("bought ... in the last N days") over every customer.
         Index("ix_orders_placed_at", "placed_at"),
         Index("ix_orders_open_deliveries", "fulfilment", "status", "promised_delivery"),
+        Index("ix_orders_waiting_pickups", "fulfilment", "status", "collect_by"),
     )
 
     order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -77,6 +80,9 @@ class Order(Base):
     # null: UTC (placed without one, loaded from history, or placed before it was kept).
     placed_offset_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
     promised_delivery: Mapped[date | None] = mapped_column(Date, default=None)
+    # A pick-up's collection deadline, the last day it is kept, as the customer was told it when
+    # the order was placed (a later RAPPORT_PICKUP_HOLD_DAYS does not move it); null otherwise.
+    collect_by: Mapped[date | None] = mapped_column(Date, default=None)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     carrier: Mapped[str | None] = mapped_column(String(40), default=None)
     pickup_code: Mapped[str | None] = mapped_column(String(16), unique=True, default=None)

@@ -13,12 +13,14 @@ from rapport.catalog import service as catalog
 from rapport.customers import service as customers
 from rapport.events.service import append_event
 from rapport.orders import events as order_events
+from rapport.orders.cancelling import cancel_order
 from rapport.orders.models import (
     Order,
     OrderLine,
     OrderPayment,
+    local_day,
 )
-from rapport.orders.pickups import announce_ready
+from rapport.orders.pickups import announce_ready, deadline_for, not_collected_reason
 from rapport.orders.records import record_status
 from rapport.orders.schemas import OrderIn
 from rapport.platform import clock
@@ -165,6 +167,8 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
         created_at=now,
         updated_at=now,
     )
+    if order.fulfilment == "pickup_in_store":
+        record.collect_by = deadline_for(placed_at, record.placed_offset_minutes)
     if order.fulfilment == "ship":
         record.promised_delivery = order.promised_delivery or (
             placed_at.date() + timedelta(days=DEFAULT_PROMISE_DAYS)
@@ -192,6 +196,10 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
     )
     record_status(db, record, "placed", placed_at)
     ready_for_pickup = False
+    past_collect_by = (
+        record.collect_by is not None
+        and local_day(now, record.placed_offset_minutes) > record.collect_by
+    )
     if order.fulfilment == "pickup_in_store":
         assert order.store_id is not None
         for index, line in enumerate(order.lines):
@@ -213,9 +221,10 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
                     "not enough stock",
                     field=f"lines.{index}.quantity",
                 )
-        record.pickup_code = _pickup_code()
-        record_status(db, record, "ready_for_pickup", placed_at)
-        ready_for_pickup = True
+        if not past_collect_by:
+            record.pickup_code = _pickup_code()
+            record_status(db, record, "ready_for_pickup", placed_at)
+            ready_for_pickup = True
     elif order.fulfilment == "in_store":
         record.delivered_at = placed_at
         record_status(db, record, "completed", placed_at)
@@ -255,6 +264,17 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
         # After order_placed in the log: the notice names the store and the last day it waits.
         announce_ready(db, record)
     db.flush()
+    if past_collect_by:
+        # Recorded after its last day (a historic import, a till days late): never ready, it
+        # was not collected. Cancelled in this transaction, its reservation released, with no
+        # ready or not-collected notice: the customer is not told of a wait already over.
+        assert record.collect_by is not None
+        return cancel_order(
+            db,
+            order_id=order_id,
+            reason=not_collected_reason(record.collect_by),
+            before_commit=before_commit,
+        )
     if before_commit is not None:
         before_commit(db, record)
     db.commit()

@@ -124,8 +124,9 @@ class OrderOut(ReadModel):
     collect_by: date | None = Field(
         default=None,
         description="A pick-up order's collection deadline: the last day it is kept at its "
-        "store (RAPPORT_PICKUP_HOLD_DAYS after the day it was ready); not collected by then, it "
-        "is cancelled and its units go back on sale. Null for other orders",
+        "store, at the offset it was placed with (RAPPORT_PICKUP_HOLD_DAYS after the day it was "
+        "placed, fixed then: a later change of the setting does not move it); not collected by "
+        "then, it is cancelled and its units go back on sale. Null for other orders",
     )
     status_history: list[StatusChangeOut] = Field(
         default_factory=list,
