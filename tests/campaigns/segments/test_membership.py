@@ -4,6 +4,10 @@ read the audience in id-ordered batches."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -11,12 +15,20 @@ from rapport.campaigns import service as campaigns
 from rapport.campaigns.models import SegmentMember
 from rapport.campaigns.segments.jobs import keep_memberships_current  # noqa: F401 (registers)
 from rapport.customers import service as customers
+from rapport.domains import load_tasks
 from rapport.events.log import events_after
-from rapport.events.processors import registered_processors
+from rapport.events.processors import GAP_PATIENCE, registered_processors
 from rapport.flows import privacy
 from rapport.orders import service as orders
 from rapport.orders.schemas import OrderIn
+from rapport.platform import clock, jobs
+from rapport.platform import service as platform
+from rapport.platform.db import open_session
+from tests.campaigns.conftest import TEST_SECRET
+from tests.campaigns.planning.factories import frozen_clock, make_segment
+from tests.campaigns.planning.factories import make_customer as make_numbered_customer
 from tests.campaigns.segments.factories import make_customer
+from tests.conftest import app_committing_to, auth
 from tests.orders.factories import order_body, seed_catalog
 
 WINE_BUYERS_WITH_EMAIL = {
@@ -129,3 +141,43 @@ def test_iter_audience_and_members_pages_are_in_id_order(db: Session) -> None:
     first = campaigns.segment_members(db, segment_id=segment.id, after=None, limit=2)
     rest = campaigns.segment_members(db, segment_id=segment.id, after=first[-1], limit=1000)
     assert first + rest == everyone
+
+
+def test_a_tracked_view_named_by_the_shops_number_joins_its_segment_in_the_worker_round(
+    committed_url: str, tmp_path: Path
+) -> None:
+    # given a segment of those who viewed a product in the last 30 days, and a customer known
+    # to the shop by its own number
+    load_tasks()  # every domain's processors, as the worker has them
+    frozen_clock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
+    viewed = {"kind": "event", "type": "product_viewed", "min_count": 1, "days": 30}
+    with open_session(committed_url) as db:
+        viewer = make_numbered_customer(db)
+        number = customers.require_customer(db, customer_id=viewer).external_id
+        segment_id = make_segment(db, definition={"conditions": [viewed]})
+        secret = platform.create_api_key(db, name="shop", scopes=[platform.Scope("ingest")]).secret
+        db.commit()
+    # when the shop's page tracks a view naming the customer by that number only
+    app = app_committing_to(committed_url, tmp_path, secret_key=TEST_SECRET)
+    with TestClient(app) as client:
+        body = {
+            "event_id": "view-by-number",
+            "type": "product_viewed",
+            "customer_id": number,
+            "channel": "web",
+            "occurred_at": clock.now().isoformat(),
+            "properties": {"sku": "SKU-1"},
+        }
+        answer = client.post("/v1/events", json=body, headers=auth(secret))
+        assert answer.status_code == 201, answer.text
+    # and the worker ticks (past the log's gap patience)
+    frozen_clock(clock.now() + GAP_PATIENCE + timedelta(seconds=1))
+    jobs.Worker(database_url=committed_url).tick()
+    # then the customer is a member after the round
+    with open_session(committed_url) as db:
+        assert viewer in stored(db, segment_id)
+
+
+def test_the_segments_processor_waits_behind_the_profile_processor() -> None:
+    segments_processor = next(p for p in registered_processors() if p.name == "campaigns.segments")
+    assert segments_processor.after == ("customers.profile",)

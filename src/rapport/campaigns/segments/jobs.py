@@ -34,7 +34,9 @@ def affected_customers(batch: list[events.LoggedEvent]) -> list[str]:
     return sorted(affected)
 
 
-@events.processor("campaigns.segments", batch_size=500)
+# Memberships read the traits and the event's customer the profile processor writes: a
+# tracked event is re-evaluated only once that processor has passed it.
+@events.processor("campaigns.segments", batch_size=500, after=("customers.profile",))
 def keep_memberships_current(db: Session, batch: list[events.LoggedEvent]) -> None:
     """Re-evaluate every segment for the batch's customers (in the batch's transaction)."""
     refresh_customers(db, customer_ids=affected_customers(batch))
