@@ -13,7 +13,7 @@ from alembic import command
 from rapport.platform.db import create_db_engine
 from rapport.platform.migrations_runner import alembic_config, upgrade
 from tests.conftest import make_database_url
-from tests.platform.test_withdrawn_home_points_migration import CHOICES, consents, customers
+from tests.platform.test_withdrawn_home_points_migration import customers, seed_madrid_homes
 
 
 def test_imported_refusing_profiles_keep_no_home_point(backend: str, tmp_path: Path) -> None:
@@ -24,31 +24,7 @@ def test_imported_refusing_profiles_keep_no_home_point(backend: str, tmp_path: P
         # given profiles imported (after c25000000010) with a point, one refusing location
         command.upgrade(alembic_config(url), "c25000000016")
         with engine.begin() as connection:
-            for customer_id, granted in CHOICES.items():
-                connection.execute(
-                    customers.insert().values(
-                        customer_id=customer_id,
-                        locale="en",
-                        home_city="Madrid",
-                        home_latitude=40.4,
-                        home_longitude=-3.7,
-                        field_times={},
-                        is_anonymous=False,
-                        status="active",
-                        created_at=at,
-                        updated_at=at,
-                    )
-                )
-                if granted is not None:
-                    connection.execute(
-                        consents.insert().values(
-                            customer_id=customer_id,
-                            purpose="location",
-                            granted=granted,
-                            source="import:crm.csv",
-                            updated_at=at,
-                        )
-                    )
+            seed_madrid_homes(connection, at=at, field_times={}, source="import:crm.csv")
 
         # when the database is migrated
         upgrade(url)

@@ -42,6 +42,38 @@ consents = sa.table(
 )
 
 
+def seed_madrid_homes(
+    connection: sa.Connection, *, at: datetime, field_times: dict[str, str], source: str
+) -> None:
+    """A profile living in Madrid (its city and point) for each of :data:`CHOICES`, with its
+    location choice on record (none for ``None``)."""
+    for customer_id, granted in CHOICES.items():
+        connection.execute(
+            customers.insert().values(
+                customer_id=customer_id,
+                locale="en",
+                home_city="Madrid",
+                home_latitude=40.4,
+                home_longitude=-3.7,
+                field_times=field_times,
+                is_anonymous=False,
+                status="active",
+                created_at=at,
+                updated_at=at,
+            )
+        )
+        if granted is not None:
+            connection.execute(
+                consents.insert().values(
+                    customer_id=customer_id,
+                    purpose="location",
+                    granted=granted,
+                    source=source,
+                    updated_at=at,
+                )
+            )
+
+
 def test_withdrawn_profiles_keep_no_home_point(backend: str, tmp_path: Path) -> None:
     url, remove = make_database_url(backend, tmp_path)
     engine = create_db_engine(url)
@@ -50,31 +82,7 @@ def test_withdrawn_profiles_keep_no_home_point(backend: str, tmp_path: Path) -> 
         # given profiles with a home point, one of which withdrew location
         command.upgrade(alembic_config(url), "c25000000009")
         with engine.begin() as connection:
-            for customer_id, granted in CHOICES.items():
-                connection.execute(
-                    customers.insert().values(
-                        customer_id=customer_id,
-                        locale="en",
-                        home_city="Madrid",
-                        home_latitude=40.4,
-                        home_longitude=-3.7,
-                        field_times=TIMES,
-                        is_anonymous=False,
-                        status="active",
-                        created_at=at,
-                        updated_at=at,
-                    )
-                )
-                if granted is not None:
-                    connection.execute(
-                        consents.insert().values(
-                            customer_id=customer_id,
-                            purpose="location",
-                            granted=granted,
-                            source="test",
-                            updated_at=at,
-                        )
-                    )
+            seed_madrid_homes(connection, at=at, field_times=TIMES, source="test")
 
         # when the database is migrated
         upgrade(url)
