@@ -100,6 +100,8 @@ _DENIED = _ranges(
     ("64:ff9b:1::/48", "a local-use NAT64 address (64:ff9b:1::/48)"),
     ("100::/64", "a discard-only address (100::/64)"),
     ("2001:db8::/32", "a documentation address (2001:db8::/32)"),
+    ("3fff::/20", "a documentation address (3fff::/20)"),
+    ("fec0::/10", "a site-local address (fec0::/10, deprecated: private use)"),
     ("2001::/23", "an IETF protocol assignment address (2001::/23)"),
     ("fc00::/7", "a unique local (private network) address (fc00::/7)"),
     ("fe80::/10", "a link-local address"),
