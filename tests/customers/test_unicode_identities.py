@@ -58,6 +58,20 @@ def test_full_width_letters_are_the_ascii_address(client, api_key) -> None:
     assert _sign_up(client, api_key, email="abc@example.com").status_code == 409
 
 
+def test_a_full_width_at_sign_and_dot_are_the_ascii_address(client, api_key) -> None:
+    # given an address typed on a phone keyboard left in full-width mode (U+FF20 and U+FF0E)
+    created = _sign_up(client, api_key, email="ren\u00e9e\uff20example\uff0ecom")
+    # then it is the ASCII address, and typed plainly it is the same customer
+    assert created.status_code == 201, created.text
+    assert created.json()["email"] == "ren\u00e9e@example.com"
+    assert _sign_up(client, api_key, email="ren\u00e9e@example.com").status_code == 409
+    # and an address that is none is refused in words, not with the pattern
+    refused = _sign_up(client, api_key, email="ren\u00e9e.example.com")
+    assert refused.status_code == 422, refused.text
+    assert "not an email address" in refused.text
+    assert "pattern" not in refused.text
+
+
 def test_a_customer_number_typed_with_a_combining_accent_is_one_customer(
     client, api_key, db
 ) -> None:

@@ -35,7 +35,9 @@ class CustomerIn(StrictModel):
     email: str | None = Field(
         default=None,
         max_length=IDENTITY_MAX_LENGTHS["email"],
-        pattern=EMAIL_PATTERN,
+        # Documented here, checked by the validator after NFKC (a full-width at sign U+FF20 is "@"),
+        # whose refusal says what is wrong rather than printing the pattern.
+        json_schema_extra={"pattern": EMAIL_PATTERN},
         description="Kept as its identity is: Unicode NFKC, lower-cased (Ana@Example.com is "
         "kept as ana@example.com, full-width letters as ASCII); invisible characters "
         "(zero-width space, BOM, bidi marks) are refused.",
