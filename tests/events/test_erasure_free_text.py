@@ -125,8 +125,8 @@ CHOSEN_BY_RAPPORT = frozenset(
         "audience", "benefits_until", "by", "carrier", "change", "changed_by", "code",
         "collect_by", "consents", "currency", "field", "friend_id", "from_tier", "fulfilment",
         "invitation_id", "kind", "kinds", "locale", "merged_customer_id", "order_id",
-        "period_end", "period_start", "plan_id", "promised_delivery", "purpose", "reasons",
-        "recorded_by", "renews_at", "response_id", "return_id", "review_at", "review_id",
+        "period_end", "period_start", "placed_at", "plan_id", "promised_delivery", "purpose",
+        "reasons", "recorded_by", "renews_at", "response_id", "return_id", "review_at", "review_id",
         "rule_id", "scope", "scope_value", "sku", "sla_due_at", "stage", "status", "store_id",
         "store_name", "support_level", "survey_id", "ticket_id", "to_tier",
     }

@@ -59,6 +59,7 @@ EXPORTED_COLUMNS = {
                 "late_notified_at",
                 "carrier",
                 "pickup_code",
+                "collect_by",
                 "source",
                 "created_at",
                 "updated_at",

@@ -40,12 +40,17 @@ def _bought(db: Session, customer_id: str, sku: str, price: int) -> None:
 
 def test_a_local_invitation_reaches_nearby_buyers_of_its_categories(db: Session) -> None:
     seed_catalog(db, stock=20)
-    nearby_tools = make_customer(db, home_latitude=48.87, home_longitude=2.36)
-    nearby_wine = make_customer(db, home_latitude=48.87, home_longitude=2.36)
-    far_tools = make_customer(db, home_latitude=45.757, home_longitude=4.832)  # Lyon
+    located = {"marketing_email": True, "location": True}
+    paris, lyon = {"home_latitude": 48.87, "home_longitude": 2.36}, (45.757, 4.832)
+    nearby_tools = make_customer(db, consents=located, **paris)
+    nearby_wine = make_customer(db, consents=located, **paris)
+    far_tools = make_customer(db, consents=located, home_latitude=lyon[0], home_longitude=lyon[1])
+    # a buyer living nearby who never granted location: their home is not used
+    unlocated_tools = make_customer(db, **paris)
     _bought(db, nearby_tools, CORKSCREW, 900)
     _bought(db, nearby_wine, CHIANTI, 1200)
     _bought(db, far_tools, CORKSCREW, 900)
+    _bought(db, unlocated_tools, CORKSCREW, 900)
 
     campaign = editing.create_campaign(
         db,
