@@ -139,6 +139,17 @@ def test_the_sending_policy_api_changes_only_the_fields_given(
     assert "Mars/Olympus" in mixed.json()["detail"]
     kept = client.get("/v1/campaigns/sending-policy", headers=auth(api_key("read"))).json()
     assert kept["email"]["cap_messages"] == 5
+    # quiet hours sent as null would be dropped and kept unsaid: refused, naming the field,
+    # and nothing else in the request is stored
+    nulled = client.put(
+        "/v1/campaigns/sending-policy",
+        json={"email": {"cap_messages": 9, "quiet_start": None, "quiet_end": None}},
+        headers=admin,
+    )
+    assert nulled.status_code == 422, nulled.text
+    assert nulled.json()["field"] == "email.quiet_end"
+    after = client.get("/v1/campaigns/sending-policy", headers=auth(api_key("read"))).json()
+    assert after == kept
     refused = client.put(
         "/v1/campaigns/sending-policy",
         json={"email": {"cap_messages": 1}},

@@ -116,6 +116,13 @@ def put_sending_policy(body: SendingPolicyIn, db: DbSession, _key: AdminKey) -> 
         changes = getattr(body, channel)
         if changes is None:
             continue
+        # A field sent as null would be dropped and keep its value unsaid: refuse it, naming it.
+        for name in sorted(changes.model_fields_set):
+            if getattr(changes, name) is None:
+                raise InvalidInput(
+                    f"{name} may not be null: leave it out to keep its value, or send one",
+                    field=f"{channel}.{name}",
+                )
         wanted[channel] = changes.model_dump(exclude_none=True)
         try:
             policy.check_policy_changes(channel=channel, changes=wanted[channel])
