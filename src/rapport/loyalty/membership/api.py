@@ -7,11 +7,13 @@ Included by ``loyalty.api`` under its ``/v1/loyalty`` prefix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.loyalty.membership import analytics as segment_analytics
@@ -31,6 +33,7 @@ from rapport.platform.db import DbSession
 from rapport.platform.errors import NotFound
 from rapport.platform.idempotency import IdempotencyKey, run_idempotent
 from rapport.platform.schemas import MinorUnits, QueryAwareDatetime, StrictModel
+from rapport.platform.service import Principal
 
 router = APIRouter(tags=["loyalty membership and rewards"])
 
@@ -301,16 +304,8 @@ def cancel_membership(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Stop renewal; benefits stay until the end of the period already paid for."""
-    return run_idempotent(
-        db,
-        scope=f"loyalty.cancel:{key.id}",
-        key=idempotency_key,
-        request_body={"customer_id": customer_id},
-        status_code=status.HTTP_200_OK,
-        execute=lambda hook: memberships.cancel(
-            db, customer_id=customers.resolve_customer_ref(db, ref=customer_id), before_commit=hook
-        ),
-        render=lambda row: _membership_out(row, benefits=True),
+    return _change_membership(
+        db, "loyalty.cancel", memberships.cancel, customer_id, key, idempotency_key
     )
 
 
@@ -325,13 +320,28 @@ def resume_membership(
     (the next is charged at the period's end). Resuming an active membership changes
     nothing; one whose period has ended is 409 saying when and why it lapsed (join again),
     and one on a retired plan is 409 saying when its benefits end (it cannot renew)."""
+    return _change_membership(
+        db, "loyalty.resume", memberships.resume, customer_id, key, idempotency_key
+    )
+
+
+def _change_membership(
+    db: Session,
+    scope: str,
+    verb: Callable[..., Membership],
+    customer_id: str,
+    key: Principal,
+    idempotency_key: str | None,
+) -> JSONResponse:
+    """Cancel or resume (``verb``) the customer's membership once per Idempotency-Key, its
+    answer the membership with its benefits."""
     return run_idempotent(
         db,
-        scope=f"loyalty.resume:{key.id}",
+        scope=f"{scope}:{key.id}",
         key=idempotency_key,
         request_body={"customer_id": customer_id},
         status_code=status.HTTP_200_OK,
-        execute=lambda hook: memberships.resume(
+        execute=lambda hook: verb(
             db, customer_id=customers.resolve_customer_ref(db, ref=customer_id), before_commit=hook
         ),
         render=lambda row: _membership_out(row, benefits=True),
