@@ -326,12 +326,16 @@ def _traits(connection: Connection) -> None:
     connection.execute(
         text(
             "INSERT INTO customer_traits (customer_id, first_seen_at, last_seen_at, channels, "
-            "event_count, order_count, spend_minor, currency, first_order_at, last_order_at, "
+            "event_count, order_count, spend_minor, spend_by_currency, currency, first_order_at, "
+            "last_order_at, "
             "category_counts, store_counts, last_latitude, last_longitude, last_location_at, "
             "updated_at) "
             f"SELECT {customer_id_sql('p.n')}, now() - interval '400 days', "
             "coalesce(o.last_at, now() - interval '30 days'), '[\"web\"]'::jsonb, "
             "coalesce(o.orders, 0) * 5, coalesce(o.orders, 0), coalesce(o.spend, 0), "
+            # every order is in euros: the spend per currency is that one sum
+            "CASE WHEN o.orders IS NOT NULL THEN jsonb_build_object('EUR', o.spend) "
+            "ELSE '{}'::jsonb END, "
             "CASE WHEN o.orders IS NOT NULL THEN 'EUR' END, o.first_at, o.last_at, "
             "coalesce(c.counts, '{}'::jsonb), '{}'::jsonb, "
             "CASE WHEN located THEN round((p.home_lat + (pg_temp.u(p.n, 50) - 0.5) / 20)::numeric"

@@ -169,6 +169,8 @@ def start_dispatcher(
         "RAPPORT_SMTP_PORT": str(smtp_port),
         "RAPPORT_SMTP_FROM": SMTP_FROM,
         "RAPPORT_PUBLIC_BASE_URL": "https://shop.example",
+        # the signed-webhook receiver listens on loopback, which webhooks refuse unless allowed
+        "RAPPORT_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
         "PYTHONPATH": os.pathsep.join(
             part for part in (os.environ.get("PYTHONPATH"), str(Path(__file__).parent)) if part
         ),
