@@ -21,7 +21,14 @@ from rapport.customers.models import (
     Identity,
 )
 from rapport.customers.profiles import PROFILE_FIELDS, get_customer, require_customer
-from rapport.customers.traits import SAID_FIELDS, is_current, stamp
+from rapport.customers.traits import (
+    PUBLIC_PROFILE,
+    SAID_FIELDS,
+    is_current,
+    public_may_say,
+    stamp,
+    trusted_write,
+)
 from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.errors import Conflict, InvalidInput
@@ -215,7 +222,12 @@ def get_identities(db: Session, *, customer_id: str) -> list[Identity]:
 
 
 def _new_customer(
-    db: Session, *, identities: dict[str, str], profile: dict[str, Any], at: datetime
+    db: Session,
+    *,
+    identities: dict[str, str],
+    profile: dict[str, Any],
+    at: datetime,
+    public: bool = False,
 ) -> Customer:
     now = clock.now()
     known = any(kind not in ("anonymous_id", "device_id") for kind in identities)
@@ -234,7 +246,12 @@ def _new_customer(
     for name in PROFILE_FIELDS:
         if profile.get(name):
             setattr(record, name, profile[name])
-    stamp(record, [name for name in SAID_FIELDS if getattr(record, name, None)], at)
+    stamp(record, [name for name in SAID_FIELDS if getattr(record, name, None)], at, public=public)
+    if public and known:
+        record.field_times = {
+            **(record.field_times or {}),
+            PUBLIC_PROFILE: record.created_at.isoformat(),
+        }
     db.add(record)
     db.flush()
     return record
@@ -259,13 +276,18 @@ def resolve_identities(
     source: str,
     actor: str = "identity resolution",
     at: datetime | None = None,
+    public: bool = False,
+    withheld: list[str] | None = None,
 ) -> Customer:
     """Find or create the one customer these identities name, inside the caller's transaction.
 
     A unique identity held by several customers means they are one person: the others are
     merged into the oldest known profile. Anonymous-only identities make an anonymous profile.
     ``profile`` fields were said ``at`` (now, by default): each replaces the profile's value
-    unless that one was said later (``traits.is_current``).
+    unless that one was said later (``traits.is_current``). ``public``: the public tracking
+    key said them (an ingest-only key's identify), which sets only what
+    ``traits.public_may_say`` allows on a profile that exists; the fields it leaves out are
+    returned in ``withheld``, when given.
     """
     at = at or clock.now()
     cleaned = normalised_identities(identities)
@@ -303,7 +325,9 @@ def resolve_identities(
                 actor=actor,
             )
     else:
-        customer = _new_customer(db, identities=cleaned, profile=profile or {}, at=at)
+        customer = _new_customer(
+            db, identities=cleaned, profile=profile or {}, at=at, public=public
+        )
     for kind, value in cleaned.items():
         attach_identity(db, customer_id=customer.customer_id, kind=kind, value=value, source=source)
         if kind not in ("anonymous_id", "device_id") and customer.is_anonymous:
@@ -313,10 +337,16 @@ def resolve_identities(
     said: list[str] = []
     for name in PROFILE_FIELDS:
         if profile and profile.get(name) and is_current(customer, name, at):
+            if public and not public_may_say(customer, name, getattr(customer, name)):
+                if withheld is not None:
+                    withheld.append(name)
+                continue
             setattr(customer, name, profile[name])
             said.append(name)
     said += _fill_contact(customer, cleaned)
-    stamp(customer, said, at)
+    stamp(customer, said, at, public=public)
+    if not public:
+        trusted_write(customer)
     customer.updated_at = clock.now()
     db.flush()
     return customer
@@ -387,6 +417,7 @@ def add_identity(
     if filled:
         stamp(customer, filled, clock.now())
         customer.updated_at = clock.now()
+    trusted_write(customer)
     db.flush()
     identity = db.scalar(
         select(Identity).where(

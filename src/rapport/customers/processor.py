@@ -10,6 +10,7 @@ identity, and ``grouped`` as the customer's account or household.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
@@ -43,10 +44,13 @@ from rapport.customers.traits import (
     attribute_field,
     birthday,
     custom_traits,
+    held_value,
     is_current,
     kept_attributes,
     profile_fields,
+    public_may_say,
     stamp,
+    trusted_write,
 )
 from rapport.events import service as event_log
 from rapport.events.service import LoggedEvent
@@ -331,6 +335,35 @@ def _unguarded(profile: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in profile.items() if name not in GUARDED_FIELDS}
 
 
+def _log_withheld(event: LoggedEvent, fields: list[str]) -> None:
+    """Say in the worker's log which fields an ingest-only key's event did not set: values a
+    trusted source gave the profile (``traits.public_may_say``), as its contact details are
+    (:data:`GUARDED_FIELDS`). The event is stored and answered as usual."""
+    if fields:
+        log.warning(
+            "event %s from an ingest-only key: its %s not applied, a trusted source set them "
+            "(send them with a key that may also write)",
+            event.event_id,
+            ", ".join(sorted(set(fields))),
+        )
+
+
+def _publicly_said(
+    customer: Customer, event: LoggedEvent, said: dict[str, Any], field: Callable[[str], str] = str
+) -> dict[str, Any]:
+    """``said`` (field name → value) without what an ingest-only key's event may not set
+    (``traits.public_may_say``), which is logged; all of it for any other event."""
+    if not _public(event):
+        return said
+    kept = {
+        name: value
+        for name, value in said.items()
+        if public_may_say(customer, field(name), held_value(customer, field(name)))
+    }
+    _log_withheld(event, [name for name in said if name not in kept])
+    return kept
+
+
 def resolve_event_customer(
     db: Session,
     event: LoggedEvent,
@@ -385,26 +418,34 @@ def resolve_event_customer(
             profile.pop(kind, None)  # nor made the contact detail of the named profile
         identities.update(said)
     if identities:
+        kept_out: list[str] = []
         resolved = resolve_identities(
             db,
             identities=identities,
             profile=profile,
             source=f"event:{event.type}",
             at=event.occurred_at,
+            public=_public(event),
+            withheld=kept_out,
         )
+        _log_withheld(event, kept_out)
         if customer is None or customer.customer_id == resolved.customer_id:
             customer = resolved
     if event.anonymous_id:
         owner = _anonymous_owner(db, event.anonymous_id)
         if customer is None:
             customer = owner or resolve_identities(
-                db, identities={"anonymous_id": event.anonymous_id}, source="event"
+                db,
+                identities={"anonymous_id": event.anonymous_id},
+                source="event",
+                public=_public(event),
             )
         elif owner is None:
             resolve_identities(
                 db,
                 identities={"anonymous_id": event.anonymous_id, **_first_unique(db, customer)},
                 source=f"event:{event.type}",
+                public=_public(event),
             )
             event_log.claim_anonymous_events(
                 db, anonymous_id=event.anonymous_id, customer_id=customer.customer_id
@@ -559,27 +600,39 @@ def _apply_traits(
     if device_zone is not None:
         said_fields.setdefault("time_zone", device_zone)
     # Each field keeps the value said last (by occurred_at), whatever order events arrive in.
-    fields = {
-        name: value
-        for name, value in said_fields.items()
-        if name in _CONTEXT_PROFILE_FIELDS and value and is_current(customer, name, at)
-    }
+    fields = _publicly_said(
+        customer,
+        event,
+        {
+            name: value
+            for name, value in said_fields.items()
+            if name in _CONTEXT_PROFILE_FIELDS and value and is_current(customer, name, at)
+        },
+    )
     for name, value in fields.items():
         if getattr(customer, name) != value:
             setattr(customer, name, value)
             changed = True
-    custom = {
-        name: value
-        for name, value in custom_traits(stated).items()
-        if is_current(customer, attribute_field(name), at)
-    }
+    custom = _publicly_said(
+        customer,
+        event,
+        {
+            name: value
+            for name, value in custom_traits(stated).items()
+            if is_current(customer, attribute_field(name), at)
+        },
+        attribute_field,
+    )
     if custom:
         attributes = kept_attributes(customer.attributes or {}, custom)
         if attributes != customer.attributes:
             customer.attributes = attributes  # a new dict: JSON columns track assignment
             changed = True
         custom = {name: value for name, value in custom.items() if name in attributes}
-    stamp(customer, [*fields, *(attribute_field(name) for name in custom)], at)
+    said = [*fields, *(attribute_field(name) for name in custom)]
+    stamp(customer, said, at, public=_public(event))
+    if said and not _public(event):
+        trusted_write(customer)
     day = birthday(stated)
     if day is not None:
         _share_birthday(db, customer.customer_id, day, source=f"event:{event.type}")
@@ -671,8 +724,14 @@ def _apply_group(db: Session, customer: Customer, event: LoggedEvent) -> None:
     if group is None:
         group = CustomerGroup(group_id=group_id, traits={}, created_at=now, updated_at=now)
         db.add(group)
+    if customer.group_id != group_id and not _publicly_said(
+        customer, event, {"group_id": group_id}
+    ):
+        return  # an ingest-only key does not move a customer out of a group a trusted source set
     kept = dict(group.traits or {})
     for name, value in traits.items():
+        if name in kept and _public(event):
+            continue  # nor change a trait a group has: the public key only adds
         if name in kept or len(kept) < MAX_CUSTOM_TRAITS:
             kept[name] = value
     if kept != group.traits:
@@ -681,6 +740,7 @@ def _apply_group(db: Session, customer: Customer, event: LoggedEvent) -> None:
     if customer.group_id != group_id:
         customer.group_id = group_id
         customer.updated_at = now
+        stamp(customer, ["group_id"], event.occurred_at, public=_public(event))
     db.flush()
 
 

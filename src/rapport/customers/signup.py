@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -13,11 +17,9 @@ from rapport.customers.identities import (
     normalised_identities,
     refuse_erased,
 )
-from rapport.customers.models import (
-    Customer,
-)
+from rapport.customers.models import Customer, Identity
 from rapport.customers.schemas import CustomerIn
-from rapport.customers.traits import SAID_FIELDS, stamp
+from rapport.customers.traits import SAID_FIELDS, only_public, stamp
 from rapport.events import service as events
 from rapport.platform import clock
 from rapport.platform.errors import Conflict
@@ -44,7 +46,9 @@ def create_customer(
         if value
     }
     refuse_erased(db, normalised_identities(identities), field="{kind}")
-    if identity_owners(db, normalised_identities(identities)):
+    owners = identity_owners(db, normalised_identities(identities))
+    adopted = _adoptable(db, owners)
+    if owners and adopted is None:
         raise Conflict(
             "A customer with this external_id, email or phone already exists",
             field="external_id" if customer.external_id else "email",
@@ -54,18 +58,21 @@ def create_customer(
     fields["home_latitude"], fields["home_longitude"] = new_home_point(
         customer.consents.get("location"), customer.home_latitude, customer.home_longitude
     )
-    record = Customer(
-        customer_id=new_id("cus"),
-        created_at=now,
-        updated_at=now,
-        status="active",
-        is_anonymous=False,
-        attributes={},
-        **fields,
-    )
+    if adopted is not None:
+        record = _adopt(db, adopted, fields, now)
+    else:
+        record = Customer(
+            customer_id=new_id("cus"),
+            created_at=now,
+            updated_at=now,
+            status="active",
+            is_anonymous=False,
+            attributes={},
+            **fields,
+        )
+        db.add(record)
     # What sign-up says is as of now: an identify from before it, sent late, does not undo it.
     stamp(record, [name for name in SAID_FIELDS if getattr(record, name, None)], now)
-    db.add(record)
     db.flush()
     for kind, value in normalised_identities(identities).items():
         attach_identity(db, customer_id=record.customer_id, kind=kind, value=value, source="signup")
@@ -93,4 +100,32 @@ def create_customer(
         raise Conflict(
             "A customer with this external_id, email or phone already exists", field="email"
         ) from error
+    return record
+
+
+def _adoptable(db: Session, owners: list[str]) -> Customer | None:
+    """The one profile the sign-up's identities name, when only the public tracking key
+    (an ingest-only key's identify: anyone may send one, naming any unused customer number)
+    ever wrote it: the shop's sign-up adopts it instead of answering 409."""
+    if len(owners) != 1:
+        return None
+    held = db.get(Customer, owners[0], with_for_update=True, populate_existing=True)
+    if held is None or held.status != "active" or not only_public(held):
+        return None
+    return held
+
+
+def _adopt(db: Session, record: Customer, fields: dict[str, Any], now: datetime) -> Customer:
+    """``record`` (:func:`_adoptable`) as the sign-up says: its fields replace what the public
+    key said (contact, names, city, zone, custom traits, group), and every identity the public
+    key gave it goes, so none of them finds the customer any more (the sign-up's own are
+    attached next). Its events stay; the sign-up's ``customer_created`` joins them."""
+    db.execute(delete(Identity).where(Identity.customer_id == record.customer_id))
+    for name, value in fields.items():
+        setattr(record, name, value)
+    record.is_anonymous = False
+    record.attributes = {}
+    record.group_id = None
+    record.field_times = {}
+    record.updated_at = now
     return record

@@ -146,13 +146,67 @@ def is_current(customer: Customer, field: str, at: datetime) -> bool:
     return held is None or clock.as_utc(at) >= held
 
 
-def stamp(customer: Customer, fields: list[str], at: datetime) -> None:
-    """Record that the values of ``fields`` were said at ``at``."""
+def stamp(customer: Customer, fields: list[str], at: datetime, *, public: bool = False) -> None:
+    """Record that the values of ``fields`` were said at ``at``: by the public tracking key
+    (``public``: an event sent with an ingest-only key) or by a trusted source, whose word
+    the public key may then not replace (:func:`public_may_say`)."""
     if not fields:
         return
+    said = clock.as_utc(at).isoformat()
     times = dict(customer.field_times or {})  # a new dict: JSON columns track assignment
-    times.update(dict.fromkeys(fields, clock.as_utc(at).isoformat()))
+    times.update(dict.fromkeys(fields, said))
+    for field in fields:
+        if public:
+            times[PUBLIC_MARK + field] = said
+        else:
+            times.pop(PUBLIC_MARK + field, None)
     customer.field_times = times
+
+
+# What the public tracking key (the ingest-only key in a shop's pages, readable by anyone,
+# with customer numbers easy to guess) said is marked in ``Customer.field_times`` under
+# ``public:<field>``, as of the time it said it: a field it may change again (a visitor
+# changing their own newsletter language). A trusted source's word (a key that may write, an
+# import, sign-up, the admin) clears the mark or stamps the field anew, so the mark no
+# longer matches and the public key may not replace that value.
+PUBLIC_MARK = "public:"
+# Marks that a profile was made by the public key and no trusted source has written it since
+# (sign-up adopts such a profile: ``signup.create_customer``).
+PUBLIC_PROFILE = PUBLIC_MARK + "profile"
+
+
+def said_by_public_key(customer: Customer, field: str) -> bool:
+    """Whether the value ``field`` holds was said last by the public key."""
+    times = customer.field_times or {}
+    said = times.get(field)
+    return said is not None and times.get(PUBLIC_MARK + field) == said
+
+
+def public_may_say(customer: Customer, field: str, held: Any) -> bool:
+    """The one rule for what the public key may set on a profile that exists: a field that is
+    empty (``held`` None or empty), or one whose value the public key said itself; never a
+    value a trusted source set."""
+    return held is None or held in ("", {}, []) or said_by_public_key(customer, field)
+
+
+def held_value(customer: Customer, field: str) -> Any:
+    """The value a field of :data:`SAID_FIELDS`, ``group_id`` or ``attributes.<name>`` holds."""
+    if field.startswith("attributes."):
+        return (customer.attributes or {}).get(field.removeprefix("attributes."))
+    return getattr(customer, field, None)
+
+
+def only_public(customer: Customer) -> bool:
+    """Whether only the public key ever wrote the profile (no trusted source since it made it)."""
+    return PUBLIC_PROFILE in (customer.field_times or {})
+
+
+def trusted_write(customer: Customer) -> None:
+    """A trusted source wrote the profile: no longer one only the public key knows."""
+    if only_public(customer):
+        customer.field_times = {
+            k: v for k, v in (customer.field_times or {}).items() if k != PUBLIC_PROFILE
+        }
 
 
 def _bump(counts: dict[str, int] | None, key: str, by: int) -> dict[str, int]:
