@@ -63,6 +63,14 @@ RECOMMENDATIONS = 4
 KNOWN_NAMES = frozenset(
     {"customer", "first_name", "points", "tier", "recommendations", "occasion", "unsubscribe_url"}
 )
+# What ``customer`` holds (:meth:`Renderer._values`): a template naming anything else of it is
+# refused when saved.
+CUSTOMER_FIELDS = frozenset({"first_name", "last_name", "locale"})
+# Every template's names besides the occasion's, as a refusal lists them.
+_GIVEN_TO_ALL = ", ".join(
+    sorted(KNOWN_NAMES - {"occasion", "customer"})
+    + [f"customer.{name}" for name in sorted(CUSTOMER_FIELDS)]
+)
 _UNSUBSCRIBE_SALT = "rapport.campaigns.unsubscribe"
 # The marketing consent each channel's messages need (a webhook endpoint names its own).
 CHANNEL_PURPOSES = {"email": "marketing_email", "inbox": "marketing_push"}
@@ -519,8 +527,12 @@ def validate_template(
     values (a real occasion may differ from the sample). Raises InvalidInput naming the field
     ('subject' or 'body'). ``any_names``: Rapport's own campaigns, whose producers attach
     values of their own, may use any name (each counts as an occasion's value).
-    ``occasion_fields``: the values a system campaign's producer attaches to every delivery;
-    the template may use those (by themselves or as ``occasion.<name>``) and no other."""
+    ``occasion_fields``: the values every delivery of the campaign carries (what a system
+    campaign's producer attaches; a triggered campaign's event and deadline, a local
+    invitation's store, nothing for the retailer's other campaigns): the template may use those
+    (by themselves or as ``occasion.<name>``) and no other. ``customer.<name>`` is checked
+    against :data:`CUSTOMER_FIELDS` whatever the campaign, so a typo is refused when saved
+    rather than failing every message of it."""
     fields = None if occasion_fields is None else frozenset(occasion_fields)
     if fields is not None:
         context_names = (*context_names, *fields)
@@ -541,22 +553,24 @@ def validate_template(
             raise InvalidInput(f"The {field} cannot be used: {error}", field=field) from error
         names = meta.find_undeclared_variables(parsed)
         unknown = sorted(names - allowed)
+        typos = sorted(
+            f"customer.{name}" for name in _attributes_read(parsed, "customer") - CUSTOMER_FIELDS
+        )
         if fields is not None:
-            unknown = sorted({*unknown, *(_occasion_attributes(parsed) - fields)})
+            unknown = sorted({*unknown, *(_attributes_read(parsed, "occasion") - fields), *typos})
             if unknown:
                 raise InvalidInput(
                     f"The {field} uses {', '.join(unknown)}, which this campaign's messages do"
                     f" not get; its occasion gives {', '.join(sorted(fields)) or 'nothing'}"
-                    f" (by itself or as occasion.<name>), besides"
-                    f" {', '.join(sorted(KNOWN_NAMES - {'occasion'}))}",
+                    f" (by itself or as occasion.<name>), besides {_GIVEN_TO_ALL}",
                     field=field,
                 )
         if any_names:
             varying |= set(unknown)
-        elif unknown:
+        if typos or (unknown and not any_names):
             raise InvalidInput(
-                f"The {field} uses {', '.join(unknown)}, which templates do not get; use "
-                f"{', '.join(sorted(KNOWN_NAMES))} or occasion.<name>",
+                f"The {field} uses {', '.join(typos or unknown)}, which templates do not get;"
+                f" use {_GIVEN_TO_ALL} or occasion.<name>",
                 field=field,
             )
         compiled.append((field, template, names))
@@ -580,14 +594,14 @@ def validate_template(
 _MAPPING_METHODS = frozenset({"get", "items", "keys", "values"})
 
 
-def _occasion_attributes(parsed: nodes.Template) -> set[str]:
-    """The names a template reads from ``occasion`` (``occasion.x``, ``occasion['x']``,
-    ``occasion.get('x')``)."""
+def _attributes_read(parsed: nodes.Template, mapping: str) -> set[str]:
+    """The names a template reads from the mapping it gets as ``mapping`` (``occasion.x``,
+    ``occasion['x']``, ``occasion.get('x')``)."""
     names: set[str] = set()
     for node in parsed.find_all((nodes.Getattr, nodes.Getitem)):
         if not isinstance(node, nodes.Getattr | nodes.Getitem):
             continue
-        if not (isinstance(node.node, nodes.Name) and node.node.name == "occasion"):
+        if not (isinstance(node.node, nodes.Name) and node.node.name == mapping):
             continue
         if isinstance(node, nodes.Getattr):
             if node.attr not in _MAPPING_METHODS:
@@ -600,7 +614,7 @@ def _occasion_attributes(parsed: nodes.Template) -> set[str]:
             isinstance(target, nodes.Getattr)
             and target.attr == "get"
             and isinstance(target.node, nodes.Name)
-            and target.node.name == "occasion"
+            and target.node.name == mapping
             and call.args
             and isinstance(call.args[0], nodes.Const)
             and isinstance(call.args[0].value, str)

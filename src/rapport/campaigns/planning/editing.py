@@ -414,6 +414,43 @@ def set_template(
     return template
 
 
+def template_problem(db: Session, campaign: Campaign) -> InvalidInput | None:
+    """What is wrong with a stored template on the campaign's channel (one saved before
+    templates were checked as they are now: ``customer.nosuch``), as :func:`set_template`
+    would refuse it, its locale said; None when every one would be saved today. For the
+    launch's checks, so such a campaign is not launched to send only dead messages."""
+    for template in get_templates(db, campaign_id=campaign.id):
+        if template.channel != campaign.channel:
+            continue
+        try:
+            _check_template(db, campaign, template.channel, template.subject, template.body)
+        except InvalidInput as problem:
+            return InvalidInput(
+                f"The {template.channel} message in {template.locale!r}: {problem.detail}",
+                field=f"templates.{template.channel}.{template.locale}.{problem.field}",
+            )
+    return None
+
+
+def _check_template(db: Session, campaign: Campaign, channel: str, subject: str, body: str) -> None:
+    from rapport.campaigns.planning.previews import sample_context  # imports this module
+    from rapport.campaigns.producers.messages import occasion_fields  # imports this module
+
+    validate_template(
+        subject,
+        body,
+        channel=channel,
+        context_names=occasion_names(campaign),
+        sample=sample_context(db, campaign),
+        any_names=campaign.key is not None,  # system campaigns' producers attach their own
+        # What every delivery carries (a system campaign's producer attaches, a triggered
+        # campaign's event): its templates may use that and no more.
+        occasion_fields=(
+            occasion_fields(campaign.key) if campaign.key is not None else occasion_names(campaign)
+        ),
+    )
+
+
 def _put_template(
     db: Session, *, campaign: Campaign, channel: str, locale: str, subject: str, body: str
 ) -> CampaignTemplate:
@@ -429,19 +466,7 @@ def _put_template(
         raise InvalidInput("A message has a body", field="body")
     if len(body) > 100_000:
         raise InvalidInput("A body is at most 100,000 characters", field="body")
-    from rapport.campaigns.planning.previews import sample_context  # imports this module
-    from rapport.campaigns.producers.messages import occasion_fields  # imports this module
-
-    validate_template(
-        subject,
-        body,
-        channel=channel,
-        context_names=occasion_names(campaign),
-        sample=sample_context(db, campaign),
-        any_names=campaign.key is not None,  # system campaigns' producers attach their own
-        # What a system campaign's producer attaches: its templates may use that and no more.
-        occasion_fields=occasion_fields(campaign.key) if campaign.key is not None else None,
-    )
+    _check_template(db, campaign, channel, subject, body)
     template = db.scalar(
         select(CampaignTemplate).where(
             CampaignTemplate.campaign_id == campaign.id,
