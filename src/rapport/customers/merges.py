@@ -59,8 +59,21 @@ def merge_step(domain: str) -> Callable[[MergeStep], MergeStep]:
 def merge_profiles(
     db: Session, *, source_id: str, target_id: str, reason: str, actor: str
 ) -> CustomerMerge:
-    source = db.get(Customer, source_id)
-    target = db.get(Customer, target_id)
+    # Both profiles FOR UPDATE (in id order, so that two merges never wait on each other),
+    # read anew: a money command holding one (``resolve_customer_ref(lock=True)``) commits
+    # first and its points move below; one that comes after waits, then finds the source
+    # merged and runs on the survivor, whose points the merge step has already moved.
+    locked = {
+        customer.customer_id: customer
+        for customer in db.scalars(
+            select(Customer)
+            .where(Customer.customer_id.in_(sorted({source_id, target_id})))
+            .order_by(Customer.customer_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+    source, target = locked.get(source_id), locked.get(target_id)
     if source is None or target is None:
         raise NotFound("Both customers must exist to merge them", field="customer_id")
     if source.customer_id == target.customer_id:

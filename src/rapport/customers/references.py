@@ -11,6 +11,11 @@ their personal data, so it answers "No customer". Routers declare :data:`Custome
 or :data:`CustomerRefQuery` (validation and the OpenAPI description) and call
 :func:`resolve_customer_ref` after the key check, so an unauthorised caller cannot learn
 which numbers exist.
+
+A money command (earn, redeem, adjust, reverse) resolves with ``lock=True``: the profile it
+resolved is held ``FOR KEY SHARE`` until the command commits, and a merge takes the profile
+``FOR UPDATE`` before it moves the points, so a command runs wholly before a merge (its points
+move with the merge) or wholly after it (on the survivor), never between the two.
 """
 
 from __future__ import annotations
@@ -100,9 +105,12 @@ def active_customer_sql(parameter: str) -> str:
     as given, not through :func:`resolve_customer_ref` (loyalty's one-statement earn and
     redeem), so that it declines a merged-away profile's id, which answers as the profile it
     went into, from the moment the merge commits."""
+    # FOR KEY SHARE: the profile stays active until the statement's transaction commits (a
+    # merge takes it FOR UPDATE before moving points); at REPEATABLE READ a profile a merge
+    # changed after the snapshot fails the statement, which runs again and declines it.
     return (
         f"EXISTS (SELECT 1 FROM customers WHERE customers.customer_id = %({parameter})s"
-        " AND customers.status = 'active')"
+        " AND customers.status = 'active' FOR KEY SHARE)"
     )
 
 
@@ -115,11 +123,40 @@ def was_erased(ref: str, *, field: str = "customer_id") -> NotFound:
     )
 
 
+def _locked_survivor(db: Session, customer_id: str) -> tuple[str, str | None]:
+    """Lock the profile ``customer_id`` ``FOR KEY SHARE`` (until the transaction ends) and
+    follow its merges, locking each one it reaches: the id of the profile that is locked and
+    not merged away, and its status. A merge waiting for the lock runs after the caller's
+    transaction; one that committed meanwhile is read here, the lock reading the newest row."""
+    status: str | None = None
+    for _ in range(_MERGE_HOPS):
+        row = db.execute(
+            select(Customer.status, Customer.merged_into)
+            .where(Customer.customer_id == customer_id)
+            .with_for_update(key_share=True)
+        ).first()
+        if row is None:
+            return customer_id, None
+        status, merged_into = row
+        if status != "merged" or not merged_into:
+            break
+        customer_id = merged_into
+    return customer_id, status
+
+
 def resolve_customer_ref(
-    db: Session, *, ref: str, field: str = "customer_id", follow_merges: bool = True
+    db: Session,
+    *,
+    ref: str,
+    field: str = "customer_id",
+    follow_merges: bool = True,
+    lock: bool = False,
 ) -> str:
     """Rapport's customer id for ``ref``; 404 naming ``field`` (and both accepted forms)
-    when it names no customer, and 404 "was erased" when it names an erased one."""
+    when it names no customer, and 404 "was erased" when it names an erased one.
+    ``lock=True`` (a money command) holds the profile resolved ``FOR KEY SHARE`` until the
+    caller's transaction ends, re-resolved once locked, so that no merge commits between the
+    resolution and the command's writes (the module's docstring)."""
     found = find_customer_ref(db, ref=ref, follow_merges=follow_merges)
     if found is None:
         raise NotFound(
@@ -127,8 +164,12 @@ def resolve_customer_ref(
             "customer number (external_id)",
             field=field,
         )
-    customer = db.get(Customer, found)
-    if customer is not None and customer.status == "erased":
+    if lock:
+        found, status = _locked_survivor(db, found)
+    else:
+        customer = db.get(Customer, found)
+        status = None if customer is None else customer.status
+    if status == "erased":
         raise was_erased(ref, field=field)
     return found
 

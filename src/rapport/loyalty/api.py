@@ -156,7 +156,7 @@ async def _hot_command(
         body=body,
         execute=lambda hook: in_session(
             db,
-            customer_id=customers.resolve_customer_ref(db, ref=customer_id),
+            customer_id=customers.resolve_customer_ref(db, ref=customer_id, lock=True),
             before_commit=hook,
             **fields,
         ),
@@ -224,7 +224,7 @@ async def adjust(
         body=body,
         execute=lambda hook: service.adjust(
             db,
-            customer_id=customers.resolve_customer_ref(db, ref=customer_id),
+            customer_id=customers.resolve_customer_ref(db, ref=customer_id, lock=True),
             points=body.points,
             reason=body.reason,
             expires_at=body.expires_at,
@@ -264,7 +264,7 @@ async def reverse(
         body=body,
         execute=lambda hook: service.reverse_for_return(
             db,
-            customer_id=customers.resolve_customer_ref(db, ref=customer_id),
+            customer_id=customers.resolve_customer_ref(db, ref=customer_id, lock=True),
             order_id=body.order_id,
             points=body.points,
             share=share,

@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from rapport.customers import service as customers
 from rapport.events.service import LoggedEvent, by_person, processor
 from rapport.loyalty import service as ledger
 from rapport.loyalty.earning.birthdays import give_birthday_points
-from rapport.loyalty.earning.processor import process_loyalty_events
+from rapport.loyalty.earning.processor import move_merged_member, process_loyalty_events
 
 # Imported for its jobs: membership renewals and announcement deliveries, and their schedule.
 from rapport.loyalty.membership import jobs as membership_jobs  # noqa: F401
@@ -30,6 +31,10 @@ def _members_of(event: LoggedEvent) -> set[str]:
 # An order's return or cancellation takes back what its award gave, a first purchase is the
 # first: a held event of a member holds their later ones behind it, applied after it on retry.
 processor("loyalty.earning", batch_size=200, in_order_by=_members_of)(process_loyalty_events)
+
+# A customer merge moves the merged-away member's points, debt, qualifying activity and awards
+# in its own transaction (customers.merge_step), so the person's balance is whole at once.
+customers.merge_step("loyalty")(move_merged_member)
 
 
 @jobs.job("loyalty.expire_lots")

@@ -1,6 +1,7 @@
 """Points commands that name a merged-away profile land on the profile it went into, on both
 databases and by every path (on PostgreSQL earn and redeem are sent as one statement when they
-can: ``ledger.one_statement``), whether the merge's points have moved yet or not."""
+can: ``ledger.one_statement``); the merge moves the points (and debt) in its own transaction,
+and a command racing it runs wholly before or wholly after it."""
 
 from __future__ import annotations
 
@@ -109,8 +110,8 @@ def test_commands_by_a_merged_id_move_the_survivors_points(live, committed_url) 
     assert balances(committed_url, kept, gone) == [10, 0]
 
 
-def test_commands_by_a_merged_id_before_its_points_moved(live, committed_url) -> None:
-    # given a member with 5 points merged into another whose points have not moved yet
+def test_the_merge_moves_the_points_at_once(live, committed_url) -> None:
+    # given a member with 5 points merged into another, the event log not yet processed
     kept, gone = two_profiles(committed_url, 5)
     headers = keys(committed_url)
     merge(committed_url, gone=gone, kept=kept)
@@ -119,12 +120,98 @@ def test_commands_by_a_merged_id_before_its_points_moved(live, committed_url) ->
     earned = post(live, headers, gone, "earn", {"points": 7, "reason": "Order O-2"})
     redeemed = post(live, headers, gone, "redeem", {"points": 3, "reason": "Reward"})
 
-    # then both land on the survivor, the old account keeping its 5 for the merge to move
-    assert (earned["customer_id"], earned["balance"]) == (kept, 7)
-    assert (redeemed["customer_id"], redeemed["balance"]) == (kept, 4)
-    assert balances(committed_url, kept, gone) == [4, 5]
-    # and once the merge's points move, the survivor holds them all
+    # then both land on the survivor, which holds the merged points already
+    assert (earned["customer_id"], earned["balance"]) == (kept, 12)
+    assert (redeemed["customer_id"], redeemed["balance"]) == (kept, 9)
+    assert balances(committed_url, kept, gone) == [9, 0]
+    # and the merge's event, processed later, moves nothing twice
     process(committed_url)
+    assert balances(committed_url, kept, gone) == [9, 0]
+
+
+def race_merge(
+    client: TestClient, url: str, headers: dict[str, str], *, gone: str, kept: str, tag: str
+) -> list[str]:
+    """Merge ``gone`` into ``kept`` while ten earnings of 7 and ten redemptions of 3 are sent
+    by ``gone``'s id, all let go at once; answers the commands not applied (201)."""
+    start = threading.Barrier(21)
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def command(number: int) -> None:
+        verb, body = (
+            ("earn", {"points": 7, "reason": f"Order {tag}-{number}"})
+            if number % 2
+            else ("redeem", {"points": 3, "reason": f"Reward {tag}-{number}"})
+        )
+        start.wait()
+        answer = client.post(
+            f"/v1/loyalty/members/{gone}/{verb}",
+            json=body,
+            headers={**headers, "Idempotency-Key": f"race-{tag}-{number}"},
+        )
+        if answer.status_code != 201:
+            with lock:
+                failures.append(f"{verb}: {answer.status_code} {answer.text}")
+
+    def merging() -> None:
+        start.wait()
+        merge(url, gone=gone, kept=kept)
+
+    threads = [threading.Thread(target=command, args=(n,)) for n in range(20)]
+    threads.append(threading.Thread(target=merging))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return failures
+
+
+def test_money_commands_racing_the_merge_land_wholly_before_or_after_it(
+    live, committed_url
+) -> None:
+    headers = keys(committed_url)
+    for round_ in range(4):
+        # given a member with 100 points about to be merged into another
+        kept, gone = two_profiles(committed_url, 100)
+
+        # when the merge races ten earnings of 7 and ten redemptions of 3 by the old id
+        failures = race_merge(live, committed_url, headers, gone=gone, kept=kept, tag=str(round_))
+
+        # then every command was applied, and the survivor holds every point at once
+        assert failures == [], round_
+        assert balances(committed_url, kept, gone) == [100 + 10 * 7 - 10 * 3, 0], round_
+        # and processing the merge's event later changes nothing
+        process(committed_url)
+        assert balances(committed_url, kept, gone) == [140, 0], round_
+
+
+def test_a_merged_away_members_debt_moves_to_the_survivor(live, committed_url) -> None:
+    # given a member who spent the 10 points order O-1 earned, so its return leaves debt
+    kept, gone = two_profiles(committed_url, 10)
+    headers = keys(committed_url)
+    post(live, headers, gone, "redeem", {"points": 10, "reason": "Reward"})
+    returned = post(live, headers, gone, "reverse", {"order_id": "O-1", "points": 10})
+    assert returned["debt"] == 10
+
+    # when they are merged into a member with 4 points
+    post(live, headers, kept, "earn", {"points": 4, "reason": "Order K-1"})
+    merge(committed_url, gone=gone, kept=kept)
+    process(committed_url)
+
+    # then the survivor owes the debt, the old account nothing
+    survivor = live.get(f"/v1/loyalty/members/{kept}", headers=headers).json()
+    assert (survivor["balance"], survivor["debt"]) == (4, 10)
+    with open_session(committed_url) as db:
+        old = db.execute(
+            select(LoyaltyAccount.balance, LoyaltyAccount.debt).where(
+                LoyaltyAccount.account_id == gone
+            )
+        ).one()
+        assert tuple(old) == (0, 0)
+    # and the survivor's next earning pays it first, as their own debt
+    earned = post(live, headers, kept, "earn", {"points": 15, "reason": "Order K-2"})
+    assert (earned["balance"], earned["debt"]) == (9, 0)
     assert balances(committed_url, kept, gone) == [9, 0]
 
 

@@ -37,7 +37,7 @@ from rapport.loyalty.earning.awards import (
     qualifying_key,
     standing_orders,
 )
-from rapport.loyalty.ledger.accounts import lock_account
+from rapport.loyalty.ledger.accounts import lock_account, move_debt
 from rapport.loyalty.ledger.balances import get_member
 from rapport.loyalty.ledger.movements import adjust
 from rapport.loyalty.ledger.returns import (
@@ -463,20 +463,26 @@ def _on_delivery_late(db: Session, event: LoggedEvent) -> None:
     _simple_fact(kind)(db, event)
 
 
-def _on_customers_merged(db: Session, event: LoggedEvent) -> None:
+def move_merged_member(
+    db: Session, *, source_id: str, target_id: str, at: datetime | None = None
+) -> dict[str, int]:
     """Two profiles became one: the merged-away member's open points move to the survivor,
     each lot keeping its expiry date, as two journal transactions (out of one account, into
-    the other); their qualifying activity and awards follow, and the survivor's tier is
-    reviewed. Debt stays with the old account.
+    the other); their debt follows (the survivor's later earning pays it, as their own);
+    their qualifying activity and awards follow, and the survivor's tier is reviewed.
+    Answers what moved (the merge record's ``moved``).
 
-    The old account's row is locked before its balance is read. Since the merge committed,
-    the old id resolves to the survivor and the one-statement earn and redeem decline it; one
-    of those that read the profile as active just before is either committed and moved here,
-    or meets this change, runs again and finds the profile merged."""
-    source, target = str(event.properties["merged_customer_id"]), str(event.customer_id)
+    The merge's step (``loyalty.tasks``), in the merge's transaction, with both profiles
+    locked: a money command on the old id ran wholly before (its points are moved here) or
+    runs after, on the survivor. The ``customers_merged`` handler runs it again for what
+    reached the old account since (an award the processor gave it first), and for merges
+    committed before the step existed."""
+    source, target = source_id, target_id
     lock_account(db, source)
     member = get_member(db, customer_id=source)
+    moved = {"loyalty_points": 0, "loyalty_debt": 0}
     if member is not None and member.balance > 0:
+        moved["loyalty_points"] = member.balance
         adjust(
             db,
             customer_id=source,
@@ -496,6 +502,10 @@ def _on_customers_merged(db: Session, event: LoggedEvent) -> None:
                 expires_at=expires_at,
                 commit=False,
             )
+    if member is not None and member.debt > 0:
+        moved["loyalty_debt"] = move_debt(
+            db, source_id=source, target_id=target, now=at or clock.now()
+        )
     db.execute(
         update(QualifyingActivity)
         .where(QualifyingActivity.customer_id == source)
@@ -520,7 +530,19 @@ def _on_customers_merged(db: Session, event: LoggedEvent) -> None:
     )
     db.execute(delete(TierStanding).where(TierStanding.customer_id == source))
     db.flush()
-    review_tier(db, customer_id=target, at=event.occurred_at)
+    review_tier(db, customer_id=target, at=at or clock.now())
+    return moved
+
+
+def _on_customers_merged(db: Session, event: LoggedEvent) -> None:
+    """A merge's event: :func:`move_merged_member` again, for what reached the old account
+    after the merge's own step (or all of it, for a merge from before the step)."""
+    move_merged_member(
+        db,
+        source_id=str(event.properties["merged_customer_id"]),
+        target_id=str(event.customer_id),
+        at=event.occurred_at,
+    )
 
 
 _HANDLERS: dict[str, Callable[[Session, LoggedEvent], None]] = {

@@ -82,6 +82,34 @@ def pay_debts(db: Session, *, customer_id: str, points: int) -> None:
     assert left == 0, "the account's debt and its debt records disagree"
 
 
+def move_debt(db: Session, *, source_id: str, target_id: str, now: datetime) -> int:
+    """A merge: the merged-away member's debt (its open debt records, oldest first as they
+    were) becomes the survivor's, whose later earning pays it as their own; the survivor's
+    account is opened for it when they have none. The ``member_debt`` account is unchanged
+    (the same points are owed, by one member instead of another). Answers the debt moved."""
+    source = lock_account(db, source_id)
+    if source is None or int(source.debt) == 0:
+        return 0
+    debt = int(source.debt)
+    target_id, _ = open_account(db, target_id, now)
+    db.execute(
+        update(DEBTS)
+        .where(DEBTS.c.customer_id == source_id, DEBTS.c.remaining > 0)
+        .values(customer_id=target_id)
+    )
+    db.execute(
+        update(ACCOUNTS)
+        .where(ACCOUNTS.c.account_id == source_id, ACCOUNTS.c.kind == "member")
+        .values(debt=0, updated_at=now)
+    )
+    db.execute(
+        update(ACCOUNTS)
+        .where(ACCOUNTS.c.account_id == target_id, ACCOUNTS.c.kind == "member")
+        .values(debt=ACCOUNTS.c.debt + debt, updated_at=now)
+    )
+    return debt
+
+
 def close_account(db: Session, *, customer_id: str, now: datetime) -> None:
     """Close a member account: one 'close' transaction forfeits the balance to breakage
     (``M -b``, ``breakage +b``; the open lots are consumed by it) and writes the debt off
