@@ -264,3 +264,73 @@ def test_a_byte_order_mark_before_the_json_is_read_past_by_every_endpoint(
     assert batch.json()["accepted"] == 1, batch.text
     assert segment.status_code == 200, segment.text
     assert segment.json()["accepted"] == 1, segment.text
+
+
+VALIDATION = "https://rapport.dev/problems/validation-error"
+
+
+def test_a_key_sent_twice_in_one_object_is_422_naming_it_at_every_endpoint(
+    client, api_key, db
+) -> None:
+    # given a member, and bodies that hold a key twice in one object (a JSON parser keeps one
+    # of the two values without a word: which one differs from parser to parser)
+    writer, ingest = api_key("write"), api_key("ingest")
+    client.post("/v1/customers", json={"external_id": "C-30"}, headers=command(writer))
+    events_before = events.count_events(db)
+    json_headers = {**command(writer), "Content-Type": "application/json"}
+    event = b'{"type": "page_viewed", "channel": "web", "customer_id": "C-30", '
+    event += b'"occurred_at": "2026-03-01T09:00:00Z", "event_id": "dup-1"'
+
+    # when they are sent to earn (reads its own body), to endpoints FastAPI reads (plain and
+    # gzip-compressed, the repeated key nested) and to the tracking batches
+    answers = {
+        "body.points": client.post(
+            "/v1/loyalty/members/C-30/earn",
+            content=b'{"points": 5, "reason": "Order", "points": 500}',
+            headers=json_headers,
+        ),
+        "body.external_id": _customer(
+            client, json_headers, b'{"external_id": "C-31", "external_id": "C-32"}'
+        ),
+        "body.attributes.tier": client.post(
+            "/v1/customers",
+            content=gzip.compress(
+                b'{"external_id": "C-33", "attributes": {"tier": "a", "tier": "b"}}'
+            ),
+            headers={**json_headers, "Content-Encoding": "gzip"},
+        ),
+        "body.events.0.channel": client.post(
+            "/v1/events/batch",
+            content=b'{"events": [' + event + b', "channel": "app"}]}',
+            headers={**auth(ingest), "Content-Type": "application/json"},
+        ),
+        "body.batch.1.userId": client.post(
+            "/v1/batch",
+            content=b'{"batch": [{"type": "track", "event": "A", "userId": "C-30"}, '
+            b'{"type": "track", "event": "B", "userId": "C-30", "userId": "C-31"}]}',
+            headers={**auth(ingest), "Content-Type": "application/json"},
+        ),
+    }
+
+    # then each is 422 naming the key where it is repeated, and nothing is stored
+    for field, response in answers.items():
+        assert response.status_code == 422, (field, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["type"] == VALIDATION
+        assert problem["field"] == field.removeprefix("body.")
+        key = field.rsplit(".", 1)[-1]
+        assert problem["errors"] == [
+            {
+                "field": field.removeprefix("body."),
+                "location": "body",
+                "pointer": "/" + field.removeprefix("body.").replace(".", "/"),
+                "message": f"The key '{key}' appears more than once in this object; "
+                "send each key once",
+                "code": "duplicate_key",
+            }
+        ]
+    balance = client.get("/v1/loyalty/members/C-30", headers=auth(api_key("read")))
+    assert balance.json()["balance"] == 0
+    assert customers.count_customers(db) == 1
+    assert events.count_events(db) == events_before

@@ -246,3 +246,29 @@ def test_keys_get_their_own_limit_from_the_command_line(tmp_path: Path, monkeypa
         assert reset.exit_code == 0
     finally:
         get_settings.cache_clear()
+
+
+def test_a_body_write_key_unlike_the_header_key_is_401_before_scope_and_uncounted(
+    limited, api_key, db
+) -> None:
+    # given keys allowed 2 requests a minute: one without the ingest scope, one with it
+    client = limited("2/minute")
+    reader, ingest, other = api_key("read"), api_key("ingest"), api_key("ingest")
+    track = {"type": "track", "event": "Viewed", "userId": "C-1"}
+
+    # when each sends a Segment call whose body's writeKey is another key, three times
+    answers = [
+        client.post("/v1/track", json={**track, "writeKey": other}, headers=auth(key))
+        for key in (reader, ingest)
+        for _ in range(3)
+    ]
+
+    # then each is 401 for the two credentials that differ (not 403 for the header key's
+    # scope), and none counted toward the header key's limit: it still makes 2 calls
+    for response in answers:
+        assert response.status_code == 401, response.text
+        assert response.json()["field"] == "Authorization"
+        assert "different credentials" in response.json()["detail"]
+    codes = [client.post("/v1/track", json=track, headers=auth(ingest)).status_code for _ in "ab"]
+    assert codes == [200, 200]
+    assert client.post("/v1/track", json=track, headers=auth(ingest)).status_code == 429

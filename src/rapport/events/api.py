@@ -51,7 +51,7 @@ from rapport.platform.auth import (
     key_in_headers,
     refuse_other_write_key,
 )
-from rapport.platform.bodies import decoded_off_loop, parse_body
+from rapport.platform.bodies import decoded_off_loop, parse_body, repeats_a_key
 from rapport.platform.db import DbSession
 from rapport.platform.errors import (
     Conflict,
@@ -139,12 +139,17 @@ async def _ingest(
     may carry the key as its ``writeKey`` when no key header is sent."""
     raw = await _body(request, limit=limit)
     settings = app_settings(request)
-    if key_in_headers(request) or not segment_body:
-        principal = await admit(request, db, Scope.INGEST)
+    if segment_body and key_in_headers(request):
+        # A body's writeKey that is not the header's key is two credentials that differ:
+        # 401 before the key's scope is judged or the request counted toward its rate limit.
         raw = await _decoded(request, raw, limit=limit or settings.max_body_bytes)
-        beside = _write_key_beside_header(raw) if segment_body else None
+        beside = _write_key_beside_header(raw)
         if beside is not None:
             refuse_other_write_key(request, beside)
+        principal = await admit(request, db, Scope.INGEST)
+    elif not segment_body:
+        principal = await admit(request, db, Scope.INGEST)
+        raw = await _decoded(request, raw, limit=limit or settings.max_body_bytes)
     else:
         # Segment's browser SDK sends no header: its key is the body's writeKey.
         raw = await _decoded(request, raw, limit=limit or settings.max_body_bytes)
@@ -328,6 +333,9 @@ async def track_batch(request: Request, db: DbSession) -> Response:
 
 
 def _track_batch(db: Session, raw: bytes, sender: _Sender) -> Response:
+    repeated = repeats_a_key(raw)  # pydantic's reader would keep the last value
+    if repeated is not None:
+        raise repeated
     items, valid, errors = read_batch(raw)
     valid = sender.refused_grants(valid, errors)
     events = [event for _, event in valid]

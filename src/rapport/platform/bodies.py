@@ -168,17 +168,92 @@ _LONG_DIGITS = re.compile(rb"[0-9]{19,}")
 
 def parse_body(raw: bytes) -> Any:
     """The request body as JSON, or a 400 problem naming ``body`` that says what is wrong and
-    where (see :func:`unreadable_json`)."""
+    where (see :func:`unreadable_json`), or a 422 naming the key an object holds twice (see
+    :func:`refuse_duplicate_keys`)."""
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise unreadable_json(raw, error) from None
+    if isinstance(parsed, (dict, list)):
+        # orjson keeps the last of a repeated key without a word: read again by the standard
+        # library, which keeps integers exact as well.
+        try:
+            return _unique_keys(raw)
+        except RecursionError:
+            raise _too_deep(None) from None
     if _LONG_DIGITS.search(raw) is None:
         return parsed
+    return json.loads(raw)
+
+
+DUPLICATE_KEY_CODE = "duplicate_key"
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    unique = dict(pairs)
+    if len(unique) != len(pairs):
+        raise _RepeatedKey
+    return unique
+
+
+def _unique_keys(raw: bytes | str) -> Any:
+    """``raw`` parsed by the standard library (which must be able to), refusing an object
+    that holds a key twice with :func:`refuse_duplicate_keys`."""
     try:
-        return json.loads(raw)
-    except RecursionError:
-        raise _too_deep(None) from None
+        return json.loads(raw, object_pairs_hook=_unique_pairs)
+    except _RepeatedKey:
+        raise refuse_duplicate_keys(raw) from None
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """An object's members in the order sent, repeated keys kept."""
+
+
+def refuse_duplicate_keys(raw: bytes | str) -> InvalidInput:
+    """The 422 for a body whose object holds a key twice (``{"points": 5, "points": 500}``,
+    which JSON parsers read as their last value, or their first), naming the first such key
+    in the order sent: Rapport does not guess which value was meant."""
+    loc = _repeated(json.loads(raw, object_pairs_hook=_Pairs), ("body",))
+    assert loc is not None  # only called for a body that has one
+    message = f"The key {loc[-1]!r} appears more than once in this object; send each key once"
+    error = field_error(loc, message, DUPLICATE_KEY_CODE)
+    return InvalidInput(f"{error['field']}: {message}", field=error["field"], errors=[error])
+
+
+def _repeated(node: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    members: list[tuple[str | int, Any]]
+    if isinstance(node, _Pairs):
+        seen: set[str] = set()
+        for name, _ in node:
+            if name in seen:
+                return (*path, name)
+            seen.add(name)
+        members = list(node)
+    elif isinstance(node, list):
+        members = list(enumerate(node))
+    else:
+        return None
+    for key, value in members:
+        found = _repeated(value, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
+def repeats_a_key(raw: bytes) -> InvalidInput | None:
+    """The 422 for a JSON body that holds a key twice in one object, or ``None`` when it holds
+    none or is no JSON the standard library reads (its reader then says what is wrong)."""
+    try:
+        _unique_keys(raw)
+    except InvalidInput as problem:
+        return problem
+    except (ValueError, RecursionError):
+        return None
+    return None
 
 
 def unreadable_json(raw: bytes, error: orjson.JSONDecodeError) -> MalformedBody:
@@ -274,35 +349,41 @@ NOT_AN_OBJECT = "The body must be a JSON object"
 
 
 _CONTENT_ENCODING = b"content-encoding"
+_CONTENT_TYPE = b"content-type"
 
 
 class UndoContentEncoding:
     """Inflate a gzip or deflate body (``Content-Encoding``) before an endpoint that takes a
-    JSON model reads it, within ``max_bytes`` decompressed; refuse another coding with 415.
-    Routes that read their body themselves (tracking) get it as sent and undo it themselves;
-    a request without the header passes untouched."""
+    JSON model reads it, within ``max_bytes`` decompressed; refuse another coding with 415;
+    and refuse a JSON body that holds a key twice in one object with 422 naming it
+    (:func:`repeats_a_key`), which FastAPI's reader would take as its last value. Routes
+    that read their body themselves (tracking) get it as sent and do both themselves
+    (:func:`decoded_body`, :func:`parse_body`); a request whose route reads no model passes
+    untouched."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        coding = None
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == _CONTENT_ENCODING:
-                    coding = value.decode("latin-1")
-                    break
-        if coding is None or coding.strip().lower() in ("", "identity"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        decoded: list[Message] = []
+        coding = None
+        checks_keys = True
+        for name, value in scope["headers"]:
+            if name == _CONTENT_ENCODING:
+                coding = value.decode("latin-1")
+            elif name == _CONTENT_TYPE:
+                # FastAPI reads a body as JSON when it says JSON or says nothing.
+                checks_keys = declares_json(value.decode("latin-1"))
+        if coding is not None and coding.strip().lower() in ("", "identity"):
+            coding = None
+        read: list[Message] = []
 
-        async def decoding_receive() -> Message:
+        async def reading_receive() -> Message:
             # Asked for the body only once the request is routed: the route says who reads it.
-            if not _parses_json_model(scope):
-                return await receive()
-            if decoded:
+            if read or not _parses_json_model(scope):
                 return await receive()  # after the body: a disconnect, as Starlette asks
             chunks = []
             while True:
@@ -312,11 +393,17 @@ class UndoContentEncoding:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
                     break
-            raw = await decoded_off_loop(b"".join(chunks), coding, limit=self.max_bytes)
-            decoded.append({"type": "http.request", "body": raw, "more_body": False})
-            return decoded[0]
+            raw = b"".join(chunks)
+            if coding is not None:
+                raw = await decoded_off_loop(raw, coding, limit=self.max_bytes)
+            if checks_keys and raw:
+                repeated = repeats_a_key(raw)
+                if repeated is not None:
+                    raise repeated
+            read.append({"type": "http.request", "body": raw, "more_body": False})
+            return read[0]
 
-        await self.app(scope, decoding_receive, send)
+        await self.app(scope, reading_receive, send)
 
 
 def _parses_json_model(scope: Scope) -> bool:
