@@ -270,3 +270,31 @@ def test_a_cancelled_membership_is_resumed_from_the_panel(
     assert membership is not None
     assert (membership.status, membership.auto_renew) == ("active", True)
     assert [p.amount_minor for p in memberships.payments(db, customer_id=customer_id)] == [499]
+
+
+def test_a_cancelled_membership_on_a_retired_plan_offers_no_resume(
+    admin: TestClient, db: Session
+) -> None:
+    # given a member who cancelled a monthly plan that was then retired (benefits to 1 April)
+    frozen_clock()
+    membership_plans.save_plan(
+        db, plan_id="old", name="Old Plus", fee_minor=499, currency="EUR", period="month"
+    )
+    customer_id = make_customer(db)
+    memberships.join(db, customer_id=customer_id, plan_id="old")
+    memberships.cancel(db, customer_id=customer_id)
+    membership_plans.save_plan(
+        db,
+        plan_id="old",
+        name="Old Plus",
+        fee_minor=499,
+        currency="EUR",
+        period="month",
+        active=False,
+    )
+    # when the panel is shown
+    html = admin.get(f"/admin/loyalty/customers/{customer_id}/panel").text
+    # then it offers no Resume button (the command would refuse it) and says why
+    assert 'data-testid="membership-resume"' not in html
+    said = "Cannot be resumed: the plan Old Plus was retired; choose another plan"
+    assert said in _text(html, "membership")
