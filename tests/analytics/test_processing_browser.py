@@ -75,4 +75,4 @@ def test_held_events_read_on_a_phone(browser: Any, live_server: LiveServer) -> N
     assert layout["page"] <= PHONE["width"]
     for cell in layout["cells"]:
         assert cell["right"] <= PHONE["width"], cell
-    assert [cell["text"] for cell in layout["cells"][3:5]] == ["0", "2026-12-07 10:01 UTC"]
+    assert [cell["text"] for cell in layout["cells"][3:5]] == ["0", "7 Dec 2026, 10:01 UTC"]

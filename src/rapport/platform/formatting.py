@@ -296,10 +296,26 @@ def day_of_month(value: date, locale: str = DEFAULT_LOCALE) -> str:
 SHOWN_ZONE = "UTC"
 
 
-def moment(value: datetime | None, locale: str = DEFAULT_LOCALE) -> str:
+# An ISO 8601 date and time as JSON carries one (an event's property): "2027-01-26T20:02:32+00:00".
+_ISO_MOMENT = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?", re.ASCII
+)
+
+
+def moment(value: datetime | str | None, locale: str = DEFAULT_LOCALE) -> str:
     """A date and time to the minute, saying its zone: "5 Dec 2026, 14:05 UTC". An aware
-    time in another zone is moved to UTC first; a naive one is read as UTC."""
+    time in another zone is moved to UTC first; a naive one is read as UTC. A string that
+    is an ISO 8601 date and time (an event's ``benefits_until``) is shown as the time it
+    writes; any other string as it is (a property that only may hold a time)."""
     if value is None:
         return NOTHING
+    if isinstance(value, str):
+        text = value
+        if not _ISO_MOMENT.fullmatch(text.strip()):
+            return text
+        try:
+            value = datetime.fromisoformat(text.strip())
+        except ValueError:  # 2026-02-30T10:00: shaped like a time, but none
+            return text
     shown = format_datetime(value, "d MMM y, HH:mm", tzinfo=UTC, locale=locale)
     return f"{shown} {SHOWN_ZONE}"
