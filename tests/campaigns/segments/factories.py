@@ -16,6 +16,7 @@ from rapport.customers.schemas import CustomerIn
 from rapport.platform import clock
 
 _numbers = itertools.count(1)
+DEFAULT_CONSENTS = {"marketing_email": True, "personalization": True}
 
 
 def make_customer(
@@ -25,7 +26,8 @@ def make_customer(
     traits: dict[str, Any] | None = None,
     **fields: Any,
 ) -> str:
-    """A real customer profile (created by the customers verb) with these consents; ``traits``
+    """A real customer profile (created by the customers verb) with these consents (by
+    default email and ``personalization``, which behavioural conditions need); ``traits``
     stand for what the profile processor would have folded in from their events."""
     number = next(_numbers)
     fields.setdefault("external_id", f"SEG-{number}")
@@ -35,7 +37,7 @@ def make_customer(
     record = customers.create_customer(
         db,
         customer=CustomerIn(
-            consents=consents if consents is not None else {"marketing_email": True}, **fields
+            consents=consents if consents is not None else DEFAULT_CONSENTS, **fields
         ),
     )
     if traits is not None:

@@ -3,11 +3,13 @@ its field (``conditions.2.days``)."""
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import pytest
 
 from rapport.campaigns import service as campaigns
+from rapport.campaigns.segments import conditions
 from rapport.platform.errors import InvalidInput
 
 EXAMPLES: list[dict[str, Any]] = [
@@ -97,3 +99,50 @@ def test_the_definition_itself_is_checked() -> None:
     with pytest.raises(InvalidInput) as refused:
         campaigns.parse_definition(["not", "an", "object"])
     assert refused.value.field == "definition"
+
+
+def _union_kinds() -> set[str]:
+    """Every condition kind the definition's union accepts, read from the union itself."""
+    union = typing.get_args(conditions.Condition)[0]
+    return {
+        kind
+        for member in typing.get_args(union)
+        for kind in typing.get_args(member.model_fields["kind"].annotation)
+    }
+
+
+def test_every_condition_kind_is_classified_behavioural_or_not() -> None:
+    # A new kind added to the union and not to the table fails here: whether it profiles the
+    # customer (and so needs their personalization consent) is decided, never defaulted.
+    assert set(conditions.BEHAVIOURAL) == _union_kinds() == set(conditions.CONDITION_KINDS)
+    # and every example above has an answer
+    for example in EXAMPLES:
+        [parsed] = campaigns.parse_definition({"conditions": [example]}).conditions
+        assert isinstance(conditions.is_behavioural(parsed), bool)
+
+
+@pytest.mark.parametrize(
+    ("condition", "behavioural"),
+    [
+        ({"kind": "trait", "field": "spend_minor", "op": "gte", "value": 1}, True),
+        ({"kind": "trait", "field": "last_seen_at", "op": "lte", "value": 7}, True),
+        ({"kind": "trait", "field": "channels", "op": "contains", "value": "app"}, True),
+        ({"kind": "trait", "field": "home_city", "op": "eq", "value": "Lyon"}, False),
+        ({"kind": "trait", "field": "locale", "op": "eq", "value": "fr"}, False),
+        ({"kind": "trait", "field": "points_balance", "op": "gte", "value": 1}, False),
+        ({"kind": "consent", "purpose": "personalization", "granted": False}, False),
+        ({"kind": "tier", "tiers": ["gold"]}, False),
+        ({"kind": "rfm", "recency": [4, 5]}, True),
+        ({"kind": "bought_category", "category": "Shoes", "days": 90}, True),
+        ({"kind": "spent_more_than", "amount_minor": 100, "days": 30}, True),
+        ({"kind": "event", "type": "product_viewed", "did": False, "days": 7}, True),
+        ({"kind": "value_tier", "tiers": ["top1"]}, True),
+        ({"kind": "store", "store_id": "st-1"}, True),
+        ({"kind": "store", "store_id": "st-1", "by": "nearest"}, False),
+    ],
+)
+def test_behavioural_conditions_are_those_read_from_history(
+    condition: dict[str, Any], behavioural: bool
+) -> None:
+    [parsed] = campaigns.parse_definition({"conditions": [condition]}).conditions
+    assert conditions.is_behavioural(parsed) is behavioural

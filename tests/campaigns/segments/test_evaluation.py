@@ -329,17 +329,18 @@ def test_events_did_at_least_k_times_or_did_not(db: Session) -> None:
 
 def test_preferred_and_nearest_store(db: Session) -> None:
     make_stores(db, {"st-a": (48.85, 2.35), "st-b": (45.76, 4.83)})
-    # nearest to home uses a home point only with consent to location, as near does
+    # nearest to home uses a home point only with consent to location, as near does; the
+    # preferred store (the one visited most) is read only with personalization
     parisian = make_customer(
         db,
-        consents={"location": True},
+        consents={"location": True, "personalization": True},
         home_latitude=48.80,
         home_longitude=2.30,
         traits={"store_counts": {"st-a": 1, "st-b": 4}},
     )
     lyonnais = make_customer(
         db,
-        consents={"location": True},
+        consents={"location": True, "personalization": True},
         home_latitude=45.70,
         home_longitude=4.80,
         traits={"store_counts": {"st-a": 2, "st-b": 2}},
@@ -384,10 +385,14 @@ def test_radius_edges_by_home_location_and_home_store(db: Session, bearing: floa
     make_stores(db, {"st-in": near_store, "st-out": far_store})
     fan_in = make_customer(db, traits={"store_counts": {"st-in": 3}})
     fan_out = make_customer(db, traits={"store_counts": {"st-out": 3}})
+    # the store visited most is history: it places only those who granted personalization
+    unprofiled_fan = make_customer(
+        db, consents={"marketing_email": True}, traits={"store_counts": {"st-in": 3}}
+    )
     near = {"kind": "near", "latitude": CENTRE[0], "longitude": CENTRE[1], "radius_km": 50}
     found = members(db, one(near))
     assert {inside_home, fan_in} <= found
-    assert not {outside_home, fan_out} & found
+    assert not {outside_home, fan_out, unprofiled_fan} & found
     assert members(db, one({**near, "use": ["home"]})) & {inside_home, fan_in} == {inside_home}
 
 

@@ -152,7 +152,9 @@ def test_a_tracked_view_named_by_the_shops_number_joins_its_segment_in_the_worke
     frozen_clock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
     viewed = {"kind": "event", "type": "product_viewed", "min_count": 1, "days": 30}
     with open_session(committed_url) as db:
-        viewer = make_numbered_customer(db)
+        viewer = make_numbered_customer(
+            db, consents={"marketing_email": True, "personalization": True}
+        )
         number = customers.require_customer(db, customer_id=viewer).external_id
         segment_id = make_segment(db, definition={"conditions": [viewed]})
         secret = platform.create_api_key(db, name="shop", scopes=[platform.Scope("ingest")]).secret

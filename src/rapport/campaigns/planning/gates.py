@@ -1,16 +1,33 @@
 """What planning says about a delivery at send time, for the delivery part's gates to ask:
 a triggered campaign's message that missed its window is dropped (suppressed, "expired"),
-and a paused or cancelled campaign's messages do not go out."""
+a paused or cancelled campaign's messages do not go out, and a message to a customer picked
+by what they bought or browsed who has withdrawn ``personalization`` since is dropped."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from rapport.campaigns.models import Campaign
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapport.campaigns.models import Campaign, Delivery, Segment
 from rapport.campaigns.planning.editing import EXPIRES_AT
+from rapport.campaigns.segments.conditions import (
+    PROFILING_PURPOSE,
+    SegmentDefinition,
+    is_behavioural,
+    parse_definition,
+)
+from rapport.campaigns.segments.evaluation import segment_query
+from rapport.customers import service as customers
 from rapport.platform import clock
+from rapport.platform.errors import InvalidInput
+
+PROFILING_WITHDRAWN = (
+    "no personalization consent: the segment picks by purchase or browsing history"
+)
 
 
 def expires_at(context: Mapping[str, Any]) -> datetime | None:
@@ -45,3 +62,62 @@ def planning_verdict(
         return ("defer", "campaign paused")
     expired = expiry_reason(context, now=now)
     return ("suppress", expired) if expired is not None else None
+
+
+def _profiling_definition(db: Session, campaign: Campaign) -> SegmentDefinition | None:
+    """The campaign's segment when one of its conditions is behavioural, else None."""
+    segment = db.get(Segment, campaign.segment_id) if campaign.segment_id is not None else None
+    if segment is None:
+        return None
+    try:
+        definition = parse_definition(segment.definition)
+    except InvalidInput:
+        return None
+    return definition if any(is_behavioural(c) for c in definition.conditions) else None
+
+
+def profiling_withdrawn(db: Session, rows: Iterable[tuple[int, Campaign, str]]) -> dict[int, str]:
+    """Among claimed deliveries (delivery id, campaign, occasion), those that must not go out
+    because the customer no longer grants ``personalization`` and their campaign's segment
+    picked them by a behavioural condition: each such customer is evaluated again in the
+    segment (where a behavioural condition never holds for them), and one it no longer holds
+    is dropped, with why, by delivery id. A withdrawal so takes effect at the next send, also
+    for a campaign launched or scheduled before it. Reads only; the dispatcher marks them."""
+    by_campaign: dict[int, list[int]] = {}
+    campaigns: dict[int, Campaign] = {}
+    for delivery_id, campaign, _occasion in rows:
+        if campaign.segment_id is not None:
+            by_campaign.setdefault(campaign.id, []).append(delivery_id)
+            campaigns[campaign.id] = campaign
+    refused: dict[int, str] = {}
+    for campaign_id, delivery_ids in by_campaign.items():
+        definition = _profiling_definition(db, campaigns[campaign_id])
+        if definition is None:
+            continue
+        recipients = {
+            int(delivery_id): str(customer_id)
+            for delivery_id, customer_id in db.execute(
+                select(Delivery.id, Delivery.customer_id).where(
+                    Delivery.id.in_(delivery_ids), Delivery.customer_id.is_not(None)
+                )
+            )
+        }
+        people = sorted(set(recipients.values()))
+        granted = customers.contactable(db, customer_ids=people, purpose=PROFILING_PURPOSE)
+        lacking = [customer_id for customer_id in people if customer_id not in granted]
+        if not lacking:
+            continue
+        still: set[str] = set()
+        for start in range(0, len(lacking), 500):
+            chunk = lacking[start : start + 500]
+            still.update(
+                str(c) for c in db.scalars(segment_query(db, definition, customer_ids=chunk))
+            )
+        refused.update(
+            {
+                delivery_id: PROFILING_WITHDRAWN
+                for delivery_id, customer_id in recipients.items()
+                if customer_id in lacking and customer_id not in still
+            }
+        )
+    return refused

@@ -284,6 +284,62 @@ CONDITION_KINDS = (
 )
 
 
+# Which conditions profile the customer: those that read what they bought, browsed, visited or
+# were scored on (their purchase and browsing history), so select a customer only with their
+# ``personalization`` consent (docs/campaigns-segments.md#consent-for-profiling). What they told
+# (city, language, time zone, a CRM attribute), a consent itself, their loyalty standing (tier,
+# points, membership: the program they joined shows them these) and where they live (with
+# ``location``, asked by the condition itself) select without it. Every kind is named here,
+# ``True`` (behavioural), ``False`` (not), or a function of the condition where it depends on
+# its field or sources; a kind missing from this table fails the test that lists the union.
+BEHAVIOURAL_TRAITS = (
+    "order_count",
+    "spend_minor",
+    "event_count",
+    "last_order_at",
+    "first_order_at",
+    "last_seen_at",
+    "first_seen_at",
+    "channels",
+)
+PROFILING_PURPOSE = "personalization"
+
+
+def _trait_behavioural(condition: Any) -> bool:
+    return bool(condition.field in BEHAVIOURAL_TRAITS)
+
+
+def _store_behavioural(condition: Any) -> bool:
+    return bool(condition.by == "preferred")  # the store visited most; nearest: by home
+
+
+BEHAVIOURAL: dict[str, bool | Any] = {
+    "trait": _trait_behavioural,
+    "consent": False,
+    "tier": False,
+    "membership": False,
+    "rfm": True,
+    "predicted_value": True,
+    "value_tier": True,
+    "p_alive": True,
+    "bought_category": True,
+    "spent_more_than": True,
+    "event": True,
+    "store": _store_behavioural,
+    # per source, in evaluation._near_parts: home_store (the store visited most) picks only
+    # those with personalization; last_location and home need ``location`` (not profiling)
+    "near": False,
+}
+
+
+def is_behavioural(condition: Any) -> bool:
+    """Whether ``condition`` selects customers by their purchase or browsing history (so only
+    those who granted ``personalization``). A ``near`` condition is not, but its
+    ``home_store`` source is cut to those with the grant where it is evaluated."""
+    rule = BEHAVIOURAL[condition.kind]
+    return bool(rule(condition)) if callable(rule) else bool(rule)
+
+
 class SegmentDefinition(BaseModel):
     """A segment: customers matching ``all`` of the conditions, or ``any`` of them; with no
     conditions, every active customer."""

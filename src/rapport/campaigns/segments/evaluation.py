@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.segments.conditions import (
+    PROFILING_PURPOSE,
     BoughtCategoryCondition,
     Condition,
     ConsentCondition,
@@ -29,6 +30,7 @@ from rapport.campaigns.segments.conditions import (
     TierCondition,
     TraitCondition,
     ValueTierCondition,
+    is_behavioural,
 )
 from rapport.catalog import service as catalog
 from rapport.customers import service as customers
@@ -113,8 +115,20 @@ def _near_parts(
         nearby_stores = catalog.stores_within(
             latitude=latitude, longitude=longitude, radius_km=radius_km
         )
-        parts.append(customers.preferred_store_audience(store_ids=nearby_stores))
+        # The store they visit most is read from their history: with personalization only.
+        home_store = customers.preferred_store_audience(store_ids=nearby_stores)
+        parts.append(_profiling_allowed(home_store))
     return parts
+
+
+def _profiling_allowed(ids: CustomerIds) -> CustomerIds:
+    """``ids`` cut to the customers who have granted ``personalization``: only they may be
+    picked by what they bought, browsed or visited."""
+    inner = ids.subquery()
+    column = inner.c[0]
+    return customers.as_customer_ids(
+        select(column).where(column.in_(customers.consent_audience(purpose=PROFILING_PURPOSE)))
+    )
 
 
 def _days_back(now: datetime, days: int) -> datetime:
@@ -258,14 +272,25 @@ def segment_query(
 ) -> CustomerIds:
     """The segment's customers as one SELECT of distinct active customer ids (neither erased
     nor merged), evaluated at ``now``; with ``customer_ids``, only among those (the event
-    processor's batch)."""
+    processor's batch). A behavioural condition (``conditions.is_behavioural``) holds only
+    for customers who have granted ``personalization``: every count, member list, launch and
+    trigger reads this one statement."""
     moment = now or clock.now()
     query = customers.active_audience()
     column = query.selected_columns[0]
     tests: list[ColumnElement[bool]] = []
+    profiling: ColumnElement[bool] | None = None
     for index, condition in enumerate(definition.conditions):
         part = _condition_part(db, condition, now=moment, index=index)
-        tests.append(part.test(column, among=customer_ids))
+        test = part.test(column, among=customer_ids)
+        if is_behavioural(condition):
+            # A behavioural condition (its "did not" too) never picks a customer without
+            # personalization consent: it is false for them, whatever their history.
+            if profiling is None:
+                consent = _Part(customers.consent_audience(purpose=PROFILING_PURPOSE))
+                profiling = consent.test(column, among=customer_ids)
+            test = and_(profiling, test)
+        tests.append(test)
     if tests:
         query = query.where(and_(*tests) if definition.match == "all" else or_(*tests))
     if customer_ids is not None:
