@@ -600,11 +600,25 @@ def _nul_error(event: Any) -> ItemError | None:
     return None
 
 
+def _renamed(field: str, names: dict[str, str]) -> str:
+    if field in names:
+        return names[field]
+    head, dot, tail = field.rpartition(".")
+    while dot:
+        if head in names:
+            return f"{names[head]}.{tail}"
+        head, dot, rest = head.rpartition(".")
+        tail = f"{rest}.{tail}"
+    return field
+
+
 def refusal_error(
     prefix: Loc, refusal: Refusal, names: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """A refusal as a problem ``errors`` entry; ``names`` renames fields for another wire shape."""
-    field = names.get(refusal.field, refusal.field) if names else refusal.field
+    """A refusal as a problem ``errors`` entry; ``names`` renames fields for another wire shape
+    (a field nested in a renamed one is renamed with it: ``properties.traits.contact.email``
+    is Segment's ``traits.contact.email``)."""
+    field = _renamed(refusal.field, names or {})
     message = refusal.message
     if field != refusal.field:
         # The message names the field as the sender sent it ("userId belongs to ...").

@@ -70,8 +70,7 @@ SEGMENT_NAMES = {
     "customer_id": "userId",
     "anonymous_id": "anonymousId",
     "occurred_at": "timestamp",
-    "properties.traits.email": "traits.email",
-    "properties.traits.phone": "traits.phone",
+    "properties.traits": "traits",  # and what is nested in it (traits.email, traits.a.0)
 }
 
 # Segment's spec names for events Rapport has its own type for, and for "Order Cancelled",

@@ -33,7 +33,7 @@ from rapport.platform import clock
 from rapport.platform.clock import MAX_CLOCK_SKEW
 from rapport.platform.db import begin_write_now, driver_cursor, writer_turn
 from rapport.platform.errors import Conflict, InvalidInput, field_error
-from rapport.platform.identity import identity_digest
+from rapport.platform.identity import identity_digest, is_email
 
 Status = Literal["accepted", "duplicate", "rejected"]
 
@@ -351,20 +351,59 @@ def _identity_digests(event: NewEvent) -> list[tuple[str, str]]:
         named.append(("customer_id", _digest("external_id", event["user_id"])))
     if event["anonymous_id"] is not None:
         named.append(("anonymous_id", _digest("anonymous_id", event["anonymous_id"])))
-    # An identify call's traits, any call's context.traits (the copy an SDK keeps and sends
-    # with every track call) and any event's properties (a newsletter signup's email): an
-    # erased person's email or phone in any of them is refused.
-    places: list[tuple[str, Any]] = [("properties", event["properties"])]
-    if event["type"] == "identified":
-        places.append(("properties.traits", event["properties"].get("traits")))
-    places.append(("context.traits", (event["context"] or {}).get("traits")))
-    for where, traits in places:
-        if isinstance(traits, dict):
-            for kind in IDENTIFYING_KEYS:
-                value = traits.get(kind)
-                if isinstance(value, str) and value.strip():
-                    named.append((f"{where}.{kind}", _digest(kind, value)))
+    # Any event's properties (a newsletter signup's email, a form's contact.email; an identify
+    # call's traits sit in them) and any call's context.traits (the copy an SDK keeps and
+    # sends with every track call): an erased person's email or phone anywhere in them, however
+    # nested, is refused (``contacts_named``).
+    for where, document in (
+        ("properties", event["properties"]),
+        ("context.traits", (event["context"] or {}).get("traits")),
+    ):
+        named.extend(
+            (field, _digest(kind, value)) for field, kind, value in contacts_named(where, document)
+        )
     return named
+
+
+# A key whose text is a phone number wherever it sits (``phone``, ``mobile_phone``,
+# ``contact.tel``), compared lower-cased without '_', '-', '.' or spaces.
+_PHONE_KEYS = ("phone", "mobile", "tel")
+
+
+def _contact_kind(key: str, value: str) -> str | None:
+    """The identity kind a property's text is when it names a person: its key's
+    (:data:`IDENTIFYING_KEYS`), an email address under any key (``reply_to``, a list of
+    recipients), a phone under a phone's key (``mobile_phone``)."""
+    if not value.strip():
+        return None
+    if key in IDENTIFYING_KEYS:
+        return key
+    if "@" in value and is_email(value):
+        return "email"
+    form = "".join(ch for ch in key.lower() if ch.isalnum())
+    if any(form.startswith(part) or form.endswith(part) for part in _PHONE_KEYS):
+        return "phone"
+    return None
+
+
+def contacts_named(where: str, document: Any) -> list[tuple[str, str, str]]:
+    """(field, kind, value) for each email or phone ``document`` (an event's properties or
+    traits) names, at any depth: the one rule the suppression check reads them by. Its size is
+    bounded by the body's (``platform.bodies``: its length and nesting); each string is looked
+    at once, and only an email or a phone's text is digested."""
+    found: list[tuple[str, str, str]] = []
+    stack: list[tuple[str, str, Any]] = [(where, "", document)]
+    while stack:
+        path, key, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}", str(k), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{i}", key, v) for i, v in reversed(list(enumerate(value))))
+        elif isinstance(value, str) and path != where:
+            kind = _contact_kind(key, value)
+            if kind is not None:
+                found.append((path, kind, value))
+    return found
 
 
 def _suppression_parameter(digests: set[str], *, sqlite: bool) -> str:
