@@ -14,6 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rapport.customers import service
+from rapport.customers.consent import clipped_consent_source
 from rapport.customers.listing import (
     CustomerFilters,
     count_listed_customers,
@@ -173,8 +174,11 @@ def customer_page(
     return _customer_page(request, customer_id, db, user, paging_request)
 
 
-# What the merge and erase forms show before anything is typed.
+# What the merge, erase and consent forms show before anything is typed.
 ACTION_VALUES = {
+    "purpose": "",
+    "choice": "",
+    "told_by": "call_center",
     "source_customer_id": "",
     "merge_reason": "duplicate profile",
     "reason": "",
@@ -241,6 +245,8 @@ def _customer_page(
             "since": since,
             "numbers": numbers,
             "consents_by_purpose": _consents_by_purpose(profile["consents"]),
+            "consent_choices": CONSENT_CHOICES,
+            "told_by": TOLD_BY,
             "activity": activity_chart(activity_by_month(db, customer_id=customer_id)),
             "paging": paging,
             "panels": panels,
@@ -340,6 +346,82 @@ def _merge_said(problem: Problem, source: str) -> str:
     if problem.status == 409:
         return "Duplicate customer id: only active profiles can be merged"
     return f"Duplicate customer id: not merged ({problem.detail})"
+
+
+# The consent form: one purpose at a time, granted or withdrawn, and how the customer told
+# staff (the channel its ``consent_changed`` event is logged with).
+CONSENT_CHOICES = {"grant": "Grant", "withdraw": "Withdraw"}
+TOLD_BY = {"call_center": "on the phone", "store": "in a store", "web": "by email or letter"}
+
+
+def admin_consent_source(email: str) -> str:
+    """What the consent history names as the source of a choice staff recorded."""
+    return clipped_consent_source(f"admin:{email}")
+
+
+@router.post("/{customer_id}/consent", dependencies=[CsrfChecked])
+def change_consent(
+    request: Request,
+    customer_id: str,
+    db: DbSession,
+    user: CurrentAdmin,
+    paging_request: PageParams,
+    purpose: Annotated[str, Form()] = "",
+    choice: Annotated[str, Form()] = "",
+    told_by: Annotated[str, Form()] = "call_center",
+) -> Response:
+    """Grant or withdraw the one purpose the form names, as the customer asked staff (a phone
+    call: "stop emailing me"), recorded through the consent verb with the admin as its
+    source. Nothing else changes; an erased or unknown customer has no form."""
+    errors: dict[str, str] = {}
+    if purpose not in CONSENT_PURPOSES:
+        errors["purpose"] = (
+            f"Purpose: choose one of {', '.join(CONSENT_PURPOSES)}"
+            if purpose
+            else "Purpose: choose the purpose the customer asked about"
+        )
+    if choice not in CONSENT_CHOICES:
+        errors["choice"] = "Choice: grant or withdraw"
+    if told_by not in TOLD_BY:
+        errors["told_by"] = f"Told us: one of {', '.join(TOLD_BY)}"
+    said = service.gone_notice(db, customer_id)
+    if said is not None:
+        return render(request, "customers/gone.html", {"user": user, "said": said}, status_code=404)
+    if errors:
+        return _customer_page(
+            request,
+            customer_id,
+            db,
+            user,
+            paging_request,
+            values={"purpose": purpose, "choice": choice, "told_by": told_by},
+            errors=errors,
+            status_code=422,
+        )
+    customer = service.get_customer(db, customer_id=customer_id)
+    assert customer is not None  # an active customer (gone_notice said nothing)
+    if customer.customer_id != customer_id:  # merged away since the page was shown
+        return redirect_saying(
+            request,
+            f"/admin/customers/{customer.customer_id}",
+            f"Nothing changed: {customer_id} was merged into this profile; change its consent here",
+        )
+    granted = choice == "grant"
+    consent = service.set_consent(
+        db,
+        customer_id=customer_id,
+        purpose=purpose,
+        granted=granted,
+        source=admin_consent_source(user.email),
+        channel=told_by,
+    )
+    shown = purpose.replace("_", " ")
+    return _back(
+        request,
+        customer_id,
+        f"{shown.capitalize()}: {'granted' if consent.granted else 'withdrawn'}, "
+        f"recorded as from {consent.source}",
+    )
 
 
 CONFIRM_WORD = "ERASE"
