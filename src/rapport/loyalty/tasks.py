@@ -15,8 +15,8 @@ from rapport.loyalty.earning.processor import move_merged_member, process_loyalt
 
 # Imported for its jobs: membership renewals and announcement deliveries, and their schedule.
 from rapport.loyalty.membership import jobs as membership_jobs  # noqa: F401
-from rapport.loyalty.tiers.reviews import review_due_tiers
-from rapport.platform import jobs
+from rapport.loyalty.tiers.reviews import RECOMPUTE_JOB, recompute_tiers, review_due_tiers
+from rapport.platform import clock, jobs
 
 
 def _members_of(event: LoggedEvent) -> set[str]:
@@ -47,6 +47,12 @@ def expire_lots(db: Session, payload: dict[str, Any]) -> None:
 def review_tiers(db: Session, payload: dict[str, Any]) -> None:
     """Renew or downgrade members whose tier review date has come."""
     review_due_tiers(db)
+
+
+@jobs.job(RECOMPUTE_JOB)
+def recompute_every_tier(db: Session, payload: dict[str, Any]) -> None:
+    """Review every member again after the tier ladder's basis changed."""
+    recompute_tiers(db, at=clock.now())
 
 
 @jobs.job("loyalty.birthdays")

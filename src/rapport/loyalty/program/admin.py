@@ -39,6 +39,7 @@ from rapport.loyalty.program.rules import (
     named_categories,
     parse_rule_set,
 )
+from rapport.loyalty.tiers import reviews as tier_reviews
 from rapport.loyalty.tiers.policy import TierPolicy, parse_tier_policy
 from rapport.loyalty.tiers.standing import standings_by_value, tier_distribution
 from rapport.platform import clock, formatting
@@ -362,6 +363,7 @@ def _tiers_page(
         {
             **_common(request, db, user),
             "version": configuration.current(db, "tiers"),
+            "recomputing": tier_reviews.recomputing(db),
             "values": values,
             "errors": errors or {},
             "rows": range(rows),

@@ -231,6 +231,7 @@ def save(
         same_moment = starts == (now if latest_from <= now else latest_from)
         if same_moment and means_the_same(kind, read, latest.document):
             return _of_row(latest)
+    before = tier_policy(db, at=starts) if kind == "tiers" else None
     row = ProgramConfig(
         kind=kind,
         document=document,
@@ -245,6 +246,12 @@ def save(
         ProgramChanged(kind=kind, version=row.id, changed_by=changed_by, note=note),
         channel="web",
     )
+    if before is not None:
+        assert isinstance(read, TierPolicy)
+        # Imported here: the reviews read the ladder through this module.
+        from rapport.loyalty.tiers.reviews import recompute_after_basis_change
+
+        recompute_after_basis_change(db, before=before, after=read, starts=starts)
     db.commit()
     return ConfigVersion(row.id, kind, row.document, row.active_from, changed_by, row.note)
 

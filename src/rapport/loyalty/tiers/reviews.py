@@ -1,7 +1,8 @@
 """Tier reviews: a member's qualifying value over the policy's window, re-placing one member
 on the ladder (upgrades as orders come in), taking back an upgrade a cancelled order earned
 (``review_after_cancellation``), and the daily review of members whose review date has come
-(renewals and downgrades). A move to another tier appends ``tier_changed`` in the same
+(renewals and downgrades), and every member's review when the ladder's basis changes
+(``recompute_tiers``). A move to another tier appends ``tier_changed`` in the same
 transaction as its tier history row."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rapport.loyalty.models import QualifyingActivity, TierChangeRecord, TierSta
 from rapport.loyalty.program.versions import tier_policy
 from rapport.loyalty.tiers.policy import TierPolicy, review, window_start
 from rapport.loyalty.tiers.policy import TierStanding as Standing
-from rapport.platform import clock
+from rapport.platform import clock, jobs
 
 
 def qualifying_value(db: Session, *, customer_id: str, policy: TierPolicy, at: datetime) -> int:
@@ -186,3 +187,60 @@ def review_due_tiers(db: Session, *, now: datetime | None = None, page: int = 50
         if len(due) < page:
             return changed
         after = (due[-1][0], due[-1][1])
+
+
+# A new ladder that counts another basis (spend or points) makes every standing's qualifying
+# value stale: every member is reviewed again, in the saving transaction when there are few
+# (members see the right tier at once), else by this job, a page at a time.
+RECOMPUTE_JOB = "loyalty.recompute_tiers"
+RECOMPUTE_AT_ONCE = 2000
+
+
+def recompute_tiers(
+    db: Session, *, at: datetime, page: int = 500, commit: bool = True
+) -> tuple[int, int]:
+    """Review every member with a tier standing at ``at`` (their qualifying value on the
+    basis then in force; an upgrade it earns applies at once, a lower tier at their review
+    date, as for any review). With ``commit``, commits a page at a time. Answers (members
+    reviewed, members who changed tier)."""
+    reviewed = changed = 0
+    after = ""
+    while True:
+        members = list(
+            db.scalars(
+                select(TierStanding.customer_id)
+                .where(TierStanding.customer_id > after)
+                .order_by(TierStanding.customer_id)
+                .limit(page)
+            )
+        )
+        for customer_id in members:
+            if review_tier(db, customer_id=customer_id, at=at) is not None:
+                changed += 1
+        reviewed += len(members)
+        if commit:
+            db.commit()
+        if len(members) < page:
+            return reviewed, changed
+        after = members[-1]
+
+
+def recompute_after_basis_change(
+    db: Session, *, before: TierPolicy, after: TierPolicy, starts: datetime
+) -> None:
+    """In the transaction that saves a tier ladder taking effect at ``starts``: when it counts
+    another basis than the ladder before it, review every member again, at once when few and
+    the ladder is in force now, else by :data:`RECOMPUTE_JOB` at ``starts`` (the program's
+    tiers page says it is running)."""
+    if before.basis == after.basis:
+        return
+    members = db.scalar(select(func.count()).select_from(TierStanding)) or 0
+    if starts <= clock.now() and members <= RECOMPUTE_AT_ONCE:
+        recompute_tiers(db, at=starts, commit=False)
+        return
+    jobs.enqueue(db, kind=RECOMPUTE_JOB, payload={"at": starts.isoformat()}, run_at=starts)
+
+
+def recomputing(db: Session) -> bool:
+    """Whether a recomputation of every member's tier is queued or running."""
+    return jobs.pending(db, kind=RECOMPUTE_JOB) is not None
