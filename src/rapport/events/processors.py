@@ -11,7 +11,11 @@ the processor goes on past it. An operator mends the cause and applies the held 
 ``rapport events retry`` (:func:`retry_held`). A processor whose events must apply in their
 order per customer or order (``in_order_by``: points, profiles, tracked orders) holds the later
 events of a held event's customer or order behind it, untried, and a retry applies them after
-it, in log order; the other processors' held events may apply late. Errors that say nothing
+it, in log order; the other processors' held events may apply late. A processor that runs
+``after`` others (the triggers and segments after the profile processor, which assigns an
+event its customer) holds, untried, each event one of them holds: it never judges an event
+they have not applied, and a retry applies it there once they have (processors in run order).
+Errors that say nothing
 about the event (the database unreachable, busy or timing out) are never counted: the batch
 waits for the next tick; a database error every try meets again (a missing table) is counted
 (:func:`_passing`).
@@ -169,20 +173,6 @@ class _InOrder:
         for key in self.subjects(event):
             self.roots.setdefault(key, root)
 
-    def partition(self, events: list[Event]) -> tuple[list[Event], dict[int, int]]:
-        """The events free to handle, and those to hold behind a held one (by position: the
-        held one's), in log order."""
-        ready: list[Event] = []
-        behind: dict[int, int] = {}
-        for event in events:
-            root = self.root(event)
-            if root is None:
-                ready.append(event)
-            else:
-                behind[event.position] = root
-                self.hold(event, root)
-        return ready, behind
-
 
 def _waiting_reason(root: int) -> str:
     return (
@@ -191,21 +181,30 @@ def _waiting_reason(root: int) -> str:
     )
 
 
-def _hold_behind(db: Session, name: str, event: Event, root: int) -> None:
-    """Hold ``event`` untried behind the held event at ``root`` (one of its subjects')."""
+def _unapplied_reason(proc: Processor) -> str:
+    return (
+        f"Waits for {' and '.join(proc.after)}, which holds this event: applied after it by"
+        " `rapport events retry`."
+    )
+
+
+def _hold_behind(db: Session, proc: Processor, event: Event, root: int) -> None:
+    """Hold ``event`` untried behind the held event at ``root`` (one of its subjects', or
+    ``event`` itself where a processor ``proc`` runs after holds it)."""
+    name = proc.name
     now = clock.now()
     entry = db.get(HeldEvent, (name, event.position))
     if entry is None:
         entry = HeldEvent(processor=name, position=event.position, attempts=0)
         entry.first_failed_at = now
         db.add(entry)
-    entry.error = _waiting_reason(root)
+    entry.error = _unapplied_reason(proc) if root == event.position else _waiting_reason(root)
     entry.last_failed_at = now
     entry.held_at = entry.held_at or now
     entry.behind = root
     log.warning(
         "processor %s holds event %s (%s) behind the held event at log position %s, of the"
-        " same customer or order",
+        " same customer or order (its own: a processor it runs after holds it)",
         name,
         event.event_id,
         event.type,
@@ -327,15 +326,18 @@ def run_batch_counted(db: Session, proc: Processor) -> tuple[int, bool]:
         db.rollback()
         return 0, False
     more = len(events) == proc.batch_size
+    # Events a processor this one runs after has held: passed by its cursor, never applied
+    # (the customer it would have assigned is not there). Held here too, untried, until it is.
+    unapplied = _held_by(db, proc.after, events) if proc.after else set()
     order = _InOrder.load(db, proc)
-    ready, behind = order.partition(events) if order is not None else (events, {})
+    ready, behind = _partition(order, events, unapplied)
     try:
         with db.begin_nested():
             done = _handle_in_turn(db, proc, ready) if ready else []
     except Exception as error:
         if _passing(error):
             raise
-        handled, read_on = _isolate(db, proc, events)
+        handled, read_on = _isolate(db, proc, events, unapplied)
     else:
         # The events the cursor may pass: all, or those before the first ready one not
         # handled in this turn (the held-behind ones among them are held now).
@@ -345,7 +347,7 @@ def run_batch_counted(db: Session, proc: Processor) -> tuple[int, bool]:
             handled = events
         for event in handled:
             if event.position in behind:
-                _hold_behind(db, proc.name, event, behind[event.position])
+                _hold_behind(db, proc, event, behind[event.position])
         if handled:
             _forget_tries(db, proc.name, through=handled[-1].position)
         read_on = more or len(handled) < len(events)
@@ -354,6 +356,43 @@ def run_batch_counted(db: Session, proc: Processor) -> tuple[int, bool]:
         cursor.updated_at = clock.now()
     db.commit()
     return len(handled), read_on
+
+
+def _held_by(db: Session, names: tuple[str, ...], events: list[Event]) -> set[int]:
+    """The positions among ``events`` that a processor in ``names`` holds (set aside, or
+    waiting behind another of its held events): passed by its cursor but not applied."""
+    if not events:
+        return set()
+    return set(
+        db.scalars(
+            select(HeldEvent.position).where(
+                HeldEvent.processor.in_(names),
+                HeldEvent.held_at.is_not(None),
+                HeldEvent.position >= events[0].position,
+                HeldEvent.position <= events[-1].position,
+            )
+        )
+    )
+
+
+def _partition(
+    order: _InOrder | None, events: list[Event], unapplied: set[int]
+) -> tuple[list[Event], dict[int, int]]:
+    """The events free to handle, and those to hold (by position: the held one each waits
+    behind, its own position for one a processor it runs after holds), in log order."""
+    ready: list[Event] = []
+    behind: dict[int, int] = {}
+    for event in events:
+        root = order.root(event) if order is not None else None
+        if root is None and event.position in unapplied:
+            root = event.position
+        if root is None:
+            ready.append(event)
+        else:
+            behind[event.position] = root
+            if order is not None:
+                order.hold(event, root)
+    return ready, behind
 
 
 def _passed_by(db: Session, names: tuple[str, ...]) -> int:
@@ -462,7 +501,9 @@ def _passing_driver_error(orig: BaseException | None) -> bool:
     return sqlstate[:2] in _PASSING_SQLSTATE_CLASSES or sqlstate in _PASSING_SQLSTATES
 
 
-def _isolate(db: Session, proc: Processor, events: list[Event]) -> tuple[list[Event], bool]:
+def _isolate(
+    db: Session, proc: Processor, events: list[Event], unapplied: set[int]
+) -> tuple[list[Event], bool]:
     """After the batch raised as a whole: its events one at a time, each in its own savepoint,
     up to the first that raises alone. That one has a try counted; once held it is passed
     over, and so are the later events of its subjects, held behind it (``in_order_by``).
@@ -472,9 +513,12 @@ def _isolate(db: Session, proc: Processor, events: list[Event]) -> tuple[list[Ev
     order = _InOrder.load(db, proc)
     for event in events:
         root = order.root(event) if order is not None else None
-        if order is not None and root is not None:
-            _hold_behind(db, proc.name, event, root)
-            order.hold(event, root)
+        if root is None and event.position in unapplied:
+            root = event.position  # a processor this one runs after holds it
+        if root is not None:
+            _hold_behind(db, proc, event, root)
+            if order is not None:
+                order.hold(event, root)
             passed.append(event)
             continue
         try:
@@ -699,7 +743,8 @@ def retry_held(
     processors' held events are applied after the events that came after them: their handlers
     accept that, as they accept a replayed batch."""
     applied = failing = waiting = 0
-    for proc in list(_processors.values()):
+    # In run order: a processor's held events apply before those of the processors after it.
+    for proc in in_run_order():
         if processor_name is not None and proc.name != processor_name:
             continue
         # The subjects that stay held in this retry, as it goes (those it applies are free).
@@ -729,10 +774,15 @@ def retry_held(
                     db.rollback()
                     continue
                 root = order.root(event) if order is not None else None
-                if order is not None and root is not None:
+                if root is None and proc.after and _held_by(db, proc.after, [event]):
+                    root = event.position  # still not applied by a processor it runs after
+                if root is not None:
                     held.behind = root
-                    held.error = _waiting_reason(root)
-                    order.hold(event, root)
+                    held.error = (
+                        _unapplied_reason(proc) if root == event.position else _waiting_reason(root)
+                    )
+                    if order is not None:
+                        order.hold(event, root)
                     waiting += 1
                     db.commit()
                     continue
