@@ -361,3 +361,39 @@ def test_after_a_500_the_keep_alive_connection_answers_the_next_request(tmp_path
     assert "Exception in ASGI application" not in text
     assert text.count("Traceback (most recent call last)") == 2
     assert text.count("unhandled error on GET /v1/failing-on-purpose") == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field", "detail"),
+    [
+        ("GET", "/v1/campaigns/zz1", "campaign_id", "No campaign zz1"),
+        (
+            "GET",
+            "/v1/campaigns/99999999999999999999",
+            "campaign_id",
+            "No campaign 99999999999999999999",
+        ),
+        ("GET", "/v1/campaigns/0/results", "campaign_id", "No campaign 0"),
+        ("POST", "/v1/campaigns/zz1/pause", "campaign_id", "No campaign zz1"),
+        # a row looked up and not found (its field is the campaigns' own to name)
+        ("GET", "/v1/campaigns/12345", None, "No campaign 12345"),
+        ("GET", "/v1/segments/zz1", "segment_id", "No segment zz1"),
+        ("GET", "/v1/segments/99999999999", "segment_id", "No segment 99999999999"),
+        ("GET", "/v1/deliveries/-3", "delivery_id", "No delivery -3"),
+        ("DELETE", "/v1/webhooks/subscriptions/x", "subscription_id", "No subscription x"),
+        ("DELETE", "/v1/recommendations/rules/1.5", "rule_id", "No rule 1.5"),
+    ],
+)
+def test_an_id_that_cannot_exist_is_404_naming_it_like_one_that_does_not(
+    client, api_key, method: str, path: str, field: str | None, detail: str
+) -> None:
+    # when a numeric id in a path is no number, out of the ids' range, or names no row
+    response = client.request(method, path, headers=command(api_key("admin")))
+
+    # then each is the same 404, naming the parameter and what was looked for
+    assert response.status_code == 404, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "https://rapport.dev/problems/not-found"
+    assert problem.get("field") == field
+    assert problem["detail"] == detail

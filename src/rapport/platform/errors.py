@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -324,8 +325,97 @@ def invalid_document(
     )
 
 
+# Why pydantic refused an integer path parameter: not a whole number, or out of the ids' range.
+_NOT_AN_ID = {
+    "int_parsing",
+    "int_from_float",
+    "int_type",
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+}
+
+
+def no_such_id(name: str, value: object) -> NotFound:
+    """The 404 for a numeric id (``campaign_id``) that names nothing: "No campaign zz1",
+    naming the parameter. An id that is not a number, or out of the ids' range, cannot name
+    anything either, and is answered the same as one no row has."""
+    noun = name.removesuffix("_id").replace("_", " ")
+    return NotFound(f"No {noun} {value}", field=name)
+
+
+def _unknown_id(raw_errors: Sequence[Mapping[str, Any]]) -> NotFound | None:
+    """The 404 for the first ``…_id`` path parameter refused as no integer id, if any."""
+    for error in raw_errors:
+        loc = tuple(error.get("loc", ()))
+        if (
+            len(loc) == 2
+            and loc[0] == "path"
+            and str(loc[1]).endswith("_id")
+            and error.get("type") in _NOT_AN_ID
+        ):
+            return no_such_id(str(loc[1]), error.get("input"))
+    return None
+
+
+_ID_TEMPLATE = re.compile(r"\{([^}/]+)\}")
+
+
+def _integer_id_paths(app: FastAPI) -> list[tuple[re.Pattern[str], set[str], list[str]]]:
+    """Each path of the OpenAPI document with a ``…_id`` integer parameter: the path as a
+    pattern that takes any segment for each parameter, its methods, and those parameters.
+    Computed once per application."""
+    found = getattr(app.state, "integer_id_paths", None)
+    if found is None:
+        found = []
+        for path, operations in app.openapi().get("paths", {}).items():
+            ids = {
+                parameter["name"]
+                for operation in operations.values()
+                for parameter in operation.get("parameters", [])
+                if parameter.get("in") == "path"
+                and parameter["name"].endswith("_id")
+                and parameter.get("schema", {}).get("type") == "integer"
+            }
+            if ids:
+                pattern = "".join(
+                    f"(?P<{part}>[^/]+)" if index % 2 else re.escape(part)
+                    for index, part in enumerate(_ID_TEMPLATE.split(path))
+                )
+                methods = {method.upper() for method in operations}
+                found.append((re.compile(pattern), methods, sorted(ids)))
+        app.state.integer_id_paths = found
+    return found
+
+
+def _unmatched_id(request: Request) -> NotFound | None:
+    """For a path no route took because an integer id in it is not a number (a route's
+    ``{campaign_id:int}`` converter refused ``zz1``), the 404 naming that id."""
+    method = "GET" if request.method == "HEAD" else request.method
+    for pattern, methods, ids in _integer_id_paths(request.app):
+        matched = pattern.fullmatch(request.url.path)
+        if matched is None or method not in methods:
+            continue
+        for name in ids:
+            value = matched.group(name)
+            if not value.isascii() or not value.isdigit():
+                return no_such_id(name, value)
+    return None
+
+
 def _validation_problem(request: Request, exc: RequestValidationError) -> Response:
     raw_errors = exc.errors()
+    unknown = _unknown_id(raw_errors)
+    if unknown is not None:
+        return answer_problem(
+            request,
+            status=unknown.status,
+            slug=unknown.slug,
+            title=unknown.title,
+            detail=unknown.detail,
+            field=unknown.field,
+        )
     malformed = [e for e in raw_errors if e.get("type") == "json_invalid"]
     if malformed:
         # Worded by the parser every body meets (the tracking endpoints' too), which says
@@ -437,6 +527,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = str(exc.detail)
         # Starlette's own words when no route matched the path or the method.
         on_api = request.url.path.startswith("/v1/")  # admin pages word their own
+        unmatched = (
+            _unmatched_id(request)
+            if on_api and exc.status_code == 404 and detail == "Not Found"
+            else None
+        )
+        if unmatched is not None:
+            return await _problem(request, unmatched)
         if on_api and exc.status_code == 404 and detail == "Not Found":
             detail = (
                 f"No such path: {request.method} {request.url.path}. The API's paths are "
