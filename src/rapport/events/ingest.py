@@ -13,6 +13,8 @@ endpoint, with the same refusals.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -44,6 +46,7 @@ from rapport.platform.identity import (
     is_email,
     time_zone_problem,
 )
+from rapport.platform.settings import get_settings
 
 # Where in an event a problem is (relative to the event), what is wrong, and its code.
 Loc = tuple[str | int, ...]
@@ -154,11 +157,51 @@ def channel_scope_error(event: NewEvent, *, trusted: bool) -> ItemError | None:
 
 def trust_error(event: NewEvent, *, trusted: bool) -> ItemError | None:
     """Why a key without the write scope (``trusted`` False) may not send this event: a
-    marketing grant (:func:`grant_scope_error`) or a staff channel
-    (:func:`channel_scope_error`); ``None`` when it may."""
-    return grant_scope_error(event, may_grant=trusted) or channel_scope_error(
-        event, trusted=trusted
+    marketing grant (:func:`grant_scope_error`), a staff channel
+    (:func:`channel_scope_error`) or an unverified user id with no visitor to keep the event
+    for (:func:`user_hash_error`); ``None`` when it may."""
+    return (
+        grant_scope_error(event, may_grant=trusted)
+        or channel_scope_error(event, trusted=trusted)
+        or user_hash_error(event, trusted=trusted)
     )
+
+
+def _user_hash_ok(event: NewEvent) -> bool:
+    """Whether the event's user id is verified, where ``RAPPORT_IDENTITY_SECRET`` asks for it:
+    ``context.userHash`` is the hex HMAC-SHA256 of the user id under that secret (computed by
+    the shop's server, which knows who signed in). Without the setting every user id is."""
+    secret = get_settings().identity_secret
+    user_id = event["user_id"]
+    if secret is None or user_id is None:
+        return True
+    said = (event["context"] or {}).get("userHash")
+    expected = hmac.new(
+        secret.get_secret_value().encode(), user_id.encode(), hashlib.sha256
+    ).hexdigest()
+    return isinstance(said, str) and hmac.compare_digest(said.strip().lower(), expected)
+
+
+def user_hash_error(event: NewEvent, *, trusted: bool) -> ItemError | None:
+    """An ingest-only key's event whose user id is not verified (:func:`_user_hash_ok`) and
+    that names no visitor either: nobody is left to keep it for."""
+    if trusted or event["anonymous_id"] is not None or _user_hash_ok(event):
+        return None
+    return (
+        ("context", "userHash"),
+        "This key's user ids need context.userHash, the HMAC-SHA256 of the user id under "
+        "RAPPORT_IDENTITY_SECRET (send it from your server's page), or send anonymousId only",
+        "user_hash_mismatch",
+    )
+
+
+def verified_person(event: NewEvent) -> NewEvent:
+    """An ingest-only key's ``event`` with its user id ignored where it is not verified
+    (:func:`_user_hash_ok`): the event is its visitor's (anonymous id) only, so a page
+    cannot link a visitor to someone else's customer number."""
+    if event["anonymous_id"] is not None and not _user_hash_ok(event):
+        event["user_id"] = None
+    return event
 
 
 # The ``source`` a tracking event is stored with when its key may only ingest (not write): the
@@ -177,10 +220,13 @@ def from_public_key(source: str) -> bool:
 
 def marked_public(event: NewEvent, *, trusted: bool) -> NewEvent:
     """``event`` as stored for its key: an ingest-only key's (``trusted`` False) is marked with
-    a public source (:data:`PUBLIC_SOURCES`); a Segment message's source says so already."""
-    if not trusted and event["source"] == "api":
+    a public source (:data:`PUBLIC_SOURCES`; a Segment message's source says so already) and
+    its person verified (:func:`verified_person`)."""
+    if trusted:
+        return event
+    if event["source"] == "api":
         event["source"] = PUBLIC_API_SOURCE
-    return event
+    return verified_person(event)
 
 
 def _status(status: str) -> str:

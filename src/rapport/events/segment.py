@@ -42,6 +42,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from rapport.events.ingest import (
+    PUBLIC_SEGMENT_SOURCE,
     ItemError,
     Loc,
     checked_time,
@@ -52,6 +53,7 @@ from rapport.events.ingest import (
     reserved_type_error,
     trait_errors,
     user_id_error,
+    verified_person,
 )
 from rapport.events.schemas import CHANNELS, EVENT_TYPE_PATTERN
 from rapport.events.tracking_store import NewEvent
@@ -249,7 +251,8 @@ def to_event(
         "context": normalised,
         "source": source,
     }
-    return event
+    # An ingest-only key's user id counts only when verified (RAPPORT_IDENTITY_SECRET).
+    return verified_person(event) if source == PUBLIC_SEGMENT_SOURCE else event
 
 
 NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)"

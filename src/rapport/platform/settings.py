@@ -184,6 +184,12 @@ class Settings(BaseSettings):
         default=None,
         description="Signs admin session cookies. Generated into <data_dir>/secret_key when unset.",
     )
+    identity_secret: SecretStr | None = Field(
+        default=None,
+        description="Verifies the public tracking key's user ids: when set, a userId sent with an "
+        "ingest-only key counts only with context.userHash, the hex HMAC-SHA256 of the userId "
+        "under this secret (computed by the shop's server); docs/tracking.md.",
+    )
     bind_host: str = "127.0.0.1"
     bind_port: int = 8000
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Larger bodies get 413.")
