@@ -667,3 +667,29 @@ def test_a_category_value_is_stored_without_a_trailing_slash(
     # a brand is kept as written
     brand = {"name": "B", "action": "exclude", "attribute": "brand", "value": "Castello"}
     assert client.put(path, json=brand, headers=command(headers)).json()["value"] == "Castello"
+
+
+@pytest.mark.parametrize("who", ["", "&anonymous_id=visitor-unknown"])
+def test_exclude_purchased_for_an_anonymous_visitor_is_the_answer_without_it(
+    client: TestClient, api_key, shop: dict[str, str], who: str
+) -> None:
+    # given a visitor nobody knows (no customer, or an anonymous id linked to none)
+    ask = f"/v1/recommendations?placement=home&limit=20{who}"
+
+    # when they ask with and without exclude_purchased
+    plain = client.get(ask, headers=auth(api_key("read")))
+    excluding = client.get(ask + "&exclude_purchased=true", headers=auth(api_key("read")))
+
+    # then it is accepted and changes nothing: there is no purchase of theirs to leave out,
+    # as the OpenAPI document says
+    assert plain.status_code == excluding.status_code == 200, excluding.text
+    assert excluding.json() == plain.json()
+    assert excluding.json()["personalized"] is False
+    described = next(
+        parameter["description"]
+        for parameter in client.get("/openapi.json").json()["paths"]["/v1/recommendations"]["get"][
+            "parameters"
+        ]
+        if parameter["name"] == "exclude_purchased"
+    )
+    assert "only for a known customer" in described

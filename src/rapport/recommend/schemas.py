@@ -94,7 +94,10 @@ class RecommendationQuery(BaseModel):
     exclude_purchased: bool = Field(
         default=False,
         description="Only items the customer has never bought (and the blend weighed for "
-        "discovery); the `discover` placement always does this",
+        "discovery); the `discover` placement always does this. Meaningful only for a known "
+        "customer whose answer is personal (`customer_id`, or an `anonymous_id` linked to "
+        "one, with `personalization` consent): for anyone else there is no purchase to leave "
+        "out, and the answer is the one without it",
     )
 
     @field_validator("cart")
