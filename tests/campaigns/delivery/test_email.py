@@ -71,7 +71,8 @@ def test_each_customer_gets_one_personal_email_with_a_one_click_unsubscribe(
             .order_by(DeliveryStatus.id)
         )
     )
-    assert history == ["queued", "sending", "sent"]
+    # handed over before the server's answer to DATA, sent once it accepted
+    assert history == ["queued", "sending", "handed_over", "sent"]
 
 
 def test_a_permanent_rejection_bounces_and_suppresses_the_address(

@@ -220,6 +220,21 @@ def test_a_refusal_after_the_cancel_does_not_retry(
         worker.join(60)
     assert set(_rows(committed_url, campaign_id).values()) == {("suppressed", "campaign cancelled")}
     assert slow_groups.messages == []
+    # and no history says sent: those of the group in flight were handed over, then refused
+    # and suppressed (a later group's were suppressed by the cancel before any was started)
+    with open_session(committed_url) as db:
+        history = db.execute(
+            select(DeliveryStatus.delivery_id, DeliveryStatus.status)
+            .where(DeliveryStatus.delivery_id.in_(_rows(committed_url, campaign_id).keys()))
+            .order_by(DeliveryStatus.id)
+        ).all()
+    steps: dict[int, list[str]] = {}
+    for delivery_id, status in history:
+        steps.setdefault(delivery_id, []).append(status)
+    handed = [s for s in steps.values() if "handed_over" in s]
+    assert handed, steps
+    assert all(s[-2:] == ["handed_over", "suppressed"] for s in handed), steps
+    assert "sent" not in {status for _, status in history}
 
 
 def test_a_refusal_at_the_end_of_data_counts_one_try(

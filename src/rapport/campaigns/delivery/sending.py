@@ -503,6 +503,10 @@ def _send_email(batch: _Batch, items: list[tuple[Claimed, Verdict]]) -> int:
             outcomes = pool.send_group(messages, before_terminators=mark_sent)
             if marks:  # nothing reached DATA: the other marks still need their commit
                 batch.commit_marks(marks)
+            _log_accepted(
+                batch,
+                [row.id for (row, _), o in zip(group, outcomes, strict=True) if o.accepted],
+            )
             for (row, verdict), outcome in zip(group, outcomes, strict=True):
                 if not outcome.accepted:
                     _email_refused(batch, row, verdict, outcome)
@@ -533,10 +537,18 @@ def _still_claimed(batch: _Batch, delivery_ids: Sequence[int]) -> set[int]:
     return claimed
 
 
+# The history row written when an email's row is marked sent before its terminator: the
+# server has not answered yet, so the history says so; "sent" follows once it accepts
+# (:func:`_log_accepted`), the refusal's status once it refuses.
+HANDED_OVER = "handed_over"
+HANDED_OVER_REASON = "to the SMTP server, before its answer to the end of DATA"
+
+
 def _mark_sent_now(batch: _Batch, delivery_ids: list[int]) -> set[int]:
-    """Mark these deliveries sent (those still claimed by this worker) with their history rows
-    and COMMIT; return the ids marked. PostgreSQL: one statement (the update feeds the history
-    insert), since this runs once per group on the hot path."""
+    """Mark these deliveries sent (those still claimed by this worker), each with a
+    ``handed_over`` history row (the server has not answered yet), and COMMIT; return the ids
+    marked. PostgreSQL: one statement (the update feeds the history insert), since this runs
+    once per group on the hot path."""
     db, now = batch.db, clock.now()
     postgres = db.get_bind().dialect.name == "postgresql"
     claimed = _claimed_query(batch, delivery_ids)
@@ -568,8 +580,8 @@ def _mark_sent_now(batch: _Batch, delivery_ids: list[int]) -> set[int]:
                 ["delivery_id", "status", "reason", "at"],
                 select(
                     marked_rows.c.id,
-                    literal("sent"),
-                    literal(""),
+                    literal(HANDED_OVER),
+                    literal(HANDED_OVER_REASON),
                     literal(now, type_=DeliveryStatus.__table__.c.at.type),
                 ),
             )
@@ -581,10 +593,31 @@ def _mark_sent_now(batch: _Batch, delivery_ids: list[int]) -> set[int]:
         if marked:
             db.execute(
                 insert(DeliveryStatus),
-                [{"delivery_id": i, "status": "sent", "reason": "", "at": now} for i in marked],
+                [
+                    {
+                        "delivery_id": i,
+                        "status": HANDED_OVER,
+                        "reason": HANDED_OVER_REASON,
+                        "at": now,
+                    }
+                    for i in marked
+                ],
             )
     db.commit()
     return marked
+
+
+def _log_accepted(batch: _Batch, delivery_ids: list[int]) -> None:
+    """The ``sent`` history rows of the emails the server accepted (their rows were marked
+    sent before the terminators), in one commit."""
+    if not delivery_ids:
+        return
+    now = clock.now()
+    batch.db.execute(
+        insert(DeliveryStatus),
+        [{"delivery_id": i, "status": "sent", "reason": "", "at": now} for i in delivery_ids],
+    )
+    batch.db.commit()
 
 
 def _email_refused(
