@@ -190,6 +190,7 @@ def _orders_list(
             "title": title,
             "orders": orders,
             "promise": {o.order_id: listing.promise_state(o, now) for o in orders},
+            "collect_by": {o.order_id: service.collect_by(o) for o in orders},
             "names": _names(db, {o.customer_id for o in orders if o.customer_id}),
             "paging": paging,
             "where": where,
