@@ -43,6 +43,18 @@ def _choices(db: Session, customer_id: str) -> dict[str, tuple[bool, str]]:
     }
 
 
+def _history(db: Session, customer_id: str, purpose: str) -> list[tuple[bool, str]]:
+    db.expire_all()
+    return [
+        (c.granted, c.source)
+        for c in db.scalars(
+            select(ConsentChange)
+            .where(ConsentChange.customer_id == customer_id, ConsentChange.purpose == purpose)
+            .order_by(ConsentChange.id)
+        )
+    ]
+
+
 def _consent_form(admin: TestClient, customer_id: str) -> list[tuple[str, str]]:
     path = f"/admin/customers/{customer_id}"
     return page_form(admin.get(path).text, action=f"{path}/consent")
@@ -69,12 +81,7 @@ def test_staff_withdraw_one_purpose_the_customer_asked_about_and_nothing_else(
     assert after["marketing_email"] == (False, f"admin:{ADMIN_EMAIL}")
     assert {p: after[p] for p in OTHERS} == {p: before[p] for p in OTHERS}
     assert "location" not in after
-    changes = db.scalars(
-        select(ConsentChange).where(
-            ConsentChange.customer_id == customer_id, ConsentChange.purpose == "marketing_email"
-        )
-    ).all()
-    assert [(c.granted, c.source) for c in changes] == [
+    assert _history(db, customer_id, "marketing_email") == [
         (True, "checkout"),
         (False, f"admin:{ADMIN_EMAIL}"),
     ]
@@ -83,6 +90,14 @@ def test_staff_withdraw_one_purpose_the_customer_asked_about_and_nothing_else(
         select(Event).where(Event.customer_id == customer_id, Event.type == "consent_changed")
     ).all()
     assert [(e.channel, e.properties["granted"]) for e in logged][-1] == ("call_center", False)
+    # and the same form sent again changes nothing, and says so
+    again = post_form(
+        admin, f"/admin/customers/{customer_id}/consent", [*fields, ("choice", "withdraw")]
+    )
+    assert said_after(admin, again) == (
+        f"Marketing email: withdrawn already, as from admin:{ADMIN_EMAIL}: nothing changed"
+    )
+    assert len(_history(db, customer_id, "marketing_email")) == 2
     # and the gate no longer lets email marketing reach them
     assert not customers.may_contact(db, customer_id=customer_id, purpose="marketing_email")
     # and the panel shows the new choice, its source and time

@@ -406,22 +406,22 @@ def change_consent(
             f"/admin/customers/{customer.customer_id}",
             f"Nothing changed: {customer_id} was merged into this profile; change its consent here",
         )
-    granted = choice == "grant"
-    consent = service.set_consent(
+    granted, source = choice == "grant", admin_consent_source(user.email)
+    standing = {
+        c.purpose: (c.granted, c.source) for c in service.get_consents(db, customer_id=customer_id)
+    }
+    shown = f"{purpose.replace('_', ' ').capitalize()}: {'granted' if granted else 'withdrawn'}"
+    if standing.get(purpose) == (granted, source):  # as set_consent would leave it: no change
+        return _back(request, customer_id, f"{shown} already, as from {source}: nothing changed")
+    service.set_consent(
         db,
         customer_id=customer_id,
         purpose=purpose,
         granted=granted,
-        source=admin_consent_source(user.email),
+        source=source,
         channel=told_by,
     )
-    shown = purpose.replace("_", " ")
-    return _back(
-        request,
-        customer_id,
-        f"{shown.capitalize()}: {'granted' if consent.granted else 'withdrawn'}, "
-        f"recorded as from {consent.source}",
-    )
+    return _back(request, customer_id, f"{shown}, recorded as from {source}")
 
 
 CONFIRM_WORD = "ERASE"
