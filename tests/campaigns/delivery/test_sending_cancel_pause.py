@@ -271,3 +271,53 @@ def test_a_sent_delivery_has_no_next_attempt(committed_url: str, smtp_sink: Smtp
         # No lease left behind: nothing is due for it any more.
         assert clock.as_utc(row.next_attempt_at) == clock.as_utc(row.sent_at)
         assert delivery_out(row)["next_attempt_at"] is None
+
+
+def test_a_webhook_answered_2xx_after_the_pause_is_sent_and_not_posted_again(
+    committed_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    # given a webhook campaign whose receiver takes a while to answer
+    webhook_receiver.delay = 0.5
+    with open_session(committed_url) as db:
+        endpoint = make_endpoint(db, url=webhook_receiver.url)
+        person = make_customer(db, consents={"marketing_push": True})
+        campaign = make_campaign(db, channel="webhook", webhook_endpoint_id=endpoint.id)
+        queue_deliveries(db, campaign=campaign, recipients=[Recipient(customer_id=person)])
+        db.commit()
+        campaign_id = campaign.id
+    worker = threading.Thread(
+        target=dispatch_due, kwargs={"limit": 100, "worker": "busy", "database_url": committed_url}
+    )
+    worker.start()
+    # when the campaign is paused while the POST waits for its answer, which is 2xx
+    try:
+        deadline = time.monotonic() + 30
+        while not webhook_receiver.requests and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert webhook_receiver.requests, "the dispatcher posted nothing"
+        with open_session(committed_url) as db:
+            campaigns.pause_campaign(db, campaign_id=campaign_id)
+    finally:
+        worker.join(60)
+    # then the delivery is sent, its history saying the answer came after the pause
+    ((delivery_id, outcome),) = _rows(committed_url, campaign_id).items()
+    assert outcome == ("sent", "")
+    with open_session(committed_url) as db:
+        history = db.execute(
+            select(DeliveryStatus.status, DeliveryStatus.reason)
+            .where(DeliveryStatus.delivery_id == delivery_id)
+            .order_by(DeliveryStatus.id)
+        ).all()
+        row = db.get(Delivery, delivery_id)
+        assert row is not None
+        assert row.attempts == 1
+    assert [tuple(h) for h in history][-2:] == [
+        ("deferred", "campaign paused"),
+        ("sent", sending.ANSWERED_AFTER_PAUSE),
+    ]
+    # and after the resume nothing is posted again
+    with open_session(committed_url) as db:
+        campaigns.resume_campaign(db, campaign_id=campaign_id)
+    dispatch_due(limit=100, worker="later", database_url=committed_url)
+    assert len(webhook_receiver.requests) == 1
+    assert _rows(committed_url, campaign_id)[delivery_id] == ("sent", "")

@@ -34,6 +34,7 @@ WAITING = ("queued", "deferred", "sending", "failed")
 # A paused campaign's deliveries wait as ``deferred`` with this reason; the dispatcher looks
 # again after PAUSED_RECHECK, and resuming makes them due at once.
 PAUSED = "campaign paused"
+RESUMED = "campaign resumed"
 PAUSED_RECHECK = timedelta(minutes=5)
 
 
@@ -304,7 +305,7 @@ def release_paused(db: Session, *, campaign_id: int) -> int:
         campaign_id=campaign_id,
         statuses=("deferred",),
         status="deferred",
-        reason="campaign resumed",
+        reason=RESUMED,
         due=clock.now(),
         only_reason=PAUSED,
     )

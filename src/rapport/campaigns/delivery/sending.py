@@ -72,6 +72,7 @@ from rapport.campaigns.delivery.policy import sending_policy
 from rapport.campaigns.delivery.queueing import (
     PAUSED,
     PAUSED_RECHECK,
+    RESUMED,
     settle_campaigns,
     staff_address,
 )
@@ -749,8 +750,66 @@ def _send_webhooks(batch: _Batch, items: list[tuple[Claimed, Verdict]]) -> int:
                     )
                 else:
                     marks.append(Mark(row.id, "dead", outcome.reason, tried=True))
-            batch.commit_marks(marks)
+            apply_marks(batch.db, marks, worker=batch.worker, now=now)
+            _delivered_after_pause(
+                batch, [mark.delivery_id for mark in marks if mark.sent], now=now
+            )
+            batch.db.commit()
     return len(items)
+
+
+# The history's reason for a webhook whose 2xx answer came after the campaign was paused.
+ANSWERED_AFTER_PAUSE = "the endpoint answered 2xx after the campaign was paused"
+
+
+def _delivered_after_pause(batch: _Batch, delivery_ids: list[int], *, now: datetime) -> None:
+    """Of these deliveries, whose POST the endpoint answered 2xx, those a pause took back
+    while it was in flight (``deferred``, "campaign paused" or "campaign resumed", claimed by
+    nobody since) are ``sent``, with their history row, in the caller's transaction: the
+    receiver has the message, so a resume does not post it again. One another dispatcher has
+    claimed since is left to it (receivers de-duplicate on ``Rapport-Delivery-Id``)."""
+    if not delivery_ids:
+        return
+    db = batch.db
+    taken_back = select(Delivery.id).where(
+        Delivery.id.in_(delivery_ids),
+        Delivery.status == "deferred",
+        Delivery.reason.in_((PAUSED, RESUMED)),
+        Delivery.claimed_by.is_(None),
+    )
+    if db.get_bind().dialect.name == "postgresql":
+        taken_back = taken_back.order_by(Delivery.id).with_for_update()
+    ids = list(db.scalars(taken_back))
+    if not ids:
+        return
+    marked = list(
+        db.scalars(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(ids),
+                Delivery.status == "deferred",
+                Delivery.reason.in_((PAUSED, RESUMED)),
+            )
+            .values(
+                status="sent",
+                reason="",
+                sent_at=now,
+                next_attempt_at=now,
+                attempts=Delivery.attempts + 1,
+                updated_at=now,
+            )
+            .returning(Delivery.id),
+            execution_options={"synchronize_session": False},
+        )
+    )
+    if marked:
+        db.execute(
+            insert(DeliveryStatus),
+            [
+                {"delivery_id": i, "status": "sent", "reason": ANSWERED_AFTER_PAUSE, "at": now}
+                for i in marked
+            ],
+        )
 
 
 def webhook_payload(
