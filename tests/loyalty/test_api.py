@@ -136,7 +136,7 @@ def test_a_missing_key_is_400_and_a_running_key_is_409(client, db, writer) -> No
     assert loyalty.balance(db, customer_id=customer_id) == 0
 
 
-def test_not_enough_points_is_409_problem_naming_points_and_the_key_can_be_retried(
+def test_not_enough_points_is_409_problem_naming_points_and_its_key_answers_it_again(
     client, db, writer
 ) -> None:
     customer_id = make_customer(db)
@@ -148,9 +148,38 @@ def test_not_enough_points_is_409_problem_naming_points_and_the_key_can_be_retri
     assert (problem["field"], problem["balance"]) == ("points", 10)
     assert problem["type"].endswith("/insufficient-points")
     assert "10 points available" in problem["detail"]
-    # a failed command keeps nothing under its key: the same key with a corrected body runs
-    retried = _post(client, f"{customer_id}/redeem", {"points": 10}, writer, "r")
-    assert retried.status_code == 201
+    # the refusal is the key's answer, as any first answer: a retry under it, once the member
+    # has points enough, is the same refusal, replayed, and redeems nothing
+    _post(client, f"{customer_id}/earn", {"points": 5, "reason": "Order"}, writer, "e2")
+    retried = _post(client, f"{customer_id}/redeem", {"points": 11}, writer, "r")
+    assert retried.status_code == 409
+    assert retried.headers["content-type"] == "application/problem+json"
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    assert retried.json() == problem
+    assert loyalty.balance(db, customer_id=customer_id) == 15
+    # the key with a corrected body is another request (422); a new key runs it
+    other = _post(client, f"{customer_id}/redeem", {"points": 10}, writer, "r")
+    assert (other.status_code, other.json()["field"]) == (422, "Idempotency-Key")
+    assert _post(client, f"{customer_id}/redeem", {"points": 10}, writer, "r2").status_code == 201
+    assert loyalty.balance(db, customer_id=customer_id) == 5
+
+
+def test_a_request_refused_as_invalid_stores_nothing_under_its_key(client, db, writer) -> None:
+    # given a member with points
+    customer_id = make_customer(db)
+    _post(client, f"{customer_id}/earn", {"points": 10, "reason": "Order"}, writer, "e")
+
+    # when a redeem is refused as invalid (422) under a key, and a command is sent without
+    # a key and with an invalid body
+    invalid = _post(client, f"{customer_id}/redeem", {"points": 0}, writer, "r")
+    keyless = client.post(f"/v1/loyalty/members/{customer_id}/redeem", json={}, headers=writer)
+
+    # then the body is judged first, and the key kept nothing: corrected, it runs
+    assert (invalid.status_code, invalid.json()["field"]) == (422, "points")
+    assert keyless.status_code == 422
+    corrected = _post(client, f"{customer_id}/redeem", {"points": 4}, writer, "r")
+    assert corrected.status_code == 201, corrected.text
+    assert loyalty.balance(db, customer_id=customer_id) == 6
 
 
 def test_invalid_bodies_name_the_field(client, db, writer) -> None:

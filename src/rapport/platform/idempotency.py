@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from rapport.platform import budget, clock
 from rapport.platform.db import insert_for
-from rapport.platform.errors import Conflict, InvalidInput, Problem
+from rapport.platform.errors import PROBLEM_TYPE_BASE, Conflict, InvalidInput, Problem
 from rapport.platform.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -474,6 +474,8 @@ def run_idempotent(
     never be stored (a new API key's secret, shown once)."""
     claimed = claim(db, scope=scope, key=key, fingerprint=request_fingerprint(request_body))
     if isinstance(claimed, Replay):
+        if claimed.status_code >= 400:
+            raise replayed_refusal(claimed)
         return JSONResponse(
             claimed.body, status_code=claimed.status_code, headers={"Idempotent-Replayed": "true"}
         )
@@ -486,11 +488,62 @@ def run_idempotent(
 
     try:
         execute(store_answer)
-    except Exception:
+    except Exception as failure:
         try:
-            release(db, claimed)
+            if kept_refusal(failure):
+                refuse(db, claimed, cast(Conflict, failure))
+            else:
+                release(db, claimed)
         except Exception:  # the caller hears why the command failed, not why the key stayed
             db.rollback()
             log.warning("releasing idempotency key %s failed", claimed.key, exc_info=True)
         raise
     return JSONResponse(answer["body"], status_code=status_code)
+
+
+def kept_refusal(failure: BaseException) -> bool:
+    """Whether a command's failure is its answer for good, stored under its key: a ``409``
+    the business gave (not enough points, a campaign already launched), not one that asks to
+    retry (a ``Retry-After``) nor a lost claim. Any other failure changed nothing and
+    releases the key: a request refused as invalid (``422``) is never stored."""
+    return (
+        isinstance(failure, Conflict)
+        and not isinstance(failure, ClaimLost)
+        and not (failure.headers and "Retry-After" in failure.headers)
+    )
+
+
+def refuse(db: Session, claimed: Claim, refusal: Conflict) -> None:
+    """Store the command's refusal as its key's answer (what it changed rolled back): a retry
+    under the key is answered the same refusal, as a retry of an answered command is."""
+    db.rollback()
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + refusal.slug,
+        "title": refusal.title,
+        "detail": refusal.detail,
+    }
+    if refusal.field is not None:
+        body["field"] = refusal.field
+    if refusal.errors:
+        body["errors"] = refusal.errors
+    if refusal.extra:
+        body["extra"] = refusal.extra
+    with budget.deadline(RELEASE_WAIT_S):
+        complete(db, claimed, status_code=refusal.status, body=body)
+        db.commit()
+
+
+def replayed_refusal(replay: Replay) -> Problem:
+    """The refusal stored under a key (:func:`refuse`), raised again for a retry of it."""
+    body = replay.body
+    refusal = Problem(
+        body["detail"],
+        field=body.get("field"),
+        errors=body.get("errors"),
+        headers={"Idempotent-Replayed": "true"},
+        **body.get("extra", {}),
+    )
+    refusal.status = replay.status_code
+    refusal.slug = str(body["type"]).removeprefix(PROBLEM_TYPE_BASE)
+    refusal.title = body["title"]
+    return refusal
