@@ -9,7 +9,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from rapport.customers.processor import process_profile_events
 from rapport.events import service as events
+from rapport.events.models import Event
 from rapport.platform import clock
 from rapport.platform.ids import new_id
 
@@ -43,3 +45,17 @@ def tracked(
 def basic_auth(secret: str) -> dict[str, str]:
     """The key header as Segment's SDKs send a write key: the basic-auth user name."""
     return {"Authorization": "Basic " + base64.b64encode(f"{secret}:".encode()).decode()}
+
+
+class BrokenOn:
+    """The real profile processor, with a bug on the events in ``poisoned`` until mended (a
+    deploy that cannot read them, say)."""
+
+    def __init__(self) -> None:
+        self.poisoned: set[str] = set()
+
+    def __call__(self, db: Session, events: list[Event]) -> None:
+        for event in events:
+            if event.event_id in self.poisoned:
+                raise ValueError(f"cannot read {event.event_id}: unknown source 'kiosk'")
+        process_profile_events(db, events)

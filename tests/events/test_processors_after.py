@@ -9,14 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from rapport.campaigns.models import Delivery
 from rapport.campaigns.planning import editing, launching
 from rapport.campaigns.planning.editing import CampaignSettings
 from rapport.campaigns.planning.jobs import PROFILE_PROCESSOR, TRIGGERS_PROCESSOR
 from rapport.customers import service as customers
-from rapport.customers.processor import process_profile_events
 from rapport.domains import load_tasks
 from rapport.events import processors
 from rapport.events.models import Event, HeldEvent
@@ -25,22 +23,10 @@ from rapport.platform import clock
 from rapport.platform.db import open_session
 from tests.campaigns.planning.factories import make_customer, write_template
 from tests.customers.factories import track
+from tests.events.factories import BrokenOn
 
 load_tasks()
 START = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
-
-
-class BrokenOn:
-    """The real profile processor, failing on the events in ``poisoned`` until mended."""
-
-    def __init__(self) -> None:
-        self.poisoned: set[str] = set()
-
-    def __call__(self, db: Session, events: list[Event]) -> None:
-        for event in events:
-            if event.event_id in self.poisoned:
-                raise ValueError(f"cannot read {event.event_id}: unknown source 'kiosk'")
-        process_profile_events(db, events)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from rapport.cli import app as cli
 from rapport.customers import service as customers
-from rapport.customers.processor import process_profile_events
 from rapport.events import processors
 from rapport.events.models import Event, HeldEvent
 from rapport.events.processors import Processor, retry_held, run_processors
@@ -24,6 +23,7 @@ from rapport.platform import clock
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from tests.customers.factories import track
+from tests.events.factories import BrokenOn
 from tests.platform.admin_forms import ADMIN_EMAIL, ADMIN_PASSWORD, sign_in
 
 START = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
@@ -34,20 +34,6 @@ def frozen() -> clock.FrozenClock:
     at = clock.FrozenClock(START)
     clock.set_clock(at)
     return at
-
-
-class BrokenOn:
-    """The real profile processor, with a bug on the events in ``poisoned`` until mended (a
-    deploy that cannot read them, say)."""
-
-    def __init__(self) -> None:
-        self.poisoned: set[str] = set()
-
-    def __call__(self, db: Session, events: list[Event]) -> None:
-        for event in events:
-            if event.event_id in self.poisoned:
-                raise ValueError(f"cannot read {event.event_id}: unknown source 'kiosk'")
-        process_profile_events(db, events)
 
 
 @pytest.fixture

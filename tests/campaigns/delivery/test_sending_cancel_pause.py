@@ -138,24 +138,35 @@ def test_pause_mid_batch_holds_the_claimed_messages_and_resume_sends_them_once(
     assert set(_rows(committed_url, campaign_id).values()) == {("sent", "")}
 
 
-def test_cancel_mid_batch_stops_the_claimed_webhooks(
-    committed_url: str, webhook_receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sending, "WEBHOOK_CONCURRENCY", GROUP)
-    webhook_receiver.delay = 0.2
-    with open_session(committed_url) as db:
-        endpoint = make_endpoint(db, url=webhook_receiver.url)
-        people = [make_customer(db, consents={"marketing_push": True}) for _ in range(COUNT)]
+def _webhook_campaign(url: str, receiver: WebhookReceiver, count: int) -> int:
+    """A webhook campaign to ``receiver`` with ``count`` deliveries queued; its id."""
+    with open_session(url) as db:
+        endpoint = make_endpoint(db, url=receiver.url)
+        people = [make_customer(db, consents={"marketing_push": True}) for _ in range(count)]
         campaign = make_campaign(db, channel="webhook", webhook_endpoint_id=endpoint.id)
         queue_deliveries(
             db, campaign=campaign, recipients=[Recipient(customer_id=p) for p in people]
         )
         db.commit()
-        campaign_id = campaign.id
+        return campaign.id
+
+
+def _dispatching(url: str) -> threading.Thread:
+    """A dispatcher ("busy") sending what is due, started in a thread."""
     worker = threading.Thread(
-        target=dispatch_due, kwargs={"limit": 100, "worker": "busy", "database_url": committed_url}
+        target=dispatch_due, kwargs={"limit": 100, "worker": "busy", "database_url": url}
     )
     worker.start()
+    return worker
+
+
+def test_cancel_mid_batch_stops_the_claimed_webhooks(
+    committed_url: str, webhook_receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "WEBHOOK_CONCURRENCY", GROUP)
+    webhook_receiver.delay = 0.2
+    campaign_id = _webhook_campaign(committed_url, webhook_receiver, COUNT)
+    worker = _dispatching(committed_url)
     try:
         deadline = time.monotonic() + 30
         while not webhook_receiver.requests and time.monotonic() < deadline:
@@ -278,17 +289,8 @@ def test_a_webhook_answered_2xx_after_the_pause_is_sent_and_not_posted_again(
 ) -> None:
     # given a webhook campaign whose receiver takes a while to answer
     webhook_receiver.delay = 0.5
-    with open_session(committed_url) as db:
-        endpoint = make_endpoint(db, url=webhook_receiver.url)
-        person = make_customer(db, consents={"marketing_push": True})
-        campaign = make_campaign(db, channel="webhook", webhook_endpoint_id=endpoint.id)
-        queue_deliveries(db, campaign=campaign, recipients=[Recipient(customer_id=person)])
-        db.commit()
-        campaign_id = campaign.id
-    worker = threading.Thread(
-        target=dispatch_due, kwargs={"limit": 100, "worker": "busy", "database_url": committed_url}
-    )
-    worker.start()
+    campaign_id = _webhook_campaign(committed_url, webhook_receiver, 1)
+    worker = _dispatching(committed_url)
     # when the campaign is paused while the POST waits for its answer, which is 2xx
     try:
         deadline = time.monotonic() + 30
