@@ -6,10 +6,11 @@
 Every row is made by ``INSERT .. SELECT generate_series`` on the server, so a million customers
 take a minute or two rather than the demo generator's minutes of Python: the customers of the
 demo's five cities (London, Manchester, Paris, Lyon, Berlin) living around their city (a share
-far out in the region), their consents (marketing email, push, location, analytics), the
-stores with coordinates, a catalogue of products in a handful of categories, orders with lines
-for a share of the customers over the last year, their traits (order count, spend, category
-counts, last known location for those who consented to location) and loyalty members' point
+far out in the region), their consents (marketing email, push, location, analytics,
+personalization), the stores with coordinates, a catalogue of products in a handful of
+categories, orders with lines for a share of the customers over the last year, their traits
+(order count, spend, category counts, last known location for those who consented to
+location) and loyalty members' point
 balances. Deterministic:
 each "random" figure is ``hashint8extended(row number, seed + salt)`` scaled to [0, 1), so the
 same seed gives the same retailer on any PostgreSQL 11 or later.
@@ -62,6 +63,7 @@ MARKETING_EMAIL_REFUSED = 0.13  # a recorded "no" after the grants
 MARKETING_PUSH_GRANTED = 0.45
 LOCATION_GRANTED = 0.55
 ANALYTICS_GRANTED = 0.80
+PERSONALIZATION_GRANTED = 0.60  # behavioural segment conditions select only these
 BUYERS = 0.45  # customers with at least one order in the last year
 FAR_OUT = 0.20  # customers living out in the region (up to 150 km) rather than in town
 ERASED = 0.003
@@ -240,6 +242,7 @@ def _consents(connection: Connection) -> None:
         ("marketing_push", 21, MARKETING_PUSH_GRANTED, 0.10),
         ("location", 22, LOCATION_GRANTED, 0.10),
         ("analytics", 23, ANALYTICS_GRANTED, 0.05),
+        ("personalization", 24, PERSONALIZATION_GRANTED, 0.10),
     )
     for purpose, salt, granted, refused in grants:
         connection.execute(

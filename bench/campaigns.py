@@ -13,9 +13,11 @@ processes (this script with ``--dispatcher``: a loop over
 ``rapport.campaigns.delivery.sending.dispatch_due``).
 
 1. **Segment**: a three-condition segment (marketing email consent, bought from
-   Home/Woodworking in the last 90 days, within 50 km of central London by last known location
-   or home), counted with a sample by ``preview_segment``, three times (``segment_s``: the
-   median; the first, on a cold cache, is shown too), and checked against plain SQL.
+   Home/Woodworking in the last 90 days, which selects only customers who granted
+   personalization, within 50 km of central London by last known location or home, either
+   only with location consent), counted with a sample by ``preview_segment``, three times
+   (``segment_s``: the median; the first, on a cold cache, is shown too), and checked against
+   plain SQL.
 2. **Email**: a campaign to ``--emails`` customers with email consent, queued with
    ``queue_deliveries`` while the dispatchers wait, then sent to the SMTP sink. ``emails_per_s``
    = messages sent / seconds from the queue's commit until no delivery is left queued or
@@ -584,19 +586,24 @@ def segment_check(database_url: str) -> int:
                     "SELECT count(DISTINCT c.customer_id) FROM customers c "
                     "JOIN consents s ON s.customer_id = c.customer_id "
                     "AND s.purpose = 'marketing_email' AND s.granted "
+                    # bought_category is a behavioural condition: only customers who granted
+                    # personalization are selected by it
+                    "JOIN consents p ON p.customer_id = c.customer_id "
+                    "AND p.purpose = 'personalization' AND p.granted "
                     "JOIN orders o ON o.customer_id = c.customer_id "
                     "AND o.placed_at >= now() - interval '90 days' "
                     "JOIN order_lines l ON l.order_id = o.order_id "
                     "AND (l.category = 'Home/Woodworking' OR l.category LIKE 'Home/Woodworking/%') "
                     "LEFT JOIN customer_traits t ON t.customer_id = c.customer_id "
-                    "WHERE c.status = 'active' AND ("
+                    # either point, home or last known, only with location consent
+                    "WHERE c.status = 'active' AND EXISTS (SELECT 1 FROM consents g "
+                    "  WHERE g.customer_id = c.customer_id AND g.purpose = 'location' "
+                    "  AND g.granted) AND ("
                     "  (c.home_latitude IS NOT NULL AND 6371.0088 * 2 * asin(sqrt("
                     "    power(sin(radians(c.home_latitude - 51.5074) / 2), 2) + "
                     "    cos(radians(51.5074)) * cos(radians(c.home_latitude)) * "
                     "    power(sin(radians(c.home_longitude + 0.1278) / 2), 2))) <= 50)"
-                    "  OR (t.last_latitude IS NOT NULL AND EXISTS (SELECT 1 FROM consents g "
-                    "    WHERE g.customer_id = c.customer_id AND g.purpose = 'location' "
-                    "    AND g.granted) AND 6371.0088 * 2 * asin(sqrt("
+                    "  OR (t.last_latitude IS NOT NULL AND 6371.0088 * 2 * asin(sqrt("
                     "    power(sin(radians(t.last_latitude - 51.5074) / 2), 2) + "
                     "    cos(radians(51.5074)) * cos(radians(t.last_latitude)) * "
                     "    power(sin(radians(t.last_longitude + 0.1278) / 2), 2))) <= 50))"
