@@ -238,6 +238,21 @@ def answer_problem(request: Request, **problem: Any) -> Response:
     )
 
 
+def answer_refusal(request: Request, problem: Problem) -> Response:
+    """:func:`answer_problem` for a raised :class:`Problem`, every part of it kept."""
+    return answer_problem(
+        request,
+        status=problem.status,
+        slug=problem.slug,
+        title=problem.title,
+        detail=problem.detail,
+        field=problem.field,
+        errors=problem.errors,
+        headers=problem.headers,
+        extra=problem.extra,
+    )
+
+
 class FieldInvalid(ValueError):
     """Raised by a validator that checks fields together ("bury needs factor"), naming the
     field to fix: the 422 then points at that field, as a single field's own check does."""
@@ -408,14 +423,7 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Respon
     raw_errors = exc.errors()
     unknown = _unknown_id(raw_errors)
     if unknown is not None:
-        return answer_problem(
-            request,
-            status=unknown.status,
-            slug=unknown.slug,
-            title=unknown.title,
-            detail=unknown.detail,
-            field=unknown.field,
-        )
+        return answer_refusal(request, unknown)
     malformed = [e for e in raw_errors if e.get("type") == "json_invalid"]
     if malformed:
         # Worded by the parser every body meets (the tracking endpoints' too), which says
@@ -442,15 +450,7 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Respon
         # to send rather than "Input should be a valid dictionary".
         from rapport.platform.bodies import not_json  # it imports this module
 
-        refused = not_json(declared)
-        return answer_problem(
-            request,
-            status=refused.status,
-            slug=refused.slug,
-            title=refused.title,
-            detail=refused.detail,
-            field=refused.field,
-        )
+        return answer_refusal(request, not_json(declared))
     errors = []
     for error in raw_errors:
         loc, message = pinpointed(error)
@@ -503,17 +503,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
-        return answer_problem(
-            request,
-            status=exc.status,
-            slug=exc.slug,
-            title=exc.title,
-            detail=exc.detail,
-            field=exc.field,
-            errors=exc.errors,
-            headers=exc.headers,
-            extra=exc.extra,
-        )
+        return answer_refusal(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
