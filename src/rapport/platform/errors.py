@@ -566,15 +566,7 @@ def unexpected_problem(request: Request, error: BaseException) -> Response:
             request.url.path,
             str(error).splitlines()[0] if str(error) else type(error).__name__,
         )
-        problem = DatabaseUnavailable()
-        return answer_problem(
-            request,
-            status=problem.status,
-            slug=problem.slug,
-            title=problem.title,
-            detail=problem.detail,
-            headers=problem.headers,
-        )
+        return answer_refusal(request, DatabaseUnavailable())
     log.error(
         "unhandled error on %s %s: %s: %s",
         request.method,
