@@ -12,11 +12,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rapport.campaigns.delivery.sending import dispatch_batch
 from rapport.campaigns.models import Campaign, Delivery
 from rapport.campaigns.planning import gates
 from rapport.campaigns.planning import jobs as planning_jobs
 from rapport.platform import clock
 from tests.campaigns.planning.factories import make_customer, make_segment
+from tests.campaigns.receivers import SmtpSink
 from tests.campaigns.segments.factories import set_traits
 from tests.conftest import auth, command
 
@@ -139,3 +141,35 @@ def test_a_withdrawal_before_a_scheduled_launch_keeps_the_customer_out(
         clock.reset_clock()
     # then only the customer still granting personalization was queued
     assert set(_queued(db, scheduled.json()["id"])) == {staying}
+
+
+def test_the_dispatcher_suppresses_a_message_whose_customer_withdrew_personalization(
+    client: TestClient, db: Session, api_key: Callable[..., str], smtp_sink: SmtpSink
+) -> None:
+    write = auth(api_key("write"))
+    staying, leaving = _big_spender(db), _big_spender(db)
+    path = _campaign(client, write, make_segment(db, definition=BIG_SPENDERS))
+    launched = client.post(f"{path}/launch", headers=command(write))
+    assert launched.status_code == 200, launched.text
+    campaign_id = launched.json()["id"]
+    planning_jobs.launch_campaign(db, {"campaign_id": campaign_id})
+    queued = _queued(db, campaign_id)
+    assert set(queued) == {staying, leaving}
+    # given a withdrawal after the launch, before the dispatcher came round
+    _choose(client, write, leaving, granted=False)
+    # when the dispatcher sends what is due
+    while dispatch_batch(db, worker="w1"):
+        pass
+    db.expire_all()
+    # then the customer still granting it got the email, and the other's was suppressed
+    outcome = {
+        str(customer_id): (status, reason)
+        for customer_id, status, reason in db.execute(
+            select(Delivery.customer_id, Delivery.status, Delivery.reason).where(
+                Delivery.campaign_id == campaign_id
+            )
+        )
+    }
+    assert outcome[staying][0] == "sent"
+    assert outcome[leaving] == ("suppressed", gates.PROFILING_WITHDRAWN)
+    assert len(smtp_sink.messages) == 1

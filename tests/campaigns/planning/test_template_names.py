@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from rapport.campaigns.delivery import webhooks
 from rapport.campaigns.planning import editing
 from rapport.campaigns.planning.editing import CampaignSettings
-from tests.conftest import auth
+from tests.campaigns.planning.factories import make_segment
+from tests.conftest import auth, command
 from tests.platform.admin_forms import page_form, post_form, typed
 
 TRIGGER = {"event_type": "venue_event", "within_minutes": 60}
@@ -145,3 +146,26 @@ def test_a_template_stored_before_the_check_is_named_by_template_problem(db: Ses
     assert problem is not None
     assert problem.field == "templates.email.en.body"
     assert problem.detail.startswith("The email message in 'en': The body uses customer.nosuch")
+
+
+def test_a_campaign_whose_stored_template_names_an_unknown_field_is_not_launched(
+    client: TestClient, db: Session, api_key: Callable[..., str]
+) -> None:
+    # given a one-off campaign whose message was stored before templates were checked so
+    segment_id = make_segment(db, definition={"conditions": []})
+    campaign = editing.create_campaign(
+        db, settings=CampaignSettings(name="Autumn", segment_id=segment_id)
+    )
+    editing.set_template(
+        db, campaign_id=campaign.id, channel="email", locale="en", subject="Hi", body="Hi"
+    )
+    editing.get_templates(db, campaign_id=campaign.id)[0].body = "<p>{{ customer.nosuch }}</p>"
+    db.commit()
+    # when it is launched
+    write = auth(api_key("write"))
+    launched = client.post(f"/v1/campaigns/{campaign.id}/launch", headers=command(write))
+    # then the launch is refused naming the message, and nothing was queued
+    assert launched.status_code == 422, launched.text
+    assert launched.json()["field"] == "templates.email.en.body"
+    assert "customer.nosuch" in launched.json()["detail"]
+    assert editing.get_campaign(db, campaign_id=campaign.id).status == "draft"

@@ -94,7 +94,7 @@ from rapport.campaigns.models import (
     Suppression,
     WebhookEndpoint,
 )
-from rapport.campaigns.planning.gates import expiry_reason
+from rapport.campaigns.planning.gates import expiry_reason, profiling_withdrawn
 from rapport.campaigns.producers import late_deliveries, pickups, surveys
 from rapport.customers import service as customers
 from rapport.platform import clock
@@ -321,7 +321,8 @@ def dispatch_batch(
     # A survey invitation answered, expired, about an order cancelled or no longer consented to
     # since it was queued (feedback records it withdrawn in this transaction);
     # a late-delivery notice whose order was delivered (or cancelled) since; a ready-for-
-    # collection notice whose order was collected (or cancelled) since.
+    # collection notice whose order was collected (or cancelled) since; a message its segment
+    # chose by what the customer did, who has withdrawn personalization since.
     occasions = [
         (row.id, batch.campaigns[row.campaign_id], row.occasion)
         for row in claimed
@@ -331,6 +332,7 @@ def dispatch_batch(
         surveys.withdrawn(db, occasions)
         | late_deliveries.overtaken(db, occasions)
         | pickups.overtaken(db, occasions)
+        | profiling_withdrawn(db, occasions)
     )
     marks: list[Mark] = []
     pending: list[Pending] = []

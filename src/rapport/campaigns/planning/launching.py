@@ -34,7 +34,7 @@ from rapport.campaigns.models import (
     WebhookEndpoint,
 )
 from rapport.campaigns.planning.control import in_control_group
-from rapport.campaigns.planning.editing import STORE_CONTEXT, get_campaign
+from rapport.campaigns.planning.editing import STORE_CONTEXT, get_campaign, template_problem
 from rapport.campaigns.planning.local import local_invitation_query, store_context
 from rapport.campaigns.segments.evaluation import keyset_batches
 from rapport.campaigns.segments.membership import iter_audience
@@ -127,7 +127,8 @@ def launch_problem(db: Session, campaign: Campaign) -> InvalidInput | None:
             f"Write the {campaign.channel} message first (a template in at least one locale)",
             field="templates",
         )
-    return None
+    # a template saved before names were checked at save would make every delivery dead
+    return template_problem(db, campaign)
 
 
 def _fail(db: Session, campaign: Campaign, problem: InvalidInput) -> None:
