@@ -115,11 +115,16 @@ def test_a_body_write_key_is_checked_as_a_header_key_is(
     assert stored(db) == []
 
 
-def test_a_header_key_wins_over_the_body_and_no_key_is_401(client, api_key, db) -> None:
+def test_a_header_key_beside_another_body_key_and_no_key_are_401(client, api_key, db) -> None:
     body = {"type": "track", "event": "A B", "userId": "u", "writeKey": api_key("ingest")}
-    # a header with a key lacking the scope is refused, whatever the body says
+    # a header with another key than the body's is refused as two credentials, before its
+    # scope is judged, and the refusal says which two it found
     refused = client.post("/v1/track", json=body, headers=auth(api_key("read")))
-    assert (refused.status_code, refused.json()["field"]) == (403, "Authorization")
+    assert (refused.status_code, refused.json()["field"]) == (401, "Authorization")
+    assert refused.json()["detail"].startswith(
+        "The body's writeKey and the Authorization header carry different credentials"
+    )
+    assert stored(db) == []
     # no key anywhere
     missing = client.post("/v1/t", json={"type": "track", "event": "A B", "userId": "u"})
     assert (missing.status_code, missing.json()["field"]) == (401, "Authorization")

@@ -47,13 +47,16 @@ def _secret_from_request(request: Request) -> str | None:
     return same_credential(carried)
 
 
-def same_credential(carried: list[str | None]) -> str | None:
+def same_credential(
+    carried: list[str | None], *, places: str = "X-API-Key and Authorization"
+) -> str | None:
     """The one key in ``carried`` (the credentials a request carries, ``None`` for one that
-    holds no key); a 401 naming ``Authorization`` when they are not all the same key."""
+    holds no key); a 401 naming ``Authorization`` when they are not all the same key, saying
+    where they were found (``places``)."""
     if len(set(carried)) > 1 or (len(carried) > 1 and carried[0] is None):
         raise Unauthorized(
-            "X-API-Key and Authorization carry different credentials: send the API key in "
-            "one of them (or the same key in both)",
+            f"{places} carry different credentials: send the API key in one of them (or the "
+            "same key in both)",
             field="Authorization",
             headers=_CHALLENGE,
         )
@@ -82,7 +85,14 @@ def key_in_headers(request: Request) -> bool:
 def refuse_other_write_key(request: Request, write_key: str) -> None:
     """A 401 naming ``Authorization`` when a tracking body's ``writeKey`` is not the key the
     headers carry (they carry one: see :func:`admit`), as for two headers that differ."""
-    same_credential([_secret_from_request(request), write_key.strip()])
+    same_credential(
+        [_secret_from_request(request), write_key.strip()],
+        places=f"The body's writeKey and the {_key_header(request)} header",
+    )
+
+
+def _key_header(request: Request) -> str:
+    return "X-API-Key" if "x-api-key" in request.headers else "Authorization"
 
 
 def check_scope(
