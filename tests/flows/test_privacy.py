@@ -210,7 +210,8 @@ def seed_everywhere(api: Api) -> str:
             db, plan_id="plus", name="Plus", fee_minor=900, currency="EUR", period="month"
         )
         memberships.join(db, customer_id=cid, plan_id="plus")
-        db.add(
+        # merge: the merge above may already have placed them on the base tier
+        db.merge(
             TierStanding(
                 customer_id=cid,
                 tier_id="gold",

@@ -371,10 +371,13 @@ def test_commands_over_http_answer_replay_and_refuse_as_before(live_client, post
     assert (keyless.status_code, keyless.json()["field"]) == (400, "Idempotency-Key")
     bad = post("redeem", {"points": -1}, "k2")
     assert (bad.status_code, bad.json()["field"]) == (422, "points")
-    # not enough points is 409 with the balance, and the key stays free
+    # not enough points is 409 with the balance, kept as the key's answer: a retry replays it
     refused = post("redeem", {"points": 126}, "k3")
     assert (refused.status_code, refused.json()["balance"]) == (409, 125)
-    redeemed = post("redeem", {"points": 125}, "k3")
+    retried = post("redeem", {"points": 126}, "k3")
+    assert (retried.status_code, retried.json()) == (409, refused.json())
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    redeemed = post("redeem", {"points": 125}, "k4")
     assert (redeemed.status_code, redeemed.json()["balance"]) == (201, 0)
     with open_session(postgres_url) as db:
         assert loyalty.balance(db, customer_id=customer_id) == 0
