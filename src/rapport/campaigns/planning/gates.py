@@ -76,23 +76,30 @@ def _profiling_definition(db: Session, campaign: Campaign) -> SegmentDefinition 
     return definition if any(is_behavioural(c) for c in definition.conditions) else None
 
 
+def _is_local_invitation(campaign: Campaign) -> bool:
+    return campaign.store_id is not None and bool(campaign.categories)
+
+
 def profiling_withdrawn(db: Session, rows: Iterable[tuple[int, Campaign, str]]) -> dict[int, str]:
     """Among claimed deliveries (delivery id, campaign, occasion), those that must not go out
-    because the customer no longer grants ``personalization`` and their campaign's segment
-    picked them by a behavioural condition: each such customer is evaluated again in the
-    segment (where a behavioural condition never holds for them), and one it no longer holds
-    is dropped, with why, by delivery id. A withdrawal so takes effect at the next send, also
-    for a campaign launched or scheduled before it. Reads only; the dispatcher marks them."""
+    because the customer no longer grants ``personalization`` and their campaign picked them
+    by what they did: a local invitation always (by the categories they bought), a segment
+    when one of its conditions is behavioural, where each such customer is evaluated again
+    (a behavioural condition never holds for them) and dropped if it no longer holds. Each
+    by delivery id, with why. A withdrawal so takes effect at the next send, also for a
+    campaign launched or scheduled before it. Reads only; the dispatcher marks them."""
     by_campaign: dict[int, list[int]] = {}
     campaigns: dict[int, Campaign] = {}
     for delivery_id, campaign, _occasion in rows:
-        if campaign.segment_id is not None:
+        if campaign.segment_id is not None or _is_local_invitation(campaign):
             by_campaign.setdefault(campaign.id, []).append(delivery_id)
             campaigns[campaign.id] = campaign
     refused: dict[int, str] = {}
     for campaign_id, delivery_ids in by_campaign.items():
+        # a local invitation picks everyone by what they bought in its categories
+        local = _is_local_invitation(campaigns[campaign_id])
         definition = _profiling_definition(db, campaigns[campaign_id])
-        if definition is None:
+        if definition is None and not local:
             continue
         recipients = {
             int(delivery_id): str(customer_id)
@@ -107,12 +114,13 @@ def profiling_withdrawn(db: Session, rows: Iterable[tuple[int, Campaign, str]]) 
         lacking = [customer_id for customer_id in people if customer_id not in granted]
         if not lacking:
             continue
-        still: set[str] = set()
-        for start in range(0, len(lacking), 500):
-            chunk = lacking[start : start + 500]
-            still.update(
-                str(c) for c in db.scalars(segment_query(db, definition, customer_ids=chunk))
-            )
+        still: set[str] = set()  # those the segment picks without what they did
+        if definition is not None and not local:
+            for start in range(0, len(lacking), 500):
+                chunk = lacking[start : start + 500]
+                still.update(
+                    str(c) for c in db.scalars(segment_query(db, definition, customer_ids=chunk))
+                )
         refused.update(
             {
                 delivery_id: PROFILING_WITHDRAWN

@@ -117,11 +117,11 @@ def _near_parts(
         )
         # The store they visit most is read from their history: with personalization only.
         home_store = customers.preferred_store_audience(store_ids=nearby_stores)
-        parts.append(_profiling_allowed(home_store))
+        parts.append(profiling_allowed(home_store))
     return parts
 
 
-def _profiling_allowed(ids: CustomerIds) -> CustomerIds:
+def profiling_allowed(ids: CustomerIds) -> CustomerIds:
     """``ids`` cut to the customers who have granted ``personalization``: only they may be
     picked by what they bought, browsed or visited."""
     inner = ids.subquery()
