@@ -166,3 +166,45 @@ def test_the_till_is_told_a_released_order_missed_its_deadline(db) -> None:
     with pytest.raises(Conflict) as refused:
         orders.confirm_pickup(db, order_id="O-CALLED", pickup_code=code or "", store_id="st-par-01")
     assert refused.value.detail == "The order is cancelled, not ready for pick-up"
+
+
+def test_a_pickup_recorded_after_its_deadline_needs_no_units_today(client, db, api_key) -> None:
+    # given a store with no Chianti left today, and a pick-up placed on 2 March (kept to
+    # 9 March) that the till syncs on 12 March
+    clock.set_clock(lambda: datetime(2026, 3, 12, 9, 0, tzinfo=UTC))
+    seed_catalog(db, stock=0)
+    body = _pickup("O-SHORT", placed_at="2026-03-02T10:00:00+00:00").model_dump(
+        mode="json", exclude_none=True
+    )
+    answer = client.post("/v1/orders", json=body, headers=command(auth(api_key("write"))))
+    # then it is recorded, not collected, without reserving or releasing a unit
+    assert answer.status_code == 201, answer.text
+    assert (answer.json()["status"], answer.json()["collect_by"]) == ("cancelled", "2026-03-09")
+    assert _level(db, CHIANTI) == (0, 0)
+    (cancelled,) = _events(db, "order_cancelled", "O-SHORT")
+    assert cancelled.properties["released"] is False
+
+
+def test_a_pickup_loaded_from_history_keeps_the_deadline_it_had(db) -> None:
+    seed_catalog(db)
+    placed_at = datetime.fromisoformat("2025-11-20T18:30:00+01:00")
+    orders.import_orders(
+        db,
+        orders=[
+            orders.ImportedOrder(
+                order_id="H-PICK",
+                customer_external_id="CRM-H1",
+                channel="web",
+                fulfilment="pickup_in_store",
+                store_id="st-par-01",
+                placed_at=placed_at,
+                currency="EUR",
+                lines=[orders.ImportedLine(sku=CHIANTI, quantity=1, unit_price_minor=1200)],
+            )
+        ],
+    )
+    db.commit()
+    loaded = orders.get_order(db, order_id="H-PICK")
+    # the same day a live pick-up placed then would have been told: 20 Nov (its offset) + 7
+    assert orders.collect_by(loaded) == date(2025, 11, 27)
+    assert loaded.placed_offset_minutes == 60

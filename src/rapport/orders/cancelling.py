@@ -46,12 +46,14 @@ def cancel_order(
     order_id: str,
     reason: str | None = None,
     before_commit: BeforeCommit | None = None,
+    units_reserved: bool = True,
 ) -> Order:
     """Call off an order that was not handed over: ``cancelled`` (409 naming ``order_id``
     for one already cancelled, or shipped, delivered, collected or sold at the till).
     ``before_commit`` runs last in the transaction, with the order. The order is held first
     (:func:`lock_order`), as a return holds it: of a cancellation and a return at the same
-    moment, the later reads what the earlier did and is refused."""
+    moment, the later reads what the earlier did and is refused. ``units_reserved`` False:
+    a pick-up recorded after its deadline, which reserved nothing, so releases nothing."""
     order = lock_order(db, order_id)
     if order.status == "cancelled":
         raise Conflict(f"Order {order_id} is already cancelled", field="order_id")
@@ -87,10 +89,14 @@ def cancel_order(
         )
     assert order.store_id is not None or order.fulfilment == "ship"
     location = order.store_id or "web"
-    released = order.fulfilment == "pickup_in_store"
+    pickup = order.fulfilment == "pickup_in_store"
+    released = pickup and units_reserved
     for line in sorted(lines, key=lambda line: line.sku):  # one lock order, as placing takes
-        if released:
-            catalog.release_reserved(db, sku=line.sku, store_id=location, quantity=line.quantity)
+        if pickup:
+            if released:
+                catalog.release_reserved(
+                    db, sku=line.sku, store_id=location, quantity=line.quantity
+                )
         elif catalog.get_stock(db, sku=line.sku, store_id=location) is not None:
             # A parcel not sent: its units, taken at placing, are back on the shelf.
             catalog.return_to_stock(db, sku=line.sku, store_id=location, quantity=line.quantity)

@@ -19,6 +19,8 @@ from rapport.orders.models import (
     OrderLine,
     ReturnLine,
 )
+from rapport.orders.pickups import deadline_for
+from rapport.orders.placing import offset_minutes
 from rapport.platform import clock
 from rapport.platform.db import upsert_rows
 
@@ -128,6 +130,13 @@ def import_orders(db: Session, *, orders: Sequence[ImportedOrder], source: str =
                 "shipping_minor": 0,
                 "total_minor": subtotal,
                 "placed_at": o.placed_at,
+                "placed_offset_minutes": offset_minutes(o.placed_at),
+                # the deadline it had, as a live pick-up's (one function for both)
+                "collect_by": (
+                    deadline_for(o.placed_at, offset_minutes(o.placed_at))
+                    if o.fulfilment == "pickup_in_store"
+                    else None
+                ),
                 "promised_delivery": o.promised_delivery,
                 "delivered_at": o.delivered_at,
                 "carrier": o.carrier,

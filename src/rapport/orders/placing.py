@@ -162,7 +162,7 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
         shipping_minor=order.shipping_minor,
         total_minor=total,
         placed_at=placed_at,
-        placed_offset_minutes=_offset_minutes(placed_at),
+        placed_offset_minutes=offset_minutes(placed_at),
         source="api",
         created_at=now,
         updated_at=now,
@@ -200,7 +200,8 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
         record.collect_by is not None
         and local_day(now, record.placed_offset_minutes) > record.collect_by
     )
-    if order.fulfilment == "pickup_in_store":
+    if order.fulfilment == "pickup_in_store" and not past_collect_by:
+        # (one recorded after its last day never waits at the store: it reserves nothing)
         assert order.store_id is not None
         for index, line in enumerate(order.lines):
             if not catalog.reserve_stock(
@@ -221,10 +222,9 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
                     "not enough stock",
                     field=f"lines.{index}.quantity",
                 )
-        if not past_collect_by:
-            record.pickup_code = _pickup_code()
-            record_status(db, record, "ready_for_pickup", placed_at)
-            ready_for_pickup = True
+        record.pickup_code = _pickup_code()
+        record_status(db, record, "ready_for_pickup", placed_at)
+        ready_for_pickup = True
     elif order.fulfilment == "in_store":
         record.delivered_at = placed_at
         record_status(db, record, "completed", placed_at)
@@ -266,14 +266,16 @@ def place_order(db: Session, *, order: OrderIn, before_commit: BeforeCommit | No
     db.flush()
     if past_collect_by:
         # Recorded after its last day (a historic import, a till days late): never ready, it
-        # was not collected. Cancelled in this transaction, its reservation released, with no
-        # ready or not-collected notice: the customer is not told of a wait already over.
+        # was not collected. Cancelled in this transaction without a reservation to release
+        # (so a store short of the units today does not refuse it), with no ready or
+        # not-collected notice: the customer is not told of a wait already over.
         assert record.collect_by is not None
         return cancel_order(
             db,
             order_id=order_id,
             reason=not_collected_reason(record.collect_by),
             before_commit=before_commit,
+            units_reserved=False,
         )
     if before_commit is not None:
         before_commit(db, record)
@@ -299,7 +301,7 @@ def _take_sold_units(db: Session, *, location: str, order: OrderIn) -> None:
             )
 
 
-def _offset_minutes(placed_at: datetime) -> int | None:
+def offset_minutes(placed_at: datetime) -> int | None:
     """The UTC offset ``placed_at`` was sent with, in minutes (None for UTC): the clock the
     order's promise is read and judged by."""
     offset = placed_at.utcoffset()
