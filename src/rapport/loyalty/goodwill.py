@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rapport.loyalty.ledger.accounts import open_account
+from rapport.loyalty.ledger.accounts import hold_member, open_account
 from rapport.loyalty.ledger.journal import MANUAL_POINTS_MAX, BeforeCommit, Posted
 from rapport.loyalty.ledger.movements import adjust
 from rapport.loyalty.ledger.settings import get_program
@@ -122,8 +122,11 @@ def give_goodwill(
     caller's writes with it, so nothing is half done."""
     if not 1 <= points <= MANUAL_POINTS_MAX:
         raise InvalidInput(f"Points: a whole number from 1 to {MANUAL_POINTS_MAX:,}", field=field)
-    # The member's row lock first (opening the account on their first points): a grant at
-    # the same moment waits here, then sees this one in the window.
+    # The member's profile held against a merge (a merged-away id's grant lands on the
+    # survivor, never on the old account after its points moved), then their account's row
+    # lock (opening it on their first points): a grant at the same moment waits here, then
+    # sees this one in the window.
+    customer_id = hold_member(db, customer_id)
     customer_id, _ = open_account(db, customer_id, clock.now())
     room = goodwill_room(db, customer_id=customer_id)
     if points > room.left:

@@ -6,7 +6,7 @@ and a command racing it runs wholly before or wholly after it."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from rapport.events.processors import registered_processors, run_batch
 from rapport.loyalty import service as loyalty
 from rapport.loyalty import tasks as loyalty_tasks  # noqa: F401  (registers the processor)
 from rapport.loyalty.models import LoyaltyAccount
+from rapport.loyalty.rewards import catalogue as reward_catalogue
+from rapport.loyalty.rewards import coupons as reward_coupons
 from rapport.platform import service as platform
 from rapport.platform.db import open_session
 from tests.conftest import app_committing_to, auth
@@ -129,42 +131,65 @@ def test_the_merge_moves_the_points_at_once(live, committed_url) -> None:
     assert balances(committed_url, kept, gone) == [9, 0]
 
 
-def race_merge(
-    client: TestClient, url: str, headers: dict[str, str], *, gone: str, kept: str, tag: str
-) -> list[str]:
-    """Merge ``gone`` into ``kept`` while ten earnings of 7 and ten redemptions of 3 are sent
-    by ``gone``'s id, all let go at once; answers the commands not applied (201)."""
-    start = threading.Barrier(21)
+def race(url: str, *, gone: str, kept: str, commands: list[Callable[[], str | None]]) -> list[str]:
+    """Merge ``gone`` into ``kept`` while ``commands`` run, all let go at once; answers what
+    the commands said went wrong (each answers None when it was applied)."""
+    start = threading.Barrier(len(commands) + 1)
     failures: list[str] = []
     lock = threading.Lock()
 
-    def command(number: int) -> None:
-        verb, body = (
-            ("earn", {"points": 7, "reason": f"Order {tag}-{number}"})
-            if number % 2
-            else ("redeem", {"points": 3, "reason": f"Reward {tag}-{number}"})
-        )
+    def command(run: Callable[[], str | None]) -> None:
         start.wait()
-        answer = client.post(
-            f"/v1/loyalty/members/{gone}/{verb}",
-            json=body,
-            headers={**headers, "Idempotency-Key": f"race-{tag}-{number}"},
-        )
-        if answer.status_code != 201:
+        try:
+            failure = run()
+        except Exception as error:  # a refusal raised by a service verb
+            failure = f"{type(error).__name__}: {error}"
+        if failure is not None:
             with lock:
-                failures.append(f"{verb}: {answer.status_code} {answer.text}")
+                failures.append(failure)
 
     def merging() -> None:
         start.wait()
         merge(url, gone=gone, kept=kept)
 
-    threads = [threading.Thread(target=command, args=(n,)) for n in range(20)]
+    threads = [threading.Thread(target=command, args=(run,)) for run in commands]
     threads.append(threading.Thread(target=merging))
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
     return failures
+
+
+def sent(client: TestClient, headers: dict[str, str], path: str, body: Any, key: str):  # type: ignore[no-untyped-def]
+    """A command that POSTs ``body`` to ``path``: None when it answered 201, else the answer."""
+
+    def send() -> str | None:
+        answer = client.post(path, json=body, headers={**headers, "Idempotency-Key": key})
+        return None if answer.status_code == 201 else f"{answer.status_code} {answer.text}"
+
+    return send
+
+
+def race_merge(
+    client: TestClient, url: str, headers: dict[str, str], *, gone: str, kept: str, tag: str
+) -> list[str]:
+    """Merge ``gone`` into ``kept`` while ten earnings of 7 and ten redemptions of 3 are sent
+    by ``gone``'s id, all let go at once; answers the commands not applied (201)."""
+    commands = [
+        sent(
+            client,
+            headers,
+            f"/v1/loyalty/members/{gone}/{verb}",
+            {"points": points, "reason": f"{reason} {tag}-{number}"},
+            f"race-{tag}-{number}",
+        )
+        for number in range(20)
+        for verb, points, reason in [
+            ("earn", 7, "Order") if number % 2 else ("redeem", 3, "Reward")
+        ]
+    ]
+    return race(url, gone=gone, kept=kept, commands=commands)
 
 
 def test_money_commands_racing_the_merge_land_wholly_before_or_after_it(
@@ -248,3 +273,106 @@ def test_earnings_by_a_merged_id_racing_the_points_move_all_reach_the_survivor(
     with open_session(committed_url) as db:
         old = db.scalar(select(LoyaltyAccount.balance).where(LoyaltyAccount.account_id == gone))
         assert old == 0
+
+
+def three_point_reward(url: str) -> None:
+    with open_session(url) as db:
+        if reward_catalogue.get_reward(db, reward_id="three") is None:
+            reward_catalogue.save_reward(
+                db,
+                reward_id="three",
+                name="3 off",
+                points_cost=3,
+                coupon_kind="amount",
+                coupon_value=300,
+                min_subtotal_minor=0,
+                categories=[],
+                stackable=True,
+                valid_days=30,
+            )
+
+
+def goodwill(url: str, customer_id: str, points: int) -> Callable[[], str | None]:
+    def give() -> str | None:
+        with open_session(url) as db:
+            loyalty.give_goodwill(
+                db, customer_id=customer_id, points=points, reason="Goodwill: late", actor="t"
+            )
+        return None
+
+    return give
+
+
+def test_reward_checkouts_and_goodwill_racing_the_merge_land_wholly_before_or_after_it(
+    live, committed_url
+) -> None:
+    headers = keys(committed_url)
+    three_point_reward(committed_url)
+    for round_ in range(4):
+        # given a member with 100 points about to be merged into another
+        kept, gone = two_profiles(committed_url, 100)
+
+        # when the merge races ten reward checkouts of 3 points and ten goodwill grants of 5
+        # by the old id (the API's checkout, the customer page's and a ticket's goodwill verb)
+        checkouts = [
+            sent(
+                live,
+                headers,
+                f"/v1/loyalty/members/{gone}/rewards/three/redeem",
+                None,
+                f"reward-{round_}-{n}",
+            )
+            for n in range(10)
+        ]
+        grants = [goodwill(committed_url, gone, 5) for _ in range(10)]
+        failures = race(committed_url, gone=gone, kept=kept, commands=checkouts + grants)
+
+        # then every command was applied (no 404, 409 or 500), and the survivor holds every
+        # point at once: none was written to the merged-away account after its points moved
+        assert failures == [], round_
+        assert balances(committed_url, kept, gone) == [100 - 10 * 3 + 10 * 5, 0], round_
+        with open_session(committed_url) as db:
+            coupons = reward_coupons.customer_coupons(db, customer_id=kept, limit=50)
+            assert len(coupons) == 10, round_
+        # and processing the merge's event later changes nothing
+        process(committed_url)
+        assert balances(committed_url, kept, gone) == [120, 0], round_
+
+
+def test_goodwill_and_a_reward_by_a_merged_id_land_on_the_survivor(live, committed_url) -> None:
+    # given a member with 5 points merged into another, the merge's event not yet processed
+    kept, gone = two_profiles(committed_url, 5)
+    headers = keys(committed_url)
+    three_point_reward(committed_url)
+    merge(committed_url, gone=gone, kept=kept)
+
+    # when goodwill is given and a reward redeemed by the merged-away id
+    assert goodwill(committed_url, gone, 4)() is None
+    bought = live.post(
+        f"/v1/loyalty/members/{gone}/rewards/three/redeem",
+        headers={**headers, "Idempotency-Key": "merged-reward"},
+    )
+
+    # then both land on the survivor at once, not on the old account
+    assert bought.status_code == 201, bought.text
+    assert balances(committed_url, kept, gone) == [5 + 4 - 3, 0]
+
+
+def test_a_coupon_bought_before_the_merge_is_the_survivors(live, committed_url) -> None:
+    # given a member who bought a reward's coupon with their points
+    kept, gone = two_profiles(committed_url, 5)
+    headers = keys(committed_url)
+    three_point_reward(committed_url)
+    bought = live.post(
+        f"/v1/loyalty/members/{gone}/rewards/three/redeem",
+        headers={**headers, "Idempotency-Key": "before-merge"},
+    )
+    assert bought.status_code == 201, bought.text
+
+    # when they are merged into another member
+    merge(committed_url, gone=gone, kept=kept)
+
+    # then the coupon is the survivor's to use, as their points are
+    listed = live.get(f"/v1/loyalty/members/{kept}/coupons", headers=headers).json()
+    assert [c["code"] for c in listed["items"]] == [bought.json()["code"]]
+    assert balances(committed_url, kept, gone) == [2, 0]

@@ -47,7 +47,7 @@ from rapport.loyalty.ledger.returns import (
     reverse_for_return,
 )
 from rapport.loyalty.ledger.settings import get_program
-from rapport.loyalty.models import Award, QualifyingActivity, Referral, TierStanding
+from rapport.loyalty.models import Award, Coupon, QualifyingActivity, Referral, TierStanding
 from rapport.loyalty.program.rules import (
     FIRST_ORDER,
     Decision,
@@ -469,7 +469,7 @@ def move_merged_member(
     """Two profiles became one: the merged-away member's open points move to the survivor,
     each lot keeping its expiry date, as two journal transactions (out of one account, into
     the other); their debt follows (the survivor's later earning pays it, as their own);
-    their qualifying activity and awards follow, and the survivor's tier is reviewed.
+    their qualifying activity, awards and coupons follow, and the survivor's tier is reviewed.
     Answers what moved (the merge record's ``moved``).
 
     The merge's step (``loyalty.tasks``), in the merge's transaction, with both profiles
@@ -525,6 +525,13 @@ def move_merged_member(
     db.execute(
         update(Award)
         .where(Award.customer_id == source, ~repeated)
+        .values(customer_id=target)
+        .execution_options(synchronize_session=False)
+    )
+    # their coupons too (a reward bought before the merge is the survivor's to use)
+    db.execute(
+        update(Coupon)
+        .where(Coupon.customer_id == source)
         .values(customer_id=target)
         .execution_options(synchronize_session=False)
     )

@@ -14,7 +14,21 @@ from rapport.loyalty.ledger.journal import AccountRow, record_transaction
 from rapport.loyalty.ledger.lots import consume_lots
 from rapport.loyalty.ledger.tables import ACCOUNTS, DEBTS
 from rapport.loyalty.models import BREAKAGE, MEMBER_DEBT
-from rapport.platform.errors import InvalidInput, NotFound
+from rapport.platform.errors import InvalidInput, NotFound, Problem
+
+
+def hold_member(db: Session, customer_id: str, *, field: str = "customer_id") -> str:
+    """The live member a money command by ``customer_id`` writes to (a merged profile's
+    survivor), their profile held ``FOR KEY SHARE`` until the command's transaction ends
+    (``customers.resolve_customer_ref(lock=True)``): a merge of that profile commits wholly
+    before the command (which then runs on the survivor) or after it (and moves what the
+    command wrote). An unknown customer is 404, an erased one 404 "was erased", both naming
+    ``field``; the transaction is rolled back with the refusal."""
+    try:
+        return customers.resolve_customer_ref(db, ref=customer_id, field=field, lock=True)
+    except Problem:
+        db.rollback()
+        raise
 
 
 def lock_account(db: Session, customer_id: str) -> AccountRow | None:

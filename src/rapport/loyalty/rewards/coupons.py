@@ -20,7 +20,7 @@ from sqlalchemy import Table, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rapport.customers import service as customers
+from rapport.loyalty.ledger.accounts import hold_member
 from rapport.loyalty.ledger.journal import Posted
 from rapport.loyalty.ledger.movements import redeem
 from rapport.loyalty.models import Coupon, Reward
@@ -98,16 +98,13 @@ def _insert_coupon(db: Session, values: dict[str, object], *, code: str | None) 
 
 
 def _coupon_holder(db: Session, customer_id: str) -> str:
-    """The live customer a coupon is issued to (a merged profile's survivor); an unknown
-    customer is 404, and an erased one 404 "was erased" as every endpoint answers for them
-    (``customers.was_erased``), both naming ``customer_id``: nothing more is recorded for an
-    erased person."""
-    customer = customers.get_customer(db, customer_id=customer_id)
-    if customer is None:
-        raise NotFound(f"No customer {customer_id!r}", field="customer_id")
-    if customer.status != "active":
-        raise customers.was_erased(customer_id)
-    return customer.customer_id
+    """The live customer a coupon is issued to (a merged profile's survivor), held against a
+    merge until the coupon is committed (``ledger.accounts.hold_member``: a coupon, and the
+    points paid for it, land wholly before a merge, which moves them, or after it, on the
+    survivor); an unknown customer is 404, and an erased one 404 "was erased" as every
+    endpoint answers for them (``customers.was_erased``), both naming ``customer_id``:
+    nothing more is recorded for an erased person."""
+    return hold_member(db, customer_id)
 
 
 def redeem_reward(

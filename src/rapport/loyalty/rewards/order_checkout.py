@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from rapport.catalog import service as catalog
 from rapport.loyalty.earning import awards as earning_awards
+from rapport.loyalty.ledger.accounts import hold_member
 from rapport.loyalty.ledger.balances import balance
 from rapport.loyalty.ledger.movements import redeem
 from rapport.loyalty.ledger.settings import get_program
@@ -275,6 +276,10 @@ def apply_to_order(
             "or points_to_use",
             field="loyalty",
         )
+    if customer_id is not None and (coupons or points_to_use):
+        # Points and coupons spent by a merged-away id: its profile held against the merge, so
+        # they are spent wholly before it (and the rest moves) or after it, on the survivor.
+        customer_id = hold_member(db, customer_id)
     result = checkout(
         db,
         customer_id=customer_id,
