@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,7 +16,12 @@ from rapport.loyalty.earning.processor import move_merged_member, process_loyalt
 
 # Imported for its jobs: membership renewals and announcement deliveries, and their schedule.
 from rapport.loyalty.membership import jobs as membership_jobs  # noqa: F401
-from rapport.loyalty.tiers.reviews import RECOMPUTE_JOB, recompute_tiers, review_due_tiers
+from rapport.loyalty.tiers.reviews import (
+    RECOMPUTE_JOB,
+    recompute_tiers,
+    record_recompute_progress,
+    review_due_tiers,
+)
 from rapport.platform import clock, jobs
 
 
@@ -51,8 +57,9 @@ def review_tiers(db: Session, payload: dict[str, Any]) -> None:
 
 @jobs.job(RECOMPUTE_JOB)
 def recompute_every_tier(db: Session, payload: dict[str, Any]) -> None:
-    """Review every member again after the tier ladder's basis changed."""
-    recompute_tiers(db, at=clock.now())
+    """Review every member again after the tier ladder's basis changed, a page at a time,
+    its progress (done of total) kept in the job for the program's tiers page."""
+    recompute_tiers(db, at=clock.now(), progress=partial(record_recompute_progress, db))
 
 
 @jobs.job("loyalty.birthdays")

@@ -13,7 +13,7 @@ from rapport.loyalty import tasks as loyalty_tasks
 from rapport.loyalty.tiers import reviews
 from rapport.loyalty.tiers.policy import DEFAULT_TIERS
 from rapport.orders import service as orders
-from rapport.platform import jobs
+from rapport.platform import clock, jobs
 from tests.conftest import auth
 from tests.loyalty.earning.test_earning import big_order, process
 from tests.loyalty.factories import frozen_clock, make_customer
@@ -96,3 +96,56 @@ def test_a_ladder_on_the_same_basis_queues_nothing(
     saved = client.put("/v1/loyalty/program/tiers", json={"document": ladder}, headers=headers)
     assert saved.status_code == 200, saved.text
     assert jobs.pending(db, kind=reviews.RECOMPUTE_JOB) is None
+
+
+def test_the_tiers_page_shows_how_far_the_recomputation_has_come(
+    admin: TestClient, client: TestClient, api_key: Any, db: Session, monkeypatch: Any
+) -> None:
+    frozen_clock()
+    headers = auth(api_key("admin", "read"))
+    seed_catalog(db, stock=500)
+    members = [make_customer(db) for _ in range(3)]
+    for member in members:
+        orders.place_order(db, order=big_order(member, 3))
+    process(db)
+    monkeypatch.setattr(reviews, "RECOMPUTE_AT_ONCE", 0)
+
+    # when the ladder counts qualifying points instead, for three members
+    saved = client.put(
+        "/v1/loyalty/program/tiers", json={"document": _points_ladder()}, headers=headers
+    )
+    assert saved.status_code == 200, saved.text
+
+    # then, queued, the tiers page says how many members it will review
+    status = 'data-testid="tiers-recomputing"'
+    page = admin.get("/admin/loyalty/program/tiers/edit").text
+    assert "(3 members, queued)" in page.split(status)[1].split("</p>")[0]
+
+    # and once a worker runs it, two members a page, stopped after its first page
+    job = jobs.pending(db, kind=reviews.RECOMPUTE_JOB)
+    assert job is not None
+    job.status = "running"
+    db.commit()
+    heard: list[tuple[int, int]] = []
+
+    def record(done: int, total: int) -> None:
+        heard.append((done, total))
+        if done == 3:
+            raise RuntimeError("the worker stopped")
+        reviews.record_recompute_progress(db, done, total)
+
+    try:
+        reviews.recompute_tiers(db, at=clock.now(), page=2, progress=record)
+    except RuntimeError:
+        db.rollback()
+    assert heard == [(0, 3), (2, 3), (3, 3)]
+
+    # it says the members done of all of them, as committed
+    page = admin.get("/admin/loyalty/program/tiers/edit").text
+    said = page.split(status)[1].split("</p>")[0]
+    assert "2 of 3 members done" in said
+    assert '<progress value="2" max="3"' in said
+    # and the job run again to its end (the worker's handler) says all of them
+    loyalty_tasks.recompute_every_tier(db, job.payload)
+    page = admin.get("/admin/loyalty/program/tiers/edit").text
+    assert "3 of 3 members done" in page.split(status)[1].split("</p>")[0]

@@ -7,11 +7,12 @@ transaction as its tier history row."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from rapport.events.service import log_event
@@ -21,6 +22,7 @@ from rapport.loyalty.program.versions import tier_policy
 from rapport.loyalty.tiers.policy import TierPolicy, review, window_start
 from rapport.loyalty.tiers.policy import TierStanding as Standing
 from rapport.platform import clock, jobs
+from rapport.platform.models import Job
 
 
 def qualifying_value(db: Session, *, customer_id: str, policy: TierPolicy, at: datetime) -> int:
@@ -197,14 +199,24 @@ RECOMPUTE_AT_ONCE = 2000
 
 
 def recompute_tiers(
-    db: Session, *, at: datetime, page: int = 500, commit: bool = True
+    db: Session,
+    *,
+    at: datetime,
+    page: int = 500,
+    commit: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[int, int]:
     """Review every member with a tier standing at ``at`` (their qualifying value on the
     basis then in force; an upgrade it earns applies at once, a lower tier at their review
-    date, as for any review). With ``commit``, commits a page at a time. Answers (members
-    reviewed, members who changed tier)."""
+    date, as for any review). With ``commit``, commits a page at a time. ``progress`` hears
+    (members reviewed, members to review) before each page commits, in its transaction, as
+    the catalog import reports its rows. Answers (members reviewed, members who changed
+    tier)."""
+    total = db.scalar(select(func.count()).select_from(TierStanding)) or 0
     reviewed = changed = 0
     after = ""
+    if progress:
+        progress(0, total)
     while True:
         members = list(
             db.scalars(
@@ -218,6 +230,9 @@ def recompute_tiers(
             if review_tier(db, customer_id=customer_id, at=at) is not None:
                 changed += 1
         reviewed += len(members)
+        if progress:
+            # members a basis change saw arrive meanwhile count in the total as reviewed
+            progress(reviewed, max(total, reviewed))
         if commit:
             db.commit()
         if len(members) < page:
@@ -241,6 +256,36 @@ def recompute_after_basis_change(
     jobs.enqueue(db, kind=RECOMPUTE_JOB, payload={"at": starts.isoformat()}, run_at=starts)
 
 
-def recomputing(db: Session) -> bool:
-    """Whether a recomputation of every member's tier is queued or running."""
-    return jobs.pending(db, kind=RECOMPUTE_JOB) is not None
+@dataclass(frozen=True)
+class Recomputation:
+    """A recomputation of every member's tier, queued or running: ``done`` of ``total``
+    members reviewed so far (``total`` counted when it started; while queued, the members
+    now)."""
+
+    running: bool
+    done: int
+    total: int
+
+
+def recomputing(db: Session) -> Recomputation | None:
+    """The recomputation of every member's tier queued or running, with its progress."""
+    job = jobs.pending(db, kind=RECOMPUTE_JOB)
+    if job is None:
+        return None
+    payload = job.payload or {}
+    if job.status == "running" and "total" in payload:
+        return Recomputation(True, int(payload.get("done", 0)), int(payload["total"]))
+    members = db.scalar(select(func.count()).select_from(TierStanding)) or 0
+    return Recomputation(job.status == "running", 0, members)
+
+
+def record_recompute_progress(db: Session, done: int, total: int) -> None:
+    """The running recomputation's progress, kept in its job's payload (in the transaction
+    of the page just reviewed, so it counts only members whose review committed)."""
+    job = db.scalar(select(Job).where(Job.kind == RECOMPUTE_JOB, Job.status == "running").limit(1))
+    if job is not None:
+        db.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(payload={**(job.payload or {}), "done": done, "total": total})
+        )
