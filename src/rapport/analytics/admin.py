@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from rapport.analytics.service import ACTIVE_DAYS, collect_overview, collect_processing
+from rapport.events import service as events
 from rapport.platform.admin import CurrentAdmin, NavItem, add_template_dir, render
 from rapport.platform.db import DbSession
 
@@ -37,6 +38,13 @@ def overview(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLRespons
 
 @router.get("/settings/processing", response_class=HTMLResponse)
 def processing(request: Request, db: DbSession, user: CurrentAdmin) -> HTMLResponse:
+    # A held event waits "behind" itself when a processor it runs after holds it (the
+    # triggers after customers.profile): the page names the processor it waits for instead.
+    waits_for = {
+        proc.name: " and ".join(proc.after) for proc in events.registered_processors() if proc.after
+    }
     return render(
-        request, "analytics/processing.html", {"user": user, "processing": collect_processing(db)}
+        request,
+        "analytics/processing.html",
+        {"user": user, "processing": collect_processing(db), "waits_for": waits_for},
     )
