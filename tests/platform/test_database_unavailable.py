@@ -189,20 +189,32 @@ def test_points_earned_on_a_paused_database_are_refused_in_the_budget(served: Se
 
 
 @pytest.mark.postgres
-def test_a_stopped_database_is_503_with_retry_after_for_reads_and_writes(served: Served) -> None:
+def test_a_stopped_database_is_503_with_retry_after_for_reads_and_writes(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
     served.cluster.stop()
     try:
-        # when the database is down, a write and a read
+        # when the database is down, a write and a read by a customer id that names someone
         write = _create(served, PRIVATE_EMAIL)
-        with httpx.Client(base_url=served.base_url, timeout=60) as client:
+        with (
+            caplog.at_level(logging.WARNING),
+            httpx.Client(base_url=served.base_url, timeout=60) as client,
+        ):
             read = client.get(
-                "/v1/customers/cus_missing", headers={"Authorization": f"Bearer {served.key}"}
+                "/v1/customers/Jane-Doe-1987/timeline?before=jane@example.test",
+                headers={"Authorization": f"Bearer {served.key}"},
             )
     finally:
         served.cluster.start()
     # then each is told to come back, where both were 500 internal-error
     _assert_unavailable(write)
     _assert_unavailable(read)
+    # and the log names the route's template, as the access log does, never the id
+    assert "database unavailable on GET /v1/customers/{customer_id}/timeline?before=…" in (
+        caplog.text
+    ), caplog.text
+    assert "Jane-Doe" not in caplog.text
+    assert "jane@example.test" not in caplog.text
     # and once it is back, the server writes again
     assert _create(served, "after.restart@example.test").status_code == 201
 

@@ -559,18 +559,23 @@ def unexpected_problem(request: Request, error: BaseException) -> Response:
     """The answer to an error no handler took: ``503`` with Retry-After when the database is
     unavailable (:func:`database_unavailable`), ``500`` otherwise. Logs it once: one line
     for an unavailable database, one line and its traceback for anything else."""
+    # The path as the access log writes it (its route's template, the query's names only):
+    # a raw path holds customer ids, emails and phone numbers erasure cannot reach in a log.
+    from rapport.platform.middleware import logged_target, route_template  # imports us
+
+    path = logged_target(request.scope, route_template(request.scope))
     if database_unavailable(error):
         log.warning(
             "database unavailable on %s %s: %s",
             request.method,
-            request.url.path,
+            path,
             str(error).splitlines()[0] if str(error) else type(error).__name__,
         )
         return answer_refusal(request, DatabaseUnavailable())
     log.error(
         "unhandled error on %s %s: %s: %s",
         request.method,
-        request.url.path,
+        path,
         type(error).__name__,
         error,
         exc_info=error,
