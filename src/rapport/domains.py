@@ -54,6 +54,7 @@ def load_tasks() -> None:
     import rapport.customers.tasks
     import rapport.events.tasks
     import rapport.feedback.tasks
+    import rapport.flows.privacy  # the erasure's sweep
     import rapport.loyalty.tasks
     import rapport.orders.tasks
     import rapport.recommend.tasks  # noqa: F401

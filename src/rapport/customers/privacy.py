@@ -267,6 +267,55 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
     db.flush()
 
 
+# What a profile keeps about a person that may have come from another person's tracked
+# events (a visitor whose browser named an erased customer's email and name).
+_SWEPT_FIELDS = ("first_name", "last_name", "email", "phone")
+
+
+def forget_erased_details(db: Session, *, found: dict[str, set[str]]) -> int:
+    """For the erasure's sweep: each profile of ``found`` (other than an erased one) loses the
+    name, email and phone whose value one of the scrubbed events held (``found`` maps each
+    profile to every text its scrubbed events held), and the email or phone identities with
+    those values. A value the profile also got elsewhere goes too: it cannot be told apart.
+    Adds to the caller's transaction; returns how many profiles changed."""
+    changed = 0
+    for person in db.scalars(
+        select(Customer).where(Customer.customer_id.in_(sorted(found)), Customer.status != "erased")
+    ):
+        held = {value.strip().casefold() for value in found[person.customer_id]}
+        normal = {
+            (kind, n)
+            for kind in ("email", "phone")
+            for value in found[person.customer_id]
+            if (n := normalise_identity(kind, value))
+        }
+        gone = [
+            name
+            for name in _SWEPT_FIELDS
+            if (value := getattr(person, name))
+            and (
+                value.strip().casefold() in held
+                or (name, normalise_identity(name, value)) in normal
+            )
+        ]
+        for identity in db.scalars(
+            select(Identity).where(
+                Identity.customer_id == person.customer_id, Identity.kind.in_(("email", "phone"))
+            )
+        ):
+            if (identity.kind, identity.value) in normal:
+                db.delete(identity)
+        if not gone:
+            continue
+        for name in gone:
+            setattr(person, name, None)
+        person.field_times = {k: v for k, v in (person.field_times or {}).items() if k not in gone}
+        person.updated_at = clock.now()
+        changed += 1
+    db.flush()
+    return changed
+
+
 def privacy_requests(db: Session, *, customer_id: str) -> list[PrivacyRequest]:
     return list(
         db.scalars(

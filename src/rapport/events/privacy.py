@@ -4,15 +4,18 @@ pseudonymised and the refused tracking messages naming them deleted."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rapport.events import dead_letters
-from rapport.events.log import customer_events, pseudonymise_customer_events
+from rapport.events.log import Scrubber, customer_events, pseudonymise_customer_events
 from rapport.events.models import Event, HeldEvent
+from rapport.events.tracking_store import contacts_named
+from rapport.platform.identity import identity_digest
 from rapport.platform.privacy import PrivacySubject
 
 PRIVACY_TABLES = ("events", "tracking_dead_letters", "processor_held_events")
@@ -104,3 +107,119 @@ def erase_dead_letters(db: Session, identities: Iterable[str]) -> int:
     ``identities`` (customer ids, the sender's own ids, anonymous ids, emails, phones), by
     column or anywhere in the message. Adds to the caller's transaction; returns the count."""
     return dead_letters.erase(db, identities)
+
+
+# How many events one step of the erasure's sweep (``sweep_erased_contacts``) reads: one
+# range of the log's primary key, so a step costs the same on any size of log.
+SWEEP_PAGE = 2_000
+
+# Keys (lower-cased, letters and digits only) whose text is a customer number wherever it sits:
+# an alias call's ``previous_id``, a form's ``customer_id``.
+_ID_KEYS = frozenset({"previousid", "userid", "customerid", "externalid"})
+
+
+@dataclass
+class SweptPage:
+    """One step of the sweep: the last position it read, how many events it scrubbed, and
+    for each other profile whose events it scrubbed, every text those events held."""
+
+    last_position: int
+    scrubbed: int = 0
+    profiles: dict[str, set[str]] = field(default_factory=dict)
+
+
+def sweep_digests(subject: PrivacySubject) -> list[str]:
+    """The digests the sweep looks for: the person's emails, phones and customer numbers
+    (their own and their Rapport ids, as a sender would name them)."""
+    digests = {
+        identity_digest(kind, value)
+        for kind, value in subject.identities
+        if kind in ("email", "phone", "external_id")
+    }
+    digests.update(identity_digest("external_id", cid) for cid in subject.customer_ids)
+    return sorted(digests)
+
+
+def sweep_erased_contacts(
+    db: Session,
+    *,
+    digests: Iterable[str],
+    customer_ids: Iterable[str],
+    after: int,
+    up_to: int,
+    limit: int | None = None,
+) -> SweptPage:
+    """One step of an erasure's sweep of the log, after the person's own events were
+    pseudonymised: the next ``limit`` events after position ``after`` (up to ``up_to``, the
+    head at erasure; later events naming the person are refused at the door; ``SWEEP_PAGE``
+    by default) that name one of
+    ``digests`` (an email or phone anywhere in their properties or context, as
+    ``contacts_named`` finds them for the suppression check, or a customer number as the
+    sender's user id or under an id's key such as an alias call's ``previous_id``), under any
+    profile or none, are scrubbed as the person's own are. Adds to the caller's transaction."""
+    wanted = set(digests)
+    theirs = set(customer_ids)
+    limit = limit or SWEEP_PAGE
+    page = list(
+        db.scalars(
+            select(Event)
+            .where(Event.position > after, Event.position <= up_to)
+            .order_by(Event.position)
+            .limit(limit)
+        )
+    )
+    swept = SweptPage(last_position=up_to if len(page) < limit else page[-1].position)
+    for event in page:
+        if event.customer_id in theirs:
+            continue  # the person's own: pseudonymised already
+        named = _erased_values(event, wanted)
+        if not named:
+            continue
+        held = set(_texts(event.properties)) | set(_texts(event.context))
+        Scrubber(named).event(event)
+        swept.scrubbed += 1
+        if event.customer_id is not None:
+            swept.profiles.setdefault(event.customer_id, set()).update(held)
+    db.flush()
+    return swept
+
+
+def _digest(kind: str, value: str) -> str | None:
+    try:
+        return identity_digest(kind, value)
+    except ValueError:
+        return None
+
+
+def _erased_values(event: Event, wanted: set[str]) -> list[str]:
+    """The values of ``event`` whose digest is among ``wanted``."""
+    found: list[str] = []
+    if event.user_id and _digest("external_id", event.user_id) in wanted:
+        found.append(event.user_id)
+    for where, document in (("properties", event.properties), ("context", event.context)):
+        for _field, kind, value in contacts_named(where, document):
+            if _digest(kind, value) in wanted:
+                found.append(value)
+        for key, value in _keyed_texts(document):
+            form = "".join(ch for ch in key.lower() if ch.isalnum())
+            if form in _ID_KEYS and _digest("external_id", value) in wanted:
+                found.append(value)
+    return found
+
+
+def _keyed_texts(document: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """(key, text) for every string in ``document``, at any depth (a list's items under the
+    list's key)."""
+    stack: list[tuple[str, Any]] = [(key, document)]
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((key, v) for v in value)
+        elif isinstance(value, str) and value.strip():
+            yield key, value
+
+
+def _texts(document: Any) -> Iterator[str]:
+    return (text for _key, text in _keyed_texts(document))

@@ -46,6 +46,8 @@ from rapport.events.privacy import (
     erase_customer_data,
     erase_dead_letters,
     export_customer_data,
+    sweep_digests,
+    sweep_erased_contacts,
 )
 from rapport.events.processors import (
     HeldEventView,
@@ -126,6 +128,8 @@ __all__ = [
     "run_processors",
     "suppress_identities",
     "suppressed",
+    "sweep_digests",
+    "sweep_erased_contacts",
     "without_coordinate_traits",
 ]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -37,11 +37,12 @@ from rapport.events import service as events
 from rapport.feedback import service as feedback
 from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
-from rapport.platform import clock
+from rapport.platform import clock, jobs
 from rapport.platform import service as platform
 from rapport.platform.db import BUSY_TIMEOUT_MS
 from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.identity import identity_digest
+from rapport.platform.models import Job
 from rapport.platform.privacy import PrivacySubject
 from rapport.recommend import service as recommend
 
@@ -56,6 +57,9 @@ ERASE_ATTEMPTS = 5
 # SQLSTATEs of failures that say "run the transaction again": serialization_failure and
 # deadlock_detected.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+# The job that sweeps the log, after an erasure, for other profiles' events naming the person
+# (``sweep_erased_contacts``), one page of ``events.SWEEP_PAGE`` events a run.
+SWEEP_JOB = "privacy.sweep_erased_contacts"
 
 
 # Each domain's face, by the name DOMAINS lists it under: a domain listed there and missing
@@ -207,6 +211,17 @@ def _erase_subject(
         requested_by=requested_by,
         reason=reason,
     )
+    db.flush()  # the request's id names the sweep
+    _enqueue_sweep(
+        db,
+        {
+            "request_id": request.id,
+            "digests": events.sweep_digests(subject),
+            "customer_ids": list(subject.customer_ids),
+            "after": 0,
+            "up_to": events.head_position(db),
+        },
+    )
     # One notice per Rapport id the person had (the survivor first, then every profile merged
     # into it): a webhook subscriber knows a merged-away profile only by its own id, and
     # erases the person by erasing every id it is told about.
@@ -216,6 +231,34 @@ def _erase_subject(
         )
     db.flush()
     return request
+
+
+def _enqueue_sweep(db: Session, payload: dict[str, Any]) -> None:
+    """Queue the next page of the sweep, once (a run that the worker repeats after a crash
+    queues nothing twice)."""
+    key = f"{SWEEP_JOB}:{payload['request_id']}:{payload['after']}"
+    if db.scalar(select(Job.id).where(Job.dedupe_key == key)) is None:
+        jobs.enqueue(db, kind=SWEEP_JOB, payload=payload, dedupe_key=key)
+
+
+@jobs.job(SWEEP_JOB)
+def sweep_erased_contacts(db: Session, payload: dict[str, Any]) -> None:
+    """One page of an erasure's sweep: other profiles' (and unresolved) events that name the
+    erased person's email, phone or customer number are scrubbed as theirs were, the profiles
+    they belong to lose the name, email and phone those events gave them, and the next page
+    is queued (``after`` and ``up_to`` in the payload say how far it has come)."""
+    page = events.sweep_erased_contacts(
+        db,
+        digests=payload["digests"],
+        customer_ids=payload["customer_ids"],
+        after=int(payload["after"]),
+        up_to=int(payload["up_to"]),
+    )
+    if page.profiles:
+        customers.forget_erased_details(db, found=page.profiles)
+    if page.last_position < int(payload["up_to"]):
+        _enqueue_sweep(db, {**payload, "after": page.last_position})
+    db.commit()
 
 
 def _lock_subject(db: Session, *, customer_id: str) -> PrivacySubject:
