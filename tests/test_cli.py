@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from sqlalchemy import text
 from typer._click.core import Command
 from typer.main import get_command
 from typer.testing import CliRunner
@@ -23,9 +24,9 @@ from rapport.cli import app
 from rapport.events.service import count_events
 from rapport.platform import admin_security
 from rapport.platform import service as platform
-from rapport.platform.db import open_session
+from rapport.platform.db import create_db_engine, open_session
 from rapport.platform.settings import get_settings
-from tests.conftest import free_port, migrated_sqlite
+from tests.conftest import free_port, migrated_database, migrated_sqlite
 
 runner = CliRunner()
 KEY_PATTERN = re.compile(r"rk_[0-9a-f]{12}_[A-Za-z0-9_\-]{43}")
@@ -578,3 +579,30 @@ def test_every_help_shows_every_option_and_its_help_whole_at_80_columns(path, co
     assert _whole(command.help or "") in shown
     for sub in getattr(command, "commands", {}).values():
         assert _whole(sub.get_short_help_str(limit=10_000)) in shown
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migrate_names_a_newer_versions_table_left_in_a_restored_database(
+    backend, tmp_path, monkeypatch
+) -> None:
+    # given a database restored from a backup taken before admin sessions came
+    # (alembic_version back at c14000000001) over one migrated since, whose admin_sessions
+    # table the restore left there (pg_restore --clean drops only what the backup has)
+    url, remove = migrated_database(backend, tmp_path)
+    try:
+        with create_db_engine(url).begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = 'c14000000001'"))
+        monkeypatch.setenv("RAPPORT_DATABASE_URL", url)
+        monkeypatch.setenv("RAPPORT_DATA_DIR", str(tmp_path))
+        get_settings.cache_clear()
+        # when the operator migrates
+        result = runner.invoke(app, ["migrate"])
+    finally:
+        get_settings.cache_clear()
+        remove()
+    # then it refuses, naming the table and how to restore, where it failed with
+    # 'refused a statement: relation "admin_sessions" already exists' and 'report it'
+    assert result.exit_code == 2, result.output
+    assert "already has the table admin_sessions" in _whole(result.stderr)
+    assert "revision c14000000001" in _whole(result.stderr)
+    assert "Restore the backup into an empty database" in _whole(result.stderr)

@@ -11,6 +11,7 @@ import enum
 import gc
 import logging
 import os
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -270,11 +271,38 @@ def migrate(
             " the version that migrated it, run RAPPORT_DATABASE_URL=... .venv/bin/alembic"
             f" downgrade {revision} (it drops what the later migrations added).",
         )
-    with console.status("Migrating database"):
-        upgrade(url, revision)
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with console.status("Migrating database"):
+            upgrade(url, revision)
+    except DBAPIError as error:
+        table = _left_behind(error)
+        if table is None:
+            raise
+        _refuse(
+            f"The database at {_safe_url(url)} already has the table {table}, which its"
+            f" revision {at or 'base (empty)'} does not: a newer Rapport's tables were left"
+            " in it (pg_restore --clean over an upgraded database drops only what the backup"
+            " has)." + (" Nothing was migrated." if url.startswith("postgresql") else ""),
+            "Restore the backup into an empty database (docs/operator-guide.md, Backups:"
+            " dropdb and createdb, or a new database RAPPORT_DATABASE_URL names), then run"
+            " rapport migrate.",
+        )
     with get_engine(url).connect() as connection:
         at = ", ".join(current_revisions(connection)) or "base (empty)"
     console.print(f"Database at [bold]{_safe_url(url)}[/bold] is at revision {at}.")
+
+
+_ALREADY_THERE = re.compile(r'(?:relation "|table )([A-Za-z0-9_]+)"? already exists')
+
+
+def _left_behind(error: Exception) -> str | None:
+    """The table a migration found already there (a newer version's, left in a database
+    restored over an upgraded one), or ``None`` for another failure."""
+    cause = getattr(error, "orig", None) or error
+    found = _ALREADY_THERE.search(_first_line(cause))
+    return found.group(1) if found else None
 
 
 def _refuse(problem: str, remedy: str) -> NoReturn:
