@@ -473,8 +473,41 @@ def test_unreachable_postgresql_ends_with_what_to_do_not_a_traceback(tmp_path) -
         (
             {"RAPPORT_DATABASE_URL": "not a url"},
             ["keys", "list"],
-            "is not a database URL",
-            "postgresql+psycopg://",
+            "RAPPORT_DATABASE_URL: 'not a url' is not a database URL",
+            "environment",
+        ),
+        # each setting a command refuses as serve does, exit code 2, naming it
+        ({"RAPPORT_BIND_PORT": "-5"}, ["keys", "list"], "RAPPORT_BIND_PORT", "environment"),
+        ({"RAPPORT_BIND_PORT": "70000"}, ["keys", "list"], "RAPPORT_BIND_PORT", "environment"),
+        (
+            {"RAPPORT_BIND_HOST": "999.1.1.1"},
+            ["keys", "list"],
+            "RAPPORT_BIND_HOST: '999.1.1.1' is not an address to listen on",
+            "environment",
+        ),
+        (
+            {"RAPPORT_DATABASE_URL": "postgres://x@h/db"},
+            ["migrate"],
+            "RAPPORT_DATABASE_URL: postgres://… is not a database URL",
+            "environment",
+        ),
+        (
+            {"RAPPORT_API_RATE_LIMIT": "lots"},
+            ["keys", "list"],
+            "RAPPORT_API_RATE_LIMIT: 'lots' is not a rate limit",
+            "environment",
+        ),
+        (
+            {"RAPPORT_COUPON_RATE_LIMIT": "-5/minute"},
+            ["worker", "--once"],
+            "RAPPORT_COUPON_RATE_LIMIT: '-5/minute' is not a rate limit",
+            "environment",
+        ),
+        (
+            {"RAPPORT_ENV_FILE": "/nonexistent/rapport.env"},
+            ["keys", "list"],
+            "RAPPORT_ENV_FILE: it names /nonexistent/rapport.env, which is not a file",
+            "Correct it in the environment.",
         ),
         ({}, ["keys", "list"], "There is no Rapport database at", "rapport init"),
         ({}, ["admin", "unlock", "x@example.com"], "There is no Rapport database", "rapport init"),

@@ -40,7 +40,7 @@ from rapport.platform.console import (
 )
 from rapport.platform.db import get_engine, open_session
 from rapport.platform.errors import NotFound, Problem
-from rapport.platform.settings import get_settings, user_env_file
+from rapport.platform.settings import ENV_FILE_VARIABLE, get_settings, user_env_file
 from rapport.recommend.cli import recommend_app
 
 if TYPE_CHECKING:
@@ -99,7 +99,9 @@ def explain(error: Exception) -> tuple[str, str]:
         if error.field and error.field.startswith("RAPPORT_"):  # a setting Rapport refused
             return (
                 f"A setting is wrong: {error.field}: {error.detail}.",
-                f"Correct it in the environment, ./.env or {user_env_file()}.",
+                "Correct it in the environment."
+                if error.field == ENV_FILE_VARIABLE  # read before, and naming, the env files
+                else f"Correct it in the environment, ./.env or {user_env_file()}.",
             )
         return error.detail, "Correct it and run the command again."
     if isinstance(error, ArgumentError):

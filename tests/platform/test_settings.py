@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rapport.platform.errors import InvalidInput
 from rapport.platform.settings import Settings
 
 
@@ -72,8 +73,9 @@ def test_a_named_env_file_is_read_and_must_exist(home: Path, monkeypatch) -> Non
     monkeypatch.setenv("RAPPORT_ENV_FILE", str(named))
     assert Settings().smtp_host == "mail.named"
     monkeypatch.setenv("RAPPORT_ENV_FILE", str(home / "missing.env"))
-    with pytest.raises(FileNotFoundError, match="RAPPORT_ENV_FILE"):
+    with pytest.raises(InvalidInput, match=r"missing\.env, which is not a file") as refused:
         Settings()
+    assert refused.value.field == "RAPPORT_ENV_FILE"  # a setting refused: exit code 2
 
 
 GUIDE = Path(__file__).parents[2] / "docs" / "operator-guide.md"

@@ -62,9 +62,11 @@ def env_files() -> tuple[Path, ...]:
     over both."""
     named = os.environ.get(ENV_FILE_VARIABLE, "")
     if named and not Path(named).expanduser().is_file():
-        raise FileNotFoundError(
-            f"{ENV_FILE_VARIABLE} names {named}, which is not a file: create it or unset"
-            f" {ENV_FILE_VARIABLE}"
+        from rapport.platform.errors import InvalidInput
+
+        raise InvalidInput(
+            f"it names {named}, which is not a file: create it or unset {ENV_FILE_VARIABLE}",
+            field=ENV_FILE_VARIABLE,
         )
     return (user_env_file(), Path(".env"))
 
@@ -191,7 +193,7 @@ class Settings(BaseSettings):
         "under this secret (computed by the shop's server); docs/tracking.md.",
     )
     bind_host: str = "127.0.0.1"
-    bind_port: int = 8000
+    bind_port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Larger bodies get 413.")
     embedded_worker: bool | None = Field(
         default=None,
@@ -395,6 +397,52 @@ class Settings(BaseSettings):
                 " angle brackets)"
             )
         return value  # a trailing slash is kept: the links built on it drop it
+
+    @field_validator("bind_host")
+    @classmethod
+    def _bind_host(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not value or not _is_host(value, bracketed=False):
+                raise ValueError(
+                    f"{value!r} is not an address to listen on: an IP address (127.0.0.1,"
+                    " 0.0.0.0, ::) or a host name"
+                ) from None
+        return value
+
+    @field_validator("api_rate_limit", "coupon_rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from rapport.platform.errors import Problem
+        from rapport.platform.ratelimit import parse_limit  # the one the limiter reads
+
+        if value.strip():
+            try:
+                parse_limit(value)
+            except Problem as refused:
+                raise ValueError(refused.detail) from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        if not value:
+            return value
+        try:
+            make_url(value).get_dialect()
+        except (ArgumentError, NoSuchModuleError, ValueError):
+            raise ValueError(
+                f"{value.split('://', 1)[0] + '://…' if '://' in value else repr(value)} is not"
+                " a database URL Rapport can use: sqlite:////absolute/path/rapport.db or"
+                " postgresql+psycopg://user:password@host:5432/rapport, or unset it for the"
+                " embedded database in RAPPORT_DATA_DIR"
+            ) from None
+        except ImportError:  # a driver not installed: named when the engine is made
+            pass
+        return value
 
     @field_validator("rate_limit_storage")
     @classmethod
