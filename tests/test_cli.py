@@ -639,3 +639,20 @@ def test_migrate_names_a_newer_versions_table_left_in_a_restored_database(
     assert "already has the table admin_sessions" in _whole(result.stderr)
     assert "revision c14000000001" in _whole(result.stderr)
     assert "Restore the backup into an empty database" in _whole(result.stderr)
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["serve"], ["worker", "--once"]])
+def test_an_install_upgraded_from_var_is_told_where_its_database_is(tmp_path, command) -> None:
+    # given an install made before the data directory moved, its database in ./var, and no
+    # RAPPORT_DATA_DIR or database URL set (the default data directory has no database)
+    install = tmp_path / "install"
+    (install / "var").mkdir(parents=True)
+    migrated_sqlite(install / "var" / "rapport.db")
+    # when the upgraded Rapport runs from that directory
+    result = _rapport(*command, cwd=install, env=_operator_environment(tmp_path))
+    # then it stops, naming the old database and the setting, and makes no new database
+    assert result.returncode == 2, result.stdout + result.stderr
+    said = _whole(result.stderr)
+    assert f"{install / 'var' / 'rapport.db'} is one an older Rapport kept in ./var" in said
+    assert f"set RAPPORT_DATA_DIR={install / 'var'}" in said
+    assert not (tmp_path / ".local" / "share" / "rapport" / "rapport.db").exists()

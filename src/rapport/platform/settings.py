@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from rapport.platform import formatting
 
 ENV_FILE_VARIABLE = "RAPPORT_ENV_FILE"
+LEGACY_DATA_DIR = "var"  # the data directory, relative to the working one, before 5 Dec 2026
 WEBHOOK_ALLOWED_NETWORKS_SETTING = "RAPPORT_WEBHOOK_ALLOWED_NETWORKS"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 SQLITE_FILE = "rapport.db"
@@ -493,6 +494,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _absolute_database(self) -> Settings:
         if not self.database_url:
+            self._refuse_a_database_left_in_var()
             self.database_url = f"sqlite:///{self.data_dir / SQLITE_FILE}"
             return self
         try:
@@ -510,6 +512,27 @@ class Settings(BaseSettings):
             resolved = url.set(database=str(absolute(Path(database))))
             self.database_url = resolved.render_as_string(hide_password=False)
         return self
+
+    def _refuse_a_database_left_in_var(self) -> None:
+        """Rapport before 5 December 2026 (d2a4ab4) kept its data in ``./var`` (of the
+        directory it ran in): with the default data directory holding no database, one there
+        is an install being upgraded, whose data would otherwise be left for a new, empty one."""
+        left = absolute(Path(LEGACY_DATA_DIR))
+        if (
+            "data_dir" in self.model_fields_set
+            or (self.data_dir / SQLITE_FILE).exists()
+            or not (left / SQLITE_FILE).is_file()
+        ):
+            return
+        from rapport.platform.errors import InvalidInput
+
+        raise InvalidInput(
+            f"the default data directory {self.data_dir} has no database, and {left / SQLITE_FILE}"
+            " is one an older Rapport kept in ./var; set RAPPORT_DATA_DIR="
+            f"{left} (in {user_env_file()} or the service's environment), or move the files of"
+            f" {left} to {self.data_dir}",
+            field="RAPPORT_DATA_DIR",
+        )
 
     @property
     def is_sqlite(self) -> bool:
