@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from rapport.events import privacy as events_privacy
 from rapport.events.models import Event
+from rapport.feedback.models import Ticket
 from rapport.flows import privacy
 from rapport.platform.models import Job
 from tests.conftest import auth, command
@@ -98,3 +99,41 @@ def test_erasure_scrubs_other_profiles_events_naming_the_person(
     assert (after.json()["first_name"], after.json()["email"]) == (None, None)
     # and someone else's event is untouched
     assert _naming(db, "bob@example.com") == [("b-1", "identified")]
+
+
+def test_erasure_blanks_feedback_of_others_that_quotes_the_persons_email(
+    client, api_key, db
+) -> None:
+    key = api_key("write", "admin", "read")
+    made = client.post(
+        "/v1/customers",
+        json={"external_id": "T2-G1", "email": "t2-g1@example.com"},
+        headers=command(key),
+    )
+    assert made.status_code == 201, made.text
+
+    def ticket(subject: str, body: str) -> str:
+        sent = {"kind": "question", "channel": "web", "subject": subject, "body": body}
+        opened = client.post("/v1/feedback/tickets", json=sent, headers=command(key))
+        assert opened.status_code == 201, opened.text
+        return str(opened.json()["ticket_id"])
+
+    # given a ticket a visitor filed quoting the customer's email (another spelling), and one
+    # that does not
+    quoting = ticket("Order for my friend", "Please write to T2-G1@Example.com. about it")
+    other = ticket("Where is my parcel", "Write to bob@example.com")
+
+    # when the customer is erased and the sweep runs
+    erased = client.post(
+        "/v1/customers/T2-G1/erase", json={"requested_by": "t"}, headers=command(key)
+    )
+    assert erased.status_code == 200, erased.text
+    _run_sweep(db)
+
+    # then the quoting ticket lost its text, the other kept it
+    def read(ticket_id: str) -> tuple[str, str]:
+        found = db.get(Ticket, ticket_id, populate_existing=True)
+        return found.subject, found.body
+
+    assert read(quoting) == ("(erased)", "")
+    assert read(other) == ("Where is my parcel", "Write to bob@example.com")

@@ -3,6 +3,7 @@ of a person and how it erases them, keeping scores, ratings and ticket times."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -218,3 +219,69 @@ def erase_customer_data(db: Session, *, subject: PrivacySubject) -> None:
         .where(Ticket.customer_id.in_(ids), Ticket.status == "open")
         .values(status="resolved", resolved_at=now, resolved_by=ERASURE_MODERATOR)
     )
+
+
+# How many rows of each feedback table with free text one step of an erasure's sweep reads.
+SWEEP_PAGE = 500
+# A table's cursor once the sweep has read all of it.
+SWEPT = "\uffff"
+
+
+def _texts_of(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts_of(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts_of(item)
+
+
+# Each table the sweep reads: the row class, its key, the free-text fields it looks in and what
+# they become (as ``erase_customer_data`` leaves the person's own rows).
+_SWEPT: tuple[tuple[type[Any], str, tuple[str, ...], dict[str, Any]], ...] = (
+    (
+        Ticket,
+        "ticket_id",
+        ("subject", "body", "resolution"),
+        {"subject": "(erased)", "body": "", "resolution": None},
+    ),
+    (Review, "review_id", ("title", "body"), {"title": "", "body": "", "photos": []}),
+    (SurveyResponse, "response_id", ("comment", "answers"), {"comment": None, "answers": {}}),
+)
+
+
+def sweep_free_text(
+    db: Session,
+    *,
+    names_person: Callable[[str], bool],
+    customer_ids: Iterable[str],
+    after: dict[str, str],
+    limit: int | None = None,
+) -> dict[str, str] | None:
+    """One step of an erasure's sweep: the next ``limit`` rows (``SWEEP_PAGE`` by default) of
+    tickets, reviews and survey responses after ``after`` (each table's last key read) that
+    belong to someone else or no one, and whose free text ``names_person`` (a ticket a visitor
+    filed quoting the erased person's email), lose that text as the person's own rows do
+    (a ticket's resolution too). Returns the cursor to go on from, or ``None`` when every table
+    has been read. Adds to the caller's transaction."""
+    limit = limit or SWEEP_PAGE
+    theirs = set(customer_ids)
+    cursor = dict(after)
+    for model, key, fields, erased in _SWEPT:
+        table = model.__tablename__
+        last = cursor.get(table, "")
+        if last == SWEPT:
+            continue
+        column = getattr(model, key)
+        rows = list(db.scalars(select(model).where(column > last).order_by(column).limit(limit)))
+        for row in rows:
+            if row.customer_id in theirs:
+                continue  # the person's own: erased already
+            if any(names_person(text) for f in fields for text in _texts_of(getattr(row, f))):
+                for name, value in erased.items():
+                    setattr(row, name, value)
+        cursor[table] = SWEPT if len(rows) < limit else getattr(rows[-1], key)
+    db.flush()
+    return None if all(cursor.get(m.__tablename__) == SWEPT for m, *_ in _SWEPT) else cursor

@@ -17,6 +17,7 @@ from rapport.feedback.personal_data import (
     PRIVACY_TABLES,
     erase_customer_data,
     export_customer_data,
+    sweep_free_text,
 )
 from rapport.feedback.reviews.history import ImportedReview, import_reviews
 from rapport.feedback.reviews.moderation import (
@@ -199,6 +200,7 @@ __all__ = [
     "submit_review",
     "survey_link_path",
     "survey_link_url",
+    "sweep_free_text",
     "target_status",
     "ticket_counts",
     "ticket_queue",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -234,30 +235,55 @@ def _erase_subject(
 
 
 def _enqueue_sweep(db: Session, payload: dict[str, Any]) -> None:
-    """Queue the next page of the sweep, once (a run that the worker repeats after a crash
+    """Queue the next step of the sweep, once (a run that the worker repeats after a crash
     queues nothing twice)."""
-    key = f"{SWEEP_JOB}:{payload['request_id']}:{payload['after']}"
+    key = f"{SWEEP_JOB}:{payload['request_id']}:{payload.get('step', 0)}"
     if db.scalar(select(Job.id).where(Job.dedupe_key == key)) is None:
         jobs.enqueue(db, kind=SWEEP_JOB, payload=payload, dedupe_key=key)
 
 
+# An email address in free text ("write to me at ana@example.com."), as ingestion would read it.
+_EMAIL_IN_TEXT = re.compile(r"[^\s@<>()\[\],;:\"'/]+@[^\s@<>()\[\],;:\"'/]+\.[a-z]{2,}", re.I)
+
+
 @jobs.job(SWEEP_JOB)
 def sweep_erased_contacts(db: Session, payload: dict[str, Any]) -> None:
-    """One page of an erasure's sweep: other profiles' (and unresolved) events that name the
-    erased person's email, phone or customer number are scrubbed as theirs were, the profiles
-    they belong to lose the name, email and phone those events gave them, and the next page
-    is queued (``after`` and ``up_to`` in the payload say how far it has come)."""
-    page = events.sweep_erased_contacts(
-        db,
-        digests=payload["digests"],
-        customer_ids=payload["customer_ids"],
-        after=int(payload["after"]),
-        up_to=int(payload["up_to"]),
-    )
-    if page.profiles:
-        customers.forget_erased_details(db, found=page.profiles)
-    if page.last_position < int(payload["up_to"]):
-        _enqueue_sweep(db, {**payload, "after": page.last_position})
+    """One step of an erasure's sweep for the person's data under other profiles: first the
+    log, a page at a time (``after`` of ``up_to``): events naming their email, phone or
+    customer number are scrubbed as theirs were and the profiles they belong to lose the name,
+    email and phone those events gave them; then feedback's free text (``feedback``, each
+    table's cursor): a ticket, review or survey answer of someone else quoting their email loses
+    its text. Each step queues the next (``step`` counts them)."""
+    digests = set(payload["digests"])
+    following = {**payload, "step": int(payload.get("step", 0)) + 1}
+    up_to = int(payload["up_to"])
+    if int(payload["after"]) < up_to:
+        page = events.sweep_erased_contacts(
+            db,
+            digests=digests,
+            customer_ids=payload["customer_ids"],
+            after=int(payload["after"]),
+            up_to=up_to,
+        )
+        if page.profiles:
+            customers.forget_erased_details(db, found=page.profiles)
+        _enqueue_sweep(db, {**following, "after": page.last_position})
+    else:
+
+        def names_person(text: str) -> bool:
+            return any(
+                identity_digest("email", found.rstrip(".")) in digests
+                for found in _EMAIL_IN_TEXT.findall(text)
+            )
+
+        cursor = feedback.sweep_free_text(
+            db,
+            names_person=names_person,
+            customer_ids=payload["customer_ids"],
+            after=payload.get("feedback") or {},
+        )
+        if cursor is not None:
+            _enqueue_sweep(db, {**following, "feedback": cursor})
     db.commit()
 
 
