@@ -28,7 +28,11 @@ from pydantic_core import ErrorDetails
 
 from rapport.events.dead_letters import Rejection
 from rapport.events.schemas import MAX_BATCH_EVENTS, EventBatchIn, EventIn
+from rapport.events.tracking_store import PUBLIC_API_SOURCE as PUBLIC_API_SOURCE
+from rapport.events.tracking_store import PUBLIC_SEGMENT_SOURCE as PUBLIC_SEGMENT_SOURCE
+from rapport.events.tracking_store import PUBLIC_SOURCES as PUBLIC_SOURCES
 from rapport.events.tracking_store import NewEvent, Outcome, Refusal
+from rapport.events.tracking_store import from_public_key as from_public_key
 from rapport.platform import clock
 from rapport.platform.bodies import parse_body
 from rapport.platform.domain_events import event_class
@@ -204,18 +208,9 @@ def verified_person(event: NewEvent) -> NewEvent:
     return event
 
 
-# The ``source`` a tracking event is stored with when its key may only ingest (not write): the
-# profile processor reads it to keep such an event from changing a known customer's contact
-# email and phone, names and identities (customers.processor: a public key is readable by
-# anyone, and customer numbers are easy to guess). Not compared between duplicates.
-PUBLIC_API_SOURCE = "api-public"
-PUBLIC_SEGMENT_SOURCE = "segment-public"
-PUBLIC_SOURCES = frozenset({PUBLIC_API_SOURCE, PUBLIC_SEGMENT_SOURCE})
-
-
-def from_public_key(source: str) -> bool:
-    """Whether an event stored with ``source`` was sent with a key that may only ingest."""
-    return source in PUBLIC_SOURCES
+# The ``source`` of an ingest-only key's event (PUBLIC_API_SOURCE, PUBLIC_SEGMENT_SOURCE) is
+# defined beside the store, which de-duplicates a public key's event ids apart from the
+# trusted keys' (tracking_store).
 
 
 def marked_public(event: NewEvent, *, trusted: bool) -> NewEvent:

@@ -5,6 +5,7 @@ committed before the API answers."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from contextlib import suppress
@@ -12,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import chain
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -36,6 +37,19 @@ from rapport.platform.errors import Conflict, InvalidInput, field_error
 from rapport.platform.identity import identity_digest, is_email
 
 Status = Literal["accepted", "duplicate", "rejected"]
+
+# The ``source`` a tracking event is stored with when its key may only ingest (not write): the
+# profile processor reads it to keep such an event from changing a known customer's contact
+# email and phone, names and identities (customers.processor: a public key is readable by
+# anyone, and customer numbers are easy to guess). Not compared between duplicates.
+PUBLIC_API_SOURCE = "api-public"
+PUBLIC_SEGMENT_SOURCE = "segment-public"
+PUBLIC_SOURCES = frozenset({PUBLIC_API_SOURCE, PUBLIC_SEGMENT_SOURCE})
+
+
+def from_public_key(source: str) -> bool:
+    """Whether an event stored with ``source`` was sent with a key that may only ingest."""
+    return source in PUBLIC_SOURCES
 
 
 class NewEvent(TypedDict):
@@ -91,16 +105,17 @@ def ingest_events(
     # Everything that needs no database comes first, so that the transaction (which holds
     # SQLite's single write lock) is one query, one insert and the commit.
     sqlite = db.get_bind().dialect.name == "sqlite"
-    first_index: dict[str, int] = {}
+    # An id is de-duplicated per trust level (see _claimed_by_public_key): a public key's
+    # event never makes a trusted key's event with the same id a duplicate.
+    first_index: dict[tuple[str, bool], int] = {}
     named: dict[int, list[tuple[str, str]]] = {}
     rows: dict[int, tuple[Any, ...]] = {}
     located: list[int] = []  # events holding coordinates, stored only with consent
     for index, event in enumerate(events):
-        event_id = event["event_id"]
         if event["occurred_at"] > horizon:
             outcomes[index] = Outcome("rejected", refusal=_FUTURE)
-        elif event_id not in first_index:
-            first_index[event_id] = index
+        elif _dedupe_key(event) not in first_index:
+            first_index[_dedupe_key(event)] = index
             # Stored without its coordinates unless its person has granted location (read
             # below, with the write lock held: a withdrawal committed before counts).
             located_here = has_coordinates(event)
@@ -115,12 +130,24 @@ def ingest_events(
             if located_here:
                 located.append(index)
 
+    # A trusted event sharing its id with a public key's in this same call waits for the
+    # public one's insert (then takes the id from it): one insert never holds an id twice.
+    public_ids = {events[i]["event_id"] for i in rows if from_public_key(events[i]["source"])}
+    deferred = {
+        i
+        for i in rows
+        if events[i]["event_id"] in public_ids and not from_public_key(events[i]["source"])
+    }
     # Under SQLite's write lock this process's other threads keep parsing, and every handover
     # of the GIL can cost the lock holder a switch interval: so the statements' parameters are
     # built before the lock is taken (for the usual case: nothing suppressed, nothing stored).
     wanted = {digest for found in named.values() for _, digest in found}
     suppression_check = _suppression_parameter(wanted, sqlite=sqlite) if wanted else None
-    prepared = _prepare_sqlite(list(rows.values()), received_at=now) if sqlite and rows else None
+    prepared = (
+        _prepare_sqlite(list(rows.values()), received_at=now)
+        if sqlite and rows and not deferred
+        else None
+    )
     with writer_turn(db, bulk=True):
         cursor = driver_cursor(db)
         suppressed = (
@@ -146,29 +173,41 @@ def ingest_events(
         for index in consented:
             with suppress(orjson.JSONEncodeError):  # a number no coordinate is: left out
                 rows[index] = _row(events[index], sqlite=sqlite)
-        if not rows:
+        first_round = [row for index, row in rows.items() if index not in deferred]
+        if not first_round:
             inserted: dict[str, int | None] = {}
         elif prepared is not None and not suppressed and not consented and not refused:
             inserted = _write_sqlite(cursor, prepared)
         else:
-            inserted = _insert(cursor, list(rows.values()), received_at=now, sqlite=sqlite)
-        missing = [
-            events[index]["event_id"] for index in rows if events[index]["event_id"] not in inserted
-        ]
+            inserted = _insert(cursor, first_round, received_at=now, sqlite=sqlite)
+        stored_here = {
+            i: inserted[events[i]["event_id"]]
+            for i in rows
+            if i not in deferred and events[i]["event_id"] in inserted
+        }
+        missing = [events[i]["event_id"] for i in rows if i not in stored_here]
         stored = _stored(db, missing) if missing else {}
+        # Where each event not stored yet is kept: under its id, or beside a trusted event's
+        stored_as = {i: events[i]["event_id"] for i in rows if i not in stored_here}
+        apart = _kept_apart(events, stored_as, stored)
+        if apart:
+            stored_as |= apart
+            stored_here |= _keep_apart(db, cursor, rows, apart, now=now, sqlite=sqlite)
+            missing = [stored_as[i] for i in apart if i not in stored_here]
+            stored |= _stored(db, missing) if missing else {}
         db.commit()
 
     for index in rows:
-        event_id = events[index]["event_id"]
-        if event_id in inserted:
-            position = inserted[event_id]
+        if index in stored_here:
+            position = stored_here[index]
             outcomes[index] = _ACCEPTED if position is None else Outcome("accepted", position)
         else:
-            outcomes[index] = _as_duplicate(events[index], stored[event_id], compare_duplicates)
+            stored_event = stored[stored_as[index]]
+            outcomes[index] = _as_duplicate(events[index], stored_event, compare_duplicates)
     for index, event in enumerate(events):
         if outcomes[index] is not None:
             continue
-        first = first_index[event["event_id"]]
+        first = first_index[_dedupe_key(event)]
         first_outcome = outcomes[first]
         assert first_outcome is not None
         if first_outcome.status == "rejected":
@@ -178,6 +217,72 @@ def ingest_events(
         else:
             outcomes[index] = Outcome("duplicate", position=first_outcome.position)
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _dedupe_key(event: NewEvent) -> tuple[str, bool]:
+    return event["event_id"], from_public_key(event["source"])
+
+
+def _kept_apart(
+    events: Sequence[NewEvent], stored_as: dict[int, str], stored: dict[str, Any]
+) -> dict[int, str]:
+    """Of the events not stored under their ids (``stored_as``), those that a public key's
+    event and a trusted key's keep apart, with the id each is to be stored under: a trusted
+    event whose id a public key's event holds (or none does: one deferred behind a public
+    event that was refused) takes it, the public one moving aside (:func:`public_claim_id`);
+    a public key's event whose id a trusted event holds is stored aside at once.
+
+    A public key is readable by anyone: with it a page could otherwise claim the id the
+    shop's server derives from an order (``order-1005``) before the server sends the order,
+    which would then be dropped as a duplicate."""
+    apart: dict[int, str] = {}
+    for index, event_id in stored_as.items():
+        holder = stored.get(event_id)
+        public = from_public_key(events[index]["source"])
+        held_by_public = holder is not None and from_public_key(holder.source)
+        if not public and (holder is None or held_by_public):
+            apart[index] = event_id
+        elif public and holder is not None and not held_by_public:
+            apart[index] = public_claim_id(event_id)
+    return apart
+
+
+def public_claim_id(event_id: str) -> str:
+    """The id a public key's event is kept under when a trusted event has its id: it begins
+    with a space, which no sender's can (ids are stripped), so it is nobody's to claim."""
+    moved = f" {event_id}"
+    if len(moved) > MAX_EVENT_ID:
+        moved = " " + hashlib.sha256(event_id.encode()).hexdigest()
+    return moved
+
+
+# The longest event id stored (``Event.event_id``).
+MAX_EVENT_ID = 100
+
+
+def _keep_apart(
+    db: Session,
+    cursor: Any,
+    rows: dict[int, tuple[Any, ...]],
+    apart: dict[int, str],
+    *,
+    now: datetime,
+    sqlite: bool,
+) -> dict[int, int | None]:
+    """Store the events of ``apart`` under the ids it gives (:func:`_kept_apart`), a public
+    key's event holding a trusted one's id moved aside first (kept as it is otherwise);
+    returns the stored ones' log positions by index."""
+    table = cast(Table, Event.__table__)
+    for index, event_id in apart.items():
+        if rows[index][0] == event_id:  # a trusted event taking its id back
+            db.execute(
+                update(table)
+                .where(table.c.event_id == event_id, table.c.source.in_(PUBLIC_SOURCES))
+                .values(event_id=public_claim_id(event_id))
+            )
+    renamed = [(event_id, *rows[index][1:]) for index, event_id in apart.items()]
+    inserted = _insert(cursor, renamed, received_at=now, sqlite=sqlite)
+    return {i: inserted[event_id] for i, event_id in apart.items() if event_id in inserted}
 
 
 class GroupCommit:
@@ -446,12 +551,21 @@ def _row(event: NewEvent, *, sqlite: bool) -> tuple[Any, ...]:
 # database's own work. SQLite gets one multi-row VALUES. PostgreSQL gets one array per column
 # for a few events; a batch is COPYed into a per-connection staging table and moved from there
 # (measured: adapting 1,000-element arrays costs psycopg ~80 ms of CPU, COPY ~8 ms).
+#
+# On PostgreSQL the rows take their log positions in the request's order, then are inserted in
+# the order of their event ids: two batches holding the same ids in other orders then wait
+# for each other's ids in one order, never each for the other's (a deadlock, which PostgreSQL
+# ends by failing one of the two requests).
+_PG_POSITION = "nextval(pg_get_serial_sequence('events', 'position'))"
+
 _PG_INSERT = (
-    "INSERT INTO events (event_id, type, user_id, anonymous_id, channel, occurred_at, "
+    "INSERT INTO events (position, event_id, type, user_id, anonymous_id, channel, occurred_at, "
     "received_at, properties, context, source) "
-    "SELECT e, t, u, a, c, o, %s, p::jsonb, x::jsonb, s FROM unnest("
+    "SELECT n, e, t, u, a, c, o, %s, p::jsonb, x::jsonb, s FROM ("
+    f"SELECT {_PG_POSITION} AS n, r.* FROM unnest("
     "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], "
-    "%s::text[], %s::text[], %s::text[]) AS r(e, t, u, a, c, o, p, x, s) "
+    "%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS r(e, t, u, a, c, o, p, x, s, i) "
+    "ORDER BY i) AS numbered ORDER BY e "
     "ON CONFLICT (event_id) DO NOTHING RETURNING event_id, position"
 )
 
@@ -464,10 +578,11 @@ _PG_STAGING = (
 )
 
 _PG_FROM_STAGING = (
-    "INSERT INTO events (event_id, type, user_id, anonymous_id, channel, occurred_at, "
+    "INSERT INTO events (position, event_id, type, user_id, anonymous_id, channel, occurred_at, "
     "received_at, properties, context, source) "
-    "SELECT event_id, type, user_id, anonymous_id, channel, occurred_at, %s, properties, "
-    "context, source FROM incoming_events ORDER BY ordinal "
+    "SELECT n, event_id, type, user_id, anonymous_id, channel, occurred_at, %s, properties, "
+    f"context, source FROM (SELECT {_PG_POSITION} AS n, * FROM incoming_events "
+    "ORDER BY ordinal) AS numbered ORDER BY event_id "
     "ON CONFLICT (event_id) DO NOTHING RETURNING event_id, position"
 )
 
@@ -595,6 +710,7 @@ def _stored(db: Session, event_ids: list[str]) -> dict[str, Any]:
         table.c.occurred_at,
         table.c.properties,
         table.c.context,
+        table.c.source,
     ).where(table.c.event_id.in_(event_ids))
     return {row.event_id: row for row in db.execute(query)}
 
