@@ -479,7 +479,13 @@ def pydantic_errors(error: ValidationError) -> list[tuple[Loc, str, str]]:
 
 def _item_error(detail: ErrorDetails) -> ItemError:
     loc, message = pinpointed(detail)
+    if detail["type"] == "string_too_long" and loc and loc[-1] in _ID_FIELDS:
+        message = f"{message}: send a shorter id for the event, such as a UUID (36 characters)"
     return loc, message, detail["type"]
+
+
+# An event's own id: POST /v1/events' ``event_id``, a Segment message's ``messageId``.
+_ID_FIELDS = frozenset({"event_id", "messageId"})
 
 
 def read_batch(
