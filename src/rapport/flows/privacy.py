@@ -254,6 +254,10 @@ def sweep_erased_contacts(db: Session, payload: dict[str, Any]) -> None:
     email and phone those events gave them; then feedback's free text (``feedback``, each
     table's cursor): a ticket, review or survey answer of someone else quoting their email loses
     its text. Each step queues the next (``step`` counts them)."""
+    if db.get_bind().dialect.name == "postgresql":
+        # The erasure's lock order: no processor batch applies an event this step scrubs, or
+        # writes a profile it clears, while it runs.
+        events.lock_processor_cursors(db)
     digests = set(payload["digests"])
     following = {**payload, "step": int(payload.get("step", 0)) + 1}
     up_to = int(payload["up_to"])
