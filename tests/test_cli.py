@@ -319,6 +319,11 @@ def test_serve_with_two_processes_shares_one_sqlite_database(database_url, tmp_p
         server.terminate()
         server.wait(timeout=30)
         log.close()
+    # and the processes log as one process does: level, logger name, INFO lines included
+    # (where they wrote bare WARNING messages only)
+    said = (tmp_path / "serve.log").read_text()
+    assert re.search(r"^INFO rapport\.platform\.jobs: worker \S+ started$", said, re.M), said
+    assert "Context impl" not in said
 
 
 def _event(event_id: str, customer_id: str, now: datetime) -> dict[str, object]:
@@ -656,3 +661,36 @@ def test_an_install_upgraded_from_var_is_told_where_its_database_is(tmp_path, co
     assert f"{install / 'var' / 'rapport.db'} is one an older Rapport kept in ./var" in said
     assert f"set RAPPORT_DATA_DIR={install / 'var'}" in said
     assert not (tmp_path / ".local" / "share" / "rapport" / "rapport.db").exists()
+
+
+@pytest.mark.postgres
+def test_the_worker_logs_no_alembic_lines_for_its_schema_checks(tmp_path) -> None:
+    # given a migrated PostgreSQL database and `rapport worker` on it for a few ticks
+    url, remove = migrated_database("postgresql", tmp_path)
+    log = tmp_path / "worker.log"
+    try:
+        with log.open("wb") as out:
+            worker = subprocess.Popen(
+                [str(Path(sys.executable).with_name("rapport")), "worker"],
+                env=_operator_environment(
+                    tmp_path, RAPPORT_DATABASE_URL=url, RAPPORT_WORKER_POLL_SECONDS="0.05"
+                ),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                deadline = time.monotonic() + 60
+                while "started" not in log.read_text() and time.monotonic() < deadline:
+                    assert worker.poll() is None, log.read_text()
+                    time.sleep(0.2)
+                time.sleep(2)  # a few dozen ticks, each checking the schema
+            finally:
+                worker.terminate()
+                worker.wait(timeout=30)
+    finally:
+        remove()
+    # then its own lines are there, and none of alembic's "Context impl PostgresqlImpl."
+    # (where every check wrote two INFO lines, ~30,000 a day)
+    said = log.read_text()
+    assert re.search(r"^INFO rapport\.platform\.jobs: worker \S+ started$", said, re.M), said
+    assert "alembic" not in said, said

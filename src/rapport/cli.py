@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import gc
-import logging
 import os
 import re
 from collections.abc import Callable
@@ -462,8 +461,9 @@ def serve(
 
     settings = get_settings()
     require_migrated()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # /readyz checks migrations
+    from rapport.platform.serving import configure_logging
+
+    configure_logging()
     count = processes or settings.web_processes
     host, port = host or settings.bind_host, port or settings.bind_port
     if count == 1:
@@ -514,7 +514,9 @@ def run_worker(
         ran = job_worker.tick()
         console.print(f"Ran {ran} job(s).")
         return
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from rapport.platform.serving import configure_logging
+
+    configure_logging()  # as serve's: alembic's lines of each tick's schema check left out
     console.print(f"Worker {job_worker.worker_id} running; Ctrl-C to stop.")
     try:
         job_worker.run_forever()

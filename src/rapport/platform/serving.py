@@ -76,10 +76,21 @@ def log_config() -> dict[str, Any]:
     return config
 
 
+def configure_logging() -> None:
+    """The application's log lines, as every ``rapport serve`` process (one or several) and
+    ``rapport worker`` write them: INFO and above on stderr, each with its level and logger.
+    Alembic's INFO lines ("Context impl PostgresqlImpl.") are left out: the schema checks
+    (``/readyz``, each worker tick) would write them again and again."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def _server_process(host: str, port: int) -> None:
     import uvicorn
 
     from rapport.platform.http_protocol import ProblemHttpProtocol
+
+    configure_logging()  # a spawned process starts with none: as `rapport serve` with one
 
     sock = listening_socket(host, port)
     config = uvicorn.Config(
