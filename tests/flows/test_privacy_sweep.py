@@ -57,7 +57,8 @@ def test_erasure_scrubs_other_profiles_events_naming_the_person(
     # key, an identify naming their email and name, a signup carrying their email (upper
     # case: identities compare normalised) and an alias naming their customer number
     traits = {"email": "t2-f1@example.com", "firstName": "Fay"}
-    _send(client, public, "identify", {"userId": "T2-F1", "traits": traits, "messageId": "f1-1"})
+    own = {**traits, "phone": "+33611223344"}
+    _send(client, public, "identify", {"userId": "T2-F1", "traits": own, "messageId": "f1-1"})
     _send(
         client, public, "identify", {"anonymousId": "t2-w1", "traits": traits, "messageId": "f1-2"}
     )
@@ -74,6 +75,11 @@ def test_erasure_scrubs_other_profiles_events_naming_the_person(
         },
     )
     _send(client, public, "alias", {"previousId": "T2-F1", "userId": "T2-F9", "messageId": "f1-5"})
+    # and a form carrying their phone as people write it
+    call = {"anonymousId": "t2-w3", "event": "Callback Requested", "messageId": "f1-6"}
+    _send(
+        client, public, "track", {**call, "properties": {"contact": {"tel": "+33 6 11 22 33 44"}}}
+    )
     # and someone else's event, which stays as it is
     other = {"email": "bob@example.com"}
     _send(client, public, "identify", {"userId": "T2-B1", "traits": other, "messageId": "b-1"})
@@ -83,6 +89,7 @@ def test_erasure_scrubs_other_profiles_events_naming_the_person(
     before = client.get(f"/v1/customers/{visitor}", headers=auth(reader))
     assert before.json()["first_name"] == "Fay", before.text
     assert _naming(db, "t2-f1")
+    assert _naming(db, "6 11 22 33 44") == [("f1-6", "callback_requested")]
 
     # when the customer is erased and the worker runs the erasure's sweep
     erased = client.post(
@@ -92,7 +99,7 @@ def test_erasure_scrubs_other_profiles_events_naming_the_person(
     assert _run_sweep(db) >= 1
 
     # then no stored event names their email, customer number or name, under any profile
-    assert _naming(db, "t2-f1", "Fay") == []
+    assert _naming(db, "t2-f1", "Fay", "6 11 22 33 44") == []
     # the visitor profile lost the name that came with their email
     after = client.get(f"/v1/customers/{visitor}", headers=auth(reader))
     assert after.status_code == 200, after.text
