@@ -170,6 +170,37 @@ def test_cors_preflight_on_the_tracking_routes_only(client) -> None:
         assert "access-control-allow-origin" not in got.headers, path
 
 
+def test_analytics_next_sends_its_key_as_basic_auth_after_a_preflight(client, api_key, db) -> None:
+    # given analytics-next 1.84's request: the write key as basic auth, a text/plain body, and
+    # on a retry X-Retry-Count; the Authorization header makes the browser ask first
+    key = api_key("ingest")
+    asked = client.options(
+        "/v1/b",
+        headers={
+            "Origin": SHOP,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type,x-retry-count",
+        },
+    )
+    assert asked.status_code == 200, asked.text
+    allowed = asked.headers["access-control-allow-headers"].lower()
+    for header in ("authorization", "content-type", "x-retry-count"):
+        assert header in allowed, header
+
+    # when it posts a batch so
+    body = {"batch": [{"type": "track", "event": "A B", "userId": "u", "messageId": "n-1"}]}
+    sent = client.post(
+        "/v1/b",
+        content=orjson.dumps(body),
+        headers={**TEXT, **basic_auth(key), "Origin": SHOP, "X-Retry-Count": "1"},
+    )
+
+    # then it is stored, and the page may read the answer
+    assert sent.status_code == 200, sent.text
+    assert sent.headers["access-control-allow-origin"] == "*"
+    assert [event_id for event_id, _, _ in stored(db)] == ["n-1"]
+
+
 def test_allowed_origins_are_a_setting(settings: Settings) -> None:
     # given an operator who lets only the shop's own pages send
     only_shop = settings.model_copy(update={"tracking_allowed_origins": f"{SHOP}, https://m.shop"})
@@ -216,7 +247,7 @@ def test_a_listed_origin_list_refuses_other_pages_simple_requests_too(
         return TestClient(application)
 
     with answering_through_db(only_shop) as client:
-        # when another site's page posts text/plain (no preflight) as analytics.js does
+        # when another site's page posts text/plain (no preflight) with the key in its body
         evil = client.post(
             "/v1/i", content=identify("EVIL-1"), headers={**TEXT, "Origin": "https://evil.example"}
         )

@@ -387,8 +387,9 @@ def _segment_endpoint(kind: str) -> Callable[[Request, Session], Awaitable[Respo
 
     endpoint.__name__ = f"segment_{kind}"
     endpoint.__doc__ = (
-        f"Segment-compatible `{kind}` call (write key as the basic-auth user name, or as the "
-        "body's `writeKey` when no key header is sent, as analytics.js does; any Content-Type, "
+        f"Segment-compatible `{kind}` call (write key as the basic-auth user name, as "
+        "analytics-next sends it, or as the body's `writeKey` when no key header is sent; any "
+        "Content-Type, "
         f"`text/plain` included). Also at `/v1/{kind[0]}`, the path analytics.js posts to. "
         'Answers `{"success": true}`, also for a message already stored (same messageId).'
     )
