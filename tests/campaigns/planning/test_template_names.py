@@ -169,3 +169,81 @@ def test_a_campaign_whose_stored_template_names_an_unknown_field_is_not_launched
     assert launched.json()["field"] == "templates.email.en.body"
     assert "customer.nosuch" in launched.json()["detail"]
     assert editing.get_campaign(db, campaign_id=campaign.id).status == "draft"
+
+
+# An unknown field reached through an alias, |attr, a macro or an item of the recommendations:
+# each was saved and launched, and every delivery then went dead ("'dict object' has no
+# attribute 'email'"), where ``customer.email`` itself was refused.
+ALIASED = [
+    ("{% set c = customer %}{{ c.email }}", "customer.email"),
+    ("{% with c = customer %}{{ c.phone }}{% endwith %}", "customer.phone"),
+    ("{{ customer|attr('email') }}", "customer.email"),
+    ("{% macro m(x) %}{{ x.email }}{% endmacro %}{{ m(customer) }}", "customer.email"),
+    ("{% set o = occasion %}{{ o.order_id }}", "occasion.order_id"),
+    ("{{ occasion|attr('order_id') }}", "occasion.order_id"),
+    ("{% for r in recommendations %}{{ r.nosuch }}{% endfor %}", "recommendation.nosuch"),
+    ("{{ recommendations[0].nosuch }}", "recommendation.nosuch"),
+]
+
+
+@pytest.mark.parametrize(("body", "named"), ALIASED)
+def test_an_unknown_field_reached_through_an_alias_is_refused_at_save(
+    body: str, named: str, client: TestClient, db: Session, api_key: Callable[..., str]
+) -> None:
+    # given the shop's one-off campaign
+    campaign = editing.create_campaign(db, settings=CampaignSettings(name="Spring"))
+    # when a body reaching a field no message gets by another route is saved
+    refused = client.put(
+        f"/v1/campaigns/{campaign.id}/templates/email/en",
+        json={"subject": "Hi", "body": body},
+        headers=auth(api_key("write")),
+    )
+    # then 422 names the part and the unknown name, and nothing is stored
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["field"] == "body"
+    assert f"The body uses {named}, which templates do not get" in refused.json()["detail"]
+    assert editing.get_templates(db, campaign_id=campaign.id) == []
+
+
+@pytest.mark.parametrize(("body", "named"), ALIASED)
+def test_a_stored_template_reaching_an_unknown_field_through_an_alias_is_not_launched(
+    body: str, named: str, client: TestClient, db: Session, api_key: Callable[..., str]
+) -> None:
+    # given a one-off campaign whose message was stored before templates were checked so
+    segment_id = make_segment(db, definition={"conditions": []})
+    campaign = editing.create_campaign(
+        db, settings=CampaignSettings(name="Autumn", segment_id=segment_id)
+    )
+    editing.set_template(
+        db, campaign_id=campaign.id, channel="email", locale="en", subject="Hi", body="Hi"
+    )
+    editing.get_templates(db, campaign_id=campaign.id)[0].body = body
+    db.commit()
+    # when it is launched
+    launched = client.post(
+        f"/v1/campaigns/{campaign.id}/launch", headers=command(auth(api_key("write")))
+    )
+    # then the launch is refused naming the message, the part and the name; nothing is queued
+    assert launched.status_code == 422, launched.text
+    assert launched.json()["field"] == "templates.email.en.body"
+    assert named in launched.json()["detail"]
+    assert editing.get_campaign(db, campaign_id=campaign.id).status == "draft"
+
+
+def test_aliases_of_what_messages_get_are_saved(
+    client: TestClient, db: Session, api_key: Callable[..., str]
+) -> None:
+    campaign = editing.create_campaign(db, settings=CampaignSettings(name="Spring"))
+    body = (
+        "{% set c = customer %}{{ c.first_name }} {{ c['locale'] }}"
+        "{% macro m(x) %}{{ x.last_name }}{% endmacro %}{{ m(customer) }}"
+        "{% for r in recommendations %}{{ r.name }} {{ r['sku'] }}{% endfor %}"
+        "{{ recommendations|map(attribute='price_minor')|sum }}"
+    )
+    saved = client.put(
+        f"/v1/campaigns/{campaign.id}/templates/email/en",
+        json={"subject": "Hi", "body": body},
+        headers=auth(api_key("write")),
+    )
+    assert saved.status_code == 200, saved.text

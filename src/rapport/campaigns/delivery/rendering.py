@@ -532,7 +532,9 @@ def validate_template(
     invitation's store, nothing for the retailer's other campaigns): the template may use those
     (by themselves or as ``occasion.<name>``) and no other. ``customer.<name>`` is checked
     against :data:`CUSTOMER_FIELDS` whatever the campaign, so a typo is refused when saved
-    rather than failing every message of it."""
+    rather than failing every message of it; in the sample render a field the customer, a
+    recommendation or (with ``occasion_fields``) the occasion never has is refused however it
+    is reached (an alias, ``|attr``, a macro: :class:`_SampleFields`)."""
     fields = None if occasion_fields is None else frozenset(occasion_fields)
     if fields is not None:
         context_names = (*context_names, *fields)
@@ -576,10 +578,15 @@ def validate_template(
         compiled.append((field, template, names))
     if not body.strip():
         raise InvalidInput("The body is empty", field="body")
-    values = _sample_values(sample or {})
+    values = _sample_values(sample or {}, occasion_fields=fields)
     for field, template, names in compiled:
         try:
             _render_bounded(template, values)
+        except UnknownField as error:  # reached through an alias, |attr or a macro
+            raise InvalidInput(
+                f"The {field} uses {error.name}, which templates do not get; {error.offer}",
+                field=field,
+            ) from error
         except UndefinedError:
             continue  # a value the sample occasion lacks: names were checked above
         except TEMPLATE_FAULTS as error:
@@ -629,17 +636,79 @@ SAMPLE_RECOMMENDATIONS = [
 ]
 
 
-def _sample_values(occasion: Mapping[str, Any]) -> dict[str, Any]:
-    """What a template gets for a sample customer (as :meth:`Renderer._values` fills it)."""
+class UnknownField(jinja2.TemplateError):
+    """A sample render read a field its value never has (:class:`_SampleFields`)."""
+
+    def __init__(self, name: str, offer: str) -> None:
+        super().__init__(f"{name} is not there; {offer}")
+        self.name = name
+        self.offer = offer
+
+
+class _SampleFields(dict[str, Any]):
+    """A sample value (the customer, the occasion, a recommendation) that refuses a field it
+    never has however the template reaches it (``customer.x``, an alias set or passed to a
+    macro, ``|attr('x')``, ``recommendations[0].x``), raising :class:`UnknownField` where a
+    plain dict gives an undefined value (which the save check takes for a value the sample
+    occasion lacks). A field in ``known`` but absent stays undefined, as in a real render."""
+
+    def __init__(self, values: Mapping[str, Any], *, label: str, known: Iterable[str], offer: str):
+        super().__init__(values)
+        self._label = label
+        self._known = frozenset(known) | frozenset(values)
+        self._offer = offer
+
+    def _refuse(self, name: str) -> UnknownField:
+        return UnknownField(f"{self._label}.{name}", self._offer)
+
+    def __missing__(self, key: Any) -> Any:
+        if isinstance(key, str) and key not in self._known:
+            raise self._refuse(key)
+        raise KeyError(key)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in self._known:
+            raise AttributeError(name)  # a field is read as an item, as from a plain dict
+        raise self._refuse(name)
+
+
+def _sample_values(
+    occasion: Mapping[str, Any], *, occasion_fields: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """What a template gets for a sample customer (as :meth:`Renderer._values` fills it).
+    The customer, the recommendations and, when ``occasion_fields`` says what every delivery
+    carries, the occasion refuse a field they never have (:class:`_SampleFields`)."""
     values: dict[str, Any] = dict(occasion)
+    given = f"use {_GIVEN_TO_ALL} or occasion.<name>"
+    product = ", ".join(sorted(SAMPLE_RECOMMENDATIONS[0]))
     values.update(
-        occasion=dict(occasion),
+        occasion=dict(occasion)
+        if occasion_fields is None
+        else _SampleFields(
+            occasion,
+            label="occasion",
+            known=occasion_fields,
+            offer=f"its occasion gives {', '.join(sorted(occasion_fields)) or 'nothing'}",
+        ),
         first_name=FALLBACK_NAME,
-        customer={"first_name": FALLBACK_NAME, "last_name": "", "locale": "en"},
+        customer=_SampleFields(
+            {"first_name": FALLBACK_NAME, "last_name": "", "locale": "en"},
+            label="customer",
+            known=CUSTOMER_FIELDS,
+            offer=given,
+        ),
         unsubscribe_url="https://example.com/u/sample",
         points=120,
         tier="Member",
-        recommendations=SAMPLE_RECOMMENDATIONS,
+        recommendations=[
+            _SampleFields(
+                item,
+                label="recommendation",
+                known=item,
+                offer=f"a recommendation gives {product}",
+            )
+            for item in SAMPLE_RECOMMENDATIONS
+        ],
     )
     return values
 
