@@ -47,6 +47,7 @@ from rapport.loyalty.ledger.returns import (
     reverse_for_return,
 )
 from rapport.loyalty.ledger.settings import get_program
+from rapport.loyalty.membership.lifecycle import move_merged_membership
 from rapport.loyalty.models import Award, Coupon, QualifyingActivity, Referral, TierStanding
 from rapport.loyalty.program.rules import (
     FIRST_ORDER,
@@ -469,7 +470,9 @@ def move_merged_member(
     """Two profiles became one: the merged-away member's open points move to the survivor,
     each lot keeping its expiry date, as two journal transactions (out of one account, into
     the other); their debt follows (the survivor's later earning pays it, as their own);
-    their qualifying activity, awards and coupons follow, and the survivor's tier is reviewed.
+    their qualifying activity, awards, coupons and paid membership follow
+    (:func:`~rapport.loyalty.membership.lifecycle.move_merged_membership`), and the
+    survivor's tier is reviewed.
     Answers what moved (the merge record's ``moved``).
 
     The merge's step (``loyalty.tasks``), in the merge's transaction, with both profiles
@@ -535,6 +538,8 @@ def move_merged_member(
         .values(customer_id=target)
         .execution_options(synchronize_session=False)
     )
+    # and their paid membership (the one paid further ahead, when both have one)
+    moved.update(move_merged_membership(db, source_id=source, target_id=target, at=at))
     db.execute(delete(TierStanding).where(TierStanding.customer_id == source))
     db.flush()
     review_tier(db, customer_id=target, at=at or clock.now())

@@ -364,7 +364,12 @@ def renew_due(db: Session, *, now: datetime | None = None, batch: int = 200) -> 
             return RenewalRun(renewed_periods=renewed, lapsed=lapsed)
         for membership in due:
             plan = db.get(MembershipPlan, membership.plan_id)
-            if membership.status != "active" or not membership.auto_renew or plan is None:
+            gone = _customer_gone(db, membership.customer_id)
+            if gone is not None:
+                # never a fee on a merged-away or erased profile (a merge moves the
+                # membership to the survivor; one left behind ends unrenewed)
+                lapsed += _lapse_at_period_end(db, membership, reason=gone)
+            elif membership.status != "active" or not membership.auto_renew or plan is None:
                 reason = "cancelled" if membership.status == "cancelled" else "not renewed"
                 lapsed += _lapse_at_period_end(db, membership, reason=reason)
             elif not plan.active:
@@ -373,6 +378,16 @@ def renew_due(db: Session, *, now: datetime | None = None, batch: int = 200) -> 
                 renewed += _renew(db, membership, plan, moment)
         db.commit()
         after = due[-1].id
+
+
+def _customer_gone(db: Session, customer_id: str) -> str | None:
+    """Why the customer can no longer be charged (merged away, erased), else None."""
+    customer = customers.get_customer(db, customer_id=customer_id)  # follows a merge
+    if customer is None:
+        return None
+    if customer.customer_id != customer_id:
+        return f"customer merged into {customer.customer_id}"
+    return None if customer.status == "active" else f"customer {customer.status}"
 
 
 def _lapse_at_period_end(db: Session, membership: Membership, *, reason: str) -> int:
@@ -459,3 +474,45 @@ def paying_members(db: Session, *, at: datetime | None = None) -> set[str]:
         for membership in db.scalars(select(Membership).where(Membership.status != "lapsed"))
         if _is_current(membership, moment)
     }
+
+
+def move_merged_membership(
+    db: Session, *, source_id: str, target_id: str, at: datetime | None = None
+) -> dict[str, int]:
+    """Two profiles became one: the merged-away member's memberships and the fees they paid
+    become the survivor's. When both hold a membership that has not lapsed, the one paid
+    further ahead (the later ``current_period_end``; the survivor's on a tie) is kept and the
+    other ends now (no refund: the product has none). Answers, for the merge record's
+    ``moved``, ``loyalty_membership`` (1 when the survivor now holds the merged-away member's
+    membership) and ``loyalty_membership_ended`` (1 when one of the two was ended).
+
+    Part of ``move_merged_member`` (the merge's step, and the ``customers_merged`` handler),
+    in the caller's transaction (never commits)."""
+    moment = at or clock.now()
+    moved = {"loyalty_membership": 0, "loyalty_membership_ended": 0}
+    theirs = _unlapsed(db, source_id, lock=True)
+    if theirs is not None:
+        ours = _unlapsed(db, target_id, lock=True)
+        kept = theirs
+        if ours is not None:
+            ahead = clock.as_utc(theirs.current_period_end) > clock.as_utc(ours.current_period_end)
+            kept, ended = (theirs, ours) if ahead else (ours, theirs)
+            ended.customer_id = target_id
+            _lapse(
+                db,
+                ended,
+                at=moment,
+                reason=f"merged: {source_id} into {target_id}, the membership paid further "
+                "ahead kept",
+            )
+            moved["loyalty_membership_ended"] = 1
+        moved["loyalty_membership"] = int(kept is theirs)
+        db.flush()
+    for table in (Membership, MembershipPayment):
+        db.execute(
+            update(table)
+            .where(table.customer_id == source_id)
+            .values(customer_id=target_id)
+            .execution_options(synchronize_session="fetch")
+        )
+    return moved
