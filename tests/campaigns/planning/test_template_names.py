@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from rapport.campaigns.delivery import webhooks
+from rapport.campaigns.models import Campaign
 from rapport.campaigns.planning import editing
 from rapport.campaigns.planning.editing import CampaignSettings
 from tests.campaigns.planning.factories import make_segment
@@ -40,6 +41,21 @@ def _triggered(db: Session, channel: str = "email") -> int:
         ),
     )
     return campaign.id
+
+
+def _stored_one_off(db: Session, body: str) -> Campaign:
+    """A one-off campaign whose email body was stored as ``body``, unchecked (as before the
+    check refused it)."""
+    segment_id = make_segment(db, definition={"conditions": []})
+    campaign = editing.create_campaign(
+        db, settings=CampaignSettings(name="Autumn", segment_id=segment_id)
+    )
+    editing.set_template(
+        db, campaign_id=campaign.id, channel="email", locale="en", subject="Hi", body="Hi"
+    )
+    editing.get_templates(db, campaign_id=campaign.id)[0].body = body
+    db.commit()
+    return campaign
 
 
 @pytest.mark.parametrize(
@@ -152,15 +168,7 @@ def test_a_campaign_whose_stored_template_names_an_unknown_field_is_not_launched
     client: TestClient, db: Session, api_key: Callable[..., str]
 ) -> None:
     # given a one-off campaign whose message was stored before templates were checked so
-    segment_id = make_segment(db, definition={"conditions": []})
-    campaign = editing.create_campaign(
-        db, settings=CampaignSettings(name="Autumn", segment_id=segment_id)
-    )
-    editing.set_template(
-        db, campaign_id=campaign.id, channel="email", locale="en", subject="Hi", body="Hi"
-    )
-    editing.get_templates(db, campaign_id=campaign.id)[0].body = "<p>{{ customer.nosuch }}</p>"
-    db.commit()
+    campaign = _stored_one_off(db, "<p>{{ customer.nosuch }}</p>")
     # when it is launched
     write = auth(api_key("write"))
     launched = client.post(f"/v1/campaigns/{campaign.id}/launch", headers=command(write))
@@ -211,15 +219,7 @@ def test_a_stored_template_reaching_an_unknown_field_through_an_alias_is_not_lau
     body: str, named: str, client: TestClient, db: Session, api_key: Callable[..., str]
 ) -> None:
     # given a one-off campaign whose message was stored before templates were checked so
-    segment_id = make_segment(db, definition={"conditions": []})
-    campaign = editing.create_campaign(
-        db, settings=CampaignSettings(name="Autumn", segment_id=segment_id)
-    )
-    editing.set_template(
-        db, campaign_id=campaign.id, channel="email", locale="en", subject="Hi", body="Hi"
-    )
-    editing.get_templates(db, campaign_id=campaign.id)[0].body = body
-    db.commit()
+    campaign = _stored_one_off(db, body)
     # when it is launched
     launched = client.post(
         f"/v1/campaigns/{campaign.id}/launch", headers=command(auth(api_key("write")))
