@@ -83,3 +83,68 @@ def test_a_long_message_id_keeps_the_page_readable(
     # the message id is cut short, the reason and why are there
     assert not any("m" * 200 in text for text in texts)
     assert any("string_too_long" in text for text in texts)
+
+
+# Refusals whose sentences are long, or hold long unbroken words (paths, field names): as the
+# tester's were, on the laptop's page the table was 1273 px in its 1,160 px frame.
+WORDY = [
+    {"type": "track", "event": "Order Placed", "userId": "u-2", "messageId": "w-1"},
+    {
+        "type": "track",
+        "event": "Consent Changed",
+        "userId": "u-3",
+        "messageId": "w-2",
+        "properties": {"purpose": "marketing_email", "granted": True},
+    },
+    {
+        "type": "track",
+        "event": "A B",
+        "userId": "u-4",
+        "messageId": "w-3",
+        "context": {"channel": "store"},
+    },
+    {
+        "type": "identify",
+        "userId": "u-5",
+        "messageId": "w-4",
+        "traits": {"timezone": "Europe/Nowhere_Atlantis_Very_Long_Name"},
+    },
+]
+
+FITS = """() => {
+  const table = document.querySelector('[data-testid="rejected-messages"]');
+  const frame = table.parentElement;
+  return {table: table.scrollWidth, frame: frame.clientWidth,
+          page: document.documentElement.scrollWidth};
+}"""
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_long_refusals_wrap_within_the_frame(
+    browser: Any, live_server: LiveServer, viewport: dict[str, int]
+) -> None:
+    # given refusals with long sentences and long words, kept from one batch
+    with open_session(live_server.database_url) as db:
+        platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
+        secret = platform.create_api_key(
+            db, name="Shop website", scopes=[platform.Scope.INGEST]
+        ).secret
+    answer = httpx.post(
+        f"{live_server.base_url}/v1/batch", json={"batch": WORDY}, headers=basic_auth(secret)
+    )
+    assert answer.json()["rejected"] == len(WORDY), answer.text
+
+    # when an operator opens the page
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
+    page.goto(f"{live_server.base_url}/admin/events/rejected")
+    page.wait_for_load_state("networkidle")
+    if shot := os.environ.get("RAPPORT_SCREENSHOT"):
+        page.screenshot(path=f"{shot}-wordy-{viewport['width']}.png", full_page=True)
+    fits = page.evaluate(FITS)
+    context.close()
+
+    # then the table fits its frame (nothing cut, nothing to scroll), and the page its window
+    assert fits["table"] <= fits["frame"], fits
+    assert fits["page"] <= viewport["width"], fits
