@@ -6,14 +6,17 @@ committed before the API answers."""
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import getaddresses
 from functools import lru_cache
 from itertools import chain
 from typing import Any, Literal, cast
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from sqlalchemy import Table, select, update
@@ -34,7 +37,7 @@ from rapport.platform import clock
 from rapport.platform.clock import MAX_CLOCK_SKEW
 from rapport.platform.db import begin_write_now, driver_cursor, writer_turn
 from rapport.platform.errors import Conflict, InvalidInput, field_error
-from rapport.platform.identity import identity_digest, is_email
+from rapport.platform.identity import identity_digest, is_email, normalise_identity
 
 Status = Literal["accepted", "duplicate", "rejected"]
 
@@ -426,7 +429,8 @@ _CONFLICT = Refusal(
 def _suppressed_refusal(field: str) -> Refusal:
     return Refusal(
         field,
-        f"{field.rsplit('.', 1)[-1]} belongs to an erased person; their events are not accepted",
+        f"{re.split(r'[.?]', field)[-1]} belongs to an erased person;"
+        " their events are not accepted",
         "suppressed",
     )
 
@@ -457,13 +461,11 @@ def _identity_digests(event: NewEvent) -> list[tuple[str, str]]:
     if event["anonymous_id"] is not None:
         named.append(("anonymous_id", _digest("anonymous_id", event["anonymous_id"])))
     # Any event's properties (a newsletter signup's email, a form's contact.email; an identify
-    # call's traits sit in them) and any call's context.traits (the copy an SDK keeps and
-    # sends with every track call): an erased person's email or phone anywhere in them, however
-    # nested, is refused (``contacts_named``).
-    for where, document in (
-        ("properties", event["properties"]),
-        ("context.traits", (event["context"] or {}).get("traits")),
-    ):
+    # call's traits sit in them) and its whole context (context.traits, the copy an SDK keeps
+    # and sends with every track call; context.externalIds, context.user.email, a page's URL
+    # with ?email=): an erased person's email or phone anywhere in them, however nested, is
+    # refused (``contacts_named``).
+    for where, document in (("properties", event["properties"]), ("context", event["context"])):
         named.extend(
             (field, _digest(kind, value)) for field, kind, value in contacts_named(where, document)
         )
@@ -475,20 +477,48 @@ def _identity_digests(event: NewEvent) -> list[tuple[str, str]]:
 _PHONE_KEYS = ("phone", "mobile", "tel")
 
 
-def _contact_kind(key: str, value: str) -> str | None:
-    """The identity kind a property's text is when it names a person: its key's
+def _contact_kinds(key: str, value: str) -> list[tuple[str, str]]:
+    """(kind, text to digest) for each identity a property's text names: its key's
     (:data:`IDENTIFYING_KEYS`), an email address under any key (``reply_to``, a list of
-    recipients), a phone under a phone's key (``mobile_phone``)."""
+    recipients; as NFKC folds it, so a full-width U+FF20 counts; also
+    ``mailto:ann@example.com`` and ``Ann <ann@example.com>, bob@example.com``), a phone under a
+    phone's key (``mobile_phone``)."""
     if not value.strip():
-        return None
+        return []
     if key in IDENTIFYING_KEYS:
-        return key
-    if "@" in value and is_email(value):
-        return "email"
+        return [(key, value)]
+    emails = _emails_in(value)
+    if emails:
+        return [("email", email) for email in emails]
     form = "".join(ch for ch in key.lower() if ch.isalnum())
     if any(form.startswith(part) or form.endswith(part) for part in _PHONE_KEYS):
-        return "phone"
-    return None
+        return [("phone", value)]
+    return []
+
+
+def _emails_in(value: str) -> list[str]:
+    """The email addresses ``value`` is, once folded as identities are (invisible characters
+    dropped, NFKC): the whole text, or the addresses of a ``mailto:`` or of ``Name <address>``
+    (a list of them too)."""
+    if value.isascii() and "@" not in value:
+        return []  # the usual text: no folding can make it an address
+    folded = normalise_identity("email", value)
+    if "@" not in folded:
+        return []
+    if folded.startswith("mailto:"):  # before the whole: the address pattern is lenient
+        folded = folded.removeprefix("mailto:").split("?", 1)[0]
+    elif is_email(folded):
+        return [value]
+    return [address for _, address in getaddresses([folded]) if is_email(address)]
+
+
+def _query_texts(value: str) -> list[tuple[str, str]]:
+    """(name, value) of the query of a URL (``https://…?email=…``) or a query string
+    (``?email=…``, a page's ``search``): a text like any other."""
+    if not (value.startswith(("?", "http://", "https://")) and "=" in value):
+        return []
+    query = value[1:] if value.startswith("?") else urlsplit(value).query
+    return parse_qsl(query, keep_blank_values=False)
 
 
 def contacts_named(where: str, document: Any) -> list[tuple[str, str, str]]:
@@ -505,9 +535,8 @@ def contacts_named(where: str, document: Any) -> list[tuple[str, str, str]]:
         elif isinstance(value, list):
             stack.extend((f"{path}.{i}", key, v) for i, v in reversed(list(enumerate(value))))
         elif isinstance(value, str) and path != where:
-            kind = _contact_kind(key, value)
-            if kind is not None:
-                found.append((path, kind, value))
+            found.extend((path, kind, text) for kind, text in _contact_kinds(key, value))
+            stack.extend((f"{path}?{name}", name, text) for name, text in _query_texts(value))
     return found
 
 
