@@ -374,7 +374,12 @@ def _segment_call(db: Session, raw: bytes, sender: _Sender, kind: str) -> Respon
     refusal = trust_error(converted, trusted=sender.may_grant)
     if refusal is not None:
         raise _counted(_segment_problem([refusal]))
-    outcome = service.ingest_grouped(db, event=converted, compare_duplicates=False)
+    choices = segment.consent_choices(converted)
+    if choices:  # stored just before the message, in its transaction
+        stored = [*choices, converted]
+        outcome = service.ingest_events(db, events=stored, compare_duplicates=False)[-1]
+    else:
+        outcome = service.ingest_grouped(db, event=converted, compare_duplicates=False)
     if outcome.refusal is not None:
         error = refusal_error((), outcome.refusal, segment.SEGMENT_NAMES)
         raise _counted(InvalidInput(error["message"], field=error["field"], errors=[error]))
@@ -461,6 +466,25 @@ router.add_api_route(
 )
 
 
+def _with_consent_choices(messages: list[NewEvent]) -> tuple[list[NewEvent], list[int]]:
+    """The events to store for a batch's messages: each message after the consent choices
+    its consent object makes (``segment.consent_choices``; one a person already made just
+    before in the batch is not repeated), and where each message is among them."""
+    events: list[NewEvent] = []
+    where: list[int] = []
+    said: dict[tuple[str | None, str | None, str], bool] = {}
+    for message in messages:
+        for choice in segment.consent_choices(message):
+            purpose, granted = choice["properties"]["purpose"], choice["properties"]["granted"]
+            person = (choice["user_id"], choice["anonymous_id"], purpose)
+            if said.get(person) is not granted:
+                said[person] = granted
+                events.append(choice)
+        where.append(len(events))
+        events.append(message)
+    return events, where
+
+
 def _segment_batch(db: Session, raw: bytes, sender: _Sender) -> Response:
     payload = parse_body(raw)
     items = batch_items(payload, key="batch")
@@ -482,8 +506,9 @@ def _segment_batch(db: Session, raw: bytes, sender: _Sender) -> Response:
         else:
             valid.append((index, converted))
     valid = sender.refused_grants(valid, errors)
-    events = [event for _, event in valid]
-    outcomes = service.ingest_events(db, events=events, compare_duplicates=False) if events else []
+    events, messages = _with_consent_choices([event for _, event in valid])
+    stored = service.ingest_events(db, events=events, compare_duplicates=False) if events else []
+    outcomes = [stored[at] for at in messages]
     receipt = batch_receipt(
         items, valid, outcomes, errors, key="batch", names=segment.SEGMENT_NAMES
     )

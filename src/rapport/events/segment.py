@@ -255,6 +255,79 @@ def to_event(
     return verified_person(event) if source == PUBLIC_SEGMENT_SOURCE else event
 
 
+# Segment Consent Management's consent object (``context.consent.categoryPreferences``, on
+# every message its consent wrapper sends: ``{"Analytics": false, "Advertising": true}``) read
+# as Rapport's purposes. Categories are the ids a shop gave them in Segment, compared
+# ignoring case, spaces, '_' and '-': Segment's documented examples, the usual names, and
+# OneTrust's standard groups (C0002 performance, C0003 functional, C0004 targeting). Others
+# (DataSharing, C0001 strictly necessary, a shop's own) name no Rapport purpose and are ignored.
+MARKETING_PURPOSES = ("marketing_email", "marketing_push")
+CONSENT_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "analytics": ("analytics",),
+    "performance": ("analytics",),
+    "c0002": ("analytics",),
+    "functional": ("personalization",),
+    "personalization": ("personalization",),
+    "c0003": ("personalization",),
+    "advertising": MARKETING_PURPOSES,
+    "marketing": MARKETING_PURPOSES,
+    "targeting": MARKETING_PURPOSES,
+    "c0004": MARKETING_PURPOSES,
+}
+# The track call Segment's consent wrappers send when a person changes their choices ("Segment
+# Consent Preference Updated"): the only message whose ``true`` grants a purpose.
+PREFERENCE_UPDATED = "segment_consent_preference_updated"
+# Where such a choice was made, as its consent record says.
+CONSENT_SOURCE = "segment-consent"
+_CATEGORY_NOISE = re.compile(r"[\s_-]+")
+
+
+def consent_choices(event: NewEvent) -> list[NewEvent]:
+    """The choices a Segment message's consent object makes, as tracked ``consent_changed``
+    events (one per purpose, refusals first winning a purpose two categories name), to store
+    just before the message: honoured as the same key's "Consent Changed" would be, so a
+    refusal of ``analytics`` keeps the message itself out of the log. A ``false`` refuses its
+    purposes on any message; a ``true`` grants only on "Segment Consent Preference Updated",
+    and never a marketing purpose (an opt-in needs ``PUT /v1/customers/{id}/consents/...`` or
+    a tracked "Consent Changed" from a key with the write scope)."""
+    consent = (event["context"] or {}).get("consent")
+    preferences = consent.get("categoryPreferences") if isinstance(consent, dict) else None
+    if not isinstance(preferences, dict):
+        return []
+    grants = event["type"] == PREFERENCE_UPDATED
+    said: dict[str, bool] = {}
+    for category, value in preferences.items():
+        purposes = CONSENT_CATEGORIES.get(_CATEGORY_NOISE.sub("", str(category)).lower(), ())
+        for purpose in purposes:
+            if value is False:
+                said[purpose] = False
+            elif value is True and grants and purpose not in MARKETING_PURPOSES:
+                said.setdefault(purpose, True)
+    return [
+        {
+            "event_id": _choice_id(event["event_id"], purpose),
+            "type": "consent_changed",
+            "user_id": event["user_id"],
+            "anonymous_id": event["anonymous_id"],
+            "channel": event["channel"],
+            "occurred_at": event["occurred_at"],
+            "properties": {"purpose": purpose, "granted": granted, "source": CONSENT_SOURCE},
+            "context": {},
+            "source": event["source"],
+        }
+        for purpose, granted in sorted(said.items())
+    ]
+
+
+def _choice_id(event_id: str, purpose: str) -> str:
+    """The id of a message's choice on ``purpose``: a retry of the message makes the same."""
+    found = f"{event_id}:consent:{purpose}"
+    if len(found) <= 100:
+        return found
+    digest = hashlib.sha256(f"{event_id}\x00{purpose}".encode()).hexdigest()[:40]
+    return f"seg-consent-{purpose}-{digest}"
+
+
 NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)"
 
 
