@@ -153,3 +153,64 @@ def test_a_profile_the_shop_wrote_is_never_adopted(client, api_key, db) -> None:
     body = {"external_id": "C0009998", "email": "other@example.com"}
     answer = client.post("/v1/customers", json=body, headers=command(writer))
     assert answer.status_code == 409, answer.text
+
+
+def _track(client, secret: str, event: str, properties: dict[str, Any], **who: Any) -> None:  # type: ignore[no-untyped-def]
+    message = {"event": event, "properties": properties, "messageId": f"t-{event}", **who}
+    answer = client.post("/v1/track", json=message, headers=basic_auth(secret))
+    assert answer.status_code == 200, answer.text
+
+
+def test_an_adopted_profile_keeps_nothing_the_page_said(client, api_key, db) -> None:
+    # given a profile the page's key made, with the visitor's consent and browsing
+    writer, reader, public = api_key("write"), api_key("read"), api_key("ingest")
+    page = {"userId": "C0009600", "anonymousId": "nz1"}
+    _identify(client, public, {"email": "page@evil.io"}, user_id="C0009600", anonymousId="nz1")
+    _track(
+        client, public, "Consent Changed", {"purpose": "personalization", "granted": True}, **page
+    )
+    _track(client, public, "Product Viewed", {"category": "Pharmacy/Pregnancy"}, **page)
+    process(db)
+    squatted = _profile(client, reader, "C0009600")
+    assert [c["purpose"] for c in squatted["consents"]] == ["personalization"]
+    assert squatted["traits"]["favourite_categories"] == ["Pharmacy/Pregnancy"]
+
+    # when the shop signs the real customer up under that number, with the consent it asked
+    body = {
+        "external_id": "C0009600",
+        "email": "real9600@shop.test",
+        "first_name": "Real",
+        "consents": {"analytics": True},
+    }
+    answer = client.post("/v1/customers", json=body, headers=command(writer))
+    assert answer.status_code == 201, answer.text
+
+    # then none of the page's consents, traits or events is the customer's
+    profile = _profile(client, reader, "C0009600")
+    assert profile["customer_id"] == squatted["customer_id"]
+    assert [(c["purpose"], c["granted"]) for c in profile["consents"]] == [("analytics", True)]
+    assert not (profile["traits"] or {}).get("favourite_categories")
+    timeline = client.get(f"/v1/customers/{profile['customer_id']}/timeline", headers=auth(reader))
+    assert [e["type"] for e in timeline.json()] == ["customer_created"]
+
+
+def test_a_page_identify_queued_before_the_adoption_is_not_applied(client, api_key, db) -> None:
+    # given a page's identify of an unused number, waiting in the worker's queue
+    writer, reader, public = api_key("write"), api_key("read"), api_key("ingest")
+    _identify(client, public, {"email": "page@evil.io"}, user_id="C0009601", anonymousId="y1")
+    process(db)
+    _identify(client, public, {"plan": "evil"}, user_id="C0009601", anonymousId="y2")
+
+    # when the shop adopts the number and the worker then runs
+    body = {"external_id": "C0009601", "email": "real9601@shop.test"}
+    answer = client.post("/v1/customers", json=body, headers=command(writer))
+    assert answer.status_code == 201, answer.text
+    process(db)
+
+    # then the queued identify neither links the visitor nor sets the trait
+    profile = _profile(client, reader, "C0009601")
+    assert "plan" not in profile["attributes"]
+    assert sorted(i["value"] for i in profile["identities"]) == ["C0009601", "real9601@shop.test"]
+    lookup = {"kind": "anonymous_id", "value": "y2"}
+    found = client.get("/v1/customers/lookup", params=lookup, headers=auth(reader))
+    assert found.status_code == 404 or found.json()["customer_id"] != profile["customer_id"]

@@ -221,6 +221,18 @@ def get_identities(db: Session, *, customer_id: str) -> list[Identity]:
     )
 
 
+# The field_times key a sign-up's adoption (``signup._adopt``) sets: when the shop took over a
+# profile only the public key had written.
+ADOPTED = "adopted"
+
+
+def adopted_since(customer: Customer, received_at: datetime) -> bool:
+    """Whether the shop's sign-up adopted ``customer`` after an event received at
+    ``received_at``: what the page said before the adoption is not the real customer's."""
+    adopted = (customer.field_times or {}).get(ADOPTED)
+    return adopted is not None and clock.as_utc(received_at) < datetime.fromisoformat(adopted)
+
+
 def _new_customer(
     db: Session,
     *,

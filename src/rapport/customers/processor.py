@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from rapport.customers.consent import clipped_consent_source, record_consent
 from rapport.customers.identities import (
+    adopted_since,
     attach_identity,
     find_customer,
     get_identities,
@@ -329,6 +330,27 @@ def guarded(db: Session, event: LoggedEvent) -> bool:
         named = get_customer(db, customer_id=event.user_id)
     named = named or _named_profile(db, event)
     return named is not None and named.status == "active" and not named.is_anonymous
+
+
+def _before_adoption(db: Session, event: LoggedEvent) -> bool:
+    """Whether an event from an ingest-only key, received before the shop's sign-up adopted
+    the profile it names (``identities.adopted_since``), is kept off it: what the page said
+    then (identities, traits, consents) is not the real customer's. It stays in the log, on
+    no profile, which the worker's log says."""
+    if not _public(event) or event.customer_id is not None:
+        return False
+    named = None
+    if event.user_id and event.user_id.startswith("cus_"):
+        named = get_customer(db, customer_id=event.user_id)
+    named = named or _named_profile(db, event)
+    if named is None or not adopted_since(named, event.received_at):
+        return False
+    log.warning(
+        "event %s from an ingest-only key was received before the shop's sign-up adopted the "
+        "profile it names: not applied to it",
+        event.event_id,
+    )
+    return True
 
 
 def _unguarded(profile: dict[str, Any]) -> dict[str, Any]:
@@ -828,6 +850,8 @@ def process_profile_events(db: Session, events: list[LoggedEvent]) -> None:
         # Whether it may change the customer's contact details: read before resolution, which
         # may create the profile it names (a sign-up).
         protected = guarded(db, event)
+        if _before_adoption(db, event):
+            continue
         customer = _resolve_unless_erased(db, event, named, cache, blocklist, protected)
         if customer is None:
             continue

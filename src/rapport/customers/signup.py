@@ -5,19 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rapport.customers.consent import new_home_point, record_consent
 from rapport.customers.events import CustomerCreated
 from rapport.customers.identities import (
+    ADOPTED,
     attach_identity,
     identity_owners,
     normalised_identities,
     refuse_erased,
 )
-from rapport.customers.models import Customer, Identity
+from rapport.customers.models import (
+    Consent,
+    ConsentChange,
+    Customer,
+    CustomerTraits,
+    Identity,
+)
 from rapport.customers.schemas import CustomerIn
 from rapport.customers.traits import SAID_FIELDS, only_public, stamp
 from rapport.events import service as events
@@ -119,13 +126,37 @@ def _adopt(db: Session, record: Customer, fields: dict[str, Any], now: datetime)
     """``record`` (:func:`_adoptable`) as the sign-up says: its fields replace what the public
     key said (contact, names, city, zone, custom traits, group), and every identity the public
     key gave it goes, so none of them finds the customer any more (the sign-up's own are
-    attached next). Its events stay; the sign-up's ``customer_created`` joins them."""
+    attached next). What the page's events made of it (its events, the consents they recorded
+    and the traits they derived: location, favourite categories) moves to a new anonymous
+    profile, the page visitor's, so the real customer starts clean; the sign-up's
+    ``customer_created`` (and its consents) come next. ``identities.ADOPTED`` in ``field_times``
+    says when: a public-key event received before it is not applied to the profile."""
     db.execute(delete(Identity).where(Identity.customer_id == record.customer_id))
+    visitor = Customer(
+        customer_id=new_id("cus"),
+        created_at=record.created_at,
+        updated_at=now,
+        status="active",
+        is_anonymous=True,
+        attributes={},
+    )
+    db.add(visitor)
+    db.flush()
+    for table in (Consent, ConsentChange, CustomerTraits):
+        db.execute(
+            update(table)
+            .where(table.customer_id == record.customer_id)
+            .values(customer_id=visitor.customer_id)
+            .execution_options(synchronize_session=False)
+        )
+    events.reassign_customer_events(
+        db, from_customer_id=record.customer_id, to_customer_id=visitor.customer_id
+    )
     for name, value in fields.items():
         setattr(record, name, value)
     record.is_anonymous = False
     record.attributes = {}
     record.group_id = None
-    record.field_times = {}
+    record.field_times = {ADOPTED: now.isoformat()}
     record.updated_at = now
     return record
