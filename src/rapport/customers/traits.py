@@ -184,9 +184,12 @@ def said_by_public_key(customer: Customer, field: str) -> bool:
 
 def public_may_say(customer: Customer, field: str, held: Any) -> bool:
     """The one rule for what the public key may set on a profile that exists: a field that is
-    empty (``held`` None or empty), or one whose value the public key said itself; never a
-    value a trusted source set."""
-    return held is None or held in ("", {}, []) or said_by_public_key(customer, field)
+    empty (``held`` None or empty) and that no trusted source said, or one whose value the
+    public key said itself; never a value a trusted source set, a ``null`` that emptied it
+    included (a value said: its time is in ``Customer.field_times``)."""
+    if said_by_public_key(customer, field):
+        return True
+    return (held is None or held in ("", {}, [])) and field not in (customer.field_times or {})
 
 
 def held_value(customer: Customer, field: str) -> Any:
