@@ -33,19 +33,35 @@ LAYOUT = """() => {
 }"""
 
 
-def _seed(server: LiveServer) -> None:
+def _seed(server: LiveServer, messages: list[dict[str, Any]] | None = None) -> None:
+    """An operator, and a batch whose messages are all refused (by default one with a
+    5,000-character messageId)."""
     with open_session(server.database_url) as db:
         platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
         secret = platform.create_api_key(
             db, name="Shop website", scopes=[platform.Scope.INGEST]
         ).secret
-    batch = {"batch": [{"type": "track", "event": "A B", "userId": "u-1", "messageId": "m" * 5000}]}
+    if messages is None:
+        messages = [{"type": "track", "event": "A B", "userId": "u-1", "messageId": "m" * 5000}]
     answer = httpx.post(
         f"{server.base_url}/v1/batch",
-        json=batch,
+        json={"batch": messages},
         headers=basic_auth(secret),
     )
-    assert answer.json()["rejected"] == 1
+    assert answer.json()["rejected"] == len(messages), answer.text
+
+
+def _opened(browser: Any, server: LiveServer, viewport: dict[str, int], shot: str) -> Any:
+    """The page of rejected messages, signed in, at ``viewport`` (its context to close);
+    saved as ``$RAPPORT_SCREENSHOT-<shot>.png`` when that is set."""
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    sign_in_as(page, server.base_url, "ops@example.com", PASSWORD)
+    page.goto(f"{server.base_url}/admin/events/rejected")
+    page.wait_for_load_state("networkidle")
+    if prefix := os.environ.get("RAPPORT_SCREENSHOT"):
+        page.screenshot(path=f"{prefix}-{shot}.png", full_page=True)
+    return page
 
 
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
@@ -53,13 +69,8 @@ def test_a_long_message_id_keeps_the_page_readable(
     browser: Any, live_server: LiveServer, viewport: dict[str, int]
 ) -> None:
     _seed(live_server)
-    context = browser.new_context(viewport=viewport)
-    page = context.new_page()
-    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
-    page.goto(f"{live_server.base_url}/admin/events/rejected")
-    page.wait_for_load_state("networkidle")
-    if shot := os.environ.get("RAPPORT_SCREENSHOT"):
-        page.screenshot(path=f"{shot}-{viewport['width']}.png", full_page=True)
+    page = _opened(browser, live_server, viewport, str(viewport["width"]))
+    context = page.context
     layout = page.evaluate(LAYOUT)
     # the message as it came, opened, wraps within its cell too
     page.locator('[data-testid="rejected-messages"] summary').click()
@@ -124,26 +135,12 @@ def test_long_refusals_wrap_within_the_frame(
     browser: Any, live_server: LiveServer, viewport: dict[str, int]
 ) -> None:
     # given refusals with long sentences and long words, kept from one batch
-    with open_session(live_server.database_url) as db:
-        platform.create_admin_user(db, email="ops@example.com", password=PASSWORD)
-        secret = platform.create_api_key(
-            db, name="Shop website", scopes=[platform.Scope.INGEST]
-        ).secret
-    answer = httpx.post(
-        f"{live_server.base_url}/v1/batch", json={"batch": WORDY}, headers=basic_auth(secret)
-    )
-    assert answer.json()["rejected"] == len(WORDY), answer.text
+    _seed(live_server, WORDY)
 
     # when an operator opens the page
-    context = browser.new_context(viewport=viewport)
-    page = context.new_page()
-    sign_in_as(page, live_server.base_url, "ops@example.com", PASSWORD)
-    page.goto(f"{live_server.base_url}/admin/events/rejected")
-    page.wait_for_load_state("networkidle")
-    if shot := os.environ.get("RAPPORT_SCREENSHOT"):
-        page.screenshot(path=f"{shot}-wordy-{viewport['width']}.png", full_page=True)
+    page = _opened(browser, live_server, viewport, f"wordy-{viewport['width']}")
     fits = page.evaluate(FITS)
-    context.close()
+    page.context.close()
 
     # then the table fits its frame (nothing cut, nothing to scroll), and the page its window
     assert fits["table"] <= fits["frame"], fits
