@@ -3,6 +3,7 @@ and statement. Every command takes an ``Idempotency-Key``."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from fractions import Fraction
@@ -11,10 +12,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
 from rapport.loyalty import service
+from rapport.loyalty.ledger.accounts import hold_member
 from rapport.loyalty.schemas import (
     MEMBER_LOTS,
     AdjustIn,
@@ -68,6 +71,9 @@ def _fingerprinted(customer_id: str, body: BaseModel) -> dict[str, Any]:
     return {"customer_id": customer_id, **body.model_dump(mode="json")}
 
 
+log = logging.getLogger(__name__)
+
+
 async def _command(
     db: Session,
     *,
@@ -78,9 +84,13 @@ async def _command(
     body: Any,
     execute: Any,
 ) -> JSONResponse:
-    """Run one ledger command once per Idempotency-Key, in the commands' own thread pool."""
-    return await run_command(
-        lambda: run_idempotent(
+    """Run one ledger command once per Idempotency-Key, in the commands' own thread pool; run
+    again (up to ``_COMMAND_ATTEMPTS`` in all) when PostgreSQL broke a deadlock (or a
+    serialization failure) by failing it, rather than answering 503: the failed run was rolled
+    back and its key released."""
+
+    def once() -> JSONResponse:
+        return run_idempotent(
             db,
             scope=_scope(verb, key_id),
             key=idempotency_key,
@@ -89,7 +99,26 @@ async def _command(
             execute=execute,
             render=_posted,
         )
-    )
+
+    def again_on_deadlock() -> JSONResponse:
+        for attempt in range(1, _COMMAND_ATTEMPTS + 1):
+            try:
+                return once()
+            except DBAPIError as error:
+                sqlstate = getattr(error.orig, "sqlstate", None)
+                if sqlstate not in _RUN_AGAIN_SQLSTATES or attempt == _COMMAND_ATTEMPTS:
+                    raise
+                db.rollback()
+                log.info("loyalty %s by %s met %s; running it again", verb, customer_id, sqlstate)
+        raise AssertionError("unreachable")
+
+    return await run_command(again_on_deadlock)
+
+
+# PostgreSQL's deadlock_detected and serialization_failure (the transaction was rolled back),
+# and how many times a command runs in all when it meets one
+_RUN_AGAIN_SQLSTATES = frozenset({"40P01", "40001"})
+_COMMAND_ATTEMPTS = 3
 
 
 # Earn and redeem are the hottest commands (a till or a shop posts every order's points):
@@ -156,7 +185,7 @@ async def _hot_command(
         body=body,
         execute=lambda hook: in_session(
             db,
-            customer_id=customers.resolve_customer_ref(db, ref=customer_id, lock=True),
+            customer_id=hold_member(db, customer_id),
             before_commit=hook,
             **fields,
         ),
@@ -224,7 +253,7 @@ async def adjust(
         body=body,
         execute=lambda hook: service.adjust(
             db,
-            customer_id=customers.resolve_customer_ref(db, ref=customer_id, lock=True),
+            customer_id=hold_member(db, customer_id),
             points=body.points,
             reason=body.reason,
             expires_at=body.expires_at,
@@ -264,7 +293,7 @@ async def reverse(
         body=body,
         execute=lambda hook: service.reverse_for_return(
             db,
-            customer_id=customers.resolve_customer_ref(db, ref=customer_id, lock=True),
+            customer_id=hold_member(db, customer_id),
             order_id=body.order_id,
             points=body.points,
             share=share,
