@@ -151,6 +151,22 @@ def test_a_form_without_a_purpose_or_choice_is_refused_beside_them_and_changes_n
     assert _choices(db, customer_id) == before
 
 
+def test_a_purpose_or_choice_sent_twice_is_refused_beside_it_and_records_nothing(
+    admin: TestClient, db: Session
+) -> None:
+    customer_id = _customer(db)
+    before = _choices(db, customer_id)
+    fields = typed(_consent_form(admin, customer_id), "purpose", "marketing_push")
+    sent = [*fields, ("purpose", "analytics"), ("choice", "withdraw"), ("choice", "grant")]
+    answer = post_form(admin, f"/admin/customers/{customer_id}/consent", sent)
+
+    assert answer.status_code == 422
+    assert 'data-field-error="purpose">Purpose: sent more than once; choose one<' in answer.text
+    assert 'data-field-error="choice">Choice: sent more than once; choose one<' in answer.text
+    assert _choices(db, customer_id) == before
+    assert _history(db, customer_id, "analytics") == [(True, "checkout")]
+
+
 def test_the_form_needs_the_pages_csrf_token(admin: TestClient, db: Session) -> None:
     customer_id = _customer(db)
     fields = [

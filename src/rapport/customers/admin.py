@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -359,6 +359,12 @@ def admin_consent_source(email: str) -> str:
     return clipped_consent_source(f"admin:{email}")
 
 
+async def _sent_twice(request: Request) -> set[str]:
+    """The form's fields that came with more than one value (``purpose=a&purpose=b``)."""
+    names = [name for name, _ in (await request.form()).multi_items()]
+    return {name for name in names if names.count(name) > 1}
+
+
 @router.post("/{customer_id}/consent", dependencies=[CsrfChecked])
 def change_consent(
     request: Request,
@@ -366,13 +372,15 @@ def change_consent(
     db: DbSession,
     user: CurrentAdmin,
     paging_request: PageParams,
+    twice: Annotated[set[str], Depends(_sent_twice)],
     purpose: Annotated[str, Form()] = "",
     choice: Annotated[str, Form()] = "",
     told_by: Annotated[str, Form()] = "call_center",
 ) -> Response:
     """Grant or withdraw the one purpose the form names, as the customer asked staff (a phone
     call: "stop emailing me"), recorded through the consent verb with the admin as its
-    source. Nothing else changes; an erased or unknown customer has no form."""
+    source. Nothing else changes; an erased or unknown customer has no form, and a purpose,
+    choice or channel sent twice is refused beside the field (no choice is guessed)."""
     errors: dict[str, str] = {}
     if purpose not in CONSENT_PURPOSES:
         errors["purpose"] = (
@@ -384,6 +392,9 @@ def change_consent(
         errors["choice"] = "Choice: grant or withdraw"
     if told_by not in TOLD_BY:
         errors["told_by"] = f"Told us: one of {', '.join(TOLD_BY)}"
+    for name, label in (("purpose", "Purpose"), ("choice", "Choice"), ("told_by", "Told us")):
+        if name in twice:
+            errors[name] = f"{label}: sent more than once; choose one"
     said = service.gone_notice(db, customer_id)
     if said is not None:
         return render(request, "customers/gone.html", {"user": user, "said": said}, status_code=404)
