@@ -259,8 +259,10 @@ def to_event(
 # every message its consent wrapper sends: ``{"Analytics": false, "Advertising": true}``) read
 # as Rapport's purposes. Categories are the ids a shop gave them in Segment, compared
 # ignoring case, spaces, '_' and '-': Segment's documented examples, the usual names, and
-# OneTrust's standard groups (C0002 performance, C0003 functional, C0004 targeting). Others
-# (DataSharing, C0001 strictly necessary, a shop's own) name no Rapport purpose and are ignored.
+# OneTrust's standard groups (C0002 performance, C0003 functional). Others (Advertising,
+# Marketing, Targeting and C0004: which ad pixels may run, not whether the person wants the
+# shop's newsletter, an opt-in of its own; DataSharing, C0001 strictly necessary, a shop's
+# own) name no Rapport purpose and are ignored.
 MARKETING_PURPOSES = ("marketing_email", "marketing_push")
 CONSENT_CATEGORIES: dict[str, tuple[str, ...]] = {
     "analytics": ("analytics",),
@@ -269,10 +271,6 @@ CONSENT_CATEGORIES: dict[str, tuple[str, ...]] = {
     "functional": ("personalization",),
     "personalization": ("personalization",),
     "c0003": ("personalization",),
-    "advertising": MARKETING_PURPOSES,
-    "marketing": MARKETING_PURPOSES,
-    "targeting": MARKETING_PURPOSES,
-    "c0004": MARKETING_PURPOSES,
 }
 # The track call Segment's consent wrappers send when a person changes their choices ("Segment
 # Consent Preference Updated"): the only message whose ``true`` grants a purpose.
