@@ -325,10 +325,7 @@ def guarded(db: Session, event: LoggedEvent) -> bool:
         return False
     if event.type not in ("identified", "aliased") and not _context_traits(event):
         return False
-    named = None
-    if event.user_id and event.user_id.startswith("cus_"):
-        named = get_customer(db, customer_id=event.user_id)
-    named = named or _named_profile(db, event)
+    named = _named_by_event(db, event)
     return named is not None and named.status == "active" and not named.is_anonymous
 
 
@@ -339,10 +336,7 @@ def _before_adoption(db: Session, event: LoggedEvent) -> bool:
     no profile, which the worker's log says."""
     if not _public(event) or event.customer_id is not None:
         return False
-    named = None
-    if event.user_id and event.user_id.startswith("cus_"):
-        named = get_customer(db, customer_id=event.user_id)
-    named = named or _named_profile(db, event)
+    named = _named_by_event(db, event)
     if named is None or not adopted_since(named, event.received_at):
         return False
     log.warning(
@@ -351,6 +345,14 @@ def _before_adoption(db: Session, event: LoggedEvent) -> bool:
         event.event_id,
     )
     return True
+
+
+def _named_by_event(db: Session, event: LoggedEvent) -> Customer | None:
+    """The profile an event names: by its Rapport id, else as :func:`_named_profile`."""
+    named = None
+    if event.user_id and event.user_id.startswith("cus_"):
+        named = get_customer(db, customer_id=event.user_id)
+    return named or _named_profile(db, event)
 
 
 def _unguarded(profile: dict[str, Any]) -> dict[str, Any]:
