@@ -191,10 +191,13 @@ def user_hash_error(event: NewEvent, *, trusted: bool) -> ItemError | None:
     that names no visitor either: nobody is left to keep it for."""
     if trusted or event["anonymous_id"] is not None or _user_hash_ok(event):
         return None
+    # Named as the route names them: POST /v1/events' customer_id and anonymous_id.
+    native = event["source"] in ("api", PUBLIC_API_SOURCE)
+    user, anonymous = ("customer_id", "anonymous_id") if native else ("userId", "anonymousId")
     return (
         ("context", "userHash"),
-        "This key's user ids need context.userHash, the HMAC-SHA256 of the user id under "
-        "RAPPORT_IDENTITY_SECRET (send it from your server's page), or send anonymousId only",
+        f"This key's {user} needs context.userHash, the HMAC-SHA256 of the {user} under "
+        f"RAPPORT_IDENTITY_SECRET (send it from your server's page), or send {anonymous} only",
         "user_hash_mismatch",
     )
 

@@ -102,6 +102,14 @@ class EventContext(TypedDict, total=False):
     ip: IpAddress
     location: Location
     store_id: Annotated[str, Field(max_length=40)]
+    userHash: Annotated[
+        str,
+        Field(
+            max_length=128,
+            description="With an ingest-only key and RAPPORT_IDENTITY_SECRET set: the hex "
+            "HMAC-SHA256 of `customer_id` under that secret, computed by your server.",
+        ),
+    ]
 
 
 @with_config(_STRICT)
