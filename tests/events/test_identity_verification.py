@@ -96,3 +96,46 @@ def test_native_events_and_write_keys(client, api_key, db) -> None:
     trusted = client.post("/v1/events", json={**event, "event_id": "e-2"}, headers=auth(server))
     assert trusted.status_code == 201, trusted.text
     assert events.get_event(db, event_id="e-2").user_id == "C0000002"
+
+
+def _native(event_id: str, **context: Any) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "type": "page_viewed",
+        "channel": "web",
+        "customer_id": "C0000002",
+        "occurred_at": "2026-06-01T12:00:00+00:00",
+        "context": context,
+    }
+
+
+@pytest.mark.usefixtures("identity_secret")
+def test_post_events_takes_context_user_hash(client, api_key, db) -> None:
+    # when the page's key sends POST /v1/events with the hash its server computed
+    signed = _native("e-1", userHash=_hash("C0000002"))
+    kept = client.post("/v1/events", json=signed, headers=auth(api_key("ingest")))
+
+    # then the event is stored as the customer's
+    assert kept.status_code == 201, kept.text
+    assert events.get_event(db, event_id="e-1").user_id == "C0000002"
+
+
+@pytest.mark.usefixtures("identity_secret")
+@pytest.mark.parametrize("context", [{}, {"userHash": "0" * 64}])
+def test_post_events_refusal_names_its_own_fields(client, api_key, db, context) -> None:
+    # when the page's key sends a customer_id without the hash, or a wrong one
+    unsigned = _native("e-2", **context)
+    refused = client.post("/v1/events", json=unsigned, headers=auth(api_key("ingest")))
+
+    # then it is refused naming context.userHash, the message naming customer_id and
+    # anonymous_id as this route calls them
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert (problem["field"], problem["errors"][0]["code"]) == (
+        "context.userHash",
+        "user_hash_mismatch",
+    )
+    assert "customer_id" in problem["detail"]
+    assert "anonymous_id" in problem["detail"]
+    assert "anonymousId" not in problem["detail"]
+    assert events.count_events(db) == 0
