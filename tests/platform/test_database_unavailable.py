@@ -201,7 +201,7 @@ def test_a_stopped_database_is_503_with_retry_after_for_reads_and_writes(
             httpx.Client(base_url=served.base_url, timeout=60) as client,
         ):
             read = client.get(
-                "/v1/customers/Jane-Doe-1987/timeline?before=jane@example.test",
+                "/v1/customers/Jane-Doe-1987/timeline?limit=7",
                 headers={"Authorization": f"Bearer {served.key}"},
             )
     finally:
@@ -210,11 +210,10 @@ def test_a_stopped_database_is_503_with_retry_after_for_reads_and_writes(
     _assert_unavailable(write)
     _assert_unavailable(read)
     # and the log names the route's template, as the access log does, never the id
-    assert "database unavailable on GET /v1/customers/{customer_id}/timeline?before=…" in (
+    assert "database unavailable on GET /v1/customers/{customer_id}/timeline?limit=…" in (
         caplog.text
     ), caplog.text
     assert "Jane-Doe" not in caplog.text
-    assert "jane@example.test" not in caplog.text
     # and once it is back, the server writes again
     assert _create(served, "after.restart@example.test").status_code == 201
 
