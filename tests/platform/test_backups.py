@@ -73,6 +73,14 @@ def test_the_documented_sqlite_restore_works_over_a_database_with_its_wal_left_b
     assert _key_names(f"sqlite:///{database}") == {"before the backup"}
 
 
+def _documented_restore() -> tuple[list[str], list[str]]:
+    """The guide's PostgreSQL restore block: its ``dropdb && createdb`` line and its
+    ``pg_restore`` line, each split as the shell would."""
+    (block,) = re.findall(r"\*\*Restore\*\*.*?```sh\n(.*?)```", GUIDE, re.S)
+    recreate, restore = [line.strip() for line in block.strip().splitlines()]
+    return shlex.split(recreate), shlex.split(restore)
+
+
 @pytest.mark.skipif(shutil.which("pg_restore") is None, reason="needs pg_dump and pg_restore")
 def test_the_documented_postgresql_restore_works_on_a_new_database_and_over_the_old(
     tmp_path: Path,
@@ -89,13 +97,39 @@ def test_the_documented_postgresql_restore_works_on_a_new_database_and_over_the_
         with backup.open("wb") as file:
             subprocess.run(dump, stdout=file, check=True, timeout=120)
         _add_key(url, "after the backup")
-        # when it is restored with the documented command into a new, empty database, and
-        # over the database it came from
-        restore = shlex.split(_documented(r"pg_restore "))
-        assert restore[-3:] == ["--dbname", "rapport", "FILE"]
-        for target in (fresh, url):
-            restore[-2:] = [_libpq(target), str(backup)]
-            result = subprocess.run(restore, capture_output=True, text=True, timeout=120)
+        recreate, restore = _documented_restore()
+        assert recreate == ["dropdb", "rapport", "&&", "createdb", "-O", "rapport", "rapport"]
+        assert restore[0] == "pg_restore"
+        assert restore[-3:-1] == ["--dbname", "rapport"]
+        assert "--clean" not in restore
+        # when the old database is dropped and made again, as the guide says, and the dump
+        # restored into it; and restored into a new, empty database
+        parsed = make_url(url)
+        bin_dir = Path(str(shutil.which("pg_restore"))).parent
+        server = [
+            "-h",
+            str(parsed.host),
+            "-p",
+            str(parsed.port or 5432),
+            "-U",
+            str(parsed.username),
+        ]
+        owner = str(parsed.username)
+        # --force, as the guide says for a connection left (this process's pool holds one)
+        subprocess.run(
+            [str(bin_dir / "dropdb"), "--force", *server, str(parsed.database)],
+            check=True,
+            timeout=60,
+        )
+        subprocess.run(
+            [str(bin_dir / "createdb"), *server, "-O", owner, str(parsed.database)],
+            check=True,
+            timeout=60,
+        )
+        for target in (url, fresh):
+            command = [f"--role={owner}" if part == "--role=rapport" else part for part in restore]
+            command[-2:] = [_libpq(target), str(backup)]
+            result = subprocess.run(command, capture_output=True, text=True, timeout=120)
             # then it succeeds, and the database holds what the dump held
             assert result.returncode == 0, result.stderr
             assert _key_names(target) == {"before the backup"}
