@@ -16,7 +16,6 @@ a column naming a customer is covered by its domain's ``PRIVACY_TABLES``.
 from __future__ import annotations
 
 import logging
-import random
 import re
 import time
 from collections.abc import Callable
@@ -25,7 +24,6 @@ from types import ModuleType
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from rapport.campaigns import service as campaigns
@@ -40,7 +38,7 @@ from rapport.loyalty import service as loyalty
 from rapport.orders import service as orders
 from rapport.platform import clock, jobs
 from rapport.platform import service as platform
-from rapport.platform.db import BUSY_TIMEOUT_MS
+from rapport.platform.db import BUSY_TIMEOUT_MS, run_again_on_conflict
 from rapport.platform.idempotency import BeforeCommit
 from rapport.platform.identity import identity_digest
 from rapport.platform.models import Job
@@ -55,9 +53,6 @@ CHECKPOINT_WAIT_MS = 5_000
 # An erasure that meets a deadlock or serialization failure (PostgreSQL) runs again, from
 # the start, this many times in all before the error goes to the caller.
 ERASE_ATTEMPTS = 5
-# SQLSTATEs of failures that say "run the transaction again": serialization_failure and
-# deadlock_detected.
-_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 # The job that sweeps the log, after an erasure, for other profiles' events naming the person
 # (``sweep_erased_contacts``), one page of ``events.SWEEP_PAGE`` events a run.
 SWEEP_JOB = "privacy.sweep_erased_contacts"
@@ -147,25 +142,20 @@ def erase_customer(
     serialization failure (PostgreSQL) rolls back and runs the erasure again, up to
     ``ERASE_ATTEMPTS`` times. ``before_commit`` runs last in the erasure's transaction (the
     API stores its answer there)."""
-    for attempt in range(1, ERASE_ATTEMPTS + 1):
-        try:
-            request = _erase_once(
-                db,
-                customer_id=customer_id,
-                requested_by=requested_by,
-                reason=reason,
-                before_commit=before_commit,
-            )
-        except DBAPIError as error:
-            if attempt == ERASE_ATTEMPTS or not _retryable(error):
-                raise
-            db.rollback()
-            log.warning("erasure of %s met %s; running it again", customer_id, _sqlstate(error))
-            time.sleep(random.uniform(0.01, 0.05) * attempt)  # let the other side finish
-            continue
-        _truncate_wal(db)
-        return request
-    raise AssertionError("unreachable")
+    request = run_again_on_conflict(
+        db,
+        lambda: _erase_once(
+            db,
+            customer_id=customer_id,
+            requested_by=requested_by,
+            reason=reason,
+            before_commit=before_commit,
+        ),
+        attempts=ERASE_ATTEMPTS,
+        what="an erasure",
+    )
+    _truncate_wal(db)
+    return request
 
 
 def _erase_once(
@@ -314,14 +304,6 @@ def _lock_subject(db: Session, *, customer_id: str) -> PrivacySubject:
         # those too and read again.
         customers.lock_profiles(db, missing)
         locked.update(missing)
-
-
-def _sqlstate(error: DBAPIError) -> str | None:
-    return getattr(error.orig, "sqlstate", None)
-
-
-def _retryable(error: DBAPIError) -> bool:
-    return _sqlstate(error) in _RETRYABLE_SQLSTATES
 
 
 def _truncate_wal(db: Session) -> None:

@@ -3,7 +3,6 @@ and statement. Every command takes an ``Idempotency-Key``."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from fractions import Fraction
@@ -12,7 +11,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from rapport.customers import service as customers
@@ -33,7 +31,7 @@ from rapport.loyalty.schemas import (
 from rapport.platform.auth import OPENAPI_SECURITY, AdminKey, ReadKey, WriteKey, admit
 from rapport.platform.bodies import read_json_body
 from rapport.platform.concurrency import run_command
-from rapport.platform.db import DbSession
+from rapport.platform.db import DbSession, run_again_on_conflict
 from rapport.platform.errors import InvalidInput
 from rapport.platform.idempotency import (
     HEADER,
@@ -71,9 +69,6 @@ def _fingerprinted(customer_id: str, body: BaseModel) -> dict[str, Any]:
     return {"customer_id": customer_id, **body.model_dump(mode="json")}
 
 
-log = logging.getLogger(__name__)
-
-
 async def _command(
     db: Session,
     *,
@@ -100,24 +95,12 @@ async def _command(
             render=_posted,
         )
 
-    def again_on_deadlock() -> JSONResponse:
-        for attempt in range(1, _COMMAND_ATTEMPTS + 1):
-            try:
-                return once()
-            except DBAPIError as error:
-                sqlstate = getattr(error.orig, "sqlstate", None)
-                if sqlstate not in _RUN_AGAIN_SQLSTATES or attempt == _COMMAND_ATTEMPTS:
-                    raise
-                db.rollback()
-                log.info("loyalty %s by %s met %s; running it again", verb, customer_id, sqlstate)
-        raise AssertionError("unreachable")
-
-    return await run_command(again_on_deadlock)
+    return await run_command(
+        lambda: run_again_on_conflict(db, once, attempts=_COMMAND_ATTEMPTS, what=f"loyalty {verb}")
+    )
 
 
-# PostgreSQL's deadlock_detected and serialization_failure (the transaction was rolled back),
-# and how many times a command runs in all when it meets one
-_RUN_AGAIN_SQLSTATES = frozenset({"40P01", "40001"})
+# How many times a command runs in all when PostgreSQL fails it to break a conflict
 _COMMAND_ATTEMPTS = 3
 
 

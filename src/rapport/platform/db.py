@@ -8,16 +8,18 @@ import fcntl
 import logging
 import math
 import os
+import random
 import sqlite3
 import struct
 import threading
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import psycopg
@@ -39,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -573,6 +576,34 @@ def create_db_engine(url: str) -> Engine:
             return BudgetedConnection.connect(*cargs, **cparams)
 
     return engine
+
+
+# The SQLSTATEs PostgreSQL fails a transaction with to break its conflict with another
+# (serialization_failure, deadlock_detected): the transaction was rolled back, and running it
+# again is the remedy.
+RUN_AGAIN_SQLSTATES = frozenset({"40001", "40P01"})
+
+_Result = TypeVar("_Result")
+
+
+def run_again_on_conflict(
+    db: Session, work: Callable[[], _Result], *, attempts: int, what: str
+) -> _Result:
+    """``work()``, run again (after a rollback and a short random pause, so the other side
+    finishes first) when PostgreSQL failed it to break a deadlock or a serialization failure,
+    up to ``attempts`` runs in all; any other error, or the last run's, goes to the caller.
+    ``what`` names the work in the log (no customer's id: logs are kept from erasure)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DBAPIError as error:
+            sqlstate = getattr(error.orig, "sqlstate", None)
+            if sqlstate not in RUN_AGAIN_SQLSTATES or attempt == attempts:
+                raise
+            db.rollback()
+            log.warning("%s met %s; running it again", what, sqlstate)
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
+    raise AssertionError("unreachable")
 
 
 @lru_cache(maxsize=8)
