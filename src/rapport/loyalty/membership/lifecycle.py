@@ -362,9 +362,14 @@ def renew_due(db: Session, *, now: datetime | None = None, batch: int = 200) -> 
         if not due:
             db.commit()
             return RenewalRun(renewed_periods=renewed, lapsed=lapsed)
+        active = _active_among(db, {membership.customer_id for membership in due})
         for membership in due:
             plan = db.get(MembershipPlan, membership.plan_id)
-            gone = _customer_gone(db, membership.customer_id)
+            gone = (
+                None
+                if membership.customer_id in active
+                else _customer_gone(db, membership.customer_id)
+            )
             if gone is not None:
                 # never a fee on a merged-away or erased profile (a merge moves the
                 # membership to the survivor; one left behind ends unrenewed)
@@ -378,6 +383,14 @@ def renew_due(db: Session, *, now: datetime | None = None, batch: int = 200) -> 
                 renewed += _renew(db, membership, plan, moment)
         db.commit()
         after = due[-1].id
+
+
+def _active_among(db: Session, customer_ids: set[str]) -> set[str]:
+    """Those of ``customer_ids`` still in use (one query a batch; the rest are looked up
+    one by one for why)."""
+    query = customers.active_audience()
+    column = query.selected_columns[0]
+    return set(db.scalars(query.where(column.in_(sorted(customer_ids)))))
 
 
 def _customer_gone(db: Session, customer_id: str) -> str | None:
