@@ -13,6 +13,7 @@ from alembic import command
 from rapport.platform.db import create_db_engine
 from rapport.platform.migrations_runner import alembic_config, upgrade
 from tests.conftest import make_database_url
+from tests.platform.migration_rows import insert_profiles
 
 NOTE = "Jane Doe phoned from +44 7700 900999 (jane@example.com)"
 # customer id -> (status, merged into)
@@ -30,17 +31,6 @@ MERGES = [
     ("cus_live_dup", "cus_live"),
 ]
 
-customers = sa.table(
-    "customers",
-    sa.column("customer_id", sa.String),
-    sa.column("locale", sa.String),
-    sa.column("attributes", sa.JSON),
-    sa.column("is_anonymous", sa.Boolean),
-    sa.column("status", sa.String),
-    sa.column("merged_into", sa.String),
-    sa.column("created_at", sa.DateTime),
-    sa.column("updated_at", sa.DateTime),
-)
 merges = sa.table(
     "customer_merges",
     sa.column("source_customer_id", sa.String),
@@ -60,19 +50,7 @@ def test_merges_of_erased_people_lose_their_reason(backend: str, tmp_path: Path)
         # given merges noted in free text, some of an erased person's profiles
         command.upgrade(alembic_config(url), "c25000000015")
         with engine.begin() as connection:
-            for customer_id, (status, into) in PROFILES.items():
-                connection.execute(
-                    customers.insert().values(
-                        customer_id=customer_id,
-                        locale="en",
-                        attributes={},
-                        is_anonymous=False,
-                        status=status,
-                        merged_into=into,
-                        created_at=at,
-                        updated_at=at,
-                    )
-                )
+            insert_profiles(connection, PROFILES, at=at)
             for source, target in MERGES:
                 connection.execute(
                     merges.insert().values(

@@ -13,6 +13,7 @@ from alembic import command
 from rapport.platform.db import create_db_engine
 from rapport.platform.migrations_runner import alembic_config, upgrade
 from tests.conftest import make_database_url
+from tests.platform.migration_rows import insert_profiles
 
 # customer id -> (status, merged into)
 PROFILES = {
@@ -23,17 +24,6 @@ PROFILES = {
 }
 DEBTS = {"cus_gone": 10, "cus_holder": 3, "cus_gone_too": 4}
 
-customers = sa.table(
-    "customers",
-    sa.column("customer_id", sa.String),
-    sa.column("locale", sa.String),
-    sa.column("attributes", sa.JSON),
-    sa.column("is_anonymous", sa.Boolean),
-    sa.column("status", sa.String),
-    sa.column("merged_into", sa.String),
-    sa.column("created_at", sa.DateTime),
-    sa.column("updated_at", sa.DateTime),
-)
 accounts = sa.table(
     "loyalty_accounts",
     sa.column("account_id", sa.String),
@@ -73,19 +63,7 @@ def test_merged_away_debt_moves_to_the_survivor(backend: str, tmp_path: Path) ->
         # given merged-away members who owe points from returns
         command.upgrade(alembic_config(url), "c25000000018")
         with engine.begin() as connection:
-            for customer_id, (status, into) in PROFILES.items():
-                connection.execute(
-                    customers.insert().values(
-                        customer_id=customer_id,
-                        locale="en",
-                        attributes={},
-                        is_anonymous=False,
-                        status=status,
-                        merged_into=into,
-                        created_at=at,
-                        updated_at=at,
-                    )
-                )
+            insert_profiles(connection, PROFILES, at=at)
             for number, (customer_id, owed) in enumerate(DEBTS.items(), start=1):
                 connection.execute(
                     accounts.insert().values(

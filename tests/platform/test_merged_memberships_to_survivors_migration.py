@@ -13,6 +13,7 @@ from alembic import command
 from rapport.platform.db import create_db_engine
 from rapport.platform.migrations_runner import alembic_config, upgrade
 from tests.conftest import make_database_url
+from tests.platform.migration_rows import insert_profiles
 
 # customer id -> (status, merged into)
 PROFILES = {
@@ -23,17 +24,6 @@ PROFILES = {
 }
 PAID_DAYS = {"cus_gone": 30, "cus_holder": 10, "cus_gone_too": 300}
 
-customers = sa.table(
-    "customers",
-    sa.column("customer_id", sa.String),
-    sa.column("locale", sa.String),
-    sa.column("attributes", sa.JSON),
-    sa.column("is_anonymous", sa.Boolean),
-    sa.column("status", sa.String),
-    sa.column("merged_into", sa.String),
-    sa.column("created_at", sa.DateTime),
-    sa.column("updated_at", sa.DateTime),
-)
 plans = sa.table(
     "loyalty_plans",
     sa.column("plan_id", sa.String),
@@ -80,19 +70,7 @@ def test_merged_away_memberships_move_to_the_survivor(backend: str, tmp_path: Pa
         # given merged-away members whose paid membership stayed on their old profile
         command.upgrade(alembic_config(url), "c25000000019")
         with engine.begin() as connection:
-            for customer_id, (status, into) in PROFILES.items():
-                connection.execute(
-                    customers.insert().values(
-                        customer_id=customer_id,
-                        locale="en",
-                        attributes={},
-                        is_anonymous=False,
-                        status=status,
-                        merged_into=into,
-                        created_at=at,
-                        updated_at=at,
-                    )
-                )
+            insert_profiles(connection, PROFILES, at=at)
             connection.execute(
                 plans.insert().values(
                     plan_id="plus",
