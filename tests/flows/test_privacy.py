@@ -234,6 +234,14 @@ def seed_everywhere(api: Api) -> str:
             customer_id=cid,
         )
         db.commit()
+    # a refusal kept as its key's answer, naming them inside its sentence
+    joined_again = api.client.post(
+        f"/v1/loyalty/members/{EXTERNAL_ID}/membership",
+        json={"plan_id": "plus"},
+        headers={**api.headers, "Idempotency-Key": "join-again"},
+    )
+    assert joined_again.status_code == 409, joined_again.text
+    assert str(cid) in joined_again.json()["detail"]
     return str(cid)
 
 
